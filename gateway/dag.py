@@ -1,0 +1,78 @@
+"""Declared programs (DAGs): validation and template substitution, pure.
+
+A node's prompt and message contents may reference earlier outputs as "{{node_id}}";
+every referenced node must be among its dependencies (direct or transitive).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from ostinato.v1 import common_pb2, gateway_pb2
+
+_REF = re.compile(r"\{\{\s*([A-Za-z0-9_.:-]+)\s*\}\}")
+MAX_NODES = 1024
+
+
+class InvalidDag(ValueError):
+    pass
+
+
+def topological_order(nodes: Sequence[gateway_pb2.DagNode]) -> list[str]:
+    """Validates the DAG and returns node ids in an order that respects dependencies."""
+    if not nodes:
+        raise InvalidDag("a declared program needs at least one node")
+    if len(nodes) > MAX_NODES:
+        raise InvalidDag(f"too many nodes: {len(nodes)} > {MAX_NODES}")
+    ids = [n.id for n in nodes]
+    if any(not i for i in ids):
+        raise InvalidDag("every node needs an id")
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise InvalidDag(f"duplicate node ids: {', '.join(dupes)}")
+    deps = {n.id: list(n.depends_on) for n in nodes}
+    for node_id, ds in deps.items():
+        unknown = [d for d in ds if d not in deps]
+        if unknown:
+            raise InvalidDag(f"node {node_id!r} depends on unknown node(s): {', '.join(unknown)}")
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(node_id: str, path: list[str]) -> None:
+        if state.get(node_id) == 2:
+            return
+        if state.get(node_id) == 1:
+            cycle = [*path[path.index(node_id):], node_id]
+            raise InvalidDag("dependency cycle: " + " -> ".join(cycle))
+        state[node_id] = 1
+        for d in deps[node_id]:
+            visit(d, [*path, node_id])
+        state[node_id] = 2
+        order.append(node_id)
+
+    for node_id in ids:
+        visit(node_id, [])
+    ancestors: dict[str, set[str]] = {}
+    for node_id in order:
+        ancestors[node_id] = set(deps[node_id]).union(*(ancestors[d] for d in deps[node_id]))
+    for n in nodes:
+        texts = [n.call.prompt, *(m.content for m in n.call.messages)]
+        refs = {r for t in texts for r in _REF.findall(t)}
+        bad = sorted(refs - ancestors[n.id])
+        if bad:
+            raise InvalidDag(f"node {n.id!r} references {', '.join(bad)} without depending on it")
+    return order
+
+
+def fill_templates(call: common_pb2.CallSpec, outputs: Mapping[str, str]) -> common_pb2.CallSpec:
+    out = common_pb2.CallSpec()
+    out.CopyFrom(call)
+
+    def sub(text: str) -> str:
+        return _REF.sub(lambda m: outputs[m.group(1)], text)
+
+    out.prompt = sub(out.prompt)
+    for m in out.messages:
+        m.content = sub(m.content)
+    return out

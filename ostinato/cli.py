@@ -1,0 +1,179 @@
+"""The `ostinato` command: run the mesh, its services one by one, or the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import threading
+from typing import Any
+
+from ostinato.config import ConfigError, MeshConfig, load_mesh_config
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML mesh config file (sections: gateway, planner, ...)")
+    p.add_argument("--port-file", help="write the bound address as JSON here once serving")
+    p.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to bind; 0 picks a free one")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ostinato", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run the whole mesh in the foreground (Ctrl-C stops it)")
+    up.add_argument("--config")
+    up.add_argument("--workers", type=int, help="number of workers (one sim engine each)")
+    up.add_argument("--redis-url", help="use this Redis instead of an embedded one")
+    up.add_argument("--policy", help="planner policy, e.g. fcfs+round_robin")
+    up.add_argument("--gateway-port", type=int, help="gateway gRPC port (default 50051)")
+    up.add_argument("--http-port", type=int, help="gateway HTTP port (default 8080)")
+    up.add_argument("--planner-port", type=int, help="planner gRPC port (default 50052)")
+    up.add_argument("--worker-base-port", type=int, default=50061,
+                    help="first worker's port; worker i gets base+i (0: free ports)")
+    up.add_argument("--engine-base-port", type=int, default=30000,
+                    help="first sim engine's port; engine i gets base+i (0: free ports)")
+    up.add_argument("--verbose", action="store_true", help="show the services' logs here")
+
+    demo = sub.add_parser("demo", help="start a mesh, run an example agentic program, stop")
+    demo.add_argument("--workers", type=int, default=2)
+    demo.add_argument("--redis-url")
+    demo.add_argument("--config")
+
+    gw = sub.add_parser("gateway", help="run the gateway (public gRPC edge)")
+    _common(gw)
+    gw.add_argument("--planner-address")
+
+    pl = sub.add_parser("planner", help="run the planner (control plane)")
+    _common(pl)
+    pl.add_argument("--redis-url")
+    pl.add_argument("--policy")
+
+    wk = sub.add_parser("worker", help="run a worker in front of one SGLang (or sim) engine")
+    _common(wk)
+    wk.add_argument("--worker-id")
+    wk.add_argument("--engine-url", help="SGLang server URL, e.g. http://127.0.0.1:30000")
+    wk.add_argument("--planner-address")
+    wk.add_argument("--max-inflight", type=int)
+
+    se = sub.add_parser("sim-engine", help="run the simulated SGLang server (SIMULATED output)")
+    _common(se)
+    se.add_argument("--model")
+    se.add_argument("--zero-cost", action="store_true", default=None,
+                    help="no simulated time: for measuring the mesh's own overhead")
+    return parser
+
+
+def _overrides(args: argparse.Namespace, section: str, names: dict[str, str]) -> dict[str, Any]:
+    values = {field: getattr(args, attr) for attr, field in names.items()
+              if getattr(args, attr, None) is not None}
+    return {section: values} if values else {}
+
+
+def _merge(*parts: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in parts:
+        for k, v in part.items():
+            out[k] = {**out.get(k, {}), **v} if isinstance(v, dict) else v
+    return out
+
+
+def _config(args: argparse.Namespace, overrides: dict[str, Any]) -> MeshConfig:
+    return load_mesh_config(getattr(args, "config", None), overrides=overrides)
+
+
+def _run_service(args: argparse.Namespace) -> None:
+    from tracing.logs import configure_logging
+
+    net = {"host": "host", "port": "port"}
+    configure_logging(args.command)
+    if args.command == "gateway":
+        from gateway.main import serve as serve_gateway
+
+        cfg = _config(args, _overrides(args, "gateway", {**net, "planner_address": "planner_address"}))
+        asyncio.run(serve_gateway(cfg.gateway, args.port_file))
+    elif args.command == "planner":
+        from planner.main import serve as serve_planner
+
+        cfg = _config(args, _merge(_overrides(args, "planner", {**net, "policy": "policy"}),
+                                   _overrides(args, "redis", {"redis_url": "url"})))
+        asyncio.run(serve_planner(cfg.planner, cfg.redis, args.port_file))
+    elif args.command == "worker":
+        from workers.main import serve as serve_worker
+
+        cfg = _config(args, _overrides(args, "worker", {
+            **net, "worker_id": "worker_id", "engine_url": "engine_url",
+            "planner_address": "planner_address", "max_inflight": "max_inflight"}))
+        asyncio.run(serve_worker(cfg.worker, args.port_file))
+    else:
+        from workers.sim.server import serve as serve_engine
+
+        cfg = _config(args, _overrides(args, "sim_engine", {
+            **net, "model": "model", "zero_cost": "zero_cost"}))
+        asyncio.run(serve_engine(cfg.sim_engine, args.port_file))
+
+
+def _up(args: argparse.Namespace) -> int:
+    from ostinato.mesh import Mesh, MeshStartError
+
+    overrides = _merge(
+        {"workers": args.workers} if args.workers else {},
+        _overrides(args, "redis", {"redis_url": "url"}),
+        _overrides(args, "planner", {"policy": "policy", "planner_port": "port"}),
+        _overrides(args, "gateway", {"gateway_port": "port", "http_port": "http_port"}),
+    )
+    cfg = _config(args, overrides)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    mesh = Mesh(cfg, worker_base_port=args.worker_base_port,
+                engine_base_port=args.engine_base_port, inherit_output=args.verbose)
+    try:
+        ep = mesh.start()
+    except MeshStartError as exc:
+        print(f"ostinato up: {exc}", file=sys.stderr)
+        mesh.close()
+        return 1
+    print("Ostinato mesh is up (engines are SIMULATED SGLang servers)")
+    print(f"  gateway  gRPC  {ep.gateway}")
+    print(f"  planner  gRPC  {ep.planner}   policy {cfg.planner.policy}")
+    for wid, addr in ep.workers.items():
+        print(f"  {wid:<8} gRPC  {addr}")
+    for i, url in enumerate(ep.engines):
+        print(f"  engine-{i} HTTP  {url}   (SGLang native API, simulated)")
+    print(f"  redis          {ep.redis_url}")
+    print(f"  logs           {ep.log_dir}")
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        while not stop.wait(0.5):
+            for name in ["gateway", "planner"]:
+                if mesh.child(name).poll() is not None:
+                    print(f"ostinato up: {name} exited; stopping", file=sys.stderr)
+                    stop.set()
+    finally:
+        print("stopping mesh ...", flush=True)
+        mesh.close()
+        print("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            return _up(args)
+        if args.command == "demo":
+            from ostinato.demo import main as demo_main
+
+            return demo_main(args)
+        _run_service(args)
+        return 0
+    except ConfigError as exc:
+        print(f"ostinato {args.command}: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

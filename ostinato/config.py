@@ -1,0 +1,200 @@
+"""Mesh configuration: one frozen dataclass per service, composed into MeshConfig.
+
+Sources, later ones winning: defaults, a YAML file (sections named as the fields of
+MeshConfig), environment variables OSTINATO_<SECTION>__<FIELD> (e.g.
+OSTINATO_PLANNER__POLICY=fcfs+round_robin), then command-line flags.
+Validation happens here, at the edge, with errors that name the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or invalid; the message names the field."""
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = ""  # empty: start an embedded redis-server
+    data_dir: str = ""  # embedded only; empty: a temporary directory
+    timeout_s: float = 0.5  # per operation; Redis trouble never blocks serving longer
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    http_port: int = 8080
+    planner_address: str = "127.0.0.1:50052"
+    # API key -> tenant. Empty with allow_anonymous: every caller is tenant "default".
+    api_keys: Mapping[str, str] = field(default_factory=dict)
+    allow_anonymous: bool = True
+    max_prompt_chars: int = 400_000
+    max_messages: int = 1024
+    default_max_new_tokens: int = 256
+    max_new_tokens_limit: int = 16_384
+    call_timeout_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50052
+    policy: str = "fcfs+round_robin"
+    worker_ttl_s: float = 10.0  # a worker not heard from for this long is dropped
+    program_idle_ttl_s: float = 1800.0
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50061
+    worker_id: str = ""  # empty: derived from host and port
+    engine_url: str = "http://127.0.0.1:30000"
+    planner_address: str = "127.0.0.1:50052"
+    max_inflight: int = 16  # admission budget the planner may fill on this worker
+    heartbeat_s: float = 2.0
+    engine_timeout_s: float = 600.0
+    engine_connect_retries: int = 3
+
+
+@dataclass(frozen=True)
+class SimEngineConfig:
+    host: str = "127.0.0.1"
+    port: int = 30000
+    model: str = "sim/llama-3.1-8b"
+    prefill_s_per_token: float = 0.00005
+    decode_s_per_token: float = 0.004
+    overhead_s: float = 0.002
+    zero_cost: bool = False  # no simulated time at all: measures the mesh's own overhead
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    workers: int = 2
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    sim_engine: SimEngineConfig = field(default_factory=SimEngineConfig)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError("workers: must be at least 1")
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{name}: expected true or false, got {value!r}")
+    if tp is int:
+        try:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str | int | float):
+            raise ConfigError(f"{name}: expected a string, got {value!r}")
+        return str(value)
+    if origin in (Mapping, dict) or tp is dict:
+        if isinstance(value, str):  # env form: "key1=tenant1,key2=tenant2"
+            pairs = [p for p in value.split(",") if p]
+            try:
+                value = dict(p.split("=", 1) for p in pairs)
+            except ValueError:
+                raise ConfigError(f"{name}: expected k=v pairs separated by commas") from None
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{name}: expected a mapping, got {value!r}")
+        return types.MappingProxyType({str(k): str(v) for k, v in value.items()})
+    raise ConfigError(f"{name}: unsupported type {tp}")
+
+
+def build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
+    """Builds dataclass `cls` from a mapping, rejecting unknown keys and bad values."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f" in {prefix}" if prefix else ""
+        raise ConfigError(f"unknown field{where}: {', '.join(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else key
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = build(tp, value, name)
+        else:
+            kwargs[key] = _coerce(value, tp, name)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{prefix or 'config'}: {exc}") from None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith("OSTINATO_") or key.startswith(("OSTINATO_LOG_", "OSTINATO_TEST_")):
+            continue  # logging is configured by tracing.logs, not the mesh config
+        parts = key[len("OSTINATO_") :].lower().split("__")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(merged.get(k), Mapping):
+            merged[k] = _merge(dict(merged[k]), v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def load_mesh_config(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> MeshConfig:
+    """Reads defaults, then the YAML file, then OSTINATO_* env, then explicit overrides."""
+    data: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        loaded = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"{p}: top level must be a mapping")
+        data = dict(loaded)
+    data = _merge(data, _env_overrides(os.environ if environ is None else environ))
+    data = _merge(data, overrides or {})
+    return build(MeshConfig, data)

@@ -1,0 +1,187 @@
+"""Runs the whole mesh on one machine as real child processes: Redis, sim engines, workers,
+planner and gateway. Used by `ostinato up`, `ostinato demo` and the integration tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from cache.redis_server import EmbeddedRedis
+from ostinato.config import MeshConfig
+
+
+class MeshStartError(RuntimeError):
+    pass
+
+
+@dataclass
+class MeshEndpoints:
+    gateway: str = ""
+    planner: str = ""
+    redis_url: str = ""
+    workers: dict[str, str] = field(default_factory=dict)  # worker id -> gRPC address
+    engines: list[str] = field(default_factory=list)  # sim engine URLs
+    log_dir: str = ""
+
+
+@dataclass
+class _Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port_file: Path
+    log_path: Path
+
+
+def _port(base: int, index: int, ephemeral: bool) -> int:
+    return 0 if ephemeral or base == 0 else base + index
+
+
+class Mesh:
+    """Starts services in dependency order and stops them in reverse.
+
+    ephemeral_ports=True binds every service to a free port (tests, demo); otherwise the
+    configured ports are used, workers and engines counting up from their base ports.
+    """
+
+    def __init__(self, config: MeshConfig, *, ephemeral_ports: bool = False,
+                 workdir: str | None = None, worker_base_port: int = 50061,
+                 engine_base_port: int = 30000, inherit_output: bool = False) -> None:
+        self.config = config
+        self._ephemeral = ephemeral_ports
+        self._worker_base = worker_base_port
+        self._engine_base = engine_base_port
+        self._inherit = inherit_output
+        self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="ostinato-mesh-")
+        self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._children: list[_Child] = []
+        self._redis: EmbeddedRedis | None = None
+        self.endpoints = MeshEndpoints(log_dir=str(self.workdir / "logs"))
+
+    def _spawn(self, name: str, args: list[str], config_file: Path) -> _Child:
+        logs = self.workdir / "logs"
+        logs.mkdir(exist_ok=True)
+        port_file = self.workdir / f"{name}.port.json"
+        port_file.unlink(missing_ok=True)
+        log_path = logs / f"{name}.log"
+        out = None if self._inherit else open(log_path, "wb")  # noqa: SIM115
+        env = {**os.environ, "OSTINATO_LOG_JSON": "1", "PYTHONUNBUFFERED": "1"}
+        env = {k: v for k, v in env.items() if not k.startswith("OSTINATO_") or k.startswith(
+            ("OSTINATO_LOG",))}  # the mesh config file is the single source for children
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ostinato.cli", *args, "--config", str(config_file),
+             "--port-file", str(port_file)],
+            stdout=out, stderr=subprocess.STDOUT if out else None, env=env,
+            start_new_session=True,  # Ctrl-C reaches the mesh, which stops children in order
+        )
+        if out is not None:
+            out.close()
+        child = _Child(name, proc, port_file, log_path)
+        self._children.append(child)
+        return child
+
+    def _wait(self, child: _Child, timeout_s: float) -> dict[str, object]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if child.port_file.exists():
+                return dict(json.loads(child.port_file.read_text()))
+            if child.proc.poll() is not None:
+                tail = child.log_path.read_text(errors="replace")[-3000:] if child.log_path.exists() else ""
+                raise MeshStartError(f"{child.name} exited with {child.proc.returncode}:\n{tail}")
+            time.sleep(0.05)
+        raise MeshStartError(f"{child.name} did not become ready within {timeout_s:.0f}s")
+
+    def start(self, timeout_s: float = 60.0) -> MeshEndpoints:
+        try:
+            return self._start(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout_s: float) -> MeshEndpoints:
+        cfg = self.config
+        redis_url = cfg.redis.url
+        if not redis_url:
+            self._redis = EmbeddedRedis(cfg.redis.data_dir or str(self.workdir / "redis"))
+            redis_url = self._redis.start()
+        self.endpoints.redis_url = redis_url
+        config_file = self.workdir / "mesh.yaml"
+        data = dataclasses.asdict(cfg)
+        data["redis"]["url"] = redis_url
+        data["gateway"]["api_keys"] = dict(cfg.gateway.api_keys)
+        config_file.write_text(yaml.safe_dump(data))
+
+        planner = self._spawn("planner", ["planner", "--port",
+                                          str(0 if self._ephemeral else cfg.planner.port)],
+                              config_file)
+        self.endpoints.planner = str(self._wait(planner, timeout_s)["address"])
+
+        engines = [
+            self._spawn(f"engine-{i}", ["sim-engine", "--port",
+                                        str(_port(self._engine_base, i, self._ephemeral))],
+                        config_file)
+            for i in range(cfg.workers)
+        ]
+        for engine in engines:
+            self.endpoints.engines.append(str(self._wait(engine, timeout_s)["address"]))
+        workers = [
+            self._spawn(f"worker-{i}", [
+                "worker", "--worker-id", f"worker-{i}", "--engine-url", url,
+                "--planner-address", self.endpoints.planner,
+                "--port", str(_port(self._worker_base, i, self._ephemeral)),
+            ], config_file)
+            for i, url in enumerate(self.endpoints.engines)
+        ]
+        for i, worker in enumerate(workers):
+            self.endpoints.workers[f"worker-{i}"] = str(self._wait(worker, timeout_s)["address"])
+
+        gateway = self._spawn("gateway", [
+            "gateway", "--planner-address", self.endpoints.planner,
+            "--port", str(0 if self._ephemeral else cfg.gateway.port),
+        ], config_file)
+        self.endpoints.gateway = str(self._wait(gateway, timeout_s)["address"])
+        return self.endpoints
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stops gateway, workers, engines, planner (reverse start order), then Redis."""
+        for child in reversed(self._children):
+            if child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+                try:
+                    child.proc.wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    child.proc.kill()
+                    child.proc.wait()
+        self._children.clear()
+        if self._redis is not None:
+            self._redis.stop()
+            self._redis = None
+
+    def child(self, name: str) -> subprocess.Popen[bytes]:
+        for c in self._children:
+            if c.name == name:
+                return c.proc
+        raise KeyError(name)
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> Mesh:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

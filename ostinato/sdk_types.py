@@ -1,0 +1,165 @@
+"""What the SDK returns, and the proto building shared by Client and AsyncClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import duration_pb2
+
+from ostinato.v1 import common_pb2, gateway_pb2
+
+MessageLike = Mapping[str, str] | tuple[str, str]
+
+_CACHE_MODES = {
+    None: common_pb2.CACHE_MODE_UNSPECIFIED, "off": common_pb2.CACHE_MODE_OFF,
+    "exact": common_pb2.CACHE_MODE_EXACT, "semantic": common_pb2.CACHE_MODE_SEMANTIC,
+}
+_CACHE_HITS = {common_pb2.CACHE_HIT_EXACT: "exact", common_pb2.CACHE_HIT_SEMANTIC: "semantic"}
+
+
+class OstinatoError(Exception):
+    """A call failed; `code` is the gRPC status the mesh answered with."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+
+
+def translate(exc: grpc.RpcError) -> OstinatoError:
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    return OstinatoError(code, details or "")
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+
+
+@dataclass(frozen=True)
+class CallOutput:
+    call_id: str
+    text: str
+    finish_reason: str
+    usage: Usage
+    worker_id: str
+    latency_s: float
+    queue_s: float
+    engine_s: float
+    priority: int
+    simulated: bool
+    cache_hit: str  # "miss" | "exact" | "semantic"
+
+
+@dataclass(frozen=True)
+class ProgramSummary:
+    program_id: str
+    calls_completed: int
+    calls_failed: int
+    usage: Usage
+    attained_service_s: float
+    elapsed_s: float
+
+
+def _message(m: MessageLike) -> common_pb2.Message:
+    if isinstance(m, tuple):
+        role, content = m
+        return common_pb2.Message(role=role, content=content)
+    return common_pb2.Message(role=m.get("role", ""), content=m.get("content", ""),
+                              name=m.get("name", ""), tool_call_id=m.get("tool_call_id", ""))
+
+
+def program_options(
+    program_id: str | None, deadline_s: float | None, program_class: str, reject_when_late: bool,
+    labels: Mapping[str, str] | None,
+) -> common_pb2.ProgramOptions:
+    opts = common_pb2.ProgramOptions(program_id=program_id or "", program_class=program_class,
+                                     reject_when_late=reject_when_late, labels=dict(labels or {}))
+    if deadline_s is not None:
+        opts.deadline.CopyFrom(duration_pb2.Duration(seconds=int(deadline_s),
+                                                     nanos=int((deadline_s % 1) * 1e9)))
+    return opts
+
+
+def call_spec(
+    *,
+    messages: Sequence[MessageLike] | None = None,
+    prompt: str | None = None,
+    call_id: str | None = None,
+    thread_id: str | None = None,
+    parents: Iterable[str] = (),
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    stop: Sequence[str] | None = None,
+    seed: int | None = None,
+    cache: str | None = None,
+    semantic_threshold: float = 0.0,
+    expected_output_tokens: int = 0,
+    tags: Sequence[str] = (),
+    model: str = "",
+) -> common_pb2.CallSpec:
+    if cache not in _CACHE_MODES:
+        raise ValueError(f"cache must be one of off, exact, semantic; got {cache!r}")
+    sampling = common_pb2.SamplingParams(stop=list(stop or ()))
+    if max_tokens is not None:
+        sampling.max_new_tokens = max_tokens
+    if temperature is not None:
+        sampling.temperature = temperature
+    if top_p is not None:
+        sampling.top_p = top_p
+    if seed is not None:
+        sampling.seed = seed
+    return common_pb2.CallSpec(
+        call_id=call_id or "", thread_id=thread_id or "", parent_call_ids=list(parents),
+        messages=[_message(m) for m in messages or ()], prompt=prompt or "", sampling=sampling,
+        cache=common_pb2.CachePolicy(mode=_CACHE_MODES[cache], semantic_threshold=semantic_threshold),
+        hints=common_pb2.CallHints(expected_output_tokens=expected_output_tokens, tags=list(tags)),
+        model=model,
+    )
+
+
+def call_output(result: common_pb2.CallResult) -> CallOutput:
+    return CallOutput(
+        call_id=result.call_id, text=result.text, finish_reason=result.finish_reason,
+        usage=Usage(result.usage.prompt_tokens, result.usage.completion_tokens,
+                    result.usage.cached_tokens),
+        worker_id=result.worker_id, latency_s=result.timings.total_s,
+        queue_s=result.timings.queue_s, engine_s=result.timings.engine_s,
+        priority=result.priority, simulated=result.simulated,
+        cache_hit=_CACHE_HITS.get(result.cache_hit, "miss"),
+    )
+
+
+def summary(resp: gateway_pb2.EndProgramResponse) -> ProgramSummary:
+    s = resp.summary
+    return ProgramSummary(
+        program_id=s.program_id, calls_completed=s.calls_completed, calls_failed=s.calls_failed,
+        usage=Usage(s.usage.prompt_tokens, s.usage.completion_tokens, s.usage.cached_tokens),
+        attained_service_s=s.attained_service_s, elapsed_s=s.elapsed_s,
+    )
+
+
+def auth_metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {api_key}"),) if api_key else ()
+
+
+class ThreadTracker:
+    """Default dependencies: a call depends on the previous call of its thread."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, str] = {}
+
+    def parents(self, thread_id: str | None, parents: Iterable[str] | None) -> list[str]:
+        if parents is not None:
+            return list(parents)
+        last = self._last.get(thread_id or "main")
+        return [last] if last else []
+
+    def record(self, thread_id: str | None, call_id: str) -> None:
+        self._last[thread_id or "main"] = call_id

@@ -1,0 +1,81 @@
+"""Running a grpc.aio service: health and reflection, port files, graceful shutdown on signals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+log = structlog.get_logger(__name__)
+
+GRACE_S = 5.0
+
+
+def write_port_file(path: str | None, **info: object) -> None:
+    """Atomically writes JSON describing a started service (its bound port, address ...)."""
+    if not path:
+        return
+    target = Path(path)
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, target)
+
+
+class GrpcService:
+    """A grpc.aio server with the standard health and reflection services."""
+
+    def __init__(self, service_names: Sequence[str], host: str, port: int) -> None:
+        self.server = grpc.aio.server(
+            options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                     ("grpc.so_reuseport", 0)]
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self._names = list(service_names)
+        reflection.enable_server_reflection(
+            [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        if self.port == 0:
+            raise RuntimeError(f"could not bind {host}:{port}")
+        self.address = f"{host}:{self.port}"
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name in ["", *self._names]:
+            await self.health.set(name, status)
+
+    async def run(
+        self,
+        *,
+        port_file: str | None = None,
+        on_started: Callable[[], Awaitable[None]] | None = None,
+        on_stopping: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Starts, reports SERVING, waits for SIGTERM/SIGINT, then stops gracefully."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.server.start()
+        if on_started is not None:
+            await on_started()
+        await self.set_serving(True)
+        write_port_file(port_file, port=self.port, address=self.address, pid=os.getpid())
+        log.info("serving", address=self.address, services=self._names)
+        await stop.wait()
+        log.info("stopping", grace_s=GRACE_S)
+        await self.set_serving(False)
+        if on_stopping is not None:
+            await on_stopping()
+        await self.server.stop(GRACE_S)
+        log.info("stopped")

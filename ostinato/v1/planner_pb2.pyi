@@ -1,0 +1,112 @@
+from ostinato.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CompletionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COMPLETION_STATUS_UNSPECIFIED: _ClassVar[CompletionStatus]
+    COMPLETION_STATUS_OK: _ClassVar[CompletionStatus]
+    COMPLETION_STATUS_FAILED: _ClassVar[CompletionStatus]
+    COMPLETION_STATUS_CANCELLED: _ClassVar[CompletionStatus]
+COMPLETION_STATUS_UNSPECIFIED: CompletionStatus
+COMPLETION_STATUS_OK: CompletionStatus
+COMPLETION_STATUS_FAILED: CompletionStatus
+COMPLETION_STATUS_CANCELLED: CompletionStatus
+
+class RegisterProgramRequest(_message.Message):
+    __slots__ = ("tenant", "options")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    options: _common_pb2.ProgramOptions
+    def __init__(self, tenant: _Optional[str] = ..., options: _Optional[_Union[_common_pb2.ProgramOptions, _Mapping]] = ...) -> None: ...
+
+class RegisterProgramResponse(_message.Message):
+    __slots__ = ("program_id",)
+    PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
+    program_id: str
+    def __init__(self, program_id: _Optional[str] = ...) -> None: ...
+
+class AdmitRequest(_message.Message):
+    __slots__ = ("tenant", "program_id", "call_id", "thread_id", "parent_call_ids", "prompt_tokens", "max_new_tokens", "hints")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    PARENT_CALL_IDS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    HINTS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    program_id: str
+    call_id: str
+    thread_id: str
+    parent_call_ids: _containers.RepeatedScalarFieldContainer[str]
+    prompt_tokens: int
+    max_new_tokens: int
+    hints: _common_pb2.CallHints
+    def __init__(self, tenant: _Optional[str] = ..., program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., parent_call_ids: _Optional[_Iterable[str]] = ..., prompt_tokens: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., hints: _Optional[_Union[_common_pb2.CallHints, _Mapping]] = ...) -> None: ...
+
+class Grant(_message.Message):
+    __slots__ = ("call_id", "worker_id", "worker_address", "priority", "queued_s")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_S_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    worker_id: str
+    worker_address: str
+    priority: int
+    queued_s: float
+    def __init__(self, call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., worker_address: _Optional[str] = ..., priority: _Optional[int] = ..., queued_s: _Optional[float] = ...) -> None: ...
+
+class CompletionReport(_message.Message):
+    __slots__ = ("program_id", "call_id", "worker_id", "status", "usage", "service_s")
+    PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_S_FIELD_NUMBER: _ClassVar[int]
+    program_id: str
+    call_id: str
+    worker_id: str
+    status: CompletionStatus
+    usage: _common_pb2.Usage
+    service_s: float
+    def __init__(self, program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., status: _Optional[_Union[CompletionStatus, str]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., service_s: _Optional[float] = ...) -> None: ...
+
+class ReportAck(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class EndProgramPlannerRequest(_message.Message):
+    __slots__ = ("tenant", "program_id")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    program_id: str
+    def __init__(self, tenant: _Optional[str] = ..., program_id: _Optional[str] = ...) -> None: ...
+
+class WorkerRegistration(_message.Message):
+    __slots__ = ("worker_id", "address", "max_inflight", "simulated")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MAX_INFLIGHT_FIELD_NUMBER: _ClassVar[int]
+    SIMULATED_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    address: str
+    max_inflight: int
+    simulated: bool
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., max_inflight: _Optional[int] = ..., simulated: _Optional[bool] = ...) -> None: ...
+
+class WorkerAck(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -1,0 +1,1 @@
+"""The planner: Ostinato's control plane (programs, global queue, priorities, routing)."""

@@ -1,0 +1,31 @@
+"""The planner's pure core: synchronous, clock-injected, no gRPC, Redis or asyncio."""
+
+from planner.core.model import (
+    CallRecord,
+    CallState,
+    DuplicateCall,
+    Grant,
+    NoSuchCall,
+    PlannerError,
+    Program,
+    ProgramClosed,
+    UnknownParent,
+    UnknownProgram,
+    WorkerState,
+)
+from planner.core.planner import PlannerCore
+
+__all__ = [
+    "CallRecord",
+    "CallState",
+    "DuplicateCall",
+    "Grant",
+    "NoSuchCall",
+    "PlannerCore",
+    "PlannerError",
+    "Program",
+    "ProgramClosed",
+    "UnknownParent",
+    "UnknownProgram",
+    "WorkerState",
+]

@@ -1,0 +1,131 @@
+"""Planner state: programs, calls, workers, grants, the events the core emits, and its errors."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class PlannerError(Exception):
+    """Base of the errors the core raises; the service maps each to a gRPC status."""
+
+
+class UnknownProgram(PlannerError):
+    pass
+
+
+class ProgramClosed(PlannerError):
+    pass
+
+
+class DuplicateCall(PlannerError):
+    pass
+
+
+class UnknownParent(PlannerError):
+    pass
+
+
+class NoSuchCall(PlannerError):
+    pass
+
+
+class CallState(enum.Enum):
+    BLOCKED = "blocked"  # waiting for parent calls to finish
+    QUEUED = "queued"  # in the global queue
+    RUNNING = "running"  # granted to a worker
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (CallState.DONE, CallState.FAILED, CallState.CANCELLED)
+
+
+@dataclass
+class CallRecord:
+    program_id: str
+    call_id: str
+    tenant: str
+    thread_id: str
+    parents: tuple[str, ...]
+    prompt_tokens: int
+    max_new_tokens: int
+    arrival: float
+    state: CallState = CallState.QUEUED
+    dispatched_at: float | None = None
+    finished_at: float | None = None
+    worker_id: str = ""
+    priority: int = 0
+    service_s: float = 0.0
+    prompt_tokens_used: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def key(self) -> str:
+        return call_key(self.program_id, self.call_id)
+
+
+def call_key(program_id: str, call_id: str) -> str:
+    return f"{program_id}/{call_id}"
+
+
+@dataclass
+class Program:
+    program_id: str
+    tenant: str
+    created_at: float
+    deadline_at: float | None = None
+    reject_when_late: bool = False
+    program_class: str = ""
+    calls: dict[str, CallRecord] = field(default_factory=dict)
+    attained_service_s: float = 0.0
+    last_active: float = 0.0
+    closed: bool = False
+
+
+@dataclass
+class WorkerState:
+    worker_id: str
+    address: str
+    max_inflight: int
+    last_seen: float
+    simulated: bool = False
+    inflight: int = 0
+
+    @property
+    def free(self) -> int:
+        return max(0, self.max_inflight - self.inflight)
+
+
+@dataclass(frozen=True)
+class Grant:
+    program_id: str
+    call_id: str
+    worker_id: str
+    worker_address: str
+    priority: int
+    queued_s: float
+
+
+# Events: the core appends them to its outbox; the service publishes them (to Redis).
+
+
+@dataclass(frozen=True)
+class ProgramRegistered:
+    program: Program
+
+
+@dataclass(frozen=True)
+class CallChanged:
+    call: CallRecord
+
+
+@dataclass(frozen=True)
+class ProgramEnded:
+    program: Program
+
+
+Event = ProgramRegistered | CallChanged | ProgramEnded

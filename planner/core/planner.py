@@ -1,0 +1,297 @@
+"""PlannerCore: the program table, the global queue, admission budgets and routing.
+
+Pure and synchronous: the service calls `submit`/`complete`/`cancel`, then `dispatch()`
+to learn which calls now start where, then `take_events()` to persist what changed.
+Per-decision cost is a heap operation plus a scan of the workers, independent of the
+number of queued calls.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable
+
+from ostinato.clock import Clock
+from planner.core.model import (
+    CallChanged,
+    CallRecord,
+    CallState,
+    DuplicateCall,
+    Event,
+    Grant,
+    NoSuchCall,
+    Program,
+    ProgramClosed,
+    ProgramEnded,
+    ProgramRegistered,
+    UnknownParent,
+    UnknownProgram,
+    WorkerState,
+    call_key,
+)
+from planner.core.policies import PriorityPolicy, priority_policies
+from planner.core.routing import RoutingPolicy, routing_policies
+
+
+def parse_policy(spec: str) -> tuple[PriorityPolicy, RoutingPolicy]:
+    """`<priority>+<routing>`, e.g. `fcfs+round_robin`."""
+    priorities, routings = priority_policies(), routing_policies()
+    presets = {"default": "fcfs+round_robin"}
+    spec = presets.get(spec, spec)
+    prio, sep, route = spec.partition("+")
+    if not sep or prio not in priorities or route not in routings:
+        raise ValueError(
+            f"unknown policy {spec!r}: expected <priority>+<routing> with priority in "
+            f"{sorted(priorities)} and routing in {sorted(routings)}, or one of {sorted(presets)}"
+        )
+    return priorities[prio](), routings[route]()
+
+
+class PlannerCore:
+    def __init__(
+        self,
+        clock: Clock,
+        priority: PriorityPolicy,
+        routing: RoutingPolicy,
+        *,
+        worker_ttl_s: float = 10.0,
+        program_idle_ttl_s: float = 1800.0,
+    ) -> None:
+        self._clock = clock
+        self._priority = priority
+        self._routing = routing
+        self._worker_ttl_s = worker_ttl_s
+        self._program_idle_ttl_s = program_idle_ttl_s
+        self._programs: dict[str, Program] = {}
+        self._workers: dict[str, WorkerState] = {}
+        self._queue: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+        self._calls: dict[str, CallRecord] = {}  # live (unfinished) calls by key
+        self._waiting_on: dict[str, list[str]] = {}  # parent key -> blocked child keys
+        self._events: list[Event] = []
+
+    # ---- workers -------------------------------------------------------------------
+
+    def upsert_worker(
+        self, worker_id: str, address: str, max_inflight: int, simulated: bool = False
+    ) -> None:
+        if max_inflight < 1:
+            raise ValueError("max_inflight must be at least 1")
+        now = self._clock.now()
+        worker = self._workers.get(worker_id)
+        if worker is None:
+            self._workers[worker_id] = WorkerState(
+                worker_id, address, max_inflight, last_seen=now, simulated=simulated
+            )
+        else:
+            worker.address, worker.max_inflight = address, max_inflight
+            worker.last_seen, worker.simulated = now, simulated
+
+    def remove_worker(self, worker_id: str) -> None:
+        self._workers.pop(worker_id, None)
+
+    @property
+    def workers(self) -> list[WorkerState]:
+        return sorted(self._workers.values(), key=lambda w: w.worker_id)
+
+    # ---- programs ------------------------------------------------------------------
+
+    def register_program(
+        self,
+        program_id: str,
+        tenant: str,
+        *,
+        deadline_s: float | None = None,
+        reject_when_late: bool = False,
+        program_class: str = "",
+    ) -> Program:
+        existing = self._programs.get(program_id)
+        if existing is not None:
+            if existing.tenant != tenant:  # never reveal another tenant's program
+                raise DuplicateCall(f"program id {program_id!r} is taken")
+            return existing
+        now = self._clock.now()
+        program = Program(
+            program_id=program_id,
+            tenant=tenant,
+            created_at=now,
+            deadline_at=None if deadline_s is None else now + deadline_s,
+            reject_when_late=reject_when_late,
+            program_class=program_class,
+            last_active=now,
+        )
+        self._programs[program_id] = program
+        self._events.append(ProgramRegistered(program))
+        return program
+
+    def program(self, program_id: str, tenant: str) -> Program:
+        program = self._programs.get(program_id)
+        if program is None or program.tenant != tenant:
+            raise UnknownProgram(f"no program {program_id!r}")
+        return program
+
+    def end_program(self, program_id: str, tenant: str) -> Program:
+        program = self.program(program_id, tenant)
+        for call in program.calls.values():
+            if call.state in (CallState.QUEUED, CallState.BLOCKED):
+                self._finish(call, CallState.CANCELLED)
+        program.closed = True
+        del self._programs[program_id]
+        self._events.append(ProgramEnded(program))
+        return program
+
+    # ---- calls ---------------------------------------------------------------------
+
+    def submit(
+        self,
+        program_id: str,
+        tenant: str,
+        call_id: str,
+        *,
+        thread_id: str = "main",
+        parents: Iterable[str] = (),
+        prompt_tokens: int = 0,
+        max_new_tokens: int = 0,
+    ) -> CallRecord:
+        program = self.program(program_id, tenant)
+        if program.closed:
+            raise ProgramClosed(f"program {program_id!r} has ended")
+        if call_id in program.calls:
+            raise DuplicateCall(f"call {call_id!r} already exists in program {program_id!r}")
+        parents = tuple(parents)
+        missing = [p for p in parents if p not in program.calls]
+        if missing:
+            raise UnknownParent(f"unknown parent call(s): {', '.join(missing)}")
+        now = self._clock.now()
+        call = CallRecord(
+            program_id=program_id,
+            call_id=call_id,
+            tenant=tenant,
+            thread_id=thread_id or "main",
+            parents=parents,
+            prompt_tokens=prompt_tokens,
+            max_new_tokens=max_new_tokens,
+            arrival=now,
+        )
+        program.calls[call_id] = call
+        program.last_active = now
+        self._calls[call.key] = call
+        unfinished = [p for p in parents if not program.calls[p].state.finished]
+        if unfinished:
+            call.state = CallState.BLOCKED
+            for p in unfinished:
+                self._waiting_on.setdefault(call_key(program_id, p), []).append(call.key)
+        else:
+            self._enqueue(call, program)
+        self._events.append(CallChanged(call))
+        return call
+
+    def _enqueue(self, call: CallRecord, program: Program) -> None:
+        call.state = CallState.QUEUED
+        key = self._priority.sort_key(call, program, self._clock.now())
+        heapq.heappush(self._queue, (key, next(self._seq), call.key))
+
+    def dispatch(self) -> list[Grant]:
+        """Starts queued calls while workers have budget; returns the grants made."""
+        grants: list[Grant] = []
+        now = self._clock.now()
+        while self._queue:
+            free = [w for w in self.workers if w.free > 0]
+            if not free:
+                break
+            _, _, key = heapq.heappop(self._queue)
+            call = self._calls.get(key)
+            if call is None or call.state is not CallState.QUEUED:
+                continue  # cancelled while queued: lazy deletion
+            program = self._programs[call.program_id]
+            worker = self._routing.choose(call, free)
+            worker.inflight += 1
+            call.state = CallState.RUNNING
+            call.worker_id = worker.worker_id
+            call.dispatched_at = now
+            call.priority = self._priority.engine_priority(call, program, now)
+            self._events.append(CallChanged(call))
+            grants.append(
+                Grant(call.program_id, call.call_id, worker.worker_id, worker.address,
+                      call.priority, queued_s=now - call.arrival)
+            )
+        return grants
+
+    def complete(
+        self,
+        program_id: str,
+        call_id: str,
+        *,
+        state: CallState = CallState.DONE,
+        service_s: float = 0.0,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cached_tokens: int = 0,
+    ) -> CallRecord:
+        """Records the end of a running call. Repeated reports of one call are ignored."""
+        if not state.finished:
+            raise ValueError(f"complete() needs a finished state, got {state}")
+        call = self._calls.get(call_key(program_id, call_id))
+        if call is None:
+            raise NoSuchCall(f"no live call {call_id!r} in program {program_id!r}")
+        call.service_s = max(0.0, service_s)
+        call.prompt_tokens_used = prompt_tokens
+        call.completion_tokens = completion_tokens
+        call.cached_tokens = cached_tokens
+        program = self._programs.get(program_id)
+        if program is not None:
+            program.attained_service_s += call.service_s
+        self._finish(call, state)
+        return call
+
+    def cancel(self, program_id: str, call_id: str) -> None:
+        """The caller gave up: a waiting call is dropped; a running one frees its worker."""
+        call = self._calls.get(call_key(program_id, call_id))
+        if call is not None:
+            self._finish(call, CallState.CANCELLED)
+
+    def _finish(self, call: CallRecord, state: CallState) -> None:
+        if call.state is CallState.RUNNING:
+            worker = self._workers.get(call.worker_id)
+            if worker is not None:
+                worker.inflight = max(0, worker.inflight - 1)
+        now = self._clock.now()
+        call.state = state
+        call.finished_at = now
+        self._calls.pop(call.key, None)
+        program = self._programs.get(call.program_id)
+        if program is not None:
+            program.last_active = now
+        self._events.append(CallChanged(call))
+        for child_key in self._waiting_on.pop(call.key, []):
+            child = self._calls.get(child_key)
+            if child is None or child.state is not CallState.BLOCKED or program is None:
+                continue
+            if all(program.calls[p].state.finished for p in child.parents):
+                self._enqueue(child, program)
+                self._events.append(CallChanged(child))
+
+    # ---- housekeeping --------------------------------------------------------------
+
+    def expire(self) -> list[str]:
+        """Drops workers not heard from and idle programs; returns expired program ids."""
+        now = self._clock.now()
+        for worker in list(self._workers.values()):
+            if now - worker.last_seen > self._worker_ttl_s:
+                del self._workers[worker.worker_id]
+        expired = []
+        for program in list(self._programs.values()):
+            busy = any(not c.state.finished for c in program.calls.values())
+            if not busy and now - program.last_active > self._program_idle_ttl_s:
+                self.end_program(program.program_id, program.tenant)
+                expired.append(program.program_id)
+        return expired
+
+    def take_events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    @property
+    def queued(self) -> int:
+        return sum(1 for c in self._calls.values() if c.state is CallState.QUEUED)

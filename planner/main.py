@@ -1,0 +1,49 @@
+"""`ostinato planner`: wires the planner core, its Redis store and the gRPC service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import redis.asyncio as aioredis
+import structlog
+
+from ostinato.clock import SystemClock
+from ostinato.config import PlannerConfig, RedisConfig
+from ostinato.serving import GrpcService
+from ostinato.v1 import planner_pb2, planner_pb2_grpc
+from planner.core.planner import PlannerCore, parse_policy
+from planner.service import PlannerService
+from planner.store import ProgramStore
+
+log = structlog.get_logger(__name__)
+
+
+async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | None = None) -> None:
+    if not redis_cfg.url:
+        raise ValueError("the planner needs --redis-url (ostinato up starts an embedded Redis)")
+    clock = SystemClock()
+    priority, routing = parse_policy(config.policy)
+    core = PlannerCore(clock, priority, routing, worker_ttl_s=config.worker_ttl_s,
+                       program_idle_ttl_s=config.program_idle_ttl_s)
+    client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
+                               socket_connect_timeout=redis_cfg.timeout_s)
+    store = ProgramStore(client, timeout_s=redis_cfg.timeout_s)
+    service = PlannerService(core, store, clock)
+    grpc_service = GrpcService(
+        [planner_pb2.DESCRIPTOR.services_by_name["Planner"].full_name], config.host, config.port
+    )
+    planner_pb2_grpc.add_PlannerServicer_to_server(service, grpc_service.server)
+    tasks = [asyncio.create_task(store.run()), asyncio.create_task(service.housekeeping())]
+
+    async def on_stopping() -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(store.flush(), 2.0)
+
+    log.info("planner policy", policy=config.policy)
+    try:
+        await grpc_service.run(port_file=port_file, on_stopping=on_stopping)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await client.aclose()

@@ -1,0 +1,173 @@
+"""The Planner gRPC servicer: proto -> core -> proto, plus waking the callers it grants."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import grpc
+import structlog
+
+from ostinato.clock import Clock
+from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
+from planner.core import (
+    CallState,
+    DuplicateCall,
+    Grant,
+    NoSuchCall,
+    PlannerCore,
+    PlannerError,
+    ProgramClosed,
+    UnknownParent,
+    UnknownProgram,
+)
+from planner.store import ProgramStore
+
+log = structlog.get_logger(__name__)
+
+_STATUS_FOR = {
+    UnknownProgram: grpc.StatusCode.NOT_FOUND,
+    NoSuchCall: grpc.StatusCode.NOT_FOUND,
+    DuplicateCall: grpc.StatusCode.ALREADY_EXISTS,
+    UnknownParent: grpc.StatusCode.INVALID_ARGUMENT,
+    ProgramClosed: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+_COMPLETION_STATE = {
+    planner_pb2.COMPLETION_STATUS_OK: CallState.DONE,
+    planner_pb2.COMPLETION_STATUS_FAILED: CallState.FAILED,
+    planner_pb2.COMPLETION_STATUS_CANCELLED: CallState.CANCELLED,
+}
+
+
+async def _abort_for(context: grpc.aio.ServicerContext, exc: PlannerError) -> None:
+    await context.abort(_STATUS_FOR.get(type(exc), grpc.StatusCode.INTERNAL), str(exc))
+
+
+def summary_proto(program, now: float) -> common_pb2.ProgramSummary:  # type: ignore[no-untyped-def]
+    calls = program.calls.values()
+    return common_pb2.ProgramSummary(
+        program_id=program.program_id,
+        tenant=program.tenant,
+        calls_completed=sum(1 for c in calls if c.state is CallState.DONE),
+        calls_failed=sum(1 for c in calls if c.state is CallState.FAILED),
+        usage=common_pb2.Usage(
+            prompt_tokens=sum(c.prompt_tokens_used for c in calls),
+            completion_tokens=sum(c.completion_tokens for c in calls),
+            cached_tokens=sum(c.cached_tokens for c in calls),
+        ),
+        attained_service_s=program.attained_service_s,
+        elapsed_s=now - program.created_at,
+    )
+
+
+class PlannerService(planner_pb2_grpc.PlannerServicer):
+    def __init__(self, core: PlannerCore, store: ProgramStore, clock: Clock) -> None:
+        self._core = core
+        self._store = store
+        self._clock = clock
+        self._waiters: dict[str, asyncio.Future[Grant]] = {}
+
+    def pump(self) -> None:
+        """Dispatches what can start, wakes its Admit callers, and persists what changed."""
+        for grant in self._core.dispatch():
+            waiter = self._waiters.pop(f"{grant.program_id}/{grant.call_id}", None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(grant)
+        self._store.publish(self._core.take_events())
+
+    async def RegisterProgram(self, request, context):
+        opts = request.options
+        program_id = opts.program_id or uuid.uuid4().hex
+        deadline = opts.deadline.ToTimedelta().total_seconds() if opts.HasField("deadline") else None
+        if deadline is not None and deadline <= 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "deadline must be positive")
+        try:
+            self._core.register_program(
+                program_id, request.tenant, deadline_s=deadline,
+                reject_when_late=opts.reject_when_late, program_class=opts.program_class,
+            )
+        except PlannerError as exc:
+            await _abort_for(context, exc)
+        self.pump()
+        return planner_pb2.RegisterProgramResponse(program_id=program_id)
+
+    async def Admit(self, request, context):
+        key = f"{request.program_id}/{request.call_id}"
+        try:
+            self._core.submit(
+                request.program_id, request.tenant, request.call_id,
+                thread_id=request.thread_id, parents=request.parent_call_ids,
+                prompt_tokens=request.prompt_tokens, max_new_tokens=request.max_new_tokens,
+            )
+        except PlannerError as exc:
+            await _abort_for(context, exc)
+        waiter: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
+        self._waiters[key] = waiter
+        self.pump()
+        try:
+            grant = await waiter
+        except PlannerError as exc:  # the program ended while this call waited
+            await _abort_for(context, exc)
+        except asyncio.CancelledError:
+            # The caller went away: drop the call, or free the worker it was just given.
+            self._waiters.pop(key, None)
+            self._core.cancel(request.program_id, request.call_id)
+            self.pump()
+            raise
+        return planner_pb2.Grant(
+            call_id=grant.call_id, worker_id=grant.worker_id, worker_address=grant.worker_address,
+            priority=grant.priority, queued_s=grant.queued_s,
+        )
+
+    async def ReportCompletion(self, request, context):
+        state = _COMPLETION_STATE.get(request.status)
+        if state is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "completion status is required")
+        # NoSuchCall: already finished (a repeated report, or the caller cancelled first).
+        with contextlib.suppress(NoSuchCall):
+            self._core.complete(
+                request.program_id, request.call_id, state=state, service_s=request.service_s,
+                prompt_tokens=request.usage.prompt_tokens,
+                completion_tokens=request.usage.completion_tokens,
+                cached_tokens=request.usage.cached_tokens,
+            )
+        self.pump()
+        return planner_pb2.ReportAck()
+
+    async def EndProgram(self, request, context):
+        try:
+            program = self._core.end_program(request.program_id, request.tenant)
+        except PlannerError as exc:
+            await _abort_for(context, exc)
+        for call in program.calls.values():
+            waiter = self._waiters.pop(f"{program.program_id}/{call.call_id}", None)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(ProgramClosed("the program ended while this call waited"))
+        self.pump()
+        return summary_proto(program, self._clock.now())
+
+    async def RegisterWorker(self, request, context):
+        if not request.worker_id or not request.address:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "worker_id and address are required")
+        try:
+            self._core.upsert_worker(
+                request.worker_id, request.address, request.max_inflight or 1, request.simulated
+            )
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        self.pump()
+        return planner_pb2.WorkerAck()
+
+    async def DeregisterWorker(self, request, context):
+        self._core.remove_worker(request.worker_id)
+        return planner_pb2.WorkerAck()
+
+    async def housekeeping(self, every_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            expired = self._core.expire()
+            if expired:
+                log.info("programs expired", count=len(expired))
+            self.pump()

@@ -1,0 +1,1 @@
+"""Observability: structured logging now; OpenTelemetry tracing and metrics build on it."""

@@ -1,0 +1,80 @@
+"""`ostinato worker`: a Worker service in front of one SGLang (or sim) engine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import grpc
+import structlog
+
+from ostinato.config import WorkerConfig
+from ostinato.serving import GrpcService
+from ostinato.v1 import planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
+from workers.service import WorkerService
+from workers.sglang_client import EngineUnavailable, SGLangClient
+
+log = structlog.get_logger(__name__)
+
+
+async def _wait_for_engine(engine: SGLangClient, timeout_s: float = 60.0) -> dict:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            return await engine.server_info()
+        except EngineUnavailable:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def serve(config: WorkerConfig, port_file: str | None = None) -> None:
+    grpc_service = GrpcService(
+        [worker_pb2.DESCRIPTOR.services_by_name["Worker"].full_name], config.host, config.port
+    )
+    worker_id = config.worker_id or f"worker-{config.host}-{grpc_service.port}"
+    engine = SGLangClient(config.engine_url, timeout_s=config.engine_timeout_s,
+                          connect_retries=config.engine_connect_retries)
+    info = await _wait_for_engine(engine)
+    channel = grpc.aio.insecure_channel(config.planner_address)
+    planner = planner_pb2_grpc.PlannerStub(channel)
+    service = WorkerService(worker_id, engine, planner, model=str(info.get("model_path", "")))
+    service.simulated = bool(info.get("simulated", False))
+    worker_pb2_grpc.add_WorkerServicer_to_server(service, grpc_service.server)
+    registration = planner_pb2.WorkerRegistration(
+        worker_id=worker_id, address=grpc_service.address, max_inflight=config.max_inflight,
+        simulated=service.simulated,
+    )
+
+    async def register() -> None:
+        await planner.RegisterWorker(registration, timeout=10.0, wait_for_ready=True)
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(config.heartbeat_s)
+            try:
+                await planner.RegisterWorker(registration, timeout=config.heartbeat_s)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("planner unreachable", error=exc.code().name)
+
+    beat: asyncio.Task[None] | None = None
+
+    async def on_started() -> None:
+        nonlocal beat
+        await register()
+        beat = asyncio.create_task(heartbeat())
+        log.info("worker registered", worker_id=worker_id, engine=config.engine_url,
+                 simulated=service.simulated)
+
+    async def on_stopping() -> None:
+        if beat is not None:
+            beat.cancel()
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await planner.DeregisterWorker(registration, timeout=2.0)
+
+    try:
+        await grpc_service.run(port_file=port_file, on_started=on_started, on_stopping=on_stopping)
+    finally:
+        await service.drain_reports()
+        await engine.close()
+        await channel.close()

@@ -1,0 +1,152 @@
+"""The Worker gRPC servicer: GenerateRequest -> SGLang /generate stream -> GenerateChunks.
+
+Reports every call's end (ok, failed, cancelled) to the planner, which frees the
+worker's admission budget and accounts the program's attained service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Any
+
+import grpc
+import structlog
+
+from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
+from workers.sglang_client import (
+    EngineError,
+    EngineOutput,
+    EngineRejected,
+    EngineRequest,
+    EngineTimeout,
+    EngineUnavailable,
+    SGLangClient,
+)
+
+log = structlog.get_logger(__name__)
+
+_ENGINE_STATUS = {
+    EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
+    EngineRejected: grpc.StatusCode.INVALID_ARGUMENT,
+    EngineTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+def sampling_dict(sp: common_pb2.SamplingParams) -> dict[str, Any]:
+    """Proto sampling params -> SGLang sampling_params; unset fields keep SGLang's defaults."""
+    out: dict[str, Any] = {}
+    for name in ("max_new_tokens", "temperature", "top_p", "top_k", "n"):
+        if sp.HasField(name):
+            out[name] = getattr(sp, name)
+    if sp.HasField("seed"):
+        out["sampling_seed"] = sp.seed
+    if sp.stop:
+        out["stop"] = list(sp.stop)
+    if sp.ignore_eos:
+        out["ignore_eos"] = True
+    return out
+
+
+class WorkerService(worker_pb2_grpc.WorkerServicer):
+    def __init__(
+        self,
+        worker_id: str,
+        engine: SGLangClient,
+        planner: planner_pb2_grpc.PlannerStub,
+        model: str = "",
+    ) -> None:
+        self.worker_id = worker_id
+        self._engine = engine
+        self._planner = planner
+        self._model = model
+        self.simulated = False
+        self._running = 0
+        self._completed = 0
+        self._failed = 0
+        self._reports: set[asyncio.Task[None]] = set()
+
+    def _report(self, req: worker_pb2.GenerateRequest, status: int, out: EngineOutput | None,
+                service_s: float) -> None:
+        usage = common_pb2.Usage()
+        if out is not None:
+            usage = common_pb2.Usage(prompt_tokens=out.prompt_tokens,
+                                     completion_tokens=out.completion_tokens,
+                                     cached_tokens=out.cached_tokens)
+        report = planner_pb2.CompletionReport(
+            program_id=req.program_id, call_id=req.call_id, worker_id=self.worker_id,
+            status=status, usage=usage, service_s=service_s,
+        )
+
+        async def send() -> None:
+            try:
+                await self._planner.ReportCompletion(report, timeout=5.0)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("completion report failed", call_id=req.call_id, error=exc.details())
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+    async def Generate(self, request, context):
+        if not request.prompt:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "prompt is empty")
+        rid = request.request_id or uuid.uuid4().hex
+        engine_req = EngineRequest(
+            rid=rid, text=request.prompt, sampling_params=sampling_dict(request.sampling),
+            priority=request.priority, cache_salt=request.cache_salt or None,
+        )
+        start = time.monotonic()
+        last: EngineOutput | None = None
+        status = planner_pb2.COMPLETION_STATUS_FAILED
+        self._running += 1
+        try:
+            async for out in self._engine.generate(engine_req):
+                last = out
+                if out.delta:
+                    yield worker_pb2.GenerateChunk(delta=out.delta)
+            if last is None or not last.finished:
+                raise EngineError("engine stream ended without a finished response")
+            if last.finish_reason == "abort":
+                raise EngineError("engine aborted the request")
+            self.simulated = self.simulated or last.simulated
+            service_s = last.e2e_latency if last.e2e_latency is not None else time.monotonic() - start
+            status = planner_pb2.COMPLETION_STATUS_OK
+            self._report(request, status, last, service_s)
+            yield worker_pb2.GenerateChunk(result=worker_pb2.GenerateResult(
+                finish_reason=last.finish_reason or "", worker_id=self.worker_id,
+                service_s=service_s, simulated=last.simulated,
+                usage=common_pb2.Usage(prompt_tokens=last.prompt_tokens,
+                                       completion_tokens=last.completion_tokens,
+                                       cached_tokens=last.cached_tokens),
+            ))
+        except asyncio.CancelledError:
+            status = planner_pb2.COMPLETION_STATUS_CANCELLED
+            await asyncio.shield(self._engine.abort(rid))
+            self._report(request, status, last, time.monotonic() - start)
+            raise
+        except EngineError as exc:
+            self._report(request, status, last, time.monotonic() - start)
+            code = _ENGINE_STATUS.get(type(exc), grpc.StatusCode.INTERNAL)
+            log.warning("engine error", call_id=request.call_id, error=str(exc))
+            await context.abort(code, f"worker {self.worker_id}: {exc}")
+        finally:
+            self._running -= 1
+            if status == planner_pb2.COMPLETION_STATUS_OK:
+                self._completed += 1
+            else:
+                self._failed += 1
+
+    async def Stats(self, request, context):
+        return worker_pb2.WorkerStats(
+            worker_id=self.worker_id, engine_url=self._engine.base_url, running=self._running,
+            completed=self._completed, failed=self._failed, simulated=self.simulated,
+            model=self._model,
+        )
+
+    async def drain_reports(self) -> None:
+        if self._reports:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*self._reports, return_exceptions=True), 3.0)

@@ -1,0 +1,205 @@
+"""Async client of SGLang's native HTTP API, used by every worker (real SGLang or the sim engine).
+
+Field names checked against SGLang's source:
+- python/sglang/srt/managers/io_struct.py, GenerateReqInput: `text`, `input_ids`,
+  `sampling_params` (dict), `rid`, `stream`, `priority` (int), `cache_salt`, `return_logprob`.
+- python/sglang/srt/sampling/sampling_params.py, SamplingParams: `max_new_tokens`,
+  `temperature`, `top_p`, `top_k`, `stop`, `ignore_eos`, `n`, `sampling_seed`.
+- python/sglang/srt/managers/tokenizer_manager.py, meta_info: `id`, `finish_reason`
+  ({"type": "stop"|"length"|"abort", ...}), `prompt_tokens`, `completion_tokens`,
+  `cached_tokens`, `e2e_latency` (on the finished response).
+- python/sglang/srt/entrypoints/http_server.py: streaming is SSE `data: {...}` lines, text
+  cumulative by default, ending with `data: [DONE]`; POST /abort_request {"rid": ...}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+
+class EngineError(Exception):
+    """Base: the engine could not serve the request."""
+
+
+class EngineUnavailable(EngineError):
+    """Could not reach the engine (connection refused, reset before any token, 503)."""
+
+
+class EngineRejected(EngineError):
+    """The engine refused the request as invalid (HTTP 4xx)."""
+
+
+class EngineTimeout(EngineError):
+    """No answer within the timeout."""
+
+
+class EngineFailed(EngineError):
+    """The engine failed mid-request, or answered with a server error."""
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    rid: str
+    text: str
+    sampling_params: dict[str, Any] = field(default_factory=dict)
+    priority: int | None = None
+    cache_salt: str | None = None
+
+    def body(self, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "rid": self.rid, "text": self.text, "sampling_params": self.sampling_params,
+            "stream": stream,
+        }
+        if self.priority is not None:
+            body["priority"] = self.priority
+        if self.cache_salt:
+            body["cache_salt"] = self.cache_salt
+        return body
+
+
+@dataclass(frozen=True)
+class EngineOutput:
+    delta: str
+    text: str
+    finish_reason: str | None  # "stop" | "length" | "abort" once finished
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    e2e_latency: float | None
+    simulated: bool
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+
+def parse_output(payload: dict[str, Any], previous_text: str) -> EngineOutput:
+    meta = payload.get("meta_info") or {}
+    text = payload.get("text") or ""
+    reason = meta.get("finish_reason")
+    if isinstance(reason, dict):
+        reason = reason.get("type")
+    delta = text[len(previous_text):] if text.startswith(previous_text) else text
+    return EngineOutput(
+        delta=delta, text=text, finish_reason=reason,
+        prompt_tokens=int(meta.get("prompt_tokens") or 0),
+        completion_tokens=int(meta.get("completion_tokens") or 0),
+        cached_tokens=int(meta.get("cached_tokens") or 0),
+        e2e_latency=meta.get("e2e_latency"),
+        simulated=bool(meta.get("simulated", False)),
+    )
+
+
+class SGLangClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 600.0,
+        connect_retries: int = 3,
+        backoff_s: float = 0.1,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=5.0)
+        self._retries = connect_retries
+        self._backoff_s = backoff_s
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, connector=aiohttp.TCPConnector(limit=0)
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _open(self, path: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
+        """POSTs, retrying connection failures with backoff (nothing has streamed yet)."""
+        last: Exception | None = None
+        for attempt in range(self._retries + 1):
+            if attempt:
+                await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
+            try:
+                resp = await self._http().post(self.base_url + path, json=body)
+            except (aiohttp.ClientConnectionError, ConnectionError) as exc:
+                last = exc
+                continue
+            except TimeoutError as exc:
+                raise EngineTimeout(f"engine {self.base_url} timed out") from exc
+            if resp.status == 503:
+                last = EngineUnavailable(f"engine {self.base_url} answered 503")
+                resp.release()
+                continue
+            if resp.status >= 400:
+                detail = await resp.text()
+                resp.release()
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    detail = json.loads(detail)["error"]["message"]
+                cls = EngineRejected if resp.status < 500 else EngineFailed
+                raise cls(f"engine answered {resp.status}: {detail}")
+            return resp
+        raise EngineUnavailable(f"cannot reach engine {self.base_url}: {last}")
+
+    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
+        """Streams outputs; the last one has finish_reason set."""
+        resp = await self._open("/generate", request.body(stream=True))
+        text = ""
+        try:
+            async for raw in resp.content:
+                line = raw.strip()
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    return
+                payload = json.loads(data)
+                if "error" in payload:
+                    raise EngineFailed(f"engine error: {payload['error']}")
+                out = parse_output(payload, text)
+                text = out.text
+                yield out
+        except TimeoutError as exc:
+            raise EngineTimeout(f"engine {self.base_url} timed out mid-stream") from exc
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            raise EngineFailed(f"engine stream broke: {exc}") from exc
+        finally:
+            resp.release()
+
+    async def generate_once(self, request: EngineRequest) -> EngineOutput:
+        resp = await self._open("/generate", request.body(stream=False))
+        try:
+            return parse_output(await resp.json(), "")
+        finally:
+            resp.release()
+
+    async def abort(self, rid: str) -> None:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, EngineError):
+            resp = await self._http().post(self.base_url + "/abort_request", json={"rid": rid},
+                                           timeout=aiohttp.ClientTimeout(total=2.0))
+            resp.release()
+
+    async def health(self) -> bool:
+        try:
+            async with self._http().get(self.base_url + "/health",
+                                        timeout=aiohttp.ClientTimeout(total=2.0)) as resp:
+                return resp.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    async def server_info(self) -> dict[str, Any]:
+        try:
+            async with self._http().get(self.base_url + "/get_server_info") as resp:
+                resp.raise_for_status()
+                return dict(await resp.json())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise EngineUnavailable(f"cannot reach engine {self.base_url}: {exc}") from exc

@@ -1,0 +1,103 @@
+"""Deterministic synthetic output text for the sim engine (labelled SIMULATED by the server).
+
+The same prompt, seed and sampling parameters always give the same words; the natural
+length (when EOS is not ignored) is drawn from the prompt too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+_WORDS = tuple(
+    "the agent considers the request and plans a next step using available tools while "
+    "checking facts against retrieved context before it writes a concise answer with cited "
+    "sources results look consistent so far further analysis may refine the estimate".split()
+)
+
+
+def _seed(prompt_ids: list[int], seed: int) -> int:
+    h = hashlib.blake2b(digest_size=8)
+    h.update(seed.to_bytes(8, "little", signed=False))
+    for tid in prompt_ids[-256:]:
+        h.update(tid.to_bytes(4, "little"))
+    h.update(len(prompt_ids).to_bytes(8, "little"))
+    return int.from_bytes(h.digest(), "little")
+
+
+def natural_length(prompt_ids: list[int], seed: int, mean: int = 48) -> int:
+    """Where the simulated model would emit EOS: between 4 and 2*mean tokens."""
+    return 4 + _seed(prompt_ids, seed + 1) % (2 * mean - 4)
+
+
+def words(prompt_ids: list[int], seed: int) -> Iterator[str]:
+    """An endless deterministic stream of word tokens, each with its leading space."""
+    state = _seed(prompt_ids, seed)
+    first = True
+    while True:
+        state = (state * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+        word = _WORDS[(state >> 33) % len(_WORDS)]
+        yield word if first else " " + word
+        first = False
+
+
+EOS_TOKEN_ID = 128009  # Llama 3 <|eot_id|>: what SGLang reports as `matched` on EOS
+
+
+class Decoder:
+    """Produces one request's output token by token and decides when it finishes.
+
+    Finish reasons are SGLang's: {"type": "stop", "matched": str | int} for a stop
+    string or EOS, {"type": "length", "length": n} at max_new_tokens.
+    """
+
+    def __init__(
+        self,
+        prompt_ids: list[int],
+        *,
+        max_new_tokens: int,
+        stop: tuple[str, ...] = (),
+        ignore_eos: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self._words = words(prompt_ids, seed)
+        self._max = max(0, max_new_tokens)
+        self._stop = tuple(s for s in stop if s)
+        self._eos_at = None if ignore_eos else natural_length(prompt_ids, seed)
+        self.text = ""
+        self.completion_tokens = 0
+        self.finish_reason: dict[str, object] | None = None
+        if self._max == 0:
+            self.finish_reason = {"type": "length", "length": 0}
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+    def step(self) -> str:
+        """Generates one token and returns the text it adds (may be empty at a stop string)."""
+        if self.finished:
+            raise RuntimeError("decoder already finished")
+        self.completion_tokens += 1
+        word = next(self._words)
+        before = len(self.text)
+        candidate = self.text + word
+        for s in self._stop:
+            idx = candidate.find(s, max(0, before - len(s)))
+            if idx != -1:
+                self.text = candidate[:idx]
+                self.finish_reason = {"type": "stop", "matched": s}
+                return self.text[before:]
+        self.text = candidate
+        if self._eos_at is not None and self.completion_tokens >= self._eos_at:
+            self.finish_reason = {"type": "stop", "matched": EOS_TOKEN_ID}
+        elif self.completion_tokens >= self._max:
+            self.finish_reason = {"type": "length", "length": self._max}
+        return word
+
+    def remaining_upper_bound(self) -> int:
+        """Tokens left at most (for fast-forwarding decode stretches)."""
+        bound = self._max - self.completion_tokens
+        if self._eos_at is not None:
+            bound = min(bound, self._eos_at - self.completion_tokens)
+        return max(0, bound)
