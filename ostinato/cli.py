@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     wk.add_argument("--engine-url", help="SGLang server URL, e.g. http://127.0.0.1:30000")
     wk.add_argument("--planner-address")
     wk.add_argument("--max-inflight", type=int)
+    wk.add_argument("--advertise-address", help="host:port the gateway should dial (containers)")
 
     se = sub.add_parser("sim-engine", help="run the simulated SGLang server (SIMULATED output)")
     _common(se)
@@ -105,7 +106,8 @@ def _run_service(args: argparse.Namespace) -> None:
 
         cfg = _config(args, _overrides(args, "worker", {
             **net, "worker_id": "worker_id", "engine_url": "engine_url",
-            "planner_address": "planner_address", "max_inflight": "max_inflight"}))
+            "planner_address": "planner_address", "max_inflight": "max_inflight",
+            "advertise_address": "advertise_address"}))
         asyncio.run(serve_worker(cfg.worker, args.port_file))
     else:
         from workers.sim.server import serve as serve_engine

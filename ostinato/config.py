@@ -61,6 +61,7 @@ class WorkerConfig:
     host: str = "127.0.0.1"
     port: int = 50061
     worker_id: str = ""  # empty: derived from host and port
+    advertise_address: str = ""  # host:port the gateway dials; empty: the bound address
     engine_url: str = "http://127.0.0.1:30000"
     planner_address: str = "127.0.0.1:50052"
     max_inflight: int = 16  # admission budget the planner may fill on this worker
@@ -198,3 +199,17 @@ def load_mesh_config(
     data = _merge(data, _env_overrides(os.environ if environ is None else environ))
     data = _merge(data, overrides or {})
     return build(MeshConfig, data)
+
+
+def as_dict(cfg: Any) -> dict[str, Any]:
+    """A plain, YAML-serializable dict of a config dataclass (load_mesh_config's inverse)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = as_dict(value)
+        elif isinstance(value, Mapping):
+            out[f.name] = dict(value)
+        else:
+            out[f.name] = value
+    return out

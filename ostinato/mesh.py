@@ -4,7 +4,6 @@ planner and gateway. Used by `ostinato up`, `ostinato demo` and the integration 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -18,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from cache.redis_server import EmbeddedRedis
-from ostinato.config import MeshConfig
+from ostinato.config import MeshConfig, as_dict
 
 
 class MeshStartError(RuntimeError):
@@ -117,9 +116,8 @@ class Mesh:
             redis_url = self._redis.start()
         self.endpoints.redis_url = redis_url
         config_file = self.workdir / "mesh.yaml"
-        data = dataclasses.asdict(cfg)
+        data = as_dict(cfg)
         data["redis"]["url"] = redis_url
-        data["gateway"]["api_keys"] = dict(cfg.gateway.api_keys)
         config_file.write_text(yaml.safe_dump(data))
 
         planner = self._spawn("planner", ["planner", "--port",

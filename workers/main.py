@@ -42,7 +42,8 @@ async def serve(config: WorkerConfig, port_file: str | None = None) -> None:
     service.simulated = bool(info.get("simulated", False))
     worker_pb2_grpc.add_WorkerServicer_to_server(service, grpc_service.server)
     registration = planner_pb2.WorkerRegistration(
-        worker_id=worker_id, address=grpc_service.address, max_inflight=config.max_inflight,
+        worker_id=worker_id, address=config.advertise_address or grpc_service.address,
+        max_inflight=config.max_inflight,
         simulated=service.simulated,
     )
 

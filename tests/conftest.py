@@ -1,0 +1,68 @@
+"""Shared fixtures: real processes on loopback (sim engine, the whole mesh with real Redis)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ostinato.config import load_mesh_config
+from ostinato.mesh import Mesh
+
+API_KEYS = {"key-acme": "acme", "key-globex": "globex"}
+
+
+def spawn_service(tmp: Path, *args: str, timeout_s: float = 20.0) -> tuple[subprocess.Popen, dict]:
+    """Runs `ostinato <args>` and waits for its port file."""
+    port_file = tmp / f"{args[0]}-{time.monotonic_ns()}.json"
+    proc = subprocess.Popen([sys.executable, "-m", "ostinato.cli", *args, "--port", "0",
+                             "--port-file", str(port_file)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout_s
+    while not port_file.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{args[0]} exited: {proc.stderr.read().decode()[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"{args[0]} did not start")
+        time.sleep(0.05)
+    return proc, json.loads(port_file.read_text())
+
+
+def stop_service(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def sim_engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `ostinato sim-engine` process with a fast timing model."""
+    proc, info = spawn_service(tmp_path_factory.mktemp("engine"), "sim-engine")
+    yield str(info["address"])
+    stop_service(proc)
+
+
+@pytest.fixture(scope="session")
+def mesh() -> Iterator[Mesh]:
+    """The whole mesh as real processes: embedded Redis, 2 sim engines, 2 workers, planner, gateway."""
+    cfg = load_mesh_config(None, environ={}, overrides={
+        "workers": 2,
+        "gateway": {"api_keys": API_KEYS, "allow_anonymous": True, "max_prompt_chars": 50_000},
+        "worker": {"max_inflight": 4},
+        "sim_engine": {"decode_s_per_token": 0.001},
+    })
+    m = Mesh(cfg, ephemeral_ports=True)
+    m.start()
+    yield m
+    m.close()

@@ -1,0 +1,37 @@
+"""API keys map to tenants; bad keys are refused; the tenant never comes from the client."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.auth import ApiKeyAuthenticator, Unauthenticated, api_key_from_metadata
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ((), None),
+        ((("authorization", "Bearer k1"),), "k1"),
+        ((("authorization", "bearer  k1 "),), "k1"),
+        ((("x-api-key", "k2"),), "k2"),
+        ((("x-tenant", "acme"),), None),
+    ],
+)
+def test_key_from_metadata(metadata: tuple, expected: str | None) -> None:
+    assert api_key_from_metadata(metadata) == expected
+
+
+def test_malformed_authorization_is_refused() -> None:
+    with pytest.raises(Unauthenticated):
+        api_key_from_metadata((("authorization", "Basic abc"),))
+
+
+def test_tenants() -> None:
+    auth = ApiKeyAuthenticator({"k1": "acme"}, allow_anonymous=True)
+    assert auth.tenant_for("k1") == "acme"
+    assert auth.tenant_for(None) == "default"
+    with pytest.raises(Unauthenticated, match="invalid API key"):
+        auth.tenant_for("k2")
+    strict = ApiKeyAuthenticator({"k1": "acme"}, allow_anonymous=False)
+    with pytest.raises(Unauthenticated, match="required"):
+        strict.tenant_for(None)

@@ -1,0 +1,49 @@
+"""Call validation and prompt rendering (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.calls import CallLimits, InvalidCall, estimate_tokens, normalize_call, render_prompt
+from ostinato.sdk_types import call_spec
+
+LIMITS = CallLimits(max_prompt_chars=1000, max_messages=4, default_max_new_tokens=64,
+                    max_new_tokens_limit=512)
+USER = [{"role": "user", "content": "hello"}]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "needs messages or a prompt"),
+        ({"messages": USER, "prompt": "x"}, "either messages or a prompt"),
+        ({"messages": [{"role": "user", "content": ""}]}, "every message is empty"),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, "role must be one of"),
+        ({"messages": USER * 5}, "too many messages"),
+        ({"prompt": "x" * 1001}, "prompt too large"),
+        ({"prompt": "x", "call_id": "a/b"}, "call_id"),
+        ({"prompt": "x", "call_id": "a", "parents": ["a"]}, "own parent"),
+        ({"prompt": "x", "max_tokens": 513}, "max_new_tokens"),
+        ({"prompt": "x", "temperature": 3.0}, "temperature"),
+        ({"prompt": "x", "top_p": 0.0}, "top_p"),
+    ],
+)
+def test_invalid_calls_are_rejected_with_a_reason(kwargs: dict, message: str) -> None:
+    with pytest.raises(InvalidCall, match=message):
+        normalize_call(call_spec(**kwargs), LIMITS)
+
+
+def test_normalize_fills_defaults_without_touching_the_input() -> None:
+    spec = call_spec(messages=USER)
+    out = normalize_call(spec, LIMITS)
+    assert out.call_id and out.thread_id == "main" and out.sampling.max_new_tokens == 64
+    assert spec.call_id == "" and not spec.sampling.HasField("max_new_tokens")
+
+
+def test_rendered_conversation_prefix_is_stable_as_it_grows() -> None:
+    short = render_prompt(call_spec(messages=USER))
+    longer = render_prompt(call_spec(messages=[*USER, {"role": "assistant", "content": "hi"}]))
+    stem = short.removesuffix("<|im_start|>assistant\n")
+    assert longer.startswith(stem)
+    assert render_prompt(call_spec(prompt="raw text")) == "raw text"
+    assert estimate_tokens("") == 1 and estimate_tokens("x" * 400) == 100

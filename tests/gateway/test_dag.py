@@ -1,0 +1,45 @@
+"""Declared-program validation: cycles, unknown dependencies, template references."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.dag import InvalidDag, fill_templates, topological_order
+from ostinato.sdk_types import call_spec
+from ostinato.v1 import gateway_pb2
+
+
+def node(node_id: str, deps: list[str] = (), prompt: str = "x") -> gateway_pb2.DagNode:  # type: ignore[assignment]
+    return gateway_pb2.DagNode(id=node_id, depends_on=list(deps), call=call_spec(prompt=prompt))
+
+
+def test_order_respects_dependencies() -> None:
+    order = topological_order([node("join", ["a", "b"]), node("b", ["root"]), node("a", ["root"]),
+                               node("root")])
+    assert order.index("root") < order.index("a") < order.index("join")
+    assert order.index("b") < order.index("join")
+
+
+@pytest.mark.parametrize(
+    ("nodes", "message"),
+    [
+        ([], "at least one node"),
+        ([node("")], "needs an id"),
+        ([node("a"), node("a")], "duplicate node ids: a"),
+        ([node("a", ["ghost"])], "unknown node"),
+        ([node("a", ["b"]), node("b", ["c"]), node("c", ["a"])], "dependency cycle: a -> b -> c -> a"),
+        ([node("a", ["a"])], "dependency cycle"),
+        ([node("a"), node("b", prompt="use {{a}}")], "references a without depending"),
+    ],
+)
+def test_invalid_dags(nodes: list, message: str) -> None:
+    with pytest.raises(InvalidDag, match=message):
+        topological_order(nodes)
+
+
+def test_transitive_references_and_substitution() -> None:
+    nodes = [node("a"), node("b", ["a"]), node("c", ["b"], prompt="{{ a }} then {{b}}")]
+    topological_order(nodes)
+    filled = fill_templates(nodes[2].call, {"a": "A!", "b": "B!"})
+    assert filled.prompt == "A! then B!"
+    assert nodes[2].call.prompt == "{{ a }} then {{b}}"

@@ -1,0 +1,215 @@
+"""The whole mesh as real processes on loopback: real Redis, real gRPC, sim SGLang engines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import grpc
+import pytest
+import redis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+import ostinato
+from cache import keys
+from ostinato.mesh import Mesh
+from ostinato.sdk_types import call_spec
+from ostinato.v1 import gateway_pb2, gateway_pb2_grpc, worker_pb2, worker_pb2_grpc
+
+USER = [{"role": "user", "content": "Plan a trip to Lyon."}]
+
+
+def test_program_of_dependent_calls_and_fan_out(mesh: Mesh) -> None:
+    ep = mesh.endpoints
+    with ostinato.Client(ep.gateway, api_key="key-acme") as client, client.program() as program:
+        history = list(USER)
+        chain = []
+        for step in range(5):  # five dependent calls, a client-side tool between them
+            out = program.call(messages=history, max_tokens=8, temperature=0.0)
+            chain.append(out)
+            history += [{"role": "assistant", "content": out.text},
+                        {"role": "tool", "content": f"tool result {step}"}]
+        root = chain[-1].call_id
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(3) as pool:
+            fan = list(pool.map(lambda i: program.call(
+                messages=[*history, {"role": "user", "content": f"branch {i}"}],
+                thread_id=f"b{i}", parents=[root], max_tokens=8), range(3)))
+        join = program.call(messages=history, parents=[o.call_id for o in fan], max_tokens=8)
+    outs = [*chain, *fan, join]
+    assert all(o.text and o.worker_id in ep.workers and o.simulated for o in outs)
+    assert {o.worker_id for o in outs} == set(ep.workers)  # round robin used both
+    assert all(o.usage.completion_tokens > 0 and o.usage.prompt_tokens > 0 for o in outs)
+    assert chain[1].usage.prompt_tokens > chain[0].usage.prompt_tokens  # context grows
+    summary = program.summary
+    assert summary is not None and summary.calls_completed == 9 and summary.calls_failed == 0
+
+    r = redis.Redis.from_url(ep.redis_url, decode_responses=True)
+    meta = r.hgetall(keys.program_meta(program.program_id))
+    assert meta["tenant"] == "acme" and meta["state"] == "ended" and meta["calls"] == "9"
+    calls = {k: json.loads(v) for k, v in r.hgetall(keys.program_calls(program.program_id)).items()}
+    assert len(calls) == 9 and all(c["state"] == "done" for c in calls.values())
+    assert calls[join.call_id]["parents"] == [o.call_id for o in fan]
+    assert {c["worker_id"] for c in calls.values()} == set(ep.workers)
+    assert program.program_id in r.zrange(keys.tenant_programs("acme"), 0, -1)
+
+
+def test_async_client_streams_deltas(mesh: Mesh) -> None:
+    async def go() -> tuple[list[str], ostinato.CallOutput, ostinato.ProgramSummary]:
+        async with ostinato.AsyncClient(mesh.endpoints.gateway) as client:
+            program = await client.program(program_class="test")
+            async with program:
+                stream = program.stream(messages=USER, max_tokens=6)
+                deltas = [d async for d in stream]
+            assert stream.result is not None and program.summary is not None
+            return deltas, stream.result, program.summary
+
+    deltas, result, summary = asyncio.run(go())
+    assert "".join(deltas) == result.text and len(deltas) > 1
+    assert summary.calls_completed == 1
+
+
+@pytest.mark.parametrize("service", ["gateway", "planner", "worker-0", "worker-1"])
+def test_health_serving_and_reflection(mesh: Mesh, service: str) -> None:
+    ep = mesh.endpoints
+    address = {"gateway": ep.gateway, "planner": ep.planner, **ep.workers}[service]
+    expected = {"gateway": "ostinato.v1.Gateway", "planner": "ostinato.v1.Planner"}.get(
+        service, "ostinato.v1.Worker")
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for name in ("", expected):
+            resp = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+            assert resp.status == health_pb2.HealthCheckResponse.SERVING
+        services = ProtoReflectionDescriptorDatabase(channel).get_services()
+        assert expected in services and "grpc.health.v1.Health" in services
+
+
+def _gateway(mesh: Mesh) -> gateway_pb2_grpc.GatewayStub:
+    return gateway_pb2_grpc.GatewayStub(grpc.insecure_channel(mesh.endpoints.gateway))
+
+
+def _call(stub, program_id: str, metadata=(), **kwargs):  # type: ignore[no-untyped-def]
+    req = gateway_pb2.CallRequest(program_id=program_id, call=call_spec(**kwargs))
+    return list(stub.Call(req, metadata=metadata, timeout=10))
+
+
+def _start(stub, metadata=()) -> str:  # type: ignore[no-untyped-def]
+    return stub.StartProgram(gateway_pb2.StartProgramRequest(), metadata=metadata, timeout=5).program_id
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("unknown program", grpc.StatusCode.NOT_FOUND),
+        ("no messages", grpc.StatusCode.INVALID_ARGUMENT),
+        ("no program id", grpc.StatusCode.INVALID_ARGUMENT),
+        ("oversized prompt", grpc.StatusCode.INVALID_ARGUMENT),
+        ("unknown parent", grpc.StatusCode.INVALID_ARGUMENT),
+        ("duplicate call id", grpc.StatusCode.ALREADY_EXISTS),
+        ("bad api key", grpc.StatusCode.UNAUTHENTICATED),
+        ("another tenant's program", grpc.StatusCode.NOT_FOUND),
+        ("end unknown program", grpc.StatusCode.NOT_FOUND),
+    ],
+)
+def test_bad_input_gets_the_right_status(mesh: Mesh, case: str, code: grpc.StatusCode) -> None:
+    stub = _gateway(mesh)
+    acme = (("authorization", "Bearer key-acme"),)
+    pid = _start(stub, acme)
+    with pytest.raises(grpc.RpcError) as err:
+        if case == "unknown program":
+            _call(stub, "no-such-program", acme, messages=USER)
+        elif case == "no messages":
+            _call(stub, pid, acme)
+        elif case == "no program id":
+            _call(stub, "", acme, messages=USER)
+        elif case == "oversized prompt":
+            _call(stub, pid, acme, prompt="x" * 60_000)
+        elif case == "unknown parent":
+            _call(stub, pid, acme, messages=USER, parents=["ghost"])
+        elif case == "duplicate call id":
+            _call(stub, pid, acme, messages=USER, call_id="c1", max_tokens=2)
+            _call(stub, pid, acme, messages=USER, call_id="c1", max_tokens=2)
+        elif case == "bad api key":
+            _call(stub, pid, (("authorization", "Bearer wrong"),), messages=USER)
+        elif case == "another tenant's program":
+            _call(stub, pid, (("authorization", "Bearer key-globex"),), messages=USER)
+        else:
+            stub.EndProgram(gateway_pb2.EndProgramRequest(program_id="nope"), metadata=acme,
+                            timeout=5)
+    assert err.value.code() == code, err.value.details()
+    assert err.value.details()  # a clear message, not an empty status
+
+
+def test_sdk_raises_ostinato_error_with_status(mesh: Mesh) -> None:
+    with ostinato.Client(mesh.endpoints.gateway) as client:
+        program = client.program()
+        with pytest.raises(ostinato.OstinatoError) as err:
+            program.call(messages=[])
+        assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT
+        assert program.call(messages=USER, max_tokens=2).text  # the program still works
+        program.end()
+
+
+def test_cancelled_client_frees_its_worker_slot(mesh: Mesh) -> None:
+    """Cancel long calls mid-stream; the budget comes back and later calls still run."""
+    stub = _gateway(mesh)
+    pid = _start(stub)
+    for i in range(10):  # more than the mesh's total budget (2 workers x 4)
+        stream = stub.Call(gateway_pb2.CallRequest(program_id=pid, call=_long(f"long{i}")),
+                           timeout=30)
+        next(iter(stream))  # first token arrived: the call is running on a worker
+        stream.cancel()
+    out = _call(stub, pid, messages=USER, max_tokens=3)
+    assert out[-1].result.usage.completion_tokens == 3
+    workers = [worker_pb2_grpc.WorkerStub(grpc.insecure_channel(a)) for a in mesh.endpoints.workers.values()]
+    deadline = time.monotonic() + 10
+    while True:  # cancellation reaches the workers asynchronously
+        stats = [w.Stats(worker_pb2.StatsRequest(), timeout=5) for w in workers]
+        if all(s.running == 0 for s in stats) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert all(s.running == 0 and s.simulated for s in stats)
+    assert sum(s.failed for s in stats) >= 10  # the cancelled calls ended as not-ok
+
+
+def _long(call_id: str):  # type: ignore[no-untyped-def]
+    spec = call_spec(messages=USER, call_id=call_id, max_tokens=4000)
+    spec.sampling.ignore_eos = True
+    return spec
+
+
+def test_declared_program_runs_server_side(mesh: Mesh) -> None:
+    stub = _gateway(mesh)
+    nodes = [
+        gateway_pb2.DagNode(id="outline", call=call_spec(prompt="Outline a report.", max_tokens=5)),
+        *[gateway_pb2.DagNode(id=f"sec{i}", depends_on=["outline"],
+                              call=call_spec(prompt=f"Write section {i} of: {{{{outline}}}}",
+                                             max_tokens=5)) for i in range(3)],
+        gateway_pb2.DagNode(id="final", depends_on=["sec0", "sec1", "sec2"],
+                            call=call_spec(prompt="Merge {{sec0}} | {{sec1}} | {{sec2}}",
+                                           max_tokens=5)),
+    ]
+    events = list(stub.RunProgram(gateway_pb2.RunProgramRequest(nodes=nodes), timeout=30))
+    finished = {e.node_finished.node_id: e.node_finished.result for e in events
+                if e.HasField("node_finished")}
+    assert set(finished) == {"outline", "sec0", "sec1", "sec2", "final"}
+    order = [e.node_finished.node_id for e in events if e.HasField("node_finished")]
+    assert order[0] == "outline" and order[-1] == "final"
+    assert finished["final"].usage.prompt_tokens > finished["outline"].usage.prompt_tokens
+    assert events[-1].HasField("program_finished")
+    assert events[-1].program_finished.calls_completed == 5
+
+
+def test_declared_program_with_a_cycle_is_rejected(mesh: Mesh) -> None:
+    stub = _gateway(mesh)
+    nodes = [gateway_pb2.DagNode(id="a", depends_on=["b"], call=call_spec(prompt="x")),
+             gateway_pb2.DagNode(id="b", depends_on=["a"], call=call_spec(prompt="y"))]
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.RunProgram(gateway_pb2.RunProgramRequest(nodes=nodes), timeout=10))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "cycle" in err.value.details()

@@ -1,0 +1,168 @@
+"""The planner core: FCFS queue, round robin, admission budgets, dependencies, tenancy."""
+
+from __future__ import annotations
+
+import pytest
+
+from ostinato.clock import ManualClock
+from planner.core import (
+    CallState,
+    DuplicateCall,
+    NoSuchCall,
+    PlannerCore,
+    ProgramClosed,
+    UnknownParent,
+    UnknownProgram,
+)
+from planner.core.planner import parse_policy
+from planner.core.routing import LeastLoad, RoundRobin
+
+
+def make_core(workers: int = 2, budget: int = 1, policy: str = "fcfs+round_robin"):
+    clock = ManualClock()
+    prio, route = parse_policy(policy)
+    core = PlannerCore(clock, prio, route, worker_ttl_s=10, program_idle_ttl_s=100)
+    for i in range(workers):
+        core.upsert_worker(f"w{i}", f"127.0.0.1:{9000 + i}", budget)
+    return core, clock
+
+
+def test_fcfs_dispatches_in_arrival_order_and_respects_budget() -> None:
+    core, clock = make_core(workers=1, budget=1)
+    core.register_program("p", "t")
+    for name in ["a", "b", "c"]:
+        core.submit("p", "t", name)
+        clock.advance(1)
+    assert [g.call_id for g in core.dispatch()] == ["a"]
+    assert core.dispatch() == []  # budget full
+    core.complete("p", "a", service_s=1.0)
+    grants = core.dispatch()
+    assert [g.call_id for g in grants] == ["b"]
+    assert grants[0].queued_s == pytest.approx(2.0)  # b arrived at t=1, dispatched at t=3
+
+
+@pytest.mark.parametrize(
+    ("routing", "budgets", "expected"),
+    [
+        ("round_robin", [2, 2], ["w0", "w1", "w0", "w1"]),
+        ("round_robin", [1, 3], ["w0", "w1", "w1", "w1"]),
+        ("least_load", [2, 2], ["w0", "w1", "w0", "w1"]),
+        ("least_load", [1, 4], ["w0", "w1", "w1", "w1"]),
+    ],
+)
+def test_routing_table(routing: str, budgets: list[int], expected: list[str]) -> None:
+    core, _ = make_core(workers=0, policy=f"fcfs+{routing}")
+    for i, b in enumerate(budgets):
+        core.upsert_worker(f"w{i}", f"addr{i}", b)
+    core.register_program("p", "t")
+    for i in range(len(expected)):
+        core.submit("p", "t", f"c{i}")
+    assert [g.worker_id for g in core.dispatch()] == expected
+
+
+def test_round_robin_and_least_load_need_candidates() -> None:
+    for policy in (RoundRobin(), LeastLoad()):
+        with pytest.raises(ValueError):
+            policy.choose(None, [])  # type: ignore[arg-type]
+
+
+def test_dependent_call_waits_for_its_parents() -> None:
+    core, _ = make_core(workers=2, budget=4)
+    core.register_program("p", "t")
+    core.submit("p", "t", "a")
+    core.submit("p", "t", "b")
+    join = core.submit("p", "t", "join", parents=["a", "b"])
+    assert join.state is CallState.BLOCKED
+    assert {g.call_id for g in core.dispatch()} == {"a", "b"}
+    core.complete("p", "a")
+    assert core.dispatch() == []
+    core.complete("p", "b")
+    assert [g.call_id for g in core.dispatch()] == ["join"]
+
+
+@pytest.mark.parametrize(
+    ("action", "error"),
+    [
+        (lambda c: c.submit("nope", "t", "x"), UnknownProgram),
+        (lambda c: c.submit("p", "other-tenant", "x"), UnknownProgram),
+        (lambda c: c.submit("p", "t", "x", parents=["ghost"]), UnknownParent),
+        (lambda c: (c.submit("p", "t", "x"), c.submit("p", "t", "x")), DuplicateCall),
+        (lambda c: c.complete("p", "never"), NoSuchCall),
+        (lambda c: c.end_program("p", "other-tenant"), UnknownProgram),
+        (lambda c: c.register_program("p", "other-tenant"), DuplicateCall),
+    ],
+)
+def test_errors(action, error) -> None:  # type: ignore[no-untyped-def]
+    core, _ = make_core()
+    core.register_program("p", "t")
+    with pytest.raises(error):
+        action(core)
+
+
+def test_closed_program_rejects_calls() -> None:
+    core, _ = make_core()
+    program = core.register_program("p", "t")
+    program.closed = True
+    with pytest.raises(ProgramClosed):
+        core.submit("p", "t", "x")
+
+
+def test_cancel_queued_and_running_calls_frees_budget() -> None:
+    core, _ = make_core(workers=1, budget=1)
+    core.register_program("p", "t")
+    core.submit("p", "t", "a")
+    core.submit("p", "t", "b")
+    core.submit("p", "t", "c")
+    assert [g.call_id for g in core.dispatch()] == ["a"]
+    core.cancel("p", "b")  # queued: dropped
+    core.cancel("p", "a")  # running: the worker slot is freed
+    assert [g.call_id for g in core.dispatch()] == ["c"]
+    assert core.workers[0].inflight == 1
+
+
+def test_repeated_completion_is_rejected_not_double_counted() -> None:
+    core, _ = make_core()
+    core.register_program("p", "t")
+    core.submit("p", "t", "a")
+    core.dispatch()
+    core.complete("p", "a", service_s=2.0)
+    with pytest.raises(NoSuchCall):
+        core.complete("p", "a", service_s=2.0)
+    assert core.program("p", "t").attained_service_s == 2.0
+    assert all(w.inflight == 0 for w in core.workers)
+
+
+def test_end_program_cancels_waiting_calls_and_emits_events() -> None:
+    core, _ = make_core(workers=1, budget=1)
+    core.register_program("p", "t")
+    core.submit("p", "t", "a")
+    core.submit("p", "t", "b")
+    core.dispatch()
+    core.take_events()
+    program = core.end_program("p", "t")
+    assert program.calls["b"].state is CallState.CANCELLED
+    kinds = [type(e).__name__ for e in core.take_events()]
+    assert kinds == ["CallChanged", "ProgramEnded"]
+    with pytest.raises(UnknownProgram):
+        core.program("p", "t")
+
+
+def test_expire_drops_silent_workers_and_idle_programs() -> None:
+    core, clock = make_core(workers=2)
+    core.register_program("idle", "t")
+    core.register_program("busy", "t")
+    core.submit("busy", "t", "x")
+    core.dispatch()
+    clock.advance(11)
+    core.upsert_worker("w0", "addr", 1)  # w0 heartbeats; w1 does not
+    assert core.expire() == []
+    assert [w.worker_id for w in core.workers] == ["w0"]
+    clock.advance(100)
+    core.upsert_worker("w0", "addr", 1)
+    assert core.expire() == ["idle"]  # busy has a running call
+
+
+@pytest.mark.parametrize("spec", ["", "fcfs", "fcfs+nope", "nope+round_robin", "plas+"])
+def test_unknown_policy_is_rejected_with_the_options(spec: str) -> None:
+    with pytest.raises(ValueError, match="expected <priority>"):
+        parse_policy(spec)

@@ -1,0 +1,93 @@
+"""The worker's SGLang client, against the sim engine's HTTP server running as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from cache.redis_server import free_port
+from workers.sglang_client import (
+    EngineRejected,
+    EngineRequest,
+    EngineUnavailable,
+    SGLangClient,
+)
+
+
+async def test_streaming_generate_reports_sglang_meta_info(sim_engine_url: str) -> None:
+    client = SGLangClient(sim_engine_url)
+    try:
+        req = EngineRequest(rid="r1", text="Hello there, engine.",
+                            sampling_params={"max_new_tokens": 7, "ignore_eos": True}, priority=3,
+                            cache_salt="tenant:a")
+        outs = [o async for o in client.generate(req)]
+        final = outs[-1]
+        assert final.finished and final.finish_reason == "length"
+        assert final.completion_tokens == 7 and final.prompt_tokens == 5
+        assert final.e2e_latency is not None and final.simulated
+        assert "".join(o.delta for o in outs) == final.text  # deltas from cumulative text
+        once = await client.generate_once(req)
+        assert once.text == final.text  # deterministic
+    finally:
+        await client.close()
+
+
+async def test_raw_sse_framing_matches_sglang(sim_engine_url: str) -> None:
+    async with aiohttp.ClientSession() as s, s.post(sim_engine_url + "/generate", json={
+        "text": "hi", "sampling_params": {"max_new_tokens": 2, "ignore_eos": True}, "stream": True,
+    }) as resp:
+        body = (await resp.read()).decode()
+    events = [line for line in body.split("\n\n") if line]
+    assert events[-1] == "data: [DONE]"
+    assert all(e.startswith("data: {") for e in events[:-1]) and len(events) == 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"text": ["a", "b"]}, {"text": "x", "sampling_params": {"max_new_tokens": -1}},
+     {"text": "x", "priority": "high"}],
+)
+async def test_bad_requests_map_to_engine_rejected(sim_engine_url: str, body: dict) -> None:
+    client = SGLangClient(sim_engine_url)
+    try:
+        with pytest.raises(EngineRejected):
+            await client._open("/generate", body)
+    finally:
+        await client.close()
+
+
+async def test_unreachable_engine_is_retried_then_unavailable() -> None:
+    client = SGLangClient(f"http://127.0.0.1:{free_port()}", connect_retries=2, backoff_s=0.01)
+    try:
+        with pytest.raises(EngineUnavailable):
+            async for _ in client.generate(EngineRequest(rid="x", text="hi")):
+                pass
+        assert not await client.health()
+    finally:
+        await client.close()
+
+
+async def test_abort_stops_a_running_request(sim_engine_url: str) -> None:
+    client = SGLangClient(sim_engine_url)
+    try:
+        req = EngineRequest(rid="long-1", text="go",
+                            sampling_params={"max_new_tokens": 5000, "ignore_eos": True})
+        outs = []
+
+        async def consume() -> None:
+            async for o in client.generate(req):
+                outs.append(o)
+
+        task = asyncio.create_task(consume())
+        while not outs:
+            await asyncio.sleep(0.01)
+        await client.abort("long-1")
+        await asyncio.wait_for(task, 5)
+        assert outs[-1].finish_reason == "abort" and outs[-1].completion_tokens < 5000
+        assert await client.health()
+        info = await client.server_info()
+        assert info["simulated"] is True
+    finally:
+        await client.close()

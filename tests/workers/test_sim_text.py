@@ -1,0 +1,49 @@
+"""The sim engine's synthetic decoder: deterministic, honours max tokens, stop and EOS."""
+
+from __future__ import annotations
+
+import pytest
+
+from workers.sim.text import EOS_TOKEN_ID, Decoder
+from workers.sim.tokenizer import count_tokens, tokenize
+
+
+def run(decoder: Decoder) -> Decoder:
+    while not decoder.finished:
+        decoder.step()
+    return decoder
+
+
+def test_tokenizer_is_deterministic_and_prefix_preserving() -> None:
+    a, b = tokenize("The cat sat."), tokenize("The cat sat. Then it slept.")
+    assert a == tokenize("The cat sat.") and b[: len(a)] == a
+    assert count_tokens("The cat sat.") == len(a) == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason", "tokens"),
+    [
+        ({"max_new_tokens": 0}, {"type": "length", "length": 0}, 0),
+        ({"max_new_tokens": 3}, {"type": "length", "length": 3}, 3),
+        ({"max_new_tokens": 500, "ignore_eos": True}, {"type": "length", "length": 500}, 500),
+    ],
+)
+def test_length_limits(kwargs: dict, reason: dict, tokens: int) -> None:
+    d = run(Decoder([1, 2, 3], **kwargs))
+    assert d.finish_reason == reason and d.completion_tokens == tokens
+
+
+def test_eos_and_determinism() -> None:
+    d1 = run(Decoder([5, 6, 7], max_new_tokens=10_000))
+    d2 = run(Decoder([5, 6, 7], max_new_tokens=10_000))
+    assert d1.finish_reason == {"type": "stop", "matched": EOS_TOKEN_ID}
+    assert d1.text == d2.text and 4 <= d1.completion_tokens < 96
+    assert run(Decoder([5, 6, 7], max_new_tokens=10_000, seed=1)).text != d1.text
+
+
+def test_stop_string_truncates_output_before_it() -> None:
+    full = run(Decoder([9], max_new_tokens=40, ignore_eos=True)).text
+    word = full.split()[5]
+    d = run(Decoder([9], max_new_tokens=40, ignore_eos=True, stop=(" " + word,)))
+    assert d.finish_reason == {"type": "stop", "matched": " " + word}
+    assert full.startswith(d.text) and (" " + word) not in d.text
