@@ -1,0 +1,232 @@
+"""A token-level radix prefix cache and KV pool, modelled on SGLang's RadixCache.
+
+- Keys are token sequences; the engine prepends one salt token (SGLang's cache_salt), so
+  requests with different salts never share a prefix.
+- `match_prefix` finds the longest cached prefix (splitting an edge where the match ends);
+  `insert` adds a sequence; `lock`/`unlock` reference a node and its ancestors for a
+  running request (SGLang's lock_ref); referenced nodes are never evicted.
+- The KV pool holds `capacity` tokens: the tree's tokens plus tokens reserved by running
+  requests and not yet in the tree. `alloc` evicts least-recently-used unreferenced leaves
+  to make room.
+- An outbox of KV events (BlockStored / BlockRemoved / AllBlocksCleared, named as SGLang's
+  KV events) describes every complete block of `block_size` tokens entering or leaving.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_ids = itertools.count()
+
+
+@dataclass(frozen=True)
+class BlockStored:
+    block_hashes: tuple[int, ...]
+    parent_block_hash: int | None
+
+
+@dataclass(frozen=True)
+class BlockRemoved:
+    block_hashes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class AllBlocksCleared:
+    pass
+
+
+KvEvent = BlockStored | BlockRemoved | AllBlocksCleared
+
+
+class Node:
+    __slots__ = ("blocks", "children", "id", "key", "last_access", "parent", "ref", "start")
+
+    def __init__(self, key: tuple[int, ...], start: int, parent: Node | None, now: float) -> None:
+        self.key = key
+        self.start = start  # position of key[0] in the full sequence
+        self.parent = parent
+        self.children: dict[int, Node] = {}
+        self.ref = 0
+        self.last_access = now
+        self.blocks: list[tuple[int, int]] = []  # (end position, block hash), ends inside this node
+        self.id = next(_ids)
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.key)
+
+
+def _common_len(edge: tuple[int, ...], key: Sequence[int], pos: int) -> int:
+    n = min(len(edge), len(key) - pos)
+    if edge[:n] == tuple(key[pos:pos + n]):
+        return n
+    lo, step = 0, 32
+    while edge[lo:lo + step] == tuple(key[pos + lo:pos + lo + step]):
+        lo += step
+    while edge[lo] == key[pos + lo]:
+        lo += 1
+    return lo
+
+
+class CacheFull(Exception):
+    """The pool cannot make room: everything left is referenced by running requests."""
+
+
+class RadixCache:
+    def __init__(self, capacity: int, block_size: int = 16) -> None:
+        if capacity < 1 or block_size < 1:
+            raise ValueError("capacity and block_size must be positive")
+        self.capacity = capacity
+        self.block_size = block_size
+        self.root = Node((), 0, None, 0.0)
+        self.root.ref = 1  # never evicted
+        self.size = 0  # tokens in the tree
+        self.evictable = 0  # tokens in unreferenced nodes
+        self.reserved = 0  # tokens held by running requests outside the tree
+        self._events: list[KvEvent] = []
+
+    # ---- pool ------------------------------------------------------------------------
+
+    @property
+    def available(self) -> int:
+        return self.capacity - self.size - self.reserved
+
+    def can_alloc(self, n: int) -> bool:
+        return n <= self.available + self.evictable
+
+    def alloc(self, n: int) -> None:
+        """Reserves n tokens for a running request, evicting LRU leaves if needed."""
+        if n > self.available:
+            self.evict(n - self.available)
+        if n > self.available:
+            raise CacheFull(f"need {n} tokens, {self.available} free and nothing evictable")
+        self.reserved += n
+
+    def free(self, n: int) -> None:
+        if n > self.reserved:
+            raise ValueError(f"freeing {n} tokens but only {self.reserved} reserved")
+        self.reserved -= n
+
+    # ---- tree ------------------------------------------------------------------------
+
+    def _split(self, node: Node, offset: int) -> Node:
+        """Splits node's edge after `offset` tokens; returns the new upper node."""
+        assert node.parent is not None and 0 < offset < len(node.key)
+        upper = Node(node.key[:offset], node.start, node.parent, node.last_access)
+        upper.ref = node.ref
+        node.parent.children[node.key[0]] = upper
+        node.key = node.key[offset:]
+        node.start += offset
+        node.parent = upper
+        upper.children[node.key[0]] = node
+        cut = node.start
+        upper.blocks = [b for b in node.blocks if b[0] <= cut]
+        node.blocks = [b for b in node.blocks if b[0] > cut]
+        return upper
+
+    def _walk(self, key: Sequence[int], now: float) -> tuple[int, Node]:
+        node, pos = self.root, 0
+        node.last_access = now
+        while pos < len(key):
+            child = node.children.get(key[pos])
+            if child is None:
+                break
+            n = _common_len(child.key, key, pos)
+            if n < len(child.key):
+                child = self._split(child, n)
+            child.last_access = now
+            node, pos = child, pos + n
+        return pos, node
+
+    def match_prefix(self, key: Sequence[int], now: float) -> tuple[int, Node]:
+        """Length of the longest cached prefix of key, and the node where it ends."""
+        return self._walk(key, now)
+
+    def insert(self, key: Sequence[int], now: float, hashes: Sequence[int] = ()) -> tuple[int, Node]:
+        """Adds key to the tree (its pool space must already be reserved or free).
+
+        `hashes[i]` is the chained hash of the block ending at position
+        1 + (i + 1) * block_size (position 0 is the salt token). Returns the number of
+        tokens newly added to the tree and the node where key ends.
+        """
+        pos, node = self._walk(key, now)
+        if pos == len(key):
+            return 0, node
+        leaf = Node(tuple(key[pos:]), pos, node, now)
+        node.children[leaf.key[0]] = leaf
+        self.size += len(leaf.key)
+        self.evictable += len(leaf.key)
+        bs = self.block_size
+        first = max(0, (pos - 1) // bs)  # the first block that can end past pos
+        stored = []
+        for i in range(first, len(hashes)):
+            end = 1 + (i + 1) * bs
+            if end > len(key):
+                break
+            if end > pos:  # the block's last token lies in the new leaf
+                leaf.blocks.append((end, hashes[i]))
+                stored.append(i)
+        if stored:
+            parent_hash = hashes[stored[0] - 1] if stored[0] > 0 else None
+            self._events.append(BlockStored(tuple(hashes[i] for i in stored), parent_hash))
+        return len(leaf.key), leaf
+
+    def lock(self, node: Node) -> None:
+        while node is not None and node is not self.root:
+            if node.ref == 0:
+                self.evictable -= len(node.key)
+            node.ref += 1
+            node = node.parent  # type: ignore[assignment]
+
+    def unlock(self, node: Node) -> None:
+        while node is not None and node is not self.root:
+            if node.ref <= 0:
+                raise ValueError("unlock of an unreferenced node")
+            node.ref -= 1
+            if node.ref == 0:
+                self.evictable += len(node.key)
+            node = node.parent  # type: ignore[assignment]
+
+    def evict(self, n: int) -> int:
+        """Frees at least n tokens from unreferenced leaves, least recently used first."""
+        leaves = [(x.last_access, x.id, x) for x in self._nodes() if not x.children and x.ref == 0]
+        heapq.heapify(leaves)
+        freed = 0
+        while freed < n and leaves:
+            _, _, leaf = heapq.heappop(leaves)
+            parent = leaf.parent
+            assert parent is not None
+            del parent.children[leaf.key[0]]
+            freed += len(leaf.key)
+            self.size -= len(leaf.key)
+            self.evictable -= len(leaf.key)
+            if leaf.blocks:
+                self._events.append(BlockRemoved(tuple(h for _, h in leaf.blocks)))
+            if parent is not self.root and not parent.children and parent.ref == 0:
+                heapq.heappush(leaves, (parent.last_access, parent.id, parent))
+        return freed
+
+    def reset(self) -> None:
+        """Drops every unreferenced entry (SGLang refuses /flush_cache while requests run)."""
+        self.root.children.clear()
+        self.size = self.evictable = 0
+        self._events.append(AllBlocksCleared())
+
+    def _nodes(self) -> list[Node]:
+        out, stack = [], list(self.root.children.values())
+        while stack:
+            node = stack.pop()
+            out.append(node)
+            stack.extend(node.children.values())
+        return out
+
+    def cached_blocks(self) -> set[int]:
+        """Hashes of every block in the tree (for checking the event stream)."""
+        return {h for node in self._nodes() for _, h in node.blocks}
+
+    def take_events(self) -> list[KvEvent]:
+        events, self._events = self._events, []
+        return events
