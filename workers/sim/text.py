@@ -6,8 +6,11 @@ length (when EOS is not ignored) is drawn from the prompt too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator
+
+from workers.sim.tokenizer import tokenize
 
 _WORDS = tuple(
     "the agent considers the request and plans a next step using available tools while "
@@ -41,6 +44,12 @@ def words(prompt_ids: list[int], seed: int) -> Iterator[str]:
         first = False
 
 
+@functools.cache
+def word_id(word: str) -> int:
+    """The token id of an output word: what the sim tokenizer gives the same text."""
+    return tokenize(word)[0]
+
+
 EOS_TOKEN_ID = 128009  # Llama 3 <|eot_id|>: what SGLang reports as `matched` on EOS
 
 
@@ -65,6 +74,7 @@ class Decoder:
         self._stop = tuple(s for s in stop if s)
         self._eos_at = None if ignore_eos else natural_length(prompt_ids, seed)
         self.text = ""
+        self.output_ids: list[int] = []
         self.completion_tokens = 0
         self.finish_reason: dict[str, object] | None = None
         if self._max == 0:
@@ -80,6 +90,7 @@ class Decoder:
             raise RuntimeError("decoder already finished")
         self.completion_tokens += 1
         word = next(self._words)
+        self.output_ids.append(word_id(word))
         before = len(self.text)
         candidate = self.text + word
         for s in self._stop:

@@ -1,0 +1,136 @@
+"""The sim engine's SGLang-like scheduler, stepped in virtual time."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workers.sim.cost_model import CostModel
+from workers.sim.scheduler import EngineEvent, EngineParams, Req, SimEngineCore
+from workers.sim.text import Decoder
+
+from .test_cost_model import TOY
+
+
+def req(rid: str, prompt: list[int], out: int = 8, priority: int = 0, salt: str = "",
+        stop: tuple[str, ...] = ()) -> Req:
+    dec = Decoder(prompt, max_new_tokens=out, ignore_eos=True, stop=stop)
+    return Req(rid=rid, prompt_ids=list(prompt), decoder=dec, priority=priority, salt=salt)
+
+
+def engine(capacity: int = 100_000, **kw) -> SimEngineCore:  # type: ignore[no-untyped-def]
+    return SimEngineCore(CostModel(TOY), EngineParams(max_total_tokens=capacity, **kw))
+
+
+def run(core: SimEngineCore, arrivals: list[tuple[float, Req]]) -> dict[str, EngineEvent]:
+    """Drives the core like the cluster simulator: arrivals and engine events in time order."""
+    arrivals = sorted(arrivals, key=lambda a: a[0])
+    done: dict[str, EngineEvent] = {}
+    while arrivals or core.next_event_time() is not None:
+        nxt = core.next_event_time()
+        if arrivals and (nxt is None or arrivals[0][0] <= nxt):
+            t, r = arrivals.pop(0)
+            core.step(t)
+            core.submit(r, t)
+            continue
+        for e in core.step(nxt):  # type: ignore[arg-type]
+            if e.finished:
+                done[e.rid] = e
+    return done
+
+
+def test_single_request_timing_is_the_sum_of_its_iterations() -> None:
+    core = engine()
+    prompt = list(range(100))
+    done = run(core, [(0.0, req("a", prompt, out=3))])
+    cost = CostModel(TOY)
+    # prefill of 100 tokens samples token 1; two decode steps at contexts 101 and 102
+    expected = cost.prefill_time([(0, 100)]) + cost.decode_time(1, 101) + cost.decode_time(1, 102)
+    e = done["a"]
+    assert e.e2e_latency == pytest.approx(expected, rel=1e-12)
+    assert e.first_token_at == pytest.approx(cost.prefill_time([(0, 100)]))
+    assert (e.prompt_tokens, e.completion_tokens, e.cached_tokens) == (100, 3, 0)
+    assert e.finish_reason == {"type": "length", "length": 3}
+
+
+def test_prefix_cache_hits_and_flush() -> None:
+    core = engine()
+    p = list(range(1000))
+    half = p[:500] + [7] * 500
+    done = run(core, [(0.0, req("a", p)), (1.0, req("b", p)), (2.0, req("c", half)),
+                      (3.0, req("d", p, salt="other-tenant"))])
+    assert done["a"].cached_tokens == 0
+    assert done["b"].cached_tokens == 999  # all but the last token, which is recomputed
+    assert done["c"].cached_tokens == 500
+    assert done["d"].cached_tokens == 0  # another salt never shares a prefix
+    assert done["b"].e2e_latency < done["a"].e2e_latency
+    assert core.flush_cache()
+    again = run(core, [(10.0, req("e", p))])
+    assert again["e"].cached_tokens == 0
+
+
+def test_high_priority_request_submitted_last_finishes_first() -> None:
+    core = engine(max_running_requests=2)
+    lows = [(0.001 * i, req(f"low{i}", [i, 1, 2, 3], out=200, priority=0)) for i in range(6)]
+    high = (0.01, req("high", [9, 9, 9], out=20, priority=100))
+    done = run(core, [*lows, high])
+    assert all(done["high"].time < done[f"low{i}"].time for i in range(6))
+    # without priority scheduling, the same arrivals serve it last
+    core = engine(max_running_requests=2, enable_priority=False)
+    lows = [(0.001 * i, req(f"low{i}", [i, 1, 2, 3], out=200)) for i in range(6)]
+    done = run(core, [*lows, (0.01, req("high", [9, 9, 9], out=20, priority=100))])
+    assert done["high"].time > max(done[f"low{i}"].time for i in range(4))
+
+
+def test_small_priority_gap_does_not_preempt() -> None:
+    core = engine(max_running_requests=1, preemption_threshold=10)
+    done = run(core, [(0.0, req("low", [1, 2], out=50, priority=0)),
+                      (0.001, req("mid", [3, 4], out=5, priority=5))])
+    assert done["low"].time < done["mid"].time
+
+
+def test_chunked_prefill_spreads_a_long_prompt_over_iterations() -> None:
+    core = engine(chunked_prefill_size=256)
+    run(core, [(0.0, req("a", list(range(1000)), out=1))])
+    assert core.iterations == 4  # ceil(1000 / 256) prefill iterations; the last samples the token
+
+
+def test_retraction_when_kv_runs_out_still_completes_everything() -> None:
+    core = engine(capacity=600, max_running_requests=8)
+    arrivals = [(0.0, req(f"r{i}", [i] * 50, out=120)) for i in range(6)]
+    done = run(core, arrivals)
+    assert len(done) == 6 and all(e.completion_tokens == 120 for e in done.values())
+    assert core.cache.size + core.cache.reserved <= 600
+
+
+def test_stop_string_and_abort() -> None:
+    core = engine()
+    r = req("a", [1, 2, 3], out=100)
+    core.submit(r, 0.0)
+    core.step(0.02)
+    ev = core.abort("a", 0.02)
+    assert ev is not None and ev.finish_reason["type"] == "abort"  # type: ignore[index]
+    assert core.next_event_time() is None and core.cache.reserved == 0
+    assert core.abort("nope", 0.03) is None
+
+
+def test_oversized_prompt_is_rejected() -> None:
+    with pytest.raises(ValueError, match="exceeds the KV pool"):
+        engine(capacity=50).submit(req("a", list(range(60))), 0.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 0.5), st.integers(1, 300), st.integers(1, 60),
+                          st.integers(0, 3)), min_size=1, max_size=12))
+def test_fast_forward_matches_token_by_token_stepping(spec) -> None:  # type: ignore[no-untyped-def]
+    def arrivals():  # type: ignore[no-untyped-def]
+        return [(t, req(f"r{i}", [p % 7] * plen, out=out, priority=p))
+                for i, (t, plen, out, p) in enumerate(spec)]
+
+    slow = run(engine(max_running_requests=4), arrivals())
+    fast = run(engine(max_running_requests=4, fast_forward=True), arrivals())
+    assert slow.keys() == fast.keys()
+    for rid in slow:
+        assert fast[rid].time == pytest.approx(slow[rid].time, rel=1e-9, abs=1e-12)
+        assert fast[rid].cached_tokens == slow[rid].cached_tokens
