@@ -59,9 +59,23 @@ def _parser() -> argparse.ArgumentParser:
     wk.add_argument("--max-inflight", type=int)
     wk.add_argument("--advertise-address", help="host:port the gateway should dial (containers)")
 
-    se = sub.add_parser("sim-engine", help="run the simulated SGLang server (SIMULATED output)")
+    se = sub.add_parser("sim-engine", help="run the simulated SGLang server (SIMULATED output), "
+                        "or `sim-engine calibrate` to fit a profile to a real SGLang server")
+    se.add_argument("action", nargs="?", choices=["serve", "calibrate"], default="serve")
     _common(se)
-    se.add_argument("--model")
+    se.add_argument("--sglang-url", help="calibrate: the real SGLang server to measure")
+    se.add_argument("--base-profile", default="h100-llama3.1-8b",
+                    help="calibrate: profile whose model and hardware constants to keep")
+    se.add_argument("--out", help="calibrate: write the fitted profile YAML here")
+    se.add_argument("--lengths", default="128,512,2048,8192",
+                    help="calibrate: prompt lengths to measure, comma separated")
+    se.add_argument("--decode-tokens", type=int, default=32)
+    se.add_argument("--model", help="model name to report (default sim/llama-3.1-8b)")
+    se.add_argument("--profile", help="hardware/model profile name or YAML file "
+                    "(default h100-llama3.1-8b)")
+    se.add_argument("--schedule-policy", choices=["fcfs", "lpm"])
+    se.add_argument("--time-scale", type=float,
+                    help="real seconds per simulated second (0.1 runs ten times faster)")
     se.add_argument("--zero-cost", action="store_true", default=None,
                     help="no simulated time: for measuring the mesh's own overhead")
     return parser
@@ -90,6 +104,9 @@ def _run_service(args: argparse.Namespace) -> None:
 
     net = {"host": "host", "port": "port"}
     configure_logging(args.command)
+    if args.command == "sim-engine" and args.action == "calibrate":
+        _calibrate(args)
+        return
     if args.command == "gateway":
         from gateway.main import serve as serve_gateway
 
@@ -113,8 +130,22 @@ def _run_service(args: argparse.Namespace) -> None:
         from workers.sim.server import serve as serve_engine
 
         cfg = _config(args, _overrides(args, "sim_engine", {
-            **net, "model": "model", "zero_cost": "zero_cost"}))
+            **net, "model": "model", "zero_cost": "zero_cost", "profile": "profile",
+            "schedule_policy": "schedule_policy", "time_scale": "time_scale"}))
         asyncio.run(serve_engine(cfg.sim_engine, args.port_file))
+
+
+def _calibrate(args: argparse.Namespace) -> None:
+    from workers.sim.calibrate import calibrate
+
+    if not args.sglang_url:
+        raise ConfigError("calibrate needs --sglang-url")
+    lengths = [int(x) for x in args.lengths.split(",") if x]
+    p = calibrate(args.sglang_url, args.base_profile, args.out, lengths, args.decode_tokens)
+    print(f"fitted {p.name}: flops efficiency {p.flops_eff:.3f}, bandwidth efficiency "
+          f"{p.bandwidth_eff:.3f}, iteration overhead {p.iteration_overhead_s * 1000:.2f} ms")
+    if args.out:
+        print(f"wrote {args.out}")
 
 
 def _up(args: argparse.Namespace) -> int:

@@ -75,10 +75,19 @@ class SimEngineConfig:
     host: str = "127.0.0.1"
     port: int = 30000
     model: str = "sim/llama-3.1-8b"
-    prefill_s_per_token: float = 0.00005
-    decode_s_per_token: float = 0.004
-    overhead_s: float = 0.002
+    profile: str = "h100-llama3.1-8b"  # a built-in profile name or a YAML file
+    schedule_policy: str = "fcfs"  # fcfs | lpm (SGLang --schedule-policy)
+    enable_priority: bool = True  # SGLang --enable-priority-scheduling
+    preemption_threshold: int = 10  # SGLang --priority-scheduling-preemption-threshold
+    max_total_tokens: int = 0  # KV pool size; 0: from the profile's memory
+    max_running_requests: int = 0  # 0: from the profile
+    chunked_prefill_size: int = 0  # 0: from the profile
+    time_scale: float = 1.0  # real seconds per simulated second (0.1 runs 10x faster)
     zero_cost: bool = False  # no simulated time at all: measures the mesh's own overhead
+
+    def __post_init__(self) -> None:
+        if self.time_scale <= 0:
+            raise ConfigError("sim_engine.time_scale: must be positive")
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def mesh() -> Iterator[Mesh]:
         "workers": 2,
         "gateway": {"api_keys": API_KEYS, "allow_anonymous": True, "max_prompt_chars": 50_000},
         "worker": {"max_inflight": 4},
-        "sim_engine": {"decode_s_per_token": 0.001},
+        "sim_engine": {"time_scale": 0.5},
     })
     m = Mesh(cfg, ephemeral_ports=True)
     m.start()

@@ -123,8 +123,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                                        cached_tokens=last.cached_tokens),
             ))
         except asyncio.CancelledError:
-            status = planner_pb2.COMPLETION_STATUS_CANCELLED
-            await asyncio.shield(self._engine.abort(rid))
+            status = planner_pb2.COMPLETION_STATUS_CANCELLED  # the client aborted the engine request
             self._report(request, status, last, time.monotonic() - start)
             raise
         except EngineError as exc:

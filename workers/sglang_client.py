@@ -151,9 +151,14 @@ class SGLangClient:
         raise EngineUnavailable(f"cannot reach engine {self.base_url}: {last}")
 
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
-        """Streams outputs; the last one has finish_reason set."""
+        """Streams outputs; the last one has finish_reason set.
+
+        If the consumer stops early (cancelled, or closes the iterator), the engine
+        request is aborted with POST /abort_request.
+        """
         resp = await self._open("/generate", request.body(stream=True))
         text = ""
+        finished = False
         try:
             async for raw in resp.content:
                 line = raw.strip()
@@ -167,6 +172,7 @@ class SGLangClient:
                     raise EngineFailed(f"engine error: {payload['error']}")
                 out = parse_output(payload, text)
                 text = out.text
+                finished = finished or out.finished
                 yield out
         except TimeoutError as exc:
             raise EngineTimeout(f"engine {self.base_url} timed out mid-stream") from exc
@@ -174,6 +180,8 @@ class SGLangClient:
             raise EngineFailed(f"engine stream broke: {exc}") from exc
         finally:
             resp.release()
+            if not finished:
+                await asyncio.shield(self.abort(request.rid))
 
     async def generate_once(self, request: EngineRequest) -> EngineOutput:
         resp = await self._open("/generate", request.body(stream=False))

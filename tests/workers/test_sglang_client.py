@@ -91,3 +91,28 @@ async def test_abort_stops_a_running_request(sim_engine_url: str) -> None:
         assert info["simulated"] is True
     finally:
         await client.close()
+
+
+async def _aborted_count(client: SGLangClient) -> int:
+    async with client._http().get(client.base_url + "/metrics") as resp:
+        text = await resp.text()
+    line = next(x for x in text.splitlines() if x.startswith("sglang:num_aborted_requests_total"))
+    return int(float(line.split()[-1]))
+
+
+async def test_consumer_that_stops_early_aborts_the_engine_request(sim_engine_url: str) -> None:
+    client = SGLangClient(sim_engine_url)
+    try:
+        before = await _aborted_count(client)
+        gen = client.generate(EngineRequest(rid="early-exit", text="tell me a long story",
+                                            sampling_params={"max_new_tokens": 5000,
+                                                             "ignore_eos": True}))
+        async for _ in gen:
+            break
+        await gen.aclose()
+        deadline = asyncio.get_running_loop().time() + 5
+        while await _aborted_count(client) == before:
+            assert asyncio.get_running_loop().time() < deadline, "engine request not aborted"
+            await asyncio.sleep(0.02)
+    finally:
+        await client.close()

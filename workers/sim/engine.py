@@ -1,19 +1,23 @@
-"""The sim engine's real-time request model used by its HTTP server.
+"""Runs the sim engine core in real time, in-process: what the HTTP server serves. SIMULATED.
 
-Walking-skeleton timing model (SIMULATED): each request costs a fixed overhead, a
-prefill time per prompt token and a decode time per output token, independently of other
-requests. The faithful SGLang model (radix cache, continuous batching, priorities)
-replaces this behind the same interface.
+Virtual time is real monotonic time since start divided by `time_scale`. A driver task
+sleeps until the core's next iteration ends, steps it, and hands each request's events to
+its stream. Zero-cost mode makes every iteration take no time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ostinato.config import SimEngineConfig
+from workers.sim.cost_model import CostModel, Profile, load_profile
+from workers.sim.radix import BlockRemoved, BlockStored, KvEvent
+from workers.sim.scheduler import EngineEvent, EngineParams, Req, SimEngineCore
 from workers.sim.text import Decoder
 
 
@@ -29,77 +33,123 @@ class SimRequest:
     cache_salt: str = ""
 
 
-@dataclass(frozen=True)
-class SimOutput:
-    delta: str
-    text: str
-    finish_reason: dict[str, object] | None
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    e2e_latency: float | None
+def engine_params(config: SimEngineConfig, profile: Profile) -> EngineParams:
+    return EngineParams(
+        max_total_tokens=config.max_total_tokens or profile.kv_capacity_tokens,
+        chunked_prefill_size=config.chunked_prefill_size or profile.chunked_prefill_size,
+        max_running_requests=config.max_running_requests or profile.max_running_requests,
+        schedule_policy=config.schedule_policy,
+        enable_priority=config.enable_priority,
+        preemption_threshold=config.preemption_threshold,
+        block_size=profile.block_size,
+    )
 
 
-@dataclass
 class EngineCounters:
-    running: int = 0
-    completed: int = 0
-    aborted: int = 0
-    prompt_tokens: int = 0
-    generation_tokens: int = 0
-    cached_tokens: int = 0
-    started: float = field(default_factory=time.monotonic)
+    def __init__(self) -> None:
+        self.completed = 0
+        self.aborted = 0
+        self.prompt_tokens = 0
+        self.generation_tokens = 0
+        self.cached_tokens = 0
+        self.blocks_stored = 0
+        self.blocks_removed = 0
 
 
 class RealtimeSimEngine:
     def __init__(self, config: SimEngineConfig) -> None:
         self.config = config
+        self.profile = load_profile(config.profile)
+        self.params = engine_params(config, self.profile)
+        self.core = SimEngineCore(CostModel(self.profile, zero_cost=config.zero_cost), self.params)
         self.counters = EngineCounters()
-        self._aborted: set[str] = set()
-        self._running: set[str] = set()
+        self.kv_events: deque[KvEvent] = deque(maxlen=10_000)  # recent, for inspection
+        self._streams: dict[str, asyncio.Queue[EngineEvent]] = {}
+        self._t0 = time.monotonic()
+        self._wake = asyncio.Event()
+        self._driver: asyncio.Task[None] | None = None
 
-    def abort(self, rid: str) -> bool:
-        if rid in self._running:
-            self._aborted.add(rid)
-            return True
-        return False
+    def now(self) -> float:
+        return (time.monotonic() - self._t0) / self.config.time_scale
 
-    def flush_cache(self) -> None:
-        """No prefix cache in this timing model; nothing to flush."""
+    def _ensure_driver(self) -> None:
+        if self._driver is None or self._driver.done():
+            self._driver = asyncio.get_running_loop().create_task(self._drive())
 
-    async def _sleep(self, seconds: float) -> None:
-        if not self.config.zero_cost and seconds > 0:
-            await asyncio.sleep(seconds)
+    async def _drive(self) -> None:
+        while True:
+            nxt = self.core.next_event_time()
+            if nxt is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            delay = (nxt - self.now()) * self.config.time_scale
+            if delay > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                continue  # re-plan: a new request may have changed the schedule
+            self._deliver(self.core.step(max(nxt, self.now())))
+            await asyncio.sleep(0)  # let streams run, even in zero-cost mode
 
-    async def generate(self, req: SimRequest) -> AsyncIterator[SimOutput]:
-        start = time.monotonic()
+    def _deliver(self, events: list[EngineEvent]) -> None:
+        for event in events:
+            self.counters.generation_tokens += event.new_tokens
+            if event.finish_reason is not None:
+                aborted = event.finish_reason.get("type") == "abort"
+                self.counters.aborted += aborted
+                self.counters.completed += not aborted
+            queue = self._streams.get(event.rid)
+            if queue is not None:
+                queue.put_nowait(event)
+        for kv in self.core.cache.take_events():
+            self.kv_events.append(kv)
+            if isinstance(kv, BlockStored):
+                self.counters.blocks_stored += len(kv.block_hashes)
+            elif isinstance(kv, BlockRemoved):
+                self.counters.blocks_removed += len(kv.block_hashes)
+
+    def validate(self, req: SimRequest) -> None:
+        if len(req.prompt_ids) + 1 >= self.params.max_total_tokens:
+            raise ValueError(f"prompt of {len(req.prompt_ids)} tokens exceeds the KV pool "
+                             f"({self.params.max_total_tokens} tokens)")
+
+    async def generate(self, req: SimRequest) -> AsyncIterator[EngineEvent]:
+        """Streams the request's events; the last one is finished."""
+        self.validate(req)
+        self._ensure_driver()
         decoder = Decoder(req.prompt_ids, max_new_tokens=req.max_new_tokens, stop=req.stop,
                           ignore_eos=req.ignore_eos, seed=req.seed)
-        prompt_tokens, cached = len(req.prompt_ids), 0
-        self._running.add(req.rid)
-        self.counters.running += 1
-        self.counters.prompt_tokens += prompt_tokens
-
-        def out(delta: str, reason: dict[str, object] | None) -> SimOutput:
-            return SimOutput(delta, decoder.text, reason, prompt_tokens, decoder.completion_tokens,
-                             cached, time.monotonic() - start if reason else None)
-
+        queue: asyncio.Queue[EngineEvent] = asyncio.Queue()
+        self._streams[req.rid] = queue
+        now = self.now()
+        self._deliver(self.core.step(now))
+        self.core.submit(Req(rid=req.rid, prompt_ids=list(req.prompt_ids), decoder=decoder,
+                             priority=req.priority, salt=req.cache_salt), now)
+        self._wake.set()
+        finished = False
         try:
-            await self._sleep(self.config.overhead_s
-                              + self.config.prefill_s_per_token * (prompt_tokens - cached))
-            while not decoder.finished:
-                if req.rid in self._aborted:
-                    self.counters.aborted += 1
-                    yield out("", {"type": "abort", "message": "Abort request " + req.rid})
-                    return
-                await self._sleep(self.config.decode_s_per_token)
-                delta = decoder.step()
-                self.counters.generation_tokens += 1
-                yield out(delta, decoder.finish_reason)
-            if decoder.completion_tokens == 0:  # max_new_tokens == 0: prefill only
-                yield out("", decoder.finish_reason)
-            self.counters.completed += 1
+            while not finished:
+                event = await queue.get()
+                finished = event.finished
+                if finished:
+                    self.counters.prompt_tokens += event.prompt_tokens
+                    self.counters.cached_tokens += event.cached_tokens
+                yield event
         finally:
-            self.counters.running -= 1
-            self._running.discard(req.rid)
-            self._aborted.discard(req.rid)
+            self._streams.pop(req.rid, None)
+            if not finished:  # the caller went away: SGLang aborts the request too
+                self.abort(req.rid)
+
+    def abort(self, rid: str) -> bool:
+        event = self.core.abort(rid, self.now())
+        if event is None:
+            return False
+        self._deliver([event])
+        self._wake.set()
+        return True
+
+    def flush_cache(self) -> bool:
+        flushed = self.core.flush_cache()
+        self._deliver([])
+        return flushed

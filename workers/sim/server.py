@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
@@ -18,7 +19,8 @@ from aiohttp import web
 
 from ostinato.config import SimEngineConfig
 from ostinato.serving import write_port_file
-from workers.sim.engine import RealtimeSimEngine, SimOutput, SimRequest
+from workers.sim.engine import RealtimeSimEngine, SimRequest
+from workers.sim.scheduler import EngineEvent
 from workers.sim.tokenizer import tokenize
 
 log = structlog.get_logger(__name__)
@@ -35,8 +37,8 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": {"message": message}}, status=status)
 
 
-def parse_generate(body: Any) -> SimRequest:
-    """Validates a /generate body; raises BadRequest naming the field."""
+def parse_generate(body: Any) -> list[SimRequest]:
+    """Validates a /generate body; one SimRequest per sample (n); BadRequest names the field."""
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     text, input_ids = body.get("text"), body.get("input_ids")
@@ -55,66 +57,104 @@ def parse_generate(body: Any) -> SimRequest:
     if not isinstance(max_new, int) or max_new < 0:
         raise BadRequest("sampling_params.max_new_tokens must be a non-negative integer")
     n = sp.get("n", 1)
-    if n != 1:
-        raise BadRequest("sampling_params.n > 1 is not supported by this sim engine yet")
+    if not isinstance(n, int) or not 1 <= n <= 64:
+        raise BadRequest("sampling_params.n must be an integer from 1 to 64")
     stop = sp.get("stop") or ()
     stop = (stop,) if isinstance(stop, str) else tuple(stop)
     priority = body.get("priority")
     if priority is not None and not isinstance(priority, int):
         raise BadRequest("priority must be an integer")
     seed = sp.get("sampling_seed") or 0
-    return SimRequest(
-        rid=str(body.get("rid") or uuid.uuid4().hex),
-        prompt_ids=list(input_ids) if input_ids is not None else tokenize(text or ""),
-        max_new_tokens=max_new,
-        stop=stop,
-        ignore_eos=bool(sp.get("ignore_eos", False)),
-        seed=int(seed),
-        priority=priority or 0,
-        cache_salt=str(body.get("cache_salt") or ""),
-    )
+    rid = str(body.get("rid") or uuid.uuid4().hex)
+    prompt = list(input_ids) if input_ids is not None else tokenize(text or "")
+    return [
+        SimRequest(
+            rid=rid if n == 1 else f"{rid}-{i}", prompt_ids=prompt, max_new_tokens=max_new,
+            stop=stop, ignore_eos=bool(sp.get("ignore_eos", False)), seed=int(seed) + i,
+            priority=priority or 0, cache_salt=str(body.get("cache_salt") or ""),
+        )
+        for i in range(n)
+    ]
 
 
-def _payload(rid: str, out: SimOutput) -> dict[str, Any]:
+def _payload(rid: str, text: str, event: EngineEvent, index: int | None) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "id": rid,
-        "finish_reason": out.finish_reason,
-        "prompt_tokens": out.prompt_tokens,
-        "completion_tokens": out.completion_tokens,
-        "cached_tokens": out.cached_tokens,
+        "finish_reason": event.finish_reason,
+        "prompt_tokens": event.prompt_tokens,
+        "completion_tokens": event.completion_tokens,
+        "cached_tokens": event.cached_tokens,
         "simulated": True,
     }
-    if out.e2e_latency is not None:
-        meta["e2e_latency"] = out.e2e_latency
-    return {"text": out.text, "meta_info": meta}
+    if event.finished:
+        meta["e2e_latency"] = event.e2e_latency
+    out: dict[str, Any] = {"text": text, "meta_info": meta}
+    if index is not None:
+        out["index"] = index
+    return out
+
+
+async def _sample(engine: RealtimeSimEngine, req: SimRequest,
+                  index: int | None) -> AsyncIterator[dict[str, Any]]:
+    text = ""
+    async for event in engine.generate(req):
+        text = event.text if event.finished else text + event.delta
+        yield _payload(req.rid, text, event, index)
+
+
+async def _merged(engine: RealtimeSimEngine, reqs: list[SimRequest]) -> AsyncIterator[dict[str, Any]]:
+    """Interleaves the n samples' payloads as they are produced (SGLang adds "index")."""
+    if len(reqs) == 1:
+        async for payload in _sample(engine, reqs[0], None):
+            yield payload
+        return
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    async def pump(req: SimRequest, i: int) -> None:
+        async for payload in _sample(engine, req, i):
+            queue.put_nowait(payload)
+        queue.put_nowait(None)
+
+    tasks = [asyncio.create_task(pump(r, i)) for i, r in enumerate(reqs)]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            item = await queue.get()
+            if item is None:
+                remaining -= 1
+            else:
+                yield item
+    finally:
+        for t in tasks:
+            t.cancel()
 
 
 async def generate(request: web.Request) -> web.StreamResponse:
     engine = request.app[_ENGINE]
     try:
         body = await request.json()
-        req = parse_generate(body)
+        reqs = parse_generate(body)
+        for r in reqs:
+            engine.validate(r)
     except json.JSONDecodeError:
         return _error(400, "request body is not valid JSON")
-    except BadRequest as exc:
+    except (BadRequest, ValueError) as exc:
         return _error(400, str(exc))
     if not body.get("stream"):
-        last: SimOutput | None = None
-        async for out in engine.generate(req):
-            last = out
-        assert last is not None
-        return web.json_response(_payload(req.rid, last))
+        finals: dict[int, dict[str, Any]] = {}
+        async for payload in _merged(engine, reqs):
+            if payload["meta_info"]["finish_reason"] is not None:
+                finals[payload.get("index", 0)] = payload
+        if len(reqs) == 1:
+            return web.json_response(finals[0])
+        return web.json_response([finals[i] for i in range(len(reqs))])
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                        "Cache-Control": "no-cache"})
     await resp.prepare(request)
-    try:
-        async for out in engine.generate(req):
-            # SGLang streams cumulative text by default (no --incremental-streaming-output).
-            await resp.write(b"data: " + json.dumps(_payload(req.rid, out)).encode() + b"\n\n")
-        await resp.write(b"data: [DONE]\n\n")
-    except (ConnectionResetError, asyncio.CancelledError):
-        engine.abort(req.rid)  # the client went away: SGLang aborts the request too
-        raise
+    # SGLang streams cumulative text by default (no --incremental-streaming-output).
+    async for payload in _merged(engine, reqs):
+        await resp.write(b"data: " + json.dumps(payload).encode() + b"\n\n")
+    await resp.write(b"data: [DONE]\n\n")
     return resp
 
 
@@ -136,20 +176,24 @@ async def health(request: web.Request) -> web.Response:
 
 async def health_generate(request: web.Request) -> web.Response:
     engine = request.app[_ENGINE]
-    async for _ in engine.generate(SimRequest(rid="health-" + uuid.uuid4().hex,
+    async for _ in engine.generate(SimRequest(rid="HEALTH_CHECK_" + uuid.uuid4().hex,
                                               prompt_ids=[1], max_new_tokens=1)):
         pass
     return web.Response(status=200)
 
 
 async def server_info(request: web.Request) -> web.Response:
-    cfg = request.app[_ENGINE].config
+    engine = request.app[_ENGINE]
+    cfg, p = engine.config, engine.params
     return web.json_response({
         "model_path": cfg.model, "served_model_name": cfg.model, "simulated": True,
-        "engine": "ostinato-sim", "enable_priority_scheduling": True,
-        "timing_model": {"prefill_s_per_token": cfg.prefill_s_per_token,
-                         "decode_s_per_token": cfg.decode_s_per_token,
-                         "overhead_s": cfg.overhead_s, "zero_cost": cfg.zero_cost},
+        "engine": "ostinato-sim", "profile": engine.profile.name,
+        "enable_priority_scheduling": p.enable_priority,
+        "priority_scheduling_preemption_threshold": p.preemption_threshold,
+        "schedule_policy": p.schedule_policy, "max_total_num_tokens": p.max_total_tokens,
+        "chunked_prefill_size": p.chunked_prefill_size,
+        "max_running_requests": p.max_running_requests, "page_size": p.block_size,
+        "time_scale": cfg.time_scale, "zero_cost": cfg.zero_cost,
     })
 
 
@@ -159,23 +203,33 @@ async def model_info(request: web.Request) -> web.Response:
 
 
 async def flush_cache(request: web.Request) -> web.Response:
-    request.app[_ENGINE].flush_cache()
+    if not request.app[_ENGINE].flush_cache():  # as SGLang: only when no request is running
+        return web.Response(status=400, text="Cache not flushed: requests are running.\n")
     return web.Response(text="Cache flushed.\n")
 
 
 async def metrics(request: web.Request) -> web.Response:
-    c = request.app[_ENGINE].counters
-    model = request.app[_ENGINE].config.model
-    lines = []
-    for name, kind, value in [
-        ("sglang:num_running_reqs", "gauge", c.running),
+    engine = request.app[_ENGINE]
+    c, core = engine.counters, engine.core
+    used = core.cache.size + core.cache.reserved
+    labels = f'{{model_name="{engine.config.model}",simulated="true"}}'
+    rows = [
+        ("sglang:num_running_reqs", "gauge", core.num_running),
+        ("sglang:num_queue_reqs", "gauge", len(core.waiting)),
+        ("sglang:token_usage", "gauge", round(used / core.params.max_total_tokens, 6)),
+        ("sglang:cache_hit_rate", "gauge",
+         round(c.cached_tokens / c.prompt_tokens, 6) if c.prompt_tokens else 0.0),
         ("sglang:prompt_tokens_total", "counter", c.prompt_tokens),
         ("sglang:generation_tokens_total", "counter", c.generation_tokens),
         ("sglang:cached_tokens_total", "counter", c.cached_tokens),
         ("sglang:num_requests_total", "counter", c.completed),
         ("sglang:num_aborted_requests_total", "counter", c.aborted),
-    ]:
-        lines += [f"# TYPE {name} {kind}", f'{name}{{model_name="{model}",simulated="true"}} {value}']
+        ("ostinato_sim:kv_blocks_stored_total", "counter", c.blocks_stored),
+        ("ostinato_sim:kv_blocks_removed_total", "counter", c.blocks_removed),
+    ]
+    lines = []
+    for name, kind, value in rows:
+        lines += [f"# TYPE {name} {kind}", f"{name}{labels} {value}"]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 
@@ -205,7 +259,8 @@ async def serve(config: SimEngineConfig, port_file: str | None = None) -> None:
     port = runner.addresses[0][1]
     url = f"http://{config.host}:{port}"
     write_port_file(port_file, port=port, address=url)
-    log.info("sim engine serving (SIMULATED SGLang API)", url=url, model=config.model)
+    log.info("sim engine serving (SIMULATED SGLang API)", url=url, model=config.model,
+             profile=config.profile)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,0 +1,75 @@
+"""The sim engine's SGLang HTTP API, as a real process: prefix caching, n > 1, metrics."""
+
+from __future__ import annotations
+
+import uuid
+
+import aiohttp
+import pytest
+
+
+async def generate(session: aiohttp.ClientSession, url: str, body: dict) -> dict | list:
+    async with session.post(url + "/generate", json=body) as resp:
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+
+def words(n: int, tag: str) -> str:
+    return " ".join(f"{tag}{i}" for i in range(n))
+
+
+async def test_prefix_caching_through_http(sim_engine_url: str) -> None:
+    tag = uuid.uuid4().hex[:6]
+    prompt = words(400, tag)
+    half = words(200, tag) + " " + words(200, "other" + tag)
+    sp = {"max_new_tokens": 4, "ignore_eos": True}
+    async with aiohttp.ClientSession() as s:
+        first = await generate(s, sim_engine_url, {"text": prompt, "sampling_params": sp})
+        again = await generate(s, sim_engine_url, {"text": prompt, "sampling_params": sp})
+        shared = await generate(s, sim_engine_url, {"text": half, "sampling_params": sp})
+        salted = await generate(s, sim_engine_url, {"text": prompt, "sampling_params": sp,
+                                                    "cache_salt": "tenant-b"})
+        async with s.post(sim_engine_url + "/flush_cache") as resp:
+            assert resp.status == 200
+        flushed = await generate(s, sim_engine_url, {"text": prompt, "sampling_params": sp})
+    n = first["meta_info"]["prompt_tokens"]
+    assert n == 400 and first["meta_info"]["cached_tokens"] == 0
+    assert again["meta_info"]["cached_tokens"] == n - 1  # all but the recomputed last token
+    assert abs(shared["meta_info"]["cached_tokens"] - n / 2) <= 2
+    assert salted["meta_info"]["cached_tokens"] == 0  # cache_salt namespaces the prefix
+    assert flushed["meta_info"]["cached_tokens"] == 0
+    assert again["meta_info"]["e2e_latency"] < first["meta_info"]["e2e_latency"]
+
+
+async def test_n_samples_non_streaming_and_streaming(sim_engine_url: str) -> None:
+    body = {"text": "pick a name", "sampling_params": {"max_new_tokens": 5, "n": 3,
+                                                       "ignore_eos": True}}
+    async with aiohttp.ClientSession() as s:
+        outs = await generate(s, sim_engine_url, body)
+        async with s.post(sim_engine_url + "/generate", json={**body, "stream": True}) as resp:
+            raw = (await resp.read()).decode()
+    assert isinstance(outs, list) and len(outs) == 3
+    assert len({o["text"] for o in outs}) == 3  # different seeds, different samples
+    assert all(o["meta_info"]["completion_tokens"] == 5 for o in outs)
+    for i in range(3):
+        assert f'"index": {i}' in raw
+    assert raw.rstrip().endswith("data: [DONE]")
+
+
+@pytest.mark.parametrize("path", ["/get_server_info", "/get_model_info", "/health",
+                                  "/health_generate", "/metrics"])
+async def test_info_endpoints(sim_engine_url: str, path: str) -> None:
+    async with aiohttp.ClientSession() as s, s.get(sim_engine_url + path) as resp:
+        assert resp.status == 200
+        body = await resp.text()
+    if path == "/get_server_info":
+        assert '"simulated": true' in body and "h100-llama3.1-8b" in body
+    if path == "/metrics":
+        assert "sglang:num_running_reqs" in body and "sglang:cache_hit_rate" in body
+
+
+async def test_prompt_longer_than_the_kv_pool_is_a_400(sim_engine_url: str) -> None:
+    async with aiohttp.ClientSession() as s, s.post(sim_engine_url + "/generate", json={
+        "input_ids": [1] * 2_000_000, "sampling_params": {"max_new_tokens": 1}}) as resp:
+        assert resp.status == 400
+        assert "exceeds the KV pool" in (await resp.json())["error"]["message"]
