@@ -5,11 +5,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cache.block_hash import block_hashes
+from cache.block_hash import block_hashes, salt_seed
 from workers.sim.radix import AllBlocksCleared, BlockRemoved, BlockStored, RadixCache
 
 BS = 4
 SALT = -7  # the salt token the engine prepends
+SEED = salt_seed("s")
 # Small alphabets and lengths make shared prefixes, splits and evictions common.
 seqs = st.lists(st.integers(0, 3), min_size=0, max_size=24).map(lambda s: (SALT, *s))
 
@@ -72,7 +73,7 @@ def replay(cache: RadixCache, blocks: set[int]) -> set[int]:
 def test_match_lengths_equal_the_naive_longest_common_prefix(inserts, queries) -> None:  # type: ignore[no-untyped-def]
     cache = RadixCache(capacity=10_000, block_size=BS)
     for t, key in enumerate(inserts):
-        cache.insert(key, float(t), hashes(key))
+        cache.insert(key, float(t), SEED)
     for key in [*queries, *inserts]:
         n, _ = cache.match_prefix(key, 99.0)
         assert n == naive_match(inserts, key)
@@ -111,7 +112,7 @@ def test_capacity_locks_and_events_hold_under_eviction(capacity: int, script) ->
                 continue
             cache.alloc(need)  # a running request's KV before it enters the tree
             cache.free(need)  # ... handed back when the tokens move into the tree
-            added, node = cache.insert(arg, now, hashes(arg))
+            added, node = cache.insert(arg, now, SEED)
             cache.unlock(prefix)
             assert added == need
             inserted.append(arg)
@@ -138,8 +139,8 @@ def test_capacity_locks_and_events_hold_under_eviction(capacity: int, script) ->
 def test_lru_evicts_the_least_recently_used_leaf_first() -> None:
     cache = RadixCache(capacity=100, block_size=BS)
     a, b = (SALT, 1, 1, 1, 1), (SALT, 2, 2, 2, 2)
-    cache.insert(a, 1.0, hashes(a))
-    cache.insert(b, 2.0, hashes(b))
+    cache.insert(a, 1.0, SEED)
+    cache.insert(b, 2.0, SEED)
     cache.match_prefix(a, 3.0)  # a becomes the most recently used
     assert cache.evict(1) == 4
     assert cache.match_prefix(a, 4.0)[0] == 5 and cache.match_prefix(b, 4.0)[0] == 1

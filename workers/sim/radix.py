@@ -19,6 +19,8 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cache.block_hash import chain_hash
+
 _ids = itertools.count()
 
 
@@ -86,6 +88,7 @@ class RadixCache:
         self.size = 0  # tokens in the tree
         self.evictable = 0  # tokens in unreferenced nodes
         self.reserved = 0  # tokens held by running requests outside the tree
+        self._leaves: dict[int, Node] = {}  # childless nodes by id: eviction candidates
         self._events: list[KvEvent] = []
 
     # ---- pool ------------------------------------------------------------------------
@@ -145,34 +148,49 @@ class RadixCache:
         """Length of the longest cached prefix of key, and the node where it ends."""
         return self._walk(key, now)
 
-    def insert(self, key: Sequence[int], now: float, hashes: Sequence[int] = ()) -> tuple[int, Node]:
+    def insert(self, key: Sequence[int], now: float, seed: int = 0) -> tuple[int, Node]:
         """Adds key to the tree (its pool space must already be reserved or free).
 
-        `hashes[i]` is the chained hash of the block ending at position
-        1 + (i + 1) * block_size (position 0 is the salt token). Returns the number of
-        tokens newly added to the tree and the node where key ends.
+        Position 0 of a key is the salt token; blocks cover key[1:] and their hashes chain
+        from `seed` (cache.block_hash.salt_seed of the salt), so they equal
+        cache.block_hash.block_hashes(key[1:], block_size, salt). Only the new blocks are
+        hashed: the chain continues from the hash stored on the cached prefix.
+        Returns the number of tokens newly added and the node where key ends.
         """
         pos, node = self._walk(key, now)
         if pos == len(key):
             return 0, node
         leaf = Node(tuple(key[pos:]), pos, node, now)
         node.children[leaf.key[0]] = leaf
+        self._leaves.pop(node.id, None)
+        self._leaves[leaf.id] = leaf
         self.size += len(leaf.key)
         self.evictable += len(leaf.key)
         bs = self.block_size
-        first = max(0, (pos - 1) // bs)  # the first block that can end past pos
-        stored = []
-        for i in range(first, len(hashes)):
-            end = 1 + (i + 1) * bs
-            if end > len(key):
-                break
+        k = max(0, (pos - 1) // bs)  # complete blocks before pos
+        parent = seed if k == 0 else self._block_hash_ending(node, 1 + k * bs)
+        stored: list[int] = []
+        parent_of_first: int | None = None
+        for end in range(1 + (k + 1) * bs, len(key) + 1, bs):
+            h = chain_hash(parent, key[end - bs:end])
             if end > pos:  # the block's last token lies in the new leaf
-                leaf.blocks.append((end, hashes[i]))
-                stored.append(i)
+                if not stored:
+                    parent_of_first = None if end == 1 + bs else parent
+                leaf.blocks.append((end, h))
+                stored.append(h)
+            parent = h
         if stored:
-            parent_hash = hashes[stored[0] - 1] if stored[0] > 0 else None
-            self._events.append(BlockStored(tuple(hashes[i] for i in stored), parent_hash))
+            self._events.append(BlockStored(tuple(stored), parent_of_first))
         return len(leaf.key), leaf
+
+    def _block_hash_ending(self, node: Node, end: int) -> int:
+        n: Node | None = node
+        while n is not None:
+            for e, h in n.blocks:
+                if e == end:
+                    return h
+            n = n.parent
+        raise AssertionError(f"no cached block ends at {end}")
 
     def lock(self, node: Node) -> None:
         while node is not None and node is not self.root:
@@ -192,7 +210,7 @@ class RadixCache:
 
     def evict(self, n: int) -> int:
         """Frees at least n tokens from unreferenced leaves, least recently used first."""
-        leaves = [(x.last_access, x.id, x) for x in self._nodes() if not x.children and x.ref == 0]
+        leaves = [(x.last_access, x.id, x) for x in self._leaves.values() if x.ref == 0]
         heapq.heapify(leaves)
         freed = 0
         while freed < n and leaves:
@@ -200,18 +218,22 @@ class RadixCache:
             parent = leaf.parent
             assert parent is not None
             del parent.children[leaf.key[0]]
+            del self._leaves[leaf.id]
             freed += len(leaf.key)
             self.size -= len(leaf.key)
             self.evictable -= len(leaf.key)
             if leaf.blocks:
                 self._events.append(BlockRemoved(tuple(h for _, h in leaf.blocks)))
-            if parent is not self.root and not parent.children and parent.ref == 0:
-                heapq.heappush(leaves, (parent.last_access, parent.id, parent))
+            if parent is not self.root and not parent.children:
+                self._leaves[parent.id] = parent
+                if parent.ref == 0:
+                    heapq.heappush(leaves, (parent.last_access, parent.id, parent))
         return freed
 
     def reset(self) -> None:
         """Drops every unreferenced entry (SGLang refuses /flush_cache while requests run)."""
         self.root.children.clear()
+        self._leaves.clear()
         self.size = self.evictable = 0
         self._events.append(AllBlocksCleared())
 

@@ -23,7 +23,7 @@ import bisect
 import enum
 from dataclasses import dataclass, field
 
-from cache.block_hash import block_hashes, salt_seed
+from cache.block_hash import salt_seed
 from workers.sim.cost_model import CostModel
 from workers.sim.radix import CacheFull, Node, RadixCache
 from workers.sim.text import Decoder
@@ -346,11 +346,9 @@ class SimEngineCore:
 
     def _cache_progress(self, req: Req, now: float) -> None:
         """Moves the request's KV into the tree (SGLang cache_unfinished_req / cache_finished_req)."""
-        key = req.full_key()
-        hashes = block_hashes(key[1:], self.params.block_size, req.salt)
         self.cache.free(req.reserved)
         req.reserved = 0
-        _, node = self.cache.insert(key, now, hashes)
+        _, node = self.cache.insert(req.full_key(), now, salt_seed(req.salt))
         self.cache.lock(node)
         if req.node is not None:
             self.cache.unlock(req.node)
