@@ -31,12 +31,11 @@ def run(core: SimEngineCore, arrivals: list[tuple[float, Req]]) -> dict[str, Eng
         nxt = core.next_event_time()
         if arrivals and (nxt is None or arrivals[0][0] <= nxt):
             t, r = arrivals.pop(0)
-            core.step(t)
+            events = core.step(t)  # catch up to the arrival, then submit
             core.submit(r, t)
-            continue
-        for e in core.step(nxt):  # type: ignore[arg-type]
-            if e.finished:
-                done[e.rid] = e
+        else:
+            events = core.step(nxt)  # type: ignore[arg-type]
+        done.update({e.rid: e for e in events if e.finished})
     return done
 
 
@@ -134,3 +133,28 @@ def test_fast_forward_matches_token_by_token_stepping(spec) -> None:  # type: ig
     for rid in slow:
         assert fast[rid].time == pytest.approx(slow[rid].time, rel=1e-9, abs=1e-12)
         assert fast[rid].cached_tokens == slow[rid].cached_tokens
+
+
+def test_lpm_serves_the_longest_cached_prefix_first() -> None:
+    shared = list(range(500))
+    for policy, first in (("lpm", "hit"), ("fcfs", "miss")):
+        core = engine(max_running_requests=1, schedule_policy=policy)
+        done = run(core, [(0.0, req("warm", shared, out=1)),
+                          (0.001, req("blocker", [9] * 10, out=30)),
+                          (0.002, req("miss", [7] * 500, out=1)),
+                          (0.003, req("hit", [*shared, 1], out=1))])
+        order = sorted(["hit", "miss"], key=lambda r: done[r].time)
+        assert order[0] == first, policy
+
+
+def test_zero_cost_mode_takes_no_simulated_time() -> None:
+    core = SimEngineCore(CostModel(TOY, zero_cost=True), EngineParams(max_total_tokens=10_000))
+    done = run(core, [(1.0, req("a", list(range(300)), out=50)), (1.0, req("b", [1, 2], out=5))])
+    assert all(e.e2e_latency == 0.0 and e.time == 1.0 for e in done.values())
+    assert done["a"].completion_tokens == 50
+
+
+@pytest.mark.parametrize("bad", [{"schedule_policy": "random"}, {"max_total_tokens": 0}])
+def test_invalid_engine_params(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        EngineParams(**{"max_total_tokens": 100, **bad})
