@@ -54,3 +54,9 @@ def test_zero_cost_and_builtin_profiles() -> None:
     assert 0.005 < CostModel(p8).decode_time(1, 1000) < 0.010
     with pytest.raises(ValueError, match="unknown profile"):
         load_profile("tpu-v9-mystery")
+
+
+def test_8b_prefill_matches_the_published_sglang_figure() -> None:
+    """sglang PR #1060: Llama-3.1-8B-Instruct on H100, random 8192-token prompts: 27,670 tok/s."""
+    cost = CostModel(load_profile("h100-llama3.1-8b"))
+    assert 8192 / cost.prefill_time([(0, 8192)]) == pytest.approx(27_670, rel=0.02)
