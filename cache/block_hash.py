@@ -37,3 +37,25 @@ def block_hashes(tokens: Sequence[int], block_size: int = DEFAULT_BLOCK_SIZE,
         parent = chain_hash(parent, tokens[start:start + block_size])
         out.append(parent)
     return out
+
+
+DEFAULT_BLOCK_CHARS = 64
+
+
+def text_block_hashes(text: str, salt: str, block_chars: int = DEFAULT_BLOCK_CHARS) -> list[int]:
+    """Chained hashes of fixed-size character blocks of a prompt, for routing.
+
+    The gateway has no model tokenizer; like SGLang's router (whose approximate tree is
+    over characters) it matches prompts on text. Salted, so tenants never match each other.
+    """
+    if block_chars < 1:
+        raise ValueError("block_chars must be positive")
+    data = text.encode("utf-8", "surrogatepass")
+    out: list[int] = []
+    parent = salt_seed(salt)
+    for start in range(0, len(data) - block_chars + 1, block_chars):
+        h = hashlib.blake2b(parent.to_bytes(8, "little"), digest_size=8)
+        h.update(data[start:start + block_chars])
+        parent = int.from_bytes(h.digest(), "little")
+        out.append(parent)
+    return out

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from cache.block_hash import text_block_hashes
 from gateway.calls import estimate_tokens, render_prompt
 from gateway.worker_channels import WorkerChannels
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2
@@ -60,6 +61,7 @@ class CallExecutor:
             tenant=tenant, program_id=program_id, call_id=call.call_id, thread_id=call.thread_id,
             parent_call_ids=call.parent_call_ids, prompt_tokens=estimate_tokens(prompt),
             max_new_tokens=call.sampling.max_new_tokens, hints=call.hints,
+            prefix_hashes=text_block_hashes(prompt, salt=cache_salt(tenant)),
         )
         try:
             grant = await self._planner.Admit(admit, timeout=timeout_s)

@@ -24,8 +24,13 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
         raise ValueError("the planner needs --redis-url (ostinato up starts an embedded Redis)")
     clock = SystemClock()
     priority, routing = parse_policy(config.policy)
+    try:
+        weights = {t: float(w) for t, w in config.tenant_weights.items()}
+    except ValueError:
+        raise ValueError("planner.tenant_weights: weights must be numbers") from None
     core = PlannerCore(clock, priority, routing, worker_ttl_s=config.worker_ttl_s,
-                       program_idle_ttl_s=config.program_idle_ttl_s)
+                       program_idle_ttl_s=config.program_idle_ttl_s, tenant_weights=weights,
+                       starvation_ratio=config.starvation_ratio)
     client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
                                socket_connect_timeout=redis_cfg.timeout_s)
     store = ProgramStore(client, timeout_s=redis_cfg.timeout_s)

@@ -13,6 +13,7 @@ from ostinato.clock import Clock
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 from planner.core import (
     CallState,
+    DeadlineExceeded,
     DuplicateCall,
     Grant,
     NoSuchCall,
@@ -32,6 +33,7 @@ _STATUS_FOR = {
     DuplicateCall: grpc.StatusCode.ALREADY_EXISTS,
     UnknownParent: grpc.StatusCode.INVALID_ARGUMENT,
     ProgramClosed: grpc.StatusCode.FAILED_PRECONDITION,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 _COMPLETION_STATE = {
@@ -100,6 +102,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 request.program_id, request.tenant, request.call_id,
                 thread_id=request.thread_id, parents=request.parent_call_ids,
                 prompt_tokens=request.prompt_tokens, max_new_tokens=request.max_new_tokens,
+                expected_output=request.hints.expected_output_tokens,
+                prefix_hashes=request.prefix_hashes,
             )
         except PlannerError as exc:
             await _abort_for(context, exc)

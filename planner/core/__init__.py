@@ -3,6 +3,7 @@
 from planner.core.model import (
     CallRecord,
     CallState,
+    DeadlineExceeded,
     DuplicateCall,
     Grant,
     NoSuchCall,
@@ -18,6 +19,7 @@ from planner.core.planner import PlannerCore
 __all__ = [
     "CallRecord",
     "CallState",
+    "DeadlineExceeded",
     "DuplicateCall",
     "Grant",
     "NoSuchCall",

@@ -30,6 +30,10 @@ class NoSuchCall(PlannerError):
     pass
 
 
+class DeadlineExceeded(PlannerError):
+    """The program asked to be rejected once its deadline can no longer be met."""
+
+
 class CallState(enum.Enum):
     BLOCKED = "blocked"  # waiting for parent calls to finish
     QUEUED = "queued"  # in the global queue
@@ -58,6 +62,10 @@ class CallRecord:
     finished_at: float | None = None
     worker_id: str = ""
     priority: int = 0
+    score: float = 0.0  # the priority policy's score at enqueue (lower runs sooner)
+    critical_path_s: float = 0.0  # ATLAS: service along the longest chain of parents
+    expected_output: int = 0  # hint from the client, or the estimator's guess
+    prefix_hashes: tuple[int, ...] = ()  # chained block hashes of the prompt (routing)
     service_s: float = 0.0
     prompt_tokens_used: int = 0
     completion_tokens: int = 0
@@ -83,6 +91,7 @@ class Program:
     calls: dict[str, CallRecord] = field(default_factory=dict)
     attained_service_s: float = 0.0
     last_active: float = 0.0
+    last_worker: str = ""  # where the program's latest call ran (affinity)
     closed: bool = False
 
 

@@ -2,21 +2,21 @@
 
 Pure and synchronous: the service calls `submit`/`complete`/`cancel`, then `dispatch()`
 to learn which calls now start where, then `take_events()` to persist what changed.
-Per-decision cost is a heap operation plus a scan of the workers, independent of the
+Per-decision cost is O(active tenants + queue levels + workers), independent of the
 number of queued calls.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ostinato.clock import Clock
+from planner.core.estimates import OutputEstimator
 from planner.core.model import (
     CallChanged,
     CallRecord,
     CallState,
+    DeadlineExceeded,
     DuplicateCall,
     Event,
     Grant,
@@ -30,14 +30,19 @@ from planner.core.model import (
     WorkerState,
     call_key,
 )
-from planner.core.policies import PriorityPolicy, priority_policies
+from planner.core.policies import PriorityPolicy, engine_priority, priority_policies
+from planner.core.queue import MultiLevelQueue
 from planner.core.routing import RoutingPolicy, routing_policies
+
+# What the mesh ships with. ATLAS equals PLAS on single-threaded programs and does not charge
+# parallel branches for each other; affinity keeps a program's context on one engine.
+PRESETS = {"default": "atlas+affinity"}
 
 
 def parse_policy(spec: str) -> tuple[PriorityPolicy, RoutingPolicy]:
-    """`<priority>+<routing>`, e.g. `fcfs+round_robin`."""
+    """`<priority>+<routing>`, e.g. `fcfs+round_robin`, or a preset name."""
     priorities, routings = priority_policies(), routing_policies()
-    presets = {"default": "fcfs+round_robin"}
+    presets = PRESETS
     spec = presets.get(spec, spec)
     prio, sep, route = spec.partition("+")
     if not sep or prio not in priorities or route not in routings:
@@ -57,6 +62,8 @@ class PlannerCore:
         *,
         worker_ttl_s: float = 10.0,
         program_idle_ttl_s: float = 1800.0,
+        tenant_weights: Mapping[str, float] | None = None,
+        starvation_ratio: float = 4.0,
     ) -> None:
         self._clock = clock
         self._priority = priority
@@ -65,8 +72,9 @@ class PlannerCore:
         self._program_idle_ttl_s = program_idle_ttl_s
         self._programs: dict[str, Program] = {}
         self._workers: dict[str, WorkerState] = {}
-        self._queue: list[tuple[float, int, str]] = []
-        self._seq = itertools.count()
+        self._queue = MultiLevelQueue(priority.thresholds, starvation_ratio=starvation_ratio,
+                                      tenant_weights=tenant_weights)
+        self.estimator = OutputEstimator()
         self._calls: dict[str, CallRecord] = {}  # live (unfinished) calls by key
         self._waiting_on: dict[str, list[str]] = {}  # parent key -> blocked child keys
         self._events: list[Event] = []
@@ -153,6 +161,8 @@ class PlannerCore:
         parents: Iterable[str] = (),
         prompt_tokens: int = 0,
         max_new_tokens: int = 0,
+        expected_output: int = 0,
+        prefix_hashes: Iterable[int] = (),
     ) -> CallRecord:
         program = self.program(program_id, tenant)
         if program.closed:
@@ -173,44 +183,52 @@ class PlannerCore:
             prompt_tokens=prompt_tokens,
             max_new_tokens=max_new_tokens,
             arrival=now,
+            expected_output=self.estimator.estimate(program.program_class, max_new_tokens,
+                                                    expected_output),
+            prefix_hashes=tuple(prefix_hashes),
         )
+        call.critical_path_s = max((program.calls[p].critical_path_s + program.calls[p].service_s
+                                    for p in parents), default=0.0)
+        unfinished = [p for p in parents if not program.calls[p].state.finished]
+        if not unfinished:  # scored before it is recorded: DeadlineExceeded leaves no trace
+            call.score = self._priority.score(call, program, now)
         program.calls[call_id] = call
         program.last_active = now
         self._calls[call.key] = call
-        unfinished = [p for p in parents if not program.calls[p].state.finished]
         if unfinished:
             call.state = CallState.BLOCKED
             for p in unfinished:
                 self._waiting_on.setdefault(call_key(program_id, p), []).append(call.key)
         else:
-            self._enqueue(call, program)
+            self._queue.push(call)
         self._events.append(CallChanged(call))
         return call
 
     def _enqueue(self, call: CallRecord, program: Program) -> None:
         call.state = CallState.QUEUED
-        key = self._priority.sort_key(call, program, self._clock.now())
-        heapq.heappush(self._queue, (key, next(self._seq), call.key))
+        call.score = self._priority.score(call, program, self._clock.now())
+        self._queue.push(call)
 
     def dispatch(self) -> list[Grant]:
         """Starts queued calls while workers have budget; returns the grants made."""
         grants: list[Grant] = []
         now = self._clock.now()
-        while self._queue:
-            free = [w for w in self.workers if w.free > 0]
+        while len(self._queue):
+            workers = self.workers
+            free = [w for w in workers if w.free > 0]
             if not free:
                 break
-            _, _, key = heapq.heappop(self._queue)
-            call = self._calls.get(key)
-            if call is None or call.state is not CallState.QUEUED:
-                continue  # cancelled while queued: lazy deletion
+            call = self._queue.pop(now)
+            if call is None:
+                break
             program = self._programs[call.program_id]
-            worker = self._routing.choose(call, free)
+            worker = self._routing.choose(call, program, free, workers)
             worker.inflight += 1
+            program.last_worker = worker.worker_id
             call.state = CallState.RUNNING
             call.worker_id = worker.worker_id
             call.dispatched_at = now
-            call.priority = self._priority.engine_priority(call, program, now)
+            call.priority = engine_priority(self._priority, call.score)
             self._events.append(CallChanged(call))
             grants.append(
                 Grant(call.program_id, call.call_id, worker.worker_id, worker.address,
@@ -242,6 +260,9 @@ class PlannerCore:
         program = self._programs.get(program_id)
         if program is not None:
             program.attained_service_s += call.service_s
+            if state is CallState.DONE:
+                self.estimator.observe(program.program_class, completion_tokens)
+        self._queue.account(call.tenant, call.service_s)
         self._finish(call, state)
         return call
 
@@ -269,7 +290,13 @@ class PlannerCore:
             if child is None or child.state is not CallState.BLOCKED or program is None:
                 continue
             if all(program.calls[p].state.finished for p in child.parents):
-                self._enqueue(child, program)
+                child.critical_path_s = max(program.calls[p].critical_path_s
+                                            + program.calls[p].service_s for p in child.parents)
+                try:
+                    self._enqueue(child, program)
+                except DeadlineExceeded:
+                    self._finish(child, CallState.FAILED)
+                    continue
                 self._events.append(CallChanged(child))
 
     # ---- housekeeping --------------------------------------------------------------
@@ -294,4 +321,4 @@ class PlannerCore:
 
     @property
     def queued(self) -> int:
-        return sum(1 for c in self._calls.values() if c.state is CallState.QUEUED)
+        return len(self._queue)

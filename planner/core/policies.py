@@ -1,36 +1,96 @@
-"""Priority policies: which queued call runs next. A policy is a small plugin.
+"""Priority policies: a call's score (lower runs sooner) and the priority passed to the engine.
 
-`sort_key` orders the global queue (lower first); `engine_priority` is what the
-engine receives as SGLang `priority` (higher runs first there).
+The global queue (planner/core/queue.py) turns scores into levels by each policy's
+thresholds, FIFO within a level, with tenant fair share and anti-starvation on top.
+`engine_priority` is SGLang's `priority` (higher runs first); adjacent levels differ by 10,
+so with SGLang's default preemption threshold (10) only a gap of two levels preempts.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from planner.core.model import CallRecord, Program
+from planner.core.model import CallRecord, DeadlineExceeded, Program
+
+LEVEL_STEP = 10
+LATE = 1e12  # the score of a call that can no longer make its deadline (demoted)
 
 
 class PriorityPolicy(Protocol):
     name: str
+    thresholds: tuple[float, ...]
 
-    def sort_key(self, call: CallRecord, program: Program, now: float) -> float: ...
+    def score(self, call: CallRecord, program: Program, now: float) -> float: ...
 
-    def engine_priority(self, call: CallRecord, program: Program, now: float) -> int: ...
+
+def engine_priority(policy: PriorityPolicy, score: float) -> int:
+    import bisect
+
+    level = bisect.bisect_right(policy.thresholds, score)
+    return (len(policy.thresholds) - level) * LEVEL_STEP
 
 
 class Fcfs:
     """First come, first served, per call: what serving engines do by default."""
 
     name = "fcfs"
+    thresholds: tuple[float, ...] = ()
 
-    def sort_key(self, call: CallRecord, program: Program, now: float) -> float:
-        return call.arrival
+    def score(self, call: CallRecord, program: Program, now: float) -> float:
+        return 0.0
 
-    def engine_priority(self, call: CallRecord, program: Program, now: float) -> int:
-        return 0
+
+class Plas:
+    """Autellix PLAS: least attained service of the program first (seconds of engine time)."""
+
+    name = "plas"
+    thresholds = (0.25, 1.0, 4.0, 16.0, 64.0)
+
+    def score(self, call: CallRecord, program: Program, now: float) -> float:
+        return program.attained_service_s
+
+
+class Atlas:
+    """Autellix ATLAS: the critical path so far, max over parents of (parent's + its service).
+
+    Equals PLAS for single-threaded programs; parallel branches are not charged for each
+    other's service.
+    """
+
+    name = "atlas"
+    thresholds = Plas.thresholds
+
+    def score(self, call: CallRecord, program: Program, now: float) -> float:
+        return call.critical_path_s
+
+
+class Slack:
+    """Least slack first: deadline - now - estimated remaining work of the call.
+
+    A call that can no longer make its program's deadline is demoted to the last level,
+    or rejected with DeadlineExceeded if the program asked for that. Calls of programs
+    without a deadline share the last level.
+    """
+
+    name = "slack"
+    thresholds = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 120.0)
+
+    def __init__(self, seconds_per_output_token: float = 0.02) -> None:
+        self._tpot = seconds_per_output_token
+
+    def score(self, call: CallRecord, program: Program, now: float) -> float:
+        if program.deadline_at is None:
+            return LATE
+        slack = program.deadline_at - now - call.expected_output * self._tpot
+        if slack < 0:
+            if program.reject_when_late:
+                raise DeadlineExceeded(
+                    f"program {program.program_id!r} can no longer meet its deadline "
+                    f"({slack:.2f}s of slack)")
+            return LATE
+        return slack
 
 
 def priority_policies() -> dict[str, type]:
     """The registry of priority policies, built when asked (no module-global mutable state)."""
-    return {"fcfs": Fcfs}
+    return {"fcfs": Fcfs, "plas": Plas, "atlas": Atlas, "slack": Slack}

@@ -1,21 +1,29 @@
 """Routing policies: which worker gets a dispatched call. A policy is a small plugin.
 
-`choose` gets only workers with free admission budget, in a stable order, and
-returns one of them.
+`choose` gets the call, its program, the workers with free admission budget (sorted by
+id) and every worker (for load comparisons), and returns one of the candidates.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
 
-from planner.core.model import CallRecord, WorkerState
+from planner.core.model import CallRecord, Program, WorkerState
 
 
 class RoutingPolicy(Protocol):
     name: str
 
-    def choose(self, call: CallRecord, candidates: Sequence[WorkerState]) -> WorkerState: ...
+    def choose(self, call: CallRecord, program: Program, candidates: Sequence[WorkerState],
+               workers: Sequence[WorkerState]) -> WorkerState: ...
+
+
+def _least_loaded(candidates: Sequence[WorkerState]) -> WorkerState:
+    if not candidates:
+        raise ValueError("choose() needs at least one candidate")
+    return min(candidates, key=lambda w: (w.inflight / max(1, w.max_inflight), w.worker_id))
 
 
 class RoundRobin:
@@ -26,7 +34,8 @@ class RoundRobin:
     def __init__(self) -> None:
         self._last = ""
 
-    def choose(self, call: CallRecord, candidates: Sequence[WorkerState]) -> WorkerState:
+    def choose(self, call: CallRecord, program: Program, candidates: Sequence[WorkerState],
+               workers: Sequence[WorkerState]) -> WorkerState:
         if not candidates:
             raise ValueError("choose() needs at least one candidate")
         for worker in candidates:  # candidates are sorted by worker_id
@@ -38,15 +47,98 @@ class RoundRobin:
 
 
 class LeastLoad:
-    """The worker with the fewest calls in flight (ties: lowest id)."""
+    """The worker with the fewest calls in flight relative to its budget (ties: lowest id)."""
 
     name = "least_load"
 
-    def choose(self, call: CallRecord, candidates: Sequence[WorkerState]) -> WorkerState:
-        if not candidates:
-            raise ValueError("choose() needs at least one candidate")
-        return min(candidates, key=lambda w: (w.inflight / max(1, w.max_inflight), w.worker_id))
+    def choose(self, call: CallRecord, program: Program, candidates: Sequence[WorkerState],
+               workers: Sequence[WorkerState]) -> WorkerState:
+        return _least_loaded(candidates)
+
+
+class Affinity:
+    """A program's calls stay on the engine holding its context (its parent's, or its latest
+    call's worker) unless that engine is full or loaded `max_extra` calls above the least
+    loaded one; then least load."""
+
+    name = "affinity"
+
+    def __init__(self, max_extra: int = 4) -> None:
+        self._max_extra = max_extra
+
+    def choose(self, call: CallRecord, program: Program, candidates: Sequence[WorkerState],
+               workers: Sequence[WorkerState]) -> WorkerState:
+        parents = [program.calls[p] for p in call.parents if p in program.calls]
+        preferred = max(parents, key=lambda c: c.finished_at or 0.0).worker_id if parents \
+            else program.last_worker
+        least = _least_loaded(candidates)
+        for w in candidates:
+            if w.worker_id == preferred and w.inflight <= least.inflight + self._max_extra:
+                return w
+        return least
+
+
+class CacheAware:
+    """SGLang router's cache-aware policy over an approximate per-worker prefix index.
+
+    The index remembers the prompt block hashes routed to each worker (LRU-bounded), as
+    SGLang's router keeps an approximate radix tree of what it sent. When loads are
+    imbalanced (max - min > balance_abs and max > balance_rel * min), route to the least
+    loaded; otherwise to the longest matched prefix if it covers at least
+    `cache_threshold` of the prompt, else to the least loaded.
+    """
+
+    name = "cache_aware"
+
+    def __init__(self, balance_abs: int = 8, balance_rel: float = 1.5,
+                 cache_threshold: float = 0.3, max_blocks_per_worker: int = 500_000) -> None:
+        self._abs, self._rel = balance_abs, balance_rel
+        self._threshold = cache_threshold
+        self._cap = max_blocks_per_worker
+        self._index: dict[str, OrderedDict[int, None]] = {}
+
+    def matched_blocks(self, worker_id: str, hashes: Sequence[int]) -> int:
+        """Longest prefix of `hashes` indexed for the worker (binary search: chained hashes)."""
+        idx = self._index.get(worker_id)
+        if not idx:
+            return 0
+        lo, hi = 0, len(hashes)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if hashes[mid - 1] in idx:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def _record(self, worker_id: str, hashes: Sequence[int]) -> None:
+        idx = self._index.setdefault(worker_id, OrderedDict())
+        for h in hashes:
+            idx[h] = None
+            idx.move_to_end(h)
+        while len(idx) > self._cap:
+            idx.popitem(last=False)
+
+    def forget(self, worker_id: str) -> None:
+        self._index.pop(worker_id, None)
+
+    def choose(self, call: CallRecord, program: Program, candidates: Sequence[WorkerState],
+               workers: Sequence[WorkerState]) -> WorkerState:
+        least = _least_loaded(candidates)
+        loads = [w.inflight for w in workers] or [0]
+        imbalanced = max(loads) - min(loads) > self._abs and max(loads) > self._rel * min(loads)
+        pick = least
+        if call.prefix_hashes and not imbalanced:
+            best = max(candidates, key=lambda w: (self.matched_blocks(w.worker_id,
+                                                                      call.prefix_hashes),
+                                                  -w.inflight, w.worker_id))
+            matched = self.matched_blocks(best.worker_id, call.prefix_hashes)
+            if matched >= self._threshold * len(call.prefix_hashes):
+                pick = best
+        self._record(pick.worker_id, call.prefix_hashes)
+        return pick
 
 
 def routing_policies() -> dict[str, type]:
-    return {"round_robin": RoundRobin, "least_load": LeastLoad}
+    return {"round_robin": RoundRobin, "least_load": LeastLoad, "affinity": Affinity,
+            "cache_aware": CacheAware}

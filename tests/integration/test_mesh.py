@@ -43,7 +43,9 @@ def test_program_of_dependent_calls_and_fan_out(mesh: Mesh) -> None:
         join = program.call(messages=history, parents=[o.call_id for o in fan], max_tokens=8)
     outs = [*chain, *fan, join]
     assert all(o.text and o.worker_id in ep.workers and o.simulated for o in outs)
-    assert {o.worker_id for o in outs} == set(ep.workers)  # round robin used both
+    # the default policy (atlas+affinity) keeps the conversation on the engine holding it
+    assert len({o.worker_id for o in chain}) == 1
+    assert all(o.usage.cached_tokens > 0 for o in chain[1:])
     assert all(o.usage.completion_tokens > 0 and o.usage.prompt_tokens > 0 for o in outs)
     assert chain[1].usage.prompt_tokens > chain[0].usage.prompt_tokens  # context grows
     summary = program.summary
@@ -55,7 +57,7 @@ def test_program_of_dependent_calls_and_fan_out(mesh: Mesh) -> None:
     calls = {k: json.loads(v) for k, v in r.hgetall(keys.program_calls(program.program_id)).items()}
     assert len(calls) == 9 and all(c["state"] == "done" for c in calls.values())
     assert calls[join.call_id]["parents"] == [o.call_id for o in fan]
-    assert {c["worker_id"] for c in calls.values()} == set(ep.workers)
+    assert {c["worker_id"] for c in calls.values()} <= set(ep.workers)
     assert program.program_id in r.zrange(keys.tenant_programs("acme"), 0, -1)
 
 

@@ -63,7 +63,7 @@ def test_routing_table(routing: str, budgets: list[int], expected: list[str]) ->
 def test_round_robin_and_least_load_need_candidates() -> None:
     for policy in (RoundRobin(), LeastLoad()):
         with pytest.raises(ValueError):
-            policy.choose(None, [])  # type: ignore[arg-type]
+            policy.choose(None, None, [], [])  # type: ignore[arg-type]
 
 
 def test_dependent_call_waits_for_its_parents() -> None:
@@ -162,7 +162,7 @@ def test_expire_drops_silent_workers_and_idle_programs() -> None:
     assert core.expire() == ["idle"]  # busy has a running call
 
 
-@pytest.mark.parametrize("spec", ["", "fcfs", "fcfs+nope", "nope+round_robin", "plas+"])
+@pytest.mark.parametrize("spec", ["", "fcfs", "fcfs+nope", "nope+round_robin", "plas+", "oracle"])
 def test_unknown_policy_is_rejected_with_the_options(spec: str) -> None:
     with pytest.raises(ValueError, match="expected <priority>"):
         parse_policy(spec)
