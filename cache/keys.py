@@ -7,6 +7,7 @@ Tenant-scoped keys carry the tenant inside the hash tag.
     ost:{prog:<program_id>}:meta      hash   program record (tenant, class, deadline, state, ...)
     ost:{prog:<program_id>}:calls     hash   call_id -> JSON call record
     ost:programs:<tenant>             zset   program ids of a tenant, scored by creation time
+    ost:recovery:open                 zset   programs not yet ended (planner recovery)
 """
 
 from __future__ import annotations
@@ -24,3 +25,7 @@ def program_calls(program_id: str) -> str:
 
 def tenant_programs(tenant: str) -> str:
     return f"{PREFIX}:programs:{tenant}"
+
+
+def open_programs() -> str:
+    return f"{PREFIX}:recovery:open"

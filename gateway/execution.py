@@ -17,6 +17,7 @@ import grpc
 from cache.block_hash import text_block_hashes
 from gateway.calls import estimate_tokens, render_prompt
 from gateway.worker_channels import WorkerChannels
+from ostinato.retry import with_retry
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2
 
 
@@ -64,7 +65,8 @@ class CallExecutor:
             prefix_hashes=text_block_hashes(prompt, salt=cache_salt(tenant)),
         )
         try:
-            grant = await self._planner.Admit(admit, timeout=timeout_s)
+            # Through a planner restart: the planner recognizes a re-admitted call.
+            grant = await with_retry(self._planner.Admit, admit, timeout_s)
         except grpc.aio.AioRpcError as exc:
             raise CallFailed(exc.code(), exc.details() or "planner error") from exc
         queued = time.monotonic() - start

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 
 import grpc
 import structlog
@@ -13,9 +14,21 @@ from gateway.calls import CallLimits, InvalidCall, normalize_call
 from gateway.dag import InvalidDag, fill_templates, topological_order
 from gateway.execution import CallExecutor, CallFailed, Delta
 from ostinato.config import GatewayConfig
+from ostinato.retry import with_retry
 from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc, planner_pb2, planner_pb2_grpc
 
 log = structlog.get_logger(__name__)
+
+
+def _with_id(options: common_pb2.ProgramOptions) -> common_pb2.ProgramOptions:
+    """Names the program here, so a registration retried through a planner restart is
+    recognized instead of creating a second program."""
+    if options.program_id:
+        return options
+    named = common_pb2.ProgramOptions()
+    named.CopyFrom(options)
+    named.program_id = uuid.uuid4().hex
+    return named
 
 
 class GatewayService(gateway_pb2_grpc.GatewayServicer):
@@ -47,7 +60,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
 
     async def _planner_call(self, context, rpc, request):  # type: ignore[no-untyped-def]
         try:
-            return await rpc(request, timeout=10.0)
+            return await with_retry(rpc, request, budget_s=30.0, attempt_timeout_s=10.0)
         except grpc.aio.AioRpcError as exc:
             await context.abort(exc.code(), exc.details() or "planner error")
 
@@ -55,7 +68,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         tenant = await self._tenant(context)
         resp = await self._planner_call(
             context, self._planner.RegisterProgram,
-            planner_pb2.RegisterProgramRequest(tenant=tenant, options=request.options),
+            planner_pb2.RegisterProgramRequest(tenant=tenant, options=_with_id(request.options)),
         )
         log.info("program started", program_id=resp.program_id, tenant=tenant)
         return gateway_pb2.StartProgramResponse(program_id=resp.program_id, tenant=tenant)
@@ -105,7 +118,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         started = await self._planner_call(
             context, self._planner.RegisterProgram,
-            planner_pb2.RegisterProgramRequest(tenant=tenant, options=request.options),
+            planner_pb2.RegisterProgramRequest(tenant=tenant, options=_with_id(request.options)),
         )
         program_id = started.program_id
         events: asyncio.Queue[gateway_pb2.ProgramEvent | CallFailed] = asyncio.Queue()

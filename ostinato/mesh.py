@@ -40,6 +40,8 @@ class _Child:
     proc: subprocess.Popen[bytes]
     port_file: Path
     log_path: Path
+    args: list[str] = field(default_factory=list)
+    config_file: Path | None = None
 
 
 def _port(base: int, index: int, ephemeral: bool) -> int:
@@ -74,7 +76,7 @@ class Mesh:
         port_file = self.workdir / f"{name}.port.json"
         port_file.unlink(missing_ok=True)
         log_path = logs / f"{name}.log"
-        out = None if self._inherit else open(log_path, "wb")  # noqa: SIM115
+        out = None if self._inherit else open(log_path, "ab")  # noqa: SIM115
         env = {**os.environ, "OSTINATO_LOG_JSON": "1", "PYTHONUNBUFFERED": "1"}
         env = {k: v for k, v in env.items() if not k.startswith("OSTINATO_") or k.startswith(
             ("OSTINATO_LOG",))}  # the mesh config file is the single source for children
@@ -86,7 +88,7 @@ class Mesh:
         )
         if out is not None:
             out.close()
-        child = _Child(name, proc, port_file, log_path)
+        child = _Child(name, proc, port_file, log_path, list(args), config_file)
         self._children.append(child)
         return child
 
@@ -171,6 +173,29 @@ class Mesh:
             if c.name == name:
                 return c.proc
         raise KeyError(name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILLs one child (failure tests): no graceful shutdown, no final writes."""
+        proc = self.child(name)
+        proc.kill()
+        proc.wait()
+
+    def restart(self, name: str, timeout_s: float = 60.0) -> dict[str, object]:
+        """Starts a stopped child again with its arguments, on the port it had before."""
+        old = next(c for c in self._children if c.name == name)
+        if old.proc.poll() is None:
+            raise RuntimeError(f"{name} is still running")
+        info = json.loads(old.port_file.read_text())
+        args = list(old.args)
+        if "--port" in args:
+            args[args.index("--port") + 1] = str(info["port"])
+        index = self._children.index(old)
+        self._children.remove(old)
+        assert old.config_file is not None
+        child = self._spawn(name, args, old.config_file)
+        self._children.remove(child)
+        self._children.insert(index, child)  # keep the stop order
+        return self._wait(child, timeout_s)
 
     def close(self) -> None:
         self.stop()

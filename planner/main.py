@@ -33,7 +33,17 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
                        starvation_ratio=config.starvation_ratio)
     client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
                                socket_connect_timeout=redis_cfg.timeout_s)
-    store = ProgramStore(client, timeout_s=redis_cfg.timeout_s)
+    store = ProgramStore(client, clock, timeout_s=redis_cfg.timeout_s)
+    try:
+        restored = await asyncio.wait_for(store.load_open(), 10.0)
+    except (aioredis.RedisError, OSError, TimeoutError) as exc:
+        log.warning("redis unreachable at start: no programs recovered", error=str(exc))
+        restored = []
+    for program in restored:
+        core.restore(program)
+    if restored:
+        log.info("programs recovered", programs=len(restored),
+                 calls=sum(len(p.calls) for p in restored))
     service = PlannerService(core, store, clock)
     grpc_service = GrpcService(
         [planner_pb2.DESCRIPTOR.services_by_name["Planner"].full_name], config.host, config.port

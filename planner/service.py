@@ -23,6 +23,7 @@ from planner.core import (
     UnknownParent,
     UnknownProgram,
 )
+from planner.core.planner import grant_of
 from planner.store import ProgramStore
 
 log = structlog.get_logger(__name__)
@@ -45,6 +46,13 @@ _COMPLETION_STATE = {
 
 async def _abort_for(context: grpc.aio.ServicerContext, exc: PlannerError) -> None:
     await context.abort(_STATUS_FOR.get(type(exc), grpc.StatusCode.INTERNAL), str(exc))
+
+
+def _grant_proto(grant: Grant) -> planner_pb2.Grant:
+    return planner_pb2.Grant(
+        call_id=grant.call_id, worker_id=grant.worker_id, worker_address=grant.worker_address,
+        priority=grant.priority, queued_s=grant.queued_s,
+    )
 
 
 def summary_proto(program, now: float) -> common_pb2.ProgramSummary:  # type: ignore[no-untyped-def]
@@ -70,6 +78,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         self._store = store
         self._clock = clock
         self._waiters: dict[str, asyncio.Future[Grant]] = {}
+        self._last_write: asyncio.Future[None] | None = None
+        self.persist_timeout_s = 1.0
 
     def pump(self) -> None:
         """Dispatches what can start, wakes its Admit callers, and persists what changed."""
@@ -77,7 +87,14 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             waiter = self._waiters.pop(f"{grant.program_id}/{grant.call_id}", None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(grant)
-        self._store.publish(self._core.take_events())
+        self._last_write = self._store.publish(self._core.take_events())
+
+    async def _persisted(self) -> None:
+        """Waits (bounded) until everything pumped so far is in Redis: a grant is handed out
+        only once a restarted planner would know the call is running."""
+        if self._last_write is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._last_write), self.persist_timeout_s)
 
     async def RegisterProgram(self, request, context):
         opts = request.options
@@ -98,7 +115,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
     async def Admit(self, request, context):
         key = f"{request.program_id}/{request.call_id}"
         try:
-            self._core.submit(
+            call = self._core.submit(
                 request.program_id, request.tenant, request.call_id,
                 thread_id=request.thread_id, parents=request.parent_call_ids,
                 prompt_tokens=request.prompt_tokens, max_new_tokens=request.max_new_tokens,
@@ -107,11 +124,15 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             )
         except PlannerError as exc:
             await _abort_for(context, exc)
+        if call.state is CallState.RUNNING:  # re-admitted after a planner restart
+            log.info("grant re-sent after restart", program_id=call.program_id, call_id=call.call_id)
+            return _grant_proto(grant_of(call))
         waiter: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
         self._waiters[key] = waiter
         self.pump()
         try:
             grant = await waiter
+            await self._persisted()
         except PlannerError as exc:  # the program ended while this call waited
             await _abort_for(context, exc)
         except asyncio.CancelledError:
@@ -120,10 +141,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             self._core.cancel(request.program_id, request.call_id)
             self.pump()
             raise
-        return planner_pb2.Grant(
-            call_id=grant.call_id, worker_id=grant.worker_id, worker_address=grant.worker_address,
-            priority=grant.priority, queued_s=grant.queued_s,
-        )
+        return _grant_proto(grant)
 
     async def ReportCompletion(self, request, context):
         state = _COMPLETION_STATE.get(request.status)

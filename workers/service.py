@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import structlog
 
+from ostinato.retry import with_retry
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
 from workers.sglang_client import (
     EngineError,
@@ -67,6 +68,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._completed = 0
         self._failed = 0
         self._reports: set[asyncio.Task[None]] = set()
+        self.report_budget_s = 60.0
 
     def _report(self, req: worker_pb2.GenerateRequest, status: int, out: EngineOutput | None,
                 service_s: float) -> None:
@@ -81,8 +83,9 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         )
 
         async def send() -> None:
-            try:
-                await self._planner.ReportCompletion(report, timeout=5.0)
+            try:  # through a planner restart: the report frees this call's admission budget
+                await with_retry(self._planner.ReportCompletion, report, self.report_budget_s,
+                                 attempt_timeout_s=5.0)
             except grpc.aio.AioRpcError as exc:
                 log.warning("completion report failed", call_id=req.call_id, error=exc.details())
 

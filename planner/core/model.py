@@ -61,6 +61,7 @@ class CallRecord:
     dispatched_at: float | None = None
     finished_at: float | None = None
     worker_id: str = ""
+    worker_address: str = ""
     priority: int = 0
     score: float = 0.0  # the priority policy's score at enqueue (lower runs sooner)
     critical_path_s: float = 0.0  # ATLAS: service along the longest chain of parents
@@ -70,6 +71,7 @@ class CallRecord:
     prompt_tokens_used: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    recovered: bool = False  # restored from Redis by a restarted planner, not yet re-admitted
 
     @property
     def key(self) -> str:

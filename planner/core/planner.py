@@ -39,6 +39,13 @@ from planner.core.routing import RoutingPolicy, routing_policies
 PRESETS = {"default": "atlas+affinity"}
 
 
+def grant_of(call: CallRecord) -> Grant:
+    """The grant of a running call (also re-sent when a restarted planner is asked again)."""
+    queued = (call.dispatched_at or call.arrival) - call.arrival
+    return Grant(call.program_id, call.call_id, call.worker_id, call.worker_address,
+                 call.priority, queued_s=queued)
+
+
 def parse_policy(spec: str) -> tuple[PriorityPolicy, RoutingPolicy]:
     """`<priority>+<routing>`, e.g. `fcfs+round_robin`, or a preset name."""
     priorities, routings = priority_policies(), routing_policies()
@@ -64,6 +71,7 @@ class PlannerCore:
         program_idle_ttl_s: float = 1800.0,
         tenant_weights: Mapping[str, float] | None = None,
         starvation_ratio: float = 4.0,
+        orphan_ttl_s: float = 60.0,
     ) -> None:
         self._clock = clock
         self._priority = priority
@@ -78,6 +86,9 @@ class PlannerCore:
         self._calls: dict[str, CallRecord] = {}  # live (unfinished) calls by key
         self._waiting_on: dict[str, list[str]] = {}  # parent key -> blocked child keys
         self._events: list[Event] = []
+        # Restored waiting calls whose callers have not admitted them again: key -> (call, since)
+        self._orphans: dict[str, tuple[CallRecord, float]] = {}
+        self._orphan_ttl_s = orphan_ttl_s
 
     # ---- workers -------------------------------------------------------------------
 
@@ -89,8 +100,12 @@ class PlannerCore:
         now = self._clock.now()
         worker = self._workers.get(worker_id)
         if worker is None:
+            # After a planner restart, calls restored as running on this worker count again.
+            running = sum(1 for c in self._calls.values()
+                          if c.state is CallState.RUNNING and c.worker_id == worker_id)
             self._workers[worker_id] = WorkerState(
-                worker_id, address, max_inflight, last_seen=now, simulated=simulated
+                worker_id, address, max_inflight, last_seen=now, simulated=simulated,
+                inflight=running,
             )
         else:
             worker.address, worker.max_inflight = address, max_inflight
@@ -133,6 +148,33 @@ class PlannerCore:
         self._events.append(ProgramRegistered(program))
         return program
 
+    def restore(self, program: Program) -> None:
+        """Takes back a program that a previous planner process persisted (planner/records.py).
+
+        Finished calls are history. A running call stays running on its worker: the worker's
+        completion report finishes it, and a re-admission (its caller never got the grant)
+        returns the same grant. A queued or blocked call waits for its caller to admit it
+        again, keeping its arrival time; one not re-admitted within `orphan_ttl_s` is dropped.
+        No call is started twice, and none is started without a caller waiting for it.
+        """
+        if program.program_id in self._programs:
+            return
+        now = self._clock.now()
+        self._programs[program.program_id] = program
+        program.attained_service_s = sum(c.service_s for c in program.calls.values()
+                                         if c.state.finished)
+        for call in program.calls.values():
+            if call.state.finished:
+                continue
+            call.recovered = True
+            if call.state is CallState.RUNNING:
+                self._calls[call.key] = call
+                worker = self._workers.get(call.worker_id)
+                if worker is not None:
+                    worker.inflight += 1
+            else:
+                self._orphans[call.key] = (call, now)
+
     def program(self, program_id: str, tenant: str) -> Program:
         program = self._programs.get(program_id)
         if program is None or program.tenant != tenant:
@@ -167,13 +209,22 @@ class PlannerCore:
         program = self.program(program_id, tenant)
         if program.closed:
             raise ProgramClosed(f"program {program_id!r} has ended")
-        if call_id in program.calls:
-            raise DuplicateCall(f"call {call_id!r} already exists in program {program_id!r}")
+        now = self._clock.now()
+        arrival = now
+        existing = program.calls.get(call_id)
+        if existing is not None:
+            if not existing.recovered:
+                raise DuplicateCall(f"call {call_id!r} already exists in program {program_id!r}")
+            existing.recovered = False  # re-admitted by its caller after a planner restart
+            if existing.state is CallState.RUNNING:
+                return existing  # its grant was lost: the caller gets the same one
+            self._orphans.pop(existing.key, None)
+            del program.calls[call_id]
+            arrival = existing.arrival
         parents = tuple(parents)
         missing = [p for p in parents if p not in program.calls]
         if missing:
             raise UnknownParent(f"unknown parent call(s): {', '.join(missing)}")
-        now = self._clock.now()
         call = CallRecord(
             program_id=program_id,
             call_id=call_id,
@@ -182,7 +233,7 @@ class PlannerCore:
             parents=parents,
             prompt_tokens=prompt_tokens,
             max_new_tokens=max_new_tokens,
-            arrival=now,
+            arrival=arrival,
             expected_output=self.estimator.estimate(program.program_class, max_new_tokens,
                                                     expected_output),
             prefix_hashes=tuple(prefix_hashes),
@@ -226,14 +277,11 @@ class PlannerCore:
             worker.inflight += 1
             program.last_worker = worker.worker_id
             call.state = CallState.RUNNING
-            call.worker_id = worker.worker_id
+            call.worker_id, call.worker_address = worker.worker_id, worker.address
             call.dispatched_at = now
             call.priority = engine_priority(self._priority, call.score)
             self._events.append(CallChanged(call))
-            grants.append(
-                Grant(call.program_id, call.call_id, worker.worker_id, worker.address,
-                      call.priority, queued_s=now - call.arrival)
-            )
+            grants.append(grant_of(call))
         return grants
 
     def complete(
@@ -250,7 +298,10 @@ class PlannerCore:
         """Records the end of a running call. Repeated reports of one call are ignored."""
         if not state.finished:
             raise ValueError(f"complete() needs a finished state, got {state}")
-        call = self._calls.get(call_key(program_id, call_id))
+        key = call_key(program_id, call_id)
+        call = self._calls.get(key)
+        if call is None and key in self._orphans:  # it ran, but its grant was not persisted
+            call = self._orphans[key][0]
         if call is None:
             raise NoSuchCall(f"no live call {call_id!r} in program {program_id!r}")
         call.service_s = max(0.0, service_s)
@@ -268,7 +319,8 @@ class PlannerCore:
 
     def cancel(self, program_id: str, call_id: str) -> None:
         """The caller gave up: a waiting call is dropped; a running one frees its worker."""
-        call = self._calls.get(call_key(program_id, call_id))
+        key = call_key(program_id, call_id)
+        call = self._calls.get(key) or self._orphans.get(key, (None, 0.0))[0]
         if call is not None:
             self._finish(call, CallState.CANCELLED)
 
@@ -281,6 +333,8 @@ class PlannerCore:
         call.state = state
         call.finished_at = now
         self._calls.pop(call.key, None)
+        self._orphans.pop(call.key, None)
+        call.recovered = False
         program = self._programs.get(call.program_id)
         if program is not None:
             program.last_active = now
@@ -307,6 +361,9 @@ class PlannerCore:
         for worker in list(self._workers.values()):
             if now - worker.last_seen > self._worker_ttl_s:
                 del self._workers[worker.worker_id]
+        for call, since in list(self._orphans.values()):
+            if now - since > self._orphan_ttl_s:
+                self._finish(call, CallState.CANCELLED)
         expired = []
         for program in list(self._programs.values()):
             busy = any(not c.state.finished for c in program.calls.values())

@@ -1,0 +1,37 @@
+"""Retrying unary gRPC calls through a peer's restart (UNAVAILABLE), within a time budget.
+
+Used where the call is idempotent by construction: the gateway's Admit/RegisterProgram/
+EndProgram (ids chosen by the caller) and the worker's completion reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+
+T = TypeVar("T")
+
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
+
+
+async def with_retry(rpc: Callable[..., Awaitable[T]], request: object, budget_s: float, *,
+                     attempt_timeout_s: float | None = None, first_backoff_s: float = 0.05,
+                     max_backoff_s: float = 1.0) -> T:
+    """Calls `rpc(request, timeout=...)` until it succeeds, fails with a non-retryable status,
+    or `budget_s` is spent; the last error is raised then."""
+    deadline = time.monotonic() + budget_s
+    backoff = first_backoff_s
+    while True:
+        remaining = deadline - time.monotonic()
+        timeout = remaining if attempt_timeout_s is None else min(remaining, attempt_timeout_s)
+        try:
+            return await rpc(request, timeout=max(0.001, timeout))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in RETRYABLE or time.monotonic() + backoff >= deadline:
+                raise
+        await asyncio.sleep(backoff)
+        backoff = min(max_backoff_s, backoff * 2)

@@ -1,0 +1,121 @@
+"""Planner restart: records written by one core, read back into a fresh one (pure, no Redis)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ostinato.clock import ManualClock
+from planner.core import CallState, DuplicateCall, PlannerCore
+from planner.core.model import CallChanged, ProgramRegistered
+from planner.core.planner import parse_policy
+from planner.records import CorruptRecord, call_json, program_fields, program_from_fields
+
+WALL = 1_700_000_000.0
+
+
+def make_core(clock: ManualClock, workers: int = 1, budget: int = 2) -> PlannerCore:
+    core = PlannerCore(clock, *parse_policy("fcfs+round_robin"), orphan_ttl_s=30)
+    for i in range(workers):
+        core.upsert_worker(f"w{i}", f"127.0.0.1:{9000 + i}", budget)
+    return core
+
+
+def persist(core: PlannerCore, clock: ManualClock) -> tuple[dict[str, str], dict[str, str]]:
+    """What planner/store.py would have written: the latest record of each event."""
+    meta: dict[str, str] = {}
+    calls: dict[str, str] = {}
+    for event in core.take_events():
+        if isinstance(event, ProgramRegistered):
+            meta = program_fields(event.program, WALL + clock.now(), clock.now())
+        elif isinstance(event, CallChanged):
+            calls[event.call.call_id] = call_json(event.call, WALL + clock.now(), clock.now())
+    return meta, calls
+
+
+def crashed_mid_program() -> tuple[PlannerCore, ManualClock]:
+    """done: a; running: b (on w0); queued: c (budget full); blocked: d (on b)."""
+    clock = ManualClock()
+    old = make_core(clock, budget=1)
+    old.register_program("p", "acme", deadline_s=100.0)
+    old.submit("p", "acme", "a")
+    old.dispatch()
+    clock.advance(1)
+    old.complete("p", "a", service_s=1.0)
+    old.submit("p", "acme", "b", parents=["a"])
+    old.submit("p", "acme", "c", parents=["a"])
+    old.submit("p", "acme", "d", parents=["b"])
+    assert [g.call_id for g in old.dispatch()] == ["b"]
+    clock.advance(2)
+    meta, calls = persist(old, clock)
+    # the new process starts 5 s later (wall), on a fresh clock
+    new_clock = ManualClock(start=50.0)
+    program = program_from_fields("p", meta, calls, WALL + clock.now() + 5, new_clock.now())
+    new = make_core(new_clock, budget=1)
+    new.restore(program)
+    return new, new_clock
+
+
+def test_restore_keeps_history_running_calls_and_deadline() -> None:
+    core, clock = crashed_mid_program()
+    program = core.program("p", "acme")
+    states = {c.call_id: c.state for c in program.calls.values()}
+    assert states == {"a": CallState.DONE, "b": CallState.RUNNING, "c": CallState.QUEUED,
+                      "d": CallState.BLOCKED}
+    assert program.attained_service_s == pytest.approx(1.0)
+    assert program.deadline_at == pytest.approx(clock.now() + 100 - 8)  # 3 s before, 5 s down
+    assert core.workers[0].inflight == 1  # b still holds its slot on w0
+    assert core.dispatch() == []  # nothing starts without a caller waiting for it
+
+
+def test_readmitted_running_call_gets_the_same_grant_and_runs_once() -> None:
+    core, _ = crashed_mid_program()
+    call = core.submit("p", "acme", "b", parents=["a"])
+    assert call.state is CallState.RUNNING and call.worker_id == "w0"
+    assert call.worker_address == "127.0.0.1:9000"
+    with pytest.raises(DuplicateCall):  # a second admission of it is a real duplicate
+        core.submit("p", "acme", "b", parents=["a"])
+    core.complete("p", "b", service_s=2.0)
+    assert core.workers[0].inflight == 0
+
+
+def test_readmitted_waiting_call_keeps_its_place_and_dependencies() -> None:
+    core, clock = crashed_mid_program()
+    arrival = core.program("p", "acme").calls["c"].arrival
+    clock.advance(1)
+    core.submit("p", "acme", "d", parents=["b"])
+    core.submit("p", "acme", "c", parents=["a"])
+    assert core.program("p", "acme").calls["c"].arrival == arrival  # waiting time kept
+    assert core.dispatch() == []  # b (restored, running) still holds w0's only slot
+    core.complete("p", "b", service_s=2.0)  # the worker's retried report arrives
+    assert [g.call_id for g in core.dispatch()] == ["c"]
+    core.complete("p", "c", service_s=1.0)
+    assert [g.call_id for g in core.dispatch()] == ["d"]
+
+
+def test_orphans_not_readmitted_expire_and_a_report_of_an_unpersisted_grant_counts() -> None:
+    core, clock = crashed_mid_program()
+    core.complete("p", "c", service_s=1.0)  # c ran, but its grant had not reached Redis
+    assert core.program("p", "acme").calls["c"].state is CallState.DONE
+    clock.advance(31)
+    core.expire()
+    assert core.program("p", "acme").calls["d"].state is CallState.CANCELLED
+
+
+def test_a_new_worker_registration_counts_restored_running_calls() -> None:
+    core, _ = crashed_mid_program()
+    core.remove_worker("w0")
+    core.upsert_worker("w0", "127.0.0.1:9000", 1)
+    assert core.workers[0].inflight == 1
+
+
+@pytest.mark.parametrize("meta,calls", [
+    ({}, {}),
+    ({"tenant": "t", "created_wall": "x"}, {}),
+    ({"tenant": "t", "created_wall": "1"}, {"a": "{not json"}),
+    ({"tenant": "t", "created_wall": "1"}, {"a": json.dumps({"state": "exploded"})}),
+])
+def test_unreadable_records_raise_corrupt_record(meta: dict, calls: dict) -> None:
+    with pytest.raises(CorruptRecord):
+        program_from_fields("p", meta, calls, WALL, 0.0)
