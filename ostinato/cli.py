@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--redis-url")
     demo.add_argument("--config")
 
+    from bench.cli import add_parser as add_bench
+
+    add_bench(sub)
+
     gw = sub.add_parser("gateway", help="run the gateway (public gRPC edge)")
     _common(gw)
     gw.add_argument("--planner-address")
@@ -197,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             return _up(args)
+        if args.command == "bench":
+            from bench.cli import run as run_bench
+
+            return run_bench(args)
         if args.command == "demo":
             from ostinato.demo import main as demo_main
 

@@ -12,7 +12,7 @@ from ostinato.clock import SystemClock
 from ostinato.config import PlannerConfig, RedisConfig
 from ostinato.serving import GrpcService
 from ostinato.v1 import planner_pb2, planner_pb2_grpc
-from planner.core.planner import PlannerCore, parse_policy
+from planner.core.planner import SIMULATION_ONLY, PlannerCore, parse_policy
 from planner.service import PlannerService
 from planner.store import ProgramStore
 
@@ -24,6 +24,9 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
         raise ValueError("the planner needs --redis-url (ostinato up starts an embedded Redis)")
     clock = SystemClock()
     priority, routing = parse_policy(config.policy)
+    if priority.name in SIMULATION_ONLY:
+        raise ValueError(f"planner.policy: {priority.name!r} needs every program's future work; "
+                         "it exists only in the cluster simulator (ostinato bench sim)")
     try:
         weights = {t: float(w) for t, w in config.tenant_weights.items()}
     except ValueError:

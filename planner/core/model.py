@@ -66,6 +66,7 @@ class CallRecord:
     score: float = 0.0  # the priority policy's score at enqueue (lower runs sooner)
     critical_path_s: float = 0.0  # ATLAS: service along the longest chain of parents
     expected_output: int = 0  # hint from the client, or the estimator's guess
+    remaining_work: float = 0.0  # the program's true remaining work (cluster simulator only)
     prefix_hashes: tuple[int, ...] = ()  # chained block hashes of the prompt (routing)
     service_s: float = 0.0
     prompt_tokens_used: int = 0

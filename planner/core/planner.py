@@ -36,7 +36,8 @@ from planner.core.routing import RoutingPolicy, routing_policies
 
 # What the mesh ships with. ATLAS equals PLAS on single-threaded programs and does not charge
 # parallel branches for each other; affinity keeps a program's context on one engine.
-PRESETS = {"default": "atlas+affinity"}
+PRESETS = {"default": "atlas+affinity", "oracle": "oracle+affinity"}
+SIMULATION_ONLY = {"oracle"}  # priority policies that need the future (bench only)
 
 
 def grant_of(call: CallRecord) -> Grant:
@@ -205,6 +206,7 @@ class PlannerCore:
         max_new_tokens: int = 0,
         expected_output: int = 0,
         prefix_hashes: Iterable[int] = (),
+        remaining_work: float = 0.0,
     ) -> CallRecord:
         program = self.program(program_id, tenant)
         if program.closed:
@@ -237,6 +239,7 @@ class PlannerCore:
             expected_output=self.estimator.estimate(program.program_class, max_new_tokens,
                                                     expected_output),
             prefix_hashes=tuple(prefix_hashes),
+            remaining_work=remaining_work,
         )
         call.critical_path_s = max((program.calls[p].critical_path_s + program.calls[p].service_s
                                     for p in parents), default=0.0)

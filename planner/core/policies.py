@@ -91,6 +91,21 @@ class Slack:
         return slack
 
 
+class Oracle:
+    """Shortest remaining program first, knowing each program's true remaining work
+    (output tokens of its unfinished calls, and prompt tokens at 1/50 the cost).
+
+    An upper bound for comparisons, not deployable: only the cluster simulator knows the
+    future and passes it as `remaining_work`; live calls carry none.
+    """
+
+    name = "oracle"
+    thresholds = (32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0)
+
+    def score(self, call: CallRecord, program: Program, now: float) -> float:
+        return call.remaining_work
+
+
 def priority_policies() -> dict[str, type]:
     """The registry of priority policies, built when asked (no module-global mutable state)."""
-    return {"fcfs": Fcfs, "plas": Plas, "atlas": Atlas, "slack": Slack}
+    return {"fcfs": Fcfs, "plas": Plas, "atlas": Atlas, "slack": Slack, "oracle": Oracle}

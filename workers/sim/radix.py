@@ -78,7 +78,9 @@ class CacheFull(Exception):
 
 
 class RadixCache:
-    def __init__(self, capacity: int, block_size: int = 16) -> None:
+    def __init__(self, capacity: int, block_size: int = 16, *, hash_blocks: bool = True) -> None:
+        """hash_blocks=False skips block hashes and KV events (the cluster simulator has no
+        KV-event consumer)."""
         if capacity < 1 or block_size < 1:
             raise ValueError("capacity and block_size must be positive")
         self.capacity = capacity
@@ -90,6 +92,7 @@ class RadixCache:
         self.reserved = 0  # tokens held by running requests outside the tree
         self._leaves: dict[int, Node] = {}  # childless nodes by id: eviction candidates
         self._events: list[KvEvent] = []
+        self._hash_blocks = hash_blocks
 
     # ---- pool ------------------------------------------------------------------------
 
@@ -166,6 +169,8 @@ class RadixCache:
         self._leaves[leaf.id] = leaf
         self.size += len(leaf.key)
         self.evictable += len(leaf.key)
+        if not self._hash_blocks:
+            return len(leaf.key), leaf
         bs = self.block_size
         k = max(0, (pos - 1) // bs)  # complete blocks before pos
         parent = seed if k == 0 else self._block_hash_ending(node, 1 + k * bs)

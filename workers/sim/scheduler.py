@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from cache.block_hash import salt_seed
 from workers.sim.cost_model import CostModel
 from workers.sim.radix import CacheFull, Node, RadixCache
-from workers.sim.text import Decoder
+from workers.sim.text import Decoder, FixedLengthDecoder
 
 NEW_TOKEN_RATIO = 0.3  # share of max_new_tokens reserved at admission (SGLang decays 0.7 -> 0.1)
 
@@ -41,6 +41,8 @@ class EngineParams:
     preemption_threshold: int = 10  # SGLang --priority-scheduling-preemption-threshold
     block_size: int = 16
     fast_forward: bool = False
+    kv_events: bool = True  # block hashes and KV events (off in the cluster simulator)
+    stream_events: bool = True  # an event per decode step; False: only finish events
 
     def __post_init__(self) -> None:
         if self.schedule_policy not in ("fcfs", "lpm"):
@@ -60,7 +62,7 @@ class ReqState(enum.Enum):
 class Req:
     rid: str
     prompt_ids: list[int]
-    decoder: Decoder
+    decoder: Decoder | FixedLengthDecoder
     priority: int = 0
     salt: str = ""
     arrival: float = 0.0
@@ -117,7 +119,8 @@ class SimEngineCore:
     def __init__(self, cost: CostModel, params: EngineParams) -> None:
         self.cost = cost
         self.params = params
-        self.cache = RadixCache(params.max_total_tokens, params.block_size)
+        self.cache = RadixCache(params.max_total_tokens, params.block_size,
+                                hash_blocks=params.kv_events)
         self.waiting: list[Req] = []
         self.prefilling: list[Req] = []  # admitted, prompt KV not complete (chunked prefill)
         self.running: list[Req] = []
@@ -322,10 +325,7 @@ class SimEngineCore:
         """Runs up to len(ends) decode steps of one request (ends: each step's end time)."""
         d = req.decoder
         before_text, before = len(d.text), d.completion_tokens
-        for _ in ends:
-            if d.finished:
-                break
-            d.step()
+        d.advance(len(ends))
         produced = d.completion_tokens - before
         now = ends[max(0, produced - 1)]
         if produced:
@@ -340,6 +340,8 @@ class SimEngineCore:
         if d.finished:
             self._release(req, now, insert=True)
             return [self._finish(req, now, d.finish_reason, d.text[before_text:], produced)]
+        if not self.params.stream_events:
+            return []
         return [EngineEvent(req.rid, now, delta=d.text[before_text:], new_tokens=produced,
                             prompt_tokens=len(req.prompt_ids), completion_tokens=d.completion_tokens,
                             cached_tokens=req.cached_tokens, first_token_at=req.first_token_at)]

@@ -106,9 +106,57 @@ class Decoder:
             self.finish_reason = {"type": "length", "length": self._max}
         return word
 
+    def advance(self, steps: int) -> None:
+        """Runs up to `steps` steps, stopping early when the output finishes."""
+        for _ in range(steps):
+            if self.finished:
+                return
+            self.step()
+
     def remaining_upper_bound(self) -> int:
         """Tokens left at most (for fast-forwarding decode stretches)."""
         bound = self._max - self.completion_tokens
         if self._eos_at is not None:
             bound = min(bound, self._eos_at - self.completion_tokens)
         return max(0, bound)
+
+
+class FixedLengthDecoder:
+    """An output of exactly `length` tokens with no text, advanced in O(1) per stretch.
+
+    For the cluster simulator, where a workload fixes each call's output length (as with
+    SGLang's ignore_eos) and nobody reads the text. Output token ids are consecutive from
+    `first_id`: unique per call, so caches match only what the workload shares.
+    """
+
+    text = ""
+
+    def __init__(self, length: int, first_id: int) -> None:
+        self._length = max(0, length)
+        self._first = first_id
+        self.completion_tokens = 0
+        self.finish_reason: dict[str, object] | None = None
+        if self._length == 0:
+            self.finish_reason = {"type": "length", "length": 0}
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+    @property
+    def output_ids(self) -> list[int]:
+        return list(range(self._first, self._first + self.completion_tokens))
+
+    def step(self) -> str:
+        self.advance(1)
+        return ""
+
+    def advance(self, steps: int) -> None:
+        if self.finished:
+            return
+        self.completion_tokens = min(self._length, self.completion_tokens + steps)
+        if self.completion_tokens >= self._length:
+            self.finish_reason = {"type": "length", "length": self._length}
+
+    def remaining_upper_bound(self) -> int:
+        return self._length - self.completion_tokens

@@ -1,0 +1,105 @@
+"""Reports of a sweep: the Markdown table, the PNG plots, and the README's results section."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from bench.sweep import capacity_ratios, policies_in
+
+README_BEGIN = "<!-- bench:begin -->"
+README_END = "<!-- bench:end -->"
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    ratios = capacity_ratios(results)
+    lines = [
+        f"**SIMULATED** (virtual-time cluster simulator, sim engines): workload `{results['workload']}`, "
+        f"{results['engines']} engines of `{results['profile']}`, {results['programs']} programs per run, "
+        f"seed {results['seed']}, planner budget {results['budget_per_engine']} calls per engine.",
+        "",
+        f"Capacity: highest rate with mean normalized latency <= {results['slo_factor']:g} x the unloaded "
+        f"`fcfs+round_robin` ({results['unloaded']['normalized_latency_s_per_token_mean'] * 1000:.2f} "
+        "ms/token).",
+        "",
+        "| policy | capacity (programs/s) | vs fcfs+round_robin |",
+        "|---|---:|---:|",
+    ]
+    for policy in policies_in(results):
+        cap = results["capacity"][policy]
+        more = "" if results["capacity_bounded"][policy] else ">= "
+        lines.append(f"| `{policy}` | {more}{cap:.2f} | {_fmt(ratios.get(policy))}x |")
+    lines += [
+        "",
+        "| policy | rate | done | mean s | p50 s | p99 s | norm ms/tok | prefix hit | deadlines "
+        "| calls queued s (mean) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(results["runs"], key=lambda r: (r["rate"], r["policy"])):
+        lat = r["program_latency_s"]
+        lines.append(
+            f"| `{r['policy']}` | {r['rate']:g} | {r['completed']}/{r['programs']} | {lat['mean']:.2f} | "
+            f"{lat['p50']:.2f} | {lat['p99']:.2f} | "
+            f"{r['normalized_latency_s_per_token']['mean'] * 1000:.2f} | {r['prefix_hit_rate']:.3f} | "
+            f"{_fmt(r['deadline_attainment'], 3)} | {r['call_queue_s']['mean']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plots(results: dict[str, Any], out: Path) -> list[Path]:
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("latency_vs_rate.png", "mean program latency (s)", lambda r: r["program_latency_s"]["mean"], True),
+        ("p99_vs_rate.png", "p99 program latency (s)", lambda r: r["program_latency_s"]["p99"], True),
+        ("normalized_latency_vs_rate.png", "mean normalized latency (s/token)",
+         lambda r: r["normalized_latency_s_per_token"]["mean"], True),
+        ("prefix_hit_rate.png", "prefix hit rate", lambda r: r["prefix_hit_rate"], False),
+    ]
+    if any(r["deadline_attainment"] is not None for r in results["runs"]):
+        panels.append(("deadline_attainment.png", "deadline attainment",
+                       lambda r: r["deadline_attainment"] or 0.0, False))
+    files = []
+    for name, ylabel, metric, log in panels:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+        for policy in policies_in(results):
+            runs = sorted((r for r in results["runs"] if r["policy"] == policy), key=lambda r: r["rate"])
+            ax.plot([r["rate"] for r in runs], [metric(r) for r in runs], marker="o", label=policy)
+        if name == "normalized_latency_vs_rate.png":
+            limit = results["slo_factor"] * results["unloaded"]["normalized_latency_s_per_token_mean"]
+            ax.axhline(limit, color="grey", linestyle="--", linewidth=1, label="capacity limit")
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("program arrival rate (programs/s)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"SIMULATED: {results['workload']}, {results['engines']} x {results['profile']}",
+                     fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out / name
+        fig.savefig(path, metadata={"Software": None})  # no timestamps: same results, same bytes
+        plt.close(fig)
+        files.append(path)
+    return files
+
+
+def update_readme(readme: Path, results: dict[str, Any], out: Path) -> None:
+    """Replaces the README section between the bench markers with the latest results."""
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise ValueError(f"{readme} has no {README_BEGIN} ... {README_END} section")
+    rel = os.path.relpath(out, readme.parent)
+    body = (f"{README_BEGIN}\n{markdown(results)}\n![latency vs rate]({rel}/latency_vs_rate.png)\n"
+            f"{README_END}")
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(head + body + tail)

@@ -1,0 +1,185 @@
+"""`ostinato bench sim`: every (policy, rate) run of a sweep, in parallel processes, then
+results.json, a Markdown table and plots. SIMULATED (sim engines in virtual time).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.cluster import ClusterConfig, ClusterSim
+from bench.programs import generate
+from bench.results import capacity, summarize
+from bench.spec import SpecError, WorkloadSpec
+from planner.core.planner import parse_policy
+from workers.sim.cost_model import load_profile
+
+BASELINE = "fcfs+round_robin"
+UNLOADED_RATE_DIVISOR = 20.0  # the unloaded reference runs at min(rates) / this
+UNLOADED_PROGRAMS = 200
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    policies: tuple[str, ...]
+    rates: tuple[float, ...]
+    engines: int = 8
+    profile: str = "h100-llama3.1-8b"
+    budget: int = 128
+    slo_factor: float = 5.0
+    jobs: int = 2
+
+    def validate(self) -> None:
+        if not self.policies:
+            raise SpecError("--policies: give at least one policy")
+        for p in self.policies:
+            try:
+                parse_policy(p)
+            except ValueError as exc:
+                raise SpecError(f"--policies: {exc}") from None
+        if not self.rates or any(r <= 0 for r in self.rates):
+            raise SpecError("--rates: give one or more positive rates")
+        if self.engines < 1 or self.budget < 1 or self.jobs < 1:
+            raise SpecError("--engines, --budget and --jobs must be >= 1")
+        if self.slo_factor <= 1:
+            raise SpecError("--slo-factor must be > 1")
+        load_profile(self.profile)
+
+
+_progress: Any = None  # a shared counter of finished programs, set in each worker process
+
+
+def _init(counter: Any) -> None:
+    global _progress
+    _progress = counter
+
+
+def _tick(n: int) -> None:
+    if _progress is not None:
+        with _progress.get_lock():
+            _progress.value += n
+
+
+def run_one(spec: WorkloadSpec, policy: str, rate: float, cfg: SweepConfig) -> dict[str, Any]:
+    spec = spec.with_overrides(rate=rate)
+    weights = {t.name: t.weight for t in spec.tenants}
+    cluster = ClusterConfig(engines=cfg.engines, budget=cfg.budget, tenant_weights=weights)
+    sim = ClusterSim(generate(spec), policy, load_profile(cfg.profile), cluster)
+    return summarize(sim.run(progress=_tick), policy, rate)
+
+
+class _Bar:
+    def __init__(self, total: int, stream: Any = sys.stderr) -> None:
+        self.total, self.stream, self.start = total, stream, time.monotonic()
+        self.enabled = stream is not None
+
+    def draw(self, done: int, runs_done: int, runs: int) -> None:
+        if not self.enabled:
+            return
+        frac = min(1.0, done / max(1, self.total))
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / frac - elapsed if frac > 0 else 0.0
+        bar = "#" * int(30 * frac)
+        self.stream.write(f"\r[{bar:<30}] {frac:6.1%}  runs {runs_done}/{runs}  "
+                          f"{elapsed:5.0f}s elapsed, ~{eta:4.0f}s left ")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+
+
+def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stderr) -> dict[str, Any]:
+    cfg.validate()
+    unloaded_rate = min(cfg.rates) / UNLOADED_RATE_DIVISOR
+    unloaded_spec = spec.with_overrides(programs=min(spec.programs, UNLOADED_PROGRAMS))
+    jobs: list[tuple[WorkloadSpec, str, float]] = [(unloaded_spec, BASELINE, unloaded_rate)]
+    jobs += [(spec, p, r) for p in cfg.policies for r in cfg.rates]
+    total = unloaded_spec.programs + spec.programs * (len(jobs) - 1)
+    bar = _Bar(total, progress)
+    ctx = mp.get_context("fork")
+    counter = ctx.Value("q", 0)
+    start = time.monotonic()
+    with ProcessPoolExecutor(cfg.jobs, mp_context=ctx, initializer=_init,
+                             initargs=(counter,)) as pool:
+        futures = [pool.submit(run_one, s, p, r, cfg) for s, p, r in jobs]
+        while not all(f.done() for f in futures):
+            bar.draw(counter.value, sum(f.done() for f in futures), len(futures))
+            time.sleep(0.25)
+        results = [f.result() for f in futures]
+    bar.draw(total, len(futures), len(futures))
+    bar.close()
+    unloaded, runs = results[0], results[1:]
+    reference = unloaded["normalized_latency_s_per_token"]["mean"]
+    limit = cfg.slo_factor * reference
+    caps, bounded = {}, {}
+    for policy in cfg.policies:
+        pts = [(r["rate"], r["normalized_latency_s_per_token"]["mean"]) for r in runs
+               if r["policy"] == policy]
+        caps[policy], bounded[policy] = capacity(pts, limit)
+        caps[policy] = round(caps[policy], 6)
+    return {
+        "kind": "sim", "simulated": True, "workload": spec.name, "engines": cfg.engines,
+        "profile": cfg.profile, "seed": spec.seed, "programs": spec.programs,
+        "budget_per_engine": cfg.budget, "slo_factor": cfg.slo_factor,
+        "unloaded": {"policy": BASELINE, "rate": unloaded_rate, "programs": unloaded["programs"],
+                     "normalized_latency_s_per_token_mean": reference,
+                     "program_latency_s_mean": unloaded["program_latency_s"]["mean"]},
+        "runs": runs, "capacity": caps, "capacity_bounded": bounded,
+        "sweep_wall_s": round(time.monotonic() - start, 3),
+    }
+
+
+def write_results(results: dict[str, Any], out: Path) -> list[Path]:
+    from bench.report import markdown, plots
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(markdown(results))
+    return [out / "results.json", out / "results.md", *plots(results, out)]
+
+
+def parse_rates(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise SpecError(f"--rates: expected comma-separated numbers, got {text!r}") from None
+
+
+def parse_policies(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def sweep_command(workload: str, policies: str, rates: str, *, engines: int, profile: str,
+                  programs: int | None, seed: int | None, out: str, slo_factor: float,
+                  budget: int, jobs: int, readme: str | None = None,
+                  progress: Any = sys.stderr) -> dict[str, Any]:
+    from bench.spec import load_spec
+
+    spec = load_spec(workload).with_overrides(seed=seed, programs=programs)
+    cfg = SweepConfig(parse_policies(policies), parse_rates(rates), engines, profile, budget,
+                      slo_factor, jobs)
+    results = run_sweep(spec, cfg, progress=progress)
+    files = write_results(results, Path(out))
+    if readme:
+        from bench.report import update_readme
+
+        update_readme(Path(readme), results, Path(out))
+    results["_files"] = [str(f) for f in files]
+    return results
+
+
+def capacity_ratios(results: dict[str, Any]) -> dict[str, float | None]:
+    """Each policy's capacity over fcfs+round_robin's (None when that is 0 or not swept)."""
+    base = results["capacity"].get(BASELINE, 0.0)
+    return {p: round(c / base, 3) if base else None for p, c in results["capacity"].items()}
+
+
+def policies_in(results: dict[str, Any]) -> list[str]:
+    return list(dict.fromkeys(r["policy"] for r in results["runs"]))
