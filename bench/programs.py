@@ -118,8 +118,8 @@ def _arrivals(spec: WorkloadSpec, rng: random.Random) -> list[float]:
 
 
 def generate(spec: WorkloadSpec) -> list[ProgramPlan]:
-    rng = random.Random(spec.seed)
-    arrivals = _arrivals(spec, rng)
+    arrivals = _arrivals(spec, random.Random(spec.seed))
+    rng = random.Random(spec.seed + 0x5EED)  # its own stream: prefixes stay stable
     tenants = [t.name for t in spec.tenants]
     shares = [t.share for t in spec.tenants]
     weights = [c.weight for c in spec.classes]
