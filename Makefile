@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint protos up clean
+.PHONY: demo test lint protos up bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Ostinato needs Python 3.11+, found " + sys.version' 
@@ -25,6 +25,13 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+# The default sweep (SIMULATED, virtual time): writes docs/bench/ and refreshes README's results.
+BENCH_RATES ?= 4,8,16,24,32,40
+bench: $(STAMP)
+	$(VENV)/bin/ostinato bench sim --workload mixed \
+	  --policies fcfs+round_robin,fcfs+cache_aware,default,oracle \
+	  --rates $(BENCH_RATES) --engines 8 --programs 1000 --out docs/bench/mixed --readme README.md
 
 protos: $(STAMP)
 	$(PY) -m ostinato.protogen

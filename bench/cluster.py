@@ -32,12 +32,13 @@ PREFILL_WORK_RATIO = 1 / 50  # oracle: a prompt token costs about 1/50 of an out
 @dataclass(frozen=True)
 class ClusterConfig:
     engines: int = 8
-    budget: int = 128  # calls in flight per engine, granted by the planner
+    budget: int = 32  # calls in flight per engine, granted by the planner
     max_running_requests: int = 256
     chunked_prefill_size: int = 8192
     schedule_policy: str = "fcfs"
     starvation_ratio: float = 4.0
     tenant_weights: dict[str, float] = field(default_factory=dict)
+    kv_tokens: int | None = None  # KV pool per engine; None: what the profile's GPU holds
 
 
 @dataclass(slots=True)
@@ -128,7 +129,7 @@ class ClusterSim:
                                 starvation_ratio=config.starvation_ratio)
         cost = CostModel(profile)
         params = EngineParams(
-            max_total_tokens=profile.kv_capacity_tokens,
+            max_total_tokens=config.kv_tokens or profile.kv_capacity_tokens,
             chunked_prefill_size=config.chunked_prefill_size,
             max_running_requests=config.max_running_requests,
             schedule_policy=config.schedule_policy, enable_priority=True,

@@ -27,6 +27,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"`fcfs+round_robin` ({results['unloaded']['normalized_latency_s_per_token_mean'] * 1000:.2f} "
         "ms/token).",
         "",
+        f"Prefix hit rate of one engine with an unbounded cache (the most reuse possible): "
+        f"{results['reference_prefix_hit_rate']:.3f}.",
+        "",
         "| policy | capacity (programs/s) | vs fcfs+round_robin |",
         "|---|---:|---:|",
     ]

@@ -31,7 +31,7 @@ class SweepConfig:
     rates: tuple[float, ...]
     engines: int = 8
     profile: str = "h100-llama3.1-8b"
-    budget: int = 128
+    budget: int = 32
     slo_factor: float = 5.0
     jobs: int = 2
 
@@ -66,10 +66,19 @@ def _tick(n: int) -> None:
             _progress.value += n
 
 
+REFERENCE = "reference"  # one engine with an unbounded cache: the most prefix reuse possible
+UNBOUNDED_KV = 1 << 40
+
+
 def run_one(spec: WorkloadSpec, policy: str, rate: float, cfg: SweepConfig) -> dict[str, Any]:
     spec = spec.with_overrides(rate=rate)
     weights = {t.name: t.weight for t in spec.tenants}
-    cluster = ClusterConfig(engines=cfg.engines, budget=cfg.budget, tenant_weights=weights)
+    if policy == REFERENCE:
+        cluster = ClusterConfig(engines=1, budget=1 << 20, max_running_requests=1 << 20,
+                                kv_tokens=UNBOUNDED_KV, tenant_weights=weights)
+        policy = BASELINE
+    else:
+        cluster = ClusterConfig(engines=cfg.engines, budget=cfg.budget, tenant_weights=weights)
     sim = ClusterSim(generate(spec), policy, load_profile(cfg.profile), cluster)
     return summarize(sim.run(progress=_tick), policy, rate)
 
@@ -99,7 +108,8 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
     cfg.validate()
     unloaded_rate = min(cfg.rates) / UNLOADED_RATE_DIVISOR
     unloaded_spec = spec.with_overrides(programs=min(spec.programs, UNLOADED_PROGRAMS))
-    jobs: list[tuple[WorkloadSpec, str, float]] = [(unloaded_spec, BASELINE, unloaded_rate)]
+    jobs: list[tuple[WorkloadSpec, str, float]] = [(unloaded_spec, BASELINE, unloaded_rate),
+                                                   (spec, REFERENCE, min(cfg.rates))]
     jobs += [(spec, p, r) for p in cfg.policies for r in cfg.rates]
     total = unloaded_spec.programs + spec.programs * (len(jobs) - 1)
     bar = _Bar(total, progress)
@@ -115,7 +125,7 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
         results = [f.result() for f in futures]
     bar.draw(total, len(futures), len(futures))
     bar.close()
-    unloaded, runs = results[0], results[1:]
+    unloaded, single, runs = results[0], results[1], results[2:]
     reference = unloaded["normalized_latency_s_per_token"]["mean"]
     limit = cfg.slo_factor * reference
     caps, bounded = {}, {}
@@ -131,6 +141,7 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
         "unloaded": {"policy": BASELINE, "rate": unloaded_rate, "programs": unloaded["programs"],
                      "normalized_latency_s_per_token_mean": reference,
                      "program_latency_s_mean": unloaded["program_latency_s"]["mean"]},
+        "reference_prefix_hit_rate": single["prefix_hit_rate"],
         "runs": runs, "capacity": caps, "capacity_bounded": bounded,
         "sweep_wall_s": round(time.monotonic() - start, 3),
     }

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from ostinato.clock import SystemClock
-from ostinato.config import PlannerConfig, RedisConfig
+from ostinato.config import ConfigError, PlannerConfig, RedisConfig
 from ostinato.serving import GrpcService
 from ostinato.v1 import planner_pb2, planner_pb2_grpc
 from planner.core.planner import SIMULATION_ONLY, PlannerCore, parse_policy
@@ -25,7 +25,7 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
     clock = SystemClock()
     priority, routing = parse_policy(config.policy)
     if priority.name in SIMULATION_ONLY:
-        raise ValueError(f"planner.policy: {priority.name!r} needs every program's future work; "
+        raise ConfigError(f"planner.policy: {priority.name!r} needs every program's future work; "
                          "it exists only in the cluster simulator (ostinato bench sim)")
     try:
         weights = {t: float(w) for t, w in config.tenant_weights.items()}

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 CLI = [sys.executable, "-m", "ostinato.cli"]
 
 
-@pytest.mark.parametrize("command", ["up", "demo", "gateway", "planner", "worker", "sim-engine"])
+@pytest.mark.parametrize("command", ["up", "demo", "gateway", "planner", "worker", "sim-engine", "bench"])
 def test_help(command: str) -> None:
     out = subprocess.run([*CLI, command, "--help"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "usage: ostinato " + command in out.stdout
@@ -65,3 +65,29 @@ def test_bad_config_is_reported_with_the_field(tmp_path) -> None:  # type: ignor
     out = subprocess.run([*CLI, "planner", "--config", str(cfg)], capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 2 and "unknown field in planner: polcy" in out.stderr
+
+
+def test_bench_sim_writes_results_and_rejects_bad_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = subprocess.run([*CLI, "bench", "sim", "--workload", "react", "--programs", "20",
+                          "--rates", "1,3", "--policies", "fcfs+round_robin,default",
+                          "--engines", "2", "--out", str(tmp_path), "--quiet"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "SIMULATED" in out.stdout
+    assert (tmp_path / "results.json").exists() and (tmp_path / "latency_vs_rate.png").exists()
+    bad = subprocess.run([*CLI, "bench", "sim", "--workload", "react", "--rates", "1",
+                          "--policies", "fastest+magic", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--policies: unknown policy 'fastest+magic'" in bad.stderr
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("version: 1\nclasses: [{name: c, first_prompt_tokens: 5, output_tokens: -3}]\n")
+    bad = subprocess.run([*CLI, "bench", "sim", "--workload", str(spec), "--rates", "1",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "classes[0].output_tokens: must be >= 0" in bad.stderr
+
+
+def test_planner_refuses_the_simulation_only_oracle() -> None:
+    out = subprocess.run([*CLI, "planner", "--policy", "oracle", "--redis-url",
+                          "redis://127.0.0.1:1", "--port", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "exists only in the cluster simulator" in out.stderr
