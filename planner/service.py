@@ -158,6 +158,12 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         self.pump()
         return planner_pb2.ReportAck()
 
+    async def ReportProgress(self, request, context):
+        # NoSuchCall: the call finished (or was cancelled) while the report was in flight.
+        with contextlib.suppress(NoSuchCall):
+            self._core.progress(request.program_id, request.call_id, request.completion_tokens)
+        return planner_pb2.ReportAck()
+
     async def EndProgram(self, request, context):
         try:
             program = self._core.end_program(request.program_id, request.tenant)

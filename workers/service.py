@@ -69,6 +69,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._failed = 0
         self._reports: set[asyncio.Task[None]] = set()
         self.report_budget_s = 60.0
+        self.progress_every_tokens = 64  # 0: no progress reports
 
     def _report(self, req: worker_pb2.GenerateRequest, status: int, out: EngineOutput | None,
                 service_s: float) -> None:
@@ -93,6 +94,20 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._reports.add(task)
         task.add_done_callback(self._reports.discard)
 
+    def _progress(self, req: worker_pb2.GenerateRequest, completion_tokens: int) -> None:
+        """Best effort, not awaited and never retried: a lost report only delays a refinement."""
+        report = planner_pb2.ProgressReport(program_id=req.program_id, call_id=req.call_id,
+                                            worker_id=self.worker_id,
+                                            completion_tokens=completion_tokens)
+
+        async def send() -> None:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await self._planner.ReportProgress(report, timeout=2.0)
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
     async def Generate(self, request, context):
         if not request.prompt:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "prompt is empty")
@@ -106,8 +121,13 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         status = planner_pb2.COMPLETION_STATUS_FAILED
         self._running += 1
         try:
+            reported = 0
             async for out in self._engine.generate(engine_req):
                 last = out
+                every = self.progress_every_tokens
+                if every and not out.finished and out.completion_tokens - reported >= every:
+                    reported = out.completion_tokens
+                    self._progress(request, reported)
                 if out.delta:
                     yield worker_pb2.GenerateChunk(delta=out.delta)
             if last is None or not last.finished:

@@ -85,6 +85,18 @@ class CompletionReport(_message.Message):
     service_s: float
     def __init__(self, program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., status: _Optional[_Union[CompletionStatus, str]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., service_s: _Optional[float] = ...) -> None: ...
 
+class ProgressReport(_message.Message):
+    __slots__ = ("program_id", "call_id", "worker_id", "completion_tokens")
+    PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    program_id: str
+    call_id: str
+    worker_id: str
+    completion_tokens: int
+    def __init__(self, program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., completion_tokens: _Optional[int] = ...) -> None: ...
+
 class ReportAck(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

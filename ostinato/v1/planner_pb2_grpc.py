@@ -50,6 +50,11 @@ class PlannerStub:
                 request_serializer=ostinato_dot_v1_dot_planner__pb2.CompletionReport.SerializeToString,
                 response_deserializer=ostinato_dot_v1_dot_planner__pb2.ReportAck.FromString,
                 _registered_method=True)
+        self.ReportProgress = channel.unary_unary(
+                '/ostinato.v1.Planner/ReportProgress',
+                request_serializer=ostinato_dot_v1_dot_planner__pb2.ProgressReport.SerializeToString,
+                response_deserializer=ostinato_dot_v1_dot_planner__pb2.ReportAck.FromString,
+                _registered_method=True)
         self.EndProgram = channel.unary_unary(
                 '/ostinato.v1.Planner/EndProgram',
                 request_serializer=ostinato_dot_v1_dot_planner__pb2.EndProgramPlannerRequest.SerializeToString,
@@ -90,6 +95,14 @@ class PlannerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportProgress(self, request, context):
+        """A worker reports a running call's output so far, every few dozen tokens: the planner
+        refines the call's output-length estimate (JITServe). Best effort; never retried.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EndProgram(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -125,6 +138,11 @@ def add_PlannerServicer_to_server(servicer, server):
             'ReportCompletion': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportCompletion,
                     request_deserializer=ostinato_dot_v1_dot_planner__pb2.CompletionReport.FromString,
+                    response_serializer=ostinato_dot_v1_dot_planner__pb2.ReportAck.SerializeToString,
+            ),
+            'ReportProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportProgress,
+                    request_deserializer=ostinato_dot_v1_dot_planner__pb2.ProgressReport.FromString,
                     response_serializer=ostinato_dot_v1_dot_planner__pb2.ReportAck.SerializeToString,
             ),
             'EndProgram': grpc.unary_unary_rpc_method_handler(
@@ -223,6 +241,33 @@ class Planner:
             target,
             '/ostinato.v1.Planner/ReportCompletion',
             ostinato_dot_v1_dot_planner__pb2.CompletionReport.SerializeToString,
+            ostinato_dot_v1_dot_planner__pb2.ReportAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ostinato.v1.Planner/ReportProgress',
+            ostinato_dot_v1_dot_planner__pb2.ProgressReport.SerializeToString,
             ostinato_dot_v1_dot_planner__pb2.ReportAck.FromString,
             options,
             channel_credentials,

@@ -1,11 +1,15 @@
 """Output-length estimates for calls without a hint (JITServe-style, learned per class).
 
 Conservative at first (the call's max_new_tokens, capped), then a high quantile of what
-calls of the same program class produced; refined as history grows.
+calls of the same program class produced. While a call streams, `refine` conditions on
+what it has produced so far: the quantile of the history that ran at least that long
+(JITServe's just-in-time refinement), so a call that outlives its class's typical length
+is re-estimated upwards instead of being assumed nearly done.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 
 DEFAULT_CAP = 512
@@ -23,12 +27,31 @@ class OutputEstimator:
     def observe(self, key: str, completion_tokens: int) -> None:
         self._history.setdefault(key, deque(maxlen=self._window)).append(completion_tokens)
 
+    def _quantile(self, ordered: list[int]) -> int:
+        return ordered[min(len(ordered) - 1, int(self._q * len(ordered)))]
+
     def estimate(self, key: str, max_new_tokens: int, hint: int = 0) -> int:
-        if hint > 0:
-            return hint
-        cap = max_new_tokens if max_new_tokens > 0 else DEFAULT_CAP
-        seen = self._history.get(key)
-        if seen is None or len(seen) < self._min:
-            return min(cap, DEFAULT_CAP)
-        ordered = sorted(seen)
-        return min(cap, ordered[min(len(ordered) - 1, int(self._q * len(ordered)))])
+        """Expected output tokens of a call that has not started."""
+        return self.refine(key, 0, max_new_tokens, hint)
+
+    def refine(self, key: str, generated: int, max_new_tokens: int, hint: int = 0) -> int:
+        """Expected total output tokens of a call that has produced `generated` so far.
+
+        Above `generated` while the call runs, never above its max_new_tokens (when set).
+        A client hint stands until the call outlives it; history counts only once
+        `min_samples` calls of the class ran at least as long as this one has; without
+        enough history the estimate is conservative: the default cap, then doubling.
+        """
+        cap = max_new_tokens if max_new_tokens > 0 else None
+        if hint > generated:
+            guess = hint
+        else:
+            seen = self._history.get(key)
+            longer: list[int] = []
+            if seen is not None:
+                ordered = sorted(seen)
+                longer = ordered[bisect.bisect_right(ordered, generated):]
+            enough = len(longer) >= self._min
+            guess = self._quantile(longer) if enough else max(DEFAULT_CAP, 2 * generated)
+        guess = max(guess, generated + 1 if generated > 0 else 0)
+        return guess if cap is None else min(cap, guess)

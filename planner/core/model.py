@@ -57,6 +57,7 @@ class CallRecord:
     prompt_tokens: int
     max_new_tokens: int
     arrival: float
+    hint: int = 0  # the client's expected_output_tokens (0: none)
     state: CallState = CallState.QUEUED
     dispatched_at: float | None = None
     finished_at: float | None = None
@@ -65,7 +66,8 @@ class CallRecord:
     priority: int = 0
     score: float = 0.0  # the priority policy's score at enqueue (lower runs sooner)
     critical_path_s: float = 0.0  # ATLAS: service along the longest chain of parents
-    expected_output: int = 0  # hint from the client, or the estimator's guess
+    expected_output: int = 0  # hint from the client, or the estimator's guess (refined as it streams)
+    generated_tokens: int = 0  # output so far, from the worker's progress reports
     remaining_work: float = 0.0  # the program's true remaining work (cluster simulator only)
     prefix_hashes: tuple[int, ...] = ()  # chained block hashes of the prompt (routing)
     service_s: float = 0.0
@@ -77,6 +79,13 @@ class CallRecord:
     @property
     def key(self) -> str:
         return call_key(self.program_id, self.call_id)
+
+    @property
+    def remaining_output(self) -> int:
+        """Estimated output tokens still to come (0 once finished)."""
+        if self.state.finished:
+            return 0
+        return max(0, self.expected_output - self.generated_tokens)
 
 
 def call_key(program_id: str, call_id: str) -> str:

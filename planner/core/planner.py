@@ -238,6 +238,7 @@ class PlannerCore:
             arrival=arrival,
             expected_output=self.estimator.estimate(program.program_class, max_new_tokens,
                                                     expected_output),
+            hint=expected_output,
             prefix_hashes=tuple(prefix_hashes),
             remaining_work=remaining_work,
         )
@@ -318,6 +319,22 @@ class PlannerCore:
                 self.estimator.observe(program.program_class, completion_tokens)
         self._queue.account(call.tenant, call.service_s)
         self._finish(call, state)
+        return call
+
+    def progress(self, program_id: str, call_id: str, generated_tokens: int) -> CallRecord:
+        """A worker's mid-stream report: refines the running call's output estimate.
+
+        Late or repeated reports (a count below what is known) change nothing.
+        """
+        call = self._calls.get(call_key(program_id, call_id))
+        if call is None or call.state is not CallState.RUNNING:
+            raise NoSuchCall(f"no running call {call_id!r} in program {program_id!r}")
+        if generated_tokens > call.generated_tokens:
+            program = self._programs.get(program_id)
+            key = program.program_class if program is not None else ""
+            call.generated_tokens = generated_tokens
+            call.expected_output = self.estimator.refine(key, generated_tokens,
+                                                         call.max_new_tokens, call.hint)
         return call
 
     def cancel(self, program_id: str, call_id: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from planner.core.model import CallRecord, DeadlineExceeded, Program
+from planner.core.model import CallRecord, CallState, DeadlineExceeded, Program
 
 LEVEL_STEP = 10
 LATE = 1e12  # the score of a call that can no longer make its deadline (demoted)
@@ -65,7 +65,7 @@ class Atlas:
 
 
 class Slack:
-    """Least slack first: deadline - now - estimated remaining work of the call.
+    """Least slack first: deadline - now - estimated remaining work of the program.
 
     A call that can no longer make its program's deadline is demoted to the last level,
     or rejected with DeadlineExceeded if the program asked for that. Calls of programs
@@ -81,7 +81,11 @@ class Slack:
     def score(self, call: CallRecord, program: Program, now: float) -> float:
         if program.deadline_at is None:
             return LATE
-        slack = program.deadline_at - now - call.expected_output * self._tpot
+        # The program ends no sooner than this call and its running calls (their estimates
+        # refined as they stream, planner/core/estimates.py).
+        running = max((c.remaining_output for c in program.calls.values()
+                       if c.state is CallState.RUNNING), default=0)
+        slack = program.deadline_at - now - max(call.expected_output, running) * self._tpot
         if slack < 0:
             if program.reject_when_late:
                 raise DeadlineExceeded(

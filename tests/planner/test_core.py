@@ -166,3 +166,25 @@ def test_expire_drops_silent_workers_and_idle_programs() -> None:
 def test_unknown_policy_is_rejected_with_the_options(spec: str) -> None:
     with pytest.raises(ValueError, match="expected <priority>"):
         parse_policy(spec)
+
+
+def test_progress_refines_the_running_calls_estimate() -> None:
+    core, _ = make_core(workers=1, budget=1)
+    for _ in range(10):  # the class's history: short calls
+        core.estimator.observe("", 20)
+    core.register_program("p", "t")
+    call = core.submit("p", "t", "a", max_new_tokens=4000)
+    assert call.expected_output == 20
+    with pytest.raises(NoSuchCall):  # not running yet
+        core.progress("p", "a", 5)
+    core.dispatch()
+    assert core.progress("p", "a", 10).expected_output == 20
+    assert call.remaining_output == 10
+    core.progress("p", "a", 64)  # it outlived every call of its class: conservative again
+    assert call.expected_output == 512 and call.remaining_output == 448
+    core.progress("p", "a", 30)  # a late, reordered report changes nothing
+    assert call.generated_tokens == 64
+    core.complete("p", "a", completion_tokens=70)
+    assert call.remaining_output == 0
+    with pytest.raises(NoSuchCall):
+        core.progress("p", "a", 80)

@@ -269,3 +269,18 @@ def test_output_estimator_is_conservative_then_learns() -> None:
         est.observe("react", n)
     assert est.estimate("react", 2048) == 50
     assert est.estimate("other", 100) == 100
+
+
+def test_slack_counts_the_programs_running_calls_as_they_stream() -> None:
+    core, clock = core_with("slack+least_load", workers=1, budget=1)
+    for _ in range(10):
+        core.estimator.observe("", 50)
+    core.register_program("p", "t", deadline_s=10.0)
+    core.submit("p", "t", "long", thread_id="a", max_new_tokens=5000)
+    core.dispatch()
+    policy = Slack()
+    sibling = core.submit("p", "t", "short", thread_id="b", expected_output=10)
+    program = core.program("p", "t")
+    assert policy.score(sibling, program, clock.now()) == pytest.approx(10 - 50 * 0.02)
+    core.progress("p", "long", 300)  # far past its class: the program ends later than thought
+    assert policy.score(sibling, program, clock.now()) == pytest.approx(10 - (600 - 300) * 0.02)

@@ -1,0 +1,89 @@
+"""The worker's gRPC service over a real sim engine process, reporting to a planner on loopback.
+
+The planner here is a recording servicer (the planner itself is tested elsewhere): what is
+under test is what the worker sends it while a call streams and when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import grpc
+
+from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
+from workers.service import WorkerService
+from workers.sglang_client import SGLangClient
+
+
+class RecordingPlanner(planner_pb2_grpc.PlannerServicer):
+    def __init__(self) -> None:
+        self.progress: list[planner_pb2.ProgressReport] = []
+        self.completions: list[planner_pb2.CompletionReport] = []
+
+    async def ReportProgress(self, request, context):
+        self.progress.append(request)
+        return planner_pb2.ReportAck()
+
+    async def ReportCompletion(self, request, context):
+        self.completions.append(request)
+        return planner_pb2.ReportAck()
+
+
+@asynccontextmanager
+async def worker_on_loopback(engine_url: str, progress_every: int
+                            ) -> AsyncIterator[tuple[worker_pb2_grpc.WorkerStub, WorkerService,
+                                                     RecordingPlanner]]:
+    """A WorkerService over the engine, reporting to a recording planner; both on loopback."""
+    recorder = RecordingPlanner()
+    planner_server = grpc.aio.server()
+    planner_pb2_grpc.add_PlannerServicer_to_server(recorder, planner_server)
+    planner_port = planner_server.add_insecure_port("127.0.0.1:0")
+    await planner_server.start()
+    planner_channel = grpc.aio.insecure_channel(f"127.0.0.1:{planner_port}")
+    engine = SGLangClient(engine_url)
+    service = WorkerService("w-test", engine, planner_pb2_grpc.PlannerStub(planner_channel))
+    service.progress_every_tokens = progress_every
+    worker_server = grpc.aio.server()
+    worker_pb2_grpc.add_WorkerServicer_to_server(service, worker_server)
+    worker_port = worker_server.add_insecure_port("127.0.0.1:0")
+    await worker_server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{worker_port}") as channel:
+            yield worker_pb2_grpc.WorkerStub(channel), service, recorder
+    finally:
+        await worker_server.stop(None)
+        await engine.close()
+        await planner_channel.close()
+        await planner_server.stop(None)
+
+
+def story(call_id: str, tokens: int) -> worker_pb2.GenerateRequest:
+    return worker_pb2.GenerateRequest(
+        program_id="p1", call_id=call_id, prompt="Tell me a long story.",
+        sampling=common_pb2.SamplingParams(max_new_tokens=tokens, ignore_eos=True))
+
+
+async def test_worker_reports_progress_while_streaming_then_completion(sim_engine_url: str) -> None:
+    async with worker_on_loopback(sim_engine_url, 50) as (stub, service, recorder):
+        chunks = [c async for c in stub.Generate(story("c1", 170))]
+        assert chunks[-1].result.usage.completion_tokens == 170
+        await service.drain_reports()
+        await asyncio.sleep(0.1)
+    counts = sorted(r.completion_tokens for r in recorder.progress)
+    assert len(counts) == 3 and counts[0] >= 50 and counts[-1] < 170  # about 50, 100, 150
+    assert all(b - a >= 50 for a, b in itertools.pairwise(counts))
+    assert {(r.program_id, r.call_id, r.worker_id) for r in recorder.progress} == {
+        ("p1", "c1", "w-test")}
+    [done] = recorder.completions
+    assert done.status == planner_pb2.COMPLETION_STATUS_OK
+    assert done.usage.completion_tokens == 170
+
+
+async def test_progress_reports_can_be_switched_off(sim_engine_url: str) -> None:
+    async with worker_on_loopback(sim_engine_url, 0) as (stub, service, recorder):
+        _ = [c async for c in stub.Generate(story("c2", 120))]
+        await service.drain_reports()
+    assert recorder.progress == [] and len(recorder.completions) == 1
