@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 # The default sweep (SIMULATED, virtual time): writes docs/bench/ and refreshes README's results.
-BENCH_RATES ?= 4,8,16,24,32,40
+BENCH_RATES ?= 4,16,24,32,64,96
 bench: $(STAMP)
 	$(VENV)/bin/ostinato bench sim --workload mixed \
 	  --policies fcfs+round_robin,fcfs+cache_aware,default,oracle \

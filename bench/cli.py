@@ -28,6 +28,9 @@ def add_parser(sub: Any) -> None:
     sim.add_argument("--budget", type=int, default=32,
                      help="calls in flight per engine that the planner grants")
     sim.add_argument("--jobs", type=int, default=2, help="parallel simulation processes")
+    sim.add_argument("--warmup", type=int, default=300,
+                     help="programs (of another seed, light load) the planner learns from before "
+                          "each measured run; 0: cold start")
     sim.add_argument("--readme", help="also refresh this README's bench section")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -50,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
                 args.workload, args.policies, args.rates, engines=args.engines,
                 profile=args.profile, programs=args.programs, seed=args.seed, out=args.out,
                 slo_factor=args.slo_factor, budget=args.budget, jobs=args.jobs,
+                warmup_programs=args.warmup,
                 readme=args.readme, progress=None if args.quiet else sys.stderr)
             print("SIMULATED results (virtual-time cluster simulator):")
             print(json.dumps({"capacity": results["capacity"],

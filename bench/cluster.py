@@ -13,6 +13,7 @@ come from the planner's grants, as SGLang's `priority` does in the live mesh.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import time
 from collections.abc import Callable
@@ -21,12 +22,12 @@ from dataclasses import dataclass, field
 from bench.programs import ProgramPlan, shared_prefix_ids
 from cache.block_hash import DEFAULT_BLOCK_SIZE, chain_hash, salt_seed
 from ostinato.clock import ManualClock
+from planner.core.estimates import OutputEstimator, ProgramSizeEstimator
+from planner.core.model import work_of
 from planner.core.planner import PlannerCore, parse_policy
 from workers.sim.cost_model import CostModel, Profile
 from workers.sim.scheduler import EngineParams, Req, SimEngineCore
 from workers.sim.text import FixedLengthDecoder
-
-PREFILL_WORK_RATIO = 1 / 50  # oracle: a prompt token costs about 1/50 of an output token
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,7 @@ class _ProgramState:
         self.outputs: dict[int, list[int]] = {}
         self.hashes: dict[int, list[int]] = {}
         self.done = 0
-        self.remaining_work = sum(c.output_tokens + c.new_tokens * PREFILL_WORK_RATIO
-                                  for c in plan.calls)
+        self.remaining_work = sum(work_of(c.output_tokens, c.new_tokens) for c in plan.calls)
         children: dict[int, list[int]] = {}
         for c in plan.calls:
             for p in c.parents:
@@ -114,9 +114,18 @@ def _extend_hashes(known: list[int], tokens: list[int], salt: str) -> list[int]:
     return out
 
 
+@dataclass(frozen=True)
+class Learned:
+    """What a planner learns from finished work (output lengths, program sizes per class):
+    carried from a warm-up run so that measured runs start as a planner in service does."""
+
+    outputs: OutputEstimator
+    program_sizes: ProgramSizeEstimator
+
+
 class ClusterSim:
     def __init__(self, programs: list[ProgramPlan], policy: str, profile: Profile,
-                 config: ClusterConfig = ClusterConfig()) -> None:
+                 config: ClusterConfig = ClusterConfig(), learned: Learned | None = None) -> None:
         self.programs = programs
         self.config = config
         self.clock = ManualClock()
@@ -127,6 +136,9 @@ class ClusterSim:
                                 program_idle_ttl_s=float("inf"),
                                 tenant_weights=config.tenant_weights,
                                 starvation_ratio=config.starvation_ratio)
+        if learned is not None:
+            self.core.estimator = copy.deepcopy(learned.outputs)
+            self.core.program_sizes = copy.deepcopy(learned.program_sizes)
         cost = CostModel(profile)
         params = EngineParams(
             max_total_tokens=config.kv_tokens or profile.kv_capacity_tokens,
@@ -144,6 +156,9 @@ class ClusterSim:
         self._timelines: dict[tuple[int, int], CallTimeline] = {}
         self.calls: list[CallTimeline] = []
         self.outcomes = [ProgramOutcome(p) for p in programs]
+
+    def learned(self) -> Learned:
+        return Learned(self.core.estimator, self.core.program_sizes)
 
     def _push(self, t: float, kind: int, program: int, call: int = -1) -> None:
         self._seq += 1
@@ -261,7 +276,7 @@ class ClusterSim:
                            completion_tokens=event.completion_tokens,
                            cached_tokens=event.cached_tokens)
         st.outputs[cidx] = list(event.output_ids)
-        st.remaining_work -= call.output_tokens + call.new_tokens * PREFILL_WORK_RATIO
+        st.remaining_work -= work_of(call.output_tokens, call.new_tokens)
         st.done += 1
         for child in st.pending_children.get(cidx, ()):
             if all(p in st.outputs for p in plan.calls[child].parents):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import ClusterConfig, ClusterSim
+from bench.cluster import ClusterConfig, ClusterSim, Learned
 from bench.programs import generate
 from bench.results import capacity, summarize
 from bench.spec import SpecError, WorkloadSpec
@@ -23,6 +23,8 @@ from workers.sim.cost_model import load_profile
 BASELINE = "fcfs+round_robin"
 UNLOADED_RATE_DIVISOR = 20.0  # the unloaded reference runs at min(rates) / this
 UNLOADED_PROGRAMS = 200
+WARMUP_SEED_OFFSET = 1000  # warm-up programs come from another seed: never the measured ones
+WARMUP_RATE_DIVISOR = 2.0  # ... arriving at min(rates) / this
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,10 @@ class SweepConfig:
     budget: int = 32
     slo_factor: float = 5.0
     jobs: int = 2
+    # Programs run through the planner before each measured run, so that its learned
+    # estimates (output lengths, program sizes per class) are those of a planner in service;
+    # 0: every run starts cold.
+    warmup_programs: int = 300
 
     def validate(self) -> None:
         if not self.policies:
@@ -47,6 +53,8 @@ class SweepConfig:
             raise SpecError("--rates: give one or more positive rates")
         if self.engines < 1 or self.budget < 1 or self.jobs < 1:
             raise SpecError("--engines, --budget and --jobs must be >= 1")
+        if self.warmup_programs < 0:
+            raise SpecError("--warmup must be >= 0")
         if self.slo_factor <= 1:
             raise SpecError("--slo-factor must be > 1")
         load_profile(self.profile)
@@ -70,17 +78,34 @@ REFERENCE = "reference"  # one engine with an unbounded cache: the most prefix r
 UNBOUNDED_KV = 1 << 40
 
 
-def run_one(spec: WorkloadSpec, policy: str, rate: float, cfg: SweepConfig) -> dict[str, Any]:
-    spec = spec.with_overrides(rate=rate)
+def _cluster(policy: str, cfg: SweepConfig, spec: WorkloadSpec) -> tuple[str, ClusterConfig]:
     weights = {t.name: t.weight for t in spec.tenants}
     if policy == REFERENCE:
-        cluster = ClusterConfig(engines=1, budget=1 << 20, max_running_requests=1 << 20,
-                                kv_tokens=UNBOUNDED_KV, tenant_weights=weights)
-        policy = BASELINE
-    else:
-        cluster = ClusterConfig(engines=cfg.engines, budget=cfg.budget, tenant_weights=weights)
-    sim = ClusterSim(generate(spec), policy, load_profile(cfg.profile), cluster)
-    return summarize(sim.run(progress=_tick), policy, rate)
+        return BASELINE, ClusterConfig(engines=1, budget=1 << 20, max_running_requests=1 << 20,
+                                       kv_tokens=UNBOUNDED_KV, tenant_weights=weights)
+    return policy, ClusterConfig(engines=cfg.engines, budget=cfg.budget, tenant_weights=weights)
+
+
+def warm_up(spec: WorkloadSpec, cfg: SweepConfig) -> Learned | None:
+    """Runs `cfg.warmup_programs` programs of another seed at a light load; returns what the
+    planner learned. The learned estimates do not depend on the policy that ran them."""
+    if cfg.warmup_programs == 0:
+        return None
+    warm = spec.with_overrides(seed=spec.seed + WARMUP_SEED_OFFSET, programs=cfg.warmup_programs,
+                               rate=min(cfg.rates) / WARMUP_RATE_DIVISOR)
+    policy, cluster = _cluster(BASELINE, cfg, spec)
+    sim = ClusterSim(generate(warm), policy, load_profile(cfg.profile), cluster)
+    sim.run()
+    return sim.learned()
+
+
+def run_one(spec: WorkloadSpec, policy: str, rate: float, cfg: SweepConfig,
+            learned: Learned | None = None) -> dict[str, Any]:
+    spec = spec.with_overrides(rate=rate)
+    label = policy
+    policy, cluster = _cluster(policy, cfg, spec)
+    sim = ClusterSim(generate(spec), policy, load_profile(cfg.profile), cluster, learned)
+    return summarize(sim.run(progress=_tick), label if label != REFERENCE else policy, rate)
 
 
 class _Bar:
@@ -116,9 +141,10 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
     ctx = mp.get_context("fork")
     counter = ctx.Value("q", 0)
     start = time.monotonic()
+    learned = warm_up(spec, cfg)
     with ProcessPoolExecutor(cfg.jobs, mp_context=ctx, initializer=_init,
                              initargs=(counter,)) as pool:
-        futures = [pool.submit(run_one, s, p, r, cfg) for s, p, r in jobs]
+        futures = [pool.submit(run_one, s, p, r, cfg, learned) for s, p, r in jobs]
         while not all(f.done() for f in futures):
             bar.draw(counter.value, sum(f.done() for f in futures), len(futures))
             time.sleep(0.25)
@@ -138,6 +164,8 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
         "kind": "sim", "simulated": True, "workload": spec.name, "engines": cfg.engines,
         "profile": cfg.profile, "seed": spec.seed, "programs": spec.programs,
         "budget_per_engine": cfg.budget, "slo_factor": cfg.slo_factor,
+        "warmup": {"programs": cfg.warmup_programs, "seed": spec.seed + WARMUP_SEED_OFFSET,
+                   "rate": min(cfg.rates) / WARMUP_RATE_DIVISOR},
         "unloaded": {"policy": BASELINE, "rate": unloaded_rate, "programs": unloaded["programs"],
                      "normalized_latency_s_per_token_mean": reference,
                      "program_latency_s_mean": unloaded["program_latency_s"]["mean"]},
@@ -169,13 +197,13 @@ def parse_policies(text: str) -> tuple[str, ...]:
 
 def sweep_command(workload: str, policies: str, rates: str, *, engines: int, profile: str,
                   programs: int | None, seed: int | None, out: str, slo_factor: float,
-                  budget: int, jobs: int, readme: str | None = None,
+                  budget: int, jobs: int, warmup_programs: int = 300, readme: str | None = None,
                   progress: Any = sys.stderr) -> dict[str, Any]:
     from bench.spec import load_spec
 
     spec = load_spec(workload).with_overrides(seed=seed, programs=programs)
     cfg = SweepConfig(parse_policies(policies), parse_rates(rates), engines, profile, budget,
-                      slo_factor, jobs)
+                      slo_factor, jobs, warmup_programs)
     results = run_sweep(spec, cfg, progress=progress)
     files = write_results(results, Path(out))
     if readme:

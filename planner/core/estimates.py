@@ -55,3 +55,56 @@ class OutputEstimator:
             guess = self._quantile(longer) if enough else max(DEFAULT_CAP, 2 * generated)
         guess = max(guess, generated + 1 if generated > 0 else 0)
         return guess if cap is None else min(cap, guess)
+
+
+class ProgramSizeEstimator:
+    """Remaining engine service of a program, learned per program class from programs that ended.
+
+    `remaining(key, attained)` is the mean of (size - attained) over the class's recent
+    programs that grew larger than `attained`: the expected remaining service given what the
+    program has already received, i.e. shortest-expected-remaining-first without knowing
+    the future. A class without enough history borrows the pooled history of all classes
+    (so an unseen class ranks as an average program, not as a new one); None until
+    `min_samples` such programs have been seen at all.
+    """
+
+    POOLED = "\0all"
+
+    def __init__(self, window: int = 512, min_samples: int = 16) -> None:
+        self._window = window
+        self._min = min_samples
+        self._history: dict[str, deque[float]] = {}
+        self._sorted: dict[str, tuple[list[float], list[float]]] = {}  # sizes, suffix sums
+
+    def observe(self, key: str, size: float) -> None:
+        for k in (key, self.POOLED):
+            self._history.setdefault(k, deque(maxlen=self._window)).append(size)
+            self._sorted.pop(k, None)
+
+    def _table(self, key: str) -> tuple[list[float], list[float]] | None:
+        table = self._sorted.get(key)
+        if table is None:
+            seen = self._history.get(key)
+            if not seen:
+                return None
+            sizes = sorted(seen)
+            suffix = [0.0] * (len(sizes) + 1)
+            for i in range(len(sizes) - 1, -1, -1):
+                suffix[i] = suffix[i + 1] + sizes[i]
+            table = self._sorted[key] = (sizes, suffix)
+        return table
+
+    def remaining(self, key: str, attained: float) -> float | None:
+        own = self._remaining(key, attained)
+        return own if own is not None else self._remaining(self.POOLED, attained)
+
+    def _remaining(self, key: str, attained: float) -> float | None:
+        table = self._table(key)
+        if table is None:
+            return None
+        sizes, suffix = table
+        i = bisect.bisect_right(sizes, attained)
+        larger = len(sizes) - i
+        if larger < self._min:
+            return None
+        return suffix[i] / larger - attained

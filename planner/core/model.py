@@ -47,6 +47,16 @@ class CallState(enum.Enum):
         return self in (CallState.DONE, CallState.FAILED, CallState.CANCELLED)
 
 
+# Work units: an output token is 1, an uncached prompt token about 1/50 of one (a decode step
+# costs about as much as prefilling 50 tokens on the profiled GPUs). Unlike engine seconds,
+# work does not inflate with load, so sizes learned at one load compare at another.
+PREFILL_WORK = 1 / 50
+
+
+def work_of(output_tokens: int, uncached_prompt_tokens: int) -> float:
+    return output_tokens + uncached_prompt_tokens * PREFILL_WORK
+
+
 @dataclass
 class CallRecord:
     program_id: str
@@ -102,8 +112,12 @@ class Program:
     program_class: str = ""
     calls: dict[str, CallRecord] = field(default_factory=dict)
     attained_service_s: float = 0.0
+    attained_work: float = 0.0  # output tokens + uncached prompt tokens x PREFILL_WORK (load-free)
     last_active: float = 0.0
     last_worker: str = ""  # where the program's latest call ran (affinity)
+    # Expected remaining work, learned from ended programs of its class
+    # (planner/core/estimates.py ProgramSizeEstimator); None while there is no history.
+    expected_remaining_work: float | None = None
     closed: bool = False
 
 

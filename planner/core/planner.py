@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from ostinato.clock import Clock
-from planner.core.estimates import OutputEstimator
+from planner.core.estimates import OutputEstimator, ProgramSizeEstimator
 from planner.core.model import (
     CallChanged,
     CallRecord,
@@ -29,14 +29,17 @@ from planner.core.model import (
     UnknownProgram,
     WorkerState,
     call_key,
+    work_of,
 )
 from planner.core.policies import PriorityPolicy, engine_priority, priority_policies
 from planner.core.queue import MultiLevelQueue
 from planner.core.routing import RoutingPolicy, routing_policies
 
-# What the mesh ships with. ATLAS equals PLAS on single-threaded programs and does not charge
-# parallel branches for each other; affinity keeps a program's context on one engine.
-PRESETS = {"default": "atlas+affinity", "oracle": "oracle+affinity"}
+# What the mesh ships with: shortest expected remaining program work first, learned per class
+# (PLAS until a class has history), and affinity, which keeps a program's context on one
+# engine. ATLAS, our earlier default, under-charges wide programs (a tree search of 156 calls
+# looks as short as its 4-call critical path); see docs/bench/ for the comparison.
+PRESETS = {"default": "srpt+affinity", "oracle": "oracle+affinity"}
 SIMULATION_ONLY = {"oracle"}  # priority policies that need the future (bench only)
 
 
@@ -84,6 +87,7 @@ class PlannerCore:
         self._queue = MultiLevelQueue(priority.thresholds, starvation_ratio=starvation_ratio,
                                       tenant_weights=tenant_weights)
         self.estimator = OutputEstimator()
+        self.program_sizes = ProgramSizeEstimator()
         self._calls: dict[str, CallRecord] = {}  # live (unfinished) calls by key
         self._waiting_on: dict[str, list[str]] = {}  # parent key -> blocked child keys
         self._events: list[Event] = []
@@ -164,6 +168,9 @@ class PlannerCore:
         self._programs[program.program_id] = program
         program.attained_service_s = sum(c.service_s for c in program.calls.values()
                                          if c.state.finished)
+        program.attained_work = sum(work_of(c.completion_tokens, c.prompt_tokens_used
+                                            - c.cached_tokens)
+                                    for c in program.calls.values() if c.state.finished)
         for call in program.calls.values():
             if call.state.finished:
                 continue
@@ -189,6 +196,9 @@ class PlannerCore:
                 self._finish(call, CallState.CANCELLED)
         program.closed = True
         del self._programs[program_id]
+        calls = program.calls.values()
+        if calls and all(c.state is CallState.DONE for c in calls):  # ran to the end: its size
+            self.program_sizes.observe(program.program_class, program.attained_work)
         self._events.append(ProgramEnded(program))
         return program
 
@@ -246,7 +256,7 @@ class PlannerCore:
                                     for p in parents), default=0.0)
         unfinished = [p for p in parents if not program.calls[p].state.finished]
         if not unfinished:  # scored before it is recorded: DeadlineExceeded leaves no trace
-            call.score = self._priority.score(call, program, now)
+            call.score = self._score(call, program, now)
         program.calls[call_id] = call
         program.last_active = now
         self._calls[call.key] = call
@@ -259,9 +269,14 @@ class PlannerCore:
         self._events.append(CallChanged(call))
         return call
 
+    def _score(self, call: CallRecord, program: Program, now: float) -> float:
+        program.expected_remaining_work = self.program_sizes.remaining(program.program_class,
+                                                                       program.attained_work)
+        return self._priority.score(call, program, now)
+
     def _enqueue(self, call: CallRecord, program: Program) -> None:
         call.state = CallState.QUEUED
-        call.score = self._priority.score(call, program, self._clock.now())
+        call.score = self._score(call, program, self._clock.now())
         self._queue.push(call)
 
     def dispatch(self) -> list[Grant]:
@@ -315,6 +330,8 @@ class PlannerCore:
         program = self._programs.get(program_id)
         if program is not None:
             program.attained_service_s += call.service_s
+            program.attained_work += work_of(completion_tokens, max(0, prompt_tokens
+                                                                    - cached_tokens))
             if state is CallState.DONE:
                 self.estimator.observe(program.program_class, completion_tokens)
         self._queue.account(call.tenant, call.service_s)

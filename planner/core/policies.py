@@ -64,6 +64,25 @@ class Atlas:
         return call.critical_path_s
 
 
+class Srpt:
+    """Shortest expected remaining program work first, without knowing the future.
+
+    The expected remaining work (tokens, model.work_of) of a program given what it has
+    attained is learned per
+    program class from programs that ended (ProgramSizeEstimator), so a program of a class
+    that runs long (a 156-call tree search) ranks behind a short chat turn from its first
+    call, where PLAS and ATLAS see both as new. Without history it is PLAS in work units.
+    """
+
+    name = "srpt"
+    thresholds = (32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0)
+
+    def score(self, call: CallRecord, program: Program, now: float) -> float:
+        if program.expected_remaining_work is None:
+            return program.attained_work
+        return program.expected_remaining_work
+
+
 class Slack:
     """Least slack first: deadline - now - estimated remaining work of the program.
 
@@ -97,14 +116,14 @@ class Slack:
 
 class Oracle:
     """Shortest remaining program first, knowing each program's true remaining work
-    (output tokens of its unfinished calls, and prompt tokens at 1/50 the cost).
+    (model.work_of: output tokens of its unfinished calls, prompt tokens at 1/50 the cost).
 
     An upper bound for comparisons, not deployable: only the cluster simulator knows the
     future and passes it as `remaining_work`; live calls carry none.
     """
 
     name = "oracle"
-    thresholds = (32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0)
+    thresholds = Srpt.thresholds
 
     def score(self, call: CallRecord, program: Program, now: float) -> float:
         return call.remaining_work
@@ -112,4 +131,5 @@ class Oracle:
 
 def priority_policies() -> dict[str, type]:
     """The registry of priority policies, built when asked (no module-global mutable state)."""
-    return {"fcfs": Fcfs, "plas": Plas, "atlas": Atlas, "slack": Slack, "oracle": Oracle}
+    return {"fcfs": Fcfs, "plas": Plas, "atlas": Atlas, "slack": Slack, "srpt": Srpt,
+            "oracle": Oracle}

@@ -10,8 +10,8 @@ import pytest
 from bench.cluster import ClusterConfig, ClusterSim
 from bench.programs import generate
 from bench.results import capacity, percentile
-from bench.spec import parse_spec
-from bench.sweep import SweepConfig, run_sweep, write_results
+from bench.spec import SpecError, parse_spec
+from bench.sweep import SweepConfig, run_sweep, warm_up, write_results
 from workers.sim.cost_model import CostModel, load_profile
 
 PROFILE = load_profile("h100-llama3.1-8b")
@@ -105,3 +105,19 @@ def test_same_spec_and_seed_give_identical_results(tmp_path) -> None:  # type: i
     third = run_sweep(parse_spec({**two_call_spec(programs=30, rate=5.0), "seed": 4}), cfg,
                       progress=None)
     assert _strip_wall(third) != _strip_wall(first)
+
+
+def test_warm_up_teaches_the_planner_from_another_seed_before_measured_runs() -> None:
+    spec = parse_spec({**two_call_spec(programs=30, rate=5.0), "seed": 7})
+    cfg = SweepConfig(("default",), (4.0,), engines=1, warmup_programs=40)
+    learned = warm_up(spec, cfg)
+    assert learned is not None
+    assert learned.program_sizes.remaining("c", 0.0) is not None  # program sizes of class c
+    assert warm_up(spec, SweepConfig(("default",), (4.0,), warmup_programs=0)) is None
+    warm = run_sweep(spec, cfg, progress=None)
+    assert warm["warmup"] == {"programs": 40, "seed": 1007, "rate": 2.0}
+    cold = run_sweep(spec, SweepConfig(("default",), (4.0,), engines=1, warmup_programs=0),
+                     progress=None)
+    assert cold["warmup"]["programs"] == 0
+    with pytest.raises(SpecError, match="--warmup"):
+        SweepConfig(("default",), (4.0,), warmup_programs=-1).validate()

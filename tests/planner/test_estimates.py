@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from planner.core.estimates import DEFAULT_CAP, OutputEstimator
+from planner.core.estimates import DEFAULT_CAP, OutputEstimator, ProgramSizeEstimator
 
 
 def trained(samples: list[int], key: str = "k") -> OutputEstimator:
@@ -61,3 +61,34 @@ def test_refinement_moves_up_as_a_long_call_outlives_short_ones() -> None:
 def test_quantile_must_be_a_fraction() -> None:
     with pytest.raises(ValueError, match="quantile"):
         OutputEstimator(quantile=0)
+
+
+def sized(samples: dict[str, list[float]], min_samples: int = 3) -> ProgramSizeEstimator:
+    est = ProgramSizeEstimator(min_samples=min_samples)
+    for key, sizes in samples.items():
+        for size in sizes:
+            est.observe(key, size)
+    return est
+
+
+@pytest.mark.parametrize(("samples", "key", "attained", "expected"), [
+    ({}, "chat", 0.0, None),  # cold: no history at all
+    ({"chat": [100, 200, 300]}, "chat", 0.0, 200.0),  # mean size
+    ({"chat": [100, 200, 300, 400]}, "chat", 150.0, 300.0 - 150.0),  # mean of the larger, less attained
+    # too few larger programs of the class: the pooled history of all classes
+    ({"chat": [100, 200, 300], "lats": [5000, 6000, 7000]}, "chat", 250.0,
+     (300 + 5000 + 6000 + 7000) / 4 - 250.0),
+    ({"chat": [100, 200, 300]}, "lats", 0.0, 200.0),  # an unseen class ranks as average
+    ({"chat": [100, 200, 300]}, "chat", 300.0, None),  # larger than anything seen
+])
+def test_program_remaining(samples: dict[str, list[float]], key: str, attained: float,
+                           expected: float | None) -> None:
+    got = sized(samples).remaining(key, attained)
+    assert got == (None if expected is None else pytest.approx(expected))
+
+
+def test_program_sizes_window_forgets_old_programs() -> None:
+    est = ProgramSizeEstimator(window=3, min_samples=3)
+    for size in [1000, 1000, 1000, 10, 10, 10]:
+        est.observe("k", size)
+    assert est.remaining("k", 0) == pytest.approx(10)

@@ -284,3 +284,57 @@ def test_slack_counts_the_programs_running_calls_as_they_stream() -> None:
     assert policy.score(sibling, program, clock.now()) == pytest.approx(10 - 50 * 0.02)
     core.progress("p", "long", 300)  # far past its class: the program ends later than thought
     assert policy.score(sibling, program, clock.now()) == pytest.approx(10 - (600 - 300) * 0.02)
+
+
+def test_srpt_ranks_a_long_class_behind_a_short_one_from_its_first_call() -> None:
+    core, _ = core_with("srpt+least_load", workers=1, budget=1)
+    for _ in range(16):  # what the planner learned from programs that ended
+        core.program_sizes.observe("tree-search", 12_000)
+        core.program_sizes.observe("chat", 800)
+    core.register_program("busy", "t")
+    core.submit("busy", "t", "x")
+    core.dispatch()  # the engine is busy; everything else queues
+    core.register_program("tree", "t", program_class="tree-search")
+    core.submit("tree", "t", "root")  # arrives first
+    core.register_program("talk", "t", program_class="chat")
+    core.submit("talk", "t", "turn1")
+    core.complete("busy", "x", completion_tokens=10)
+    assert [g.program_id for g in core.dispatch()] == ["talk"]
+    # under PLAS both are new programs: arrival order
+    plas, _ = core_with("plas+least_load", workers=1, budget=1)
+    for pid, klass in [("tree", "tree-search"), ("talk", "chat")]:
+        plas.register_program(pid, "t", program_class=klass)
+        plas.submit(pid, "t", "c")
+    assert [g.program_id for g in plas.dispatch()] == ["tree"]
+
+
+def test_srpt_without_history_is_plas_in_work_units_and_learns_at_program_end() -> None:
+    core, _ = core_with("srpt+least_load", workers=1, budget=4)
+    core.register_program("p", "t", program_class="k")
+    call = core.submit("p", "t", "a", prompt_tokens=1000)
+    assert call.score == 0.0  # nothing attained, nothing learned
+    core.dispatch()
+    core.complete("p", "a", prompt_tokens=1000, cached_tokens=500, completion_tokens=90)
+    program = core.program("p", "t")
+    assert program.attained_work == pytest.approx(90 + 500 / 50)
+    assert core.submit("p", "t", "b").score == pytest.approx(100.0)  # PLAS: attained work
+    core.dispatch()
+    core.complete("p", "b", completion_tokens=20)
+    core.end_program("p", "t")
+    core.register_program("q", "t", program_class="k")  # one finished sample: not enough yet
+    assert core.submit("q", "t", "a").score == 0.0
+    assert core.program_sizes.remaining("k", 0.0) is None
+    core.program_sizes._min = 1
+    core.register_program("r", "t", program_class="k")
+    assert core.submit("r", "t", "a").score == pytest.approx(120.0)
+
+
+def test_a_program_cut_short_teaches_nothing() -> None:
+    core, _ = core_with("srpt+least_load", workers=1, budget=1)
+    core.register_program("p", "t", program_class="k")
+    core.submit("p", "t", "a")
+    core.submit("p", "t", "b")
+    core.dispatch()
+    core.complete("p", "a", completion_tokens=5)
+    core.end_program("p", "t")  # b never ran: cancelled
+    assert core._programs == {} and core.program_sizes.remaining("k", 0.0) is None
