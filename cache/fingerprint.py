@@ -1,0 +1,65 @@
+"""What a cached answer is keyed by: pure functions over a normalized CallSpec.
+
+Exact: everything that determines the answer (tenant, model, the rendered messages or
+prompt, every sampling parameter set). Only deterministic calls are cached exactly:
+temperature 0 (or top_k 1); SGLang's default temperature is 1.0, so unset is not.
+
+Semantic: the final user turn is embedded; everything else (tenant, model, system prompt,
+earlier turns, sampling) goes into a context digest that must match exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from google.protobuf.json_format import MessageToDict
+
+from ostinato.v1 import common_pb2
+
+
+def deterministic(call: common_pb2.CallSpec) -> bool:
+    sp = call.sampling
+    return (sp.HasField("temperature") and sp.temperature == 0.0) or (
+        sp.HasField("top_k") and sp.top_k == 1)
+
+
+def _digest(parts: dict[str, object]) -> str:
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _sampling(call: common_pb2.CallSpec) -> dict[str, object]:
+    return MessageToDict(call.sampling, preserving_proto_field_name=True)
+
+
+def exact_digest(tenant: str, call: common_pb2.CallSpec) -> str:
+    return _digest({
+        "v": 1, "tenant": tenant, "model": call.model, "prompt": call.prompt,
+        "messages": [[m.role, m.content, m.name, m.tool_call_id] for m in call.messages],
+        "sampling": _sampling(call),
+    })
+
+
+@dataclass(frozen=True)
+class SemanticKey:
+    context: str  # digest of everything that must match exactly
+    text: str  # the final user turn: what is embedded and guarded
+
+
+def semantic_key(tenant: str, call: common_pb2.CallSpec) -> SemanticKey | None:
+    """None when the call has no final user turn to compare (then only exact applies)."""
+    if call.prompt:
+        earlier: list[list[str]] = []
+        text = call.prompt
+    elif call.messages and call.messages[-1].role == "user":
+        earlier = [[m.role, m.content, m.name, m.tool_call_id] for m in call.messages[:-1]]
+        text = call.messages[-1].content
+    else:
+        return None
+    if not text.strip():
+        return None
+    context = _digest({"v": 1, "tenant": tenant, "model": call.model, "earlier": earlier,
+                       "raw_prompt": bool(call.prompt), "sampling": _sampling(call)})
+    return SemanticKey(context, text)

@@ -1,0 +1,222 @@
+"""The near-miss guard of the semantic cache: pure checks beyond cosine similarity.
+
+With all-MiniLM-L6-v2, "send 100 dollars from Alice to Bob" and its reversal score about
+0.99, above most true paraphrases (GPTCache issue #694 reports the same), so a threshold
+alone cannot keep such requests apart. Before a semantic hit is served, the request and
+the cached request must agree on what similarity is blind to:
+
+- numbers (digits and number words, "three" == "3"),
+- negation ("not", "never", "without", "don't", ...),
+- antonyms from a small lexicon (largest/smallest, buy/sell, on/off, enable/disable, ...),
+- named entities (capitalized words inside a sentence: "Austria" is not "Australia"),
+- the order of the words around direction markers ("from A to B", "X than Y", "X into Y")
+  and of entities,
+- two content words trading places ("the dog chased the cat" / "the cat chased the dog"),
+- the kind of answer asked for (who / when / where),
+- a single changed modifier in otherwise identical wording ("time complexity" / "space
+  complexity"); other single-word changes are mostly synonyms ("book" / "novel").
+
+Each check returns the reason for a rejection, which the cache counts as a near-miss.
+The checks are deliberately conservative: a rejected paraphrase costs one engine call,
+a false hit serves a wrong answer.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TOKEN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|\d+(?:\.\d+)?")
+
+_NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+    "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000,
+    "million": 1_000_000, "billion": 1_000_000_000, "dozen": 12, "half": 0.5,
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "once": 1, "twice": 2,
+}
+_MULTIPLIERS = {"hundred", "thousand", "million", "billion"}
+
+_NEGATIONS = {"not", "no", "never", "without", "none", "nobody", "nothing", "neither", "nor",
+              "cannot", "nowhere", "except", "excluding"}
+
+_ANTONYMS = [
+    ("largest", "smallest"), ("biggest", "smallest"), ("large", "small"), ("big", "small"),
+    ("larger", "smaller"), ("bigger", "smaller"), ("most", "least"), ("more", "less"),
+    ("more", "fewer"), ("maximum", "minimum"), ("max", "min"), ("highest", "lowest"),
+    ("high", "low"), ("higher", "lower"), ("hottest", "coldest"), ("hot", "cold"),
+    ("warmest", "coldest"), ("oldest", "newest"), ("oldest", "youngest"), ("old", "new"),
+    ("old", "young"), ("older", "newer"), ("earliest", "latest"), ("first", "last"),
+    ("ascending", "descending"), ("increase", "decrease"), ("raise", "lower"),
+    ("buy", "sell"), ("bought", "sold"), ("on", "off"), ("open", "close"),
+    ("opened", "closed"), ("add", "remove"), ("added", "removed"), ("enable", "disable"),
+    ("enabled", "disabled"), ("accept", "decline"), ("accept", "reject"),
+    ("allow", "deny"), ("allow", "block"), ("before", "after"), ("above", "below"),
+    ("advantages", "disadvantages"), ("pros", "cons"), ("best", "worst"),
+    ("better", "worse"), ("true", "false"), ("yes", "no"), ("start", "stop"),
+    ("begin", "end"), ("win", "lose"), ("won", "lost"), ("import", "export"),
+    ("upload", "download"), ("install", "uninstall"), ("encrypt", "decrypt"),
+    ("compress", "decompress"), ("include", "exclude"), ("inside", "outside"),
+    ("internal", "external"), ("input", "output"), ("left", "right"), ("north", "south"),
+    ("east", "west"), ("up", "down"), ("push", "pull"), ("fast", "slow"),
+    ("fastest", "slowest"), ("cheap", "expensive"), ("cheapest", "most"),
+    ("heavier", "lighter"), ("heaviest", "lightest"), ("long", "short"),
+    ("longest", "shortest"), ("positive", "negative"), ("plus", "minus"),
+    ("add", "subtract"), ("lock", "unlock"), ("follow", "unfollow"), ("like", "dislike"),
+    ("love", "hate"), ("safe", "dangerous"), ("legal", "illegal"), ("arrive", "depart"),
+    ("arrival", "departure"), ("incoming", "outgoing"), ("freezing", "boiling"),
+    ("minimum", "maximum"), ("inbound", "outbound"), ("join", "leave"), ("sunrise", "sunset"),
+]
+_OPPOSITE: dict[str, set[str]] = {}
+for _a, _b in _ANTONYMS:
+    _OPPOSITE.setdefault(_a, set()).add(_b)
+    _OPPOSITE.setdefault(_b, set()).add(_a)
+
+# Question words that name the kind of answer: a who-question is not a when-question.
+_ASKS_FOR = {"who", "whom", "whose", "when", "where"}
+
+# Words whose neighbours' order carries meaning ("from A to B", "A than B", "A into B").
+_DIRECTIONAL = {"from", "to", "into", "than", "versus", "vs", "over", "onto", "toward", "towards"}
+_SKIP = {"a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "that"}
+_STOPWORDS = _SKIP | {
+    "is", "are", "was", "were", "be", "been", "do", "does", "did", "i", "you", "we", "they",
+    "he", "she", "it", "of", "in", "on", "at", "for", "with", "by", "and", "or", "what",
+    "which", "who", "how", "why", "when", "where", "can", "could", "should", "would", "will",
+    "me", "please", "s", "what's", "whats",
+}
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    """(original, normalized) tokens; possessive 's and n't are split off."""
+    out: list[tuple[str, str]] = []
+    for raw in _TOKEN.findall(text):
+        low = raw.lower()
+        if low.endswith("n't"):
+            stem = {"won't": "will", "can't": "can", "shan't": "shall"}.get(low, low[:-3])
+            out += [(raw[:-3], stem), ("n't", "not")]
+        elif low.endswith("'s"):
+            out.append((raw[:-2], low[:-2]))
+        else:
+            out.append((raw, low))
+    return out
+
+
+def _numbers(tokens: list[tuple[str, str]]) -> list[float]:
+    """Numeric values in order: digits, and number words ("three hundred" == 300)."""
+    values: list[float] = []
+    pending: float | None = None
+    for _, low in tokens:
+        if low[0].isdigit():
+            if pending is not None:
+                values.append(pending)
+                pending = None
+            values.append(float(low))
+        elif low in _NUMBER_WORDS:
+            n = float(_NUMBER_WORDS[low])
+            if low in _MULTIPLIERS and pending is not None:
+                pending *= n
+            elif pending is not None and pending >= 20 and n < 10:
+                pending += n  # "twenty one"
+            else:
+                if pending is not None:
+                    values.append(pending)
+                pending = n
+        elif pending is not None:
+            values.append(pending)
+            pending = None
+    if pending is not None:
+        values.append(pending)
+    return values
+
+
+def _entities(tokens: list[tuple[str, str]]) -> list[str]:
+    """Capitalized words that do not start a sentence, and all-caps words, in order."""
+    out: list[str] = []
+    sentence_start = True
+    for raw, low in tokens:
+        letter = len(raw) == 1 and raw.isupper() and raw != "I"  # "server A"
+        if raw[:1].isupper() and not sentence_start and (low not in _STOPWORDS or letter):
+            out.append(low)
+        sentence_start = False
+    return out
+
+
+def _directional_neighbours(tokens: list[tuple[str, str]]) -> list[str]:
+    words = [low for _, low in tokens if low not in _SKIP]
+    out: list[str] = []
+    for i, w in enumerate(words):
+        if w in _DIRECTIONAL:
+            if i > 0 and words[i - 1] not in _STOPWORDS:
+                out.append(words[i - 1])
+            if i + 1 < len(words) and words[i + 1] not in _STOPWORDS:
+                out.append(words[i + 1])
+    return out
+
+
+def _relative_order(seq: list[str], shared: set[str]) -> list[str]:
+    seen: list[str] = []
+    for w in seq:
+        if w in shared and w not in seen:
+            seen.append(w)
+    return seen
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _content(tokens: list[tuple[str, str]]) -> list[tuple[int, str]]:
+    """(position, stem) of the words that carry content."""
+    return [(i, _stem(low)) for i, (_, low) in enumerate(tokens) if low not in _STOPWORDS]
+
+
+def _modifies_next(tokens: list[tuple[str, str]], i: int) -> bool:
+    """The word at i directly precedes another content word ("time complexity")."""
+    if i + 1 >= len(tokens):
+        return False
+    following = tokens[i + 1][1]
+    return following not in _STOPWORDS and not following[0].isdigit()
+
+
+def near_miss(request: str, cached: str) -> str | None:
+    """Why serving `cached`'s answer to `request` would be wrong, or None if the guard passes."""
+    a, b = _tokens(request), _tokens(cached)
+    if _numbers(a) != _numbers(b) and sorted(_numbers(a)) != sorted(_numbers(b)):
+        return "numbers differ"
+    words_a, words_b = {w for _, w in a}, {w for _, w in b}
+    if bool(words_a & _NEGATIONS) != bool(words_b & _NEGATIONS):
+        return "negation differs"
+    for w in words_a - words_b:
+        if _OPPOSITE.get(w, set()) & (words_b - words_a):
+            return "antonyms"
+    ents_a, ents_b = _entities(a), _entities(b)
+    if set(ents_a) != set(ents_b):
+        return "entities differ"
+    shared_ents = set(ents_a)
+    if _relative_order(ents_a, shared_ents) != _relative_order(ents_b, shared_ents):
+        return "entities swapped"
+    if _numbers(a) != _numbers(b):
+        return "numbers reordered"
+    dir_a, dir_b = _directional_neighbours(a), _directional_neighbours(b)
+    shared_dir = set(dir_a) & set(dir_b)
+    if len(shared_dir) > 1 and (_relative_order(dir_a, shared_dir)
+                                != _relative_order(dir_b, shared_dir)):
+        return "direction swapped"
+    if words_a & _ASKS_FOR != words_b & _ASKS_FOR:
+        return "asks for something else"
+    content_a, content_b = _content(a), _content(b)
+    words_only_a, words_only_b = [w for _, w in content_a], [w for _, w in content_b]
+    if sorted(words_only_a) == sorted(words_only_b):
+        moved = [i for i, (x, y) in enumerate(zip(words_only_a, words_only_b, strict=True))
+                 if x != y]
+        if len(moved) == 2 and moved[1] - moved[0] >= 2:  # two words trade places
+            return "word order differs"
+    elif len(content_a) == len(content_b) > 1:
+        changed = [i for i, (x, y) in enumerate(zip(words_only_a, words_only_b, strict=True))
+                   if x != y]
+        if len(changed) == 1:
+            i = changed[0]
+            if _modifies_next(a, content_a[i][0]) and _modifies_next(b, content_b[i][0]):
+                return "one term changed"
+    return None

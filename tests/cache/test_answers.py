@@ -1,0 +1,155 @@
+"""The exact and semantic caches over a real Redis and the real embedding model.
+
+Isolation tests are paired: first a positive control shows the cache works, then the
+isolated case shows it does not leak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from cache import keys
+from cache.answers import Answer, AnswerCache
+from cache.embedder import BatchingEmbedder, MiniLM
+from cache.fingerprint import exact_digest, semantic_key
+from cache.redis_server import free_port
+from ostinato.v1 import common_pb2
+
+ANSWER = Answer("Paris.", "stop", 12, 2)
+
+
+def chat(text: str, system: str = "You are terse.", temperature: float = 0.0) -> common_pb2.CallSpec:
+    return common_pb2.CallSpec(
+        model="m", sampling=common_pb2.SamplingParams(temperature=temperature, max_new_tokens=8),
+        messages=[common_pb2.Message(role="system", content=system),
+                  common_pb2.Message(role="user", content=text)])
+
+
+@pytest.fixture
+async def make_cache(redis_url: str, minilm: MiniLM) -> AsyncIterator:  # type: ignore[type-arg]
+    clients, caches = [], []
+
+    async def make(**kw) -> AnswerCache:  # type: ignore[no-untyped-def]
+        client = aioredis.from_url(redis_url)
+        clients.append(client)
+        cache = AnswerCache(client, BatchingEmbedder(minilm), **kw)
+        await cache.start()
+        caches.append(cache)
+        return cache
+
+    yield make
+    for c in clients:
+        await c.aclose()
+
+
+def tenant() -> str:
+    return "t-" + uuid.uuid4().hex[:8]
+
+
+async def test_exact_hit_then_tenant_isolation(make_cache) -> None:  # type: ignore[no-untyped-def]
+    cache = await make_cache()
+    a, b = tenant(), tenant()
+    call = chat("What is the capital of France?")
+    await cache.store(a, exact_digest(a, call), None, ANSWER)
+    hit = await cache.lookup(a, exact_digest(a, call), None, 0.8)  # positive control
+    assert hit is not None and hit.kind == "exact" and hit.answer == ANSWER
+    assert await cache.lookup(b, exact_digest(b, call), None, 0.8) is None  # B never gets A's
+    # a different sampling parameter is a different answer
+    other = chat("What is the capital of France?")
+    other.sampling.max_new_tokens = 9
+    assert await cache.lookup(a, exact_digest(a, other), None, 0.8) is None
+
+
+async def test_semantic_hit_then_tenant_and_context_isolation(make_cache) -> None:  # type: ignore[no-untyped-def]
+    cache = await make_cache()
+    a, b = tenant(), tenant()
+    stored = chat("What is the capital of France?")
+    await cache.store(a, None, semantic_key(a, stored), ANSWER)
+    para = chat("What's the capital city of France?")
+    hit = await cache.lookup(a, None, semantic_key(a, para), 0.8)  # positive control
+    assert hit is not None and hit.kind == "semantic" and hit.similarity >= 0.8
+    assert await cache.lookup(b, None, semantic_key(b, para), 0.8) is None  # tenant B
+    other_system = chat("What's the capital city of France?", system="You are verbose.")
+    assert await cache.lookup(a, None, semantic_key(a, other_system), 0.8) is None
+    hot = chat("What's the capital city of France?", temperature=0.7)
+    assert await cache.lookup(a, None, semantic_key(a, hot), 0.8) is None
+
+
+async def test_near_miss_above_the_threshold_is_rejected_and_counted(make_cache) -> None:  # type: ignore[no-untyped-def]
+    cache = await make_cache()
+    a = tenant()
+    await cache.store(a, None, semantic_key(a, chat("Send 100 dollars from Alice to Bob.")), ANSWER)
+    assert await cache.lookup(a, None, semantic_key(a, chat("Transfer 100 dollars from Alice to Bob.")),
+                              0.8) is not None
+    assert await cache.lookup(a, None, semantic_key(a, chat("Send 100 dollars from Bob to Alice.")),
+                              0.8) is None
+    counts = cache.metrics.counts
+    assert counts["near_miss_rejected"] == 1 and counts["near_miss:entities swapped"] == 1
+
+
+async def test_ttl_is_fixed_and_hits_do_not_extend_it(make_cache) -> None:  # type: ignore[no-untyped-def]
+    cache = await make_cache(ttl_s=1.0)
+    a = tenant()
+    call = chat("How many legs does a spider have?")
+    await cache.store(a, exact_digest(a, call), semantic_key(a, call), ANSWER)
+    await asyncio.sleep(0.6)
+    assert await cache.lookup(a, exact_digest(a, call), None, 0.8) is not None
+    await asyncio.sleep(0.6)  # 1.2 s after the store, 0.6 s after the hit
+    assert await cache.lookup(a, exact_digest(a, call), semantic_key(a, call), 0.8) is None
+    assert len(cache.index) == 0  # the expired entry left the in-process index too
+
+
+async def test_size_bound_evicts_the_oldest(make_cache) -> None:  # type: ignore[no-untyped-def]
+    cache = await make_cache(max_entries_per_tenant=2)
+    a = tenant()
+    texts = ["How do I reset my password?", "What is the speed of light?", "Who painted the Mona Lisa?"]
+    for text in texts:
+        await cache.store(a, None, semantic_key(a, chat(text)), ANSWER)
+    assert await cache.lookup(a, None, semantic_key(a, chat(texts[0])), 0.8) is None  # evicted
+    assert await cache.lookup(a, None, semantic_key(a, chat(texts[2])), 0.8) is not None
+    assert cache.metrics.counts["evicted"] == 1
+
+
+async def test_replicas_share_entries_through_redis_and_the_stream(make_cache) -> None:  # type: ignore[no-untyped-def]
+    first = await make_cache()
+    second = await make_cache()
+    a = tenant()
+    await first.store(a, None, semantic_key(a, chat("How does a refrigerator work?")), ANSWER)
+    assert await second.sync(block_ms=100) >= 1
+    hit = await second.lookup(a, None, semantic_key(a, chat("Explain how a refrigerator works.")), 0.8)
+    assert hit is not None
+    third = await make_cache()  # a replica started later rebuilds its index from Redis
+    assert await third.lookup(a, None, semantic_key(a, chat("Explain how a refrigerator works.")),
+                              0.8) is not None
+
+
+async def test_keys_are_built_server_side_with_the_tenant_in_the_hash_tag() -> None:
+    call = chat("What is the capital of France?")
+    assert exact_digest("a", call) != exact_digest("b", call)
+    assert semantic_key("a", call).context != semantic_key("b", call).context  # type: ignore[union-attr]
+    assert keys.exact_entry("a", "d").startswith("ost:{t:a}:")
+    # nothing in a call can choose the namespace: the tenant comes from the API key
+    assert "cache_salt" not in common_pb2.CallSpec.DESCRIPTOR.fields_by_name
+
+
+async def test_redis_down_gives_a_bounded_miss_and_shows_in_metrics(minilm: MiniLM) -> None:
+    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.2)
+    cache = AnswerCache(client, BatchingEmbedder(minilm), timeout_s=0.2)
+    try:
+        await cache.start()
+        call = chat("What is the capital of France?")
+        start = time.monotonic()
+        assert await cache.lookup("a", exact_digest("a", call), semantic_key("a", call), 0.8) is None
+        await cache.store("a", exact_digest("a", call), semantic_key("a", call), ANSWER)
+        assert time.monotonic() - start < 3.0
+        snap = cache.metrics.snapshot()
+        assert snap["redis_up"] is False and snap["counts"]["redis_error"] >= 2  # type: ignore[index]
+        assert snap["counts"]["store_skipped"] == 1  # type: ignore[index]
+    finally:
+        await client.aclose()
