@@ -31,6 +31,9 @@ class TenantIndexes:
     def __len__(self) -> int:
         return len(self._labels)
 
+    def count(self, tenant: str) -> int:
+        return len(self._keys.get(tenant, {}))
+
     def add(self, tenant: str, entry_id: str, context: str, vector: np.ndarray) -> None:
         if (tenant, entry_id) in self._labels:
             return
