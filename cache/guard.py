@@ -168,7 +168,14 @@ def _stem(word: str) -> str:
 
 def _content(tokens: list[tuple[str, str]]) -> list[tuple[int, str]]:
     """(position, stem) of the words that carry content."""
-    return [(i, _stem(low)) for i, (_, low) in enumerate(tokens) if low not in _STOPWORDS]
+    out = []
+    for i, (_, low) in enumerate(tokens):
+        if low in _STOPWORDS:
+            continue
+        if low[0].isdigit() or low in _NUMBER_WORDS:  # "two" == "2" (numbers checked apart)
+            low = "#" + str(float(low) if low[0].isdigit() else float(_NUMBER_WORDS[low]))
+        out.append((i, _stem(low)))
+    return out
 
 
 def _modifies_next(tokens: list[tuple[str, str]], i: int) -> bool:
