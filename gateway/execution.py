@@ -14,7 +14,10 @@ from dataclasses import dataclass
 
 import grpc
 
+from cache.answers import Answer, AnswerCache
 from cache.block_hash import text_block_hashes
+from cache.fingerprint import deterministic, exact_digest, semantic_key
+from cache.modes import CacheMode, CachePolicy, InvalidCachePolicy, from_proto
 from gateway.calls import estimate_tokens, render_prompt
 from gateway.worker_channels import WorkerChannels
 from ostinato.retry import with_retry
@@ -38,10 +41,24 @@ def cache_salt(tenant: str) -> str:
     return "tenant:" + tenant
 
 
+_HIT = {"exact": common_pb2.CACHE_HIT_EXACT, "semantic": common_pb2.CACHE_HIT_SEMANTIC}
+
+
 class CallExecutor:
-    def __init__(self, planner: planner_pb2_grpc.PlannerStub, workers: WorkerChannels) -> None:
+    def __init__(self, planner: planner_pb2_grpc.PlannerStub, workers: WorkerChannels,
+                 cache: AnswerCache | None = None,
+                 cache_default: CachePolicy | None = None) -> None:
         self._planner = planner
         self._workers = workers
+        self._cache = cache
+        self._cache_default = cache_default or CachePolicy(CacheMode.OFF)
+
+    def cache_policy(self, call: common_pb2.CallSpec) -> CachePolicy:
+        """The call's cache policy; raises CallFailed(INVALID_ARGUMENT) for a bad one."""
+        try:
+            return from_proto(call.cache, self._cache_default)
+        except InvalidCachePolicy as exc:
+            raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
 
     async def _report_failure(self, program_id: str, call_id: str, worker_id: str) -> None:
         report = planner_pb2.CompletionReport(
@@ -55,8 +72,53 @@ class CallExecutor:
     async def run(
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float
     ) -> AsyncIterator[Delta | common_pb2.CallResult]:
-        """Yields Deltas, then one CallResult. `call` must be normalized already."""
+        """Yields Deltas, then one CallResult. `call` must be normalized already.
+
+        Answered from the cache when the call's policy allows and an entry matches (the
+        planner records the call as done, so later calls may depend on it); otherwise run
+        through the mesh, and a finished answer is stored for the next caller.
+        """
         start = time.monotonic()
+        policy = self.cache_policy(call)
+        exact = exact_digest(tenant, call) if (
+            policy.mode is not CacheMode.OFF and deterministic(call)) else None
+        semantic = semantic_key(tenant, call) if policy.mode is CacheMode.SEMANTIC else None
+        if self._cache is not None and (exact or semantic):
+            hit = await self._cache.lookup(tenant, exact, semantic, policy.threshold)
+            if hit is not None:
+                await self._record_cached(tenant, program_id, call, timeout_s)
+                yield Delta(hit.answer.text)
+                yield common_pb2.CallResult(
+                    call_id=call.call_id, text=hit.answer.text,
+                    finish_reason=hit.answer.finish_reason,
+                    usage=common_pb2.Usage(prompt_tokens=hit.answer.prompt_tokens,
+                                           completion_tokens=hit.answer.completion_tokens),
+                    cache_hit=_HIT[hit.kind],
+                    timings=common_pb2.CallTimings(total_s=time.monotonic() - start))
+                return
+        final: common_pb2.CallResult | None = None
+        async for item in self._run(tenant, program_id, call, timeout_s, start):
+            if isinstance(item, common_pb2.CallResult):
+                final = item
+            yield item
+        if (self._cache is not None and final is not None and (exact or semantic)
+                and final.finish_reason in ("stop", "length")):
+            await self._cache.store(tenant, exact, semantic, Answer(
+                final.text, final.finish_reason, final.usage.prompt_tokens,
+                final.usage.completion_tokens))
+
+    async def _record_cached(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
+                             timeout_s: float) -> None:
+        admit = planner_pb2.AdmitRequest(
+            tenant=tenant, program_id=program_id, call_id=call.call_id, thread_id=call.thread_id,
+            parent_call_ids=call.parent_call_ids, served_from_cache=True)
+        try:
+            await with_retry(self._planner.Admit, admit, timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise CallFailed(exc.code(), exc.details() or "planner error") from exc
+
+    async def _run(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
+                   timeout_s: float, start: float) -> AsyncIterator[Delta | common_pb2.CallResult]:
         prompt = render_prompt(call)
         admit = planner_pb2.AdmitRequest(
             tenant=tenant, program_id=program_id, call_id=call.call_id, thread_id=call.thread_id,

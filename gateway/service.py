@@ -9,6 +9,7 @@ import uuid
 import grpc
 import structlog
 
+from cache.answers import AnswerCache
 from gateway.auth import ApiKeyAuthenticator, Unauthenticated, api_key_from_metadata
 from gateway.calls import CallLimits, InvalidCall, normalize_call
 from gateway.dag import InvalidDag, fill_templates, topological_order
@@ -38,11 +39,13 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         auth: ApiKeyAuthenticator,
         planner: planner_pb2_grpc.PlannerStub,
         executor: CallExecutor,
+        cache: AnswerCache | None = None,
     ) -> None:
         self._config = config
         self._auth = auth
         self._planner = planner
         self._executor = executor
+        self._cache = cache
         self._limits = CallLimits(config.max_prompt_chars, config.max_messages,
                                   config.default_max_new_tokens, config.max_new_tokens_limit)
 
@@ -82,6 +85,16 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             planner_pb2.EndProgramPlannerRequest(tenant=tenant, program_id=request.program_id),
         )
         return gateway_pb2.EndProgramResponse(summary=summary)
+
+    async def CacheStats(self, request, context):
+        await self._tenant(context)
+        if self._cache is None:
+            return gateway_pb2.CacheStatsResponse(enabled=False)
+        m = self._cache.metrics
+        return gateway_pb2.CacheStatsResponse(
+            enabled=True, redis_up=m.redis_up, counts=dict(m.counts),
+            index_entries=len(self._cache.index), lookup_ms_p50=m.percentile_ms(0.5),
+            lookup_ms_p99=m.percentile_ms(0.99), server_vector_search=self._cache.vector_search)
 
     async def Call(self, request, context):
         tenant = await self._tenant(context)

@@ -115,7 +115,7 @@ def _run_service(args: argparse.Namespace) -> None:
         from gateway.main import serve as serve_gateway
 
         cfg = _config(args, _overrides(args, "gateway", {**net, "planner_address": "planner_address"}))
-        asyncio.run(serve_gateway(cfg.gateway, args.port_file))
+        asyncio.run(serve_gateway(cfg.gateway, cfg.redis, args.port_file))
     elif args.command == "planner":
         from planner.main import serve as serve_planner
 

@@ -45,6 +45,22 @@ class GatewayConfig:
     default_max_new_tokens: int = 256
     max_new_tokens_limit: int = 16_384
     call_timeout_s: float = 600.0
+    # Answer caches (cache/answers.py). A call's CachePolicy (or X-Ostinato-Cache) overrides
+    # cache_mode; exact applies to deterministic calls only (temperature 0).
+    cache_mode: str = "exact"  # off | exact | semantic
+    semantic_threshold: float = 0.80
+    semantic_cache: bool = True  # load the embedding model (at start, in the background)
+    cache_ttl_s: float = 3600.0
+    cache_max_entries_per_tenant: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.cache_mode not in ("off", "exact", "semantic"):
+            raise ConfigError(f"gateway.cache_mode: must be off, exact or semantic, got "
+                              f"{self.cache_mode!r}")
+        if not 0.0 < self.semantic_threshold <= 1.0:
+            raise ConfigError("gateway.semantic_threshold: must be in (0, 1]")
+        if self.cache_ttl_s <= 0 or self.cache_max_entries_per_tenant < 1:
+            raise ConfigError("gateway.cache_ttl_s and cache_max_entries_per_tenant: must be positive")
 
 
 @dataclass(frozen=True)

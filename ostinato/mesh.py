@@ -174,6 +174,12 @@ class Mesh:
                 return c.proc
         raise KeyError(name)
 
+    def stop_redis(self) -> None:
+        """Stops the embedded Redis (outage tests); the services keep running without it."""
+        if self._redis is None:
+            raise RuntimeError("this mesh uses an external Redis")
+        self._redis.stop()
+
     def kill(self, name: str) -> None:
         """SIGKILLs one child (failure tests): no graceful shutdown, no final writes."""
         proc = self.child(name)

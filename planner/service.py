@@ -121,9 +121,13 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 prompt_tokens=request.prompt_tokens, max_new_tokens=request.max_new_tokens,
                 expected_output=request.hints.expected_output_tokens,
                 prefix_hashes=request.prefix_hashes,
+                served_from_cache=request.served_from_cache,
             )
         except PlannerError as exc:
             await _abort_for(context, exc)
+        if call.state is CallState.DONE:  # served from the gateway's cache: recorded only
+            self.pump()
+            return planner_pb2.Grant(call_id=call.call_id)
         if call.state is CallState.RUNNING:  # re-admitted after a planner restart
             log.info("grant re-sent after restart", program_id=call.program_id, call_id=call.call_id)
             return _grant_proto(grant_of(call))

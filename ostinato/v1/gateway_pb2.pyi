@@ -7,6 +7,35 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class CacheStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CacheStatsResponse(_message.Message):
+    __slots__ = ("enabled", "redis_up", "counts", "index_entries", "lookup_ms_p50", "lookup_ms_p99", "server_vector_search")
+    class CountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    REDIS_UP_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    LOOKUP_MS_P50_FIELD_NUMBER: _ClassVar[int]
+    LOOKUP_MS_P99_FIELD_NUMBER: _ClassVar[int]
+    SERVER_VECTOR_SEARCH_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    redis_up: bool
+    counts: _containers.ScalarMap[str, int]
+    index_entries: int
+    lookup_ms_p50: float
+    lookup_ms_p99: float
+    server_vector_search: bool
+    def __init__(self, enabled: _Optional[bool] = ..., redis_up: _Optional[bool] = ..., counts: _Optional[_Mapping[str, int]] = ..., index_entries: _Optional[int] = ..., lookup_ms_p50: _Optional[float] = ..., lookup_ms_p99: _Optional[float] = ..., server_vector_search: _Optional[bool] = ...) -> None: ...
+
 class StartProgramRequest(_message.Message):
     __slots__ = ("options",)
     OPTIONS_FIELD_NUMBER: _ClassVar[int]

@@ -54,6 +54,11 @@ class GatewayStub:
                 request_serializer=ostinato_dot_v1_dot_gateway__pb2.RunProgramRequest.SerializeToString,
                 response_deserializer=ostinato_dot_v1_dot_gateway__pb2.ProgramEvent.FromString,
                 _registered_method=True)
+        self.CacheStats = channel.unary_unary(
+                '/ostinato.v1.Gateway/CacheStats',
+                request_serializer=ostinato_dot_v1_dot_gateway__pb2.CacheStatsRequest.SerializeToString,
+                response_deserializer=ostinato_dot_v1_dot_gateway__pb2.CacheStatsResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
@@ -87,6 +92,13 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CacheStats(self, request, context):
+        """The answer caches' counters (this gateway replica's), for operators and tests.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +121,11 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.RunProgram,
                     request_deserializer=ostinato_dot_v1_dot_gateway__pb2.RunProgramRequest.FromString,
                     response_serializer=ostinato_dot_v1_dot_gateway__pb2.ProgramEvent.SerializeToString,
+            ),
+            'CacheStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.CacheStats,
+                    request_deserializer=ostinato_dot_v1_dot_gateway__pb2.CacheStatsRequest.FromString,
+                    response_serializer=ostinato_dot_v1_dot_gateway__pb2.CacheStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +236,33 @@ class Gateway:
             '/ostinato.v1.Gateway/RunProgram',
             ostinato_dot_v1_dot_gateway__pb2.RunProgramRequest.SerializeToString,
             ostinato_dot_v1_dot_gateway__pb2.ProgramEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CacheStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ostinato.v1.Gateway/CacheStats',
+            ostinato_dot_v1_dot_gateway__pb2.CacheStatsRequest.SerializeToString,
+            ostinato_dot_v1_dot_gateway__pb2.CacheStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -34,7 +34,7 @@ class RegisterProgramResponse(_message.Message):
     def __init__(self, program_id: _Optional[str] = ...) -> None: ...
 
 class AdmitRequest(_message.Message):
-    __slots__ = ("tenant", "program_id", "call_id", "thread_id", "parent_call_ids", "prompt_tokens", "max_new_tokens", "hints", "prefix_hashes")
+    __slots__ = ("tenant", "program_id", "call_id", "thread_id", "parent_call_ids", "prompt_tokens", "max_new_tokens", "hints", "prefix_hashes", "served_from_cache")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,7 @@ class AdmitRequest(_message.Message):
     MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
     HINTS_FIELD_NUMBER: _ClassVar[int]
     PREFIX_HASHES_FIELD_NUMBER: _ClassVar[int]
+    SERVED_FROM_CACHE_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     program_id: str
     call_id: str
@@ -53,7 +54,8 @@ class AdmitRequest(_message.Message):
     max_new_tokens: int
     hints: _common_pb2.CallHints
     prefix_hashes: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, tenant: _Optional[str] = ..., program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., parent_call_ids: _Optional[_Iterable[str]] = ..., prompt_tokens: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., hints: _Optional[_Union[_common_pb2.CallHints, _Mapping]] = ..., prefix_hashes: _Optional[_Iterable[int]] = ...) -> None: ...
+    served_from_cache: bool
+    def __init__(self, tenant: _Optional[str] = ..., program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., parent_call_ids: _Optional[_Iterable[str]] = ..., prompt_tokens: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., hints: _Optional[_Union[_common_pb2.CallHints, _Mapping]] = ..., prefix_hashes: _Optional[_Iterable[int]] = ..., served_from_cache: _Optional[bool] = ...) -> None: ...
 
 class Grant(_message.Message):
     __slots__ = ("call_id", "worker_id", "worker_address", "priority", "queued_s")

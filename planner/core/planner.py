@@ -217,7 +217,10 @@ class PlannerCore:
         expected_output: int = 0,
         prefix_hashes: Iterable[int] = (),
         remaining_work: float = 0.0,
+        served_from_cache: bool = False,
     ) -> CallRecord:
+        """Queues a call (or blocks it on its parents). A call the gateway served from its
+        cache is recorded as done at once, so that later calls may depend on it."""
         program = self.program(program_id, tenant)
         if program.closed:
             raise ProgramClosed(f"program {program_id!r} has ended")
@@ -254,6 +257,12 @@ class PlannerCore:
         )
         call.critical_path_s = max((program.calls[p].critical_path_s + program.calls[p].service_s
                                     for p in parents), default=0.0)
+        if served_from_cache:
+            call.state, call.finished_at = CallState.DONE, now
+            program.calls[call_id] = call
+            program.last_active = now
+            self._events.append(CallChanged(call))
+            return call
         unfinished = [p for p in parents if not program.calls[p].state.finished]
         if not unfinished:  # scored before it is recorded: DeadlineExceeded leaves no trace
             call.score = self._score(call, program, now)

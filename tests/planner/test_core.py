@@ -188,3 +188,13 @@ def test_progress_refines_the_running_calls_estimate() -> None:
     assert call.remaining_output == 0
     with pytest.raises(NoSuchCall):
         core.progress("p", "a", 80)
+
+
+def test_a_call_served_from_the_gateway_cache_is_recorded_done_and_can_be_a_parent() -> None:
+    core, _ = make_core(workers=1, budget=1)
+    core.register_program("p", "t")
+    cached = core.submit("p", "t", "a", served_from_cache=True)
+    assert cached.state is CallState.DONE and core.queued == 0
+    child = core.submit("p", "t", "b", parents=["a"])
+    assert child.state is CallState.QUEUED  # its parent is already done
+    assert [g.call_id for g in core.dispatch()] == ["b"]

@@ -1,0 +1,96 @@
+"""Answer caches through the real mesh: gateway, planner, sim engines and a real Redis.
+
+Paired isolation: each positive control (the cache works for tenant A) is followed by the
+isolated case (tenant B gets nothing of A's). The last test stops Redis mid-run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+import ostinato
+from ostinato.config import load_mesh_config
+from ostinato.mesh import Mesh
+from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
+from tests.conftest import API_KEYS
+
+
+@pytest.fixture(scope="module")
+def cache_mesh() -> Iterator[Mesh]:
+    cfg = load_mesh_config(None, environ={}, overrides={
+        "workers": 1,
+        "gateway": {"api_keys": API_KEYS, "allow_anonymous": False, "cache_mode": "exact"},
+        "sim_engine": {"time_scale": 0.2},
+    })
+    m = Mesh(cfg, ephemeral_ports=True)
+    m.start()
+    yield m
+    m.close()
+
+
+def ask(mesh: Mesh, key: str, text: str, **kw) -> ostinato.CallOutput:  # type: ignore[no-untyped-def]
+    with ostinato.Client(mesh.endpoints.gateway, api_key=key) as client, client.program() as p:
+        return p.call(messages=[{"role": "user", "content": text}], max_tokens=6,
+                      temperature=0.0, **kw)
+
+
+def stats(mesh: Mesh) -> gateway_pb2.CacheStatsResponse:
+    with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
+        return gateway_pb2_grpc.GatewayStub(channel).CacheStats(
+            gateway_pb2.CacheStatsRequest(), metadata=[("x-api-key", "key-acme")], timeout=5)
+
+
+def test_exact_cache_serves_the_same_tenant_only(cache_mesh: Mesh) -> None:
+    first = ask(cache_mesh, "key-acme", "Name three rivers in France.")
+    again = ask(cache_mesh, "key-acme", "Name three rivers in France.")
+    assert first.cache_hit == "miss" and again.cache_hit == "exact"  # positive control
+    assert again.text == first.text and again.worker_id == ""  # no engine was asked
+    other = ask(cache_mesh, "key-globex", "Name three rivers in France.")
+    assert other.cache_hit == "miss" and other.worker_id  # tenant B ran its own call
+    off = ask(cache_mesh, "key-acme", "Name three rivers in France.", cache="off")
+    assert off.cache_hit == "miss"
+
+
+def test_semantic_cache_paraphrase_hits_near_miss_and_other_tenant_do_not(cache_mesh: Mesh) -> None:
+    stored = ask(cache_mesh, "key-acme", "Send 100 dollars from Alice to Bob.", cache="semantic")
+    assert stored.cache_hit == "miss"
+    para = ask(cache_mesh, "key-acme", "Transfer 100 dollars from Alice to Bob.", cache="semantic")
+    assert para.cache_hit == "semantic" and para.text == stored.text  # positive control
+    reversed_ = ask(cache_mesh, "key-acme", "Send 100 dollars from Bob to Alice.", cache="semantic")
+    assert reversed_.cache_hit == "miss"  # cosine ~0.99, stopped by the guard
+    other = ask(cache_mesh, "key-globex", "Transfer 100 dollars from Alice to Bob.", cache="semantic")
+    assert other.cache_hit == "miss"
+    s = stats(cache_mesh)
+    assert s.enabled and s.redis_up and s.counts["hit_semantic"] >= 1
+    assert s.counts["near_miss_rejected"] >= 1 and s.index_entries >= 2
+
+
+def test_a_cached_call_can_be_a_parent(cache_mesh: Mesh) -> None:
+    ask(cache_mesh, "key-acme", "List two prime numbers.")
+    with ostinato.Client(cache_mesh.endpoints.gateway, api_key="key-acme") as client, \
+            client.program() as p:
+        hit = p.call(messages=[{"role": "user", "content": "List two prime numbers."}],
+                     max_tokens=6, temperature=0.0)
+        child = p.call(messages=[{"role": "user", "content": "And their sum?"}], max_tokens=6,
+                       parents=[hit.call_id])
+    assert hit.cache_hit == "exact" and child.text
+    assert p.summary is not None and p.summary.calls_completed == 2
+
+
+def test_bad_cache_threshold_is_invalid_argument(cache_mesh: Mesh) -> None:
+    with pytest.raises(ostinato.OstinatoError) as err:
+        ask(cache_mesh, "key-acme", "Hello?", cache="exact", semantic_threshold=0.5)
+    assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_redis_stopped_mid_run_calls_complete_and_metrics_show_it(cache_mesh: Mesh) -> None:
+    assert stats(cache_mesh).redis_up
+    cache_mesh.stop_redis()
+    outs = [ask(cache_mesh, "key-acme", f"Question number {i} after the outage?", cache="semantic")
+            for i in range(3)]
+    assert all(o.text and o.cache_hit == "miss" for o in outs)
+    s = stats(cache_mesh)
+    assert not s.redis_up and s.counts["redis_error"] >= 1
