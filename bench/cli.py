@@ -40,6 +40,12 @@ def add_parser(sub: Any) -> None:
     live.add_argument("--rate", type=float, default=0.0, help="calls per second (0: closed loop)")
     live.add_argument("--workers", type=int, default=2)
     live.add_argument("--out", default="bench-live")
+    cache = kinds.add_parser("cache", help="semantic-cache lookup latency (real Redis, real "
+                                           "embedding model, usearch index)")
+    cache.add_argument("--entries", type=int, default=10_000)
+    cache.add_argument("--lookups", type=int, default=400)
+    cache.add_argument("--seed", type=int, default=1)
+    cache.add_argument("--out", default="", help="also write the results JSON here")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +67,14 @@ def run(args: argparse.Namespace) -> int:
                               "sweep_wall_s": results["sweep_wall_s"]}, indent=2))
             for f in results["_files"]:
                 print(f"wrote {f}")
+            return 0
+        if args.bench_kind == "cache":
+            from bench.cache_lookup import cache_command
+
+            if args.entries < 1 or args.lookups < 1:
+                raise ValueError("--entries and --lookups must be >= 1")
+            print(json.dumps(cache_command(args.entries, args.lookups, args.seed,
+                                           args.out or None), indent=2))
             return 0
         from bench.live import live_command
 
