@@ -24,7 +24,8 @@ from cache.block_hash import DEFAULT_BLOCK_SIZE, chain_hash, salt_seed
 from ostinato.clock import ManualClock
 from planner.core.estimates import OutputEstimator, ProgramSizeEstimator
 from planner.core.model import work_of
-from planner.core.planner import PlannerCore, parse_policy
+from planner.core.planner import PlannerCore
+from planner.core.selection import parse_policy
 from workers.sim.cost_model import CostModel, Profile
 from workers.sim.scheduler import EngineParams, Req, SimEngineCore
 from workers.sim.text import FixedLengthDecoder

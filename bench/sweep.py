@@ -17,7 +17,7 @@ from bench.cluster import ClusterConfig, ClusterSim, Learned
 from bench.programs import generate
 from bench.results import capacity, summarize
 from bench.spec import SpecError, WorkloadSpec
-from planner.core.planner import parse_policy
+from planner.core.selection import parse_policy
 from workers.sim.cost_model import load_profile
 
 BASELINE = "fcfs+round_robin"

@@ -67,7 +67,7 @@ class GatewayConfig:
 class PlannerConfig:
     host: str = "127.0.0.1"
     port: int = 50052
-    policy: str = "default"  # <priority>+<routing>, or the preset "default" (atlas+affinity)
+    policy: str = "default"  # <priority>+<routing>, or the preset "default" (srpt+affinity)
     tenant_weights: Mapping[str, str] = field(default_factory=dict)  # tenant -> fair-share weight
     starvation_ratio: float = 4.0  # a call waiting this many times its score is promoted
     worker_ttl_s: float = 10.0  # a worker not heard from for this long is dropped

@@ -12,7 +12,8 @@ from ostinato.clock import SystemClock
 from ostinato.config import ConfigError, PlannerConfig, RedisConfig
 from ostinato.serving import GrpcService
 from ostinato.v1 import planner_pb2, planner_pb2_grpc
-from planner.core.planner import SIMULATION_ONLY, PlannerCore, parse_policy
+from planner.core.planner import PlannerCore
+from planner.core.selection import SIMULATION_ONLY, parse_policy
 from planner.service import PlannerService
 from planner.store import ProgramStore
 

@@ -31,16 +31,9 @@ from planner.core.model import (
     call_key,
     work_of,
 )
-from planner.core.policies import PriorityPolicy, engine_priority, priority_policies
+from planner.core.policies import PriorityPolicy, engine_priority
 from planner.core.queue import MultiLevelQueue
-from planner.core.routing import RoutingPolicy, routing_policies
-
-# What the mesh ships with: shortest expected remaining program work first, learned per class
-# (PLAS until a class has history), and affinity, which keeps a program's context on one
-# engine. ATLAS, our earlier default, under-charges wide programs (a tree search of 156 calls
-# looks as short as its 4-call critical path); see docs/bench/ for the comparison.
-PRESETS = {"default": "srpt+affinity", "oracle": "oracle+affinity"}
-SIMULATION_ONLY = {"oracle"}  # priority policies that need the future (bench only)
+from planner.core.routing import RoutingPolicy
 
 
 def grant_of(call: CallRecord) -> Grant:
@@ -48,20 +41,6 @@ def grant_of(call: CallRecord) -> Grant:
     queued = (call.dispatched_at or call.arrival) - call.arrival
     return Grant(call.program_id, call.call_id, call.worker_id, call.worker_address,
                  call.priority, queued_s=queued)
-
-
-def parse_policy(spec: str) -> tuple[PriorityPolicy, RoutingPolicy]:
-    """`<priority>+<routing>`, e.g. `fcfs+round_robin`, or a preset name."""
-    priorities, routings = priority_policies(), routing_policies()
-    presets = PRESETS
-    spec = presets.get(spec, spec)
-    prio, sep, route = spec.partition("+")
-    if not sep or prio not in priorities or route not in routings:
-        raise ValueError(
-            f"unknown policy {spec!r}: expected <priority>+<routing> with priority in "
-            f"{sorted(priorities)} and routing in {sorted(routings)}, or one of {sorted(presets)}"
-        )
-    return priorities[prio](), routings[route]()
 
 
 class PlannerCore:

@@ -43,7 +43,7 @@ def test_program_of_dependent_calls_and_fan_out(mesh: Mesh) -> None:
         join = program.call(messages=history, parents=[o.call_id for o in fan], max_tokens=8)
     outs = [*chain, *fan, join]
     assert all(o.text and o.worker_id in ep.workers and o.simulated for o in outs)
-    # the default policy (atlas+affinity) keeps the conversation on the engine holding it
+    # the default policy (srpt+affinity) keeps the conversation on the engine holding it
     assert len({o.worker_id for o in chain}) == 1
     assert all(o.usage.cached_tokens > 0 for o in chain[1:])
     assert all(o.usage.completion_tokens > 0 and o.usage.prompt_tokens > 0 for o in outs)

@@ -14,8 +14,8 @@ from planner.core import (
     UnknownParent,
     UnknownProgram,
 )
-from planner.core.planner import parse_policy
 from planner.core.routing import LeastLoad, RoundRobin
+from planner.core.selection import parse_policy
 
 
 def make_core(workers: int = 2, budget: int = 1, policy: str = "fcfs+round_robin"):

@@ -8,9 +8,9 @@ from ostinato.clock import ManualClock
 from planner.core import PlannerCore
 from planner.core.estimates import OutputEstimator
 from planner.core.model import DeadlineExceeded
-from planner.core.planner import parse_policy
 from planner.core.policies import LATE, Atlas, Plas, Slack, engine_priority
 from planner.core.routing import CacheAware
+from planner.core.selection import parse_policy
 
 
 def core_with(policy: str, workers: int = 1, budget: int = 1, **kw) -> tuple[PlannerCore, ManualClock]:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ import pytest
 from ostinato.clock import ManualClock
 from planner.core import CallState, DuplicateCall, PlannerCore
 from planner.core.model import CallChanged, ProgramRegistered
-from planner.core.planner import parse_policy
+from planner.core.selection import parse_policy
 from planner.records import CorruptRecord, call_json, program_fields, program_from_fields
 
 WALL = 1_700_000_000.0

@@ -1,0 +1,27 @@
+"""Choosing policies by name: `<priority>+<routing>` or a preset, as config and bench do."""
+
+from __future__ import annotations
+
+from planner.core.policies import PriorityPolicy, priority_policies
+from planner.core.routing import RoutingPolicy, routing_policies
+
+# What the mesh ships with: shortest expected remaining program work first, learned per class
+# (PLAS until a class has history), and affinity, which keeps a program's context on one
+# engine. ATLAS, our earlier default, under-charges wide programs (a tree search of 156 calls
+# looks as short as its 4-call critical path); see docs/bench/ for the comparison.
+PRESETS = {"default": "srpt+affinity", "oracle": "oracle+affinity"}
+SIMULATION_ONLY = {"oracle"}  # priority policies that need the future (bench only)
+
+
+def parse_policy(spec: str) -> tuple[PriorityPolicy, RoutingPolicy]:
+    """`<priority>+<routing>`, e.g. `fcfs+round_robin`, or a preset name."""
+    priorities, routings = priority_policies(), routing_policies()
+    presets = PRESETS
+    spec = presets.get(spec, spec)
+    prio, sep, route = spec.partition("+")
+    if not sep or prio not in priorities or route not in routings:
+        raise ValueError(
+            f"unknown policy {spec!r}: expected <priority>+<routing> with priority in "
+            f"{sorted(priorities)} and routing in {sorted(routings)}, or one of {sorted(presets)}"
+        )
+    return priorities[prio](), routings[route]()
