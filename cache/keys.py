@@ -9,7 +9,7 @@ Tenant-scoped keys carry the tenant inside the hash tag.
     ost:programs:<tenant>             zset   program ids of a tenant, scored by creation time
     ost:recovery:open                 zset   programs not yet ended (planner recovery)
 
-Caches (cache/exact.py, cache/semantic.py). The tenant is inside the hash tag: a tenant's
+Answer caches (cache/answers.py). The tenant is inside the hash tag: a tenant's
 entries live in one slot, and no key of one tenant can be built from another's request.
 
     ost:{t:<tenant>}:exact:<sha256>   string JSON answer, fixed TTL
@@ -17,6 +17,17 @@ entries live in one slot, and no key of one tenant can be built from another's r
     ost:{t:<tenant>}:sem:index        zset   entry ids by insertion time (size bound, eviction)
     ost:sem:tenants                   set    tenants with semantic entries (index rebuild)
     ost:sem:stream                    stream add/del of semantic entries (replica index sync)
+
+KV-reference index (cache/kv_index.py). Hashes are salted with the tenant (or the shared
+salt of a declared shared prefix), so the key itself need not name the tenant.
+
+    ost:kv:{w:<worker_id>}:blocks     zset   block hash -> last stored (unix s); TTL by heartbeat
+
+Tenancy (cache/tenancy.py): operator data, read by every gateway.
+
+    ost:tenancy:tenants               hash   tenant -> JSON {"weight": ..., "created": ...}
+    ost:tenancy:keys                  hash   sha256(API key) -> tenant (keys never stored)
+    ost:tenancy:shared                hash   name -> declared shared prompt prefix
 """
 
 from __future__ import annotations
@@ -58,3 +69,19 @@ def semantic_tenants() -> str:
 
 def semantic_stream() -> str:
     return f"{PREFIX}:sem:stream"
+
+
+def kv_blocks(worker_id: str) -> str:
+    return f"{PREFIX}:kv:{{w:{worker_id}}}:blocks"
+
+
+def tenancy_tenants() -> str:
+    return f"{PREFIX}:tenancy:tenants"
+
+
+def tenancy_keys() -> str:
+    return f"{PREFIX}:tenancy:keys"
+
+
+def tenancy_shared() -> str:
+    return f"{PREFIX}:tenancy:shared"

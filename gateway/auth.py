@@ -1,20 +1,20 @@
-"""API key -> tenant. Keys are compared by SHA-256 digest; the tenant is never client-chosen."""
+"""API key -> tenant. Keys are compared by SHA-256 digest; the tenant is never client-chosen.
+
+The key directory lives in Redis (cache/tenant_directory.py); the authenticator reads the
+gateway's current snapshot of it.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+
+from cache.tenancy import Tenancy, key_digest
 
 DEFAULT_TENANT = "default"
 
 
 class Unauthenticated(Exception):
     pass
-
-
-def key_digest(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
 
 
 def api_key_from_metadata(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
@@ -32,17 +32,26 @@ def api_key_from_metadata(metadata: Sequence[tuple[str, str | bytes]] | None) ->
 
 
 class ApiKeyAuthenticator:
-    def __init__(self, keys: Mapping[str, str], allow_anonymous: bool) -> None:
-        self._by_digest = {key_digest(k): tenant for k, tenant in keys.items()}
+    def __init__(self, tenancy: Callable[[], Tenancy], allow_anonymous: bool) -> None:
+        self._tenancy = tenancy
         self._allow_anonymous = allow_anonymous
+
+    @staticmethod
+    def snapshot_of(keys: Mapping[str, str]) -> Tenancy:
+        return Tenancy(tenants=frozenset(keys.values()),
+                       keys={key_digest(k): t for k, t in keys.items()})
+
+    @classmethod
+    def from_keys(cls, keys: Mapping[str, str], allow_anonymous: bool) -> ApiKeyAuthenticator:
+        snapshot = cls.snapshot_of(keys)
+        return cls(lambda: snapshot, allow_anonymous)
 
     def tenant_for(self, api_key: str | None) -> str:
         if api_key is None:
             if self._allow_anonymous:
                 return DEFAULT_TENANT
             raise Unauthenticated("an API key is required")
-        digest = key_digest(api_key)
-        for known, tenant in self._by_digest.items():
-            if hmac.compare_digest(known, digest):
-                return tenant
-        raise Unauthenticated("invalid API key")
+        tenant = self._tenancy().tenant_for(api_key)
+        if tenant is None:
+            raise Unauthenticated("invalid API key")
+        return tenant

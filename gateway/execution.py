@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -18,6 +18,7 @@ from cache.answers import Answer, AnswerCache
 from cache.block_hash import text_block_hashes
 from cache.fingerprint import deterministic, exact_digest, semantic_key
 from cache.modes import CacheMode, CachePolicy, InvalidCachePolicy, from_proto
+from cache.tenancy import Tenancy
 from gateway.calls import estimate_tokens, render_prompt
 from gateway.worker_channels import WorkerChannels
 from ostinato.retry import with_retry
@@ -47,11 +48,13 @@ _HIT = {"exact": common_pb2.CACHE_HIT_EXACT, "semantic": common_pb2.CACHE_HIT_SE
 class CallExecutor:
     def __init__(self, planner: planner_pb2_grpc.PlannerStub, workers: WorkerChannels,
                  cache: AnswerCache | None = None,
-                 cache_default: CachePolicy | None = None) -> None:
+                 cache_default: CachePolicy | None = None,
+                 tenancy: Callable[[], Tenancy] = Tenancy) -> None:
         self._planner = planner
         self._workers = workers
         self._cache = cache
         self._cache_default = cache_default or CachePolicy(CacheMode.OFF)
+        self._tenancy = tenancy
 
     def cache_policy(self, call: common_pb2.CallSpec) -> CachePolicy:
         """The call's cache policy; raises CallFailed(INVALID_ARGUMENT) for a bad one."""
@@ -120,11 +123,13 @@ class CallExecutor:
     async def _run(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
                    timeout_s: float, start: float) -> AsyncIterator[Delta | common_pb2.CallResult]:
         prompt = render_prompt(call)
+        salt = cache_salt(tenant)
+        shared = self._tenancy().shared_bytes(prompt)
         admit = planner_pb2.AdmitRequest(
             tenant=tenant, program_id=program_id, call_id=call.call_id, thread_id=call.thread_id,
             parent_call_ids=call.parent_call_ids, prompt_tokens=estimate_tokens(prompt),
             max_new_tokens=call.sampling.max_new_tokens, hints=call.hints,
-            prefix_hashes=text_block_hashes(prompt, salt=cache_salt(tenant)),
+            prefix_hashes=text_block_hashes(prompt, salt, shared_bytes=shared),
         )
         try:
             # Through a planner restart: the planner recognizes a re-admitted call.
@@ -137,7 +142,8 @@ class CallExecutor:
             worker_pb2.GenerateRequest(
                 request_id=f"{program_id}-{call.call_id}-{uuid.uuid4().hex[:8]}", tenant=tenant,
                 program_id=program_id, call_id=call.call_id, priority=grant.priority,
-                prompt=prompt, sampling=call.sampling, cache_salt=cache_salt(tenant),
+                prompt=prompt, sampling=call.sampling, cache_salt=salt,
+                shared_prefix_bytes=shared,
             ),
             timeout=remaining,
         )

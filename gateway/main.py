@@ -13,6 +13,7 @@ from cache.answers import AnswerCache
 from cache.embedder import BatchingEmbedder, MiniLM
 from cache.loading import BackgroundEncoder
 from cache.modes import CacheMode, CachePolicy
+from cache.tenant_directory import TenancyView, TenantDirectory
 from gateway.auth import ApiKeyAuthenticator
 from gateway.execution import CallExecutor
 from gateway.service import GatewayService
@@ -35,6 +36,23 @@ def _answer_cache(config: GatewayConfig, redis_cfg: RedisConfig) -> AnswerCache 
                        timeout_s=redis_cfg.timeout_s)
 
 
+async def _tenancy(config: GatewayConfig, redis_cfg: RedisConfig) -> TenancyView:
+    """Tenants, API-key digests and shared prefixes from Redis; configured keys are written
+    there first. Without Redis, the configured keys alone."""
+    if not redis_cfg.url:
+        return TenancyView(None, ApiKeyAuthenticator.snapshot_of(config.api_keys))
+    client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
+                               socket_connect_timeout=redis_cfg.timeout_s)
+    view = TenancyView(TenantDirectory(client, redis_cfg.timeout_s),
+                       ApiKeyAuthenticator.snapshot_of(config.api_keys))
+    try:
+        await TenantDirectory(client, redis_cfg.timeout_s).seed(config.api_keys)
+    except (aioredis.RedisError, OSError, TimeoutError) as exc:
+        log.warning("tenancy: could not write configured keys to redis", error=str(exc))
+    await view.reload()
+    return view
+
+
 async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                 port_file: str | None = None) -> None:
     grpc_service = GrpcService(
@@ -51,14 +69,18 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
         log.info("answer caches on", mode=config.cache_mode, semantic=config.semantic_cache,
                  entries=len(cache.index))
     default = CachePolicy(CacheMode(config.cache_mode), config.semantic_threshold)
+    tenancy = await _tenancy(config, redis_cfg or RedisConfig())
+    tasks = [asyncio.create_task(tenancy.run())]
     service = GatewayService(
-        config, ApiKeyAuthenticator(config.api_keys, config.allow_anonymous), planner,
-        CallExecutor(planner, workers, cache, default), cache,
+        config, ApiKeyAuthenticator(lambda: tenancy.current, config.allow_anonymous), planner,
+        CallExecutor(planner, workers, cache, default, lambda: tenancy.current), cache,
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, grpc_service.server)
     try:
         await grpc_service.run(port_file=port_file)
     finally:
+        for task in tasks:
+            task.cancel()
         if sync is not None:
             sync.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     wk.add_argument("--planner-address")
     wk.add_argument("--max-inflight", type=int)
     wk.add_argument("--advertise-address", help="host:port the gateway should dial (containers)")
+    wk.add_argument("--redis-url", help="publish the engine's blocks to this Redis's KV index")
 
     se = sub.add_parser("sim-engine", help="run the simulated SGLang server (SIMULATED output), "
                         "or `sim-engine calibrate` to fit a profile to a real SGLang server")
@@ -125,11 +126,12 @@ def _run_service(args: argparse.Namespace) -> None:
     elif args.command == "worker":
         from workers.main import serve as serve_worker
 
-        cfg = _config(args, _overrides(args, "worker", {
+        cfg = _config(args, _merge(_overrides(args, "worker", {
             **net, "worker_id": "worker_id", "engine_url": "engine_url",
             "planner_address": "planner_address", "max_inflight": "max_inflight",
-            "advertise_address": "advertise_address"}))
-        asyncio.run(serve_worker(cfg.worker, args.port_file))
+            "advertise_address": "advertise_address"}),
+            _overrides(args, "redis", {"redis_url": "url"})))
+        asyncio.run(serve_worker(cfg.worker, cfg.redis, args.port_file))
     else:
         from workers.sim.server import serve as serve_engine
 

@@ -72,6 +72,8 @@ class PlannerConfig:
     starvation_ratio: float = 4.0  # a call waiting this many times its score is promoted
     worker_ttl_s: float = 10.0  # a worker not heard from for this long is dropped
     program_idle_ttl_s: float = 1800.0
+    kv_index: bool = True  # route on the KV-reference index in Redis (cache/kv_index.py)
+    kv_lookup_timeout_s: float = 0.05  # past this, route on the planner's own estimate
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,11 @@ class WorkerConfig:
     heartbeat_s: float = 2.0
     engine_timeout_s: float = 600.0
     engine_connect_retries: int = 3
+    # KV-reference index: publish the blocks the engine holds (on completion), trimmed at each
+    # heartbeat to blocks stored within kv_max_age_s and to the engine's KV capacity.
+    kv_index: bool = True
+    kv_max_age_s: float = 900.0
+    kv_ttl_s: float = 30.0  # a worker silent this long loses its entries
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import contextlib
 import redis.asyncio as aioredis
 import structlog
 
+from cache.kv_index import KvIndex
 from ostinato.clock import SystemClock
 from ostinato.config import ConfigError, PlannerConfig, RedisConfig
 from ostinato.serving import GrpcService
@@ -48,7 +49,8 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
     if restored:
         log.info("programs recovered", programs=len(restored),
                  calls=sum(len(p.calls) for p in restored))
-    service = PlannerService(core, store, clock)
+    kv_index = KvIndex(client, timeout_s=config.kv_lookup_timeout_s) if config.kv_index else None
+    service = PlannerService(core, store, clock, kv_index)
     grpc_service = GrpcService(
         [planner_pb2.DESCRIPTOR.services_by_name["Planner"].full_name], config.host, config.port
     )

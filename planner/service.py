@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Mapping
 
 import grpc
 import structlog
 
+from cache.kv_index import KvIndex
 from ostinato.clock import Clock
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 from planner.core import (
@@ -73,10 +75,12 @@ def summary_proto(program, now: float) -> common_pb2.ProgramSummary:  # type: ig
 
 
 class PlannerService(planner_pb2_grpc.PlannerServicer):
-    def __init__(self, core: PlannerCore, store: ProgramStore, clock: Clock) -> None:
+    def __init__(self, core: PlannerCore, store: ProgramStore, clock: Clock,
+                 kv_index: KvIndex | None = None) -> None:
         self._core = core
         self._store = store
         self._clock = clock
+        self._kv_index = kv_index
         self._waiters: dict[str, asyncio.Future[Grant]] = {}
         self._last_write: asyncio.Future[None] | None = None
         self.persist_timeout_s = 1.0
@@ -112,15 +116,24 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         self.pump()
         return planner_pb2.RegisterProgramResponse(program_id=program_id)
 
+    async def _kv_matches(self, request: planner_pb2.AdmitRequest) -> Mapping[str, int] | None:
+        """Per worker, the leading prompt blocks its engine holds (one bounded Redis round
+        trip); None without an index or when Redis does not answer."""
+        if self._kv_index is None or request.served_from_cache or not request.prefix_hashes:
+            return None
+        workers = [w.worker_id for w in self._core.workers]
+        return await self._kv_index.longest_prefixes(workers, request.prefix_hashes)
+
     async def Admit(self, request, context):
         key = f"{request.program_id}/{request.call_id}"
+        kv_matches = await self._kv_matches(request)
         try:
             call = self._core.submit(
                 request.program_id, request.tenant, request.call_id,
                 thread_id=request.thread_id, parents=request.parent_call_ids,
                 prompt_tokens=request.prompt_tokens, max_new_tokens=request.max_new_tokens,
                 expected_output=request.hints.expected_output_tokens,
-                prefix_hashes=request.prefix_hashes,
+                prefix_hashes=request.prefix_hashes, kv_matches=kv_matches,
                 served_from_cache=request.served_from_cache,
             )
         except PlannerError as exc:

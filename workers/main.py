@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import grpc
+import redis.asyncio as aioredis
 import structlog
 
-from ostinato.config import WorkerConfig
+from cache.block_hash import DEFAULT_BLOCK_CHARS
+from cache.kv_index import KvIndex
+from ostinato.config import RedisConfig, WorkerConfig
 from ostinato.serving import GrpcService
 from ostinato.v1 import planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
 from workers.service import WorkerService
@@ -28,7 +32,17 @@ async def _wait_for_engine(engine: SGLangClient, timeout_s: float = 60.0) -> dic
             await asyncio.sleep(0.2)
 
 
-async def serve(config: WorkerConfig, port_file: str | None = None) -> None:
+CHARS_PER_TOKEN = 4  # as gateway/calls.estimate_tokens
+
+
+def kv_capacity_blocks(server_info: dict) -> int:
+    """The engine's KV pool in text blocks: what its cache can hold at most."""
+    tokens = int(server_info.get("max_total_num_tokens") or 0) or 1_000_000
+    return max(1, tokens * CHARS_PER_TOKEN // DEFAULT_BLOCK_CHARS)
+
+
+async def serve(config: WorkerConfig, redis_cfg: RedisConfig | None = None,
+                port_file: str | None = None) -> None:
     grpc_service = GrpcService(
         [worker_pb2.DESCRIPTOR.services_by_name["Worker"].full_name], config.host, config.port
     )
@@ -38,7 +52,16 @@ async def serve(config: WorkerConfig, port_file: str | None = None) -> None:
     info = await _wait_for_engine(engine)
     channel = grpc.aio.insecure_channel(config.planner_address)
     planner = planner_pb2_grpc.PlannerStub(channel)
-    service = WorkerService(worker_id, engine, planner, model=str(info.get("model_path", "")))
+    redis_client = None
+    kv_index = None
+    if config.kv_index and redis_cfg is not None and redis_cfg.url:
+        redis_client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
+                                         socket_connect_timeout=redis_cfg.timeout_s)
+        kv_index = KvIndex(redis_client, ttl_s=config.kv_ttl_s, timeout_s=redis_cfg.timeout_s)
+        await kv_index.clear(worker_id)  # what a previous run indexed is not known to be held
+    max_blocks = kv_capacity_blocks(info)
+    service = WorkerService(worker_id, engine, planner, model=str(info.get("model_path", "")),
+                            kv_index=kv_index)
     service.simulated = bool(info.get("simulated", False))
     worker_pb2_grpc.add_WorkerServicer_to_server(service, grpc_service.server)
     registration = planner_pb2.WorkerRegistration(
@@ -53,6 +76,8 @@ async def serve(config: WorkerConfig, port_file: str | None = None) -> None:
     async def heartbeat() -> None:
         while True:
             await asyncio.sleep(config.heartbeat_s)
+            if kv_index is not None:
+                await kv_index.refresh(worker_id, time.time(), config.kv_max_age_s, max_blocks)
             try:
                 await planner.RegisterWorker(registration, timeout=config.heartbeat_s)
             except grpc.aio.AioRpcError as exc:
@@ -79,3 +104,5 @@ async def serve(config: WorkerConfig, port_file: str | None = None) -> None:
         await service.drain_reports()
         await engine.close()
         await channel.close()
+        if redis_client is not None:
+            await redis_client.aclose()

@@ -15,6 +15,8 @@ from typing import Any
 import grpc
 import structlog
 
+from cache.block_hash import text_block_hashes
+from cache.kv_index import KvIndex
 from ostinato.retry import with_retry
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
 from workers.sglang_client import (
@@ -58,8 +60,10 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         engine: SGLangClient,
         planner: planner_pb2_grpc.PlannerStub,
         model: str = "",
+        kv_index: KvIndex | None = None,
     ) -> None:
         self.worker_id = worker_id
+        self._kv_index = kv_index
         self._engine = engine
         self._planner = planner
         self._model = model
@@ -90,9 +94,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             except grpc.aio.AioRpcError as exc:
                 log.warning("completion report failed", call_id=req.call_id, error=exc.details())
 
-        task = asyncio.get_running_loop().create_task(send())
-        self._reports.add(task)
-        task.add_done_callback(self._reports.discard)
+        self._spawn(send())
 
     def _progress(self, req: worker_pb2.GenerateRequest, completion_tokens: int) -> None:
         """Best effort, not awaited and never retried: a lost report only delays a refinement."""
@@ -104,7 +106,19 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             with contextlib.suppress(grpc.aio.AioRpcError):
                 await self._planner.ReportProgress(report, timeout=2.0)
 
-        task = asyncio.get_running_loop().create_task(send())
+        self._spawn(send())
+
+    def _publish_blocks(self, req: worker_pb2.GenerateRequest, output: str) -> None:
+        """After a call, the engine's cache holds its prompt and answer: index their blocks
+        (under the call's salt, as the planner hashes the next prompt). Not awaited."""
+        if self._kv_index is None:
+            return
+        hashes = text_block_hashes(req.prompt + output, req.cache_salt,
+                                   shared_bytes=req.shared_prefix_bytes)
+        self._spawn(self._kv_index.publish(self.worker_id, hashes, time.time()))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._reports.add(task)
         task.add_done_callback(self._reports.discard)
 
@@ -122,6 +136,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._running += 1
         try:
             reported = 0
+            output: list[str] = []
             async for out in self._engine.generate(engine_req):
                 last = out
                 every = self.progress_every_tokens
@@ -129,6 +144,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                     reported = out.completion_tokens
                     self._progress(request, reported)
                 if out.delta:
+                    output.append(out.delta)
                     yield worker_pb2.GenerateChunk(delta=out.delta)
             if last is None or not last.finished:
                 raise EngineError("engine stream ended without a finished response")
@@ -138,6 +154,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             service_s = last.e2e_latency if last.e2e_latency is not None else time.monotonic() - start
             status = planner_pb2.COMPLETION_STATUS_OK
             self._report(request, status, last, service_s)
+            self._publish_blocks(request, "".join(output))
             yield worker_pb2.GenerateChunk(result=worker_pb2.GenerateResult(
                 finish_reason=last.finish_reason or "", worker_id=self.worker_id,
                 service_s=service_s, simulated=last.simulated,

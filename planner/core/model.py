@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -80,6 +81,9 @@ class CallRecord:
     generated_tokens: int = 0  # output so far, from the worker's progress reports
     remaining_work: float = 0.0  # the program's true remaining work (cluster simulator only)
     prefix_hashes: tuple[int, ...] = ()  # chained block hashes of the prompt (routing)
+    # Leading prompt blocks each worker's engine holds, from the KV-reference index in Redis
+    # (looked up at admission); None: unknown, routing falls back to its own estimate.
+    kv_matches: Mapping[str, int] | None = None
     service_s: float = 0.0
     prompt_tokens_used: int = 0
     completion_tokens: int = 0

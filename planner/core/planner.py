@@ -195,6 +195,7 @@ class PlannerCore:
         max_new_tokens: int = 0,
         expected_output: int = 0,
         prefix_hashes: Iterable[int] = (),
+        kv_matches: Mapping[str, int] | None = None,
         remaining_work: float = 0.0,
         served_from_cache: bool = False,
     ) -> CallRecord:
@@ -232,6 +233,7 @@ class PlannerCore:
                                                     expected_output),
             hint=expected_output,
             prefix_hashes=tuple(prefix_hashes),
+            kv_matches=kv_matches,
             remaining_work=remaining_work,
         )
         call.critical_path_s = max((program.calls[p].critical_path_s + program.calls[p].service_s

@@ -20,6 +20,14 @@ class RoutingPolicy(Protocol):
                workers: Sequence[WorkerState]) -> WorkerState: ...
 
 
+def held_blocks(call: CallRecord, worker_id: str) -> int | None:
+    """Leading prompt blocks the worker's engine holds, per the KV-reference index (None:
+    the index was not consulted or did not answer)."""
+    if call.kv_matches is None:
+        return None
+    return call.kv_matches.get(worker_id, 0)
+
+
 def _least_loaded(candidates: Sequence[WorkerState]) -> WorkerState:
     if not candidates:
         raise ValueError("choose() needs at least one candidate")
@@ -59,18 +67,25 @@ class LeastLoad:
 class Affinity:
     """A program's calls stay on the engine holding its context (its parent's, or its latest
     call's worker) unless that engine is full or loaded `max_extra` calls above the least
-    loaded one; then least load."""
+    loaded one; then least load. A program's first call goes to the engine the KV-reference
+    index says holds the most of its prompt (at least `cache_threshold` of it), e.g. a
+    shared system prompt."""
 
     name = "affinity"
 
-    def __init__(self, max_extra: int = 4) -> None:
+    def __init__(self, max_extra: int = 4, cache_threshold: float = 0.3) -> None:
         self._max_extra = max_extra
+        self._threshold = cache_threshold
 
     def choose(self, call: CallRecord, program: Program, candidates: Sequence[WorkerState],
                workers: Sequence[WorkerState]) -> WorkerState:
         parents = [program.calls[p] for p in call.parents if p in program.calls]
         preferred = max(parents, key=lambda c: c.finished_at or 0.0).worker_id if parents \
             else program.last_worker
+        if not preferred and call.kv_matches and call.prefix_hashes:
+            held, worker_id = max((n, w) for w, n in call.kv_matches.items())
+            if held >= self._threshold * len(call.prefix_hashes):
+                preferred = worker_id
         least = _least_loaded(candidates)
         for w in candidates:
             if w.worker_id == preferred and w.inflight <= least.inflight + self._max_extra:
@@ -79,9 +94,10 @@ class Affinity:
 
 
 class CacheAware:
-    """SGLang router's cache-aware policy over an approximate per-worker prefix index.
+    """SGLang router's cache-aware policy, on the KV-reference index in Redis when the
+    planner service consulted it (call.kv_matches), else on its own approximate index.
 
-    The index remembers the prompt block hashes routed to each worker (LRU-bounded), as
+    The approximate index remembers the prompt block hashes routed to each worker (LRU-bounded), as
     SGLang's router keeps an approximate radix tree of what it sent. When loads are
     imbalanced (max - min > balance_abs and max > balance_rel * min), route to the least
     loaded; otherwise to the longest matched prefix if it covers at least
@@ -129,11 +145,13 @@ class CacheAware:
         imbalanced = max(loads) - min(loads) > self._abs and max(loads) > self._rel * min(loads)
         pick = least
         if call.prefix_hashes and not imbalanced:
-            best = max(candidates, key=lambda w: (self.matched_blocks(w.worker_id,
-                                                                      call.prefix_hashes),
-                                                  -w.inflight, w.worker_id))
-            matched = self.matched_blocks(best.worker_id, call.prefix_hashes)
-            if matched >= self._threshold * len(call.prefix_hashes):
+            def held(w: WorkerState) -> int:
+                known = held_blocks(call, w.worker_id)
+                return self.matched_blocks(w.worker_id, call.prefix_hashes) if known is None \
+                    else known
+
+            best = max(candidates, key=lambda w: (held(w), -w.inflight, w.worker_id))
+            if held(best) >= self._threshold * len(call.prefix_hashes):
                 pick = best
         self._record(pick.worker_id, call.prefix_hashes)
         return pick

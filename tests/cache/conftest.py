@@ -1,20 +1,10 @@
-"""Real parts for the cache tests: an embedded redis-server and the MiniLM embedder (offline)."""
+"""Real parts for the cache tests: the MiniLM embedder (offline); Redis is tests/conftest.py's."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 
 from cache.embedder import MiniLM
-from cache.redis_server import EmbeddedRedis
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis")))
-    yield server.start()
-    server.stop()
 
 
 @pytest.fixture(scope="session")

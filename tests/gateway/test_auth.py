@@ -27,11 +27,11 @@ def test_malformed_authorization_is_refused() -> None:
 
 
 def test_tenants() -> None:
-    auth = ApiKeyAuthenticator({"k1": "acme"}, allow_anonymous=True)
+    auth = ApiKeyAuthenticator.from_keys({"k1": "acme"}, allow_anonymous=True)
     assert auth.tenant_for("k1") == "acme"
     assert auth.tenant_for(None) == "default"
     with pytest.raises(Unauthenticated, match="invalid API key"):
         auth.tenant_for("k2")
-    strict = ApiKeyAuthenticator({"k1": "acme"}, allow_anonymous=False)
+    strict = ApiKeyAuthenticator.from_keys({"k1": "acme"}, allow_anonymous=False)
     with pytest.raises(Unauthenticated, match="required"):
         strict.tenant_for(None)

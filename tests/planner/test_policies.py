@@ -338,3 +338,36 @@ def test_a_program_cut_short_teaches_nothing() -> None:
     core.complete("p", "a", completion_tokens=5)
     core.end_program("p", "t")  # b never ran: cancelled
     assert core._programs == {} and core.program_sizes.remaining("k", 0.0) is None
+
+
+@pytest.mark.parametrize(("policy", "kv_matches", "expected"), [
+    # The KV-reference index says w2 holds 8 of the 10 blocks: both policies go there.
+    ("fcfs+cache_aware", {"w0": 0, "w1": 2, "w2": 8}, "w2"),
+    ("fcfs+affinity", {"w0": 0, "w1": 2, "w2": 8}, "w2"),
+    # Below the 30% threshold: least loaded (lowest id on a tie).
+    ("fcfs+cache_aware", {"w0": 0, "w1": 2, "w2": 2}, "w0"),
+    ("fcfs+affinity", {"w0": 0, "w1": 2, "w2": 2}, "w0"),
+    # The index did not answer (None): cache_aware uses its own estimate (empty here).
+    ("fcfs+cache_aware", None, "w0"),
+    ("fcfs+affinity", None, "w0"),
+])
+def test_routing_follows_the_kv_reference_index(policy: str, kv_matches: dict | None,
+                                                expected: str) -> None:
+    core, _ = core_with(policy, workers=3, budget=4)
+    core.register_program("p", "t")
+    core.submit("p", "t", "c", prefix_hashes=list(range(10)), kv_matches=kv_matches)
+    (grant,) = core.dispatch()
+    assert grant.worker_id == expected
+
+
+def test_affinity_prefers_the_programs_own_worker_over_the_index() -> None:
+    core, _ = core_with("fcfs+affinity", workers=3, budget=4)
+    core.register_program("p", "t")
+    core.submit("p", "t", "c0")
+    (g0,) = core.dispatch()
+    core.complete("p", "c0", service_s=1)
+    other = "w2" if g0.worker_id != "w2" else "w1"
+    core.submit("p", "t", "c1", parents=["c0"], prefix_hashes=list(range(10)),
+                kv_matches={other: 10})
+    (g1,) = core.dispatch()
+    assert g1.worker_id == g0.worker_id

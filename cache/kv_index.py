@@ -1,0 +1,121 @@
+"""The KV-reference index in Redis: which worker's engine holds which prompt blocks.
+
+Workers publish the chained block hashes (cache/block_hash.text_block_hashes) of every
+prompt and answer their engine has just processed, scored by when; the planner asks, in one
+round trip, how long a prefix of a new prompt each worker holds and routes on the answer.
+
+    ost:kv:{w:<worker_id>}:blocks   zset   block hash (16 hex digits) -> last stored (unix s)
+
+Removals: SGLang's KV events are over token ids, which the planner (without the model's
+tokenizer) cannot hash, so the index works on text blocks published on completion. A worker
+trims its key at every heartbeat the way its engine's LRU cache evicts: blocks not stored for
+`max_age_s`, and the oldest beyond `max_blocks` (its engine's KV capacity in blocks); an engine
+cache flush clears it. The key's TTL is refreshed by those heartbeats, so a dead worker's
+entries vanish on their own.
+
+Every call is bounded by `timeout_s`; a lookup that fails answers None (callers fall back to
+their own approximate index) and is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+import redis.asyncio as aioredis
+import structlog
+
+from cache.block_hash import block_hex
+from cache.keys import kv_blocks
+
+log = structlog.get_logger(__name__)
+
+_REDIS_TROUBLE = (aioredis.RedisError, OSError, TimeoutError)
+
+
+def matched_prefix(scores: Sequence[float | None]) -> int:
+    """Blocks held from the start of the prompt: the chain breaks at the first missing block."""
+    for i, score in enumerate(scores):
+        if score is None:
+            return i
+    return len(scores)
+
+
+class KvIndex:
+    def __init__(self, client: aioredis.Redis, *, ttl_s: float = 30.0,
+                 timeout_s: float = 0.05) -> None:
+        self._redis = client
+        self._ttl_ms = int(ttl_s * 1000)
+        self._timeout_s = timeout_s
+        self.lookup_errors = 0
+        self.publish_errors = 0
+        self._warned = False
+
+    def _trouble(self, what: str, exc: BaseException) -> None:
+        if not self._warned:
+            log.warning("kv index: redis unreachable, routing on local estimates", op=what,
+                        error=str(exc) or type(exc).__name__)
+            self._warned = True
+
+    async def publish(self, worker_id: str, hashes: Sequence[int], now: float) -> bool:
+        """Records that `worker_id`'s engine holds these blocks (as of `now`, unix seconds)."""
+        if not hashes:
+            return True
+        key = kv_blocks(worker_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zadd(key, {block_hex(h): now for h in hashes})
+        pipe.pexpire(key, self._ttl_ms)
+        try:
+            await asyncio.wait_for(pipe.execute(), self._timeout_s * 4)
+        except _REDIS_TROUBLE as exc:
+            self.publish_errors += 1
+            self._trouble("publish", exc)
+            return False
+        self._warned = False
+        return True
+
+    async def refresh(self, worker_id: str, now: float, max_age_s: float, max_blocks: int) -> int:
+        """Heartbeat: drops blocks older than `max_age_s` and the oldest beyond `max_blocks`,
+        then extends the key's TTL. Returns the number of blocks removed (-1: Redis trouble)."""
+        key = kv_blocks(worker_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zremrangebyscore(key, "-inf", f"({now - max_age_s}")
+        pipe.zremrangebyrank(key, 0, -max_blocks - 1)
+        pipe.pexpire(key, self._ttl_ms)
+        try:
+            aged, overflow, _ = await asyncio.wait_for(pipe.execute(), self._timeout_s * 4)
+        except _REDIS_TROUBLE as exc:
+            self.publish_errors += 1
+            self._trouble("refresh", exc)
+            return -1
+        return int(aged) + int(overflow)
+
+    async def clear(self, worker_id: str) -> None:
+        """The engine dropped its whole cache (restart, flush): its blocks are gone."""
+        try:
+            await asyncio.wait_for(self._redis.delete(kv_blocks(worker_id)), self._timeout_s * 4)
+        except _REDIS_TROUBLE as exc:
+            self.publish_errors += 1
+            self._trouble("clear", exc)
+
+    async def size(self, worker_id: str) -> int:
+        return int(await self._redis.zcard(kv_blocks(worker_id)))
+
+    async def longest_prefixes(self, worker_ids: Sequence[str],
+                               hashes: Sequence[int]) -> Mapping[str, int] | None:
+        """Per worker, how many leading blocks of `hashes` its engine holds; one round trip
+        (a pipeline of ZMSCORE, one per worker). None when Redis does not answer in time."""
+        if not worker_ids or not hashes:
+            return {w: 0 for w in worker_ids}
+        members = [block_hex(h) for h in hashes]
+        pipe = self._redis.pipeline(transaction=False)
+        for worker_id in worker_ids:
+            pipe.zmscore(kv_blocks(worker_id), members)
+        try:
+            replies = await asyncio.wait_for(pipe.execute(), self._timeout_s)
+        except _REDIS_TROUBLE as exc:
+            self.lookup_errors += 1
+            self._trouble("lookup", exc)
+            return None
+        self._warned = False
+        return {w: matched_prefix(scores) for w, scores in zip(worker_ids, replies, strict=True)}

@@ -1,0 +1,46 @@
+"""The mesh's tenancy data as one immutable snapshot: tenants, API-key digests, shared prefixes.
+
+Pure: the gateway loads a snapshot from Redis (cache/tenant_directory.py) and swaps it in
+whole, so a request sees one consistent version. API keys are known only by SHA-256 digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+def key_digest(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def chatml_system_prefix(system_prompt: str) -> str:
+    """The rendered-prompt prefix of a conversation opening with this system prompt
+    (gateway/calls.render_prompt's ChatML), for declaring a shared system prompt."""
+    return f"<|im_start|>system\n{system_prompt}<|im_end|>\n"
+
+
+@dataclass(frozen=True)
+class Tenancy:
+    tenants: frozenset[str] = frozenset()
+    keys: Mapping[str, str] = field(default_factory=dict)  # sha256(key) -> tenant
+    shared_prefixes: Mapping[str, str] = field(default_factory=dict)  # name -> prompt prefix
+
+    def tenant_for(self, api_key: str) -> str | None:
+        """The key's tenant, or None; digests are compared in constant time."""
+        digest = key_digest(api_key)
+        found = None
+        for known, tenant in self.keys.items():
+            if hmac.compare_digest(known, digest):
+                found = tenant
+        return found
+
+    def shared_bytes(self, prompt: str) -> int:
+        """UTF-8 length of the longest declared shared prefix the prompt starts with (0: none)."""
+        best = 0
+        for prefix in self.shared_prefixes.values():
+            if prefix and prompt.startswith(prefix):
+                best = max(best, len(prefix.encode("utf-8", "surrogatepass")))
+        return best

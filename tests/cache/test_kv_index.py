@@ -1,0 +1,126 @@
+"""The KV-reference index over a real Redis.
+
+Isolation is tested in pairs: a positive control (the index finds what a worker published
+for tenant A) before the isolated case (tenant B's same prompt finds nothing of it, except
+blocks of a prefix the operator declared shared).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from cache.block_hash import text_block_hashes
+from cache.kv_index import KvIndex, matched_prefix
+from cache.redis_server import free_port
+
+SYSTEM = "You are the support agent of a public service. Answer briefly and politely. " * 4
+SECRET = "Tenant A's private ticket: account 4411-2290 was charged twice on 3 March. " * 3
+
+
+@pytest.fixture
+async def index(redis_url: str) -> AsyncIterator[KvIndex]:
+    client = aioredis.from_url(redis_url)
+    yield KvIndex(client, ttl_s=30.0, timeout_s=0.5)
+    await client.aclose()
+
+
+def worker() -> str:
+    return "w-" + uuid.uuid4().hex[:8]
+
+
+@pytest.mark.parametrize(("scores", "held"), [
+    ([], 0), ([None], 0), ([1.0, 2.0], 2), ([1.0, None, 3.0], 1), ([None, 2.0], 0),
+])
+def test_matched_prefix_stops_at_the_first_missing_block(scores: list, held: int) -> None:
+    assert matched_prefix(scores) == held
+
+
+async def test_longest_prefix_per_worker(index: KvIndex) -> None:
+    w1, w2, w3 = worker(), worker(), worker()
+    prompt = SYSTEM + SECRET
+    full = text_block_hashes(prompt, "tenant:a")
+    await index.publish(w1, full, time.time())
+    await index.publish(w2, full[:3], time.time())
+    found = await index.longest_prefixes([w1, w2, w3], full)
+    assert found == {w1: len(full), w2: 3, w3: 0}
+
+
+async def test_tenant_b_never_matches_tenant_a_blocks(index: KvIndex) -> None:
+    w = worker()
+    prompt = SYSTEM + SECRET
+    a = text_block_hashes(prompt, "tenant:a")
+    await index.publish(w, a, time.time())
+    assert (await index.longest_prefixes([w], a))[w] == len(a)  # positive control
+    b = text_block_hashes(prompt, "tenant:b")  # the very same prompt, from tenant B
+    assert (await index.longest_prefixes([w], b))[w] == 0
+
+
+async def test_a_declared_shared_prefix_is_shared_and_nothing_after_it(index: KvIndex) -> None:
+    w = worker()
+    shared = len(SYSTEM.encode())
+    a = text_block_hashes(SYSTEM + SECRET, "tenant:a", shared_bytes=shared)
+    await index.publish(w, a, time.time())
+    shared_blocks = shared // 64
+    # B sends A's whole prompt: it matches the declared system prompt, never A's ticket.
+    b_same = text_block_hashes(SYSTEM + SECRET, "tenant:b", shared_bytes=shared)
+    assert (await index.longest_prefixes([w], b_same))[w] == shared_blocks
+    b_own = text_block_hashes(SYSTEM + "B's question", "tenant:b", shared_bytes=shared)
+    assert (await index.longest_prefixes([w], b_own))[w] == shared_blocks
+    # Undeclared, the same system prompt is not shared.
+    b_plain = text_block_hashes(SYSTEM + SECRET, "tenant:b")
+    assert (await index.longest_prefixes([w], b_plain))[w] == 0
+
+
+async def test_refresh_trims_by_age_and_capacity(index: KvIndex) -> None:
+    w = worker()
+    old = text_block_hashes("o" * 64 * 4, "tenant:a")
+    new = text_block_hashes("n" * 64 * 6, "tenant:a")
+    await index.publish(w, old, 1000.0)
+    await index.publish(w, new, 2000.0)
+    assert await index.refresh(w, now=2100.0, max_age_s=500.0, max_blocks=100) == 4
+    assert (await index.longest_prefixes([w], old))[w] == 0
+    assert (await index.longest_prefixes([w], new))[w] == 6
+    assert await index.refresh(w, now=2100.0, max_age_s=500.0, max_blocks=2) == 4
+    assert await index.size(w) == 2
+
+
+async def test_a_silent_workers_entries_expire(redis_url: str) -> None:
+    client = aioredis.from_url(redis_url)
+    try:
+        index = KvIndex(client, ttl_s=0.3, timeout_s=0.5)
+        w = worker()
+        hashes = text_block_hashes(SYSTEM, "tenant:a")
+        await index.publish(w, hashes, time.time())
+        assert (await index.longest_prefixes([w], hashes))[w] == len(hashes)
+        await asyncio.sleep(0.6)  # no heartbeat refreshed the key
+        assert (await index.longest_prefixes([w], hashes))[w] == 0
+    finally:
+        await client.aclose()
+
+
+async def test_clear_forgets_a_workers_blocks(index: KvIndex) -> None:
+    w = worker()
+    hashes = text_block_hashes(SYSTEM, "tenant:a")
+    await index.publish(w, hashes, time.time())
+    await index.clear(w)
+    assert await index.size(w) == 0
+
+
+async def test_redis_down_lookup_gives_up_in_bounded_time() -> None:
+    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.1)
+    try:
+        index = KvIndex(client, timeout_s=0.1)
+        hashes = text_block_hashes(SYSTEM, "tenant:a")
+        start = time.monotonic()
+        assert await index.longest_prefixes(["w"], hashes) is None
+        assert await index.publish("w", hashes, time.time()) is False
+        assert time.monotonic() - start < 2.0
+        assert index.lookup_errors == 1 and index.publish_errors == 1
+    finally:
+        await client.aclose()

@@ -1,0 +1,91 @@
+"""Tenancy data in a real Redis: tenants, API-key digests (never keys), shared prefixes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from cache import keys
+from cache.redis_server import free_port
+from cache.tenancy import Tenancy, chatml_system_prefix, key_digest
+from cache.tenant_directory import InvalidTenancy, TenancyView, TenantDirectory
+
+
+@pytest.fixture
+async def directory(redis_url: str) -> AsyncIterator[TenantDirectory]:
+    client = aioredis.from_url(redis_url)
+    yield TenantDirectory(client)
+    await client.aclose()
+
+
+def name() -> str:
+    return "t-" + uuid.uuid4().hex[:8]
+
+
+async def test_keys_map_to_tenants_and_only_digests_are_stored(directory: TenantDirectory,
+                                                               redis_url: str) -> None:
+    tenant, key = name(), "sk-" + uuid.uuid4().hex
+    await directory.add_key(tenant, key)
+    snap = await directory.load()
+    assert tenant in snap.tenants and snap.tenant_for(key) == tenant
+    assert snap.tenant_for(key + "x") is None
+    client = aioredis.from_url(redis_url)
+    try:
+        stored = await client.hgetall(keys.tenancy_keys())
+    finally:
+        await client.aclose()
+    assert key.encode() not in stored and key_digest(key).encode() in stored
+    assert await directory.revoke_key(key)
+    assert (await directory.load()).tenant_for(key) is None
+
+
+async def test_a_key_cannot_move_to_another_tenant(directory: TenantDirectory) -> None:
+    key = "sk-" + uuid.uuid4().hex
+    await directory.add_key(name(), key)
+    with pytest.raises(InvalidTenancy, match="another tenant"):
+        await directory.add_key(name(), key)
+
+
+@pytest.mark.parametrize(("tenant", "key"), [
+    ("", "long-enough-key"), ("has space", "long-enough-key"), ("x" * 65, "long-enough-key"),
+    ("ok", "short"),
+])
+async def test_bad_tenancy_input_is_refused(directory: TenantDirectory, tenant: str,
+                                            key: str) -> None:
+    with pytest.raises(InvalidTenancy):
+        await directory.add_key(tenant, key)
+
+
+async def test_shared_prefixes(directory: TenantDirectory) -> None:
+    label = name()
+    prefix = chatml_system_prefix("You are a public help desk.")
+    await directory.declare_shared(label, prefix)
+    snap = await directory.load()
+    prompt = prefix + "<|im_start|>user\nhello<|im_end|>\n"
+    assert snap.shared_bytes(prompt) == len(prefix.encode())
+    assert snap.shared_bytes("<|im_start|>system\nsomething else") == 0
+    assert await directory.remove_shared(label)
+    assert (await directory.load()).shared_bytes(prompt) == 0
+    with pytest.raises(InvalidTenancy):
+        await directory.declare_shared(label, "")
+
+
+def test_longest_declared_prefix_wins() -> None:
+    snap = Tenancy(shared_prefixes={"short": "abc", "long": "abcdef"})
+    assert snap.shared_bytes("abcdefg") == 6
+    assert snap.shared_bytes("abcx") == 3
+    assert snap.shared_bytes("xabc") == 0
+
+
+async def test_view_keeps_the_last_snapshot_when_redis_is_down() -> None:
+    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.1)
+    try:
+        initial = Tenancy(keys={key_digest("configured-key"): "acme"})
+        view = TenancyView(TenantDirectory(client, timeout_s=0.1), initial)
+        assert await view.reload() is False
+        assert view.stale and view.current.tenant_for("configured-key") == "acme"
+    finally:
+        await client.aclose()
