@@ -43,12 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--config")
 
     from bench.cli import add_parser as add_bench
+    from ostinato.tenants_cli import add_parser as add_tenants
 
     add_bench(sub)
+    add_tenants(sub)
 
     gw = sub.add_parser("gateway", help="run the gateway (public gRPC edge)")
     _common(gw)
     gw.add_argument("--planner-address")
+    gw.add_argument("--redis-url", help="caches and tenancy data (none: configured keys only)")
+    gw.add_argument("--http-port", type=int, help="OpenAI-compatible HTTP API port (0: free)")
 
     pl = sub.add_parser("planner", help="run the planner (control plane)")
     _common(pl)
@@ -115,7 +119,9 @@ def _run_service(args: argparse.Namespace) -> None:
     if args.command == "gateway":
         from gateway.main import serve as serve_gateway
 
-        cfg = _config(args, _overrides(args, "gateway", {**net, "planner_address": "planner_address"}))
+        cfg = _config(args, _merge(_overrides(args, "gateway", {
+            **net, "planner_address": "planner_address", "http_port": "http_port"}),
+            _overrides(args, "redis", {"redis_url": "url"})))
         asyncio.run(serve_gateway(cfg.gateway, cfg.redis, args.port_file))
     elif args.command == "planner":
         from planner.main import serve as serve_planner
@@ -207,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.cli import run as run_bench
 
             return run_bench(args)
+        if args.command == "tenants":
+            from ostinato.tenants_cli import run as run_tenants
+
+            return run_tenants(args)
         if args.command == "demo":
             from ostinato.demo import main as demo_main
 

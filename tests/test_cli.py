@@ -14,7 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 CLI = [sys.executable, "-m", "ostinato.cli"]
 
 
-@pytest.mark.parametrize("command", ["up", "demo", "gateway", "planner", "worker", "sim-engine", "bench"])
+@pytest.mark.parametrize("command", ["up", "demo", "gateway", "planner", "worker", "sim-engine",
+                                     "bench", "tenants"])
 def test_help(command: str) -> None:
     out = subprocess.run([*CLI, command, "--help"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "usage: ostinato " + command in out.stdout

@@ -1,0 +1,68 @@
+"""Tenancy data in Redis drives the running gateway: keys added or revoked with
+`ostinato tenants` take effect without a restart."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+
+import ostinato
+from ostinato.mesh import Mesh
+
+
+def tenants(mesh: Mesh, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ostinato.cli", "tenants", "--redis-url",
+                           mesh.endpoints.redis_url, *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def call_as(mesh: Mesh, key: str) -> ostinato.CallOutput:
+    with ostinato.Client(mesh.endpoints.gateway, api_key=key) as client, client.program() as p:
+        return p.call(messages=[{"role": "user", "content": "hello"}], max_tokens=4)
+
+
+def eventually(check, timeout_s: float = 8.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return check()
+        except (ostinato.OstinatoError, AssertionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def test_keys_added_and_revoked_in_redis_take_effect(mesh: Mesh) -> None:
+    key = "sk-initech-0123456789"
+    with pytest.raises(ostinato.OstinatoError) as refused:
+        call_as(mesh, key)
+    assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
+    added = tenants(mesh, "add-key", "initech", key)
+    assert added.returncode == 0, added.stderr
+    out = eventually(lambda: call_as(mesh, key))
+    assert out.text
+    listing = tenants(mesh, "list")
+    assert "tenant initech: 1 key(s)" in listing.stdout and key not in listing.stdout
+    assert "tenant acme" in listing.stdout  # configured keys were written to Redis at start
+    assert tenants(mesh, "revoke-key", key).stdout.strip() == "revoked"
+
+    def refused_again() -> None:
+        try:
+            call_as(mesh, key)
+        except ostinato.OstinatoError as exc:
+            assert exc.code == grpc.StatusCode.UNAUTHENTICATED
+            return
+        raise AssertionError("a revoked key still works")
+
+    eventually(refused_again)
+
+
+def test_bad_tenancy_input_is_refused_by_the_cli(mesh: Mesh) -> None:
+    bad = tenants(mesh, "add-key", "no spaces allowed", "sk-whatever-123")
+    assert bad.returncode == 2 and "tenant names" in bad.stderr
+    short = tenants(mesh, "add-key", "ok", "short")
+    assert short.returncode == 2 and "at least 8" in short.stderr
