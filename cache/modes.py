@@ -80,3 +80,14 @@ def hit_header(hit: int) -> str:
     """The response header value of a CallResult.cache_hit."""
     return {common_pb2.CACHE_HIT_EXACT: "exact",
             common_pb2.CACHE_HIT_SEMANTIC: "semantic"}.get(hit, "miss")
+
+
+_TO_PROTO = {mode: value for value, mode in _FROM_PROTO.items()}
+
+
+def header_to_proto(value: str) -> common_pb2.CachePolicy:
+    """An `X-Ostinato-Cache` header as the call's CachePolicy (a threshold left out stays 0:
+    the gateway's default). Raises InvalidCachePolicy."""
+    policy = parse_header(value, CachePolicy(CacheMode.OFF, threshold=0.0))
+    return common_pb2.CachePolicy(mode=_TO_PROTO[policy.mode],
+                                  semantic_threshold=policy.threshold)

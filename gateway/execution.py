@@ -35,6 +35,7 @@ class CallFailed(Exception):
 @dataclass(frozen=True)
 class Delta:
     text: str
+    cache_hit: int = common_pb2.CACHE_HIT_MISS  # set when the text comes from the answer cache
 
 
 def cache_salt(tenant: str) -> str:
@@ -90,7 +91,7 @@ class CallExecutor:
             hit = await self._cache.lookup(tenant, exact, semantic, policy.threshold)
             if hit is not None:
                 await self._record_cached(tenant, program_id, call, timeout_s)
-                yield Delta(hit.answer.text)
+                yield Delta(hit.answer.text, _HIT[hit.kind])
                 yield common_pb2.CallResult(
                     call_id=call.call_id, text=hit.answer.text,
                     finish_reason=hit.answer.finish_reason,

@@ -16,6 +16,7 @@ from cache.modes import CacheMode, CachePolicy
 from cache.tenant_directory import TenancyView, TenantDirectory
 from gateway.auth import ApiKeyAuthenticator
 from gateway.execution import CallExecutor
+from gateway.http_api import OpenAiApi, start_http
 from gateway.service import GatewayService
 from gateway.worker_channels import WorkerChannels
 from ostinato.config import GatewayConfig, RedisConfig
@@ -71,14 +72,22 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     default = CachePolicy(CacheMode(config.cache_mode), config.semantic_threshold)
     tenancy = await _tenancy(config, redis_cfg or RedisConfig())
     tasks = [asyncio.create_task(tenancy.run())]
-    service = GatewayService(
-        config, ApiKeyAuthenticator(lambda: tenancy.current, config.allow_anonymous), planner,
-        CallExecutor(planner, workers, cache, default, lambda: tenancy.current), cache,
-    )
+    auth = ApiKeyAuthenticator(lambda: tenancy.current, config.allow_anonymous)
+    executor = CallExecutor(planner, workers, cache, default, lambda: tenancy.current)
+    service = GatewayService(config, auth, planner, executor, cache)
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, grpc_service.server)
+    info: dict[str, object] = {}
+    runner = None
+    if config.http_port >= 0:
+        api = OpenAiApi(config, auth, planner, executor, cache, lambda: tenancy.stale)
+        runner, http_port = await start_http(api, config.host, config.http_port)
+        info["http_address"] = f"{config.host}:{http_port}"
+        log.info("OpenAI-compatible HTTP API", address=info["http_address"])
     try:
-        await grpc_service.run(port_file=port_file)
+        await grpc_service.run(port_file=port_file, info=info)
     finally:
+        if runner is not None:
+            await runner.cleanup()
         for task in tasks:
             task.cancel()
         if sync is not None:

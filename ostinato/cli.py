@@ -183,6 +183,8 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     print("Ostinato mesh is up (engines are SIMULATED SGLang servers)")
     print(f"  gateway  gRPC  {ep.gateway}")
+    if ep.gateway_http:
+        print(f"  gateway  HTTP  http://{ep.gateway_http}/v1   (OpenAI-compatible)")
     print(f"  planner  gRPC  {ep.planner}   policy {cfg.planner.policy}")
     for wid, addr in ep.workers.items():
         print(f"  {wid:<8} gRPC  {addr}")

@@ -35,7 +35,7 @@ class RedisConfig:
 class GatewayConfig:
     host: str = "127.0.0.1"
     port: int = 50051
-    http_port: int = 8080
+    http_port: int = 8080  # OpenAI-compatible HTTP API; 0: a free port, -1: off
     planner_address: str = "127.0.0.1:50052"
     # API key -> tenant. Empty with allow_anonymous: every caller is tenant "default".
     api_keys: Mapping[str, str] = field(default_factory=dict)

@@ -27,6 +27,7 @@ class MeshStartError(RuntimeError):
 @dataclass
 class MeshEndpoints:
     gateway: str = ""
+    gateway_http: str = ""  # the OpenAI-compatible HTTP API, host:port
     planner: str = ""
     redis_url: str = ""
     workers: dict[str, str] = field(default_factory=dict)  # worker id -> gRPC address
@@ -149,8 +150,12 @@ class Mesh:
         gateway = self._spawn("gateway", [
             "gateway", "--planner-address", self.endpoints.planner,
             "--port", str(0 if self._ephemeral else cfg.gateway.port),
+            "--http-port", str(0 if self._ephemeral and cfg.gateway.http_port >= 0
+                               else cfg.gateway.http_port),
         ], config_file)
-        self.endpoints.gateway = str(self._wait(gateway, timeout_s)["address"])
+        started = self._wait(gateway, timeout_s)
+        self.endpoints.gateway = str(started["address"])
+        self.endpoints.gateway_http = str(started.get("http_address", ""))
         return self.endpoints
 
     def stop(self, timeout_s: float = 10.0) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -60,8 +60,10 @@ class GrpcService:
         port_file: str | None = None,
         on_started: Callable[[], Awaitable[None]] | None = None,
         on_stopping: Callable[[], Awaitable[None]] | None = None,
+        info: Mapping[str, object] | None = None,
     ) -> None:
-        """Starts, reports SERVING, waits for SIGTERM/SIGINT, then stops gracefully."""
+        """Starts, reports SERVING, waits for SIGTERM/SIGINT, then stops gracefully. `info`
+        goes into the port file beside the gRPC address (e.g. an HTTP address)."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -70,7 +72,8 @@ class GrpcService:
         if on_started is not None:
             await on_started()
         await self.set_serving(True)
-        write_port_file(port_file, port=self.port, address=self.address, pid=os.getpid())
+        write_port_file(port_file, port=self.port, address=self.address, pid=os.getpid(),
+                        **(info or {}))
         log.info("serving", address=self.address, services=self._names)
         await stop.wait()
         log.info("stopping", grace_s=GRACE_S)

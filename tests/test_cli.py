@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import grpc
 import pytest
@@ -33,17 +35,19 @@ def test_demo_runs_the_example_program() -> None:
 def test_up_serves_then_stops_cleanly_on_sigterm() -> None:
     proc = subprocess.Popen(
         [*CLI, "up", "--workers", "1", "--gateway-port", "0", "--planner-port", "0",
-         "--worker-base-port", "0", "--engine-base-port", "0"],
+         "--worker-base-port", "0", "--engine-base-port", "0", "--http-port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        gateway = ""
+        gateway = http_url = ""
         deadline = time.monotonic() + 60
         assert proc.stdout is not None
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
-            if line.strip().startswith("gateway"):
+            if line.split()[:2] == ["gateway", "gRPC"]:
                 gateway = line.split()[-1]
+            if line.split()[:2] == ["gateway", "HTTP"]:
+                http_url = line.split()[2]
             if "Press Ctrl-C" in line or not line:
                 break
         assert gateway, proc.stderr.read() if proc.stderr else ""
@@ -51,6 +55,8 @@ def test_up_serves_then_stops_cleanly_on_sigterm() -> None:
             resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
                                                              timeout=5)
             assert resp.status == health_pb2.HealthCheckResponse.SERVING
+        with urllib.request.urlopen(http_url.removesuffix("/v1") + "/health", timeout=5) as r:
+            assert json.load(r) == {"status": "ok"}
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0 and "stopped" in rest

@@ -1,0 +1,169 @@
+"""The OpenAI-compatible HTTP API through the real mesh, driven by the official `openai`
+client (as agent frameworks use it) and by raw HTTP for what that client cannot send."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+import grpc
+import openai
+import pytest
+
+from ostinato.mesh import Mesh
+from ostinato.v1 import worker_pb2, worker_pb2_grpc
+
+
+@pytest.fixture(scope="module")
+def base_url(mesh: Mesh) -> str:
+    assert mesh.endpoints.gateway_http
+    return f"http://{mesh.endpoints.gateway_http}/v1"
+
+
+@pytest.fixture(scope="module")
+def acme(base_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=base_url, api_key="key-acme", max_retries=0) as client:
+        yield client
+
+
+def raw(mesh: Mesh, method: str, path: str, body: bytes | None = None,
+        headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    host, port = mesh.endpoints.gateway_http.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request(method, path, body=body, headers={"Authorization": "Bearer key-acme",
+                                                       "Content-Type": "application/json",
+                                                       **(headers or {})})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def ask(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def test_chat_completion(acme: openai.OpenAI) -> None:
+    raw_resp = acme.chat.completions.with_raw_response.create(
+        model="sim/llama-3.1-8b", messages=ask("Name a colour."), max_tokens=8, temperature=0.7)
+    out = raw_resp.parse()
+    assert out.object == "chat.completion" and out.choices[0].message.role == "assistant"
+    assert out.choices[0].message.content and out.choices[0].finish_reason in ("stop", "length")
+    assert out.usage is not None and 0 < out.usage.completion_tokens <= 8
+    assert raw_resp.headers["X-Ostinato-Cache-Hit"] == "miss"
+    ext = out.model_extra["ostinato"]  # type: ignore[index]
+    assert ext["simulated"] is True and ext["worker_id"].startswith("worker-")
+
+
+def test_streaming_with_usage(acme: openai.OpenAI) -> None:
+    chunks = list(acme.chat.completions.create(
+        model="m", messages=ask("Count to five."), max_tokens=12, stream=True,
+        stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert text and finishes in (["stop"], ["length"])
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens <= 12
+
+
+def test_cache_header_and_tenant_isolation(acme: openai.OpenAI, base_url: str) -> None:
+    question = ask(f"What is the tallest mountain? ({uuid.uuid4().hex[:6]})")
+    kw = {"model": "m", "messages": question, "max_tokens": 6, "temperature": 0.0,
+          "extra_headers": {"X-Ostinato-Cache": "exact"}}
+    first = acme.chat.completions.with_raw_response.create(**kw)
+    again = acme.chat.completions.with_raw_response.create(**kw)
+    assert first.headers["X-Ostinato-Cache-Hit"] == "miss"
+    assert again.headers["X-Ostinato-Cache-Hit"] == "exact"  # positive control
+    assert again.parse().choices[0].message.content == first.parse().choices[0].message.content
+    with openai.OpenAI(base_url=base_url, api_key="key-globex", max_retries=0) as globex:
+        other = globex.chat.completions.with_raw_response.create(**kw)
+    assert other.headers["X-Ostinato-Cache-Hit"] == "miss"
+    off = acme.chat.completions.with_raw_response.create(
+        **{**kw, "extra_headers": {"X-Ostinato-Cache": "off"}})
+    assert off.headers["X-Ostinato-Cache-Hit"] == "miss"
+    streamed = acme.chat.completions.with_raw_response.create(**kw, stream=True)
+    assert streamed.headers["X-Ostinato-Cache-Hit"] == "exact"
+
+
+@pytest.mark.parametrize(("kw", "status", "needle"), [
+    ({"n": 2}, 400, "n must be 1"),
+    ({"extra_body": {"cache_salt": "tenant:globex"}}, 400, "cache_salt"),
+    ({"extra_headers": {"X-Ostinato-Cache": "fuzzy"}}, 400, "X-Ostinato-Cache"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, 400, "tools"),
+    ({"max_tokens": 10**9}, 400, "max_new_tokens"),
+    ({"messages": ask("x" * 60_000)}, 400, "prompt too large"),
+    ({"messages": [{"role": "wizard", "content": "hi"}]}, 400, "role"),
+    ({"extra_headers": {"X-Ostinato-Program": "no-such-program"}}, 404, "no-such-program"),
+    ({"extra_body": {"ostinato": {"parent_call_ids": ["ghost"]}}}, 400, "ghost"),
+])
+def test_bad_requests_get_clear_errors(acme: openai.OpenAI, kw: dict, status: int,
+                                       needle: str) -> None:
+    args = {"model": "m", "messages": ask("hello"), "max_tokens": 4, **kw}
+    with pytest.raises(openai.APIStatusError) as err:
+        acme.chat.completions.create(**args)
+    assert err.value.status_code == status
+    assert needle in err.value.message
+
+
+def test_bad_key_and_malformed_json(mesh: Mesh, base_url: str) -> None:
+    with openai.OpenAI(base_url=base_url, api_key="wrong", max_retries=0) as bad, \
+            pytest.raises(openai.AuthenticationError):
+        bad.chat.completions.create(model="m", messages=ask("hi"), max_tokens=4)
+    status, _, body = raw(mesh, "POST", "/v1/chat/completions", b"{not json")
+    assert status == 400 and "not valid JSON" in json.loads(body)["error"]["message"]
+    status, _, body = raw(mesh, "GET", "/v1/nope")
+    assert status == 404 and "error" in json.loads(body)
+
+
+def test_program_over_http_with_dependencies(mesh: Mesh, acme: openai.OpenAI) -> None:
+    status, _, body = raw(mesh, "POST", "/v1/programs", json.dumps({"deadline_s": 60}).encode())
+    assert status == 200
+    program = json.loads(body)["program_id"]
+    header = {"X-Ostinato-Program": program}
+    first = acme.chat.completions.create(model="m", messages=ask("Plan a trip."), max_tokens=6,
+                                         extra_headers=header,
+                                         extra_body={"ostinato": {"call_id": "plan"}})
+    assert first.model_extra["ostinato"]["call_id"] == "plan"  # type: ignore[index]
+    acme.chat.completions.create(model="m", messages=ask("Now book it."), max_tokens=6,
+                                 extra_headers=header,
+                                 extra_body={"ostinato": {"call_id": "book",
+                                                          "parent_call_ids": ["plan"]}})
+    status, _, body = raw(mesh, "POST", f"/v1/programs/{program}/end")
+    assert status == 200 and json.loads(body)["calls_completed"] == 2
+    status, _, body = raw(mesh, "POST", "/v1/programs", json.dumps({"deadline_s": -1}).encode())
+    assert status == 400 and "deadline_s" in json.loads(body)["error"]["message"]
+
+
+def _running(mesh: Mesh) -> int:
+    total = 0
+    for address in mesh.endpoints.workers.values():
+        with grpc.insecure_channel(address) as channel:
+            total += worker_pb2_grpc.WorkerStub(channel).Stats(worker_pb2.StatsRequest(),
+                                                               timeout=5).running
+    return total
+
+
+def test_a_client_gone_mid_stream_cancels_the_engine_request(mesh: Mesh,
+                                                            acme: openai.OpenAI) -> None:
+    stream = acme.chat.completions.create(model="m", messages=ask("Write a long saga."),
+                                          max_tokens=4000, stream=True)
+    next(iter(stream))  # the call is running
+    assert _running(mesh) >= 1
+    stream.close()
+    deadline = time.monotonic() + 10
+    while _running(mesh) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _running(mesh) == 0
+
+
+def test_metrics_are_exposed_for_prometheus(mesh: Mesh, acme: openai.OpenAI) -> None:
+    acme.chat.completions.create(model="m", messages=ask("Say hi."), max_tokens=4,
+                                 temperature=0.0, extra_headers={"X-Ostinato-Cache": "exact"})
+    status, headers, body = raw(mesh, "GET", "/metrics")
+    text = body.decode()
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    assert 'ostinato_http_responses_total{route="/v1/chat/completions",status="200"}' in text
+    assert "ostinato_cache_lookup_seconds_count" in text and "ostinato_cache_redis_up 1" in text
