@@ -8,6 +8,7 @@ Tenant-scoped keys carry the tenant inside the hash tag.
     ost:{prog:<program_id>}:calls     hash   call_id -> JSON call record
     ost:programs:<tenant>             zset   program ids of a tenant, scored by creation time
     ost:recovery:open                 zset   programs not yet ended (planner recovery)
+    ost:planner:learned               string JSON per-class output lengths and program sizes
 
 Answer caches (cache/answers.py). The tenant is inside the hash tag: a tenant's
 entries live in one slot, and no key of one tenant can be built from another's request.
@@ -49,6 +50,10 @@ def tenant_programs(tenant: str) -> str:
 
 def open_programs() -> str:
     return f"{PREFIX}:recovery:open"
+
+
+def planner_learned() -> str:
+    return f"{PREFIX}:planner:learned"
 
 
 def exact_entry(tenant: str, digest: str) -> str:

@@ -74,6 +74,7 @@ class PlannerConfig:
     program_idle_ttl_s: float = 1800.0
     kv_index: bool = True  # route on the KV-reference index in Redis (cache/kv_index.py)
     kv_lookup_timeout_s: float = 0.05  # past this, route on the planner's own estimate
+    learned_save_s: float = 30.0  # how often learned estimates are saved to Redis
 
 
 @dataclass(frozen=True)

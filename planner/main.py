@@ -15,6 +15,7 @@ from ostinato.serving import GrpcService
 from ostinato.v1 import planner_pb2, planner_pb2_grpc
 from planner.core.planner import PlannerCore
 from planner.core.selection import SIMULATION_ONLY, parse_policy
+from planner.learned_store import LearnedStore
 from planner.service import PlannerService
 from planner.store import ProgramStore
 
@@ -50,16 +51,22 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
         log.info("programs recovered", programs=len(restored),
                  calls=sum(len(p.calls) for p in restored))
     kv_index = KvIndex(client, timeout_s=config.kv_lookup_timeout_s) if config.kv_index else None
+    learned = LearnedStore(client, redis_cfg.timeout_s)
+    classes = await learned.load(core)
+    if classes:
+        log.info("learned estimates restored", classes=classes)
     service = PlannerService(core, store, clock, kv_index)
     grpc_service = GrpcService(
         [planner_pb2.DESCRIPTOR.services_by_name["Planner"].full_name], config.host, config.port
     )
     planner_pb2_grpc.add_PlannerServicer_to_server(service, grpc_service.server)
-    tasks = [asyncio.create_task(store.run()), asyncio.create_task(service.housekeeping())]
+    tasks = [asyncio.create_task(store.run()), asyncio.create_task(service.housekeeping()),
+             asyncio.create_task(learned.run(core, config.learned_save_s))]
 
     async def on_stopping() -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(store.flush(), 2.0)
+        await learned.save(core)
 
     log.info("planner policy", policy=config.policy)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Mapping, Sequence
 
 DEFAULT_CAP = 512
 
@@ -26,6 +27,14 @@ class OutputEstimator:
 
     def observe(self, key: str, completion_tokens: int) -> None:
         self._history.setdefault(key, deque(maxlen=self._window)).append(completion_tokens)
+
+    def history(self) -> dict[str, list[int]]:
+        """What was learned, per class (for persisting across restarts)."""
+        return {k: list(v) for k, v in self._history.items()}
+
+    def restore(self, history: Mapping[str, Sequence[int]]) -> None:
+        for key, values in history.items():
+            self._history[key] = deque((int(v) for v in values), maxlen=self._window)
 
     def _quantile(self, ordered: list[int]) -> int:
         return ordered[min(len(ordered) - 1, int(self._q * len(ordered)))]
@@ -80,6 +89,15 @@ class ProgramSizeEstimator:
         for k in (key, self.POOLED):
             self._history.setdefault(k, deque(maxlen=self._window)).append(size)
             self._sorted.pop(k, None)
+
+    def history(self) -> dict[str, list[float]]:
+        """What was learned, per class and pooled (for persisting across restarts)."""
+        return {k: list(v) for k, v in self._history.items()}
+
+    def restore(self, history: Mapping[str, Sequence[float]]) -> None:
+        for key, values in history.items():
+            self._history[key] = deque((float(v) for v in values), maxlen=self._window)
+            self._sorted.pop(key, None)
 
     def _table(self, key: str) -> tuple[list[float], list[float]] | None:
         table = self._sorted.get(key)

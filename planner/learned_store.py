@@ -1,0 +1,78 @@
+"""What the planner learned (per-class output lengths and program sizes) kept in Redis, so a
+restarted planner does not start cold: `srpt` and the output estimates need history.
+
+Saved every `every_s` and at shutdown as one JSON document; read once at start. A missing or
+corrupt document means starting cold, never failing to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+
+from cache.keys import planner_learned
+from planner.core.planner import PlannerCore
+
+log = structlog.get_logger(__name__)
+
+_REDIS_TROUBLE = (aioredis.RedisError, OSError, TimeoutError)
+VERSION = 1
+
+
+def _histories(doc: Any, name: str) -> dict[str, list[float]]:
+    part = doc.get(name, {})
+    if not isinstance(part, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and all(
+                isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+            for k, v in part.items()):
+        raise ValueError(f"{name}: expected an object of number arrays")
+    return part
+
+
+class LearnedStore:
+    def __init__(self, client: aioredis.Redis, timeout_s: float = 0.5) -> None:
+        self._redis = client
+        self._timeout_s = timeout_s
+
+    async def save(self, core: PlannerCore) -> bool:
+        doc = {"version": VERSION, "saved_wall": time.time(),
+               "outputs": core.estimator.history(), "program_sizes": core.program_sizes.history()}
+        try:
+            await asyncio.wait_for(self._redis.set(planner_learned(), json.dumps(doc)),
+                                   self._timeout_s * 4)
+        except _REDIS_TROUBLE as exc:
+            log.warning("learned estimates not saved", error=str(exc) or type(exc).__name__)
+            return False
+        return True
+
+    async def load(self, core: PlannerCore) -> int:
+        """Restores what a previous planner learned; returns the number of classes restored."""
+        try:
+            raw = await asyncio.wait_for(self._redis.get(planner_learned()), self._timeout_s * 4)
+        except _REDIS_TROUBLE as exc:
+            log.warning("learned estimates not loaded: starting cold", error=str(exc))
+            return 0
+        if raw is None:
+            return 0
+        try:
+            doc = json.loads(raw)
+            if not isinstance(doc, dict) or doc.get("version") != VERSION:
+                raise ValueError("unknown version")
+            outputs = _histories(doc, "outputs")
+            sizes = _histories(doc, "program_sizes")
+        except ValueError as exc:  # JSONDecodeError is a ValueError
+            log.warning("learned estimates unreadable: starting cold", error=str(exc))
+            return 0
+        core.estimator.restore(outputs)
+        core.program_sizes.restore(sizes)
+        return len(set(outputs) | set(sizes))
+
+    async def run(self, core: PlannerCore, every_s: float = 30.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            await self.save(core)
