@@ -11,7 +11,6 @@ import structlog
 
 from cache.answers import AnswerCache
 from cache.embedder import BatchingEmbedder, MiniLM
-from cache.loading import BackgroundEncoder
 from cache.modes import CacheMode, CachePolicy
 from cache.tenant_directory import TenancyView, TenantDirectory
 from gateway.auth import ApiKeyAuthenticator
@@ -26,12 +25,25 @@ from ostinato.v1 import gateway_pb2, gateway_pb2_grpc, planner_pb2_grpc
 log = structlog.get_logger(__name__)
 
 
-def _answer_cache(config: GatewayConfig, redis_cfg: RedisConfig) -> AnswerCache | None:
+async def _embedder(config: GatewayConfig) -> BatchingEmbedder | None:
+    """The embedding model, loaded before the gateway serves: importing torch and
+    sentence-transformers holds the GIL for seconds, which would stall a serving event loop
+    (and time out its Redis calls). A load failure turns the semantic cache off."""
+    if not config.semantic_cache:
+        return None
+    try:
+        return BatchingEmbedder(await asyncio.to_thread(MiniLM))
+    except Exception as exc:
+        log.error("embedding model failed to load: semantic cache off", error=repr(exc))
+        return None
+
+
+async def _answer_cache(config: GatewayConfig, redis_cfg: RedisConfig) -> AnswerCache | None:
     if not redis_cfg.url or (config.cache_mode == "off" and not config.semantic_cache):
         return None
     client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
                                socket_connect_timeout=redis_cfg.timeout_s)
-    embedder = BatchingEmbedder(BackgroundEncoder(MiniLM)) if config.semantic_cache else None
+    embedder = await _embedder(config)
     return AnswerCache(client, embedder, ttl_s=config.cache_ttl_s,
                        max_entries_per_tenant=config.cache_max_entries_per_tenant,
                        timeout_s=redis_cfg.timeout_s)
@@ -62,7 +74,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     channel = grpc.aio.insecure_channel(config.planner_address)
     planner = planner_pb2_grpc.PlannerStub(channel)
     workers = WorkerChannels()
-    cache = _answer_cache(config, redis_cfg or RedisConfig())
+    cache = await _answer_cache(config, redis_cfg or RedisConfig())
     sync: asyncio.Task[None] | None = None
     if cache is not None:
         await cache.start()

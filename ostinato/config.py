@@ -49,7 +49,7 @@ class GatewayConfig:
     # cache_mode; exact applies to deterministic calls only (temperature 0).
     cache_mode: str = "exact"  # off | exact | semantic
     semantic_threshold: float = 0.80
-    semantic_cache: bool = True  # load the embedding model (at start, in the background)
+    semantic_cache: bool = True  # load the embedding model at start (about 6 s on a CPU)
     cache_ttl_s: float = 3600.0
     cache_max_entries_per_tenant: int = 10_000
 
