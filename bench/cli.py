@@ -46,6 +46,13 @@ def add_parser(sub: Any) -> None:
     cache.add_argument("--lookups", type=int, default=400)
     cache.add_argument("--seed", type=int, default=1)
     cache.add_argument("--out", default="", help="also write the results JSON here")
+    kv = kinds.add_parser("kv", help="KV-reference index lookup latency (real Redis)")
+    kv.add_argument("--workers", type=int, default=8)
+    kv.add_argument("--blocks", type=int, default=100_000, help="block hashes held per worker")
+    kv.add_argument("--prompt-blocks", type=int, default=64, help="blocks per prompt (64 bytes each)")
+    kv.add_argument("--lookups", type=int, default=1000)
+    kv.add_argument("--seed", type=int, default=1)
+    kv.add_argument("--out", default="", help="also write the results JSON here")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +82,14 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError("--entries and --lookups must be >= 1")
             print(json.dumps(cache_command(args.entries, args.lookups, args.seed,
                                            args.out or None), indent=2))
+            return 0
+        if args.bench_kind == "kv":
+            from bench.kv_lookup import kv_command
+
+            if min(args.workers, args.blocks, args.prompt_blocks, args.lookups) < 1:
+                raise ValueError("--workers, --blocks, --prompt-blocks and --lookups must be >= 1")
+            print(json.dumps(kv_command(args.workers, args.blocks, args.prompt_blocks,
+                                        args.lookups, args.seed, args.out or None), indent=2))
             return 0
         from bench.live import live_command
 

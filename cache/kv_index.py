@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 
 import redis.asyncio as aioredis
 import structlog
+from redis.exceptions import NoScriptError
 
 from cache.block_hash import block_hex
 from cache.keys import kv_blocks
@@ -32,13 +33,19 @@ log = structlog.get_logger(__name__)
 
 _REDIS_TROUBLE = (aioredis.RedisError, OSError, TimeoutError)
 
-
-def matched_prefix(scores: Sequence[float | None]) -> int:
-    """Blocks held from the start of the prompt: the chain breaks at the first missing block."""
-    for i, score in enumerate(scores):
-        if score is None:
-            return i
-    return len(scores)
+# One worker's longest held prefix, server side: ARGV[1] is the prompt's block hashes as
+# concatenated 16-hex-digit members; returns how many leading ones the key holds. One key
+# per script call, so it runs unchanged on Redis Cluster.
+_LONGEST_PREFIX = """
+local blob = ARGV[1]
+local n = math.floor(#blob / 16)
+for i = 0, n - 1 do
+  if not redis.call('ZSCORE', KEYS[1], string.sub(blob, i * 16 + 1, i * 16 + 16)) then
+    return i
+  end
+end
+return n
+"""
 
 
 class KvIndex:
@@ -50,6 +57,7 @@ class KvIndex:
         self.lookup_errors = 0
         self.publish_errors = 0
         self._warned = False
+        self._script_sha: str | None = None
 
     def _trouble(self, what: str, exc: BaseException) -> None:
         if not self._warned:
@@ -104,18 +112,31 @@ class KvIndex:
     async def longest_prefixes(self, worker_ids: Sequence[str],
                                hashes: Sequence[int]) -> Mapping[str, int] | None:
         """Per worker, how many leading blocks of `hashes` its engine holds; one round trip
-        (a pipeline of ZMSCORE, one per worker). None when Redis does not answer in time."""
+        (a pipeline of one script call per worker; the script is loaded on first use and
+        again if the server lost it). None when Redis does not answer in time."""
         if not worker_ids or not hashes:
             return {w: 0 for w in worker_ids}
-        members = [block_hex(h) for h in hashes]
-        pipe = self._redis.pipeline(transaction=False)
-        for worker_id in worker_ids:
-            pipe.zmscore(kv_blocks(worker_id), members)
+        blob = "".join(block_hex(h) for h in hashes)
         try:
-            replies = await asyncio.wait_for(pipe.execute(), self._timeout_s)
+            replies = await asyncio.wait_for(self._lookup(worker_ids, blob), self._timeout_s)
         except _REDIS_TROUBLE as exc:
             self.lookup_errors += 1
             self._trouble("lookup", exc)
             return None
         self._warned = False
-        return {w: matched_prefix(scores) for w, scores in zip(worker_ids, replies, strict=True)}
+        return {w: int(n) for w, n in zip(worker_ids, replies, strict=True)}
+
+    async def _lookup(self, worker_ids: Sequence[str], blob: str) -> list[int]:
+        for attempt in range(2):
+            if self._script_sha is None:
+                self._script_sha = await self._redis.script_load(_LONGEST_PREFIX)
+            pipe = self._redis.pipeline(transaction=False)
+            for worker_id in worker_ids:
+                pipe.evalsha(self._script_sha, 1, kv_blocks(worker_id), blob)
+            try:
+                return await pipe.execute()
+            except NoScriptError:  # the server restarted or flushed its scripts
+                self._script_sha = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")

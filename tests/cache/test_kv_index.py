@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from cache.block_hash import text_block_hashes
-from cache.kv_index import KvIndex, matched_prefix
+from cache.kv_index import KvIndex
 from cache.redis_server import free_port
 
 SYSTEM = "You are the support agent of a public service. Answer briefly and politely. " * 4
@@ -34,13 +34,6 @@ def worker() -> str:
     return "w-" + uuid.uuid4().hex[:8]
 
 
-@pytest.mark.parametrize(("scores", "held"), [
-    ([], 0), ([None], 0), ([1.0, 2.0], 2), ([1.0, None, 3.0], 1), ([None, 2.0], 0),
-])
-def test_matched_prefix_stops_at_the_first_missing_block(scores: list, held: int) -> None:
-    assert matched_prefix(scores) == held
-
-
 async def test_longest_prefix_per_worker(index: KvIndex) -> None:
     w1, w2, w3 = worker(), worker(), worker()
     prompt = SYSTEM + SECRET
@@ -49,6 +42,22 @@ async def test_longest_prefix_per_worker(index: KvIndex) -> None:
     await index.publish(w2, full[:3], time.time())
     found = await index.longest_prefixes([w1, w2, w3], full)
     assert found == {w1: len(full), w2: 3, w3: 0}
+    gap = [*full[:2], 12345, *full[3:]]  # the chain breaks at the first block not held
+    assert (await index.longest_prefixes([w1], gap))[w1] == 2
+
+
+async def test_lookup_survives_the_server_losing_its_scripts(index: KvIndex,
+                                                             redis_url: str) -> None:
+    w = worker()
+    hashes = text_block_hashes(SYSTEM, "tenant:a")
+    await index.publish(w, hashes, time.time())
+    assert (await index.longest_prefixes([w], hashes))[w] == len(hashes)
+    client = aioredis.from_url(redis_url)
+    try:
+        await client.script_flush()  # as after a Redis restart
+    finally:
+        await client.aclose()
+    assert (await index.longest_prefixes([w], hashes))[w] == len(hashes)
 
 
 async def test_tenant_b_never_matches_tenant_a_blocks(index: KvIndex) -> None:
