@@ -98,3 +98,15 @@ def test_planner_refuses_the_simulation_only_oracle() -> None:
                           "redis://127.0.0.1:1", "--port", "0"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "exists only in the cluster simulator" in out.stderr
+
+
+def test_bench_kv_measures_lookups_that_find_what_was_published(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = subprocess.run([*CLI, "bench", "kv", "--workers", "2", "--blocks", "256", "--lookups",
+                          "20", "--out", str(tmp_path / "kv.json")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = json.loads((tmp_path / "kv.json").read_text())
+    assert results["correct"] == results["lookups"] == 20 and results["lookup_ms"]["p50"] > 0
+    bad = subprocess.run([*CLI, "bench", "kv", "--workers", "0"], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "--workers" in bad.stderr
