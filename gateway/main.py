@@ -38,28 +38,27 @@ async def _embedder(config: GatewayConfig) -> BatchingEmbedder | None:
         return None
 
 
-async def _answer_cache(config: GatewayConfig, redis_cfg: RedisConfig) -> AnswerCache | None:
-    if not redis_cfg.url or (config.cache_mode == "off" and not config.semantic_cache):
+async def _answer_cache(config: GatewayConfig, client: aioredis.Redis | None,
+                        redis_cfg: RedisConfig) -> AnswerCache | None:
+    if client is None or (config.cache_mode == "off" and not config.semantic_cache):
         return None
-    client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
-                               socket_connect_timeout=redis_cfg.timeout_s)
     embedder = await _embedder(config)
     return AnswerCache(client, embedder, ttl_s=config.cache_ttl_s,
                        max_entries_per_tenant=config.cache_max_entries_per_tenant,
                        timeout_s=redis_cfg.timeout_s)
 
 
-async def _tenancy(config: GatewayConfig, redis_cfg: RedisConfig) -> TenancyView:
+async def _tenancy(config: GatewayConfig, client: aioredis.Redis | None,
+                   redis_cfg: RedisConfig) -> TenancyView:
     """Tenants, API-key digests and shared prefixes from Redis; configured keys are written
     there first. Without Redis, the configured keys alone."""
-    if not redis_cfg.url:
-        return TenancyView(None, ApiKeyAuthenticator.snapshot_of(config.api_keys))
-    client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
-                               socket_connect_timeout=redis_cfg.timeout_s)
-    view = TenancyView(TenantDirectory(client, redis_cfg.timeout_s),
-                       ApiKeyAuthenticator.snapshot_of(config.api_keys))
+    configured = ApiKeyAuthenticator.snapshot_of(config.api_keys)
+    if client is None:
+        return TenancyView(None, configured)
+    directory = TenantDirectory(client, redis_cfg.timeout_s)
+    view = TenancyView(directory, configured)
     try:
-        await TenantDirectory(client, redis_cfg.timeout_s).seed(config.api_keys)
+        await directory.seed(config.api_keys)
     except (aioredis.RedisError, OSError, TimeoutError) as exc:
         log.warning("tenancy: could not write configured keys to redis", error=str(exc))
     await view.reload()
@@ -74,7 +73,10 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     channel = grpc.aio.insecure_channel(config.planner_address)
     planner = planner_pb2_grpc.PlannerStub(channel)
     workers = WorkerChannels()
-    cache = await _answer_cache(config, redis_cfg or RedisConfig())
+    redis_cfg = redis_cfg or RedisConfig()
+    client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
+                               socket_connect_timeout=redis_cfg.timeout_s) if redis_cfg.url else None
+    cache = await _answer_cache(config, client, redis_cfg)
     sync: asyncio.Task[None] | None = None
     if cache is not None:
         await cache.start()
@@ -82,7 +84,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
         log.info("answer caches on", mode=config.cache_mode, semantic=config.semantic_cache,
                  entries=len(cache.index))
     default = CachePolicy(CacheMode(config.cache_mode), config.semantic_threshold)
-    tenancy = await _tenancy(config, redis_cfg or RedisConfig())
+    tenancy = await _tenancy(config, client, redis_cfg)
     tasks = [asyncio.create_task(tenancy.run())]
     auth = ApiKeyAuthenticator(lambda: tenancy.current, config.allow_anonymous)
     executor = CallExecutor(planner, workers, cache, default, lambda: tenancy.current)
@@ -108,3 +110,5 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                 await sync
         await workers.close()
         await channel.close()
+        if client is not None:
+            await client.aclose()
