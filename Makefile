@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint protos up bench clean
+.PHONY: demo test lint protos up bench clean redis8
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Ostinato needs Python 3.11+, found " + sys.version' 
@@ -13,13 +13,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) redis8
 	$(VENV)/bin/ostinato demo
 
-up: $(STAMP)
+up: $(STAMP) redis8
 	$(VENV)/bin/ostinato up
 
-test: $(STAMP)
+# Redis 8 (vector sets) for the semantic cache's server-side index: built once into .cache/.
+# Optional: without it the tests of that backend are skipped and everything else runs.
+redis8:
+	@bash deploy/redis/build-redis8.sh .cache/redis8 || \
+	  echo "WARNING: Redis 8 not built; tests of the server-side vector index will be skipped" >&2
+
+test: $(STAMP) redis8
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 

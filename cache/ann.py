@@ -1,23 +1,16 @@
 """The in-process approximate nearest-neighbour index of the semantic cache (usearch HNSW).
 
-One index per tenant, so the tenant is a hard filter, not a post-filter. Redis holds the
-entries (the source of truth); this index is rebuilt from Redis at start and kept in sync
-through the Redis Stream (cache/semantic.py). Cosine metric over unit vectors.
+One index per tenant, so the tenant is a hard filter, not a post-filter; the context
+digest must match exactly too (checked on the candidates). Cosine metric over unit
+vectors. Pure: cache/local_index.py keeps it in step with Redis.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from usearch.index import Index
 
-
-@dataclass(frozen=True)
-class Neighbour:
-    entry_id: str
-    similarity: float
-    context: str
+from cache.semantic_index import Neighbour
 
 
 class TenantIndexes:
@@ -51,7 +44,8 @@ class TenantIndexes:
             self._indexes[tenant].remove(label)
             self._keys[tenant].pop(label, None)
 
-    def search(self, tenant: str, vector: np.ndarray, k: int = 8) -> list[Neighbour]:
+    def search(self, tenant: str, context: str, vector: np.ndarray, k: int = 8) -> list[Neighbour]:
+        """The k nearest of the tenant's entries, then those under `context`."""
         index = self._indexes.get(tenant)
         if index is None or len(index) == 0:
             return []
@@ -59,6 +53,6 @@ class TenantIndexes:
         out = []
         for label, distance in zip(found.keys, found.distances, strict=True):
             entry = self._keys[tenant].get(int(label))
-            if entry is not None:
-                out.append(Neighbour(entry[0], 1.0 - float(distance), entry[1]))
+            if entry is not None and entry[1] == context:
+                out.append(Neighbour(entry[0], 1.0 - float(distance)))
         return out

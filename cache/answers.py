@@ -1,9 +1,10 @@
 """The answer caches in Redis: exact and semantic, tenant-scoped, with bounded failure.
 
-`AnswerCache.lookup` tries the exact key, then (semantic mode) the tenant's ANN index:
-candidates above the threshold whose context digest matches exactly, confirmed in Redis
-(the source of truth: an expired entry is a miss and leaves the index), then checked by
-the near-miss guard. `store` writes both. Entries have a fixed TTL (a hit does not extend
+`AnswerCache.lookup` tries the exact key, then (semantic mode) the semantic index (Redis 8
+vector sets when the server has them, else the in-process index: cache/semantic_index.py):
+the tenant's candidates under the same context digest, above the threshold, confirmed in
+Redis (the source of truth: an expired entry is a miss and leaves the index), then
+checked by the near-miss guard. `store` writes both. Entries have a fixed TTL (a hit does not extend
 it) and each tenant's semantic entries are bounded in number (oldest evicted first).
 
 Every Redis operation is bounded by `timeout_s`; on failure the cache answers "miss",
@@ -14,26 +15,28 @@ serving continues without it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
 import structlog
 
-from cache import keys
-from cache.ann import TenantIndexes
+from cache import keys, vector_sets
+from cache.bounded import Bounded, RedisDown
 from cache.embedder import DIMENSIONS, BatchingEmbedder
 from cache.fingerprint import SemanticKey
 from cache.guard import near_miss
+from cache.local_index import LocalIndex
 from cache.metrics import CacheMetrics
+from cache.semantic_index import SemanticIndex, supports_vector_sets
+from cache.server_index import VectorSetIndex
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,105 +63,77 @@ class Hit:
     similarity: float = 1.0
 
 
-class RedisDown(Exception):
-    pass
+INDEX_CHOICES = ("auto", "local", "redis")
 
 
 class AnswerCache:
     def __init__(self, client: aioredis.Redis, embedder: BatchingEmbedder | None, *,
                  ttl_s: float = 3600.0, max_entries_per_tenant: int = 10_000,
                  timeout_s: float = 0.25, metrics: CacheMetrics | None = None,
-                 candidates: int = 8) -> None:
+                 candidates: int = 8, semantic_index: str = "auto") -> None:
+        if semantic_index not in INDEX_CHOICES:
+            raise ValueError(f"semantic_index must be one of {INDEX_CHOICES}, got {semantic_index!r}")
         self._redis = client
         self._embedder = embedder
         self._ttl_ms = int(ttl_s * 1000)
         self._max = max_entries_per_tenant
         self._timeout = timeout_s
         self._k = candidates
+        self._choice = semantic_index
+        self._decided = semantic_index != "auto"
         self.metrics = metrics or CacheMetrics()
-        self.index = TenantIndexes(DIMENSIONS)
-        self._stream_id = "0-0"
-        self.vector_search = False  # the server's own vector index (Redis 8 / Stack)
+        self._r = Bounded(timeout_s, self.metrics)
+        self.index: SemanticIndex = (
+            VectorSetIndex(client, self._r, self._ttl_ms) if semantic_index == "redis"
+            else LocalIndex(client, self._r, DIMENSIONS))
 
-    # ---- Redis, bounded ---------------------------------------------------------------
+    @property
+    def vector_search(self) -> bool:
+        """Whether the server's own vector index (Redis 8 vector sets) is in use."""
+        return isinstance(self.index, VectorSetIndex)
 
-    async def _r(self, op: Awaitable[T]) -> T:
-        try:
-            result = await asyncio.wait_for(op, self._timeout)
-        except (aioredis.RedisError, OSError, TimeoutError) as exc:
-            self.metrics.count("redis_error")
-            if self.metrics.redis_up:
-                log.warning("redis unavailable: caches answer miss", error=repr(exc))
-            self.metrics.redis_up = False
-            raise RedisDown(str(exc)) from exc
-        if not self.metrics.redis_up:
-            log.info("redis back: caches serving again")
-        self.metrics.redis_up = True
-        return result
-
-    # ---- start and sync ---------------------------------------------------------------
+    # ---- start and upkeep -------------------------------------------------------------
 
     async def start(self) -> None:
-        """Detects server-side vector search, rebuilds the index from Redis, then reads the
-        stream from where the rebuild stopped."""
-        try:
-            modules = await self._r(self._redis.execute_command("MODULE", "LIST"))
-            names = {str(m.get(b"name") or m.get("name") or b"") if isinstance(m, dict)
-                     else str(m) for m in modules or []}
-            self.vector_search = any("search" in n.lower() for n in names)
-        except (RedisDown, aioredis.ResponseError):
-            self.vector_search = False
-        if self.vector_search:
-            log.info("redis offers vector search; the in-process index is used "
-                     "(the RediSearch path is not built yet)")
-        await self.rebuild()
+        """Picks the semantic index (auto: Redis 8 vector sets when the server has them,
+        else the in-process index) and starts it."""
+        found = await supports_vector_sets(self._redis, self._timeout)
+        if self._choice == "redis" and found is False:
+            raise RuntimeError("semantic_index=redis, but the Redis server has no vector sets "
+                               "(VADD/VSIM need Redis 8+)")
+        if self._choice == "auto":
+            self._decided = found is not None
+            if found:
+                self.index = VectorSetIndex(self._redis, self._r, self._ttl_ms)
+        await self._start_index()
 
-    async def rebuild(self) -> None:
-        try:
-            last = await self._r(self._redis.xrevrange(keys.semantic_stream(), count=1))
-            self._stream_id = last[0][0].decode() if last else "0-0"
-            tenants = await self._r(self._redis.smembers(keys.semantic_tenants()))
-            for raw_tenant in tenants:
-                tenant = raw_tenant.decode()
-                ids = await self._r(self._redis.zrange(keys.semantic_index(tenant), 0, -1))
-                for raw_id in ids:
-                    await self._index_entry(tenant, raw_id.decode())
-        except RedisDown:
-            log.warning("semantic index not rebuilt: redis unavailable")
+    async def _start_index(self) -> None:
+        with contextlib.suppress(RedisDown):
+            await self.index.start()
         self.metrics.index_entries = len(self.index)
-
-    async def _index_entry(self, tenant: str, entry_id: str) -> None:
-        vec, context = await self._r(self._redis.hmget(
-            keys.semantic_entry(tenant, entry_id), "vec", "context"))
-        if vec is None or context is None:
-            return
-        self.index.add(tenant, entry_id, context.decode(), np.frombuffer(vec, dtype=np.float32))
-
-    async def sync(self, block_ms: int = 1000) -> int:
-        """Applies stream records written by any replica (its own included); returns how many."""
-        records = await self._r(self._redis.xread({keys.semantic_stream(): self._stream_id},
-                                                  count=500, block=block_ms))
-        n = 0
-        for _, entries in records or []:
-            for record_id, fields in entries:
-                self._stream_id = record_id.decode()
-                op, tenant = fields[b"op"].decode(), fields[b"tenant"].decode()
-                entry_id = fields[b"id"].decode()
-                if op == "add":
-                    await self._index_entry(tenant, entry_id)
-                else:
-                    self.index.remove(tenant, entry_id)
-                n += 1
-        self.metrics.index_entries = len(self.index)
-        return n
+        log.info("semantic index", index=self.index.name, entries=len(self.index),
+                 decided=self._decided)
 
     async def run_sync(self) -> None:
-        """Tails the stream for as long as the gateway runs; rides out Redis outages."""
+        """The index's background work for as long as the gateway runs; rides out Redis
+        outages. With Redis down at start, `auto` decides once it can ask the server."""
         while True:
             try:
-                await self.sync()
+                if not self._decided:
+                    await self._decide_late()
+                await self.index.upkeep()
+                self.metrics.index_entries = len(self.index)
             except RedisDown:
                 await asyncio.sleep(1.0)
+
+    async def _decide_late(self) -> None:
+        found = await supports_vector_sets(self._redis, self._timeout)
+        if found is None:
+            return
+        self._decided = True
+        if found:
+            self.index = VectorSetIndex(self._redis, self._r, self._ttl_ms)
+            await self._start_index()
 
     # ---- lookup -----------------------------------------------------------------------
 
@@ -184,15 +159,15 @@ class AnswerCache:
             self.metrics.count("miss")
             return None
         vector = await self._embedder.embed(semantic.text)
-        for cand in self.index.search(tenant, vector, self._k):
+        for cand in await self.index.nearest(tenant, semantic.context, vector, self._k):
             if cand.similarity < threshold:
                 break
-            if cand.context != semantic.context:
-                continue
             fields = await self._r(self._redis.hmget(keys.semantic_entry(tenant, cand.entry_id),
-                                                     "text", "answer"))
-            if fields[0] is None:  # expired or evicted in Redis: drop it here too
-                self.index.remove(tenant, cand.entry_id)
+                                                     "text", "answer", "context"))
+            if fields[0] is None:  # expired or evicted in Redis: drop it from the index too
+                await self._remove(tenant, [cand.entry_id])
+                continue
+            if fields[2].decode() != semantic.context:
                 continue
             reason = near_miss(semantic.text, fields[0].decode())
             if reason is not None:
@@ -219,36 +194,44 @@ class AnswerCache:
 
     async def _store_semantic(self, tenant: str, semantic: SemanticKey, answer: Answer) -> None:
         vector = await self._embedder.embed(semantic.text)  # type: ignore[union-attr]
-        entry_id = uuid.uuid4().hex
+        entry_id = vector_sets.entry_id(semantic.context, uuid.uuid4().hex)
         entry = keys.semantic_entry(tenant, entry_id)
         index_key = keys.semantic_index(tenant)
+        now = time.time()
         pipe = self._redis.pipeline(transaction=False)
         pipe.hset(entry, mapping={"vec": np.asarray(vector, dtype=np.float32).tobytes(),
                                   "context": semantic.context, "text": semantic.text,
                                   "answer": answer.to_json()})
         pipe.pexpire(entry, self._ttl_ms)
-        pipe.zadd(index_key, {entry_id: time.time()})
-        pipe.zremrangebyscore(index_key, "-inf", time.time() - self._ttl_ms / 1000)
+        pipe.zadd(index_key, {entry_id: now})
         pipe.sadd(keys.semantic_tenants(), tenant)
         pipe.xadd(keys.semantic_stream(), {"op": "add", "tenant": tenant, "id": entry_id},
                   maxlen=100_000, approximate=True)
+        self.index.stage_add(pipe, tenant, entry_id, semantic.context, vector)
+        pipe.zrangebyscore(index_key, "-inf", now - self._ttl_ms / 1000)  # expired
         pipe.zcard(index_key)
         results: list[Any] = await self._r(pipe.execute())
-        self.index.add(tenant, entry_id, semantic.context, vector)
-        over = int(results[-1]) - self._max
-        if over > 0:
-            await self._evict(tenant, over)
+        self.index.added(tenant, entry_id, semantic.context, vector)
         self.metrics.count("stored_semantic")
+        expired = [raw.decode() for raw in results[-2]]
+        if expired:
+            await self._remove(tenant, expired)
+        over = int(results[-1]) - len(expired) - self._max
+        if over > 0:
+            oldest = await self._r(self._redis.zpopmin(index_key, over))
+            await self._remove(tenant, [raw.decode() for raw, _ in oldest])
+            self.metrics.count("evicted", len(oldest))
         self.metrics.index_entries = len(self.index)
 
-    async def _evict(self, tenant: str, count: int) -> None:
-        oldest = await self._r(self._redis.zpopmin(keys.semantic_index(tenant), count))
+    async def _remove(self, tenant: str, entry_ids: list[str]) -> None:
+        """Removes entries from Redis, the stream and the index (eviction, expiry)."""
         pipe = self._redis.pipeline(transaction=False)
-        for raw_id, _ in oldest:
-            entry_id = raw_id.decode()
+        for entry_id in entry_ids:
+            pipe.zrem(keys.semantic_index(tenant), entry_id)
             pipe.delete(keys.semantic_entry(tenant, entry_id))
             pipe.xadd(keys.semantic_stream(), {"op": "del", "tenant": tenant, "id": entry_id},
                       maxlen=100_000, approximate=True)
-            self.index.remove(tenant, entry_id)
+            self.index.stage_remove(pipe, tenant, entry_id)
         await self._r(pipe.execute())
-        self.metrics.count("evicted", len(oldest))
+        for entry_id in entry_ids:
+            self.index.removed(tenant, entry_id)

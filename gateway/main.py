@@ -45,7 +45,7 @@ async def _answer_cache(config: GatewayConfig, client: aioredis.Redis | None,
     embedder = await _embedder(config)
     return AnswerCache(client, embedder, ttl_s=config.cache_ttl_s,
                        max_entries_per_tenant=config.cache_max_entries_per_tenant,
-                       timeout_s=redis_cfg.timeout_s)
+                       timeout_s=redis_cfg.timeout_s, semantic_index=config.semantic_index)
 
 
 async def _tenancy(config: GatewayConfig, client: aioredis.Redis | None,
@@ -82,7 +82,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
         await cache.start()
         sync = asyncio.create_task(cache.run_sync())
         log.info("answer caches on", mode=config.cache_mode, semantic=config.semantic_cache,
-                 entries=len(cache.index))
+                 index=cache.index.name, entries=len(cache.index))
     default = CachePolicy(CacheMode(config.cache_mode), config.semantic_threshold)
     tenancy = await _tenancy(config, client, redis_cfg)
     tasks = [asyncio.create_task(tenancy.run())]

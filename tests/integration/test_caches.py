@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 import ostinato
+from cache.redis_server import find_vector_redis
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
@@ -65,6 +66,9 @@ def test_semantic_cache_paraphrase_hits_near_miss_and_other_tenant_do_not(cache_
     assert other.cache_hit == "miss"
     s = stats(cache_mesh)
     assert s.enabled and s.redis_up and s.counts["hit_semantic"] >= 1
+    # the mesh's embedded Redis is Redis 8 when `make redis8` built it: then the server's
+    # vector sets are the index, else the in-process one
+    assert s.server_vector_search is (find_vector_redis() is not None)
     assert s.counts["near_miss_rejected"] >= 1 and s.index_entries >= 2
 
 

@@ -1,0 +1,95 @@
+"""The semantic cache's in-process index (usearch), kept in step with Redis.
+
+At start it is rebuilt from the entries in Redis; then it tails the semantic stream, on
+which every replica records the entries it adds and removes (its own included), so all
+gateway replicas converge on the same index. Works on any Redis version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import redis.asyncio as aioredis
+import structlog
+
+from cache import keys
+from cache.ann import TenantIndexes
+from cache.bounded import Bounded, RedisDown
+from cache.semantic_index import Neighbour
+
+log = structlog.get_logger(__name__)
+
+
+class LocalIndex:
+    name = "local"
+
+    def __init__(self, client: aioredis.Redis, bounded: Bounded, dimensions: int) -> None:
+        self._redis = client
+        self._r = bounded
+        self._index = TenantIndexes(dimensions)
+        self._stream_id = "0-0"
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    async def start(self) -> None:
+        """Rebuilds from Redis, then reads the stream from where the rebuild stopped."""
+        try:
+            last = await self._r(self._redis.xrevrange(keys.semantic_stream(), count=1))
+            self._stream_id = last[0][0].decode() if last else "0-0"
+            tenants = await self._r(self._redis.smembers(keys.semantic_tenants()))
+            for raw_tenant in tenants:
+                tenant = raw_tenant.decode()
+                ids = await self._r(self._redis.zrange(keys.semantic_index(tenant), 0, -1))
+                for raw_id in ids:
+                    await self._index_entry(tenant, raw_id.decode())
+        except RedisDown:
+            log.warning("semantic index not rebuilt: redis unavailable")
+
+    async def _index_entry(self, tenant: str, entry_id: str) -> None:
+        vec, context = await self._r(self._redis.hmget(
+            keys.semantic_entry(tenant, entry_id), "vec", "context"))
+        if vec is None or context is None:
+            return
+        self._index.add(tenant, entry_id, context.decode(), np.frombuffer(vec, dtype=np.float32))
+
+    async def upkeep(self, block_ms: int = 1000) -> None:
+        await self.sync(block_ms)
+
+    async def sync(self, block_ms: int = 1000) -> int:
+        """Applies stream records written by any replica (its own included); returns how many."""
+        records = await self._r(self._redis.xread({keys.semantic_stream(): self._stream_id},
+                                                  count=500, block=block_ms))
+        n = 0
+        for _, entries in records or []:
+            for record_id, fields in entries:
+                self._stream_id = record_id.decode()
+                op, tenant = fields[b"op"].decode(), fields[b"tenant"].decode()
+                entry_id = fields[b"id"].decode()
+                if op == "add":
+                    await self._index_entry(tenant, entry_id)
+                else:
+                    self._index.remove(tenant, entry_id)
+                n += 1
+        return n
+
+    def stage_add(self, pipe: Any, tenant: str, entry_id: str, context: str,
+                  vector: np.ndarray) -> None:
+        pass  # the stream record the cache writes is this index's input
+
+    def added(self, tenant: str, entry_id: str, context: str, vector: np.ndarray) -> None:
+        self._index.add(tenant, entry_id, context, vector)
+
+    def stage_remove(self, pipe: Any, tenant: str, entry_id: str) -> None:
+        pass
+
+    def removed(self, tenant: str, entry_id: str) -> None:
+        self._index.remove(tenant, entry_id)
+
+    async def nearest(self, tenant: str, context: str, vector: np.ndarray,
+                      k: int) -> list[Neighbour]:
+        return self._index.search(tenant, context, vector, k)
+
+    async def count(self, tenant: str) -> int:
+        return self._index.count(tenant)
