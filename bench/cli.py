@@ -41,7 +41,10 @@ def add_parser(sub: Any) -> None:
     live.add_argument("--workers", type=int, default=2)
     live.add_argument("--out", default="bench-live")
     cache = kinds.add_parser("cache", help="semantic-cache lookup latency (real Redis, real "
-                                           "embedding model, usearch index)")
+                                           "embedding model, either semantic index)")
+    cache.add_argument("--index", choices=["local", "redis", "both"], default="both",
+                       help="local: in-process usearch; redis: Redis 8 vector sets "
+                            "(make redis8)")
     cache.add_argument("--entries", type=int, default=10_000)
     cache.add_argument("--lookups", type=int, default=400)
     cache.add_argument("--seed", type=int, default=1)
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             if args.entries < 1 or args.lookups < 1:
                 raise ValueError("--entries and --lookups must be >= 1")
             print(json.dumps(cache_command(args.entries, args.lookups, args.seed,
-                                           args.out or None), indent=2))
+                                           args.out or None, args.index), indent=2))
             return 0
         if args.bench_kind == "kv":
             from bench.kv_lookup import kv_command

@@ -159,23 +159,26 @@ class AnswerCache:
             self.metrics.count("miss")
             return None
         vector = await self._embedder.embed(semantic.text)
-        for cand in await self.index.nearest(tenant, semantic.context, vector, self._k):
-            if cand.similarity < threshold:
-                break
-            fields = await self._r(self._redis.hmget(keys.semantic_entry(tenant, cand.entry_id),
-                                                     "text", "answer", "context"))
-            if fields[0] is None:  # expired or evicted in Redis: drop it from the index too
-                await self._remove(tenant, [cand.entry_id])
-                continue
-            if fields[2].decode() != semantic.context:
-                continue
-            reason = near_miss(semantic.text, fields[0].decode())
-            if reason is not None:
-                self.metrics.count("near_miss_rejected")
-                self.metrics.count(f"near_miss:{reason}")
-                continue
-            self.metrics.count("hit_semantic")
-            return Hit("semantic", Answer.from_json(fields[1]), cand.similarity)
+        near = [c for c in await self.index.nearest(tenant, semantic.context, vector, self._k)
+                if c.similarity >= threshold]
+        if near:  # the candidates' entries in one round trip, most similar first
+            pipe = self._redis.pipeline(transaction=False)
+            for cand in near:
+                pipe.hmget(keys.semantic_entry(tenant, cand.entry_id), "text", "answer", "context")
+            rows = await self._r(pipe.execute())
+            gone = [c.entry_id for c, row in zip(near, rows, strict=True) if row[0] is None]
+            if gone:  # expired or evicted in Redis: drop them from the index too
+                await self._remove(tenant, gone)
+            for cand, (text, answer, context) in zip(near, rows, strict=True):
+                if text is None or context.decode() != semantic.context:
+                    continue
+                reason = near_miss(semantic.text, text.decode())
+                if reason is not None:
+                    self.metrics.count("near_miss_rejected")
+                    self.metrics.count(f"near_miss:{reason}")
+                    continue
+                self.metrics.count("hit_semantic")
+                return Hit("semantic", Answer.from_json(answer), cand.similarity)
         self.metrics.count("miss")
         return None
 

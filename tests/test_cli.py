@@ -13,6 +13,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from cache.redis_server import find_vector_redis
+
 CLI = [sys.executable, "-m", "ostinato.cli"]
 
 
@@ -110,3 +112,16 @@ def test_bench_kv_measures_lookups_that_find_what_was_published(tmp_path) -> Non
     bad = subprocess.run([*CLI, "bench", "kv", "--workers", "0"], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 2 and "--workers" in bad.stderr
+
+
+def test_bench_cache_runs_both_indexes_on_the_same_lookups(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    index = "both" if find_vector_redis() else "local"
+    out = subprocess.run([*CLI, "bench", "cache", "--entries", "60", "--lookups", "10",
+                          "--index", index, "--out", str(tmp_path / "cache.json")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    runs = json.loads((tmp_path / "cache.json").read_text())["by_index"]
+    assert all(r["entries"] == 60 and r["lookup_ms"]["p50"] > 0 for r in runs.values())
+    assert len({r["hits"] for r in runs.values()}) == 1  # same entries, same answers
+    if index == "both":
+        assert runs["redis"]["index"] == "redis-vector-sets" and runs["redis"]["redis_version"] >= "8"
