@@ -66,16 +66,21 @@ class LeastLoad:
 
 class Affinity:
     """A program's calls stay on the engine holding its context (its parent's, or its latest
-    call's worker) unless that engine is full or loaded `max_extra` calls above the least
-    loaded one; then least load. A program's first call goes to the engine the KV-reference
-    index says holds the most of its prompt (at least `cache_threshold` of it), e.g. a
-    shared system prompt."""
+    call's worker) unless that engine is full or loaded both more than `max_extra` calls
+    above the least loaded one and more than `balance_rel` times its load; then least load.
+    (The relative bound keeps locality under large admission budgets: with only the
+    additive one, at 128 calls per engine and 20 programs/s on `mixed`, programs left their
+    engine so often that the prefix hit rate fell from 0.83 to 0.69; SIMULATED.)
+    A program's first call goes to the engine the KV-reference index says holds the most
+    of its prompt (at least `cache_threshold` of it), e.g. a shared system prompt."""
 
     name = "affinity"
 
-    def __init__(self, max_extra: int = 4, cache_threshold: float = 0.3) -> None:
+    def __init__(self, max_extra: int = 4, cache_threshold: float = 0.3,
+                 balance_rel: float = 1.5) -> None:
         self._max_extra = max_extra
         self._threshold = cache_threshold
+        self._rel = balance_rel
 
     def choose(self, call: CallRecord, program: Program, candidates: Sequence[WorkerState],
                workers: Sequence[WorkerState]) -> WorkerState:
@@ -88,7 +93,8 @@ class Affinity:
                 preferred = worker_id
         least = _least_loaded(candidates)
         for w in candidates:
-            if w.worker_id == preferred and w.inflight <= least.inflight + self._max_extra:
+            if w.worker_id == preferred and (w.inflight <= least.inflight + self._max_extra
+                                             or w.inflight <= self._rel * least.inflight):
                 return w
         return least
 

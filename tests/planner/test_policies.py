@@ -7,9 +7,9 @@ import pytest
 from ostinato.clock import ManualClock
 from planner.core import PlannerCore
 from planner.core.estimates import OutputEstimator
-from planner.core.model import DeadlineExceeded
+from planner.core.model import CallRecord, DeadlineExceeded, Program, WorkerState
 from planner.core.policies import LATE, Atlas, Plas, Slack, engine_priority
-from planner.core.routing import CacheAware
+from planner.core.routing import Affinity, CacheAware
 from planner.core.selection import parse_policy
 
 
@@ -371,3 +371,21 @@ def test_affinity_prefers_the_programs_own_worker_over_the_index() -> None:
                 kv_matches={other: 10})
     (g1,) = core.dispatch()
     assert g1.worker_id == g0.worker_id
+
+
+@pytest.mark.parametrize(("home_load", "least_load", "stays"), [
+    (4, 0, True),  # within max_extra (4) of the least loaded
+    (5, 0, False),  # beyond it, and the least loaded is idle
+    (24, 16, True),  # beyond max_extra but within 1.5x: large budgets keep their locality
+    (25, 16, False),  # beyond both
+    (60, 40, True),
+    (61, 40, False),
+])
+def test_affinity_leaves_its_worker_only_when_it_is_loaded_beyond_both_bounds(
+        home_load: int, least_load: int, stays: bool) -> None:
+    home = WorkerState("w0", "a0", 128, 0.0, inflight=home_load)
+    least = WorkerState("w1", "a1", 128, 0.0, inflight=least_load)
+    program = Program("p", "t", 0.0, last_worker="w0")
+    call = CallRecord("p", "c", "t", "", (), 100, 16, 0.0)
+    chosen = Affinity().choose(call, program, [home, least], [home, least])
+    assert (chosen is home) is stays
