@@ -58,8 +58,9 @@ class EmbeddedRedis:
     """A redis-server child process. `start()` returns its URL once it answers PING."""
 
     def __init__(self, data_dir: str | None = None, host: str = "127.0.0.1",
-                 executable: str | None = None) -> None:
+                 executable: str | None = None, port: int = 0) -> None:
         self._exe = executable
+        self._fixed_port = port  # 0: a free one
         self._host = host
         self._given_dir = data_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -80,7 +81,7 @@ class EmbeddedRedis:
             data_dir = Path(self._tmp.name)
         last_error = ""
         for _ in range(5):  # a free port can be taken between probe and bind: retry
-            self.port = free_port(self._host)
+            self.port = self._fixed_port or free_port(self._host)
             self._proc = subprocess.Popen(
                 [exe, "--port", str(self.port), "--bind", self._host, "--dir", str(data_dir),
                  "--save", "", "--appendonly", "yes", "--daemonize", "no",

@@ -21,7 +21,7 @@ from cache.answers import Answer, AnswerCache
 from cache.embedder import BatchingEmbedder, MiniLM
 from cache.fingerprint import exact_digest, semantic_key
 from cache.local_index import LocalIndex
-from cache.redis_server import free_port
+from cache.redis_server import EmbeddedRedis, find_vector_redis, free_port
 from ostinato.v1 import common_pb2
 
 ANSWER = Answer("Paris.", "stop", 12, 2)
@@ -193,4 +193,27 @@ async def test_vector_sets_hold_one_set_per_tenant_and_context(redis8_url: str, 
         assert await cache.index.count(b) == 1
         assert 0 < await client.pttl(sets_a[0]) <= 3_600_000  # the set expires with its entries
     finally:
+        await client.aclose()
+
+
+async def test_auto_with_redis_down_at_start_decides_once_redis_answers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    exe = find_vector_redis()
+    if exe is None:
+        pytest.skip("no Redis 8: `make redis8` builds it")
+    port = free_port()
+    client = aioredis.from_url(f"redis://127.0.0.1:{port}", socket_connect_timeout=0.2)
+    server = EmbeddedRedis(str(tmp_path), executable=exe, port=port)
+    cache = AnswerCache(client, None, timeout_s=0.2)
+    try:
+        await cache.start()  # nothing listens yet: the in-process index, undecided
+        assert not cache.vector_search
+        server.start()
+        upkeep = asyncio.create_task(cache.run_sync())
+        deadline = time.monotonic() + 10
+        while not cache.vector_search and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        upkeep.cancel()
+        assert cache.vector_search
+    finally:
+        server.stop()
         await client.aclose()
