@@ -52,7 +52,7 @@ def add_parser(sub: Any) -> None:
     kv = kinds.add_parser("kv", help="KV-reference index lookup latency (real Redis)")
     kv.add_argument("--workers", type=int, default=8)
     kv.add_argument("--blocks", type=int, default=100_000, help="block hashes held per worker")
-    kv.add_argument("--prompt-blocks", type=int, default=64, help="blocks per prompt (64 bytes each)")
+    kv.add_argument("--prompt-blocks", type=int, default=64, help="blocks per prompt (16 tokens each)")
     kv.add_argument("--lookups", type=int, default=1000)
     kv.add_argument("--seed", type=int, default=1)
     kv.add_argument("--out", default="", help="also write the results JSON here")

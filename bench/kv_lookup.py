@@ -18,13 +18,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from cache.block_hash import text_block_hashes
+from cache.block_hash import DEFAULT_BLOCK_SIZE, prefix_block_hashes
 from cache.kv_index import KvIndex
 from cache.redis_server import EmbeddedRedis
 
 
-def _prompt(rng: random.Random, blocks: int) -> str:
-    return "".join(rng.choice("abcdefghij ") for _ in range(64 * blocks))
+def _prompt(rng: random.Random, blocks: int) -> list[int]:
+    """A prompt's token ids (random: what is measured is Redis, not a tokenizer)."""
+    return [rng.randrange(128_000) for _ in range(DEFAULT_BLOCK_SIZE * blocks)]
 
 
 async def _run(workers: int, blocks: int, prompt_blocks: int, lookups: int,
@@ -35,14 +36,14 @@ async def _run(workers: int, blocks: int, prompt_blocks: int, lookups: int,
     index = KvIndex(client, ttl_s=3600, timeout_s=2.0)
     ids = [f"bench-w{i}" for i in range(workers)]
     try:
-        held: list[tuple[str, str, str]] = []  # (worker, prompt, salt) published
+        held: list[tuple[str, list[int], str]] = []  # (worker, prompt, salt) published
         t0 = time.perf_counter()
         publish_ms = []
         for w in ids:
             for p in range(max(1, blocks // prompt_blocks)):
                 prompt, salt = _prompt(rng, prompt_blocks), f"tenant:t{p % 16}"
                 start = time.perf_counter()
-                await index.publish(w, text_block_hashes(prompt, salt), time.time())
+                await index.publish(w, prefix_block_hashes(prompt, salt), time.time())
                 publish_ms.append((time.perf_counter() - start) * 1000)
                 if p < 8:
                     held.append((w, prompt, salt))
@@ -55,7 +56,7 @@ async def _run(workers: int, blocks: int, prompt_blocks: int, lookups: int,
             else:
                 prompt, tenant = _prompt(rng, prompt_blocks), "tenant:t0"
                 expected = dict.fromkeys(ids, 0)
-            hashes = text_block_hashes(prompt, tenant)
+            hashes = prefix_block_hashes(prompt, tenant)
             start = time.perf_counter()
             found = await index.longest_prefixes(ids, hashes)
             timings.append((time.perf_counter() - start) * 1000)

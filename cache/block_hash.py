@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 DEFAULT_BLOCK_SIZE = 16
 
@@ -29,54 +29,91 @@ def chain_hash(parent: int, block: Sequence[int]) -> int:
 def block_hashes(tokens: Sequence[int], block_size: int = DEFAULT_BLOCK_SIZE,
                  salt: str = "") -> list[int]:
     """Hashes of every complete block of `tokens` (a trailing partial block has none)."""
-    if block_size < 1:
-        raise ValueError("block_size must be positive")
-    out: list[int] = []
-    parent = salt_seed(salt)
-    for start in range(0, len(tokens) - block_size + 1, block_size):
-        parent = chain_hash(parent, tokens[start:start + block_size])
-        out.append(parent)
-    return out
+    return prefix_block_hashes(tokens, salt, block_size=block_size)
 
 
-DEFAULT_BLOCK_CHARS = 64
 SHARED_SALT = "ost:shared"  # the salt of operator-declared shared prefixes, one for all tenants
 
 
-def _chain_bytes(parent: int, data: bytes) -> int:
+def join_salt(parent: int, salt: str) -> int:
+    """Where a shared prefix ends, the tenant's salt joins the chain."""
     h = hashlib.blake2b(parent.to_bytes(8, "little"), digest_size=8)
-    h.update(data)
+    h.update(b"salt:" + salt.encode("utf-8", "surrogatepass"))
     return int.from_bytes(h.digest(), "little")
 
 
-def text_block_hashes(text: str, salt: str, block_chars: int = DEFAULT_BLOCK_CHARS,
-                      shared_bytes: int = 0) -> list[int]:
-    """Chained hashes of fixed-size byte blocks of a prompt's UTF-8 text, for routing and
-    the KV-reference index.
+def chain_seed(salt: str, shared_blocks: int) -> int:
+    """The parent of block 0: the tenant's salt, or the shared salt when blocks are shared."""
+    return salt_seed(SHARED_SALT if shared_blocks > 0 else salt)
 
-    The gateway has no model tokenizer; like SGLang's router (whose approximate tree is
-    over characters) it matches prompts on text. Blocks lying wholly inside the first
-    `shared_bytes` (an operator-declared shared prefix) chain from SHARED_SALT, so every
-    tenant computes the same hashes for them; the tenant's `salt` joins the chain at the
-    first block past the shared prefix (or at the first block when nothing is shared), so
-    no block after it can equal another tenant's.
+
+def next_block_hash(parent: int, index: int, block: Sequence[int], salt: str,
+                    shared_blocks: int) -> int:
+    """Hash of block `index` (0-based) of a prompt whose first `shared_blocks` blocks lie in
+    a declared shared prefix, given the hash of block index-1 (chain_seed for block 0)."""
+    if index == shared_blocks and index > 0:
+        parent = join_salt(parent, salt)
+    return chain_hash(parent, block)
+
+
+def prefix_block_hashes(tokens: Sequence[int], salt: str, *, shared_tokens: int = 0,
+                        block_size: int = DEFAULT_BLOCK_SIZE) -> list[int]:
+    """The KV-reference index's hashes of a prompt's token blocks, as the gateway computes
+    them for routing and workers for publishing (from their engine's KV events, or on
+    completion for engines without).
+
+    Blocks lying wholly inside the first `shared_tokens` tokens (an operator-declared shared
+    prefix) chain from SHARED_SALT, so every tenant computes the same hashes for them; the
+    tenant's `salt` joins the chain at the first block past the shared prefix (or seeds it
+    when nothing is shared), so no block after it can equal another tenant's. With nothing
+    shared this equals block_hashes(tokens, block_size, salt), the sim engine's own hashing.
     """
-    if block_chars < 1:
-        raise ValueError("block_chars must be positive")
-    if shared_bytes < 0:
-        raise ValueError("shared_bytes must not be negative")
-    data = text.encode("utf-8", "surrogatepass")
-    shared_blocks = shared_bytes // block_chars
+    if block_size < 1:
+        raise ValueError("block_size must be positive")
+    if shared_tokens < 0:
+        raise ValueError("shared_tokens must not be negative")
+    shared_blocks = shared_tokens // block_size
     out: list[int] = []
-    parent = salt_seed(SHARED_SALT)
-    for i, start in enumerate(range(0, len(data) - block_chars + 1, block_chars)):
-        if i == shared_blocks:  # leaving the shared prefix: the tenant's salt joins the chain
-            parent = _chain_bytes(parent, b"salt:" + salt.encode("utf-8", "surrogatepass"))
-        parent = _chain_bytes(parent, data[start:start + block_chars])
+    parent = chain_seed(salt, shared_blocks)
+    for i, start in enumerate(range(0, len(tokens) - block_size + 1, block_size)):
+        parent = next_block_hash(parent, i, tokens[start:start + block_size], salt, shared_blocks)
         out.append(parent)
     return out
+
+
+def shared_token_count(tokens: Sequence[int], shared_prefix_tokens: Sequence[int]) -> int:
+    """How many leading tokens of a prompt come from its declared shared prefix: the common
+    prefix of the two tokenizations (a token straddling the prefix's end is not shared)."""
+    n = 0
+    for a, b in zip(tokens, shared_prefix_tokens, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
 
 
 def block_hex(block_hash: int) -> str:
     """A block hash as it is stored in Redis (16 hex digits)."""
     return f"{block_hash:016x}"
+
+
+Tokenize = Callable[[str], list[int]]
+
+
+def tokenize_prompt(tokenize: Tokenize, prompt: str, shared_bytes: int = 0) -> tuple[list[int], int]:
+    """A prompt's token ids under the served model's tokenizer, and how many leading ones
+    come from the declared shared prefix it starts with (`shared_bytes`: that prefix's UTF-8
+    length, 0: none)."""
+    tokens = tokenize(prompt)
+    if shared_bytes <= 0:
+        return tokens, 0
+    prefix = prompt.encode("utf-8", "surrogatepass")[:shared_bytes].decode("utf-8", "ignore")
+    return tokens, shared_token_count(tokens, tokenize(prefix))
+
+
+def prompt_block_hashes(tokenize: Tokenize, prompt: str, salt: str, shared_bytes: int = 0,
+                        block_size: int = DEFAULT_BLOCK_SIZE) -> list[int]:
+    """prefix_block_hashes of a prompt's text under the served model's tokenizer (which must
+    be the engine's: the index matches the token ids its KV events report)."""
+    tokens, shared = tokenize_prompt(tokenize, prompt, shared_bytes)
+    return prefix_block_hashes(tokens, salt, shared_tokens=shared, block_size=block_size)

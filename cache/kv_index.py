@@ -1,17 +1,19 @@
 """The KV-reference index in Redis: which worker's engine holds which prompt blocks.
 
-Workers publish the chained block hashes (cache/block_hash.text_block_hashes) of every
-prompt and answer their engine has just processed, scored by when; the planner asks, in one
-round trip, how long a prefix of a new prompt each worker holds and routes on the answer.
+Blocks are named by cache/block_hash.prefix_block_hashes: fixed-size token blocks of the
+served model's tokenizer, chained, salted with the tenant. Workers publish the blocks their
+engine holds, scored by when they were stored; the planner asks, in one round trip, how long
+a prefix of a new prompt each worker holds and routes on the answer.
 
     ost:kv:{w:<worker_id>}:blocks   zset   block hash (16 hex digits) -> last stored (unix s)
 
-Removals: SGLang's KV events are over token ids, which the planner (without the model's
-tokenizer) cannot hash, so the index works on text blocks published on completion. A worker
-trims its key at every heartbeat the way its engine's LRU cache evicts: blocks not stored for
-`max_age_s`, and the oldest beyond `max_blocks` (its engine's KV capacity in blocks); an engine
-cache flush clears it. The key's TTL is refreshed by those heartbeats, so a dead worker's
-entries vanish on their own.
+Where the engine publishes KV events (SGLang's BlockStored / BlockRemoved), the worker
+translates them (workers/kv_event_translator.py) and adds and removes exactly what the engine
+stored and evicted. Where it does not, the worker publishes a call's prompt and answer on
+completion and trims its key at every heartbeat the way its engine's LRU cache evicts:
+blocks not stored for `max_age_s`, and the oldest beyond `max_blocks` (the engine's KV
+capacity in blocks). Either way an engine cache flush clears the key, and the key's TTL is
+refreshed by the worker's heartbeats, so a dead worker's entries vanish on their own.
 
 Every call is bounded by `timeout_s`; a lookup that fails answers None (callers fall back to
 their own approximate index) and is counted.
@@ -82,6 +84,49 @@ class KvIndex:
         self._warned = False
         return True
 
+    async def remove(self, worker_id: str, hashes: Sequence[int]) -> bool:
+        """The engine evicted these blocks."""
+        if not hashes:
+            return True
+        try:
+            await asyncio.wait_for(self._redis.zrem(kv_blocks(worker_id),
+                                                    *[block_hex(h) for h in hashes]),
+                                   self._timeout_s * 4)
+        except _REDIS_TROUBLE as exc:
+            self.publish_errors += 1
+            self._trouble("remove", exc)
+            return False
+        return True
+
+    async def replace(self, worker_id: str, hashes: Sequence[int], now: float) -> bool:
+        """Makes the worker's key hold exactly `hashes` (a resync after Redis trouble lost
+        some of the worker's updates)."""
+        key = kv_blocks(worker_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(key)
+        for start in range(0, len(hashes), 10_000):
+            pipe.zadd(key, {block_hex(h): now for h in hashes[start:start + 10_000]})
+        pipe.pexpire(key, self._ttl_ms)
+        try:
+            await asyncio.wait_for(pipe.execute(), self._timeout_s * 8)
+        except _REDIS_TROUBLE as exc:
+            self.publish_errors += 1
+            self._trouble("replace", exc)
+            return False
+        self._warned = False
+        return True
+
+    async def touch(self, worker_id: str) -> bool:
+        """Heartbeat for a worker fed by engine events: the key's TTL only, no trimming."""
+        try:
+            await asyncio.wait_for(self._redis.pexpire(kv_blocks(worker_id), self._ttl_ms),
+                                   self._timeout_s * 4)
+        except _REDIS_TROUBLE as exc:
+            self.publish_errors += 1
+            self._trouble("touch", exc)
+            return False
+        return True
+
     async def refresh(self, worker_id: str, now: float, max_age_s: float, max_blocks: int) -> int:
         """Heartbeat: drops blocks older than `max_age_s` and the oldest beyond `max_blocks`,
         then extends the key's TTL. Returns the number of blocks removed (-1: Redis trouble)."""
@@ -98,13 +143,15 @@ class KvIndex:
             return -1
         return int(aged) + int(overflow)
 
-    async def clear(self, worker_id: str) -> None:
+    async def clear(self, worker_id: str) -> bool:
         """The engine dropped its whole cache (restart, flush): its blocks are gone."""
         try:
             await asyncio.wait_for(self._redis.delete(kv_blocks(worker_id)), self._timeout_s * 4)
         except _REDIS_TROUBLE as exc:
             self.publish_errors += 1
             self._trouble("clear", exc)
+            return False
+        return True
 
     async def size(self, worker_id: str) -> int:
         return int(await self._redis.zcard(kv_blocks(worker_id)))

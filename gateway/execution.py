@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import grpc
 
 from cache.answers import Answer, AnswerCache
-from cache.block_hash import text_block_hashes
+from cache.block_hash import Tokenize, prompt_block_hashes
 from cache.fingerprint import deterministic, exact_digest, semantic_key
 from cache.modes import CacheMode, CachePolicy, InvalidCachePolicy, from_proto
 from cache.tenancy import Tenancy
 from gateway.calls import estimate_tokens, render_prompt
 from gateway.worker_channels import WorkerChannels
 from ostinato.retry import with_retry
+from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2
 
 
@@ -50,8 +51,11 @@ class CallExecutor:
     def __init__(self, planner: planner_pb2_grpc.PlannerStub, workers: WorkerChannels,
                  cache: AnswerCache | None = None,
                  cache_default: CachePolicy | None = None,
-                 tenancy: Callable[[], Tenancy] = Tenancy) -> None:
+                 tenancy: Callable[[], Tenancy] = Tenancy,
+                 tokenize: Tokenize | None = None) -> None:
+        """`tokenize`: the served model's tokenizer, for the KV index's block hashes."""
         self._planner = planner
+        self._tokenize = tokenize or load_tokenizer("sim")
         self._workers = workers
         self._cache = cache
         self._cache_default = cache_default or CachePolicy(CacheMode.OFF)
@@ -130,7 +134,7 @@ class CallExecutor:
             tenant=tenant, program_id=program_id, call_id=call.call_id, thread_id=call.thread_id,
             parent_call_ids=call.parent_call_ids, prompt_tokens=estimate_tokens(prompt),
             max_new_tokens=call.sampling.max_new_tokens, hints=call.hints,
-            prefix_hashes=text_block_hashes(prompt, salt, shared_bytes=shared),
+            prefix_hashes=prompt_block_hashes(self._tokenize, prompt, salt, shared),
         )
         try:
             # Through a planner restart: the planner recognizes a re-admitted call.

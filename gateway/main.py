@@ -20,6 +20,7 @@ from gateway.service import GatewayService
 from gateway.worker_channels import WorkerChannels
 from ostinato.config import GatewayConfig, RedisConfig
 from ostinato.serving import GrpcService
+from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc, planner_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -87,7 +88,8 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     tenancy = await _tenancy(config, client, redis_cfg)
     tasks = [asyncio.create_task(tenancy.run())]
     auth = ApiKeyAuthenticator(lambda: tenancy.current, config.allow_anonymous)
-    executor = CallExecutor(planner, workers, cache, default, lambda: tenancy.current)
+    executor = CallExecutor(planner, workers, cache, default, lambda: tenancy.current,
+                            tokenize=load_tokenizer(config.kv_tokenizer))
     service = GatewayService(config, auth, planner, executor, cache)
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, grpc_service.server)
     info: dict[str, object] = {}

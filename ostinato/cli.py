@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     wk.add_argument("--max-inflight", type=int)
     wk.add_argument("--advertise-address", help="host:port the gateway should dial (containers)")
     wk.add_argument("--redis-url", help="publish the engine's blocks to this Redis's KV index")
+    wk.add_argument("--engine-kv-events", help="the engine's KV events ZMQ endpoint (SGLang "
+                    "--kv-events-config), e.g. tcp://127.0.0.1:5557; none: index on completion")
 
     se = sub.add_parser("sim-engine", help="run the simulated SGLang server (SIMULATED output), "
                         "or `sim-engine calibrate` to fit a profile to a real SGLang server")
@@ -87,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="real seconds per simulated second (0.1 runs ten times faster)")
     se.add_argument("--zero-cost", action="store_true", default=None,
                     help="no simulated time: for measuring the mesh's own overhead")
+    se.add_argument("--kv-events-config", help="publish KV events as SGLang does, e.g. "
+                    "'{\"publisher\": \"zmq\", \"endpoint\": \"tcp://*:5557\"}'")
     return parser
 
 
@@ -135,7 +139,7 @@ def _run_service(args: argparse.Namespace) -> None:
         cfg = _config(args, _merge(_overrides(args, "worker", {
             **net, "worker_id": "worker_id", "engine_url": "engine_url",
             "planner_address": "planner_address", "max_inflight": "max_inflight",
-            "advertise_address": "advertise_address"}),
+            "advertise_address": "advertise_address", "engine_kv_events": "engine_kv_events"}),
             _overrides(args, "redis", {"redis_url": "url"})))
         asyncio.run(serve_worker(cfg.worker, cfg.redis, args.port_file))
     else:
@@ -143,7 +147,8 @@ def _run_service(args: argparse.Namespace) -> None:
 
         cfg = _config(args, _overrides(args, "sim_engine", {
             **net, "model": "model", "zero_cost": "zero_cost", "profile": "profile",
-            "schedule_policy": "schedule_policy", "time_scale": "time_scale"}))
+            "schedule_policy": "schedule_policy", "time_scale": "time_scale",
+            "kv_events_config": "kv_events_config"}))
         asyncio.run(serve_engine(cfg.sim_engine, args.port_file))
 
 

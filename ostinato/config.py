@@ -24,6 +24,13 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or invalid; the message names the field."""
 
 
+def check_tokenizer_spec(spec: str, field_name: str) -> None:
+    """The served model's tokenizer (ostinato/tokenizers.py): sim or hf:<name or path>."""
+    if spec != "sim" and not (spec.startswith("hf:") and len(spec) > 3):
+        raise ConfigError(f"{field_name}: must be 'sim' or 'hf:<tokenizer name or path>', "
+                          f"got {spec!r}")
+
+
 @dataclass(frozen=True)
 class RedisConfig:
     url: str = ""  # empty: start an embedded redis-server
@@ -58,8 +65,12 @@ class GatewayConfig:
     # auto: Redis 8 vector sets when the server has them, else the in-process usearch index
     # kept in sync through a Redis Stream; local / redis force one (cache/semantic_index.py).
     semantic_index: str = "auto"
+    # The served model's tokenizer, for the KV-reference index's token-block hashes: the
+    # workers' kv_tokenizer, and the engines' (ostinato/tokenizers.py).
+    kv_tokenizer: str = "sim"
 
     def __post_init__(self) -> None:
+        check_tokenizer_spec(self.kv_tokenizer, "gateway.kv_tokenizer")
         if self.semantic_index not in ("auto", "local", "redis"):
             raise ConfigError(f"gateway.semantic_index: must be auto, local or redis, got "
                               f"{self.semantic_index!r}")
@@ -98,11 +109,21 @@ class WorkerConfig:
     heartbeat_s: float = 2.0
     engine_timeout_s: float = 600.0
     engine_connect_retries: int = 3
-    # KV-reference index: publish the blocks the engine holds (on completion), trimmed at each
-    # heartbeat to blocks stored within kv_max_age_s and to the engine's KV capacity.
+    # KV-reference index: publish the blocks the engine holds. With engine_kv_events (the
+    # ZMQ endpoint of the engine's KV events, SGLang's --kv-events-config), from its
+    # BlockStored / BlockRemoved events; else on completion, trimmed at each heartbeat to
+    # blocks stored within kv_max_age_s and to the engine's KV capacity.
     kv_index: bool = True
+    engine_kv_events: str = ""  # e.g. tcp://127.0.0.1:5557; empty: publish on completion
+    kv_tokenizer: str = "sim"  # as gateway.kv_tokenizer: the engine's tokenizer
     kv_max_age_s: float = 900.0
     kv_ttl_s: float = 30.0  # a worker silent this long loses its entries
+
+    def __post_init__(self) -> None:
+        check_tokenizer_spec(self.kv_tokenizer, "worker.kv_tokenizer")
+        if self.engine_kv_events and not self.engine_kv_events.startswith(("tcp://", "ipc://")):
+            raise ConfigError(f"worker.engine_kv_events: expected tcp://host:port or ipc://path, "
+                              f"got {self.engine_kv_events!r}")
 
 
 @dataclass(frozen=True)
@@ -119,6 +140,9 @@ class SimEngineConfig:
     chunked_prefill_size: int = 0  # 0: from the profile
     time_scale: float = 1.0  # real seconds per simulated second (0.1 runs 10x faster)
     zero_cost: bool = False  # no simulated time at all: measures the mesh's own overhead
+    # SGLang's --kv-events-config: JSON, e.g. {"publisher": "zmq", "endpoint": "tcp://*:5557"};
+    # empty: no KV events
+    kv_events_config: str = ""
 
     def __post_init__(self) -> None:
         if self.time_scale <= 0:
@@ -137,6 +161,9 @@ class MeshConfig:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ConfigError("workers: must be at least 1")
+        if self.gateway.kv_tokenizer != self.worker.kv_tokenizer:
+            raise ConfigError("gateway.kv_tokenizer and worker.kv_tokenizer: must name the same "
+                              "tokenizer (the engines')")
 
 
 def _coerce(value: Any, tp: Any, name: str) -> Any:

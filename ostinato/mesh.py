@@ -129,11 +129,16 @@ class Mesh:
                               config_file)
         self.endpoints.planner = str(self._wait(planner, timeout_s)["address"])
 
+        # Each engine publishes its KV events (SGLang's wire format) on a socket in the
+        # workdir, and its worker indexes the blocks from them.
+        kv_events = [f"ipc://{self.workdir / f'engine-{i}.kv'}" for i in range(cfg.workers)]
         engines = [
-            self._spawn(f"engine-{i}", ["sim-engine", "--port",
-                                        str(_port(self._engine_base, i, self._ephemeral))],
-                        config_file)
-            for i in range(cfg.workers)
+            self._spawn(f"engine-{i}", [
+                "sim-engine", "--port", str(_port(self._engine_base, i, self._ephemeral)),
+                *(["--kv-events-config", json.dumps({"publisher": "zmq", "endpoint": ep})]
+                  if cfg.worker.kv_index else []),
+            ], config_file)
+            for i, ep in enumerate(kv_events)
         ]
         for engine in engines:
             self.endpoints.engines.append(str(self._wait(engine, timeout_s)["address"]))
@@ -142,6 +147,7 @@ class Mesh:
                 "worker", "--worker-id", f"worker-{i}", "--engine-url", url,
                 "--planner-address", self.endpoints.planner,
                 "--port", str(_port(self._worker_base, i, self._ephemeral)),
+                *(["--engine-kv-events", kv_events[i]] if cfg.worker.kv_index else []),
             ], config_file)
             for i, url in enumerate(self.endpoints.engines)
         ]

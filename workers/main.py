@@ -10,11 +10,14 @@ import grpc
 import redis.asyncio as aioredis
 import structlog
 
-from cache.block_hash import DEFAULT_BLOCK_CHARS
+from cache.block_hash import DEFAULT_BLOCK_SIZE
 from cache.kv_index import KvIndex
 from ostinato.config import RedisConfig, WorkerConfig
 from ostinato.serving import GrpcService
+from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
+from workers.kv_event_listener import KvEventListener
+from workers.kv_event_translator import KvEventTranslator
 from workers.service import WorkerService
 from workers.sglang_client import EngineUnavailable, SGLangClient
 
@@ -32,13 +35,10 @@ async def _wait_for_engine(engine: SGLangClient, timeout_s: float = 60.0) -> dic
             await asyncio.sleep(0.2)
 
 
-CHARS_PER_TOKEN = 4  # as gateway/calls.estimate_tokens
-
-
 def kv_capacity_blocks(server_info: dict) -> int:
-    """The engine's KV pool in text blocks: what its cache can hold at most."""
+    """The engine's KV pool in index blocks: what its cache can hold at most."""
     tokens = int(server_info.get("max_total_num_tokens") or 0) or 1_000_000
-    return max(1, tokens * CHARS_PER_TOKEN // DEFAULT_BLOCK_CHARS)
+    return max(1, tokens // DEFAULT_BLOCK_SIZE)
 
 
 async def serve(config: WorkerConfig, redis_cfg: RedisConfig | None = None,
@@ -60,8 +60,15 @@ async def serve(config: WorkerConfig, redis_cfg: RedisConfig | None = None,
         kv_index = KvIndex(redis_client, ttl_s=config.kv_ttl_s, timeout_s=redis_cfg.timeout_s)
         await kv_index.clear(worker_id)  # what a previous run indexed is not known to be held
     max_blocks = kv_capacity_blocks(info)
+    listener: KvEventListener | None = None
+    listening: asyncio.Task[None] | None = None
+    if kv_index is not None and config.engine_kv_events:
+        listener = KvEventListener(config.engine_kv_events, worker_id, KvEventTranslator(),
+                                   kv_index)
+        listening = asyncio.create_task(listener.run())
     service = WorkerService(worker_id, engine, planner, model=str(info.get("model_path", "")),
-                            kv_index=kv_index)
+                            kv_index=kv_index, tokenize=load_tokenizer(config.kv_tokenizer),
+                            kv_translator=listener.translator if listener else None)
     service.simulated = bool(info.get("simulated", False))
     worker_pb2_grpc.add_WorkerServicer_to_server(service, grpc_service.server)
     registration = planner_pb2.WorkerRegistration(
@@ -76,7 +83,9 @@ async def serve(config: WorkerConfig, redis_cfg: RedisConfig | None = None,
     async def heartbeat() -> None:
         while True:
             await asyncio.sleep(config.heartbeat_s)
-            if kv_index is not None:
+            if listener is not None:
+                await listener.resync()
+            elif kv_index is not None:
                 await kv_index.refresh(worker_id, time.time(), config.kv_max_age_s, max_blocks)
             try:
                 await planner.RegisterWorker(registration, timeout=config.heartbeat_s)
@@ -101,6 +110,10 @@ async def serve(config: WorkerConfig, redis_cfg: RedisConfig | None = None,
     try:
         await grpc_service.run(port_file=port_file, on_started=on_started, on_stopping=on_stopping)
     finally:
+        if listening is not None:
+            listening.cancel()
+        if listener is not None:
+            listener.close()
         await service.drain_reports()
         await engine.close()
         await channel.close()

@@ -15,10 +15,12 @@ from typing import Any
 import grpc
 import structlog
 
-from cache.block_hash import text_block_hashes
+from cache.block_hash import Tokenize, prompt_block_hashes, tokenize_prompt
 from cache.kv_index import KvIndex
 from ostinato.retry import with_retry
+from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
+from workers.kv_event_translator import KvEventTranslator
 from workers.sglang_client import (
     EngineError,
     EngineOutput,
@@ -61,9 +63,16 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         planner: planner_pb2_grpc.PlannerStub,
         model: str = "",
         kv_index: KvIndex | None = None,
+        *,
+        tokenize: Tokenize | None = None,
+        kv_translator: KvEventTranslator | None = None,
     ) -> None:
+        """With `kv_translator` the index follows the engine's KV events (the translator is
+        told each call's prompt tokens); else blocks are published on completion."""
         self.worker_id = worker_id
         self._kv_index = kv_index
+        self._tokenize = tokenize or load_tokenizer("sim")
+        self._translator = kv_translator
         self._engine = engine
         self._planner = planner
         self._model = model
@@ -109,13 +118,21 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._spawn(send())
 
     def _publish_blocks(self, req: worker_pb2.GenerateRequest, output: str) -> None:
-        """After a call, the engine's cache holds its prompt and answer: index their blocks
-        (under the call's salt, as the planner hashes the next prompt). Not awaited."""
-        if self._kv_index is None:
+        """For an engine without KV events: after a call, its cache holds the prompt and
+        answer; index their blocks (under the call's salt, as the gateway hashes the next
+        prompt). Not awaited."""
+        if self._kv_index is None or self._translator is not None:
             return
-        hashes = text_block_hashes(req.prompt + output, req.cache_salt,
-                                   shared_bytes=req.shared_prefix_bytes)
+        hashes = prompt_block_hashes(self._tokenize, req.prompt + output, req.cache_salt,
+                                     req.shared_prefix_bytes)
         self._spawn(self._kv_index.publish(self.worker_id, hashes, time.time()))
+
+    def _expect_blocks(self, rid: str, req: worker_pb2.GenerateRequest) -> None:
+        """Tells the KV events translator which tenant the engine's next blocks may be."""
+        if self._translator is None:
+            return
+        tokens, shared = tokenize_prompt(self._tokenize, req.prompt, req.shared_prefix_bytes)
+        self._translator.expect(rid, req.cache_salt, shared, tokens, time.time())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -134,6 +151,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         last: EngineOutput | None = None
         status = planner_pb2.COMPLETION_STATUS_FAILED
         self._running += 1
+        self._expect_blocks(rid, request)
         try:
             reported = 0
             output: list[str] = []
@@ -173,6 +191,8 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             await context.abort(code, f"worker {self.worker_id}: {exc}")
         finally:
             self._running -= 1
+            if self._translator is not None:
+                self._translator.finish(rid, time.time())
             if status == planner_pb2.COMPLETION_STATUS_OK:
                 self._completed += 1
             else:

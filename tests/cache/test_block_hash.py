@@ -4,46 +4,93 @@ from __future__ import annotations
 
 import pytest
 
-from cache.block_hash import block_hex, text_block_hashes
+from cache.block_hash import (
+    block_hashes,
+    block_hex,
+    chain_seed,
+    next_block_hash,
+    prefix_block_hashes,
+    prompt_block_hashes,
+    shared_token_count,
+)
+from workers.sim.tokenizer import tokenize
 
-SYSTEM = "S" * 200  # 3 whole 64-byte blocks, and 8 bytes of a fourth
-PROMPT = SYSTEM + "the user's own text, " * 10
+SYSTEM = list(range(1000, 1050))  # 3 whole 16-token blocks, and 2 tokens of a fourth
+TOKENS = SYSTEM + list(range(5000, 5100))
 
 
 def test_chained_and_deterministic() -> None:
-    a = text_block_hashes(PROMPT, "tenant:a")
-    assert a == text_block_hashes(PROMPT, "tenant:a")
-    assert len(a) == len(PROMPT.encode()) // 64
-    extended = text_block_hashes(PROMPT + "more text" * 20, "tenant:a")
+    a = prefix_block_hashes(TOKENS, "tenant:a")
+    assert a == prefix_block_hashes(TOKENS, "tenant:a")
+    assert len(a) == len(TOKENS) // 16
+    extended = prefix_block_hashes(TOKENS + [7] * 40, "tenant:a")
     assert extended[:len(a)] == a  # a hash names a whole prefix: extensions keep it
-    changed = text_block_hashes("X" + PROMPT[1:], "tenant:a")
+    changed = prefix_block_hashes([9, *TOKENS[1:]], "tenant:a")
     assert not set(changed) & set(a)  # a change in block 0 changes every later block
 
 
-@pytest.mark.parametrize(("shared_bytes", "equal_blocks"), [
+def test_unshared_hashes_are_the_sim_engines_own() -> None:
+    assert prefix_block_hashes(TOKENS, "t", block_size=8) == block_hashes(TOKENS, 8, "t")
+
+
+@pytest.mark.parametrize(("shared_tokens", "equal_blocks"), [
     (0, 0),      # nothing declared: tenants share nothing
-    (63, 0),     # less than one block declared: nothing whole to share
-    (64, 1),
-    (200, 3),    # the block straddling the end of the prefix is the tenant's
-    (192, 3),
+    (15, 0),     # less than one block declared: nothing whole to share
+    (16, 1),
+    (50, 3),     # the block straddling the end of the prefix is the tenant's
+    (48, 3),
 ])
-def test_only_declared_shared_blocks_are_equal_across_tenants(shared_bytes: int,
+def test_only_declared_shared_blocks_are_equal_across_tenants(shared_tokens: int,
                                                                equal_blocks: int) -> None:
-    a = text_block_hashes(PROMPT, "tenant:a", shared_bytes=shared_bytes)
-    b = text_block_hashes(PROMPT, "tenant:b", shared_bytes=shared_bytes)
+    a = prefix_block_hashes(TOKENS, "tenant:a", shared_tokens=shared_tokens)
+    b = prefix_block_hashes(TOKENS, "tenant:b", shared_tokens=shared_tokens)
     assert a[:equal_blocks] == b[:equal_blocks]
     assert not set(a[equal_blocks:]) & set(b)  # past the shared prefix, nothing is common
 
 
+def test_incremental_form_equals_the_whole_prompt_form() -> None:
+    for shared in (0, 16, 50):
+        expect = prefix_block_hashes(TOKENS, "tenant:a", shared_tokens=shared)
+        shared_blocks = shared // 16
+        parent, got = chain_seed("tenant:a", shared_blocks), []
+        for i in range(len(TOKENS) // 16):
+            parent = next_block_hash(parent, i, TOKENS[i * 16:(i + 1) * 16], "tenant:a",
+                                     shared_blocks)
+            got.append(parent)
+        assert got == expect
+
+
 def test_shared_blocks_do_not_depend_on_the_text_after_them() -> None:
-    a = text_block_hashes(SYSTEM + "question one", "tenant:a", shared_bytes=200)
-    b = text_block_hashes(SYSTEM + "something else entirely", "tenant:b", shared_bytes=200)
+    a = prefix_block_hashes([*SYSTEM, 1, 2, 3], "tenant:a", shared_tokens=50)
+    b = prefix_block_hashes([*SYSTEM, 4, 5, 6, 7], "tenant:b", shared_tokens=50)
     assert a[:3] == b[:3]
+
+
+def test_prompt_text_is_hashed_through_the_tokenizer() -> None:
+    system = "You are a careful assistant who answers in French. " * 6
+    prompt = system + "What is the capital of Peru?"
+    shared = len(system.encode())
+    a = prompt_block_hashes(tokenize, prompt, "tenant:a", shared)
+    b = prompt_block_hashes(tokenize, prompt, "tenant:b", shared)
+    n = len(tokenize(system)) // 16
+    assert n >= 3 and a[:n] == b[:n] and not set(a[n:]) & set(b)
+    assert a == prefix_block_hashes(tokenize(prompt), "tenant:a",
+                                    shared_tokens=len(tokenize(system)))
+
+
+@pytest.mark.parametrize(("tokens", "prefix", "n"), [
+    ([1, 2, 3, 4], [1, 2], 2),
+    ([1, 2, 3, 4], [1, 9], 1),  # the prefix ends inside a token: that token is not shared
+    ([1, 2], [1, 2, 3], 2),
+    ([1, 2], [], 0),
+])
+def test_shared_token_count(tokens: list[int], prefix: list[int], n: int) -> None:
+    assert shared_token_count(tokens, prefix) == n
 
 
 def test_bad_arguments_and_hex_form() -> None:
     with pytest.raises(ValueError):
-        text_block_hashes(PROMPT, "s", block_chars=0)
+        prefix_block_hashes(TOKENS, "s", block_size=0)
     with pytest.raises(ValueError):
-        text_block_hashes(PROMPT, "s", shared_bytes=-1)
+        prefix_block_hashes(TOKENS, "s", shared_tokens=-1)
     assert block_hex(255) == "00000000000000ff"

@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from cache.block_hash import text_block_hashes
+from cache.block_hash import prefix_block_hashes, prompt_block_hashes
 from cache.kv_index import KvIndex
 from cache.redis_server import free_port
+from workers.sim.tokenizer import tokenize
 
 SYSTEM = "You are the support agent of a public service. Answer briefly and politely. " * 4
 SECRET = "Tenant A's private ticket: account 4411-2290 was charged twice on 3 March. " * 3
@@ -37,7 +38,7 @@ def worker() -> str:
 async def test_longest_prefix_per_worker(index: KvIndex) -> None:
     w1, w2, w3 = worker(), worker(), worker()
     prompt = SYSTEM + SECRET
-    full = text_block_hashes(prompt, "tenant:a")
+    full = prompt_block_hashes(tokenize, prompt, "tenant:a")
     await index.publish(w1, full, time.time())
     await index.publish(w2, full[:3], time.time())
     found = await index.longest_prefixes([w1, w2, w3], full)
@@ -49,7 +50,7 @@ async def test_longest_prefix_per_worker(index: KvIndex) -> None:
 async def test_lookup_survives_the_server_losing_its_scripts(index: KvIndex,
                                                              redis_url: str) -> None:
     w = worker()
-    hashes = text_block_hashes(SYSTEM, "tenant:a")
+    hashes = prompt_block_hashes(tokenize, SYSTEM, "tenant:a")
     await index.publish(w, hashes, time.time())
     assert (await index.longest_prefixes([w], hashes))[w] == len(hashes)
     client = aioredis.from_url(redis_url)
@@ -63,33 +64,33 @@ async def test_lookup_survives_the_server_losing_its_scripts(index: KvIndex,
 async def test_tenant_b_never_matches_tenant_a_blocks(index: KvIndex) -> None:
     w = worker()
     prompt = SYSTEM + SECRET
-    a = text_block_hashes(prompt, "tenant:a")
+    a = prompt_block_hashes(tokenize, prompt, "tenant:a")
     await index.publish(w, a, time.time())
     assert (await index.longest_prefixes([w], a))[w] == len(a)  # positive control
-    b = text_block_hashes(prompt, "tenant:b")  # the very same prompt, from tenant B
+    b = prompt_block_hashes(tokenize, prompt, "tenant:b")  # the very same prompt, from tenant B
     assert (await index.longest_prefixes([w], b))[w] == 0
 
 
 async def test_a_declared_shared_prefix_is_shared_and_nothing_after_it(index: KvIndex) -> None:
     w = worker()
     shared = len(SYSTEM.encode())
-    a = text_block_hashes(SYSTEM + SECRET, "tenant:a", shared_bytes=shared)
+    a = prompt_block_hashes(tokenize, SYSTEM + SECRET, "tenant:a", shared_bytes=shared)
     await index.publish(w, a, time.time())
-    shared_blocks = shared // 64
+    shared_blocks = len(tokenize(SYSTEM)) // 16
     # B sends A's whole prompt: it matches the declared system prompt, never A's ticket.
-    b_same = text_block_hashes(SYSTEM + SECRET, "tenant:b", shared_bytes=shared)
+    b_same = prompt_block_hashes(tokenize, SYSTEM + SECRET, "tenant:b", shared_bytes=shared)
     assert (await index.longest_prefixes([w], b_same))[w] == shared_blocks
-    b_own = text_block_hashes(SYSTEM + "B's question", "tenant:b", shared_bytes=shared)
+    b_own = prompt_block_hashes(tokenize, SYSTEM + "B's question", "tenant:b", shared_bytes=shared)
     assert (await index.longest_prefixes([w], b_own))[w] == shared_blocks
     # Undeclared, the same system prompt is not shared.
-    b_plain = text_block_hashes(SYSTEM + SECRET, "tenant:b")
+    b_plain = prompt_block_hashes(tokenize, SYSTEM + SECRET, "tenant:b")
     assert (await index.longest_prefixes([w], b_plain))[w] == 0
 
 
 async def test_refresh_trims_by_age_and_capacity(index: KvIndex) -> None:
     w = worker()
-    old = text_block_hashes("o" * 64 * 4, "tenant:a")
-    new = text_block_hashes("n" * 64 * 6, "tenant:a")
+    old = prefix_block_hashes(list(range(16 * 4)), "tenant:a")
+    new = prefix_block_hashes(list(range(100, 100 + 16 * 6)), "tenant:a")
     await index.publish(w, old, 1000.0)
     await index.publish(w, new, 2000.0)
     assert await index.refresh(w, now=2100.0, max_age_s=500.0, max_blocks=100) == 4
@@ -104,7 +105,7 @@ async def test_a_silent_workers_entries_expire(redis_url: str) -> None:
     try:
         index = KvIndex(client, ttl_s=0.3, timeout_s=0.5)
         w = worker()
-        hashes = text_block_hashes(SYSTEM, "tenant:a")
+        hashes = prompt_block_hashes(tokenize, SYSTEM, "tenant:a")
         await index.publish(w, hashes, time.time())
         assert (await index.longest_prefixes([w], hashes))[w] == len(hashes)
         await asyncio.sleep(0.6)  # no heartbeat refreshed the key
@@ -115,7 +116,7 @@ async def test_a_silent_workers_entries_expire(redis_url: str) -> None:
 
 async def test_clear_forgets_a_workers_blocks(index: KvIndex) -> None:
     w = worker()
-    hashes = text_block_hashes(SYSTEM, "tenant:a")
+    hashes = prompt_block_hashes(tokenize, SYSTEM, "tenant:a")
     await index.publish(w, hashes, time.time())
     await index.clear(w)
     assert await index.size(w) == 0
@@ -125,7 +126,7 @@ async def test_redis_down_lookup_gives_up_in_bounded_time() -> None:
     client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.1)
     try:
         index = KvIndex(client, timeout_s=0.1)
-        hashes = text_block_hashes(SYSTEM, "tenant:a")
+        hashes = prompt_block_hashes(tokenize, SYSTEM, "tenant:a")
         start = time.monotonic()
         assert await index.longest_prefixes(["w"], hashes) is None
         assert await index.publish("w", hashes, time.time()) is False

@@ -10,12 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 import redis
 
 import ostinato
-from cache.block_hash import block_hex, text_block_hashes
+from cache.block_hash import block_hex, prompt_block_hashes
 from gateway.calls import render_prompt
 from gateway.execution import cache_salt
 from ostinato.mesh import Mesh
 from ostinato.v1 import common_pb2
 from tests.conftest import API_KEYS
+from workers.sim.tokenizer import tokenize
 
 TENANT_KEY = {tenant: key for key, tenant in API_KEYS.items()}
 
@@ -35,7 +36,7 @@ def held(mesh: Mesh, tenant: str, text: str) -> dict[str, int]:
     """Per worker, the leading blocks of this tenant's prompt indexed in Redis."""
     prompt = render_prompt(common_pb2.CallSpec(messages=[common_pb2.Message(role="user",
                                                                             content=text)]))
-    hashes = [block_hex(h) for h in text_block_hashes(prompt, cache_salt(tenant))]
+    hashes = [block_hex(h) for h in prompt_block_hashes(tokenize, prompt, cache_salt(tenant))]
     client = redis.Redis.from_url(mesh.endpoints.redis_url)
     try:
         out = {}

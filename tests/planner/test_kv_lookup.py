@@ -14,10 +14,11 @@ import grpc
 import pytest
 import redis
 
-from cache.block_hash import block_hex, text_block_hashes
+from cache.block_hash import block_hex, prompt_block_hashes
 from cache.keys import kv_blocks
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 from tests.conftest import spawn_service, stop_service
+from workers.sim.tokenizer import tokenize
 
 PROMPT = "<|im_start|>system\nYou triage support tickets for a bank.<|im_end|>\n" * 6
 
@@ -49,13 +50,13 @@ def test_routes_to_the_worker_whose_engine_holds_the_prompt_for_its_tenant_only(
     for w in ("kv-w0", "kv-w1"):
         planner.RegisterWorker(planner_pb2.WorkerRegistration(
             worker_id=w, address=f"127.0.0.1:1999{w[-1]}", max_inflight=4), timeout=5)
-    a = text_block_hashes(PROMPT, "tenant:acme")
+    a = prompt_block_hashes(tokenize, PROMPT, "tenant:acme")
     client = redis.Redis.from_url(redis_url)
     try:  # what worker kv-w1 publishes once its engine has run tenant acme's prompt
         client.zadd(kv_blocks("kv-w1"), {block_hex(h): time.time() for h in a})
         # Idle workers tie on load, so without the index kv-w0 (lowest id) would win.
         assert admit(planner, "acme", a).worker_id == "kv-w1"  # positive control
-        b = text_block_hashes(PROMPT, "tenant:globex")
+        b = prompt_block_hashes(tokenize, PROMPT, "tenant:globex")
         assert admit(planner, "globex", b).worker_id == "kv-w0"
     finally:
         client.delete(kv_blocks("kv-w1"))

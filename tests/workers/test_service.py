@@ -14,11 +14,13 @@ from contextlib import asynccontextmanager
 import grpc
 import redis.asyncio as aioredis
 
-from cache.block_hash import text_block_hashes
+from cache.block_hash import prompt_block_hashes
 from cache.kv_index import KvIndex
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
+from workers.kv_event_translator import KvEventTranslator
 from workers.service import WorkerService
 from workers.sglang_client import SGLangClient
+from workers.sim.tokenizer import tokenize
 
 
 class RecordingPlanner(planner_pb2_grpc.PlannerServicer):
@@ -36,7 +38,8 @@ class RecordingPlanner(planner_pb2_grpc.PlannerServicer):
 
 
 @asynccontextmanager
-async def worker_on_loopback(engine_url: str, progress_every: int, kv_index: KvIndex | None = None
+async def worker_on_loopback(engine_url: str, progress_every: int, kv_index: KvIndex | None = None,
+                            translator: KvEventTranslator | None = None,
                             ) -> AsyncIterator[tuple[worker_pb2_grpc.WorkerStub, WorkerService,
                                                      RecordingPlanner]]:
     """A WorkerService over the engine, reporting to a recording planner; both on loopback."""
@@ -48,7 +51,7 @@ async def worker_on_loopback(engine_url: str, progress_every: int, kv_index: KvI
     planner_channel = grpc.aio.insecure_channel(f"127.0.0.1:{planner_port}")
     engine = SGLangClient(engine_url)
     service = WorkerService("w-test", engine, planner_pb2_grpc.PlannerStub(planner_channel),
-                            kv_index=kv_index)
+                            kv_index=kv_index, kv_translator=translator)
     service.progress_every_tokens = progress_every
     worker_server = grpc.aio.server()
     worker_pb2_grpc.add_WorkerServicer_to_server(service, worker_server)
@@ -98,7 +101,7 @@ async def test_worker_publishes_the_blocks_its_engine_now_holds(sim_engine_url: 
     client = aioredis.from_url(redis_url)
     index = KvIndex(client, timeout_s=0.5)
     request = worker_pb2.GenerateRequest(
-        program_id="p1", call_id="kv", cache_salt="tenant:acme", shared_prefix_bytes=64,
+        program_id="p1", call_id="kv", cache_salt="tenant:acme", shared_prefix_bytes=130,
         prompt="A prompt long enough to fill several blocks of sixty-four bytes. " * 4,
         sampling=common_pb2.SamplingParams(max_new_tokens=40, ignore_eos=True))
     try:
@@ -107,11 +110,11 @@ async def test_worker_publishes_the_blocks_its_engine_now_holds(sim_engine_url: 
             chunks = [c async for c in stub.Generate(request)]
             await service.drain_reports()
         output = "".join(c.delta for c in chunks)
-        whole = text_block_hashes(request.prompt + output, "tenant:acme", shared_bytes=64)
-        assert len(whole) > len(text_block_hashes(request.prompt, "x"))  # the answer adds blocks
+        whole = prompt_block_hashes(tokenize, request.prompt + output, "tenant:acme", shared_bytes=130)
+        assert len(whole) > len(prompt_block_hashes(tokenize, request.prompt, "x"))  # the answer adds blocks
         found = await index.longest_prefixes(["w-test"], whole)
         assert found == {"w-test": len(whole)}
-        other = text_block_hashes(request.prompt + output, "tenant:globex", shared_bytes=64)
+        other = prompt_block_hashes(tokenize, request.prompt + output, "tenant:globex", shared_bytes=130)
         assert await index.longest_prefixes(["w-test"], other) == {"w-test": 1}  # the shared block
     finally:
         await client.aclose()

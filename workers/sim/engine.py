@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ostinato.config import SimEngineConfig
+from workers.kv_events import BlockRemoved, BlockStored, KvEvent
 from workers.sim.cost_model import CostModel, Profile, load_profile
-from workers.sim.radix import BlockRemoved, BlockStored, KvEvent
+from workers.sim.kv_publisher import make_publisher
 from workers.sim.scheduler import EngineEvent, EngineParams, Req, SimEngineCore
 from workers.sim.text import Decoder
 
@@ -64,6 +65,7 @@ class RealtimeSimEngine:
         self.core = SimEngineCore(CostModel(self.profile, zero_cost=config.zero_cost), self.params)
         self.counters = EngineCounters()
         self.kv_events: deque[KvEvent] = deque(maxlen=10_000)  # recent, for inspection
+        self.kv_publisher = make_publisher(config.kv_events_config)  # SGLang's ZMQ KV events
         self._streams: dict[str, asyncio.Queue[EngineEvent]] = {}
         self._t0 = time.monotonic()
         self._wake = asyncio.Event()
@@ -102,7 +104,10 @@ class RealtimeSimEngine:
             queue = self._streams.get(event.rid)
             if queue is not None:
                 queue.put_nowait(event)
-        for kv in self.core.cache.take_events():
+        kv_batch = self.core.cache.take_events()
+        if kv_batch and self.kv_publisher is not None:
+            self.kv_publisher.publish(kv_batch)
+        for kv in kv_batch:
             self.kv_events.append(kv)
             if isinstance(kv, BlockStored):
                 self.counters.blocks_stored += len(kv.block_hashes)
@@ -148,6 +153,10 @@ class RealtimeSimEngine:
         self._deliver([event])
         self._wake.set()
         return True
+
+    def close(self) -> None:
+        if self.kv_publisher is not None:
+            self.kv_publisher.close()
 
     def flush_cache(self) -> bool:
         flushed = self.core.flush_cache()

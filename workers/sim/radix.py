@@ -17,30 +17,11 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from cache.block_hash import chain_hash
+from workers.kv_events import AllBlocksCleared, BlockRemoved, BlockStored, KvEvent
 
 _ids = itertools.count()
-
-
-@dataclass(frozen=True)
-class BlockStored:
-    block_hashes: tuple[int, ...]
-    parent_block_hash: int | None
-
-
-@dataclass(frozen=True)
-class BlockRemoved:
-    block_hashes: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class AllBlocksCleared:
-    pass
-
-
-KvEvent = BlockStored | BlockRemoved | AllBlocksCleared
 
 
 class Node:
@@ -175,6 +156,7 @@ class RadixCache:
         k = max(0, (pos - 1) // bs)  # complete blocks before pos
         parent = seed if k == 0 else self._block_hash_ending(node, 1 + k * bs)
         stored: list[int] = []
+        tokens: list[int] = []
         parent_of_first: int | None = None
         for end in range(1 + (k + 1) * bs, len(key) + 1, bs):
             h = chain_hash(parent, key[end - bs:end])
@@ -183,9 +165,10 @@ class RadixCache:
                     parent_of_first = None if end == 1 + bs else parent
                 leaf.blocks.append((end, h))
                 stored.append(h)
+                tokens.extend(key[end - bs:end])
             parent = h
         if stored:
-            self._events.append(BlockStored(tuple(stored), parent_of_first))
+            self._events.append(BlockStored(tuple(stored), parent_of_first, tuple(tokens), bs))
         return len(leaf.key), leaf
 
     def _block_hash_ending(self, node: Node, end: int) -> int:

@@ -252,7 +252,8 @@ def build_app(config: SimEngineConfig) -> web.Application:
 async def serve(config: SimEngineConfig, port_file: str | None = None) -> None:
     import signal
 
-    runner = web.AppRunner(build_app(config), handle_signals=False)
+    app = build_app(config)
+    runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
@@ -267,3 +268,4 @@ async def serve(config: SimEngineConfig, port_file: str | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
+    app[_ENGINE].close()

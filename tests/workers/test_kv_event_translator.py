@@ -1,0 +1,140 @@
+"""Engine KV events -> the index's block hashes: the sim engine's radix cache publishes, the
+wire format carries, and the translator must end up holding exactly the index hashes of what
+the engine's cache holds, per tenant, whatever the engine's page size."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cache.block_hash import prefix_block_hashes, salt_seed
+from workers.kv_event_translator import KvEventTranslator
+from workers.kv_events import (
+    AllBlocksCleared,
+    BlockRemoved,
+    BlockStored,
+    decode_batch,
+    encode_batch,
+)
+from workers.sim.radix import RadixCache
+
+TENANTS = {"a": -11, "b": -12}  # salt -> the salt token the sim engine prepends
+
+
+def wire(events):  # type: ignore[no-untyped-def]
+    return decode_batch(encode_batch(1.0, events))[1]
+
+
+def held_paths(cache: RadixCache) -> list[tuple[int, ...]]:
+    out: list[tuple[int, ...]] = []
+
+    def walk(node, prefix):  # type: ignore[no-untyped-def]
+        prefix = prefix + node.key
+        if not node.children and prefix:
+            out.append(prefix)
+        for c in node.children.values():
+            walk(c, prefix)
+
+    walk(cache.root, ())
+    return out
+
+
+def expected_index(cache: RadixCache, engine_bs: int, index_bs: int) -> set[int]:
+    salt_of = {tok: salt for salt, tok in TENANTS.items()}
+    out: set[int] = set()
+    for path in held_paths(cache):
+        tokens = path[1:]
+        whole = len(tokens) // engine_bs * engine_bs  # the engine publishes whole pages only
+        out |= set(prefix_block_hashes(tokens[:whole], salt_of[path[0]], block_size=index_bs))
+    return out
+
+
+ops = st.lists(st.one_of(
+    st.tuples(st.just("insert"), st.sampled_from(sorted(TENANTS)),
+              st.lists(st.integers(0, 2), min_size=0, max_size=20)),
+    st.tuples(st.just("evict"), st.integers(1, 12), st.just([])),
+), max_size=25)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops, st.sampled_from([(4, 4), (4, 8), (2, 4), (4, 2), (3, 4)]))
+def test_translated_index_equals_the_engines_cache(operations, sizes) -> None:  # type: ignore[no-untyped-def]
+    engine_bs, index_bs = sizes
+    cache = RadixCache(capacity=10_000, block_size=engine_bs)
+    tr = KvEventTranslator(block_size=index_bs)
+    index: set[int] = set()
+    for t, (op, arg, tokens) in enumerate(operations):
+        if op == "insert":
+            tr.expect(f"r{t}", arg, 0, tokens, float(t))
+            cache.insert((TENANTS[arg], *tokens), float(t), salt_seed(arg))
+        else:
+            cache.evict(arg)
+        got = tr.apply(wire(cache.take_events()), float(t))
+        assert not set(got.removed) - index  # only what it said it held
+        index = (index - set(got.removed)) | set(got.stored)
+        tr.finish(f"r{t}", float(t))
+        assert index == expected_index(cache, engine_bs, index_bs)
+        assert tr.stats.unattributed == 0
+
+
+def test_tenants_with_equal_prompts_get_their_own_hashes() -> None:
+    cache = RadixCache(capacity=1000, block_size=4)
+    tr = KvEventTranslator(block_size=4)
+    tokens = list(range(12))
+    tr.expect("ra", "a", 0, tokens, 0.0)
+    tr.expect("rb", "b", 0, tokens, 0.0)
+    cache.insert((TENANTS["a"], *tokens), 0.0, salt_seed("a"))
+    cache.insert((TENANTS["b"], *tokens), 0.0, salt_seed("b"))
+    got = tr.apply(wire(cache.take_events()), 0.0)
+    assert set(got.stored) == (set(prefix_block_hashes(tokens, "a", block_size=4))
+                               | set(prefix_block_hashes(tokens, "b", block_size=4)))
+
+
+def test_mainline_sglang_unsalted_event_hashes() -> None:
+    """Mainline SGLang gives two tenants' identical first pages one event hash; each tenant's
+    own store event is attributed to its own request, oldest first."""
+    tr = KvEventTranslator(block_size=2)
+    tr.expect("ra", "a", 0, [1, 2, 3, 4], 0.0)
+    tr.expect("rb", "b", 0, [1, 2, 9, 9], 0.0)
+    first = tr.apply([BlockStored((100,), None, (1, 2), 2)], 0.0)
+    assert first.stored == prefix_block_hashes([1, 2], "a", block_size=2)
+    again = tr.apply([BlockStored((100,), None, (1, 2), 2)], 0.0)  # b's branch, same hash
+    assert again.stored == prefix_block_hashes([1, 2], "b", block_size=2)
+    gone = tr.apply([BlockRemoved((100,))], 0.0)  # ambiguous: both are dropped (under-claim)
+    assert sorted(gone.removed) == sorted(first.stored + again.stored)
+
+
+def test_shared_prefix_chains_and_lingering_requests() -> None:
+    tr = KvEventTranslator(block_size=2, linger_s=5.0)
+    tokens = [1, 2, 3, 4, 5, 6]
+    tr.expect("r", "a", 4, tokens, 0.0)  # two shared blocks
+    tr.finish("r", 1.0)
+    got = tr.apply([BlockStored((7, 8, 9), None, tuple(tokens), 2)], 3.0)  # after the answer
+    assert got.stored == prefix_block_hashes(tokens, "a", shared_tokens=4, block_size=2)
+    assert got.stored[:2] == prefix_block_hashes(tokens, "b", shared_tokens=4, block_size=2)[:2]
+    tr.expect("late", "a", 0, [5, 5], 3.0)
+    tr.finish("late", 3.0)
+    late = tr.apply([BlockStored((11,), None, (5, 5), 2)], 9.0)  # lingered past linger_s
+    assert late.stored == [] and tr.stats.unattributed == 1
+
+
+@pytest.mark.parametrize(("events", "unattributed"), [
+    ([BlockStored((1,), 999, (1, 2), 2)], 1),           # unknown parent
+    ([BlockStored((1,), None, (8, 8), 2)], 1),          # no expected request starts so
+    ([BlockStored((1, 2), None, (1, 2, 3, 4), 2)], 0),
+])
+def test_unexplained_blocks_are_counted_not_indexed(events, unattributed) -> None:  # type: ignore[no-untyped-def]
+    tr = KvEventTranslator(block_size=2)
+    tr.expect("r", "a", 0, [1, 2, 3, 4], 0.0)
+    got = tr.apply(events, 0.0)
+    assert tr.stats.unattributed == unattributed
+    assert bool(got.stored) == (unattributed == 0)
+
+
+def test_all_blocks_cleared_forgets_everything() -> None:
+    tr = KvEventTranslator(block_size=2)
+    tr.expect("r", "a", 0, [1, 2, 3, 4], 0.0)
+    got = tr.apply([BlockStored((1,), None, (1, 2), 2), AllBlocksCleared()], 0.0)
+    assert got.cleared and got.stored == [] and tr.engine_blocks == 0
+    assert tr.apply([BlockStored((2,), 1, (3, 4), 2)], 0.0).stored == []  # its parent is gone
