@@ -68,7 +68,7 @@ async def serve(config: WorkerConfig, redis_cfg: RedisConfig | None = None,
         listening = asyncio.create_task(listener.run())
     service = WorkerService(worker_id, engine, planner, model=str(info.get("model_path", "")),
                             kv_index=kv_index, tokenize=load_tokenizer(config.kv_tokenizer),
-                            kv_translator=listener.translator if listener else None)
+                            kv_events=listener)
     service.simulated = bool(info.get("simulated", False))
     worker_pb2_grpc.add_WorkerServicer_to_server(service, grpc_service.server)
     registration = planner_pb2.WorkerRegistration(

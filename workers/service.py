@@ -20,7 +20,7 @@ from cache.kv_index import KvIndex
 from ostinato.retry import with_retry
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
-from workers.kv_event_translator import KvEventTranslator
+from workers.kv_event_listener import KvEventListener
 from workers.sglang_client import (
     EngineError,
     EngineOutput,
@@ -65,14 +65,15 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         kv_index: KvIndex | None = None,
         *,
         tokenize: Tokenize | None = None,
-        kv_translator: KvEventTranslator | None = None,
+        kv_events: KvEventListener | None = None,
     ) -> None:
-        """With `kv_translator` the index follows the engine's KV events (the translator is
-        told each call's prompt tokens); else blocks are published on completion."""
+        """With `kv_events` the index follows the engine's KV events (its translator is told
+        each call's prompt tokens); else blocks are published on completion."""
         self.worker_id = worker_id
         self._kv_index = kv_index
         self._tokenize = tokenize or load_tokenizer("sim")
-        self._translator = kv_translator
+        self._kv_events = kv_events
+        self._translator = kv_events.translator if kv_events is not None else None
         self._engine = engine
         self._planner = planner
         self._model = model
@@ -199,11 +200,24 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                 self._failed += 1
 
     async def Stats(self, request, context):
-        return worker_pb2.WorkerStats(
+        stats = worker_pb2.WorkerStats(
             worker_id=self.worker_id, engine_url=self._engine.base_url, running=self._running,
             completed=self._completed, failed=self._failed, simulated=self.simulated,
             model=self._model,
         )
+        if self._kv_events is not None:
+            tr, ls = self._kv_events.translator, self._kv_events.stats
+            stats.kv_index_source = "events"
+            stats.kv_index_blocks = len(tr.held_hashes())
+            stats.kv_event_batches = ls.batches
+            stats.kv_event_gaps = ls.gaps
+            stats.kv_blocks_unattributed = tr.stats.unattributed
+        elif self._kv_index is not None:
+            stats.kv_index_source = "completion"
+            with contextlib.suppress(Exception):  # Redis trouble: the size stays unknown (0)
+                stats.kv_index_blocks = await asyncio.wait_for(
+                    self._kv_index.size(self.worker_id), 0.5)
+        return stats
 
     async def drain_reports(self) -> None:
         if self._reports:

@@ -55,7 +55,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class WorkerStats(_message.Message):
-    __slots__ = ("worker_id", "engine_url", "running", "completed", "failed", "simulated", "model")
+    __slots__ = ("worker_id", "engine_url", "running", "completed", "failed", "simulated", "model", "kv_index_source", "kv_index_blocks", "kv_event_batches", "kv_event_gaps", "kv_blocks_unattributed")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ENGINE_URL_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,11 @@ class WorkerStats(_message.Message):
     FAILED_FIELD_NUMBER: _ClassVar[int]
     SIMULATED_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    KV_INDEX_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    KV_INDEX_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    KV_EVENT_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    KV_EVENT_GAPS_FIELD_NUMBER: _ClassVar[int]
+    KV_BLOCKS_UNATTRIBUTED_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     engine_url: str
     running: int
@@ -70,4 +75,9 @@ class WorkerStats(_message.Message):
     failed: int
     simulated: bool
     model: str
-    def __init__(self, worker_id: _Optional[str] = ..., engine_url: _Optional[str] = ..., running: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., simulated: _Optional[bool] = ..., model: _Optional[str] = ...) -> None: ...
+    kv_index_source: str
+    kv_index_blocks: int
+    kv_event_batches: int
+    kv_event_gaps: int
+    kv_blocks_unattributed: int
+    def __init__(self, worker_id: _Optional[str] = ..., engine_url: _Optional[str] = ..., running: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., simulated: _Optional[bool] = ..., model: _Optional[str] = ..., kv_index_source: _Optional[str] = ..., kv_index_blocks: _Optional[int] = ..., kv_event_batches: _Optional[int] = ..., kv_event_gaps: _Optional[int] = ..., kv_blocks_unattributed: _Optional[int] = ...) -> None: ...

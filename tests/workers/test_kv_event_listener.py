@@ -15,14 +15,15 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 
-from cache.block_hash import prompt_block_hashes
+from cache.block_hash import prefix_block_hashes, prompt_block_hashes
 from cache.kv_index import KvIndex
+from cache.redis_server import EmbeddedRedis
 from ostinato.v1 import common_pb2, worker_pb2
 from tests.conftest import spawn_service, stop_service
 from tests.workers.test_service import worker_on_loopback
 from workers.kv_event_listener import KvEventListener
 from workers.kv_event_translator import KvEventTranslator
-from workers.kv_events import BlockStored, encode_batch, encode_seq
+from workers.kv_events import BlockRemoved, BlockStored, encode_batch, encode_seq
 from workers.sim.tokenizer import tokenize
 
 WORKER = "w-test"  # worker_on_loopback's id
@@ -81,7 +82,7 @@ async def test_index_follows_stores_evictions_and_flushes(events_engine: tuple[s
         return len(prompt_block_hashes(tokenize, text, "x"))
 
     try:
-        async with worker_on_loopback(url, 0, index, listener.translator) as (stub, service, _):
+        async with worker_on_loopback(url, 0, index, listener) as (stub, service, _):
             first = prompt("tidal energy")
             _ = [c async for c in stub.Generate(call(first, "tenant:acme"))]
             await eventually(lambda: _eq(held(first, "tenant:acme"), whole(first)))  # control
@@ -100,6 +101,9 @@ async def test_index_follows_stores_evictions_and_flushes(events_engine: tuple[s
             assert 0 < size <= 4000 // 16
             assert listener.translator.stats.blocks_removed > 0
             assert listener.translator.stats.unattributed == 0
+            stats = await stub.Stats(worker_pb2.StatsRequest())
+            assert stats.kv_index_source == "events" and stats.kv_index_blocks == size
+            assert stats.kv_event_batches > 0 and stats.kv_event_gaps == 0
             await service.drain_reports()
 
         async with aiohttp.ClientSession() as http, \
@@ -132,3 +136,40 @@ async def test_malformed_messages_and_gaps(index: KvIndex) -> None:
         assert translator.engine_blocks == 0  # nothing it knew is trusted any more
     finally:
         listener.close()
+
+
+async def test_redis_outage_is_repaired_by_a_resync(tmp_path: Path) -> None:
+    """Batches applied while Redis is down are not lost: the next heartbeat after it is back
+    rewrites the worker's key from the translator's view (additions and removals)."""
+    first = EmbeddedRedis(str(tmp_path / "r1"))
+    url = first.start()
+    client = aioredis.from_url(url, socket_timeout=0.2, socket_connect_timeout=0.2)
+    index = KvIndex(client, timeout_s=0.1)
+    translator = KvEventTranslator(block_size=2)
+    listener = KvEventListener("ipc:///tmp/ostinato-nothing-here", WORKER, translator, index)
+    second: EmbeddedRedis | None = None
+    try:
+        translator.expect("r1", "tenant:a", 0, [1, 2, 3, 4], 0.0)
+        translator.expect("r2", "tenant:a", 0, [7, 8], 0.0)
+        await listener.handle([b"", encode_seq(0), encode_batch(0.0, [
+            BlockStored((1, 2), None, (1, 2, 3, 4), 2)])])
+        assert await index.size(WORKER) == 2
+        first.stop()
+        await listener.handle([b"", encode_seq(1), encode_batch(0.0, [
+            BlockRemoved((2,)), BlockStored((3,), None, (7, 8), 2)])])  # lost on the way
+        second = EmbeddedRedis(str(tmp_path / "r2"), port=first.port)  # back, empty
+        second.start()
+        await listener.resync()
+        expected = sorted(prefix_block_hashes([1, 2], "tenant:a", block_size=2)
+                          + prefix_block_hashes([7, 8], "tenant:a", block_size=2))
+        members = await client.zrange(f"ost:kv:{{w:{WORKER}}}:blocks", 0, -1)
+        assert sorted(int(m, 16) for m in members) == expected
+        assert listener.stats.resyncs == 1
+        await listener.resync()  # nothing stale any more: only the TTL is refreshed
+        assert listener.stats.resyncs == 1
+    finally:
+        listener.close()
+        await client.aclose()
+        first.stop()
+        if second is not None:
+            second.stop()

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from cache.block_hash import prompt_block_hashes
 from cache.kv_index import KvIndex
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
-from workers.kv_event_translator import KvEventTranslator
+from workers.kv_event_listener import KvEventListener
 from workers.service import WorkerService
 from workers.sglang_client import SGLangClient
 from workers.sim.tokenizer import tokenize
@@ -39,7 +39,7 @@ class RecordingPlanner(planner_pb2_grpc.PlannerServicer):
 
 @asynccontextmanager
 async def worker_on_loopback(engine_url: str, progress_every: int, kv_index: KvIndex | None = None,
-                            translator: KvEventTranslator | None = None,
+                            kv_events: KvEventListener | None = None,
                             ) -> AsyncIterator[tuple[worker_pb2_grpc.WorkerStub, WorkerService,
                                                      RecordingPlanner]]:
     """A WorkerService over the engine, reporting to a recording planner; both on loopback."""
@@ -51,7 +51,7 @@ async def worker_on_loopback(engine_url: str, progress_every: int, kv_index: KvI
     planner_channel = grpc.aio.insecure_channel(f"127.0.0.1:{planner_port}")
     engine = SGLangClient(engine_url)
     service = WorkerService("w-test", engine, planner_pb2_grpc.PlannerStub(planner_channel),
-                            kv_index=kv_index, kv_translator=translator)
+                            kv_index=kv_index, kv_events=kv_events)
     service.progress_every_tokens = progress_every
     worker_server = grpc.aio.server()
     worker_pb2_grpc.add_WorkerServicer_to_server(service, worker_server)
@@ -109,8 +109,11 @@ async def test_worker_publishes_the_blocks_its_engine_now_holds(sim_engine_url: 
         async with worker_on_loopback(sim_engine_url, 0, index) as (stub, service, _):
             chunks = [c async for c in stub.Generate(request)]
             await service.drain_reports()
-        output = "".join(c.delta for c in chunks)
-        whole = prompt_block_hashes(tokenize, request.prompt + output, "tenant:acme", shared_bytes=130)
+            output = "".join(c.delta for c in chunks)
+            whole = prompt_block_hashes(tokenize, request.prompt + output, "tenant:acme",
+                                        shared_bytes=130)
+            stats = await stub.Stats(worker_pb2.StatsRequest())
+            assert stats.kv_index_source == "completion" and stats.kv_index_blocks == len(whole)
         assert len(whole) > len(prompt_block_hashes(tokenize, request.prompt, "x"))  # the answer adds blocks
         found = await index.longest_prefixes(["w-test"], whole)
         assert found == {"w-test": len(whole)}
