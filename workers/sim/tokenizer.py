@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 
 VOCAB_SIZE = 128_000
 _PIECE = re.compile(r"\s*[\w']+|\s*[^\w\s]|\s+")
 
 
+@lru_cache(maxsize=1 << 16)  # word pieces repeat: the digest is paid once per distinct piece
 def _token_id(piece: str) -> int:
     digest = hashlib.blake2b(piece.encode(), digest_size=4).digest()
     return int.from_bytes(digest, "little") % VOCAB_SIZE
