@@ -61,7 +61,12 @@ class KvEventListener:
         log.info("kv events: subscribed", endpoint=self.endpoint)
         while True:
             frames = await self._sock.recv_multipart()
-            await self.handle(frames)
+            try:
+                await self.handle(frames)
+            except Exception:  # a bug must not silently stop the index: start over from here
+                log.exception("kv events: batch failed, index reset")
+                self.translator.reset()
+                self._stale = not await self._index.clear(self.worker_id)
 
     async def handle(self, frames: list[bytes]) -> None:
         try:

@@ -85,6 +85,7 @@ class KvEventTranslator:
         self._roots: dict[tuple[str, int, tuple[int, ...]], int] = {}
         self._root_keys: dict[int, list[tuple[str, int, tuple[int, ...]]]] = {}
         self._page_size = 0  # the engine's, as its events report it
+        self._expired_at = float("-inf")
         # index hash -> engine pages that completed it: where index blocks end inside engine
         # pages, sibling pages can complete the same index block; it goes when the last does
         self._refs: dict[int, int] = {}
@@ -92,6 +93,11 @@ class KvEventTranslator:
     @property
     def engine_blocks(self) -> int:
         return len(self._blocks)
+
+    @property
+    def index_blocks(self) -> int:
+        """How many index blocks the engine holds, as far as the events told."""
+        return len(self._refs)
 
     def held_hashes(self) -> list[int]:
         """Every index hash the engine holds, as far as the events told (for a resync)."""
@@ -115,6 +121,9 @@ class KvEventTranslator:
             exp.finished_at = now
 
     def _expire(self, now: float) -> None:
+        if now - self._expired_at < 1.0:  # a sweep at most once a second, not once per call
+            return
+        self._expired_at = now
         gone = [rid for rid, e in self._expected.items()
                 if e.finished_at is not None and now - e.finished_at > self.linger_s]
         for rid in gone:

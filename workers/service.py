@@ -208,7 +208,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         if self._kv_events is not None:
             tr, ls = self._kv_events.translator, self._kv_events.stats
             stats.kv_index_source = "events"
-            stats.kv_index_blocks = len(tr.held_hashes())
+            stats.kv_index_blocks = tr.index_blocks
             stats.kv_event_batches = ls.batches
             stats.kv_event_gaps = ls.gaps
             stats.kv_blocks_unattributed = tr.stats.unattributed
