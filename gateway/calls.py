@@ -34,11 +34,6 @@ def render_prompt(call: common_pb2.CallSpec) -> str:
     return "".join(parts) + "<|im_start|>assistant\n"
 
 
-def estimate_tokens(prompt: str) -> int:
-    """Rough token count (about 4 characters a token) for admission and accounting."""
-    return max(1, len(prompt) // 4)
-
-
 def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.CallSpec:
     """Checks a call and returns a copy with defaults filled in; raises InvalidCall."""
     if not call.messages and not call.prompt:

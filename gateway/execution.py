@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import grpc
 
 from cache.answers import Answer, AnswerCache
-from cache.block_hash import Tokenize, prompt_block_hashes
+from cache.block_hash import Tokenize, prefix_block_hashes, tokenize_prompt
 from cache.fingerprint import deterministic, exact_digest, semantic_key
 from cache.modes import CacheMode, CachePolicy, InvalidCachePolicy, from_proto
 from cache.tenancy import Tenancy
-from gateway.calls import estimate_tokens, render_prompt
+from gateway.calls import render_prompt
 from gateway.worker_channels import WorkerChannels
 from ostinato.retry import with_retry
 from ostinato.tokenizers import load_tokenizer
@@ -130,11 +130,12 @@ class CallExecutor:
         prompt = render_prompt(call)
         salt = cache_salt(tenant)
         shared = self._tenancy().shared_bytes(prompt)
+        tokens, shared_tokens = tokenize_prompt(self._tokenize, prompt, shared)
         admit = planner_pb2.AdmitRequest(
             tenant=tenant, program_id=program_id, call_id=call.call_id, thread_id=call.thread_id,
-            parent_call_ids=call.parent_call_ids, prompt_tokens=estimate_tokens(prompt),
+            parent_call_ids=call.parent_call_ids, prompt_tokens=max(1, len(tokens)),
             max_new_tokens=call.sampling.max_new_tokens, hints=call.hints,
-            prefix_hashes=prompt_block_hashes(self._tokenize, prompt, salt, shared),
+            prefix_hashes=prefix_block_hashes(tokens, salt, shared_tokens=shared_tokens),
         )
         try:
             # Through a planner restart: the planner recognizes a re-admitted call.
