@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     wk.add_argument("--redis-url", help="publish the engine's blocks to this Redis's KV index")
     wk.add_argument("--engine-kv-events", help="the engine's KV events ZMQ endpoint (SGLang "
                     "--kv-events-config), e.g. tcp://127.0.0.1:5557; none: index on completion")
+    wk.add_argument("--engine-kv-replay", help="the engine's KV events replay endpoint "
+                    "(SGLang replay_endpoint), to fill sequence gaps")
 
     se = sub.add_parser("sim-engine", help="run the simulated SGLang server (SIMULATED output), "
                         "or `sim-engine calibrate` to fit a profile to a real SGLang server")
@@ -139,7 +141,8 @@ def _run_service(args: argparse.Namespace) -> None:
         cfg = _config(args, _merge(_overrides(args, "worker", {
             **net, "worker_id": "worker_id", "engine_url": "engine_url",
             "planner_address": "planner_address", "max_inflight": "max_inflight",
-            "advertise_address": "advertise_address", "engine_kv_events": "engine_kv_events"}),
+            "advertise_address": "advertise_address", "engine_kv_events": "engine_kv_events",
+            "engine_kv_replay": "engine_kv_replay"}),
             _overrides(args, "redis", {"redis_url": "url"})))
         asyncio.run(serve_worker(cfg.worker, cfg.redis, args.port_file))
     else:

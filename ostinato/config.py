@@ -115,15 +115,20 @@ class WorkerConfig:
     # blocks stored within kv_max_age_s and to the engine's KV capacity.
     kv_index: bool = True
     engine_kv_events: str = ""  # e.g. tcp://127.0.0.1:5557; empty: publish on completion
+    # the engine's KV events replay socket (SGLang's replay_endpoint), to fill sequence gaps;
+    # empty: a gap resets the worker's index key
+    engine_kv_replay: str = ""
     kv_tokenizer: str = "sim"  # as gateway.kv_tokenizer: the engine's tokenizer
     kv_max_age_s: float = 900.0
     kv_ttl_s: float = 30.0  # a worker silent this long loses its entries
 
     def __post_init__(self) -> None:
         check_tokenizer_spec(self.kv_tokenizer, "worker.kv_tokenizer")
-        if self.engine_kv_events and not self.engine_kv_events.startswith(("tcp://", "ipc://")):
-            raise ConfigError(f"worker.engine_kv_events: expected tcp://host:port or ipc://path, "
-                              f"got {self.engine_kv_events!r}")
+        for name in ("engine_kv_events", "engine_kv_replay"):
+            value = getattr(self, name)
+            if value and not value.startswith(("tcp://", "ipc://")):
+                raise ConfigError(f"worker.{name}: expected tcp://host:port or ipc://path, "
+                                  f"got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -132,10 +132,12 @@ class Mesh:
         # Each engine publishes its KV events (SGLang's wire format) on a socket in the
         # workdir, and its worker indexes the blocks from them.
         kv_events = [f"ipc://{self.workdir / f'engine-{i}.kv'}" for i in range(cfg.workers)]
+        kv_replay = [f"{ep}-replay" for ep in kv_events]
         engines = [
             self._spawn(f"engine-{i}", [
                 "sim-engine", "--port", str(_port(self._engine_base, i, self._ephemeral)),
-                *(["--kv-events-config", json.dumps({"publisher": "zmq", "endpoint": ep})]
+                *(["--kv-events-config", json.dumps({"publisher": "zmq", "endpoint": ep,
+                                                     "replay_endpoint": kv_replay[i]})]
                   if cfg.worker.kv_index else []),
             ], config_file)
             for i, ep in enumerate(kv_events)
@@ -147,7 +149,8 @@ class Mesh:
                 "worker", "--worker-id", f"worker-{i}", "--engine-url", url,
                 "--planner-address", self.endpoints.planner,
                 "--port", str(_port(self._worker_base, i, self._ephemeral)),
-                *(["--engine-kv-events", kv_events[i]] if cfg.worker.kv_index else []),
+                *(["--engine-kv-events", kv_events[i], "--engine-kv-replay", kv_replay[i]]
+                  if cfg.worker.kv_index else []),
             ], config_file)
             for i, url in enumerate(self.endpoints.engines)
         ]

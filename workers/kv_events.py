@@ -28,6 +28,7 @@ from typing import Any
 import msgpack
 
 SEQ_BYTES = 8
+END_SEQ = (-1).to_bytes(SEQ_BYTES, "big", signed=True)  # ends a replay
 
 
 @dataclass(frozen=True)

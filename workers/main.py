@@ -64,7 +64,7 @@ async def serve(config: WorkerConfig, redis_cfg: RedisConfig | None = None,
     listening: asyncio.Task[None] | None = None
     if kv_index is not None and config.engine_kv_events:
         listener = KvEventListener(config.engine_kv_events, worker_id, KvEventTranslator(),
-                                   kv_index)
+                                   kv_index, replay_endpoint=config.engine_kv_replay)
         listening = asyncio.create_task(listener.run())
     service = WorkerService(worker_id, engine, planner, model=str(info.get("model_path", "")),
                             kv_index=kv_index, tokenize=load_tokenizer(config.kv_tokenizer),
