@@ -39,6 +39,7 @@ class ClusterConfig:
     chunked_prefill_size: int = 8192
     schedule_policy: str = "fcfs"
     starvation_ratio: float = 4.0
+    max_home_wait_s: float = 2.0  # a call waits this long for the engine holding its context
     tenant_weights: dict[str, float] = field(default_factory=dict)
     kv_tokens: int | None = None  # KV pool per engine; None: what the profile's GPU holds
 
@@ -136,7 +137,8 @@ class ClusterSim:
         self.core = PlannerCore(self.clock, priority, routing, worker_ttl_s=float("inf"),
                                 program_idle_ttl_s=float("inf"),
                                 tenant_weights=config.tenant_weights,
-                                starvation_ratio=config.starvation_ratio)
+                                starvation_ratio=config.starvation_ratio,
+                                max_home_wait_s=config.max_home_wait_s)
         if learned is not None:
             self.core.estimator = copy.deepcopy(learned.outputs)
             self.core.program_sizes = copy.deepcopy(learned.program_sizes)

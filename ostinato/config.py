@@ -90,6 +90,9 @@ class PlannerConfig:
     policy: str = "default"  # <priority>+<routing>, or the preset "default" (srpt+affinity)
     tenant_weights: Mapping[str, str] = field(default_factory=dict)  # tenant -> fair-share weight
     starvation_ratio: float = 4.0  # a call waiting this many times its score is promoted
+    # A call whose home worker (the one holding its context) is full waits for it this long
+    # before it may run elsewhere (planner/core/parking.py); 0 never waits.
+    max_home_wait_s: float = 2.0
     worker_ttl_s: float = 10.0  # a worker not heard from for this long is dropped
     program_idle_ttl_s: float = 1800.0
     kv_index: bool = True  # route on the KV-reference index in Redis (cache/kv_index.py)

@@ -31,6 +31,7 @@ from planner.core.model import (
     call_key,
     work_of,
 )
+from planner.core.parking import ParkedCalls
 from planner.core.policies import PriorityPolicy, engine_priority
 from planner.core.queue import MultiLevelQueue
 from planner.core.routing import RoutingPolicy
@@ -55,6 +56,7 @@ class PlannerCore:
         tenant_weights: Mapping[str, float] | None = None,
         starvation_ratio: float = 4.0,
         orphan_ttl_s: float = 60.0,
+        max_home_wait_s: float = 2.0,
     ) -> None:
         self._clock = clock
         self._priority = priority
@@ -73,6 +75,7 @@ class PlannerCore:
         # Restored waiting calls whose callers have not admitted them again: key -> (call, since)
         self._orphans: dict[str, tuple[CallRecord, float]] = {}
         self._orphan_ttl_s = orphan_ttl_s
+        self._parked = ParkedCalls(max_home_wait_s)
 
     # ---- workers -------------------------------------------------------------------
 
@@ -97,6 +100,8 @@ class PlannerCore:
 
     def remove_worker(self, worker_id: str) -> None:
         self._workers.pop(worker_id, None)
+        for call in self._parked.release_worker(worker_id):
+            self._queue.push(call)
 
     @property
     def workers(self) -> list[WorkerState]:
@@ -270,11 +275,20 @@ class PlannerCore:
         self._queue.push(call)
 
     def dispatch(self) -> list[Grant]:
-        """Starts queued calls while workers have budget; returns the grants made."""
+        """Starts queued calls while workers have budget; returns the grants made.
+
+        A call whose home worker (the routing policy's `home`) is full waits for it, up to
+        `max_home_wait_s` (planner/core/parking.py); a worker's parked calls go first."""
         grants: list[Grant] = []
         now = self._clock.now()
+        for call in self._parked.release_expired(now):
+            self._queue.push(call)
+        workers = self.workers
+        by_id = {w.worker_id: w for w in workers}
+        for worker in workers:
+            while worker.free > 0 and (call := self._parked.take(worker.worker_id)) is not None:
+                grants.append(self._start(call, worker, now))
         while len(self._queue):
-            workers = self.workers
             free = [w for w in workers if w.free > 0]
             if not free:
                 break
@@ -282,16 +296,26 @@ class PlannerCore:
             if call is None:
                 break
             program = self._programs[call.program_id]
+            if self._parked.may_park(call):
+                home = by_id.get(self._routing.home(call, program))
+                if home is not None and home.free <= 0:
+                    self._parked.park(call, home.worker_id, now)
+                    continue
             worker = self._routing.choose(call, program, free, workers)
-            worker.inflight += 1
-            program.last_worker = worker.worker_id
-            call.state = CallState.RUNNING
-            call.worker_id, call.worker_address = worker.worker_id, worker.address
-            call.dispatched_at = now
-            call.priority = engine_priority(self._priority, call.score)
-            self._events.append(CallChanged(call))
-            grants.append(grant_of(call))
+            grants.append(self._start(call, worker, now))
         return grants
+
+    def _start(self, call: CallRecord, worker: WorkerState, now: float) -> Grant:
+        program = self._programs[call.program_id]
+        self._parked.forget(call)
+        worker.inflight += 1
+        program.last_worker = worker.worker_id
+        call.state = CallState.RUNNING
+        call.worker_id, call.worker_address = worker.worker_id, worker.address
+        call.dispatched_at = now
+        call.priority = engine_priority(self._priority, call.score)
+        self._events.append(CallChanged(call))
+        return grant_of(call)
 
     def complete(
         self,
@@ -357,6 +381,7 @@ class PlannerCore:
             if worker is not None:
                 worker.inflight = max(0, worker.inflight - 1)
         now = self._clock.now()
+        self._parked.forget(call)
         call.state = state
         call.finished_at = now
         self._calls.pop(call.key, None)
@@ -387,7 +412,7 @@ class PlannerCore:
         now = self._clock.now()
         for worker in list(self._workers.values()):
             if now - worker.last_seen > self._worker_ttl_s:
-                del self._workers[worker.worker_id]
+                self.remove_worker(worker.worker_id)
         for call, since in list(self._orphans.values()):
             if now - since > self._orphan_ttl_s:
                 self._finish(call, CallState.CANCELLED)
@@ -405,4 +430,5 @@ class PlannerCore:
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        """Calls waiting to start: in the global queue or parked on their home worker."""
+        return len(self._queue) + len(self._parked)

@@ -214,28 +214,34 @@ def test_engine_priority_steps_by_level() -> None:
     assert engine_priority(Plas(), 0.5) - engine_priority(Plas(), 2.0) == 10
 
 
-def test_affinity_keeps_a_program_on_its_worker_until_overloaded() -> None:
-    core, _ = core_with("fcfs+affinity", workers=3, budget=10)
+def test_affinity_keeps_a_program_on_its_worker_and_parks_calls_while_it_is_full() -> None:
+    core, clock = core_with("fcfs+affinity", workers=2, budget=1, max_home_wait_s=2.0)
     core.register_program("p", "t")
     core.submit("p", "t", "c0")
     (g0,) = core.dispatch()
+    home, other = g0.worker_id, ("w1" if g0.worker_id == "w0" else "w0")
     core.complete("p", "c0", service_s=1)
-    for i in range(1, 4):
-        core.submit("p", "t", f"c{i}", parents=[f"c{i - 1}"])
-        (g,) = core.dispatch()
-        assert g.worker_id == g0.worker_id
-        core.complete("p", f"c{i}", service_s=1)
-    # other programs whose context is on the same worker pile onto it: 5 fit (0..4 more
-    # than the least loaded), the 6th goes elsewhere, and so does p's next call
-    for j in range(6):
-        core.register_program(f"o{j}", "t")
-        core.program(f"o{j}", "t").last_worker = g0.worker_id
-        core.submit(f"o{j}", "t", "x")
-    placed = [g.worker_id for g in core.dispatch()]
-    assert placed.count(g0.worker_id) == 5
-    core.submit("p", "t", "c4", parents=["c3"])
-    (g,) = core.dispatch()
-    assert g.worker_id != g0.worker_id
+    core.register_program("q", "t")
+    core.program("q", "t").last_worker = home
+    core.submit("q", "t", "x")  # no parents: follows q's last worker while it is not loaded
+    assert [g.worker_id for g in core.dispatch()] == [home]
+    # p's next call extends c0's prompt: its home is full, so it waits there although
+    # the other worker is idle
+    core.submit("p", "t", "c1", parents=["c0"])
+    assert core.dispatch() == [] and core.queued == 1
+    core.complete("q", "x", service_s=1)
+    assert [(g.call_id, g.worker_id) for g in core.dispatch()] == [("c1", home)]
+    core.complete("p", "c1", service_s=1)
+    # full again: c2 waits up to max_home_wait_s, then runs wherever there is room
+    core.submit("q", "t", "y")
+    assert [g.worker_id for g in core.dispatch()] == [home]
+    core.submit("p", "t", "c2", parents=["c1"])
+    assert core.dispatch() == []
+    clock.advance(1.9)
+    assert core.dispatch() == []
+    clock.advance(0.1)
+    (g2,) = core.dispatch()
+    assert (g2.call_id, g2.worker_id, g2.queued_s) == ("c2", other, pytest.approx(2.0))
 
 
 def test_cache_aware_routes_to_the_longest_prefix_unless_imbalanced() -> None:
@@ -381,11 +387,24 @@ def test_affinity_prefers_the_programs_own_worker_over_the_index() -> None:
     (60, 40, True),
     (61, 40, False),
 ])
-def test_affinity_leaves_its_worker_only_when_it_is_loaded_beyond_both_bounds(
+def test_affinity_leaves_the_last_worker_only_when_it_is_loaded_beyond_both_bounds(
         home_load: int, least_load: int, stays: bool) -> None:
+    """A call without parents (no context of its own) balances load."""
     home = WorkerState("w0", "a0", 128, 0.0, inflight=home_load)
     least = WorkerState("w1", "a1", 128, 0.0, inflight=least_load)
     program = Program("p", "t", 0.0, last_worker="w0")
     call = CallRecord("p", "c", "t", "", (), 100, 16, 0.0)
     chosen = Affinity().choose(call, program, [home, least], [home, least])
     assert (chosen is home) is stays
+
+
+@pytest.mark.parametrize(("home_load", "least_load"), [(0, 0), (5, 0), (127, 0)])
+def test_a_call_with_parents_stays_home_whenever_home_has_room(home_load: int,
+                                                                least_load: int) -> None:
+    home = WorkerState("w0", "a0", 128, 0.0, inflight=home_load)
+    least = WorkerState("w1", "a1", 128, 0.0, inflight=least_load)
+    parent = CallRecord("p", "a", "t", "", (), 100, 16, 0.0, worker_id="w0", finished_at=1.0)
+    program = Program("p", "t", 0.0, calls={"a": parent}, last_worker="w1")
+    call = CallRecord("p", "b", "t", "", ("a",), 200, 16, 0.0)
+    assert Affinity().home(call, program) == "w0"
+    assert Affinity().choose(call, program, [home, least], [home, least]) is home
