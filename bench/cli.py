@@ -25,8 +25,9 @@ def add_parser(sub: Any) -> None:
     sim.add_argument("--seed", type=int, help="overrides the spec's seed")
     sim.add_argument("--out", default="bench-results", help="directory for results.json, .md, .png")
     sim.add_argument("--slo-factor", type=float, default=5.0)
-    sim.add_argument("--budget", type=int, default=32,
-                     help="calls in flight per engine that the planner grants")
+    sim.add_argument("--budget", default="32",
+                     help="calls in flight per engine that the planner grants: N, or "
+                          "N,POLICY=M,... to give policies their own")
     sim.add_argument("--jobs", type=int, default=2, help="parallel simulation processes")
     sim.add_argument("--warmup", type=int, default=300,
                      help="programs (of another seed, light load) the planner learns from before "

@@ -21,7 +21,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"**SIMULATED** (virtual-time cluster simulator, sim engines): workload `{results['workload']}`, "
         f"{results['engines']} engines of `{results['profile']}`, {results['programs']} programs per run, "
-        f"seed {results['seed']}, planner budget {results['budget_per_engine']} calls per engine.",
+        f"seed {results['seed']}, planner budget per engine: {_budgets(results)}.",
         "",
         f"Capacity: highest rate with mean normalized latency <= {results['slo_factor']:g} x the unloaded "
         f"`fcfs+round_robin` ({results['unloaded']['normalized_latency_s_per_token_mean'] * 1000:.2f} "
@@ -44,13 +44,40 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in sorted(results["runs"], key=lambda r: (r["rate"], r["policy"])):
-        lat = r["program_latency_s"]
-        lines.append(
-            f"| `{r['policy']}` | {r['rate']:g} | {r['completed']}/{r['programs']} | {lat['mean']:.2f} | "
+        lines.append(_row(r))
+    lines += _point(results.get("at_80pct_of_baseline_capacity"))
+    return "\n".join(lines) + "\n"
+
+
+def _budgets(results: dict[str, Any]) -> str:
+    per = results.get("budget_per_policy") or {}
+    if len(set(per.values())) <= 1:
+        return f"{results['budget_per_engine']} calls"
+    return ", ".join(f"`{p}` {b}" for p, b in per.items())
+
+
+def _row(r: dict[str, Any]) -> str:
+    lat = r["program_latency_s"]
+    return (f"| `{r['policy']}` | {r['rate']:g} | {r['completed']}/{r['programs']} | {lat['mean']:.2f} | "
             f"{lat['p50']:.2f} | {lat['p99']:.2f} | "
             f"{r['normalized_latency_s_per_token']['mean'] * 1000:.2f} | {r['prefix_hit_rate']:.3f} | "
             f"{_fmt(r['deadline_attainment'], 3)} | {r['call_queue_s']['mean']:.2f} |")
-    return "\n".join(lines) + "\n"
+
+
+def _point(point: dict[str, Any] | None) -> list[str]:
+    """The runs at 80% of the baseline's capacity, where the latency targets are stated."""
+    if not point:
+        return []
+    lines = ["", f"At {point['load_of_baseline_capacity']:.0%} of `fcfs+round_robin`'s capacity "
+             f"({point['rate']:.2f} programs/s):", "",
+             "| policy | rate | done | mean s | p50 s | p99 s | norm ms/tok | prefix hit | deadlines "
+             "| calls queued s (mean) | p99 vs fcfs+round_robin | mean vs oracle |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in point["runs"]:
+        p = r["policy"]
+        lines.append(_row(r) + f" {_fmt(point['p99_vs_baseline'].get(p))}x | "
+                     f"{_fmt(point['mean_vs_oracle'].get(p))}x |")
+    return lines
 
 
 def plots(results: dict[str, Any], out: Path) -> list[Path]:

@@ -21,6 +21,7 @@ from planner.core.selection import parse_policy
 from workers.sim.cost_model import load_profile
 
 BASELINE = "fcfs+round_robin"
+TARGET_LOAD = 0.8  # issue #5's latency targets hold at this share of the baseline's capacity
 UNLOADED_RATE_DIVISOR = 20.0  # the unloaded reference runs at min(rates) / this
 UNLOADED_PROGRAMS = 200
 WARMUP_SEED_OFFSET = 1000  # warm-up programs come from another seed: never the measured ones
@@ -40,6 +41,12 @@ class SweepConfig:
     # estimates (output lengths, program sizes per class) are those of a planner in service;
     # 0: every run starts cold.
     warmup_programs: int = 300
+    # Per-policy budgets, overriding `budget` (each policy at the budget that suits it: the
+    # baselines model engines without a planner cap, `default` holds low-priority work back).
+    policy_budgets: tuple[tuple[str, int], ...] = ()
+
+    def budget_for(self, policy: str) -> int:
+        return dict(self.policy_budgets).get(policy, self.budget)
 
     def validate(self) -> None:
         if not self.policies:
@@ -53,6 +60,11 @@ class SweepConfig:
             raise SpecError("--rates: give one or more positive rates")
         if self.engines < 1 or self.budget < 1 or self.jobs < 1:
             raise SpecError("--engines, --budget and --jobs must be >= 1")
+        for policy, budget in self.policy_budgets:
+            if policy not in self.policies:
+                raise SpecError(f"--budget: {policy!r} is not one of --policies")
+            if budget < 1:
+                raise SpecError(f"--budget: {policy}={budget} must be >= 1")
         if self.warmup_programs < 0:
             raise SpecError("--warmup must be >= 0")
         if self.slo_factor <= 1:
@@ -83,7 +95,8 @@ def _cluster(policy: str, cfg: SweepConfig, spec: WorkloadSpec) -> tuple[str, Cl
     if policy == REFERENCE:
         return BASELINE, ClusterConfig(engines=1, budget=1 << 20, max_running_requests=1 << 20,
                                        kv_tokens=UNBOUNDED_KV, tenant_weights=weights)
-    return policy, ClusterConfig(engines=cfg.engines, budget=cfg.budget, tenant_weights=weights)
+    return policy, ClusterConfig(engines=cfg.engines, budget=cfg.budget_for(policy),
+                                 tenant_weights=weights)
 
 
 def warm_up(spec: WorkloadSpec, cfg: SweepConfig) -> Learned | None:
@@ -105,7 +118,9 @@ def run_one(spec: WorkloadSpec, policy: str, rate: float, cfg: SweepConfig,
     label = policy
     policy, cluster = _cluster(policy, cfg, spec)
     sim = ClusterSim(generate(spec), policy, load_profile(cfg.profile), cluster, learned)
-    return summarize(sim.run(progress=_tick), label if label != REFERENCE else policy, rate)
+    result = summarize(sim.run(progress=_tick), label if label != REFERENCE else policy, rate)
+    result["budget_per_engine"] = cluster.budget
+    return result
 
 
 class _Bar:
@@ -149,17 +164,20 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
             bar.draw(counter.value, sum(f.done() for f in futures), len(futures))
             time.sleep(0.25)
         results = [f.result() for f in futures]
-    bar.draw(total, len(futures), len(futures))
-    bar.close()
-    unloaded, single, runs = results[0], results[1], results[2:]
-    reference = unloaded["normalized_latency_s_per_token"]["mean"]
-    limit = cfg.slo_factor * reference
-    caps, bounded = {}, {}
-    for policy in cfg.policies:
-        pts = [(r["rate"], r["normalized_latency_s_per_token"]["mean"]) for r in runs
-               if r["policy"] == policy]
-        caps[policy], bounded[policy] = capacity(pts, limit)
-        caps[policy] = round(caps[policy], 6)
+        bar.draw(total, len(futures), len(futures))
+        bar.close()
+        unloaded, single, runs = results[0], results[1], results[2:]
+        reference = unloaded["normalized_latency_s_per_token"]["mean"]
+        limit = cfg.slo_factor * reference
+        caps, bounded = _capacities(runs, cfg.policies, limit)
+        point = None
+        if caps.get(BASELINE) and bounded[BASELINE]:
+            rate = round(TARGET_LOAD * caps[BASELINE], 6)
+            at = [p for p in (BASELINE, "default", "oracle") if p in cfg.policies]
+            point = {"rate": rate, "load_of_baseline_capacity": TARGET_LOAD,
+                     "runs": list(pool.map(run_one, *zip(*[(spec, p, rate, cfg, learned)
+                                                            for p in at], strict=True)))}
+            point.update(_point_ratios(point["runs"]))
     return {
         "kind": "sim", "simulated": True, "workload": spec.name, "engines": cfg.engines,
         "profile": cfg.profile, "seed": spec.seed, "programs": spec.programs,
@@ -170,8 +188,33 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
                      "normalized_latency_s_per_token_mean": reference,
                      "program_latency_s_mean": unloaded["program_latency_s"]["mean"]},
         "reference_prefix_hit_rate": single["prefix_hit_rate"],
+        "budget_per_policy": {p: cfg.budget_for(p) for p in cfg.policies},
         "runs": runs, "capacity": caps, "capacity_bounded": bounded,
+        "at_80pct_of_baseline_capacity": point,
         "sweep_wall_s": round(time.monotonic() - start, 3),
+    }
+
+
+def _capacities(runs: list[dict[str, Any]], policies: tuple[str, ...],
+                limit: float) -> tuple[dict[str, float], dict[str, bool]]:
+    caps, bounded = {}, {}
+    for policy in policies:
+        pts = [(r["rate"], r["normalized_latency_s_per_token"]["mean"]) for r in runs
+               if r["policy"] == policy]
+        cap, bounded[policy] = capacity(pts, limit)
+        caps[policy] = round(cap, 6)
+    return caps, bounded
+
+
+def _point_ratios(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """p99 over the baseline's and mean over the oracle's, per policy run at the point."""
+    by = {r["policy"]: r["program_latency_s"] for r in runs}
+    base, oracle = by.get(BASELINE), by.get("oracle")
+    return {
+        "p99_vs_baseline": {p: round(lat["p99"] / base["p99"], 4) for p, lat in by.items()
+                            if base and base["p99"] > 0},
+        "mean_vs_oracle": {p: round(lat["mean"] / oracle["mean"], 4) for p, lat in by.items()
+                           if oracle and oracle["mean"] > 0},
     }
 
 
@@ -191,19 +234,38 @@ def parse_rates(text: str) -> tuple[float, ...]:
         raise SpecError(f"--rates: expected comma-separated numbers, got {text!r}") from None
 
 
+def parse_budget(text: str) -> tuple[int, tuple[tuple[str, int], ...]]:
+    """`256` or `256,default=64,oracle=64`: the budget, then per-policy overrides."""
+    budget, overrides = None, []
+    for item in (x.strip() for x in str(text).split(",") if x.strip()):
+        name, sep, value = item.rpartition("=")
+        try:
+            n = int(value)
+        except ValueError:
+            raise SpecError(f"--budget: expected N or POLICY=N, got {item!r}") from None
+        if sep:
+            overrides.append((name.strip(), n))
+        elif budget is None:
+            budget = n
+        else:
+            raise SpecError(f"--budget: two default budgets ({budget} and {n})")
+    return (32 if budget is None else budget), tuple(overrides)
+
+
 def parse_policies(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 def sweep_command(workload: str, policies: str, rates: str, *, engines: int, profile: str,
                   programs: int | None, seed: int | None, out: str, slo_factor: float,
-                  budget: int, jobs: int, warmup_programs: int = 300, readme: str | None = None,
+                  budget: int | str, jobs: int, warmup_programs: int = 300, readme: str | None = None,
                   progress: Any = sys.stderr) -> dict[str, Any]:
     from bench.spec import load_spec
 
     spec = load_spec(workload).with_overrides(seed=seed, programs=programs)
-    cfg = SweepConfig(parse_policies(policies), parse_rates(rates), engines, profile, budget,
-                      slo_factor, jobs, warmup_programs)
+    default_budget, policy_budgets = parse_budget(str(budget))
+    cfg = SweepConfig(parse_policies(policies), parse_rates(rates), engines, profile,
+                      default_budget, slo_factor, jobs, warmup_programs, policy_budgets)
     results = run_sweep(spec, cfg, progress=progress)
     files = write_results(results, Path(out))
     if readme:

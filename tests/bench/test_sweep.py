@@ -1,0 +1,70 @@
+"""Sweep options (per-policy budgets) and the runs at 80% of the baseline's capacity."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.report import markdown
+from bench.spec import SpecError, parse_spec
+from bench.sweep import SweepConfig, parse_budget, run_sweep
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("128", (128, ())),
+    ("256,default=64,oracle=64", (256, (("default", 64), ("oracle", 64)))),
+    ("default=64", (32, (("default", 64),))),
+    (" 16 , fcfs+round_robin=8 ", (16, (("fcfs+round_robin", 8),))),
+])
+def test_budget_parses_a_default_and_per_policy_overrides(text: str, expected: tuple) -> None:
+    assert parse_budget(text) == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("lots", "expected N or POLICY=N"),
+    ("default=many", "expected N or POLICY=N"),
+    ("8,16", "two default budgets"),
+])
+def test_bad_budgets_name_the_flag(text: str, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_budget(text)
+
+
+def test_a_budget_for_a_policy_not_swept_or_below_one_is_refused() -> None:
+    with pytest.raises(SpecError, match="not one of --policies"):
+        SweepConfig(("default",), (1.0,), policy_budgets=(("oracle", 4),)).validate()
+    with pytest.raises(SpecError, match="default=0"):
+        SweepConfig(("default",), (1.0,), policy_budgets=(("default", 0),)).validate()
+
+
+def chain_spec() -> dict:
+    return {"version": 1, "seed": 3, "programs": 60,
+            "arrival": {"process": "poisson", "rate": 1.0},
+            "classes": [{"name": "c", "shape": "chain", "calls": 3, "first_prompt_tokens": 400,
+                         "step_prompt_tokens": 50, "output_tokens": 200, "think_time_s": 0.1}]}
+
+
+def test_each_policy_runs_at_its_budget_and_the_targets_point_is_measured() -> None:
+    cfg = SweepConfig(("fcfs+round_robin", "default", "oracle"), (0.1, 1.0, 10.0),
+                      engines=1, budget=2, policy_budgets=(("default", 4),), warmup_programs=0)
+    results = run_sweep(parse_spec(chain_spec()), cfg, progress=None)
+    budgets = {(r["policy"], r["budget_per_engine"]) for r in results["runs"]}
+    assert budgets == {("fcfs+round_robin", 2), ("default", 4), ("oracle", 2)}
+    assert results["budget_per_policy"] == {"fcfs+round_robin": 2, "default": 4, "oracle": 2}
+    assert results["capacity_bounded"]["fcfs+round_robin"]  # 10/s overloads one engine
+    point = results["at_80pct_of_baseline_capacity"]
+    assert point["rate"] == pytest.approx(0.8 * results["capacity"]["fcfs+round_robin"], abs=1e-5)
+    assert [r["policy"] for r in point["runs"]] == ["fcfs+round_robin", "default", "oracle"]
+    assert all(r["rate"] == point["rate"] for r in point["runs"])
+    lat = {r["policy"]: r["program_latency_s"] for r in point["runs"]}
+    assert point["p99_vs_baseline"]["fcfs+round_robin"] == 1.0
+    assert point["p99_vs_baseline"]["default"] == pytest.approx(
+        lat["default"]["p99"] / lat["fcfs+round_robin"]["p99"], abs=1e-4)
+    assert point["mean_vs_oracle"]["oracle"] == 1.0
+    text = markdown(results)
+    assert "At 80% of `fcfs+round_robin`'s capacity" in text and "`default` 4" in text
+
+
+def test_no_targets_point_without_a_bounded_baseline_capacity() -> None:
+    cfg = SweepConfig(("fcfs+round_robin",), (0.1,), engines=2, warmup_programs=0)
+    results = run_sweep(parse_spec(chain_spec()), cfg, progress=None)
+    assert results["at_80pct_of_baseline_capacity"] is None
