@@ -30,13 +30,18 @@ def markdown(results: dict[str, Any]) -> str:
         f"Prefix hit rate of one engine with an unbounded cache (the most reuse possible): "
         f"{results['reference_prefix_hit_rate']:.3f}.",
         "",
-        "| policy | capacity (programs/s) | vs fcfs+round_robin |",
-        "|---|---:|---:|",
+        "| policy | capacity (programs/s) | vs fcfs+round_robin | completed/s at the top rate "
+        "| vs fcfs+round_robin |",
+        "|---|---:|---:|---:|---:|",
     ]
+    sustained = _top_rate_throughput(results)
+    base = sustained.get("fcfs+round_robin")
     for policy in policies_in(results):
         cap = results["capacity"][policy]
         more = "" if results["capacity_bounded"][policy] else ">= "
-        lines.append(f"| `{policy}` | {more}{cap:.2f} | {_fmt(ratios.get(policy))}x |")
+        tput = sustained.get(policy)
+        lines.append(f"| `{policy}` | {more}{cap:.2f} | {more}{_fmt(ratios.get(policy))}x | "
+                     f"{_fmt(tput)} | {_fmt(tput / base if tput and base else None)}x |")
     lines += [
         "",
         "| policy | rate | done | mean s | p50 s | p99 s | norm ms/tok | prefix hit | deadlines "
@@ -47,6 +52,15 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(_row(r))
     lines += _point(results.get("at_80pct_of_baseline_capacity"))
     return "\n".join(lines) + "\n"
+
+
+def _top_rate_throughput(results: dict[str, Any]) -> dict[str, float]:
+    """Programs completed per simulated second at the sweep's highest rate, where arrivals
+    outrun every policy: what the cluster sustains, unlike the capacity definition, which a
+    finite run's backlog can satisfy (see README)."""
+    top = max(r["rate"] for r in results["runs"])
+    return {r["policy"]: r["throughput_programs_per_s"] for r in results["runs"]
+            if r["rate"] == top}
 
 
 def _budgets(results: dict[str, Any]) -> str:
