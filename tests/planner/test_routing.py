@@ -1,0 +1,126 @@
+"""Routing policies: affinity's home and parked calls, cache-aware routing, the KV index."""
+
+from __future__ import annotations
+
+import pytest
+
+from planner.core.model import CallRecord, Program, WorkerState
+from planner.core.routing import Affinity, CacheAware
+from tests.planner.test_policies import core_with
+
+
+def test_affinity_keeps_a_program_on_its_worker_and_parks_calls_while_it_is_full() -> None:
+    core, clock = core_with("fcfs+affinity", workers=2, budget=1, max_home_wait_s=2.0)
+    core.register_program("p", "t")
+    core.submit("p", "t", "c0")
+    (g0,) = core.dispatch()
+    home, other = g0.worker_id, ("w1" if g0.worker_id == "w0" else "w0")
+    core.complete("p", "c0", service_s=1)
+    core.register_program("q", "t")
+    core.program("q", "t").last_worker = home
+    core.submit("q", "t", "x")  # no parents: follows q's last worker while it is not loaded
+    assert [g.worker_id for g in core.dispatch()] == [home]
+    # p's next call extends c0's prompt: its home is full, so it waits there although
+    # the other worker is idle
+    core.submit("p", "t", "c1", parents=["c0"])
+    assert core.dispatch() == [] and core.queued == 1
+    core.complete("q", "x", service_s=1)
+    assert [(g.call_id, g.worker_id) for g in core.dispatch()] == [("c1", home)]
+    core.complete("p", "c1", service_s=1)
+    # full again: c2 waits up to max_home_wait_s, then runs wherever there is room
+    core.submit("q", "t", "y")
+    assert [g.worker_id for g in core.dispatch()] == [home]
+    core.submit("p", "t", "c2", parents=["c1"])
+    assert core.dispatch() == []
+    clock.advance(1.9)
+    assert core.dispatch() == []
+    clock.advance(0.1)
+    (g2,) = core.dispatch()
+    assert (g2.call_id, g2.worker_id, g2.queued_s) == ("c2", other, pytest.approx(2.0))
+
+
+def test_cache_aware_routes_to_the_longest_prefix_unless_imbalanced() -> None:
+    router = CacheAware(balance_abs=2, balance_rel=1.5, cache_threshold=0.3)
+    core, _ = core_with("fcfs+least_load", workers=2, budget=10)
+    core._routing = router  # the same object the test inspects
+    core.register_program("p", "t")
+    shared = [11, 12, 13, 14]
+    core.submit("p", "t", "a", prefix_hashes=shared)
+    (ga,) = core.dispatch()
+    core.complete("p", "a")
+    core.submit("p", "t", "b", prefix_hashes=[*shared, 99])
+    (gb,) = core.dispatch()
+    assert gb.worker_id == ga.worker_id and router.matched_blocks(ga.worker_id, shared) == 4
+    core.complete("p", "b")
+    for i in range(4):  # pile load on the cached worker: imbalance wins over locality
+        core.register_program(f"o{i}", "t")
+        core.program(f"o{i}", "t").last_worker = ga.worker_id
+    w = next(w for w in core.workers if w.worker_id == ga.worker_id)
+    w.inflight = 5
+    core.submit("p", "t", "c", prefix_hashes=shared)
+    (gc,) = core.dispatch()
+    assert gc.worker_id != ga.worker_id
+
+
+@pytest.mark.parametrize(("policy", "kv_matches", "expected"), [
+    # The KV-reference index says w2 holds 8 of the 10 blocks: both policies go there.
+    ("fcfs+cache_aware", {"w0": 0, "w1": 2, "w2": 8}, "w2"),
+    ("fcfs+affinity", {"w0": 0, "w1": 2, "w2": 8}, "w2"),
+    # Below the 30% threshold: least loaded (lowest id on a tie).
+    ("fcfs+cache_aware", {"w0": 0, "w1": 2, "w2": 2}, "w0"),
+    ("fcfs+affinity", {"w0": 0, "w1": 2, "w2": 2}, "w0"),
+    # The index did not answer (None): cache_aware uses its own estimate (empty here).
+    ("fcfs+cache_aware", None, "w0"),
+    ("fcfs+affinity", None, "w0"),
+])
+def test_routing_follows_the_kv_reference_index(policy: str, kv_matches: dict | None,
+                                                expected: str) -> None:
+    core, _ = core_with(policy, workers=3, budget=4)
+    core.register_program("p", "t")
+    core.submit("p", "t", "c", prefix_hashes=list(range(10)), kv_matches=kv_matches)
+    (grant,) = core.dispatch()
+    assert grant.worker_id == expected
+
+
+def test_affinity_prefers_the_programs_own_worker_over_the_index() -> None:
+    core, _ = core_with("fcfs+affinity", workers=3, budget=4)
+    core.register_program("p", "t")
+    core.submit("p", "t", "c0")
+    (g0,) = core.dispatch()
+    core.complete("p", "c0", service_s=1)
+    other = "w2" if g0.worker_id != "w2" else "w1"
+    core.submit("p", "t", "c1", parents=["c0"], prefix_hashes=list(range(10)),
+                kv_matches={other: 10})
+    (g1,) = core.dispatch()
+    assert g1.worker_id == g0.worker_id
+
+
+@pytest.mark.parametrize(("home_load", "least_load", "stays"), [
+    (4, 0, True),  # within max_extra (4) of the least loaded
+    (5, 0, False),  # beyond it, and the least loaded is idle
+    (24, 16, True),  # beyond max_extra but within 1.5x: large budgets keep their locality
+    (25, 16, False),  # beyond both
+    (60, 40, True),
+    (61, 40, False),
+])
+def test_affinity_leaves_the_last_worker_only_when_it_is_loaded_beyond_both_bounds(
+        home_load: int, least_load: int, stays: bool) -> None:
+    """A call without parents (no context of its own) balances load."""
+    home = WorkerState("w0", "a0", 128, 0.0, inflight=home_load)
+    least = WorkerState("w1", "a1", 128, 0.0, inflight=least_load)
+    program = Program("p", "t", 0.0, last_worker="w0")
+    call = CallRecord("p", "c", "t", "", (), 100, 16, 0.0)
+    chosen = Affinity().choose(call, program, [home, least], [home, least])
+    assert (chosen is home) is stays
+
+
+@pytest.mark.parametrize(("home_load", "least_load"), [(0, 0), (5, 0), (127, 0)])
+def test_a_call_with_parents_stays_home_whenever_home_has_room(home_load: int,
+                                                                least_load: int) -> None:
+    home = WorkerState("w0", "a0", 128, 0.0, inflight=home_load)
+    least = WorkerState("w1", "a1", 128, 0.0, inflight=least_load)
+    parent = CallRecord("p", "a", "t", "", (), 100, 16, 0.0, worker_id="w0", finished_at=1.0)
+    program = Program("p", "t", 0.0, calls={"a": parent}, last_worker="w1")
+    call = CallRecord("p", "b", "t", "", ("a",), 200, 16, 0.0)
+    assert Affinity().home(call, program) == "w0"
+    assert Affinity().choose(call, program, [home, least], [home, least]) is home
