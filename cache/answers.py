@@ -45,15 +45,18 @@ class Answer:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    # (id, name, arguments JSON) of each tool call the answer made
+    tool_calls: tuple[tuple[str, str, str], ...] = ()
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__)
+        return json.dumps({**self.__dict__, "tool_calls": [list(c) for c in self.tool_calls]})
 
     @staticmethod
     def from_json(raw: str | bytes) -> Answer:
         d = json.loads(raw)
+        calls = tuple((str(c[0]), str(c[1]), str(c[2])) for c in d.get("tool_calls") or ())
         return Answer(str(d["text"]), str(d["finish_reason"]), int(d["prompt_tokens"]),
-                      int(d["completion_tokens"]))
+                      int(d["completion_tokens"]), calls)
 
 
 @dataclass(frozen=True)

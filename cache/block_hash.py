@@ -22,7 +22,7 @@ def salt_seed(salt: str) -> int:
 
 def chain_hash(parent: int, block: Sequence[int]) -> int:
     h = hashlib.blake2b(parent.to_bytes(8, "little"), digest_size=8)
-    h.update(array("q", block).tobytes())
+    h.update(array("Q", block).tobytes())
     return int.from_bytes(h.digest(), "little")
 
 

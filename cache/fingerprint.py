@@ -1,7 +1,8 @@
 """What a cached answer is keyed by: pure functions over a normalized CallSpec.
 
-Exact: everything that determines the answer (tenant, model, the rendered messages or
-prompt, every sampling parameter set). Only deterministic calls are cached exactly:
+Exact: everything that determines the answer (tenant, model, the messages or prompt with
+their tool calls, tools, tool choice, response format, logprobs, every sampling parameter
+set). Only deterministic calls are cached exactly:
 temperature 0 (or top_k 1); SGLang's default temperature is 1.0, so unset is not.
 
 Semantic: the final user turn is embedded; everything else (tenant, model, system prompt,
@@ -30,15 +31,26 @@ def _digest(parts: dict[str, object]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _sampling(call: common_pb2.CallSpec) -> dict[str, object]:
-    return MessageToDict(call.sampling, preserving_proto_field_name=True)
+def _answer_shaping(call: common_pb2.CallSpec) -> dict[str, object]:
+    """Everything but the messages, ids and hints that changes what the model answers."""
+    shaping = common_pb2.CallSpec(model=call.model, sampling=call.sampling, tools=call.tools,
+                                  tool_choice=call.tool_choice,
+                                  response_format=call.response_format,
+                                  logprobs=call.logprobs, top_logprobs=call.top_logprobs)
+    if call.HasField("parallel_tool_calls"):
+        shaping.parallel_tool_calls = call.parallel_tool_calls
+    return MessageToDict(shaping, preserving_proto_field_name=True)
+
+
+def _message(m: common_pb2.Message) -> list[object]:
+    return [m.role, m.content, m.name, m.tool_call_id,
+            [[c.id, c.name, c.arguments] for c in m.tool_calls]]
 
 
 def exact_digest(tenant: str, call: common_pb2.CallSpec) -> str:
     return _digest({
-        "v": 1, "tenant": tenant, "model": call.model, "prompt": call.prompt,
-        "messages": [[m.role, m.content, m.name, m.tool_call_id] for m in call.messages],
-        "sampling": _sampling(call),
+        "v": 2, "tenant": tenant, "prompt": call.prompt,
+        "messages": [_message(m) for m in call.messages], "shaping": _answer_shaping(call),
     })
 
 
@@ -54,12 +66,12 @@ def semantic_key(tenant: str, call: common_pb2.CallSpec) -> SemanticKey | None:
         earlier: list[list[str]] = []
         text = call.prompt
     elif call.messages and call.messages[-1].role == "user":
-        earlier = [[m.role, m.content, m.name, m.tool_call_id] for m in call.messages[:-1]]
+        earlier = [_message(m) for m in call.messages[:-1]]
         text = call.messages[-1].content
     else:
         return None
     if not text.strip():
         return None
-    context = _digest({"v": 1, "tenant": tenant, "model": call.model, "earlier": earlier,
-                       "raw_prompt": bool(call.prompt), "sampling": _sampling(call)})
+    context = _digest({"v": 2, "tenant": tenant, "earlier": earlier,
+                       "raw_prompt": bool(call.prompt), "shaping": _answer_shaping(call)})
     return SemanticKey(context, text)

@@ -26,6 +26,13 @@ salt of a declared shared prefix), so the key itself need not name the tenant.
 
     ost:kv:{w:<worker_id>}:blocks     zset   block hash -> last stored (unix s); TTL by heartbeat
 
+Conversations (cache/conversations.py): which program a headerless request continues.
+Idle TTL, renewed when a conversation is extended; the tenant is in the hash tag.
+
+    ost:{t:<tenant>}:conv:<sha256>    string JSON {program_id, call_id, thread_id}: the call
+                                             whose messages + answer hash to <sha256>
+    ost:{t:<tenant>}:conv:kids:<call> string how many requests have extended that call
+
 Tenancy (cache/tenancy.py): operator data, read by every gateway.
 
     ost:tenancy:tenants               hash   tenant -> JSON {"weight": ..., "created": ...}
@@ -96,3 +103,11 @@ def tenancy_keys() -> str:
 
 def tenancy_shared() -> str:
     return f"{PREFIX}:tenancy:shared"
+
+
+def conversation(tenant: str, digest: str) -> str:
+    return f"{PREFIX}:{{t:{tenant}}}:conv:{digest}"
+
+
+def conversation_children(tenant: str, program_id: str, call_id: str) -> str:
+    return f"{PREFIX}:{{t:{tenant}}}:conv:kids:{program_id}:{call_id}"

@@ -1,9 +1,14 @@
-"""Validating calls and rendering their prompts: pure functions over protos, no I/O."""
+"""Validating calls: pure functions over protos, no I/O. Errors name the field at fault."""
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from dataclasses import dataclass
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 from ostinato.v1 import common_pb2
 
@@ -11,7 +16,9 @@ ROLES = ("system", "user", "assistant", "tool")
 
 
 class InvalidCall(ValueError):
-    pass
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param  # the request field at fault, for OpenAI's error shape
 
 
 @dataclass(frozen=True)
@@ -22,48 +29,116 @@ class CallLimits:
     max_new_tokens_limit: int
 
 
-def render_prompt(call: common_pb2.CallSpec) -> str:
-    """A ChatML rendering of the messages (or the raw prompt), ending with the assistant turn.
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # OpenAI's rule for function names
+_MODE = common_pb2.ToolChoiceMode
+_FORMAT = common_pb2.ResponseFormatType
 
-    With a real SGLang model the engine's own chat template should be used; the stand-in
-    keeps the prefix of a growing conversation stable, which is what prefix caching needs.
-    """
-    if call.prompt:
-        return call.prompt
-    parts = [f"<|im_start|>{m.role}\n{m.content}<|im_end|>\n" for m in call.messages]
-    return "".join(parts) + "<|im_start|>assistant\n"
+
+def _json_schema(text: str, where: str) -> None:
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidCall(f"{where} is not valid JSON: {exc}", where) from exc
+    if not isinstance(schema, dict):
+        raise InvalidCall(f"{where} must be a JSON object (a JSON schema)", where)
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        path = "/".join(str(p) for p in exc.path)
+        raise InvalidCall(f"{where} is not a valid JSON schema: {exc.message}"
+                          + (f" (at {path})" if path else ""), where) from exc
+
+
+def _check_tools(call: common_pb2.CallSpec) -> None:
+    names: set[str] = set()
+    for i, tool in enumerate(call.tools):
+        if not _NAME.match(tool.name):
+            raise InvalidCall(f"tools[{i}].function.name must be 1 to 64 letters, digits, _ or -, "
+                              f"got {tool.name!r}", "tools")
+        if tool.name in names:
+            raise InvalidCall(f"tools[{i}].function.name {tool.name!r} is declared twice", "tools")
+        names.add(tool.name)
+        if tool.parameters_json:
+            _json_schema(tool.parameters_json, f"tools[{i}].function.parameters")
+    choice = call.tool_choice
+    if choice.mode in (_MODE.TOOL_CHOICE_MODE_REQUIRED, _MODE.TOOL_CHOICE_MODE_FUNCTION) \
+            and not call.tools:
+        raise InvalidCall("tool_choice requires tools", "tool_choice")
+    if choice.mode == _MODE.TOOL_CHOICE_MODE_FUNCTION and choice.function_name not in names:
+        raise InvalidCall(f"tool_choice names {choice.function_name!r}, which is not among the "
+                          "tools", "tool_choice")
+    forced = choice.mode in (_MODE.TOOL_CHOICE_MODE_REQUIRED, _MODE.TOOL_CHOICE_MODE_FUNCTION)
+    if forced and call.response_format.type in (_FORMAT.RESPONSE_FORMAT_TYPE_JSON_OBJECT,
+                                                _FORMAT.RESPONSE_FORMAT_TYPE_JSON_SCHEMA):
+        raise InvalidCall("response_format cannot be combined with a required tool_choice: both "
+                          "constrain the output", "response_format")
+
+
+def _check_messages(call: common_pb2.CallSpec) -> None:
+    for i, m in enumerate(call.messages):
+        if m.role not in ROLES:
+            raise InvalidCall(f"messages[{i}].role must be one of {', '.join(ROLES)}, got {m.role!r}",
+                              "messages")
+        if m.tool_calls and m.role != "assistant":
+            raise InvalidCall(f"messages[{i}]: only assistant messages carry tool_calls", "messages")
+        for j, tc in enumerate(m.tool_calls):
+            where = f"messages[{i}].tool_calls[{j}]"
+            if not tc.name:
+                raise InvalidCall(f"{where}.function.name is required", "messages")
+            try:
+                args = json.loads(tc.arguments or "{}")
+            except json.JSONDecodeError as exc:
+                raise InvalidCall(f"{where}.function.arguments is not valid JSON: {exc}",
+                                  "messages") from exc
+            if not isinstance(args, dict):
+                raise InvalidCall(f"{where}.function.arguments must be a JSON object", "messages")
+    if call.messages and not any(m.content or m.tool_calls for m in call.messages):
+        raise InvalidCall("every message is empty", "messages")
+
+
+def _check_sampling(call: common_pb2.CallSpec, limits: CallLimits) -> None:
+    sp = call.sampling
+    if sp.HasField("max_new_tokens") and sp.max_new_tokens > limits.max_new_tokens_limit:
+        raise InvalidCall(
+            f"sampling.max_new_tokens {sp.max_new_tokens} > limit {limits.max_new_tokens_limit}",
+            "max_tokens")
+    if sp.HasField("temperature") and not 0.0 <= sp.temperature <= 2.0:
+        raise InvalidCall("sampling.temperature must be in [0, 2]", "temperature")
+    if sp.HasField("top_p") and not 0.0 < sp.top_p <= 1.0:
+        raise InvalidCall("sampling.top_p must be in (0, 1]", "top_p")
+    for name in ("presence_penalty", "frequency_penalty"):
+        if sp.HasField(name) and not -2.0 <= getattr(sp, name) <= 2.0:
+            raise InvalidCall(f"sampling.{name} must be in [-2, 2]", name)
+    if sp.HasField("n") and sp.n != 1:
+        raise InvalidCall("sampling.n must be 1 for program calls", "n")
+    if call.top_logprobs > 20:
+        raise InvalidCall("top_logprobs must be at most 20", "top_logprobs")
+    if call.top_logprobs and not call.logprobs:
+        raise InvalidCall("top_logprobs needs logprobs", "top_logprobs")
 
 
 def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.CallSpec:
     """Checks a call and returns a copy with defaults filled in; raises InvalidCall."""
     if not call.messages and not call.prompt:
-        raise InvalidCall("a call needs messages or a prompt")
+        raise InvalidCall("a call needs messages or a prompt", "messages")
     if call.messages and call.prompt:
-        raise InvalidCall("give either messages or a prompt, not both")
+        raise InvalidCall("give either messages or a prompt, not both", "messages")
     if len(call.messages) > limits.max_messages:
-        raise InvalidCall(f"too many messages: {len(call.messages)} > {limits.max_messages}")
-    for i, m in enumerate(call.messages):
-        if m.role not in ROLES:
-            raise InvalidCall(f"messages[{i}].role must be one of {', '.join(ROLES)}, got {m.role!r}")
-    if call.messages and not any(m.content for m in call.messages):
-        raise InvalidCall("every message is empty")
+        raise InvalidCall(f"too many messages: {len(call.messages)} > {limits.max_messages}",
+                          "messages")
+    _check_messages(call)
+    _check_tools(call)
+    if call.response_format.type == _FORMAT.RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
+        _json_schema(call.response_format.schema_json, "response_format.json_schema.schema")
     size = len(call.prompt) + sum(len(m.content) for m in call.messages)
     if size > limits.max_prompt_chars:
-        raise InvalidCall(f"prompt too large: {size} characters > {limits.max_prompt_chars}")
+        raise InvalidCall(f"prompt too large: {size} characters > {limits.max_prompt_chars}",
+                          "messages")
     if call.call_id and ("/" in call.call_id or len(call.call_id) > 128):
-        raise InvalidCall("call_id must be at most 128 characters and contain no '/'")
+        raise InvalidCall("call_id must be at most 128 characters and contain no '/'", "ostinato")
     if call.call_id in call.parent_call_ids:
-        raise InvalidCall("a call cannot be its own parent")
-    sp = call.sampling
-    if sp.HasField("max_new_tokens") and sp.max_new_tokens > limits.max_new_tokens_limit:
-        raise InvalidCall(
-            f"sampling.max_new_tokens {sp.max_new_tokens} > limit {limits.max_new_tokens_limit}")
-    if sp.HasField("temperature") and not 0.0 <= sp.temperature <= 2.0:
-        raise InvalidCall("sampling.temperature must be in [0, 2]")
-    if sp.HasField("top_p") and not 0.0 < sp.top_p <= 1.0:
-        raise InvalidCall("sampling.top_p must be in (0, 1]")
-    if sp.HasField("n") and sp.n != 1:
-        raise InvalidCall("sampling.n must be 1 for program calls")
+        raise InvalidCall("a call cannot be its own parent", "ostinato")
+    _check_sampling(call, limits)
     out = common_pb2.CallSpec()
     out.CopyFrom(call)
     if not out.call_id:

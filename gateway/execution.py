@@ -15,28 +15,43 @@ from dataclasses import dataclass
 import grpc
 
 from cache.answers import Answer, AnswerCache
-from cache.block_hash import Tokenize, prefix_block_hashes, tokenize_prompt
+from cache.block_hash import Tokenize, prefix_block_hashes, shared_token_count
 from cache.fingerprint import deterministic, exact_digest, semantic_key
 from cache.modes import CacheMode, CachePolicy, InvalidCachePolicy, from_proto
 from cache.tenancy import Tenancy
-from gateway.calls import render_prompt
+from gateway.prompts import PreparedPrompt, prepare
+from gateway.tool_output import ToolOutput
 from gateway.worker_channels import WorkerChannels
 from ostinato.retry import with_retry
-from ostinato.tokenizers import load_tokenizer
+from ostinato.tokenizers import ChatRenderer, load_renderer, load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2
 
 
 class CallFailed(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    """A failure with the gRPC status to return (the HTTP API maps it) and, for bad input,
+    the request field at fault."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.param = param
 
 
 @dataclass(frozen=True)
 class Delta:
     text: str
     cache_hit: int = common_pb2.CACHE_HIT_MISS  # set when the text comes from the answer cache
+
+
+@dataclass(frozen=True)
+class Granted:
+    """The call left the planner's queue for `worker_id` ("" when answered from a cache)."""
+
+    worker_id: str
+
+
+CallItem = Granted | Delta | common_pb2.CallResult
 
 
 def cache_salt(tenant: str) -> str:
@@ -52,10 +67,14 @@ class CallExecutor:
                  cache: AnswerCache | None = None,
                  cache_default: CachePolicy | None = None,
                  tenancy: Callable[[], Tenancy] = Tenancy,
-                 tokenize: Tokenize | None = None) -> None:
-        """`tokenize`: the served model's tokenizer, for the KV index's block hashes."""
+                 tokenize: Tokenize | None = None, renderer: ChatRenderer | None = None,
+                 tool_format: str = "hermes") -> None:
+        """`tokenize` and `renderer`: the served model's tokenizer and chat template;
+        `tool_format`: how its output writes tool calls (ostinato/tool_formats.py)."""
         self._planner = planner
         self._tokenize = tokenize or load_tokenizer("sim")
+        self._renderer = renderer or load_renderer("sim", tool_format)
+        self._tool_format = tool_format
         self._workers = workers
         self._cache = cache
         self._cache_default = cache_default or CachePolicy(CacheMode.OFF)
@@ -79,8 +98,8 @@ class CallExecutor:
 
     async def run(
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float
-    ) -> AsyncIterator[Delta | common_pb2.CallResult]:
-        """Yields Deltas, then one CallResult. `call` must be normalized already.
+    ) -> AsyncIterator[CallItem]:
+        """Yields Granted, Deltas (content), then one CallResult. `call` must be normalized.
 
         Answered from the cache when the call's policy allows and an entry matches (the
         planner records the call as done, so later calls may depend on it); otherwise run
@@ -95,25 +114,29 @@ class CallExecutor:
             hit = await self._cache.lookup(tenant, exact, semantic, policy.threshold)
             if hit is not None:
                 await self._record_cached(tenant, program_id, call, timeout_s)
+                yield Granted("")
                 yield Delta(hit.answer.text, _HIT[hit.kind])
                 yield common_pb2.CallResult(
                     call_id=call.call_id, text=hit.answer.text,
                     finish_reason=hit.answer.finish_reason,
+                    tool_calls=[common_pb2.ToolCall(id=i, name=n, arguments=a)
+                                for i, n, a in hit.answer.tool_calls],
                     usage=common_pb2.Usage(prompt_tokens=hit.answer.prompt_tokens,
                                            completion_tokens=hit.answer.completion_tokens),
                     cache_hit=_HIT[hit.kind],
                     timings=common_pb2.CallTimings(total_s=time.monotonic() - start))
                 return
-        final: common_pb2.CallResult | None = None
         async for item in self._run(tenant, program_id, call, timeout_s, start):
-            if isinstance(item, common_pb2.CallResult):
-                final = item
+            # Stored before the result is handed on: a consumer may stop at the result
+            # (the HTTP stream does), and nothing after the last yield would run then.
+            if (isinstance(item, common_pb2.CallResult) and self._cache is not None
+                    and (exact or semantic)
+                    and item.finish_reason in ("stop", "length", "tool_calls")):
+                await self._cache.store(tenant, exact, semantic, Answer(
+                    item.text, item.finish_reason, item.usage.prompt_tokens,
+                    item.usage.completion_tokens,
+                    tuple((c.id, c.name, c.arguments) for c in item.tool_calls)))
             yield item
-        if (self._cache is not None and final is not None and (exact or semantic)
-                and final.finish_reason in ("stop", "length")):
-            await self._cache.store(tenant, exact, semantic, Answer(
-                final.text, final.finish_reason, final.usage.prompt_tokens,
-                final.usage.completion_tokens))
 
     async def _record_cached(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
                              timeout_s: float) -> None:
@@ -125,43 +148,56 @@ class CallExecutor:
         except grpc.aio.AioRpcError as exc:
             raise CallFailed(exc.code(), exc.details() or "planner error") from exc
 
+    def _prepare(self, call: common_pb2.CallSpec) -> tuple[PreparedPrompt, int]:
+        """The call rendered and tokenized once, and how many leading tokens are a declared
+        shared prefix."""
+        prompt = prepare(call, self._renderer, self._tokenize, self._tool_format)
+        shared_bytes = self._tenancy().shared_bytes(prompt.text)
+        if shared_bytes <= 0:
+            return prompt, 0
+        shared_text = prompt.text.encode("utf-8", "surrogatepass")[:shared_bytes].decode(
+            "utf-8", "ignore")
+        return prompt, shared_token_count(prompt.ids, self._tokenize(shared_text))
+
     async def _run(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
-                   timeout_s: float, start: float) -> AsyncIterator[Delta | common_pb2.CallResult]:
-        prompt = render_prompt(call)
+                   timeout_s: float, start: float) -> AsyncIterator[CallItem]:
+        prompt, shared_tokens = self._prepare(call)
         salt = cache_salt(tenant)
-        shared = self._tenancy().shared_bytes(prompt)
-        tokens, shared_tokens = tokenize_prompt(self._tokenize, prompt, shared)
         admit = planner_pb2.AdmitRequest(
             tenant=tenant, program_id=program_id, call_id=call.call_id, thread_id=call.thread_id,
-            parent_call_ids=call.parent_call_ids, prompt_tokens=max(1, len(tokens)),
+            parent_call_ids=call.parent_call_ids, prompt_tokens=max(1, len(prompt.ids)),
             max_new_tokens=call.sampling.max_new_tokens, hints=call.hints,
-            prefix_hashes=prefix_block_hashes(tokens, salt, shared_tokens=shared_tokens),
+            prefix_hashes=prefix_block_hashes(prompt.ids, salt, shared_tokens=shared_tokens),
         )
         try:
             # Through a planner restart: the planner recognizes a re-admitted call.
             grant = await with_retry(self._planner.Admit, admit, timeout_s)
         except grpc.aio.AioRpcError as exc:
             raise CallFailed(exc.code(), exc.details() or "planner error") from exc
+        yield Granted(grant.worker_id)
         queued = time.monotonic() - start
         remaining = max(0.001, timeout_s - queued)
         stream = self._workers.stub(grant.worker_address).Generate(
             worker_pb2.GenerateRequest(
                 request_id=f"{program_id}-{call.call_id}-{uuid.uuid4().hex[:8]}", tenant=tenant,
                 program_id=program_id, call_id=call.call_id, priority=grant.priority,
-                prompt=prompt, sampling=call.sampling, cache_salt=salt,
-                shared_prefix_bytes=shared,
+                prompt=prompt.text, input_ids=prompt.ids, sampling=call.sampling,
+                cache_salt=salt, shared_prefix_tokens=shared_tokens,
+                json_schema=prompt.json_schema, return_logprob=call.logprobs,
+                top_logprobs_num=call.top_logprobs,
             ),
             timeout=remaining,
         )
-        parts: list[str] = []
+        output = ToolOutput(prompt.parser, prompt.tool_names, prompt.single_call)
         final: worker_pb2.GenerateResult | None = None
         try:
             async for chunk in stream:
                 if chunk.HasField("result"):
                     final = chunk.result
                 elif chunk.delta:
-                    parts.append(chunk.delta)
-                    yield Delta(chunk.delta)
+                    content = output.feed(chunk.delta)
+                    if content:
+                        yield Delta(content)
         except grpc.aio.AioRpcError as exc:
             await self._report_failure(program_id, call.call_id, grant.worker_id)
             raise CallFailed(exc.code(), exc.details() or "worker error") from exc
@@ -170,10 +206,14 @@ class CallExecutor:
         if final is None:
             await self._report_failure(program_id, call.call_id, grant.worker_id)
             raise CallFailed(grpc.StatusCode.INTERNAL, "worker stream ended without a result")
+        rest, content, tool_calls = output.finish()
+        if rest:
+            yield Delta(rest)
         total = time.monotonic() - start
         yield common_pb2.CallResult(
-            call_id=call.call_id, text="".join(parts), finish_reason=final.finish_reason,
+            call_id=call.call_id, text=content, tool_calls=tool_calls,
+            finish_reason="tool_calls" if tool_calls else final.finish_reason,
             usage=final.usage, worker_id=final.worker_id, cache_hit=common_pb2.CACHE_HIT_MISS,
             timings=common_pb2.CallTimings(queue_s=queued, engine_s=final.service_s, total_s=total),
-            priority=grant.priority, simulated=final.simulated,
+            priority=grant.priority, simulated=final.simulated, logprobs=final.logprobs,
         )

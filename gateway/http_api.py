@@ -1,53 +1,62 @@
 """The OpenAI-compatible HTTP API of the gateway (aiohttp), beside its gRPC service.
 
-    POST /v1/chat/completions          one call; streamed as SSE with "stream": true
+    POST /v1/chat/completions          chat; tools, structured output, logprobs, n; SSE with
+                                       "stream": true (tool calls as OpenAI's deltas)
+    POST /v1/completions               a raw prompt, no chat template
+    GET  /v1/models                    the served model
     POST /v1/programs                  start a program: {"deadline_s", "program_class", "program_id"}
     POST /v1/programs/{id}/end         end it; returns its summary
     GET  /metrics                      Prometheus text
     GET  /health
 
-A chat completion runs in the program named by the `X-Ostinato-Program` header, or in a
-one-call program of its own. `X-Ostinato-Cache` asks for a cache mode; the response says
-`X-Ostinato-Cache-Hit`. Errors use OpenAI's JSON shape with the HTTP status of the gRPC
-code the same failure gets on the gRPC API.
+A request runs in the program named by the `X-Ostinato-Program` header; without one, in the
+program whose conversation it continues (cache/conversations.py), else in a new program.
+Every response's `ostinato` object names its program_id, call_id and parent_call_ids.
+`X-Ostinato-Cache` asks for a cache mode; the response says `X-Ostinato-Cache-Hit`.
+Errors use OpenAI's JSON shape with the HTTP status of the gRPC code the same failure gets
+on the gRPC API. The call path is the gateway core's (gateway/core.py); this only translates.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
 from aiohttp import web
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.json_format import MessageToDict
 
-from cache.answers import AnswerCache
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
-from gateway.auth import ApiKeyAuthenticator, Unauthenticated, api_key_from_metadata
-from gateway.calls import CallLimits, InvalidCall, normalize_call
-from gateway.execution import CallExecutor, CallFailed, Delta
+from gateway.core import GatewayCore, GatewayError, Placement
+from gateway.execution import CallItem, Delta, Granted
 from gateway.openai_format import (
     BadRequest,
+    call_from_completion,
     call_from_openai,
+    choices,
+    wants_stream,
+)
+from gateway.openai_response import (
     chunk_sse,
     completion_json,
     error_json,
     extension_json,
     http_status,
-    wants_stream,
+    models_json,
+    text_completion_json,
+    tool_call_deltas,
+    usage_json,
 )
 from gateway.prometheus import render
-from ostinato.config import GatewayConfig
-from ostinato.retry import with_retry
-from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
+from ostinato.v1 import common_pb2
 
 PROGRAM_HEADER = "X-Ostinato-Program"
+_STARTED = int(time.time())
 
 
 class HttpError(Exception):
@@ -56,35 +65,38 @@ class HttpError(Exception):
         self.status, self.message, self.kind, self.param = status, message, kind, param
 
     @classmethod
-    def from_grpc(cls, code: grpc.StatusCode, message: str) -> HttpError:
-        status, kind = http_status(code)
-        return cls(status, message, kind)
+    def of(cls, exc: GatewayError) -> HttpError:
+        status, kind = http_status(exc.code)
+        return cls(status, exc.message, kind, exc.param)
 
     def response(self) -> web.Response:
         return web.json_response(error_json(self.message, self.kind, self.param), status=self.status)
 
 
+def _sibling(call: common_pb2.CallSpec, i: int) -> common_pb2.CallSpec:
+    """Answer i of n: a call of its own beside the first, on its own thread."""
+    out = common_pb2.CallSpec()
+    out.CopyFrom(call)
+    out.call_id = f"{call.call_id}.n{i}"
+    out.thread_id = f"{call.thread_id}.n{i}"
+    if call.sampling.HasField("seed"):
+        out.sampling.seed = call.sampling.seed + i
+    return out
+
+
 class OpenAiApi:
-    def __init__(self, config: GatewayConfig, auth: ApiKeyAuthenticator,
-                 planner: planner_pb2_grpc.PlannerStub, executor: CallExecutor,
-                 cache: AnswerCache | None = None,
-                 tenancy_stale: Callable[[], bool] = lambda: False) -> None:
-        self._config = config
-        self._auth = auth
-        self._planner = planner
-        self._executor = executor
-        self._cache = cache
-        self._tenancy_stale = tenancy_stale
-        self._limits = CallLimits(config.max_prompt_chars, config.max_messages,
-                                  config.default_max_new_tokens, config.max_new_tokens_limit)
+    def __init__(self, core: GatewayCore) -> None:
+        self._core = core
         self.responses: Counter[tuple[str, int]] = Counter()
 
     def app(self) -> web.Application:
         # Room for the largest prompt the gateway accepts (4 bytes a character, JSON escapes).
-        app = web.Application(client_max_size=self._config.max_prompt_chars * 6 + 1_000_000,
+        app = web.Application(client_max_size=self._core.config.max_prompt_chars * 6 + 1_000_000,
                               middlewares=[self._errors])
         app.add_routes([
             web.post("/v1/chat/completions", self.chat_completions),
+            web.post("/v1/completions", self.completions),
+            web.get("/v1/models", self.models),
             web.post("/v1/programs", self.start_program),
             web.post("/v1/programs/{program_id}/end", self.end_program),
             web.get("/metrics", self.metrics),
@@ -98,6 +110,10 @@ class OpenAiApi:
             request.match_info.route.resource is not None) else "unmatched"
         try:
             response = await handler(request)
+        except GatewayError as exc:
+            response = HttpError.of(exc).response()
+        except BadRequest as exc:
+            response = HttpError(400, str(exc), "invalid_request_error", exc.param).response()
         except HttpError as exc:
             response = exc.response()
         except web.HTTPRequestEntityTooLarge as exc:
@@ -109,11 +125,7 @@ class OpenAiApi:
         return response
 
     def _tenant(self, request: web.Request) -> str:
-        headers = [(k.lower(), v) for k, v in request.headers.items()]
-        try:
-            return self._auth.tenant_for(api_key_from_metadata(headers))
-        except Unauthenticated as exc:
-            raise HttpError(401, str(exc), "authentication_error") from exc
+        return self._core.tenant([(k.lower(), v) for k, v in request.headers.items()])
 
     @staticmethod
     async def _json(request: web.Request) -> Any:
@@ -123,18 +135,12 @@ class OpenAiApi:
             raise HttpError(400, f"the request body is not valid JSON: {exc}",
                             "invalid_request_error") from exc
 
-    async def _planner_call(self, rpc: Any, request: Any) -> Any:
-        try:
-            return await with_retry(rpc, request, budget_s=30.0, attempt_timeout_s=10.0)
-        except grpc.aio.AioRpcError as exc:
-            raise HttpError.from_grpc(exc.code(), exc.details() or "planner error") from exc
-
     async def start_program(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
         body = await self._json(request) if request.can_read_body else {}
         if not isinstance(body, dict):
             raise HttpError(400, "the request body must be a JSON object", "invalid_request_error")
-        options = common_pb2.ProgramOptions(program_id=uuid.uuid4().hex)
+        options = common_pb2.ProgramOptions()
         try:
             if body.get("program_id") is not None:
                 options.program_id = str(body["program_id"])
@@ -148,119 +154,145 @@ class OpenAiApi:
                                                    nanos=int((deadline % 1) * 1e9)))
         except (TypeError, ValueError) as exc:
             raise HttpError(400, f"bad program options: {exc}", "invalid_request_error") from exc
-        resp = await self._planner_call(self._planner.RegisterProgram,
-                                        planner_pb2.RegisterProgramRequest(tenant=tenant,
-                                                                           options=options))
-        return web.json_response({"program_id": resp.program_id, "tenant": tenant})
+        program_id = await self._core.start_program(tenant, options)
+        return web.json_response({"program_id": program_id, "tenant": tenant})
 
     async def end_program(self, request: web.Request) -> web.Response:
-        tenant = self._tenant(request)
-        summary = await self._planner_call(
-            self._planner.EndProgram,
-            planner_pb2.EndProgramPlannerRequest(tenant=tenant,
-                                                 program_id=request.match_info["program_id"]))
+        summary = await self._core.end_program(self._tenant(request),
+                                               request.match_info["program_id"])
         return web.json_response(MessageToDict(summary, preserving_proto_field_name=True))
 
     async def metrics(self, request: web.Request) -> web.Response:
-        cache = self._cache.metrics if self._cache is not None else None
-        entries = len(self._cache.index) if self._cache is not None else 0
-        return web.Response(text=render(cache, entries, self.responses, self._tenancy_stale()),
+        cache = self._core.cache
+        return web.Response(text=render(cache.metrics if cache else None,
+                                        len(cache.index) if cache else 0, self.responses,
+                                        self._core.tenancy_stale()),
                             content_type="text/plain", charset="utf-8")
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def models(self, request: web.Request) -> web.Response:
+        self._tenant(request)
+        return web.json_response(models_json(self._core.config.model, _STARTED))
+
+    async def _place(self, request: web.Request, tenant: str,
+                     call: common_pb2.CallSpec) -> Placement:
+        return await self._core.place(tenant, call, request.headers.get(PROGRAM_HEADER, ""),
+                                      attribute=True)
+
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         tenant = self._tenant(request)
         body = await self._json(request)
-        try:
-            call = normalize_call(call_from_openai(body, request.headers.get(REQUEST_HEADER)),
-                                  self._limits)
-            stream, include_usage = wants_stream(body)
-        except BadRequest as exc:
-            raise HttpError(400, str(exc), "invalid_request_error", exc.param) from exc
-        except InvalidCall as exc:
-            raise HttpError(400, str(exc), "invalid_request_error") from exc
-        model = call.model or "default"
-        program_id = request.headers.get(PROGRAM_HEADER, "")
-        own_program = not program_id
-        if own_program:
-            started = await self._planner_call(self._planner.RegisterProgram,
-                                               planner_pb2.RegisterProgramRequest(
-                                                   tenant=tenant,
-                                                   options=common_pb2.ProgramOptions(
-                                                       program_id=uuid.uuid4().hex)))
-            program_id = started.program_id
-        items = self._executor.run(tenant, program_id, call, self._config.call_timeout_s)
-        try:
-            if stream:
-                return await self._stream(request, items, model, program_id, include_usage)
-            return await self._complete(items, model, program_id)
-        finally:
-            await items.aclose()  # a client gone mid-stream cancels the engine request
-            if own_program:
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    await self._planner.EndProgram(planner_pb2.EndProgramPlannerRequest(
-                        tenant=tenant, program_id=program_id), timeout=5.0)
-
-    async def _complete(self, items: AsyncIterator[Delta | common_pb2.CallResult], model: str,
-                        program_id: str) -> web.Response:
-        result = None
-        try:
-            async for item in items:
-                if isinstance(item, common_pb2.CallResult):
-                    result = item
-        except CallFailed as exc:
-            raise HttpError.from_grpc(exc.code, exc.message) from exc
-        if result is None:
-            raise HttpError(500, "the call ended without a result", "api_error")
+        call = call_from_openai(body, request.headers.get(REQUEST_HEADER))
+        stream, include_usage = wants_stream(body)
+        n = choices(body)
+        if n > 1 and stream:
+            raise BadRequest("n > 1 cannot be streamed; ask for one answer a request", "n")
+        placed = await self._place(request, tenant, call)
+        model = self._core.config.model
+        if stream:
+            return await _Stream(self._core, request, tenant, placed, model, include_usage).run()
+        calls = [placed.call, *(_sibling(placed.call, i) for i in range(1, n))]
+        results = await asyncio.gather(*(self._result(tenant, Placement(
+            placed.program_id, c, placed.attributed)) for c in calls))
         return web.json_response(
-            completion_json(f"chatcmpl-{uuid.uuid4().hex}", model, program_id, result),
+            completion_json(f"chatcmpl-{uuid.uuid4().hex}", model, int(time.time()),
+                            placed.program_id, calls, results),
+            headers={HIT_HEADER: hit_header(results[0].cache_hit)})
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        tenant = self._tenant(request)
+        body = await self._json(request)
+        call = call_from_completion(body, request.headers.get(REQUEST_HEADER))
+        stream, include_usage = wants_stream(body)
+        if choices(body) > 1:
+            raise BadRequest("n must be 1 for /v1/completions", "n")
+        placed = await self._place(request, tenant, call)
+        model = self._core.config.model
+        if stream:
+            return await _Stream(self._core, request, tenant, placed, model, include_usage,
+                                 obj="text_completion").run()
+        result = await self._result(tenant, placed)
+        return web.json_response(
+            text_completion_json(f"cmpl-{uuid.uuid4().hex}", model, int(time.time()),
+                                 placed.program_id, placed.call, result),
             headers={HIT_HEADER: hit_header(result.cache_hit)})
 
-    async def _stream(self, request: web.Request,
-                      items: AsyncIterator[Delta | common_pb2.CallResult], model: str,
-                      program_id: str, include_usage: bool) -> web.StreamResponse:
-        completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        try:  # nothing is sent before the first item: an early failure is a plain HTTP error
-            first = await anext(items)
-        except CallFailed as exc:
-            raise HttpError.from_grpc(exc.code, exc.message) from exc
-        except StopAsyncIteration as exc:
-            raise HttpError(500, "the call ended without a result", "api_error") from exc
-        hit = first.cache_hit
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-            HIT_HEADER: hit_header(hit)})
-        await response.prepare(request)
-        await response.write(chunk_sse(completion_id, model, created,
-                                       {"role": "assistant", "content": ""}))
-        pending: Delta | common_pb2.CallResult | None = first
+    async def _result(self, tenant: str, placed: Placement) -> common_pb2.CallResult:
+        result = None
+        async for item in self._core.run(tenant, placed, self._core.timeout(None)):
+            if isinstance(item, common_pb2.CallResult):
+                result = item
+        if result is None:
+            raise HttpError(500, "the call ended without a result", "api_error")
+        return result
+
+
+class _Stream:
+    """One streamed answer as SSE. Nothing is sent before the call's first output, so an
+    early failure is a plain HTTP error; later ones travel in the stream."""
+
+    def __init__(self, core: GatewayCore, request: web.Request, tenant: str, placed: Placement,
+                 model: str, include_usage: bool, obj: str = "chat.completion.chunk") -> None:
+        self._request, self._placed, self._model, self._usage = request, placed, model, include_usage
+        self._obj = obj
+        self._items: AsyncIterator[CallItem] = core.run(tenant, placed, core.timeout(None))
+        self._id = ("chatcmpl-" if obj == "chat.completion.chunk" else "cmpl-") + uuid.uuid4().hex
+        self._created = int(time.time())
+
+    def _chunk(self, delta: dict[str, Any], **kwargs: Any) -> bytes:
+        return chunk_sse(self._id, self._model, self._created, delta, obj=self._obj, **kwargs)
+
+    async def _next(self) -> Delta | common_pb2.CallResult:
+        while True:
+            item = await anext(self._items)
+            if not isinstance(item, Granted):
+                return item
+
+    async def run(self) -> web.StreamResponse:
+        try:
+            try:
+                first = await self._next()
+            except StopAsyncIteration as exc:
+                raise HttpError(500, "the call ended without a result", "api_error") from exc
+            response = web.StreamResponse(headers={
+                "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                HIT_HEADER: hit_header(first.cache_hit)})
+            await response.prepare(self._request)
+            await self._send(response, first)
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+            return response
+        finally:
+            await self._items.aclose()  # a client gone mid-stream cancels the engine request
+
+    async def _send(self, response: web.StreamResponse, first: Delta | common_pb2.CallResult) -> None:
+        if self._obj == "chat.completion.chunk":
+            await response.write(self._chunk({"role": "assistant", "content": ""}))
+        item: Delta | common_pb2.CallResult | None = first
         try:
             while True:
-                item = pending if pending is not None else await anext(items)
-                pending = None
+                item = item if item is not None else await self._next()
                 if isinstance(item, Delta):
-                    await response.write(chunk_sse(completion_id, model, created,
-                                                   {"content": item.text}))
+                    await response.write(self._chunk({"content": item.text}))
+                    item = None
                     continue
-                await response.write(chunk_sse(completion_id, model, created, {},
-                                               finish_reason=item.finish_reason or "stop",
-                                               extension=extension_json(program_id, item)))
-                if include_usage:
-                    await response.write(chunk_sse(completion_id, model, created, {},
-                                                   usage=item.usage))
-                break
+                for delta in tool_call_deltas(item.tool_calls):
+                    await response.write(self._chunk(delta))
+                await response.write(self._chunk(
+                    {}, finish_reason=item.finish_reason or "stop",
+                    extension=extension_json(self._placed.program_id, self._placed.call, item)))
+                if self._usage:
+                    await response.write(self._chunk({}, usage=usage_json([item.usage])))
+                return
         except StopAsyncIteration:
             await response.write(b"data: " + json.dumps(error_json(
                 "the call ended without a result", "api_error")).encode() + b"\n\n")
-        except CallFailed as exc:  # headers are gone: the error travels in the stream
+        except GatewayError as exc:  # headers are gone: the error travels in the stream
             _, kind = http_status(exc.code)
             await response.write(b"data: " + json.dumps(error_json(
                 exc.message, kind, code=exc.code.name)).encode() + b"\n\n")
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
-        return response
 
 
 async def start_http(api: OpenAiApi, host: str, port: int) -> tuple[web.AppRunner, int]:

@@ -10,17 +10,19 @@ import redis.asyncio as aioredis
 import structlog
 
 from cache.answers import AnswerCache
+from cache.conversations import ConversationIndex
 from cache.embedder import BatchingEmbedder, MiniLM
 from cache.modes import CacheMode, CachePolicy
 from cache.tenant_directory import TenancyView, TenantDirectory
 from gateway.auth import ApiKeyAuthenticator
+from gateway.core import GatewayCore
 from gateway.execution import CallExecutor
 from gateway.http_api import OpenAiApi, start_http
 from gateway.service import GatewayService
 from gateway.worker_channels import WorkerChannels
 from ostinato.config import GatewayConfig, RedisConfig
 from ostinato.serving import GrpcService
-from ostinato.tokenizers import load_tokenizer
+from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc, planner_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -89,13 +91,18 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     tasks = [asyncio.create_task(tenancy.run())]
     auth = ApiKeyAuthenticator(lambda: tenancy.current, config.allow_anonymous)
     executor = CallExecutor(planner, workers, cache, default, lambda: tenancy.current,
-                            tokenize=load_tokenizer(config.kv_tokenizer))
-    service = GatewayService(config, auth, planner, executor, cache)
-    gateway_pb2_grpc.add_GatewayServicer_to_server(service, grpc_service.server)
+                            tokenize=load_tokenizer(config.kv_tokenizer),
+                            renderer=load_renderer(config.kv_tokenizer, config.tool_call_parser),
+                            tool_format=config.tool_call_parser)
+    conversations = ConversationIndex(client, config.conversation_ttl_s, redis_cfg.timeout_s) \
+        if client is not None else None
+    core = GatewayCore(config, auth, planner, executor, cache, conversations,
+                       lambda: tenancy.stale)
+    gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayService(core), grpc_service.server)
     info: dict[str, object] = {}
     runner = None
     if config.http_port >= 0:
-        api = OpenAiApi(config, auth, planner, executor, cache, lambda: tenancy.stale)
+        api = OpenAiApi(core)
         runner, http_port = await start_http(api, config.host, config.http_port)
         info["http_address"] = f"{config.host}:{http_port}"
         log.info("OpenAI-compatible HTTP API", address=info["http_address"])

@@ -1,23 +1,24 @@
-"""OpenAI chat-completions JSON <-> Ostinato protos. Pure: no I/O, no aiohttp.
+"""OpenAI chat-completions and completions request JSON -> Ostinato CallSpecs. Pure.
 
-Requests: `model`, `messages` (string content or text parts), `max_tokens` /
-`max_completion_tokens`, `temperature`, `top_p`, `stop`, `seed`, `n` (1 only), `stream`,
-`stream_options.include_usage`, `user` (ignored), and the extension object `ostinato`
-(`call_id`, `thread_id`, `parent_call_ids`, `expected_output_tokens`) for calls that belong to
-a program. Anything that would change the answer and is not supported (tools, logprobs, ...)
-is refused, never silently dropped; `cache_salt` is refused because the gateway derives it.
+Requests: `model`, `messages` (string content or text parts; assistant `tool_calls`, `tool`
+messages with `tool_call_id`), `tools` (functions), `tool_choice` (auto, none, required, a
+named function), `parallel_tool_calls`, `response_format` (text, json_object, json_schema),
+`max_tokens` / `max_completion_tokens`, `temperature`, `top_p`, `stop`, `seed`,
+`presence_penalty`, `frequency_penalty`, `logprobs` / `top_logprobs`, `n`, `stream`,
+`stream_options.include_usage`, `user` / `metadata` / `store` (ignored: they do not change
+the answer), and the extension object `ostinato` (`call_id`, `thread_id`, `parent_call_ids`,
+`expected_output_tokens`). Anything else that would change the answer (logit_bias, audio,
+image parts, ...) is refused with the field named, never silently dropped; `cache_salt` is
+refused because the gateway derives it.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 
-import grpc
-
-from cache.modes import InvalidCachePolicy, header_to_proto, hit_header
+from cache.modes import InvalidCachePolicy, header_to_proto
 from ostinato.v1 import common_pb2
 
 
@@ -27,12 +28,17 @@ class BadRequest(ValueError):
         self.param = param
 
 
-_IGNORED = {"user", "stream", "stream_options", "metadata", "store"}
-_UNSUPPORTED = {"tools", "tool_choice", "functions", "function_call", "logprobs", "top_logprobs",
-                "response_format", "logit_bias", "presence_penalty", "frequency_penalty",
-                "audio", "modalities", "prediction", "parallel_tool_calls"}
+_IGNORED = {"user", "stream", "stream_options", "metadata", "store", "service_tier"}
+_UNSUPPORTED = {"functions", "function_call", "logit_bias", "audio", "modalities", "prediction",
+                "web_search_options", "reasoning_effort", "suffix", "echo", "best_of"}
 _KNOWN = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
-          "stop", "seed", "n", "ostinato", *_IGNORED}
+          "stop", "seed", "n", "ostinato", "tools", "tool_choice", "parallel_tool_calls",
+          "response_format", "logprobs", "top_logprobs", "presence_penalty", "frequency_penalty",
+          *_IGNORED}
+_KNOWN_COMPLETIONS = (_KNOWN - {"messages", "tools", "tool_choice", "parallel_tool_calls",
+                                "response_format", "max_completion_tokens", "top_logprobs"}) | {
+    "prompt"}
+_MODE = common_pb2.ToolChoiceMode
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
 
 
@@ -76,11 +82,114 @@ def _messages(body: Mapping[str, Any]) -> list[common_pb2.Message]:
         if role not in _ROLES:
             raise BadRequest(f"messages[{i}].role must be one of {', '.join(sorted(_ROLES))}",
                              "messages")
-        if m.get("tool_calls"):
-            raise BadRequest(f"messages[{i}].tool_calls: tools are not supported", "messages")
-        out.append(common_pb2.Message(role="system" if role == "developer" else role,
-                                      content=_content(m, i)))
+        msg = common_pb2.Message(role="system" if role == "developer" else role,
+                                 content=_content(m, i), tool_calls=_tool_calls(m, i))
+        for name in ("name", "tool_call_id"):
+            value = m.get(name)
+            if value is not None:
+                if not isinstance(value, str):
+                    raise BadRequest(f"messages[{i}].{name} must be a string", "messages")
+                setattr(msg, name, value)
+        out.append(msg)
     return out
+
+
+def _tool_calls(m: Mapping[str, Any], i: int) -> list[common_pb2.ToolCall]:
+    raw = m.get("tool_calls") or []
+    if not isinstance(raw, list):
+        raise BadRequest(f"messages[{i}].tool_calls must be an array", "messages")
+    out = []
+    for j, tc in enumerate(raw):
+        where = f"messages[{i}].tool_calls[{j}]"
+        fn = tc.get("function") if isinstance(tc, dict) else None
+        if not isinstance(fn, dict) or tc.get("type", "function") != "function":
+            raise BadRequest(f"{where} must be {{\"type\": \"function\", \"function\": {{...}}}}",
+                             "messages")
+        args = fn.get("arguments", "{}")
+        if isinstance(args, dict):
+            args = json.dumps(args, ensure_ascii=False)
+        if not isinstance(fn.get("name"), str) or not isinstance(args, str):
+            raise BadRequest(f"{where}.function needs a string name and arguments", "messages")
+        out.append(common_pb2.ToolCall(id=str(tc.get("id") or ""), name=fn["name"], arguments=args))
+    return out
+
+
+def _tools(body: Mapping[str, Any]) -> list[common_pb2.Tool]:
+    raw = body.get("tools")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise BadRequest("tools must be an array", "tools")
+    out = []
+    for i, t in enumerate(raw):
+        fn = t.get("function") if isinstance(t, dict) else None
+        if not isinstance(fn, dict) or t.get("type") != "function":
+            raise BadRequest(f"tools[{i}] must be {{\"type\": \"function\", \"function\": {{...}}}} "
+                             "(only function tools are supported)", "tools")
+        name, params = fn.get("name"), fn.get("parameters")
+        if not isinstance(name, str):
+            raise BadRequest(f"tools[{i}].function.name must be a string", "tools")
+        if params is not None and not isinstance(params, dict):
+            raise BadRequest(f"tools[{i}].function.parameters must be an object", "tools")
+        description = fn.get("description") or ""
+        if not isinstance(description, str):
+            raise BadRequest(f"tools[{i}].function.description must be a string", "tools")
+        out.append(common_pb2.Tool(
+            name=name, description=description, strict=bool(fn.get("strict", False)),
+            parameters_json=json.dumps(params, ensure_ascii=False) if params is not None else ""))
+    return out
+
+
+def _tool_choice(body: Mapping[str, Any]) -> common_pb2.ToolChoice:
+    raw = body.get("tool_choice")
+    modes = {"auto": _MODE.TOOL_CHOICE_MODE_AUTO, "none": _MODE.TOOL_CHOICE_MODE_NONE,
+             "required": _MODE.TOOL_CHOICE_MODE_REQUIRED}
+    if raw is None:
+        return common_pb2.ToolChoice()
+    if isinstance(raw, str) and raw in modes:
+        return common_pb2.ToolChoice(mode=modes[raw])
+    fn = raw.get("function") if isinstance(raw, dict) else None
+    if isinstance(fn, dict) and isinstance(fn.get("name"), str) and raw.get("type") == "function":
+        return common_pb2.ToolChoice(mode=_MODE.TOOL_CHOICE_MODE_FUNCTION, function_name=fn["name"])
+    raise BadRequest('tool_choice must be "auto", "none", "required" or {"type": "function", '
+                     '"function": {"name": ...}}', "tool_choice")
+
+
+def _response_format(body: Mapping[str, Any]) -> common_pb2.ResponseFormat:
+    raw = body.get("response_format")
+    if raw is None:
+        return common_pb2.ResponseFormat()
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if kind == "text":
+        return common_pb2.ResponseFormat(type=common_pb2.RESPONSE_FORMAT_TYPE_TEXT)
+    if kind == "json_object":
+        return common_pb2.ResponseFormat(type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT)
+    if kind == "json_schema":
+        spec = raw.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+            raise BadRequest("response_format.json_schema.schema must be an object (a JSON schema)",
+                             "response_format")
+        return common_pb2.ResponseFormat(
+            type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, name=str(spec.get("name") or ""),
+            strict=bool(spec.get("strict", False)),
+            schema_json=json.dumps(spec["schema"], ensure_ascii=False))
+    raise BadRequest("response_format.type must be text, json_object or json_schema",
+                     "response_format")
+
+
+def _logprobs(body: Mapping[str, Any], call: common_pb2.CallSpec) -> None:
+    raw = body.get("logprobs")
+    if raw is not None and not isinstance(raw, bool | int):
+        raise BadRequest("logprobs must be true or false", "logprobs")
+    if isinstance(raw, int) and not isinstance(raw, bool):  # /v1/completions: a count
+        call.logprobs, call.top_logprobs = raw > 0, max(0, raw)
+        return
+    call.logprobs = bool(raw)
+    top = _number(body, "top_logprobs", int)
+    if top is not None:
+        if not 0 <= top <= 20:
+            raise BadRequest("top_logprobs must be an integer from 0 to 20", "top_logprobs")
+        call.top_logprobs = top
 
 
 def _sampling(body: Mapping[str, Any]) -> common_pb2.SamplingParams:
@@ -101,9 +210,12 @@ def _sampling(body: Mapping[str, Any]) -> common_pb2.SamplingParams:
         if seed < 0:
             raise BadRequest("seed must not be negative", "seed")
         sp.seed = seed
-    n = _number(body, "n", int)
-    if n is not None and n != 1:
-        raise BadRequest("n must be 1", "n")
+    for name in ("presence_penalty", "frequency_penalty"):
+        value = _number(body, name, float)
+        if value is not None:
+            if not -2.0 <= value <= 2.0:
+                raise BadRequest(f"{name} must be in [-2, 2]", name)
+            setattr(sp, name, value)
     stop = body.get("stop")
     if isinstance(stop, str):
         sp.stop.append(stop)
@@ -136,8 +248,17 @@ def _extension(call: common_pb2.CallSpec, ext: Any) -> None:
         call.hints.expected_output_tokens = max(0, expected)
 
 
-def call_from_openai(body: Any, cache_header: str | None) -> common_pb2.CallSpec:
-    """A chat-completions request body (parsed JSON) as a CallSpec; raises BadRequest."""
+def choices(body: Mapping[str, Any]) -> int:
+    """`n`: how many independent answers (1 to 8)."""
+    n = _number(body, "n", int)
+    if n is None:
+        return 1
+    if not 1 <= n <= 8:
+        raise BadRequest("n must be an integer from 1 to 8", "n")
+    return int(n)
+
+
+def _check_fields(body: Any, known: set[str]) -> None:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     if "cache_salt" in body:
@@ -146,20 +267,51 @@ def call_from_openai(body: Any, cache_header: str | None) -> common_pb2.CallSpec
     unsupported = sorted(set(body) & _UNSUPPORTED)
     if unsupported:
         raise BadRequest(f"not supported by this gateway: {', '.join(unsupported)}", unsupported[0])
-    unknown = sorted(set(body) - _KNOWN - _UNSUPPORTED)
+    unknown = sorted(set(body) - known - _UNSUPPORTED)
     if unknown:
         raise BadRequest(f"unknown field(s): {', '.join(unknown)}", unknown[0])
-    model = body.get("model", "")
-    if not isinstance(model, str):
+    if not isinstance(body.get("model", ""), str):
         raise BadRequest("model must be a string", "model")
-    call = common_pb2.CallSpec(model=model, messages=_messages(body), sampling=_sampling(body))
+
+
+def call_from_openai(body: Any, cache_header: str | None) -> common_pb2.CallSpec:
+    """A chat-completions request body (parsed JSON) as a CallSpec; raises BadRequest."""
+    _check_fields(body, _KNOWN)
+    call = common_pb2.CallSpec(model=body.get("model", ""), messages=_messages(body),
+                               sampling=_sampling(body), tools=_tools(body),
+                               tool_choice=_tool_choice(body),
+                               response_format=_response_format(body))
+    parallel = body.get("parallel_tool_calls")
+    if parallel is not None:
+        if not isinstance(parallel, bool):
+            raise BadRequest("parallel_tool_calls must be true or false", "parallel_tool_calls")
+        call.parallel_tool_calls = parallel
+    _logprobs(body, call)
     _extension(call, body.get("ostinato"))
+    _cache_header(call, cache_header)
+    return call
+
+
+def call_from_completion(body: Any, cache_header: str | None) -> common_pb2.CallSpec:
+    """A (legacy) completions request body: a raw `prompt` string, no chat template."""
+    _check_fields(body, _KNOWN_COMPLETIONS)
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        raise BadRequest("prompt must be a non-empty string (arrays of prompts are not "
+                         "supported)", "prompt")
+    call = common_pb2.CallSpec(model=body.get("model", ""), prompt=prompt, sampling=_sampling(body))
+    _logprobs(body, call)
+    _extension(call, body.get("ostinato"))
+    _cache_header(call, cache_header)
+    return call
+
+
+def _cache_header(call: common_pb2.CallSpec, cache_header: str | None) -> None:
     if cache_header is not None and cache_header.strip():
         try:
             call.cache.CopyFrom(header_to_proto(cache_header))
         except InvalidCachePolicy as exc:
             raise BadRequest(str(exc), "X-Ostinato-Cache") from exc
-    return call
 
 
 def wants_stream(body: Mapping[str, Any]) -> tuple[bool, bool]:
@@ -171,68 +323,3 @@ def wants_stream(body: Mapping[str, Any]) -> tuple[bool, bool]:
     if not isinstance(options, dict):
         raise BadRequest("stream_options must be an object", "stream_options")
     return stream, bool(options.get("include_usage", False))
-
-
-def _usage(usage: common_pb2.Usage) -> dict[str, Any]:
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": usage.cached_tokens}}
-
-
-def extension_json(program_id: str, result: common_pb2.CallResult) -> dict[str, Any]:
-    return {"program_id": program_id, "call_id": result.call_id, "worker_id": result.worker_id,
-            "cache_hit": hit_header(result.cache_hit), "simulated": result.simulated,
-            "queue_s": round(result.timings.queue_s, 6), "total_s": round(result.timings.total_s, 6)}
-
-
-def completion_json(completion_id: str, model: str, program_id: str,
-                    result: common_pb2.CallResult, created: int | None = None) -> dict[str, Any]:
-    return {
-        "id": completion_id, "object": "chat.completion", "created": created or int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
-                     "finish_reason": result.finish_reason or "stop", "logprobs": None}],
-        "usage": _usage(result.usage),
-        "ostinato": extension_json(program_id, result),
-    }
-
-
-def chunk_sse(completion_id: str, model: str, created: int, delta: dict[str, Any],
-              finish_reason: str | None = None, usage: common_pb2.Usage | None = None,
-              extension: dict[str, Any] | None = None) -> bytes:
-    chunk: dict[str, Any] = {
-        "id": completion_id, "object": "chat.completion.chunk", "created": created,
-        "model": model,
-        "choices": [] if usage is not None else [
-            {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
-    }
-    if usage is not None:
-        chunk["usage"] = _usage(usage)
-    if extension is not None:
-        chunk["ostinato"] = extension
-    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
-
-
-def error_json(message: str, kind: str, param: str | None = None,
-               code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
-
-
-# gRPC status -> (HTTP status, OpenAI error type)
-HTTP_FOR_GRPC: dict[grpc.StatusCode, tuple[int, str]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_request_error"),
-    grpc.StatusCode.FAILED_PRECONDITION: (409, "invalid_request_error"),
-    grpc.StatusCode.OUT_OF_RANGE: (400, "invalid_request_error"),
-    grpc.StatusCode.UNAUTHENTICATED: (401, "authentication_error"),
-    grpc.StatusCode.PERMISSION_DENIED: (403, "permission_error"),
-    grpc.StatusCode.NOT_FOUND: (404, "not_found_error"),
-    grpc.StatusCode.ALREADY_EXISTS: (409, "invalid_request_error"),
-    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
-    grpc.StatusCode.CANCELLED: (499, "cancelled"),
-    grpc.StatusCode.DEADLINE_EXCEEDED: (504, "timeout"),
-    grpc.StatusCode.UNAVAILABLE: (503, "service_unavailable"),
-}
-
-
-def http_status(code: grpc.StatusCode) -> tuple[int, str]:
-    return HTTP_FOR_GRPC.get(code, (500, "api_error"))

@@ -93,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="no simulated time: for measuring the mesh's own overhead")
     se.add_argument("--kv-events-config", help="publish KV events as SGLang does, e.g. "
                     "'{\"publisher\": \"zmq\", \"endpoint\": \"tcp://*:5557\"}'")
+    se.add_argument("--tool-call-format", choices=["hermes", "qwen25", "llama3", "mistral"],
+                    help="the simulated model's tool-call format (default hermes)")
     return parser
 
 
@@ -151,7 +153,7 @@ def _run_service(args: argparse.Namespace) -> None:
         cfg = _config(args, _overrides(args, "sim_engine", {
             **net, "model": "model", "zero_cost": "zero_cost", "profile": "profile",
             "schedule_policy": "schedule_policy", "time_scale": "time_scale",
-            "kv_events_config": "kv_events_config"}))
+            "kv_events_config": "kv_events_config", "tool_call_format": "tool_call_format"}))
         asyncio.run(serve_engine(cfg.sim_engine, args.port_file))
 
 

@@ -31,6 +31,14 @@ def check_tokenizer_spec(spec: str, field_name: str) -> None:
                           f"got {spec!r}")
 
 
+TOOL_FORMATS = ("hermes", "qwen25", "llama3", "mistral")  # ostinato/tool_formats.py
+
+
+def check_tool_format(name: str, field_name: str) -> None:
+    if name not in TOOL_FORMATS:
+        raise ConfigError(f"{field_name}: must be one of {', '.join(TOOL_FORMATS)}, got {name!r}")
+
+
 @dataclass(frozen=True)
 class RedisConfig:
     url: str = ""  # empty: start an embedded redis-server
@@ -68,9 +76,21 @@ class GatewayConfig:
     # The served model's tokenizer, for the KV-reference index's token-block hashes: the
     # workers' kv_tokenizer, and the engines' (ostinato/tokenizers.py).
     kv_tokenizer: str = "sim"
+    # The served model: its name (GET /v1/models; a request naming another is refused), and
+    # how its output writes tool calls (ostinato/tool_formats.py; SGLang's --tool-call-parser).
+    # Messages are rendered with the chat template of kv_tokenizer (sim: the sim model's).
+    model: str = "sim/llama-3.1-8b"
+    tool_call_parser: str = "hermes"
+    # A request without X-Ostinato-Program that continues an earlier conversation joins its
+    # program (cache/conversations.py); the index forgets a conversation idle this long.
+    attribute_conversations: bool = True
+    conversation_ttl_s: float = 900.0
 
     def __post_init__(self) -> None:
         check_tokenizer_spec(self.kv_tokenizer, "gateway.kv_tokenizer")
+        check_tool_format(self.tool_call_parser, "gateway.tool_call_parser")
+        if self.conversation_ttl_s <= 0:
+            raise ConfigError("gateway.conversation_ttl_s: must be positive")
         if self.semantic_index not in ("auto", "local", "redis"):
             raise ConfigError(f"gateway.semantic_index: must be auto, local or redis, got "
                               f"{self.semantic_index!r}")
@@ -151,10 +171,14 @@ class SimEngineConfig:
     # SGLang's --kv-events-config: JSON, e.g. {"publisher": "zmq", "endpoint": "tcp://*:5557"};
     # empty: no KV events
     kv_events_config: str = ""
+    # The simulated model's tool-call format (ostinato/tool_formats.py): what the gateway's
+    # tool_call_parser must read.
+    tool_call_format: str = "hermes"
 
     def __post_init__(self) -> None:
         if self.time_scale <= 0:
             raise ConfigError("sim_engine.time_scale: must be positive")
+        check_tool_format(self.tool_call_format, "sim_engine.tool_call_format")
 
 
 @dataclass(frozen=True)
@@ -172,6 +196,11 @@ class MeshConfig:
         if self.gateway.kv_tokenizer != self.worker.kv_tokenizer:
             raise ConfigError("gateway.kv_tokenizer and worker.kv_tokenizer: must name the same "
                               "tokenizer (the engines')")
+        if self.gateway.tool_call_parser != self.sim_engine.tool_call_format:
+            raise ConfigError("gateway.tool_call_parser and sim_engine.tool_call_format: must "
+                              "name the same format (the mesh's engines are simulated)")
+        if self.gateway.model != self.sim_engine.model:
+            raise ConfigError("gateway.model and sim_engine.model: must name the same model")
 
 
 def _coerce(value: Any, tp: Any, name: str) -> Any:

@@ -103,10 +103,11 @@ def call_spec(
     expected_output_tokens: int = 0,
     tags: Sequence[str] = (),
     model: str = "",
+    ignore_eos: bool = False,
 ) -> common_pb2.CallSpec:
     if cache not in _CACHE_MODES:
         raise ValueError(f"cache must be one of off, exact, semantic; got {cache!r}")
-    sampling = common_pb2.SamplingParams(stop=list(stop or ()))
+    sampling = common_pb2.SamplingParams(stop=list(stop or ()), ignore_eos=ignore_eos)
     if max_tokens is not None:
         sampling.max_new_tokens = max_tokens
     if temperature is not None:

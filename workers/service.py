@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 import structlog
 
-from cache.block_hash import Tokenize, prompt_block_hashes, tokenize_prompt
+from cache.block_hash import Tokenize, prefix_block_hashes, tokenize_prompt
 from cache.kv_index import KvIndex
 from ostinato.retry import with_retry
 from ostinato.tokenizers import load_tokenizer
@@ -40,12 +40,15 @@ _ENGINE_STATUS = {
 }
 
 
-def sampling_dict(sp: common_pb2.SamplingParams) -> dict[str, Any]:
+def sampling_dict(sp: common_pb2.SamplingParams, json_schema: str = "") -> dict[str, Any]:
     """Proto sampling params -> SGLang sampling_params; unset fields keep SGLang's defaults."""
     out: dict[str, Any] = {}
-    for name in ("max_new_tokens", "temperature", "top_p", "top_k", "n"):
+    for name in ("max_new_tokens", "temperature", "top_p", "top_k", "n", "presence_penalty",
+                 "frequency_penalty"):
         if sp.HasField(name):
             out[name] = getattr(sp, name)
+    if json_schema:
+        out["json_schema"] = json_schema
     if sp.HasField("seed"):
         out["sampling_seed"] = sp.seed
     if sp.stop:
@@ -53,6 +56,18 @@ def sampling_dict(sp: common_pb2.SamplingParams) -> dict[str, Any]:
     if sp.ignore_eos:
         out["ignore_eos"] = True
     return out
+
+
+def token_logprobs(out: EngineOutput) -> list[common_pb2.TokenLogprob]:
+    """SGLang's output_token_logprobs / output_top_logprobs ([logprob, id, text] entries)."""
+    result = []
+    for i, entry in enumerate(out.token_logprobs):
+        tops = out.top_logprobs[i] if i < len(out.top_logprobs) and out.top_logprobs[i] else []
+        result.append(common_pb2.TokenLogprob(
+            token=str(entry[2] or ""), logprob=float(entry[0]),
+            top_logprobs=[common_pb2.TopLogprob(token=str(t[2] or ""), logprob=float(t[0]))
+                          for t in tops]))
+    return result
 
 
 class WorkerService(worker_pb2_grpc.WorkerServicer):
@@ -118,21 +133,29 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
 
         self._spawn(send())
 
+    def _prompt_tokens(self, req: worker_pb2.GenerateRequest) -> tuple[list[int], int]:
+        """The prompt's ids and shared-prefix length: the gateway's (tokenized once there),
+        or, from a caller that sent only text, this worker's tokenization of it."""
+        if req.input_ids:
+            return list(req.input_ids), req.shared_prefix_tokens
+        return tokenize_prompt(self._tokenize, req.prompt, req.shared_prefix_bytes)
+
     def _publish_blocks(self, req: worker_pb2.GenerateRequest, output: str) -> None:
         """For an engine without KV events: after a call, its cache holds the prompt and
         answer; index their blocks (under the call's salt, as the gateway hashes the next
         prompt). Not awaited."""
         if self._kv_index is None or self._translator is not None:
             return
-        hashes = prompt_block_hashes(self._tokenize, req.prompt + output, req.cache_salt,
-                                     req.shared_prefix_bytes)
+        tokens, shared = self._prompt_tokens(req)
+        hashes = prefix_block_hashes(tokens + self._tokenize(output), req.cache_salt,
+                                     shared_tokens=shared)
         self._spawn(self._kv_index.publish(self.worker_id, hashes, time.time()))
 
     def _expect_blocks(self, rid: str, req: worker_pb2.GenerateRequest) -> None:
         """Tells the KV events translator which tenant the engine's next blocks may be."""
         if self._translator is None:
             return
-        tokens, shared = tokenize_prompt(self._tokenize, req.prompt, req.shared_prefix_bytes)
+        tokens, shared = self._prompt_tokens(req)
         self._translator.expect(rid, req.cache_salt, shared, tokens, time.time())
 
     def _spawn(self, coro: Any) -> None:
@@ -141,12 +164,14 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         task.add_done_callback(self._reports.discard)
 
     async def Generate(self, request, context):
-        if not request.prompt:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "prompt is empty")
+        if not request.prompt and not request.input_ids:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "prompt and input_ids are empty")
         rid = request.request_id or uuid.uuid4().hex
         engine_req = EngineRequest(
-            rid=rid, text=request.prompt, sampling_params=sampling_dict(request.sampling),
+            rid=rid, text=request.prompt, input_ids=list(request.input_ids) or None,
+            sampling_params=sampling_dict(request.sampling, request.json_schema),
             priority=request.priority, cache_salt=request.cache_salt or None,
+            top_logprobs_num=request.top_logprobs_num if request.return_logprob else None,
         )
         start = time.monotonic()
         last: EngineOutput | None = None
@@ -180,6 +205,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                 usage=common_pb2.Usage(prompt_tokens=last.prompt_tokens,
                                        completion_tokens=last.completion_tokens,
                                        cached_tokens=last.cached_tokens),
+                logprobs=token_logprobs(last) if request.return_logprob else (),
             ))
         except asyncio.CancelledError:
             status = planner_pb2.COMPLETION_STATUS_CANCELLED  # the client aborted the engine request

@@ -2,12 +2,16 @@
 
 Field names checked against SGLang's source:
 - python/sglang/srt/managers/io_struct.py, GenerateReqInput: `text`, `input_ids`,
-  `sampling_params` (dict), `rid`, `stream`, `priority` (int), `cache_salt`, `return_logprob`.
+  `sampling_params` (dict), `rid`, `stream`, `priority` (int), `cache_salt`, `return_logprob`,
+  `top_logprobs_num`, `return_text_in_logprobs`, `logprob_start_len`.
 - python/sglang/srt/sampling/sampling_params.py, SamplingParams: `max_new_tokens`,
-  `temperature`, `top_p`, `top_k`, `stop`, `ignore_eos`, `n`, `sampling_seed`.
+  `temperature`, `top_p`, `top_k`, `stop`, `ignore_eos`, `n`, `sampling_seed`,
+  `presence_penalty`, `frequency_penalty`, `json_schema` (a JSON string; one of json_schema /
+  regex / ebnf).
 - python/sglang/srt/managers/tokenizer_manager.py, meta_info: `id`, `finish_reason`
   ({"type": "stop"|"length"|"abort", ...}), `prompt_tokens`, `completion_tokens`,
-  `cached_tokens`, `e2e_latency` (on the finished response).
+  `cached_tokens`, `e2e_latency` (on the finished response); with return_logprob,
+  `output_token_logprobs` and `output_top_logprobs`, entries [logprob, token_id, text].
 - python/sglang/srt/entrypoints/http_server.py: streaming is SSE `data: {...}` lines, text
   cumulative by default, ending with `data: [DONE]`; POST /abort_request {"rid": ...}.
 """
@@ -46,21 +50,31 @@ class EngineFailed(EngineError):
 
 @dataclass(frozen=True)
 class EngineRequest:
+    """One /generate request. With `input_ids` (the chat-templated prompt, tokenized once by
+    the gateway) `text` is not sent: SGLang takes one or the other."""
+
     rid: str
     text: str
     sampling_params: dict[str, Any] = field(default_factory=dict)
     priority: int | None = None
     cache_salt: str | None = None
+    input_ids: list[int] | None = None
+    top_logprobs_num: int | None = None  # None: no logprobs (SGLang return_logprob false)
 
     def body(self, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "rid": self.rid, "text": self.text, "sampling_params": self.sampling_params,
-            "stream": stream,
-        }
+        body: dict[str, Any] = {"rid": self.rid, "sampling_params": self.sampling_params,
+                                "stream": stream}
+        if self.input_ids:
+            body["input_ids"] = self.input_ids
+        else:
+            body["text"] = self.text
         if self.priority is not None:
             body["priority"] = self.priority
         if self.cache_salt:
             body["cache_salt"] = self.cache_salt
+        if self.top_logprobs_num is not None:
+            body.update(return_logprob=True, top_logprobs_num=self.top_logprobs_num,
+                        return_text_in_logprobs=True, logprob_start_len=-1)
         return body
 
 
@@ -74,6 +88,10 @@ class EngineOutput:
     cached_tokens: int
     e2e_latency: float | None
     simulated: bool
+    # meta_info output_token_logprobs / output_top_logprobs when asked for (cumulative):
+    # entries [logprob, token_id, token_text]
+    token_logprobs: list[Any] = field(default_factory=list)
+    top_logprobs: list[Any] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -94,6 +112,8 @@ def parse_output(payload: dict[str, Any], previous_text: str) -> EngineOutput:
         cached_tokens=int(meta.get("cached_tokens") or 0),
         e2e_latency=meta.get("e2e_latency"),
         simulated=bool(meta.get("simulated", False)),
+        token_logprobs=list(meta.get("output_token_logprobs") or []),
+        top_logprobs=list(meta.get("output_top_logprobs") or []),
     )
 
 

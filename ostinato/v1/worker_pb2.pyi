@@ -1,13 +1,14 @@
 from ostinato.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("request_id", "tenant", "program_id", "call_id", "priority", "prompt", "sampling", "cache_salt", "shared_prefix_bytes")
+    __slots__ = ("request_id", "tenant", "program_id", "call_id", "priority", "prompt", "sampling", "cache_salt", "shared_prefix_bytes", "input_ids", "shared_prefix_tokens", "json_schema", "return_logprob", "top_logprobs_num")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +18,11 @@ class GenerateRequest(_message.Message):
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     CACHE_SALT_FIELD_NUMBER: _ClassVar[int]
     SHARED_PREFIX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    INPUT_IDS_FIELD_NUMBER: _ClassVar[int]
+    SHARED_PREFIX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    JSON_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    RETURN_LOGPROB_FIELD_NUMBER: _ClassVar[int]
+    TOP_LOGPROBS_NUM_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     tenant: str
     program_id: str
@@ -26,7 +32,12 @@ class GenerateRequest(_message.Message):
     sampling: _common_pb2.SamplingParams
     cache_salt: str
     shared_prefix_bytes: int
-    def __init__(self, request_id: _Optional[str] = ..., tenant: _Optional[str] = ..., program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., priority: _Optional[int] = ..., prompt: _Optional[str] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., cache_salt: _Optional[str] = ..., shared_prefix_bytes: _Optional[int] = ...) -> None: ...
+    input_ids: _containers.RepeatedScalarFieldContainer[int]
+    shared_prefix_tokens: int
+    json_schema: str
+    return_logprob: bool
+    top_logprobs_num: int
+    def __init__(self, request_id: _Optional[str] = ..., tenant: _Optional[str] = ..., program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., priority: _Optional[int] = ..., prompt: _Optional[str] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., cache_salt: _Optional[str] = ..., shared_prefix_bytes: _Optional[int] = ..., input_ids: _Optional[_Iterable[int]] = ..., shared_prefix_tokens: _Optional[int] = ..., json_schema: _Optional[str] = ..., return_logprob: _Optional[bool] = ..., top_logprobs_num: _Optional[int] = ...) -> None: ...
 
 class GenerateChunk(_message.Message):
     __slots__ = ("delta", "result")
@@ -37,18 +48,20 @@ class GenerateChunk(_message.Message):
     def __init__(self, delta: _Optional[str] = ..., result: _Optional[_Union[GenerateResult, _Mapping]] = ...) -> None: ...
 
 class GenerateResult(_message.Message):
-    __slots__ = ("finish_reason", "usage", "service_s", "worker_id", "simulated")
+    __slots__ = ("finish_reason", "usage", "service_s", "worker_id", "simulated", "logprobs")
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     SERVICE_S_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     SIMULATED_FIELD_NUMBER: _ClassVar[int]
+    LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     finish_reason: str
     usage: _common_pb2.Usage
     service_s: float
     worker_id: str
     simulated: bool
-    def __init__(self, finish_reason: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., service_s: _Optional[float] = ..., worker_id: _Optional[str] = ..., simulated: _Optional[bool] = ...) -> None: ...
+    logprobs: _containers.RepeatedCompositeFieldContainer[_common_pb2.TokenLogprob]
+    def __init__(self, finish_reason: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., service_s: _Optional[float] = ..., worker_id: _Optional[str] = ..., simulated: _Optional[bool] = ..., logprobs: _Optional[_Iterable[_Union[_common_pb2.TokenLogprob, _Mapping]]] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ()

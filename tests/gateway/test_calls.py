@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.calls import CallLimits, InvalidCall, normalize_call, render_prompt
+from gateway.calls import CallLimits, InvalidCall, normalize_call
 from ostinato.sdk_types import call_spec
 
 LIMITS = CallLimits(max_prompt_chars=1000, max_messages=4, default_max_new_tokens=64,
@@ -38,11 +38,3 @@ def test_normalize_fills_defaults_without_touching_the_input() -> None:
     out = normalize_call(spec, LIMITS)
     assert out.call_id and out.thread_id == "main" and out.sampling.max_new_tokens == 64
     assert spec.call_id == "" and not spec.sampling.HasField("max_new_tokens")
-
-
-def test_rendered_conversation_prefix_is_stable_as_it_grows() -> None:
-    short = render_prompt(call_spec(messages=USER))
-    longer = render_prompt(call_spec(messages=[*USER, {"role": "assistant", "content": "hi"}]))
-    stem = short.removesuffix("<|im_start|>assistant\n")
-    assert longer.startswith(stem)
-    assert render_prompt(call_spec(prompt="raw text")) == "raw text"

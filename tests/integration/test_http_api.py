@@ -16,6 +16,8 @@ import pytest
 from ostinato.mesh import Mesh
 from ostinato.v1 import worker_pb2, worker_pb2_grpc
 
+MODEL = "sim/llama-3.1-8b"
+
 
 @pytest.fixture(scope="module")
 def base_url(mesh: Mesh) -> str:
@@ -61,7 +63,7 @@ def test_chat_completion(acme: openai.OpenAI) -> None:
 
 def test_streaming_with_usage(acme: openai.OpenAI) -> None:
     chunks = list(acme.chat.completions.create(
-        model="m", messages=ask("Count to five."), max_tokens=12, stream=True,
+        model=MODEL, messages=ask("Count to five."), max_tokens=12, stream=True,
         stream_options={"include_usage": True}))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
@@ -71,7 +73,7 @@ def test_streaming_with_usage(acme: openai.OpenAI) -> None:
 
 def test_cache_header_and_tenant_isolation(acme: openai.OpenAI, base_url: str) -> None:
     question = ask(f"What is the tallest mountain? ({uuid.uuid4().hex[:6]})")
-    kw = {"model": "m", "messages": question, "max_tokens": 6, "temperature": 0.0,
+    kw = {"model": MODEL, "messages": question, "max_tokens": 6, "temperature": 0.0,
           "extra_headers": {"X-Ostinato-Cache": "exact"}}
     first = acme.chat.completions.with_raw_response.create(**kw)
     again = acme.chat.completions.with_raw_response.create(**kw)
@@ -89,10 +91,17 @@ def test_cache_header_and_tenant_isolation(acme: openai.OpenAI, base_url: str) -
 
 
 @pytest.mark.parametrize(("kw", "status", "needle"), [
-    ({"n": 2}, 400, "n must be 1"),
+    ({"n": 9}, 400, "n must be an integer from 1 to 8"),
+    ({"model": "gpt-4o"}, 404, "not served here"),
+    ({"logit_bias": {"1": 5}}, 400, "logit_bias"),
+    ({"response_format": {"type": "json_schema", "json_schema": {
+        "name": "x", "schema": {"type": "object", "properties": 5}}}}, 400,
+     "response_format.json_schema.schema"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+      "tool_choice": {"type": "function", "function": {"name": "g"}}}, 400, "'g'"),
     ({"extra_body": {"cache_salt": "tenant:globex"}}, 400, "cache_salt"),
     ({"extra_headers": {"X-Ostinato-Cache": "fuzzy"}}, 400, "X-Ostinato-Cache"),
-    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, 400, "tools"),
+    ({"tools": [{"type": "function", "function": {"name": "bad name!"}}]}, 400, "tools[0]"),
     ({"max_tokens": 10**9}, 400, "max_new_tokens"),
     ({"messages": ask("x" * 60_000)}, 400, "prompt too large"),
     ({"messages": [{"role": "wizard", "content": "hi"}]}, 400, "role"),
@@ -101,7 +110,7 @@ def test_cache_header_and_tenant_isolation(acme: openai.OpenAI, base_url: str) -
 ])
 def test_bad_requests_get_clear_errors(acme: openai.OpenAI, kw: dict, status: int,
                                        needle: str) -> None:
-    args = {"model": "m", "messages": ask("hello"), "max_tokens": 4, **kw}
+    args = {"model": MODEL, "messages": ask("hello"), "max_tokens": 4, **kw}
     with pytest.raises(openai.APIStatusError) as err:
         acme.chat.completions.create(**args)
     assert err.value.status_code == status
@@ -111,7 +120,7 @@ def test_bad_requests_get_clear_errors(acme: openai.OpenAI, kw: dict, status: in
 def test_bad_key_and_malformed_json(mesh: Mesh, base_url: str) -> None:
     with openai.OpenAI(base_url=base_url, api_key="wrong", max_retries=0) as bad, \
             pytest.raises(openai.AuthenticationError):
-        bad.chat.completions.create(model="m", messages=ask("hi"), max_tokens=4)
+        bad.chat.completions.create(model=MODEL, messages=ask("hi"), max_tokens=4)
     status, _, body = raw(mesh, "POST", "/v1/chat/completions", b"{not json")
     assert status == 400 and "not valid JSON" in json.loads(body)["error"]["message"]
     status, _, body = raw(mesh, "GET", "/v1/nope")
@@ -123,11 +132,11 @@ def test_program_over_http_with_dependencies(mesh: Mesh, acme: openai.OpenAI) ->
     assert status == 200
     program = json.loads(body)["program_id"]
     header = {"X-Ostinato-Program": program}
-    first = acme.chat.completions.create(model="m", messages=ask("Plan a trip."), max_tokens=6,
+    first = acme.chat.completions.create(model=MODEL, messages=ask("Plan a trip."), max_tokens=6,
                                          extra_headers=header,
                                          extra_body={"ostinato": {"call_id": "plan"}})
     assert first.model_extra["ostinato"]["call_id"] == "plan"  # type: ignore[index]
-    acme.chat.completions.create(model="m", messages=ask("Now book it."), max_tokens=6,
+    acme.chat.completions.create(model=MODEL, messages=ask("Now book it."), max_tokens=6,
                                  extra_headers=header,
                                  extra_body={"ostinato": {"call_id": "book",
                                                           "parent_call_ids": ["plan"]}})
@@ -148,7 +157,7 @@ def _running(mesh: Mesh) -> int:
 
 def test_a_client_gone_mid_stream_cancels_the_engine_request(mesh: Mesh,
                                                             acme: openai.OpenAI) -> None:
-    stream = acme.chat.completions.create(model="m", messages=ask("Write a long saga."),
+    stream = acme.chat.completions.create(model=MODEL, messages=ask("Write a long saga."),
                                           max_tokens=4000, stream=True)
     next(iter(stream))  # the call is running
     assert _running(mesh) >= 1
@@ -160,7 +169,7 @@ def test_a_client_gone_mid_stream_cancels_the_engine_request(mesh: Mesh,
 
 
 def test_metrics_are_exposed_for_prometheus(mesh: Mesh, acme: openai.OpenAI) -> None:
-    acme.chat.completions.create(model="m", messages=ask("Say hi."), max_tokens=4,
+    acme.chat.completions.create(model=MODEL, messages=ask("Say hi."), max_tokens=4,
                                  temperature=0.0, extra_headers={"X-Ostinato-Cache": "exact"})
     status, headers, body = raw(mesh, "GET", "/metrics")
     text = body.decode()

@@ -10,13 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 import redis
 
 import ostinato
-from cache.block_hash import block_hex, prompt_block_hashes
-from gateway.calls import render_prompt
+from cache.block_hash import block_hex, prefix_block_hashes
 from gateway.execution import cache_salt
 from ostinato.mesh import Mesh
-from ostinato.v1 import common_pb2
+from ostinato.tokenizers import load_renderer
 from tests.conftest import API_KEYS
-from workers.sim.tokenizer import tokenize
 
 TENANT_KEY = {tenant: key for key, tenant in API_KEYS.items()}
 
@@ -34,9 +32,8 @@ def run(mesh: Mesh, tenant: str, text: str, max_tokens: int) -> ostinato.CallOut
 
 def held(mesh: Mesh, tenant: str, text: str) -> dict[str, int]:
     """Per worker, the leading blocks of this tenant's prompt indexed in Redis."""
-    prompt = render_prompt(common_pb2.CallSpec(messages=[common_pb2.Message(role="user",
-                                                                            content=text)]))
-    hashes = [block_hex(h) for h in prompt_block_hashes(tokenize, prompt, cache_salt(tenant))]
+    _, ids = load_renderer("sim").render([{"role": "user", "content": text}], None)
+    hashes = [block_hex(h) for h in prefix_block_hashes(ids, cache_salt(tenant))]
     client = redis.Redis.from_url(mesh.endpoints.redis_url)
     try:
         out = {}

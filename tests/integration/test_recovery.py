@@ -70,7 +70,7 @@ def test_planner_killed_mid_program_recovers_every_call_exactly_once(mesh1: Mesh
         program.call(messages=USER, max_tokens=4, call_id="c2", parents=[first.call_id])
         # c3: long enough to be running on the engine when the planner dies
         long_call = in_thread("c3", messages=USER, max_tokens=300, call_id="c3", parents=["c2"],
-                              thread_id="main")
+                              thread_id="main", ignore_eos=True)
         _wait_for(lambda: state("c3") == "running")
         mesh1.kill("planner")
         # c4: admitted while the planner is down; the gateway retries through the restart

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 import grpc
 import redis.asyncio as aioredis
 
-from cache.block_hash import prompt_block_hashes
+from cache.block_hash import prefix_block_hashes, prompt_block_hashes, tokenize_prompt
 from cache.kv_index import KvIndex
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
 from workers.kv_event_listener import KvEventListener
@@ -110,14 +110,16 @@ async def test_worker_publishes_the_blocks_its_engine_now_holds(sim_engine_url: 
             chunks = [c async for c in stub.Generate(request)]
             await service.drain_reports()
             output = "".join(c.delta for c in chunks)
-            whole = prompt_block_hashes(tokenize, request.prompt + output, "tenant:acme",
-                                        shared_bytes=130)
+            # what the engine holds: the prompt's ids, then the output's
+            ids, shared = tokenize_prompt(tokenize, request.prompt, 130)
+            ids += tokenize(output)
+            whole = prefix_block_hashes(ids, "tenant:acme", shared_tokens=shared)
             stats = await stub.Stats(worker_pb2.StatsRequest())
             assert stats.kv_index_source == "completion" and stats.kv_index_blocks == len(whole)
         assert len(whole) > len(prompt_block_hashes(tokenize, request.prompt, "x"))  # the answer adds blocks
         found = await index.longest_prefixes(["w-test"], whole)
         assert found == {"w-test": len(whole)}
-        other = prompt_block_hashes(tokenize, request.prompt + output, "tenant:globex", shared_bytes=130)
+        other = prefix_block_hashes(ids, "tenant:globex", shared_tokens=shared)
         assert await index.longest_prefixes(["w-test"], other) == {"w-test": 1}  # the shared block
     finally:
         await client.aclose()

@@ -19,7 +19,7 @@ def words(n: int, tag: str) -> str:
 
 
 async def test_prefix_caching_through_http(sim_engine_url: str) -> None:
-    tag = uuid.uuid4().hex[:6]
+    tag = uuid.uuid4().hex[:4]  # " ab12399": at most 8 bytes, one sim token a word
     prompt = words(400, tag)
     half = words(200, tag) + " " + words(200, "other" + tag)
     sp = {"max_new_tokens": 4, "ignore_eos": True}

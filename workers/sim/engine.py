@@ -32,6 +32,7 @@ class SimRequest:
     seed: int = 0
     priority: int = 0
     cache_salt: str = ""
+    script: str | None = None  # what the simulated model answers (workers/sim/behavior.py)
 
 
 def engine_params(config: SimEngineConfig, profile: Profile) -> EngineParams:
@@ -124,7 +125,7 @@ class RealtimeSimEngine:
         self.validate(req)
         self._ensure_driver()
         decoder = Decoder(req.prompt_ids, max_new_tokens=req.max_new_tokens, stop=req.stop,
-                          ignore_eos=req.ignore_eos, seed=req.seed)
+                          ignore_eos=req.ignore_eos, seed=req.seed, script=req.script)
         queue: asyncio.Queue[EngineEvent] = asyncio.Queue()
         self._streams[req.rid] = queue
         now = self.now()

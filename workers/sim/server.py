@@ -19,9 +19,11 @@ from aiohttp import web
 
 from ostinato.config import SimEngineConfig
 from ostinato.serving import write_port_file
+from workers.sim.behavior import scripted_answer
 from workers.sim.engine import RealtimeSimEngine, SimRequest
+from workers.sim.json_instance import UnsupportedSchema
 from workers.sim.scheduler import EngineEvent
-from workers.sim.tokenizer import tokenize
+from workers.sim.tokenizer import detokenize, tokenize
 
 log = structlog.get_logger(__name__)
 
@@ -37,8 +39,38 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": {"message": message}}, status=status)
 
 
-def parse_generate(body: Any) -> list[SimRequest]:
-    """Validates a /generate body; one SimRequest per sample (n); BadRequest names the field."""
+_UNSUPPORTED_CONSTRAINTS = ("regex", "ebnf", "structural_tag")
+
+
+def _penalty(sp: dict[str, Any], name: str) -> None:
+    value = sp.get(name, 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -2.0 <= value <= 2.0:
+        raise BadRequest(f"sampling_params.{name} must be a number in [-2, 2]")
+
+
+def _script(prompt: str, sp: dict[str, Any], tool_format: str, seed: int) -> str | None:
+    """What the simulated model answers (workers/sim/behavior.py); constraints it cannot
+    honour are refused, never ignored."""
+    for name in _UNSUPPORTED_CONSTRAINTS:
+        if sp.get(name) is not None:
+            raise BadRequest(f"sampling_params.{name} is not supported by the sim engine "
+                             "(json_schema is)")
+    schema = sp.get("json_schema")
+    if schema is not None and not isinstance(schema, str):
+        raise BadRequest("sampling_params.json_schema must be a JSON string")
+    try:
+        return scripted_answer(prompt, json_schema=schema, tool_format=tool_format, seed=seed)
+    except UnsupportedSchema as exc:
+        raise BadRequest(f"sampling_params.json_schema: {exc}") from exc
+    except ValueError as exc:
+        raise BadRequest(f"sampling_params.json_schema is not valid JSON: {exc}") from exc
+
+
+def parse_generate(body: Any, tool_format: str = "hermes") -> list[SimRequest]:
+    """Validates a /generate body; one SimRequest per sample (n); BadRequest names the field.
+
+    The simulated model reads its prompt (from `text`, or `input_ids` decoded as a real
+    engine's model sees them) to decide on tool calls, answering in `tool_format`."""
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     text, input_ids = body.get("text"), body.get("input_ids")
@@ -64,20 +96,48 @@ def parse_generate(body: Any) -> list[SimRequest]:
     priority = body.get("priority")
     if priority is not None and not isinstance(priority, int):
         raise BadRequest("priority must be an integer")
+    for name in ("presence_penalty", "frequency_penalty"):
+        _penalty(sp, name)
+    top = body.get("top_logprobs_num", 0)
+    if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= 20:
+        raise BadRequest("top_logprobs_num must be an integer from 0 to 20")
     seed = sp.get("sampling_seed") or 0
     rid = str(body.get("rid") or uuid.uuid4().hex)
     prompt = list(input_ids) if input_ids is not None else tokenize(text or "")
+    prompt_text = text if text is not None else detokenize(prompt)
     return [
         SimRequest(
             rid=rid if n == 1 else f"{rid}-{i}", prompt_ids=prompt, max_new_tokens=max_new,
             stop=stop, ignore_eos=bool(sp.get("ignore_eos", False)), seed=int(seed) + i,
             priority=priority or 0, cache_salt=str(body.get("cache_salt") or ""),
+            script=_script(prompt_text, sp, tool_format, int(seed) + i),
         )
         for i in range(n)
     ]
 
 
-def _payload(rid: str, text: str, event: EngineEvent, index: int | None) -> dict[str, Any]:
+def _logprob(token_id: int, rank: int) -> float:
+    """A made-up but deterministic log probability (SIMULATED): the chosen token's is the
+    highest; alternatives fall off with rank."""
+    return -round(((token_id * 2654435761 + rank) % 1000) / 400.0 + rank * 0.7, 4)
+
+
+def logprobs_meta(text: str, top: int) -> dict[str, Any]:
+    """SGLang's meta_info logprob fields for an output: output_token_logprobs entries are
+    [logprob, token_id, token_text] (return_text_in_logprobs), output_top_logprobs a list of
+    such entries a position."""
+    ids = tokenize(text)
+    out: dict[str, Any] = {"output_token_logprobs": [
+        [_logprob(t, 0), t, detokenize([t])] for t in ids]}
+    if top:
+        out["output_top_logprobs"] = [
+            [[_logprob(t, 0), t, detokenize([t])]] + [
+                [_logprob(t, r), r, f"<alt{r}>"] for r in range(1, top)] for t in ids]
+    return out
+
+
+def _payload(rid: str, text: str, event: EngineEvent, index: int | None,
+             top_logprobs: int | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "id": rid,
         "finish_reason": event.finish_reason,
@@ -88,30 +148,33 @@ def _payload(rid: str, text: str, event: EngineEvent, index: int | None) -> dict
     }
     if event.finished:
         meta["e2e_latency"] = event.e2e_latency
+    if top_logprobs is not None:  # cumulative, as SGLang streams them
+        meta.update(logprobs_meta(text, top_logprobs))
     out: dict[str, Any] = {"text": text, "meta_info": meta}
     if index is not None:
         out["index"] = index
     return out
 
 
-async def _sample(engine: RealtimeSimEngine, req: SimRequest,
-                  index: int | None) -> AsyncIterator[dict[str, Any]]:
+async def _sample(engine: RealtimeSimEngine, req: SimRequest, index: int | None,
+                  top_logprobs: int | None) -> AsyncIterator[dict[str, Any]]:
     text = ""
     async for event in engine.generate(req):
         text = event.text if event.finished else text + event.delta
-        yield _payload(req.rid, text, event, index)
+        yield _payload(req.rid, text, event, index, top_logprobs)
 
 
-async def _merged(engine: RealtimeSimEngine, reqs: list[SimRequest]) -> AsyncIterator[dict[str, Any]]:
+async def _merged(engine: RealtimeSimEngine, reqs: list[SimRequest],
+                  top_logprobs: int | None = None) -> AsyncIterator[dict[str, Any]]:
     """Interleaves the n samples' payloads as they are produced (SGLang adds "index")."""
     if len(reqs) == 1:
-        async for payload in _sample(engine, reqs[0], None):
+        async for payload in _sample(engine, reqs[0], None, top_logprobs):
             yield payload
         return
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
     async def pump(req: SimRequest, i: int) -> None:
-        async for payload in _sample(engine, req, i):
+        async for payload in _sample(engine, req, i, top_logprobs):
             queue.put_nowait(payload)
         queue.put_nowait(None)
 
@@ -133,16 +196,17 @@ async def generate(request: web.Request) -> web.StreamResponse:
     engine = request.app[_ENGINE]
     try:
         body = await request.json()
-        reqs = parse_generate(body)
+        reqs = parse_generate(body, engine.config.tool_call_format)
         for r in reqs:
             engine.validate(r)
     except json.JSONDecodeError:
         return _error(400, "request body is not valid JSON")
     except (BadRequest, ValueError) as exc:
         return _error(400, str(exc))
+    top = int(body.get("top_logprobs_num") or 0) if body.get("return_logprob") else None
     if not body.get("stream"):
         finals: dict[int, dict[str, Any]] = {}
-        async for payload in _merged(engine, reqs):
+        async for payload in _merged(engine, reqs, top):
             if payload["meta_info"]["finish_reason"] is not None:
                 finals[payload.get("index", 0)] = payload
         if len(reqs) == 1:
@@ -152,7 +216,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
                                        "Cache-Control": "no-cache"})
     await resp.prepare(request)
     # SGLang streams cumulative text by default (no --incremental-streaming-output).
-    async for payload in _merged(engine, reqs):
+    async for payload in _merged(engine, reqs, top):
         await resp.write(b"data: " + json.dumps(payload).encode() + b"\n\n")
     await resp.write(b"data: [DONE]\n\n")
     return resp

@@ -6,11 +6,10 @@ length (when EOS is not ignored) is drawn from the prompt too.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Iterator
 
-from workers.sim.tokenizer import tokenize
+from workers.sim.tokenizer import IncrementalDetokenizer, tokenize
 
 _WORDS = tuple(
     "the agent considers the request and plans a next step using available tools while "
@@ -23,7 +22,7 @@ def _seed(prompt_ids: list[int], seed: int) -> int:
     h = hashlib.blake2b(digest_size=8)
     h.update(seed.to_bytes(8, "little", signed=False))
     for tid in prompt_ids[-256:]:
-        h.update(tid.to_bytes(4, "little"))
+        h.update(tid.to_bytes(8, "little"))
     h.update(len(prompt_ids).to_bytes(8, "little"))
     return int.from_bytes(h.digest(), "little")
 
@@ -44,10 +43,9 @@ def words(prompt_ids: list[int], seed: int) -> Iterator[str]:
         first = False
 
 
-@functools.cache
-def word_id(word: str) -> int:
-    """The token id of an output word: what the sim tokenizer gives the same text."""
-    return tokenize(word)[0]
+def _word_tokens(prompt_ids: list[int], seed: int) -> Iterator[int]:
+    for word in words(prompt_ids, seed):
+        yield from tokenize(word)
 
 
 EOS_TOKEN_ID = 128009  # Llama 3 <|eot_id|>: what SGLang reports as `matched` on EOS
@@ -56,6 +54,9 @@ EOS_TOKEN_ID = 128009  # Llama 3 <|eot_id|>: what SGLang reports as `matched` on
 class Decoder:
     """Produces one request's output token by token and decides when it finishes.
 
+    Without a `script` the output is the endless word stream, ended by EOS at the prompt's
+    natural length; with one (a tool call, a JSON instance: what the simulated model has
+    decided to answer) the output is the script's tokens, then EOS.
     Finish reasons are SGLang's: {"type": "stop", "matched": str | int} for a stop
     string or EOS, {"type": "length", "length": n} at max_new_tokens.
     """
@@ -68,11 +69,18 @@ class Decoder:
         stop: tuple[str, ...] = (),
         ignore_eos: bool = False,
         seed: int = 0,
+        script: str | None = None,
     ) -> None:
-        self._words = words(prompt_ids, seed)
+        if script is None:
+            self._tokens: Iterator[int] = _word_tokens(prompt_ids, seed)
+            self._eos_at = None if ignore_eos else natural_length(prompt_ids, seed)
+        else:
+            scripted = tokenize(script)
+            self._tokens = iter(scripted)
+            self._eos_at = None if ignore_eos else max(1, len(scripted))
+        self._detok = IncrementalDetokenizer()
         self._max = max(0, max_new_tokens)
         self._stop = tuple(s for s in stop if s)
-        self._eos_at = None if ignore_eos else natural_length(prompt_ids, seed)
         self.text = ""
         self.output_ids: list[int] = []
         self.completion_tokens = 0
@@ -89,10 +97,15 @@ class Decoder:
         if self.finished:
             raise RuntimeError("decoder already finished")
         self.completion_tokens += 1
-        word = next(self._words)
-        self.output_ids.append(word_id(word))
+        token = next(self._tokens, EOS_TOKEN_ID)
+        if token == EOS_TOKEN_ID:  # a script ran out (ignore_eos): EOS is all that is left
+            self.output_ids.append(token)
+            self.finish_reason = {"type": "stop", "matched": EOS_TOKEN_ID}
+            return ""
+        self.output_ids.append(token)
+        piece = self._detok.add(token)
         before = len(self.text)
-        candidate = self.text + word
+        candidate = self.text + piece
         for s in self._stop:
             idx = candidate.find(s, max(0, before - len(s)))
             if idx != -1:
@@ -104,7 +117,7 @@ class Decoder:
             self.finish_reason = {"type": "stop", "matched": EOS_TOKEN_ID}
         elif self.completion_tokens >= self._max:
             self.finish_reason = {"type": "length", "length": self._max}
-        return word
+        return piece
 
     def advance(self, steps: int) -> None:
         """Runs up to `steps` steps, stopping early when the output finishes."""

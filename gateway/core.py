@@ -1,0 +1,148 @@
+"""The gateway's one call path, shared by the gRPC service and the HTTP API.
+
+Tenant resolution, call validation, program attribution (a header or the request's own
+program id, else the conversation index, else a new program), planner registration with
+retries, execution through the mesh and recording the answer for the next request. The
+adapters (gateway/service.py, gateway/http_api.py) only translate requests and errors.
+Every failure is a GatewayError carrying the gRPC status (the HTTP API maps it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+import structlog
+
+from cache.answers import AnswerCache
+from cache.conversations import ConversationIndex
+from gateway.auth import ApiKeyAuthenticator, Unauthenticated, api_key_from_metadata
+from gateway.calls import CallLimits, InvalidCall, normalize_call
+from gateway.execution import CallExecutor, CallFailed, CallItem
+from ostinato.config import GatewayConfig
+from ostinato.retry import with_retry
+from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
+
+log = structlog.get_logger(__name__)
+
+GatewayError = CallFailed  # one error type for the whole call path: (gRPC code, message, param)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a call runs: its program, and the call with its id, thread and parents set."""
+
+    program_id: str
+    call: common_pb2.CallSpec
+    attributed: bool  # the program was found (or started) from the conversation, not named
+
+
+class GatewayCore:
+    def __init__(self, config: GatewayConfig, auth: ApiKeyAuthenticator,
+                 planner: planner_pb2_grpc.PlannerStub, executor: CallExecutor,
+                 cache: AnswerCache | None = None,
+                 conversations: ConversationIndex | None = None,
+                 tenancy_stale: Callable[[], bool] = lambda: False) -> None:
+        self.config = config
+        self.cache = cache
+        self.tenancy_stale = tenancy_stale
+        self._auth = auth
+        self._planner = planner
+        self._executor = executor
+        self._conversations = conversations
+        self._limits = CallLimits(config.max_prompt_chars, config.max_messages,
+                                  config.default_max_new_tokens, config.max_new_tokens_limit)
+
+    def tenant(self, metadata: Sequence[tuple[str, str]]) -> str:
+        try:
+            return self._auth.tenant_for(api_key_from_metadata(metadata))
+        except Unauthenticated as exc:
+            raise GatewayError(grpc.StatusCode.UNAUTHENTICATED, str(exc)) from exc
+
+    def normalize(self, call: common_pb2.CallSpec) -> common_pb2.CallSpec:
+        if call.model and call.model != self.config.model:
+            raise GatewayError(grpc.StatusCode.NOT_FOUND,
+                               f"model {call.model!r} is not served here (this gateway serves "
+                               f"{self.config.model!r})", "model")
+        try:
+            return normalize_call(call, self._limits)
+        except InvalidCall as exc:
+            raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.param) from exc
+
+    def timeout(self, remaining_s: float | None) -> float:
+        limit = self.config.call_timeout_s
+        return limit if remaining_s is None else max(0.001, min(limit, remaining_s))
+
+    async def _planner_call(self, rpc: object, request: object) -> object:
+        try:
+            return await with_retry(rpc, request, budget_s=30.0, attempt_timeout_s=10.0)  # type: ignore[arg-type]
+        except grpc.aio.AioRpcError as exc:
+            raise GatewayError(exc.code(), exc.details() or "planner error") from exc
+
+    async def start_program(self, tenant: str, options: common_pb2.ProgramOptions) -> str:
+        named = common_pb2.ProgramOptions()
+        named.CopyFrom(options)
+        # Named here, so a registration retried through a planner restart is recognized.
+        named.program_id = named.program_id or uuid.uuid4().hex
+        resp = await self._planner_call(self._planner.RegisterProgram,
+                                        planner_pb2.RegisterProgramRequest(tenant=tenant,
+                                                                           options=named))
+        log.info("program started", program_id=resp.program_id, tenant=tenant)  # type: ignore[attr-defined]
+        return str(resp.program_id)  # type: ignore[attr-defined]
+
+    async def end_program(self, tenant: str, program_id: str) -> common_pb2.ProgramSummary:
+        if not program_id:
+            raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "program_id is required")
+        return await self._planner_call(  # type: ignore[return-value]
+            self._planner.EndProgram,
+            planner_pb2.EndProgramPlannerRequest(tenant=tenant, program_id=program_id))
+
+    async def place(self, tenant: str, call: common_pb2.CallSpec, program_id: str = "",
+                    *, attribute: bool = False) -> Placement:
+        """Validates `call` and decides its program: `program_id` when given; else, with
+        `attribute`, the program whose conversation it continues (as a child of the call
+        it extends, unless the request names its own parents), or a new program."""
+        call = self.normalize(call)
+        if program_id:
+            return Placement(program_id, call, False)
+        if not attribute:
+            raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "program_id is required")
+        found = None
+        if self._conversations is not None and self.config.attribute_conversations:
+            found = await self._conversations.find(tenant, call)
+        if found is None:
+            return Placement(await self.start_program(tenant, common_pb2.ProgramOptions()),
+                             call, True)
+        if not call.parent_call_ids:
+            call.parent_call_ids.append(found.parent_call_id)
+            call.thread_id = found.thread_id
+        return Placement(found.program_id, call, True)
+
+    async def run(self, tenant: str, placed: Placement, timeout_s: float) -> AsyncIterator[CallItem]:
+        """Runs a placed call: Granted, Deltas, then its CallResult; the answer is recorded
+        so that a request continuing the conversation finds this program. A program found
+        from the conversation that the planner has since expired is registered again."""
+        try:
+            async for item in self._items(tenant, placed, timeout_s):
+                if isinstance(item, common_pb2.CallResult) and self._conversations is not None:
+                    await self._conversations.record(tenant, placed.call, item, placed.program_id)
+                yield item
+        except CallFailed as exc:
+            raise GatewayError(exc.code, exc.message, exc.param) from exc
+
+    async def _items(self, tenant: str, placed: Placement,
+                     timeout_s: float) -> AsyncIterator[CallItem]:
+        started = False
+        try:
+            async for item in self._executor.run(tenant, placed.program_id, placed.call, timeout_s):
+                started = True
+                yield item
+        except CallFailed as exc:
+            if started or not placed.attributed or exc.code != grpc.StatusCode.NOT_FOUND:
+                raise
+            await self.start_program(tenant, common_pb2.ProgramOptions(program_id=placed.program_id))
+            del placed.call.parent_call_ids[:]  # the expired program's calls are gone
+            async for item in self._executor.run(tenant, placed.program_id, placed.call, timeout_s):
+                yield item

@@ -1,0 +1,87 @@
+"""Declared programs (DAGs) run server-side: each node once its dependencies are done, its
+templates filled with their outputs, through the gateway core's call path. Emits the
+ProgramEvents of gateway.proto: NodeStarted (when the planner grants the node a worker, or
+a cache answers it), NodeDelta, NodeFinished, then the program's summary."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+import grpc
+
+from gateway.core import GatewayCore, GatewayError, Placement
+from gateway.dag import InvalidDag, fill_templates, topological_order
+from gateway.execution import Delta, Granted
+from ostinato.v1 import common_pb2, gateway_pb2
+
+
+def _node_call(node: gateway_pb2.DagNode) -> common_pb2.CallSpec:
+    spec = common_pb2.CallSpec()
+    spec.CopyFrom(node.call)
+    spec.call_id = node.id
+    spec.thread_id = spec.thread_id or node.id
+    del spec.parent_call_ids[:]
+    spec.parent_call_ids.extend(node.depends_on)
+    return spec
+
+
+async def run_dag(core: GatewayCore, tenant: str, options: common_pb2.ProgramOptions,
+                  nodes: Sequence[gateway_pb2.DagNode],
+                  timeout_s: float) -> AsyncIterator[gateway_pb2.ProgramEvent]:
+    try:
+        order = topological_order(nodes)
+    except InvalidDag as exc:
+        raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+    calls = {n.id: core.normalize(_node_call(n)) for n in nodes}
+    program_id = await core.start_program(tenant, options)
+    events: asyncio.Queue[gateway_pb2.ProgramEvent | GatewayError] = asyncio.Queue()
+    outputs: dict[str, str] = {}
+    done = {node_id: asyncio.Event() for node_id in order}
+
+    def emit(**event: object) -> None:
+        events.put_nowait(gateway_pb2.ProgramEvent(program_id=program_id, **event))  # type: ignore[arg-type]
+
+    async def run_node(node_id: str) -> None:
+        for parent in calls[node_id].parent_call_ids:
+            await done[parent].wait()
+        call = fill_templates(calls[node_id], outputs)
+        try:
+            async for item in core.run(tenant, Placement(program_id, call, False), timeout_s):
+                if isinstance(item, Granted):
+                    emit(node_started=gateway_pb2.NodeStarted(node_id=node_id,
+                                                              worker_id=item.worker_id))
+                elif isinstance(item, Delta):
+                    emit(node_delta=gateway_pb2.NodeDelta(node_id=node_id, delta=item.text))
+                else:
+                    outputs[node_id] = item.text
+                    emit(node_finished=gateway_pb2.NodeFinished(node_id=node_id, result=item))
+        except GatewayError as exc:
+            events.put_nowait(GatewayError(exc.code, f"node {node_id!r}: {exc.message}"))
+            return
+        done[node_id].set()
+
+    tasks = [asyncio.create_task(run_node(node_id)) for node_id in order]
+    try:
+        finished = 0
+        while finished < len(order):
+            event = await events.get()
+            if isinstance(event, GatewayError):
+                raise event
+            if event.HasField("node_finished"):
+                finished += 1
+            yield event
+    except (GatewayError, asyncio.CancelledError):
+        with contextlib.suppress(GatewayError):  # best effort: the planner frees it now
+            await core.end_program(tenant, program_id)
+        raise
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+    # Every node finished: the summary is the program's last event; a planner that cannot
+    # end it fails the RPC with the planner's status.
+    summary = await core.end_program(tenant, program_id)
+    yield gateway_pb2.ProgramEvent(program_id=program_id, program_finished=summary)

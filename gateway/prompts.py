@@ -1,0 +1,111 @@
+"""A call as the served model sees it: chat template applied, tokenized once, constrained.
+
+Pure (no I/O): the gateway renders each call's messages and tools with the model's chat
+template (ostinato/tokenizers.py), and the ids go to the engine (SGLang `input_ids`), the
+KV index's block hashes and the planner's token count. Constraints follow SGLang's OpenAI
+server (serving_chat.py, 0.5.5 to 0.5.10): `response_format` json_object / json_schema
+become `sampling_params.json_schema`; tool_choice "required" or a named function constrain
+the output to a JSON array of calls ({"name", "parameters"}), which is then parsed as such.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ostinato.tokenizers import ChatRenderer
+from ostinato.tool_formats import ToolCallParser, get_parser
+from ostinato.v1 import common_pb2
+
+_MODE = common_pb2.ToolChoiceMode
+_FORMAT = common_pb2.ResponseFormatType
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    text: str
+    ids: list[int]
+    json_schema: str  # SGLang sampling_params.json_schema; "" for none
+    parser: ToolCallParser | None  # reads tool calls out of the output; None: text only
+    tool_names: frozenset[str]
+    single_call: bool  # parallel_tool_calls false: keep the first call only
+
+
+def offers_tools(call: common_pb2.CallSpec) -> bool:
+    return bool(call.tools) and call.tool_choice.mode != _MODE.TOOL_CHOICE_MODE_NONE
+
+
+def template_tools(call: common_pb2.CallSpec) -> list[dict[str, Any]]:
+    """The call's tools as chat templates take them (none when tool_choice is "none")."""
+    if not offers_tools(call):
+        return []
+    out = []
+    for t in call.tools:
+        fn: dict[str, Any] = {"name": t.name, "description": t.description,
+                              "parameters": json.loads(t.parameters_json) if t.parameters_json
+                              else {"type": "object", "properties": {}}}
+        out.append({"type": "function", "function": fn})
+    return out
+
+
+def template_messages(call: common_pb2.CallSpec) -> list[dict[str, Any]]:
+    """OpenAI-shaped messages, tool call arguments as objects (what templates index into)."""
+    out = []
+    for m in call.messages:
+        msg: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.tool_calls:
+            msg["tool_calls"] = [
+                {"id": tc.id, "type": "function",
+                 "function": {"name": tc.name, "arguments": json.loads(tc.arguments or "{}")}}
+                for tc in m.tool_calls]
+        if m.role == "tool" and m.tool_call_id:
+            msg["tool_call_id"] = m.tool_call_id
+        if m.name:
+            msg["name"] = m.name
+        out.append(msg)
+    return out
+
+
+def _calls_schema(call: common_pb2.CallSpec) -> dict[str, Any]:
+    """SGLang's schema for tool_choice required / a named function (function_call/utils.py)."""
+    choice = call.tool_choice
+    tools = [t for t in call.tools if choice.mode != _MODE.TOOL_CHOICE_MODE_FUNCTION
+             or t.name == choice.function_name]
+    branches = [{"properties": {"name": {"type": "string", "enum": [t.name]},
+                                "parameters": json.loads(t.parameters_json) if t.parameters_json
+                                else {"type": "object", "properties": {}}},
+                 "required": ["name", "parameters"]} for t in tools]
+    schema: dict[str, Any] = {"type": "array", "minItems": 1,
+                              "items": {"type": "object", "anyOf": branches}}
+    if choice.mode == _MODE.TOOL_CHOICE_MODE_FUNCTION or (
+            call.HasField("parallel_tool_calls") and not call.parallel_tool_calls):
+        schema["maxItems"] = 1
+    return schema
+
+
+def constraint(call: common_pb2.CallSpec) -> tuple[str, bool]:
+    """(json_schema, whether it is the tool-call array); ("", False) for free output."""
+    if call.tool_choice.mode in (_MODE.TOOL_CHOICE_MODE_REQUIRED, _MODE.TOOL_CHOICE_MODE_FUNCTION):
+        return json.dumps(_calls_schema(call)), True
+    fmt = call.response_format
+    if fmt.type == _FORMAT.RESPONSE_FORMAT_TYPE_JSON_OBJECT:
+        return json.dumps({"type": "object"}), False
+    if fmt.type == _FORMAT.RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
+        return fmt.schema_json, False
+    return "", False
+
+
+def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
+            tool_format: str) -> PreparedPrompt:
+    """`call` must be normalized (gateway/calls.py). A raw `prompt` is tokenized as it is."""
+    schema, forced = constraint(call)
+    names = frozenset(t.name for t in call.tools)
+    if call.prompt:
+        text, ids = call.prompt, tokenize(call.prompt)
+    else:
+        text, ids = renderer.render(template_messages(call), template_tools(call) or None)
+    parser = get_parser("json_array") if forced else (
+        get_parser(tool_format) if offers_tools(call) else None)
+    single = call.HasField("parallel_tool_calls") and not call.parallel_tool_calls
+    return PreparedPrompt(text, ids, schema, parser, names, single)

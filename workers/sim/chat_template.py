@@ -1,0 +1,90 @@
+"""The sim model's chat template: what a tokenizer_config.json's chat_template is to a real one.
+
+ChatML turns (``<|im_start|>role\\n...<|im_end|>\\n``). Tools are declared in the system turn,
+one JSON object a line between ``<tools>`` and ``</tools>`` (as Qwen 2.5 and Hermes
+templates do); an assistant turn's tool calls are written in the model family's format
+(ostinato/tool_formats.py), exactly as the model emitted them, so a conversation's next
+prompt extends the previous one token for token and the engine's prefix cache reuses it.
+Inputs are what ``apply_chat_template`` takes: OpenAI-shaped message dicts (tool call
+arguments as dicts) and tools as ``{"type": "function", "function": {...}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ostinato.tool_formats import ParsedToolCall, render_tool_calls
+
+TOOLS_OPEN, TOOLS_CLOSE = "<tools>\n", "\n</tools>"
+TURN_START, TURN_END = "<|im_start|>", "<|im_end|>\n"
+GENERATION_PROMPT = TURN_START + "assistant\n"
+_TOOLS_PREAMBLE = ("# Tools\n\nYou may call one or more of these functions; write each call in "
+                   "the tool-call format you were trained on.\n")
+
+
+def _text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+
+
+def _tool_calls(message: Mapping[str, Any], tool_format: str) -> str:
+    calls = []
+    for call in message.get("tool_calls") or ():
+        fn = call.get("function", call)
+        args = fn.get("arguments", {})
+        calls.append(ParsedToolCall(str(fn.get("name", "")),
+                                    args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)))
+    return render_tool_calls(tool_format, calls) if calls else ""
+
+
+def render(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None,
+           *, tool_format: str = "hermes", add_generation_prompt: bool = True) -> str:
+    parts: list[str] = []
+    rest = list(messages)
+    if tools:
+        system = _text(rest.pop(0).get("content")) + "\n\n" if rest and rest[0].get("role") == "system" \
+            else ""
+        declared = "\n".join(json.dumps(t, ensure_ascii=False, sort_keys=True) for t in tools)
+        parts.append(f"{TURN_START}system\n{system}{_TOOLS_PREAMBLE}{TOOLS_OPEN}{declared}"
+                     f"{TOOLS_CLOSE}{TURN_END}")
+    for m in rest:
+        body = _text(m.get("content"))
+        calls = _tool_calls(m, tool_format) if m.get("role") == "assistant" else ""
+        if body and calls:
+            body += "\n"
+        parts.append(f"{TURN_START}{m.get('role', 'user')}\n{body}{calls}{TURN_END}")
+    if add_generation_prompt:
+        parts.append(GENERATION_PROMPT)
+    return "".join(parts)
+
+
+def declared_tools(prompt: str) -> list[dict[str, Any]]:
+    """The tools a rendered prompt declares (what the simulated model reads); [] if none."""
+    start = prompt.find(TOOLS_OPEN)
+    end = prompt.find(TOOLS_CLOSE, start + 1)
+    if start < 0 or end < 0:
+        return []
+    tools = []
+    for line in prompt[start + len(TOOLS_OPEN):end].splitlines():
+        try:
+            tool = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("name"), str):
+            tools.append(fn)
+    return tools
+
+
+def last_turn_role(prompt: str) -> str:
+    """The role of the last complete turn before the generation prompt; "" if none."""
+    body = prompt.removesuffix(GENERATION_PROMPT)
+    start = body.rfind(TURN_START)
+    if start < 0:
+        return ""
+    return body[start + len(TURN_START):].split("\n", 1)[0]

@@ -1,0 +1,815 @@
+"""Deterministic JSON instances of a JSON Schema, for the sim engine's constrained decoding.
+
+When a request carries ``sampling_params.json_schema`` (SGLang's constrained decoding), the
+simulated model must emit JSON that the schema accepts; the same schema is also used to fill
+a simulated tool call's arguments from the tool's ``parameters``. :func:`instance` builds such
+a value from a draft 2020-12 subset, the same for the same seed:
+
+- ``type`` (a single type or a list: the first non-null one that can be satisfied), ``enum``,
+  ``const``, ``default`` and ``examples`` (preferred when they validate);
+- objects: ``properties``, ``required``, ``additionalProperties``, ``minProperties`` and
+  ``maxProperties``; every listed property is emitted (only the required ones when deep);
+- arrays: ``items``, ``prefixItems``, ``minItems``, ``maxItems``, ``uniqueItems``;
+- strings: ``minLength``, ``maxLength`` and ``format`` (date, date-time, time, email, uri,
+  uuid, hostname, ipv4, ipv6); text is made of lowercase words;
+- numbers and integers: ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``,
+  ``multipleOf``;
+- ``anyOf`` / ``oneOf`` (the first non-null branch that works; for ``oneOf`` the value must
+  match exactly one branch), ``allOf`` (merged), ``$ref`` to JSON pointers in the same
+  document (``#/$defs/...``, ``#/definitions/...``), recursion bounded by depth.
+
+``pattern`` is not supported unless ``const``, ``enum``, ``default`` or ``examples`` settle
+the value; ``not``, ``if``/``then``/``else``, ``contains``, ``propertyNames``,
+``patternProperties`` and ``dependent*`` are only checked: the value is built without them
+and :class:`UnsupportedSchema` is raised if it happens not to satisfy them. Annotations
+(``title``, ``description``, ...) and unknown keywords are ignored; so are
+``unevaluatedProperties`` / ``unevaluatedItems``. Every instance is checked against the whole
+schema before it is returned.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+from urllib.parse import unquote
+
+__all__ = ["UnsupportedSchema", "instance"]
+
+Schema = Mapping[str, Any] | bool
+
+_WORDS = (
+    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
+    "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu"
+).split()
+
+_DEEP = 4  # beyond this nesting depth: empty arrays, required properties only, null if allowed
+_MAX_DEPTH = 32  # recursion that cannot bottom out by then is reported as unsupported
+_MAX_CHAIN = 64  # $ref / allOf resolutions without descending into the instance
+_BUDGET = 200_000  # schema nodes visited per instance: bounds backtracking through anyOf / oneOf
+_NUMERIC_SPAN = 100  # width of the range drawn from when a number has at most one bound
+
+# Keywords the generator does not aim for: it builds the value without them and then checks.
+_CHECKED_ONLY = (
+    "not",
+    "if",
+    "contains",
+    "propertyNames",
+    "patternProperties",
+    "dependentRequired",
+    "dependentSchemas",
+)
+
+_TYPE_HINTS = (
+    ("object", ("properties", "required", "additionalProperties", "minProperties", "maxProperties")),
+    ("array", ("items", "prefixItems", "minItems", "maxItems", "uniqueItems")),
+    ("string", ("minLength", "maxLength", "format", "pattern")),
+    ("number", ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")),
+)
+
+
+class UnsupportedSchema(ValueError):
+    """The schema uses something the generator cannot satisfy; names where in the schema."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"schema at {path or '/'}: {reason}")
+        self.path = path or "/"
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.reason))
+
+
+def instance(schema: Mapping[str, Any] | bool, seed: int) -> Any:
+    """A JSON value valid against `schema` (draft 2020-12 subset), the same for the same seed.
+
+    Raises UnsupportedSchema, naming the path of the offending part of the schema, when the
+    schema uses a feature that is not supported (e.g. ``pattern``) or admits no value.
+    """
+    gen = _Generator(schema, seed)
+    value = gen.generate(schema, "", 0)
+    if not _Checker(schema).valid(value, schema):
+        raise UnsupportedSchema("", "could not build an instance that satisfies every keyword")
+    return value
+
+
+# --------------------------------------------------------------------------- randomness
+
+
+class _Rng:
+    """A 64-bit LCG (Knuth's MMIX constants) seeded through splitmix64."""
+
+    _MASK = (1 << 64) - 1
+
+    def __init__(self, seed: int) -> None:
+        z = (seed + 0x9E3779B97F4A7C15) & self._MASK
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self._MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self._MASK
+        self._state = z ^ (z >> 31)
+
+    def bits(self) -> int:
+        """32 pseudo-random bits."""
+        self._state = (self._state * 6364136223846793005 + 1442695040888963407) & self._MASK
+        return self._state >> 32
+
+    def below(self, n: int) -> int:
+        """An integer in [0, n), n > 0 (arbitrary size)."""
+        acc, width = 0, 1
+        while width < n << 16:
+            acc, width = (acc << 32) | self.bits(), width << 32
+        return acc % n
+
+    def between(self, lo: int, hi: int) -> int:
+        """An integer in [lo, hi]."""
+        return lo + self.below(hi - lo + 1)
+
+    def unit(self) -> float:
+        """A float in [0, 1)."""
+        return self.bits() / 2**32
+
+    def choice(self, seq: Sequence[Any]) -> Any:
+        return seq[self.below(len(seq))]
+
+    def word(self) -> str:
+        return str(self.choice(_WORDS))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _pointer_token(name: str) -> str:
+    return name.replace("~", "~0").replace("/", "~1")
+
+
+def _json_eq(a: Any, b: Any) -> bool:
+    """JSON equality: booleans are not numbers, 1 == 1.0, containers compared deeply."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_eq(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_json_eq(a[k], b[k]) for k in a)
+    if isinstance(a, (list, Mapping)) or isinstance(b, (list, Mapping)):
+        return False
+    return bool(a == b)
+
+
+def _is_type(value: Any, name: str) -> bool:
+    match name:
+        case "null":
+            return value is None
+        case "boolean":
+            return isinstance(value, bool)
+        case "integer":
+            if isinstance(value, float):
+                return value.is_integer()
+            return isinstance(value, int) and not isinstance(value, bool)
+        case "number":
+            return isinstance(value, int | float) and not isinstance(value, bool)
+        case "string":
+            return isinstance(value, str)
+        case "array":
+            return isinstance(value, list)
+        case "object":
+            return isinstance(value, Mapping)
+    return False
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _multiple_ok(value: float, m: float) -> bool:
+    """Whether `value` is a multiple of `m`, computed the way jsonschema does."""
+    if isinstance(m, float):
+        try:
+            quotient = value / m
+            return int(quotient) == quotient
+        except OverflowError:
+            return (Fraction(value) / Fraction(m)).denominator == 1
+        except (ValueError, ZeroDivisionError):
+            return False
+    try:
+        return not value % m
+    except ZeroDivisionError:
+        return False
+
+
+def _exact(x: float) -> Fraction:
+    """The decimal a number was written as: 0.1 -> 1/10."""
+    return Fraction(repr(x)) if isinstance(x, float) else Fraction(x)
+
+
+def _types_of(node: Mapping[str, Any]) -> list[str] | None:
+    t = node.get("type")
+    if t is None:
+        return None
+    return [t] if isinstance(t, str) else [str(x) for x in t]
+
+
+def _is_null_branch(branch: Any) -> bool:
+    if not isinstance(branch, Mapping):
+        return False
+    types = _types_of(branch)
+    if types is not None and types == ["null"]:
+        return True
+    if "const" in branch and branch["const"] is None:
+        return True
+    enum = branch.get("enum")
+    return isinstance(enum, list) and len(enum) > 0 and all(v is None for v in enum)
+
+
+def _conj(a: Any, b: Any) -> Any:
+    """The schema both `a` and `b` must hold."""
+    if a is False or b is False:
+        return False
+    if a is True:
+        return b
+    if b is True:
+        return a
+    return {"allOf": [a, b]}
+
+
+def _meet_types(a: Any, b: Any, path: str) -> Any:
+    left = [a] if isinstance(a, str) else list(a)
+    right = [b] if isinstance(b, str) else list(b)
+    out: list[str] = []
+    for t in left:
+        if t in right:
+            met = t
+        elif t in ("integer", "number") and {"integer", "number"} & set(right):
+            met = "integer"
+        else:
+            continue
+        if met not in out:
+            out.append(met)
+    if not out:
+        raise UnsupportedSchema(path, f"'allOf' requires incompatible types {left} and {right}")
+    return out[0] if len(out) == 1 else out
+
+
+def _lcm_multiple(a: float, b: float) -> float:
+    fa, fb = _exact(a), _exact(b)
+    num = math.lcm(fa.numerator, fb.numerator)
+    den = math.gcd(fa.denominator, fb.denominator)
+    result = Fraction(num, den)
+    return int(result) if result.denominator == 1 else float(result)
+
+
+_MAX_KEYS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties", "minContains")
+_MIN_KEYS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties", "maxContains")
+
+
+def _merge(parts: list[Mapping[str, Any]], path: str) -> dict[str, Any]:
+    """One schema with the constraints of all `parts` (their conjunction, as far as it goes)."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        for key, val in part.items():
+            if key not in out:
+                out[key] = val
+                continue
+            cur = out[key]
+            if key == "type":
+                out[key] = _meet_types(cur, val, path)
+            elif key in ("properties", "patternProperties", "dependentSchemas", "$defs", "definitions"):
+                merged = dict(cur)
+                for name, sub in val.items():
+                    merged[name] = _conj(merged[name], sub) if name in merged else sub
+                out[key] = merged
+            elif key == "required":
+                out[key] = list(cur) + [r for r in val if r not in cur]
+            elif key in _MAX_KEYS:
+                out[key] = max(cur, val)
+            elif key in _MIN_KEYS:
+                out[key] = min(cur, val)
+            elif key == "multipleOf":
+                out[key] = _lcm_multiple(cur, val)
+            elif key == "enum":
+                out[key] = [v for v in cur if any(_json_eq(v, w) for w in val)]
+            elif key == "const":
+                if not _json_eq(cur, val):
+                    raise UnsupportedSchema(path, "'allOf' requires two different 'const' values")
+            elif key in ("items", "additionalProperties", "propertyNames", "contains"):
+                out[key] = _conj(cur, val)
+            elif key == "prefixItems":
+                longer, shorter = (cur, val) if len(cur) >= len(val) else (val, cur)
+                out[key] = [_conj(x, shorter[i]) if i < len(shorter) else x for i, x in enumerate(longer)]
+            elif key == "uniqueItems":
+                out[key] = bool(cur) or bool(val)
+            elif key in ("anyOf", "oneOf"):
+                out[key] = [_conj(x, y) for x in cur for y in val]
+            elif key == "not":
+                out[key] = {"anyOf": [cur, val]}
+            elif key == "dependentRequired":
+                deps = {k: list(v) for k, v in cur.items()}
+                for k, v in val.items():
+                    deps[k] = deps.get(k, []) + [x for x in v if x not in deps.get(k, [])]
+                out[key] = deps
+            # anything else (annotations, default, format, pattern, ...): the first one wins
+    closed = [p for p in parts if p.get("additionalProperties") is False and "patternProperties" not in p]
+    if len(closed) > 0 and len(parts) > 1:
+        allowed = set.intersection(*(set(p.get("properties", {})) for p in closed))
+        if "properties" in out:
+            out["properties"] = {k: v for k, v in out["properties"].items() if k in allowed}
+        for name in out.get("required", []):
+            if name not in allowed:
+                raise UnsupportedSchema(path, f"'allOf' requires {name!r} but also forbids it")
+    return out
+
+
+# --------------------------------------------------------------------------- references
+
+
+class _Resolver:
+    def __init__(self, root: Schema) -> None:
+        self.root = root
+
+    def resolve(self, ref: Any, path: str) -> Any:
+        if not isinstance(ref, str) or not ref.startswith("#"):
+            raise UnsupportedSchema(path, f"'$ref' {ref!r} is not a local JSON pointer")
+        pointer = unquote(ref[1:])
+        if pointer and not pointer.startswith("/"):
+            raise UnsupportedSchema(path, f"'$ref' {ref!r}: anchors are not supported")
+        node: Any = self.root
+        for raw in pointer.split("/")[1:] if pointer else []:
+            token = raw.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, Mapping) and token in node:
+                node = node[token]
+            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+                node = node[int(token)]
+            else:
+                raise UnsupportedSchema(path, f"'$ref' {ref!r} does not resolve")
+        if not isinstance(node, Mapping | bool):
+            raise UnsupportedSchema(path, f"'$ref' {ref!r} is not a schema")
+        return node
+
+    def flatten(self, node: Mapping[str, Any], path: str, chain: int = 0) -> dict[str, Any]:
+        """`node` with its `$ref` and `allOf` merged in: a dict with neither at the top."""
+        if chain > _MAX_CHAIN:
+            raise UnsupportedSchema(path, "'$ref' / 'allOf' nesting does not terminate")
+        own = {k: v for k, v in node.items() if k not in ("$ref", "allOf")}
+        if "$ref" not in node and "allOf" not in node:
+            return own
+        parts: list[Mapping[str, Any]] = [own]
+        subs: list[tuple[Any, str]] = []
+        if "$ref" in node:
+            subs.append((self.resolve(node["$ref"], path), path))
+        for i, sub in enumerate(node.get("allOf", [])):
+            subs.append((sub, f"{path}/allOf/{i}"))
+        for sub, sub_path in subs:
+            if sub is False:
+                raise UnsupportedSchema(sub_path, "the false schema admits no value")
+            if sub is True:
+                continue
+            parts.append(self.flatten(sub, sub_path, chain + 1))
+        return _merge(parts, path)
+
+
+# --------------------------------------------------------------------------- checking
+
+
+class _Checker(_Resolver):
+    """Validation of the subset the generator deals in (plus the checked-only keywords)."""
+
+    def valid(self, value: Any, schema: Any, chain: int = 0) -> bool:
+        if schema is True:
+            return True
+        if schema is False or not isinstance(schema, Mapping) or chain > _MAX_CHAIN:
+            return False
+        try:
+            return self._valid(value, schema, chain)
+        except (UnsupportedSchema, re.error, TypeError, ValueError):
+            return False
+
+    def _valid(self, value: Any, s: Mapping[str, Any], chain: int) -> bool:
+        if "$ref" in s and not self.valid(value, self.resolve(s["$ref"], ""), chain + 1):
+            return False
+        types = _types_of(s)
+        if types is not None and not any(_is_type(value, t) for t in types):
+            return False
+        if "const" in s and not _json_eq(value, s["const"]):
+            return False
+        if "enum" in s and not any(_json_eq(value, e) for e in s["enum"]):
+            return False
+        if _is_number(value) and not self._number_ok(value, s):
+            return False
+        if isinstance(value, str) and not self._string_ok(value, s):
+            return False
+        if isinstance(value, list) and not self._array_ok(value, s, chain):
+            return False
+        if isinstance(value, Mapping) and not self._object_ok(value, s, chain):
+            return False
+        return self._combinators_ok(value, s, chain)
+
+    def _combinators_ok(self, value: Any, s: Mapping[str, Any], chain: int) -> bool:
+        if not all(self.valid(value, sub, chain + 1) for sub in s.get("allOf", [])):
+            return False
+        if "anyOf" in s and not any(self.valid(value, sub, chain + 1) for sub in s["anyOf"]):
+            return False
+        if "oneOf" in s and sum(self.valid(value, sub, chain + 1) for sub in s["oneOf"]) != 1:
+            return False
+        if "not" in s and self.valid(value, s["not"], chain + 1):
+            return False
+        if "if" in s:
+            branch = "then" if self.valid(value, s["if"], chain + 1) else "else"
+            if not self.valid(value, s.get(branch, True), chain + 1):
+                return False
+        return True
+
+    @staticmethod
+    def _number_ok(value: float, s: Mapping[str, Any]) -> bool:
+        checks: list[tuple[str, Callable[[Any], bool]]] = [
+            ("minimum", lambda b: value >= b),
+            ("maximum", lambda b: value <= b),
+            ("exclusiveMinimum", lambda b: value > b),
+            ("exclusiveMaximum", lambda b: value < b),
+            ("multipleOf", lambda m: _multiple_ok(value, m)),
+        ]
+        return all(ok(s[key]) for key, ok in checks if _is_number(s.get(key)))
+
+    @staticmethod
+    def _string_ok(value: str, s: Mapping[str, Any]) -> bool:
+        if len(value) < s.get("minLength", 0):
+            return False
+        if "maxLength" in s and len(value) > s["maxLength"]:
+            return False
+        return "pattern" not in s or re.search(s["pattern"], value) is not None
+
+    def _array_ok(self, value: list[Any], s: Mapping[str, Any], chain: int) -> bool:
+        if len(value) < s.get("minItems", 0) or len(value) > s.get("maxItems", len(value)):
+            return False
+        prefix = s.get("prefixItems", [])
+        for i, item in enumerate(value):
+            sub = prefix[i] if i < len(prefix) else s.get("items", True)
+            if not self.valid(item, sub, chain + 1):
+                return False
+        if s.get("uniqueItems") and any(
+            _json_eq(value[i], value[j]) for i in range(len(value)) for j in range(i)
+        ):
+            return False
+        if "contains" in s:
+            hits = sum(self.valid(item, s["contains"], chain + 1) for item in value)
+            if hits < s.get("minContains", 1) or hits > s.get("maxContains", hits):
+                return False
+        return True
+
+    def _object_ok(self, value: Mapping[str, Any], s: Mapping[str, Any], chain: int) -> bool:
+        if any(name not in value for name in s.get("required", [])):
+            return False
+        if len(value) < s.get("minProperties", 0) or len(value) > s.get("maxProperties", len(value)):
+            return False
+        props = s.get("properties", {})
+        patterns = s.get("patternProperties", {})
+        for key, item in value.items():
+            matched = False
+            if key in props:
+                matched = True
+                if not self.valid(item, props[key], chain + 1):
+                    return False
+            for pat, sub in patterns.items():
+                if re.search(pat, key):
+                    matched = True
+                    if not self.valid(item, sub, chain + 1):
+                        return False
+            if not matched and not self.valid(item, s.get("additionalProperties", True), chain + 1):
+                return False
+            if "propertyNames" in s and not self.valid(key, s["propertyNames"], chain + 1):
+                return False
+        for key, needs in s.get("dependentRequired", {}).items():
+            if key in value and any(n not in value for n in needs):
+                return False
+        for key, sub in s.get("dependentSchemas", {}).items():
+            if key in value and not self.valid(value, sub, chain + 1):
+                return False
+        return True
+
+
+# --------------------------------------------------------------------------- generation
+
+
+class _Generator:
+    def __init__(self, root: Schema, seed: int) -> None:
+        self.rng = _Rng(seed)
+        self.checker = _Checker(root)
+        self.budget = _BUDGET
+
+    def generate(self, schema: Any, path: str, depth: int) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise UnsupportedSchema(path, "the schema is too large or too recursive to satisfy")
+        if depth > _MAX_DEPTH:
+            raise UnsupportedSchema(path, "recursion does not terminate (required all the way down)")
+        if schema is True:
+            return self.rng.word()
+        if schema is False:
+            raise UnsupportedSchema(path, "the false schema admits no value")
+        if not isinstance(schema, Mapping):
+            raise UnsupportedSchema(path, f"{type(schema).__name__} is not a schema")
+        node = self.checker.flatten(schema, path)
+        value = self._settled(node, path)
+        if value is _NOTHING:
+            value = self._build(node, path, depth)
+        for key in _CHECKED_ONLY:
+            if key in node and not self.checker.valid(value, node):
+                raise UnsupportedSchema(path, f"{key!r} is not supported")
+        return value
+
+    def _settled(self, node: Mapping[str, Any], path: str) -> Any:
+        """`const`, a valid `default` or example, or a choice from `enum`; else _NOTHING."""
+        if "const" in node:
+            return copy.deepcopy(node["const"])
+        candidates = [node["default"]] if "default" in node else []
+        examples = node.get("examples")
+        if isinstance(examples, list):
+            candidates.extend(examples)
+        for candidate in candidates:
+            if self.checker.valid(candidate, node):
+                return copy.deepcopy(candidate)
+        if "enum" in node:
+            rest = {k: v for k, v in node.items() if k != "enum"}
+            options = [v for v in node["enum"] if self.checker.valid(v, rest)]
+            if not options:
+                raise UnsupportedSchema(path, "no 'enum' value satisfies the other keywords")
+            return copy.deepcopy(self.rng.choice(options))
+        return _NOTHING
+
+    def _build(self, node: dict[str, Any], path: str, depth: int) -> Any:
+        for key in ("anyOf", "oneOf"):
+            if key in node:
+                return self._branch(node, key, path, depth)
+        types = _types_of(node)
+        if types is None:
+            types = [t for t, hints in _TYPE_HINTS if any(h in node for h in hints)]
+            if not types:
+                return self.rng.word()
+        non_null = [t for t in types if t != "null"]
+        if "null" in types and (depth > _DEEP or not non_null):
+            return None
+        errors: list[UnsupportedSchema] = []
+        for t in non_null:
+            try:
+                return self._typed(t, node, path, depth)
+            except UnsupportedSchema as e:
+                errors.append(e)
+        if "null" in types:
+            return None
+        if errors:
+            raise errors[0]
+        raise UnsupportedSchema(path, f"'type' {node.get('type')!r} is not supported")
+
+    def _branch(self, node: dict[str, Any], key: str, path: str, depth: int) -> Any:
+        branches = node[key]
+        rest = {k: v for k, v in node.items() if k != key}
+        order = sorted(range(len(branches)), key=lambda i: _is_null_branch(branches[i]) != (depth > _DEEP))
+        errors: list[UnsupportedSchema] = []
+        attempts = [(i, n) for i in order for n in range(3 if key == "oneOf" else 1)]
+        for i, n in attempts:
+            if branches[i] is False:
+                continue
+            sub_path = f"{path}/{key}/{i}"
+            try:
+                value = self.generate(_conj(rest, branches[i]), sub_path, depth)
+            except UnsupportedSchema as e:
+                errors.append(e)
+                continue
+            if key == "oneOf" and sum(self.checker.valid(value, b) for b in branches) != 1:
+                # another draw from the same branch may fall outside the others (28.5, not 28.0)
+                if n == 0:
+                    errors.append(UnsupportedSchema(sub_path, "the value matches several 'oneOf' branches"))
+                continue
+            return value
+        if errors:
+            raise errors[0]
+        raise UnsupportedSchema(path, f"'{key}' has no branch that admits a value")
+
+    def _typed(self, t: str, node: dict[str, Any], path: str, depth: int) -> Any:
+        match t:
+            case "null":
+                return None
+            case "boolean":
+                return self.rng.below(2) == 1
+            case "integer":
+                return self._integer(node, path)
+            case "number":
+                return self._number(node, path)
+            case "string":
+                return self._string(node, path)
+            case "array":
+                return self._array(node, path, depth)
+            case "object":
+                return self._object(node, path, depth)
+        raise UnsupportedSchema(path, f"'type' {t!r} is not a JSON type")
+
+    # ------------------------------------------------------------------ numbers
+
+    def _integer(self, node: Mapping[str, Any], path: str) -> int:
+        lo: int | None = None
+        hi: int | None = None
+        if _is_number(node.get("minimum")):
+            lo = math.ceil(node["minimum"])
+        if _is_number(node.get("exclusiveMinimum")):
+            bound = math.floor(node["exclusiveMinimum"]) + 1
+            lo = bound if lo is None else max(lo, bound)
+        if _is_number(node.get("maximum")):
+            hi = math.floor(node["maximum"])
+        if _is_number(node.get("exclusiveMaximum")):
+            bound = math.ceil(node["exclusiveMaximum"]) - 1
+            hi = bound if hi is None else min(hi, bound)
+        m = node.get("multipleOf")
+        step = _exact(m).numerator if _is_number(m) and m > 0 else 1
+        lo, hi = _default_range(lo, hi, _NUMERIC_SPAN * step)
+        kmin, kmax = -((-lo) // step), hi // step
+        if kmin > kmax:
+            what = "the bounds and 'multipleOf'" if step > 1 else "the bounds"
+            raise UnsupportedSchema(path, f"no integer satisfies {what}")
+        start = self.rng.between(kmin, kmax)
+        for k in _outward(start, kmin, kmax):
+            value = k * step
+            if not _is_number(m) or _multiple_ok(value, m):
+                return value
+        raise UnsupportedSchema(path, "'multipleOf' cannot be met exactly in floating point")
+
+    def _number(self, node: Mapping[str, Any], path: str) -> float:
+        def inside(v: float) -> bool:
+            return _Checker._number_ok(v, node) and math.isfinite(v)
+
+        lo = max((node[k] for k in ("minimum", "exclusiveMinimum") if _is_number(node.get(k))), default=None)
+        hi = min((node[k] for k in ("maximum", "exclusiveMaximum") if _is_number(node.get(k))), default=None)
+        a, b = _default_range(lo, hi, _NUMERIC_SPAN)
+        m = node.get("multipleOf")
+        if _is_number(m) and m > 0:
+            step = _exact(m)
+            kmin, kmax = math.ceil(Fraction(a) / step), math.floor(Fraction(b) / step)
+            if kmin > kmax:
+                raise UnsupportedSchema(path, "no multiple of 'multipleOf' lies within the bounds")
+            for k in _outward(self.rng.between(kmin, kmax), kmin, kmax):
+                exact = k * step
+                value: float = int(exact) if exact.denominator == 1 and isinstance(m, int) else float(exact)
+                if inside(value):
+                    return value
+            raise UnsupportedSchema(path, "'multipleOf' cannot be met exactly within the bounds")
+        drawn = a + (b - a) * self.rng.unit()
+        for value in (round(drawn, 2), round(drawn, 6), drawn, (a + b) / 2, a, b):
+            if inside(value):
+                return value
+        raise UnsupportedSchema(path, "no number satisfies the bounds")
+
+    # ------------------------------------------------------------------ strings
+
+    def _string(self, node: Mapping[str, Any], path: str) -> str:
+        if "pattern" in node:
+            raise UnsupportedSchema(path, "'pattern' is not supported")
+        lo = int(node.get("minLength", 0))
+        hi = node.get("maxLength")
+        if hi is not None and hi < lo:
+            raise UnsupportedSchema(path, "'maxLength' is below 'minLength'")
+        fmt = node.get("format")
+        if isinstance(fmt, str) and fmt in _FORMATS:
+            value = _FORMATS[fmt](self.rng)
+            if len(value) < lo or (hi is not None and len(value) > hi):
+                raise UnsupportedSchema(path, f"'format' {fmt!r} does not fit 'minLength'/'maxLength'")
+            return value
+        text = " ".join(self.rng.word() for _ in range(self.rng.between(1, 3)))
+        while len(text) < lo:
+            text += " " + self.rng.word()
+        if hi is not None and len(text) > hi:
+            text = text[:hi]
+            if text.endswith(" "):
+                text = text[:-1] + "s"
+        return text
+
+    # ------------------------------------------------------------------ arrays
+
+    def _array(self, node: Mapping[str, Any], path: str, depth: int) -> list[Any]:
+        prefix = node.get("prefixItems", [])
+        items = node.get("items", True)
+        if isinstance(items, list):
+            raise UnsupportedSchema(f"{path}/items", "array-form 'items' is not draft 2020-12")
+        lo = int(node.get("minItems", 0))
+        hi = node.get("maxItems")
+        natural = len(prefix) if prefix else self.rng.between(1, 2)
+        n = lo if depth > _DEEP else max(lo, natural)
+        if hi is not None:
+            n = min(n, int(hi))
+        if items is False:
+            n = min(n, len(prefix))
+        if n < lo:
+            raise UnsupportedSchema(path, "'minItems' cannot be met: 'items' is false")
+        unique = bool(node.get("uniqueItems"))
+        out: list[Any] = []
+        for i in range(n):
+            if i < len(prefix):
+                sub, sub_path = prefix[i], f"{path}/prefixItems/{i}"
+            else:
+                sub, sub_path = items, f"{path}/items"
+            for _attempt in range(8 if unique else 1):
+                value = self.generate(sub, sub_path, depth + 1)
+                if not unique or not any(_json_eq(value, seen) for seen in out):
+                    out.append(value)
+                    break
+            else:
+                if i < lo:
+                    raise UnsupportedSchema(path, "'uniqueItems' with 'minItems': not enough distinct items")
+                break
+        return out
+
+    # ------------------------------------------------------------------ objects
+
+    def _object(self, node: Mapping[str, Any], path: str, depth: int) -> dict[str, Any]:
+        props: Mapping[str, Any] = node.get("properties", {})
+        required = list(dict.fromkeys(node.get("required", [])))
+        extra = node.get("additionalProperties", True)
+        optional = [k for k in props if k not in required] if depth <= _DEEP else []
+        hi = node.get("maxProperties")
+        if hi is not None:
+            if len(required) > hi:
+                raise UnsupportedSchema(path, "'required' lists more properties than 'maxProperties'")
+            optional = optional[: int(hi) - len(required)]
+        keep = set(required) | set(optional)
+        keys = [k for k in props if k in keep] + [k for k in required if k not in props]
+        out: dict[str, Any] = {}
+        for key in keys:
+            if key in props:
+                out[key] = self.generate(props[key], f"{path}/properties/{_pointer_token(key)}", depth + 1)
+            elif extra is False:
+                raise UnsupportedSchema(path, f"required {key!r} is forbidden by 'additionalProperties'")
+            else:
+                out[key] = self.generate(extra, f"{path}/additionalProperties", depth + 1)
+        lo = int(node.get("minProperties", 0))
+        if len(out) < lo and extra is False:
+            raise UnsupportedSchema(path, "'minProperties' cannot be met with 'additionalProperties': false")
+        spare = (key for key in _spare_keys() if key not in out)
+        while len(out) < lo:
+            out[next(spare)] = self.generate(extra, f"{path}/additionalProperties", depth + 1)
+        return out
+
+
+_NOTHING: Any = object()
+
+
+def _default_range(lo: Any, hi: Any, span: int) -> tuple[Any, Any]:
+    """Finite [lo, hi] from optional bounds: near zero when that is allowed."""
+    if lo is None and hi is None:
+        return 0, span
+    if lo is None:
+        return (0 if hi >= 0 else hi - span), hi
+    if hi is None:
+        return lo, (lo + span if lo > 0 else span)
+    return lo, hi
+
+
+def _outward(start: int, lo: int, hi: int, limit: int = 64) -> list[int]:
+    """`start`, then alternately one more and one less, ..., within [lo, hi]; then 0 if allowed."""
+    out = [start]
+    for d in range(1, limit):
+        out.extend(k for k in (start + d, start - d) if lo <= k <= hi)
+    if lo <= 0 <= hi:
+        out.append(0)
+    return out
+
+
+def _spare_keys() -> Iterator[str]:
+    """Property names for objects that need more properties than they list: alpha, bravo, ..."""
+    yield from _WORDS
+    for i in itertools.count(2):
+        yield from (f"{w}{i}" for w in _WORDS)
+
+
+def _uuid4(rng: _Rng) -> str:
+    bits = 0
+    for _ in range(4):
+        bits = (bits << 32) | rng.bits()
+    return str(uuid.UUID(int=bits, version=4))
+
+
+def _date(rng: _Rng) -> str:
+    return f"2024-{rng.between(1, 12):02d}-{rng.between(1, 28):02d}"
+
+
+def _time(rng: _Rng) -> str:
+    return f"{rng.between(8, 17):02d}:{rng.choice((0, 15, 30, 45)):02d}:00Z"
+
+
+_FORMATS: dict[str, Callable[[_Rng], str]] = {
+    "date": _date,
+    "time": _time,
+    "date-time": lambda rng: f"{_date(rng)}T{_time(rng)}",
+    "email": lambda rng: f"{rng.word()}@example.com",
+    "idn-email": lambda rng: f"{rng.word()}@example.com",
+    "uri": lambda rng: f"https://example.com/{rng.word()}",
+    "iri": lambda rng: f"https://example.com/{rng.word()}",
+    "uri-reference": lambda rng: f"https://example.com/{rng.word()}",
+    "iri-reference": lambda rng: f"https://example.com/{rng.word()}",
+    "uuid": _uuid4,
+    "hostname": lambda rng: f"{rng.word()}.example.com",
+    "idn-hostname": lambda rng: f"{rng.word()}.example.com",
+    "ipv4": lambda rng: f"192.0.2.{rng.between(1, 254)}",
+    "ipv6": lambda rng: f"2001:db8::{rng.between(1, 0xFFFF):x}",
+}
