@@ -79,8 +79,7 @@ def _sibling(call: common_pb2.CallSpec, i: int) -> common_pb2.CallSpec:
     out.CopyFrom(call)
     out.call_id = f"{call.call_id}.n{i}"
     out.thread_id = f"{call.thread_id}.n{i}"
-    if call.sampling.HasField("seed"):
-        out.sampling.seed = call.sampling.seed + i
+    out.sampling.seed = (call.sampling.seed if call.sampling.HasField("seed") else 0) + i
     return out
 
 

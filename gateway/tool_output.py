@@ -1,7 +1,8 @@
 """Splitting a streamed output into content and tool calls, as it arrives.
 
 Content streams as soon as it cannot be the start of a tool call (the parser's
-`may_start`); the rest is held back until the output ends, then parsed whole. Output the
+`may_start`) nor whitespace that would end the content before one; the rest is held
+back until the output ends, then parsed whole. Output the
 parser cannot read as calls (malformed, truncated) is content, never an error.
 """
 
@@ -30,7 +31,10 @@ class ToolOutput:
         """Takes the next piece of output; returns the content that may be streamed now."""
         self._text += delta
         parser = self._parser
-        cut = len(self._text) if parser is None else max(self._sent, parser.may_start(self._text))
+        if parser is None:
+            cut = len(self._text)
+        else:  # trailing whitespace waits too: content before calls loses it
+            cut = max(self._sent, len(self._text[:parser.may_start(self._text)].rstrip()))
         out, self._sent = self._text[self._sent:cut], cut
         return out
 

@@ -90,6 +90,32 @@ def test_cache_header_and_tenant_isolation(acme: openai.OpenAI, base_url: str) -
     assert streamed.headers["X-Ostinato-Cache-Hit"] == "exact"
 
 
+def test_a_streamed_miss_is_stored_for_the_next_caller(acme: openai.OpenAI) -> None:
+    kw = {"model": MODEL, "messages": ask(f"Name a river. ({uuid.uuid4().hex[:6]})"),
+          "max_tokens": 6, "temperature": 0.0, "extra_headers": {"X-Ostinato-Cache": "exact"}}
+    first = acme.chat.completions.with_raw_response.create(**kw, stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in first.parse() if c.choices)
+    assert first.headers["X-Ostinato-Cache-Hit"] == "miss" and text
+    again = acme.chat.completions.with_raw_response.create(**kw)
+    assert again.headers["X-Ostinato-Cache-Hit"] == "exact"
+    assert again.parse().choices[0].message.content == text
+
+
+def test_models_completions_logprobs_and_n(acme: openai.OpenAI) -> None:
+    assert [m.id for m in acme.models.list()] == [MODEL]
+    done = acme.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=5)
+    assert done.choices[0].text and done.usage is not None and done.usage.completion_tokens == 5
+    out = acme.chat.completions.create(model=MODEL, messages=ask("Pick a number."), max_tokens=5,
+                                       n=3, logprobs=True, top_logprobs=2, presence_penalty=0.5,
+                                       frequency_penalty=0.5)
+    assert [c.index for c in out.choices] == [0, 1, 2]
+    assert out.usage is not None and out.usage.completion_tokens == 15
+    lp = out.choices[0].logprobs
+    assert lp is not None and lp.content and len(lp.content[0].top_logprobs) == 2
+    ext = out.model_extra["ostinato"]  # type: ignore[index]
+    assert ext["program_id"] and ext["call_id"] and ext["parent_call_ids"] == []
+
+
 @pytest.mark.parametrize(("kw", "status", "needle"), [
     ({"n": 9}, 400, "n must be an integer from 1 to 8"),
     ({"model": "gpt-4o"}, 404, "not served here"),

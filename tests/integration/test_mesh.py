@@ -18,7 +18,7 @@ import ostinato
 from cache import keys
 from ostinato.mesh import Mesh
 from ostinato.sdk_types import call_spec
-from ostinato.v1 import gateway_pb2, gateway_pb2_grpc, worker_pb2, worker_pb2_grpc
+from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc, worker_pb2, worker_pb2_grpc
 
 USER = [{"role": "user", "content": "Plan a trip to Lyon."}]
 
@@ -205,6 +205,41 @@ def test_declared_program_runs_server_side(mesh: Mesh) -> None:
     assert finished["final"].usage.prompt_tokens > finished["outline"].usage.prompt_tokens
     assert events[-1].HasField("program_finished")
     assert events[-1].program_finished.calls_completed == 5
+    started = {e.node_started.node_id: e.node_started.worker_id for e in events
+               if e.HasField("node_started")}
+    assert set(started) == set(finished) and all(started.values())
+    for node_id in finished:  # each node starts before its output
+        first = next(i for i, e in enumerate(events) if e.HasField("node_started")
+                     and e.node_started.node_id == node_id)
+        assert all(i > first for i, e in enumerate(events)
+                   if e.HasField("node_finished") and e.node_finished.node_id == node_id)
+
+
+def test_grpc_calls_carry_tools_and_return_tool_calls(mesh: Mesh) -> None:
+    """The gRPC API has what the HTTP one has: tools on the call, tool calls in the result,
+    and the model's answer in text once the tool's result is in the history."""
+    stub = _gateway(mesh)
+    params = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    program = stub.StartProgram(gateway_pb2.StartProgramRequest()).program_id
+    spec = call_spec(messages=[{"role": "user", "content": "Weather in Oslo?"}], max_tokens=64)
+    spec.tools.append(common_pb2.Tool(name="weather", parameters_json=json.dumps(params)))
+    chunks = list(stub.Call(gateway_pb2.CallRequest(program_id=program, call=spec), timeout=30))
+    result = chunks[-1].result
+    assert result.finish_reason == "tool_calls" and result.text == ""
+    [tool_call] = result.tool_calls
+    assert tool_call.name == "weather" and "city" in json.loads(tool_call.arguments)
+    assert all(not c.delta for c in chunks)  # no part of the call streamed as text
+    follow = call_spec(messages=[{"role": "user", "content": "Weather in Oslo?"},
+                                 {"role": "assistant", "content": ""},
+                                 {"role": "tool", "content": "Cloudy, 4 C"}],
+                       max_tokens=16, parents=[result.call_id])
+    follow.messages[1].tool_calls.append(tool_call)
+    follow.messages[2].tool_call_id = tool_call.id
+    follow.tools.extend(spec.tools)
+    answer = list(stub.Call(gateway_pb2.CallRequest(program_id=program, call=follow), timeout=30))
+    assert answer[-1].result.text and not answer[-1].result.tool_calls
+    assert answer[-1].result.usage.cached_tokens > 0  # the history is the engine's own prefix
+    stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=program))
 
 
 def test_declared_program_with_a_cycle_is_rejected(mesh: Mesh) -> None:

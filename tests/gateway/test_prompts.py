@@ -1,0 +1,88 @@
+"""A call as the model sees it: constraints, tools offered, parser chosen (table-driven)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway.prompts import constraint, prepare, template_messages, template_tools
+from ostinato.sdk_types import call_spec
+from ostinato.tokenizers import load_renderer, load_tokenizer
+from ostinato.v1 import common_pb2
+
+M = common_pb2.ToolChoiceMode
+PARAMS = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
+
+
+def call(choice: int = 0, name: str = "", parallel: bool | None = None,
+         fmt: common_pb2.ResponseFormat | None = None, tools: tuple[str, ...] = ("search", "add")
+         ) -> common_pb2.CallSpec:
+    c = call_spec(messages=[{"role": "user", "content": "hi"}])
+    for t in tools:
+        c.tools.append(common_pb2.Tool(name=t, parameters_json=json.dumps(PARAMS)))
+    c.tool_choice.mode = choice
+    c.tool_choice.function_name = name
+    if parallel is not None:
+        c.parallel_tool_calls = parallel
+    if fmt is not None:
+        c.response_format.CopyFrom(fmt)
+    return c
+
+
+@pytest.mark.parametrize(("spec", "names", "max_items", "forced"), [
+    (call(M.TOOL_CHOICE_MODE_REQUIRED), ["search", "add"], None, True),
+    (call(M.TOOL_CHOICE_MODE_REQUIRED, parallel=False), ["search", "add"], 1, True),
+    (call(M.TOOL_CHOICE_MODE_FUNCTION, "add"), ["add"], 1, True),
+])
+def test_forced_tool_choice_is_sglangs_call_array(spec: common_pb2.CallSpec, names: list[str],
+                                                  max_items: int | None, forced: bool) -> None:
+    schema_text, is_calls = constraint(spec)
+    schema = json.loads(schema_text)
+    assert is_calls is forced and schema["type"] == "array" and schema["minItems"] == 1
+    assert schema.get("maxItems") == max_items
+    branches = schema["items"]["anyOf"]
+    assert [b["properties"]["name"]["enum"][0] for b in branches] == names
+    assert all(b["properties"]["parameters"] == PARAMS for b in branches)
+
+
+@pytest.mark.parametrize(("fmt", "expected"), [
+    (common_pb2.ResponseFormat(), ""),
+    (common_pb2.ResponseFormat(type=common_pb2.RESPONSE_FORMAT_TYPE_TEXT), ""),
+    (common_pb2.ResponseFormat(type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT), '{"type": "object"}'),
+    (common_pb2.ResponseFormat(type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA,
+                               schema_json='{"type": "integer"}'), '{"type": "integer"}'),
+])
+def test_response_format_maps_onto_json_schema(fmt: common_pb2.ResponseFormat, expected: str) -> None:
+    assert constraint(call(fmt=fmt, tools=())) == (expected, False)
+
+
+@pytest.mark.parametrize(("spec", "offered", "parser"), [
+    (call(), 2, "hermes"),  # auto: the model's own format
+    (call(M.TOOL_CHOICE_MODE_AUTO), 2, "hermes"),
+    (call(M.TOOL_CHOICE_MODE_NONE), 0, None),  # none: tools are not shown, output is text
+    (call(M.TOOL_CHOICE_MODE_REQUIRED), 2, "json_array"),
+    (call(tools=()), 0, None),
+])
+def test_tools_offered_and_parser(spec: common_pb2.CallSpec, offered: int, parser: str | None) -> None:
+    prepared = prepare(spec, load_renderer("sim", "hermes"), load_tokenizer("sim"), "hermes")
+    assert len(template_tools(spec)) == offered
+    assert (prepared.parser.name if prepared.parser else None) == parser
+    assert ("<tools>" in prepared.text) is (offered > 0)
+
+
+def test_history_tool_calls_reach_the_template_as_objects() -> None:
+    c = call_spec(messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""},
+                            {"role": "tool", "content": "42"}])
+    c.messages[1].tool_calls.append(common_pb2.ToolCall(id="c1", name="add", arguments='{"a": 1}'))
+    c.messages[2].tool_call_id = "c1"
+    out = template_messages(c)
+    assert out[1]["tool_calls"] == [{"id": "c1", "type": "function",
+                                     "function": {"name": "add", "arguments": {"a": 1}}}]
+    assert out[2] == {"role": "tool", "content": "42", "tool_call_id": "c1"}
+
+
+def test_a_raw_prompt_is_tokenized_as_it_is() -> None:
+    prepared = prepare(call_spec(prompt="Once upon a time"), load_renderer("sim"),
+                       load_tokenizer("sim"), "hermes")
+    assert prepared.text == "Once upon a time" and prepared.ids == load_tokenizer("sim")(prepared.text)

@@ -1,0 +1,44 @@
+"""Streaming an output as content and tool calls (table-driven over chunkings)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.tool_output import ToolOutput
+from ostinato.tool_formats import get_parser
+
+CALL = '<tool_call>\n{"name": "add", "arguments": {"a": 1}}\n</tool_call>'
+NAMES = frozenset({"add"})
+
+
+def run(out: ToolOutput, text: str, size: int) -> tuple[str, str, list]:
+    streamed = "".join(out.feed(text[i:i + size]) for i in range(0, len(text), size))
+    rest, content, calls = out.finish()
+    return streamed + rest, content, calls
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 1000])
+@pytest.mark.parametrize(("text", "content", "calls"), [
+    ("plain answer", "plain answer", []),
+    (CALL, "", [("add", '{"a": 1}')]),
+    ("Let me add.\n" + CALL, "Let me add.", [("add", '{"a": 1}')]),
+    (CALL + "\n" + CALL.replace("1", "2"), "", [("add", '{"a": 1}'), ("add", '{"a": 2}')]),
+    ('<tool_call>\n{"name": "add", "argu', '<tool_call>\n{"name": "add", "argu', []),  # truncated
+    ('<tool_call>\n{"name": "nope", "arguments": {}}\n</tool_call>',
+     '<tool_call>\n{"name": "nope", "arguments": {}}\n</tool_call>', []),  # unknown tool: text
+])
+def test_content_streams_and_calls_come_at_the_end(size: int, text: str, content: str,
+                                                    calls: list) -> None:
+    streamed, final, parsed = run(ToolOutput(get_parser("hermes"), NAMES), text, size)
+    assert final == content and [(c.name, c.arguments) for c in parsed] == calls
+    assert streamed == content  # every streamed piece is content, and all content streams
+    assert all(c.id.startswith("call_") for c in parsed) and len({c.id for c in parsed}) == len(parsed)
+
+
+def test_no_parser_streams_everything() -> None:
+    assert run(ToolOutput(None, frozenset()), CALL, 5) == (CALL, CALL, [])
+
+
+def test_parallel_calls_off_keeps_the_first() -> None:
+    _, _, calls = run(ToolOutput(get_parser("hermes"), NAMES, single_call=True), CALL + "\n" + CALL, 9)
+    assert len(calls) == 1

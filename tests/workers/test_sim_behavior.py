@@ -1,0 +1,75 @@
+"""The simulated model uses tools like a model does: it reads its prompt from token ids, calls
+a declared tool after a user turn (in the configured family's format), answers in text after
+a tool result, and honours a JSON schema. Deterministic."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from ostinato.tool_formats import get_parser
+from workers.sim.behavior import scripted_answer
+from workers.sim.chat_template import declared_tools, last_turn_role, render
+from workers.sim.server import BadRequest, parse_generate
+from workers.sim.tokenizer import tokenize
+
+SEARCH = {"type": "object", "properties": {"query": {"type": "string"}, "k": {
+    "type": "integer", "minimum": 1, "maximum": 5}}, "required": ["query", "k"]}
+TOOLS = [{"type": "function", "function": {"name": "search", "description": "search files",
+                                           "parameters": SEARCH}},
+         {"type": "function", "function": {"name": "calc", "parameters": {
+             "type": "object", "properties": {"a": {"type": "number"}}, "required": ["a"]}}}]
+USER = [{"role": "user", "content": "Find the report."}]
+
+
+@pytest.mark.parametrize("family", ["hermes", "qwen25", "llama3", "mistral"])
+def test_after_a_user_turn_it_calls_a_declared_tool(family: str) -> None:
+    prompt = render(USER, TOOLS, tool_format=family)
+    answer = scripted_answer(prompt, json_schema=None, tool_format=family)
+    assert answer is not None
+    parsed = get_parser(family).parse(answer, frozenset({"search", "calc"}))
+    assert len(parsed.tool_calls) == 1 and parsed.content == ""
+    call = parsed.tool_calls[0]
+    schema = next(t["function"]["parameters"] for t in TOOLS if t["function"]["name"] == call.name)
+    jsonschema.validate(json.loads(call.arguments), schema)
+    assert answer == scripted_answer(prompt, json_schema=None, tool_format=family)  # deterministic
+
+
+def test_after_a_tool_result_it_answers_in_text() -> None:
+    messages = [*USER, {"role": "assistant", "content": "", "tool_calls": [{"function": {
+        "name": "search", "arguments": {"query": "report", "k": 1}}}]},
+        {"role": "tool", "content": "report.txt: Q3 revenue grew."}]
+    prompt = render(messages, TOOLS)
+    assert last_turn_role(prompt) == "tool"
+    assert scripted_answer(prompt, json_schema=None, tool_format="hermes") is None
+
+
+def test_without_tools_it_answers_in_text() -> None:
+    assert scripted_answer(render(USER), json_schema=None, tool_format="hermes") is None
+    assert declared_tools(render(USER)) == []
+
+
+def test_under_a_json_schema_it_emits_a_valid_instance() -> None:
+    schema = {"type": "object", "properties": {"name": {"type": "string"}, "tags": {
+        "type": "array", "items": {"enum": ["a", "b"]}}}, "required": ["name", "tags"]}
+    answer = scripted_answer(render(USER), json_schema=json.dumps(schema), tool_format="hermes")
+    jsonschema.validate(json.loads(answer or ""), schema)
+
+
+def test_the_engine_reads_input_ids_as_a_real_one_does() -> None:
+    prompt = render(USER, TOOLS)
+    [req] = parse_generate({"input_ids": tokenize(prompt), "sampling_params": {}}, "llama3")
+    assert req.script is not None and req.script.startswith("<|python_tag|>{")
+
+
+@pytest.mark.parametrize(("sp", "needle"), [
+    ({"regex": "a+"}, "regex is not supported"),
+    ({"json_schema": '{"type": "string", "pattern": "^a$"}'}, "pattern"),
+    ({"json_schema": "{not json"}, "not valid JSON"),
+    ({"presence_penalty": 3}, "presence_penalty"),
+])
+def test_constraints_it_cannot_honour_are_refused(sp: dict, needle: str) -> None:
+    with pytest.raises(BadRequest, match=needle):
+        parse_generate({"text": "hi", "sampling_params": sp})
