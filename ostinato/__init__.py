@@ -7,7 +7,7 @@
 
 from ostinato.aio_client import AsyncClient, AsyncProgram
 from ostinato.client import Client, Program
-from ostinato.sdk_types import CallOutput, OstinatoError, ProgramSummary, Usage
+from ostinato.sdk_types import CallOutput, OstinatoError, ProgramSummary, ToolCall, Usage
 
 __all__ = [
     "AsyncClient",
@@ -17,6 +17,7 @@ __all__ = [
     "OstinatoError",
     "Program",
     "ProgramSummary",
+    "ToolCall",
     "Usage",
 ]
 __version__ = "0.1.0"

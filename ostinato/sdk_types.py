@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2
 
 from ostinato.v1 import common_pb2, gateway_pb2
 
-MessageLike = Mapping[str, str] | tuple[str, str]
+MessageLike = Mapping[str, Any] | tuple[str, str]
+ToolLike = Mapping[str, Any]  # OpenAI's {"type": "function", "function": {...}}, or its inner part
 
 _CACHE_MODES = {
     None: common_pb2.CACHE_MODE_UNSPECIFIED, "off": common_pb2.CACHE_MODE_OFF,
@@ -42,6 +45,16 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # a JSON object, as text
+
+    def args(self) -> dict[str, Any]:
+        return dict(json.loads(self.arguments or "{}"))
+
+
+@dataclass(frozen=True)
 class CallOutput:
     call_id: str
     text: str
@@ -54,6 +67,13 @@ class CallOutput:
     priority: int
     simulated: bool
     cache_hit: str  # "miss" | "exact" | "semantic"
+    tool_calls: tuple[ToolCall, ...] = ()
+
+    def message(self) -> dict[str, Any]:
+        """This answer as the assistant message to put in the next call's history."""
+        return {"role": "assistant", "content": self.text, "tool_calls": [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in self.tool_calls]}
 
 
 @dataclass(frozen=True)
@@ -70,8 +90,42 @@ def _message(m: MessageLike) -> common_pb2.Message:
     if isinstance(m, tuple):
         role, content = m
         return common_pb2.Message(role=role, content=content)
-    return common_pb2.Message(role=m.get("role", ""), content=m.get("content", ""),
-                              name=m.get("name", ""), tool_call_id=m.get("tool_call_id", ""))
+    calls = []
+    for c in m.get("tool_calls") or ():
+        fn = c.get("function", c)
+        args = fn.get("arguments", "{}")
+        calls.append(common_pb2.ToolCall(id=c.get("id", ""), name=fn.get("name", ""),
+                                         arguments=args if isinstance(args, str) else json.dumps(args)))
+    return common_pb2.Message(role=m.get("role", ""), content=m.get("content") or "",
+                              name=m.get("name", ""), tool_call_id=m.get("tool_call_id", ""),
+                              tool_calls=calls)
+
+
+def _tool(t: ToolLike) -> common_pb2.Tool:
+    fn = t.get("function", t)
+    params = fn.get("parameters")
+    return common_pb2.Tool(name=fn.get("name", ""), description=fn.get("description", ""),
+                           parameters_json=json.dumps(params) if params is not None else "",
+                           strict=bool(fn.get("strict", False)))
+
+
+def _tool_choice(choice: str | None) -> common_pb2.ToolChoice:
+    """"auto", "none", "required", or the name of one of the tools."""
+    modes = {None: common_pb2.TOOL_CHOICE_MODE_UNSPECIFIED, "auto": common_pb2.TOOL_CHOICE_MODE_AUTO,
+             "none": common_pb2.TOOL_CHOICE_MODE_NONE,
+             "required": common_pb2.TOOL_CHOICE_MODE_REQUIRED}
+    if choice in modes:
+        return common_pb2.ToolChoice(mode=modes[choice])
+    return common_pb2.ToolChoice(mode=common_pb2.TOOL_CHOICE_MODE_FUNCTION, function_name=str(choice))
+
+
+def _response_format(schema: Mapping[str, Any] | None, json_object: bool) -> common_pb2.ResponseFormat:
+    if schema is not None:
+        return common_pb2.ResponseFormat(type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA,
+                                         schema_json=json.dumps(schema))
+    if json_object:
+        return common_pb2.ResponseFormat(type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT)
+    return common_pb2.ResponseFormat()
 
 
 def program_options(
@@ -104,6 +158,10 @@ def call_spec(
     tags: Sequence[str] = (),
     model: str = "",
     ignore_eos: bool = False,
+    tools: Sequence[ToolLike] = (),
+    tool_choice: str | None = None,
+    json_schema: Mapping[str, Any] | None = None,
+    json_object: bool = False,
 ) -> common_pb2.CallSpec:
     if cache not in _CACHE_MODES:
         raise ValueError(f"cache must be one of off, exact, semantic; got {cache!r}")
@@ -121,7 +179,8 @@ def call_spec(
         messages=[_message(m) for m in messages or ()], prompt=prompt or "", sampling=sampling,
         cache=common_pb2.CachePolicy(mode=_CACHE_MODES[cache], semantic_threshold=semantic_threshold),
         hints=common_pb2.CallHints(expected_output_tokens=expected_output_tokens, tags=list(tags)),
-        model=model,
+        model=model, tools=[_tool(t) for t in tools], tool_choice=_tool_choice(tool_choice),
+        response_format=_response_format(json_schema, json_object),
     )
 
 
@@ -134,6 +193,7 @@ def call_output(result: common_pb2.CallResult) -> CallOutput:
         queue_s=result.timings.queue_s, engine_s=result.timings.engine_s,
         priority=result.priority, simulated=result.simulated,
         cache_hit=_CACHE_HITS.get(result.cache_hit, "miss"),
+        tool_calls=tuple(ToolCall(c.id, c.name, c.arguments) for c in result.tool_calls),
     )
 
 

@@ -84,6 +84,10 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         self._waiters: dict[str, asyncio.Future[Grant]] = {}
         self._last_write: asyncio.Future[None] | None = None
         self.persist_timeout_s = 1.0
+        # EndProgram waits this long at most for the reports of calls still running: a
+        # worker streams its last chunk to the gateway before its report reaches us.
+        self.end_grace_s = 5.0
+        self._reported = asyncio.Condition()
 
     def pump(self) -> None:
         """Dispatches what can start, wakes its Admit callers, and persists what changed."""
@@ -173,7 +177,22 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 cached_tokens=request.usage.cached_tokens,
             )
         self.pump()
+        async with self._reported:
+            self._reported.notify_all()
         return planner_pb2.ReportAck()
+
+    async def _settled(self, program_id: str, tenant: str) -> None:
+        """Until no call of the program is running (its report is in), or end_grace_s."""
+        def settled() -> bool:
+            try:
+                program = self._core.program(program_id, tenant)
+            except PlannerError:
+                return True  # gone (or never there): end_program says which
+            return not any(c.state is CallState.RUNNING for c in program.calls.values())
+
+        async with self._reported:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reported.wait_for(settled), self.end_grace_s)
 
     async def ReportProgress(self, request, context):
         # NoSuchCall: the call finished (or was cancelled) while the report was in flight.
@@ -182,6 +201,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         return planner_pb2.ReportAck()
 
     async def EndProgram(self, request, context):
+        await self._settled(request.program_id, request.tenant)
         try:
             program = self._core.end_program(request.program_id, request.tenant)
         except PlannerError as exc:
@@ -191,6 +211,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             if waiter is not None and not waiter.done():
                 waiter.set_exception(ProgramClosed("the program ended while this call waited"))
         self.pump()
+        await self._persisted()  # once the caller has the summary, Redis says "ended" too
         return summary_proto(program, self._clock.now())
 
     async def RegisterWorker(self, request, context):

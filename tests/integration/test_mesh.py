@@ -250,3 +250,30 @@ def test_declared_program_with_a_cycle_is_rejected(mesh: Mesh) -> None:
         list(stub.RunProgram(gateway_pb2.RunProgramRequest(nodes=nodes), timeout=10))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "cycle" in err.value.details()
+
+
+def test_sdk_agent_loop_with_a_real_tool(mesh: Mesh) -> None:
+    """A ReAct loop through the Python SDK: the model calls the tool, the tool runs here, the
+    model answers once it has the result."""
+    seen: list[dict] = []
+
+    def add(a: int, b: int) -> int:
+        seen.append({"a": a, "b": b})
+        return a + b
+
+    tools = [{"type": "function", "function": {"name": "add", "description": "Adds two integers",
+              "parameters": {"type": "object", "properties": {"a": {"type": "integer"},
+                             "b": {"type": "integer"}}, "required": ["a", "b"]}}}]
+    history: list[dict] = [{"role": "user", "content": "What is 2 + 40?"}]
+    with ostinato.Client(mesh.endpoints.gateway) as client, client.program() as program:
+        for _ in range(4):
+            out = program.call(messages=history, tools=tools, max_tokens=64)
+            if not out.tool_calls:
+                break
+            history.append(out.message())
+            for tc in out.tool_calls:
+                history.append({"role": "tool", "tool_call_id": tc.id,
+                                "content": str(add(**tc.args()))})
+    assert seen and out.finish_reason in ("stop", "length") and out.text
+    assert isinstance(seen[0]["a"], int) and isinstance(seen[0]["b"], int)
+    assert program.summary is not None and program.summary.calls_completed == 2

@@ -1,0 +1,372 @@
+"""Agent frameworks pointed at the gateway's OpenAI-compatible API, unchanged: the plain
+`openai` SDK, LangChain's ChatOpenAI, the OpenAI Agents SDK and LangGraph's prebuilt ReAct
+agent each run a tool-calling agent against the live mesh (real processes, simulated
+engines) until it answers in text.
+
+Every test checks two things. The agent really worked: a Python tool implemented here was
+called with arguments that satisfy its signature, and the last answer is text. And the mesh
+saw one program: with no Ostinato header anywhere, all of the agent's LLM calls were
+attributed (cache/conversations.py) to a single program whose calls form a chain, each
+call after the first a child of the one before. That is read from the planner's program
+records in Redis (cache/keys.py), not from response bodies the frameworks hide. Each test
+runs under its own tenant (its own API key), so the tenant's programs are the test's.
+
+The frameworks are imported inside their tests: together they take seconds to import, which
+every collection of the suite would otherwise pay.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import jsonschema
+import openai
+import pytest
+import redis
+from pydantic import Field
+
+from cache import keys
+from ostinato.config import load_mesh_config
+from ostinato.mesh import Mesh
+
+if TYPE_CHECKING:
+    from langchain_openai import ChatOpenAI
+
+MODEL = "sim/llama-3.1-8b"
+MAX_TURNS = 6  # an agent loop that has not answered in text by then is a failure
+TENANTS = ("sdk-tools", "sdk-stream", "sdk-schema", "langchain", "agents-sdk", "langgraph", "models")
+API_KEYS = {f"key-{tenant}": tenant for tenant in TENANTS}
+
+FORECAST_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "description": "The city"},
+        "days": {"type": "integer", "minimum": 1, "maximum": 7, "description": "How many days"},
+    },
+    "required": ["city", "days"],
+    "additionalProperties": False,
+}
+FORECAST_TOOL: dict[str, Any] = {"type": "function", "function": {
+    "name": "get_forecast", "description": "The weather forecast for a city, day by day.",
+    "parameters": FORECAST_PARAMETERS}}
+QUESTION = "What will the weather be like in Lisbon this week?"
+# The frameworks' tools declare the same parameters from their signatures:
+City = Annotated[str, Field(description="The city")]
+Days = Annotated[int, Field(ge=1, le=7, description="How many days")]
+
+
+@pytest.fixture(scope="module")
+def mesh() -> Iterator[Mesh]:
+    cfg = load_mesh_config(None, environ={}, overrides={
+        "gateway": {"http_port": 0, "api_keys": API_KEYS, "allow_anonymous": False},
+        "sim_engine": {"time_scale": 0.05},
+        "workers": 2,
+    })
+    m = Mesh(cfg, ephemeral_ports=True)
+    m.start()
+    yield m
+    m.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(mesh: Mesh) -> str:
+    assert mesh.endpoints.gateway_http
+    return f"http://{mesh.endpoints.gateway_http}/v1"
+
+
+@pytest.fixture(scope="module")
+def store(mesh: Mesh) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(mesh.endpoints.redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def key(tenant: str) -> str:
+    assert tenant in TENANTS
+    return f"key-{tenant}"
+
+
+class Forecasts:
+    """The agents' one tool, as plain Python: records each call and answers in words."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, city: str, days: int) -> str:
+        self.calls.append((city, days))  # checked after the run: frameworks catch tool errors
+        return f"{city}: sunny, 24 degrees, for the next {days} day(s)."
+
+    def check_called(self) -> None:
+        """Called at least once, each time with a non-empty city and 1 to 7 days (an int)."""
+        assert self.calls, "the agent never called its tool"
+        for city, days in self.calls:
+            assert type(city) is str and city.strip(), f"city {city!r} is not a non-empty string"
+            assert type(days) is int, f"days {days!r} is not an int"
+            jsonschema.validate({"city": city, "days": days}, FORECAST_PARAMETERS)
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """The planner's record of one call (planner/records.py call_json), as much as we check."""
+
+    call_id: str
+    thread_id: str
+    parents: tuple[str, ...]
+    state: str
+    arrival_wall: float
+
+
+def _program_records(store: redis.Redis, tenant: str) -> dict[str, list[CallRecord]]:
+    out: dict[str, list[CallRecord]] = {}
+    for program_id in store.zrange(keys.tenant_programs(tenant), 0, -1):
+        raw: dict[str, str] = store.hgetall(keys.program_calls(program_id))  # type: ignore[assignment]
+        records = [json.loads(v) for v in raw.values()]
+        out[program_id] = [CallRecord(r["call_id"], r["thread_id"], tuple(r["parents"]), r["state"],
+                                      float(r["arrival_wall"] or 0.0)) for r in records]
+    return out
+
+
+def assert_one_chained_program(store: redis.Redis, tenant: str, llm_calls: int,
+                               timeout_s: float = 10.0) -> list[str]:
+    """The tenant has exactly one program, of `llm_calls` finished calls that form a chain
+    (the first without parents, each next one a child of the one before, in arrival order).
+    Returns the call ids in order. The planner persists off the request path: wait for it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        programs = _program_records(store, tenant)
+        settled = sum(len(calls) for calls in programs.values()) >= llm_calls and all(
+            c.state == "done" for calls in programs.values() for c in calls)
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(programs) == 1, f"{tenant}: calls landed in {len(programs)} programs: {programs}"
+    ((program_id, calls),) = programs.items()
+    assert len(calls) == llm_calls, f"program {program_id}: {len(calls)} calls, not {llm_calls}: {calls}"
+    assert all(c.state == "done" for c in calls), calls
+    by_id = {c.call_id: c for c in calls}
+    roots = [c for c in calls if not c.parents]
+    assert len(roots) == 1, f"expected one root call: {calls}"
+    chain = [roots[0].call_id]
+    while len(chain) < len(calls):
+        kids = [c.call_id for c in calls if c.parents == (chain[-1],)]
+        assert len(kids) == 1, f"call {chain[-1]} has children {kids}, not one: {calls}"
+        chain.append(kids[0])
+    assert chain == sorted(chain, key=lambda i: by_id[i].arrival_wall), "the chain is not in arrival order"
+    assert len({c.thread_id for c in calls}) == 1, f"a chain runs on one thread: {calls}"
+    return chain
+
+
+# -- plain openai SDK ---------------------------------------------------------------------------
+
+
+def _ostinato(obj: Any) -> dict[str, Any]:
+    ext = (obj.model_extra or {}).get("ostinato")
+    assert isinstance(ext, dict), f"no ostinato object in {obj!r}"
+    return ext
+
+
+def test_openai_sdk_agent_loop(base_url: str, store: redis.Redis) -> None:
+    """A hand-written loop: tool calls answered with `tool` messages until a text answer; the
+    responses' `ostinato` objects agree with the planner's records."""
+    forecasts = Forecasts()
+    messages: list[dict[str, Any]] = [{"role": "user", "content": QUESTION}]
+    seen: list[dict[str, Any]] = []
+    with openai.OpenAI(base_url=base_url, api_key=key("sdk-tools"), max_retries=0) as client:
+        for _ in range(MAX_TURNS):
+            out = client.chat.completions.create(model=MODEL, messages=messages,  # type: ignore[arg-type]
+                                                 tools=[FORECAST_TOOL])  # type: ignore[list-item]
+            seen.append(_ostinato(out))
+            reply = out.choices[0].message
+            messages.append(reply.model_dump(exclude_none=True))
+            if not reply.tool_calls:
+                break
+            assert out.choices[0].finish_reason == "tool_calls"
+            for tc in reply.tool_calls:
+                assert tc.type == "function" and tc.function.name == "get_forecast"
+                args = json.loads(tc.function.arguments)
+                jsonschema.validate(args, FORECAST_PARAMETERS)
+                messages.append({"role": "tool", "tool_call_id": tc.id, "content": forecasts(**args)})
+    assert reply.content and not reply.tool_calls, "the agent never answered in text"
+    forecasts.check_called()
+    chain = assert_one_chained_program(store, "sdk-tools", len(seen))
+    assert len(chain) >= 2
+    assert [s["call_id"] for s in seen] == chain
+    assert len({s["program_id"] for s in seen}) == 1
+    assert [s["parent_call_ids"] for s in seen] == [[], *([c] for c in chain[:-1])]
+
+
+def test_openai_sdk_streamed_agent_loop(base_url: str, store: redis.Redis) -> None:
+    """The same loop streamed: tool calls rebuilt from OpenAI's deltas, by index."""
+    forecasts = Forecasts()
+    messages: list[dict[str, Any]] = [{"role": "user", "content": QUESTION}]
+    seen: list[dict[str, Any]] = []
+    with openai.OpenAI(base_url=base_url, api_key=key("sdk-stream"), max_retries=0) as client:
+        for _ in range(MAX_TURNS):
+            content = ""
+            calls: dict[int, dict[str, str]] = {}  # tool-call deltas, accumulated by index
+            finish: str | None = None
+            for chunk in client.chat.completions.create(
+                    model=MODEL, messages=messages, tools=[FORECAST_TOOL],  # type: ignore[arg-type,list-item]
+                    stream=True):
+                if "ostinato" in (chunk.model_extra or {}):
+                    seen.append(_ostinato(chunk))
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                content += choice.delta.content or ""
+                finish = choice.finish_reason or finish
+                for d in choice.delta.tool_calls or []:
+                    acc = calls.setdefault(d.index, {"id": "", "name": "", "arguments": ""})
+                    acc["id"] += d.id or ""
+                    if d.function is not None:
+                        acc["name"] += d.function.name or ""
+                        acc["arguments"] += d.function.arguments or ""
+            if not calls:
+                assert finish == "stop"
+                break
+            assert finish == "tool_calls" and sorted(calls) == list(range(len(calls)))
+            messages.append({"role": "assistant", "content": content or None, "tool_calls": [
+                {"id": c["id"], "type": "function",
+                 "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for _, c in sorted(calls.items())]})
+            for c in calls.values():
+                assert c["id"] and c["name"] == "get_forecast"
+                args = json.loads(c["arguments"])
+                jsonschema.validate(args, FORECAST_PARAMETERS)
+                messages.append({"role": "tool", "tool_call_id": c["id"], "content": forecasts(**args)})
+    assert content and not calls, "the agent never answered in text"
+    forecasts.check_called()
+    chain = assert_one_chained_program(store, "sdk-stream", len(seen))
+    assert len(chain) >= 2 and [s["call_id"] for s in seen] == chain
+
+
+def test_openai_sdk_json_schema_answer(base_url: str, store: redis.Redis) -> None:
+    """Structured output: the content is an instance of the requested schema."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"city": {"type": "string"},
+                       "days": {"type": "array", "minItems": 1, "maxItems": 3, "items": {
+                           "type": "object",
+                           "properties": {"summary": {"type": "string"},
+                                          "high_c": {"type": "integer"}},
+                           "required": ["summary", "high_c"], "additionalProperties": False}}},
+        "required": ["city", "days"], "additionalProperties": False,
+    }
+    with openai.OpenAI(base_url=base_url, api_key=key("sdk-schema"), max_retries=0) as client:
+        out = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Lisbon's forecast, as JSON."}],
+            response_format={"type": "json_schema",
+                             "json_schema": {"name": "forecast", "schema": schema, "strict": True}})
+    content = out.choices[0].message.content
+    assert content and out.choices[0].finish_reason == "stop"
+    jsonschema.validate(json.loads(content), schema)
+    assert assert_one_chained_program(store, "sdk-schema", 1) == [_ostinato(out)["call_id"]]
+
+
+def test_the_served_model_and_no_other(base_url: str) -> None:
+    """What frameworks check first: /v1/models lists the model; another model is a 404."""
+    with openai.OpenAI(base_url=base_url, api_key=key("models"), max_retries=0) as client:
+        assert [m.id for m in client.models.list()] == [MODEL]
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+
+
+# -- LangChain ----------------------------------------------------------------------------------
+
+
+def _chat_model(base_url: str, tenant: str) -> ChatOpenAI:
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(model=MODEL, base_url=base_url, api_key=key(tenant),  # type: ignore[arg-type]
+                      max_retries=0, timeout=30)
+
+
+def test_langchain_chat_openai_agent_loop(base_url: str, store: redis.Redis) -> None:
+    """ChatOpenAI with `bind_tools`: AIMessage tool calls run as ToolMessages until plain text."""
+    from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+    from langchain_core.tools import tool
+
+    forecasts = Forecasts()
+
+    @tool
+    def get_forecast(city: City, days: Days) -> str:
+        """The weather forecast for a city, day by day."""
+        return forecasts(city, days)
+
+    llm = _chat_model(base_url, "langchain").bind_tools([get_forecast])
+    messages: list[BaseMessage] = [HumanMessage(QUESTION)]
+    for _ in range(MAX_TURNS):
+        reply = llm.invoke(messages)
+        assert isinstance(reply, AIMessage)
+        messages.append(reply)
+        if not reply.tool_calls:
+            break
+        for tc in reply.tool_calls:
+            assert tc["name"] == "get_forecast"
+            result = get_forecast.invoke(tc)  # a ToolCall in, a ToolMessage out
+            assert isinstance(result, ToolMessage) and result.tool_call_id == tc["id"]
+            messages.append(result)
+    assert isinstance(reply.content, str) and reply.content and not reply.tool_calls
+    forecasts.check_called()
+    llm_calls = sum(isinstance(m, AIMessage) for m in messages)
+    assert len(assert_one_chained_program(store, "langchain", llm_calls)) >= 2
+
+
+# -- OpenAI Agents SDK --------------------------------------------------------------------------
+
+
+async def test_openai_agents_sdk_runner(base_url: str, store: redis.Redis) -> None:
+    """An Agent on the chat-completions model with a function tool, run by the Runner."""
+    from agents import Agent, OpenAIChatCompletionsModel, Runner, function_tool, set_tracing_disabled
+
+    set_tracing_disabled(True)  # no trace export: there is no network
+    forecasts = Forecasts()
+
+    @function_tool
+    def get_forecast(city: City, days: Days) -> str:
+        """The weather forecast for a city, day by day."""
+        return forecasts(city, days)
+
+    async with openai.AsyncOpenAI(base_url=base_url, api_key=key("agents-sdk"), max_retries=0) as client:
+        agent = Agent(name="forecaster", instructions="Answer weather questions with your tool.",
+                      tools=[get_forecast],
+                      model=OpenAIChatCompletionsModel(model=MODEL, openai_client=client))
+        result = await Runner.run(agent, QUESTION, max_turns=MAX_TURNS)
+    assert isinstance(result.final_output, str) and result.final_output
+    forecasts.check_called()
+    assert len(assert_one_chained_program(store, "agents-sdk", len(result.raw_responses))) >= 2
+
+
+# -- LangGraph ----------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:create_react_agent has been moved")
+def test_langgraph_prebuilt_react_agent(base_url: str, store: redis.Redis) -> None:
+    """LangGraph's prebuilt ReAct graph (deprecated for `langchain.agents.create_agent`, which
+    is not installed) over ChatOpenAI: model, tools, model, until the answer is text."""
+    from langchain_core.messages import AIMessage, ToolMessage
+    from langchain_core.tools import tool
+    from langgraph.prebuilt import create_react_agent
+
+    forecasts = Forecasts()
+
+    @tool
+    def get_forecast(city: City, days: Days) -> str:
+        """The weather forecast for a city, day by day."""
+        return forecasts(city, days)
+
+    agent = create_react_agent(_chat_model(base_url, "langgraph"), [get_forecast])
+    state = agent.invoke({"messages": [{"role": "user", "content": QUESTION}]},
+                         {"recursion_limit": 2 * MAX_TURNS})
+    messages = state["messages"]
+    final = messages[-1]
+    assert isinstance(final, AIMessage) and isinstance(final.content, str) and final.content
+    assert not final.tool_calls
+    assert any(isinstance(m, ToolMessage) for m in messages)
+    forecasts.check_called()
+    llm_calls = sum(isinstance(m, AIMessage) for m in messages)
+    assert len(assert_one_chained_program(store, "langgraph", llm_calls)) >= 2
