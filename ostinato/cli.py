@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from ostinato.config import ConfigError, MeshConfig, load_mesh_config
@@ -36,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--engine-base-port", type=int, default=30000,
                     help="first sim engine's port; engine i gets base+i (0: free ports)")
     up.add_argument("--verbose", action="store_true", help="show the services' logs here")
+    up.add_argument("--engine", choices=["sim", "sglang"], default="sim",
+                    help="sim: simulated engines; sglang: each worker launches a real SGLang "
+                    "server (CPU: `make sglang-cpu` first)")
+    up.add_argument("--model", help="with --engine sglang: the model path (its tokenizer and "
+                    "chat template are used by the gateway and workers)")
+    up.add_argument("--tool-call-parser", choices=["hermes", "qwen25", "llama3", "mistral"],
+                    help="the model's tool-call format")
 
     demo = sub.add_parser("demo", help="start a mesh, run an example agentic program, stop")
     demo.add_argument("--workers", type=int, default=2)
@@ -71,6 +80,15 @@ def _parser() -> argparse.ArgumentParser:
                     "--kv-events-config), e.g. tcp://127.0.0.1:5557; none: index on completion")
     wk.add_argument("--engine-kv-replay", help="the engine's KV events replay endpoint "
                     "(SGLang replay_endpoint), to fill sequence gaps")
+    wk.add_argument("--engine", choices=["attach", "sglang"],
+                    help="attach to --engine-url (default), or launch and supervise an SGLang "
+                    "server")
+    wk.add_argument("--model", help="with --engine sglang: the model path")
+    wk.add_argument("--engine-launch", help="with --engine sglang: the launch command (default "
+                    ".cache/sglang-cpu/launch if built, else python -m sglang.launch_server)")
+    wk.add_argument("--engine-arg", action="append", default=None,
+                    help="with --engine sglang: one more launch_server argument (repeatable)")
+    wk.add_argument("--engine-log", help="with --engine sglang: append the engine's output here")
 
     se = sub.add_parser("sim-engine", help="run the simulated SGLang server (SIMULATED output), "
                         "or `sim-engine calibrate` to fit a profile to a real SGLang server")
@@ -83,7 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--lengths", default="128,512,2048,8192",
                     help="calibrate: prompt lengths to measure, comma separated")
     se.add_argument("--decode-tokens", type=int, default=32)
-    se.add_argument("--model", help="model name to report (default sim/llama-3.1-8b)")
+    se.add_argument("--model", "--model-path", dest="model",
+                    help="model name to report (default sim/llama-3.1-8b)")
+    # SGLang launch_server's flags, so a worker launches either engine the same way
+    se.add_argument("--enable-priority-scheduling", dest="enable_priority", action="store_true",
+                    default=None)
+    se.add_argument("--max-total-tokens", type=int)
+    se.add_argument("--max-running-requests", type=int)
     se.add_argument("--profile", help="hardware/model profile name or YAML file "
                     "(default h100-llama3.1-8b)")
     se.add_argument("--schedule-policy", choices=["fcfs", "lpm"])
@@ -144,16 +168,20 @@ def _run_service(args: argparse.Namespace) -> None:
             **net, "worker_id": "worker_id", "engine_url": "engine_url",
             "planner_address": "planner_address", "max_inflight": "max_inflight",
             "advertise_address": "advertise_address", "engine_kv_events": "engine_kv_events",
-            "engine_kv_replay": "engine_kv_replay"}),
+            "engine_kv_replay": "engine_kv_replay", "engine": "engine", "model": "engine_model",
+            "engine_launch": "engine_launch"}),
+            {"worker": {"engine_args": shlex.join(args.engine_arg)}} if args.engine_arg else {},
             _overrides(args, "redis", {"redis_url": "url"})))
-        asyncio.run(serve_worker(cfg.worker, cfg.redis, args.port_file))
+        asyncio.run(serve_worker(cfg.worker, cfg.redis, args.port_file, args.engine_log))
     else:
         from workers.sim.server import serve as serve_engine
 
         cfg = _config(args, _overrides(args, "sim_engine", {
             **net, "model": "model", "zero_cost": "zero_cost", "profile": "profile",
             "schedule_policy": "schedule_policy", "time_scale": "time_scale",
-            "kv_events_config": "kv_events_config", "tool_call_format": "tool_call_format"}))
+            "kv_events_config": "kv_events_config", "tool_call_format": "tool_call_format",
+            "enable_priority": "enable_priority", "max_total_tokens": "max_total_tokens",
+            "max_running_requests": "max_running_requests"}))
         asyncio.run(serve_engine(cfg.sim_engine, args.port_file))
 
 
@@ -170,6 +198,18 @@ def _calibrate(args: argparse.Namespace) -> None:
         print(f"wrote {args.out}")
 
 
+def _engine_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """`up --engine sglang --model PATH`: workers launch real SGLang servers of PATH, and the
+    gateway and workers use its tokenizer and chat template."""
+    if args.engine != "sglang":
+        return {}
+    if not args.model:
+        raise ConfigError("ostinato up --engine sglang needs --model PATH")
+    model = str(Path(args.model).resolve())
+    return {"worker": {"engine": "sglang", "engine_model": model, "kv_tokenizer": f"hf:{model}"},
+            "gateway": {"kv_tokenizer": f"hf:{model}", "model": model}}
+
+
 def _up(args: argparse.Namespace) -> int:
     from ostinato.mesh import Mesh, MeshStartError
 
@@ -177,7 +217,9 @@ def _up(args: argparse.Namespace) -> int:
         {"workers": args.workers} if args.workers else {},
         _overrides(args, "redis", {"redis_url": "url"}),
         _overrides(args, "planner", {"policy": "policy", "planner_port": "port"}),
-        _overrides(args, "gateway", {"gateway_port": "port", "http_port": "http_port"}),
+        _overrides(args, "gateway", {"gateway_port": "port", "http_port": "http_port",
+                                     "tool_call_parser": "tool_call_parser"}),
+        _engine_overrides(args),
     )
     cfg = _config(args, overrides)
     stop = threading.Event()
@@ -191,7 +233,9 @@ def _up(args: argparse.Namespace) -> int:
         print(f"ostinato up: {exc}", file=sys.stderr)
         mesh.close()
         return 1
-    print("Ostinato mesh is up (engines are SIMULATED SGLang servers)")
+    print("Ostinato mesh is up (engines are " + (
+        "real SGLang servers launched by the workers)" if cfg.worker.engine == "sglang"
+        else "SIMULATED SGLang servers)"))
     print(f"  gateway  gRPC  {ep.gateway}")
     if ep.gateway_http:
         print(f"  gateway  HTTP  http://{ep.gateway_http}/v1   (OpenAI-compatible)")

@@ -144,9 +144,23 @@ class WorkerConfig:
     kv_tokenizer: str = "sim"  # as gateway.kv_tokenizer: the engine's tokenizer
     kv_max_age_s: float = 900.0
     kv_ttl_s: float = 30.0  # a worker silent this long loses its entries
+    # attach: use the engine at engine_url. sglang: launch and supervise an SGLang server
+    # (workers/engine_process.py) with engine_launch (empty: .cache/sglang-cpu/launch when
+    # `make sglang-cpu` built it, else `python -m sglang.launch_server`), serving engine_model,
+    # on engine_port (0: a free port), plus engine_args; its KV events feed the index.
+    engine: str = "attach"
+    engine_launch: str = ""
+    engine_model: str = ""
+    engine_port: int = 0
+    engine_args: str = ""
+    engine_start_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
         check_tokenizer_spec(self.kv_tokenizer, "worker.kv_tokenizer")
+        if self.engine not in ("attach", "sglang"):
+            raise ConfigError(f"worker.engine: must be attach or sglang, got {self.engine!r}")
+        if self.engine == "sglang" and not self.engine_model:
+            raise ConfigError("worker.engine_model: required with worker.engine sglang")
         for name in ("engine_kv_events", "engine_kv_replay"):
             value = getattr(self, name)
             if value and not value.startswith(("tcp://", "ipc://")):
@@ -183,6 +197,9 @@ class SimEngineConfig:
 
 @dataclass(frozen=True)
 class MeshConfig:
+    """The whole mesh on one machine (`ostinato up`, tests); services run alone read their own
+    section of it."""
+
     workers: int = 2
     redis: RedisConfig = field(default_factory=RedisConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
@@ -196,11 +213,7 @@ class MeshConfig:
         if self.gateway.kv_tokenizer != self.worker.kv_tokenizer:
             raise ConfigError("gateway.kv_tokenizer and worker.kv_tokenizer: must name the same "
                               "tokenizer (the engines')")
-        if self.gateway.tool_call_parser != self.sim_engine.tool_call_format:
-            raise ConfigError("gateway.tool_call_parser and sim_engine.tool_call_format: must "
-                              "name the same format (the mesh's engines are simulated)")
-        if self.gateway.model != self.sim_engine.model:
-            raise ConfigError("gateway.model and sim_engine.model: must name the same model")
+
 
 
 def _coerce(value: Any, tp: Any, name: str) -> Any:
@@ -321,3 +334,12 @@ def as_dict(cfg: Any) -> dict[str, Any]:
         else:
             out[f.name] = value
     return out
+
+
+def check_sim_mesh(cfg: MeshConfig) -> None:
+    """A mesh of sim engines: the gateway must read what the simulated model writes."""
+    if cfg.gateway.tool_call_parser != cfg.sim_engine.tool_call_format:
+        raise ConfigError("gateway.tool_call_parser and sim_engine.tool_call_format: must name "
+                          "the same format (the mesh's engines are simulated)")
+    if cfg.gateway.model != cfg.sim_engine.model:
+        raise ConfigError("gateway.model and sim_engine.model: must name the same model")

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from cache.redis_server import EmbeddedRedis, find_vector_redis
-from ostinato.config import MeshConfig, as_dict
+from ostinato.config import MeshConfig, as_dict, check_sim_mesh
 
 
 class MeshStartError(RuntimeError):
@@ -113,6 +113,8 @@ class Mesh:
 
     def _start(self, timeout_s: float) -> MeshEndpoints:
         cfg = self.config
+        if cfg.worker.engine == "attach":
+            check_sim_mesh(cfg)
         redis_url = cfg.redis.url
         if not redis_url:
             self._redis = EmbeddedRedis(cfg.redis.data_dir or str(self.workdir / "redis"),
@@ -129,6 +131,42 @@ class Mesh:
                               config_file)
         self.endpoints.planner = str(self._wait(planner, timeout_s)["address"])
 
+        if cfg.worker.engine == "sglang":
+            self._start_launching_workers(timeout_s)
+        else:
+            self._start_sim_workers(timeout_s)
+
+        gateway = self._spawn("gateway", [
+            "gateway", "--planner-address", self.endpoints.planner,
+            "--port", str(0 if self._ephemeral else cfg.gateway.port),
+            "--http-port", str(0 if self._ephemeral and cfg.gateway.http_port >= 0
+                               else cfg.gateway.http_port),
+        ], config_file)
+        started = self._wait(gateway, timeout_s)
+        self.endpoints.gateway = str(started["address"])
+        self.endpoints.gateway_http = str(started.get("http_address", ""))
+        return self.endpoints
+
+    def _start_launching_workers(self, timeout_s: float) -> None:
+        """Workers that launch and supervise their own SGLang servers (worker.engine sglang)."""
+        cfg, config_file = self.config, self.workdir / "mesh.yaml"
+        logs = self.workdir / "logs"
+        workers = [
+            self._spawn(f"worker-{i}", [
+                "worker", "--worker-id", f"worker-{i}", "--planner-address", self.endpoints.planner,
+                "--port", str(_port(self._worker_base, i, self._ephemeral)),
+                "--engine-log", str(logs / f"engine-{i}.log"),
+            ], config_file)
+            for i in range(cfg.workers)
+        ]
+        wait_s = max(timeout_s, cfg.worker.engine_start_timeout_s + 30)
+        for i, worker in enumerate(workers):
+            started = self._wait(worker, wait_s)
+            self.endpoints.workers[f"worker-{i}"] = str(started["address"])
+            self.endpoints.engines.append(str(started.get("engine_url", "")))
+
+    def _start_sim_workers(self, timeout_s: float) -> None:
+        cfg, config_file = self.config, self.workdir / "mesh.yaml"
         # Each engine publishes its KV events (SGLang's wire format) on a socket in the
         # workdir, and its worker indexes the blocks from them.
         kv_events = [f"ipc://{self.workdir / f'engine-{i}.kv'}" for i in range(cfg.workers)]
@@ -156,17 +194,6 @@ class Mesh:
         ]
         for i, worker in enumerate(workers):
             self.endpoints.workers[f"worker-{i}"] = str(self._wait(worker, timeout_s)["address"])
-
-        gateway = self._spawn("gateway", [
-            "gateway", "--planner-address", self.endpoints.planner,
-            "--port", str(0 if self._ephemeral else cfg.gateway.port),
-            "--http-port", str(0 if self._ephemeral and cfg.gateway.http_port >= 0
-                               else cfg.gateway.http_port),
-        ], config_file)
-        started = self._wait(gateway, timeout_s)
-        self.endpoints.gateway = str(started["address"])
-        self.endpoints.gateway_http = str(started.get("http_address", ""))
-        return self.endpoints
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stops gateway, workers, engines, planner (reverse start order), then Redis."""

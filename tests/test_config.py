@@ -39,3 +39,25 @@ def test_invalid_config_names_the_field(data: dict, message: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_mesh_config(tmp_path / "nope.yaml", environ={})
+
+
+@pytest.mark.parametrize(("overrides", "needle"), [
+    ({"gateway": {"tool_call_parser": "xml"}}, "gateway.tool_call_parser"),
+    ({"sim_engine": {"tool_call_format": "json"}}, "sim_engine.tool_call_format"),
+    ({"worker": {"engine": "vllm"}}, "worker.engine"),
+    ({"worker": {"engine": "sglang"}}, "worker.engine_model"),
+    ({"gateway": {"conversation_ttl_s": 0}}, "gateway.conversation_ttl_s"),
+])
+def test_engine_and_tool_settings_are_checked(overrides: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        load_mesh_config(None, environ={}, overrides=overrides)
+
+
+def test_a_sim_mesh_needs_the_gateway_to_read_what_the_sim_model_writes() -> None:
+    from ostinato.config import check_sim_mesh
+
+    cfg = load_mesh_config(None, environ={}, overrides={"gateway": {"tool_call_parser": "llama3"}})
+    with pytest.raises(ConfigError, match="tool_call_format"):
+        check_sim_mesh(cfg)
+    check_sim_mesh(load_mesh_config(None, environ={}, overrides={
+        "gateway": {"tool_call_parser": "llama3"}, "sim_engine": {"tool_call_format": "llama3"}}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import replace
 
 import grpc
 import redis.asyncio as aioredis
@@ -16,6 +17,7 @@ from ostinato.config import RedisConfig, WorkerConfig
 from ostinato.serving import GrpcService
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
+from workers.engine_process import EngineLaunch, EngineProcess, default_launch, free_port
 from workers.kv_event_listener import KvEventListener
 from workers.kv_event_translator import KvEventTranslator
 from workers.service import WorkerService
@@ -41,8 +43,37 @@ def kv_capacity_blocks(server_info: dict) -> int:
     return max(1, tokens // DEFAULT_BLOCK_SIZE)
 
 
+async def _launched(config: WorkerConfig, log_path: str | None) -> tuple[WorkerConfig, EngineProcess]:
+    """Starts the worker's own SGLang server; the config it then serves with (its URL and KV
+    events endpoint)."""
+    host = "127.0.0.1"
+    events = f"tcp://{host}:{free_port(host)}" if config.kv_index else ""
+    spec = EngineLaunch(launch=config.engine_launch or default_launch(), model=config.engine_model,
+                        host=host, port=config.engine_port or free_port(host),
+                        kv_events_endpoint=events, extra_args=config.engine_args)
+    process = EngineProcess(spec, start_timeout_s=config.engine_start_timeout_s, log_path=log_path)
+    url = await process.start()
+    return replace(config, engine_url=url, engine_kv_events=events or config.engine_kv_events), process
+
+
 async def serve(config: WorkerConfig, redis_cfg: RedisConfig | None = None,
-                port_file: str | None = None) -> None:
+                port_file: str | None = None, engine_log: str | None = None) -> None:
+    process: EngineProcess | None = None
+    supervising: asyncio.Task[None] | None = None
+    if config.engine == "sglang":
+        config, process = await _launched(config, engine_log)
+        supervising = asyncio.create_task(process.supervise())
+    try:
+        await _serve(config, redis_cfg, port_file)
+    finally:
+        if process is not None:
+            await process.stop()
+        if supervising is not None:
+            supervising.cancel()
+
+
+async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
+                 port_file: str | None) -> None:
     grpc_service = GrpcService(
         [worker_pb2.DESCRIPTOR.services_by_name["Worker"].full_name], config.host, config.port
     )
@@ -108,7 +139,8 @@ async def serve(config: WorkerConfig, redis_cfg: RedisConfig | None = None,
             await planner.DeregisterWorker(registration, timeout=2.0)
 
     try:
-        await grpc_service.run(port_file=port_file, on_started=on_started, on_stopping=on_stopping)
+        await grpc_service.run(port_file=port_file, on_started=on_started, on_stopping=on_stopping,
+                               info={"engine_url": config.engine_url})
     finally:
         if listening is not None:
             listening.cancel()

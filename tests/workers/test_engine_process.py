@@ -1,0 +1,82 @@
+"""A worker's own engine: the launch command (table-driven), and supervision of a real
+process (the sim engine, which takes SGLang's launch flags): health, restart after a crash,
+stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+
+import aiohttp
+import pytest
+
+from workers.engine_process import EngineLaunch, EngineProcess, free_port, restart_delays, sglang_command
+
+BASE = EngineLaunch(launch="python -m sglang.launch_server", model="/m", host="127.0.0.1", port=30001)
+
+
+@pytest.mark.parametrize(("spec", "tail"), [
+    (BASE, []),
+    (EngineLaunch(**{**BASE.__dict__, "kv_events_endpoint": "tcp://127.0.0.1:5557"}),
+     ["--kv-events-config", json.dumps({"publisher": "zmq", "endpoint": "tcp://127.0.0.1:5557"})]),
+    (EngineLaunch(**{**BASE.__dict__, "extra_args": "--max-total-tokens 4096 --mem-fraction-static 0.8"}),
+     ["--max-total-tokens", "4096", "--mem-fraction-static", "0.8"]),
+])
+def test_launch_command_sets_what_the_mesh_needs(spec: EngineLaunch, tail: list[str]) -> None:
+    cmd = sglang_command(spec)
+    assert cmd[:3] == ["python", "-m", "sglang.launch_server"]
+    assert cmd[3:12] == ["--model-path", "/m", "--host", "127.0.0.1", "--port", "30001",
+                         "--enable-priority-scheduling", "--schedule-policy", "fcfs"]
+    assert cmd[12:] == tail
+
+
+@pytest.mark.parametrize(("spec", "needle"), [
+    (EngineLaunch(**{**BASE.__dict__, "model": ""}), "engine_model"),
+    (EngineLaunch(**{**BASE.__dict__, "launch": " "}), "engine_launch"),
+])
+def test_bad_launch_settings_name_the_field(spec: EngineLaunch, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        sglang_command(spec)
+
+
+def test_restart_backoff_doubles_to_a_cap() -> None:
+    assert restart_delays(1.0, 30.0) == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+
+
+async def _generate(url: str) -> dict:
+    async with aiohttp.ClientSession() as http, http.post(url + "/generate", json={
+            "text": "hello there", "sampling_params": {"max_new_tokens": 2}}) as resp:
+        return dict(await resp.json())
+
+
+async def test_supervised_engine_is_restarted_after_a_crash_and_stopped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = EngineLaunch(launch=f"{sys.executable} -m ostinato.cli sim-engine --zero-cost",
+                        model="sim/tiny", host="127.0.0.1", port=free_port())
+    process = EngineProcess(spec, start_timeout_s=60, log_path=str(tmp_path / "engine.log"))
+    url = await process.start()
+    supervising = asyncio.create_task(process.supervise())
+    try:
+        assert (await _generate(url))["meta_info"]["completion_tokens"] == 2
+        first = process.pid
+        assert first is not None
+        os.killpg(first, signal.SIGKILL)  # the engine crashes
+        for _ in range(600):  # bounded: up to 60 s for the restart and its health check
+            if process.restarts == 1 and process.pid != first:
+                try:
+                    out = await _generate(url)
+                    break
+                except aiohttp.ClientError:
+                    pass
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the engine was not restarted")
+        assert out["meta_info"]["completion_tokens"] == 2
+    finally:
+        await process.stop()
+        supervising.cancel()
+    with pytest.raises(aiohttp.ClientError):
+        await _generate(url)
+    assert "sim engine serving" in (tmp_path / "engine.log").read_text()

@@ -1,0 +1,163 @@
+"""A worker's own SGLang server: launched with the flags the mesh needs, supervised, stopped.
+
+`sglang_command` is pure: the launch command (``python -m sglang.launch_server`` for GPU
+installs, ``.cache/sglang-cpu/launch`` for real SGLang on CPU, or ``ostinato sim-engine``,
+which takes the same flags) with the model, address, priority scheduling (the planner's
+priorities reach the engine) and KV events (the worker's index follows them) set from the
+worker's config, then the operator's extra arguments. `EngineProcess` is the asyncio shell:
+it starts the server, waits for ``/health_generate`` (a real forward pass), restarts it with
+exponential backoff when it exits, and terminates it (then kills it) on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shlex
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineLaunch:
+    launch: str  # the command, shell-quoted: "python -m sglang.launch_server", a script, ...
+    model: str
+    host: str
+    port: int
+    kv_events_endpoint: str = ""  # tcp://host:port the engine publishes KV events on; "": none
+    extra_args: str = ""  # more launch_server flags, shell-quoted; they win over ours
+
+
+def sglang_command(spec: EngineLaunch) -> list[str]:
+    """SGLang's launch_server flags (python/sglang/srt/server_args.py)."""
+    if not spec.launch.strip():
+        raise ValueError("worker.engine_launch: the engine's launch command is empty")
+    if not spec.model:
+        raise ValueError("worker.engine_model: the model path is required to launch an engine")
+    cmd = [*shlex.split(spec.launch), "--model-path", spec.model, "--host", spec.host,
+           "--port", str(spec.port), "--enable-priority-scheduling", "--schedule-policy", "fcfs"]
+    if spec.kv_events_endpoint:
+        cmd += ["--kv-events-config", json.dumps({"publisher": "zmq",
+                                                  "endpoint": spec.kv_events_endpoint})]
+    return cmd + shlex.split(spec.extra_args)
+
+
+def restart_delays(first_s: float = 1.0, cap_s: float = 30.0) -> list[float]:
+    """Backoff before each restart of an engine that keeps crashing."""
+    delays, d = [], first_s
+    while d < cap_s:
+        delays.append(d)
+        d *= 2
+    return [*delays, cap_s]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class EngineProcess:
+    def __init__(self, spec: EngineLaunch, *, start_timeout_s: float = 300.0,
+                 log_path: str | None = None) -> None:
+        self.spec = spec
+        self.url = f"http://{spec.host}:{spec.port}"
+        self.restarts = 0
+        self._start_timeout_s = start_timeout_s
+        self._log_path = log_path
+        self._proc: asyncio.subprocess.Process | None = None
+        self._stopping = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    async def _spawn(self) -> None:
+        cmd = sglang_command(self.spec)
+        out = open(self._log_path, "ab") if self._log_path else None  # noqa: SIM115 - the child owns it
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *cmd, stdout=out or asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True)
+        finally:
+            if out is not None:
+                out.close()
+        log.info("engine launched", pid=self._proc.pid, command=shlex.join(cmd))
+
+    async def _healthy(self) -> None:
+        """Until /health_generate answers 200; raises if the process exits or time runs out."""
+        deadline = asyncio.get_running_loop().time() + self._start_timeout_s
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            while True:
+                if self._proc is None or self._proc.returncode is not None:
+                    raise RuntimeError(f"engine exited during start-up (see {self._log_path})")
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with http.get(self.url + "/health_generate") as resp:
+                        if resp.status == 200:
+                            return
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"engine not healthy within {self._start_timeout_s} s")
+                await asyncio.sleep(0.5)
+
+    async def start(self) -> str:
+        await self._spawn()
+        try:
+            await self._healthy()
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("engine healthy", url=self.url)
+        return self.url
+
+    async def supervise(self) -> None:
+        """Restarts the engine whenever it exits, until stop()."""
+        delays = restart_delays()
+        while not self._stopping:
+            assert self._proc is not None
+            code = await self._proc.wait()
+            if self._stopping:
+                return
+            delay = delays[min(self.restarts, len(delays) - 1)]
+            log.error("engine exited: restarting", code=code, in_s=delay, restarts=self.restarts)
+            await asyncio.sleep(delay)
+            self.restarts += 1
+            await self._spawn()
+            try:
+                await self._healthy()
+                log.info("engine restarted", url=self.url, restarts=self.restarts)
+            except (RuntimeError, TimeoutError) as exc:
+                log.error("engine restart failed", error=str(exc))
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._proc.pid, signal.SIGKILL)
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        self._stopping = True
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        # SGLang runs its scheduler and detokenizer as child processes: signal the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), grace_s)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        with contextlib.suppress(ProcessLookupError):  # children that outlived their parent
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def default_launch() -> str:
+    """Real SGLang on CPU when `make sglang-cpu` built it here, else SGLang's own module."""
+    cpu = Path(".cache/sglang-cpu/launch")
+    return str(cpu.resolve()) if cpu.is_file() else "python -m sglang.launch_server"
