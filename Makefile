@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint protos up bench clean redis8
+.PHONY: demo test test-engine sglang-cpu lint protos up bench clean redis8
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Ostinato needs Python 3.11+, found " + sys.version' 
@@ -28,6 +28,17 @@ redis8:
 test: $(STAMP) redis8
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+# Real SGLang on CPU (issue 16): a separate, pinned SGLang environment, its import shim and a
+# tiny random-weight Llama built locally, into .cache/sglang-cpu (rebuilt only when its
+# inputs change). Real SGLang code, torch-native attention on CPU, gibberish text.
+sglang-cpu:
+	bash deploy/sglang-cpu/build.sh .cache/sglang-cpu
+
+# The mesh on two real SGLang engines (CPU): prefix cache, KV events, priority, cache_salt,
+# cancellation, constrained decoding. Run by .ci/run after `make test`.
+test-engine: $(STAMP) redis8 sglang-cpu
+	$(PY) -m pytest -q -m engine tests/engine --timeout 900
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -49,6 +49,10 @@ class CallStream:
         if self.result is None:
             raise OstinatoError(grpc.StatusCode.INTERNAL, "stream ended without a result")
 
+    def cancel(self) -> None:
+        """Stops the call: the gateway cancels it in the planner and aborts the engine request."""
+        self._chunks.cancel()  # type: ignore[attr-defined]  # a gRPC response stream
+
 
 class Program:
     def __init__(self, stub: gateway_pb2_grpc.GatewayStub, program_id: str,

@@ -1,0 +1,45 @@
+"""The mesh on real SGLang (`make test-engine`): SGLang 0.5 on CPU, torch-native attention, a
+tiny random-weight Llama built locally (its text is gibberish), CUDA kernels stubbed; built
+by `make sglang-cpu` into .cache/sglang-cpu. Timings here mean nothing; mechanisms do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ostinato.config import load_mesh_config
+from ostinato.mesh import Mesh
+
+BUILD = Path(__file__).resolve().parents[2] / ".cache" / "sglang-cpu"
+MODEL = BUILD / "model"
+KEYS = {"key-acme-engine": "acme", "key-globex-engine": "globex"}
+# A small KV pool (the tiny model's KV is a few KiB a token) and two engines on 2 cores.
+ENGINE_ARGS = "--max-total-tokens 16384 --max-running-requests 8 --mem-fraction-static 0.5"
+
+
+@pytest.fixture(scope="session")
+def engine_build() -> Path:
+    if not (BUILD / "launch").is_file() or not (MODEL / "config.json").is_file():
+        pytest.fail("real SGLang is not built: run `make sglang-cpu` (make test-engine does)")
+    return BUILD
+
+
+@pytest.fixture(scope="session")
+def sglang_mesh(engine_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    model = str(MODEL)
+    cfg = load_mesh_config(None, environ={}, overrides={
+        "workers": 2,
+        "worker": {"engine": "sglang", "engine_model": model,
+                   "engine_launch": str(engine_build / "launch"), "engine_args": ENGINE_ARGS,
+                   "kv_tokenizer": f"hf:{model}", "max_inflight": 4, "heartbeat_s": 0.5,
+                   "engine_start_timeout_s": 400},
+        "gateway": {"kv_tokenizer": f"hf:{model}", "model": "tiny-llama",
+                    "tool_call_parser": "llama3", "http_port": 0, "api_keys": KEYS,
+                    "allow_anonymous": False, "semantic_cache": False, "cache_mode": "off"},
+    })
+    mesh = Mesh(cfg, ephemeral_ports=True, workdir=str(tmp_path_factory.mktemp("sglang-mesh")))
+    mesh.start(timeout_s=500)
+    yield mesh
+    mesh.close()

@@ -1,0 +1,177 @@
+"""The mesh against real SGLang (CPU, tiny random-weight model): prefix cache, the KV index
+from the engine's own KV events, priority and cache_salt inside the engine, cancellation,
+input_ids, and the OpenAI features where the engine's constrained decoding serves them."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import jsonschema
+import openai
+import pytest
+import redis
+
+import ostinato
+from cache.block_hash import block_hex, prefix_block_hashes
+from gateway.execution import cache_salt
+from ostinato.mesh import Mesh
+from ostinato.tokenizers import load_renderer
+from ostinato.v1 import common_pb2, worker_pb2, worker_pb2_grpc
+from tests.engine.conftest import MODEL
+
+pytestmark = pytest.mark.engine  # `make test-engine`; `make test` deselects it
+ACME = "key-acme-engine"
+
+
+def context(topic: str) -> str:
+    return f"Background for the analyst: a long report on {topic}. " * 30
+
+
+def user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def worker_stub(mesh: Mesh, worker_id: str) -> worker_pb2_grpc.WorkerStub:
+    return worker_pb2_grpc.WorkerStub(grpc.insecure_channel(mesh.endpoints.workers[worker_id]))
+
+
+def wait_until(check, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.1)
+
+
+def test_engines_are_real_sglang(sglang_mesh: Mesh) -> None:
+    for wid in sglang_mesh.endpoints.workers:
+        stats = worker_stub(sglang_mesh, wid).Stats(worker_pb2.StatsRequest(), timeout=10)
+        assert not stats.simulated and stats.kv_index_source == "events"
+
+
+def test_second_call_of_a_program_hits_the_engines_prefix_cache(sglang_mesh: Mesh) -> None:
+    history = user(context(f"tides {uuid.uuid4().hex[:6]}"))
+    with ostinato.Client(sglang_mesh.endpoints.gateway, api_key=ACME) as client, \
+            client.program() as program:
+        first = program.call(messages=history, max_tokens=8, ignore_eos=True)
+        history += [first.message(), *user("Summarize it.")]
+        second = program.call(messages=history, max_tokens=8, ignore_eos=True)
+    assert not first.simulated and first.usage.cached_tokens == 0
+    assert second.worker_id == first.worker_id  # affinity: the engine holding the context
+    # The engine (not the mesh) reports it: the whole first prompt came from its radix cache.
+    assert second.usage.cached_tokens >= first.usage.prompt_tokens - 1
+
+
+def test_kv_index_follows_the_engines_events_and_routes_new_programs(sglang_mesh: Mesh) -> None:
+    topic = context(f"copper prices {uuid.uuid4().hex[:6]}")
+    with ostinato.Client(sglang_mesh.endpoints.gateway, api_key=ACME) as client:
+        with client.program() as p:
+            seed = p.call(messages=user(topic), max_tokens=4)
+        _, ids = load_renderer(f"hf:{MODEL}").render(user(topic), None)
+        hashes = [block_hex(h) for h in prefix_block_hashes(ids, cache_salt("acme"))]
+        r = redis.Redis.from_url(sglang_mesh.endpoints.redis_url)
+
+        def held() -> int:
+            scores = r.zmscore(f"ost:kv:{{w:{seed.worker_id}}}:blocks", hashes)
+            return next((i for i, s in enumerate(scores) if s is None), len(scores))
+
+        wait_until(lambda: held() >= len(hashes) - 1)  # events arrive asynchronously
+        stats = worker_stub(sglang_mesh, seed.worker_id).Stats(worker_pb2.StatsRequest(), timeout=10)
+        assert stats.kv_event_batches > 0 and stats.kv_index_blocks > 0
+        with client.program() as p:  # a new program, no parents: routed by the index
+            follow = p.call(messages=user(topic + "One line, please."), max_tokens=4)
+    assert follow.worker_id == seed.worker_id and follow.usage.cached_tokens > 0
+
+
+def test_cache_salt_isolates_tenants_inside_the_engine(sglang_mesh: Mesh) -> None:
+    wid = next(iter(sglang_mesh.endpoints.workers))
+    stub = worker_stub(sglang_mesh, wid)
+    _, ids = load_renderer(f"hf:{MODEL}").render(user(context(uuid.uuid4().hex)), None)
+
+    def run(salt: str) -> common_pb2.Usage:
+        chunks = list(stub.Generate(worker_pb2.GenerateRequest(
+            request_id=uuid.uuid4().hex, program_id="salt", call_id=uuid.uuid4().hex,
+            input_ids=ids, cache_salt=salt,
+            sampling=common_pb2.SamplingParams(max_new_tokens=2)), timeout=120))
+        return chunks[-1].result.usage
+
+    assert run("tenant:acme").cached_tokens == 0
+    assert run("tenant:acme").cached_tokens >= len(ids) - 1  # positive control
+    assert run("tenant:globex").cached_tokens == 0  # the same tokens, another tenant
+
+
+def test_priority_reaches_the_engine(sglang_mesh: Mesh) -> None:
+    """Queued behind a running request, a higher-priority request starts before earlier
+    lower-priority ones (SGLang's --enable-priority-scheduling; higher value first)."""
+    wid = next(iter(sglang_mesh.endpoints.workers))
+    stub = worker_stub(sglang_mesh, wid)
+    finished: list[str] = []
+    lock = threading.Lock()
+
+    def run(name: str, priority: int, tokens: int) -> None:
+        list(stub.Generate(worker_pb2.GenerateRequest(
+            request_id=f"{name}-{uuid.uuid4().hex[:6]}", program_id="prio", call_id=name,
+            prompt=f"{name} " * 20, priority=priority,
+            sampling=common_pb2.SamplingParams(max_new_tokens=tokens, ignore_eos=True)), timeout=300))
+        with lock:
+            finished.append(name)
+
+    # The engines run 8 requests at once (ENGINE_ARGS): fill them, then queue.
+    with ThreadPoolExecutor(12) as pool:
+        blockers = [pool.submit(run, f"busy{i}", 0, 300) for i in range(8)]
+        time.sleep(1.0)  # let the blockers be admitted first; ordering, not timing, is asserted
+        low = [pool.submit(run, f"low{i}", 0, 4) for i in range(3)]
+        time.sleep(0.5)
+        high = pool.submit(run, "high", 10, 4)
+        for f in [*blockers, *low, high]:
+            f.result()
+    queued = [n for n in finished if not n.startswith("busy")]
+    assert queued.index("high") < max(queued.index(f"low{i}") for i in range(3))
+
+
+def test_a_cancelled_call_aborts_the_engine_request(sglang_mesh: Mesh) -> None:
+    with ostinato.Client(sglang_mesh.endpoints.gateway, api_key=ACME) as client, \
+            client.program() as program:
+        stream = program.stream(messages=user("Write a very long saga."), max_tokens=2000,
+                                ignore_eos=True)
+        next(iter(stream))  # it is running on the engine
+        stream.cancel()
+    stats = {w: worker_stub(sglang_mesh, w) for w in sglang_mesh.endpoints.workers}
+    wait_until(lambda: all(s.Stats(worker_pb2.StatsRequest(), timeout=10).running == 0
+                           for s in stats.values()), timeout_s=60)
+
+
+@pytest.fixture(scope="module")
+def acme_openai(sglang_mesh: Mesh) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"http://{sglang_mesh.endpoints.gateway_http}/v1", api_key=ACME,
+                         max_retries=0, timeout=300)
+
+
+def test_json_schema_is_enforced_by_the_engine(acme_openai: openai.OpenAI) -> None:
+    """A random-weight model emits a valid instance only because SGLang constrains decoding."""
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12},
+                                               "days": {"type": "integer"}},
+              "required": ["city", "days"], "additionalProperties": False}
+    out = acme_openai.chat.completions.create(
+        model="tiny-llama", messages=user("Plan a trip."), max_tokens=60, temperature=0,
+        response_format={"type": "json_schema", "json_schema": {"name": "trip", "schema": schema}})
+    jsonschema.validate(json.loads(out.choices[0].message.content or ""), schema)
+
+
+def test_required_tool_choice_yields_a_valid_tool_call(acme_openai: openai.OpenAI) -> None:
+    params = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}},
+              "required": ["city"], "additionalProperties": False}
+    out = acme_openai.chat.completions.create(
+        model="tiny-llama", messages=user("Weather in Paris?"), max_tokens=60, temperature=0,
+        tools=[{"type": "function", "function": {"name": "get_weather", "parameters": params}}],
+        tool_choice="required")
+    choice = out.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "get_weather"
+    jsonschema.validate(json.loads(call.function.arguments), params)
