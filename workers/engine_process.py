@@ -18,6 +18,7 @@ import os
 import shlex
 import signal
 import socket
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,10 @@ class EngineLaunch:
     model: str
     host: str
     port: int
-    kv_events_endpoint: str = ""  # tcp://host:port the engine publishes KV events on; "": none
+    # where the engine publishes KV events ("": none) and serves their replay: ipc:// paths,
+    # which SGLang's publisher binds (a tcp:// address with a concrete host it connects to)
+    kv_events_endpoint: str = ""
+    kv_replay_endpoint: str = ""
     extra_args: str = ""  # more launch_server flags, shell-quoted; they win over ours
 
 
@@ -46,8 +50,10 @@ def sglang_command(spec: EngineLaunch) -> list[str]:
     cmd = [*shlex.split(spec.launch), "--model-path", spec.model, "--host", spec.host,
            "--port", str(spec.port), "--enable-priority-scheduling", "--schedule-policy", "fcfs"]
     if spec.kv_events_endpoint:
-        cmd += ["--kv-events-config", json.dumps({"publisher": "zmq",
-                                                  "endpoint": spec.kv_events_endpoint})]
+        events = {"publisher": "zmq", "endpoint": spec.kv_events_endpoint}
+        if spec.kv_replay_endpoint:
+            events["replay_endpoint"] = spec.kv_replay_endpoint
+        cmd += ["--kv-events-config", json.dumps(events)]
     return cmd + shlex.split(spec.extra_args)
 
 
@@ -58,6 +64,12 @@ def restart_delays(first_s: float = 1.0, cap_s: float = 30.0) -> list[float]:
         delays.append(d)
         d *= 2
     return [*delays, cap_s]
+
+
+def kv_event_endpoints(port: int) -> tuple[str, str]:
+    """Per engine: its KV events socket and their replay socket (ipc, bound by the engine)."""
+    base = Path(tempfile.gettempdir()) / f"ostinato-engine-{port}-kv"
+    return f"ipc://{base}", f"ipc://{base}-replay"
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -5,12 +5,20 @@ publishes, on a ZMQ PUB socket, one multipart message per batch of events:
 
     [topic (bytes), sequence number (8 bytes, big-endian), payload (msgpack)]
 
-The payload is a msgspec struct encoded array-like: ``[ts, events, ...]``, each event tagged
-by its class name as its first element:
+The payload is a msgspec struct encoded array-like: ``[ts, events, ...]``. Events are tagged
+by their class name. SGLang up to about 0.5.10 encodes them array-like too, the tag first:
 
     ["BlockStored", block_hashes, parent_block_hash, token_ids, block_size, lora_id, ...]
     ["BlockRemoved", block_hashes, ...]
     ["AllBlocksCleared"]
+
+later versions (0.5.23, checked in its installed source) as tagged maps, with optional
+fields left at None omitted (vLLM's encoding):
+
+    {"type": "BlockStored", "block_hashes": [...], "parent_block_hash": ..., "token_ids":
+     [...], "block_size": 1, "lora_id": null, "medium": "GPU", "cache_salt": ...}
+
+Both are read; the sim engine publishes the array form.
 
 Block hashes are the engine's own (SGLang's are SHA-256 chains cut to signed 64 bits); a
 consumer must treat them as opaque names and link blocks through parent_block_hash. One
@@ -82,7 +90,21 @@ def _ints(value: Any, what: str) -> tuple[int, ...]:
     return tuple(value)
 
 
+_FIELDS = {"BlockStored": ("block_hashes", "parent_block_hash", "token_ids", "block_size", "lora_id"),
+           "BlockRemoved": ("block_hashes",), "AllBlocksCleared": ()}
+
+
+def _positional(raw: dict[Any, Any]) -> list[Any]:
+    """A tagged-map event as the array form: [tag, fields in declaration order]."""
+    tag = raw.get("type")
+    if not isinstance(tag, str):
+        raise BadKvEvent("event: a map event needs a string 'type'")
+    return [tag, *(raw.get(name) for name in _FIELDS.get(tag, ()))]
+
+
 def _decode_event(raw: Any) -> KvEvent | None:
+    if isinstance(raw, dict):
+        raw = _positional(raw)
     if not isinstance(raw, list | tuple) or not raw or not isinstance(raw[0], str):
         raise BadKvEvent("event: expected [tag, fields...]")
     tag = raw[0]

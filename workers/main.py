@@ -17,7 +17,13 @@ from ostinato.config import RedisConfig, WorkerConfig
 from ostinato.serving import GrpcService
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
-from workers.engine_process import EngineLaunch, EngineProcess, default_launch, free_port
+from workers.engine_process import (
+    EngineLaunch,
+    EngineProcess,
+    default_launch,
+    free_port,
+    kv_event_endpoints,
+)
 from workers.kv_event_listener import KvEventListener
 from workers.kv_event_translator import KvEventTranslator
 from workers.service import WorkerService
@@ -47,13 +53,15 @@ async def _launched(config: WorkerConfig, log_path: str | None) -> tuple[WorkerC
     """Starts the worker's own SGLang server; the config it then serves with (its URL and KV
     events endpoint)."""
     host = "127.0.0.1"
-    events = f"tcp://{host}:{free_port(host)}" if config.kv_index else ""
+    port = config.engine_port or free_port(host)
+    events, replay = kv_event_endpoints(port) if config.kv_index else ("", "")
     spec = EngineLaunch(launch=config.engine_launch or default_launch(), model=config.engine_model,
-                        host=host, port=config.engine_port or free_port(host),
-                        kv_events_endpoint=events, extra_args=config.engine_args)
+                        host=host, port=port, kv_events_endpoint=events,
+                        kv_replay_endpoint=replay, extra_args=config.engine_args)
     process = EngineProcess(spec, start_timeout_s=config.engine_start_timeout_s, log_path=log_path)
     url = await process.start()
-    return replace(config, engine_url=url, engine_kv_events=events or config.engine_kv_events), process
+    return replace(config, engine_url=url, engine_kv_events=events or config.engine_kv_events,
+                   engine_kv_replay=replay or config.engine_kv_replay), process
 
 
 async def serve(config: WorkerConfig, redis_cfg: RedisConfig | None = None,

@@ -102,3 +102,23 @@ def test_sequence_numbers() -> None:
     assert encode_seq(-1) == b"\xff" * 8  # SGLang's end-of-replay marker
     with pytest.raises(BadKvEvent):
         decode_seq(b"\x00")
+
+
+def test_sglang_0_5_23_tagged_map_events_decode() -> None:
+    """SGLang 0.5.23 (read from its installed source) encodes events as tagged maps, optional
+    fields at None omitted; the batch stays positional."""
+    import msgpack
+
+    from workers.kv_events import AllBlocksCleared, BlockRemoved, BlockStored, decode_batch
+
+    payload = msgpack.packb([1.5, [
+        {"type": "BlockStored", "block_hashes": [11, -12], "parent_block_hash": None,
+         "token_ids": [5, 6], "block_size": 1, "lora_id": None, "medium": "GPU",
+         "cache_salt": "tenant:acme"},
+        {"type": "BlockRemoved", "block_hashes": [11], "medium": "GPU"},
+        {"type": "AllBlocksCleared"},
+        {"type": "SomethingNew", "x": 1},
+    ], None])
+    ts, events = decode_batch(payload)
+    assert ts == 1.5 and events == [BlockStored((11, -12), None, (5, 6), 1, None),
+                                    BlockRemoved((11,)), AllBlocksCleared()]
