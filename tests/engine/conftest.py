@@ -16,7 +16,8 @@ BUILD = Path(__file__).resolve().parents[2] / ".cache" / "sglang-cpu"
 MODEL = BUILD / "model"
 KEYS = {"key-acme-engine": "acme", "key-globex-engine": "globex"}
 # A small KV pool (the tiny model's KV is a few KiB a token) and two engines on 2 cores.
-ENGINE_ARGS = "--max-total-tokens 16384 --max-running-requests 8 --mem-fraction-static 0.5"
+ENGINE_ARGS = ("--max-total-tokens 16384 --max-running-requests 8 --mem-fraction-static 0.5 "
+               "--constrained-json-disable-any-whitespace")
 
 
 @pytest.fixture(scope="session")

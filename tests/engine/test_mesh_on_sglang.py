@@ -91,7 +91,7 @@ def test_kv_index_follows_the_engines_events_and_routes_new_programs(sglang_mesh
 def test_cache_salt_isolates_tenants_inside_the_engine(sglang_mesh: Mesh) -> None:
     wid = next(iter(sglang_mesh.endpoints.workers))
     stub = worker_stub(sglang_mesh, wid)
-    _, ids = load_renderer(f"hf:{MODEL}").render(user(context(uuid.uuid4().hex)), None)
+    _, ids = load_renderer(f"hf:{MODEL}").render(user(uuid.uuid4().hex + context("salts")), None)
 
     def run(salt: str) -> common_pb2.Usage:
         chunks = list(stub.Generate(worker_pb2.GenerateRequest(
@@ -100,9 +100,10 @@ def test_cache_salt_isolates_tenants_inside_the_engine(sglang_mesh: Mesh) -> Non
             sampling=common_pb2.SamplingParams(max_new_tokens=2)), timeout=120))
         return chunks[-1].result.usage
 
-    assert run("tenant:acme").cached_tokens == 0
+    first = run("tenant:acme").cached_tokens  # at most the chat template's header, from earlier calls
+    assert first < 16
     assert run("tenant:acme").cached_tokens >= len(ids) - 1  # positive control
-    assert run("tenant:globex").cached_tokens == 0  # the same tokens, another tenant
+    assert run("tenant:globex-salt-test").cached_tokens == 0  # the same tokens, another tenant
 
 
 def test_priority_reaches_the_engine(sglang_mesh: Mesh) -> None:
@@ -123,7 +124,7 @@ def test_priority_reaches_the_engine(sglang_mesh: Mesh) -> None:
 
     # The engines run 8 requests at once (ENGINE_ARGS): fill them, then queue.
     with ThreadPoolExecutor(12) as pool:
-        blockers = [pool.submit(run, f"busy{i}", 0, 300) for i in range(8)]
+        blockers = [pool.submit(run, f"busy{i}", 0, 1000) for i in range(8)]  # seconds of decode
         time.sleep(1.0)  # let the blockers be admitted first; ordering, not timing, is asserted
         low = [pool.submit(run, f"low{i}", 0, 4) for i in range(3)]
         time.sleep(0.5)
@@ -154,24 +155,26 @@ def acme_openai(sglang_mesh: Mesh) -> openai.OpenAI:
 
 def test_json_schema_is_enforced_by_the_engine(acme_openai: openai.OpenAI) -> None:
     """A random-weight model emits a valid instance only because SGLang constrains decoding."""
+    # bounded fields: a random model never stops a number or a string by itself
     schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12},
-                                               "days": {"type": "integer"}},
+                                               "days": {"enum": [1, 2, 3, 7]}},
               "required": ["city", "days"], "additionalProperties": False}
     out = acme_openai.chat.completions.create(
-        model="tiny-llama", messages=user("Plan a trip."), max_tokens=60, temperature=0,
+        model="tiny-llama", messages=user("Plan a trip."), max_tokens=200, temperature=0,
         response_format={"type": "json_schema", "json_schema": {"name": "trip", "schema": schema}})
-    jsonschema.validate(json.loads(out.choices[0].message.content or ""), schema)
+    # strict=False: xgrammar lets raw control characters into JSON strings (xgrammar #286)
+    jsonschema.validate(json.loads(out.choices[0].message.content or "", strict=False), schema)
 
 
 def test_required_tool_choice_yields_a_valid_tool_call(acme_openai: openai.OpenAI) -> None:
     params = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}},
               "required": ["city"], "additionalProperties": False}
     out = acme_openai.chat.completions.create(
-        model="tiny-llama", messages=user("Weather in Paris?"), max_tokens=60, temperature=0,
+        model="tiny-llama", messages=user("Weather in Paris?"), max_tokens=200, temperature=0,
         tools=[{"type": "function", "function": {"name": "get_weather", "parameters": params}}],
         tool_choice="required")
     choice = out.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
     call = choice.message.tool_calls[0]
     assert call.function.name == "get_weather"
-    jsonschema.validate(json.loads(call.function.arguments), params)
+    jsonschema.validate(json.loads(call.function.arguments, strict=False), params)
