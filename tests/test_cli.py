@@ -125,3 +125,18 @@ def test_bench_cache_runs_both_indexes_on_the_same_lookups(tmp_path) -> None:  #
     assert len({r["hits"] for r in runs.values()}) == 1  # same entries, same answers
     if index == "both":
         assert runs["redis"]["index"] == "redis-vector-sets" and runs["redis"]["redis_version"] >= "8"
+
+
+def test_up_on_real_sglang_uses_the_models_tokenizer_everywhere(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import argparse
+
+    from ostinato.cli import _engine_overrides
+    from ostinato.config import ConfigError
+
+    assert _engine_overrides(argparse.Namespace(engine="sim", model=None)) == {}
+    with pytest.raises(ConfigError, match="--model"):
+        _engine_overrides(argparse.Namespace(engine="sglang", model=None))
+    out = _engine_overrides(argparse.Namespace(engine="sglang", model=str(tmp_path)))
+    assert out["worker"] == {"engine": "sglang", "engine_model": str(tmp_path),
+                             "kv_tokenizer": f"hf:{tmp_path}"}
+    assert out["gateway"]["kv_tokenizer"] == f"hf:{tmp_path}"
