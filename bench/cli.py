@@ -50,6 +50,27 @@ def add_parser(sub: Any) -> None:
     cache.add_argument("--lookups", type=int, default=400)
     cache.add_argument("--seed", type=int, default=1)
     cache.add_argument("--out", default="", help="also write the results JSON here")
+    eng = kinds.add_parser("engine", help="request-level serving benchmark (bench_serving's "
+                           "random dataset and metrics) against an SGLang-API server or the sim "
+                           "engine core in virtual time")
+    target = eng.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="an SGLang native API server: real SGLang or the sim engine")
+    target.add_argument("--virtual", action="store_true",
+                        help="SIMULATED: the sim engine core in virtual time (--profile)")
+    eng.add_argument("--profile", default="h100-llama3.1-8b")
+    eng.add_argument("--max-running-requests", type=int, default=0,
+                     help="--virtual: the engine's cap (0: the profile's)")
+    eng.add_argument("--num-prompts", type=int, default=200)
+    eng.add_argument("--random-input-len", type=int, default=1024)
+    eng.add_argument("--random-output-len", type=int, default=256)
+    eng.add_argument("--random-range-ratio", type=float, default=0.0)
+    eng.add_argument("--request-rate", type=float, default=float("inf"),
+                     help="Poisson arrivals a second; inf (default): all at once")
+    eng.add_argument("--max-concurrency", type=int, default=0, help="0: no limit")
+    eng.add_argument("--vocab-size", type=int, default=32_000,
+                     help="random token ids are drawn below this (the model's vocabulary)")
+    eng.add_argument("--seed", type=int, default=1)
+    eng.add_argument("--out", default="", help="also write the results JSON here")
     kv = kinds.add_parser("kv", help="KV-reference index lookup latency (real Redis)")
     kv.add_argument("--workers", type=int, default=8)
     kv.add_argument("--blocks", type=int, default=100_000, help="block hashes held per worker")
@@ -86,6 +107,11 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError("--entries and --lookups must be >= 1")
             print(json.dumps(cache_command(args.entries, args.lookups, args.seed,
                                            args.out or None, args.index), indent=2))
+            return 0
+        if args.bench_kind == "engine":
+            from bench.engine_bench import engine_command
+
+            print(json.dumps(engine_command(args), indent=2))
             return 0
         if args.bench_kind == "kv":
             from bench.kv_lookup import kv_command
