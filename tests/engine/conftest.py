@@ -4,13 +4,16 @@ by `make sglang-cpu` into .cache/sglang-cpu. Timings here mean nothing; mechanis
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
+from workers.engine_process import EngineLaunch, EngineProcess, free_port
+from workers.sglang_client import SGLangClient
 
 BUILD = Path(__file__).resolve().parents[2] / ".cache" / "sglang-cpu"
 MODEL = BUILD / "model"
@@ -44,3 +47,18 @@ def sglang_mesh(engine_build: Path, tmp_path_factory: pytest.TempPathFactory) ->
     mesh.start(timeout_s=500)
     yield mesh
     mesh.close()
+
+
+@asynccontextmanager
+async def engine(launch: str, model: str, tmp: Path, name: str,
+                 extra_args: str) -> AsyncIterator[SGLangClient]:
+    """One engine of its own, launched as a worker launches it, and a client of it."""
+    spec = EngineLaunch(launch=launch, model=model, host="127.0.0.1", port=free_port(),
+                        extra_args=extra_args)
+    process = EngineProcess(spec, start_timeout_s=400, log_path=str(tmp / f"{name}.log"))
+    client = SGLangClient(await process.start())
+    try:
+        yield client
+    finally:
+        await client.close()
+        await process.stop()

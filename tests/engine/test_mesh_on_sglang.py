@@ -5,10 +5,8 @@ input_ids, and the OpenAI features where the engine's constrained decoding serve
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import jsonschema
@@ -104,35 +102,6 @@ def test_cache_salt_isolates_tenants_inside_the_engine(sglang_mesh: Mesh) -> Non
     assert first < 16
     assert run("tenant:acme").cached_tokens >= len(ids) - 1  # positive control
     assert run("tenant:globex-salt-test").cached_tokens == 0  # the same tokens, another tenant
-
-
-def test_priority_reaches_the_engine(sglang_mesh: Mesh) -> None:
-    """Queued behind a running request, a higher-priority request starts before earlier
-    lower-priority ones (SGLang's --enable-priority-scheduling; higher value first)."""
-    wid = next(iter(sglang_mesh.endpoints.workers))
-    stub = worker_stub(sglang_mesh, wid)
-    finished: list[str] = []
-    lock = threading.Lock()
-
-    def run(name: str, priority: int, tokens: int) -> None:
-        list(stub.Generate(worker_pb2.GenerateRequest(
-            request_id=f"{name}-{uuid.uuid4().hex[:6]}", program_id="prio", call_id=name,
-            prompt=f"{name} " * 20, priority=priority,
-            sampling=common_pb2.SamplingParams(max_new_tokens=tokens, ignore_eos=True)), timeout=300))
-        with lock:
-            finished.append(name)
-
-    # The engines run 8 requests at once (ENGINE_ARGS): fill them, then queue.
-    with ThreadPoolExecutor(12) as pool:
-        blockers = [pool.submit(run, f"busy{i}", 0, 1000) for i in range(8)]  # seconds of decode
-        time.sleep(1.0)  # let the blockers be admitted first; ordering, not timing, is asserted
-        low = [pool.submit(run, f"low{i}", 0, 4) for i in range(3)]
-        time.sleep(0.5)
-        high = pool.submit(run, "high", 10, 4)
-        for f in [*blockers, *low, high]:
-            f.result()
-    queued = [n for n in finished if not n.startswith("busy")]
-    assert queued.index("high") < max(queued.index(f"low{i}") for i in range(3))
 
 
 def test_a_cancelled_call_aborts_the_engine_request(sglang_mesh: Mesh) -> None:

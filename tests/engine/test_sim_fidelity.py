@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from workers.engine_process import EngineLaunch, EngineProcess, free_port
+from tests.engine.conftest import engine
 from workers.sglang_client import EngineRequest, SGLangClient
 
 pytestmark = pytest.mark.engine
@@ -45,19 +43,6 @@ def sequence(vocab: int = 500, seed: int = 7) -> list[dict[str, Any]]:
     return out
 
 
-@asynccontextmanager
-async def engine(launch: str, model: str, tmp: Path, name: str) -> AsyncIterator[SGLangClient]:
-    spec = EngineLaunch(launch=launch, model=model, host="127.0.0.1", port=free_port(),
-                        extra_args=f"--max-total-tokens {POOL} --max-running-requests 1")
-    process = EngineProcess(spec, start_timeout_s=400, log_path=str(tmp / f"{name}.log"))
-    client = SGLangClient(await process.start())
-    try:
-        yield client
-    finally:
-        await client.close()
-        await process.stop()
-
-
 async def cached(client: SGLangClient, reqs: list[dict[str, Any]]) -> list[int]:
     out = []
     for i, r in enumerate(reqs):
@@ -71,10 +56,11 @@ async def cached(client: SGLangClient, reqs: list[dict[str, Any]]) -> list[int]:
 async def test_sim_engine_caches_as_sglang_does(engine_build: Path, tmp_path: Path) -> None:
     reqs = sequence()
     model = str(engine_build / "model")
-    async with engine(str(engine_build / "launch"), model, tmp_path, "sglang") as real:
+    extra = f"--max-total-tokens {POOL} --max-running-requests 1"
+    async with engine(str(engine_build / "launch"), model, tmp_path, "sglang", extra) as real:
         real_cached = await cached(real, reqs)
     sim_launch = f"{sys.executable} -m ostinato.cli sim-engine --zero-cost"
-    async with engine(sim_launch, "sim/fidelity", tmp_path, "sim") as sim:
+    async with engine(sim_launch, "sim/fidelity", tmp_path, "sim", extra) as sim:
         sim_cached = await cached(sim, reqs)
     table = "\n".join(f"{r['name']:<18} sglang {a:>5}  sim {b:>5}"
                       for r, a, b in zip(reqs, real_cached, sim_cached, strict=True))
