@@ -22,9 +22,9 @@ a value from a draft 2020-12 subset, the same for the same seed:
 the value; ``not``, ``if``/``then``/``else``, ``contains``, ``propertyNames``,
 ``patternProperties`` and ``dependent*`` are only checked: the value is built without them
 and :class:`UnsupportedSchema` is raised if it happens not to satisfy them. Annotations
-(``title``, ``description``, ...) and unknown keywords are ignored; so are
-``unevaluatedProperties`` / ``unevaluatedItems``. Every instance is checked against the whole
-schema before it is returned.
+(``title``, ``description``, ...) and unknown keywords are ignored; ``unevaluatedProperties`` /
+``unevaluatedItems`` are not aimed for either. Every instance is checked against the whole schema
+(jsonschema's draft 2020-12 validator, formats not checked) before it is returned.
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 from urllib.parse import unquote
+
+from jsonschema import Draft202012Validator
 
 __all__ = ["UnsupportedSchema", "instance"]
 
@@ -161,45 +162,8 @@ def _json_eq(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _is_type(value: Any, name: str) -> bool:
-    match name:
-        case "null":
-            return value is None
-        case "boolean":
-            return isinstance(value, bool)
-        case "integer":
-            if isinstance(value, float):
-                return value.is_integer()
-            return isinstance(value, int) and not isinstance(value, bool)
-        case "number":
-            return isinstance(value, int | float) and not isinstance(value, bool)
-        case "string":
-            return isinstance(value, str)
-        case "array":
-            return isinstance(value, list)
-        case "object":
-            return isinstance(value, Mapping)
-    return False
-
-
 def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
-
-
-def _multiple_ok(value: float, m: float) -> bool:
-    """Whether `value` is a multiple of `m`, computed the way jsonschema does."""
-    if isinstance(m, float):
-        try:
-            quotient = value / m
-            return int(quotient) == quotient
-        except OverflowError:
-            return (Fraction(value) / Fraction(m)).denominator == 1
-        except (ValueError, ZeroDivisionError):
-            return False
-    try:
-        return not value % m
-    except ZeroDivisionError:
-        return False
 
 
 def _exact(x: float) -> Fraction:
@@ -263,6 +227,7 @@ def _lcm_multiple(a: float, b: float) -> float:
     return int(result) if result.denominator == 1 else float(result)
 
 
+_NUMBER_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
 _MAX_KEYS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties", "minContains")
 _MIN_KEYS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties", "maxContains")
 
@@ -376,119 +341,23 @@ class _Resolver:
 
 
 class _Checker(_Resolver):
-    """Validation of the subset the generator deals in (plus the checked-only keywords)."""
+    """`_Resolver` plus jsonschema's validation; `$ref`s in any subschema resolve against the root."""
 
-    def valid(self, value: Any, schema: Any, chain: int = 0) -> bool:
-        if schema is True:
-            return True
-        if schema is False or not isinstance(schema, Mapping) or chain > _MAX_CHAIN:
+    def __init__(self, root: Schema) -> None:
+        super().__init__(root)
+        try:
+            self._root: Draft202012Validator | None = Draft202012Validator(root)
+        except Exception:  # not a schema at all: the generator reports it
+            self._root = None
+
+    def valid(self, value: Any, schema: Any) -> bool:
+        """Whether `value` satisfies `schema` (formats unchecked); a malformed schema admits nothing."""
+        if self._root is None or not isinstance(schema, Mapping | bool):
             return False
         try:
-            return self._valid(value, schema, chain)
-        except (UnsupportedSchema, re.error, TypeError, ValueError):
+            return bool(self._root.evolve(schema=schema).is_valid(value))
+        except Exception:  # bad pattern, unresolvable $ref, unknown type, $ref cycle, ...
             return False
-
-    def _valid(self, value: Any, s: Mapping[str, Any], chain: int) -> bool:
-        if "$ref" in s and not self.valid(value, self.resolve(s["$ref"], ""), chain + 1):
-            return False
-        types = _types_of(s)
-        if types is not None and not any(_is_type(value, t) for t in types):
-            return False
-        if "const" in s and not _json_eq(value, s["const"]):
-            return False
-        if "enum" in s and not any(_json_eq(value, e) for e in s["enum"]):
-            return False
-        if _is_number(value) and not self._number_ok(value, s):
-            return False
-        if isinstance(value, str) and not self._string_ok(value, s):
-            return False
-        if isinstance(value, list) and not self._array_ok(value, s, chain):
-            return False
-        if isinstance(value, Mapping) and not self._object_ok(value, s, chain):
-            return False
-        return self._combinators_ok(value, s, chain)
-
-    def _combinators_ok(self, value: Any, s: Mapping[str, Any], chain: int) -> bool:
-        if not all(self.valid(value, sub, chain + 1) for sub in s.get("allOf", [])):
-            return False
-        if "anyOf" in s and not any(self.valid(value, sub, chain + 1) for sub in s["anyOf"]):
-            return False
-        if "oneOf" in s and sum(self.valid(value, sub, chain + 1) for sub in s["oneOf"]) != 1:
-            return False
-        if "not" in s and self.valid(value, s["not"], chain + 1):
-            return False
-        if "if" in s:
-            branch = "then" if self.valid(value, s["if"], chain + 1) else "else"
-            if not self.valid(value, s.get(branch, True), chain + 1):
-                return False
-        return True
-
-    @staticmethod
-    def _number_ok(value: float, s: Mapping[str, Any]) -> bool:
-        checks: list[tuple[str, Callable[[Any], bool]]] = [
-            ("minimum", lambda b: value >= b),
-            ("maximum", lambda b: value <= b),
-            ("exclusiveMinimum", lambda b: value > b),
-            ("exclusiveMaximum", lambda b: value < b),
-            ("multipleOf", lambda m: _multiple_ok(value, m)),
-        ]
-        return all(ok(s[key]) for key, ok in checks if _is_number(s.get(key)))
-
-    @staticmethod
-    def _string_ok(value: str, s: Mapping[str, Any]) -> bool:
-        if len(value) < s.get("minLength", 0):
-            return False
-        if "maxLength" in s and len(value) > s["maxLength"]:
-            return False
-        return "pattern" not in s or re.search(s["pattern"], value) is not None
-
-    def _array_ok(self, value: list[Any], s: Mapping[str, Any], chain: int) -> bool:
-        if len(value) < s.get("minItems", 0) or len(value) > s.get("maxItems", len(value)):
-            return False
-        prefix = s.get("prefixItems", [])
-        for i, item in enumerate(value):
-            sub = prefix[i] if i < len(prefix) else s.get("items", True)
-            if not self.valid(item, sub, chain + 1):
-                return False
-        if s.get("uniqueItems") and any(
-            _json_eq(value[i], value[j]) for i in range(len(value)) for j in range(i)
-        ):
-            return False
-        if "contains" in s:
-            hits = sum(self.valid(item, s["contains"], chain + 1) for item in value)
-            if hits < s.get("minContains", 1) or hits > s.get("maxContains", hits):
-                return False
-        return True
-
-    def _object_ok(self, value: Mapping[str, Any], s: Mapping[str, Any], chain: int) -> bool:
-        if any(name not in value for name in s.get("required", [])):
-            return False
-        if len(value) < s.get("minProperties", 0) or len(value) > s.get("maxProperties", len(value)):
-            return False
-        props = s.get("properties", {})
-        patterns = s.get("patternProperties", {})
-        for key, item in value.items():
-            matched = False
-            if key in props:
-                matched = True
-                if not self.valid(item, props[key], chain + 1):
-                    return False
-            for pat, sub in patterns.items():
-                if re.search(pat, key):
-                    matched = True
-                    if not self.valid(item, sub, chain + 1):
-                        return False
-            if not matched and not self.valid(item, s.get("additionalProperties", True), chain + 1):
-                return False
-            if "propertyNames" in s and not self.valid(key, s["propertyNames"], chain + 1):
-                return False
-        for key, needs in s.get("dependentRequired", {}).items():
-            if key in value and any(n not in value for n in needs):
-                return False
-        for key, sub in s.get("dependentSchemas", {}).items():
-            if key in value and not self.valid(value, sub, chain + 1):
-                return False
-        return True
 
 
 # --------------------------------------------------------------------------- generation
@@ -632,13 +501,15 @@ class _Generator:
         start = self.rng.between(kmin, kmax)
         for k in _outward(start, kmin, kmax):
             value = k * step
-            if not _is_number(m) or _multiple_ok(value, m):
+            if not _is_number(m) or self.checker.valid(value, {"multipleOf": m}):
                 return value
         raise UnsupportedSchema(path, "'multipleOf' cannot be met exactly in floating point")
 
     def _number(self, node: Mapping[str, Any], path: str) -> float:
+        bounds = {k: node[k] for k in _NUMBER_KEYS if _is_number(node.get(k))}
+
         def inside(v: float) -> bool:
-            return _Checker._number_ok(v, node) and math.isfinite(v)
+            return math.isfinite(v) and self.checker.valid(v, bounds)
 
         lo = max((node[k] for k in ("minimum", "exclusiveMinimum") if _is_number(node.get(k))), default=None)
         hi = min((node[k] for k in ("maximum", "exclusiveMaximum") if _is_number(node.get(k))), default=None)
