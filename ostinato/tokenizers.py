@@ -71,9 +71,10 @@ class HfRenderer:
     def render(self, messages: list[dict[str, Any]],
                tools: list[dict[str, Any]] | None) -> tuple[str, list[int]]:
         kwargs: dict[str, Any] = {"tools": tools or None, "add_generation_prompt": True}
-        text = self._tok.apply_chat_template(messages, tokenize=False, **kwargs)
-        ids = self._tok.apply_chat_template(messages, tokenize=True, return_dict=True, **kwargs)
-        return str(text), list(ids["input_ids"])
+        text = str(self._tok.apply_chat_template(messages, tokenize=False, **kwargs))
+        # Rendered once; encoded as apply_chat_template(tokenize=True) does (the template
+        # writes its own special tokens). tests/ostinato/test_chat_renderer.py checks both agree.
+        return text, list(self._tok(text, add_special_tokens=False)["input_ids"])
 
 
 def _hf_tokenizer(spec: str) -> Any:
