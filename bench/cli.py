@@ -32,6 +32,9 @@ def add_parser(sub: Any) -> None:
     sim.add_argument("--warmup", type=int, default=300,
                      help="programs (of another seed, light load) the planner learns from before "
                           "each measured run; 0: cold start")
+    sim.add_argument("--window-s", type=float, default=300.0,
+                     help="each run's measured window (simulated s) of a steady-state run; the "
+                          "settling period and horizon follow from the unloaded run (bench/sweep.py)")
     sim.add_argument("--readme", help="also refresh this README's bench section")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 args.workload, args.policies, args.rates, engines=args.engines,
                 profile=args.profile, programs=args.programs, seed=args.seed, out=args.out,
                 slo_factor=args.slo_factor, budget=args.budget, jobs=args.jobs,
-                warmup_programs=args.warmup,
+                warmup_programs=args.warmup, window_s=args.window_s,
                 readme=args.readme, progress=None if args.quiet else sys.stderr)
             print("SIMULATED results (virtual-time cluster simulator):")
             print(json.dumps({"capacity": results["capacity"],

@@ -9,6 +9,18 @@ prompt and cached tokens).
 The loop handles, in time order, client events (program arrivals, calls becoming ready)
 and engine iterations ending; after each it lets the planner dispatch. Engine priorities
 come from the planner's grants, as SGLang's `priority` does in the live mesh.
+
+What the planner learns is what the live planner learns, through the same calls on the same
+core: clients send the class's `max_tokens` (never the drawn output length) and the
+`program_class` label only when the class is labelled; each call's prefix block hashes come
+from cache/block_hash (the gateway's function), and its KV matches from an index fed by the
+engines' own KV events (cache/kv_holdings.py, what Redis holds live), looked up at
+admission as the planner service does; running calls report progress every
+PROGRESS_EVERY_TOKENS generated tokens, as workers do.
+
+A finite run ends when every program has finished. A steady-state run (`SteadyState`,
+../shared/workload-spec.md) draws programs from an endless arrival stream and ends when
+every program arriving in the measured window has finished, or at the horizon.
 """
 
 from __future__ import annotations
@@ -16,11 +28,12 @@ from __future__ import annotations
 import copy
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from bench.programs import ProgramPlan, shared_prefix_ids
-from cache.block_hash import DEFAULT_BLOCK_SIZE, chain_hash, salt_seed
+from cache.block_hash import extend_prefix_block_hashes
+from cache.kv_holdings import KvHoldings
 from ostinato.clock import ManualClock
 from planner.core.estimates import OutputEstimator, ProgramSizeEstimator
 from planner.core.model import work_of
@@ -44,6 +57,26 @@ class ClusterConfig:
     kv_tokens: int | None = None  # KV pool per engine; None: what the profile's GPU holds
 
 
+PROGRESS_EVERY_TOKENS = 64  # what workers/service.py reports by default
+
+
+@dataclass(frozen=True)
+class SteadyState:
+    """Programs arriving in [window[0], window[1]) are measured; the run stops when they have
+    all finished, or at `horizon` (simulated seconds)."""
+
+    window: tuple[float, float]
+    horizon: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.window[0] < self.window[1] <= self.horizon:
+            raise ValueError(f"need 0 <= window start < window end <= horizon, got "
+                             f"{self.window} and {self.horizon}")
+
+    def measures(self, arrival: float) -> bool:
+        return self.window[0] <= arrival < self.window[1]
+
+
 @dataclass(slots=True)
 class CallTimeline:
     program: int
@@ -62,17 +95,19 @@ class CallTimeline:
 @dataclass(slots=True)
 class ProgramOutcome:
     plan: ProgramPlan
-    finished: float = -1.0  # virtual time the last call finished
+    finished: float = -1.0  # virtual time the last call finished; -1: not (by the end)
     failed_calls: int = 0
+    measured: bool = True  # a finite run measures every program
 
 
 @dataclass
 class SimRun:
-    outcomes: list[ProgramOutcome]
+    outcomes: list[ProgramOutcome]  # every program that arrived
     calls: list[CallTimeline]
-    simulated_s: float
+    simulated_s: float  # when the run ended
     wall_s: float
     engine_busy_s: list[float]
+    steady: SteadyState | None = None
 
 
 _ARRIVE, _READY = 0, 1
@@ -105,17 +140,6 @@ class _ProgramState:
         self.pending_children = children
 
 
-def _extend_hashes(known: list[int], tokens: list[int], salt: str) -> list[int]:
-    """Chained block hashes of `tokens`, reusing `known` (the hashes of a prefix of them)."""
-    bs = DEFAULT_BLOCK_SIZE
-    out = list(known)
-    parent = out[-1] if out else salt_seed(salt)
-    for start in range(len(out) * bs, len(tokens) - bs + 1, bs):
-        parent = chain_hash(parent, tokens[start:start + bs])
-        out.append(parent)
-    return out
-
-
 @dataclass(frozen=True)
 class Learned:
     """What a planner learns from finished work (output lengths, program sizes per class):
@@ -126,14 +150,16 @@ class Learned:
 
 
 class ClusterSim:
-    def __init__(self, programs: list[ProgramPlan], policy: str, profile: Profile,
-                 config: ClusterConfig = ClusterConfig(), learned: Learned | None = None) -> None:
-        self.programs = programs
+    def __init__(self, programs: Iterable[ProgramPlan], policy: str, profile: Profile,
+                 config: ClusterConfig = ClusterConfig(), learned: Learned | None = None,
+                 steady: SteadyState | None = None) -> None:
+        self.programs: list[ProgramPlan] = []  # those that arrived, by index
+        self._source = iter(programs)
         self.config = config
+        self.steady = steady
         self.clock = ManualClock()
         priority, routing = parse_policy(policy)
-        self._routing_uses_hashes = routing.name == "cache_aware"
-        self._oracle = priority.name == "oracle"
+        self._knows_future = priority.name == "oracle"
         self.core = PlannerCore(self.clock, priority, routing, worker_ttl_s=float("inf"),
                                 program_idle_ttl_s=float("inf"),
                                 tenant_weights=config.tenant_weights,
@@ -148,17 +174,21 @@ class ClusterSim:
             chunked_prefill_size=config.chunked_prefill_size,
             max_running_requests=config.max_running_requests,
             schedule_policy=config.schedule_policy, enable_priority=True,
-            fast_forward=True, kv_events=False, stream_events=False,
+            fast_forward=True, kv_events=True, stream_events=False,
         )
         self.engines = [SimEngineCore(cost, params) for _ in range(config.engines)]
-        for i in range(config.engines):
-            self.core.upsert_worker(f"e{i}", f"sim-engine-{i}", config.budget, simulated=True)
+        self._worker_ids = [f"e{i}" for i in range(config.engines)]
+        for i, worker_id in enumerate(self._worker_ids):
+            self.core.upsert_worker(worker_id, f"sim-engine-{i}", config.budget, simulated=True)
+        self.kv = KvHoldings()
         self._heap: list[tuple[float, int, int, int, int]] = []
         self._seq = 0
         self._states: dict[int, _ProgramState] = {}
         self._timelines: dict[tuple[int, int], CallTimeline] = {}
+        self._reported: dict[str, int] = {}  # rid -> generated tokens last reported
         self.calls: list[CallTimeline] = []
-        self.outcomes = [ProgramOutcome(p) for p in programs]
+        self.outcomes: list[ProgramOutcome] = []
+        self._measured_open = 0  # measured programs arrived and not finished
 
     def learned(self) -> Learned:
         return Learned(self.core.estimator, self.core.program_sizes)
@@ -167,49 +197,79 @@ class ClusterSim:
         self._seq += 1
         heapq.heappush(self._heap, (t, self._seq, kind, program, call))
 
+    def _next_arrival(self) -> None:
+        plan = next(self._source, None)
+        if plan is None:
+            return
+        if plan.index != len(self.programs):
+            raise ValueError("programs must come in index order, from 0")
+        if self.steady is not None and plan.arrival >= self.steady.horizon:
+            return  # the run is over before it arrives
+        self.programs.append(plan)
+        self._push(plan.arrival, _ARRIVE, plan.index)
+
+    def _done(self, now: float) -> bool:
+        steady = self.steady
+        return steady is not None and self._measured_open == 0 and now >= steady.window[1]
+
     def run(self, progress: Callable[[int], None] | None = None) -> SimRun:
         start = time.perf_counter()
-        for p in self.programs:
-            self._push(p.arrival, _ARRIVE, p.index)
+        self._next_arrival()
         engines = self.engines
         heap = self._heap
+        horizon = self.steady.horizon if self.steady is not None else float("inf")
+        nexts = [e.next_event_time() for e in engines]
         finished_programs = 0
+        now = 0.0
         while True:
             t_eng, e_idx = None, -1
-            for i, engine in enumerate(engines):
-                nxt = engine.next_event_time()
+            for i, nxt in enumerate(nexts):
                 if nxt is not None and (t_eng is None or nxt < t_eng):
                     t_eng, e_idx = nxt, i
-            if heap and (t_eng is None or heap[0][0] <= t_eng):
-                t, _, kind, pidx, cidx = heapq.heappop(heap)
-                self.clock.set(t)
+            t_next = heap[0][0] if heap and (t_eng is None or heap[0][0] <= t_eng) else t_eng
+            if t_next is None or t_next > horizon or self._done(now):
+                break
+            now = t_next
+            self.clock.set(now)
+            touched: set[int] = set()
+            if heap and heap[0][0] == now and (t_eng is None or now <= t_eng):
+                _, _, kind, pidx, cidx = heapq.heappop(heap)
                 if kind == _ARRIVE:
                     self._arrive(pidx)
+                    self._next_arrival()
                 else:
                     self._ready(pidx, cidx)
-            elif t_eng is not None:
-                self.clock.set(t_eng)
-                for event in engines[e_idx].step(t_eng):
+            else:
+                engine = engines[e_idx]
+                for event in engine.step(now):
                     if event.finished:
                         finished_programs += self._finished(event)
+                self.kv.apply(self._worker_ids[e_idx], engine.cache.take_events())
+                self._report_progress(engine)
+                touched.add(e_idx)
                 if progress is not None and finished_programs:
                     progress(finished_programs)
                     finished_programs = 0
-            else:
-                break
-            self._dispatch()
-        end = max((o.finished for o in self.outcomes), default=0.0)
-        return SimRun(self.outcomes, self.calls, simulated_s=end,
+            touched.update(self._dispatch())
+            for i in touched:
+                nexts[i] = engines[i].next_event_time()
+        ended = min(now, horizon) if self.steady is not None else \
+            max((o.finished for o in self.outcomes), default=0.0)
+        return SimRun(self.outcomes, self.calls, simulated_s=ended,
                       wall_s=time.perf_counter() - start,
-                      engine_busy_s=[e.busy_s for e in engines])
+                      engine_busy_s=[e.busy_s for e in engines], steady=self.steady)
 
     # ---- clients -----------------------------------------------------------------------
 
     def _arrive(self, pidx: int) -> None:
         plan = self.programs[pidx]
-        self._states[pidx] = _ProgramState(plan, self.outcomes[pidx])
+        outcome = ProgramOutcome(plan, measured=self.steady is None
+                                 or self.steady.measures(plan.arrival))
+        self.outcomes.append(outcome)
+        self._measured_open += outcome.measured and self.steady is not None
+        self._states[pidx] = _ProgramState(plan, outcome)
         self.core.register_program(plan.program_id, plan.tenant, deadline_s=plan.deadline_s,
-                                   program_class=plan.klass.name)
+                                   program_class=plan.klass.name if plan.klass.labelled else "")
         for call in plan.calls:
             if not call.parents:
                 self._ready(pidx, call.index)
@@ -231,26 +291,27 @@ class ClusterSim:
         call = plan.calls[cidx]
         prompt = self._prompt(st, cidx)
         st.prompts[cidx] = prompt
-        hashes: list[int] = []
-        if self._routing_uses_hashes:
-            known = st.hashes.get(call.parents[0], []) if call.parents and \
-                plan.klass.context == "accumulate" else []
-            hashes = _extend_hashes(known, prompt, plan.salt)
-            st.hashes[cidx] = hashes
+        known = st.hashes.get(call.parents[0], []) if call.parents and \
+            plan.klass.context == "accumulate" else []
+        hashes = extend_prefix_block_hashes(known, prompt, plan.salt)
+        st.hashes[cidx] = hashes
         now = self.clock.now()
         tl = CallTimeline(pidx, cidx, ready=now, prompt_tokens=len(prompt))
         self._timelines[(pidx, cidx)] = tl
         self.calls.append(tl)
         self.core.submit(plan.program_id, plan.tenant, str(cidx),
                          thread_id=str(cidx), parents=[str(p) for p in call.parents],
-                         prompt_tokens=len(prompt), max_new_tokens=call.output_tokens,
+                         prompt_tokens=len(prompt), max_new_tokens=plan.klass.max_tokens,
                          prefix_hashes=hashes,
-                         remaining_work=st.remaining_work if self._oracle else 0.0)
+                         kv_matches=self.kv.longest_prefixes(self._worker_ids, hashes),
+                         remaining_work=st.remaining_work if self._knows_future else 0.0)
 
     # ---- planner and engines ------------------------------------------------------------
 
-    def _dispatch(self) -> None:
+    def _dispatch(self) -> list[int]:
+        """Starts what the planner grants; returns the engines that got calls."""
         now = self.clock.now()
+        touched = []
         for grant in self.core.dispatch():
             pidx, cidx = int(grant.program_id[1:]), int(grant.call_id)
             st = self._states[pidx]
@@ -262,11 +323,25 @@ class ClusterSim:
                       FixedLengthDecoder(call.output_tokens, call.first_output_id(pidx)),
                       priority=grant.priority, salt=st.plan.salt)
             self.engines[e_idx].submit(req, now)
+            touched.append(e_idx)
+        return touched
+
+    def _report_progress(self, engine: SimEngineCore) -> None:
+        """Running calls' generated tokens, every PROGRESS_EVERY_TOKENS, as workers report."""
+        every = PROGRESS_EVERY_TOKENS
+        reported = self._reported
+        for req in engine.running:
+            n = req.decoder.completion_tokens
+            if n // every > reported.get(req.rid, 0) // every:
+                reported[req.rid] = n
+                pidx, cidx = req.rid.split("/")
+                self.core.progress(self.programs[int(pidx)].program_id, cidx, n)
 
     def _finished(self, event) -> int:  # type: ignore[no-untyped-def]
         """Records a finished call, releases its children; returns 1 if its program ended."""
         pidx_s, cidx_s = event.rid.split("/")
         pidx, cidx = int(pidx_s), int(cidx_s)
+        self._reported.pop(event.rid, None)
         st = self._states[pidx]
         plan = st.plan
         call = plan.calls[cidx]
@@ -287,6 +362,7 @@ class ClusterSim:
         if st.done < len(plan.calls):
             return 0
         st.outcome.finished = now
+        self._measured_open -= st.outcome.measured and self.steady is not None
         self.core.end_program(plan.program_id, plan.tenant)
         del self._states[pidx]
         return 1

@@ -17,7 +17,9 @@ spec describes:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bench.spec import ProgramClass, WorkloadSpec
@@ -104,26 +106,27 @@ def _graph(klass: ProgramClass, rng: random.Random) -> list[tuple[int, ...]]:
     return parents[:MAX_CALLS]
 
 
-def _arrivals(spec: WorkloadSpec, rng: random.Random) -> list[float]:
-    a, n = spec.arrival, spec.programs
+def _arrivals(spec: WorkloadSpec, rng: random.Random) -> Iterator[float]:
+    """The arrival process, without end."""
+    a = spec.arrival
     if a.process == "uniform":
-        return [i / a.rate for i in range(n)]
+        yield from (i / a.rate for i in itertools.count())
     if a.process == "burst":
-        return [(i // a.burst_size) * a.burst_size / a.rate for i in range(n)]
-    t, out = 0.0, []
-    for _ in range(n):
+        yield from ((i // a.burst_size) * a.burst_size / a.rate for i in itertools.count())
+    t = 0.0
+    while True:
         t += rng.expovariate(a.rate)
-        out.append(t)
-    return out
+        yield t
 
 
-def generate(spec: WorkloadSpec) -> list[ProgramPlan]:
+def stream(spec: WorkloadSpec) -> Iterator[ProgramPlan]:
+    """The workload's programs in arrival order, without end (steady-state runs take as many
+    as arrive before they stop). Program i is the same whatever is taken after it."""
     arrivals = _arrivals(spec, random.Random(spec.seed))
     rng = random.Random(spec.seed + 0x5EED)  # its own stream: prefixes stay stable
     tenants = [t.name for t in spec.tenants]
     shares = [t.share for t in spec.tenants]
     weights = [c.weight for c in spec.classes]
-    programs = []
     for i, arrival in enumerate(arrivals):
         tenant = rng.choices(tenants, shares)[0]
         klass = rng.choices(spec.classes, weights)[0]
@@ -134,9 +137,15 @@ def generate(spec: WorkloadSpec) -> list[ProgramPlan]:
             calls.append(CallPlan(
                 index=index, parents=parents,
                 new_tokens=min(_TOKENS_PER_CALL // 2, new.sample_int(prng, 1 if not parents else 0)),
-                output_tokens=min(_TOKENS_PER_CALL // 2, klass.output_tokens.sample_int(prng, 1)),
+                # what the model writes, cut at the client's max_tokens as an engine does
+                output_tokens=min(klass.max_tokens, _TOKENS_PER_CALL // 2,
+                                  klass.output_tokens.sample_int(prng, 1)),
                 think_s=klass.think_time_s.sample(prng) if parents else 0.0,
             ))
         deadline = None if klass.deadline_s is None else max(0.001, klass.deadline_s.sample(prng))
-        programs.append(ProgramPlan(i, f"p{i:06d}", tenant, klass, arrival, tuple(calls), deadline))
-    return programs
+        yield ProgramPlan(i, f"p{i:06d}", tenant, klass, arrival, tuple(calls), deadline)
+
+
+def generate(spec: WorkloadSpec) -> list[ProgramPlan]:
+    """The spec's first `programs` programs (a finite run)."""
+    return list(itertools.islice(stream(spec), spec.programs))

@@ -18,49 +18,53 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     ratios = capacity_ratios(results)
+    st = results["steady_state"]
+    unloaded = results["unloaded"]
     lines = [
         f"**SIMULATED** (virtual-time cluster simulator, sim engines): workload `{results['workload']}`, "
-        f"{results['engines']} engines of `{results['profile']}`, {results['programs']} programs per run, "
-        f"seed {results['seed']}, planner budget per engine: {_budgets(results)}.",
+        f"{results['engines']} engines of `{results['profile']}`, seed {results['seed']}, planner "
+        f"budget per engine: {_budgets(results)}.",
         "",
-        f"Capacity: highest rate with mean normalized latency <= {results['slo_factor']:g} x the unloaded "
-        f"`fcfs+round_robin` ({results['unloaded']['normalized_latency_s_per_token_mean'] * 1000:.2f} "
-        "ms/token).",
+        f"Steady state: Poisson arrivals that keep coming; the programs arriving in "
+        f"[{st['window_s'][0]:.0f} s, {st['window_s'][1]:.0f} s) are measured; a run ends when "
+        f"they have all finished or at {st['horizon_s']:.0f} s (settling and horizon from the "
+        f"unloaded p99 program latency, {st['unloaded_p99_s']:.1f} s). A run is stable when "
+        "every measured program finished and programs finished during the window at >= 0.95x "
+        "the rate they arrived.",
+        "",
+        f"Capacity: the highest stable rate (interpolated) whose mean normalized latency <= "
+        f"{results['slo_factor']:g} x the unloaded `fcfs+round_robin` "
+        f"({unloaded['normalized_latency_s_per_token_mean'] * 1000:.2f} ms/token). Sustained: the "
+        "highest stable rate swept, whatever its latency.",
         "",
         f"Prefix hit rate of one engine with an unbounded cache (the most reuse possible): "
         f"{results['reference_prefix_hit_rate']:.3f}.",
         "",
-        "| policy | capacity (programs/s) | vs fcfs+round_robin | completed/s at the top rate "
-        "| vs fcfs+round_robin |",
-        "|---|---:|---:|---:|---:|",
+        "| policy | capacity (programs/s) | vs fcfs+round_robin | sustained (programs/s) | "
+        + " | ".join(f"capacity `{c}`" for c in _classes(results)) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(_classes(results)),
     ]
-    sustained = _top_rate_throughput(results)
-    base = sustained.get("fcfs+round_robin")
     for policy in policies_in(results):
         cap = results["capacity"][policy]
         more = "" if results["capacity_bounded"][policy] else ">= "
-        tput = sustained.get(policy)
+        per_class = results["capacity_per_class"][policy]
         lines.append(f"| `{policy}` | {more}{cap:.2f} | {more}{_fmt(ratios.get(policy))}x | "
-                     f"{_fmt(tput)} | {_fmt(tput / base if tput and base else None)}x |")
+                     f"{results['sustained_throughput'][policy]:g} | "
+                     + " | ".join(f"{per_class.get(c, 0.0):.2f}" for c in _classes(results)) + " |")
     lines += [
         "",
-        "| policy | rate | done | mean s | p50 s | p99 s | norm ms/tok | prefix hit | deadlines "
-        "| calls queued s (mean) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| policy | rate | stable | done | mean s | p50 s | p99 s | norm ms/tok | prefix hit "
+        "| deadlines | calls queued s (mean) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in sorted(results["runs"], key=lambda r: (r["rate"], r["policy"])):
         lines.append(_row(r))
-    lines += _point(results.get("at_80pct_of_baseline_capacity"))
+    lines += _point(results.get("at_80pct_of_baseline_capacity"), _classes(results))
     return "\n".join(lines) + "\n"
 
 
-def _top_rate_throughput(results: dict[str, Any]) -> dict[str, float]:
-    """Programs completed per simulated second at the sweep's highest rate, where arrivals
-    outrun every policy: what the cluster sustains, unlike the capacity definition, which a
-    finite run's backlog can satisfy (see README)."""
-    top = max(r["rate"] for r in results["runs"])
-    return {r["policy"]: r["throughput_programs_per_s"] for r in results["runs"]
-            if r["rate"] == top}
+def _classes(results: dict[str, Any]) -> list[str]:
+    return sorted(results["unloaded"]["per_class_normalized_latency_s_per_token_mean"])
 
 
 def _budgets(results: dict[str, Any]) -> str:
@@ -72,25 +76,35 @@ def _budgets(results: dict[str, Any]) -> str:
 
 def _row(r: dict[str, Any]) -> str:
     lat = r["program_latency_s"]
-    return (f"| `{r['policy']}` | {r['rate']:g} | {r['completed']}/{r['programs']} | {lat['mean']:.2f} | "
+    stable = "yes" if r.get("stable") else "**no**"
+    return (f"| `{r['policy']}` | {r['rate']:g} | {stable} | {r['completed']}/{r['programs']} | "
+            f"{lat['mean']:.2f} | "
             f"{lat['p50']:.2f} | {lat['p99']:.2f} | "
             f"{r['normalized_latency_s_per_token']['mean'] * 1000:.2f} | {r['prefix_hit_rate']:.3f} | "
             f"{_fmt(r['deadline_attainment'], 3)} | {r['call_queue_s']['mean']:.2f} |")
 
 
-def _point(point: dict[str, Any] | None) -> list[str]:
+def _point(point: dict[str, Any] | None, classes: list[str]) -> list[str]:
     """The runs at 80% of the baseline's capacity, where the latency targets are stated."""
     if not point:
         return []
     lines = ["", f"At {point['load_of_baseline_capacity']:.0%} of `fcfs+round_robin`'s capacity "
              f"({point['rate']:.2f} programs/s):", "",
-             "| policy | rate | done | mean s | p50 s | p99 s | norm ms/tok | prefix hit | deadlines "
-             "| calls queued s (mean) | p99 vs fcfs+round_robin | mean vs oracle |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| policy | rate | stable | done | mean s | p50 s | p99 s | norm ms/tok | prefix hit "
+             "| deadlines | calls queued s (mean) | p99 vs fcfs+round_robin | mean vs oracle |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in point["runs"]:
         p = r["policy"]
         lines.append(_row(r) + f" {_fmt(point['p99_vs_baseline'].get(p))}x | "
                      f"{_fmt(point['mean_vs_oracle'].get(p))}x |")
+    lines += ["", "Mean normalized latency per class there (ms/token):", "",
+              "| policy | " + " | ".join(f"`{c}`" for c in classes) + " |",
+              "|---|" + "---:|" * len(classes)]
+    for r in point["runs"]:
+        per = r["per_class"]
+        lines.append(f"| `{r['policy']}` | " + " | ".join(
+            f"{per[c]['normalized_latency_s_per_token']['mean'] * 1000:.2f}" if c in per else "n/a"
+            for c in classes) + " |")
     return lines
 
 

@@ -20,6 +20,7 @@ BUILTIN_DIR = Path(__file__).parent / "workloads"
 SHAPES = ("chain", "fanout", "tree", "dag")
 PROCESSES = ("poisson", "uniform", "burst")
 _DOC_KEYS = {"sources", "description"}
+DEFAULT_MAX_TOKENS = 4096  # a class's max_tokens when its output distribution has no maximum
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class ProgramClass:
     context: str  # accumulate | fresh
     think_time_s: Dist
     deadline_s: Dist | None
+    max_tokens: int = DEFAULT_MAX_TOKENS  # what its clients send as max_tokens
+    labelled: bool = True  # whether its programs carry program_class (as a client would send)
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,8 @@ def _choice(value: object, field: str, choices: Sequence[str]) -> str:
 def _class(data: object, field: str) -> ProgramClass:
     d = _keys(data, field, {"name", "weight", "shape", "calls", "fanout", "depth", "stages",
                             "shared_prefix", "first_prompt_tokens", "step_prompt_tokens",
-                            "output_tokens", "context", "think_time_s", "deadline_s"},
+                            "output_tokens", "context", "think_time_s", "deadline_s",
+                            "max_tokens", "labelled"},
               {"name", "first_prompt_tokens", "output_tokens"})
     shape = _choice(d.get("shape", "chain"), f"{field}.shape", SHAPES)
     stages = d.get("stages", [4, 1])
@@ -160,6 +164,10 @@ def _class(data: object, field: str) -> ProgramClass:
     calls = parse_dist(d.get("calls", 1), f"{field}.calls")
     if calls.kind == "const" and calls.mean < 1:
         raise SpecError(f"{field}.calls: must be >= 1")
+    output = parse_dist(d["output_tokens"], f"{field}.output_tokens")
+    labelled = d.get("labelled", True)
+    if not isinstance(labelled, bool):
+        raise SpecError(f"{field}.labelled: expected true or false, got {labelled!r}")
     return ProgramClass(
         name=str(d["name"]), weight=_positive(d.get("weight", 1.0), f"{field}.weight"),
         shape=shape, calls=calls,
@@ -169,11 +177,21 @@ def _class(data: object, field: str) -> ProgramClass:
         shared_prefix=shared,
         first_prompt_tokens=parse_dist(d["first_prompt_tokens"], f"{field}.first_prompt_tokens"),
         step_prompt_tokens=parse_dist(d.get("step_prompt_tokens", 0), f"{field}.step_prompt_tokens"),
-        output_tokens=parse_dist(d["output_tokens"], f"{field}.output_tokens"),
+        output_tokens=output,
         context=_choice(d.get("context", "accumulate"), f"{field}.context", ("accumulate", "fresh")),
         think_time_s=parse_dist(d.get("think_time_s", 0), f"{field}.think_time_s"),
         deadline_s=None if deadline is None else parse_dist(deadline, f"{field}.deadline_s"),
+        max_tokens=_int(d.get("max_tokens", _output_max(output)), f"{field}.max_tokens", 1),
+        labelled=labelled,
     )
+
+
+def _output_max(output: Dist) -> int:
+    """A class's default max_tokens: its output distribution's maximum (a constant's value),
+    else DEFAULT_MAX_TOKENS. Never a drawn length: clients do not know those."""
+    if output.kind == "const":
+        return max(1, round(output.mean))
+    return max(1, round(output.max)) if output.max is not None else DEFAULT_MAX_TOKENS
 
 
 def parse_spec(data: object) -> WorkloadSpec:

@@ -1,5 +1,17 @@
 """`ostinato bench sim`: every (policy, rate) run of a sweep, in parallel processes, then
 results.json, a Markdown table and plots. SIMULATED (sim engines in virtual time).
+
+Every (policy, rate) run is a steady state (../shared/workload-spec.md): arrivals keep coming,
+the programs arriving in a window of `window_s` after a settling period are measured, and the
+run ends when they have all finished or at a horizon. The tool chooses both from an unloaded
+reference run (`fcfs+round_robin` at a twentieth of the lowest rate, where nothing queues),
+whose p99 program latency L it measures first:
+
+- settling period = max(SETTLE_MIN_S, SETTLE_P99S x L): queues and caches reach their level
+  before measuring starts;
+- horizon = window end + max(DRAIN_MIN_S, DRAIN_P99S x L): a measured program arriving last
+  gets several times the longest unloaded program's latency to finish; one still running
+  then is not completed, and the run is not stable.
 """
 
 from __future__ import annotations
@@ -13,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import ClusterConfig, ClusterSim, Learned
-from bench.programs import generate
-from bench.results import capacity, summarize
+from bench.cluster import ClusterConfig, ClusterSim, Learned, SteadyState
+from bench.programs import generate, stream
+from bench.results import capacity, summarize, sustained_throughput
 from bench.spec import SpecError, WorkloadSpec
 from planner.core.selection import parse_policy
 from workers.sim.cost_model import load_profile
@@ -26,6 +38,8 @@ UNLOADED_RATE_DIVISOR = 20.0  # the unloaded reference runs at min(rates) / this
 UNLOADED_PROGRAMS = 200
 WARMUP_SEED_OFFSET = 1000  # warm-up programs come from another seed: never the measured ones
 WARMUP_RATE_DIVISOR = 2.0  # ... arriving at min(rates) / this
+SETTLE_MIN_S, SETTLE_P99S = 60.0, 2.0  # settling period: max(60 s, 2 x unloaded p99)
+DRAIN_MIN_S, DRAIN_P99S = 120.0, 4.0  # horizon: window end + max(120 s, 4 x unloaded p99)
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,7 @@ class SweepConfig:
     # Per-policy budgets, overriding `budget` (each policy at the budget that suits it: the
     # baselines model engines without a planner cap, `default` holds low-priority work back).
     policy_budgets: tuple[tuple[str, int], ...] = ()
+    window_s: float = 300.0  # the measured window of each steady-state run (simulated s)
 
     def budget_for(self, policy: str) -> int:
         return dict(self.policy_budgets).get(policy, self.budget)
@@ -69,6 +84,8 @@ class SweepConfig:
             raise SpecError("--warmup must be >= 0")
         if self.slo_factor <= 1:
             raise SpecError("--slo-factor must be > 1")
+        if self.window_s <= 0:
+            raise SpecError("--window-s must be > 0")
         load_profile(self.profile)
 
 
@@ -112,12 +129,21 @@ def warm_up(spec: WorkloadSpec, cfg: SweepConfig) -> Learned | None:
     return sim.learned()
 
 
+def steady_state(unloaded_p99_s: float, window_s: float) -> SteadyState:
+    """The measured window and horizon, from the unloaded p99 program latency (module doc)."""
+    settle = max(SETTLE_MIN_S, SETTLE_P99S * unloaded_p99_s)
+    end = settle + window_s
+    return SteadyState((settle, end), end + max(DRAIN_MIN_S, DRAIN_P99S * unloaded_p99_s))
+
+
 def run_one(spec: WorkloadSpec, policy: str, rate: float, cfg: SweepConfig,
-            learned: Learned | None = None) -> dict[str, Any]:
+            learned: Learned | None = None, steady: SteadyState | None = None) -> dict[str, Any]:
+    """One run: steady-state when `steady` is given, else the spec's finite batch."""
     spec = spec.with_overrides(rate=rate)
     label = policy
     policy, cluster = _cluster(policy, cfg, spec)
-    sim = ClusterSim(generate(spec), policy, load_profile(cfg.profile), cluster, learned)
+    programs = stream(spec) if steady is not None else generate(spec)
+    sim = ClusterSim(programs, policy, load_profile(cfg.profile), cluster, learned, steady)
     result = summarize(sim.run(progress=_tick), label if label != REFERENCE else policy, rate)
     result["budget_per_engine"] = cluster.budget
     return result
@@ -146,50 +172,64 @@ class _Bar:
 
 def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stderr) -> dict[str, Any]:
     cfg.validate()
+    start = time.monotonic()
     unloaded_rate = min(cfg.rates) / UNLOADED_RATE_DIVISOR
     unloaded_spec = spec.with_overrides(programs=min(spec.programs, UNLOADED_PROGRAMS))
-    jobs: list[tuple[WorkloadSpec, str, float]] = [(unloaded_spec, BASELINE, unloaded_rate),
-                                                   (spec, REFERENCE, min(cfg.rates))]
-    jobs += [(spec, p, r) for p in cfg.policies for r in cfg.rates]
-    total = unloaded_spec.programs + spec.programs * (len(jobs) - 1)
+    unloaded = run_one(unloaded_spec, BASELINE, unloaded_rate, cfg)
+    steady = steady_state(unloaded["program_latency_s"]["p99"], cfg.window_s)
+    jobs: list[tuple[WorkloadSpec, str, float, SteadyState | None]] = [
+        (spec, REFERENCE, min(cfg.rates), None)]
+    jobs += [(spec, p, r, steady) for p in cfg.policies for r in cfg.rates]
+    total = spec.programs + int(sum(r * steady.horizon for _, _, r, _ in jobs[1:]))
     bar = _Bar(total, progress)
     ctx = mp.get_context("fork")
     counter = ctx.Value("q", 0)
-    start = time.monotonic()
     learned = warm_up(spec, cfg)
     with ProcessPoolExecutor(cfg.jobs, mp_context=ctx, initializer=_init,
                              initargs=(counter,)) as pool:
-        futures = [pool.submit(run_one, s, p, r, cfg, learned) for s, p, r in jobs]
+        futures = [pool.submit(run_one, s, p, r, cfg, learned, st) for s, p, r, st in jobs]
         while not all(f.done() for f in futures):
             bar.draw(counter.value, sum(f.done() for f in futures), len(futures))
             time.sleep(0.25)
         results = [f.result() for f in futures]
         bar.draw(total, len(futures), len(futures))
         bar.close()
-        unloaded, single, runs = results[0], results[1], results[2:]
+        single, runs = results[0], results[1:]
         reference = unloaded["normalized_latency_s_per_token"]["mean"]
         limit = cfg.slo_factor * reference
         caps, bounded = _capacities(runs, cfg.policies, limit)
+        class_limits = {c: cfg.slo_factor * v["normalized_latency_s_per_token"]["mean"]
+                        for c, v in unloaded["per_class"].items()}
         point = None
         if caps.get(BASELINE) and bounded[BASELINE]:
             rate = round(TARGET_LOAD * caps[BASELINE], 6)
             at = [p for p in (BASELINE, "default", "oracle") if p in cfg.policies]
             point = {"rate": rate, "load_of_baseline_capacity": TARGET_LOAD,
-                     "runs": list(pool.map(run_one, *zip(*[(spec, p, rate, cfg, learned)
+                     "runs": list(pool.map(run_one, *zip(*[(spec, p, rate, cfg, learned, steady)
                                                             for p in at], strict=True)))}
             point.update(_point_ratios(point["runs"]))
     return {
         "kind": "sim", "simulated": True, "workload": spec.name, "engines": cfg.engines,
         "profile": cfg.profile, "seed": spec.seed, "programs": spec.programs,
         "budget_per_engine": cfg.budget, "slo_factor": cfg.slo_factor,
+        "steady_state": {"window_s": list(steady.window), "horizon_s": steady.horizon,
+                         "settle_s": steady.window[0], "unloaded_p99_s":
+                         unloaded["program_latency_s"]["p99"]},
         "warmup": {"programs": cfg.warmup_programs, "seed": spec.seed + WARMUP_SEED_OFFSET,
                    "rate": min(cfg.rates) / WARMUP_RATE_DIVISOR},
         "unloaded": {"policy": BASELINE, "rate": unloaded_rate, "programs": unloaded["programs"],
                      "normalized_latency_s_per_token_mean": reference,
-                     "program_latency_s_mean": unloaded["program_latency_s"]["mean"]},
+                     "program_latency_s_mean": unloaded["program_latency_s"]["mean"],
+                     "program_latency_s_p99": unloaded["program_latency_s"]["p99"],
+                     "per_class_normalized_latency_s_per_token_mean": {
+                         c: v["normalized_latency_s_per_token"]["mean"]
+                         for c, v in unloaded["per_class"].items()}},
         "reference_prefix_hit_rate": single["prefix_hit_rate"],
         "budget_per_policy": {p: cfg.budget_for(p) for p in cfg.policies},
         "runs": runs, "capacity": caps, "capacity_bounded": bounded,
+        "capacity_per_class": _class_capacities(runs, cfg.policies, class_limits),
+        "sustained_throughput": {p: sustained_throughput(
+            [(r["rate"], r["stable"]) for r in runs if r["policy"] == p]) for p in cfg.policies},
         "at_80pct_of_baseline_capacity": point,
         "sweep_wall_s": round(time.monotonic() - start, 3),
     }
@@ -199,11 +239,31 @@ def _capacities(runs: list[dict[str, Any]], policies: tuple[str, ...],
                 limit: float) -> tuple[dict[str, float], dict[str, bool]]:
     caps, bounded = {}, {}
     for policy in policies:
-        pts = [(r["rate"], r["normalized_latency_s_per_token"]["mean"]) for r in runs
-               if r["policy"] == policy]
+        pts = [(r["rate"], r["normalized_latency_s_per_token"]["mean"], r["stable"])
+               for r in runs if r["policy"] == policy]
         cap, bounded[policy] = capacity(pts, limit)
         caps[policy] = round(cap, 6)
     return caps, bounded
+
+
+def _class_capacities(runs: list[dict[str, Any]], policies: tuple[str, ...],
+                      limits: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Per policy and class: capacity judged on the class's own mean normalized latency
+    (against 5x its own unloaded figure) and its own programs all completing, so that a
+    policy that starves one class cannot hide it behind the others."""
+    out: dict[str, dict[str, float]] = {}
+    for policy in policies:
+        mine = [r for r in runs if r["policy"] == policy]
+        out[policy] = {}
+        for klass, limit in limits.items():
+            pts = []
+            for r in mine:
+                c = r["per_class"].get(klass)
+                if c is not None:
+                    pts.append((r["rate"], c["normalized_latency_s_per_token"]["mean"],
+                                r["stable"] and c["completed"] == c["measured"]))
+            out[policy][klass] = round(capacity(pts, limit)[0], 6)
+    return out
 
 
 def _point_ratios(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -259,13 +319,14 @@ def parse_policies(text: str) -> tuple[str, ...]:
 def sweep_command(workload: str, policies: str, rates: str, *, engines: int, profile: str,
                   programs: int | None, seed: int | None, out: str, slo_factor: float,
                   budget: int | str, jobs: int, warmup_programs: int = 300, readme: str | None = None,
+                  window_s: float = 300.0,
                   progress: Any = sys.stderr) -> dict[str, Any]:
     from bench.spec import load_spec
 
     spec = load_spec(workload).with_overrides(seed=seed, programs=programs)
     default_budget, policy_budgets = parse_budget(str(budget))
     cfg = SweepConfig(parse_policies(policies), parse_rates(rates), engines, profile,
-                      default_budget, slo_factor, jobs, warmup_programs, policy_budgets)
+                      default_budget, slo_factor, jobs, warmup_programs, policy_budgets, window_s)
     results = run_sweep(spec, cfg, progress=progress)
     files = write_results(results, Path(out))
     if readme:

@@ -68,14 +68,24 @@ def prefix_block_hashes(tokens: Sequence[int], salt: str, *, shared_tokens: int 
     when nothing is shared), so no block after it can equal another tenant's. With nothing
     shared this equals block_hashes(tokens, block_size, salt), the sim engine's own hashing.
     """
+    return extend_prefix_block_hashes((), tokens, salt, shared_tokens=shared_tokens,
+                                      block_size=block_size)
+
+
+def extend_prefix_block_hashes(known: Sequence[int], tokens: Sequence[int], salt: str, *,
+                               shared_tokens: int = 0,
+                               block_size: int = DEFAULT_BLOCK_SIZE) -> list[int]:
+    """prefix_block_hashes(tokens, ...), given `known`: those of a prefix of `tokens` (e.g.
+    the prompt a conversation's next prompt extends), so only the new blocks are hashed."""
     if block_size < 1:
         raise ValueError("block_size must be positive")
     if shared_tokens < 0:
         raise ValueError("shared_tokens must not be negative")
     shared_blocks = shared_tokens // block_size
-    out: list[int] = []
-    parent = chain_seed(salt, shared_blocks)
-    for i, start in enumerate(range(0, len(tokens) - block_size + 1, block_size)):
+    out = list(known[:len(tokens) // block_size])
+    parent = out[-1] if out else chain_seed(salt, shared_blocks)
+    for i in range(len(out), len(tokens) // block_size):
+        start = i * block_size
         parent = next_block_hash(parent, i, tokens[start:start + block_size], salt, shared_blocks)
         out.append(parent)
     return out

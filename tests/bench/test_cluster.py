@@ -12,6 +12,7 @@ from bench.programs import generate
 from bench.results import capacity, percentile
 from bench.spec import SpecError, parse_spec
 from bench.sweep import SweepConfig, run_sweep, warm_up, write_results
+from cache.block_hash import prefix_block_hashes
 from workers.sim.cost_model import CostModel, load_profile
 
 PROFILE = load_profile("h100-llama3.1-8b")
@@ -59,10 +60,15 @@ def test_two_programs_on_one_engine_and_a_budget_of_one_queue_in_the_planner() -
 
 
 @pytest.mark.parametrize("points,limit,expected", [
-    ([(1, 1.0), (2, 2.0), (3, 4.0)], 3.0, (2.5, True)),
-    ([(1, 1.0), (2, 2.0)], 5.0, (2.0, False)),
-    ([(1, 6.0), (2, 7.0)], 5.0, (0.0, True)),
-    ([(2, 2.0), (1, 1.0), (4, 10.0)], 6.0, (3.0, True)),
+    ([(1, 1.0, True), (2, 2.0, True), (3, 4.0, True)], 3.0, (2.5, True)),
+    ([(1, 1.0, True), (2, 2.0, True)], 5.0, (2.0, False)),
+    ([(1, 6.0, True), (2, 7.0, True)], 5.0, (0.0, True)),
+    ([(2, 2.0, True), (1, 1.0, True), (4, 10.0, True)], 6.0, (3.0, True)),
+    # an unstable rate is refused however low its latency, and not interpolated into
+    ([(1, 1.0, True), (2, 2.0, True), (3, 2.5, False)], 3.0, (2.0, True)),
+    ([(1, 1.0, False), (2, 2.0, True)], 3.0, (0.0, True)),
+    # the first failure ends the search: a later passing rate does not count
+    ([(1, 1.0, True), (2, 2.0, False), (3, 2.0, True)], 3.0, (1.0, True)),
 ])
 def test_capacity_interpolates_the_first_crossing(points, limit, expected) -> None:  # type: ignore[no-untyped-def]
     assert capacity(points, limit) == pytest.approx(expected)
@@ -85,7 +91,8 @@ def _strip_wall(results: dict) -> dict:
 def test_same_spec_and_seed_give_identical_results(tmp_path) -> None:  # type: ignore[no-untyped-def]
     spec = parse_spec({**two_call_spec(programs=30, rate=5.0),
                        "tenants": [{"name": "a", "share": 1}, {"name": "b", "share": 1}]})
-    cfg = SweepConfig(("fcfs+round_robin", "default"), (2.0, 8.0), engines=2, jobs=2)
+    cfg = SweepConfig(("fcfs+round_robin", "default"), (2.0, 8.0), engines=2, jobs=2,
+                      window_s=20.0)
     first = run_sweep(spec, cfg, progress=None)
     second = run_sweep(spec, cfg, progress=None)
     assert _strip_wall(first) == _strip_wall(second)
@@ -109,15 +116,61 @@ def test_same_spec_and_seed_give_identical_results(tmp_path) -> None:  # type: i
 
 def test_warm_up_teaches_the_planner_from_another_seed_before_measured_runs() -> None:
     spec = parse_spec({**two_call_spec(programs=30, rate=5.0), "seed": 7})
-    cfg = SweepConfig(("default",), (4.0,), engines=1, warmup_programs=40)
+    cfg = SweepConfig(("default",), (4.0,), engines=1, warmup_programs=40, window_s=10.0)
     learned = warm_up(spec, cfg)
     assert learned is not None
     assert learned.program_sizes.remaining("c", 0.0) is not None  # program sizes of class c
     assert warm_up(spec, SweepConfig(("default",), (4.0,), warmup_programs=0)) is None
     warm = run_sweep(spec, cfg, progress=None)
     assert warm["warmup"] == {"programs": 40, "seed": 1007, "rate": 2.0}
-    cold = run_sweep(spec, SweepConfig(("default",), (4.0,), engines=1, warmup_programs=0),
+    cold = run_sweep(spec, SweepConfig(("default",), (4.0,), engines=1, warmup_programs=0,
+                                       window_s=10.0),
                      progress=None)
     assert cold["warmup"]["programs"] == 0
     with pytest.raises(SpecError, match="--warmup"):
         SweepConfig(("default",), (4.0,), warmup_programs=-1).validate()
+
+
+def test_the_planner_learns_only_what_live_clients_and_workers_tell_it() -> None:
+    spec = parse_spec({"version": 1, "seed": 5, "programs": 6,
+                       "arrival": {"process": "uniform", "rate": 2.0},
+                       "classes": [
+                           {"name": "told", "shape": "chain", "calls": 3, "max_tokens": 900,
+                            "first_prompt_tokens": 300, "step_prompt_tokens": 40,
+                            "output_tokens": {"dist": "uniform", "low": 100, "high": 200}},
+                           {"name": "quiet", "labelled": False, "shape": "chain", "calls": 2,
+                            "first_prompt_tokens": 300,
+                            "output_tokens": {"dist": "uniform", "low": 100, "high": 200,
+                                              "max": 250}}]})
+    sim = ClusterSim(generate(spec), "default", PROFILE, ClusterConfig(engines=2))
+    submits, progress, registered = [], [], []
+    core = sim.core
+    real_submit, real_progress, real_register = core.submit, core.progress, core.register_program
+
+    def submit(program_id, tenant, call_id, **kwargs):  # type: ignore[no-untyped-def]
+        plan = sim.programs[int(program_id[1:])]
+        prompt = sim._states[plan.index].prompts[int(call_id)]
+        submits.append({**kwargs, "expected": prefix_block_hashes(prompt, plan.salt)})
+        return real_submit(program_id, tenant, call_id, **kwargs)
+
+    def report(program_id, call_id, n):  # type: ignore[no-untyped-def]
+        progress.append(n)
+        return real_progress(program_id, call_id, n)
+
+    def register(*args, **kwargs):  # type: ignore[no-untyped-def]
+        registered.append(kwargs["program_class"])
+        return real_register(*args, **kwargs)
+
+    core.submit, core.progress, core.register_program = submit, report, register  # type: ignore[method-assign]
+    run = sim.run()
+    drawn = {c.output_tokens for o in run.outcomes for c in o.plan.calls}
+    assert {s["max_new_tokens"] for s in submits} == {900, 250}  # the class's max_tokens...
+    assert not drawn & {900, 250}  # ...never a drawn length
+    assert set(registered) == {"told", ""}  # an unlabelled class sends no program_class
+    assert all(s["kv_matches"] is not None and set(s["kv_matches"]) == {"e0", "e1"}
+               for s in submits)
+    later = [s for s in submits if s["parents"]]
+    assert later and all(max(s["kv_matches"].values()) > 0 for s in later)  # context is held
+    assert all(s["prefix_hashes"] == s["expected"] for s in submits)  # the gateway's hashes
+    assert progress and all(n % 64 == 0 or n > 64 for n in progress)
+

@@ -101,3 +101,40 @@ def test_generation_is_deterministic_and_prefix_stable() -> None:
     assert a == b[:30]  # more programs leave the earlier ones unchanged
     c = generate(spec.with_overrides(programs=30, seed=99))
     assert a != c
+
+
+@pytest.mark.parametrize("output,max_tokens", [
+    (5, 5),  # a constant: its value
+    ({"dist": "lognormal", "mean": 34, "sigma": 0.7, "max": 2048}, 2048),  # the clamp
+    ({"dist": "exponential", "mean": 34}, 4096),  # no maximum: DEFAULT_MAX_TOKENS
+])
+def test_max_tokens_defaults_to_the_output_maximum_never_a_drawn_length(output: object,
+                                                                        max_tokens: int) -> None:
+    klass = parse_spec(spec_with(class_output_tokens=output)).classes[0]
+    assert klass.max_tokens == max_tokens and klass.labelled
+
+
+def test_outputs_are_cut_at_the_classes_max_tokens_and_labels_are_optional() -> None:
+    spec = parse_spec(spec_with(class_output_tokens={"dist": "uniform", "low": 50, "high": 100},
+                                class_max_tokens=60, class_labelled=False, programs=50))
+    assert not spec.classes[0].labelled
+    outputs = [c.output_tokens for p in generate(spec) for c in p.calls]
+    assert max(outputs) == 60 and min(outputs) >= 50
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"class_max_tokens": 0}, r"classes\[0\].max_tokens: must be >= 1"),
+    ({"class_labelled": "yes"}, r"classes\[0\].labelled: expected true or false"),
+])
+def test_bad_client_fields_name_the_field(changes: dict, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_spec(spec_with(**changes))
+
+
+def test_the_stream_begins_with_the_finite_batch() -> None:
+    import itertools
+
+    from bench.programs import stream
+
+    spec = load_spec("mixed").with_overrides(programs=30)
+    assert list(itertools.islice(stream(spec), 30)) == generate(spec)

@@ -45,7 +45,8 @@ def chain_spec() -> dict:
 
 def test_each_policy_runs_at_its_budget_and_the_targets_point_is_measured() -> None:
     cfg = SweepConfig(("fcfs+round_robin", "default", "oracle"), (0.1, 1.0, 10.0),
-                      engines=1, budget=2, policy_budgets=(("default", 4),), warmup_programs=0)
+                      engines=1, budget=2, policy_budgets=(("default", 4),), warmup_programs=0,
+                      window_s=30.0)
     results = run_sweep(parse_spec(chain_spec()), cfg, progress=None)
     budgets = {(r["policy"], r["budget_per_engine"]) for r in results["runs"]}
     assert budgets == {("fcfs+round_robin", 2), ("default", 4), ("oracle", 2)}
@@ -65,6 +66,6 @@ def test_each_policy_runs_at_its_budget_and_the_targets_point_is_measured() -> N
 
 
 def test_no_targets_point_without_a_bounded_baseline_capacity() -> None:
-    cfg = SweepConfig(("fcfs+round_robin",), (0.1,), engines=2, warmup_programs=0)
+    cfg = SweepConfig(("fcfs+round_robin",), (0.1,), engines=2, warmup_programs=0, window_s=30.0)
     results = run_sweep(parse_spec(chain_spec()), cfg, progress=None)
     assert results["at_80pct_of_baseline_capacity"] is None

@@ -1,0 +1,58 @@
+"""The KV-reference index held in memory: which worker's engine holds which prompt blocks.
+
+What cache/kv_index.py keeps in Redis for the live mesh, for the cluster simulator, which
+has no Redis: fed with the same engine KV events (BlockStored / BlockRemoved /
+AllBlocksCleared, hashed by cache/block_hash.prefix_block_hashes), and answering the same
+question, `longest_prefixes`, that the planner service asks before every admission.
+
+The answer equals the Redis script's (the leading run of held blocks) because a worker's
+held set is prefix-closed: a block hash names its whole prefix, and an engine's radix cache
+evicts leaves first, so no block is held without the blocks before it. That lets a lookup
+binary-search the prompt's blocks: O(log n) per worker instead of O(n).
+
+Pure and synchronous.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from workers.kv_events import AllBlocksCleared, BlockRemoved, BlockStored, KvEvent
+
+
+class KvHoldings:
+    def __init__(self) -> None:
+        self._held: dict[str, set[int]] = {}
+
+    def apply(self, worker_id: str, events: Iterable[KvEvent]) -> None:
+        """A worker's engine published these events, in order."""
+        held = self._held.setdefault(worker_id, set())
+        for event in events:
+            if isinstance(event, BlockStored):
+                held.update(event.block_hashes)
+            elif isinstance(event, BlockRemoved):
+                held.difference_update(event.block_hashes)
+            elif isinstance(event, AllBlocksCleared):
+                held.clear()
+
+    def size(self, worker_id: str) -> int:
+        return len(self._held.get(worker_id, ()))
+
+    def longest_prefix(self, worker_id: str, hashes: Sequence[int]) -> int:
+        """How many leading blocks of `hashes` the worker's engine holds."""
+        held = self._held.get(worker_id)
+        if not held:
+            return 0
+        lo, hi = 0, len(hashes)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if hashes[mid - 1] in held:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def longest_prefixes(self, worker_ids: Sequence[str],
+                         hashes: Sequence[int]) -> Mapping[str, int]:
+        """Per worker, as KvIndex.longest_prefixes answers it."""
+        return {w: self.longest_prefix(w, hashes) for w in worker_ids}

@@ -1,0 +1,87 @@
+"""Steady-state runs: measured windows, horizons, stability, and capacity refusing a rate
+that only a finite run's draining backlog makes look fine. SIMULATED (virtual time)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.cluster import ClusterConfig, ClusterSim, SteadyState
+from bench.programs import generate, stream
+from bench.results import capacity, summarize
+from bench.spec import parse_spec
+from bench.sweep import SweepConfig, run_one, steady_state
+from workers.sim.cost_model import load_profile
+
+PROFILE = load_profile("h100-llama3.1-8b")
+ONE_ENGINE = ClusterConfig(engines=1, budget=1)  # one call at a time: service is serial
+
+
+def one_call_spec(rate: float, programs: int = 10) -> dict:
+    return {"version": 1, "seed": 11, "programs": programs,
+            "arrival": {"process": "uniform", "rate": rate},
+            "classes": [{"name": "c", "shape": "chain", "calls": 1, "first_prompt_tokens": 200,
+                         "output_tokens": 100}]}
+
+
+def service_s() -> float:
+    """One program alone on the engine: its latency is the engine's service time."""
+    run = ClusterSim(generate(parse_spec(one_call_spec(0.01, programs=1))), "fcfs+round_robin",
+                     PROFILE, ONE_ENGINE).run()
+    return run.outcomes[0].finished - run.outcomes[0].plan.arrival
+
+
+def test_only_programs_arriving_in_the_window_are_measured_and_the_run_stops_when_they_end() -> None:
+    s = service_s()
+    rate = 0.5 / s  # half the engine: nothing waits long
+    steady = SteadyState((20 * s, 60 * s), 1000 * s)
+    run = ClusterSim(stream(parse_spec(one_call_spec(rate))), "fcfs+round_robin", PROFILE,
+                     ONE_ENGINE, steady=steady).run()
+    measured = [o for o in run.outcomes if o.measured]
+    assert measured and all(steady.measures(o.plan.arrival) for o in measured)
+    assert all(o.finished >= 0 for o in measured)
+    assert len(run.outcomes) > len(measured)  # programs kept arriving around the window
+    last = max(o.finished for o in measured)
+    assert run.simulated_s == pytest.approx(last, abs=1.0 / rate)  # not the horizon
+    result = summarize(run, "fcfs+round_robin", rate)
+    assert result["stable"] and result["measured_programs"] == len(measured)
+    assert result["measured_completed"] == result["completed"] == len(measured)
+    assert result["per_class"]["c"]["measured"] == len(measured)
+    assert result["window_s"] == [pytest.approx(20 * s), pytest.approx(60 * s)]
+
+
+def test_a_program_still_running_at_the_horizon_is_not_completed() -> None:
+    s = service_s()
+    rate = 3.0 / s  # three times what the engine serves
+    steady = SteadyState((10 * s, 20 * s), 40 * s)
+    run = ClusterSim(stream(parse_spec(one_call_spec(rate))), "fcfs+round_robin", PROFILE,
+                     ONE_ENGINE, steady=steady).run()
+    result = summarize(run, "fcfs+round_robin", rate)
+    assert run.simulated_s == pytest.approx(40 * s, rel=0.05)
+    assert 0 < result["measured_completed"] < result["measured_programs"]
+    assert not result["stable"]
+
+
+def test_capacity_refuses_an_overloaded_rate_that_a_finite_run_passes() -> None:
+    s = service_s()
+    cfg = SweepConfig(("fcfs+round_robin",), (0.5 / s, 1.3 / s), engines=1, budget=1,
+                      warmup_programs=0, window_s=60 * s)
+    spec = parse_spec(one_call_spec(1.0))
+    unloaded = run_one(spec, "fcfs+round_robin", 0.05 / s, cfg)
+    limit = 5 * unloaded["normalized_latency_s_per_token"]["mean"]
+    over = 1.3 / s  # 30% more than the engine serves
+    # A finite batch of 10 programs at that rate drains its short backlog within the SLO...
+    finite = run_one(spec, "fcfs+round_robin", over, cfg)
+    assert finite["completed"] == 10
+    assert finite["normalized_latency_s_per_token"]["mean"] <= limit
+    # ...but arrivals that keep coming outrun the engine: the steady-state run is unstable.
+    steady = steady_state(unloaded["program_latency_s"]["p99"], cfg.window_s)
+    light = run_one(spec, "fcfs+round_robin", 0.5 / s, cfg, steady=steady)
+    heavy = run_one(spec, "fcfs+round_robin", over, cfg, steady=steady)
+    assert light["stable"] and not heavy["stable"]
+    assert heavy["window_completions_per_s"] < 0.95 * heavy["window_arrivals_per_s"]
+    finite_view = [(0.5 / s, light["normalized_latency_s_per_token"]["mean"], True),
+                   (over, finite["normalized_latency_s_per_token"]["mean"], True)]
+    assert capacity(finite_view, limit) == (over, False)  # what a finite run would claim
+    points = [(0.5 / s, light["normalized_latency_s_per_token"]["mean"], light["stable"]),
+              (over, heavy["normalized_latency_s_per_token"]["mean"], heavy["stable"])]
+    assert capacity(points, limit) == (0.5 / s, True)
