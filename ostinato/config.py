@@ -109,7 +109,12 @@ class PlannerConfig:
     port: int = 50052
     policy: str = "default"  # <priority>+<routing>, or the preset "default" (srpt+affinity)
     tenant_weights: Mapping[str, str] = field(default_factory=dict)  # tenant -> fair-share weight
-    starvation_ratio: float = 4.0  # a call waiting this many times its score is promoted
+    # Anti-starvation (planner/core/queue.py): a queued call may be passed over for
+    # starvation_ratio x its expected service in seconds (the policy's score converted),
+    # at least starvation_min_s and at most starvation_max_s; past that it goes first.
+    starvation_ratio: float = 4.0
+    starvation_min_s: float = 1.0
+    starvation_max_s: float = 60.0
     # A call whose home worker (the one holding its context) is full waits for it this long
     # before it may run elsewhere (planner/core/parking.py); 0 never waits.
     max_home_wait_s: float = 2.0
@@ -118,6 +123,12 @@ class PlannerConfig:
     kv_index: bool = True  # route on the KV-reference index in Redis (cache/kv_index.py)
     kv_lookup_timeout_s: float = 0.05  # past this, route on the planner's own estimate
     learned_save_s: float = 30.0  # how often learned estimates are saved to Redis
+
+    def __post_init__(self) -> None:
+        if self.starvation_ratio < 0 or self.starvation_min_s < 0:
+            raise ConfigError("planner.starvation_ratio and starvation_min_s: must be >= 0")
+        if self.starvation_max_s < self.starvation_min_s:
+            raise ConfigError("planner.starvation_max_s: must be >= starvation_min_s")
 
 
 @dataclass(frozen=True)

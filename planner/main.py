@@ -37,6 +37,8 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
     core = PlannerCore(clock, priority, routing, worker_ttl_s=config.worker_ttl_s,
                        program_idle_ttl_s=config.program_idle_ttl_s, tenant_weights=weights,
                        starvation_ratio=config.starvation_ratio,
+                       starvation_min_s=config.starvation_min_s,
+                       starvation_max_s=config.starvation_max_s,
                        max_home_wait_s=config.max_home_wait_s)
     client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
                                socket_connect_timeout=redis_cfg.timeout_s)

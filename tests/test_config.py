@@ -19,6 +19,9 @@ def test_defaults_file_env_and_overrides(tmp_path: Path) -> None:
     assert cfg.planner.port == 6000 and cfg.gateway.port == 7000
     assert dict(cfg.gateway.api_keys) == {"k": "acme"}
     assert cfg.worker.max_inflight == 16
+    # anti-starvation bound in seconds: 4 x expected service, within [1 s, 60 s]
+    p = cfg.planner
+    assert (p.starvation_ratio, p.starvation_min_s, p.starvation_max_s) == (4.0, 1.0, 60.0)
 
 
 @pytest.mark.parametrize(
@@ -29,6 +32,9 @@ def test_defaults_file_env_and_overrides(tmp_path: Path) -> None:
         ({"sim_engine": {"zero_cost": "maybe"}}, "sim_engine.zero_cost: expected true or false"),
         ({"workers": 0}, "workers: must be at least 1"),
         ({"gateway": "nope"}, "gateway: expected a mapping"),
+        ({"planner": {"starvation_ratio": -1}}, "planner.starvation_ratio"),
+        ({"planner": {"starvation_min_s": 10, "starvation_max_s": 5}},
+         "planner.starvation_max_s: must be >= starvation_min_s"),
     ],
 )
 def test_invalid_config_names_the_field(data: dict, message: str) -> None:

@@ -33,7 +33,7 @@ from planner.core.model import (
 )
 from planner.core.parking import ParkedCalls
 from planner.core.policies import PriorityPolicy, engine_priority
-from planner.core.queue import MultiLevelQueue
+from planner.core.queue import MultiLevelQueue, StarvationBound
 from planner.core.routing import RoutingPolicy
 
 
@@ -55,6 +55,8 @@ class PlannerCore:
         program_idle_ttl_s: float = 1800.0,
         tenant_weights: Mapping[str, float] | None = None,
         starvation_ratio: float = 4.0,
+        starvation_min_s: float = 1.0,
+        starvation_max_s: float = 60.0,
         orphan_ttl_s: float = 60.0,
         max_home_wait_s: float = 2.0,
     ) -> None:
@@ -65,8 +67,10 @@ class PlannerCore:
         self._program_idle_ttl_s = program_idle_ttl_s
         self._programs: dict[str, Program] = {}
         self._workers: dict[str, WorkerState] = {}
-        self._queue = MultiLevelQueue(priority.thresholds, starvation_ratio=starvation_ratio,
-                                      tenant_weights=tenant_weights)
+        self._queue = MultiLevelQueue(
+            priority.thresholds, score_seconds=priority.score_seconds,
+            starvation=StarvationBound(starvation_ratio, starvation_min_s, starvation_max_s),
+            tenant_weights=tenant_weights)
         self.estimator = OutputEstimator()
         self.program_sizes = ProgramSizeEstimator()
         self._calls: dict[str, CallRecord] = {}  # live (unfinished) calls by key
@@ -271,8 +275,9 @@ class PlannerCore:
 
     def _enqueue(self, call: CallRecord, program: Program) -> None:
         call.state = CallState.QUEUED
-        call.score = self._score(call, program, self._clock.now())
-        self._queue.push(call)
+        now = self._clock.now()
+        call.score = self._score(call, program, now)
+        self._queue.push(call, since=now)
 
     def dispatch(self) -> list[Grant]:
         """Starts queued calls while workers have budget; returns the grants made.

@@ -4,6 +4,9 @@ The global queue (planner/core/queue.py) turns scores into levels by each policy
 thresholds, FIFO within a level, with tenant fair share and anti-starvation on top.
 `engine_priority` is SGLang's `priority` (higher runs first); adjacent levels differ by 10,
 so with SGLang's default preemption threshold (10) only a gap of two levels preempts.
+
+Scores come in each policy's own unit (seconds of service, work units, seconds of slack);
+`score_seconds` converts one to seconds, the unit the queue's anti-starvation bound is in.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from planner.core.model import CallRecord, CallState, DeadlineExceeded, Program
 
 LEVEL_STEP = 10
 LATE = 1e12  # the score of a call that can no longer make its deadline (demoted)
+# Seconds per work unit (one output token, model.work_of): about one decode step of one
+# sequence on the profiled GPUs (50 tokens/s), the same figure Slack assumes.
+SECONDS_PER_WORK = 0.02
 
 
 class PriorityPolicy(Protocol):
@@ -21,6 +27,10 @@ class PriorityPolicy(Protocol):
     thresholds: tuple[float, ...]
 
     def score(self, call: CallRecord, program: Program, now: float) -> float: ...
+
+    def score_seconds(self, score: float) -> float:
+        """The score as seconds of expected service (anti-starvation, planner/core/queue.py)."""
+        ...
 
 
 def engine_priority(policy: PriorityPolicy, score: float) -> int:
@@ -39,6 +49,9 @@ class Fcfs:
     def score(self, call: CallRecord, program: Program, now: float) -> float:
         return 0.0
 
+    def score_seconds(self, score: float) -> float:
+        return 0.0  # one level, FIFO: nothing overtakes, nothing starves
+
 
 class Plas:
     """Autellix PLAS: least attained service of the program first (seconds of engine time)."""
@@ -48,6 +61,9 @@ class Plas:
 
     def score(self, call: CallRecord, program: Program, now: float) -> float:
         return program.attained_service_s
+
+    def score_seconds(self, score: float) -> float:
+        return score
 
 
 class Atlas:
@@ -63,6 +79,9 @@ class Atlas:
     def score(self, call: CallRecord, program: Program, now: float) -> float:
         return call.critical_path_s
 
+    def score_seconds(self, score: float) -> float:
+        return score
+
 
 class Srpt:
     """Shortest expected remaining program work first, without knowing the future.
@@ -76,6 +95,12 @@ class Srpt:
 
     name = "srpt"
     thresholds = (32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0)
+
+    def __init__(self, seconds_per_work: float = SECONDS_PER_WORK) -> None:
+        self._spw = seconds_per_work
+
+    def score_seconds(self, score: float) -> float:
+        return score * self._spw
 
     def score(self, call: CallRecord, program: Program, now: float) -> float:
         if program.expected_remaining_work is None:
@@ -94,8 +119,13 @@ class Slack:
     name = "slack"
     thresholds = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 120.0)
 
-    def __init__(self, seconds_per_output_token: float = 0.02) -> None:
+    def __init__(self, seconds_per_output_token: float = SECONDS_PER_WORK) -> None:
         self._tpot = seconds_per_output_token
+
+    def score_seconds(self, score: float) -> float:
+        """Slack is seconds already; LATE (no deadline, or missed) is effectively unbounded:
+        the queue's `max_s` caps it."""
+        return score
 
     def score(self, call: CallRecord, program: Program, now: float) -> float:
         if program.deadline_at is None:
@@ -124,6 +154,12 @@ class Oracle:
 
     name = "oracle"
     thresholds = Srpt.thresholds
+
+    def __init__(self, seconds_per_work: float = SECONDS_PER_WORK) -> None:
+        self._spw = seconds_per_work
+
+    def score_seconds(self, score: float) -> float:
+        return score * self._spw
 
     def score(self, call: CallRecord, program: Program, now: float) -> float:
         return call.remaining_work

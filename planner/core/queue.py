@@ -7,8 +7,18 @@
 - Levels (Autellix's multi-level queues): a call's policy score (e.g. its program's
   attained service) picks a level by thresholds; lower levels go first; FIFO within a
   level.
-- Anti-starvation: a level's oldest call whose wait exceeds `starvation_ratio` times its
-  score (or one quantum, at least) is served first.
+- Anti-starvation, in seconds for every policy: a call may wait in the queue
+  `StarvationBound.wait_s(policy.score_seconds(score))` =
+  clamp(ratio x expected service in seconds, min_s, max_s) before its level no longer
+  matters. Scores come in the policy's own unit (PLAS/ATLAS: seconds of attained service;
+  SRPT/oracle: work units, i.e. tokens, x SECONDS_PER_WORK; slack: seconds of slack, and
+  LATE for programs without a deadline); `score_seconds` converts them, and `max_s` keeps
+  the bound finite whatever the score (a LATE call, a program expected to run for hours).
+  With the defaults (4, 1 s, 60 s) a new PLAS program's call may be passed over for 1 s, a
+  call of a program that attained 2 s for 8 s, and no call for more than a minute. Among
+  a tenant's level heads that waited past their bound, the one waiting longest goes first
+  (FIFO); the wait counts from when the call entered the queue (not from a submission
+  that had to wait for its parents).
 Per decision the cost is O(active tenants + levels), independent of the queue's length.
 """
 
@@ -16,27 +26,56 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from planner.core.model import CallRecord, CallState
+
+
+@dataclass(frozen=True)
+class StarvationBound:
+    """How long a queued call may be passed over: `ratio` times its expected service in
+    seconds, at least `min_s` and at most `max_s` (seconds). `max_s = inf` and a huge
+    ratio turn anti-starvation off."""
+
+    ratio: float = 4.0
+    min_s: float = 1.0
+    max_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.ratio < 0 or self.min_s < 0 or self.max_s < self.min_s:
+            raise ValueError("starvation bound: need ratio >= 0 and 0 <= min_s <= max_s")
+
+    def wait_s(self, service_s: float) -> float:
+        return min(self.max_s, max(self.min_s, self.ratio * service_s))
+
+
+def _seconds(score: float) -> float:
+    return score
+
+
+# A queued call: (entered the queue at, may be passed over until, call).
+_Entry = tuple[float, float, CallRecord]
 
 
 class _TenantQueue:
     __slots__ = ("levels", "size")
 
     def __init__(self, n_levels: int) -> None:
-        self.levels: list[deque[CallRecord]] = [deque() for _ in range(n_levels)]
+        self.levels: list[deque[_Entry]] = [deque() for _ in range(n_levels)]
         self.size = 0
 
 
 class MultiLevelQueue:
-    def __init__(self, thresholds: Sequence[float], *, starvation_ratio: float = 4.0,
+    def __init__(self, thresholds: Sequence[float], *,
+                 score_seconds: Callable[[float], float] = _seconds,
+                 starvation: StarvationBound | None = None,
                  tenant_weights: Mapping[str, float] | None = None) -> None:
         if list(thresholds) != sorted(thresholds):
             raise ValueError("level thresholds must be increasing")
         self._thresholds = list(thresholds)
-        self._quantum = thresholds[0] if thresholds else 1.0
-        self._ratio = starvation_ratio
+        self._score_seconds = score_seconds
+        self.starvation = starvation or StarvationBound()
         self._weights = dict(tenant_weights or {})
         self._tenants: dict[str, _TenantQueue] = {}
         self._vtime: dict[str, float] = {}
@@ -54,7 +93,12 @@ class MultiLevelQueue:
     def level_of(self, score: float) -> int:
         return bisect.bisect_right(self._thresholds, score)
 
-    def push(self, call: CallRecord) -> None:
+    def bound_s(self, score: float) -> float:
+        """Seconds a call of this score may wait before it is served ahead of its level."""
+        return self.starvation.wait_s(self._score_seconds(score))
+
+    def push(self, call: CallRecord, since: float | None = None) -> None:
+        """Queues a call; its wait counts from `since` (default: its arrival)."""
         q = self._tenants.get(call.tenant)
         if q is None or q.size == 0:
             active = [self._vtime[t] for t, tq in self._tenants.items() if tq.size]
@@ -62,7 +106,9 @@ class MultiLevelQueue:
             self._vtime[call.tenant] = max(self._vtime.get(call.tenant, 0.0), floor)
             if q is None:
                 q = self._tenants[call.tenant] = _TenantQueue(len(self._thresholds) + 1)
-        q.levels[self.level_of(call.score)].append(call)
+        start = call.arrival if since is None else since
+        q.levels[self.level_of(call.score)].append((start, start + self.bound_s(call.score),
+                                                    call))
         q.size += 1
         self._len += 1
 
@@ -72,7 +118,7 @@ class MultiLevelQueue:
 
     def _prune(self, q: _TenantQueue) -> None:
         for level in q.levels:
-            while level and level[0].state is not CallState.QUEUED:  # cancelled: lazy deletion
+            while level and level[0][2].state is not CallState.QUEUED:  # cancelled: lazy deletion
                 level.popleft()
                 q.size -= 1
                 self._len -= 1
@@ -94,12 +140,17 @@ class MultiLevelQueue:
             self._prune(q)
             if not q.size:
                 continue
-            heads = [level[0] for level in q.levels if level]
-            starving = [c for c in heads
-                        if now - c.arrival > self._ratio * max(c.score, self._quantum)]
-            pick = min(starving, key=lambda c: c.arrival) if starving else heads[0]
-            q.levels[self.level_of(pick.score)].popleft()  # pick is always a level's head
+            pick = -1  # the first non-empty level, unless a head waited past its bound
+            oldest = float("inf")
+            for i, level in enumerate(q.levels):
+                if not level:
+                    continue
+                since, until, _ = level[0]
+                if pick < 0:
+                    pick = i
+                if now > until and since < oldest:
+                    pick, oldest = i, since
             q.size -= 1
             self._len -= 1
-            return pick
+            return q.levels[pick].popleft()[2]
         return None

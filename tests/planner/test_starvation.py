@@ -1,0 +1,192 @@
+"""Anti-starvation in seconds under every priority policy: table-driven, in virtual time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from ostinato.clock import ManualClock
+from planner.core import CallRecord, PlannerCore
+from planner.core.policies import LATE, priority_policies
+from planner.core.queue import MultiLevelQueue, StarvationBound
+from planner.core.selection import parse_policy
+
+STEP_S = 0.5  # one call finishes and one fresh call arrives every step
+
+
+def _worst_call(policy: str, size: float | None, core: PlannerCore) -> CallRecord:
+    """A call of a program of `size` (the policy's own measure; slack: its deadline, None
+    for none), queued now."""
+    core.register_program("big", "t", deadline_s=size if policy == "slack" else None)
+    size = size or 0.0
+    if policy in ("plas", "atlas", "srpt"):
+        core.submit("big", "t", "history")
+        assert [g.call_id for g in core.dispatch()] == ["history"]
+        if policy == "srpt":  # attained work: tokens
+            core.complete("big", "history", completion_tokens=int(size))
+        else:  # seconds of service
+            core.complete("big", "history", service_s=size)
+        parents = ["history"] if policy == "atlas" else []
+        return core.submit("big", "t", "W", parents=parents)
+    if policy == "oracle":
+        return core.submit("big", "t", "W", remaining_work=size)
+    return core.submit("big", "t", "W", expected_output=50)  # slack: 1 s of decoding
+
+
+def _fresh_call(core: PlannerCore, i: int) -> None:
+    """A new program's first call: the best level under every policy."""
+    core.register_program(f"f{i}", "t", deadline_s=3.0)
+    core.submit(f"f{i}", "t", "c", expected_output=50, remaining_work=1.0)
+
+
+def _dispatch_time_of_worst(policy: str, size: float | None) -> tuple[float, float]:
+    """One engine, one call at a time, a fresh call always queued (each waits STEP_S
+    before it runs, under the 1 s floor). Returns (bound, when W started, after queueing)."""
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy(f"{policy}+round_robin"))
+    core.upsert_worker("w0", "a0", 1)
+    w = _worst_call(policy, size, core)
+    bound = core._queue.bound_s(w.score)
+    t0 = clock.now()
+    _fresh_call(core, 0)
+    running = None
+    for i in range(1, 10_000):
+        grants = core.dispatch()
+        if grants:
+            assert len(grants) == 1
+            running = grants[0]
+            if running.call_id == "W":
+                return bound, clock.now() - t0
+        _fresh_call(core, i)
+        clock.advance(STEP_S)
+        assert running is not None
+        core.complete(running.program_id, running.call_id, service_s=STEP_S)
+    raise AssertionError("W never ran")
+
+
+@pytest.mark.parametrize(
+    ("policy", "size", "bound"),
+    [
+        # (policy, the worst program's size in the policy's unit, its bound in seconds)
+        ("plas", 5.0, 20.0),  # 5 s attained: 4 x 5 s
+        ("plas", 100.0, 60.0),  # last level: capped at a minute
+        ("atlas", 5.0, 20.0),
+        ("atlas", 1000.0, 60.0),
+        ("srpt", 200.0, 16.0),  # 200 tokens x 0.02 s x 4
+        ("srpt", 50_000.0, 60.0),  # last level (>= 16384 tokens): capped, not 4000 s
+        ("oracle", 200.0, 16.0),
+        ("oracle", 1e6, 60.0),
+        ("slack", 11.0, 40.0),  # deadline 11 s, 1 s of decoding: 10 s of slack x 4
+        ("slack", None, 60.0),  # no deadline: LATE (1e12), capped
+    ],
+)
+def test_a_worst_level_call_is_promoted_after_its_bound_in_seconds_and_not_before(
+        policy: str, size: float | None, bound: float) -> None:
+    got_bound, started_after = _dispatch_time_of_worst(policy, size)
+    assert got_bound == pytest.approx(bound)
+    # Passed over while within its bound; run at the first decision past it.
+    assert bound < started_after <= bound + STEP_S
+
+
+@pytest.mark.parametrize("policy", sorted(priority_policies()))
+@pytest.mark.parametrize("score_of", [
+    lambda th: 0.0,
+    lambda th: th[-1] if th else 0.0,  # the last level
+    lambda th: 1e9,
+    lambda th: LATE,
+])
+def test_every_policys_bound_is_finite_and_at_most_a_minute(
+        policy: str, score_of: Callable[[tuple[float, ...]], float]) -> None:
+    prio = priority_policies()[policy]()
+    queue = MultiLevelQueue(prio.thresholds, score_seconds=prio.score_seconds)
+    bound = queue.bound_s(score_of(prio.thresholds))
+    assert 1.0 <= bound <= 60.0
+
+
+@pytest.mark.parametrize(
+    ("policy", "score", "bound"),
+    [
+        ("fcfs", 0.0, 1.0),  # one level: the floor, never needed
+        ("plas", 0.0, 1.0),  # a new program: the floor
+        ("plas", 2.0, 8.0),
+        ("atlas", 2.0, 8.0),
+        ("srpt", 32.0, 2.56),  # the first threshold: 0.64 s of decoding
+        ("srpt", 16384.0, 60.0),
+        ("oracle", 500.0, 40.0),
+        ("slack", 1.0, 4.0),
+        ("slack", LATE, 60.0),
+    ],
+)
+def test_bound_table(policy: str, score: float, bound: float) -> None:
+    prio = priority_policies()[policy]()
+    queue = MultiLevelQueue(prio.thresholds, score_seconds=prio.score_seconds)
+    assert queue.bound_s(score) == pytest.approx(bound)
+
+
+def _queued(name: str, score: float, tenant: str = "t") -> CallRecord:
+    call = CallRecord(program_id=name, call_id="c", tenant=tenant, thread_id="main", parents=(),
+                      prompt_tokens=0, max_new_tokens=0, arrival=0.0)
+    call.score = score
+    return call
+
+
+@pytest.mark.parametrize(
+    ("pushed", "now", "order"),
+    [
+        # (name, PLAS score, entered the queue at): bounds 60 s (100), 20 s (5), 1 s (0)
+        # nothing starving: by level
+        ([("big", 100.0, 0.0), ("mid", 5.0, 0.0), ("new", 0.0, 0.0)], 0.5,
+         ["new", "mid", "big"]),
+        # mid passed its bound, big not: mid first, then the levels
+        ([("big", 100.0, 0.0), ("mid", 5.0, 0.0), ("new", 0.0, 20.0)], 20.5,
+         ["mid", "new", "big"]),
+        # both starving: the one waiting longest first (FIFO), even from a worse level
+        ([("big", 100.0, 0.0), ("mid", 5.0, 10.0), ("new", 0.0, 70.0)], 70.5,
+         ["big", "mid", "new"]),
+        ([("big", 100.0, 10.0), ("mid", 5.0, 0.0), ("new", 0.0, 70.5)], 71.0,
+         ["mid", "big", "new"]),
+    ],
+)
+def test_fifo_among_starving_heads(pushed: list[tuple[str, float, float]], now: float,
+                                   order: list[str]) -> None:
+    prio = priority_policies()["plas"]()
+    queue = MultiLevelQueue(prio.thresholds, score_seconds=prio.score_seconds)
+    for name, score, since in pushed:
+        queue.push(_queued(name, score), since=since)
+    got = []
+    while (call := queue.pop(now)) is not None:
+        got.append(call.program_id)
+    assert got == order
+
+
+def test_the_wait_counts_from_entering_the_queue_not_from_a_blocked_submission() -> None:
+    """A call submitted with an unfinished parent is not promoted for the time it was
+    blocked: its bound starts when its parent finishes."""
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy("plas+round_robin"))
+    core.upsert_worker("w0", "a0", 1)
+    core.register_program("p", "t")
+    core.submit("p", "t", "parent")
+    core.dispatch()
+    core.submit("p", "t", "child", parents=["parent"])
+    core.register_program("q", "t")
+    core.submit("q", "t", "busy")  # holds the engine after the parent
+    clock.advance(100.0)
+    core.complete("p", "parent", service_s=100.0)  # child: score 100, bound 60 s
+    assert [g.call_id for g in core.dispatch()] == ["busy"]
+    core.register_program("n", "t")
+    core.submit("n", "t", "new")
+    clock.advance(1.0)
+    core.complete("q", "busy", service_s=1.0)
+    # The child waited 101 s since submission but only 1 s in the queue: the new call first.
+    assert [g.program_id for g in core.dispatch()] == ["n"]
+
+
+@pytest.mark.parametrize(
+    ("ratio", "min_s", "max_s"),
+    [(-1.0, 1.0, 60.0), (4.0, -1.0, 60.0), (4.0, 10.0, 5.0)],
+)
+def test_bad_bounds_are_refused(ratio: float, min_s: float, max_s: float) -> None:
+    with pytest.raises(ValueError, match="starvation bound"):
+        StarvationBound(ratio, min_s, max_s)
