@@ -38,6 +38,20 @@ def add_parser(sub: Any) -> None:
     sim.add_argument("--readme", help="also refresh this README's bench section")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    iso = kinds.add_parser("isolation", help="SIMULATED: a quiet tenant's latency alone and "
+                                             "under another tenant's flood (steady state)")
+    iso.add_argument("--workload", default="flood",
+                     help="two tenants, the quiet one first, with their shares of the programs")
+    iso.add_argument("--policies", default="default,fcfs+cache_aware")
+    iso.add_argument("--quiet-rate", type=float, default=0.7,
+                     help="the quiet tenant's programs per second (0.7: about a fifth of one "
+                          "h100-llama3.1-8b engine on `flood`, which sustains 3-4 a second)")
+    iso.add_argument("--engines", type=int, default=1)
+    iso.add_argument("--budget", type=int, default=32)
+    iso.add_argument("--window-s", type=float, default=300.0)
+    iso.add_argument("--profile", default="h100-llama3.1-8b")
+    iso.add_argument("--out", default="", help="also write the results JSON here")
+
     live = kinds.add_parser("live", help="the real mesh on loopback with zero-cost sim engines")
     live.add_argument("--calls", type=int, default=500)
     live.add_argument("--concurrency", type=int, default=16)
@@ -102,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
                               "sweep_wall_s": results["sweep_wall_s"]}, indent=2))
             for f in results["_files"]:
                 print(f"wrote {f}")
+            return 0
+        if args.bench_kind == "isolation":
+            from bench.isolation import isolation_command
+
+            print(json.dumps(isolation_command(args), indent=2))
             return 0
         if args.bench_kind == "cache":
             from bench.cache_lookup import cache_command

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,9 +47,10 @@ def summarize(run: SimRun, policy: str, rate: float) -> dict[str, Any]:
     cached = sum(c.cached_tokens for c in calls)
     first = min((o.plan.arrival for o in measured), default=0.0)
     span = max((o.finished for o in done), default=0.0) - first
-    tenants: dict[str, list[float]] = {}
+    tenants: dict[str, list[float]] = {o.plan.tenant: [] for o in measured}
     for o, lat in zip(done, latency, strict=True):
-        tenants.setdefault(o.plan.tenant, []).append(lat)
+        tenants[o.plan.tenant].append(lat)
+    measured_by_tenant = Counter(o.plan.tenant for o in measured)
     queue = [c.dispatched - c.ready for c in calls if c.dispatched >= 0]
     busy_span = run.simulated_s - min((o.plan.arrival for o in run.outcomes), default=0.0)
     out: dict[str, Any] = {
@@ -61,7 +63,8 @@ def summarize(run: SimRun, policy: str, rate: float) -> dict[str, Any]:
         "throughput_programs_per_s": _r(len(done) / span) if span > 0 else 0.0,
         "prefix_hit_rate": _r(cached / prompt) if prompt else 0.0,
         "deadline_attainment": _r(len(met) / len(with_deadline)) if with_deadline else None,
-        "per_tenant": {t: {"completed": len(v), "program_latency_s": {
+        "per_tenant": {t: {"measured": measured_by_tenant[t], "completed": len(v),
+                           "program_latency_s": {
             "mean": _r(_mean(v)), "p99": _r(percentile(v, 0.99))}} for t, v in sorted(tenants.items())},
         "per_class": _per_class(measured),
         "calls": len(calls),

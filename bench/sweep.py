@@ -39,7 +39,7 @@ UNLOADED_PROGRAMS = 200
 WARMUP_SEED_OFFSET = 1000  # warm-up programs come from another seed: never the measured ones
 WARMUP_RATE_DIVISOR = 2.0  # ... arriving at min(rates) / this
 SETTLE_MIN_S, SETTLE_P99S = 60.0, 2.0  # settling period: max(60 s, 2 x unloaded p99)
-DRAIN_MIN_S, DRAIN_P99S = 120.0, 4.0  # horizon: window end + max(120 s, 4 x unloaded p99)
+DRAIN_MIN_S, DRAIN_P99S = 120.0, 6.0  # horizon: window end + max(120 s, 6 x unloaded p99)
 
 
 @dataclass(frozen=True)

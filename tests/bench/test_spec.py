@@ -24,7 +24,7 @@ def spec_with(**changes: object) -> dict:
 
 
 def test_builtins_load_and_generate() -> None:
-    assert builtin_workloads() == ["chat", "lats", "mapreduce", "mixed", "react"]
+    assert builtin_workloads() == ["chat", "flood", "lats", "mapreduce", "mixed", "react"]
     for name in builtin_workloads():
         spec = load_spec(name).with_overrides(programs=20)
         programs = generate(spec)

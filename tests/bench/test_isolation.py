@@ -1,0 +1,37 @@
+"""`ostinato bench isolation` on a tiny two-tenant workload. SIMULATED."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.isolation import isolation
+from bench.spec import SpecError, parse_spec
+
+
+def flood_spec(tenants: list[dict]) -> dict:
+    return {"version": 1, "seed": 4, "programs": 50, "tenants": tenants,
+            "classes": [{"name": "c", "shape": "chain", "calls": 2, "first_prompt_tokens": 300,
+                         "step_prompt_tokens": 30, "output_tokens": 40, "think_time_s": 0.1}]}
+
+
+def test_quiet_tenant_alone_and_under_a_flood() -> None:
+    spec = parse_spec(flood_spec([{"name": "quiet", "share": 0.1},
+                                  {"name": "noisy", "share": 0.9}]))
+    out = isolation(spec, ("fcfs+round_robin", "default"), 0.5, window_s=20.0, budget=4)
+    assert out["quiet_tenant"] == "quiet" and out["quiet_share"] == pytest.approx(0.1)
+    assert [r["policy"] for r in out["runs"]] == ["fcfs+round_robin", "default"]
+    for run in out["runs"]:
+        assert run["flood"]["rate"] == pytest.approx(5.0)
+        assert run["alone"]["stable"]
+        flood = run["flood"]
+        assert flood["quiet_measured"] > 0 and flood["quiet_completed"] == flood["quiet_measured"]
+        assert set(flood["per_tenant"]) == {"quiet", "noisy"}
+        ratio = flood["quiet_program_latency_s"]["mean"] / run["alone"]["program_latency_s"]["mean"]
+        assert run["quiet_latency_vs_alone"] == pytest.approx(ratio, abs=1e-4)
+
+
+@pytest.mark.parametrize("tenants", [[{"name": "only"}],
+                                     [{"name": "q", "share": 0}, {"name": "n", "share": 1}]])
+def test_the_workload_must_name_a_quiet_and_a_noisy_tenant(tenants: list[dict]) -> None:
+    with pytest.raises(SpecError, match="isolation"):
+        isolation(parse_spec(flood_spec(tenants)), ("default",), 0.5, window_s=10.0)
