@@ -115,6 +115,11 @@ class PlannerConfig:
     starvation_ratio: float = 4.0
     starvation_min_s: float = 1.0
     starvation_max_s: float = 60.0
+    # Tenant shares of each worker's budget while several tenants are active
+    # (planner/core/tenants.py): room held for a tenant below its share while it has calls
+    # waiting ("waiting"), or while it is active at all ("active": stronger isolation,
+    # slots may idle); "off": fair-share order only.
+    tenant_shares: str = "waiting"
     # A call whose home worker (the one holding its context) is full waits for it this long
     # before it may run elsewhere (planner/core/parking.py); 0 never waits.
     max_home_wait_s: float = 2.0
@@ -129,6 +134,9 @@ class PlannerConfig:
             raise ConfigError("planner.starvation_ratio and starvation_min_s: must be >= 0")
         if self.starvation_max_s < self.starvation_min_s:
             raise ConfigError("planner.starvation_max_s: must be >= starvation_min_s")
+        if self.tenant_shares not in ("waiting", "active", "off"):
+            raise ConfigError(f"planner.tenant_shares: must be waiting, active or off, got "
+                              f"{self.tenant_shares!r}")
 
 
 @dataclass(frozen=True)

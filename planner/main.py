@@ -39,6 +39,7 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
                        starvation_ratio=config.starvation_ratio,
                        starvation_min_s=config.starvation_min_s,
                        starvation_max_s=config.starvation_max_s,
+                       tenant_shares=config.tenant_shares,
                        max_home_wait_s=config.max_home_wait_s)
     client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
                                socket_connect_timeout=redis_cfg.timeout_s)

@@ -22,6 +22,7 @@ def test_defaults_file_env_and_overrides(tmp_path: Path) -> None:
     # anti-starvation bound in seconds: 4 x expected service, within [1 s, 60 s]
     p = cfg.planner
     assert (p.starvation_ratio, p.starvation_min_s, p.starvation_max_s) == (4.0, 1.0, 60.0)
+    assert p.tenant_shares == "waiting"
 
 
 @pytest.mark.parametrize(
@@ -35,6 +36,7 @@ def test_defaults_file_env_and_overrides(tmp_path: Path) -> None:
         ({"planner": {"starvation_ratio": -1}}, "planner.starvation_ratio"),
         ({"planner": {"starvation_min_s": 10, "starvation_max_s": 5}},
          "planner.starvation_max_s: must be >= starvation_min_s"),
+        ({"planner": {"tenant_shares": "strict"}}, "planner.tenant_shares"),
     ],
 )
 def test_invalid_config_names_the_field(data: dict, message: str) -> None:

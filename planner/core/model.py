@@ -133,6 +133,7 @@ class WorkerState:
     last_seen: float
     simulated: bool = False
     inflight: int = 0
+    tenants: dict[str, int] = field(default_factory=dict)  # running calls here, per tenant
 
     @property
     def free(self) -> int:

@@ -5,7 +5,9 @@ another engine costs a re-prefill of its whole context there, and under load eve
 move lowers the cluster's prefix hit rate, which costs throughput, which deepens the load.
 So the planner parks the call on its home instead: when the home frees a slot, its parked
 calls go first, best score first. A call parked longer than `max_wait_s` is released to
-the global queue and may then run anywhere (it is never parked again).
+the global queue and may then run anywhere (it is never parked again). A worker keeps its
+parked calls per tenant, so that a tenant held back by its share (planner/core/tenants.py)
+is skipped without looking at its calls, and counts them exactly (per worker and tenant).
 
 Pure and synchronous; calls that stop waiting (cancelled, failed) are dropped lazily.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
+from collections.abc import Callable, Iterable
 
 from planner.core.model import CallRecord, CallState
 
@@ -24,11 +27,38 @@ class ParkedCalls:
         if max_wait_s < 0:
             raise ValueError("max_wait_s must be >= 0")
         self.max_wait_s = max_wait_s
-        self._by_worker: dict[str, list[tuple[float, float, int, CallRecord]]] = {}
+        # worker -> tenant -> heap of (score, arrival, seq, call)
+        self._by_worker: dict[str, dict[str, list[tuple[float, float, int, CallRecord]]]] = {}
         self._parked: dict[str, tuple[CallRecord, float, str]] = {}  # key -> (call, since, worker)
         self._order: deque[tuple[float, str]] = deque()  # (since, key), oldest first
         self._released: set[str] = set()  # keys that waited their turn and may go anywhere
         self._seq = itertools.count()
+        self._on: dict[str, dict[str, int]] = {}  # worker -> tenant -> calls parked there
+        self._of: dict[str, int] = {}  # tenant -> calls parked anywhere
+
+    def count_on(self, worker_id: str, tenant: str) -> int:
+        """Calls of `tenant` parked on `worker_id` (waiting for it)."""
+        return self._on.get(worker_id, {}).get(tenant, 0)
+
+    def tenants(self) -> Iterable[str]:
+        """Tenants with parked calls."""
+        return self._of.keys()
+
+    def holds(self, call: CallRecord) -> bool:
+        return call.key in self._parked
+
+    def _put(self, call: CallRecord, since: float, worker_id: str) -> None:
+        self._parked[call.key] = (call, since, worker_id)
+        _bump(self._on.setdefault(worker_id, {}), call.tenant, 1)
+        _bump(self._of, call.tenant, 1)
+
+    def _drop(self, key: str) -> tuple[CallRecord, float, str] | None:
+        entry = self._parked.pop(key, None)
+        if entry is not None:
+            call, _, worker_id = entry
+            _bump(self._on[worker_id], call.tenant, -1)
+            _bump(self._of, call.tenant, -1)
+        return entry
 
     def __len__(self) -> int:
         return len(self._parked)
@@ -37,23 +67,41 @@ class ParkedCalls:
         return self.max_wait_s > 0 and call.key not in self._released
 
     def park(self, call: CallRecord, worker_id: str, now: float) -> None:
-        heapq.heappush(self._by_worker.setdefault(worker_id, []),
+        heapq.heappush(self._by_worker.setdefault(worker_id, {}).setdefault(call.tenant, []),
                        (call.score, call.arrival, next(self._seq), call))
-        self._parked[call.key] = (call, now, worker_id)
+        self._put(call, now, worker_id)
         self._order.append((now, call.key))
 
-    def take(self, worker_id: str) -> CallRecord | None:
-        """The best call parked on `worker_id` that is still waiting, or None."""
-        heap = self._by_worker.get(worker_id)
-        while heap:
-            call = heapq.heappop(heap)[3]
-            entry = self._parked.get(call.key)
-            if entry is None or entry[2] != worker_id:
-                continue  # released meanwhile
-            del self._parked[call.key]
-            if call.state is CallState.QUEUED:
-                return call
-        return None
+    def take(self, worker_id: str,
+             allowed: Callable[[str], bool] | None = None) -> CallRecord | None:
+        """The best call parked on `worker_id` that is still waiting, of a tenant `allowed`
+        (default: any), or None."""
+        tenants = self._by_worker.get(worker_id)
+        if not tenants:
+            return None
+        best: list[tuple[float, float, int, CallRecord]] | None = None
+        for tenant, heap in list(tenants.items()):
+            while heap and not self._waits_here(heap[0][3], worker_id):
+                heapq.heappop(heap)  # released or ended meanwhile
+            if not heap:
+                del tenants[tenant]
+                continue
+            if (best is None or heap[0] < best[0]) and (allowed is None or allowed(tenant)):
+                best = heap
+        if best is None:
+            return None
+        call = heapq.heappop(best)[3]
+        self._drop(call.key)
+        return call
+
+    def _waits_here(self, call: CallRecord, worker_id: str) -> bool:
+        entry = self._parked.get(call.key)
+        if entry is None or entry[2] != worker_id:
+            return False
+        if call.state is not CallState.QUEUED:
+            self._drop(call.key)
+            return False
+        return True
 
     def release_expired(self, now: float) -> list[CallRecord]:
         """Calls parked `max_wait_s` or longer, no longer parked: for the global queue."""
@@ -67,16 +115,18 @@ class ParkedCalls:
 
     def release_worker(self, worker_id: str) -> list[CallRecord]:
         """Every call parked on a worker that left."""
-        heap = self._by_worker.pop(worker_id, [])
+        tenants = self._by_worker.pop(worker_id, {})
         out = []
-        for *_, call in heap:
+        for *_, call in (e for heap in tenants.values() for e in heap):
             entry = self._parked.get(call.key)
             if entry is not None and entry[2] == worker_id:
                 out += self._release(call.key)
         return out
 
     def _release(self, key: str) -> list[CallRecord]:
-        call = self._parked.pop(key)[0]
+        entry = self._drop(key)
+        assert entry is not None
+        call = entry[0]
         if call.state is not CallState.QUEUED:
             return []
         self._released.add(key)
@@ -85,4 +135,12 @@ class ParkedCalls:
     def forget(self, call: CallRecord) -> None:
         """The call was dispatched or ended: nothing here refers to it any more."""
         self._released.discard(call.key)
-        self._parked.pop(call.key, None)
+        self._drop(call.key)
+
+
+def _bump(counts: dict[str, int], key: str, delta: int) -> None:
+    n = counts.get(key, 0) + delta
+    if n > 0:
+        counts[key] = n
+    else:
+        counts.pop(key, None)

@@ -8,6 +8,7 @@ number of queued calls.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 
 from ostinato.clock import Clock
@@ -32,9 +33,10 @@ from planner.core.model import (
     work_of,
 )
 from planner.core.parking import ParkedCalls
-from planner.core.policies import PriorityPolicy, engine_priority
+from planner.core.policies import LEVEL_STEP, PriorityPolicy, engine_priority
 from planner.core.queue import MultiLevelQueue, StarvationBound
 from planner.core.routing import RoutingPolicy
+from planner.core.tenants import TenantShares
 
 
 def grant_of(call: CallRecord) -> Grant:
@@ -59,6 +61,7 @@ class PlannerCore:
         starvation_max_s: float = 60.0,
         orphan_ttl_s: float = 60.0,
         max_home_wait_s: float = 2.0,
+        tenant_shares: str = "waiting",
     ) -> None:
         self._clock = clock
         self._priority = priority
@@ -80,6 +83,11 @@ class PlannerCore:
         self._orphans: dict[str, tuple[CallRecord, float]] = {}
         self._orphan_ttl_s = orphan_ttl_s
         self._parked = ParkedCalls(max_home_wait_s)
+        # Tenant isolation (planner/core/tenants.py); its boost lifts a call above every level.
+        self._shares = TenantShares(self._queue.weight, hold=tenant_shares,
+                                    queued=self._queue.size_of,
+                                    parked_on=self._parked.count_on)
+        self._boost = (len(priority.thresholds) + 1) * LEVEL_STEP
 
     # ---- workers -------------------------------------------------------------------
 
@@ -92,12 +100,14 @@ class PlannerCore:
         worker = self._workers.get(worker_id)
         if worker is None:
             # After a planner restart, calls restored as running on this worker count again.
-            running = sum(1 for c in self._calls.values()
-                          if c.state is CallState.RUNNING and c.worker_id == worker_id)
-            self._workers[worker_id] = WorkerState(
+            running = [c for c in self._calls.values()
+                       if c.state is CallState.RUNNING and c.worker_id == worker_id]
+            worker = self._workers[worker_id] = WorkerState(
                 worker_id, address, max_inflight, last_seen=now, simulated=simulated,
-                inflight=running,
+                inflight=len(running),
             )
+            for c in running:
+                worker.tenants[c.tenant] = worker.tenants.get(c.tenant, 0) + 1
         else:
             worker.address, worker.max_inflight = address, max_inflight
             worker.last_seen, worker.simulated = now, simulated
@@ -168,6 +178,7 @@ class PlannerCore:
                 worker = self._workers.get(call.worker_id)
                 if worker is not None:
                     worker.inflight += 1
+                self._shares.running(call.tenant, worker, +1)
             else:
                 self._orphans[call.key] = (call, now)
 
@@ -288,37 +299,59 @@ class PlannerCore:
         now = self._clock.now()
         for call in self._parked.release_expired(now):
             self._queue.push(call)
+        shares = self._shares
+        shares.refresh({*self._queue.tenants(), *self._parked.tenants(),
+                        *shares.running_tenants()})
         workers = self.workers
         by_id = {w.worker_id: w for w in workers}
         for worker in workers:
-            while worker.free > 0 and (call := self._parked.take(worker.worker_id)) is not None:
+            allowed = functools.partial(_allows, shares, worker)
+            while worker.free > 0 and \
+                    (call := self._parked.take(worker.worker_id, allowed)) is not None:
                 grants.append(self._start(call, worker, now))
         while len(self._queue):
             free = [w for w in workers if w.free > 0]
             if not free:
                 break
-            call = self._queue.pop(now)
+            call = self._next_call(now, free)
             if call is None:
                 break
             program = self._programs[call.program_id]
             if self._parked.may_park(call):
                 home = by_id.get(self._routing.home(call, program))
-                if home is not None and home.free <= 0:
+                if home is not None and not shares.allows(call.tenant, home):
                     self._parked.park(call, home.worker_id, now)
                     continue
+            if shares.isolating:
+                free = [w for w in free if shares.allows(call.tenant, w)]
             worker = self._routing.choose(call, program, free, workers)
             grants.append(self._start(call, worker, now))
         return grants
 
+    def _next_call(self, now: float, free: list[WorkerState]) -> CallRecord | None:
+        """The queue's next call, from the first tenant (fair-share order) that its share
+        lets onto a free worker."""
+        shares = self._shares
+        if not shares.isolating:
+            return self._queue.pop(now)
+        for tenant in self._queue.peek_tenants():
+            if any(shares.allows(tenant, w) for w in free):
+                return self._queue.pop(now, tenant)
+        return None
+
     def _start(self, call: CallRecord, worker: WorkerState, now: float) -> Grant:
         program = self._programs[call.program_id]
         self._parked.forget(call)
+        call.priority = engine_priority(self._priority, call.score)
+        shares = self._shares
+        if shares.isolating and shares.boosted(call.tenant, worker):
+            call.priority += self._boost
         worker.inflight += 1
+        shares.running(call.tenant, worker, +1)
         program.last_worker = worker.worker_id
         call.state = CallState.RUNNING
         call.worker_id, call.worker_address = worker.worker_id, worker.address
         call.dispatched_at = now
-        call.priority = engine_priority(self._priority, call.score)
         self._events.append(CallChanged(call))
         return grant_of(call)
 
@@ -385,6 +418,10 @@ class PlannerCore:
             worker = self._workers.get(call.worker_id)
             if worker is not None:
                 worker.inflight = max(0, worker.inflight - 1)
+            self._shares.running(call.tenant, worker, -1)
+        elif call.state is CallState.QUEUED and call.key not in self._orphans \
+                and not self._parked.holds(call):
+            self._queue.discard(call)
         now = self._clock.now()
         self._parked.forget(call)
         call.state = state
@@ -437,3 +474,7 @@ class PlannerCore:
     def queued(self) -> int:
         """Calls waiting to start: in the global queue or parked on their home worker."""
         return len(self._queue) + len(self._parked)
+
+
+def _allows(shares: TenantShares, worker: WorkerState, tenant: str) -> bool:
+    return shares.allows(tenant, worker)

@@ -116,12 +116,26 @@ class MultiLevelQueue:
         """Charges completed service to a tenant's virtual time."""
         self._vtime[tenant] = self._vtime.get(tenant, 0.0) + service_s / self.weight(tenant)
 
-    def _prune(self, q: _TenantQueue) -> None:
+    def discard(self, call: CallRecord) -> None:
+        """A queued call leaves without being popped (cancelled): it is no longer counted;
+        its entry is dropped lazily, once its state is no longer QUEUED."""
+        q = self._tenants[call.tenant]
+        q.size -= 1
+        self._len -= 1
+
+    def size_of(self, tenant: str) -> int:
+        q = self._tenants.get(tenant)
+        return q.size if q is not None else 0
+
+    def tenants(self) -> list[str]:
+        """Tenants with queued calls."""
+        return [t for t, q in self._tenants.items() if q.size]
+
+    @staticmethod
+    def _prune(q: _TenantQueue) -> None:
         for level in q.levels:
-            while level and level[0][2].state is not CallState.QUEUED:  # cancelled: lazy deletion
+            while level and level[0][2].state is not CallState.QUEUED:  # discarded
                 level.popleft()
-                q.size -= 1
-                self._len -= 1
 
     def peek_tenants(self) -> list[str]:
         """Active tenants, fair-share order."""

@@ -103,3 +103,36 @@ def test_a_parked_call_of_an_ended_program_is_cancelled() -> None:
     core, _, _, _ = planner_with_a_full_home()
     core.end_program("p", "t")
     assert core.queued == 0
+
+
+def tcall(cid: str, tenant: str, score: float = 0.0) -> CallRecord:
+    c = CallRecord(f"p{cid}", cid, tenant, "", (), 10, 4, 0.0)
+    c.score = score
+    return c
+
+
+@pytest.mark.parametrize(
+    ("allowed", "taken"),
+    [
+        (None, ["a1", "b1", "a2"]),  # best score first, whatever the tenant
+        ({"a"}, ["a1", "a2"]),  # b held back by its share: skipped, not lost
+        ({"b"}, ["b1"]),
+        (set(), []),
+    ],
+)
+def test_take_skips_tenants_held_back_and_counts_stay_exact(allowed: set[str] | None,
+                                                            taken: list[str]) -> None:
+    parked = ParkedCalls(max_wait_s=2.0)
+    for c in (tcall("a1", "a", 1.0), tcall("b1", "b", 2.0), tcall("a2", "a", 3.0)):
+        parked.park(c, "w0", now=0.0)
+    assert (parked.count_on("w0", "a"), parked.count_on("w0", "b")) == (2, 1)
+    check = None if allowed is None else allowed.__contains__
+    got = []
+    while (c := parked.take("w0", check)) is not None:
+        got.append(c.call_id)
+    assert got == taken
+    left = {"a": 2, "b": 1}
+    for cid in taken:
+        left[cid[0]] -= 1
+    assert {t: parked.count_on("w0", t) for t in "ab"} == left
+    assert set(parked.tenants()) == {t for t, n in left.items() if n}
