@@ -60,3 +60,14 @@ def test_8b_prefill_matches_the_published_sglang_figure() -> None:
     """sglang PR #1060: Llama-3.1-8B-Instruct on H100, random 8192-token prompts: 27,670 tok/s."""
     cost = CostModel(load_profile("h100-llama3.1-8b"))
     assert 8192 / cost.prefill_time([(0, 8192)]) == pytest.approx(27_670, rel=0.02)
+
+
+@pytest.mark.parametrize("zero_cost", [False, True])
+def test_decode_ends_are_the_running_sum_of_decode_times(zero_cost: bool) -> None:
+    cost = CostModel(TOY, zero_cost=zero_cost)
+    for batch, context, steps in [(1, 10, 1), (64, 64_000, 50), (300, 1_000_000, 7)]:
+        t, expected = 2.5, []
+        for j in range(steps):
+            t += cost.decode_time(batch, context + j * batch)
+            expected.append(t)
+        assert cost.decode_ends(2.5, batch, context, steps) == expected  # the same floats

@@ -150,3 +150,51 @@ def test_salt_token_separates_tenants() -> None:
     cache = RadixCache(capacity=100, block_size=BS)
     cache.insert((1, 5, 5, 5, 5), 0.0)
     assert cache.match_prefix((2, 5, 5, 5, 5), 1.0)[0] == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(8, 60), ops)
+def test_eviction_takes_the_least_recently_used_unreferenced_leaf(capacity: int, script) -> None:  # type: ignore[no-untyped-def]
+    """Against a scan of the whole tree, with ties in last_access (broken by node id)."""
+    cache = RadixCache(capacity=capacity, block_size=BS)
+    locked: list[object] = []
+    for t, (op, arg) in enumerate(script):
+        now = float(t // 3)  # several operations at one time
+        if op in ("insert", "lock"):
+            need = len(arg) - cache.match_prefix(arg, now)[0]
+            if cache.can_alloc(need):
+                cache.alloc(need)
+                cache.free(need)
+                _, node = cache.insert(arg, now, SEED)
+                if op == "lock":
+                    cache.lock(node)
+                    locked.append(node)
+        elif op == "unlock" and locked:
+            cache.unlock(locked.pop(arg % len(locked)))  # type: ignore[arg-type]
+        elif op in ("evict", "alloc", "free"):
+            for _ in range(arg % 4 + 1):
+                leaves = [n for n in cache._nodes() if not n.children and n.ref == 0]
+                if not leaves:
+                    break
+                victim = min(leaves, key=lambda n: (n.last_access, n.id))
+                assert cache.evict(1) == len(victim.key)
+                assert victim not in cache._nodes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(seqs, min_size=1, max_size=8), st.lists(st.integers(0, 3), max_size=20))
+def test_insert_from_a_node_on_the_path_and_known_hashes_change_nothing(inserts, tail) -> None:  # type: ignore[no-untyped-def]
+    plain, hinted = RadixCache(10_000, BS), RadixCache(10_000, BS)
+    for t, key in enumerate(inserts):
+        plain.insert(key, float(t), SEED)
+        hinted.insert(key, float(t), SEED)
+    base = inserts[-1]
+    _, node = hinted.match_prefix(base, 50.0)
+    plain.match_prefix(base, 50.0)
+    full = (*base, *tail)
+    a = plain.insert(full, 60.0, SEED)[0]
+    b = hinted.insert(full, 60.0, SEED, start=node, known=hashes(base))[0]
+    assert a == b
+    assert plain.take_events() == hinted.take_events()
+    assert [(n.key, n.last_access, n.ref, n.blocks) for n in plain._nodes()] == \
+        [(n.key, n.last_access, n.ref, n.blocks) for n in hinted._nodes()]

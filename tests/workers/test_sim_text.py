@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.sim.text import EOS_TOKEN_ID, Decoder
+from workers.sim.text import EOS_TOKEN_ID, Decoder, FixedLengthDecoder, StepCounter
 from workers.sim.tokenizer import count_tokens, tokenize
 
 
@@ -47,3 +47,18 @@ def test_stop_string_truncates_output_before_it() -> None:
     d = run(Decoder([9], max_new_tokens=40, ignore_eos=True, stop=(" " + word,)))
     assert d.finish_reason == {"type": "stop", "matched": " " + word}
     assert full.startswith(d.text) and (" " + word) not in d.text
+
+
+def test_fixed_length_decoder_follows_a_step_counter_until_settled() -> None:
+    counter = StepCounter()
+    d = FixedLengthDecoder(5, 100)
+    d.advance(1)
+    d.follow(counter)
+    counter.steps += 3
+    assert d.completion_tokens == 4 and d.output_ids == [100, 101, 102, 103]
+    assert d.output_key() == (100, 101, 102, 103) and d.remaining_upper_bound() == 1
+    assert not d.finished
+    counter.steps += 1
+    assert d.settle() == 4 and d.finished and d.completion_tokens == 5
+    counter.steps += 10  # no longer followed
+    assert d.completion_tokens == 5 and d.finish_reason == {"type": "length", "length": 5}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,29 @@ class CostModel:
         flops = 2 * p.params * batch + 4 * p.layers * p.hidden * context_tokens
         nbytes = p.weight_bytes + p.kv_bytes_per_token * context_tokens
         return self._time(flops, nbytes)
+
+    @cached_property
+    def _decode_terms(self) -> tuple[float, int, float, float, float, float, float]:
+        p = self.profile
+        return (2 * p.params, 4 * p.layers * p.hidden, p.weight_bytes, p.kv_bytes_per_token,
+                p.flop_rate, p.byte_rate, p.iteration_overhead_s)
+
+    def decode_ends(self, start: float, batch: int, context_tokens: int, steps: int) -> list[float]:
+        """End times of `steps` consecutive decode iterations from `start`, the context growing
+        by `batch` tokens a step: the running sum of decode_time, the same floats."""
+        if self.zero_cost:
+            return [start + 0.0] * steps
+        two_params, attn, weights, kv_token, flop_rate, byte_rate, overhead = self._decode_terms
+        compute = two_params * batch
+        ends = []
+        t = start
+        context = context_tokens
+        for _ in range(steps):
+            t += overhead + max((compute + attn * context) / flop_rate,
+                                (weights + kv_token * context) / byte_rate)
+            ends.append(t)
+            context += batch
+        return ends
 
     def with_efficiency(self, flops_eff: float, bandwidth_eff: float, overhead_s: float) -> CostModel:
         return CostModel(replace(self.profile, flops_eff=flops_eff, bandwidth_eff=bandwidth_eff,

@@ -42,12 +42,13 @@ class Node:
         return self.start + len(self.key)
 
 
-def _common_len(edge: tuple[int, ...], key: Sequence[int], pos: int) -> int:
+def _common_len(edge: tuple[int, ...], key: tuple[int, ...], pos: int) -> int:
+    """Length of the common prefix of edge and key[pos:] (key a tuple)."""
     n = min(len(edge), len(key) - pos)
-    if edge[:n] == tuple(key[pos:pos + n]):
+    if key[pos:pos + n] == edge[:n]:
         return n
     lo, step = 0, 32
-    while edge[lo:lo + step] == tuple(key[pos + lo:pos + lo + step]):
+    while edge[lo:lo + step] == key[pos + lo:pos + lo + step]:
         lo += step
     while edge[lo] == key[pos + lo]:
         lo += 1
@@ -71,7 +72,12 @@ class RadixCache:
         self.size = 0  # tokens in the tree
         self.evictable = 0  # tokens in unreferenced nodes
         self.reserved = 0  # tokens held by running requests outside the tree
-        self._leaves: dict[int, Node] = {}  # childless nodes by id: eviction candidates
+        # Eviction candidates: (last_access, id, node) for every unreferenced leaf, kept as a
+        # heap across calls; entries go stale when the node is touched, locked, gains a child
+        # or is evicted, and are skipped when popped (`_evictable_leaf`).
+        self._lru: list[tuple[float, int, int, Node]] = []
+        self._pushes = itertools.count()  # tells duplicate entries of one node apart
+        self._leaf_count = 0
         self._events: list[KvEvent] = []
         self._hash_blocks = hash_blocks
 
@@ -114,25 +120,46 @@ class RadixCache:
         node.blocks = [b for b in node.blocks if b[0] > cut]
         return upper
 
-    def _walk(self, key: Sequence[int], now: float) -> tuple[int, Node]:
-        node, pos = self.root, 0
+    def _walk(self, key: Sequence[int], now: float, start: Node | None = None) -> tuple[int, Node]:
+        """Follows key down the tree, touching (last_access) every node on its path.
+
+        `start`, a node whose path is a prefix of key (e.g. a locked node of the request
+        inserting), skips comparing that prefix again: the result is the same.
+        """
+        if type(key) is not tuple:
+            key = tuple(key)
+        if start is None or start is self.root:
+            node, pos = self.root, 0
+        else:
+            node, pos = start, start.end
+            up = node.parent
+            while up is not None:
+                up.last_access = now
+                up = up.parent
         node.last_access = now
-        while pos < len(key):
+        end = len(key)
+        while pos < end:
             child = node.children.get(key[pos])
             if child is None:
                 break
-            n = _common_len(child.key, key, pos)
-            if n < len(child.key):
-                child = self._split(child, n)
+            edge = child.key
+            n = len(edge)
+            if key[pos:pos + n] != edge:
+                n = _common_len(edge, key, pos)
+                if n < len(edge):
+                    child = self._split(child, n)
             child.last_access = now
             node, pos = child, pos + n
+        if not node.children and node.ref == 0 and node is not self.root:
+            self._candidate(node)
         return pos, node
 
     def match_prefix(self, key: Sequence[int], now: float) -> tuple[int, Node]:
         """Length of the longest cached prefix of key, and the node where it ends."""
         return self._walk(key, now)
 
-    def insert(self, key: Sequence[int], now: float, seed: int = 0) -> tuple[int, Node]:
+    def insert(self, key: Sequence[int], now: float, seed: int = 0,
+               start: Node | None = None, known: Sequence[int] = ()) -> tuple[int, Node]:
         """Adds key to the tree (its pool space must already be reserved or free).
 
         Position 0 of a key is the salt token; blocks cover key[1:] and their hashes chain
@@ -140,14 +167,19 @@ class RadixCache:
         cache.block_hash.block_hashes(key[1:], block_size, salt). Only the new blocks are
         hashed: the chain continues from the hash stored on the cached prefix.
         Returns the number of tokens newly added and the node where key ends.
+        `start`: a node whose path is a prefix of key (see _walk); the result is the same.
+        `known`: the hashes of the first blocks of key[1:] if the caller has them (e.g. a
+        prompt's, as the gateway computes them); used instead of hashing those blocks again,
+        after checking the first one used against the chain.
         """
-        pos, node = self._walk(key, now)
+        pos, node = self._walk(key, now, start)
         if pos == len(key):
             return 0, node
         leaf = Node(tuple(key[pos:]), pos, node, now)
+        if node.children or node is self.root:
+            self._leaf_count += 1
         node.children[leaf.key[0]] = leaf
-        self._leaves.pop(node.id, None)
-        self._leaves[leaf.id] = leaf
+        self._candidate(leaf)
         self.size += len(leaf.key)
         self.evictable += len(leaf.key)
         if not self._hash_blocks:
@@ -155,20 +187,24 @@ class RadixCache:
         bs = self.block_size
         k = max(0, (pos - 1) // bs)  # complete blocks before pos
         parent = seed if k == 0 else self._block_hash_ending(node, 1 + k * bs)
+        first = 1 + (k + 1) * bs  # end of the first block ending in the new leaf (> pos)
+        if first > len(key):
+            return len(leaf.key), leaf
+        parent_of_first = None if first == 1 + bs else parent
         stored: list[int] = []
-        tokens: list[int] = []
-        parent_of_first: int | None = None
-        for end in range(1 + (k + 1) * bs, len(key) + 1, bs):
-            h = chain_hash(parent, key[end - bs:end])
-            if end > pos:  # the block's last token lies in the new leaf
-                if not stored:
-                    parent_of_first = None if end == 1 + bs else parent
-                leaf.blocks.append((end, h))
-                stored.append(h)
-                tokens.extend(key[end - bs:end])
-            parent = h
-        if stored:
-            self._events.append(BlockStored(tuple(stored), parent_of_first, tuple(tokens), bs))
+        blocks = leaf.blocks
+        index = k  # of the block ending at `end`, counted in key[1:]
+        if index < len(known):
+            h = chain_hash(parent, key[first - bs:first])
+            if h != known[index]:
+                raise ValueError("known block hashes differ from the chain (salt, block size?)")
+        for end in range(first, len(key) + 1, bs):
+            parent = known[index] if index < len(known) else chain_hash(parent, key[end - bs:end])
+            index += 1
+            blocks.append((end, parent))
+            stored.append(parent)
+        tokens = tuple(key[first - bs:first - bs + len(stored) * bs])
+        self._events.append(BlockStored(tuple(stored), parent_of_first, tokens, bs))
         return len(leaf.key), leaf
 
     def _block_hash_ending(self, node: Node, end: int) -> int:
@@ -188,6 +224,7 @@ class RadixCache:
             node = node.parent  # type: ignore[assignment]
 
     def unlock(self, node: Node) -> None:
+        leaf = node if node is not self.root and node.ref == 1 and not node.children else None
         while node is not None and node is not self.root:
             if node.ref <= 0:
                 raise ValueError("unlock of an unreferenced node")
@@ -195,33 +232,54 @@ class RadixCache:
             if node.ref == 0:
                 self.evictable += len(node.key)
             node = node.parent  # type: ignore[assignment]
+        if leaf is not None:
+            self._candidate(leaf)  # now an unreferenced leaf
+
+    def _candidate(self, leaf: Node) -> None:
+        """Records an unreferenced leaf (at its current last_access) for eviction."""
+        lru = self._lru
+        heapq.heappush(lru, (leaf.last_access, leaf.id, next(self._pushes), leaf))
+        if len(lru) > 2 * self._leaf_count + 64:  # mostly stale: compact
+            self._lru = [e for e in lru if (n := e[3]).ref == 0 and not n.children
+                         and n.parent is not None and n.last_access == e[0]]
+            heapq.heapify(self._lru)
+
+    @staticmethod
+    def _evictable_leaf(entry: tuple[float, int, int, Node]) -> bool:
+        t, _, _, node = entry
+        return (node.ref == 0 and not node.children and node.parent is not None
+                and node.last_access == t)
 
     def evict(self, n: int) -> int:
         """Frees at least n tokens from unreferenced leaves, least recently used first."""
-        leaves = [(x.last_access, x.id, x) for x in self._leaves.values() if x.ref == 0]
-        heapq.heapify(leaves)
+        lru = self._lru
         freed = 0
-        while freed < n and leaves:
-            _, _, leaf = heapq.heappop(leaves)
+        while freed < n and lru:
+            entry = heapq.heappop(lru)
+            if not self._evictable_leaf(entry):
+                continue  # stale
+            leaf = entry[3]
             parent = leaf.parent
             assert parent is not None
             del parent.children[leaf.key[0]]
-            del self._leaves[leaf.id]
+            leaf.parent = None  # evicted: any entry left for it is stale
             freed += len(leaf.key)
             self.size -= len(leaf.key)
             self.evictable -= len(leaf.key)
             if leaf.blocks:
                 self._events.append(BlockRemoved(tuple(h for _, h in leaf.blocks)))
             if parent is not self.root and not parent.children:
-                self._leaves[parent.id] = parent
                 if parent.ref == 0:
-                    heapq.heappush(leaves, (parent.last_access, parent.id, parent))
+                    heapq.heappush(lru, (parent.last_access, parent.id, next(self._pushes), parent))
+            else:
+                self._leaf_count -= 1
         return freed
 
     def reset(self) -> None:
         """Drops every unreferenced entry (SGLang refuses /flush_cache while requests run)."""
         self.root.children.clear()
-        self._leaves.clear()
+        self._lru.clear()
+        self._leaf_count = 0
         self.size = self.evictable = 0
         self._events.append(AllBlocksCleared())
 

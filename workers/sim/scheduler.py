@@ -12,7 +12,14 @@ Modelled on SGLang's Scheduler (python/sglang/srt/managers/scheduler.py, schedul
   requests whose priority is lower by more than `preemption_threshold`;
 - retraction when KV runs out during decode (lowest priority, then newest, goes back);
 - iteration times from the roofline cost model; `fast_forward` runs decode-only stretches
-  up to the next request finish as one step instead of one Python loop per token.
+  up to the next request finish as one step instead of one Python loop per token (also
+  while the head of the waiting queue cannot be admitted: nothing changes that before a
+  request finishes).
+
+Without stream events (`stream_events=False`), requests with a FixedLengthDecoder follow the
+engine's decode-step counter: a decode iteration costs O(1) plus its finishers, not one call
+per running request; what the step-by-step path would allocate, evict and touch in the
+radix cache is done in the same order, so results are the same.
 
 Pure and synchronous: `submit`, `abort`, `step(now)` and `next_event_time()`.
 """
@@ -21,12 +28,15 @@ from __future__ import annotations
 
 import bisect
 import enum
+import heapq
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cache.block_hash import salt_seed
 from workers.sim.cost_model import CostModel
 from workers.sim.radix import CacheFull, Node, RadixCache
-from workers.sim.text import Decoder, FixedLengthDecoder
+from workers.sim.text import Decoder, FixedLengthDecoder, StepCounter
 
 NEW_TOKEN_RATIO = 0.3  # share of max_new_tokens reserved at admission (SGLang decays 0.7 -> 0.1)
 
@@ -75,11 +85,30 @@ class Req:
     retractions: int = 0
     first_token_at: float | None = None
     key: tuple[int, ...] = field(default=())
+    # Hashes of the prompt's complete blocks (cache.block_hash.block_hashes of prompt_ids,
+    # block_size and salt as the engine's), if the caller has them: the cache then does not
+    # hash those blocks again.
+    block_hashes: Sequence[int] = field(default=(), repr=False)
+    # engine bookkeeping
+    _seed: int | None = field(default=None, init=False, repr=False)
+    _prefix: tuple[int, ...] | None = field(default=None, init=False, repr=False)
+    _join: int | None = field(default=None, init=False, repr=False)  # while running: join id
+    _lazy_base: int = field(default=0, init=False, repr=False)  # context minus counter steps
+    _reported: int = field(default=0, init=False, repr=False)  # tokens last in take_progress
+
+    def salt_seed(self) -> int:
+        if self._seed is None:
+            self._seed = salt_seed(self.salt)
+        return self._seed
 
     def full_key(self) -> tuple[int, ...]:
         """Salt token, prompt, then output so far: what this request's KV holds."""
-        salt_token = -1 - (salt_seed(self.salt) >> 2)
-        return (salt_token, *self.prompt_ids, *self.decoder.output_ids)
+        if self._prefix is None:
+            self._prefix = (-1 - (self.salt_seed() >> 2), *self.prompt_ids)
+        d = self.decoder
+        if type(d) is FixedLengthDecoder:
+            return self._prefix + d.output_key()
+        return self._prefix + tuple(d.output_ids)
 
 
 @dataclass(frozen=True)
@@ -107,8 +136,10 @@ class _Iteration:
     kind: str  # "prefill" | "decode"
     start: float
     ends: list[float]  # cumulative end time of each step (decode stretches have several)
-    reqs: list[Req]
+    reqs: list[Req]  # a lazy decode iteration's batch is whatever is running
     chunks: list[tuple[Req, int]] = field(default_factory=list)
+    lazy: bool = False  # a decode batch of followers only (see SimEngineCore._complete_lazy)
+    head: Req | None = None  # the blocked head of the queue, matched again at each step
 
     @property
     def end(self) -> float:
@@ -121,7 +152,7 @@ class SimEngineCore:
         self.params = params
         self.cache = RadixCache(params.max_total_tokens, params.block_size,
                                 hash_blocks=params.kv_events)
-        self.waiting: list[Req] = []
+        self.waiting: list[Req] = []  # kept in scheduling order (priority, then arrival)
         self.prefilling: list[Req] = []  # admitted, prompt KV not complete (chunked prefill)
         self.running: list[Req] = []
         self._reqs: dict[str, Req] = {}
@@ -129,6 +160,19 @@ class SimEngineCore:
         self.t = 0.0
         self.iterations = 0
         self.busy_s = 0.0
+        if params.enable_priority:
+            self._order = lambda r: (-r.priority, r.arrival)
+        else:
+            self._order = lambda r: (0, r.arrival)
+        # Followers: running requests whose FixedLengthDecoder follows the decode-step counter.
+        self._steps = StepCounter()
+        self._lazy = not params.stream_events
+        self._eager: set[Req] = set()  # running requests advanced one call per iteration
+        self._lazy_context = 0  # followers' context tokens, less followers * steps
+        self._finishes: list[tuple[int, int, Req]] = []  # (step it ends at, join id, req)
+        self._joins = itertools.count(1)
+        self._progress_every = 0
+        self._progress: list[tuple[int, int, Req]] = []  # (step of next report, join id, req)
 
     # ---- API -------------------------------------------------------------------------
 
@@ -145,18 +189,24 @@ class SimEngineCore:
         req.arrival = now
         req.state = ReqState.WAITING
         self._reqs[req.rid] = req
-        self.waiting.append(req)
+        bisect.insort(self.waiting, req, key=self._order)
 
     def abort(self, rid: str, now: float) -> EngineEvent | None:
         req = self._reqs.get(rid)
         if req is None:
             return None
-        if req in self.waiting:
+        if self._current is not None and self._current.kind == "decode" \
+                and len(self._current.ends) > 1:
+            self._truncate(now)  # the steps after this one run without it
+            if self._current.lazy:
+                self._run_steps_before(now)  # as stepping would have (its output so far)
+        it = self._current
+        if req.state is ReqState.WAITING:
             self.waiting.remove(req)
         self._release(req, now, insert=False)
         event = self._finish(req, now, {"type": "abort", "message": f"Abort request {rid}"})
-        it = self._current
-        if it is not None and all(r.state is ReqState.FINISHED for r in it.reqs):
+        if it is not None and (not self.running if it.lazy
+                               else all(r.state is ReqState.FINISHED for r in it.reqs)):
             self._current = None  # nothing left in the iteration in flight
             self.t = max(self.t, now)
         return event
@@ -199,18 +249,54 @@ class SimEngineCore:
     def num_running(self) -> int:
         return len(self.running) + len(self.prefilling)
 
+    def generated_tokens(self, rid: str) -> int | None:
+        """Output tokens a request has so far (as of the last iteration `step` ran); None if
+        the engine does not hold it (never submitted, finished or aborted)."""
+        req = self._reqs.get(rid)
+        return None if req is None else req.decoder.completion_tokens
+
+    def take_progress(self, every: int) -> list[tuple[str, int]]:
+        """(rid, output tokens) of each running request whose output has reached a multiple
+        of `every` since it was last listed here (as workers report progress), in the order
+        of `running`. Costs O(listed), not O(running): call it after each `step`."""
+        if every < 1:
+            raise ValueError("every must be positive")
+        if every != self._progress_every:
+            self._progress_every = every
+            self._progress = []
+            for r in self.running:
+                if r._join is not None:
+                    self._push_progress(r)
+        steps = self._steps.steps
+        due: list[Req] = []
+        heap = self._progress
+        while heap and heap[0][0] <= steps:
+            _, join, r = heapq.heappop(heap)
+            if r._join != join:
+                continue  # no longer running (or running anew: it has a newer entry)
+            if r.decoder.completion_tokens // every > r._reported // every:
+                r._reported = r.decoder.completion_tokens
+                due.append(r)
+            self._push_progress(r)
+        for r in self._eager:
+            if r.decoder.completion_tokens // every > r._reported // every:
+                r._reported = r.decoder.completion_tokens
+                due.append(r)
+        if len(due) > 1:
+            due.sort(key=self.running.index)
+        return [(r.rid, r._reported) for r in due]
+
     # ---- scheduling --------------------------------------------------------------------
 
     def _has_work(self) -> bool:
         return bool(self.waiting or self.prefilling or self.running)
 
     def _sorted_waiting(self, now: float) -> list[Req]:
+        """The waiting queue in lpm order: longest cached prefix first within a priority."""
         prio = self.params.enable_priority
-        if self.params.schedule_policy == "lpm" and len(self.waiting) <= 128:
-            match = {r.rid: self.cache.match_prefix(r.full_key(), now)[0] for r in self.waiting}
-            return sorted(self.waiting, key=lambda r: (-r.priority if prio else 0, -match[r.rid],
-                                                      r.arrival))
-        return sorted(self.waiting, key=lambda r: (-r.priority if prio else 0, r.arrival))
+        match = {r.rid: self.cache.match_prefix(r.full_key(), now)[0] for r in self.waiting}
+        return sorted(self.waiting, key=lambda r: (-r.priority if prio else 0, -match[r.rid],
+                                                  r.arrival))
 
     def _schedule(self, start: float) -> _Iteration | None:
         it = self._prefill_batch(start)
@@ -238,30 +324,52 @@ class SimEngineCore:
         req.state = ReqState.PREFILL
         return True
 
-    def _preempt_for(self, req: Req, now: float) -> bool:
-        """Retracts one running request of much lower priority; True if one was found."""
+    def _preempt_for(self, req: Req, now: float) -> Req | None:
+        """Retracts one running request of much lower priority; returns it, if one was found."""
         if not self.params.enable_priority:
-            return False
+            return None
         victims = [r for r in self.running + self.prefilling
                    if req.priority - r.priority > self.params.preemption_threshold]
         if not victims:
-            return False
-        self._retract(min(victims, key=lambda r: (r.priority, -r.arrival)), now)
-        return True
+            return None
+        victim = min(victims, key=lambda r: (r.priority, -r.arrival))
+        self._retract(victim, now)
+        return victim
+
+    def _try_admit(self, req: Req, start: float, retracted: set[Req]) -> bool:
+        """Admits req (retracting lower-priority requests if need be); False if it does not fit."""
+        while True:
+            if self.num_running < self.params.max_running_requests and self._admit(req, start):
+                return True
+            victim = self._preempt_for(req, start)
+            if victim is None:
+                return False
+            retracted.add(victim)
 
     def _prefill_batch(self, start: float) -> _Iteration | None:
         budget = self.params.chunked_prefill_size
-        for req in self._sorted_waiting(start):
-            while True:
-                if self.num_running >= self.params.max_running_requests or not self._admit(req, start):
-                    if self._preempt_for(req, start):
-                        continue
+        # SGLang stops at the first request that does not fit (head of line). Requests
+        # retracted during this pass wait for the next one.
+        retracted: set[Req] = set()
+        if self.params.schedule_policy == "lpm" and len(self.waiting) <= 128:
+            for req in self._sorted_waiting(start):
+                if req in retracted:
+                    continue
+                if not self._try_admit(req, start, retracted):
                     break
                 self.waiting.remove(req)
                 self.prefilling.append(req)
-                break
-            if req.state is ReqState.WAITING:
-                break  # head of line: SGLang stops at the first request that does not fit
+        else:
+            waiting, i = self.waiting, 0  # already in order
+            while i < len(waiting):
+                req = waiting[i]
+                if req in retracted:  # (behind every request it made room for)
+                    i += 1
+                    continue
+                if not self._try_admit(req, start, retracted):
+                    break
+                del waiting[i]
+                self.prefilling.append(req)
         chunks: list[tuple[Req, int]] = []
         for req in self.prefilling:
             if budget <= 0:
@@ -277,26 +385,113 @@ class SimEngineCore:
         return _Iteration("prefill", start, [start + dt], [r for r, _ in chunks], chunks)
 
     def _decode_batch(self, start: float) -> _Iteration:
+        retracted = False
         while len(self.running) > 1 and not self.cache.can_alloc(len(self.running)):
             self._retract(min(self.running, key=lambda r: (r.priority, -r.arrival)), start)
-        batch = list(self.running)
-        context = sum(len(r.prompt_ids) + r.decoder.completion_tokens for r in batch)
+            retracted = True
+        n = len(self.running)
+        lazy = not self._eager  # every running request follows the step counter
+        batch: list[Req] = []
+        if lazy:
+            context = self._lazy_context + n * self._steps.steps
+        else:
+            batch = list(self.running)
+            context = sum(len(r.prompt_ids) + r.decoder.completion_tokens for r in batch)
         steps = 1
-        if self.params.fast_forward and not self.waiting and not self.prefilling:
-            steps = max(1, min(r.decoder.remaining_upper_bound() for r in batch))
-            room = (self.cache.available + self.cache.evictable) // len(batch)
-            steps = max(1, min(steps, room))
-        ends, t = [], start
-        for j in range(steps):
-            t += self.cost.decode_time(len(batch), context + j * len(batch))
-            ends.append(t)
-        return _Iteration("decode", start, ends, batch)
+        head = None
+        if self.params.fast_forward and not self.prefilling:
+            if self.waiting:
+                # The head of the queue could not be admitted, and nothing a decode step does
+                # changes that before a request finishes (less room, the same running set)
+                # as long as the queue's order is fixed (not lpm's): run to that finish. Each
+                # step would match the head's prefix again (LRU touch): _complete_lazy does.
+                # Not after a retraction here: it freed KV since the head was tried.
+                fixed_order = (self.params.schedule_policy == "fcfs"
+                               or len(self.waiting) > 128)
+                ff = lazy and fixed_order and not retracted
+                if ff and self.num_running < self.params.max_running_requests:
+                    head = self.waiting[0]
+            else:
+                ff = True
+            if ff:
+                steps = self._min_remaining() if lazy else \
+                    min(r.decoder.remaining_upper_bound() for r in batch)
+                room = (self.cache.available + self.cache.evictable) // n
+                steps = max(1, min(steps, room))
+        ends = self.cost.decode_ends(start, n, context, steps)
+        return _Iteration("decode", start, ends, batch, lazy=lazy, head=head)
+
+    def _min_remaining(self) -> int:
+        """Decode steps until the first follower finishes."""
+        heap = self._finishes
+        while heap:
+            end, join, req = heap[0]
+            if req._join == join:
+                return end - self._steps.steps
+            heapq.heappop(heap)
+        return 1
+
+    def _run_steps_before(self, now: float) -> None:
+        """Completes the steps of the lazy decode stretch in flight that end before `now`
+        (none finishes a request); the step under way at `now` stays in flight."""
+        it = self._current
+        assert it is not None and it.lazy
+        m = bisect.bisect_left(it.ends, now)
+        if m == 0:
+            return
+        done = _Iteration("decode", it.start, it.ends[:m], [], lazy=True, head=it.head)
+        self.t = done.end
+        self.iterations += m
+        self.busy_s += done.end - done.start
+        events = self._complete(done)
+        assert not events, "a stretch's requests finish at its end"
+        if it.head is not None:  # the schedule at that step boundary tries the head again
+            self.cache.match_prefix(it.head.full_key(), done.end)
+        self._current = _Iteration("decode", done.end, it.ends[m:], [], lazy=True)
 
     def _truncate(self, now: float) -> None:
         it = self._current
         assert it is not None
         keep = bisect.bisect_left(it.ends, now) + 1
         del it.ends[keep:]
+
+    # ---- followers ---------------------------------------------------------------------
+
+    def _start_running(self, req: Req) -> None:
+        """A request that has its first token joins the decode batch."""
+        if self._lazy and type(req.decoder) is FixedLengthDecoder:
+            self._follow(req)
+        else:
+            self._eager.add(req)
+
+    def _follow(self, req: Req) -> None:
+        d = req.decoder
+        assert isinstance(d, FixedLengthDecoder) and req._join is None
+        steps = self._steps.steps
+        req._join = join = next(self._joins)
+        d.follow(self._steps)
+        req._lazy_base = len(req.prompt_ids) + d.completion_tokens - steps
+        self._lazy_context += req._lazy_base
+        heapq.heappush(self._finishes, (steps + d.remaining_upper_bound(), join, req))
+        if self._progress_every:
+            self._push_progress(req)
+
+    def _unfollow(self, req: Req) -> None:
+        """Settles a follower's output and KV reservation (it had every step's token)."""
+        if req._join is None:
+            return
+        d = req.decoder
+        assert isinstance(d, FixedLengthDecoder)
+        req.reserved += d.settle()
+        self._lazy_context -= req._lazy_base
+        req._join = None
+
+    def _push_progress(self, req: Req) -> None:
+        every = self._progress_every
+        n = req.decoder.completion_tokens
+        due = (req._reported // every + 1) * every
+        assert req._join is not None
+        heapq.heappush(self._progress, (self._steps.steps + max(0, due - n), req._join, req))
 
     # ---- effects -----------------------------------------------------------------------
 
@@ -314,11 +509,67 @@ class SimEngineCore:
                 self.running.append(req)
                 req.state = ReqState.RUNNING
                 events += self._decode(req, it.ends)  # prefill samples the first token
+                if req.state is ReqState.RUNNING:
+                    self._start_running(req)
             return events
-        for req in it.reqs:
+        if it.lazy and self.cache.can_alloc(len(it.ends) * len(self.running)):
+            return self._complete_lazy(it)
+        # One call per request (the step-by-step path, and the fallback when KV runs out).
+        for req in it.reqs if not it.lazy else list(self.running):
             if req.state is ReqState.RUNNING:
+                self._unfollow(req)
                 events += self._decode(req, it.ends)
+        self._steps.steps += len(it.ends)
+        for req in self.running:
+            if req._join is None and req not in self._eager:
+                self._follow(req)
         events.sort(key=lambda e: e.time)
+        return events
+
+    def _complete_lazy(self, it: _Iteration) -> list[EngineEvent]:
+        """A decode stretch of followers, in O(1) plus its finishers, as if stepped: every
+        running request gets a token a step, allocated in the order the step-by-step path
+        allocates them; at each inner step boundary that path would have matched the
+        blocked head's prefix again (an LRU touch), and the requests reaching their length
+        at the last step finish in batch order, their KV inserted between allocations."""
+        cache = self.cache
+        ends = it.ends
+        k, n = len(ends), len(self.running)
+        if k > 1:
+            head = it.head
+            if head is None:
+                cache.alloc((k - 1) * n)
+            else:
+                key = head.full_key()
+                cache.alloc(n)  # step 1, the head's path as old as the stretch
+                cache.match_prefix(key, ends[0])
+                if k > 2:
+                    cache.alloc((k - 2) * n)  # the head's path newer than all else
+                    cache.match_prefix(key, ends[k - 2])
+        counter = self._steps
+        counter.steps += k
+        finishing: list[Req] = []
+        heap = self._finishes
+        while heap and heap[0][0] <= counter.steps:
+            end, join, req = heapq.heappop(heap)
+            if req._join == join:
+                assert end == counter.steps, "a follower ran past its length"
+                finishing.append(req)
+        if not finishing:
+            cache.alloc(n)
+            return []
+        at = [(self.running.index(r), r._join or 0) for r in finishing]
+        by_join = {r._join: r for r in finishing}
+        events = []
+        done, now = 0, ends[-1]
+        for i, join in sorted(at):  # batch order
+            req = by_join[join]
+            cache.alloc(i + 1 - done)  # last step's tokens up to and including this one
+            done = i + 1
+            self._release(req, now, insert=True)
+            events.append(self._finish(req, now, req.decoder.finish_reason, "", k))
+        if n > done:
+            cache.alloc(n - done)
         return events
 
     def _decode(self, req: Req, ends: list[float]) -> list[EngineEvent]:
@@ -350,13 +601,17 @@ class SimEngineCore:
         """Moves the request's KV into the tree (SGLang cache_unfinished_req / cache_finished_req)."""
         self.cache.free(req.reserved)
         req.reserved = 0
-        _, node = self.cache.insert(req.full_key(), now, salt_seed(req.salt))
+        # req.node's path is a prefix of the key: the walk starts there
+        _, node = self.cache.insert(req.full_key(), now, req.salt_seed(), start=req.node,
+                                    known=req.block_hashes)
         self.cache.lock(node)
         if req.node is not None:
             self.cache.unlock(req.node)
         req.node = node
 
     def _release(self, req: Req, now: float, insert: bool) -> None:
+        self._unfollow(req)
+        self._eager.discard(req)
         if req.state is ReqState.RUNNING and insert:  # a partial prefill is not cached
             self._cache_progress(req, now)
         if req.reserved:
@@ -365,9 +620,10 @@ class SimEngineCore:
         if req.node is not None:
             self.cache.unlock(req.node)
             req.node = None
-        for queue in (self.running, self.prefilling):
-            if req in queue:
-                queue.remove(req)
+        if req.state is ReqState.RUNNING:
+            self.running.remove(req)
+        elif req.state is ReqState.PREFILL:
+            self.prefilling.remove(req)
 
     def _retract(self, req: Req, now: float) -> None:
         """Back to the waiting queue; its prompt stays cached (evictable), output recomputed."""
@@ -375,7 +631,7 @@ class SimEngineCore:
         self._release(req, now, insert=was_running)
         req.state = ReqState.WAITING
         req.retractions += 1
-        self.waiting.append(req)
+        bisect.insort(self.waiting, req, key=self._order)
 
     def _finish(self, req: Req, now: float, reason: dict[str, object] | None, delta: str = "",
                 produced: int = 0) -> EngineEvent:
@@ -386,5 +642,6 @@ class SimEngineCore:
             req.rid, now, delta=delta, new_tokens=produced, finish_reason=reason,
             prompt_tokens=len(req.prompt_ids), completion_tokens=d.completion_tokens,
             cached_tokens=req.cached_tokens, e2e_latency=now - req.arrival,
-            first_token_at=req.first_token_at, output_ids=tuple(d.output_ids), text=d.text,
+            first_token_at=req.first_token_at, text=d.text,
+            output_ids=d.output_key() if type(d) is FixedLengthDecoder else tuple(d.output_ids),
         )

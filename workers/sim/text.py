@@ -134,23 +134,46 @@ class Decoder:
         return max(0, bound)
 
 
+class StepCounter:
+    """Decode steps an engine has run; decoders following it produce one token a step."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+
 class FixedLengthDecoder:
     """An output of exactly `length` tokens with no text, advanced in O(1) per stretch.
 
     For the cluster simulator, where a workload fixes each call's output length (as with
     SGLang's ignore_eos) and nobody reads the text. Output token ids are consecutive from
     `first_id`: unique per call, so caches match only what the workload shares.
+
+    While it `follow`s an engine's StepCounter, it produces one token per counter step with
+    no call per token (the engine stops it at its length); `settle` ends that.
     """
 
+    __slots__ = ("_counter", "_done", "_first", "_length", "_mark", "finish_reason")
     text = ""
 
     def __init__(self, length: int, first_id: int) -> None:
         self._length = max(0, length)
         self._first = first_id
-        self.completion_tokens = 0
+        self._done = 0  # tokens produced before following the counter
+        self._counter: StepCounter | None = None
+        self._mark = 0  # counter.steps when following began
         self.finish_reason: dict[str, object] | None = None
         if self._length == 0:
             self.finish_reason = {"type": "length", "length": 0}
+
+    @property
+    def completion_tokens(self) -> int:
+        c = self._counter
+        if c is None:
+            return self._done
+        n = self._done + c.steps - self._mark
+        return n if n < self._length else self._length
 
     @property
     def finished(self) -> bool:
@@ -160,15 +183,37 @@ class FixedLengthDecoder:
     def output_ids(self) -> list[int]:
         return list(range(self._first, self._first + self.completion_tokens))
 
+    def output_key(self) -> tuple[int, ...]:
+        """output_ids as a tuple."""
+        return tuple(range(self._first, self._first + self.completion_tokens))
+
+    def follow(self, counter: StepCounter) -> None:
+        """From now on, one token per step of `counter` (until `settle`)."""
+        self.settle()
+        self._counter = counter
+        self._mark = counter.steps
+
+    def settle(self) -> int:
+        """Stops following the counter; returns the tokens produced while following."""
+        c = self._counter
+        if c is None:
+            return 0
+        n = self.completion_tokens - self._done
+        self._counter = None
+        self.advance(n)  # also sets finish_reason at the length
+        return n
+
     def step(self) -> str:
         self.advance(1)
         return ""
 
     def advance(self, steps: int) -> None:
+        if self._counter is not None:
+            self.settle()
         if self.finished:
             return
-        self.completion_tokens = min(self._length, self.completion_tokens + steps)
-        if self.completion_tokens >= self._length:
+        self._done = min(self._length, self._done + steps)
+        if self._done >= self._length:
             self.finish_reason = {"type": "length", "length": self._length}
 
     def remaining_upper_bound(self) -> int:
