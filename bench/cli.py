@@ -88,6 +88,14 @@ def add_parser(sub: Any) -> None:
                      help="random token ids are drawn below this (the model's vocabulary)")
     eng.add_argument("--seed", type=int, default=1)
     eng.add_argument("--out", default="", help="also write the results JSON here")
+    pb = kinds.add_parser("planner", help="microseconds per dispatch decision of the pure "
+                                          "planner core at queue depths (this CPU, in-process)")
+    pb.add_argument("--queued", default="1000,10000,100000",
+                    help="comma-separated queue depths (queued calls)")
+    pb.add_argument("--workers", type=int, default=64)
+    pb.add_argument("--decisions", type=int, default=2000, help="timed decisions per run")
+    pb.add_argument("--policies", default="default,fcfs+round_robin,plas+cache_aware")
+    pb.add_argument("--out", default="", help="also write the results JSON here")
     kv = kinds.add_parser("kv", help="KV-reference index lookup latency (real Redis)")
     kv.add_argument("--workers", type=int, default=8)
     kv.add_argument("--blocks", type=int, default=100_000, help="block hashes held per worker")
@@ -134,6 +142,11 @@ def run(args: argparse.Namespace) -> int:
             from bench.engine_bench import engine_command
 
             print(json.dumps(engine_command(args), indent=2))
+            return 0
+        if args.bench_kind == "planner":
+            from bench.planner_bench import planner_command
+
+            print(json.dumps(planner_command(args), indent=2))
             return 0
         if args.bench_kind == "kv":
             from bench.kv_lookup import kv_command

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -90,9 +91,9 @@ class CallRecord:
     cached_tokens: int = 0
     recovered: bool = False  # restored from Redis by a restarted planner, not yet re-admitted
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        return call_key(self.program_id, self.call_id)
+        return call_key(self.program_id, self.call_id)  # ids never change
 
     @property
     def remaining_output(self) -> int:

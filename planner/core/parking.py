@@ -48,9 +48,13 @@ class ParkedCalls:
         return call.key in self._parked
 
     def _put(self, call: CallRecord, since: float, worker_id: str) -> None:
+        tenant = call.tenant
         self._parked[call.key] = (call, since, worker_id)
-        _bump(self._on.setdefault(worker_id, {}), call.tenant, 1)
-        _bump(self._of, call.tenant, 1)
+        on = self._on.get(worker_id)
+        if on is None:
+            on = self._on[worker_id] = {}
+        on[tenant] = on.get(tenant, 0) + 1
+        self._of[tenant] = self._of.get(tenant, 0) + 1
 
     def _drop(self, key: str) -> tuple[CallRecord, float, str] | None:
         entry = self._parked.pop(key, None)
@@ -67,8 +71,13 @@ class ParkedCalls:
         return self.max_wait_s > 0 and call.key not in self._released
 
     def park(self, call: CallRecord, worker_id: str, now: float) -> None:
-        heapq.heappush(self._by_worker.setdefault(worker_id, {}).setdefault(call.tenant, []),
-                       (call.score, call.arrival, next(self._seq), call))
+        tenants = self._by_worker.get(worker_id)
+        if tenants is None:
+            tenants = self._by_worker[worker_id] = {}
+        heap = tenants.get(call.tenant)
+        if heap is None:
+            heap = tenants[call.tenant] = []
+        heapq.heappush(heap, (call.score, call.arrival, next(self._seq), call))
         self._put(call, now, worker_id)
         self._order.append((now, call.key))
 

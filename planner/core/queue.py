@@ -131,40 +131,37 @@ class MultiLevelQueue:
         """Tenants with queued calls."""
         return [t for t, q in self._tenants.items() if q.size]
 
-    @staticmethod
-    def _prune(q: _TenantQueue) -> None:
-        for level in q.levels:
-            while level and level[0][2].state is not CallState.QUEUED:  # discarded
-                level.popleft()
-
     def peek_tenants(self) -> list[str]:
         """Active tenants, fair-share order."""
-        for q in self._tenants.values():
-            self._prune(q)
-        active = [t for t, q in self._tenants.items() if q.size]
-        return sorted(active, key=lambda t: (self._vtime.get(t, 0.0), t))
+        vtime = self._vtime
+        active = [(vtime.get(t, 0.0), t) for t, q in self._tenants.items() if q.size]
+        active.sort()
+        return [t for _, t in active]
 
     def pop(self, now: float, tenant: str | None = None) -> CallRecord | None:
         """The next call: fair-share tenant first, then starving heads, then lowest level."""
         order = [tenant] if tenant is not None else self.peek_tenants()
         for t in order:
             q = self._tenants.get(t)
-            if q is None:
+            if q is None or not q.size:
                 continue
-            self._prune(q)
-            if not q.size:
-                continue
-            pick = -1  # the first non-empty level, unless a head waited past its bound
+            pick = None  # the first non-empty level, unless a head waited past its bound
             oldest = float("inf")
-            for i, level in enumerate(q.levels):
+            for level in q.levels:
+                while level and level[0][2].state is not CallState.QUEUED:
+                    level.popleft()  # discarded (cancelled) calls leave lazily
                 if not level:
                     continue
                 since, until, _ = level[0]
-                if pick < 0:
-                    pick = i
+                if pick is None:
+                    pick = level
                 if now > until and since < oldest:
-                    pick, oldest = i, since
+                    pick, oldest = level, since
+            if pick is None:  # never: q.size counts the queued calls exactly
+                self._len -= q.size
+                q.size = 0
+                continue
             q.size -= 1
             self._len -= 1
-            return q.levels[pick].popleft()[2]
+            return pick.popleft()[2]
         return None

@@ -101,11 +101,18 @@ class Affinity:
 
     def home(self, call: CallRecord, program: Program) -> str:
         """The worker that ran the call's latest parent; empty for calls without parents."""
-        parents = [program.calls[p] for p in call.parents if p in program.calls]
-        return max(parents, key=lambda c: c.finished_at or 0.0).worker_id if parents else ""
+        home, latest = "", -1.0
+        calls = program.calls
+        for p in call.parents:
+            parent = calls.get(p)
+            if parent is not None and (parent.finished_at or 0.0) > latest:
+                home, latest = parent.worker_id, parent.finished_at or 0.0
+        return home
 
     def choose(self, call: CallRecord, program: Program, candidates: Sequence[WorkerState],
                workers: Sequence[WorkerState]) -> WorkerState:
+        if len(candidates) == 1:  # the only choice, wherever its home is
+            return candidates[0]
         home = self.home(call, program)
         for w in candidates:
             if w.worker_id == home:
@@ -170,6 +177,9 @@ class CacheAware(_NoHome):
 
     def choose(self, call: CallRecord, program: Program, candidates: Sequence[WorkerState],
                workers: Sequence[WorkerState]) -> WorkerState:
+        if len(candidates) == 1:  # the only choice (a busy cluster's usual case): no loads
+            self._record(candidates[0].worker_id, call.prefix_hashes)
+            return candidates[0]
         least = _least_loaded(candidates)
         loads = [w.inflight for w in workers] or [0]
         imbalanced = max(loads) - min(loads) > self._abs and max(loads) > self._rel * min(loads)

@@ -65,6 +65,8 @@ class TenantShares:
         if len(active) < 2 or self.hold == "off":
             self._fraction = {}
             return
+        if active == self._fraction.keys():
+            return  # the same tenants: the same fractions
         weights = {t: self._weight(t) for t in active}
         total = sum(weights.values())
         self._fraction = {t: w / total for t, w in weights.items()}
@@ -82,27 +84,32 @@ class TenantShares:
 
     def allows(self, tenant: str, worker: WorkerState) -> bool:
         """Whether a call of `tenant` may take one of the worker's free slots."""
+        return self.gate(worker)(tenant)
+
+    def gate(self, worker: WorkerState) -> Callable[[str], bool]:
+        """Which tenants may take one of the worker's free slots, as it stands now (ask
+        again once a call starts or ends there, or a tenant stops waiting). The room held
+        is computed once: a tenant at or above its share adds none of its own."""
         free = worker.free
         if free <= 0:
-            return False
+            return _never
         fraction = self._fraction
         if not fraction:
-            return True
-        cap = worker.max_inflight
-        on = worker.tenants
-        if on.get(tenant, 0) < cap * fraction.get(tenant, 0.0):
-            return True
-        room = 0
+            return _always
+        cap, on, worker_id = worker.max_inflight, worker.tenants, worker.worker_id
         hold_all = self.hold == "active"
+        room = 0
         for u, f in fraction.items():
-            if u == tenant:
-                continue
             gap = cap * f - on.get(u, 0)
-            if gap > 0 and (hold_all or self._queued(u) or self._parked_on(worker.worker_id, u)):
+            if gap > 0 and (hold_all or self._queued(u) or self._parked_on(worker_id, u)):
                 room += math.ceil(gap - 1e-9)
-                if free - 1 < room:
-                    return False
-        return True
+        if free - 1 >= room:
+            return _always
+
+        def below_share(tenant: str) -> bool:
+            return on.get(tenant, 0) < cap * fraction.get(tenant, 0.0)
+
+        return below_share
 
     def boosted(self, tenant: str, worker: WorkerState) -> bool:
         """Whether `tenant` is furthest below its share on the worker (ties: each of them),
@@ -126,3 +133,11 @@ def _bump(counts: dict[str, int], key: str, delta: int) -> None:
         counts[key] = n
     else:
         counts.pop(key, None)
+
+
+def _always(tenant: str) -> bool:
+    return True
+
+
+def _never(tenant: str) -> bool:
+    return False

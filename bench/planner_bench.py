@@ -1,0 +1,203 @@
+"""`ostinato bench planner`: microseconds per dispatch decision of the pure PlannerCore.
+
+Measured on this machine's CPU, in-process (no gRPC, no Redis): the planner core on a
+ManualClock with `workers` workers of `budget` slots, several tenants (weights 1, 1, 2, 4),
+2,000+ live programs whose calls mostly extend a finished parent (affinity sends them home,
+parking them while it is full) and the queue held at a target depth. One decision: one
+running call completes (its worker frees a slot), one new call is submitted (the queue stays
+at its depth), the clock moves on 1 ms, then the timed `dispatch()` grants the freed slot.
+Per policy and depth: p50, p99, mean and max microseconds per decision, the grants each
+decision made (every one should make exactly one), and how p50/p99 grow with depth.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ostinato.clock import ManualClock
+from planner.core.planner import PlannerCore
+from planner.core.selection import parse_policy
+
+DEFAULT_POLICIES = ("default", "fcfs+round_robin", "plas+cache_aware")
+DEFAULT_QUEUED = (1000, 10_000, 100_000)
+TENANT_WEIGHTS = {"t0": 1.0, "t1": 1.0, "t2": 2.0, "t3": 4.0}
+STEP_S = 0.001  # virtual time between decisions
+BLOCKS = 16  # prompt blocks of a call (cache_aware's index)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    workers: int = 64
+    budget: int = 16  # slots per worker
+    decisions: int = 2000
+    min_programs: int = 2000
+    calls_per_program: int = 50  # more programs when the queue is deeper than this allows
+    seed: int = 1
+
+    def validate(self) -> None:
+        if min(self.workers, self.budget, self.decisions, self.min_programs,
+               self.calls_per_program) < 1:
+            raise ValueError("--workers, --decisions and the bench sizes must be >= 1")
+
+
+class _Driver:
+    """Keeps a planner core at a queue depth: submits calls, completes running ones."""
+
+    def __init__(self, policy: str, queued: int, cfg: BenchConfig) -> None:
+        self.rng = random.Random(cfg.seed)
+        self.clock = ManualClock()
+        priority, routing = parse_policy(policy)
+        self.core = PlannerCore(self.clock, priority, routing, worker_ttl_s=float("inf"),
+                                program_idle_ttl_s=float("inf"), tenant_weights=TENANT_WEIGHTS)
+        for i in range(cfg.workers):
+            self.core.upsert_worker(f"w{i:03d}", f"10.0.{i // 256}.{i % 256}:50061", cfg.budget)
+        n_programs = max(cfg.min_programs, -(-queued // cfg.calls_per_program))
+        tenants = list(TENANT_WEIGHTS)
+        self.programs: list[tuple[str, str]] = []
+        self.seq = 0
+        self.running: list[tuple[str, str]] = []
+        self.timing = self.collected = False
+        for p in range(n_programs):
+            pid, tenant = f"p{p:06d}", tenants[p % len(tenants)]
+            self.core.register_program(pid, tenant, program_class=f"class{p % 5}")
+            self.programs.append((pid, tenant))
+        # Every program's first call runs and finishes (spread over the workers): later calls
+        # extend it, so it is their home.
+        for pid, tenant in self.programs:
+            self.core.submit(pid, tenant, "root", prompt_tokens=2000, max_new_tokens=256,
+                             prefix_hashes=self._hashes(pid))
+        while self.core.queued:
+            for g in self.core.dispatch():
+                self._finish(g.program_id, g.call_id)
+        self.core.take_events()
+        while self.core.queued < queued + cfg.workers * cfg.budget:
+            self.submit()
+        self.running = [(g.program_id, g.call_id) for g in self.core.dispatch()]
+        self.core.take_events()
+
+    @staticmethod
+    def _hashes(pid: str) -> tuple[int, ...]:
+        base = int(pid[1:])  # one prefix per program, deterministic
+        return tuple(base * 1000 + i for i in range(BLOCKS))
+
+    def _finish(self, program_id: str, call_id: str) -> None:
+        rng = self.rng
+        self.core.complete(program_id, call_id, service_s=rng.uniform(0.05, 2.0),
+                           prompt_tokens=2000, completion_tokens=rng.randint(10, 400),
+                           cached_tokens=1500)
+
+    def submit(self) -> None:
+        pid, tenant = self.programs[self.rng.randrange(len(self.programs))]
+        self.seq += 1
+        with_parent = self.rng.random() < 0.7
+        self.core.submit(pid, tenant, f"c{self.seq}", thread_id=f"t{self.seq % 8}",
+                         parents=("root",) if with_parent else (), prompt_tokens=2100,
+                         max_new_tokens=512, prefix_hashes=self._hashes(pid))
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        """gc.callbacks: whether a collection ran inside the timed dispatch."""
+        if self.timing:
+            self.collected = True
+
+    def decision(self) -> tuple[float, int]:
+        """One completion, one submission, then the timed dispatch: (µs, grants)."""
+        i = self.rng.randrange(len(self.running))
+        self.running[i], self.running[-1] = self.running[-1], self.running[i]
+        self._finish(*self.running.pop())
+        self.submit()
+        self.clock.advance(STEP_S)
+        self.collected, self.timing = False, True
+        t0 = time.perf_counter_ns()
+        grants = self.core.dispatch()
+        dt = (time.perf_counter_ns() - t0) / 1000.0
+        self.timing = False
+        self.running += [(g.program_id, g.call_id) for g in grants]
+        self.core.take_events()
+        return dt, len(grants)
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
+    driver = _Driver(policy, queued, cfg)
+    times, grants, quiet = [], [], []
+    # The setup's objects go to the permanent generation, as a service would freeze what it
+    # loaded at start; the collector stays on for what the decisions allocate, and the
+    # decisions that a collection ran inside are counted (and left out of `without_gc`).
+    gc.collect()
+    gc.freeze()
+    gc.callbacks.append(driver.on_gc)
+    try:
+        for _ in range(cfg.decisions):
+            dt, n = driver.decision()
+            times.append(dt)
+            grants.append(n)
+            if not driver.collected:
+                quiet.append(dt)
+    finally:
+        gc.callbacks.remove(driver.on_gc)
+        gc.unfreeze()
+    times.sort()
+    quiet.sort()
+    return {
+        "policy": policy, "queued": queued, "queued_after": driver.core.queued,
+        "programs": len(driver.programs), "decisions": cfg.decisions,
+        "us_per_decision": {"p50": round(_percentile(times, 0.5), 2),
+                            "p99": round(_percentile(times, 0.99), 2),
+                            "mean": round(statistics.fmean(times), 2),
+                            "max": round(times[-1], 2)},
+        "without_gc": {"decisions": len(quiet),
+                       "p50": round(_percentile(quiet, 0.5), 2) if quiet else None,
+                       "p99": round(_percentile(quiet, 0.99), 2) if quiet else None},
+        "grants_per_decision": {"min": min(grants), "max": max(grants)},
+        "decisions_granting_one": sum(1 for n in grants if n == 1),
+    }
+
+
+def planner_bench(queued: tuple[int, ...] = DEFAULT_QUEUED,
+                  policies: tuple[str, ...] = DEFAULT_POLICIES,
+                  cfg: BenchConfig = BenchConfig()) -> dict[str, Any]:
+    cfg.validate()
+    if not queued or min(queued) < 1:
+        raise ValueError("--queued: give one or more depths >= 1")
+    for policy in policies:
+        parse_policy(policy)
+    runs = [run_one(policy, depth, cfg) for policy in policies for depth in queued]
+    growth: dict[str, dict[str, float]] = {}
+    lo, hi = min(queued), max(queued)
+    for policy in policies:
+        by_depth = {r["queued"]: r["us_per_decision"] for r in runs if r["policy"] == policy}
+        if hi > lo:
+            growth[policy] = {
+                f"p50_x_at_{hi}_vs_{lo}": round(by_depth[hi]["p50"] / by_depth[lo]["p50"], 3),
+                f"p99_x_at_{hi}_vs_{lo}": round(by_depth[hi]["p99"] / by_depth[lo]["p99"], 3),
+                "queue_x": hi / lo,
+            }
+    return {"kind": "planner", "measured": "wall-clock µs per PlannerCore.dispatch() on this "
+                                          "CPU, in-process",
+            "workers": cfg.workers, "budget_per_worker": cfg.budget,
+            "tenants": TENANT_WEIGHTS, "decisions_per_run": cfg.decisions,
+            "runs": runs, "growth": growth}
+
+
+def planner_command(args: Any) -> dict[str, Any]:
+    try:
+        queued = tuple(int(x) for x in str(args.queued).split(",") if x.strip())
+    except ValueError:
+        raise ValueError("--queued: expected comma-separated integers") from None
+    policies = tuple(p.strip() for p in str(args.policies).split(",") if p.strip())
+    cfg = BenchConfig(workers=args.workers, decisions=args.decisions)
+    results = planner_bench(queued, policies, cfg)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    return results

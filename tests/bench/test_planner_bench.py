@@ -1,0 +1,48 @@
+"""`ostinato bench planner`, tiny: the JSON's shape, and one grant per decision (no timings
+are asserted: they are this machine's)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.planner_bench import BenchConfig, planner_bench, planner_command
+
+TINY = BenchConfig(workers=4, budget=4, decisions=50, min_programs=40, calls_per_program=10)
+
+
+@pytest.mark.parametrize("policy", ["default", "fcfs+round_robin", "plas+cache_aware"])
+def test_every_decision_grants_exactly_one_call_at_its_depth(policy: str) -> None:
+    out = planner_bench((200,), (policy,), TINY)
+    [run] = out["runs"]
+    assert out["kind"] == "planner" and out["workers"] == 4
+    assert run["policy"] == policy and run["queued"] == 200 and run["decisions"] == 50
+    assert run["grants_per_decision"] == {"min": 1, "max": 1}
+    assert run["decisions_granting_one"] == 50
+    assert run["queued_after"] == 200  # one submitted per grant: the depth holds
+    assert run["programs"] >= 40
+    us = run["us_per_decision"]
+    assert set(us) == {"p50", "p99", "mean", "max"}
+    assert 0 < us["p50"] <= us["p99"] <= us["max"]
+    assert run["without_gc"]["decisions"] <= 50
+
+
+def test_growth_across_depths_and_the_command_writes_its_json(tmp_path: Path) -> None:
+    out_file = tmp_path / "planner.json"
+    args = argparse.Namespace(queued="100,300", workers=4, decisions=20,
+                              policies="fcfs+round_robin", out=str(out_file))
+    out = planner_command(args)
+    assert [r["queued"] for r in out["runs"]] == [100, 300]
+    growth = out["growth"]["fcfs+round_robin"]
+    assert growth["queue_x"] == 3.0 and growth["p50_x_at_300_vs_100"] > 0
+    assert json.loads(out_file.read_text()) == out
+
+
+@pytest.mark.parametrize(("queued", "policies"), [((), ("default",)), ((0,), ("default",)),
+                                                  ((10,), ("nope+nothing",))])
+def test_bad_arguments_are_refused(queued: tuple[int, ...], policies: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError):
+        planner_bench(queued, policies, TINY)
