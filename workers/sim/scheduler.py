@@ -520,9 +520,10 @@ class SimEngineCore:
                 self._unfollow(req)
                 events += self._decode(req, it.ends)
         self._steps.steps += len(it.ends)
-        for req in self.running:
-            if req._join is None and req not in self._eager:
-                self._follow(req)
+        if self._lazy:
+            for req in self.running:
+                if req._join is None and req not in self._eager:
+                    self._follow(req)
         events.sort(key=lambda e: e.time)
         return events
 
