@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-DEFAULT_POLICIES = "fcfs+round_robin,fcfs+cache_aware,default,oracle"
+DEFAULT_POLICIES = "fcfs+round_robin,fcfs+cache_aware,default,clairvoyant"
 
 
 def add_parser(sub: Any) -> None:
@@ -17,7 +17,7 @@ def add_parser(sub: Any) -> None:
                                        "cluster simulator")
     sim.add_argument("--workload", default="mixed", help="built-in name or a YAML/JSON spec file")
     sim.add_argument("--policies", default=DEFAULT_POLICIES,
-                     help="comma-separated <priority>+<routing> or presets (default, oracle)")
+                     help="comma-separated <priority>+<routing> or presets (default, clairvoyant)")
     sim.add_argument("--rates", required=True, help="comma-separated program arrival rates (per s)")
     sim.add_argument("--engines", type=int, default=8)
     sim.add_argument("--profile", default="h100-llama3.1-8b")

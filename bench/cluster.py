@@ -159,7 +159,7 @@ class ClusterSim:
         self.steady = steady
         self.clock = ManualClock()
         priority, routing = parse_policy(policy)
-        self._knows_future = priority.name == "oracle"
+        self._knows_future = priority.name == "clairvoyant"
         self.core = PlannerCore(self.clock, priority, routing, worker_ttl_s=float("inf"),
                                 program_idle_ttl_s=float("inf"),
                                 tenant_weights=config.tenant_weights,

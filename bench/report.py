@@ -91,12 +91,12 @@ def _point(point: dict[str, Any] | None, classes: list[str]) -> list[str]:
     lines = ["", f"At {point['load_of_baseline_capacity']:.0%} of `fcfs+round_robin`'s capacity "
              f"({point['rate']:.2f} programs/s):", "",
              "| policy | rate | stable | done | mean s | p50 s | p99 s | norm ms/tok | prefix hit "
-             "| deadlines | calls queued s (mean) | p99 vs fcfs+round_robin | mean vs oracle |",
+             "| deadlines | calls queued s (mean) | p99 vs fcfs+round_robin | mean vs clairvoyant |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in point["runs"]:
         p = r["policy"]
         lines.append(_row(r) + f" {_fmt(point['p99_vs_baseline'].get(p))}x | "
-                     f"{_fmt(point['mean_vs_oracle'].get(p))}x |")
+                     f"{_fmt(point['mean_vs_clairvoyant'].get(p))}x |")
     lines += ["", "Mean normalized latency per class there (ms/token):", "",
               "| policy | " + " | ".join(f"`{c}`" for c in classes) + " |",
               "|---|" + "---:|" * len(classes)]

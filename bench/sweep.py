@@ -203,7 +203,7 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
         point = None
         if caps.get(BASELINE) and bounded[BASELINE]:
             rate = round(TARGET_LOAD * caps[BASELINE], 6)
-            at = [p for p in (BASELINE, "default", "oracle") if p in cfg.policies]
+            at = [p for p in (BASELINE, "default", "clairvoyant") if p in cfg.policies]
             point = {"rate": rate, "load_of_baseline_capacity": TARGET_LOAD,
                      "runs": list(pool.map(run_one, *zip(*[(spec, p, rate, cfg, learned, steady)
                                                             for p in at], strict=True)))}
@@ -267,14 +267,14 @@ def _class_capacities(runs: list[dict[str, Any]], policies: tuple[str, ...],
 
 
 def _point_ratios(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """p99 over the baseline's and mean over the oracle's, per policy run at the point."""
+    """p99 over the baseline's and mean over the clairvoyant's, per policy run at the point."""
     by = {r["policy"]: r["program_latency_s"] for r in runs}
-    base, oracle = by.get(BASELINE), by.get("oracle")
+    base, clair = by.get(BASELINE), by.get("clairvoyant")
     return {
         "p99_vs_baseline": {p: round(lat["p99"] / base["p99"], 4) for p, lat in by.items()
                             if base and base["p99"] > 0},
-        "mean_vs_oracle": {p: round(lat["mean"] / oracle["mean"], 4) for p, lat in by.items()
-                           if oracle and oracle["mean"] > 0},
+        "mean_vs_clairvoyant": {p: round(lat["mean"] / clair["mean"], 4) for p, lat in by.items()
+                           if clair and clair["mean"] > 0},
     }
 
 
@@ -295,7 +295,7 @@ def parse_rates(text: str) -> tuple[float, ...]:
 
 
 def parse_budget(text: str) -> tuple[int, tuple[tuple[str, int], ...]]:
-    """`256` or `256,default=64,oracle=64`: the budget, then per-policy overrides."""
+    """`256` or `256,default=64,clairvoyant=64`: the budget, then per-policy overrides."""
     budget, overrides = None, []
     for item in (x.strip() for x in str(text).split(",") if x.strip()):
         name, sep, value = item.rpartition("=")

@@ -95,8 +95,8 @@ def test_bench_sim_writes_results_and_rejects_bad_input(tmp_path) -> None:  # ty
     assert bad.returncode == 2 and "classes[0].output_tokens: must be >= 0" in bad.stderr
 
 
-def test_planner_refuses_the_simulation_only_oracle() -> None:
-    out = subprocess.run([*CLI, "planner", "--policy", "oracle", "--redis-url",
+def test_planner_refuses_the_simulation_only_clairvoyant() -> None:
+    out = subprocess.run([*CLI, "planner", "--policy", "clairvoyant", "--redis-url",
                           "redis://127.0.0.1:1", "--port", "0"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "exists only in the cluster simulator" in out.stderr

@@ -11,7 +11,7 @@
   `StarvationBound.wait_s(policy.score_seconds(score))` =
   clamp(ratio x expected service in seconds, min_s, max_s) before its level no longer
   matters. Scores come in the policy's own unit (PLAS/ATLAS: seconds of attained service;
-  SRPT/oracle: work units, i.e. tokens, x SECONDS_PER_WORK; slack: seconds of slack, and
+  SRPT/clairvoyant: work units, i.e. tokens, x SECONDS_PER_WORK; slack: seconds of slack, and
   LATE for programs without a deadline); `score_seconds` converts them, and `max_s` keeps
   the bound finite whatever the score (a LATE call, a program expected to run for hours).
   With the defaults (4, 1 s, 60 s) a new PLAS program's call may be passed over for 1 s, a

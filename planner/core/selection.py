@@ -9,8 +9,8 @@ from planner.core.routing import RoutingPolicy, routing_policies
 # (PLAS until a class has history), and affinity, which keeps a program's context on one
 # engine. ATLAS, our earlier default, under-charges wide programs (a tree search of 156 calls
 # looks as short as its 4-call critical path); see docs/bench/ for the comparison.
-PRESETS = {"default": "srpt+affinity", "oracle": "oracle+affinity"}
-SIMULATION_ONLY = {"oracle"}  # priority policies that need the future (bench only)
+PRESETS = {"default": "srpt+affinity", "clairvoyant": "clairvoyant+affinity"}
+SIMULATION_ONLY = {"clairvoyant"}  # priority policies that need the future (bench only)
 
 
 def parse_policy(spec: str) -> tuple[PriorityPolicy, RoutingPolicy]:

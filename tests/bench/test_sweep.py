@@ -11,7 +11,7 @@ from bench.sweep import SweepConfig, parse_budget, run_sweep
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("128", (128, ())),
-    ("256,default=64,oracle=64", (256, (("default", 64), ("oracle", 64)))),
+    ("256,default=64,clairvoyant=64", (256, (("default", 64), ("clairvoyant", 64)))),
     ("default=64", (32, (("default", 64),))),
     (" 16 , fcfs+round_robin=8 ", (16, (("fcfs+round_robin", 8),))),
 ])
@@ -31,7 +31,7 @@ def test_bad_budgets_name_the_flag(text: str, message: str) -> None:
 
 def test_a_budget_for_a_policy_not_swept_or_below_one_is_refused() -> None:
     with pytest.raises(SpecError, match="not one of --policies"):
-        SweepConfig(("default",), (1.0,), policy_budgets=(("oracle", 4),)).validate()
+        SweepConfig(("default",), (1.0,), policy_budgets=(("clairvoyant", 4),)).validate()
     with pytest.raises(SpecError, match="default=0"):
         SweepConfig(("default",), (1.0,), policy_budgets=(("default", 0),)).validate()
 
@@ -44,23 +44,23 @@ def chain_spec() -> dict:
 
 
 def test_each_policy_runs_at_its_budget_and_the_targets_point_is_measured() -> None:
-    cfg = SweepConfig(("fcfs+round_robin", "default", "oracle"), (0.1, 1.0, 10.0),
+    cfg = SweepConfig(("fcfs+round_robin", "default", "clairvoyant"), (0.1, 1.0, 10.0),
                       engines=1, budget=2, policy_budgets=(("default", 4),), warmup_programs=0,
                       window_s=30.0)
     results = run_sweep(parse_spec(chain_spec()), cfg, progress=None)
     budgets = {(r["policy"], r["budget_per_engine"]) for r in results["runs"]}
-    assert budgets == {("fcfs+round_robin", 2), ("default", 4), ("oracle", 2)}
-    assert results["budget_per_policy"] == {"fcfs+round_robin": 2, "default": 4, "oracle": 2}
+    assert budgets == {("fcfs+round_robin", 2), ("default", 4), ("clairvoyant", 2)}
+    assert results["budget_per_policy"] == {"fcfs+round_robin": 2, "default": 4, "clairvoyant": 2}
     assert results["capacity_bounded"]["fcfs+round_robin"]  # 10/s overloads one engine
     point = results["at_80pct_of_baseline_capacity"]
     assert point["rate"] == pytest.approx(0.8 * results["capacity"]["fcfs+round_robin"], abs=1e-5)
-    assert [r["policy"] for r in point["runs"]] == ["fcfs+round_robin", "default", "oracle"]
+    assert [r["policy"] for r in point["runs"]] == ["fcfs+round_robin", "default", "clairvoyant"]
     assert all(r["rate"] == point["rate"] for r in point["runs"])
     lat = {r["policy"]: r["program_latency_s"] for r in point["runs"]}
     assert point["p99_vs_baseline"]["fcfs+round_robin"] == 1.0
     assert point["p99_vs_baseline"]["default"] == pytest.approx(
         lat["default"]["p99"] / lat["fcfs+round_robin"]["p99"], abs=1e-4)
-    assert point["mean_vs_oracle"]["oracle"] == 1.0
+    assert point["mean_vs_clairvoyant"]["clairvoyant"] == 1.0
     text = markdown(results)
     assert "At 80% of `fcfs+round_robin`'s capacity" in text and "`default` 4" in text
 

@@ -162,7 +162,7 @@ def test_expire_drops_silent_workers_and_idle_programs() -> None:
     assert core.expire() == ["idle"]  # busy has a running call
 
 
-@pytest.mark.parametrize("spec", ["", "fcfs", "fcfs+nope", "nope+round_robin", "plas+", "oracle+"])
+@pytest.mark.parametrize("spec", ["", "fcfs", "fcfs+nope", "nope+round_robin", "plas+", "clairvoyant+"])
 def test_unknown_policy_is_rejected_with_the_options(spec: str) -> None:
     with pytest.raises(ValueError, match="expected <priority>"):
         parse_policy(spec)

@@ -29,7 +29,7 @@ def _worst_call(policy: str, size: float | None, core: PlannerCore) -> CallRecor
             core.complete("big", "history", service_s=size)
         parents = ["history"] if policy == "atlas" else []
         return core.submit("big", "t", "W", parents=parents)
-    if policy == "oracle":
+    if policy == "clairvoyant":
         return core.submit("big", "t", "W", remaining_work=size)
     return core.submit("big", "t", "W", expected_output=50)  # slack: 1 s of decoding
 
@@ -75,8 +75,8 @@ def _dispatch_time_of_worst(policy: str, size: float | None) -> tuple[float, flo
         ("atlas", 1000.0, 60.0),
         ("srpt", 200.0, 16.0),  # 200 tokens x 0.02 s x 4
         ("srpt", 50_000.0, 60.0),  # last level (>= 16384 tokens): capped, not 4000 s
-        ("oracle", 200.0, 16.0),
-        ("oracle", 1e6, 60.0),
+        ("clairvoyant", 200.0, 16.0),
+        ("clairvoyant", 1e6, 60.0),
         ("slack", 11.0, 40.0),  # deadline 11 s, 1 s of decoding: 10 s of slack x 4
         ("slack", None, 60.0),  # no deadline: LATE (1e12), capped
     ],
@@ -113,7 +113,7 @@ def test_every_policys_bound_is_finite_and_at_most_a_minute(
         ("atlas", 2.0, 8.0),
         ("srpt", 32.0, 2.56),  # the first threshold: 0.64 s of decoding
         ("srpt", 16384.0, 60.0),
-        ("oracle", 500.0, 40.0),
+        ("clairvoyant", 500.0, 40.0),
         ("slack", 1.0, 4.0),
         ("slack", LATE, 60.0),
     ],
