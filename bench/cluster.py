@@ -26,6 +26,7 @@ every program arriving in the measured window has finished, or at the horizon.
 from __future__ import annotations
 
 import copy
+import gc
 import heapq
 import time
 from collections.abc import Callable, Iterable
@@ -185,7 +186,6 @@ class ClusterSim:
         self._seq = 0
         self._states: dict[int, _ProgramState] = {}
         self._timelines: dict[tuple[int, int], CallTimeline] = {}
-        self._reported: dict[str, int] = {}  # rid -> generated tokens last reported
         self.calls: list[CallTimeline] = []
         self.outcomes: list[ProgramOutcome] = []
         self._measured_open = 0  # measured programs arrived and not finished
@@ -213,6 +213,13 @@ class ClusterSim:
         return steady is not None and self._measured_open == 0 and now >= steady.window[1]
 
     def run(self, progress: Callable[[int], None] | None = None) -> SimRun:
+        gc.disable()  # the loop allocates much and frees it at once: collections only cost
+        try:
+            return self._run(progress)
+        finally:
+            gc.enable()
+
+    def _run(self, progress: Callable[[int], None] | None) -> SimRun:
         start = time.perf_counter()
         self._next_arrival()
         engines = self.engines
@@ -320,28 +327,24 @@ class ClusterSim:
             tl = self._timelines[(pidx, cidx)]
             tl.dispatched, tl.worker = now, e_idx
             req = Req(f"{pidx}/{cidx}", st.prompts[cidx],
-                      FixedLengthDecoder(call.output_tokens, call.first_output_id(pidx)),
-                      priority=grant.priority, salt=st.plan.salt)
+                      FixedLengthDecoder(call.output_tokens, call.first_output_id(pidx),
+                                         max_new_tokens=st.plan.klass.max_tokens),
+                      priority=grant.priority, salt=st.plan.salt,
+                      block_hashes=st.hashes[cidx])  # the engine need not hash them again
             self.engines[e_idx].submit(req, now)
             touched.append(e_idx)
         return touched
 
     def _report_progress(self, engine: SimEngineCore) -> None:
         """Running calls' generated tokens, every PROGRESS_EVERY_TOKENS, as workers report."""
-        every = PROGRESS_EVERY_TOKENS
-        reported = self._reported
-        for req in engine.running:
-            n = req.decoder.completion_tokens
-            if n // every > reported.get(req.rid, 0) // every:
-                reported[req.rid] = n
-                pidx, cidx = req.rid.split("/")
-                self.core.progress(self.programs[int(pidx)].program_id, cidx, n)
+        for rid, n in engine.take_progress(PROGRESS_EVERY_TOKENS):
+            pidx, cidx = rid.split("/")
+            self.core.progress(self.programs[int(pidx)].program_id, cidx, n)
 
     def _finished(self, event) -> int:  # type: ignore[no-untyped-def]
         """Records a finished call, releases its children; returns 1 if its program ended."""
         pidx_s, cidx_s = event.rid.split("/")
         pidx, cidx = int(pidx_s), int(cidx_s)
-        self._reported.pop(event.rid, None)
         st = self._states[pidx]
         plan = st.plan
         call = plan.calls[cidx]

@@ -158,3 +158,23 @@ def test_zero_cost_mode_takes_no_simulated_time() -> None:
 def test_invalid_engine_params(bad: dict) -> None:
     with pytest.raises(ValueError):
         EngineParams(**{"max_total_tokens": 100, **bad})
+
+
+def test_admission_reserves_from_max_new_tokens_not_the_length_only_the_sim_knows() -> None:
+    from workers.sim.text import FixedLengthDecoder
+
+    def fixed(rid: str, base: int, max_new: int | None) -> Req:
+        return Req(rid=rid, prompt_ids=list(range(base, base + 100)),
+                   decoder=FixedLengthDecoder(10, base + 10_000, max_new_tokens=max_new))
+
+    # Room for both prompts and outputs, but not for 30% of a 1000-token max_tokens as well:
+    # like SGLang, the engine holds the second request back while the first runs.
+    for max_new, together in ((None, True), (1000, False)):
+        core = engine(capacity=400)
+        core.submit(fixed("a", 0, max_new), 0.0)
+        core.submit(fixed("b", 1000, max_new), 0.0)
+        core.next_event_time()
+        assert (core.num_running == 2) is together
+    d = FixedLengthDecoder(10, 0, max_new_tokens=1000)
+    d.advance(4)
+    assert (d.remaining_upper_bound(), d.reserve_bound()) == (6, 996)

@@ -38,6 +38,8 @@ from workers.sim.cost_model import CostModel
 from workers.sim.radix import CacheFull, Node, RadixCache
 from workers.sim.text import Decoder, FixedLengthDecoder, StepCounter
 
+# SGLang's SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION: reservations count at most this many outputs
+CLIP_MAX_NEW_TOKENS = 4096
 NEW_TOKEN_RATIO = 0.3  # share of max_new_tokens reserved at admission (SGLang decays 0.7 -> 0.1)
 
 
@@ -311,7 +313,7 @@ class SimEngineCore:
         self.cache.lock(node)
         new = len(key) - matched
         # Room for some of the output too, unless the engine is idle (then any fit will do).
-        reserve_out = int(NEW_TOKEN_RATIO * req.decoder.remaining_upper_bound())
+        reserve_out = int(NEW_TOKEN_RATIO * min(req.decoder.reserve_bound(), CLIP_MAX_NEW_TOKENS))
         if not self.cache.can_alloc(new + (reserve_out if self.num_running else 0)):
             self.cache.unlock(node)
             return False

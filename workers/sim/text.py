@@ -126,6 +126,11 @@ class Decoder:
                 return
             self.step()
 
+    def reserve_bound(self) -> int:
+        """max_new_tokens minus the output so far: all an engine knows of what is left
+        (SGLang reserves KV from it), unlike remaining_upper_bound, which knows the EOS."""
+        return max(0, self._max - self.completion_tokens)
+
     def remaining_upper_bound(self) -> int:
         """Tokens left at most (for fast-forwarding decode stretches)."""
         bound = self._max - self.completion_tokens
@@ -154,11 +159,16 @@ class FixedLengthDecoder:
     no call per token (the engine stops it at its length); `settle` ends that.
     """
 
-    __slots__ = ("_counter", "_done", "_first", "_length", "_mark", "finish_reason")
+    __slots__ = ("_counter", "_done", "_first", "_length", "_mark", "_max_new", "finish_reason")
     text = ""
 
-    def __init__(self, length: int, first_id: int) -> None:
+    def __init__(self, length: int, first_id: int, max_new_tokens: int | None = None) -> None:
+        """`length`: the output the model writes (the workload's draw, which only the
+        simulation knows); `max_new_tokens`: what the client asked for (default: `length`,
+        as with ignore_eos), all the engine's KV reservation may go by."""
         self._length = max(0, length)
+        self._max_new = self._length if max_new_tokens is None else max(self._length,
+                                                                       max_new_tokens)
         self._first = first_id
         self._done = 0  # tokens produced before following the counter
         self._counter: StepCounter | None = None
@@ -217,4 +227,9 @@ class FixedLengthDecoder:
             self.finish_reason = {"type": "length", "length": self._length}
 
     def remaining_upper_bound(self) -> int:
+        """Tokens left exactly (the simulation knows the length; fast-forwarding uses it)."""
         return self._length - self.completion_tokens
+
+    def reserve_bound(self) -> int:
+        """max_new_tokens minus the output so far: what the engine knows is left."""
+        return self._max_new - self.completion_tokens
