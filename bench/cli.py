@@ -21,7 +21,9 @@ def add_parser(sub: Any) -> None:
     sim.add_argument("--rates", required=True, help="comma-separated program arrival rates (per s)")
     sim.add_argument("--engines", type=int, default=8)
     sim.add_argument("--profile", default="h100-llama3.1-8b")
-    sim.add_argument("--programs", type=int, help="programs per run (overrides the spec)")
+    sim.add_argument("--programs", type=int, help="programs of the finite runs (unloaded and "
+                     "one-engine references; overrides the spec); steady-state runs take as "
+                     "many as arrive")
     sim.add_argument("--seed", type=int, help="overrides the spec's seed")
     sim.add_argument("--out", default="bench-results", help="directory for results.json, .md, .png")
     sim.add_argument("--slo-factor", type=float, default=5.0)
