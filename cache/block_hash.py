@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 
 DEFAULT_BLOCK_SIZE = 16
 
@@ -89,6 +89,21 @@ def extend_prefix_block_hashes(known: Sequence[int], tokens: Sequence[int], salt
         parent = next_block_hash(parent, i, tokens[start:start + block_size], salt, shared_blocks)
         out.append(parent)
     return out
+
+
+def held_prefix_blocks(held: Container[int], hashes: Sequence[int]) -> int:
+    """How many leading blocks of a prompt (its chained `hashes`) are in `held`. A chained
+    hash names its whole prefix, so a set filled from whole prefixes (an engine's radix cache,
+    which evicts leaves first; a router's record of prompts sent) holds a leading run, and a
+    binary search finds its end: O(log n) lookups."""
+    lo, hi = 0, len(hashes)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if hashes[mid - 1] in held:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def shared_token_count(tokens: Sequence[int], shared_prefix_tokens: Sequence[int]) -> int:

@@ -8,7 +8,7 @@ question, `longest_prefixes`, that the planner service asks before every admissi
 The answer equals the Redis script's (the leading run of held blocks) because a worker's
 held set is prefix-closed: a block hash names its whole prefix, and an engine's radix cache
 evicts leaves first, so no block is held without the blocks before it. That lets a lookup
-binary-search the prompt's blocks: O(log n) per worker instead of O(n).
+binary-search the prompt's blocks (block_hash.held_prefix_blocks): O(log n) per worker.
 
 Pure and synchronous.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from cache.block_hash import held_prefix_blocks
 from workers.kv_events import AllBlocksCleared, BlockRemoved, BlockStored, KvEvent
 
 
@@ -41,16 +42,7 @@ class KvHoldings:
     def longest_prefix(self, worker_id: str, hashes: Sequence[int]) -> int:
         """How many leading blocks of `hashes` the worker's engine holds."""
         held = self._held.get(worker_id)
-        if not held:
-            return 0
-        lo, hi = 0, len(hashes)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if hashes[mid - 1] in held:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        return held_prefix_blocks(held, hashes) if held else 0
 
     def longest_prefixes(self, worker_ids: Sequence[str],
                          hashes: Sequence[int]) -> Mapping[str, int]:

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from planner.core.model import CallRecord, CallState
+from planner.core.tenants import bump_count
 
 
 class ParkedCalls:
@@ -60,8 +61,8 @@ class ParkedCalls:
         entry = self._parked.pop(key, None)
         if entry is not None:
             call, _, worker_id = entry
-            _bump(self._on[worker_id], call.tenant, -1)
-            _bump(self._of, call.tenant, -1)
+            bump_count(self._on[worker_id], call.tenant, -1)
+            bump_count(self._of, call.tenant, -1)
         return entry
 
     def __len__(self) -> int:
@@ -145,11 +146,3 @@ class ParkedCalls:
         """The call was dispatched or ended: nothing here refers to it any more."""
         self._released.discard(call.key)
         self._drop(call.key)
-
-
-def _bump(counts: dict[str, int], key: str, delta: int) -> None:
-    n = counts.get(key, 0) + delta
-    if n > 0:
-        counts[key] = n
-    else:
-        counts.pop(key, None)

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
 
+from cache.block_hash import held_prefix_blocks
 from planner.core.model import CallRecord, Program, WorkerState
 
 
@@ -153,16 +154,7 @@ class CacheAware(_NoHome):
     def matched_blocks(self, worker_id: str, hashes: Sequence[int]) -> int:
         """Longest prefix of `hashes` indexed for the worker (binary search: chained hashes)."""
         idx = self._index.get(worker_id)
-        if not idx:
-            return 0
-        lo, hi = 0, len(hashes)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if hashes[mid - 1] in idx:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        return held_prefix_blocks(idx, hashes) if idx else 0
 
     def _record(self, worker_id: str, hashes: Sequence[int]) -> None:
         idx = self._index.setdefault(worker_id, OrderedDict())

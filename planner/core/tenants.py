@@ -52,9 +52,9 @@ class TenantShares:
 
     def running(self, tenant: str, worker: WorkerState | None, delta: int) -> None:
         """A call of `tenant` started (+1) or ended (-1) on `worker` (None: one that left)."""
-        _bump(self._running, tenant, delta)
+        bump_count(self._running, tenant, delta)
         if worker is not None:
-            _bump(worker.tenants, tenant, delta)
+            bump_count(worker.tenants, tenant, delta)
 
     def running_tenants(self) -> Iterable[str]:
         return self._running.keys()
@@ -127,7 +127,8 @@ class TenantShares:
         return all(level <= x for x in others) and any(level < x for x in others)
 
 
-def _bump(counts: dict[str, int], key: str, delta: int) -> None:
+def bump_count(counts: dict[str, int], key: str, delta: int) -> None:
+    """Adds `delta` to a per-tenant count, dropping the tenant at zero."""
     n = counts.get(key, 0) + delta
     if n > 0:
         counts[key] = n
