@@ -17,9 +17,11 @@ Modelled on SGLang's Scheduler (python/sglang/srt/managers/scheduler.py, schedul
   request finishes).
 
 Without stream events (`stream_events=False`), requests with a FixedLengthDecoder follow the
-engine's decode-step counter: a decode iteration costs O(1) plus its finishers, not one call
-per running request; what the step-by-step path would allocate, evict and touch in the
-radix cache is done in the same order, so results are the same.
+engine's decode-step counter (workers/sim/followers.py): a decode iteration costs O(1) plus
+its finishers, not one call per running request; what the step-by-step path would allocate,
+evict and touch in the radix cache is done in the same order, so results are the same.
+Admission to prefill (queue order, KV reservation, preemption) is in workers/sim/admission.py;
+the types the core takes and gives (EngineParams, Req, EngineEvent) in workers/sim/requests.py.
 
 Pure and synchronous: `submit`, `abort`, `step(now)` and `next_event_time()`.
 """
@@ -27,110 +29,17 @@ Pure and synchronous: `submit`, `abort`, `step(now)` and `next_event_time()`.
 from __future__ import annotations
 
 import bisect
-import enum
-import heapq
-import itertools
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cache.block_hash import salt_seed
+from workers.sim.admission import CLIP_MAX_NEW_TOKENS, NEW_TOKEN_RATIO, PrefillAdmission
 from workers.sim.cost_model import CostModel
-from workers.sim.radix import CacheFull, Node, RadixCache
-from workers.sim.text import Decoder, FixedLengthDecoder, StepCounter
+from workers.sim.followers import Followers
+from workers.sim.radix import CacheFull, RadixCache
+from workers.sim.requests import EngineEvent, EngineParams, Req, ReqState
+from workers.sim.text import FixedLengthDecoder
 
-# SGLang's SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION: reservations count at most this many outputs
-CLIP_MAX_NEW_TOKENS = 4096
-NEW_TOKEN_RATIO = 0.3  # share of max_new_tokens reserved at admission (SGLang decays 0.7 -> 0.1)
-
-
-@dataclass(frozen=True)
-class EngineParams:
-    max_total_tokens: int
-    chunked_prefill_size: int = 8192
-    max_running_requests: int = 256
-    schedule_policy: str = "fcfs"  # fcfs | lpm
-    enable_priority: bool = True
-    preemption_threshold: int = 10  # SGLang --priority-scheduling-preemption-threshold
-    block_size: int = 16
-    fast_forward: bool = False
-    kv_events: bool = True  # block hashes and KV events (off in the cluster simulator)
-    stream_events: bool = True  # an event per decode step; False: only finish events
-
-    def __post_init__(self) -> None:
-        if self.schedule_policy not in ("fcfs", "lpm"):
-            raise ValueError(f"schedule_policy must be fcfs or lpm, got {self.schedule_policy!r}")
-        if min(self.max_total_tokens, self.chunked_prefill_size, self.max_running_requests) < 1:
-            raise ValueError("engine sizes must be positive")
-
-
-class ReqState(enum.Enum):
-    WAITING = "waiting"
-    PREFILL = "prefill"
-    RUNNING = "running"
-    FINISHED = "finished"
-
-
-@dataclass(eq=False)
-class Req:
-    rid: str
-    prompt_ids: list[int]
-    decoder: Decoder | FixedLengthDecoder
-    priority: int = 0
-    salt: str = ""
-    arrival: float = 0.0
-    state: ReqState = ReqState.WAITING
-    cached_tokens: int = 0  # reported: prompt tokens served from cache at first admission
-    done_tokens: int = 0  # tokens of `key` whose KV exists (cached or computed)
-    reserved: int = 0  # pool tokens this request holds outside the tree
-    node: Node | None = None  # locked radix node
-    admitted_once: bool = False
-    retractions: int = 0
-    first_token_at: float | None = None
-    key: tuple[int, ...] = field(default=())
-    # Hashes of the prompt's complete blocks (cache.block_hash.block_hashes of prompt_ids,
-    # block_size and salt as the engine's), if the caller has them: the cache then does not
-    # hash those blocks again.
-    block_hashes: Sequence[int] = field(default=(), repr=False)
-    # engine bookkeeping
-    _seed: int | None = field(default=None, init=False, repr=False)
-    _prefix: tuple[int, ...] | None = field(default=None, init=False, repr=False)
-    _join: int | None = field(default=None, init=False, repr=False)  # while running: join id
-    _lazy_base: int = field(default=0, init=False, repr=False)  # context minus counter steps
-    _reported: int = field(default=0, init=False, repr=False)  # tokens last in take_progress
-
-    def salt_seed(self) -> int:
-        if self._seed is None:
-            self._seed = salt_seed(self.salt)
-        return self._seed
-
-    def full_key(self) -> tuple[int, ...]:
-        """Salt token, prompt, then output so far: what this request's KV holds."""
-        if self._prefix is None:
-            self._prefix = (-1 - (self.salt_seed() >> 2), *self.prompt_ids)
-        d = self.decoder
-        if type(d) is FixedLengthDecoder:
-            return self._prefix + d.output_key()
-        return self._prefix + tuple(d.output_ids)
-
-
-@dataclass(frozen=True)
-class EngineEvent:
-    rid: str
-    time: float
-    delta: str = ""
-    new_tokens: int = 0
-    finish_reason: dict[str, object] | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    e2e_latency: float = 0.0
-    first_token_at: float | None = None
-    output_ids: tuple[int, ...] = ()
-    text: str = ""
-
-    @property
-    def finished(self) -> bool:
-        return self.finish_reason is not None
+__all__ = ["CLIP_MAX_NEW_TOKENS", "NEW_TOKEN_RATIO", "EngineEvent", "EngineParams", "Req",
+           "ReqState", "SimEngineCore"]
 
 
 @dataclass
@@ -148,7 +57,7 @@ class _Iteration:
         return self.ends[-1]
 
 
-class SimEngineCore:
+class SimEngineCore(PrefillAdmission):
     def __init__(self, cost: CostModel, params: EngineParams) -> None:
         self.cost = cost
         self.params = params
@@ -166,15 +75,8 @@ class SimEngineCore:
             self._order = lambda r: (-r.priority, r.arrival)
         else:
             self._order = lambda r: (0, r.arrival)
-        # Followers: running requests whose FixedLengthDecoder follows the decode-step counter.
-        self._steps = StepCounter()
-        self._lazy = not params.stream_events
-        self._eager: set[Req] = set()  # running requests advanced one call per iteration
-        self._lazy_context = 0  # followers' context tokens, less followers * steps
-        self._finishes: list[tuple[int, int, Req]] = []  # (step it ends at, join id, req)
-        self._joins = itertools.count(1)
-        self._progress_every = 0
-        self._progress: list[tuple[int, int, Req]] = []  # (step of next report, join id, req)
+        # Running requests whose FixedLengthDecoder follows the decode-step counter.
+        self._followers = Followers(enabled=not params.stream_events)
 
     # ---- API -------------------------------------------------------------------------
 
@@ -261,44 +163,12 @@ class SimEngineCore:
         """(rid, output tokens) of each running request whose output has reached a multiple
         of `every` since it was last listed here (as workers report progress), in the order
         of `running`. Costs O(listed), not O(running): call it after each `step`."""
-        if every < 1:
-            raise ValueError("every must be positive")
-        if every != self._progress_every:
-            self._progress_every = every
-            self._progress = []
-            for r in self.running:
-                if r._join is not None:
-                    self._push_progress(r)
-        steps = self._steps.steps
-        due: list[Req] = []
-        heap = self._progress
-        while heap and heap[0][0] <= steps:
-            _, join, r = heapq.heappop(heap)
-            if r._join != join:
-                continue  # no longer running (or running anew: it has a newer entry)
-            if r.decoder.completion_tokens // every > r._reported // every:
-                r._reported = r.decoder.completion_tokens
-                due.append(r)
-            self._push_progress(r)
-        for r in self._eager:
-            if r.decoder.completion_tokens // every > r._reported // every:
-                r._reported = r.decoder.completion_tokens
-                due.append(r)
-        if len(due) > 1:
-            due.sort(key=self.running.index)
-        return [(r.rid, r._reported) for r in due]
+        return self._followers.take_progress(every, self.running)
 
     # ---- scheduling --------------------------------------------------------------------
 
     def _has_work(self) -> bool:
         return bool(self.waiting or self.prefilling or self.running)
-
-    def _sorted_waiting(self, now: float) -> list[Req]:
-        """The waiting queue in lpm order: longest cached prefix first within a priority."""
-        prio = self.params.enable_priority
-        match = {r.rid: self.cache.match_prefix(r.full_key(), now)[0] for r in self.waiting}
-        return sorted(self.waiting, key=lambda r: (-r.priority if prio else 0, -match[r.rid],
-                                                  r.arrival))
 
     def _schedule(self, start: float) -> _Iteration | None:
         it = self._prefill_batch(start)
@@ -306,72 +176,9 @@ class SimEngineCore:
             it = self._decode_batch(start)
         return it
 
-    def _admit(self, req: Req, now: float) -> bool:
-        key = req.full_key()
-        matched, node = self.cache.match_prefix(key, now)
-        matched = min(matched, len(key) - 1)  # the last token is always recomputed for logits
-        self.cache.lock(node)
-        new = len(key) - matched
-        # Room for some of the output too, unless the engine is idle (then any fit will do).
-        reserve_out = int(NEW_TOKEN_RATIO * min(req.decoder.reserve_bound(), CLIP_MAX_NEW_TOKENS))
-        if not self.cache.can_alloc(new + (reserve_out if self.num_running else 0)):
-            self.cache.unlock(node)
-            return False
-        self.cache.alloc(new)
-        req.reserved, req.node, req.key = new, node, key
-        req.done_tokens = matched
-        if not req.admitted_once:
-            req.cached_tokens = max(0, matched - 1)  # the salt token is not a prompt token
-            req.admitted_once = True
-        req.state = ReqState.PREFILL
-        return True
-
-    def _preempt_for(self, req: Req, now: float) -> Req | None:
-        """Retracts one running request of much lower priority; returns it, if one was found."""
-        if not self.params.enable_priority:
-            return None
-        victims = [r for r in self.running + self.prefilling
-                   if req.priority - r.priority > self.params.preemption_threshold]
-        if not victims:
-            return None
-        victim = min(victims, key=lambda r: (r.priority, -r.arrival))
-        self._retract(victim, now)
-        return victim
-
-    def _try_admit(self, req: Req, start: float, retracted: set[Req]) -> bool:
-        """Admits req (retracting lower-priority requests if need be); False if it does not fit."""
-        while True:
-            if self.num_running < self.params.max_running_requests and self._admit(req, start):
-                return True
-            victim = self._preempt_for(req, start)
-            if victim is None:
-                return False
-            retracted.add(victim)
-
     def _prefill_batch(self, start: float) -> _Iteration | None:
         budget = self.params.chunked_prefill_size
-        # SGLang stops at the first request that does not fit (head of line). Requests
-        # retracted during this pass wait for the next one.
-        retracted: set[Req] = set()
-        if self.params.schedule_policy == "lpm" and len(self.waiting) <= 128:
-            for req in self._sorted_waiting(start):
-                if req in retracted:
-                    continue
-                if not self._try_admit(req, start, retracted):
-                    break
-                self.waiting.remove(req)
-                self.prefilling.append(req)
-        else:
-            waiting, i = self.waiting, 0  # already in order
-            while i < len(waiting):
-                req = waiting[i]
-                if req in retracted:  # (behind every request it made room for)
-                    i += 1
-                    continue
-                if not self._try_admit(req, start, retracted):
-                    break
-                del waiting[i]
-                self.prefilling.append(req)
+        self._admit_waiting(start)
         chunks: list[tuple[Req, int]] = []
         for req in self.prefilling:
             if budget <= 0:
@@ -392,10 +199,10 @@ class SimEngineCore:
             self._retract(min(self.running, key=lambda r: (r.priority, -r.arrival)), start)
             retracted = True
         n = len(self.running)
-        lazy = not self._eager  # every running request follows the step counter
+        lazy = not self._followers.eager  # every running request follows the step counter
         batch: list[Req] = []
         if lazy:
-            context = self._lazy_context + n * self._steps.steps
+            context = self._followers.context(n)
         else:
             batch = list(self.running)
             context = sum(len(r.prompt_ids) + r.decoder.completion_tokens for r in batch)
@@ -416,22 +223,12 @@ class SimEngineCore:
             else:
                 ff = True
             if ff:
-                steps = self._min_remaining() if lazy else \
+                steps = self._followers.min_remaining() if lazy else \
                     min(r.decoder.remaining_upper_bound() for r in batch)
                 room = (self.cache.available + self.cache.evictable) // n
                 steps = max(1, min(steps, room))
         ends = self.cost.decode_ends(start, n, context, steps)
         return _Iteration("decode", start, ends, batch, lazy=lazy, head=head)
-
-    def _min_remaining(self) -> int:
-        """Decode steps until the first follower finishes."""
-        heap = self._finishes
-        while heap:
-            end, join, req = heap[0]
-            if req._join == join:
-                return end - self._steps.steps
-            heapq.heappop(heap)
-        return 1
 
     def _run_steps_before(self, now: float) -> None:
         """Completes the steps of the lazy decode stretch in flight that end before `now`
@@ -457,44 +254,6 @@ class SimEngineCore:
         keep = bisect.bisect_left(it.ends, now) + 1
         del it.ends[keep:]
 
-    # ---- followers ---------------------------------------------------------------------
-
-    def _start_running(self, req: Req) -> None:
-        """A request that has its first token joins the decode batch."""
-        if self._lazy and type(req.decoder) is FixedLengthDecoder:
-            self._follow(req)
-        else:
-            self._eager.add(req)
-
-    def _follow(self, req: Req) -> None:
-        d = req.decoder
-        assert isinstance(d, FixedLengthDecoder) and req._join is None
-        steps = self._steps.steps
-        req._join = join = next(self._joins)
-        d.follow(self._steps)
-        req._lazy_base = len(req.prompt_ids) + d.completion_tokens - steps
-        self._lazy_context += req._lazy_base
-        heapq.heappush(self._finishes, (steps + d.remaining_upper_bound(), join, req))
-        if self._progress_every:
-            self._push_progress(req)
-
-    def _unfollow(self, req: Req) -> None:
-        """Settles a follower's output and KV reservation (it had every step's token)."""
-        if req._join is None:
-            return
-        d = req.decoder
-        assert isinstance(d, FixedLengthDecoder)
-        req.reserved += d.settle()
-        self._lazy_context -= req._lazy_base
-        req._join = None
-
-    def _push_progress(self, req: Req) -> None:
-        every = self._progress_every
-        n = req.decoder.completion_tokens
-        due = (req._reported // every + 1) * every
-        assert req._join is not None
-        heapq.heappush(self._progress, (self._steps.steps + max(0, due - n), req._join, req))
-
     # ---- effects -----------------------------------------------------------------------
 
     def _complete(self, it: _Iteration) -> list[EngineEvent]:
@@ -512,20 +271,16 @@ class SimEngineCore:
                 req.state = ReqState.RUNNING
                 events += self._decode(req, it.ends)  # prefill samples the first token
                 if req.state is ReqState.RUNNING:
-                    self._start_running(req)
+                    self._followers.start(req)
             return events
         if it.lazy and self.cache.can_alloc(len(it.ends) * len(self.running)):
             return self._complete_lazy(it)
         # One call per request (the step-by-step path, and the fallback when KV runs out).
         for req in it.reqs if not it.lazy else list(self.running):
             if req.state is ReqState.RUNNING:
-                self._unfollow(req)
+                self._followers.unfollow(req)
                 events += self._decode(req, it.ends)
-        self._steps.steps += len(it.ends)
-        if self._lazy:
-            for req in self.running:
-                if req._join is None and req not in self._eager:
-                    self._follow(req)
+        self._followers.stepped(len(it.ends), self.running)
         events.sort(key=lambda e: e.time)
         return events
 
@@ -549,24 +304,13 @@ class SimEngineCore:
                 if k > 2:
                     cache.alloc((k - 2) * n)  # the head's path newer than all else
                     cache.match_prefix(key, ends[k - 2])
-        counter = self._steps
-        counter.steps += k
-        finishing: list[Req] = []
-        heap = self._finishes
-        while heap and heap[0][0] <= counter.steps:
-            end, join, req = heapq.heappop(heap)
-            if req._join == join:
-                assert end == counter.steps, "a follower ran past its length"
-                finishing.append(req)
+        finishing = self._followers.advance(k, self.running)
         if not finishing:
             cache.alloc(n)
             return []
-        at = [(self.running.index(r), r._join or 0) for r in finishing]
-        by_join = {r._join: r for r in finishing}
         events = []
         done, now = 0, ends[-1]
-        for i, join in sorted(at):  # batch order
-            req = by_join[join]
+        for i, req in finishing:  # batch order
             cache.alloc(i + 1 - done)  # last step's tokens up to and including this one
             done = i + 1
             self._release(req, now, insert=True)
@@ -613,8 +357,7 @@ class SimEngineCore:
         req.node = node
 
     def _release(self, req: Req, now: float, insert: bool) -> None:
-        self._unfollow(req)
-        self._eager.discard(req)
+        self._followers.drop(req)
         if req.state is ReqState.RUNNING and insert:  # a partial prefill is not cached
             self._cache_progress(req, now)
         if req.reserved:

@@ -1,0 +1,166 @@
+"""PlannerCore's workers and dispatch: the calls that start now, and on which worker.
+
+The worker registry keeps an index of the workers with a free slot, updated as slots free
+and fill, so that `dispatch` never scans the workers. `dispatch` starts calls parked on a
+worker first, then queued calls in fair-share order, each on a free worker that its
+tenant's share lets it use, as the routing policy chooses. A mixin of PlannerCore
+(planner/core/planner.py), whose state it reads and changes.
+"""
+
+from __future__ import annotations
+
+from ostinato.clock import Clock
+from planner.core.model import CallChanged, CallRecord, CallState, Event, Grant, Program, WorkerState
+from planner.core.parking import ParkedCalls
+from planner.core.policies import PriorityPolicy, engine_priority
+from planner.core.queue import MultiLevelQueue
+from planner.core.routing import RoutingPolicy
+from planner.core.tenants import TenantShares
+
+
+def grant_of(call: CallRecord) -> Grant:
+    """The grant of a running call (also re-sent when a restarted planner is asked again)."""
+    queued = (call.dispatched_at or call.arrival) - call.arrival
+    return Grant(call.program_id, call.call_id, call.worker_id, call.worker_address,
+                 call.priority, queued_s=queued)
+
+
+class WorkerDispatch:
+    _clock: Clock
+    _priority: PriorityPolicy
+    _routing: RoutingPolicy
+    _programs: dict[str, Program]
+    _workers: dict[str, WorkerState]
+    _by_id: list[WorkerState] | None  # workers sorted by id (cached)
+    _free: dict[str, WorkerState]  # workers with a free slot
+    _calls: dict[str, CallRecord]  # live (unfinished) calls by key
+    _queue: MultiLevelQueue
+    _parked: ParkedCalls
+    _shares: TenantShares
+    _boost: int  # lifts a call above every level (tenant isolation)
+    _events: list[Event]
+
+    # ---- workers -------------------------------------------------------------------
+
+    def upsert_worker(
+        self, worker_id: str, address: str, max_inflight: int, simulated: bool = False
+    ) -> None:
+        if max_inflight < 1:
+            raise ValueError("max_inflight must be at least 1")
+        now = self._clock.now()
+        worker = self._workers.get(worker_id)
+        if worker is None:
+            # After a planner restart, calls restored as running on this worker count again.
+            running = [c for c in self._calls.values()
+                       if c.state is CallState.RUNNING and c.worker_id == worker_id]
+            worker = self._workers[worker_id] = WorkerState(
+                worker_id, address, max_inflight, last_seen=now, simulated=simulated,
+                inflight=len(running),
+            )
+            for c in running:
+                worker.tenants[c.tenant] = worker.tenants.get(c.tenant, 0) + 1
+            self._by_id = None
+        else:
+            worker.address, worker.max_inflight = address, max_inflight
+            worker.last_seen, worker.simulated = now, simulated
+        self._track(worker)
+
+    def _track(self, worker: WorkerState) -> None:
+        """Keeps the index of workers with a free slot (call after inflight changes)."""
+        if worker.free > 0 and self._workers.get(worker.worker_id) is worker:
+            self._free[worker.worker_id] = worker
+        else:
+            self._free.pop(worker.worker_id, None)
+
+    def remove_worker(self, worker_id: str) -> None:
+        self._workers.pop(worker_id, None)
+        self._free.pop(worker_id, None)
+        self._by_id = None
+        for call in self._parked.release_worker(worker_id):
+            self._queue.push(call)
+
+    @property
+    def workers(self) -> list[WorkerState]:
+        return list(self._sorted_workers())
+
+    def _sorted_workers(self) -> list[WorkerState]:
+        if self._by_id is None:
+            self._by_id = sorted(self._workers.values(), key=_worker_id)
+        return self._by_id
+
+    def _free_workers(self) -> list[WorkerState]:
+        """Workers with a free slot, by id."""
+        free = list(self._free.values())
+        if len(free) > 1:
+            free.sort(key=_worker_id)
+        return free
+
+    # ---- dispatch ------------------------------------------------------------------
+
+    def dispatch(self) -> list[Grant]:
+        """Starts queued calls while workers have budget; returns the grants made.
+
+        A call whose home worker (the routing policy's `home`) is full waits for it, up to
+        `max_home_wait_s` (planner/core/parking.py); a worker's parked calls go first."""
+        grants: list[Grant] = []
+        now = self._clock.now()
+        for call in self._parked.release_expired(now):
+            self._queue.push(call)
+        if not self._free:
+            return grants
+        shares = self._shares
+        shares.refresh({*self._queue.tenants(), *self._parked.tenants(),
+                        *shares.running_tenants()})
+        parked = self._parked
+        if len(parked):
+            for worker in self._free_workers():
+                while worker.free > 0 and (call := parked.take(
+                        worker.worker_id, shares.gate(worker) if shares.isolating else None)) \
+                        is not None:
+                    grants.append(self._start(call, worker, now))
+        queue, routing = self._queue, self._routing
+        order = queue.peek_tenants()  # fair share; no tenant's virtual time moves in here
+        free = self._free_workers()
+        while free and len(queue):
+            gates = [shares.gate(w) for w in free]
+            tenant = next((t for t in order if queue.size_of(t)
+                           and any(gate(t) for gate in gates)), None)
+            if tenant is None:  # the first tenant that its share lets onto a free worker
+                break
+            while (call := queue.pop(now, tenant)) is not None:
+                program = self._programs[call.program_id]
+                if not parked.may_park(call):
+                    break
+                home = self._workers.get(routing.home(call, program))
+                if home is None or (home.free > 0 and shares.allows(tenant, home)):
+                    break
+                parked.park(call, home.worker_id, now)  # its home is full: wait for it
+            if call is None:
+                continue  # the tenant's queue ran dry: others may be let on now
+            candidates = [w for w, gate in zip(free, gates, strict=True) if gate(tenant)] \
+                if shares.isolating else free
+            worker = routing.choose(call, program, candidates, self._sorted_workers())
+            grants.append(self._start(call, worker, now))
+            free = self._free_workers()
+        return grants
+
+    def _start(self, call: CallRecord, worker: WorkerState, now: float) -> Grant:
+        program = self._programs[call.program_id]
+        self._parked.forget(call)
+        call.priority = engine_priority(self._priority, call.score)
+        shares = self._shares
+        if shares.isolating and shares.boosted(call.tenant, worker):
+            call.priority += self._boost
+        worker.inflight += 1
+        self._track(worker)
+        shares.running(call.tenant, worker, +1)
+        program.last_worker = worker.worker_id
+        call.state = CallState.RUNNING
+        call.worker_id, call.worker_address = worker.worker_id, worker.address
+        call.dispatched_at = now
+        self._events.append(CallChanged(call))
+        return grant_of(call)
+
+
+def _worker_id(worker: WorkerState) -> str:
+    return worker.worker_id

@@ -1,0 +1,105 @@
+"""What the sim engine core (workers/sim/scheduler.py) is given and gives back. SIMULATED.
+
+EngineParams: its sizes and switches (SGLang's server arguments that matter here); Req: a
+request with its state in the engine; EngineEvent: what a step reports about a request.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cache.block_hash import salt_seed
+from workers.sim.radix import Node
+from workers.sim.text import Decoder, FixedLengthDecoder
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    max_total_tokens: int
+    chunked_prefill_size: int = 8192
+    max_running_requests: int = 256
+    schedule_policy: str = "fcfs"  # fcfs | lpm
+    enable_priority: bool = True
+    preemption_threshold: int = 10  # SGLang --priority-scheduling-preemption-threshold
+    block_size: int = 16
+    fast_forward: bool = False
+    kv_events: bool = True  # block hashes and KV events (off in the cluster simulator)
+    stream_events: bool = True  # an event per decode step; False: only finish events
+
+    def __post_init__(self) -> None:
+        if self.schedule_policy not in ("fcfs", "lpm"):
+            raise ValueError(f"schedule_policy must be fcfs or lpm, got {self.schedule_policy!r}")
+        if min(self.max_total_tokens, self.chunked_prefill_size, self.max_running_requests) < 1:
+            raise ValueError("engine sizes must be positive")
+
+
+class ReqState(enum.Enum):
+    WAITING = "waiting"
+    PREFILL = "prefill"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+@dataclass(eq=False)
+class Req:
+    rid: str
+    prompt_ids: list[int]
+    decoder: Decoder | FixedLengthDecoder
+    priority: int = 0
+    salt: str = ""
+    arrival: float = 0.0
+    state: ReqState = ReqState.WAITING
+    cached_tokens: int = 0  # reported: prompt tokens served from cache at first admission
+    done_tokens: int = 0  # tokens of `key` whose KV exists (cached or computed)
+    reserved: int = 0  # pool tokens this request holds outside the tree
+    node: Node | None = None  # locked radix node
+    admitted_once: bool = False
+    retractions: int = 0
+    first_token_at: float | None = None
+    key: tuple[int, ...] = field(default=())
+    # Hashes of the prompt's complete blocks (cache.block_hash.block_hashes of prompt_ids,
+    # block_size and salt as the engine's), if the caller has them: the cache then does not
+    # hash those blocks again.
+    block_hashes: Sequence[int] = field(default=(), repr=False)
+    # engine bookkeeping
+    _seed: int | None = field(default=None, init=False, repr=False)
+    _prefix: tuple[int, ...] | None = field(default=None, init=False, repr=False)
+    _join: int | None = field(default=None, init=False, repr=False)  # while running: join id
+    _lazy_base: int = field(default=0, init=False, repr=False)  # context minus counter steps
+    _reported: int = field(default=0, init=False, repr=False)  # tokens last in take_progress
+
+    def salt_seed(self) -> int:
+        if self._seed is None:
+            self._seed = salt_seed(self.salt)
+        return self._seed
+
+    def full_key(self) -> tuple[int, ...]:
+        """Salt token, prompt, then output so far: what this request's KV holds."""
+        if self._prefix is None:
+            self._prefix = (-1 - (self.salt_seed() >> 2), *self.prompt_ids)
+        d = self.decoder
+        if type(d) is FixedLengthDecoder:
+            return self._prefix + d.output_key()
+        return self._prefix + tuple(d.output_ids)
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    rid: str
+    time: float
+    delta: str = ""
+    new_tokens: int = 0
+    finish_reason: dict[str, object] | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    e2e_latency: float = 0.0
+    first_token_at: float | None = None
+    output_ids: tuple[int, ...] = ()
+    text: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
