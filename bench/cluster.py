@@ -234,7 +234,10 @@ class ClusterSim:
                 if nxt is not None and (t_eng is None or nxt < t_eng):
                     t_eng, e_idx = nxt, i
             t_next = heap[0][0] if heap and (t_eng is None or heap[0][0] <= t_eng) else t_eng
-            if t_next is None or t_next > horizon or self._done(now):
+            if t_next is not None and t_next > horizon:
+                now = horizon  # cut: what is still running is not completed
+                break
+            if t_next is None or self._done(now):
                 break
             now = t_next
             self.clock.set(now)

@@ -3,73 +3,112 @@ another floods? SIMULATED (the cluster simulator, steady-state runs).
 
 The workload (default `flood`) names two tenants, the quiet one first, with their shares of
 the programs. Per policy, two steady-state runs on the same engines:
-- alone: only the quiet tenant's programs, at `quiet_rate`;
-- flood: both tenants at quiet_rate / quiet share (e.g. a noisy tenant at 9x): the quiet
-  tenant's programs are again a Poisson stream at quiet_rate (other draws of the same class).
+- alone: the quiet tenant's programs at `quiet_rate`;
+- flood: the same quiet programs (the same stream: same sizes and arrival times) merged with
+  the noisy tenant's own stream at quiet_rate x its share / the quiet share (9x for `flood`).
 The figure is the quiet tenant's mean program latency under the flood over alone (1.0:
-perfect isolation). The flood is meant to overload the engines, so the flood run is not
-stable: only the quiet tenant's measured programs count, and they must all finish.
+perfect isolation). The flood is meant to overload the engines, so the flood run as a whole
+is not stable; the quiet tenant's own programs must be: every measured one finished and
+they finished during the window at >= 0.95x the rate they arrived. When they are not, the
+ratio is None (unbounded): a mean over the quiet programs that happened to finish would
+flatter the policy.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import json
+from collections.abc import Iterator
 from typing import Any
 
+from bench.cluster import ClusterConfig, ClusterSim, SimRun
+from bench.programs import ProgramPlan, stream
+from bench.results import STABLE_COMPLETION_RATIO, summarize
 from bench.spec import SpecError, WorkloadSpec
 from bench.sweep import SweepConfig, run_one, steady_state
+from workers.sim.cost_model import load_profile
+
+NOISY_SEED_OFFSET = 7919  # the noisy tenant's stream: another seed than the quiet one's
 
 
-def _tenants(spec: WorkloadSpec) -> tuple[str, float]:
-    if len(spec.tenants) != 2:
-        raise SpecError("isolation: the workload must name two tenants, the quiet one first")
-    quiet = spec.tenants[0]
-    share = quiet.share / sum(t.share for t in spec.tenants)
-    if not 0 < share < 1:
-        raise SpecError("isolation: both tenants need a share above 0")
-    return quiet.name, share
+def _only(spec: WorkloadSpec, tenant: int, rate: float, seed: int) -> WorkloadSpec:
+    one = dataclasses.replace(spec.tenants[tenant], share=1.0)
+    return dataclasses.replace(spec, tenants=(one,), seed=seed).with_overrides(rate=rate)
+
+
+def _merged(quiet: WorkloadSpec, noisy: WorkloadSpec) -> Iterator[ProgramPlan]:
+    """Both tenants' streams in arrival order, numbered afresh."""
+    both = heapq.merge(stream(quiet), stream(noisy), key=lambda p: p.arrival)
+    for i, plan in enumerate(both):
+        yield dataclasses.replace(plan, index=i, program_id=f"p{i:06d}")
+
+
+def _quiet_stable(run: SimRun, tenant: str) -> bool:
+    assert run.steady is not None
+    start, end = run.steady.window
+    mine = [o for o in run.outcomes if o.plan.tenant == tenant]
+    measured = [o for o in mine if o.measured]
+    finished_in_window = sum(1 for o in mine if start <= o.finished < end)
+    return (all(o.finished >= 0 for o in measured)
+            and finished_in_window >= STABLE_COMPLETION_RATIO * len(measured))
 
 
 def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, *,
               engines: int = 1, budget: int = 32, window_s: float = 300.0,
               profile: str = "h100-llama3.1-8b") -> dict[str, Any]:
-    quiet, share = _tenants(spec)
+    if len(spec.tenants) != 2 or min(t.share for t in spec.tenants) <= 0:
+        raise SpecError("isolation: the workload must name two tenants with shares above 0, "
+                        "the quiet one first")
     if quiet_rate <= 0:
         raise SpecError("--quiet-rate must be > 0")
-    alone_spec = dataclasses.replace(spec, tenants=(dataclasses.replace(spec.tenants[0],
-                                                                        share=1.0),))
-    flood_rate = quiet_rate / share
-    cfg = SweepConfig(policies, (quiet_rate, flood_rate), engines=engines, profile=profile,
-                      budget=budget, warmup_programs=0, window_s=window_s)
+    quiet_name, noisy_name = (t.name for t in spec.tenants)
+    noisy_rate = quiet_rate * spec.tenants[1].share / spec.tenants[0].share
+    alone_spec = _only(spec, 0, quiet_rate, spec.seed)
+    noisy_spec = _only(spec, 1, noisy_rate, spec.seed + NOISY_SEED_OFFSET)
+    cfg = SweepConfig(policies, (quiet_rate,), engines=engines, profile=profile, budget=budget,
+                      warmup_programs=0, window_s=window_s)
     cfg.validate()
     unloaded = run_one(alone_spec.with_overrides(programs=min(spec.programs, 200)),
                        "fcfs+round_robin", quiet_rate / 20, cfg)
     steady = steady_state(unloaded["program_latency_s"]["p99"], window_s)
+    cluster = ClusterConfig(engines=engines, budget=budget,
+                            tenant_weights={t.name: t.weight for t in spec.tenants})
     runs = []
     for policy in policies:
         alone = run_one(alone_spec, policy, quiet_rate, cfg, steady=steady)
-        flood = run_one(spec, policy, flood_rate, cfg, steady=steady)
-        mine = flood["per_tenant"].get(quiet, {"measured": 0, "completed": 0,
-                                               "program_latency_s": {"mean": 0.0, "p99": 0.0}})
+        sim = ClusterSim(_merged(alone_spec, noisy_spec), policy, load_profile(profile),
+                         cluster, steady=steady)
+        run = sim.run()
+        flood = summarize(run, policy, quiet_rate + noisy_rate)
+        mine = flood["per_tenant"].get(quiet_name, {"measured": 0, "completed": 0,
+                                                    "program_latency_s": {"mean": 0.0,
+                                                                          "p99": 0.0}})
+        quiet_ok = _quiet_stable(run, quiet_name)
         alone_mean = alone["program_latency_s"]["mean"]
         runs.append({
             "policy": policy, "budget_per_engine": budget,
             "alone": {"rate": quiet_rate, "stable": alone["stable"],
+                      "measured": alone["measured_programs"],
                       "program_latency_s": alone["program_latency_s"],
                       "engine_utilization": alone["engine_utilization"]},
-            "flood": {"rate": flood_rate, "stable": flood["stable"],
+            "flood": {"rate": quiet_rate + noisy_rate, "noisy_rate": noisy_rate,
+                      "stable": flood["stable"], "quiet_stable": quiet_ok,
                       "quiet_measured": mine["measured"], "quiet_completed": mine["completed"],
                       "quiet_program_latency_s": mine["program_latency_s"],
                       "per_tenant": flood["per_tenant"],
+                      "noisy_completed_per_s": round(sum(
+                          1 for o in run.outcomes if o.plan.tenant == noisy_name
+                          and steady.window[0] <= o.finished < steady.window[1])
+                          / (steady.window[1] - steady.window[0]), 4),
                       "engine_utilization": flood["engine_utilization"]},
             "quiet_latency_vs_alone": round(mine["program_latency_s"]["mean"] / alone_mean, 4)
-            if alone_mean > 0 else None,
+            if quiet_ok and alone_mean > 0 else None,
         })
     return {"kind": "sim", "simulated": True, "scenario": "isolation", "workload": spec.name,
-            "engines": engines, "profile": profile, "quiet_tenant": quiet,
-            "quiet_share": round(share, 6), "steady_state": {"window_s": list(steady.window),
-                                                             "horizon_s": steady.horizon},
+            "engines": engines, "profile": profile, "quiet_tenant": quiet_name,
+            "quiet_rate": quiet_rate, "noisy_rate": noisy_rate,
+            "steady_state": {"window_s": list(steady.window), "horizon_s": steady.horizon},
             "runs": runs}
 
 

@@ -75,6 +75,8 @@ def summarize(run: SimRun, policy: str, rate: float) -> dict[str, Any]:
     }
     if run.steady is not None:
         out.update(_steady(run, measured, done))
+        # finished programs per second of the window (the drain after it is no throughput)
+        out["throughput_programs_per_s"] = out["window_completions_per_s"]
     return out
 
 

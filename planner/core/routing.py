@@ -158,7 +158,7 @@ class CacheAware(_NoHome):
 
     def _record(self, worker_id: str, hashes: Sequence[int]) -> None:
         idx = self._index.setdefault(worker_id, OrderedDict())
-        for h in hashes:
+        for h in reversed(hashes):  # leading blocks most recent: the LRU drops a tail first
             idx[h] = None
             idx.move_to_end(h)
         while len(idx) > self._cap:

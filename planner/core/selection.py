@@ -9,7 +9,8 @@ from planner.core.routing import RoutingPolicy, routing_policies
 # (PLAS until a class has history), and affinity, which keeps a program's context on one
 # engine. ATLAS, our earlier default, under-charges wide programs (a tree search of 156 calls
 # looks as short as its 4-call critical path); see docs/bench/ for the comparison.
-PRESETS = {"default": "srpt+affinity", "clairvoyant": "clairvoyant+affinity"}
+PRESETS = {"default": "srpt+affinity", "clairvoyant": "clairvoyant+affinity",
+           "oracle": "clairvoyant+affinity"}  # oracle: its old name (workload-spec.md), no bound
 SIMULATION_ONLY = {"clairvoyant"}  # priority policies that need the future (bench only)
 
 

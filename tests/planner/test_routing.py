@@ -124,3 +124,12 @@ def test_a_call_with_parents_stays_home_whenever_home_has_room(home_load: int,
     call = CallRecord("p", "b", "t", "", ("a",), 200, 16, 0.0)
     assert Affinity().home(call, program) == "w0"
     assert Affinity().choose(call, program, [home, least], [home, least]) is home
+
+
+def test_cache_aware_index_stays_a_leading_run_when_its_cap_evicts() -> None:
+    router = CacheAware(max_blocks_per_worker=6)
+    first, second = [1, 2, 3, 4, 5], [11, 12, 13]
+    router._record("w", first)
+    router._record("w", second)  # 8 blocks for a cap of 6: two go, the oldest tails first
+    assert router.matched_blocks("w", second) == 3
+    assert router.matched_blocks("w", first) == 3  # blocks 1-3 kept: a leading run
