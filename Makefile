@@ -48,14 +48,14 @@ lint: $(STAMP)
 # programs arriving in a 200 s window after the settling period measured, each run ending when
 # they have finished or at the horizon (bench/sweep.py). One budget for every policy: 256
 # calls in flight per engine, the engine's own max_running_requests (no planner cap).
-# Then the baseline, `default` and `clairvoyant` run again at 80% of fcfs+round_robin's
+# Then the baseline and `default` run again at 80% of fcfs+round_robin's
 # capacity. About 30 minutes on 2 cores.
-BENCH_RATES ?= 12,16,20,24,28
+BENCH_RATES ?= 12,16,24,28,32,36
 BENCH_BUDGET ?= 256
 BENCH_WINDOW ?= 200
 bench: $(STAMP)
 	$(VENV)/bin/ostinato bench sim --workload mixed \
-	  --policies fcfs+round_robin,fcfs+cache_aware,default,clairvoyant \
+	  --policies fcfs+round_robin,fcfs+cache_aware,default \
 	  --rates $(BENCH_RATES) --engines 8 --budget $(BENCH_BUDGET) --window-s $(BENCH_WINDOW) \
 	  --jobs 2 --out docs/bench/mixed --readme README.md
 

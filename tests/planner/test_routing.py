@@ -133,3 +133,20 @@ def test_cache_aware_index_stays_a_leading_run_when_its_cap_evicts() -> None:
     router._record("w", second)  # 8 blocks for a cap of 6: two go, the oldest tails first
     assert router.matched_blocks("w", second) == 3
     assert router.matched_blocks("w", first) == 3  # blocks 1-3 kept: a leading run
+
+
+@pytest.mark.parametrize("loads,held,expected", [
+    ({"a": 0, "b": 0, "c": 0}, {"a": 10}, "a"),          # the holder, idle: it
+    ({"a": 4, "b": 0, "c": 0}, {"a": 10}, "a"),          # within max_extra (4): still it
+    ({"a": 5, "b": 0, "c": 0}, {"a": 10}, "b"),          # beyond: the least loaded
+    ({"a": 9, "b": 6, "c": 2}, {"a": 10, "b": 10}, "b"),  # the least loaded holder
+    ({"a": 1, "b": 0, "c": 0}, {"a": 2}, "b"),           # 2 of 10 blocks: no holder, least
+])
+def test_affinity_sends_a_first_call_to_a_holder_of_its_prefix_only_within_balance(
+        loads: dict[str, int], held: dict[str, int], expected: str) -> None:
+    workers = [WorkerState(w, w, 64, last_seen=0.0, inflight=n) for w, n in loads.items()]
+    call = CallRecord(program_id="p", call_id="0", tenant="t", thread_id="main", parents=(),
+                      prompt_tokens=160, max_new_tokens=8, arrival=0.0,
+                      prefix_hashes=tuple(range(10)), kv_matches=held)
+    program = Program(program_id="p", tenant="t", created_at=0.0)
+    assert Affinity().choose(call, program, workers, workers).worker_id == expected
