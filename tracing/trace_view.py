@@ -1,0 +1,291 @@
+"""The timeline of one program, rebuilt from its spans (`ostinato trace show`).
+
+A program's spans share its id in `gen_ai.conversation.id`: the program span (absent while the
+program is open, or when another gateway started it) and one span per call. Under each call
+span the planner's admit span gives the queue wait and the engine request span the prefill
+(up to its first-token event) and decode. Times are seconds from the program's start.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
+
+from tracing import genai
+from tracing.span_file import SpanRecord
+
+QUEUE = "queue"
+PREFILL = "prefill"
+DECODE = "decode"
+PHASE_KINDS = (QUEUE, PREFILL, DECODE)
+CACHED = ("exact", "semantic")  # ostinato.cache.hit values of a call answered by the gateway
+_CALL_OPERATIONS = (genai.CHAT, genai.TEXT_COMPLETION)
+
+
+class TraceViewError(Exception):
+    """The program asked for is not in the spans, or the id is ambiguous."""
+
+
+class Phase(NamedTuple):
+    kind: str  # queue | prefill | decode
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class CallTimeline:
+    call_id: str
+    name: str  # the call span's name, e.g. "chat llama-3.1-8b"
+    thread: str
+    parents: tuple[str, ...]
+    worker: str  # "" when no worker served it (cached, or failed before dispatch)
+    cache_hit: str  # exact | semantic | miss | "" (not recorded)
+    tokens_in: int
+    tokens_out: int
+    tokens_cached: int
+    finish_reason: str
+    status: str  # UNSET | OK | ERROR
+    status_message: str
+    start_s: float
+    end_s: float
+    phases: tuple[Phase, ...]
+    on_critical_path: bool = False
+    details: dict[str, Any] = field(default_factory=dict)  # more attributes, for hover text
+
+    @property
+    def cached(self) -> bool:
+        return self.cache_hit in CACHED
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "ERROR"
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class ProgramTimeline:
+    program_id: str
+    tenant: str
+    program_class: str
+    end_reason: str  # ostinato.program.end; "" without the program span
+    has_program_span: bool
+    start_unix_ns: int  # the time axis' zero
+    duration_s: float
+    calls: tuple[CallTimeline, ...]  # ordered by start
+    critical_path: tuple[str, ...]  # call ids, first to last
+
+    @property
+    def cached_calls(self) -> int:
+        return sum(1 for c in self.calls if c.cached)
+
+    @property
+    def failed_calls(self) -> int:
+        return sum(1 for c in self.calls if c.failed)
+
+    @property
+    def critical_path_s(self) -> float:
+        """Time spent inside the calls of the critical path."""
+        return sum(c.duration_s for c in self.calls if c.on_critical_path)
+
+
+def program_ids(spans: Iterable[SpanRecord]) -> set[str]:
+    return {str(s.attributes[genai.CONVERSATION_ID]) for s in spans
+            if s.attributes.get(genai.CONVERSATION_ID)}
+
+
+def resolve_program_id(spans: Sequence[SpanRecord], wanted: str) -> str:
+    """The program id `wanted` names: itself, or the one id it is a prefix of."""
+    known = program_ids(spans)
+    if wanted in known:
+        return wanted
+    matches = sorted(p for p in known if p.startswith(wanted))
+    if not matches:
+        raise TraceViewError(f"no program {wanted!r} in the trace file ({len(known)} programs)")
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise TraceViewError(f"program id {wanted!r} is ambiguous: {shown}")
+    return matches[0]
+
+
+def _children(spans: Sequence[SpanRecord]) -> dict[tuple[str, str], list[SpanRecord]]:
+    out: dict[tuple[str, str], list[SpanRecord]] = defaultdict(list)
+    for s in spans:
+        if s.parent_id:
+            out[(s.trace_id, s.parent_id)].append(s)
+    return out
+
+
+def _descendants(root: SpanRecord, children: dict[tuple[str, str], list[SpanRecord]]) -> list[SpanRecord]:
+    out: list[SpanRecord] = []
+    stack = [root]
+    seen = {(root.trace_id, root.span_id)}
+    while stack:
+        node = stack.pop()
+        for child in children.get((node.trace_id, node.span_id), []):
+            if (child.trace_id, child.span_id) not in seen:
+                seen.add((child.trace_id, child.span_id))
+                out.append(child)
+                stack.append(child)
+    return out
+
+
+def _last_ended(spans: Iterable[SpanRecord]) -> SpanRecord | None:
+    return max(spans, key=lambda s: (s.end_ns, s.start_ns), default=None)
+
+
+def _is_engine_request(s: SpanRecord) -> bool:
+    op = s.attributes.get(genai.OPERATION, s.name.split(" ", 1)[0])
+    return s.kind == "CLIENT" and op == genai.TEXT_COMPLETION
+
+
+def _call_spans(matched: Sequence[SpanRecord]) -> list[SpanRecord]:
+    """One span per call id: the outermost span naming the call (an engine request span
+    under it may carry the same attributes), the last ended if a call id repeats."""
+    candidates = [s for s in matched if s.attributes.get(genai.CALL_ID)
+                  and s.attributes.get(genai.OPERATION) in _CALL_OPERATIONS]
+    ids = {(s.trace_id, s.span_id) for s in candidates}
+    by_id = {(s.trace_id, s.span_id): s for s in matched}
+    outer: dict[str, SpanRecord] = {}
+    for s in candidates:
+        parent = by_id.get((s.trace_id, s.parent_id))
+        if parent is not None and (parent.trace_id, parent.span_id) in ids:
+            continue
+        call_id = str(s.attributes[genai.CALL_ID])
+        if call_id not in outer or (s.end_ns, s.start_ns) > (outer[call_id].end_ns, outer[call_id].start_ns):
+            outer[call_id] = s
+    return list(outer.values())
+
+
+def _parents(value: Any) -> tuple[str, ...]:
+    if not value:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+def _first(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return str(value[0]) if value else ""
+    return "" if value is None else str(value)
+
+
+def _first_token_ns(engine: SpanRecord) -> int | None:
+    for event in engine.events:
+        if event.name == genai.FIRST_TOKEN_EVENT:
+            return event.time_ns
+    ttft = engine.attributes.get(genai.TTFT_S)
+    if isinstance(ttft, int | float) and ttft >= 0:
+        return min(engine.start_ns + int(ttft * 1e9), engine.end_ns)
+    return None
+
+
+def _call_timeline(call: SpanRecord, below: list[SpanRecord], zero_ns: int) -> CallTimeline:
+    def rel(ns: int) -> float:
+        return (ns - zero_ns) / 1e9
+
+    a = call.attributes
+    admit = _last_ended(s for s in below if s.name == genai.SPAN_PLANNER_ADMIT)
+    generate = _last_ended(s for s in below if s.name == genai.SPAN_WORKER_GENERATE)
+    requests = [s for s in below if _is_engine_request(s)]
+    if generate is not None:  # prefer the request of the worker span that ended last
+        requests = [s for s in requests if (s.trace_id, s.parent_id) == (generate.trace_id,
+                                                                          generate.span_id)] or requests
+    engine = _last_ended(requests)
+    lookup = _last_ended(s for s in below if s.name == genai.SPAN_CACHE_LOOKUP)
+    e = engine.attributes if engine is not None else {}
+
+    phases: list[Phase] = []
+    if admit is not None:
+        phases.append(Phase(QUEUE, rel(admit.start_ns), rel(admit.end_ns)))
+    if engine is not None:
+        first = _first_token_ns(engine)
+        if first is not None:
+            phases.append(Phase(PREFILL, rel(engine.start_ns), rel(first)))
+            phases.append(Phase(DECODE, rel(first), rel(engine.end_ns)))
+        else:
+            phases.append(Phase(DECODE, rel(engine.start_ns), rel(engine.end_ns)))
+
+    def usage(key: str) -> int:
+        value = a.get(key, e.get(key, 0))
+        return int(value) if isinstance(value, int | float) else 0
+
+    worker = next((str(x.attributes[genai.WORKER_ID]) for x in (call, admit, generate)
+                   if x is not None and x.attributes.get(genai.WORKER_ID)), "")
+    details: dict[str, Any] = {"model": a.get(genai.REQUEST_MODEL, "")}
+    if genai.PRIORITY in a:
+        details["priority"] = a[genai.PRIORITY]
+    if lookup is not None:
+        details["cache lookup"] = lookup.attributes.get(genai.CACHE_LOOKUP_RESULT, "")
+    if admit is not None:
+        for key, label in ((genai.ROUTE_POLICY, "route policy"), (genai.ROUTE_MATCHED_BLOCKS,
+                           "matched blocks"), (genai.PARKED_S, "parked s"), (genai.QUEUE_S, "queue s")):
+            if key in admit.attributes:
+                details[label] = admit.attributes[key]
+    if genai.TTFT_S in e:
+        details["ttft s"] = e[genai.TTFT_S]
+    if e.get(genai.SIMULATED):
+        details["simulated"] = True
+    return CallTimeline(
+        call_id=str(a[genai.CALL_ID]), name=call.name, thread=str(a.get(genai.THREAD_ID, "")),
+        parents=_parents(a.get(genai.CALL_PARENTS)), worker=worker,
+        cache_hit=str(a.get(genai.CACHE_HIT, "")), tokens_in=usage(genai.USAGE_INPUT),
+        tokens_out=usage(genai.USAGE_OUTPUT), tokens_cached=usage(genai.USAGE_CACHE_READ),
+        finish_reason=_first(a.get(genai.RESPONSE_FINISH_REASONS, e.get(genai.RESPONSE_FINISH_REASONS))),
+        status=call.status, status_message=call.status_message,
+        start_s=rel(call.start_ns), end_s=rel(call.end_ns), phases=tuple(phases), details=details,
+    )
+
+
+def _name_suffix(span: SpanRecord | None) -> str:
+    """`invoke_workflow <class>` -> the class."""
+    return span.name.partition(" ")[2] if span is not None else ""
+
+
+def critical_path(calls: Sequence[CallTimeline]) -> tuple[str, ...]:
+    """From the call that ends last, step to the parent that ended last (the one that gated
+    it) until a call has no recorded parent."""
+    by_id = {c.call_id: c for c in calls}
+    node = max(calls, key=lambda c: (c.end_s, c.start_s), default=None)
+    path: list[str] = []
+    while node is not None and node.call_id not in path:
+        path.append(node.call_id)
+        parents = [by_id[p] for p in node.parents if p in by_id]
+        node = max(parents, key=lambda c: (c.end_s, c.start_s), default=None)
+    return tuple(reversed(path))
+
+
+def build_timeline(spans: Sequence[SpanRecord], program_id: str) -> ProgramTimeline:
+    """The timeline of `program_id` (or of the one program whose id starts with it)."""
+    pid = resolve_program_id(spans, program_id)
+    matched = [s for s in spans if s.attributes.get(genai.CONVERSATION_ID) == pid]
+    program = _last_ended(s for s in matched if s.attributes.get(genai.OPERATION) == genai.INVOKE_WORKFLOW)
+    calls = _call_spans(matched)
+    children = _children(spans)
+    below = {(c.trace_id, c.span_id): _descendants(c, children) for c in calls}
+    everything = [*calls, *(s for b in below.values() for s in b)]
+    if program is not None:
+        everything.append(program)
+    everything = everything or matched  # spans naming the program, none of them a call
+    zero_ns = program.start_ns if program is not None else min(s.start_ns for s in everything)
+    end_ns = max(s.end_ns for s in everything)
+    timelines = sorted((_call_timeline(c, below[(c.trace_id, c.span_id)], zero_ns) for c in calls),
+                       key=lambda c: (c.start_s, c.call_id))
+    path = critical_path(timelines)
+    on_path = set(path)
+    timelines = [replace(c, on_critical_path=c.call_id in on_path) for c in timelines]
+    p = program.attributes if program is not None else {}
+    tenant = p.get(genai.TENANT) or next(
+        (c.attributes[genai.TENANT] for c in calls if c.attributes.get(genai.TENANT)), "")
+    return ProgramTimeline(
+        program_id=pid, tenant=str(tenant),
+        program_class=str(p.get(genai.PROGRAM_CLASS, "")) or _name_suffix(program),
+        end_reason=str(p.get(genai.PROGRAM_END, "")), has_program_span=program is not None,
+        start_unix_ns=zero_ns, duration_s=(end_ns - zero_ns) / 1e9, calls=tuple(timelines),
+        critical_path=path,
+    )
