@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-engine sglang-cpu lint protos up bench clean redis8
+.PHONY: demo test test-engine sglang-cpu lint protos up bench clean redis8 chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Ostinato needs Python 3.11+, found " + sys.version' 
@@ -25,7 +25,13 @@ redis8:
 	@bash deploy/redis/build-redis8.sh .cache/redis8 || \
 	  echo "WARNING: Redis 8 not built; tests of the server-side vector index will be skipped" >&2
 
-test: $(STAMP) redis8
+# Debian's headless Chromium: the test of `ostinato trace show --html` loads the page in it.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }
+
+test: $(STAMP) redis8 chromium
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
