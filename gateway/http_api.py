@@ -54,6 +54,7 @@ from gateway.openai_response import (
 )
 from gateway.prometheus import render
 from ostinato.v1 import common_pb2
+from tracing.http_middleware import tracing_middleware
 
 PROGRAM_HEADER = "X-Ostinato-Program"
 _STARTED = int(time.time())
@@ -91,7 +92,7 @@ class OpenAiApi:
     def app(self) -> web.Application:
         # Room for the largest prompt the gateway accepts (4 bytes a character, JSON escapes).
         app = web.Application(client_max_size=self._core.config.max_prompt_chars * 6 + 1_000_000,
-                              middlewares=[self._errors])
+                              middlewares=[tracing_middleware(), self._errors])
         app.add_routes([
             web.post("/v1/chat/completions", self.chat_completions),
             web.post("/v1/completions", self.completions),

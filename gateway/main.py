@@ -15,15 +15,16 @@ from cache.embedder import BatchingEmbedder, MiniLM
 from cache.modes import CacheMode, CachePolicy
 from cache.tenant_directory import TenancyView, TenantDirectory
 from gateway.auth import ApiKeyAuthenticator
-from gateway.core import GatewayCore
 from gateway.execution import CallExecutor
 from gateway.http_api import OpenAiApi, start_http
 from gateway.service import GatewayService
+from gateway.spans import TracedAnswerCache, TracedGatewayCore
 from gateway.worker_channels import WorkerChannels
-from ostinato.config import GatewayConfig, RedisConfig
+from ostinato.config import GatewayConfig, RedisConfig, TelemetryConfig
 from ostinato.serving import GrpcService
 from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc, planner_pb2_grpc
+from tracing.grpc_interceptors import client_interceptors
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +47,7 @@ async def _answer_cache(config: GatewayConfig, client: aioredis.Redis | None,
     if client is None or (config.cache_mode == "off" and not config.semantic_cache):
         return None
     embedder = await _embedder(config)
-    return AnswerCache(client, embedder, ttl_s=config.cache_ttl_s,
+    return TracedAnswerCache(client, embedder, ttl_s=config.cache_ttl_s,
                        max_entries_per_tenant=config.cache_max_entries_per_tenant,
                        timeout_s=redis_cfg.timeout_s, semantic_index=config.semantic_index)
 
@@ -69,11 +70,12 @@ async def _tenancy(config: GatewayConfig, client: aioredis.Redis | None,
 
 
 async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
-                port_file: str | None = None) -> None:
+                port_file: str | None = None, telemetry: TelemetryConfig | None = None) -> None:
+    telemetry = telemetry or TelemetryConfig()
     grpc_service = GrpcService(
         [gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name], config.host, config.port
     )
-    channel = grpc.aio.insecure_channel(config.planner_address)
+    channel = grpc.aio.insecure_channel(config.planner_address, interceptors=client_interceptors())
     planner = planner_pb2_grpc.PlannerStub(channel)
     workers = WorkerChannels()
     redis_cfg = redis_cfg or RedisConfig()
@@ -96,8 +98,8 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                             tool_format=config.tool_call_parser)
     conversations = ConversationIndex(client, config.conversation_ttl_s, redis_cfg.timeout_s) \
         if client is not None else None
-    core = GatewayCore(config, auth, planner, executor, cache, conversations,
-                       lambda: tenancy.stale)
+    core = TracedGatewayCore(config, auth, planner, executor, cache, conversations,
+                             lambda: tenancy.stale, record_content=telemetry.record_content)
     gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayService(core), grpc_service.server)
     info: dict[str, object] = {}
     runner = None
@@ -109,6 +111,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     try:
         await grpc_service.run(port_file=port_file, info=info)
     finally:
+        core.programs.end_all("shutdown")
         if runner is not None:
             await runner.cleanup()
         for task in tasks:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from ostinato.v1 import worker_pb2_grpc
+from tracing.grpc_interceptors import client_interceptors
 
 
 class WorkerChannels:
@@ -15,7 +16,7 @@ class WorkerChannels:
     def stub(self, address: str) -> worker_pb2_grpc.WorkerStub:
         stub = self._stubs.get(address)
         if stub is None:
-            channel = grpc.aio.insecure_channel(address)
+            channel = grpc.aio.insecure_channel(address, interceptors=client_interceptors())
             self._channels[address] = channel
             stub = self._stubs[address] = worker_pb2_grpc.WorkerStub(channel)
         return stub

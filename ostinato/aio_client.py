@@ -23,6 +23,7 @@ from ostinato.sdk_types import (
     call_spec,
     program_options,
     summary,
+    traced,
     translate,
 )
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
@@ -66,7 +67,7 @@ class AsyncProgram:
         spec = call_spec(thread_id=thread_id, parents=self._threads.parents(thread_id, parents),
                          **kwargs)
         call = self._stub.Call(gateway_pb2.CallRequest(program_id=self.program_id, call=spec),
-                               metadata=self._metadata, timeout=self._timeout)
+                               metadata=traced(self._metadata), timeout=self._timeout)
         return AsyncCallStream(call, lambda out: self._threads.record(thread_id, out.call_id))
 
     async def call(self, **kwargs: Any) -> CallOutput:
@@ -81,7 +82,7 @@ class AsyncProgram:
             try:
                 resp = await self._stub.EndProgram(
                     gateway_pb2.EndProgramRequest(program_id=self.program_id),
-                    metadata=self._metadata, timeout=self._timeout)
+                    metadata=traced(self._metadata), timeout=self._timeout)
             except grpc.RpcError as exc:
                 raise translate(exc) from None
             self.summary = summary(resp)
@@ -108,7 +109,7 @@ class AsyncClient:
         opts = program_options(program_id, deadline_s, program_class, reject_when_late, labels)
         try:
             resp = await self._stub.StartProgram(gateway_pb2.StartProgramRequest(options=opts),
-                                                 metadata=self._metadata, timeout=self._timeout)
+                                                 metadata=traced(self._metadata), timeout=self._timeout)
         except grpc.RpcError as exc:
             raise translate(exc) from None
         return AsyncProgram(self._stub, resp.program_id, self._metadata, self._timeout)

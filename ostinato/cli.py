@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
                     "chat template are used by the gateway and workers)")
     up.add_argument("--tool-call-parser", choices=["hermes", "qwen25", "llama3", "mistral"],
                     help="the model's tool-call format")
+    up.add_argument("--trace-file", help="every service appends its spans here (OTLP JSON "
+                    "lines; `ostinato trace show PROGRAM_ID --file PATH` draws a program)")
 
     demo = sub.add_parser("demo", help="start a mesh, run an example agentic program, stop")
     demo.add_argument("--workers", type=int, default=2)
@@ -140,6 +142,13 @@ def _config(args: argparse.Namespace, overrides: dict[str, Any]) -> MeshConfig:
     return load_mesh_config(getattr(args, "config", None), overrides=overrides)
 
 
+def _traced(service: str, cfg: MeshConfig, instance: str = "") -> MeshConfig:
+    from tracing.setup import configure_tracing
+
+    configure_tracing(service, cfg.telemetry, instance)
+    return cfg
+
+
 def _run_service(args: argparse.Namespace) -> None:
     from tracing.logs import configure_logging
 
@@ -151,15 +160,16 @@ def _run_service(args: argparse.Namespace) -> None:
     if args.command == "gateway":
         from gateway.main import serve as serve_gateway
 
-        cfg = _config(args, _merge(_overrides(args, "gateway", {
+        cfg = _traced("gateway", _config(args, _merge(_overrides(args, "gateway", {
             **net, "planner_address": "planner_address", "http_port": "http_port"}),
-            _overrides(args, "redis", {"redis_url": "url"})))
-        asyncio.run(serve_gateway(cfg.gateway, cfg.redis, args.port_file))
+            _overrides(args, "redis", {"redis_url": "url"}))))
+        asyncio.run(serve_gateway(cfg.gateway, cfg.redis, args.port_file, cfg.telemetry))
     elif args.command == "planner":
         from planner.main import serve as serve_planner
 
-        cfg = _config(args, _merge(_overrides(args, "planner", {**net, "policy": "policy"}),
-                                   _overrides(args, "redis", {"redis_url": "url"})))
+        cfg = _traced("planner", _config(args, _merge(
+            _overrides(args, "planner", {**net, "policy": "policy"}),
+            _overrides(args, "redis", {"redis_url": "url"}))))
         asyncio.run(serve_planner(cfg.planner, cfg.redis, args.port_file))
     elif args.command == "worker":
         from workers.main import serve as serve_worker
@@ -172,6 +182,7 @@ def _run_service(args: argparse.Namespace) -> None:
             "engine_launch": "engine_launch"}),
             {"worker": {"engine_args": shlex.join(args.engine_arg)}} if args.engine_arg else {},
             _overrides(args, "redis", {"redis_url": "url"})))
+        _traced("worker", cfg, cfg.worker.worker_id)
         asyncio.run(serve_worker(cfg.worker, cfg.redis, args.port_file, args.engine_log))
     else:
         from workers.sim.server import serve as serve_engine
@@ -182,6 +193,7 @@ def _run_service(args: argparse.Namespace) -> None:
             "kv_events_config": "kv_events_config", "tool_call_format": "tool_call_format",
             "enable_priority": "enable_priority", "max_total_tokens": "max_total_tokens",
             "max_running_requests": "max_running_requests"}))
+        _traced("sim-engine", cfg)
         asyncio.run(serve_engine(cfg.sim_engine, args.port_file))
 
 
@@ -210,6 +222,15 @@ def _engine_overrides(args: argparse.Namespace) -> dict[str, Any]:
             "gateway": {"kv_tokenizer": f"hf:{model}", "model": model}}
 
 
+def _trace_file_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """`up --trace-file PATH`: the file exporter on, beside any configured exporters."""
+    if not args.trace_file:
+        return {}
+    base = load_mesh_config(args.config).telemetry.exporters()
+    return {"telemetry": {"traces": ",".join(dict.fromkeys([*base, "file"])),
+                          "trace_file": str(Path(args.trace_file).resolve())}}
+
+
 def _up(args: argparse.Namespace) -> int:
     from ostinato.mesh import Mesh, MeshStartError
 
@@ -220,6 +241,7 @@ def _up(args: argparse.Namespace) -> int:
         _overrides(args, "gateway", {"gateway_port": "port", "http_port": "http_port",
                                      "tool_call_parser": "tool_call_parser"}),
         _engine_overrides(args),
+        _trace_file_overrides(args),
     )
     cfg = _config(args, overrides)
     stop = threading.Event()

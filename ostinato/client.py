@@ -23,6 +23,7 @@ from ostinato.sdk_types import (
     call_spec,
     program_options,
     summary,
+    traced,
     translate,
 )
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
@@ -71,7 +72,7 @@ class Program:
         spec = call_spec(thread_id=thread_id, parents=self._threads.parents(thread_id, parents),
                          **kwargs)
         chunks = self._stub.Call(gateway_pb2.CallRequest(program_id=self.program_id, call=spec),
-                                 metadata=self._metadata, timeout=self._timeout)
+                                 metadata=traced(self._metadata), timeout=self._timeout)
         return CallStream(chunks, lambda out: self._threads.record(thread_id, out.call_id))
 
     def call(self, **kwargs: Any) -> CallOutput:
@@ -87,7 +88,7 @@ class Program:
             try:
                 resp = self._stub.EndProgram(
                     gateway_pb2.EndProgramRequest(program_id=self.program_id),
-                    metadata=self._metadata, timeout=self._timeout)
+                    metadata=traced(self._metadata), timeout=self._timeout)
             except grpc.RpcError as exc:
                 raise translate(exc) from None
             self.summary = summary(resp)
@@ -114,7 +115,7 @@ class Client:
         opts = program_options(program_id, deadline_s, program_class, reject_when_late, labels)
         try:
             resp = self._stub.StartProgram(gateway_pb2.StartProgramRequest(options=opts),
-                                           metadata=self._metadata, timeout=self._timeout)
+                                           metadata=traced(self._metadata), timeout=self._timeout)
         except grpc.RpcError as exc:
             raise translate(exc) from None
         return Program(self._stub, resp.program_id, self._metadata, self._timeout)

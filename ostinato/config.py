@@ -128,6 +128,7 @@ class PlannerConfig:
     kv_index: bool = True  # route on the KV-reference index in Redis (cache/kv_index.py)
     kv_lookup_timeout_s: float = 0.05  # past this, route on the planner's own estimate
     learned_save_s: float = 30.0  # how often learned estimates are saved to Redis
+    metrics_port: int = 0  # Prometheus /metrics over HTTP; 0: a free port, -1: off
 
     def __post_init__(self) -> None:
         if self.starvation_ratio < 0 or self.starvation_min_s < 0:
@@ -173,6 +174,7 @@ class WorkerConfig:
     engine_port: int = 0
     engine_args: str = ""
     engine_start_timeout_s: float = 300.0
+    metrics_port: int = 0  # Prometheus /metrics over HTTP; 0: a free port, -1: off
 
     def __post_init__(self) -> None:
         check_tokenizer_spec(self.kv_tokenizer, "worker.kv_tokenizer")
@@ -214,6 +216,41 @@ class SimEngineConfig:
         check_tool_format(self.tool_call_format, "sim_engine.tool_call_format")
 
 
+TRACE_EXPORTERS = ("otlp-grpc", "otlp-http", "console", "file")
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    """Traces of every service (tracing/setup.py). Metrics are always on: each service serves
+    Prometheus text at /metrics (the gateway on its HTTP port, planner and workers on their
+    metrics_port, engines on their own port)."""
+
+    # Comma-separated trace exporters: otlp-grpc, otlp-http, console, file. Empty: no spans
+    # are recorded (a client's traceparent is still passed on to the engines).
+    traces: str = ""
+    # OTLP collector: host:port or URL (otlp-grpc, e.g. http://127.0.0.1:4317; otlp-http, e.g.
+    # http://127.0.0.1:4318/v1/traces). Empty: the exporters' OTEL_EXPORTER_OTLP_* defaults.
+    otlp_endpoint: str = ""
+    trace_file: str = ""  # the file exporter's JSON lines (OTLP JSON, one export per line)
+    sample_ratio: float = 1.0  # of programs whose client sent no sampled traceparent
+    # Prompts and outputs on spans (gen_ai.input.messages / gen_ai.output.messages): off, as
+    # they may hold personal data.
+    record_content: bool = False
+
+    def exporters(self) -> tuple[str, ...]:
+        return tuple(e.strip() for e in self.traces.split(",") if e.strip())
+
+    def __post_init__(self) -> None:
+        bad = [e for e in self.exporters() if e not in TRACE_EXPORTERS]
+        if bad:
+            raise ConfigError(f"telemetry.traces: unknown exporter {bad[0]!r} (one of "
+                              f"{', '.join(TRACE_EXPORTERS)})")
+        if "file" in self.exporters() and not self.trace_file:
+            raise ConfigError("telemetry.trace_file: required with the file exporter")
+        if not 0.0 <= self.sample_ratio <= 1.0:
+            raise ConfigError("telemetry.sample_ratio: must be in [0, 1]")
+
+
 @dataclass(frozen=True)
 class MeshConfig:
     """The whole mesh on one machine (`ostinato up`, tests); services run alone read their own
@@ -225,6 +262,7 @@ class MeshConfig:
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     sim_engine: SimEngineConfig = field(default_factory=SimEngineConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
 
     def __post_init__(self) -> None:
         if self.workers < 1:

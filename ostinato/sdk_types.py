@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2
+from opentelemetry import propagate
 
 from ostinato.v1 import common_pb2, gateway_pb2
 
@@ -208,6 +209,14 @@ def summary(resp: gateway_pb2.EndProgramResponse) -> ProgramSummary:
 
 def auth_metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {api_key}"),) if api_key else ()
+
+
+def traced(metadata: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """`metadata` plus the caller's current OpenTelemetry context (W3C traceparent), so the
+    mesh continues the caller's trace; unchanged when the caller has no span."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return (*metadata, *carrier.items()) if carrier else metadata
 
 
 class ThreadTracker:

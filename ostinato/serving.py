@@ -14,6 +14,8 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from tracing.grpc_interceptors import TracingServerInterceptor
+
 log = structlog.get_logger(__name__)
 
 GRACE_S = 5.0
@@ -30,10 +32,13 @@ def write_port_file(path: str | None, **info: object) -> None:
 
 
 class GrpcService:
-    """A grpc.aio server with the standard health and reflection services."""
+    """A grpc.aio server with the standard health and reflection services, continuing its
+    callers' traces (`tracing.describe(...)` adds server spans for chosen methods)."""
 
     def __init__(self, service_names: Sequence[str], host: str, port: int) -> None:
+        self.tracing = TracingServerInterceptor()
         self.server = grpc.aio.server(
+            interceptors=[self.tracing],
             options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
                      ("grpc.so_reuseport", 0)]
         )

@@ -17,6 +17,7 @@ from planner.core.planner import PlannerCore
 from planner.core.selection import SIMULATION_ONLY, parse_policy
 from planner.learned_store import LearnedStore
 from planner.service import PlannerService
+from planner.spans import describers
 from planner.store import ProgramStore
 
 log = structlog.get_logger(__name__)
@@ -64,6 +65,7 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
         [planner_pb2.DESCRIPTOR.services_by_name["Planner"].full_name], config.host, config.port
     )
     planner_pb2_grpc.add_PlannerServicer_to_server(service, grpc_service.server)
+    grpc_service.tracing.describe(describers(config.policy))
     tasks = [asyncio.create_task(store.run()), asyncio.create_task(service.housekeeping()),
              asyncio.create_task(learned.run(core, config.learned_save_s))]
 

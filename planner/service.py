@@ -53,7 +53,8 @@ async def _abort_for(context: grpc.aio.ServicerContext, exc: PlannerError) -> No
 def _grant_proto(grant: Grant) -> planner_pb2.Grant:
     return planner_pb2.Grant(
         call_id=grant.call_id, worker_id=grant.worker_id, worker_address=grant.worker_address,
-        priority=grant.priority, queued_s=grant.queued_s,
+        priority=grant.priority, queued_s=grant.queued_s, matched_blocks=grant.matched_blocks,
+        parked_s=grant.parked_s,
     )
 
 

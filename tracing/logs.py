@@ -7,6 +7,18 @@ import os
 import sys
 
 import structlog
+from opentelemetry import trace
+from structlog.typing import EventDict, WrappedLogger
+
+
+def add_trace_ids(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """trace_id and span_id of the span current where the line is logged (none: left out).
+    tenant and program come from the per-request context the interceptors bind."""
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        event.setdefault("trace_id", format(ctx.trace_id, "032x"))
+        event.setdefault("span_id", format(ctx.span_id, "016x"))
+    return event
 
 
 def configure_logging(service: str, level: str | None = None, json: bool | None = None) -> None:
@@ -21,6 +33,7 @@ def configure_logging(service: str, level: str | None = None, json: bool | None 
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso"),
             renderer,

@@ -17,6 +17,7 @@ from ostinato.config import RedisConfig, WorkerConfig
 from ostinato.serving import GrpcService
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
+from tracing.grpc_interceptors import client_interceptors
 from workers.engine_process import (
     EngineLaunch,
     EngineProcess,
@@ -28,6 +29,7 @@ from workers.kv_event_listener import KvEventListener
 from workers.kv_event_translator import KvEventTranslator
 from workers.service import WorkerService
 from workers.sglang_client import EngineUnavailable, SGLangClient
+from workers.spans import TracedSGLangClient, describers
 
 log = structlog.get_logger(__name__)
 
@@ -86,10 +88,12 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
         [worker_pb2.DESCRIPTOR.services_by_name["Worker"].full_name], config.host, config.port
     )
     worker_id = config.worker_id or f"worker-{config.host}-{grpc_service.port}"
-    engine = SGLangClient(config.engine_url, timeout_s=config.engine_timeout_s,
-                          connect_retries=config.engine_connect_retries)
+    engine = TracedSGLangClient(config.engine_url, timeout_s=config.engine_timeout_s,
+                                connect_retries=config.engine_connect_retries)
     info = await _wait_for_engine(engine)
-    channel = grpc.aio.insecure_channel(config.planner_address)
+    engine.model = str(info.get("model_path", ""))
+    grpc_service.tracing.describe(describers(worker_id))
+    channel = grpc.aio.insecure_channel(config.planner_address, interceptors=client_interceptors())
     planner = planner_pb2_grpc.PlannerStub(channel)
     redis_client = None
     kv_index = None

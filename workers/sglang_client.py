@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from opentelemetry import propagate
 
 
 class EngineError(Exception):
@@ -150,7 +151,9 @@ class SGLangClient:
             if attempt:
                 await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
             try:
-                resp = await self._http().post(self.base_url + path, json=body)
+                headers: dict[str, str] = {}
+                propagate.inject(headers)  # traceparent: the engine continues the trace
+                resp = await self._http().post(self.base_url + path, json=body, headers=headers)
             except (aiohttp.ClientConnectionError, ConnectionError) as exc:
                 last = exc
                 continue

@@ -58,18 +58,22 @@ class AdmitRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., parent_call_ids: _Optional[_Iterable[str]] = ..., prompt_tokens: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., hints: _Optional[_Union[_common_pb2.CallHints, _Mapping]] = ..., prefix_hashes: _Optional[_Iterable[int]] = ..., served_from_cache: _Optional[bool] = ...) -> None: ...
 
 class Grant(_message.Message):
-    __slots__ = ("call_id", "worker_id", "worker_address", "priority", "queued_s")
+    __slots__ = ("call_id", "worker_id", "worker_address", "priority", "queued_s", "matched_blocks", "parked_s")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     QUEUED_S_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    PARKED_S_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     worker_id: str
     worker_address: str
     priority: int
     queued_s: float
-    def __init__(self, call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., worker_address: _Optional[str] = ..., priority: _Optional[int] = ..., queued_s: _Optional[float] = ...) -> None: ...
+    matched_blocks: int
+    parked_s: float
+    def __init__(self, call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., worker_address: _Optional[str] = ..., priority: _Optional[int] = ..., queued_s: _Optional[float] = ..., matched_blocks: _Optional[int] = ..., parked_s: _Optional[float] = ...) -> None: ...
 
 class CompletionReport(_message.Message):
     __slots__ = ("program_id", "call_id", "worker_id", "status", "usage", "service_s")

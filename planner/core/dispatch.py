@@ -21,8 +21,15 @@ from planner.core.tenants import TenantShares
 def grant_of(call: CallRecord) -> Grant:
     """The grant of a running call (also re-sent when a restarted planner is asked again)."""
     queued = (call.dispatched_at or call.arrival) - call.arrival
+    matched = call.kv_matches.get(call.worker_id, 0) if call.kv_matches else 0
     return Grant(call.program_id, call.call_id, call.worker_id, call.worker_address,
-                 call.priority, queued_s=queued)
+                 call.priority, queued_s=queued, matched_blocks=matched, parked_s=call.parked_s)
+
+
+def _unpark(call: CallRecord, now: float) -> None:
+    if call.parked_since is not None:
+        call.parked_s += now - call.parked_since
+        call.parked_since = None
 
 
 class WorkerDispatch:
@@ -105,6 +112,7 @@ class WorkerDispatch:
         grants: list[Grant] = []
         now = self._clock.now()
         for call in self._parked.release_expired(now):
+            _unpark(call, now)
             self._queue.push(call)
         if not self._free:
             return grants
@@ -147,6 +155,7 @@ class WorkerDispatch:
     def _start(self, call: CallRecord, worker: WorkerState, now: float) -> Grant:
         program = self._programs[call.program_id]
         self._parked.forget(call)
+        _unpark(call, now)
         call.priority = engine_priority(self._priority, call.score)
         shares = self._shares
         if shares.isolating and shares.boosted(call.tenant, worker):

@@ -90,6 +90,9 @@ class CallRecord:
     completion_tokens: int = 0
     cached_tokens: int = 0
     recovered: bool = False  # restored from Redis by a restarted planner, not yet re-admitted
+    # Waiting for its home worker (planner/core/parking.py): since when, and for how long in all
+    parked_since: float | None = None
+    parked_s: float = 0.0
 
     @functools.cached_property
     def key(self) -> str:
@@ -149,6 +152,8 @@ class Grant:
     worker_address: str
     priority: int
     queued_s: float
+    matched_blocks: int = 0  # leading prompt blocks the worker's engine held (KV index)
+    parked_s: float = 0.0  # of queued_s, how long it waited for its home worker
 
 
 # Events: the core appends them to its outbox; the service publishes them (to Redis).

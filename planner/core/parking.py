@@ -79,6 +79,7 @@ class ParkedCalls:
         if heap is None:
             heap = tenants[call.tenant] = []
         heapq.heappush(heap, (call.score, call.arrival, next(self._seq), call))
+        call.parked_since = now
         self._put(call, now, worker_id)
         self._order.append((now, call.key))
 

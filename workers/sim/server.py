@@ -19,6 +19,7 @@ from aiohttp import web
 
 from ostinato.config import SimEngineConfig
 from ostinato.serving import write_port_file
+from tracing.http_middleware import tracing_middleware
 from workers.sim.behavior import scripted_answer
 from workers.sim.engine import RealtimeSimEngine, SimRequest
 from workers.sim.json_instance import UnsupportedSchema
@@ -298,7 +299,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def build_app(config: SimEngineConfig) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=64 * 1024 * 1024,
+                          middlewares=[tracing_middleware({"/generate"})])
     app[_ENGINE] = RealtimeSimEngine(config)
     app.add_routes([
         web.post("/generate", generate),

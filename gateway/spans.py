@@ -1,0 +1,163 @@
+"""The gateway's spans: one per program, one per call, one per answer-cache lookup.
+
+Subclasses of the call path's classes that open spans around what they inherit, so the
+gRPC service and the HTTP API (which share GatewayCore) trace the same way and the call
+path itself holds no span code. Attribute names: tracing/genai.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, Status, StatusCode
+
+from cache.answers import AnswerCache, Hit
+from cache.fingerprint import SemanticKey
+from gateway.core import GatewayCore, GatewayError, Placement
+from gateway.execution import CallItem
+from ostinato.v1 import common_pb2
+from tracing import genai
+from tracing.program_spans import ProgramSpans
+
+_tracer = trace.get_tracer("ostinato.gateway")
+
+_CACHE_HIT = {common_pb2.CACHE_HIT_EXACT: "exact", common_pb2.CACHE_HIT_SEMANTIC: "semantic"}
+_SAMPLING = {"max_new_tokens": genai.REQUEST_MAX_TOKENS, "temperature": genai.REQUEST_TEMPERATURE,
+             "top_p": genai.REQUEST_TOP_P, "top_k": genai.REQUEST_TOP_K, "seed": genai.REQUEST_SEED,
+             "frequency_penalty": genai.REQUEST_FREQUENCY_PENALTY,
+             "presence_penalty": genai.REQUEST_PRESENCE_PENALTY, "n": genai.REQUEST_CHOICE_COUNT}
+
+
+def sampling_attributes(sp: common_pb2.SamplingParams) -> dict[str, Any]:
+    out: dict[str, Any] = {key: getattr(sp, name) for name, key in _SAMPLING.items()
+                           if sp.HasField(name)}
+    if sp.stop:
+        out[genai.REQUEST_STOP] = list(sp.stop)
+    return out
+
+
+def call_attributes(call: common_pb2.CallSpec, model: str, tenant: str, program_id: str,
+                    record_content: bool) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        genai.OPERATION: genai.CHAT if call.messages else genai.TEXT_COMPLETION,
+        genai.PROVIDER: genai.PROVIDER_OSTINATO, genai.REQUEST_MODEL: model,
+        genai.CONVERSATION_ID: program_id, genai.TENANT: tenant, genai.CALL_ID: call.call_id,
+        genai.THREAD_ID: call.thread_id, genai.CALL_PARENTS: list(call.parent_call_ids),
+        **sampling_attributes(call.sampling),
+    }
+    if record_content:
+        messages = [{"role": m.role, "parts": [{"type": "text", "content": m.content}]}
+                    for m in call.messages] or [
+            {"role": "user", "parts": [{"type": "text", "content": call.prompt}]}]
+        attrs[genai.INPUT_MESSAGES] = json.dumps(messages)
+    return attrs
+
+
+def result_attributes(result: common_pb2.CallResult, record_content: bool) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        genai.USAGE_INPUT: result.usage.prompt_tokens,
+        genai.USAGE_OUTPUT: result.usage.completion_tokens,
+        genai.USAGE_CACHE_READ: result.usage.cached_tokens,
+        genai.RESPONSE_FINISH_REASONS: [result.finish_reason] if result.finish_reason else [],
+        genai.CACHE_HIT: _CACHE_HIT.get(result.cache_hit, "miss"),
+        genai.QUEUE_S: result.timings.queue_s, genai.ENGINE_S: result.timings.engine_s,
+        genai.SIMULATED: result.simulated,
+    }
+    if result.worker_id:
+        attrs[genai.WORKER_ID] = result.worker_id
+        attrs[genai.PRIORITY] = result.priority
+    if record_content:
+        attrs[genai.OUTPUT_MESSAGES] = json.dumps([{
+            "role": "assistant", "parts": [{"type": "text", "content": result.text}],
+            "finish_reason": result.finish_reason}])
+    return attrs
+
+
+class TracedAnswerCache(AnswerCache):
+    async def lookup(self, tenant: str, exact_digest: str | None, semantic: SemanticKey | None,
+                     threshold: float) -> Hit | None:
+        with _tracer.start_as_current_span(genai.SPAN_CACHE_LOOKUP, attributes={
+                "ostinato.cache.exact": exact_digest is not None,
+                "ostinato.cache.semantic": semantic is not None}) as span:
+            hit = await super().lookup(tenant, exact_digest, semantic, threshold)
+            span.set_attribute(genai.CACHE_LOOKUP_RESULT, hit.kind if hit is not None else "miss")
+            return hit
+
+
+class TracedGatewayCore(GatewayCore):
+    """GatewayCore with program and call spans (the constructor takes GatewayCore's
+    arguments, then the telemetry options)."""
+
+    def __init__(self, *args: Any, record_content: bool = False,
+                 program_idle_s: float = 1800.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.programs = ProgramSpans(_tracer, time.monotonic, program_idle_s)
+        self._record_content = record_content
+
+    async def start_program(self, tenant: str, options: common_pb2.ProgramOptions) -> str:
+        program_id = await super().start_program(tenant, options)
+        self.programs.start(program_id, tenant, options.program_class, otel_context.get_current())
+        return program_id
+
+    async def end_program(self, tenant: str, program_id: str) -> common_pb2.ProgramSummary:
+        summary = await super().end_program(tenant, program_id)
+        self.programs.end(program_id, "ended", {
+            genai.PROGRAM_CALLS_COMPLETED: summary.calls_completed,
+            genai.PROGRAM_CALLS_FAILED: summary.calls_failed,
+            genai.USAGE_INPUT: summary.usage.prompt_tokens,
+            genai.USAGE_OUTPUT: summary.usage.completion_tokens,
+            genai.USAGE_CACHE_READ: summary.usage.cached_tokens})
+        return summary
+
+    def _call_parent(self, program_id: str) -> tuple[otel_context.Context, list[Link]]:
+        """The program's span, or the caller's own span when it is in the program's trace
+        (a client continuing its trace); a caller's span in another trace is linked."""
+        current = otel_context.get_current()
+        program = self.programs.get(program_id)
+        if program is None:
+            return current, []
+        caller = trace.get_current_span(current).get_span_context()
+        if caller.is_valid and caller.trace_id == program.get_span_context().trace_id:
+            return current, []
+        return trace.set_span_in_context(program, current), [Link(caller)] if caller.is_valid else []
+
+    async def run(self, tenant: str, placed: Placement, timeout_s: float) -> AsyncIterator[CallItem]:
+        parent, links = self._call_parent(placed.program_id)
+        attrs = call_attributes(placed.call, self.config.model, tenant, placed.program_id,
+                                self._record_content)
+        span = _tracer.start_span(genai.span_name(attrs[genai.OPERATION], self.config.model),
+                                  context=parent, kind=trace.SpanKind.SERVER, attributes=attrs,
+                                  links=links)
+        ctx = trace.set_span_in_context(span, parent)
+        items = super().run(tenant, placed, timeout_s)
+        answered = False
+        try:
+            while True:
+                token = otel_context.attach(ctx)
+                try:
+                    item = await items.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    otel_context.detach(token)
+                if isinstance(item, common_pb2.CallResult):
+                    answered = True
+                    span.set_attributes(result_attributes(item, self._record_content))
+                yield item
+        except GatewayError as exc:
+            span.set_attribute(genai.ERROR_TYPE, exc.code.name)
+            span.set_status(Status(StatusCode.ERROR, f"{exc.code.name}: {exc.message}"))
+            raise
+        except BaseException as exc:  # the caller went away (cancelled, or closed it early)
+            if not answered:
+                span.set_attribute(genai.ERROR_TYPE, "cancelled")
+                span.set_status(Status(StatusCode.ERROR, f"cancelled ({type(exc).__name__})"))
+            raise
+        finally:
+            span.end()
+            await items.aclose()

@@ -1,0 +1,71 @@
+"""Span names and attribute keys: the OpenTelemetry GenAI semantic conventions where they
+define one, ours under `ostinato.*` otherwise (one home for every key a span carries)."""
+
+from __future__ import annotations
+
+# GenAI semantic conventions (https://opentelemetry.io/docs/specs/semconv/gen-ai/)
+OPERATION = "gen_ai.operation.name"
+PROVIDER = "gen_ai.provider.name"
+CONVERSATION_ID = "gen_ai.conversation.id"
+AGENT_NAME = "gen_ai.agent.name"
+REQUEST_MODEL = "gen_ai.request.model"
+REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+REQUEST_TOP_P = "gen_ai.request.top_p"
+REQUEST_TOP_K = "gen_ai.request.top_k"
+REQUEST_SEED = "gen_ai.request.seed"
+REQUEST_STOP = "gen_ai.request.stop_sequences"
+REQUEST_FREQUENCY_PENALTY = "gen_ai.request.frequency_penalty"
+REQUEST_PRESENCE_PENALTY = "gen_ai.request.presence_penalty"
+REQUEST_CHOICE_COUNT = "gen_ai.request.choice.count"
+RESPONSE_ID = "gen_ai.response.id"
+RESPONSE_MODEL = "gen_ai.response.model"
+RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+USAGE_INPUT = "gen_ai.usage.input_tokens"
+USAGE_OUTPUT = "gen_ai.usage.output_tokens"
+USAGE_CACHE_READ = "gen_ai.usage.cache_read.input_tokens"
+INPUT_MESSAGES = "gen_ai.input.messages"  # only with telemetry.record_content
+OUTPUT_MESSAGES = "gen_ai.output.messages"  # only with telemetry.record_content
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+ERROR_TYPE = "error.type"
+
+CHAT = "chat"
+TEXT_COMPLETION = "text_completion"
+INVOKE_WORKFLOW = "invoke_workflow"
+PROVIDER_OSTINATO = "ostinato"
+PROVIDER_SGLANG = "sglang"
+
+# Ours
+TENANT = "ostinato.tenant"
+PROGRAM_ID = "ostinato.program.id"
+PROGRAM_CLASS = "ostinato.program.class"
+PROGRAM_END = "ostinato.program.end"  # ended | expired | shutdown
+PROGRAM_CALLS_COMPLETED = "ostinato.program.calls_completed"
+PROGRAM_CALLS_FAILED = "ostinato.program.calls_failed"
+CALL_ID = "ostinato.call.id"
+THREAD_ID = "ostinato.thread.id"
+CALL_PARENTS = "ostinato.call.parents"
+CACHE_HIT = "ostinato.cache.hit"  # exact | semantic | miss (the gateway's answer caches)
+CACHE_LOOKUP_RESULT = "ostinato.cache.result"
+WORKER_ID = "ostinato.worker.id"
+PRIORITY = "ostinato.priority"
+ROUTE_POLICY = "ostinato.route.policy"
+ROUTE_MATCHED_BLOCKS = "ostinato.route.matched_blocks"
+PARKED = "ostinato.parked"
+PARKED_S = "ostinato.parked_s"
+QUEUE_S = "ostinato.queue_s"
+ENGINE_S = "ostinato.engine_s"
+TTFT_S = "ostinato.time_to_first_token_s"
+SIMULATED = "ostinato.simulated"
+FIRST_TOKEN_EVENT = "ostinato.first_token"
+
+# Span names that are not GenAI operations
+SPAN_CACHE_LOOKUP = "ostinato.cache.lookup"
+SPAN_PLANNER_ADMIT = "ostinato.planner.admit"
+SPAN_WORKER_GENERATE = "ostinato.worker.generate"
+
+
+def span_name(operation: str, model: str) -> str:
+    """`{gen_ai.operation.name} {gen_ai.request.model}`, as the conventions name spans."""
+    return f"{operation} {model}" if model else operation

@@ -1,0 +1,169 @@
+"""W3C trace context over gRPC metadata, and server spans for the RPCs that describe one.
+
+The server interceptor continues the caller's traceparent for every RPC, binds the request's
+tenant / program / call ids to the log context, and, for a method with a `SpanDescriber`,
+opens a SERVER span around the handler that the describer names and annotates from the
+request and the response (or each streamed message). The client interceptors put the
+current context into the outgoing metadata. Servicers hold no span code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+_tracer = trace.get_tracer("ostinato.grpc")
+_LOG_FIELDS = ("tenant", "program_id", "call_id")
+
+
+@dataclass(frozen=True)
+class SpanDescriber:
+    """How one RPC becomes a span: its name and attributes from the request, then more from
+    the response (unary) or from each message of a response stream."""
+
+    name: Callable[[Any], str]
+    attributes: Callable[[Any], Mapping[str, Any]]
+    on_response: Callable[[trace.Span, Any], None] = lambda span, response: None
+
+
+def _log_fields(request: Any) -> dict[str, str]:
+    out = {}
+    for name in _LOG_FIELDS:
+        value = getattr(request, name, "")
+        if isinstance(value, str) and value:
+            out[name] = value
+    return out
+
+
+@contextlib.contextmanager
+def _attached(ctx: otel_context.Context) -> Iterator[None]:
+    token = otel_context.attach(ctx)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def _record_error(span: trace.Span, exc: BaseException, context: grpc.aio.ServicerContext) -> None:
+    code = context.code() if hasattr(context, "code") else None
+    if isinstance(exc, grpc.aio.AbortError) and code is not None:
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        span.set_status(Status(StatusCode.ERROR, f"{code.name}: {context.details() or ''}"))
+    elif not isinstance(exc, GeneratorExit):
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, repr(exc)))
+
+
+class TracingServerInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, describers: Mapping[str, SpanDescriber] | None = None) -> None:
+        """`describers`: full method name (/package.Service/Method) -> its span."""
+        self._describers = dict(describers or {})
+
+    def describe(self, describers: Mapping[str, SpanDescriber]) -> None:
+        """Adds span describers (before the server starts)."""
+        self._describers.update(describers)
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        carrier = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
+        describer = self._describers.get(details.method)
+        if handler.unary_unary is not None:
+            return handler._replace(unary_unary=self._unary(handler.unary_unary, carrier, describer))
+        if handler.unary_stream is not None:
+            return handler._replace(unary_stream=self._stream(handler.unary_stream, carrier, describer))
+        return handler
+
+    @staticmethod
+    def _span(describer: SpanDescriber | None, request: Any,
+              parent: otel_context.Context) -> trace.Span | None:
+        if describer is None:
+            return None
+        return _tracer.start_span(describer.name(request), context=parent, kind=SpanKind.SERVER,
+                                  attributes=dict(describer.attributes(request)))
+
+    def _unary(self, inner: Callable[..., Any], carrier: Mapping[str, str],
+               describer: SpanDescriber | None) -> Callable[..., Any]:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            structlog.contextvars.bind_contextvars(**_log_fields(request))
+            parent = propagate.extract(carrier)
+            span = self._span(describer, request, parent)
+            ctx = trace.set_span_in_context(span, parent) if span is not None else parent
+            try:
+                with _attached(ctx):
+                    response = await inner(request, context)
+                if span is not None and describer is not None:
+                    describer.on_response(span, response)
+                return response
+            except BaseException as exc:
+                if span is not None:
+                    _record_error(span, exc, context)
+                raise
+            finally:
+                if span is not None:
+                    span.end()
+        return behavior
+
+    def _stream(self, inner: Callable[..., Any], carrier: Mapping[str, str],
+                describer: SpanDescriber | None) -> Callable[..., Any]:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            structlog.contextvars.bind_contextvars(**_log_fields(request))
+            parent = propagate.extract(carrier)
+            span = self._span(describer, request, parent)
+            ctx = trace.set_span_in_context(span, parent) if span is not None else parent
+            messages = inner(request, context)
+            try:
+                while True:
+                    # attached around each step only: a generator may be finished elsewhere
+                    with _attached(ctx):
+                        try:
+                            message = await messages.__anext__()
+                        except StopAsyncIteration:
+                            break
+                    if span is not None and describer is not None:
+                        describer.on_response(span, message)
+                    yield message
+            except BaseException as exc:
+                if span is not None:
+                    _record_error(span, exc, context)
+                raise
+            finally:
+                if span is not None:
+                    span.end()
+        return behavior
+
+
+def _with_context(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    if not carrier:
+        return details
+    metadata = grpc.aio.Metadata(*(details.metadata or ()))
+    for key, value in carrier.items():
+        metadata[key] = value
+    return grpc.aio.ClientCallDetails(details.method, details.timeout, metadata,
+                                      details.credentials, details.wait_for_ready)
+
+
+class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_context(details), request)
+
+
+class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_context(details), request)
+
+
+def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
+    """For grpc.aio channels: the current trace context goes out with every call."""
+    return [_UnaryUnary(), _UnaryStream()]

@@ -1,0 +1,47 @@
+"""W3C trace context over HTTP (aiohttp): the request's traceparent becomes the current
+context of its handler, and chosen routes get a SERVER span."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+
+import structlog
+from aiohttp import web
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Status, StatusCode
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_tracer = trace.get_tracer("ostinato.http")
+
+
+def tracing_middleware(span_paths: Collection[str] = ()) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """`span_paths`: paths whose requests get a span named `<METHOD> <path>` (the others
+    only continue the caller's context, for spans their handler opens)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        parent = propagate.extract(request.headers)
+        if "traceparent" in request.headers:
+            structlog.contextvars.bind_contextvars(traceparent=request.headers["traceparent"])
+        if request.path not in span_paths:
+            token = otel_context.attach(parent)
+            try:
+                return await handler(request)
+            finally:
+                otel_context.detach(token)
+        with _tracer.start_as_current_span(
+                f"{request.method} {request.path}", context=parent, kind=trace.SpanKind.SERVER,
+                attributes={"http.request.method": request.method, "url.path": request.path},
+                record_exception=False, set_status_on_exception=False) as span:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                span.set_attribute("http.response.status_code", exc.status)
+                raise
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            return response
+
+    return middleware

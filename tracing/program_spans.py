@@ -1,0 +1,84 @@
+"""The open program spans of one gateway: a program's span lives from its start (or first
+call) to its end, across many RPCs, so the gateway keeps it here until then.
+
+A program idle for `idle_s` (the planner expires it too) or open when the gateway stops
+is ended with `ostinato.program.end` saying so. Calls of a program this gateway did not
+start (another replica, or before a restart) still trace: under the caller's context.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from tracing import genai
+
+
+class ProgramSpans:
+    def __init__(self, tracer: trace.Tracer, clock: Callable[[], float], idle_s: float = 1800.0,
+                 max_open: int = 100_000) -> None:
+        self._tracer = tracer
+        self._clock = clock
+        self._idle_s = idle_s
+        self._max_open = max_open
+        self._open: OrderedDict[str, tuple[trace.Span, float]] = OrderedDict()  # by last use
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def start(self, program_id: str, tenant: str, program_class: str = "",
+              parent: otel_context.Context | None = None) -> trace.Span:
+        """The program's span (already open: the same one, as on a retried registration)."""
+        self._expire()
+        known = self.get(program_id)
+        if known is not None:
+            return known
+        attrs: dict[str, Any] = {
+            genai.OPERATION: genai.INVOKE_WORKFLOW, genai.PROVIDER: genai.PROVIDER_OSTINATO,
+            genai.CONVERSATION_ID: program_id, genai.PROGRAM_ID: program_id, genai.TENANT: tenant,
+        }
+        if program_class:
+            attrs[genai.PROGRAM_CLASS] = program_class
+            attrs[genai.AGENT_NAME] = program_class
+        span = self._tracer.start_span(
+            genai.span_name(genai.INVOKE_WORKFLOW, program_class or "program"),
+            context=parent, kind=trace.SpanKind.INTERNAL, attributes=attrs)
+        self._open[program_id] = (span, self._clock())
+        while len(self._open) > self._max_open:
+            _, (oldest, _) = self._open.popitem(last=False)
+            oldest.set_attribute(genai.PROGRAM_END, "evicted")
+            oldest.end()
+        return span
+
+    def get(self, program_id: str) -> trace.Span | None:
+        entry = self._open.get(program_id)
+        if entry is None:
+            return None
+        self._open[program_id] = (entry[0], self._clock())
+        self._open.move_to_end(program_id)
+        return entry[0]
+
+    def end(self, program_id: str, how: str = "ended",
+            attributes: Mapping[str, Any] | None = None) -> None:
+        entry = self._open.pop(program_id, None)
+        if entry is None:
+            return
+        span = entry[0]
+        span.set_attributes({genai.PROGRAM_END: how, **(attributes or {})})
+        span.end()
+
+    def _expire(self) -> None:
+        now = self._clock()
+        while self._open:
+            program_id, (_, last) = next(iter(self._open.items()))
+            if now - last < self._idle_s:
+                break
+            self.end(program_id, "expired")
+
+    def end_all(self, how: str = "shutdown") -> None:
+        for program_id in list(self._open):
+            self.end(program_id, how)

@@ -1,0 +1,82 @@
+"""One TracerProvider per service process, exporting where the mesh config says.
+
+`configure_tracing` is called once by each service's entry point (ostinato/cli.py); the
+span code lives in interceptors, HTTP middleware and the traced call path, never in the
+cores. Without exporters no provider is installed and every span is a no-op.
+"""
+
+from __future__ import annotations
+
+import atexit
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+from ostinato.config import TelemetryConfig
+from tracing.file_exporter import JsonLinesSpanExporter
+
+SERVICE_NAMESPACE = "ostinato"
+
+
+def _otlp_grpc(endpoint: str) -> SpanExporter:
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    if not endpoint:
+        return OTLPSpanExporter()
+    insecure = not endpoint.startswith("https://")
+    return OTLPSpanExporter(endpoint=endpoint, insecure=insecure)
+
+
+def _otlp_http(endpoint: str) -> SpanExporter:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        endpoint = f"http://{endpoint}/v1/traces"
+    return OTLPSpanExporter(endpoint=endpoint) if endpoint else OTLPSpanExporter()
+
+
+def exporters_for(cfg: TelemetryConfig) -> list[SpanExporter]:
+    out: list[SpanExporter] = []
+    for name in cfg.exporters():
+        if name == "otlp-grpc":
+            out.append(_otlp_grpc(cfg.otlp_endpoint))
+        elif name == "otlp-http":
+            out.append(_otlp_http(cfg.otlp_endpoint))
+        elif name == "console":
+            out.append(ConsoleSpanExporter())
+        else:
+            out.append(JsonLinesSpanExporter(cfg.trace_file))
+    return out
+
+
+def configure_tracing(service: str, cfg: TelemetryConfig,
+                      instance: str = "") -> TracerProvider | None:
+    """Installs the global TracerProvider of this process (service.name `ostinato-<service>`).
+
+    Sampling follows the caller's traceparent when it has one, else `sample_ratio`. Spans
+    are batched (flushed every 200 ms and at exit)."""
+    exporters = exporters_for(cfg)
+    if not exporters:
+        return None
+    attrs = {"service.name": f"{SERVICE_NAMESPACE}-{service}",
+             "service.namespace": SERVICE_NAMESPACE}
+    if instance:
+        attrs["service.instance.id"] = instance
+    provider = TracerProvider(resource=Resource.create(attrs),
+                              sampler=ParentBased(TraceIdRatioBased(cfg.sample_ratio)))
+    for exporter in exporters:
+        if isinstance(exporter, ConsoleSpanExporter):
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+        else:
+            provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+    trace.set_tracer_provider(provider)
+    atexit.register(provider.shutdown)
+    return provider

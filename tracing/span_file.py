@@ -1,0 +1,95 @@
+"""Reading spans back from OTLP JSON lines (the file exporter's output)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracing.otlp_json import attributes
+
+_KINDS = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+_STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
+
+
+@dataclass(frozen=True)
+class SpanEvent:
+    name: str
+    time_ns: int
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    trace_id: str  # 32 hex digits
+    span_id: str  # 16 hex digits
+    parent_id: str  # "" for a root span
+    name: str
+    kind: str  # INTERNAL | SERVER | CLIENT | PRODUCER | CONSUMER
+    start_ns: int
+    end_ns: int
+    service: str  # the resource's service.name
+    attributes: dict[str, Any] = field(default_factory=dict)
+    status: str = "UNSET"  # UNSET | OK | ERROR
+    status_message: str = ""
+    events: tuple[SpanEvent, ...] = ()
+    links: tuple[tuple[str, str], ...] = ()  # (trace_id, span_id)
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e9
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return value.removeprefix("SPAN_KIND_")
+    return _KINDS.get(int(value or 1), "INTERNAL")
+
+
+def _status(status: dict[str, Any]) -> str:
+    code = status.get("code", 0)
+    if isinstance(code, str):
+        return code.removeprefix("STATUS_CODE_")
+    return _STATUS.get(int(code), "UNSET")
+
+
+def spans_of_request(request: dict[str, Any]) -> Iterator[SpanRecord]:
+    """The spans of one ExportTraceServiceRequest in OTLP JSON."""
+    for rs in request.get("resourceSpans", []):
+        resource = attributes(rs.get("resource", {}).get("attributes", []))
+        service = str(resource.get("service.name", ""))
+        for ss in rs.get("scopeSpans", []):
+            for s in ss.get("spans", []):
+                yield SpanRecord(
+                    trace_id=s["traceId"], span_id=s["spanId"],
+                    parent_id=s.get("parentSpanId", ""), name=s.get("name", ""),
+                    kind=_kind(s.get("kind", 1)),
+                    start_ns=int(s.get("startTimeUnixNano", 0)),
+                    end_ns=int(s.get("endTimeUnixNano", 0)), service=service,
+                    attributes=attributes(s.get("attributes", [])),
+                    status=_status(s.get("status", {})),
+                    status_message=s.get("status", {}).get("message", ""),
+                    events=tuple(SpanEvent(e.get("name", ""), int(e.get("timeUnixNano", 0)),
+                                           attributes(e.get("attributes", [])))
+                                 for e in s.get("events", [])),
+                    links=tuple((ln["traceId"], ln["spanId"]) for ln in s.get("links", [])),
+                )
+
+
+def read_spans(path: str | Path) -> list[SpanRecord]:
+    """Every span in an OTLP JSON lines file; a line cut short (a process killed mid-write)
+    is skipped."""
+    out: list[SpanRecord] = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                request = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            out.extend(spans_of_request(request))
+    return out
