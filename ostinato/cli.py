@@ -183,7 +183,8 @@ def _run_service(args: argparse.Namespace) -> None:
             {"worker": {"engine_args": shlex.join(args.engine_arg)}} if args.engine_arg else {},
             _overrides(args, "redis", {"redis_url": "url"})))
         _traced("worker", cfg, cfg.worker.worker_id)
-        asyncio.run(serve_worker(cfg.worker, cfg.redis, args.port_file, args.engine_log))
+        asyncio.run(serve_worker(cfg.worker, cfg.redis, args.port_file, args.engine_log,
+                                 cfg.telemetry))
     else:
         from workers.sim.server import serve as serve_engine
 

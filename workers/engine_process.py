@@ -39,6 +39,9 @@ class EngineLaunch:
     kv_events_endpoint: str = ""
     kv_replay_endpoint: str = ""
     extra_args: str = ""  # more launch_server flags, shell-quoted; they win over ours
+    # an OTLP/gRPC collector (host:port): SGLang exports its request spans there, continuing
+    # the traceparent the worker sends with each request ("": tracing off)
+    otlp_traces_endpoint: str = ""
 
 
 def sglang_command(spec: EngineLaunch) -> list[str]:
@@ -54,6 +57,9 @@ def sglang_command(spec: EngineLaunch) -> list[str]:
         if spec.kv_replay_endpoint:
             events["replay_endpoint"] = spec.kv_replay_endpoint
         cmd += ["--kv-events-config", json.dumps(events)]
+    if spec.otlp_traces_endpoint:
+        endpoint = spec.otlp_traces_endpoint.split("://", 1)[-1].rstrip("/")
+        cmd += ["--enable-trace", "--otlp-traces-endpoint", endpoint]
     return cmd + shlex.split(spec.extra_args)
 
 

@@ -13,7 +13,7 @@ import structlog
 
 from cache.block_hash import DEFAULT_BLOCK_SIZE
 from cache.kv_index import KvIndex
-from ostinato.config import RedisConfig, WorkerConfig
+from ostinato.config import RedisConfig, TelemetryConfig, WorkerConfig
 from ostinato.serving import GrpcService
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
@@ -51,7 +51,8 @@ def kv_capacity_blocks(server_info: dict) -> int:
     return max(1, tokens // DEFAULT_BLOCK_SIZE)
 
 
-async def _launched(config: WorkerConfig, log_path: str | None) -> tuple[WorkerConfig, EngineProcess]:
+async def _launched(config: WorkerConfig, log_path: str | None,
+                    telemetry: TelemetryConfig) -> tuple[WorkerConfig, EngineProcess]:
     """Starts the worker's own SGLang server; the config it then serves with (its URL and KV
     events endpoint)."""
     host = "127.0.0.1"
@@ -59,7 +60,9 @@ async def _launched(config: WorkerConfig, log_path: str | None) -> tuple[WorkerC
     events, replay = kv_event_endpoints(port) if config.kv_index else ("", "")
     spec = EngineLaunch(launch=config.engine_launch or default_launch(), model=config.engine_model,
                         host=host, port=port, kv_events_endpoint=events,
-                        kv_replay_endpoint=replay, extra_args=config.engine_args)
+                        kv_replay_endpoint=replay, extra_args=config.engine_args,
+                        otlp_traces_endpoint=telemetry.otlp_endpoint
+                        if "otlp-grpc" in telemetry.exporters() else "")
     process = EngineProcess(spec, start_timeout_s=config.engine_start_timeout_s, log_path=log_path)
     url = await process.start()
     return replace(config, engine_url=url, engine_kv_events=events or config.engine_kv_events,
@@ -67,11 +70,12 @@ async def _launched(config: WorkerConfig, log_path: str | None) -> tuple[WorkerC
 
 
 async def serve(config: WorkerConfig, redis_cfg: RedisConfig | None = None,
-                port_file: str | None = None, engine_log: str | None = None) -> None:
+                port_file: str | None = None, engine_log: str | None = None,
+                telemetry: TelemetryConfig | None = None) -> None:
     process: EngineProcess | None = None
     supervising: asyncio.Task[None] | None = None
     if config.engine == "sglang":
-        config, process = await _launched(config, engine_log)
+        config, process = await _launched(config, engine_log, telemetry or TelemetryConfig())
         supervising = asyncio.create_task(process.supervise())
     try:
         await _serve(config, redis_cfg, port_file)

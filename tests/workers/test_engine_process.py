@@ -24,6 +24,9 @@ BASE = EngineLaunch(launch="python -m sglang.launch_server", model="/m", host="1
      ["--kv-events-config", json.dumps({"publisher": "zmq", "endpoint": "tcp://127.0.0.1:5557"})]),
     (EngineLaunch(**{**BASE.__dict__, "extra_args": "--max-total-tokens 4096 --mem-fraction-static 0.8"}),
      ["--max-total-tokens", "4096", "--mem-fraction-static", "0.8"]),
+    # SGLang 0.5's flags (srt/arg_groups/fields/observability.py): endpoint as <ip>:<port>
+    (EngineLaunch(**{**BASE.__dict__, "otlp_traces_endpoint": "http://127.0.0.1:4317"}),
+     ["--enable-trace", "--otlp-traces-endpoint", "127.0.0.1:4317"]),
 ])
 def test_launch_command_sets_what_the_mesh_needs(spec: EngineLaunch, tail: list[str]) -> None:
     cmd = sglang_command(spec)
