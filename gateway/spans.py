@@ -14,7 +14,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 
 from cache.answers import AnswerCache, Hit
 from cache.fingerprint import SemanticKey
@@ -114,20 +114,8 @@ class TracedGatewayCore(GatewayCore):
             genai.USAGE_CACHE_READ: summary.usage.cached_tokens})
         return summary
 
-    def _call_parent(self, program_id: str) -> tuple[otel_context.Context, list[Link]]:
-        """The program's span, or the caller's own span when it is in the program's trace
-        (a client continuing its trace); a caller's span in another trace is linked."""
-        current = otel_context.get_current()
-        program = self.programs.get(program_id)
-        if program is None:
-            return current, []
-        caller = trace.get_current_span(current).get_span_context()
-        if caller.is_valid and caller.trace_id == program.get_span_context().trace_id:
-            return current, []
-        return trace.set_span_in_context(program, current), [Link(caller)] if caller.is_valid else []
-
     async def run(self, tenant: str, placed: Placement, timeout_s: float) -> AsyncIterator[CallItem]:
-        parent, links = self._call_parent(placed.program_id)
+        parent, links = self.programs.call_parent(placed.program_id, otel_context.get_current())
         attrs = call_attributes(placed.call, self.config.model, tenant, placed.program_id,
                                 self._record_content)
         span = _tracer.start_span(genai.span_name(attrs[genai.OPERATION], self.config.model),

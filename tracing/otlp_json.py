@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -29,9 +30,14 @@ def _hex_ids(node: Any) -> Any:
     return node
 
 
+def request_json(request: Message) -> dict[str, Any]:
+    """An ExportTraceServiceRequest (protobuf) in OTLP JSON, as a JSON-ready dict."""
+    return _hex_ids(MessageToDict(request))
+
+
 def to_otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
     """An ExportTraceServiceRequest for `spans`, as a JSON-ready dict."""
-    return _hex_ids(MessageToDict(encode_spans(spans)))
+    return request_json(encode_spans(spans))
 
 
 def any_value(value: dict[str, Any]) -> Any:

@@ -62,6 +62,20 @@ class ProgramSpans:
         self._open.move_to_end(program_id)
         return entry[0]
 
+    def call_parent(self, program_id: str,
+                    current: otel_context.Context) -> tuple[otel_context.Context, list[trace.Link]]:
+        """The parent of a call of `program_id`: the program's span, so that a program's
+        calls are its children whoever sends them; the caller's own span is linked when it
+        is not the program's parent (a client with a span per step). For a program not held
+        here: the caller's context."""
+        program = self.get(program_id)
+        if program is None:
+            return current, []
+        caller = trace.get_current_span(current).get_span_context()
+        parent = getattr(program, "parent", None)  # an SDK span knows its parent's context
+        linked = caller.is_valid and (parent is None or caller.span_id != parent.span_id)
+        return trace.set_span_in_context(program, current), [trace.Link(caller)] if linked else []
+
     def end(self, program_id: str, how: str = "ended",
             attributes: Mapping[str, Any] | None = None) -> None:
         entry = self._open.pop(program_id, None)

@@ -1,0 +1,147 @@
+"""One trace per program across every hop, checked on the live mesh (real processes): the
+file exporter and a real OTLP receiver get the same spans, with correct parents, the GenAI
+attributes, the client's trace continued and the engine request carrying traceparent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+import ostinato
+from ostinato.config import load_mesh_config
+from ostinato.mesh import Mesh
+from tests.tracing.otlp_receiver import Received, grpc_receiver
+from tracing import genai
+from tracing.span_file import SpanRecord, read_spans
+
+MODEL = "sim/llama-3.1-8b"
+USER = [{"role": "user", "content": "Compare three cities for a conference."}]
+
+
+@dataclass
+class Traced:
+    program_id: str
+    call_ids: list[str]
+    client_trace_id: str
+    client_span_id: str
+    spans: list[SpanRecord]  # from the file
+    received: Received  # by the OTLP receiver
+    log_dir: Path
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
+    """A fan-out program run inside a client's own span, on a mesh exporting to a file and
+    to an OTLP receiver; the mesh is stopped (spans flushed) before the checks."""
+    trace_file = tmp_path_factory.mktemp("traces") / "spans.jsonl"
+    with grpc_receiver() as (address, received):
+        cfg = load_mesh_config(None, environ={}, overrides={
+            "workers": 2, "gateway": {"semantic_cache": False},
+            "telemetry": {"traces": "file,otlp-grpc", "trace_file": str(trace_file),
+                          "otlp_endpoint": f"http://{address}"},
+            "sim_engine": {"time_scale": 0.1}})
+        mesh = Mesh(cfg, ephemeral_ports=True)
+        mesh.start()
+        client_tracer = TracerProvider().get_tracer("test-agent")  # the client's own SDK
+        try:
+            with client_tracer.start_as_current_span("my agent") as mine, \
+                    ostinato.Client(mesh.endpoints.gateway) as client, \
+                    client.program() as program:
+                root = program.call(messages=USER, max_tokens=8)
+                with ThreadPoolExecutor(3) as pool:
+                    fan = list(pool.map(lambda i: program.call(
+                        messages=[*USER, {"role": "user", "content": f"city {i}"}],
+                        thread_id=f"t{i}", parents=[root.call_id], max_tokens=8), range(3)))
+                join = program.call(messages=USER, parents=[o.call_id for o in fan], max_tokens=8)
+            log_dir = Path(mesh.endpoints.log_dir)
+            mesh.stop()  # graceful: every service flushes its spans
+            ctx = mine.get_span_context()
+            yield Traced(program.program_id, [o.call_id for o in [root, *fan, join]],
+                         format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"),
+                         read_spans(trace_file), received, log_dir)
+        finally:
+            mesh.close()
+
+
+def _by_name(spans: list[SpanRecord], prefix: str) -> list[SpanRecord]:
+    return [s for s in spans if s.name.startswith(prefix)]
+
+
+def test_one_trace_continuing_the_clients(traced: Traced) -> None:
+    spans = traced.spans
+    assert spans and {s.trace_id for s in spans} == {traced.client_trace_id}
+    (program,) = _by_name(spans, "invoke_workflow")
+    assert program.parent_id == traced.client_span_id  # the client's span is the parent
+    assert program.attributes[genai.CONVERSATION_ID] == traced.program_id
+    assert program.attributes[genai.PROGRAM_END] == "ended"
+    assert program.attributes[genai.PROGRAM_CALLS_COMPLETED] == 5
+    assert {s.service for s in spans} == {"ostinato-gateway", "ostinato-planner",
+                                          "ostinato-worker", "ostinato-sim-engine"}
+
+
+def test_parent_links_across_processes(traced: Traced) -> None:
+    spans = {s.span_id: s for s in traced.spans}
+    (program,) = _by_name(traced.spans, "invoke_workflow")
+    calls = _by_name(traced.spans, f"chat {MODEL}")
+    assert sorted(c.attributes[genai.CALL_ID] for c in calls) == sorted(traced.call_ids)
+    for call in calls:
+        assert call.parent_id == program.span_id and call.service == "ostinato-gateway"
+        children = [s for s in traced.spans if s.parent_id == call.span_id]
+        (admit,) = [s for s in children if s.name == genai.SPAN_PLANNER_ADMIT]
+        (generate,) = [s for s in children if s.name == genai.SPAN_WORKER_GENERATE]
+        assert admit.service == "ostinato-planner" and generate.service == "ostinato-worker"
+        assert admit.attributes[genai.WORKER_ID] == call.attributes[genai.WORKER_ID] \
+            == generate.attributes[genai.WORKER_ID]
+        assert admit.attributes[genai.ROUTE_POLICY] == "default"
+        assert {genai.PRIORITY, genai.ROUTE_MATCHED_BLOCKS, genai.PARKED, genai.QUEUE_S} \
+            <= admit.attributes.keys()
+        (engine_call,) = [s for s in traced.spans if s.parent_id == generate.span_id]
+        assert engine_call.name == f"text_completion {MODEL}" and engine_call.kind == "CLIENT"
+        # the engine continued the traceparent header the worker sent with the request
+        (engine,) = [s for s in traced.spans if s.parent_id == engine_call.span_id]
+        assert engine.service == "ostinato-sim-engine" and engine.name == "POST /generate"
+        assert all(spans[s.parent_id] for s in (admit, generate, engine_call, engine))
+
+
+def test_genai_attributes(traced: Traced) -> None:
+    for call in _by_name(traced.spans, f"chat {MODEL}"):
+        a = call.attributes
+        assert a[genai.OPERATION] == "chat" and a[genai.REQUEST_MODEL] == MODEL
+        assert a[genai.PROVIDER] == "ostinato" and a[genai.CONVERSATION_ID] == traced.program_id
+        assert a[genai.USAGE_INPUT] > 0 and a[genai.USAGE_OUTPUT] > 0
+        assert genai.USAGE_CACHE_READ in a and a[genai.RESPONSE_FINISH_REASONS] in (["stop"], ["length"])
+        assert a[genai.REQUEST_MAX_TOKENS] == 8 and a[genai.CACHE_HIT] == "miss"
+        assert genai.INPUT_MESSAGES not in a and genai.OUTPUT_MESSAGES not in a  # content off
+    for engine_call in _by_name(traced.spans, "text_completion"):
+        a = engine_call.attributes
+        assert a[genai.PROVIDER] == "sglang" and a[genai.USAGE_OUTPUT] > 0
+        assert a[genai.TTFT_S] > 0 and a[genai.SIMULATED] is True
+        assert [e.name for e in engine_call.events] == [genai.FIRST_TOKEN_EVENT]
+    joined = [c for c in _by_name(traced.spans, "chat") if len(c.attributes[genai.CALL_PARENTS]) == 3]
+    assert len(joined) == 1
+
+
+def test_otlp_receiver_got_the_same_spans(traced: Traced) -> None:
+    received = traced.received.spans()
+    assert {(s.trace_id, s.span_id, s.parent_id, s.name) for s in received} == \
+        {(s.trace_id, s.span_id, s.parent_id, s.name) for s in traced.spans}
+
+
+def test_log_lines_carry_trace_and_program(traced: Traced) -> None:
+    lines = [json.loads(line) for line in (traced.log_dir / "gateway.log").read_text().splitlines()
+             if line.startswith("{")]
+    started = [ln for ln in lines if ln.get("event") == "program started"]
+    assert started and started[0]["trace_id"] == traced.client_trace_id
+    assert started[0]["program_id"] == traced.program_id and "span_id" in started[0]
+
+
+def test_a_clients_span_per_step_is_linked(traced: Traced) -> None:
+    """The client's span is the program's parent: its calls are the program's children,
+    not linked back to it."""
+    assert all(not c.links for c in _by_name(traced.spans, "chat"))
