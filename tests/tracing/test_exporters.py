@@ -1,0 +1,119 @@
+"""Trace exporters from the telemetry config, each against a real receiver or file."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
+
+from ostinato.config import ConfigError, TelemetryConfig
+from tests.tracing.otlp_receiver import grpc_receiver
+from tracing.file_exporter import JsonLinesSpanExporter
+from tracing.otlp_json import request_json
+from tracing.setup import exporters_for
+from tracing.span_file import read_spans, spans_of_request
+
+
+def _emit(exporter: SpanExporter, names: list[str]) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span(names[0], attributes={"gen_ai.usage.input_tokens": 7,
+                                                            "ostinato.call.parents": ["a", "b"]}):
+        for name in names[1:]:
+            with tracer.start_as_current_span(name):
+                pass
+    provider.shutdown()
+
+
+@pytest.mark.parametrize(("fields", "error"), [
+    ({"traces": "jaeger"}, "unknown exporter 'jaeger'"),
+    ({"traces": "file"}, "trace_file: required"),
+    ({"sample_ratio": 1.5}, "sample_ratio"),
+    ({"traces": "console, otlp-http"}, None),
+    ({"traces": ""}, None),
+])
+def test_telemetry_config_is_checked(fields: dict, error: str | None) -> None:
+    if error is None:
+        TelemetryConfig(**fields)
+    else:
+        with pytest.raises(ConfigError, match=error):
+            TelemetryConfig(**fields)
+
+
+def test_no_exporters_no_provider() -> None:
+    assert exporters_for(TelemetryConfig()) == []
+    (console,) = exporters_for(TelemetryConfig(traces="console"))
+    assert isinstance(console, ConsoleSpanExporter)
+
+
+def test_otlp_grpc_exporter_reaches_a_real_receiver() -> None:
+    with grpc_receiver() as (address, received):
+        (exporter,) = exporters_for(TelemetryConfig(traces="otlp-grpc",
+                                                    otlp_endpoint=f"http://{address}"))
+        _emit(exporter, ["parent", "child"])
+        spans = {s.name: s for s in received.spans()}
+    assert set(spans) == {"parent", "child"}
+    assert spans["child"].parent_id == spans["parent"].span_id
+    assert spans["parent"].attributes["gen_ai.usage.input_tokens"] == 7
+    assert spans["parent"].attributes["ostinato.call.parents"] == ["a", "b"]
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[tuple[str, list[trace_service_pb2.ExportTraceServiceRequest]]]:
+    """OTLP/HTTP: POST /v1/traces with a protobuf ExportTraceServiceRequest."""
+    got: list[trace_service_pb2.ExportTraceServiceRequest] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            ok = self.path == "/v1/traces" and self.headers["Content-Type"] == "application/x-protobuf"
+            if ok:
+                got.append(trace_service_pb2.ExportTraceServiceRequest.FromString(body))
+            reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+            self.send_response(200 if ok else 400)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", got
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_otlp_http_exporter_reaches_a_real_receiver(http_receiver) -> None:  # type: ignore[no-untyped-def]
+    address, got = http_receiver
+    (exporter,) = exporters_for(TelemetryConfig(traces="otlp-http", otlp_endpoint=address))
+    _emit(exporter, ["parent", "child"])
+    spans = {s.name for r in got for s in spans_of_request(request_json(r))}
+    assert spans == {"parent", "child"}
+
+
+def test_processes_appending_to_one_file_never_mix_lines(tmp_path: Path) -> None:
+    path = tmp_path / "spans.jsonl"
+    exporters = [JsonLinesSpanExporter(str(path)) for _ in range(4)]
+    threads = [threading.Thread(target=_emit, args=(e, [f"s{i}-{j}" for j in range(30)]))
+               for i, e in enumerate(exporters)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with open(path, "ab") as f:
+        f.write(b'{"resourceSpans": [{"cut sho')  # a process killed mid-write
+    names = sorted(s.name for s in read_spans(path))
+    assert names == sorted(f"s{i}-{j}" for i in range(4) for j in range(30))
