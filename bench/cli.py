@@ -60,6 +60,9 @@ def add_parser(sub: Any) -> None:
     live.add_argument("--rate", type=float, default=0.0, help="calls per second (0: closed loop)")
     live.add_argument("--workers", type=int, default=2)
     live.add_argument("--out", default="bench-live")
+    live.add_argument("--tracing", default="off",
+                      help="off, file (every span to a JSON lines file), or both as off,file: "
+                      "tracing's cost as ratios in one run")
     cache = kinds.add_parser("cache", help="semantic-cache lookup latency (real Redis, real "
                                            "embedding model, either semantic index)")
     cache.add_argument("--index", choices=["local", "redis", "both"], default="both",

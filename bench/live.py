@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -50,39 +51,57 @@ async def _drive(gateway: str, calls: int, concurrency: int, rate: float) -> tup
     return overheads, errors
 
 
-def run_live(calls: int, concurrency: int, rate: float, workers: int) -> dict[str, Any]:
-    cfg = load_mesh_config(None, environ={}, overrides={
-        "workers": workers, "worker": {"max_inflight": max(4, concurrency)},
-        "sim_engine": {"zero_cost": True},
-    })
-    with Mesh(cfg, ephemeral_ports=True) as mesh:
-        asyncio.run(_drive(mesh.endpoints.gateway, min(calls, 20), min(concurrency, 4), 0.0))  # warm-up
-        start = time.perf_counter()
-        overheads, errors = asyncio.run(_drive(mesh.endpoints.gateway, calls, concurrency, rate))
-        wall = time.perf_counter() - start
+def run_live(calls: int, concurrency: int, rate: float, workers: int,
+             tracing: str = "off") -> dict[str, Any]:
+    """`tracing`: off, or file (every service records every span and appends it to a JSON
+    lines file: the whole cost of tracing, export included)."""
+    with tempfile.TemporaryDirectory(prefix="ostinato-bench-live-") as tmp:
+        overrides: dict[str, Any] = {
+            "workers": workers, "worker": {"max_inflight": max(4, concurrency)},
+            "sim_engine": {"zero_cost": True},
+        }
+        if tracing == "file":
+            overrides["telemetry"] = {"traces": "file", "trace_file": f"{tmp}/spans.jsonl"}
+        cfg = load_mesh_config(None, environ={}, overrides=overrides)
+        with Mesh(cfg, ephemeral_ports=True) as mesh:
+            asyncio.run(_drive(mesh.endpoints.gateway, min(calls, 20), min(concurrency, 4), 0.0))  # warm-up
+            start = time.perf_counter()
+            overheads, errors = asyncio.run(_drive(mesh.endpoints.gateway, calls, concurrency, rate))
+            wall = time.perf_counter() - start
     return {
-        "kind": "live", "simulated": True, "engines": workers, "profile": "zero-cost sim engine",
-        "runs": [{
-            "policy": cfg.planner.policy, "rate": rate, "concurrency": concurrency, "calls": calls,
-            "completed": len(overheads), "errors": errors,
-            "calls_per_s": round(len(overheads) / wall, 3) if wall > 0 else 0.0,
-            "overhead_ms": {"p50": round(percentile(overheads, 0.5), 3),
-                            "p95": round(percentile(overheads, 0.95), 3),
-                            "p99": round(percentile(overheads, 0.99), 3)},
-            "wall_s": round(wall, 3),
-        }],
+        "policy": cfg.planner.policy, "tracing": tracing, "rate": rate,
+        "concurrency": concurrency, "calls": calls, "completed": len(overheads), "errors": errors,
+        "calls_per_s": round(len(overheads) / wall, 3) if wall > 0 else 0.0,
+        "overhead_ms": {"p50": round(percentile(overheads, 0.5), 3),
+                        "p95": round(percentile(overheads, 0.95), 3),
+                        "p99": round(percentile(overheads, 0.99), 3)},
+        "wall_s": round(wall, 3),
     }
 
 
 def live_command(args: argparse.Namespace) -> dict[str, Any]:
     if args.calls < 1 or args.concurrency < 1 or args.workers < 1 or args.rate < 0:
         raise ValueError("--calls, --concurrency and --workers must be >= 1, --rate >= 0")
-    results = run_live(args.calls, args.concurrency, args.rate, args.workers)
+    modes = [m.strip() for m in args.tracing.split(",") if m.strip()]
+    if not modes or any(m not in ("off", "file") for m in modes):
+        raise ValueError("--tracing: a list of off and file")
+    runs = [run_live(args.calls, args.concurrency, args.rate, args.workers, m) for m in modes]
+    results: dict[str, Any] = {"kind": "live", "simulated": True, "engines": args.workers,
+                               "profile": "zero-cost sim engine", "runs": runs}
+    by_mode = {r["tracing"]: r for r in runs}
+    if {"off", "file"} <= by_mode.keys():  # tracing's cost, as ratios within this one run
+        on, off = by_mode["file"], by_mode["off"]
+        results["tracing_ratio"] = {
+            "calls_per_s": round(on["calls_per_s"] / max(off["calls_per_s"], 1e-9), 3),
+            **{q: round(on["overhead_ms"][q] / max(off["overhead_ms"][q], 1e-9), 3)
+               for q in ("p50", "p95", "p99")}}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    run = results["runs"][0]
     print("live mesh on loopback, zero-cost SIMULATED engines (the mesh's own overhead):")
-    print(json.dumps(run, indent=2))
+    for run in runs:
+        print(json.dumps(run, indent=2))
+    if "tracing_ratio" in results:
+        print("tracing on / off:", json.dumps(results["tracing_ratio"]))
     print(f"wrote {out / 'results.json'}")
     return results
