@@ -5,6 +5,7 @@ attributes, the client's trace continued and the engine request carrying tracepa
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ class Traced:
     spans: list[SpanRecord]  # from the file
     received: Received  # by the OTLP receiver
     log_dir: Path
+    http_traceparent: str  # sent with an OpenAI-API request
 
 
 @pytest.fixture(scope="module")
@@ -59,22 +61,45 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
                         messages=[*USER, {"role": "user", "content": f"city {i}"}],
                         thread_id=f"t{i}", parents=[root.call_id], max_tokens=8), range(3)))
                 join = program.call(messages=USER, parents=[o.call_id for o in fan], max_tokens=8)
+            http_parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            request = urllib.request.Request(
+                f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
+                data=json.dumps({"model": MODEL, "messages": USER, "max_tokens": 4}).encode(),
+                headers={"traceparent": http_parent, "Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                assert reply.status == 200
             log_dir = Path(mesh.endpoints.log_dir)
             mesh.stop()  # graceful: every service flushes its spans
             ctx = mine.get_span_context()
             yield Traced(program.program_id, [o.call_id for o in [root, *fan, join]],
                          format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"),
-                         read_spans(trace_file), received, log_dir)
+                         read_spans(trace_file), received, log_dir, http_parent)
         finally:
             mesh.close()
 
 
-def _by_name(spans: list[SpanRecord], prefix: str) -> list[SpanRecord]:
-    return [s for s in spans if s.name.startswith(prefix)]
+def _by_name(spans: list[SpanRecord], prefix: str, trace_id: str = "") -> list[SpanRecord]:
+    return [s for s in spans if s.name.startswith(prefix) and (not trace_id or s.trace_id == trace_id)]
+
+
+def _http_trace(traced: Traced) -> str:
+    return traced.http_traceparent.split("-")[1]
+
+
+def test_http_api_continues_the_callers_traceparent(traced: Traced) -> None:
+    """An OpenAI-API request starts a program (found from no earlier conversation) under
+    the caller's span; its call runs through planner, worker and engine in that trace."""
+    trace_id, parent = traced.http_traceparent.split("-")[1:3]
+    (program,) = _by_name(traced.spans, "invoke_workflow", trace_id)
+    assert program.parent_id == parent
+    (call,) = _by_name(traced.spans, "chat", trace_id)
+    assert call.parent_id == program.span_id
+    assert {s.service for s in traced.spans if s.trace_id == trace_id} == {
+        "ostinato-gateway", "ostinato-planner", "ostinato-worker", "ostinato-sim-engine"}
 
 
 def test_one_trace_continuing_the_clients(traced: Traced) -> None:
-    spans = traced.spans
+    spans = [s for s in traced.spans if s.trace_id != _http_trace(traced)]
     assert spans and {s.trace_id for s in spans} == {traced.client_trace_id}
     (program,) = _by_name(spans, "invoke_workflow")
     assert program.parent_id == traced.client_span_id  # the client's span is the parent
@@ -87,8 +112,8 @@ def test_one_trace_continuing_the_clients(traced: Traced) -> None:
 
 def test_parent_links_across_processes(traced: Traced) -> None:
     spans = {s.span_id: s for s in traced.spans}
-    (program,) = _by_name(traced.spans, "invoke_workflow")
-    calls = _by_name(traced.spans, f"chat {MODEL}")
+    (program,) = _by_name(traced.spans, "invoke_workflow", traced.client_trace_id)
+    calls = _by_name(traced.spans, f"chat {MODEL}", traced.client_trace_id)
     assert sorted(c.attributes[genai.CALL_ID] for c in calls) == sorted(traced.call_ids)
     for call in calls:
         assert call.parent_id == program.span_id and call.service == "ostinato-gateway"
@@ -110,7 +135,7 @@ def test_parent_links_across_processes(traced: Traced) -> None:
 
 
 def test_genai_attributes(traced: Traced) -> None:
-    for call in _by_name(traced.spans, f"chat {MODEL}"):
+    for call in _by_name(traced.spans, f"chat {MODEL}", traced.client_trace_id):
         a = call.attributes
         assert a[genai.OPERATION] == "chat" and a[genai.REQUEST_MODEL] == MODEL
         assert a[genai.PROVIDER] == "ostinato" and a[genai.CONVERSATION_ID] == traced.program_id
@@ -123,7 +148,8 @@ def test_genai_attributes(traced: Traced) -> None:
         assert a[genai.PROVIDER] == "sglang" and a[genai.USAGE_OUTPUT] > 0
         assert a[genai.TTFT_S] > 0 and a[genai.SIMULATED] is True
         assert [e.name for e in engine_call.events] == [genai.FIRST_TOKEN_EVENT]
-    joined = [c for c in _by_name(traced.spans, "chat") if len(c.attributes[genai.CALL_PARENTS]) == 3]
+    calls = _by_name(traced.spans, "chat", traced.client_trace_id)
+    joined = [c for c in calls if len(c.attributes[genai.CALL_PARENTS]) == 3]
     assert len(joined) == 1
 
 
