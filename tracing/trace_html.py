@@ -25,7 +25,7 @@ h1 { font-size: 16px; margin: 0 0 4px; } code { font-size: 13px; }
 .row { display: flex; align-items: center; height: 22px; border-bottom: 1px solid #f0f0f0; }
 .row:hover { background: #f6f8ff; }
 .cell { flex: none; overflow: hidden; white-space: nowrap; text-overflow: ellipsis; padding-right: 8px; }
-.mark { width: 18px; } .id { width: 140px; } .thread { width: 70px; } .worker { width: 90px; }
+.mark { width: 18px; } .id { width: 170px; } .thread { width: 70px; } .worker { width: 90px; }
 .cache { width: 60px; } .tokens { width: 90px; text-align: right; } .dur { width: 60px; text-align: right; }
 .track { position: relative; flex: 1; height: 100%; margin-right: 36px; }
 .axis { height: 26px; color: #666; border-bottom: 1px solid #ccc; }
