@@ -55,9 +55,11 @@ def _parser() -> argparse.ArgumentParser:
 
     from bench.cli import add_parser as add_bench
     from ostinato.tenants_cli import add_parser as add_tenants
+    from tracing.trace_cli import add_parser as add_trace
 
     add_bench(sub)
     add_tenants(sub)
+    add_trace(sub)
 
     gw = sub.add_parser("gateway", help="run the gateway (public gRPC edge)")
     _common(gw)
@@ -69,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     _common(pl)
     pl.add_argument("--redis-url")
     pl.add_argument("--policy")
+    pl.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: free, -1: off)")
 
     wk = sub.add_parser("worker", help="run a worker in front of one SGLang (or sim) engine")
     _common(wk)
@@ -78,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     wk.add_argument("--max-inflight", type=int)
     wk.add_argument("--advertise-address", help="host:port the gateway should dial (containers)")
     wk.add_argument("--redis-url", help="publish the engine's blocks to this Redis's KV index")
+    wk.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: free, -1: off)")
     wk.add_argument("--engine-kv-events", help="the engine's KV events ZMQ endpoint (SGLang "
                     "--kv-events-config), e.g. tcp://127.0.0.1:5557; none: index on completion")
     wk.add_argument("--engine-kv-replay", help="the engine's KV events replay endpoint "
@@ -108,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     # SGLang launch_server's flags, so a worker launches either engine the same way
     se.add_argument("--enable-priority-scheduling", dest="enable_priority", action="store_true",
                     default=None)
+    se.add_argument("--enable-metrics", action="store_true",
+                    help="accepted for SGLang's flag: the sim engine always serves /metrics")
     se.add_argument("--max-total-tokens", type=int)
     se.add_argument("--max-running-requests", type=int)
     se.add_argument("--profile", help="hardware/model profile name or YAML file "
@@ -168,7 +174,8 @@ def _run_service(args: argparse.Namespace) -> None:
         from planner.main import serve as serve_planner
 
         cfg = _traced("planner", _config(args, _merge(
-            _overrides(args, "planner", {**net, "policy": "policy"}),
+            _overrides(args, "planner", {**net, "policy": "policy",
+                                         "metrics_port": "metrics_port"}),
             _overrides(args, "redis", {"redis_url": "url"}))))
         asyncio.run(serve_planner(cfg.planner, cfg.redis, args.port_file))
     elif args.command == "worker":
@@ -179,7 +186,7 @@ def _run_service(args: argparse.Namespace) -> None:
             "planner_address": "planner_address", "max_inflight": "max_inflight",
             "advertise_address": "advertise_address", "engine_kv_events": "engine_kv_events",
             "engine_kv_replay": "engine_kv_replay", "engine": "engine", "model": "engine_model",
-            "engine_launch": "engine_launch"}),
+            "engine_launch": "engine_launch", "metrics_port": "metrics_port"}),
             {"worker": {"engine_args": shlex.join(args.engine_arg)}} if args.engine_arg else {},
             _overrides(args, "redis", {"redis_url": "url"})))
         _traced("worker", cfg, cfg.worker.worker_id)
@@ -269,6 +276,10 @@ def _up(args: argparse.Namespace) -> int:
         print(f"  engine-{i} HTTP  {url}   (SGLang native API, simulated)")
     print(f"  redis          {ep.redis_url}")
     print(f"  logs           {ep.log_dir}")
+    if ep.metrics:
+        print("  metrics (Prometheus, GET /metrics; dashboard deploy/grafana/ostinato-dashboard.json)")
+        for name, address in ep.metrics.items():
+            print(f"    {name:<10} http://{address}/metrics")
     print("Press Ctrl-C to stop.", flush=True)
     try:
         while not stop.wait(0.5):
@@ -296,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             from ostinato.tenants_cli import run as run_tenants
 
             return run_tenants(args)
+        if args.command == "trace":
+            return int(args.func(args))
         if args.command == "demo":
             from ostinato.demo import main as demo_main
 
