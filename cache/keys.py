@@ -35,9 +35,15 @@ Idle TTL, renewed when a conversation is extended; the tenant is in the hash tag
 
 Tenancy (cache/tenancy.py): operator data, read by every gateway.
 
-    ost:tenancy:tenants               hash   tenant -> JSON {"weight": ..., "created": ...}
+    ost:tenancy:tenants               hash   tenant -> JSON {weight, rpm, tpm, max_programs, created}
     ost:tenancy:keys                  hash   sha256(API key) -> tenant (keys never stored)
     ost:tenancy:shared                hash   name -> declared shared prompt prefix
+
+Quotas (cache/quotas.py): per tenant, GCRA theoretical arrival times (seconds, Redis clock),
+expiring when the bucket is full again; one hash tag so one script updates both.
+
+    ost:{t:<tenant>}:quota:rpm        string calls bucket
+    ost:{t:<tenant>}:quota:tpm        string tokens bucket
 """
 
 from __future__ import annotations
@@ -111,3 +117,11 @@ def conversation(tenant: str, digest: str) -> str:
 
 def conversation_children(tenant: str, program_id: str, call_id: str) -> str:
     return f"{PREFIX}:{{t:{tenant}}}:conv:kids:{program_id}:{call_id}"
+
+
+def quota_calls(tenant: str) -> str:
+    return f"{PREFIX}:{{t:{tenant}}}:quota:rpm"
+
+
+def quota_tokens(tenant: str) -> str:
+    return f"{PREFIX}:{{t:{tenant}}}:quota:tpm"

@@ -23,10 +23,33 @@ def chatml_system_prefix(system_prompt: str) -> str:
 
 
 @dataclass(frozen=True)
+class TenantLimits:
+    """A tenant's record: fair-share weight and quotas (0: no limit)."""
+
+    weight: float = 1.0
+    rpm: int = 0  # calls per minute
+    tpm: int = 0  # tokens (prompt + completion) per minute
+    max_programs: int = 0  # programs open at once
+
+    def __post_init__(self) -> None:
+        if self.weight <= 0:
+            raise ValueError("a tenant's weight must be positive")
+        if min(self.rpm, self.tpm, self.max_programs) < 0:
+            raise ValueError("rpm, tpm and max_programs must be >= 0 (0: no limit)")
+
+
+NO_LIMITS = TenantLimits()
+
+
+@dataclass(frozen=True)
 class Tenancy:
     tenants: frozenset[str] = frozenset()
     keys: Mapping[str, str] = field(default_factory=dict)  # sha256(key) -> tenant
     shared_prefixes: Mapping[str, str] = field(default_factory=dict)  # name -> prompt prefix
+    limits: Mapping[str, TenantLimits] = field(default_factory=dict)  # tenant -> its record
+
+    def limits_of(self, tenant: str) -> TenantLimits:
+        return self.limits.get(tenant, NO_LIMITS)
 
     def tenant_for(self, api_key: str) -> str | None:
         """The key's tenant, or None; digests are compared in constant time."""

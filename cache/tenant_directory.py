@@ -7,7 +7,9 @@ keep working and new ones wait for Redis to come back.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import secrets
 import time
 from collections.abc import Mapping
 
@@ -15,7 +17,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from cache.keys import tenancy_keys, tenancy_shared, tenancy_tenants
-from cache.tenancy import Tenancy, key_digest
+from cache.tenancy import Tenancy, TenantLimits, key_digest
 
 log = structlog.get_logger(__name__)
 
@@ -34,17 +36,63 @@ def check_tenant(tenant: str) -> str:
     return tenant
 
 
+def _record(raw: bytes | str) -> dict[str, float | int]:
+    """A stored tenant record's limit fields (records written before limits: weight only)."""
+    data = json.loads(raw)
+    names = {f.name for f in dataclasses.fields(TenantLimits)}
+    return {k: v for k, v in data.items() if k in names} if isinstance(data, dict) else {}
+
+
+def _limits(**fields: float | int) -> TenantLimits:
+    try:
+        return TenantLimits(**fields)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise InvalidTenancy(str(exc)) from None
+
+
 class TenantDirectory:
     def __init__(self, client: aioredis.Redis, timeout_s: float = 0.5) -> None:
         self._redis = client
         self._timeout_s = timeout_s
 
     async def add_tenant(self, tenant: str, weight: float = 1.0) -> None:
-        check_tenant(tenant)
-        if weight <= 0:
-            raise InvalidTenancy("a tenant's weight must be positive")
+        await self._write(check_tenant(tenant), _limits(weight=weight))
+
+    async def _write(self, tenant: str, limits: TenantLimits) -> None:
         await self._redis.hset(tenancy_tenants(), tenant,
-                               json.dumps({"weight": weight, "created": time.time()}))
+                               json.dumps({**dataclasses.asdict(limits), "created": time.time()}))
+
+    async def create_tenant(self, tenant: str, limits: TenantLimits) -> str:
+        """A new tenant and a key generated for it, returned once: only its SHA-256 is kept."""
+        check_tenant(tenant)
+        if await self._redis.hexists(tenancy_tenants(), tenant):
+            raise InvalidTenancy(f"tenant {tenant!r} exists (update it, or give it a key)")
+        await self._write(tenant, limits)
+        api_key = "ost-" + secrets.token_urlsafe(32)
+        await self._redis.hset(tenancy_keys(), key_digest(api_key), tenant)
+        return api_key
+
+    async def update_tenant(self, tenant: str, **changes: float | int) -> TenantLimits:
+        """Changes some of a tenant's limits; returns the new record."""
+        raw = await self._redis.hget(tenancy_tenants(), check_tenant(tenant))
+        if raw is None:
+            raise InvalidTenancy(f"no tenant {tenant!r}")
+        limits = _limits(**{**_record(raw), **changes})
+        await self._write(tenant, limits)
+        return limits
+
+    async def revoke_tenant(self, tenant: str) -> int:
+        """Removes the tenant and every key of it; returns how many keys went."""
+        keys = await self._redis.hgetall(tenancy_keys())
+        digests = [d for d, t in keys.items() if t.decode() == tenant]
+        pipe = self._redis.pipeline(transaction=True)
+        if digests:
+            pipe.hdel(tenancy_keys(), *digests)
+        pipe.hdel(tenancy_tenants(), tenant)
+        results = await pipe.execute()
+        if not results[-1]:
+            raise InvalidTenancy(f"no tenant {tenant!r}")
+        return len(digests)
 
     async def add_key(self, tenant: str, api_key: str) -> None:
         """Stores the key's SHA-256 digest only; creates the tenant if it is new."""
@@ -79,12 +127,19 @@ class TenantDirectory:
 
     async def load(self) -> Tenancy:
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hkeys(tenancy_tenants())
+        pipe.hgetall(tenancy_tenants())
         pipe.hgetall(tenancy_keys())
         pipe.hgetall(tenancy_shared())
-        tenants, keys, shared = await asyncio.wait_for(pipe.execute(), self._timeout_s * 4)
+        records, keys, shared = await asyncio.wait_for(pipe.execute(), self._timeout_s * 4)
+        limits = {}
+        for tenant, raw in records.items():
+            try:
+                limits[tenant.decode()] = _limits(**_record(raw))
+            except (InvalidTenancy, ValueError) as exc:  # one bad record never locks everyone out
+                log.warning("tenancy: bad tenant record ignored", tenant=tenant.decode(), error=str(exc))
         return Tenancy(
-            tenants=frozenset(t.decode() for t in tenants),
+            limits=limits,
+            tenants=frozenset(t.decode() for t in records),
             keys={d.decode(): t.decode() for d, t in keys.items()},
             shared_prefixes={n.decode(): p.decode() for n, p in shared.items()},
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from cache.tenancy import chatml_system_prefix
+from cache.tenancy import TenantLimits, chatml_system_prefix
 from cache.tenant_directory import InvalidTenancy, TenantDirectory
 
 
@@ -17,6 +17,17 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("tenants", help="manage tenants, API keys and shared prefixes in Redis")
     p.add_argument("--redis-url", required=True)
     act = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = act.add_parser("create", help="a new tenant and a generated API key, printed once")
+    create.add_argument("tenant")
+    update = act.add_parser("update", help="change a tenant's weight or quotas")
+    update.add_argument("tenant")
+    for cmd in (create, update):
+        cmd.add_argument("--weight", type=float, help="fair-share weight (default 1)")
+        cmd.add_argument("--rpm", type=int, help="calls per minute (0: no limit)")
+        cmd.add_argument("--tpm", type=int, help="prompt + completion tokens per minute (0: no limit)")
+        cmd.add_argument("--max-programs", type=int, help="programs open at once (0: no limit)")
+    revoke = act.add_parser("revoke", help="remove a tenant and every key of it")
+    revoke.add_argument("tenant")
     add = act.add_parser("add-key", help="give TENANT an API key (only its SHA-256 is stored)")
     add.add_argument("tenant")
     add.add_argument("api_key")
@@ -32,11 +43,42 @@ def add_parser(sub: Any) -> None:
     act.add_parser("list", help="tenants, number of keys, shared prefixes")
 
 
+def _changes(args: argparse.Namespace) -> dict[str, float | int | None]:
+    return {"weight": args.weight, "rpm": args.rpm, "tpm": args.tpm,
+            "max_programs": args.max_programs}
+
+
+def _limits(args: argparse.Namespace) -> TenantLimits:
+    try:
+        return TenantLimits(**{k: v for k, v in _changes(args).items() if v is not None})  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise InvalidTenancy(str(exc)) from None
+
+
+def _describe(limits: TenantLimits) -> str:
+    def limit(n: int) -> str:
+        return str(n) if n else "unlimited"
+    return (f"weight {limits.weight:g}, rpm {limit(limits.rpm)}, tpm {limit(limits.tpm)}, "
+            f"max programs {limit(limits.max_programs)}")
+
+
 async def _run(args: argparse.Namespace) -> int:
     client = aioredis.from_url(args.redis_url, socket_connect_timeout=2.0, socket_timeout=2.0)
     directory = TenantDirectory(client, timeout_s=2.0)
     try:
-        if args.action == "add-key":
+        if args.action == "create":
+            api_key = await directory.create_tenant(args.tenant, _limits(args))
+            print(f"tenant {args.tenant} created. Its API key (shown only now; only its SHA-256 "
+                  f"is stored):\n{api_key}")
+        elif args.action == "update":
+            changes = {k: v for k, v in _changes(args).items() if v is not None}
+            if not changes:
+                raise InvalidTenancy("nothing to update: give --weight, --rpm, --tpm or --max-programs")
+            print(f"tenant {args.tenant}: {_describe(await directory.update_tenant(args.tenant, **changes))}")
+        elif args.action == "revoke":
+            keys = await directory.revoke_tenant(args.tenant)
+            print(f"tenant {args.tenant} revoked ({keys} key(s) removed)")
+        elif args.action == "add-key":
             await directory.add_key(args.tenant, args.api_key)
             print(f"key added for tenant {args.tenant}")
         elif args.action == "revoke-key":
@@ -51,7 +93,8 @@ async def _run(args: argparse.Namespace) -> int:
             snap = await directory.load()
             keys_of = {t: sum(1 for v in snap.keys.values() if v == t) for t in snap.tenants}
             for tenant in sorted(snap.tenants):
-                print(f"tenant {tenant}: {keys_of[tenant]} key(s)")
+                print(f"tenant {tenant}: {keys_of[tenant]} key(s), "
+                      f"{_describe(snap.limits_of(tenant))}")
             for name, prefix in sorted(snap.shared_prefixes.items()):
                 print(f"shared {name}: {len(prefix.encode())} bytes, {prefix[:60]!r}")
         return 0

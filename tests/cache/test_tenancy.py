@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from cache import keys
 from cache.redis_server import free_port
-from cache.tenancy import Tenancy, chatml_system_prefix, key_digest
+from cache.tenancy import Tenancy, TenantLimits, chatml_system_prefix, key_digest
 from cache.tenant_directory import InvalidTenancy, TenancyView, TenantDirectory
 
 
@@ -89,3 +89,40 @@ async def test_view_keeps_the_last_snapshot_when_redis_is_down() -> None:
         assert view.stale and view.current.tenant_for("configured-key") == "acme"
     finally:
         await client.aclose()
+
+
+async def test_created_tenants_get_a_generated_key_and_their_limits(directory: TenantDirectory,
+                                                                    redis_url: str) -> None:
+    tenant = name()
+    key = await directory.create_tenant(tenant, TenantLimits(weight=2.0, rpm=60, max_programs=5))
+    other = await directory.create_tenant(name(), TenantLimits())
+    assert key.startswith("ost-") and len(key) > 40 and key != other
+    snap = await directory.load()
+    assert snap.tenant_for(key) == tenant
+    assert snap.limits_of(tenant) == TenantLimits(weight=2.0, rpm=60, max_programs=5)
+    assert snap.limits_of("nobody") == TenantLimits()
+    with pytest.raises(InvalidTenancy, match="exists"):
+        await directory.create_tenant(tenant, TenantLimits())
+    assert await directory.update_tenant(tenant, tpm=1000) == TenantLimits(
+        weight=2.0, rpm=60, tpm=1000, max_programs=5)
+    with pytest.raises(InvalidTenancy, match="weight"):
+        await directory.update_tenant(tenant, weight=0)
+    assert await directory.revoke_tenant(tenant) == 1
+    snap = await directory.load()
+    assert tenant not in snap.tenants and snap.tenant_for(key) is None
+    with pytest.raises(InvalidTenancy, match="no tenant"):
+        await directory.revoke_tenant(tenant)
+
+
+async def test_a_bad_tenant_record_is_ignored_not_fatal(directory: TenantDirectory,
+                                                       redis_url: str) -> None:
+    tenant = name()
+    await directory.add_tenant(tenant)
+    client = aioredis.from_url(redis_url)
+    try:
+        await client.hset(keys.tenancy_tenants(), tenant, '{"weight": -1}')
+        snap = await directory.load()
+    finally:
+        await client.hdel(keys.tenancy_tenants(), tenant)
+        await client.aclose()
+    assert tenant in snap.tenants and snap.limits_of(tenant) == TenantLimits()

@@ -66,3 +66,29 @@ def test_bad_tenancy_input_is_refused_by_the_cli(mesh: Mesh) -> None:
     assert bad.returncode == 2 and "tenant names" in bad.stderr
     short = tenants(mesh, "add-key", "ok", "short")
     assert short.returncode == 2 and "at least 8" in short.stderr
+
+
+def test_created_tenant_key_works_and_revoking_the_tenant_locks_it_out(mesh: Mesh) -> None:
+    created = tenants(mesh, "create", "hooli", "--weight", "2", "--rpm", "600")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("ost-")
+    assert eventually(lambda: call_as(mesh, key)).text
+    listing = tenants(mesh, "list").stdout
+    assert "tenant hooli: 1 key(s), weight 2, rpm 600, tpm unlimited" in listing and key not in listing
+    again = tenants(mesh, "create", "hooli")
+    assert again.returncode == 2 and "exists" in again.stderr
+    updated = tenants(mesh, "update", "hooli", "--tpm", "5000")
+    assert updated.returncode == 0 and "tpm 5000" in updated.stdout
+    assert tenants(mesh, "update", "hooli").returncode == 2  # nothing to update
+    assert tenants(mesh, "revoke", "hooli").stdout.strip() == "tenant hooli revoked (1 key(s) removed)"
+
+    def refused() -> None:
+        try:
+            call_as(mesh, key)
+        except ostinato.OstinatoError as exc:
+            assert exc.code == grpc.StatusCode.UNAUTHENTICATED
+            return
+        raise AssertionError("a revoked tenant's key still works")
+
+    eventually(refused)

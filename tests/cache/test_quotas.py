@@ -1,0 +1,65 @@
+"""Rate and token quotas against a real Redis (GCRA in one Lua script, Redis's clock)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from cache.quotas import Quotas
+from cache.tenancy import TenantLimits
+
+
+@pytest.fixture
+async def quotas(redis_url: str) -> AsyncIterator[Quotas]:
+    client = aioredis.from_url(redis_url)
+    yield Quotas(client)
+    await client.aclose()
+
+
+def _tenant() -> str:
+    return "t-" + uuid.uuid4().hex[:8]
+
+
+@pytest.mark.parametrize(("limits", "requests", "admitted"), [
+    # (limits, prompt tokens of each request in quick succession, which were admitted)
+    (TenantLimits(rpm=3), [1, 1, 1, 1, 1], [True, True, True, False, False]),
+    (TenantLimits(tpm=250), [100, 100, 100], [True, True, False]),
+    (TenantLimits(tpm=250), [100, 200, 50], [True, False, True]),  # refused takes nothing
+    (TenantLimits(rpm=2, tpm=1000), [10, 10, 10], [True, True, False]),
+    (TenantLimits(), [10**9] * 3, [True] * 3),  # no limits
+    (TenantLimits(tpm=100), [101], [False]),  # bigger than a minute's tokens: never
+])
+async def test_admission(quotas: Quotas, limits: TenantLimits, requests: list[int],
+                         admitted: list[bool]) -> None:
+    tenant = _tenant()
+    got = [(await quotas.admit(tenant, limits, n)).admitted for n in requests]
+    assert got == admitted
+
+
+async def test_refusal_says_when_to_retry(quotas: Quotas) -> None:
+    tenant, limits = _tenant(), TenantLimits(rpm=3)
+    for _ in range(3):
+        assert (await quotas.admit(tenant, limits, 0)).admitted
+    refused = await quotas.admit(tenant, limits, 0)
+    # one call every 20 s; the burst used it all: the next fits in (just under) 20 s
+    assert not refused.admitted and 15.0 < refused.retry_after_s <= 20.0
+    too_big = await quotas.admit(tenant, TenantLimits(tpm=10), 11)
+    assert not too_big.admitted and too_big.retry_after_s == 0.0
+
+
+async def test_completion_tokens_are_charged_after_the_call(quotas: Quotas) -> None:
+    tenant, limits = _tenant(), TenantLimits(tpm=300)
+    assert (await quotas.admit(tenant, limits, 100)).admitted
+    await quotas.charge(tenant, limits, 250)  # the answer was long: 350 of 300 used
+    refused = await quotas.admit(tenant, limits, 10)
+    assert not refused.admitted and refused.retry_after_s > 0
+
+
+async def test_tenants_do_not_share_buckets(quotas: Quotas) -> None:
+    a, b, limits = _tenant(), _tenant(), TenantLimits(rpm=1)
+    assert (await quotas.admit(a, limits, 0)).admitted
+    assert not (await quotas.admit(a, limits, 0)).admitted
+    assert (await quotas.admit(b, limits, 0)).admitted
