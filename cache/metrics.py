@@ -1,11 +1,11 @@
-"""Cache counters and lookup latency: kept in process, exported by `snapshot()` and in logs."""
+"""Cache counters and lookup latency, kept in process: read by the gateway's CacheStats RPC
+and its Prometheus collector (gateway/metrics.py), and in logs."""
 
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-
-LATENCY_BUCKETS_MS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0)
 
 
 @dataclass
@@ -14,21 +14,16 @@ class CacheMetrics:
     _latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     index_entries: int = 0
     redis_up: bool = True
-    # Cumulative lookup-latency histogram (Prometheus): counts per LATENCY_BUCKETS_MS bound.
-    latency_buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS_MS))
-    latency_count: int = 0
-    latency_sum_ms: float = 0.0
+    # Told every lookup's latency in seconds (the gateway's Prometheus histogram).
+    on_lookup_s: Callable[[float], None] | None = None
 
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] += n
 
     def lookup_ms(self, ms: float) -> None:
         self._latency_ms.append(ms)
-        self.latency_count += 1
-        self.latency_sum_ms += ms
-        for i, bound in enumerate(LATENCY_BUCKETS_MS):
-            if ms <= bound:
-                self.latency_buckets[i] += 1
+        if self.on_lookup_s is not None:
+            self.on_lookup_s(ms / 1000)
 
     def percentile_ms(self, q: float) -> float:
         data = sorted(self._latency_ms)

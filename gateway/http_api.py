@@ -6,7 +6,7 @@
     GET  /v1/models                    the served model
     POST /v1/programs                  start a program: {"deadline_s", "program_class", "program_id"}
     POST /v1/programs/{id}/end         end it; returns its summary
-    GET  /metrics                      Prometheus text
+    GET  /metrics                      Prometheus metrics (gateway/metrics.py)
     GET  /health
 
 A request runs in the program named by the `X-Ostinato-Program` header; without one, in the
@@ -23,7 +23,6 @@ import asyncio
 import json
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,6 +33,7 @@ from google.protobuf.json_format import MessageToDict
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.execution import CallItem, Delta, Granted
+from gateway.metrics import GatewayMetrics
 from gateway.openai_format import (
     BadRequest,
     call_from_completion,
@@ -52,9 +52,9 @@ from gateway.openai_response import (
     tool_call_deltas,
     usage_json,
 )
-from gateway.prometheus import render
 from ostinato.v1 import common_pb2
 from tracing.http_middleware import tracing_middleware
+from tracing.metrics_http import metrics_handler
 
 PROGRAM_HEADER = "X-Ostinato-Program"
 _STARTED = int(time.time())
@@ -85,9 +85,9 @@ def _sibling(call: common_pb2.CallSpec, i: int) -> common_pb2.CallSpec:
 
 
 class OpenAiApi:
-    def __init__(self, core: GatewayCore) -> None:
+    def __init__(self, core: GatewayCore, metrics: GatewayMetrics) -> None:
         self._core = core
-        self.responses: Counter[tuple[str, int]] = Counter()
+        self._metrics = metrics
 
     def app(self) -> web.Application:
         # Room for the largest prompt the gateway accepts (4 bytes a character, JSON escapes).
@@ -99,7 +99,7 @@ class OpenAiApi:
             web.get("/v1/models", self.models),
             web.post("/v1/programs", self.start_program),
             web.post("/v1/programs/{program_id}/end", self.end_program),
-            web.get("/metrics", self.metrics),
+            web.get("/metrics", metrics_handler(self._metrics.registry)),
             web.get("/health", self.health),
         ])
         return app
@@ -121,7 +121,7 @@ class OpenAiApi:
                                  "invalid_request_error").response()
         except web.HTTPException as exc:  # aiohttp's own: unknown route, wrong method
             response = HttpError(exc.status, exc.reason, "invalid_request_error").response()
-        self.responses[(route, response.status)] += 1
+        self._metrics.http_response(route, response.status)
         return response
 
     def _tenant(self, request: web.Request) -> str:
@@ -161,13 +161,6 @@ class OpenAiApi:
         summary = await self._core.end_program(self._tenant(request),
                                                request.match_info["program_id"])
         return web.json_response(MessageToDict(summary, preserving_proto_field_name=True))
-
-    async def metrics(self, request: web.Request) -> web.Response:
-        cache = self._core.cache
-        return web.Response(text=render(cache.metrics if cache else None,
-                                        len(cache.index) if cache else 0, self.responses,
-                                        self._core.tenancy_stale()),
-                            content_type="text/plain", charset="utf-8")
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -17,6 +17,7 @@ from cache.tenant_directory import TenancyView, TenantDirectory
 from gateway.auth import ApiKeyAuthenticator
 from gateway.execution import CallExecutor
 from gateway.http_api import OpenAiApi, start_http
+from gateway.metrics import GatewayMetrics
 from gateway.service import GatewayService
 from gateway.spans import TracedAnswerCache, TracedGatewayCore
 from gateway.worker_channels import WorkerChannels
@@ -98,15 +99,18 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                             tool_format=config.tool_call_parser)
     conversations = ConversationIndex(client, config.conversation_ttl_s, redis_cfg.timeout_s) \
         if client is not None else None
+    metrics = GatewayMetrics(config.model)
+    metrics.watch(cache, lambda: tenancy.stale)
     core = TracedGatewayCore(config, auth, planner, executor, cache, conversations,
-                             lambda: tenancy.stale, record_content=telemetry.record_content)
+                             lambda: tenancy.stale, record_content=telemetry.record_content,
+                             metrics=metrics)
     gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayService(core), grpc_service.server)
     info: dict[str, object] = {}
     runner = None
     if config.http_port >= 0:
-        api = OpenAiApi(core)
+        api = OpenAiApi(core, metrics)
         runner, http_port = await start_http(api, config.host, config.http_port)
-        info["http_address"] = f"{config.host}:{http_port}"
+        info["http_address"] = info["metrics_address"] = f"{config.host}:{http_port}"
         log.info("OpenAI-compatible HTTP API", address=info["http_address"])
     try:
         await grpc_service.run(port_file=port_file, info=info)

@@ -2,7 +2,8 @@
 
 Subclasses of the call path's classes that open spans around what they inherit, so the
 gRPC service and the HTTP API (which share GatewayCore) trace the same way and the call
-path itself holds no span code. Attribute names: tracing/genai.py.
+path itself holds no span code. Attribute names: tracing/genai.py. The instrumented core
+also tells its GatewayMetrics (gateway/metrics.py) how each program and call ended.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cache.answers import AnswerCache, Hit
 from cache.fingerprint import SemanticKey
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.execution import CallItem
+from gateway.metrics import CANCELLED, GatewayMetrics
 from ostinato.v1 import common_pb2
 from tracing import genai
 from tracing.program_spans import ProgramSpans
@@ -90,13 +92,15 @@ class TracedAnswerCache(AnswerCache):
 
 
 class TracedGatewayCore(GatewayCore):
-    """GatewayCore with program and call spans (the constructor takes GatewayCore's
-    arguments, then the telemetry options)."""
+    """GatewayCore with program and call spans and metrics (the constructor takes
+    GatewayCore's arguments, then the telemetry options)."""
 
     def __init__(self, *args: Any, record_content: bool = False,
-                 program_idle_s: float = 1800.0, **kwargs: Any) -> None:
+                 program_idle_s: float = 1800.0, metrics: GatewayMetrics | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.programs = ProgramSpans(_tracer, time.monotonic, program_idle_s)
+        self.metrics = metrics if metrics is not None else GatewayMetrics(self.config.model)
         self._record_content = record_content
 
     async def start_program(self, tenant: str, options: common_pb2.ProgramOptions) -> str:
@@ -106,6 +110,7 @@ class TracedGatewayCore(GatewayCore):
 
     async def end_program(self, tenant: str, program_id: str) -> common_pb2.ProgramSummary:
         summary = await super().end_program(tenant, program_id)
+        self.metrics.program_ended(tenant, summary)
         self.programs.end(program_id, "ended", {
             genai.PROGRAM_CALLS_COMPLETED: summary.calls_completed,
             genai.PROGRAM_CALLS_FAILED: summary.calls_failed,
@@ -123,6 +128,7 @@ class TracedGatewayCore(GatewayCore):
                                   links=links)
         ctx = trace.set_span_in_context(span, parent)
         items = super().run(tenant, placed, timeout_s)
+        operation, start = attrs[genai.OPERATION], time.monotonic()
         answered = False
         try:
             while True:
@@ -136,13 +142,16 @@ class TracedGatewayCore(GatewayCore):
                 if isinstance(item, common_pb2.CallResult):
                     answered = True
                     span.set_attributes(result_attributes(item, self._record_content))
+                    self.metrics.call_answered(tenant, operation, item, time.monotonic() - start)
                 yield item
         except GatewayError as exc:
+            self.metrics.call_failed(tenant, operation, exc.code.name, time.monotonic() - start)
             span.set_attribute(genai.ERROR_TYPE, exc.code.name)
             span.set_status(Status(StatusCode.ERROR, f"{exc.code.name}: {exc.message}"))
             raise
         except BaseException as exc:  # the caller went away (cancelled, or closed it early)
             if not answered:
+                self.metrics.call_failed(tenant, operation, CANCELLED, time.monotonic() - start)
                 span.set_attribute(genai.ERROR_TYPE, "cancelled")
                 span.set_status(Status(StatusCode.ERROR, f"cancelled ({type(exc).__name__})"))
             raise

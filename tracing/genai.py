@@ -69,3 +69,26 @@ SPAN_WORKER_GENERATE = "ostinato.worker.generate"
 def span_name(operation: str, model: str) -> str:
     """`{gen_ai.operation.name} {gen_ai.request.model}`, as the conventions name spans."""
     return f"{operation} {model}" if model else operation
+
+
+# GenAI metrics (https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-metrics/) in their
+# Prometheus form: dots become underscores, seconds get `_seconds`; attribute names likewise
+# (gen_ai.operation.name -> label gen_ai_operation_name). Buckets: the conventions' advice.
+METRIC_CLIENT_OPERATION_DURATION = "gen_ai_client_operation_duration_seconds"
+METRIC_CLIENT_TOKEN_USAGE = "gen_ai_client_token_usage"
+METRIC_SERVER_REQUEST_DURATION = "gen_ai_server_request_duration_seconds"
+METRIC_SERVER_TIME_TO_FIRST_TOKEN = "gen_ai_server_time_to_first_token_seconds"
+METRIC_SERVER_TIME_PER_OUTPUT_TOKEN = "gen_ai_server_time_per_output_token_seconds"
+LABEL_OPERATION = "gen_ai_operation_name"
+LABEL_PROVIDER = "gen_ai_provider_name"
+LABEL_REQUEST_MODEL = "gen_ai_request_model"
+LABEL_TOKEN_TYPE = "gen_ai_token_type"  # input | output
+LABEL_ERROR_TYPE = "error_type"  # "" when the operation succeeded
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                    40.96, 81.92)
+TOKEN_USAGE_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+                       16777216, 67108864)
+TIME_TO_FIRST_TOKEN_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
+                               1.0, 2.5, 5.0, 7.5, 10.0)
+TIME_PER_OUTPUT_TOKEN_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75,
+                                 1.0, 2.5)

@@ -15,6 +15,7 @@ import pytest
 
 from ostinato.mesh import Mesh
 from ostinato.v1 import worker_pb2, worker_pb2_grpc
+from tests.prometheus_text import Samples, parse, value
 
 MODEL = "sim/llama-3.1-8b"
 
@@ -195,10 +196,18 @@ def test_a_client_gone_mid_stream_cancels_the_engine_request(mesh: Mesh,
 
 
 def test_metrics_are_exposed_for_prometheus(mesh: Mesh, acme: openai.OpenAI) -> None:
+    def scrape() -> Samples:
+        status, headers, body = raw(mesh, "GET", "/metrics")
+        assert status == 200 and headers["Content-Type"].startswith("text/plain")
+        return parse(body.decode())
+
+    before = scrape()
     acme.chat.completions.create(model=MODEL, messages=ask("Say hi."), max_tokens=4,
                                  temperature=0.0, extra_headers={"X-Ostinato-Cache": "exact"})
-    status, headers, body = raw(mesh, "GET", "/metrics")
-    text = body.decode()
-    assert status == 200 and headers["Content-Type"].startswith("text/plain")
-    assert 'ostinato_http_responses_total{route="/v1/chat/completions",status="200"}' in text
-    assert "ostinato_cache_lookup_seconds_count" in text and "ostinato_cache_redis_up 1" in text
+    after = scrape()
+    ok = {"route": "/v1/chat/completions", "status": "200"}
+    assert value(after, "ostinato_http_responses_total", **ok) == value(
+        before, "ostinato_http_responses_total", **ok) + 1
+    assert value(after, "ostinato_cache_lookup_seconds_count") == value(
+        before, "ostinato_cache_lookup_seconds_count") + 1
+    assert value(after, "ostinato_cache_redis_up") == 1

@@ -1,0 +1,119 @@
+"""The gateway's Prometheus metrics (GET /metrics on its HTTP port).
+
+Programs and calls are observed by the instrumented call path (gateway/spans.py calls
+`program_ended`, `call_answered`, `call_failed`), HTTP responses by the HTTP API; the answer
+cache's counters, Redis health and the tenancy snapshot's staleness are read from their
+state at scrape time. Labels never carry program or call ids (unbounded); tenants are
+bounded by the operator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from cache.answers import AnswerCache
+from cache.modes import hit_header
+from ostinato.v1 import common_pb2
+from tracing import genai
+
+PROGRAM_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+                   3600.0)
+CACHE_LOOKUP_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+OK, CANCELLED = "ok", "cancelled"  # call outcomes; a failed call's is its gRPC code's name
+
+
+class _StateCollector(Collector):
+    """What is read from the gateway's state when scraped."""
+
+    def __init__(self, cache: AnswerCache | None, tenancy_stale: Callable[[], bool]) -> None:
+        self._cache = cache
+        self._stale = tenancy_stale
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("ostinato_tenancy_stale", "1 while Redis is unreachable and the "
+                                "last tenancy snapshot serves.", value=int(self._stale()))
+        cache = self._cache
+        if cache is None:
+            return
+        events = CounterMetricFamily("ostinato_cache_events", "Answer-cache events: hits, "
+                                     "misses, rejected near-misses, Redis errors.",
+                                     labels=["event"])
+        for name, n in sorted(cache.metrics.counts.items()):
+            events.add_metric([name], n)
+        yield events
+        yield GaugeMetricFamily("ostinato_cache_redis_up", "0 after a Redis operation failed, "
+                                "1 once one succeeds.", value=int(cache.metrics.redis_up))
+        yield GaugeMetricFamily("ostinato_cache_index_entries", "Entries in the semantic "
+                                "cache's index.", value=len(cache.index))
+
+
+class GatewayMetrics:
+    def __init__(self, model: str, registry: CollectorRegistry | None = None) -> None:
+        self.model = model
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.program_duration = Histogram(
+            "ostinato_program_duration_seconds", "Programs from start to end.", ["tenant"],
+            buckets=PROGRAM_BUCKETS, registry=r)
+        self.call_duration = Histogram(
+            "ostinato_call_duration_seconds", "Answered calls, from arrival at the gateway to "
+            "their result (queue, engine and cache lookup included), by answer-cache hit.",
+            ["tenant", "cache"], buckets=genai.DURATION_BUCKETS, registry=r)
+        self.operation_duration = Histogram(
+            genai.METRIC_CLIENT_OPERATION_DURATION, "GenAI operation duration (every call, "
+            "error_type set when it failed).",
+            [genai.LABEL_OPERATION, genai.LABEL_PROVIDER, genai.LABEL_REQUEST_MODEL,
+             genai.LABEL_ERROR_TYPE], buckets=genai.DURATION_BUCKETS, registry=r)
+        self.token_usage = Histogram(
+            genai.METRIC_CLIENT_TOKEN_USAGE, "Input and output tokens of each answered call.",
+            [genai.LABEL_OPERATION, genai.LABEL_PROVIDER, genai.LABEL_REQUEST_MODEL,
+             genai.LABEL_TOKEN_TYPE], buckets=genai.TOKEN_USAGE_BUCKETS, registry=r)
+        self.tenant_tokens = Counter(
+            "ostinato_tenant_tokens", "Tokens per tenant: input (prompt), output (completion), "
+            "cached (prompt tokens the engine's prefix cache served).", ["tenant", "type"],
+            registry=r)
+        self.calls = Counter(
+            "ostinato_calls", "Calls by tenant and outcome: ok, cancelled (the caller went "
+            "away), or the gRPC status code of the failure.", ["tenant", "outcome"], registry=r)
+        self.http_responses = Counter(
+            "ostinato_http_responses", "HTTP API responses by route and status.",
+            ["route", "status"], registry=r)
+        self.cache_lookup = Histogram(
+            "ostinato_cache_lookup_seconds", "Answer-cache lookup latency, embedding included.",
+            buckets=CACHE_LOOKUP_BUCKETS, registry=r)
+
+    def watch(self, cache: AnswerCache | None, tenancy_stale: Callable[[], bool]) -> None:
+        """Exports the cache's counters and the tenancy's staleness (once per registry)."""
+        self.registry.register(_StateCollector(cache, tenancy_stale))
+        if cache is not None:
+            cache.metrics.on_lookup_s = self.cache_lookup.observe
+
+    def program_ended(self, tenant: str, summary: common_pb2.ProgramSummary) -> None:
+        self.program_duration.labels(tenant).observe(summary.elapsed_s)
+
+    def call_answered(self, tenant: str, operation: str, result: common_pb2.CallResult,
+                      seconds: float) -> None:
+        usage = result.usage
+        self.calls.labels(tenant, OK).inc()
+        self.call_duration.labels(tenant, hit_header(result.cache_hit)).observe(seconds)
+        self.operation_duration.labels(operation, genai.PROVIDER_OSTINATO, self.model,
+                                       "").observe(seconds)
+        for kind, n in (("input", usage.prompt_tokens), ("output", usage.completion_tokens)):
+            self.token_usage.labels(operation, genai.PROVIDER_OSTINATO, self.model,
+                                    kind).observe(n)
+        for kind, n in (("input", usage.prompt_tokens), ("output", usage.completion_tokens),
+                        ("cached", usage.cached_tokens)):
+            self.tenant_tokens.labels(tenant, kind).inc(n)
+
+    def call_failed(self, tenant: str, operation: str, outcome: str, seconds: float) -> None:
+        """`outcome`: CANCELLED, or the gRPC status code's name."""
+        self.calls.labels(tenant, outcome).inc()
+        self.operation_duration.labels(operation, genai.PROVIDER_OSTINATO, self.model,
+                                       outcome).observe(seconds)
+
+    def http_response(self, route: str, status: int) -> None:
+        self.http_responses.labels(route, str(status)).inc()
