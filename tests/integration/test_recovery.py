@@ -16,6 +16,7 @@ import ostinato
 from cache import keys
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
+from tests.prometheus_text import parse, value
 
 USER = [{"role": "user", "content": "Summarize the quarterly report."}]
 
@@ -34,8 +35,7 @@ def mesh1() -> Iterator[Mesh]:
 
 def _engine_requests(url: str) -> int:
     text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
-    line = next(li for li in text.splitlines() if li.startswith("sglang:num_requests_total"))
-    return int(float(line.split()[-1]))
+    return int(value(parse(text), "sglang:num_requests_total"))
 
 
 def _wait_for(predicate, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]

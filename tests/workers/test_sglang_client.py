@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from cache.redis_server import free_port
+from tests.prometheus_text import parse, value
 from workers.sglang_client import (
     EngineRejected,
     EngineRequest,
@@ -96,8 +97,7 @@ async def test_abort_stops_a_running_request(sim_engine_url: str) -> None:
 async def _aborted_count(client: SGLangClient) -> int:
     async with client._http().get(client.base_url + "/metrics") as resp:
         text = await resp.text()
-    line = next(x for x in text.splitlines() if x.startswith("sglang:num_aborted_requests_total"))
-    return int(float(line.split()[-1]))
+    return int(value(parse(text), "sglang:num_aborted_requests_total"))
 
 
 async def test_consumer_that_stops_early_aborts_the_engine_request(sim_engine_url: str) -> None:

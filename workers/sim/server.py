@@ -20,9 +20,11 @@ from aiohttp import web
 from ostinato.config import SimEngineConfig
 from ostinato.serving import write_port_file
 from tracing.http_middleware import tracing_middleware
+from tracing.metrics_http import metrics_handler
 from workers.sim.behavior import scripted_answer
 from workers.sim.engine import RealtimeSimEngine, SimRequest
 from workers.sim.json_instance import UnsupportedSchema
+from workers.sim.metrics import sim_engine_registry
 from workers.sim.scheduler import EngineEvent
 from workers.sim.tokenizer import detokenize, tokenize
 
@@ -273,35 +275,10 @@ async def flush_cache(request: web.Request) -> web.Response:
     return web.Response(text="Cache flushed.\n")
 
 
-async def metrics(request: web.Request) -> web.Response:
-    engine = request.app[_ENGINE]
-    c, core = engine.counters, engine.core
-    used = core.cache.size + core.cache.reserved
-    labels = f'{{model_name="{engine.config.model}",simulated="true"}}'
-    rows = [
-        ("sglang:num_running_reqs", "gauge", core.num_running),
-        ("sglang:num_queue_reqs", "gauge", len(core.waiting)),
-        ("sglang:token_usage", "gauge", round(used / core.params.max_total_tokens, 6)),
-        ("sglang:cache_hit_rate", "gauge",
-         round(c.cached_tokens / c.prompt_tokens, 6) if c.prompt_tokens else 0.0),
-        ("sglang:prompt_tokens_total", "counter", c.prompt_tokens),
-        ("sglang:generation_tokens_total", "counter", c.generation_tokens),
-        ("sglang:cached_tokens_total", "counter", c.cached_tokens),
-        ("sglang:num_requests_total", "counter", c.completed),
-        ("sglang:num_aborted_requests_total", "counter", c.aborted),
-        ("ostinato_sim:kv_blocks_stored_total", "counter", c.blocks_stored),
-        ("ostinato_sim:kv_blocks_removed_total", "counter", c.blocks_removed),
-    ]
-    lines = []
-    for name, kind, value in rows:
-        lines += [f"# TYPE {name} {kind}", f"{name}{labels} {value}"]
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
-
-
 def build_app(config: SimEngineConfig) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024,
                           middlewares=[tracing_middleware({"/generate"})])
-    app[_ENGINE] = RealtimeSimEngine(config)
+    engine = app[_ENGINE] = RealtimeSimEngine(config)
     app.add_routes([
         web.post("/generate", generate),
         web.post("/abort_request", abort_request),
@@ -310,7 +287,7 @@ def build_app(config: SimEngineConfig) -> web.Application:
         web.get("/get_server_info", server_info),
         web.get("/get_model_info", model_info),
         web.post("/flush_cache", flush_cache),
-        web.get("/metrics", metrics),
+        web.get("/metrics", metrics_handler(sim_engine_registry(engine))),
     ])
     return app
 
@@ -325,7 +302,7 @@ async def serve(config: SimEngineConfig, port_file: str | None = None) -> None:
     await site.start()
     port = runner.addresses[0][1]
     url = f"http://{config.host}:{port}"
-    write_port_file(port_file, port=port, address=url)
+    write_port_file(port_file, port=port, address=url, metrics_address=f"{config.host}:{port}")
     log.info("sim engine serving (SIMULATED SGLang API)", url=url, model=config.model,
              profile=config.profile)
     stop = asyncio.Event()
