@@ -16,9 +16,11 @@ from ostinato.v1 import planner_pb2, planner_pb2_grpc
 from planner.core.planner import PlannerCore
 from planner.core.selection import SIMULATION_ONLY, parse_policy
 from planner.learned_store import LearnedStore
+from planner.metrics import PlannerMetrics
 from planner.service import PlannerService
 from planner.spans import describers
 from planner.store import ProgramStore
+from tracing.metrics_http import serve_metrics
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +62,8 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
     classes = await learned.load(core)
     if classes:
         log.info("learned estimates restored", classes=classes)
-    service = PlannerService(core, store, clock, kv_index)
+    metrics = PlannerMetrics(core)
+    service = PlannerService(core, store, clock, kv_index, metrics)
     grpc_service = GrpcService(
         [planner_pb2.DESCRIPTOR.services_by_name["Planner"].full_name], config.host, config.port
     )
@@ -75,9 +78,13 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
         await learned.save(core)
 
     log.info("planner policy", policy=config.policy)
+    metrics_server = await serve_metrics(metrics.registry, config.host, config.metrics_port)
+    info = {"metrics_address": metrics_server.address} if metrics_server is not None else {}
     try:
-        await grpc_service.run(port_file=port_file, on_stopping=on_stopping)
+        await grpc_service.run(port_file=port_file, on_stopping=on_stopping, info=info)
     finally:
         for task in tasks:
             task.cancel()
+        if metrics_server is not None:
+            await metrics_server.close()
         await client.aclose()

@@ -26,6 +26,7 @@ from planner.core import (
     UnknownProgram,
 )
 from planner.core.planner import grant_of
+from planner.metrics import PlannerMetrics
 from planner.store import ProgramStore
 
 log = structlog.get_logger(__name__)
@@ -40,14 +41,18 @@ _STATUS_FOR = {
 }
 
 _COMPLETION_STATE = {
-    planner_pb2.COMPLETION_STATUS_OK: CallState.DONE,
-    planner_pb2.COMPLETION_STATUS_FAILED: CallState.FAILED,
-    planner_pb2.COMPLETION_STATUS_CANCELLED: CallState.CANCELLED,
+    planner_pb2.COMPLETION_STATUS_OK: (CallState.DONE, "ok"),
+    planner_pb2.COMPLETION_STATUS_FAILED: (CallState.FAILED, "failed"),
+    planner_pb2.COMPLETION_STATUS_CANCELLED: (CallState.CANCELLED, "cancelled"),
 }
 
 
+def _status_for(exc: PlannerError) -> grpc.StatusCode:
+    return _STATUS_FOR.get(type(exc), grpc.StatusCode.INTERNAL)
+
+
 async def _abort_for(context: grpc.aio.ServicerContext, exc: PlannerError) -> None:
-    await context.abort(_STATUS_FOR.get(type(exc), grpc.StatusCode.INTERNAL), str(exc))
+    await context.abort(_status_for(exc), str(exc))
 
 
 def _grant_proto(grant: Grant) -> planner_pb2.Grant:
@@ -77,8 +82,9 @@ def summary_proto(program, now: float) -> common_pb2.ProgramSummary:  # type: ig
 
 class PlannerService(planner_pb2_grpc.PlannerServicer):
     def __init__(self, core: PlannerCore, store: ProgramStore, clock: Clock,
-                 kv_index: KvIndex | None = None) -> None:
+                 kv_index: KvIndex | None = None, metrics: PlannerMetrics | None = None) -> None:
         self._core = core
+        self.metrics = metrics if metrics is not None else PlannerMetrics(core)
         self._store = store
         self._clock = clock
         self._kv_index = kv_index
@@ -92,7 +98,9 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
 
     def pump(self) -> None:
         """Dispatches what can start, wakes its Admit callers, and persists what changed."""
-        for grant in self._core.dispatch():
+        grants = self._core.dispatch()
+        self.metrics.granted_calls(grants)
+        for grant in grants:
             waiter = self._waiters.pop(f"{grant.program_id}/{grant.call_id}", None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(grant)
@@ -142,8 +150,9 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 served_from_cache=request.served_from_cache,
             )
         except PlannerError as exc:
-            await _abort_for(context, exc)
+            await self._reject(context, request.tenant, exc)
         if call.state is CallState.DONE:  # served from the gateway's cache: recorded only
+            self.metrics.recorded.labels(request.tenant).inc()
             self.pump()
             return planner_pb2.Grant(call_id=call.call_id)
         if call.state is CallState.RUNNING:  # re-admitted after a planner restart
@@ -151,24 +160,31 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             return _grant_proto(grant_of(call))
         waiter: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
         self._waiters[key] = waiter
+        self.metrics.admitted.labels(request.tenant).inc()
         self.pump()
         try:
             grant = await waiter
             await self._persisted()
         except PlannerError as exc:  # the program ended while this call waited
-            await _abort_for(context, exc)
+            await self._reject(context, request.tenant, exc)
         except asyncio.CancelledError:
             # The caller went away: drop the call, or free the worker it was just given.
+            self.metrics.cancelled.labels(request.tenant).inc()
             self._waiters.pop(key, None)
             self._core.cancel(request.program_id, request.call_id)
             self.pump()
             raise
         return _grant_proto(grant)
 
+    async def _reject(self, context: grpc.aio.ServicerContext, tenant: str,
+                      exc: PlannerError) -> None:
+        self.metrics.rejected.labels(tenant, _status_for(exc).name).inc()
+        await _abort_for(context, exc)
+
     async def ReportCompletion(self, request, context):
-        state = _COMPLETION_STATE.get(request.status)
-        if state is None:
+        if request.status not in _COMPLETION_STATE:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "completion status is required")
+        state, status = _COMPLETION_STATE[request.status]
         # NoSuchCall: already finished (a repeated report, or the caller cancelled first).
         with contextlib.suppress(NoSuchCall):
             self._core.complete(
@@ -177,6 +193,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 completion_tokens=request.usage.completion_tokens,
                 cached_tokens=request.usage.cached_tokens,
             )
+            self.metrics.completed.labels(request.worker_id, status).inc()
         self.pump()
         async with self._reported:
             self._reported.notify_all()

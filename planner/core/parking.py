@@ -41,6 +41,10 @@ class ParkedCalls:
         """Calls of `tenant` parked on `worker_id` (waiting for it)."""
         return self._on.get(worker_id, {}).get(tenant, 0)
 
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Parked calls per (worker, tenant)."""
+        return {(w, t): n for w, on in self._on.items() for t, n in on.items() if n}
+
     def tenants(self) -> Iterable[str]:
         """Tenants with parked calls."""
         return self._of.keys()

@@ -374,6 +374,20 @@ class PlannerCore(WorkerDispatch):
         events, self._events = self._events, []
         return events
 
+    # ---- read-only views (metrics) ----------------------------------------------------
+
+    def queue_depths(self) -> dict[tuple[str, int], int]:
+        """Calls in the global queue per (tenant, level)."""
+        return self._queue.depths()
+
+    def parked_counts(self) -> dict[tuple[str, str], int]:
+        """Calls parked on their home worker per (worker, tenant)."""
+        return self._parked.counts()
+
+    @property
+    def programs_open(self) -> int:
+        return len(self._programs)
+
     @property
     def queued(self) -> int:
         """Calls waiting to start: in the global queue or parked on their home worker."""

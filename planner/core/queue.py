@@ -127,6 +127,17 @@ class MultiLevelQueue:
         q = self._tenants.get(tenant)
         return q.size if q is not None else 0
 
+    def depths(self) -> dict[tuple[str, int], int]:
+        """Queued calls per (tenant, level), for metrics: O(queue length), never called
+        on the decision path."""
+        out: dict[tuple[str, int], int] = {}
+        for tenant, q in self._tenants.items():
+            for i, level in enumerate(q.levels):
+                n = sum(1 for entry in level if entry[2].state is CallState.QUEUED)
+                if n:
+                    out[(tenant, i)] = n
+        return out
+
     def tenants(self) -> list[str]:
         """Tenants with queued calls."""
         return [t for t, q in self._tenants.items() if q.size]

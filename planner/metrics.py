@@ -1,0 +1,84 @@
+"""The planner's Prometheus metrics (GET /metrics on planner.metrics_port).
+
+Counters and the queue-wait histogram are moved by the servicer (planner/service.py) as
+calls are admitted, granted, rejected, cancelled and reported; queue depth, parked and
+running calls, worker budgets and open programs are read from the core when scraped (the
+core itself knows nothing of Prometheus).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from planner.core import Grant, PlannerCore
+
+QUEUE_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                      60.0, 120.0)
+
+
+class _CoreCollector(Collector):
+    def __init__(self, core: PlannerCore) -> None:
+        self._core = core
+
+    def collect(self) -> Iterator[Metric]:
+        core = self._core
+        depth = GaugeMetricFamily("ostinato_planner_queue_depth", "Calls in the global queue "
+                                  "by tenant and level (0 goes first).", labels=["tenant", "level"])
+        for (tenant, level), n in sorted(core.queue_depths().items()):
+            depth.add_metric([tenant, str(level)], n)
+        yield depth
+        parked = GaugeMetricFamily("ostinato_planner_parked_calls", "Calls waiting for their "
+                                   "home worker (the engine holding their context).",
+                                   labels=["worker", "tenant"])
+        for (worker, tenant), n in sorted(core.parked_counts().items()):
+            parked.add_metric([worker, tenant], n)
+        yield parked
+        running = GaugeMetricFamily("ostinato_planner_running_calls", "Calls granted to a "
+                                    "worker and not yet reported done.", labels=["worker"])
+        budget = GaugeMetricFamily("ostinato_planner_worker_budget", "A worker's admission "
+                                   "budget (max_inflight).", labels=["worker"])
+        for worker in core.workers:
+            running.add_metric([worker.worker_id], worker.inflight)
+            budget.add_metric([worker.worker_id], worker.max_inflight)
+        yield running
+        yield budget
+        yield GaugeMetricFamily("ostinato_planner_programs_open", "Programs started and not "
+                                "yet ended or expired.", value=core.programs_open)
+
+
+class PlannerMetrics:
+    def __init__(self, core: PlannerCore, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        r.register(_CoreCollector(core))
+        self.admitted = Counter(
+            "ostinato_planner_calls_admitted", "Calls accepted for scheduling (queued, or "
+            "blocked on their parents).", ["tenant"], registry=r)
+        self.recorded = Counter(
+            "ostinato_planner_calls_served_from_cache", "Calls the gateway answered from its "
+            "cache: recorded in their program, never queued.", ["tenant"], registry=r)
+        self.granted = Counter(
+            "ostinato_planner_calls_granted", "Calls dispatched to a worker.", ["worker"],
+            registry=r)
+        self.rejected = Counter(
+            "ostinato_planner_calls_rejected", "Admissions refused, by gRPC status code.",
+            ["tenant", "code"], registry=r)
+        self.cancelled = Counter(
+            "ostinato_planner_calls_cancelled", "Calls whose caller went away while they "
+            "waited for a grant.", ["tenant"], registry=r)
+        self.completed = Counter(
+            "ostinato_planner_calls_completed", "Completion reports from workers, by status "
+            "(ok, failed, cancelled).", ["worker", "status"], registry=r)
+        self.queue_wait = Histogram(
+            "ostinato_planner_queue_wait_seconds", "From a call's arrival to its grant "
+            "(waiting for parents, in the queue and parked).", buckets=QUEUE_WAIT_BUCKETS,
+            registry=r)
+
+    def granted_calls(self, grants: list[Grant]) -> None:
+        for grant in grants:
+            self.granted.labels(grant.worker_id).inc()
+            self.queue_wait.observe(grant.queued_s)
