@@ -51,7 +51,8 @@ def sglang_command(spec: EngineLaunch) -> list[str]:
     if not spec.model:
         raise ValueError("worker.engine_model: the model path is required to launch an engine")
     cmd = [*shlex.split(spec.launch), "--model-path", spec.model, "--host", spec.host,
-           "--port", str(spec.port), "--enable-priority-scheduling", "--schedule-policy", "fcfs"]
+           "--port", str(spec.port), "--enable-priority-scheduling", "--schedule-policy", "fcfs",
+           "--enable-metrics"]
     if spec.kv_events_endpoint:
         events = {"publisher": "zmq", "endpoint": spec.kv_events_endpoint}
         if spec.kv_replay_endpoint:

@@ -18,6 +18,7 @@ from ostinato.serving import GrpcService
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
 from tracing.grpc_interceptors import client_interceptors
+from tracing.metrics_http import serve_metrics
 from workers.engine_process import (
     EngineLaunch,
     EngineProcess,
@@ -27,6 +28,7 @@ from workers.engine_process import (
 )
 from workers.kv_event_listener import KvEventListener
 from workers.kv_event_translator import KvEventTranslator
+from workers.metrics import WorkerMetrics
 from workers.service import WorkerService
 from workers.sglang_client import EngineUnavailable, SGLangClient
 from workers.spans import TracedSGLangClient, describers
@@ -113,9 +115,12 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
         listener = KvEventListener(config.engine_kv_events, worker_id, KvEventTranslator(),
                                    kv_index, replay_endpoint=config.engine_kv_replay)
         listening = asyncio.create_task(listener.run())
-    service = WorkerService(worker_id, engine, planner, model=str(info.get("model_path", "")),
+    model = str(info.get("model_path", ""))
+    metrics = WorkerMetrics(worker_id, model)
+    service = WorkerService(worker_id, engine, planner, model=model,
                             kv_index=kv_index, tokenize=load_tokenizer(config.kv_tokenizer),
-                            kv_events=listener)
+                            kv_events=listener, metrics=metrics)
+    metrics.watch(service, max_blocks)
     service.simulated = bool(info.get("simulated", False))
     worker_pb2_grpc.add_WorkerServicer_to_server(service, grpc_service.server)
     registration = planner_pb2.WorkerRegistration(
@@ -154,10 +159,16 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
         with contextlib.suppress(grpc.aio.AioRpcError):
             await planner.DeregisterWorker(registration, timeout=2.0)
 
+    metrics_server = await serve_metrics(metrics.registry, config.host, config.metrics_port)
+    port_info = {"engine_url": config.engine_url}
+    if metrics_server is not None:
+        port_info["metrics_address"] = metrics_server.address
     try:
         await grpc_service.run(port_file=port_file, on_started=on_started, on_stopping=on_stopping,
-                               info={"engine_url": config.engine_url})
+                               info=port_info)
     finally:
+        if metrics_server is not None:
+            await metrics_server.close()
         if listening is not None:
             listening.cancel()
         if listener is not None:

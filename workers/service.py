@@ -21,6 +21,7 @@ from ostinato.retry import with_retry
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
 from workers.kv_event_listener import KvEventListener
+from workers.metrics import CANCELLED, WorkerMetrics
 from workers.sglang_client import (
     EngineError,
     EngineOutput,
@@ -81,10 +82,12 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         *,
         tokenize: Tokenize | None = None,
         kv_events: KvEventListener | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         """With `kv_events` the index follows the engine's KV events (its translator is told
         each call's prompt tokens); else blocks are published on completion."""
         self.worker_id = worker_id
+        self.metrics = metrics if metrics is not None else WorkerMetrics(worker_id, model)
         self._kv_index = kv_index
         self._tokenize = tokenize or load_tokenizer("sim")
         self._kv_events = kv_events
@@ -99,6 +102,15 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._reports: set[asyncio.Task[None]] = set()
         self.report_budget_s = 60.0
         self.progress_every_tokens = 64  # 0: no progress reports
+
+    @property
+    def running(self) -> int:
+        """Calls streaming from the engine now."""
+        return self._running
+
+    @property
+    def kv_events(self) -> KvEventListener | None:
+        return self._kv_events
 
     def _report(self, req: worker_pb2.GenerateRequest, status: int, out: EngineOutput | None,
                 service_s: float) -> None:
@@ -174,6 +186,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             top_logprobs_num=request.top_logprobs_num if request.return_logprob else None,
         )
         start = time.monotonic()
+        meter = self.metrics.call()
         last: EngineOutput | None = None
         status = planner_pb2.COMPLETION_STATUS_FAILED
         self._running += 1
@@ -183,6 +196,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             output: list[str] = []
             async for out in self._engine.generate(engine_req):
                 last = out
+                meter.output(out)
                 every = self.progress_every_tokens
                 if every and not out.finished and out.completion_tokens - reported >= every:
                     reported = out.completion_tokens
@@ -197,6 +211,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             self.simulated = self.simulated or last.simulated
             service_s = last.e2e_latency if last.e2e_latency is not None else time.monotonic() - start
             status = planner_pb2.COMPLETION_STATUS_OK
+            meter.ok(last)
             self._report(request, status, last, service_s)
             self._publish_blocks(request, "".join(output))
             yield worker_pb2.GenerateChunk(result=worker_pb2.GenerateResult(
@@ -209,11 +224,13 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             ))
         except asyncio.CancelledError:
             status = planner_pb2.COMPLETION_STATUS_CANCELLED  # the client aborted the engine request
+            meter.failed(CANCELLED)
             self._report(request, status, last, time.monotonic() - start)
             raise
         except EngineError as exc:
             self._report(request, status, last, time.monotonic() - start)
             code = _ENGINE_STATUS.get(type(exc), grpc.StatusCode.INTERNAL)
+            meter.failed(code.name)
             log.warning("engine error", call_id=request.call_id, error=str(exc))
             await context.abort(code, f"worker {self.worker_id}: {exc}")
         finally:

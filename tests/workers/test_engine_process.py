@@ -31,9 +31,10 @@ BASE = EngineLaunch(launch="python -m sglang.launch_server", model="/m", host="1
 def test_launch_command_sets_what_the_mesh_needs(spec: EngineLaunch, tail: list[str]) -> None:
     cmd = sglang_command(spec)
     assert cmd[:3] == ["python", "-m", "sglang.launch_server"]
-    assert cmd[3:12] == ["--model-path", "/m", "--host", "127.0.0.1", "--port", "30001",
-                         "--enable-priority-scheduling", "--schedule-policy", "fcfs"]
-    assert cmd[12:] == tail
+    assert cmd[3:13] == ["--model-path", "/m", "--host", "127.0.0.1", "--port", "30001",
+                         "--enable-priority-scheduling", "--schedule-policy", "fcfs",
+                         "--enable-metrics"]  # GET /metrics (sglang:*)
+    assert cmd[13:] == tail
 
 
 @pytest.mark.parametrize(("spec", "needle"), [

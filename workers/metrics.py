@@ -1,0 +1,150 @@
+"""A worker's Prometheus metrics (GET /metrics on worker.metrics_port).
+
+Per call (WorkerService.Generate measures it through a CallMeter): time to first token, time
+per output token and request duration under their GenAI names, tokens (rate() of the
+generated-token counter is tokens per second) and the outcome. Read from the worker's state
+when scraped: in-flight calls and, with the engine's KV events, the blocks of its KV-index
+entry against the engine's KV capacity, and the event stream's batches, gaps and
+unattributed blocks. Every series carries the worker's id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tracing import genai
+from workers.kv_event_listener import KvEventListener
+from workers.sglang_client import EngineOutput
+
+OK, CANCELLED = "ok", "cancelled"  # call outcomes; a failed call's is its gRPC code's name
+
+
+class WorkerState(Protocol):
+    """What the collector reads from the worker (WorkerService)."""
+
+    @property
+    def running(self) -> int: ...
+
+    @property
+    def kv_events(self) -> KvEventListener | None: ...
+
+
+class _StateCollector(Collector):
+    def __init__(self, worker_id: str, state: WorkerState, kv_capacity_blocks: int) -> None:
+        self._worker = worker_id
+        self._state = state
+        self._capacity = kv_capacity_blocks
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["worker"]
+
+        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+            family = GaugeMetricFamily(name, doc, labels=labels)
+            family.add_metric([self._worker], value)
+            return family
+
+        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+            family = CounterMetricFamily(name, doc, labels=labels)
+            family.add_metric([self._worker], value)
+            return family
+
+        yield gauge("ostinato_worker_inflight_calls", "Calls streaming from the engine now.",
+                    self._state.running)
+        if self._capacity:
+            yield gauge("ostinato_worker_kv_capacity_blocks", "The engine's KV pool in "
+                        "KV-index blocks.", self._capacity)
+        listener = self._state.kv_events
+        if listener is None:
+            return
+        yield gauge("ostinato_worker_kv_index_blocks", "Blocks the engine holds, as its KV "
+                    "events tell (the worker's KV-index entry).", listener.translator.index_blocks)
+        yield counter("ostinato_worker_kv_event_batches", "KV event batches received.",
+                      listener.stats.batches)
+        yield counter("ostinato_worker_kv_event_gaps", "Sequence gaps in the KV event stream.",
+                      listener.stats.gaps)
+        yield counter("ostinato_worker_kv_blocks_unattributed", "Engine blocks no expected "
+                      "request explains (not indexed).", listener.translator.stats.unattributed)
+
+
+class WorkerMetrics:
+    def __init__(self, worker_id: str, model: str = "",
+                 registry: CollectorRegistry | None = None) -> None:
+        self.worker_id = worker_id
+        self.model = model
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        genai_labels = [genai.LABEL_OPERATION, genai.LABEL_PROVIDER, genai.LABEL_REQUEST_MODEL,
+                        "worker"]
+        self.ttft = Histogram(
+            genai.METRIC_SERVER_TIME_TO_FIRST_TOKEN, "Time to the first output token of "
+            "successful calls.", genai_labels, buckets=genai.TIME_TO_FIRST_TOKEN_BUCKETS,
+            registry=r)
+        self.tpot = Histogram(
+            genai.METRIC_SERVER_TIME_PER_OUTPUT_TOKEN, "Time per output token after the first, "
+            "of successful calls.", genai_labels, buckets=genai.TIME_PER_OUTPUT_TOKEN_BUCKETS,
+            registry=r)
+        self.duration = Histogram(
+            genai.METRIC_SERVER_REQUEST_DURATION, "Calls from arrival at the worker to their "
+            "last token (error_type set when they failed).",
+            [*genai_labels, genai.LABEL_ERROR_TYPE], buckets=genai.DURATION_BUCKETS, registry=r)
+        self.calls = Counter(
+            "ostinato_worker_calls", "Calls by outcome: ok, cancelled, or the gRPC status code "
+            "of the failure.", ["worker", "outcome"], registry=r)
+        self.tokens = Counter(
+            "ostinato_worker_tokens", "Tokens of the worker's calls: prompt, cached (prompt "
+            "tokens the engine's prefix cache served) and generated.", ["worker", "type"],
+            registry=r)
+
+    def watch(self, state: WorkerState, kv_capacity_blocks: int = 0) -> None:
+        """Exports the worker's in-flight calls and KV state (once per registry)."""
+        self.registry.register(_StateCollector(self.worker_id, state, kv_capacity_blocks))
+
+    def call(self) -> CallMeter:
+        """Starts timing a call."""
+        return CallMeter(self)
+
+
+class CallMeter:
+    """One call's timings, from its start to `ok` or `failed`."""
+
+    def __init__(self, metrics: WorkerMetrics) -> None:
+        self._m = metrics
+        self._labels = (genai.TEXT_COMPLETION, genai.PROVIDER_SGLANG, metrics.model,
+                        metrics.worker_id)
+        self._start = time.monotonic()
+        self._first: float | None = None
+        self._last: EngineOutput | None = None
+
+    def output(self, out: EngineOutput) -> None:
+        if self._first is None and (out.delta or out.completion_tokens):
+            self._first = time.monotonic()
+        self._last = out
+
+    def ok(self, out: EngineOutput) -> None:
+        m, end = self._m, time.monotonic()
+        if self._first is not None:
+            m.ttft.labels(*self._labels).observe(self._first - self._start)
+            if out.completion_tokens > 1:
+                m.tpot.labels(*self._labels).observe(
+                    (end - self._first) / (out.completion_tokens - 1))
+        self._end(OK, "", end)
+
+    def failed(self, outcome: str) -> None:
+        """`outcome`: CANCELLED, or the gRPC status code's name."""
+        self._end(outcome, outcome, time.monotonic())
+
+    def _end(self, outcome: str, error_type: str, end: float) -> None:
+        m, worker = self._m, self._m.worker_id
+        m.duration.labels(*self._labels, error_type).observe(end - self._start)
+        m.calls.labels(worker, outcome).inc()
+        last = self._last
+        if last is not None:
+            m.tokens.labels(worker, "prompt").inc(last.prompt_tokens)
+            m.tokens.labels(worker, "cached").inc(last.cached_tokens)
+            m.tokens.labels(worker, "generated").inc(last.completion_tokens)
