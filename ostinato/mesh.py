@@ -33,6 +33,12 @@ class MeshEndpoints:
     workers: dict[str, str] = field(default_factory=dict)  # worker id -> gRPC address
     engines: list[str] = field(default_factory=list)  # sim engine URLs
     log_dir: str = ""
+    # service name (gateway, planner, worker-0, engine-0 ...) -> host:port of its /metrics
+    metrics: dict[str, str] = field(default_factory=dict)
+
+
+def _host_port(url: str) -> str:
+    return url.split("://", 1)[-1].rstrip("/")
 
 
 @dataclass
@@ -129,7 +135,9 @@ class Mesh:
         planner = self._spawn("planner", ["planner", "--port",
                                           str(0 if self._ephemeral else cfg.planner.port)],
                               config_file)
-        self.endpoints.planner = str(self._wait(planner, timeout_s)["address"])
+        started = self._wait(planner, timeout_s)
+        self.endpoints.planner = str(started["address"])
+        self._note_metrics("planner", started)
 
         if cfg.worker.engine == "sglang":
             self._start_launching_workers(timeout_s)
@@ -145,7 +153,12 @@ class Mesh:
         started = self._wait(gateway, timeout_s)
         self.endpoints.gateway = str(started["address"])
         self.endpoints.gateway_http = str(started.get("http_address", ""))
+        self._note_metrics("gateway", started)
         return self.endpoints
+
+    def _note_metrics(self, name: str, started: dict[str, object]) -> None:
+        if started.get("metrics_address"):
+            self.endpoints.metrics[name] = str(started["metrics_address"])
 
     def _start_launching_workers(self, timeout_s: float) -> None:
         """Workers that launch and supervise their own SGLang servers (worker.engine sglang)."""
@@ -164,6 +177,9 @@ class Mesh:
             started = self._wait(worker, wait_s)
             self.endpoints.workers[f"worker-{i}"] = str(started["address"])
             self.endpoints.engines.append(str(started.get("engine_url", "")))
+            self._note_metrics(f"worker-{i}", started)
+            # the SGLang server it launched (--enable-metrics)
+            self.endpoints.metrics[f"engine-{i}"] = _host_port(str(started.get("engine_url", "")))
 
     def _start_sim_workers(self, timeout_s: float) -> None:
         cfg, config_file = self.config, self.workdir / "mesh.yaml"
@@ -180,8 +196,10 @@ class Mesh:
             ], config_file)
             for i, ep in enumerate(kv_events)
         ]
-        for engine in engines:
-            self.endpoints.engines.append(str(self._wait(engine, timeout_s)["address"]))
+        for i, engine in enumerate(engines):
+            started = self._wait(engine, timeout_s)
+            self.endpoints.engines.append(str(started["address"]))
+            self._note_metrics(f"engine-{i}", started)
         workers = [
             self._spawn(f"worker-{i}", [
                 "worker", "--worker-id", f"worker-{i}", "--engine-url", url,
@@ -193,7 +211,9 @@ class Mesh:
             for i, url in enumerate(self.endpoints.engines)
         ]
         for i, worker in enumerate(workers):
-            self.endpoints.workers[f"worker-{i}"] = str(self._wait(worker, timeout_s)["address"])
+            started = self._wait(worker, timeout_s)
+            self.endpoints.workers[f"worker-{i}"] = str(started["address"])
+            self._note_metrics(f"worker-{i}", started)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stops gateway, workers, engines, planner (reverse start order), then Redis."""
@@ -243,7 +263,9 @@ class Mesh:
         child = self._spawn(name, args, old.config_file)
         self._children.remove(child)
         self._children.insert(index, child)  # keep the stop order
-        return self._wait(child, timeout_s)
+        started = self._wait(child, timeout_s)
+        self._note_metrics(name, started)  # a fresh metrics port unless one is configured
+        return started
 
     def close(self) -> None:
         self.stop()

@@ -1,0 +1,97 @@
+"""Every service's /metrics on the real mesh: scraped before and after calls made through
+the SDK, the counters and histogram counts move by what the calls did."""
+
+from __future__ import annotations
+
+import urllib.request
+import uuid
+
+import grpc
+import pytest
+
+import ostinato
+from ostinato.mesh import Mesh
+from tests.prometheus_text import Samples, parse, value
+
+SERVICES = {"gateway", "planner", "worker-0", "worker-1", "engine-0", "engine-1"}
+
+
+def scrape(address: str) -> Samples:
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain")
+        return parse(resp.read().decode())
+
+
+def scrape_all(mesh: Mesh) -> dict[str, Samples]:
+    return {name: scrape(address) for name, address in mesh.endpoints.metrics.items()}
+
+
+class Moved:
+    """How far a sample moved between two scrapes of every service."""
+
+    def __init__(self, before: dict[str, Samples], after: dict[str, Samples]) -> None:
+        self.before, self.after = before, after
+
+    def __call__(self, services: str, name: str, **labels: str) -> float:
+        """Summed over the services whose name starts with `services`."""
+        return sum(value(self.after[s], name, **labels) - value(self.before[s], name, **labels)
+                   for s in self.after if s.startswith(services))
+
+
+def test_every_service_is_scraped_and_its_counters_move_as_calls_are_made(mesh: Mesh) -> None:
+    assert set(mesh.endpoints.metrics) == SERVICES
+    before = scrape_all(mesh)
+    tag = uuid.uuid4().hex  # fresh prompts: no answer-cache hits
+    with ostinato.Client(mesh.endpoints.gateway, api_key="key-globex") as client:
+        with client.program() as program:
+            outs = [program.call(messages=[{"role": "user", "content": f"{tag} step {i}"}],
+                                 max_tokens=6, temperature=0.0) for i in range(3)]
+            with pytest.raises(ostinato.OstinatoError) as err:  # the planner refuses it
+                program.call(messages=[{"role": "user", "content": tag}], parents=["no-such"])
+        assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    moved = Moved(before, scrape_all(mesh))  # the program ended: every report is in
+    prompt = sum(o.usage.prompt_tokens for o in outs)
+    completion = sum(o.usage.completion_tokens for o in outs)
+    cached = sum(o.usage.cached_tokens for o in outs)
+    tenant = {"tenant": "globex"}
+
+    # gateway: calls by outcome, their durations and tokens, the program
+    assert moved("gateway", "ostinato_calls_total", outcome="ok", **tenant) == 3
+    assert moved("gateway", "ostinato_calls_total", outcome="INVALID_ARGUMENT", **tenant) == 1
+    assert moved("gateway", "ostinato_call_duration_seconds_count", cache="miss", **tenant) == 3
+    assert moved("gateway", "gen_ai_client_operation_duration_seconds_count",
+                 gen_ai_operation_name="chat", error_type="") == 3
+    assert moved("gateway", "gen_ai_client_token_usage_sum", gen_ai_token_type="output") == completion
+    assert moved("gateway", "ostinato_tenant_tokens_total", type="input", **tenant) == prompt
+    assert moved("gateway", "ostinato_tenant_tokens_total", type="output", **tenant) == completion
+    assert moved("gateway", "ostinato_tenant_tokens_total", type="cached", **tenant) == cached
+    assert moved("gateway", "ostinato_program_duration_seconds_count", **tenant) == 1
+    assert moved("gateway", "ostinato_cache_events_total", event="miss") >= 3
+
+    # planner: admitted, granted, refused, reported; the queue wait of each grant
+    assert moved("planner", "ostinato_planner_calls_admitted_total", **tenant) == 3
+    assert moved("planner", "ostinato_planner_calls_rejected_total", code="INVALID_ARGUMENT",
+                 **tenant) == 1
+    assert moved("planner", "ostinato_planner_calls_granted_total") == 3
+    assert moved("planner", "ostinato_planner_calls_completed_total", status="ok") == 3
+    assert moved("planner", "ostinato_planner_queue_wait_seconds_count") == 3
+    assert value(moved.after["planner"], "ostinato_planner_worker_budget") == 8  # 2 workers x 4
+    assert value(moved.after["planner"], "ostinato_planner_running_calls") == 0
+
+    # workers: outcomes, tokens, GenAI server timings
+    assert moved("worker-", "ostinato_worker_calls_total", outcome="ok") == 3
+    assert moved("worker-", "ostinato_worker_tokens_total", type="generated") == completion
+    assert moved("worker-", "ostinato_worker_tokens_total", type="prompt") == prompt
+    assert moved("worker-", "ostinato_worker_tokens_total", type="cached") == cached
+    assert moved("worker-", "gen_ai_server_time_to_first_token_seconds_count") == 3
+    assert moved("worker-", "gen_ai_server_request_duration_seconds_count", error_type="") == 3
+    assert moved("worker-", "gen_ai_server_time_per_output_token_seconds_count") == sum(
+        o.usage.completion_tokens > 1 for o in outs)
+    for w in ("worker-0", "worker-1"):
+        assert value(moved.after[w], "ostinato_worker_kv_capacity_blocks") > 0
+        assert ("ostinato_worker_inflight_calls", frozenset({("worker", w)})) in moved.after[w]
+
+    # engines (SGLang's names): requests and tokens
+    assert moved("engine-", "sglang:num_requests_total") == 3
+    assert moved("engine-", "sglang:generation_tokens_total") == completion
+    assert moved("engine-", "sglang:prompt_tokens_total") == prompt
