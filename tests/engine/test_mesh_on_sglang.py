@@ -21,6 +21,8 @@ from ostinato.mesh import Mesh
 from ostinato.tokenizers import load_renderer
 from ostinato.v1 import common_pb2, worker_pb2, worker_pb2_grpc
 from tests.engine.conftest import MODEL
+from tests.integration.test_metrics import scrape
+from tests.prometheus_text import names, value
 
 pytestmark = pytest.mark.engine  # `make test-engine`; `make test` deselects it
 ACME = "key-acme-engine"
@@ -147,3 +149,22 @@ def test_required_tool_choice_yields_a_valid_tool_call(acme_openai: openai.OpenA
     call = choice.message.tool_calls[0]
     assert call.function.name == "get_weather"
     jsonschema.validate(json.loads(call.function.arguments, strict=False), params)
+
+
+def test_real_sglang_engines_and_their_workers_serve_metrics(sglang_mesh: Mesh) -> None:
+    """Launched with --enable-metrics, SGLang serves the sglang:* names the sim engine and
+    the dashboard use; the worker's GenAI timings cover real engine calls."""
+    ep = sglang_mesh.endpoints
+    with ostinato.Client(ep.gateway, api_key=ACME) as client, client.program() as program:
+        program.call(messages=user(uuid.uuid4().hex), max_tokens=4)
+    for i in range(len(ep.workers)):
+        engine = scrape(ep.metrics[f"engine-{i}"])
+        for name in ("sglang:num_running_reqs", "sglang:num_queue_reqs", "sglang:token_usage",
+                     "sglang:prompt_tokens_total", "sglang:generation_tokens_total",
+                     "sglang:num_requests_total"):
+            assert name in names(engine), name
+    served = [scrape(ep.metrics[w]) for w in ep.workers]
+    assert sum(value(s, "ostinato_worker_calls_total", outcome="ok") for s in served) >= 1
+    assert sum(value(s, "gen_ai_server_time_to_first_token_seconds_count") for s in served) >= 1
+    assert sum(value(s, "sglang:generation_tokens_total") for s in map(
+        scrape, [ep.metrics[f"engine-{i}"] for i in range(len(ep.workers))])) >= 1
