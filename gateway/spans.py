@@ -119,6 +119,16 @@ class TracedGatewayCore(GatewayCore):
             genai.USAGE_CACHE_READ: summary.usage.cached_tokens})
         return summary
 
+    async def place(self, tenant: str, call: common_pb2.CallSpec, program_id: str = "",
+                    *, attribute: bool = False) -> Placement:
+        start = time.monotonic()
+        try:
+            return await super().place(tenant, call, program_id, attribute=attribute)
+        except GatewayError as exc:  # refused before it could run (invalid, unknown model ...)
+            operation = genai.CHAT if call.messages else genai.TEXT_COMPLETION
+            self.metrics.call_failed(tenant, operation, exc.code.name, time.monotonic() - start)
+            raise
+
     async def run(self, tenant: str, placed: Placement, timeout_s: float) -> AsyncIterator[CallItem]:
         parent, links = self.programs.call_parent(placed.program_id, otel_context.get_current())
         attrs = call_attributes(placed.call, self.config.model, tenant, placed.program_id,

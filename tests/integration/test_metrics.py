@@ -42,12 +42,15 @@ def test_every_service_is_scraped_and_its_counters_move_as_calls_are_made(mesh: 
     assert set(mesh.endpoints.metrics) == SERVICES
     before = scrape_all(mesh)
     tag = uuid.uuid4().hex  # fresh prompts: no answer-cache hits
-    with ostinato.Client(mesh.endpoints.gateway, api_key="key-globex") as client:
-        with client.program() as program:
-            outs = [program.call(messages=[{"role": "user", "content": f"{tag} step {i}"}],
-                                 max_tokens=6, temperature=0.0) for i in range(3)]
-            with pytest.raises(ostinato.OstinatoError) as err:  # the planner refuses it
-                program.call(messages=[{"role": "user", "content": tag}], parents=["no-such"])
+    with ostinato.Client(mesh.endpoints.gateway, api_key="key-globex") as client, \
+            client.program() as program:
+        outs = [program.call(messages=[{"role": "user", "content": f"{tag} step {i}"}],
+                             max_tokens=6, temperature=0.0) for i in range(3)]
+        with pytest.raises(ostinato.OstinatoError) as err:  # the planner refuses it
+            program.call(messages=[{"role": "user", "content": tag}], parents=["no-such"])
+        assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(ostinato.OstinatoError) as err:  # the gateway refuses it
+            program.call(messages=[])
         assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT
     moved = Moved(before, scrape_all(mesh))  # the program ended: every report is in
     prompt = sum(o.usage.prompt_tokens for o in outs)
@@ -57,7 +60,7 @@ def test_every_service_is_scraped_and_its_counters_move_as_calls_are_made(mesh: 
 
     # gateway: calls by outcome, their durations and tokens, the program
     assert moved("gateway", "ostinato_calls_total", outcome="ok", **tenant) == 3
-    assert moved("gateway", "ostinato_calls_total", outcome="INVALID_ARGUMENT", **tenant) == 1
+    assert moved("gateway", "ostinato_calls_total", outcome="INVALID_ARGUMENT", **tenant) == 2
     assert moved("gateway", "ostinato_call_duration_seconds_count", cache="miss", **tenant) == 3
     assert moved("gateway", "gen_ai_client_operation_duration_seconds_count",
                  gen_ai_operation_name="chat", error_type="") == 3
