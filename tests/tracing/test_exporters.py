@@ -117,3 +117,29 @@ def test_processes_appending_to_one_file_never_mix_lines(tmp_path: Path) -> None
         f.write(b'{"resourceSpans": [{"cut sho')  # a process killed mid-write
     names = sorted(s.name for s in read_spans(path))
     assert names == sorted(f"s{i}-{j}" for i in range(4) for j in range(30))
+
+
+def test_direct_otlp_json_equals_protobufs_json_mapping() -> None:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+    from tracing.otlp_json import to_otlp_json
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test", "1.2")
+    with tracer.start_as_current_span("root", kind=SpanKind.SERVER) as root:  # noqa: SIM117
+        with tracer.start_as_current_span("child", kind=SpanKind.CLIENT, links=[
+                Link(root.get_span_context(), {"why": "step"})], attributes={
+                "i": 7, "f": 0.5, "b": True, "s": "x", "ls": ["a", "b"], "li": [1, 2],
+                "lf": [0.5], "lb": [True]}) as child:
+            child.add_event("first", {"n": 1})
+            child.set_status(Status(StatusCode.ERROR, "broke"))
+    spans = exporter.get_finished_spans()
+    direct = list(spans_of_request(to_otlp_json(spans)))
+    assert direct == list(spans_of_request(request_json(encode_spans(spans))))
+    assert {s.name: s.kind for s in direct} == {"root": "SERVER", "child": "CLIENT"}
+    child_record = next(s for s in direct if s.name == "child")
+    assert child_record.status == "ERROR" and child_record.attributes["li"] == [1, 2]
