@@ -130,7 +130,7 @@ class GatewayCore:
                     await self._conversations.record(tenant, placed.call, item, placed.program_id)
                 yield item
         except CallFailed as exc:
-            raise GatewayError(exc.code, exc.message, exc.param) from exc
+            raise GatewayError(exc.code, exc.message, exc.param, exc.retry_after_s) from exc
 
     async def _items(self, tenant: str, placed: Placement,
                      timeout_s: float) -> AsyncIterator[CallItem]:

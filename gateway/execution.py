@@ -6,6 +6,7 @@ the gRPC status to return.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -13,12 +14,15 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import grpc
+import structlog
+from redis.exceptions import RedisError
 
 from cache.answers import Answer, AnswerCache
 from cache.block_hash import Tokenize, prefix_block_hashes, shared_token_count
 from cache.fingerprint import deterministic, exact_digest, semantic_key
 from cache.modes import CacheMode, CachePolicy, InvalidCachePolicy, from_proto
-from cache.tenancy import Tenancy
+from cache.quotas import Quotas
+from cache.tenancy import Tenancy, TenantLimits
 from gateway.prompts import PreparedPrompt, prepare
 from gateway.tool_output import ToolOutput
 from gateway.worker_channels import WorkerChannels
@@ -26,16 +30,20 @@ from ostinato.retry import with_retry
 from ostinato.tokenizers import ChatRenderer, load_renderer, load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2
 
+log = structlog.get_logger(__name__)
+
 
 class CallFailed(Exception):
     """A failure with the gRPC status to return (the HTTP API maps it) and, for bad input,
     the request field at fault."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, param: str | None = None) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, param: str | None = None,
+                 retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.param = param
+        self.retry_after_s = retry_after_s  # RESOURCE_EXHAUSTED: when a retry would fit
 
 
 @dataclass(frozen=True)
@@ -68,9 +76,14 @@ class CallExecutor:
                  cache_default: CachePolicy | None = None,
                  tenancy: Callable[[], Tenancy] = Tenancy,
                  tokenize: Tokenize | None = None, renderer: ChatRenderer | None = None,
-                 tool_format: str = "hermes") -> None:
+                 tool_format: str = "hermes", quotas: Quotas | None = None,
+                 quota_timeout_s: float = 0.5) -> None:
         """`tokenize` and `renderer`: the served model's tokenizer and chat template;
-        `tool_format`: how its output writes tool calls (ostinato/tool_formats.py)."""
+        `tool_format`: how its output writes tool calls (ostinato/tool_formats.py);
+        `quotas`: the tenants' rate and token quotas in Redis (None: not enforced)."""
+        self._quotas = quotas
+        self._quota_timeout_s = quota_timeout_s
+        self._charges: set[asyncio.Task[None]] = set()
         self._planner = planner
         self._tokenize = tokenize or load_tokenizer("sim")
         self._renderer = renderer or load_renderer("sim", tool_format)
@@ -107,6 +120,9 @@ class CallExecutor:
         """
         start = time.monotonic()
         policy = self.cache_policy(call)
+        prepared = self._prepare(call)
+        limits = self._tenancy().limits_of(tenant)
+        await self._admit(tenant, limits, len(prepared[0].ids))
         exact = exact_digest(tenant, call) if (
             policy.mode is not CacheMode.OFF and deterministic(call)) else None
         semantic = semantic_key(tenant, call) if policy.mode is CacheMode.SEMANTIC else None
@@ -114,6 +130,7 @@ class CallExecutor:
             hit = await self._cache.lookup(tenant, exact, semantic, policy.threshold)
             if hit is not None:
                 await self._record_cached(tenant, program_id, call, timeout_s)
+                self._charge(tenant, limits, hit.answer.completion_tokens)
                 yield Granted("")
                 yield Delta(hit.answer.text, _HIT[hit.kind])
                 yield common_pb2.CallResult(
@@ -126,7 +143,9 @@ class CallExecutor:
                     cache_hit=_HIT[hit.kind],
                     timings=common_pb2.CallTimings(total_s=time.monotonic() - start))
                 return
-        async for item in self._run(tenant, program_id, call, timeout_s, start):
+        async for item in self._run(tenant, program_id, call, timeout_s, start, prepared):
+            if isinstance(item, common_pb2.CallResult):
+                self._charge(tenant, limits, item.usage.completion_tokens)
             # Stored before the result is handed on: a consumer may stop at the result
             # (the HTTP stream does), and nothing after the last yield would run then.
             if (isinstance(item, common_pb2.CallResult) and self._cache is not None
@@ -159,9 +178,46 @@ class CallExecutor:
             "utf-8", "ignore")
         return prompt, shared_token_count(prompt.ids, self._tokenize(shared_text))
 
+    async def _admit(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> None:
+        """The tenant's quotas take this call and its prompt tokens, or it is refused
+        (RESOURCE_EXHAUSTED, with when to retry). Redis out of reach: served unmetered."""
+        if self._quotas is None or not (limits.rpm or limits.tpm):
+            return
+        try:
+            decision = await asyncio.wait_for(self._quotas.admit(tenant, limits, prompt_tokens),
+                                              self._quota_timeout_s)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("quotas unavailable: call not metered", tenant=tenant, error=repr(exc))
+            return
+        if decision.admitted:
+            return
+        if decision.retry_after_s <= 0:
+            raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                             f"the prompt's {prompt_tokens} tokens exceed tenant {tenant!r}'s "
+                             f"{limits.tpm} tokens per minute")
+        raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                         f"tenant {tenant!r} is over its quota ({limits.rpm or 'unlimited'} calls, "
+                         f"{limits.tpm or 'unlimited'} tokens per minute); retry after "
+                         f"{decision.retry_after_s:.1f} s", retry_after_s=decision.retry_after_s)
+
+    def _charge(self, tenant: str, limits: TenantLimits, completion_tokens: int) -> None:
+        """Completion tokens go on the tenant's token bucket once known (not awaited)."""
+        if self._quotas is None or not limits.tpm or completion_tokens <= 0:
+            return
+
+        async def charge() -> None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(self._quotas.charge(tenant, limits, completion_tokens),  # type: ignore[union-attr]
+                                       self._quota_timeout_s)
+
+        task = asyncio.get_running_loop().create_task(charge())
+        self._charges.add(task)
+        task.add_done_callback(self._charges.discard)
+
     async def _run(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
-                   timeout_s: float, start: float) -> AsyncIterator[CallItem]:
-        prompt, shared_tokens = self._prepare(call)
+                   timeout_s: float, start: float,
+                   prepared: tuple[PreparedPrompt, int]) -> AsyncIterator[CallItem]:
+        prompt, shared_tokens = prepared
         salt = cache_salt(tenant)
         admit = planner_pb2.AdmitRequest(
             tenant=tenant, program_id=program_id, call_id=call.call_id, thread_id=call.thread_id,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -61,17 +62,22 @@ _STARTED = int(time.time())
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str, kind: str, param: str | None = None) -> None:
+    def __init__(self, status: int, message: str, kind: str, param: str | None = None,
+                 retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.kind, self.param = status, message, kind, param
+        self.retry_after_s = retry_after_s
 
     @classmethod
     def of(cls, exc: GatewayError) -> HttpError:
         status, kind = http_status(exc.code)
-        return cls(status, exc.message, kind, exc.param)
+        return cls(status, exc.message, kind, exc.param, exc.retry_after_s)
 
     def response(self) -> web.Response:
-        return web.json_response(error_json(self.message, self.kind, self.param), status=self.status)
+        headers = {} if self.retry_after_s is None else {
+            "Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
+        return web.json_response(error_json(self.message, self.kind, self.param),
+                                 status=self.status, headers=headers)
 
 
 def _sibling(call: common_pb2.CallSpec, i: int) -> common_pb2.CallSpec:

@@ -13,6 +13,7 @@ from cache.answers import AnswerCache
 from cache.conversations import ConversationIndex
 from cache.embedder import BatchingEmbedder, MiniLM
 from cache.modes import CacheMode, CachePolicy
+from cache.quotas import Quotas
 from cache.tenant_directory import TenancyView, TenantDirectory
 from gateway.auth import ApiKeyAuthenticator
 from gateway.execution import CallExecutor
@@ -96,7 +97,9 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     executor = CallExecutor(planner, workers, cache, default, lambda: tenancy.current,
                             tokenize=load_tokenizer(config.kv_tokenizer),
                             renderer=load_renderer(config.kv_tokenizer, config.tool_call_parser),
-                            tool_format=config.tool_call_parser)
+                            tool_format=config.tool_call_parser,
+                            quotas=Quotas(client) if client is not None else None,
+                            quota_timeout_s=redis_cfg.timeout_s)
     conversations = ConversationIndex(client, config.conversation_ttl_s, redis_cfg.timeout_s) \
         if client is not None else None
     metrics = GatewayMetrics(config.model)

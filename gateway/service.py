@@ -16,11 +16,18 @@ from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
 T = TypeVar("T")
 
 
+async def _abort(context: grpc.aio.ServicerContext, exc: GatewayError) -> None:
+    """The status, and when a refused call may be retried (trailer `retry-after-ms`)."""
+    trailers = () if exc.retry_after_s is None else (
+        ("retry-after-ms", str(max(1, round(exc.retry_after_s * 1000)))),)
+    await context.abort(exc.code, exc.message, trailing_metadata=trailers)
+
+
 async def _unary(context: grpc.aio.ServicerContext, work: Callable[[], Awaitable[T]]) -> T:
     try:
         return await work()
     except GatewayError as exc:
-        await context.abort(exc.code, exc.message)
+        await _abort(context, exc)
         raise  # unreachable: abort raises
 
 
@@ -71,7 +78,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                 else:
                     yield gateway_pb2.CallChunk(call_id=call_id, result=item)
         except GatewayError as exc:
-            await context.abort(exc.code, exc.message)
+            await _abort(context, exc)
 
     async def RunProgram(self, request, context) -> AsyncIterator[gateway_pb2.ProgramEvent]:
         try:
@@ -80,4 +87,4 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                                        self._core.timeout(context.time_remaining())):
                 yield event
         except GatewayError as exc:
-            await context.abort(exc.code, exc.message)
+            await _abort(context, exc)

@@ -1,0 +1,93 @@
+"""Tenant quotas on the live mesh: a tenant over its calls per minute is refused at once with
+RESOURCE_EXHAUSTED (gRPC, with a retry-after-ms trailer) or 429 with Retry-After (HTTP);
+another tenant is untouched."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import grpc
+import pytest
+
+from ostinato.mesh import Mesh
+from ostinato.sdk_types import call_spec
+from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+from tests.integration.test_tenancy import eventually, tenants
+
+USER = [{"role": "user", "content": "hello"}]
+
+
+def _create(mesh: Mesh, name: str, *limits: str) -> str:
+    created = tenants(mesh, "create", name, *limits)
+    assert created.returncode == 0, created.stderr
+    return created.stdout.strip().splitlines()[-1]
+
+
+def _call(stub: gateway_pb2_grpc.GatewayStub, key: str) -> gateway_pb2.CallChunk:
+    md = (("authorization", f"Bearer {key}"),)
+    program = stub.StartProgram(gateway_pb2.StartProgramRequest(
+        options=common_pb2.ProgramOptions()), metadata=md, timeout=10)
+    chunks = list(stub.Call(gateway_pb2.CallRequest(
+        program_id=program.program_id, call=call_spec(messages=USER, max_tokens=4)),
+        metadata=md, timeout=30))
+    return chunks[-1]
+
+
+def _known(stub: gateway_pb2_grpc.GatewayStub, key: str) -> gateway_pb2.CallChunk:
+    """A call once the gateway has reloaded the new tenant (every 2 s)."""
+    def attempt() -> gateway_pb2.CallChunk:
+        try:
+            return _call(stub, key)
+        except grpc.RpcError as exc:
+            assert exc.code() != grpc.StatusCode.UNAUTHENTICATED, "not reloaded yet"
+            raise
+    return eventually(attempt)
+
+
+def test_calls_over_a_tenants_rate_are_refused_with_when_to_retry(mesh: Mesh) -> None:
+    key = _create(mesh, "quota-rpm", "--rpm", "2")
+    other = _create(mesh, "quota-free")
+    with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        assert _known(stub, other).HasField("result")
+        first = _known(stub, key)
+        assert first.HasField("result")
+        assert _call(stub, key).HasField("result")  # the burst: 2 a minute
+        with pytest.raises(grpc.RpcError) as refused:
+            _call(stub, key)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "over its quota" in refused.value.details()
+        trailers = dict(refused.value.trailing_metadata() or ())
+        assert 0 < int(trailers["retry-after-ms"]) <= 30_000
+        assert _call(stub, other).HasField("result")  # another tenant is not held back
+
+    request = urllib.request.Request(
+        f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
+        data=json.dumps({"messages": USER, "max_tokens": 4}).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as http_refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert http_refused.value.code == 429
+    assert 1 <= int(http_refused.value.headers["Retry-After"]) <= 30
+    assert json.loads(http_refused.value.read())["error"]["type"] == "rate_limit_error"
+
+
+def test_a_prompt_larger_than_a_minutes_tokens_is_refused_for_good(mesh: Mesh) -> None:
+    key = _create(mesh, "quota-tpm", "--tpm", "5")
+    with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+
+        def refused() -> None:
+            try:
+                _call(stub, key)
+            except grpc.RpcError as exc:
+                assert exc.code() != grpc.StatusCode.UNAUTHENTICATED, "not reloaded yet"
+                assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert "tokens per minute" in (exc.details() or "")
+                assert "retry-after-ms" not in dict(exc.trailing_metadata() or ())
+                return
+            raise AssertionError("a prompt over the tenant's tpm was served")
+
+        eventually(refused)
