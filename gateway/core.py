@@ -18,6 +18,7 @@ import structlog
 
 from cache.answers import AnswerCache
 from cache.conversations import ConversationIndex
+from cache.tenancy import NO_LIMITS, TenantLimits
 from gateway.auth import ApiKeyAuthenticator, Unauthenticated, api_key_from_metadata
 from gateway.calls import CallLimits, InvalidCall, normalize_call
 from gateway.execution import CallExecutor, CallFailed, CallItem
@@ -44,8 +45,12 @@ class GatewayCore:
                  planner: planner_pb2_grpc.PlannerStub, executor: CallExecutor,
                  cache: AnswerCache | None = None,
                  conversations: ConversationIndex | None = None,
-                 tenancy_stale: Callable[[], bool] = lambda: False) -> None:
+                 tenancy_stale: Callable[[], bool] = lambda: False,
+                 limits: Callable[[str], TenantLimits] = lambda tenant: NO_LIMITS) -> None:
+        """`limits`: a tenant's record (fair-share weight and quotas) from the tenancy data."""
         self.config = config
+        self._tenant_limits = limits
+        self.inflight = 0  # calls running through this gateway
         self.cache = cache
         self.tenancy_stale = tenancy_stale
         self._auth = auth
@@ -87,8 +92,9 @@ class GatewayCore:
         # Named here, so a registration retried through a planner restart is recognized.
         named.program_id = named.program_id or uuid.uuid4().hex
         resp = await self._planner_call(self._planner.RegisterProgram,
-                                        planner_pb2.RegisterProgramRequest(tenant=tenant,
-                                                                           options=named))
+                                        planner_pb2.RegisterProgramRequest(
+                                            tenant=tenant, options=named,
+                                            max_open_programs=self._tenant_limits(tenant).max_programs))
         log.info("program started", program_id=resp.program_id, tenant=tenant)  # type: ignore[attr-defined]
         return str(resp.program_id)  # type: ignore[attr-defined]
 
@@ -123,7 +129,14 @@ class GatewayCore:
     async def run(self, tenant: str, placed: Placement, timeout_s: float) -> AsyncIterator[CallItem]:
         """Runs a placed call: Granted, Deltas, then its CallResult; the answer is recorded
         so that a request continuing the conversation finds this program. A program found
-        from the conversation that the planner has since expired is registered again."""
+        from the conversation that the planner has since expired is registered again.
+        Past `max_inflight_calls` running here, refused at once (RESOURCE_EXHAUSTED)."""
+        limit = self.config.max_inflight_calls
+        if limit and self.inflight >= limit:
+            raise GatewayError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"the gateway is at its limit of {limit} calls in flight",
+                               retry_after_s=1.0)
+        self.inflight += 1
         try:
             async for item in self._items(tenant, placed, timeout_s):
                 if isinstance(item, common_pb2.CallResult) and self._conversations is not None:
@@ -131,6 +144,8 @@ class GatewayCore:
                 yield item
         except CallFailed as exc:
             raise GatewayError(exc.code, exc.message, exc.param, exc.retry_after_s) from exc
+        finally:
+            self.inflight -= 1
 
     async def _items(self, tenant: str, placed: Placement,
                      timeout_s: float) -> AsyncIterator[CallItem]:

@@ -105,7 +105,8 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     metrics = GatewayMetrics(config.model)
     metrics.watch(cache, lambda: tenancy.stale)
     core = TracedGatewayCore(config, auth, planner, executor, cache, conversations,
-                             lambda: tenancy.stale, record_content=telemetry.record_content,
+                             lambda: tenancy.stale, lambda t: tenancy.current.limits_of(t),
+                             record_content=telemetry.record_content,
                              metrics=metrics)
     gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayService(core), grpc_service.server)
     info: dict[str, object] = {}

@@ -63,6 +63,9 @@ class GatewayConfig:
     default_max_new_tokens: int = 256
     max_new_tokens_limit: int = 16_384
     call_timeout_s: float = 600.0
+    # Backpressure: calls running through this gateway past which a new one is refused at
+    # once (RESOURCE_EXHAUSTED / HTTP 429 with Retry-After); 0: unbounded.
+    max_inflight_calls: int = 4096
     # Answer caches (cache/answers.py). A call's CachePolicy (or X-Ostinato-Cache) overrides
     # cache_mode; exact applies to deterministic calls only (temperature 0).
     cache_mode: str = "exact"  # off | exact | semantic
@@ -108,7 +111,9 @@ class PlannerConfig:
     host: str = "127.0.0.1"
     port: int = 50052
     policy: str = "default"  # <priority>+<routing>, or the preset "default" (srpt+affinity)
-    tenant_weights: Mapping[str, str] = field(default_factory=dict)  # tenant -> fair-share weight
+    # tenant -> fair-share weight, for tenants without a record (`ostinato tenants create
+    # --weight`: records in Redis win, reloaded every 2 s)
+    tenant_weights: Mapping[str, str] = field(default_factory=dict)
     # Anti-starvation (planner/core/queue.py): a queued call may be passed over for
     # starvation_ratio x its expected service in seconds (the policy's score converted),
     # at least starvation_min_s and at most starvation_max_s; past that it goes first.
@@ -128,6 +133,10 @@ class PlannerConfig:
     kv_index: bool = True  # route on the KV-reference index in Redis (cache/kv_index.py)
     kv_lookup_timeout_s: float = 0.05  # past this, route on the planner's own estimate
     learned_save_s: float = 30.0  # how often learned estimates are saved to Redis
+    # Backpressure: calls waiting (queued or parked) past which a new one is refused at once
+    # with RESOURCE_EXHAUSTED, overall and per tenant; 0: unbounded.
+    max_queued_calls: int = 20_000
+    max_queued_per_tenant: int = 5_000
     metrics_port: int = 0  # Prometheus /metrics over HTTP; 0: a free port, -1: off
 
     def __post_init__(self) -> None:

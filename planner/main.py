@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from cache.kv_index import KvIndex
+from cache.tenant_directory import TenantDirectory
 from ostinato.clock import SystemClock
 from ostinato.config import ConfigError, PlannerConfig, RedisConfig
 from ostinato.serving import GrpcService
@@ -23,6 +24,22 @@ from planner.store import ProgramStore
 from tracing.metrics_http import serve_metrics
 
 log = structlog.get_logger(__name__)
+
+
+async def _follow_tenant_weights(core: PlannerCore, directory: TenantDirectory,
+                                 configured: dict[str, float], every_s: float = 2.0) -> None:
+    """Fair-share weights: the configured ones, overridden by the tenants' records in Redis
+    (`ostinato tenants create/update --weight`), reloaded every `every_s`; while Redis is out
+    of reach the last weights stay."""
+    while True:
+        try:
+            tenancy = await directory.load()
+        except (aioredis.RedisError, OSError, TimeoutError):
+            pass
+        else:
+            core.set_tenant_weights({**configured, **{t: tenancy.limits_of(t).weight
+                                                     for t in tenancy.limits}})
+        await asyncio.sleep(every_s)
 
 
 async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | None = None) -> None:
@@ -43,7 +60,9 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
                        starvation_min_s=config.starvation_min_s,
                        starvation_max_s=config.starvation_max_s,
                        tenant_shares=config.tenant_shares,
-                       max_home_wait_s=config.max_home_wait_s)
+                       max_home_wait_s=config.max_home_wait_s,
+                       max_queued=config.max_queued_calls,
+                       max_queued_per_tenant=config.max_queued_per_tenant)
     client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
                                socket_connect_timeout=redis_cfg.timeout_s)
     store = ProgramStore(client, clock, timeout_s=redis_cfg.timeout_s)
@@ -70,7 +89,9 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
     planner_pb2_grpc.add_PlannerServicer_to_server(service, grpc_service.server)
     grpc_service.tracing.describe(describers(config.policy))
     tasks = [asyncio.create_task(store.run()), asyncio.create_task(service.housekeeping()),
-             asyncio.create_task(learned.run(core, config.learned_save_s))]
+             asyncio.create_task(learned.run(core, config.learned_save_s)),
+             asyncio.create_task(_follow_tenant_weights(core, TenantDirectory(
+                 client, redis_cfg.timeout_s), weights))]
 
     async def on_stopping() -> None:
         with contextlib.suppress(TimeoutError):

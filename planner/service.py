@@ -19,6 +19,7 @@ from planner.core import (
     DuplicateCall,
     Grant,
     NoSuchCall,
+    Overloaded,
     PlannerCore,
     PlannerError,
     ProgramClosed,
@@ -38,6 +39,7 @@ _STATUS_FOR = {
     UnknownParent: grpc.StatusCode.INVALID_ARGUMENT,
     ProgramClosed: grpc.StatusCode.FAILED_PRECONDITION,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 _COMPLETION_STATE = {
@@ -123,6 +125,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             self._core.register_program(
                 program_id, request.tenant, deadline_s=deadline,
                 reject_when_late=opts.reject_when_late, program_class=opts.program_class,
+                max_open=request.max_open_programs,
             )
         except PlannerError as exc:
             await _abort_for(context, exc)

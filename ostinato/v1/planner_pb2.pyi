@@ -20,12 +20,14 @@ COMPLETION_STATUS_FAILED: CompletionStatus
 COMPLETION_STATUS_CANCELLED: CompletionStatus
 
 class RegisterProgramRequest(_message.Message):
-    __slots__ = ("tenant", "options")
+    __slots__ = ("tenant", "options", "max_open_programs")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_OPEN_PROGRAMS_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     options: _common_pb2.ProgramOptions
-    def __init__(self, tenant: _Optional[str] = ..., options: _Optional[_Union[_common_pb2.ProgramOptions, _Mapping]] = ...) -> None: ...
+    max_open_programs: int
+    def __init__(self, tenant: _Optional[str] = ..., options: _Optional[_Union[_common_pb2.ProgramOptions, _Mapping]] = ..., max_open_programs: _Optional[int] = ...) -> None: ...
 
 class RegisterProgramResponse(_message.Message):
     __slots__ = ("program_id",)

@@ -32,6 +32,11 @@ class NoSuchCall(PlannerError):
     pass
 
 
+class Overloaded(PlannerError):
+    """Refused at once: the queue (overall or the tenant's) is full, or the tenant has as
+    many programs open as it may."""
+
+
 class DeadlineExceeded(PlannerError):
     """The program asked to be rejected once its deadline can no longer be met."""
 

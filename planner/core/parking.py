@@ -37,6 +37,10 @@ class ParkedCalls:
         self._on: dict[str, dict[str, int]] = {}  # worker -> tenant -> calls parked there
         self._of: dict[str, int] = {}  # tenant -> calls parked anywhere
 
+    def size_of(self, tenant: str) -> int:
+        """Calls of `tenant` parked anywhere."""
+        return self._of.get(tenant, 0)
+
     def count_on(self, worker_id: str, tenant: str) -> int:
         """Calls of `tenant` parked on `worker_id` (waiting for it)."""
         return self._on.get(worker_id, {}).get(tenant, 0)

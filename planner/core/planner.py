@@ -24,6 +24,7 @@ from planner.core.model import (
     DuplicateCall,
     Event,
     NoSuchCall,
+    Overloaded,
     Program,
     ProgramClosed,
     ProgramEnded,
@@ -38,7 +39,7 @@ from planner.core.parking import ParkedCalls
 from planner.core.policies import LEVEL_STEP, PriorityPolicy
 from planner.core.queue import MultiLevelQueue, StarvationBound
 from planner.core.routing import RoutingPolicy
-from planner.core.tenants import TenantShares
+from planner.core.tenants import TenantShares, bump_count
 
 __all__ = ["PlannerCore", "grant_of"]
 
@@ -59,8 +60,15 @@ class PlannerCore(WorkerDispatch):
         orphan_ttl_s: float = 60.0,
         max_home_wait_s: float = 2.0,
         tenant_shares: str = "waiting",
+        max_queued: int = 0,
+        max_queued_per_tenant: int = 0,
     ) -> None:
+        """`max_queued` / `max_queued_per_tenant`: calls waiting (queued or parked) beyond
+        which a new one is refused at once (Overloaded); 0: unbounded (the simulator)."""
         self._clock = clock
+        self.max_queued = max_queued
+        self.max_queued_per_tenant = max_queued_per_tenant
+        self._open_of: dict[str, int] = {}  # tenant -> programs open
         self._priority = priority
         self._routing = routing
         self._worker_ttl_s = worker_ttl_s
@@ -88,6 +96,10 @@ class PlannerCore(WorkerDispatch):
                                     parked_on=self._parked.count_on)
         self._boost = (len(priority.thresholds) + 1) * LEVEL_STEP
 
+    def set_tenant_weights(self, weights: Mapping[str, float]) -> None:
+        """Fair-share weights from the tenants' records (reloaded while running)."""
+        self._queue.set_weights(weights)
+
     # ---- programs ------------------------------------------------------------------
 
     def register_program(
@@ -98,12 +110,17 @@ class PlannerCore(WorkerDispatch):
         deadline_s: float | None = None,
         reject_when_late: bool = False,
         program_class: str = "",
+        max_open: int = 0,
     ) -> Program:
+        """`max_open`: the tenant's limit on programs open at once (0: none)."""
         existing = self._programs.get(program_id)
         if existing is not None:
             if existing.tenant != tenant:  # never reveal another tenant's program
                 raise DuplicateCall(f"program id {program_id!r} is taken")
             return existing
+        if max_open and self._open_of.get(tenant, 0) >= max_open:
+            raise Overloaded(f"tenant {tenant!r} has {max_open} programs open, its limit: end "
+                             "one first")
         now = self._clock.now()
         program = Program(
             program_id=program_id,
@@ -115,6 +132,7 @@ class PlannerCore(WorkerDispatch):
             last_active=now,
         )
         self._programs[program_id] = program
+        self._open_of[tenant] = self._open_of.get(tenant, 0) + 1
         self._events.append(ProgramRegistered(program))
         return program
 
@@ -131,6 +149,7 @@ class PlannerCore(WorkerDispatch):
             return
         now = self._clock.now()
         self._programs[program.program_id] = program
+        self._open_of[program.tenant] = self._open_of.get(program.tenant, 0) + 1
         program.attained_service_s = sum(c.service_s for c in program.calls.values()
                                          if c.state.finished)
         program.attained_work = sum(work_of(c.completion_tokens, c.prompt_tokens_used
@@ -163,6 +182,7 @@ class PlannerCore(WorkerDispatch):
                 self._finish(call, CallState.CANCELLED)
         program.closed = True
         del self._programs[program_id]
+        bump_count(self._open_of, tenant, -1)
         calls = program.calls.values()
         if calls and all(c.state is CallState.DONE for c in calls):  # ran to the end: its size
             self.program_sizes.observe(program.program_class, program.attained_work)
@@ -233,6 +253,8 @@ class PlannerCore(WorkerDispatch):
             self._events.append(CallChanged(call))
             return call
         unfinished = [p for p in parents if not program.calls[p].state.finished]
+        if not unfinished and existing is None:
+            self._check_room(tenant)  # a re-admitted call keeps its place
         if not unfinished:  # scored before it is recorded: DeadlineExceeded leaves no trace
             call.score = self._score(call, program, now)
         program.calls[call_id] = call
@@ -246,6 +268,15 @@ class PlannerCore(WorkerDispatch):
             self._queue.push(call)
         self._events.append(CallChanged(call))
         return call
+
+    def _check_room(self, tenant: str) -> None:
+        """Overloaded unless the queue (parked calls included) has room overall and for
+        `tenant` (limits 0: unbounded)."""
+        if self.max_queued and len(self._queue) + len(self._parked) >= self.max_queued:
+            raise Overloaded(f"the planner's queue is full ({self.max_queued} calls waiting)")
+        per = self.max_queued_per_tenant
+        if per and self._queue.size_of(tenant) + self._parked.size_of(tenant) >= per:
+            raise Overloaded(f"tenant {tenant!r} has {per} calls waiting, its limit")
 
     def _score(self, call: CallRecord, program: Program, now: float) -> float:
         program.expected_remaining_work = self.program_sizes.remaining(program.program_class,

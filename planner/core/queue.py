@@ -84,6 +84,12 @@ class MultiLevelQueue:
     def __len__(self) -> int:
         return self._len
 
+    def set_weights(self, weights: Mapping[str, float]) -> None:
+        """Replaces the tenants' fair-share weights (a tenant not named: 1)."""
+        if any(w <= 0 for w in weights.values()):
+            raise ValueError("tenant weights must be positive")
+        self._weights = dict(weights)
+
     def weight(self, tenant: str) -> float:
         w = self._weights.get(tenant, 1.0)
         if w <= 0:

@@ -91,3 +91,33 @@ def test_a_prompt_larger_than_a_minutes_tokens_is_refused_for_good(mesh: Mesh) -
             raise AssertionError("a prompt over the tenant's tpm was served")
 
         eventually(refused)
+
+
+def test_a_tenants_open_programs_are_bounded(mesh: Mesh) -> None:
+    key = _create(mesh, "quota-programs", "--max-programs", "1")
+    md = (("authorization", f"Bearer {key}"),)
+    with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+
+        def start() -> str:
+            try:
+                return str(stub.StartProgram(gateway_pb2.StartProgramRequest(), metadata=md,
+                                             timeout=10).program_id)
+            except grpc.RpcError as exc:
+                assert exc.code() != grpc.StatusCode.UNAUTHENTICATED, "not reloaded yet"
+                raise
+
+        def limited() -> None:  # once the gateway has the tenant's record
+            first = start()
+            try:
+                with pytest.raises(grpc.RpcError) as refused:
+                    start()
+                assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert "programs open" in refused.value.details()
+            finally:
+                stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=first), metadata=md,
+                                timeout=10)
+
+        eventually(limited)
+        second = start()  # the first ended: room again
+        stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=second), metadata=md, timeout=10)
