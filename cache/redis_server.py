@@ -2,7 +2,8 @@
 or the Redis 8 that `make redis8` builds (deploy/redis/build-redis8.sh), which has vector sets.
 
 Started on a free loopback port with its data in a given or temporary directory, and
-stopped with the mesh. Used by `ostinato up`, the demo and the integration tests.
+stopped with the mesh, or when the process that started it dies. Used by `ostinato up`, the
+demo and the integration tests.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from ostinato.child_process import die_with_parent
 
 
 class RedisNotFound(RuntimeError):
@@ -87,6 +90,7 @@ class EmbeddedRedis:
                  "--save", "", "--appendonly", "yes", "--daemonize", "no",
                  "--protected-mode", "yes", "--loglevel", "warning"],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),  # SIGTERM (a clean shutdown) if its owner dies
             )
             if self._wait_ready(timeout_s):
                 return self.url

@@ -32,11 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--policy", help="planner policy, e.g. fcfs+round_robin")
     up.add_argument("--gateway-port", type=int, help="gateway gRPC port (default 50051)")
     up.add_argument("--http-port", type=int, help="gateway HTTP port (default 8080)")
-    up.add_argument("--planner-port", type=int, help="planner gRPC port (default 50052)")
-    up.add_argument("--worker-base-port", type=int, default=50061,
-                    help="first worker's port; worker i gets base+i (0: free ports)")
-    up.add_argument("--engine-base-port", type=int, default=30000,
-                    help="first sim engine's port; engine i gets base+i (0: free ports)")
+    # Only the gateway's ports are fixed: internal services take free ports, so two meshes
+    # run side by side; these pin them.
+    up.add_argument("--planner-port", type=int, default=0,
+                    help="planner gRPC port (default 0: a free port)")
+    up.add_argument("--worker-base-port", type=int, default=0,
+                    help="first worker's port; worker i gets base+i (default 0: free ports)")
+    up.add_argument("--engine-base-port", type=int, default=0,
+                    help="first sim engine's port; engine i gets base+i (default 0: free ports)")
     up.add_argument("--verbose", action="store_true", help="show the services' logs here")
     up.add_argument("--engine", choices=["sim", "sglang"], default="sim",
                     help="sim: simulated engines; sglang: each worker launches a real SGLang "
@@ -253,7 +256,9 @@ def _up(args: argparse.Namespace) -> int:
     )
     cfg = _config(args, overrides)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # A graceful stop on Ctrl-C, SIGTERM or a closed terminal; the children also get SIGTERM
+    # from the kernel if this process dies any other way (ostinato/child_process.py).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     mesh = Mesh(cfg, worker_base_port=args.worker_base_port,
                 engine_base_port=args.engine_base_port, inherit_output=args.verbose)

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from cache.redis_server import EmbeddedRedis, find_vector_redis
+from ostinato.child_process import die_with_parent
 from ostinato.config import MeshConfig, as_dict, check_sim_mesh
 
 
@@ -92,6 +93,7 @@ class Mesh:
              "--port-file", str(port_file)],
             stdout=out, stderr=subprocess.STDOUT if out else None, env=env,
             start_new_session=True,  # Ctrl-C reaches the mesh, which stops children in order
+            preexec_fn=die_with_parent(),  # and a mesh that dies any other way stops them too
         )
         if out is not None:
             out.close()

@@ -25,6 +25,8 @@ from pathlib import Path
 import aiohttp
 import structlog
 
+from ostinato.child_process import die_with_parent
+
 log = structlog.get_logger(__name__)
 
 
@@ -106,7 +108,7 @@ class EngineProcess:
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *cmd, stdout=out or asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=die_with_parent())
         finally:
             if out is not None:
                 out.close()

@@ -1,0 +1,161 @@
+"""`ostinato up` as a user runs it: however it ends (here SIGKILL, SIGHUP, SIGTERM), it leaves
+no child process behind; only the gateway's ports are fixed, so the same ports bind again
+right away and two meshes on different gateway ports serve side by side."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+import ostinato
+from cache.redis_server import free_port
+
+CLI = [sys.executable, "-m", "ostinato.cli"]
+USER = [{"role": "user", "content": "Say hello."}]
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and prctl")
+
+
+@cache
+def _auth_flags() -> tuple[str, ...]:
+    """--no-auth where `ostinato up` has it (a mesh that requires API keys by default)."""
+    out = subprocess.run([*CLI, "up", "--help"], capture_output=True, text=True, timeout=30)
+    return ("--no-auth",) if "--no-auth" in out.stdout else ()
+
+
+@dataclass
+class Up:
+    proc: subprocess.Popen[bytes]
+    gateway: str
+    output: Path
+
+    def children(self) -> set[int]:
+        return _children(self.proc.pid)
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie waiting for whoever reaps orphans here."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def _wait_gone(pids: set[int], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not all(_gone(p) for p in pids):
+        left = {p: Path(f"/proc/{p}/cmdline").read_bytes()[:120] for p in pids if not _gone(p)}
+        assert time.monotonic() < deadline, f"still running: {left}"
+        time.sleep(0.05)
+
+
+def _start(tmp: Path, gateway_port: int, http_port: int) -> subprocess.Popen[bytes]:
+    output = tmp / f"up-{gateway_port}.out"
+    with open(output, "wb") as out:
+        return subprocess.Popen([*CLI, "up", "--workers", "1", "--gateway-port", str(gateway_port),
+                                 "--http-port", str(http_port), *_auth_flags()],
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def _ready(proc: subprocess.Popen[bytes], tmp: Path, gateway_port: int,
+           timeout_s: float = 60.0) -> Up:
+    """Once `ostinato up` printed that it is up and its gateway answers gRPC health."""
+    output = tmp / f"up-{gateway_port}.out"
+    deadline = time.monotonic() + timeout_s
+    while "Press Ctrl-C" not in output.read_text(errors="replace"):
+        assert proc.poll() is None, output.read_text(errors="replace")[-3000:]
+        assert time.monotonic() < deadline, "ostinato up did not come up"
+        time.sleep(0.05)
+    gateway = f"127.0.0.1:{gateway_port}"
+    with grpc.insecure_channel(gateway) as channel:
+        resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                         timeout=10, wait_for_ready=True)
+    assert resp.status == health_pb2.HealthCheckResponse.SERVING
+    return Up(proc, gateway, output)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do (TIME_WAIT)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _call(gateway: str) -> str:
+    with ostinato.Client(gateway, timeout_s=20) as client, client.program() as program:
+        return program.call(messages=USER, max_tokens=4).text
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Every `ostinato up` a test starts; killed at the end if the test did not stop it."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sigkilled_up_leaves_nothing_running_and_its_ports_free(
+        tmp_path: Path, procs: list[subprocess.Popen[bytes]]) -> None:
+    gateway_port, http_port = free_port(), free_port()
+    procs.append(_start(tmp_path, gateway_port, http_port))
+    up = _ready(procs[0], tmp_path, gateway_port)
+    children = up.children()
+    commands = [Path(f"/proc/{p}/cmdline").read_bytes() for p in children]
+    assert len(children) == 5  # redis, planner, engine, worker, gateway
+    assert sum(b"redis-server" in c for c in commands) == 1
+
+    up.proc.kill()
+    up.proc.wait()
+    _wait_gone(children)
+    assert _bindable(gateway_port) and _bindable(http_port)
+
+    # the next `ostinato up` on the same ports starts and serves; a closed terminal stops it
+    procs.append(_start(tmp_path, gateway_port, http_port))
+    again = _ready(procs[1], tmp_path, gateway_port)
+    assert _call(again.gateway)
+    children = again.children()
+    again.proc.send_signal(signal.SIGHUP)
+    assert again.proc.wait(timeout=30) == 0
+    assert "stopped" in again.output.read_text()
+    _wait_gone(children)
+
+
+def test_two_meshes_serve_side_by_side(tmp_path: Path,
+                                       procs: list[subprocess.Popen[bytes]]) -> None:
+    ports = [(free_port(), free_port()) for _ in range(2)]
+    procs.extend(_start(tmp_path, g, h) for g, h in ports)  # both start at once
+    ups = [_ready(proc, tmp_path, g) for proc, (g, _) in zip(procs, ports, strict=True)]
+    assert all(_call(up.gateway) for up in ups)
+    children = set().union(*(up.children() for up in ups))
+    for up in ups:
+        up.proc.send_signal(signal.SIGTERM)
+    assert [up.proc.wait(timeout=30) for up in ups] == [0, 0]
+    _wait_gone(children)
