@@ -59,6 +59,7 @@ def run_live(calls: int, concurrency: int, rate: float, workers: int,
         overrides: dict[str, Any] = {
             "workers": workers, "worker": {"max_inflight": max(4, concurrency)},
             "sim_engine": {"zero_cost": True},
+            "gateway": {"allow_anonymous": True},  # its own mesh on loopback, for its length
         }
         if tracing == "file":
             overrides["telemetry"] = {"traces": "file", "trace_file": f"{tmp}/spans.jsonl"}

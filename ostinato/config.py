@@ -55,9 +55,12 @@ class GatewayConfig:
     port: int = 50051
     http_port: int = 8080  # OpenAI-compatible HTTP API; 0: a free port, -1: off
     planner_address: str = "127.0.0.1:50052"
-    # API key -> tenant. Empty with allow_anonymous: every caller is tenant "default".
+    # API key -> tenant (written to the tenancy data in Redis at start; `ostinato tenants
+    # create` generates keys). allow_anonymous: a caller without a key is tenant "default"
+    # (the open mode of `ostinato up --no-auth` and `ostinato demo`); off: every RPC and
+    # route needs a key.
     api_keys: Mapping[str, str] = field(default_factory=dict)
-    allow_anonymous: bool = True
+    allow_anonymous: bool = False
     max_prompt_chars: int = 400_000
     max_messages: int = 1024
     default_max_new_tokens: int = 256

@@ -121,12 +121,15 @@ def main(args: argparse.Namespace) -> int:
     from tracing.logs import configure_logging
 
     configure_logging("demo", level="warning")
-    overrides: dict[str, object] = {"workers": args.workers}
+    # open mode: the demo's mesh lives on loopback for the length of the demo
+    overrides: dict[str, object] = {"workers": args.workers,
+                                    "gateway": {"allow_anonymous": True}}
     if args.redis_url:
         overrides["redis"] = {"url": args.redis_url}
     cfg = load_mesh_config(args.config, overrides=overrides)
     print(f"Starting an Ostinato mesh: {cfg.workers} workers over simulated SGLang engines, "
-          "planner, gateway, Redis ...", flush=True)
+          "planner, gateway, Redis ... (open mode: no API key needed, every caller is "
+          "tenant 'default')", flush=True)
     mesh = Mesh(cfg, ephemeral_ports=True)
     try:
         ep = mesh.start()

@@ -92,3 +92,51 @@ def test_created_tenant_key_works_and_revoking_the_tenant_locks_it_out(mesh: Mes
         raise AssertionError("a revoked tenant's key still works")
 
     eventually(refused)
+
+
+def test_another_tenants_program_is_indistinguishable_from_a_missing_one(mesh: Mesh) -> None:
+    """Calling into, ending or attaching (HTTP X-Ostinato-Program) to another tenant's
+    program: NOT_FOUND with the message a missing program gets."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from ostinato.sdk_types import call_spec
+    from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+
+    acme, globex = (("authorization", "Bearer key-acme"),), (("authorization", "Bearer key-globex"),)
+    with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        pid = stub.StartProgram(gateway_pb2.StartProgramRequest(
+            options=common_pb2.ProgramOptions()), metadata=acme, timeout=10).program_id
+        missing = "0" * len(pid)
+
+        def refusal(program_id: str, end: bool) -> tuple[grpc.StatusCode, str]:
+            with pytest.raises(grpc.RpcError) as err:
+                if end:
+                    stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=program_id),
+                                    metadata=globex, timeout=10)
+                else:
+                    list(stub.Call(gateway_pb2.CallRequest(program_id=program_id, call=call_spec(
+                        messages=[{"role": "user", "content": "hi"}], max_tokens=2)),
+                        metadata=globex, timeout=10))
+            return err.value.code(), (err.value.details() or "").replace(program_id, "ID")
+
+        for end in (False, True):
+            assert refusal(pid, end) == refusal(missing, end)
+            assert refusal(pid, end)[0] == grpc.StatusCode.NOT_FOUND
+
+        def attach(program_id: str) -> tuple[int, str]:
+            request = urllib.request.Request(
+                f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
+                data=json.dumps({"messages": [{"role": "user", "content": "hi"}],
+                                 "max_tokens": 2}).encode(),
+                headers={"Authorization": "Bearer key-globex", "X-Ostinato-Program": program_id,
+                         "Content-Type": "application/json"})
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(request, timeout=10)
+            return err.value.code, err.value.read().decode().replace(program_id, "ID")
+
+        assert attach(pid) == attach(missing) and attach(pid)[0] == 404
+        # acme's program is untouched: it still runs and ends for its owner
+        stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=pid), metadata=acme, timeout=10)

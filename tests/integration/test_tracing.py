@@ -44,7 +44,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
     trace_file = tmp_path_factory.mktemp("traces") / "spans.jsonl"
     with grpc_receiver() as (address, received):
         cfg = load_mesh_config(None, environ={}, overrides={
-            "workers": 2, "gateway": {"semantic_cache": False},
+            "workers": 2, "gateway": {"semantic_cache": False, "allow_anonymous": True},
             "telemetry": {"traces": "file,otlp-grpc", "trace_file": str(trace_file),
                           "otlp_endpoint": f"http://{address}"},
             "sim_engine": {"time_scale": 0.1}})

@@ -36,7 +36,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     """Root call, three parallel calls under it, a join: spans flushed by stopping the mesh."""
     trace_file = tmp_path_factory.mktemp("traces") / "spans.jsonl"
     cfg = load_mesh_config(None, environ={}, overrides={
-        "workers": 2, "gateway": {"semantic_cache": False},
+        "workers": 2, "gateway": {"semantic_cache": False, "allow_anonymous": True},
         "telemetry": {"traces": "file", "trace_file": str(trace_file)}, "sim_engine": {"time_scale": 0.1}})
     mesh = Mesh(cfg, ephemeral_ports=True)
     mesh.start()
