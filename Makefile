@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-engine sglang-cpu lint protos up bench clean redis8 chromium
+.PHONY: docs demo test test-engine sglang-cpu lint protos up bench clean redis8 chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Ostinato needs Python 3.11+, found " + sys.version' 
@@ -65,8 +65,22 @@ bench: $(STAMP)
 	  --rates $(BENCH_RATES) --engines 8 --budget $(BENCH_BUDGET) --window-s $(BENCH_WINDOW) \
 	  --jobs 2 --out docs/bench/mixed --readme README.md
 
+# The generated references in docs/reference/ (tests fail when they are stale).
+docs: $(STAMP)
+	$(PY) -m ostinato.config_reference
+	$(PY) -m ostinato.proto_reference
+
 protos: $(STAMP)
 	$(PY) -m ostinato.protogen
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# The soak (outside `make test`): the live mesh with SIMULATED engines, 10,000 calls over 200
+# programs at once, a worker, an engine, the planner, Redis and the gateway each stopped and
+# restarted on a schedule; every call accounted for, none duplicated, each service's memory.
+# Fails when a check fails. Results in bench-soak/results.json.
+.PHONY: soak
+SOAK_ARGS ?=
+soak: $(STAMP) redis8
+	$(VENV)/bin/ostinato bench soak --out bench-soak/results.json $(SOAK_ARGS)

@@ -51,31 +51,33 @@ class RedisConfig:
 
 @dataclass(frozen=True)
 class GatewayConfig:
-    host: str = "127.0.0.1"
-    port: int = 50051
+    host: str = "127.0.0.1"  # address the gRPC and HTTP servers bind
+    port: int = 50051  # public gRPC port (Gateway service)
     http_port: int = 8080  # OpenAI-compatible HTTP API; 0: a free port, -1: off
-    planner_address: str = "127.0.0.1:50052"
+    planner_address: str = "127.0.0.1:50052"  # the planner's gRPC address
     # API key -> tenant (written to the tenancy data in Redis at start; `ostinato tenants
     # create` generates keys). allow_anonymous: a caller without a key is tenant "default"
     # (the open mode of `ostinato up --no-auth` and `ostinato demo`); off: every RPC and
     # route needs a key.
     api_keys: Mapping[str, str] = field(default_factory=dict)
-    allow_anonymous: bool = False
+    allow_anonymous: bool = False  # see api_keys: callers without a key are tenant "default"
+    # a call's prompt (all messages) beyond this is refused (INVALID_ARGUMENT)
     max_prompt_chars: int = 400_000
-    max_messages: int = 1024
-    default_max_new_tokens: int = 256
-    max_new_tokens_limit: int = 16_384
-    call_timeout_s: float = 600.0
+    max_messages: int = 1024  # messages per call beyond this are refused
+    default_max_new_tokens: int = 256  # a call's max_new_tokens when it names none
+    max_new_tokens_limit: int = 16_384  # a call asking for more is refused
+    call_timeout_s: float = 600.0  # a call's limit, queueing included (a client deadline shortens it)
     # Backpressure: calls running through this gateway past which a new one is refused at
     # once (RESOURCE_EXHAUSTED / HTTP 429 with Retry-After); 0: unbounded.
     max_inflight_calls: int = 4096
     # Answer caches (cache/answers.py). A call's CachePolicy (or X-Ostinato-Cache) overrides
     # cache_mode; exact applies to deterministic calls only (temperature 0).
     cache_mode: str = "exact"  # off | exact | semantic
+    # cosine similarity a semantic-cache hit needs (a call's CachePolicy may raise it)
     semantic_threshold: float = 0.80
     semantic_cache: bool = True  # load the embedding model at start (about 6 s on a CPU)
-    cache_ttl_s: float = 3600.0
-    cache_max_entries_per_tenant: int = 10_000
+    cache_ttl_s: float = 3600.0  # answer-cache entries expire after this
+    cache_max_entries_per_tenant: int = 10_000  # answer-cache entries kept per tenant (oldest evicted)
     # auto: Redis 8 vector sets when the server has them, else the in-process usearch index
     # kept in sync through a Redis Stream; local / redis force one (cache/semantic_index.py).
     semantic_index: str = "auto"
@@ -86,11 +88,11 @@ class GatewayConfig:
     # how its output writes tool calls (ostinato/tool_formats.py; SGLang's --tool-call-parser).
     # Messages are rendered with the chat template of kv_tokenizer (sim: the sim model's).
     model: str = "sim/llama-3.1-8b"
-    tool_call_parser: str = "hermes"
+    tool_call_parser: str = "hermes"  # see model
     # A request without X-Ostinato-Program that continues an earlier conversation joins its
     # program (cache/conversations.py); the index forgets a conversation idle this long.
     attribute_conversations: bool = True
-    conversation_ttl_s: float = 900.0
+    conversation_ttl_s: float = 900.0  # see attribute_conversations
 
     def __post_init__(self) -> None:
         check_tokenizer_spec(self.kv_tokenizer, "gateway.kv_tokenizer")
@@ -111,8 +113,8 @@ class GatewayConfig:
 
 @dataclass(frozen=True)
 class PlannerConfig:
-    host: str = "127.0.0.1"
-    port: int = 50052
+    host: str = "127.0.0.1"  # address the gRPC server binds
+    port: int = 50052  # gRPC port (Planner service)
     policy: str = "default"  # <priority>+<routing>, or the preset "default" (srpt+affinity)
     # tenant -> fair-share weight, for tenants without a record (`ostinato tenants create
     # --weight`: records in Redis win, reloaded every 2 s)
@@ -121,8 +123,8 @@ class PlannerConfig:
     # starvation_ratio x its expected service in seconds (the policy's score converted),
     # at least starvation_min_s and at most starvation_max_s; past that it goes first.
     starvation_ratio: float = 4.0
-    starvation_min_s: float = 1.0
-    starvation_max_s: float = 60.0
+    starvation_min_s: float = 1.0  # see starvation_ratio
+    starvation_max_s: float = 60.0  # see starvation_ratio
     # Tenant shares of each worker's budget while several tenants are active
     # (planner/core/tenants.py): room held for a tenant below its share while it has calls
     # waiting ("waiting"), or while it is active at all ("active": stronger isolation,
@@ -132,14 +134,14 @@ class PlannerConfig:
     # before it may run elsewhere (planner/core/parking.py); 0 never waits.
     max_home_wait_s: float = 2.0
     worker_ttl_s: float = 10.0  # a worker not heard from for this long is dropped
-    program_idle_ttl_s: float = 1800.0
+    program_idle_ttl_s: float = 1800.0  # a program without calls for this long is ended (expired)
     kv_index: bool = True  # route on the KV-reference index in Redis (cache/kv_index.py)
     kv_lookup_timeout_s: float = 0.05  # past this, route on the planner's own estimate
     learned_save_s: float = 30.0  # how often learned estimates are saved to Redis
     # Backpressure: calls waiting (queued or parked) past which a new one is refused at once
     # with RESOURCE_EXHAUSTED, overall and per tenant; 0: unbounded.
     max_queued_calls: int = 20_000
-    max_queued_per_tenant: int = 5_000
+    max_queued_per_tenant: int = 5_000  # see max_queued_calls
     metrics_port: int = 0  # Prometheus /metrics over HTTP; 0: a free port, -1: off
 
     def __post_init__(self) -> None:
@@ -154,16 +156,17 @@ class PlannerConfig:
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    host: str = "127.0.0.1"
-    port: int = 50061
+    host: str = "127.0.0.1"  # address the gRPC server binds
+    port: int = 50061  # gRPC port (Worker service)
     worker_id: str = ""  # empty: derived from host and port
     advertise_address: str = ""  # host:port the gateway dials; empty: the bound address
+    # the engine's HTTP address (SGLang native API); set by the worker with engine sglang
     engine_url: str = "http://127.0.0.1:30000"
-    planner_address: str = "127.0.0.1:50052"
+    planner_address: str = "127.0.0.1:50052"  # the planner's gRPC address
     max_inflight: int = 16  # admission budget the planner may fill on this worker
-    heartbeat_s: float = 2.0
-    engine_timeout_s: float = 600.0
-    engine_connect_retries: int = 3
+    heartbeat_s: float = 2.0  # how often the worker re-registers with the planner (its liveness)
+    engine_timeout_s: float = 600.0  # one engine request's limit
+    engine_connect_retries: int = 3  # attempts to reach the engine before a call fails (UNAVAILABLE)
     # KV-reference index: publish the blocks the engine holds. With engine_kv_events (the
     # ZMQ endpoint of the engine's KV events, SGLang's --kv-events-config), from its
     # BlockStored / BlockRemoved events; else on completion, trimmed at each heartbeat to
@@ -174,18 +177,18 @@ class WorkerConfig:
     # empty: a gap resets the worker's index key
     engine_kv_replay: str = ""
     kv_tokenizer: str = "sim"  # as gateway.kv_tokenizer: the engine's tokenizer
-    kv_max_age_s: float = 900.0
+    kv_max_age_s: float = 900.0  # see kv_index
     kv_ttl_s: float = 30.0  # a worker silent this long loses its entries
     # attach: use the engine at engine_url. sglang: launch and supervise an SGLang server
     # (workers/engine_process.py) with engine_launch (empty: .cache/sglang-cpu/launch when
     # `make sglang-cpu` built it, else `python -m sglang.launch_server`), serving engine_model,
     # on engine_port (0: a free port), plus engine_args; its KV events feed the index.
     engine: str = "attach"
-    engine_launch: str = ""
-    engine_model: str = ""
-    engine_port: int = 0
-    engine_args: str = ""
-    engine_start_timeout_s: float = 300.0
+    engine_launch: str = ""  # see engine
+    engine_model: str = ""  # see engine
+    engine_port: int = 0  # see engine
+    engine_args: str = ""  # see engine
+    engine_start_timeout_s: float = 300.0  # how long a launched engine may take to serve
     metrics_port: int = 0  # Prometheus /metrics over HTTP; 0: a free port, -1: off
 
     def __post_init__(self) -> None:
@@ -203,9 +206,9 @@ class WorkerConfig:
 
 @dataclass(frozen=True)
 class SimEngineConfig:
-    host: str = "127.0.0.1"
-    port: int = 30000
-    model: str = "sim/llama-3.1-8b"
+    host: str = "127.0.0.1"  # address the HTTP server binds
+    port: int = 30000  # HTTP port (SGLang's native API)
+    model: str = "sim/llama-3.1-8b"  # the model name it reports (must equal gateway.model in a sim mesh)
     profile: str = "h100-llama3.1-8b"  # a built-in profile name or a YAML file
     schedule_policy: str = "fcfs"  # fcfs | lpm (SGLang --schedule-policy)
     enable_priority: bool = True  # SGLang --enable-priority-scheduling
@@ -268,7 +271,7 @@ class MeshConfig:
     """The whole mesh on one machine (`ostinato up`, tests); services run alone read their own
     section of it."""
 
-    workers: int = 2
+    workers: int = 2  # sim engines and workers `ostinato up` starts (one engine each)
     redis: RedisConfig = field(default_factory=RedisConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
