@@ -1,0 +1,82 @@
+"""An OpenAI Agents SDK agent on the gateway: an `Agent` with function tools, on the SDK's
+chat-completions model (`OpenAIChatCompletionsModel`) over an `AsyncOpenAI` client whose
+base URL is the gateway's OpenAI-compatible API, run by the `Runner`.
+
+    python examples/openai_agents_sdk_agent.py --base-url http://127.0.0.1:8080/v1 --api-key KEY \
+        [--question "..."]
+
+The tools are the plain functions of agent_tools.py. The Agents SDK's own trace export goes
+to OpenAI's servers by default; it is turned off here (the mesh has its own traces).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import agent_tools
+import openai
+from agents import (
+    Agent,
+    OpenAIChatCompletionsModel,
+    Runner,
+    RunResult,
+    function_tool,
+    set_tracing_disabled,
+)
+from pydantic import Field
+
+MODEL = "sim/llama-3.1-8b"
+INSTRUCTIONS = ("You are a careful assistant. Use the tools to compute and to look things up; "
+                "answer once you have what you need.")
+QUESTION = "When did Lyon's festival of lights begin?"
+
+
+@function_tool
+def calculator(expression: Annotated[str, Field(description="The expression",
+                                                examples=["(17 + 25) * 3"])]) -> str:
+    """Evaluate an arithmetic expression exactly: numbers, + - * / // % ** and parentheses."""
+    return agent_tools.calculate(expression)
+
+
+@function_tool
+def search_docs(query: Annotated[str, Field(description="Words to look for",
+                                            examples=["festival of lights"])]) -> str:
+    """Search the local documents about Lyon; returns the best matches with a snippet."""
+    return agent_tools.search_docs(query)
+
+
+async def run_async(base_url: str, api_key: str, question: str = QUESTION, max_turns: int = 6,
+                    model: str = MODEL) -> RunResult:
+    set_tracing_disabled(True)
+    async with openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0) as client:
+        agent = Agent(name="lyon-guide", instructions=INSTRUCTIONS,
+                      tools=[calculator, search_docs],
+                      model=OpenAIChatCompletionsModel(model=model, openai_client=client))
+        return await Runner.run(agent, question, max_turns=max_turns)
+
+
+def run(base_url: str, api_key: str, question: str = QUESTION, max_turns: int = 6,
+        model: str = MODEL) -> RunResult:
+    return asyncio.run(run_async(base_url, api_key, question, max_turns, model))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--base-url", default="http://127.0.0.1:8080/v1")
+    parser.add_argument("--api-key", required=True, help="a tenant's key")
+    parser.add_argument("--model", default=MODEL)
+    parser.add_argument("--question", default=QUESTION)
+    args = parser.parse_args(argv)
+    result = run(args.base_url, args.api_key, args.question, model=args.model)
+    for item in result.new_items:
+        print(f"{item.type}: {str(getattr(item, 'output', '') or '')[:100]}")
+    print("answer:", result.final_output)
+    return 0 if isinstance(result.final_output, str) and result.final_output else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
