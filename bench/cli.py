@@ -101,6 +101,27 @@ def add_parser(sub: Any) -> None:
     pb.add_argument("--decisions", type=int, default=2000, help="timed decisions per run")
     pb.add_argument("--policies", default="default,fcfs+round_robin,plas+cache_aware")
     pb.add_argument("--out", default="", help="also write the results JSON here")
+    soak = kinds.add_parser("soak", help="the live mesh (SIMULATED engines) under many calls "
+                            "with faults injected on a schedule: every call accounted for, "
+                            "none duplicated, each service's memory (make soak)")
+    soak.add_argument("--calls", type=int, default=10_000)
+    soak.add_argument("--programs", type=int, default=200, help="programs running at once")
+    soak.add_argument("--calls-per-program", type=int, default=10)
+    soak.add_argument("--workers", type=int, default=4)
+    soak.add_argument("--faults", default="worker@0.15,engine@0.25,planner@0.35,redis@0.45,"
+                      "gateway@0.55", help="target@fraction of the calls finished, comma "
+                      "separated; targets worker, engine, planner, redis, gateway; '' for none")
+    soak.add_argument("--down-s", type=float, default=1.0, help="each fault's outage")
+    soak.add_argument("--time-scale", type=float, default=0.05,
+                      help="sim engines' real seconds per simulated second (0: zero cost)")
+    soak.add_argument("--timeout-s", type=float, default=1800.0,
+                      help="calls without an outcome by then are reported as hung")
+    soak.add_argument("--rss-bound-mib", type=float, default=16.0,
+                      help="memory is flat if no service's RSS grew more than this")
+    soak.add_argument("--no-semantic-cache", action="store_true",
+                      help="the gateway skips loading its embedding model (faster restarts)")
+    soak.add_argument("--workdir", default="", help="keep the mesh's logs here")
+    soak.add_argument("--out", default="bench-soak/results.json")
     kv = kinds.add_parser("kv", help="KV-reference index lookup latency (real Redis)")
     kv.add_argument("--workers", type=int, default=8)
     kv.add_argument("--blocks", type=int, default=100_000, help="block hashes held per worker")
@@ -161,6 +182,11 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(kv_command(args.workers, args.blocks, args.prompt_blocks,
                                         args.lookups, args.seed, args.out or None), indent=2))
             return 0
+        if args.bench_kind == "soak":
+            from bench.soak import soak_command
+
+            results = soak_command(args)
+            return 0 if all(results["checks"].values()) else 1
         from bench.live import live_command
 
         live_command(args)

@@ -125,8 +125,7 @@ class Mesh:
             check_sim_mesh(cfg)
         redis_url = cfg.redis.url
         if not redis_url:
-            self._redis = EmbeddedRedis(cfg.redis.data_dir or str(self.workdir / "redis"),
-                                        executable=cfg.redis.server or find_vector_redis())
+            self._redis = self._embedded_redis()
             redis_url = self._redis.start()
         self.endpoints.redis_url = redis_url
         config_file = self.workdir / "mesh.yaml"
@@ -244,6 +243,19 @@ class Mesh:
             raise RuntimeError("this mesh uses an external Redis")
         self._redis.stop()
 
+    def start_redis(self) -> str:
+        """Starts the stopped embedded Redis again on its port, from its append-only file."""
+        old = self._redis
+        if old is None:
+            raise RuntimeError("this mesh uses an external Redis")
+        self._redis = self._embedded_redis(port=old.port)
+        return self._redis.start()
+
+    def _embedded_redis(self, port: int = 0) -> EmbeddedRedis:
+        cfg = self.config.redis
+        return EmbeddedRedis(cfg.data_dir or str(self.workdir / "redis"),
+                             executable=cfg.server or find_vector_redis(), port=port)
+
     def kill(self, name: str) -> None:
         """SIGKILLs one child (failure tests): no graceful shutdown, no final writes."""
         proc = self.child(name)
@@ -259,6 +271,8 @@ class Mesh:
         args = list(old.args)
         if "--port" in args:
             args[args.index("--port") + 1] = str(info["port"])
+        if "--http-port" in args and info.get("http_address"):  # the gateway's HTTP API too
+            args[args.index("--http-port") + 1] = str(info["http_address"]).rsplit(":", 1)[1]
         index = self._children.index(old)
         self._children.remove(old)
         assert old.config_file is not None

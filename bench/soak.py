@@ -1,0 +1,246 @@
+"""`ostinato bench soak` (`make soak`): the whole mesh as real processes (embedded Redis,
+SIMULATED engines, workers, planner, gateway) under a long run of calls, with faults injected
+on a schedule: a worker, an engine and the planner SIGKILLed and restarted on their ports,
+Redis stopped and started again from its append-only file, the gateway SIGKILLed and
+restarted.
+
+What it reports, truthfully (a lost call is never counted as completed):
+- every call accounted for: each ends "ok" or with the gRPC status it failed with
+  (bench/soak_load.py); failures are attributed to the fault in progress, if any;
+- nothing duplicated: the planner's program summaries against the calls the callers saw
+  complete, the planner's call records in Redis against each call's outcome, and the
+  engines' completed requests (summed over engine restarts) against the calls answered;
+- every service's memory (VmRSS) from after its warm-up to the end, flat within a bound.
+Faults fire when a fraction of the calls have finished; each service's memory is sampled
+every `sample_every` of the calls (bench/soak_checks.py turns samples into verdicts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.soak_checks import memory_report, reconcile
+from bench.soak_load import Load
+from cache import keys
+from ostinato.config import load_mesh_config
+from ostinato.mesh import Mesh, MeshStartError
+
+TARGETS = ("worker", "engine", "planner", "redis", "gateway")
+DEFAULT_FAULTS = "worker@0.15,engine@0.25,planner@0.35,redis@0.45,gateway@0.55"
+
+
+@dataclass(frozen=True)
+class Fault:
+    target: str  # one of TARGETS: worker-0, engine-0, the planner, Redis, the gateway
+    at: float  # when this fraction of the calls have finished
+
+
+def parse_faults(text: str) -> list[Fault]:
+    """"worker@0.15,redis@0.4": target@fraction, in any order; "" for none."""
+    faults = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        target, _, at = part.partition("@")
+        try:
+            fault = Fault(target, float(at))
+        except ValueError:
+            raise ValueError(f"--faults: {part!r} is not target@fraction") from None
+        if target not in TARGETS or not 0.0 <= fault.at < 1.0:
+            raise ValueError(f"--faults: {part!r}: target one of {', '.join(TARGETS)}, "
+                             "fraction in [0, 1)")
+        faults.append(fault)
+    return sorted(faults, key=lambda f: f.at)
+
+
+@dataclass(frozen=True)
+class SoakOptions:
+    calls: int = 10_000
+    concurrency: int = 200  # programs running at once
+    calls_per_program: int = 10
+    workers: int = 4
+    faults: tuple[Fault, ...] = tuple(parse_faults(DEFAULT_FAULTS))
+    down_s: float = 1.0  # how long a faulted service stays down
+    time_scale: float = 0.05  # sim engines' real seconds per simulated second; 0: zero cost
+    timeout_s: float = 1800.0  # calls without an outcome by then are reported as hung
+    call_timeout_s: float = 60.0  # each RPC's deadline (DEADLINE_EXCEEDED past it)
+    rss_bound_mib: float = 16.0  # "flat": RSS grew by at most this much over the window
+    sample_every: float = 0.05
+    warmup: float = 0.1  # memory is measured from this fraction of the calls after a start
+    semantic_cache: bool = True  # the gateway loads its embedding model (realistic restarts)
+    workdir: str = ""  # keep the mesh's logs here ("": a temporary directory)
+
+
+@dataclass
+class FaultEvent:
+    target: str
+    at: float  # fraction of calls finished when it fired
+    down_at: float  # time.monotonic()
+    back_at: float = 0.0
+    restart_s: float = 0.0  # from the restart command to the service serving again
+    error: str = ""  # the restart failed (the service stays down)
+
+
+@dataclass
+class Monitor:
+    """RSS samples of every service, and the engines' completed requests over restarts."""
+
+    mesh: Mesh
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    engine_completed: dict[str, float] = field(default_factory=dict)  # by engine restarts
+
+    def services(self) -> dict[str, int]:
+        cfg = self.mesh.config
+        names = ["gateway", "planner", *(f"{k}-{i}" for i in range(cfg.workers)
+                                         for k in ("worker", "engine"))]
+        pids = {n: self.mesh.child(n).pid for n in names if self.mesh.child(n).poll() is None}
+        try:
+            info = redis.Redis.from_url(self.mesh.endpoints.redis_url, socket_timeout=2).info()
+            pids["redis"] = int(info["process_id"])
+        except redis.RedisError:
+            pass  # stopped by a fault: no sample this time
+        return pids
+
+    def sample(self, progress: float) -> None:
+        for name, pid in self.services().items():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            kib = next(int(line.split()[1]) for line in status.splitlines()
+                       if line.startswith("VmRSS:"))
+            self.samples.append({"service": name, "pid": pid, "progress": round(progress, 4),
+                                 "rss_kib": kib})
+
+    def count_engine(self, index: int) -> None:
+        """Adds engine `index`'s completed requests so far (before it is killed, and at the
+        end): the counter starts again from zero in a restarted engine."""
+        url = self.mesh.endpoints.engines[index]
+        text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name in ("sglang:num_requests_total", "sglang:num_aborted_requests_total"):
+                    key = s.name.removeprefix("sglang:num_").removesuffix("_total")
+                    self.engine_completed[key] = self.engine_completed.get(key, 0) + s.value
+
+
+def _inject(mesh: Mesh, monitor: Monitor, fault: Fault, progress: float,
+            down_s: float) -> FaultEvent:
+    event = FaultEvent(fault.target, round(progress, 4), time.monotonic())
+    name = {"worker": "worker-0", "engine": "engine-0"}.get(fault.target, fault.target)
+    if fault.target == "redis":
+        mesh.stop_redis()
+    else:
+        if fault.target == "engine":
+            monitor.count_engine(0)
+        mesh.kill(name)
+    time.sleep(down_s)  # the outage itself
+    started = time.monotonic()
+    try:
+        if fault.target == "redis":
+            mesh.start_redis()
+        else:
+            mesh.restart(name)
+    except (MeshStartError, RuntimeError, OSError) as exc:
+        event.error = str(exc)[-500:]
+    event.back_at = time.monotonic()
+    event.restart_s = round(event.back_at - started, 3)
+    return event
+
+
+def _records(redis_url: str, program_ids: list[str]) -> dict[str, dict[str, str]]:
+    """The planner's persisted call states: program -> call id -> state."""
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    pipe = r.pipeline(transaction=False)
+    for pid in program_ids:
+        pipe.hgetall(keys.program_calls(pid))
+    return {pid: {cid: json.loads(raw).get("state", "") for cid, raw in calls.items()}
+            for pid, calls in zip(program_ids, pipe.execute(), strict=True)}
+
+
+def run_soak(opts: SoakOptions) -> dict[str, Any]:
+    cfg = load_mesh_config(None, environ={}, overrides={
+        "workers": opts.workers,
+        "sim_engine": {"zero_cost": True} if opts.time_scale == 0 else
+        {"time_scale": opts.time_scale},
+        "gateway": {"allow_anonymous": True, "semantic_cache": opts.semantic_cache},
+    })
+    with Mesh(cfg, ephemeral_ports=True, workdir=opts.workdir or None) as mesh:
+        monitor = Monitor(mesh)
+        monitor.sample(0.0)
+        load = Load(mesh.endpoints.gateway, opts.calls, opts.concurrency, opts.calls_per_program,
+                    rpc_timeout_s=opts.call_timeout_s)
+        thread = threading.Thread(target=load.run, name="soak-load", daemon=True)
+        start = time.monotonic()
+        thread.start()
+        events = _drive(mesh, monitor, load, thread, opts, start + opts.timeout_s)
+        wall = time.monotonic() - start
+        hung = opts.calls - load.finished
+        monitor.sample(load.finished / opts.calls)
+        for i in range(cfg.workers):
+            monitor.count_engine(i)
+        records = _records(mesh.endpoints.redis_url, list(load.programs))
+    thread.join(30)  # the mesh is stopped: anything still waiting fails now
+    results = {
+        "kind": "soak", "simulated": True,
+        "options": {**asdict(opts), "faults": [asdict(f) for f in opts.faults]},
+        "wall_s": round(wall, 1), "calls_per_s": round(opts.calls / wall, 1) if wall else 0.0,
+        "hung": hung, "load_errors": load.errors,
+        # times in seconds from the start of the load
+        "faults": [{**asdict(e), "down_at": round(e.down_at - start, 3),
+                    "back_at": round(e.back_at - start, 3)} for e in events],
+        "failed_calls": [[o.program_id, o.call_id, o.outcome, round(o.started - start, 3),
+                          round(o.finished - start, 3)] for o in load.outcomes if o.outcome != "ok"],
+        **reconcile(load.outcomes[:opts.calls - hung] if hung else load.outcomes,
+                    load.programs, records, events, monitor.engine_completed, opts.calls),
+        "memory": memory_report(monitor.samples, opts.calls, opts.warmup, opts.rss_bound_mib),
+    }
+    results["checks"].update(memory_flat=results["memory"]["flat"],
+                             no_restart_failed=not any(e.error for e in events),
+                             load_ran=not load.errors)
+    return results
+
+
+def _drive(mesh: Mesh, monitor: Monitor, load: Load, thread: threading.Thread,
+           opts: SoakOptions, deadline: float) -> list[FaultEvent]:
+    """The main thread's loop while the load runs: faults when due, memory samples."""
+    pending, events = list(opts.faults), []
+    next_sample = opts.sample_every
+    while thread.is_alive() and time.monotonic() < deadline:
+        progress = load.finished / opts.calls
+        if pending and progress >= pending[0].at:
+            events.append(_inject(mesh, monitor, pending.pop(0), progress, opts.down_s))
+        elif progress >= next_sample:
+            monitor.sample(progress)
+            next_sample += opts.sample_every
+        else:
+            thread.join(0.05)
+    return events
+
+
+def soak_command(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.soak_report import print_report
+
+    if min(args.calls, args.programs, args.calls_per_program, args.workers) < 1:
+        raise ValueError("--calls, --programs, --calls-per-program and --workers must be >= 1")
+    opts = SoakOptions(calls=args.calls, concurrency=args.programs,
+                       calls_per_program=args.calls_per_program, workers=args.workers,
+                       faults=tuple(parse_faults(args.faults)), down_s=args.down_s,
+                       time_scale=args.time_scale, timeout_s=args.timeout_s,
+                       rss_bound_mib=args.rss_bound_mib,
+                       semantic_cache=not args.no_semantic_cache, workdir=args.workdir)
+    results = run_soak(opts)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print_report(results)
+    print(f"wrote {out}")
+    return results

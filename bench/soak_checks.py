@@ -1,0 +1,142 @@
+"""The soak's verdicts, from what it recorded (pure: no processes, no I/O).
+
+`reconcile`: each call's outcome against the planner's program summaries and call records,
+and the engines' completed requests; failures attributed to the fault in progress.
+`memory_report`: each service's RSS from after its warm-up to the end.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from bench.soak_load import CallOutcome, ProgramOutcome
+
+FAULT_GRACE_S = 5.0  # a failure this soon after a service is back still counts as its fault
+
+
+class _Event(Protocol):
+    target: str
+    down_at: float
+    back_at: float
+
+
+def attribute(outcome: CallOutcome, events: Sequence[_Event]) -> tuple[str, str]:
+    """The latest fault a failed call overlapped (down until back + grace) and when it
+    started relative to it: "in flight" at the kill, "down" (during the outage), "after" the
+    service was back; ("none", "") for a call that overlapped no fault."""
+    for e in reversed(events):
+        if outcome.started <= e.back_at + FAULT_GRACE_S and outcome.finished >= e.down_at:
+            phase = ("in flight" if outcome.started <= e.down_at else
+                     "down" if outcome.started <= e.back_at else "after")
+            return e.target, phase
+    return "none", ""
+
+
+def reconcile(outcomes: Sequence[CallOutcome], programs: Mapping[str, ProgramOutcome],
+              records: Mapping[str, Mapping[str, str]], events: Sequence[_Event],
+              engine: Mapping[str, float], calls: int) -> dict[str, Any]:
+    by_outcome = Counter(o.outcome for o in outcomes)
+    by_fault: dict[str, Counter[str]] = {}
+    by_phase: dict[str, Counter[str]] = {}
+    for o in outcomes:
+        if o.outcome != "ok":
+            target, phase = attribute(o, events)
+            by_fault.setdefault(target, Counter())[o.outcome] += 1
+            if phase:
+                by_phase.setdefault(target, Counter())[phase] += 1
+    # only a call in flight when a service was killed can have finished on an engine
+    # without its answer reaching the caller
+    in_flight = sum(c["in flight"] for c in by_phase.values())
+    twice = sum(n - 1 for n in Counter((o.program_id, o.call_id) for o in outcomes).values())
+
+    ok_per_program = Counter(o.program_id for o in outcomes if o.outcome == "ok")
+    summaries = [p for p in programs.values() if p.summary is not None]
+    excess = sum(max(0, p.summary.calls_completed - ok_per_program[p.program_id])  # type: ignore[union-attr]
+                 for p in summaries)
+    short = sum(max(0, ok_per_program[p.program_id] - p.summary.calls_completed)  # type: ignore[union-attr]
+                for p in summaries)
+
+    mismatch: dict[str, list[str]] = {"ok_not_done": [], "failed_but_done": []}
+    lost_by_fault: Counter[str] = Counter()
+    for o in outcomes:
+        state = records.get(o.program_id, {}).get(o.call_id, "")
+        key = f"{o.program_id}/{o.call_id}"
+        if o.outcome == "ok" and state != "done":
+            mismatch["ok_not_done"].append(f"{key} ({state or 'no record'})")
+        elif o.outcome != "ok" and state == "done":
+            mismatch["failed_but_done"].append(f"{key} ({o.outcome})")
+            lost_by_fault[attribute(o, events)[0]] += 1
+
+    client_ok = by_outcome["ok"]
+    completed = int(engine.get("requests", 0))
+    engine_excess = completed - client_ok
+    checks = {
+        "every_call_accounted": len(outcomes) == calls and twice == 0
+        and not any(k.startswith("client:") for k in by_outcome),
+        "no_duplicates": twice == 0 and excess == 0 and engine_excess <= in_flight,
+        "records_agree": not mismatch["ok_not_done"] and short == 0,
+    }
+    return {
+        "calls": {"total": calls, "with_outcome": len(outcomes), "ok": client_ok,
+                  "failed": len(outcomes) - client_ok, "by_outcome": dict(by_outcome.most_common())},
+        "failures_by_fault": {k: dict(v.most_common()) for k, v in sorted(by_fault.items())},
+        "failures_by_phase": {k: dict(v) for k, v in sorted(by_phase.items())},
+        "programs": {
+            "total": len(programs),
+            "start_failed": dict(Counter(p.start_error for p in programs.values() if p.start_error)),
+            "end_failed": dict(Counter(p.end_error for p in programs.values() if p.end_error)),
+            "summaries": len(summaries),
+        },
+        "duplicates": {
+            "outcomes_per_call_over_one": twice,
+            # the planner's summaries count more completed calls than callers received
+            "summary_completed_over_client_ok": excess,
+            "engine_completed": completed, "engine_aborted": int(engine.get("aborted_requests", 0)),
+            "client_ok": client_ok,
+            # completions on engines beyond the answers callers got: answers lost with a
+            # killed service (at most the calls in flight at a kill) or calls run twice
+            "engine_completed_over_client_ok": engine_excess,
+            "failed_in_flight_at_a_kill": in_flight,
+        },
+        "records": {
+            "ok_not_done": len(mismatch["ok_not_done"]),
+            "failed_but_done": len(mismatch["failed_but_done"]),
+            "failed_but_done_by_fault": dict(lost_by_fault),
+            "summary_completed_under_client_ok": short,
+            "examples": {k: v[:5] for k, v in mismatch.items() if v},
+        },
+        "checks": checks,
+    }
+
+
+def memory_report(samples: Iterable[Mapping[str, Any]], calls: int, warmup: float,
+                  bound_mib: float) -> dict[str, Any]:
+    """Per service, its latest process: RSS at the first sample `warmup` of the calls after
+    that process was first seen, and at the last sample. A restarted service is measured
+    from its restart; one restarted too late for a window is reported without a verdict."""
+    by_service: dict[str, list[Mapping[str, Any]]] = {}
+    for s in samples:
+        by_service.setdefault(str(s["service"]), []).append(s)
+    services: dict[str, Any] = {}
+    for name, series in sorted(by_service.items()):
+        pid = series[-1]["pid"]
+        mine = [s for s in series if s["pid"] == pid]
+        start = mine[0]["progress"]
+        base = next((s for s in mine if s["progress"] >= start + warmup), None)
+        end = mine[-1]
+        row: dict[str, Any] = {"pid": pid, "processes": len({s["pid"] for s in series}),
+                               "samples": len(mine), "end_mib": round(end["rss_kib"] / 1024, 1)}
+        if base is None or base is end:
+            row.update(window_calls=0, flat=None)
+        else:
+            growth = (end["rss_kib"] - base["rss_kib"]) / 1024
+            window = round((end["progress"] - base["progress"]) * calls)
+            row.update(base_mib=round(base["rss_kib"] / 1024, 1), growth_mib=round(growth, 1),
+                       window_calls=window,
+                       kib_per_1000_calls=round(growth * 1024 * 1000 / max(window, 1), 1),
+                       flat=growth <= bound_mib)
+        services[name] = row
+    return {"bound_mib": bound_mib, "warmup": warmup, "services": services,
+            "flat": all(r["flat"] is not False for r in services.values())}

@@ -1,0 +1,139 @@
+"""The soak's callers: `concurrency` programs at a time through the asyncio SDK, each a chain
+of calls, until `calls` calls have been made. Every call ends with exactly one outcome: "ok",
+or the gRPC status it failed with (a client-side exception is recorded as "client:<type>",
+never dropped). No call is retried: a failed call stays failed, and its program waits a
+little (backoff) before its next call, as an agent would.
+
+Runs in a thread of its own with its own event loop, so that the soak's main thread stays
+free to stop and restart services (ostinato/child_process.py: children are tied to the
+thread that starts them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import grpc
+
+import ostinato
+
+SYSTEM = {"role": "system", "content": "You are a careful research assistant. Answer briefly."}
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    program_id: str
+    call_id: str
+    outcome: str  # "ok", a gRPC status name, or "client:<exception type>"
+    started: float  # time.monotonic()
+    finished: float
+    worker_id: str = ""
+
+
+@dataclass
+class ProgramOutcome:
+    program_id: str
+    calls: int  # calls this program was to make
+    start_error: str = ""  # StartProgram's status when it never started (its calls failed)
+    summary: ostinato.ProgramSummary | None = None
+    end_error: str = ""  # EndProgram's status when no summary came back
+
+
+@dataclass
+class Load:
+    gateway: str
+    calls: int
+    concurrency: int
+    calls_per_program: int = 10
+    max_tokens: int = 8
+    rpc_timeout_s: float = 60.0
+    program_budget_s: float = 30.0  # StartProgram/EndProgram retried this long on UNAVAILABLE
+    first_backoff_s: float = 0.2
+    max_backoff_s: float = 2.0
+    outcomes: list[CallOutcome] = field(default_factory=list)
+    programs: dict[str, ProgramOutcome] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # the load itself crashed (a harness bug)
+    _next_program: int = 0
+
+    @property
+    def finished(self) -> int:
+        """Calls with an outcome so far (read by the main thread: progress)."""
+        return len(self.outcomes)
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:  # reported, not swallowed: the soak fails on it
+            self.errors.append(repr(exc))
+
+    def _plan(self) -> list[int]:
+        n, per = self.calls, self.calls_per_program
+        return [per] * (n // per) + ([n % per] if n % per else [])
+
+    async def _run(self) -> None:
+        plan = self._plan()
+        async with ostinato.AsyncClient(self.gateway, timeout_s=self.rpc_timeout_s) as client:
+            async def slot() -> None:
+                while self._next_program < len(plan):
+                    index = self._next_program
+                    self._next_program += 1
+                    await self._program(client, f"soak-{index:05d}", plan[index])
+
+            await asyncio.gather(*(slot() for _ in range(min(self.concurrency, len(plan)))))
+
+    async def _program(self, client: ostinato.AsyncClient, program_id: str, calls: int) -> None:
+        record = self.programs[program_id] = ProgramOutcome(program_id, calls)
+        program = await self._retrying(lambda: client.program(program_id=program_id,
+                                                              program_class="soak"), record)
+        if program is None:
+            now = time.monotonic()
+            self.outcomes.extend(CallOutcome(program_id, f"c{i}", record.start_error, now, now)
+                                 for i in range(calls))
+            return
+        history: list[dict[str, str]] = []
+        backoff = self.first_backoff_s
+        for i in range(calls):
+            ask = {"role": "user", "content": f"{program_id} step {i}: what comes next?"}
+            started = time.monotonic()
+            worker, outcome = "", "ok"
+            try:
+                out = await program.call(messages=[SYSTEM, *history[-4:], ask], call_id=f"c{i}",
+                                         max_tokens=self.max_tokens, cache="off")
+                history += [ask, {"role": "assistant", "content": out.text}]
+                worker = out.worker_id
+            except ostinato.OstinatoError as exc:
+                outcome = exc.code.name
+            except Exception as exc:  # a client-side failure is an outcome too
+                outcome = f"client:{type(exc).__name__}"
+            self.outcomes.append(CallOutcome(program_id, f"c{i}", outcome, started,
+                                             time.monotonic(), worker))
+            if outcome == "ok":
+                backoff = self.first_backoff_s
+            else:
+                await asyncio.sleep(backoff)
+                backoff = min(self.max_backoff_s, backoff * 2)
+        summary = await self._retrying(program.end, record, ending=True)
+        record.summary = summary
+
+    async def _retrying(self, rpc, record: ProgramOutcome, ending: bool = False):  # type: ignore[no-untyped-def]
+        """StartProgram / EndProgram (not calls): retried while UNAVAILABLE, within a budget;
+        None and the status noted on the program when it never succeeds."""
+        deadline = time.monotonic() + self.program_budget_s
+        backoff = self.first_backoff_s
+        while True:
+            try:
+                return await rpc()
+            except Exception as exc:  # noted on the program, like a call's
+                code = exc.code if isinstance(exc, ostinato.OstinatoError) else None
+                if code not in RETRYABLE or time.monotonic() + backoff > deadline:
+                    status = code.name if code is not None else f"client:{type(exc).__name__}"
+                    if ending:
+                        record.end_error = status
+                    else:
+                        record.start_error = status
+                    return None
+            await asyncio.sleep(backoff)
+            backoff = min(self.max_backoff_s, backoff * 2)

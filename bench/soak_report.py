@@ -1,0 +1,71 @@
+"""The soak's results as terminal tables (rich): outcomes, faults, duplicates, memory, checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        table.add_column(c, justify="left" if i == 0 else "right")
+    return table
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "0"
+
+
+def print_report(r: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    o = r["options"]
+    console.print(f"[bold]soak[/bold]: {r['calls']['total']} calls, {o['concurrency']} programs "
+                  f"at once ({o['calls_per_program']} calls each), {o['workers']} workers, "
+                  f"SIMULATED engines (time_scale {o['time_scale']}); {r['wall_s']} s, "
+                  f"{r['calls_per_s']} calls/s")
+
+    calls = _table("calls by outcome", "outcome", "calls")
+    for outcome, n in r["calls"]["by_outcome"].items():
+        calls.add_row(outcome, str(n))
+    calls.add_row("no outcome (hung)", str(r["hung"]))
+    console.print(calls)
+
+    faults = _table("faults", "target", "at", "restart s", "failures during it",
+                    "in flight / down / after", "error")
+    for e in r["faults"]:
+        during = r["failures_by_fault"].get(e["target"], {})
+        phase = r["failures_by_phase"].get(e["target"], {})
+        faults.add_row(e["target"], f"{e['at']:.0%}", f"{e['restart_s']:.1f}",
+                       _counts(during),
+                       " / ".join(str(phase.get(k, 0)) for k in ("in flight", "down", "after")),
+                       e["error"][:60])
+    faults.add_row("(no fault)", "", "", _counts(r["failures_by_fault"].get("none", {})), "", "")
+    console.print(faults)
+
+    dup = _table("duplicates and records", "measure", "value")
+    for section in ("duplicates", "records"):
+        for k, v in r[section].items():
+            if k != "examples":
+                dup.add_row(k, str(v))
+    console.print(dup)
+    for kind, examples in r["records"].get("examples", {}).items():
+        console.print(f"  {kind}: {', '.join(examples)}")
+
+    mem = _table(f"memory (VmRSS; flat: grew at most {r['memory']['bound_mib']} MiB from "
+                 f"{r['memory']['warmup']:.0%} of the calls after start)",
+                 "service", "processes", "base MiB", "end MiB", "growth MiB", "window calls",
+                 "KiB/1000 calls", "flat")
+    for name, m in r["memory"]["services"].items():
+        mem.add_row(name, str(m["processes"]), str(m.get("base_mib", "-")), str(m["end_mib"]),
+                    str(m.get("growth_mib", "-")), str(m["window_calls"]),
+                    str(m.get("kib_per_1000_calls", "-")),
+                    {True: "yes", False: "[red]NO[/red]", None: "-"}[m["flat"]])
+    console.print(mem)
+
+    for name, ok in r["checks"].items():
+        console.print(f"  {name}: " + ("[green]yes[/green]" if ok else "[red]NO[/red]"))
+    if r["load_errors"]:
+        console.print(f"[red]the load crashed[/red]: {r['load_errors']}")

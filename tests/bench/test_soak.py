@@ -1,0 +1,77 @@
+"""The soak harness at toy size (`make soak` runs it at 10,000 calls): every call gets one
+outcome, the faults fire and the services come back, every service's memory is sampled,
+and the verdicts and report are produced."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rich.console import Console
+
+from bench.soak import Fault, SoakOptions, parse_faults, run_soak
+from bench.soak_report import print_report
+
+
+def test_faults_parse_in_order_and_bad_ones_are_refused() -> None:
+    assert parse_faults("redis@0.5, worker@0.1") == [Fault("worker", 0.1), Fault("redis", 0.5)]
+    assert parse_faults("") == []
+    for bad in ("disk@0.1", "worker@1.5", "worker"):
+        with pytest.raises(ValueError, match="--faults"):
+            parse_faults(bad)
+
+
+def test_small_soak_accounts_for_every_call() -> None:
+    results = run_soak(SoakOptions(
+        calls=100, concurrency=10, calls_per_program=5, workers=2,
+        faults=(Fault("worker", 0.2), Fault("redis", 0.5)), down_s=0.2, semantic_cache=False,
+        timeout_s=60, call_timeout_s=10, sample_every=0.1))
+    calls = results["calls"]
+    assert calls["with_outcome"] == 100 and sum(calls["by_outcome"].values()) == 100
+    assert results["hung"] == 0 and not results["load_errors"]
+    assert calls["ok"] > 0 and results["programs"]["total"] == 20
+    assert [f["target"] for f in results["faults"]] == ["worker", "redis"]
+    assert all(not f["error"] and f["back_at"] > f["down_at"] for f in results["faults"])
+    services = results["memory"]["services"]
+    assert set(services) == {"gateway", "planner", "redis", "worker-0", "worker-1", "engine-0",
+                             "engine-1"}
+    assert services["worker-0"]["processes"] == 2 and services["planner"]["processes"] == 1
+    assert services["redis"]["processes"] == 2  # started again, on its port
+    assert results["duplicates"]["engine_completed"] >= calls["ok"]  # summed over restarts
+    assert set(results["checks"]) >= {"every_call_accounted", "no_duplicates", "records_agree",
+                                      "memory_flat"}
+    json.dumps(results)
+    console = Console(record=True, width=120)
+    print_report(results, console)
+    assert "calls by outcome" in console.export_text()
+
+
+def test_failures_are_attributed_to_the_latest_fault_they_overlap() -> None:
+    from bench.soak import FaultEvent
+    from bench.soak_checks import attribute
+    from bench.soak_load import CallOutcome
+
+    events = [FaultEvent("worker", 0.1, down_at=10.0, back_at=12.0),
+              FaultEvent("gateway", 0.5, down_at=15.0, back_at=16.0)]
+    cases = [((9.0, 10.5), ("worker", "in flight")), ((11.0, 11.5), ("worker", "down")),
+             ((13.0, 13.1), ("worker", "after")), ((15.5, 15.6), ("gateway", "down")),
+             ((30.0, 30.1), ("none", ""))]
+    for (started, finished), expected in cases:
+        assert attribute(CallOutcome("p", "c0", "UNAVAILABLE", started, finished), events) == expected
+
+
+def test_memory_is_measured_from_the_latest_process_after_its_warmup() -> None:
+    from bench.soak_checks import memory_report
+
+    samples = [{"service": "planner", "pid": 1, "progress": p, "rss_kib": 1000} for p in (0, .1, .2)]
+    samples += [{"service": "planner", "pid": 2, "progress": .3, "rss_kib": 500},
+                {"service": "planner", "pid": 2, "progress": .4, "rss_kib": 60_000},
+                {"service": "planner", "pid": 2, "progress": 1.0, "rss_kib": 90_000},
+                {"service": "redis", "pid": 3, "progress": .95, "rss_kib": 9000},
+                {"service": "redis", "pid": 3, "progress": 1.0, "rss_kib": 9000}]
+    report = memory_report(samples, calls=1000, warmup=0.1, bound_mib=16)
+    planner = report["services"]["planner"]
+    assert planner["processes"] == 2 and planner["window_calls"] == 600
+    assert planner["base_mib"] == round(60_000 / 1024, 1) and planner["flat"] is False
+    assert report["services"]["redis"]["flat"] is None  # started too late for a window
+    assert report["flat"] is False
