@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
                     "chat template are used by the gateway and workers)")
     up.add_argument("--tool-call-parser", choices=["hermes", "qwen25", "llama3", "mistral"],
                     help="the model's tool-call format")
+    up.add_argument("--no-auth", action="store_true",
+                    help="open mode: callers need no API key (all are tenant 'default')")
     up.add_argument("--trace-file", help="every service appends its spans here (OTLP JSON "
                     "lines; `ostinato trace show PROGRAM_ID --file PATH` draws a program)")
 
@@ -57,12 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--config")
 
     from bench.cli import add_parser as add_bench
+    from ostinato.health_cli import add_parser as add_health
     from ostinato.tenants_cli import add_parser as add_tenants
     from tracing.trace_cli import add_parser as add_trace
 
     add_bench(sub)
     add_tenants(sub)
     add_trace(sub)
+    add_health(sub)
 
     gw = sub.add_parser("gateway", help="run the gateway (public gRPC edge)")
     _common(gw)
@@ -253,6 +257,7 @@ def _up(args: argparse.Namespace) -> int:
                                      "tool_call_parser": "tool_call_parser"}),
         _engine_overrides(args),
         _trace_file_overrides(args),
+        {"gateway": {"allow_anonymous": True}} if args.no_auth else {},
     )
     cfg = _config(args, overrides)
     stop = threading.Event()
@@ -281,6 +286,11 @@ def _up(args: argparse.Namespace) -> int:
         print(f"  engine-{i} HTTP  {url}   (SGLang native API, simulated)")
     print(f"  redis          {ep.redis_url}")
     print(f"  logs           {ep.log_dir}")
+    if cfg.gateway.allow_anonymous:
+        print("  auth           OFF (open mode): anyone reaching the gateway is tenant 'default'")
+    else:
+        print("  auth           API keys required; make one with\n"
+              f"                 ostinato tenants --redis-url {ep.redis_url} create NAME")
     if ep.metrics:
         print("  metrics (Prometheus, GET /metrics; dashboard deploy/grafana/ostinato-dashboard.json)")
         for name, address in ep.metrics.items():
@@ -312,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
             from ostinato.tenants_cli import run as run_tenants
 
             return run_tenants(args)
+        if args.command == "health":
+            from ostinato.health_cli import run as run_health
+
+            return run_health(args)
         if args.command == "trace":
             return int(args.func(args))
         if args.command == "demo":

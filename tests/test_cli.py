@@ -19,7 +19,7 @@ CLI = [sys.executable, "-m", "ostinato.cli"]
 
 
 @pytest.mark.parametrize("command", ["up", "demo", "gateway", "planner", "worker", "sim-engine",
-                                     "bench", "tenants", "trace"])
+                                     "bench", "tenants", "trace", "health"])
 def test_help(command: str) -> None:
     out = subprocess.run([*CLI, command, "--help"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "usage: ostinato " + command in out.stdout
