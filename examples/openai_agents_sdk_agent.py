@@ -24,9 +24,12 @@ from agents import (
     OpenAIChatCompletionsModel,
     Runner,
     RunResult,
+    ToolCallItem,
+    ToolCallOutputItem,
     function_tool,
     set_tracing_disabled,
 )
+from openai.types.responses import ResponseFunctionToolCall
 from pydantic import Field
 
 MODEL = "sim/llama-3.1-8b"
@@ -73,7 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(args.base_url, args.api_key, args.question, model=args.model)
     for item in result.new_items:
-        print(f"{item.type}: {str(getattr(item, 'output', '') or '')[:100]}")
+        if isinstance(item, ToolCallItem) and isinstance(item.raw_item, ResponseFunctionToolCall):
+            print(f"tool call   {item.raw_item.name}({item.raw_item.arguments})")
+        elif isinstance(item, ToolCallOutputItem):
+            print(f"tool output {str(item.output)[:100]!r}")
     print("answer:", result.final_output)
     return 0 if isinstance(result.final_output, str) and result.final_output else 1
 

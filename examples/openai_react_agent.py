@@ -77,13 +77,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown tools: {', '.join(unknown)}")
     result = run(args.base_url, args.api_key, args.question, tools, args.max_steps, args.model)
+    results = {call_id: (name, output) for call_id, name, output in result.tool_results}
     for i, response in enumerate(result.responses):
         choice = response.choices[0]
         usage = response.usage
         print(f"step {i}: finish_reason {choice.finish_reason}, "
               f"{usage.prompt_tokens if usage else '?'} prompt tokens")
-    for call_id, name, output in result.tool_results:
-        print(f"    {name} [{call_id}] -> {output!r}")
+        for call in choice.message.tool_calls or ():
+            if call.id in results:
+                name, output = results[call.id]
+                print(f"    {name}({call.function.arguments}) -> {output!r}")  # type: ignore[union-attr]
     print("answer:", result.answer if result.answer is not None else "(none: step limit)")
     return 0 if result.answer is not None else 1
 

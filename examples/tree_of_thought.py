@@ -33,7 +33,7 @@ SCORE_SCHEMA = {"type": "object",
                 "required": ["score"], "additionalProperties": False}
 
 
-@dataclass
+@dataclass(eq=False)  # nodes are compared by identity
 class Node:
     path: str  # "root", "0", "0.2", ...: also the node's thread id
     proposal: ostinato.CallOutput

@@ -69,8 +69,15 @@ def program_calls(store: redis.Redis, program_id: str, expected: int,
         time.sleep(0.02)
 
 
-def tenant_programs(store: redis.Redis, tenant: str) -> list[str]:
-    return list(store.zrange(keys.tenant_programs(tenant), 0, -1))  # type: ignore[arg-type]
+def tenant_programs(store: redis.Redis, tenant: str, at_least: int = 1,
+                    timeout_s: float = 10.0) -> list[str]:
+    """The tenant's program ids, once there are `at_least` of them (or at the deadline)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ids: list[str] = store.zrange(keys.tenant_programs(tenant), 0, -1)  # type: ignore[assignment]
+        if len(ids) >= at_least or time.monotonic() > deadline:
+            return ids
+        time.sleep(0.02)
 
 
 def assert_chain(calls: dict[str, Record], order: list[str]) -> None:
