@@ -21,10 +21,10 @@ import pytest
 import redis
 
 from ostinato.mesh import Mesh
-from tests.examples.conftest import EXAMPLES_DIR
 from tests.examples.mesh_records import assert_chain, program_calls, tenant_programs
 
 Import = Callable[[str], ModuleType]
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
 
 # -- the tools, offline -------------------------------------------------------------------------
