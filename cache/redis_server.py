@@ -86,11 +86,11 @@ class EmbeddedRedis:
         for _ in range(5):  # a free port can be taken between probe and bind: retry
             self.port = self._fixed_port or free_port(self._host)
             self._proc = subprocess.Popen(
-                [exe, "--port", str(self.port), "--bind", self._host, "--dir", str(data_dir),
-                 "--save", "", "--appendonly", "yes", "--daemonize", "no",
-                 "--protected-mode", "yes", "--loglevel", "warning"],
+                die_with_parent([  # SIGTERM (a clean shutdown) if its owner dies
+                    exe, "--port", str(self.port), "--bind", self._host, "--dir", str(data_dir),
+                    "--save", "", "--appendonly", "yes", "--daemonize", "no",
+                    "--protected-mode", "yes", "--loglevel", "warning"]),
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent(),  # SIGTERM (a clean shutdown) if its owner dies
             )
             if self._wait_ready(timeout_s):
                 return self.url

@@ -1,54 +1,45 @@
 """Child processes that end with their parent, however the parent ends (Linux).
 
-`Popen(..., preexec_fn=die_with_parent())` makes the kernel send the child SIGTERM when its
-parent dies: a SIGKILL, a crash or a closed terminal of `ostinato up` then still stops every
-service it started, and each stops gracefully on SIGTERM as on a normal stop
-(prctl(2) PR_SET_PDEATHSIG; it survives execve of a non-set-user-ID program).
+`Popen(die_with_parent(cmd), ...)` runs `cmd` through a few lines of Python that ask the
+kernel to send it SIGTERM when its parent dies (prctl(2) PR_SET_PDEATHSIG, which survives
+execve of a program that is not set-user-ID) and then exec it: same pid, same arguments. A
+SIGKILL, a crash or a closed terminal of `ostinato up` then still stops every service it
+started, and each stops gracefully on SIGTERM as on a normal stop. If the parent died before
+the signal was set, the prelude exits instead of starting `cmd`.
 
-The signal follows the *thread* that forked, not the process: a child spawned from a thread
-that later exits would be stopped with it. So the death signal is only set for children
-spawned from the main thread; elsewhere (and off Linux) `die_with_parent()` is None and the
-child is started as before.
+Not a `preexec_fn`: that runs Python in the forked child, which is unsafe while other
+threads run in the parent (a gRPC client's, say) and was seen to crash there.
+
+The signal follows the *thread* that forked, not the process: a child started from a thread
+that later exits would be stopped with it. So `cmd` is wrapped only when started from the
+main thread; elsewhere, off Linux, or when `cmd[0]` cannot be found (so that Popen reports
+it as before), `cmd` is returned as it is.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
+import shutil
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Sequence
 
-PR_SET_PDEATHSIG = 1
-
-
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    return libc.prctl  # type: ignore[no-any-return]
-
-
-# Loaded here, not in the forked child: the child runs as little Python as possible.
-_PRCTL = _load_prctl()
+# argv: parent pid, signal number, the command. Only the standard library (python -S).
+PRELUDE = """
+import ctypes, os, sys
+parent, sig, cmd = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+if ctypes.CDLL(None, use_errno=True).prctl(1, sig, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+    raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+if os.getppid() != parent:
+    sys.exit("parent exited before the child started")
+os.execvp(cmd[0], cmd)
+"""
 
 
-def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> Callable[[], None] | None:
-    """A preexec_fn that has the child receive `sig` when the calling process dies; None
-    where that cannot be set reliably (not Linux, or not on the main thread)."""
-    prctl = _PRCTL
-    if prctl is None or threading.current_thread() is not threading.main_thread():
-        return None
-    parent = os.getpid()
-    number = int(sig)
-
-    def preexec() -> None:
-        if prctl(PR_SET_PDEATHSIG, number, 0, 0, 0) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"prctl(PR_SET_PDEATHSIG): {os.strerror(err)}")
-        if os.getppid() != parent:  # the parent died before prctl: no signal will come
-            os._exit(1)
-
-    return preexec
+def die_with_parent(cmd: Sequence[str], sig: signal.Signals = signal.SIGTERM) -> list[str]:
+    """`cmd` made to receive `sig` when the calling process dies (see the module doc)."""
+    if (not sys.platform.startswith("linux") or not cmd or shutil.which(cmd[0]) is None
+            or threading.current_thread() is not threading.main_thread()):
+        return list(cmd)
+    return [sys.executable, "-S", "-c", PRELUDE, str(os.getpid()), str(int(sig)), *cmd]

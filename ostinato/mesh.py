@@ -89,11 +89,11 @@ class Mesh:
         env = {k: v for k, v in env.items() if not k.startswith("OSTINATO_") or k.startswith(
             ("OSTINATO_LOG",))}  # the mesh config file is the single source for children
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ostinato.cli", *args, "--config", str(config_file),
-             "--port-file", str(port_file)],
+            # SIGTERM from the kernel if the mesh dies without stopping its children
+            die_with_parent([sys.executable, "-m", "ostinato.cli", *args, "--config",
+                             str(config_file), "--port-file", str(port_file)]),
             stdout=out, stderr=subprocess.STDOUT if out else None, env=env,
             start_new_session=True,  # Ctrl-C reaches the mesh, which stops children in order
-            preexec_fn=die_with_parent(),  # and a mesh that dies any other way stops them too
         )
         if out is not None:
             out.close()

@@ -107,8 +107,8 @@ class EngineProcess:
         out = open(self._log_path, "ab") if self._log_path else None  # noqa: SIM115 - the child owns it
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                *cmd, stdout=out or asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True, preexec_fn=die_with_parent())
+                *die_with_parent(cmd), stdout=out or asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
         finally:
             if out is not None:
                 out.close()

@@ -1,7 +1,9 @@
-"""die_with_parent: a child started with it gets SIGTERM when its parent is SIGKILLed."""
+"""die_with_parent: a command started through it gets SIGTERM when its parent is SIGKILLed,
+and does not start at all if its parent is already gone."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -10,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from ostinato.child_process import die_with_parent
+from ostinato.child_process import PRELUDE, die_with_parent
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+ROOT = Path(__file__).parents[2]
 
 # The parent: starts a child that records the signal it gets, prints the child's pid, waits.
 PARENT = """
 import subprocess, sys, time
 from ostinato.child_process import die_with_parent
-child = subprocess.Popen([sys.executable, "-c", '''
+child = subprocess.Popen(die_with_parent([sys.executable, "-c", '''
 import pathlib, signal, sys, time
 def on_term(*_):
     pathlib.Path(sys.argv[1]).write_text("SIGTERM")
@@ -26,7 +29,7 @@ def on_term(*_):
 signal.signal(signal.SIGTERM, on_term)
 print("ready", flush=True)
 time.sleep(60)
-''', sys.argv[1]], preexec_fn=die_with_parent(), stdout=subprocess.PIPE, text=True)
+''', sys.argv[1]]), stdout=subprocess.PIPE, text=True)
 child.stdout.readline()
 print(child.pid, flush=True)
 time.sleep(60)
@@ -44,7 +47,7 @@ def _gone(pid: int) -> bool:
 def test_child_gets_sigterm_when_its_parent_is_killed(tmp_path: Path) -> None:
     marker = tmp_path / "signal"
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(marker)],
-                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert parent.stdout is not None
         child_pid = int(parent.stdout.readline())
@@ -62,36 +65,31 @@ def test_child_gets_sigterm_when_its_parent_is_killed(tmp_path: Path) -> None:
             parent.wait()
 
 
-def test_only_set_from_the_main_thread() -> None:
-    assert callable(die_with_parent())
-    seen: list[object] = []
-    t = threading.Thread(target=lambda: seen.append(die_with_parent()))
+def test_the_command_itself_runs_with_its_pid_and_output() -> None:
+    proc = subprocess.run(die_with_parent([sys.executable, "-c",
+                                           "import os; print(os.getpid(), os.getppid())"]),
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout.split()[1]) == os.getpid()
+
+
+def test_not_wrapped_off_the_main_thread_or_when_not_found() -> None:
+    cmd = [sys.executable, "-c", "pass"]
+    assert die_with_parent(cmd) != cmd
+    seen: list[list[str]] = []
+    t = threading.Thread(target=lambda: seen.append(die_with_parent(cmd)))
     t.start()
     t.join()
-    assert seen == [None]  # a thread's children would die with the thread
+    assert seen == [cmd]  # a thread's children would die with the thread
+    missing = ["/nonexistent/redis-server", "--port", "1"]
+    assert die_with_parent(missing) == missing  # Popen raises FileNotFoundError as before
+    with pytest.raises(FileNotFoundError):
+        subprocess.Popen(die_with_parent(missing))
 
 
-# preexec made in this process runs in a grandchild, whose parent is not this process: as
-# if the parent had died before prctl. It must exit rather than run unprotected.
-ORPHAN = """
-import os
-from ostinato.child_process import die_with_parent
-preexec = die_with_parent()
-pid = os.fork()
-if pid == 0:
-    grandchild = os.fork()
-    if grandchild == 0:
-        preexec()
-        os._exit(7)  # not reached
-    _, status = os.waitpid(grandchild, 0)
-    os._exit(os.waitstatus_to_exitcode(status))
-_, status = os.waitpid(pid, 0)
-print(os.waitstatus_to_exitcode(status))
-"""
-
-
-def test_child_whose_parent_is_already_gone_exits() -> None:
-    out = subprocess.run([sys.executable, "-c", ORPHAN], capture_output=True, text=True,
-                         timeout=30, cwd=Path(__file__).parents[2])
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "1"
+def test_child_whose_parent_is_already_gone_does_not_start() -> None:
+    # the prelude told that its parent is another process: as if the parent had died
+    out = subprocess.run([sys.executable, "-S", "-c", PRELUDE, "1", "15", sys.executable, "-c",
+                          "print('started')"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "started" not in out.stdout
+    assert "parent exited" in out.stderr
