@@ -7,9 +7,11 @@ restarted.
 What it reports, truthfully (a lost call is never counted as completed):
 - every call accounted for: each ends "ok" or with the gRPC status it failed with
   (bench/soak_load.py); failures are attributed to the fault in progress, if any;
-- nothing duplicated: the planner's program summaries against the calls the callers saw
-  complete, the planner's call records in Redis against each call's outcome, and the
-  engines' completed requests (summed over engine restarts) against the calls answered;
+- nothing duplicated: no call with two outcomes, and no program whose summary (EndProgram)
+  counts more completed calls than were answered, beyond answers lost on their way back
+  (calls that failed here but are "done" in the planner's records in Redis);
+- the records agree: every answered call "done" in Redis, no summary short of the answers;
+  the engines' completed requests (summed over engine restarts) are reported beside;
 - every service's memory (VmRSS) from after its warm-up to the end, flat within a bound.
 Faults fire when a fraction of the calls have finished; each service's memory is sampled
 every `sample_every` of the calls (bench/soak_checks.py turns samples into verdicts).
@@ -182,6 +184,7 @@ def run_soak(opts: SoakOptions) -> dict[str, Any]:
         start = time.monotonic()
         thread.start()
         events = _drive(mesh, monitor, load, thread, opts, start + opts.timeout_s)
+        not_fired = [asdict(f) for f in opts.faults[len(events):]]  # the load ended first
         wall = time.monotonic() - start
         hung = opts.calls - load.finished
         monitor.sample(load.finished / opts.calls)
@@ -197,11 +200,13 @@ def run_soak(opts: SoakOptions) -> dict[str, Any]:
         # times in seconds from the start of the load
         "faults": [{**asdict(e), "down_at": round(e.down_at - start, 3),
                     "back_at": round(e.back_at - start, 3)} for e in events],
+        "faults_not_fired": not_fired,
         "failed_calls": [[o.program_id, o.call_id, o.outcome, round(o.started - start, 3),
                           round(o.finished - start, 3)] for o in load.outcomes if o.outcome != "ok"],
         **reconcile(load.outcomes[:opts.calls - hung] if hung else load.outcomes,
-                    load.programs, records, events, monitor.engine_completed, opts.calls),
+                    load.programs, records, events, monitor.engine_completed, opts.calls, start),
         "memory": memory_report(monitor.samples, opts.calls, opts.warmup, opts.rss_bound_mib),
+        "memory_samples": monitor.samples,
     }
     results["checks"].update(memory_flat=results["memory"]["flat"],
                              no_restart_failed=not any(e.error for e in events),

@@ -46,13 +46,14 @@ def print_report(r: dict[str, Any], console: Console | None = None) -> None:
     console.print(faults)
 
     dup = _table("duplicates and records", "measure", "value")
-    for section in ("duplicates", "records"):
+    for section in ("duplicates", "summaries", "records"):
         for k, v in r[section].items():
-            if k != "examples":
-                dup.add_row(k, str(v))
+            if k != "mismatched_calls":
+                dup.add_row(f"{section}.{k}", str(v))
+    for k, v in r["programs"].items():
+        if v and k != "end_failed_programs":
+            dup.add_row(f"programs.{k}", str(v))
     console.print(dup)
-    for kind, examples in r["records"].get("examples", {}).items():
-        console.print(f"  {kind}: {', '.join(examples)}")
 
     mem = _table(f"memory (VmRSS; flat: grew at most {r['memory']['bound_mib']} MiB from "
                  f"{r['memory']['warmup']:.0%} of the calls after start)",

@@ -23,14 +23,15 @@ def test_faults_parse_in_order_and_bad_ones_are_refused() -> None:
 
 def test_small_soak_accounts_for_every_call() -> None:
     results = run_soak(SoakOptions(
-        calls=100, concurrency=10, calls_per_program=5, workers=2,
-        faults=(Fault("worker", 0.2), Fault("redis", 0.5)), down_s=0.2, semantic_cache=False,
-        timeout_s=60, call_timeout_s=10, sample_every=0.1))
+        calls=300, concurrency=10, calls_per_program=5, workers=2,
+        faults=(Fault("redis", 0.1), Fault("worker", 0.5)), down_s=0.2, semantic_cache=False,
+        timeout_s=60, call_timeout_s=5, sample_every=0.1))
     calls = results["calls"]
-    assert calls["with_outcome"] == 100 and sum(calls["by_outcome"].values()) == 100
+    assert calls["with_outcome"] == 300 and sum(calls["by_outcome"].values()) == 300
     assert results["hung"] == 0 and not results["load_errors"]
-    assert calls["ok"] > 0 and results["programs"]["total"] == 20
-    assert [f["target"] for f in results["faults"]] == ["worker", "redis"]
+    assert calls["ok"] > 0 and results["programs"]["total"] == 60
+    assert [f["target"] for f in results["faults"]] == ["redis", "worker"]
+    assert not results["faults_not_fired"]
     assert all(not f["error"] and f["back_at"] > f["down_at"] for f in results["faults"])
     services = results["memory"]["services"]
     assert set(services) == {"gateway", "planner", "redis", "worker-0", "worker-1", "engine-0",
@@ -38,6 +39,7 @@ def test_small_soak_accounts_for_every_call() -> None:
     assert services["worker-0"]["processes"] == 2 and services["planner"]["processes"] == 1
     assert services["redis"]["processes"] == 2  # started again, on its port
     assert results["duplicates"]["engine_completed"] >= calls["ok"]  # summed over restarts
+    assert results["summaries"]["programs"] + len(results["programs"]["end_failed_programs"]) == 60
     assert set(results["checks"]) >= {"every_call_accounted", "no_duplicates", "records_agree",
                                       "memory_flat"}
     json.dumps(results)
