@@ -101,10 +101,10 @@ async def search(gateway: str, api_key: str | None, breadth: int = 3, beam: int 
                 frontier = sorted(level, key=lambda n: -n.score)[:beam]
                 survivors.append(frontier)
             # fan-in: one call that depends on every surviving leaf
+            candidates = "\n\n".join(f"Candidate {i + 1}:\n" + "\n".join(n.thoughts())
+                                     for i, n in enumerate(frontier))
             final = await program.call(
-                messages=[*_prompt(None, "Write the final plan from the best candidates:"),
-                          *({"role": "assistant", "content": "\n".join(n.thoughts())}
-                            for n in frontier)],
+                messages=_prompt(None, f"Write the final plan from the best candidates.\n\n{candidates}"),
                 thread_id="root", parents=[n.proposal.call_id for n in frontier],
                 max_tokens=2 * max_tokens)
     return SearchRun(program.program_id, root, levels, survivors, final, program.summary)
