@@ -36,7 +36,7 @@ class RegisterProgramResponse(_message.Message):
     def __init__(self, program_id: _Optional[str] = ...) -> None: ...
 
 class AdmitRequest(_message.Message):
-    __slots__ = ("tenant", "program_id", "call_id", "thread_id", "parent_call_ids", "prompt_tokens", "max_new_tokens", "hints", "prefix_hashes", "served_from_cache")
+    __slots__ = ("tenant", "program_id", "call_id", "thread_id", "parent_call_ids", "prompt_tokens", "max_new_tokens", "hints", "prefix_hashes", "served_from_cache", "retry_of_attempt", "exclude_workers")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +47,8 @@ class AdmitRequest(_message.Message):
     HINTS_FIELD_NUMBER: _ClassVar[int]
     PREFIX_HASHES_FIELD_NUMBER: _ClassVar[int]
     SERVED_FROM_CACHE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_OF_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_WORKERS_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     program_id: str
     call_id: str
@@ -57,10 +59,12 @@ class AdmitRequest(_message.Message):
     hints: _common_pb2.CallHints
     prefix_hashes: _containers.RepeatedScalarFieldContainer[int]
     served_from_cache: bool
-    def __init__(self, tenant: _Optional[str] = ..., program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., parent_call_ids: _Optional[_Iterable[str]] = ..., prompt_tokens: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., hints: _Optional[_Union[_common_pb2.CallHints, _Mapping]] = ..., prefix_hashes: _Optional[_Iterable[int]] = ..., served_from_cache: _Optional[bool] = ...) -> None: ...
+    retry_of_attempt: int
+    exclude_workers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tenant: _Optional[str] = ..., program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., parent_call_ids: _Optional[_Iterable[str]] = ..., prompt_tokens: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., hints: _Optional[_Union[_common_pb2.CallHints, _Mapping]] = ..., prefix_hashes: _Optional[_Iterable[int]] = ..., served_from_cache: _Optional[bool] = ..., retry_of_attempt: _Optional[int] = ..., exclude_workers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Grant(_message.Message):
-    __slots__ = ("call_id", "worker_id", "worker_address", "priority", "queued_s", "matched_blocks", "parked_s")
+    __slots__ = ("call_id", "worker_id", "worker_address", "priority", "queued_s", "matched_blocks", "parked_s", "attempt")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +72,7 @@ class Grant(_message.Message):
     QUEUED_S_FIELD_NUMBER: _ClassVar[int]
     MATCHED_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     PARKED_S_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     worker_id: str
     worker_address: str
@@ -75,23 +80,26 @@ class Grant(_message.Message):
     queued_s: float
     matched_blocks: int
     parked_s: float
-    def __init__(self, call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., worker_address: _Optional[str] = ..., priority: _Optional[int] = ..., queued_s: _Optional[float] = ..., matched_blocks: _Optional[int] = ..., parked_s: _Optional[float] = ...) -> None: ...
+    attempt: int
+    def __init__(self, call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., worker_address: _Optional[str] = ..., priority: _Optional[int] = ..., queued_s: _Optional[float] = ..., matched_blocks: _Optional[int] = ..., parked_s: _Optional[float] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class CompletionReport(_message.Message):
-    __slots__ = ("program_id", "call_id", "worker_id", "status", "usage", "service_s")
+    __slots__ = ("program_id", "call_id", "worker_id", "status", "usage", "service_s", "attempt")
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     SERVICE_S_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     program_id: str
     call_id: str
     worker_id: str
     status: CompletionStatus
     usage: _common_pb2.Usage
     service_s: float
-    def __init__(self, program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., status: _Optional[_Union[CompletionStatus, str]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., service_s: _Optional[float] = ...) -> None: ...
+    attempt: int
+    def __init__(self, program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., status: _Optional[_Union[CompletionStatus, str]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., service_s: _Optional[float] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class ProgressReport(_message.Message):
     __slots__ = ("program_id", "call_id", "worker_id", "completion_tokens")
@@ -118,17 +126,21 @@ class EndProgramPlannerRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., program_id: _Optional[str] = ...) -> None: ...
 
 class WorkerRegistration(_message.Message):
-    __slots__ = ("worker_id", "address", "max_inflight", "simulated")
+    __slots__ = ("worker_id", "address", "max_inflight", "simulated", "engine_unhealthy")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MAX_INFLIGHT_FIELD_NUMBER: _ClassVar[int]
     SIMULATED_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_UNHEALTHY_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     address: str
     max_inflight: int
     simulated: bool
-    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., max_inflight: _Optional[int] = ..., simulated: _Optional[bool] = ...) -> None: ...
+    engine_unhealthy: bool
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., max_inflight: _Optional[int] = ..., simulated: _Optional[bool] = ..., engine_unhealthy: _Optional[bool] = ...) -> None: ...
 
 class WorkerAck(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("planner_instance",)
+    PLANNER_INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    planner_instance: str
+    def __init__(self, planner_instance: _Optional[str] = ...) -> None: ...
