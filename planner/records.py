@@ -43,6 +43,7 @@ def call_json(call: CallRecord, wall_now: float, clock_now: float) -> str:
         "service_s": round(call.service_s, 6), "critical_path_s": round(call.critical_path_s, 6),
         "score": call.score, "arrival_wall": wall(call.arrival),
         "dispatched_wall": wall(call.dispatched_at), "finished_wall": wall(call.finished_at),
+        "attempt": call.attempt, "excluded": sorted(call.excluded),
     })
 
 
@@ -82,6 +83,8 @@ def program_from_fields(program_id: str, meta: Mapping[str, str], calls: Mapping
                 service_s=float(d.get("service_s", 0.0)),
                 completion_tokens=int(d.get("completion_tokens", 0)),
                 cached_tokens=int(d.get("cached_tokens", 0)),
+                attempt=int(d.get("attempt", 1)),
+                excluded=frozenset(d.get("excluded", ())),
             )
             call.prompt_tokens_used = call.prompt_tokens if call.state.finished else 0
             program.calls[call_id] = call

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import grpc
@@ -61,7 +62,7 @@ def _grant_proto(grant: Grant) -> planner_pb2.Grant:
     return planner_pb2.Grant(
         call_id=grant.call_id, worker_id=grant.worker_id, worker_address=grant.worker_address,
         priority=grant.priority, queued_s=grant.queued_s, matched_blocks=grant.matched_blocks,
-        parked_s=grant.parked_s,
+        parked_s=grant.parked_s, attempt=grant.attempt,
     )
 
 
@@ -97,6 +98,12 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         # worker streams its last chunk to the gateway before its report reaches us.
         self.end_grace_s = 5.0
         self._reported = asyncio.Condition()
+        # Changes with every planner process: a worker that sees a new one sends its recent
+        # completion reports again (the planner before may have died before saving them).
+        self.instance = uuid.uuid4().hex
+        # Summaries of programs ended here lately: a retried EndProgram gets the same one.
+        self._ended: OrderedDict[tuple[str, str], common_pb2.ProgramSummary] = OrderedDict()
+        self.keep_ended = 10_000
 
     def pump(self) -> None:
         """Dispatches what can start, wakes its Admit callers, and persists what changed."""
@@ -151,9 +158,14 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 expected_output=request.hints.expected_output_tokens,
                 prefix_hashes=request.prefix_hashes, kv_matches=kv_matches,
                 served_from_cache=request.served_from_cache,
+                retry_of_attempt=request.retry_of_attempt,
+                exclude_workers=request.exclude_workers,
             )
         except PlannerError as exc:
             await self._reject(context, request.tenant, exc)
+        if call.attempt > 1 and call.state is not CallState.RUNNING:
+            log.info("call retried", program_id=call.program_id, call_id=call.call_id,
+                     attempt=call.attempt, avoiding=sorted(call.excluded))
         if call.state is CallState.DONE:  # served from the gateway's cache: recorded only
             self.metrics.recorded.labels(request.tenant).inc()
             self.pump()
@@ -174,7 +186,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             # The caller went away: drop the call, or free the worker it was just given.
             self.metrics.cancelled.labels(request.tenant).inc()
             self._waiters.pop(key, None)
-            self._core.cancel(request.program_id, request.call_id)
+            self._core.cancel(request.program_id, request.call_id, call.attempt)
             self.pump()
             raise
         return _grant_proto(grant)
@@ -188,18 +200,22 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         if request.status not in _COMPLETION_STATE:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "completion status is required")
         state, status = _COMPLETION_STATE[request.status]
-        # NoSuchCall: already finished (a repeated report, or the caller cancelled first).
+        # NoSuchCall: already finished (a repeated report, or the caller cancelled first),
+        # or a report of an attempt that a retry replaced.
         with contextlib.suppress(NoSuchCall):
             self._core.complete(
                 request.program_id, request.call_id, state=state, service_s=request.service_s,
                 prompt_tokens=request.usage.prompt_tokens,
                 completion_tokens=request.usage.completion_tokens,
-                cached_tokens=request.usage.cached_tokens,
+                cached_tokens=request.usage.cached_tokens, attempt=request.attempt,
             )
             self.metrics.completed.labels(request.worker_id, status).inc()
         self.pump()
         async with self._reported:
             self._reported.notify_all()
+        # Acknowledged once saved (a repeated report waits too: its first may not be), so
+        # that a planner killed before saving it gets the report again from the worker.
+        await self._persisted()
         return planner_pb2.ReportAck()
 
     async def _settled(self, program_id: str, tenant: str) -> None:
@@ -225,6 +241,11 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         await self._settled(request.program_id, request.tenant)
         try:
             program = self._core.end_program(request.program_id, request.tenant)
+        except UnknownProgram as exc:
+            ended = self._ended.get((request.tenant, request.program_id))
+            if ended is not None:  # a retried EndProgram (its answer was lost): the same
+                return ended
+            await _abort_for(context, exc)
         except PlannerError as exc:
             await _abort_for(context, exc)
         for call in program.calls.values():
@@ -233,19 +254,31 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 waiter.set_exception(ProgramClosed("the program ended while this call waited"))
         self.pump()
         await self._persisted()  # once the caller has the summary, Redis says "ended" too
-        return summary_proto(program, self._clock.now())
+        summary = summary_proto(program, self._clock.now())
+        self._ended[(request.tenant, request.program_id)] = summary
+        while len(self._ended) > self.keep_ended:
+            self._ended.popitem(last=False)
+        return summary
 
     async def RegisterWorker(self, request, context):
         if not request.worker_id or not request.address:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "worker_id and address are required")
+        healthy = not request.engine_unhealthy
+        known = self._core.worker(request.worker_id)
+        was_healthy = None if known is None else known.healthy
         try:
             self._core.upsert_worker(
-                request.worker_id, request.address, request.max_inflight or 1, request.simulated
+                request.worker_id, request.address, request.max_inflight or 1, request.simulated,
+                healthy=healthy,
             )
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if was_healthy is not False and not healthy:
+            log.warning("worker unhealthy: no calls start there", worker_id=request.worker_id)
+        elif was_healthy is False and healthy:
+            log.info("worker healthy again", worker_id=request.worker_id)
         self.pump()
-        return planner_pb2.WorkerAck()
+        return planner_pb2.WorkerAck(planner_instance=self.instance)
 
     async def DeregisterWorker(self, request, context):
         self._core.remove_worker(request.worker_id)

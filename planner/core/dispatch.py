@@ -23,7 +23,8 @@ def grant_of(call: CallRecord) -> Grant:
     queued = (call.dispatched_at or call.arrival) - call.arrival
     matched = call.kv_matches.get(call.worker_id, 0) if call.kv_matches else 0
     return Grant(call.program_id, call.call_id, call.worker_id, call.worker_address,
-                 call.priority, queued_s=queued, matched_blocks=matched, parked_s=call.parked_s)
+                 call.priority, queued_s=queued, matched_blocks=matched, parked_s=call.parked_s,
+                 attempt=call.attempt)
 
 
 def _unpark(call: CallRecord, now: float) -> None:
@@ -50,8 +51,12 @@ class WorkerDispatch:
     # ---- workers -------------------------------------------------------------------
 
     def upsert_worker(
-        self, worker_id: str, address: str, max_inflight: int, simulated: bool = False
+        self, worker_id: str, address: str, max_inflight: int, simulated: bool = False,
+        healthy: bool = True,
     ) -> None:
+        """Registers a worker, or refreshes it (a heartbeat). An unhealthy one (its engine
+        failed its health check) stays registered, its running calls counted, but nothing
+        starts there, and the calls parked on it go back to the global queue."""
         if max_inflight < 1:
             raise ValueError("max_inflight must be at least 1")
         now = self._clock.now()
@@ -70,11 +75,15 @@ class WorkerDispatch:
         else:
             worker.address, worker.max_inflight = address, max_inflight
             worker.last_seen, worker.simulated = now, simulated
+        if worker.healthy and not healthy:
+            for call in self._parked.release_worker(worker_id):
+                self._queue.push(call)
+        worker.healthy = healthy
         self._track(worker)
 
     def _track(self, worker: WorkerState) -> None:
         """Keeps the index of workers with a free slot (call after inflight changes)."""
-        if worker.free > 0 and self._workers.get(worker.worker_id) is worker:
+        if worker.free > 0 and worker.healthy and self._workers.get(worker.worker_id) is worker:
             self._free[worker.worker_id] = worker
         else:
             self._free.pop(worker.worker_id, None)
@@ -85,6 +94,9 @@ class WorkerDispatch:
         self._by_id = None
         for call in self._parked.release_worker(worker_id):
             self._queue.push(call)
+
+    def worker(self, worker_id: str) -> WorkerState | None:
+        return self._workers.get(worker_id)
 
     @property
     def workers(self) -> list[WorkerState]:
@@ -140,17 +152,32 @@ class WorkerDispatch:
                 if not parked.may_park(call):
                     break
                 home = self._workers.get(routing.home(call, program))
-                if home is None or (home.free > 0 and shares.allows(tenant, home)):
+                if home is None or not home.healthy or home.worker_id in call.excluded or (
+                        home.free > 0 and shares.allows(tenant, home)):
                     break
                 parked.park(call, home.worker_id, now)  # its home is full: wait for it
             if call is None:
                 continue  # the tenant's queue ran dry: others may be let on now
             candidates = [w for w, gate in zip(free, gates, strict=True) if gate(tenant)] \
                 if shares.isolating else free
+            if call.excluded:
+                others = [w for w in candidates if w.worker_id not in call.excluded]
+                if not others and (elsewhere := self._elsewhere(call)) is not None \
+                        and parked.may_park(call):
+                    parked.park(call, elsewhere.worker_id, now)  # wait for a worker that
+                    continue  # has not failed it, while one is registered and healthy
+                candidates = others or candidates
             worker = routing.choose(call, program, candidates, self._sorted_workers())
             grants.append(self._start(call, worker, now))
             free = self._free_workers()
         return grants
+
+    def _elsewhere(self, call: CallRecord) -> WorkerState | None:
+        """The least loaded healthy worker that no earlier attempt of `call` failed on (a
+        scan of the workers: only for retried calls, which are rare)."""
+        others = [w for w in self._sorted_workers()
+                  if w.healthy and w.worker_id not in call.excluded]
+        return min(others, key=lambda w: w.inflight / w.max_inflight, default=None)
 
     def _start(self, call: CallRecord, worker: WorkerState, now: float) -> Grant:
         program = self._programs[call.program_id]

@@ -95,6 +95,8 @@ class CallRecord:
     completion_tokens: int = 0
     cached_tokens: int = 0
     recovered: bool = False  # restored from Redis by a restarted planner, not yet re-admitted
+    attempt: int = 1  # 1, then one more per retry after its worker failed
+    excluded: frozenset[str] = frozenset()  # workers its earlier attempts failed on
     # Waiting for its home worker (planner/core/parking.py): since when, and for how long in all
     parked_since: float | None = None
     parked_s: float = 0.0
@@ -141,6 +143,7 @@ class WorkerState:
     max_inflight: int
     last_seen: float
     simulated: bool = False
+    healthy: bool = True  # False: its engine failed its health check; nothing starts here
     inflight: int = 0
     tenants: dict[str, int] = field(default_factory=dict)  # running calls here, per tenant
 
@@ -159,6 +162,7 @@ class Grant:
     queued_s: float
     matched_blocks: int = 0  # leading prompt blocks the worker's engine held (KV index)
     parked_s: float = 0.0  # of queued_s, how long it waited for its home worker
+    attempt: int = 1
 
 
 # Events: the core appends them to its outbox; the service publishes them (to Redis).

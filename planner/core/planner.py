@@ -44,6 +44,15 @@ from planner.core.tenants import TenantShares, bump_count
 __all__ = ["PlannerCore", "grant_of"]
 
 
+def _is_retry(existing: CallRecord, retry_of_attempt: int) -> bool:
+    """Whether admitting `existing`'s id again starts its next attempt (see `submit`)."""
+    if existing.state is CallState.DONE:
+        return False
+    if retry_of_attempt:
+        return retry_of_attempt == existing.attempt
+    return existing.state in (CallState.FAILED, CallState.CANCELLED)
+
+
 class PlannerCore(WorkerDispatch):
     def __init__(
         self,
@@ -206,22 +215,41 @@ class PlannerCore(WorkerDispatch):
         kv_matches: Mapping[str, int] | None = None,
         remaining_work: float = 0.0,
         served_from_cache: bool = False,
+        retry_of_attempt: int = 0,
+        exclude_workers: Iterable[str] = (),
     ) -> CallRecord:
         """Queues a call (or blocks it on its parents). A call the gateway served from its
-        cache is recorded as done at once, so that later calls may depend on it."""
+        cache is recorded as done at once, so that later calls may depend on it.
+
+        The same call id is admitted again as a retry, its next attempt: when its attempt
+        `retry_of_attempt` failed on its worker (that attempt ends here if it still runs,
+        and its children stay blocked), or when its last attempt ended FAILED or
+        CANCELLED. A retry keeps the call's place in the queue and avoids the workers in
+        `exclude_workers` and those its earlier attempts failed on. Otherwise an id seen
+        before is a DuplicateCall, unless a restarted planner restored it (re-admission).
+        """
         program = self.program(program_id, tenant)
         if program.closed:
             raise ProgramClosed(f"program {program_id!r} has ended")
         now = self._clock.now()
         arrival = now
+        attempt, excluded = 1, frozenset(exclude_workers)
         existing = program.calls.get(call_id)
         if existing is not None:
-            if not existing.recovered:
+            if _is_retry(existing, retry_of_attempt):
+                self._release(existing)
+                attempt = existing.attempt + 1
+                excluded |= existing.excluded
+                if existing.state is CallState.RUNNING:
+                    excluded |= {existing.worker_id}
+            elif not existing.recovered:
                 raise DuplicateCall(f"call {call_id!r} already exists in program {program_id!r}")
-            existing.recovered = False  # re-admitted by its caller after a planner restart
-            if existing.state is CallState.RUNNING:
+            elif existing.state is CallState.RUNNING:
+                existing.recovered = False  # re-admitted by its caller after a planner restart
                 return existing  # its grant was lost: the caller gets the same one
-            self._orphans.pop(existing.key, None)
+            else:
+                self._orphans.pop(existing.key, None)
+                attempt, excluded = existing.attempt, excluded | existing.excluded
             del program.calls[call_id]
             arrival = existing.arrival
         parents = tuple(parents)
@@ -243,6 +271,8 @@ class PlannerCore(WorkerDispatch):
             prefix_hashes=tuple(prefix_hashes),
             kv_matches=kv_matches,
             remaining_work=remaining_work,
+            attempt=attempt,
+            excluded=excluded,
         )
         call.critical_path_s = max((program.calls[p].critical_path_s + program.calls[p].service_s
                                     for p in parents), default=0.0)
@@ -299,16 +329,16 @@ class PlannerCore(WorkerDispatch):
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
         cached_tokens: int = 0,
+        attempt: int = 0,
     ) -> CallRecord:
-        """Records the end of a running call. Repeated reports of one call are ignored."""
+        """Records the end of a running call. Repeated reports of one call are ignored, and
+        so are reports of an `attempt` that a retry replaced (0: whichever runs)."""
         if not state.finished:
             raise ValueError(f"complete() needs a finished state, got {state}")
-        key = call_key(program_id, call_id)
-        call = self._calls.get(key)
-        if call is None and key in self._orphans:  # it ran, but its grant was not persisted
-            call = self._orphans[key][0]
+        call = self._live(program_id, call_id, attempt)
         if call is None:
-            raise NoSuchCall(f"no live call {call_id!r} in program {program_id!r}")
+            raise NoSuchCall(f"no live call {call_id!r} in program {program_id!r}"
+                             + (f" at attempt {attempt}" if attempt else ""))
         call.service_s = max(0.0, service_s)
         call.prompt_tokens_used = prompt_tokens
         call.completion_tokens = completion_tokens
@@ -340,14 +370,26 @@ class PlannerCore(WorkerDispatch):
                                                          call.max_new_tokens, call.hint)
         return call
 
-    def cancel(self, program_id: str, call_id: str) -> None:
-        """The caller gave up: a waiting call is dropped; a running one frees its worker."""
-        key = call_key(program_id, call_id)
-        call = self._calls.get(key) or self._orphans.get(key, (None, 0.0))[0]
+    def cancel(self, program_id: str, call_id: str, attempt: int = 0) -> None:
+        """The caller gave up: a waiting call is dropped; a running one frees its worker.
+        With `attempt`, only while that attempt is the call's current one."""
+        call = self._live(program_id, call_id, attempt)
         if call is not None:
             self._finish(call, CallState.CANCELLED)
 
-    def _finish(self, call: CallRecord, state: CallState) -> None:
+    def _live(self, program_id: str, call_id: str, attempt: int) -> CallRecord | None:
+        """The unfinished call (an orphan included), if `attempt` (0: any) is its current."""
+        key = call_key(program_id, call_id)
+        call = self._calls.get(key)
+        if call is None and key in self._orphans:  # it ran, but its grant was not persisted
+            call = self._orphans[key][0]
+        if call is None or (attempt and call.attempt != attempt):
+            return None
+        return call
+
+    def _release(self, call: CallRecord) -> None:
+        """Takes a call out of wherever it waits or runs: the global queue, its parking,
+        its worker's budget, the live or orphaned calls. Its state is left to the caller."""
         if call.state is CallState.RUNNING:
             worker = self._workers.get(call.worker_id)
             if worker is not None:
@@ -357,13 +399,16 @@ class PlannerCore(WorkerDispatch):
         elif call.state is CallState.QUEUED and call.key not in self._orphans \
                 and not self._parked.holds(call):
             self._queue.discard(call)
-        now = self._clock.now()
         self._parked.forget(call)
-        call.state = state
-        call.finished_at = now
         self._calls.pop(call.key, None)
         self._orphans.pop(call.key, None)
         call.recovered = False
+
+    def _finish(self, call: CallRecord, state: CallState) -> None:
+        self._release(call)
+        now = self._clock.now()
+        call.state = state
+        call.finished_at = now
         program = self._programs.get(call.program_id)
         if program is not None:
             program.last_active = now
