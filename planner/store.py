@@ -1,15 +1,25 @@
 """Persists the planner core's events to Redis, and reads open programs back at start.
 
-Writes happen off the request path, in order, from a queue; `publish` returns a future
-that resolves once that batch is written (the service awaits it before handing out a
-grant, so a restarted planner knows every call it started). If Redis is unreachable the
-planner keeps serving; failed writes are counted and logged once per outage.
+Writes happen off the request path, from one task. Each record (a program's, a call's)
+is written as its latest state: while a write is waiting or being retried, a newer state
+of the same record replaces it in place, so records are written in the order they first
+changed. `publish` returns a future that resolves once everything published so far is in
+Redis (the service awaits it before handing out a grant or acknowledging a completion,
+so a restarted planner knows every call it started or finished).
+
+A write that fails or times out (Redis stopped, or stalled on a busy machine) is never
+dropped: it is retried, with backoff, until Redis takes it. Meanwhile the planner keeps
+serving: the futures of `publish` resolve at once while Redis is failing, and the
+outage is counted and logged once. Only past `max_pending` records waiting (a very long
+outage) are the oldest dropped, and counted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -22,6 +32,8 @@ from planner.records import CorruptRecord, call_json, program_fields, program_fr
 
 log = structlog.get_logger(__name__)
 
+MAX_BATCH = 500  # records per pipeline
+
 
 @dataclass(frozen=True)
 class _Write:
@@ -29,6 +41,13 @@ class _Write:
     program_id: str
     tenant: str
     fields: dict[str, str]
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """The record written: a newer write of the same key replaces a waiting one."""
+        if self.kind == "call":
+            return ("call", self.program_id, *self.fields)  # one call id per call write
+        return (self.kind, self.program_id)
 
 
 def snapshot(event: Event, wall_now: float, clock_now: float) -> _Write:
@@ -49,58 +68,133 @@ def snapshot(event: Event, wall_now: float, clock_now: float) -> _Write:
 
 
 class ProgramStore:
-    def __init__(self, client: aioredis.Redis, clock: Clock, timeout_s: float = 0.5) -> None:
+    def __init__(self, client: aioredis.Redis, clock: Clock, timeout_s: float = 0.5, *,
+                 max_pending: int = 100_000, max_backoff_s: float = 1.0) -> None:
         self._redis = client
         self._clock = clock
         self._timeout_s = timeout_s
-        self._queue: asyncio.Queue[_Write | asyncio.Future[None]] = asyncio.Queue()
-        self.failed_writes = 0
+        self._max_pending = max_pending
+        self._max_backoff_s = max_backoff_s
+        # record key -> (the publish that first changed it since it was last written, write)
+        self._pending: dict[tuple[str, ...], tuple[int, _Write]] = {}
+        self._seq = 0  # publishes so far
+        self._written = 0  # every publish up to this one is in Redis
+        self._markers: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._wake = asyncio.Event()
+        self._busy = False  # a batch is being written
+        self.failed_writes = 0  # failed attempts (each is retried)
+        self.dropped_writes = 0  # records given up past max_pending
         self._down = False
 
+    @property
+    def pending(self) -> int:
+        """Records waiting to be written (or retried)."""
+        return len(self._pending) + (1 if self._busy else 0)
+
     def publish(self, events: list[Event]) -> asyncio.Future[None]:
-        """Queues the events' writes; the future resolves when they are done (or failed)."""
+        """Queues the events' writes; the future resolves when they and every write queued
+        before them are in Redis, or at once while Redis is failing."""
+        self._seq += 1
         wall, now = time.time(), self._clock.now()
         for event in events:
-            self._queue.put_nowait(snapshot(event, wall, now))
+            write = snapshot(event, wall, now)
+            if write.kind == "program":  # an id registered again supersedes its end
+                self._pending.pop(("ended", write.program_id), None)
+            dirty = self._pending.get(write.key)
+            self._pending[write.key] = (dirty[0] if dirty else self._seq, write)
+        self._trim()
         marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(marker)
+        if not self._pending and not self._busy:
+            self._written = self._seq
+            marker.set_result(None)
+        elif self._down:
+            marker.set_result(None)  # Redis is failing: nobody waits through an outage
+        else:
+            self._markers.append((self._seq, marker))
+        if self._pending:
+            self._wake.set()
         return marker
 
+    def _trim(self) -> None:
+        over = len(self._pending) - self._max_pending
+        if over <= 0:
+            return
+        for key in list(itertools.islice(self._pending, over)):
+            del self._pending[key]
+        if not self.dropped_writes:
+            log.error("redis unreachable too long: oldest program records dropped",
+                      max_pending=self._max_pending)
+        self.dropped_writes += over
+
+    def _resolve(self, everything: bool = False) -> None:
+        while self._markers and (everything or self._markers[0][0] <= self._written):
+            marker = self._markers.popleft()[1]
+            if not marker.done():
+                marker.set_result(None)
+
     async def run(self) -> None:
+        backoff = 0.05
         while True:
-            write = await self._queue.get()
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = {k: self._pending.pop(k)
+                     for k in list(itertools.islice(self._pending, MAX_BATCH))}
+            self._busy = True
             try:
-                if isinstance(write, asyncio.Future):
-                    if not write.done():
-                        write.set_result(None)
-                    continue
-                await asyncio.wait_for(self._apply(write), self._timeout_s)
-                if self._down:
-                    log.info("redis reachable again")
-                    self._down = False
+                await asyncio.wait_for(self._apply([w for _, w in batch.values()]),
+                                       self._timeout_s + 0.002 * len(batch))
             except (aioredis.RedisError, OSError, TimeoutError) as exc:
                 self.failed_writes += 1
+                self._requeue(batch)
                 if not self._down:
-                    log.warning("redis unreachable: program state not persisted", error=str(exc))
+                    log.warning("redis unreachable: program state not saved yet, retrying",
+                                error=repr(exc))
                     self._down = True
-            finally:
-                self._queue.task_done()
+                self._resolve(everything=True)
+                self._busy = False
+                await asyncio.sleep(backoff)
+                backoff = min(self._max_backoff_s, backoff * 2)
+                continue
+            self._busy = False
+            backoff = 0.05
+            if self._down:
+                log.info("redis reachable again: program state saved",
+                         pending=len(self._pending))
+                self._down = False
+            self._written = min((seq for seq, _ in self._pending.values()),
+                                default=self._seq + 1) - 1
+            self._resolve()
+
+    def _requeue(self, batch: dict[tuple[str, ...], tuple[int, _Write]]) -> None:
+        """Puts a failed batch back in front, each record at its newest state."""
+        merged = {}
+        for key, (seq, write) in batch.items():
+            newer = self._pending.pop(key, None)
+            merged[key] = (seq, newer[1] if newer is not None else write)
+        merged.update(self._pending)
+        self._pending = merged
+        self._trim()
 
     async def flush(self) -> None:
-        await self._queue.join()
+        """Until every record is written (bounded by the caller: Redis may be down)."""
+        while self._pending or self._busy:
+            await asyncio.sleep(0.02)
 
-    async def _apply(self, w: _Write) -> None:
+    async def _apply(self, writes: list[_Write]) -> None:
         pipe = self._redis.pipeline(transaction=False)
-        if w.kind == "call":
-            pipe.hset(keys.program_calls(w.program_id), mapping=w.fields)
-        else:
-            pipe.hset(keys.program_meta(w.program_id), mapping=w.fields)
-        if w.kind == "program":
-            created = float(w.fields["created_wall"])
-            pipe.zadd(keys.tenant_programs(w.tenant), {w.program_id: created})
-            pipe.zadd(keys.open_programs(), {w.program_id: created})
-        elif w.kind == "ended":
-            pipe.zrem(keys.open_programs(), w.program_id)
+        for w in writes:
+            if w.kind == "call":
+                pipe.hset(keys.program_calls(w.program_id), mapping=w.fields)
+            else:
+                pipe.hset(keys.program_meta(w.program_id), mapping=w.fields)
+            if w.kind == "program":
+                created = float(w.fields["created_wall"])
+                pipe.zadd(keys.tenant_programs(w.tenant), {w.program_id: created})
+                pipe.zadd(keys.open_programs(), {w.program_id: created})
+            elif w.kind == "ended":
+                pipe.zrem(keys.open_programs(), w.program_id)
         await pipe.execute()
 
     async def load_open(self) -> list[Program]:

@@ -1,0 +1,107 @@
+"""The planner's program store against a real Redis: a write that fails (Redis stalled, as on
+a busy machine, or stopped) is retried until it lands, latest state first-changed first, and
+nobody waits on it meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from cache import keys
+from ostinato.clock import ManualClock
+from planner.core import PlannerCore
+from planner.core.selection import parse_policy
+from planner.store import ProgramStore
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url, socket_timeout=2.0)
+    yield client
+    await client.client_unpause()
+    await client.aclose()
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[ProgramStore]:
+    client = aioredis.from_url(redis_url, socket_timeout=0.2, socket_connect_timeout=0.2)
+    store = ProgramStore(client, ManualClock(), timeout_s=0.2, max_backoff_s=0.1)
+    task = asyncio.create_task(store.run())
+    yield store
+    task.cancel()
+    await client.aclose()
+
+
+def program_core() -> tuple[PlannerCore, str]:
+    core = PlannerCore(ManualClock(), *parse_policy("fcfs+round_robin"))
+    core.upsert_worker("w0", "127.0.0.1:9000", 4)
+    program_id = uuid.uuid4().hex
+    core.register_program(program_id, "acme")
+    return core, program_id
+
+
+async def states(client: aioredis.Redis, program_id: str) -> dict[str, str]:
+    raw = await client.hgetall(keys.program_calls(program_id))
+    return {k.decode(): json.loads(v)["state"] for k, v in raw.items()}
+
+
+async def until(predicate, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_published_batch_is_in_redis_when_its_future_resolves(
+        store: ProgramStore, redis_client: aioredis.Redis) -> None:
+    core, program_id = program_core()
+    core.submit(program_id, "acme", "a")
+    core.dispatch()
+    await store.publish(core.take_events())
+    assert await states(redis_client, program_id) == {"a": "running"}
+    assert await redis_client.zscore(keys.open_programs(), program_id) is not None
+
+
+async def test_writes_failing_in_a_redis_stall_are_retried_until_they_land(
+        store: ProgramStore, redis_client: aioredis.Redis) -> None:
+    core, program_id = program_core()
+    for name in ("a", "b"):
+        core.submit(program_id, "acme", name)
+    core.dispatch()
+    await store.publish(core.take_events())
+    await redis_client.client_pause(10_000, all=False)  # writes stall (reads go on)
+    core.complete(program_id, "a")
+    marker = store.publish(core.take_events())
+    # the write times out: the future resolves anyway (the planner serves on meanwhile)
+    await asyncio.wait_for(marker, 5.0)
+    assert store.failed_writes >= 1 and store.pending >= 1
+    core.complete(program_id, "b")  # a newer state while the older one waits
+    store.publish(core.take_events())
+    assert await states(redis_client, program_id) == {"a": "running", "b": "running"}
+    await redis_client.client_unpause()
+
+    async def saved() -> bool:
+        return store.pending == 0 and await states(redis_client, program_id) == {
+            "a": "done", "b": "done"}
+
+    await until(saved)
+    assert store.dropped_writes == 0
+    core.end_program(program_id, "acme")  # and the store serves on normally
+    await asyncio.wait_for(store.publish(core.take_events()), 5.0)
+    assert await redis_client.zscore(keys.open_programs(), program_id) is None
+
+
+async def test_past_max_pending_the_oldest_records_are_dropped_and_counted() -> None:
+    client = aioredis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.1)  # nobody
+    store = ProgramStore(client, ManualClock(), timeout_s=0.1, max_pending=3)
+    core, program_id = program_core()
+    for name in "abcde":
+        core.submit(program_id, "acme", name)
+    store.publish(core.take_events())  # 1 program record + 5 calls
+    assert store.pending == 3 and store.dropped_writes == 3
+    await client.aclose()
