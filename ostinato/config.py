@@ -165,6 +165,11 @@ class WorkerConfig:
     planner_address: str = "127.0.0.1:50052"  # the planner's gRPC address
     max_inflight: int = 16  # admission budget the planner may fill on this worker
     heartbeat_s: float = 2.0  # how often the worker re-registers with the planner (its liveness)
+    # How often the worker probes its engine (SGLang GET /health_generate; 0: never). A probe
+    # that fails or takes over health_timeout_s (SGLang itself gives up after 20 s) makes the
+    # worker unhealthy: the planner starts no call there until a probe passes again.
+    health_check_s: float = 10.0
+    health_timeout_s: float = 25.0  # see health_check_s
     engine_timeout_s: float = 600.0  # one engine request's limit
     engine_connect_retries: int = 3  # attempts to reach the engine before a call fails (UNAVAILABLE)
     # KV-reference index: publish the blocks the engine holds. With engine_kv_events (the
@@ -193,6 +198,9 @@ class WorkerConfig:
 
     def __post_init__(self) -> None:
         check_tokenizer_spec(self.kv_tokenizer, "worker.kv_tokenizer")
+        if self.health_check_s < 0 or self.health_timeout_s <= 0:
+            raise ConfigError("worker.health_check_s: must be >= 0 (0: off); "
+                              "worker.health_timeout_s: must be positive")
         if self.engine not in ("attach", "sglang"):
             raise ConfigError(f"worker.engine: must be attach or sglang, got {self.engine!r}")
         if self.engine == "sglang" and not self.engine_model:
@@ -224,6 +232,9 @@ class SimEngineConfig:
     # The simulated model's tool-call format (ostinato/tool_formats.py): what the gateway's
     # tool_call_parser must read.
     tool_call_format: str = "hermes"
+    # Test hooks (never in production): POST /_debug/hang {"hang": true|false} makes the
+    # engine hang (requests and /health_generate wait) or go on.
+    debug_endpoints: bool = False
 
     def __post_init__(self) -> None:
         if self.time_scale <= 0:

@@ -53,6 +53,64 @@ def kv_capacity_blocks(server_info: dict) -> int:
     return max(1, tokens // DEFAULT_BLOCK_SIZE)
 
 
+class PlannerLink:
+    """The worker's registration with the planner: its heartbeat, its engine's health, and
+    sending recent completion reports again to a planner that restarted."""
+
+    def __init__(self, planner: planner_pb2_grpc.PlannerStub, service: WorkerService,
+                 registration: planner_pb2.WorkerRegistration) -> None:
+        self._planner = planner
+        self._service = service
+        self.registration = registration
+        self._instance = ""  # the planner process registered with last
+
+    async def register(self, timeout_s: float, *, wait_for_ready: bool = False,
+                       first: bool = False) -> None:
+        """Registers (a heartbeat); a first registration's failure is raised."""
+        try:
+            ack = await self._planner.RegisterWorker(self.registration, timeout=timeout_s,
+                                                     wait_for_ready=wait_for_ready)
+        except grpc.aio.AioRpcError as exc:
+            if first:
+                raise
+            log.warning("planner unreachable", error=exc.code().name)
+            return
+        instance = ack.planner_instance
+        if instance and instance != self._instance:
+            if self._instance:  # a restarted planner: it may have lost acknowledged reports
+                log.info("planner restarted: recent completion reports sent again",
+                         reports=self._service.replay_reports())
+            self._instance = instance
+
+    async def set_engine_healthy(self, healthy: bool) -> None:
+        """Tells the planner at once (and on every heartbeat after)."""
+        self._service.engine_healthy = healthy
+        self.registration.engine_unhealthy = not healthy
+        await self.register(5.0)
+
+
+async def watch_engine_health(engine: SGLangClient, link: PlannerLink, grpc_service: GrpcService,
+                              every_s: float, timeout_s: float) -> None:
+    """Probes the engine with SGLang's GET /health_generate every `every_s`. A probe that
+    fails or takes longer than `timeout_s` (an engine that hangs) makes the worker
+    unhealthy: the planner starts nothing here and the worker's gRPC health is NOT_SERVING,
+    until a probe passes again."""
+    healthy = True
+    while True:
+        await asyncio.sleep(every_s)
+        ok = await engine.health_generate(timeout_s)
+        if ok == healthy:
+            continue
+        healthy = ok
+        if ok:
+            log.info("engine healthy again", engine=engine.base_url)
+        else:
+            log.warning("engine failed its health check: worker unhealthy", engine=engine.base_url,
+                        timeout_s=timeout_s)
+        await grpc_service.set_serving(ok)
+        await link.set_engine_healthy(ok)
+
+
 async def _launched(config: WorkerConfig, log_path: str | None,
                     telemetry: TelemetryConfig) -> tuple[WorkerConfig, EngineProcess]:
     """Starts the worker's own SGLang server; the config it then serves with (its URL and KV
@@ -123,14 +181,11 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
     metrics.watch(service, max_blocks)
     service.simulated = bool(info.get("simulated", False))
     worker_pb2_grpc.add_WorkerServicer_to_server(service, grpc_service.server)
-    registration = planner_pb2.WorkerRegistration(
+    planner_link = PlannerLink(planner, service, planner_pb2.WorkerRegistration(
         worker_id=worker_id, address=config.advertise_address or grpc_service.address,
         max_inflight=config.max_inflight,
         simulated=service.simulated,
-    )
-
-    async def register() -> None:
-        await planner.RegisterWorker(registration, timeout=10.0, wait_for_ready=True)
+    ))
 
     async def heartbeat() -> None:
         while True:
@@ -139,25 +194,25 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
                 await listener.resync()
             elif kv_index is not None:
                 await kv_index.refresh(worker_id, time.time(), config.kv_max_age_s, max_blocks)
-            try:
-                await planner.RegisterWorker(registration, timeout=config.heartbeat_s)
-            except grpc.aio.AioRpcError as exc:
-                log.warning("planner unreachable", error=exc.code().name)
+            await planner_link.register(config.heartbeat_s)
 
-    beat: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[None]] = []
 
     async def on_started() -> None:
-        nonlocal beat
-        await register()
-        beat = asyncio.create_task(heartbeat())
+        await planner_link.register(10.0, wait_for_ready=True, first=True)
+        tasks.append(asyncio.create_task(heartbeat()))
+        if config.health_check_s > 0:
+            tasks.append(asyncio.create_task(watch_engine_health(
+                engine, planner_link, grpc_service, config.health_check_s,
+                config.health_timeout_s)))
         log.info("worker registered", worker_id=worker_id, engine=config.engine_url,
                  simulated=service.simulated)
 
     async def on_stopping() -> None:
-        if beat is not None:
-            beat.cancel()
+        for task in tasks:
+            task.cancel()
         with contextlib.suppress(grpc.aio.AioRpcError):
-            await planner.DeregisterWorker(registration, timeout=2.0)
+            await planner.DeregisterWorker(planner_link.registration, timeout=2.0)
 
     metrics_server = await serve_metrics(metrics.registry, config.host, config.metrics_port)
     port_info = {"engine_url": config.engine_url}

@@ -1,7 +1,10 @@
 """The Worker gRPC servicer: GenerateRequest -> SGLang /generate stream -> GenerateChunks.
 
 Reports every call's end (ok, failed, cancelled) to the planner, which frees the
-worker's admission budget and accounts the program's attained service.
+worker's admission budget and accounts the program's attained service. Reports are
+retried through a planner restart, and the recent ones are kept: a restarted planner
+(a new `planner_instance` in its WorkerAck) gets them again (`replay_reports`), since the
+planner before may have acknowledged a report and died before saving it.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 import grpc
@@ -102,6 +106,11 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._reports: set[asyncio.Task[None]] = set()
         self.report_budget_s = 60.0
         self.progress_every_tokens = 64  # 0: no progress reports
+        # Completion reports sent lately, replayed to a restarted planner: key -> (when, report)
+        self._recent: OrderedDict[str, tuple[float, planner_pb2.CompletionReport]] = OrderedDict()
+        self.keep_reports = 4096
+        self.keep_reports_s = 600.0
+        self.engine_healthy = True  # the engine's last health check (workers/main.py)
 
     @property
     def running(self) -> int:
@@ -121,17 +130,34 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                                      cached_tokens=out.cached_tokens)
         report = planner_pb2.CompletionReport(
             program_id=req.program_id, call_id=req.call_id, worker_id=self.worker_id,
-            status=status, usage=usage, service_s=service_s,
+            status=status, usage=usage, service_s=service_s, attempt=req.attempt,
         )
+        key = f"{req.program_id}/{req.call_id}/{req.attempt}"
+        self._recent[key] = (time.monotonic(), report)
+        self._recent.move_to_end(key)
+        while len(self._recent) > self.keep_reports:
+            self._recent.popitem(last=False)
+        self._spawn(self._send_report(report))
 
-        async def send() -> None:
-            try:  # through a planner restart: the report frees this call's admission budget
-                await with_retry(self._planner.ReportCompletion, report, self.report_budget_s,
-                                 attempt_timeout_s=5.0)
-            except grpc.aio.AioRpcError as exc:
-                log.warning("completion report failed", call_id=req.call_id, error=exc.details())
+    async def _send_report(self, report: planner_pb2.CompletionReport) -> None:
+        try:  # through a planner restart: the report frees this call's admission budget
+            await with_retry(self._planner.ReportCompletion, report, self.report_budget_s,
+                             attempt_timeout_s=5.0)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("completion report failed", call_id=report.call_id, error=exc.details())
 
-        self._spawn(send())
+    def replay_reports(self) -> int:
+        """Sends the reports of the last `keep_reports_s` again, not awaited (to a restarted
+        planner, which ignores those it knows); how many. Reports without an attempt
+        number (a caller other than the gateway) are not replayed: they could end a later
+        attempt of the same call."""
+        horizon = time.monotonic() - self.keep_reports_s
+        while self._recent and next(iter(self._recent.values()))[0] < horizon:
+            self._recent.popitem(last=False)
+        reports = [report for _, report in self._recent.values() if report.attempt]
+        for report in reports:
+            self._spawn(self._send_report(report))
+        return len(reports)
 
     def _progress(self, req: worker_pb2.GenerateRequest, completion_tokens: int) -> None:
         """Best effort, not awaited and never retried: a lost report only delays a refinement."""

@@ -34,7 +34,8 @@ class EngineError(Exception):
 
 
 class EngineUnavailable(EngineError):
-    """Could not reach the engine (connection refused, reset before any token, 503)."""
+    """Could not reach the engine (connection refused, reset before any token, 503), or
+    its connection broke mid-stream (the engine died)."""
 
 
 class EngineRejected(EngineError):
@@ -200,7 +201,7 @@ class SGLangClient:
         except TimeoutError as exc:
             raise EngineTimeout(f"engine {self.base_url} timed out mid-stream") from exc
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            raise EngineFailed(f"engine stream broke: {exc}") from exc
+            raise EngineUnavailable(f"engine {self.base_url} stream broke: {exc}") from exc
         finally:
             resp.release()
             if not finished:
@@ -223,6 +224,17 @@ class SGLangClient:
         try:
             async with self._http().get(self.base_url + "/health",
                                         timeout=aiohttp.ClientTimeout(total=2.0)) as resp:
+                return resp.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    async def health_generate(self, timeout_s: float) -> bool:
+        """SGLang's GET /health_generate: the engine runs a one-token generation. False when
+        it answers anything but 200, cannot be reached, or takes longer than `timeout_s`
+        (an engine that hangs)."""
+        try:
+            async with self._http().get(self.base_url + "/health_generate",
+                                        timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
                 return resp.status == 200
         except (aiohttp.ClientError, TimeoutError):
             return False

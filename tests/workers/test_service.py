@@ -123,3 +123,19 @@ async def test_worker_publishes_the_blocks_its_engine_now_holds(sim_engine_url: 
         assert await index.longest_prefixes(["w-test"], other) == {"w-test": 1}  # the shared block
     finally:
         await client.aclose()
+
+
+async def test_reports_carry_the_attempt_and_recent_ones_are_sent_again(
+        sim_engine_url: str) -> None:
+    async with worker_on_loopback(sim_engine_url, 0) as (stub, service, recorder):
+        retried = story("r1", 8)
+        retried.attempt = 3
+        _ = [c async for c in stub.Generate(retried)]
+        _ = [c async for c in stub.Generate(story("r2", 8))]  # no attempt: a non-gateway caller
+        await service.drain_reports()
+        assert sorted((r.call_id, r.attempt) for r in recorder.completions) == [("r1", 3),
+                                                                              ("r2", 0)]
+        assert service.replay_reports() == 1  # a restarted planner: r1's report again
+        await service.drain_reports()
+    assert sorted((r.call_id, r.attempt) for r in recorder.completions) == [
+        ("r1", 3), ("r1", 3), ("r2", 0)]

@@ -6,8 +6,10 @@ import asyncio
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from cache.redis_server import free_port
+from ostinato.config import SimEngineConfig
 from tests.prometheus_text import parse, value
 from workers.sglang_client import (
     EngineRejected,
@@ -15,6 +17,7 @@ from workers.sglang_client import (
     EngineUnavailable,
     SGLangClient,
 )
+from workers.sim.server import build_app
 
 
 async def test_streaming_generate_reports_sglang_meta_info(sim_engine_url: str) -> None:
@@ -116,3 +119,30 @@ async def test_consumer_that_stops_early_aborts_the_engine_request(sim_engine_ur
             await asyncio.sleep(0.02)
     finally:
         await client.close()
+
+
+async def test_health_generate_fails_while_the_engine_hangs(sim_engine_url: str) -> None:
+    """The sim engine in-process, with its test hook to hang."""
+    app = build_app(SimEngineConfig(debug_endpoints=True, time_scale=0.1))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    client = SGLangClient(url)
+    try:
+        assert await client.health_generate(2.0)
+        async with aiohttp.ClientSession() as s:
+            async with s.post(url + "/_debug/hang", json={"hang": True}) as resp:
+                assert resp.status == 200
+            assert not await client.health_generate(0.3)  # it hangs: the probe times out
+            async with s.post(url + "/_debug/hang", json={"hang": False}) as resp:
+                assert resp.status == 200
+            assert await client.health_generate(2.0)
+            async with s.post(sim_engine_url + "/_debug/hang", json={"hang": True}) as resp:
+                assert resp.status == 404  # only an engine started with debug_endpoints
+            async with s.get(url + "/metrics") as resp:  # as SGLang's, probes are not metered
+                assert value(parse(await resp.text()), "sglang:num_requests_total") == 0
+    finally:
+        await client.close()
+        await runner.cleanup()

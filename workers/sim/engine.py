@@ -47,6 +47,11 @@ def engine_params(config: SimEngineConfig, profile: Profile) -> EngineParams:
     )
 
 
+# SGLang's /health_generate requests (rid HEALTH_CHECK_...) run with log_metrics=False: they
+# are left out of the engine's metrics, here too.
+HEALTH_CHECK_RID = "HEALTH_CHECK_"
+
+
 class EngineCounters:
     def __init__(self) -> None:
         self.completed = 0
@@ -97,11 +102,12 @@ class RealtimeSimEngine:
 
     def _deliver(self, events: list[EngineEvent]) -> None:
         for event in events:
-            self.counters.generation_tokens += event.new_tokens
-            if event.finish_reason is not None:
-                aborted = event.finish_reason.get("type") == "abort"
-                self.counters.aborted += aborted
-                self.counters.completed += not aborted
+            if not event.rid.startswith(HEALTH_CHECK_RID):
+                self.counters.generation_tokens += event.new_tokens
+                if event.finish_reason is not None:
+                    aborted = event.finish_reason.get("type") == "abort"
+                    self.counters.aborted += aborted
+                    self.counters.completed += not aborted
             queue = self._streams.get(event.rid)
             if queue is not None:
                 queue.put_nowait(event)
@@ -138,7 +144,7 @@ class RealtimeSimEngine:
             while not finished:
                 event = await queue.get()
                 finished = event.finished
-                if finished:
+                if finished and not req.rid.startswith(HEALTH_CHECK_RID):
                     self.counters.prompt_tokens += event.prompt_tokens
                     self.counters.cached_tokens += event.cached_tokens
                 yield event

@@ -4,6 +4,8 @@ Endpoints and fields follow SGLang's http_server.py / io_struct.py GenerateReqIn
 POST /generate (JSON or SSE `data: {...}` lines ending with `data: [DONE]`),
 POST /abort_request, GET /health, GET /health_generate, GET /get_server_info,
 GET /get_model_info, POST /flush_cache, GET /metrics. Every response says it is simulated.
+With `debug_endpoints` (tests only), POST /_debug/hang {"hang": true} makes the engine hang:
+new requests, /health_generate and running streams wait until {"hang": false}.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ostinato.serving import write_port_file
 from tracing.http_middleware import tracing_middleware
 from tracing.metrics_http import metrics_handler
 from workers.sim.behavior import scripted_answer
-from workers.sim.engine import RealtimeSimEngine, SimRequest
+from workers.sim.engine import HEALTH_CHECK_RID, RealtimeSimEngine, SimRequest
 from workers.sim.json_instance import UnsupportedSchema
 from workers.sim.metrics import sim_engine_registry
 from workers.sim.scheduler import EngineEvent
@@ -32,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = 128  # SGLang's SamplingParams default
 _ENGINE = web.AppKey("engine", RealtimeSimEngine)
+_RUNNING = web.AppKey("running", asyncio.Event)  # cleared while the engine hangs (tests)
 
 
 class BadRequest(ValueError):
@@ -207,6 +210,8 @@ async def generate(request: web.Request) -> web.StreamResponse:
     except (BadRequest, ValueError) as exc:
         return _error(400, str(exc))
     top = int(body.get("top_logprobs_num") or 0) if body.get("return_logprob") else None
+    running = request.app[_RUNNING]
+    await running.wait()
     if not body.get("stream"):
         finals: dict[int, dict[str, Any]] = {}
         async for payload in _merged(engine, reqs, top):
@@ -220,6 +225,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     # SGLang streams cumulative text by default (no --incremental-streaming-output).
     async for payload in _merged(engine, reqs, top):
+        await running.wait()
         await resp.write(b"data: " + json.dumps(payload).encode() + b"\n\n")
     await resp.write(b"data: [DONE]\n\n")
     return resp
@@ -242,8 +248,9 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def health_generate(request: web.Request) -> web.Response:
+    await request.app[_RUNNING].wait()
     engine = request.app[_ENGINE]
-    async for _ in engine.generate(SimRequest(rid="HEALTH_CHECK_" + uuid.uuid4().hex,
+    async for _ in engine.generate(SimRequest(rid=HEALTH_CHECK_RID + uuid.uuid4().hex,
                                               prompt_ids=[1], max_new_tokens=1)):
         pass
     return web.Response(status=200)
@@ -275,10 +282,32 @@ async def flush_cache(request: web.Request) -> web.Response:
     return web.Response(text="Cache flushed.\n")
 
 
+async def debug_hang(request: web.Request) -> web.Response:
+    """Test hook: {"hang": true} makes the engine hang, {"hang": false} lets it go on."""
+    try:
+        body = await request.json()
+    except json.JSONDecodeError:
+        return _error(400, "request body is not valid JSON")
+    if not isinstance(body, dict) or not isinstance(body.get("hang"), bool):
+        return _error(400, "hang (true or false) is required")
+    running = request.app[_RUNNING]
+    if body["hang"]:
+        running.clear()
+        log.warning("sim engine hangs (debug endpoint)")
+    else:
+        running.set()
+        log.info("sim engine goes on (debug endpoint)")
+    return web.json_response({"hang": body["hang"]})
+
+
 def build_app(config: SimEngineConfig) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024,
                           middlewares=[tracing_middleware({"/generate"})])
     engine = app[_ENGINE] = RealtimeSimEngine(config)
+    app[_RUNNING] = asyncio.Event()
+    app[_RUNNING].set()
+    if config.debug_endpoints:
+        app.add_routes([web.post("/_debug/hang", debug_hang)])
     app.add_routes([
         web.post("/generate", generate),
         web.post("/abort_request", abort_request),
