@@ -2,6 +2,13 @@
 
 Shared by interactive calls and declared programs. Failures surface as CallFailed with
 the gRPC status to return.
+
+When the worker or its engine fails mid-call (the stream breaks, or ends without a
+result), the call is run again, at most MAX_RETRIES more times: the planner admits it
+again as its next attempt, away from the workers that failed it. A call that has handed
+its caller no text yet is re-run without the caller seeing anything. One that has is
+re-run only if it asked to (CallSpec.restart_on_failure): a Delta with `restart` set
+first tells the caller to drop the text so far. Otherwise it fails with UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -50,6 +57,9 @@ class CallFailed(Exception):
 class Delta:
     text: str
     cache_hit: int = common_pb2.CACHE_HIT_MISS  # set when the text comes from the answer cache
+    # The call starts over on another worker: the text of earlier deltas is void, and this
+    # delta's text begins the new answer (CallSpec.restart_on_failure).
+    restart: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,22 @@ def cache_salt(tenant: str) -> str:
 
 
 _HIT = {"exact": common_pb2.CACHE_HIT_EXACT, "semantic": common_pb2.CACHE_HIT_SEMANTIC}
+
+MAX_RETRIES = 2  # attempts after the first, when the worker or its engine fails mid-call
+# What a failed worker or engine answers (a dead worker's connection: UNAVAILABLE, or
+# UNKNOWN; an engine that died or went away mid-stream: UNAVAILABLE; an engine error:
+# INTERNAL). Anything else (the caller's deadline, a request the engine refuses) is final.
+_WORKER_FAILED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL,
+                            grpc.StatusCode.UNKNOWN})
+
+
+class _AttemptFailed(Exception):
+    """One attempt's worker failed (its Generate stream broke or ended without a result)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class CallExecutor:
@@ -100,10 +126,11 @@ class CallExecutor:
         except InvalidCachePolicy as exc:
             raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
 
-    async def _report_failure(self, program_id: str, call_id: str, worker_id: str) -> None:
+    async def _report_failure(self, program_id: str, call_id: str,
+                              grant: planner_pb2.Grant) -> None:
         report = planner_pb2.CompletionReport(
-            program_id=program_id, call_id=call_id, worker_id=worker_id,
-            status=planner_pb2.COMPLETION_STATUS_FAILED,
+            program_id=program_id, call_id=call_id, worker_id=grant.worker_id,
+            status=planner_pb2.COMPLETION_STATUS_FAILED, attempt=grant.attempt,
         )
         # If this fails, the planner still gets the worker's own report.
         with contextlib.suppress(grpc.aio.AioRpcError):
@@ -225,43 +252,46 @@ class CallExecutor:
             max_new_tokens=call.sampling.max_new_tokens, hints=call.hints,
             prefix_hashes=prefix_block_hashes(prompt.ids, salt, shared_tokens=shared_tokens),
         )
-        try:
-            # Through a planner restart: the planner recognizes a re-admitted call.
-            grant = await with_retry(self._planner.Admit, admit, timeout_s)
-        except grpc.aio.AioRpcError as exc:
-            raise CallFailed(exc.code(), exc.details() or "planner error") from exc
-        yield Granted(grant.worker_id)
-        queued = time.monotonic() - start
-        remaining = max(0.001, timeout_s - queued)
-        stream = self._workers.stub(grant.worker_address).Generate(
-            worker_pb2.GenerateRequest(
-                request_id=f"{program_id}-{call.call_id}-{uuid.uuid4().hex[:8]}", tenant=tenant,
-                program_id=program_id, call_id=call.call_id, priority=grant.priority,
-                prompt=prompt.text, input_ids=prompt.ids, sampling=call.sampling,
-                cache_salt=salt, shared_prefix_tokens=shared_tokens,
-                json_schema=prompt.json_schema, return_logprob=call.logprobs,
-                top_logprobs_num=call.top_logprobs,
-            ),
-            timeout=remaining,
+        generate = worker_pb2.GenerateRequest(
+            tenant=tenant, program_id=program_id, call_id=call.call_id, prompt=prompt.text,
+            input_ids=prompt.ids, sampling=call.sampling, cache_salt=salt,
+            shared_prefix_tokens=shared_tokens, json_schema=prompt.json_schema,
+            return_logprob=call.logprobs, top_logprobs_num=call.top_logprobs,
         )
-        output = ToolOutput(prompt.parser, prompt.tool_names, prompt.single_call)
-        final: worker_pb2.GenerateResult | None = None
-        try:
-            async for chunk in stream:
-                if chunk.HasField("result"):
-                    final = chunk.result
-                elif chunk.delta:
-                    content = output.feed(chunk.delta)
-                    if content:
-                        yield Delta(content)
-        except grpc.aio.AioRpcError as exc:
-            await self._report_failure(program_id, call.call_id, grant.worker_id)
-            raise CallFailed(exc.code(), exc.details() or "worker error") from exc
-        finally:
-            stream.cancel()  # no-op once finished; stops the worker if our caller went away
-        if final is None:
-            await self._report_failure(program_id, call.call_id, grant.worker_id)
-            raise CallFailed(grpc.StatusCode.INTERNAL, "worker stream ended without a result")
+        failed: planner_pb2.Grant | None = None  # the attempt that failed before this one
+        streamed = False  # text handed to our caller (since the last restart)
+        for retry in range(MAX_RETRIES + 1):
+            grant = await self._admitted(admit, failed, timeout_s - (time.monotonic() - start))
+            if retry == 0:
+                yield Granted(grant.worker_id)
+            queued = time.monotonic() - start
+            output = ToolOutput(prompt.parser, prompt.tool_names, prompt.single_call)
+            final: worker_pb2.GenerateResult | None = None
+            attempt = self._generate(generate, grant, output, max(0.001, timeout_s - queued))
+            try:
+                async with contextlib.aclosing(attempt):  # our caller gone: the stream stops
+                    async for item in attempt:
+                        if isinstance(item, worker_pb2.GenerateResult):
+                            final = item
+                        else:
+                            streamed = True
+                            yield item
+            except _AttemptFailed as exc:
+                if exc.code not in _WORKER_FAILED or retry == MAX_RETRIES or (
+                        streamed and not call.restart_on_failure):
+                    await self._report_failure(program_id, call.call_id, grant)
+                    code = grpc.StatusCode.UNAVAILABLE if exc.code in _WORKER_FAILED else exc.code
+                    raise CallFailed(code, exc.message) from exc
+                log.warning("worker failed mid-call: call re-run", program_id=program_id,
+                            call_id=call.call_id, worker_id=grant.worker_id,
+                            attempt=grant.attempt, streamed=streamed, error=exc.message)
+                if streamed:  # the caller drops what it got: the answer starts over
+                    yield Delta("", restart=True)
+                    streamed = False
+                failed = grant
+                continue
+            break
+        assert final is not None
         rest, content, tool_calls = output.finish()
         if rest:
             yield Delta(rest)
@@ -273,3 +303,45 @@ class CallExecutor:
             timings=common_pb2.CallTimings(queue_s=queued, engine_s=final.service_s, total_s=total),
             priority=grant.priority, simulated=final.simulated, logprobs=final.logprobs,
         )
+
+    async def _admitted(self, admit: planner_pb2.AdmitRequest, failed: planner_pb2.Grant | None,
+                        budget_s: float) -> planner_pb2.Grant:
+        """The planner's grant; after a failed attempt, of the call's next attempt (the
+        planner ends the failed one and avoids the workers that failed it)."""
+        if failed is not None:
+            admit.retry_of_attempt = failed.attempt
+            admit.exclude_workers.append(failed.worker_id)
+        try:
+            # Through a planner restart: the planner recognizes a re-admitted call.
+            return await with_retry(self._planner.Admit, admit, max(0.001, budget_s))
+        except grpc.aio.AioRpcError as exc:
+            if failed is not None:  # the failed attempt must not hold its worker's slot
+                await self._report_failure(admit.program_id, admit.call_id, failed)
+            raise CallFailed(exc.code(), exc.details() or "planner error") from exc
+
+    async def _generate(self, template: worker_pb2.GenerateRequest, grant: planner_pb2.Grant,
+                        output: ToolOutput, timeout_s: float,
+                        ) -> AsyncIterator[Delta | worker_pb2.GenerateResult]:
+        """One attempt on the granted worker: content Deltas, then its GenerateResult;
+        _AttemptFailed when the stream breaks or ends without a result."""
+        request = worker_pb2.GenerateRequest()
+        request.CopyFrom(template)
+        request.request_id = f"{request.program_id}-{request.call_id}-{uuid.uuid4().hex[:8]}"
+        request.priority, request.attempt = grant.priority, grant.attempt
+        stream = self._workers.stub(grant.worker_address).Generate(request, timeout=timeout_s)
+        final: worker_pb2.GenerateResult | None = None
+        try:
+            async for chunk in stream:
+                if chunk.HasField("result"):
+                    final = chunk.result
+                elif chunk.delta:
+                    content = output.feed(chunk.delta)
+                    if content:
+                        yield Delta(content)
+        except grpc.aio.AioRpcError as exc:
+            raise _AttemptFailed(exc.code(), exc.details() or "worker error") from exc
+        finally:
+            stream.cancel()  # no-op once finished; stops the worker if our caller went away
+        if final is None:
+            raise _AttemptFailed(grpc.StatusCode.INTERNAL, "worker stream ended without a result")
+        yield final

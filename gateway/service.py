@@ -74,7 +74,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                 if isinstance(item, Granted):
                     continue
                 if isinstance(item, Delta):
-                    yield gateway_pb2.CallChunk(call_id=call_id, delta=item.text)
+                    yield gateway_pb2.CallChunk(call_id=call_id, delta=item.text,
+                                                restarted=item.restart)
                 else:
                     yield gateway_pb2.CallChunk(call_id=call_id, result=item)
         except GatewayError as exc:
