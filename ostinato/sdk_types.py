@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,52 @@ from google.protobuf import duration_pb2
 from opentelemetry import propagate
 
 from ostinato.v1 import common_pb2, gateway_pb2
+
+# ---- retries through a gateway restart (shared by Client and AsyncClient) ---------------
+#
+# gRPC's own retry policy, as the channel's service config:
+# - Every method waits for the gateway to be reachable before it is sent (wait-for-ready),
+#   within its deadline, so an operation made while the gateway restarts goes through
+#   once it is back.
+# - StartProgram, EndProgram and CacheStats are idempotent: the SDK names every program
+#   (a uuid when the caller gives no id), so a StartProgram sent twice opens one program,
+#   and the planner answers an EndProgram repeated after its answer was lost with the
+#   same summary. They are retried on UNAVAILABLE with exponential backoff, and have a
+#   default deadline of UNARY_DEADLINE_S when the client sets none.
+# - A Call is retried on UNAVAILABLE only while the gateway has sent nothing back (gRPC
+#   retries a stream until its first response). Once text has streamed, a failure is the
+#   caller's to handle. The SDK names every call (a uuid), so a retried Call is the same
+#   call to the planner: it runs as the call's next attempt once the first is cancelled
+#   (the planner cancels it when the gateway that admitted it goes away), and a summary
+#   counts it once.
+# RunProgram is not retried (a second one would run the DAG again); it waits for ready.
+GATEWAY_SERVICE = "ostinato.v1.Gateway"
+UNARY_DEADLINE_S = 60.0
+_BACKOFF = {"initialBackoff": "0.2s", "maxBackoff": "2s", "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE"]}
+SERVICE_CONFIG: dict[str, Any] = {"methodConfig": [
+    {"name": [{"service": GATEWAY_SERVICE, "method": m}
+              for m in ("StartProgram", "EndProgram", "CacheStats")],
+     "waitForReady": True, "timeout": f"{UNARY_DEADLINE_S:g}s",
+     "retryPolicy": {"maxAttempts": 5, **_BACKOFF}},
+    {"name": [{"service": GATEWAY_SERVICE, "method": "Call"}],
+     "waitForReady": True, "retryPolicy": {"maxAttempts": 3, **_BACKOFF}},
+    {"name": [{"service": GATEWAY_SERVICE, "method": "RunProgram"}], "waitForReady": True},
+]}
+# The channel's options: the policy above, and a gateway that is back is dialled again
+# within 2 s (gRPC's reconnect backoff grows to 120 s by default).
+CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
+    ("grpc.enable_retries", 1),
+    ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
+
+
+def new_id(length: int = 16) -> str:
+    """A program or call id the SDK names, so that a retried request is recognized."""
+    return uuid.uuid4().hex[:length]
+
 
 MessageLike = Mapping[str, Any] | tuple[str, str]
 ToolLike = Mapping[str, Any]  # OpenAI's {"type": "function", "function": {...}}, or its inner part
@@ -78,6 +125,24 @@ class CallOutput:
 
 
 @dataclass(frozen=True)
+class CacheStats:
+    """The answer caches' counters of the gateway that answered."""
+
+    enabled: bool
+    redis_up: bool
+    counts: dict[str, int]  # hit_exact, hit_semantic, miss, near_miss_rejected, redis_error ...
+    index_entries: int
+    lookup_ms_p50: float
+    lookup_ms_p99: float
+
+
+def cache_stats(resp: gateway_pb2.CacheStatsResponse) -> CacheStats:
+    return CacheStats(enabled=resp.enabled, redis_up=resp.redis_up, counts=dict(resp.counts),
+                      index_entries=resp.index_entries, lookup_ms_p50=resp.lookup_ms_p50,
+                      lookup_ms_p99=resp.lookup_ms_p99)
+
+
+@dataclass(frozen=True)
 class ProgramSummary:
     program_id: str
     calls_completed: int
@@ -133,7 +198,7 @@ def program_options(
     program_id: str | None, deadline_s: float | None, program_class: str, reject_when_late: bool,
     labels: Mapping[str, str] | None,
 ) -> common_pb2.ProgramOptions:
-    opts = common_pb2.ProgramOptions(program_id=program_id or "", program_class=program_class,
+    opts = common_pb2.ProgramOptions(program_id=program_id or new_id(32), program_class=program_class,
                                      reject_when_late=reject_when_late, labels=dict(labels or {}))
     if deadline_s is not None:
         opts.deadline.CopyFrom(duration_pb2.Duration(seconds=int(deadline_s),
@@ -163,6 +228,7 @@ def call_spec(
     tool_choice: str | None = None,
     json_schema: Mapping[str, Any] | None = None,
     json_object: bool = False,
+    restart_on_failure: bool = False,
 ) -> common_pb2.CallSpec:
     if cache not in _CACHE_MODES:
         raise ValueError(f"cache must be one of off, exact, semantic; got {cache!r}")
@@ -182,6 +248,7 @@ def call_spec(
         hints=common_pb2.CallHints(expected_output_tokens=expected_output_tokens, tags=list(tags)),
         model=model, tools=[_tool(t) for t in tools], tool_choice=_tool_choice(tool_choice),
         response_format=_response_format(json_schema, json_object),
+        restart_on_failure=restart_on_failure,
     )
 
 
