@@ -24,6 +24,7 @@ import json
 import threading
 import time
 import urllib.request
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.soak_checks import memory_report, reconcile
-from bench.soak_load import Load
+from bench.soak_load import CallOutcome, Load
 from cache import keys
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh, MeshStartError
@@ -98,6 +99,7 @@ class Monitor:
     mesh: Mesh
     samples: list[dict[str, Any]] = field(default_factory=list)
     engine_completed: dict[str, float] = field(default_factory=dict)  # by engine restarts
+    kv_usage: dict[str, float] = field(default_factory=dict)  # engine -> KV pool in use, last
 
     def services(self) -> dict[str, int]:
         cfg = self.mesh.config
@@ -132,6 +134,8 @@ class Monitor:
                 if s.name in ("sglang:num_requests_total", "sglang:num_aborted_requests_total"):
                     key = s.name.removeprefix("sglang:num_").removesuffix("_total")
                     self.engine_completed[key] = self.engine_completed.get(key, 0) + s.value
+                elif s.name == "sglang:token_usage":  # a filling prefix cache grows its RSS
+                    self.kv_usage[f"engine-{index}"] = round(s.value, 4)
 
 
 def _inject(mesh: Mesh, monitor: Monitor, fault: Fault, progress: float,
@@ -207,11 +211,20 @@ def run_soak(opts: SoakOptions) -> dict[str, Any]:
                     load.programs, records, events, monitor.engine_completed, opts.calls, start),
         "memory": memory_report(monitor.samples, opts.calls, opts.warmup, opts.rss_bound_mib),
         "memory_samples": monitor.samples,
+        "engine_kv_usage": monitor.kv_usage,
+        # answered calls per worker, all and after the last fault: where the load went
+        "ok_by_worker": _by_worker(load.outcomes, 0.0),
+        "ok_by_worker_after_faults": _by_worker(load.outcomes, events[-1].back_at if events else 0.0),
     }
     results["checks"].update(memory_flat=results["memory"]["flat"],
                              no_restart_failed=not any(e.error for e in events),
                              load_ran=not load.errors)
     return results
+
+
+def _by_worker(outcomes: list[CallOutcome], since: float) -> dict[str, int]:
+    return dict(sorted(Counter(o.worker_id for o in outcomes
+                               if o.outcome == "ok" and o.started >= since).items()))
 
 
 def _drive(mesh: Mesh, monitor: Monitor, load: Load, thread: threading.Thread,

@@ -65,6 +65,10 @@ def print_report(r: dict[str, Any], console: Console | None = None) -> None:
                     str(m.get("kib_per_1000_calls", "-")),
                     {True: "yes", False: "[red]NO[/red]", None: "-"}[m["flat"]])
     console.print(mem)
+    console.print("  engines' KV pool in use at the end (a filling prefix cache grows RSS): "
+                  + _counts(r.get("engine_kv_usage", {})))
+    console.print("  answered calls by worker: " + _counts(r.get("ok_by_worker", {}))
+                  + "; after the last fault: " + _counts(r.get("ok_by_worker_after_faults", {})))
 
     for name, ok in r["checks"].items():
         console.print(f"  {name}: " + ("[green]yes[/green]" if ok else "[red]NO[/red]"))
