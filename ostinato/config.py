@@ -95,6 +95,10 @@ class GatewayConfig:
     conversation_ttl_s: float = 900.0  # see attribute_conversations
 
     def __post_init__(self) -> None:
+        short = [tenant for key, tenant in self.api_keys.items() if len(key) < 8]
+        if short:
+            raise ConfigError(f"gateway.api_keys: keys must be at least 8 characters (the key of "
+                              f"tenant {short[0]!r} is shorter)")
         check_tokenizer_spec(self.kv_tokenizer, "gateway.kv_tokenizer")
         check_tool_format(self.tool_call_parser, "gateway.tool_call_parser")
         if self.conversation_ttl_s <= 0:

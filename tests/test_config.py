@@ -11,13 +11,13 @@ from ostinato.config import ConfigError, load_mesh_config
 
 def test_defaults_file_env_and_overrides(tmp_path: Path) -> None:
     f = tmp_path / "mesh.yaml"
-    f.write_text("workers: 3\nplanner:\n  policy: fcfs+least_load\ngateway:\n  api_keys: {k: acme}\n")
+    f.write_text("workers: 3\nplanner:\n  policy: fcfs+least_load\ngateway:\n  api_keys: {key-acme-1: acme}\n")
     cfg = load_mesh_config(f, environ={"OSTINATO_PLANNER__PORT": "6000",
                                        "OSTINATO_LOG_LEVEL": "debug"},
                            overrides={"gateway": {"port": 7000}})
     assert cfg.workers == 3 and cfg.planner.policy == "fcfs+least_load"
     assert cfg.planner.port == 6000 and cfg.gateway.port == 7000
-    assert dict(cfg.gateway.api_keys) == {"k": "acme"}
+    assert dict(cfg.gateway.api_keys) == {"key-acme-1": "acme"}
     assert cfg.worker.max_inflight == 16
     # anti-starvation bound in seconds: 4 x expected service, within [1 s, 60 s]
     p = cfg.planner
@@ -37,6 +37,7 @@ def test_defaults_file_env_and_overrides(tmp_path: Path) -> None:
         ({"planner": {"starvation_min_s": 10, "starvation_max_s": 5}},
          "planner.starvation_max_s: must be >= starvation_min_s"),
         ({"planner": {"tenant_shares": "strict"}}, "planner.tenant_shares"),
+        ({"gateway": {"api_keys": {"short": "acme"}}}, "gateway.api_keys: keys must be at least 8"),
     ],
 )
 def test_invalid_config_names_the_field(data: dict, message: str) -> None:
