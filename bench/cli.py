@@ -114,6 +114,9 @@ def add_parser(sub: Any) -> None:
     soak.add_argument("--down-s", type=float, default=1.0, help="each fault's outage")
     soak.add_argument("--time-scale", type=float, default=0.05,
                       help="sim engines' real seconds per simulated second (0: zero cost)")
+    soak.add_argument("--kv-tokens", type=int, default=0,
+                      help="sim engines' KV pool in tokens (0: the profile's); a small pool "
+                      "fills the prefix caches early, so memory growth from them levels off")
     soak.add_argument("--timeout-s", type=float, default=1800.0,
                       help="calls without an outcome by then are reported as hung")
     soak.add_argument("--rss-bound-mib", type=float, default=16.0,

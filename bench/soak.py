@@ -73,6 +73,7 @@ class SoakOptions:
     faults: tuple[Fault, ...] = tuple(parse_faults(DEFAULT_FAULTS))
     down_s: float = 1.0  # how long a faulted service stays down
     time_scale: float = 0.05  # sim engines' real seconds per simulated second; 0: zero cost
+    kv_tokens: int = 0  # sim engines' KV pool in tokens (0: the profile's); small: caches fill
     timeout_s: float = 1800.0  # calls without an outcome by then are reported as hung
     call_timeout_s: float = 60.0  # each RPC's deadline (DEADLINE_EXCEEDED past it)
     rss_bound_mib: float = 16.0  # "flat": RSS grew by at most this much over the window
@@ -175,8 +176,9 @@ def _records(redis_url: str, program_ids: list[str]) -> dict[str, dict[str, str]
 def run_soak(opts: SoakOptions) -> dict[str, Any]:
     cfg = load_mesh_config(None, environ={}, overrides={
         "workers": opts.workers,
-        "sim_engine": {"zero_cost": True} if opts.time_scale == 0 else
-        {"time_scale": opts.time_scale},
+        "sim_engine": {"max_total_tokens": opts.kv_tokens,
+                       **({"zero_cost": True} if opts.time_scale == 0 else
+                          {"time_scale": opts.time_scale})},
         "gateway": {"allow_anonymous": True, "semantic_cache": opts.semantic_cache},
     })
     with Mesh(cfg, ephemeral_ports=True, workdir=opts.workdir or None) as mesh:
@@ -252,7 +254,8 @@ def soak_command(args: argparse.Namespace) -> dict[str, Any]:
     opts = SoakOptions(calls=args.calls, concurrency=args.programs,
                        calls_per_program=args.calls_per_program, workers=args.workers,
                        faults=tuple(parse_faults(args.faults)), down_s=args.down_s,
-                       time_scale=args.time_scale, timeout_s=args.timeout_s,
+                       time_scale=args.time_scale, kv_tokens=args.kv_tokens,
+                       timeout_s=args.timeout_s,
                        rss_bound_mib=args.rss_bound_mib,
                        semantic_cache=not args.no_semantic_cache, workdir=args.workdir)
     results = run_soak(opts)
