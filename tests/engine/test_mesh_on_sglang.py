@@ -23,6 +23,7 @@ from ostinato.v1 import common_pb2, worker_pb2, worker_pb2_grpc
 from tests.engine.conftest import MODEL
 from tests.integration.test_metrics import scrape
 from tests.prometheus_text import names, value
+from workers.sglang_client import SGLangClient
 
 pytestmark = pytest.mark.engine  # `make test-engine`; `make test` deselects it
 ACME = "key-acme-engine"
@@ -52,6 +53,19 @@ def test_engines_are_real_sglang(sglang_mesh: Mesh) -> None:
     for wid in sglang_mesh.endpoints.workers:
         stats = worker_stub(sglang_mesh, wid).Stats(worker_pb2.StatsRequest(), timeout=10)
         assert not stats.simulated and stats.kv_index_source == "events"
+
+
+async def test_the_workers_health_probe_passes_on_real_sglang(sglang_mesh: Mesh) -> None:
+    """GET /health_generate, as the workers probe their engines (worker.health_check_s)."""
+    for url in sglang_mesh.endpoints.engines:
+        client = SGLangClient(url)
+        try:
+            assert await client.health_generate(25.0)
+        finally:
+            await client.close()
+    log = "".join((sglang_mesh.workdir / "logs" / f"{w}.log").read_text()
+                  for w in sglang_mesh.endpoints.workers)
+    assert "failed its health check" not in log
 
 
 def test_second_call_of_a_program_hits_the_engines_prefix_cache(sglang_mesh: Mesh) -> None:
