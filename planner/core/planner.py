@@ -233,12 +233,11 @@ class PlannerCore(WorkerDispatch):
             raise ProgramClosed(f"program {program_id!r} has ended")
         now = self._clock.now()
         arrival = now
-        attempt, excluded = 1, frozenset(exclude_workers)
+        attempt, excluded, retry = 1, frozenset(exclude_workers), False
         existing = program.calls.get(call_id)
         if existing is not None:
             if _is_retry(existing, retry_of_attempt):
-                self._release(existing)
-                attempt = existing.attempt + 1
+                retry, attempt = True, existing.attempt + 1
                 excluded |= existing.excluded
                 if existing.state is CallState.RUNNING:
                     excluded |= {existing.worker_id}
@@ -248,12 +247,10 @@ class PlannerCore(WorkerDispatch):
                 existing.recovered = False  # re-admitted by its caller after a planner restart
                 return existing  # its grant was lost: the caller gets the same one
             else:
-                self._orphans.pop(existing.key, None)
                 attempt, excluded = existing.attempt, excluded | existing.excluded
-            del program.calls[call_id]
             arrival = existing.arrival
         parents = tuple(parents)
-        missing = [p for p in parents if p not in program.calls]
+        missing = [p for p in parents if p not in program.calls or p == call_id]
         if missing:
             raise UnknownParent(f"unknown parent call(s): {', '.join(missing)}")
         call = CallRecord(
@@ -276,6 +273,8 @@ class PlannerCore(WorkerDispatch):
         )
         call.critical_path_s = max((program.calls[p].critical_path_s + program.calls[p].service_s
                                     for p in parents), default=0.0)
+        if existing is not None and served_from_cache:
+            self._replace(existing, retry)
         if served_from_cache:
             call.state, call.finished_at = CallState.DONE, now
             program.calls[call_id] = call
@@ -287,6 +286,8 @@ class PlannerCore(WorkerDispatch):
             self._check_room(tenant)  # a re-admitted call keeps its place
         if not unfinished:  # scored before it is recorded: DeadlineExceeded leaves no trace
             call.score = self._score(call, program, now)
+        if existing is not None:
+            self._replace(existing, retry)
         program.calls[call_id] = call
         program.last_active = now
         self._calls[call.key] = call
@@ -298,6 +299,15 @@ class PlannerCore(WorkerDispatch):
             self._queue.push(call)
         self._events.append(CallChanged(call))
         return call
+
+    def _replace(self, existing: CallRecord, retry: bool) -> None:
+        """The record of a call admitted again leaves: a retried attempt ends (its slot
+        freed, its queue entry void), a restored waiting call stops being an orphan."""
+        if retry:
+            self._release(existing)
+            existing.state = CallState.FAILED  # detached from the program: the new record counts
+        else:
+            self._orphans.pop(existing.key, None)
 
     def _check_room(self, tenant: str) -> None:
         """Overloaded unless the queue (parked calls included) has room overall and for

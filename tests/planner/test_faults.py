@@ -79,6 +79,17 @@ def test_admitting_a_call_id_again(setup, retry_of_attempt: int, outcome) -> Non
     assert len(core.program("p", "t").calls) == 1
 
 
+def test_a_retry_of_a_queued_attempt_replaces_it_in_the_queue() -> None:
+    core, _ = make_core()
+    _queued(core)
+    core.submit("p", "t", "a", retry_of_attempt=1)
+    assert core.queued == 1
+    core.upsert_worker("w0", "127.0.0.1:9000", 1)
+    core.upsert_worker("w1", "127.0.0.1:9001", 1)
+    assert [(g.call_id, g.attempt) for g in core.dispatch()] == [("a", 2)]  # once, not twice
+    assert core.queued == 0 and sum(w.inflight for w in core.workers) == 1
+
+
 def test_a_retry_frees_the_failed_attempts_slot_and_avoids_its_worker() -> None:
     core, _ = make_core(workers=2, budget=1)
     core.submit("p", "t", "a")
