@@ -16,11 +16,15 @@ import grpc
 T = TypeVar("T")
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
+# For requests that are idempotent at the receiver (a completion report: the planner ignores
+# one it already has), any transport-level end is worth another attempt.
+RETRYABLE_IDEMPOTENT = RETRYABLE | {grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
 async def with_retry(rpc: Callable[..., Awaitable[T]], request: object, budget_s: float, *,
                      attempt_timeout_s: float | None = None, first_backoff_s: float = 0.05,
-                     max_backoff_s: float = 1.0) -> T:
+                     max_backoff_s: float = 1.0,
+                     retry_on: frozenset[grpc.StatusCode] = RETRYABLE) -> T:
     """Calls `rpc(request, timeout=...)` until it succeeds, fails with a non-retryable status,
     or `budget_s` is spent; the last error is raised then."""
     deadline = time.monotonic() + budget_s
@@ -31,7 +35,7 @@ async def with_retry(rpc: Callable[..., Awaitable[T]], request: object, budget_s
         try:
             return await rpc(request, timeout=max(0.001, timeout))
         except grpc.aio.AioRpcError as exc:
-            if exc.code() not in RETRYABLE or time.monotonic() + backoff >= deadline:
+            if exc.code() not in retry_on or time.monotonic() + backoff >= deadline:
                 raise
         await asyncio.sleep(backoff)
         backoff = min(max_backoff_s, backoff * 2)

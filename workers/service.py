@@ -21,7 +21,7 @@ import structlog
 
 from cache.block_hash import Tokenize, prefix_block_hashes, tokenize_prompt
 from cache.kv_index import KvIndex
-from ostinato.retry import with_retry
+from ostinato.retry import RETRYABLE_IDEMPOTENT, with_retry
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
 from workers.kv_event_listener import KvEventListener
@@ -141,8 +141,10 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
 
     async def _send_report(self, report: planner_pb2.CompletionReport) -> None:
         try:  # through a planner restart: the report frees this call's admission budget
+            # the soak saw a report to a just-restarted planner end CANCELLED, which left its
+            # call running there for good: reports are idempotent, so those are retried too
             await with_retry(self._planner.ReportCompletion, report, self.report_budget_s,
-                             attempt_timeout_s=5.0)
+                             attempt_timeout_s=5.0, retry_on=RETRYABLE_IDEMPOTENT)
         except grpc.aio.AioRpcError as exc:
             log.warning("completion report failed", call_id=report.call_id, error=exc.details())
 
