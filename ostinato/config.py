@@ -138,6 +138,8 @@ class PlannerConfig:
     # before it may run elsewhere (planner/core/parking.py); 0 never waits.
     max_home_wait_s: float = 2.0
     worker_ttl_s: float = 10.0  # a worker not heard from for this long is dropped
+    # an ended program's records (its calls and summary) stay in Redis this long, then expire
+    ended_program_ttl_s: float = 86_400.0
     program_idle_ttl_s: float = 1800.0  # a program without calls for this long is ended (expired)
     kv_index: bool = True  # route on the KV-reference index in Redis (cache/kv_index.py)
     kv_lookup_timeout_s: float = 0.05  # past this, route on the planner's own estimate

@@ -65,7 +65,8 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
                        max_queued_per_tenant=config.max_queued_per_tenant)
     client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
                                socket_connect_timeout=redis_cfg.timeout_s)
-    store = ProgramStore(client, clock, timeout_s=redis_cfg.timeout_s)
+    store = ProgramStore(client, clock, timeout_s=redis_cfg.timeout_s,
+                         ended_ttl_s=config.ended_program_ttl_s)
     try:
         restored = await asyncio.wait_for(store.load_open(), 10.0)
     except (aioredis.RedisError, OSError, TimeoutError) as exc:

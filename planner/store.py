@@ -69,7 +69,10 @@ def snapshot(event: Event, wall_now: float, clock_now: float) -> _Write:
 
 class ProgramStore:
     def __init__(self, client: aioredis.Redis, clock: Clock, timeout_s: float = 0.5, *,
-                 max_pending: int = 100_000, max_backoff_s: float = 1.0) -> None:
+                 max_pending: int = 100_000, max_backoff_s: float = 1.0,
+                 ended_ttl_s: float = 86_400.0) -> None:
+        """`ended_ttl_s`: an ended program's records stay in Redis this long, then expire."""
+        self._ended_ttl_s = ended_ttl_s
         self._redis = client
         self._clock = clock
         self._timeout_s = timeout_s
@@ -195,6 +198,12 @@ class ProgramStore:
                 pipe.zadd(keys.open_programs(), {w.program_id: created})
             elif w.kind == "ended":
                 pipe.zrem(keys.open_programs(), w.program_id)
+                ttl = max(1, int(self._ended_ttl_s))
+                pipe.expire(keys.program_meta(w.program_id), ttl)
+                pipe.expire(keys.program_calls(w.program_id), ttl)
+                # the tenant's index forgets programs whose records have expired
+                ended = float(w.fields["ended_wall"])
+                pipe.zremrangebyscore(keys.tenant_programs(w.tenant), "-inf", ended - ttl)
         await pipe.execute()
 
     async def load_open(self) -> list[Program]:

@@ -105,3 +105,33 @@ async def test_past_max_pending_the_oldest_records_are_dropped_and_counted() -> 
     store.publish(core.take_events())  # 1 program record + 5 calls
     assert store.pending == 3 and store.dropped_writes == 3
     await client.aclose()
+
+
+async def test_an_ended_programs_records_expire(redis_url: str,
+                                                redis_client: aioredis.Redis) -> None:
+    """Redis does not grow with every program ever run (the soak saw ~1 KiB a call)."""
+    client = aioredis.from_url(redis_url, socket_timeout=0.5)
+    store = ProgramStore(client, ManualClock(), timeout_s=0.5, ended_ttl_s=100)
+    task = asyncio.create_task(store.run())
+    try:
+        core, program_id = program_core()
+        core.submit(program_id, "acme", "a")
+        core.dispatch()
+        await store.publish(core.take_events())
+        assert await redis_client.ttl(keys.program_calls(program_id)) == -1  # open: kept
+        core.complete(program_id, "a")
+        core.end_program(program_id, "acme")
+        await store.publish(core.take_events())
+        for key in (keys.program_calls(program_id), keys.program_meta(program_id)):
+            assert 0 < await redis_client.ttl(key) <= 100
+        assert await redis_client.zscore(keys.open_programs(), program_id) is None
+        # an entry of the tenant's index older than the TTL is dropped at the next end
+        await redis_client.zadd(keys.tenant_programs("acme"), {"ancient": 1.0})
+        core2, other = program_core()
+        core2.end_program(other, "acme")
+        await store.publish(core2.take_events())
+        assert await redis_client.zscore(keys.tenant_programs("acme"), "ancient") is None
+        assert await redis_client.zscore(keys.tenant_programs("acme"), program_id) is not None
+    finally:
+        task.cancel()
+        await client.aclose()
