@@ -11,7 +11,8 @@ from ostinato.config import ConfigError, load_mesh_config
 
 def test_defaults_file_env_and_overrides(tmp_path: Path) -> None:
     f = tmp_path / "mesh.yaml"
-    f.write_text("workers: 3\nplanner:\n  policy: fcfs+least_load\ngateway:\n  api_keys: {key-acme-1: acme}\n")
+    f.write_text("workers: 3\nplanner:\n  policy: fcfs+least_load\n"
+                 "gateway:\n  api_keys: {key-acme-1: acme}\n")
     cfg = load_mesh_config(f, environ={"OSTINATO_PLANNER__PORT": "6000",
                                        "OSTINATO_LOG_LEVEL": "debug"},
                            overrides={"gateway": {"port": 7000}})
