@@ -7,17 +7,38 @@
 
 from ostinato.aio_client import AsyncClient, AsyncProgram
 from ostinato.client import Client, Program
-from ostinato.sdk_types import CallOutput, OstinatoError, ProgramSummary, ToolCall, Usage
+from ostinato.errors import (
+    AlreadyExists,
+    Cancelled,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OstinatoError,
+    RateLimited,
+    Unauthenticated,
+    Unavailable,
+)
+from ostinato.sdk_types import CallOutput, ProgramSummary, ToolCall, Usage
 
 __all__ = [
+    "AlreadyExists",
     "AsyncClient",
     "AsyncProgram",
     "CallOutput",
+    "Cancelled",
     "Client",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "NotFound",
     "OstinatoError",
     "Program",
     "ProgramSummary",
+    "RateLimited",
     "ToolCall",
+    "Unauthenticated",
+    "Unavailable",
     "Usage",
 ]
 __version__ = "0.1.0"

@@ -12,6 +12,7 @@ import grpc
 from google.protobuf import duration_pb2
 from opentelemetry import propagate
 
+from ostinato.errors import OstinatoError, error_for
 from ostinato.v1 import common_pb2, gateway_pb2
 
 # ---- retries through a gateway restart (shared by Client and AsyncClient) ---------------
@@ -70,19 +71,12 @@ _CACHE_MODES = {
 _CACHE_HITS = {common_pb2.CACHE_HIT_EXACT: "exact", common_pb2.CACHE_HIT_SEMANTIC: "semantic"}
 
 
-class OstinatoError(Exception):
-    """A call failed; `code` is the gRPC status the mesh answered with."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-        self.message = message
-
-
 def translate(exc: grpc.RpcError) -> OstinatoError:
+    """The SDK exception (ostinato/errors.py) for a failed RPC."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
-    return OstinatoError(code, details or "")
+    trailers = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else ()
+    return error_for(code, details or "", trailers or ())
 
 
 @dataclass(frozen=True)

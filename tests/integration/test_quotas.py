@@ -11,6 +11,7 @@ import urllib.request
 import grpc
 import pytest
 
+import ostinato
 from ostinato.mesh import Mesh
 from ostinato.sdk_types import call_spec
 from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
@@ -62,6 +63,10 @@ def test_calls_over_a_tenants_rate_are_refused_with_when_to_retry(mesh: Mesh) ->
         trailers = dict(refused.value.trailing_metadata() or ())
         assert 0 < int(trailers["retry-after-ms"]) <= 30_000
         assert _call(stub, other).HasField("result")  # another tenant is not held back
+    with ostinato.Client(mesh.endpoints.gateway, api_key=key) as client, \
+            pytest.raises(ostinato.RateLimited) as sdk_refused:
+        client.program().call(messages=USER, max_tokens=4)
+    assert sdk_refused.value.retry_after_s is not None and 0 < sdk_refused.value.retry_after_s <= 30
 
     request = urllib.request.Request(
         f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",

@@ -1,0 +1,86 @@
+"""The SDK's exceptions: one per gRPC status a caller handles differently, all OstinatoError.
+
+    try:
+        program.call(messages=...)
+    except ostinato.RateLimited as exc:
+        time.sleep(exc.retry_after_s or 1.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import grpc
+
+
+class OstinatoError(Exception):
+    """A call failed; `code` is the gRPC status the mesh answered with."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+
+
+class InvalidArgument(OstinatoError):
+    """The request is malformed (INVALID_ARGUMENT): fix it, do not retry."""
+
+
+class Unauthenticated(OstinatoError):
+    """No API key, or one the mesh does not know (UNAUTHENTICATED)."""
+
+
+class NotFound(OstinatoError):
+    """No such program or model for this tenant (NOT_FOUND)."""
+
+
+class AlreadyExists(OstinatoError):
+    """A call id used twice in a program (ALREADY_EXISTS)."""
+
+
+class FailedPrecondition(OstinatoError):
+    """The program has ended (FAILED_PRECONDITION)."""
+
+
+class RateLimited(OstinatoError):
+    """Over a quota or the mesh is shedding load (RESOURCE_EXHAUSTED); `retry_after_s`: when
+    a retry would fit, when the mesh said so."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(code, message)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(OstinatoError):
+    """The mesh (or the worker running the call) could not be reached (UNAVAILABLE)."""
+
+
+class DeadlineExceeded(OstinatoError):
+    """The call did not finish within its deadline (DEADLINE_EXCEEDED)."""
+
+
+class Cancelled(OstinatoError):
+    """The call was cancelled (CANCELLED)."""
+
+
+_BY_CODE: dict[grpc.StatusCode, type[OstinatoError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: RateLimited,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.CANCELLED: Cancelled,
+}
+
+
+def error_for(code: grpc.StatusCode, message: str,
+              trailers: Iterable[tuple[str, str | bytes]] = ()) -> OstinatoError:
+    """The exception for a status; RateLimited reads the gateway's `retry-after-ms` trailer."""
+    cls = _BY_CODE.get(code, OstinatoError)
+    if cls is RateLimited:
+        retry_ms = next((v for k, v in trailers if k == "retry-after-ms" and isinstance(v, str)), None)
+        return RateLimited(code, message, int(retry_ms) / 1000 if retry_ms and retry_ms.isdigit() else None)
+    return cls(code, message)
