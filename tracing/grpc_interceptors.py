@@ -83,63 +83,70 @@ class TracingServerInterceptor(grpc.aio.ServerInterceptor):
             return handler._replace(unary_stream=self._stream(handler.unary_stream, carrier, describer))
         return handler
 
-    @staticmethod
-    def _span(describer: SpanDescriber | None, request: Any,
-              parent: otel_context.Context) -> trace.Span | None:
-        if describer is None:
-            return None
-        return _tracer.start_span(describer.name(request), context=parent, kind=SpanKind.SERVER,
-                                  attributes=dict(describer.attributes(request)))
-
     def _unary(self, inner: Callable[..., Any], carrier: Mapping[str, str],
                describer: SpanDescriber | None) -> Callable[..., Any]:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            structlog.contextvars.bind_contextvars(**_log_fields(request))
-            parent = propagate.extract(carrier)
-            span = self._span(describer, request, parent)
-            ctx = trace.set_span_in_context(span, parent) if span is not None else parent
+            rpc = _RpcSpan(describer, request, carrier)
             try:
-                with _attached(ctx):
+                with _attached(rpc.ctx):
                     response = await inner(request, context)
-                if span is not None and describer is not None:
-                    describer.on_response(span, response)
+                rpc.observe(response)
                 return response
             except BaseException as exc:
-                if span is not None:
-                    _record_error(span, exc, context)
+                rpc.failed(exc, context)
                 raise
             finally:
-                if span is not None:
-                    span.end()
+                rpc.end()
         return behavior
 
     def _stream(self, inner: Callable[..., Any], carrier: Mapping[str, str],
                 describer: SpanDescriber | None) -> Callable[..., Any]:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            structlog.contextvars.bind_contextvars(**_log_fields(request))
-            parent = propagate.extract(carrier)
-            span = self._span(describer, request, parent)
-            ctx = trace.set_span_in_context(span, parent) if span is not None else parent
+            rpc = _RpcSpan(describer, request, carrier)
             messages = inner(request, context)
             try:
                 while True:
                     # attached around each step only: a generator may be finished elsewhere
-                    with _attached(ctx):
+                    with _attached(rpc.ctx):
                         try:
                             message = await messages.__anext__()
                         except StopAsyncIteration:
                             break
-                    if span is not None and describer is not None:
-                        describer.on_response(span, message)
+                    rpc.observe(message)
                     yield message
             except BaseException as exc:
-                if span is not None:
-                    _record_error(span, exc, context)
+                rpc.failed(exc, context)
                 raise
             finally:
-                if span is not None:
-                    span.end()
+                rpc.end()
         return behavior
+
+
+class _RpcSpan:
+    """One RPC served: the caller's context continued, its ids bound to the log context, and
+    with a describer a SERVER span, annotated from the response or each streamed message."""
+
+    def __init__(self, describer: SpanDescriber | None, request: Any,
+                 carrier: Mapping[str, str]) -> None:
+        structlog.contextvars.bind_contextvars(**_log_fields(request))
+        parent = propagate.extract(carrier)
+        self._describer = describer
+        self.span = None if describer is None else _tracer.start_span(
+            describer.name(request), context=parent, kind=SpanKind.SERVER,
+            attributes=dict(describer.attributes(request)))
+        self.ctx = parent if self.span is None else trace.set_span_in_context(self.span, parent)
+
+    def observe(self, message: Any) -> None:
+        if self.span is not None and self._describer is not None:
+            self._describer.on_response(self.span, message)
+
+    def failed(self, exc: BaseException, context: grpc.aio.ServicerContext) -> None:
+        if self.span is not None:
+            _record_error(self.span, exc, context)
+
+    def end(self) -> None:
+        if self.span is not None:
+            self.span.end()
 
 
 def _with_context(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
