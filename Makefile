@@ -49,8 +49,8 @@ test-engine: $(STAMP) redis8 sglang-cpu
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-# The default sweep (SIMULATED, virtual time): writes docs/bench/mixed and refreshes README's
-# results. Steady-state runs (workload-spec.md): Poisson arrivals that keep coming, the
+# The default sweep (SIMULATED, virtual time): writes docs/bench/mixed and refreshes docs/bench/results.md's
+# tables. Steady-state runs (workload-spec.md): Poisson arrivals that keep coming, the
 # programs arriving in a 200 s window after the settling period measured, each run ending when
 # they have finished or at the horizon (bench/sweep.py). One budget for every policy: 256
 # calls in flight per engine, the engine's own max_running_requests (no planner cap).
@@ -63,7 +63,7 @@ bench: $(STAMP)
 	$(VENV)/bin/ostinato bench sim --workload mixed \
 	  --policies fcfs+round_robin,fcfs+cache_aware,default \
 	  --rates $(BENCH_RATES) --engines 8 --budget $(BENCH_BUDGET) --window-s $(BENCH_WINDOW) \
-	  --jobs 2 --out docs/bench/mixed --readme README.md
+	  --jobs 2 --out docs/bench/mixed --readme docs/bench/results.md
 
 # The generated references in docs/reference/ (tests fail when they are stale).
 docs: $(STAMP)
