@@ -66,6 +66,11 @@ class GatewayServicer:
 
     def StartProgram(self, request, context):
         """Opens an interactive program: the agent keeps control between calls.
+        Errors: UNAUTHENTICATED (no or a wrong key); INVALID_ARGUMENT (a deadline that is not
+        positive); RESOURCE_EXHAUSTED (the tenant's max_programs, or the planner's program
+        limit); ALREADY_EXISTS (a client-named program id another tenant uses); UNAVAILABLE (the
+        planner cannot be reached: safe to retry with the same program id, which is idempotent;
+        the SDK does).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -73,6 +78,15 @@ class GatewayServicer:
 
     def Call(self, request, context):
         """One LLM call of an open program, streamed: deltas, then a final chunk with the result.
+        Errors: UNAUTHENTICATED; INVALID_ARGUMENT (no program id, neither messages nor prompt,
+        an oversized prompt or max_new_tokens, an unknown parent call, an invalid JSON schema
+        or tool choice, a cache policy it cannot parse); NOT_FOUND (an unknown, ended or
+        another tenant's program); ALREADY_EXISTS (a call id used twice in the program);
+        FAILED_PRECONDITION (the program is closing); RESOURCE_EXHAUSTED (a rate or token
+        quota, with a retry-after-ms trailer; or backpressure: the gateway's or the planner's
+        queues are full); DEADLINE_EXCEEDED (the RPC deadline, or a reject_when_late program
+        that can no longer make its deadline); UNAVAILABLE (the worker or engine failed after
+        the call had streamed text, or no worker could run it); CANCELLED (the caller left).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -80,6 +94,9 @@ class GatewayServicer:
 
     def EndProgram(self, request, context):
         """Closes a program and returns what it used.
+        Errors: UNAUTHENTICATED; INVALID_ARGUMENT (no program id); NOT_FOUND (an unknown,
+        already ended or another tenant's program); UNAVAILABLE (the planner cannot be reached:
+        safe to retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,6 +104,10 @@ class GatewayServicer:
 
     def RunProgram(self, request, context):
         """Runs a declared DAG of calls server-side and streams node events.
+        Errors: UNAUTHENTICATED; INVALID_ARGUMENT (an empty DAG, duplicate node ids, a cycle,
+        an unknown dependency, a template naming a node it does not depend on, or a node's
+        call invalid as in Call); otherwise as in Call: a node that fails ends the stream with
+        its status, the message naming the node, and the program is ended.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,6 +115,7 @@ class GatewayServicer:
 
     def CacheStats(self, request, context):
         """The answer caches' counters (this gateway replica's), for operators and tests.
+        Errors: UNAUTHENTICATED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
