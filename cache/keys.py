@@ -44,6 +44,16 @@ expiring when the bucket is full again; one hash tag so one script updates both.
 
     ost:{t:<tenant>}:quota:rpm        string calls bucket
     ost:{t:<tenant>}:quota:tpm        string tokens bucket
+
+Planner high availability (planner/ha.py, planner/fencing.py). The lease and its token
+counter share one hash tag (one script acquires the lease and takes a token). Every write of
+the planner store checks a fence kept in the slot it writes: the highest lease token that
+wrote there, so a deposed planner's late writes are refused.
+
+    ost:{planner}:lease               string the active planner's id, expiring (PX) with the lease
+    ost:{planner}:epoch               string lease tokens handed out so far (INCR per acquisition)
+    ost:fence:{<tag>}                 string the highest token that wrote keys of hash tag <tag>
+                                             (a key without a tag: <tag> is the whole key)
 """
 
 from __future__ import annotations
@@ -125,3 +135,29 @@ def quota_calls(tenant: str) -> str:
 
 def quota_tokens(tenant: str) -> str:
     return f"{PREFIX}:{{t:{tenant}}}:quota:tpm"
+
+
+def planner_lease() -> str:
+    return f"{PREFIX}:{{planner}}:lease"
+
+
+def planner_epoch() -> str:
+    return f"{PREFIX}:{{planner}}:epoch"
+
+
+def hash_tag(key: str) -> str:
+    """What Redis Cluster hashes: the text in the first {...} when not empty, else the key."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1:end]
+    return key
+
+
+def fence(key: str) -> str:
+    """The fence of the slot `key` lives in (same hash tag, so one script reads both)."""
+    tag = hash_tag(key)
+    if "}" in tag:  # a key without a usable tag but with braces: no name shares its slot
+        raise ValueError(f"no fence can share the slot of {key!r}")
+    return f"{PREFIX}:fence:{{{tag}}}"
