@@ -26,7 +26,6 @@ from collections.abc import Mapping, Sequence
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import NoScriptError
 
 from cache.block_hash import block_hex
 from cache.keys import kv_blocks
@@ -37,7 +36,9 @@ _REDIS_TROUBLE = (aioredis.RedisError, OSError, TimeoutError)
 
 # One worker's longest held prefix, server side: ARGV[1] is the prompt's block hashes as
 # concatenated 16-hex-digit members; returns how many leading ones the key holds. One key
-# per script call, so it runs unchanged on Redis Cluster.
+# per script call, so it runs unchanged on Redis Cluster. Sent with EVAL (the server keeps
+# it compiled): redis-py's cluster pipelines refuse EVALSHA, and nothing has to be loaded
+# on each master first or again after a restart.
 _LONGEST_PREFIX = """
 local blob = ARGV[1]
 local n = math.floor(#blob / 16)
@@ -59,7 +60,6 @@ class KvIndex:
         self.lookup_errors = 0
         self.publish_errors = 0
         self._warned = False
-        self._script_sha: str | None = None
 
     def _trouble(self, what: str, exc: BaseException) -> None:
         if not self._warned:
@@ -159,8 +159,8 @@ class KvIndex:
     async def longest_prefixes(self, worker_ids: Sequence[str],
                                hashes: Sequence[int]) -> Mapping[str, int] | None:
         """Per worker, how many leading blocks of `hashes` its engine holds; one round trip
-        (a pipeline of one script call per worker; the script is loaded on first use and
-        again if the server lost it). None when Redis does not answer in time."""
+        (a pipeline of one script call per worker; on a cluster, sent to the masters holding
+        them in parallel). None when Redis does not answer in time."""
         if not worker_ids or not hashes:
             return {w: 0 for w in worker_ids}
         blob = "".join(block_hex(h) for h in hashes)
@@ -174,16 +174,7 @@ class KvIndex:
         return {w: int(n) for w, n in zip(worker_ids, replies, strict=True)}
 
     async def _lookup(self, worker_ids: Sequence[str], blob: str) -> list[int]:
-        for attempt in range(2):
-            if self._script_sha is None:
-                self._script_sha = await self._redis.script_load(_LONGEST_PREFIX)
-            pipe = self._redis.pipeline(transaction=False)
-            for worker_id in worker_ids:
-                pipe.evalsha(self._script_sha, 1, kv_blocks(worker_id), blob)
-            try:
-                return await pipe.execute()
-            except NoScriptError:  # the server restarted or flushed its scripts
-                self._script_sha = None
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+        pipe = self._redis.pipeline(transaction=False)
+        for worker_id in worker_ids:
+            pipe.eval(_LONGEST_PREFIX, 1, kv_blocks(worker_id), blob)
+        return await pipe.execute()

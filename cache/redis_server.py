@@ -61,8 +61,10 @@ class EmbeddedRedis:
     """A redis-server child process. `start()` returns its URL once it answers PING."""
 
     def __init__(self, data_dir: str | None = None, host: str = "127.0.0.1",
-                 executable: str | None = None, port: int = 0) -> None:
+                 executable: str | None = None, port: int = 0,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self._exe = executable
+        self._extra_args = extra_args  # more redis-server options (e.g. cluster mode)
         self._fixed_port = port  # 0: a free one
         self._host = host
         self._given_dir = data_dir
@@ -89,7 +91,7 @@ class EmbeddedRedis:
                 die_with_parent([  # SIGTERM (a clean shutdown) if its owner dies
                     exe, "--port", str(self.port), "--bind", self._host, "--dir", str(data_dir),
                     "--save", "", "--appendonly", "yes", "--daemonize", "no",
-                    "--protected-mode", "yes", "--loglevel", "warning"]),
+                    "--protected-mode", "yes", "--loglevel", "warning", *self._extra_args]),
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             )
             if self._wait_ready(timeout_s):

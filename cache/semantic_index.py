@@ -23,6 +23,9 @@ from typing import Any, Protocol
 
 import numpy as np
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+from cache.redis_client import AsyncClient
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,24 @@ class SemanticIndex(Protocol):
     def __len__(self) -> int: ...
 
 
-async def supports_vector_sets(client: aioredis.Redis, timeout_s: float) -> bool | None:
+PROBE_KEY = "ost:sem:probe"
+
+
+async def _vcard_probe(client: AsyncClient) -> object:
+    if isinstance(client, RedisCluster):
+        # a cluster client finds a command's slot from the server's command table and
+        # fails on its own for a command the server lacks: ask the key's node directly
+        await client.initialize()
+        return await client.execute_command("VCARD", PROBE_KEY,
+                                            target_nodes=client.get_node_from_key(PROBE_KEY))
+    return await client.execute_command("VCARD", PROBE_KEY)
+
+
+async def supports_vector_sets(client: AsyncClient, timeout_s: float) -> bool | None:
     """Whether the server answers VCARD (Redis 8+ vector sets); None when it cannot be
     asked (down, slow)."""
     try:
-        await asyncio.wait_for(client.execute_command("VCARD", "ost:sem:probe"), timeout_s)
+        await asyncio.wait_for(_vcard_probe(client), timeout_s)
     except aioredis.ResponseError:  # unknown command: no vector sets
         return False
     except (aioredis.RedisError, OSError, TimeoutError):

@@ -15,6 +15,7 @@ import pytest
 from cache.redis_server import EmbeddedRedis, find_vector_redis
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
+from tests.redis_cluster import LocalRedisCluster, RedisTarget
 
 API_KEYS = {"key-acme": "acme", "key-globex": "globex"}
 
@@ -52,6 +53,24 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis")))
     yield server.start()
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis Cluster: three masters of the same redis-server as `redis_url`."""
+    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["single", "cluster"])
+def redis_target(request: pytest.FixtureRequest) -> RedisTarget:
+    """The test runs twice: against one Redis server and against a Redis Cluster."""
+    if request.param == "cluster":
+        return RedisTarget(request.getfixturevalue("redis_cluster_url"), cluster=True)
+    return RedisTarget(request.getfixturevalue("redis_url"), cluster=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,12 @@
 """Programs without headers: which earlier call a request continues (digests pure; the index
-in a real Redis)."""
+in a real Redis and a Redis Cluster)."""
 
 from __future__ import annotations
-
-import redis.asyncio as aioredis
 
 from cache.conversations import ConversationIndex, candidate_prefixes, conversation_digest
 from ostinato.sdk_types import call_spec
 from ostinato.v1 import common_pb2
+from tests.redis_cluster import RedisTarget
 
 
 def msgs(*turns: tuple[str, str]) -> common_pb2.CallSpec:
@@ -47,8 +46,8 @@ def test_arguments_reserialized_by_a_framework_still_match() -> None:
     assert conversation_digest("t", sent, sent.messages) == conversation_digest("t", back, back.messages)
 
 
-async def test_the_index_links_turns_and_branches(redis_url: str) -> None:
-    client = aioredis.from_url(redis_url)
+async def test_the_index_links_turns_and_branches(redis_target: RedisTarget) -> None:
+    client = redis_target.client()
     index = ConversationIndex(client, idle_ttl_s=60, timeout_s=1.0)
     try:
         first = msgs(("user", "plan a trip"))

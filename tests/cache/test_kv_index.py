@@ -1,4 +1,4 @@
-"""The KV-reference index over a real Redis.
+"""The KV-reference index over a real Redis and a Redis Cluster.
 
 Isolation is tested in pairs: a positive control (the index finds what a worker published
 for tenant A) before the isolated case (tenant B's same prompt finds nothing of it, except
@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from cache.block_hash import prefix_block_hashes, prompt_block_hashes
 from cache.kv_index import KvIndex
 from cache.redis_server import free_port
+from tests.redis_cluster import RedisTarget
 from workers.sim.tokenizer import tokenize
 
 SYSTEM = "You are the support agent of a public service. Answer briefly and politely. " * 4
@@ -25,8 +26,8 @@ SECRET = "Tenant A's private ticket: account 4411-2290 was charged twice on 3 Ma
 
 
 @pytest.fixture
-async def index(redis_url: str) -> AsyncIterator[KvIndex]:
-    client = aioredis.from_url(redis_url)
+async def index(redis_target: RedisTarget) -> AsyncIterator[KvIndex]:
+    client = redis_target.client()
     yield KvIndex(client, ttl_s=30.0, timeout_s=0.5)
     await client.aclose()
 
@@ -48,14 +49,14 @@ async def test_longest_prefix_per_worker(index: KvIndex) -> None:
 
 
 async def test_lookup_survives_the_server_losing_its_scripts(index: KvIndex,
-                                                             redis_url: str) -> None:
+                                                             redis_target: RedisTarget) -> None:
     w = worker()
     hashes = prompt_block_hashes(tokenize, SYSTEM, "tenant:a")
     await index.publish(w, hashes, time.time())
     assert (await index.longest_prefixes([w], hashes))[w] == len(hashes)
-    client = aioredis.from_url(redis_url)
+    client = redis_target.client()
     try:
-        await client.script_flush()  # as after a Redis restart
+        await client.script_flush()  # as after a Redis restart (on a cluster: every master)
     finally:
         await client.aclose()
     assert (await index.longest_prefixes([w], hashes))[w] == len(hashes)
@@ -100,8 +101,8 @@ async def test_refresh_trims_by_age_and_capacity(index: KvIndex) -> None:
     assert await index.size(w) == 2
 
 
-async def test_a_silent_workers_entries_expire(redis_url: str) -> None:
-    client = aioredis.from_url(redis_url)
+async def test_a_silent_workers_entries_expire(redis_target: RedisTarget) -> None:
+    client = redis_target.client()
     try:
         index = KvIndex(client, ttl_s=0.3, timeout_s=0.5)
         w = worker()

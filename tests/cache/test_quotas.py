@@ -1,4 +1,5 @@
-"""Rate and token quotas against a real Redis (GCRA in one Lua script, Redis's clock)."""
+"""Rate and token quotas against a real Redis and a Redis Cluster (GCRA in one Lua script,
+Redis's clock)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio as aioredis
 
 from cache.quotas import Quotas
 from cache.tenancy import TenantLimits
+from tests.redis_cluster import RedisTarget
 
 
 @pytest.fixture
-async def quotas(redis_url: str) -> AsyncIterator[Quotas]:
-    client = aioredis.from_url(redis_url)
+async def quotas(redis_target: RedisTarget) -> AsyncIterator[Quotas]:
+    client = redis_target.client()
     yield Quotas(client)
     await client.aclose()
 

@@ -1,4 +1,5 @@
-"""Tenancy data in a real Redis: tenants, API-key digests (never keys), shared prefixes."""
+"""Tenancy data in a real Redis and a Redis Cluster: tenants, API-key digests (never keys),
+shared prefixes."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from cache import keys
 from cache.redis_server import free_port
 from cache.tenancy import Tenancy, TenantLimits, chatml_system_prefix, key_digest
 from cache.tenant_directory import InvalidTenancy, TenancyView, TenantDirectory
+from tests.redis_cluster import RedisTarget
 
 
 @pytest.fixture
-async def directory(redis_url: str) -> AsyncIterator[TenantDirectory]:
-    client = aioredis.from_url(redis_url)
+async def directory(redis_target: RedisTarget) -> AsyncIterator[TenantDirectory]:
+    client = redis_target.client()
     yield TenantDirectory(client)
     await client.aclose()
 
@@ -26,13 +28,13 @@ def name() -> str:
 
 
 async def test_keys_map_to_tenants_and_only_digests_are_stored(directory: TenantDirectory,
-                                                               redis_url: str) -> None:
+                                                               redis_target: RedisTarget) -> None:
     tenant, key = name(), "sk-" + uuid.uuid4().hex
     await directory.add_key(tenant, key)
     snap = await directory.load()
     assert tenant in snap.tenants and snap.tenant_for(key) == tenant
     assert snap.tenant_for(key + "x") is None
-    client = aioredis.from_url(redis_url)
+    client = redis_target.client()
     try:
         stored = await client.hgetall(keys.tenancy_keys())
     finally:
@@ -91,8 +93,8 @@ async def test_view_keeps_the_last_snapshot_when_redis_is_down() -> None:
         await client.aclose()
 
 
-async def test_created_tenants_get_a_generated_key_and_their_limits(directory: TenantDirectory,
-                                                                    redis_url: str) -> None:
+async def test_created_tenants_get_a_generated_key_and_their_limits(
+        directory: TenantDirectory) -> None:
     tenant = name()
     key = await directory.create_tenant(tenant, TenantLimits(weight=2.0, rpm=60, max_programs=5))
     other = await directory.create_tenant(name(), TenantLimits())
@@ -115,10 +117,10 @@ async def test_created_tenants_get_a_generated_key_and_their_limits(directory: T
 
 
 async def test_a_bad_tenant_record_is_ignored_not_fatal(directory: TenantDirectory,
-                                                       redis_url: str) -> None:
+                                                       redis_target: RedisTarget) -> None:
     tenant = name()
     await directory.add_tenant(tenant)
-    client = aioredis.from_url(redis_url)
+    client = redis_target.client()
     try:
         await client.hset(keys.tenancy_tenants(), tenant, '{"weight": -1}')
         snap = await directory.load()

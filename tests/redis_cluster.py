@@ -1,0 +1,122 @@
+"""A real local Redis Cluster for the tests: three masters, no replicas, on loopback.
+
+Each master is a redis-server child (cache/redis_server.EmbeddedRedis, the same binary as
+the single-server fixture) in cluster mode with its own data directory and nodes file. The
+16384 slots are split in three (CLUSTER ADDSLOTS), the nodes meet (CLUSTER MEET), and
+`start` returns once every node reports `cluster_state:ok` with all slots and all three
+nodes known: polled, never slept for.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from cache.redis_client import AsyncClient, SyncClient, connect, connect_sync
+from cache.redis_server import EmbeddedRedis, free_port
+
+SLOTS = 16384
+MAX_PORT = 65535 - 10000  # the cluster bus listens on port + 10000
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster-bus port is free too."""
+    while True:
+        port = free_port()
+        if port > MAX_PORT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
+class LocalRedisCluster:
+    def __init__(self, data_dir: Path, masters: int = 3, executable: str | None = None) -> None:
+        self._dir = data_dir
+        self._masters = masters
+        self._exe = executable
+        self.nodes: list[EmbeddedRedis] = []
+
+    @property
+    def url(self) -> str:
+        """Any one node: the cluster client discovers the rest."""
+        return self.nodes[0].url
+
+    def start(self, timeout_s: float = 30.0) -> str:
+        for i in range(self._masters):
+            node_dir = self._dir / f"node{i}"
+            node = EmbeddedRedis(str(node_dir), executable=self._exe, port=_cluster_port(),
+                                 extra_args=("--cluster-enabled", "yes",
+                                             "--cluster-config-file", str(node_dir / "nodes.conf"),
+                                             "--cluster-node-timeout", "5000",
+                                             "--appendonly", "no"))
+            self.nodes.append(node)
+            node.start()
+        clients = [redis.Redis(host="127.0.0.1", port=n.port, socket_timeout=5.0)
+                   for n in self.nodes]
+        try:
+            self._assemble(clients)
+            self._wait_ok(clients, timeout_s)
+        finally:
+            for c in clients:
+                c.close()
+        return self.url
+
+    def _assemble(self, clients: list[redis.Redis]) -> None:
+        bounds = [SLOTS * i // len(clients) for i in range(len(clients) + 1)]
+        for i, client in enumerate(clients):
+            client.execute_command("CLUSTER ADDSLOTS", *range(bounds[i], bounds[i + 1]))
+        for node in self.nodes[1:]:
+            clients[0].execute_command("CLUSTER MEET", "127.0.0.1", node.port)
+
+    def _wait_ok(self, clients: list[redis.Redis], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        last: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            infos = [c.execute_command("CLUSTER INFO") for c in clients]
+            last = {k: str(v) for k, v in _parse(infos[-1]).items()}
+            if all(_ready(_parse(info), len(clients)) for info in infos):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"redis cluster not ready in {timeout_s} s: {last}")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self.nodes = []
+
+
+def _parse(info: object) -> dict[str, str]:
+    if isinstance(info, dict):  # redis-py parses CLUSTER INFO into a dict
+        return {str(k): str(v) for k, v in info.items()}
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return dict(line.split(":", 1) for line in text.split() if ":" in line)
+
+
+def _ready(info: dict[str, str], masters: int) -> bool:
+    return (info.get("cluster_state") == "ok"
+            and info.get("cluster_slots_ok") == str(SLOTS)
+            and info.get("cluster_known_nodes") == str(masters))
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where a test's Redis is: one server, or a cluster (the `redis_target` fixture runs a
+    test against each). Clients come from the production factory, cache/redis_client.py."""
+
+    url: str
+    cluster: bool
+
+    def client(self, **options: Any) -> AsyncClient:
+        return connect(self.url, cluster=self.cluster, **options)
+
+    def sync_client(self, **options: Any) -> SyncClient:
+        return connect_sync(self.url, cluster=self.cluster, **options)
