@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import grpc
 import redis.asyncio as aioredis
@@ -71,11 +72,22 @@ async def _tenancy(config: GatewayConfig, client: aioredis.Redis | None,
     return view
 
 
+def _server_credentials(config: GatewayConfig) -> grpc.ServerCredentials | None:
+    """TLS for the gRPC port when configured (gateway.tls_*); None: plaintext."""
+    if not config.tls_cert_file:
+        return None
+    client_ca = Path(config.tls_client_ca_file).read_bytes() if config.tls_client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(Path(config.tls_key_file).read_bytes(), Path(config.tls_cert_file).read_bytes())],
+        root_certificates=client_ca, require_client_auth=client_ca is not None)
+
+
 async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                 port_file: str | None = None, telemetry: TelemetryConfig | None = None) -> None:
     telemetry = telemetry or TelemetryConfig()
     grpc_service = GrpcService(
-        [gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name], config.host, config.port
+        [gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name], config.host, config.port,
+        credentials=_server_credentials(config),
     )
     channel = grpc.aio.insecure_channel(config.planner_address, interceptors=client_interceptors())
     planner = planner_pb2_grpc.PlannerStub(channel)

@@ -93,8 +93,20 @@ class GatewayConfig:
     # program (cache/conversations.py); the index forgets a conversation idle this long.
     attribute_conversations: bool = True
     conversation_ttl_s: float = 900.0  # see attribute_conversations
+    # TLS on the gRPC port (the SDK: ostinato.Client(..., tls=...)): both PEM files, or
+    # neither for plaintext. The HTTP API stays plaintext (terminate its TLS at a proxy).
+    tls_cert_file: str = ""  # This file: the gateway's certificate chain (PEM).
+    tls_key_file: str = ""  # the private key of tls_cert_file (PEM)
+    # Mutual TLS: the CAs (PEM) that sign the client certificates every caller must present.
+    tls_client_ca_file: str = ""  # Empty: no client certificate asked.
 
     def __post_init__(self) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ConfigError("gateway.tls_cert_file and gateway.tls_key_file: set both (TLS) or "
+                              "neither (plaintext)")
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ConfigError("gateway.tls_client_ca_file: mutual TLS needs gateway.tls_cert_file "
+                              "and gateway.tls_key_file")
         short = [tenant for key, tenant in self.api_keys.items() if len(key) < 8]
         if short:
             raise ConfigError(f"gateway.api_keys: keys must be at least 8 characters (the key of "

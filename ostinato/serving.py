@@ -14,6 +14,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ostinato.grpc_decoding import DecodeErrorInterceptor
 from tracing.grpc_interceptors import TracingServerInterceptor
 
 log = structlog.get_logger(__name__)
@@ -35,10 +36,13 @@ class GrpcService:
     """A grpc.aio server with the standard health and reflection services, continuing its
     callers' traces (`tracing.describe(...)` adds server spans for chosen methods)."""
 
-    def __init__(self, service_names: Sequence[str], host: str, port: int) -> None:
+    def __init__(self, service_names: Sequence[str], host: str, port: int,
+                 credentials: grpc.ServerCredentials | None = None) -> None:
+        """`credentials`: serve TLS (grpc.ssl_server_credentials); None: plaintext."""
         self.tracing = TracingServerInterceptor()
         self.server = grpc.aio.server(
-            interceptors=[self.tracing],
+            # bad wire bytes: INVALID_ARGUMENT before the trace starts (ostinato/grpc_decoding.py)
+            interceptors=[DecodeErrorInterceptor(), self.tracing],
             options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
                      ("grpc.so_reuseport", 0)]
         )
@@ -48,7 +52,8 @@ class GrpcService:
         reflection.enable_server_reflection(
             [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
-        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        self.port = (self.server.add_insecure_port(f"{host}:{port}") if credentials is None
+                     else self.server.add_secure_port(f"{host}:{port}", credentials))
         if self.port == 0:
             raise RuntimeError(f"could not bind {host}:{port}")
         self.address = f"{host}:{self.port}"
