@@ -5,40 +5,52 @@
         print(program.call(messages=[{"role": "user", "content": "Hello"}]).text)
 """
 
-from ostinato.aio_client import AsyncClient, AsyncProgram
-from ostinato.client import Client, Program
+from ostinato import dag
+from ostinato.aio_client import AsyncCallStream, AsyncClient, AsyncDagStream, AsyncProgram
+from ostinato.client import CallStream, Client, DagStream, Program
 from ostinato.errors import (
     AlreadyExists,
     Cancelled,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
+    InvalidDag,
     NotFound,
     OstinatoError,
     RateLimited,
     Unauthenticated,
     Unavailable,
 )
-from ostinato.sdk_types import CallOutput, ProgramSummary, ToolCall, Usage
+from ostinato.sdk_channel import Tls
+from ostinato.sdk_types import CacheStats, CallArgs, CallOutput, ProgramSummary, ToolCall, Usage
 
 __all__ = [
     "AlreadyExists",
+    "AsyncCallStream",
     "AsyncClient",
+    "AsyncDagStream",
     "AsyncProgram",
+    "CacheStats",
+    "CallArgs",
     "CallOutput",
+    "CallStream",
     "Cancelled",
     "Client",
+    "DagStream",
     "DeadlineExceeded",
     "FailedPrecondition",
     "InvalidArgument",
+    "InvalidDag",
     "NotFound",
     "OstinatoError",
     "Program",
     "ProgramSummary",
     "RateLimited",
+    "Tls",
     "ToolCall",
     "Unauthenticated",
     "Unavailable",
     "Usage",
+    "dag",
 ]
 __version__ = "0.1.0"

@@ -1,44 +1,73 @@
-"""The asyncio Python SDK: the same surface as ostinato.Client, awaitable.
+"""The Python SDK, asyncio: the one implementation (ostinato.Client runs this one on an event
+loop thread of its own).
 
-    async with ostinato.AsyncClient("127.0.0.1:50051") as client:
+    async with ostinato.AsyncClient("127.0.0.1:50051", api_key=KEY) as client:
         async with await client.program() as program:
-            a, b = await asyncio.gather(program.call(messages=..., thread_id="a"),
-                                        program.call(messages=..., thread_id="b"))
+            root = await program.call(messages=[("user", "Plan a trip")])
+            a, b = await asyncio.gather(
+                program.call(messages=..., thread_id="a", parents=[root]),
+                program.call(messages=..., thread_id="b", parents=[root]))
 
-Retries through a gateway restart as ostinato.Client (ostinato/sdk_types.py, SERVICE_CONFIG).
+Deadlines (`timeout_s`), the API key, TLS (`tls=True` or ostinato.Tls) and the retry policy
+(operations wait for the gateway; idempotent ones are retried on UNAVAILABLE with backoff:
+sdk_types.SERVICE_CONFIG) are the channel's and the client's; failed RPCs raise the
+exceptions of ostinato/errors.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar, Unpack
 
 import grpc
 
+from ostinato.dag import DagEvent, DagResult, Graph, parse_event
+from ostinato.errors import OstinatoError, from_rpc_error
+from ostinato.sdk_channel import GatewayRpcs, Tls, open_channel
 from ostinato.sdk_types import (
-    CHANNEL_OPTIONS,
     CacheStats,
+    CallArgs,
     CallOutput,
-    OstinatoError,
+    PlacedCallArgs,
+    ProgramArgs,
     ProgramSummary,
     ThreadTracker,
-    auth_metadata,
-    cache_stats,
-    call_output,
     call_spec,
     new_id,
+    parse_cache_stats,
+    parse_call_output,
+    parse_summary,
     program_options,
-    summary,
-    traced,
-    translate,
 )
-from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
+from ostinato.v1 import gateway_pb2
+
+R = TypeVar("R")
+
+
+async def _unary(response: Awaitable[R]) -> R:
+    try:
+        return await response
+    except grpc.RpcError as exc:
+        raise from_rpc_error(exc) from None
+
+
+async def _stream(responses: AsyncIterable[R]) -> AsyncIterator[R]:
+    try:
+        async for response in responses:
+            yield response
+    except grpc.RpcError as exc:
+        raise from_rpc_error(exc) from None
 
 
 class AsyncCallStream:
-    """As ostinato.client.CallStream: deltas, `.result`, `restarts`, `text`, `on_restart`."""
+    """Iterates over a call's text deltas; `.result` holds the CallOutput once it ends.
 
-    def __init__(self, call: Any, on_done: Any,
+    A call with `restart_on_failure` whose worker failed after streaming starts over: the
+    deltas already yielded are void, `on_restart` is called before the new answer's first
+    delta, and `restarts` counts how often that happened. `text` is the answer so far."""
+
+    def __init__(self, call: grpc.aio.UnaryStreamCall[gateway_pb2.CallRequest, gateway_pb2.CallChunk],
+                 on_done: Callable[[CallOutput], None],
                  on_restart: Callable[[], None] | None = None) -> None:
         self._call = call
         self._on_done = on_done
@@ -48,67 +77,88 @@ class AsyncCallStream:
         self.text = ""
 
     async def __aiter__(self) -> AsyncIterator[str]:
-        try:
-            async for chunk in self._call:
-                if chunk.restarted:
-                    self.restarts += 1
-                    self.text = ""
-                    if self._on_restart is not None:
-                        self._on_restart()
-                if chunk.HasField("result"):
-                    self.result = call_output(chunk.result)
-                    self._on_done(self.result)
-                elif chunk.delta:
-                    self.text += chunk.delta
-                    yield chunk.delta
-        except grpc.RpcError as exc:
-            raise translate(exc) from None
+        async for chunk in _stream(self._call):
+            if chunk.restarted:
+                self.restarts += 1
+                self.text = ""
+                if self._on_restart is not None:
+                    self._on_restart()
+            if chunk.HasField("result"):
+                self.result = parse_call_output(chunk.result)
+                self._on_done(self.result)
+            elif chunk.delta:
+                self.text += chunk.delta
+                yield chunk.delta
         if self.result is None:
             raise OstinatoError(grpc.StatusCode.INTERNAL, "stream ended without a result")
+
+    def cancel(self) -> None:
+        """Stops the call: the gateway cancels it in the planner and aborts the engine request."""
+        self._call.cancel()
+
+
+class AsyncDagStream:
+    """Iterates over a declared program's events (ostinato.dag); `.result` gathers them."""
+
+    def __init__(self, call: grpc.aio.UnaryStreamCall[gateway_pb2.RunProgramRequest,
+                                                      gateway_pb2.ProgramEvent]) -> None:
+        self._call = call
+        self.result = DagResult()
+
+    async def __aiter__(self) -> AsyncIterator[DagEvent]:
+        async for event in _stream(self._call):
+            parsed = parse_event(event)
+            self.result.record(event.program_id, parsed)
+            yield parsed
+        if self.result.summary is None:
+            raise OstinatoError(grpc.StatusCode.INTERNAL, "program ended without a summary")
 
     def cancel(self) -> None:
         self._call.cancel()
 
 
 class AsyncProgram:
-    def __init__(self, stub: gateway_pb2_grpc.GatewayStub, program_id: str,
-                 metadata: tuple[tuple[str, str], ...], timeout_s: float | None,
-                 restart_on_failure: bool = False) -> None:
-        self._stub = stub
+    """An open interactive program; `end()` (or leaving `async with`) closes it."""
+
+    def __init__(self, rpcs: GatewayRpcs, program_id: str, restart_on_failure: bool) -> None:
+        self._rpcs = rpcs
         self.program_id = program_id
-        self._metadata = metadata
-        self._timeout = timeout_s
         self._restart_on_failure = restart_on_failure
         self._threads = ThreadTracker()
         self.summary: ProgramSummary | None = None
 
-    def stream(self, *, thread_id: str | None = None, parents: list[str] | None = None,
-               on_restart: Callable[[], None] | None = None, **kwargs: Any) -> AsyncCallStream:
-        kwargs.setdefault("restart_on_failure", self._restart_on_failure)
-        kwargs["call_id"] = kwargs.get("call_id") or new_id()  # a retried Call is the same call
-        spec = call_spec(thread_id=thread_id, parents=self._threads.parents(thread_id, parents),
-                         **kwargs)
-        call = self._stub.Call(gateway_pb2.CallRequest(program_id=self.program_id, call=spec),
-                               metadata=traced(self._metadata), timeout=self._timeout)
+    def stream(self, *, call_id: str | None = None, thread_id: str | None = None,
+               parents: Sequence[str | CallOutput] | None = None,
+               on_restart: Callable[[], None] | None = None,
+               **args: Unpack[CallArgs]) -> AsyncCallStream:
+        """Starts a call and streams its text. `parents`: the calls it depends on (results
+        or call ids), else the previous call of its thread (`thread_id`, default "main").
+        `call_id`: named by the SDK when None, so that a retried Call is the same call.
+        `restart_on_failure` (default: the program's) lets a call whose worker fails after
+        streaming start over (see AsyncCallStream)."""
+        args.setdefault("restart_on_failure", self._restart_on_failure)
+        spec = call_spec(call_id=call_id or new_id(), thread_id=thread_id,
+                         parents=self._threads.parents(thread_id, parents), **args)
+        call = self._rpcs.call(gateway_pb2.CallRequest(program_id=self.program_id, call=spec),
+                               metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s)
         return AsyncCallStream(call, lambda out: self._threads.record(thread_id, out.call_id),
                                on_restart)
 
-    async def call(self, **kwargs: Any) -> CallOutput:
-        s = self.stream(**kwargs)
+    async def call(self, **args: Unpack[PlacedCallArgs]) -> CallOutput:
+        """Runs a call to completion; the arguments as `stream`'s."""
+        s = self.stream(**args)
         async for _ in s:
             pass
         assert s.result is not None
         return s.result
 
     async def end(self) -> ProgramSummary:
+        """Closes the program (once; later calls return the same summary)."""
         if self.summary is None:
-            try:
-                resp = await self._stub.EndProgram(
-                    gateway_pb2.EndProgramRequest(program_id=self.program_id),
-                    metadata=traced(self._metadata), timeout=self._timeout)
-            except grpc.RpcError as exc:
-                raise translate(exc) from None
-            self.summary = summary(resp)
+            resp = await _unary(self._rpcs.end_program(
+                gateway_pb2.EndProgramRequest(program_id=self.program_id),
+                metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s))
+            self.summary = parse_summary(resp.summary)
         return self.summary
 
     async def __aenter__(self) -> AsyncProgram:
@@ -120,33 +170,41 @@ class AsyncProgram:
 
 class AsyncClient:
     def __init__(self, address: str = "127.0.0.1:50051", api_key: str | None = None,
-                 timeout_s: float | None = None) -> None:
-        self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-        self._stub = gateway_pb2_grpc.GatewayStub(self._channel)
-        self._metadata = auth_metadata(api_key)
-        self._timeout = timeout_s
+                 timeout_s: float | None = None, *, tls: bool | Tls = False) -> None:
+        """`timeout_s`: every operation's deadline (None: calls have none, other operations
+        sdk_types.UNARY_DEADLINE_S). `tls`: True for TLS with the system's CAs, or a Tls."""
+        self._channel = open_channel(address, tls)
+        self._rpcs = GatewayRpcs(self._channel, api_key, timeout_s)
 
-    async def program(self, *, program_id: str | None = None, deadline_s: float | None = None,
-                      program_class: str = "", reject_when_late: bool = False,
-                      labels: Mapping[str, str] | None = None,
-                      restart_on_failure: bool = False) -> AsyncProgram:
-        opts = program_options(program_id, deadline_s, program_class, reject_when_late, labels)
-        try:
-            resp = await self._stub.StartProgram(gateway_pb2.StartProgramRequest(options=opts),
-                                                 metadata=traced(self._metadata), timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise translate(exc) from None
-        return AsyncProgram(self._stub, resp.program_id, self._metadata, self._timeout,
-                            restart_on_failure)
+    async def program(self, *, restart_on_failure: bool = False,
+                      **options: Unpack[ProgramArgs]) -> AsyncProgram:
+        """Opens a program (named here when `program_id` is None, so that a retry opens the
+        same one). `restart_on_failure`: its calls' default (see AsyncProgram.stream)."""
+        resp = await _unary(self._rpcs.start_program(
+            gateway_pb2.StartProgramRequest(options=program_options(**options)),
+            metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s))
+        return AsyncProgram(self._rpcs, resp.program_id, restart_on_failure)
+
+    def run_stream(self, graph: Graph, **options: Unpack[ProgramArgs]) -> AsyncDagStream:
+        """Runs a declared DAG server-side and streams its events. Raises InvalidDag before
+        sending when the graph would be refused. Not retried (a second RunProgram would
+        run the DAG again)."""
+        request = graph.request(program_options(**options))
+        return AsyncDagStream(self._rpcs.run_program(request, metadata=self._rpcs.metadata(),
+                                                     timeout=self._rpcs.timeout_s))
+
+    async def run(self, graph: Graph, **options: Unpack[ProgramArgs]) -> DagResult:
+        """Runs a declared DAG to its end (see run_stream)."""
+        s = self.run_stream(graph, **options)
+        async for _ in s:
+            pass
+        return s.result
 
     async def cache_stats(self) -> CacheStats:
-        try:
-            resp = await self._stub.CacheStats(gateway_pb2.CacheStatsRequest(),
-                                               metadata=traced(self._metadata),
-                                               timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise translate(exc) from None
-        return cache_stats(resp)
+        """The answer caches' counters of the gateway that answers."""
+        return parse_cache_stats(await _unary(self._rpcs.cache_stats(
+            gateway_pb2.CacheStatsRequest(), metadata=self._rpcs.metadata(),
+            timeout=self._rpcs.timeout_s)))
 
     async def close(self) -> None:
         await self._channel.close()

@@ -1,126 +1,116 @@
-"""The synchronous Python SDK.
+"""The Python SDK, blocking: ostinato.AsyncClient driven from an event loop thread of its
+own (ostinato/sdk_loop.py), so both clients share one implementation of every behaviour.
 
-    with ostinato.Client("127.0.0.1:50051") as client:
+    with ostinato.Client("127.0.0.1:50051", api_key=KEY) as client:
         with client.program() as program:
             out = program.call(messages=[{"role": "user", "content": "Hi"}])
             print(out.text, out.usage, out.worker_id)
+            for delta in program.stream(messages=..., parents=[out]):
+                print(delta, end="")
 
-Through a gateway restart, operations wait for the gateway and idempotent ones are retried
-(the policy and what it retries: ostinato/sdk_types.py, SERVICE_CONFIG).
+Threads may share a Client and a Program: their calls run concurrently (a fan-out: one
+thread per branch, `thread_id=` and `parents=[...]` naming the results it builds on).
+Deadlines, API key, TLS and retries as AsyncClient's (ostinato/aio_client.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+import functools
+from collections.abc import Callable, Iterator
+from typing import Unpack
 
-import grpc
-
-from ostinato.sdk_types import (
-    CHANNEL_OPTIONS,
-    CacheStats,
-    CallOutput,
-    OstinatoError,
-    ProgramSummary,
-    ThreadTracker,
-    auth_metadata,
-    cache_stats,
-    call_output,
-    call_spec,
-    new_id,
-    program_options,
-    summary,
-    traced,
-    translate,
-)
-from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
+from ostinato.aio_client import AsyncCallStream, AsyncClient, AsyncDagStream, AsyncProgram
+from ostinato.dag import DagEvent, DagResult, Graph
+from ostinato.sdk_channel import Tls
+from ostinato.sdk_loop import LoopThread
+from ostinato.sdk_types import CacheStats, CallOutput, PlacedCallArgs, ProgramArgs, ProgramSummary
 
 
 class CallStream:
-    """Iterates over text deltas; `.result` holds the CallOutput once the stream ends.
+    """Iterates over a call's text deltas; `.result`, `.text`, `.restarts` and `on_restart`
+    as AsyncCallStream's (`on_restart` is called in the iterating thread)."""
 
-    A call with `restart_on_failure` whose worker failed after streaming starts over: the
-    deltas already yielded are void, `on_restart` (given to `Program.stream`) is called
-    before the new answer's first delta, and `restarts` counts how often that happened.
-    `text` is the current answer so far."""
-
-    def __init__(self, chunks: Iterator[gateway_pb2.CallChunk], on_done: Any,
-                 on_restart: Callable[[], None] | None = None) -> None:
-        self._chunks = chunks
-        self._on_done = on_done
+    def __init__(self, loop: LoopThread, stream: AsyncCallStream,
+                 on_restart: Callable[[], None] | None) -> None:
+        self._loop = loop
+        self._stream = stream
         self._on_restart = on_restart
-        self.result: CallOutput | None = None
-        self.restarts = 0
-        self.text = ""
 
     def __iter__(self) -> Iterator[str]:
-        try:
-            for chunk in self._chunks:
-                if chunk.restarted:
-                    self.restarts += 1
-                    self.text = ""
-                    if self._on_restart is not None:
-                        self._on_restart()
-                if chunk.HasField("result"):
-                    self.result = call_output(chunk.result)
-                    self._on_done(self.result)
-                elif chunk.delta:
-                    self.text += chunk.delta
-                    yield chunk.delta
-        except grpc.RpcError as exc:
-            raise translate(exc) from None
-        if self.result is None:
-            raise OstinatoError(grpc.StatusCode.INTERNAL, "stream ended without a result")
+        seen = 0
+        for delta in self._loop.iterate(self._stream):
+            seen = self._restarted(seen)
+            yield delta
+        self._restarted(seen)
+
+    def _restarted(self, seen: int) -> int:
+        for _ in range(self._stream.restarts - seen):
+            if self._on_restart is not None:
+                self._on_restart()
+        return self._stream.restarts
+
+    @property
+    def result(self) -> CallOutput | None:
+        return self._stream.result
+
+    @property
+    def text(self) -> str:
+        return self._stream.text
+
+    @property
+    def restarts(self) -> int:
+        return self._stream.restarts
 
     def cancel(self) -> None:
         """Stops the call: the gateway cancels it in the planner and aborts the engine request."""
-        self._chunks.cancel()  # type: ignore[attr-defined]  # a gRPC response stream
+        self._loop.call(self._stream.cancel)
+
+
+class DagStream:
+    """Iterates over a declared program's events; `.result` gathers them (AsyncDagStream)."""
+
+    def __init__(self, loop: LoopThread, stream: AsyncDagStream) -> None:
+        self._loop = loop
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[DagEvent]:
+        return self._loop.iterate(self._stream)
+
+    @property
+    def result(self) -> DagResult:
+        return self._stream.result
+
+    def cancel(self) -> None:
+        self._loop.call(self._stream.cancel)
 
 
 class Program:
-    def __init__(self, stub: gateway_pb2_grpc.GatewayStub, program_id: str,
-                 metadata: tuple[tuple[str, str], ...], timeout_s: float | None,
-                 restart_on_failure: bool = False) -> None:
-        self._stub = stub
-        self.program_id = program_id
-        self._metadata = metadata
-        self._timeout = timeout_s
-        self._restart_on_failure = restart_on_failure
-        self._threads = ThreadTracker()
-        self.summary: ProgramSummary | None = None
+    """An open interactive program (AsyncProgram's operations, blocking)."""
 
-    def stream(self, *, thread_id: str | None = None, parents: list[str] | None = None,
-               on_restart: Callable[[], None] | None = None, **kwargs: Any) -> CallStream:
-        """Starts a call and streams its text. Without `parents`, the call depends on the
-        previous call of its thread. `restart_on_failure` (default: the program's) lets
-        a call whose worker fails after streaming start over (see CallStream)."""
-        kwargs.setdefault("restart_on_failure", self._restart_on_failure)
-        kwargs["call_id"] = kwargs.get("call_id") or new_id()  # a retried Call is the same call
-        spec = call_spec(thread_id=thread_id, parents=self._threads.parents(thread_id, parents),
-                         **kwargs)
-        chunks = self._stub.Call(gateway_pb2.CallRequest(program_id=self.program_id, call=spec),
-                                 metadata=traced(self._metadata), timeout=self._timeout)
-        return CallStream(chunks, lambda out: self._threads.record(thread_id, out.call_id),
-                          on_restart)
+    def __init__(self, loop: LoopThread, program: AsyncProgram) -> None:
+        self._loop = loop
+        self._program = program
 
-    def call(self, **kwargs: Any) -> CallOutput:
-        """Runs a call to completion; see `stream` for the arguments."""
-        s = self.stream(**kwargs)
-        for _ in s:
-            pass
-        assert s.result is not None
-        return s.result
+    @property
+    def program_id(self) -> str:
+        return self._program.program_id
+
+    @property
+    def summary(self) -> ProgramSummary | None:
+        return self._program.summary
+
+    def stream(self, *, on_restart: Callable[[], None] | None = None,
+               **args: Unpack[PlacedCallArgs]) -> CallStream:
+        """See AsyncProgram.stream."""
+        return CallStream(self._loop, self._loop.call(functools.partial(
+            self._program.stream, **args)), on_restart)
+
+    def call(self, **args: Unpack[PlacedCallArgs]) -> CallOutput:
+        """Runs a call to completion; see AsyncProgram.stream for the arguments."""
+        return self._loop.run(self._program.call(**args))
 
     def end(self) -> ProgramSummary:
-        if self.summary is None:
-            try:
-                resp = self._stub.EndProgram(
-                    gateway_pb2.EndProgramRequest(program_id=self.program_id),
-                    metadata=traced(self._metadata), timeout=self._timeout)
-            except grpc.RpcError as exc:
-                raise translate(exc) from None
-            self.summary = summary(resp)
-        return self.summary
+        return self._loop.run(self._program.end())
 
     def __enter__(self) -> Program:
         return self
@@ -131,40 +121,38 @@ class Program:
 
 class Client:
     def __init__(self, address: str = "127.0.0.1:50051", api_key: str | None = None,
-                 timeout_s: float | None = None) -> None:
-        """`timeout_s`: every operation's deadline (None: calls have none, other operations
-        sdk_types.UNARY_DEADLINE_S)."""
-        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
-        self._stub = gateway_pb2_grpc.GatewayStub(self._channel)
-        self._metadata = auth_metadata(api_key)
-        self._timeout = timeout_s
-
-    def program(self, *, program_id: str | None = None, deadline_s: float | None = None,
-                program_class: str = "", reject_when_late: bool = False,
-                labels: Mapping[str, str] | None = None,
-                restart_on_failure: bool = False) -> Program:
-        """Opens a program (named here when `program_id` is None, so that a retry opens the
-        same one). `restart_on_failure`: its calls' default (see Program.stream)."""
-        opts = program_options(program_id, deadline_s, program_class, reject_when_late, labels)
+                 timeout_s: float | None = None, *, tls: bool | Tls = False) -> None:
+        """As AsyncClient's."""
+        self._loop = LoopThread(f"ostinato-client-{address}")
         try:
-            resp = self._stub.StartProgram(gateway_pb2.StartProgramRequest(options=opts),
-                                           metadata=traced(self._metadata), timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise translate(exc) from None
-        return Program(self._stub, resp.program_id, self._metadata, self._timeout,
-                       restart_on_failure)
+            self._client = self._loop.call(lambda: AsyncClient(address, api_key, timeout_s, tls=tls))
+        except BaseException:
+            self._loop.close()
+            raise
+
+    def program(self, *, restart_on_failure: bool = False,
+                **options: Unpack[ProgramArgs]) -> Program:
+        """See AsyncClient.program."""
+        return Program(self._loop, self._loop.run(
+            self._client.program(restart_on_failure=restart_on_failure, **options)))
+
+    def run_stream(self, graph: Graph, **options: Unpack[ProgramArgs]) -> DagStream:
+        """See AsyncClient.run_stream."""
+        return DagStream(self._loop, self._loop.call(functools.partial(
+            self._client.run_stream, graph, **options)))
+
+    def run(self, graph: Graph, **options: Unpack[ProgramArgs]) -> DagResult:
+        """Runs a declared DAG (ostinato.dag) to its end; see AsyncClient.run_stream."""
+        return self._loop.run(self._client.run(graph, **options))
 
     def cache_stats(self) -> CacheStats:
         """The answer caches' counters of the gateway that answers."""
-        try:
-            resp = self._stub.CacheStats(gateway_pb2.CacheStatsRequest(),
-                                         metadata=traced(self._metadata), timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise translate(exc) from None
-        return cache_stats(resp)
+        return self._loop.run(self._client.cache_stats())
 
     def close(self) -> None:
-        self._channel.close()
+        if self._loop.is_open:
+            self._loop.run(self._client.close())
+            self._loop.close()
 
     def __enter__(self) -> Client:
         return self

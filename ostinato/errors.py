@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import grpc
 
@@ -32,6 +33,14 @@ class Unauthenticated(OstinatoError):
 
 class NotFound(OstinatoError):
     """No such program or model for this tenant (NOT_FOUND)."""
+
+
+class InvalidDag(InvalidArgument):
+    """A declared DAG the gateway would refuse (a cycle, an unknown parent, a duplicate id, a
+    template naming a node it does not depend on): raised by `ostinato.dag` before sending."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 class AlreadyExists(OstinatoError):
@@ -84,3 +93,12 @@ def error_for(code: grpc.StatusCode, message: str,
         retry_ms = next((v for k, v in trailers if k == "retry-after-ms" and isinstance(v, str)), None)
         return RateLimited(code, message, int(retry_ms) / 1000 if retry_ms and retry_ms.isdigit() else None)
     return cls(code, message)
+
+
+def from_rpc_error(exc: grpc.RpcError) -> OstinatoError:
+    """The exception for a failed RPC (a grpc.RpcError, or grpc.aio.AioRpcError)."""
+    code: Any = getattr(exc, "code", lambda: grpc.StatusCode.UNKNOWN)()
+    details: Any = getattr(exc, "details", lambda: str(exc))()
+    trailers: Any = getattr(exc, "trailing_metadata", lambda: ())()
+    return error_for(code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN,
+                     details or "", tuple(trailers or ()))

@@ -1,4 +1,5 @@
-"""What the SDK returns, and the proto building shared by Client and AsyncClient."""
+"""What the SDK sends and returns: the requests it builds, the results it parses, and the
+gRPC retry policy of its channel (used by ostinato.AsyncClient, which ostinato.Client drives)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,10 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
-import grpc
 from google.protobuf import duration_pb2
-from opentelemetry import propagate
 
-from ostinato.errors import OstinatoError, error_for
 from ostinato.v1 import common_pb2, gateway_pb2
 
 # ---- retries through a gateway restart (shared by Client and AsyncClient) ---------------
@@ -71,14 +69,6 @@ _CACHE_MODES = {
 _CACHE_HITS = {common_pb2.CACHE_HIT_EXACT: "exact", common_pb2.CACHE_HIT_SEMANTIC: "semantic"}
 
 
-def translate(exc: grpc.RpcError) -> OstinatoError:
-    """The SDK exception (ostinato/errors.py) for a failed RPC."""
-    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-    details = exc.details() if hasattr(exc, "details") else str(exc)
-    trailers = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else ()
-    return error_for(code, details or "", trailers or ())
-
-
 @dataclass(frozen=True)
 class Usage:
     prompt_tokens: int
@@ -130,7 +120,7 @@ class CacheStats:
     lookup_ms_p99: float
 
 
-def cache_stats(resp: gateway_pb2.CacheStatsResponse) -> CacheStats:
+def parse_cache_stats(resp: gateway_pb2.CacheStatsResponse) -> CacheStats:
     return CacheStats(enabled=resp.enabled, redis_up=resp.redis_up, counts=dict(resp.counts),
                       index_entries=resp.index_entries, lookup_ms_p50=resp.lookup_ms_p50,
                       lookup_ms_p99=resp.lookup_ms_p99)
@@ -188,65 +178,90 @@ def _response_format(schema: Mapping[str, Any] | None, json_object: bool) -> com
     return common_pb2.ResponseFormat()
 
 
-def program_options(
-    program_id: str | None, deadline_s: float | None, program_class: str, reject_when_late: bool,
-    labels: Mapping[str, str] | None,
-) -> common_pb2.ProgramOptions:
-    opts = common_pb2.ProgramOptions(program_id=program_id or new_id(32), program_class=program_class,
-                                     reject_when_late=reject_when_late, labels=dict(labels or {}))
+class ProgramArgs(TypedDict, total=False):
+    """A program's options: `client.program(**options)`, `client.run(graph, **options)`."""
+
+    program_id: str | None  # None: the SDK names it (a retried StartProgram opens one program)
+    deadline_s: float | None  # the program's deadline from its start
+    program_class: str  # a label for metrics and policies (react, mapreduce ...)
+    reject_when_late: bool  # refuse calls once the deadline cannot be met
+    labels: Mapping[str, str] | None
+
+
+def program_options(**options: Unpack[ProgramArgs]) -> common_pb2.ProgramOptions:
+    opts = common_pb2.ProgramOptions(program_id=options.get("program_id") or new_id(32),
+                                     program_class=options.get("program_class", ""),
+                                     reject_when_late=options.get("reject_when_late", False),
+                                     labels=dict(options.get("labels") or {}))
+    deadline_s = options.get("deadline_s")
     if deadline_s is not None:
         opts.deadline.CopyFrom(duration_pb2.Duration(seconds=int(deadline_s),
                                                      nanos=int((deadline_s % 1) * 1e9)))
     return opts
 
 
-def call_spec(
-    *,
-    messages: Sequence[MessageLike] | None = None,
-    prompt: str | None = None,
-    call_id: str | None = None,
-    thread_id: str | None = None,
-    parents: Iterable[str] = (),
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    stop: Sequence[str] | None = None,
-    seed: int | None = None,
-    cache: str | None = None,
-    semantic_threshold: float = 0.0,
-    expected_output_tokens: int = 0,
-    tags: Sequence[str] = (),
-    model: str = "",
-    ignore_eos: bool = False,
-    tools: Sequence[ToolLike] = (),
-    tool_choice: str | None = None,
-    json_schema: Mapping[str, Any] | None = None,
-    json_object: bool = False,
-    restart_on_failure: bool = False,
-) -> common_pb2.CallSpec:
+class CallArgs(TypedDict, total=False):
+    """What a call asks of the model: `program.call(**args)`, `Graph.call(**args)`."""
+
+    messages: Sequence[MessageLike]  # {"role", "content", ...} dicts (OpenAI's) or (role, content)
+    prompt: str  # a raw prompt instead of messages
+    max_tokens: int
+    temperature: float
+    top_p: float
+    stop: Sequence[str]
+    seed: int
+    cache: str | None  # off | exact | semantic (None: the gateway's default)
+    semantic_threshold: float  # a semantic hit's minimum similarity (0: the gateway's)
+    expected_output_tokens: int  # a scheduling hint
+    tags: Sequence[str]
+    model: str
+    ignore_eos: bool
+    tools: Sequence[ToolLike]
+    tool_choice: str | None  # auto | none | required | a tool's name
+    json_schema: Mapping[str, Any] | None  # structured output: an instance of this schema
+    json_object: bool  # structured output: any JSON object
+    restart_on_failure: bool  # see ostinato.client.CallStream
+
+
+class PlacedCallArgs(CallArgs, total=False):
+    """A call of an interactive program: what it asks (CallArgs) and where it goes."""
+
+    call_id: str | None  # None: the SDK names it (a retried Call is the same call)
+    thread_id: str | None  # its branch of the program (default "main")
+    parents: Sequence[str | CallOutput] | None  # what it depends on (None: its thread's last call)
+
+
+def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
+              parents: Iterable[str] = (), **args: Unpack[CallArgs]) -> common_pb2.CallSpec:
+    cache = args.get("cache")
     if cache not in _CACHE_MODES:
         raise ValueError(f"cache must be one of off, exact, semantic; got {cache!r}")
-    sampling = common_pb2.SamplingParams(stop=list(stop or ()), ignore_eos=ignore_eos)
-    if max_tokens is not None:
-        sampling.max_new_tokens = max_tokens
-    if temperature is not None:
-        sampling.temperature = temperature
-    if top_p is not None:
-        sampling.top_p = top_p
-    if seed is not None:
-        sampling.seed = seed
+    sampling = common_pb2.SamplingParams(stop=list(args.get("stop") or ()),
+                                         ignore_eos=args.get("ignore_eos", False))
+    if "max_tokens" in args:
+        sampling.max_new_tokens = args["max_tokens"]
+    if "temperature" in args:
+        sampling.temperature = args["temperature"]
+    if "top_p" in args:
+        sampling.top_p = args["top_p"]
+    if "seed" in args:
+        sampling.seed = args["seed"]
     return common_pb2.CallSpec(
         call_id=call_id or "", thread_id=thread_id or "", parent_call_ids=list(parents),
-        messages=[_message(m) for m in messages or ()], prompt=prompt or "", sampling=sampling,
-        cache=common_pb2.CachePolicy(mode=_CACHE_MODES[cache], semantic_threshold=semantic_threshold),
-        hints=common_pb2.CallHints(expected_output_tokens=expected_output_tokens, tags=list(tags)),
-        model=model, tools=[_tool(t) for t in tools], tool_choice=_tool_choice(tool_choice),
-        response_format=_response_format(json_schema, json_object),
-        restart_on_failure=restart_on_failure,
+        messages=[_message(m) for m in args.get("messages") or ()],
+        prompt=args.get("prompt") or "", sampling=sampling,
+        cache=common_pb2.CachePolicy(mode=_CACHE_MODES[cache],
+                                     semantic_threshold=args.get("semantic_threshold", 0.0)),
+        hints=common_pb2.CallHints(expected_output_tokens=args.get("expected_output_tokens", 0),
+                                   tags=list(args.get("tags", ()))),
+        model=args.get("model", ""), tools=[_tool(t) for t in args.get("tools", ())],
+        tool_choice=_tool_choice(args.get("tool_choice")),
+        response_format=_response_format(args.get("json_schema"), args.get("json_object", False)),
+        restart_on_failure=args.get("restart_on_failure", False),
     )
 
 
-def call_output(result: common_pb2.CallResult) -> CallOutput:
+def parse_call_output(result: common_pb2.CallResult) -> CallOutput:
     return CallOutput(
         call_id=result.call_id, text=result.text, finish_reason=result.finish_reason,
         usage=Usage(result.usage.prompt_tokens, result.usage.completion_tokens,
@@ -259,25 +274,12 @@ def call_output(result: common_pb2.CallResult) -> CallOutput:
     )
 
 
-def summary(resp: gateway_pb2.EndProgramResponse) -> ProgramSummary:
-    s = resp.summary
+def parse_summary(s: common_pb2.ProgramSummary) -> ProgramSummary:
     return ProgramSummary(
         program_id=s.program_id, calls_completed=s.calls_completed, calls_failed=s.calls_failed,
         usage=Usage(s.usage.prompt_tokens, s.usage.completion_tokens, s.usage.cached_tokens),
         attained_service_s=s.attained_service_s, elapsed_s=s.elapsed_s,
     )
-
-
-def auth_metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {api_key}"),) if api_key else ()
-
-
-def traced(metadata: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
-    """`metadata` plus the caller's current OpenTelemetry context (W3C traceparent), so the
-    mesh continues the caller's trace; unchanged when the caller has no span."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return (*metadata, *carrier.items()) if carrier else metadata
 
 
 class ThreadTracker:
@@ -286,9 +288,11 @@ class ThreadTracker:
     def __init__(self) -> None:
         self._last: dict[str, str] = {}
 
-    def parents(self, thread_id: str | None, parents: Iterable[str] | None) -> list[str]:
+    def parents(self, thread_id: str | None,
+                parents: Iterable[str | CallOutput] | None) -> list[str]:
+        """`parents` (ids or the results of earlier calls), else the thread's last call."""
         if parents is not None:
-            return list(parents)
+            return [p if isinstance(p, str) else p.call_id for p in parents]
         last = self._last.get(thread_id or "main")
         return [last] if last else []
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 
+from ostinato.dag import NodeFinished, NodeStarted, ProgramFinished
 from ostinato.mesh import Mesh
 from tests.examples.mesh_records import assert_chain, program_calls, tenant_programs
 
@@ -111,23 +112,23 @@ def test_react_agent_script_refuses_an_unknown_tool() -> None:
 def test_mapreduce_dag_reduces_every_map(example: Import, mesh: Mesh, api_keys: dict[str, str],
                                          store: redis.Redis) -> None:
     dag = example("mapreduce_dag")
-    run = dag.run(mesh.endpoints.gateway, api_keys["ex-dag"])
+    graph, run = dag.run(mesh.endpoints.gateway, api_keys["ex-dag"])
     docs = sorted(p.stem for p in dag.DOCS_DIR.glob("*.md"))
     maps = [f"map-{d}" for d in docs]
-    declared = {n.id: list(n.depends_on) for n in run.nodes}
+    declared = {n.id: list(n.depends_on) for n in graph.nodes}
     assert declared == {**{m: [] for m in maps}, "reduce": maps}
-    assert "{{" in run.nodes[-1].call.messages[-1].content  # the outputs go in by template
+    assert "{{" in graph.nodes[-1].call.messages[-1].content  # the outputs go in by template
     # every node finished once; the reduce started only after every map had finished
     events = run.events
-    finished = [e.node_finished.node_id for e in events if e.HasField("node_finished")]
+    finished = [e.node_id for e in events if isinstance(e, NodeFinished)]
     assert sorted(finished) == sorted([*maps, "reduce"])
     reduce_started = next(i for i, e in enumerate(events)
-                          if e.HasField("node_started") and e.node_started.node_id == "reduce")
+                          if isinstance(e, NodeStarted) and e.node_id == "reduce")
     last_map = max(i for i, e in enumerate(events)
-                   if e.HasField("node_finished") and e.node_finished.node_id in maps)
+                   if isinstance(e, NodeFinished) and e.node_id in maps)
     assert reduce_started > last_map
-    assert run.reduce_text and run.results["reduce"].usage.completion_tokens > 0
-    assert events[-1].HasField("program_finished")
+    assert run["reduce"].text and run["reduce"].usage.completion_tokens > 0
+    assert isinstance(events[-1], ProgramFinished) and events[-1].summary == run.summary
     assert run.summary.calls_completed == len(maps) + 1 and run.summary.calls_failed == 0
     # the planner knew the dependencies: the reduce call's parents are every map call
     calls = program_calls(store, run.program_id, len(maps) + 1)
@@ -135,6 +136,15 @@ def test_mapreduce_dag_reduces_every_map(example: Import, mesh: Mesh, api_keys: 
     assert sorted(calls["reduce"]["parents"]) == maps
     assert all(calls[m]["parents"] == [] for m in maps)
     assert run.program_id in tenant_programs(store, "ex-dag")
+
+
+def test_mapreduce_dag_script(mesh: Mesh, api_keys: dict[str, str]) -> None:
+    """As a user runs it: `python examples/mapreduce_dag.py --gateway ADDR --api-key KEY`."""
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES_DIR / "mapreduce_dag.py"), "--gateway", mesh.endpoints.gateway,
+         "--api-key", api_keys["ex-dag"]], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "finished reduce" in proc.stdout and "summary: " in proc.stdout
 
 
 # -- tree of thought ----------------------------------------------------------------------------

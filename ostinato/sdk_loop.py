@@ -1,0 +1,74 @@
+"""An asyncio event loop on a thread of its own, driven from blocking code: how ostinato.Client
+runs ostinato.AsyncClient.
+
+Coroutines run on the loop in the calling thread's context (contextvars: the caller's
+OpenTelemetry span goes into the RPC's metadata). Any number of threads may wait on the
+loop at once: their RPCs run concurrently on the one channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+async def _called(fn: Callable[[], T]) -> T:
+    return fn()
+
+
+async def _next(items: AsyncIterator[T]) -> list[T]:
+    """The next item, or none at the end."""
+    try:
+        return [await anext(items)]
+    except StopAsyncIteration:
+        return []
+
+
+class LoopThread:
+    def __init__(self, name: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Runs `coro` on the loop and waits for its result (an interrupted wait cancels it)."""
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("a blocking SDK call from the SDK's own event loop (a callback "
+                               "of the asyncio SDK?) would wait for itself: use AsyncClient")
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Runs `fn` on the loop (what must be made there: channels, RPC objects)."""
+        return self.run(_called(fn))
+
+    def iterate(self, items: AsyncIterable[T]) -> Iterator[T]:
+        """The items of an async iterable, each awaited on the loop."""
+        iterator = aiter(items)
+        while True:
+            item = self.run(_next(iterator))
+            if not item:
+                return
+            yield item[0]
+
+    @property
+    def is_open(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self) -> None:
+        """Finishes open async generators, stops the loop and joins its thread."""
+        if not self.is_open:
+            return
+        self.run(self._loop.shutdown_asyncgens())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
