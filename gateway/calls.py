@@ -117,6 +117,24 @@ def _check_sampling(call: common_pb2.CallSpec, limits: CallLimits) -> None:
         raise InvalidCall("top_logprobs needs logprobs", "top_logprobs")
 
 
+MAX_DEADLINE_S = 365 * 86_400  # a program deadline beyond a year is refused
+
+
+def check_program_options(options: common_pb2.ProgramOptions) -> None:
+    """A program's options as a client sends them; raises InvalidCall."""
+    if options.program_id and ("/" in options.program_id or len(options.program_id) > 128):
+        raise InvalidCall("program_id must be at most 128 characters and contain no '/'",
+                          "program_id")
+    if len(options.program_class) > 128:
+        raise InvalidCall("program_class must be at most 128 characters", "program_class")
+    if options.HasField("deadline"):
+        d = options.deadline
+        seconds = d.seconds + d.nanos / 1e9
+        if not -999_999_999 <= d.nanos <= 999_999_999 or not 0 < seconds <= MAX_DEADLINE_S:
+            raise InvalidCall(f"deadline must be positive and at most {MAX_DEADLINE_S} s",
+                              "deadline_s")
+
+
 def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.CallSpec:
     """Checks a call and returns a copy with defaults filled in; raises InvalidCall."""
     if not call.messages and not call.prompt:

@@ -20,7 +20,7 @@ from cache.answers import AnswerCache
 from cache.conversations import ConversationIndex
 from cache.tenancy import NO_LIMITS, TenantLimits
 from gateway.auth import ApiKeyAuthenticator, Unauthenticated, api_key_from_metadata
-from gateway.calls import CallLimits, InvalidCall, normalize_call
+from gateway.calls import CallLimits, InvalidCall, check_program_options, normalize_call
 from gateway.execution import CallExecutor, CallFailed, CallItem
 from ostinato.config import GatewayConfig
 from ostinato.retry import with_retry
@@ -87,6 +87,10 @@ class GatewayCore:
             raise GatewayError(exc.code(), exc.details() or "planner error") from exc
 
     async def start_program(self, tenant: str, options: common_pb2.ProgramOptions) -> str:
+        try:
+            check_program_options(options)
+        except InvalidCall as exc:
+            raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.param) from exc
         named = common_pb2.ProgramOptions()
         named.CopyFrom(options)
         # Named here, so a registration retried through a planner restart is recognized.

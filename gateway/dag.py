@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from graphlib import CycleError, TopologicalSorter
 
 from ostinato.v1 import common_pb2, gateway_pb2
 
@@ -36,23 +37,10 @@ def topological_order(nodes: Sequence[gateway_pb2.DagNode]) -> list[str]:
         unknown = [d for d in ds if d not in deps]
         if unknown:
             raise InvalidDag(f"node {node_id!r} depends on unknown node(s): {', '.join(unknown)}")
-    order: list[str] = []
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-
-    def visit(node_id: str, path: list[str]) -> None:
-        if state.get(node_id) == 2:
-            return
-        if state.get(node_id) == 1:
-            cycle = [*path[path.index(node_id):], node_id]
-            raise InvalidDag("dependency cycle: " + " -> ".join(cycle))
-        state[node_id] = 1
-        for d in deps[node_id]:
-            visit(d, [*path, node_id])
-        state[node_id] = 2
-        order.append(node_id)
-
-    for node_id in ids:
-        visit(node_id, [])
+    try:  # graphlib walks iteratively: a chain of MAX_NODES is no deeper than a short one
+        order = list(TopologicalSorter(deps).static_order())
+    except CycleError as exc:
+        raise InvalidDag("dependency cycle: " + " -> ".join(_cycle(exc.args[1], ids))) from exc
     ancestors: dict[str, set[str]] = {}
     for node_id in order:
         ancestors[node_id] = set(deps[node_id]).union(*(ancestors[d] for d in deps[node_id]))
@@ -63,6 +51,15 @@ def topological_order(nodes: Sequence[gateway_pb2.DagNode]) -> list[str]:
         if bad:
             raise InvalidDag(f"node {n.id!r} references {', '.join(bad)} without depending on it")
     return order
+
+
+def _cycle(found: list[str], ids: list[str]) -> list[str]:
+    """graphlib's cycle (each node a dependency of the next) as node -> its dependency,
+    from the node given first."""
+    loop = list(reversed(found[1:]))
+    start = min(range(len(loop)), key=lambda i: ids.index(loop[i]))
+    loop = loop[start:] + loop[:start]
+    return [*loop, loop[0]]
 
 
 def fill_templates(call: common_pb2.CallSpec, outputs: Mapping[str, str]) -> common_pb2.CallSpec:

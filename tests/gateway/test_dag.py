@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from gateway.dag import InvalidDag, fill_templates, topological_order
+from gateway.dag import MAX_NODES, InvalidDag, fill_templates, topological_order
 from ostinato.sdk_types import call_spec
 from ostinato.v1 import gateway_pb2
 
@@ -43,3 +45,9 @@ def test_transitive_references_and_substitution() -> None:
     filled = fill_templates(nodes[2].call, {"a": "A!", "b": "B!"})
     assert filled.prompt == "A! then B!"
     assert nodes[2].call.prompt == "{{ a }} then {{b}}"
+
+
+def test_a_chain_of_max_nodes_listed_last_first_is_ordered_without_deep_recursion() -> None:
+    ids = [f"n{i}" for i in range(MAX_NODES)]
+    nodes = [node(ids[0]), *(node(i, [p]) for p, i in itertools.pairwise(ids))]
+    assert topological_order(nodes[::-1]) == ids
