@@ -1,0 +1,52 @@
+"""The fuzzers' mesh: real processes on loopback (Redis, planner, one worker and sim engine,
+gateway), auth on, small limits so a fuzzed call stays short, and the planner's own
+gauges to check that refused input left nothing behind."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from ostinato.config import load_mesh_config
+from ostinato.mesh import Mesh
+from tests.prometheus_text import parse
+
+FUZZ_KEY = "fuzz-key-0123456789"
+TENANT = "fuzzer"
+MAX_NEW_TOKENS = 8
+MAX_PROMPT_CHARS = 20_000
+
+
+@pytest.fixture(scope="package")
+def fuzz_mesh() -> Iterator[Mesh]:
+    cfg = load_mesh_config(None, environ={}, overrides={
+        "workers": 1,
+        "gateway": {"api_keys": {FUZZ_KEY: TENANT}, "allow_anonymous": False,
+                    "semantic_cache": False, "max_prompt_chars": MAX_PROMPT_CHARS,
+                    "max_messages": 16, "default_max_new_tokens": 4,
+                    "max_new_tokens_limit": MAX_NEW_TOKENS, "call_timeout_s": 30.0},
+        "sim_engine": {"time_scale": 0.01},
+    })
+    mesh = Mesh(cfg, ephemeral_ports=True)
+    mesh.start()
+    yield mesh
+    mesh.close()
+
+
+def planner_state(mesh: Mesh) -> dict[str, float]:
+    """Open programs and calls queued, parked or running at the planner (its /metrics)."""
+    with urllib.request.urlopen(f"http://{mesh.endpoints.metrics['planner']}/metrics",
+                                timeout=10) as resp:
+        samples = parse(resp.read().decode())
+    out: dict[str, float] = {}
+    for name in ("ostinato_planner_programs_open", "ostinato_planner_queue_depth",
+                 "ostinato_planner_parked_calls", "ostinato_planner_running_calls"):
+        out[name] = sum(v for (n, _labels), v in samples.items() if n == name)
+    return out
+
+
+def nothing_left(mesh: Mesh) -> dict[str, float]:
+    """The planner's state where nothing is open, queued, parked or running."""
+    return {k: 0.0 for k in planner_state(mesh)}
