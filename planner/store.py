@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -28,6 +29,7 @@ import structlog
 from cache import keys
 from ostinato.clock import Clock
 from planner.core.model import CallChanged, Event, Program, ProgramEnded, ProgramRegistered
+from planner.fencing import Batches, FencedOut, Fencing
 from planner.records import CorruptRecord, call_json, program_fields, program_from_fields
 
 log = structlog.get_logger(__name__)
@@ -88,6 +90,10 @@ class ProgramStore:
         self.failed_writes = 0  # failed attempts (each is retried)
         self.dropped_writes = 0  # records given up past max_pending
         self._down = False
+        # Every write carries the lease token (planner/fencing.py); a refused one ends this
+        # planner's term: `on_fenced` is told, and the writer stops.
+        self.fencing = Fencing(client)
+        self.on_fenced: Callable[[str], None] | None = None
 
     @property
     def pending(self) -> int:
@@ -148,6 +154,9 @@ class ProgramStore:
             try:
                 await asyncio.wait_for(self._apply([w for _, w in batch.values()]),
                                        self._timeout_s + 0.002 * len(batch))
+            except FencedOut as exc:
+                self._fenced(batch, exc)
+                raise
             except (aioredis.RedisError, OSError, TimeoutError) as exc:
                 self.failed_writes += 1
                 self._requeue(batch)
@@ -170,6 +179,16 @@ class ProgramStore:
                                 default=self._seq + 1) - 1
             self._resolve()
 
+    def _fenced(self, batch: dict[tuple[str, ...], tuple[int, _Write]], exc: FencedOut) -> None:
+        """Another planner took over: nothing more is written from here (its writes would
+        be refused too); those who wait are released, and the owner told."""
+        log.error("a write was refused: another planner holds the lease", error=str(exc))
+        self._requeue(batch)
+        self._busy = False
+        self._resolve(everything=True)
+        if self.on_fenced is not None:
+            self.on_fenced(str(exc))
+
     def _requeue(self, batch: dict[tuple[str, ...], tuple[int, _Write]]) -> None:
         """Puts a failed batch back in front, each record at its newest state."""
         merged = {}
@@ -186,43 +205,64 @@ class ProgramStore:
             await asyncio.sleep(0.02)
 
     async def _apply(self, writes: list[_Write]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
+        """One fenced script per slot written (planner/fencing.py), all in one pipeline."""
+        batches = Batches()
         for w in writes:
             if w.kind == "call":
-                pipe.hset(keys.program_calls(w.program_id), mapping=w.fields)
+                batches.op("HSET", keys.program_calls(w.program_id), *_flat(w.fields))
             else:
-                pipe.hset(keys.program_meta(w.program_id), mapping=w.fields)
+                batches.op("HSET", keys.program_meta(w.program_id), *_flat(w.fields))
             if w.kind == "program":
-                created = float(w.fields["created_wall"])
-                pipe.zadd(keys.tenant_programs(w.tenant), {w.program_id: created})
-                pipe.zadd(keys.open_programs(), {w.program_id: created})
+                created = w.fields["created_wall"]
+                batches.op("ZADD", keys.tenant_programs(w.tenant), created, w.program_id)
+                batches.op("ZADD", keys.open_programs(), created, w.program_id)
             elif w.kind == "ended":
-                pipe.zrem(keys.open_programs(), w.program_id)
+                batches.op("ZREM", keys.open_programs(), w.program_id)
                 ttl = max(1, int(self._ended_ttl_s))
-                pipe.expire(keys.program_meta(w.program_id), ttl)
-                pipe.expire(keys.program_calls(w.program_id), ttl)
+                meta = keys.program_meta(w.program_id)
+                for key in (meta, keys.program_calls(w.program_id), keys.fence(meta)):
+                    batches.op("EXPIRE", key, ttl)
                 # the tenant's index forgets programs whose records have expired
                 ended = float(w.fields["ended_wall"])
-                pipe.zremrangebyscore(keys.tenant_programs(w.tenant), "-inf", ended - ttl)
-        await pipe.execute()
+                batches.op("ZREMRANGEBYSCORE", keys.tenant_programs(w.tenant), "-inf",
+                           f"{ended - ttl:.6f}")
+        await self.fencing.run(list(batches.by_fence.values()))
 
     async def load_open(self) -> list[Program]:
-        """The programs a previous planner left open, rebuilt on this planner's clock."""
-        ids = [i.decode() for i in await self._redis.zrange(keys.open_programs(), 0, -1)]
-        programs = []
-        for program_id in ids:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.hgetall(keys.program_meta(program_id))
-            pipe.hgetall(keys.program_calls(program_id))
-            meta, calls = await pipe.execute()
-            meta = {k.decode(): v.decode() for k, v in meta.items()}
-            calls = {k.decode(): v.decode() for k, v in calls.items()}
-            if meta.get("state") == "ended":
-                await self._redis.zrem(keys.open_programs(), program_id)
+        """The programs a previous planner left open, rebuilt on this planner's clock. With a
+        lease token, each record's fence is raised as it is read (a claim): the planner
+        before can change none of them after."""
+        listing = Batches()
+        listing.op("ZRANGE", keys.open_programs(), 0, -1)
+        (ids,) = await self.fencing.run(list(listing.by_fence.values()))
+        reads = Batches()
+        for raw in ids[0]:  # type: ignore[union-attr]
+            program_id = raw.decode()
+            reads.op("HGETALL", keys.program_meta(program_id))
+            reads.op("HGETALL", keys.program_calls(program_id))
+        programs, ended = [], Batches()
+        for batch, (meta, calls) in zip(reads.by_fence.values(),
+                                        await self.fencing.run(list(reads.by_fence.values())),
+                                        strict=True):
+            program_id = keys.hash_tag(batch.keys[0]).removeprefix("prog:")
+            fields, records = _pairs(meta), _pairs(calls)
+            if fields.get("state") == "ended":
+                ended.op("ZREM", keys.open_programs(), program_id)
                 continue
             try:
-                programs.append(program_from_fields(program_id, meta, calls, time.time(),
+                programs.append(program_from_fields(program_id, fields, records, time.time(),
                                                     self._clock.now()))
             except CorruptRecord as exc:
                 log.warning("skipping unreadable program record", error=str(exc))
+        await self.fencing.run(list(ended.by_fence.values()))
         return programs
+
+
+def _flat(fields: dict[str, str]) -> list[str]:
+    return [x for pair in fields.items() for x in pair]
+
+
+def _pairs(flat: object) -> dict[str, str]:
+    """HGETALL's reply from a script (a flat list of bytes) as a dict of str."""
+    items = [x.decode() if isinstance(x, bytes) else str(x) for x in flat]  # type: ignore[attr-defined]
+    return dict(zip(items[::2], items[1::2], strict=True))
