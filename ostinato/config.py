@@ -54,7 +54,8 @@ class GatewayConfig:
     host: str = "127.0.0.1"  # address the gRPC and HTTP servers bind
     port: int = 50051  # public gRPC port (Gateway service)
     http_port: int = 8080  # OpenAI-compatible HTTP API; 0: a free port, -1: off
-    planner_address: str = "127.0.0.1:50052"  # the planner's gRPC address
+    # the planner's gRPC address; several, comma-separated (planner.ha): the active one's is used
+    planner_address: str = "127.0.0.1:50052"
     # API key -> tenant (written to the tenancy data in Redis at start; `ostinato tenants
     # create` generates keys). allow_anonymous: a caller without a key is tenant "default"
     # (the open mode of `ostinato up --no-auth` and `ostinato demo`); off: every RPC and
@@ -161,8 +162,17 @@ class PlannerConfig:
     max_queued_calls: int = 20_000
     max_queued_per_tenant: int = 5_000  # see max_queued_calls
     metrics_port: int = 0  # Prometheus /metrics over HTTP; 0: a free port, -1: off
+    # High availability: run as one of several replicas, serving only while holding the lease
+    # in Redis (planner/lease.py); the others stand by (gRPC health NOT_SERVING) and one takes
+    # over from the state in Redis within lease_ttl_s of the active one's death.
+    ha: bool = False
+    lease_ttl_s: float = 5.0  # the lease's lifetime in Redis (the longest takeover after a crash)
+    lease_renew_s: float = 1.0  # the active renews, and a standby tries to acquire, this often
 
     def __post_init__(self) -> None:
+        if self.lease_renew_s <= 0 or self.lease_renew_s + self.lease_ttl_s / 10 >= self.lease_ttl_s:
+            raise ConfigError("planner.lease_renew_s: must be > 0 and leave a tenth of "
+                              "lease_ttl_s spare (renewals must come well before the lease lapses)")
         if self.starvation_ratio < 0 or self.starvation_min_s < 0:
             raise ConfigError("planner.starvation_ratio and starvation_min_s: must be >= 0")
         if self.starvation_max_s < self.starvation_min_s:
@@ -180,7 +190,8 @@ class WorkerConfig:
     advertise_address: str = ""  # host:port the gateway dials; empty: the bound address
     # the engine's HTTP address (SGLang native API); set by the worker with engine sglang
     engine_url: str = "http://127.0.0.1:30000"
-    planner_address: str = "127.0.0.1:50052"  # the planner's gRPC address
+    # the planner's gRPC address; several, comma-separated (planner.ha): the active one's is used
+    planner_address: str = "127.0.0.1:50052"
     max_inflight: int = 16  # admission budget the planner may fill on this worker
     heartbeat_s: float = 2.0  # how often the worker re-registers with the planner (its liveness)
     # How often the worker probes its engine (SGLang GET /health_generate; 0: never). A probe
@@ -301,6 +312,7 @@ class MeshConfig:
     section of it."""
 
     workers: int = 2  # sim engines and workers `ostinato up` starts (one engine each)
+    planner_replicas: int = 1  # planners `ostinato up` starts; more than one turns planner.ha on
     redis: RedisConfig = field(default_factory=RedisConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
@@ -311,6 +323,8 @@ class MeshConfig:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ConfigError("workers: must be at least 1")
+        if self.planner_replicas < 1:
+            raise ConfigError("planner_replicas: must be at least 1")
         if self.gateway.kv_tokenizer != self.worker.kv_tokenizer:
             raise ConfigError("gateway.kv_tokenizer and worker.kv_tokenizer: must name the same "
                               "tokenizer (the engines')")
