@@ -37,12 +37,19 @@ class GrpcService:
     callers' traces (`tracing.describe(...)` adds server spans for chosen methods)."""
 
     def __init__(self, service_names: Sequence[str], host: str, port: int,
-                 credentials: grpc.ServerCredentials | None = None) -> None:
-        """`credentials`: serve TLS (grpc.ssl_server_credentials); None: plaintext."""
+                 credentials: grpc.ServerCredentials | None = None,
+                 interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> None:
+        """`credentials`: serve TLS (grpc.ssl_server_credentials); None: plaintext.
+        `interceptors` run after tracing's."""
         self.tracing = TracingServerInterceptor()
+        # A standby (planner HA) starts alive (health "" SERVING) with its services
+        # NOT_SERVING, until `set_serving(True)`.
+        self.standby = False
+        self.grace_s = GRACE_S  # how long in-flight calls may finish once stopping
+        self._stop = asyncio.Event()
         self.server = grpc.aio.server(
             # bad wire bytes: INVALID_ARGUMENT before the trace starts (ostinato/grpc_decoding.py)
-            interceptors=[DecodeErrorInterceptor(), self.tracing],
+            interceptors=[DecodeErrorInterceptor(), self.tracing, *interceptors],
             options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
                      ("grpc.so_reuseport", 0)]
         )
@@ -64,6 +71,10 @@ class GrpcService:
         for name in ["", *self._names]:
             await self.health.set(name, status)
 
+    def request_stop(self) -> None:
+        """Stops `run` as SIGTERM would (a planner whose lease was lost)."""
+        self._stop.set()
+
     async def run(
         self,
         *,
@@ -74,21 +85,25 @@ class GrpcService:
     ) -> None:
         """Starts, reports SERVING, waits for SIGTERM/SIGINT, then stops gracefully. `info`
         goes into the port file beside the gRPC address (e.g. an HTTP address)."""
-        stop = asyncio.Event()
+        stop = self._stop
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.server.start()
         if on_started is not None:
             await on_started()
-        await self.set_serving(True)
+        if self.standby:
+            await self.set_serving(False)
+            await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        else:
+            await self.set_serving(True)
         write_port_file(port_file, port=self.port, address=self.address, pid=os.getpid(),
                         **(info or {}))
         log.info("serving", address=self.address, services=self._names)
         await stop.wait()
-        log.info("stopping", grace_s=GRACE_S)
+        log.info("stopping", grace_s=self.grace_s)
         await self.set_serving(False)
         if on_stopping is not None:
             await on_stopping()
-        await self.server.stop(GRACE_S)
+        await self.server.stop(self.grace_s)
         log.info("stopped")
