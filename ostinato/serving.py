@@ -90,12 +90,12 @@ class GrpcService:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.server.start()
-        if on_started is not None:
-            await on_started()
-        if self.standby:
+        if self.standby:  # before on_started, which may start what turns it active
             await self.set_serving(False)
             await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        else:
+        if on_started is not None:
+            await on_started()
+        if not self.standby:
             await self.set_serving(True)
         write_port_file(port_file, port=self.port, address=self.address, pid=os.getpid(),
                         **(info or {}))
