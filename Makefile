@@ -69,6 +69,7 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m ostinato.config_reference
 	$(PY) -m ostinato.proto_reference
+	$(PY) -m ostinato.openapi_reference
 
 protos: $(STAMP)
 	$(PY) -m ostinato.protogen

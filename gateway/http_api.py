@@ -8,6 +8,10 @@
     POST /v1/programs/{id}/end         end it; returns its summary
     GET  /metrics                      Prometheus metrics (gateway/metrics.py)
     GET  /health
+    GET  /openapi.json                 this API's OpenAPI document (gateway/openapi.py)
+
+/health, /metrics and /openapi.json need no API key; every other route does (unless the
+gateway allows anonymous callers).
 
 A request runs in the program named by the `X-Ostinato-Program` header; without one, in the
 program whose conversation it continues (cache/conversations.py), else in a new program.
@@ -32,6 +36,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.json_format import MessageToDict
 
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
+from gateway.calls import MAX_DEADLINE_S
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.execution import CallItem, Delta, Granted
 from gateway.metrics import GatewayMetrics
@@ -53,6 +58,7 @@ from gateway.openai_response import (
     tool_call_deltas,
     usage_json,
 )
+from gateway.openapi import document
 from ostinato.v1 import common_pb2
 from tracing.http_middleware import tracing_middleware
 from tracing.metrics_http import metrics_handler
@@ -107,6 +113,7 @@ class OpenAiApi:
             web.post("/v1/programs/{program_id}/end", self.end_program),
             web.get("/metrics", metrics_handler(self._metrics.registry)),
             web.get("/health", self.health),
+            web.get("/openapi.json", self.openapi),
         ])
         return app
 
@@ -146,20 +153,23 @@ class OpenAiApi:
         body = await self._json(request) if request.can_read_body else {}
         if not isinstance(body, dict):
             raise HttpError(400, "the request body must be a JSON object", "invalid_request_error")
+        unknown = sorted(set(body) - {"program_id", "program_class", "deadline_s"})
+        if unknown:
+            raise BadRequest(f"unknown field(s): {', '.join(unknown)}", unknown[0])
         options = common_pb2.ProgramOptions()
-        try:
-            if body.get("program_id") is not None:
-                options.program_id = str(body["program_id"])
-            if body.get("program_class") is not None:
-                options.program_class = str(body["program_class"])
-            if body.get("deadline_s") is not None:
-                deadline = float(body["deadline_s"])
-                if deadline <= 0:
-                    raise ValueError("deadline_s must be positive")
-                options.deadline.CopyFrom(Duration(seconds=int(deadline),
-                                                   nanos=int((deadline % 1) * 1e9)))
-        except (TypeError, ValueError) as exc:
-            raise HttpError(400, f"bad program options: {exc}", "invalid_request_error") from exc
+        for name in ("program_id", "program_class"):
+            if body.get(name) is not None:
+                if not isinstance(body[name], str):
+                    raise BadRequest(f"{name} must be a string", name)
+                setattr(options, name, body[name])
+        deadline = body.get("deadline_s")
+        if deadline is not None:
+            if isinstance(deadline, bool) or not isinstance(deadline, int | float) or not (
+                    0 < deadline <= MAX_DEADLINE_S):
+                raise BadRequest(f"deadline_s must be a number of seconds in (0, {MAX_DEADLINE_S}]",
+                                 "deadline_s")
+            options.deadline.CopyFrom(Duration(seconds=int(deadline),
+                                               nanos=int((deadline % 1) * 1e9)))
         program_id = await self._core.start_program(tenant, options)
         return web.json_response({"program_id": program_id, "tenant": tenant})
 
@@ -170,6 +180,9 @@ class OpenAiApi:
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(document(self._core.config))
 
     async def models(self, request: web.Request) -> web.Response:
         self._tenant(request)
@@ -194,7 +207,7 @@ class OpenAiApi:
             return await _Stream(self._core, request, tenant, placed, model, include_usage).run()
         calls = [placed.call, *(_sibling(placed.call, i) for i in range(1, n))]
         results = await asyncio.gather(*(self._result(tenant, Placement(
-            placed.program_id, c, placed.attributed)) for c in calls))
+            placed.program_id, c, placed.attributed, placed.new_program)) for c in calls))
         return web.json_response(
             completion_json(f"chatcmpl-{uuid.uuid4().hex}", model, int(time.time()),
                             placed.program_id, calls, results),
