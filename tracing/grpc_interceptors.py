@@ -10,6 +10,7 @@ current context into the outgoing metadata. Servicers hold no span code.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,10 @@ class TracingServerInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary is not None:
             return handler._replace(unary_unary=self._unary(handler.unary_unary, carrier, describer))
         if handler.unary_stream is not None:
+            if not inspect.isasyncgenfunction(handler.unary_stream):
+                # a stream written by context.write (the health service's Watch): one await
+                return handler._replace(unary_stream=self._unary(handler.unary_stream, carrier,
+                                                                 describer))
             return handler._replace(unary_stream=self._stream(handler.unary_stream, carrier, describer))
         return handler
 
