@@ -16,13 +16,14 @@ exceptions of ostinato/errors.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
-from typing import TypeVar, Unpack
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar, Unpack
 
 import grpc
 
 from ostinato.dag import DagEvent, DagResult, Graph, parse_event
-from ostinato.errors import OstinatoError, from_rpc_error
+from ostinato.errors import Cancelled, OstinatoError, from_rpc_error
 from ostinato.sdk_channel import GatewayRpcs, Tls, open_channel
 from ostinato.sdk_types import (
     CacheStats,
@@ -51,12 +52,17 @@ async def _unary(response: Awaitable[R]) -> R:
         raise from_rpc_error(exc) from None
 
 
-async def _stream(responses: AsyncIterable[R]) -> AsyncIterator[R]:
+async def _stream(call: grpc.aio.UnaryStreamCall[Any, R]) -> AsyncIterator[R]:
     try:
-        async for response in responses:
+        async for response in call:
             yield response
     except grpc.RpcError as exc:
         raise from_rpc_error(exc) from None
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if call.cancelled() and (task is None or not task.cancelling()):  # cancel(), not the task
+            raise Cancelled(grpc.StatusCode.CANCELLED, "the call was cancelled") from None
+        raise
 
 
 class AsyncCallStream:

@@ -32,7 +32,7 @@ class Unauthenticated(OstinatoError):
 
 
 class NotFound(OstinatoError):
-    """No such program or model for this tenant (NOT_FOUND)."""
+    """No such program (or it has ended) or model for this tenant (NOT_FOUND)."""
 
 
 class InvalidDag(InvalidArgument):
@@ -48,7 +48,7 @@ class AlreadyExists(OstinatoError):
 
 
 class FailedPrecondition(OstinatoError):
-    """The program has ended (FAILED_PRECONDITION)."""
+    """The program ended while the call waited to run (FAILED_PRECONDITION)."""
 
 
 class RateLimited(OstinatoError):

@@ -1,0 +1,81 @@
+"""sdk_loop.LoopThread: how ostinato.Client runs ostinato.AsyncClient from blocking code."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from ostinato.sdk_loop import LoopThread
+
+CALLER = contextvars.ContextVar("CALLER", default="")
+
+
+@pytest.fixture
+def loop() -> Iterator[LoopThread]:
+    thread = LoopThread("test-loop")
+    yield thread
+    thread.close()
+
+
+async def _caller_and_thread() -> tuple[str, str]:
+    return CALLER.get(), threading.current_thread().name
+
+
+def test_coroutines_run_on_the_loop_in_the_callers_context(loop: LoopThread) -> None:
+    """The caller's contextvars (its OpenTelemetry span) reach the RPC made on the loop."""
+    def in_thread(name: str) -> tuple[str, str]:
+        CALLER.set(name)
+        return loop.run(_caller_and_thread())
+
+    threads = [f"t{i}" for i in range(4)]
+    results: dict[str, tuple[str, str]] = {}
+    workers = [threading.Thread(target=lambda n=n: results.update({n: in_thread(n)}))
+               for n in threads]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert results == {n: (n, "test-loop") for n in threads}
+
+
+async def _count(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        await asyncio.sleep(0)
+        yield i
+
+
+def test_an_async_iterable_is_iterated_from_blocking_code(loop: LoopThread) -> None:
+    assert list(loop.iterate(_count(3))) == [0, 1, 2]
+    assert list(loop.iterate(_count(0))) == []
+
+
+def test_an_error_reaches_the_caller(loop: LoopThread) -> None:
+    async def fail() -> None:
+        raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        loop.run(fail())
+    assert loop.run(_caller_and_thread())[1] == "test-loop"  # the loop goes on
+
+
+def test_a_blocking_call_from_the_loop_itself_is_refused(loop: LoopThread) -> None:
+    async def reenter() -> None:
+        loop.run(_caller_and_thread())
+
+    with pytest.raises(RuntimeError, match="would wait for itself"):
+        loop.run(reenter())
+
+
+async def test_it_works_under_a_running_event_loop() -> None:
+    """A blocking Client inside async code: its loop is its own, not the caller's."""
+    thread = LoopThread("nested")
+    try:
+        assert thread.run(_caller_and_thread())[1] == "nested"
+    finally:
+        thread.close()
+    thread.close()  # closing twice is harmless
+    assert not thread.is_open

@@ -1,0 +1,64 @@
+"""Declared DAGs built with ostinato.dag, run by the session mesh (Gateway.RunProgram)."""
+
+from __future__ import annotations
+
+import pytest
+
+import ostinato
+from ostinato.dag import Graph, NodeDelta, NodeFinished, NodeStarted, ProgramFinished
+from ostinato.mesh import Mesh
+
+
+def _outline_sections_merge(sections: int = 3) -> tuple[Graph, list[ostinato.dag.Node]]:
+    g = Graph()
+    outline = g.call(id="outline", prompt="Outline a report on Lyon.", max_tokens=5)
+    parts = [g.call(id=f"sec{i}", prompt=f"Write section {i} of: {outline.output}",
+                    after=[outline], max_tokens=5) for i in range(sections)]
+    merge = g.call(id="merge", prompt="Merge: " + " | ".join(p.output for p in parts),
+                   after=parts, max_tokens=5)
+    return g, [outline, *parts, merge]
+
+
+def test_a_graph_runs_server_side_in_dependency_order(mesh: Mesh) -> None:
+    g, nodes = _outline_sections_merge()
+    with ostinato.Client(mesh.endpoints.gateway, api_key="key-acme") as client:
+        result = client.run(g, program_class="report")
+    assert set(result.outputs) == {n.id for n in nodes}
+    assert all(result[n].text and result[n].call_id == n.id for n in nodes)
+    assert result.summary is not None and result.summary.calls_completed == len(nodes)
+    assert isinstance(result.events[-1], ProgramFinished) and result.program_id
+    position = {(type(e), getattr(e, "node_id", "")): i for i, e in enumerate(result.events)}
+    for child, parents in [("merge", ["sec0", "sec1", "sec2"]), ("sec1", ["outline"])]:
+        started = position[(NodeStarted, child)]
+        assert all(position[(NodeFinished, p)] < started for p in parents)
+
+
+async def test_the_async_client_streams_the_events(mesh: Mesh) -> None:
+    g, nodes = _outline_sections_merge(sections=2)
+    async with ostinato.AsyncClient(mesh.endpoints.gateway) as client:
+        stream = client.run_stream(g)
+        events = [e async for e in stream]
+    assert events == stream.result.events
+    assert {e.node_id for e in events if isinstance(e, NodeDelta)} == {n.id for n in nodes}
+    for n in nodes:  # a node's deltas spell its output
+        deltas = "".join(e.delta for e in events if isinstance(e, NodeDelta) and e.node_id == n.id)
+        assert deltas == stream.result[n].text
+
+
+def test_an_invalid_graph_is_refused_before_it_is_sent() -> None:
+    g = Graph()
+    a = g.call(id="a", prompt="x", after=["b"])
+    g.call(id="b", prompt="y", after=[a])
+    # nothing listens there: a request sent would wait for the gateway until its deadline
+    with ostinato.Client("127.0.0.1:1", timeout_s=30) as client, \
+            pytest.raises(ostinato.InvalidDag, match="dependency cycle: a -> b -> a"):
+        client.run(g)
+
+
+def test_what_only_the_gateway_checks_comes_back_as_invalid_argument(mesh: Mesh) -> None:
+    g = Graph()
+    g.call(prompt="x", max_tokens=10**6)
+    with ostinato.Client(mesh.endpoints.gateway) as client, \
+            pytest.raises(ostinato.InvalidArgument, match="max_new_tokens") as err:
+        client.run(g)
+    assert not isinstance(err.value, ostinato.InvalidDag)
