@@ -1,0 +1,86 @@
+"""No prompt, no output and no API key in any service's log at the default level: a full
+program (an interactive one over gRPC with tools, a declared DAG, and chat completions over
+HTTP, streamed and not) runs through a mesh of real processes whose structlog JSON lines
+are read back afterwards, looking for distinctive marker strings."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from pathlib import Path
+
+import grpc
+
+from ostinato.config import load_mesh_config
+from ostinato.mesh import Mesh
+from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+
+KEY = "logkey-SECRET-4f9a1c77"
+PROMPT = "PROMPTMARK-zq81"
+SYSTEM = "SYSMARK-kx42"
+TOOL_RESULT = "TOOLMARK-vb33"
+
+
+def _http_chat(mesh: Mesh, body: dict) -> bytes:
+    host, port = mesh.endpoints.gateway_http.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        conn.request("POST", "/v1/chat/completions", body=json.dumps(body).encode(),
+                     headers={"Authorization": f"Bearer {KEY}",
+                              "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        data = resp.read()
+        assert resp.status == 200, data
+        return data
+    finally:
+        conn.close()
+
+
+def test_no_prompt_output_or_key_in_any_log(tmp_path: Path) -> None:
+    cfg = load_mesh_config(None, environ={}, overrides={
+        "workers": 1, "gateway": {"api_keys": {KEY: "hygiene"}, "semantic_cache": False},
+        "sim_engine": {"time_scale": 0.1}})
+    mesh = Mesh(cfg, ephemeral_ports=True, workdir=str(tmp_path))
+    outputs: list[str] = []
+    mesh.start()
+    try:
+        auth = (("authorization", f"Bearer {KEY}"),)
+        with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
+            stub = gateway_pb2_grpc.GatewayStub(channel)
+            program = stub.StartProgram(gateway_pb2.StartProgramRequest(), metadata=auth,
+                                        timeout=30).program_id
+            call = common_pb2.CallSpec(messages=[
+                common_pb2.Message(role="system", content=SYSTEM),
+                common_pb2.Message(role="user", content=f"{PROMPT} look it up"),
+                common_pb2.Message(role="assistant", tool_calls=[common_pb2.ToolCall(
+                    id="t1", name="lookup", arguments=json.dumps({"q": PROMPT}))]),
+                common_pb2.Message(role="tool", tool_call_id="t1", content=TOOL_RESULT)],
+                tools=[common_pb2.Tool(name="lookup", parameters_json=json.dumps(
+                    {"type": "object", "properties": {"q": {"type": "string"}}}))])
+            chunks = list(stub.Call(gateway_pb2.CallRequest(program_id=program, call=call),
+                                    metadata=auth, timeout=60))
+            outputs.append(chunks[-1].result.text)
+            stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=program), metadata=auth,
+                            timeout=30)
+            events = list(stub.RunProgram(gateway_pb2.RunProgramRequest(nodes=[
+                gateway_pb2.DagNode(id="a", call=common_pb2.CallSpec(prompt=f"{PROMPT} one")),
+                gateway_pb2.DagNode(id="b", depends_on=["a"], call=common_pb2.CallSpec(
+                    prompt=f"{PROMPT} two: {{{{a}}}}"))]), metadata=auth, timeout=60))
+            outputs += [e.node_finished.result.text for e in events if e.HasField("node_finished")]
+        for stream in (False, True):
+            data = _http_chat(mesh, {"messages": [{"role": "user", "content": PROMPT}],
+                                     "stream": stream, "max_tokens": 12})
+            if not stream:
+                outputs.append(json.loads(data)["choices"][0]["message"]["content"])
+    finally:
+        mesh.close()
+    # distinctive pieces of each answer (the sim engine's text), not short common words
+    pieces = {w for text in outputs for w in text.split() if len(w) >= 10}
+    assert outputs and all(outputs)
+    logs = sorted(Path(mesh.endpoints.log_dir).glob("*.log"))
+    assert {p.stem for p in logs} >= {"gateway", "planner", "worker-0", "engine-0"}
+    lines = [ln for p in logs for ln in p.read_text(errors="replace").splitlines()]
+    assert sum(ln.startswith("{") for ln in lines) > 10  # structlog JSON lines were written
+    for line in lines:
+        for secret in (KEY, PROMPT, SYSTEM, TOOL_RESULT, *pieces):
+            assert secret not in line, f"{secret!r} in a log line: {line[:300]}"
