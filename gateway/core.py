@@ -123,6 +123,10 @@ class GatewayCore:
         if self._conversations is not None and self.config.attribute_conversations:
             found = await self._conversations.find(tenant, call)
         if found is None:
+            if call.parent_call_ids:  # refused here: no new program is left behind
+                raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   "parent_call_ids name calls of a program: name the program "
+                                   "(X-Ostinato-Program) or continue its conversation", "ostinato")
             return Placement(await self.start_program(tenant, common_pb2.ProgramOptions()),
                              call, True)
         if not call.parent_call_ids:
