@@ -218,8 +218,8 @@ _CALL_PARAMS = [
      "description": "the program the call runs in; without it, the program whose "
                     "conversation it continues, else a new program (which expires when idle)"},
     {"name": REQUEST_HEADER, "in": "header", "required": False,
-     "schema": _str(pattern="^(off|exact|semantic)(;threshold=(0(\\.[0-9]+)?|1(\\.0+)?))?$"),
-     "description": "cache mode: off, exact or semantic[;threshold=<0..1>]"},
+     "schema": _str(pattern="^(off|exact|semantic)(;threshold=(0\\.[0-9]*[1-9][0-9]*|1(\\.0+)?))?$"),
+     "description": "cache mode: off, exact or semantic[;threshold=<(0, 1]>]"},
 ]
 _CALL_ERRORS = (400, 401, 404, 409, 413, 429, 503, 504)
 
