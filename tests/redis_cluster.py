@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from cache.redis_client import AsyncClient, SyncClient, connect, connect_sync
 from cache.redis_server import EmbeddedRedis, free_port
@@ -120,3 +121,9 @@ class RedisTarget:
 
     def sync_client(self, **options: Any) -> SyncClient:
         return connect_sync(self.url, cluster=self.cluster, **options)
+
+    @property
+    def every_node(self) -> dict[str, Any]:
+        """Options of a server command (CLIENT PAUSE, ...) meant for the whole deployment: a
+        cluster client otherwise sends some of them to one node only."""
+        return {"target_nodes": AsyncRedisCluster.ALL_NODES} if self.cluster else {}

@@ -1,6 +1,6 @@
-"""The planner's program store against a real Redis: a write that fails (Redis stalled, as on
-a busy machine, or stopped) is retried until it lands, latest state first-changed first, and
-nobody waits on it meanwhile."""
+"""The planner's program store against a real Redis and a Redis Cluster: a write that fails
+(Redis stalled, as on a busy machine, or stopped) is retried until it lands, latest state
+first-changed first, and nobody waits on it meanwhile; a new store reads open programs back."""
 
 from __future__ import annotations
 
@@ -17,19 +17,20 @@ from ostinato.clock import ManualClock
 from planner.core import PlannerCore
 from planner.core.selection import parse_policy
 from planner.store import ProgramStore
+from tests.redis_cluster import RedisTarget
 
 
 @pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url, socket_timeout=2.0)
+async def redis_client(redis_target: RedisTarget) -> AsyncIterator[aioredis.Redis]:
+    client = redis_target.client(socket_timeout=2.0)
     yield client
-    await client.client_unpause()
+    await client.client_unpause(**redis_target.every_node)
     await client.aclose()
 
 
 @pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[ProgramStore]:
-    client = aioredis.from_url(redis_url, socket_timeout=0.2, socket_connect_timeout=0.2)
+async def store(redis_target: RedisTarget) -> AsyncIterator[ProgramStore]:
+    client = redis_target.client(timeout_s=0.2)
     store = ProgramStore(client, ManualClock(), timeout_s=0.2, max_backoff_s=0.1)
     task = asyncio.create_task(store.run())
     yield store
@@ -68,13 +69,14 @@ async def test_a_published_batch_is_in_redis_when_its_future_resolves(
 
 
 async def test_writes_failing_in_a_redis_stall_are_retried_until_they_land(
-        store: ProgramStore, redis_client: aioredis.Redis) -> None:
+        store: ProgramStore, redis_client: aioredis.Redis, redis_target: RedisTarget) -> None:
     core, program_id = program_core()
     for name in ("a", "b"):
         core.submit(program_id, "acme", name)
     core.dispatch()
     await store.publish(core.take_events())
-    await redis_client.client_pause(10_000, all=False)  # writes stall (reads go on)
+    # writes stall (reads go on)
+    await redis_client.client_pause(10_000, all=False, **redis_target.every_node)
     core.complete(program_id, "a")
     marker = store.publish(core.take_events())
     # the write times out: the future resolves anyway (the planner serves on meanwhile)
@@ -83,7 +85,7 @@ async def test_writes_failing_in_a_redis_stall_are_retried_until_they_land(
     core.complete(program_id, "b")  # a newer state while the older one waits
     store.publish(core.take_events())
     assert await states(redis_client, program_id) == {"a": "running", "b": "running"}
-    await redis_client.client_unpause()
+    await redis_client.client_unpause(**redis_target.every_node)
 
     async def saved() -> bool:
         return store.pending == 0 and await states(redis_client, program_id) == {
@@ -107,10 +109,10 @@ async def test_past_max_pending_the_oldest_records_are_dropped_and_counted() -> 
     await client.aclose()
 
 
-async def test_an_ended_programs_records_expire(redis_url: str,
+async def test_an_ended_programs_records_expire(redis_target: RedisTarget,
                                                 redis_client: aioredis.Redis) -> None:
     """Redis does not grow with every program ever run (the soak saw ~1 KiB a call)."""
-    client = aioredis.from_url(redis_url, socket_timeout=0.5)
+    client = redis_target.client(socket_timeout=0.5)
     store = ProgramStore(client, ManualClock(), timeout_s=0.5, ended_ttl_s=100)
     task = asyncio.create_task(store.run())
     try:
@@ -135,3 +137,23 @@ async def test_an_ended_programs_records_expire(redis_url: str,
     finally:
         task.cancel()
         await client.aclose()
+
+
+async def test_a_new_store_reads_the_open_programs_back(
+        store: ProgramStore, redis_target: RedisTarget) -> None:
+    """What a restarted planner recovers: open programs with their calls, not ended ones."""
+    core, program_id = program_core()
+    core.submit(program_id, "acme", "a")
+    core.submit(program_id, "acme", "b", parents=["a"])
+    core.dispatch()
+    ended = uuid.uuid4().hex
+    core.register_program(ended, "acme")
+    core.end_program(ended, "acme")
+    await store.publish(core.take_events())
+    client = redis_target.client(socket_timeout=2.0)
+    try:
+        restored = {p.program_id: p for p in await ProgramStore(client, ManualClock()).load_open()}
+    finally:
+        await client.aclose()
+    assert program_id in restored and ended not in restored
+    assert set(restored[program_id].calls) == {"a", "b"}
