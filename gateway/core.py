@@ -125,8 +125,9 @@ class GatewayCore:
         if found is None:
             if call.parent_call_ids:  # refused here: no new program is left behind
                 raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   "parent_call_ids name calls of a program: name the program "
-                                   "(X-Ostinato-Program) or continue its conversation", "ostinato")
+                                   f"unknown parent call(s): {', '.join(call.parent_call_ids)} (a "
+                                   "call without X-Ostinato-Program that continues no "
+                                   "conversation starts a new program)", "ostinato")
             return Placement(await self.start_program(tenant, common_pb2.ProgramOptions()),
                              call, True)
         if not call.parent_call_ids:
