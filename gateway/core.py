@@ -21,7 +21,7 @@ from cache.conversations import ConversationIndex
 from cache.tenancy import NO_LIMITS, TenantLimits
 from gateway.auth import ApiKeyAuthenticator, Unauthenticated, api_key_from_metadata
 from gateway.calls import CallLimits, InvalidCall, check_program_options, normalize_call
-from gateway.execution import CallExecutor, CallFailed, CallItem
+from gateway.execution import CallExecutor, CallFailed, CallItem, NewProgram
 from ostinato.config import GatewayConfig
 from ostinato.retry import with_retry
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
@@ -38,6 +38,9 @@ class Placement:
     program_id: str
     call: common_pb2.CallSpec
     attributed: bool  # the program was found (or started) from the conversation, not named
+    # A program that the call's admission registers (one planner round trip, not two): an
+    # implicit program, or a one-call program that the planner ends after the call.
+    new_program: NewProgram | None = None
 
 
 class GatewayCore:
@@ -109,16 +112,28 @@ class GatewayCore:
             self._planner.EndProgram,
             planner_pb2.EndProgramPlannerRequest(tenant=tenant, program_id=program_id))
 
+    def _new_program(self, tenant: str, program_id: str = "", *,
+                     one_call: bool = False) -> NewProgram:
+        options = common_pb2.ProgramOptions(program_id=program_id or uuid.uuid4().hex)
+        return NewProgram(options, self._tenant_limits(tenant).max_programs, one_call)
+
     async def place(self, tenant: str, call: common_pb2.CallSpec, program_id: str = "",
                     *, attribute: bool = False) -> Placement:
         """Validates `call` and decides its program: `program_id` when given; else, with
         `attribute`, the program whose conversation it continues (as a child of the call
-        it extends, unless the request names its own parents), or a new program."""
+        it extends, unless the request names its own parents), or a new program; without
+        `attribute`, a one-call program. A new program is registered by the call's own
+        admission at the planner (one round trip)."""
         call = self.normalize(call)
         if program_id:
             return Placement(program_id, call, False)
         if not attribute:
-            raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "program_id is required")
+            if call.parent_call_ids:
+                raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   "parent_call_ids name calls of a program: a call without "
+                                   "a program_id is a program of its own", "ostinato")
+            new = self._new_program(tenant, one_call=True)
+            return Placement(new.options.program_id, call, False, new)
         found = None
         if self._conversations is not None and self.config.attribute_conversations:
             found = await self._conversations.find(tenant, call)
@@ -128,8 +143,8 @@ class GatewayCore:
                                    f"unknown parent call(s): {', '.join(call.parent_call_ids)} (a "
                                    "call without X-Ostinato-Program that continues no "
                                    "conversation starts a new program)", "ostinato")
-            return Placement(await self.start_program(tenant, common_pb2.ProgramOptions()),
-                             call, True)
+            new = self._new_program(tenant)
+            return Placement(new.options.program_id, call, True, new)
         if not call.parent_call_ids:
             call.parent_call_ids.append(found.parent_call_id)
             call.thread_id = found.thread_id
@@ -160,13 +175,15 @@ class GatewayCore:
                      timeout_s: float) -> AsyncIterator[CallItem]:
         started = False
         try:
-            async for item in self._executor.run(tenant, placed.program_id, placed.call, timeout_s):
+            async for item in self._executor.run(tenant, placed.program_id, placed.call,
+                                                 timeout_s, placed.new_program):
                 started = True
                 yield item
         except CallFailed as exc:
-            if started or not placed.attributed or exc.code != grpc.StatusCode.NOT_FOUND:
+            if started or not placed.attributed or exc.code != grpc.StatusCode.NOT_FOUND \
+                    or placed.new_program is not None:
                 raise
-            await self.start_program(tenant, common_pb2.ProgramOptions(program_id=placed.program_id))
             del placed.call.parent_call_ids[:]  # the expired program's calls are gone
-            async for item in self._executor.run(tenant, placed.program_id, placed.call, timeout_s):
+            async for item in self._executor.run(tenant, placed.program_id, placed.call, timeout_s,
+                                                 self._new_program(tenant, placed.program_id)):
                 yield item

@@ -72,6 +72,21 @@ class Granted:
 CallItem = Granted | Delta | common_pb2.CallResult
 
 
+@dataclass(frozen=True)
+class NewProgram:
+    """A program that a call's admission registers at the planner (one round trip, not
+    RegisterProgram then Admit)."""
+
+    options: common_pb2.ProgramOptions  # program_id set
+    max_open: int = 0  # the tenant's limit on programs open at once (0: none)
+    one_call: bool = False  # the planner ends it once the call is done or cancelled
+
+    def into(self, admit: planner_pb2.AdmitRequest) -> None:
+        admit.register_program.CopyFrom(self.options)
+        admit.max_open_programs = self.max_open
+        admit.end_program_after = self.one_call
+
+
 def cache_salt(tenant: str) -> str:
     """The prefix-cache namespace of a tenant: derived here, never taken from the client."""
     return "tenant:" + tenant
@@ -126,20 +141,28 @@ class CallExecutor:
         except InvalidCachePolicy as exc:
             raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
 
-    async def _report_failure(self, program_id: str, call_id: str,
+    async def _report_failure(self, admit: planner_pb2.AdmitRequest,
                               grant: planner_pb2.Grant) -> None:
+        """The call failed for good on `grant`'s worker. A one-call program ends with it
+        (the planner leaves a failed call's program open for a retry)."""
         report = planner_pb2.CompletionReport(
-            program_id=program_id, call_id=call_id, worker_id=grant.worker_id,
+            program_id=admit.program_id, call_id=admit.call_id, worker_id=grant.worker_id,
             status=planner_pb2.COMPLETION_STATUS_FAILED, attempt=grant.attempt,
         )
-        # If this fails, the planner still gets the worker's own report.
+        # If this fails, the planner still gets the worker's own report (and a one-call
+        # program left open expires when idle).
         with contextlib.suppress(grpc.aio.AioRpcError):
             await self._planner.ReportCompletion(report, timeout=2.0)
+            if admit.end_program_after:
+                await self._planner.EndProgram(planner_pb2.EndProgramPlannerRequest(
+                    tenant=admit.tenant, program_id=admit.program_id), timeout=2.0)
 
     async def run(
-        self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float
+        self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
+        new_program: NewProgram | None = None,
     ) -> AsyncIterator[CallItem]:
-        """Yields Granted, Deltas (content), then one CallResult. `call` must be normalized.
+        """Yields Granted, Deltas (content), then one CallResult. `call` must be normalized;
+        `new_program`: the program, not registered yet, that the call's admission registers.
 
         Answered from the cache when the call's policy allows and an entry matches (the
         planner records the call as done, so later calls may depend on it); otherwise run
@@ -156,7 +179,7 @@ class CallExecutor:
         if self._cache is not None and (exact or semantic):
             hit = await self._cache.lookup(tenant, exact, semantic, policy.threshold)
             if hit is not None:
-                await self._record_cached(tenant, program_id, call, timeout_s)
+                await self._record_cached(tenant, program_id, call, timeout_s, new_program)
                 self._charge(tenant, limits, hit.answer.completion_tokens)
                 yield Granted("")
                 yield Delta(hit.answer.text, _HIT[hit.kind])
@@ -170,7 +193,8 @@ class CallExecutor:
                     cache_hit=_HIT[hit.kind],
                     timings=common_pb2.CallTimings(total_s=time.monotonic() - start))
                 return
-        async for item in self._run(tenant, program_id, call, timeout_s, start, prepared):
+        async for item in self._run(tenant, program_id, call, timeout_s, start, prepared,
+                                    new_program):
             if isinstance(item, common_pb2.CallResult):
                 self._charge(tenant, limits, item.usage.completion_tokens)
             # Stored before the result is handed on: a consumer may stop at the result
@@ -185,10 +209,12 @@ class CallExecutor:
             yield item
 
     async def _record_cached(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
-                             timeout_s: float) -> None:
+                             timeout_s: float, new_program: NewProgram | None) -> None:
         admit = planner_pb2.AdmitRequest(
             tenant=tenant, program_id=program_id, call_id=call.call_id, thread_id=call.thread_id,
             parent_call_ids=call.parent_call_ids, served_from_cache=True)
+        if new_program is not None:
+            new_program.into(admit)
         try:
             await with_retry(self._planner.Admit, admit, timeout_s)
         except grpc.aio.AioRpcError as exc:
@@ -242,8 +268,8 @@ class CallExecutor:
         task.add_done_callback(self._charges.discard)
 
     async def _run(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
-                   timeout_s: float, start: float,
-                   prepared: tuple[PreparedPrompt, int]) -> AsyncIterator[CallItem]:
+                   timeout_s: float, start: float, prepared: tuple[PreparedPrompt, int],
+                   new_program: NewProgram | None) -> AsyncIterator[CallItem]:
         prompt, shared_tokens = prepared
         salt = cache_salt(tenant)
         admit = planner_pb2.AdmitRequest(
@@ -252,6 +278,8 @@ class CallExecutor:
             max_new_tokens=call.sampling.max_new_tokens, hints=call.hints,
             prefix_hashes=prefix_block_hashes(prompt.ids, salt, shared_tokens=shared_tokens),
         )
+        if new_program is not None:
+            new_program.into(admit)
         generate = worker_pb2.GenerateRequest(
             tenant=tenant, program_id=program_id, call_id=call.call_id, prompt=prompt.text,
             input_ids=prompt.ids, sampling=call.sampling, cache_salt=salt,
@@ -279,7 +307,7 @@ class CallExecutor:
             except _AttemptFailed as exc:
                 if exc.code not in _WORKER_FAILED or retry == MAX_RETRIES or (
                         streamed and not call.restart_on_failure):
-                    await self._report_failure(program_id, call.call_id, grant)
+                    await self._report_failure(admit, grant)
                     code = grpc.StatusCode.UNAVAILABLE if exc.code in _WORKER_FAILED else exc.code
                     raise CallFailed(code, exc.message) from exc
                 log.warning("worker failed mid-call: call re-run", program_id=program_id,
@@ -316,7 +344,7 @@ class CallExecutor:
             return await with_retry(self._planner.Admit, admit, max(0.001, budget_s))
         except grpc.aio.AioRpcError as exc:
             if failed is not None:  # the failed attempt must not hold its worker's slot
-                await self._report_failure(admit.program_id, admit.call_id, failed)
+                await self._report_failure(admit, failed)
             raise CallFailed(exc.code(), exc.details() or "planner error") from exc
 
     async def _generate(self, template: worker_pb2.GenerateRequest, grant: planner_pb2.Grant,

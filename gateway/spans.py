@@ -123,11 +123,16 @@ class TracedGatewayCore(GatewayCore):
                     *, attribute: bool = False) -> Placement:
         start = time.monotonic()
         try:
-            return await super().place(tenant, call, program_id, attribute=attribute)
+            placed = await super().place(tenant, call, program_id, attribute=attribute)
         except GatewayError as exc:  # refused before it could run (invalid, unknown model ...)
             operation = genai.CHAT if call.messages else genai.TEXT_COMPLETION
             self.metrics.call_failed(tenant, operation, exc.code.name, time.monotonic() - start)
             raise
+        new = placed.new_program
+        if new is not None and not new.one_call:  # an implicit program: its span starts here
+            self.programs.start(placed.program_id, tenant, new.options.program_class,
+                                otel_context.get_current())
+        return placed
 
     async def run(self, tenant: str, placed: Placement, timeout_s: float) -> AsyncIterator[CallItem]:
         parent, links = self.programs.call_parent(placed.program_id, otel_context.get_current())

@@ -104,6 +104,10 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         # Summaries of programs ended here lately: a retried EndProgram gets the same one.
         self._ended: OrderedDict[tuple[str, str], common_pb2.ProgramSummary] = OrderedDict()
         self.keep_ended = 10_000
+        # One-call programs (AdmitRequest.end_program_after), ended here once their call is
+        # done or cancelled: program id -> tenant. Held in memory only: after a restart such
+        # a program ends by idle expiry instead.
+        self._one_call: dict[str, str] = {}
 
     def pump(self) -> None:
         """Dispatches what can start, wakes its Admit callers, and persists what changed."""
@@ -122,20 +126,26 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._last_write), self.persist_timeout_s)
 
-    async def RegisterProgram(self, request, context):
-        opts = request.options
-        program_id = opts.program_id or uuid.uuid4().hex
+    async def _register(self, context: grpc.aio.ServicerContext, tenant: str,
+                        opts: common_pb2.ProgramOptions, program_id: str,
+                        max_open: int) -> None:
+        """Registers a program (idempotent for its tenant), or aborts the RPC."""
         deadline = opts.deadline.ToTimedelta().total_seconds() if opts.HasField("deadline") else None
         if deadline is not None and deadline <= 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "deadline must be positive")
         try:
             self._core.register_program(
-                program_id, request.tenant, deadline_s=deadline,
+                program_id, tenant, deadline_s=deadline,
                 reject_when_late=opts.reject_when_late, program_class=opts.program_class,
-                max_open=request.max_open_programs,
+                max_open=max_open,
             )
         except PlannerError as exc:
             await _abort_for(context, exc)
+
+    async def RegisterProgram(self, request, context):
+        program_id = request.options.program_id or uuid.uuid4().hex
+        await self._register(context, request.tenant, request.options, program_id,
+                             request.max_open_programs)
         self.pump()
         return planner_pb2.RegisterProgramResponse(program_id=program_id)
 
@@ -149,6 +159,17 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
 
     async def Admit(self, request, context):
         key = f"{request.program_id}/{request.call_id}"
+        if request.HasField("register_program"):
+            opts = request.register_program
+            if opts.program_id and opts.program_id != request.program_id:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    "register_program.program_id differs from program_id")
+            if not request.program_id:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "program_id is required")
+            await self._register(context, request.tenant, opts, request.program_id,
+                                 request.max_open_programs)
+        if request.end_program_after:
+            self._one_call[request.program_id] = request.tenant
         kv_matches = await self._kv_matches(request)
         try:
             call = self._core.submit(
@@ -162,12 +183,16 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 exclude_workers=request.exclude_workers,
             )
         except PlannerError as exc:
+            if request.end_program_after:  # the one-call program's only call was refused
+                self._end_one_call(request.program_id)
+                self.pump()
             await self._reject(context, request.tenant, exc)
         if call.attempt > 1 and call.state is not CallState.RUNNING:
             log.info("call retried", program_id=call.program_id, call_id=call.call_id,
                      attempt=call.attempt, avoiding=sorted(call.excluded))
         if call.state is CallState.DONE:  # served from the gateway's cache: recorded only
             self.metrics.recorded.labels(request.tenant).inc()
+            self._end_one_call(request.program_id)
             self.pump()
             return planner_pb2.Grant(call_id=call.call_id)
         if call.state is CallState.RUNNING:  # re-admitted after a planner restart
@@ -187,6 +212,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             self.metrics.cancelled.labels(request.tenant).inc()
             self._waiters.pop(key, None)
             self._core.cancel(request.program_id, request.call_id, call.attempt)
+            self._end_one_call(request.program_id)
             self.pump()
             raise
         return _grant_proto(grant)
@@ -210,6 +236,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 cached_tokens=request.usage.cached_tokens, attempt=request.attempt,
             )
             self.metrics.completed.labels(request.worker_id, status).inc()
+            if state is not CallState.FAILED:  # a failed call may be admitted again
+                self._end_one_call(request.program_id)
         self.pump()
         async with self._reported:
             self._reported.notify_all()
@@ -248,17 +276,36 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             await _abort_for(context, exc)
         except PlannerError as exc:
             await _abort_for(context, exc)
+        summary = self._ended_program(program)
+        self.pump()
+        await self._persisted()  # once the caller has the summary, Redis says "ended" too
+        return summary
+
+    def _ended_program(self, program) -> common_pb2.ProgramSummary:  # type: ignore[no-untyped-def]
+        """After the core ended `program`: its waiting calls fail, its summary is kept."""
+        self._one_call.pop(program.program_id, None)
         for call in program.calls.values():
             waiter = self._waiters.pop(f"{program.program_id}/{call.call_id}", None)
             if waiter is not None and not waiter.done():
                 waiter.set_exception(ProgramClosed("the program ended while this call waited"))
-        self.pump()
-        await self._persisted()  # once the caller has the summary, Redis says "ended" too
         summary = summary_proto(program, self._clock.now())
-        self._ended[(request.tenant, request.program_id)] = summary
+        self._ended[(program.tenant, program.program_id)] = summary
         while len(self._ended) > self.keep_ended:
             self._ended.popitem(last=False)
         return summary
+
+    def _end_one_call(self, program_id: str) -> None:
+        """Ends a one-call program once no call of it is left to run (the caller pumps)."""
+        tenant = self._one_call.get(program_id)
+        if tenant is None:
+            return
+        try:
+            program = self._core.program(program_id, tenant)
+        except PlannerError:
+            self._one_call.pop(program_id, None)
+            return
+        if all(c.state.finished for c in program.calls.values()):
+            self._ended_program(self._core.end_program(program_id, tenant))
 
     async def RegisterWorker(self, request, context):
         if not request.worker_id or not request.address:
@@ -290,4 +337,6 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             expired = self._core.expire()
             if expired:
                 log.info("programs expired", count=len(expired))
+                for program_id in expired:
+                    self._one_call.pop(program_id, None)
             self.pump()

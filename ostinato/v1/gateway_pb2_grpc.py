@@ -78,7 +78,9 @@ class GatewayServicer:
 
     def Call(self, request, context):
         """One LLM call of an open program, streamed: deltas, then a final chunk with the result.
-        Errors: UNAUTHENTICATED; INVALID_ARGUMENT (no program id, neither messages nor prompt,
+        Without a program id, the call is a program of its own, ended when the call finishes
+        (one gateway RPC and one planner round trip for a one-call program).
+        Errors: UNAUTHENTICATED; INVALID_ARGUMENT (neither messages nor prompt,
         an oversized prompt or max_new_tokens, an unknown parent call, an invalid JSON schema
         or tool choice, a cache policy it cannot parse); NOT_FOUND (an unknown, ended or
         another tenant's program); ALREADY_EXISTS (a call id used twice in the program);
