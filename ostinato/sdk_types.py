@@ -178,6 +178,14 @@ def _response_format(schema: Mapping[str, Any] | None, json_object: bool) -> com
     return common_pb2.ResponseFormat()
 
 
+def _check_keys(what: str, given: Mapping[str, object], known: frozenset[str]) -> None:
+    """Unpack[TypedDict] is checked by type checkers only: a misspelt argument is an error."""
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise TypeError(f"{what} takes no argument {', '.join(unknown)} (it takes "
+                        f"{', '.join(sorted(known))})")
+
+
 class ProgramArgs(TypedDict, total=False):
     """A program's options: `client.program(**options)`, `client.run(graph, **options)`."""
 
@@ -189,6 +197,7 @@ class ProgramArgs(TypedDict, total=False):
 
 
 def program_options(**options: Unpack[ProgramArgs]) -> common_pb2.ProgramOptions:
+    _check_keys("a program", options, ProgramArgs.__optional_keys__)
     opts = common_pb2.ProgramOptions(program_id=options.get("program_id") or new_id(32),
                                      program_class=options.get("program_class", ""),
                                      reject_when_late=options.get("reject_when_late", False),
@@ -233,6 +242,7 @@ class PlacedCallArgs(CallArgs, total=False):
 
 def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
               parents: Iterable[str] = (), **args: Unpack[CallArgs]) -> common_pb2.CallSpec:
+    _check_keys("a call", args, CallArgs.__optional_keys__)
     cache = args.get("cache")
     if cache not in _CACHE_MODES:
         raise ValueError(f"cache must be one of off, exact, semantic; got {cache!r}")
