@@ -63,6 +63,16 @@ def add_parser(sub: Any) -> None:
     live.add_argument("--tracing", default="off",
                       help="off, file (every span to a JSON lines file), or both as off,file: "
                       "tracing's cost as ratios in one run")
+    live.add_argument("--rates", default="",
+                      help="comma-separated calls per second: open-loop fixed-rate runs, the "
+                      "load generator in its own process (--calls, --concurrency, --rate and "
+                      "--tracing are then unused)")
+    live.add_argument("--duration-s", type=float, default=10.0,
+                      help="--rates: seconds of load per rate")
+    live.add_argument("--modes", default="program",
+                      help="--rates: one-call programs sent as program (StartProgram, Call, "
+                      "EndProgram), call (one Call without a program id) and/or http "
+                      "(POST /v1/chat/completions), comma separated")
     cache = kinds.add_parser("cache", help="semantic-cache lookup latency (real Redis, real "
                                            "embedding model, either semantic index)")
     cache.add_argument("--index", choices=["local", "redis", "both"], default="both",

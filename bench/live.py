@@ -4,6 +4,10 @@ gateway) with zero-cost sim engines, so what is measured is the mesh's own overh
 Each call is one program of one call (StartProgram, Call, EndProgram through the SDK),
 sent closed-loop with `--concurrency` callers or open-loop at `--rate`. overhead_ms is
 end-to-end call latency minus the engine's reported service time.
+
+With `--rates`, one mesh is measured open-loop at each fixed rate by a load generator in a
+process of its own (bench/live_load.py), per mode (`--modes`): a table of offered and
+completed calls/s, errors by status and overhead p50/p95/p99 per rate.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import ostinato
+from bench.live_load import MODES, SUSTAINED_COMPLETED, SUSTAINED_P99_MS, run_rate
 from bench.results import percentile
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
@@ -80,7 +85,63 @@ def run_live(calls: int, concurrency: int, rate: float, workers: int,
     }
 
 
+def _mesh_config(workers: int) -> Any:
+    return load_mesh_config(None, environ={}, overrides={
+        "workers": workers, "worker": {"max_inflight": 256},
+        "sim_engine": {"zero_cost": True},
+        # its own mesh on loopback, for its length; the calls are not cacheable (sampled)
+        "gateway": {"allow_anonymous": True, "semantic_cache": False},
+    })
+
+
+def run_open_loop(rates: list[float], duration_s: float, workers: int, modes: list[str],
+                  timeout_s: float = 10.0) -> dict[str, Any]:
+    """Every mode at every rate against one mesh, lowest rate first."""
+    rows = []
+    cfg = _mesh_config(workers)
+    with Mesh(cfg, ephemeral_ports=True) as mesh:
+        for mode in modes:
+            target = mesh.endpoints.gateway_http if mode == "http" else mesh.endpoints.gateway
+            for rate in rates:
+                row = run_rate(target, mode, rate, duration_s, timeout_s=timeout_s)
+                rows.append({"mode": mode, **row})
+                print(_row_text(rows[-1]), flush=True)
+    return {"kind": "live-open-loop", "simulated": True, "engines": workers,
+            "profile": "zero-cost sim engine", "policy": cfg.planner.policy,
+            "duration_s": duration_s, "timeout_s": timeout_s,
+            "sustained_rule": {"completed_share": SUSTAINED_COMPLETED, "errors": 0,
+                               "latency_p99_ms_max": SUSTAINED_P99_MS},
+            "rows": rows}
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    o = row["overhead_ms"]
+    errors = ",".join(f"{k}:{v}" for k, v in sorted(row["errors"].items())) or "0"
+    return (f"{row['mode']:>7} {row['offered_per_s']:>6g}/s offered {row['completed_per_s']:>7.1f}/s "
+            f"completed  errors {errors:<12} overhead p50 {o['p50']:8.2f} p95 {o['p95']:8.2f} "
+            f"p99 {o['p99']:8.2f} ms  {'sustained' if row['sustained'] else 'NOT sustained'}")
+
+
+def _open_loop_command(args: argparse.Namespace) -> dict[str, Any]:
+    rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not rates or min(rates) <= 0 or args.duration_s <= 0 or args.workers < 1:
+        raise ValueError("--rates: positive calls per second; --duration-s and --workers > 0")
+    if not modes or any(m not in MODES for m in modes):
+        raise ValueError(f"--modes: a list of {', '.join(MODES)}")
+    print("live mesh on loopback, zero-cost SIMULATED engines, open loop (the mesh's own "
+          "overhead):", flush=True)
+    results = run_open_loop(rates, args.duration_s, args.workers, modes)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out / 'results.json'}")
+    return results
+
+
 def live_command(args: argparse.Namespace) -> dict[str, Any]:
+    if getattr(args, "rates", ""):
+        return _open_loop_command(args)
     if args.calls < 1 or args.concurrency < 1 or args.workers < 1 or args.rate < 0:
         raise ValueError("--calls, --concurrency and --workers must be >= 1, --rate >= 0")
     modes = [m.strip() for m in args.tracing.split(",") if m.strip()]
