@@ -18,6 +18,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
+from ostinato.config import RedisConfig
+
 AsyncClient: TypeAlias = aioredis.Redis | AsyncRedisCluster
 SyncClient: TypeAlias = redis.Redis | RedisCluster
 
@@ -35,6 +37,11 @@ def connect(url: str, *, cluster: bool = False, timeout_s: float | None = None,
     if cluster:
         return AsyncRedisCluster.from_url(url, **kwargs)
     return aioredis.from_url(url, **kwargs)
+
+
+def from_config(cfg: RedisConfig) -> AsyncClient:
+    """The services' client: `redis.url`, `redis.cluster`, each operation within `timeout_s`."""
+    return connect(cfg.url, cluster=cfg.cluster, timeout_s=cfg.timeout_s)
 
 
 def connect_sync(url: str, *, cluster: bool = False, timeout_s: float | None = None,

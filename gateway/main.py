@@ -15,6 +15,7 @@ from cache.conversations import ConversationIndex
 from cache.embedder import BatchingEmbedder, MiniLM
 from cache.modes import CacheMode, CachePolicy
 from cache.quotas import Quotas
+from cache.redis_client import AsyncClient, from_config
 from cache.tenant_directory import TenancyView, TenantDirectory
 from gateway.auth import ApiKeyAuthenticator
 from gateway.execution import CallExecutor
@@ -45,7 +46,7 @@ async def _embedder(config: GatewayConfig) -> BatchingEmbedder | None:
         return None
 
 
-async def _answer_cache(config: GatewayConfig, client: aioredis.Redis | None,
+async def _answer_cache(config: GatewayConfig, client: AsyncClient | None,
                         redis_cfg: RedisConfig) -> AnswerCache | None:
     if client is None or (config.cache_mode == "off" and not config.semantic_cache):
         return None
@@ -55,7 +56,7 @@ async def _answer_cache(config: GatewayConfig, client: aioredis.Redis | None,
                        timeout_s=redis_cfg.timeout_s, semantic_index=config.semantic_index)
 
 
-async def _tenancy(config: GatewayConfig, client: aioredis.Redis | None,
+async def _tenancy(config: GatewayConfig, client: AsyncClient | None,
                    redis_cfg: RedisConfig) -> TenancyView:
     """Tenants, API-key digests and shared prefixes from Redis; configured keys are written
     there first. Without Redis, the configured keys alone."""
@@ -93,8 +94,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     planner = planner_pb2_grpc.PlannerStub(channel)
     workers = WorkerChannels()
     redis_cfg = redis_cfg or RedisConfig()
-    client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
-                               socket_connect_timeout=redis_cfg.timeout_s) if redis_cfg.url else None
+    client = from_config(redis_cfg) if redis_cfg.url else None
     cache = await _answer_cache(config, client, redis_cfg)
     sync: asyncio.Task[None] | None = None
     if cache is not None:

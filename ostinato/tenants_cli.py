@@ -9,6 +9,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from cache.redis_client import connect
 from cache.tenancy import TenantLimits, chatml_system_prefix
 from cache.tenant_directory import InvalidTenancy, TenantDirectory
 
@@ -16,6 +17,8 @@ from cache.tenant_directory import InvalidTenancy, TenantDirectory
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("tenants", help="manage tenants, API keys and shared prefixes in Redis")
     p.add_argument("--redis-url", required=True)
+    p.add_argument("--cluster", action="store_true",
+                   help="--redis-url names a node of a Redis Cluster (as redis.cluster)")
     act = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = act.add_parser("create", help="a new tenant and a generated API key, printed once")
     create.add_argument("tenant")
@@ -63,7 +66,7 @@ def _describe(limits: TenantLimits) -> str:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    client = aioredis.from_url(args.redis_url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    client = connect(args.redis_url, cluster=args.cluster, timeout_s=2.0)
     directory = TenantDirectory(client, timeout_s=2.0)
     try:
         if args.action == "create":

@@ -8,11 +8,11 @@ import time
 from dataclasses import replace
 
 import grpc
-import redis.asyncio as aioredis
 import structlog
 
 from cache.block_hash import DEFAULT_BLOCK_SIZE
 from cache.kv_index import KvIndex
+from cache.redis_client import from_config
 from ostinato.config import RedisConfig, TelemetryConfig, WorkerConfig
 from ostinato.serving import GrpcService
 from ostinato.tokenizers import load_tokenizer
@@ -162,8 +162,7 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
     redis_client = None
     kv_index = None
     if config.kv_index and redis_cfg is not None and redis_cfg.url:
-        redis_client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
-                                         socket_connect_timeout=redis_cfg.timeout_s)
+        redis_client = from_config(redis_cfg)
         kv_index = KvIndex(redis_client, ttl_s=config.kv_ttl_s, timeout_s=redis_cfg.timeout_s)
         await kv_index.clear(worker_id)  # what a previous run indexed is not known to be held
     max_blocks = kv_capacity_blocks(info)

@@ -10,6 +10,7 @@ from redis.cluster import RedisCluster
 
 from cache import keys
 from cache.redis_client import connect, connect_sync
+from ostinato import cli
 from ostinato.config import ConfigError, load_mesh_config
 
 
@@ -50,3 +51,15 @@ def test_the_sync_factory_too(redis_url: str, redis_cluster_url: str) -> None:
     finally:
         single.close()
         cluster.close()
+
+
+def test_the_tenants_command_works_on_a_cluster(redis_cluster_url: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["tenants", "--redis-url", redis_cluster_url, "--cluster"]
+    assert cli.main([*base, "create", "cluster-acme", "--rpm", "60"]) == 0
+    assert cli.main([*base, "list"]) == 0
+    assert cli.main([*base, "revoke", "cluster-acme"]) == 0
+    out = capsys.readouterr().out
+    assert "tenant cluster-acme created" in out
+    assert "tenant cluster-acme: 1 key(s), weight 1, rpm 60" in out
+    assert "tenant cluster-acme revoked (1 key(s) removed)" in out
