@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import redis.asyncio as aioredis
 import structlog
 
 from cache import keys, vector_sets
@@ -33,6 +32,7 @@ from cache.fingerprint import SemanticKey
 from cache.guard import near_miss
 from cache.local_index import LocalIndex
 from cache.metrics import CacheMetrics
+from cache.redis_client import AsyncClient
 from cache.semantic_index import SemanticIndex, supports_vector_sets
 from cache.server_index import VectorSetIndex
 
@@ -70,7 +70,7 @@ INDEX_CHOICES = ("auto", "local", "redis")
 
 
 class AnswerCache:
-    def __init__(self, client: aioredis.Redis, embedder: BatchingEmbedder | None, *,
+    def __init__(self, client: AsyncClient, embedder: BatchingEmbedder | None, *,
                  ttl_s: float = 3600.0, max_entries_per_tenant: int = 10_000,
                  timeout_s: float = 0.25, metrics: CacheMetrics | None = None,
                  candidates: int = 8, semantic_index: str = "auto") -> None:

@@ -14,6 +14,7 @@ attribution (a new program), never the call.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from cache import keys
+from cache.redis_client import AsyncClient
 from ostinato.v1 import common_pb2
 
 log = structlog.get_logger(__name__)
@@ -72,10 +74,11 @@ def answered(call: common_pb2.CallSpec, result: common_pb2.CallResult) -> list[c
 
 
 class ConversationIndex:
-    def __init__(self, client: aioredis.Redis, idle_ttl_s: float, timeout_s: float) -> None:
+    def __init__(self, client: AsyncClient, idle_ttl_s: float, timeout_s: float) -> None:
         self._redis = client
         self._ttl_ms = max(1, int(idle_ttl_s * 1000))
-        self._timeout = timeout_s
+        # each lookup or record, whole (a cluster client retries a timed-out command)
+        self._timeout = 2 * timeout_s
 
     async def find(self, tenant: str, call: common_pb2.CallSpec) -> Continuation | None:
         """The call this request continues (the longest matching history), or None."""
@@ -83,21 +86,25 @@ class ConversationIndex:
         if not digests:
             return None
         try:
-            found = await self._redis.mget([keys.conversation(tenant, d) for d in digests])
-            for raw in found:
-                if raw is None:
-                    continue
-                parent = json.loads(raw)
-                kids = keys.conversation_children(tenant, parent["program_id"], parent["call_id"])
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    pipe.incr(kids)
-                    pipe.pexpire(kids, self._ttl_ms)
-                    n, _ = await pipe.execute()
-                thread = parent["thread_id"] if n == 1 else f"{parent['thread_id']}.{n}"
-                return Continuation(parent["program_id"], parent["call_id"], thread)
+            return await asyncio.wait_for(self._find(tenant, digests), self._timeout)
         except (aioredis.RedisError, OSError, TimeoutError, ValueError, KeyError) as exc:
             log.warning("conversation index unavailable: the request starts a new program",
-                        error=str(exc))
+                        error=str(exc) or type(exc).__name__)
+        return None
+
+    async def _find(self, tenant: str, digests: list[str]) -> Continuation | None:
+        found = await self._redis.mget([keys.conversation(tenant, d) for d in digests])
+        for raw in found:
+            if raw is None:
+                continue
+            parent = json.loads(raw)
+            kids = keys.conversation_children(tenant, parent["program_id"], parent["call_id"])
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.incr(kids)
+                pipe.pexpire(kids, self._ttl_ms)
+                n, _ = await pipe.execute()
+            thread = parent["thread_id"] if n == 1 else f"{parent['thread_id']}.{n}"
+            return Continuation(parent["program_id"], parent["call_id"], thread)
         return None
 
     async def record(self, tenant: str, call: common_pb2.CallSpec, result: common_pb2.CallResult,
@@ -109,6 +116,8 @@ class ConversationIndex:
         value = json.dumps({"program_id": program_id, "call_id": call.call_id,
                             "thread_id": call.thread_id})
         try:
-            await self._redis.set(keys.conversation(tenant, digest), value, px=self._ttl_ms)
+            await asyncio.wait_for(self._redis.set(keys.conversation(tenant, digest), value,
+                                                   px=self._ttl_ms), self._timeout)
         except (aioredis.RedisError, OSError, TimeoutError) as exc:
-            log.warning("conversation index unavailable: not recorded", error=str(exc))
+            log.warning("conversation index unavailable: not recorded",
+                        error=str(exc) or type(exc).__name__)

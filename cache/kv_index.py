@@ -29,6 +29,7 @@ import structlog
 
 from cache.block_hash import block_hex
 from cache.keys import kv_blocks
+from cache.redis_client import AsyncClient
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +53,7 @@ return n
 
 
 class KvIndex:
-    def __init__(self, client: aioredis.Redis, *, ttl_s: float = 30.0,
+    def __init__(self, client: AsyncClient, *, ttl_s: float = 30.0,
                  timeout_s: float = 0.05) -> None:
         self._redis = client
         self._ttl_ms = int(ttl_s * 1000)

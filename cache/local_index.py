@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import redis.asyncio as aioredis
 import structlog
 
 from cache import keys
 from cache.ann import TenantIndexes
 from cache.bounded import Bounded, RedisDown
+from cache.redis_client import AsyncClient
 from cache.semantic_index import Neighbour
 
 log = structlog.get_logger(__name__)
@@ -24,7 +24,7 @@ log = structlog.get_logger(__name__)
 class LocalIndex:
     name = "local"
 
-    def __init__(self, client: aioredis.Redis, bounded: Bounded, dimensions: int) -> None:
+    def __init__(self, client: AsyncClient, bounded: Bounded, dimensions: int) -> None:
         self._redis = client
         self._r = bounded
         self._index = TenantIndexes(dimensions)

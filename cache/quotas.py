@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
 from cache.keys import quota_calls, quota_tokens
+from cache.redis_client import AsyncClient
 from cache.tenancy import TenantLimits
 
 PERIOD_S = 60.0
@@ -56,7 +55,7 @@ class QuotaDecision:
 
 
 class Quotas:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: AsyncClient) -> None:
         self._script = client.register_script(_GCRA)
 
     async def admit(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> QuotaDecision:

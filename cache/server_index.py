@@ -13,10 +13,10 @@ import asyncio
 from typing import Any
 
 import numpy as np
-import redis.asyncio as aioredis
 
 from cache import keys
 from cache.bounded import Bounded
+from cache.redis_client import AsyncClient
 from cache.semantic_index import Neighbour
 from cache.vector_sets import context_prefix, context_tag, parse_vsim, vadd_args, vrem_args, vsim_args
 
@@ -24,7 +24,7 @@ from cache.vector_sets import context_prefix, context_tag, parse_vsim, vadd_args
 class VectorSetIndex:
     name = "redis-vector-sets"
 
-    def __init__(self, client: aioredis.Redis, bounded: Bounded, ttl_ms: int,
+    def __init__(self, client: AsyncClient, bounded: Bounded, ttl_ms: int,
                  refresh_s: float = 2.0) -> None:
         self._redis = client
         self._r = bounded

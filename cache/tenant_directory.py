@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from cache.keys import tenancy_keys, tenancy_shared, tenancy_tenants
+from cache.redis_client import AsyncClient
 from cache.tenancy import Tenancy, TenantLimits, key_digest
 
 log = structlog.get_logger(__name__)
@@ -51,7 +52,7 @@ def _limits(**fields: float | int) -> TenantLimits:
 
 
 class TenantDirectory:
-    def __init__(self, client: aioredis.Redis, timeout_s: float = 0.5) -> None:
+    def __init__(self, client: AsyncClient, timeout_s: float = 0.5) -> None:
         self._redis = client
         self._timeout_s = timeout_s
 
