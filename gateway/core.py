@@ -163,7 +163,9 @@ class GatewayCore:
         self.inflight += 1
         try:
             async for item in self._items(tenant, placed, timeout_s):
-                if isinstance(item, common_pb2.CallResult) and self._conversations is not None:
+                if isinstance(item, common_pb2.CallResult) and self._conversations is not None \
+                        and not (placed.new_program and placed.new_program.one_call):
+                    # (a one-call program has ended: no request can continue it)
                     await self._conversations.record(tenant, placed.call, item, placed.program_id)
                 yield item
         except CallFailed as exc:

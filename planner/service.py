@@ -204,7 +204,11 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         self.pump()
         try:
             grant = await waiter
-            await self._persisted()
+            # A grant leaves once a restarted planner would know the call runs (its worker's
+            # report then finds it); not for a one-call program, whose summary nobody asks
+            # for: its records are written behind, off the call's path.
+            if not request.end_program_after:
+                await self._persisted()
         except PlannerError as exc:  # the program ended while this call waited
             await self._reject(context, request.tenant, exc)
         except asyncio.CancelledError:
