@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -28,11 +29,27 @@ async def _next(items: AsyncIterator[T]) -> list[T]:
         return []
 
 
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
+
+
+def _stop(loop: asyncio.AbstractEventLoop) -> None:
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(loop.stop)
+
+
 class LoopThread:
+    """The loop's thread ends with `close()`, or once nothing refers to this object (a Client
+    never closed, and every Program and stream of it, gone)."""
+
     def __init__(self, name: str) -> None:
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
+        self._thread = threading.Thread(target=_serve, args=(self._loop,), name=name, daemon=True)
         self._thread.start()
+        weakref.finalize(self, _stop, self._loop)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Runs `coro` on the loop and waits for its result (an interrupted wait cancels it)."""
@@ -69,6 +86,5 @@ class LoopThread:
         if not self.is_open:
             return
         self.run(self._loop.shutdown_asyncgens())
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        _stop(self._loop)
         self._thread.join()
-        self._loop.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import threading
 from collections.abc import AsyncIterator, Iterator
 
@@ -79,3 +80,14 @@ async def test_it_works_under_a_running_event_loop() -> None:
         thread.close()
     thread.close()  # closing twice is harmless
     assert not thread.is_open
+
+
+def test_the_thread_of_a_loop_nobody_refers_to_ends() -> None:
+    """A Client never closed does not leave its thread behind once it is gone."""
+    orphan = LoopThread("orphan-loop")
+    orphan.run(_caller_and_thread())
+    (thread,) = [t for t in threading.enumerate() if t.name == "orphan-loop"]
+    del orphan
+    gc.collect()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
