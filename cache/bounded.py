@@ -26,12 +26,12 @@ class RedisDown(Exception):
 
 class Bounded:
     def __init__(self, timeout_s: float, metrics: CacheMetrics) -> None:
-        self._timeout = timeout_s
+        self.timeout_s = timeout_s
         self._metrics = metrics
 
     async def __call__(self, op: Awaitable[T]) -> T:
         try:
-            result = await asyncio.wait_for(op, self._timeout)
+            result = await asyncio.wait_for(op, self.timeout_s)
         except (aioredis.RedisError, OSError, TimeoutError) as exc:
             self._metrics.count("redis_error")
             if self._metrics.redis_up:

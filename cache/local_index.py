@@ -54,8 +54,9 @@ class LocalIndex:
             return
         self._index.add(tenant, entry_id, context.decode(), np.frombuffer(vec, dtype=np.float32))
 
-    async def upkeep(self, block_ms: int = 1000) -> None:
-        await self.sync(block_ms)
+    async def upkeep(self) -> None:
+        # the stream read waits for news at most half its bound: an idle stream is not an outage
+        await self.sync(max(1, min(1000, int(self._r.timeout_s * 500))))
 
     async def sync(self, block_ms: int = 1000) -> int:
         """Applies stream records written by any replica (its own included); returns how many."""

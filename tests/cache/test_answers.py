@@ -150,6 +150,22 @@ async def test_replicas_share_entries_through_redis_and_the_stream(make_cache) -
                               0.8) is not None
 
 
+@pytest.mark.parametrize("server", ["local", "local-cluster"])
+async def test_an_idle_stream_is_not_an_outage(request: pytest.FixtureRequest, server: str) -> None:
+    """The in-process index tails the stream for less time than its bound: waiting for news
+    that does not come once marked Redis down every second."""
+    fixture, cluster = SERVERS[server]
+    client = connect(request.getfixturevalue(fixture), cluster=cluster, timeout_s=0.5)
+    try:
+        cache = AnswerCache(client, None, timeout_s=0.5, semantic_index="local")
+        await cache.start()
+        for _ in range(2):
+            await cache.index.upkeep()
+        assert cache.metrics.redis_up and "redis_error" not in cache.metrics.counts
+    finally:
+        await client.aclose()
+
+
 async def test_keys_are_built_server_side_with_the_tenant_in_the_hash_tag() -> None:
     call = chat("What is the capital of France?")
     assert exact_digest("a", call) != exact_digest("b", call)
