@@ -28,6 +28,7 @@ from ostinato.config import GatewayConfig, RedisConfig, TelemetryConfig
 from ostinato.serving import GrpcService
 from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc, planner_pb2_grpc
+from planner.ha_channel import planner_channel
 from tracing.grpc_interceptors import client_interceptors
 
 log = structlog.get_logger(__name__)
@@ -90,7 +91,8 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
         [gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name], config.host, config.port,
         credentials=_server_credentials(config),
     )
-    channel = grpc.aio.insecure_channel(config.planner_address, interceptors=client_interceptors())
+    # every planner replica; calls go to the active one (planner/ha_channel.py)
+    channel = planner_channel(config.planner_address, client_interceptors())
     planner = planner_pb2_grpc.PlannerStub(channel)
     workers = WorkerChannels()
     redis_cfg = redis_cfg or RedisConfig()

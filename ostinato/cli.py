@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--workers", type=int, help="number of workers (one sim engine each)")
     up.add_argument("--redis-url", help="use this Redis instead of an embedded one")
     up.add_argument("--policy", help="planner policy, e.g. fcfs+round_robin")
+    up.add_argument("--planner-replicas", type=int,
+                    help="planners to run (2: one active, one standing by; planner HA)")
     up.add_argument("--gateway-port", type=int, help="gateway gRPC port (default 50051)")
     up.add_argument("--http-port", type=int, help="gateway HTTP port (default 8080)")
     # Only the gateway's ports are fixed: internal services take free ports, so two meshes
@@ -251,6 +253,7 @@ def _up(args: argparse.Namespace) -> int:
 
     overrides = _merge(
         {"workers": args.workers} if args.workers else {},
+        {"planner_replicas": args.planner_replicas} if args.planner_replicas else {},
         _overrides(args, "redis", {"redis_url": "url"}),
         _overrides(args, "planner", {"policy": "policy", "planner_port": "port"}),
         _overrides(args, "gateway", {"gateway_port": "port", "http_port": "http_port",
@@ -279,7 +282,9 @@ def _up(args: argparse.Namespace) -> int:
     print(f"  gateway  gRPC  {ep.gateway}")
     if ep.gateway_http:
         print(f"  gateway  HTTP  http://{ep.gateway_http}/v1   (OpenAI-compatible)")
-    print(f"  planner  gRPC  {ep.planner}   policy {cfg.planner.policy}")
+    print(f"  planner  gRPC  {ep.planner}   policy {cfg.planner.policy}"
+          + (f"   ({len(ep.planners)} replicas: one active, by a lease in Redis)"
+             if len(ep.planners) > 1 else ""))
     for wid, addr in ep.workers.items():
         print(f"  {wid:<8} gRPC  {addr}")
     for i, url in enumerate(ep.engines):
@@ -298,8 +303,9 @@ def _up(args: argparse.Namespace) -> int:
     print("Press Ctrl-C to stop.", flush=True)
     try:
         while not stop.wait(0.5):
-            for name in ["gateway", "planner"]:
-                if mesh.child(name).poll() is not None:
+            # with planner replicas, the mesh goes on while one planner lives
+            for name, names in [("gateway", ["gateway"]), ("planner", list(ep.planners))]:
+                if all(mesh.child(n).poll() is not None for n in names):
                     print(f"ostinato up: {name} exited; stopping", file=sys.stderr)
                     stop.set()
     finally:

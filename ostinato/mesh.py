@@ -29,7 +29,8 @@ class MeshStartError(RuntimeError):
 class MeshEndpoints:
     gateway: str = ""
     gateway_http: str = ""  # the OpenAI-compatible HTTP API, host:port
-    planner: str = ""
+    planner: str = ""  # every planner's address, comma-separated
+    planners: dict[str, str] = field(default_factory=dict)  # planner, planner-1 ... -> address
     redis_url: str = ""
     workers: dict[str, str] = field(default_factory=dict)  # worker id -> gRPC address
     engines: list[str] = field(default_factory=list)  # sim engine URLs
@@ -54,6 +55,10 @@ class _Child:
 
 def _port(base: int, index: int, ephemeral: bool) -> int:
     return 0 if ephemeral or base == 0 else base + index
+
+
+def _planner_name(index: int) -> str:
+    return "planner" if index == 0 else f"planner-{index}"
 
 
 class Mesh:
@@ -131,14 +136,11 @@ class Mesh:
         config_file = self.workdir / "mesh.yaml"
         data = as_dict(cfg)
         data["redis"]["url"] = redis_url
+        if cfg.planner_replicas > 1:  # one active by the lease in Redis, the others stand by
+            data["planner"]["ha"] = True
         config_file.write_text(yaml.safe_dump(data))
 
-        planner = self._spawn("planner", ["planner", "--port",
-                                          str(0 if self._ephemeral else cfg.planner.port)],
-                              config_file)
-        started = self._wait(planner, timeout_s)
-        self.endpoints.planner = str(started["address"])
-        self._note_metrics("planner", started)
+        self._start_planners(config_file, timeout_s)
 
         if cfg.worker.engine == "sglang":
             self._start_launching_workers(timeout_s)
@@ -156,6 +158,19 @@ class Mesh:
         self.endpoints.gateway_http = str(started.get("http_address", ""))
         self._note_metrics("gateway", started)
         return self.endpoints
+
+    def _start_planners(self, config_file: Path, timeout_s: float) -> None:
+        """planner_replicas planners ("planner", "planner-1" ...); gateways and workers get
+        every address and follow the active one (planner/ha_channel.py)."""
+        cfg = self.config
+        planners = [self._spawn(_planner_name(i), [
+            "planner", "--port", str(_port(cfg.planner.port, i, self._ephemeral))], config_file)
+            for i in range(cfg.planner_replicas)]
+        for planner in planners:
+            started = self._wait(planner, timeout_s)
+            self.endpoints.planners[planner.name] = str(started["address"])
+            self._note_metrics(planner.name, started)
+        self.endpoints.planner = ",".join(self.endpoints.planners.values())
 
     def _note_metrics(self, name: str, started: dict[str, object]) -> None:
         if started.get("metrics_address"):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 import structlog
@@ -16,7 +20,10 @@ from ostinato.serving import GrpcService
 from ostinato.v1 import planner_pb2, planner_pb2_grpc
 from planner.core.planner import PlannerCore
 from planner.core.selection import SIMULATION_ONLY, parse_policy
+from planner.fencing import FencedOut
+from planner.ha import ActiveOnly, LeaseKeeper, RedisLease
 from planner.learned_store import LearnedStore
+from planner.lease import Lease, LeaseTiming
 from planner.metrics import PlannerMetrics
 from planner.service import PlannerService
 from planner.spans import describers
@@ -24,6 +31,8 @@ from planner.store import ProgramStore
 from tracing.metrics_http import serve_metrics
 
 log = structlog.get_logger(__name__)
+
+LEASE_LOST_EXIT = 3  # the exit status of a planner whose lease was lost
 
 
 async def _follow_tenant_weights(core: PlannerCore, directory: TenantDirectory,
@@ -67,9 +76,79 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
                                socket_connect_timeout=redis_cfg.timeout_s)
     store = ProgramStore(client, clock, timeout_s=redis_cfg.timeout_s,
                          ended_ttl_s=config.ended_program_ttl_s)
+    kv_index = KvIndex(client, timeout_s=config.kv_lookup_timeout_s) if config.kv_index else None
+    learned = LearnedStore(client, redis_cfg.timeout_s)
+    metrics = PlannerMetrics(core)
+    service = PlannerService(core, store, clock, kv_index, metrics)
+    name = planner_pb2.DESCRIPTOR.services_by_name["Planner"].full_name
+    keeper = _lease_keeper(config, client, redis_cfg, clock) if config.ha else None
+    grpc_service = GrpcService([name], config.host, config.port, interceptors=[
+        ActiveOnly(name, keeper.holds)] if keeper is not None else [])
+    planner_pb2_grpc.add_PlannerServicer_to_server(service, grpc_service.server)
+    grpc_service.tracing.describe(describers(config.policy))
+    tasks: list[asyncio.Task[None]] = []
+
+    async def take_over() -> None:
+        """Loads what the planner before left in Redis, then plans."""
+        if keeper is not None:
+            store.fencing.token = keeper.lease.token
+            store.on_fenced = keeper.depose
+        await _restore(core, store, strict=keeper is not None)
+        classes = await learned.load(core)
+        if classes:
+            log.info("learned estimates restored", classes=classes)
+        tasks.extend([asyncio.create_task(store.run()),
+                      asyncio.create_task(service.housekeeping()),
+                      asyncio.create_task(learned.run(core, config.learned_save_s)),
+                      asyncio.create_task(_follow_tenant_weights(core, TenantDirectory(
+                          client, redis_cfg.timeout_s), weights))])
+
+    async def on_stopping() -> None:
+        if keeper is not None and not keeper.holds():
+            await keeper.release()  # a standby, or deposed: nothing of ours to save
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(store.flush(), 2.0)
+        await learned.save(core)
+        if keeper is not None:
+            await keeper.release()  # the standby takes over now, not a TTL later
+
+    async def stand_by() -> None:  # once the server runs, as a standby
+        assert keeper is not None
+        tasks.append(asyncio.create_task(keeper.run()))
+        tasks.append(asyncio.create_task(_term(keeper, grpc_service, take_over)))
+
+    if keeper is None:
+        await take_over()
+    else:
+        grpc_service.standby = True
+
+    log.info("planner policy", policy=config.policy, ha=config.ha)
+    metrics_server = await serve_metrics(metrics.registry, config.host, config.metrics_port)
+    info = {"metrics_address": metrics_server.address} if metrics_server is not None else {}
+    try:
+        await grpc_service.run(port_file=port_file, on_stopping=on_stopping, info=info,
+                               on_started=stand_by if keeper is not None else None)
+    finally:
+        for task in tasks:
+            task.cancel()
+        if metrics_server is not None:
+            await metrics_server.close()
+        await client.aclose()
+    if keeper is not None and keeper.active.is_set() and keeper.lease.reason != "stopping":
+        # a deposed planner's memory is stale: its supervisor starts it again, as a standby
+        log.error("planner exiting: its lease was lost", reason=keeper.lease.reason)
+        raise SystemExit(LEASE_LOST_EXIT)
+
+
+async def _restore(core: PlannerCore, store: ProgramStore, *, strict: bool) -> None:
+    """Takes back the open programs in Redis. Redis out of reach: a lone planner starts
+    without them; a replica taking over (`strict`) must not, and raises."""
     try:
         restored = await asyncio.wait_for(store.load_open(), 10.0)
     except (aioredis.RedisError, OSError, TimeoutError) as exc:
+        if strict:
+            raise
         log.warning("redis unreachable at start: no programs recovered", error=str(exc))
         restored = []
     for program in restored:
@@ -77,36 +156,31 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
     if restored:
         log.info("programs recovered", programs=len(restored),
                  calls=sum(len(p.calls) for p in restored))
-    kv_index = KvIndex(client, timeout_s=config.kv_lookup_timeout_s) if config.kv_index else None
-    learned = LearnedStore(client, redis_cfg.timeout_s)
-    classes = await learned.load(core)
-    if classes:
-        log.info("learned estimates restored", classes=classes)
-    metrics = PlannerMetrics(core)
-    service = PlannerService(core, store, clock, kv_index, metrics)
-    grpc_service = GrpcService(
-        [planner_pb2.DESCRIPTOR.services_by_name["Planner"].full_name], config.host, config.port
-    )
-    planner_pb2_grpc.add_PlannerServicer_to_server(service, grpc_service.server)
-    grpc_service.tracing.describe(describers(config.policy))
-    tasks = [asyncio.create_task(store.run()), asyncio.create_task(service.housekeeping()),
-             asyncio.create_task(learned.run(core, config.learned_save_s)),
-             asyncio.create_task(_follow_tenant_weights(core, TenantDirectory(
-                 client, redis_cfg.timeout_s), weights))]
 
-    async def on_stopping() -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(store.flush(), 2.0)
-        await learned.save(core)
 
-    log.info("planner policy", policy=config.policy)
-    metrics_server = await serve_metrics(metrics.registry, config.host, config.metrics_port)
-    info = {"metrics_address": metrics_server.address} if metrics_server is not None else {}
+def _lease_keeper(config: PlannerConfig, client: aioredis.Redis, redis_cfg: RedisConfig,
+                  clock: SystemClock) -> LeaseKeeper:
+    timing = LeaseTiming.of(config.lease_ttl_s, config.lease_renew_s)
+    holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+    return LeaseKeeper(Lease(timing, clock.now()), RedisLease(client, holder), clock,
+                       timeout_s=min(redis_cfg.timeout_s, timing.renew_s))
+
+
+async def _term(keeper: LeaseKeeper, grpc_service: GrpcService,
+                take_over: Callable[[], Awaitable[None]]) -> None:
+    """A standby until the lease is ours; then loads the state in Redis and serves; once the
+    term is over, stops serving at once (in-flight calls cut, not drained)."""
+    await keeper.active.wait()
     try:
-        await grpc_service.run(port_file=port_file, on_stopping=on_stopping, info=info)
-    finally:
-        for task in tasks:
-            task.cancel()
-        if metrics_server is not None:
-            await metrics_server.close()
-        await client.aclose()
+        await take_over()
+    except FencedOut as exc:  # a newer planner already: ours is over before it began
+        keeper.depose(str(exc))
+    except (aioredis.RedisError, OSError, TimeoutError) as exc:
+        keeper.depose(f"the state in redis could not be loaded: {exc!r}")
+    if keeper.holds():
+        await grpc_service.set_serving(True)
+        log.info("planner active: serving", token=keeper.lease.token)
+    await keeper.ended.wait()
+    await grpc_service.set_serving(False)
+    grpc_service.grace_s = 0.0
+    grpc_service.request_stop()

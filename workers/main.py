@@ -17,6 +17,7 @@ from ostinato.config import RedisConfig, TelemetryConfig, WorkerConfig
 from ostinato.serving import GrpcService
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
+from planner.ha_channel import planner_channel
 from tracing.grpc_interceptors import client_interceptors
 from tracing.metrics_http import serve_metrics
 from workers.engine_process import (
@@ -157,7 +158,8 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
     info = await _wait_for_engine(engine)
     engine.model = str(info.get("model_path", ""))
     grpc_service.tracing.describe(describers(worker_id))
-    channel = grpc.aio.insecure_channel(config.planner_address, interceptors=client_interceptors())
+    # every planner replica; calls go to the active one (planner/ha_channel.py)
+    channel = planner_channel(config.planner_address, client_interceptors())
     planner = planner_pb2_grpc.PlannerStub(channel)
     redis_client = None
     kv_index = None

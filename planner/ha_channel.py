@@ -1,0 +1,70 @@
+"""How gateways and workers dial the planner, following the active replica (planner HA).
+
+`planner_address` is one address, or several comma-separated. The channel balances
+(round_robin) over every address, with gRPC client-side health checking on the Planner
+service: only a planner whose health says SERVING gets calls. The active planner serves;
+a standby's Planner service is NOT_SERVING (planner/main.py). When the active one dies its
+calls fail UNAVAILABLE at once, and the callers' retries (ostinato/retry.py: the gateway's
+Admit, RegisterProgram and EndProgram, the workers' completion reports) go on until a
+standby takes over: its health turns SERVING, pushed to the channel over the health Watch
+stream, so calls move over as soon as it serves, with no address to look up.
+
+Why health checking rather than reading the lease holder's address from Redis: it needs no
+resolver (grpc-python cannot plug one in), and the same signal serves Kubernetes (the
+readiness probe asks the Planner service, so the planner Service routes to the active pod
+only) and compose (one DNS name resolving to every replica works the same way here).
+
+Names in a comma-separated list are resolved once, at start (use IP addresses or one DNS
+name for replicas whose addresses change).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from collections.abc import Sequence
+
+import grpc
+
+PLANNER_SERVICE = "ostinato.v1.Planner"
+SERVICE_CONFIG = json.dumps({
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "healthCheckConfig": {"serviceName": PLANNER_SERVICE},
+})
+CHANNEL_OPTIONS = (("grpc.service_config", SERVICE_CONFIG),
+                   # a planner restarted in place is dialled again within 2 s
+                   ("grpc.initial_reconnect_backoff_ms", 200),
+                   ("grpc.max_reconnect_backoff_ms", 2000))
+
+
+def planner_target(address: str) -> str:
+    """A gRPC target for one address (as given: a name may resolve to several) or several."""
+    parts = [p.strip() for p in address.split(",") if p.strip()]
+    if not parts:
+        raise ValueError("planner_address: empty")
+    if len(parts) == 1:
+        return parts[0]
+    return "ipv4:" + ",".join(_ipv4(p) for p in parts)
+
+
+def _ipv4(host_port: str) -> str:
+    host, sep, port = host_port.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"planner_address: {host_port!r} is not host:port")
+    try:
+        return f"{ipaddress.IPv4Address(host)}:{port}"
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ValueError(f"planner_address: {host!r} does not resolve to an IPv4 address "
+                         f"({exc})") from None
+    return f"{infos[0][4][0]}:{port}"
+
+
+def planner_channel(address: str,
+                    interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(planner_target(address), options=CHANNEL_OPTIONS,
+                                     interceptors=list(interceptors))
