@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import redis
 
 import ostinato
 from bench.live_load import MODES, SUSTAINED_COMPLETED, SUSTAINED_P99_MS, run_rate
@@ -94,16 +98,44 @@ def _mesh_config(workers: int) -> Any:
     })
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0.0 where /proc has none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _service_pids(mesh: Mesh, workers: int) -> dict[str, int]:
+    names = ["gateway", "planner", *(f"{k}-{i}" for i in range(workers)
+                                     for k in ("worker", "engine"))]
+    pids = {n: mesh.child(n).pid for n in names}
+    with contextlib.suppress(redis.RedisError):
+        pids["redis"] = int(redis.Redis.from_url(mesh.endpoints.redis_url,
+                                                 socket_timeout=2).info()["process_id"])
+    return pids
+
+
 def run_open_loop(rates: list[float], duration_s: float, workers: int, modes: list[str],
                   timeout_s: float = 10.0) -> dict[str, Any]:
-    """Every mode at every rate against one mesh, lowest rate first."""
+    """Every mode at every rate against one mesh, lowest rate first. Each row also has the
+    CPU time each process spent per completed call (robust to other load on the machine,
+    which the latencies are not)."""
     rows = []
     cfg = _mesh_config(workers)
     with Mesh(cfg, ephemeral_ports=True) as mesh:
+        pids = _service_pids(mesh, workers)
         for mode in modes:
             target = mesh.endpoints.gateway_http if mode == "http" else mesh.endpoints.gateway
             for rate in rates:
+                before = {n: _cpu_s(pid) for n, pid in pids.items()}
                 row = run_rate(target, mode, rate, duration_s, timeout_s=timeout_s)
+                used = {n: _cpu_s(pid) - before[n] for n, pid in pids.items()}
+                used["loadgen"] = row.pop("loadgen_cpu_s")
+                done = max(1, row["completed"])
+                row["cpu_ms_per_call"] = {n: round(1000 * s / done, 3) for n, s in used.items()}
+                row["cpu_ms_per_call"]["total"] = round(1000 * sum(used.values()) / done, 3)
                 rows.append({"mode": mode, **row})
                 print(_row_text(rows[-1]), flush=True)
     return {"kind": "live-open-loop", "simulated": True, "engines": workers,
@@ -119,7 +151,8 @@ def _row_text(row: dict[str, Any]) -> str:
     errors = ",".join(f"{k}:{v}" for k, v in sorted(row["errors"].items())) or "0"
     return (f"{row['mode']:>7} {row['offered_per_s']:>6g}/s offered {row['completed_per_s']:>7.1f}/s "
             f"completed  errors {errors:<12} overhead p50 {o['p50']:8.2f} p95 {o['p95']:8.2f} "
-            f"p99 {o['p99']:8.2f} ms  {'sustained' if row['sustained'] else 'NOT sustained'}")
+            f"p99 {o['p99']:8.2f} ms  {'sustained' if row['sustained'] else 'NOT sustained'}  "
+            f"cpu {row['cpu_ms_per_call']['total']:.2f} ms/call")
 
 
 def _open_loop_command(args: argparse.Namespace) -> dict[str, Any]:

@@ -162,7 +162,9 @@ async def _drive(target: str, mode: str, rate: float, duration_s: float,
 
 def _run(target: str, mode: str, rate: float, duration_s: float, timeout_s: float,
          warmup: int) -> dict[str, Any]:
-    return asyncio.run(_drive(target, mode, rate, duration_s, timeout_s, warmup))
+    cpu = time.process_time()
+    row = asyncio.run(_drive(target, mode, rate, duration_s, timeout_s, warmup))
+    return {**row, "loadgen_cpu_s": time.process_time() - cpu}  # warm-up calls included
 
 
 def run_rate(target: str, mode: str, rate: float, duration_s: float, *,
