@@ -12,9 +12,9 @@ prompt or message contents is replaced by that node's text, which needs the node
 dependencies (direct or transitive). The whole DAG is one request: no client round trips
 between nodes, and the planner knows the program's remaining work up front.
 
-The graph is checked here with the gateway's own rules (gateway/dag.py) before it is sent: a
-cycle, an unknown parent, a duplicate id or a template naming a node it does not depend on
-raise ostinato.InvalidDag (an InvalidArgument, as the gateway would answer).
+The graph is checked here, before it is sent, with the rules the gateway enforces
+(ostinato/dag_rules.py): a cycle, an unknown parent, a duplicate id or a template naming a
+node it does not depend on raise ostinato.InvalidDag (an InvalidArgument, as the gateway would answer).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Unpack
 
-from gateway import dag as rules
+from ostinato import dag_rules as rules
 from ostinato.errors import InvalidDag
 from ostinato.sdk_types import (
     CallArgs,

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from gateway.dag import MAX_NODES, InvalidDag, fill_templates, topological_order
+from ostinato.dag_rules import MAX_NODES, InvalidDag, fill_templates, topological_order
 from ostinato.sdk_types import call_spec
 from ostinato.v1 import gateway_pb2
 

@@ -1,4 +1,5 @@
-"""Declared programs (DAGs): validation and template substitution, pure.
+"""Declared programs (DAGs): validation and template substitution, pure. One home for the
+rules the gateway enforces and the SDK checks before sending (ostinato.dag).
 
 A node's prompt and message contents may reference earlier outputs as "{{node_id}}";
 every referenced node must be among its dependencies (direct or transitive).
