@@ -20,7 +20,10 @@ import ostinato
 from cache import keys
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
+from ostinato.v1 import planner_pb2, planner_pb2_grpc
 from planner.ha_channel import PLANNER_SERVICE
+from planner.main import LEASE_LOST_EXIT
+from tests.conftest import spawn_service, stop_service
 from tests.prometheus_text import parse, value
 
 USER = [{"role": "user", "content": "Summarize the quarterly report."}]
@@ -127,3 +130,41 @@ def test_active_planner_killed_mid_program_standby_takes_over_every_call_once(
     assert _engine_requests(ha_mesh.endpoints.engines[0]) == 5  # each call ran once
     log = (ha_mesh.workdir / "logs" / f"{standby}.log").read_text()
     assert "planner lease acquired: active" in log and "programs recovered" in log
+
+
+def _planner(tmp_path, redis_url: str, name: str):  # type: ignore[no-untyped-def]
+    """One planner replica as its own process; a long lease, so that only a release (or a
+    theft) moves it within the test."""
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(json.dumps({"redis": {"url": redis_url}, "planner": {
+        "ha": True, "lease_ttl_s": 60.0, "lease_renew_s": 0.2, "metrics_port": -1}}))
+    return spawn_service(tmp_path, "planner", "--config", str(config))
+
+
+def test_standby_refuses_calls_takes_over_on_release_and_a_deposed_planner_exits(
+        tmp_path, redis_url: str) -> None:  # type: ignore[no-untyped-def]
+    store = redis.Redis.from_url(redis_url)
+    store.delete(keys.planner_lease())
+    a, a_info = _planner(tmp_path, redis_url, "a")
+    b = None
+    try:
+        _wait_for(lambda: _serving(a_info["address"]))
+        b, b_info = _planner(tmp_path, redis_url, "b")
+        assert not _serving(b_info["address"])  # alive, standing by
+        with (grpc.insecure_channel(b_info["address"]) as channel,
+              pytest.raises(grpc.RpcError) as refused):
+            planner_pb2_grpc.PlannerStub(channel).RegisterWorker(
+                planner_pb2.WorkerRegistration(worker_id="w", address="127.0.0.1:1"), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+        stop_service(a)  # a graceful stop releases the lease: b need not wait 60 s for it
+        assert a.returncode == 0
+        _wait_for(lambda: _serving(b_info["address"]))
+
+        store.set(keys.planner_lease(), "intruder", px=60_000)  # b's lease is gone
+        assert b.wait(timeout=30) == LEASE_LOST_EXIT  # renewal refused: stops, exits
+    finally:
+        stop_service(a)
+        if b is not None:
+            stop_service(b)
+        store.delete(keys.planner_lease())
