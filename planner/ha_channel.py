@@ -35,7 +35,9 @@ SERVICE_CONFIG = json.dumps({
 CHANNEL_OPTIONS = (("grpc.service_config", SERVICE_CONFIG),
                    # a planner restarted in place is dialled again within 2 s
                    ("grpc.initial_reconnect_backoff_ms", 200),
-                   ("grpc.max_reconnect_backoff_ms", 2000))
+                   ("grpc.max_reconnect_backoff_ms", 2000),
+                   # a DNS name's replicas looked up again (a pod replaced) after 2 s, not 30
+                   ("grpc.dns_min_time_between_resolutions_ms", 2000))
 
 
 def planner_target(address: str) -> str:
