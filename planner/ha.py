@@ -84,6 +84,15 @@ class LeaseKeeper:
         self._wake.set()
 
     async def run(self) -> None:
+        """Until the term is over (`ended`); a failure of its own ends the term too."""
+        try:
+            await self._run()
+        except Exception as exc:
+            log.exception("planner lease keeper failed")
+            self.lease.depose(f"lease keeper failed: {exc!r}")
+        self.ended.set()
+
+    async def _run(self) -> None:
         timing = self.lease.timing
         while True:
             now = self._clock.now()
@@ -91,7 +100,6 @@ class LeaseKeeper:
             if due.step is Step.STOP:
                 if self.active.is_set():
                     log.error("planner lease lost: no longer serving", reason=self.lease.reason)
-                self.ended.set()
                 return
             if due.step is Step.WAIT:
                 self._wake.clear()

@@ -135,7 +135,7 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
         if metrics_server is not None:
             await metrics_server.close()
         await client.aclose()
-    if keeper is not None and keeper.active.is_set() and keeper.lease.reason != "stopping":
+    if keeper is not None and keeper.ended.is_set() and keeper.lease.reason != "stopping":
         # a deposed planner's memory is stale: its supervisor starts it again, as a standby
         log.error("planner exiting: its lease was lost", reason=keeper.lease.reason)
         raise SystemExit(LEASE_LOST_EXIT)
@@ -170,7 +170,13 @@ async def _term(keeper: LeaseKeeper, grpc_service: GrpcService,
                 take_over: Callable[[], Awaitable[None]]) -> None:
     """A standby until the lease is ours; then loads the state in Redis and serves; once the
     term is over, stops serving at once (in-flight calls cut, not drained)."""
-    await keeper.active.wait()
+    waits = [asyncio.ensure_future(e.wait()) for e in (keeper.active, keeper.ended)]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+    if not keeper.active.is_set():
+        grpc_service.request_stop()  # the keeper failed before this planner ever served
+        return
     try:
         await take_over()
     except FencedOut as exc:  # a newer planner already: ours is over before it began
