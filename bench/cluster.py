@@ -56,6 +56,12 @@ class ClusterConfig:
     max_home_wait_s: float = 2.0  # a call waits this long for the engine holding its context
     tenant_weights: dict[str, float] = field(default_factory=dict)
     kv_tokens: int | None = None  # KV pool per engine; None: what the profile's GPU holds
+    # Program admission (planner/core/admission.py): the planner is told each engine's KV pool
+    # and starts programs while their contexts fit in this fraction of it; 0: off.
+    program_kv_fraction: float = 0.8
+    # Tenant isolation (planner/core/tenants.py): of an engine's budget, what heavy tenants
+    # may fill while a light tenant is active; 1: no limit.
+    isolation_fraction: float = 0.3
 
 
 PROGRESS_EVERY_TOKENS = 64  # what workers/service.py reports by default
@@ -161,17 +167,22 @@ class ClusterSim:
         self.clock = ManualClock()
         priority, routing = parse_policy(policy)
         self._knows_future = priority.name == "clairvoyant"
+        kv_pool = config.kv_tokens or profile.kv_capacity_tokens
+        admission = config.program_kv_fraction > 0
         self.core = PlannerCore(self.clock, priority, routing, worker_ttl_s=float("inf"),
                                 program_idle_ttl_s=float("inf"),
                                 tenant_weights=config.tenant_weights,
                                 starvation_ratio=config.starvation_ratio,
-                                max_home_wait_s=config.max_home_wait_s)
+                                max_home_wait_s=config.max_home_wait_s,
+                                kv_tokens_per_worker=kv_pool if admission else 0,
+                                program_kv_fraction=config.program_kv_fraction or 1.0,
+                                isolation_fraction=config.isolation_fraction)
         if learned is not None:
             self.core.estimator = copy.deepcopy(learned.outputs)
             self.core.program_sizes = copy.deepcopy(learned.program_sizes)
         cost = CostModel(profile)
         params = EngineParams(
-            max_total_tokens=config.kv_tokens or profile.kv_capacity_tokens,
+            max_total_tokens=kv_pool,
             chunked_prefill_size=config.chunked_prefill_size,
             max_running_requests=config.max_running_requests,
             schedule_policy=config.schedule_policy, enable_priority=True,

@@ -153,6 +153,14 @@ class PlannerConfig:
     # waiting ("waiting"), or while it is active at all ("active": stronger isolation,
     # slots may idle); "off": fair-share order only.
     tenant_shares: str = "waiting"
+    # Of a worker's budget, what tenants over their share may fill while a light tenant (its
+    # calls within its share) is active there (planner/core/tenants.py); 1: no limit.
+    isolation_fraction: float = 0.3
+    # Each worker's engine's KV pool in tokens (SGLang's max_total_tokens): with it, a tenant
+    # over its share starts no new program while its programs' contexts would not fit in
+    # program_kv_fraction of the healthy workers' pools (planner/core/admission.py); 0: off.
+    kv_tokens_per_worker: int = 0
+    program_kv_fraction: float = 0.8  # see kv_tokens_per_worker
     # A call whose home worker (the one holding its context) is full waits for it this long
     # before it may run elsewhere (planner/core/parking.py); 0 never waits.
     max_home_wait_s: float = 2.0
@@ -183,6 +191,11 @@ class PlannerConfig:
             raise ConfigError("planner.starvation_ratio and starvation_min_s: must be >= 0")
         if self.starvation_max_s < self.starvation_min_s:
             raise ConfigError("planner.starvation_max_s: must be >= starvation_min_s")
+        if not 0 < self.isolation_fraction <= 1 or not 0 < self.program_kv_fraction <= 1:
+            raise ConfigError("planner.isolation_fraction and program_kv_fraction: must be in "
+                              "(0, 1]")
+        if self.kv_tokens_per_worker < 0:
+            raise ConfigError("planner.kv_tokens_per_worker: must be >= 0")
         if self.tenant_shares not in ("waiting", "active", "off"):
             raise ConfigError(f"planner.tenant_shares: must be waiting, active or off, got "
                               f"{self.tenant_shares!r}")

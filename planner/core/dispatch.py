@@ -10,6 +10,7 @@ tenant's share lets it use, as the routing policy chooses. A mixin of PlannerCor
 from __future__ import annotations
 
 from ostinato.clock import Clock
+from planner.core.admission import ProgramAdmission
 from planner.core.model import CallChanged, CallRecord, CallState, Event, Grant, Program, WorkerState
 from planner.core.parking import ParkedCalls
 from planner.core.policies import PriorityPolicy, engine_priority
@@ -45,6 +46,10 @@ class WorkerDispatch:
     _queue: MultiLevelQueue
     _parked: ParkedCalls
     _shares: TenantShares
+    _admission: ProgramAdmission
+    _open_of: dict[str, int]  # tenant -> programs open
+    _kv_per_worker: int  # each worker's engine's KV pool, tokens (0: unknown)
+    _kv_fraction: float  # of the pools, what started programs' contexts may hold
     _boost: int  # lifts a call above every level (tenant isolation)
     _events: list[Event]
 
@@ -72,7 +77,9 @@ class WorkerDispatch:
             for c in running:
                 worker.tenants[c.tenant] = worker.tenants.get(c.tenant, 0) + 1
             self._by_id = None
+            resize = True
         else:
+            resize = worker.healthy != healthy
             worker.address, worker.max_inflight = address, max_inflight
             worker.last_seen, worker.simulated = now, simulated
         if worker.healthy and not healthy:
@@ -80,6 +87,13 @@ class WorkerDispatch:
                 self._queue.push(call)
         worker.healthy = healthy
         self._track(worker)
+        if resize:
+            self._resize_admission()
+
+    def _resize_admission(self) -> None:
+        """Program admission's capacity: the healthy workers' KV pools (planner/core/admission.py)."""
+        healthy = sum(1 for w in self._workers.values() if w.healthy)
+        self._admission.capacity = int(healthy * self._kv_per_worker * self._kv_fraction)
 
     def _track(self, worker: WorkerState) -> None:
         """Keeps the index of workers with a free slot (call after inflight changes)."""
@@ -94,6 +108,7 @@ class WorkerDispatch:
         self._by_id = None
         for call in self._parked.release_worker(worker_id):
             self._queue.push(call)
+        self._resize_admission()
 
     def worker(self, worker_id: str) -> WorkerState | None:
         return self._workers.get(worker_id)
@@ -119,8 +134,10 @@ class WorkerDispatch:
     def dispatch(self) -> list[Grant]:
         """Starts queued calls while workers have budget; returns the grants made.
 
-        A call whose home worker (the routing policy's `home`) is full waits for it, up to
-        `max_home_wait_s` (planner/core/parking.py); a worker's parked calls go first."""
+        Programs waiting for admission (planner/core/admission.py) that now fit start first,
+        their calls joining the queue. A call whose home worker (the routing policy's
+        `home`) is full waits for it, up to `max_home_wait_s` (planner/core/parking.py); a
+        worker's parked calls go first."""
         grants: list[Grant] = []
         now = self._clock.now()
         for call in self._parked.release_expired(now):
@@ -128,9 +145,12 @@ class WorkerDispatch:
             self._queue.push(call)
         if not self._free:
             return grants
+        if len(self._admission):  # programs whose working sets now fit start
+            for call in self._admission.release():
+                self._queue.push(call, since=now)
         shares = self._shares
         shares.refresh({*self._queue.tenants(), *self._parked.tenants(),
-                        *shares.running_tenants()})
+                        *shares.running_tenants(), *shares.between_calls(now, self._open_of)})
         parked = self._parked
         if len(parked):
             for worker in self._free_workers():

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from ostinato.clock import Clock
+from planner.core.admission import ProgramAdmission
 from planner.core.dispatch import WorkerDispatch, grant_of
 from planner.core.estimates import OutputEstimator, ProgramSizeEstimator
 from planner.core.model import (
@@ -71,9 +72,19 @@ class PlannerCore(WorkerDispatch):
         tenant_shares: str = "waiting",
         max_queued: int = 0,
         max_queued_per_tenant: int = 0,
+        kv_tokens_per_worker: int = 0,
+        program_kv_fraction: float = 0.8,
+        isolation_fraction: float = 0.3,
     ) -> None:
-        """`max_queued` / `max_queued_per_tenant`: calls waiting (queued or parked) beyond
-        which a new one is refused at once (Overloaded); 0: unbounded (the simulator)."""
+        """`max_queued` / `max_queued_per_tenant`: calls waiting (queued, parked or waiting
+        for their program to start) beyond which a new one is refused at once (Overloaded);
+        0: unbounded (the simulator). `kv_tokens_per_worker`: each worker's engine's KV pool
+        in tokens; with it, programs are admitted so that their contexts fit in
+        `program_kv_fraction` of the healthy workers' pools (planner/core/admission.py);
+        0: unknown, programs start at once. `isolation_fraction`: of a worker's budget, what
+        heavy tenants may fill while a light one is active (planner/core/tenants.py)."""
+        if kv_tokens_per_worker < 0 or not 0 < program_kv_fraction <= 1:
+            raise ValueError("need kv_tokens_per_worker >= 0 and 0 < program_kv_fraction <= 1")
         self._clock = clock
         self.max_queued = max_queued
         self.max_queued_per_tenant = max_queued_per_tenant
@@ -102,8 +113,12 @@ class PlannerCore(WorkerDispatch):
         # Tenant isolation (planner/core/tenants.py); its boost lifts a call above every level.
         self._shares = TenantShares(self._queue.weight, hold=tenant_shares,
                                     queued=self._queue.size_of,
-                                    parked_on=self._parked.count_on)
+                                    parked_on=self._parked.count_on,
+                                    isolation_fraction=isolation_fraction)
         self._boost = (len(priority.thresholds) + 1) * LEVEL_STEP
+        self._kv_per_worker = kv_tokens_per_worker
+        self._kv_fraction = program_kv_fraction
+        self._admission = ProgramAdmission(self._queue.weight, enabled=kv_tokens_per_worker > 0)
 
     def set_tenant_weights(self, weights: Mapping[str, float]) -> None:
         """Fair-share weights from the tenants' records (reloaded while running)."""
@@ -164,6 +179,12 @@ class PlannerCore(WorkerDispatch):
         program.attained_work = sum(work_of(c.completion_tokens, c.prompt_tokens_used
                                             - c.cached_tokens)
                                     for c in program.calls.values() if c.state.finished)
+        ran = [c for c in program.calls.values()
+               if c.state.finished or c.state is CallState.RUNNING]
+        if ran:
+            self._admission.restored(program.program_id, program.tenant, sum(
+                max(0, c.prompt_tokens_used - c.cached_tokens) + c.completion_tokens
+                if c.state.finished else c.prompt_tokens for c in ran))
         for call in program.calls.values():
             if call.state.finished:
                 continue
@@ -191,6 +212,7 @@ class PlannerCore(WorkerDispatch):
                 self._finish(call, CallState.CANCELLED)
         program.closed = True
         del self._programs[program_id]
+        self._admission.end(program_id)
         bump_count(self._open_of, tenant, -1)
         calls = program.calls.values()
         if calls and all(c.state is CallState.DONE for c in calls):  # ran to the end: its size
@@ -291,11 +313,12 @@ class PlannerCore(WorkerDispatch):
         program.calls[call_id] = call
         program.last_active = now
         self._calls[call.key] = call
+        self._shares.heard(tenant, now)
         if unfinished:
             call.state = CallState.BLOCKED
             for p in unfinished:
                 self._waiting_on.setdefault(call_key(program_id, p), []).append(call.key)
-        else:
+        elif self._admission.admit(call):  # else it waits for its program to start
             self._queue.push(call)
         self._events.append(CallChanged(call))
         return call
@@ -312,10 +335,11 @@ class PlannerCore(WorkerDispatch):
     def _check_room(self, tenant: str) -> None:
         """Overloaded unless the queue (parked calls included) has room overall and for
         `tenant` (limits 0: unbounded)."""
-        if self.max_queued and len(self._queue) + len(self._parked) >= self.max_queued:
+        if self.max_queued and self.queued >= self.max_queued:
             raise Overloaded(f"the planner's queue is full ({self.max_queued} calls waiting)")
         per = self.max_queued_per_tenant
-        if per and self._queue.size_of(tenant) + self._parked.size_of(tenant) >= per:
+        if per and self._queue.size_of(tenant) + self._parked.size_of(tenant) \
+                + self._admission.size_of(tenant) >= per:
             raise Overloaded(f"tenant {tenant!r} has {per} calls waiting, its limit")
 
     def _score(self, call: CallRecord, program: Program, now: float) -> float:
@@ -327,7 +351,8 @@ class PlannerCore(WorkerDispatch):
         call.state = CallState.QUEUED
         now = self._clock.now()
         call.score = self._score(call, program, now)
-        self._queue.push(call, since=now)
+        if self._admission.admit(call):
+            self._queue.push(call, since=now)
 
     def complete(
         self,
@@ -360,6 +385,7 @@ class PlannerCore(WorkerDispatch):
                                                                     - cached_tokens))
             if state is CallState.DONE:
                 self.estimator.observe(program.program_class, completion_tokens)
+            self._admission.generated(program_id, completion_tokens)
         self._queue.account(call.tenant, call.service_s)
         self._finish(call, state)
         return call
@@ -406,6 +432,8 @@ class PlannerCore(WorkerDispatch):
                 worker.inflight = max(0, worker.inflight - 1)
                 self._track(worker)
             self._shares.running(call.tenant, worker, -1)
+        elif self._admission.holds(call):
+            self._admission.forget(call)
         elif call.state is CallState.QUEUED and call.key not in self._orphans \
                 and not self._parked.holds(call):
             self._queue.discard(call)
@@ -417,6 +445,7 @@ class PlannerCore(WorkerDispatch):
     def _finish(self, call: CallRecord, state: CallState) -> None:
         self._release(call)
         now = self._clock.now()
+        self._shares.heard(call.tenant, now)
         call.state = state
         call.finished_at = now
         program = self._programs.get(call.program_id)
@@ -476,6 +505,15 @@ class PlannerCore(WorkerDispatch):
 
     @property
     def queued(self) -> int:
-        """Calls waiting to start: in the global queue or parked on their home worker."""
-        return len(self._queue) + len(self._parked)
+        """Calls waiting to start: in the global queue, parked on their home worker, or
+        waiting for their program to start."""
+        return len(self._queue) + len(self._parked) + len(self._admission)
+
+    def waiting_to_start(self, tenant: str) -> tuple[int, int]:
+        """(programs, calls) of `tenant` waiting for program admission."""
+        return self._admission.waiting_programs(tenant), self._admission.size_of(tenant)
+
+    def working_set(self, tenant: str | None = None) -> int:
+        """KV tokens the started programs (of `tenant`; None: of all) are counted to hold."""
+        return self._admission.working_set(tenant)
 

@@ -18,7 +18,23 @@ On worker w, with n(t, w) of t's calls running there and free(w) slots free:
   u is active at all (`hold="active"`: a tenant between calls, e.g. a ReAct program
   running a tool, keeps its room, so the flood cannot fill the batch meanwhile; this
   leaves slots idle). `hold="off"`: no shares.
-With one active tenant nothing is held: work-conserving. The call of the tenant furthest
+With one active tenant nothing is held: work-conserving.
+
+Holding slots is not enough: the calls of a tenant that floods share the engine's batches
+with everyone's, and each decode step and each prefill iteration it adds slows every call
+in the batch (SIMULATED: a quiet tenant's tokens came 2.7x slower under a 9x flood than
+alone with the flood bounded to half the slots). So while a *light* tenant is active on a
+worker (its calls running there plus those waiting in the queue fit its share there), a
+heavy tenant (not light) at or above its share of the worker's isolating budget, I(w) =
+max_inflight(w) x `isolation_fraction`, may take a slot only while fewer than I(w) calls
+run there: the worker's batch stays small for the light tenant's sake, and every heavy
+tenant keeps its share of I(w).
+With no light tenant, or `isolation_fraction` 1, nothing changes. A tenant with programs
+open that submitted or finished a call within the last BETWEEN_CALLS_S counts as active
+also between its calls (a ReAct program's tool runs); one whose open programs went quiet
+(a client that never ends them) does not hold the others back.
+
+The call of the tenant furthest
 below its share on its worker (the least n/share, below 1, while another active tenant is
 further up) gets a boost to its engine priority above every unboosted level, so that in
 the engine's queue it is prefilled first.
@@ -30,25 +46,31 @@ move (the queue's and the parked calls' per tenant, running calls per tenant and
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 
 from planner.core.model import WorkerState
 
 HOLDS = ("waiting", "active", "off")
+BETWEEN_CALLS_S = 10.0  # a tenant heard from this recently, with programs open, is active
 
 
 class TenantShares:
     def __init__(self, weight: Callable[[str], float], *, hold: str = "waiting",
-                 queued: Callable[[str], int], parked_on: Callable[[str, str], int]) -> None:
+                 queued: Callable[[str], int], parked_on: Callable[[str, str], int],
+                 isolation_fraction: float = 1.0) -> None:
         if hold not in HOLDS:
             raise ValueError(f"tenant shares: hold must be one of {', '.join(HOLDS)}, "
                              f"got {hold!r}")
+        if not 0 < isolation_fraction <= 1:
+            raise ValueError("tenant shares: isolation_fraction must be in (0, 1]")
         self._weight = weight
         self.hold = hold
+        self.isolation_fraction = isolation_fraction
         self._queued = queued  # tenant -> its calls in the global queue
         self._parked_on = parked_on  # (worker id, tenant) -> its calls parked there
         self._running: dict[str, int] = {}  # tenant -> running calls, every worker
         self._fraction: dict[str, float] = {}  # active tenant -> its share of a budget
+        self._heard: dict[str, float] = {}  # tenant -> when a call of it last came or ended
 
     def running(self, tenant: str, worker: WorkerState | None, delta: int) -> None:
         """A call of `tenant` started (+1) or ended (-1) on `worker` (None: one that left)."""
@@ -58,6 +80,18 @@ class TenantShares:
 
     def running_tenants(self) -> Iterable[str]:
         return self._running.keys()
+
+    def heard(self, tenant: str, now: float) -> None:
+        """A call of `tenant` was submitted or ended."""
+        self._heard[tenant] = now
+
+    def between_calls(self, now: float, open_of: Container[str]) -> list[str]:
+        """Tenants with programs open (in `open_of`) heard from within BETWEEN_CALLS_S."""
+        heard = self._heard
+        stale = [t for t, at in heard.items() if now - at > BETWEEN_CALLS_S]
+        for t in stale:
+            del heard[t]
+        return [t for t in heard if t in open_of]
 
     def refresh(self, active: set[str]) -> None:
         """The active tenants, once per dispatch (tenants only become active through
@@ -99,17 +133,27 @@ class TenantShares:
         cap, on, worker_id = worker.max_inflight, worker.tenants, worker.worker_id
         hold_all = self.hold == "active"
         room = 0
+        iso = cap * self.isolation_fraction
+        light: set[str] = set()  # tenants whose calls, running here and waiting, fit their share
         for u, f in fraction.items():
-            gap = cap * f - on.get(u, 0)
-            if gap > 0 and (hold_all or self._queued(u) or self._parked_on(worker_id, u)):
+            n = on.get(u, 0)
+            gap = cap * f - n
+            queued = self._queued(u)
+            if gap > 0 and (hold_all or queued or self._parked_on(worker_id, u)):
                 room += math.ceil(gap - 1e-9)
-        if free - 1 >= room:
+            if queued < gap:
+                light.add(u)
+        small = not light or iso >= cap or worker.inflight < iso
+        if free - 1 >= room and (small or len(light) == len(fraction)):
             return _always
 
-        def below_share(tenant: str) -> bool:
-            return on.get(tenant, 0) < cap * fraction.get(tenant, 0.0)
+        def allowed(tenant: str) -> bool:
+            n, f = on.get(tenant, 0), fraction.get(tenant, 0.0)
+            if n < cap * f and (small or tenant in light or n < iso * f):
+                return True  # below its share (and of the isolating budget, if heavy)
+            return free - 1 >= room and (small or tenant in light)
 
-        return below_share
+        return allowed
 
     def boosted(self, tenant: str, worker: WorkerState) -> bool:
         """Whether `tenant` is furthest below its share on the worker (ties: each of them),

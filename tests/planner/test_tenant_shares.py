@@ -9,17 +9,19 @@ from ostinato.clock import ManualClock
 from planner.core import PlannerCore, WorkerState
 from planner.core.policies import LEVEL_STEP
 from planner.core.selection import parse_policy
-from planner.core.tenants import TenantShares
+from planner.core.tenants import BETWEEN_CALLS_S, TenantShares
 
 WEIGHTS = {"quiet": 1.0, "noisy": 1.0, "big": 2.0}
 
 
 def shares_with(running: dict[str, int], *, queued: dict[str, int] | None = None,
                 parked_here: dict[str, int] | None = None, active: set[str] | None = None,
-                budget: int = 16, hold: str = "waiting") -> tuple[TenantShares, WorkerState]:
+                budget: int = 16, hold: str = "waiting",
+                isolation: float = 1.0) -> tuple[TenantShares, WorkerState]:
     queued, parked_here = queued or {}, parked_here or {}
     shares = TenantShares(WEIGHTS.__getitem__, hold=hold, queued=lambda t: queued.get(t, 0),
-                          parked_on=lambda w, t: parked_here.get(t, 0) if w == "w0" else 0)
+                          parked_on=lambda w, t: parked_here.get(t, 0) if w == "w0" else 0,
+                          isolation_fraction=isolation)
     worker = WorkerState("w0", "a0", budget, last_seen=0.0)
     for tenant, n in running.items():
         for _ in range(n):
@@ -89,10 +91,48 @@ def test_the_tenant_furthest_below_its_share_is_boosted(
     assert {t: shares.boosted(t, worker) for t in boosted} == boosted
 
 
+@pytest.mark.parametrize(
+    ("running", "queued", "active", "isolation", "allowed"),
+    [
+        # 16 slots, shares 8 and 8; isolating budget 8 (0.5), heavy tenants' share of it 4.
+        # quiet is light (1 running, nothing waiting), noisy heavy (9 waiting): under 8 in
+        # flight noisy may still fill
+        ({"noisy": 6, "quiet": 1}, {"noisy": 9}, set(), 0.5, {"noisy": True, "quiet": True}),
+        # 8 in flight: noisy, at 7 of its 4, waits; quiet may always take a slot
+        ({"noisy": 7, "quiet": 1}, {"noisy": 9}, set(), 0.5, {"noisy": False, "quiet": True}),
+        # no isolating budget (1.0): the share rules alone let noisy fill the free slots
+        ({"noisy": 7, "quiet": 1}, {"noisy": 9}, set(), 1.0, {"noisy": True}),
+        # a heavy tenant below its share of the isolating budget keeps it
+        ({"noisy": 3, "quiet": 5}, {"noisy": 9}, set(), 0.5, {"noisy": True}),
+        # quiet heavy too (it waits beyond its share): nobody is light, no limit
+        ({"noisy": 7, "quiet": 1}, {"noisy": 9, "quiet": 9}, set(), 0.5, {"noisy": True}),
+        # quiet active between calls (a program open, nothing running): still light
+        ({"noisy": 8}, {"noisy": 9}, {"quiet"}, 0.5, {"noisy": False}),
+        # alone: the whole budget
+        ({"noisy": 15}, {"noisy": 9}, set(), 0.5, {"noisy": True}),
+        # weights 2:1:1 (shares 8, 4, 4; of the isolating 8: 4, 2, 2), quiet light
+        ({"big": 3, "noisy": 3}, {"big": 9, "noisy": 9}, {"quiet"}, 0.5,
+         {"big": True, "noisy": True, "quiet": True}),
+        ({"big": 4, "noisy": 4}, {"big": 9, "noisy": 9}, {"quiet"}, 0.5,
+         {"big": False, "noisy": False, "quiet": True}),
+        ({"big": 3, "noisy": 5}, {"big": 9, "noisy": 9}, {"quiet"}, 0.5,
+         {"big": True, "noisy": False}),
+    ],
+)
+def test_heavy_tenants_keep_the_batch_small_while_a_light_one_is_active(
+        running: dict[str, int], queued: dict[str, int], active: set[str], isolation: float,
+        allowed: dict[str, bool]) -> None:
+    shares, worker = shares_with(running, queued=queued, active=active, isolation=isolation)
+    assert {t: shares.allows(t, worker) for t in allowed} == allowed
+
+
 def test_bad_hold_is_refused() -> None:
     with pytest.raises(ValueError, match="hold"):
         TenantShares(WEIGHTS.__getitem__, hold="maybe", queued=lambda t: 0,
                      parked_on=lambda w, t: 0)
+    with pytest.raises(ValueError, match="isolation_fraction"):
+        TenantShares(WEIGHTS.__getitem__, queued=lambda t: 0, parked_on=lambda w, t: 0,
+                     isolation_fraction=0.0)
 
 
 # ---- in the planner -------------------------------------------------------------------
@@ -100,7 +140,9 @@ def test_bad_hold_is_refused() -> None:
 
 def planner(policy: str = "fcfs+round_robin", budget: int = 4, workers: int = 1,
             **kw: object) -> tuple[PlannerCore, ManualClock]:
+    """A planner with the share rules alone unless `isolation_fraction` is given."""
     clock = ManualClock()
+    kw.setdefault("isolation_fraction", 1.0)
     core = PlannerCore(clock, *parse_policy(policy), **kw)  # type: ignore[arg-type]
     for i in range(workers):
         core.upsert_worker(f"w{i}", f"a{i}", budget)
@@ -216,3 +258,34 @@ def test_counts_follow_calls_through_workers_leaving_and_restarts() -> None:
                 if call.worker_id == w.worker_id and not call.state.finished:
                     core.complete(prog, "c", service_s=1.0)
     assert all(not w.tenants and w.inflight == 0 for w in core.workers)
+
+
+def test_in_the_planner_a_light_tenant_keeps_the_flood_to_the_isolating_budget() -> None:
+    """8 slots, isolating budget 4 (0.5). Quiet's program is between calls (a tool runs):
+    the flood fills 4 slots, not 8; quiet's next call still gets a slot, boosted. Once
+    quiet has not been heard from for BETWEEN_CALLS_S, or has ended its program, the flood
+    may fill the worker."""
+    core, clock = planner(budget=8, isolation_fraction=0.5)
+    flood(core, "quiet", 1)
+    core.dispatch()
+    core.complete("quiet0", "c", service_s=1.0)
+    flood(core, "noisy", 20)
+    assert [t for t, _ in grants_by_tenant(core)] == ["noisy"] * 4
+    core.submit("quiet0", "quiet", "d", parents=["c"])
+    [(tenant, prio)] = grants_by_tenant(core)
+    assert tenant == "quiet" and prio >= core._boost
+    core.complete("quiet0", "d", service_s=1.0)
+    clock.advance(BETWEEN_CALLS_S - 1)
+    assert core.dispatch() == []  # still light: quiet may be running a tool
+    clock.advance(2)
+    assert [t for t, _ in grants_by_tenant(core)] == ["noisy"] * 4  # quiet went quiet
+
+
+def test_in_the_planner_an_ended_light_tenant_holds_nobody_back() -> None:
+    core, _ = planner(budget=8, isolation_fraction=0.5)
+    flood(core, "quiet", 1)
+    core.dispatch()
+    core.complete("quiet0", "c", service_s=1.0)
+    core.end_program("quiet0", "quiet")
+    flood(core, "noisy", 20)
+    assert [t for t, _ in grants_by_tenant(core)] == ["noisy"] * 8

@@ -1,0 +1,157 @@
+"""Program admission (planner/core/admission.py): table-driven, alone and in the planner, in
+virtual time."""
+
+from __future__ import annotations
+
+import pytest
+
+from ostinato.clock import ManualClock
+from planner.core import CallRecord, CallState, PlannerCore
+from planner.core.admission import ProgramAdmission, new_tokens
+from planner.core.selection import parse_policy
+
+WEIGHTS = {"a": 1.0, "b": 1.0, "c": 2.0}
+
+
+def call(program: str, tenant: str, prompt: int, cid: str = "c",
+         kv: dict[str, int] | None = None) -> CallRecord:
+    return CallRecord(program, cid, tenant, "main", (), prompt, 16, 0.0, kv_matches=kv)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "kv", "expected"),
+    [
+        (1000, None, 1000),  # no KV index: the whole prompt
+        (1000, {}, 1000),
+        (1000, {"w0": 40, "w1": 10}, 1000 - 40 * 16),  # the longest match counts
+        (100, {"w0": 40}, 0),  # never below 0
+    ],
+)
+def test_new_tokens_are_what_no_engine_held(prompt: int, kv: dict[str, int] | None,
+                                            expected: int) -> None:
+    assert new_tokens(call("p", "a", prompt, kv=kv)) == expected
+
+
+@pytest.mark.parametrize(
+    ("started", "tenant", "tokens", "starts"),
+    [
+        # capacity 1000; a tenant with nothing started always starts one, however large
+        ({}, "a", 5000, True),
+        ({"b": 900}, "a", 5000, True),
+        # it fits beside what every tenant holds
+        ({"a": 600}, "a", 300, True),
+        ({"a": 600, "b": 100}, "a", 300, True),
+        # a alone holds 800: its share is everything, 1100 does not fit
+        ({"a": 800}, "a", 300, False),
+        # b within its share (500 of 1000, weights 1:1) starts although the total is over
+        ({"a": 800, "b": 100}, "b", 300, True),
+        # b over its share waits; so does a, over its share
+        ({"a": 800, "b": 300}, "b", 300, False),
+        ({"a": 800, "b": 100}, "a", 300, False),
+        # weights 2:1 (c: 667 of 1000)
+        ({"a": 700, "c": 300}, "c", 300, True),
+        ({"a": 700, "c": 400}, "c", 300, False),
+    ],
+)
+def test_who_may_start_a_program(started: dict[str, int], tenant: str, tokens: int,
+                                 starts: bool) -> None:
+    adm = ProgramAdmission(WEIGHTS.__getitem__, capacity=1000)
+    for t, held in started.items():
+        adm.restored(f"{t}-old", t, held)
+    new = call("new", tenant, tokens)
+    assert adm.admit(new) is False  # a program not started waits, then is released or not
+    assert (adm.release() == [new]) is starts
+    assert adm.started("new") is starts and len(adm) == (0 if starts else 1)
+
+
+def test_a_tenant_finishes_what_it_started_first() -> None:
+    """Released in arrival order per tenant, the tenant furthest below its share first;
+    a started program's later calls queue at once and grow its working set."""
+    adm = ProgramAdmission(WEIGHTS.__getitem__, capacity=1000)
+    first, second, third = call("p1", "a", 400), call("p2", "a", 400), call("p3", "a", 400)
+    assert not adm.admit(first) and not adm.admit(second) and not adm.admit(third)
+    assert adm.release() == [first, second]  # the third does not fit
+    assert adm.admit(call("p1", "a", 500, "d", kv={"w0": 25}))  # 500 - 400 new
+    adm.generated("p1", 50)
+    assert adm.working_set("a") == 400 + 100 + 50 + 400
+    b = call("q1", "b", 100)
+    assert not adm.admit(b) and adm.release() == [b]  # b within its share
+    adm.end("p1")
+    assert adm.release() == [third] and adm.working_set() == 400 + 100 + 400
+
+
+def test_calls_that_leave_while_waiting_are_forgotten() -> None:
+    adm = ProgramAdmission(WEIGHTS.__getitem__, capacity=100)
+    adm.restored("big", "a", 100)
+    waiting = [call("p1", "a", 50, "x"), call("p1", "a", 50, "y"), call("p2", "a", 50)]
+    for c in waiting:
+        assert not adm.admit(c)
+    assert adm.size_of("a") == 3 and adm.waiting_programs("a") == 2
+    adm.forget(waiting[0])
+    waiting[1].state = CallState.CANCELLED  # left without being forgotten: skipped
+    adm.forget(waiting[2])
+    adm.end("big")
+    assert adm.release() == [] and len(adm) == 0 and adm.started("p1")
+
+
+def test_off_every_program_starts_and_nothing_is_counted() -> None:
+    adm = ProgramAdmission(WEIGHTS.__getitem__, enabled=False)
+    assert adm.admit(call("p", "a", 10_000)) and adm.working_set() == 0
+
+
+# ---- in the planner -------------------------------------------------------------------
+
+
+def planner(kv: int = 1000, budget: int = 8) -> PlannerCore:
+    core = PlannerCore(ManualClock(), *parse_policy("fcfs+round_robin"),
+                       kv_tokens_per_worker=kv, program_kv_fraction=1.0,
+                       isolation_fraction=1.0)
+    core.upsert_worker("w0", "a0", budget)
+    return core
+
+
+def test_in_the_planner_a_flooding_tenant_waits_to_start_programs_not_calls() -> None:
+    core = planner()
+    for p in ("n0", "n1"):
+        core.register_program(p, "noisy")
+        core.submit(p, "noisy", "c", prompt_tokens=600)
+    assert [g.program_id for g in core.dispatch()] == ["n0"]  # n1 does not fit beside it
+    assert core.queued == 1 and core.waiting_to_start("noisy") == (1, 1)
+    core.complete("n0", "c", prompt_tokens=600, completion_tokens=20)
+    core.submit("n0", "noisy", "d", parents=["c"], prompt_tokens=700,
+                kv_matches={"w0": 620 // 16})
+    assert [g.program_id for g in core.dispatch()] == ["n0"]  # started: it goes on
+    core.register_program("q0", "quiet")
+    core.submit("q0", "quiet", "c", prompt_tokens=600)
+    assert [g.program_id for g in core.dispatch()] == ["q0"]  # within its share
+    core.complete("n0", "d", prompt_tokens=700, completion_tokens=20)
+    core.end_program("n0", "noisy")
+    assert [g.program_id for g in core.dispatch()] == ["n1"]  # room again
+    assert core.working_set("noisy") == 600 and core.queued == 0
+
+
+def test_in_the_planner_waiting_programs_can_be_cancelled_and_ended() -> None:
+    core = planner()
+    for p in ("n0", "n1", "n2"):
+        core.register_program(p, "noisy")
+        core.submit(p, "noisy", "c", prompt_tokens=600)
+    core.dispatch()
+    core.cancel("n1", "c")
+    core.end_program("n2", "noisy")
+    assert core.queued == 0 and core.waiting_to_start("noisy") == (0, 0)
+    core.complete("n0", "c", prompt_tokens=600, completion_tokens=20)
+    core.end_program("n0", "noisy")
+    assert core.dispatch() == [] and core.working_set() == 0
+
+
+def test_capacity_follows_the_healthy_workers() -> None:
+    core = planner(kv=500)
+    core.upsert_worker("w1", "a1", 8)  # 1000 in all
+    for p in ("n0", "n1"):
+        core.register_program(p, "noisy")
+        core.submit(p, "noisy", "c", prompt_tokens=500)
+    assert len(core.dispatch()) == 2
+    core.upsert_worker("w1", "a1", 8, healthy=False)  # 500: a third would not fit
+    core.register_program("n2", "noisy")
+    core.submit("n2", "noisy", "c", prompt_tokens=100)
+    assert core.dispatch() == [] and core.queued == 1
