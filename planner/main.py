@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from cache.kv_index import KvIndex
+from cache.redis_client import AsyncClient, from_config
 from cache.tenant_directory import TenantDirectory
 from ostinato.clock import SystemClock
 from ostinato.config import ConfigError, PlannerConfig, RedisConfig
@@ -72,8 +73,7 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
                        max_home_wait_s=config.max_home_wait_s,
                        max_queued=config.max_queued_calls,
                        max_queued_per_tenant=config.max_queued_per_tenant)
-    client = aioredis.from_url(redis_cfg.url, socket_timeout=redis_cfg.timeout_s,
-                               socket_connect_timeout=redis_cfg.timeout_s)
+    client = from_config(redis_cfg)
     store = ProgramStore(client, clock, timeout_s=redis_cfg.timeout_s,
                          ended_ttl_s=config.ended_program_ttl_s)
     kv_index = KvIndex(client, timeout_s=config.kv_lookup_timeout_s) if config.kv_index else None
@@ -158,7 +158,7 @@ async def _restore(core: PlannerCore, store: ProgramStore, *, strict: bool) -> N
                  calls=sum(len(p.calls) for p in restored))
 
 
-def _lease_keeper(config: PlannerConfig, client: aioredis.Redis, redis_cfg: RedisConfig,
+def _lease_keeper(config: PlannerConfig, client: AsyncClient, redis_cfg: RedisConfig,
                   clock: SystemClock) -> LeaseKeeper:
     timing = LeaseTiming.of(config.lease_ttl_s, config.lease_renew_s)
     holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"

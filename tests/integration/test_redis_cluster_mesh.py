@@ -31,10 +31,6 @@ def cluster_mesh(redis_cluster_url: str) -> Iterator[Mesh]:
     mesh.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "planner/main.py makes its Redis client with aioredis.from_url, not "
-    "cache.redis_client.from_config, so it ignores redis.cluster: its writes to keys of the "
-    "other masters (here the tenant's program index) fail with MOVED, retried forever"))
 def test_a_program_on_a_redis_cluster(cluster_mesh: Mesh, redis_cluster_url: str) -> None:
     with ostinato.Client(cluster_mesh.endpoints.gateway, api_key="key-cluster") as client, \
             client.program() as program:
