@@ -110,7 +110,7 @@ class OpenAiApi:
             web.post("/v1/completions", self.completions),
             web.get("/v1/models", self.models),
             web.post("/v1/programs", self.start_program),
-            web.post("/v1/programs/{program_id}/end", self.end_program),
+            web.post("/v1/programs/{program_id:[^/]+}/end", self.end_program),  # any id but "/"
             web.get("/metrics", metrics_handler(self._metrics.registry)),
             web.get("/health", self.health),
             web.get("/openapi.json", self.openapi),
@@ -127,6 +127,9 @@ class OpenAiApi:
             response = HttpError.of(exc).response()
         except BadRequest as exc:
             response = HttpError(400, str(exc), "invalid_request_error", exc.param).response()
+        except UnicodeEncodeError:  # JSON may escape lone surrogates; protobuf strings refuse them
+            response = HttpError(400, "a string in the request is not valid Unicode (a lone "
+                                 "surrogate escape)", "invalid_request_error").response()
         except HttpError as exc:
             response = exc.response()
         except web.HTTPRequestEntityTooLarge as exc:

@@ -40,6 +40,8 @@ _KNOWN_COMPLETIONS = (_KNOWN - {"messages", "tools", "tool_choice", "parallel_to
     "prompt"}
 _MODE = common_pb2.ToolChoiceMode
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
+_FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32
+_UINT32_MAX, _UINT64_MAX = 2**32 - 1, 2**64 - 1  # the proto fields' ranges
 
 
 def _number(body: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -79,7 +81,7 @@ def _messages(body: Mapping[str, Any]) -> list[common_pb2.Message]:
         if not isinstance(m, dict):
             raise BadRequest(f"messages[{i}] must be an object", "messages")
         role = m.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             raise BadRequest(f"messages[{i}].role must be one of {', '.join(sorted(_ROLES))}",
                              "messages")
         msg = common_pb2.Message(role="system" if role == "developer" else role,
@@ -94,15 +96,26 @@ def _messages(body: Mapping[str, Any]) -> list[common_pb2.Message]:
     return out
 
 
+def _optional(value: Any, kind: type, default: Any) -> Any:
+    """`value` when of `kind`, `default` when None (left out); otherwise ValueError."""
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise ValueError(kind.__name__)
+    return value
+
+
 def _tool_calls(m: Mapping[str, Any], i: int) -> list[common_pb2.ToolCall]:
-    raw = m.get("tool_calls") or []
+    raw = m.get("tool_calls")
+    if raw is None:
+        return []
     if not isinstance(raw, list):
         raise BadRequest(f"messages[{i}].tool_calls must be an array", "messages")
     out = []
     for j, tc in enumerate(raw):
         where = f"messages[{i}].tool_calls[{j}]"
         fn = tc.get("function") if isinstance(tc, dict) else None
-        if not isinstance(fn, dict) or tc.get("type", "function") != "function":
+        if not isinstance(fn, dict) or tc.get("type") not in (None, "function"):
             raise BadRequest(f"{where} must be {{\"type\": \"function\", \"function\": {{...}}}}",
                              "messages")
         args = fn.get("arguments", "{}")
@@ -110,7 +123,11 @@ def _tool_calls(m: Mapping[str, Any], i: int) -> list[common_pb2.ToolCall]:
             args = json.dumps(args, ensure_ascii=False)
         if not isinstance(fn.get("name"), str) or not isinstance(args, str):
             raise BadRequest(f"{where}.function needs a string name and arguments", "messages")
-        out.append(common_pb2.ToolCall(id=str(tc.get("id") or ""), name=fn["name"], arguments=args))
+        try:
+            call_id = _optional(tc.get("id"), str, "")
+        except ValueError as exc:
+            raise BadRequest(f"{where}.id must be a string", "messages") from exc
+        out.append(common_pb2.ToolCall(id=call_id, name=fn["name"], arguments=args))
     return out
 
 
@@ -131,11 +148,14 @@ def _tools(body: Mapping[str, Any]) -> list[common_pb2.Tool]:
             raise BadRequest(f"tools[{i}].function.name must be a string", "tools")
         if params is not None and not isinstance(params, dict):
             raise BadRequest(f"tools[{i}].function.parameters must be an object", "tools")
-        description = fn.get("description") or ""
-        if not isinstance(description, str):
-            raise BadRequest(f"tools[{i}].function.description must be a string", "tools")
+        try:
+            description = _optional(fn.get("description"), str, "")
+            strict = _optional(fn.get("strict"), bool, False)
+        except ValueError as exc:
+            raise BadRequest(f"tools[{i}].function: description must be a string and strict "
+                             "true or false", "tools") from exc
         out.append(common_pb2.Tool(
-            name=name, description=description, strict=bool(fn.get("strict", False)),
+            name=name, description=description, strict=strict,
             parameters_json=json.dumps(params, ensure_ascii=False) if params is not None else ""))
     return out
 
@@ -169,21 +189,30 @@ def _response_format(body: Mapping[str, Any]) -> common_pb2.ResponseFormat:
         if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
             raise BadRequest("response_format.json_schema.schema must be an object (a JSON schema)",
                              "response_format")
+        try:
+            name = _optional(spec.get("name"), str, "")
+            strict = _optional(spec.get("strict"), bool, False)
+        except ValueError as exc:
+            raise BadRequest("response_format.json_schema: name must be a string and strict "
+                             "true or false", "response_format") from exc
         return common_pb2.ResponseFormat(
-            type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, name=str(spec.get("name") or ""),
-            strict=bool(spec.get("strict", False)),
+            type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, name=name, strict=strict,
             schema_json=json.dumps(spec["schema"], ensure_ascii=False))
     raise BadRequest("response_format.type must be text, json_object or json_schema",
                      "response_format")
 
 
-def _logprobs(body: Mapping[str, Any], call: common_pb2.CallSpec) -> None:
-    raw = body.get("logprobs")
-    if raw is not None and not isinstance(raw, bool | int):
-        raise BadRequest("logprobs must be true or false", "logprobs")
-    if isinstance(raw, int) and not isinstance(raw, bool):  # /v1/completions: a count
-        call.logprobs, call.top_logprobs = raw > 0, max(0, raw)
+def _logprobs(body: Mapping[str, Any], call: common_pb2.CallSpec, *, count: bool = False) -> None:
+    """`logprobs`: true or false (chat), or a count of top logprobs (`count`: completions)."""
+    if count:
+        n = _number(body, "logprobs", int)
+        if n is not None and not 0 <= n <= 20:
+            raise BadRequest("logprobs must be an integer from 0 to 20", "logprobs")
+        call.logprobs, call.top_logprobs = bool(n), n or 0
         return
+    raw = body.get("logprobs")
+    if raw is not None and not isinstance(raw, bool):
+        raise BadRequest("logprobs must be true or false", "logprobs")
     call.logprobs = bool(raw)
     top = _number(body, "top_logprobs", int)
     if top is not None:
@@ -194,21 +223,27 @@ def _logprobs(body: Mapping[str, Any], call: common_pb2.CallSpec) -> None:
 
 def _sampling(body: Mapping[str, Any]) -> common_pb2.SamplingParams:
     sp = common_pb2.SamplingParams()
-    max_tokens = _number(body, "max_completion_tokens", int)
-    if max_tokens is None:
-        max_tokens = _number(body, "max_tokens", int)
-    if max_tokens is not None:
-        if max_tokens < 1:
-            raise BadRequest("max_tokens must be at least 1", "max_tokens")
-        sp.max_new_tokens = max_tokens
-    for name in ("temperature", "top_p"):
-        value = _number(body, name, float)
-        if value is not None:
-            setattr(sp, name, value)
+    for name in ("max_tokens", "max_completion_tokens"):  # the latter wins
+        max_tokens = _number(body, name, int)
+        if max_tokens is not None:
+            if not 1 <= max_tokens <= _UINT32_MAX:
+                raise BadRequest(f"{name} must be at least 1 (and at most the gateway's "
+                                 "limit)", name)
+            sp.max_new_tokens = max_tokens
+    temperature = _number(body, "temperature", float)
+    if temperature is not None:
+        if not 0.0 <= temperature <= 2.0:
+            raise BadRequest("temperature must be in [0, 2]", "temperature")
+        sp.temperature = temperature
+    top_p = _number(body, "top_p", float)
+    if top_p is not None:
+        if not 0.0 < top_p <= 1.0:
+            raise BadRequest("top_p must be in (0, 1]", "top_p")
+        sp.top_p = max(top_p, _FLOAT32_TINY)  # a float32 field: no smaller value is above 0
     seed = _number(body, "seed", int)
     if seed is not None:
-        if seed < 0:
-            raise BadRequest("seed must not be negative", "seed")
+        if not 0 <= seed <= _UINT64_MAX:
+            raise BadRequest(f"seed must be an integer from 0 to {_UINT64_MAX}", "seed")
         sp.seed = seed
     for name in ("presence_penalty", "frequency_penalty"):
         value = _number(body, name, float)
@@ -245,7 +280,7 @@ def _extension(call: common_pb2.CallSpec, ext: Any) -> None:
     call.parent_call_ids.extend(parents)
     expected = _number(ext, "expected_output_tokens", int)
     if expected is not None:
-        call.hints.expected_output_tokens = max(0, expected)
+        call.hints.expected_output_tokens = min(max(0, expected), _UINT32_MAX)  # a hint
 
 
 def choices(body: Mapping[str, Any]) -> int:
@@ -300,7 +335,7 @@ def call_from_completion(body: Any, cache_header: str | None) -> common_pb2.Call
         raise BadRequest("prompt must be a non-empty string (arrays of prompts are not "
                          "supported)", "prompt")
     call = common_pb2.CallSpec(model=body.get("model", ""), prompt=prompt, sampling=_sampling(body))
-    _logprobs(body, call)
+    _logprobs(body, call, count=True)
     _extension(call, body.get("ostinato"))
     _cache_header(call, cache_header)
     return call
@@ -316,10 +351,13 @@ def _cache_header(call: common_pb2.CallSpec, cache_header: str | None) -> None:
 
 def wants_stream(body: Mapping[str, Any]) -> tuple[bool, bool]:
     """(stream, include_usage) of a request body."""
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise BadRequest("stream must be true or false", "stream")
-    options = body.get("stream_options") or {}
-    if not isinstance(options, dict):
-        raise BadRequest("stream_options must be an object", "stream_options")
-    return stream, bool(options.get("include_usage", False))
+    try:
+        stream = _optional(body.get("stream"), bool, False)
+    except ValueError as exc:
+        raise BadRequest("stream must be true or false", "stream") from exc
+    try:
+        options = _optional(body.get("stream_options"), dict, {})
+        return stream, _optional(options.get("include_usage"), bool, False)
+    except ValueError as exc:
+        raise BadRequest("stream_options must be an object, its include_usage true or false",
+                         "stream_options") from exc

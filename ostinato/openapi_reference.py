@@ -35,8 +35,9 @@ def type_of(schema: dict[str, Any]) -> str:
         return f"`{json.dumps(schema['const'])}`"
     if "enum" in schema:
         return " \\| ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
-    if "oneOf" in schema:
-        return " or ".join(type_of(s) for s in schema["oneOf"])
+    for key in ("oneOf", "anyOf"):
+        if key in schema:
+            return " or ".join(type_of(s) for s in schema[key])
     kind = schema.get("type")
     if kind is None:
         return "any"
@@ -53,6 +54,8 @@ def type_of(schema: dict[str, Any]) -> str:
 
 
 def _fields(schema: dict[str, Any]) -> list[str]:
+    if "properties" not in schema:
+        return [f"One of: {type_of(schema)}."]
     required = set(schema.get("required", ()))
     rows = ["| field | type | required | description |", "|---|---|---|---|"]
     for name, prop in schema.get("properties", {}).items():

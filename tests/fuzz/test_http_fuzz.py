@@ -1,8 +1,13 @@
 """Schemathesis over the HTTP API of a live mesh, from the OpenAPI document the gateway serves
 at /openapi.json: requests the document allows (positive) and ones it forbids (negative),
 for every operation. No 500, every response conforms to the document (status, content
-type, headers, body schema), forbidden input is refused with a 4xx, and afterwards nothing
+type, headers, body schema), forbidden input is refused with a 4xx, input the document
+allows is not refused as invalid (positive_data_acceptance: no 400), and afterwards nothing
 is open, queued or running at the planner once the programs the fuzzer started are ended.
+
+The few rules of a chat request that JSON Schema cannot state (the document says them in
+words) are kept by the positive generator (`_beyond_the_schema`); the text of a tool call's
+arguments (format `json-object`) is drawn as a JSON object's.
 
 Bounded and deterministic: fixed max_examples, derandomize=True, no example database."""
 
@@ -11,24 +16,33 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
+    positive_data_acceptance,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
 from gateway.openapi import document
+from gateway.openapi_requests import JSON_OBJECT_TEXT
 from ostinato.mesh import Mesh
-from tests.fuzz.conftest import FUZZ_KEY, nothing_left, planner_state
+from tests.fuzz.conftest import FUZZ_KEY, MAX_PROMPT_CHARS, nothing_left, planner_state
+
+_JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.text(max_size=16)
+schemathesis.openapi.format(JSON_OBJECT_TEXT, st.dictionaries(
+    st.text(max_size=16), _JSON_SCALARS | st.lists(_JSON_SCALARS, max_size=3),
+    max_size=4).map(json.dumps))
 
 # Both: the document's security schemes make schemathesis send a generated x-api-key too.
 AUTH = {"Authorization": f"Bearer {FUZZ_KEY}", "x-api-key": FUZZ_KEY}
@@ -60,9 +74,38 @@ def test_the_served_document_is_the_gateways(base_url: str, fuzz_mesh: Mesh) -> 
             document(fuzz_mesh.config.gateway)))
 
 
+def _text_chars(content: object) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(len(p.get("text", "")) for p in content if isinstance(p, dict))
+    return 0
+
+
+def _beyond_the_schema(case: schemathesis.Case) -> str | None:
+    """Which rule of a chat or text completion request that JSON Schema cannot state `case`
+    breaks, if any."""
+    body = case.body if isinstance(case.body, dict) else {}
+    names = [t["function"]["name"] for t in body.get("tools") or []]
+    choice = body.get("tool_choice")
+    ext = body.get("ostinato") or {}
+    if len(set(names)) < len(names):
+        return "tool names repeated"
+    if isinstance(choice, dict) and choice["function"]["name"] not in names:
+        return "tool_choice names no tool"
+    if ext.get("parent_call_ids") and not (case.headers or {}).get("X-Ostinato-Program"):
+        return "parent_call_ids without X-Ostinato-Program"
+    if ext.get("call_id") is not None and ext["call_id"] in ext.get("parent_call_ids", []):
+        return "a call its own parent"
+    if sum(_text_chars(m.get("content")) for m in body.get("messages", [])) > MAX_PROMPT_CHARS:
+        return "messages too long in all"
+    return None
+
+
 def _end_programs(base_url: str, session: requests.Session, program_ids: set[str]) -> None:
     for program_id in program_ids:
-        resp = session.post(f"{base_url}/v1/programs/{program_id}/end", headers=AUTH, timeout=30)
+        resp = session.post(f"{base_url}/v1/programs/{quote(program_id, safe='')}/end",
+                            headers=AUTH, timeout=30)
         assert resp.status_code == 200, resp.text
 
 
@@ -81,15 +124,26 @@ def _program_of(response: schemathesis.Response) -> str | None:
     return body.get("program_id") or (body.get("ostinato") or {}).get("program_id")
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+CHAT = "/v1/chat/completions"
+
+
+@pytest.mark.parametrize(("mode", "path"), [
+    (GenerationMode.POSITIVE, None), (GenerationMode.NEGATIVE, None),
+    (GenerationMode.POSITIVE, CHAT),  # more of the requests agents send: all served
+], ids=["positive", "negative", "positive-chat"])
 def test_every_operation(schema: schemathesis.BaseSchema, base_url: str, fuzz_mesh: Mesh,
-                         session: requests.Session, mode: GenerationMode) -> None:
+                         session: requests.Session, mode: GenerationMode,
+                         path: str | None) -> None:
     started: set[str] = set()
-    checks = CHECKS + ([negative_data_rejection] if mode == GenerationMode.NEGATIVE else [])
+    positive = mode == GenerationMode.POSITIVE
+    checks = [*CHECKS, positive_data_acceptance if positive else negative_data_rejection]
+    scope = schema if path is None else schema[path]["POST"]
 
     @FUZZ
-    @given(case=schema.as_strategy(generation_mode=mode))
+    @given(case=scope.as_strategy(generation_mode=mode))
     def check(case: schemathesis.Case) -> None:
+        if positive and case.operation.path in (CHAT, "/v1/completions"):
+            assume(_beyond_the_schema(case) is None)
         response = case.call(base_url=base_url, session=session, headers=AUTH, timeout=30)
         program = _program_of(response)
         if program:
@@ -101,8 +155,28 @@ def test_every_operation(schema: schemathesis.BaseSchema, base_url: str, fuzz_me
     finally:
         _end_programs(base_url, session, started)
     # Still serving, and nothing of the fuzzing left behind at the planner.
-    ok = session.post(f"{base_url}/v1/chat/completions", headers=AUTH, timeout=30, json={
+    ok = session.post(f"{base_url}{CHAT}", headers=AUTH, timeout=30, json={
         "messages": [{"role": "user", "content": "still there?"}], "max_tokens": 2})
     assert ok.status_code == 200, ok.text
     _end_programs(base_url, session, {ok.json()["ostinato"]["program_id"]})
     assert planner_state(fuzz_mesh) == nothing_left(fuzz_mesh)
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/programs", b'{"program_id": "\\ud800"}'),
+    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "x\\udfff"}]}'),
+])
+def test_a_lone_surrogate_is_refused(base_url: str, session: requests.Session, path: str,
+                                     body: bytes) -> None:
+    """JSON can escape a lone surrogate, which no protobuf string holds (it was a 500)."""
+    resp = session.post(f"{base_url}{path}", data=body, timeout=30,
+                        headers={**AUTH, "Content-Type": "application/json"})
+    assert resp.status_code == 400 and "surrogate" in resp.json()["error"]["message"]
+
+
+def test_a_program_whose_id_has_braces_ends(base_url: str, session: requests.Session) -> None:
+    """The end route takes any id without '/' (aiohttp's default refused '{' and '}')."""
+    resp = session.post(f"{base_url}/v1/programs", json={"program_id": "{p}"}, headers=AUTH,
+                        timeout=30)
+    assert resp.status_code == 200, resp.text
+    _end_programs(base_url, session, {"{p}"})

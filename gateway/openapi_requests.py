@@ -1,0 +1,207 @@
+"""The request schemas of the OpenAPI document (gateway/openapi.py): chat and text completions,
+their messages, tools and JSON schemas, written to accept exactly what gateway/openai_format.py
+and gateway/calls.py accept, so that a request the document calls valid is served (the HTTP
+fuzzer checks it: tests/fuzz/test_http_fuzz.py).
+
+Null stands for a field left out wherever OpenAI's API allows it. What JSON Schema cannot
+say is in the descriptions (and the fuzzer keeps to it): tool names unique, a named
+tool_choice names a declared tool, the messages' text at most max_prompt_chars in all,
+parent_call_ids only with X-Ostinato-Program, a call not its own parent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ostinato.config import GatewayConfig
+
+Schema = dict[str, Any]
+NULL: Schema = {"type": "null"}
+JSON_OBJECT_TEXT = "json-object"  # string format: the text of a JSON object
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(props: dict[str, Schema], required: tuple[str, ...] = (), *, closed: bool = True,
+        description: str = "", **kw: Any) -> Schema:
+    out: Schema = {"type": "object", "properties": props, **kw}
+    if required:
+        out["required"] = list(required)
+    if closed:
+        out["additionalProperties"] = False
+    if description:
+        out["description"] = description
+    return out
+
+
+def text(description: str = "", **kw: Any) -> Schema:
+    return {"type": "string", **({"description": description} if description else {}), **kw}
+
+
+def nullable(schema: Schema) -> Schema:
+    """`schema`, or null (the field left out)."""
+    kind = schema.get("type")
+    if isinstance(kind, str) and kind != "array" and "oneOf" not in schema:
+        return {**schema, "type": [kind, "null"]}
+    described = {"description": schema["description"]} if "description" in schema else {}
+    return {"oneOf": [schema, NULL], **described}
+
+
+def _num(lo: float, hi: float) -> Schema:
+    return nullable({"type": "number", "minimum": lo, "maximum": hi})
+
+
+_JSON_TYPES = ["string", "number", "integer", "boolean", "object", "array", "null"]
+
+
+def _json_schema() -> Schema:
+    """The JSON schemas the document describes: the keywords tool parameters and structured
+    output use (the gateway accepts any valid draft 2020-12 schema)."""
+    return obj({
+        "type": {"oneOf": [{"enum": _JSON_TYPES}, {"type": "array", "items": {
+            "enum": _JSON_TYPES}, "minItems": 1, "uniqueItems": True}]},
+        "description": text(), "title": text(),
+        "properties": {"type": "object", "additionalProperties": ref("JsonSchema")},
+        "required": {"type": "array", "items": text(), "uniqueItems": True},
+        "items": ref("JsonSchema"),
+        "enum": {"type": "array", "items": {"type": ["string", "number", "boolean", "null"]},
+                 "minItems": 1},
+        "additionalProperties": {"type": "boolean"},
+    }, description="A JSON schema (draft 2020-12): the document lists the keywords tools and "
+                   "structured output commonly use; any valid schema is accepted.")
+
+
+def _messages(cfg: GatewayConfig) -> dict[str, Schema]:
+    part = obj({"type": {"const": "text"}, "text": text()}, ("type", "text"), closed=False)
+    content = {"oneOf": [text(maxLength=cfg.max_prompt_chars),
+                         {"type": "array", "items": ref("TextPart")}],
+               "description": "text, or text parts (joined)"}
+    tool_call = obj({
+        "id": nullable(text()), "type": nullable({"const": "function"}),
+        "function": obj({"name": text(minLength=1), "arguments": {"oneOf": [
+            text("the text of a JSON object", format=JSON_OBJECT_TEXT), {"type": "object"}],
+            "description": "a JSON object, as text (OpenAI's form) or as an object"}},
+            ("name",), closed=False),
+    }, ("function",), closed=False)
+    no_tool_calls = {"type": ["array", "null"], "maxItems": 0,
+                     "description": "only assistant messages carry tool calls"}
+
+    def message(role: Schema, description: str, **props: Schema) -> Schema:
+        required = ("role",) if role.get("const") == "assistant" else ("role", "content")
+        return obj({"role": role, "content": content, "name": nullable(text("the author")),
+                    "tool_call_id": nullable(text("the tool call a tool message answers")),
+                    "tool_calls": no_tool_calls, **props}, required, closed=False,
+                   description=description + "; other fields are ignored")
+
+    out: dict[str, Schema] = {
+        "TextPart": part, "ToolCall": tool_call,
+        "SystemMessage": message({"enum": ["system", "developer"]},
+                                 "a system message (developer is read as system)"),
+        "UserMessage": message({"const": "user"}, "a user message"),
+        "AssistantMessage": message(
+            {"const": "assistant"}, "an earlier answer: its text, its tool calls or both",
+            content=nullable(content),
+            tool_calls=nullable({"type": "array", "items": ref("ToolCall")})),
+        "ToolMessage": message({"const": "tool"}, "a tool's result"),
+    }
+    out["Message"] = {"oneOf": [ref(f"{r}Message") for r in
+                                ("System", "User", "Assistant", "Tool")],
+                      "description": "one message of the conversation, by its role"}
+    return out
+
+
+def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
+    """Chat and text completion requests and their parts, with the config's limits."""
+    tool = obj({"type": {"const": "function"}, "function": obj({
+        "name": text("1 to 64 letters, digits, _ or -; unique among the tools",
+                     pattern="^[A-Za-z0-9_-]{1,64}$"),
+        "description": nullable(text()), "strict": nullable({"type": "boolean"}),
+        "parameters": nullable(ref("JsonSchema")),
+    }, ("name",), closed=False)}, ("type", "function"), closed=False)
+    named_choice = obj({"type": {"const": "function"}, "function": obj(
+        {"name": text("one of the tools")}, ("name",), closed=False)}, ("type", "function"),
+        closed=False)
+    response_format = {"oneOf": [
+        obj({"type": {"enum": ["text", "json_object"]}}, ("type",), closed=False),
+        obj({"type": {"const": "json_schema"}, "json_schema": obj({
+            "name": nullable(text()), "strict": nullable({"type": "boolean"}),
+            "schema": ref("JsonSchema")}, ("schema",), closed=False)},
+            ("type", "json_schema"), closed=False)]}
+    extension = obj({
+        "call_id": text("the call's id in its program (at most 128 characters, no '/'; not "
+                        "among its parents)", maxLength=128, pattern="^[^/]*$"),
+        "thread_id": text("its thread (parallel branch)"),
+        "parent_call_ids": {"type": "array", "items": text(), "description": (
+            "calls of the same program it depends on (with X-Ostinato-Program)")},
+        "expected_output_tokens": nullable({"type": "integer", "description": (
+            "a hint for the planner (taken within 0 to 2^32 - 1)")}),
+    }, description="Ostinato's extension: where the call sits in its program")
+    max_tokens = nullable({"type": "integer", "minimum": 1, "maximum": cfg.max_new_tokens_limit,
+                           "description": f"default {cfg.default_max_new_tokens}"})
+    common: dict[str, Schema] = {
+        "model": {"enum": [cfg.model], "description": "the served model (optional)"},
+        "max_tokens": max_tokens,
+        "temperature": _num(0, 2),
+        "top_p": nullable({"type": "number", "exclusiveMinimum": 0, "maximum": 1}),
+        "seed": nullable({"type": "integer", "minimum": 0, "maximum": 2**64 - 1}),
+        "presence_penalty": _num(-2, 2), "frequency_penalty": _num(-2, 2),
+        "stop": nullable({"oneOf": [text(), {"type": "array", "items": text(), "maxItems": 4}]}),
+        "stream": nullable({"type": "boolean", "description": "answer as server-sent events"}),
+        "stream_options": nullable(obj({"include_usage": {"type": "boolean"}}, closed=False)),
+        "user": {"description": "ignored"}, "metadata": {"description": "ignored"},
+        "store": {"description": "ignored"}, "service_tier": {"description": "ignored"},
+        "ostinato": nullable(ref("OstinatoRequest")),
+    }
+    forced = {"required": ["tool_choice"], "properties": {"tool_choice": {"not": {
+        "enum": ["auto", "none", None]}}}}
+    chat = obj({
+        **common,
+        "messages": {"type": "array", "items": ref("Message"), "minItems": 1,
+                     "maxItems": cfg.max_messages, "contains": {"anyOf": [
+                         {"required": ["content"], "properties": {"content": {"anyOf": [
+                             {"type": "string", "minLength": 1},
+                             {"type": "array", "contains": {"required": ["text"], "properties": {
+                                 "text": {"type": "string", "minLength": 1}}}}]}}},
+                         {"required": ["tool_calls"], "properties": {"tool_calls": {
+                             "type": "array", "minItems": 1}}}]},
+                     "description": f"at most {cfg.max_prompt_chars} characters of text in all; "
+                                    "not every message empty"},
+        "max_completion_tokens": max_tokens,
+        "tools": nullable({"type": "array", "items": ref("Tool")}),
+        "tool_choice": nullable({"oneOf": [{"enum": ["auto", "none", "required"]},
+                                           named_choice]}),
+        "parallel_tool_calls": nullable({"type": "boolean"}),
+        "response_format": nullable(response_format),
+        "logprobs": nullable({"type": "boolean"}),
+        "top_logprobs": nullable({"type": "integer", "minimum": 0, "maximum": 20,
+                                  "description": "above 0 only with logprobs"}),
+        "n": nullable({"type": "integer", "minimum": 1, "maximum": 8,
+                       "description": "answers; more than 1 cannot be streamed"}),
+    }, ("messages",), allOf=[
+        # tool_choice "required" or a named function: tools, and no response_format
+        {"if": forced, "then": {"required": ["tools"], "properties": {
+            "tools": {"type": "array", "minItems": 1},
+            "response_format": {"anyOf": [NULL, {"properties": {"type": {"const": "text"}}}]}}}},
+        {"if": {"required": ["top_logprobs"], "properties": {"top_logprobs": {
+            "type": "integer", "minimum": 1}}},
+         "then": {"required": ["logprobs"], "properties": {"logprobs": {"const": True}}}},
+        {"if": {"required": ["n"], "properties": {"n": {"type": "integer", "minimum": 2}}},
+         "then": {"properties": {"stream": {"enum": [False, None]}}}},
+    ], description=(
+        "OpenAI's chat-completions request. Fields that would change the answer but are not "
+        "supported (logit_bias, audio, functions, ...) and unknown fields are refused (400), "
+        "never dropped; `cache_salt` is refused (the gateway derives it from the API key). "
+        "tool_choice `required` or a named function needs tools and no response_format; "
+        "top_logprobs above 0 needs logprobs; n above 1 cannot be streamed."))
+    completion = obj({
+        **common,
+        "prompt": text("the raw prompt (no chat template)", minLength=1,
+                       maxLength=cfg.max_prompt_chars),
+        "logprobs": nullable({"type": "integer", "minimum": 0, "maximum": 20}),
+        "n": nullable({"const": 1}),
+    }, ("prompt",), description="OpenAI's (legacy) completions request: one raw prompt")
+    return {**_messages(cfg), "Tool": tool, "JsonSchema": _json_schema(),
+            "OstinatoRequest": extension, "ChatCompletionRequest": chat,
+            "CompletionRequest": completion}

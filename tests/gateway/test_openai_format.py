@@ -1,0 +1,82 @@
+"""OpenAI request JSON -> CallSpec: what agent frameworks send is taken (null for a field
+left out, an assistant message echoed back with OpenAI's extra fields); a field of the wrong
+type is refused (400), never coerced or dropped. Table-driven."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.openai_format import BadRequest, call_from_completion, call_from_openai, wants_stream
+
+USER = [{"role": "user", "content": "hi"}]
+ECHOED = {"role": "assistant", "content": None, "refusal": None, "annotations": [],
+          "audio": None, "function_call": None, "tool_calls": [
+              {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+
+
+@pytest.mark.parametrize("body", [
+    {"messages": USER, "stream": None, "stream_options": None, "logprobs": None, "n": None,
+     "max_tokens": None, "tools": None, "tool_choice": None, "response_format": None},
+    {"messages": [*USER, ECHOED, {"role": "tool", "tool_call_id": "c1", "content": "1"}]},
+    {"messages": [{"role": "user", "content": "hi", "tool_calls": None, "name": None}]},
+    {"messages": USER, "tools": [{"type": "function", "function": {
+        "name": "f", "description": None, "strict": None, "parameters": None}}]},
+    {"messages": USER, "response_format": {"type": "json_schema", "json_schema": {
+        "name": None, "strict": None, "schema": {"type": "object"}}}},
+    {"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f"},
+                                                         "type": None, "id": None}]}]},
+    {"messages": USER, "top_p": 1e-300},  # below float32's range: its smallest value
+    {"messages": USER, "ostinato": {"expected_output_tokens": 2**40}},  # a hint, clamped
+])
+def test_taken(body: dict[str, Any]) -> None:
+    call_from_openai(body, None)
+    wants_stream(body)
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"messages": [{"role": [], "content": "x"}]}, "messages"),  # was a 500 (unhashable)
+    ({"messages": [{"role": "assistant", "tool_calls": {}}]}, "messages"),
+    ({"messages": [{"role": "assistant", "tool_calls": [
+        {"id": 5, "function": {"name": "f"}}]}]}, "messages"),
+    ({"messages": USER, "tools": [{"type": "function", "function": {
+        "name": "f", "strict": "yes"}}]}, "tools"),
+    ({"messages": USER, "tools": [{"type": "function", "function": {
+        "name": "f", "description": 0}}]}, "tools"),
+    ({"messages": USER, "response_format": {"type": "json_schema", "json_schema": {
+        "name": 1, "schema": {}}}}, "response_format"),
+    ({"messages": USER, "logprobs": 2}, "logprobs"),  # a count is /v1/completions'
+    ({"messages": USER, "max_tokens": 0, "max_completion_tokens": 4}, "max_tokens"),
+    ({"messages": USER, "max_tokens": 2**40}, "max_tokens"),  # was a 500 (uint32)
+    ({"messages": USER, "seed": 2**64}, "seed"),  # was a 500 (uint64)
+    ({"messages": USER, "top_p": 0}, "top_p"),
+    ({"messages": USER, "temperature": 2.5}, "temperature"),
+])
+def test_refused(body: dict[str, Any], param: str) -> None:
+    with pytest.raises(BadRequest) as exc:
+        call_from_openai(body, None)
+    assert exc.value.param == param
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"messages": USER, "stream": 1}, "stream"),
+    ({"messages": USER, "stream_options": ""}, "stream_options"),
+    ({"messages": USER, "stream_options": {"include_usage": "yes"}}, "stream_options"),
+])
+def test_stream_options_refused(body: dict[str, Any], param: str) -> None:
+    with pytest.raises(BadRequest) as exc:
+        wants_stream(body)
+    assert exc.value.param == param
+
+
+@pytest.mark.parametrize(("logprobs", "top"), [(None, 0), (0, 0), (3, 3), (20, 20)])
+def test_completion_logprobs_is_a_count(logprobs: int | None, top: int) -> None:
+    call = call_from_completion({"prompt": "p", "logprobs": logprobs}, None)
+    assert call.logprobs == bool(top) and call.top_logprobs == top
+
+
+@pytest.mark.parametrize("logprobs", [True, -1, 21, 1.5])
+def test_completion_logprobs_refused(logprobs: object) -> None:
+    with pytest.raises(BadRequest):
+        call_from_completion({"prompt": "p", "logprobs": logprobs}, None)
