@@ -6,12 +6,11 @@
     GET  /v1/models                    the served model
     POST /v1/programs                  start a program: {"deadline_s", "program_class", "program_id"}
     POST /v1/programs/{id}/end         end it; returns its summary
-    GET  /metrics                      Prometheus metrics (gateway/metrics.py)
     GET  /health
     GET  /openapi.json                 this API's OpenAPI document (gateway/openapi.py)
 
-/health, /metrics and /openapi.json need no API key; every other route does (unless the
-gateway allows anonymous callers).
+/health and /openapi.json need no API key; every other route does (unless the gateway allows
+anonymous callers). Prometheus metrics are not here: gateway.metrics_port (gateway/main.py).
 
 A request runs in the program named by the `X-Ostinato-Program` header; without one, in the
 program whose conversation it continues (cache/conversations.py), else in a new program.
@@ -61,7 +60,6 @@ from gateway.openai_response import (
 from gateway.openapi import document
 from ostinato.v1 import common_pb2
 from tracing.http_middleware import tracing_middleware
-from tracing.metrics_http import metrics_handler
 
 PROGRAM_HEADER = "X-Ostinato-Program"
 _STARTED = int(time.time())
@@ -111,7 +109,6 @@ class OpenAiApi:
             web.get("/v1/models", self.models),
             web.post("/v1/programs", self.start_program),
             web.post("/v1/programs/{program_id:[^/]+}/end", self.end_program),  # any id but "/"
-            web.get("/metrics", metrics_handler(self._metrics.registry)),
             web.get("/health", self.health),
             web.get("/openapi.json", self.openapi),
         ])

@@ -30,6 +30,7 @@ from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc, planner_pb2_grpc
 from planner.ha_channel import planner_channel
 from tracing.grpc_interceptors import client_interceptors
+from tracing.metrics_http import serve_metrics
 
 log = structlog.get_logger(__name__)
 
@@ -128,14 +129,20 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     if config.http_port >= 0:
         api = OpenAiApi(core, metrics)
         runner, http_port = await start_http(api, config.host, config.http_port)
-        info["http_address"] = info["metrics_address"] = f"{config.host}:{http_port}"
+        info["http_address"] = f"{config.host}:{http_port}"
         log.info("OpenAI-compatible HTTP API", address=info["http_address"])
+    # Prometheus on a port of its own (its tenant labels stay off the public ports)
+    metrics_server = await serve_metrics(metrics.registry, config.host, config.metrics_port)
+    if metrics_server is not None:
+        info["metrics_address"] = metrics_server.address
     try:
         await grpc_service.run(port_file=port_file, info=info)
     finally:
         core.programs.end_all("shutdown")
         if runner is not None:
             await runner.cleanup()
+        if metrics_server is not None:
+            await metrics_server.close()
         for task in tasks:
             task.cancel()
         if sync is not None:

@@ -1,4 +1,5 @@
-"""The gateway's Prometheus metrics (GET /metrics on its HTTP port).
+"""The gateway's Prometheus metrics (GET /metrics on gateway.metrics_port, not on the
+public HTTP port: tenant labels are for the operator).
 
 Programs and calls are observed by the instrumented call path (gateway/spans.py calls
 `program_ended`, `call_answered`, `call_failed`), HTTP responses by the HTTP API; the answer

@@ -16,7 +16,7 @@ from cache.modes import HIT_HEADER, REQUEST_HEADER
 from gateway.openapi_requests import NULL, Schema, obj, ref, request_schemas, text
 from ostinato.config import GatewayConfig
 
-OPEN_ROUTES = frozenset({"/health", "/metrics", "/openapi.json"})  # no API key needed
+OPEN_ROUTES = frozenset({"/health", "/openapi.json"})  # no API key needed
 
 def _schemas(cfg: GatewayConfig) -> dict[str, Schema]:
     tool_call = ref("ToolCall")
@@ -171,12 +171,6 @@ def _paths() -> dict[str, Any]:
                             "schema": text()}],
             "responses": {"200": _json(ref("ProgramSummary"), "the program's summary"),
                           **_errors(400, 401, 404, 503)}}},
-        "/metrics": {"get": {
-            **open_, "summary": "Prometheus metrics",
-            "description": "The gateway's metrics in Prometheus's text format "
-                           "(docs/operations/metrics.md); no API key (scraped by Prometheus).",
-            "responses": {"200": {"description": "metrics", "content": {
-                "text/plain": {"schema": {"type": "string"}}}}}}},
         "/health": {"get": {
             **open_, "summary": "Liveness", "description": "No API key.",
             "responses": {"200": _json(obj({"status": {"const": "ok"}}, ("status",)),
@@ -196,7 +190,8 @@ def document(cfg: GatewayConfig) -> dict[str, Any]:
                      "The OpenAI-compatible HTTP API of the Ostinato gateway, beside its gRPC "
                      "API. Send the API key as `Authorization: Bearer <key>` (or `x-api-key`); "
                      "every route needs one unless the gateway runs with `allow_anonymous` "
-                     "(`ostinato up --no-auth`), except /health, /metrics and /openapi.json. "
+                     "(`ostinato up --no-auth`), except /health and /openapi.json. Prometheus "
+                     "metrics are served on the gateway's internal metrics_port, not here. "
                      "Errors use OpenAI's JSON shape with the HTTP status of the gRPC code the "
                      "same failure gets on the gRPC API.")},
         "servers": [{"url": "/"}],

@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     gw.add_argument("--planner-address")
     gw.add_argument("--redis-url", help="caches and tenancy data (none: configured keys only)")
     gw.add_argument("--http-port", type=int, help="OpenAI-compatible HTTP API port (0: free)")
+    gw.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: free, -1: off)")
 
     pl = sub.add_parser("planner", help="run the planner (control plane)")
     _common(pl)
@@ -176,7 +177,8 @@ def _run_service(args: argparse.Namespace) -> None:
         from gateway.main import serve as serve_gateway
 
         cfg = _traced("gateway", _config(args, _merge(_overrides(args, "gateway", {
-            **net, "planner_address": "planner_address", "http_port": "http_port"}),
+            **net, "planner_address": "planner_address", "http_port": "http_port",
+            "metrics_port": "metrics_port"}),
             _overrides(args, "redis", {"redis_url": "url"}))))
         asyncio.run(serve_gateway(cfg.gateway, cfg.redis, args.port_file, cfg.telemetry))
     elif args.command == "planner":

@@ -60,6 +60,7 @@ class GatewayConfig:
     host: str = "127.0.0.1"  # address the gRPC and HTTP servers bind
     port: int = 50051  # public gRPC port (Gateway service)
     http_port: int = 8080  # OpenAI-compatible HTTP API; 0: a free port, -1: off
+    metrics_port: int = 0  # Prometheus /metrics over HTTP (internal); 0: a free port, -1: off
     # the planner's gRPC address; several, comma-separated (planner.ha): the active one's is used
     planner_address: str = "127.0.0.1:50052"
     # API key -> tenant (written to the tenancy data in Redis at start; `ostinato tenants
@@ -296,8 +297,8 @@ TRACE_EXPORTERS = ("otlp-grpc", "otlp-http", "console", "file")
 @dataclass(frozen=True)
 class TelemetryConfig:
     """Traces of every service (tracing/setup.py). Metrics are always on: each service serves
-    Prometheus text at /metrics (the gateway on its HTTP port, planner and workers on their
-    metrics_port, engines on their own port)."""
+    Prometheus text at /metrics (gateway, planner and workers on their metrics_port, never on
+    the gateway's public ports; engines on their own port)."""
 
     # Comma-separated trace exporters: otlp-grpc, otlp-http, console, file. Empty: no spans
     # are recorded (a client's traceparent is still passed on to the engines).

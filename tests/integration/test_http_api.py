@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 
@@ -195,11 +196,17 @@ def test_a_client_gone_mid_stream_cancels_the_engine_request(mesh: Mesh,
     assert _running(mesh) == 0
 
 
-def test_metrics_are_exposed_for_prometheus(mesh: Mesh, acme: openai.OpenAI) -> None:
+def test_metrics_are_exposed_for_prometheus_on_the_metrics_port_only(
+        mesh: Mesh, acme: openai.OpenAI) -> None:
     def scrape() -> Samples:
-        status, headers, body = raw(mesh, "GET", "/metrics")
-        assert status == 200 and headers["Content-Type"].startswith("text/plain")
-        return parse(body.decode())
+        url = f"http://{mesh.endpoints.metrics['gateway']}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert resp.headers["Content-Type"].startswith("text/plain")
+            return parse(resp.read().decode())
+
+    # not on the public HTTP port: its tenant labels are for the operator
+    assert raw(mesh, "GET", "/metrics", headers={"Authorization": ""})[0] == 404
+    assert mesh.endpoints.metrics["gateway"] != mesh.endpoints.gateway_http
 
     before = scrape()
     acme.chat.completions.create(model=MODEL, messages=ask("Say hi."), max_tokens=4,

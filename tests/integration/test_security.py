@@ -1,7 +1,8 @@
 """Every RPC and every HTTP route of a live mesh with auth on refuses a missing and a wrong
 API key (UNAUTHENTICATED / 401), except what is documented as open: the standard gRPC
-health and reflection services, and GET /health, /metrics, /openapi.json. RPCs are
-enumerated by server reflection, routes from the aiohttp router. API keys are kept only as
+health and reflection services, and GET /health, /openapi.json. RPCs are enumerated by
+server reflection, routes from the aiohttp router. The gateway's Prometheus metrics (tenant
+labels) are on its internal metrics_port, never on the public HTTP port. API keys are kept only as
 SHA-256 digests and compared with hmac.compare_digest against every known digest.
 
 The planner and the workers have no keys: they are internal (docs/deploy.md: only the
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import http.client
+import urllib.request
 from collections.abc import Iterator
 
 import grpc
@@ -119,6 +121,14 @@ def test_every_http_route_refuses_a_missing_and_a_wrong_key(secured: Mesh) -> No
                 assert status == 200, (method, path, headers, status)
             else:
                 assert status == 401, (method, path, headers, status)
+
+
+def test_metrics_are_on_the_internal_metrics_port_not_the_public_one(secured: Mesh) -> None:
+    assert _http(secured, "GET", "/metrics", {}) == 404
+    metrics = secured.endpoints.metrics["gateway"]
+    assert metrics not in (secured.endpoints.gateway, secured.endpoints.gateway_http)
+    with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=10) as resp:
+        assert resp.status == 200 and b"ostinato_tenancy_stale" in resp.read()
 
 
 def test_internal_services_bind_loopback_by_default() -> None:
