@@ -144,7 +144,7 @@ step images
 # ---- 3. the stack --------------------------------------------------------------------------
 read -r -a ports <<<"$("$PY" -c '
 import socket
-socks = [socket.socket() for _ in range(7)]
+socks = [socket.socket() for _ in range(8)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))
@@ -156,7 +156,7 @@ key=ci-$("$PY" -c 'import secrets; print(secrets.token_hex(16))')
 export MESH_API_KEYS="$key=ci"
 export MESH_GRPC_PORT=${ports[0]} MESH_HTTP_PORT=${ports[1]} MESH_PLANNER_METRICS_PORT=${ports[2]}
 export MESH_WORKER0_METRICS_PORT=${ports[3]} MESH_WORKER1_METRICS_PORT=${ports[4]}
-export MESH_ENGINE0_PORT=${ports[5]} MESH_ENGINE1_PORT=${ports[6]}
+export MESH_ENGINE0_PORT=${ports[5]} MESH_ENGINE1_PORT=${ports[6]} MESH_GATEWAY_METRICS_PORT=${ports[7]}
 compose=("$COMPOSE" -p "$PROJECT" -f deploy/docker-compose.yml --profile cpu)
 "${compose[@]}" down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 || true  # an aborted run's
 stack_up=1

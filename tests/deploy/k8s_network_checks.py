@@ -1,6 +1,7 @@
 """The NetworkPolicy cross-check: ingress denied by default, only the gateway reachable
-from outside the namespace (and Prometheus on ports named `metrics`), only the gateway's
-Service exposed beyond the cluster, and every connection the mesh config implies admitted
+from outside the namespace (and Prometheus on ports named `metrics`; the gateway's metrics
+port to Prometheus only, and in none of its Services), only the gateway's Service exposed
+beyond the cluster, and every connection the mesh config implies admitted
 (gateway -> planner, workers -> planner, gateway -> workers, -> redis, -> otel collector).
 An evaluator of NetworkPolicy ingress semantics for pods of the rendered templates."""
 
@@ -102,6 +103,18 @@ def _is_gateway(pod: PodTemplate) -> bool:
                for c in pod.containers())
 
 
+def _metrics_ports(pod: PodTemplate) -> set[int | str]:
+    """The pod's ports named `metrics`, by number and by name."""
+    numbers = {p["containerPort"] for c in pod.all_containers() for p in c.get("ports") or []
+               if p.get("name") == "metrics"}
+    return {*numbers, "metrics"} if numbers else set()
+
+
+def _admits_metrics(pod: PodTemplate, ports: list[dict[str, Any]]) -> bool:
+    metrics = _metrics_ports(pod)
+    return bool(metrics) and (not ports or any(p.get("port") in metrics for p in ports))
+
+
 def check_network_policies(docs: list[Doc]) -> list[str]:
     problems = []
     pods = pod_templates(docs)
@@ -123,9 +136,12 @@ def check_network_policies(docs: list[Doc]) -> list[str]:
             scrape = rule.get("from") and all("namespaceSelector" in peer and "ipBlock" not in peer
                                               and (peer["namespaceSelector"] or {}) for peer in outside)
             for pod in selected:
-                if _is_gateway(pod):
-                    continue
                 ports = rule.get("ports") or []
+                if _is_gateway(pod):
+                    if not scrape and _admits_metrics(pod, ports):
+                        problems.append(f"{ident(pol)}: admits {outside} to the gateway's metrics "
+                                        f"port (its tenant labels are for Prometheus only)")
+                    continue
                 metrics_only = ports and all(
                     p.get("port") == "metrics" or
                     (isinstance(p.get("port"), int) and pod.port_names(p["port"]) == {"metrics"})
@@ -135,6 +151,12 @@ def check_network_policies(docs: list[Doc]) -> list[str]:
                                     f"to {pod.name}, which is not the gateway")
     for svc in by_kind(docs, "Service"):
         spec = svc["spec"]
+        for pod in (p for p in pods if _is_gateway(p)
+                    and service_selects(spec.get("selector") or {}, p.labels)):
+            metrics = _metrics_ports(pod)
+            if any(p.get("targetPort", p.get("port")) in metrics for p in spec.get("ports") or []):
+                problems.append(f"{ident(svc)}: carries the gateway's metrics port beside its "
+                                f"public ones (Prometheus scrapes the pods)")
         exposed = spec.get("type") in ("LoadBalancer", "NodePort") or spec.get("externalIPs")
         if exposed and not any(_is_gateway(p) for p in pods
                                if service_selects(spec.get("selector") or {}, p.labels)):

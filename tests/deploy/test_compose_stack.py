@@ -16,6 +16,7 @@ import shlex
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "sim/llama-3.1-8b"
-METRICS = {"gateway": "MESH_HTTP_PORT", "planner": "MESH_PLANNER_METRICS_PORT",
+METRICS = {"gateway": "MESH_GATEWAY_METRICS_PORT", "planner": "MESH_PLANNER_METRICS_PORT",
            "worker-0": "MESH_WORKER0_METRICS_PORT", "worker-1": "MESH_WORKER1_METRICS_PORT",
            "engine-0": "MESH_ENGINE0_PORT", "engine-1": "MESH_ENGINE1_PORT"}
 PYTHON_SERVICES = ["gateway", "planner", "worker-0", "worker-1", "engine-0", "engine-1"]
@@ -114,6 +115,12 @@ def test_a_wrong_key_is_refused() -> None:
                            api_key="not-a-key-of-this-stack", max_retries=0, timeout=30)
     with pytest.raises(openai.AuthenticationError):
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+
+
+def test_the_gateways_metrics_are_not_on_its_public_http_port() -> None:
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(f"http://127.0.0.1:{_port('MESH_HTTP_PORT')}/metrics", timeout=10)
+    assert exc.value.code == 404
 
 
 def test_metrics_of_every_service_moved(run: Run) -> None:

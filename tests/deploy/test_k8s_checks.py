@@ -169,6 +169,12 @@ BROKEN: list[tuple[str, str, Callable[[list[Doc]], object], Callable, str]] = [
     ("cpu", "Prometheus let into the gRPC port", lambda d: obj(d, "NetworkPolicy", "metrics-from-monitoring")
      ["spec"]["ingress"][0]["ports"].append({"protocol": "TCP", "port": 50052}),
      check_network_policies, "not the gateway"),
+    ("cpu", "gateway metrics open to anywhere", lambda d: obj(d, "NetworkPolicy", "gateway-from-anywhere")
+     ["spec"]["ingress"][0]["ports"].append({"protocol": "TCP", "port": 9464}),
+     check_network_policies, "the gateway's metrics port"),
+    ("cpu", "gateway metrics in its Service", lambda d: obj(d, "Service", "gateway")["spec"]["ports"]
+     .append({"name": "metrics", "port": 9464, "targetPort": "metrics"}),
+     check_network_policies, "carries the gateway's metrics port"),
     ("cpu", "gateway -> workers denied", lambda d: d.remove(obj(d, "NetworkPolicy", "worker-from-gateway")),
      check_network_policies, "-> StatefulSet/worker:50061"),
     ("cpu", "workers -> planner denied", lambda d: obj(d, "NetworkPolicy", "planner-from-gateway-and-workers")
