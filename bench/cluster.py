@@ -61,7 +61,7 @@ class ClusterConfig:
     program_kv_fraction: float = 0.8
     # Tenant isolation (planner/core/tenants.py): of an engine's budget, what heavy tenants
     # may fill while a light tenant is active; 1: no limit.
-    isolation_fraction: float = 0.3
+    isolation_fraction: float = 1.0
 
 
 PROGRESS_EVERY_TOKENS = 64  # what workers/service.py reports by default

@@ -56,7 +56,10 @@ def _quiet_stable(run: SimRun, tenant: str) -> bool:
 
 def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, *,
               engines: int = 1, budget: int = 32, window_s: float = 300.0,
-              profile: str = "h100-llama3.1-8b") -> dict[str, Any]:
+              profile: str = "h100-llama3.1-8b",
+              isolation_fraction: float | None = None) -> dict[str, Any]:
+    """`isolation_fraction`: the planner's (planner/core/tenants.py; None: its default) in
+    the flood run; the quiet tenant alone is one tenant, which it never limits."""
     if len(spec.tenants) != 2 or min(t.share for t in spec.tenants) <= 0:
         raise SpecError("isolation: the workload must name two tenants with shares above 0, "
                         "the quiet one first")
@@ -74,6 +77,8 @@ def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, 
     steady = steady_state(unloaded["program_latency_s"]["p99"], window_s)
     cluster = ClusterConfig(engines=engines, budget=budget,
                             tenant_weights={t.name: t.weight for t in spec.tenants})
+    if isolation_fraction is not None:
+        cluster = dataclasses.replace(cluster, isolation_fraction=isolation_fraction)
     runs = []
     for policy in policies:
         alone = run_one(alone_spec, policy, quiet_rate, cfg, steady=steady)
@@ -107,6 +112,8 @@ def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, 
         })
     return {"kind": "sim", "simulated": True, "scenario": "isolation", "workload": spec.name,
             "engines": engines, "profile": profile, "quiet_tenant": quiet_name,
+            "isolation_fraction": cluster.isolation_fraction,
+            "program_kv_fraction": cluster.program_kv_fraction,
             "quiet_rate": quiet_rate, "noisy_rate": noisy_rate,
             "steady_state": {"window_s": list(steady.window), "horizon_s": steady.horizon},
             "runs": runs}

@@ -7,7 +7,10 @@ parking them while it is full) and the queue held at a target depth. One decisio
 running call completes (its worker frees a slot), one new call is submitted (the queue stays
 at its depth), the clock moves on 1 ms, then the timed `dispatch()` grants the freed slot.
 Per policy and depth: p50, p99, mean and max microseconds per decision, the grants each
-decision made (every one should make exactly one), and how p50/p99 grow with depth.
+decision made (every one should make exactly one), and how p50/p99 grow with depth. Wall
+time counts whatever else the machine runs meanwhile (on a shared machine, a descheduled
+decision reads milliseconds); `cpu_us_per_decision` is the thread's CPU time over the same
+decisions, the work the planner itself did.
 """
 
 from __future__ import annotations
@@ -106,21 +109,24 @@ class _Driver:
         if self.timing:
             self.collected = True
 
-    def decision(self) -> tuple[float, int]:
-        """One completion, one submission, then the timed dispatch: (µs, grants)."""
+    def decision(self) -> tuple[float, float, int]:
+        """One completion, one submission, then the timed dispatch: (wall µs, CPU µs,
+        grants)."""
         i = self.rng.randrange(len(self.running))
         self.running[i], self.running[-1] = self.running[-1], self.running[i]
         self._finish(*self.running.pop())
         self.submit()
         self.clock.advance(STEP_S)
         self.collected, self.timing = False, True
+        c0 = time.thread_time_ns()
         t0 = time.perf_counter_ns()
         grants = self.core.dispatch()
         dt = (time.perf_counter_ns() - t0) / 1000.0
+        cpu = (time.thread_time_ns() - c0) / 1000.0
         self.timing = False
         self.running += [(g.program_id, g.call_id) for g in grants]
         self.core.take_events()
-        return dt, len(grants)
+        return dt, cpu, len(grants)
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -129,7 +135,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
     driver = _Driver(policy, queued, cfg)
-    times, grants, quiet = [], [], []
+    times, cpus, grants, quiet = [], [], [], []
     # The setup's objects go to the permanent generation, as a service would freeze what it
     # loaded at start; the collector stays on for what the decisions allocate, and the
     # decisions that a collection ran inside are counted (and left out of `without_gc`).
@@ -138,8 +144,9 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
     gc.callbacks.append(driver.on_gc)
     try:
         for _ in range(cfg.decisions):
-            dt, n = driver.decision()
+            dt, cpu, n = driver.decision()
             times.append(dt)
+            cpus.append(cpu)
             grants.append(n)
             if not driver.collected:
                 quiet.append(dt)
@@ -147,6 +154,7 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
         gc.callbacks.remove(driver.on_gc)
         gc.unfreeze()
     times.sort()
+    cpus.sort()
     quiet.sort()
     return {
         "policy": policy, "queued": queued, "queued_after": driver.core.queued,
@@ -155,6 +163,8 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
                             "p99": round(_percentile(times, 0.99), 2),
                             "mean": round(statistics.fmean(times), 2),
                             "max": round(times[-1], 2)},
+        "cpu_us_per_decision": {"p50": round(_percentile(cpus, 0.5), 2),
+                                "p99": round(_percentile(cpus, 0.99), 2)},
         "without_gc": {"decisions": len(quiet),
                        "p50": round(_percentile(quiet, 0.5), 2) if quiet else None,
                        "p99": round(_percentile(quiet, 0.99), 2) if quiet else None},

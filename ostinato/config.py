@@ -156,7 +156,7 @@ class PlannerConfig:
     tenant_shares: str = "waiting"
     # Of a worker's budget, what tenants over their share may fill while a light tenant (its
     # calls within its share) is active there (planner/core/tenants.py); 1: no limit.
-    isolation_fraction: float = 0.3
+    isolation_fraction: float = 1.0
     # Each worker's engine's KV pool in tokens (SGLang's max_total_tokens): with it, a tenant
     # over its share starts no new program while its programs' contexts would not fit in
     # program_kv_fraction of the healthy workers' pools (planner/core/admission.py); 0: off.

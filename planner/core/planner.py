@@ -74,7 +74,7 @@ class PlannerCore(WorkerDispatch):
         max_queued_per_tenant: int = 0,
         kv_tokens_per_worker: int = 0,
         program_kv_fraction: float = 0.8,
-        isolation_fraction: float = 0.3,
+        isolation_fraction: float = 1.0,
     ) -> None:
         """`max_queued` / `max_queued_per_tenant`: calls waiting (queued, parked or waiting
         for their program to start) beyond which a new one is refused at once (Overloaded);

@@ -59,11 +59,14 @@ _Entry = tuple[float, float, CallRecord]
 
 
 class _TenantQueue:
-    __slots__ = ("levels", "size")
+    __slots__ = ("check_at", "levels", "size")
 
     def __init__(self, n_levels: int) -> None:
         self.levels: list[deque[_Entry]] = [deque() for _ in range(n_levels)]
         self.size = 0
+        # At most the earliest time a level head may be passed over until: before it no head
+        # starves, and `pop` takes the first level without looking at the others' heads.
+        self.check_at = float("inf")
 
 
 class MultiLevelQueue:
@@ -113,8 +116,11 @@ class MultiLevelQueue:
             if q is None:
                 q = self._tenants[call.tenant] = _TenantQueue(len(self._thresholds) + 1)
         start = call.arrival if since is None else since
-        q.levels[self.level_of(call.score)].append((start, start + self.bound_s(call.score),
-                                                    call))
+        until = start + self.bound_s(call.score)
+        level = q.levels[self.level_of(call.score)]
+        if not level and until < q.check_at:  # a new head
+            q.check_at = until
+        level.append((start, until, call))
         q.size += 1
         self._len += 1
 
@@ -162,23 +168,49 @@ class MultiLevelQueue:
             q = self._tenants.get(t)
             if q is None or not q.size:
                 continue
-            pick = None  # the first non-empty level, unless a head waited past its bound
-            oldest = float("inf")
-            for level in q.levels:
-                while level and level[0][2].state is not CallState.QUEUED:
-                    level.popleft()  # discarded (cancelled) calls leave lazily
-                if not level:
-                    continue
-                since, until, _ = level[0]
-                if pick is None:
-                    pick = level
-                if now > until and since < oldest:
-                    pick, oldest = level, since
+            pick = self._first(q) if now <= q.check_at else self._starving_first(q, now)
             if pick is None:  # never: q.size counts the queued calls exactly
                 self._len -= q.size
                 q.size = 0
                 continue
             q.size -= 1
             self._len -= 1
-            return pick.popleft()[2]
+            call = pick.popleft()[2]
+            if pick and pick[0][1] < q.check_at:  # the level's new head
+                q.check_at = pick[0][1]
+            return call
         return None
+
+    @staticmethod
+    def _first(q: _TenantQueue) -> deque[_Entry] | None:
+        """The first non-empty level (no head starves)."""
+        for level in q.levels:
+            while level and level[0][2].state is not CallState.QUEUED:
+                level.popleft()  # discarded (cancelled) calls leave lazily
+                if level and level[0][1] < q.check_at:
+                    q.check_at = level[0][1]
+            if level:
+                return level
+        return None
+
+    @staticmethod
+    def _starving_first(q: _TenantQueue, now: float) -> deque[_Entry] | None:
+        """The level whose head waited longest past its bound, else the first non-empty
+        one; `check_at` becomes exact again (the heads' earliest bound)."""
+        pick = None
+        oldest = float("inf")
+        check_at = float("inf")
+        for level in q.levels:
+            while level and level[0][2].state is not CallState.QUEUED:
+                level.popleft()
+            if not level:
+                continue
+            since, until, _ = level[0]
+            if pick is None:
+                pick = level
+            if now > until and since < oldest:
+                pick, oldest = level, since
+            if until < check_at:
+                check_at = until
+        q.check_at = check_at
+        return pick
