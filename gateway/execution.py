@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import structlog
@@ -124,7 +125,7 @@ class CallExecutor:
         `quotas`: the tenants' rate and token quotas in Redis (None: not enforced)."""
         self._quotas = quotas
         self._quota_timeout_s = quota_timeout_s
-        self._charges: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()  # not awaited (quota charges, reports)
         self._planner = planner
         self._tokenize = tokenize or load_tokenizer("sim")
         self._renderer = renderer or load_renderer("sim", tool_format)
@@ -263,9 +264,29 @@ class CallExecutor:
                 await asyncio.wait_for(self._quotas.charge(tenant, limits, completion_tokens),  # type: ignore[union-attr]
                                        self._quota_timeout_s)
 
-        task = asyncio.get_running_loop().create_task(charge())
-        self._charges.add(task)
-        task.add_done_callback(self._charges.discard)
+        self._spawn(charge())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _report_gone(self, admit: planner_pb2.AdmitRequest, attempt: int = 0,
+                     worker_id: str = "") -> None:
+        """Our caller went away (or the Admit's deadline passed) holding a grant, or perhaps
+        holding one (`attempt` 0: whichever attempt runs): the planner ends the call and
+        frees its worker's slot, whether or not the worker ever started it (the worker's
+        own report, if any, is a repeat the planner ignores). Not awaited: the caller's
+        task is being cancelled."""
+        report = planner_pb2.CompletionReport(
+            program_id=admit.program_id, call_id=admit.call_id, worker_id=worker_id,
+            status=planner_pb2.COMPLETION_STATUS_CANCELLED, attempt=attempt)
+
+        async def send() -> None:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await self._planner.ReportCompletion(report, timeout=2.0)
+
+        self._spawn(send())
 
     async def _run(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
                    timeout_s: float, start: float, prepared: tuple[PreparedPrompt, int],
@@ -290,13 +311,13 @@ class CallExecutor:
         streamed = False  # text handed to our caller (since the last restart)
         for retry in range(MAX_RETRIES + 1):
             grant = await self._admitted(admit, failed, timeout_s - (time.monotonic() - start))
-            if retry == 0:
-                yield Granted(grant.worker_id)
-            queued = time.monotonic() - start
-            output = ToolOutput(prompt.parser, prompt.tool_names, prompt.single_call)
             final: worker_pb2.GenerateResult | None = None
-            attempt = self._generate(generate, grant, output, max(0.001, timeout_s - queued))
             try:
+                if retry == 0:
+                    yield Granted(grant.worker_id)
+                queued = time.monotonic() - start
+                output = ToolOutput(prompt.parser, prompt.tool_names, prompt.single_call)
+                attempt = self._generate(generate, grant, output, max(0.001, timeout_s - queued))
                 async with contextlib.aclosing(attempt):  # our caller gone: the stream stops
                     async for item in attempt:
                         if isinstance(item, worker_pb2.GenerateResult):
@@ -318,6 +339,10 @@ class CallExecutor:
                     streamed = False
                 failed = grant
                 continue
+            except (GeneratorExit, asyncio.CancelledError):
+                # Gone before the worker may have started the call: it would never report.
+                self._report_gone(admit, grant.attempt, grant.worker_id)
+                raise
             break
         assert final is not None
         rest, content, tool_calls = output.finish()
@@ -342,9 +367,14 @@ class CallExecutor:
         try:
             # Through a planner restart: the planner recognizes a re-admitted call.
             return await with_retry(self._planner.Admit, admit, max(0.001, budget_s))
+        except asyncio.CancelledError:
+            self._report_gone(admit)  # a grant may be on its way: it must not hold a worker
+            raise
         except grpc.aio.AioRpcError as exc:
             if failed is not None:  # the failed attempt must not hold its worker's slot
                 await self._report_failure(admit, failed)
+            if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
+                self._report_gone(admit)  # granted just as the deadline passed: freed
             raise CallFailed(exc.code(), exc.details() or "planner error") from exc
 
     async def _generate(self, template: worker_pb2.GenerateRequest, grant: planner_pb2.Grant,
