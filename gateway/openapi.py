@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from cache.modes import HIT_HEADER, REQUEST_HEADER
-from gateway.openapi_requests import NULL, Schema, obj, ref, request_schemas, text
+from gateway.openapi_requests import NULL, Schema, nullable, obj, ref, request_schemas, text
 from ostinato.config import GatewayConfig
 
 OPEN_ROUTES = frozenset({"/health", "/openapi.json"})  # no API key needed
@@ -53,16 +53,17 @@ def _schemas(cfg: GatewayConfig) -> dict[str, Schema]:
              "owned_by": text(), "root": text(), "parent": NULL}, ("id", "object"))}},
             ("object", "data")),
         "StartProgramRequest": obj({
-            "program_id": text("client-chosen id (at most 128 characters, no '/', not '.' or "
-                               "'..', which no URL path can carry to its end route); the "
-                               "gateway assigns one when absent", minLength=1, maxLength=128,
-                               pattern="^[^/]*$", **{"not": {"enum": [".", ".."]}}),
-            "program_class": text("free-form class used to learn output lengths",
-                                  maxLength=128),
-            "deadline_s": {"type": "number", "minimum": 1e-6, "maximum": 31_536_000,
-                           "description": "relative deadline from the program's start, "
-                                          "seconds (a microsecond at least)"},
-        }),
+            "program_id": nullable(text(
+                "client-chosen id (at most 128 characters, no '/', not '.' or '..', which no "
+                "URL path can carry to its end route); the gateway assigns one when it is "
+                "empty or left out", maxLength=128, pattern="^[^/]*$",
+                **{"not": {"enum": [".", ".."]}})),
+            "program_class": nullable(text("free-form class used to learn output lengths",
+                                           maxLength=128)),
+            "deadline_s": nullable({"type": "number", "minimum": 1e-6, "maximum": 31_536_000,
+                                    "description": "relative deadline from the program's "
+                                                   "start, seconds (a microsecond at least)"}),
+        }, description="null stands for a field left out"),
         "StartProgramResponse": obj({"program_id": text(), "tenant": text()},
                                      ("program_id", "tenant")),
         "ProgramSummary": obj({
