@@ -168,13 +168,12 @@ class ClusterSim:
         priority, routing = parse_policy(policy)
         self._knows_future = priority.name == "clairvoyant"
         kv_pool = config.kv_tokens or profile.kv_capacity_tokens
-        admission = config.program_kv_fraction > 0
         self.core = PlannerCore(self.clock, priority, routing, worker_ttl_s=float("inf"),
                                 program_idle_ttl_s=float("inf"),
                                 tenant_weights=config.tenant_weights,
                                 starvation_ratio=config.starvation_ratio,
                                 max_home_wait_s=config.max_home_wait_s,
-                                kv_tokens_per_worker=kv_pool if admission else 0,
+                                program_admission=config.program_kv_fraction > 0,
                                 program_kv_fraction=config.program_kv_fraction or 1.0,
                                 isolation_fraction=config.isolation_fraction)
         if learned is not None:
@@ -191,7 +190,9 @@ class ClusterSim:
         self.engines = [SimEngineCore(cost, params) for _ in range(config.engines)]
         self._worker_ids = [f"e{i}" for i in range(config.engines)]
         for i, worker_id in enumerate(self._worker_ids):
-            self.core.upsert_worker(worker_id, f"sim-engine-{i}", config.budget, simulated=True)
+            # As a live worker does: its engine's KV pool (SGLang's max_total_num_tokens).
+            self.core.upsert_worker(worker_id, f"sim-engine-{i}", config.budget, simulated=True,
+                                    kv_tokens=kv_pool)
         self.kv = KvHoldings()
         self._heap: list[tuple[float, int, int, int, int]] = []
         self._seq = 0

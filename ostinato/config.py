@@ -157,11 +157,13 @@ class PlannerConfig:
     # Of a worker's budget, what tenants over their share may fill while a light tenant (its
     # calls within its share) is active there (planner/core/tenants.py); 1: no limit.
     isolation_fraction: float = 1.0
-    # Each worker's engine's KV pool in tokens (SGLang's max_total_tokens): with it, a tenant
-    # over its share starts no new program while its programs' contexts would not fit in
-    # program_kv_fraction of the healthy workers' pools (planner/core/admission.py); 0: off.
+    # Program admission (planner/core/admission.py): a tenant over its share starts no new
+    # program while its programs' contexts would not fit in program_kv_fraction of the
+    # healthy workers' KV pools, each as its worker reports it (SGLang's max_total_num_tokens).
+    program_admission: bool = True
+    program_kv_fraction: float = 0.8  # see program_admission
+    # A worker's KV pool in tokens when the worker reports none; 0: unknown (see program_admission)
     kv_tokens_per_worker: int = 0
-    program_kv_fraction: float = 0.8  # see kv_tokens_per_worker
     # A call whose home worker (the one holding its context) is full waits for it this long
     # before it may run elsewhere (planner/core/parking.py); 0 never waits.
     max_home_wait_s: float = 2.0

@@ -72,7 +72,11 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
                        tenant_shares=config.tenant_shares,
                        max_home_wait_s=config.max_home_wait_s,
                        max_queued=config.max_queued_calls,
-                       max_queued_per_tenant=config.max_queued_per_tenant)
+                       max_queued_per_tenant=config.max_queued_per_tenant,
+                       kv_tokens_per_worker=config.kv_tokens_per_worker,
+                       program_kv_fraction=config.program_kv_fraction,
+                       program_admission=config.program_admission,
+                       isolation_fraction=config.isolation_fraction)
     client = from_config(redis_cfg)
     store = ProgramStore(client, clock, timeout_s=redis_cfg.timeout_s,
                          ended_ttl_s=config.ended_program_ttl_s)

@@ -320,7 +320,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         try:
             self._core.upsert_worker(
                 request.worker_id, request.address, request.max_inflight or 1, request.simulated,
-                healthy=healthy,
+                healthy=healthy, kv_tokens=request.kv_tokens,
             )
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))

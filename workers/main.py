@@ -186,6 +186,7 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
         worker_id=worker_id, address=config.advertise_address or grpc_service.address,
         max_inflight=config.max_inflight,
         simulated=service.simulated,
+        kv_tokens=int(info.get("max_total_num_tokens") or 0),
     ))
 
     async def heartbeat() -> None:

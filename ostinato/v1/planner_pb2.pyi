@@ -132,18 +132,20 @@ class EndProgramPlannerRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., program_id: _Optional[str] = ...) -> None: ...
 
 class WorkerRegistration(_message.Message):
-    __slots__ = ("worker_id", "address", "max_inflight", "simulated", "engine_unhealthy")
+    __slots__ = ("worker_id", "address", "max_inflight", "simulated", "engine_unhealthy", "kv_tokens")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MAX_INFLIGHT_FIELD_NUMBER: _ClassVar[int]
     SIMULATED_FIELD_NUMBER: _ClassVar[int]
     ENGINE_UNHEALTHY_FIELD_NUMBER: _ClassVar[int]
+    KV_TOKENS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     address: str
     max_inflight: int
     simulated: bool
     engine_unhealthy: bool
-    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., max_inflight: _Optional[int] = ..., simulated: _Optional[bool] = ..., engine_unhealthy: _Optional[bool] = ...) -> None: ...
+    kv_tokens: int
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., max_inflight: _Optional[int] = ..., simulated: _Optional[bool] = ..., engine_unhealthy: _Optional[bool] = ..., kv_tokens: _Optional[int] = ...) -> None: ...
 
 class WorkerAck(_message.Message):
     __slots__ = ("planner_instance",)

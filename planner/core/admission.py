@@ -17,7 +17,8 @@ call, every tenant's included, and the engine completes a fraction of what it su
   index's longest match, `kv_matches`: a tenant's shared system prompt, the parent's
   context), plus the output it generated. It counts until the program ends.
 - The capacity (`capacity`, set by the planner) is every healthy worker's KV pool together
-  times the fraction of it that programs may hold. Admission is off unless `enabled`.
+  times the fraction of it that programs may hold; 0 (no pool known yet) holds no program
+  back, while the working sets are still counted. Admission is off unless `enabled`.
 - A program of tenant t may start when t has no program started (so every tenant always
   makes progress), or the working sets of every tenant plus its first call's fit the
   capacity, or t's own working set plus it fits t's share of the capacity: weight(t) over
@@ -100,6 +101,9 @@ class ProgramAdmission:
         if entry is not None:
             self._grow(pid, entry, new_tokens(call, self._block))
             return True
+        if self.capacity <= 0 and call.tenant not in self._waiting:  # no pool known yet
+            self._start(pid, call.tenant, new_tokens(call, self._block))
+            return True
         programs = self._waiting.get(call.tenant)
         if programs is None:
             programs = self._waiting[call.tenant] = OrderedDict()
@@ -161,7 +165,7 @@ class ProgramAdmission:
             while programs:
                 pid, waiting = next(iter(programs.items()))
                 held = self._held.get(tenant, 0)
-                if held and self._total + waiting.tokens > cap \
+                if held and cap > 0 and self._total + waiting.tokens > cap \
                         and held + waiting.tokens > share[tenant]:
                     break
                 del programs[pid]

@@ -57,11 +57,12 @@ class WorkerDispatch:
 
     def upsert_worker(
         self, worker_id: str, address: str, max_inflight: int, simulated: bool = False,
-        healthy: bool = True,
+        healthy: bool = True, kv_tokens: int = 0,
     ) -> None:
         """Registers a worker, or refreshes it (a heartbeat). An unhealthy one (its engine
         failed its health check) stays registered, its running calls counted, but nothing
-        starts there, and the calls parked on it go back to the global queue."""
+        starts there, and the calls parked on it go back to the global queue. `kv_tokens`:
+        its engine's KV pool (0: unknown; the planner's kv_tokens_per_worker then)."""
         if max_inflight < 1:
             raise ValueError("max_inflight must be at least 1")
         now = self._clock.now()
@@ -72,15 +73,16 @@ class WorkerDispatch:
                        if c.state is CallState.RUNNING and c.worker_id == worker_id]
             worker = self._workers[worker_id] = WorkerState(
                 worker_id, address, max_inflight, last_seen=now, simulated=simulated,
-                inflight=len(running),
+                inflight=len(running), kv_tokens=kv_tokens,
             )
             for c in running:
                 worker.tenants[c.tenant] = worker.tenants.get(c.tenant, 0) + 1
             self._by_id = None
             resize = True
         else:
-            resize = worker.healthy != healthy
+            resize = worker.healthy != healthy or worker.kv_tokens != kv_tokens
             worker.address, worker.max_inflight = address, max_inflight
+            worker.kv_tokens = kv_tokens
             worker.last_seen, worker.simulated = now, simulated
         if worker.healthy and not healthy:
             for call in self._parked.release_worker(worker_id):
@@ -91,9 +93,10 @@ class WorkerDispatch:
             self._resize_admission()
 
     def _resize_admission(self) -> None:
-        """Program admission's capacity: the healthy workers' KV pools (planner/core/admission.py)."""
-        healthy = sum(1 for w in self._workers.values() if w.healthy)
-        self._admission.capacity = int(healthy * self._kv_per_worker * self._kv_fraction)
+        """Program admission's capacity: the healthy workers' KV pools, as each reports it or
+        else kv_tokens_per_worker (planner/core/admission.py); 0: unknown, no limit."""
+        pools = sum(w.kv_tokens or self._kv_per_worker for w in self._workers.values() if w.healthy)
+        self._admission.capacity = int(pools * self._kv_fraction)
 
     def _track(self, worker: WorkerState) -> None:
         """Keeps the index of workers with a free slot (call after inflight changes)."""

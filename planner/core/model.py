@@ -144,6 +144,7 @@ class WorkerState:
     last_seen: float
     simulated: bool = False
     healthy: bool = True  # False: its engine failed its health check; nothing starts here
+    kv_tokens: int = 0  # its engine's KV pool, as the worker reports it (0: unknown)
     inflight: int = 0
     tenants: dict[str, int] = field(default_factory=dict)  # running calls here, per tenant
 

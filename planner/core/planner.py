@@ -75,14 +75,16 @@ class PlannerCore(WorkerDispatch):
         kv_tokens_per_worker: int = 0,
         program_kv_fraction: float = 0.8,
         isolation_fraction: float = 1.0,
+        program_admission: bool = True,
     ) -> None:
         """`max_queued` / `max_queued_per_tenant`: calls waiting (queued, parked or waiting
         for their program to start) beyond which a new one is refused at once (Overloaded);
-        0: unbounded (the simulator). `kv_tokens_per_worker`: each worker's engine's KV pool
-        in tokens; with it, programs are admitted so that their contexts fit in
-        `program_kv_fraction` of the healthy workers' pools (planner/core/admission.py);
-        0: unknown, programs start at once. `isolation_fraction`: of a worker's budget, what
-        heavy tenants may fill while a light one is active (planner/core/tenants.py)."""
+        0: unbounded (the simulator). `program_admission`: programs are admitted so that
+        their contexts fit in `program_kv_fraction` of the healthy workers' KV pools
+        (planner/core/admission.py), each pool as its worker reports it, else
+        `kv_tokens_per_worker` (0: unknown; while no pool is known programs start at once).
+        `isolation_fraction`: of a worker's budget, what heavy tenants may fill while a
+        light one is active (planner/core/tenants.py)."""
         if kv_tokens_per_worker < 0 or not 0 < program_kv_fraction <= 1:
             raise ValueError("need kv_tokens_per_worker >= 0 and 0 < program_kv_fraction <= 1")
         self._clock = clock
@@ -118,7 +120,7 @@ class PlannerCore(WorkerDispatch):
         self._boost = (len(priority.thresholds) + 1) * LEVEL_STEP
         self._kv_per_worker = kv_tokens_per_worker
         self._kv_fraction = program_kv_fraction
-        self._admission = ProgramAdmission(self._queue.weight, enabled=kv_tokens_per_worker > 0)
+        self._admission = ProgramAdmission(self._queue.weight, enabled=program_admission)
 
     def set_tenant_weights(self, weights: Mapping[str, float]) -> None:
         """Fair-share weights from the tenants' records (reloaded while running)."""

@@ -155,3 +155,30 @@ def test_capacity_follows_the_healthy_workers() -> None:
     core.register_program("n2", "noisy")
     core.submit("n2", "noisy", "c", prompt_tokens=100)
     assert core.dispatch() == [] and core.queued == 1
+
+
+def test_capacity_comes_from_what_each_worker_reports() -> None:
+    core = planner(kv=0)  # no operator setting: the workers' own reports size it
+    core.upsert_worker("w0", "a0", 8, kv_tokens=400)
+    core.upsert_worker("w1", "a1", 8, kv_tokens=600)  # 1000 in all
+    for p in ("n0", "n1", "n2"):
+        core.register_program(p, "noisy")
+        core.submit(p, "noisy", "c", prompt_tokens=400)
+    assert [g.program_id for g in core.dispatch()] == ["n0", "n1"]  # a third would not fit
+    core.upsert_worker("w1", "a1", 8, kv_tokens=1000)  # a larger pool reported: 1400
+    assert [g.program_id for g in core.dispatch()] == ["n2"]
+
+
+@pytest.mark.parametrize("reported", [0, 300])
+def test_with_no_pool_known_programs_start_at_once_but_are_counted(reported: int) -> None:
+    core = PlannerCore(ManualClock(), *parse_policy("fcfs+round_robin"), isolation_fraction=1.0)
+    core.upsert_worker("w0", "a0", 8)  # reports no KV pool
+    for p in ("n0", "n1", "n2"):
+        core.register_program(p, "noisy")
+        core.submit(p, "noisy", "c", prompt_tokens=400)
+    assert len(core.dispatch()) == 3 and core.working_set("noisy") == 1200
+    if reported:  # once a pool is known, the counted working sets hold new programs back
+        core.upsert_worker("w0", "a0", 8, kv_tokens=reported)
+        core.register_program("n3", "noisy")
+        core.submit("n3", "noisy", "c", prompt_tokens=100)
+        assert core.dispatch() == [] and core.waiting_to_start("noisy") == (1, 1)
