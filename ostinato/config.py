@@ -162,6 +162,9 @@ class PlannerConfig:
     # healthy workers' KV pools, each as its worker reports it (SGLang's max_total_num_tokens).
     program_admission: bool = True
     program_kv_fraction: float = 0.8  # see program_admission
+    # A program without calls for this long no longer counts against its tenant's working set
+    # (its context is the first the engine evicts); see program_admission
+    program_kv_idle_s: float = 120.0
     # A worker's KV pool in tokens when the worker reports none; 0: unknown (see program_admission)
     kv_tokens_per_worker: int = 0
     # A call whose home worker (the one holding its context) is full waits for it this long

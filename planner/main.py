@@ -76,6 +76,7 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
                        kv_tokens_per_worker=config.kv_tokens_per_worker,
                        program_kv_fraction=config.program_kv_fraction,
                        program_admission=config.program_admission,
+                       program_kv_idle_s=config.program_kv_idle_s,
                        isolation_fraction=config.isolation_fraction)
     client = from_config(redis_cfg)
     store = ProgramStore(client, clock, timeout_s=redis_cfg.timeout_s,

@@ -127,6 +127,16 @@ class ProgramAdmission:
         if entry is not None and tokens > 0:
             self._grow(program_id, entry, tokens)
 
+    def dormant(self, program_id: str) -> None:
+        """The program has been idle long: its context is the engines' first to evict, so it
+        no longer counts against its tenant; it stays started, and grows again if it calls."""
+        entry = self._started.get(program_id)
+        if entry is not None and entry[1]:
+            tenant, tokens = entry
+            self._started[program_id] = (tenant, 0)
+            bump_count(self._held, tenant, -tokens)
+            self._total -= tokens
+
     def end(self, program_id: str) -> None:
         """The program ended: its working set is free; calls still waiting are forgotten."""
         entry = self._started.pop(program_id, None)

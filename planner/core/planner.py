@@ -76,13 +76,15 @@ class PlannerCore(WorkerDispatch):
         program_kv_fraction: float = 0.8,
         isolation_fraction: float = 1.0,
         program_admission: bool = True,
+        program_kv_idle_s: float = 120.0,
     ) -> None:
         """`max_queued` / `max_queued_per_tenant`: calls waiting (queued, parked or waiting
         for their program to start) beyond which a new one is refused at once (Overloaded);
         0: unbounded (the simulator). `program_admission`: programs are admitted so that
         their contexts fit in `program_kv_fraction` of the healthy workers' KV pools
         (planner/core/admission.py), each pool as its worker reports it, else
-        `kv_tokens_per_worker` (0: unknown; while no pool is known programs start at once).
+        `kv_tokens_per_worker` (0: unknown; while no pool is known programs start at once);
+        a program idle `program_kv_idle_s` no longer counts (expire()).
         `isolation_fraction`: of a worker's budget, what heavy tenants may fill while a
         light one is active (planner/core/tenants.py)."""
         if kv_tokens_per_worker < 0 or not 0 < program_kv_fraction <= 1:
@@ -95,6 +97,7 @@ class PlannerCore(WorkerDispatch):
         self._routing = routing
         self._worker_ttl_s = worker_ttl_s
         self._program_idle_ttl_s = program_idle_ttl_s
+        self._program_kv_idle_s = program_kv_idle_s
         self._programs: dict[str, Program] = {}
         self._workers: dict[str, WorkerState] = {}
         self._by_id: list[WorkerState] | None = None  # workers sorted by id (cached)
@@ -482,9 +485,14 @@ class PlannerCore(WorkerDispatch):
         expired = []
         for program in list(self._programs.values()):
             busy = any(not c.state.finished for c in program.calls.values())
-            if not busy and now - program.last_active > self._program_idle_ttl_s:
+            if busy:
+                continue
+            idle = now - program.last_active
+            if idle > self._program_idle_ttl_s:
                 self.end_program(program.program_id, program.tenant)
                 expired.append(program.program_id)
+            elif idle > self._program_kv_idle_s:
+                self._admission.dormant(program.program_id)
         return expired
 
     def take_events(self) -> list[Event]:

@@ -182,3 +182,26 @@ def test_with_no_pool_known_programs_start_at_once_but_are_counted(reported: int
         core.register_program("n3", "noisy")
         core.submit("n3", "noisy", "c", prompt_tokens=100)
         assert core.dispatch() == [] and core.waiting_to_start("noisy") == (1, 1)
+
+
+def test_an_idle_program_stops_counting_and_grows_again_when_it_calls() -> None:
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy("fcfs+round_robin"), isolation_fraction=1.0,
+                       kv_tokens_per_worker=1000, program_kv_fraction=1.0,
+                       program_kv_idle_s=120.0, program_idle_ttl_s=1800.0)
+    core.upsert_worker("w0", "a0", 8)
+    for p in ("n0", "n1"):
+        core.register_program(p, "noisy")
+        core.submit(p, "noisy", "c", prompt_tokens=600)
+    assert [g.program_id for g in core.dispatch()] == ["n0"]
+    core.complete("n0", "c", prompt_tokens=600, completion_tokens=20)
+    clock.advance(60.0)
+    core.upsert_worker("w0", "a0", 8)  # a heartbeat keeps the worker
+    assert core.expire() == [] and core.dispatch() == []  # idle 60 s: still counted
+    clock.advance(61.0)
+    core.upsert_worker("w0", "a0", 8)
+    assert core.expire() == [] and core.working_set("noisy") == 0  # dormant, not ended
+    assert [g.program_id for g in core.dispatch()] == ["n1"]
+    core.submit("n0", "noisy", "d", parents=["c"], prompt_tokens=700)  # n0 goes on
+    assert [g.program_id for g in core.dispatch()] == ["n0"]
+    assert core.working_set("noisy") == 600 + 700
