@@ -52,6 +52,9 @@ def add_parser(sub: Any) -> None:
     iso.add_argument("--budget", type=int, default=32)
     iso.add_argument("--window-s", type=float, default=300.0)
     iso.add_argument("--profile", default="h100-llama3.1-8b")
+    iso.add_argument("--isolation-fraction", type=float, default=None,
+                     help="the planner's isolation_fraction in the flood runs (default: the "
+                          "planner's own, 1.0: off)")
     iso.add_argument("--out", default="", help="also write the results JSON here")
 
     live = kinds.add_parser("live", help="the real mesh on loopback with zero-cost sim engines")

@@ -127,7 +127,7 @@ def isolation_command(args: Any) -> dict[str, Any]:
 
     results = isolation(load_spec(args.workload), parse_policies(args.policies), args.quiet_rate,
                         engines=args.engines, budget=args.budget, window_s=args.window_s,
-                        profile=args.profile)
+                        profile=args.profile, isolation_fraction=args.isolation_fraction)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
