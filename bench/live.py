@@ -133,9 +133,11 @@ def run_open_loop(rates: list[float], duration_s: float, workers: int, modes: li
                 row = run_rate(target, mode, rate, duration_s, timeout_s=timeout_s)
                 used = {n: _cpu_s(pid) - before[n] for n, pid in pids.items()}
                 used["loadgen"] = row.pop("loadgen_cpu_s")
-                done = max(1, row["completed"])
-                row["cpu_ms_per_call"] = {n: round(1000 * s / done, 3) for n, s in used.items()}
-                row["cpu_ms_per_call"]["total"] = round(1000 * sum(used.values()) / done, 3)
+                done = row["completed"]
+                row["cpu_ms_per_call"] = {n: round(1000 * s / done, 3) for n, s in used.items()} \
+                    if done else None  # none completed: nothing to divide by
+                if done:
+                    row["cpu_ms_per_call"]["total"] = round(1000 * sum(used.values()) / done, 3)
                 rows.append({"mode": mode, **row})
                 print(_row_text(rows[-1]), flush=True)
     return {"kind": "live-open-loop", "simulated": True, "engines": workers,
@@ -152,7 +154,7 @@ def _row_text(row: dict[str, Any]) -> str:
     return (f"{row['mode']:>7} {row['offered_per_s']:>6g}/s offered {row['completed_per_s']:>7.1f}/s "
             f"completed  errors {errors:<12} overhead p50 {o['p50']:8.2f} p95 {o['p95']:8.2f} "
             f"p99 {o['p99']:8.2f} ms  {'sustained' if row['sustained'] else 'NOT sustained'}  "
-            f"cpu {row['cpu_ms_per_call']['total']:.2f} ms/call")
+            + (f"cpu {row['cpu_ms_per_call']['total']:.2f} ms/call" if row["cpu_ms_per_call"] else ""))
 
 
 def _open_loop_command(args: argparse.Namespace) -> dict[str, Any]:
