@@ -147,25 +147,31 @@ def test_bad_input_gets_the_right_status(mesh: Mesh, case: str, code: grpc.Statu
     assert err.value.details()  # a clear message, not an empty status
 
 
+def _ended_with(r: redis.Redis, tenant: str, call_id: str) -> bool:
+    """The program holding `call_id` is recorded as ended (written behind the answer: the
+    planner's write lands soon after, so the caller polls)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for program_id in r.zrange(keys.tenant_programs(tenant), 0, -1):
+            if r.hexists(keys.program_calls(program_id), call_id) and \
+                    r.hget(keys.program_meta(program_id), "state") == "ended":
+                return True
+        time.sleep(0.05)
+    return False
+
+
 def test_a_call_without_a_program_is_a_program_of_its_own(mesh: Mesh) -> None:
     """One gateway RPC: the planner registers the program with the call's admission and
-    ends it once the call is done (no StartProgram, no EndProgram)."""
+    ends it once the call is done (no StartProgram, no EndProgram), also when the answer
+    cache answers it."""
     stub = _gateway(mesh)
-    chunks = _call(stub, "", (("authorization", "Bearer key-acme"),), messages=USER, max_tokens=3)
-    result = chunks[-1].result
-    assert result.text and result.usage.completion_tokens == 3
+    acme = (("authorization", "Bearer key-acme"),)
     r = redis.Redis.from_url(mesh.endpoints.redis_url, decode_responses=True)
-
-    def ended() -> bool:  # written behind the answer: the planner's write lands soon after
-        for program_id in r.zrange(keys.tenant_programs("acme"), 0, -1):
-            if r.hexists(keys.program_calls(program_id), result.call_id):
-                return r.hget(keys.program_meta(program_id), "state") == "ended"
-        return False
-
-    deadline = time.monotonic() + 10
-    while not ended() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert ended()
+    prompt = [{"role": "user", "content": "One call, no program."}]
+    for hit in (common_pb2.CACHE_HIT_MISS, common_pb2.CACHE_HIT_EXACT):
+        result = _call(stub, "", acme, messages=prompt, max_tokens=3, temperature=0.0)[-1].result
+        assert result.text and result.usage.completion_tokens == 3 and result.cache_hit == hit
+        assert _ended_with(r, "acme", result.call_id)
 
 
 def test_sdk_raises_ostinato_error_with_status(mesh: Mesh) -> None:
