@@ -41,6 +41,8 @@ class Placement:
     # A program that the call's admission registers (one planner round trip, not two): an
     # implicit program, or a one-call program that the planner ends after the call.
     new_program: NewProgram | None = None
+    # The client's retry of a call whose answer it never got (AdmitRequest.resend).
+    resend: bool = False
 
 
 class GatewayCore:
@@ -178,7 +180,7 @@ class GatewayCore:
         started = False
         try:
             async for item in self._executor.run(tenant, placed.program_id, placed.call,
-                                                 timeout_s, placed.new_program):
+                                                 timeout_s, placed.new_program, placed.resend):
                 started = True
                 yield item
         except CallFailed as exc:

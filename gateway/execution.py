@@ -160,10 +160,11 @@ class CallExecutor:
 
     async def run(
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
-        new_program: NewProgram | None = None,
+        new_program: NewProgram | None = None, resend: bool = False,
     ) -> AsyncIterator[CallItem]:
         """Yields Granted, Deltas (content), then one CallResult. `call` must be normalized;
-        `new_program`: the program, not registered yet, that the call's admission registers.
+        `new_program`: the program, not registered yet, that the call's admission registers;
+        `resend`: the client's retry of a call whose answer it never got (AdmitRequest.resend).
 
         Answered from the cache when the call's policy allows and an entry matches (the
         planner records the call as done, so later calls may depend on it); otherwise run
@@ -180,7 +181,8 @@ class CallExecutor:
         if self._cache is not None and (exact or semantic):
             hit = await self._cache.lookup(tenant, exact, semantic, policy.threshold)
             if hit is not None:
-                await self._record_cached(tenant, program_id, call, timeout_s, new_program)
+                await self._record_cached(tenant, program_id, call, timeout_s, new_program,
+                                          resend)
                 self._charge(tenant, limits, hit.answer.completion_tokens)
                 yield Granted("")
                 yield Delta(hit.answer.text, _HIT[hit.kind])
@@ -195,7 +197,7 @@ class CallExecutor:
                     timings=common_pb2.CallTimings(total_s=time.monotonic() - start))
                 return
         async for item in self._run(tenant, program_id, call, timeout_s, start, prepared,
-                                    new_program):
+                                    new_program, resend):
             if isinstance(item, common_pb2.CallResult):
                 self._charge(tenant, limits, item.usage.completion_tokens)
             # Stored before the result is handed on: a consumer may stop at the result
@@ -210,10 +212,11 @@ class CallExecutor:
             yield item
 
     async def _record_cached(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
-                             timeout_s: float, new_program: NewProgram | None) -> None:
+                             timeout_s: float, new_program: NewProgram | None,
+                             resend: bool) -> None:
         admit = planner_pb2.AdmitRequest(
             tenant=tenant, program_id=program_id, call_id=call.call_id, thread_id=call.thread_id,
-            parent_call_ids=call.parent_call_ids, served_from_cache=True)
+            parent_call_ids=call.parent_call_ids, served_from_cache=True, resend=resend)
         if new_program is not None:
             new_program.into(admit)
         try:
@@ -290,7 +293,7 @@ class CallExecutor:
 
     async def _run(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
                    timeout_s: float, start: float, prepared: tuple[PreparedPrompt, int],
-                   new_program: NewProgram | None) -> AsyncIterator[CallItem]:
+                   new_program: NewProgram | None, resend: bool) -> AsyncIterator[CallItem]:
         prompt, shared_tokens = prepared
         salt = cache_salt(tenant)
         admit = planner_pb2.AdmitRequest(
@@ -298,6 +301,7 @@ class CallExecutor:
             parent_call_ids=call.parent_call_ids, prompt_tokens=max(1, len(prompt.ids)),
             max_new_tokens=call.sampling.max_new_tokens, hints=call.hints,
             prefix_hashes=prefix_block_hashes(prompt.ids, salt, shared_tokens=shared_tokens),
+            resend=resend,
         )
         if new_program is not None:
             new_program.into(admit)
@@ -364,6 +368,7 @@ class CallExecutor:
         if failed is not None:
             admit.retry_of_attempt = failed.attempt
             admit.exclude_workers.append(failed.worker_id)
+            admit.resend = False  # this attempt's worker did fail
         try:
             # Through a planner restart: the planner recognizes a re-admitted call.
             return await with_retry(self._planner.Admit, admit, max(0.001, budget_s))

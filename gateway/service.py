@@ -3,7 +3,8 @@ gRPC status codes (gateway/core.py holds the call path, shared with the HTTP API
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import grpc
@@ -30,6 +31,22 @@ async def _unary(context: grpc.aio.ServicerContext, work: Callable[[], Awaitable
         await _abort(context, exc)
         raise  # unreachable: abort raises
 
+
+
+RESEND_HEADER = "x-ostinato-resend"
+
+
+def resent(metadata: Sequence[tuple[str, str]] | None) -> bool:
+    """Whether a Call is the client's retry of an attempt that got no answer, so that the
+    earlier attempt may have reached the planner through a gateway that then died: a gRPC
+    retry policy's attempt (grpc-previous-rpc-attempts; the SDK retries a Call only before
+    anything has streamed), or a client's own retry marked `x-ostinato-resend: 1`."""
+    for key, value in metadata or ():
+        if key == "grpc-previous-rpc-attempts" and value not in ("", "0"):
+            return True
+        if key == RESEND_HEADER and value.lower() in ("1", "true"):
+            return True
+    return False
 
 class GatewayService(gateway_pb2_grpc.GatewayServicer):
     def __init__(self, core: GatewayCore) -> None:
@@ -68,6 +85,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         try:
             tenant = self._tenant(context)
             placed = await self._core.place(tenant, request.call, request.program_id)
+            if resent(context.invocation_metadata()):
+                placed = dataclasses.replace(placed, resend=True)
             call_id = placed.call.call_id
             async for item in self._core.run(tenant, placed,
                                              self._core.timeout(context.time_remaining())):

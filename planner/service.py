@@ -180,7 +180,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 prefix_hashes=request.prefix_hashes, kv_matches=kv_matches,
                 served_from_cache=request.served_from_cache,
                 retry_of_attempt=request.retry_of_attempt,
-                exclude_workers=request.exclude_workers,
+                exclude_workers=request.exclude_workers, resend=request.resend,
             )
         except PlannerError as exc:
             if request.end_program_after:  # the one-call program's only call was refused

@@ -79,7 +79,10 @@ class GatewayServicer:
     def Call(self, request, context):
         """One LLM call of an open program, streamed: deltas, then a final chunk with the result.
         Without a program id, the call is a program of its own, ended when the call finishes
-        (one gateway RPC and one planner round trip for a one-call program).
+        (one gateway RPC and one planner round trip for a one-call program). A client that
+        sends a call again because it never got the answer (its gateway died) marks it with
+        the metadata `x-ostinato-resend: 1` (gRPC's own retries are recognized by
+        grpc-previous-rpc-attempts): the call then runs again instead of ALREADY_EXISTS.
         Errors: UNAUTHENTICATED; INVALID_ARGUMENT (neither messages nor prompt,
         an oversized prompt or max_new_tokens, an unknown parent call, an invalid JSON schema
         or tool choice, a cache policy it cannot parse); NOT_FOUND (an unknown, ended or

@@ -45,8 +45,10 @@ from planner.core.tenants import TenantShares, bump_count
 __all__ = ["PlannerCore", "grant_of"]
 
 
-def _is_retry(existing: CallRecord, retry_of_attempt: int) -> bool:
+def _is_retry(existing: CallRecord, retry_of_attempt: int, resend: bool = False) -> bool:
     """Whether admitting `existing`'s id again starts its next attempt (see `submit`)."""
+    if resend:
+        return True
     if existing.state is CallState.DONE:
         return False
     if retry_of_attempt:
@@ -244,6 +246,7 @@ class PlannerCore(WorkerDispatch):
         served_from_cache: bool = False,
         retry_of_attempt: int = 0,
         exclude_workers: Iterable[str] = (),
+        resend: bool = False,
     ) -> CallRecord:
         """Queues a call (or blocks it on its parents). A call the gateway served from its
         cache is recorded as done at once, so that later calls may depend on it.
@@ -254,6 +257,8 @@ class PlannerCore(WorkerDispatch):
         CANCELLED. A retry keeps the call's place in the queue and avoids the workers in
         `exclude_workers` and those its earlier attempts failed on. Otherwise an id seen
         before is a DuplicateCall, unless a restarted planner restored it (re-admission).
+        `resend`: the caller never got the answer of an earlier attempt (its gateway died):
+        the next attempt runs whatever that attempt's state, done included, on any worker.
         """
         program = self.program(program_id, tenant)
         if program.closed:
@@ -263,10 +268,10 @@ class PlannerCore(WorkerDispatch):
         attempt, excluded, retry = 1, frozenset(exclude_workers), False
         existing = program.calls.get(call_id)
         if existing is not None:
-            if _is_retry(existing, retry_of_attempt):
+            if _is_retry(existing, retry_of_attempt, resend):
                 retry, attempt = True, existing.attempt + 1
                 excluded |= existing.excluded
-                if existing.state is CallState.RUNNING:
+                if existing.state is CallState.RUNNING and not resend:
                     excluded |= {existing.worker_id}
             elif not existing.recovered:
                 raise DuplicateCall(f"call {call_id!r} already exists in program {program_id!r}")

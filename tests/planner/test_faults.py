@@ -79,6 +79,34 @@ def test_admitting_a_call_id_again(setup, retry_of_attempt: int, outcome) -> Non
     assert len(core.program("p", "t").calls) == 1
 
 
+@pytest.mark.parametrize("setup", [
+    _running, _queued, _ended(CallState.DONE), _ended(CallState.FAILED),
+    _ended(CallState.CANCELLED),
+])
+def test_a_resend_runs_the_next_attempt_whatever_the_earlier_ones_state(setup) -> None:  # type: ignore[no-untyped-def]
+    # The client never got the answer (its gateway died): even a done call runs again.
+    core, _ = make_core()
+    setup(core)
+    call = core.submit("p", "t", "a", resend=True)
+    assert call.attempt == 2 and call.state is CallState.QUEUED
+    assert len(core.program("p", "t").calls) == 1 and core.queued == 1
+
+
+def test_a_resend_does_not_avoid_the_worker_of_the_attempt_it_replaces() -> None:
+    core, _ = make_core(workers=2, budget=1)
+    core.submit("p", "t", "a")
+    core.dispatch()
+    worker, _ = running(core)
+    core.submit("p", "t", "a", resend=True)  # that worker's slot is freed, not blamed
+    core.dispatch()
+    assert running(core) == (worker, 2)
+    with pytest.raises(NoSuchCall):  # the replaced attempt's report changes nothing
+        core.complete("p", "a", attempt=1)
+    assert running(core) == (worker, 2)
+    core.complete("p", "a", attempt=2)
+    assert core.program("p", "t").calls["a"].state is CallState.DONE
+
+
 def test_a_retry_of_a_queued_attempt_replaces_it_in_the_queue() -> None:
     core, _ = make_core()
     _queued(core)
