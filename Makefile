@@ -67,9 +67,7 @@ bench: $(STAMP)
 
 # The generated references in docs/reference/ (tests fail when they are stale).
 docs: $(STAMP)
-	$(PY) -m ostinato.config_reference
-	$(PY) -m ostinato.proto_reference
-	$(PY) -m ostinato.openapi_reference
+	$(PY) -m ostinato.reference_docs
 
 protos: $(STAMP)
 	$(PY) -m ostinato.protogen

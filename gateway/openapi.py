@@ -5,7 +5,7 @@ gateway/openai_response.py returns; limits come from the gateway's config, so th
 a gateway serves states its own. tests/gateway/test_openapi.py checks that the router and
 the document name the same routes, and tests/fuzz/test_http_fuzz.py drives the live API
 from the served document (schemathesis) and checks every response against it.
-docs/reference/http.md is generated from it (ostinato/openapi_reference.py).
+docs/reference/http.md is generated from it (ostinato/openapi_reference.py, `make docs`).
 """
 
 from __future__ import annotations

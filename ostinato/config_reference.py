@@ -2,7 +2,7 @@
 dataclasses in ostinato/config.py: every field with its type, default, environment variable
 and the comment that documents it in the source (above the field or at its line's end).
 
-`python -m ostinato.config_reference` rewrites the file; tests/test_config_reference.py fails
+`make docs` (`python -m ostinato.reference_docs`) rewrites the file; tests/test_config_reference.py fails
 when it is stale or when a field has no comment.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import io
-import sys
 import tokenize
 import typing
 from collections.abc import Iterator
@@ -96,7 +95,7 @@ def fields() -> Iterator[FieldDoc]:
 
 def render() -> str:
     out = ["# Configuration reference", "",
-           "Generated from `ostinato/config.py` by `python -m ostinato.config_reference`; do not "
+           "Generated from `ostinato/config.py` by `make docs` (`python -m ostinato.reference_docs`); do not "
            "edit by hand.", "",
            "Sources, later ones winning: the defaults below, a YAML file (`--config`; sections "
            "named as below), environment variables, then command-line flags. Unknown fields and "
@@ -117,14 +116,3 @@ def render() -> str:
         doc = fd.doc.replace("|", "\\|")
         out.append(f"| `{fd.name}` | {fd.type} | `{fd.default}` | `{fd.env}` | {doc} |")
     return "\n".join(out) + "\n"
-
-
-def main() -> int:
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(render())
-    print(f"wrote {OUT}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

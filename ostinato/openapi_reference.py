@@ -1,14 +1,13 @@
 """The HTTP API reference (docs/reference/http.md), generated from the OpenAPI document the
 gateway serves at /openapi.json (gateway/openapi.py), for a gateway with the default config.
 
-`python -m ostinato.openapi_reference` rewrites the file (`make docs`);
+`make docs` (`python -m ostinato.reference_docs`) rewrites the file (`make docs`);
 tests/test_openapi_reference.py fails when it is stale.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +94,7 @@ def render() -> str:
     doc = document(GatewayConfig())
     out = ["# HTTP API reference", "",
            "Generated from the OpenAPI document the gateway serves at `GET /openapi.json` "
-           "(gateway/openapi.py) by `python -m ostinato.openapi_reference` (`make docs`); do not "
+           "(gateway/openapi.py) by `make docs` (`python -m ostinato.reference_docs`) (`make docs`); do not "
            "edit by hand. Limits shown are the defaults of the `gateway` config section "
            "([config reference](config.md#gateway)); a gateway's own document states its own.",
            "", doc["info"]["description"], "", "## Routes", "",
@@ -117,14 +116,3 @@ def render() -> str:
             out += [schema["description"], ""]
         out += [*_fields(schema), ""]
     return "\n".join(out).rstrip() + "\n"
-
-
-def main() -> int:
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(render())
-    print(f"wrote {OUT}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,13 +2,12 @@
 protos/ostinato/v1/*.proto: services and their methods, then messages with their fields
 and enums with their values, each with the comment written above it (or after it).
 
-`python -m ostinato.proto_reference` rewrites the file; tests/test_proto_reference.py fails
+`make docs` (`python -m ostinato.reference_docs`) rewrites the file; tests/test_proto_reference.py fails
 when it is stale.
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from collections.abc import Sequence
 from importlib import resources
@@ -95,7 +94,7 @@ def render(files: Sequence[descriptor_pb2.FileDescriptorProto] | None = None) ->
     files = files if files is not None else descriptor_set().file
     out = ["# gRPC API reference", "",
            "Generated from the comments in `protos/ostinato/v1/*.proto` by "
-           "`python -m ostinato.proto_reference`; do not edit by hand. Package `ostinato.v1`. "
+           "`make docs` (`python -m ostinato.reference_docs`); do not edit by hand. Package `ostinato.v1`. "
            "Clients call the Gateway; Planner and Worker are the mesh's internal services. "
            "Errors are gRPC status codes with a message (see each method).", ""]
     for f in files:
@@ -117,14 +116,3 @@ def render(files: Sequence[descriptor_pb2.FileDescriptorProto] | None = None) ->
         for i, enum in enumerate(f.enum_type):
             _enum(out, enum, (_ENUM, i), "", docs)
     return "\n".join(out).rstrip() + "\n"
-
-
-def main() -> int:
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(render())
-    print(f"wrote {OUT}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

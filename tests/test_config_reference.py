@@ -15,7 +15,7 @@ def test_every_config_field_is_documented() -> None:
 
 def test_reference_is_current() -> None:
     assert OUT.read_text() == render(), \
-        "docs/reference/config.md is stale: run `python -m ostinato.config_reference` (make docs)"
+        "docs/reference/config.md is stale: run `make docs`"
 
 
 @dataclass

@@ -9,7 +9,7 @@ from ostinato.openapi_reference import OUT, render
 
 def test_http_reference_is_current() -> None:
     assert OUT.read_text() == render(), \
-        "docs/reference/http.md is stale: run `python -m ostinato.openapi_reference` (make docs)"
+        "docs/reference/http.md is stale: run `make docs`"
 
 
 def test_every_operation_and_schema_has_a_section() -> None:

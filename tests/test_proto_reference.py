@@ -7,7 +7,7 @@ from ostinato.proto_reference import OUT, render
 
 def test_grpc_reference_is_current() -> None:
     assert OUT.read_text() == render(), \
-        "docs/reference/grpc.md is stale: run `python -m ostinato.proto_reference` (make docs)"
+        "docs/reference/grpc.md is stale: run `make docs`"
 
 
 def test_every_gateway_method_is_documented() -> None:
