@@ -171,6 +171,9 @@ class PlannerConfig:
     # before it may run elsewhere (planner/core/parking.py); 0 never waits.
     max_home_wait_s: float = 2.0
     worker_ttl_s: float = 10.0  # a worker not heard from for this long is dropped
+    # A call granted this long ago that its worker's heartbeat does not list (its gateway died
+    # before starting it, or the worker restarted) is ended CANCELLED, its slot freed.
+    unstarted_grant_s: float = 10.0  # Keep it several worker.heartbeat_s; 0: never
     # an ended program's records (its calls and summary) stay in Redis this long, then expire
     ended_program_ttl_s: float = 86_400.0
     program_idle_ttl_s: float = 1800.0  # a program without calls for this long is ended (expired)
@@ -193,6 +196,8 @@ class PlannerConfig:
         if self.lease_renew_s <= 0 or self.lease_renew_s + self.lease_ttl_s / 10 >= self.lease_ttl_s:
             raise ConfigError("planner.lease_renew_s: must be > 0 and leave a tenth of "
                               "lease_ttl_s spare (renewals must come well before the lease lapses)")
+        if self.unstarted_grant_s < 0:
+            raise ConfigError("planner.unstarted_grant_s: must be >= 0 (0: never)")
         if self.starvation_ratio < 0 or self.starvation_min_s < 0:
             raise ConfigError("planner.starvation_ratio and starvation_min_s: must be >= 0")
         if self.starvation_max_s < self.starvation_min_s:

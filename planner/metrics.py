@@ -73,6 +73,11 @@ class PlannerMetrics:
         self.completed = Counter(
             "ostinato_planner_calls_completed", "Completion reports from workers, by status "
             "(ok, failed, cancelled).", ["worker", "status"], registry=r)
+        self.unstarted_grants = Counter(
+            "ostinato_planner_unstarted_grants", "Calls running on a worker that its heartbeat "
+            "did not list, granted over planner.unstarted_grant_s ago (their gateway died "
+            "before starting them, or the worker restarted): ended CANCELLED, slots freed.",
+            ["worker"], registry=r)
         self.queue_wait = Histogram(
             "ostinato_planner_queue_wait_seconds", "From a call's arrival to its grant "
             "(waiting for parents, in the queue and parked).", buckets=QUEUE_WAIT_BUCKETS,

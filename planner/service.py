@@ -328,6 +328,19 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             log.warning("worker unhealthy: no calls start there", worker_id=request.worker_id)
         elif was_healthy is False and healthy:
             log.info("worker healthy again", worker_id=request.worker_id)
+        # The calls it knows, as of this planner process (it has sent us its recent reports)
+        known = request.known_calls
+        if request.HasField("known_calls") and known.planner_instance == self.instance:
+            lost = self._core.reconcile_worker(request.worker_id, {
+                (c.program_id, c.call_id, c.attempt) for c in known.calls})
+            if lost:
+                log.warning("unstarted grants ended: calls this worker never started or lost",
+                            worker_id=request.worker_id, count=len(lost))
+                self.metrics.unstarted_grants.labels(request.worker_id).inc(len(lost))
+                for call in lost:
+                    self._end_one_call(call.program_id)
+                async with self._reported:  # EndProgram waits for no call to run
+                    self._reported.notify_all()
         self.pump()
         return planner_pb2.WorkerAck(planner_instance=self.instance)
 

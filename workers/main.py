@@ -55,8 +55,9 @@ def kv_capacity_blocks(server_info: dict) -> int:
 
 
 class PlannerLink:
-    """The worker's registration with the planner: its heartbeat, its engine's health, and
-    sending recent completion reports again to a planner that restarted."""
+    """The worker's registration with the planner: its heartbeat, its engine's health, the
+    calls it knows (the planner ends the grants it made here that the worker never started),
+    and sending recent completion reports again to a planner that restarted."""
 
     def __init__(self, planner: planner_pb2_grpc.PlannerStub, service: WorkerService,
                  registration: planner_pb2.WorkerRegistration) -> None:
@@ -69,7 +70,7 @@ class PlannerLink:
                        first: bool = False) -> None:
         """Registers (a heartbeat); a first registration's failure is raised."""
         try:
-            ack = await self._planner.RegisterWorker(self.registration, timeout=timeout_s,
+            ack = await self._planner.RegisterWorker(self.heartbeat(), timeout=timeout_s,
                                                      wait_for_ready=wait_for_ready)
         except grpc.aio.AioRpcError as exc:
             if first:
@@ -82,6 +83,18 @@ class PlannerLink:
                 log.info("planner restarted: recent completion reports sent again",
                          reports=self._service.replay_reports())
             self._instance = instance
+
+    def heartbeat(self) -> planner_pb2.WorkerRegistration:
+        """The registration with the calls known now, meant for the planner process last
+        heard from (a restarted one first gets the recent reports again, then the list)."""
+        message = planner_pb2.WorkerRegistration()
+        message.CopyFrom(self.registration)
+        message.known_calls.SetInParent()  # present even when empty: "I report my calls"
+        message.known_calls.planner_instance = self._instance
+        message.known_calls.calls.extend(
+            planner_pb2.CallAttempt(program_id=p, call_id=c, attempt=a)
+            for p, c, a in self._service.known_calls())
+        return message
 
     async def set_engine_healthy(self, healthy: bool) -> None:
         """Tells the planner at once (and on every heartbeat after)."""

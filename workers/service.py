@@ -4,7 +4,9 @@ Reports every call's end (ok, failed, cancelled) to the planner, which frees the
 worker's admission budget and accounts the program's attained service. Reports are
 retried through a planner restart, and the recent ones are kept: a restarted planner
 (a new `planner_instance` in its WorkerAck) gets them again (`replay_reports`), since the
-planner before may have acknowledged a report and died before saving it.
+planner before may have acknowledged a report and died before saving it. The calls it
+knows (`known_calls`: running, ended lately, or being reported) go with each heartbeat,
+so that the planner can end the grants it made here that never started.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any
 
 import grpc
@@ -37,6 +39,8 @@ from workers.sglang_client import (
 )
 
 log = structlog.get_logger(__name__)
+
+CallAttempt = tuple[str, str, int]  # (program_id, call_id, attempt)
 
 _ENGINE_STATUS = {
     EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
@@ -111,6 +115,9 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self.keep_reports = 4096
         self.keep_reports_s = 600.0
         self.engine_healthy = True  # the engine's last health check (workers/main.py)
+        self._live: Counter[CallAttempt] = Counter()  # calls streaming from the engine now
+        self._sending: Counter[CallAttempt] = Counter()  # reports not yet through
+        self.known_recent_s = 60.0  # calls ended this recently are still listed as known
 
     @property
     def running(self) -> int:
@@ -137,9 +144,15 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._recent.move_to_end(key)
         while len(self._recent) > self.keep_reports:
             self._recent.popitem(last=False)
-        self._spawn(self._send_report(report))
+        self._send(report)
 
-    async def _send_report(self, report: planner_pb2.CompletionReport) -> None:
+    def _send(self, report: planner_pb2.CompletionReport) -> None:
+        """Sends a report, not awaited; its call is known (`known_calls`) until it is through."""
+        ids = (report.program_id, report.call_id, report.attempt)
+        self._sending[ids] += 1
+        self._spawn(self._send_report(report, ids))
+
+    async def _send_report(self, report: planner_pb2.CompletionReport, ids: CallAttempt) -> None:
         try:  # through a planner restart: the report frees this call's admission budget
             # the soak saw a report to a just-restarted planner end CANCELLED, which left its
             # call running there for good: reports are idempotent, so those are retried too
@@ -147,6 +160,21 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                              attempt_timeout_s=5.0, retry_on=RETRYABLE_IDEMPOTENT)
         except grpc.aio.AioRpcError as exc:
             log.warning("completion report failed", call_id=report.call_id, error=exc.details())
+        finally:
+            self._sending[ids] -= 1
+            if self._sending[ids] <= 0:
+                del self._sending[ids]
+
+    def known_calls(self) -> set[CallAttempt]:
+        """The calls this worker knows, for the planner's heartbeat reconciliation: running
+        now, ended within `known_recent_s`, or whose completion report is being sent."""
+        known = set(self._live) | set(self._sending)
+        horizon = time.monotonic() - self.known_recent_s
+        for when, report in reversed(self._recent.values()):
+            if when < horizon:
+                break
+            known.add((report.program_id, report.call_id, report.attempt))
+        return known
 
     def replay_reports(self) -> int:
         """Sends the reports of the last `keep_reports_s` again, not awaited (to a restarted
@@ -158,7 +186,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             self._recent.popitem(last=False)
         reports = [report for _, report in self._recent.values() if report.attempt]
         for report in reports:
-            self._spawn(self._send_report(report))
+            self._send(report)
         return len(reports)
 
     def _progress(self, req: worker_pb2.GenerateRequest, completion_tokens: int) -> None:
@@ -218,6 +246,8 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         last: EngineOutput | None = None
         status = planner_pb2.COMPLETION_STATUS_FAILED
         self._running += 1
+        ids = (request.program_id, request.call_id, request.attempt)
+        self._live[ids] += 1
         self._expect_blocks(rid, request)
         try:
             reported = 0
@@ -263,6 +293,9 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             await context.abort(code, f"worker {self.worker_id}: {exc}")
         finally:
             self._running -= 1
+            self._live[ids] -= 1
+            if self._live[ids] <= 0:
+                del self._live[ids]
             if self._translator is not None:
                 self._translator.finish(rid, time.time())
             if status == planner_pb2.COMPLETION_STATUS_OK:

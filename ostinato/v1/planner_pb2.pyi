@@ -134,20 +134,40 @@ class EndProgramPlannerRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., program_id: _Optional[str] = ...) -> None: ...
 
 class WorkerRegistration(_message.Message):
-    __slots__ = ("worker_id", "address", "max_inflight", "simulated", "engine_unhealthy", "kv_tokens")
+    __slots__ = ("worker_id", "address", "max_inflight", "simulated", "engine_unhealthy", "kv_tokens", "known_calls")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MAX_INFLIGHT_FIELD_NUMBER: _ClassVar[int]
     SIMULATED_FIELD_NUMBER: _ClassVar[int]
     ENGINE_UNHEALTHY_FIELD_NUMBER: _ClassVar[int]
     KV_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_CALLS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     address: str
     max_inflight: int
     simulated: bool
     engine_unhealthy: bool
     kv_tokens: int
-    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., max_inflight: _Optional[int] = ..., simulated: _Optional[bool] = ..., engine_unhealthy: _Optional[bool] = ..., kv_tokens: _Optional[int] = ...) -> None: ...
+    known_calls: KnownCalls
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., max_inflight: _Optional[int] = ..., simulated: _Optional[bool] = ..., engine_unhealthy: _Optional[bool] = ..., kv_tokens: _Optional[int] = ..., known_calls: _Optional[_Union[KnownCalls, _Mapping]] = ...) -> None: ...
+
+class KnownCalls(_message.Message):
+    __slots__ = ("planner_instance", "calls")
+    PLANNER_INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    planner_instance: str
+    calls: _containers.RepeatedCompositeFieldContainer[CallAttempt]
+    def __init__(self, planner_instance: _Optional[str] = ..., calls: _Optional[_Iterable[_Union[CallAttempt, _Mapping]]] = ...) -> None: ...
+
+class CallAttempt(_message.Message):
+    __slots__ = ("program_id", "call_id", "attempt")
+    PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    program_id: str
+    call_id: str
+    attempt: int
+    def __init__(self, program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class WorkerAck(_message.Message):
     __slots__ = ("planner_instance",)

@@ -9,12 +9,15 @@ tenant's share lets it use, as the routing policy chooses. A mixin of PlannerCor
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+
 from ostinato.clock import Clock
 from planner.core.admission import ProgramAdmission
 from planner.core.model import CallChanged, CallRecord, CallState, Event, Grant, Program, WorkerState
 from planner.core.parking import ParkedCalls
 from planner.core.policies import PriorityPolicy, engine_priority
 from planner.core.queue import MultiLevelQueue
+from planner.core.reconcile import CallAttempt, UnstartedGrants
 from planner.core.routing import RoutingPolicy
 from planner.core.tenants import TenantShares
 
@@ -52,6 +55,8 @@ class WorkerDispatch:
     _kv_fraction: float  # of the pools, what started programs' contexts may hold
     _boost: int  # lifts a call above every level (tenant isolation)
     _events: list[Event]
+    _unstarted: UnstartedGrants  # lost grants (planner/core/reconcile.py)
+    _finish: Callable[[CallRecord, CallState], None]  # PlannerCore's: ends a call
 
     # ---- workers -------------------------------------------------------------------
 
@@ -78,6 +83,7 @@ class WorkerDispatch:
             for c in running:
                 worker.tenants[c.tenant] = worker.tenants.get(c.tenant, 0) + 1
             self._by_id = None
+            self._unstarted.seen(worker_id, now)
             resize = True
         else:
             resize = worker.healthy != healthy or worker.kv_tokens != kv_tokens
@@ -91,6 +97,27 @@ class WorkerDispatch:
         self._track(worker)
         if resize:
             self._resize_admission()
+
+    def reconcile_worker(self, worker_id: str, known: Collection[CallAttempt]) -> list[CallRecord]:
+        """A worker's heartbeat listed the calls it knows (program_id, call_id, attempt; 0:
+        any attempt): its running calls that it does not know, granted more than
+        unstarted_grant_s ago, were never started or were lost (planner/core/reconcile.py).
+        They end CANCELLED, their slots freed; returns them. O(live calls), only while the
+        worker has a call running."""
+        worker = self._workers.get(worker_id)
+        if worker is None or worker.inflight == 0 or self._unstarted.min_age_s <= 0:
+            return []
+        running = [c for c in self._calls.values()
+                   if c.state is CallState.RUNNING and c.worker_id == worker_id]
+        lost = self._unstarted.lost(worker_id, running, known, self._clock.now())
+        for call in lost:
+            self._finish(call, CallState.CANCELLED)
+        return lost
+
+    @property
+    def unstarted_grants(self) -> int:
+        """Lost grants ended so far (reconcile_worker)."""
+        return self._unstarted.total
 
     def _resize_admission(self) -> None:
         """Program admission's capacity: the healthy workers' KV pools, as each reports it or
@@ -108,6 +135,7 @@ class WorkerDispatch:
     def remove_worker(self, worker_id: str) -> None:
         self._workers.pop(worker_id, None)
         self._free.pop(worker_id, None)
+        self._unstarted.forget(worker_id)
         self._by_id = None
         for call in self._parked.release_worker(worker_id):
             self._queue.push(call)

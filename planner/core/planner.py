@@ -39,6 +39,7 @@ from planner.core.model import (
 from planner.core.parking import ParkedCalls
 from planner.core.policies import LEVEL_STEP, PriorityPolicy
 from planner.core.queue import MultiLevelQueue, StarvationBound
+from planner.core.reconcile import UnstartedGrants
 from planner.core.routing import RoutingPolicy
 from planner.core.tenants import TenantShares, bump_count
 
@@ -79,6 +80,7 @@ class PlannerCore(WorkerDispatch):
         isolation_fraction: float = 1.0,
         program_admission: bool = True,
         program_kv_idle_s: float = 120.0,
+        unstarted_grant_s: float = 10.0,
     ) -> None:
         """`max_queued` / `max_queued_per_tenant`: calls waiting (queued, parked or waiting
         for their program to start) beyond which a new one is refused at once (Overloaded);
@@ -88,7 +90,8 @@ class PlannerCore(WorkerDispatch):
         `kv_tokens_per_worker` (0: unknown; while no pool is known programs start at once);
         a program idle `program_kv_idle_s` no longer counts (expire()).
         `isolation_fraction`: of a worker's budget, what heavy tenants may fill while a
-        light one is active (planner/core/tenants.py)."""
+        light one is active (planner/core/tenants.py). `unstarted_grant_s`: how old a grant
+        its worker does not know must be to end as lost (reconcile_worker; 0: never)."""
         if kv_tokens_per_worker < 0 or not 0 < program_kv_fraction <= 1:
             raise ValueError("need kv_tokens_per_worker >= 0 and 0 < program_kv_fraction <= 1")
         self._clock = clock
@@ -126,6 +129,7 @@ class PlannerCore(WorkerDispatch):
         self._kv_per_worker = kv_tokens_per_worker
         self._kv_fraction = program_kv_fraction
         self._admission = ProgramAdmission(self._queue.weight, enabled=program_admission)
+        self._unstarted = UnstartedGrants(unstarted_grant_s)
 
     def set_tenant_weights(self, weights: Mapping[str, float]) -> None:
         """Fair-share weights from the tenants' records (reloaded while running)."""
