@@ -25,10 +25,11 @@ WORKER = "worker-0"
 
 @pytest.fixture(scope="module")
 def lossy() -> Iterator[Mesh]:
-    """One worker with two slots; grants not started within 3 s are lost (heartbeat 0.2 s)."""
+    """One worker with two slots; grants not started within 6 s are lost (heartbeat 0.2 s):
+    time enough for the test to start the call it keeps on a busy machine."""
     mesh = start_mesh(workers=1,
                       worker={"max_inflight": 2, "heartbeat_s": 0.2, "health_check_s": 0.0},
-                      planner={"unstarted_grant_s": 3.0})
+                      planner={"unstarted_grant_s": 6.0})
     yield mesh
     mesh.close()
 
