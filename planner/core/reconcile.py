@@ -9,6 +9,8 @@ Each worker's heartbeat lists the calls it knows: running, ended lately, or whos
 completion report is still being sent. A call the planner holds as running on that
 worker which the list lacks, granted more than `min_age_s` ago, has ended without a
 trace (PlannerCore.reconcile_worker ends it CANCELLED; its client, if alive, retries).
+A call must be missing from two lists in a row, each past that age: a list built just
+before the call reached the worker and delivered late (a busy machine) cannot end it.
 The age counts from the grant or from when this planner first heard from the worker,
 whichever is later: a restarted planner restores running calls with their old grant
 times, and a caller that never got its grant is re-admitted and starts the call just
@@ -55,6 +57,7 @@ class UnstartedGrants:
         self.min_age_s = min_age_s
         self.total = 0
         self._since: dict[str, float] = {}
+        self._suspects: dict[str, set[CallAttempt]] = {}  # missing from the worker's last list
 
     def seen(self, worker_id: str, now: float) -> None:
         """A worker registered (first, or again after it was dropped)."""
@@ -62,11 +65,17 @@ class UnstartedGrants:
 
     def forget(self, worker_id: str) -> None:
         self._since.pop(worker_id, None)
+        self._suspects.pop(worker_id, None)
 
     def lost(self, worker_id: str, running: Iterable[CallRecord],
              known: Collection[CallAttempt], now: float) -> list[CallRecord]:
-        """The lost grants among `running` (see lost_calls), counted."""
+        """The lost grants among `running` (see lost_calls) that the worker's previous list
+        lacked as well, counted."""
         since = self._since.get(worker_id, now)
-        lost = lost_calls(running, known, now=now, worker_since=since, min_age_s=self.min_age_s)
+        missing = lost_calls(running, known, now=now, worker_since=since,
+                             min_age_s=self.min_age_s)
+        before = self._suspects.get(worker_id, set())
+        self._suspects[worker_id] = {(c.program_id, c.call_id, c.attempt) for c in missing}
+        lost = [c for c in missing if (c.program_id, c.call_id, c.attempt) in before]
         self.total += len(lost)
         return lost

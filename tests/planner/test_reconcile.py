@@ -73,12 +73,14 @@ def test_a_worker_heartbeat_ends_the_old_grants_it_does_not_know(
         after_s: float, known: set, ended: list[str]) -> None:
     core, clock = make_core()
     clock.advance(after_s)
-    lost = core.reconcile_worker("w0", known)
+    assert core.reconcile_worker("w0", known) == []  # a first list lacking it: a suspect only
+    clock.advance(2)
+    lost = core.reconcile_worker("w0", known)  # the next one lacks it too
     assert [c.call_id for c in lost] == ended
     calls = core.program("p", "t").calls
     assert calls["b"].state is CallState.RUNNING  # another worker's call
     if ended:
-        assert calls["a"].state is CallState.CANCELLED and calls["a"].finished_at == after_s
+        assert calls["a"].state is CallState.CANCELLED and calls["a"].finished_at == after_s + 2
         assert [e.call.call_id for e in core.take_events() if isinstance(e, CallChanged)] \
             == ["a"]
         assert [g.call_id for g in core.dispatch()] == ["c"]  # w0's slot is free again
@@ -91,7 +93,8 @@ def test_a_worker_heartbeat_ends_the_old_grants_it_does_not_know(
 def test_a_lost_grant_is_counted_once_and_its_client_retry_runs_as_the_next_attempt() -> None:
     core, clock = make_core()
     clock.advance(11)
-    assert len(core.reconcile_worker("w0", set())) == 1
+    assert core.reconcile_worker("w0", set()) == []  # missing from one list: a suspect
+    assert len(core.reconcile_worker("w0", set())) == 1  # and from the next: lost
     assert core.reconcile_worker("w0", set()) == []  # already ended
     assert core.unstarted_grants == 1
     assert [g.call_id for g in core.dispatch()] == ["c"]  # in a's freed slot
@@ -131,6 +134,7 @@ def test_restored_running_calls_get_unstarted_grant_s_from_the_workers_registrat
     assert core.reconcile_worker("w0", set()) == []  # its caller may re-admit it now
     clock.advance(AGE + 1)
     assert core.reconcile_worker("w0", {("p", "b", 1)}) == []  # w0 runs it
+    assert core.reconcile_worker("w0", set()) == []  # missing once: a suspect
     assert [c.call_id for c in core.reconcile_worker("w0", set())] == ["b"]  # lost
     assert core.workers[0].inflight == 0
 
@@ -188,9 +192,22 @@ async def test_register_worker_reconciles_only_a_list_meant_for_this_planner(
         assert grant.attempt == 1
         clock.advance(AGE + 1)  # its gateway never starts it
         instance = service.instance if for_this_planner else "an-earlier-planner"
+        await stub.RegisterWorker(_heartbeat(known, instance))  # a suspect at most
+        assert service._core.program("p", "acme").calls["c1"].state is CallState.RUNNING
         await stub.RegisterWorker(_heartbeat(known, instance))
         state = service._core.program("p", "acme").calls["c1"].state
         assert state is (CallState.CANCELLED if cancelled else CallState.RUNNING)
         s = of_registry(service.metrics.registry)
         assert value(s, "ostinato_planner_unstarted_grants_total", worker="w0") == int(cancelled)
         assert value(s, "ostinato_planner_running_calls", worker="w0") == int(not cancelled)
+
+
+def test_a_list_built_before_the_call_started_cannot_end_it() -> None:
+    # the worker's list lacked `a` (built before the call reached it, delivered late); the
+    # next list has it: `a` is no longer a suspect, and a later miss starts over
+    core, clock = make_core()
+    clock.advance(11)
+    assert core.reconcile_worker("w0", set()) == []
+    assert core.reconcile_worker("w0", {("p", "a", 1)}) == []
+    assert core.reconcile_worker("w0", set()) == []
+    assert core.program("p", "t").calls["a"].state is CallState.RUNNING
