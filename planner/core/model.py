@@ -100,6 +100,8 @@ class CallRecord:
     # Waiting for its home worker (planner/core/parking.py): since when, and for how long in all
     parked_since: float | None = None
     parked_s: float = 0.0
+    # Counted in the global queue (planner/core/queue.py): pushed, not yet popped or discarded
+    in_queue: bool = field(default=False, compare=False, repr=False)
 
     @functools.cached_property
     def key(self) -> str:

@@ -121,8 +121,10 @@ class MultiLevelQueue:
         if not level and until < q.check_at:  # a new head
             q.check_at = until
         level.append((start, until, call))
-        q.size += 1
-        self._len += 1
+        if not call.in_queue:  # counted once, however often it is pushed
+            call.in_queue = True
+            q.size += 1
+            self._len += 1
 
     def account(self, tenant: str, service_s: float) -> None:
         """Charges completed service to a tenant's virtual time."""
@@ -131,6 +133,9 @@ class MultiLevelQueue:
     def discard(self, call: CallRecord) -> None:
         """A queued call leaves without being popped (cancelled): it is no longer counted;
         its entry is dropped lazily, once its state is no longer QUEUED."""
+        if not call.in_queue:  # not counted here (popped, parked or discarded already)
+            return
+        call.in_queue = False
         q = self._tenants[call.tenant]
         q.size -= 1
         self._len -= 1
@@ -145,7 +150,8 @@ class MultiLevelQueue:
         out: dict[tuple[str, int], int] = {}
         for tenant, q in self._tenants.items():
             for i, level in enumerate(q.levels):
-                n = sum(1 for entry in level if entry[2].state is CallState.QUEUED)
+                n = sum(1 for entry in level
+                        if entry[2].in_queue and entry[2].state is CallState.QUEUED)
                 if n:
                     out[(tenant, i)] = n
         return out
@@ -169,40 +175,52 @@ class MultiLevelQueue:
             if q is None or not q.size:
                 continue
             pick = self._first(q) if now <= q.check_at else self._starving_first(q, now)
-            if pick is None:  # never: q.size counts the queued calls exactly
+            if pick is None:  # every entry left: what was counted was stale
                 self._len -= q.size
                 q.size = 0
                 continue
-            q.size -= 1
-            self._len -= 1
             call = pick.popleft()[2]
+            if call.in_queue:
+                call.in_queue = False
+                q.size -= 1
+                self._len -= 1
             if pick and pick[0][1] < q.check_at:  # the level's new head
                 q.check_at = pick[0][1]
             return call
         return None
 
-    @staticmethod
-    def _first(q: _TenantQueue) -> deque[_Entry] | None:
+    def _drop_stale_head(self, q: _TenantQueue, level: deque[_Entry]) -> bool:
+        """Drops the level's head if it no longer waits here (discarded, or its state moved
+        on): calls leave lazily. True if it dropped one."""
+        call = level[0][2]
+        if call.state is CallState.QUEUED and call.in_queue:
+            return False
+        level.popleft()
+        if call.in_queue:  # its state moved on without a discard: stop counting it
+            call.in_queue = False
+            q.size -= 1
+            self._len -= 1
+        return True
+
+    def _first(self, q: _TenantQueue) -> deque[_Entry] | None:
         """The first non-empty level (no head starves)."""
         for level in q.levels:
-            while level and level[0][2].state is not CallState.QUEUED:
-                level.popleft()  # discarded (cancelled) calls leave lazily
+            while level and self._drop_stale_head(q, level):
                 if level and level[0][1] < q.check_at:
                     q.check_at = level[0][1]
             if level:
                 return level
         return None
 
-    @staticmethod
-    def _starving_first(q: _TenantQueue, now: float) -> deque[_Entry] | None:
+    def _starving_first(self, q: _TenantQueue, now: float) -> deque[_Entry] | None:
         """The level whose head waited longest past its bound, else the first non-empty
         one; `check_at` becomes exact again (the heads' earliest bound)."""
         pick = None
         oldest = float("inf")
         check_at = float("inf")
         for level in q.levels:
-            while level and level[0][2].state is not CallState.QUEUED:
-                level.popleft()
+            while level and self._drop_stale_head(q, level):
+                pass
             if not level:
                 continue
             since, until, _ = level[0]

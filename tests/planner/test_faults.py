@@ -270,3 +270,51 @@ def test_attempt_and_avoided_workers_survive_a_planner_restart() -> None:
     assert (restored.attempt, restored.excluded, restored.state) == (
         2, call.excluded, CallState.RUNNING)
     assert restored.excluded and restored.worker_id not in restored.excluded
+
+
+@pytest.mark.parametrize("policy", ["fcfs+least_load", "default"])
+def test_a_queue_never_counts_below_zero_however_calls_come_and_go(policy: str) -> None:
+    # the soak once drove the global queue's length negative (ValueError on every Admit):
+    # resends, retries, cancellations, completions, cache answers and sick workers in any
+    # order keep it exact
+    import random
+
+    rng = random.Random(7)
+    core, clock = make_core(workers=2, budget=1, policy=policy)
+    ids = [f"c{i}" for i in range(6)]
+    ops = ["submit", "resend", "retry", "cached", "cancel", "complete", "fail", "dispatch",
+           "dispatch", "sick", "well", "reconcile"]
+    for step in range(4000):
+        call_id = rng.choice(ids)
+        op = rng.choice(ops)
+        calls = core.program("p", "t").calls
+        try:
+            if op == "submit":
+                core.submit("p", "t", call_id, parents=[p for p in rng.sample(ids, 1)
+                                                        if p in calls and p != call_id])
+            elif op == "resend":
+                core.submit("p", "t", call_id, resend=True)
+            elif op == "retry" and call_id in calls:
+                c = calls[call_id]
+                core.submit("p", "t", call_id, retry_of_attempt=c.attempt,
+                            exclude_workers=[c.worker_id] if c.worker_id else [])
+            elif op == "cached":
+                core.submit("p", "t", call_id, served_from_cache=True, resend=rng.random() < 0.5)
+            elif op == "cancel":
+                core.cancel("p", call_id)
+            elif op in ("complete", "fail"):
+                core.complete("p", call_id, state=CallState.DONE if op == "complete"
+                              else CallState.FAILED, attempt=rng.choice([0, 1, 2]))
+            elif op in ("sick", "well"):
+                core.upsert_worker(rng.choice(["w0", "w1"]), "127.0.0.1:9000", 1,
+                                   healthy=op == "well")
+            elif op == "reconcile":
+                clock.advance(11)
+                core.reconcile_worker(rng.choice(["w0", "w1"]), set())
+            else:
+                core.dispatch()
+        except (DuplicateCall, NoSuchCall):
+            pass
+        clock.advance(0.01)
+        live = [c for c in core.program("p", "t").calls.values() if c.state is CallState.QUEUED]
+        assert 0 <= core.queued <= len(live), (step, op, call_id)
