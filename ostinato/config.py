@@ -171,9 +171,11 @@ class PlannerConfig:
     # before it may run elsewhere (planner/core/parking.py); 0 never waits.
     max_home_wait_s: float = 2.0
     worker_ttl_s: float = 10.0  # a worker not heard from for this long is dropped
-    # A call granted this long ago that its worker's heartbeat does not list (its gateway died
-    # before starting it, or the worker restarted) is ended CANCELLED, its slot freed.
-    unstarted_grant_s: float = 10.0  # Keep it several worker.heartbeat_s; 0: never
+    # A call granted this long ago that two of its worker's heartbeats in a row do not list
+    # (its gateway died before starting it, or the worker restarted) is ended CANCELLED, its
+    # slot freed. 0 (the default): never. Off until it stops recording some answered calls
+    # as cancelled around worker and planner restarts (docs/operations/faults.md).
+    unstarted_grant_s: float = 0.0  # Keep it several worker.heartbeat_s
     # an ended program's records (its calls and summary) stay in Redis this long, then expire
     ended_program_ttl_s: float = 86_400.0
     program_idle_ttl_s: float = 1800.0  # a program without calls for this long is ended (expired)

@@ -80,7 +80,7 @@ class PlannerCore(WorkerDispatch):
         isolation_fraction: float = 1.0,
         program_admission: bool = True,
         program_kv_idle_s: float = 120.0,
-        unstarted_grant_s: float = 10.0,
+        unstarted_grant_s: float = 0.0,
     ) -> None:
         """`max_queued` / `max_queued_per_tenant`: calls waiting (queued, parked or waiting
         for their program to start) beyond which a new one is refused at once (Overloaded);

@@ -16,7 +16,8 @@ WALL = 1_700_000_000.0
 
 
 def make_core(clock: ManualClock, workers: int = 1, budget: int = 2) -> PlannerCore:
-    core = PlannerCore(clock, *parse_policy("fcfs+round_robin"), orphan_ttl_s=30)
+    core = PlannerCore(clock, *parse_policy("fcfs+round_robin"), orphan_ttl_s=30,
+                       unstarted_grant_s=10.0)  # tests/planner/test_reconcile.py restores too
     for i in range(workers):
         core.upsert_worker(f"w{i}", f"127.0.0.1:{9000 + i}", budget)
     return core
