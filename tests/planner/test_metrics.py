@@ -16,6 +16,7 @@ from planner.core import PlannerCore
 from planner.core.selection import parse_policy
 from planner.metrics import PlannerMetrics
 from planner.service import PlannerService
+from tests.planner.loopback import planner_on_loopback as loopback
 from tests.planner.test_parking import planner_with_a_full_home
 from tests.prometheus_text import of_registry, value
 
@@ -61,30 +62,14 @@ def test_parked_calls_per_worker_and_tenant() -> None:
     assert value(s, "ostinato_planner_queue_depth") == 0
 
 
-class _NoStore:
-    """The planner's Redis store, left out: nothing to persist in these tests."""
-
-    def publish(self, events: object) -> None:
-        return None
-
-
 @asynccontextmanager
 async def planner_on_loopback(budget: int) -> AsyncIterator[tuple[planner_pb2_grpc.PlannerStub,
                                                                   PlannerService]]:
     core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
-    service = PlannerService(core, _NoStore(), SystemClock())  # type: ignore[arg-type]
-    server = grpc.aio.server()
-    planner_pb2_grpc.add_PlannerServicer_to_server(service, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = planner_pb2_grpc.PlannerStub(channel)
-            await stub.RegisterWorker(planner_pb2.WorkerRegistration(
-                worker_id="w0", address="127.0.0.1:1", max_inflight=budget))
-            yield stub, service
-    finally:
-        await server.stop(None)
+    async with loopback(core, SystemClock()) as (stub, service):
+        await stub.RegisterWorker(planner_pb2.WorkerRegistration(
+            worker_id="w0", address="127.0.0.1:1", max_inflight=budget))
+        yield stub, service
 
 
 def _admit(program: str, call: str, tenant: str = "acme") -> planner_pb2.AdmitRequest:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import grpc
 import pytest
 
 from ostinato.clock import ManualClock
@@ -16,6 +15,7 @@ from planner.core.model import CallChanged, CallRecord
 from planner.core.reconcile import lost_calls
 from planner.core.selection import parse_policy
 from planner.service import PlannerService
+from tests.planner.loopback import planner_on_loopback as loopback
 from tests.planner.test_recovery import crashed_mid_program
 from tests.prometheus_text import of_registry, value
 
@@ -142,25 +142,12 @@ def test_restored_running_calls_get_unstarted_grant_s_from_the_workers_registrat
 # ---- the servicer: the heartbeat's field, and whom it is meant for ------------------
 
 
-class _NoStore:
-    def publish(self, events: object) -> None:
-        return None
-
-
 @asynccontextmanager
 async def planner_on_loopback(clock: ManualClock) -> AsyncIterator[
         tuple[planner_pb2_grpc.PlannerStub, PlannerService]]:
     core = PlannerCore(clock, *parse_policy("fcfs+round_robin"), unstarted_grant_s=AGE)
-    service = PlannerService(core, _NoStore(), clock)  # type: ignore[arg-type]
-    server = grpc.aio.server()
-    planner_pb2_grpc.add_PlannerServicer_to_server(service, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield planner_pb2_grpc.PlannerStub(channel), service
-    finally:
-        await server.stop(None)
+    async with loopback(core, clock) as pair:
+        yield pair
 
 
 def _heartbeat(known: list[tuple[str, str, int]] | None,
