@@ -35,7 +35,7 @@ from cache.block_hash import DEFAULT_BLOCK_SIZE, chain_seed, next_block_hash
 from workers.kv_events import AllBlocksCleared, BlockRemoved, BlockStored, KvEvent
 
 
-@dataclass
+@dataclass(slots=True)
 class _Expected:
     salt: str
     shared_blocks: int
@@ -44,7 +44,7 @@ class _Expected:
     finished_at: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Chain:
     """One tenant's chain through an engine block: where it stands after that block."""
     salt: str
@@ -80,7 +80,9 @@ class KvEventTranslator:
         self.max_expected = max_expected
         self.stats = TranslatorStats()
         self._expected: OrderedDict[str, _Expected] = OrderedDict()  # rid -> request, oldest first
-        self._blocks: dict[int, dict[tuple[str, int], _Chain]] = {}  # engine hash -> chains
+        # engine hash -> the chains through it, one per (salt, shared blocks); a tuple, not a
+        # dict: almost always one chain, and this map is as large as the engine's KV pool
+        self._blocks: dict[int, tuple[_Chain, ...]] = {}
         # held chain starts: (salt, shared blocks, first page) -> engine hash, and back
         self._roots: dict[tuple[str, int, tuple[int, ...]], int] = {}
         self._root_keys: dict[int, list[tuple[str, int, tuple[int, ...]]]] = {}
@@ -173,22 +175,23 @@ class KvEventTranslator:
         if event.parent_block_hash is None:
             chains = self._root_chains(event.block_hashes[0], tuple(event.token_ids[:size]))
         else:
-            chains = list(self._blocks.get(event.parent_block_hash, {}).values())
+            chains = list(self._blocks.get(event.parent_block_hash, ()))
         if not chains:
             self.stats.unattributed += n
             return
         for i, engine_hash in enumerate(event.block_hashes):
             page = event.token_ids[i * size:(i + 1) * size]
             chains = [self._extend(c, page) for c in chains]
-            held = self._blocks.setdefault(engine_hash, {})
+            held = self._blocks.get(engine_hash, ())
             for c in chains:
-                if (c.salt, c.shared_blocks) in held:
+                if any(c.salt == o.salt and c.shared_blocks == o.shared_blocks for o in held):
                     continue  # the same page reported again: already counted
-                held[(c.salt, c.shared_blocks)] = c
+                held += (c,)
                 for h in c.completed:
                     self._refs[h] = self._refs.get(h, 0) + 1
                     if self._refs[h] == 1:
                         out.stored.append(h)
+            self._blocks[engine_hash] = held
 
     def _extend(self, chain: _Chain, page: Sequence[int]) -> _Chain:
         pending = chain.pending + tuple(page)
@@ -204,7 +207,7 @@ class KvEventTranslator:
     def _removed(self, event: BlockRemoved, out: Translation) -> None:
         self.stats.blocks_removed += len(event.block_hashes)
         for engine_hash in event.block_hashes:
-            for c in self._blocks.pop(engine_hash, {}).values():
+            for c in self._blocks.pop(engine_hash, ()):
                 for h in c.completed:
                     left = self._refs.get(h, 0) - 1
                     if left > 0:
