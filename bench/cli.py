@@ -137,6 +137,10 @@ def add_parser(sub: Any) -> None:
     soak.add_argument("--no-semantic-cache", action="store_true",
                       help="the gateway skips loading its embedding model (faster restarts)")
     soak.add_argument("--workdir", default="", help="keep the mesh's logs here")
+    soak.add_argument("--config", default="", help="a mesh config file (YAML) under the "
+                      "soak's own settings, e.g. planner.unstarted_grant_s")
+    soak.add_argument("--memtrace", default="", help="debug: tracemalloc snapshots of the "
+                      "workers and engines into this directory (bench/memtrace; slows them)")
     soak.add_argument("--out", default="bench-soak/results.json")
     kv = kinds.add_parser("kv", help="KV-reference index lookup latency (real Redis)")
     kv.add_argument("--workers", type=int, default=8)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 import urllib.request
@@ -28,6 +29,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import redis
 from prometheus_client.parser import text_string_to_metric_families
@@ -81,6 +83,8 @@ class SoakOptions:
     warmup: float = 0.1  # memory is measured from this fraction of the calls after a start
     semantic_cache: bool = True  # the gateway loads its embedding model (realistic restarts)
     workdir: str = ""  # keep the mesh's logs here ("": a temporary directory)
+    config: str = ""  # a mesh config file under the soak's own settings (e.g. planner.*)
+    memtrace: str = ""  # tracemalloc snapshots of workers and engines here (bench/memtrace)
 
 
 @dataclass
@@ -173,8 +177,22 @@ def _records(redis_url: str, program_ids: list[str]) -> dict[str, dict[str, str]
             for pid, calls in zip(program_ids, pipe.execute(), strict=True)}
 
 
+def _memtrace_env(directory: str) -> dict[str, str]:
+    """The children's environment for bench/memtrace/sitecustomize.py (debug only)."""
+    if not directory:
+        return {}
+    here = str(Path(__file__).parent / "memtrace")
+    path = os.pathsep.join(filter(None, (here, os.environ.get("PYTHONPATH", ""))))
+    return {"MEMTRACE_DIR": str(Path(directory).resolve()), "PYTHONPATH": path}
+
+
 def run_soak(opts: SoakOptions) -> dict[str, Any]:
-    cfg = load_mesh_config(None, environ={}, overrides={
+    with mock.patch.dict(os.environ, _memtrace_env(opts.memtrace)):  # the children inherit it
+        return _run_soak(opts)
+
+
+def _run_soak(opts: SoakOptions) -> dict[str, Any]:
+    cfg = load_mesh_config(opts.config or None, environ={}, overrides={
         "workers": opts.workers,
         "sim_engine": {"max_total_tokens": opts.kv_tokens,
                        **({"zero_cost": True} if opts.time_scale == 0 else
@@ -257,7 +275,8 @@ def soak_command(args: argparse.Namespace) -> dict[str, Any]:
                        time_scale=args.time_scale, kv_tokens=args.kv_tokens,
                        timeout_s=args.timeout_s,
                        rss_bound_mib=args.rss_bound_mib,
-                       semantic_cache=not args.no_semantic_cache, workdir=args.workdir)
+                       semantic_cache=not args.no_semantic_cache, workdir=args.workdir,
+                       config=args.config, memtrace=args.memtrace)
     results = run_soak(opts)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
