@@ -395,12 +395,12 @@ class CallExecutor:
         final: worker_pb2.GenerateResult | None = None
         try:
             async for chunk in stream:
-                if chunk.HasField("result"):
-                    final = chunk.result
-                elif chunk.delta:
+                if chunk.delta:  # the last text may come with the result
                     content = output.feed(chunk.delta)
                     if content:
                         yield Delta(content)
+                if chunk.HasField("result"):
+                    final = chunk.result
         except grpc.aio.AioRpcError as exc:
             raise _AttemptFailed(exc.code(), exc.details() or "worker error") from exc
         finally:

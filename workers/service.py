@@ -252,6 +252,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         try:
             reported = 0
             output: list[str] = []
+            unsent = 0  # deltas at the end of `output` not sent yet
             async for out in self._engine.generate(engine_req):
                 last = out
                 meter.output(out)
@@ -261,7 +262,11 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                     self._progress(request, reported)
                 if out.delta:
                     output.append(out.delta)
-                    yield worker_pb2.GenerateChunk(delta=out.delta)
+                    unsent += 1
+                # What arrived together goes as one message; the last text with the result.
+                if unsent and not out.more and not out.finished:
+                    yield worker_pb2.GenerateChunk(delta="".join(output[-unsent:]))
+                    unsent = 0
             if last is None or not last.finished:
                 raise EngineError("engine stream ended without a finished response")
             if last.finish_reason == "abort":
@@ -272,14 +277,16 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             meter.ok(last)
             self._report(request, status, last, service_s)
             self._publish_blocks(request, "".join(output))
-            yield worker_pb2.GenerateChunk(result=worker_pb2.GenerateResult(
+            result = worker_pb2.GenerateResult(
                 finish_reason=last.finish_reason or "", worker_id=self.worker_id,
                 service_s=service_s, simulated=last.simulated,
                 usage=common_pb2.Usage(prompt_tokens=last.prompt_tokens,
                                        completion_tokens=last.completion_tokens,
                                        cached_tokens=last.cached_tokens),
                 logprobs=token_logprobs(last) if request.return_logprob else (),
-            ))
+            )
+            yield worker_pb2.GenerateChunk(
+                delta="".join(output[-unsent:]) if unsent else "", result=result)
         except asyncio.CancelledError:
             status = planner_pb2.COMPLETION_STATUS_CANCELLED  # the client aborted the engine request
             meter.failed(CANCELLED)

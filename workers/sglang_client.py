@@ -94,13 +94,31 @@ class EngineOutput:
     # entries [logprob, token_id, token_text]
     token_logprobs: list[Any] = field(default_factory=list)
     top_logprobs: list[Any] = field(default_factory=list)
+    # Another output of the same stream had already arrived when this one was handed on:
+    # a consumer may hold this one's delta and send both together (fewer messages).
+    more: bool = False
 
     @property
     def finished(self) -> bool:
         return self.finish_reason is not None
 
 
-def parse_output(payload: dict[str, Any], previous_text: str) -> EngineOutput:
+def _sse_payloads(lines: list[bytes]) -> tuple[list[dict[str, Any]], bool]:
+    """The JSON payloads of complete SSE lines (`data: {...}`), and whether `data: [DONE]`
+    was among them (nothing after it counts)."""
+    payloads = []
+    for raw in lines:
+        line = raw.strip()
+        if not line.startswith(b"data:"):
+            continue
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            return payloads, True
+        payloads.append(json.loads(data))
+    return payloads, False
+
+
+def parse_output(payload: dict[str, Any], previous_text: str, more: bool = False) -> EngineOutput:
     meta = payload.get("meta_info") or {}
     text = payload.get("text") or ""
     reason = meta.get("finish_reason")
@@ -116,6 +134,7 @@ def parse_output(payload: dict[str, Any], previous_text: str) -> EngineOutput:
         simulated=bool(meta.get("simulated", False)),
         token_logprobs=list(meta.get("output_token_logprobs") or []),
         top_logprobs=list(meta.get("output_top_logprobs") or []),
+        more=more,
     )
 
 
@@ -175,7 +194,8 @@ class SGLangClient:
         raise EngineUnavailable(f"cannot reach engine {self.base_url}: {last}")
 
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
-        """Streams outputs; the last one has finish_reason set.
+        """Streams outputs; the last one has finish_reason set. Outputs that arrived
+        together (read in one go from the connection) are marked `more` but the last.
 
         If the consumer stops early (cancelled, or closes the iterator), the engine
         request is aborted with POST /abort_request.
@@ -183,21 +203,22 @@ class SGLangClient:
         resp = await self._open("/generate", request.body(stream=True))
         text = ""
         finished = False
+        rest = b""  # an SSE line not complete yet
         try:
-            async for raw in resp.content:
-                line = raw.strip()
-                if not line.startswith(b"data:"):
-                    continue
-                data = line[5:].strip()
-                if data == b"[DONE]":
-                    return
-                payload = json.loads(data)
-                if "error" in payload:
-                    raise EngineFailed(f"engine error: {payload['error']}")
-                out = parse_output(payload, text)
-                text = out.text
-                finished = finished or out.finished
-                yield out
+            done = False
+            while not done:
+                block = await resp.content.readany()
+                lines = (rest + block).split(b"\n")
+                rest = lines.pop() if block else b""  # at the end, whatever is left
+                payloads, done = _sse_payloads(lines)
+                done = done or not block
+                for i, payload in enumerate(payloads):
+                    if "error" in payload:
+                        raise EngineFailed(f"engine error: {payload['error']}")
+                    out = parse_output(payload, text, more=i < len(payloads) - 1)
+                    text = out.text
+                    finished = finished or out.finished
+                    yield out
         except TimeoutError as exc:
             raise EngineTimeout(f"engine {self.base_url} timed out mid-stream") from exc
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import pytest
@@ -143,6 +144,36 @@ async def test_health_generate_fails_while_the_engine_hangs(sim_engine_url: str)
                 assert resp.status == 404  # only an engine started with debug_endpoints
             async with s.get(url + "/metrics") as resp:  # as SGLang's, probes are not metered
                 assert value(parse(await resp.text()), "sglang:num_requests_total") == 0
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+
+async def test_outputs_that_arrive_together_are_marked_more() -> None:
+    """An engine that writes its whole stream at once (one read here): every output but the
+    last of the burst is marked `more`, so the worker sends them as one chunk."""
+    def event(text: str, reason: str | None) -> bytes:
+        meta = {"finish_reason": None if reason is None else {"type": reason},
+                "completion_tokens": len(text)}
+        return b"data: " + json.dumps({"text": text, "meta_info": meta}).encode() + b"\n\n"
+
+    async def burst(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(event("a", None) + event("ab", None) + event("abc", "stop")
+                         + b"data: [DONE]\n\n")
+        return resp
+
+    app = web.Application()
+    app.add_routes([web.post("/generate", burst)])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    client = SGLangClient(f"http://127.0.0.1:{runner.addresses[0][1]}")
+    try:
+        outs = [o async for o in client.generate(EngineRequest(rid="b", text="hi"))]
+        assert [(o.delta, o.more) for o in outs] == [("a", True), ("b", True), ("c", False)]
+        assert outs[-1].finish_reason == "stop"
     finally:
         await client.close()
         await runner.cleanup()
