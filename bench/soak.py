@@ -34,7 +34,7 @@ from unittest import mock
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.soak_checks import memory_report, reconcile
+from bench.soak_checks import LATE_BOUND_KIB, memory_report, reconcile
 from bench.soak_load import CallOutcome, Load
 from cache import keys
 from ostinato.config import load_mesh_config
@@ -78,7 +78,9 @@ class SoakOptions:
     kv_tokens: int = 0  # sim engines' KV pool in tokens (0: the profile's); small: caches fill
     timeout_s: float = 1800.0  # calls without an outcome by then are reported as hung
     call_timeout_s: float = 60.0  # each RPC's deadline (DEADLINE_EXCEEDED past it)
-    rss_bound_mib: float = 16.0  # "flat": RSS grew by at most this much over the window
+    rss_bound_mib: float = 16.0  # first rule: RSS grew at most this from the warm-up on
+    late_from: float = 0.5  # the late window: from this fraction of the calls to the end
+    late_bound_kib: float = LATE_BOUND_KIB  # "flat": RSS grew at most this per 1,000 calls there
     sample_every: float = 0.05
     warmup: float = 0.1  # memory is measured from this fraction of the calls after a start
     semantic_cache: bool = True  # the gateway loads its embedding model (realistic restarts)
@@ -106,6 +108,8 @@ class Monitor:
     engine_completed: dict[str, float] = field(default_factory=dict)  # by engine restarts
     kv_usage: dict[str, float] = field(default_factory=dict)  # engine -> KV pool in use, last
 
+    redis_data_kib: int = 0  # Redis's INFO used_memory_dataset at the last sample
+
     def services(self) -> dict[str, int]:
         cfg = self.mesh.config
         names = ["gateway", "planner", *(f"{k}-{i}" for i in range(cfg.workers)
@@ -114,6 +118,7 @@ class Monitor:
         try:
             info = redis.Redis.from_url(self.mesh.endpoints.redis_url, socket_timeout=2).info()
             pids["redis"] = int(info["process_id"])
+            self.redis_data_kib = int(info.get("used_memory_dataset", 0)) // 1024
         except redis.RedisError:
             pass  # stopped by a fault: no sample this time
         return pids
@@ -127,7 +132,10 @@ class Monitor:
             kib = next(int(line.split()[1]) for line in status.splitlines()
                        if line.startswith("VmRSS:"))
             self.samples.append({"service": name, "pid": pid, "progress": round(progress, 4),
-                                 "rss_kib": kib})
+                                 "rss_kib": kib,
+                                 # the records Redis holds (ended programs' are kept for
+                                 # planner.ended_program_ttl_s): its growth by design
+                                 **({"data_kib": self.redis_data_kib} if name == "redis" else {})})
 
     def count_engine(self, index: int) -> None:
         """Adds engine `index`'s completed requests so far (before it is killed, and at the
@@ -229,7 +237,8 @@ def _run_soak(opts: SoakOptions) -> dict[str, Any]:
                           round(o.finished - start, 3)] for o in load.outcomes if o.outcome != "ok"],
         **reconcile(load.outcomes[:opts.calls - hung] if hung else load.outcomes,
                     load.programs, records, events, monitor.engine_completed, opts.calls, start),
-        "memory": memory_report(monitor.samples, opts.calls, opts.warmup, opts.rss_bound_mib),
+        "memory": memory_report(monitor.samples, opts.calls, opts.warmup, opts.rss_bound_mib,
+                                opts.late_from, opts.late_bound_kib),
         "memory_samples": monitor.samples,
         "engine_kv_usage": monitor.kv_usage,
         # answered calls per worker, all and after the last fault: where the load went

@@ -55,16 +55,28 @@ def print_report(r: dict[str, Any], console: Console | None = None) -> None:
             dup.add_row(f"programs.{k}", str(v))
     console.print(dup)
 
-    mem = _table(f"memory (VmRSS; flat: grew at most {r['memory']['bound_mib']} MiB from "
-                 f"{r['memory']['warmup']:.0%} of the calls after start)",
-                 "service", "processes", "base MiB", "end MiB", "growth MiB", "window calls",
-                 "KiB/1000 calls", "flat")
-    for name, m in r["memory"]["services"].items():
+    m_ = r["memory"]
+    mem = _table(f"memory (VmRSS). flat: grew at most {m_.get('late_bound_kib', '-')} KiB per "
+                 f"1000 calls from {m_.get('late_from', 0):.0%} of the calls to the end; first "
+                 f"rule: at most {m_['bound_mib']} MiB from {m_['warmup']:.0%} after start",
+                 "service", "procs", "base MiB", "end MiB", "growth MiB", "calls",
+                 "KiB/1000", "first rule", "late MiB", "late calls", "late KiB/1000", "flat")
+    verdict = {True: "yes", False: "[red]NO[/red]", None: "-"}
+    for name, m in m_["services"].items():
         mem.add_row(name, str(m["processes"]), str(m.get("base_mib", "-")), str(m["end_mib"]),
                     str(m.get("growth_mib", "-")), str(m["window_calls"]),
                     str(m.get("kib_per_1000_calls", "-")),
-                    {True: "yes", False: "[red]NO[/red]", None: "-"}[m["flat"]])
+                    verdict[m.get("warmup_flat", m.get("flat"))],
+                    str(m.get("late_growth_mib", "-")), str(m.get("late_calls", "-")),
+                    str(m.get("late_kib_per_1000_calls", "-")),
+                    verdict[m["flat"] if "late_calls" in m else None])
     console.print(mem)
+    for name, m in m_["services"].items():
+        if "late_data_kib_per_1000_calls" in m:
+            console.print(f"  {name}: the records it keeps grew {m['late_data_kib_per_1000_calls']}"
+                          f" KiB per 1000 calls late (kept planner.ended_program_ttl_s by design);"
+                          f" judged on RSS beyond them: "
+                          f"{m['late_beyond_data_kib_per_1000_calls']} KiB per 1000 calls")
     console.print("  engines' KV pool in use at the end (a filling prefix cache grows RSS): "
                   + _counts(r.get("engine_kv_usage", {})))
     console.print("  answered calls by worker: " + _counts(r.get("ok_by_worker", {}))

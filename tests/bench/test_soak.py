@@ -68,12 +68,44 @@ def test_memory_is_measured_from_the_latest_process_after_its_warmup() -> None:
     samples = [{"service": "planner", "pid": 1, "progress": p, "rss_kib": 1000} for p in (0, .1, .2)]
     samples += [{"service": "planner", "pid": 2, "progress": .3, "rss_kib": 500},
                 {"service": "planner", "pid": 2, "progress": .4, "rss_kib": 60_000},
+                {"service": "planner", "pid": 2, "progress": .5, "rss_kib": 80_000},
                 {"service": "planner", "pid": 2, "progress": 1.0, "rss_kib": 90_000},
                 {"service": "redis", "pid": 3, "progress": .95, "rss_kib": 9000},
                 {"service": "redis", "pid": 3, "progress": 1.0, "rss_kib": 9000}]
-    report = memory_report(samples, calls=1000, warmup=0.1, bound_mib=16)
+    report = memory_report(samples, calls=1000, warmup=0.1, bound_mib=16, late_from=0.5,
+                           late_bound_kib=256)
     planner = report["services"]["planner"]
     assert planner["processes"] == 2 and planner["window_calls"] == 600
-    assert planner["base_mib"] == round(60_000 / 1024, 1) and planner["flat"] is False
+    assert planner["base_mib"] == round(60_000 / 1024, 1) and planner["warmup_flat"] is False
+    # the late window: 10,000 KiB over the last 500 calls
+    assert planner["late_calls"] == 500 and planner["late_kib_per_1000_calls"] == 20_000
+    assert planner["flat"] is False
     assert report["services"]["redis"]["flat"] is None  # started too late for a window
-    assert report["flat"] is False
+    assert report["flat"] is False and report["warmup_flat"] is False
+
+
+def test_caches_filling_early_fail_only_the_first_rule() -> None:
+    """Growth that stops (a cache reaching its bound) before the late window is flat there."""
+    from bench.soak_checks import memory_report
+
+    rss = {0: 70_000, .1: 70_000, .3: 100_000, .5: 100_100, .75: 100_000, 1.0: 100_200}
+    samples = [{"service": "worker-0", "pid": 7, "progress": p, "rss_kib": k}
+               for p, k in rss.items()]
+    report = memory_report(samples, calls=10_000, warmup=0.1, bound_mib=16, late_from=0.5,
+                           late_bound_kib=256)
+    worker = report["services"]["worker-0"]
+    assert worker["warmup_flat"] is False and worker["growth_mib"] == round(30_200 / 1024, 1)
+    assert worker["late_calls"] == 5000 and worker["late_kib_per_1000_calls"] == 20.0
+    assert worker["flat"] is True and report["flat"] is True and report["warmup_flat"] is False
+
+
+def test_redis_is_judged_beyond_the_records_it_keeps() -> None:
+    from bench.soak_checks import memory_report
+
+    rows = [(0, 8000, 0), (.1, 9000, 1000), (.5, 20_000, 12_000), (1.0, 31_000, 23_000)]
+    samples = [{"service": "redis", "pid": 3, "progress": p, "rss_kib": k, "data_kib": d}
+               for p, k, d in rows]
+    redis = memory_report(samples, calls=10_000, warmup=0.1, bound_mib=16, late_from=0.5,
+                          late_bound_kib=256)["services"]["redis"]
+    assert redis["late_kib_per_1000_calls"] == 2200 and redis["late_data_kib_per_1000_calls"] == 2200
+    assert redis["late_beyond_data_kib_per_1000_calls"] == 0 and redis["flat"] is True
