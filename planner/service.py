@@ -227,21 +227,21 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         await _abort_for(context, exc)
 
     async def ReportCompletion(self, request, context):
-        if request.status not in _COMPLETION_STATE:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "completion status is required")
-        state, status = _COMPLETION_STATE[request.status]
-        # NoSuchCall: already finished (a repeated report, or the caller cancelled first),
-        # or a report of an attempt that a retry replaced.
-        with contextlib.suppress(NoSuchCall):
-            self._core.complete(
-                request.program_id, request.call_id, state=state, service_s=request.service_s,
-                prompt_tokens=request.usage.prompt_tokens,
-                completion_tokens=request.usage.completion_tokens,
-                cached_tokens=request.usage.cached_tokens, attempt=request.attempt,
-            )
-            self.metrics.completed.labels(request.worker_id, status).inc()
-            if state is not CallState.FAILED:  # a failed call may be admitted again
-                self._end_one_call(request.program_id)
+        return await self._take_reports([request], context)
+
+    async def ReportCompletions(self, request, context):
+        return await self._take_reports(request.reports, context)
+
+    async def _take_reports(self, reports, context) -> planner_pb2.ReportAck:  # type: ignore[no-untyped-def]
+        """Takes completion reports in order (all refused if one has no status), pumps once,
+        and acknowledges once they are saved."""
+        for i, report in enumerate(reports):
+            if report.status not in _COMPLETION_STATE:
+                where = "" if len(reports) == 1 else f"reports[{i}]: "
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"{where}completion status is required")
+        for report in reports:
+            self._complete(report)
         self.pump()
         async with self._reported:
             self._reported.notify_all()
@@ -249,6 +249,22 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         # that a planner killed before saving it gets the report again from the worker.
         await self._persisted()
         return planner_pb2.ReportAck()
+
+    def _complete(self, report: planner_pb2.CompletionReport) -> None:
+        """One report into the core (the caller pumps)."""
+        state, status = _COMPLETION_STATE[report.status]
+        # NoSuchCall: already finished (a repeated report, or the caller cancelled first),
+        # or a report of an attempt that a retry replaced.
+        with contextlib.suppress(NoSuchCall):
+            self._core.complete(
+                report.program_id, report.call_id, state=state, service_s=report.service_s,
+                prompt_tokens=report.usage.prompt_tokens,
+                completion_tokens=report.usage.completion_tokens,
+                cached_tokens=report.usage.cached_tokens, attempt=report.attempt,
+            )
+            self.metrics.completed.labels(report.worker_id, status).inc()
+            if state is not CallState.FAILED:  # a failed call may be admitted again
+                self._end_one_call(report.program_id)
 
     async def _settled(self, program_id: str, tenant: str) -> None:
         """Until no call of the program is running (its report is in), or end_grace_s."""

@@ -23,7 +23,7 @@ import structlog
 
 from cache.block_hash import Tokenize, prefix_block_hashes, tokenize_prompt
 from cache.kv_index import KvIndex
-from ostinato.retry import RETRYABLE_IDEMPOTENT, with_retry
+from ostinato.completion_reports import CompletionReporter
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
 from workers.kv_event_listener import KvEventListener
@@ -108,7 +108,10 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._completed = 0
         self._failed = 0
         self._reports: set[asyncio.Task[None]] = set()
-        self.report_budget_s = 60.0
+        # through a planner restart: a report frees its call's admission budget. The soak saw
+        # a report to a just-restarted planner end CANCELLED, which left its call running
+        # there for good: reports are idempotent, so those are retried too.
+        self._reporter = CompletionReporter(planner, on_done=self._sent)
         self.progress_every_tokens = 64  # 0: no progress reports
         # Completion reports sent lately, replayed to a restarted planner: key -> (when, report)
         self._recent: OrderedDict[str, tuple[float, planner_pb2.CompletionReport]] = OrderedDict()
@@ -147,23 +150,16 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._send(report)
 
     def _send(self, report: planner_pb2.CompletionReport) -> None:
-        """Sends a report, not awaited; its call is known (`known_calls`) until it is through."""
-        ids = (report.program_id, report.call_id, report.attempt)
-        self._sending[ids] += 1
-        self._spawn(self._send_report(report, ids))
+        """Sends a report, batched and not awaited; its call is known (`known_calls`) until
+        it is through."""
+        self._sending[(report.program_id, report.call_id, report.attempt)] += 1
+        self._reporter.send(report)
 
-    async def _send_report(self, report: planner_pb2.CompletionReport, ids: CallAttempt) -> None:
-        try:  # through a planner restart: the report frees this call's admission budget
-            # the soak saw a report to a just-restarted planner end CANCELLED, which left its
-            # call running there for good: reports are idempotent, so those are retried too
-            await with_retry(self._planner.ReportCompletion, report, self.report_budget_s,
-                             attempt_timeout_s=5.0, retry_on=RETRYABLE_IDEMPOTENT)
-        except grpc.aio.AioRpcError as exc:
-            log.warning("completion report failed", call_id=report.call_id, error=exc.details())
-        finally:
-            self._sending[ids] -= 1
-            if self._sending[ids] <= 0:
-                del self._sending[ids]
+    def _sent(self, report: planner_pb2.CompletionReport) -> None:
+        ids = (report.program_id, report.call_id, report.attempt)
+        self._sending[ids] -= 1
+        if self._sending[ids] <= 0:
+            del self._sending[ids]
 
     def known_calls(self) -> set[CallAttempt]:
         """The calls this worker knows, for the planner's heartbeat reconciliation: running
@@ -331,6 +327,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         return stats
 
     async def drain_reports(self) -> None:
+        await self._reporter.drain(3.0)
         if self._reports:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*self._reports, return_exceptions=True), 3.0)

@@ -109,6 +109,12 @@ class CompletionReport(_message.Message):
     attempt: int
     def __init__(self, program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., status: _Optional[_Union[CompletionStatus, str]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., service_s: _Optional[float] = ..., attempt: _Optional[int] = ...) -> None: ...
 
+class CompletionReports(_message.Message):
+    __slots__ = ("reports",)
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
+    reports: _containers.RepeatedCompositeFieldContainer[CompletionReport]
+    def __init__(self, reports: _Optional[_Iterable[_Union[CompletionReport, _Mapping]]] = ...) -> None: ...
+
 class ProgressReport(_message.Message):
     __slots__ = ("program_id", "call_id", "worker_id", "completion_tokens")
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]

@@ -50,6 +50,11 @@ class PlannerStub:
                 request_serializer=ostinato_dot_v1_dot_planner__pb2.CompletionReport.SerializeToString,
                 response_deserializer=ostinato_dot_v1_dot_planner__pb2.ReportAck.FromString,
                 _registered_method=True)
+        self.ReportCompletions = channel.unary_unary(
+                '/ostinato.v1.Planner/ReportCompletions',
+                request_serializer=ostinato_dot_v1_dot_planner__pb2.CompletionReports.SerializeToString,
+                response_deserializer=ostinato_dot_v1_dot_planner__pb2.ReportAck.FromString,
+                _registered_method=True)
         self.ReportProgress = channel.unary_unary(
                 '/ostinato.v1.Planner/ReportProgress',
                 request_serializer=ostinato_dot_v1_dot_planner__pb2.ProgressReport.SerializeToString,
@@ -90,6 +95,16 @@ class PlannerServicer:
 
     def ReportCompletion(self, request, context):
         """A worker reports a finished (or failed, or cancelled) call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportCompletions(self, request, context):
+        """Many completion reports in one RPC, each taken as ReportCompletion takes it (a repeat
+        of a report already taken is ignored). Workers send the reports that queued while
+        their previous batch was in flight; the gateway reports the outcome it delivered (the
+        worker may die before its own report is through).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,6 +153,11 @@ def add_PlannerServicer_to_server(servicer, server):
             'ReportCompletion': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportCompletion,
                     request_deserializer=ostinato_dot_v1_dot_planner__pb2.CompletionReport.FromString,
+                    response_serializer=ostinato_dot_v1_dot_planner__pb2.ReportAck.SerializeToString,
+            ),
+            'ReportCompletions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportCompletions,
+                    request_deserializer=ostinato_dot_v1_dot_planner__pb2.CompletionReports.FromString,
                     response_serializer=ostinato_dot_v1_dot_planner__pb2.ReportAck.SerializeToString,
             ),
             'ReportProgress': grpc.unary_unary_rpc_method_handler(
@@ -241,6 +261,33 @@ class Planner:
             target,
             '/ostinato.v1.Planner/ReportCompletion',
             ostinato_dot_v1_dot_planner__pb2.CompletionReport.SerializeToString,
+            ostinato_dot_v1_dot_planner__pb2.ReportAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportCompletions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ostinato.v1.Planner/ReportCompletions',
+            ostinato_dot_v1_dot_planner__pb2.CompletionReports.SerializeToString,
             ostinato_dot_v1_dot_planner__pb2.ReportAck.FromString,
             options,
             channel_credentials,

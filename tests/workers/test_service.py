@@ -36,6 +36,10 @@ class RecordingPlanner(planner_pb2_grpc.PlannerServicer):
         self.completions.append(request)
         return planner_pb2.ReportAck()
 
+    async def ReportCompletions(self, request, context):
+        self.completions.extend(request.reports)
+        return planner_pb2.ReportAck()
+
 
 @asynccontextmanager
 async def worker_on_loopback(engine_url: str, progress_every: int, kv_index: KvIndex | None = None,

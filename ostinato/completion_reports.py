@@ -1,0 +1,66 @@
+"""Completion reports to the planner, batched: one ReportCompletions RPC in flight at a time,
+carrying every report queued while the one before was on its way. Nothing waits here for a
+report: under load the reports of many calls share one RPC, and when idle one goes at once.
+
+Reports are idempotent at the planner (it ignores a report it already has), so a batch is
+retried through a planner restart (with_retry, RETRYABLE_IDEMPOTENT) within `budget_s`.
+Used by the workers (a call's end) and the gateway (the outcome it delivered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import grpc
+import structlog
+
+from ostinato.retry import RETRYABLE_IDEMPOTENT, with_retry
+from ostinato.v1 import planner_pb2, planner_pb2_grpc
+
+log = structlog.get_logger(__name__)
+
+MAX_BATCH = 256  # reports per RPC
+
+
+class CompletionReporter:
+    def __init__(self, planner: planner_pb2_grpc.PlannerStub, *, budget_s: float = 60.0,
+                 attempt_timeout_s: float = 5.0,
+                 on_done: Callable[[planner_pb2.CompletionReport], None] | None = None) -> None:
+        """`on_done`: told of each report once its batch is through, or given up."""
+        self._planner = planner
+        self.budget_s = budget_s
+        self._attempt_timeout_s = attempt_timeout_s
+        self._on_done = on_done
+        self._queue: list[planner_pb2.CompletionReport] = []
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0  # RPCs sent (each batch counted once, however often retried)
+
+    def send(self, report: planner_pb2.CompletionReport) -> None:
+        """Queues a report; it leaves with the next batch (at once when none is in flight)."""
+        self._queue.append(report)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            self.batches += 1
+            try:
+                await with_retry(self._planner.ReportCompletions,
+                                 planner_pb2.CompletionReports(reports=batch), self.budget_s,
+                                 attempt_timeout_s=self._attempt_timeout_s,
+                                 retry_on=RETRYABLE_IDEMPOTENT)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("completion reports failed", calls=len(batch), error=exc.details())
+            finally:
+                if self._on_done is not None:
+                    for report in batch:
+                        self._on_done(report)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Until every queued report is through (or `timeout_s`)."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            while self._task is not None and not self._task.done():
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)

@@ -1,0 +1,61 @@
+"""ReportCompletions: many completion reports in one RPC, each taken as ReportCompletion
+takes it (a repeat is ignored); a batch with a report lacking its status is refused whole."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from ostinato.clock import SystemClock
+from ostinato.v1 import common_pb2, planner_pb2
+from planner.core import CallState, PlannerCore
+from planner.core.selection import parse_policy
+from tests.planner.loopback import planner_on_loopback
+from tests.prometheus_text import of_registry, value
+
+
+def _report(call_id: str, status: int = planner_pb2.COMPLETION_STATUS_OK,
+            tokens: int = 3) -> planner_pb2.CompletionReport:
+    return planner_pb2.CompletionReport(program_id="p", call_id=call_id, worker_id="w0",
+                                        status=status, attempt=1, service_s=0.5,
+                                        usage=common_pb2.Usage(completion_tokens=tokens))
+
+
+async def test_a_batch_takes_each_report_once_and_a_repeat_changes_nothing() -> None:
+    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
+    async with planner_on_loopback(core, SystemClock()) as (stub, service):
+        await stub.RegisterWorker(planner_pb2.WorkerRegistration(
+            worker_id="w0", address="127.0.0.1:1", max_inflight=4))
+        await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
+            tenant="t", options=common_pb2.ProgramOptions(program_id="p")))
+        for call_id in ("a", "b", "c"):
+            await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t",
+                                                      call_id=call_id))
+        await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
+            _report("a"), _report("b", planner_pb2.COMPLETION_STATUS_FAILED)]))
+        # the gateway's report of "a" (already in) and the worker's of "c"
+        await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
+            _report("a", tokens=99), _report("c")]))
+        calls = core.program("p", "t").calls
+        assert [calls[c].state for c in "abc"] == [CallState.DONE, CallState.FAILED,
+                                                   CallState.DONE]
+        assert calls["a"].completion_tokens == 3  # the repeat changed nothing
+        s = of_registry(service.metrics.registry)
+    assert value(s, "ostinato_planner_calls_completed_total", worker="w0", status="ok") == 2
+    assert value(s, "ostinato_planner_running_calls", worker="w0") == 0
+
+
+async def test_a_batch_with_a_report_without_status_is_refused_whole() -> None:
+    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
+    async with planner_on_loopback(core, SystemClock()) as (stub, _):
+        await stub.RegisterWorker(planner_pb2.WorkerRegistration(
+            worker_id="w0", address="127.0.0.1:1", max_inflight=4))
+        await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
+            tenant="t", options=common_pb2.ProgramOptions(program_id="p")))
+        await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t", call_id="a"))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
+                _report("a"), _report("a", planner_pb2.COMPLETION_STATUS_UNSPECIFIED)]))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "reports[1]" in (err.value.details() or "")
+        assert core.program("p", "t").calls["a"].state is CallState.RUNNING
