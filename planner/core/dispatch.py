@@ -185,30 +185,27 @@ class WorkerDispatch:
         parked = self._parked
         if len(parked):
             for worker in self._free_workers():
+                if not parked.waiting_on(worker.worker_id):
+                    continue  # nothing parked there: no gate to compute
                 while worker.free > 0 and (call := parked.take(
                         worker.worker_id, shares.gate(worker) if shares.isolating else None)) \
                         is not None:
                     grants.append(self._start(call, worker, now))
         queue, routing = self._queue, self._routing
-        order = queue.peek_tenants()  # fair share; no tenant's virtual time moves in here
         free = self._free_workers()
+        if not free or not len(queue):
+            return grants
+        order = queue.peek_tenants()  # fair share; no tenant's virtual time moves in here
         while free and len(queue):
             gates = [shares.gate(w) for w in free]
             tenant = next((t for t in order if queue.size_of(t)
                            and any(gate(t) for gate in gates)), None)
             if tenant is None:  # the first tenant that its share lets onto a free worker
                 break
-            while (call := queue.pop(now, tenant)) is not None:
-                program = self._programs[call.program_id]
-                if not parked.may_park(call):
-                    break
-                home = self._workers.get(routing.home(call, program))
-                if home is None or not home.healthy or home.worker_id in call.excluded or (
-                        home.free > 0 and shares.allows(tenant, home)):
-                    break
-                parked.park(call, home.worker_id, now)  # its home is full: wait for it
+            call = self._next_startable(tenant, now)
             if call is None:
                 continue  # the tenant's queue ran dry: others may be let on now
+            program = self._programs[call.program_id]
             candidates = [w for w, gate in zip(free, gates, strict=True) if gate(tenant)] \
                 if shares.isolating else free
             if call.excluded:
@@ -222,6 +219,26 @@ class WorkerDispatch:
             grants.append(self._start(call, worker, now))
             free = self._free_workers()
         return grants
+
+    def _next_startable(self, tenant: str, now: float) -> CallRecord | None:
+        """The tenant's next queued call that need not wait for its home worker; each call
+        popped on the way, whose home is full, is parked there (planner/core/parking.py).
+        None: the tenant's queue ran dry. Each call is parked at most once, so over time
+        this costs O(1) per call; its names are bound once, as it is the decision path."""
+        pop, programs, workers, home_of = self._queue.pop, self._programs, self._workers, \
+            self._routing.home
+        parked, shares = self._parked, self._shares
+        may_park, park = parked.may_park, parked.park
+        while (call := pop(now, tenant)) is not None:
+            program = programs[call.program_id]
+            if not may_park(call):
+                return call
+            home = workers.get(home_of(call, program))
+            if home is None or not home.healthy or home.worker_id in call.excluded or (
+                    home.inflight < home.max_inflight and shares.allows(tenant, home)):
+                return call
+            park(call, home.worker_id, now)  # its home is full: wait for it
+        return None
 
     def _elsewhere(self, call: CallRecord) -> WorkerState | None:
         """The least loaded healthy worker that no earlier attempt of `call` failed on (a

@@ -56,15 +56,6 @@ class ParkedCalls:
     def holds(self, call: CallRecord) -> bool:
         return call.key in self._parked
 
-    def _put(self, call: CallRecord, since: float, worker_id: str) -> None:
-        tenant = call.tenant
-        self._parked[call.key] = (call, since, worker_id)
-        on = self._on.get(worker_id)
-        if on is None:
-            on = self._on[worker_id] = {}
-        on[tenant] = on.get(tenant, 0) + 1
-        self._of[tenant] = self._of.get(tenant, 0) + 1
-
     def _drop(self, key: str) -> tuple[CallRecord, float, str] | None:
         entry = self._parked.pop(key, None)
         if entry is not None:
@@ -79,17 +70,27 @@ class ParkedCalls:
     def may_park(self, call: CallRecord) -> bool:
         return self.max_wait_s > 0 and call.key not in self._released
 
+    def waiting_on(self, worker_id: str) -> bool:
+        """Whether calls may be parked on `worker_id` (some may have stopped waiting)."""
+        return bool(self._by_worker.get(worker_id))
+
     def park(self, call: CallRecord, worker_id: str, now: float) -> None:
+        tenant, key = call.tenant, call.key
         tenants = self._by_worker.get(worker_id)
         if tenants is None:
             tenants = self._by_worker[worker_id] = {}
-        heap = tenants.get(call.tenant)
+        heap = tenants.get(tenant)
         if heap is None:
-            heap = tenants[call.tenant] = []
+            heap = tenants[tenant] = []
         heapq.heappush(heap, (call.score, call.arrival, next(self._seq), call))
         call.parked_since = now
-        self._put(call, now, worker_id)
-        self._order.append((now, call.key))
+        self._parked[key] = (call, now, worker_id)
+        on = self._on.get(worker_id)
+        if on is None:
+            on = self._on[worker_id] = {}
+        on[tenant] = on.get(tenant, 0) + 1
+        self._of[tenant] = self._of.get(tenant, 0) + 1
+        self._order.append((now, key))
 
     def take(self, worker_id: str,
              allowed: Callable[[str], bool] | None = None) -> CallRecord | None:
@@ -99,9 +100,16 @@ class ParkedCalls:
         if not tenants:
             return None
         best: list[tuple[float, float, int, CallRecord]] | None = None
+        parked = self._parked
         for tenant, heap in list(tenants.items()):
-            while heap and not self._waits_here(heap[0][3], worker_id):
-                heapq.heappop(heap)  # released or ended meanwhile
+            while heap:  # drops the heads that no longer wait here
+                call = heap[0][3]
+                entry = parked.get(call.key)
+                if entry is not None and entry[2] == worker_id:
+                    if call.state is CallState.QUEUED:
+                        break
+                    self._drop(call.key)  # ended meanwhile
+                heapq.heappop(heap)  # released, or ended meanwhile
             if not heap:
                 del tenants[tenant]
                 continue
@@ -112,15 +120,6 @@ class ParkedCalls:
         call = heapq.heappop(best)[3]
         self._drop(call.key)
         return call
-
-    def _waits_here(self, call: CallRecord, worker_id: str) -> bool:
-        entry = self._parked.get(call.key)
-        if entry is None or entry[2] != worker_id:
-            return False
-        if call.state is not CallState.QUEUED:
-            self._drop(call.key)
-            return False
-        return True
 
     def release_expired(self, now: float) -> list[CallRecord]:
         """Calls parked `max_wait_s` or longer, no longer parked: for the global queue."""

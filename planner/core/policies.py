@@ -11,6 +11,7 @@ Scores come in each policy's own unit (seconds of service, work units, seconds o
 
 from __future__ import annotations
 
+import bisect
 from typing import Protocol
 
 from planner.core.model import CallRecord, CallState, DeadlineExceeded, Program
@@ -34,8 +35,6 @@ class PriorityPolicy(Protocol):
 
 
 def engine_priority(policy: PriorityPolicy, score: float) -> int:
-    import bisect
-
     level = bisect.bisect_right(policy.thresholds, score)
     return (len(policy.thresholds) - level) * LEVEL_STEP
 

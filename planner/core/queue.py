@@ -54,6 +54,8 @@ def _seconds(score: float) -> float:
     return score
 
 
+_QUEUED = CallState.QUEUED
+
 # A queued call: (entered the queue at, may be passed over until, call).
 _Entry = tuple[float, float, CallRecord]
 
@@ -169,25 +171,51 @@ class MultiLevelQueue:
 
     def pop(self, now: float, tenant: str | None = None) -> CallRecord | None:
         """The next call: fair-share tenant first, then starving heads, then lowest level."""
-        order = [tenant] if tenant is not None else self.peek_tenants()
-        for t in order:
-            q = self._tenants.get(t)
-            if q is None or not q.size:
-                continue
-            pick = self._first(q) if now <= q.check_at else self._starving_first(q, now)
-            if pick is None:  # every entry left: what was counted was stale
-                self._len -= q.size
-                q.size = 0
-                continue
-            call = pick.popleft()[2]
-            if call.in_queue:
-                call.in_queue = False
-                q.size -= 1
-                self._len -= 1
-            if pick and pick[0][1] < q.check_at:  # the level's new head
-                q.check_at = pick[0][1]
-            return call
+        if tenant is not None:
+            q = self._tenants.get(tenant)
+            return self._pop(q, now) if q is not None and q.size else None
+        for t in self.peek_tenants():
+            call = self._pop(self._tenants[t], now)
+            if call is not None:
+                return call
         return None
+
+    def _pop(self, q: _TenantQueue, now: float) -> CallRecord | None:
+        """The tenant's next call, or None (every entry left: what was counted was stale).
+        Before `check_at` no head starves: the first level whose head still waits here
+        (stale heads dropped on the way, as `_drop_stale_head` does: inlined, as this is
+        the decision path)."""
+        if now <= q.check_at:
+            pick = None
+            for level in q.levels:
+                while level:
+                    call = level[0][2]
+                    if call.in_queue and call.state is _QUEUED:
+                        pick = level
+                        break
+                    level.popleft()
+                    if call.in_queue:  # its state moved on without a discard: uncount it
+                        call.in_queue = False
+                        q.size -= 1
+                        self._len -= 1
+                    if level and level[0][1] < q.check_at:
+                        q.check_at = level[0][1]
+                if pick is not None:
+                    break
+        else:
+            pick = self._starving_first(q, now)
+        if pick is None:
+            self._len -= q.size
+            q.size = 0
+            return None
+        call = pick.popleft()[2]
+        if call.in_queue:
+            call.in_queue = False
+            q.size -= 1
+            self._len -= 1
+        if pick and pick[0][1] < q.check_at:  # the level's new head
+            q.check_at = pick[0][1]
+        return call
 
     def _drop_stale_head(self, q: _TenantQueue, level: deque[_Entry]) -> bool:
         """Drops the level's head if it no longer waits here (discarded, or its state moved
@@ -201,16 +229,6 @@ class MultiLevelQueue:
             q.size -= 1
             self._len -= 1
         return True
-
-    def _first(self, q: _TenantQueue) -> deque[_Entry] | None:
-        """The first non-empty level (no head starves)."""
-        for level in q.levels:
-            while level and self._drop_stale_head(q, level):
-                if level and level[0][1] < q.check_at:
-                    q.check_at = level[0][1]
-            if level:
-                return level
-        return None
 
     def _starving_first(self, q: _TenantQueue, now: float) -> deque[_Entry] | None:
         """The level whose head waited longest past its bound, else the first non-empty

@@ -167,8 +167,14 @@ class TenantShares:
         level = on.get(tenant, 0) / (cap * mine)
         if level >= 1.0:
             return False
-        others = [on.get(u, 0) / (cap * f) for u, f in fraction.items() if u != tenant]
-        return all(level <= x for x in others) and any(level < x for x in others)
+        further_up = False  # another tenant's level is above this one's
+        for u, f in fraction.items():
+            if u != tenant:
+                x = on.get(u, 0) / (cap * f)
+                if x < level:
+                    return False
+                further_up = further_up or level < x
+        return further_up
 
 
 def bump_count(counts: dict[str, int], key: str, delta: int) -> None:
