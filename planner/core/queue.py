@@ -25,6 +25,7 @@ Per decision the cost is O(active tenants + levels), independent of the queue's 
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -141,6 +142,10 @@ class MultiLevelQueue:
         q = self._tenants[call.tenant]
         q.size -= 1
         self._len -= 1
+        # Its entry may be a level head, and `check_at` a bound over the heads with it: a
+        # call behind it, past its own bound, would wait unseen. The next pop looks at every
+        # level's head once (O(levels)) and makes `check_at` exact again.
+        q.check_at = -math.inf
 
     def size_of(self, tenant: str) -> int:
         q = self._tenants.get(tenant)

@@ -1,0 +1,108 @@
+"""The global queue's pick, against a plain model of what queue.py documents: seeded random
+pushes, pops (one tenant's or fair share's), cancellations, calls whose state moves on
+without a discard, calls pushed again after a pop (a parked call released), and time passing
+starvation bounds. The queue drops stale entries lazily and skips level scans before
+`check_at`; the model filters every level and looks at every head on every pop."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from planner.core.model import CallRecord, CallState
+from planner.core.queue import MultiLevelQueue, StarvationBound
+
+THRESHOLDS = (1.0, 4.0, 16.0)
+TENANTS = ("a", "b", "c")
+
+_Entry = tuple[float, float, CallRecord]
+
+
+class _Model:
+    """Per tenant and level, the entries in push order; a pick filters out the calls that
+    no longer wait and takes the longest-waiting starving head, else the first level's."""
+
+    def __init__(self, queue: MultiLevelQueue) -> None:
+        self.queue = queue
+        self.levels: dict[str, list[list[_Entry]]] = {
+            t: [[] for _ in range(len(THRESHOLDS) + 1)] for t in TENANTS}
+
+    def push(self, call: CallRecord, since: float | None) -> None:
+        start = call.arrival if since is None else since
+        until = start + self.queue.bound_s(call.score)
+        self.levels[call.tenant][self.queue.level_of(call.score)].append((start, until, call))
+
+    def pick(self, tenant: str, now: float) -> CallRecord | None:
+        levels = self.levels[tenant]
+        for level in levels:
+            level[:] = [e for e in level if e[2].in_queue and e[2].state is CallState.QUEUED]
+        heads = [(i, level[0]) for i, level in enumerate(levels) if level]
+        if not heads:
+            return None
+        starving = [(entry[0], i) for i, entry in heads if now > entry[1]]
+        i = min(starving)[1] if starving else heads[0][0]
+        return levels[i].pop(0)[2]
+
+
+def _call(n: int, tenant: str, score: float, arrival: float) -> CallRecord:
+    return CallRecord(program_id=f"p{n}", call_id="c", tenant=tenant, thread_id="main",
+                      parents=(), prompt_tokens=0, max_new_tokens=0, arrival=arrival,
+                      score=score)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("moves", [False, True])
+def test_the_queue_pops_what_the_plain_model_picks(seed: int, moves: bool) -> None:
+    """`moves`: calls' states also move on without a discard (not the planner's way: every
+    path that takes a queued call out discards it); the queue then only notices at its
+    head, so only the counts are compared."""
+    rng = random.Random(seed)
+    queue = MultiLevelQueue(THRESHOLDS, starvation=StarvationBound(2.0, 0.5, 5.0))
+    model = _Model(queue)
+    now, n = 0.0, 0
+    queued: list[CallRecord] = []  # pushed, not yet popped or dropped
+    popped: list[CallRecord] = []  # may come back (a parked call released)
+    moved: list[CallRecord] = []  # state moved on without a discard: counted until dropped
+    for _ in range(3000):
+        op = rng.random()
+        if op < 0.35:
+            n += 1
+            call = _call(n, rng.choice(TENANTS), rng.uniform(0.0, 30.0), now)
+            since = now if rng.random() < 0.5 else None
+            queue.push(call, since)
+            model.push(call, since)
+            queued.append(call)
+        elif op < 0.42 and popped:
+            call = popped.pop(rng.randrange(len(popped)))
+            queue.push(call)
+            model.push(call, None)
+            queued.append(call)
+        elif op < 0.50 and queued:  # cancelled
+            call = queued.pop(rng.randrange(len(queued)))
+            queue.discard(call)
+            call.state = CallState.CANCELLED
+        elif op < 0.53 and queued and moves:  # its state moved on without a discard
+            call = queued.pop(rng.randrange(len(queued)))
+            call.state = CallState.RUNNING
+            moved.append(call)
+        elif op < 0.63:
+            now += rng.choice((0.0, 0.1, 0.4, 1.5, 4.0))
+        elif op < 0.68:
+            queue.account(rng.choice(TENANTS), rng.uniform(0.0, 2.0))
+        else:
+            tenant = rng.choice((None, *TENANTS))
+            order = [tenant] if tenant is not None else queue.peek_tenants()
+            expected = None
+            for t in order:
+                if (expected := model.pick(t, now)) is not None:
+                    break
+            got = queue.pop(now, tenant)
+            assert got is expected or moves
+            if got is not None:
+                queued.remove(got)
+                popped.append(got)
+        counted = [c for c in (*queued, *moved) if c.in_queue]
+        assert len(queue) == len(counted) >= len(queued)
+        for t in TENANTS:
+            assert queue.size_of(t) == sum(1 for c in counted if c.tenant == t)
