@@ -34,6 +34,7 @@ from cache.tenancy import Tenancy, TenantLimits
 from gateway.prompts import PreparedPrompt, prepare
 from gateway.tool_output import ToolOutput
 from gateway.worker_channels import WorkerChannels
+from ostinato.completion_reports import CompletionReporter
 from ostinato.retry import with_retry
 from ostinato.tokenizers import ChatRenderer, load_renderer, load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2
@@ -127,6 +128,9 @@ class CallExecutor:
         self._quota_timeout_s = quota_timeout_s
         self._background: set[asyncio.Task[None]] = set()  # not awaited (quota charges, reports)
         self._planner = planner
+        # The outcomes delivered here go to the planner too (batched): the worker that
+        # streamed one may die before its own report is through.
+        self._reporter = CompletionReporter(planner)
         self._tokenize = tokenize or load_tokenizer("sim")
         self._renderer = renderer or load_renderer("sim", tool_format)
         self._tool_format = tool_format
@@ -349,6 +353,10 @@ class CallExecutor:
                 raise
             break
         assert final is not None
+        self._reporter.send(planner_pb2.CompletionReport(
+            program_id=admit.program_id, call_id=admit.call_id, worker_id=grant.worker_id,
+            status=planner_pb2.COMPLETION_STATUS_OK, usage=final.usage,
+            service_s=final.service_s, attempt=grant.attempt))
         rest, content, tool_calls = output.finish()
         if rest:
             yield Delta(rest)
@@ -402,7 +410,8 @@ class CallExecutor:
                 if chunk.HasField("result"):
                     final = chunk.result
         except grpc.aio.AioRpcError as exc:
-            raise _AttemptFailed(exc.code(), exc.details() or "worker error") from exc
+            if final is None:  # (a stream that broke after its result lost nothing)
+                raise _AttemptFailed(exc.code(), exc.details() or "worker error") from exc
         finally:
             stream.cancel()  # no-op once finished; stops the worker if our caller went away
         if final is None:
