@@ -20,7 +20,7 @@ def _counts(counts: dict[str, int]) -> str:
 
 
 def print_report(r: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or Console(width=max(Console().width, 150))  # the memory table is wide
     o = r["options"]
     console.print(f"[bold]soak[/bold]: {r['calls']['total']} calls, {o['concurrency']} programs "
                   f"at once ({o['calls_per_program']} calls each), {o['workers']} workers, "
