@@ -23,7 +23,7 @@ keep = KvEventTranslator()
 lines = Path(sys.argv[2])
 deadline = time.monotonic() + 60
 def written():  # a whole line: the snapshot is written before it
-    return any(f.read_text().endswith("\n") for f in lines.glob("*.sizes.jsonl"))
+    return any(f.read_text().endswith(chr(10)) for f in lines.glob("*.sizes.jsonl"))
 while time.monotonic() < deadline and not written():
     time.sleep(0.05)
 """
