@@ -108,15 +108,23 @@ async def test_near_miss_above_the_threshold_is_rejected_and_counted(make_cache)
 
 
 async def test_ttl_is_fixed_and_hits_do_not_extend_it(make_cache) -> None:  # type: ignore[no-untyped-def]
-    cache = await make_cache(ttl_s=2.0)
+    # a TTL long enough that a busy machine cannot outrun it between the store and the checks
+    cache = await make_cache(ttl_s=600.0)
     a = tenant()
     call = chat("How many legs does a spider have?")
     await cache.store(a, exact_digest(a, call), semantic_key(a, call), ANSWER)
     entry = keys.exact_entry(a, exact_digest(a, call))
     left = await cache._redis.pttl(entry)
-    assert 0 < left <= 2000
+    assert 0 < left <= 600_000
     assert await cache.lookup(a, exact_digest(a, call), None, 0.8) is not None
     assert 0 < await cache._redis.pttl(entry) <= left  # the hit did not extend it
+    # both entries expire (brought forward: Redis expires them as it would at the TTL)
+    found = [k.decode() async for k in cache._redis.scan_iter(match=f"{keys.PREFIX}:{{t:{a}}}:*")]
+    entries = [k for k in found if ":exact:" in k or (":sem:" in k and not k.endswith(":sem:index")
+                                     and ":sem:vs:" not in k)]
+    assert entry in entries and len(entries) == 2
+    for key in entries:
+        await cache._redis.pexpire(key, 1)
     deadline = time.monotonic() + 30  # until both entries expire (polled: no fixed wait)
     while await cache.lookup(a, exact_digest(a, call), semantic_key(a, call), 0.8) is not None:
         assert time.monotonic() < deadline, "the entries never expired"
