@@ -96,6 +96,7 @@ def cache_salt(tenant: str) -> str:
 
 _HIT = {"exact": common_pb2.CACHE_HIT_EXACT, "semantic": common_pb2.CACHE_HIT_SEMANTIC}
 
+REPORT_LINGER_S = 0.05  # the gateway's reports of delivered outcomes leave in batches this often
 MAX_RETRIES = 2  # attempts after the first, when the worker or its engine fails mid-call
 # What a failed worker or engine answers (a dead worker's connection: UNAVAILABLE, or
 # UNKNOWN; an engine that died or went away mid-stream: UNAVAILABLE; an engine error:
@@ -128,9 +129,10 @@ class CallExecutor:
         self._quota_timeout_s = quota_timeout_s
         self._background: set[asyncio.Task[None]] = set()  # not awaited (quota charges, reports)
         self._planner = planner
-        # The outcomes delivered here go to the planner too (batched): the worker that
-        # streamed one may die before its own report is through.
-        self._reporter = CompletionReporter(planner)
+        # The outcomes delivered here go to the planner too: the worker that streamed one
+        # may die before its own report is through. Nobody waits for them (the worker's
+        # report normally comes first): batched over REPORT_LINGER_S, few planner RPCs.
+        self._reporter = CompletionReporter(planner, linger_s=REPORT_LINGER_S)
         self._tokenize = tokenize or load_tokenizer("sim")
         self._renderer = renderer or load_renderer("sim", tool_format)
         self._tool_format = tool_format

@@ -1,6 +1,7 @@
 """Completion reports to the planner, batched: one ReportCompletions RPC in flight at a time,
-carrying every report queued while the one before was on its way. Nothing waits here for a
-report: under load the reports of many calls share one RPC, and when idle one goes at once.
+carrying every report queued while the one before was on its way (and, with `linger_s`, for
+that long). Nothing waits here for a report: under load the reports of many calls share one
+RPC, and when idle one goes at once (or after `linger_s`).
 
 Reports are idempotent at the planner (it ignores a report it already has), so a batch is
 retried through a planner restart (with_retry, RETRYABLE_IDEMPOTENT) within `budget_s`.
@@ -26,10 +27,13 @@ MAX_BATCH = 256  # reports per RPC
 
 class CompletionReporter:
     def __init__(self, planner: planner_pb2_grpc.PlannerStub, *, budget_s: float = 60.0,
-                 attempt_timeout_s: float = 5.0,
+                 attempt_timeout_s: float = 5.0, linger_s: float = 0.0,
                  on_done: Callable[[planner_pb2.CompletionReport], None] | None = None) -> None:
-        """`on_done`: told of each report once its batch is through, or given up."""
+        """`on_done`: told of each report once its batch is through, or given up;
+        `linger_s`: how long a batch waits for more reports before it leaves (for reports
+        nobody waits for: fewer RPCs)."""
         self._planner = planner
+        self._linger_s = linger_s
         self.budget_s = budget_s
         self._attempt_timeout_s = attempt_timeout_s
         self._on_done = on_done
@@ -45,6 +49,8 @@ class CompletionReporter:
 
     async def _run(self) -> None:
         while self._queue:
+            if self._linger_s > 0:
+                await asyncio.sleep(self._linger_s)
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             self.batches += 1
             try:

@@ -7,6 +7,7 @@ import grpc
 import pytest
 
 from ostinato.clock import SystemClock
+from ostinato.completion_reports import CompletionReporter
 from ostinato.v1 import common_pb2, planner_pb2
 from planner.core import CallState, PlannerCore
 from planner.core.selection import parse_policy
@@ -59,3 +60,24 @@ async def test_a_batch_with_a_report_without_status_is_refused_whole() -> None:
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "reports[1]" in (err.value.details() or "")
         assert core.program("p", "t").calls["a"].state is CallState.RUNNING
+
+
+async def test_reports_queued_together_leave_in_one_rpc() -> None:
+    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
+    async with planner_on_loopback(core, SystemClock()) as (stub, _):
+        await stub.RegisterWorker(planner_pb2.WorkerRegistration(
+            worker_id="w0", address="127.0.0.1:1", max_inflight=4))
+        await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
+            tenant="t", options=common_pb2.ProgramOptions(program_id="p")))
+        for call_id in ("a", "b", "c"):
+            await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t",
+                                                      call_id=call_id))
+        done: list[str] = []
+        reporter = CompletionReporter(stub, linger_s=0.01,
+                                      on_done=lambda r: done.append(r.call_id))
+        for call_id in ("a", "b", "c"):
+            reporter.send(_report(call_id))
+        await reporter.drain(10.0)
+        assert reporter.batches == 1 and done == ["a", "b", "c"]
+        calls = core.program("p", "t").calls
+        assert all(calls[c].state is CallState.DONE for c in "abc")
