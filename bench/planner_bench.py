@@ -7,7 +7,10 @@ parking them while it is full) and the queue held at a target depth. One decisio
 running call completes (its worker frees a slot), one new call is submitted (the queue stays
 at its depth), the clock moves on 1 ms, then the timed `dispatch()` grants the freed slot.
 Per policy and depth: p50, p99, mean and max microseconds per decision, the grants each
-decision made (every one should make exactly one), and how p50/p99 grow with depth. Wall
+decision made (every one should make exactly one), the calls each parked on the way (popped
+from the queue, their home full: a decision costs about one pop and one park more per call,
+and the tail of this count, not the queue's depth, makes its p99), and how p50/p99 grow
+with depth. Wall
 time counts whatever else the machine runs meanwhile (on a shared machine, a descheduled
 decision reads milliseconds); `cpu_us_per_decision` is the thread's CPU time over the same
 decisions, the work the planner itself did.
@@ -109,15 +112,16 @@ class _Driver:
         if self.timing:
             self.collected = True
 
-    def decision(self) -> tuple[float, float, int]:
+    def decision(self) -> tuple[float, float, int, int]:
         """One completion, one submission, then the timed dispatch: (wall µs, CPU µs,
-        grants)."""
+        grants, calls it parked on the way)."""
         i = self.rng.randrange(len(self.running))
         self.running[i], self.running[-1] = self.running[-1], self.running[i]
         self._finish(*self.running.pop())
         self.submit()
         self.clock.advance(STEP_S)
         self.collected, self.timing = False, True
+        parked = self.core.calls_parked
         c0 = time.thread_time_ns()
         t0 = time.perf_counter_ns()
         grants = self.core.dispatch()
@@ -126,7 +130,7 @@ class _Driver:
         self.timing = False
         self.running += [(g.program_id, g.call_id) for g in grants]
         self.core.take_events()
-        return dt, cpu, len(grants)
+        return dt, cpu, len(grants), self.core.calls_parked - parked
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -135,7 +139,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
     driver = _Driver(policy, queued, cfg)
-    times, cpus, grants, quiet = [], [], [], []
+    times, cpus, grants, quiet, parks = [], [], [], [], []
     # The setup's objects go to the permanent generation, as a service would freeze what it
     # loaded at start; the collector stays on for what the decisions allocate, and the
     # decisions that a collection ran inside are counted (and left out of `without_gc`).
@@ -144,7 +148,8 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
     gc.callbacks.append(driver.on_gc)
     try:
         for _ in range(cfg.decisions):
-            dt, cpu, n = driver.decision()
+            dt, cpu, n, parked = driver.decision()
+            parks.append(parked)
             times.append(dt)
             cpus.append(cpu)
             grants.append(n)
@@ -156,6 +161,7 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
     times.sort()
     cpus.sort()
     quiet.sort()
+    parks.sort()
     return {
         "policy": policy, "queued": queued, "queued_after": driver.core.queued,
         "programs": len(driver.programs), "decisions": cfg.decisions,
@@ -169,6 +175,8 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
                        "p50": round(_percentile(quiet, 0.5), 2) if quiet else None,
                        "p99": round(_percentile(quiet, 0.99), 2) if quiet else None},
         "grants_per_decision": {"min": min(grants), "max": max(grants)},
+        "parked_per_decision": {"p50": _percentile(parks, 0.5), "p99": _percentile(parks, 0.99),
+                                "mean": round(statistics.fmean(parks), 3), "max": parks[-1]},
         "decisions_granting_one": sum(1 for n in grants if n == 1),
     }
 

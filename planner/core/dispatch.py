@@ -115,6 +115,12 @@ class WorkerDispatch:
         return lost
 
     @property
+    def calls_parked(self) -> int:
+        """Calls parked on their home so far (planner/core/parking.py; `ostinato bench
+        planner` counts those parked on the way to each decision)."""
+        return self._parked.total
+
+    @property
     def unstarted_grants(self) -> int:
         """Lost grants ended so far (reconcile_worker)."""
         return self._unstarted.total

@@ -34,6 +34,7 @@ class ParkedCalls:
         self._order: deque[tuple[float, str]] = deque()  # (since, key), oldest first
         self._released: set[str] = set()  # keys that waited their turn and may go anywhere
         self._seq = itertools.count()
+        self.total = 0  # calls parked so far
         self._on: dict[str, dict[str, int]] = {}  # worker -> tenant -> calls parked there
         self._of: dict[str, int] = {}  # tenant -> calls parked anywhere
 
@@ -84,6 +85,7 @@ class ParkedCalls:
             heap = tenants[tenant] = []
         heapq.heappush(heap, (call.score, call.arrival, next(self._seq), call))
         call.parked_since = now
+        self.total += 1
         self._parked[key] = (call, now, worker_id)
         on = self._on.get(worker_id)
         if on is None:
