@@ -33,7 +33,7 @@ from cache.quotas import Quotas
 from cache.tenancy import Tenancy, TenantLimits
 from gateway.prompts import PreparedPrompt, prepare
 from gateway.tool_output import ToolOutput
-from gateway.worker_channels import WorkerChannels
+from gateway.worker_channels import WorkerChannels, trace_metadata
 from ostinato.completion_reports import CompletionReporter
 from ostinato.retry import with_retry
 from ostinato.tokenizers import ChatRenderer, load_renderer, load_tokenizer
@@ -401,7 +401,8 @@ class CallExecutor:
         request.CopyFrom(template)
         request.request_id = f"{request.program_id}-{request.call_id}-{uuid.uuid4().hex[:8]}"
         request.priority, request.attempt = grant.priority, grant.attempt
-        stream = self._workers.stub(grant.worker_address).Generate(request, timeout=timeout_s)
+        stream = self._workers.stub(grant.worker_address).Generate(
+            request, timeout=timeout_s, metadata=trace_metadata())
         final: worker_pb2.GenerateResult | None = None
         try:
             async for chunk in stream:
