@@ -96,7 +96,7 @@ def cache_salt(tenant: str) -> str:
 
 _HIT = {"exact": common_pb2.CACHE_HIT_EXACT, "semantic": common_pb2.CACHE_HIT_SEMANTIC}
 
-REPORT_LINGER_S = 0.05  # the gateway's reports of delivered outcomes leave in batches this often
+REPORT_LINGER_S = 0.05  # a one-call program's outcome reports leave in batches this often
 MAX_RETRIES = 2  # attempts after the first, when the worker or its engine fails mid-call
 # What a failed worker or engine answers (a dead worker's connection: UNAVAILABLE, or
 # UNKNOWN; an engine that died or went away mid-stream: UNAVAILABLE; an engine error:
@@ -129,10 +129,12 @@ class CallExecutor:
         self._quota_timeout_s = quota_timeout_s
         self._background: set[asyncio.Task[None]] = set()  # not awaited (quota charges, reports)
         self._planner = planner
-        # The outcomes delivered here go to the planner too: the worker that streamed one
-        # may die before its own report is through. Nobody waits for them (the worker's
-        # report normally comes first): batched over REPORT_LINGER_S, few planner RPCs.
-        self._reporter = CompletionReporter(planner, linger_s=REPORT_LINGER_S)
+        # The outcomes delivered here are reported from here (the worker's own OK report of
+        # a gateway's call is a fallback, sent later: workers/service.py). A one-call
+        # program's, which nobody waits for, batched over REPORT_LINGER_S; a program's at
+        # once (its EndProgram waits for it).
+        self._report_now = CompletionReporter(planner)
+        self._report_later = CompletionReporter(planner, linger_s=REPORT_LINGER_S)
         self._tokenize = tokenize or load_tokenizer("sim")
         self._renderer = renderer or load_renderer("sim", tool_format)
         self._tool_format = tool_format
@@ -355,7 +357,8 @@ class CallExecutor:
                 raise
             break
         assert final is not None
-        self._reporter.send(planner_pb2.CompletionReport(
+        one_call = new_program is not None and new_program.one_call
+        (self._report_later if one_call else self._report_now).send(planner_pb2.CompletionReport(
             program_id=admit.program_id, call_id=admit.call_id, worker_id=grant.worker_id,
             status=planner_pb2.COMPLETION_STATUS_OK, usage=final.usage,
             service_s=final.service_s, attempt=grant.attempt))

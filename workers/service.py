@@ -1,7 +1,9 @@
 """The Worker gRPC servicer: GenerateRequest -> SGLang /generate stream -> GenerateChunks.
 
 Reports every call's end (ok, failed, cancelled) to the planner, which frees the
-worker's admission budget and accounts the program's attained service. Reports are
+worker's admission budget and accounts the program's attained service; a call answered to
+the gateway is reported by the gateway too, so this worker's OK report of it is a fallback
+(the gateway died first) that leaves OK_REPORT_DELAY_S later, batched. Reports are
 retried through a planner restart, and the recent ones are kept: a restarted planner
 (a new `planner_instance` in its WorkerAck) gets them again (`replay_reports`), since the
 planner before may have acknowledged a report and died before saving it. The calls it
@@ -42,6 +44,7 @@ from workers.sglang_client import (
 log = structlog.get_logger(__name__)
 
 CallAttempt = tuple[str, str, int]  # (program_id, call_id, attempt)
+OK_REPORT_DELAY_S = 1.0  # a call the gateway reports too: this worker's report, batched
 
 _ENGINE_STATUS = {
     EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
@@ -113,6 +116,11 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         # a report to a just-restarted planner end CANCELLED, which left its call running
         # there for good: reports are idempotent, so those are retried too.
         self._reporter = CompletionReporter(planner, on_done=self._sent)
+        # A call answered to the gateway (attempt set): the gateway reports the outcome it
+        # delivered, so this worker's OK report is the fallback (the gateway died first)
+        # and leaves later, in batches: one planner RPC per OK_REPORT_DELAY_S, not per call.
+        self._fallback = CompletionReporter(planner, on_done=self._sent,
+                                            linger_s=OK_REPORT_DELAY_S)
         self.progress_every_tokens = 64  # 0: no progress reports
         # Completion reports sent lately, replayed to a restarted planner: key -> (when, report)
         self._recent: OrderedDict[str, tuple[float, planner_pb2.CompletionReport]] = OrderedDict()
@@ -151,13 +159,14 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._recent.move_to_end(key)
         while len(self._recent) > self.keep_reports:
             self._recent.popitem(last=False)
-        self._send(report)
+        self._send(report, fallback=status == planner_pb2.COMPLETION_STATUS_OK
+                   and req.attempt > 0)
 
-    def _send(self, report: planner_pb2.CompletionReport) -> None:
-        """Sends a report, batched and not awaited; its call is known (`known_calls`) until
-        it is through."""
+    def _send(self, report: planner_pb2.CompletionReport, fallback: bool = False) -> None:
+        """Sends a report, batched and not awaited (`fallback`: after OK_REPORT_DELAY_S); its
+        call is known (`known_calls`) until it is through."""
         self._sending[(report.program_id, report.call_id, report.attempt)] += 1
-        self._reporter.send(report)
+        (self._fallback if fallback else self._reporter).send(report)
 
     def _sent(self, report: planner_pb2.CompletionReport) -> None:
         ids = (report.program_id, report.call_id, report.attempt)
@@ -336,6 +345,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
 
     async def drain_reports(self) -> None:
         await self._reporter.drain(3.0)
+        await self._fallback.drain(3.0)
         if self._reports:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*self._reports, return_exceptions=True), 3.0)
