@@ -12,7 +12,14 @@ What it reports, truthfully (a lost call is never counted as completed):
   (calls that failed here but are "done" in the planner's records in Redis);
 - the records agree: every answered call "done" in Redis, no summary short of the answers;
   the engines' completed requests (summed over engine restarts) are reported beside;
-- every service's memory (VmRSS) from after its warm-up to the end, flat within a bound.
+- every service's memory (VmRSS): flat if it grew at most `late_bound_kib` per 1,000 calls
+  over the late window (from `late_from` of the calls to the end; Redis beyond the records it
+  keeps); the growth from the warm-up on is reported beside it. Bounded caches (the engines'
+  prefix caches, the workers' KV-event translator and recent reports, the engines' event
+  rings) must have filled before the late window: a small pool (`kv_tokens`) and a long run
+  (40,000 calls), see docs/bench/soak/README.md.
+`memtrace`: a debug aid (bench/memtrace): tracemalloc snapshots and structure sizes of the
+workers and engines every 10 s.
 Faults fire when a fraction of the calls have finished; each service's memory is sampled
 every `sample_every` of the calls (bench/soak_checks.py turns samples into verdicts).
 """
