@@ -77,6 +77,10 @@ def reconcile(outcomes: Sequence[CallOutcome], programs: Mapping[str, ProgramOut
             "start_failed": dict(Counter(p.start_error for p in programs.values() if p.start_error)),
             "end_failed": dict(Counter(p.end_error for p in programs.values() if p.end_error)),
             "end_failed_programs": sorted(p.program_id for p in programs.values() if p.end_error),
+            # [program, status, EndProgram sent, its outcome (s from t0)]: against the faults
+            "end_failed_times": sorted([p.program_id, p.end_error, round(p.end_started - t0, 3),
+                                        round(p.end_finished - t0, 3)]
+                                       for p in programs.values() if p.end_error),
         },
         "duplicates": {
             "outcomes_per_call_over_one": twice,

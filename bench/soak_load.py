@@ -40,6 +40,8 @@ class ProgramOutcome:
     start_error: str = ""  # StartProgram's status when it never started (its calls failed)
     summary: ostinato.ProgramSummary | None = None
     end_error: str = ""  # EndProgram's status when no summary came back
+    end_started: float = 0.0  # time.monotonic() of the first EndProgram attempt
+    end_finished: float = 0.0  # and of its outcome (the summary or the last error)
 
 
 @dataclass
@@ -115,8 +117,9 @@ class Load:
             else:
                 await asyncio.sleep(backoff)
                 backoff = min(self.max_backoff_s, backoff * 2)
-        summary = await self._retrying(program.end, record, ending=True)
-        record.summary = summary
+        record.end_started = time.monotonic()
+        record.summary = await self._retrying(program.end, record, ending=True)
+        record.end_finished = time.monotonic()
 
     async def _retrying(self, rpc, record: ProgramOutcome, ending: bool = False):  # type: ignore[no-untyped-def]
         """StartProgram / EndProgram (not calls): retried while UNAVAILABLE, within a budget;

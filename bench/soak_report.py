@@ -51,7 +51,7 @@ def print_report(r: dict[str, Any], console: Console | None = None) -> None:
             if k != "mismatched_calls":
                 dup.add_row(f"{section}.{k}", str(v))
     for k, v in r["programs"].items():
-        if v and k != "end_failed_programs":
+        if v and k not in ("end_failed_programs", "end_failed_times"):
             dup.add_row(f"programs.{k}", str(v))
     console.print(dup)
 
