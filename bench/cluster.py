@@ -29,11 +29,11 @@ import copy
 import gc
 import heapq
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from bench.programs import ProgramPlan, shared_prefix_ids
-from cache.block_hash import extend_prefix_block_hashes
+from cache.block_hash import extend_prefix_block_hashes, prefix_block_hashes
 from cache.kv_holdings import KvHoldings
 from ostinato.clock import ManualClock
 from planner.core.estimates import OutputEstimator, ProgramSizeEstimator
@@ -135,8 +135,8 @@ class _ProgramState:
     def __init__(self, plan: ProgramPlan, outcome: ProgramOutcome) -> None:
         self.plan = plan
         self.outcome = outcome
-        self.prompts: dict[int, list[int]] = {}
-        self.outputs: dict[int, list[int]] = {}
+        self.prompts: dict[int, tuple[int, ...]] = {}
+        self.outputs: dict[int, tuple[int, ...]] = {}
         self.hashes: dict[int, list[int]] = {}
         self.done = 0
         self.remaining_work = sum(work_of(c.output_tokens, c.new_tokens) for c in plan.calls)
@@ -200,6 +200,7 @@ class ClusterSim:
         self._timelines: dict[tuple[int, int], CallTimeline] = {}
         self.calls: list[CallTimeline] = []
         self.outcomes: list[ProgramOutcome] = []
+        self._shared_prefixes: dict[tuple[str | None, int, str], tuple[tuple[int, ...], list[int]]] = {}
         self._measured_open = 0  # measured programs arrived and not finished
 
     def learned(self) -> Learned:
@@ -296,25 +297,35 @@ class ClusterSim:
             if not call.parents:
                 self._ready(pidx, call.index)
 
-    def _prompt(self, st: _ProgramState, cidx: int) -> list[int]:
+    def _shared(self, plan: ProgramPlan) -> tuple[tuple[int, ...], list[int]]:
+        """The class's shared prefix and its block hashes under the program's salt (the
+        same for every program of the class and salt: computed once)."""
+        sp = plan.klass.shared_prefix
+        key = (None, 0, plan.salt) if sp is None else (sp.id, sp.tokens, plan.salt)
+        got = self._shared_prefixes.get(key)
+        if got is None:
+            ids = tuple(shared_prefix_ids(plan.klass))
+            got = self._shared_prefixes[key] = (ids, prefix_block_hashes(ids, plan.salt))
+        return got
+
+    def _prompt(self, st: _ProgramState, cidx: int) -> tuple[tuple[int, ...], Sequence[int]]:
+        """The call's prompt, and the block hashes of a prefix of it already known."""
         plan = st.plan
         call = plan.calls[cidx]
-        new = call.new_ids(plan.index)
-        if not call.parents:
-            return [*shared_prefix_ids(plan.klass), *new]
-        outputs = [t for p in call.parents for t in st.outputs[p]]
-        if plan.klass.context == "accumulate":
-            return [*st.prompts[call.parents[0]], *outputs, *new]
-        return [*shared_prefix_ids(plan.klass), *outputs, *new]
+        new = tuple(call.new_ids(plan.index))
+        if call.parents and plan.klass.context == "accumulate":
+            first = call.parents[0]
+            return (st.prompts[first] + sum((st.outputs[p] for p in call.parents), ()) + new,
+                    st.hashes[first])
+        shared, hashes = self._shared(plan)
+        return shared + sum((st.outputs[p] for p in call.parents), ()) + new, hashes
 
     def _ready(self, pidx: int, cidx: int) -> None:
         st = self._states[pidx]
         plan = st.plan
         call = plan.calls[cidx]
-        prompt = self._prompt(st, cidx)
+        prompt, known = self._prompt(st, cidx)
         st.prompts[cidx] = prompt
-        known = st.hashes.get(call.parents[0], []) if call.parents and \
-            plan.klass.context == "accumulate" else []
         hashes = extend_prefix_block_hashes(known, prompt, plan.salt)
         st.hashes[cidx] = hashes
         now = self.clock.now()
@@ -371,7 +382,7 @@ class ClusterSim:
                            prompt_tokens=event.prompt_tokens,
                            completion_tokens=event.completion_tokens,
                            cached_tokens=event.cached_tokens)
-        st.outputs[cidx] = list(event.output_ids)
+        st.outputs[cidx] = tuple(event.output_ids)
         st.remaining_work -= work_of(call.output_tokens, call.new_tokens)
         st.done += 1
         for child in st.pending_children.get(cidx, ()):

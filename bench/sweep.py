@@ -149,6 +149,8 @@ def run_one(spec: WorkloadSpec, policy: str, rate: float, cfg: SweepConfig,
     sim = ClusterSim(programs, policy, load_profile(cfg.profile), cluster, learned, steady)
     result = summarize(sim.run(progress=_tick), label if label != REFERENCE else policy, rate)
     result["budget_per_engine"] = cluster.budget
+    # the simulator's speed: simulated seconds per wall second of this run (issue #17)
+    result["sim_s_per_wall_s"] = round(result["simulated_s"] / max(result["sim_wall_s"], 1e-3), 2)
     return result
 
 

@@ -26,6 +26,21 @@ def chain_hash(parent: int, block: Sequence[int]) -> int:
     return int.from_bytes(h.digest(), "little")
 
 
+def chain_hashes(parent: int, tokens: Sequence[int], block_size: int = DEFAULT_BLOCK_SIZE) -> list[int]:
+    """The chain continued over every complete block of `tokens`: [chain_hash(parent, block
+    0), chain_hash(that, block 1), ...], the same values, with the tokens packed once."""
+    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    width = 8 * block_size
+    buf = memoryview(array("Q", tokens[:len(tokens) // block_size * block_size]).tobytes())
+    out = []
+    for start in range(0, len(buf), width):
+        h = blake2b(parent.to_bytes(8, "little"), digest_size=8)
+        h.update(buf[start:start + width])
+        parent = from_bytes(h.digest(), "little")
+        out.append(parent)
+    return out
+
+
 def block_hashes(tokens: Sequence[int], block_size: int = DEFAULT_BLOCK_SIZE,
                  salt: str = "") -> list[int]:
     """Hashes of every complete block of `tokens` (a trailing partial block has none)."""
@@ -82,12 +97,17 @@ def extend_prefix_block_hashes(known: Sequence[int], tokens: Sequence[int], salt
     if shared_tokens < 0:
         raise ValueError("shared_tokens must not be negative")
     shared_blocks = shared_tokens // block_size
-    out = list(known[:len(tokens) // block_size])
+    total = len(tokens) // block_size
+    out = list(known[:total])
     parent = out[-1] if out else chain_seed(salt, shared_blocks)
-    for i in range(len(out), len(tokens) // block_size):
-        start = i * block_size
-        parent = next_block_hash(parent, i, tokens[start:start + block_size], salt, shared_blocks)
-        out.append(parent)
+    if len(out) < min(shared_blocks, total):  # blocks inside the shared prefix
+        out += chain_hashes(parent, tokens[len(out) * block_size:shared_blocks * block_size],
+                            block_size)
+        parent = out[-1]
+    if len(out) < total:
+        if len(out) == shared_blocks > 0:
+            parent = join_salt(parent, salt)  # next_block_hash's join, once
+        out += chain_hashes(parent, tokens[len(out) * block_size:total * block_size], block_size)
     return out
 
 
@@ -97,6 +117,10 @@ def held_prefix_blocks(held: Container[int], hashes: Sequence[int]) -> int:
     which evicts leaves first; a router's record of prompts sent) holds a leading run, and a
     binary search finds its end: O(log n) lookups."""
     lo, hi = 0, len(hashes)
+    if not hi or hashes[0] not in held:  # the commonest answers, in one lookup each
+        return 0
+    if hashes[-1] in held:
+        return hi
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if hashes[mid - 1] in held:

@@ -85,6 +85,7 @@ def _strip_wall(results: dict) -> dict:
     results.pop("sweep_wall_s")
     for run in results["runs"]:
         run.pop("sim_wall_s")
+        run.pop("sim_s_per_wall_s")
     return results
 
 
@@ -105,7 +106,8 @@ def test_same_spec_and_seed_give_identical_results(tmp_path) -> None:  # type: i
     run = data["runs"][0]
     for key in ("policy", "rate", "programs", "completed", "failed", "program_latency_s",
                 "normalized_latency_s_per_token", "throughput_programs_per_s", "prefix_hit_rate",
-                "deadline_attainment", "per_tenant", "sim_wall_s", "simulated_s"):
+                "deadline_attainment", "per_tenant", "sim_wall_s", "simulated_s",
+                "sim_s_per_wall_s"):
         assert key in run
     assert set(run["per_tenant"]) == {"a", "b"}
     assert set(data["capacity"]) == {"fcfs+round_robin", "default"}

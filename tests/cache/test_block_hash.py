@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from cache.block_hash import (
     block_hashes,
     block_hex,
+    chain_hash,
+    chain_hashes,
     chain_seed,
+    extend_prefix_block_hashes,
     next_block_hash,
     prefix_block_hashes,
     prompt_block_hashes,
@@ -58,6 +63,40 @@ def test_incremental_form_equals_the_whole_prompt_form() -> None:
                                      shared_blocks)
             got.append(parent)
         assert got == expect
+
+
+def test_hash_values_are_pinned() -> None:
+    """Values the gateway, workers, Redis and the sim engines agree on: a faster hashing
+    must give exactly these (they were computed by the block-at-a-time chain)."""
+    assert [block_hex(h) for h in prefix_block_hashes(TOKENS, "tenant:a", shared_tokens=50)][
+        ::8] == ["4896373969c210a3", "1174b22e111e5617"]
+    assert block_hex(prefix_block_hashes(TOKENS, "tenant:a")[-1]) == "29f818169b6e1ad9"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_packed_chain_equals_the_block_at_a_time_chain(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(60):
+        bs = rng.choice([1, 3, 16])
+        tokens = [rng.randrange(1 << 63) for _ in range(rng.randrange(0, 120))]
+        shared = rng.choice([0, rng.randrange(len(tokens) + 1), len(tokens) + 20])
+        shared_blocks = shared // bs
+        parent, expect = chain_seed("t", shared_blocks), []
+        for i in range(len(tokens) // bs):
+            parent = next_block_hash(parent, i, tokens[i * bs:(i + 1) * bs], "t", shared_blocks)
+            expect.append(parent)
+        for form in (tokens, tuple(tokens)):
+            assert prefix_block_hashes(form, "t", shared_tokens=shared, block_size=bs) == expect
+            known = rng.randrange(len(expect) + 1)
+            assert extend_prefix_block_hashes(expect[:known], form, "t", shared_tokens=shared,
+                                              block_size=bs) == expect
+        chained, p = [], 7
+        for i in range(len(tokens) // bs):
+            p = chain_hash(p, tokens[i * bs:(i + 1) * bs])
+            chained.append(p)
+        assert chain_hashes(7, tokens, bs) == chained
+    ids = range(10, 90)  # the cluster simulator's token ids come as ranges
+    assert prefix_block_hashes(ids, "t") == prefix_block_hashes(list(ids), "t")
 
 
 def test_shared_blocks_do_not_depend_on_the_text_after_them() -> None:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from workers.sim.cost_model import CostModel
 from workers.sim.scheduler import EngineEvent, EngineParams, Req, SimEngineCore
-from workers.sim.text import Decoder
+from workers.sim.text import Decoder, FixedLengthDecoder
 
 from .test_cost_model import TOY
 
@@ -178,3 +178,13 @@ def test_admission_reserves_from_max_new_tokens_not_the_length_only_the_sim_know
     d = FixedLengthDecoder(10, 0, max_new_tokens=1000)
     d.advance(4)
     assert (d.remaining_upper_bound(), d.reserve_bound()) == (6, 996)
+
+
+def test_full_key_is_built_once_per_output_length_and_follows_the_output() -> None:
+    req = Req("r", [5, 6, 7], FixedLengthDecoder(4, 100), salt="a")
+    key = req.full_key()
+    assert key[1:] == (5, 6, 7) and req.full_key() is key  # the same tuple, not rebuilt
+    req.decoder.advance(2)
+    assert req.full_key()[1:] == (5, 6, 7, 100, 101)
+    req.decoder.advance(5)  # runs to its length
+    assert req.full_key()[1:] == (5, 6, 7, 100, 101, 102, 103)

@@ -18,7 +18,7 @@ import heapq
 import itertools
 from collections.abc import Sequence
 
-from cache.block_hash import chain_hash
+from cache.block_hash import chain_hash, chain_hashes
 from workers.kv_events import AllBlocksCleared, BlockRemoved, BlockStored, KvEvent
 
 _ids = itertools.count()
@@ -191,19 +191,17 @@ class RadixCache:
         if first > len(key):
             return len(leaf.key), leaf
         parent_of_first = None if first == 1 + bs else parent
-        stored: list[int] = []
-        blocks = leaf.blocks
-        index = k  # of the block ending at `end`, counted in key[1:]
-        if index < len(known):
-            h = chain_hash(parent, key[first - bs:first])
-            if h != known[index]:
-                raise ValueError("known block hashes differ from the chain (salt, block size?)")
-        for end in range(first, len(key) + 1, bs):
-            parent = known[index] if index < len(known) else chain_hash(parent, key[end - bs:end])
-            index += 1
-            blocks.append((end, parent))
-            stored.append(parent)
-        tokens = tuple(key[first - bs:first - bs + len(stored) * bs])
+        # blocks k, k+1, ... (counted in key[1:]) end at first, first + bs, ...
+        count = (len(key) - first) // bs + 1
+        stored = list(known[k:k + count])
+        if stored and chain_hash(parent, key[first - bs:first]) != stored[0]:
+            raise ValueError("known block hashes differ from the chain (salt, block size?)")
+        if len(stored) < count:
+            rest = first - bs + len(stored) * bs
+            stored += chain_hashes(stored[-1] if stored else parent,
+                                   key[rest:first - bs + count * bs], bs)
+        leaf.blocks = list(zip(range(first, first + count * bs, bs), stored, strict=True))
+        tokens = tuple(key[first - bs:first - bs + count * bs])
         self._events.append(BlockStored(tuple(stored), parent_of_first, tokens, bs))
         return len(leaf.key), leaf
 

@@ -45,7 +45,7 @@ class ReqState(enum.Enum):
 @dataclass(eq=False)
 class Req:
     rid: str
-    prompt_ids: list[int]
+    prompt_ids: Sequence[int]
     decoder: Decoder | FixedLengthDecoder
     priority: int = 0
     salt: str = ""
@@ -66,6 +66,8 @@ class Req:
     # engine bookkeeping
     _seed: int | None = field(default=None, init=False, repr=False)
     _prefix: tuple[int, ...] | None = field(default=None, init=False, repr=False)
+    _full: tuple[int, ...] = field(default=(), init=False, repr=False)  # full_key, as of:
+    _full_n: int = field(default=-1, init=False, repr=False)  # ... this many output tokens
     _join: int | None = field(default=None, init=False, repr=False)  # while running: join id
     _lazy_base: int = field(default=0, init=False, repr=False)  # context minus counter steps
     _reported: int = field(default=0, init=False, repr=False)  # tokens last in take_progress
@@ -80,8 +82,11 @@ class Req:
         if self._prefix is None:
             self._prefix = (-1 - (self.salt_seed() >> 2), *self.prompt_ids)
         d = self.decoder
-        if type(d) is FixedLengthDecoder:
-            return self._prefix + d.output_key()
+        if type(d) is FixedLengthDecoder:  # its output is fixed by its length: build it once
+            n = d.completion_tokens
+            if n != self._full_n:
+                self._full, self._full_n = self._prefix + d.output_key(), n
+            return self._full
         return self._prefix + tuple(d.output_ids)
 
 
