@@ -7,7 +7,6 @@ import grpc
 import pytest
 
 from ostinato.clock import SystemClock
-from ostinato.completion_reports import CompletionReporter
 from ostinato.v1 import common_pb2, planner_pb2
 from planner.core import CallState, PlannerCore
 from planner.core.selection import parse_policy
@@ -15,7 +14,7 @@ from tests.planner.loopback import planner_on_loopback
 from tests.prometheus_text import of_registry, value
 
 
-def _report(call_id: str, status: int = planner_pb2.COMPLETION_STATUS_OK,
+def completion_report(call_id: str, status: int = planner_pb2.COMPLETION_STATUS_OK,
             tokens: int = 3) -> planner_pb2.CompletionReport:
     return planner_pb2.CompletionReport(program_id="p", call_id=call_id, worker_id="w0",
                                         status=status, attempt=1, service_s=0.5,
@@ -33,10 +32,10 @@ async def test_a_batch_takes_each_report_once_and_a_repeat_changes_nothing() -> 
             await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t",
                                                       call_id=call_id))
         await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
-            _report("a"), _report("b", planner_pb2.COMPLETION_STATUS_FAILED)]))
+            completion_report("a"), completion_report("b", planner_pb2.COMPLETION_STATUS_FAILED)]))
         # the gateway's report of "a" (already in) and the worker's of "c"
         await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
-            _report("a", tokens=99), _report("c")]))
+            completion_report("a", tokens=99), completion_report("c")]))
         calls = core.program("p", "t").calls
         assert [calls[c].state for c in "abc"] == [CallState.DONE, CallState.FAILED,
                                                    CallState.DONE]
@@ -56,28 +55,8 @@ async def test_a_batch_with_a_report_without_status_is_refused_whole() -> None:
         await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t", call_id="a"))
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
-                _report("a"), _report("a", planner_pb2.COMPLETION_STATUS_UNSPECIFIED)]))
+                completion_report("a"), completion_report("a", planner_pb2.COMPLETION_STATUS_UNSPECIFIED)]))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "reports[1]" in (err.value.details() or "")
         assert core.program("p", "t").calls["a"].state is CallState.RUNNING
 
-
-async def test_reports_queued_together_leave_in_one_rpc() -> None:
-    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
-    async with planner_on_loopback(core, SystemClock()) as (stub, _):
-        await stub.RegisterWorker(planner_pb2.WorkerRegistration(
-            worker_id="w0", address="127.0.0.1:1", max_inflight=4))
-        await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
-            tenant="t", options=common_pb2.ProgramOptions(program_id="p")))
-        for call_id in ("a", "b", "c"):
-            await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t",
-                                                      call_id=call_id))
-        done: list[str] = []
-        reporter = CompletionReporter(stub, linger_s=0.01,
-                                      on_done=lambda r: done.append(r.call_id))
-        for call_id in ("a", "b", "c"):
-            reporter.send(_report(call_id))
-        await reporter.drain(10.0)
-        assert reporter.batches == 1 and done == ["a", "b", "c"]
-        calls = core.program("p", "t").calls
-        assert all(calls[c].state is CallState.DONE for c in "abc")
