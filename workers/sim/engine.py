@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ostinato.config import SimEngineConfig
-from workers.kv_events import BlockRemoved, BlockStored, KvEvent
+from workers.kv_events import BlockRemoved, BlockStored
 from workers.sim.cost_model import CostModel, Profile, load_profile
 from workers.sim.kv_publisher import make_publisher
 from workers.sim.scheduler import EngineEvent, EngineParams, Req, SimEngineCore
@@ -70,7 +69,6 @@ class RealtimeSimEngine:
         self.params = engine_params(config, self.profile)
         self.core = SimEngineCore(CostModel(self.profile, zero_cost=config.zero_cost), self.params)
         self.counters = EngineCounters()
-        self.kv_events: deque[KvEvent] = deque(maxlen=10_000)  # recent, for inspection
         self.kv_publisher = make_publisher(config.kv_events_config)  # SGLang's ZMQ KV events
         self._streams: dict[str, asyncio.Queue[EngineEvent]] = {}
         self._t0 = time.monotonic()
@@ -115,7 +113,6 @@ class RealtimeSimEngine:
         if kv_batch and self.kv_publisher is not None:
             self.kv_publisher.publish(kv_batch)
         for kv in kv_batch:
-            self.kv_events.append(kv)
             if isinstance(kv, BlockStored):
                 self.counters.blocks_stored += len(kv.block_hashes)
             elif isinstance(kv, BlockRemoved):
