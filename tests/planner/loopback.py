@@ -21,9 +21,10 @@ class NoStore:
 
 
 @asynccontextmanager
-async def planner_on_loopback(core: PlannerCore, clock: Clock) -> AsyncIterator[
-        tuple[planner_pb2_grpc.PlannerStub, PlannerService]]:
-    service = PlannerService(core, NoStore(), clock)  # type: ignore[arg-type]
+async def planner_on_loopback(core: PlannerCore, clock: Clock, store: object | None = None
+                             ) -> AsyncIterator[tuple[planner_pb2_grpc.PlannerStub, PlannerService]]:
+    """`store`: stands in for the planner's Redis store (its `publish`); none by default."""
+    service = PlannerService(core, store or NoStore(), clock)  # type: ignore[arg-type]
     server = grpc.aio.server()
     planner_pb2_grpc.add_PlannerServicer_to_server(service, server)
     port = server.add_insecure_port("127.0.0.1:0")
