@@ -173,9 +173,8 @@ class PlannerConfig:
     worker_ttl_s: float = 10.0  # a worker not heard from for this long is dropped
     # A call granted this long ago that two of its worker's heartbeats in a row do not list
     # (its gateway died before starting it, or the worker restarted) is ended CANCELLED, its
-    # slot freed. 0 (the default): never. Off until it stops recording some answered calls
-    # as cancelled around worker and planner restarts (docs/operations/faults.md).
-    unstarted_grant_s: float = 0.0  # Keep it several worker.heartbeat_s
+    # slot freed (docs/operations/faults.md). 0: never (a lost grant holds its slot).
+    unstarted_grant_s: float = 30.0  # Keep it several worker.heartbeat_s
     # an ended program's records (its calls and summary) stay in Redis this long, then expire
     ended_program_ttl_s: float = 86_400.0
     program_idle_ttl_s: float = 1800.0  # a program without calls for this long is ended (expired)
