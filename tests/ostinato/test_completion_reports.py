@@ -5,23 +5,16 @@ from __future__ import annotations
 
 from ostinato.clock import SystemClock
 from ostinato.completion_reports import CompletionReporter
-from ostinato.v1 import common_pb2, planner_pb2
 from planner.core import CallState, PlannerCore
 from planner.core.selection import parse_policy
-from tests.planner.loopback import planner_on_loopback
+from tests.planner.loopback import calls_running_on_w0, planner_on_loopback
 from tests.planner.test_completion_reports import completion_report
 
 
 async def test_reports_queued_together_leave_in_one_rpc() -> None:
     core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
     async with planner_on_loopback(core, SystemClock()) as (stub, _):
-        await stub.RegisterWorker(planner_pb2.WorkerRegistration(
-            worker_id="w0", address="127.0.0.1:1", max_inflight=4))
-        await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
-            tenant="t", options=common_pb2.ProgramOptions(program_id="p")))
-        for call_id in ("a", "b", "c"):
-            await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t",
-                                                      call_id=call_id))
+        await calls_running_on_w0(stub, "a", "b", "c")
         done: list[str] = []
         reporter = CompletionReporter(stub, linger_s=0.01,
                                       on_done=lambda r: done.append(r.call_id))

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import grpc
 
 from ostinato.clock import Clock
-from ostinato.v1 import planner_pb2_grpc
+from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 from planner.core import PlannerCore
 from planner.service import PlannerService
 
@@ -34,3 +34,13 @@ async def planner_on_loopback(core: PlannerCore, clock: Clock, store: object | N
             yield planner_pb2_grpc.PlannerStub(channel), service
     finally:
         await server.stop(None)
+
+
+async def calls_running_on_w0(stub: planner_pb2_grpc.PlannerStub, *call_ids: str) -> None:
+    """Worker w0 registered, program "p" of tenant "t", and each call admitted (granted)."""
+    await stub.RegisterWorker(planner_pb2.WorkerRegistration(
+        worker_id="w0", address="127.0.0.1:1", max_inflight=4))
+    await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
+        tenant="t", options=common_pb2.ProgramOptions(program_id="p")))
+    for call_id in call_ids:
+        await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t", call_id=call_id))

@@ -10,7 +10,7 @@ from ostinato.clock import SystemClock
 from ostinato.v1 import common_pb2, planner_pb2
 from planner.core import CallState, PlannerCore
 from planner.core.selection import parse_policy
-from tests.planner.loopback import planner_on_loopback
+from tests.planner.loopback import calls_running_on_w0, planner_on_loopback
 from tests.prometheus_text import of_registry, value
 
 
@@ -24,13 +24,7 @@ def completion_report(call_id: str, status: int = planner_pb2.COMPLETION_STATUS_
 async def test_a_batch_takes_each_report_once_and_a_repeat_changes_nothing() -> None:
     core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
     async with planner_on_loopback(core, SystemClock()) as (stub, service):
-        await stub.RegisterWorker(planner_pb2.WorkerRegistration(
-            worker_id="w0", address="127.0.0.1:1", max_inflight=4))
-        await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
-            tenant="t", options=common_pb2.ProgramOptions(program_id="p")))
-        for call_id in ("a", "b", "c"):
-            await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t",
-                                                      call_id=call_id))
+        await calls_running_on_w0(stub, "a", "b", "c")
         await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
             completion_report("a"), completion_report("b", planner_pb2.COMPLETION_STATUS_FAILED)]))
         # the gateway's report of "a" (already in) and the worker's of "c"
@@ -48,11 +42,7 @@ async def test_a_batch_takes_each_report_once_and_a_repeat_changes_nothing() -> 
 async def test_a_batch_with_a_report_without_status_is_refused_whole() -> None:
     core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
     async with planner_on_loopback(core, SystemClock()) as (stub, _):
-        await stub.RegisterWorker(planner_pb2.WorkerRegistration(
-            worker_id="w0", address="127.0.0.1:1", max_inflight=4))
-        await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
-            tenant="t", options=common_pb2.ProgramOptions(program_id="p")))
-        await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t", call_id="a"))
+        await calls_running_on_w0(stub, "a")
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
                 completion_report("a"), completion_report("a", planner_pb2.COMPLETION_STATUS_UNSPECIFIED)]))
