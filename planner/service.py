@@ -354,7 +354,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 (c.program_id, c.call_id, c.attempt) for c in known.calls})
             if lost:
                 log.warning("unstarted grants ended: calls this worker never started or lost",
-                            worker_id=request.worker_id, count=len(lost))
+                            worker_id=request.worker_id, count=len(lost),
+                            calls=[f"{c.program_id}/{c.call_id}#{c.attempt}" for c in lost[:20]])
                 self.metrics.unstarted_grants.labels(request.worker_id).inc(len(lost))
                 for call in lost:
                     self._end_one_call(call.program_id)
