@@ -68,7 +68,9 @@ def run_live(calls: int, concurrency: int, rate: float, workers: int,
         overrides: dict[str, Any] = {
             "workers": workers, "worker": {"max_inflight": max(4, concurrency)},
             "sim_engine": {"zero_cost": True},
-            "gateway": {"allow_anonymous": True},  # its own mesh on loopback, for its length
+            # its own mesh on loopback, for its length; sampled calls never hit the answer
+            # cache, so the gateway skips loading the embedding model (as the open-loop runs)
+            "gateway": {"allow_anonymous": True, "semantic_cache": False},
         }
         if tracing == "file":
             overrides["telemetry"] = {"traces": "file", "trace_file": f"{tmp}/spans.jsonl"}

@@ -62,7 +62,8 @@ Days = Annotated[int, Field(ge=1, le=7, description="How many days")]
 @pytest.fixture(scope="module")
 def mesh() -> Iterator[Mesh]:
     cfg = load_mesh_config(None, environ={}, overrides={
-        "gateway": {"http_port": 0, "api_keys": API_KEYS, "allow_anonymous": False},
+        "gateway": {"http_port": 0, "api_keys": API_KEYS, "allow_anonymous": False,
+                    "semantic_cache": False},
         "sim_engine": {"time_scale": 0.05},
         "workers": 2,
     })

@@ -23,7 +23,7 @@ USER = [{"role": "user", "content": "Classify this ticket: the invoice total loo
 def dying() -> Iterator[Mesh]:
     cfg = load_mesh_config(None, environ={}, overrides={
         "workers": 1, "worker": {"debug_exit_after_result": True, "health_check_s": 0.0},
-        "sim_engine": {"zero_cost": True}, "gateway": {"allow_anonymous": True}})
+        "sim_engine": {"zero_cost": True}, "gateway": {"allow_anonymous": True, "semantic_cache": False}})
     with Mesh(cfg, ephemeral_ports=True) as mesh:
         yield mesh
 

@@ -36,7 +36,7 @@ def start_mesh(**overrides: Any) -> Mesh:
         "workers": 2,
         "worker": {"max_inflight": 4, "heartbeat_s": 0.5, "health_check_s": 0.0},
         "sim_engine": {"time_scale": 0.5, "debug_endpoints": True},
-        "gateway": {"allow_anonymous": True},
+        "gateway": {"allow_anonymous": True, "semantic_cache": False},
         **overrides,
     })
     mesh = Mesh(cfg, ephemeral_ports=True)
@@ -336,7 +336,8 @@ def test_hung_engine_makes_its_worker_unhealthy_until_it_recovers(health_mesh: M
 
 @pytest.fixture
 def cache_mesh() -> Iterator[Mesh]:
-    mesh = start_mesh(workers=1, gateway={"cache_mode": "exact", "allow_anonymous": True})
+    mesh = start_mesh(workers=1, gateway={"cache_mode": "exact", "allow_anonymous": True,
+                                          "semantic_cache": False})
     yield mesh
     mesh.close()
 

@@ -36,7 +36,7 @@ def ha_mesh() -> Iterator[Mesh]:
         "planner": {"lease_ttl_s": 2.0, "lease_renew_s": 0.25},
         # one call at a time: the second waits in the planner's queue
         "worker": {"max_inflight": 1, "heartbeat_s": 0.5},
-        "sim_engine": {"time_scale": 1.0}, "gateway": {"allow_anonymous": True},
+        "sim_engine": {"time_scale": 1.0}, "gateway": {"allow_anonymous": True, "semantic_cache": False},
     })
     m = Mesh(cfg, ephemeral_ports=True)
     m.start()

@@ -25,7 +25,7 @@ USER = [{"role": "user", "content": "Summarize the quarterly report."}]
 def mesh1() -> Iterator[Mesh]:
     cfg = load_mesh_config(None, environ={}, overrides={
         "workers": 1, "worker": {"max_inflight": 4, "heartbeat_s": 0.5},
-        "sim_engine": {"time_scale": 1.0}, "gateway": {"allow_anonymous": True},
+        "sim_engine": {"time_scale": 1.0}, "gateway": {"allow_anonymous": True, "semantic_cache": False},
     })
     m = Mesh(cfg, ephemeral_ports=True)
     m.start()

@@ -23,7 +23,8 @@ USER = [{"role": "user", "content": "Plan a trip to Lyon."}]
 def cluster_mesh(redis_cluster_url: str) -> Iterator[Mesh]:
     cfg = load_mesh_config(None, environ={}, overrides={
         "workers": 1, "redis": {"url": redis_cluster_url, "cluster": True},
-        "gateway": {"api_keys": {"key-cluster": "cluster-acme"}, "cache_mode": "exact"},
+        "gateway": {"api_keys": {"key-cluster": "cluster-acme"}, "cache_mode": "exact",
+                    "semantic_cache": False},
         "sim_engine": {"time_scale": 0.5}})
     mesh = Mesh(cfg, ephemeral_ports=True)
     mesh.start()

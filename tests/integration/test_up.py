@@ -4,6 +4,7 @@ right away and two meshes on different gateway ports serve side by side."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -76,7 +77,10 @@ def _start(tmp: Path, gateway_port: int, http_port: int) -> subprocess.Popen[byt
     with open(output, "wb") as out:
         return subprocess.Popen([*CLI, "up", "--workers", "1", "--gateway-port", str(gateway_port),
                                  "--http-port", str(http_port), *_auth_flags()],
-                                stdout=out, stderr=subprocess.STDOUT)
+                                stdout=out, stderr=subprocess.STDOUT,
+                                # what is tested is the processes, not the answer cache: the
+                                # gateway need not load its embedding model (seconds a start)
+                                env={**os.environ, "OSTINATO_GATEWAY__SEMANTIC_CACHE": "false"})
 
 
 def _ready(proc: subprocess.Popen[bytes], tmp: Path, gateway_port: int,
