@@ -20,8 +20,9 @@ from cache.answers import AnswerCache
 from cache.conversations import ConversationIndex
 from cache.tenancy import NO_LIMITS, TenantLimits
 from gateway.auth import ApiKeyAuthenticator, Unauthenticated, api_key_from_metadata
+from gateway.call_items import CallFailed, CallItem, NewProgram
 from gateway.calls import CallLimits, InvalidCall, check_program_options, normalize_call
-from gateway.execution import CallExecutor, CallFailed, CallItem, NewProgram
+from gateway.execution import CallExecutor
 from ostinato.config import GatewayConfig
 from ostinato.retry import with_retry
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc

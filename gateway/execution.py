@@ -18,7 +18,6 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -31,6 +30,7 @@ from cache.fingerprint import deterministic, exact_digest, semantic_key
 from cache.modes import CacheMode, CachePolicy, InvalidCachePolicy, from_proto
 from cache.quotas import Quotas
 from cache.tenancy import Tenancy, TenantLimits
+from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram
 from gateway.prompts import PreparedPrompt, prepare
 from gateway.tool_output import ToolOutput
 from gateway.worker_channels import WorkerChannels, trace_metadata
@@ -40,53 +40,6 @@ from ostinato.tokenizers import ChatRenderer, load_renderer, load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2
 
 log = structlog.get_logger(__name__)
-
-
-class CallFailed(Exception):
-    """A failure with the gRPC status to return (the HTTP API maps it) and, for bad input,
-    the request field at fault."""
-
-    def __init__(self, code: grpc.StatusCode, message: str, param: str | None = None,
-                 retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.param = param
-        self.retry_after_s = retry_after_s  # RESOURCE_EXHAUSTED: when a retry would fit
-
-
-@dataclass(frozen=True)
-class Delta:
-    text: str
-    cache_hit: int = common_pb2.CACHE_HIT_MISS  # set when the text comes from the answer cache
-    # The call starts over on another worker: the text of earlier deltas is void, and this
-    # delta's text begins the new answer (CallSpec.restart_on_failure).
-    restart: bool = False
-
-
-@dataclass(frozen=True)
-class Granted:
-    """The call left the planner's queue for `worker_id` ("" when answered from a cache)."""
-
-    worker_id: str
-
-
-CallItem = Granted | Delta | common_pb2.CallResult
-
-
-@dataclass(frozen=True)
-class NewProgram:
-    """A program that a call's admission registers at the planner (one round trip, not
-    RegisterProgram then Admit)."""
-
-    options: common_pb2.ProgramOptions  # program_id set
-    max_open: int = 0  # the tenant's limit on programs open at once (0: none)
-    one_call: bool = False  # the planner ends it once the call is done or cancelled
-
-    def into(self, admit: planner_pb2.AdmitRequest) -> None:
-        admit.register_program.CopyFrom(self.options)
-        admit.max_open_programs = self.max_open
-        admit.end_program_after = self.one_call
 
 
 def cache_salt(tenant: str) -> str:

@@ -35,9 +35,9 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.json_format import MessageToDict
 
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
+from gateway.call_items import CallItem, Delta, Granted
 from gateway.calls import MAX_DEADLINE_S
 from gateway.core import GatewayCore, GatewayError, Placement
-from gateway.execution import CallItem, Delta, Granted
 from gateway.metrics import GatewayMetrics
 from gateway.openai_format import (
     BadRequest,

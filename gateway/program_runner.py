@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
+from gateway.call_items import Delta, Granted
 from gateway.core import GatewayCore, GatewayError, Placement
-from gateway.execution import Delta, Granted
 from ostinato.dag_rules import InvalidDag, fill_templates, topological_order
 from ostinato.v1 import common_pb2, gateway_pb2
 

@@ -9,8 +9,8 @@ from typing import TypeVar
 
 import grpc
 
+from gateway.call_items import Delta, Granted
 from gateway.core import GatewayCore, GatewayError
-from gateway.execution import Delta, Granted
 from gateway.program_runner import run_dag
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
 

@@ -19,8 +19,8 @@ from opentelemetry.trace import Status, StatusCode
 
 from cache.answers import AnswerCache, Hit
 from cache.fingerprint import SemanticKey
+from gateway.call_items import CallItem
 from gateway.core import GatewayCore, GatewayError, Placement
-from gateway.execution import CallItem
 from gateway.metrics import CANCELLED, GatewayMetrics
 from ostinato.v1 import common_pb2
 from tracing import genai

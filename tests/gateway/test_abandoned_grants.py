@@ -11,7 +11,8 @@ from typing import Any
 import grpc
 import pytest
 
-from gateway.execution import CallExecutor, CallFailed, Granted, NewProgram
+from gateway.call_items import CallFailed, Granted, NewProgram
+from gateway.execution import CallExecutor
 from gateway.worker_channels import WorkerChannels
 from ostinato.v1 import common_pb2, planner_pb2
 

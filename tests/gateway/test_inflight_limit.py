@@ -9,8 +9,8 @@ import grpc
 import pytest
 
 from gateway.auth import ApiKeyAuthenticator
+from gateway.call_items import CallItem
 from gateway.core import GatewayCore, GatewayError, Placement
-from gateway.execution import CallItem
 from ostinato.config import GatewayConfig
 from ostinato.v1 import common_pb2
 

@@ -10,7 +10,8 @@ import redis.asyncio as aioredis
 from cache.quotas import Quotas
 from cache.redis_server import free_port
 from cache.tenancy import Tenancy, TenantLimits
-from gateway.execution import CallExecutor, CallFailed
+from gateway.call_items import CallFailed
+from gateway.execution import CallExecutor
 
 
 def _executor(redis_url: str, limits: TenantLimits) -> tuple[CallExecutor, aioredis.Redis]:

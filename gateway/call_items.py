@@ -1,0 +1,58 @@
+"""What a call through the gateway yields as it runs (Granted, Delta, then its CallResult),
+how it fails (CallFailed: the gRPC status the front ends return), and the program a call's
+admission may register (NewProgram). Shared by gateway/execution.py and both front ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from ostinato.v1 import common_pb2, planner_pb2
+
+
+class CallFailed(Exception):
+    """A failure with the gRPC status to return (the HTTP API maps it) and, for bad input,
+    the request field at fault."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, param: str | None = None,
+                 retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.param = param
+        self.retry_after_s = retry_after_s  # RESOURCE_EXHAUSTED: when a retry would fit
+
+
+@dataclass(frozen=True)
+class Delta:
+    text: str
+    cache_hit: int = common_pb2.CACHE_HIT_MISS  # set when the text comes from the answer cache
+    # The call starts over on another worker: the text of earlier deltas is void, and this
+    # delta's text begins the new answer (CallSpec.restart_on_failure).
+    restart: bool = False
+
+
+@dataclass(frozen=True)
+class Granted:
+    """The call left the planner's queue for `worker_id` ("" when answered from a cache)."""
+
+    worker_id: str
+
+
+CallItem = Granted | Delta | common_pb2.CallResult
+
+
+@dataclass(frozen=True)
+class NewProgram:
+    """A program that a call's admission registers at the planner (one round trip, not
+    RegisterProgram then Admit)."""
+
+    options: common_pb2.ProgramOptions  # program_id set
+    max_open: int = 0  # the tenant's limit on programs open at once (0: none)
+    one_call: bool = False  # the planner ends it once the call is done or cancelled
+
+    def into(self, admit: planner_pb2.AdmitRequest) -> None:
+        admit.register_program.CopyFrom(self.options)
+        admit.max_open_programs = self.max_open
+        admit.end_program_after = self.one_call
