@@ -30,10 +30,8 @@ and :class:`UnsupportedSchema` is raised if it happens not to satisfy them. Anno
 from __future__ import annotations
 
 import copy
-import itertools
 import math
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
@@ -50,14 +48,10 @@ from workers.sim.json_schema import (
     _pointer_token,
     _types_of,
 )
+from workers.sim.json_values import FORMATS, Rng, default_range, outward, spare_keys
 
 __all__ = ["UnsupportedSchema", "instance"]
 
-
-_WORDS = (
-    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
-    "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu"
-).split()
 
 _DEEP = 4  # beyond this nesting depth: empty arrays, required properties only, null if allowed
 _MAX_DEPTH = 32  # recursion that cannot bottom out by then is reported as unsupported
@@ -97,53 +91,11 @@ def instance(schema: Mapping[str, Any] | bool, seed: int) -> Any:
     return value
 
 
-# --------------------------------------------------------------------------- randomness
-
-
-class _Rng:
-    """A 64-bit LCG (Knuth's MMIX constants) seeded through splitmix64."""
-
-    _MASK = (1 << 64) - 1
-
-    def __init__(self, seed: int) -> None:
-        z = (seed + 0x9E3779B97F4A7C15) & self._MASK
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self._MASK
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self._MASK
-        self._state = z ^ (z >> 31)
-
-    def bits(self) -> int:
-        """32 pseudo-random bits."""
-        self._state = (self._state * 6364136223846793005 + 1442695040888963407) & self._MASK
-        return self._state >> 32
-
-    def below(self, n: int) -> int:
-        """An integer in [0, n), n > 0 (arbitrary size)."""
-        acc, width = 0, 1
-        while width < n << 16:
-            acc, width = (acc << 32) | self.bits(), width << 32
-        return acc % n
-
-    def between(self, lo: int, hi: int) -> int:
-        """An integer in [lo, hi]."""
-        return lo + self.below(hi - lo + 1)
-
-    def unit(self) -> float:
-        """A float in [0, 1)."""
-        return self.bits() / 2**32
-
-    def choice(self, seq: Sequence[Any]) -> Any:
-        return seq[self.below(len(seq))]
-
-    def word(self) -> str:
-        return str(self.choice(_WORDS))
-
-
-# --------------------------------------------------------------------------- generation
 
 
 class _Generator:
     def __init__(self, root: Schema, seed: int) -> None:
-        self.rng = _Rng(seed)
+        self.rng = Rng(seed)
         self.checker = _Checker(root)
         self.budget = _BUDGET
 
@@ -271,13 +223,13 @@ class _Generator:
             hi = bound if hi is None else min(hi, bound)
         m = node.get("multipleOf")
         step = _exact(m).numerator if _is_number(m) and m > 0 else 1
-        lo, hi = _default_range(lo, hi, _NUMERIC_SPAN * step)
+        lo, hi = default_range(lo, hi, _NUMERIC_SPAN * step)
         kmin, kmax = -((-lo) // step), hi // step
         if kmin > kmax:
             what = "the bounds and 'multipleOf'" if step > 1 else "the bounds"
             raise UnsupportedSchema(path, f"no integer satisfies {what}")
         start = self.rng.between(kmin, kmax)
-        for k in _outward(start, kmin, kmax):
+        for k in outward(start, kmin, kmax):
             value = k * step
             if not _is_number(m) or self.checker.valid(value, {"multipleOf": m}):
                 return value
@@ -291,14 +243,14 @@ class _Generator:
 
         lo = max((node[k] for k in ("minimum", "exclusiveMinimum") if _is_number(node.get(k))), default=None)
         hi = min((node[k] for k in ("maximum", "exclusiveMaximum") if _is_number(node.get(k))), default=None)
-        a, b = _default_range(lo, hi, _NUMERIC_SPAN)
+        a, b = default_range(lo, hi, _NUMERIC_SPAN)
         m = node.get("multipleOf")
         if _is_number(m) and m > 0:
             step = _exact(m)
             kmin, kmax = math.ceil(Fraction(a) / step), math.floor(Fraction(b) / step)
             if kmin > kmax:
                 raise UnsupportedSchema(path, "no multiple of 'multipleOf' lies within the bounds")
-            for k in _outward(self.rng.between(kmin, kmax), kmin, kmax):
+            for k in outward(self.rng.between(kmin, kmax), kmin, kmax):
                 exact = k * step
                 value: float = int(exact) if exact.denominator == 1 and isinstance(m, int) else float(exact)
                 if inside(value):
@@ -320,8 +272,8 @@ class _Generator:
         if hi is not None and hi < lo:
             raise UnsupportedSchema(path, "'maxLength' is below 'minLength'")
         fmt = node.get("format")
-        if isinstance(fmt, str) and fmt in _FORMATS:
-            value = _FORMATS[fmt](self.rng)
+        if isinstance(fmt, str) and fmt in FORMATS:
+            value = FORMATS[fmt](self.rng)
             if len(value) < lo or (hi is not None and len(value) > hi):
                 raise UnsupportedSchema(path, f"'format' {fmt!r} does not fit 'minLength'/'maxLength'")
             return value
@@ -394,71 +346,10 @@ class _Generator:
         lo = int(node.get("minProperties", 0))
         if len(out) < lo and extra is False:
             raise UnsupportedSchema(path, "'minProperties' cannot be met with 'additionalProperties': false")
-        spare = (key for key in _spare_keys() if key not in out)
+        spare = (key for key in spare_keys() if key not in out)
         while len(out) < lo:
             out[next(spare)] = self.generate(extra, f"{path}/additionalProperties", depth + 1)
         return out
 
 
 _NOTHING: Any = object()
-
-
-def _default_range(lo: Any, hi: Any, span: int) -> tuple[Any, Any]:
-    """Finite [lo, hi] from optional bounds: near zero when that is allowed."""
-    if lo is None and hi is None:
-        return 0, span
-    if lo is None:
-        return (0 if hi >= 0 else hi - span), hi
-    if hi is None:
-        return lo, (lo + span if lo > 0 else span)
-    return lo, hi
-
-
-def _outward(start: int, lo: int, hi: int, limit: int = 64) -> list[int]:
-    """`start`, then alternately one more and one less, ..., within [lo, hi]; then 0 if allowed."""
-    out = [start]
-    for d in range(1, limit):
-        out.extend(k for k in (start + d, start - d) if lo <= k <= hi)
-    if lo <= 0 <= hi:
-        out.append(0)
-    return out
-
-
-def _spare_keys() -> Iterator[str]:
-    """Property names for objects that need more properties than they list: alpha, bravo, ..."""
-    yield from _WORDS
-    for i in itertools.count(2):
-        yield from (f"{w}{i}" for w in _WORDS)
-
-
-def _uuid4(rng: _Rng) -> str:
-    bits = 0
-    for _ in range(4):
-        bits = (bits << 32) | rng.bits()
-    return str(uuid.UUID(int=bits, version=4))
-
-
-def _date(rng: _Rng) -> str:
-    return f"2024-{rng.between(1, 12):02d}-{rng.between(1, 28):02d}"
-
-
-def _time(rng: _Rng) -> str:
-    return f"{rng.between(8, 17):02d}:{rng.choice((0, 15, 30, 45)):02d}:00Z"
-
-
-_FORMATS: dict[str, Callable[[_Rng], str]] = {
-    "date": _date,
-    "time": _time,
-    "date-time": lambda rng: f"{_date(rng)}T{_time(rng)}",
-    "email": lambda rng: f"{rng.word()}@example.com",
-    "idn-email": lambda rng: f"{rng.word()}@example.com",
-    "uri": lambda rng: f"https://example.com/{rng.word()}",
-    "iri": lambda rng: f"https://example.com/{rng.word()}",
-    "uri-reference": lambda rng: f"https://example.com/{rng.word()}",
-    "iri-reference": lambda rng: f"https://example.com/{rng.word()}",
-    "uuid": _uuid4,
-    "hostname": lambda rng: f"{rng.word()}.example.com",
-    "idn-hostname": lambda rng: f"{rng.word()}.example.com",
-    "ipv4": lambda rng: f"192.0.2.{rng.between(1, 254)}",
-    "ipv6": lambda rng: f"2001:db8::{rng.between(1, 0xFFFF):x}",
-}
