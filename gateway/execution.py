@@ -33,7 +33,8 @@ from cache.tenancy import Tenancy, TenantLimits
 from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram
 from gateway.prompts import PreparedPrompt, prepare
 from gateway.tool_output import ToolOutput
-from gateway.worker_channels import WorkerChannels, trace_metadata
+from gateway.trace_context import trace_metadata
+from gateway.worker_channels import WorkerChannels
 from ostinato.completion_reports import CompletionReporter
 from ostinato.retry import with_retry
 from ostinato.tokenizers import ChatRenderer, load_renderer, load_tokenizer

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import cast
 
 import grpc
 import redis.asyncio as aioredis
@@ -23,13 +24,13 @@ from gateway.http_api import OpenAiApi, start_http
 from gateway.metrics import GatewayMetrics
 from gateway.service import GatewayService
 from gateway.spans import TracedAnswerCache, TracedGatewayCore
+from gateway.trace_context import TraceContextStub
 from gateway.worker_channels import WorkerChannels
 from ostinato.config import GatewayConfig, RedisConfig, TelemetryConfig
 from ostinato.serving import GrpcService
 from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc, planner_pb2_grpc
 from planner.ha_channel import planner_channel
-from tracing.grpc_interceptors import client_interceptors
 from tracing.metrics_http import serve_metrics
 
 log = structlog.get_logger(__name__)
@@ -93,8 +94,10 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
         credentials=_server_credentials(config),
     )
     # every planner replica; calls go to the active one (planner/ha_channel.py)
-    channel = planner_channel(config.planner_address, client_interceptors())
-    planner = planner_pb2_grpc.PlannerStub(channel)
+    # (no client interceptors: each call carries the trace context, gateway/trace_context.py)
+    channel = planner_channel(config.planner_address)
+    planner = cast(planner_pb2_grpc.PlannerStub,
+                   TraceContextStub(planner_pb2_grpc.PlannerStub(channel)))
     workers = WorkerChannels()
     redis_cfg = redis_cfg or RedisConfig()
     client = from_config(redis_cfg) if redis_cfg.url else None

@@ -8,20 +8,11 @@ its channel is down, a Generate fails at once (UNAVAILABLE) and the call is run 
 from __future__ import annotations
 
 import grpc
-from opentelemetry import propagate
 
 from ostinato.v1 import worker_pb2_grpc
 
 CHANNEL_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 200),
                    ("grpc.max_reconnect_backoff_ms", 2000))
-
-
-def trace_metadata() -> tuple[tuple[str, str], ...]:
-    """The current trace context (traceparent), as a call's metadata: the worker continues
-    the caller's trace."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return tuple(carrier.items())
 
 
 class WorkerChannels:
@@ -32,8 +23,8 @@ class WorkerChannels:
     def stub(self, address: str) -> worker_pb2_grpc.WorkerStub:
         stub = self._stubs.get(address)
         if stub is None:
-            # no client interceptors (an aio interceptor costs a task and a wrapper per
-            # call): the caller passes the trace context as metadata (trace_metadata)
+            # no client interceptors: the caller passes the trace context as metadata
+            # (gateway/trace_context.py)
             channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
             self._channels[address] = channel
             stub = self._stubs[address] = worker_pb2_grpc.WorkerStub(channel)
