@@ -181,7 +181,8 @@ class GatewayCore:
         started = False
         try:
             async for item in self._executor.run(tenant, placed.program_id, placed.call,
-                                                 timeout_s, placed.new_program, placed.resend):
+                                                 timeout_s, placed.new_program, placed.resend,
+                                                 implicit=placed.attributed):
                 started = True
                 yield item
         except CallFailed as exc:
@@ -190,5 +191,6 @@ class GatewayCore:
                 raise
             del placed.call.parent_call_ids[:]  # the expired program's calls are gone
             async for item in self._executor.run(tenant, placed.program_id, placed.call, timeout_s,
-                                                 self._new_program(tenant, placed.program_id)):
+                                                 self._new_program(tenant, placed.program_id),
+                                                 implicit=True):
                 yield item

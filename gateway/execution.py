@@ -50,7 +50,7 @@ def cache_salt(tenant: str) -> str:
 
 _HIT = {"exact": common_pb2.CACHE_HIT_EXACT, "semantic": common_pb2.CACHE_HIT_SEMANTIC}
 
-REPORT_LINGER_S = 0.05  # a one-call program's outcome reports leave in batches this often
+REPORT_LINGER_S = 0.05  # one-call and implicit programs' outcome reports: batched this often
 MAX_RETRIES = 2  # attempts after the first, when the worker or its engine fails mid-call
 # What a failed worker or engine answers (a dead worker's connection: UNAVAILABLE, or
 # UNKNOWN; an engine that died or went away mid-stream: UNAVAILABLE; an engine error:
@@ -84,9 +84,10 @@ class CallExecutor:
         self._background: set[asyncio.Task[None]] = set()  # not awaited (quota charges, reports)
         self._planner = planner
         # The outcomes delivered here are reported from here (the worker's own OK report of
-        # a gateway's call is a fallback, sent later: workers/service.py). A one-call
-        # program's, which nobody waits for, batched over REPORT_LINGER_S; a program's at
-        # once (its EndProgram waits for it).
+        # a gateway's call is a fallback, sent later: workers/service.py). A one-call or
+        # implicit program's, which nobody waits for, batched over REPORT_LINGER_S (a call
+        # continuing it sends them at once: the planner starts it once its parents are
+        # done); a program's at once (its EndProgram waits for it).
         self._report_now = CompletionReporter(planner)
         self._report_later = CompletionReporter(planner, linger_s=REPORT_LINGER_S)
         self._tokenize = tokenize or load_tokenizer("sim")
@@ -122,11 +123,13 @@ class CallExecutor:
 
     async def run(
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
-        new_program: NewProgram | None = None, resend: bool = False,
+        new_program: NewProgram | None = None, resend: bool = False, implicit: bool = False,
     ) -> AsyncIterator[CallItem]:
         """Yields Granted, Deltas (content), then one CallResult. `call` must be normalized;
         `new_program`: the program, not registered yet, that the call's admission registers;
-        `resend`: the client's retry of a call whose answer it never got (AdmitRequest.resend).
+        `resend`: the client's retry of a call whose answer it never got (AdmitRequest.resend);
+        `implicit`: the program is one that no caller ends (found from the conversation),
+        so that nobody waits for the call's report.
 
         Answered from the cache when the call's policy allows and an entry matches (the
         planner records the call as done, so later calls may depend on it); otherwise run
@@ -158,8 +161,9 @@ class CallExecutor:
                     cache_hit=_HIT[hit.kind],
                     timings=common_pb2.CallTimings(total_s=time.monotonic() - start))
                 return
+        report_later = implicit or (new_program is not None and new_program.one_call)
         async for item in self._run(tenant, program_id, call, timeout_s, start, prepared,
-                                    new_program, resend):
+                                    new_program, resend, report_later):
             if isinstance(item, common_pb2.CallResult):
                 self._charge(tenant, limits, item.usage.completion_tokens)
             # Stored before the result is handed on: a consumer may stop at the result
@@ -255,8 +259,11 @@ class CallExecutor:
 
     async def _run(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
                    timeout_s: float, start: float, prepared: tuple[PreparedPrompt, int],
-                   new_program: NewProgram | None, resend: bool) -> AsyncIterator[CallItem]:
+                   new_program: NewProgram | None, resend: bool,
+                   report_later: bool) -> AsyncIterator[CallItem]:
         prompt, shared_tokens = prepared
+        if call.parent_call_ids:  # its parents' lingering reports: the planner waits for them
+            self._report_later.flush()
         salt = cache_salt(tenant)
         admit = planner_pb2.AdmitRequest(
             tenant=tenant, program_id=program_id, call_id=call.call_id, thread_id=call.thread_id,
@@ -311,8 +318,7 @@ class CallExecutor:
                 raise
             break
         assert final is not None
-        one_call = new_program is not None and new_program.one_call
-        (self._report_later if one_call else self._report_now).send(planner_pb2.CompletionReport(
+        (self._report_later if report_later else self._report_now).send(planner_pb2.CompletionReport(
             program_id=admit.program_id, call_id=admit.call_id, worker_id=grant.worker_id,
             status=planner_pb2.COMPLETION_STATUS_OK, usage=final.usage,
             service_s=final.service_s, attempt=grant.attempt))

@@ -39,6 +39,7 @@ class CompletionReporter:
         self._on_done = on_done
         self._queue: list[planner_pb2.CompletionReport] = []
         self._task: asyncio.Task[None] | None = None
+        self._flush = asyncio.Event()  # a lingering batch leaves now
         self.batches = 0  # RPCs sent (each batch counted once, however often retried)
 
     def send(self, report: planner_pb2.CompletionReport) -> None:
@@ -47,10 +48,17 @@ class CompletionReporter:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
+    def flush(self) -> None:
+        """A batch lingering now leaves at once (someone waits for what it reports)."""
+        if self._queue:
+            self._flush.set()
+
     async def _run(self) -> None:
         while self._queue:
-            if self._linger_s > 0:
-                await asyncio.sleep(self._linger_s)
+            if self._linger_s > 0 and not self._flush.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush.wait(), self._linger_s)
+            self._flush.clear()
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             self.batches += 1
             try:

@@ -24,3 +24,20 @@ async def test_reports_queued_together_leave_in_one_rpc() -> None:
         assert reporter.batches == 1 and done == ["a", "b", "c"]
         calls = core.program("p", "t").calls
         assert all(calls[c].state is CallState.DONE for c in "abc")
+
+
+async def test_flush_sends_a_lingering_batch_at_once() -> None:
+    """A batch lingering for a minute leaves on flush (a call continuing its program waits
+    at the planner for these reports); drain's bound is far shorter than the linger."""
+    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
+    async with planner_on_loopback(core, SystemClock()) as (stub, _):
+        await calls_running_on_w0(stub, "a", "b")
+        done: list[str] = []
+        reporter = CompletionReporter(stub, linger_s=60.0,
+                                      on_done=lambda r: done.append(r.call_id))
+        reporter.send(completion_report("a"))
+        reporter.send(completion_report("b"))
+        reporter.flush()
+        await reporter.drain(20.0)
+        assert reporter.batches == 1 and done == ["a", "b"]
+        assert all(core.program("p", "t").calls[c].state is CallState.DONE for c in "ab")
