@@ -173,6 +173,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                                  request.max_open_programs)
         if request.end_program_after:
             self._one_call[request.program_id] = request.tenant
+            self._store.hold(request.program_id)  # written once, when it ends
         kv_matches = await self._kv_matches(request)
         try:
             call = self._core.submit(

@@ -28,7 +28,14 @@ import structlog
 
 from cache import keys
 from ostinato.clock import Clock
-from planner.core.model import CallChanged, Event, Program, ProgramEnded, ProgramRegistered
+from planner.core.model import (
+    CallChanged,
+    CallRecord,
+    Event,
+    Program,
+    ProgramEnded,
+    ProgramRegistered,
+)
 from planner.fencing import Batches, FencedOut, Fencing
 from planner.records import CorruptRecord, call_json, program_fields, program_from_fields
 
@@ -39,33 +46,44 @@ MAX_BATCH = 500  # records per pipeline
 
 @dataclass(frozen=True)
 class _Write:
+    """A record to write, read when it is written (its latest state): a record changed
+    again while its write waits is written once."""
+
     kind: str  # "program" | "call" | "ended"
     program_id: str
     tenant: str
-    fields: dict[str, str]
+    record: Program | CallRecord
+    wall: float  # wall and planner clock at the change: clock times are written as wall times
+    clock: float
 
     @property
     def key(self) -> tuple[str, ...]:
         """The record written: a newer write of the same key replaces a waiting one."""
-        if self.kind == "call":
-            return ("call", self.program_id, *self.fields)  # one call id per call write
+        if isinstance(self.record, CallRecord):
+            return ("call", self.program_id, self.record.call_id)
         return (self.kind, self.program_id)
+
+    def fields(self) -> dict[str, str]:
+        r = self.record
+        if isinstance(r, CallRecord):
+            return {r.call_id: call_json(r, self.wall, self.clock)}
+        if self.kind == "program":
+            return program_fields(r, self.wall, self.clock)
+        return {"state": "ended", "ended_wall": f"{self.wall:.6f}",
+                "attained_service_s": f"{r.attained_service_s:.6f}", "calls": str(len(r.calls))}
 
 
 def snapshot(event: Event, wall_now: float, clock_now: float) -> _Write:
-    """Copies what an event says now: records keep changing after the event is taken."""
+    """The write an event asks for (its fields are read when written)."""
     if isinstance(event, ProgramRegistered):
         p = event.program
-        return _Write("program", p.program_id, p.tenant, program_fields(p, wall_now, clock_now))
+        return _Write("program", p.program_id, p.tenant, p, wall_now, clock_now)
     if isinstance(event, CallChanged):
         c = event.call
-        return _Write("call", c.program_id, c.tenant, {c.call_id: call_json(c, wall_now, clock_now)})
+        return _Write("call", c.program_id, c.tenant, c, wall_now, clock_now)
     if isinstance(event, ProgramEnded):
         p = event.program
-        return _Write("ended", p.program_id, p.tenant, {
-            "state": "ended", "ended_wall": f"{wall_now:.6f}",
-            "attained_service_s": f"{p.attained_service_s:.6f}", "calls": str(len(p.calls)),
-        })
+        return _Write("ended", p.program_id, p.tenant, p, wall_now, clock_now)
     raise TypeError(f"unknown event {event!r}")
 
 
@@ -85,6 +103,8 @@ class ProgramStore:
         self._seq = 0  # publishes so far
         self._written = 0  # every publish up to this one is in Redis
         self._markers: deque[tuple[int, asyncio.Future[None]]] = deque()
+        # programs whose records wait for their end (`hold`): program id -> record key -> write
+        self._held: dict[str, dict[tuple[str, ...], _Write]] = {}
         self._wake = asyncio.Event()
         self._busy = False  # a batch is being written
         self.failed_writes = 0  # failed attempts (each is retried)
@@ -107,10 +127,14 @@ class ProgramStore:
         wall, now = time.time(), self._clock.now()
         for event in events:
             write = snapshot(event, wall, now)
-            if write.kind == "program":  # an id registered again supersedes its end
-                self._pending.pop(("ended", write.program_id), None)
-            dirty = self._pending.get(write.key)
-            self._pending[write.key] = (dirty[0] if dirty else self._seq, write)
+            held = self._held.get(write.program_id)
+            if held is not None:
+                if write.kind != "ended":
+                    held[write.key] = write
+                    continue
+                for earlier in self._held.pop(write.program_id).values():
+                    self._queue(earlier)
+            self._queue(write)
         self._trim()
         marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not self._pending and not self._busy:
@@ -123,6 +147,19 @@ class ProgramStore:
         if self._pending:
             self._wake.set()
         return marker
+
+    def _queue(self, write: _Write) -> None:
+        if write.kind == "program":  # an id registered again supersedes its end
+            self._pending.pop(("ended", write.program_id), None)
+        dirty = self._pending.get(write.key)
+        self._pending[write.key] = (dirty[0] if dirty else self._seq, write)
+
+    def hold(self, program_id: str) -> None:
+        """The program's records wait until it ends, then are written once, in their final
+        state (a one-call program: one fenced write instead of two or three; nobody reads
+        it while it runs, and a planner restarted meanwhile would only have ended it).
+        `flush` writes what is held too."""
+        self._held.setdefault(program_id, {})
 
     def _trim(self) -> None:
         over = len(self._pending) - self._max_pending
@@ -200,30 +237,48 @@ class ProgramStore:
         self._trim()
 
     async def flush(self) -> None:
-        """Until every record is written (bounded by the caller: Redis may be down)."""
+        """Until every record is written, held ones too (bounded by the caller: Redis may
+        be down)."""
+        held, self._held = self._held, {}
+        for writes in held.values():
+            for write in writes.values():
+                self._queue(write)
+        if self._pending:
+            self._wake.set()
         while self._pending or self._busy:
             await asyncio.sleep(0.02)
 
     async def _apply(self, writes: list[_Write]) -> None:
-        """One fenced script per slot written (planner/fencing.py), all in one pipeline."""
+        """One fenced script per slot written (planner/fencing.py), all in one pipeline. A
+        program registered and ended in the same batch is written once, ended."""
+        ended_here = {w.program_id for w in writes if w.kind == "ended"}
+        registered = {w.program_id: w.fields() for w in writes
+                      if w.kind == "program" and w.program_id in ended_here}
         batches = Batches()
         for w in writes:
+            if w.kind == "program" and w.program_id in registered:
+                continue  # written with its end, below
+            fields = w.fields()
+            meta = keys.program_meta(w.program_id)
             if w.kind == "call":
-                batches.op("HSET", keys.program_calls(w.program_id), *_flat(w.fields))
-            else:
-                batches.op("HSET", keys.program_meta(w.program_id), *_flat(w.fields))
-            if w.kind == "program":
-                created = w.fields["created_wall"]
-                batches.op("ZADD", keys.tenant_programs(w.tenant), created, w.program_id)
-                batches.op("ZADD", keys.open_programs(), created, w.program_id)
-            elif w.kind == "ended":
+                batches.op("HSET", keys.program_calls(w.program_id), *_flat(fields))
+            elif w.kind == "program":
+                batches.op("HSET", meta, *_flat(fields))
+                batches.op("ZADD", keys.tenant_programs(w.tenant), fields["created_wall"],
+                           w.program_id)
+                batches.op("ZADD", keys.open_programs(), fields["created_wall"], w.program_id)
+            else:  # ended
+                first = registered.get(w.program_id)
+                if first is not None:
+                    batches.op("ZADD", keys.tenant_programs(w.tenant), first["created_wall"],
+                               w.program_id)
+                batches.op("HSET", meta, *_flat({**(first or {}), **fields}))
                 batches.op("ZREM", keys.open_programs(), w.program_id)
                 ttl = max(1, int(self._ended_ttl_s))
-                meta = keys.program_meta(w.program_id)
                 for key in (meta, keys.program_calls(w.program_id), keys.fence(meta)):
                     batches.op("EXPIRE", key, ttl)
                 # the tenant's index forgets programs whose records have expired
-                ended = float(w.fields["ended_wall"])
+                ended = float(fields["ended_wall"])
                 batches.op("ZREMRANGEBYSCORE", keys.tenant_programs(w.tenant), "-inf",
                            f"{ended - ttl:.6f}")
         await self.fencing.run(list(batches.by_fence.values()))

@@ -157,3 +157,43 @@ async def test_a_new_store_reads_the_open_programs_back(
         await client.aclose()
     assert program_id in restored and ended not in restored
     assert set(restored[program_id].calls) == {"a", "b"}
+
+
+async def test_a_held_program_is_written_once_in_its_final_state(
+        store: ProgramStore, redis_client: aioredis.Redis) -> None:
+    """A one-call program (held): nothing written while it runs; at its end its meta, call,
+    tenant index entry and TTLs land together, and it was never in the open index."""
+    core = PlannerCore(ManualClock(), *parse_policy("fcfs+round_robin"))
+    core.upsert_worker("w0", "127.0.0.1:9000", 4)
+    program_id = uuid.uuid4().hex
+    core.register_program(program_id, "acme")
+    store.hold(program_id)
+    core.submit(program_id, "acme", "a")
+    core.dispatch()
+    await store.publish(core.take_events())  # resolves at once: nothing to write
+    assert await redis_client.exists(keys.program_meta(program_id),
+                                     keys.program_calls(program_id)) == 0
+    core.complete(program_id, "a")
+    core.end_program(program_id, "acme")
+    await store.publish(core.take_events())
+    meta = {k.decode(): v.decode() for k, v in
+            (await redis_client.hgetall(keys.program_meta(program_id))).items()}
+    assert meta["state"] == "ended" and meta["tenant"] == "acme" and meta["calls"] == "1"
+    assert "created_wall" in meta
+    assert await states(redis_client, program_id) == {"a": "done"}
+    assert await redis_client.ttl(keys.program_calls(program_id)) > 0
+    assert await redis_client.zscore(keys.tenant_programs("acme"), program_id) is not None
+    assert await redis_client.zscore(keys.open_programs(), program_id) is None
+
+
+async def test_flush_writes_held_programs_as_they_are(
+        store: ProgramStore, redis_client: aioredis.Redis) -> None:
+    """At a planner's orderly stop, a held program still running is saved, open."""
+    core, program_id = program_core()
+    store.hold(program_id)
+    core.submit(program_id, "acme", "a")
+    core.dispatch()
+    await store.publish(core.take_events())
+    await asyncio.wait_for(store.flush(), 10.0)
+    assert await states(redis_client, program_id) == {"a": "running"}
+    assert await redis_client.zscore(keys.open_programs(), program_id) is not None
