@@ -30,6 +30,7 @@ from cache.fingerprint import deterministic, exact_digest, semantic_key
 from cache.modes import CacheMode, CachePolicy, InvalidCachePolicy, from_proto
 from cache.quotas import Quotas
 from cache.tenancy import Tenancy, TenantLimits
+from gateway.admissions import Admissions
 from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram
 from gateway.prompts import PreparedPrompt, prepare
 from gateway.tool_output import ToolOutput
@@ -75,10 +76,13 @@ class CallExecutor:
                  tenancy: Callable[[], Tenancy] = Tenancy,
                  tokenize: Tokenize | None = None, renderer: ChatRenderer | None = None,
                  tool_format: str = "hermes", quotas: Quotas | None = None,
-                 quota_timeout_s: float = 0.5) -> None:
+                 quota_timeout_s: float = 0.5, admissions: Admissions | None = None) -> None:
         """`tokenize` and `renderer`: the served model's tokenizer and chat template;
         `tool_format`: how its output writes tool calls (ostinato/tool_formats.py);
-        `quotas`: the tenants' rate and token quotas in Redis (None: not enforced)."""
+        `quotas`: the tenants' rate and token quotas in Redis (None: not enforced);
+        `admissions`: what admits calls (gateway/admissions.py: over one stream), else
+        the planner's unary Admit."""
+        self._admissions: Admissions | planner_pb2_grpc.PlannerStub = admissions or planner
         self._quotas = quotas
         self._quota_timeout_s = quota_timeout_s
         self._background: set[asyncio.Task[None]] = set()  # not awaited (quota charges, reports)
@@ -186,7 +190,7 @@ class CallExecutor:
         if new_program is not None:
             new_program.into(admit)
         try:
-            await with_retry(self._planner.Admit, admit, timeout_s)
+            await with_retry(self._admissions.Admit, admit, timeout_s)
         except grpc.aio.AioRpcError as exc:
             raise CallFailed(exc.code(), exc.details() or "planner error") from exc
 
@@ -344,7 +348,7 @@ class CallExecutor:
             admit.resend = False  # this attempt's worker did fail
         try:
             # Through a planner restart: the planner recognizes a re-admitted call.
-            return await with_retry(self._planner.Admit, admit, max(0.001, budget_s))
+            return await with_retry(self._admissions.Admit, admit, max(0.001, budget_s))
         except asyncio.CancelledError:
             self._report_gone(admit)  # a grant may be on its way: it must not hold a worker
             raise

@@ -18,6 +18,7 @@ from cache.modes import CacheMode, CachePolicy
 from cache.quotas import Quotas
 from cache.redis_client import AsyncClient, from_config
 from cache.tenant_directory import TenancyView, TenantDirectory
+from gateway.admissions import Admissions
 from gateway.auth import ApiKeyAuthenticator
 from gateway.execution import CallExecutor
 from gateway.http_api import OpenAiApi, start_http
@@ -99,6 +100,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     planner = cast(planner_pb2_grpc.PlannerStub,
                    TraceContextStub(planner_pb2_grpc.PlannerStub(channel)))
     workers = WorkerChannels()
+    admissions = Admissions(planner)  # Admit over one stream (gateway/admissions.py)
     redis_cfg = redis_cfg or RedisConfig()
     client = from_config(redis_cfg) if redis_cfg.url else None
     cache = await _answer_cache(config, client, redis_cfg)
@@ -117,7 +119,8 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                             renderer=load_renderer(config.kv_tokenizer, config.tool_call_parser),
                             tool_format=config.tool_call_parser,
                             quotas=Quotas(client) if client is not None else None,
-                            quota_timeout_s=redis_cfg.timeout_s)
+                            quota_timeout_s=redis_cfg.timeout_s,
+                            admissions=admissions)
     conversations = ConversationIndex(client, config.conversation_ttl_s, redis_cfg.timeout_s) \
         if client is not None else None
     metrics = GatewayMetrics(config.model)
@@ -153,6 +156,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
             with contextlib.suppress(asyncio.CancelledError):
                 await sync
         await workers.close()
+        await admissions.close()
         await channel.close()
         if client is not None:
             await client.aclose()

@@ -27,7 +27,7 @@ from planner.learned_store import LearnedStore
 from planner.lease import Lease, LeaseTiming
 from planner.metrics import PlannerMetrics
 from planner.service import PlannerService
-from planner.spans import describers
+from planner.spans import ADMIT, describers
 from planner.store import ProgramStore
 from tracing.metrics_http import serve_metrics
 
@@ -92,6 +92,9 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
         ActiveOnly(name, keeper.holds)] if keeper is not None else [])
     planner_pb2_grpc.add_PlannerServicer_to_server(service, grpc_service.server)
     grpc_service.tracing.describe(describers(config.policy))
+    service.admit_span = describers(config.policy)[ADMIT]  # AdmitStream's admissions
+    if keeper is not None:
+        service.active = keeper.holds
     tasks: list[asyncio.Task[None]] = []
 
     async def take_over() -> None:

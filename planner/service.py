@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import grpc
 import structlog
@@ -14,6 +14,7 @@ import structlog
 from cache.kv_index import KvIndex
 from ostinato.clock import Clock
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
+from planner.admit_stream import AdmitRefused, serve_admissions
 from planner.core import (
     CallState,
     DeadlineExceeded,
@@ -30,6 +31,7 @@ from planner.core import (
 from planner.core.planner import grant_of
 from planner.metrics import PlannerMetrics
 from planner.store import ProgramStore
+from tracing.grpc_interceptors import SpanDescriber
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +58,10 @@ def _status_for(exc: PlannerError) -> grpc.StatusCode:
 
 async def _abort_for(context: grpc.aio.ServicerContext, exc: PlannerError) -> None:
     await context.abort(_status_for(exc), str(exc))
+
+
+def _refused(exc: PlannerError) -> AdmitRefused:
+    return AdmitRefused(_status_for(exc), str(exc))
 
 
 def _grant_proto(grant: Grant) -> planner_pb2.Grant:
@@ -108,6 +114,9 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         # done or cancelled: program id -> tenant. Held in memory only: after a restart such
         # a program ends by idle expiry instead.
         self._one_call: dict[str, str] = {}
+        # AdmitStream's admissions get this span (the interceptor gives the unary Admit's)
+        self.admit_span: SpanDescriber | None = None
+        self.active: Callable[[], bool] = lambda: True  # planner HA: holds the lease
 
     def pump(self) -> None:
         """Dispatches what can start, wakes its Admit callers, and persists what changed."""
@@ -126,13 +135,12 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._last_write), self.persist_timeout_s)
 
-    async def _register(self, context: grpc.aio.ServicerContext, tenant: str,
-                        opts: common_pb2.ProgramOptions, program_id: str,
-                        max_open: int) -> None:
-        """Registers a program (idempotent for its tenant), or aborts the RPC."""
+    def _register(self, tenant: str, opts: common_pb2.ProgramOptions, program_id: str,
+                  max_open: int) -> None:
+        """Registers a program (idempotent for its tenant), or raises AdmitRefused."""
         deadline = opts.deadline.ToTimedelta().total_seconds() if opts.HasField("deadline") else None
         if deadline is not None and deadline <= 0:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "deadline must be positive")
+            raise AdmitRefused(grpc.StatusCode.INVALID_ARGUMENT, "deadline must be positive")
         try:
             self._core.register_program(
                 program_id, tenant, deadline_s=deadline,
@@ -140,12 +148,15 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 max_open=max_open,
             )
         except PlannerError as exc:
-            await _abort_for(context, exc)
+            raise _refused(exc) from exc
 
     async def RegisterProgram(self, request, context):
         program_id = request.options.program_id or uuid.uuid4().hex
-        await self._register(context, request.tenant, request.options, program_id,
-                             request.max_open_programs)
+        try:
+            self._register(request.tenant, request.options, program_id,
+                           request.max_open_programs)
+        except AdmitRefused as exc:
+            await context.abort(exc.code, exc.details)
         self.pump()
         # answered once a restarted planner would know the program: the soak lost three
         # programs registered ~100 ms before a planner kill (every later call NOT_FOUND)
@@ -161,16 +172,28 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         return await self._kv_index.longest_prefixes(workers, request.prefix_hashes)
 
     async def Admit(self, request, context):
+        try:
+            return await self._admit(request)
+        except AdmitRefused as exc:
+            await context.abort(exc.code, exc.details)
+
+    async def AdmitStream(self, request_iterator, context):
+        async for reply in serve_admissions(self._admit, request_iterator, self.admit_span,
+                                            self.active):
+            yield reply
+
+    async def _admit(self, request: planner_pb2.AdmitRequest) -> planner_pb2.Grant:
+        """Admit's work (for the unary RPC and each AdmitStream admission): the grant, or
+        AdmitRefused with the status to end with."""
         key = f"{request.program_id}/{request.call_id}"
         if request.HasField("register_program"):
             opts = request.register_program
             if opts.program_id and opts.program_id != request.program_id:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                    "register_program.program_id differs from program_id")
+                raise AdmitRefused(grpc.StatusCode.INVALID_ARGUMENT,
+                                   "register_program.program_id differs from program_id")
             if not request.program_id:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "program_id is required")
-            await self._register(context, request.tenant, opts, request.program_id,
-                                 request.max_open_programs)
+                raise AdmitRefused(grpc.StatusCode.INVALID_ARGUMENT, "program_id is required")
+            self._register(request.tenant, opts, request.program_id, request.max_open_programs)
         if request.end_program_after:
             self._one_call[request.program_id] = request.tenant
             self._store.hold(request.program_id)  # written once, when it ends
@@ -190,7 +213,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             if request.end_program_after:  # the one-call program's only call was refused
                 self._end_one_call(request.program_id)
                 self.pump()
-            await self._reject(context, request.tenant, exc)
+            raise self._reject(request.tenant, exc) from exc
         if call.attempt > 1 and call.state is not CallState.RUNNING:
             log.info("call retried", program_id=call.program_id, call_id=call.call_id,
                      attempt=call.attempt, avoiding=sorted(call.excluded))
@@ -214,7 +237,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             if not request.end_program_after:
                 await self._persisted()
         except PlannerError as exc:  # the program ended while this call waited
-            await self._reject(context, request.tenant, exc)
+            raise self._reject(request.tenant, exc) from exc
         except asyncio.CancelledError:
             # The caller went away: drop the call, or free the worker it was just given.
             self.metrics.cancelled.labels(request.tenant).inc()
@@ -225,10 +248,9 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             raise
         return _grant_proto(grant)
 
-    async def _reject(self, context: grpc.aio.ServicerContext, tenant: str,
-                      exc: PlannerError) -> None:
+    def _reject(self, tenant: str, exc: PlannerError) -> AdmitRefused:
         self.metrics.rejected.labels(tenant, _status_for(exc).name).inc()
-        await _abort_for(context, exc)
+        return _refused(exc)
 
     async def ReportCompletion(self, request, context):
         return await self._take_reports([request], context)

@@ -91,6 +91,39 @@ class Grant(_message.Message):
     attempt: int
     def __init__(self, call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., worker_address: _Optional[str] = ..., priority: _Optional[int] = ..., queued_s: _Optional[float] = ..., matched_blocks: _Optional[int] = ..., parked_s: _Optional[float] = ..., attempt: _Optional[int] = ...) -> None: ...
 
+class AdmitStreamRequest(_message.Message):
+    __slots__ = ("id", "admit", "timeout_s", "cancel", "trace_context")
+    class TraceContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ADMIT_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    admit: AdmitRequest
+    timeout_s: float
+    cancel: bool
+    trace_context: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[int] = ..., admit: _Optional[_Union[AdmitRequest, _Mapping]] = ..., timeout_s: _Optional[float] = ..., cancel: _Optional[bool] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class AdmitStreamResponse(_message.Message):
+    __slots__ = ("id", "grant", "status", "details")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    GRANT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    grant: Grant
+    status: int
+    details: str
+    def __init__(self, id: _Optional[int] = ..., grant: _Optional[_Union[Grant, _Mapping]] = ..., status: _Optional[int] = ..., details: _Optional[str] = ...) -> None: ...
+
 class CompletionReport(_message.Message):
     __slots__ = ("program_id", "call_id", "worker_id", "status", "usage", "service_s", "attempt")
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]

@@ -45,6 +45,11 @@ class PlannerStub:
                 request_serializer=ostinato_dot_v1_dot_planner__pb2.AdmitRequest.SerializeToString,
                 response_deserializer=ostinato_dot_v1_dot_planner__pb2.Grant.FromString,
                 _registered_method=True)
+        self.AdmitStream = channel.stream_stream(
+                '/ostinato.v1.Planner/AdmitStream',
+                request_serializer=ostinato_dot_v1_dot_planner__pb2.AdmitStreamRequest.SerializeToString,
+                response_deserializer=ostinato_dot_v1_dot_planner__pb2.AdmitStreamResponse.FromString,
+                _registered_method=True)
         self.ReportCompletion = channel.unary_unary(
                 '/ostinato.v1.Planner/ReportCompletion',
                 request_serializer=ostinato_dot_v1_dot_planner__pb2.CompletionReport.SerializeToString,
@@ -88,6 +93,17 @@ class PlannerServicer:
 
     def Admit(self, request, context):
         """Queues a call and answers once it is dispatched to a worker.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AdmitStream(self, request_iterator, context):
+        """Admit, many at once over one long-lived stream (the gateway keeps one open: a message
+        costs far less than an RPC). Each request is one Admit, answered by the response with
+        its id, in any order, with Admit's statuses; a request with `cancel` drops the
+        admission of that id (as a cancelled Admit). When the stream ends, admissions still
+        unanswered are dropped likewise; the caller may admit them again (Admit is idempotent).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -149,6 +165,11 @@ def add_PlannerServicer_to_server(servicer, server):
                     servicer.Admit,
                     request_deserializer=ostinato_dot_v1_dot_planner__pb2.AdmitRequest.FromString,
                     response_serializer=ostinato_dot_v1_dot_planner__pb2.Grant.SerializeToString,
+            ),
+            'AdmitStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.AdmitStream,
+                    request_deserializer=ostinato_dot_v1_dot_planner__pb2.AdmitStreamRequest.FromString,
+                    response_serializer=ostinato_dot_v1_dot_planner__pb2.AdmitStreamResponse.SerializeToString,
             ),
             'ReportCompletion': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportCompletion,
@@ -235,6 +256,33 @@ class Planner:
             '/ostinato.v1.Planner/Admit',
             ostinato_dot_v1_dot_planner__pb2.AdmitRequest.SerializeToString,
             ostinato_dot_v1_dot_planner__pb2.Grant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdmitStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ostinato.v1.Planner/AdmitStream',
+            ostinato_dot_v1_dot_planner__pb2.AdmitStreamRequest.SerializeToString,
+            ostinato_dot_v1_dot_planner__pb2.AdmitStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
