@@ -16,7 +16,7 @@ from planner.core.admission import ProgramAdmission
 from planner.core.model import CallChanged, CallRecord, CallState, Event, Grant, Program, WorkerState
 from planner.core.parking import ParkedCalls
 from planner.core.policies import PriorityPolicy, engine_priority
-from planner.core.queue import MultiLevelQueue
+from planner.core.queue import GLOBAL, MultiLevelQueue
 from planner.core.reconcile import CallAttempt, UnstartedGrants
 from planner.core.routing import RoutingPolicy
 from planner.core.tenants import TenantShares
@@ -92,7 +92,8 @@ class WorkerDispatch:
             worker.last_seen, worker.simulated = now, simulated
         if worker.healthy and not healthy:
             for call in self._parked.release_worker(worker_id):
-                self._queue.push(call)
+                _unpark(call, now)
+                self._queue.push(call, since=call.queued_at)
         worker.healthy = healthy
         self._track(worker)
         if resize:
@@ -143,8 +144,10 @@ class WorkerDispatch:
         self._free.pop(worker_id, None)
         self._unstarted.forget(worker_id)
         self._by_id = None
+        now = self._clock.now()
         for call in self._parked.release_worker(worker_id):
-            self._queue.push(call)
+            _unpark(call, now)
+            self._queue.push(call, since=call.queued_at)
         self._resize_admission()
 
     def worker(self, worker_id: str) -> WorkerState | None:
@@ -172,79 +175,89 @@ class WorkerDispatch:
         """Starts queued calls while workers have budget; returns the grants made.
 
         Programs waiting for admission (planner/core/admission.py) that now fit start first,
-        their calls joining the queue. A call whose home worker (the routing policy's
-        `home`) is full waits for it, up to `max_home_wait_s` (planner/core/parking.py); a
-        worker's parked calls go first."""
+        their calls joining the queue. Each worker with a free slot, by id, takes the next
+        call of its own lane (the calls parked on it, their home: planner/core/parking.py)
+        and of the global lane together, in fair-share and priority order, while its
+        tenants' shares let it; a call of the global lane goes where the routing policy
+        chooses among the free workers. Calls parked `max_home_wait_s` go to the global
+        lane first."""
         grants: list[Grant] = []
         now = self._clock.now()
+        queue = self._queue
         for call in self._parked.release_expired(now):
             _unpark(call, now)
-            self._queue.push(call)
+            queue.push(call, since=call.queued_at)
         if not self._free:
             return grants
         if len(self._admission):  # programs whose working sets now fit start
             for call in self._admission.release():
-                self._queue.push(call, since=now)
+                self._file(call, since=now)
         shares = self._shares
-        shares.refresh({*self._queue.tenants(), *self._parked.tenants(),
-                        *shares.running_tenants(), *shares.between_calls(now, self._open_of)})
-        parked = self._parked
-        if len(parked):
-            for worker in self._free_workers():
-                if not parked.waiting_on(worker.worker_id):
-                    continue  # nothing parked there: no gate to compute
-                while worker.free > 0 and (call := parked.take(
-                        worker.worker_id, shares.gate(worker) if shares.isolating else None)) \
-                        is not None:
-                    grants.append(self._start(call, worker, now))
-        queue, routing = self._queue, self._routing
-        free = self._free_workers()
-        if not free or not len(queue):
+        shares.refresh({*queue.tenants(), *shares.running_tenants(),
+                        *shares.between_calls(now, self._open_of)})
+        if not len(queue):
             return grants
-        order = queue.peek_tenants()  # fair share; no tenant's virtual time moves in here
-        while free and len(queue):
-            gates = [shares.gate(w) for w in free]
-            tenant = next((t for t in order if queue.size_of(t)
-                           and any(gate(t) for gate in gates)), None)
-            if tenant is None:  # the first tenant that its share lets onto a free worker
+        for worker in self._free_workers():
+            if worker.free > 0 and worker.worker_id in self._free:
+                self._serve(worker, now, grants)
+            if not len(queue):
                 break
-            call = self._next_startable(tenant, now)
-            if call is None:
-                continue  # the tenant's queue ran dry: others may be let on now
-            program = self._programs[call.program_id]
-            candidates = [w for w, gate in zip(free, gates, strict=True) if gate(tenant)] \
-                if shares.isolating else free
-            if call.excluded:
-                others = [w for w in candidates if w.worker_id not in call.excluded]
-                if not others and (elsewhere := self._elsewhere(call)) is not None \
-                        and parked.may_park(call):
-                    parked.park(call, elsewhere.worker_id, now)  # wait for a worker that
-                    continue  # has not failed it, while one is registered and healthy
-                candidates = others or candidates
-            worker = routing.choose(call, program, candidates, self._sorted_workers())
-            grants.append(self._start(call, worker, now))
-            free = self._free_workers()
         return grants
 
-    def _next_startable(self, tenant: str, now: float) -> CallRecord | None:
-        """The tenant's next queued call that need not wait for its home worker; each call
-        popped on the way, whose home is full, is parked there (planner/core/parking.py).
-        None: the tenant's queue ran dry. Each call is parked at most once, so over time
-        this costs O(1) per call; its names are bound once, as it is the decision path."""
-        pop, programs, workers, home_of = self._queue.pop, self._programs, self._workers, \
-            self._routing.home
-        parked, shares = self._parked, self._shares
-        may_park, park = parked.may_park, parked.park
-        while (call := pop(now, tenant)) is not None:
-            program = programs[call.program_id]
-            if not may_park(call):
-                return call
-            home = workers.get(home_of(call, program))
-            if home is None or not home.healthy or home.worker_id in call.excluded or (
-                    home.inflight < home.max_inflight and shares.allows(tenant, home)):
-                return call
-            park(call, home.worker_id, now)  # its home is full: wait for it
-        return None
+    def _serve(self, worker: WorkerState, now: float, grants: list[Grant]) -> None:
+        """Fills the worker's free slots from its lane and the global lane (a global call
+        may be routed to another free worker)."""
+        queue, shares, worker_id = self._queue, self._shares, worker.worker_id
+        lanes = (GLOBAL, worker_id) if self._parked.waiting_on(worker_id) else (GLOBAL,)
+        while worker.inflight < worker.max_inflight:
+            gate = shares.gate(worker)
+            for tenant in queue.peek_tenants(lanes):
+                if gate(tenant):
+                    break
+            else:
+                return  # nothing here that the tenants' shares let onto this worker
+            call = queue.pop(now, tenant, lanes)
+            if call is None:
+                continue  # the tenant's lanes ran dry: others may be let on now
+            if call.lane == worker_id:  # parked here, its home
+                grants.append(self._start(call, worker, now))
+            elif (target := self._place(call, now)) is not None:
+                grants.append(self._start(call, target, now))
+
+    def _file(self, call: CallRecord, since: float | None = None) -> None:
+        """Queues a call: parked on its home worker (the routing policy's `home`) when it
+        has one that is registered, healthy and not excluded, else in the global lane. Its
+        place in the queue counts from `since` (default: its arrival)."""
+        parked = self._parked
+        if parked.may_park(call):
+            home = self._workers.get(self._routing.home(call, self._programs[call.program_id]))
+            if home is not None and home.healthy and home.worker_id not in call.excluded:
+                parked.park(call, home.worker_id, self._clock.now(), since)
+                return
+        self._queue.push(call, since)
+
+    def _place(self, call: CallRecord, now: float) -> WorkerState | None:
+        """Where a call of the global lane starts: a free worker its tenant's share lets it
+        onto, as the routing policy chooses; None if it was parked instead (its home, set
+        since it was queued, is full; or every such worker failed it)."""
+        program, tenant, shares = self._programs[call.program_id], call.tenant, self._shares
+        parked = self._parked
+        if parked.may_park(call):
+            home = self._workers.get(self._routing.home(call, program))
+            if home is not None and home.healthy and home.worker_id not in call.excluded \
+                    and not (home.free > 0 and shares.allows(tenant, home)):
+                parked.park(call, home.worker_id, now, call.queued_at)
+                return None
+        free = self._free_workers()
+        candidates = [w for w in free if shares.allows(tenant, w)] if shares.isolating else free
+        if call.excluded:
+            others = [w for w in candidates if w.worker_id not in call.excluded]
+            if not others and (elsewhere := self._elsewhere(call)) is not None \
+                    and parked.may_park(call):
+                parked.park(call, elsewhere.worker_id, now, call.queued_at)  # wait for a
+                return None  # worker that has not failed it, while one is healthy
+            candidates = others or candidates
+        return self._routing.choose(call, program, candidates, self._sorted_workers())
 
     def _elsewhere(self, call: CallRecord) -> WorkerState | None:
         """The least loaded healthy worker that no earlier attempt of `call` failed on (a

@@ -100,8 +100,11 @@ class CallRecord:
     # Waiting for its home worker (planner/core/parking.py): since when, and for how long in all
     parked_since: float | None = None
     parked_s: float = 0.0
-    # Counted in the global queue (planner/core/queue.py): pushed, not yet popped or discarded
+    # Counted in the queue (planner/core/queue.py): pushed, not yet popped or discarded; in
+    # which lane ("": the global one; else the worker it is parked on), since when
     in_queue: bool = field(default=False, compare=False, repr=False)
+    lane: str = field(default="", compare=False, repr=False)
+    queued_at: float = field(default=0.0, compare=False, repr=False)
 
     @functools.cached_property
     def key(self) -> str:

@@ -3,37 +3,38 @@
 When a call's home (see `Affinity.home`) has no free admission budget, sending the call to
 another engine costs a re-prefill of its whole context there, and under load every such
 move lowers the cluster's prefix hit rate, which costs throughput, which deepens the load.
-So the planner parks the call on its home instead: when the home frees a slot, its parked
-calls go first, best score first. A call parked longer than `max_wait_s` is released to
-the global queue and may then run anywhere (it is never parked again). A worker keeps its
-parked calls per tenant, so that a tenant held back by its share (planner/core/tenants.py)
-is skipped without looking at its calls, and counts them exactly (per worker and tenant).
+So the planner parks a call on its home from when it is queued: it waits in the home's
+lane of the queue (planner/core/queue.py: the same fair share, levels and starvation bounds
+as the global lane), and when the home has a free slot, the home takes the next call of its
+lane and of the global lane together, in that order. A dispatch for a worker's free slot
+reads only those two lanes, never the calls waiting for full workers. A call parked
+`max_wait_s` or longer is released to the global lane and may then run anywhere (it is
+never parked again). Parked calls are counted per worker and tenant (tenant shares,
+planner/core/tenants.py, hold room for them) and per tenant.
 
-Pure and synchronous; calls that stop waiting (cancelled, failed) are dropped lazily.
+Pure and synchronous; calls that stop waiting (cancelled, failed) are forgotten by the
+planner as they end, and their queue entries are dropped lazily.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from planner.core.model import CallRecord, CallState
+from planner.core.queue import MultiLevelQueue
 from planner.core.tenants import bump_count
 
 
 class ParkedCalls:
-    def __init__(self, max_wait_s: float) -> None:
+    def __init__(self, max_wait_s: float, queue: MultiLevelQueue) -> None:
         if max_wait_s < 0:
             raise ValueError("max_wait_s must be >= 0")
         self.max_wait_s = max_wait_s
-        # worker -> tenant -> heap of (score, arrival, seq, call)
-        self._by_worker: dict[str, dict[str, list[tuple[float, float, int, CallRecord]]]] = {}
+        self._queue = queue
         self._parked: dict[str, tuple[CallRecord, float, str]] = {}  # key -> (call, since, worker)
         self._order: deque[tuple[float, str]] = deque()  # (since, key), oldest first
         self._released: set[str] = set()  # keys that waited their turn and may go anywhere
-        self._seq = itertools.count()
         self.total = 0  # calls parked so far
         self._on: dict[str, dict[str, int]] = {}  # worker -> tenant -> calls parked there
         self._of: dict[str, int] = {}  # tenant -> calls parked anywhere
@@ -44,7 +45,8 @@ class ParkedCalls:
 
     def count_on(self, worker_id: str, tenant: str) -> int:
         """Calls of `tenant` parked on `worker_id` (waiting for it)."""
-        return self._on.get(worker_id, {}).get(tenant, 0)
+        on = self._on.get(worker_id)
+        return on.get(tenant, 0) if on is not None else 0
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Parked calls per (worker, tenant)."""
@@ -57,14 +59,6 @@ class ParkedCalls:
     def holds(self, call: CallRecord) -> bool:
         return call.key in self._parked
 
-    def _drop(self, key: str) -> tuple[CallRecord, float, str] | None:
-        entry = self._parked.pop(key, None)
-        if entry is not None:
-            call, _, worker_id = entry
-            bump_count(self._on[worker_id], call.tenant, -1)
-            bump_count(self._of, call.tenant, -1)
-        return entry
-
     def __len__(self) -> int:
         return len(self._parked)
 
@@ -72,18 +66,16 @@ class ParkedCalls:
         return self.max_wait_s > 0 and call.key not in self._released
 
     def waiting_on(self, worker_id: str) -> bool:
-        """Whether calls may be parked on `worker_id` (some may have stopped waiting)."""
-        return bool(self._by_worker.get(worker_id))
+        """Whether calls are parked on `worker_id`."""
+        return bool(self._on.get(worker_id))
 
-    def park(self, call: CallRecord, worker_id: str, now: float) -> None:
-        tenant, key = call.tenant, call.key
-        tenants = self._by_worker.get(worker_id)
-        if tenants is None:
-            tenants = self._by_worker[worker_id] = {}
-        heap = tenants.get(tenant)
-        if heap is None:
-            heap = tenants[tenant] = []
-        heapq.heappush(heap, (call.score, call.arrival, next(self._seq), call))
+    def park(self, call: CallRecord, worker_id: str, now: float,
+             since: float | None = None) -> None:
+        """Parks a call on its home from `now`; its place in the queue counts from `since`
+        (as MultiLevelQueue.push: default its arrival)."""
+        key, tenant = call.key, call.tenant
+        self._drop(key)
+        self._queue.push(call, since, lane=worker_id)
         call.parked_since = now
         self.total += 1
         self._parked[key] = (call, now, worker_id)
@@ -94,65 +86,45 @@ class ParkedCalls:
         self._of[tenant] = self._of.get(tenant, 0) + 1
         self._order.append((now, key))
 
-    def take(self, worker_id: str,
-             allowed: Callable[[str], bool] | None = None) -> CallRecord | None:
-        """The best call parked on `worker_id` that is still waiting, of a tenant `allowed`
-        (default: any), or None."""
-        tenants = self._by_worker.get(worker_id)
-        if not tenants:
-            return None
-        best: list[tuple[float, float, int, CallRecord]] | None = None
-        parked = self._parked
-        for tenant, heap in list(tenants.items()):
-            while heap:  # drops the heads that no longer wait here
-                call = heap[0][3]
-                entry = parked.get(call.key)
-                if entry is not None and entry[2] == worker_id:
-                    if call.state is CallState.QUEUED:
-                        break
-                    self._drop(call.key)  # ended meanwhile
-                heapq.heappop(heap)  # released, or ended meanwhile
-            if not heap:
-                del tenants[tenant]
-                continue
-            if (best is None or heap[0] < best[0]) and (allowed is None or allowed(tenant)):
-                best = heap
-        if best is None:
-            return None
-        call = heapq.heappop(best)[3]
-        self._drop(call.key)
-        return call
-
     def release_expired(self, now: float) -> list[CallRecord]:
-        """Calls parked `max_wait_s` or longer, no longer parked: for the global queue."""
+        """Calls parked `max_wait_s` or longer, no longer parked: for the global lane."""
         out = []
-        while self._order and now - self._order[0][0] >= self.max_wait_s:
-            since, key = self._order.popleft()
+        order = self._order
+        while order and now - order[0][0] >= self.max_wait_s:
+            since, key = order.popleft()
             entry = self._parked.get(key)
             if entry is not None and entry[1] == since:
                 out += self._release(key)
         return out
 
     def release_worker(self, worker_id: str) -> list[CallRecord]:
-        """Every call parked on a worker that left."""
-        tenants = self._by_worker.pop(worker_id, {})
-        out = []
-        for *_, call in (e for heap in tenants.values() for e in heap):
-            entry = self._parked.get(call.key)
-            if entry is not None and entry[2] == worker_id:
-                out += self._release(call.key)
-        return out
-
-    def _release(self, key: str) -> list[CallRecord]:
-        entry = self._drop(key)
-        assert entry is not None
-        call = entry[0]
-        if call.state is not CallState.QUEUED:
-            return []
-        self._released.add(key)
-        return [call]
+        """Every call parked on a worker that left or turned unhealthy (O(parked calls):
+        rare)."""
+        keys = [k for k, (_, _, w) in self._parked.items() if w == worker_id]
+        return [call for key in keys for call in self._release(key)]
 
     def forget(self, call: CallRecord) -> None:
         """The call was dispatched or ended: nothing here refers to it any more."""
         self._released.discard(call.key)
         self._drop(call.key)
+
+    def _drop(self, key: str) -> tuple[CallRecord, float, str] | None:
+        entry = self._parked.pop(key, None)
+        if entry is not None:
+            call, _, worker_id = entry
+            bump_count(self._on[worker_id], call.tenant, -1)
+            if not self._on[worker_id]:
+                del self._on[worker_id]
+            bump_count(self._of, call.tenant, -1)
+        return entry
+
+    def _release(self, key: str) -> list[CallRecord]:
+        """Un-parks a call; a queued one leaves its home's lane and may not park again."""
+        entry = self._drop(key)
+        assert entry is not None
+        call = entry[0]
+        self._queue.discard(call)
+        if call.state is not CallState.QUEUED:
+            return []
+        self._released.add(key)
+        return [call]

@@ -2,10 +2,11 @@
 
 Pure and synchronous: the service calls `submit`/`complete`/`cancel`, then `dispatch()`
 to learn which calls now start where, then `take_events()` to persist what changed.
-Per-decision cost is O(active tenants + queue levels + free workers), plus the calls it
-parks on the way (each call is parked at most once), independent of the number of queued
-calls: workers with a free slot are indexed as slots free and fill, never scanned
-(`ostinato bench planner` measures it, bench/planner_bench.py). The workers and `dispatch`
+Per-decision cost is O(active tenants + queue levels + free workers), independent of the
+number of queued calls: a call is parked on its home when it is queued, so a worker's free
+slot reads only its own lane and the global one (planner/core/parking.py), and workers with
+a free slot are indexed as slots free and fill, never scanned (`ostinato bench planner`
+measures it, bench/planner_bench.py). The workers and `dispatch`
 are in planner/core/dispatch.py.
 """
 
@@ -119,10 +120,10 @@ class PlannerCore(WorkerDispatch):
         # Restored waiting calls whose callers have not admitted them again: key -> (call, since)
         self._orphans: dict[str, tuple[CallRecord, float]] = {}
         self._orphan_ttl_s = orphan_ttl_s
-        self._parked = ParkedCalls(max_home_wait_s)
+        self._parked = ParkedCalls(max_home_wait_s, self._queue)
         # Tenant isolation (planner/core/tenants.py); its boost lifts a call above every level.
         self._shares = TenantShares(self._queue.weight, hold=tenant_shares,
-                                    queued=self._queue.size_of,
+                                    queued=self._queue.global_size_of,
                                     parked_on=self._parked.count_on,
                                     isolation_fraction=isolation_fraction)
         self._boost = (len(priority.thresholds) + 1) * LEVEL_STEP
@@ -333,7 +334,7 @@ class PlannerCore(WorkerDispatch):
             for p in unfinished:
                 self._waiting_on.setdefault(call_key(program_id, p), []).append(call.key)
         elif self._admission.admit(call):  # else it waits for its program to start
-            self._queue.push(call)
+            self._file(call)
         self._events.append(CallChanged(call))
         return call
 
@@ -352,8 +353,7 @@ class PlannerCore(WorkerDispatch):
         if self.max_queued and self.queued >= self.max_queued:
             raise Overloaded(f"the planner's queue is full ({self.max_queued} calls waiting)")
         per = self.max_queued_per_tenant
-        if per and self._queue.size_of(tenant) + self._parked.size_of(tenant) \
-                + self._admission.size_of(tenant) >= per:
+        if per and self._queue.size_of(tenant) + self._admission.size_of(tenant) >= per:
             raise Overloaded(f"tenant {tenant!r} has {per} calls waiting, its limit")
 
     def _score(self, call: CallRecord, program: Program, now: float) -> float:
@@ -366,7 +366,7 @@ class PlannerCore(WorkerDispatch):
         now = self._clock.now()
         call.score = self._score(call, program, now)
         if self._admission.admit(call):
-            self._queue.push(call, since=now)
+            self._file(call, since=now)
 
     def complete(
         self,
@@ -448,8 +448,7 @@ class PlannerCore(WorkerDispatch):
             self._shares.running(call.tenant, worker, -1)
         elif self._admission.holds(call):
             self._admission.forget(call)
-        elif call.state is CallState.QUEUED and call.key not in self._orphans \
-                and not self._parked.holds(call):
+        elif call.state is CallState.QUEUED:  # in the global lane or parked on its home
             self._queue.discard(call)
         self._parked.forget(call)
         self._calls.pop(call.key, None)
@@ -526,7 +525,7 @@ class PlannerCore(WorkerDispatch):
     def queued(self) -> int:
         """Calls waiting to start: in the global queue, parked on their home worker, or
         waiting for their program to start."""
-        return len(self._queue) + len(self._parked) + len(self._admission)
+        return len(self._queue) + len(self._admission)  # parked calls: in the queue's lanes
 
     def waiting_to_start(self, tenant: str) -> tuple[int, int]:
         """(programs, calls) of `tenant` waiting for program admission."""

@@ -19,7 +19,15 @@
   a tenant's level heads that waited past their bound, the one waiting longest goes first
   (FIFO); the wait counts from when the call entered the queue (not from a submission
   that had to wait for its parents).
-Per decision the cost is O(active tenants + levels), independent of the queue's length.
+- Lanes: the queue holds one such structure per lane, sharing the tenants' virtual times:
+  the global lane (""), calls any worker may run, and one lane per worker, the calls parked
+  on it as their home (planner/core/parking.py files them there when they are queued). A
+  pop looks at the lanes it is given (a worker with a free slot: the global one and its
+  own) and takes, of the tenant first in fair share, the call the rules above put first
+  across those lanes (a starving head before the others, oldest first; then the lowest
+  level; then the earliest). So the calls waiting for a full worker are never looked at.
+Per decision the cost is O(active tenants x lanes looked at + levels), independent of the
+queue's length.
 """
 
 from __future__ import annotations
@@ -56,20 +64,26 @@ def _seconds(score: float) -> float:
 
 
 _QUEUED = CallState.QUEUED
+GLOBAL = ""  # the lane of calls any worker may run
 
 # A queued call: (entered the queue at, may be passed over until, call).
 _Entry = tuple[float, float, CallRecord]
 
 
 class _TenantQueue:
-    __slots__ = ("check_at", "levels", "size")
+    __slots__ = ("check_at", "lane", "levels", "low", "size", "tenant")
 
-    def __init__(self, n_levels: int) -> None:
+    def __init__(self, n_levels: int, tenant: str, lane: str) -> None:
         self.levels: list[deque[_Entry]] = [deque() for _ in range(n_levels)]
+        self.tenant, self.lane = tenant, lane
         self.size = 0
+        self.low = n_levels  # every level below this one is empty
         # At most the earliest time a level head may be passed over until: before it no head
         # starves, and `pop` takes the first level without looking at the others' heads.
         self.check_at = float("inf")
+
+
+_NONE: dict[str, _TenantQueue] = {}  # a lane with no calls yet (never written)
 
 
 class MultiLevelQueue:
@@ -83,7 +97,9 @@ class MultiLevelQueue:
         self._score_seconds = score_seconds
         self.starvation = starvation or StarvationBound()
         self._weights = dict(tenant_weights or {})
-        self._tenants: dict[str, _TenantQueue] = {}
+        self._global: dict[str, _TenantQueue] = {}  # tenant -> its global lane
+        self._lanes: dict[str, dict[str, _TenantQueue]] = {GLOBAL: self._global}  # lane -> ...
+        self._size: dict[str, int] = {}  # tenant -> calls counted, every lane
         self._vtime: dict[str, float] = {}
         self._len = 0
 
@@ -109,149 +125,204 @@ class MultiLevelQueue:
         """Seconds a call of this score may wait before it is served ahead of its level."""
         return self.starvation.wait_s(self._score_seconds(score))
 
-    def push(self, call: CallRecord, since: float | None = None) -> None:
-        """Queues a call; its wait counts from `since` (default: its arrival)."""
-        q = self._tenants.get(call.tenant)
-        if q is None or q.size == 0:
-            active = [self._vtime[t] for t, tq in self._tenants.items() if tq.size]
+    def push(self, call: CallRecord, since: float | None = None, lane: str = GLOBAL) -> None:
+        """Queues a call in `lane`; its wait counts from `since` (default: its arrival). A
+        call counted in another lane moves (its entry there is dropped lazily)."""
+        tenant = call.tenant
+        if call.in_queue and call.lane != lane:
+            self.discard(call)
+        if not self._size.get(tenant):  # the tenant becomes active
+            vtime = self._vtime
+            active = [vtime.get(t, 0.0) for t, n in self._size.items() if n]
             floor = min(active) if active else 0.0
-            self._vtime[call.tenant] = max(self._vtime.get(call.tenant, 0.0), floor)
-            if q is None:
-                q = self._tenants[call.tenant] = _TenantQueue(len(self._thresholds) + 1)
+            vtime[tenant] = max(vtime.get(tenant, 0.0), floor)
+        tenants = self._lanes.get(lane)
+        if tenants is None:
+            tenants = self._lanes[lane] = {}
+        q = tenants.get(tenant)
+        if q is None:
+            q = tenants[tenant] = _TenantQueue(len(self._thresholds) + 1, tenant, lane)
         start = call.arrival if since is None else since
         until = start + self.bound_s(call.score)
-        level = q.levels[self.level_of(call.score)]
+        i = bisect.bisect_right(self._thresholds, call.score)
+        level = q.levels[i]
         if not level and until < q.check_at:  # a new head
             q.check_at = until
+        if i < q.low:
+            q.low = i
         level.append((start, until, call))
+        call.queued_at = start
         if not call.in_queue:  # counted once, however often it is pushed
             call.in_queue = True
+            call.lane = lane
             q.size += 1
+            self._size[tenant] = self._size.get(tenant, 0) + 1
             self._len += 1
 
     def account(self, tenant: str, service_s: float) -> None:
         """Charges completed service to a tenant's virtual time."""
         self._vtime[tenant] = self._vtime.get(tenant, 0.0) + service_s / self.weight(tenant)
 
-    def discard(self, call: CallRecord) -> None:
-        """A queued call leaves without being popped (cancelled): it is no longer counted;
-        its entry is dropped lazily, once its state is no longer QUEUED."""
-        if not call.in_queue:  # not counted here (popped, parked or discarded already)
-            return
+    def _uncount(self, q: _TenantQueue, call: CallRecord) -> None:
         call.in_queue = False
-        q = self._tenants[call.tenant]
         q.size -= 1
+        self._size[q.tenant] -= 1
         self._len -= 1
+
+    def discard(self, call: CallRecord) -> None:
+        """A queued call leaves without being popped (cancelled, or moved to another lane):
+        it is no longer counted; its entry is dropped lazily."""
+        if not call.in_queue:  # not counted here (popped or discarded already)
+            return
+        q = self._lanes[call.lane][call.tenant]
+        self._uncount(q, call)
         # Its entry may be a level head, and `check_at` a bound over the heads with it: a
         # call behind it, past its own bound, would wait unseen. The next pop looks at every
         # level's head once (O(levels)) and makes `check_at` exact again.
         q.check_at = -math.inf
 
-    def size_of(self, tenant: str) -> int:
-        q = self._tenants.get(tenant)
+    def size_of(self, tenant: str, lane: str | None = None) -> int:
+        """The tenant's queued calls, in every lane (None) or in `lane`."""
+        if lane is None:
+            return self._size.get(tenant, 0)
+        q = self._lanes.get(lane, {}).get(tenant)
         return q.size if q is not None else 0
 
-    def depths(self) -> dict[tuple[str, int], int]:
-        """Queued calls per (tenant, level), for metrics: O(queue length), never called
-        on the decision path."""
+    def global_size_of(self, tenant: str) -> int:
+        """The tenant's calls in the global lane (those any worker may run)."""
+        q = self._global.get(tenant)
+        return q.size if q is not None else 0
+
+    def depths(self, lane: str = GLOBAL) -> dict[tuple[str, int], int]:
+        """A lane's queued calls per (tenant, level), for metrics: O(queue length), never
+        called on the decision path."""
         out: dict[tuple[str, int], int] = {}
-        for tenant, q in self._tenants.items():
+        for tenant, q in self._lanes.get(lane, {}).items():
             for i, level in enumerate(q.levels):
-                n = sum(1 for entry in level
-                        if entry[2].in_queue and entry[2].state is CallState.QUEUED)
+                n = sum(1 for entry in level if _live(q, entry[2]))
                 if n:
                     out[(tenant, i)] = n
         return out
 
     def tenants(self) -> list[str]:
-        """Tenants with queued calls."""
-        return [t for t, q in self._tenants.items() if q.size]
+        """Tenants with queued calls (in any lane)."""
+        return [t for t, n in self._size.items() if n]
 
-    def peek_tenants(self) -> list[str]:
-        """Active tenants, fair-share order."""
-        vtime = self._vtime
-        active = [(vtime.get(t, 0.0), t) for t, q in self._tenants.items() if q.size]
-        active.sort()
-        return [t for _, t in active]
+    def peek_tenants(self, lanes: Sequence[str] = (GLOBAL,)) -> list[str]:
+        """Tenants with calls in `lanes`, fair-share order."""
+        all_lanes = self._lanes
+        active: list[str] = []
+        for lane in lanes:
+            tenants = all_lanes.get(lane)
+            if tenants:
+                active += [t for t, q in tenants.items() if q.size and t not in active]
+        active.sort()  # ties: by name
+        active.sort(key=self._vtime.__getitem__)  # every active tenant has a virtual time
+        return active
 
-    def pop(self, now: float, tenant: str | None = None) -> CallRecord | None:
-        """The next call: fair-share tenant first, then starving heads, then lowest level."""
+    def pop(self, now: float, tenant: str | None = None,
+            lanes: Sequence[str] = (GLOBAL,)) -> CallRecord | None:
+        """The next call of `lanes`: fair-share tenant first (or `tenant`'s), then starving
+        heads, then lowest level; across lanes as within one (module doc). The call's
+        `lane` still names the lane it came from."""
         if tenant is not None:
-            q = self._tenants.get(tenant)
-            return self._pop(q, now) if q is not None and q.size else None
-        for t in self.peek_tenants():
-            call = self._pop(self._tenants[t], now)
+            return self._pop_tenant(tenant, now, lanes)
+        for t in self.peek_tenants(lanes):
+            call = self._pop_tenant(t, now, lanes)
             if call is not None:
                 return call
         return None
 
-    def _pop(self, q: _TenantQueue, now: float) -> CallRecord | None:
-        """The tenant's next call, or None (every entry left: what was counted was stale).
-        Before `check_at` no head starves: the first level whose head still waits here
-        (stale heads dropped on the way, as `_drop_stale_head` does: inlined, as this is
-        the decision path)."""
-        if now <= q.check_at:
-            pick = None
-            for level in q.levels:
-                while level:
-                    call = level[0][2]
-                    if call.in_queue and call.state is _QUEUED:
-                        pick = level
-                        break
-                    level.popleft()
-                    if call.in_queue:  # its state moved on without a discard: uncount it
-                        call.in_queue = False
-                        q.size -= 1
-                        self._len -= 1
-                    if level and level[0][1] < q.check_at:
-                        q.check_at = level[0][1]
-                if pick is not None:
-                    break
-        else:
-            pick = self._starving_first(q, now)
-        if pick is None:
-            self._len -= q.size
-            q.size = 0
+    def _pop_tenant(self, tenant: str, now: float, lanes: Sequence[str]) -> CallRecord | None:
+        best: deque[_Entry] | None = None
+        best_q = None
+        best_key = (2, 0.0, 0.0)
+        all_lanes = self._lanes
+        for lane in lanes:
+            q = all_lanes.get(lane, _NONE).get(tenant)
+            if q is None or not q.size or (picked := self._pick(q, now)) is None:
+                continue
+            i, level = picked
+            since, until, _ = level[0]
+            key = (0, since, 0.0) if now > until else (1, float(i), since)
+            if key < best_key:
+                best, best_q, best_key = level, q, key
+        if best is None or best_q is None:
             return None
-        call = pick.popleft()[2]
-        if call.in_queue:
+        call = best.popleft()[2]
+        if call.in_queue:  # live (`_pick` dropped the stale heads): uncounted, inlined
             call.in_queue = False
-            q.size -= 1
+            best_q.size -= 1
+            self._size[tenant] -= 1
             self._len -= 1
-        if pick and pick[0][1] < q.check_at:  # the level's new head
-            q.check_at = pick[0][1]
+        if best and best[0][1] < best_q.check_at:  # the level's new head
+            best_q.check_at = best[0][1]
         return call
 
+    def _pick(self, q: _TenantQueue, now: float) -> tuple[int, deque[_Entry]] | None:
+        """The level (index, deque) whose head the tenant's lane serves next, or None (every
+        entry left: what was counted was stale, and the count is reset). Before `check_at`
+        no head starves: the first level whose head still waits here (stale heads dropped
+        on the way, as `_drop_stale_head` does: inlined, as this is the decision path)."""
+        picked: tuple[int, deque[_Entry]] | None = None
+        if now <= q.check_at:
+            lane, levels = q.lane, q.levels
+            for i in range(q.low, len(levels)):
+                level = levels[i]
+                while level:
+                    call = level[0][2]
+                    if call.in_queue and call.state is _QUEUED and call.lane == lane:
+                        q.low = i
+                        return i, level
+                    level.popleft()
+                    if call.in_queue and call.lane == lane:  # its state moved on without
+                        self._uncount(q, call)  # a discard: uncount it
+                    if level and level[0][1] < q.check_at:
+                        q.check_at = level[0][1]
+            q.low = len(levels)
+        else:
+            picked = self._starving_first(q, now)
+        if picked is None and q.size:
+            self._size[q.tenant] -= q.size
+            self._len -= q.size
+            q.size = 0
+        return picked
+
     def _drop_stale_head(self, q: _TenantQueue, level: deque[_Entry]) -> bool:
-        """Drops the level's head if it no longer waits here (discarded, or its state moved
-        on): calls leave lazily. True if it dropped one."""
+        """Drops the level's head if it no longer waits here (discarded, moved to another
+        lane, or its state moved on): calls leave lazily. True if it dropped one."""
         call = level[0][2]
-        if call.state is CallState.QUEUED and call.in_queue:
+        if _live(q, call):
             return False
         level.popleft()
-        if call.in_queue:  # its state moved on without a discard: stop counting it
-            call.in_queue = False
-            q.size -= 1
-            self._len -= 1
+        if call.in_queue and call.lane == q.lane:  # its state moved on without a discard
+            self._uncount(q, call)
         return True
 
-    def _starving_first(self, q: _TenantQueue, now: float) -> deque[_Entry] | None:
+    def _starving_first(self, q: _TenantQueue, now: float) -> tuple[int, deque[_Entry]] | None:
         """The level whose head waited longest past its bound, else the first non-empty
         one; `check_at` becomes exact again (the heads' earliest bound)."""
         pick = None
         oldest = float("inf")
         check_at = float("inf")
-        for level in q.levels:
+        q.low = len(q.levels)
+        for i, level in enumerate(q.levels):
             while level and self._drop_stale_head(q, level):
                 pass
             if not level:
                 continue
             since, until, _ = level[0]
             if pick is None:
-                pick = level
+                pick = i, level
+                q.low = i
             if now > until and since < oldest:
-                pick, oldest = level, since
+                pick, oldest = (i, level), since
             if until < check_at:
                 check_at = until
         q.check_at = check_at
         return pick
+
+
+def _live(q: _TenantQueue, call: CallRecord) -> bool:
+    """Whether the call waits in this tenant queue's lane (else its entries are stale)."""
+    return call.in_queue and call.lane == q.lane and call.state is CallState.QUEUED

@@ -8,60 +8,83 @@ from ostinato.clock import ManualClock
 from planner.core import PlannerCore
 from planner.core.model import CallRecord, CallState
 from planner.core.parking import ParkedCalls
+from planner.core.queue import GLOBAL, MultiLevelQueue
 from planner.core.selection import parse_policy
 
 
-def call(cid: str, score: float = 0.0, arrival: float = 0.0) -> CallRecord:
-    c = CallRecord("p", cid, "t", "", (), 10, 4, arrival)
+def call(cid: str, score: float = 0.0, arrival: float = 0.0, tenant: str = "t") -> CallRecord:
+    c = CallRecord("p", cid, tenant, "", (), 10, 4, arrival)
     c.score = score
     return c
 
 
-def test_a_worker_takes_its_best_parked_call_first() -> None:
-    parked = ParkedCalls(max_wait_s=2.0)
-    for c in (call("late", 5.0, 0.0), call("soon", 1.0, 1.0), call("tie", 1.0, 2.0)):
+def parking(max_wait_s: float = 2.0) -> tuple[ParkedCalls, MultiLevelQueue]:
+    queue = MultiLevelQueue((1.0, 4.0))
+    return ParkedCalls(max_wait_s, queue), queue
+
+
+def test_a_worker_takes_its_parked_calls_in_queue_order_and_no_others() -> None:
+    parked, queue = parking()
+    for c in (call("late", 5.0, 0.0), call("soon", 0.5, 1.0), call("tie", 0.5, 2.0)):
         parked.park(c, "w0", now=0.0)
     parked.park(call("elsewhere"), "w1", now=0.0)
-    assert [parked.take("w0").call_id for _ in range(3)] == ["soon", "tie", "late"]  # type: ignore[union-attr]
-    assert parked.take("w0") is None and len(parked) == 1
+    got = [queue.pop(0.0, lanes=(GLOBAL, "w0")) for _ in range(4)]
+    assert [c.call_id if c else None for c in got] == ["soon", "tie", "late", None]
+    assert len(queue) == 1 and queue.size_of("t", "w1") == 1
 
 
 def test_calls_parked_too_long_are_released_once_and_never_parked_again() -> None:
-    parked = ParkedCalls(max_wait_s=2.0)
+    parked, queue = parking()
     a, b = call("a"), call("b")
     parked.park(a, "w0", now=0.0)
     parked.park(b, "w0", now=1.0)
     assert parked.release_expired(1.99) == []
     assert parked.release_expired(2.0) == [a]
     assert not parked.may_park(a) and parked.may_park(b)
-    assert parked.take("w0") is b and parked.take("w0") is None
+    assert queue.size_of("t", "w0") == 1 and not a.in_queue  # a left w0's lane
+    assert queue.pop(2.0, lanes=(GLOBAL, "w0")) is b
     parked.forget(a)  # dispatched: a later call of the same key may park again
     assert parked.may_park(a)
 
 
 def test_calls_that_stopped_waiting_are_skipped_and_not_counted() -> None:
-    parked = ParkedCalls(max_wait_s=2.0)
+    parked, queue = parking()
     a, b = call("a"), call("b")
     parked.park(a, "w0", now=0.0)
     parked.park(b, "w0", now=0.0)
     a.state = CallState.CANCELLED
+    queue.discard(a)
     parked.forget(a)
-    assert len(parked) == 1 and parked.take("w0") is b
-    assert parked.release_expired(10.0) == []
+    assert len(parked) == 1 and queue.pop(0.0, lanes=("w0",)) is b
+    parked.forget(b)
+    assert parked.release_expired(10.0) == [] and not parked.waiting_on("w0")
 
 
 def test_a_worker_that_leaves_releases_its_parked_calls() -> None:
-    parked = ParkedCalls(max_wait_s=2.0)
+    parked, queue = parking()
     a = call("a")
     parked.park(a, "w0", now=0.0)
-    assert parked.release_worker("w0") == [a] and len(parked) == 0
+    assert parked.release_worker("w0") == [a] and len(parked) == 0 and len(queue) == 0
     assert parked.release_worker("w0") == []
 
 
 def test_zero_wait_never_parks_and_negative_is_refused() -> None:
-    assert not ParkedCalls(0.0).may_park(call("a"))
+    assert not parking(0.0)[0].may_park(call("a"))
     with pytest.raises(ValueError, match="max_wait_s"):
-        ParkedCalls(-1.0)
+        parking(-1.0)
+
+
+def test_counts_per_worker_and_tenant_follow_the_calls() -> None:
+    parked, queue = parking()
+    for c in (call("a1", tenant="a"), call("b1", tenant="b"), call("a2", tenant="a")):
+        parked.park(c, "w0", now=0.0)
+    assert (parked.count_on("w0", "a"), parked.count_on("w0", "b")) == (2, 1)
+    assert parked.counts() == {("w0", "a"): 2, ("w0", "b"): 1} and parked.size_of("a") == 2
+    taken = queue.pop(0.0, "a", lanes=("w0",))
+    assert taken is not None
+    parked.forget(taken)
+    assert (parked.count_on("w0", "a"), parked.size_of("a"), set(parked.tenants())) == \
+        (1, 1, {"a", "b"})
 
 
 def planner_with_a_full_home() -> tuple[PlannerCore, ManualClock, str, str]:
@@ -105,34 +128,86 @@ def test_a_parked_call_of_an_ended_program_is_cancelled() -> None:
     assert core.queued == 0
 
 
-def tcall(cid: str, tenant: str, score: float = 0.0) -> CallRecord:
-    c = CallRecord(f"p{cid}", cid, tenant, "", (), 10, 4, 0.0)
-    c.score = score
-    return c
+# ---- parked from when they are queued: a freed slot reads its worker's lane and the global one
 
 
-@pytest.mark.parametrize(
-    ("allowed", "taken"),
-    [
-        (None, ["a1", "b1", "a2"]),  # best score first, whatever the tenant
-        ({"a"}, ["a1", "a2"]),  # b held back by its share: skipped, not lost
-        ({"b"}, ["b1"]),
-        (set(), []),
-    ],
-)
-def test_take_skips_tenants_held_back_and_counts_stay_exact(allowed: set[str] | None,
-                                                            taken: list[str]) -> None:
-    parked = ParkedCalls(max_wait_s=2.0)
-    for c in (tcall("a1", "a", 1.0), tcall("b1", "b", 2.0), tcall("a2", "a", 3.0)):
-        parked.park(c, "w0", now=0.0)
-    assert (parked.count_on("w0", "a"), parked.count_on("w0", "b")) == (2, 1)
-    check = None if allowed is None else allowed.__contains__
-    got = []
-    while (c := parked.take("w0", check)) is not None:
-        got.append(c.call_id)
-    assert got == taken
-    left = {"a": 2, "b": 1}
-    for cid in taken:
-        left[cid[0]] -= 1
-    assert {t: parked.count_on("w0", t) for t in "ab"} == left
-    assert set(parked.tenants()) == {t for t, n in left.items() if n}
+def lanes_planner(max_home_wait_s: float = 10.0) -> tuple[PlannerCore, ManualClock]:
+    """PLAS and affinity, two workers of budget 1. Programs `hp` (attained 0.5 s: level 1)
+    and `lp` (attained 30 s: level 4) of tenant t, and `other` of tenant u (attained 0),
+    each ran a first call on w0, their home; then `busy0` fills w0 and `busy1` w1."""
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy("plas+affinity"), max_home_wait_s=max_home_wait_s,
+                       tenant_shares="off")
+    core.upsert_worker("w0", "a0", 1)
+    for pid, tenant, service_s in (("hp", "t", 0.5), ("lp", "t", 30.0), ("other", "u", 0.0)):
+        core.register_program(pid, tenant)
+        core.submit(pid, tenant, "root")
+        assert [g.worker_id for g in core.dispatch()] == ["w0"]
+        core.complete(pid, "root", service_s=service_s)
+    core.register_program("busy", "t")
+    core.submit("busy", "t", "busy0")
+    core.dispatch()
+    core.upsert_worker("w1", "a1", 1)
+    core.submit("busy", "t", "busy1")
+    assert [g.worker_id for g in core.dispatch()] == ["w1"]
+    return core, clock
+
+
+def granted(core: PlannerCore) -> list[tuple[str, str]]:
+    return [(g.program_id, g.worker_id) for g in core.dispatch()]
+
+
+@pytest.mark.parametrize(("before", "wait_s", "after", "frees", "expected"), [
+    # hp's call waits on its full home and goes first when a slot there frees, before lp's
+    # lower-priority call in the global lane (lp's call has no parent: no home)
+    ([("hp", True), ("lp", False)], 0.0, [], "busy0", [("hp", "w0")]),
+    # a slot elsewhere frees: the global call goes there; hp's call keeps waiting for home
+    ([("hp", True), ("lp", False)], 0.0, [], "busy1", [("lp", "w1")]),
+    # within the home's lane, priority order: hp (level 1) before lp (level 4)
+    ([("lp", True), ("hp", True)], 0.0, [], "busy0", [("hp", "w0")]),
+    # a lower level in the global lane goes before the parked call (priority across lanes)
+    ([("hp", True)], 0.5, [("busy", False)], "busy0", [("busy", "w0")]),
+    # ... unless the parked call waited past its starvation bound (4 x 0.5 s, at least 1 s)
+    ([("hp", True)], 2.5, [("busy", False)], "busy0", [("hp", "w0")]),
+    # parked on its full home past max_home_wait_s (10 s): released, any free worker runs it
+    ([("hp", True)], 10.0, [], "busy1", [("hp", "w1")]),
+    ([("hp", True)], 9.9, [], "busy1", []),
+])
+def test_a_freed_slot_takes_the_next_call_of_its_lane_and_the_global_one(
+        before: list[tuple[str, bool]], wait_s: float, after: list[tuple[str, bool]],
+        frees: str, expected: list[tuple[str, str]]) -> None:
+    """Calls (program, with its first call as parent, i.e. parked on w0) come `before`
+    `wait_s` passes and `after`; then the call `frees` completes, freeing its worker."""
+    core, clock = lanes_planner()
+    for i, (pid, parked) in enumerate(before):
+        core.submit(pid, "t", f"b{i}", parents=["root"] if parked else [])
+    assert core.dispatch() == []
+    clock.advance(wait_s)
+    for i, (pid, parked) in enumerate(after):
+        core.submit(pid, "t", f"a{i}", parents=["root"] if parked else [])
+    assert core.dispatch() == []
+    core.complete("busy", frees, service_s=0.0)
+    assert granted(core) == expected
+
+
+def test_fair_share_orders_a_parked_call_and_a_global_one_of_another_tenant() -> None:
+    """Tenant t attained more service than u: u's call in the global lane goes first on
+    w0, ahead of t's call parked there, whatever their levels."""
+    core, _ = lanes_planner()
+    core.submit("other", "u", "e")  # global: u's calls ran 0 s
+    core.submit("hp", "t", "c", parents=["root"])  # parked on w0
+    core.submit("lp", "t", "d")  # global: t's calls ran 30.5 s
+    assert core.dispatch() == []
+    core.complete("busy", "busy0", service_s=0.0)
+    assert granted(core) == [("other", "w0")]
+    core.complete("other", "e", service_s=100.0)  # now u is ahead: t's calls go first
+    assert granted(core) == [("hp", "w0")]
+
+
+def test_a_freed_slot_leaves_the_calls_parked_on_other_workers_alone() -> None:
+    core, _ = lanes_planner()
+    core.submit("hp", "t", "c", parents=["root"])  # parked on w0
+    before = core.calls_parked
+    core.complete("busy", "busy1", service_s=0.0)  # w1 frees: nothing it may take
+    assert granted(core) == [] and core.parked_counts() == {("w0", "t"): 1}
+    assert core.calls_parked == before and core.queue_depths() == {}

@@ -1,8 +1,10 @@
-"""The global queue's pick, against a plain model of what queue.py documents: seeded random
-pushes, pops (one tenant's or fair share's), cancellations, calls whose state moves on
-without a discard, calls pushed again after a pop (a parked call released), and time passing
-starvation bounds. The queue drops stale entries lazily and skips level scans before
-`check_at`; the model filters every level and looks at every head on every pop."""
+"""The queue's pick, against a plain model of what queue.py documents: seeded random pushes
+into lanes (the global one, workers' parked calls), pops (one tenant's or fair share's, of a
+lane or of the global lane and a worker's together), cancellations, calls moved to another
+lane (a parked call released), calls whose state moves on without a discard, calls pushed
+again after a pop, and time passing starvation bounds. The queue drops stale entries lazily
+and skips level scans before `check_at`; the model filters every level and looks at every
+head on every pop."""
 
 from __future__ import annotations
 
@@ -11,38 +13,48 @@ import random
 import pytest
 
 from planner.core.model import CallRecord, CallState
-from planner.core.queue import MultiLevelQueue, StarvationBound
+from planner.core.queue import GLOBAL, MultiLevelQueue, StarvationBound
 
 THRESHOLDS = (1.0, 4.0, 16.0)
 TENANTS = ("a", "b", "c")
+LANES = (GLOBAL, "w0", "w1")
 
 _Entry = tuple[float, float, CallRecord]
 
 
 class _Model:
-    """Per tenant and level, the entries in push order; a pick filters out the calls that
-    no longer wait and takes the longest-waiting starving head, else the first level's."""
+    """Per lane, tenant and level, the entries in push order; a pick filters out the calls
+    that no longer wait there and, over the lanes' level heads, takes the longest-waiting
+    starving head, else the lowest level's (the earliest of them)."""
 
     def __init__(self, queue: MultiLevelQueue) -> None:
         self.queue = queue
-        self.levels: dict[str, list[list[_Entry]]] = {
-            t: [[] for _ in range(len(THRESHOLDS) + 1)] for t in TENANTS}
+        self.levels: dict[tuple[str, str], list[list[_Entry]]] = {
+            (lane, t): [[] for _ in range(len(THRESHOLDS) + 1)] for lane in LANES
+            for t in TENANTS}
 
-    def push(self, call: CallRecord, since: float | None) -> None:
+    def push(self, call: CallRecord, since: float | None, lane: str = GLOBAL) -> None:
         start = call.arrival if since is None else since
         until = start + self.queue.bound_s(call.score)
-        self.levels[call.tenant][self.queue.level_of(call.score)].append((start, until, call))
+        self.levels[(lane, call.tenant)][self.queue.level_of(call.score)].append(
+            (start, until, call))
 
-    def pick(self, tenant: str, now: float) -> CallRecord | None:
-        levels = self.levels[tenant]
-        for level in levels:
-            level[:] = [e for e in level if e[2].in_queue and e[2].state is CallState.QUEUED]
-        heads = [(i, level[0]) for i, level in enumerate(levels) if level]
+    def pick(self, tenant: str, now: float, lanes: tuple[str, ...]) -> CallRecord | None:
+        heads = []
+        for lane in lanes:
+            for i, level in enumerate(self.levels[(lane, tenant)]):
+                level[:] = [e for e in level if e[2].in_queue and e[2].lane == lane
+                            and e[2].state is CallState.QUEUED]
+                if level:
+                    heads.append((level[0], i, level))
         if not heads:
             return None
-        starving = [(entry[0], i) for i, entry in heads if now > entry[1]]
-        i = min(starving)[1] if starving else heads[0][0]
-        return levels[i].pop(0)[2]
+        starving = [(entry[0], i, level) for entry, i, level in heads if now > entry[1]]
+        if starving:
+            level = min(starving, key=lambda h: h[0])[2]
+        else:
+            level = min(heads, key=lambda h: (h[1], h[0][0]))[2]
+        return level.pop(0)[2]
 
 
 def _call(n: int, tenant: str, score: float, arrival: float) -> CallRecord:
@@ -53,7 +65,8 @@ def _call(n: int, tenant: str, score: float, arrival: float) -> CallRecord:
 
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("moves", [False, True])
-def test_the_queue_pops_what_the_plain_model_picks(seed: int, moves: bool) -> None:
+@pytest.mark.parametrize("lanes", [False, True])
+def test_the_queue_pops_what_the_plain_model_picks(seed: int, moves: bool, lanes: bool) -> None:
     """`moves`: calls' states also move on without a discard (not the planner's way: every
     path that takes a queued call out discards it); the queue then only notices at its
     head, so only the counts are compared."""
@@ -70,14 +83,20 @@ def test_the_queue_pops_what_the_plain_model_picks(seed: int, moves: bool) -> No
             n += 1
             call = _call(n, rng.choice(TENANTS), rng.uniform(0.0, 30.0), now)
             since = now if rng.random() < 0.5 else None
-            queue.push(call, since)
-            model.push(call, since)
+            lane = rng.choice(LANES) if lanes else GLOBAL
+            queue.push(call, since, lane)
+            model.push(call, since, lane)
             queued.append(call)
         elif op < 0.42 and popped:
             call = popped.pop(rng.randrange(len(popped)))
             queue.push(call)
             model.push(call, None)
             queued.append(call)
+        elif op < 0.45 and queued and lanes:  # moved to another lane (a parked call released)
+            call = rng.choice(queued)
+            if call.in_queue and call.lane != GLOBAL:
+                queue.push(call, call.queued_at)
+                model.push(call, call.queued_at)
         elif op < 0.50 and queued:  # cancelled
             call = queued.pop(rng.randrange(len(queued)))
             queue.discard(call)
@@ -92,12 +111,14 @@ def test_the_queue_pops_what_the_plain_model_picks(seed: int, moves: bool) -> No
             queue.account(rng.choice(TENANTS), rng.uniform(0.0, 2.0))
         else:
             tenant = rng.choice((None, *TENANTS))
-            order = [tenant] if tenant is not None else queue.peek_tenants()
+            pick_lanes = rng.choice(((GLOBAL,), (GLOBAL, "w0"), ("w1",))) if lanes \
+                else (GLOBAL,)
+            order = [tenant] if tenant is not None else queue.peek_tenants(pick_lanes)
             expected = None
             for t in order:
-                if (expected := model.pick(t, now)) is not None:
+                if (expected := model.pick(t, now, pick_lanes)) is not None:
                     break
-            got = queue.pop(now, tenant)
+            got = queue.pop(now, tenant, pick_lanes)
             assert got is expected or moves
             if got is not None:
                 queued.remove(got)
@@ -106,3 +127,6 @@ def test_the_queue_pops_what_the_plain_model_picks(seed: int, moves: bool) -> No
         assert len(queue) == len(counted) >= len(queued)
         for t in TENANTS:
             assert queue.size_of(t) == sum(1 for c in counted if c.tenant == t)
+            for lane in LANES:
+                assert queue.size_of(t, lane) == sum(1 for c in counted
+                                                     if c.tenant == t and c.lane == lane)
