@@ -34,7 +34,6 @@ from gateway.admissions import Admissions
 from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram
 from gateway.prompts import PreparedPrompt, prepare
 from gateway.tool_output import ToolOutput
-from gateway.trace_context import trace_metadata
 from gateway.worker_channels import WorkerChannels
 from ostinato.completion_reports import CompletionReporter
 from ostinato.retry import with_retry
@@ -368,22 +367,20 @@ class CallExecutor:
         request.CopyFrom(template)
         request.request_id = f"{request.program_id}-{request.call_id}-{uuid.uuid4().hex[:8]}"
         request.priority, request.attempt = grant.priority, grant.attempt
-        stream = self._workers.stub(grant.worker_address).Generate(
-            request, timeout=timeout_s, metadata=trace_metadata())
         final: worker_pb2.GenerateResult | None = None
-        try:
-            async for chunk in stream:
-                if chunk.delta:  # the last text may come with the result
-                    content = output.feed(chunk.delta)
-                    if content:
-                        yield Delta(content)
-                if chunk.HasField("result"):
-                    final = chunk.result
-        except grpc.aio.AioRpcError as exc:
-            if final is None:  # (a stream that broke after its result lost nothing)
+        # (closed when our caller goes away: the worker stops the call)
+        async with contextlib.aclosing(self._workers.generate(
+                grant.worker_address, request, timeout_s)) as stream:
+            try:
+                async for chunk in stream:
+                    if chunk.delta:  # the last text may come with the result
+                        content = output.feed(chunk.delta)
+                        if content:
+                            yield Delta(content)
+                    if chunk.HasField("result"):
+                        final = chunk.result
+            except grpc.aio.AioRpcError as exc:
                 raise _AttemptFailed(exc.code(), exc.details() or "worker error") from exc
-        finally:
-            stream.cancel()  # no-op once finished; stops the worker if our caller went away
         if final is None:
             raise _AttemptFailed(grpc.StatusCode.INTERNAL, "worker stream ended without a result")
         yield final

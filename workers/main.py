@@ -32,7 +32,7 @@ from workers.kv_event_translator import KvEventTranslator
 from workers.metrics import WorkerMetrics
 from workers.service import WorkerService
 from workers.sglang_client import EngineUnavailable, SGLangClient
-from workers.spans import TracedSGLangClient, describers
+from workers.spans import GENERATE, TracedSGLangClient, describers
 
 log = structlog.get_logger(__name__)
 
@@ -194,6 +194,7 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
                             kv_events=listener, metrics=metrics)
     metrics.watch(service, max_blocks)
     service.exit_after_result = config.debug_exit_after_result
+    service.generate_span = describers(worker_id)[GENERATE]  # GenerateStream's generations
     service.simulated = bool(info.get("simulated", False))
     worker_pb2_grpc.add_WorkerServicer_to_server(service, grpc_service.server)
     planner_link = PlannerLink(planner, service, planner_pb2.WorkerRegistration(

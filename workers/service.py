@@ -19,6 +19,7 @@ import os
 import time
 import uuid
 from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -29,6 +30,8 @@ from cache.kv_index import KvIndex
 from ostinato.completion_reports import CompletionReporter
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
+from tracing.grpc_interceptors import SpanDescriber
+from workers.generate_stream import GenerateRefused, serve_generations
 from workers.kv_event_listener import KvEventListener
 from workers.metrics import CANCELLED, WorkerMetrics
 from workers.sglang_client import (
@@ -134,6 +137,8 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         # Tests only (worker.debug_exit_after_result): the process exits right after
         # streaming a call's result, its completion report unsent (a worker dying then).
         self.exit_after_result = False
+        # GenerateStream's generations get this span (the interceptor gives Generate's)
+        self.generate_span: SpanDescriber | None = None
 
     @property
     def running(self) -> int:
@@ -248,8 +253,24 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         task.add_done_callback(self._reports.discard)
 
     async def Generate(self, request, context):
+        try:
+            async with contextlib.aclosing(self._generate(request)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except GenerateRefused as exc:
+            await context.abort(exc.code, exc.details)
+
+    async def GenerateStream(self, request_iterator, context):
+        async for reply in serve_generations(self._generate, request_iterator,
+                                             self.generate_span):
+            yield reply
+
+    async def _generate(self, request: worker_pb2.GenerateRequest,
+                        ) -> AsyncIterator[worker_pb2.GenerateChunk]:
+        """A call's chunks (Generate's, and each of GenerateStream's generations); raises
+        GenerateRefused with the status to end with."""
         if not request.prompt and not request.input_ids:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "prompt and input_ids are empty")
+            raise GenerateRefused(grpc.StatusCode.INVALID_ARGUMENT, "prompt and input_ids are empty")
         rid = request.request_id or uuid.uuid4().hex
         engine_req = EngineRequest(
             rid=rid, text=request.prompt, input_ids=list(request.input_ids) or None,
@@ -317,7 +338,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             code = _ENGINE_STATUS.get(type(exc), grpc.StatusCode.INTERNAL)
             meter.failed(code.name)
             log.warning("engine error", call_id=request.call_id, error=str(exc))
-            await context.abort(code, f"worker {self.worker_id}: {exc}")
+            raise GenerateRefused(code, f"worker {self.worker_id}: {exc}") from exc
         finally:
             self._running -= 1
             self._live[ids] -= 1

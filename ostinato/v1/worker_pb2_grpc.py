@@ -39,6 +39,11 @@ class WorkerStub:
                 request_serializer=ostinato_dot_v1_dot_worker__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=ostinato_dot_v1_dot_worker__pb2.GenerateChunk.FromString,
                 _registered_method=True)
+        self.GenerateStream = channel.stream_stream(
+                '/ostinato.v1.Worker/GenerateStream',
+                request_serializer=ostinato_dot_v1_dot_worker__pb2.GenerateStreamRequest.SerializeToString,
+                response_deserializer=ostinato_dot_v1_dot_worker__pb2.GenerateStreamChunk.FromString,
+                _registered_method=True)
         self.Stats = channel.unary_unary(
                 '/ostinato.v1.Worker/Stats',
                 request_serializer=ostinato_dot_v1_dot_worker__pb2.StatsRequest.SerializeToString,
@@ -51,6 +56,18 @@ class WorkerServicer:
 
     def Generate(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GenerateStream(self, request_iterator, context):
+        """Generate, many calls at once over one long-lived stream (the gateway keeps one open
+        per worker: a message costs far less than an RPC). Each request with a new id starts
+        one generation; its chunks come back with its id, in order, the one with the result
+        last. A generation that fails ends with one message carrying `end` and the status
+        Generate would end with; a request with `cancel` stops the generation of that id, as a
+        cancelled Generate. When the stream ends, every generation still running on it stops.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -68,6 +85,11 @@ def add_WorkerServicer_to_server(servicer, server):
                     servicer.Generate,
                     request_deserializer=ostinato_dot_v1_dot_worker__pb2.GenerateRequest.FromString,
                     response_serializer=ostinato_dot_v1_dot_worker__pb2.GenerateChunk.SerializeToString,
+            ),
+            'GenerateStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.GenerateStream,
+                    request_deserializer=ostinato_dot_v1_dot_worker__pb2.GenerateStreamRequest.FromString,
+                    response_serializer=ostinato_dot_v1_dot_worker__pb2.GenerateStreamChunk.SerializeToString,
             ),
             'Stats': grpc.unary_unary_rpc_method_handler(
                     servicer.Stats,
@@ -102,6 +124,33 @@ class Worker:
             '/ostinato.v1.Worker/Generate',
             ostinato_dot_v1_dot_worker__pb2.GenerateRequest.SerializeToString,
             ostinato_dot_v1_dot_worker__pb2.GenerateChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ostinato.v1.Worker/GenerateStream',
+            ostinato_dot_v1_dot_worker__pb2.GenerateStreamRequest.SerializeToString,
+            ostinato_dot_v1_dot_worker__pb2.GenerateStreamChunk.FromString,
             options,
             channel_credentials,
             insecure,

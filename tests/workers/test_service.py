@@ -63,7 +63,9 @@ async def worker_on_loopback(engine_url: str, progress_every: int, kv_index: KvI
     await worker_server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{worker_port}") as channel:
-            yield worker_pb2_grpc.WorkerStub(channel), service, recorder
+            stub = worker_pb2_grpc.WorkerStub(channel)
+            stub.address = f"127.0.0.1:{worker_port}"  # type: ignore[attr-defined]
+            yield stub, service, recorder
     finally:
         await worker_server.stop(None)
         await engine.close()

@@ -1,0 +1,79 @@
+"""GenerateStream: many calls over one stream, as the gateway runs them (its WorkerChannels
+against the worker's service on loopback, over a real sim engine process). Each call gets
+its own chunks, ending with its result; a refused one ends with Generate's status; one
+whose caller stops reading is cancelled at the worker, reported CANCELLED."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from gateway.worker_channels import WorkerChannels
+from ostinato.v1 import planner_pb2, worker_pb2
+from tests.workers.test_service import story, worker_on_loopback
+
+
+async def _text_and_result(channels: WorkerChannels, address: str,
+                           request: worker_pb2.GenerateRequest) -> tuple[str, worker_pb2.GenerateResult]:
+    chunks = [c async for c in channels.generate(address, request, 30.0)]
+    assert chunks[-1].HasField("result") and not any(c.HasField("result") for c in chunks[:-1])
+    return "".join(c.delta for c in chunks), chunks[-1].result
+
+
+async def test_calls_at_once_over_one_stream_each_get_their_own_answer(sim_engine_url: str) -> None:
+    channels = WorkerChannels()
+    try:
+        async with worker_on_loopback(sim_engine_url, 0) as (stub, service, recorder):
+            address = stub.address  # type: ignore[attr-defined]
+            answers = await asyncio.gather(*(_text_and_result(channels, address, story(c, n))
+                                             for c, n in (("a", 40), ("b", 60), ("c", 8))))
+            assert [r.usage.completion_tokens for _, r in answers] == [40, 60, 8]
+            alone = [c async for c in stub.Generate(story("a", 40))]  # the unary RPC, same call
+            assert answers[0][0] == "".join(c.delta for c in alone)
+            await service.drain_reports()
+        assert sorted((r.call_id, r.status) for r in recorder.completions) == [
+            ("a", planner_pb2.COMPLETION_STATUS_OK)] * 2 + [
+            ("b", planner_pb2.COMPLETION_STATUS_OK), ("c", planner_pb2.COMPLETION_STATUS_OK)]
+    finally:
+        await channels.close()
+
+
+async def test_a_refused_call_ends_with_generates_status(sim_engine_url: str) -> None:
+    channels = WorkerChannels()
+    try:
+        async with worker_on_loopback(sim_engine_url, 0) as (stub, _, _):
+            empty = worker_pb2.GenerateRequest(program_id="p1", call_id="e")
+            with pytest.raises(grpc.aio.AioRpcError) as streamed:
+                _ = [c async for c in channels.generate(stub.address, empty, 30.0)]  # type: ignore[attr-defined]
+            with pytest.raises(grpc.aio.AioRpcError) as unary:
+                _ = [c async for c in stub.Generate(empty)]
+            assert streamed.value.code() == unary.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert streamed.value.details() == unary.value.details()
+            # the stream serves on
+            _, result = await _text_and_result(channels, stub.address, story("ok", 8))  # type: ignore[attr-defined]
+            assert result.usage.completion_tokens == 8
+    finally:
+        await channels.close()
+
+
+async def test_a_call_whose_caller_stops_reading_is_cancelled_at_the_worker(
+        sim_engine_url: str) -> None:
+    channels = WorkerChannels()
+    try:
+        async with worker_on_loopback(sim_engine_url, 0) as (stub, service, recorder):
+            chunks = channels.generate(stub.address, story("long", 100_000), 60.0)  # type: ignore[attr-defined]
+            first = await anext(chunks)
+            assert not first.HasField("result")
+            await chunks.aclose()  # the caller went away
+            async with asyncio.timeout(30.0):  # until the worker has ended and reported it
+                while not recorder.completions:
+                    await service.drain_reports()
+                    await asyncio.sleep(0.01)
+            [report] = recorder.completions
+            assert (report.call_id, report.status) == ("long",
+                                                       planner_pb2.COMPLETION_STATUS_CANCELLED)
+            assert service.running == 0
+    finally:
+        await channels.close()

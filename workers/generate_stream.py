@@ -1,0 +1,131 @@
+"""The worker's end of GenerateStream: many generations over one stream, each run as the
+Generate RPC runs (its own task, its deadline, its span), its chunks sent with its id.
+
+A message on an open stream costs the worker (and the gateway) far less than an RPC: no
+call set up, no metadata, no server interceptors. What the interceptors do for an RPC is
+done here per generation: the caller's trace context continued and the Generate span.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import nullcontext
+
+import grpc
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from ostinato.v1 import worker_pb2
+from tracing.grpc_interceptors import SpanDescriber
+
+_tracer = trace.get_tracer("ostinato.grpc")
+
+
+class GenerateRefused(Exception):
+    """A generation ends with this status (the Generate RPC aborts with it)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+Generate = Callable[[worker_pb2.GenerateRequest], AsyncIterator[worker_pb2.GenerateChunk]]
+Reply = worker_pb2.GenerateStreamChunk
+Send = Callable[..., None]  # (reply, and optionally a future set once it is written)
+
+
+def _ended(generation: int, code: grpc.StatusCode, details: str) -> Reply:
+    return Reply(id=generation, end=True, status=code.value[0], details=details)
+
+
+async def _run(generate: Generate, msg: worker_pb2.GenerateStreamRequest,
+               describer: SpanDescriber | None, send: Send) -> None:
+    """One generation: its chunks, or its end with the status it failed with."""
+    span = None
+    if describer is not None:
+        span = _tracer.start_span(
+            describer.name(msg.request), context=propagate.extract(dict(msg.trace_context)),
+            kind=SpanKind.SERVER, attributes=dict(describer.attributes(msg.request)))
+    deadline = asyncio.get_running_loop().time() + msg.timeout_s if msg.timeout_s else None
+    finished = False
+    try:
+        with trace.use_span(span, end_on_exit=False) if span is not None else nullcontext():
+            async with asyncio.timeout_at(deadline):
+                # to its end: what the generation does after its result runs now (as after
+                # Generate's last message), not whenever the generator is collected
+                async for chunk in generate(msg.request):
+                    if span is not None and describer is not None:
+                        describer.on_response(span, chunk)
+                    if chunk.HasField("result"):
+                        finished = True
+                        # written before the generation goes on (as Generate's last message)
+                        written = asyncio.get_running_loop().create_future()
+                        send(Reply(id=msg.id, chunk=chunk), written)
+                        await written
+                    else:
+                        send(Reply(id=msg.id, chunk=chunk))
+        if not finished:
+            send(_ended(msg.id, grpc.StatusCode.INTERNAL, "generation ended without a result"))
+    except GenerateRefused as exc:
+        _failed(span, exc.code, exc.details)
+        send(_ended(msg.id, exc.code, exc.details))
+    except TimeoutError:
+        _failed(span, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        send(_ended(msg.id, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
+    finally:
+        if span is not None:
+            span.end()
+
+
+def _failed(span: trace.Span | None, code: grpc.StatusCode, details: str) -> None:
+    if span is not None:
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details}"))
+
+
+async def serve_generations(generate: Generate,
+                            requests: AsyncIterator[worker_pb2.GenerateStreamRequest],
+                            describer: SpanDescriber | None = None) -> AsyncIterator[Reply]:
+    """Runs each generation read from `requests`, sending its chunks as they come. A
+    cancel, or the stream's end, cancels the generations concerned (as a cancelled
+    Generate: the engine request aborted, the call reported CANCELLED)."""
+    replies: asyncio.Queue[tuple[Reply, asyncio.Future[None] | None] | None] = asyncio.Queue()
+    running: dict[int, asyncio.Task[None]] = {}
+
+    def send(reply: Reply, written: asyncio.Future[None] | None = None) -> None:
+        replies.put_nowait((reply, written))
+
+    async def one(msg: worker_pb2.GenerateStreamRequest) -> None:
+        try:
+            await _run(generate, msg, describer, send)
+        finally:
+            running.pop(msg.id, None)
+
+    async def read() -> None:
+        try:
+            async for msg in requests:
+                if msg.cancel:
+                    task = running.get(msg.id)
+                    if task is not None:
+                        task.cancel()
+                elif msg.id not in running:
+                    running[msg.id] = asyncio.get_running_loop().create_task(one(msg))
+            if running:  # the caller closed its side: what it asked still streams
+                await asyncio.gather(*running.values(), return_exceptions=True)
+        finally:
+            replies.put_nowait(None)
+
+    reader = asyncio.get_running_loop().create_task(read())
+    try:
+        while (item := await replies.get()) is not None:
+            reply, written = item
+            yield reply  # (resumed once gRPC has written it)
+            if written is not None and not written.done():
+                written.set_result(None)
+        await reader
+    finally:
+        reader.cancel()
+        for task in list(running.values()):
+            task.cancel()
