@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
+import structlog
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -36,6 +37,10 @@ Admit = Callable[[planner_pb2.AdmitRequest], Awaitable[planner_pb2.Grant]]
 async def _answer(admit: Admit, msg: planner_pb2.AdmitStreamRequest,
                   describer: SpanDescriber | None) -> planner_pb2.AdmitStreamResponse:
     """One admission, as the unary Admit with its deadline; its span when traced."""
+    # (this task's own context: its log lines name the call, as an RPC's do)
+    r = msg.admit
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in (
+        ("tenant", r.tenant), ("program_id", r.program_id), ("call_id", r.call_id)) if v})
     if describer is None:
         return await _decide(admit, msg)
     parent = propagate.extract(dict(msg.trace_context))

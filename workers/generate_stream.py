@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
 
 import grpc
+import structlog
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -43,6 +44,10 @@ def _ended(generation: int, code: grpc.StatusCode, details: str) -> Reply:
 async def _run(generate: Generate, msg: worker_pb2.GenerateStreamRequest,
                describer: SpanDescriber | None, send: Send) -> None:
     """One generation: its chunks, or its end with the status it failed with."""
+    # (this task's own context: its log lines name the call, as an RPC's do)
+    r = msg.request
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in (
+        ("tenant", r.tenant), ("program_id", r.program_id), ("call_id", r.call_id)) if v})
     span = None
     if describer is not None:
         span = _tracer.start_span(
