@@ -40,6 +40,7 @@ from planner.core.estimates import OutputEstimator, ProgramSizeEstimator
 from planner.core.model import work_of
 from planner.core.planner import PlannerCore
 from planner.core.selection import parse_policy
+from planner.core.tenants import ISOLATION_FRACTION
 from workers.sim.cost_model import CostModel, Profile
 from workers.sim.scheduler import EngineParams, Req, SimEngineCore
 from workers.sim.text import FixedLengthDecoder
@@ -60,8 +61,8 @@ class ClusterConfig:
     # and starts programs while their contexts fit in this fraction of it; 0: off.
     program_kv_fraction: float = 0.8
     # Tenant isolation (planner/core/tenants.py): of an engine's budget, what heavy tenants
-    # may fill while a light tenant is active; 1: no limit.
-    isolation_fraction: float = 1.0
+    # may fill while a light tenant is active; 1: no limit. The planner's default.
+    isolation_fraction: float = ISOLATION_FRACTION
 
 
 PROGRESS_EVERY_TOKENS = 64  # what workers/service.py reports by default

@@ -155,11 +155,13 @@ class PlannerConfig:
     # slots may idle); "off": fair-share order only.
     tenant_shares: str = "waiting"
     # Of a worker's budget, what tenants over their share may fill while a light tenant (its
-    # calls within its share) is active there (planner/core/tenants.py); 1: no limit.
-    isolation_fraction: float = 1.0
+    # calls within its share) has calls running or waiting there (planner/core/tenants.py
+    # ISOLATION_FRACTION: 18 of 32; docs/bench/isolation); 1: no limit.
+    isolation_fraction: float = 0.5625
     # Program admission (planner/core/admission.py): a tenant over its share starts no new
     # program while its programs' contexts would not fit in program_kv_fraction of the
-    # healthy workers' KV pools, each as its worker reports it (SGLang's max_total_num_tokens).
+    # healthy workers' KV pools, each as its worker reports it (SGLang's max_total_num_tokens),
+    # nor while its calls waiting to run are half its running ones or more.
     program_admission: bool = True
     program_kv_fraction: float = 0.8  # see program_admission
     # A program without calls for this long no longer counts against its tenant's working set

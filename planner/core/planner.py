@@ -42,7 +42,7 @@ from planner.core.policies import LEVEL_STEP, PriorityPolicy
 from planner.core.queue import MultiLevelQueue, StarvationBound
 from planner.core.reconcile import UnstartedGrants
 from planner.core.routing import RoutingPolicy
-from planner.core.tenants import TenantShares, bump_count
+from planner.core.tenants import ISOLATION_FRACTION, TenantShares, bump_count
 
 __all__ = ["PlannerCore", "grant_of"]
 
@@ -78,7 +78,7 @@ class PlannerCore(WorkerDispatch):
         max_queued_per_tenant: int = 0,
         kv_tokens_per_worker: int = 0,
         program_kv_fraction: float = 0.8,
-        isolation_fraction: float = 1.0,
+        isolation_fraction: float = ISOLATION_FRACTION,
         program_admission: bool = True,
         program_kv_idle_s: float = 120.0,
         unstarted_grant_s: float = 0.0,
@@ -129,7 +129,9 @@ class PlannerCore(WorkerDispatch):
         self._boost = (len(priority.thresholds) + 1) * LEVEL_STEP
         self._kv_per_worker = kv_tokens_per_worker
         self._kv_fraction = program_kv_fraction
-        self._admission = ProgramAdmission(self._queue.weight, enabled=program_admission)
+        self._admission = ProgramAdmission(  # backlog: (calls waiting to run, running)
+            self._queue.weight, enabled=program_admission,
+            backlog=lambda t: (self._queue.size_of(t), self._shares.running_of(t)))
         self._unstarted = UnstartedGrants(unstarted_grant_s)
 
     def set_tenant_weights(self, weights: Mapping[str, float]) -> None:

@@ -23,13 +23,21 @@ With one active tenant nothing is held: work-conserving.
 Holding slots is not enough: the calls of a tenant that floods share the engine's batches
 with everyone's, and each decode step and each prefill iteration it adds slows every call
 in the batch (SIMULATED: a quiet tenant's tokens came 2.7x slower under a 9x flood than
-alone with the flood bounded to half the slots). So while a *light* tenant is active on a
-worker (its calls running there plus those waiting in the queue fit its share there), a
+alone with the flood bounded to half the slots). So while a *light* tenant has calls on a
+worker (running there, in the queue, or parked there) and those fit its share there, a
 heavy tenant (not light) at or above its share of the worker's isolating budget, I(w) =
 max_inflight(w) x `isolation_fraction`, may take a slot only while fewer than I(w) calls
 run there: the worker's batch stays small for the light tenant's sake, and every heavy
 tenant keeps its share of I(w).
-With no light tenant, or `isolation_fraction` 1, nothing changes. A tenant with programs
+A light tenant between calls, or busy on other workers, does not hold the heavy ones back
+here. With no light tenant, or `isolation_fraction` 1, nothing changes. The default,
+ISOLATION_FRACTION, holds heavy tenants to 18 of a budget of 32: in the engine model a light
+tenant's token comes once per decode step, and a step (with the prefill iterations between
+steps) lengthens with every call in the batch, so its latency under a flood is bounded by the
+batch, and the heavy tenants' throughput with it (SIMULATED, `flood` on one engine, with
+program admission's backlog bound: the quiet tenant at 1.29x its latency alone, the noisy
+one completing 2.33 programs/s; 1.0 here gives 1.55x and 3.0/s, and without the backlog
+bound 1.82x and 2.46/s; docs/bench/isolation). A tenant with programs
 open that submitted or finished a call within the last BETWEEN_CALLS_S counts as active
 also between its calls (a ReAct program's tool runs); one whose open programs went quiet
 (a client that never ends them) does not hold the others back.
@@ -51,13 +59,14 @@ from collections.abc import Callable, Container, Iterable
 from planner.core.model import WorkerState
 
 HOLDS = ("waiting", "active", "off")
+ISOLATION_FRACTION = 0.5625  # of a worker's budget, what heavy tenants fill beside a light one
 BETWEEN_CALLS_S = 10.0  # a tenant heard from this recently, with programs open, is active
 
 
 class TenantShares:
     def __init__(self, weight: Callable[[str], float], *, hold: str = "waiting",
                  queued: Callable[[str], int], parked_on: Callable[[str, str], int],
-                 isolation_fraction: float = 1.0) -> None:
+                 isolation_fraction: float = ISOLATION_FRACTION) -> None:
         if hold not in HOLDS:
             raise ValueError(f"tenant shares: hold must be one of {', '.join(HOLDS)}, "
                              f"got {hold!r}")
@@ -77,6 +86,10 @@ class TenantShares:
         bump_count(self._running, tenant, delta)
         if worker is not None:
             bump_count(worker.tenants, tenant, delta)
+
+    def running_of(self, tenant: str) -> int:
+        """The tenant's running calls, every worker."""
+        return self._running.get(tenant, 0)
 
     def running_tenants(self) -> Iterable[str]:
         return self._running.keys()
@@ -134,15 +147,15 @@ class TenantShares:
         hold_all = self.hold == "active"
         room = 0
         iso = cap * self.isolation_fraction
-        light: set[str] = set()  # tenants whose calls, running here and waiting, fit their share
+        light: set[str] = set()  # tenants with calls here or waiting, all within their share
         for u, f in fraction.items():
             n = on.get(u, 0)
             gap = cap * f - n
             queued = self._queued(u)
             if gap > 0 and (hold_all or queued or self._parked_on(worker_id, u)):
                 room += math.ceil(gap - 1e-9)
-            if queued < gap:
-                light.add(u)
+            if queued < gap and (n or queued or self._parked_on(worker_id, u)):
+                light.add(u)  # its calls here and waiting fit its share: isolate for it
         small = not light or iso >= cap or worker.inflight < iso
         if free - 1 >= room and (small or len(light) == len(fraction)):
             return _always

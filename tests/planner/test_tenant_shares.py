@@ -106,16 +106,17 @@ def test_the_tenant_furthest_below_its_share_is_boosted(
         ({"noisy": 3, "quiet": 5}, {"noisy": 9}, set(), 0.5, {"noisy": True}),
         # quiet heavy too (it waits beyond its share): nobody is light, no limit
         ({"noisy": 7, "quiet": 1}, {"noisy": 9, "quiet": 9}, set(), 0.5, {"noisy": True}),
-        # quiet active between calls (a program open, nothing running): still light
-        ({"noisy": 8}, {"noisy": 9}, {"quiet"}, 0.5, {"noisy": False}),
+        # quiet active between calls (a program open, nothing running or waiting here): it
+        # holds nobody back here, the share rules alone decide
+        ({"noisy": 8}, {"noisy": 9}, {"quiet"}, 0.5, {"noisy": True}),
         # alone: the whole budget
         ({"noisy": 15}, {"noisy": 9}, set(), 0.5, {"noisy": True}),
         # weights 2:1:1 (shares 8, 4, 4; of the isolating 8: 4, 2, 2), quiet light
-        ({"big": 3, "noisy": 3}, {"big": 9, "noisy": 9}, {"quiet"}, 0.5,
+        ({"big": 3, "noisy": 3, "quiet": 1}, {"big": 9, "noisy": 9}, set(), 0.5,
          {"big": True, "noisy": True, "quiet": True}),
-        ({"big": 4, "noisy": 4}, {"big": 9, "noisy": 9}, {"quiet"}, 0.5,
+        ({"big": 4, "noisy": 4, "quiet": 1}, {"big": 9, "noisy": 9}, set(), 0.5,
          {"big": False, "noisy": False, "quiet": True}),
-        ({"big": 3, "noisy": 5}, {"big": 9, "noisy": 9}, {"quiet"}, 0.5,
+        ({"big": 3, "noisy": 5, "quiet": 1}, {"big": 9, "noisy": 9}, set(), 0.5,
          {"big": True, "noisy": False}),
     ],
 )
@@ -261,22 +262,37 @@ def test_counts_follow_calls_through_workers_leaving_and_restarts() -> None:
 
 
 def test_in_the_planner_a_light_tenant_keeps_the_flood_to_the_isolating_budget() -> None:
-    """8 slots, isolating budget 4 (0.5). Quiet's program is between calls (a tool runs):
-    the flood fills 4 slots, not 8; quiet's next call still gets a slot, boosted. Once
-    quiet has not been heard from for BETWEEN_CALLS_S, or has ended its program, the flood
-    may fill the worker."""
-    core, clock = planner(budget=8, isolation_fraction=0.5)
+    """8 slots, isolating budget 4 (0.5). While quiet has a call running the flood fills
+    up to 4 in flight, not 8; between quiet's calls (a tool runs) it may fill the worker,
+    and quiet's next call, once a slot frees, is boosted and isolates the worker again."""
+    core, _ = planner(budget=8, isolation_fraction=0.5)
+    flood(core, "quiet", 1)
+    core.dispatch()
+    flood(core, "noisy", 20)
+    assert [t for t, _ in grants_by_tenant(core)] == ["noisy"] * 3
+    core.complete("quiet0", "c", service_s=1.0)  # between calls
+    assert [t for t, _ in grants_by_tenant(core)] == ["noisy"] * 5
+    core.submit("quiet0", "quiet", "d", parents=["c"])
+    assert core.dispatch() == []  # the worker is full: quiet waits for a slot
+    core.complete("noisy0", "c", service_s=1.0)
+    [(tenant, prio)] = grants_by_tenant(core)
+    assert tenant == "quiet" and prio >= core._boost
+    for i in (1, 2, 3):
+        core.complete(f"noisy{i}", "c", service_s=1.0)
+    assert core.dispatch() == []  # 4 noisy and quiet in flight: over the isolating budget
+
+
+def test_in_the_planner_hold_active_keeps_room_between_calls_for_a_while() -> None:
+    """hold="active": quiet's program between calls (a tool runs) keeps its room (4 of 8)
+    until quiet has not been heard from for BETWEEN_CALLS_S."""
+    core, clock = planner(budget=8, tenant_shares="active")
     flood(core, "quiet", 1)
     core.dispatch()
     core.complete("quiet0", "c", service_s=1.0)
     flood(core, "noisy", 20)
     assert [t for t, _ in grants_by_tenant(core)] == ["noisy"] * 4
-    core.submit("quiet0", "quiet", "d", parents=["c"])
-    [(tenant, prio)] = grants_by_tenant(core)
-    assert tenant == "quiet" and prio >= core._boost
-    core.complete("quiet0", "d", service_s=1.0)
     clock.advance(BETWEEN_CALLS_S - 1)
-    assert core.dispatch() == []  # still light: quiet may be running a tool
+    assert core.dispatch() == []  # still active: quiet may be running a tool
     clock.advance(2)
     assert [t for t, _ in grants_by_tenant(core)] == ["noisy"] * 4  # quiet went quiet
 
