@@ -179,14 +179,12 @@ class WorkerDispatch:
         call of its own lane (the calls parked on it, their home: planner/core/parking.py)
         and of the global lane together, in fair-share and priority order, while its
         tenants' shares let it; a call of the global lane goes where the routing policy
-        chooses among the free workers. Calls parked `max_home_wait_s` go to the global
-        lane first."""
+        chooses among the free workers. Calls parked `max_home_wait_s` join the global lane
+        once a call queued that long after them starts elsewhere, or for slots that would
+        stay free (planner/core/parking.py)."""
         grants: list[Grant] = []
         now = self._clock.now()
         queue = self._queue
-        for call in self._parked.release_expired(now):
-            _unpark(call, now)
-            queue.push(call, since=call.queued_at)
         if not self._free:
             return grants
         if len(self._admission):  # programs whose working sets now fit start
@@ -202,7 +200,19 @@ class WorkerDispatch:
                 self._serve(worker, now, grants)
             if not len(queue):
                 break
+        if self._free and self._to_global(self._parked.release_expired(
+                now, sum(w.free for w in self._free.values()))):
+            for worker in self._free_workers():  # slots nothing else takes: as many calls
+                self._serve(worker, now, grants)  # parked max_home_wait_s may run there
         return grants
+
+    def _to_global(self, calls: list[CallRecord]) -> bool:
+        """Released calls (no longer parked) join the global lane."""
+        now = self._clock.now()
+        for call in calls:
+            _unpark(call, now)
+            self._queue.push(call, since=call.queued_at)
+        return bool(calls)
 
     def _serve(self, worker: WorkerState, now: float, grants: list[Grant]) -> None:
         """Fills the worker's free slots from its lane and the global lane (a global call
@@ -223,6 +233,12 @@ class WorkerDispatch:
                 grants.append(self._start(call, worker, now))
             elif (target := self._place(call, now)) is not None:
                 grants.append(self._start(call, target, now))
+            else:
+                continue
+            parked = self._parked
+            if parked.expired(now):  # calls this one passed by, parked long enough, go global
+                self._to_global(parked.release_passed(now, queue.level_of(call.score),
+                                                      call.queued_at))
 
     def _file(self, call: CallRecord, since: float | None = None) -> None:
         """Queues a call: parked on its home worker (the routing policy's `home`) when it

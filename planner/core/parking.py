@@ -7,13 +7,19 @@ So the planner parks a call on its home from when it is queued: it waits in the 
 lane of the queue (planner/core/queue.py: the same fair share, levels and starvation bounds
 as the global lane), and when the home has a free slot, the home takes the next call of its
 lane and of the global lane together, in that order. A dispatch for a worker's free slot
-reads only those two lanes, never the calls waiting for full workers. A call parked
-`max_wait_s` or longer is released to the global lane and may then run anywhere (it is
-never parked again). Parked calls are counted per worker and tenant (tenant shares,
-planner/core/tenants.py, hold room for them) and per tenant.
+reads only those two lanes, never the calls waiting for full workers.
+
+A call parked `max_wait_s` or longer is released to the global lane, to run anywhere (it is
+never parked again), once the queue has moved on without it: when a call of its level or a
+worse one, queued `max_wait_s` or more after it, starts on some worker (`release_passed`),
+or when a worker has a free slot that nothing else takes (`release_expired`). So, as when
+calls were parked only once they reached the head of the queue, a call waits for its home
+at most about `max_wait_s` longer than the queue makes every call wait, and under an even
+load calls keep their homes however long the queue. Parked calls are counted per worker and
+tenant (tenant shares, planner/core/tenants.py, hold room for them) and per tenant.
 
 Pure and synchronous; calls that stop waiting (cancelled, failed) are forgotten by the
-planner as they end, and their queue entries are dropped lazily.
+planner as they end, and their entries here and in the queue are dropped lazily.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from planner.core.model import CallRecord, CallState
 from planner.core.queue import MultiLevelQueue
 from planner.core.tenants import bump_count
 
+RELEASE_BATCH = 2  # calls a started call releases at most (each call is released once)
+
 
 class ParkedCalls:
     def __init__(self, max_wait_s: float, queue: MultiLevelQueue) -> None:
@@ -34,6 +42,8 @@ class ParkedCalls:
         self._queue = queue
         self._parked: dict[str, tuple[CallRecord, float, str]] = {}  # key -> (call, since, worker)
         self._order: deque[tuple[float, str]] = deque()  # (since, key), oldest first
+        # Per level of the queue: (since, queued at, key), parked oldest first
+        self._by_level: dict[int, deque[tuple[float, float, str]]] = {}
         self._released: set[str] = set()  # keys that waited their turn and may go anywhere
         self.total = 0  # calls parked so far
         self._on: dict[str, dict[str, int]] = {}  # worker -> tenant -> calls parked there
@@ -85,15 +95,56 @@ class ParkedCalls:
         on[tenant] = on.get(tenant, 0) + 1
         self._of[tenant] = self._of.get(tenant, 0) + 1
         self._order.append((now, key))
+        level = self._queue.level_of(call.score)
+        by_level = self._by_level.get(level)
+        if by_level is None:
+            by_level = self._by_level[level] = deque()
+        by_level.append((now, call.queued_at, key))
 
-    def release_expired(self, now: float) -> list[CallRecord]:
-        """Calls parked `max_wait_s` or longer, no longer parked: for the global lane."""
-        out = []
+    def expired(self, now: float) -> bool:
+        """Whether a call has been parked `max_wait_s` or longer."""
+        order, parked = self._order, self._parked
+        while order:
+            since, key = order[0]
+            entry = parked.get(key)
+            if entry is not None and entry[1] == since:
+                return now - since >= self.max_wait_s
+            order.popleft()  # no longer parked (since then)
+        return False
+
+    def release_expired(self, now: float, limit: int) -> list[CallRecord]:
+        """Up to `limit` calls parked `max_wait_s` or longer, oldest first, no longer
+        parked: for the global lane."""
+        out: list[CallRecord] = []
         order = self._order
-        while order and now - order[0][0] >= self.max_wait_s:
+        while order and now - order[0][0] >= self.max_wait_s and len(out) < limit:
             since, key = order.popleft()
             entry = self._parked.get(key)
             if entry is not None and entry[1] == since:
+                out += self._release(key)
+        return out
+
+    def release_passed(self, now: float, level: int, queued_at: float) -> list[CallRecord]:
+        """Calls parked `max_wait_s` or longer that a call of `level` (or a worse one)
+        queued at `queued_at`, `max_wait_s` or more after them, has just passed by starting
+        elsewhere: the queue moved on without them. At most RELEASE_BATCH of them, oldest
+        first per level (the others go as later calls pass them: a decision's cost stays
+        bounded), no longer parked: for the global lane. O(levels up to `level`) plus the
+        entries of calls no longer parked."""
+        out: list[CallRecord] = []
+        parked, horizon = self._parked, queued_at - self.max_wait_s
+        for lvl, order in self._by_level.items():
+            if lvl > level:
+                continue
+            while order:
+                since, at, key = order[0]
+                entry = parked.get(key)
+                if entry is None or entry[1] != since:
+                    order.popleft()  # no longer parked (since then)
+                    continue
+                if now - since < self.max_wait_s or at > horizon or len(out) >= RELEASE_BATCH:
+                    break
+                order.popleft()
                 out += self._release(key)
         return out
 

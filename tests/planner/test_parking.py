@@ -38,13 +38,33 @@ def test_calls_parked_too_long_are_released_once_and_never_parked_again() -> Non
     a, b = call("a"), call("b")
     parked.park(a, "w0", now=0.0)
     parked.park(b, "w0", now=1.0)
-    assert parked.release_expired(1.99) == []
-    assert parked.release_expired(2.0) == [a]
+    assert parked.release_expired(1.99, limit=9) == []
+    assert parked.release_expired(2.0, limit=9) == [a]
     assert not parked.may_park(a) and parked.may_park(b)
     assert queue.size_of("t", "w0") == 1 and not a.in_queue  # a left w0's lane
     assert queue.pop(2.0, lanes=(GLOBAL, "w0")) is b
     parked.forget(a)  # dispatched: a later call of the same key may park again
     assert parked.may_park(a)
+
+
+@pytest.mark.parametrize(("level_score", "queued_at", "now", "released"), [
+    (2.0, 5.0, 5.0, ["a"]),  # level 1 passed a (level 0, queued at 0, parked 2 s+): a goes
+    (0.5, 5.0, 5.0, ["a"]),  # level 0 too
+    (2.0, 1.5, 5.0, []),  # queued only 1.5 s after a: a stays
+    (2.0, 5.0, 1.9, []),  # a has not been parked 2 s
+])
+def test_calls_passed_by_a_later_call_of_their_level_or_a_worse_one_are_released(
+        level_score: float, queued_at: float, now: float, released: list[str]) -> None:
+    """Thresholds (1, 4): a (score 0.5) is at level 0, b (score 5) at level 2; both parked
+    at 0. A call of the level of `level_score` queued at `queued_at` starts at `now`."""
+    parked, queue = parking()
+    a, b = call("a", 0.5), call("b", 5.0)
+    parked.park(a, "w0", now=0.0, since=0.0)
+    parked.park(b, "w1", now=0.0, since=0.0)
+    assert parked.expired(now) == (now >= 2.0)
+    got = parked.release_passed(now, queue.level_of(level_score), queued_at)
+    assert [c.call_id for c in got] == released
+    assert len(parked) == 2 - len(released) and parked.holds(b)
 
 
 def test_calls_that_stopped_waiting_are_skipped_and_not_counted() -> None:
@@ -57,7 +77,7 @@ def test_calls_that_stopped_waiting_are_skipped_and_not_counted() -> None:
     parked.forget(a)
     assert len(parked) == 1 and queue.pop(0.0, lanes=("w0",)) is b
     parked.forget(b)
-    assert parked.release_expired(10.0) == [] and not parked.waiting_on("w0")
+    assert parked.release_expired(10.0, limit=9) == [] and not parked.waiting_on("w0")
 
 
 def test_a_worker_that_leaves_releases_its_parked_calls() -> None:
@@ -169,7 +189,8 @@ def granted(core: PlannerCore) -> list[tuple[str, str]]:
     ([("hp", True)], 0.5, [("busy", False)], "busy0", [("busy", "w0")]),
     # ... unless the parked call waited past its starvation bound (4 x 0.5 s, at least 1 s)
     ([("hp", True)], 2.5, [("busy", False)], "busy0", [("hp", "w0")]),
-    # parked on its full home past max_home_wait_s (10 s): released, any free worker runs it
+    # parked on its full home max_home_wait_s (10 s), and a slot elsewhere would stay free:
+    # released, the free worker runs it
     ([("hp", True)], 10.0, [], "busy1", [("hp", "w1")]),
     ([("hp", True)], 9.9, [], "busy1", []),
 ])
@@ -211,3 +232,29 @@ def test_a_freed_slot_leaves_the_calls_parked_on_other_workers_alone() -> None:
     core.complete("busy", "busy1", service_s=0.0)  # w1 frees: nothing it may take
     assert granted(core) == [] and core.parked_counts() == {("w0", "t"): 1}
     assert core.calls_parked == before and core.queue_depths() == {}
+
+
+@pytest.mark.parametrize(("lp_at", "freed_at", "released", "then"), [
+    # lp's call, queued 10 s after hp's, starts elsewhere: hp's goes to the global lane
+    (10.0, 10.0, True, [("hp", "w1")]),
+    # queued only 5 s after it: the queue has not moved on without it; it stays, until a
+    # slot would otherwise stay free (w1 again, with nothing else to run)
+    (5.0, 10.0, False, [("hp", "w1")]),
+    (9.9, 9.9, False, []),  # hp's has not waited max_home_wait_s: it waits for w0
+])
+def test_a_parked_call_passed_by_a_call_queued_max_wait_after_it_may_run_anywhere(
+        lp_at: float, freed_at: float, released: bool, then: list[tuple[str, str]]) -> None:
+    """hp's call (level 1) waits on its full home w0; lp's call (level 4, no home) starts
+    on w1 when w1 frees. A call of the same or a worse level, queued max_home_wait_s (10 s)
+    or more after the parked one, starting elsewhere, releases it to the global lane."""
+    core, clock = lanes_planner()
+    core.submit("hp", "t", "c", parents=["root"])
+    clock.advance(lp_at)
+    core.submit("lp", "t", "d")
+    clock.advance(freed_at - lp_at)
+    assert core.dispatch() == []
+    core.complete("busy", "busy1", service_s=0.0)
+    assert granted(core) == [("lp", "w1")]
+    assert core.parked_counts() == ({} if released else {("w0", "t"): 1})
+    core.complete("lp", "d", service_s=0.0)  # w1 frees again
+    assert granted(core) == then
