@@ -44,6 +44,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.soak_checks import LATE_BOUND_KIB, memory_report, reconcile
 from bench.soak_load import CallOutcome, Load
 from cache import keys
+from gateway.auth import DEFAULT_TENANT
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh, MeshStartError
 
@@ -78,6 +79,7 @@ class SoakOptions:
     calls: int = 10_000
     concurrency: int = 200  # programs running at once
     calls_per_program: int = 10
+    one_call: bool = False  # bare Calls (one-call programs) instead of programs
     workers: int = 4
     faults: tuple[Fault, ...] = tuple(parse_faults(DEFAULT_FAULTS))
     down_s: float = 1.0  # how long a faulted service stays down
@@ -192,6 +194,41 @@ def _records(redis_url: str, program_ids: list[str]) -> dict[str, dict[str, str]
             for pid, calls in zip(program_ids, pipe.execute(), strict=True)}
 
 
+def _one_call_records(redis_url: str) -> tuple[dict[str, dict[str, str]], dict[str, Any]]:
+    """One-call programs (named by the gateway, not the load): every program of the default
+    tenant read, its calls' states by call id under program "" (as the load records them);
+    and how many programs there were, and the call ids recorded in more than one program."""
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    program_ids = r.zrange(keys.tenant_programs(DEFAULT_TENANT), 0, -1)
+    states: dict[str, str] = {}
+    seen: Counter[str] = Counter()
+    for calls in _records(redis_url, program_ids).values():
+        for call_id, state in calls.items():
+            seen[call_id] += 1
+            states[call_id] = state
+    twice = sorted(c for c, n in seen.items() if n > 1)
+    return {"": states}, {"programs": len(program_ids), "calls_in_two_programs": len(twice),
+                          "calls_in_two_programs_first": twice[:20]}
+
+
+def _settled_one_call_records(redis_url: str, outcomes: list[CallOutcome],
+                              every_s: float = 1.0, tries: int = 10) -> tuple[Any, Any]:
+    """`_one_call_records` once they settle: a one-call program is written when it ends,
+    behind its answer (its outcome report batched, then the planner's write), so the last
+    answers' records land a little after the load ends. Read until every answered call has
+    a "done" record or the count missing stops changing (at most `tries` reads)."""
+    answered = [o.call_id for o in outcomes if o.outcome == "ok"]
+    missing = -1
+    for _ in range(tries):
+        records, info = _one_call_records(redis_url)
+        now_missing = sum(records[""].get(c) != "done" for c in answered)
+        if now_missing in (0, missing):
+            break
+        missing = now_missing
+        time.sleep(every_s)
+    return records, info
+
+
 def _memtrace_env(directory: str) -> dict[str, str]:
     """The children's environment for bench/memtrace/sitecustomize.py (debug only)."""
     if not directory:
@@ -218,7 +255,7 @@ def _run_soak(opts: SoakOptions) -> dict[str, Any]:
         monitor = Monitor(mesh)
         monitor.sample(0.0)
         load = Load(mesh.endpoints.gateway, opts.calls, opts.concurrency, opts.calls_per_program,
-                    rpc_timeout_s=opts.call_timeout_s)
+                    rpc_timeout_s=opts.call_timeout_s, one_call=opts.one_call)
         thread = threading.Thread(target=load.run, name="soak-load", daemon=True)
         start = time.monotonic()
         thread.start()
@@ -229,7 +266,11 @@ def _run_soak(opts: SoakOptions) -> dict[str, Any]:
         monitor.sample(load.finished / opts.calls)
         for i in range(cfg.workers):
             monitor.count_engine(i)
-        records = _records(mesh.endpoints.redis_url, list(load.programs))
+        if opts.one_call:
+            records, one_call_records = _settled_one_call_records(mesh.endpoints.redis_url,
+                                                                  load.outcomes)
+        else:
+            records, one_call_records = _records(mesh.endpoints.redis_url, list(load.programs)), {}
     thread.join(30)  # the mesh is stopped: anything still waiting fails now
     results = {
         "kind": "soak", "simulated": True,
@@ -244,6 +285,7 @@ def _run_soak(opts: SoakOptions) -> dict[str, Any]:
                           round(o.finished - start, 3)] for o in load.outcomes if o.outcome != "ok"],
         **reconcile(load.outcomes[:opts.calls - hung] if hung else load.outcomes,
                     load.programs, records, events, monitor.engine_completed, opts.calls, start),
+        "one_call_records": one_call_records,
         "memory": memory_report(monitor.samples, opts.calls, opts.warmup, opts.rss_bound_mib,
                                 opts.late_from, opts.late_bound_kib),
         "memory_samples": monitor.samples,
@@ -255,6 +297,8 @@ def _run_soak(opts: SoakOptions) -> dict[str, Any]:
     results["checks"].update(memory_flat=results["memory"]["flat"],
                              no_restart_failed=not any(e.error for e in events),
                              load_ran=not load.errors)
+    if one_call_records.get("calls_in_two_programs"):  # a call run as two programs
+        results["checks"]["records_agree"] = False
     return results
 
 
@@ -286,7 +330,8 @@ def soak_command(args: argparse.Namespace) -> dict[str, Any]:
     if min(args.calls, args.programs, args.calls_per_program, args.workers) < 1:
         raise ValueError("--calls, --programs, --calls-per-program and --workers must be >= 1")
     opts = SoakOptions(calls=args.calls, concurrency=args.programs,
-                       calls_per_program=args.calls_per_program, workers=args.workers,
+                       calls_per_program=args.calls_per_program, one_call=args.one_call,
+                       workers=args.workers,
                        faults=tuple(parse_faults(args.faults)), down_s=args.down_s,
                        time_scale=args.time_scale, kv_tokens=args.kv_tokens,
                        timeout_s=args.timeout_s,

@@ -1,5 +1,7 @@
 """The soak's callers: `concurrency` programs at a time through the asyncio SDK, each a chain
-of calls, until `calls` calls have been made. Every call ends with exactly one outcome: "ok",
+of calls, until `calls` calls have been made; or, with `one_call`, `concurrency` callers of
+bare Calls (no program: each is a one-call program the gateway names, as `bench live`'s
+`call` mode and the HTTP API make them). Every call ends with exactly one outcome: "ok",
 or the gRPC status it failed with (a client-side exception is recorded as "client:<type>",
 never dropped). No call is retried: a failed call stays failed, and its program waits a
 little (backoff) before its next call, as an agent would.
@@ -18,6 +20,8 @@ from dataclasses import dataclass, field
 import grpc
 
 import ostinato
+from ostinato.sdk_types import call_spec
+from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
 
 SYSTEM = {"role": "system", "content": "You are a careful research assistant. Answer briefly."}
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -55,6 +59,7 @@ class Load:
     program_budget_s: float = 30.0  # StartProgram/EndProgram retried this long on UNAVAILABLE
     first_backoff_s: float = 0.2
     max_backoff_s: float = 2.0
+    one_call: bool = False  # bare Calls, each a one-call program (CallOutcome.program_id "")
     outcomes: list[CallOutcome] = field(default_factory=list)
     programs: dict[str, ProgramOutcome] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # the load itself crashed (a harness bug)
@@ -76,6 +81,9 @@ class Load:
         return [per] * (n // per) + ([n % per] if n % per else [])
 
     async def _run(self) -> None:
+        if self.one_call:
+            await self._run_one_call()
+            return
         plan = self._plan()
         async with ostinato.AsyncClient(self.gateway, timeout_s=self.rpc_timeout_s) as client:
             async def slot() -> None:
@@ -85,6 +93,43 @@ class Load:
                     await self._program(client, f"soak-{index:05d}", plan[index])
 
             await asyncio.gather(*(slot() for _ in range(min(self.concurrency, len(plan)))))
+
+    async def _run_one_call(self) -> None:
+        channel = grpc.aio.insecure_channel(self.gateway)
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        sent = 0
+
+        async def caller() -> None:
+            nonlocal sent
+            backoff = self.first_backoff_s
+            while sent < self.calls:
+                call_id = f"call-{sent:06d}"
+                sent += 1
+                ask = {"role": "user", "content": f"{call_id}: what comes next?"}
+                spec = call_spec(call_id=call_id, messages=[SYSTEM, ask],
+                                 max_tokens=self.max_tokens, cache="off")
+                started, worker, outcome = time.monotonic(), "", "ok"
+                try:
+                    async for chunk in stub.Call(gateway_pb2.CallRequest(call=spec),
+                                                 timeout=self.rpc_timeout_s):
+                        if chunk.HasField("result"):
+                            worker = chunk.result.worker_id
+                except grpc.aio.AioRpcError as exc:
+                    outcome = exc.code().name
+                except Exception as exc:  # a client-side failure is an outcome too
+                    outcome = f"client:{type(exc).__name__}"
+                self.outcomes.append(CallOutcome("", call_id, outcome, started,
+                                                 time.monotonic(), worker))
+                if outcome == "ok":
+                    backoff = self.first_backoff_s
+                else:
+                    await asyncio.sleep(backoff)
+                    backoff = min(self.max_backoff_s, backoff * 2)
+
+        try:
+            await asyncio.gather(*(caller() for _ in range(min(self.concurrency, self.calls))))
+        finally:
+            await channel.close()
 
     async def _program(self, client: ostinato.AsyncClient, program_id: str, calls: int) -> None:
         record = self.programs[program_id] = ProgramOutcome(program_id, calls)

@@ -22,8 +22,9 @@ def _counts(counts: dict[str, int]) -> str:
 def print_report(r: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console(width=max(Console().width, 150))  # the memory table is wide
     o = r["options"]
-    console.print(f"[bold]soak[/bold]: {r['calls']['total']} calls, {o['concurrency']} programs "
-                  f"at once ({o['calls_per_program']} calls each), {o['workers']} workers, "
+    shape = (f"{o['concurrency']} one-call callers at once" if o.get("one_call") else
+             f"{o['concurrency']} programs at once ({o['calls_per_program']} calls each)")
+    console.print(f"[bold]soak[/bold]: {r['calls']['total']} calls, {shape}, {o['workers']} workers, "
                   f"SIMULATED engines (time_scale {o['time_scale']}); {r['wall_s']} s, "
                   f"{r['calls_per_s']} calls/s")
 
@@ -50,6 +51,9 @@ def print_report(r: dict[str, Any], console: Console | None = None) -> None:
         for k, v in r[section].items():
             if k != "mismatched_calls":
                 dup.add_row(f"{section}.{k}", str(v))
+    for k, v in r.get("one_call_records", {}).items():
+        if k != "calls_in_two_programs_first":
+            dup.add_row(f"one_call_records.{k}", str(v))
     for k, v in r["programs"].items():
         if v and k not in ("end_failed_programs", "end_failed_times"):
             dup.add_row(f"programs.{k}", str(v))

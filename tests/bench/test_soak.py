@@ -48,6 +48,21 @@ def test_small_soak_accounts_for_every_call() -> None:
     assert "calls by outcome" in console.export_text()
 
 
+def test_one_call_soak_finds_each_call_in_a_program_of_its_own() -> None:
+    results = run_soak(SoakOptions(
+        calls=60, concurrency=6, one_call=True, workers=2, faults=(), semantic_cache=False,
+        timeout_s=60, call_timeout_s=5, sample_every=0.25))
+    assert results["calls"]["ok"] == 60 and results["programs"]["total"] == 0
+    # each answered call's one-call program was written once it ended (read once settled)
+    assert results["records"]["ok_not_done"] == 0
+    assert results["one_call_records"]["programs"] >= 60
+    assert results["one_call_records"]["calls_in_two_programs"] == 0
+    assert results["checks"]["records_agree"] and results["checks"]["every_call_accounted"]
+    console = Console(record=True, width=120)
+    print_report(results, console)
+    assert "one-call callers" in console.export_text()
+
+
 def test_failures_are_attributed_to_the_latest_fault_they_overlap() -> None:
     from bench.soak import FaultEvent
     from bench.soak_checks import attribute
