@@ -120,6 +120,9 @@ def add_parser(sub: Any) -> None:
     soak.add_argument("--calls", type=int, default=10_000)
     soak.add_argument("--programs", type=int, default=200, help="programs running at once")
     soak.add_argument("--calls-per-program", type=int, default=10)
+    soak.add_argument("--one-call", action="store_true",
+                      help="bare Calls (each a one-call program) instead of programs; "
+                           "--programs callers at once")
     soak.add_argument("--workers", type=int, default=4)
     soak.add_argument("--faults", default="worker@0.15,engine@0.25,planner@0.35,redis@0.45,"
                       "gateway@0.55", help="target@fraction of the calls finished, comma "
