@@ -200,10 +200,9 @@ class WorkerDispatch:
                 self._serve(worker, now, grants)
             if not len(queue):
                 break
-        if self._free and self._to_global(self._parked.release_expired(
-                now, sum(w.free for w in self._free.values()))):
-            for worker in self._free_workers():  # slots nothing else takes: as many calls
-                self._serve(worker, now, grants)  # parked max_home_wait_s may run there
+        if self._free and self._to_global(self._parked.release_expired(now)):
+            for worker in self._free_workers():  # slots nothing else takes: calls parked
+                self._serve(worker, now, grants)  # max_home_wait_s may run there
         return grants
 
     def _to_global(self, calls: list[CallRecord]) -> bool:

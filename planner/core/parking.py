@@ -31,8 +31,6 @@ from planner.core.model import CallRecord, CallState
 from planner.core.queue import MultiLevelQueue
 from planner.core.tenants import bump_count
 
-RELEASE_BATCH = 2  # calls a started call releases at most (each call is released once)
-
 
 class ParkedCalls:
     def __init__(self, max_wait_s: float, queue: MultiLevelQueue) -> None:
@@ -112,12 +110,11 @@ class ParkedCalls:
             order.popleft()  # no longer parked (since then)
         return False
 
-    def release_expired(self, now: float, limit: int) -> list[CallRecord]:
-        """Up to `limit` calls parked `max_wait_s` or longer, oldest first, no longer
-        parked: for the global lane."""
+    def release_expired(self, now: float) -> list[CallRecord]:
+        """Calls parked `max_wait_s` or longer, no longer parked: for the global lane."""
         out: list[CallRecord] = []
         order = self._order
-        while order and now - order[0][0] >= self.max_wait_s and len(out) < limit:
+        while order and now - order[0][0] >= self.max_wait_s:
             since, key = order.popleft()
             entry = self._parked.get(key)
             if entry is not None and entry[1] == since:
@@ -127,10 +124,9 @@ class ParkedCalls:
     def release_passed(self, now: float, level: int, queued_at: float) -> list[CallRecord]:
         """Calls parked `max_wait_s` or longer that a call of `level` (or a worse one)
         queued at `queued_at`, `max_wait_s` or more after them, has just passed by starting
-        elsewhere: the queue moved on without them. At most RELEASE_BATCH of them, oldest
-        first per level (the others go as later calls pass them: a decision's cost stays
-        bounded), no longer parked: for the global lane. O(levels up to `level`) plus the
-        entries of calls no longer parked."""
+        elsewhere: the queue moved on without them. No longer parked: for the global lane.
+        O(levels up to `level`) plus the calls released (each once) and the entries of
+        calls no longer parked."""
         out: list[CallRecord] = []
         parked, horizon = self._parked, queued_at - self.max_wait_s
         for lvl, order in self._by_level.items():
@@ -142,7 +138,7 @@ class ParkedCalls:
                 if entry is None or entry[1] != since:
                     order.popleft()  # no longer parked (since then)
                     continue
-                if now - since < self.max_wait_s or at > horizon or len(out) >= RELEASE_BATCH:
+                if now - since < self.max_wait_s or at > horizon:
                     break
                 order.popleft()
                 out += self._release(key)

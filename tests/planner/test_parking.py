@@ -38,8 +38,8 @@ def test_calls_parked_too_long_are_released_once_and_never_parked_again() -> Non
     a, b = call("a"), call("b")
     parked.park(a, "w0", now=0.0)
     parked.park(b, "w0", now=1.0)
-    assert parked.release_expired(1.99, limit=9) == []
-    assert parked.release_expired(2.0, limit=9) == [a]
+    assert parked.release_expired(1.99) == []
+    assert parked.release_expired(2.0) == [a]
     assert not parked.may_park(a) and parked.may_park(b)
     assert queue.size_of("t", "w0") == 1 and not a.in_queue  # a left w0's lane
     assert queue.pop(2.0, lanes=(GLOBAL, "w0")) is b
@@ -77,7 +77,7 @@ def test_calls_that_stopped_waiting_are_skipped_and_not_counted() -> None:
     parked.forget(a)
     assert len(parked) == 1 and queue.pop(0.0, lanes=("w0",)) is b
     parked.forget(b)
-    assert parked.release_expired(10.0, limit=9) == [] and not parked.waiting_on("w0")
+    assert parked.release_expired(10.0) == [] and not parked.waiting_on("w0")
 
 
 def test_a_worker_that_leaves_releases_its_parked_calls() -> None:
