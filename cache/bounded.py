@@ -31,7 +31,8 @@ class Bounded:
 
     async def __call__(self, op: Awaitable[T]) -> T:
         try:
-            result = await asyncio.wait_for(op, self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # no task per operation
+                result = await op
         except (aioredis.RedisError, OSError, TimeoutError) as exc:
             self._metrics.count("redis_error")
             if self._metrics.redis_up:

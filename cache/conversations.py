@@ -86,7 +86,8 @@ class ConversationIndex:
         if not digests:
             return None
         try:
-            return await asyncio.wait_for(self._find(tenant, digests), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                return await self._find(tenant, digests)
         except (aioredis.RedisError, OSError, TimeoutError, ValueError, KeyError) as exc:
             log.warning("conversation index unavailable: the request starts a new program",
                         error=str(exc) or type(exc).__name__)
@@ -116,8 +117,8 @@ class ConversationIndex:
         value = json.dumps({"program_id": program_id, "call_id": call.call_id,
                             "thread_id": call.thread_id})
         try:
-            await asyncio.wait_for(self._redis.set(keys.conversation(tenant, digest), value,
-                                                   px=self._ttl_ms), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await self._redis.set(keys.conversation(tenant, digest), value, px=self._ttl_ms)
         except (aioredis.RedisError, OSError, TimeoutError) as exc:
             log.warning("conversation index unavailable: not recorded",
                         error=str(exc) or type(exc).__name__)

@@ -77,7 +77,8 @@ class KvIndex:
         pipe.zadd(key, {block_hex(h): now for h in hashes})
         pipe.pexpire(key, self._ttl_ms)
         try:
-            await asyncio.wait_for(pipe.execute(), self._timeout_s * 4)
+            async with asyncio.timeout(self._timeout_s * 4):
+                await pipe.execute()
         except _REDIS_TROUBLE as exc:
             self.publish_errors += 1
             self._trouble("publish", exc)
@@ -90,9 +91,8 @@ class KvIndex:
         if not hashes:
             return True
         try:
-            await asyncio.wait_for(self._redis.zrem(kv_blocks(worker_id),
-                                                    *[block_hex(h) for h in hashes]),
-                                   self._timeout_s * 4)
+            async with asyncio.timeout(self._timeout_s * 4):
+                await self._redis.zrem(kv_blocks(worker_id), *[block_hex(h) for h in hashes])
         except _REDIS_TROUBLE as exc:
             self.publish_errors += 1
             self._trouble("remove", exc)
@@ -109,7 +109,8 @@ class KvIndex:
             pipe.zadd(key, {block_hex(h): now for h in hashes[start:start + 10_000]})
         pipe.pexpire(key, self._ttl_ms)
         try:
-            await asyncio.wait_for(pipe.execute(), self._timeout_s * 8)
+            async with asyncio.timeout(self._timeout_s * 8):
+                await pipe.execute()
         except _REDIS_TROUBLE as exc:
             self.publish_errors += 1
             self._trouble("replace", exc)
@@ -120,8 +121,8 @@ class KvIndex:
     async def touch(self, worker_id: str) -> bool:
         """Heartbeat for a worker fed by engine events: the key's TTL only, no trimming."""
         try:
-            await asyncio.wait_for(self._redis.pexpire(kv_blocks(worker_id), self._ttl_ms),
-                                   self._timeout_s * 4)
+            async with asyncio.timeout(self._timeout_s * 4):
+                await self._redis.pexpire(kv_blocks(worker_id), self._ttl_ms)
         except _REDIS_TROUBLE as exc:
             self.publish_errors += 1
             self._trouble("touch", exc)
@@ -137,7 +138,8 @@ class KvIndex:
         pipe.zremrangebyrank(key, 0, -max_blocks - 1)
         pipe.pexpire(key, self._ttl_ms)
         try:
-            aged, overflow, _ = await asyncio.wait_for(pipe.execute(), self._timeout_s * 4)
+            async with asyncio.timeout(self._timeout_s * 4):
+                aged, overflow, _ = await pipe.execute()
         except _REDIS_TROUBLE as exc:
             self.publish_errors += 1
             self._trouble("refresh", exc)
@@ -147,7 +149,8 @@ class KvIndex:
     async def clear(self, worker_id: str) -> bool:
         """The engine dropped its whole cache (restart, flush): its blocks are gone."""
         try:
-            await asyncio.wait_for(self._redis.delete(kv_blocks(worker_id)), self._timeout_s * 4)
+            async with asyncio.timeout(self._timeout_s * 4):
+                await self._redis.delete(kv_blocks(worker_id))
         except _REDIS_TROUBLE as exc:
             self.publish_errors += 1
             self._trouble("clear", exc)
@@ -166,7 +169,8 @@ class KvIndex:
             return {w: 0 for w in worker_ids}
         blob = "".join(block_hex(h) for h in hashes)
         try:
-            replies = await asyncio.wait_for(self._lookup(worker_ids, blob), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):  # no task per lookup, as wait_for's
+                replies = await self._lookup(worker_ids, blob)
         except _REDIS_TROUBLE as exc:
             self.lookup_errors += 1
             self._trouble("lookup", exc)

@@ -210,8 +210,8 @@ class CallExecutor:
         if self._quotas is None or not (limits.rpm or limits.tpm):
             return
         try:
-            decision = await asyncio.wait_for(self._quotas.admit(tenant, limits, prompt_tokens),
-                                              self._quota_timeout_s)
+            async with asyncio.timeout(self._quota_timeout_s):
+                decision = await self._quotas.admit(tenant, limits, prompt_tokens)
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("quotas unavailable: call not metered", tenant=tenant, error=repr(exc))
             return
@@ -233,8 +233,8 @@ class CallExecutor:
 
         async def charge() -> None:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
-                await asyncio.wait_for(self._quotas.charge(tenant, limits, completion_tokens),  # type: ignore[union-attr]
-                                       self._quota_timeout_s)
+                async with asyncio.timeout(self._quota_timeout_s):
+                    await self._quotas.charge(tenant, limits, completion_tokens)  # type: ignore[union-attr]
 
         self._spawn(charge())
 

@@ -133,7 +133,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         only once a restarted planner would know the call is running."""
         if self._last_write is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._last_write), self.persist_timeout_s)
+                async with asyncio.timeout(self.persist_timeout_s):
+                    await asyncio.shield(self._last_write)
 
     def _register(self, tenant: str, opts: common_pb2.ProgramOptions, program_id: str,
                   max_open: int) -> None:

@@ -189,8 +189,8 @@ class ProgramStore:
                      for k in list(itertools.islice(self._pending, MAX_BATCH))}
             self._busy = True
             try:
-                await asyncio.wait_for(self._apply([w for _, w in batch.values()]),
-                                       self._timeout_s + 0.002 * len(batch))
+                async with asyncio.timeout(self._timeout_s + 0.002 * len(batch)):
+                    await self._apply([w for _, w in batch.values()])
             except FencedOut as exc:
                 self._fenced(batch, exc)
                 raise
