@@ -9,9 +9,8 @@ current context into the outgoing metadata. Servicers hold no span code.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,15 +41,6 @@ def _log_fields(request: Any) -> dict[str, str]:
         if isinstance(value, str) and value:
             out[name] = value
     return out
-
-
-@contextlib.contextmanager
-def _attached(ctx: otel_context.Context) -> Iterator[None]:
-    token = otel_context.attach(ctx)
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
 
 
 def _record_error(span: trace.Span, exc: BaseException, context: grpc.aio.ServicerContext) -> None:
@@ -93,8 +83,11 @@ class TracingServerInterceptor(grpc.aio.ServerInterceptor):
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
             rpc = _RpcSpan(describer, request, carrier)
             try:
-                with _attached(rpc.ctx):
+                token = otel_context.attach(rpc.ctx)
+                try:
                     response = await inner(request, context)
+                finally:
+                    otel_context.detach(token)
                 rpc.observe(response)
                 return response
             except BaseException as exc:
@@ -112,11 +105,14 @@ class TracingServerInterceptor(grpc.aio.ServerInterceptor):
             try:
                 while True:
                     # attached around each step only: a generator may be finished elsewhere
-                    with _attached(rpc.ctx):
-                        try:
-                            message = await messages.__anext__()
-                        except StopAsyncIteration:
-                            break
+                    # (attach/detach inline: a context manager costs a generator per message)
+                    token = otel_context.attach(rpc.ctx)
+                    try:
+                        message = await messages.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    finally:
+                        otel_context.detach(token)
                     rpc.observe(message)
                     yield message
             except BaseException as exc:
