@@ -187,6 +187,8 @@ class WorkerDispatch:
         queue = self._queue
         if not self._free:
             return grants
+        if self._parked.expired(now):  # passed-by calls parked long enough go global
+            self._to_global(self._parked.release_due(now))
         if len(self._admission):  # programs whose working sets now fit start
             for call in self._admission.release():
                 self._file(call, since=now)
@@ -235,9 +237,8 @@ class WorkerDispatch:
             else:
                 continue
             parked = self._parked
-            if parked.expired(now):  # calls this one passed by, parked long enough, go global
-                self._to_global(parked.release_passed(now, queue.level_of(call.score),
-                                                      call.queued_at))
+            if parked.expired(now):  # calls this one passed by, parked long enough, are due
+                parked.passed(queue.level_of(call.score), call.queued_at)
 
     def _file(self, call: CallRecord, since: float | None = None) -> None:
         """Queues a call: parked on its home worker (the routing policy's `home`) when it

@@ -11,7 +11,7 @@ reads only those two lanes, never the calls waiting for full workers.
 
 A call parked `max_wait_s` or longer is released to the global lane, to run anywhere (it is
 never parked again), once the queue has moved on without it: when a call of its level or a
-worse one, queued `max_wait_s` or more after it, starts on some worker (`release_passed`),
+worse one, queued `max_wait_s` or more after it, starts on some worker (`passed`, `release_due`),
 or when a worker has a free slot that nothing else takes (`release_expired`). So, as when
 calls were parked only once they reached the head of the queue, a call waits for its home
 at most about `max_wait_s` longer than the queue makes every call wait, and under an even
@@ -24,12 +24,15 @@ planner as they end, and their entries here and in the queue are dropped lazily.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable
 
 from planner.core.model import CallRecord, CallState
 from planner.core.queue import MultiLevelQueue
 from planner.core.tenants import bump_count
+
+RELEASE_BATCH = 4  # calls of a level a dispatch releases at most (the others at the next)
 
 
 class ParkedCalls:
@@ -42,6 +45,7 @@ class ParkedCalls:
         self._order: deque[tuple[float, str]] = deque()  # (since, key), oldest first
         # Per level of the queue: (since, queued at, key), parked oldest first
         self._by_level: dict[int, deque[tuple[float, float, str]]] = {}
+        self._horizon: dict[int, float] = {}  # level -> calls queued by then were passed by
         self._released: set[str] = set()  # keys that waited their turn and may go anywhere
         self.total = 0  # calls parked so far
         self._on: dict[str, dict[str, int]] = {}  # worker -> tenant -> calls parked there
@@ -121,18 +125,28 @@ class ParkedCalls:
                 out += self._release(key)
         return out
 
-    def release_passed(self, now: float, level: int, queued_at: float) -> list[CallRecord]:
-        """Calls parked `max_wait_s` or longer that a call of `level` (or a worse one)
-        queued at `queued_at`, `max_wait_s` or more after them, has just passed by starting
-        elsewhere: the queue moved on without them. No longer parked: for the global lane.
-        O(levels up to `level`) plus the calls released (each once) and the entries of
-        calls no longer parked."""
+    def passed(self, level: int, queued_at: float) -> None:
+        """A call of `level`, queued at `queued_at`, started: the calls of its level or a
+        better one queued `max_wait_s` or more before it are due for release (`release_due`)
+        once parked that long. O(levels up to `level`)."""
+        horizon, cut = self._horizon, queued_at - self.max_wait_s
+        for lvl in self._by_level:
+            if lvl <= level and cut > horizon.get(lvl, -math.inf):
+                horizon[lvl] = cut
+
+    def release_due(self, now: float) -> list[CallRecord]:
+        """Calls parked `max_wait_s` or longer that a later call of their level or a worse
+        one passed by (`passed`): the queue moved on without them. At most RELEASE_BATCH per
+        level, oldest first (the rest at the next dispatches: a decision's cost stays
+        bounded); no longer parked: for the global lane."""
         out: list[CallRecord] = []
-        parked, horizon = self._parked, queued_at - self.max_wait_s
+        parked, horizons = self._parked, self._horizon
         for lvl, order in self._by_level.items():
-            if lvl > level:
+            horizon = horizons.get(lvl)
+            if horizon is None:
                 continue
-            while order:
+            batch = len(out) + RELEASE_BATCH
+            while order and len(out) < batch:
                 since, at, key = order[0]
                 entry = parked.get(key)
                 if entry is None or entry[1] != since:
