@@ -9,6 +9,7 @@ import pytest
 from ostinato.clock import SystemClock
 from ostinato.v1 import common_pb2, planner_pb2
 from planner.core import CallState, PlannerCore
+from planner.core.model import UnknownProgram
 from planner.core.selection import parse_policy
 from tests.planner.loopback import calls_running_on_w0, planner_on_loopback
 from tests.prometheus_text import of_registry, value
@@ -50,3 +51,21 @@ async def test_a_batch_with_a_report_without_status_is_refused_whole() -> None:
         assert "reports[1]" in (err.value.details() or "")
         assert core.program("p", "t").calls["a"].state is CallState.RUNNING
 
+
+
+async def test_a_one_call_program_ends_with_its_report_and_keeps_no_summary() -> None:
+    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
+    async with planner_on_loopback(core, SystemClock()) as (stub, service):
+        await calls_running_on_w0(stub)
+        await stub.Admit(planner_pb2.AdmitRequest(
+            program_id="one", tenant="t", call_id="c", end_program_after=True,
+            register_program=common_pb2.ProgramOptions(program_id="one")))
+        await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
+            planner_pb2.CompletionReport(program_id="one", call_id="c", worker_id="w0",
+                                         status=planner_pb2.COMPLETION_STATUS_OK, attempt=1)]))
+        with pytest.raises(UnknownProgram):  # ended: the core no longer has it
+            core.program("one", "t")
+        # nobody ends a one-call program: no summary is kept for a repeated EndProgram
+        assert ("t", "one") not in service._ended
+        s = of_registry(service.metrics.registry)
+    assert value(s, "ostinato_planner_running_calls", worker="w0") == 0
