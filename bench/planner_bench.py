@@ -2,18 +2,22 @@
 
 Measured on this machine's CPU, in-process (no gRPC, no Redis): the planner core on a
 ManualClock with `workers` workers of `budget` slots, several tenants (weights 1, 1, 2, 4),
-2,000+ live programs whose calls mostly extend a finished parent (affinity sends them home,
-parking them while it is full) and the queue held at a target depth. One decision: one
-running call completes (its worker frees a slot), one new call is submitted (the queue stays
-at its depth), the clock moves on 1 ms, then the timed `dispatch()` grants the freed slot.
-Per policy and depth: p50, p99, mean and max microseconds per decision, the grants each
-decision made (every one should make exactly one), the calls each parked on the way (popped
-from the queue, their home full: a decision costs about one pop and one park more per call,
-and the tail of this count, not the queue's depth, makes its p99), and how p50/p99 grow
-with depth. Wall
-time counts whatever else the machine runs meanwhile (on a shared machine, a descheduled
-decision reads milliseconds); `cpu_us_per_decision` is the thread's CPU time over the same
-decisions, the work the planner itself did.
+2,000+ live programs whose calls mostly extend a finished parent (affinity parks them on
+that parent's worker, their home, as they are queued) and the queue held at a target depth.
+One decision: one running call completes (its worker frees a slot), one new call is
+submitted (the queue stays at its depth), the clock moves on 1 ms, then the timed
+`dispatch()` grants the freed slot: it reads that worker's lane of the queue and the global
+lane (planner/core/queue.py), never the calls parked on full workers. Per policy and depth:
+p50, p99, mean and max microseconds per decision, the grants each decision made (every one
+should make exactly one), the calls it parked on the way (`parked_per_decision`: calls of
+the global lane whose home turned out full; 0 here, as calls are parked when queued), and
+how p50/p99 grow with depth. Wall time counts whatever else the machine runs meanwhile (on a
+shared machine, a descheduled decision reads milliseconds); `cpu_us_per_decision` is the
+thread's CPU time over the same decisions, the work the planner itself did, and
+`cpu_us_per_cycle` that of the whole cycle (the completion and the submission, which parks
+the new call, included), so that work moved out of `dispatch()` still shows.
+Command (docs/bench/planner/results.md): `ostinato bench planner --queued
+1000,10000,100000 --workers 64 --policies default`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import json
 import random
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,11 +117,12 @@ class _Driver:
         if self.timing:
             self.collected = True
 
-    def decision(self) -> tuple[float, float, int, int]:
+    def decision(self) -> tuple[float, float, float, int, int]:
         """One completion, one submission, then the timed dispatch: (wall µs, CPU µs,
-        grants, calls it parked on the way)."""
+        CPU µs of the whole cycle, grants, calls the dispatch parked on the way)."""
         i = self.rng.randrange(len(self.running))
         self.running[i], self.running[-1] = self.running[-1], self.running[i]
+        cycle0 = time.thread_time_ns()
         self._finish(*self.running.pop())
         self.submit()
         self.clock.advance(STEP_S)
@@ -126,20 +132,21 @@ class _Driver:
         t0 = time.perf_counter_ns()
         grants = self.core.dispatch()
         dt = (time.perf_counter_ns() - t0) / 1000.0
-        cpu = (time.thread_time_ns() - c0) / 1000.0
+        c1 = time.thread_time_ns()
         self.timing = False
         self.running += [(g.program_id, g.call_id) for g in grants]
         self.core.take_events()
-        return dt, cpu, len(grants), self.core.calls_parked - parked
+        return (dt, (c1 - c0) / 1000.0, (c1 - cycle0) / 1000.0, len(grants),
+                self.core.calls_parked - parked)
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
 def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
     driver = _Driver(policy, queued, cfg)
-    times, cpus, grants, quiet, parks = [], [], [], [], []
+    times, cpus, cycles, grants, quiet, parks = [], [], [], [], [], []
     # The setup's objects go to the permanent generation, as a service would freeze what it
     # loaded at start; the collector stays on for what the decisions allocate, and the
     # decisions that a collection ran inside are counted (and left out of `without_gc`).
@@ -148,10 +155,11 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
     gc.callbacks.append(driver.on_gc)
     try:
         for _ in range(cfg.decisions):
-            dt, cpu, n, parked = driver.decision()
+            dt, cpu, cycle, n, parked = driver.decision()
             parks.append(parked)
             times.append(dt)
             cpus.append(cpu)
+            cycles.append(cycle)
             grants.append(n)
             if not driver.collected:
                 quiet.append(dt)
@@ -160,6 +168,7 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
         gc.unfreeze()
     times.sort()
     cpus.sort()
+    cycles.sort()
     quiet.sort()
     parks.sort()
     return {
@@ -171,6 +180,8 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
                             "max": round(times[-1], 2)},
         "cpu_us_per_decision": {"p50": round(_percentile(cpus, 0.5), 2),
                                 "p99": round(_percentile(cpus, 0.99), 2)},
+        "cpu_us_per_cycle": {"p50": round(_percentile(cycles, 0.5), 2),
+                             "p99": round(_percentile(cycles, 0.99), 2)},
         "without_gc": {"decisions": len(quiet),
                        "p50": round(_percentile(quiet, 0.5), 2) if quiet else None,
                        "p99": round(_percentile(quiet, 0.99), 2) if quiet else None},

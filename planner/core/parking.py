@@ -10,9 +10,10 @@ lane and of the global lane together, in that order. A dispatch for a worker's f
 reads only those two lanes, never the calls waiting for full workers.
 
 A call parked `max_wait_s` or longer is released to the global lane, to run anywhere (it is
-never parked again), once the queue has moved on without it: when a call of its level or a
-worse one, queued `max_wait_s` or more after it, starts on some worker (`passed`, `release_due`),
-or when a worker has a free slot that nothing else takes (`release_expired`). So, as when
+never parked again), once the queue has moved on without it: after a call of its level or a
+worse one, queued `max_wait_s` or more after it, started on some worker (`passed`; the next
+dispatches release such calls, a few per level each: `release_due`), or when a worker has a
+free slot that nothing else takes (`release_expired`). So, as when
 calls were parked only once they reached the head of the queue, a call waits for its home
 at most about `max_wait_s` longer than the queue makes every call wait, and under an even
 load calls keep their homes however long the queue. Parked calls are counted per worker and
