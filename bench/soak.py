@@ -199,7 +199,7 @@ def _one_call_records(redis_url: str) -> tuple[dict[str, dict[str, str]], dict[s
     tenant read, its calls' states by call id under program "" (as the load records them);
     and how many programs there were, and the call ids recorded in more than one program."""
     r = redis.Redis.from_url(redis_url, decode_responses=True)
-    program_ids = r.zrange(keys.tenant_programs(DEFAULT_TENANT), 0, -1)
+    program_ids = [str(p) for p in r.zrange(keys.tenant_programs(DEFAULT_TENANT), 0, -1)]
     states: dict[str, str] = {}
     seen: Counter[str] = Counter()
     for calls in _records(redis_url, program_ids).values():
