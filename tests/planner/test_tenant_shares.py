@@ -218,11 +218,12 @@ def test_cancelled_waiting_calls_stop_holding_room(cancel: bool, granted: list[s
     assert core.queued == 5 if not cancel else 4
 
 
-@pytest.mark.parametrize(("hold", "granted"), [("off", ["noisy"]), ("waiting", ["quiet"])])
+@pytest.mark.parametrize(("hold", "granted"), [("off", ["quiet"]), ("waiting", ["quiet"])])
 def test_parked_calls_of_an_over_share_tenant_wait_for_the_quiet_one(
         hold: str, granted: list[str]) -> None:
-    """Affinity parks a call on its home while that is full. A parked call goes first when
-    its home frees a slot, unless its tenant is at its share there and a quiet tenant waits."""
+    """Affinity parks a call on its home (in that worker's lane of the queue) while the home
+    is full. When the home frees a slot, the call parked there and the global queue's calls
+    compete by fair share, shares or not: the quiet tenant, with less service, goes first."""
     core, _ = planner("fcfs+affinity", workers=2, budget=2, tenant_shares=hold)
     flood(core, "noisy", 4)
     assert [g.worker_id for g in core.dispatch()] == ["w0", "w1", "w0", "w1"]
