@@ -197,7 +197,6 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             self._register(request.tenant, opts, request.program_id, request.max_open_programs)
         if request.end_program_after:
             self._one_call[request.program_id] = request.tenant
-            self._store.hold(request.program_id)  # written once, when it ends
         kv_matches = await self._kv_matches(request)
         try:
             call = self._core.submit(

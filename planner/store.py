@@ -103,8 +103,6 @@ class ProgramStore:
         self._seq = 0  # publishes so far
         self._written = 0  # every publish up to this one is in Redis
         self._markers: deque[tuple[int, asyncio.Future[None]]] = deque()
-        # programs whose records wait for their end (`hold`): program id -> record key -> write
-        self._held: dict[str, dict[tuple[str, ...], _Write]] = {}
         self._wake = asyncio.Event()
         self._busy = False  # a batch is being written
         self.failed_writes = 0  # failed attempts (each is retried)
@@ -126,15 +124,7 @@ class ProgramStore:
         self._seq += 1
         wall, now = time.time(), self._clock.now()
         for event in events:
-            write = snapshot(event, wall, now)
-            held = self._held.get(write.program_id)
-            if held is not None:
-                if write.kind != "ended":
-                    held[write.key] = write
-                    continue
-                for earlier in self._held.pop(write.program_id).values():
-                    self._queue(earlier)
-            self._queue(write)
+            self._queue(snapshot(event, wall, now))
         self._trim()
         marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not self._pending and not self._busy:
@@ -153,13 +143,6 @@ class ProgramStore:
             self._pending.pop(("ended", write.program_id), None)
         dirty = self._pending.get(write.key)
         self._pending[write.key] = (dirty[0] if dirty else self._seq, write)
-
-    def hold(self, program_id: str) -> None:
-        """The program's records wait until it ends, then are written once, in their final
-        state (a one-call program: one fenced write instead of two or three; nobody reads
-        it while it runs, and a planner restarted meanwhile would only have ended it).
-        `flush` writes what is held too."""
-        self._held.setdefault(program_id, {})
 
     def _trim(self) -> None:
         over = len(self._pending) - self._max_pending
@@ -237,14 +220,7 @@ class ProgramStore:
         self._trim()
 
     async def flush(self) -> None:
-        """Until every record is written, held ones too (bounded by the caller: Redis may
-        be down)."""
-        held, self._held = self._held, {}
-        for writes in held.values():
-            for write in writes.values():
-                self._queue(write)
-        if self._pending:
-            self._wake.set()
+        """Until every record is written (bounded by the caller: Redis may be down)."""
         while self._pending or self._busy:
             await asyncio.sleep(0.02)
 

@@ -19,9 +19,6 @@ class NoStore:
     def publish(self, events: object) -> None:
         return None
 
-    def hold(self, program_id: str) -> None:
-        return None
-
 
 @asynccontextmanager
 async def planner_on_loopback(core: PlannerCore, clock: Clock, store: object | None = None

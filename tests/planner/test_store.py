@@ -14,9 +14,11 @@ import redis.asyncio as aioredis
 
 from cache import keys
 from ostinato.clock import ManualClock
+from ostinato.v1 import common_pb2, planner_pb2
 from planner.core import PlannerCore
 from planner.core.selection import parse_policy
 from planner.store import ProgramStore
+from tests.planner.loopback import planner_on_loopback
 from tests.redis_cluster import RedisTarget
 
 
@@ -159,20 +161,40 @@ async def test_a_new_store_reads_the_open_programs_back(
     assert set(restored[program_id].calls) == {"a", "b"}
 
 
-async def test_a_held_program_is_written_once_in_its_final_state(
+async def test_a_granted_one_call_program_is_in_redis_while_it_runs(
         store: ProgramStore, redis_client: aioredis.Redis) -> None:
-    """A one-call program (held): nothing written while it runs; at its end its meta, call,
-    tenant index entry and TTLs land together, and it was never in the open index."""
+    """Admit of a one-call program (register_program, end_program_after) on a real planner
+    servicer: its record is written behind the grant, open and running, as every program's,
+    so a planner killed while it runs finds it again (a soak lost such records while the
+    store kept them in memory until the program ended)."""
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy("fcfs+round_robin"))
+    program_id = uuid.uuid4().hex
+    async with planner_on_loopback(core, clock, store) as (stub, _):
+        await stub.RegisterWorker(planner_pb2.WorkerRegistration(
+            worker_id="w0", address="127.0.0.1:1", max_inflight=4))
+        grant = await stub.Admit(planner_pb2.AdmitRequest(
+            program_id=program_id, tenant="acme", call_id="a", end_program_after=True,
+            register_program=common_pb2.ProgramOptions()))
+        assert grant.worker_id == "w0"
+
+        async def written() -> bool:
+            return await states(redis_client, program_id) == {"a": "running"}
+
+        await until(written)
+        assert await redis_client.zscore(keys.open_programs(), program_id) is not None
+        assert program_id in {p.program_id for p in await store.load_open()}
+
+
+async def test_a_program_registered_and_ended_in_one_batch_is_written_once_ended(
+        store: ProgramStore, redis_client: aioredis.Redis) -> None:
+    """Meta, call, tenant index entry and TTLs land together; never in the open index."""
     core = PlannerCore(ManualClock(), *parse_policy("fcfs+round_robin"))
     core.upsert_worker("w0", "127.0.0.1:9000", 4)
     program_id = uuid.uuid4().hex
     core.register_program(program_id, "acme")
-    store.hold(program_id)
     core.submit(program_id, "acme", "a")
     core.dispatch()
-    await store.publish(core.take_events())  # resolves at once: nothing to write
-    assert await redis_client.exists(keys.program_meta(program_id),
-                                     keys.program_calls(program_id)) == 0
     core.complete(program_id, "a")
     core.end_program(program_id, "acme")
     await store.publish(core.take_events())
@@ -184,16 +206,3 @@ async def test_a_held_program_is_written_once_in_its_final_state(
     assert await redis_client.ttl(keys.program_calls(program_id)) > 0
     assert await redis_client.zscore(keys.tenant_programs("acme"), program_id) is not None
     assert await redis_client.zscore(keys.open_programs(), program_id) is None
-
-
-async def test_flush_writes_held_programs_as_they_are(
-        store: ProgramStore, redis_client: aioredis.Redis) -> None:
-    """At a planner's orderly stop, a held program still running is saved, open."""
-    core, program_id = program_core()
-    store.hold(program_id)
-    core.submit(program_id, "acme", "a")
-    core.dispatch()
-    await store.publish(core.take_events())
-    await asyncio.wait_for(store.flush(), 10.0)
-    assert await states(redis_client, program_id) == {"a": "running"}
-    assert await redis_client.zscore(keys.open_programs(), program_id) is not None
