@@ -125,6 +125,7 @@ class PlannerCore(WorkerDispatch):
         self._shares = TenantShares(self._queue.weight, hold=tenant_shares,
                                     queued=self._queue.global_size_of,
                                     parked_on=self._parked.count_on,
+                                    backlog=self._queue.size_of,
                                     isolation_fraction=isolation_fraction)
         self._boost = (len(priority.thresholds) + 1) * LEVEL_STEP
         self._kv_per_worker = kv_tokens_per_worker

@@ -24,7 +24,8 @@ Holding slots is not enough: the calls of a tenant that floods share the engine'
 with everyone's, and each decode step and each prefill iteration it adds slows every call
 in the batch (SIMULATED: a quiet tenant's tokens came 2.7x slower under a 9x flood than
 alone with the flood bounded to half the slots). So while a *light* tenant has calls on a
-worker (running there, in the queue, or parked there) and those fit its share there, a
+worker (running there, in the queue, or parked there) and those running there with every
+call it has waiting, in any lane, fit its share there (a tenant with a backlog is not light), a
 heavy tenant (not light) at or above its share of the worker's isolating budget, I(w) =
 max_inflight(w) x `isolation_fraction`, may take a slot only while fewer than I(w) calls
 run there: the worker's batch stays small for the light tenant's sake, and every heavy
@@ -66,6 +67,7 @@ BETWEEN_CALLS_S = 10.0  # a tenant heard from this recently, with programs open,
 class TenantShares:
     def __init__(self, weight: Callable[[str], float], *, hold: str = "waiting",
                  queued: Callable[[str], int], parked_on: Callable[[str, str], int],
+                 backlog: Callable[[str], int] | None = None,
                  isolation_fraction: float = ISOLATION_FRACTION) -> None:
         if hold not in HOLDS:
             raise ValueError(f"tenant shares: hold must be one of {', '.join(HOLDS)}, "
@@ -77,6 +79,11 @@ class TenantShares:
         self.isolation_fraction = isolation_fraction
         self._queued = queued  # tenant -> its calls in the global queue
         self._parked_on = parked_on  # (worker id, tenant) -> its calls parked there
+        # tenant -> its calls waiting anywhere (every lane): a tenant with a backlog is
+        # never light, even where few of its calls wait (issue #17: with calls parked on
+        # their homes as they are queued, a tenant with hundreds waiting elsewhere looked
+        # light on every worker, and heavy ones were held back with slots free)
+        self._backlog = backlog or queued
         self._running: dict[str, int] = {}  # tenant -> running calls, every worker
         self._fraction: dict[str, float] = {}  # active tenant -> its share of a budget
         self._heard: dict[str, float] = {}  # tenant -> when a call of it last came or ended
@@ -151,10 +158,10 @@ class TenantShares:
         for u, f in fraction.items():
             n = on.get(u, 0)
             gap = cap * f - n
-            queued = self._queued(u)
-            if gap > 0 and (hold_all or queued or self._parked_on(worker_id, u)):
+            waiting = self._queued(u) + self._parked_on(worker_id, u)  # could use w
+            if gap > 0 and (hold_all or waiting):
                 room += math.ceil(gap - 1e-9)
-            if queued < gap and (n or queued or self._parked_on(worker_id, u)):
+            if self._backlog(u) < gap and (n or waiting):
                 light.add(u)  # its calls here and waiting fit its share: isolate for it
         small = not light or iso >= cap or worker.inflight < iso
         if free - 1 >= room and (small or len(light) == len(fraction)):

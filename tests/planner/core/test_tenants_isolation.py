@@ -70,3 +70,30 @@ def test_a_light_call_parked_here_holds_the_flood_back(parked_on_w0: int,
     shares, worker = gate_of({"noisy": 20}, {"noisy": 50}, {"quiet"},
                              parked={"quiet": parked_on_w0})
     assert shares.allows("noisy", worker) is noisy_allowed
+
+
+@pytest.mark.parametrize(
+    ("quiet_backlog", "noisy_allowed"),
+    [
+        (0, False),  # quiet's calls: 2 here, none waiting anywhere: light, noisy held at 18
+        (3, False),  # 3 waiting in all (parked elsewhere): still within its share, light
+        (200, True),  # 200 waiting on other workers' lanes: not light, no isolating budget
+    ],
+)
+def test_a_tenant_with_a_backlog_elsewhere_is_not_light(quiet_backlog: int,
+                                                        noisy_allowed: bool) -> None:
+    """Light is judged on the tenant's waiting calls in every lane, not only those that
+    could use this worker: with calls parked on their homes as they are queued, a tenant
+    with hundreds waiting elsewhere looked light everywhere and held the others back with
+    slots free (the planner bench at 1k queued: 46% of decisions granted nothing)."""
+    here = {"quiet": 0}
+    shares = TenantShares(lambda t: 1.0, queued=lambda t: 50 if t == "noisy" else 0,
+                          parked_on=lambda w, t: here.get(t, 0),
+                          backlog=lambda t: 50 if t == "noisy" else quiet_backlog)
+    worker = WorkerState("w0", "a0", BUDGET, last_seen=0.0)
+    for tenant, n in {"quiet": 2, "noisy": 16}.items():
+        for _ in range(n):
+            worker.inflight += 1
+            shares.running(tenant, worker, +1)
+    shares.refresh({"quiet", "noisy"})
+    assert shares.allows("noisy", worker) is noisy_allowed
