@@ -12,23 +12,15 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
-import structlog
-from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry import trace
 
 from ostinato.v1 import planner_pb2
 from tracing.grpc_interceptors import SpanDescriber
+from tracing.stream_messages import Refused, bind_call_ids, mark_failed, message_span
 
-_tracer = trace.get_tracer("ostinato.grpc")
 
-
-class AdmitRefused(Exception):
+class AdmitRefused(Refused):
     """An admission ends with this status (the unary Admit aborts with it)."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
 
 
 Admit = Callable[[planner_pb2.AdmitRequest], Awaitable[planner_pb2.Grant]]
@@ -37,22 +29,15 @@ Admit = Callable[[planner_pb2.AdmitRequest], Awaitable[planner_pb2.Grant]]
 async def _answer(admit: Admit, msg: planner_pb2.AdmitStreamRequest,
                   describer: SpanDescriber | None) -> planner_pb2.AdmitStreamResponse:
     """One admission, as the unary Admit with its deadline; its span when traced."""
-    # (this task's own context: its log lines name the call, as an RPC's do)
-    r = msg.admit
-    structlog.contextvars.bind_contextvars(**{k: v for k, v in (
-        ("tenant", r.tenant), ("program_id", r.program_id), ("call_id", r.call_id)) if v})
-    if describer is None:
+    bind_call_ids(msg.admit)  # (this task's own context, as an RPC's)
+    span = message_span(describer, msg.admit, msg.trace_context)
+    if span is None or describer is None:
         return await _decide(admit, msg)
-    parent = propagate.extract(dict(msg.trace_context))
-    span = _tracer.start_span(describer.name(msg.admit), context=parent, kind=SpanKind.SERVER,
-                              attributes=dict(describer.attributes(msg.admit)))
     try:
         with trace.use_span(span, end_on_exit=False):
             reply = await _decide(admit, msg)
         if reply.status:
-            span.set_attribute("rpc.grpc.status_code", reply.status)
-            span.set_status(Status(StatusCode.ERROR, f"{_CODES[reply.status].name}: "
-                                                     f"{reply.details}"))
+            mark_failed(span, _CODES[reply.status], reply.details)
         else:
             describer.on_response(span, reply.grant)
         return reply

@@ -13,23 +13,15 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
 
 import grpc
-import structlog
-from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry import trace
 
 from ostinato.v1 import worker_pb2
 from tracing.grpc_interceptors import SpanDescriber
+from tracing.stream_messages import Refused, bind_call_ids, mark_failed, message_span
 
-_tracer = trace.get_tracer("ostinato.grpc")
 
-
-class GenerateRefused(Exception):
+class GenerateRefused(Refused):
     """A generation ends with this status (the Generate RPC aborts with it)."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
 
 
 Generate = Callable[[worker_pb2.GenerateRequest], AsyncIterator[worker_pb2.GenerateChunk]]
@@ -44,15 +36,8 @@ def _ended(generation: int, code: grpc.StatusCode, details: str) -> Reply:
 async def _run(generate: Generate, msg: worker_pb2.GenerateStreamRequest,
                describer: SpanDescriber | None, send: Send) -> None:
     """One generation: its chunks, or its end with the status it failed with."""
-    # (this task's own context: its log lines name the call, as an RPC's do)
-    r = msg.request
-    structlog.contextvars.bind_contextvars(**{k: v for k, v in (
-        ("tenant", r.tenant), ("program_id", r.program_id), ("call_id", r.call_id)) if v})
-    span = None
-    if describer is not None:
-        span = _tracer.start_span(
-            describer.name(msg.request), context=propagate.extract(dict(msg.trace_context)),
-            kind=SpanKind.SERVER, attributes=dict(describer.attributes(msg.request)))
+    bind_call_ids(msg.request)  # (this task's own context, as an RPC's)
+    span = message_span(describer, msg.request, msg.trace_context)
     deadline = asyncio.get_running_loop().time() + msg.timeout_s if msg.timeout_s else None
     finished = False
     try:
@@ -74,20 +59,14 @@ async def _run(generate: Generate, msg: worker_pb2.GenerateStreamRequest,
         if not finished:
             send(_ended(msg.id, grpc.StatusCode.INTERNAL, "generation ended without a result"))
     except GenerateRefused as exc:
-        _failed(span, exc.code, exc.details)
+        mark_failed(span, exc.code, exc.details)
         send(_ended(msg.id, exc.code, exc.details))
     except TimeoutError:
-        _failed(span, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        mark_failed(span, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         send(_ended(msg.id, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
     finally:
         if span is not None:
             span.end()
-
-
-def _failed(span: trace.Span | None, code: grpc.StatusCode, details: str) -> None:
-    if span is not None:
-        span.set_attribute("rpc.grpc.status_code", code.value[0])
-        span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details}"))
 
 
 async def serve_generations(generate: Generate,

@@ -1,0 +1,51 @@
+"""What the server interceptors do for an RPC, done for one message of a multiplexed stream
+(AdmitStream, GenerateStream): its log lines name its call, and its server span continues
+the trace context the message carries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+import structlog
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from tracing.grpc_interceptors import SpanDescriber
+
+_tracer = trace.get_tracer("ostinato.grpc")
+
+
+class Refused(Exception):
+    """A message's operation ends with this status (its unary RPC aborts with it)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+def bind_call_ids(request: Any) -> None:
+    """This task's log lines name the request's tenant, program and call (as an RPC's do);
+    call it in the message's own task."""
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in (
+        ("tenant", request.tenant), ("program_id", request.program_id),
+        ("call_id", request.call_id)) if v})
+
+
+def message_span(describer: SpanDescriber | None, request: Any,
+                 trace_context: Mapping[str, str]) -> trace.Span | None:
+    """The message's server span (None when tracing is off), a child of the caller's."""
+    if describer is None:
+        return None
+    return _tracer.start_span(describer.name(request),
+                              context=propagate.extract(dict(trace_context)),
+                              kind=SpanKind.SERVER, attributes=dict(describer.attributes(request)))
+
+
+def mark_failed(span: trace.Span | None, code: grpc.StatusCode, details: str) -> None:
+    """The span ends with the status the message's operation ended with."""
+    if span is not None:
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details}"))
