@@ -17,77 +17,27 @@ from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 from planner.admit_stream import AdmitRefused, serve_admissions
 from planner.core import (
     CallState,
-    DeadlineExceeded,
-    DuplicateCall,
     Grant,
     NoSuchCall,
-    Overloaded,
     PlannerCore,
     PlannerError,
     ProgramClosed,
-    UnknownParent,
     UnknownProgram,
 )
 from planner.core.planner import grant_of
 from planner.metrics import PlannerMetrics
 from planner.store import ProgramStore
+from planner.translate import (
+    COMPLETION_STATE,
+    abort_for,
+    grant_proto,
+    refused,
+    status_for,
+    summary_proto,
+)
 from tracing.grpc_interceptors import SpanDescriber
 
 log = structlog.get_logger(__name__)
-
-_STATUS_FOR = {
-    UnknownProgram: grpc.StatusCode.NOT_FOUND,
-    NoSuchCall: grpc.StatusCode.NOT_FOUND,
-    DuplicateCall: grpc.StatusCode.ALREADY_EXISTS,
-    UnknownParent: grpc.StatusCode.INVALID_ARGUMENT,
-    ProgramClosed: grpc.StatusCode.FAILED_PRECONDITION,
-    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
-    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
-}
-
-_COMPLETION_STATE = {
-    planner_pb2.COMPLETION_STATUS_OK: (CallState.DONE, "ok"),
-    planner_pb2.COMPLETION_STATUS_FAILED: (CallState.FAILED, "failed"),
-    planner_pb2.COMPLETION_STATUS_CANCELLED: (CallState.CANCELLED, "cancelled"),
-}
-
-
-def _status_for(exc: PlannerError) -> grpc.StatusCode:
-    return _STATUS_FOR.get(type(exc), grpc.StatusCode.INTERNAL)
-
-
-async def _abort_for(context: grpc.aio.ServicerContext, exc: PlannerError) -> None:
-    await context.abort(_status_for(exc), str(exc))
-
-
-def _refused(exc: PlannerError) -> AdmitRefused:
-    return AdmitRefused(_status_for(exc), str(exc))
-
-
-def _grant_proto(grant: Grant) -> planner_pb2.Grant:
-    return planner_pb2.Grant(
-        call_id=grant.call_id, worker_id=grant.worker_id, worker_address=grant.worker_address,
-        priority=grant.priority, queued_s=grant.queued_s, matched_blocks=grant.matched_blocks,
-        parked_s=grant.parked_s, attempt=grant.attempt,
-    )
-
-
-def summary_proto(program, now: float) -> common_pb2.ProgramSummary:  # type: ignore[no-untyped-def]
-    calls = program.calls.values()
-    return common_pb2.ProgramSummary(
-        program_id=program.program_id,
-        tenant=program.tenant,
-        calls_completed=sum(1 for c in calls if c.state is CallState.DONE),
-        calls_failed=sum(1 for c in calls if c.state is CallState.FAILED),
-        usage=common_pb2.Usage(
-            prompt_tokens=sum(c.prompt_tokens_used for c in calls),
-            completion_tokens=sum(c.completion_tokens for c in calls),
-            cached_tokens=sum(c.cached_tokens for c in calls),
-        ),
-        attained_service_s=program.attained_service_s,
-        elapsed_s=now - program.created_at,
-    )
-
 
 class PlannerService(planner_pb2_grpc.PlannerServicer):
     def __init__(self, core: PlannerCore, store: ProgramStore, clock: Clock,
@@ -149,7 +99,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 max_open=max_open,
             )
         except PlannerError as exc:
-            raise _refused(exc) from exc
+            raise refused(exc) from exc
 
     async def RegisterProgram(self, request, context):
         program_id = request.options.program_id or uuid.uuid4().hex
@@ -224,7 +174,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             return planner_pb2.Grant(call_id=call.call_id)
         if call.state is CallState.RUNNING:  # re-admitted after a planner restart
             log.info("grant re-sent after restart", program_id=call.program_id, call_id=call.call_id)
-            return _grant_proto(grant_of(call))
+            return grant_proto(grant_of(call))
         waiter: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
         self._waiters[key] = waiter
         self.metrics.admitted.labels(request.tenant).inc()
@@ -246,11 +196,11 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             self._end_one_call(request.program_id)
             self.pump()
             raise
-        return _grant_proto(grant)
+        return grant_proto(grant)
 
     def _reject(self, tenant: str, exc: PlannerError) -> AdmitRefused:
-        self.metrics.rejected.labels(tenant, _status_for(exc).name).inc()
-        return _refused(exc)
+        self.metrics.rejected.labels(tenant, status_for(exc).name).inc()
+        return refused(exc)
 
     async def ReportCompletion(self, request, context):
         return await self._take_reports([request], context)
@@ -262,7 +212,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         """Takes completion reports in order (all refused if one has no status), pumps once,
         and acknowledges once they are saved."""
         for i, report in enumerate(reports):
-            if report.status not in _COMPLETION_STATE:
+            if report.status not in COMPLETION_STATE:
                 where = "" if len(reports) == 1 else f"reports[{i}]: "
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                     f"{where}completion status is required")
@@ -278,7 +228,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
 
     def _complete(self, report: planner_pb2.CompletionReport) -> None:
         """One report into the core (the caller pumps)."""
-        state, status = _COMPLETION_STATE[report.status]
+        state, status = COMPLETION_STATE[report.status]
         # NoSuchCall: already finished (a repeated report, or the caller cancelled first),
         # or a report of an attempt that a retry replaced.
         with contextlib.suppress(NoSuchCall):
@@ -319,9 +269,9 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             ended = self._ended.get((request.tenant, request.program_id))
             if ended is not None:  # a retried EndProgram (its answer was lost): the same
                 return ended
-            await _abort_for(context, exc)
+            await abort_for(context, exc)
         except PlannerError as exc:
-            await _abort_for(context, exc)
+            await abort_for(context, exc)
         summary = self._ended_program(program)
         self.pump()
         await self._persisted()  # once the caller has the summary, Redis says "ended" too

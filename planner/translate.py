@@ -1,0 +1,74 @@
+"""The planner servicer's translations: the core's errors to gRPC statuses, its grants and
+programs to protos, completion statuses to call states."""
+
+from __future__ import annotations
+
+import grpc
+
+from ostinato.v1 import common_pb2, planner_pb2
+from planner.admit_stream import AdmitRefused
+from planner.core import (
+    CallState,
+    DeadlineExceeded,
+    DuplicateCall,
+    Grant,
+    NoSuchCall,
+    Overloaded,
+    PlannerError,
+    ProgramClosed,
+    UnknownParent,
+    UnknownProgram,
+)
+
+STATUS_FOR = {
+    UnknownProgram: grpc.StatusCode.NOT_FOUND,
+    NoSuchCall: grpc.StatusCode.NOT_FOUND,
+    DuplicateCall: grpc.StatusCode.ALREADY_EXISTS,
+    UnknownParent: grpc.StatusCode.INVALID_ARGUMENT,
+    ProgramClosed: grpc.StatusCode.FAILED_PRECONDITION,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+COMPLETION_STATE = {
+    planner_pb2.COMPLETION_STATUS_OK: (CallState.DONE, "ok"),
+    planner_pb2.COMPLETION_STATUS_FAILED: (CallState.FAILED, "failed"),
+    planner_pb2.COMPLETION_STATUS_CANCELLED: (CallState.CANCELLED, "cancelled"),
+}
+
+
+def status_for(exc: PlannerError) -> grpc.StatusCode:
+    return STATUS_FOR.get(type(exc), grpc.StatusCode.INTERNAL)
+
+
+async def abort_for(context: grpc.aio.ServicerContext, exc: PlannerError) -> None:
+    await context.abort(status_for(exc), str(exc))
+
+
+def refused(exc: PlannerError) -> AdmitRefused:
+    return AdmitRefused(status_for(exc), str(exc))
+
+
+def grant_proto(grant: Grant) -> planner_pb2.Grant:
+    return planner_pb2.Grant(
+        call_id=grant.call_id, worker_id=grant.worker_id, worker_address=grant.worker_address,
+        priority=grant.priority, queued_s=grant.queued_s, matched_blocks=grant.matched_blocks,
+        parked_s=grant.parked_s, attempt=grant.attempt,
+    )
+
+
+def summary_proto(program, now: float) -> common_pb2.ProgramSummary:  # type: ignore[no-untyped-def]
+    calls = program.calls.values()
+    return common_pb2.ProgramSummary(
+        program_id=program.program_id,
+        tenant=program.tenant,
+        calls_completed=sum(1 for c in calls if c.state is CallState.DONE),
+        calls_failed=sum(1 for c in calls if c.state is CallState.FAILED),
+        usage=common_pb2.Usage(
+            prompt_tokens=sum(c.prompt_tokens_used for c in calls),
+            completion_tokens=sum(c.completion_tokens for c in calls),
+            cached_tokens=sum(c.cached_tokens for c in calls),
+        ),
+        attained_service_s=program.attained_service_s,
+        elapsed_s=now - program.created_at,
+    )
