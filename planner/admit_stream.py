@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 from opentelemetry import trace
 
+from ostinato.stream_tasks import StreamTasks
 from ostinato.v1 import planner_pb2
 from tracing.grpc_interceptors import SpanDescriber
 from tracing.stream_messages import Refused, bind_call_ids, mark_failed, message_span
@@ -76,25 +77,15 @@ async def serve_admissions(admit: Admit, requests: AsyncIterator[planner_pb2.Adm
     `active()` (planner HA: its lease lapsed), answers are void: UNAVAILABLE, as
     planner/ha.py's ActiveOnly answers a unary call then."""
     replies: asyncio.Queue[planner_pb2.AdmitStreamResponse | None] = asyncio.Queue()
-    running: dict[int, asyncio.Task[None]] = {}
 
     async def one(msg: planner_pb2.AdmitStreamRequest) -> None:
-        try:
-            replies.put_nowait(await _answer(admit, msg, describer))
-        finally:
-            running.pop(msg.id, None)
+        replies.put_nowait(await _answer(admit, msg, describer))
+
+    tasks = StreamTasks(one)
 
     async def read() -> None:
         try:
-            async for msg in requests:
-                if msg.cancel:
-                    task = running.get(msg.id)
-                    if task is not None:
-                        task.cancel()
-                elif msg.id not in running:
-                    running[msg.id] = asyncio.get_running_loop().create_task(one(msg))
-            if running:  # the caller closed its side: what it asked is still answered
-                await asyncio.gather(*running.values(), return_exceptions=True)
+            await tasks.read(requests)  # the caller closed its side: the rest is answered
         finally:
             replies.put_nowait(None)
 
@@ -108,5 +99,4 @@ async def serve_admissions(admit: Admit, requests: AsyncIterator[planner_pb2.Adm
         await reader  # (done: its errors, if any, end the stream)
     finally:
         reader.cancel()
-        for task in list(running.values()):
-            task.cancel()
+        tasks.cancel_all()

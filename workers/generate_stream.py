@@ -15,6 +15,7 @@ from contextlib import nullcontext
 import grpc
 from opentelemetry import trace
 
+from ostinato.stream_tasks import StreamTasks
 from ostinato.v1 import worker_pb2
 from tracing.grpc_interceptors import SpanDescriber
 from tracing.stream_messages import Refused, bind_call_ids, mark_failed, message_span
@@ -76,28 +77,18 @@ async def serve_generations(generate: Generate,
     cancel, or the stream's end, cancels the generations concerned (as a cancelled
     Generate: the engine request aborted, the call reported CANCELLED)."""
     replies: asyncio.Queue[tuple[Reply, asyncio.Future[None] | None] | None] = asyncio.Queue()
-    running: dict[int, asyncio.Task[None]] = {}
 
     def send(reply: Reply, written: asyncio.Future[None] | None = None) -> None:
         replies.put_nowait((reply, written))
 
     async def one(msg: worker_pb2.GenerateStreamRequest) -> None:
-        try:
-            await _run(generate, msg, describer, send)
-        finally:
-            running.pop(msg.id, None)
+        await _run(generate, msg, describer, send)
+
+    tasks = StreamTasks(one)
 
     async def read() -> None:
         try:
-            async for msg in requests:
-                if msg.cancel:
-                    task = running.get(msg.id)
-                    if task is not None:
-                        task.cancel()
-                elif msg.id not in running:
-                    running[msg.id] = asyncio.get_running_loop().create_task(one(msg))
-            if running:  # the caller closed its side: what it asked still streams
-                await asyncio.gather(*running.values(), return_exceptions=True)
+            await tasks.read(requests)  # the caller closed its side: the rest still streams
         finally:
             replies.put_nowait(None)
 
@@ -111,5 +102,4 @@ async def serve_generations(generate: Generate,
         await reader
     finally:
         reader.cancel()
-        for task in list(running.values()):
-            task.cancel()
+        tasks.cancel_all()
