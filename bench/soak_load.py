@@ -49,6 +49,24 @@ class ProgramOutcome:
 
 
 @dataclass
+class Backoff:
+    """How long a caller waits after a failed call (doubling to `max_s`); reset by a success."""
+    first_s: float
+    max_s: float
+    current_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.current_s = self.first_s
+
+    async def after(self, ok: bool) -> None:
+        if ok:
+            self.current_s = self.first_s
+            return
+        await asyncio.sleep(self.current_s)
+        self.current_s = min(self.max_s, self.current_s * 2)
+
+
+@dataclass
 class Load:
     gateway: str
     calls: int
@@ -101,7 +119,7 @@ class Load:
 
         async def caller() -> None:
             nonlocal sent
-            backoff = self.first_backoff_s
+            backoff = self._backoff()
             while sent < self.calls:
                 call_id = f"call-{sent:06d}"
                 sent += 1
@@ -118,13 +136,8 @@ class Load:
                     outcome = exc.code().name
                 except Exception as exc:  # a client-side failure is an outcome too
                     outcome = f"client:{type(exc).__name__}"
-                self.outcomes.append(CallOutcome("", call_id, outcome, started,
-                                                 time.monotonic(), worker))
-                if outcome == "ok":
-                    backoff = self.first_backoff_s
-                else:
-                    await asyncio.sleep(backoff)
-                    backoff = min(self.max_backoff_s, backoff * 2)
+                self._note("", call_id, outcome, started, worker)
+                await backoff.after(outcome == "ok")
 
         try:
             await asyncio.gather(*(caller() for _ in range(min(self.concurrency, self.calls))))
@@ -141,7 +154,7 @@ class Load:
                                  for i in range(calls))
             return
         history: list[dict[str, str]] = []
-        backoff = self.first_backoff_s
+        backoff = self._backoff()
         for i in range(calls):
             ask = {"role": "user", "content": f"{program_id} step {i}: what comes next?"}
             started = time.monotonic()
@@ -155,33 +168,35 @@ class Load:
                 outcome = exc.code.name
             except Exception as exc:  # a client-side failure is an outcome too
                 outcome = f"client:{type(exc).__name__}"
-            self.outcomes.append(CallOutcome(program_id, f"c{i}", outcome, started,
-                                             time.monotonic(), worker))
-            if outcome == "ok":
-                backoff = self.first_backoff_s
-            else:
-                await asyncio.sleep(backoff)
-                backoff = min(self.max_backoff_s, backoff * 2)
+            self._note(program_id, f"c{i}", outcome, started, worker)
+            await backoff.after(outcome == "ok")
         record.end_started = time.monotonic()
         record.summary = await self._retrying(program.end, record, ending=True)
         record.end_finished = time.monotonic()
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self.first_backoff_s, self.max_backoff_s)
+
+    def _note(self, program_id: str, call_id: str, outcome: str, started: float,
+              worker: str) -> None:
+        self.outcomes.append(CallOutcome(program_id, call_id, outcome, started,
+                                         time.monotonic(), worker))
 
     async def _retrying(self, rpc, record: ProgramOutcome, ending: bool = False):  # type: ignore[no-untyped-def]
         """StartProgram / EndProgram (not calls): retried while UNAVAILABLE, within a budget;
         None and the status noted on the program when it never succeeds."""
         deadline = time.monotonic() + self.program_budget_s
-        backoff = self.first_backoff_s
+        backoff = self._backoff()
         while True:
             try:
                 return await rpc()
             except Exception as exc:  # noted on the program, like a call's
                 code = exc.code if isinstance(exc, ostinato.OstinatoError) else None
-                if code not in RETRYABLE or time.monotonic() + backoff > deadline:
+                if code not in RETRYABLE or time.monotonic() + backoff.current_s > deadline:
                     status = code.name if code is not None else f"client:{type(exc).__name__}"
                     if ending:
                         record.end_error = status
                     else:
                         record.start_error = status
                     return None
-            await asyncio.sleep(backoff)
-            backoff = min(self.max_backoff_s, backoff * 2)
+            await backoff.after(ok=False)
