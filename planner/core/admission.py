@@ -64,6 +64,16 @@ class _Waiting:
         self.tokens = 0  # working set it would start with
 
 
+class _Started:
+    """A started program's tenant and working set (tokens): updated in place as it grows,
+    as a tuple per growth would allocate twice per call."""
+
+    __slots__ = ("tenant", "tokens")
+
+    def __init__(self, tenant: str, tokens: int) -> None:
+        self.tenant, self.tokens = tenant, tokens
+
+
 class ProgramAdmission:
     def __init__(self, weight: Callable[[str], float], *, enabled: bool = True,
                  capacity: int = 0, block_tokens: int = DEFAULT_BLOCK_SIZE,
@@ -77,7 +87,7 @@ class ProgramAdmission:
         self.enabled = enabled
         self.capacity = capacity  # tokens the started programs' working sets may hold
         self._block = block_tokens
-        self._started: dict[str, tuple[str, int]] = {}  # program -> (tenant, working set)
+        self._started: dict[str, _Started] = {}  # program -> (tenant, working set)
         self._held: dict[str, int] = {}  # tenant -> working set of its started programs
         self._total = 0
         # tenant -> program -> its waiting calls, in arrival order
@@ -148,9 +158,9 @@ class ProgramAdmission:
         """The program has been idle long: its context is the engines' first to evict, so it
         no longer counts against its tenant; it stays started, and grows again if it calls."""
         entry = self._started.get(program_id)
-        if entry is not None and entry[1]:
-            tenant, tokens = entry
-            self._started[program_id] = (tenant, 0)
+        if entry is not None and entry.tokens:
+            tenant, tokens = entry.tenant, entry.tokens
+            entry.tokens = 0
             bump_count(self._held, tenant, -tokens)
             self._total -= tokens
 
@@ -158,7 +168,7 @@ class ProgramAdmission:
         """The program ended: its working set is free; calls still waiting are forgotten."""
         entry = self._started.pop(program_id, None)
         if entry is not None:
-            tenant, tokens = entry
+            tenant, tokens = entry.tenant, entry.tokens
             bump_count(self._held, tenant, -tokens)
             self._total -= tokens
 
@@ -215,12 +225,12 @@ class ProgramAdmission:
         return out
 
     def _start(self, program_id: str, tenant: str, tokens: int) -> None:
-        self._started[program_id] = (tenant, tokens)
+        self._started[program_id] = _Started(tenant, tokens)
         self._held[tenant] = self._held.get(tenant, 0) + tokens
         self._total += tokens
 
-    def _grow(self, program_id: str, entry: tuple[str, int], tokens: int) -> None:
-        tenant, held = entry
-        self._started[program_id] = (tenant, held + tokens)
+    def _grow(self, program_id: str, entry: _Started, tokens: int) -> None:
+        entry.tokens += tokens
+        tenant = entry.tenant
         self._held[tenant] = self._held.get(tenant, 0) + tokens
         self._total += tokens

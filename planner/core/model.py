@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -64,8 +63,14 @@ def work_of(output_tokens: int, uncached_prompt_tokens: int) -> float:
     return output_tokens + uncached_prompt_tokens * PREFILL_WORK
 
 
-@dataclass
+NO_WORKERS: frozenset[str] = frozenset()  # shared: an empty frozenset is a new object each time
+
+
+@dataclass(slots=True)
 class CallRecord:
+    """One call of a program. Slotted: a record per call is the planner's main allocation,
+    and each one the garbage collector traverses (a dict per record doubled both)."""
+
     program_id: str
     call_id: str
     tenant: str
@@ -96,7 +101,7 @@ class CallRecord:
     cached_tokens: int = 0
     recovered: bool = False  # restored from Redis by a restarted planner, not yet re-admitted
     attempt: int = 1  # 1, then one more per retry after its worker failed
-    excluded: frozenset[str] = frozenset()  # workers its earlier attempts failed on
+    excluded: frozenset[str] = NO_WORKERS  # workers its earlier attempts failed on
     # Waiting for its home worker (planner/core/parking.py): since when, and for how long in all
     parked_since: float | None = None
     parked_s: float = 0.0
@@ -105,10 +110,10 @@ class CallRecord:
     in_queue: bool = field(default=False, compare=False, repr=False)
     lane: str = field(default="", compare=False, repr=False)
     queued_at: float = field(default=0.0, compare=False, repr=False)
+    key: str = field(init=False, compare=False, repr=False)  # call_key(); ids never change
 
-    @functools.cached_property
-    def key(self) -> str:
-        return call_key(self.program_id, self.call_id)  # ids never change
+    def __post_init__(self) -> None:
+        self.key = call_key(self.program_id, self.call_id)
 
     @property
     def remaining_output(self) -> int:
@@ -158,7 +163,7 @@ class WorkerState:
         return max(0, self.max_inflight - self.inflight)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Grant:
     program_id: str
     call_id: str
@@ -174,17 +179,17 @@ class Grant:
 # Events: the core appends them to its outbox; the service publishes them (to Redis).
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProgramRegistered:
     program: Program
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallChanged:
     call: CallRecord
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProgramEnded:
     program: Program
 

@@ -35,6 +35,11 @@ from planner.core.tenants import bump_count
 
 RELEASE_BATCH = 4  # calls of a level a dispatch releases at most (the others at the next)
 
+# A parked call: (parked since, queued at, key, call, worker). One tuple per parking, shared
+# by the index by key and the two orders (a tracked allocation per call, not three); an
+# order's entry is stale once the key maps to another entry, or to none.
+_Parked = tuple[float, float, str, CallRecord, str]
+
 
 class ParkedCalls:
     def __init__(self, max_wait_s: float, queue: MultiLevelQueue) -> None:
@@ -42,10 +47,9 @@ class ParkedCalls:
             raise ValueError("max_wait_s must be >= 0")
         self.max_wait_s = max_wait_s
         self._queue = queue
-        self._parked: dict[str, tuple[CallRecord, float, str]] = {}  # key -> (call, since, worker)
-        self._order: deque[tuple[float, str]] = deque()  # (since, key), oldest first
-        # Per level of the queue: (since, queued at, key), parked oldest first
-        self._by_level: dict[int, deque[tuple[float, float, str]]] = {}
+        self._parked: dict[str, _Parked] = {}  # key -> its parking
+        self._order: deque[_Parked] = deque()  # parked oldest first
+        self._by_level: dict[int, deque[_Parked]] = {}  # per level of the queue, oldest first
         self._horizon: dict[int, float] = {}  # level -> calls queued by then were passed by
         self._released: set[str] = set()  # keys that waited their turn and may go anywhere
         self.total = 0  # calls parked so far
@@ -91,27 +95,26 @@ class ParkedCalls:
         self._queue.push(call, since, lane=worker_id)
         call.parked_since = now
         self.total += 1
-        self._parked[key] = (call, now, worker_id)
+        entry = self._parked[key] = (now, call.queued_at, key, call, worker_id)
         on = self._on.get(worker_id)
         if on is None:
             on = self._on[worker_id] = {}
         on[tenant] = on.get(tenant, 0) + 1
         self._of[tenant] = self._of.get(tenant, 0) + 1
-        self._order.append((now, key))
+        self._order.append(entry)
         level = self._queue.level_of(call.score)
         by_level = self._by_level.get(level)
         if by_level is None:
             by_level = self._by_level[level] = deque()
-        by_level.append((now, call.queued_at, key))
+        by_level.append(entry)
 
     def expired(self, now: float) -> bool:
         """Whether a call has been parked `max_wait_s` or longer."""
         order, parked = self._order, self._parked
         while order:
-            since, key = order[0]
-            entry = parked.get(key)
-            if entry is not None and entry[1] == since:
-                return now - since >= self.max_wait_s
+            entry = order[0]
+            if parked.get(entry[2]) is entry:
+                return now - entry[0] >= self.max_wait_s
             order.popleft()  # no longer parked (since then)
         return False
 
@@ -120,10 +123,9 @@ class ParkedCalls:
         out: list[CallRecord] = []
         order = self._order
         while order and now - order[0][0] >= self.max_wait_s:
-            since, key = order.popleft()
-            entry = self._parked.get(key)
-            if entry is not None and entry[1] == since:
-                out += self._release(key)
+            entry = order.popleft()
+            if self._parked.get(entry[2]) is entry:
+                out += self._release(entry[2])
         return out
 
     def passed(self, level: int, queued_at: float) -> None:
@@ -148,9 +150,9 @@ class ParkedCalls:
                 continue
             batch = len(out) + RELEASE_BATCH
             while order and len(out) < batch:
-                since, at, key = order[0]
-                entry = parked.get(key)
-                if entry is None or entry[1] != since:
+                head = order[0]
+                since, at, key = head[0], head[1], head[2]
+                if parked.get(key) is not head:
                     order.popleft()  # no longer parked (since then)
                     continue
                 if now - since < self.max_wait_s or at > horizon:
@@ -162,7 +164,7 @@ class ParkedCalls:
     def release_worker(self, worker_id: str) -> list[CallRecord]:
         """Every call parked on a worker that left or turned unhealthy (O(parked calls):
         rare)."""
-        keys = [k for k, (_, _, w) in self._parked.items() if w == worker_id]
+        keys = [k for k, entry in self._parked.items() if entry[4] == worker_id]
         return [call for key in keys for call in self._release(key)]
 
     def forget(self, call: CallRecord) -> None:
@@ -170,10 +172,10 @@ class ParkedCalls:
         self._released.discard(call.key)
         self._drop(call.key)
 
-    def _drop(self, key: str) -> tuple[CallRecord, float, str] | None:
+    def _drop(self, key: str) -> _Parked | None:
         entry = self._parked.pop(key, None)
         if entry is not None:
-            call, _, worker_id = entry
+            call, worker_id = entry[3], entry[4]
             bump_count(self._on[worker_id], call.tenant, -1)
             if not self._on[worker_id]:
                 del self._on[worker_id]
@@ -184,7 +186,7 @@ class ParkedCalls:
         """Un-parks a call; a queued one leaves its home's lane and may not park again."""
         entry = self._drop(key)
         assert entry is not None
-        call = entry[0]
+        call = entry[3]
         self._queue.discard(call)
         if call.state is not CallState.QUEUED:
             return []

@@ -19,6 +19,7 @@ from planner.core.admission import ProgramAdmission
 from planner.core.dispatch import WorkerDispatch, grant_of
 from planner.core.estimates import OutputEstimator, ProgramSizeEstimator
 from planner.core.model import (
+    NO_WORKERS,
     CallChanged,
     CallRecord,
     CallState,
@@ -273,7 +274,7 @@ class PlannerCore(WorkerDispatch):
             raise ProgramClosed(f"program {program_id!r} has ended")
         now = self._clock.now()
         arrival = now
-        attempt, excluded, retry = 1, frozenset(exclude_workers), False
+        attempt, excluded, retry = 1, frozenset(exclude_workers) or NO_WORKERS, False
         existing = program.calls.get(call_id)
         if existing is not None:
             if _is_retry(existing, retry_of_attempt, resend):

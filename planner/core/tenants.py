@@ -152,16 +152,20 @@ class TenantShares:
             return _always
         cap, on, worker_id = worker.max_inflight, worker.tenants, worker.worker_id
         hold_all = self.hold == "active"
+        queued, parked_on, backlog = self._queued, self._parked_on, self._backlog
         room = 0
         iso = cap * self.isolation_fraction
         light: set[str] = set()  # tenants with calls here or waiting, all within their share
         for u, f in fraction.items():
             n = on.get(u, 0)
             gap = cap * f - n
-            waiting = self._queued(u) + self._parked_on(worker_id, u)  # could use w
-            if gap > 0 and (hold_all or waiting):
+            if gap <= 0:
+                continue  # at or above its share: holds no room, and is not light (a
+                # backlog is never negative); the decision path: no counts looked up
+            waiting = queued(u) or parked_on(worker_id, u)  # calls that could use w (counts)
+            if hold_all or waiting:
                 room += math.ceil(gap - 1e-9)
-            if self._backlog(u) < gap and (n or waiting):
+            if (n or waiting) and backlog(u) < gap:
                 light.add(u)  # its calls here and waiting fit its share: isolate for it
         small = not light or iso >= cap or worker.inflight < iso
         if free - 1 >= room and (small or len(light) == len(fraction)):
