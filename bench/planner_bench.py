@@ -11,11 +11,14 @@ lane (planner/core/queue.py), never the calls parked on full workers. Per policy
 p50, p99, mean and max microseconds per decision, the grants each decision made (every one
 should make exactly one), the calls it parked on the way (`parked_per_decision`: calls of
 the global lane whose home turned out full; 0 here, as calls are parked when queued), and
-how p50/p99 grow with depth. Wall time counts whatever else the machine runs meanwhile (on a
-shared machine, a descheduled decision reads milliseconds); `cpu_us_per_decision` is the
+how p50/p99 grow with depth. Wall time counts whatever else the machine runs meanwhile (on
+a shared machine, a descheduled decision reads milliseconds); `cpu_us_per_decision` is the
 thread's CPU time over the same decisions, the work the planner itself did, and
 `cpu_us_per_cycle` that of the whole cycle (the completion and the submission, which parks
-the new call, included), so that work moved out of `dispatch()` still shows.
+the new call, included), so that work moved out of `dispatch()` still shows. The headline
+p99s count every decision; `without_gc` leaves out those during which Python's garbage
+collector ran (wall p50/p99, and CPU `cpu_p50`/`cpu_p99`), and `gc_runs_in_decisions`
+counts those collections per generation.
 Command (docs/bench/planner/results.md): `ostinato bench planner --queued
 1000,10000,100000 --workers 64 --policies default`.
 """
@@ -75,6 +78,7 @@ class _Driver:
         self.seq = 0
         self.running: list[tuple[str, str]] = []
         self.timing = self.collected = False
+        self.gc_runs = [0, 0, 0]  # collections inside the timed dispatches, per generation
         for p in range(n_programs):
             pid, tenant = f"p{p:06d}", tenants[p % len(tenants)]
             self.core.register_program(pid, tenant, program_class=f"class{p % 5}")
@@ -113,9 +117,10 @@ class _Driver:
                          max_new_tokens=512, prefix_hashes=self._hashes(pid))
 
     def on_gc(self, phase: str, info: dict[str, int]) -> None:
-        """gc.callbacks: whether a collection ran inside the timed dispatch."""
-        if self.timing:
+        """gc.callbacks: whether a collection ran inside the timed dispatch (and which)."""
+        if self.timing and phase == "start":
             self.collected = True
+            self.gc_runs[info["generation"]] += 1
 
     def decision(self) -> tuple[float, float, float, int, int]:
         """One completion, one submission, then the timed dispatch: (wall µs, CPU µs,
@@ -146,7 +151,7 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
 
 def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
     driver = _Driver(policy, queued, cfg)
-    times, cpus, cycles, grants, quiet, parks = [], [], [], [], [], []
+    times, cpus, cycles, grants, quiet, quiet_cpu, parks = [], [], [], [], [], [], []
     # The setup's objects go to the permanent generation, as a service would freeze what it
     # loaded at start; the collector stays on for what the decisions allocate, and the
     # decisions that a collection ran inside are counted (and left out of `without_gc`).
@@ -163,6 +168,7 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
             grants.append(n)
             if not driver.collected:
                 quiet.append(dt)
+                quiet_cpu.append(cpu)
     finally:
         gc.callbacks.remove(driver.on_gc)
         gc.unfreeze()
@@ -170,6 +176,7 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
     cpus.sort()
     cycles.sort()
     quiet.sort()
+    quiet_cpu.sort()
     parks.sort()
     return {
         "policy": policy, "queued": queued, "queued_after": driver.core.queued,
@@ -184,7 +191,11 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
                              "p99": round(_percentile(cycles, 0.99), 2)},
         "without_gc": {"decisions": len(quiet),
                        "p50": round(_percentile(quiet, 0.5), 2) if quiet else None,
-                       "p99": round(_percentile(quiet, 0.99), 2) if quiet else None},
+                       "p99": round(_percentile(quiet, 0.99), 2) if quiet else None,
+                       "cpu_p50": round(_percentile(quiet_cpu, 0.5), 2) if quiet else None,
+                       "cpu_p99": round(_percentile(quiet_cpu, 0.99), 2) if quiet else None},
+        "gc_runs_in_decisions": dict(zip(("gen0", "gen1", "gen2"), driver.gc_runs,
+                                         strict=True)),
         "grants_per_decision": {"min": min(grants), "max": max(grants)},
         "parked_per_decision": {"p50": _percentile(parks, 0.5), "p99": _percentile(parks, 0.99),
                                 "mean": round(statistics.fmean(parks), 3), "max": parks[-1]},

@@ -28,6 +28,7 @@ def test_every_decision_grants_exactly_one_call_at_its_depth(policy: str) -> Non
     assert set(us) == {"p50", "p99", "mean", "max"}
     assert 0 < us["p50"] <= us["p99"] <= us["max"]
     assert run["without_gc"]["decisions"] <= 50
+    assert sum(run["gc_runs_in_decisions"].values()) >= 50 - run["without_gc"]["decisions"]
     parked = run["parked_per_decision"]
     assert 0 <= parked["p50"] <= parked["p99"] <= parked["max"]
     if policy != "default":  # no home to wait for
