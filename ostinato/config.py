@@ -257,7 +257,7 @@ class WorkerConfig:
     engine_args: str = ""  # see engine
     engine_start_timeout_s: float = 300.0  # how long a launched engine may take to serve
     metrics_port: int = 0  # Prometheus /metrics over HTTP; 0: a free port, -1: off
-    debug_exit_after_result: bool = False  # tests only: exit after streaming a result, unreported
+    debug_drop_reports: bool = False  # tests only: send no completion report for a result
 
     def __post_init__(self) -> None:
         check_tokenizer_spec(self.kv_tokenizer, "worker.kv_tokenizer")

@@ -193,7 +193,7 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
                             kv_index=kv_index, tokenize=load_tokenizer(config.kv_tokenizer),
                             kv_events=listener, metrics=metrics)
     metrics.watch(service, max_blocks)
-    service.exit_after_result = config.debug_exit_after_result
+    service.drop_reports = config.debug_drop_reports
     service.generate_span = describers(worker_id)[GENERATE]  # GenerateStream's generations
     service.simulated = bool(info.get("simulated", False))
     worker_pb2_grpc.add_WorkerServicer_to_server(service, grpc_service.server)

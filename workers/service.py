@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 import uuid
 from collections import Counter, OrderedDict
@@ -134,9 +133,9 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._live: Counter[CallAttempt] = Counter()  # calls streaming from the engine now
         self._sending: Counter[CallAttempt] = Counter()  # reports not yet through
         self.known_recent_s = 60.0  # calls ended this recently are still listed as known
-        # Tests only (worker.debug_exit_after_result): the process exits right after
-        # streaming a call's result, its completion report unsent (a worker dying then).
-        self.exit_after_result = False
+        # Tests only (worker.debug_drop_reports): a call's result is streamed, its completion
+        # report never sent (with the worker killed after it: a worker dying then).
+        self.drop_reports = False
         # GenerateStream's generations get this span (the interceptor gives Generate's)
         self.generate_span: SpanDescriber | None = None
 
@@ -312,7 +311,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             service_s = last.e2e_latency if last.e2e_latency is not None else time.monotonic() - start
             status = planner_pb2.COMPLETION_STATUS_OK
             meter.ok(last)
-            if not self.exit_after_result:
+            if not self.drop_reports:
                 self._report(request, status, last, service_s)
             self._publish_blocks(request, "".join(output))
             result = worker_pb2.GenerateResult(
@@ -325,9 +324,6 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             )
             yield worker_pb2.GenerateChunk(
                 delta="".join(output[-unsent:]) if unsent else "", result=result)
-            if self.exit_after_result:
-                log.warning("exiting after a call's result (worker.debug_exit_after_result)")
-                os._exit(3)
         except asyncio.CancelledError:
             status = planner_pb2.COMPLETION_STATUS_CANCELLED  # the client aborted the engine request
             meter.failed(CANCELLED)
