@@ -127,7 +127,7 @@ def call_key(program_id: str, call_id: str) -> str:
     return f"{program_id}/{call_id}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Program:
     program_id: str
     tenant: str
@@ -146,7 +146,7 @@ class Program:
     closed: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class WorkerState:
     worker_id: str
     address: str
