@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from bench.programs import ProgramPlan, shared_prefix_ids
-from cache.block_hash import extend_prefix_block_hashes, prefix_block_hashes
+from cache.block_hash import DEFAULT_BLOCK_SIZE, extend_prefix_block_hashes, prefix_block_hashes
 from cache.kv_holdings import KvHoldings
 from ostinato.clock import ManualClock
 from planner.core.estimates import OutputEstimator, ProgramSizeEstimator
@@ -66,6 +66,7 @@ class ClusterConfig:
 
 
 PROGRESS_EVERY_TOKENS = 64  # what workers/service.py reports by default
+BLOCK_SIZE = DEFAULT_BLOCK_SIZE  # the gateway's and the engines' (EngineParams.block_size)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,8 @@ _ARRIVE, _READY = 0, 1
 
 class _ProgramState:
     __slots__ = (
+        "contexts",
+        "decoders",
         "done",
         "hashes",
         "outcome",
@@ -136,8 +139,13 @@ class _ProgramState:
     def __init__(self, plan: ProgramPlan, outcome: ProgramOutcome) -> None:
         self.plan = plan
         self.outcome = outcome
-        self.prompts: dict[int, tuple[int, ...]] = {}
-        self.outputs: dict[int, tuple[int, ...]] = {}
+        self.prompts: dict[int, tuple[int, ...]] = {}  # ready, not yet dispatched
+        self.decoders: dict[int, FixedLengthDecoder] = {}  # ready, not yet dispatched
+        self.outputs: dict[int, tuple[int, ...]] = {}  # finished
+        # A call's prompt then its whole output (what its engine's KV holds when it
+        # finishes: an `accumulate` child's prompt starts with its first parent's), and
+        # that context's block hashes (the engine's too: nothing is hashed twice).
+        self.contexts: dict[int, tuple[int, ...]] = {}
         self.hashes: dict[int, list[int]] = {}
         self.done = 0
         self.remaining_work = sum(work_of(c.output_tokens, c.new_tokens) for c in plan.calls)
@@ -239,44 +247,46 @@ class ClusterSim:
         engines = self.engines
         heap = self._heap
         horizon = self.steady.horizon if self.steady is not None else float("inf")
-        nexts = [e.next_event_time() for e in engines]
+        inf = float("inf")
+        # each engine's next iteration end; inf: idle (so min() finds the next, first by index)
+        nexts = [inf if (t := e.next_event_time()) is None else t for e in engines]
         finished_programs = 0
         now = 0.0
         while True:
-            t_eng, e_idx = None, -1
-            for i, nxt in enumerate(nexts):
-                if nxt is not None and (t_eng is None or nxt < t_eng):
-                    t_eng, e_idx = nxt, i
-            t_next = heap[0][0] if heap and (t_eng is None or heap[0][0] <= t_eng) else t_eng
-            if t_next is not None and t_next > horizon:
-                now = horizon  # cut: what is still running is not completed
+            t_eng = min(nexts)
+            client = bool(heap) and heap[0][0] <= t_eng  # a client event first (ties too)
+            t_next = heap[0][0] if client else t_eng
+            if t_next > horizon:
+                if t_next < inf:
+                    now = horizon  # cut: what is still running is not completed
                 break
-            if t_next is None or self._done(now):
+            if t_next == inf or self._done(now):
                 break
             now = t_next
             self.clock.set(now)
-            touched: set[int] = set()
-            if heap and heap[0][0] == now and (t_eng is None or now <= t_eng):
+            if client:
                 _, _, kind, pidx, cidx = heapq.heappop(heap)
                 if kind == _ARRIVE:
                     self._arrive(pidx)
                     self._next_arrival()
                 else:
                     self._ready(pidx, cidx)
+                touched = self._dispatch()
             else:
+                e_idx = nexts.index(t_eng)
                 engine = engines[e_idx]
                 for event in engine.step(now):
                     if event.finished:
                         finished_programs += self._finished(event)
                 self.kv.apply(self._worker_ids[e_idx], engine.cache.take_events())
                 self._report_progress(engine)
-                touched.add(e_idx)
                 if progress is not None and finished_programs:
                     progress(finished_programs)
                     finished_programs = 0
-            touched.update(self._dispatch())
-            for i in touched:
-                nexts[i] = engines[i].next_event_time()
+                touched = self._dispatch()
+                touched.append(e_idx)
+            for i in set(touched) if len(touched) > 1 else touched:
+                nexts[i] = inf if (t := engines[i].next_event_time()) is None else t
         ended = min(now, horizon) if self.steady is not None else \
             max((o.finished for o in self.outcomes), default=0.0)
         return SimRun(self.outcomes, self.calls, simulated_s=ended,
@@ -314,12 +324,16 @@ class ClusterSim:
         plan = st.plan
         call = plan.calls[cidx]
         new = tuple(call.new_ids(plan.index))
-        if call.parents and plan.klass.context == "accumulate":
-            first = call.parents[0]
-            return (st.prompts[first] + sum((st.outputs[p] for p in call.parents), ()) + new,
-                    st.hashes[first])
-        shared, hashes = self._shared(plan)
-        return shared + sum((st.outputs[p] for p in call.parents), ()) + new, hashes
+        parents = call.parents
+        if parents and plan.klass.context == "accumulate":
+            # its first parent's prompt and output, then the other parents' outputs
+            head, known = st.contexts[parents[0]], st.hashes[parents[0]]
+            parents = parents[1:]
+        else:
+            head, known = self._shared(plan)
+        for p in parents:
+            head += st.outputs[p]
+        return head + new, known
 
     def _ready(self, pidx: int, cidx: int) -> None:
         st = self._states[pidx]
@@ -327,8 +341,12 @@ class ClusterSim:
         call = plan.calls[cidx]
         prompt, known = self._prompt(st, cidx)
         st.prompts[cidx] = prompt
-        hashes = extend_prefix_block_hashes(known, prompt, plan.salt)
-        st.hashes[cidx] = hashes
+        decoder = FixedLengthDecoder(call.output_tokens, call.first_output_id(pidx),
+                                     max_new_tokens=plan.klass.max_tokens)
+        st.decoders[cidx] = decoder
+        context = st.contexts[cidx] = prompt + decoder.output()
+        # the prompt's block hashes are the first of its context's
+        hashes = st.hashes[cidx] = extend_prefix_block_hashes(known, context, plan.salt)
         now = self.clock.now()
         tl = CallTimeline(pidx, cidx, ready=now, prompt_tokens=len(prompt))
         self._timelines[(pidx, cidx)] = tl
@@ -336,7 +354,7 @@ class ClusterSim:
         self.core.submit(plan.program_id, plan.tenant, str(cidx),
                          thread_id=str(cidx), parents=[str(p) for p in call.parents],
                          prompt_tokens=len(prompt), max_new_tokens=plan.klass.max_tokens,
-                         prefix_hashes=hashes,
+                         prefix_hashes=hashes[:len(prompt) // BLOCK_SIZE],
                          kv_matches=self.kv.longest_prefixes(self._worker_ids, hashes),
                          remaining_work=st.remaining_work if self._knows_future else 0.0)
 
@@ -349,13 +367,10 @@ class ClusterSim:
         for grant in self.core.dispatch():
             pidx, cidx = int(grant.program_id[1:]), int(grant.call_id)
             st = self._states[pidx]
-            call = st.plan.calls[cidx]
             e_idx = int(grant.worker_id[1:])
             tl = self._timelines[(pidx, cidx)]
             tl.dispatched, tl.worker = now, e_idx
-            req = Req(f"{pidx}/{cidx}", st.prompts[cidx],
-                      FixedLengthDecoder(call.output_tokens, call.first_output_id(pidx),
-                                         max_new_tokens=st.plan.klass.max_tokens),
+            req = Req(f"{pidx}/{cidx}", st.prompts.pop(cidx), st.decoders.pop(cidx),
                       priority=grant.priority, salt=st.plan.salt,
                       block_hashes=st.hashes[cidx])  # the engine need not hash them again
             self.engines[e_idx].submit(req, now)

@@ -188,3 +188,34 @@ def test_full_key_is_built_once_per_output_length_and_follows_the_output() -> No
     assert req.full_key()[1:] == (5, 6, 7, 100, 101)
     req.decoder.advance(5)  # runs to its length
     assert req.full_key()[1:] == (5, 6, 7, 100, 101, 102, 103)
+
+
+def test_block_hashes_of_prompt_and_output_to_come_give_the_same_kv_events() -> None:
+    """A caller that knows a FixedLengthDecoder's output may hand the engine the hashes of
+    the prompt followed by it (the cluster simulator does): the engine then hashes nothing,
+    and publishes what it publishes hashing the output itself."""
+    from cache.block_hash import block_hashes
+
+    def fixed(rid: str, base: int, hashes: bool) -> Req:
+        prompt = list(range(base, base + 70))
+        dec = FixedLengthDecoder(40, base + 10_000)
+        known = block_hashes(prompt + list(dec.output()), 16, "t") if hashes else ()
+        return Req(rid=rid, prompt_ids=prompt, decoder=dec, salt="t", block_hashes=known)
+
+    published = []
+    for hashes in (False, True):
+        core = engine(fast_forward=True, stream_events=False)
+        done = run(core, [(0.0, fixed("a", 0, hashes)), (0.01, fixed("b", 1000, hashes))])
+        assert {e.rid: e.completion_tokens for e in done.values()} == {"a": 40, "b": 40}
+        published.append(core.cache.take_events())
+    assert published[0] == published[1] and published[0]
+
+
+def test_fixed_length_output_is_built_once_and_keys_share_it() -> None:
+    d = FixedLengthDecoder(5, 100)
+    whole = d.output()
+    assert whole == (100, 101, 102, 103, 104) and d.output() is whole
+    d.advance(3)
+    assert d.output_key() == (100, 101, 102) and d.output_key()[0] is whole[0]
+    d.advance(2)
+    assert d.output_key() is whole

@@ -100,9 +100,10 @@ class Followers:
                 finishing.append(req)
         if not finishing:
             return []
-        at = [(running.index(r), r._join or 0) for r in finishing]
-        by_join = {r._join: r for r in finishing}
-        return [(i, by_join[join]) for i, join in sorted(at)]
+        if len(finishing) == 1:
+            return [(running.index(finishing[0]), finishing[0])]
+        place = _places(running)
+        return sorted(((place[r], r) for r in finishing), key=lambda x: x[0])
 
     def take_progress(self, every: int, running: list[Req]) -> list[tuple[str, int]]:
         """SimEngineCore.take_progress: (rid, output tokens) of each running request whose
@@ -132,7 +133,7 @@ class Followers:
                 r._reported = r.decoder.completion_tokens
                 due.append(r)
         if len(due) > 1:
-            due.sort(key=running.index)
+            due.sort(key=_places(running).__getitem__)
         return [(r.rid, r._reported) for r in due]
 
     def _push_progress(self, req: Req) -> None:
@@ -141,3 +142,9 @@ class Followers:
         due = (req._reported // every + 1) * every
         assert req._join is not None
         heapq.heappush(self._progress, (self.counter.steps + max(0, due - n), req._join, req))
+
+
+def _places(running: list[Req]) -> dict[Req, int]:
+    """Each running request's index (one pass, where `running.index` per request is one
+    pass each). Requests hash by identity."""
+    return {r: i for i, r in enumerate(running)}

@@ -265,7 +265,7 @@ class RadixCache:
             self.size -= len(leaf.key)
             self.evictable -= len(leaf.key)
             if leaf.blocks:
-                self._events.append(BlockRemoved(tuple(h for _, h in leaf.blocks)))
+                self._events.append(BlockRemoved(tuple([h for _, h in leaf.blocks])))
             if parent is not self.root and not parent.children:
                 if parent.ref == 0:
                     heapq.heappush(lru, (parent.last_access, parent.id, next(self._pushes), parent))

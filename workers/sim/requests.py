@@ -61,7 +61,8 @@ class Req:
     key: tuple[int, ...] = field(default=())
     # Hashes of the prompt's complete blocks (cache.block_hash.block_hashes of prompt_ids,
     # block_size and salt as the engine's), if the caller has them: the cache then does not
-    # hash those blocks again.
+    # hash those blocks again. A caller that knows the output to come (a FixedLengthDecoder's)
+    # may give those of the prompt followed by it: the output's blocks are then not hashed.
     block_hashes: Sequence[int] = field(default=(), repr=False)
     # engine bookkeeping
     _seed: int | None = field(default=None, init=False, repr=False)
@@ -80,7 +81,8 @@ class Req:
     def full_key(self) -> tuple[int, ...]:
         """Salt token, prompt, then output so far: what this request's KV holds."""
         if self._prefix is None:
-            self._prefix = (-1 - (self.salt_seed() >> 2), *self.prompt_ids)
+            # one copy (unpacking into a display copies twice)
+            self._prefix = (-1 - (self.salt_seed() >> 2),) + tuple(self.prompt_ids)  # noqa: RUF005
         d = self.decoder
         if type(d) is FixedLengthDecoder:  # its output is fixed by its length: build it once
             n = d.completion_tokens

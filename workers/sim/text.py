@@ -159,7 +159,8 @@ class FixedLengthDecoder:
     no call per token (the engine stops it at its length); `settle` ends that.
     """
 
-    __slots__ = ("_counter", "_done", "_first", "_length", "_mark", "_max_new", "finish_reason")
+    __slots__ = ("_counter", "_done", "_first", "_ids", "_length", "_mark", "_max_new",
+                 "finish_reason")
     text = ""
 
     def __init__(self, length: int, first_id: int, max_new_tokens: int | None = None) -> None:
@@ -173,6 +174,7 @@ class FixedLengthDecoder:
         self._done = 0  # tokens produced before following the counter
         self._counter: StepCounter | None = None
         self._mark = 0  # counter.steps when following began
+        self._ids: tuple[int, ...] | None = None  # the whole output, built once when asked
         self.finish_reason: dict[str, object] | None = None
         if self._length == 0:
             self.finish_reason = {"type": "length", "length": 0}
@@ -193,9 +195,17 @@ class FixedLengthDecoder:
     def output_ids(self) -> list[int]:
         return list(range(self._first, self._first + self.completion_tokens))
 
+    def output(self) -> tuple[int, ...]:
+        """The whole output it writes (`length` tokens), built once."""
+        ids = self._ids
+        if ids is None:
+            ids = self._ids = tuple(range(self._first, self._first + self._length))
+        return ids
+
     def output_key(self) -> tuple[int, ...]:
-        """output_ids as a tuple."""
-        return tuple(range(self._first, self._first + self.completion_tokens))
+        """output_ids as a tuple: a prefix of the whole output, built once (so every key
+        holding it holds the same int objects, which tuple comparisons match by identity)."""
+        return self.output()[:self.completion_tokens]
 
     def follow(self, counter: StepCounter) -> None:
         """From now on, one token per step of `counter` (until `settle`)."""
