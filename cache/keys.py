@@ -25,6 +25,8 @@ KV-reference index (cache/kv_index.py). Hashes are salted with the tenant (or th
 salt of a declared shared prefix), so the key itself need not name the tenant.
 
     ost:kv:{w:<worker_id>}:blocks     zset   block hash -> last stored (unix s); TTL by heartbeat
+    ost:kv:{w:<worker_id>}:changes    stream the key's changes, in order (the planner's copy,
+                                             cache/kv_mirror.py); capped, TTL by heartbeat
 
 Conversations (cache/conversations.py): which program a headerless request continues.
 Idle TTL, renewed when a conversation is extended; the tenant is in the hash tag.
@@ -107,6 +109,10 @@ def semantic_stream() -> str:
 
 def kv_blocks(worker_id: str) -> str:
     return f"{PREFIX}:kv:{{w:{worker_id}}}:blocks"
+
+
+def kv_changes(worker_id: str) -> str:
+    return f"{PREFIX}:kv:{{w:{worker_id}}}:changes"
 
 
 def tenancy_tenants() -> str:

@@ -36,6 +36,9 @@ class KvHoldings:
             elif isinstance(event, AllBlocksCleared):
                 held.clear()
 
+    def forget(self, worker_id: str) -> None:
+        self._held.pop(worker_id, None)
+
     def size(self, worker_id: str) -> int:
         return len(self._held.get(worker_id, ()))
 

@@ -15,6 +15,12 @@ blocks not stored for `max_age_s`, and the oldest beyond `max_blocks` (the engin
 capacity in blocks). Either way an engine cache flush clears the key, and the key's TTL is
 refreshed by the worker's heartbeats, so a dead worker's entries vanish on their own.
 
+Every change is also appended, in the same pipeline, to the worker's change stream
+(`ost:kv:{w:<worker_id>}:changes`, capped): the planner keeps its own copy of every worker's
+key from it (cache/kv_mirror.py) and asks that, not Redis, before each admission. Each entry
+carries the writer's sequence number, so a reader that missed one (a failed write, a capped
+stream) knows to reload the key.
+
 Every call is bounded by `timeout_s`; a lookup that fails answers None (callers fall back to
 their own approximate index) and is counted.
 """
@@ -23,17 +29,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
 
 from cache.block_hash import block_hex
-from cache.keys import kv_blocks
+from cache.keys import kv_blocks, kv_changes
 from cache.redis_client import AsyncClient
 
 log = structlog.get_logger(__name__)
 
 _REDIS_TROUBLE = (aioredis.RedisError, OSError, TimeoutError)
+CHANGES_MAXLEN = 10_000  # entries a worker's change stream keeps (about; a reader behind reloads)
+
+# The ops of a change stream entry: blocks added, blocks removed, the key emptied, and the key
+# rewritten (a reader reloads it). `h`: the blocks, as concatenated 16-hex-digit members.
+ADD, REMOVE, CLEAR, RESET = b"add", b"rm", b"clear", b"reset"
 
 # One worker's longest held prefix, server side: ARGV[1] is the prompt's block hashes as
 # concatenated 16-hex-digit members; returns how many leading ones the key holds. One key
@@ -61,6 +73,18 @@ class KvIndex:
         self.lookup_errors = 0
         self.publish_errors = 0
         self._warned = False
+        self._seq: dict[str, int] = {}  # per worker: change stream entries attempted
+
+    def _change(self, pipe: Any, worker_id: str, op: bytes, blob: str = "") -> None:
+        """Appends the change to the worker's stream in `pipe`, after the change itself
+        (numbered: a failed write leaves a gap, which tells the reader to reload)."""
+        seq = self._seq[worker_id] = self._seq.get(worker_id, 0) + 1
+        key = kv_changes(worker_id)
+        fields: dict[Any, Any] = {"seq": seq, "op": op}
+        if blob:
+            fields["h"] = blob
+        pipe.xadd(key, fields, maxlen=CHANGES_MAXLEN, approximate=True)
+        pipe.pexpire(key, self._ttl_ms)
 
     def _trouble(self, what: str, exc: BaseException) -> None:
         if not self._warned:
@@ -73,9 +97,11 @@ class KvIndex:
         if not hashes:
             return True
         key = kv_blocks(worker_id)
+        members = [block_hex(h) for h in hashes]
         pipe = self._redis.pipeline(transaction=False)
-        pipe.zadd(key, {block_hex(h): now for h in hashes})
+        pipe.zadd(key, dict.fromkeys(members, now))
         pipe.pexpire(key, self._ttl_ms)
+        self._change(pipe, worker_id, ADD, "".join(members))
         try:
             async with asyncio.timeout(self._timeout_s * 4):
                 await pipe.execute()
@@ -90,9 +116,13 @@ class KvIndex:
         """The engine evicted these blocks."""
         if not hashes:
             return True
+        members = [block_hex(h) for h in hashes]
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zrem(kv_blocks(worker_id), *members)
+        self._change(pipe, worker_id, REMOVE, "".join(members))
         try:
             async with asyncio.timeout(self._timeout_s * 4):
-                await self._redis.zrem(kv_blocks(worker_id), *[block_hex(h) for h in hashes])
+                await pipe.execute()
         except _REDIS_TROUBLE as exc:
             self.publish_errors += 1
             self._trouble("remove", exc)
@@ -108,6 +138,7 @@ class KvIndex:
         for start in range(0, len(hashes), 10_000):
             pipe.zadd(key, {block_hex(h): now for h in hashes[start:start + 10_000]})
         pipe.pexpire(key, self._ttl_ms)
+        self._change(pipe, worker_id, RESET)
         try:
             async with asyncio.timeout(self._timeout_s * 8):
                 await pipe.execute()
@@ -120,9 +151,12 @@ class KvIndex:
 
     async def touch(self, worker_id: str) -> bool:
         """Heartbeat for a worker fed by engine events: the key's TTL only, no trimming."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.pexpire(kv_blocks(worker_id), self._ttl_ms)
+        pipe.pexpire(kv_changes(worker_id), self._ttl_ms)
         try:
             async with asyncio.timeout(self._timeout_s * 4):
-                await self._redis.pexpire(kv_blocks(worker_id), self._ttl_ms)
+                await pipe.execute()
         except _REDIS_TROUBLE as exc:
             self.publish_errors += 1
             self._trouble("touch", exc)
@@ -131,26 +165,37 @@ class KvIndex:
 
     async def refresh(self, worker_id: str, now: float, max_age_s: float, max_blocks: int) -> int:
         """Heartbeat: drops blocks older than `max_age_s` and the oldest beyond `max_blocks`,
-        then extends the key's TTL. Returns the number of blocks removed (-1: Redis trouble)."""
+        then extends the key's TTL. Returns the number of blocks removed (-1: Redis trouble).
+        Which blocks went is known only to Redis: when some did, the change stream says
+        RESET (its readers reload the key)."""
         key = kv_blocks(worker_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.zremrangebyscore(key, "-inf", f"({now - max_age_s}")
         pipe.zremrangebyrank(key, 0, -max_blocks - 1)
         pipe.pexpire(key, self._ttl_ms)
+        pipe.pexpire(kv_changes(worker_id), self._ttl_ms)
         try:
             async with asyncio.timeout(self._timeout_s * 4):
-                aged, overflow, _ = await pipe.execute()
+                aged, overflow, *_ = await pipe.execute()
+                removed = int(aged) + int(overflow)
+                if removed:
+                    pipe = self._redis.pipeline(transaction=False)
+                    self._change(pipe, worker_id, RESET)
+                    await pipe.execute()
         except _REDIS_TROUBLE as exc:
             self.publish_errors += 1
             self._trouble("refresh", exc)
             return -1
-        return int(aged) + int(overflow)
+        return removed
 
     async def clear(self, worker_id: str) -> bool:
         """The engine dropped its whole cache (restart, flush): its blocks are gone."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.delete(kv_blocks(worker_id))
+        self._change(pipe, worker_id, CLEAR)
         try:
             async with asyncio.timeout(self._timeout_s * 4):
-                await self._redis.delete(kv_blocks(worker_id))
+                await pipe.execute()
         except _REDIS_TROUBLE as exc:
             self.publish_errors += 1
             self._trouble("clear", exc)

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 import structlog
 
-from cache.kv_index import KvIndex
+from cache.kv_mirror import KvMirror
 from cache.redis_client import AsyncClient, from_config
 from cache.tenant_directory import TenantDirectory
 from ostinato.clock import SystemClock
@@ -82,7 +82,7 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
     client = from_config(redis_cfg)
     store = ProgramStore(client, clock, timeout_s=redis_cfg.timeout_s,
                          ended_ttl_s=config.ended_program_ttl_s)
-    kv_index = KvIndex(client, timeout_s=config.kv_lookup_timeout_s) if config.kv_index else None
+    kv_index = KvMirror(client, timeout_s=redis_cfg.timeout_s) if config.kv_index else None
     learned = LearnedStore(client, redis_cfg.timeout_s)
     metrics = PlannerMetrics(core)
     service = PlannerService(core, store, clock, kv_index, metrics)
@@ -143,6 +143,8 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
             task.cancel()
         if metrics_server is not None:
             await metrics_server.close()
+        if kv_index is not None:
+            await kv_index.close()
         await client.aclose()
     if keeper is not None and keeper.ended.is_set() and keeper.lease.reason != "stopping":
         # a deposed planner's memory is stale: its supervisor starts it again, as a standby

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 import grpc
 import structlog
 
-from cache.kv_index import KvIndex
+from cache.kv_mirror import KvMirror
 from ostinato.clock import Clock
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 from planner.admit_stream import AdmitRefused, serve_admissions
@@ -41,7 +41,7 @@ log = structlog.get_logger(__name__)
 
 class PlannerService(planner_pb2_grpc.PlannerServicer):
     def __init__(self, core: PlannerCore, store: ProgramStore, clock: Clock,
-                 kv_index: KvIndex | None = None, metrics: PlannerMetrics | None = None) -> None:
+                 kv_index: KvMirror | None = None, metrics: PlannerMetrics | None = None) -> None:
         self._core = core
         self.metrics = metrics if metrics is not None else PlannerMetrics(core)
         self._store = store
@@ -114,13 +114,13 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         await self._persisted()
         return planner_pb2.RegisterProgramResponse(program_id=program_id)
 
-    async def _kv_matches(self, request: planner_pb2.AdmitRequest) -> Mapping[str, int] | None:
-        """Per worker, the leading prompt blocks its engine holds (one bounded Redis round
-        trip); None without an index or when Redis does not answer."""
+    def _kv_matches(self, request: planner_pb2.AdmitRequest) -> Mapping[str, int] | None:
+        """Per worker, the leading prompt blocks its engine holds (the planner's copy of the
+        KV-reference index: no round trip); None without an index or a copy loaded."""
         if self._kv_index is None or request.served_from_cache or not request.prefix_hashes:
             return None
         workers = [w.worker_id for w in self._core.workers]
-        return await self._kv_index.longest_prefixes(workers, request.prefix_hashes)
+        return self._kv_index.longest_prefixes(workers, request.prefix_hashes)
 
     async def Admit(self, request, context):
         try:
@@ -147,7 +147,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             self._register(request.tenant, opts, request.program_id, request.max_open_programs)
         if request.end_program_after:
             self._one_call[request.program_id] = request.tenant
-        kv_matches = await self._kv_matches(request)
+        kv_matches = self._kv_matches(request)
         try:
             call = self._core.submit(
                 request.program_id, request.tenant, request.call_id,
@@ -322,6 +322,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             )
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        self._follow_kv()
         if was_healthy is not False and not healthy:
             log.warning("worker unhealthy: no calls start there", worker_id=request.worker_id)
         elif was_healthy is False and healthy:
@@ -345,7 +346,13 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
 
     async def DeregisterWorker(self, request, context):
         self._core.remove_worker(request.worker_id)
+        self._follow_kv()
         return planner_pb2.WorkerAck()
+
+    def _follow_kv(self) -> None:
+        """The KV-index copy follows the workers the core knows."""
+        if self._kv_index is not None:
+            self._kv_index.follow(w.worker_id for w in self._core.workers)
 
     async def housekeeping(self, every_s: float = 1.0) -> None:
         while True:
@@ -355,4 +362,5 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 log.info("programs expired", count=len(expired))
                 for program_id in expired:
                     self._one_call.pop(program_id, None)
+            self._follow_kv()  # workers the core dropped (expired) too
             self.pump()
