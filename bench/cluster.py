@@ -117,6 +117,7 @@ class SimRun:
     wall_s: float
     engine_busy_s: list[float]
     steady: SteadyState | None = None
+    cpu_s: float = 0.0  # the run's process CPU time (a shared machine's wall time varies)
 
 
 _ARRIVE, _READY = 0, 1
@@ -242,7 +243,7 @@ class ClusterSim:
             gc.enable()
 
     def _run(self, progress: Callable[[int], None] | None) -> SimRun:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         self._next_arrival()
         engines = self.engines
         heap = self._heap
@@ -291,7 +292,8 @@ class ClusterSim:
             max((o.finished for o in self.outcomes), default=0.0)
         return SimRun(self.outcomes, self.calls, simulated_s=ended,
                       wall_s=time.perf_counter() - start,
-                      engine_busy_s=[e.busy_s for e in engines], steady=self.steady)
+                      engine_busy_s=[e.busy_s for e in engines], steady=self.steady,
+                      cpu_s=time.process_time() - cpu_start)
 
     # ---- clients -----------------------------------------------------------------------
 

@@ -147,10 +147,14 @@ def run_one(spec: WorkloadSpec, policy: str, rate: float, cfg: SweepConfig,
     policy, cluster = _cluster(policy, cfg, spec)
     programs = stream(spec) if steady is not None else generate(spec)
     sim = ClusterSim(programs, policy, load_profile(cfg.profile), cluster, learned, steady)
-    result = summarize(sim.run(progress=_tick), label if label != REFERENCE else policy, rate)
+    run = sim.run(progress=_tick)
+    result = summarize(run, label if label != REFERENCE else policy, rate)
     result["budget_per_engine"] = cluster.budget
-    # the simulator's speed: simulated seconds per wall second of this run (issue #17)
+    # the simulator's speed: simulated seconds per wall second of this run (issue #17), and
+    # per CPU second (what other processes on the machine do not change much)
     result["sim_s_per_wall_s"] = round(result["simulated_s"] / max(result["sim_wall_s"], 1e-3), 2)
+    result["sim_cpu_s"] = round(run.cpu_s, 3)
+    result["sim_s_per_cpu_s"] = round(result["simulated_s"] / max(run.cpu_s, 1e-3), 2)
     return result
 
 

@@ -83,9 +83,10 @@ def test_percentile() -> None:
 def _strip_wall(results: dict) -> dict:
     results = json.loads(json.dumps(results))
     results.pop("sweep_wall_s")
-    for run in results["runs"]:
-        run.pop("sim_wall_s")
-        run.pop("sim_s_per_wall_s")
+    point = results["at_80pct_of_baseline_capacity"]
+    for run in results["runs"] + (point["runs"] if point else []):
+        for key in ("sim_wall_s", "sim_s_per_wall_s", "sim_cpu_s", "sim_s_per_cpu_s"):
+            run.pop(key)
     return results
 
 
@@ -107,7 +108,7 @@ def test_same_spec_and_seed_give_identical_results(tmp_path) -> None:  # type: i
     for key in ("policy", "rate", "programs", "completed", "failed", "program_latency_s",
                 "normalized_latency_s_per_token", "throughput_programs_per_s", "prefix_hit_rate",
                 "deadline_attainment", "per_tenant", "sim_wall_s", "simulated_s",
-                "sim_s_per_wall_s"):
+                "sim_s_per_wall_s", "sim_cpu_s", "sim_s_per_cpu_s"):
         assert key in run
     assert set(run["per_tenant"]) == {"a", "b"}
     assert set(data["capacity"]) == {"fcfs+round_robin", "default"}
