@@ -48,6 +48,7 @@ class KvMirror:
         self._redis = client
         self._holdings = KvHoldings()
         self._loaded: set[str] = set()  # workers whose copy is current
+        self._first_load: dict[str, asyncio.Event] = {}  # set once a worker's copy was loaded
         self._followers: dict[str, asyncio.Task[None]] = {}
         # a blocking read waits at most half the client's socket timeout
         self._block_ms = max(1, min(1000, int(timeout_s * 500)))
@@ -60,12 +61,26 @@ class KvMirror:
         """Keeps copies of exactly these workers' keys (the planner's workers)."""
         wanted = set(worker_ids)
         for worker_id in wanted - self._followers.keys():
+            self._first_load[worker_id] = asyncio.Event()
             self._followers[worker_id] = asyncio.get_running_loop().create_task(
                 self._follow(worker_id))
         for worker_id in self._followers.keys() - wanted:
             self._followers.pop(worker_id).cancel()
+            self._first_load.pop(worker_id, None)
             self._loaded.discard(worker_id)
             self._holdings.forget(worker_id)
+
+    async def first_loaded(self, worker_id: str, timeout_s: float) -> bool:
+        """Waits (at most `timeout_s`) until the followed worker's copy was loaded once."""
+        event = self._first_load.get(worker_id)
+        if event is None or event.is_set():
+            return event is not None
+        try:
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def longest_prefixes(self, worker_ids: Sequence[str],
                          hashes: Sequence[int]) -> Mapping[str, int] | None:
@@ -110,6 +125,7 @@ class KvMirror:
                 if last_id is None:
                     last_id, seq = await self._load(worker_id)
                     self._loaded.add(worker_id)
+                    self._first_load[worker_id].set()
                     self.reloads += 1
                 reply: Any = await self._redis.xread({key: last_id}, count=1000,
                                                      block=self._block_ms)

@@ -50,6 +50,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         self._waiters: dict[str, asyncio.Future[Grant]] = {}
         self._last_write: asyncio.Future[None] | None = None
         self.persist_timeout_s = 1.0
+        self.kv_load_timeout_s = 0.5
         # EndProgram waits this long at most for the reports of calls still running: a
         # worker streams its last chunk to the gateway before its report reaches us.
         self.end_grace_s = 5.0
@@ -322,7 +323,11 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             )
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        self._follow_kv()
+        if self._kv_index is not None:
+            self._follow_kv()
+            # a worker's first registration is answered once the planner's copy of its KV
+            # index is loaded (bounded): it routes on what the worker's engine holds at once
+            await self._kv_index.first_loaded(request.worker_id, self.kv_load_timeout_s)
         if was_healthy is not False and not healthy:
             log.warning("worker unhealthy: no calls start there", worker_id=request.worker_id)
         elif was_healthy is False and healthy:

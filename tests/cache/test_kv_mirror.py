@@ -75,8 +75,10 @@ async def test_the_copy_answers_as_redis_after_each_kind_of_change(pair: Pair) -
 
 async def test_a_missed_change_makes_it_reload(pair: Pair) -> None:
     w = worker()
+    assert not await pair.mirror.first_loaded(w, 30)  # not followed: nothing to wait for
     pair.mirror.follow([w])
-    await until(lambda: pair.mirror.longest_prefixes([w], A) is not None)
+    assert await pair.mirror.first_loaded(w, 30)
+    assert pair.mirror.longest_prefixes([w], A) == {w: 0}
     await pair.index.publish(w, A[:1], time.time())
     pair.index._seq[w] += 1  # as a write that failed: its entry never reached the stream
     await pair.index.publish(w, A, time.time())

@@ -1,4 +1,6 @@
-"""The planner process consults the KV-reference index in a real Redis before routing.
+"""The planner process routes on the KV-reference index in a real Redis (its copy of each
+worker's key, loaded when the worker first registers and kept current from the workers'
+change streams; cache/kv_mirror.py).
 
 A real `ostinato planner` on loopback, driven through its generated stubs; blocks are
 published as a worker would. Paired: tenant A's prompt goes to the worker holding it
@@ -47,13 +49,14 @@ def admit(stub: planner_pb2_grpc.PlannerStub, tenant: str, hashes: list[int]) ->
 
 def test_routes_to_the_worker_whose_engine_holds_the_prompt_for_its_tenant_only(
         planner: planner_pb2_grpc.PlannerStub, redis_url: str) -> None:
-    for w in ("kv-w0", "kv-w1"):
-        planner.RegisterWorker(planner_pb2.WorkerRegistration(
-            worker_id=w, address=f"127.0.0.1:1999{w[-1]}", max_inflight=4), timeout=5)
     a = prompt_block_hashes(tokenize, PROMPT, "tenant:acme")
     client = redis.Redis.from_url(redis_url)
     try:  # what worker kv-w1 publishes once its engine has run tenant acme's prompt
         client.zadd(kv_blocks("kv-w1"), {block_hex(h): time.time() for h in a})
+        # answered once the planner's copy of each worker's index is loaded
+        for w in ("kv-w0", "kv-w1"):
+            planner.RegisterWorker(planner_pb2.WorkerRegistration(
+                worker_id=w, address=f"127.0.0.1:1999{w[-1]}", max_inflight=4), timeout=5)
         # Idle workers tie on load, so without the index kv-w0 (lowest id) would win.
         assert admit(planner, "acme", a).worker_id == "kv-w1"  # positive control
         b = prompt_block_hashes(tokenize, PROMPT, "tenant:globex")
