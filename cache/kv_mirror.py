@@ -57,10 +57,12 @@ class KvMirror:
         self.read_errors = 0
         self._warned = False
 
-    def follow(self, worker_ids: Iterable[str]) -> None:
-        """Keeps copies of exactly these workers' keys (the planner's workers)."""
+    def follow(self, worker_ids: Iterable[str]) -> set[str]:
+        """Keeps copies of exactly these workers' keys (the planner's workers); returns the
+        workers newly followed."""
         wanted = set(worker_ids)
-        for worker_id in wanted - self._followers.keys():
+        new = wanted - self._followers.keys()
+        for worker_id in new:
             self._first_load[worker_id] = asyncio.Event()
             self._followers[worker_id] = asyncio.get_running_loop().create_task(
                 self._follow(worker_id))
@@ -69,6 +71,7 @@ class KvMirror:
             self._first_load.pop(worker_id, None)
             self._loaded.discard(worker_id)
             self._holdings.forget(worker_id)
+        return new
 
     async def first_loaded(self, worker_id: str, timeout_s: float) -> bool:
         """Waits (at most `timeout_s`) until the followed worker's copy was loaded once."""

@@ -323,11 +323,12 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             )
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if self._kv_index is not None:
-            self._follow_kv()
+        if request.worker_id in self._follow_kv():
             # a worker's first registration is answered once the planner's copy of its KV
-            # index is loaded (bounded): it routes on what the worker's engine holds at once
-            await self._kv_index.first_loaded(request.worker_id, self.kv_load_timeout_s)
+            # index is loaded (bounded; not its heartbeats: Redis may be down): it routes on
+            # what the worker's engine holds at once
+            await self._kv_index.first_loaded(request.worker_id,  # type: ignore[union-attr]
+                                              self.kv_load_timeout_s)
         if was_healthy is not False and not healthy:
             log.warning("worker unhealthy: no calls start there", worker_id=request.worker_id)
         elif was_healthy is False and healthy:
@@ -354,10 +355,11 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         self._follow_kv()
         return planner_pb2.WorkerAck()
 
-    def _follow_kv(self) -> None:
-        """The KV-index copy follows the workers the core knows."""
-        if self._kv_index is not None:
-            self._kv_index.follow(w.worker_id for w in self._core.workers)
+    def _follow_kv(self) -> set[str]:
+        """The KV-index copy follows the workers the core knows; returns those new to it."""
+        if self._kv_index is None:
+            return set()
+        return self._kv_index.follow(w.worker_id for w in self._core.workers)
 
     async def housekeeping(self, every_s: float = 1.0) -> None:
         while True:

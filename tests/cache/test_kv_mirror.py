@@ -76,7 +76,8 @@ async def test_the_copy_answers_as_redis_after_each_kind_of_change(pair: Pair) -
 async def test_a_missed_change_makes_it_reload(pair: Pair) -> None:
     w = worker()
     assert not await pair.mirror.first_loaded(w, 30)  # not followed: nothing to wait for
-    pair.mirror.follow([w])
+    assert pair.mirror.follow([w]) == {w}
+    assert pair.mirror.follow([w]) == set()  # already followed
     assert await pair.mirror.first_loaded(w, 30)
     assert pair.mirror.longest_prefixes([w], A) == {w: 0}
     await pair.index.publish(w, A[:1], time.time())
