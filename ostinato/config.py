@@ -181,7 +181,6 @@ class PlannerConfig:
     ended_program_ttl_s: float = 86_400.0
     program_idle_ttl_s: float = 1800.0  # a program without calls for this long is ended (expired)
     kv_index: bool = True  # route on the KV-reference index in Redis (cache/kv_index.py)
-    kv_lookup_timeout_s: float = 0.05  # past this, route on the planner's own estimate
     learned_save_s: float = 30.0  # how often learned estimates are saved to Redis
     # Backpressure: calls waiting (queued or parked) past which a new one is refused at once
     # with RESOURCE_EXHAUSTED, overall and per tenant; 0: unbounded.
