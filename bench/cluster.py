@@ -143,10 +143,11 @@ class _ProgramState:
         self.prompts: dict[int, tuple[int, ...]] = {}  # ready, not yet dispatched
         self.decoders: dict[int, FixedLengthDecoder] = {}  # ready, not yet dispatched
         self.outputs: dict[int, tuple[int, ...]] = {}  # finished
-        # A call's prompt then its whole output (what its engine's KV holds when it
-        # finishes: an `accumulate` child's prompt starts with its first parent's), and
-        # that context's block hashes (the engine's too: nothing is hashed twice).
+        # An `accumulate` call with children: its prompt then its whole output (what its
+        # engine's KV holds when it finishes; its children's prompts start with it).
         self.contexts: dict[int, tuple[int, ...]] = {}
+        # Block hashes of each call's context (of its prompt if it has none), the engine's
+        # too: nothing is hashed twice.
         self.hashes: dict[int, list[int]] = {}
         self.done = 0
         self.remaining_work = sum(work_of(c.output_tokens, c.new_tokens) for c in plan.calls)
@@ -346,9 +347,14 @@ class ClusterSim:
         decoder = FixedLengthDecoder(call.output_tokens, call.first_output_id(pidx),
                                      max_new_tokens=plan.klass.max_tokens)
         st.decoders[cidx] = decoder
-        context = st.contexts[cidx] = prompt + decoder.output()
-        # the prompt's block hashes are the first of its context's
-        hashes = st.hashes[cidx] = extend_prefix_block_hashes(known, context, plan.salt)
+        if plan.klass.context == "accumulate" and cidx in st.pending_children:
+            # its children's prompts extend its context: hash that, once (the prompt's block
+            # hashes are the first of its context's; the engine takes the rest)
+            context = st.contexts[cidx] = prompt + decoder.output()
+            hashes = st.hashes[cidx] = extend_prefix_block_hashes(known, context, plan.salt)
+        else:  # nothing extends it: its engine hashes the output's blocks, as it inserts them
+            hashes = st.hashes[cidx] = extend_prefix_block_hashes(known, prompt, plan.salt)
+        prefix_hashes = hashes[:len(prompt) // BLOCK_SIZE]
         now = self.clock.now()
         tl = CallTimeline(pidx, cidx, ready=now, prompt_tokens=len(prompt))
         self._timelines[(pidx, cidx)] = tl
@@ -356,8 +362,8 @@ class ClusterSim:
         self.core.submit(plan.program_id, plan.tenant, str(cidx),
                          thread_id=str(cidx), parents=[str(p) for p in call.parents],
                          prompt_tokens=len(prompt), max_new_tokens=plan.klass.max_tokens,
-                         prefix_hashes=hashes[:len(prompt) // BLOCK_SIZE],
-                         kv_matches=self.kv.longest_prefixes(self._worker_ids, hashes),
+                         prefix_hashes=prefix_hashes,
+                         kv_matches=self.kv.longest_prefixes(self._worker_ids, prefix_hashes),
                          remaining_work=st.remaining_work if self._knows_future else 0.0)
 
     # ---- planner and engines ------------------------------------------------------------
