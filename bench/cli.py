@@ -37,6 +37,10 @@ def add_parser(sub: Any) -> None:
     sim.add_argument("--window-s", type=float, default=300.0,
                      help="each run's measured window (simulated s) of a steady-state run; the "
                           "settling period and horizon follow from the unloaded run (bench/sweep.py)")
+    sim.add_argument("--bare", default=None,
+                     help="policies run as bare routers, without the planner's program admission "
+                          "and tenant isolation, as the systems they stand for (default: "
+                          "fcfs+round_robin,fcfs+cache_aware; '' for none)")
     sim.add_argument("--readme", help="also refresh this README's bench section")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -165,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
                 args.workload, args.policies, args.rates, engines=args.engines,
                 profile=args.profile, programs=args.programs, seed=args.seed, out=args.out,
                 slo_factor=args.slo_factor, budget=args.budget, jobs=args.jobs,
-                warmup_programs=args.warmup, window_s=args.window_s,
+                warmup_programs=args.warmup, window_s=args.window_s, bare=args.bare,
                 readme=args.readme, progress=None if args.quiet else sys.stderr)
             print("SIMULATED results (virtual-time cluster simulator):")
             print(json.dumps({"capacity": results["capacity"],

@@ -23,7 +23,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"**SIMULATED** (virtual-time cluster simulator, sim engines): workload `{results['workload']}`, "
         f"{results['engines']} engines of `{results['profile']}`, seed {results['seed']}, planner "
-        f"budget per engine: {_budgets(results)}.",
+        f"budget per engine: {_budgets(results)}.{_bare(results)}",
         "",
         f"Steady state: Poisson arrivals that keep coming; the programs arriving in "
         f"[{st['window_s'][0]:.0f} s, {st['window_s'][1]:.0f} s) are measured; a run ends when "
@@ -65,6 +65,15 @@ def markdown(results: dict[str, Any]) -> str:
 
 def _classes(results: dict[str, Any]) -> list[str]:
     return sorted(results["unloaded"]["per_class_normalized_latency_s_per_token_mean"])
+
+
+def _bare(results: dict[str, Any]) -> str:
+    bare = results.get("bare_policies") or []
+    if not bare:
+        return ""
+    return (" Run as bare routers, without the planner's program admission and tenant "
+            "isolation (as a Kubernetes Service or SGLang's router): "
+            + ", ".join(f"`{p}`" for p in bare) + ".")
 
 
 def _budgets(results: dict[str, Any]) -> str:

@@ -36,6 +36,7 @@ from planner.core.selection import parse_policy
 from workers.sim.cost_model import load_profile
 
 BASELINE = "fcfs+round_robin"
+BARE_DEFAULT = frozenset({"fcfs+round_robin", "fcfs+cache_aware"})  # `--bare`'s default
 TARGET_LOAD = 0.8  # issue #5's latency targets hold at this share of the baseline's capacity
 UNLOADED_RATE_DIVISOR = 20.0  # the unloaded reference runs at min(rates) / this
 UNLOADED_PROGRAMS = 200
@@ -62,6 +63,13 @@ class SweepConfig:
     # baselines model engines without a planner cap, `default` holds low-priority work back).
     policy_budgets: tuple[tuple[str, int], ...] = ()
     window_s: float = 300.0  # the measured window of each steady-state run (simulated s)
+    # Policies run as bare routers: without the planner's program admission and tenant
+    # isolation (planner/core/admission.py, tenants.py), as the systems the baselines stand
+    # for (a Kubernetes Service, SGLang's router) have neither.
+    bare: frozenset[str] = BARE_DEFAULT
+
+    def is_bare(self, policy: str) -> bool:
+        return policy in self.bare
 
     def budget_for(self, policy: str) -> int:
         return dict(self.policy_budgets).get(policy, self.budget)
@@ -115,8 +123,9 @@ def _cluster(policy: str, cfg: SweepConfig, spec: WorkloadSpec) -> tuple[str, Cl
     if policy == REFERENCE:
         return BASELINE, ClusterConfig(engines=1, budget=1 << 20, max_running_requests=1 << 20,
                                        kv_tokens=UNBOUNDED_KV, tenant_weights=weights)
+    controls = {"program_kv_fraction": 0.0, "isolation_fraction": 1.0} if cfg.is_bare(policy) else {}
     return policy, ClusterConfig(engines=cfg.engines, budget=cfg.budget_for(policy),
-                                 tenant_weights=weights)
+                                 tenant_weights=weights, **controls)
 
 
 def warm_up(spec: WorkloadSpec, cfg: SweepConfig) -> Learned | None:
@@ -235,6 +244,8 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
                          for c, v in unloaded["per_class"].items()}},
         "reference_prefix_hit_rate": single["prefix_hit_rate"],
         "budget_per_policy": {p: cfg.budget_for(p) for p in cfg.policies},
+        "bare_policies": [p for p in cfg.policies if cfg.is_bare(p)],
+        "unloaded_bare": cfg.is_bare(BASELINE),
         "runs": runs, "capacity": caps, "capacity_bounded": bounded,
         "capacity_per_class": _class_capacities(runs, cfg.policies, class_limits),
         "sustained_throughput": {p: sustained_throughput(
@@ -328,14 +339,15 @@ def parse_policies(text: str) -> tuple[str, ...]:
 def sweep_command(workload: str, policies: str, rates: str, *, engines: int, profile: str,
                   programs: int | None, seed: int | None, out: str, slo_factor: float,
                   budget: int | str, jobs: int, warmup_programs: int = 300, readme: str | None = None,
-                  window_s: float = 300.0,
+                  window_s: float = 300.0, bare: str | None = None,
                   progress: Any = sys.stderr) -> dict[str, Any]:
     from bench.spec import load_spec
 
     spec = load_spec(workload).with_overrides(seed=seed, programs=programs)
     default_budget, policy_budgets = parse_budget(str(budget))
     cfg = SweepConfig(parse_policies(policies), parse_rates(rates), engines, profile,
-                      default_budget, slo_factor, jobs, warmup_programs, policy_budgets, window_s)
+                      default_budget, slo_factor, jobs, warmup_programs, policy_budgets, window_s,
+                      BARE_DEFAULT if bare is None else frozenset(parse_policies(bare)))
     results = run_sweep(spec, cfg, progress=progress)
     files = write_results(results, Path(out))
     if readme:

@@ -1,12 +1,15 @@
-"""Sweep options (per-policy budgets) and the runs at 80% of the baseline's capacity."""
+"""Sweep options (per-policy budgets, bare baselines) and the runs at 80% of the baseline's capacity."""
 
 from __future__ import annotations
 
 import pytest
 
+from bench import sweep
+from bench.cluster import ClusterConfig
 from bench.report import markdown
 from bench.spec import SpecError, parse_spec
-from bench.sweep import SweepConfig, parse_budget, run_sweep
+from bench.sweep import BARE_DEFAULT, SweepConfig, parse_budget, run_sweep
+from planner.core.tenants import ISOLATION_FRACTION
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -69,3 +72,24 @@ def test_no_targets_point_without_a_bounded_baseline_capacity() -> None:
     cfg = SweepConfig(("fcfs+round_robin",), (0.1,), engines=2, warmup_programs=0, window_s=30.0)
     results = run_sweep(parse_spec(chain_spec()), cfg, progress=None)
     assert results["at_80pct_of_baseline_capacity"] is None
+
+
+@pytest.mark.parametrize(("bare", "policy", "admission", "isolation"), [
+    (BARE_DEFAULT, "fcfs+cache_aware", 0.0, 1.0),  # stands for SGLang's router: neither
+    (BARE_DEFAULT, "fcfs+round_robin", 0.0, 1.0),
+    (BARE_DEFAULT, "default", ClusterConfig.program_kv_fraction, ISOLATION_FRACTION),
+    (frozenset(), "fcfs+cache_aware", ClusterConfig.program_kv_fraction, ISOLATION_FRACTION),
+])
+def test_bare_policies_run_without_program_admission_and_tenant_isolation(
+        bare: frozenset[str], policy: str, admission: float, isolation: float) -> None:
+    cfg = SweepConfig((policy,), (1.0,), bare=bare)
+    _, cluster = sweep._cluster(policy, cfg, parse_spec(chain_spec()))
+    assert (cluster.program_kv_fraction, cluster.isolation_fraction) == (admission, isolation)
+
+
+def test_the_report_names_the_policies_run_bare() -> None:
+    cfg = SweepConfig(("fcfs+round_robin", "default"), (0.1,), engines=1, warmup_programs=0,
+                      window_s=30.0)
+    results = run_sweep(parse_spec(chain_spec()), cfg, progress=None)
+    assert results["bare_policies"] == ["fcfs+round_robin"] and results["unloaded_bare"]
+    assert "SGLang's router): `fcfs+round_robin`." in markdown(results)
