@@ -56,7 +56,7 @@ lint: $(STAMP)
 # calls in flight per engine, the engine's own max_running_requests (no planner cap).
 # Then the baseline and `default` run again at 80% of fcfs+round_robin's
 # capacity. About 30 minutes on 2 cores.
-BENCH_RATES ?= 12,16,24,28,32,36
+BENCH_RATES ?= 12,16,24,28,30,32,36
 BENCH_BUDGET ?= 256
 BENCH_WINDOW ?= 200
 bench: $(STAMP)
