@@ -63,6 +63,8 @@ class ClusterConfig:
     # Tenant isolation (planner/core/tenants.py): of an engine's budget, what heavy tenants
     # may fill while a light tenant is active; 1: no limit. The planner's default.
     isolation_fraction: float = ISOLATION_FRACTION
+    # Tenant shares' room holding and boost (planner/core/tenants.py `hold`); "off": none.
+    tenant_shares: str = "waiting"
 
 
 PROGRESS_EVERY_TOKENS = 64  # what workers/service.py reports by default
@@ -186,7 +188,8 @@ class ClusterSim:
                                 max_home_wait_s=config.max_home_wait_s,
                                 program_admission=config.program_kv_fraction > 0,
                                 program_kv_fraction=config.program_kv_fraction or 1.0,
-                                isolation_fraction=config.isolation_fraction)
+                                isolation_fraction=config.isolation_fraction,
+                                tenant_shares=config.tenant_shares)
         if learned is not None:
             self.core.estimator = copy.deepcopy(learned.outputs)
             self.core.program_sizes = copy.deepcopy(learned.program_sizes)

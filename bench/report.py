@@ -72,7 +72,7 @@ def _bare(results: dict[str, Any]) -> str:
     if not bare:
         return ""
     return (" Run as bare routers, without the planner's program admission and tenant "
-            "isolation (as a Kubernetes Service or SGLang's router): "
+            "shares (as a Kubernetes Service or SGLang's router): "
             + ", ".join(f"`{p}`" for p in bare) + ".")
 
 

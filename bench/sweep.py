@@ -64,8 +64,10 @@ class SweepConfig:
     policy_budgets: tuple[tuple[str, int], ...] = ()
     window_s: float = 300.0  # the measured window of each steady-state run (simulated s)
     # Policies run as bare routers: without the planner's program admission and tenant
-    # isolation (planner/core/admission.py, tenants.py), as the systems the baselines stand
-    # for (a Kubernetes Service, SGLang's router) have neither.
+    # shares (planner/core/admission.py, tenants.py: no backlog bound, no room held for a
+    # tenant below its share, no isolating budget), as the systems the baselines stand for
+    # (a Kubernetes Service, SGLang's router) have none. The queue's fair-share order stays
+    # (calls rarely wait in the planner's queue at an engine-sized budget).
     bare: frozenset[str] = BARE_DEFAULT
 
     def is_bare(self, policy: str) -> bool:
@@ -123,9 +125,12 @@ def _cluster(policy: str, cfg: SweepConfig, spec: WorkloadSpec) -> tuple[str, Cl
     if policy == REFERENCE:
         return BASELINE, ClusterConfig(engines=1, budget=1 << 20, max_running_requests=1 << 20,
                                        kv_tokens=UNBOUNDED_KV, tenant_weights=weights)
-    controls = {"program_kv_fraction": 0.0, "isolation_fraction": 1.0} if cfg.is_bare(policy) else {}
+    if cfg.is_bare(policy):  # no program admission, no tenant shares
+        return policy, ClusterConfig(engines=cfg.engines, budget=cfg.budget_for(policy),
+                                     tenant_weights=weights, program_kv_fraction=0.0,
+                                     isolation_fraction=1.0, tenant_shares="off")
     return policy, ClusterConfig(engines=cfg.engines, budget=cfg.budget_for(policy),
-                                 tenant_weights=weights, **controls)
+                                 tenant_weights=weights)
 
 
 def warm_up(spec: WorkloadSpec, cfg: SweepConfig) -> Learned | None:

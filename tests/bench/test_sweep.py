@@ -74,17 +74,21 @@ def test_no_targets_point_without_a_bounded_baseline_capacity() -> None:
     assert results["at_80pct_of_baseline_capacity"] is None
 
 
-@pytest.mark.parametrize(("bare", "policy", "admission", "isolation"), [
-    (BARE_DEFAULT, "fcfs+cache_aware", 0.0, 1.0),  # stands for SGLang's router: neither
-    (BARE_DEFAULT, "fcfs+round_robin", 0.0, 1.0),
-    (BARE_DEFAULT, "default", ClusterConfig.program_kv_fraction, ISOLATION_FRACTION),
-    (frozenset(), "fcfs+cache_aware", ClusterConfig.program_kv_fraction, ISOLATION_FRACTION),
+ON = (ClusterConfig.program_kv_fraction, ISOLATION_FRACTION, "waiting")  # the planner's
+
+
+@pytest.mark.parametrize(("bare", "policy", "controls"), [
+    (BARE_DEFAULT, "fcfs+cache_aware", (0.0, 1.0, "off")),  # stands for SGLang's router: none
+    (BARE_DEFAULT, "fcfs+round_robin", (0.0, 1.0, "off")),
+    (BARE_DEFAULT, "default", ON),
+    (frozenset(), "fcfs+cache_aware", ON),
 ])
-def test_bare_policies_run_without_program_admission_and_tenant_isolation(
-        bare: frozenset[str], policy: str, admission: float, isolation: float) -> None:
+def test_bare_policies_run_without_program_admission_and_tenant_shares(
+        bare: frozenset[str], policy: str, controls: tuple) -> None:
     cfg = SweepConfig((policy,), (1.0,), bare=bare)
     _, cluster = sweep._cluster(policy, cfg, parse_spec(chain_spec()))
-    assert (cluster.program_kv_fraction, cluster.isolation_fraction) == (admission, isolation)
+    assert (cluster.program_kv_fraction, cluster.isolation_fraction,
+            cluster.tenant_shares) == controls
 
 
 def test_the_report_names_the_policies_run_bare() -> None:
