@@ -63,6 +63,27 @@ end
 return n
 """
 
+# A heartbeat's trim, atomically: drops the blocks stored before ARGV[1] (exclusive: "(t")
+# and the oldest beyond ARGV[2], then appends one REMOVE entry naming them (numbered ARGV[3];
+# appended even when nothing went, so the writer's numbering has no gap) and extends both
+# keys' TTLs (ARGV[5] ms). KEYS: the blocks key and the change stream, one slot (hash tag).
+# Returns how many blocks went.
+_TRIM = """
+local removed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if #removed > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) end
+local keep = tonumber(ARGV[2])
+local over = redis.call('ZRANGE', KEYS[1], 0, -keep - 1)
+if #over > 0 then
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -keep - 1)
+  for _, m in ipairs(over) do removed[#removed + 1] = m end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'seq', ARGV[3], 'op', 'rm',
+           'h', table.concat(removed))
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return #removed
+"""
+
 
 class KvIndex:
     def __init__(self, client: AsyncClient, *, ttl_s: float = 30.0,
@@ -75,10 +96,15 @@ class KvIndex:
         self._warned = False
         self._seq: dict[str, int] = {}  # per worker: change stream entries attempted
 
-    def _change(self, pipe: Any, worker_id: str, op: bytes, blob: str = "") -> None:
-        """Appends the change to the worker's stream in `pipe`, after the change itself
-        (numbered: a failed write leaves a gap, which tells the reader to reload)."""
+    def _next_seq(self, worker_id: str) -> int:
+        """The worker's next change stream number (a failed write leaves a gap, which tells
+        the reader to reload)."""
         seq = self._seq[worker_id] = self._seq.get(worker_id, 0) + 1
+        return seq
+
+    def _change(self, pipe: Any, worker_id: str, op: bytes, blob: str = "") -> None:
+        """Appends the change to the worker's stream in `pipe`, after the change itself."""
+        seq = self._next_seq(worker_id)
         key = kv_changes(worker_id)
         fields: dict[Any, Any] = {"seq": seq, "op": op}
         if blob:
@@ -166,27 +192,20 @@ class KvIndex:
     async def refresh(self, worker_id: str, now: float, max_age_s: float, max_blocks: int) -> int:
         """Heartbeat: drops blocks older than `max_age_s` and the oldest beyond `max_blocks`,
         then extends the key's TTL. Returns the number of blocks removed (-1: Redis trouble).
-        Which blocks went is known only to Redis: when some did, the change stream says
-        RESET (its readers reload the key)."""
-        key = kv_blocks(worker_id)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.zremrangebyscore(key, "-inf", f"({now - max_age_s}")
-        pipe.zremrangebyrank(key, 0, -max_blocks - 1)
-        pipe.pexpire(key, self._ttl_ms)
-        pipe.pexpire(kv_changes(worker_id), self._ttl_ms)
+        One script does it and names the blocks removed in the change stream (REMOVE), so
+        readers drop exactly those (a RESET here made every reader reload the whole key at
+        almost every heartbeat once blocks began to age out)."""
+        seq = self._next_seq(worker_id)
         try:
             async with asyncio.timeout(self._timeout_s * 4):
-                aged, overflow, *_ = await pipe.execute()
-                removed = int(aged) + int(overflow)
-                if removed:
-                    pipe = self._redis.pipeline(transaction=False)
-                    self._change(pipe, worker_id, RESET)
-                    await pipe.execute()
+                removed = await self._redis.eval(
+                    _TRIM, 2, kv_blocks(worker_id), kv_changes(worker_id),
+                    f"({now - max_age_s}", max_blocks, seq, CHANGES_MAXLEN, self._ttl_ms)
         except _REDIS_TROUBLE as exc:
             self.publish_errors += 1
             self._trouble("refresh", exc)
             return -1
-        return removed
+        return int(removed)
 
     async def clear(self, worker_id: str) -> bool:
         """The engine dropped its whole cache (restart, flush): its blocks are gone."""

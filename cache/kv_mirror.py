@@ -35,6 +35,7 @@ from workers.kv_events import AllBlocksCleared, BlockRemoved, BlockStored
 log = structlog.get_logger(__name__)
 
 _REDIS_TROUBLE = (aioredis.RedisError, OSError, TimeoutError)
+ANY_SEQ = -1  # loaded after an entry with no number: the next entry is taken as next
 
 
 def hashes_of(blob: bytes) -> tuple[int, ...]:
@@ -62,6 +63,11 @@ class KvMirror:
         workers newly followed."""
         wanted = set(worker_ids)
         new = wanted - self._followers.keys()
+        for worker_id in wanted - new:
+            if self._followers[worker_id].done():  # ended by a bug: started again, reloading
+                log.error("kv mirror: follower ended; started again", worker_id=worker_id)
+                self._followers[worker_id] = asyncio.get_running_loop().create_task(
+                    self._follow(worker_id))
         for worker_id in new:
             self._first_load[worker_id] = asyncio.Event()
             self._followers[worker_id] = asyncio.get_running_loop().create_task(
@@ -104,18 +110,24 @@ class KvMirror:
         if tasks:
             await asyncio.wait(tasks, timeout=wait_s)
 
-    async def _load(self, worker_id: str) -> tuple[Any, int]:
-        """The worker's key into the copy; returns where its stream stands (id, seq)."""
+    async def _load(self, worker_id: str, me: asyncio.Task[Any] | None) -> tuple[Any, int]:
+        """The worker's key into the copy; returns where its stream stands (id, seq).
+        Raises CancelledError when this follower was stopped meanwhile (nothing applied)."""
         pipe = self._redis.pipeline(transaction=False)  # in order, on one slot's node
         pipe.xrevrange(kv_changes(worker_id), count=1)
         pipe.zrange(kv_blocks(worker_id), 0, -1)
         last, members = await pipe.execute()
+        if self._followers.get(worker_id) is not me:
+            raise asyncio.CancelledError  # a newer follower of this worker owns its copy
         self._holdings.apply(worker_id, [AllBlocksCleared(),
                                          BlockStored(hashes_of(b"".join(members)), None)])
         if not last:
             return "0-0", 0
         entry_id, fields = last[0]
-        return entry_id, int(fields[b"seq"])
+        try:
+            return entry_id, int(fields[b"seq"])
+        except (KeyError, ValueError):  # not a writer's entry: whatever comes next is next
+            return entry_id, ANY_SEQ
 
     async def _follow(self, worker_id: str) -> None:
         key = kv_changes(worker_id)
@@ -126,7 +138,7 @@ class KvMirror:
         while self._followers.get(worker_id) is me:  # until stopped (see close)
             try:
                 if last_id is None:
-                    last_id, seq = await self._load(worker_id)
+                    last_id, seq = await self._load(worker_id, me)
                     self._loaded.add(worker_id)
                     self._first_load[worker_id].set()
                     self.reloads += 1
@@ -141,11 +153,17 @@ class KvMirror:
                 self._warned = False
                 backoff = 0.05
                 await asyncio.sleep(self._pause_s)
-            except _REDIS_TROUBLE as exc:
+            except Exception as exc:  # Redis trouble, or an entry this reader cannot read
+                if self._followers.get(worker_id) is not me:
+                    return  # stopped meanwhile (a cancellation seen as a timeout), maybe
+                    # replaced by a new follower of the same worker: its state is not ours
                 self.read_errors += 1
-                self._loaded.discard(worker_id)
+                self._loaded.discard(worker_id)  # no answer from a copy not known current
                 last_id = None
-                if not self._warned:
+                if not isinstance(exc, _REDIS_TROUBLE):
+                    log.error("kv mirror: unreadable change; reloading", worker_id=worker_id,
+                              error=repr(exc))
+                elif not self._warned:
                     log.warning("kv mirror: redis unreachable, routing on local estimates",
                                 worker_id=worker_id, error=str(exc) or type(exc).__name__)
                     self._warned = True
@@ -158,7 +176,7 @@ class KvMirror:
         if op == CLEAR:  # the whole key emptied: whatever came before
             self._holdings.apply(worker_id, [AllBlocksCleared()])
             return got, True
-        if got != seq + 1 or op not in (ADD, REMOVE):  # missed one, or RESET
+        if (got != seq + 1 and seq != ANY_SEQ) or op not in (ADD, REMOVE):  # missed one, RESET
             return got, False
         blocks = hashes_of(fields.get(b"h", b""))
         self._holdings.apply(worker_id, [BlockStored(blocks, None) if op == ADD

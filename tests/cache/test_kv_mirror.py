@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from cache.block_hash import prefix_block_hashes
+from cache.keys import kv_changes
 from cache.kv_index import KvIndex
 from cache.kv_mirror import KvMirror, hashes_of
 from tests.redis_cluster import RedisTarget
@@ -96,6 +97,11 @@ async def test_trimmed_blocks_leave_the_copy_too(pair: Pair) -> None:
     assert await pair.index.refresh(w, now=2100.0, max_age_s=500.0, max_blocks=100) == 4
     assert await agrees(pair, [w], B) == {w: 0}
     assert pair.mirror.longest_prefixes([w], A) == {w: 6}
+    # a heartbeat that trims nothing keeps the numbering whole: still no reload
+    assert await pair.index.refresh(w, now=2100.0, max_age_s=500.0, max_blocks=100) == 0
+    await pair.index.publish(w, B, 2200.0)
+    assert await agrees(pair, [w], B) == {w: 4}
+    assert pair.mirror.reloads == 1  # the first load only: trims arrive as REMOVE entries
 
 
 async def test_no_answer_for_a_worker_not_followed_and_forgotten_when_gone(pair: Pair) -> None:
@@ -114,3 +120,35 @@ def test_blocks_read_back_as_written() -> None:
     blob = "".join(f"{h:016x}" for h in A).encode()
     assert hashes_of(blob) == tuple(A)
     assert hashes_of(b"") == ()
+
+
+async def test_an_entry_it_cannot_read_makes_it_reload_not_freeze(pair: Pair) -> None:
+    w = worker()
+    pair.mirror.follow([w])
+    await pair.index.publish(w, A[:2], time.time())
+    assert await agrees(pair, [w], A) == {w: 2}
+    # a foreign entry (no sequence number): the copy is dropped and loaded again
+    await pair.index._redis.xadd(kv_changes(w), {"op": "add"})
+    await until(lambda: pair.mirror.reloads >= 2)
+    await pair.index.publish(w, A, time.time())  # and it goes on following the stream
+    assert await agrees(pair, [w], A) == {w: 6}
+
+
+async def test_a_follower_that_ended_is_started_again(pair: Pair) -> None:
+    w = worker()
+    pair.mirror.follow([w])
+    await pair.index.publish(w, A, time.time())
+    assert await agrees(pair, [w], A) == {w: 6}
+    old = pair.mirror._followers[w]
+
+    async def ended() -> None:
+        return None
+
+    dead = asyncio.get_running_loop().create_task(ended())  # as if a bug had ended it
+    await dead
+    pair.mirror._followers[w] = dead
+    async with asyncio.timeout(30):
+        await asyncio.wait([old])  # it sees it is no longer the follower, and stops
+    pair.mirror.follow([w])  # the next registration or heartbeat
+    await pair.index.publish(w, B, time.time())
+    assert await agrees(pair, [w], B) == {w: 4}
