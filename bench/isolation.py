@@ -69,8 +69,9 @@ def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, 
     noisy_rate = quiet_rate * spec.tenants[1].share / spec.tenants[0].share
     alone_spec = _only(spec, 0, quiet_rate, spec.seed)
     noisy_spec = _only(spec, 1, noisy_rate, spec.seed + NOISY_SEED_OFFSET)
+    # every policy with the planner's tenant machinery (what this scenario measures): none bare
     cfg = SweepConfig(policies, (quiet_rate,), engines=engines, profile=profile, budget=budget,
-                      warmup_programs=0, window_s=window_s)
+                      warmup_programs=0, window_s=window_s, bare=frozenset())
     cfg.validate()
     unloaded = run_one(alone_spec.with_overrides(programs=min(spec.programs, 200)),
                        "fcfs+round_robin", quiet_rate / 20, cfg)

@@ -39,3 +39,22 @@ def test_quiet_tenant_alone_and_under_a_flood() -> None:
 def test_the_workload_must_name_a_quiet_and_a_noisy_tenant(tenants: list[dict]) -> None:
     with pytest.raises(SpecError, match="isolation"):
         isolation(parse_spec(flood_spec(tenants)), ("default",), 0.5, window_s=10.0)
+
+
+def test_no_policy_runs_bare_in_the_isolation_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alone and under the flood, every policy runs with the planner's tenant machinery (the
+    flood run's cluster config has it): a baseline run bare alone would compare unlike runs."""
+    from bench import isolation as iso
+
+    seen: list[frozenset[str]] = []
+    real = iso.run_one
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(args[3].bare)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(iso, "run_one", spy)
+    spec = parse_spec(flood_spec([{"name": "quiet", "share": 0.1},
+                                  {"name": "noisy", "share": 0.9}]))
+    isolation(spec, ("fcfs+cache_aware",), 0.5, window_s=20.0, budget=4)
+    assert seen and all(bare == frozenset() for bare in seen)
