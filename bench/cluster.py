@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from bench.programs import ProgramPlan, shared_prefix_ids
+from bench.sim_run import CallTimeline, ProgramOutcome, SimRun, SteadyState
 from cache.block_hash import DEFAULT_BLOCK_SIZE, extend_prefix_block_hashes, prefix_block_hashes
 from cache.kv_holdings import KvHoldings
 from ostinato.clock import ManualClock
@@ -69,57 +70,6 @@ class ClusterConfig:
 
 PROGRESS_EVERY_TOKENS = 64  # what workers/service.py reports by default
 BLOCK_SIZE = DEFAULT_BLOCK_SIZE  # the gateway's and the engines' (EngineParams.block_size)
-
-
-@dataclass(frozen=True)
-class SteadyState:
-    """Programs arriving in [window[0], window[1]) are measured; the run stops when they have
-    all finished, or at `horizon` (simulated seconds)."""
-
-    window: tuple[float, float]
-    horizon: float
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.window[0] < self.window[1] <= self.horizon:
-            raise ValueError(f"need 0 <= window start < window end <= horizon, got "
-                             f"{self.window} and {self.horizon}")
-
-    def measures(self, arrival: float) -> bool:
-        return self.window[0] <= arrival < self.window[1]
-
-
-@dataclass(slots=True)
-class CallTimeline:
-    program: int
-    call: int
-    ready: float  # submitted to the planner
-    dispatched: float = -1.0
-    first_token: float = -1.0
-    finished: float = -1.0
-    worker: int = -1
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    output_tokens: int = 0
-    failed: bool = False
-
-
-@dataclass(slots=True)
-class ProgramOutcome:
-    plan: ProgramPlan
-    finished: float = -1.0  # virtual time the last call finished; -1: not (by the end)
-    failed_calls: int = 0
-    measured: bool = True  # a finite run measures every program
-
-
-@dataclass
-class SimRun:
-    outcomes: list[ProgramOutcome]  # every program that arrived
-    calls: list[CallTimeline]
-    simulated_s: float  # when the run ended
-    wall_s: float
-    engine_busy_s: list[float]
-    steady: SteadyState | None = None
-    cpu_s: float = 0.0  # the run's process CPU time (a shared machine's wall time varies)
 
 
 _ARRIVE, _READY = 0, 1

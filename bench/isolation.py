@@ -22,9 +22,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from bench.cluster import ClusterConfig, ClusterSim, SimRun
+from bench.cluster import ClusterConfig, ClusterSim
 from bench.programs import ProgramPlan, stream
 from bench.results import STABLE_COMPLETION_RATIO, summarize
+from bench.sim_run import SimRun
 from bench.spec import SpecError, WorkloadSpec
 from bench.sweep import SweepConfig, run_one, steady_state
 from workers.sim.cost_model import load_profile

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from bench.cluster import ProgramOutcome, SimRun
+from bench.sim_run import ProgramOutcome, SimRun
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import ClusterConfig, ClusterSim, Learned, SteadyState
+from bench.cluster import ClusterConfig, ClusterSim, Learned
 from bench.programs import generate, stream
 from bench.results import capacity, summarize, sustained_throughput
+from bench.sim_run import SteadyState
 from bench.spec import SpecError, WorkloadSpec
 from planner.core.selection import parse_policy
 from workers.sim.cost_model import load_profile

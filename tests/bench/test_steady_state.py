@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.cluster import ClusterConfig, ClusterSim, SteadyState
+from bench.cluster import ClusterConfig, ClusterSim
 from bench.programs import generate, stream
 from bench.results import capacity, summarize
+from bench.sim_run import SteadyState
 from bench.spec import parse_spec
 from bench.sweep import SweepConfig, run_one, steady_state
 from workers.sim.cost_model import load_profile
