@@ -29,6 +29,7 @@ import copy
 import gc
 import heapq
 import time
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -45,6 +46,7 @@ from planner.core.tenants import ISOLATION_FRACTION
 from workers.sim.cost_model import CostModel, Profile
 from workers.sim.scheduler import EngineParams, Req, SimEngineCore
 from workers.sim.text import FixedLengthDecoder
+from workers.sim.token_ids import pack, unsigned  # the workload's ids are never negative
 
 
 @dataclass(frozen=True)
@@ -92,12 +94,13 @@ class _ProgramState:
     def __init__(self, plan: ProgramPlan, outcome: ProgramOutcome) -> None:
         self.plan = plan
         self.outcome = outcome
-        self.prompts: dict[int, tuple[int, ...]] = {}  # ready, not yet dispatched
+        # Token ids packed (workers/sim/token_ids.py), never changed in place: they are shared.
+        self.prompts: dict[int, array[int]] = {}  # ready, not yet dispatched
         self.decoders: dict[int, FixedLengthDecoder] = {}  # ready, not yet dispatched
-        self.outputs: dict[int, tuple[int, ...]] = {}  # finished
+        self.outputs: dict[int, array[int]] = {}  # finished
         # An `accumulate` call with children: its prompt then its whole output (what its
         # engine's KV holds when it finishes; its children's prompts start with it).
-        self.contexts: dict[int, tuple[int, ...]] = {}
+        self.contexts: dict[int, array[int]] = {}
         # Block hashes of each call's context (of its prompt if it has none), the engine's
         # too: nothing is hashed twice.
         self.hashes: dict[int, list[int]] = {}
@@ -164,7 +167,7 @@ class ClusterSim:
         self._timelines: dict[tuple[int, int], CallTimeline] = {}
         self.calls: list[CallTimeline] = []
         self.outcomes: list[ProgramOutcome] = []
-        self._shared_prefixes: dict[tuple[str | None, int, str], tuple[tuple[int, ...], list[int]]] = {}
+        self._shared_prefixes: dict[tuple[str | None, int, str], tuple[array[int], list[int]]] = {}
         self._measured_open = 0  # measured programs arrived and not finished
 
     def learned(self) -> Learned:
@@ -264,22 +267,22 @@ class ClusterSim:
             if not call.parents:
                 self._ready(pidx, call.index)
 
-    def _shared(self, plan: ProgramPlan) -> tuple[tuple[int, ...], list[int]]:
+    def _shared(self, plan: ProgramPlan) -> tuple[array[int], list[int]]:
         """The class's shared prefix and its block hashes under the program's salt (the
         same for every program of the class and salt: computed once)."""
         sp = plan.klass.shared_prefix
         key = (None, 0, plan.salt) if sp is None else (sp.id, sp.tokens, plan.salt)
         got = self._shared_prefixes.get(key)
         if got is None:
-            ids = tuple(shared_prefix_ids(plan.klass))
+            ids = pack(shared_prefix_ids(plan.klass))
             got = self._shared_prefixes[key] = (ids, prefix_block_hashes(ids, plan.salt))
         return got
 
-    def _prompt(self, st: _ProgramState, cidx: int) -> tuple[tuple[int, ...], Sequence[int]]:
+    def _prompt(self, st: _ProgramState, cidx: int) -> tuple[array[int], Sequence[int]]:
         """The call's prompt, and the block hashes of a prefix of it already known."""
         plan = st.plan
         call = plan.calls[cidx]
-        new = tuple(call.new_ids(plan.index))
+        new = pack(call.new_ids(plan.index))
         parents = call.parents
         if parents and plan.klass.context == "accumulate":
             # its first parent's prompt and output, then the other parents' outputs
@@ -288,7 +291,7 @@ class ClusterSim:
         else:
             head, known = self._shared(plan)
         for p in parents:
-            head += st.outputs[p]
+            head = head + st.outputs[p]  # not +=: head is shared
         return head + new, known
 
     def _ready(self, pidx: int, cidx: int) -> None:
@@ -304,9 +307,11 @@ class ClusterSim:
             # its children's prompts extend its context: hash that, once (the prompt's block
             # hashes are the first of its context's; the engine takes the rest)
             context = st.contexts[cidx] = prompt + decoder.output()
-            hashes = st.hashes[cidx] = extend_prefix_block_hashes(known, context, plan.salt)
+            hashes = st.hashes[cidx] = extend_prefix_block_hashes(known, unsigned(context),
+                                                                  plan.salt)
         else:  # nothing extends it: its engine hashes the output's blocks, as it inserts them
-            hashes = st.hashes[cidx] = extend_prefix_block_hashes(known, prompt, plan.salt)
+            hashes = st.hashes[cidx] = extend_prefix_block_hashes(known, unsigned(prompt),
+                                                                  plan.salt)
         prefix_hashes = hashes[:len(prompt) // BLOCK_SIZE]
         now = self.clock.now()
         tl = CallTimeline(pidx, cidx, ready=now, prompt_tokens=len(prompt))
@@ -359,7 +364,7 @@ class ClusterSim:
                            prompt_tokens=event.prompt_tokens,
                            completion_tokens=event.completion_tokens,
                            cached_tokens=event.cached_tokens)
-        st.outputs[cidx] = tuple(event.output_ids)
+        st.outputs[cidx] = pack(event.output_ids)
         st.remaining_work -= work_of(call.output_tokens, call.new_tokens)
         st.done += 1
         for child in st.pending_children.get(cidx, ()):

@@ -13,6 +13,8 @@ import hashlib
 from array import array
 from collections.abc import Callable, Container, Sequence
 
+import numpy as np
+
 DEFAULT_BLOCK_SIZE = 16
 
 
@@ -20,18 +22,34 @@ def salt_seed(salt: str) -> int:
     return int.from_bytes(hashlib.blake2b(salt.encode(), digest_size=8).digest(), "little")
 
 
+def _token_bytes(tokens: Sequence[int]) -> bytes | memoryview:
+    """What a block's hash reads of its tokens: each an unsigned 64-bit integer in native
+    byte order (array('Q')). A packed sequence (an array of 'Q' or 'q', as the sim engine
+    holds its keys, or a memoryview of format 'Q': workers/sim/token_ids.py) is read as it
+    is, with no copy; a negative id is refused in any form that can hold one (OverflowError,
+    as array('Q') refuses it)."""
+    if isinstance(tokens, memoryview) and tokens.format == "Q":
+        return tokens.cast("B")
+    if isinstance(tokens, array) and tokens.typecode in "qQ":
+        if tokens.typecode == "q" and len(tokens) and np.frombuffer(tokens, np.int64).min() < 0:
+            raise OverflowError("token ids must not be negative")
+        return memoryview(tokens).cast("B")
+    return array("Q", tokens).tobytes()
+
+
 def chain_hash(parent: int, block: Sequence[int]) -> int:
     h = hashlib.blake2b(parent.to_bytes(8, "little"), digest_size=8)
-    h.update(array("Q", block).tobytes())
+    h.update(_token_bytes(block))
     return int.from_bytes(h.digest(), "little")
 
 
 def chain_hashes(parent: int, tokens: Sequence[int], block_size: int = DEFAULT_BLOCK_SIZE) -> list[int]:
     """The chain continued over every complete block of `tokens`: [chain_hash(parent, block
-    0), chain_hash(that, block 1), ...], the same values, with the tokens packed once."""
+    0), chain_hash(that, block 1), ...], the same values, with the tokens packed once (not at
+    all if they come packed)."""
     blake2b, from_bytes = hashlib.blake2b, int.from_bytes
     width = 8 * block_size
-    buf = memoryview(array("Q", tokens[:len(tokens) // block_size * block_size]).tobytes())
+    buf = memoryview(_token_bytes(tokens[:len(tokens) // block_size * block_size]))
     out = []
     for start in range(0, len(buf), width):
         h = blake2b(parent.to_bytes(8, "little"), digest_size=8)

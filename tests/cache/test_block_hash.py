@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from array import array
+from collections.abc import Sequence
 
 import pytest
 
@@ -18,6 +20,7 @@ from cache.block_hash import (
     prompt_block_hashes,
     shared_token_count,
 )
+from workers.sim.token_ids import pack, unsigned
 from workers.sim.tokenizer import tokenize
 
 SYSTEM = list(range(1000, 1050))  # 3 whole 16-token blocks, and 2 tokens of a fourth
@@ -85,7 +88,7 @@ def test_packed_chain_equals_the_block_at_a_time_chain(seed: int) -> None:
         for i in range(len(tokens) // bs):
             parent = next_block_hash(parent, i, tokens[i * bs:(i + 1) * bs], "t", shared_blocks)
             expect.append(parent)
-        for form in (tokens, tuple(tokens)):
+        for form in packed_forms(tokens):
             assert prefix_block_hashes(form, "t", shared_tokens=shared, block_size=bs) == expect
             known = rng.randrange(len(expect) + 1)
             assert extend_prefix_block_hashes(expect[:known], form, "t", shared_tokens=shared,
@@ -94,9 +97,26 @@ def test_packed_chain_equals_the_block_at_a_time_chain(seed: int) -> None:
         for i in range(len(tokens) // bs):
             p = chain_hash(p, tokens[i * bs:(i + 1) * bs])
             chained.append(p)
-        assert chain_hashes(7, tokens, bs) == chained
+        assert all(chain_hashes(7, form, bs) == chained for form in packed_forms(tokens))
     ids = range(10, 90)  # the cluster simulator's token ids come as ranges
     assert prefix_block_hashes(ids, "t") == prefix_block_hashes(list(ids), "t")
+
+
+def packed_forms(tokens: list[int]) -> list[Sequence[int]]:
+    """Every form the hashing takes: a list, a tuple, and packed, as the sim engine and the
+    cluster simulator hold token ids (workers/sim/token_ids.py)."""
+    return [tokens, tuple(tokens), pack(tokens), array("Q", tokens), unsigned(pack(tokens))]
+
+
+def test_packed_forms_give_the_pinned_values_and_refuse_negative_ids() -> None:
+    for form in packed_forms(TOKENS):
+        assert block_hex(prefix_block_hashes(form, "tenant:a")[-1]) == "29f818169b6e1ad9"
+        assert chain_hash(3, form[16:32]) == chain_hash(3, TOKENS[16:32])
+    for bad in ([5, -1], (5, -1), pack([5, -1])):  # as array('Q') refuses them
+        with pytest.raises(OverflowError):
+            prefix_block_hashes(bad * 16, "t")
+        with pytest.raises(OverflowError):
+            chain_hash(0, bad)
 
 
 def test_shared_blocks_do_not_depend_on_the_text_after_them() -> None:

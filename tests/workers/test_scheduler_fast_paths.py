@@ -90,7 +90,7 @@ def run(arrivals: list[Arrival], params: dict[str, object], *, fast: bool, hashe
 
 
 def outcomes(done: dict[str, EngineEvent]) -> dict[str, tuple[object, ...]]:
-    return {rid: (e.cached_tokens, e.completion_tokens, e.prompt_tokens, e.output_ids,
+    return {rid: (e.cached_tokens, e.completion_tokens, e.prompt_tokens, tuple(e.output_ids),
                   (e.finish_reason or {})["type"]) for rid, e in done.items()}
 
 
@@ -164,6 +164,6 @@ def test_generated_tokens_follows_a_stretch_and_forgets_finished_requests() -> N
     assert core.generated_tokens("a") == core.generated_tokens("b") == 1
     events = core.step(core.next_event_time())  # type: ignore[arg-type]  # 9 steps: b ends
     assert [e.rid for e in events] == ["b"] and events[0].completion_tokens == 10
-    assert events[0].output_ids == tuple(range(2000, 2010))
+    assert tuple(events[0].output_ids) == tuple(range(2000, 2010))
     assert core.generated_tokens("a") == 10 and core.generated_tokens("b") is None
     assert core.iterations == 10

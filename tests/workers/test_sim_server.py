@@ -73,3 +73,12 @@ async def test_prompt_longer_than_the_kv_pool_is_a_400(sim_engine_url: str) -> N
         "input_ids": [1] * 2_000_000, "sampling_params": {"max_new_tokens": 1}}) as resp:
         assert resp.status == 400
         assert "exceeds the KV pool" in (await resp.json())["error"]["message"]
+
+
+@pytest.mark.parametrize("ids", [[5, -1], [5, 1 << 63]])
+async def test_token_ids_outside_the_packed_range_are_a_400(sim_engine_url: str,
+                                                             ids: list[int]) -> None:
+    async with aiohttp.ClientSession() as s, s.post(sim_engine_url + "/generate", json={
+            "input_ids": ids, "sampling_params": {"max_new_tokens": 1}}) as resp:
+        assert resp.status == 400
+        assert "token id" in (await resp.json())["error"]["message"]

@@ -56,7 +56,7 @@ def test_fixed_length_decoder_follows_a_step_counter_until_settled() -> None:
     d.follow(counter)
     counter.steps += 3
     assert d.completion_tokens == 4 and d.output_ids == [100, 101, 102, 103]
-    assert d.output_key() == (100, 101, 102, 103) and d.remaining_upper_bound() == 1
+    assert tuple(d.output_key()) == (100, 101, 102, 103) and d.remaining_upper_bound() == 1
     assert not d.finished
     counter.steps += 1
     assert d.settle() == 4 and d.finished and d.completion_tokens == 5

@@ -19,6 +19,7 @@ from workers.sim.cost_model import CostModel, Profile, load_profile
 from workers.sim.kv_publisher import make_publisher
 from workers.sim.scheduler import EngineEvent, EngineParams, Req, SimEngineCore
 from workers.sim.text import Decoder
+from workers.sim.token_ids import pack
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ class RealtimeSimEngine:
         if len(req.prompt_ids) + 1 >= self.params.max_total_tokens:
             raise ValueError(f"prompt of {len(req.prompt_ids)} tokens exceeds the KV pool "
                              f"({self.params.max_total_tokens} tokens)")
+        if req.prompt_ids and not 0 <= min(req.prompt_ids) <= max(req.prompt_ids) < 1 << 63:
+            raise ValueError("token ids must lie in [0, 2**63)")
 
     async def generate(self, req: SimRequest) -> AsyncIterator[EngineEvent]:
         """Streams the request's events; the last one is finished."""
@@ -133,7 +136,7 @@ class RealtimeSimEngine:
         self._streams[req.rid] = queue
         now = self.now()
         self._deliver(self.core.step(now))
-        self.core.submit(Req(rid=req.rid, prompt_ids=list(req.prompt_ids), decoder=decoder,
+        self.core.submit(Req(rid=req.rid, prompt_ids=pack(req.prompt_ids), decoder=decoder,
                              priority=req.priority, salt=req.cache_salt), now)
         self._wake.set()
         finished = False

@@ -1,7 +1,9 @@
 """A token-level radix prefix cache and KV pool, modelled on SGLang's RadixCache.
 
 - Keys are token sequences; the engine prepends one salt token (SGLang's cache_salt), so
-  requests with different salts never share a prefix.
+  requests with different salts never share a prefix. The tree holds them packed
+  (workers/sim/token_ids.py: slicing and comparing edges is memcpy and a word loop, no
+  Python int per token); keys given in another form are packed first.
 - `match_prefix` finds the longest cached prefix (splitting an edge where the match ends);
   `insert` adds a sequence; `lock`/`unlock` reference a node and its ancestors for a
   running request (SGLang's lock_ref); referenced nodes are never evicted.
@@ -10,40 +12,57 @@
   to make room.
 - An outbox of KV events (BlockStored / BlockRemoved / AllBlocksCleared, named as SGLang's
   KV events) describes every complete block of `block_size` tokens entering or leaving.
+  A BlockStored's token_ids are a packed slice of the key (no Python int per token; the
+  wire encoding, workers/kv_events.py, lists them).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from array import array
 from collections.abc import Sequence
 
 from cache.block_hash import chain_hash, chain_hashes
 from workers.kv_events import AllBlocksCleared, BlockRemoved, BlockStored, KvEvent
+from workers.sim.token_ids import pack, unsigned
 
 _ids = itertools.count()
 
 
 class Node:
-    __slots__ = ("blocks", "children", "id", "key", "last_access", "parent", "ref", "start")
+    __slots__ = ("block_ends", "children", "edge", "hashes", "id", "last_access", "parent", "ref",
+                 "start")
 
-    def __init__(self, key: tuple[int, ...], start: int, parent: Node | None, now: float) -> None:
-        self.key = key
-        self.start = start  # position of key[0] in the full sequence
+    def __init__(self, edge: array[int], start: int, parent: Node | None, now: float) -> None:
+        self.edge = edge  # the tokens on the edge from its parent, packed
+        self.start = start  # position of edge[0] in the full sequence
         self.parent = parent
         self.children: dict[int, Node] = {}
         self.ref = 0
         self.last_access = now
-        self.blocks: list[tuple[int, int]] = []  # (end position, block hash), ends inside this node
+        # The blocks ending inside this node: their end positions (a regular stride) and hashes.
+        self.block_ends = range(0)
+        self.hashes: list[int] = []
         self.id = next(_ids)
 
     @property
     def end(self) -> int:
-        return self.start + len(self.key)
+        return self.start + len(self.edge)
+
+    @property
+    def blocks(self) -> list[tuple[int, int]]:
+        """(end position, block hash) of each block ending inside this node (inspection)."""
+        return list(zip(self.block_ends, self.hashes, strict=True))
+
+    @property
+    def key(self) -> tuple[int, ...]:
+        """The edge's tokens as a tuple (for inspection: the tree works on `edge`)."""
+        return tuple(self.edge)
 
 
-def _common_len(edge: tuple[int, ...], key: tuple[int, ...], pos: int) -> int:
-    """Length of the common prefix of edge and key[pos:] (key a tuple)."""
+def _common_len(edge: array[int], key: array[int], pos: int) -> int:
+    """Length of the common prefix of edge and key[pos:]."""
     n = min(len(edge), len(key) - pos)
     if key[pos:pos + n] == edge[:n]:
         return n
@@ -67,7 +86,7 @@ class RadixCache:
             raise ValueError("capacity and block_size must be positive")
         self.capacity = capacity
         self.block_size = block_size
-        self.root = Node((), 0, None, 0.0)
+        self.root = Node(pack(()), 0, None, 0.0)
         self.root.ref = 1  # never evicted
         self.size = 0  # tokens in the tree
         self.evictable = 0  # tokens in unreferenced nodes
@@ -107,17 +126,20 @@ class RadixCache:
 
     def _split(self, node: Node, offset: int) -> Node:
         """Splits node's edge after `offset` tokens; returns the new upper node."""
-        assert node.parent is not None and 0 < offset < len(node.key)
-        upper = Node(node.key[:offset], node.start, node.parent, node.last_access)
+        assert node.parent is not None and 0 < offset < len(node.edge)
+        upper = Node(node.edge[:offset], node.start, node.parent, node.last_access)
         upper.ref = node.ref
-        node.parent.children[node.key[0]] = upper
-        node.key = node.key[offset:]
+        node.parent.children[node.edge[0]] = upper
+        node.edge = node.edge[offset:]
         node.start += offset
         node.parent = upper
-        upper.children[node.key[0]] = node
+        upper.children[node.edge[0]] = node
         cut = node.start
-        upper.blocks = [b for b in node.blocks if b[0] <= cut]
-        node.blocks = [b for b in node.blocks if b[0] > cut]
+        ends = node.block_ends
+        if ends:  # those ending at or before the cut go up
+            k = max(0, min(len(ends), (cut - ends.start) // ends.step + 1))
+            upper.block_ends, node.block_ends = ends[:k], ends[k:]
+            upper.hashes, node.hashes = node.hashes[:k], node.hashes[k:]
         return upper
 
     def _walk(self, key: Sequence[int], now: float, start: Node | None = None) -> tuple[int, Node]:
@@ -126,8 +148,7 @@ class RadixCache:
         `start`, a node whose path is a prefix of key (e.g. a locked node of the request
         inserting), skips comparing that prefix again: the result is the same.
         """
-        if type(key) is not tuple:
-            key = tuple(key)
+        key = pack(key)
         if start is None or start is self.root:
             node, pos = self.root, 0
         else:
@@ -142,7 +163,7 @@ class RadixCache:
             child = node.children.get(key[pos])
             if child is None:
                 break
-            edge = child.key
+            edge = child.edge
             n = len(edge)
             if key[pos:pos + n] != edge:
                 n = _common_len(edge, key, pos)
@@ -171,53 +192,58 @@ class RadixCache:
         `known`: the hashes of the first blocks of key[1:] if the caller has them (e.g. a
         prompt's, as the gateway computes them); used instead of hashing those blocks again,
         after checking the first one used against the chain.
+        Tokens after the salt token must not be negative: blocks are hashed from an unsigned
+        view of the key (token_ids.unsigned), without checking each.
         """
+        key = pack(key)
         pos, node = self._walk(key, now, start)
         if pos == len(key):
             return 0, node
-        leaf = Node(tuple(key[pos:]), pos, node, now)
+        leaf = Node(key[pos:], pos, node, now)
+        added = len(leaf.edge)
         if node.children or node is self.root:
             self._leaf_count += 1
-        node.children[leaf.key[0]] = leaf
+        node.children[leaf.edge[0]] = leaf
         self._candidate(leaf)
-        self.size += len(leaf.key)
-        self.evictable += len(leaf.key)
+        self.size += added
+        self.evictable += added
         if not self._hash_blocks:
-            return len(leaf.key), leaf
+            return added, leaf
         bs = self.block_size
         k = max(0, (pos - 1) // bs)  # complete blocks before pos
         parent = seed if k == 0 else self._block_hash_ending(node, 1 + k * bs)
         first = 1 + (k + 1) * bs  # end of the first block ending in the new leaf (> pos)
         if first > len(key):
-            return len(leaf.key), leaf
+            return added, leaf
         parent_of_first = None if first == 1 + bs else parent
         # blocks k, k+1, ... (counted in key[1:]) end at first, first + bs, ...
         count = (len(key) - first) // bs + 1
         stored = list(known[k:k + count])
-        if stored and chain_hash(parent, key[first - bs:first]) != stored[0]:
+        ukey = unsigned(key)
+        if stored and chain_hash(parent, ukey[first - bs:first]) != stored[0]:
             raise ValueError("known block hashes differ from the chain (salt, block size?)")
         if len(stored) < count:
             rest = first - bs + len(stored) * bs
             stored += chain_hashes(stored[-1] if stored else parent,
-                                   key[rest:first - bs + count * bs], bs)
-        leaf.blocks = list(zip(range(first, first + count * bs, bs), stored, strict=True))
-        tokens = tuple(key[first - bs:first - bs + count * bs])
-        self._events.append(BlockStored(tuple(stored), parent_of_first, tokens, bs))
-        return len(leaf.key), leaf
+                                   ukey[rest:first - bs + count * bs], bs)
+        ukey.release()
+        leaf.block_ends, leaf.hashes = range(first, first + count * bs, bs), stored
+        tokens = key[first - bs:first - bs + count * bs]  # packed (the wire form takes a list)
+        self._events.append(BlockStored(tuple(stored), parent_of_first, tokens, bs))  # type: ignore[arg-type]
+        return added, leaf
 
     def _block_hash_ending(self, node: Node, end: int) -> int:
         n: Node | None = node
         while n is not None:
-            for e, h in n.blocks:
-                if e == end:
-                    return h
+            if end in n.block_ends:
+                return n.hashes[n.block_ends.index(end)]
             n = n.parent
         raise AssertionError(f"no cached block ends at {end}")
 
     def lock(self, node: Node) -> None:
         while node is not None and node is not self.root:
             if node.ref == 0:
-                self.evictable -= len(node.key)
+                self.evictable -= len(node.edge)
             node.ref += 1
             node = node.parent  # type: ignore[assignment]
 
@@ -228,7 +254,7 @@ class RadixCache:
                 raise ValueError("unlock of an unreferenced node")
             node.ref -= 1
             if node.ref == 0:
-                self.evictable += len(node.key)
+                self.evictable += len(node.edge)
             node = node.parent  # type: ignore[assignment]
         if leaf is not None:
             self._candidate(leaf)  # now an unreferenced leaf
@@ -259,13 +285,14 @@ class RadixCache:
             leaf = entry[3]
             parent = leaf.parent
             assert parent is not None
-            del parent.children[leaf.key[0]]
+            del parent.children[leaf.edge[0]]
             leaf.parent = None  # evicted: any entry left for it is stale
-            freed += len(leaf.key)
-            self.size -= len(leaf.key)
-            self.evictable -= len(leaf.key)
-            if leaf.blocks:
-                self._events.append(BlockRemoved(tuple([h for _, h in leaf.blocks])))
+            n_tokens = len(leaf.edge)
+            freed += n_tokens
+            self.size -= n_tokens
+            self.evictable -= n_tokens
+            if leaf.hashes:
+                self._events.append(BlockRemoved(tuple(leaf.hashes)))
             if parent is not self.root and not parent.children:
                 if parent.ref == 0:
                     heapq.heappush(lru, (parent.last_access, parent.id, next(self._pushes), parent))
@@ -291,7 +318,7 @@ class RadixCache:
 
     def cached_blocks(self) -> set[int]:
         """Hashes of every block in the tree (for checking the event stream)."""
-        return {h for node in self._nodes() for _, h in node.blocks}
+        return {h for node in self._nodes() for h in node.hashes}
 
     def take_events(self) -> list[KvEvent]:
         events, self._events = self._events, []

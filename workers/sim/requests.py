@@ -7,12 +7,14 @@ request with its state in the engine; EngineEvent: what a step reports about a r
 from __future__ import annotations
 
 import enum
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cache.block_hash import salt_seed
 from workers.sim.radix import Node
 from workers.sim.text import Decoder, FixedLengthDecoder
+from workers.sim.token_ids import pack, packed
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class Req:
     admitted_once: bool = False
     retractions: int = 0
     first_token_at: float | None = None
-    key: tuple[int, ...] = field(default=())
+    key: Sequence[int] = field(default=())  # full_key() as of admission
     # Hashes of the prompt's complete blocks (cache.block_hash.block_hashes of prompt_ids,
     # block_size and salt as the engine's), if the caller has them: the cache then does not
     # hash those blocks again. A caller that knows the output to come (a FixedLengthDecoder's)
@@ -66,8 +68,8 @@ class Req:
     block_hashes: Sequence[int] = field(default=(), repr=False)
     # engine bookkeeping
     _seed: int | None = field(default=None, init=False, repr=False)
-    _prefix: tuple[int, ...] | None = field(default=None, init=False, repr=False)
-    _full: tuple[int, ...] = field(default=(), init=False, repr=False)  # full_key, as of:
+    _prefix: array[int] | None = field(default=None, init=False, repr=False)
+    _full: array[int] | None = field(default=None, init=False, repr=False)  # full_key, as of:
     _full_n: int = field(default=-1, init=False, repr=False)  # ... this many output tokens
     _join: int | None = field(default=None, init=False, repr=False)  # while running: join id
     _lazy_base: int = field(default=0, init=False, repr=False)  # context minus counter steps
@@ -78,18 +80,19 @@ class Req:
             self._seed = salt_seed(self.salt)
         return self._seed
 
-    def full_key(self) -> tuple[int, ...]:
-        """Salt token, prompt, then output so far: what this request's KV holds."""
+    def full_key(self) -> array[int]:
+        """Salt token, prompt, then output so far: what this request's KV holds (packed:
+        workers/sim/token_ids.py)."""
         if self._prefix is None:
-            # one copy (unpacking into a display copies twice)
-            self._prefix = (-1 - (self.salt_seed() >> 2),) + tuple(self.prompt_ids)  # noqa: RUF005
+            self._prefix = packed(-1 - (self.salt_seed() >> 2)) + pack(self.prompt_ids)
         d = self.decoder
         if type(d) is FixedLengthDecoder:  # its output is fixed by its length: build it once
-            n = d.completion_tokens
-            if n != self._full_n:
-                self._full, self._full_n = self._prefix + d.output_key(), n
-            return self._full
-        return self._prefix + tuple(d.output_ids)
+            n, full = d.completion_tokens, self._full
+            if n != self._full_n or full is None:
+                full = self._full = self._prefix + d.output_key() if n else self._prefix
+                self._full_n = n
+            return full
+        return self._prefix + pack(d.output_ids)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ class EngineEvent:
     cached_tokens: int = 0
     e2e_latency: float = 0.0
     first_token_at: float | None = None
-    output_ids: tuple[int, ...] = ()
+    output_ids: Sequence[int] = ()  # a FixedLengthDecoder's packed (workers/sim/token_ids.py)
     text: str = ""
 
     @property

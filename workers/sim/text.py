@@ -7,8 +7,10 @@ length (when EOS is not ignored) is drawn from the prompt too.
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections.abc import Iterator
 
+from workers.sim.token_ids import pack_range
 from workers.sim.tokenizer import IncrementalDetokenizer, tokenize
 
 _WORDS = tuple(
@@ -174,7 +176,7 @@ class FixedLengthDecoder:
         self._done = 0  # tokens produced before following the counter
         self._counter: StepCounter | None = None
         self._mark = 0  # counter.steps when following began
-        self._ids: tuple[int, ...] | None = None  # the whole output, built once when asked
+        self._ids: array[int] | None = None  # the whole output, built once when asked
         self.finish_reason: dict[str, object] | None = None
         if self._length == 0:
             self.finish_reason = {"type": "length", "length": 0}
@@ -195,17 +197,19 @@ class FixedLengthDecoder:
     def output_ids(self) -> list[int]:
         return list(range(self._first, self._first + self.completion_tokens))
 
-    def output(self) -> tuple[int, ...]:
-        """The whole output it writes (`length` tokens), built once."""
+    def output(self) -> array[int]:
+        """The whole output it writes (`length` tokens), packed (workers/sim/token_ids.py),
+        built once."""
         ids = self._ids
         if ids is None:
-            ids = self._ids = tuple(range(self._first, self._first + self._length))
+            ids = self._ids = pack_range(self._first, self._first + self._length)
         return ids
 
-    def output_key(self) -> tuple[int, ...]:
-        """output_ids as a tuple: a prefix of the whole output, built once (so every key
-        holding it holds the same int objects, which tuple comparisons match by identity)."""
-        return self.output()[:self.completion_tokens]
+    def output_key(self) -> array[int]:
+        """output_ids packed: the whole output (not copied) once it is all written, else a
+        copy of its first completion_tokens."""
+        whole, n = self.output(), self.completion_tokens
+        return whole if n == len(whole) else whole[:n]
 
     def follow(self, counter: StepCounter) -> None:
         """From now on, one token per step of `counter` (until `settle`)."""
