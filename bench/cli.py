@@ -80,6 +80,8 @@ def add_parser(sub: Any) -> None:
                       help="--rates: one-call programs sent as program (StartProgram, Call, "
                       "EndProgram), call (one Call without a program id) and/or http "
                       "(POST /v1/chat/completions), comma separated")
+    live.add_argument("--event-loop", choices=["uvloop", "asyncio"], default="uvloop",
+                      help="--rates: the event loop of the services and the load generator")
     cache = kinds.add_parser("cache", help="semantic-cache lookup latency (real Redis, real "
                                            "embedding model, either semantic index)")
     cache.add_argument("--index", choices=["local", "redis", "both"], default="both",

@@ -91,9 +91,9 @@ def run_live(calls: int, concurrency: int, rate: float, workers: int,
     }
 
 
-def _mesh_config(workers: int) -> Any:
+def _mesh_config(workers: int, event_loop: str = "uvloop") -> Any:
     return load_mesh_config(None, environ={}, overrides={
-        "workers": workers, "worker": {"max_inflight": 256},
+        "workers": workers, "worker": {"max_inflight": 256}, "event_loop": event_loop,
         "sim_engine": {"zero_cost": True},
         # its own mesh on loopback, for its length; the calls are not cacheable (sampled)
         "gateway": {"allow_anonymous": True, "semantic_cache": False},
@@ -120,19 +120,20 @@ def _service_pids(mesh: Mesh, workers: int) -> dict[str, int]:
 
 
 def run_open_loop(rates: list[float], duration_s: float, workers: int, modes: list[str],
-                  timeout_s: float = 10.0) -> dict[str, Any]:
+                  timeout_s: float = 10.0, event_loop: str = "uvloop") -> dict[str, Any]:
     """Every mode at every rate against one mesh, lowest rate first. Each row also has the
     CPU time each process spent per completed call (robust to other load on the machine,
-    which the latencies are not)."""
+    which the latencies are not). `event_loop`: the services' and the load generator's."""
     rows = []
-    cfg = _mesh_config(workers)
+    cfg = _mesh_config(workers, event_loop)
     with Mesh(cfg, ephemeral_ports=True) as mesh:
         pids = _service_pids(mesh, workers)
         for mode in modes:
             target = mesh.endpoints.gateway_http if mode == "http" else mesh.endpoints.gateway
             for rate in rates:
                 before = {n: _cpu_s(pid) for n, pid in pids.items()}
-                row = run_rate(target, mode, rate, duration_s, timeout_s=timeout_s)
+                row = run_rate(target, mode, rate, duration_s, timeout_s=timeout_s,
+                               event_loop=event_loop)
                 used = {n: _cpu_s(pid) - before[n] for n, pid in pids.items()}
                 used["loadgen"] = row.pop("loadgen_cpu_s")
                 done = row["completed"]
@@ -144,7 +145,7 @@ def run_open_loop(rates: list[float], duration_s: float, workers: int, modes: li
                 print(_row_text(rows[-1]), flush=True)
     return {"kind": "live-open-loop", "simulated": True, "engines": workers,
             "profile": "zero-cost sim engine", "policy": cfg.planner.policy,
-            "duration_s": duration_s, "timeout_s": timeout_s,
+            "event_loop": event_loop, "duration_s": duration_s, "timeout_s": timeout_s,
             "sustained_rule": {"completed_share": SUSTAINED_COMPLETED, "errors": 0,
                                "latency_p99_ms_max": SUSTAINED_P99_MS},
             "rows": rows}
@@ -168,7 +169,8 @@ def _open_loop_command(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--modes: a list of {', '.join(MODES)}")
     print("live mesh on loopback, zero-cost SIMULATED engines, open loop (the mesh's own "
           "overhead):", flush=True)
-    results = run_open_loop(rates, args.duration_s, args.workers, modes)
+    results = run_open_loop(rates, args.duration_s, args.workers, modes,
+                            event_loop=getattr(args, "event_loop", "uvloop"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

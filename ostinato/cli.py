@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shlex
 import signal
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ostinato.config import ConfigError, MeshConfig, load_mesh_config
+from ostinato.event_loop import run as run_loop
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -180,7 +180,7 @@ def _run_service(args: argparse.Namespace) -> None:
             **net, "planner_address": "planner_address", "http_port": "http_port",
             "metrics_port": "metrics_port"}),
             _overrides(args, "redis", {"redis_url": "url"}))))
-        asyncio.run(serve_gateway(cfg.gateway, cfg.redis, args.port_file, cfg.telemetry))
+        run_loop(serve_gateway(cfg.gateway, cfg.redis, args.port_file, cfg.telemetry), cfg.event_loop)
     elif args.command == "planner":
         from planner.main import serve as serve_planner
 
@@ -188,7 +188,7 @@ def _run_service(args: argparse.Namespace) -> None:
             _overrides(args, "planner", {**net, "policy": "policy",
                                          "metrics_port": "metrics_port"}),
             _overrides(args, "redis", {"redis_url": "url"}))))
-        asyncio.run(serve_planner(cfg.planner, cfg.redis, args.port_file))
+        run_loop(serve_planner(cfg.planner, cfg.redis, args.port_file), cfg.event_loop)
     elif args.command == "worker":
         from workers.main import serve as serve_worker
 
@@ -201,8 +201,8 @@ def _run_service(args: argparse.Namespace) -> None:
             {"worker": {"engine_args": shlex.join(args.engine_arg)}} if args.engine_arg else {},
             _overrides(args, "redis", {"redis_url": "url"})))
         _traced("worker", cfg, cfg.worker.worker_id)
-        asyncio.run(serve_worker(cfg.worker, cfg.redis, args.port_file, args.engine_log,
-                                 cfg.telemetry))
+        run_loop(serve_worker(cfg.worker, cfg.redis, args.port_file, args.engine_log,
+                              cfg.telemetry), cfg.event_loop)
     else:
         from workers.sim.server import serve as serve_engine
 
@@ -213,7 +213,7 @@ def _run_service(args: argparse.Namespace) -> None:
             "enable_priority": "enable_priority", "max_total_tokens": "max_total_tokens",
             "max_running_requests": "max_running_requests"}))
         _traced("sim-engine", cfg)
-        asyncio.run(serve_engine(cfg.sim_engine, args.port_file))
+        run_loop(serve_engine(cfg.sim_engine, args.port_file), cfg.event_loop)
 
 
 def _calibrate(args: argparse.Namespace) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from ostinato.event_loop import EVENT_LOOPS
 from ostinato.service_config import (
     TOOL_FORMATS,
     TRACE_EXPORTERS,
@@ -68,8 +69,12 @@ class MeshConfig:
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     sim_engine: SimEngineConfig = field(default_factory=SimEngineConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    # Event loop of every service process: uvloop (asyncio's where it is not installed) or asyncio
+    event_loop: str = "uvloop"
 
     def __post_init__(self) -> None:
+        if self.event_loop not in EVENT_LOOPS:
+            raise ConfigError(f"event_loop: one of {', '.join(EVENT_LOOPS)}, got {self.event_loop!r}")
         if self.workers < 1:
             raise ConfigError("workers: must be at least 1")
         if self.planner_replicas < 1:
