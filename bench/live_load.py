@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.results import percentile
+from ostinato.event_loop import run as run_loop
 
 MODES = ("program", "call", "http")
 SUSTAINED_COMPLETED = 0.95  # completed calls/s at least this share of the offered rate
@@ -96,8 +97,9 @@ async def _grpc_sender(gateway: str, mode: str, timeout_s: float) -> Any:
                 program_id = (await stub.StartProgram(gateway_pb2.StartProgramRequest(
                     options=opts), timeout=timeout_s)).program_id
             engine_s = 0.0
-            async for chunk in stub.Call(gateway_pb2.CallRequest(program_id=program_id, call=call),
-                                         timeout=timeout_s):
+            # whole: the answer at its end only, as the SDK's non-streamed call asks for it
+            async for chunk in stub.Call(gateway_pb2.CallRequest(program_id=program_id, call=call,
+                                                                 whole=True), timeout=timeout_s):
                 if chunk.HasField("result"):
                     engine_s = chunk.result.timings.engine_s
             if mode == "program":
@@ -161,18 +163,20 @@ async def _drive(target: str, mode: str, rate: float, duration_s: float,
 
 
 def _run(target: str, mode: str, rate: float, duration_s: float, timeout_s: float,
-         warmup: int) -> dict[str, Any]:
+         warmup: int, event_loop: str) -> dict[str, Any]:
     cpu = time.process_time()
-    row = asyncio.run(_drive(target, mode, rate, duration_s, timeout_s, warmup))
+    row = run_loop(_drive(target, mode, rate, duration_s, timeout_s, warmup), event_loop)
     return {**row, "loadgen_cpu_s": time.process_time() - cpu}  # warm-up calls included
 
 
 def run_rate(target: str, mode: str, rate: float, duration_s: float, *,
-             timeout_s: float = 10.0, warmup: int = 20) -> dict[str, Any]:
+             timeout_s: float = 10.0, warmup: int = 20,
+             event_loop: str = "uvloop") -> dict[str, Any]:
     """One open-loop run at `rate`, from a process of its own (spawned, so nothing of the
-    caller's event loop or gRPC state comes along). `target`: the gateway's gRPC address,
-    or its HTTP host:port for mode http."""
+    caller's event loop or gRPC state comes along) on `event_loop` (ostinato/event_loop.py).
+    `target`: the gateway's gRPC address, or its HTTP host:port for mode http."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_run, target, mode, rate, duration_s, timeout_s, warmup).result()
+        return pool.submit(_run, target, mode, rate, duration_s, timeout_s, warmup,
+                           event_loop).result()

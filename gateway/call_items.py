@@ -31,6 +31,9 @@ class Delta:
     # The call starts over on another worker: the text of earlier deltas is void, and this
     # delta's text begins the new answer (CallSpec.restart_on_failure).
     restart: bool = False
+    # The call's last text: its CallResult follows at once, so a front end may send both in
+    # one message (a CallChunk with delta and result; one HTTP write).
+    last: bool = False
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ class Placement:
     new_program: NewProgram | None = None
     # The client's retry of a call whose answer it never got (AdmitRequest.resend).
     resend: bool = False
+    # The caller takes the answer at its end only (CallRequest.whole, a request not
+    # streamed): the worker sends the text with the result, in one message.
+    whole: bool = False
 
 
 class GatewayCore:
@@ -182,7 +185,7 @@ class GatewayCore:
         try:
             async for item in self._executor.run(tenant, placed.program_id, placed.call,
                                                  timeout_s, placed.new_program, placed.resend,
-                                                 implicit=placed.attributed):
+                                                 implicit=placed.attributed, whole=placed.whole):
                 started = True
                 yield item
         except CallFailed as exc:
@@ -192,5 +195,5 @@ class GatewayCore:
             del placed.call.parent_call_ids[:]  # the expired program's calls are gone
             async for item in self._executor.run(tenant, placed.program_id, placed.call, timeout_s,
                                                  self._new_program(tenant, placed.program_id),
-                                                 implicit=True):
+                                                 implicit=True, whole=placed.whole):
                 yield item

@@ -127,12 +127,15 @@ class CallExecutor:
     async def run(
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
         new_program: NewProgram | None = None, resend: bool = False, implicit: bool = False,
+        whole: bool = False,
     ) -> AsyncIterator[CallItem]:
-        """Yields Granted, Deltas (content), then one CallResult. `call` must be normalized;
+        """Yields Granted, Deltas (content; the last one marked `last` when the result
+        follows at once), then one CallResult. `call` must be normalized;
         `new_program`: the program, not registered yet, that the call's admission registers;
         `resend`: the client's retry of a call whose answer it never got (AdmitRequest.resend);
         `implicit`: the program is one that no caller ends (found from the conversation),
-        so that nobody waits for the call's report.
+        so that nobody waits for the call's report; `whole`: the caller takes the answer at
+        its end only (the worker sends its text with the result).
 
         Answered from the cache when the call's policy allows and an entry matches (the
         planner records the call as done, so later calls may depend on it); otherwise run
@@ -153,7 +156,7 @@ class CallExecutor:
                                           resend)
                 self._charge(tenant, limits, hit.answer.completion_tokens)
                 yield Granted("")
-                yield Delta(hit.answer.text, _HIT[hit.kind])
+                yield Delta(hit.answer.text, _HIT[hit.kind], last=True)
                 yield common_pb2.CallResult(
                     call_id=call.call_id, text=hit.answer.text,
                     finish_reason=hit.answer.finish_reason,
@@ -166,7 +169,7 @@ class CallExecutor:
                 return
         report_later = implicit or (new_program is not None and new_program.one_call)
         async for item in self._run(tenant, program_id, call, timeout_s, start, prepared,
-                                    new_program, resend, report_later):
+                                    new_program, resend, report_later, whole):
             if isinstance(item, common_pb2.CallResult):
                 self._charge(tenant, limits, item.usage.completion_tokens)
             # Stored before the result is handed on: a consumer may stop at the result
@@ -263,7 +266,7 @@ class CallExecutor:
     async def _run(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
                    timeout_s: float, start: float, prepared: tuple[PreparedPrompt, int],
                    new_program: NewProgram | None, resend: bool,
-                   report_later: bool) -> AsyncIterator[CallItem]:
+                   report_later: bool, whole: bool) -> AsyncIterator[CallItem]:
         prompt, shared_tokens = prepared
         if call.parent_call_ids:  # its parents' lingering reports: the planner waits for them
             self._report_later.flush()
@@ -281,13 +284,14 @@ class CallExecutor:
             tenant=tenant, program_id=program_id, call_id=call.call_id, prompt=prompt.text,
             input_ids=prompt.ids, sampling=call.sampling, cache_salt=salt,
             shared_prefix_tokens=shared_tokens, json_schema=prompt.json_schema,
-            return_logprob=call.logprobs, top_logprobs_num=call.top_logprobs,
+            return_logprob=call.logprobs, top_logprobs_num=call.top_logprobs, whole=whole,
         )
         failed: planner_pb2.Grant | None = None  # the attempt that failed before this one
         streamed = False  # text handed to our caller (since the last restart)
         for retry in range(MAX_RETRIES + 1):
             grant = await self._admitted(admit, failed, timeout_s - (time.monotonic() - start))
             final: worker_pb2.GenerateResult | None = None
+            tail = ""  # the text that came with the result: sent with what output.finish() adds
             try:
                 if retry == 0:
                     yield Granted(grant.worker_id)
@@ -298,6 +302,8 @@ class CallExecutor:
                     async for item in attempt:
                         if isinstance(item, worker_pb2.GenerateResult):
                             final = item
+                        elif item.last:
+                            tail = item.text
                         else:
                             streamed = True
                             yield item
@@ -326,8 +332,8 @@ class CallExecutor:
             status=planner_pb2.COMPLETION_STATUS_OK, usage=final.usage,
             service_s=final.service_s, attempt=grant.attempt))
         rest, content, tool_calls = output.finish()
-        if rest:
-            yield Delta(rest)
+        if tail or rest:
+            yield Delta(tail + rest, last=True)
         total = time.monotonic() - start
         yield common_pb2.CallResult(
             call_id=call.call_id, text=content, tool_calls=tool_calls,
@@ -361,8 +367,9 @@ class CallExecutor:
     async def _generate(self, template: worker_pb2.GenerateRequest, grant: planner_pb2.Grant,
                         output: ToolOutput, timeout_s: float,
                         ) -> AsyncIterator[Delta | worker_pb2.GenerateResult]:
-        """One attempt on the granted worker: content Deltas, then its GenerateResult;
-        _AttemptFailed when the stream breaks or ends without a result."""
+        """One attempt on the granted worker: content Deltas (the one that came with the
+        result marked `last`), then its GenerateResult; _AttemptFailed when the stream breaks
+        or ends without a result."""
         request = worker_pb2.GenerateRequest()
         request.CopyFrom(template)
         request.request_id = f"{request.program_id}-{request.call_id}-{uuid.uuid4().hex[:8]}"
@@ -376,7 +383,7 @@ class CallExecutor:
                     if chunk.delta:  # the last text may come with the result
                         content = output.feed(chunk.delta)
                         if content:
-                            yield Delta(content)
+                            yield Delta(content, last=chunk.HasField("result"))
                     if chunk.HasField("result"):
                         final = chunk.result
             except grpc.aio.AioRpcError as exc:

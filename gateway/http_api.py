@@ -23,6 +23,7 @@ on the gRPC API. The call path is the gateway core's (gateway/core.py); this onl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import time
@@ -232,8 +233,10 @@ class OpenAiApi:
             headers={HIT_HEADER: hit_header(result.cache_hit)})
 
     async def _result(self, tenant: str, placed: Placement) -> common_pb2.CallResult:
+        """A call answered whole (not streamed): its text comes with the result."""
         result = None
-        async for item in self._core.run(tenant, placed, self._core.timeout(None)):
+        async for item in self._core.run(tenant, dataclasses.replace(placed, whole=True),
+                                         self._core.timeout(None)):
             if isinstance(item, common_pb2.CallResult):
                 result = item
         if result is None:
@@ -273,8 +276,7 @@ class _Stream:
                 HIT_HEADER: hit_header(first.cache_hit)})
             await response.prepare(self._request)
             await self._send(response, first)
-            await response.write(b"data: [DONE]\n\n")
-            await response.write_eof()
+            await response.write_eof(b"data: [DONE]\n\n")
             return response
         finally:
             await self._items.aclose()  # a client gone mid-stream cancels the engine request
@@ -283,27 +285,32 @@ class _Stream:
         if self._obj == "chat.completion.chunk":
             await response.write(self._chunk({"role": "assistant", "content": ""}))
         item: Delta | common_pb2.CallResult | None = first
+        last = b""  # the last text's event, written with the result's: one write fewer
         try:
             while True:
                 item = item if item is not None else await self._next()
                 if isinstance(item, Delta):
-                    await response.write(self._chunk({"content": item.text}))
+                    event = self._chunk({"content": item.text})
+                    if item.last and not item.restart:
+                        last = event
+                    else:
+                        await response.write(event)
                     item = None
                     continue
-                for delta in tool_call_deltas(item.tool_calls):
-                    await response.write(self._chunk(delta))
-                await response.write(self._chunk(
-                    {}, finish_reason=item.finish_reason or "stop",
-                    extension=extension_json(self._placed.program_id, self._placed.call, item)))
+                events = [last, *(self._chunk(d) for d in tool_call_deltas(item.tool_calls)),
+                          self._chunk({}, finish_reason=item.finish_reason or "stop",
+                                      extension=extension_json(self._placed.program_id,
+                                                               self._placed.call, item))]
                 if self._usage:
-                    await response.write(self._chunk({}, usage=usage_json([item.usage])))
+                    events.append(self._chunk({}, usage=usage_json([item.usage])))
+                await response.write(b"".join(events))
                 return
         except StopAsyncIteration:
-            await response.write(b"data: " + json.dumps(error_json(
+            await response.write(last + b"data: " + json.dumps(error_json(
                 "the call ended without a result", "api_error")).encode() + b"\n\n")
         except GatewayError as exc:  # headers are gone: the error travels in the stream
             _, kind = http_status(exc.code)
-            await response.write(b"data: " + json.dumps(error_json(
+            await response.write(last + b"data: " + json.dumps(error_json(
                 exc.message, kind, code=exc.code.name)).encode() + b"\n\n")
 
 

@@ -87,16 +87,22 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             placed = await self._core.place(tenant, request.call, request.program_id)
             if resent(context.invocation_metadata()):
                 placed = dataclasses.replace(placed, resend=True)
+            if request.whole:  # one message: the text with the result
+                placed = dataclasses.replace(placed, whole=True)
             call_id = placed.call.call_id
+            last = ""  # the last text, sent with the result: one message fewer per call
             async for item in self._core.run(tenant, placed,
                                              self._core.timeout(context.time_remaining())):
                 if isinstance(item, Granted):
                     continue
                 if isinstance(item, Delta):
+                    if item.last and not item.restart:
+                        last = item.text
+                        continue
                     yield gateway_pb2.CallChunk(call_id=call_id, delta=item.text,
                                                 restarted=item.restart)
                 else:
-                    yield gateway_pb2.CallChunk(call_id=call_id, result=item)
+                    yield gateway_pb2.CallChunk(call_id=call_id, delta=last, result=item)
         except GatewayError as exc:
             await _abort(context, exc)
 

@@ -89,12 +89,12 @@ class AsyncCallStream:
                 self.text = ""
                 if self._on_restart is not None:
                     self._on_restart()
+            if chunk.delta:  # (the last text may come with the result)
+                self.text += chunk.delta
+                yield chunk.delta
             if chunk.HasField("result"):
                 self.result = parse_call_output(chunk.result)
                 self._on_done(self.result)
-            elif chunk.delta:
-                self.text += chunk.delta
-                yield chunk.delta
         if self.result is None:
             raise OstinatoError(grpc.StatusCode.INTERNAL, "stream ended without a result")
 
@@ -135,24 +135,27 @@ class AsyncProgram:
 
     def stream(self, *, call_id: str | None = None, thread_id: str | None = None,
                parents: Sequence[str | CallOutput] | None = None,
-               on_restart: Callable[[], None] | None = None,
+               on_restart: Callable[[], None] | None = None, whole: bool = False,
                **args: Unpack[CallArgs]) -> AsyncCallStream:
         """Starts a call and streams its text. `parents`: the calls it depends on (results
         or call ids), else the previous call of its thread (`thread_id`, default "main").
         `call_id`: named by the SDK when None, so that a retried Call is the same call.
         `restart_on_failure` (default: the program's) lets a call whose worker fails after
-        streaming start over (see AsyncCallStream)."""
+        streaming start over (see AsyncCallStream). `whole`: the text comes at the end only,
+        in one message with the result (what `call` asks for)."""
         args.setdefault("restart_on_failure", self._restart_on_failure)
         spec = call_spec(call_id=call_id or new_id(), thread_id=thread_id,
                          parents=self._threads.parents(thread_id, parents), **args)
-        call = self._rpcs.call(gateway_pb2.CallRequest(program_id=self.program_id, call=spec),
+        call = self._rpcs.call(gateway_pb2.CallRequest(program_id=self.program_id, call=spec,
+                                                       whole=whole),
                                metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s)
         return AsyncCallStream(call, lambda out: self._threads.record(thread_id, out.call_id),
                                on_restart)
 
     async def call(self, **args: Unpack[PlacedCallArgs]) -> CallOutput:
-        """Runs a call to completion; the arguments as `stream`'s."""
-        s = self.stream(**args)
+        """Runs a call to completion; the arguments as `stream`'s (the answer comes whole:
+        one message, not one per engine event)."""
+        s = self.stream(whole=True, **args)
         async for _ in s:
             pass
         assert s.result is not None

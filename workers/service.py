@@ -299,8 +299,9 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                 if out.delta:
                     output.append(out.delta)
                     unsent += 1
-                # What arrived together goes as one message; the last text with the result.
-                if unsent and not out.more and not out.finished:
+                # What arrived together goes as one message; the last text with the result
+                # (all of it for a caller that takes the answer whole).
+                if unsent and not out.more and not out.finished and not request.whole:
                     yield worker_pb2.GenerateChunk(delta="".join(output[-unsent:]))
                     unsent = 0
             if last is None or not last.finished:

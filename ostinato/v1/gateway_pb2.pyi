@@ -51,12 +51,14 @@ class StartProgramResponse(_message.Message):
     def __init__(self, program_id: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class CallRequest(_message.Message):
-    __slots__ = ("program_id", "call")
+    __slots__ = ("program_id", "call", "whole")
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     CALL_FIELD_NUMBER: _ClassVar[int]
+    WHOLE_FIELD_NUMBER: _ClassVar[int]
     program_id: str
     call: _common_pb2.CallSpec
-    def __init__(self, program_id: _Optional[str] = ..., call: _Optional[_Union[_common_pb2.CallSpec, _Mapping]] = ...) -> None: ...
+    whole: bool
+    def __init__(self, program_id: _Optional[str] = ..., call: _Optional[_Union[_common_pb2.CallSpec, _Mapping]] = ..., whole: _Optional[bool] = ...) -> None: ...
 
 class CallChunk(_message.Message):
     __slots__ = ("call_id", "delta", "result", "restarted")

@@ -23,7 +23,8 @@ class HeldExecutor:
 
     async def run(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
                   timeout_s: float, new_program: object = None,
-                  resend: bool = False, implicit: bool = False) -> AsyncIterator[CallItem]:
+                  resend: bool = False, implicit: bool = False,
+                  whole: bool = False) -> AsyncIterator[CallItem]:
         await self.release.wait()
         yield common_pb2.CallResult(call_id=call.call_id, text="ok")
 

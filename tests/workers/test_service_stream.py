@@ -77,3 +77,18 @@ async def test_a_call_whose_caller_stops_reading_is_cancelled_at_the_worker(
             assert service.running == 0
     finally:
         await channels.close()
+
+
+async def test_a_call_taken_whole_comes_in_one_chunk_with_the_same_text(sim_engine_url: str) -> None:
+    channels = WorkerChannels()
+    try:
+        async with worker_on_loopback(sim_engine_url, 0) as (stub, _, _):
+            address = stub.address  # type: ignore[attr-defined]
+            streamed, _ = await _text_and_result(channels, address, story("a", 40))
+            request = story("a", 40)
+            request.whole = True
+            chunks = [c async for c in channels.generate(address, request, 30.0)]
+            assert len(chunks) == 1 and chunks[0].HasField("result")
+            assert chunks[0].delta == streamed and chunks[0].result.usage.completion_tokens == 40
+    finally:
+        await channels.close()
