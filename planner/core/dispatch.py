@@ -291,7 +291,8 @@ class WorkerDispatch:
         if shares.isolating and shares.boosted(call.tenant, worker):
             call.priority += self._boost
         worker.inflight += 1
-        self._track(worker)
+        if worker.inflight >= worker.max_inflight:  # _track: it was free, it may be full now
+            self._free.pop(worker.worker_id, None)
         shares.running(call.tenant, worker, +1)
         program.last_worker = worker.worker_id
         call.state = CallState.RUNNING

@@ -12,8 +12,10 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from collections.abc import Mapping, Sequence
+from itertools import accumulate
 
 DEFAULT_CAP = 512
+_NONE: tuple[int, ...] = ()  # no history
 
 
 class OutputEstimator:
@@ -24,9 +26,23 @@ class OutputEstimator:
         self._window = window
         self._min = min_samples
         self._history: dict[str, deque[int]] = {}
+        # The same windows, sorted: kept as they change (estimates come at every submission
+        # and progress report, many per observation; sorting the window each time was a
+        # quarter of the simulator's planner-core CPU)
+        self._ordered: dict[str, list[int]] = {}
 
     def observe(self, key: str, completion_tokens: int) -> None:
-        self._history.setdefault(key, deque(maxlen=self._window)).append(completion_tokens)
+        seen = self._history.get(key)
+        if seen is None:
+            seen = self._history[key] = deque(maxlen=self._window)
+            self._ordered[key] = []
+        ordered = self._ordered[key]
+        if not self._window:
+            return
+        if len(seen) == seen.maxlen:  # the oldest leaves the window
+            del ordered[bisect.bisect_left(ordered, seen[0])]
+        seen.append(completion_tokens)
+        bisect.insort(ordered, completion_tokens)
 
     def history(self) -> dict[str, list[int]]:
         """What was learned, per class (for persisting across restarts)."""
@@ -34,10 +50,8 @@ class OutputEstimator:
 
     def restore(self, history: Mapping[str, Sequence[int]]) -> None:
         for key, values in history.items():
-            self._history[key] = deque((int(v) for v in values), maxlen=self._window)
-
-    def _quantile(self, ordered: list[int]) -> int:
-        return ordered[min(len(ordered) - 1, int(self._q * len(ordered)))]
+            seen = self._history[key] = deque((int(v) for v in values), maxlen=self._window)
+            self._ordered[key] = sorted(seen)
 
     def estimate(self, key: str, max_new_tokens: int, hint: int = 0) -> int:
         """Expected output tokens of a call that has not started."""
@@ -55,13 +69,14 @@ class OutputEstimator:
         if hint > generated:
             guess = hint
         else:
-            seen = self._history.get(key)
-            longer: list[int] = []
-            if seen is not None:
-                ordered = sorted(seen)
-                longer = ordered[bisect.bisect_right(ordered, generated):]
-            enough = len(longer) >= self._min
-            guess = self._quantile(longer) if enough else max(DEFAULT_CAP, 2 * generated)
+            ordered = self._ordered.get(key, _NONE)
+            # the history that ran longer than `generated`: ordered[first:], `longer` calls
+            first = bisect.bisect_right(ordered, generated)
+            longer = len(ordered) - first
+            if longer >= self._min:  # its quantile
+                guess = ordered[first + min(longer - 1, int(self._q * longer))]
+            else:
+                guess = max(DEFAULT_CAP, 2 * generated)
         guess = max(guess, generated + 1 if generated > 0 else 0)
         return guess if cap is None else min(cap, guess)
 
@@ -106,9 +121,9 @@ class ProgramSizeEstimator:
             if not seen:
                 return None
             sizes = sorted(seen)
-            suffix = [0.0] * (len(sizes) + 1)
-            for i in range(len(sizes) - 1, -1, -1):
-                suffix[i] = suffix[i + 1] + sizes[i]
+            # suffix[i] = sizes[i] + suffix[i + 1], summed from the end as a loop would
+            suffix = list(accumulate(reversed(sizes), initial=0.0))
+            suffix.reverse()
             table = self._sorted[key] = (sizes, suffix)
         return table
 

@@ -41,6 +41,17 @@ RELEASE_BATCH = 4  # calls of a level a dispatch releases at most (the others at
 _Parked = tuple[float, float, str, CallRecord, str]
 
 
+class _Level:
+    """A level's parked calls, oldest first, and its horizon: calls of the level queued by
+    then were passed by (-inf: none yet)."""
+
+    __slots__ = ("horizon", "order")
+
+    def __init__(self) -> None:
+        self.order: deque[_Parked] = deque()
+        self.horizon = -math.inf
+
+
 class ParkedCalls:
     def __init__(self, max_wait_s: float, queue: MultiLevelQueue) -> None:
         if max_wait_s < 0:
@@ -49,8 +60,7 @@ class ParkedCalls:
         self._queue = queue
         self._parked: dict[str, _Parked] = {}  # key -> its parking
         self._order: deque[_Parked] = deque()  # parked oldest first
-        self._by_level: dict[int, deque[_Parked]] = {}  # per level of the queue, oldest first
-        self._horizon: dict[int, float] = {}  # level -> calls queued by then were passed by
+        self._by_level: dict[int, _Level] = {}  # per level of the queue
         self._released: set[str] = set()  # keys that waited their turn and may go anywhere
         self.total = 0  # calls parked so far
         self._on: dict[str, dict[str, int]] = {}  # worker -> tenant -> calls parked there
@@ -105,8 +115,8 @@ class ParkedCalls:
         level = self._queue.level_of(call.score)
         by_level = self._by_level.get(level)
         if by_level is None:
-            by_level = self._by_level[level] = deque()
-        by_level.append(entry)
+            by_level = self._by_level[level] = _Level()
+        by_level.order.append(entry)
 
     def expired(self, now: float) -> bool:
         """Whether a call has been parked `max_wait_s` or longer."""
@@ -132,10 +142,10 @@ class ParkedCalls:
         """A call of `level`, queued at `queued_at`, started: the calls of its level or a
         better one queued `max_wait_s` or more before it are due for release (`release_due`)
         once parked that long. O(levels up to `level`)."""
-        horizon, cut = self._horizon, queued_at - self.max_wait_s
-        for lvl in self._by_level:
-            if lvl <= level and cut > horizon.get(lvl, -math.inf):
-                horizon[lvl] = cut
+        cut = queued_at - self.max_wait_s
+        for lvl, lv in self._by_level.items():
+            if lvl <= level and cut > lv.horizon:
+                lv.horizon = cut
 
     def release_due(self, now: float) -> list[CallRecord]:
         """Calls parked `max_wait_s` or longer that a later call of their level or a worse
@@ -143,22 +153,29 @@ class ParkedCalls:
         level, oldest first (the rest at the next dispatches: a decision's cost stays
         bounded); no longer parked: for the global lane."""
         out: list[CallRecord] = []
-        parked, horizons = self._parked, self._horizon
-        for lvl, order in self._by_level.items():
-            horizon = horizons.get(lvl)
-            if horizon is None:
+        parked, wait = self._parked, self.max_wait_s
+        for at_level in self._by_level.values():
+            order, horizon = at_level.order, at_level.horizon
+            if not order or horizon == -math.inf:  # none of its calls passed by yet
                 continue
-            batch = len(out) + RELEASE_BATCH
-            while order and len(out) < batch:
+            left = RELEASE_BATCH
+            while order:
                 head = order[0]
-                since, at, key = head[0], head[1], head[2]
+                if now - head[0] < wait:  # parked since then: so are those behind it
+                    break
+                key = head[2]
                 if parked.get(key) is not head:
                     order.popleft()  # no longer parked (since then)
                     continue
-                if now - since < self.max_wait_s or at > horizon:
+                if head[1] > horizon:
                     break
                 order.popleft()
-                out += self._release(key)
+                released = self._release(key)
+                if released:
+                    out += released
+                    left -= 1
+                    if not left:
+                        break
         return out
 
     def release_worker(self, worker_id: str) -> list[CallRecord]:

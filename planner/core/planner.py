@@ -274,7 +274,8 @@ class PlannerCore(WorkerDispatch):
             raise ProgramClosed(f"program {program_id!r} has ended")
         now = self._clock.now()
         arrival = now
-        attempt, excluded, retry = 1, frozenset(exclude_workers) or NO_WORKERS, False
+        attempt, retry = 1, False
+        excluded = (frozenset(exclude_workers) or NO_WORKERS) if exclude_workers else NO_WORKERS
         existing = program.calls.get(call_id)
         if existing is not None:
             if _is_retry(existing, retry_of_attempt, resend):
@@ -291,8 +292,8 @@ class PlannerCore(WorkerDispatch):
                 attempt, excluded = existing.attempt, excluded | existing.excluded
             arrival = existing.arrival
         parents = tuple(parents)
-        missing = [p for p in parents if p not in program.calls or p == call_id]
-        if missing:
+        calls = program.calls
+        if parents and (missing := [p for p in parents if p not in calls or p == call_id]):
             raise UnknownParent(f"unknown parent call(s): {', '.join(missing)}")
         call = CallRecord(
             program_id=program_id,
@@ -312,8 +313,9 @@ class PlannerCore(WorkerDispatch):
             attempt=attempt,
             excluded=excluded,
         )
-        call.critical_path_s = max((program.calls[p].critical_path_s + program.calls[p].service_s
-                                    for p in parents), default=0.0)
+        if parents:
+            call.critical_path_s = max(calls[p].critical_path_s + calls[p].service_s
+                                       for p in parents)
         if existing is not None and served_from_cache:
             self._replace(existing, retry)
         if served_from_cache:
@@ -322,7 +324,7 @@ class PlannerCore(WorkerDispatch):
             program.last_active = now
             self._events.append(CallChanged(call))
             return call
-        unfinished = [p for p in parents if not program.calls[p].state.finished]
+        unfinished = [p for p in parents if not calls[p].state.finished] if parents else ()
         if not unfinished and existing is None:
             self._check_room(tenant)  # a re-admitted call keeps its place
         if not unfinished:  # scored before it is recorded: DeadlineExceeded leaves no trace

@@ -101,6 +101,7 @@ class MultiLevelQueue:
         self._lanes: dict[str, dict[str, _TenantQueue]] = {GLOBAL: self._global}  # lane -> ...
         self._size: dict[str, int] = {}  # tenant -> calls counted, every lane
         self._vtime: dict[str, float] = {}
+        self._vtime_of = self._vtime.__getitem__  # a sort key, bound once
         self._len = 0
 
     def __len__(self) -> int:
@@ -215,9 +216,12 @@ class MultiLevelQueue:
         for lane in lanes:
             tenants = all_lanes.get(lane)
             if tenants:
-                active += [t for t, q in tenants.items() if q.size and t not in active]
-        active.sort()  # ties: by name
-        active.sort(key=self._vtime.__getitem__)  # every active tenant has a virtual time
+                for t, q in tenants.items():
+                    if q.size and t not in active:
+                        active.append(t)
+        if len(active) > 1:
+            active.sort()  # ties: by name
+            active.sort(key=self._vtime_of)  # every active tenant has a virtual time
         return active
 
     def pop(self, now: float, tenant: str | None = None,

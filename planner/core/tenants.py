@@ -90,7 +90,14 @@ class TenantShares:
 
     def running(self, tenant: str, worker: WorkerState | None, delta: int) -> None:
         """A call of `tenant` started (+1) or ended (-1) on `worker` (None: one that left)."""
-        bump_count(self._running, tenant, delta)
+        running = self._running
+        if delta > 0:  # bump_count's, inlined: every call starts and ends here
+            running[tenant] = running.get(tenant, 0) + delta
+            if worker is not None:
+                on = worker.tenants
+                on[tenant] = on.get(tenant, 0) + delta
+            return
+        bump_count(running, tenant, delta)
         if worker is not None:
             bump_count(worker.tenants, tenant, delta)
 
