@@ -6,8 +6,10 @@ Per-decision cost is O(active tenants + queue levels + free workers), independen
 number of queued calls: a call is parked on its home when it is queued, so a worker's free
 slot reads only its own lane and the global one (planner/core/parking.py), and workers with
 a free slot are indexed as slots free and fill, never scanned (`ostinato bench planner`
-measures it, bench/planner_bench.py). The workers and `dispatch`
-are in planner/core/dispatch.py.
+measures it, bench/planner_bench.py). Here: the core's state and the calls' lifecycle
+(submit, complete, progress, cancel). The programs' (register, restore, end, expire) and
+the read-only views are in planner/core/programs.py; the workers and `dispatch` in
+planner/core/dispatch.py.
 """
 
 from __future__ import annotations
@@ -30,20 +32,18 @@ from planner.core.model import (
     Overloaded,
     Program,
     ProgramClosed,
-    ProgramEnded,
-    ProgramRegistered,
     UnknownParent,
-    UnknownProgram,
     WorkerState,
     call_key,
     work_of,
 )
 from planner.core.parking import ParkedCalls
 from planner.core.policies import LEVEL_STEP, PriorityPolicy
+from planner.core.programs import ProgramTable
 from planner.core.queue import MultiLevelQueue, StarvationBound
 from planner.core.reconcile import UnstartedGrants
 from planner.core.routing import RoutingPolicy
-from planner.core.tenants import ISOLATION_FRACTION, TenantShares, bump_count
+from planner.core.tenants import ISOLATION_FRACTION, TenantShares
 
 __all__ = ["PlannerCore", "grant_of"]
 
@@ -59,7 +59,7 @@ def _is_retry(existing: CallRecord, retry_of_attempt: int, resend: bool = False)
     return existing.state in (CallState.FAILED, CallState.CANCELLED)
 
 
-class PlannerCore(WorkerDispatch):
+class PlannerCore(ProgramTable, WorkerDispatch):
     def __init__(
         self,
         clock: Clock,
@@ -139,102 +139,6 @@ class PlannerCore(WorkerDispatch):
     def set_tenant_weights(self, weights: Mapping[str, float]) -> None:
         """Fair-share weights from the tenants' records (reloaded while running)."""
         self._queue.set_weights(weights)
-
-    # ---- programs ------------------------------------------------------------------
-
-    def register_program(
-        self,
-        program_id: str,
-        tenant: str,
-        *,
-        deadline_s: float | None = None,
-        reject_when_late: bool = False,
-        program_class: str = "",
-        max_open: int = 0,
-    ) -> Program:
-        """`max_open`: the tenant's limit on programs open at once (0: none)."""
-        existing = self._programs.get(program_id)
-        if existing is not None:
-            if existing.tenant != tenant:  # never reveal another tenant's program
-                raise DuplicateCall(f"program id {program_id!r} is taken")
-            return existing
-        if max_open and self._open_of.get(tenant, 0) >= max_open:
-            raise Overloaded(f"tenant {tenant!r} has {max_open} programs open, its limit: end "
-                             "one first")
-        now = self._clock.now()
-        program = Program(
-            program_id=program_id,
-            tenant=tenant,
-            created_at=now,
-            deadline_at=None if deadline_s is None else now + deadline_s,
-            reject_when_late=reject_when_late,
-            program_class=program_class,
-            last_active=now,
-        )
-        self._programs[program_id] = program
-        self._open_of[tenant] = self._open_of.get(tenant, 0) + 1
-        self._events.append(ProgramRegistered(program))
-        return program
-
-    def restore(self, program: Program) -> None:
-        """Takes back a program that a previous planner process persisted (planner/records.py).
-
-        Finished calls are history. A running call stays running on its worker: the worker's
-        completion report finishes it, and a re-admission (its caller never got the grant)
-        returns the same grant. A queued or blocked call waits for its caller to admit it
-        again, keeping its arrival time; one not re-admitted within `orphan_ttl_s` is dropped.
-        No call is started twice, and none is started without a caller waiting for it.
-        """
-        if program.program_id in self._programs:
-            return
-        now = self._clock.now()
-        self._programs[program.program_id] = program
-        self._open_of[program.tenant] = self._open_of.get(program.tenant, 0) + 1
-        program.attained_service_s = sum(c.service_s for c in program.calls.values()
-                                         if c.state.finished)
-        program.attained_work = sum(work_of(c.completion_tokens, c.prompt_tokens_used
-                                            - c.cached_tokens)
-                                    for c in program.calls.values() if c.state.finished)
-        ran = [c for c in program.calls.values()
-               if c.state.finished or c.state is CallState.RUNNING]
-        if ran:
-            self._admission.restored(program.program_id, program.tenant, sum(
-                max(0, c.prompt_tokens_used - c.cached_tokens) + c.completion_tokens
-                if c.state.finished else c.prompt_tokens for c in ran))
-        for call in program.calls.values():
-            if call.state.finished:
-                continue
-            call.recovered = True
-            if call.state is CallState.RUNNING:
-                self._calls[call.key] = call
-                worker = self._workers.get(call.worker_id)
-                if worker is not None:
-                    worker.inflight += 1
-                    self._track(worker)
-                self._shares.running(call.tenant, worker, +1)
-            else:
-                self._orphans[call.key] = (call, now)
-
-    def program(self, program_id: str, tenant: str) -> Program:
-        program = self._programs.get(program_id)
-        if program is None or program.tenant != tenant:
-            raise UnknownProgram(f"no program {program_id!r}")
-        return program
-
-    def end_program(self, program_id: str, tenant: str) -> Program:
-        program = self.program(program_id, tenant)
-        for call in program.calls.values():
-            if call.state in (CallState.QUEUED, CallState.BLOCKED):
-                self._finish(call, CallState.CANCELLED)
-        program.closed = True
-        del self._programs[program_id]
-        self._admission.end(program_id)
-        bump_count(self._open_of, tenant, -1)
-        calls = program.calls.values()
-        if calls and all(c.state is CallState.DONE for c in calls):  # ran to the end: its size
-            self.program_sizes.observe(program.program_class, program.attained_work)
-        self._events.append(ProgramEnded(program))
-        return program
 
     # ---- calls ---------------------------------------------------------------------
 
@@ -484,60 +388,3 @@ class PlannerCore(WorkerDispatch):
                     self._finish(child, CallState.FAILED)
                     continue
                 self._events.append(CallChanged(child))
-
-    # ---- housekeeping --------------------------------------------------------------
-
-    def expire(self) -> list[str]:
-        """Drops workers not heard from and idle programs; returns expired program ids."""
-        now = self._clock.now()
-        for worker in list(self._workers.values()):
-            if now - worker.last_seen > self._worker_ttl_s:
-                self.remove_worker(worker.worker_id)
-        for call, since in list(self._orphans.values()):
-            if now - since > self._orphan_ttl_s:
-                self._finish(call, CallState.CANCELLED)
-        expired = []
-        for program in list(self._programs.values()):
-            busy = any(not c.state.finished for c in program.calls.values())
-            if busy:
-                continue
-            idle = now - program.last_active
-            if idle > self._program_idle_ttl_s:
-                self.end_program(program.program_id, program.tenant)
-                expired.append(program.program_id)
-            elif idle > self._program_kv_idle_s:
-                self._admission.dormant(program.program_id)
-        return expired
-
-    def take_events(self) -> list[Event]:
-        events, self._events = self._events, []
-        return events
-
-    # ---- read-only views (metrics) ----------------------------------------------------
-
-    def queue_depths(self) -> dict[tuple[str, int], int]:
-        """Calls in the global queue per (tenant, level)."""
-        return self._queue.depths()
-
-    def parked_counts(self) -> dict[tuple[str, str], int]:
-        """Calls parked on their home worker per (worker, tenant)."""
-        return self._parked.counts()
-
-    @property
-    def programs_open(self) -> int:
-        return len(self._programs)
-
-    @property
-    def queued(self) -> int:
-        """Calls waiting to start: in the global queue, parked on their home worker, or
-        waiting for their program to start."""
-        return len(self._queue) + len(self._admission)  # parked calls: in the queue's lanes
-
-    def waiting_to_start(self, tenant: str) -> tuple[int, int]:
-        """(programs, calls) of `tenant` waiting for program admission."""
-        return self._admission.waiting_programs(tenant), self._admission.size_of(tenant)
-
-    def working_set(self, tenant: str | None = None) -> int:
-        """KV tokens the started programs (of `tenant`; None: of all) are counted to hold."""
-        return self._admission.working_set(tenant)
-
