@@ -38,6 +38,7 @@ from typing import Any
 from ostinato.clock import ManualClock
 from planner.core.planner import PlannerCore
 from planner.core.selection import parse_policy
+from planner.main import freeze_after_start
 
 DEFAULT_POLICIES = ("default", "fcfs+round_robin", "plas+cache_aware")
 DEFAULT_QUEUED = (1000, 10_000, 100_000)
@@ -152,11 +153,11 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
 def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
     driver = _Driver(policy, queued, cfg)
     times, cpus, cycles, grants, quiet, quiet_cpu, parks = [], [], [], [], [], [], []
-    # The setup's objects go to the permanent generation, as a service would freeze what it
-    # loaded at start; the collector stays on for what the decisions allocate, and the
-    # decisions that a collection ran inside are counted (and left out of `without_gc`).
-    gc.collect()
-    gc.freeze()
+    # The setup's objects go to the permanent generation, as the planner service freezes
+    # what it holds once started (the same function); the collector stays on, with CPython's
+    # default thresholds, for what the decisions allocate, and the decisions that a
+    # collection ran inside are counted (and left out of `without_gc`).
+    freeze_after_start()
     gc.callbacks.append(driver.on_gc)
     try:
         for _ in range(cfg.decisions):

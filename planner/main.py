@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import socket
 import uuid
@@ -34,6 +35,18 @@ from tracing.metrics_http import serve_metrics
 log = structlog.get_logger(__name__)
 
 LEASE_LOST_EXIT = 3  # the exit status of a planner whose lease was lost
+
+
+def freeze_after_start() -> None:
+    """The collector's one setting, which `ostinato bench planner` uses too
+    (bench/planner_bench.py): once started (its modules imported, the programs left in Redis
+    restored), the process's objects go to the permanent generation, which no collection
+    traverses again. A full collection then walks what came since, not the ~90,000 objects of
+    the service's modules (about 18 ms each on the dev machine; docs/bench/planner/results.md).
+    Thresholds stay CPython's defaults. Start-up objects that later become cyclic garbage
+    are never freed: they are few, and made once."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _follow_tenant_weights(core: PlannerCore, directory: TenantDirectory,
@@ -106,6 +119,7 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
         classes = await learned.load(core)
         if classes:
             log.info("learned estimates restored", classes=classes)
+        freeze_after_start()
         tasks.extend([asyncio.create_task(store.run()),
                       asyncio.create_task(service.housekeeping()),
                       asyncio.create_task(learned.run(core, config.learned_save_s)),

@@ -51,3 +51,22 @@ def test_growth_across_depths_and_the_command_writes_its_json(tmp_path: Path) ->
 def test_bad_arguments_are_refused(queued: tuple[int, ...], policies: tuple[str, ...]) -> None:
     with pytest.raises(ValueError):
         planner_bench(queued, policies, TINY)
+
+
+def test_the_bench_sets_the_collector_as_the_planner_service_does(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One GC setting for both (issue #17): the bench freezes its setup with the function the
+    service calls once started (planner/main.py), and unfreezes after its run."""
+    import gc
+
+    import bench.planner_bench as pb
+    import planner.main
+
+    assert pb.freeze_after_start is planner.main.freeze_after_start
+    calls: list[int] = []
+    real = pb.freeze_after_start
+    monkeypatch.setattr(pb, "freeze_after_start", lambda: (calls.append(1), real())[1])
+    pb.planner_bench((100,), ("default",), BenchConfig(workers=2, budget=2, decisions=5,
+                                                       min_programs=10, calls_per_program=10))
+    assert calls == [1]
+    assert gc.get_freeze_count() == 0
