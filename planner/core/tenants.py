@@ -199,12 +199,11 @@ class TenantShares:
         if level >= 1.0:
             return False
         further_up = False  # another tenant's level is above this one's
-        for u, f in fraction.items():
-            if u != tenant:
-                x = on.get(u, 0) / (cap * f)
-                if x < level:
-                    return False
-                further_up = further_up or level < x
+        for u, f in fraction.items():  # `tenant` itself: x == level, which changes nothing
+            x = on.get(u, 0) / (cap * f)
+            if x < level:
+                return False
+            further_up = further_up or level < x
         return further_up
 
 
