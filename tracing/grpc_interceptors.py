@@ -24,6 +24,13 @@ _tracer = trace.get_tracer("ostinato.grpc")
 _LOG_FIELDS = ("tenant", "program_id", "call_id")
 
 
+def recording() -> bool:
+    """Whether this process records spans (tracing/setup.py installed the SDK's provider).
+    Without one every span is a no-op: a server span's name and attributes are not
+    worked out for nobody, and the caller's context alone carries the trace on."""
+    return type(trace.get_tracer_provider()).__module__.startswith("opentelemetry.sdk")
+
+
 @dataclass(frozen=True)
 class SpanDescriber:
     """How one RPC becomes a span: its name and attributes from the request, then more from
@@ -132,7 +139,7 @@ class _RpcSpan:
         structlog.contextvars.bind_contextvars(**_log_fields(request))
         parent = propagate.extract(carrier)
         self._describer = describer
-        self.span = None if describer is None else _tracer.start_span(
+        self.span = None if describer is None or not recording() else _tracer.start_span(
             describer.name(request), context=parent, kind=SpanKind.SERVER,
             attributes=dict(describer.attributes(request)))
         self.ctx = parent if self.span is None else trace.set_span_in_context(self.span, parent)

@@ -12,7 +12,7 @@ import structlog
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from tracing.grpc_interceptors import SpanDescriber
+from tracing.grpc_interceptors import SpanDescriber, recording
 
 _tracer = trace.get_tracer("ostinato.grpc")
 
@@ -36,12 +36,16 @@ def bind_call_ids(request: Any) -> None:
 
 def message_span(describer: SpanDescriber | None, request: Any,
                  trace_context: Mapping[str, str]) -> trace.Span | None:
-    """The message's server span (None when tracing is off), a child of the caller's."""
-    if describer is None:
+    """The message's server span, a child of the caller's; None when spans are not recorded
+    here and the caller sent no trace context. Not recorded, it is the caller's context
+    (to be passed on), not a span of ours."""
+    if describer is None or (not trace_context and not recording()):
         return None
-    return _tracer.start_span(describer.name(request),
-                              context=propagate.extract(dict(trace_context)),
-                              kind=SpanKind.SERVER, attributes=dict(describer.attributes(request)))
+    parent = propagate.extract(dict(trace_context))
+    if not recording():
+        return trace.get_current_span(parent)
+    return _tracer.start_span(describer.name(request), context=parent, kind=SpanKind.SERVER,
+                              attributes=dict(describer.attributes(request)))
 
 
 def mark_failed(span: trace.Span | None, code: grpc.StatusCode, details: str) -> None:

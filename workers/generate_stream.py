@@ -47,7 +47,7 @@ async def _run(generate: Generate, msg: worker_pb2.GenerateStreamRequest,
                 # to its end: what the generation does after its result runs now (as after
                 # Generate's last message), not whenever the generator is collected
                 async for chunk in generate(msg.request):
-                    if span is not None and describer is not None:
+                    if span is not None and describer is not None and span.is_recording():
                         describer.on_response(span, chunk)
                     if chunk.HasField("result"):
                         finished = True
