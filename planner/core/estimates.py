@@ -37,9 +37,9 @@ class OutputEstimator:
             seen = self._history[key] = deque(maxlen=self._window)
             self._ordered[key] = []
         ordered = self._ordered[key]
-        if not self._window:
-            return
         if len(seen) == seen.maxlen:  # the oldest leaves the window
+            if not seen:
+                return  # a window of 0: nothing is kept
             del ordered[bisect.bisect_left(ordered, seen[0])]
         seen.append(completion_tokens)
         bisect.insort(ordered, completion_tokens)
@@ -98,11 +98,22 @@ class ProgramSizeEstimator:
         self._window = window
         self._min = min_samples
         self._history: dict[str, deque[float]] = {}
+        self._ordered: dict[str, list[float]] = {}  # the same windows, sorted as they change
         self._sorted: dict[str, tuple[list[float], list[float]]] = {}  # sizes, suffix sums
 
     def observe(self, key: str, size: float) -> None:
         for k in (key, self.POOLED):
-            self._history.setdefault(k, deque(maxlen=self._window)).append(size)
+            seen = self._history.get(k)
+            if seen is None:
+                seen = self._history[k] = deque(maxlen=self._window)
+                self._ordered[k] = []
+            ordered = self._ordered[k]
+            if len(seen) == seen.maxlen:  # the oldest leaves the window
+                if not seen:
+                    continue  # a window of 0: nothing is kept
+                del ordered[bisect.bisect_left(ordered, seen[0])]
+            seen.append(size)
+            bisect.insort(ordered, size)
             self._sorted.pop(k, None)
 
     def history(self) -> dict[str, list[float]]:
@@ -111,16 +122,16 @@ class ProgramSizeEstimator:
 
     def restore(self, history: Mapping[str, Sequence[float]]) -> None:
         for key, values in history.items():
-            self._history[key] = deque((float(v) for v in values), maxlen=self._window)
+            seen = self._history[key] = deque((float(v) for v in values), maxlen=self._window)
+            self._ordered[key] = sorted(seen)
             self._sorted.pop(key, None)
 
     def _table(self, key: str) -> tuple[list[float], list[float]] | None:
         table = self._sorted.get(key)
         if table is None:
-            seen = self._history.get(key)
-            if not seen:
+            sizes = self._ordered.get(key)
+            if not sizes:
                 return None
-            sizes = sorted(seen)
             # suffix[i] = sizes[i] + suffix[i + 1], summed from the end as a loop would
             suffix = list(accumulate(reversed(sizes), initial=0.0))
             suffix.reverse()

@@ -1,7 +1,8 @@
 """The output estimator keeps each class's window sorted as it changes (no sort per
 estimate): its estimates equal those of the plain rule, a quantile of the sorted window's
-calls that ran longer, across evictions and a restore. The size estimator's suffix sums
-equal a loop's, float for float."""
+calls that ran longer, across evictions and a restore. So does the program size estimator
+(sorted windows kept the same way): its remaining work equals the plain mean over the sorted
+window's larger programs, and its suffix sums a loop's, float for float."""
 
 from __future__ import annotations
 
@@ -59,3 +60,36 @@ def test_size_table_suffix_sums_are_a_loops() -> None:
     for i in range(len(ordered) - 1, -1, -1):
         expected[i] = expected[i + 1] + ordered[i]
     assert suffix == expected
+
+
+def _plain_remaining(history: list[float], attained: float, min_samples: int) -> float | None:
+    ordered = sorted(history)
+    larger = ordered[bisect.bisect_right(ordered, attained):]
+    if len(larger) < min_samples:
+        return None
+    total = 0.0
+    for size in reversed(larger):  # summed from the largest, as the suffix sums are
+        total += size
+    return total / len(larger) - attained
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_remaining_work_matches_the_plain_rule_across_evictions(seed: int) -> None:
+    rng = random.Random(seed)
+    window, min_samples = 24, 3
+    est = ProgramSizeEstimator(window=window, min_samples=min_samples)
+    windows: dict[str, list[float]] = {"a": [], "b": [], ProgramSizeEstimator.POOLED: []}
+    for step in range(300):
+        key = rng.choice("ab")
+        size = rng.choice((rng.random() * 100, float(rng.randint(1, 5000))))
+        est.observe(key, size)
+        for k in (key, ProgramSizeEstimator.POOLED):
+            windows[k] = (windows[k] + [size])[-window:]
+        if step == 150:
+            restored = ProgramSizeEstimator(window=window, min_samples=min_samples)
+            restored.restore(est.history())
+            est = restored
+        attained = rng.random() * 3000
+        own = _plain_remaining(windows[key], attained, min_samples)
+        pooled = _plain_remaining(windows[ProgramSizeEstimator.POOLED], attained, min_samples)
+        assert est.remaining(key, attained) == (own if own is not None else pooled)
