@@ -42,7 +42,8 @@ def freeze_after_start() -> None:
     (bench/planner_bench.py): once started (its modules imported, the programs left in Redis
     restored), the process's objects go to the permanent generation, which no collection
     traverses again. A full collection then walks what came since, not the ~90,000 objects of
-    the service's modules (about 18 ms each on the dev machine; docs/bench/planner/results.md).
+    the service's modules and state (about 18 ms each on the dev machine;
+    docs/bench/planner/results.md).
     Thresholds stay CPython's defaults. Start-up objects that later become cyclic garbage
     are never freed: they are few, and made once."""
     gc.collect()
