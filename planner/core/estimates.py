@@ -11,11 +11,36 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
+from typing import Generic, TypeVar
 
 DEFAULT_CAP = 512
 _NONE: tuple[int, ...] = ()  # no history
+
+V = TypeVar("V", int, float)
+
+
+class SortedWindow(Generic[V]):
+    """The last `size` values in arrival order, and the same values sorted, kept sorted as
+    they change (estimates come at every submission and progress report, many per
+    observation: sorting the window each time was a quarter of the simulator's planner-core
+    CPU)."""
+
+    __slots__ = ("ordered", "recent")
+
+    def __init__(self, size: int, values: Iterable[V] = ()) -> None:
+        self.recent: deque[V] = deque(values, maxlen=size)
+        self.ordered: list[V] = sorted(self.recent)
+
+    def add(self, value: V) -> None:
+        recent = self.recent
+        if len(recent) == recent.maxlen:  # the oldest leaves the window
+            if not recent:
+                return  # a window of 0: nothing is kept
+            del self.ordered[bisect.bisect_left(self.ordered, recent[0])]
+        recent.append(value)
+        bisect.insort(self.ordered, value)
 
 
 class OutputEstimator:
@@ -25,33 +50,21 @@ class OutputEstimator:
         self._q = quantile
         self._window = window
         self._min = min_samples
-        self._history: dict[str, deque[int]] = {}
-        # The same windows, sorted: kept as they change (estimates come at every submission
-        # and progress report, many per observation; sorting the window each time was a
-        # quarter of the simulator's planner-core CPU)
-        self._ordered: dict[str, list[int]] = {}
+        self._windows: dict[str, SortedWindow[int]] = {}
 
     def observe(self, key: str, completion_tokens: int) -> None:
-        seen = self._history.get(key)
-        if seen is None:
-            seen = self._history[key] = deque(maxlen=self._window)
-            self._ordered[key] = []
-        ordered = self._ordered[key]
-        if len(seen) == seen.maxlen:  # the oldest leaves the window
-            if not seen:
-                return  # a window of 0: nothing is kept
-            del ordered[bisect.bisect_left(ordered, seen[0])]
-        seen.append(completion_tokens)
-        bisect.insort(ordered, completion_tokens)
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = SortedWindow(self._window)
+        window.add(completion_tokens)
 
     def history(self) -> dict[str, list[int]]:
         """What was learned, per class (for persisting across restarts)."""
-        return {k: list(v) for k, v in self._history.items()}
+        return {k: list(w.recent) for k, w in self._windows.items()}
 
     def restore(self, history: Mapping[str, Sequence[int]]) -> None:
         for key, values in history.items():
-            seen = self._history[key] = deque((int(v) for v in values), maxlen=self._window)
-            self._ordered[key] = sorted(seen)
+            self._windows[key] = SortedWindow(self._window, (int(v) for v in values))
 
     def estimate(self, key: str, max_new_tokens: int, hint: int = 0) -> int:
         """Expected output tokens of a call that has not started."""
@@ -69,7 +82,8 @@ class OutputEstimator:
         if hint > generated:
             guess = hint
         else:
-            ordered = self._ordered.get(key, _NONE)
+            window = self._windows.get(key)
+            ordered = _NONE if window is None else window.ordered
             # the history that ran longer than `generated`: ordered[first:], `longer` calls
             first = bisect.bisect_right(ordered, generated)
             longer = len(ordered) - first
@@ -97,39 +111,31 @@ class ProgramSizeEstimator:
     def __init__(self, window: int = 512, min_samples: int = 16) -> None:
         self._window = window
         self._min = min_samples
-        self._history: dict[str, deque[float]] = {}
-        self._ordered: dict[str, list[float]] = {}  # the same windows, sorted as they change
+        self._windows: dict[str, SortedWindow[float]] = {}
         self._sorted: dict[str, tuple[list[float], list[float]]] = {}  # sizes, suffix sums
 
     def observe(self, key: str, size: float) -> None:
         for k in (key, self.POOLED):
-            seen = self._history.get(k)
-            if seen is None:
-                seen = self._history[k] = deque(maxlen=self._window)
-                self._ordered[k] = []
-            ordered = self._ordered[k]
-            if len(seen) == seen.maxlen:  # the oldest leaves the window
-                if not seen:
-                    continue  # a window of 0: nothing is kept
-                del ordered[bisect.bisect_left(ordered, seen[0])]
-            seen.append(size)
-            bisect.insort(ordered, size)
+            window = self._windows.get(k)
+            if window is None:
+                window = self._windows[k] = SortedWindow(self._window)
+            window.add(size)
             self._sorted.pop(k, None)
 
     def history(self) -> dict[str, list[float]]:
         """What was learned, per class and pooled (for persisting across restarts)."""
-        return {k: list(v) for k, v in self._history.items()}
+        return {k: list(w.recent) for k, w in self._windows.items()}
 
     def restore(self, history: Mapping[str, Sequence[float]]) -> None:
         for key, values in history.items():
-            seen = self._history[key] = deque((float(v) for v in values), maxlen=self._window)
-            self._ordered[key] = sorted(seen)
+            self._windows[key] = SortedWindow(self._window, (float(v) for v in values))
             self._sorted.pop(key, None)
 
     def _table(self, key: str) -> tuple[list[float], list[float]] | None:
         table = self._sorted.get(key)
         if table is None:
-            sizes = self._ordered.get(key)
+            window = self._windows.get(key)
+            sizes = None if window is None else window.ordered
             if not sizes:
                 return None
             # suffix[i] = sizes[i] + suffix[i + 1], summed from the end as a loop would
