@@ -13,8 +13,6 @@ import hashlib
 from array import array
 from collections.abc import Callable, Container, Sequence
 
-import numpy as np
-
 DEFAULT_BLOCK_SIZE = 16
 
 
@@ -24,15 +22,12 @@ def salt_seed(salt: str) -> int:
 
 def _token_bytes(tokens: Sequence[int]) -> bytes | memoryview:
     """What a block's hash reads of its tokens: each an unsigned 64-bit integer in native
-    byte order (array('Q')). A packed sequence (an array of 'Q' or 'q', as the sim engine
-    holds its keys, or a memoryview of format 'Q': workers/sim/token_ids.py) is read as it
-    is, with no copy; a negative id is refused in any form that can hold one (OverflowError,
-    as array('Q') refuses it)."""
+    byte order (array('Q')). A packed sequence (an array('Q'), as the sim engine holds its
+    keys, or a memoryview of format 'Q': workers/sim/token_ids.py) is read as it is, with no
+    copy; an id outside [0, 2**64) is refused (OverflowError, as array('Q') refuses it)."""
     if isinstance(tokens, memoryview) and tokens.format == "Q":
         return tokens.cast("B")
-    if isinstance(tokens, array) and tokens.typecode in "qQ":
-        if tokens.typecode == "q" and len(tokens) and np.frombuffer(tokens, np.int64).min() < 0:
-            raise OverflowError("token ids must not be negative")
+    if isinstance(tokens, array) and tokens.typecode == "Q":
         return memoryview(tokens).cast("B")
     return array("Q", tokens).tobytes()
 

@@ -19,7 +19,8 @@ from workers.kv_events import (
 )
 from workers.sim.radix import RadixCache
 
-TENANTS = {"a": -11, "b": -12}  # salt -> the salt token the sim engine prepends
+TENANTS = {"a": (1 << 64) - 11, "b": (1 << 64) - 12}  # salt -> the salt token the sim
+# engine prepends (above any id the cluster simulator makes)
 
 
 def wire(events):  # type: ignore[no-untyped-def]

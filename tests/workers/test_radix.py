@@ -9,7 +9,7 @@ from cache.block_hash import block_hashes, salt_seed
 from workers.sim.radix import AllBlocksCleared, BlockRemoved, BlockStored, RadixCache
 
 BS = 4
-SALT = -7  # the salt token the engine prepends
+SALT = (1 << 64) - 7  # the salt token the engine prepends (above any other id here)
 SEED = salt_seed("s")
 # Small alphabets and lengths make shared prefixes, splits and evictions common.
 seqs = st.lists(st.integers(0, 3), min_size=0, max_size=24).map(lambda s: (SALT, *s))

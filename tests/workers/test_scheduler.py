@@ -184,7 +184,7 @@ def test_full_key_is_built_once_per_output_length_and_follows_the_output() -> No
     req = Req("r", [5, 6, 7], FixedLengthDecoder(4, 100), salt="a")
     key = req.full_key()
     assert tuple(key[1:]) == (5, 6, 7) and req.full_key() is key  # the same array, not rebuilt
-    assert key.typecode == "q" and key[0] < 0  # packed; the salt token is negative
+    assert key.typecode == "Q" and key[0] >= 1 << 63  # packed; the salt token lies above ids
     req.decoder.advance(2)
     assert tuple(req.full_key()[1:]) == (5, 6, 7, 100, 101)
     req.decoder.advance(5)  # runs to its length

@@ -123,8 +123,8 @@ class RealtimeSimEngine:
         if len(req.prompt_ids) + 1 >= self.params.max_total_tokens:
             raise ValueError(f"prompt of {len(req.prompt_ids)} tokens exceeds the KV pool "
                              f"({self.params.max_total_tokens} tokens)")
-        if req.prompt_ids and not 0 <= min(req.prompt_ids) <= max(req.prompt_ids) < 1 << 63:
-            raise ValueError("token ids must lie in [0, 2**63)")
+        if req.prompt_ids and not 0 <= min(req.prompt_ids) <= max(req.prompt_ids) < 1 << 64:
+            raise ValueError("token ids must lie in [0, 2**64)")
 
     async def generate(self, req: SimRequest) -> AsyncIterator[EngineEvent]:
         """Streams the request's events; the last one is finished."""

@@ -17,6 +17,12 @@ from workers.sim.text import Decoder, FixedLengthDecoder
 from workers.sim.token_ids import pack, packed
 
 
+def _salt_token(seed: int) -> int:
+    """The token every key of the salt starts with: 2**64 - 1 - seed / 4 (the bits of
+    -1 - seed / 4, which it was while keys were tuples; hashes and results unchanged)."""
+    return (1 << 64) - 1 - (seed >> 2)
+
+
 @dataclass(frozen=True)
 class EngineParams:
     max_total_tokens: int
@@ -84,7 +90,7 @@ class Req:
         """Salt token, prompt, then output so far: what this request's KV holds (packed:
         workers/sim/token_ids.py)."""
         if self._prefix is None:
-            self._prefix = packed(-1 - (self.salt_seed() >> 2)) + pack(self.prompt_ids)
+            self._prefix = packed(_salt_token(self.salt_seed())) + pack(self.prompt_ids)
         d = self.decoder
         if type(d) is FixedLengthDecoder:  # its output is fixed by its length: build it once
             n, full = d.completion_tokens, self._full
