@@ -7,6 +7,8 @@ import uuid
 import aiohttp
 import pytest
 
+from workers.sim.tokenizer import tokenize
+
 
 async def generate(session: aiohttp.ClientSession, url: str, body: dict) -> dict | list:
     async with session.post(url + "/generate", json=body) as resp:
@@ -75,10 +77,28 @@ async def test_prompt_longer_than_the_kv_pool_is_a_400(sim_engine_url: str) -> N
         assert "exceeds the KV pool" in (await resp.json())["error"]["message"]
 
 
-@pytest.mark.parametrize("ids", [[5, -1], [5, 1 << 63]])
+@pytest.mark.parametrize("ids", [[5, -1], [5, 1 << 64]])
 async def test_token_ids_outside_the_packed_range_are_a_400(sim_engine_url: str,
                                                              ids: list[int]) -> None:
     async with aiohttp.ClientSession() as s, s.post(sim_engine_url + "/generate", json={
             "input_ids": ids, "sampling_params": {"max_new_tokens": 1}}) as resp:
         assert resp.status == 400
         assert "token id" in (await resp.json())["error"]["message"]
+
+
+@pytest.mark.parametrize("ids", [5, True, 0, {"a": 1}, "12", [1, True], [1.0]])
+async def test_input_ids_that_are_not_a_list_of_integers_are_a_400(sim_engine_url: str,
+                                                                    ids: object) -> None:
+    async with aiohttp.ClientSession() as s, s.post(sim_engine_url + "/generate", json={
+            "input_ids": ids, "sampling_params": {"max_new_tokens": 1}}) as resp:
+        assert resp.status == 400
+        assert "input_ids" in (await resp.json())["error"]["message"]
+
+
+async def test_a_prompt_whose_ids_use_all_64_bits_is_served(sim_engine_url: str) -> None:
+    # the sim tokenizer reads 8 bytes of UTF-8 as one id: from 0xC3 up, ids >= 2**63
+    ids = tokenize("ééééé über")
+    assert max(ids) >= 1 << 63
+    async with aiohttp.ClientSession() as s, s.post(sim_engine_url + "/generate", json={
+            "input_ids": ids, "sampling_params": {"max_new_tokens": 2}}) as resp:
+        assert resp.status == 200, await resp.text()

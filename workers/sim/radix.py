@@ -219,14 +219,13 @@ class RadixCache:
         # blocks k, k+1, ... (counted in key[1:]) end at first, first + bs, ...
         count = (len(key) - first) // bs + 1
         stored = list(known[k:k + count])
-        ukey = unsigned(key)
-        if stored and chain_hash(parent, ukey[first - bs:first]) != stored[0]:
-            raise ValueError("known block hashes differ from the chain (salt, block size?)")
-        if len(stored) < count:
-            rest = first - bs + len(stored) * bs
-            stored += chain_hashes(stored[-1] if stored else parent,
-                                   ukey[rest:first - bs + count * bs], bs)
-        ukey.release()
+        with unsigned(key) as ukey:  # released on an error too (the key may grow later)
+            if stored and chain_hash(parent, ukey[first - bs:first]) != stored[0]:
+                raise ValueError("known block hashes differ from the chain (salt, block size?)")
+            if len(stored) < count:
+                rest = first - bs + len(stored) * bs
+                stored += chain_hashes(stored[-1] if stored else parent,
+                                       ukey[rest:first - bs + count * bs], bs)
         leaf.block_ends, leaf.hashes = range(first, first + count * bs, bs), stored
         tokens = key[first - bs:first - bs + count * bs]  # packed (the wire form takes a list)
         self._events.append(BlockStored(tuple(stored), parent_of_first, tokens, bs))  # type: ignore[arg-type]

@@ -80,13 +80,15 @@ def parse_generate(body: Any, tool_format: str = "hermes") -> list[SimRequest]:
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     text, input_ids = body.get("text"), body.get("input_ids")
+    if input_ids is not None and not isinstance(input_ids, list):
+        raise BadRequest("input_ids must be a list of integers")
     if isinstance(text, list) or (input_ids and isinstance(input_ids[0], list)):
         raise BadRequest("batched requests are not supported by the sim engine")
     if text is None and input_ids is None:
         raise BadRequest("either text or input_ids must be provided")
     if text is not None and not isinstance(text, str):
         raise BadRequest("text must be a string")
-    if input_ids is not None and not all(isinstance(t, int) for t in input_ids):
+    if input_ids is not None and not all(type(t) is int for t in input_ids):  # no bools
         raise BadRequest("input_ids must be a list of integers")
     sp = body.get("sampling_params") or {}
     if not isinstance(sp, dict):
