@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from ostinato.event_loop import EVENT_LOOPS
+
 DEFAULT_POLICIES = "fcfs+round_robin,fcfs+cache_aware,default,clairvoyant"
 
 
@@ -80,7 +82,7 @@ def add_parser(sub: Any) -> None:
                       help="--rates: one-call programs sent as program (StartProgram, Call, "
                       "EndProgram), call (one Call without a program id) and/or http "
                       "(POST /v1/chat/completions), comma separated")
-    live.add_argument("--event-loop", choices=["uvloop", "asyncio"], default="uvloop",
+    live.add_argument("--event-loop", choices=EVENT_LOOPS, default=EVENT_LOOPS[0],
                       help="--rates: the event loop of the services and the load generator")
     cache = kinds.add_parser("cache", help="semantic-cache lookup latency (real Redis, real "
                                            "embedding model, either semantic index)")

@@ -22,13 +22,15 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 _tracer = trace.get_tracer("ostinato.grpc")
 _LOG_FIELDS = ("tenant", "program_id", "call_id")
+_NO_PROVIDER = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)  # none installed
 
 
 def recording() -> bool:
-    """Whether this process records spans (tracing/setup.py installed the SDK's provider).
-    Without one every span is a no-op: a server span's name and attributes are not
-    worked out for nobody, and the caller's context alone carries the trace on."""
-    return type(trace.get_tracer_provider()).__module__.startswith("opentelemetry.sdk")
+    """Whether this process records spans: a tracer provider was installed (tracing/setup.py
+    installs the SDK's; a vendor's or a subclass counts too). Without one every span is a
+    no-op: a server span's name and attributes are not worked out for nobody, and the
+    caller's context alone carries the trace on."""
+    return not isinstance(trace.get_tracer_provider(), _NO_PROVIDER)
 
 
 @dataclass(frozen=True)
