@@ -111,7 +111,9 @@ class CallExecutor:
     async def _report_failure(self, admit: planner_pb2.AdmitRequest,
                               grant: planner_pb2.Grant) -> None:
         """The call failed for good on `grant`'s worker. A one-call program ends with it
-        (the planner leaves a failed call's program open for a retry)."""
+        (the planner leaves a failed call's program open for a retry), and so does one the
+        call registered (an HTTP request's new conversation: its caller was never told of
+        it, so nobody could continue or end it)."""
         report = planner_pb2.CompletionReport(
             program_id=admit.program_id, call_id=admit.call_id, worker_id=grant.worker_id,
             status=planner_pb2.COMPLETION_STATUS_FAILED, attempt=grant.attempt,
@@ -120,7 +122,7 @@ class CallExecutor:
         # program left open expires when idle).
         with contextlib.suppress(grpc.aio.AioRpcError):
             await self._planner.ReportCompletion(report, timeout=2.0)
-            if admit.end_program_after:
+            if admit.end_program_after or admit.HasField("register_program"):
                 await self._planner.EndProgram(planner_pb2.EndProgramPlannerRequest(
                     tenant=admit.tenant, program_id=admit.program_id), timeout=2.0)
 
@@ -291,7 +293,8 @@ class CallExecutor:
         for retry in range(MAX_RETRIES + 1):
             grant = await self._admitted(admit, failed, timeout_s - (time.monotonic() - start))
             final: worker_pb2.GenerateResult | None = None
-            tail = ""  # the text that came with the result: sent with what output.finish() adds
+            tail = ""  # the text that came with the result (a whole answer's: all of it),
+            # sent with what output.finish() adds
             try:
                 if retry == 0:
                     yield Granted(grant.worker_id)
@@ -302,8 +305,8 @@ class CallExecutor:
                     async for item in attempt:
                         if isinstance(item, worker_pb2.GenerateResult):
                             final = item
-                        elif item.last:
-                            tail = item.text
+                        elif item.last or whole:  # a whole answer: nothing before its end
+                            tail += item.text  # (whatever the worker sends)
                         else:
                             streamed = True
                             yield item

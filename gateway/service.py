@@ -90,19 +90,21 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             if request.whole:  # one message: the text with the result
                 placed = dataclasses.replace(placed, whole=True)
             call_id = placed.call.call_id
-            last = ""  # the last text, sent with the result: one message fewer per call
+            # A whole answer's text goes with its result (one message); a streamed call's
+            # last text keeps a chunk of its own, as clients before `whole` read it.
+            held = ""
             async for item in self._core.run(tenant, placed,
                                              self._core.timeout(context.time_remaining())):
                 if isinstance(item, Granted):
                     continue
                 if isinstance(item, Delta):
-                    if item.last and not item.restart:
-                        last = item.text
+                    if request.whole:
+                        held = "" if item.restart else held + item.text
                         continue
                     yield gateway_pb2.CallChunk(call_id=call_id, delta=item.text,
                                                 restarted=item.restart)
                 else:
-                    yield gateway_pb2.CallChunk(call_id=call_id, delta=last, result=item)
+                    yield gateway_pb2.CallChunk(call_id=call_id, delta=held, result=item)
         except GatewayError as exc:
             await _abort(context, exc)
 

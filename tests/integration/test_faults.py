@@ -192,6 +192,40 @@ def test_engine_killed_after_streaming_restarts_a_call_that_opted_in(faults: Mes
                 faults.restart(f"engine-{i}")
 
 
+def generated(mesh: Mesh, engine: int) -> float:
+    """Tokens the engine has generated so far (its sglang:generation_tokens counter)."""
+    body = urllib.request.urlopen(f"{mesh.endpoints.engines[engine]}/metrics",
+                                  timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+               if line.startswith("sglang:generation_tokens_total"))
+
+
+def test_engine_killed_mid_whole_answer_reruns_it_elsewhere_and_answers_once(
+        faults: Mesh) -> None:
+    # program.call takes its answer whole (CallRequest.whole): nothing reaches the caller
+    # before the end, so a call its engine dies under, tokens generated or not, runs again
+    before = [generated(faults, i) for i in (0, 1)]
+    try:
+        with ostinato.Client(faults.endpoints.gateway) as client, client.program() as program:
+            thread, out = in_thread(lambda: program.call(
+                messages=USER, max_tokens=1000, ignore_eos=True, call_id="w"))
+            worker = running_on(faults, program.program_id, "w")
+            engine = index(worker)
+            wait_for(lambda: generated(faults, engine) > before[engine])  # mid-answer
+            faults.kill(f"engine-{engine}")
+            thread.join(60)
+            assert "error" not in out, out
+        result = out["result"]
+        assert result.worker_id == other(worker) and result.usage.completion_tokens == 1000
+        assert program.summary is not None
+        assert (program.summary.calls_completed, program.summary.calls_failed) == (1, 0)
+        assert record(faults, program.program_id, "w")["attempt"] == 2
+    finally:
+        for i in (0, 1):
+            if faults.child(f"engine-{i}").poll() is not None:
+                faults.restart(f"engine-{i}")
+
+
 # ---- the gateway restarted: the SDK waits and retries ------------------------------------
 
 

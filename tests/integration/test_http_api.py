@@ -145,6 +145,28 @@ def test_bad_requests_get_clear_errors(acme: openai.OpenAI, kw: dict, status: in
     assert needle in err.value.message
 
 
+def open_programs(mesh: Mesh) -> float:
+    with urllib.request.urlopen(f"http://{mesh.endpoints.metrics['planner']}/metrics",
+                                timeout=10) as resp:
+        return value(parse(resp.read().decode()), "ostinato_planner_programs_open")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_new_conversation_whose_call_fails_leaves_no_program_open(
+        mesh: Mesh, acme: openai.OpenAI, stream: bool) -> None:
+    # the engine refuses the schema (no value satisfies it): the request's new program, which
+    # its caller never learns of, ends with its only call
+    unsat = {"type": "json_schema", "json_schema": {
+        "name": "x", "schema": {"enum": [1.5, True], "type": "array"}}}
+    before = open_programs(mesh)
+    with pytest.raises(openai.BadRequestError) as err:
+        acme.chat.completions.create(model=MODEL, messages=ask(f"new {uuid.uuid4().hex}"),
+                                     max_tokens=4, response_format=unsat,  # type: ignore[arg-type]
+                                     stream=stream)
+    assert "enum" in err.value.message
+    assert open_programs(mesh) == before
+
+
 def test_bad_key_and_malformed_json(mesh: Mesh, base_url: str) -> None:
     with openai.OpenAI(base_url=base_url, api_key="wrong", max_retries=0) as bad, \
             pytest.raises(openai.AuthenticationError):

@@ -1,6 +1,6 @@
 """A call taken whole (CallRequest.whole, what the SDK's `call` and a non-streamed HTTP
 request ask for): one CallChunk carrying the result and the whole text; a streamed call
-still gets its text as it comes."""
+still gets its text as it comes, all of it before the result."""
 
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ def test_a_call_taken_whole_is_one_message_with_its_text(mesh: Mesh) -> None:
     assert chunk.delta == chunk.result.text != ""
 
 
-def test_a_streamed_call_ends_with_its_last_text_and_result_together(mesh: Mesh) -> None:
+def test_a_streamed_call_gets_all_its_text_before_the_result(mesh: Mesh) -> None:
+    # as clients from before `whole` read a stream: text chunks, then a result chunk whose
+    # delta they do not look at
     chunks = _chunks(mesh, whole=False)
     assert chunks[-1].HasField("result") and not any(c.HasField("result") for c in chunks[:-1])
-    assert "".join(c.delta for c in chunks) == chunks[-1].result.text
+    assert chunks[-1].delta == ""
+    assert "".join(c.delta for c in chunks[:-1]) == chunks[-1].result.text
