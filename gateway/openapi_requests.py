@@ -70,7 +70,9 @@ def _json_schema() -> Schema:
                  "minItems": 1},
         "additionalProperties": {"type": "boolean"},
     }, description="A JSON schema (draft 2020-12): the document lists the keywords tools and "
-                   "structured output commonly use; any valid schema is accepted.")
+                   "structured output commonly use; any valid schema is accepted. A "
+                   "response_format schema that admits no value (say, an enum none of whose "
+                   "values has the schema's type) is refused by the engine: 400.")
 
 
 def _messages(cfg: GatewayConfig) -> dict[str, Schema]:

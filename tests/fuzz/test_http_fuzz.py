@@ -38,6 +38,8 @@ from gateway.openapi import document
 from gateway.openapi_requests import JSON_OBJECT_TEXT
 from ostinato.mesh import Mesh
 from tests.fuzz.conftest import FUZZ_KEY, MAX_PROMPT_CHARS, nothing_left, planner_state
+from workers.sim.json_instance import instance
+from workers.sim.json_schema import UnsupportedSchema
 
 _JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.text(max_size=16)
 schemathesis.openapi.format(JSON_OBJECT_TEXT, st.dictionaries(
@@ -99,7 +101,20 @@ def _beyond_the_schema(case: schemathesis.Case) -> str | None:
         return "a call its own parent"
     if sum(_text_chars(m.get("content")) for m in body.get("messages", [])) > MAX_PROMPT_CHARS:
         return "messages too long in all"
+    fmt = body.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema", True)
+    if fmt.get("type") == "json_schema" and not _admits_a_value(schema):
+        return "response_format's schema admits no value"
     return None
+
+
+def _admits_a_value(schema: object) -> bool:
+    """Whether the engine can answer to `schema` (the sim engine builds a value for it)."""
+    try:
+        instance(schema, seed=0)  # type: ignore[arg-type]
+    except UnsupportedSchema:
+        return False
+    return True
 
 
 def _end_programs(base_url: str, session: requests.Session, program_ids: set[str]) -> None:
