@@ -104,6 +104,12 @@ def worker_running(mesh: Mesh, worker_id: str) -> int:
     return stats.running
 
 
+def restart_dead_engines(mesh: Mesh) -> None:
+    for i in (0, 1):
+        if mesh.child(f"engine-{i}").poll() is not None:
+            mesh.restart(f"engine-{i}")
+
+
 def other(worker_id: str) -> str:
     return "worker-1" if worker_id == "worker-0" else "worker-0"
 
@@ -165,9 +171,7 @@ def test_engine_killed_after_streaming_fails_the_call_with_unavailable(faults: M
         assert (program.summary.calls_completed, program.summary.calls_failed) == (0, 1)
         assert record(faults, program.program_id, "s")["attempt"] == 1  # not re-run
     finally:
-        for i in (0, 1):
-            if faults.child(f"engine-{i}").poll() is not None:
-                faults.restart(f"engine-{i}")
+        restart_dead_engines(faults)
 
 
 def test_engine_killed_after_streaming_restarts_a_call_that_opted_in(faults: Mesh) -> None:
@@ -187,9 +191,7 @@ def test_engine_killed_after_streaming_restarts_a_call_that_opted_in(faults: Mes
         assert (program.summary.calls_completed, program.summary.calls_failed) == (1, 0)
         assert record(faults, program.program_id, "s")["attempt"] == 2
     finally:
-        for i in (0, 1):
-            if faults.child(f"engine-{i}").poll() is not None:
-                faults.restart(f"engine-{i}")
+        restart_dead_engines(faults)
 
 
 def generated(mesh: Mesh, engine: int) -> float:
@@ -221,9 +223,7 @@ def test_engine_killed_mid_whole_answer_reruns_it_elsewhere_and_answers_once(
         assert (program.summary.calls_completed, program.summary.calls_failed) == (1, 0)
         assert record(faults, program.program_id, "w")["attempt"] == 2
     finally:
-        for i in (0, 1):
-            if faults.child(f"engine-{i}").poll() is not None:
-                faults.restart(f"engine-{i}")
+        restart_dead_engines(faults)
 
 
 # ---- the gateway restarted: the SDK waits and retries ------------------------------------
