@@ -7,18 +7,29 @@ that parent's worker, their home, as they are queued) and the queue held at a ta
 One decision: one running call completes (its worker frees a slot), one new call is
 submitted (the queue stays at its depth), the clock moves on 1 ms, then the timed
 `dispatch()` grants the freed slot: it reads that worker's lane of the queue and the global
-lane (planner/core/queue.py), never the calls parked on full workers. Per policy and depth:
-p50, p99, mean and max microseconds per decision, the grants each decision made (every one
-should make exactly one), the calls it parked on the way (`parked_per_decision`: calls of
-the global lane whose home turned out full; 0 here, as calls are parked when queued), and
-how p50/p99 grow with depth. Wall time counts whatever else the machine runs meanwhile (on
-a shared machine, a descheduled decision reads milliseconds); `cpu_us_per_decision` is the
-thread's CPU time over the same decisions, the work the planner itself did, and
-`cpu_us_per_cycle` that of the whole cycle (the completion and the submission, which parks
-the new call, included), so that work moved out of `dispatch()` still shows. The headline
-p99s count every decision; `without_gc` leaves out those during which Python's garbage
-collector ran (wall p50/p99, and CPU `cpu_p50`/`cpu_p99`), and `gc_runs_in_decisions`
-counts those collections per generation.
+lane (planner/core/queue.py), never the calls parked on full workers.
+
+Steady state: the setup queues every call at once, parked on its home, so the first
+decisions see a queue no user's planner holds (three in four calls parked, no call waiting
+past its starvation bound or `max_home_wait_s`). `warmup` untimed decisions come first
+(default max(WARMUP_MIN, WARMUP_PER_QUEUED x the depth): the queue turns over about once per
+`queued` decisions, and after two turns the per-chunk p50/p99 no longer drift,
+docs/bench/planner/results.md), then `decisions` timed ones, 50,000 by default: more than
+the period of each of the collector's generations here (a full collection comes about every
+45,000 decisions, a gen-1 every 4,000), so each runs at its own rate inside the window.
+Per policy and depth: p50, p99, p99.9, mean and max microseconds per decision over every
+timed decision, the grants each decision made (every one should make exactly one), the
+calls it parked on the way (`parked_per_decision`: calls of the global lane whose home
+turned out full), and how p50/p99 grow with depth; `chunks` and `warmup_chunks` give p50,
+p99 and max per CHUNK decisions, so that every run shows its own steady state. Wall time
+counts whatever else the machine runs meanwhile (on a shared machine, a descheduled
+decision reads milliseconds); `cpu_us_per_decision` is the thread's CPU time over the same
+decisions, the work the planner itself did, and `cpu_us_per_cycle` that of the whole cycle
+(the completion and the submission, which parks the new call, included), so that work moved
+out of `dispatch()` still shows. `without_gc` leaves out the decisions during which Python's
+garbage collector ran (wall p50/p99, and CPU `cpu_p50`/`cpu_p99`); `gc_runs_in_decisions`
+counts those collections per generation, and `gc_runs_in_window` every collection of the
+timed window (the cycles' other parts included).
 Command (docs/bench/planner/results.md): `ostinato bench planner --queued
 1000,10000,100000 --workers 64 --policies default`.
 """
@@ -45,13 +56,17 @@ DEFAULT_QUEUED = (1000, 10_000, 100_000)
 TENANT_WEIGHTS = {"t0": 1.0, "t1": 1.0, "t2": 2.0, "t3": 4.0}
 STEP_S = 0.001  # virtual time between decisions
 BLOCKS = 16  # prompt blocks of a call (cache_aware's index)
+WARMUP_MIN = 10_000  # untimed decisions first, at least ...
+WARMUP_PER_QUEUED = 2  # ... and this many times the depth (two turns of the queue)
+CHUNK = 5000  # decisions per entry of `chunks` / `warmup_chunks`
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     workers: int = 64
     budget: int = 16  # slots per worker
-    decisions: int = 2000
+    decisions: int = 50_000  # timed
+    warmup: int | None = None  # untimed decisions first (None: warmup_for(queued))
     min_programs: int = 2000
     calls_per_program: int = 50  # more programs when the queue is deeper than this allows
     seed: int = 1
@@ -60,6 +75,14 @@ class BenchConfig:
         if min(self.workers, self.budget, self.decisions, self.min_programs,
                self.calls_per_program) < 1:
             raise ValueError("--workers, --decisions and the bench sizes must be >= 1")
+        if self.warmup is not None and self.warmup < 0:
+            raise ValueError("--warmup must be >= 0")
+
+    def warmup_for(self, queued: int) -> int:
+        """Untimed decisions before the timed ones at this depth (module doc)."""
+        if self.warmup is not None:
+            return self.warmup
+        return max(WARMUP_MIN, WARMUP_PER_QUEUED * queued)
 
 
 class _Driver:
@@ -78,8 +101,9 @@ class _Driver:
         self.programs: list[tuple[str, str]] = []
         self.seq = 0
         self.running: list[tuple[str, str]] = []
-        self.timing = self.collected = False
+        self.timing = self.collected = self.window = False
         self.gc_runs = [0, 0, 0]  # collections inside the timed dispatches, per generation
+        self.gc_window = [0, 0, 0]  # every collection of the timed window, per generation
         for p in range(n_programs):
             pid, tenant = f"p{p:06d}", tenants[p % len(tenants)]
             self.core.register_program(pid, tenant, program_class=f"class{p % 5}")
@@ -118,8 +142,12 @@ class _Driver:
                          max_new_tokens=512, prefix_hashes=self._hashes(pid))
 
     def on_gc(self, phase: str, info: dict[str, int]) -> None:
-        """gc.callbacks: whether a collection ran inside the timed dispatch (and which)."""
-        if self.timing and phase == "start":
+        """gc.callbacks: whether a collection ran inside the timed dispatch (and which), and
+        the collections of the timed window."""
+        if phase != "start" or not self.window:
+            return
+        self.gc_window[info["generation"]] += 1
+        if self.timing:
             self.collected = True
             self.gc_runs[info["generation"]] += 1
 
@@ -150,16 +178,37 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
+def _chunks(times: Sequence[float]) -> list[dict[str, float]]:
+    """p50, p99 and max wall µs per CHUNK decisions, in order (the drift, or its absence)."""
+    out = []
+    for i in range(0, len(times), CHUNK):
+        chunk = sorted(times[i:i + CHUNK])
+        out.append({"decisions": i + len(chunk), "p50": round(_percentile(chunk, 0.5), 1),
+                    "p99": round(_percentile(chunk, 0.99), 1), "max": round(chunk[-1])})
+    return out
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    values = sorted(values)
+    return {"p50": round(_percentile(values, 0.5), 2), "p99": round(_percentile(values, 0.99), 2),
+            "p999": round(_percentile(values, 0.999), 2)}
+
+
 def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
     driver = _Driver(policy, queued, cfg)
     times, cpus, cycles, grants, quiet, quiet_cpu, parks = [], [], [], [], [], [], []
+    warmup = cfg.warmup_for(queued)
+    warm_times: list[float] = []
     # The setup's objects go to the permanent generation, as the planner service freezes
     # what it holds once started (the same function); the collector stays on, with CPython's
-    # default thresholds, for what the decisions allocate, and the decisions that a
-    # collection ran inside are counted (and left out of `without_gc`).
+    # default thresholds, for what the decisions allocate (the warm-up's included), and the
+    # decisions that a collection ran inside are counted (and left out of `without_gc`).
     freeze_after_start()
     gc.callbacks.append(driver.on_gc)
     try:
+        for _ in range(warmup):  # untimed: the queue reaches its steady state
+            warm_times.append(driver.decision()[0])
+        driver.window = True
         for _ in range(cfg.decisions):
             dt, cpu, cycle, n, parked = driver.decision()
             parks.append(parked)
@@ -170,26 +219,22 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
             if not driver.collected:
                 quiet.append(dt)
                 quiet_cpu.append(cpu)
+        driver.window = False
     finally:
         gc.callbacks.remove(driver.on_gc)
         gc.unfreeze()
-    times.sort()
-    cpus.sort()
-    cycles.sort()
+    chunks = _chunks(times)
+    wall = _stats(times)
     quiet.sort()
     quiet_cpu.sort()
     parks.sort()
     return {
         "policy": policy, "queued": queued, "queued_after": driver.core.queued,
-        "programs": len(driver.programs), "decisions": cfg.decisions,
-        "us_per_decision": {"p50": round(_percentile(times, 0.5), 2),
-                            "p99": round(_percentile(times, 0.99), 2),
-                            "mean": round(statistics.fmean(times), 2),
-                            "max": round(times[-1], 2)},
-        "cpu_us_per_decision": {"p50": round(_percentile(cpus, 0.5), 2),
-                                "p99": round(_percentile(cpus, 0.99), 2)},
-        "cpu_us_per_cycle": {"p50": round(_percentile(cycles, 0.5), 2),
-                             "p99": round(_percentile(cycles, 0.99), 2)},
+        "programs": len(driver.programs), "warmup_decisions": warmup, "decisions": cfg.decisions,
+        "us_per_decision": {**wall, "mean": round(statistics.fmean(times), 2),
+                            "max": round(max(times), 2)},
+        "cpu_us_per_decision": _stats(cpus),
+        "cpu_us_per_cycle": _stats(cycles),
         "without_gc": {"decisions": len(quiet),
                        "p50": round(_percentile(quiet, 0.5), 2) if quiet else None,
                        "p99": round(_percentile(quiet, 0.99), 2) if quiet else None,
@@ -197,10 +242,13 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
                        "cpu_p99": round(_percentile(quiet_cpu, 0.99), 2) if quiet else None},
         "gc_runs_in_decisions": dict(zip(("gen0", "gen1", "gen2"), driver.gc_runs,
                                          strict=True)),
+        "gc_runs_in_window": dict(zip(("gen0", "gen1", "gen2"), driver.gc_window, strict=True)),
         "grants_per_decision": {"min": min(grants), "max": max(grants)},
         "parked_per_decision": {"p50": _percentile(parks, 0.5), "p99": _percentile(parks, 0.99),
                                 "mean": round(statistics.fmean(parks), 3), "max": parks[-1]},
         "decisions_granting_one": sum(1 for n in grants if n == 1),
+        "chunks": chunks,
+        "warmup_chunks": _chunks(warm_times),
     }
 
 
@@ -227,6 +275,8 @@ def planner_bench(queued: tuple[int, ...] = DEFAULT_QUEUED,
                                           "CPU, in-process",
             "workers": cfg.workers, "budget_per_worker": cfg.budget,
             "tenants": TENANT_WEIGHTS, "decisions_per_run": cfg.decisions,
+            "warmup": cfg.warmup if cfg.warmup is not None else
+            f"max({WARMUP_MIN}, {WARMUP_PER_QUEUED} x queued)",
             "runs": runs, "growth": growth}
 
 
@@ -236,7 +286,8 @@ def planner_command(args: Any) -> dict[str, Any]:
     except ValueError:
         raise ValueError("--queued: expected comma-separated integers") from None
     policies = tuple(p.strip() for p in str(args.policies).split(",") if p.strip())
-    cfg = BenchConfig(workers=args.workers, decisions=args.decisions)
+    cfg = BenchConfig(workers=args.workers, decisions=args.decisions,
+                      warmup=getattr(args, "warmup", None))
     results = planner_bench(queued, policies, cfg)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

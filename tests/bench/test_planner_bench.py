@@ -11,7 +11,8 @@ import pytest
 
 from bench.planner_bench import BenchConfig, planner_bench, planner_command
 
-TINY = BenchConfig(workers=4, budget=4, decisions=50, min_programs=40, calls_per_program=10)
+TINY = BenchConfig(workers=4, budget=4, decisions=50, warmup=30, min_programs=40,
+                   calls_per_program=10)
 
 
 @pytest.mark.parametrize("policy", ["default", "fcfs+round_robin", "plas+cache_aware"])
@@ -25,8 +26,14 @@ def test_every_decision_grants_exactly_one_call_at_its_depth(policy: str) -> Non
     assert run["queued_after"] == 200  # one submitted per grant: the depth holds
     assert run["programs"] >= 40
     us = run["us_per_decision"]
-    assert set(us) == {"p50", "p99", "mean", "max"}
-    assert 0 < us["p50"] <= us["p99"] <= us["max"]
+    assert set(us) == {"p50", "p99", "p999", "mean", "max"}
+    assert 0 < us["p50"] <= us["p99"] <= us["p999"] <= us["max"]
+    assert run["warmup_decisions"] == 30
+    # every timed decision is in the chunks, the warm-up's in its own
+    assert [c["decisions"] for c in run["chunks"]] == [50]
+    assert [c["decisions"] for c in run["warmup_chunks"]] == [30]
+    window, inside = run["gc_runs_in_window"], run["gc_runs_in_decisions"]
+    assert all(window[g] >= inside[g] for g in window)
     assert run["without_gc"]["decisions"] <= 50
     assert sum(run["gc_runs_in_decisions"].values()) >= 50 - run["without_gc"]["decisions"]
     parked = run["parked_per_decision"]
@@ -37,7 +44,7 @@ def test_every_decision_grants_exactly_one_call_at_its_depth(policy: str) -> Non
 
 def test_growth_across_depths_and_the_command_writes_its_json(tmp_path: Path) -> None:
     out_file = tmp_path / "planner.json"
-    args = argparse.Namespace(queued="100,300", workers=4, decisions=20,
+    args = argparse.Namespace(queued="100,300", workers=4, decisions=20, warmup=10,
                               policies="fcfs+round_robin", out=str(out_file))
     out = planner_command(args)
     assert [r["queued"] for r in out["runs"]] == [100, 300]
@@ -67,6 +74,17 @@ def test_the_bench_sets_the_collector_as_the_planner_service_does(
     real = pb.freeze_after_start
     monkeypatch.setattr(pb, "freeze_after_start", lambda: (calls.append(1), real())[1])
     pb.planner_bench((100,), ("default",), BenchConfig(workers=2, budget=2, decisions=5,
-                                                       min_programs=10, calls_per_program=10))
+                                                       warmup=5, min_programs=10,
+                                                       calls_per_program=10))
     assert calls == [1]
     assert gc.get_freeze_count() == 0
+
+
+def test_the_warm_up_defaults_to_two_turns_of_the_queue() -> None:
+    """Untimed decisions before the timed ones: the queue's steady state, not the setup's."""
+    cfg = BenchConfig()
+    assert cfg.decisions >= 45_000  # a full collection's period here: each generation in it
+    assert cfg.warmup_for(1000) == 10_000 and cfg.warmup_for(100_000) == 200_000
+    assert BenchConfig(warmup=0).warmup_for(100_000) == 0
+    with pytest.raises(ValueError):
+        BenchConfig(warmup=-1).validate()
