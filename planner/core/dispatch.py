@@ -232,7 +232,7 @@ class WorkerDispatch:
                 continue  # the tenant's lanes ran dry: others may be let on now
             if call.lane == worker_id:  # parked here, its home
                 grants.append(self._start(call, worker, now))
-            elif (target := self._place(call, now)) is not None:
+            elif (target := self._place(call, now, worker)) is not None:
                 grants.append(self._start(call, target, now))
             else:
                 continue
@@ -252,20 +252,27 @@ class WorkerDispatch:
                 return
         self._queue.push(call, since)
 
-    def _place(self, call: CallRecord, now: float) -> WorkerState | None:
+    def _place(self, call: CallRecord, now: float, serving: WorkerState) -> WorkerState | None:
         """Where a call of the global lane starts: a free worker its tenant's share lets it
         onto, as the routing policy chooses; None if it was parked instead (its home, set
-        since it was queued, is full; or every such worker failed it)."""
+        since it was queued, is full; or every such worker failed it). `serving`: the worker
+        whose free slot popped the call, after its tenant passed `serving`'s gate; popping it
+        only lowered that tenant's own waiting counts, which never turns the gate against it
+        (planner/core/tenants.py, `TenantShares.gate`), so `serving` is not asked again: on
+        the decision path, most calls of the global lane start there."""
         program, tenant, shares = self._programs[call.program_id], call.tenant, self._shares
         parked = self._parked
         if parked.may_park(call):
             home = self._workers.get(self._routing.home(call, program))
             if home is not None and home.healthy and home.worker_id not in call.excluded \
-                    and not (home.free > 0 and shares.allows(tenant, home)):
+                    and not (home.free > 0 and (home is serving or shares.allows(tenant, home))):
                 parked.park(call, home.worker_id, now, call.queued_at)
                 return None
         free = self._free_workers()
-        candidates = [w for w in free if shares.allows(tenant, w)] if shares.isolating else free
+        if shares.isolating:
+            candidates = [w for w in free if w is serving or shares.allows(tenant, w)]
+        else:
+            candidates = free
         if call.excluded:
             others = [w for w in candidates if w.worker_id not in call.excluded]
             if not others and (elsewhere := self._elsewhere(call)) is not None \
@@ -298,6 +305,7 @@ class WorkerDispatch:
         call.state = CallState.RUNNING
         call.worker_id, call.worker_address = worker.worker_id, worker.address
         call.dispatched_at = now
+        call.prefix_hashes = ()  # routing's alone, read no more: not kept with every record
         self._events.append(CallChanged(call))
         return grant_of(call)
 

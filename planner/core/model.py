@@ -91,7 +91,9 @@ class CallRecord:
     expected_output: int = 0  # hint from the client, or the estimator's guess (refined as it streams)
     generated_tokens: int = 0  # output so far, from the worker's progress reports
     remaining_work: float = 0.0  # the program's true remaining work (cluster simulator only)
-    prefix_hashes: tuple[int, ...] = ()  # chained block hashes of the prompt (routing)
+    # Chained block hashes of the prompt, for routing: dropped once the call starts (a
+    # program's records stay until it ends; these were most of what each one held)
+    prefix_hashes: tuple[int, ...] = ()
     # Leading prompt blocks each worker's engine holds, from the KV-reference index in Redis
     # (looked up at admission); None: unknown, routing falls back to its own estimate.
     kv_matches: Mapping[str, int] | None = None

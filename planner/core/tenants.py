@@ -150,7 +150,10 @@ class TenantShares:
     def gate(self, worker: WorkerState) -> Callable[[str], bool]:
         """Which tenants may take one of the worker's free slots, as it stands now (ask
         again once a call starts or ends there, or a tenant stops waiting). The room held
-        is computed once: a tenant at or above its share adds none of its own."""
+        is computed once: a tenant at or above its share adds none of its own. Fewer calls
+        of a tenant waiting (one of its calls popped) never closes its own gate: dispatch
+        does not ask again for the worker that popped it (tests/planner/core/
+        test_tenants_gate_monotone.py)."""
         free = worker.free
         if free <= 0:
             return _never
