@@ -108,10 +108,12 @@ class CallRecord:
     parked_since: float | None = None
     parked_s: float = 0.0
     # Counted in the queue (planner/core/queue.py): pushed, not yet popped or discarded; in
-    # which lane ("": the global one; else the worker it is parked on), since when
+    # which lane ("": the global one; else the worker it is parked on), since when, and until
+    # when it may be passed over (the record is its queue entry: no tuple per entry)
     in_queue: bool = field(default=False, compare=False, repr=False)
     lane: str = field(default="", compare=False, repr=False)
     queued_at: float = field(default=0.0, compare=False, repr=False)
+    until: float = field(default=0.0, compare=False, repr=False)
     key: str = field(init=False, compare=False, repr=False)  # call_key(); ids never change
 
     def __post_init__(self) -> None:

@@ -31,8 +31,8 @@ from collections.abc import Iterable
 
 from planner.core.model import CallRecord, CallState
 from planner.core.queue import MultiLevelQueue
-from planner.core.tenants import bump_count
 
+_QUEUED = CallState.QUEUED
 RELEASE_BATCH = 4  # calls of a level a dispatch releases at most (the others at the next)
 
 # A parked call: (parked since, queued at, key, call, worker). One tuple per parking, shared
@@ -134,8 +134,8 @@ class ParkedCalls:
         order = self._order
         while order and now - order[0][0] >= self.max_wait_s:
             entry = order.popleft()
-            if self._parked.get(entry[2]) is entry:
-                out += self._release(entry[2])
+            if self._parked.get(entry[2]) is entry and (call := self._release(entry[2])):
+                out.append(call)
         return out
 
     def passed(self, level: int, queued_at: float) -> None:
@@ -170,9 +170,9 @@ class ParkedCalls:
                 if head[1] > horizon:
                     break
                 order.popleft()
-                released = self._release(key)
-                if released:
-                    out += released
+                call = self._release(key)
+                if call is not None:
+                    out.append(call)
                     left -= 1
                     if not left:
                         break
@@ -182,7 +182,7 @@ class ParkedCalls:
         """Every call parked on a worker that left or turned unhealthy (O(parked calls):
         rare)."""
         keys = [k for k, entry in self._parked.items() if entry[4] == worker_id]
-        return [call for key in keys for call in self._release(key)]
+        return [call for key in keys if (call := self._release(key)) is not None]
 
     def forget(self, call: CallRecord) -> None:
         """The call was dispatched or ended: nothing here refers to it any more."""
@@ -191,21 +191,30 @@ class ParkedCalls:
 
     def _drop(self, key: str) -> _Parked | None:
         entry = self._parked.pop(key, None)
-        if entry is not None:
-            call, worker_id = entry[3], entry[4]
-            bump_count(self._on[worker_id], call.tenant, -1)
-            if not self._on[worker_id]:
-                del self._on[worker_id]
-            bump_count(self._of, call.tenant, -1)
+        if entry is not None:  # the counts, each >= 1 here, down by one (bump_count's, inlined)
+            tenant, worker_id = entry[3].tenant, entry[4]
+            on = self._on[worker_id]
+            if on[tenant] > 1:
+                on[tenant] -= 1
+            else:
+                del on[tenant]
+                if not on:
+                    del self._on[worker_id]
+            of = self._of
+            if of[tenant] > 1:
+                of[tenant] -= 1
+            else:
+                del of[tenant]
         return entry
 
-    def _release(self, key: str) -> list[CallRecord]:
-        """Un-parks a call; a queued one leaves its home's lane and may not park again."""
+    def _release(self, key: str) -> CallRecord | None:
+        """Un-parks a call; a queued one (returned) leaves its home's lane and may not park
+        again."""
         entry = self._drop(key)
         assert entry is not None
         call = entry[3]
         self._queue.discard(call)
-        if call.state is not CallState.QUEUED:
-            return []
+        if call.state is not _QUEUED:
+            return None
         self._released.add(key)
-        return [call]
+        return call

@@ -66,8 +66,12 @@ def _seconds(score: float) -> float:
 _QUEUED = CallState.QUEUED
 GLOBAL = ""  # the lane of calls any worker may run
 
-# A queued call: (entered the queue at, may be passed over until, call).
-_Entry = tuple[float, float, CallRecord]
+# A queued call's entry is its record: it entered the queue at `queued_at` and may be passed
+# over until `until` (both set as it is pushed). No tuple per entry: each one was a tracked
+# allocation, alive while the call waits, that every young collection walked. A call has at
+# most one entry per lane, and its pushes keep its start and score, so an entry left behind
+# in another lane (dropped lazily) reads the same values as when it was pushed.
+_Entry = CallRecord
 
 
 class _TenantQueue:
@@ -144,15 +148,17 @@ class MultiLevelQueue:
         if q is None:
             q = tenants[tenant] = _TenantQueue(len(self._thresholds) + 1, tenant, lane)
         start = call.arrival if since is None else since
-        until = start + self.bound_s(call.score)
-        i = bisect.bisect_right(self._thresholds, call.score)
+        score = call.score
+        bound = self.starvation  # bound_s's, inlined: every call comes through here
+        until = start + min(bound.max_s, max(bound.min_s, bound.ratio * self._score_seconds(score)))
+        i = bisect.bisect_right(self._thresholds, score)
         level = q.levels[i]
         if not level and until < q.check_at:  # a new head
             q.check_at = until
         if i < q.low:
             q.low = i
-        level.append((start, until, call))
-        call.queued_at = start
+        call.queued_at, call.until = start, until
+        level.append(call)
         if not call.in_queue:  # counted once, however often it is pushed
             call.in_queue = True
             call.lane = lane
@@ -200,7 +206,7 @@ class MultiLevelQueue:
         out: dict[tuple[str, int], int] = {}
         for tenant, q in self._lanes.get(lane, {}).items():
             for i, level in enumerate(q.levels):
-                n = sum(1 for entry in level if _live(q, entry[2]))
+                n = sum(1 for entry in level if _live(q, entry))
                 if n:
                     out[(tenant, i)] = n
         return out
@@ -247,20 +253,21 @@ class MultiLevelQueue:
             if q is None or not q.size or (picked := self._pick(q, now)) is None:
                 continue
             i, level = picked
-            since, until, _ = level[0]
+            head = level[0]
+            since, until = head.queued_at, head.until
             key = (0, since, 0.0) if now > until else (1, float(i), since)
             if key < best_key:
                 best, best_q, best_key = level, q, key
         if best is None or best_q is None:
             return None
-        call = best.popleft()[2]
+        call = best.popleft()
         if call.in_queue:  # live (`_pick` dropped the stale heads): uncounted, inlined
             call.in_queue = False
             best_q.size -= 1
             self._size[tenant] -= 1
             self._len -= 1
-        if best and best[0][1] < best_q.check_at:  # the level's new head
-            best_q.check_at = best[0][1]
+        if best and best[0].until < best_q.check_at:  # the level's new head
+            best_q.check_at = best[0].until
         return call
 
     def _pick(self, q: _TenantQueue, now: float) -> tuple[int, deque[_Entry]] | None:
@@ -274,15 +281,15 @@ class MultiLevelQueue:
             for i in range(q.low, len(levels)):
                 level = levels[i]
                 while level:
-                    call = level[0][2]
+                    call = level[0]
                     if call.in_queue and call.state is _QUEUED and call.lane == lane:
                         q.low = i
                         return i, level
                     level.popleft()
                     if call.in_queue and call.lane == lane:  # its state moved on without
                         self._uncount(q, call)  # a discard: uncount it
-                    if level and level[0][1] < q.check_at:
-                        q.check_at = level[0][1]
+                    if level and level[0].until < q.check_at:
+                        q.check_at = level[0].until
             q.low = len(levels)
         else:
             picked = self._starving_first(q, now)
@@ -295,7 +302,7 @@ class MultiLevelQueue:
     def _drop_stale_head(self, q: _TenantQueue, level: deque[_Entry]) -> bool:
         """Drops the level's head if it no longer waits here (discarded, moved to another
         lane, or its state moved on): calls leave lazily. True if it dropped one."""
-        call = level[0][2]
+        call = level[0]
         if _live(q, call):
             return False
         level.popleft()
@@ -315,7 +322,8 @@ class MultiLevelQueue:
                 pass
             if not level:
                 continue
-            since, until, _ = level[0]
+            head = level[0]
+            since, until = head.queued_at, head.until
             if pick is None:
                 pick = i, level
                 q.low = i
