@@ -14,9 +14,10 @@ decisions see a queue no user's planner holds (three in four calls parked, no ca
 past its starvation bound or `max_home_wait_s`). `warmup` untimed decisions come first
 (default max(WARMUP_MIN, WARMUP_PER_QUEUED x the depth): the queue turns over about once per
 `queued` decisions, and after two turns the per-chunk p50/p99 no longer drift,
-docs/bench/planner/results.md), then `decisions` timed ones, 50,000 by default: more than
-the period of each of the collector's generations here (a full collection comes about every
-45,000 decisions, a gen-1 every 4,000), so each runs at its own rate inside the window.
+docs/bench/planner/results.md), then `decisions` timed ones, 100,000 by default: more than
+the period of each of the collector's generations here (at 10k queued a gen-0 collection
+comes about every 730 decisions, a gen-1 every 8,000, a full one every 89,000), so each runs
+at its own rate inside the window.
 Per policy and depth: p50, p99, p99.9, mean and max microseconds per decision over every
 timed decision, the grants each decision made (every one should make exactly one), the
 calls it parked on the way (`parked_per_decision`: calls of the global lane whose home
@@ -65,7 +66,7 @@ CHUNK = 5000  # decisions per entry of `chunks` / `warmup_chunks`
 class BenchConfig:
     workers: int = 64
     budget: int = 16  # slots per worker
-    decisions: int = 50_000  # timed
+    decisions: int = 100_000  # timed
     warmup: int | None = None  # untimed decisions first (None: warmup_for(queued))
     min_programs: int = 2000
     calls_per_program: int = 50  # more programs when the queue is deeper than this allows
