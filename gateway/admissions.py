@@ -6,7 +6,9 @@ the Grant, or grpc.aio.AioRpcError with Admit's status (DEADLINE_EXCEEDED at `ti
 A caller that gives up (cancelled, or its deadline passed) has its admission cancelled at
 the planner, as a cancelled Admit. When the stream ends (the planner restarted, or
 another took over) its unanswered admissions fail UNAVAILABLE, which the callers' retries
-admit again (Admit is idempotent), over a new stream.
+admit again (Admit is idempotent), over a new stream. Under load, the admissions queued
+meanwhile go as one message, and so do the planner's answers (carriers:
+ostinato/stream_tasks.py), with a planner that reads them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from gateway.trace_context import trace_metadata
+from ostinato.stream_tasks import BATCHES, carrier, drained, has_batches, unbatched
 from ostinato.v1 import planner_pb2, planner_pb2_grpc
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
@@ -35,6 +38,7 @@ class _Stream:
     outbox: asyncio.Queue[planner_pb2.AdmitStreamRequest]
     waiting: dict[int, asyncio.Future[planner_pb2.Grant]] = field(default_factory=dict)
     reader: asyncio.Task[None] | None = None
+    batches: bool = False  # the planner reads carriers (said in its initial metadata)
 
 
 class Admissions:
@@ -67,10 +71,11 @@ class Admissions:
         outbox: asyncio.Queue[planner_pb2.AdmitStreamRequest] = asyncio.Queue()
 
         async def requests() -> AsyncIterator[planner_pb2.AdmitStreamRequest]:
-            while True:
-                yield await outbox.get()
+            async for msgs in drained(outbox, lambda: stream.batches):
+                yield carrier(planner_pb2.AdmitStreamRequest, msgs)
 
-        stream = _Stream(self._planner.AdmitStream(requests()), outbox)
+        stream = _Stream(self._planner.AdmitStream(requests(), metadata=((BATCHES, "1"),)),
+                         outbox)
         stream.reader = asyncio.get_running_loop().create_task(self._read(stream))
         self._stream = stream
         return stream
@@ -78,16 +83,10 @@ class Admissions:
     async def _read(self, stream: _Stream) -> None:
         code, details = grpc.StatusCode.UNAVAILABLE, "the planner ended the admission stream"
         try:
-            async for reply in stream.call:
-                answer = stream.waiting.pop(reply.id, None)
-                if answer is None or answer.done():
-                    continue  # its caller gave up
-                if reply.status:
-                    answer.set_exception(rpc_error(_CODES.get(reply.status,
-                                                              grpc.StatusCode.UNKNOWN),
-                                                   reply.details))
-                else:
-                    answer.set_result(reply.grant)
+            stream.batches = has_batches(await stream.call.initial_metadata())
+            async for received in stream.call:
+                for reply in unbatched(received):
+                    self._answer(stream, reply)
         except grpc.aio.AioRpcError as exc:
             details = f"admission stream: {exc.code().name}: {exc.details()}"
         finally:
@@ -98,6 +97,17 @@ class Admissions:
                 if not answer.done():
                     answer.set_exception(rpc_error(code, details))
             stream.waiting.clear()
+
+    @staticmethod
+    def _answer(stream: _Stream, reply: planner_pb2.AdmitStreamResponse) -> None:
+        answer = stream.waiting.pop(reply.id, None)
+        if answer is None or answer.done():
+            return  # its caller gave up
+        if reply.status:
+            answer.set_exception(rpc_error(_CODES.get(reply.status, grpc.StatusCode.UNKNOWN),
+                                           reply.details))
+        else:
+            answer.set_result(reply.grant)
 
     async def close(self) -> None:
         stream, self._stream = self._stream, None

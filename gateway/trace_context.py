@@ -23,8 +23,8 @@ def trace_metadata() -> tuple[tuple[str, str], ...]:
 
 class TraceContextStub:
     """A generated stub whose every call carries `trace_metadata()` (unary calls and
-    server streams: what the gateway sends). `stub.Method(request, timeout=...)` as on
-    the stub it wraps."""
+    server streams: what the gateway sends), after any metadata of its own.
+    `stub.Method(request, timeout=...)` as on the stub it wraps."""
 
     def __init__(self, stub: object) -> None:
         self._stub = stub
@@ -32,8 +32,9 @@ class TraceContextStub:
     def __getattr__(self, name: str) -> Callable[..., Any]:
         rpc = getattr(self._stub, name)
 
-        def call(request: object, **kwargs: Any) -> Any:
-            return rpc(request, metadata=trace_metadata(), **kwargs)
+        def call(request: object, metadata: tuple[tuple[str, str], ...] = (),
+                 **kwargs: Any) -> Any:
+            return rpc(request, metadata=trace_metadata() + tuple(metadata), **kwargs)
 
         call.__name__ = name
         self.__dict__[name] = call  # looked up once per method

@@ -9,7 +9,9 @@ elsewhere. One stream for many calls: a message costs far less than an RPC at bo
 result last, or grpc.aio.AioRpcError with Generate's status (DEADLINE_EXCEEDED at its
 timeout). A caller that stops reading before the result has its generation cancelled at
 the worker, as a cancelled Generate. When the stream ends (the worker died), the calls
-still running on it fail UNAVAILABLE, and the next call opens a new one.
+still running on it fail UNAVAILABLE, and the next call opens a new one. Under load, the
+generations queued meanwhile go as one message, and so do the worker's chunks (carriers:
+ostinato/stream_tasks.py), with a worker that reads them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import grpc
 
 from gateway.admissions import rpc_error
 from gateway.trace_context import trace_metadata
+from ostinato.stream_tasks import BATCHES, carrier, drained, has_batches, unbatched
 from ostinato.v1 import worker_pb2, worker_pb2_grpc
 
 CHANNEL_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 200),
@@ -38,6 +41,7 @@ class _Stream:
     outbox: asyncio.Queue[worker_pb2.GenerateStreamRequest]
     waiting: dict[int, asyncio.Queue[Item]] = field(default_factory=dict)
     reader: asyncio.Task[None] | None = None
+    batches: bool = False  # the worker reads carriers (said in its initial metadata)
 
 
 class WorkerChannels:
@@ -91,10 +95,11 @@ class WorkerChannels:
         outbox: asyncio.Queue[worker_pb2.GenerateStreamRequest] = asyncio.Queue()
 
         async def requests() -> AsyncIterator[worker_pb2.GenerateStreamRequest]:
-            while True:
-                yield await outbox.get()
+            async for msgs in drained(outbox, lambda: stream.batches):
+                yield carrier(worker_pb2.GenerateStreamRequest, msgs)
 
-        stream = _Stream(self.stub(address).GenerateStream(requests()), outbox)
+        stream = _Stream(self.stub(address).GenerateStream(requests(),
+                                                           metadata=((BATCHES, "1"),)), outbox)
         stream.reader = asyncio.get_running_loop().create_task(self._read(address, stream))
         self._streams[address] = stream
         return stream
@@ -102,18 +107,10 @@ class WorkerChannels:
     async def _read(self, address: str, stream: _Stream) -> None:
         details = "the worker ended the generation stream"
         try:
-            async for reply in stream.call:
-                items = stream.waiting.get(reply.id)
-                if items is None:
-                    continue  # its caller stopped reading
-                if reply.HasField("chunk"):
-                    if reply.chunk.HasField("result"):
-                        del stream.waiting[reply.id]  # its last message
-                    items.put_nowait(reply.chunk)
-                elif reply.end:
-                    del stream.waiting[reply.id]
-                    items.put_nowait(rpc_error(_CODES.get(reply.status, grpc.StatusCode.UNKNOWN),
-                                               reply.details))
+            stream.batches = has_batches(await stream.call.initial_metadata())
+            async for received in stream.call:
+                for reply in unbatched(received):
+                    self._deliver(stream, reply)
         except grpc.aio.AioRpcError as exc:
             details = f"generation stream: {exc.code().name}: {exc.details()}"
         finally:
@@ -123,6 +120,20 @@ class WorkerChannels:
             for items in stream.waiting.values():  # the worker (or its connection) died
                 items.put_nowait(rpc_error(grpc.StatusCode.UNAVAILABLE, details))
             stream.waiting.clear()
+
+    @staticmethod
+    def _deliver(stream: _Stream, reply: worker_pb2.GenerateStreamChunk) -> None:
+        items = stream.waiting.get(reply.id)
+        if items is None:
+            return  # its caller stopped reading
+        if reply.HasField("chunk"):
+            if reply.chunk.HasField("result"):
+                del stream.waiting[reply.id]  # its last message
+            items.put_nowait(reply.chunk)
+        elif reply.end:
+            del stream.waiting[reply.id]
+            items.put_nowait(rpc_error(_CODES.get(reply.status, grpc.StatusCode.UNKNOWN),
+                                       reply.details))
 
     async def close(self) -> None:
         streams, self._streams = list(self._streams.values()), {}

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 from opentelemetry import trace
 
-from ostinato.stream_tasks import StreamTasks
+from ostinato.stream_tasks import StreamTasks, carrier, drained
 from ostinato.v1 import planner_pb2
 from tracing.grpc_interceptors import SpanDescriber
 from tracing.stream_messages import Refused, bind_call_ids, mark_failed, message_span
@@ -70,12 +70,14 @@ _NOT_ACTIVE = "this planner is not the active one (standby, or its lease lapsed)
 async def serve_admissions(admit: Admit, requests: AsyncIterator[planner_pb2.AdmitStreamRequest],
                            describer: SpanDescriber | None = None,
                            active: Callable[[], bool] = lambda: True,
+                           batches: bool = False,
                            ) -> AsyncIterator[planner_pb2.AdmitStreamResponse]:
     """Answers each admission read from `requests` once it is decided. A cancel, or the
     stream's end, cancels the admissions of the ids concerned (the unary Admit's
     cancellation: the call is dropped, or its just-given worker freed). While not
     `active()` (planner HA: its lease lapsed), answers are void: UNAVAILABLE, as
-    planner/ha.py's ActiveOnly answers a unary call then."""
+    planner/ha.py's ActiveOnly answers a unary call then. `batches`: the caller reads
+    carriers (ostinato/stream_tasks.py): answers decided meanwhile go as one message."""
     replies: asyncio.Queue[planner_pb2.AdmitStreamResponse | None] = asyncio.Queue()
 
     async def one(msg: planner_pb2.AdmitStreamRequest) -> None:
@@ -91,11 +93,12 @@ async def serve_admissions(admit: Admit, requests: AsyncIterator[planner_pb2.Adm
 
     reader = asyncio.get_running_loop().create_task(read())
     try:
-        while (reply := await replies.get()) is not None:
+        async for answers in drained(replies, lambda: batches):
             if not active():
-                reply = planner_pb2.AdmitStreamResponse(
+                answers = [planner_pb2.AdmitStreamResponse(
                     id=reply.id, status=grpc.StatusCode.UNAVAILABLE.value[0], details=_NOT_ACTIVE)
-            yield reply
+                    for reply in answers]
+            yield carrier(planner_pb2.AdmitStreamResponse, answers)
         await reader  # (done: its errors, if any, end the stream)
     finally:
         reader.cancel()

@@ -13,6 +13,7 @@ import structlog
 
 from cache.kv_mirror import KvMirror
 from ostinato.clock import Clock
+from ostinato.stream_tasks import agree_batches
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 from planner.admit_stream import AdmitRefused, serve_admissions
 from planner.core import (
@@ -130,8 +131,9 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             await context.abort(exc.code, exc.details)
 
     async def AdmitStream(self, request_iterator, context):
+        batches = await agree_batches(context)
         async for reply in serve_admissions(self._admit, request_iterator, self.admit_span,
-                                            self.active):
+                                            self.active, batches):
             yield reply
 
     async def _admit(self, request: planner_pb2.AdmitRequest) -> planner_pb2.Grant:

@@ -15,7 +15,7 @@ from contextlib import nullcontext
 import grpc
 from opentelemetry import trace
 
-from ostinato.stream_tasks import StreamTasks
+from ostinato.stream_tasks import StreamTasks, carrier, drained
 from ostinato.v1 import worker_pb2
 from tracing.grpc_interceptors import SpanDescriber
 from tracing.stream_messages import Refused, bind_call_ids, mark_failed, message_span
@@ -72,10 +72,13 @@ async def _run(generate: Generate, msg: worker_pb2.GenerateStreamRequest,
 
 async def serve_generations(generate: Generate,
                             requests: AsyncIterator[worker_pb2.GenerateStreamRequest],
-                            describer: SpanDescriber | None = None) -> AsyncIterator[Reply]:
+                            describer: SpanDescriber | None = None,
+                            batches: bool = False) -> AsyncIterator[Reply]:
     """Runs each generation read from `requests`, sending its chunks as they come. A
     cancel, or the stream's end, cancels the generations concerned (as a cancelled
-    Generate: the engine request aborted, the call reported CANCELLED)."""
+    Generate: the engine request aborted, the call reported CANCELLED). `batches`: the
+    caller reads carriers (ostinato/stream_tasks.py): chunks that queued meanwhile go as
+    one message."""
     replies: asyncio.Queue[tuple[Reply, asyncio.Future[None] | None] | None] = asyncio.Queue()
 
     def send(reply: Reply, written: asyncio.Future[None] | None = None) -> None:
@@ -94,11 +97,11 @@ async def serve_generations(generate: Generate,
 
     reader = asyncio.get_running_loop().create_task(read())
     try:
-        while (item := await replies.get()) is not None:
-            reply, written = item
-            yield reply  # (resumed once gRPC has written it)
-            if written is not None and not written.done():
-                written.set_result(None)
+        async for items in drained(replies, lambda: batches):
+            yield carrier(Reply, [reply for reply, _ in items])  # (resumed once written)
+            for _, written in items:
+                if written is not None and not written.done():
+                    written.set_result(None)
         await reader
     finally:
         reader.cancel()

@@ -27,6 +27,7 @@ import structlog
 from cache.block_hash import Tokenize, prefix_block_hashes, tokenize_prompt
 from cache.kv_index import KvIndex
 from ostinato.completion_reports import CompletionReporter
+from ostinato.stream_tasks import agree_batches
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
 from tracing.grpc_interceptors import SpanDescriber
@@ -260,8 +261,9 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             await context.abort(exc.code, exc.details)
 
     async def GenerateStream(self, request_iterator, context):
+        batches = await agree_batches(context)
         async for reply in serve_generations(self._generate, request_iterator,
-                                             self.generate_span):
+                                             self.generate_span, batches):
             yield reply
 
     async def _generate(self, request: worker_pb2.GenerateRequest,

@@ -92,7 +92,7 @@ class Grant(_message.Message):
     def __init__(self, call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., worker_address: _Optional[str] = ..., priority: _Optional[int] = ..., queued_s: _Optional[float] = ..., matched_blocks: _Optional[int] = ..., parked_s: _Optional[float] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class AdmitStreamRequest(_message.Message):
-    __slots__ = ("id", "admit", "timeout_s", "cancel", "trace_context")
+    __slots__ = ("id", "admit", "timeout_s", "cancel", "trace_context", "batch")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -105,24 +105,28 @@ class AdmitStreamRequest(_message.Message):
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     id: int
     admit: AdmitRequest
     timeout_s: float
     cancel: bool
     trace_context: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[int] = ..., admit: _Optional[_Union[AdmitRequest, _Mapping]] = ..., timeout_s: _Optional[float] = ..., cancel: _Optional[bool] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    batch: _containers.RepeatedCompositeFieldContainer[AdmitStreamRequest]
+    def __init__(self, id: _Optional[int] = ..., admit: _Optional[_Union[AdmitRequest, _Mapping]] = ..., timeout_s: _Optional[float] = ..., cancel: _Optional[bool] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., batch: _Optional[_Iterable[_Union[AdmitStreamRequest, _Mapping]]] = ...) -> None: ...
 
 class AdmitStreamResponse(_message.Message):
-    __slots__ = ("id", "grant", "status", "details")
+    __slots__ = ("id", "grant", "status", "details", "batch")
     ID_FIELD_NUMBER: _ClassVar[int]
     GRANT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     DETAILS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     id: int
     grant: Grant
     status: int
     details: str
-    def __init__(self, id: _Optional[int] = ..., grant: _Optional[_Union[Grant, _Mapping]] = ..., status: _Optional[int] = ..., details: _Optional[str] = ...) -> None: ...
+    batch: _containers.RepeatedCompositeFieldContainer[AdmitStreamResponse]
+    def __init__(self, id: _Optional[int] = ..., grant: _Optional[_Union[Grant, _Mapping]] = ..., status: _Optional[int] = ..., details: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[AdmitStreamResponse, _Mapping]]] = ...) -> None: ...
 
 class CompletionReport(_message.Message):
     __slots__ = ("program_id", "call_id", "worker_id", "status", "usage", "service_s", "attempt")

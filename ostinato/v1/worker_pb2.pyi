@@ -52,7 +52,7 @@ class GenerateChunk(_message.Message):
     def __init__(self, delta: _Optional[str] = ..., result: _Optional[_Union[GenerateResult, _Mapping]] = ...) -> None: ...
 
 class GenerateStreamRequest(_message.Message):
-    __slots__ = ("id", "request", "timeout_s", "cancel", "trace_context")
+    __slots__ = ("id", "request", "timeout_s", "cancel", "trace_context", "batch")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -65,26 +65,30 @@ class GenerateStreamRequest(_message.Message):
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     id: int
     request: GenerateRequest
     timeout_s: float
     cancel: bool
     trace_context: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[int] = ..., request: _Optional[_Union[GenerateRequest, _Mapping]] = ..., timeout_s: _Optional[float] = ..., cancel: _Optional[bool] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    batch: _containers.RepeatedCompositeFieldContainer[GenerateStreamRequest]
+    def __init__(self, id: _Optional[int] = ..., request: _Optional[_Union[GenerateRequest, _Mapping]] = ..., timeout_s: _Optional[float] = ..., cancel: _Optional[bool] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., batch: _Optional[_Iterable[_Union[GenerateStreamRequest, _Mapping]]] = ...) -> None: ...
 
 class GenerateStreamChunk(_message.Message):
-    __slots__ = ("id", "chunk", "end", "status", "details")
+    __slots__ = ("id", "chunk", "end", "status", "details", "batch")
     ID_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     DETAILS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     id: int
     chunk: GenerateChunk
     end: bool
     status: int
     details: str
-    def __init__(self, id: _Optional[int] = ..., chunk: _Optional[_Union[GenerateChunk, _Mapping]] = ..., end: _Optional[bool] = ..., status: _Optional[int] = ..., details: _Optional[str] = ...) -> None: ...
+    batch: _containers.RepeatedCompositeFieldContainer[GenerateStreamChunk]
+    def __init__(self, id: _Optional[int] = ..., chunk: _Optional[_Union[GenerateChunk, _Mapping]] = ..., end: _Optional[bool] = ..., status: _Optional[int] = ..., details: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[GenerateStreamChunk, _Mapping]]] = ...) -> None: ...
 
 class GenerateResult(_message.Message):
     __slots__ = ("finish_reason", "usage", "service_s", "worker_id", "simulated", "logprobs")

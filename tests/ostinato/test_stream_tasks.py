@@ -1,22 +1,27 @@
 """StreamTasks: a task per message id; `cancel` cancels that id; a repeated id starts
-nothing; when the caller closes its side, the tasks still running finish."""
+nothing; when the caller closes its side, the tasks still running finish. A carrier's
+messages are read as if each had come alone; `drained` hands on what has queued."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ostinato.stream_tasks import StreamTasks
+import pytest
+
+from ostinato.stream_tasks import MAX_BATCH, StreamTasks, carrier, drained, has_batches
 
 
 @dataclass
 class Msg:
-    id: int
+    id: int = 0
     cancel: bool = False
+    batch: list[Msg] = field(default_factory=list)
 
 
-async def test_messages_run_by_id_cancels_stop_them_and_the_rest_finish() -> None:
+@pytest.mark.parametrize("carried", [False, True])
+async def test_messages_run_by_id_cancels_stop_them_and_the_rest_finish(carried: bool) -> None:
     release = asyncio.Event()
     finished: list[int] = []
     cancelled: list[int] = []
@@ -37,7 +42,8 @@ async def test_messages_run_by_id_cancels_stop_them_and_the_rest_finish() -> Non
             yield msg
 
     reader = asyncio.create_task(tasks.read(requests()))
-    for msg in (Msg(1), Msg(2), Msg(2), Msg(3), Msg(2, cancel=True), Msg(9, cancel=True)):
+    msgs = [Msg(1), Msg(2), Msg(2), Msg(3), Msg(2, cancel=True), Msg(9, cancel=True)]
+    for msg in ([Msg(batch=msgs[:4]), Msg(batch=msgs[4:])] if carried else msgs):
         sent.put_nowait(msg)
     sent.put_nowait(None)  # the caller closes its side
     while set(tasks.running) != {1, 3} or not sent.empty():
@@ -68,3 +74,35 @@ async def test_cancel_all_cancels_what_runs() -> None:
     reader.cancel()
     await asyncio.gather(*running, reader, return_exceptions=True)
     assert all(t.cancelled() for t in running)
+
+
+async def test_drained_hands_on_what_has_queued_while_batching_and_stops_at_none() -> None:
+    queue = asyncio.Queue[int | None]()
+    for i in (1, 2, 3):
+        queue.put_nowait(i)
+    batching = [False]
+    taken = []
+    async for items in drained(queue, lambda: batching[0]):
+        taken.append(items)
+        if items == [1]:
+            batching[0] = True  # (the other end said it reads carriers)
+        if items == [2, 3]:
+            for i in (4, 5, None, 6):
+                queue.put_nowait(i)
+    assert taken == [[1], [2, 3], [4, 5]] and queue.get_nowait() == 6
+
+
+async def test_drained_carries_at_most_max_batch() -> None:
+    queue = asyncio.Queue[int | None]()
+    for i in range(MAX_BATCH + 1):
+        queue.put_nowait(i)
+    queue.put_nowait(None)
+    sizes = [len(items) async for items in drained(queue, lambda: True)]
+    assert sizes == [MAX_BATCH, 1]
+
+
+def test_carrier_is_the_message_when_alone_and_metadata_says_who_reads_carriers() -> None:
+    assert carrier(Msg, [Msg(1)]) == Msg(1)
+    assert carrier(Msg, [Msg(1), Msg(2)]) == Msg(batch=[Msg(1), Msg(2)])
+    assert has_batches((("traceparent", "x"), ("ostinato-batches", "1")))
+    assert not has_batches((("traceparent", "x"),)) and not has_batches(None)

@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from gateway.worker_channels import WorkerChannels
+from ostinato.stream_tasks import BATCHES, has_batches, unbatched
 from ostinato.v1 import planner_pb2, worker_pb2
 from tests.workers.test_service import story, worker_on_loopback
 
@@ -92,3 +93,33 @@ async def test_a_call_taken_whole_comes_in_one_chunk_with_the_same_text(sim_engi
             assert chunks[0].delta == streamed and chunks[0].result.usage.completion_tokens == 40
     finally:
         await channels.close()
+
+
+@pytest.mark.parametrize("reads_carriers", [True, False])
+async def test_carriers_only_with_a_caller_that_reads_them(sim_engine_url: str,
+                                                           reads_carriers: bool) -> None:
+    """The worker says in its initial metadata that it reads carriers; one carrier of three
+    generations runs all three. Chunks go as carriers only to a caller that said it reads
+    them (a caller from before carriers, no metadata, gets one message at a time)."""
+    async with worker_on_loopback(sim_engine_url, 0) as (stub, _, _):
+        calls = [worker_pb2.GenerateStreamRequest(id=i, request=story(f"c{i}", 8), timeout_s=30)
+                 for i in (1, 2, 3)]
+
+        async def requests():  # type: ignore[no-untyped-def]
+            yield worker_pb2.GenerateStreamRequest(batch=calls)
+
+        stream = stub.GenerateStream(requests(), metadata=(
+            (BATCHES, "1"),) if reads_carriers else ())
+        assert has_batches(await stream.initial_metadata())
+        received, results = [], {}
+        async for reply in stream:
+            received.append(reply)
+            for one in unbatched(reply):
+                if one.chunk.HasField("result"):
+                    results[one.id] = one.chunk.result.usage.completion_tokens
+            if len(results) == 3:
+                stream.cancel()
+                break
+        assert results == {1: 8, 2: 8, 3: 8}
+        if not reads_carriers:
+            assert not any(reply.batch for reply in received)
