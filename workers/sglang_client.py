@@ -152,6 +152,7 @@ class SGLangClient:
         self._retries = connect_retries
         self._backoff_s = backoff_s
         self._session: aiohttp.ClientSession | None = None
+        self._releasing: set[asyncio.Task[None]] = set()
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -224,9 +225,29 @@ class SGLangClient:
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             raise EngineUnavailable(f"engine {self.base_url} stream broke: {exc}") from exc
         finally:
-            resp.release()
+            if finished and not resp.content.is_eof():
+                self._release_at_eof(resp)
+            else:
+                resp.release()
             if not finished:
                 await asyncio.shield(self.abort(request.rid))
+
+    def _release_at_eof(self, resp: aiohttp.ClientResponse) -> None:
+        """A response read to [DONE] whose body has not ended yet (SGLang writes the end
+        of its chunked body after the last event): released now, its connection would be
+        closed (aiohttp keeps only connections whose body was read to its end) and the
+        next request would open another. Its end is read in the background, then the
+        connection goes back to the pool."""
+
+        async def release() -> None:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+                async with asyncio.timeout(5.0):
+                    await resp.content.wait_eof()
+            resp.release()
+
+        task = asyncio.get_running_loop().create_task(release())
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     async def generate_once(self, request: EngineRequest) -> EngineOutput:
         resp = await self._open("/generate", request.body(stream=False))

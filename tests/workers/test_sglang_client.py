@@ -177,3 +177,40 @@ async def test_outputs_that_arrive_together_are_marked_more() -> None:
     finally:
         await client.close()
         await runner.cleanup()
+
+
+async def test_a_connection_whose_body_ends_after_done_goes_back_to_the_pool() -> None:
+    """SGLang writes the end of its chunked body after [DONE]: the client, done at [DONE],
+    reads that end before giving the connection back, so the next request reuses it
+    (released unread, it would be closed: a new connection per request)."""
+    finish = b'data: {"text": "ok", "meta_info": {"finish_reason": {"type": "stop"}}}\n\n'
+    body_may_end = asyncio.Event()
+    peers: list[object] = []
+
+    async def generate(request: web.Request) -> web.StreamResponse:
+        peers.append(request.transport)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(finish + b"data: [DONE]\n\n")
+        await body_may_end.wait()  # the body ends only after the client has read [DONE]
+        return resp
+
+    app = web.Application()
+    app.add_routes([web.post("/generate", generate)])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    client = SGLangClient(f"http://127.0.0.1:{runner.addresses[0][1]}")
+    try:
+        for rid in ("a", "b"):
+            outs = [o async for o in client.generate(EngineRequest(rid=rid, text="hi"))]
+            assert outs[-1].text == "ok" and outs[-1].finished
+            body_may_end.set()  # now the end of the body comes
+            while client._releasing:  # the first response's end is read, then released
+                await asyncio.gather(*client._releasing)
+            body_may_end.clear()
+        assert len(peers) == 2 and peers[0] is peers[1]  # one connection for both
+    finally:
+        body_may_end.set()
+        await client.close()
+        await runner.cleanup()

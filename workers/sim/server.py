@@ -227,14 +227,19 @@ async def generate(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     # SGLang streams cumulative text by default (no --incremental-streaming-output). Each
     # event is written when produced, but the last sample's final event goes out with the
-    # [DONE] line in one write (one socket write fewer per request; every sample ends
-    # with a finished event, an aborted one too).
+    # [DONE] line and the end of the chunked body in one write (two socket writes fewer
+    # per request, and the client finds the body ended when it reads [DONE], so its
+    # connection goes back to its pool; every sample ends with a finished event, an
+    # aborted one too).
     finished, last = 0, len(reqs)
     async for payload in _merged(engine, reqs, top):
         await running.wait()
         event = b"data: " + json.dumps(payload).encode() + b"\n\n"
         finished += payload["meta_info"]["finish_reason"] is not None
-        await resp.write(event + b"data: [DONE]\n\n" if finished == last else event)
+        if finished == last:
+            await resp.write_eof(event + b"data: [DONE]\n\n")
+        else:
+            await resp.write(event)
     return resp
 
 
