@@ -305,7 +305,6 @@ class WorkerDispatch:
         call.state = CallState.RUNNING
         call.worker_id, call.worker_address = worker.worker_id, worker.address
         call.dispatched_at = now
-        call.prefix_hashes = ()  # routing's alone, read no more: not kept with every record
         self._events.append(CallChanged(call))
         return grant_of(call)
 

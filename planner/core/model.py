@@ -91,7 +91,7 @@ class CallRecord:
     expected_output: int = 0  # hint from the client, or the estimator's guess (refined as it streams)
     generated_tokens: int = 0  # output so far, from the worker's progress reports
     remaining_work: float = 0.0  # the program's true remaining work (cluster simulator only)
-    # Chained block hashes of the prompt, for routing: dropped once the call starts (a
+    # Chained block hashes of the prompt, for routing: dropped once the call ends (a
     # program's records stay until it ends; these were most of what each one held)
     prefix_hashes: tuple[int, ...] = ()
     # Leading prompt blocks each worker's engine holds, from the KV-reference index in Redis

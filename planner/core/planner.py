@@ -224,6 +224,7 @@ class PlannerCore(ProgramTable, WorkerDispatch):
             self._replace(existing, retry)
         if served_from_cache:
             call.state, call.finished_at = CallState.DONE, now
+            call.prefix_hashes = ()  # as every ended call's (_finish)
             program.calls[call_id] = call
             program.last_active = now
             self._events.append(CallChanged(call))
@@ -371,6 +372,7 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         self._shares.heard(call.tenant, now)
         call.state = state
         call.finished_at = now
+        call.prefix_hashes = ()  # routing's alone: not kept with every record till the program ends
         program = self._programs.get(call.program_id)
         if program is not None:
             program.last_active = now
