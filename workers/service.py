@@ -30,7 +30,7 @@ from ostinato.completion_reports import CompletionReporter
 from ostinato.stream_tasks import agree_batches
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
-from tracing.grpc_interceptors import SpanDescriber
+from tracing.grpc_interceptors import SpanDescriber, recording
 from workers.generate_stream import GenerateRefused, serve_generations
 from workers.kv_event_listener import KvEventListener
 from workers.metrics import CANCELLED, WorkerMetrics
@@ -291,7 +291,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             reported = 0
             output: list[str] = []
             unsent = 0  # deltas at the end of `output` not sent yet
-            async for out in self._engine.generate(engine_req):
+            async for out in self._engine.generate(engine_req, self._streams(request)):
                 last = out
                 meter.output(out)
                 every = self.progress_every_tokens
@@ -349,6 +349,15 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                 self._completed += 1
             else:
                 self._failed += 1
+
+    def _streams(self, request: worker_pb2.GenerateRequest) -> bool:
+        """Whether the engine streams the call's tokens. Not for a call taken whole that
+        no progress report can come from (one sample of fewer tokens than
+        `progress_every_tokens`) and whose engine request no span here times (its first
+        token): the engine answers once, one HTTP write and read instead of one per token."""
+        sp, every = request.sampling, self.progress_every_tokens
+        short = not every or (sp.HasField("max_new_tokens") and sp.max_new_tokens < every)
+        return not (request.whole and short and sp.n <= 1 and not recording())
 
     async def Stats(self, request, context):
         stats = worker_pb2.WorkerStats(

@@ -138,6 +138,33 @@ def parse_output(payload: dict[str, Any], previous_text: str, more: bool = False
     )
 
 
+async def _events(resp: aiohttp.ClientResponse) -> AsyncIterator[EngineOutput]:
+    """A streamed response's outputs, to [DONE]."""
+    text = ""
+    rest = b""  # an SSE line not complete yet
+    done = False
+    while not done:
+        block = await resp.content.readany()
+        lines = (rest + block).split(b"\n")
+        rest = lines.pop() if block else b""  # at the end, whatever is left
+        payloads, done = _sse_payloads(lines)
+        done = done or not block
+        for i, payload in enumerate(payloads):
+            if "error" in payload:
+                raise EngineFailed(f"engine error: {payload['error']}")
+            out = parse_output(payload, text, more=i < len(payloads) - 1)
+            text = out.text
+            yield out
+
+
+async def _answer(resp: aiohttp.ClientResponse) -> AsyncIterator[EngineOutput]:
+    """A non-streamed response's one output."""
+    payload = await resp.json()
+    if "error" in payload:
+        raise EngineFailed(f"engine error: {payload['error']}")
+    yield parse_output(payload, "")
+
+
 class SGLangClient:
     def __init__(
         self,
@@ -194,30 +221,21 @@ class SGLangClient:
             return resp
         raise EngineUnavailable(f"cannot reach engine {self.base_url}: {last}")
 
-    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
+    async def generate(self, request: EngineRequest,
+                       stream: bool = True) -> AsyncIterator[EngineOutput]:
         """Streams outputs; the last one has finish_reason set. Outputs that arrived
         together (read in one go from the connection) are marked `more` but the last.
+        With `stream` False the engine answers once, when done (SGLang's non-streamed
+        /generate: one HTTP write and one read, not one per token): one output, finished.
 
         If the consumer stops early (cancelled, or closes the iterator), the engine
         request is aborted with POST /abort_request.
         """
-        resp = await self._open("/generate", request.body(stream=True))
-        text = ""
+        resp = await self._open("/generate", request.body(stream=stream))
         finished = False
-        rest = b""  # an SSE line not complete yet
         try:
-            done = False
-            while not done:
-                block = await resp.content.readany()
-                lines = (rest + block).split(b"\n")
-                rest = lines.pop() if block else b""  # at the end, whatever is left
-                payloads, done = _sse_payloads(lines)
-                done = done or not block
-                for i, payload in enumerate(payloads):
-                    if "error" in payload:
-                        raise EngineFailed(f"engine error: {payload['error']}")
-                    out = parse_output(payload, text, more=i < len(payloads) - 1)
-                    text = out.text
+            async with contextlib.aclosing(_events(resp) if stream else _answer(resp)) as outs:
+                async for out in outs:
                     finished = finished or out.finished
                     yield out
         except TimeoutError as exc:
@@ -250,11 +268,9 @@ class SGLangClient:
         task.add_done_callback(self._releasing.discard)
 
     async def generate_once(self, request: EngineRequest) -> EngineOutput:
-        resp = await self._open("/generate", request.body(stream=False))
-        try:
-            return parse_output(await resp.json(), "")
-        finally:
-            resp.release()
+        """The engine's answer, not streamed."""
+        outputs = [out async for out in self.generate(request, stream=False)]
+        return outputs[-1]
 
     async def abort(self, rid: str) -> None:
         with contextlib.suppress(aiohttp.ClientError, TimeoutError, EngineError):

@@ -61,12 +61,13 @@ class TracedSGLangClient(SGLangClient):
             attrs[genai.PRIORITY] = request.priority
         return attrs
 
-    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
+    async def generate(self, request: EngineRequest,
+                       stream: bool = True) -> AsyncIterator[EngineOutput]:
         span = _tracer.start_span(genai.span_name(genai.TEXT_COMPLETION, self.model),
                                   kind=trace.SpanKind.CLIENT, attributes=self._attributes(request))
         ctx = trace.set_span_in_context(span)
         start = time.monotonic()
-        outputs = super().generate(request)
+        outputs = super().generate(request, stream)
         first = True
         try:
             while True:

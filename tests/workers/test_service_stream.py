@@ -12,8 +12,10 @@ import pytest
 
 from gateway.worker_channels import WorkerChannels
 from ostinato.stream_tasks import BATCHES, has_batches, unbatched
-from ostinato.v1 import planner_pb2, worker_pb2
+from ostinato.v1 import common_pb2, planner_pb2, worker_pb2
 from tests.workers.test_service import story, worker_on_loopback
+from workers.service import WorkerService
+from workers.sglang_client import SGLangClient
 
 
 async def _text_and_result(channels: WorkerChannels, address: str,
@@ -123,3 +125,42 @@ async def test_carriers_only_with_a_caller_that_reads_them(sim_engine_url: str,
         assert results == {1: 8, 2: 8, 3: 8}
         if not reads_carriers:
             assert not any(reply.batch for reply in received)
+
+
+@pytest.mark.parametrize(("whole", "max_new_tokens", "n", "every", "streams"), [
+    (True, 8, None, 64, False),  # whole, short: the engine answers once
+    (True, 63, 1, 64, False),
+    (True, 64, None, 64, True),  # a progress report could come
+    (True, None, None, 64, True),  # no bound on its tokens
+    (True, 10_000, None, 0, False),  # progress reports off
+    (True, 8, 2, 64, True),  # two samples
+    (False, 8, None, 64, True),  # streamed to its caller
+])
+def test_which_calls_the_engine_streams(whole: bool, max_new_tokens: int | None, n: int | None,
+                                        every: int, streams: bool) -> None:
+    service = WorkerService("w", SGLangClient("http://127.0.0.1:9"), None)  # type: ignore[arg-type]
+    service.progress_every_tokens = every
+    request = worker_pb2.GenerateRequest(whole=whole, sampling=common_pb2.SamplingParams(
+        max_new_tokens=max_new_tokens, n=n))
+    assert service._streams(request) is streams
+
+
+async def test_a_short_call_taken_whole_is_one_engine_answer_with_the_streamed_text(
+        sim_engine_url: str) -> None:
+    """Not streamed from the engine (it answers once), the call's text, usage and report
+    are those of the same call streamed."""
+    channels = WorkerChannels()
+    try:
+        async with worker_on_loopback(sim_engine_url, 64) as (stub, service, recorder):
+            address = stub.address  # type: ignore[attr-defined]
+            request = story("w", 20)
+            streamed, streamed_result = await _text_and_result(channels, address, request)
+            request.whole = True
+            assert not service._streams(request)
+            whole, result = await _text_and_result(channels, address, request)
+            assert whole == streamed and result.usage == streamed_result.usage
+            await service.drain_reports()
+        assert [(r.call_id, r.status) for r in recorder.completions] == [
+            ("w", planner_pb2.COMPLETION_STATUS_OK)] * 2
+    finally:
+        await channels.close()
