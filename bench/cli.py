@@ -122,6 +122,9 @@ def add_parser(sub: Any) -> None:
     pb.add_argument("--decisions", type=int, default=100_000, help="timed decisions per run")
     pb.add_argument("--warmup", type=int, default=None,
                     help="untimed decisions before them (default: max(10000, 2 x queued))")
+    pb.add_argument("--program-calls", type=int, default=40,
+                    help="mean calls a program submits; it ends when the last has ended and a "
+                         "new program takes its place (0: programs never end)")
     pb.add_argument("--policies", default="default,fcfs+round_robin,plas+cache_aware")
     pb.add_argument("--out", default="", help="also write the results JSON here")
     soak = kinds.add_parser("soak", help="the live mesh (SIMULATED engines) under many calls "

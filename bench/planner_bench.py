@@ -55,6 +55,7 @@ from planner.main import freeze_after_start
 DEFAULT_POLICIES = ("default", "fcfs+round_robin", "plas+cache_aware")
 DEFAULT_QUEUED = (1000, 10_000, 100_000)
 TENANT_WEIGHTS = {"t0": 1.0, "t1": 1.0, "t2": 2.0, "t3": 4.0}
+TENANTS = tuple(TENANT_WEIGHTS)
 STEP_S = 0.001  # virtual time between decisions
 BLOCKS = 16  # prompt blocks of a call (cache_aware's index)
 WARMUP_MIN = 10_000  # untimed decisions first, at least ...
@@ -70,12 +71,15 @@ class BenchConfig:
     warmup: int | None = None  # untimed decisions first (None: warmup_for(queued))
     min_programs: int = 2000
     calls_per_program: int = 50  # more programs when the queue is deeper than this allows
+    program_calls: int = 40  # mean calls a program submits before it ends (0: never ends)
     seed: int = 1
 
     def validate(self) -> None:
         if min(self.workers, self.budget, self.decisions, self.min_programs,
                self.calls_per_program) < 1:
             raise ValueError("--workers, --decisions and the bench sizes must be >= 1")
+        if self.program_calls < 0:
+            raise ValueError("--program-calls must be >= 0")
         if self.warmup is not None and self.warmup < 0:
             raise ValueError("--warmup must be >= 0")
 
@@ -86,11 +90,23 @@ class BenchConfig:
         return max(WARMUP_MIN, WARMUP_PER_QUEUED * queued)
 
 
+@dataclass
+class _Program:
+    """The driver's view of a live program: its tenant, the calls it has still to submit
+    (-1: no end) and those submitted that have not ended."""
+
+    tenant: str
+    left: int
+    open: int = 0
+
+
 class _Driver:
     """Keeps a planner core at a queue depth: submits calls, completes running ones."""
 
     def __init__(self, policy: str, queued: int, cfg: BenchConfig) -> None:
         self.rng = random.Random(cfg.seed)
+        self.lengths = random.Random(f"{cfg.seed}/program-calls")  # the programs' lengths
+        self.mean_calls = cfg.program_calls
         self.clock = ManualClock()
         priority, routing = parse_policy(policy)
         self.core = PlannerCore(self.clock, priority, routing, worker_ttl_s=float("inf"),
@@ -98,22 +114,23 @@ class _Driver:
         for i in range(cfg.workers):
             self.core.upsert_worker(f"w{i:03d}", f"10.0.{i // 256}.{i % 256}:50061", cfg.budget)
         n_programs = max(cfg.min_programs, -(-queued // cfg.calls_per_program))
-        tenants = list(TENANT_WEIGHTS)
-        self.programs: list[tuple[str, str]] = []
+        self.programs: list[tuple[str, str]] = []  # the slots: the programs calls go to
+        self.live: dict[str, _Program] = {}  # every program not yet ended
+        self.anchor: dict[str, str] = {}  # program -> its first finished call
+        self.started = self.ended = 0  # programs registered / ended after the setup's
         self.seq = 0
         self.running: list[tuple[str, str]] = []
         self.timing = self.collected = self.window = False
         self.gc_runs = [0, 0, 0]  # collections inside the timed dispatches, per generation
         self.gc_window = [0, 0, 0]  # every collection of the timed window, per generation
-        for p in range(n_programs):
-            pid, tenant = f"p{p:06d}", tenants[p % len(tenants)]
-            self.core.register_program(pid, tenant, program_class=f"class{p % 5}")
-            self.programs.append((pid, tenant))
+        for slot in range(n_programs):
+            self.programs.append(("", ""))
+            self._register(slot)
+        self.started = 0
         # Every program's first call runs and finishes (spread over the workers): later calls
         # extend it, so it is their home.
-        for pid, tenant in self.programs:
-            self.core.submit(pid, tenant, "root", prompt_tokens=2000, max_new_tokens=256,
-                             prefix_hashes=self._hashes(pid))
+        for slot in range(n_programs):
+            self._submit(slot, "root", ())
         while self.core.queued:
             for g in self.core.dispatch():
                 self._finish(g.program_id, g.call_id)
@@ -123,24 +140,58 @@ class _Driver:
         self.running = [(g.program_id, g.call_id) for g in self.core.dispatch()]
         self.core.take_events()
 
+    def _register(self, slot: int) -> None:
+        """A new program in `slot` (its tenant and class are the slot's), that submits a
+        number of calls drawn with mean `program_calls` (none: -1, it never ends)."""
+        n = self.lengths.randint(1, 2 * self.mean_calls - 1) if self.mean_calls else -1
+        pid, tenant = f"p{len(self.live) + self.ended:06d}", TENANTS[slot % len(TENANTS)]
+        self.core.register_program(pid, tenant, program_class=f"class{slot % 5}")
+        self.programs[slot] = (pid, tenant)
+        self.live[pid] = _Program(tenant, n)
+        self.started += 1
+
     @staticmethod
     def _hashes(pid: str) -> tuple[int, ...]:
         base = int(pid[1:])  # one prefix per program, deterministic
         return tuple(base * 1000 + i for i in range(BLOCKS))
+
+    def _submit(self, slot: int, call_id: str, parents: tuple[str, ...]) -> None:
+        pid, tenant = self.programs[slot]
+        if call_id == "root":  # the setup's first call of a program
+            self.core.submit(pid, tenant, call_id, prompt_tokens=2000, max_new_tokens=256,
+                             prefix_hashes=self._hashes(pid))
+        else:
+            self.core.submit(pid, tenant, call_id, thread_id=f"t{self.seq % 8}",
+                             parents=parents, prompt_tokens=2100, max_new_tokens=512,
+                             prefix_hashes=self._hashes(pid))
+        program = self.live[pid]
+        program.open += 1
+        if program.left > 0:
+            program.left -= 1
+            if not program.left:  # its last call: a new program takes its slot
+                self._register(slot)
 
     def _finish(self, program_id: str, call_id: str) -> None:
         rng = self.rng
         self.core.complete(program_id, call_id, service_s=rng.uniform(0.05, 2.0),
                            prompt_tokens=2000, completion_tokens=rng.randint(10, 400),
                            cached_tokens=1500)
+        self.anchor.setdefault(program_id, call_id)
+        program = self.live[program_id]
+        program.open -= 1
+        if not program.open and not program.left:  # its last call ended: so does it, as
+            # EndProgram (planner/service.py) or a one-call program's end ends it
+            self.core.end_program(program_id, program.tenant)
+            del self.live[program_id]
+            self.anchor.pop(program_id, None)
+            self.ended += 1
 
     def submit(self) -> None:
-        pid, tenant = self.programs[self.rng.randrange(len(self.programs))]
+        slot = self.rng.randrange(len(self.programs))
         self.seq += 1
         with_parent = self.rng.random() < 0.7
-        self.core.submit(pid, tenant, f"c{self.seq}", thread_id=f"t{self.seq % 8}",
-                         parents=("root",) if with_parent else (), prompt_tokens=2100,
-                         max_new_tokens=512, prefix_hashes=self._hashes(pid))
+        anchor = self.anchor.get(self.programs[slot][0])
+        self._submit(slot, f"c{self.seq}", (anchor,) if with_parent and anchor else ())
 
     def on_gc(self, phase: str, info: dict[str, int]) -> None:
         """gc.callbacks: whether a collection ran inside the timed dispatch (and which), and
@@ -210,6 +261,7 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
         for _ in range(warmup):  # untimed: the queue reaches its steady state
             warm_times.append(driver.decision()[0])
         driver.window = True
+        started, ended = driver.started, driver.ended
         for _ in range(cfg.decisions):
             dt, cpu, cycle, n, parked = driver.decision()
             parks.append(parked)
@@ -224,6 +276,7 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
     finally:
         gc.callbacks.remove(driver.on_gc)
         gc.unfreeze()
+    started, ended = driver.started - started, driver.ended - ended
     chunks = _chunks(times)
     wall = _stats(times)
     quiet.sort()
@@ -231,7 +284,9 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
     parks.sort()
     return {
         "policy": policy, "queued": queued, "queued_after": driver.core.queued,
-        "programs": len(driver.programs), "warmup_decisions": warmup, "decisions": cfg.decisions,
+        "programs": len(driver.programs), "programs_open_after": driver.core.programs_open,
+        "programs_in_window": {"registered": started, "ended": ended},
+        "warmup_decisions": warmup, "decisions": cfg.decisions,
         "us_per_decision": {**wall, "mean": round(statistics.fmean(times), 2),
                             "max": round(max(times), 2)},
         "cpu_us_per_decision": _stats(cpus),
@@ -244,6 +299,13 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
         "gc_runs_in_decisions": dict(zip(("gen0", "gen1", "gen2"), driver.gc_runs,
                                          strict=True)),
         "gc_runs_in_window": dict(zip(("gen0", "gen1", "gen2"), driver.gc_window, strict=True)),
+        # decisions per collection of each generation, and the tracked objects a cycle leaves
+        # (allocations less deallocations, as the collector counts them: gen-0's threshold per
+        # gen-0 period)
+        "gc_period_decisions": {g: round(cfg.decisions / n) if n else None for g, n in
+                                zip(("gen0", "gen1", "gen2"), driver.gc_window, strict=True)},
+        "tracked_per_cycle": round(gc.get_threshold()[0] * driver.gc_window[0] / cfg.decisions,
+                                   3),
         "grants_per_decision": {"min": min(grants), "max": max(grants)},
         "parked_per_decision": {"p50": _percentile(parks, 0.5), "p99": _percentile(parks, 0.99),
                                 "mean": round(statistics.fmean(parks), 3), "max": parks[-1]},
@@ -288,7 +350,8 @@ def planner_command(args: Any) -> dict[str, Any]:
         raise ValueError("--queued: expected comma-separated integers") from None
     policies = tuple(p.strip() for p in str(args.policies).split(",") if p.strip())
     cfg = BenchConfig(workers=args.workers, decisions=args.decisions,
-                      warmup=getattr(args, "warmup", None))
+                      warmup=getattr(args, "warmup", None),
+                      program_calls=getattr(args, "program_calls", BenchConfig.program_calls))
     results = planner_bench(queued, policies, cfg)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
