@@ -88,3 +88,45 @@ def test_the_warm_up_defaults_to_two_turns_of_the_queue() -> None:
     assert BenchConfig(warmup=0).warmup_for(100_000) == 0
     with pytest.raises(ValueError):
         BenchConfig(warmup=-1).validate()
+
+
+@pytest.mark.parametrize(("program_calls", "ends"), [(0, False), (3, True)])
+def test_programs_end_through_the_core_and_new_ones_take_their_slots(
+        program_calls: int, ends: bool) -> None:
+    """Issue #17: a program ends (PlannerCore.end_program) once its last call has ended, and
+    a new one of the same tenant takes its slot: the slots' count and the depth hold."""
+    from dataclasses import replace
+
+    import bench.planner_bench as pb
+
+    cfg = replace(TINY, program_calls=program_calls)
+    driver = pb._Driver("default", 200, cfg)
+    ended: list[str] = []
+    before = driver.ended  # programs of one call or a few may end in the setup already
+    real = driver.core.end_program
+    driver.core.end_program = lambda pid, tenant: (ended.append(pid), real(pid, tenant))[1]
+    tenants = [t for _, t in driver.programs]
+    for _ in range(300):
+        driver.decision()
+    assert len(driver.programs) == 40 and [t for _, t in driver.programs] == tenants
+    assert driver.core.queued == 200
+    assert bool(ended) is ends and driver.ended == before + len(ended)
+    open_now = {pid for pid in driver.live}
+    assert driver.core.programs_open == len(open_now)
+    assert not open_now & set(ended)
+    if ends:  # every program still open either submits or has calls unfinished
+        slots = {pid for pid, _ in driver.programs}
+        assert all(pid in slots or driver.live[pid].open for pid in open_now)
+
+
+def test_a_run_reports_the_programs_ended_and_the_collections_periods() -> None:
+    from dataclasses import replace
+
+    out = planner_bench((200,), ("default",), replace(TINY, program_calls=3))
+    [run] = out["runs"]
+    assert run["programs_in_window"]["ended"] > 0
+    assert run["programs_in_window"]["registered"] > 0
+    assert set(run["gc_period_decisions"]) == {"gen0", "gen1", "gen2"}
+    assert run["tracked_per_cycle"] >= 0
+    with pytest.raises(ValueError):
+        planner_bench((200,), ("default",), BenchConfig(program_calls=-1))
