@@ -2,8 +2,16 @@
 
 Measured on this machine's CPU, in-process (no gRPC, no Redis): the planner core on a
 ManualClock with `workers` workers of `budget` slots, several tenants (weights 1, 1, 2, 4),
-2,000+ live programs whose calls mostly extend a finished parent (affinity parks them on
-that parent's worker, their home, as they are queued) and the queue held at a target depth.
+2,000+ programs whose calls mostly extend a finished call of theirs (affinity parks them on
+that call's worker, their home, as they are queued) and the queue held at a target depth.
+Programs end as a service's do (EndProgram, one-call programs): each submits a number of
+calls drawn from a seeded distribution (uniform 1 .. 2 x `program_calls` - 1, mean 40), and
+once the last of them has ended the driver ends it with `PlannerCore.end_program` (the
+core's path, which EndProgram takes), so that finished calls' records leave as they would in
+a service; a new program of the same tenant and class takes its slot as soon as the old one
+has submitted its last call, so the slots keep the bench's count (the core also holds the
+ended-to-be programs still running calls) and the queue its depth. `program_calls` 0: the
+programs never end (the driver of before, same decisions).
 One decision: one running call completes (its worker frees a slot), one new call is
 submitted (the queue stays at its depth), the clock moves on 1 ms, then the timed
 `dispatch()` grants the freed slot: it reads that worker's lane of the queue and the global
@@ -30,7 +38,9 @@ decisions, the work the planner itself did, and `cpu_us_per_cycle` that of the w
 out of `dispatch()` still shows. `without_gc` leaves out the decisions during which Python's
 garbage collector ran (wall p50/p99, and CPU `cpu_p50`/`cpu_p99`); `gc_runs_in_decisions`
 counts those collections per generation, and `gc_runs_in_window` every collection of the
-timed window (the cycles' other parts included).
+timed window (the cycles' other parts included), `gc_period_decisions` the decisions per
+collection of each generation and `tracked_per_cycle` the tracked objects a cycle leaves
+(allocations less deallocations: gen-0's threshold per gen-0 period).
 Command (docs/bench/planner/results.md): `ostinato bench planner --queued
 1000,10000,100000 --workers 64 --policies default`.
 """
@@ -126,6 +136,8 @@ class _Driver:
         for slot in range(n_programs):
             self.programs.append(("", ""))
             self._register(slot)
+            if self.mean_calls:
+                self._midlife(slot)
         self.started = 0
         # Every program's first call runs and finishes (spread over the workers): later calls
         # extend it, so it is their home.
@@ -149,6 +161,22 @@ class _Driver:
         self.programs[slot] = (pid, tenant)
         self.live[pid] = _Program(tenant, n)
         self.started += 1
+
+    def _midlife(self, slot: int) -> None:
+        """The setup's programs start where the slots' steady state has them, not all at
+        their first call (their ends would come in waves, one program's life apart: ~80,000
+        decisions with 2,000 slots): a length drawn in proportion to its weight in that
+        state (a longer program holds its slot longer), and a uniform part of it already
+        submitted, recorded as done (calls the gateway served from its cache: the core's
+        record of a finished call, without running it)."""
+        top = 2 * self.mean_calls - 1
+        length = self.lengths.choices(range(1, top + 1), weights=range(1, top + 1))[0]
+        done = self.lengths.randrange(length)
+        pid, tenant = self.programs[slot]
+        for j in range(done):
+            self.core.submit(pid, tenant, f"h{j}", prompt_tokens=2100, max_new_tokens=512,
+                             served_from_cache=True)
+        self.live[pid].left = length - done
 
     @staticmethod
     def _hashes(pid: str) -> tuple[int, ...]:
