@@ -189,6 +189,8 @@ class SGLangClient:
         return self._session
 
     async def close(self) -> None:
+        for task in list(self._releasing):  # their connections close with the session
+            task.cancel()
         if self._session is not None:
             await self._session.close()
 
