@@ -35,10 +35,14 @@ from planner.core.queue import MultiLevelQueue
 _QUEUED = CallState.QUEUED
 RELEASE_BATCH = 4  # calls of a level a dispatch releases at most (the others at the next)
 
-# A parked call: (parked since, queued at, key, call, worker). One tuple per parking, shared
-# by the index by key and the two orders (a tracked allocation per call, not three); an
-# order's entry is stale once the key maps to another entry, or to none.
-_Parked = tuple[float, float, str, CallRecord, str]
+# A parked call's entry is its record, as in the queue (planner/core/queue.py): parked since
+# `parked_since`, queued at `queued_at`, on its lane's worker (`lane`), all set as it is
+# parked and kept while it is. No tuple per parking: each one was a tracked allocation,
+# alive while the call waits, that every young collection walked. A record is parked once at
+# most (a released call never parks again; a retry is a new record), so an order's entry is
+# stale once its key maps to another record, or to none; parkings come in time order, so
+# a stale entry is dropped wherever it is met (an order's live entries keep their order).
+_Parked = CallRecord
 
 
 class _Level:
@@ -105,36 +109,42 @@ class ParkedCalls:
         self._queue.push(call, since, lane=worker_id)
         call.parked_since = now
         self.total += 1
-        entry = self._parked[key] = (now, call.queued_at, key, call, worker_id)
+        self._parked[key] = call
         on = self._on.get(worker_id)
         if on is None:
             on = self._on[worker_id] = {}
         on[tenant] = on.get(tenant, 0) + 1
         self._of[tenant] = self._of.get(tenant, 0) + 1
-        self._order.append(entry)
+        self._order.append(call)
         level = self._queue.level_of(call.score)
         by_level = self._by_level.get(level)
         if by_level is None:
             by_level = self._by_level[level] = _Level()
-        by_level.order.append(entry)
+        by_level.order.append(call)
 
     def expired(self, now: float) -> bool:
         """Whether a call has been parked `max_wait_s` or longer."""
         order, parked = self._order, self._parked
         while order:
-            entry = order[0]
-            if parked.get(entry[2]) is entry:
-                return now - entry[0] >= self.max_wait_s
-            order.popleft()  # no longer parked (since then)
+            call = order[0]
+            if parked.get(call.key) is call:
+                return now - call.parked_since >= self.max_wait_s  # type: ignore[operator]
+            order.popleft()  # no longer parked
         return False
 
     def release_expired(self, now: float) -> list[CallRecord]:
         """Calls parked `max_wait_s` or longer, no longer parked: for the global lane."""
         out: list[CallRecord] = []
-        order = self._order
-        while order and now - order[0][0] >= self.max_wait_s:
-            entry = order.popleft()
-            if self._parked.get(entry[2]) is entry and (call := self._release(entry[2])):
+        order, parked, wait = self._order, self._parked, self.max_wait_s
+        while order:
+            head = order[0]
+            if parked.get(head.key) is not head:
+                order.popleft()  # no longer parked
+                continue
+            if now - head.parked_since < wait:  # type: ignore[operator]
+                break  # parked since then: so are those behind it
+            order.popleft()
+            if call := self._release(head.key):
                 out.append(call)
         return out
 
@@ -161,13 +171,13 @@ class ParkedCalls:
             left = RELEASE_BATCH
             while order:
                 head = order[0]
-                if now - head[0] < wait:  # parked since then: so are those behind it
-                    break
-                key = head[2]
+                key = head.key
                 if parked.get(key) is not head:
-                    order.popleft()  # no longer parked (since then)
+                    order.popleft()  # no longer parked
                     continue
-                if head[1] > horizon:
+                if now - head.parked_since < wait:  # type: ignore[operator]
+                    break  # parked since then: so are those behind it
+                if head.queued_at > horizon:
                     break
                 order.popleft()
                 call = self._release(key)
@@ -181,7 +191,7 @@ class ParkedCalls:
     def release_worker(self, worker_id: str) -> list[CallRecord]:
         """Every call parked on a worker that left or turned unhealthy (O(parked calls):
         rare)."""
-        keys = [k for k, entry in self._parked.items() if entry[4] == worker_id]
+        keys = [k for k, call in self._parked.items() if call.lane == worker_id]
         return [call for key in keys if (call := self._release(key)) is not None]
 
     def forget(self, call: CallRecord) -> None:
@@ -192,7 +202,7 @@ class ParkedCalls:
     def _drop(self, key: str) -> _Parked | None:
         entry = self._parked.pop(key, None)
         if entry is not None:  # the counts, each >= 1 here, down by one (bump_count's, inlined)
-            tenant, worker_id = entry[3].tenant, entry[4]
+            tenant, worker_id = entry.tenant, entry.lane
             on = self._on[worker_id]
             if on[tenant] > 1:
                 on[tenant] -= 1
@@ -210,9 +220,8 @@ class ParkedCalls:
     def _release(self, key: str) -> CallRecord | None:
         """Un-parks a call; a queued one (returned) leaves its home's lane and may not park
         again."""
-        entry = self._drop(key)
-        assert entry is not None
-        call = entry[3]
+        call = self._drop(key)
+        assert call is not None
         self._queue.discard(call)
         if call.state is not _QUEUED:
             return None

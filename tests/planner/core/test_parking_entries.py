@@ -1,0 +1,68 @@
+"""A parked call's entry is its record (planner/core/parking.py): no tuple per parking. The
+orders drop an entry lazily once its call stopped waiting, wherever they meet it; the calls
+still parked come out as they went in, oldest first, and a worker's are found by their
+lane."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from planner.core.model import CallRecord
+from planner.core.parking import ParkedCalls
+from planner.core.queue import MultiLevelQueue
+
+
+def _call(cid: str, arrival: float, tenant: str = "t") -> CallRecord:
+    return CallRecord("p", cid, tenant, "main", (), 10, 4, arrival, score=0.5)
+
+
+def _parked(calls: dict[str, tuple[str, float]]) -> tuple[ParkedCalls, dict[str, CallRecord]]:
+    parked = ParkedCalls(2.0, MultiLevelQueue((1.0, 4.0)))
+    records = {}
+    for cid, (worker, at) in calls.items():
+        records[cid] = call = _call(cid, at)
+        parked.park(call, worker, now=at, since=at)
+    return parked, records
+
+
+@pytest.mark.parametrize(("forgotten", "now", "released"), [
+    ((), 3.0, ["a", "b"]),  # parked 2 s or longer at 3.0: a (1.0) and b (1.0)
+    (("a",), 3.0, ["b"]),  # a started: its entry is dropped, b still comes out
+    (("a", "b"), 3.0, []),
+    (("a",), 4.0, ["b", "c"]),
+    (("c",), 10.0, ["a", "b", "d"]),  # a stale entry between live ones changes no order
+])
+def test_released_oldest_first_and_stale_entries_dropped(forgotten: tuple[str, ...],
+                                                          now: float, released: list[str]) -> None:
+    parked, calls = _parked({"a": ("w0", 1.0), "b": ("w1", 1.0), "c": ("w0", 2.0),
+                             "d": ("w1", 3.0)})
+    for cid in forgotten:
+        parked.forget(calls[cid])
+    assert [c.call_id for c in parked.release_expired(now)] == released
+    assert len(parked) == 4 - len(forgotten) - len(released)
+    assert parked.expired(now + 100.0) is bool(len(parked))
+
+
+def test_a_workers_parked_calls_are_found_by_their_lane_and_counted_down() -> None:
+    parked, _ = _parked({"a": ("w0", 1.0), "b": ("w1", 1.0), "c": ("w0", 2.0)})
+    assert parked.count_on("w0", "t") == 2 and parked.size_of("t") == 3
+    assert sorted(c.call_id for c in parked.release_worker("w0")) == ["a", "c"]
+    assert parked.count_on("w0", "t") == 0 and parked.size_of("t") == 1
+    assert parked.counts() == {("w1", "t"): 1} and not parked.waiting_on("w0")
+
+
+def test_parking_allocates_no_tuple_per_call() -> None:
+    parked = ParkedCalls(2.0, MultiLevelQueue((1.0, 4.0)))
+    calls = [_call(f"c{i}", float(i)) for i in range(200)]
+    parked.park(_call("warm", 0.0), "w0", now=0.0)  # the lane, tenant and level exist
+    gc.disable()
+    try:
+        before = sum(1 for o in gc.get_objects() if type(o) is tuple)
+        for call in calls:
+            parked.park(call, "w0", now=call.arrival)
+        after = sum(1 for o in gc.get_objects() if type(o) is tuple)
+    finally:
+        gc.enable()
+    assert after - before < 20  # one per call would be 200
