@@ -119,7 +119,8 @@ def add_parser(sub: Any) -> None:
     pb.add_argument("--queued", default="1000,10000,100000",
                     help="comma-separated queue depths (queued calls)")
     pb.add_argument("--workers", type=int, default=64)
-    pb.add_argument("--decisions", type=int, default=100_000, help="timed decisions per run")
+    pb.add_argument("--decisions", type=int, default=1_200_000,
+                    help="timed decisions per run (enough to hold full collections)")
     pb.add_argument("--warmup", type=int, default=None,
                     help="untimed decisions before them (default: max(10000, 2 x queued))")
     pb.add_argument("--program-calls", type=int, default=40,

@@ -22,10 +22,11 @@ decisions see a queue no user's planner holds (three in four calls parked, no ca
 past its starvation bound or `max_home_wait_s`). `warmup` untimed decisions come first
 (default max(WARMUP_MIN, WARMUP_PER_QUEUED x the depth): the queue turns over about once per
 `queued` decisions, and after two turns the per-chunk p50/p99 no longer drift,
-docs/bench/planner/results.md), then `decisions` timed ones, 100,000 by default: more than
-the period of each of the collector's generations here (at 10k queued a gen-0 collection
-comes about every 730 decisions, a gen-1 every 8,000, a full one every 89,000), so each runs
-at its own rate inside the window.
+docs/bench/planner/results.md) and a full collection (the collector's state after a
+while in service), then `decisions` timed ones, 1,200,000 by default: more than the period
+of each of the collector's generations here (with programs that end, at 10k queued a gen-0
+collection comes about every 6,000 decisions, a gen-1 every 80,000, a full one after more
+than ten gen-1s), so each runs at its own rate inside the window.
 Per policy and depth: p50, p99, p99.9, mean and max microseconds per decision over every
 timed decision, the grants each decision made (every one should make exactly one), the
 calls it parked on the way (`parked_per_decision`: calls of the global lane whose home
@@ -77,7 +78,7 @@ CHUNK = 5000  # decisions per entry of `chunks` / `warmup_chunks`
 class BenchConfig:
     workers: int = 64
     budget: int = 16  # slots per worker
-    decisions: int = 100_000  # timed
+    decisions: int = 1_200_000  # timed
     warmup: int | None = None  # untimed decisions first (None: warmup_for(queued))
     min_programs: int = 2000
     calls_per_program: int = 50  # more programs when the queue is deeper than this allows
@@ -288,6 +289,11 @@ def run_one(policy: str, queued: int, cfg: BenchConfig) -> dict[str, Any]:
     try:
         for _ in range(warmup):  # untimed: the queue reaches its steady state
             warm_times.append(driver.decision()[0])
+        # ... and the collector its own: a full collection, as a service that has run a while
+        # has had, sets the oldest generation's size, which spaces the next full ones (one
+        # comes once a quarter of it has joined it since); the freeze's, the setup's whole
+        # heap, would put them far beyond the window
+        gc.collect()
         driver.window = True
         started, ended = driver.started, driver.ended
         for _ in range(cfg.decisions):
