@@ -71,7 +71,8 @@ class Admissions:
         outbox: asyncio.Queue[planner_pb2.AdmitStreamRequest] = asyncio.Queue()
 
         async def requests() -> AsyncIterator[planner_pb2.AdmitStreamRequest]:
-            async for msgs in drained(outbox, lambda: stream.batches):
+            async for msgs in drained(outbox, lambda: stream.batches,
+                                        planner_pb2.AdmitStreamRequest.ByteSize):
                 yield carrier(planner_pb2.AdmitStreamRequest, msgs)
 
         stream = _Stream(self._planner.AdmitStream(requests(), metadata=((BATCHES, "1"),)),

@@ -29,7 +29,9 @@ from ostinato.stream_tasks import BATCHES, carrier, drained, has_batches, unbatc
 from ostinato.v1 import worker_pb2, worker_pb2_grpc
 
 CHANNEL_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 200),
-                   ("grpc.max_reconnect_backoff_ms", 2000))
+                   ("grpc.max_reconnect_backoff_ms", 2000),
+                   # a result with logprobs can pass gRPC's default 4 MiB: as the servers take
+                   ("grpc.max_receive_message_length", 64 * 1024 * 1024))
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 Item = worker_pb2.GenerateChunk | grpc.aio.AioRpcError
@@ -95,7 +97,8 @@ class WorkerChannels:
         outbox: asyncio.Queue[worker_pb2.GenerateStreamRequest] = asyncio.Queue()
 
         async def requests() -> AsyncIterator[worker_pb2.GenerateStreamRequest]:
-            async for msgs in drained(outbox, lambda: stream.batches):
+            async for msgs in drained(outbox, lambda: stream.batches,
+                                        worker_pb2.GenerateStreamRequest.ByteSize):
                 yield carrier(worker_pb2.GenerateStreamRequest, msgs)
 
         stream = _Stream(self.stub(address).GenerateStream(requests(),

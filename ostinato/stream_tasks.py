@@ -20,6 +20,9 @@ import grpc
 
 BATCHES = "ostinato-batches"  # metadata key: this end reads carriers
 MAX_BATCH = 256  # messages per carrier
+# bytes per carrier, about: under every receive limit (gRPC's default 4 MiB; a message over
+# it goes alone, as without carriers)
+MAX_BATCH_BYTES = 1 << 20
 
 T = TypeVar("T")
 
@@ -34,20 +37,30 @@ def carrier(cls: Callable[..., T], msgs: list[T]) -> T:
     return msgs[0] if len(msgs) == 1 else cls(batch=msgs)
 
 
-async def drained(queue: asyncio.Queue[T | None],
-                  batching: Callable[[], bool]) -> AsyncIterator[list[T]]:
+async def drained(queue: asyncio.Queue[T | None], batching: Callable[[], bool],
+                  size: Callable[[T], int]) -> AsyncIterator[list[T]]:
     """The items of `queue` up to a None: one at a time, or, while `batching()`, each
-    time all that had queued (at most MAX_BATCH)."""
+    time what had queued, in order, up to MAX_BATCH items and MAX_BATCH_BYTES of their
+    `size` (an item bigger than that goes alone)."""
     while (item := await queue.get()) is not None:
         items = [item]
         if batching():
             await asyncio.sleep(0)  # what the callbacks ready now queue comes along
+        total = -1  # the items' size, once there is more to take
         while batching() and not queue.empty() and len(items) < MAX_BATCH:
             more = queue.get_nowait()
             if more is None:
                 yield items
                 return
+            if total < 0:
+                total = sum(size(i) for i in items)
+            more_bytes = size(more)
+            if total + more_bytes > MAX_BATCH_BYTES:  # this carrier is full: the next
+                yield items  # starts with `more`
+                items, total = [more], more_bytes
+                continue
             items.append(more)
+            total += more_bytes
         yield items
 
 

@@ -93,7 +93,8 @@ async def serve_admissions(admit: Admit, requests: AsyncIterator[planner_pb2.Adm
 
     reader = asyncio.get_running_loop().create_task(read())
     try:
-        async for answers in drained(replies, lambda: batches):
+        async for answers in drained(replies, lambda: batches,
+                                       planner_pb2.AdmitStreamResponse.ByteSize):
             if not active():
                 answers = [planner_pb2.AdmitStreamResponse(
                     id=reply.id, status=grpc.StatusCode.UNAVAILABLE.value[0], details=_NOT_ACTIVE)

@@ -30,6 +30,10 @@ Reply = worker_pb2.GenerateStreamChunk
 Send = Callable[..., None]  # (reply, and optionally a future set once it is written)
 
 
+def _reply_bytes(item: tuple[Reply, asyncio.Future[None] | None]) -> int:
+    return item[0].ByteSize()
+
+
 def _ended(generation: int, code: grpc.StatusCode, details: str) -> Reply:
     return Reply(id=generation, end=True, status=code.value[0], details=details)
 
@@ -97,7 +101,7 @@ async def serve_generations(generate: Generate,
 
     reader = asyncio.get_running_loop().create_task(read())
     try:
-        async for items in drained(replies, lambda: batches):
+        async for items in drained(replies, lambda: batches, _reply_bytes):
             yield carrier(Reply, [reply for reply, _ in items])  # (resumed once written)
             for _, written in items:
                 if written is not None and not written.done():

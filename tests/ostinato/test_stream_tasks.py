@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ostinato.stream_tasks import MAX_BATCH, StreamTasks, carrier, drained, has_batches
+from ostinato.stream_tasks import (
+    MAX_BATCH,
+    MAX_BATCH_BYTES,
+    StreamTasks,
+    carrier,
+    drained,
+    has_batches,
+)
 
 
 @dataclass
@@ -82,7 +89,7 @@ async def test_drained_hands_on_what_has_queued_while_batching_and_stops_at_none
         queue.put_nowait(i)
     batching = [False]
     taken = []
-    async for items in drained(queue, lambda: batching[0]):
+    async for items in drained(queue, lambda: batching[0], lambda _: 1):
         taken.append(items)
         if items == [1]:
             batching[0] = True  # (the other end said it reads carriers)
@@ -97,8 +104,20 @@ async def test_drained_carries_at_most_max_batch() -> None:
     for i in range(MAX_BATCH + 1):
         queue.put_nowait(i)
     queue.put_nowait(None)
-    sizes = [len(items) async for items in drained(queue, lambda: True)]
+    sizes = [len(items) async for items in drained(queue, lambda: True, lambda _: 1)]
     assert sizes == [MAX_BATCH, 1]
+
+
+async def test_drained_carries_at_most_max_batch_bytes_and_a_bigger_item_alone() -> None:
+    # a carrier past every receive limit would end the whole stream (every call on it)
+    third = MAX_BATCH_BYTES // 3
+    queue = asyncio.Queue[int | None]()
+    for size in (third, third, third, third, 2 * MAX_BATCH_BYTES, 10, 10):
+        queue.put_nowait(size)
+    queue.put_nowait(None)
+    taken = [items async for items in drained(queue, lambda: True, lambda n: n)]
+    assert taken == [[third] * 3, [third], [2 * MAX_BATCH_BYTES], [10, 10]]
+    assert all(sum(items) <= MAX_BATCH_BYTES for items in taken if len(items) > 1)
 
 
 def test_carrier_is_the_message_when_alone_and_metadata_says_who_reads_carriers() -> None:
