@@ -105,16 +105,18 @@ class WorkerMetrics:
         """Exports the worker's in-flight calls and KV state (once per registry)."""
         self.registry.register(_StateCollector(self.worker_id, state, kv_capacity_blocks))
 
-    def call(self) -> CallMeter:
-        """Starts timing a call."""
-        return CallMeter(self)
+    def call(self, timed_tokens: bool = True) -> CallMeter:
+        """Starts timing a call. `timed_tokens`: the engine streams its tokens, so their
+        times are seen (an answer taken once, at its end, has no time to first token)."""
+        return CallMeter(self, timed_tokens)
 
 
 class CallMeter:
     """One call's timings, from its start to `ok` or `failed`."""
 
-    def __init__(self, metrics: WorkerMetrics) -> None:
+    def __init__(self, metrics: WorkerMetrics, timed_tokens: bool = True) -> None:
         self._m = metrics
+        self._timed_tokens = timed_tokens
         self._labels = (genai.TEXT_COMPLETION, genai.PROVIDER_SGLANG, metrics.model,
                         metrics.worker_id)
         self._start = time.monotonic()
@@ -122,7 +124,7 @@ class CallMeter:
         self._last: EngineOutput | None = None
 
     def output(self, out: EngineOutput) -> None:
-        if self._first is None and (out.delta or out.completion_tokens):
+        if self._first is None and self._timed_tokens and (out.delta or out.completion_tokens):
             self._first = time.monotonic()
         self._last = out
 

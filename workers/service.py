@@ -280,7 +280,8 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             top_logprobs_num=request.top_logprobs_num if request.return_logprob else None,
         )
         start = time.monotonic()
-        meter = self.metrics.call()
+        streams = self._streams(request)
+        meter = self.metrics.call(timed_tokens=streams)
         last: EngineOutput | None = None
         status = planner_pb2.COMPLETION_STATUS_FAILED
         self._running += 1
@@ -291,7 +292,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             reported = 0
             output: list[str] = []
             unsent = 0  # deltas at the end of `output` not sent yet
-            async for out in self._engine.generate(engine_req, self._streams(request)):
+            async for out in self._engine.generate(engine_req, streams):
                 last = out
                 meter.output(out)
                 every = self.progress_every_tokens

@@ -233,17 +233,27 @@ class SGLangClient:
         If the consumer stops early (cancelled, or closes the iterator), the engine
         request is aborted with POST /abort_request.
         """
-        resp = await self._open("/generate", request.body(stream=stream))
+        try:
+            resp = await self._open("/generate", request.body(stream=stream))
+        except asyncio.CancelledError:  # the engine may be at work on it (unstreamed: all
+            await asyncio.shield(self.abort(request.rid))  # of it, before any header)
+            raise
         finished = False
         try:
             async with contextlib.aclosing(_events(resp) if stream else _answer(resp)) as outs:
                 async for out in outs:
                     finished = finished or out.finished
                     yield out
+            if not finished:  # (a body that ended early, or had no event of /generate's)
+                raise EngineFailed(f"engine {self.base_url} answer ended without a result")
         except TimeoutError as exc:
             raise EngineTimeout(f"engine {self.base_url} timed out mid-stream") from exc
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             raise EngineUnavailable(f"engine {self.base_url} stream broke: {exc}") from exc
+        except (ValueError, TypeError, AttributeError, aiohttp.ContentTypeError) as exc:
+            # (not JSON, or not /generate's shape: a failed call, not a worker left hanging)
+            raise EngineFailed(f"engine {self.base_url} answered what is not SGLang's "
+                               f"/generate: {exc!r}"[:500]) from exc
         finally:
             if finished and not resp.content.is_eof():
                 self._release_at_eof(resp)

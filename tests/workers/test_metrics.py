@@ -85,6 +85,25 @@ async def test_worker_times_its_calls_and_counts_tokens_and_outcomes(sim_engine_
                  gen_ai_operation_name="text_completion", gen_ai_provider_name="sglang") == 1
 
 
+async def test_a_call_the_engine_answers_once_has_no_time_to_first_token(
+        sim_engine_url: str) -> None:
+    # taken whole and short, it is asked of the engine unstreamed: its one output comes at
+    # the end, which is no first token's time
+    async with worker_on_loopback(sim_engine_url, 50) as (stub, service, _):
+        request = story("w1", 10)
+        request.whole = True
+        assert not service._streams(request)
+        chunks = [c async for c in stub.Generate(request)]
+        assert chunks[-1].result.usage.completion_tokens == 10
+        after = of_registry(service.metrics.registry)
+        await service.drain_reports()
+    w = {"worker": "w-test"}
+    assert value(after, "ostinato_worker_calls_total", outcome="ok", **w) == 1
+    assert value(after, "gen_ai_server_request_duration_seconds_count", error_type="", **w) == 1
+    assert value(after, "gen_ai_server_time_to_first_token_seconds_count", **w) == 0
+    assert value(after, "gen_ai_server_time_per_output_token_seconds_count", **w) == 0
+
+
 async def test_worker_counts_a_call_its_caller_cancelled(sim_engine_url: str) -> None:
     async with worker_on_loopback(sim_engine_url, 0) as (stub, service, recorder):
         call = stub.Generate(story("gone", 100_000))

@@ -13,6 +13,7 @@ from cache.redis_server import free_port
 from ostinato.config import SimEngineConfig
 from tests.prometheus_text import parse, value
 from workers.sglang_client import (
+    EngineFailed,
     EngineRejected,
     EngineRequest,
     EngineUnavailable,
@@ -63,6 +64,36 @@ async def test_bad_requests_map_to_engine_rejected(sim_engine_url: str, body: di
         await client.close()
 
 
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("body", [b"<html>oops</html>", b"data: not json\n\n", b"[1, 2]",
+                                  b"data: [1]\n\ndata: [DONE]\n\n"])
+async def test_an_answer_that_is_not_generates_fails_the_call(stream: bool, body: bytes) -> None:
+    # a 200 whose body is not /generate's (a proxy's page, a truncated event): the call
+    # fails with the engine's error (the worker reports it and ends it), it does not hang
+    async def generate(_: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="text/event-stream" if stream
+                            else "application/json")
+
+    app = web.Application()
+    app.router.add_post("/generate", generate)
+    async def abort(_: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app.router.add_post("/abort_request", abort)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    client = SGLangClient(f"http://127.0.0.1:{port}")
+    try:
+        with pytest.raises(EngineFailed):
+            async for _ in client.generate(EngineRequest(rid="r", text="hi"), stream=stream):
+                pass
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+
 async def test_unreachable_engine_is_retried_then_unavailable() -> None:
     client = SGLangClient(f"http://127.0.0.1:{free_port()}", connect_retries=2, backoff_s=0.01)
     try:
@@ -98,10 +129,14 @@ async def test_abort_stops_a_running_request(sim_engine_url: str) -> None:
         await client.close()
 
 
-async def _aborted_count(client: SGLangClient) -> int:
+async def _metric(client: SGLangClient, name: str) -> float:
     async with client._http().get(client.base_url + "/metrics") as resp:
         text = await resp.text()
-    return int(value(parse(text), "sglang:num_aborted_requests_total"))
+    return value(parse(text), name)
+
+
+async def _aborted_count(client: SGLangClient) -> int:
+    return int(await _metric(client, "sglang:num_aborted_requests_total"))
 
 
 async def test_consumer_that_stops_early_aborts_the_engine_request(sim_engine_url: str) -> None:
@@ -118,6 +153,34 @@ async def test_consumer_that_stops_early_aborts_the_engine_request(sim_engine_ur
         while await _aborted_count(client) == before:
             assert asyncio.get_running_loop().time() < deadline, "engine request not aborted"
             await asyncio.sleep(0.02)
+    finally:
+        await client.close()
+
+
+async def test_a_cancelled_unstreamed_request_is_aborted_at_the_engine(
+        sim_engine_url: str) -> None:
+    # unstreamed, the engine answers (headers and all) only when done: a caller cancelled
+    # meanwhile is still waiting for the response to open, and must abort it there
+    client = SGLangClient(sim_engine_url)
+    try:
+        before = await _aborted_count(client)
+
+        async def whole() -> None:
+            async for _ in client.generate(EngineRequest(
+                    rid="whole-cancel", text="a long story",
+                    sampling_params={"max_new_tokens": 5000, "ignore_eos": True}),
+                    stream=False):
+                pass
+
+        task = asyncio.create_task(whole())
+        async with asyncio.timeout(10):  # until the engine runs it
+            while not await _metric(client, "sglang:num_running_reqs"):
+                await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        async with asyncio.timeout(10):
+            while await _aborted_count(client) == before:
+                await asyncio.sleep(0.02)
     finally:
         await client.close()
 
