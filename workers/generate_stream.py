@@ -13,12 +13,15 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
 
 import grpc
+import structlog
 from opentelemetry import trace
 
 from ostinato.stream_tasks import StreamTasks, carrier, drained
 from ostinato.v1 import worker_pb2
 from tracing.grpc_interceptors import SpanDescriber
 from tracing.stream_messages import Refused, bind_call_ids, mark_failed, message_span
+
+log = structlog.get_logger(__name__)
 
 
 class GenerateRefused(Refused):
@@ -69,6 +72,10 @@ async def _run(generate: Generate, msg: worker_pb2.GenerateStreamRequest,
     except TimeoutError:
         mark_failed(span, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         send(_ended(msg.id, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
+    except Exception as exc:  # a bug: the caller is told at once (as an RPC's end would)
+        log.exception("generation failed", call_id=msg.request.call_id)
+        mark_failed(span, grpc.StatusCode.INTERNAL, "worker error")
+        send(_ended(msg.id, grpc.StatusCode.INTERNAL, f"worker error: {type(exc).__name__}"))
     finally:
         if span is not None:
             span.end()

@@ -14,6 +14,7 @@ from gateway.worker_channels import WorkerChannels
 from ostinato.stream_tasks import BATCHES, has_batches, unbatched
 from ostinato.v1 import common_pb2, planner_pb2, worker_pb2
 from tests.workers.test_service import story, worker_on_loopback
+from workers.generate_stream import serve_generations
 from workers.service import WorkerService
 from workers.sglang_client import SGLangClient
 
@@ -164,3 +165,19 @@ async def test_a_short_call_taken_whole_is_one_engine_answer_with_the_streamed_t
             ("w", planner_pb2.COMPLETION_STATUS_OK)] * 2
     finally:
         await channels.close()
+
+
+async def test_a_generation_that_raises_ends_internal_at_once() -> None:
+    # a bug in a generation: its caller gets its end (INTERNAL) now, not at its deadline
+    async def generate(request: worker_pb2.GenerateRequest):  # type: ignore[no-untyped-def]
+        yield worker_pb2.GenerateChunk(delta="a")
+        raise RuntimeError("bug")
+
+    async def requests():  # type: ignore[no-untyped-def]
+        yield worker_pb2.GenerateStreamRequest(id=7, request=worker_pb2.GenerateRequest())
+
+    async with asyncio.timeout(10):
+        replies = [r async for r in serve_generations(generate, requests())]
+    assert [r.chunk.delta for r in replies[:-1]] == ["a"]
+    assert replies[-1].id == 7 and replies[-1].end
+    assert replies[-1].status == grpc.StatusCode.INTERNAL.value[0]
