@@ -12,12 +12,15 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
+import structlog
 from opentelemetry import trace
 
 from ostinato.stream_tasks import StreamTasks, carrier, drained
 from ostinato.v1 import planner_pb2
 from tracing.grpc_interceptors import SpanDescriber
 from tracing.stream_messages import Refused, bind_call_ids, mark_failed, message_span
+
+log = structlog.get_logger(__name__)
 
 
 class AdmitRefused(Refused):
@@ -61,6 +64,12 @@ async def _decide(admit: Admit, msg: planner_pb2.AdmitStreamRequest,
         return planner_pb2.AdmitStreamResponse(
             id=msg.id, status=grpc.StatusCode.DEADLINE_EXCEEDED.value[0],
             details="Deadline Exceeded")
+    except Exception as exc:  # a bug: the caller is told at once (as an RPC's end would)
+        log.exception("admission failed", program_id=msg.admit.program_id,
+                      call_id=msg.admit.call_id)
+        return planner_pb2.AdmitStreamResponse(
+            id=msg.id, status=grpc.StatusCode.INTERNAL.value[0],
+            details=f"planner error: {type(exc).__name__}")
     return planner_pb2.AdmitStreamResponse(id=msg.id, grant=grant)
 
 
