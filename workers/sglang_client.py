@@ -238,12 +238,14 @@ class SGLangClient:
         except asyncio.CancelledError:  # the engine may be at work on it (unstreamed: all
             await asyncio.shield(self.abort(request.rid))  # of it, before any header)
             raise
-        finished = False
+        finished = False  # an output said so
+        done = False  # and the answer was read to its end (n > 1: every sample's)
         try:
             async with contextlib.aclosing(_events(resp) if stream else _answer(resp)) as outs:
                 async for out in outs:
                     finished = finished or out.finished
                     yield out
+            done = finished
             if not finished:  # (a body that ended early, or had no event of /generate's)
                 raise EngineFailed(f"engine {self.base_url} answer ended without a result")
         except TimeoutError as exc:
@@ -255,11 +257,11 @@ class SGLangClient:
             raise EngineFailed(f"engine {self.base_url} answered what is not SGLang's "
                                f"/generate: {exc!r}"[:500]) from exc
         finally:
-            if finished and not resp.content.is_eof():
+            if done and not resp.content.is_eof():
                 self._release_at_eof(resp)
             else:
                 resp.release()
-            if not finished:
+            if not done:  # (stopped early: the engine stops too)
                 await asyncio.shield(self.abort(request.rid))
 
     def _release_at_eof(self, resp: aiohttp.ClientResponse) -> None:
