@@ -24,9 +24,9 @@ past its starvation bound or `max_home_wait_s`). `warmup` untimed decisions come
 `queued` decisions, and after two turns the per-chunk p50/p99 no longer drift,
 docs/bench/planner/results.md) and a full collection (the collector's state after a
 while in service), then `decisions` timed ones, 1,200,000 by default: more than the period
-of each of the collector's generations here (with programs that end, at 10k queued a gen-0
-collection comes about every 6,000 decisions, a gen-1 every 80,000, a full one after more
-than ten gen-1s), so each runs at its own rate inside the window.
+of each of the collector's generations here but the full one's (with programs that end, at
+10k queued a gen-0 collection comes about every 8,000 decisions, a gen-1 every 90,000, a full
+one after more than ten gen-1s: one per window), so each runs inside the window.
 Per policy and depth: p50, p99, p99.9, mean and max microseconds per decision over every
 timed decision, the grants each decision made (every one should make exactly one), the
 calls it parked on the way (`parked_per_decision`: calls of the global lane whose home
