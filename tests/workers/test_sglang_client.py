@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -20,6 +22,21 @@ from workers.sglang_client import (
     SGLangClient,
 )
 from workers.sim.server import build_app
+
+
+@contextlib.asynccontextmanager
+async def _serving(app: web.Application) -> AsyncIterator[tuple[str, SGLangClient]]:
+    """`app` served on loopback, and a client of it."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    client = SGLangClient(url)
+    try:
+        yield url, client
+    finally:
+        await client.close()
+        await runner.cleanup()
 
 
 async def test_streaming_generate_reports_sglang_meta_info(sim_engine_url: str) -> None:
@@ -76,22 +93,15 @@ async def test_an_answer_that_is_not_generates_fails_the_call(stream: bool, body
 
     app = web.Application()
     app.router.add_post("/generate", generate)
+
     async def abort(_: web.Request) -> web.Response:
         return web.json_response({})
 
     app.router.add_post("/abort_request", abort)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    client = SGLangClient(f"http://127.0.0.1:{port}")
-    try:
+    async with _serving(app) as (_, client):
         with pytest.raises(EngineFailed):
             async for _ in client.generate(EngineRequest(rid="r", text="hi"), stream=stream):
                 pass
-    finally:
-        await client.close()
-        await runner.cleanup()
 
 
 async def test_unreachable_engine_is_retried_then_unavailable() -> None:
@@ -188,13 +198,7 @@ async def test_a_cancelled_unstreamed_request_is_aborted_at_the_engine(
 async def test_health_generate_fails_while_the_engine_hangs(sim_engine_url: str) -> None:
     """The sim engine in-process, with its test hook to hang."""
     app = build_app(SimEngineConfig(debug_endpoints=True, time_scale=0.1))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    client = SGLangClient(url)
-    try:
+    async with _serving(app) as (url, client):
         assert await client.health_generate(2.0)
         async with aiohttp.ClientSession() as s:
             async with s.post(url + "/_debug/hang", json={"hang": True}) as resp:
@@ -207,9 +211,6 @@ async def test_health_generate_fails_while_the_engine_hangs(sim_engine_url: str)
                 assert resp.status == 404  # only an engine started with debug_endpoints
             async with s.get(url + "/metrics") as resp:  # as SGLang's, probes are not metered
                 assert value(parse(await resp.text()), "sglang:num_requests_total") == 0
-    finally:
-        await client.close()
-        await runner.cleanup()
 
 
 async def test_outputs_that_arrive_together_are_marked_more() -> None:
@@ -229,17 +230,10 @@ async def test_outputs_that_arrive_together_are_marked_more() -> None:
 
     app = web.Application()
     app.add_routes([web.post("/generate", burst)])
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    client = SGLangClient(f"http://127.0.0.1:{runner.addresses[0][1]}")
-    try:
+    async with _serving(app) as (_, client):
         outs = [o async for o in client.generate(EngineRequest(rid="b", text="hi"))]
         assert [(o.delta, o.more) for o in outs] == [("a", True), ("b", True), ("c", False)]
         assert outs[-1].finish_reason == "stop"
-    finally:
-        await client.close()
-        await runner.cleanup()
 
 
 async def test_a_connection_whose_body_ends_after_done_goes_back_to_the_pool() -> None:
@@ -260,20 +254,15 @@ async def test_a_connection_whose_body_ends_after_done_goes_back_to_the_pool() -
 
     app = web.Application()
     app.add_routes([web.post("/generate", generate)])
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    client = SGLangClient(f"http://127.0.0.1:{runner.addresses[0][1]}")
-    try:
-        for rid in ("a", "b"):
-            outs = [o async for o in client.generate(EngineRequest(rid=rid, text="hi"))]
-            assert outs[-1].text == "ok" and outs[-1].finished
-            body_may_end.set()  # now the end of the body comes
-            while client._releasing:  # the first response's end is read, then released
-                await asyncio.gather(*client._releasing)
-            body_may_end.clear()
-        assert len(peers) == 2 and peers[0] is peers[1]  # one connection for both
-    finally:
-        body_may_end.set()
-        await client.close()
-        await runner.cleanup()
+    async with _serving(app) as (_, client):
+        try:
+            for rid in ("a", "b"):
+                outs = [o async for o in client.generate(EngineRequest(rid=rid, text="hi"))]
+                assert outs[-1].text == "ok" and outs[-1].finished
+                body_may_end.set()  # now the end of the body comes
+                while client._releasing:  # the first response's end is read, then released
+                    await asyncio.gather(*client._releasing)
+                body_may_end.clear()
+            assert len(peers) == 2 and peers[0] is peers[1]  # one connection for both
+        finally:
+            body_may_end.set()  # (the server's handler ends before the server does)
