@@ -170,7 +170,10 @@ def test_real_sglang_engines_and_their_workers_serve_metrics(sglang_mesh: Mesh) 
     the dashboard use; the worker's GenAI timings cover real engine calls."""
     ep = sglang_mesh.endpoints
     with ostinato.Client(ep.gateway, api_key=ACME) as client, client.program() as program:
-        program.call(messages=user(uuid.uuid4().hex), max_tokens=4)
+        # streamed: a short call taken whole is answered by the engine at once (unstreamed),
+        # which has no time to first token
+        streamed = program.stream(messages=user(uuid.uuid4().hex), max_tokens=4)
+        assert "".join(streamed) == streamed.text
     for i in range(len(ep.workers)):
         engine = scrape(ep.metrics[f"engine-{i}"])
         for name in ("sglang:num_running_reqs", "sglang:num_queue_reqs", "sglang:token_usage",
