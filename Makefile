@@ -75,14 +75,15 @@ protos: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-# The soak (outside `make test`): the live mesh with SIMULATED engines, 40,000 calls over 200
+# The soak (outside `make test`): the live mesh with SIMULATED engines, 80,000 calls over 200
 # programs at once, a worker, an engine, the planner, Redis and the gateway each stopped and
 # restarted on a schedule; every call accounted for, none duplicated, each service's memory
-# flat over the second half. 40,000 calls on 32k-token KV pools: long enough for every bounded
-# structure to fill first (docs/bench/soak/README.md). Fails when a check fails.
+# flat over the second half. 80,000 calls on 32k-token KV pools: long enough for every bounded
+# structure to fill first, the worker restarted at 15% included (docs/bench/soak/README.md).
+# Fails when a check fails.
 # Results in bench-soak/results.json.
 .PHONY: soak
-SOAK_ARGS ?= --calls 40000 --kv-tokens 32768
+SOAK_ARGS ?= --calls 80000 --kv-tokens 32768
 soak: $(STAMP) redis8
 	$(VENV)/bin/ostinato bench soak --out bench-soak/results.json $(SOAK_ARGS)
 
