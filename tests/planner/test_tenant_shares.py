@@ -16,11 +16,14 @@ WEIGHTS = {"quiet": 1.0, "noisy": 1.0, "big": 2.0}
 
 def shares_with(running: dict[str, int], *, queued: dict[str, int] | None = None,
                 parked_here: dict[str, int] | None = None, active: set[str] | None = None,
-                budget: int = 16, hold: str = "waiting",
-                isolation: float = 1.0) -> tuple[TenantShares, WorkerState]:
+                budget: int = 16, hold: str = "waiting", isolation: float = 1.0,
+                backlog: dict[str, int] | None = None,
+                weights: dict[str, float] = WEIGHTS) -> tuple[TenantShares, WorkerState]:
+    """Shares of one worker "w0" with `running` calls on it, as the planner keeps them."""
     queued, parked_here = queued or {}, parked_here or {}
-    shares = TenantShares(WEIGHTS.__getitem__, hold=hold, queued=lambda t: queued.get(t, 0),
+    shares = TenantShares(weights.__getitem__, hold=hold, queued=lambda t: queued.get(t, 0),
                           parked_on=lambda w, t: parked_here.get(t, 0) if w == "w0" else 0,
+                          backlog=None if backlog is None else lambda t: backlog.get(t, 0),
                           isolation_fraction=isolation)
     worker = WorkerState("w0", "a0", budget, last_seen=0.0)
     for tenant, n in running.items():

@@ -10,8 +10,7 @@ import random
 
 import pytest
 
-from planner.core import WorkerState
-from planner.core.tenants import TenantShares
+from tests.planner.test_tenant_shares import shares_with
 
 WEIGHTS = {"a": 1.0, "b": 1.0, "c": 2.0}
 BUDGET = 8
@@ -19,15 +18,9 @@ BUDGET = 8
 
 def _gate(running: dict[str, int], queued: dict[str, int], parked: dict[str, int],
           backlog: dict[str, int], hold: str, fraction: float, tenant: str) -> bool:
-    shares = TenantShares(WEIGHTS.__getitem__, hold=hold, queued=lambda t: queued[t],
-                          parked_on=lambda w, t: parked[t], backlog=lambda t: backlog[t],
-                          isolation_fraction=fraction)
-    worker = WorkerState("w0", "a0", BUDGET, last_seen=0.0)
-    for t, n in running.items():
-        for _ in range(n):
-            worker.inflight += 1
-            shares.running(t, worker, +1)
-    shares.refresh(set(WEIGHTS))
+    shares, worker = shares_with(running, queued=queued, parked_here=parked, backlog=backlog,
+                                 active=set(WEIGHTS), budget=BUDGET, hold=hold,
+                                 isolation=fraction, weights=WEIGHTS)
     return shares.gate(worker)(tenant)
 
 
