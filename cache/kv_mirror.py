@@ -12,9 +12,11 @@ failed write, a stream capped past what was read, a restarted writer), a RESET (
 rewrote its key) or Redis trouble makes it reload the key. Its copy trails Redis by about
 `pause_s` plus a round trip, as a lookup trailed a worker's write before.
 
-`longest_prefixes` answers None (callers route on their own approximate index, as when a
-Redis lookup failed) while any asked-for worker's copy is not loaded: just after it
-registered, or while Redis is unreachable.
+`longest_prefixes` answers for the asked-for workers whose copies are loaded, and leaves
+out those whose copy is not (just after one registered, or while its stream cannot be read):
+for them routing falls back on its own approximate index (planner/core/routing.py,
+`held_blocks`), as for every worker when a Redis lookup failed. None when no copy is loaded.
+One worker's copy lagging no longer turns the lookup off for the others.
 """
 
 from __future__ import annotations
@@ -93,11 +95,14 @@ class KvMirror:
 
     def longest_prefixes(self, worker_ids: Sequence[str],
                          hashes: Sequence[int]) -> Mapping[str, int] | None:
-        """Per worker, how many leading blocks of `hashes` its engine holds (as
-        KvIndex.longest_prefixes answers); None while a worker's copy is not loaded."""
-        if any(w not in self._loaded for w in worker_ids):
-            return None
-        return self._holdings.longest_prefixes(worker_ids, hashes)
+        """Per worker whose copy is loaded, how many leading blocks of `hashes` its engine
+        holds (as KvIndex.longest_prefixes answers); the others left out (not known); None
+        when none of them is loaded."""
+        loaded = self._loaded
+        if all(w in loaded for w in worker_ids):
+            return self._holdings.longest_prefixes(worker_ids, hashes)
+        known = [w for w in worker_ids if w in loaded]
+        return self._holdings.longest_prefixes(known, hashes) if known else None
 
     async def close(self, wait_s: float = 2.0) -> None:
         """Stops the followers; waits `wait_s` at most (a cancellation that lands in the

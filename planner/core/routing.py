@@ -29,10 +29,11 @@ class RoutingPolicy(Protocol):
 
 def held_blocks(call: CallRecord, worker_id: str) -> int | None:
     """Leading prompt blocks the worker's engine holds, per the KV-reference index (None:
-    the index was not consulted or did not answer)."""
+    the index was not consulted, did not answer, or does not know this worker: the planner's
+    copy of a worker's index not loaded yet, cache/kv_mirror.py)."""
     if call.kv_matches is None:
         return None
-    return call.kv_matches.get(worker_id, 0)
+    return call.kv_matches.get(worker_id)
 
 
 def _least_loaded(candidates: Sequence[WorkerState]) -> WorkerState:

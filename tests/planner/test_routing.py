@@ -82,6 +82,25 @@ def test_routing_follows_the_kv_reference_index(policy: str, kv_matches: dict | 
     assert grant.worker_id == expected
 
 
+@pytest.mark.parametrize(("second_matches", "expected"), [
+    # The index answers for w1 and w2 only (the planner's copy of w0's not loaded yet): for
+    # w0, cache_aware uses its own estimate, which routed the first call's prompt there.
+    ({"w1": 0, "w2": 0}, "w0"),
+    # The index knows all three and says nobody holds it: the least loaded (w1).
+    ({"w0": 0, "w1": 0, "w2": 0}, "w1"),
+])
+def test_a_worker_the_index_leaves_out_falls_back_on_the_estimate(
+        second_matches: dict[str, int], expected: str) -> None:
+    core, _ = core_with("fcfs+cache_aware", workers=3, budget=4)
+    core.register_program("p", "t")
+    core.submit("p", "t", "c0", prefix_hashes=list(range(10)), kv_matches=None)
+    (g0,) = core.dispatch()
+    assert g0.worker_id == "w0"
+    core.submit("p", "t", "c1", prefix_hashes=list(range(10)), kv_matches=second_matches)
+    (g1,) = core.dispatch()
+    assert g1.worker_id == expected
+
+
 def test_affinity_prefers_the_programs_own_worker_over_the_index() -> None:
     core, _ = core_with("fcfs+affinity", workers=3, budget=4)
     core.register_program("p", "t")
