@@ -28,6 +28,8 @@ from typing import Any
 import aiohttp
 from opentelemetry import propagate
 
+from workers.engine_http import LeanHttp
+
 
 class EngineError(Exception):
     """Base: the engine could not serve the request."""
@@ -175,7 +177,12 @@ class SGLangClient:
         backoff_s: float = 0.1,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._timeout_s = timeout_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=5.0)
+        # answers read whole go through a leaner client than aiohttp's (an http:// engine)
+        self._lean: LeanHttp | None = None
+        with contextlib.suppress(ValueError):
+            self._lean = LeanHttp(self.base_url)
         self._retries = connect_retries
         self._backoff_s = backoff_s
         self._session: aiohttp.ClientSession | None = None
@@ -193,6 +200,8 @@ class SGLangClient:
             task.cancel()
         if self._session is not None:
             await self._session.close()
+        if self._lean is not None:
+            self._lean.close()
 
     async def _open(self, path: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
         """POSTs, retrying connection failures with backoff (nothing has streamed yet)."""
@@ -233,6 +242,9 @@ class SGLangClient:
         If the consumer stops early (cancelled, or closes the iterator), the engine
         request is aborted with POST /abort_request.
         """
+        if not stream and self._lean is not None:
+            yield await self._whole(request)
+            return
         try:
             resp = await self._open("/generate", request.body(stream=stream))
         except asyncio.CancelledError:  # the engine may be at work on it (unstreamed: all
@@ -263,6 +275,62 @@ class SGLangClient:
                 resp.release()
             if not done:  # (stopped early: the engine stops too)
                 await asyncio.shield(self.abort(request.rid))
+
+    async def _whole(self, request: EngineRequest) -> EngineOutput:
+        """The unstreamed answer, through the lean client: as `generate` with `stream`
+        False (the same retries, errors and abort), one request of bytes made at once."""
+        body = json.dumps(request.body(stream=False), separators=(",", ":")).encode()
+        headers: dict[str, str] = {}
+        propagate.inject(headers)  # traceparent: the engine continues the trace
+        try:
+            answer = await self._post_whole("/generate", body, headers)
+        except asyncio.CancelledError:  # the engine may be at work on it
+            await asyncio.shield(self.abort(request.rid))
+            raise
+        try:
+            payload = json.loads(answer)
+            if isinstance(payload, dict) and "error" in payload:
+                raise EngineFailed(f"engine error: {payload['error']}")
+            out = parse_output(payload, "")
+        except (ValueError, TypeError, AttributeError) as exc:
+            out = None
+            error: EngineError = EngineFailed(f"engine {self.base_url} answered what is not "
+                                              f"SGLang's /generate: {exc!r}"[:500])
+        except EngineFailed as exc:
+            out, error = None, exc
+        else:
+            error = EngineFailed(f"engine {self.base_url} answer ended without a result")
+        if out is not None and out.finished:
+            return out
+        await asyncio.shield(self.abort(request.rid))  # (as a stream stopped early)
+        raise error
+
+    async def _post_whole(self, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+        """A 200's body, as `_open` gets one: connection failures and 503s retried with
+        backoff (nothing has been answered yet), errors mapped as there."""
+        assert self._lean is not None
+        last: Exception | None = None
+        for attempt in range(self._retries + 1):
+            if attempt:
+                await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
+            try:
+                answer = await self._lean.post(path, body, headers, self._timeout_s)
+            except TimeoutError as exc:
+                raise EngineTimeout(f"engine {self.base_url} timed out") from exc
+            except OSError as exc:
+                last = exc
+                continue
+            if answer.status == 503:
+                last = EngineUnavailable(f"engine {self.base_url} answered 503")
+                continue
+            if answer.status >= 400:
+                detail: Any = answer.body.decode("utf-8", "replace")
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    detail = json.loads(detail)["error"]["message"]
+                cls = EngineRejected if answer.status < 500 else EngineFailed
+                raise cls(f"engine answered {answer.status}: {detail}")
+            return answer.body
+        raise EngineUnavailable(f"cannot reach engine {self.base_url}: {last}")
 
     def _release_at_eof(self, resp: aiohttp.ClientResponse) -> None:
         """A response read to [DONE] whose body has not ended yet (SGLang writes the end
