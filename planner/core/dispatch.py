@@ -193,8 +193,7 @@ class WorkerDispatch:
             for call in self._admission.release():
                 self._file(call, since=now)
         shares = self._shares
-        shares.refresh({*queue.tenants(), *shares.running_tenants(),
-                        *shares.between_calls(now, self._open_of)})
+        shares.refresh_from(queue.tenants(), now, self._open_of)
         if not len(queue):
             return grants
         for worker in self._free_workers():
@@ -221,11 +220,9 @@ class WorkerDispatch:
         queue, shares, worker_id = self._queue, self._shares, worker.worker_id
         lanes = (GLOBAL, worker_id) if self._parked.waiting_on(worker_id) else (GLOBAL,)
         while worker.inflight < worker.max_inflight:
-            gate = shares.gate(worker)
-            for tenant in queue.peek_tenants(lanes):
-                if gate(tenant):
-                    break
-            else:
+            # the first tenant in fair share that the shares let onto this worker
+            tenant = queue.first_tenant(lanes, shares.admitted(worker))
+            if tenant is None:
                 return  # nothing here that the tenants' shares let onto this worker
             call = queue.pop(now, tenant, lanes)
             if call is None:
@@ -268,7 +265,10 @@ class WorkerDispatch:
                     and not (home.free > 0 and (home is serving or shares.allows(tenant, home))):
                 parked.park(call, home.worker_id, now, call.queued_at)
                 return None
-        free = self._free_workers()
+        if len(self._free) == 1 and self._free.get(serving.worker_id) is serving:
+            free = [serving]  # the decision path's: the one free slot popped the call
+        else:
+            free = self._free_workers()
         if shares.isolating:
             candidates = [w for w in free if w is serving or shares.allows(tenant, w)]
         else:

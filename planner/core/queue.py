@@ -35,7 +35,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 
 from planner.core.model import CallRecord, CallState
@@ -230,6 +230,23 @@ class MultiLevelQueue:
             active.sort(key=self._vtime_of)  # every active tenant has a virtual time
         return active
 
+    def first_tenant(self, lanes: Sequence[str] = (GLOBAL,),
+                     among: Container[str] | None = None) -> str | None:
+        """The first of `peek_tenants(lanes)` that is `among` them (None: any), or None,
+        without sorting them all: the decision path's."""
+        all_lanes, vtime = self._lanes, self._vtime
+        best: str | None = None
+        best_v = 0.0
+        for lane in lanes:
+            tenants = all_lanes.get(lane)
+            if tenants:
+                for t, q in tenants.items():
+                    if q.size and (among is None or t in among):
+                        v = vtime[t]
+                        if best is None or v < best_v or (v == best_v and t < best):
+                            best, best_v = t, v
+        return best
+
     def pop(self, now: float, tenant: str | None = None,
             lanes: Sequence[str] = (GLOBAL,)) -> CallRecord | None:
         """The next call of `lanes`: fair-share tenant first (or `tenant`'s), then starving
@@ -316,13 +333,20 @@ class MultiLevelQueue:
         pick = None
         oldest = float("inf")
         check_at = float("inf")
-        q.low = len(q.levels)
-        for i, level in enumerate(q.levels):
-            while level and self._drop_stale_head(q, level):
-                pass
-            if not level:
+        levels, lane = q.levels, q.lane
+        low = q.low  # every level below it is empty
+        q.low = len(levels)
+        for i in range(low, len(levels)):
+            level = levels[i]
+            while level:  # stale heads dropped (`_drop_stale_head`'s, inlined)
+                head = level[0]
+                if head.in_queue and head.lane == lane and head.state is _QUEUED:
+                    break
+                level.popleft()
+                if head.in_queue and head.lane == lane:  # its state moved on without a
+                    self._uncount(q, head)  # discard
+            else:
                 continue
-            head = level[0]
             since, until = head.queued_at, head.until
             if pick is None:
                 pick = i, level

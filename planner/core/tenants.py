@@ -120,6 +120,25 @@ class TenantShares:
             del heard[t]
         return [t for t in heard if t in open_of]
 
+    def refresh_from(self, queued: Iterable[str], now: float, open_of: Container[str]) -> None:
+        """`refresh` with the active tenants: those with calls queued (`queued`) or running,
+        and those `between_calls` (the same set, built in one pass: once per dispatch)."""
+        active = set(queued)
+        active.update(self._running)
+        heard = self._heard
+        stale: list[str] | None = None
+        for t, at in heard.items():
+            if now - at > BETWEEN_CALLS_S:
+                if stale is None:
+                    stale = []
+                stale.append(t)
+            elif t in open_of:
+                active.add(t)
+        if stale:
+            for t in stale:
+                del heard[t]
+        self.refresh(active)
+
     def refresh(self, active: set[str]) -> None:
         """The active tenants, once per dispatch (tenants only become active through
         submissions, which come between dispatches)."""
@@ -154,12 +173,18 @@ class TenantShares:
         of a tenant waiting (one of its calls popped) never closes its own gate: dispatch
         does not ask again for the worker that popped it (tests/planner/core/
         test_tenants_gate_monotone.py)."""
-        free = worker.free
+        allowed = self.admitted(worker)
+        return _always if allowed is None else allowed.__contains__
+
+    def admitted(self, worker: WorkerState) -> set[str] | None:
+        """`gate` as a set: the tenants that may take one of the worker's free slots, None
+        when every tenant may (the dispatch path's form: no closure, no call per tenant)."""
+        free = worker.max_inflight - worker.inflight
         if free <= 0:
-            return _never
+            return set()
         fraction = self._fraction
         if not fraction:
-            return _always
+            return None
         cap, on, worker_id = worker.max_inflight, worker.tenants, worker.worker_id
         hold_all = self.hold == "active"
         queued, parked_on, backlog = self._queued, self._parked_on, self._backlog
@@ -178,15 +203,18 @@ class TenantShares:
             if (n or waiting) and backlog(u) < gap:
                 light.add(u)  # its calls here and waiting fit its share: isolate for it
         small = not light or iso >= cap or worker.inflight < iso
-        if free - 1 >= room and (small or len(light) == len(fraction)):
-            return _always
-
-        def allowed(tenant: str) -> bool:
-            n, f = on.get(tenant, 0), fraction.get(tenant, 0.0)
-            if n < cap * f and (small or tenant in light or n < iso * f):
-                return True  # below its share (and of the isolating budget, if heavy)
-            return free - 1 >= room and (small or tenant in light)
-
+        spare = free - 1 >= room
+        if spare and (small or len(light) == len(fraction)):
+            return None
+        # Past here a tenant without a share (not active) may not take the slot: it would
+        # need spare room and `small`, which let every tenant on above.
+        allowed: set[str] = set()
+        for t, f in fraction.items():
+            n = on.get(t, 0)
+            if n < cap * f and (small or t in light or n < iso * f):
+                allowed.add(t)  # below its share (and of the isolating budget, if heavy)
+            elif spare and (small or t in light):
+                allowed.add(t)
         return allowed
 
     def boosted(self, tenant: str, worker: WorkerState) -> bool:
@@ -221,6 +249,7 @@ def bump_count(counts: dict[str, int], key: str, delta: int) -> None:
 
 def _always(tenant: str) -> bool:
     return True
+
 
 
 def _never(tenant: str) -> bool:
