@@ -156,6 +156,11 @@ class PlannerConfig:
     # A program without calls for this long no longer counts against its tenant's working set
     # (its context is the first the engine evicts); see program_admission
     program_kv_idle_s: float = 120.0
+    # The same for a conversation: a program the gateway started for requests that name
+    # none (the OpenAI-compatible API), which no caller ends. Agents' calls follow each
+    # other after a tool runs (workload-spec: think time, mean 0.5 s); past this a
+    # conversation is taken as done, its context no longer held against its tenant
+    conversation_kv_idle_s: float = 10.0
     # A worker's KV pool in tokens when the worker reports none; 0: unknown (see program_admission)
     kv_tokens_per_worker: int = 0
     # A call whose home worker (the one holding its context) is full waits for it this long
@@ -198,6 +203,8 @@ class PlannerConfig:
                               "(0, 1]")
         if self.kv_tokens_per_worker < 0:
             raise ConfigError("planner.kv_tokens_per_worker: must be >= 0")
+        if self.program_kv_idle_s < 0 or self.conversation_kv_idle_s < 0:
+            raise ConfigError("planner.program_kv_idle_s and conversation_kv_idle_s: must be >= 0")
         if self.tenant_shares not in ("waiting", "active", "off"):
             raise ConfigError(f"planner.tenant_shares: must be waiting, active or off, got "
                               f"{self.tenant_shares!r}")

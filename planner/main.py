@@ -91,6 +91,7 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
                        program_kv_fraction=config.program_kv_fraction,
                        program_admission=config.program_admission,
                        program_kv_idle_s=config.program_kv_idle_s,
+                       conversation_kv_idle_s=config.conversation_kv_idle_s,
                        unstarted_grant_s=config.unstarted_grant_s,
                        isolation_fraction=config.isolation_fraction)
     client = from_config(redis_cfg)

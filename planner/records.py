@@ -25,6 +25,7 @@ def program_fields(program: Program, wall_now: float, clock_now: float) -> dict[
         "deadline_s": "" if program.deadline_at is None
         else f"{program.deadline_at - program.created_at:.6f}",
         "reject_when_late": "1" if program.reject_when_late else "0",
+        "conversation": "1" if program.conversation else "0",
     }
 
 
@@ -62,6 +63,7 @@ def program_from_fields(program_id: str, meta: Mapping[str, str], calls: Mapping
             program_id=program_id, tenant=meta["tenant"], created_at=created,
             deadline_at=created + float(deadline) if deadline else None,
             reject_when_late=meta.get("reject_when_late") == "1",
+            conversation=meta.get("conversation") == "1",
             program_class=meta.get("program_class", ""), last_active=clock_now,
         )
         for call_id, raw in calls.items():

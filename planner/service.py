@@ -89,8 +89,9 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                     await asyncio.shield(self._last_write)
 
     def _register(self, tenant: str, opts: common_pb2.ProgramOptions, program_id: str,
-                  max_open: int) -> None:
-        """Registers a program (idempotent for its tenant), or raises AdmitRefused."""
+                  max_open: int, conversation: bool = False) -> None:
+        """Registers a program (idempotent for its tenant), or raises AdmitRefused.
+        `conversation`: one that no caller ends (planner/core/programs.py)."""
         deadline = opts.deadline.ToTimedelta().total_seconds() if opts.HasField("deadline") else None
         if deadline is not None and deadline <= 0:
             raise AdmitRefused(grpc.StatusCode.INVALID_ARGUMENT, "deadline must be positive")
@@ -98,7 +99,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             self._core.register_program(
                 program_id, tenant, deadline_s=deadline,
                 reject_when_late=opts.reject_when_late, program_class=opts.program_class,
-                max_open=max_open,
+                max_open=max_open, conversation=conversation,
             )
         except PlannerError as exc:
             raise refused(exc) from exc
@@ -147,7 +148,10 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                                    "register_program.program_id differs from program_id")
             if not request.program_id:
                 raise AdmitRefused(grpc.StatusCode.INVALID_ARGUMENT, "program_id is required")
-            self._register(request.tenant, opts, request.program_id, request.max_open_programs)
+            # registered by its first call and not ended after it: the gateway's program for
+            # a conversation (requests that name no program), which no caller ends
+            self._register(request.tenant, opts, request.program_id, request.max_open_programs,
+                           conversation=not request.end_program_after)
         if request.end_program_after:
             self._one_call[request.program_id] = request.tenant
         kv_matches = self._kv_matches(request)

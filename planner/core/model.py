@@ -148,6 +148,12 @@ class Program:
     # (planner/core/estimates.py ProgramSizeEstimator); None while there is no history.
     expected_remaining_work: float | None = None
     closed: bool = False
+    # A conversation: a program the gateway found or started for requests that name none
+    # (the OpenAI-compatible API): no caller ends it. It counts against its tenant's
+    # max_open only while a call of it waits or runs (`live`), and its working set
+    # (planner/core/admission.py) only until it has been idle `conversation_kv_idle_s`.
+    conversation: bool = False
+    live: int = 0  # its calls waiting or running (counted for conversations only)
 
 
 @dataclass(slots=True)

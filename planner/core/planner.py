@@ -82,6 +82,7 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         isolation_fraction: float = ISOLATION_FRACTION,
         program_admission: bool = True,
         program_kv_idle_s: float = 120.0,
+        conversation_kv_idle_s: float = 10.0,
         unstarted_grant_s: float = 0.0,
     ) -> None:
         """`max_queued` / `max_queued_per_tenant`: calls waiting (queued, parked or waiting
@@ -90,7 +91,9 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         their contexts fit in `program_kv_fraction` of the healthy workers' KV pools
         (planner/core/admission.py), each pool as its worker reports it, else
         `kv_tokens_per_worker` (0: unknown; while no pool is known programs start at once);
-        a program idle `program_kv_idle_s` no longer counts (expire()).
+        a program idle `program_kv_idle_s` no longer counts (expire()), a conversation (a
+        program nobody ends: `register_program(conversation=True)`) idle
+        `conversation_kv_idle_s`.
         `isolation_fraction`: of a worker's budget, what heavy tenants may fill while a
         light one is active (planner/core/tenants.py). `unstarted_grant_s`: how old a grant
         its worker does not know must be to end as lost (reconcile_worker; 0: never)."""
@@ -100,11 +103,15 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         self.max_queued = max_queued
         self.max_queued_per_tenant = max_queued_per_tenant
         self._open_of: dict[str, int] = {}  # tenant -> programs open
+        # tenant -> programs counted against max_open: open ones, but conversations only
+        # while a call of theirs waits or runs
+        self._limited_of: dict[str, int] = {}
         self._priority = priority
         self._routing = routing
         self._worker_ttl_s = worker_ttl_s
         self._program_idle_ttl_s = program_idle_ttl_s
         self._program_kv_idle_s = program_kv_idle_s
+        self._conversation_kv_idle_s = conversation_kv_idle_s
         self._programs: dict[str, Program] = {}
         self._workers: dict[str, WorkerState] = {}
         self._by_id: list[WorkerState] | None = None  # workers sorted by id (cached)
@@ -239,6 +246,8 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         program.calls[call_id] = call
         program.last_active = now
         self._calls[call.key] = call
+        if program.conversation:
+            self._count_live(program, +1)
         self._shares.heard(tenant, now)
         if unfinished:
             call.state = CallState.BLOCKED
@@ -362,7 +371,10 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         elif call.state is CallState.QUEUED:  # in the global lane or parked on its home
             self._queue.discard(call)
         self._parked.forget(call)
-        self._calls.pop(call.key, None)
+        if self._calls.pop(call.key, None) is not None:
+            program = self._programs.get(call.program_id)
+            if program is not None and program.conversation:
+                self._count_live(program, -1)
         self._orphans.pop(call.key, None)
         call.recovered = False
 

@@ -37,9 +37,11 @@ class ProgramTable:
     _orphans: dict[str, tuple[CallRecord, float]]  # restored waiting calls: key -> (call, since)
     _orphan_ttl_s: float
     _open_of: dict[str, int]  # tenant -> programs open
+    _limited_of: dict[str, int]  # tenant -> programs counted against max_open
     _worker_ttl_s: float
     _program_idle_ttl_s: float
     _program_kv_idle_s: float
+    _conversation_kv_idle_s: float
     _queue: MultiLevelQueue
     _parked: ParkedCalls
     _shares: TenantShares
@@ -61,16 +63,22 @@ class ProgramTable:
         reject_when_late: bool = False,
         program_class: str = "",
         max_open: int = 0,
+        conversation: bool = False,
     ) -> Program:
-        """`max_open`: the tenant's limit on programs open at once (0: none)."""
+        """`max_open`: the tenant's limit on programs open at once (0: none): programs it
+        registered and has not ended, and conversations with a call waiting or running.
+        `conversation`: a program nobody ends (the gateway's, for requests that name no
+        program): it counts against `max_open` only while busy, its working set only until
+        idle `conversation_kv_idle_s`, and it is expired like any idle program."""
         existing = self._programs.get(program_id)
         if existing is not None:
             if existing.tenant != tenant:  # never reveal another tenant's program
                 raise DuplicateCall(f"program id {program_id!r} is taken")
             return existing
-        if max_open and self._open_of.get(tenant, 0) >= max_open:
-            raise Overloaded(f"tenant {tenant!r} has {max_open} programs open, its limit: end "
-                             "one first")
+        if max_open and self._limited_of.get(tenant, 0) >= max_open:
+            what = "programs open or conversations busy" if conversation else "programs open"
+            raise Overloaded(f"tenant {tenant!r} has {max_open} {what}, its limit"
+                             + ("" if conversation else ": end one first"))
         now = self._clock.now()
         program = Program(
             program_id=program_id,
@@ -80,11 +88,24 @@ class ProgramTable:
             reject_when_late=reject_when_late,
             program_class=program_class,
             last_active=now,
+            conversation=conversation,
         )
         self._programs[program_id] = program
         self._open_of[tenant] = self._open_of.get(tenant, 0) + 1
+        if not conversation:
+            self._limited_of[tenant] = self._limited_of.get(tenant, 0) + 1
         self._events.append(ProgramRegistered(program))
         return program
+
+    def _count_live(self, program: Program, delta: int) -> None:
+        """A conversation's call started waiting (+1) or ended (-1): while it has one it
+        counts against its tenant's max_open."""
+        was = program.live
+        program.live = was + delta
+        if not was:
+            self._limited_of[program.tenant] = self._limited_of.get(program.tenant, 0) + 1
+        elif not program.live:
+            bump_count(self._limited_of, program.tenant, -1)
 
     def restore(self, program: Program) -> None:
         """Takes back a program that a previous planner process persisted (planner/records.py).
@@ -100,6 +121,9 @@ class ProgramTable:
         now = self._clock.now()
         self._programs[program.program_id] = program
         self._open_of[program.tenant] = self._open_of.get(program.tenant, 0) + 1
+        program.live = 0
+        if not program.conversation:
+            self._limited_of[program.tenant] = self._limited_of.get(program.tenant, 0) + 1
         program.attained_service_s = sum(c.service_s for c in program.calls.values()
                                          if c.state.finished)
         program.attained_work = sum(work_of(c.completion_tokens, c.prompt_tokens_used
@@ -117,6 +141,8 @@ class ProgramTable:
             call.recovered = True
             if call.state is CallState.RUNNING:
                 self._calls[call.key] = call
+                if program.conversation:
+                    self._count_live(program, +1)
                 worker = self._workers.get(call.worker_id)
                 if worker is not None:
                     worker.inflight += 1
@@ -140,6 +166,9 @@ class ProgramTable:
         del self._programs[program_id]
         self._admission.end(program_id)
         bump_count(self._open_of, tenant, -1)
+        if not program.conversation or program.live:  # (its running calls end unseen)
+            bump_count(self._limited_of, tenant, -1)
+        program.live = 0
         calls = program.calls.values()
         if calls and all(c.state is CallState.DONE for c in calls):  # ran to the end: its size
             self.program_sizes.observe(program.program_class, program.attained_work)
@@ -166,7 +195,8 @@ class ProgramTable:
             if idle > self._program_idle_ttl_s:
                 self.end_program(program.program_id, program.tenant)
                 expired.append(program.program_id)
-            elif idle > self._program_kv_idle_s:
+            elif idle > (self._conversation_kv_idle_s if program.conversation
+                         else self._program_kv_idle_s):
                 self._admission.dormant(program.program_id)
         return expired
 

@@ -126,3 +126,51 @@ def test_a_tenants_open_programs_are_bounded(mesh: Mesh) -> None:
         eventually(limited)
         second = start()  # the first ended: room again
         stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=second), metadata=md, timeout=10)
+
+
+def test_conversations_that_nobody_ends_do_not_lock_a_tenant_out(mesh: Mesh) -> None:
+    # An OpenAI client never ends the program the gateway opens for its conversation: with
+    # --max-programs 1, one-turn chats one after the other are all served (each counts only
+    # while its call runs: until its worker's completion report, batched for ~50 ms, has
+    # reached the planner, the next may be refused), while a program that the tenant
+    # opened and did not end holds the place for good.
+    key = _create(mesh, "quota-chats", "--max-programs", "1")
+
+    def chat(n: int) -> int:
+        request = urllib.request.Request(
+            f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
+            data=json.dumps({"messages": [{"role": "user", "content": f"question {n}"}],
+                             "max_tokens": 4}).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            assert exc.code != 401, "not reloaded yet"
+            return int(exc.code)
+
+    def served(n: int) -> None:
+        def check() -> None:
+            assert chat(n) == 200
+        eventually(check)  # (bounded: before the fix the tenant stayed locked out 30 min)
+
+    for n in range(5):
+        served(n)
+    md = (("authorization", f"Bearer {key}"),)
+    with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        def start() -> gateway_pb2.StartProgramResponse:  # once the last chat's report landed
+            try:
+                return stub.StartProgram(gateway_pb2.StartProgramRequest(), metadata=md,
+                                         timeout=10)
+            except grpc.RpcError as exc:
+                assert exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED, "a chat still counted"
+                raise
+
+        opened = eventually(start)
+        try:
+            assert chat(5) == 429
+        finally:
+            stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=opened.program_id),
+                            metadata=md, timeout=10)
+    served(6)

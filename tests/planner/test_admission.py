@@ -205,3 +205,28 @@ def test_an_idle_program_stops_counting_and_grows_again_when_it_calls() -> None:
     core.submit("n0", "noisy", "d", parents=["c"], prompt_tokens=700)  # n0 goes on
     assert [g.program_id for g in core.dispatch()] == ["n0"]
     assert core.working_set("noisy") == 600 + 700
+
+
+@pytest.mark.parametrize(("conversation", "idle_s", "counted"), [
+    (True, 9.0, True),  # a conversation between calls (an agent's tool runs): still counted
+    (True, 11.0, False),  # idle past conversation_kv_idle_s: taken as done, not counted
+    (False, 11.0, True),  # a program its caller ends: counted until program_kv_idle_s
+    (False, 121.0, False),
+])
+def test_a_conversation_stops_counting_sooner(conversation: bool, idle_s: float,
+                                              counted: bool) -> None:
+    # nobody ends a conversation (the OpenAI-compatible API's programs): kept counted for
+    # program_kv_idle_s, a tenant's never-ended conversations would hold new ones back
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy("fcfs+round_robin"), isolation_fraction=1.0,
+                       kv_tokens_per_worker=1000, program_kv_fraction=1.0,
+                       program_kv_idle_s=120.0, conversation_kv_idle_s=10.0)
+    core.upsert_worker("w0", "a0", 8)
+    core.register_program("n0", "t", conversation=conversation)
+    core.submit("n0", "t", "c", prompt_tokens=600)
+    assert len(core.dispatch()) == 1
+    core.complete("n0", "c", prompt_tokens=600, completion_tokens=20)
+    clock.advance(idle_s)
+    core.upsert_worker("w0", "a0", 8)
+    assert core.expire() == []
+    assert core.working_set("t") == (620 if counted else 0)

@@ -76,6 +76,53 @@ def test_open_programs_limit(limit: int, programs: int, expected: list[str]) -> 
         core.register_program("p9", "t", max_open=limit)  # ended one: room for one more
 
 
+# Conversations (programs nobody ends: the OpenAI-compatible API's) count against the
+# limit only while a call of theirs waits or runs. Steps: "c<i>" registers conversation i
+# and submits its call, "e<i>" registers explicit program i, "done<i>" completes conv i's
+# running call, "more<i>" submits another call to conversation i (not limited: it exists),
+# "end<i>" ends program/conversation i. Limit 2, one worker slot.
+@pytest.mark.parametrize(("steps", "expected"), [
+    # two busy conversations hold the limit; once one's call is done a third may start
+    (["c0", "c1", "c2", "done0", "c2"], ["ok", "ok", "full", "ok", "ok"]),
+    # finished conversations never lock the tenant out (the reviewer's case: 5 one-turn chats)
+    (["c0", "done0", "c1", "done1", "c2", "done2", "c3", "done3", "c4"], ["ok"] * 9),
+    # an explicit program counts until it ends, busy or not
+    (["e0", "c1", "c2", "done1", "c2", "end0", "done2", "c3"],
+     ["ok", "ok", "full", "ok", "ok", "ok", "ok", "ok"]),
+    # a conversation that continues is busy again; ended while busy, it frees its place
+    (["c0", "done0", "more0", "c1", "c2", "end0", "c2"],
+     ["ok", "ok", "ok", "ok", "full", "ok", "ok"]),
+])
+def test_conversations_count_against_the_limit_only_while_busy(
+        steps: list[str], expected: list[str]) -> None:
+    priority, routing = parse_policy("fcfs+round_robin")
+    core = PlannerCore(ManualClock(), priority, routing)
+    core.upsert_worker("w0", "addr", 8)
+    out = []
+    for turn, step in enumerate(steps):
+        i = step[-1]
+        try:
+            if step[0] == "c":
+                core.register_program(f"p{i}", "t", max_open=2, conversation=True)
+                core.submit(f"p{i}", "t", f"call{turn}")
+                core.dispatch()
+            elif step.startswith("end"):
+                core.end_program(f"p{i}", "t")
+            elif step[0] == "e":
+                core.register_program(f"p{i}", "t", max_open=2)
+            elif step.startswith("done"):
+                (running,) = [c for c in core.program(f"p{i}", "t").calls.values()
+                              if not c.state.finished]
+                core.complete(f"p{i}", running.call_id)
+            else:  # more<i>
+                core.submit(f"p{i}", "t", f"call{turn}")
+                core.dispatch()
+            out.append("ok")
+        except Overloaded:
+            out.append("full")
+    assert out == expected
+
+
 def test_weights_can_change_but_must_be_positive() -> None:
     core = make_core()
     core.set_tenant_weights({"a": 3.0})

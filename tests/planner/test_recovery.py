@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ostinato.clock import ManualClock
-from planner.core import CallState, DuplicateCall, PlannerCore
+from planner.core import CallState, DuplicateCall, Overloaded, PlannerCore
 from planner.core.model import CallChanged, ProgramRegistered
 from planner.core.selection import parse_policy
 from planner.records import CorruptRecord, call_json, program_fields, program_from_fields
@@ -120,3 +120,22 @@ def test_a_new_worker_registration_counts_restored_running_calls() -> None:
 def test_unreadable_records_raise_corrupt_record(meta: dict, calls: dict) -> None:
     with pytest.raises(CorruptRecord):
         program_from_fields("p", meta, calls, WALL, 0.0)
+
+
+@pytest.mark.parametrize("conversation", [True, False])
+def test_a_restored_conversation_still_counts_only_while_busy(conversation: bool) -> None:
+    clock = ManualClock()
+    old = make_core(clock, budget=4)
+    old.register_program("p", "acme", conversation=conversation)
+    old.submit("p", "acme", "a")
+    old.dispatch()
+    meta, calls = persist(old, clock)
+    new = make_core(ManualClock(start=50.0), budget=4)
+    new.restore(program_from_fields("p", meta, calls, WALL + clock.now() + 5, 50.0))
+    assert new.program("p", "acme").conversation is conversation
+    new.complete("p", "a")  # its running call ends: a conversation no longer counts
+    if conversation:
+        new.register_program("q", "acme", max_open=1)
+    else:
+        with pytest.raises(Overloaded):
+            new.register_program("q", "acme", max_open=1)
