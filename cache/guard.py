@@ -13,8 +13,10 @@ the cached request must agree on what similarity is blind to:
   and of entities,
 - two content words trading places ("the dog chased the cat" / "the cat chased the dog"),
 - the kind of answer asked for (who / when / where),
-- a single changed modifier in otherwise identical wording ("time complexity" / "space
-  complexity"); other single-word changes are mostly synonyms ("book" / "novel").
+- a single changed content word in otherwise identical wording: the same request with
+  one slot filled otherwise ("time complexity" / "space complexity", "into Spanish" /
+  "into French", "in fahrenheit" / "in celsius", MiniLM: 0.86) is another request, unless
+  the two words are synonyms from a small lexicon ("book" / "novel", "book" / "reserve").
 
 Each check returns the reason for a rejection, which the cache counts as a near-miss.
 The checks are deliberately conservative: a rejected paraphrase costs one engine call,
@@ -72,6 +74,27 @@ _OPPOSITE: dict[str, set[str]] = {}
 for _a, _b in _ANTONYMS:
     _OPPOSITE.setdefault(_a, set()).add(_b)
     _OPPOSITE.setdefault(_b, set()).add(_a)
+
+# Words one request may use for the other's without changing what it asks (the one-word
+# check below takes any other single changed word as another request).
+_SYNONYMS = [
+    ("book", "novel"), ("book", "reserve"), ("booking", "reservation"), ("buy", "purchase"),
+    ("send", "transfer"), ("pay", "send"),
+    ("big", "large"), ("small", "little"), ("tiny", "small"), ("movie", "film"),
+    ("fix", "repair"), ("quick", "fast"), ("begin", "start"), ("show", "display"),
+    ("show", "list"), ("photo", "picture"), ("car", "automobile"), ("help", "assist"),
+    ("tell", "explain"), ("explain", "describe"), ("create", "make"), ("build", "make"),
+    ("get", "obtain"), ("find", "locate"), ("choose", "pick"), ("select", "pick"),
+    ("choose", "select"), ("idea", "suggestion"), ("recommend", "suggest"),
+    ("error", "bug"), ("issue", "problem"), ("simple", "easy"), ("hard", "difficult"),
+    ("quickly", "fast"), ("write", "compose"), ("summarize", "summarise"), ("color", "colour"),
+    ("tallest", "highest"), ("nearest", "closest"), ("job", "work"), ("kid", "child"),
+    ("cost", "price"), ("shop", "store"), ("road", "street"), ("answer", "reply"),
+]
+_SAME: dict[str, set[str]] = {}
+for _a, _b in _SYNONYMS:
+    _SAME.setdefault(_a, set()).add(_b)
+    _SAME.setdefault(_b, set()).add(_a)
 
 # Question words that name the kind of answer: a who-question is not a when-question.
 _ASKS_FOR = {"who", "whom", "whose", "when", "where"}
@@ -178,14 +201,6 @@ def _content(tokens: list[tuple[str, str]]) -> list[tuple[int, str]]:
     return out
 
 
-def _modifies_next(tokens: list[tuple[str, str]], i: int) -> bool:
-    """The word at i directly precedes another content word ("time complexity")."""
-    if i + 1 >= len(tokens):
-        return False
-    following = tokens[i + 1][1]
-    return following not in _STOPWORDS and not following[0].isdigit()
-
-
 def near_miss(request: str, cached: str) -> str | None:
     """Why serving `cached`'s answer to `request` would be wrong, or None if the guard passes."""
     a, b = _tokens(request), _tokens(cached)
@@ -223,7 +238,7 @@ def near_miss(request: str, cached: str) -> str | None:
         changed = [i for i, (x, y) in enumerate(zip(words_only_a, words_only_b, strict=True))
                    if x != y]
         if len(changed) == 1:
-            i = changed[0]
-            if _modifies_next(a, content_a[i][0]) and _modifies_next(b, content_b[i][0]):
+            x, y = words_only_a[changed[0]], words_only_b[changed[0]]
+            if y not in _SAME.get(x, ()):
                 return "one term changed"
     return None
