@@ -10,6 +10,7 @@ Validation happens here, at the edge, with errors that name the field.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -97,14 +98,21 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         try:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
-            return int(value)
-        except (TypeError, ValueError):
+            number = int(value)
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
+        if (name == "port" or name.endswith((".port", "_port"))) and not -1 <= number <= 65535:
+            raise ConfigError(f"{name}: a port is 0..65535 (0: a free one, -1: off where "
+                              f"allowed), got {number}")
+        return number
     if tp is float:
         try:
-            return float(value)
+            number_f = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+        if not math.isfinite(number_f):
+            raise ConfigError(f"{name}: expected a finite number, got {value!r}")
+        return number_f
     if tp is str:
         if not isinstance(value, str | int | float):
             raise ConfigError(f"{name}: expected a string, got {value!r}")
@@ -182,7 +190,10 @@ def load_mesh_config(
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
-        loaded = yaml.safe_load(p.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
         if not isinstance(loaded, Mapping):
             raise ConfigError(f"{p}: top level must be a mapping")
         data = dict(loaded)

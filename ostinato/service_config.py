@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from planner.core.selection import parse_policy
+
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or invalid; the message names the field."""
@@ -205,6 +207,10 @@ class PlannerConfig:
             raise ConfigError("planner.kv_tokens_per_worker: must be >= 0")
         if self.program_kv_idle_s < 0 or self.conversation_kv_idle_s < 0:
             raise ConfigError("planner.program_kv_idle_s and conversation_kv_idle_s: must be >= 0")
+        try:
+            parse_policy(self.policy)
+        except ValueError as exc:
+            raise ConfigError(f"planner.policy: {exc}") from None
         if self.tenant_shares not in ("waiting", "active", "off"):
             raise ConfigError(f"planner.tenant_shares: must be waiting, active or off, got "
                               f"{self.tenant_shares!r}")

@@ -39,6 +39,11 @@ def test_defaults_file_env_and_overrides(tmp_path: Path) -> None:
          "planner.starvation_max_s: must be >= starvation_min_s"),
         ({"planner": {"tenant_shares": "strict"}}, "planner.tenant_shares"),
         ({"gateway": {"api_keys": {"short": "acme"}}}, "gateway.api_keys: keys must be at least 8"),
+        ({"gateway": {"http_port": 99999}}, "gateway.http_port: a port is 0..65535"),
+        ({"planner": {"port": -2}}, "planner.port: a port is 0..65535"),
+        ({"planner": {"policy": "nosuch+x"}}, "planner.policy: unknown policy"),
+        ({"planner": {"starvation_ratio": "nan"}}, "planner.starvation_ratio: expected a finite"),
+        ({"planner": {"conversation_kv_idle_s": -1}}, "conversation_kv_idle_s: must be >= 0"),
     ],
 )
 def test_invalid_config_names_the_field(data: dict, message: str) -> None:
@@ -49,6 +54,13 @@ def test_invalid_config_names_the_field(data: dict, message: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_mesh_config(tmp_path / "nope.yaml", environ={})
+
+
+def test_a_file_that_is_not_yaml_is_a_config_error(tmp_path: Path) -> None:
+    f = tmp_path / "mesh.yaml"
+    f.write_text("gateway: [1,2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_mesh_config(f, environ={})
 
 
 @pytest.mark.parametrize(("overrides", "needle"), [
