@@ -99,6 +99,13 @@ def semantic_vector_set(tenant: str, context_tag: str) -> str:
     return f"{PREFIX}:{{t:{tenant}}}:sem:vs:{context_tag}"
 
 
+def tenant_data_pattern(tenant: str) -> str:
+    """A SCAN pattern for every key of the tenant's own data (caches, conversations, quota
+    buckets): one hash tag, one Redis Cluster slot. Tenant names have no glob characters
+    (cache/tenant_directory.py check_tenant)."""
+    return f"{PREFIX}:{{t:{tenant}}}:*"
+
+
 def semantic_tenants() -> str:
     return f"{PREFIX}:sem:tenants"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -32,8 +33,8 @@ class TenantLimits:
     max_programs: int = 0  # programs open at once
 
     def __post_init__(self) -> None:
-        if self.weight <= 0:
-            raise ValueError("a tenant's weight must be positive")
+        if not (math.isfinite(self.weight) and self.weight > 0):  # (nan > 0 is False too)
+            raise ValueError(f"a tenant's weight must be a positive number, got {self.weight}")
         if min(self.rpm, self.tpm, self.max_programs) < 0:
             raise ValueError("rpm, tpm and max_programs must be >= 0 (0: no limit)")
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import redis.asyncio as aioredis
 import structlog
 
-from cache.keys import tenancy_keys, tenancy_shared, tenancy_tenants
+from cache.keys import tenancy_keys, tenancy_shared, tenancy_tenants, tenant_data_pattern
 from cache.redis_client import AsyncClient
 from cache.tenancy import Tenancy, TenantLimits, key_digest
 
@@ -83,15 +83,25 @@ class TenantDirectory:
         return limits
 
     async def revoke_tenant(self, tenant: str) -> int:
-        """Removes the tenant and every key of it; returns how many keys went."""
+        """Removes the tenant, every API key of it and its data (cached answers, saved
+        conversations, quota buckets: a tenant created later under the same name starts
+        with none of it); returns how many API keys went."""
         keys = await self._redis.hgetall(tenancy_keys())
         digests = [d for d, t in keys.items() if t.decode() == tenant]
         # Two steps, not one transaction: the hashes live in different Redis Cluster slots.
         # The keys go first, so a failure in between never leaves a key of a gone tenant.
         if digests:
             await self._redis.hdel(tenancy_keys(), *digests)
-        if not await self._redis.hdel(tenancy_tenants(), tenant):
+        if not await self._redis.hdel(tenancy_tenants(), check_tenant(tenant)):
             raise InvalidTenancy(f"no tenant {tenant!r}")
+        batch: list[bytes] = []
+        async for key in self._redis.scan_iter(match=tenant_data_pattern(tenant), count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                await self._redis.unlink(*batch)  # (one slot: one call on a cluster too)
+                batch = []
+        if batch:
+            await self._redis.unlink(*batch)
         return len(digests)
 
     async def add_key(self, tenant: str, api_key: str) -> None:

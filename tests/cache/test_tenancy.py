@@ -107,13 +107,33 @@ async def test_created_tenants_get_a_generated_key_and_their_limits(
         await directory.create_tenant(tenant, TenantLimits())
     assert await directory.update_tenant(tenant, tpm=1000) == TenantLimits(
         weight=2.0, rpm=60, tpm=1000, max_programs=5)
-    with pytest.raises(InvalidTenancy, match="weight"):
-        await directory.update_tenant(tenant, weight=0)
+    for weight in (0, float("nan"), float("inf")):  # nan > 0 is False: caught as well
+        with pytest.raises(InvalidTenancy, match="weight"):
+            await directory.update_tenant(tenant, weight=weight)
     assert await directory.revoke_tenant(tenant) == 1
     snap = await directory.load()
     assert tenant not in snap.tenants and snap.tenant_for(key) is None
     with pytest.raises(InvalidTenancy, match="no tenant"):
         await directory.revoke_tenant(tenant)
+
+
+async def test_a_revoked_tenants_data_goes_with_it(directory: TenantDirectory,
+                                                   redis_target: RedisTarget) -> None:
+    # a tenant created later under the same name must not read the old one's cached answers
+    tenant, other = name(), name()
+    await directory.create_tenant(tenant, TenantLimits())
+    await directory.create_tenant(other, TenantLimits())
+    client = redis_target.client()
+    try:
+        mine = [keys.exact_entry(tenant, "d1"), keys.semantic_index(tenant)]
+        theirs = keys.exact_entry(other, "d1")
+        for key in [*mine, theirs]:
+            await client.set(key, "answer")
+        await directory.revoke_tenant(tenant)
+        assert [await client.exists(k) for k in mine] == [0, 0]
+        assert await client.exists(theirs) == 1  # another tenant's data stays
+    finally:
+        await client.aclose()
 
 
 async def test_a_bad_tenant_record_is_ignored_not_fatal(directory: TenantDirectory,
