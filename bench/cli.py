@@ -43,6 +43,10 @@ def add_parser(sub: Any) -> None:
                      help="policies run as bare routers, without the planner's program admission "
                           "and tenant isolation, as the systems they stand for (default: "
                           "fcfs+round_robin,fcfs+cache_aware; '' for none)")
+    sim.add_argument("--clients-end-programs", choices=("spec", "yes", "no"), default="spec",
+                     help="whether clients end their programs: as each class of the spec says, "
+                          "every class (the SDK), or none (OpenAI-compatible clients: their "
+                          "programs are conversations that the planner expires)")
     sim.add_argument("--readme", help="also refresh this README's bench section")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -180,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
                 profile=args.profile, programs=args.programs, seed=args.seed, out=args.out,
                 slo_factor=args.slo_factor, budget=args.budget, jobs=args.jobs,
                 warmup_programs=args.warmup, window_s=args.window_s, bare=args.bare,
+                ends_programs={"spec": None, "yes": True, "no": False}[
+                    args.clients_end_programs],
                 readme=args.readme, progress=None if args.quiet else sys.stderr)
             print("SIMULATED results (virtual-time cluster simulator):")
             print(json.dumps({"capacity": results["capacity"],

@@ -74,7 +74,8 @@ PROGRESS_EVERY_TOKENS = 64  # what workers/service.py reports by default
 BLOCK_SIZE = DEFAULT_BLOCK_SIZE  # the gateway's and the engines' (EngineParams.block_size)
 
 
-_ARRIVE, _READY = 0, 1
+_ARRIVE, _READY, _HOUSEKEEPING = 0, 1, 2
+HOUSEKEEPING_S = 1.0  # the live planner's housekeeping period (PlannerService.housekeeping)
 
 
 class _ProgramState:
@@ -163,6 +164,7 @@ class ClusterSim:
         self.kv = KvHoldings()
         self._heap: list[tuple[float, int, int, int, int]] = []
         self._seq = 0
+        self._housekeeping = False  # its event is scheduled (once programs are left to expire)
         self._states: dict[int, _ProgramState] = {}
         self._timelines: dict[tuple[int, int], CallTimeline] = {}
         self.calls: list[CallTimeline] = []
@@ -227,8 +229,12 @@ class ClusterSim:
                 if kind == _ARRIVE:
                     self._arrive(pidx)
                     self._next_arrival()
-                else:
+                elif kind == _READY:
                     self._ready(pidx, cidx)
+                else:  # as the live planner's: idle conversations stop counting, then expire
+                    self.core.expire()
+                    if heap or self._states:
+                        self._push(now + HOUSEKEEPING_S, _HOUSEKEEPING, -1)
                 touched = self._dispatch()
             else:
                 e_idx = nexts.index(t_eng)
@@ -261,8 +267,13 @@ class ClusterSim:
         self.outcomes.append(outcome)
         self._measured_open += outcome.measured and self.steady is not None
         self._states[pidx] = _ProgramState(plan, outcome)
+        ends = plan.klass.ends_programs
         self.core.register_program(plan.program_id, plan.tenant, deadline_s=plan.deadline_s,
-                                   program_class=plan.klass.name if plan.klass.labelled else "")
+                                   program_class=plan.klass.name if plan.klass.labelled else "",
+                                   conversation=not ends)
+        if not ends and not self._housekeeping:  # programs that only the planner expires
+            self._housekeeping = True
+            self._push(self.clock.now() + HOUSEKEEPING_S, _HOUSEKEEPING, -1)
         for call in plan.calls:
             if not call.parents:
                 self._ready(pidx, call.index)
@@ -374,6 +385,7 @@ class ClusterSim:
             return 0
         st.outcome.finished = now
         self._measured_open -= st.outcome.measured and self.steady is not None
-        self.core.end_program(plan.program_id, plan.tenant)
+        if plan.klass.ends_programs:  # else a conversation, which the planner expires
+            self.core.end_program(plan.program_id, plan.tenant)
         del self._states[pidx]
         return 1

@@ -48,6 +48,10 @@ class ProgramClass:
     deadline_s: Dist | None
     max_tokens: int = DEFAULT_MAX_TOKENS  # what its clients send as max_tokens
     labelled: bool = True  # whether its programs carry program_class (as a client would send)
+    # Whether its clients end their programs (the SDK, a DAG client: EndProgram after the
+    # last call). An OpenAI-compatible client does not: its programs are the gateway's
+    # conversations, which the planner takes as done once idle (planner/core/programs.py).
+    ends_programs: bool = True
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,14 @@ class WorkloadSpec:
     classes: tuple[ProgramClass, ...]
 
     def with_overrides(self, *, seed: int | None = None, programs: int | None = None,
-                       rate: float | None = None) -> WorkloadSpec:
+                       rate: float | None = None,
+                       ends_programs: bool | None = None) -> WorkloadSpec:
+        """`ends_programs`: every class's clients end their programs (True) or none do
+        (False: as OpenAI-compatible clients); None: as each class says."""
         spec = self
+        if ends_programs is not None:
+            spec = replace(spec, classes=tuple(replace(c, ends_programs=ends_programs)
+                                               for c in spec.classes))
         if seed is not None:
             spec = replace(spec, seed=seed)
         if programs is not None:
@@ -147,7 +157,7 @@ def _class(data: object, field: str) -> ProgramClass:
     d = _keys(data, field, {"name", "weight", "shape", "calls", "fanout", "depth", "stages",
                             "shared_prefix", "first_prompt_tokens", "step_prompt_tokens",
                             "output_tokens", "context", "think_time_s", "deadline_s",
-                            "max_tokens", "labelled"},
+                            "max_tokens", "labelled", "ends_programs"},
               {"name", "first_prompt_tokens", "output_tokens"})
     shape = _choice(d.get("shape", "chain"), f"{field}.shape", SHAPES)
     stages = d.get("stages", [4, 1])
@@ -165,9 +175,11 @@ def _class(data: object, field: str) -> ProgramClass:
     if calls.kind == "const" and calls.mean < 1:
         raise SpecError(f"{field}.calls: must be >= 1")
     output = parse_dist(d["output_tokens"], f"{field}.output_tokens")
-    labelled = d.get("labelled", True)
+    labelled, ends = d.get("labelled", True), d.get("ends_programs", True)
     if not isinstance(labelled, bool):
         raise SpecError(f"{field}.labelled: expected true or false, got {labelled!r}")
+    if not isinstance(ends, bool):
+        raise SpecError(f"{field}.ends_programs: expected true or false, got {ends!r}")
     return ProgramClass(
         name=str(d["name"]), weight=_positive(d.get("weight", 1.0), f"{field}.weight"),
         shape=shape, calls=calls,
@@ -183,6 +195,7 @@ def _class(data: object, field: str) -> ProgramClass:
         deadline_s=None if deadline is None else parse_dist(deadline, f"{field}.deadline_s"),
         max_tokens=_int(d.get("max_tokens", _output_max(output)), f"{field}.max_tokens", 1),
         labelled=labelled,
+        ends_programs=ends,
     )
 
 

@@ -251,6 +251,7 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
         "reference_prefix_hit_rate": single["prefix_hit_rate"],
         "budget_per_policy": {p: cfg.budget_for(p) for p in cfg.policies},
         "bare_policies": [p for p in cfg.policies if cfg.is_bare(p)],
+        "classes_ending_programs": [c.name for c in spec.classes if c.ends_programs],
         "unloaded_bare": cfg.is_bare(BASELINE),
         "runs": runs, "capacity": caps, "capacity_bounded": bounded,
         "capacity_per_class": _class_capacities(runs, cfg.policies, class_limits),
@@ -346,10 +347,12 @@ def sweep_command(workload: str, policies: str, rates: str, *, engines: int, pro
                   programs: int | None, seed: int | None, out: str, slo_factor: float,
                   budget: int | str, jobs: int, warmup_programs: int = 300, readme: str | None = None,
                   window_s: float = 300.0, bare: str | None = None,
+                  ends_programs: bool | None = None,
                   progress: Any = sys.stderr) -> dict[str, Any]:
     from bench.spec import load_spec
 
-    spec = load_spec(workload).with_overrides(seed=seed, programs=programs)
+    spec = load_spec(workload).with_overrides(seed=seed, programs=programs,
+                                              ends_programs=ends_programs)
     default_budget, policy_budgets = parse_budget(str(budget))
     cfg = SweepConfig(parse_policies(policies), parse_rates(rates), engines, profile,
                       default_budget, slo_factor, jobs, warmup_programs, policy_budgets, window_s,

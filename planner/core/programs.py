@@ -188,7 +188,8 @@ class ProgramTable:
                 self._finish(call, CallState.CANCELLED)
         expired = []
         for program in list(self._programs.values()):
-            busy = any(not c.state.finished for c in program.calls.values())
+            busy = program.live > 0 if program.conversation else \
+                any(not c.state.finished for c in program.calls.values())
             if busy:
                 continue
             idle = now - program.last_active

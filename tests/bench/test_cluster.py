@@ -183,3 +183,35 @@ def test_the_planner_learns_only_what_live_clients_and_workers_tell_it() -> None
         assert [n // 64 for n in counts] == sorted(set(n // 64 for n in counts))
         assert counts[0] >= 64
 
+
+
+@pytest.mark.parametrize("ends", [True, False])
+def test_programs_clients_do_not_end_are_conversations_the_planner_expires(ends: bool) -> None:
+    # an OpenAI-compatible client never ends its program: the simulator leaves it to the
+    # planner (a conversation, taken as done once idle; its housekeeping every second)
+    spec = parse_spec({"version": 1, "seed": 5, "programs": 6,
+                       "arrival": {"process": "uniform", "rate": 2.0},
+                       "classes": [{"name": "chat", "shape": "chain", "calls": 2,
+                                    "ends_programs": ends, "first_prompt_tokens": 300,
+                                    "output_tokens": 20}]})
+    sim = ClusterSim(generate(spec), "default", PROFILE, ClusterConfig(engines=2))
+    ended, expired = [], []
+    real_end, real_expire = sim.core.end_program, sim.core.expire
+
+    def end(*args):  # type: ignore[no-untyped-def]
+        ended.append(args[0])
+        return real_end(*args)
+
+    def expire():  # type: ignore[no-untyped-def]
+        expired.append(sim.clock.now())
+        return real_expire()
+
+    sim.core.end_program, sim.core.expire = end, expire  # type: ignore[method-assign]
+    run = sim.run()
+    assert all(o.finished is not None for o in run.outcomes)  # every program completes
+    if ends:
+        assert len(ended) == 6 and not expired
+    else:
+        assert not ended and expired  # nobody ends them; the planner's housekeeping ran
+        assert all(p.conversation for p in sim.core._programs.values())
+        assert len(sim.core._programs) == 6  # not idle past program_idle_ttl_s in this run

@@ -138,3 +138,14 @@ def test_the_stream_begins_with_the_finite_batch() -> None:
 
     spec = load_spec("mixed").with_overrides(programs=30)
     assert list(itertools.islice(stream(spec), 30)) == generate(spec)
+
+
+def test_ends_programs_defaults_to_true_is_checked_and_can_be_overridden() -> None:
+    base = {"version": 1, "seed": 1, "programs": 2, "arrival": {"process": "uniform", "rate": 1},
+            "classes": [{"name": "a", "first_prompt_tokens": 10, "output_tokens": 5}]}
+    spec = parse_spec(base)
+    assert spec.classes[0].ends_programs
+    assert not spec.with_overrides(ends_programs=False).classes[0].ends_programs
+    bad = {**base, "classes": [{**base["classes"][0], "ends_programs": "no"}]}
+    with pytest.raises(SpecError, match="ends_programs: expected true or false"):
+        parse_spec(bad)
