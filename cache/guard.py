@@ -70,10 +70,18 @@ _ANTONYMS = [
     ("arrival", "departure"), ("incoming", "outgoing"), ("freezing", "boiling"),
     ("minimum", "maximum"), ("inbound", "outbound"), ("join", "leave"), ("sunrise", "sunset"),
 ]
-_OPPOSITE: dict[str, set[str]] = {}
-for _a, _b in _ANTONYMS:
-    _OPPOSITE.setdefault(_a, set()).add(_b)
-    _OPPOSITE.setdefault(_b, set()).add(_a)
+
+
+def _both_ways(pairs: list[tuple[str, str]]) -> dict[str, set[str]]:
+    """word -> the words paired with it, either way round."""
+    out: dict[str, set[str]] = {}
+    for a, b in pairs:
+        out.setdefault(a, set()).add(b)
+        out.setdefault(b, set()).add(a)
+    return out
+
+
+_OPPOSITE = _both_ways(_ANTONYMS)
 
 # Words one request may use for the other's without changing what it asks (the one-word
 # check below takes any other single changed word as another request).
@@ -91,10 +99,7 @@ _SYNONYMS = [
     ("tallest", "highest"), ("nearest", "closest"), ("job", "work"), ("kid", "child"),
     ("cost", "price"), ("shop", "store"), ("road", "street"), ("answer", "reply"),
 ]
-_SAME: dict[str, set[str]] = {}
-for _a, _b in _SYNONYMS:
-    _SAME.setdefault(_a, set()).add(_b)
-    _SAME.setdefault(_b, set()).add(_a)
+_SAME = _both_ways(_SYNONYMS)
 
 # Question words that name the kind of answer: a who-question is not a when-question.
 _ASKS_FOR = {"who", "whom", "whose", "when", "where"}
