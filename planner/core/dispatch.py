@@ -209,9 +209,12 @@ class WorkerDispatch:
     def _to_global(self, calls: list[CallRecord]) -> bool:
         """Released calls (no longer parked) join the global lane."""
         now = self._clock.now()
+        requeue = self._queue.requeue
         for call in calls:
-            _unpark(call, now)
-            self._queue.push(call, since=call.queued_at)
+            if call.parked_since is not None:  # _unpark's, inlined
+                call.parked_s += now - call.parked_since
+                call.parked_since = None
+            requeue(call)
         return bool(calls)
 
     def _serve(self, worker: WorkerState, now: float, grants: list[Grant]) -> None:

@@ -56,6 +56,10 @@ class _Level:
         self.horizon = -math.inf
 
 
+def _level_number(entry: tuple[int, _Level]) -> int:
+    return entry[0]
+
+
 class ParkedCalls:
     def __init__(self, max_wait_s: float, queue: MultiLevelQueue) -> None:
         if max_wait_s < 0:
@@ -65,6 +69,7 @@ class ParkedCalls:
         self._parked: dict[str, _Parked] = {}  # key -> its parking
         self._order: deque[_Parked] = deque()  # parked oldest first
         self._by_level: dict[int, _Level] = {}  # per level of the queue
+        self._levels_up: list[tuple[int, _Level]] = []  # the same, lowest level first
         self._released: set[str] = set()  # keys that waited their turn and may go anywhere
         self.total = 0  # calls parked so far
         self._on: dict[str, dict[str, int]] = {}  # worker -> tenant -> calls parked there
@@ -120,6 +125,8 @@ class ParkedCalls:
         by_level = self._by_level.get(level)
         if by_level is None:
             by_level = self._by_level[level] = _Level()
+            self._levels_up.append((level, by_level))
+            self._levels_up.sort(key=_level_number)
         by_level.order.append(call)
 
     def expired(self, now: float) -> bool:
@@ -153,8 +160,10 @@ class ParkedCalls:
         better one queued `max_wait_s` or more before it are due for release (`release_due`)
         once parked that long. O(levels up to `level`)."""
         cut = queued_at - self.max_wait_s
-        for lvl, lv in self._by_level.items():
-            if lvl <= level and cut > lv.horizon:
+        for lvl, lv in self._levels_up:
+            if lvl > level:
+                break
+            if cut > lv.horizon:
                 lv.horizon = cut
 
     def release_due(self, now: float) -> list[CallRecord]:
@@ -220,8 +229,20 @@ class ParkedCalls:
     def _release(self, key: str) -> CallRecord | None:
         """Un-parks a call; a queued one (returned) leaves its home's lane and may not park
         again."""
-        call = self._drop(key)
-        assert call is not None
+        call = self._parked.pop(key)
+        tenant, worker_id = call.tenant, call.lane  # the counts down by one (`_drop`'s)
+        on = self._on[worker_id]
+        if on[tenant] > 1:
+            on[tenant] -= 1
+        else:
+            del on[tenant]
+            if not on:
+                del self._on[worker_id]
+        of = self._of
+        if of[tenant] > 1:
+            of[tenant] -= 1
+        else:
+            del of[tenant]
         self._queue.discard(call)
         if call.state is not _QUEUED:
             return None

@@ -136,11 +136,8 @@ class MultiLevelQueue:
         tenant = call.tenant
         if call.in_queue and call.lane != lane:
             self.discard(call)
-        if not self._size.get(tenant):  # the tenant becomes active
-            vtime = self._vtime
-            active = [vtime.get(t, 0.0) for t, n in self._size.items() if n]
-            floor = min(active) if active else 0.0
-            vtime[tenant] = max(vtime.get(tenant, 0.0), floor)
+        if not self._size.get(tenant):
+            self._activate(tenant)
         tenants = self._lanes.get(lane)
         if tenants is None:
             tenants = self._lanes[lane] = {}
@@ -166,6 +163,42 @@ class MultiLevelQueue:
             self._size[tenant] = self._size.get(tenant, 0) + 1
             self._len += 1
 
+    def requeue(self, call: CallRecord) -> None:
+        """`push(call, since=call.queued_at)` into the global lane for a call no lane counts
+        (a parked call released: discarded from its home's lane), on the decision path:
+        its start and score are those it was pushed with, so its bound (`until`) is too,
+        and is kept rather than computed again."""
+        if call.in_queue:
+            self.push(call, since=call.queued_at)
+            return
+        tenant, size = call.tenant, self._size
+        if not size.get(tenant):
+            self._activate(tenant)
+        q = self._global.get(tenant)
+        if q is None:
+            q = self._global[tenant] = _TenantQueue(len(self._thresholds) + 1, tenant, GLOBAL)
+        until = call.until
+        i = bisect.bisect_right(self._thresholds, call.score)
+        level = q.levels[i]
+        if not level and until < q.check_at:  # a new head
+            q.check_at = until
+        if i < q.low:
+            q.low = i
+        level.append(call)
+        call.in_queue = True
+        call.lane = GLOBAL
+        q.size += 1
+        size[tenant] = size.get(tenant, 0) + 1
+        self._len += 1
+
+    def _activate(self, tenant: str) -> None:
+        """The tenant becomes active (it had no calls counted): it starts at the least
+        active virtual time, so that idle periods are not banked as credit."""
+        vtime = self._vtime
+        active = [vtime.get(t, 0.0) for t, n in self._size.items() if n]
+        floor = min(active) if active else 0.0
+        vtime[tenant] = max(vtime.get(tenant, 0.0), floor)
+
     def account(self, tenant: str, service_s: float) -> None:
         """Charges completed service to a tenant's virtual time."""
         self._vtime[tenant] = self._vtime.get(tenant, 0.0) + service_s / self.weight(tenant)
@@ -182,7 +215,10 @@ class MultiLevelQueue:
         if not call.in_queue:  # not counted here (popped or discarded already)
             return
         q = self._lanes[call.lane][call.tenant]
-        self._uncount(q, call)
+        call.in_queue = False  # uncounted (`_uncount`'s, inlined: every release comes here)
+        q.size -= 1
+        self._size[q.tenant] -= 1
+        self._len -= 1
         # Its entry may be a level head, and `check_at` a bound over the heads with it: a
         # call behind it, past its own bound, would wait unseen. The next pop looks at every
         # level's head once (O(levels)) and makes `check_at` exact again.
@@ -261,24 +297,62 @@ class MultiLevelQueue:
         return None
 
     def _pop_tenant(self, tenant: str, now: float, lanes: Sequence[str]) -> CallRecord | None:
+        """The tenant's next call across `lanes`: of each lane, the level whose head it
+        serves next (before its `check_at` no head starves: the first level whose head still
+        waits there, stale heads dropped on the way, as `_drop_stale_head` does; else
+        `_starving_first`); of those heads, a starving one first, the oldest; else the
+        lowest level, then the oldest (ties: the first lane). A lane whose entries all left
+        has its count reset (what was counted was stale). Inlined: the decision path."""
         best: deque[_Entry] | None = None
         best_q = None
-        best_key = (2, 0.0, 0.0)
+        best_starving, best_i, best_since = False, 0, 0.0
         all_lanes = self._lanes
         for lane in lanes:
             q = all_lanes.get(lane, _NONE).get(tenant)
-            if q is None or not q.size or (picked := self._pick(q, now)) is None:
+            if q is None or not q.size:
+                continue
+            picked: tuple[int, deque[_Entry]] | None = None
+            if now <= q.check_at:
+                levels = q.levels
+                for i in range(q.low, len(levels)):
+                    level = levels[i]
+                    while level:
+                        call = level[0]
+                        if call.in_queue and call.state is _QUEUED and call.lane == lane:
+                            break
+                        level.popleft()
+                        if call.in_queue and call.lane == lane:  # its state moved on
+                            self._uncount(q, call)  # without a discard: uncount it
+                        if level and level[0].until < q.check_at:
+                            q.check_at = level[0].until
+                    else:
+                        continue
+                    q.low = i
+                    picked = i, level
+                    break
+                else:
+                    q.low = len(levels)
+            else:
+                picked = self._starving_first(q, now)
+            if picked is None:
+                if q.size:
+                    self._size[tenant] -= q.size
+                    self._len -= q.size
+                    q.size = 0
                 continue
             i, level = picked
             head = level[0]
-            since, until = head.queued_at, head.until
-            key = (0, since, 0.0) if now > until else (1, float(i), since)
-            if key < best_key:
-                best, best_q, best_key = level, q, key
+            since = head.queued_at
+            if now > head.until:
+                if best is None or not best_starving or since < best_since:
+                    best, best_q, best_starving, best_since = level, q, True, since
+            elif best is None or (not best_starving and (
+                    i < best_i or (i == best_i and since < best_since))):
+                best, best_q, best_i, best_since = level, q, i, since
         if best is None or best_q is None:
             return None
         call = best.popleft()
-        if call.in_queue:  # live (`_pick` dropped the stale heads): uncounted, inlined
+        if call.in_queue:  # live (stale heads were dropped): uncounted, inlined
             call.in_queue = False
             best_q.size -= 1
             self._size[tenant] -= 1
@@ -286,35 +360,6 @@ class MultiLevelQueue:
         if best and best[0].until < best_q.check_at:  # the level's new head
             best_q.check_at = best[0].until
         return call
-
-    def _pick(self, q: _TenantQueue, now: float) -> tuple[int, deque[_Entry]] | None:
-        """The level (index, deque) whose head the tenant's lane serves next, or None (every
-        entry left: what was counted was stale, and the count is reset). Before `check_at`
-        no head starves: the first level whose head still waits here (stale heads dropped
-        on the way, as `_drop_stale_head` does: inlined, as this is the decision path)."""
-        picked: tuple[int, deque[_Entry]] | None = None
-        if now <= q.check_at:
-            lane, levels = q.lane, q.levels
-            for i in range(q.low, len(levels)):
-                level = levels[i]
-                while level:
-                    call = level[0]
-                    if call.in_queue and call.state is _QUEUED and call.lane == lane:
-                        q.low = i
-                        return i, level
-                    level.popleft()
-                    if call.in_queue and call.lane == lane:  # its state moved on without
-                        self._uncount(q, call)  # a discard: uncount it
-                    if level and level[0].until < q.check_at:
-                        q.check_at = level[0].until
-            q.low = len(levels)
-        else:
-            picked = self._starving_first(q, now)
-        if picked is None and q.size:
-            self._size[q.tenant] -= q.size
-            self._len -= q.size
-            q.size = 0
-        return picked
 
     def _drop_stale_head(self, q: _TenantQueue, level: deque[_Entry]) -> bool:
         """Drops the level's head if it no longer waits here (discarded, moved to another

@@ -125,3 +125,29 @@ def test_refresh_from_sets_what_refresh_sets_from_the_three_sources() -> None:
         a.refresh({*queued, *a.running_tenants(), *a.between_calls(now, open_of)})
         b.refresh_from(queued, now, open_of)
         assert b._fraction == a._fraction and b._heard == a._heard
+
+
+@pytest.mark.parametrize("score", [0.5, 2.0, 9.0])
+@pytest.mark.parametrize("others", [0, 2])  # the tenant's only call (it becomes active) or not
+def test_requeue_is_push_from_where_the_call_was_queued(score: float, others: int) -> None:
+    """A released call goes global with `requeue`: as `push(call, since=call.queued_at)`
+    would, its bound kept rather than computed again."""
+    states = []
+    for use_requeue in (False, True):
+        queue = MultiLevelQueue((1.0, 4.0), tenant_weights=WEIGHTS)
+        queue.push(_call(90, "b", 0.5), since=0.0)
+        queue.account("b", 3.0)
+        for i in range(others):
+            queue.push(_call(i, "a", 0.5), since=float(i), lane="w1")
+        call = _call(50, "a", score)
+        queue.push(call, since=5.0, lane="w0")
+        queue.discard(call)  # released from its home's lane
+        if use_requeue:
+            queue.requeue(call)
+        else:
+            queue.push(call, since=call.queued_at)
+        q = queue._global["a"]
+        states.append((call.queued_at, call.until, call.lane, call.in_queue, len(queue),
+                       queue.size_of("a"), queue.global_size_of("a"), q.check_at, q.low,
+                       queue._vtime["a"], queue.pop(100.0, lanes=(GLOBAL,)).call_id))
+    assert states[0] == states[1]
