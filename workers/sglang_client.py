@@ -140,6 +140,11 @@ def parse_output(payload: dict[str, Any], previous_text: str, more: bool = False
     )
 
 
+def _error_text(error: Any) -> str:
+    """An SGLang error event's message ({"message": ...}), else the event as it came."""
+    return str(error.get("message", error)) if isinstance(error, dict) else str(error)
+
+
 async def _events(resp: aiohttp.ClientResponse) -> AsyncIterator[EngineOutput]:
     """A streamed response's outputs, to [DONE]."""
     text = ""
@@ -152,8 +157,8 @@ async def _events(resp: aiohttp.ClientResponse) -> AsyncIterator[EngineOutput]:
         payloads, done = _sse_payloads(lines)
         done = done or not block
         for i, payload in enumerate(payloads):
-            if "error" in payload:
-                raise EngineFailed(f"engine error: {payload['error']}")
+            if "error" in payload:  # SGLang streams the ValueError it answers 400 unstreamed
+                raise EngineRejected(f"engine refused: {_error_text(payload['error'])}")
             out = parse_output(payload, text, more=i < len(payloads) - 1)
             text = out.text
             yield out

@@ -23,7 +23,7 @@ from ostinato.v1 import common_pb2, worker_pb2, worker_pb2_grpc
 from tests.engine.conftest import MODEL
 from tests.integration.test_metrics import scrape
 from tests.prometheus_text import names, value
-from workers.sglang_client import SGLangClient
+from workers.sglang_client import EngineRejected, EngineRequest, SGLangClient
 
 pytestmark = pytest.mark.engine  # `make test-engine`; `make test` deselects it
 ACME = "key-acme-engine"
@@ -66,6 +66,22 @@ async def test_the_workers_health_probe_passes_on_real_sglang(sglang_mesh: Mesh)
     log = "".join((sglang_mesh.workdir / "logs" / f"{w}.log").read_text()
                   for w in sglang_mesh.endpoints.workers)
     assert "failed its health check" not in log
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_request_sglang_refuses_is_rejected_streamed_or_not(sglang_mesh: Mesh,
+                                                                   stream: bool) -> None:
+    # SGLang answers its request validation's ValueError as a 400 unstreamed and as an error
+    # event in a 200 stream: both are the caller's fault (INVALID_ARGUMENT), neither retried
+    client = SGLangClient(sglang_mesh.endpoints.engines[0])
+    request = EngineRequest(rid=uuid.uuid4().hex, text="", input_ids=list(range(10, 20)),
+                            sampling_params={"max_new_tokens": 10_000_000})
+    try:
+        with pytest.raises(EngineRejected, match="context length"):
+            async for _ in client.generate(request, stream=stream):
+                pass
+    finally:
+        await client.close()
 
 
 def test_second_call_of_a_program_hits_the_engines_prefix_cache(sglang_mesh: Mesh) -> None:

@@ -104,6 +104,26 @@ async def test_an_answer_that_is_not_generates_fails_the_call(stream: bool, body
                 pass
 
 
+async def test_an_error_event_in_the_stream_is_a_rejection_as_a_400_is() -> None:
+    # SGLang's /generate streams the ValueError of its request validation (what it answers
+    # 400 when unstreamed) as an error event: the same EngineRejected, its message kept
+    async def generate(_: web.Request) -> web.Response:
+        return web.Response(body=b'data: {"error": {"message": "The input (9 tokens) is longer '
+                                 b'than the model\'s context length (8 tokens)."}}\n\n'
+                                 b"data: [DONE]\n\n", content_type="text/event-stream")
+
+    async def abort(_: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/generate", generate)
+    app.router.add_post("/abort_request", abort)
+    async with _serving(app) as (_, client):
+        with pytest.raises(EngineRejected, match=r"refused: The input \(9 tokens\)"):
+            async for _ in client.generate(EngineRequest(rid="r", text="hi")):
+                pass
+
+
 async def test_unreachable_engine_is_retried_then_unavailable() -> None:
     client = SGLangClient(f"http://127.0.0.1:{free_port()}", connect_retries=2, backoff_s=0.01)
     try:
