@@ -30,8 +30,9 @@ def test_tenants() -> None:
     auth = ApiKeyAuthenticator.from_keys({"k1": "acme"}, allow_anonymous=True)
     assert auth.tenant_for("k1") == "acme"
     assert auth.tenant_for(None) == "default"
-    with pytest.raises(Unauthenticated, match="invalid API key"):
-        auth.tenant_for("k2")
+    assert auth.tenant_for("k2") == "default"  # open mode: any key an OpenAI client sends
     strict = ApiKeyAuthenticator.from_keys({"k1": "acme"}, allow_anonymous=False)
     with pytest.raises(Unauthenticated, match="required"):
         strict.tenant_for(None)
+    with pytest.raises(Unauthenticated, match="invalid API key"):
+        strict.tenant_for("k2")
