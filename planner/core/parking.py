@@ -33,6 +33,7 @@ from planner.core.model import CallRecord, CallState
 from planner.core.queue import MultiLevelQueue
 
 _QUEUED = CallState.QUEUED
+_NEVER = -math.inf  # a level's horizon before any of its calls was passed by
 RELEASE_BATCH = 4  # calls of a level a dispatch releases at most (the others at the next)
 
 # A parked call's entry is its record, as in the queue (planner/core/queue.py): parked since
@@ -53,7 +54,7 @@ class _Level:
 
     def __init__(self) -> None:
         self.order: deque[_Parked] = deque()
-        self.horizon = -math.inf
+        self.horizon = _NEVER
 
 
 def _level_number(entry: tuple[int, _Level]) -> int:
@@ -174,8 +175,11 @@ class ParkedCalls:
         out: list[CallRecord] = []
         parked, wait = self._parked, self.max_wait_s
         for at_level in self._by_level.values():
-            order, horizon = at_level.order, at_level.horizon
-            if not order or horizon == -math.inf:  # none of its calls passed by yet
+            order = at_level.order
+            if not order:
+                continue
+            horizon = at_level.horizon
+            if horizon == _NEVER:  # none of its calls passed by yet
                 continue
             left = RELEASE_BATCH
             while order:

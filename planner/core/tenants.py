@@ -191,12 +191,14 @@ class TenantShares:
         room = 0
         iso = cap * self.isolation_fraction
         light: set[str] = set()  # tenants with calls here or waiting, all within their share
+        below: set[str] = set()  # tenants below their share here (n < cap x f: gap > 0)
         for u, f in fraction.items():
             n = on.get(u, 0)
             gap = cap * f - n
             if gap <= 0:
                 continue  # at or above its share: holds no room, and is not light (a
                 # backlog is never negative); the decision path: no counts looked up
+            below.add(u)
             waiting = queued(u) or parked_on(worker_id, u)  # calls that could use w (counts)
             if hold_all or waiting:
                 room += math.ceil(gap - 1e-9)
@@ -208,6 +210,8 @@ class TenantShares:
             return None
         # Past here a tenant without a share (not active) may not take the slot: it would
         # need spare room and `small`, which let every tenant on above.
+        if small:  # and no spare room: the tenants below their share, as the rules below
+            return below
         allowed: set[str] = set()
         for t, f in fraction.items():
             n = on.get(t, 0)
