@@ -247,6 +247,10 @@ class MultiLevelQueue:
                     out[(tenant, i)] = n
         return out
 
+    def active_tenants(self) -> set[str]:
+        """Tenants with queued calls (in any lane), as a new set."""
+        return {t for t, n in self._size.items() if n}
+
     def tenants(self) -> list[str]:
         """Tenants with queued calls (in any lane)."""
         return [t for t, n in self._size.items() if n]
@@ -273,6 +277,18 @@ class MultiLevelQueue:
         all_lanes, vtime = self._lanes, self._vtime
         best: str | None = None
         best_v = 0.0
+        if among is not None and isinstance(among, (set, frozenset)):  # the admitted ones
+            for t in among:  # (often fewer than the tenants): those with calls in `lanes`
+                for lane in lanes:
+                    q = all_lanes.get(lane, _NONE).get(t)
+                    if q is not None and q.size:
+                        break
+                else:
+                    continue
+                v = vtime[t]
+                if best is None or v < best_v or (v == best_v and t < best):
+                    best, best_v = t, v
+            return best
         for lane in lanes:
             tenants = all_lanes.get(lane)
             if tenants:

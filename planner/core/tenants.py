@@ -120,10 +120,11 @@ class TenantShares:
             del heard[t]
         return [t for t in heard if t in open_of]
 
-    def refresh_from(self, queued: Iterable[str], now: float, open_of: Container[str]) -> None:
-        """`refresh` with the active tenants: those with calls queued (`queued`) or running,
-        and those `between_calls` (the same set, built in one pass: once per dispatch)."""
-        active = set(queued)
+    def refresh_from(self, queued: set[str], now: float, open_of: Container[str]) -> None:
+        """`refresh` with the active tenants: those with calls queued (`queued`, a set this
+        takes and adds to) or running, and those `between_calls` (the same set, built in
+        one pass: once per dispatch)."""
+        active = queued
         active.update(self._running)
         heard = self._heard
         stale: list[str] | None = None

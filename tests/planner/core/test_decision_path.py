@@ -123,7 +123,7 @@ def test_refresh_from_sets_what_refresh_sets_from_the_three_sources() -> None:
         queued = [t for t in WEIGHTS if rng.random() < 0.3]
         open_of = {t: 1 for t in WEIGHTS if rng.random() < 0.6}
         a.refresh({*queued, *a.running_tenants(), *a.between_calls(now, open_of)})
-        b.refresh_from(queued, now, open_of)
+        b.refresh_from(set(queued), now, open_of)
         assert b._fraction == a._fraction and b._heard == a._heard
 
 
