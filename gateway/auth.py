@@ -46,18 +46,19 @@ class ApiKeyAuthenticator:
         snapshot = cls.snapshot_of(keys)
         return cls(lambda: snapshot, allow_anonymous)
 
-    def tenant_for(self, api_key: str | None) -> str:
-        """The key's tenant. In open mode (`allow_anonymous`) a caller without a key, or with
-        one the mesh does not know, is tenant `default`: OpenAI clients always send some
-        key (the `openai` library refuses to start without one), as vLLM and SGLang take
-        any key when they have none configured. A known key still names its tenant."""
+    def tenant_for(self, api_key: str | None, *, any_key_is_anonymous: bool = False) -> str:
+        """The key's tenant; in open mode (`allow_anonymous`) a caller without a key is
+        tenant `default`. `any_key_is_anonymous` (the OpenAI-compatible HTTP API): in open
+        mode a key the mesh does not know is tenant `default` too, since OpenAI clients
+        always send one (the `openai` library will not start without it), as vLLM and SGLang
+        take any key when none is configured. A known key always names its tenant."""
         if api_key is None:
             if self._allow_anonymous:
                 return DEFAULT_TENANT
             raise Unauthenticated("an API key is required")
         tenant = self._tenancy().tenant_for(api_key)
         if tenant is None:
-            if self._allow_anonymous:
+            if self._allow_anonymous and any_key_is_anonymous:
                 return DEFAULT_TENANT
             raise Unauthenticated("invalid API key")
         return tenant

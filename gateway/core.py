@@ -69,9 +69,12 @@ class GatewayCore:
         self._limits = CallLimits(config.max_prompt_chars, config.max_messages,
                                   config.default_max_new_tokens, config.max_new_tokens_limit)
 
-    def tenant(self, metadata: Sequence[tuple[str, str]]) -> str:
+    def tenant(self, metadata: Sequence[tuple[str, str]], *, openai_client: bool = False) -> str:
+        """The caller's tenant (`openai_client`: the OpenAI-compatible HTTP API's caller,
+        whose unknown key open mode takes as no key: gateway/auth.py)."""
         try:
-            return self._auth.tenant_for(api_key_from_metadata(metadata))
+            return self._auth.tenant_for(api_key_from_metadata(metadata),
+                                         any_key_is_anonymous=openai_client)
         except Unauthenticated as exc:
             raise GatewayError(grpc.StatusCode.UNAUTHENTICATED, str(exc)) from exc
 
@@ -117,6 +120,10 @@ class GatewayCore:
         return await self._planner_call(  # type: ignore[return-value]
             self._planner.EndProgram,
             planner_pb2.EndProgramPlannerRequest(tenant=tenant, program_id=program_id))
+
+    def limits_of(self, tenant: str) -> TenantLimits:
+        """The tenant's record (weight, quotas), as this gateway last loaded it."""
+        return self._tenant_limits(tenant)
 
     def _new_program(self, tenant: str, program_id: str = "", *,
                      one_call: bool = False) -> NewProgram:

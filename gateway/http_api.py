@@ -139,7 +139,8 @@ class OpenAiApi:
         return response
 
     def _tenant(self, request: web.Request) -> str:
-        return self._core.tenant([(k.lower(), v) for k, v in request.headers.items()])
+        return self._core.tenant([(k.lower(), v) for k, v in request.headers.items()],
+                                 openai_client=True)
 
     @staticmethod
     async def _json(request: web.Request) -> Any:
@@ -202,13 +203,23 @@ class OpenAiApi:
         n = choices(body)
         if n > 1 and stream:
             raise BadRequest("n > 1 cannot be streamed; ask for one answer a request", "n")
+        rpm = self._core.limits_of(tenant).rpm
+        if rpm and n > rpm:  # each answer is a call: never all within a minute's quota
+            raise BadRequest(f"n={n} answers are {n} calls, more than this tenant's {rpm} "
+                             "calls per minute", "n")
         placed = await self._place(request, tenant, call)
         model = self._core.config.model
         if stream:
             return await _Stream(self._core, request, tenant, placed, model, include_usage).run()
         calls = [placed.call, *(_sibling(placed.call, i) for i in range(1, n))]
-        results = await asyncio.gather(*(self._result(tenant, Placement(
-            placed.program_id, c, placed.attributed, placed.new_program)) for c in calls))
+        try:  # one answer refused or failed: the others are cancelled, not run for nothing
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._result(tenant, Placement(
+                    placed.program_id, c, placed.attributed, placed.new_program)))
+                    for c in calls]
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        results = [t.result() for t in tasks]
         return web.json_response(
             completion_json(f"chatcmpl-{uuid.uuid4().hex}", model, int(time.time()),
                             placed.program_id, calls, results),

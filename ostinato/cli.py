@@ -51,8 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--tool-call-parser", choices=["hermes", "qwen25", "llama3", "mistral"],
                     help="the model's tool-call format")
     up.add_argument("--no-auth", action="store_true",
-                    help="open mode: callers need no API key (without one, or with one the mesh "
-                         "does not know, a caller is tenant 'default')")
+                    help="open mode: callers need no API key (without one a caller is tenant "
+                         "'default'; on the OpenAI-compatible API, with one the mesh does not "
+                         "know too)")
     up.add_argument("--trace-file", help="every service appends its spans here (OTLP JSON "
                     "lines; `ostinato trace show PROGRAM_ID --file PATH` draws a program)")
 
@@ -296,7 +297,7 @@ def _up(args: argparse.Namespace) -> int:
     print(f"  logs           {ep.log_dir}")
     if cfg.gateway.allow_anonymous:
         print("  auth           OFF (open mode): anyone reaching the gateway is tenant 'default' "
-              "(any API key it does not know too)")
+              "(OpenAI clients with any API key too)")
     else:
         print("  auth           API keys required; make one with\n"
               f"                 ostinato tenants --redis-url {ep.redis_url} create NAME")

@@ -118,3 +118,18 @@ def mesh() -> Iterator[Mesh]:
     m.start()
     yield m
     m.close()
+
+
+@pytest.fixture(scope="session")
+def auth_mesh() -> Iterator[Mesh]:
+    """The mesh as it ships: auth on (a key is required, an unknown key refused), for the
+    tests of tenants, keys and quotas (in open mode an unknown key is tenant default)."""
+    cfg = load_mesh_config(None, environ={}, overrides={
+        "workers": 1,
+        "gateway": {"api_keys": API_KEYS, "allow_anonymous": False},
+        "sim_engine": {"time_scale": 0.5},
+    })
+    m = Mesh(cfg, ephemeral_ports=True)
+    m.start()
+    yield m
+    m.close()

@@ -30,9 +30,13 @@ def test_tenants() -> None:
     auth = ApiKeyAuthenticator.from_keys({"k1": "acme"}, allow_anonymous=True)
     assert auth.tenant_for("k1") == "acme"
     assert auth.tenant_for(None) == "default"
-    assert auth.tenant_for("k2") == "default"  # open mode: any key an OpenAI client sends
+    with pytest.raises(Unauthenticated, match="invalid API key"):  # gRPC: a key sent is checked
+        auth.tenant_for("k2")
+    # the OpenAI-compatible API in open mode: any key an OpenAI client sends
+    assert auth.tenant_for("k2", any_key_is_anonymous=True) == "default"
+    assert auth.tenant_for("k1", any_key_is_anonymous=True) == "acme"
     strict = ApiKeyAuthenticator.from_keys({"k1": "acme"}, allow_anonymous=False)
     with pytest.raises(Unauthenticated, match="required"):
         strict.tenant_for(None)
     with pytest.raises(Unauthenticated, match="invalid API key"):
-        strict.tenant_for("k2")
+        strict.tenant_for("k2", any_key_is_anonymous=True)

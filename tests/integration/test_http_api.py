@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from ostinato.mesh import Mesh
-from ostinato.v1 import worker_pb2, worker_pb2_grpc
+from ostinato.v1 import gateway_pb2, gateway_pb2_grpc, worker_pb2, worker_pb2_grpc
 from tests.prometheus_text import Samples, parse, value
 
 MODEL = "sim/llama-3.1-8b"
@@ -61,6 +61,21 @@ def test_chat_completion(acme: openai.OpenAI) -> None:
     assert raw_resp.headers["X-Ostinato-Cache-Hit"] == "miss"
     ext = out.model_extra["ostinato"]  # type: ignore[index]
     assert ext["simulated"] is True and ext["worker_id"].startswith("worker-")
+
+
+def test_in_open_mode_an_openai_client_with_any_key_is_tenant_default(base_url: str,
+                                                                      mesh: Mesh) -> None:
+    # (this mesh runs in open mode) the openai library will not start without a key: any it
+    # sends is taken as none over HTTP, while over gRPC a key that is sent must be valid
+    with openai.OpenAI(base_url=base_url, api_key="none", max_retries=0) as anyone:
+        out = anyone.chat.completions.create(model=MODEL, messages=ask("hi"), max_tokens=2)
+        assert out.choices[0].message.content is not None
+    with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.StartProgram(gateway_pb2.StartProgramRequest(), timeout=10,
+                              metadata=(("authorization", "Bearer none"),))
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_streaming_with_usage(acme: openai.OpenAI) -> None:
@@ -167,8 +182,10 @@ def test_a_new_conversation_whose_call_fails_leaves_no_program_open(
     assert open_programs(mesh) == before
 
 
-def test_bad_key_and_malformed_json(mesh: Mesh, base_url: str) -> None:
-    with openai.OpenAI(base_url=base_url, api_key="wrong", max_retries=0) as bad, \
+def test_bad_key_and_malformed_json(mesh: Mesh, auth_mesh: Mesh) -> None:
+    # a wrong key is refused with auth on (the default); in open mode it is tenant default
+    with openai.OpenAI(base_url=f"http://{auth_mesh.endpoints.gateway_http}/v1",
+                       api_key="wrong", max_retries=0) as bad, \
             pytest.raises(openai.AuthenticationError):
         bad.chat.completions.create(model=MODEL, messages=ask("hi"), max_tokens=4)
     status, _, body = raw(mesh, "POST", "/v1/chat/completions", b"{not json")

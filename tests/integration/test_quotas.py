@@ -20,6 +20,12 @@ from tests.integration.test_tenancy import eventually, tenants
 USER = [{"role": "user", "content": "hello"}]
 
 
+@pytest.fixture
+def mesh(auth_mesh: Mesh) -> Mesh:
+    """Keys and quotas are checked with auth on, as the mesh ships (tests/conftest.py)."""
+    return auth_mesh
+
+
 def _create(mesh: Mesh, name: str, *limits: str) -> str:
     created = tenants(mesh, "create", name, *limits)
     assert created.returncode == 0, created.stderr
@@ -77,6 +83,14 @@ def test_calls_over_a_tenants_rate_are_refused_with_when_to_retry(mesh: Mesh) ->
     assert http_refused.value.code == 429
     assert 1 <= int(http_refused.value.headers["Retry-After"]) <= 30
     assert json.loads(http_refused.value.read())["error"]["type"] == "rate_limit_error"
+    more_than_a_minute = urllib.request.Request(  # n answers are n calls: never within 2/min
+        f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
+        data=json.dumps({"messages": USER, "max_tokens": 4, "n": 3}).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as too_many:
+        urllib.request.urlopen(more_than_a_minute, timeout=30)
+    assert too_many.value.code == 400
+    assert json.loads(too_many.value.read())["error"]["param"] == "n"
 
 
 def test_a_prompt_larger_than_a_minutes_tokens_is_refused_for_good(mesh: Mesh) -> None:

@@ -14,6 +14,12 @@ import ostinato
 from ostinato.mesh import Mesh
 
 
+@pytest.fixture
+def mesh(auth_mesh: Mesh) -> Mesh:
+    """Keys and quotas are checked with auth on, as the mesh ships (tests/conftest.py)."""
+    return auth_mesh
+
+
 def tenants(mesh: Mesh, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ostinato.cli", "tenants", "--redis-url",
                            mesh.endpoints.redis_url, *args],
