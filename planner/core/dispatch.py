@@ -187,8 +187,8 @@ class WorkerDispatch:
         queue = self._queue
         if not self._free:
             return grants
-        if self._parked.expired(now):  # passed-by calls parked long enough go global
-            self._to_global(self._parked.release_due(now))
+        if self._parked.expired(now) and (due := self._parked.release_due(now)):
+            self._to_global(due)  # passed-by calls parked long enough go global
         if len(self._admission):  # programs whose working sets now fit start
             for call in self._admission.release():
                 self._file(call, since=now)
@@ -197,7 +197,7 @@ class WorkerDispatch:
         if not len(queue):
             return grants
         for worker in self._free_workers():
-            if worker.free > 0 and worker.worker_id in self._free:
+            if worker.inflight < worker.max_inflight and worker.worker_id in self._free:
                 self._serve(worker, now, grants)
             if not len(queue):
                 break
@@ -227,7 +227,7 @@ class WorkerDispatch:
             tenant = queue.first_tenant(lanes, shares.admitted(worker))
             if tenant is None:
                 return  # nothing here that the tenants' shares let onto this worker
-            call = queue.pop(now, tenant, lanes)
+            call = queue.pop_tenant(tenant, now, lanes)
             if call is None:
                 continue  # the tenant's lanes ran dry: others may be let on now
             if call.lane == worker_id:  # parked here, its home
@@ -295,7 +295,9 @@ class WorkerDispatch:
     def _start(self, call: CallRecord, worker: WorkerState, now: float) -> Grant:
         program = self._programs[call.program_id]
         self._parked.forget(call)
-        _unpark(call, now)
+        if call.parked_since is not None:  # _unpark's, inlined
+            call.parked_s += now - call.parked_since
+            call.parked_since = None
         call.priority = engine_priority(self._priority, call.score)
         shares = self._shares
         if shares.isolating and shares.boosted(call.tenant, worker):

@@ -305,20 +305,21 @@ class MultiLevelQueue:
         heads, then lowest level; across lanes as within one (module doc). The call's
         `lane` still names the lane it came from."""
         if tenant is not None:
-            return self._pop_tenant(tenant, now, lanes)
+            return self.pop_tenant(tenant, now, lanes)
         for t in self.peek_tenants(lanes):
-            call = self._pop_tenant(t, now, lanes)
+            call = self.pop_tenant(t, now, lanes)
             if call is not None:
                 return call
         return None
 
-    def _pop_tenant(self, tenant: str, now: float, lanes: Sequence[str]) -> CallRecord | None:
-        """The tenant's next call across `lanes`: of each lane, the level whose head it
-        serves next (before its `check_at` no head starves: the first level whose head still
-        waits there, stale heads dropped on the way, as `_drop_stale_head` does; else
-        `_starving_first`); of those heads, a starving one first, the oldest; else the
-        lowest level, then the oldest (ties: the first lane). A lane whose entries all left
-        has its count reset (what was counted was stale). Inlined: the decision path."""
+    def pop_tenant(self, tenant: str, now: float, lanes: Sequence[str]) -> CallRecord | None:
+        """`pop(now, tenant, lanes)`: the tenant's next call across `lanes`. Of each lane,
+        the level whose head it serves next (before its `check_at` no head starves: the
+        first level whose head still waits there, stale heads dropped on the way, as
+        `_drop_stale_head` does; else `_starving_first`); of those heads, a starving one
+        first, the oldest; else the lowest level, then the oldest (ties: the first lane). A
+        lane whose entries all left has its count reset (what was counted was stale).
+        Inlined: the decision path."""
         best: deque[_Entry] | None = None
         best_q = None
         best_starving, best_i, best_since = False, 0, 0.0
