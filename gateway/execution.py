@@ -33,7 +33,7 @@ from cache.tenancy import Tenancy, TenantLimits
 from gateway.admissions import Admissions
 from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram
 from gateway.prompts import PreparedPrompt, prepare
-from gateway.tool_output import ToolOutput
+from gateway.tool_output import ToolOutput, new_tool_call_id
 from gateway.worker_channels import WorkerChannels
 from ostinato.completion_reports import CompletionReporter
 from ostinato.retry import with_retry
@@ -162,8 +162,10 @@ class CallExecutor:
                 yield common_pb2.CallResult(
                     call_id=call.call_id, text=hit.answer.text,
                     finish_reason=hit.answer.finish_reason,
-                    tool_calls=[common_pb2.ToolCall(id=i, name=n, arguments=a)
-                                for i, n, a in hit.answer.tool_calls],
+                    # ids of its own: a tool call's id names one answer's call, and the
+                    # cached answer's went to the caller who asked first
+                    tool_calls=[common_pb2.ToolCall(id=new_tool_call_id(), name=n, arguments=a)
+                                for _, n, a in hit.answer.tool_calls],
                     usage=common_pb2.Usage(prompt_tokens=hit.answer.prompt_tokens,
                                            completion_tokens=hit.answer.completion_tokens),
                     cache_hit=_HIT[hit.kind],

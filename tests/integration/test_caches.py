@@ -6,6 +6,7 @@ isolated case (tenant B gets nothing of A's). The last test stops Redis mid-run.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import grpc
@@ -15,7 +16,8 @@ import ostinato
 from cache.redis_server import find_vector_redis
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
-from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
+from ostinato.sdk_types import call_spec
+from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 from tests.conftest import API_KEYS
 
 
@@ -53,6 +55,27 @@ def test_exact_cache_serves_the_same_tenant_only(cache_mesh: Mesh) -> None:
     assert other.cache_hit == "miss" and other.worker_id  # tenant B ran its own call
     off = ask(cache_mesh, "key-acme", "Name three rivers in France.", cache="off")
     assert off.cache_hit == "miss"
+
+
+def test_a_cached_tool_call_gets_an_id_of_its_own(cache_mesh: Mesh) -> None:
+    # a tool call's id names one answer's call (the client sends it back with the tool's
+    # result): a cache hit repeats the call, not the id the first caller got
+    params = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    md = (("authorization", "Bearer key-acme"),)
+    with grpc.insecure_channel(cache_mesh.endpoints.gateway) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        results = []
+        for _ in range(2):
+            spec = call_spec(messages=[{"role": "user", "content": "Weather in Bergen?"}],
+                             max_tokens=64, temperature=0.0)
+            spec.tools.append(common_pb2.Tool(name="weather", parameters_json=json.dumps(params)))
+            chunks = list(stub.Call(gateway_pb2.CallRequest(call=spec), metadata=md, timeout=30))
+            results.append(chunks[-1].result)
+    first, again = results
+    assert (first.cache_hit, again.cache_hit) == (common_pb2.CACHE_HIT_MISS,
+                                                  common_pb2.CACHE_HIT_EXACT)  # positive control
+    [a], [b] = first.tool_calls, again.tool_calls
+    assert (a.name, a.arguments) == (b.name, b.arguments) and a.id != b.id
 
 
 def test_semantic_cache_paraphrase_hits_near_miss_and_other_tenant_do_not(cache_mesh: Mesh) -> None:
@@ -98,3 +121,4 @@ def test_redis_stopped_mid_run_calls_complete_and_metrics_show_it(cache_mesh: Me
     assert all(o.text and o.cache_hit == "miss" for o in outs)
     s = stats(cache_mesh)
     assert not s.redis_up and s.counts["redis_error"] >= 1
+
