@@ -315,11 +315,10 @@ class MultiLevelQueue:
     def pop_tenant(self, tenant: str, now: float, lanes: Sequence[str]) -> CallRecord | None:
         """`pop(now, tenant, lanes)`: the tenant's next call across `lanes`. Of each lane,
         the level whose head it serves next (before its `check_at` no head starves: the
-        first level whose head still waits there, stale heads dropped on the way, as
-        `_drop_stale_head` does; else `_starving_first`); of those heads, a starving one
-        first, the oldest; else the lowest level, then the oldest (ties: the first lane). A
-        lane whose entries all left has its count reset (what was counted was stale).
-        Inlined: the decision path."""
+        first level whose head still waits there, stale heads dropped on the way; else
+        `_starving_first`); of those heads, a starving one first, the oldest; else the
+        lowest level, then the oldest (ties: the first lane). A lane whose entries all left
+        has its count reset (what was counted was stale). Inlined: the decision path."""
         best: deque[_Entry] | None = None
         best_q = None
         best_starving, best_i, best_since = False, 0, 0.0
@@ -378,17 +377,6 @@ class MultiLevelQueue:
             best_q.check_at = best[0].until
         return call
 
-    def _drop_stale_head(self, q: _TenantQueue, level: deque[_Entry]) -> bool:
-        """Drops the level's head if it no longer waits here (discarded, moved to another
-        lane, or its state moved on): calls leave lazily. True if it dropped one."""
-        call = level[0]
-        if _live(q, call):
-            return False
-        level.popleft()
-        if call.in_queue and call.lane == q.lane:  # its state moved on without a discard
-            self._uncount(q, call)
-        return True
-
     def _starving_first(self, q: _TenantQueue, now: float) -> tuple[int, deque[_Entry]] | None:
         """The level whose head waited longest past its bound, else the first non-empty
         one; `check_at` becomes exact again (the heads' earliest bound)."""
@@ -400,7 +388,7 @@ class MultiLevelQueue:
         q.low = len(levels)
         for i in range(low, len(levels)):
             level = levels[i]
-            while level:  # stale heads dropped (`_drop_stale_head`'s, inlined)
+            while level:  # stale heads dropped (they no longer wait here)
                 head = level[0]
                 if head.in_queue and head.lane == lane and head.state is _QUEUED:
                     break
