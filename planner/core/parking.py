@@ -214,27 +214,14 @@ class ParkedCalls:
 
     def _drop(self, key: str) -> _Parked | None:
         entry = self._parked.pop(key, None)
-        if entry is not None:  # the counts, each >= 1 here, down by one (bump_count's, inlined)
-            tenant, worker_id = entry.tenant, entry.lane
-            on = self._on[worker_id]
-            if on[tenant] > 1:
-                on[tenant] -= 1
-            else:
-                del on[tenant]
-                if not on:
-                    del self._on[worker_id]
-            of = self._of
-            if of[tenant] > 1:
-                of[tenant] -= 1
-            else:
-                del of[tenant]
+        if entry is not None:
+            self._uncount(entry)
         return entry
 
-    def _release(self, key: str) -> CallRecord | None:
-        """Un-parks a call; a queued one (returned) leaves its home's lane and may not park
-        again."""
-        call = self._parked.pop(key)
-        tenant, worker_id = call.tenant, call.lane  # the counts down by one (`_drop`'s)
+    def _uncount(self, call: _Parked) -> None:
+        """A call no longer parked: its counts, each >= 1 here, down by one (bump_count's,
+        inlined)."""
+        tenant, worker_id = call.tenant, call.lane
         on = self._on[worker_id]
         if on[tenant] > 1:
             on[tenant] -= 1
@@ -247,6 +234,12 @@ class ParkedCalls:
             of[tenant] -= 1
         else:
             del of[tenant]
+
+    def _release(self, key: str) -> CallRecord | None:
+        """Un-parks a call; a queued one (returned) leaves its home's lane and may not park
+        again."""
+        call = self._parked.pop(key)
+        self._uncount(call)
         self._queue.discard(call)
         if call.state is not _QUEUED:
             return None
