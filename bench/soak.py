@@ -45,6 +45,7 @@ from bench.soak_checks import LATE_BOUND_KIB, memory_report, reconcile
 from bench.soak_load import CallOutcome, Load
 from cache import keys
 from gateway.auth import DEFAULT_TENANT
+from gateway.program_ids import inner_id
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh, MeshStartError
 
@@ -184,12 +185,15 @@ def _inject(mesh: Mesh, monitor: Monitor, fault: Fault, progress: float,
     return event
 
 
-def _records(redis_url: str, program_ids: list[str]) -> dict[str, dict[str, str]]:
-    """The planner's persisted call states: program -> call id -> state."""
+def _records(redis_url: str, program_ids: list[str],
+             tenant: str | None = None) -> dict[str, dict[str, str]]:
+    """The planner's persisted call states: program -> call id -> state. `tenant`: the
+    ids are that tenant's clients' (the planner's are inside it: gateway/program_ids.py);
+    None: the planner's own."""
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     pipe = r.pipeline(transaction=False)
     for pid in program_ids:
-        pipe.hgetall(keys.program_calls(pid))
+        pipe.hgetall(keys.program_calls(pid if tenant is None else inner_id(tenant, pid)))
     return {pid: {cid: json.loads(raw).get("state", "") for cid, raw in calls.items()}
             for pid, calls in zip(program_ids, pipe.execute(), strict=True)}
 
@@ -270,7 +274,8 @@ def _run_soak(opts: SoakOptions) -> dict[str, Any]:
             records, one_call_records = _settled_one_call_records(mesh.endpoints.redis_url,
                                                                   load.outcomes)
         else:
-            records, one_call_records = _records(mesh.endpoints.redis_url, list(load.programs)), {}
+            records, one_call_records = _records(mesh.endpoints.redis_url, list(load.programs),
+                                                     DEFAULT_TENANT), {}
     thread.join(30)  # the mesh is stopped: anything still waiting fails now
     results = {
         "kind": "soak", "simulated": True,

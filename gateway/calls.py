@@ -120,11 +120,16 @@ def _check_sampling(call: common_pb2.CallSpec, limits: CallLimits) -> None:
 MAX_DEADLINE_S = 365 * 86_400  # a program deadline beyond a year is refused
 
 
-def check_program_options(options: common_pb2.ProgramOptions) -> None:
-    """A program's options as a client sends them; raises InvalidCall."""
-    if options.program_id and ("/" in options.program_id or len(options.program_id) > 128):
+def check_program_id(program_id: str) -> None:
+    """A program id as a client names it; raises InvalidCall."""
+    if "/" in program_id or len(program_id) > 128:
         raise InvalidCall("program_id must be at most 128 characters and contain no '/'",
                           "program_id")
+
+
+def check_program_options(options: common_pb2.ProgramOptions) -> None:
+    """A program's options as a client sends them; raises InvalidCall."""
+    check_program_id(options.program_id)
     if len(options.program_class) > 128:
         raise InvalidCall("program_class must be at most 128 characters", "program_class")
     if options.HasField("deadline"):

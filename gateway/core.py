@@ -21,8 +21,9 @@ from cache.conversations import ConversationIndex
 from cache.tenancy import NO_LIMITS, TenantLimits
 from gateway.auth import ApiKeyAuthenticator, Unauthenticated, api_key_from_metadata
 from gateway.call_items import CallFailed, CallItem, NewProgram
-from gateway.calls import CallLimits, InvalidCall, check_program_options, normalize_call
+from gateway.calls import CallLimits, InvalidCall, check_program_id, check_program_options, normalize_call
 from gateway.execution import CallExecutor
+from gateway.program_ids import client_id, inner_id
 from ostinato.config import GatewayConfig
 from ostinato.retry import with_retry
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
@@ -31,12 +32,24 @@ log = structlog.get_logger(__name__)
 
 GatewayError = CallFailed  # one error type for the whole call path: (gRPC code, message, param)
 
+# When a refusal for load (the planner's queue, a tenant's open programs or waiting calls)
+# may be retried: it names no time of its own, and a client must not retry at once.
+RETRY_LOAD_AFTER_S = 1.0
+
+
+def _planner_refusal(exc: grpc.aio.AioRpcError) -> CallFailed:
+    """A planner RPC's failure as the client gets it: a refusal for load says when to retry
+    (gRPC trailer retry-after-ms, HTTP Retry-After)."""
+    code = exc.code()
+    return GatewayError(code, exc.details() or "planner error", None,
+                        RETRY_LOAD_AFTER_S if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None)
+
 
 @dataclass(frozen=True)
 class Placement:
     """Where a call runs: its program, and the call with its id, thread and parents set."""
 
-    program_id: str
+    program_id: str  # the mesh's id, inside the tenant (gateway/program_ids.py)
     call: common_pb2.CallSpec
     attributed: bool  # the program was found (or started) from the conversation, not named
     # A program that the call's admission registers (one planner round trip, not two): an
@@ -47,6 +60,11 @@ class Placement:
     # The caller takes the answer at its end only (CallRequest.whole, a request not
     # streamed): the worker sends the text with the result, in one message.
     whole: bool = False
+
+    @property
+    def client_program_id(self) -> str:
+        """The program's id as its client knows it."""
+        return client_id(self.program_id)
 
 
 class GatewayCore:
@@ -96,9 +114,10 @@ class GatewayCore:
         try:
             return await with_retry(rpc, request, budget_s=30.0, attempt_timeout_s=10.0)  # type: ignore[arg-type]
         except grpc.aio.AioRpcError as exc:
-            raise GatewayError(exc.code(), exc.details() or "planner error") from exc
+            raise _planner_refusal(exc) from exc
 
     async def start_program(self, tenant: str, options: common_pb2.ProgramOptions) -> str:
+        """Registers a program; its id as the client knows it (see `program`)."""
         try:
             check_program_options(options)
         except InvalidCall as exc:
@@ -106,20 +125,33 @@ class GatewayCore:
         named = common_pb2.ProgramOptions()
         named.CopyFrom(options)
         # Named here, so a registration retried through a planner restart is recognized.
-        named.program_id = named.program_id or uuid.uuid4().hex
+        named.program_id = inner_id(tenant, named.program_id or uuid.uuid4().hex)
         resp = await self._planner_call(self._planner.RegisterProgram,
                                         planner_pb2.RegisterProgramRequest(
                                             tenant=tenant, options=named,
                                             max_open_programs=self._tenant_limits(tenant).max_programs))
         log.info("program started", program_id=resp.program_id, tenant=tenant)  # type: ignore[attr-defined]
-        return str(resp.program_id)  # type: ignore[attr-defined]
+        return client_id(resp.program_id)  # type: ignore[attr-defined]
+
+    def program(self, tenant: str, program_id: str) -> str:
+        """The mesh's id of `tenant`'s program `program_id` (the client's id, checked):
+        another tenant's program of the same id is a different one (gateway/program_ids.py)."""
+        try:
+            check_program_id(program_id)
+        except InvalidCall as exc:
+            raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.param) from exc
+        return inner_id(tenant, program_id)
 
     async def end_program(self, tenant: str, program_id: str) -> common_pb2.ProgramSummary:
+        """Ends `tenant`'s program `program_id` (the client's id): its summary."""
         if not program_id:
             raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "program_id is required")
-        return await self._planner_call(  # type: ignore[return-value]
+        summary: common_pb2.ProgramSummary = await self._planner_call(  # type: ignore[assignment]
             self._planner.EndProgram,
-            planner_pb2.EndProgramPlannerRequest(tenant=tenant, program_id=program_id))
+            planner_pb2.EndProgramPlannerRequest(tenant=tenant,
+                                                 program_id=self.program(tenant, program_id)))
+        summary.program_id = client_id(summary.program_id)
+        return summary
 
     def limits_of(self, tenant: str) -> TenantLimits:
         """The tenant's record (weight, quotas), as this gateway last loaded it."""
@@ -127,19 +159,20 @@ class GatewayCore:
 
     def _new_program(self, tenant: str, program_id: str = "", *,
                      one_call: bool = False) -> NewProgram:
-        options = common_pb2.ProgramOptions(program_id=program_id or uuid.uuid4().hex)
+        options = common_pb2.ProgramOptions(
+            program_id=program_id or inner_id(tenant, uuid.uuid4().hex))
         return NewProgram(options, self._tenant_limits(tenant).max_programs, one_call)
 
     async def place(self, tenant: str, call: common_pb2.CallSpec, program_id: str = "",
                     *, attribute: bool = False) -> Placement:
-        """Validates `call` and decides its program: `program_id` when given; else, with
+        """Validates `call` and decides its program: `program_id` (the client's) when given; else, with
         `attribute`, the program whose conversation it continues (as a child of the call
         it extends, unless the request names its own parents), or a new program; without
         `attribute`, a one-call program. A new program is registered by the call's own
         admission at the planner (one round trip)."""
         call = self.normalize(call)
         if program_id:
-            return Placement(program_id, call, False)
+            return Placement(self.program(tenant, program_id), call, False)
         if not attribute:
             if call.parent_call_ids:
                 raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT,
@@ -172,7 +205,7 @@ class GatewayCore:
         if limit and self.inflight >= limit:
             raise GatewayError(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                f"the gateway is at its limit of {limit} calls in flight",
-                               retry_after_s=1.0)
+                               retry_after_s=RETRY_LOAD_AFTER_S)
         self.inflight += 1
         try:
             async for item in self._items(tenant, placed, timeout_s):

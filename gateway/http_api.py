@@ -222,7 +222,7 @@ class OpenAiApi:
         results = [t.result() for t in tasks]
         return web.json_response(
             completion_json(f"chatcmpl-{uuid.uuid4().hex}", model, int(time.time()),
-                            placed.program_id, calls, results),
+                            placed.client_program_id, calls, results),
             headers={HIT_HEADER: hit_header(results[0].cache_hit)})
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
@@ -240,7 +240,7 @@ class OpenAiApi:
         result = await self._result(tenant, placed)
         return web.json_response(
             text_completion_json(f"cmpl-{uuid.uuid4().hex}", model, int(time.time()),
-                                 placed.program_id, placed.call, result),
+                                 placed.client_program_id, placed.call, result),
             headers={HIT_HEADER: hit_header(result.cache_hit)})
 
     async def _result(self, tenant: str, placed: Placement) -> common_pb2.CallResult:
@@ -310,7 +310,7 @@ class _Stream:
                     continue
                 events = [last, *(self._chunk(d) for d in tool_call_deltas(item.tool_calls)),
                           self._chunk({}, finish_reason=item.finish_reason or "stop",
-                                      extension=extension_json(self._placed.program_id,
+                                      extension=extension_json(self._placed.client_program_id,
                                                                self._placed.call, item))]
                 if self._usage:
                     events.append(self._chunk({}, usage=usage_json([item.usage])))

@@ -35,7 +35,8 @@ async def run_dag(core: GatewayCore, tenant: str, options: common_pb2.ProgramOpt
     except InvalidDag as exc:
         raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
     calls = {n.id: core.normalize(_node_call(n)) for n in nodes}
-    program_id = await core.start_program(tenant, options)
+    program_id = await core.start_program(tenant, options)  # the client's id
+    placed_in = core.program(tenant, program_id)  # the mesh's
     events: asyncio.Queue[gateway_pb2.ProgramEvent | GatewayError] = asyncio.Queue()
     outputs: dict[str, str] = {}
     done = {node_id: asyncio.Event() for node_id in order}
@@ -48,7 +49,7 @@ async def run_dag(core: GatewayCore, tenant: str, options: common_pb2.ProgramOpt
             await done[parent].wait()
         call = fill_templates(calls[node_id], outputs)
         try:
-            async for item in core.run(tenant, Placement(program_id, call, False), timeout_s):
+            async for item in core.run(tenant, Placement(placed_in, call, False), timeout_s):
                 if isinstance(item, Granted):
                     emit(node_started=gateway_pb2.NodeStarted(node_id=node_id,
                                                               worker_id=item.worker_id))

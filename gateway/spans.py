@@ -105,13 +105,14 @@ class TracedGatewayCore(GatewayCore):
 
     async def start_program(self, tenant: str, options: common_pb2.ProgramOptions) -> str:
         program_id = await super().start_program(tenant, options)
-        self.programs.start(program_id, tenant, options.program_class, otel_context.get_current())
+        self.programs.start(self.program(tenant, program_id), tenant, options.program_class,
+                            otel_context.get_current())
         return program_id
 
     async def end_program(self, tenant: str, program_id: str) -> common_pb2.ProgramSummary:
         summary = await super().end_program(tenant, program_id)
         self.metrics.program_ended(tenant, summary)
-        self.programs.end(program_id, "ended", {
+        self.programs.end(self.program(tenant, program_id), "ended", {
             genai.PROGRAM_CALLS_COMPLETED: summary.calls_completed,
             genai.PROGRAM_CALLS_FAILED: summary.calls_failed,
             genai.USAGE_INPUT: summary.usage.prompt_tokens,

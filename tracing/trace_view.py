@@ -99,11 +99,14 @@ def program_ids(spans: Iterable[SpanRecord]) -> set[str]:
 
 
 def resolve_program_id(spans: Sequence[SpanRecord], wanted: str) -> str:
-    """The program id `wanted` names: itself, or the one id it is a prefix of."""
+    """The program id `wanted` names: itself, or the one id it is a prefix of. Spans carry
+    the mesh's id, `tenant/id` (gateway/program_ids.py); the id a client knows (or its
+    prefix) names it too, unless two tenants' programs match."""
     known = program_ids(spans)
     if wanted in known:
         return wanted
-    matches = sorted(p for p in known if p.startswith(wanted))
+    matches = sorted(p for p in known
+                     if p.startswith(wanted) or p.partition("/")[2].startswith(wanted))
     if not matches:
         raise TraceViewError(f"no program {wanted!r} in the trace file ({len(known)} programs)")
     if len(matches) > 1:

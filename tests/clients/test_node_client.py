@@ -80,7 +80,7 @@ def test_node_client_runs_programs_and_gets_the_status_codes(
     # children, a join that depends on all three
     inter = report["interactive"]
     assert inter["tenant"] == "acme" and inter["summary"]["calls_completed"] == 5
-    calls = program_calls(store, inter["program_id"], 5)
+    calls = program_calls(store, inter["program_id"], 5, tenant="acme")
     root, join = inter["first"]["call_id"], inter["join"]["call_id"]
     branches = [b["call_id"] for b in inter["branches"]]
     assert set(calls) == {root, join, *branches}
@@ -94,7 +94,7 @@ def test_node_client_runs_programs_and_gets_the_status_codes(
     # the declared DAG: its nodes are the program's calls, with their dependencies
     dag = report["dag"]
     assert dag["summary"]["calls_completed"] == 4 and dag["finished"][-1] == "merge"
-    dag_calls = program_calls(store, dag["program_id"], 4)
+    dag_calls = program_calls(store, dag["program_id"], 4, tenant="acme")
     assert {k: v["parents"] for k, v in dag_calls.items()} == {
         n["id"]: n["depends_on"] for n in dag["nodes"]}
 

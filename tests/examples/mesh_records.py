@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from cache import keys
 from cache.tenant_directory import TenantDirectory
+from gateway.program_ids import inner_id
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
 
 Record = dict[str, Any]  # a call as the planner persisted it (planner/records.py call_json)
@@ -56,12 +57,15 @@ def provision_tenants(redis_url: str, gateway: str, tenants: Iterable[str],
 
 
 def program_calls(store: redis.Redis, program_id: str, expected: int,
-                  timeout_s: float = 10.0) -> dict[str, Record]:
+                  timeout_s: float = 10.0, *, tenant: str | None = None) -> dict[str, Record]:
     """The program's calls by id once `expected` of them are recorded as done (the planner
-    persists off the request path, so its records may trail the responses briefly)."""
+    persists off the request path, so its records may trail the responses briefly).
+    `tenant`: `program_id` is the id that tenant's client knows; None: the planner's own
+    (as `tenant_programs` gives it)."""
+    stored = program_id if tenant is None else inner_id(tenant, program_id)
     deadline = time.monotonic() + timeout_s
     while True:
-        raw: dict[str, str] = store.hgetall(keys.program_calls(program_id))  # type: ignore[assignment]
+        raw: dict[str, str] = store.hgetall(keys.program_calls(stored))  # type: ignore[assignment]
         calls = {k: json.loads(v) for k, v in raw.items()}
         done = sum(c["state"] == "done" for c in calls.values())
         if done >= expected or time.monotonic() > deadline:

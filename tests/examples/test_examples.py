@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 
+from gateway.program_ids import inner_id
 from ostinato.dag import NodeFinished, NodeStarted, ProgramFinished
 from ostinato.mesh import Mesh
 from tests.examples.mesh_records import assert_chain, program_calls, tenant_programs
@@ -86,7 +87,7 @@ def test_react_agent_runs_its_tools_and_answers(
     # the mesh's view: one program, a chain of dependent calls, all served
     assert run.summary is not None and run.summary.calls_completed == len(run.steps)
     order = [s.call_id for s in run.steps]
-    assert_chain(program_calls(store, run.program_id, len(order)), order)
+    assert_chain(program_calls(store, run.program_id, len(order), tenant="ex-react"), order)
 
 
 def test_react_agent_script(mesh: Mesh, api_keys: dict[str, str]) -> None:
@@ -131,11 +132,11 @@ def test_mapreduce_dag_reduces_every_map(example: Import, mesh: Mesh, api_keys: 
     assert isinstance(events[-1], ProgramFinished) and events[-1].summary == run.summary
     assert run.summary.calls_completed == len(maps) + 1 and run.summary.calls_failed == 0
     # the planner knew the dependencies: the reduce call's parents are every map call
-    calls = program_calls(store, run.program_id, len(maps) + 1)
+    calls = program_calls(store, run.program_id, len(maps) + 1, tenant="ex-dag")
     assert set(calls) == {*maps, "reduce"} and all(c["state"] == "done" for c in calls.values())
     assert sorted(calls["reduce"]["parents"]) == maps
     assert all(calls[m]["parents"] == [] for m in maps)
-    assert run.program_id in tenant_programs(store, "ex-dag")
+    assert inner_id("ex-dag", run.program_id) in tenant_programs(store, "ex-dag")
 
 
 def test_mapreduce_dag_script(mesh: Mesh, api_keys: dict[str, str]) -> None:
@@ -159,7 +160,7 @@ def test_tree_of_thought_fans_out_scores_prunes_and_joins(
     assert [len(kept) for kept in run.survivors] == [beam, beam]
     expected_calls = 1 + 2 * (breadth + beam * breadth) + 1  # root, (proposal + score) per node, join
     assert run.summary.calls_completed == expected_calls and run.summary.calls_failed == 0
-    calls = program_calls(store, run.program_id, expected_calls)
+    calls = program_calls(store, run.program_id, expected_calls, tenant="ex-tot")
     assert len(calls) == expected_calls and all(c["state"] == "done" for c in calls.values())
     assert calls[run.root.proposal.call_id]["parents"] == []
     for level, kept in zip(run.levels, run.survivors, strict=True):
@@ -221,7 +222,7 @@ def test_openai_sdk_react_agent(example: Import, base_url: str, api_keys: dict[s
     # what the mesh made of it: one program, each call the child of the one before
     ext = [r.model_extra["ostinato"] for r in run.responses]
     program_id, calls = _one_program(store, "ex-openai", len(ext))
-    assert {e["program_id"] for e in ext} == {program_id}
+    assert {inner_id("ex-openai", e["program_id"]) for e in ext} == {program_id}
     order = [e["call_id"] for e in ext]
     assert [e["parent_call_ids"] for e in ext] == [[], *([c] for c in order[:-1])]
     assert_chain(calls, order)

@@ -19,6 +19,7 @@ import grpc
 import redis
 
 from cache import keys
+from gateway.program_ids import inner_id
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 from ostinato.v1 import worker_pb2, worker_pb2_grpc
@@ -54,20 +55,22 @@ def hang(mesh: Mesh, hung: bool, engines: tuple[int, ...] = (0, 1)) -> None:
         urllib.request.urlopen(req, timeout=5).read()
 
 
-def record(mesh: Mesh, program_id: str, call_id: str) -> dict[str, Any]:
-    """The call's record in Redis, as the planner persisted it ({} before its first)."""
+def record(mesh: Mesh, program_id: str, call_id: str, tenant: str = "default") -> dict[str, Any]:
+    """The call's record in Redis, as the planner persisted it ({} before its first), for
+    `tenant`'s program `program_id` (the client's id)."""
     r = redis.Redis.from_url(mesh.endpoints.redis_url, decode_responses=True)
-    raw = r.hget(keys.program_calls(program_id), call_id)
+    raw = r.hget(keys.program_calls(inner_id(tenant, program_id)), call_id)
     return json.loads(raw) if raw else {}
 
 
-def running_on(mesh: Mesh, program_id: str, call_id: str, attempt: int = 1) -> str:
+def running_on(mesh: Mesh, program_id: str, call_id: str, attempt: int = 1,
+               tenant: str = "default") -> str:
     """Waits until the call's `attempt` runs; its worker."""
     def running() -> bool:
-        rec = record(mesh, program_id, call_id)
+        rec = record(mesh, program_id, call_id, tenant)
         return rec.get("state") == "running" and rec.get("attempt") == attempt
     wait_for(running)
-    return str(record(mesh, program_id, call_id)["worker_id"])
+    return str(record(mesh, program_id, call_id, tenant)["worker_id"])
 
 
 def in_thread(work: Callable[[], object]) -> tuple[threading.Thread, dict[str, Any]]:

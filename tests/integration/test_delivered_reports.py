@@ -19,6 +19,7 @@ import redis
 
 import ostinato
 from cache import keys
+from gateway.program_ids import inner_id
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 
@@ -45,5 +46,5 @@ def test_an_answer_delivered_by_a_worker_that_died_unreported_is_recorded_done(
     assert (program.summary.calls_completed, program.summary.calls_failed) == (1, 0)
     assert program.summary.usage.completion_tokens == 6  # counted once
     r = redis.Redis.from_url(dying.endpoints.redis_url, decode_responses=True)
-    rec = json.loads(r.hget(keys.program_calls(program.program_id), "x") or "{}")
+    rec = json.loads(r.hget(keys.program_calls(inner_id("default", program.program_id)), "x") or "{}")
     assert (rec["state"], rec["attempt"], rec["completion_tokens"]) == ("done", 1, 6)

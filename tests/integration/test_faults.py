@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import ostinato
 from cache import keys
+from gateway.program_ids import inner_id
 from ostinato.mesh import Mesh
 from ostinato.v1 import planner_pb2, planner_pb2_grpc
 from tests.integration.fault_mesh import (
@@ -106,15 +107,15 @@ def test_end_program_repeated_after_its_answer_was_lost_gets_the_same_summary(
         program.call(messages=USER, max_tokens=4)
     with grpc.insecure_channel(faults.endpoints.planner) as channel:
         planner = planner_pb2_grpc.PlannerStub(channel)
-        request = planner_pb2.EndProgramPlannerRequest(tenant="default",
-                                                       program_id=program.program_id)
+        stored = inner_id("default", program.program_id)  # the planner's id of it
+        request = planner_pb2.EndProgramPlannerRequest(tenant="default", program_id=stored)
         again = planner.EndProgram(request, timeout=10)
         with pytest.raises(grpc.RpcError) as err:  # another tenant learns nothing
             planner.EndProgram(planner_pb2.EndProgramPlannerRequest(
-                tenant="globex", program_id=program.program_id), timeout=10)
+                tenant="globex", program_id=stored), timeout=10)
     assert err.value.code() is grpc.StatusCode.NOT_FOUND
     assert program.summary is not None
-    assert (again.calls_completed, again.program_id) == (1, program.program_id)
+    assert (again.calls_completed, again.program_id) == (1, stored)
     assert again.usage.completion_tokens == program.summary.usage.completion_tokens
 
 
@@ -198,8 +199,9 @@ def test_redis_back_caches_and_program_records_resume(cache_mesh: Mesh) -> None:
         cache_mesh.start_redis()
         r = redis.Redis.from_url(cache_mesh.endpoints.redis_url, decode_responses=True)
         # the planner's records of the outage are written once Redis is back
-        wait_for(lambda: r.hget(keys.program_meta(during.program_id), "state") == "ended")
-        assert json.loads(r.hget(keys.program_calls(during.program_id), "d1"))["state"] == "done"
+        stored = inner_id("default", during.program_id)
+        wait_for(lambda: r.hget(keys.program_meta(stored), "state") == "ended")
+        assert json.loads(r.hget(keys.program_calls(stored), "d1"))["state"] == "done"
         # the answer cache serves again (its first operations may still meet a dead connection)
         tries = 0
 

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 
 import ostinato
 from cache import keys
+from gateway.program_ids import inner_id
 from ostinato.mesh import Mesh
 from ostinato.sdk_types import call_spec
 from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc, worker_pb2, worker_pb2_grpc
@@ -52,13 +53,14 @@ def test_program_of_dependent_calls_and_fan_out(mesh: Mesh) -> None:
     assert summary is not None and summary.calls_completed == 9 and summary.calls_failed == 0
 
     r = redis.Redis.from_url(ep.redis_url, decode_responses=True)
-    meta = r.hgetall(keys.program_meta(program.program_id))
+    meta = r.hgetall(keys.program_meta(inner_id("acme", program.program_id)))
     assert meta["tenant"] == "acme" and meta["state"] == "ended" and meta["calls"] == "9"
-    calls = {k: json.loads(v) for k, v in r.hgetall(keys.program_calls(program.program_id)).items()}
+    stored = inner_id("acme", program.program_id)
+    calls = {k: json.loads(v) for k, v in r.hgetall(keys.program_calls(stored)).items()}
     assert len(calls) == 9 and all(c["state"] == "done" for c in calls.values())
     assert calls[join.call_id]["parents"] == [o.call_id for o in fan]
     assert {c["worker_id"] for c in calls.values()} <= set(ep.workers)
-    assert program.program_id in r.zrange(keys.tenant_programs("acme"), 0, -1)
+    assert inner_id("acme", program.program_id) in r.zrange(keys.tenant_programs("acme"), 0, -1)
 
 
 def test_async_client_streams_deltas(mesh: Mesh) -> None:

@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import ostinato
 from cache import keys
+from gateway.program_ids import inner_id
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 from ostinato.v1 import planner_pb2, planner_pb2_grpc
@@ -91,7 +92,7 @@ def test_active_planner_killed_mid_program_standby_takes_over_every_call_once(
     errors: list[BaseException] = []
     with ostinato.Client(ha_mesh.endpoints.gateway) as client, client.program() as program:
         def state(call_id: str) -> str:
-            raw = store.hget(keys.program_calls(program.program_id), call_id)
+            raw = store.hget(keys.program_calls(inner_id("default", program.program_id)), call_id)
             return json.loads(raw)["state"] if raw else ""
 
         def call(name: str, **kw: object) -> threading.Thread:
@@ -124,7 +125,7 @@ def test_active_planner_killed_mid_program_standby_takes_over_every_call_once(
     assert summary is not None
     assert (summary.calls_completed, summary.calls_failed) == (5, 0), summary
     calls = {k: json.loads(v) for k, v in
-             store.hgetall(keys.program_calls(program.program_id)).items()}
+             store.hgetall(keys.program_calls(inner_id("default", program.program_id))).items()}
     assert sorted(calls) == ["c1", "c2", "c3", "c4", "c5"]
     assert all(c["state"] == "done" and c["attempt"] == 1 for c in calls.values()), calls
     assert _engine_requests(ha_mesh.endpoints.engines[0]) == 5  # each call ran once

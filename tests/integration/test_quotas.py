@@ -133,6 +133,8 @@ def test_a_tenants_open_programs_are_bounded(mesh: Mesh) -> None:
                     start()
                 assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
                 assert "programs open" in refused.value.details()
+                # when to retry: no time of its own (until a program ends), the load default
+                assert dict(refused.value.trailing_metadata() or ())["retry-after-ms"] == "1000"
             finally:
                 stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=first), metadata=md,
                                 timeout=10)

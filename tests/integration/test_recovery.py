@@ -14,6 +14,7 @@ import redis
 
 import ostinato
 from cache import keys
+from gateway.program_ids import inner_id
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 from tests.prometheus_text import parse, value
@@ -66,7 +67,7 @@ class Scenario:
         return t
 
     def state(self, call_id: str) -> str:
-        raw = self.redis.hget(keys.program_calls(self.program.program_id), call_id)
+        raw = self.redis.hget(keys.program_calls(inner_id("default", self.program.program_id)), call_id)
         return json.loads(raw)["state"] if raw else ""
 
     def all_done(self, *call_ids: str) -> bool:
@@ -97,7 +98,7 @@ class Scenario:
         assert summary is not None
         assert (summary.calls_completed, summary.calls_failed) == (5, 0), summary
         calls = {k: json.loads(v) for k, v in
-                 self.redis.hgetall(keys.program_calls(self.program.program_id)).items()}
+                 self.redis.hgetall(keys.program_calls(inner_id("default", self.program.program_id))).items()}
         assert sorted(calls) == ["c1", "c2", "c3", "c4", "c5"]
         assert all(c["state"] == "done" and c["attempt"] == 1 for c in calls.values())
         # each call reached the engine exactly once

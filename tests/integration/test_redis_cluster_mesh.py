@@ -13,6 +13,7 @@ import pytest
 import ostinato
 from cache import keys
 from cache.redis_client import connect_sync
+from gateway.program_ids import inner_id
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 
@@ -48,10 +49,11 @@ def test_a_program_on_a_redis_cluster(cluster_mesh: Mesh, redis_cluster_url: str
     assert again.cache_hit == "exact" and again.text == outs[0].text
     store = connect_sync(redis_cluster_url, cluster=True, decode_responses=True)
     try:  # the tenant's program index: a slot of another master than the URL's node
-        assert store.zscore(keys.tenant_programs("cluster-acme"), program.program_id)
-        meta = store.hgetall(keys.program_meta(program.program_id))
+        stored = inner_id("cluster-acme", program.program_id)
+        assert store.zscore(keys.tenant_programs("cluster-acme"), stored)
+        meta = store.hgetall(keys.program_meta(stored))
         assert meta["tenant"] == "cluster-acme" and meta["state"] == "ended"
-        calls = store.hgetall(keys.program_calls(program.program_id))
+        calls = store.hgetall(keys.program_calls(stored))
         assert {json.loads(c)["state"] for c in calls.values()} == {"done"} and len(calls) == 4
         worker, = cluster_mesh.endpoints.workers
         assert store.zcard(keys.kv_blocks(worker)) > 0

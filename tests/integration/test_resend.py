@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from cache import keys
+from gateway.program_ids import inner_id
 from gateway.service import RESEND_HEADER, resent
 from ostinato.mesh import Mesh
 from ostinato.sdk_types import call_spec
@@ -54,4 +55,4 @@ def test_a_resent_call_runs_again_and_is_counted_once(mesh: Mesh) -> None:
                                   metadata=AUTH, timeout=30).summary
     assert summary.calls_completed == 1 and summary.calls_failed == 0
     r = redis.Redis.from_url(mesh.endpoints.redis_url, decode_responses=True)
-    assert list(r.hgetall(keys.program_calls(program_id))) == ["lost"]
+    assert list(r.hgetall(keys.program_calls(inner_id("acme", program_id)))) == ["lost"]

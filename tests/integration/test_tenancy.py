@@ -146,3 +146,31 @@ def test_another_tenants_program_is_indistinguishable_from_a_missing_one(mesh: M
         assert attach(pid) == attach(missing) and attach(pid)[0] == 404
         # acme's program is untouched: it still runs and ends for its owner
         stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=pid), metadata=acme, timeout=10)
+
+
+def test_two_tenants_may_name_a_program_alike_and_each_sees_only_its_own(mesh: Mesh) -> None:
+    """A program id is the client's to choose: another tenant's program of the same id is
+    neither refused (that would tell the caller it exists) nor shared. Each tenant calls
+    into its own, and each summary counts its own calls only."""
+    from ostinato.sdk_types import call_spec
+    from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+
+    acme, globex = (("authorization", "Bearer key-acme"),), (("authorization", "Bearer key-globex"),)
+    with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        for who in (acme, globex):
+            started = stub.StartProgram(gateway_pb2.StartProgramRequest(
+                options=common_pb2.ProgramOptions(program_id="shared-name")),
+                metadata=who, timeout=10)
+            assert started.program_id == "shared-name"
+        for who, calls in ((acme, 2), (globex, 1)):
+            for _ in range(calls):
+                chunks = list(stub.Call(gateway_pb2.CallRequest(program_id="shared-name", call=call_spec(
+                    messages=[{"role": "user", "content": "hi"}], max_tokens=2)),
+                    metadata=who, timeout=10))
+                assert chunks[-1].result.finish_reason
+        summaries = {who[0][1]: stub.EndProgram(gateway_pb2.EndProgramRequest(
+            program_id="shared-name"), metadata=who, timeout=10).summary
+            for who in (acme, globex)}
+    assert [(s.program_id, s.tenant, s.calls_completed) for s in summaries.values()] == [
+        ("shared-name", "acme", 2), ("shared-name", "globex", 1)]

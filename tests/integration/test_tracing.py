@@ -15,6 +15,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 import ostinato
+from gateway.program_ids import inner_id
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 from tests.tracing.otlp_receiver import Received, grpc_receiver
@@ -103,7 +104,7 @@ def test_one_trace_continuing_the_clients(traced: Traced) -> None:
     assert spans and {s.trace_id for s in spans} == {traced.client_trace_id}
     (program,) = _by_name(spans, "invoke_workflow")
     assert program.parent_id == traced.client_span_id  # the client's span is the parent
-    assert program.attributes[genai.CONVERSATION_ID] == traced.program_id
+    assert program.attributes[genai.CONVERSATION_ID] == inner_id("default", traced.program_id)
     assert program.attributes[genai.PROGRAM_END] == "ended"
     assert program.attributes[genai.PROGRAM_CALLS_COMPLETED] == 5
     assert {s.service for s in spans} == {"ostinato-gateway", "ostinato-planner",
@@ -138,7 +139,8 @@ def test_genai_attributes(traced: Traced) -> None:
     for call in _by_name(traced.spans, f"chat {MODEL}", traced.client_trace_id):
         a = call.attributes
         assert a[genai.OPERATION] == "chat" and a[genai.REQUEST_MODEL] == MODEL
-        assert a[genai.PROVIDER] == "ostinato" and a[genai.CONVERSATION_ID] == traced.program_id
+        assert a[genai.PROVIDER] == "ostinato"
+        assert a[genai.CONVERSATION_ID] == inner_id("default", traced.program_id)
         assert a[genai.USAGE_INPUT] > 0 and a[genai.USAGE_OUTPUT] > 0
         assert genai.USAGE_CACHE_READ in a and a[genai.RESPONSE_FINISH_REASONS] in (["stop"], ["length"])
         assert a[genai.REQUEST_MAX_TOKENS] == 8 and a[genai.CACHE_HIT] == "miss"
@@ -164,7 +166,7 @@ def test_log_lines_carry_trace_and_program(traced: Traced) -> None:
              if line.startswith("{")]
     started = [ln for ln in lines if ln.get("event") == "program started"]
     assert started and started[0]["trace_id"] == traced.client_trace_id
-    assert started[0]["program_id"] == traced.program_id and "span_id" in started[0]
+    assert started[0]["program_id"] == inner_id("default", traced.program_id) and "span_id" in started[0]
 
 
 def test_a_clients_span_per_step_is_linked(traced: Traced) -> None:

@@ -60,7 +60,7 @@ def test_show_renders_the_program(recorded: Recorded, capsys: pytest.CaptureFixt
                "--width", "140"])
     out, err = capsys.readouterr()
     assert (rc, err) == (0, "")
-    assert f"program {recorded.program_id} " in out and "  ended" in out
+    assert f"program default/{recorded.program_id} " in out and "  ended" in out
     assert "5 calls, 0 cached, 0 failed   critical path: 3 calls" in out
     ids = {recorded.root, *recorded.fan, recorded.join}
     rows = {line[2:].split()[0]: line for line in out.splitlines() if line[2:].split()[:1] and

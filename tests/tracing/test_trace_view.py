@@ -127,6 +127,10 @@ def two_programs(tmp_path: Path) -> Path:
     path = write_fan_out(tmp_path / "spans.jsonl")
     write_program(path, "prog-fanout-7f3a-retry", [CallSpec("x1", "t", 0.0, 0.2, cache_hit="exact")])
     write_program(path, "prog-other-1", [CallSpec("y1", "t", 0.0, 0.2, cache_hit="semantic")])
+    # the mesh's ids, inside their tenants (gateway/program_ids.py): two tenants' "p1"
+    write_program(path, "acme/p1", [CallSpec("z1", "t", 0.0, 0.2, cache_hit="exact")])
+    write_program(path, "globex/p1", [CallSpec("w1", "t", 0.0, 0.2, cache_hit="exact")])
+    write_program(path, "acme/solo-9", [CallSpec("v1", "t", 0.0, 0.2, cache_hit="exact")])
     return path
 
 
@@ -134,6 +138,9 @@ def two_programs(tmp_path: Path) -> Path:
     (FAN_OUT_ID, FAN_OUT_ID, 5),  # exact, though also a prefix of another id
     ("prog-o", "prog-other-1", 1),
     ("prog-fanout-7f3a-r", "prog-fanout-7f3a-retry", 1),
+    ("acme/p1", "acme/p1", 1),  # the mesh's id
+    ("solo-9", "acme/solo-9", 1),  # the client's id, one tenant's only
+    ("solo", "acme/solo-9", 1),  # its prefix
 ])
 def test_program_lookup(two_programs: Path, wanted: str, found: str, calls: int) -> None:
     t = timeline(two_programs, wanted)
@@ -143,6 +150,7 @@ def test_program_lookup(two_programs: Path, wanted: str, found: str, calls: int)
 @pytest.mark.parametrize(("wanted", "message"), [
     ("prog-f", "ambiguous: prog-fanout-7f3a, prog-fanout-7f3a-retry"),
     ("nope", "no program 'nope'"),
+    ("p1", "ambiguous: acme/p1, globex/p1"),  # two tenants' programs of that id
 ])
 def test_program_lookup_errors(two_programs: Path, wanted: str, message: str) -> None:
     with pytest.raises(TraceViewError, match=message):
