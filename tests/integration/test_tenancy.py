@@ -144,6 +144,10 @@ def test_another_tenants_program_is_indistinguishable_from_a_missing_one(mesh: M
             return err.value.code, err.value.read().decode().replace(program_id, "ID")
 
         assert attach(pid) == attach(missing) and attach(pid)[0] == 404
+        # naming it as the mesh does (TENANT/ID) is refused as a malformed id: no way in
+        assert attach(f"acme/{pid}")[0] == 400
+        for end in (False, True):
+            assert refusal(f"acme/{pid}", end)[0] == grpc.StatusCode.INVALID_ARGUMENT
         # acme's program is untouched: it still runs and ends for its owner
         stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=pid), metadata=acme, timeout=10)
 
