@@ -34,6 +34,19 @@ def test_the_answer_is_the_leading_run_of_held_blocks(held: int) -> None:
     assert kv.longest_prefix("w", other) == 0
 
 
+def test_longest_prefixes_answers_as_longest_prefix_for_each_worker() -> None:
+    hashes = prefix_block_hashes(TOKENS, "tenant:a")
+    kv = KvHoldings()
+    workers = [f"w{held}" for held in range(len(hashes) + 1)] + ["unknown"]
+    for held in range(len(hashes) + 1):
+        kv.apply(f"w{held}", [BlockStored(tuple(hashes[:held]), None)])
+    got = kv.longest_prefixes(workers, hashes)
+    assert list(got) == workers
+    assert got == {w: kv.longest_prefix(w, hashes) for w in workers}
+    assert [got[f"w{held}"] for held in range(len(hashes) + 1)] == list(range(len(hashes) + 1))
+    assert kv.longest_prefixes(workers, []) == dict.fromkeys(workers, 0)
+
+
 def test_fed_by_a_sim_engine_radix_cache_it_matches_the_gateways_hashes() -> None:
     cache = RadixCache(10_000, 16)
     salt = "tenant:a"
