@@ -133,7 +133,7 @@ class Followers:
                 r._reported = r.decoder.completion_tokens
                 due.append(r)
         if len(due) > 1:
-            due.sort(key=_places(running).__getitem__)
+            due.sort(key=_ran)  # running's order (it is only appended to), without a pass
         return [(r.rid, r._reported) for r in due]
 
     def _push_progress(self, req: Req) -> None:
@@ -142,6 +142,10 @@ class Followers:
         due = (req._reported // every + 1) * every
         assert req._join is not None
         heapq.heappush(self._progress, (self.counter.steps + max(0, due - n), req._join, req))
+
+
+def _ran(req: Req) -> int:
+    return req._ran
 
 
 def _places(running: list[Req]) -> dict[Req, int]:

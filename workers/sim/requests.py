@@ -80,6 +80,8 @@ class Req:
     _join: int | None = field(default=None, init=False, repr=False)  # while running: join id
     _lazy_base: int = field(default=0, init=False, repr=False)  # context minus counter steps
     _reported: int = field(default=0, init=False, repr=False)  # tokens last in take_progress
+    # when it last joined the engine's running list (a counter): that list's order
+    _ran: int = field(default=0, init=False, repr=False)
 
     def salt_seed(self) -> int:
         if self._seed is None:

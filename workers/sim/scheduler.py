@@ -29,6 +29,7 @@ Pure and synchronous: `submit`, `abort`, `step(now)` and `next_event_time()`.
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass, field
 
 from workers.sim.admission import CLIP_MAX_NEW_TOKENS, NEW_TOKEN_RATIO, PrefillAdmission
@@ -77,6 +78,7 @@ class SimEngineCore(PrefillAdmission):
             self._order = lambda r: (0, r.arrival)
         # Running requests whose FixedLengthDecoder follows the decode-step counter.
         self._followers = Followers(enabled=not params.stream_events)
+        self._runs = itertools.count(1)  # Req._ran
 
     # ---- API -------------------------------------------------------------------------
 
@@ -267,7 +269,8 @@ class SimEngineCore(PrefillAdmission):
                     continue
                 self._cache_progress(req, it.end)
                 self.prefilling.remove(req)
-                self.running.append(req)
+                self.running.append(req)  # running is only appended to: in `_ran` order
+                req._ran = next(self._runs)
                 req.state = ReqState.RUNNING
                 events += self._decode(req, it.ends)  # prefill samples the first token
                 if req.state is ReqState.RUNNING:
