@@ -24,6 +24,19 @@ class CallFailed(Exception):
         self.retry_after_s = retry_after_s  # RESOURCE_EXHAUSTED: when a retry would fit
 
 
+# When a refusal for load (the planner's queue, a tenant's waiting calls or open programs)
+# may be retried: it names no time of its own, and a client must not retry at once.
+RETRY_LOAD_AFTER_S = 1.0
+
+
+def planner_failure(exc: grpc.aio.AioRpcError) -> CallFailed:
+    """A planner RPC's failure as the client gets it: its status and message, and a refusal
+    for load says when to retry (gRPC trailer retry-after-ms, HTTP Retry-After)."""
+    code = exc.code()
+    return CallFailed(code, exc.details() or "planner error", None,
+                      RETRY_LOAD_AFTER_S if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None)
+
+
 @dataclass(frozen=True)
 class Delta:
     text: str

@@ -20,7 +20,7 @@ from cache.answers import AnswerCache
 from cache.conversations import ConversationIndex
 from cache.tenancy import NO_LIMITS, TenantLimits
 from gateway.auth import ApiKeyAuthenticator, Unauthenticated, api_key_from_metadata
-from gateway.call_items import CallFailed, CallItem, NewProgram
+from gateway.call_items import RETRY_LOAD_AFTER_S, CallFailed, CallItem, NewProgram, planner_failure
 from gateway.calls import CallLimits, InvalidCall, check_program_id, check_program_options, normalize_call
 from gateway.execution import CallExecutor
 from gateway.program_ids import client_id, inner_id
@@ -31,18 +31,6 @@ from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 log = structlog.get_logger(__name__)
 
 GatewayError = CallFailed  # one error type for the whole call path: (gRPC code, message, param)
-
-# When a refusal for load (the planner's queue, a tenant's open programs or waiting calls)
-# may be retried: it names no time of its own, and a client must not retry at once.
-RETRY_LOAD_AFTER_S = 1.0
-
-
-def _planner_refusal(exc: grpc.aio.AioRpcError) -> CallFailed:
-    """A planner RPC's failure as the client gets it: a refusal for load says when to retry
-    (gRPC trailer retry-after-ms, HTTP Retry-After)."""
-    code = exc.code()
-    return GatewayError(code, exc.details() or "planner error", None,
-                        RETRY_LOAD_AFTER_S if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None)
 
 
 @dataclass(frozen=True)
@@ -114,7 +102,7 @@ class GatewayCore:
         try:
             return await with_retry(rpc, request, budget_s=30.0, attempt_timeout_s=10.0)  # type: ignore[arg-type]
         except grpc.aio.AioRpcError as exc:
-            raise _planner_refusal(exc) from exc
+            raise planner_failure(exc) from exc
 
     async def start_program(self, tenant: str, options: common_pb2.ProgramOptions) -> str:
         """Registers a program; its id as the client knows it (see `program`)."""

@@ -31,7 +31,7 @@ from cache.modes import CacheMode, CachePolicy, InvalidCachePolicy, from_proto
 from cache.quotas import Quotas
 from cache.tenancy import Tenancy, TenantLimits
 from gateway.admissions import Admissions
-from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram
+from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram, planner_failure
 from gateway.prompts import PreparedPrompt, prepare
 from gateway.tool_output import ToolOutput, new_tool_call_id
 from gateway.worker_channels import WorkerChannels
@@ -198,7 +198,7 @@ class CallExecutor:
         try:
             await with_retry(self._admissions.Admit, admit, timeout_s)
         except grpc.aio.AioRpcError as exc:
-            raise CallFailed(exc.code(), exc.details() or "planner error") from exc
+            raise planner_failure(exc) from exc
 
     def _prepare(self, call: common_pb2.CallSpec) -> tuple[PreparedPrompt, int]:
         """The call rendered and tokenized once, and how many leading tokens are a declared
@@ -367,7 +367,7 @@ class CallExecutor:
                 await self._report_failure(admit, failed)
             if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
                 self._report_gone(admit)  # granted just as the deadline passed: freed
-            raise CallFailed(exc.code(), exc.details() or "planner error") from exc
+            raise planner_failure(exc) from exc
 
     async def _generate(self, template: worker_pb2.GenerateRequest, grant: planner_pb2.Grant,
                         output: ToolOutput, timeout_s: float,

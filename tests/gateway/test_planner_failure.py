@@ -1,0 +1,31 @@
+"""A planner RPC's failure as the gateway's client gets it."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from gateway.call_items import RETRY_LOAD_AFTER_S, planner_failure
+
+C = grpc.StatusCode
+
+
+def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+
+@pytest.mark.parametrize(("code", "details", "message", "retry_after_s"), [
+    # refusals for load name no time: the client waits the load default, never retries at once
+    (C.RESOURCE_EXHAUSTED, "the planner's queue is full (10 calls waiting)",
+     "the planner's queue is full (10 calls waiting)", RETRY_LOAD_AFTER_S),
+    (C.RESOURCE_EXHAUSTED, "tenant 'a' has 2 programs open, its limit: end one first",
+     "tenant 'a' has 2 programs open, its limit: end one first", RETRY_LOAD_AFTER_S),
+    (C.NOT_FOUND, "no program 'p'", "no program 'p'", None),
+    (C.INVALID_ARGUMENT, "", "planner error", None),
+    (C.UNAVAILABLE, "connection refused", "connection refused", None),
+])
+def test_status_message_and_when_to_retry(code: grpc.StatusCode, details: str, message: str,
+                                          retry_after_s: float | None) -> None:
+    failed = planner_failure(_rpc_error(code, details))
+    assert (failed.code, failed.message, failed.param, failed.retry_after_s) == (
+        code, message, None, retry_after_s)
