@@ -14,7 +14,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from ostinato.v1 import worker_pb2
 from tracing import genai
-from tracing.grpc_interceptors import SpanDescriber
+from tracing.grpc_interceptors import SpanDescriber, recording
 from workers.sglang_client import EngineError, EngineOutput, EngineRequest, SGLangClient
 
 GENERATE = "/ostinato.v1.Worker/Generate"
@@ -61,8 +61,16 @@ class TracedSGLangClient(SGLangClient):
             attrs[genai.PRIORITY] = request.priority
         return attrs
 
-    async def generate(self, request: EngineRequest,
-                       stream: bool = True) -> AsyncIterator[EngineOutput]:
+    def generate(self, request: EngineRequest,
+                 stream: bool = True) -> AsyncIterator[EngineOutput]:
+        """The engine's outputs, under a span of the request; where this process records
+        no spans, the client's own (a no-op span would only pass on the current context,
+        which the request's headers carry anyway)."""
+        if not recording():
+            return super().generate(request, stream)
+        return self._traced(request, stream)
+
+    async def _traced(self, request: EngineRequest, stream: bool) -> AsyncIterator[EngineOutput]:
         span = _tracer.start_span(genai.span_name(genai.TEXT_COMPLETION, self.model),
                                   kind=trace.SpanKind.CLIENT, attributes=self._attributes(request))
         ctx = trace.set_span_in_context(span)
