@@ -29,6 +29,7 @@ import aiohttp
 from opentelemetry import propagate
 
 from workers.engine_http import LeanHttp
+from workers.streamed_text import StreamedText, stop_strings
 
 
 class EngineError(Exception):
@@ -120,13 +121,16 @@ def _sse_payloads(lines: list[bytes]) -> tuple[list[dict[str, Any]], bool]:
     return payloads, False
 
 
-def parse_output(payload: dict[str, Any], previous_text: str, more: bool = False) -> EngineOutput:
+def parse_output(payload: dict[str, Any], streamed: StreamedText | None = None,
+                 more: bool = False) -> EngineOutput:
+    """One /generate event or answer; `streamed`: what the stream has sent so far (its
+    delta is the text past it; without, the whole text)."""
     meta = payload.get("meta_info") or {}
     text = payload.get("text") or ""
     reason = meta.get("finish_reason")
     if isinstance(reason, dict):
         reason = reason.get("type")
-    delta = text[len(previous_text):] if text.startswith(previous_text) else text
+    delta = text if streamed is None else streamed.delta(text, reason is not None)
     return EngineOutput(
         delta=delta, text=text, finish_reason=reason,
         prompt_tokens=int(meta.get("prompt_tokens") or 0),
@@ -145,9 +149,11 @@ def _error_text(error: Any) -> str:
     return str(error.get("message", error)) if isinstance(error, dict) else str(error)
 
 
-async def _events(resp: aiohttp.ClientResponse) -> AsyncIterator[EngineOutput]:
-    """A streamed response's outputs, to [DONE]."""
-    text = ""
+async def _events(resp: aiohttp.ClientResponse,
+                  stops: tuple[str, ...]) -> AsyncIterator[EngineOutput]:
+    """A streamed response's outputs, to [DONE]; text that may begin one of `stops` is held
+    back (workers/streamed_text.py)."""
+    streamed = StreamedText(stops)
     rest = b""  # an SSE line not complete yet
     done = False
     while not done:
@@ -159,9 +165,7 @@ async def _events(resp: aiohttp.ClientResponse) -> AsyncIterator[EngineOutput]:
         for i, payload in enumerate(payloads):
             if "error" in payload:  # SGLang streams the ValueError it answers 400 unstreamed
                 raise EngineRejected(f"engine refused: {_error_text(payload['error'])}")
-            out = parse_output(payload, text, more=i < len(payloads) - 1)
-            text = out.text
-            yield out
+            yield parse_output(payload, streamed, more=i < len(payloads) - 1)
 
 
 async def _answer(resp: aiohttp.ClientResponse) -> AsyncIterator[EngineOutput]:
@@ -169,7 +173,7 @@ async def _answer(resp: aiohttp.ClientResponse) -> AsyncIterator[EngineOutput]:
     payload = await resp.json()
     if "error" in payload:
         raise EngineFailed(f"engine error: {payload['error']}")
-    yield parse_output(payload, "")
+    yield parse_output(payload)
 
 
 class SGLangClient:
@@ -258,7 +262,9 @@ class SGLangClient:
         finished = False  # an output said so
         done = False  # and the answer was read to its end (n > 1: every sample's)
         try:
-            async with contextlib.aclosing(_events(resp) if stream else _answer(resp)) as outs:
+            outputs = (_events(resp, stop_strings(request.sampling_params)) if stream
+                       else _answer(resp))
+            async with contextlib.aclosing(outputs) as outs:
                 async for out in outs:
                     finished = finished or out.finished
                     yield out
@@ -296,7 +302,7 @@ class SGLangClient:
             payload = json.loads(answer)
             if isinstance(payload, dict) and "error" in payload:
                 raise EngineFailed(f"engine error: {payload['error']}")
-            out = parse_output(payload, "")
+            out = parse_output(payload)
         except (ValueError, TypeError, AttributeError) as exc:
             out = None
             error: EngineError = EngineFailed(f"engine {self.base_url} answered what is not "

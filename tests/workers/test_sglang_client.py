@@ -57,6 +57,29 @@ async def test_streaming_generate_reports_sglang_meta_info(sim_engine_url: str) 
         await client.close()
 
 
+@pytest.mark.parametrize("cut", [0, 2, 5])  # where in a word the stop string begins
+async def test_a_stop_string_across_tokens_is_streamed_once(sim_engine_url: str,
+                                                              cut: int) -> None:
+    """The engine's last event drops the stop string it matched, so its text is shorter than
+    the text before it: the deltas still make the answer, once (the review saw
+    "considers requestconsiders ")."""
+    client = SGLangClient(sim_engine_url)
+    try:
+        params = {"max_new_tokens": 12, "temperature": 0.0}
+        whole = (await client.generate_once(EngineRequest(
+            rid="w", text="Weather in Paris?", sampling_params=params))).text
+        words = whole.split(" ")
+        start = len(" ".join(words[:2])) + 1 + cut
+        stop = whole[start:whole.index(" ", start) + 3]  # to two letters of the next word
+        outs = [o async for o in client.generate(EngineRequest(
+            rid="s", text="Weather in Paris?", sampling_params={**params, "stop": [stop]}))]
+        assert outs[-1].finish_reason == "stop" and outs[-1].text == whole[:start]
+        assert len(outs) > 3  # one event a token: the stop string's first tokens came apart
+        assert "".join(o.delta for o in outs) == whole[:start], [o.delta for o in outs]
+    finally:
+        await client.close()
+
+
 async def test_raw_sse_framing_matches_sglang(sim_engine_url: str) -> None:
     async with aiohttp.ClientSession() as s, s.post(sim_engine_url + "/generate", json={
         "text": "hi", "sampling_params": {"max_new_tokens": 2, "ignore_eos": True}, "stream": True,

@@ -1,0 +1,58 @@
+"""What a streamed answer may send so far, so that no text it sent is ever taken back.
+
+SGLang's /generate stream carries the whole text so far in each event and, when the answer
+ends at a stop string, drops that string from the last event's text. Text that may still
+turn into a stop string (an end of the text that begins one) is therefore held back until
+more text shows it does not, or the answer ends. Before this, a stop string split across
+tokens ("request c" after " request") made the last event's text shorter than what had
+been sent, and the whole text was sent again (the review saw "considers requestconsiders ").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class StreamedText:
+    def __init__(self, stops: Iterable[str] = ()) -> None:
+        self._stops = tuple(s for s in stops if s)
+        self.sent = ""
+
+    def held(self, text: str) -> int:
+        """How many characters at the end of `text` begin a stop string (fewer than all
+        of it: a whole one ends the answer, and the engine drops it)."""
+        longest = 0
+        for stop in self._stops:
+            for n in range(min(len(stop) - 1, len(text)), longest, -1):
+                if text.endswith(stop[:n]):
+                    longest = n
+                    break
+        return longest
+
+    def delta(self, text: str, finished: bool) -> str:
+        """The new text to send, given the engine's whole text so far."""
+        ready = text if finished or not self._stops else text[:len(text) - self.held(text)]
+        if ready.startswith(self.sent):
+            new, self.sent = ready[len(self.sent):], ready
+            return new
+        if len(ready) < len(self.sent) and self.sent.startswith(ready):
+            return ""  # (held back: the text ends in what may begin a stop string)
+        # The engine's text does not extend what was sent: sent text cannot be taken back,
+        # so the answer stays as sent (not sent twice).
+        log.warning("engine text does not extend the text streamed", sent=len(self.sent),
+                    text=len(text))
+        return ""
+
+
+def stop_strings(sampling_params: dict[str, object]) -> tuple[str, ...]:
+    """The request's stop strings (SGLang takes one string or a list)."""
+    stop = sampling_params.get("stop")
+    if isinstance(stop, str):
+        return (stop,)
+    if isinstance(stop, list | tuple):
+        return tuple(s for s in stop if isinstance(s, str))
+    return ()
