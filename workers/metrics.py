@@ -140,8 +140,9 @@ class CallMeter:
             self._first = time.monotonic()
         self._last = out
 
-    def ok(self, out: EngineOutput) -> None:
-        m, end = self._m, time.monotonic()
+    def ok(self, out: EngineOutput, end: float | None = None) -> None:
+        """`end`: when its last token came (time.monotonic(); now by default)."""
+        m, end = self._m, time.monotonic() if end is None else end
         if self._first is not None:
             m.child(m.ttft, *self._labels).observe(self._first - self._start)
             if out.completion_tokens > 1:

@@ -314,10 +314,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             self.simulated = self.simulated or last.simulated
             service_s = last.e2e_latency if last.e2e_latency is not None else time.monotonic() - start
             status = planner_pb2.COMPLETION_STATUS_OK
-            meter.ok(last)
-            if not self.drop_reports:
-                self._report(request, status, last, service_s)
-            self._publish_blocks(request, "".join(output))
+            ended = time.monotonic()
             result = worker_pb2.GenerateResult(
                 finish_reason=last.finish_reason or "", worker_id=self.worker_id,
                 service_s=service_s, simulated=last.simulated,
@@ -326,8 +323,18 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                                        cached_tokens=last.cached_tokens),
                 logprobs=token_logprobs(last) if request.return_logprob else (),
             )
-            yield worker_pb2.GenerateChunk(
-                delta="".join(output[-unsent:]) if unsent else "", result=result)
+            try:
+                yield worker_pb2.GenerateChunk(
+                    delta="".join(output[-unsent:]) if unsent else "", result=result)
+            finally:
+                # after the result is on its way, not before (off the call's path): the
+                # caller resumes this generator once it has sent the result (Generate, and
+                # GenerateStream's generations), or closes it; either way this runs while
+                # the call is still `known_calls`' (running), before the end below
+                meter.ok(last, ended)
+                if not self.drop_reports:
+                    self._report(request, status, last, service_s)
+                self._publish_blocks(request, "".join(output))
         except asyncio.CancelledError:
             status = planner_pb2.COMPLETION_STATUS_CANCELLED  # the client aborted the engine request
             meter.failed(CANCELLED)

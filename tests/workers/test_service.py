@@ -19,7 +19,7 @@ from cache.kv_index import KvIndex
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
 from workers.kv_event_listener import KvEventListener
 from workers.service import WorkerService
-from workers.sglang_client import SGLangClient
+from workers.sglang_client import EngineOutput, SGLangClient
 from workers.sim.tokenizer import tokenize
 
 
@@ -145,3 +145,41 @@ async def test_reports_carry_the_attempt_and_recent_ones_are_sent_again(
         await service.drain_reports()
     assert sorted((r.call_id, r.attempt) for r in recorder.completions) == [
         ("r1", 3), ("r1", 3), ("r2", 0)]
+
+
+
+class _OneAnswerEngine:
+    """An engine client that answers every request at once, whole."""
+
+    base_url = "http://engine"
+
+    async def generate(self, request, stream=True):  # type: ignore[no-untyped-def]
+        yield EngineOutput(delta="ok", text="ok", finish_reason="stop", prompt_tokens=3,
+                           completion_tokens=1, cached_tokens=0, e2e_latency=0.01,
+                           simulated=True)
+
+
+async def test_a_calls_report_and_metrics_follow_its_result_even_when_its_caller_stops_there(
+) -> None:
+    # The result goes out first (the call's path); the report, the metrics and the call's
+    # end follow once the caller has sent it, or closed the generation right after it.
+    service = WorkerService("w", _OneAnswerEngine(), object())  # type: ignore[arg-type]
+    sent: list[planner_pb2.CompletionReport] = []
+    service._send = lambda report, fallback=False: sent.append(report)  # type: ignore[method-assign]
+    request = worker_pb2.GenerateRequest(program_id="p", call_id="c", attempt=1, prompt="hi")
+    calls = service.metrics.calls.labels("w", "ok")
+    for close in (False, True):
+        sent.clear()
+        ok = calls._value.get()
+        chunks = service._generate(request)
+        chunk = await anext(chunks)
+        assert chunk.result.finish_reason == "stop" and chunk.delta == "ok"
+        assert not sent and ("p", "c", 1) in service.known_calls() and service.running == 1
+        assert calls._value.get() == ok
+        if close:
+            await chunks.aclose()
+        else:
+            assert [c async for c in chunks] == []
+        assert [(r.call_id, r.status) for r in sent] == [("c", planner_pb2.COMPLETION_STATUS_OK)]
+        assert service.running == 0 and calls._value.get() == ok + 1
+        assert ("p", "c", 1) in service.known_calls()  # (reported lately)
