@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from gateway.prompts import ConflictingDefinitions, constraint
 from ostinato.v1 import common_pb2
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -72,6 +73,11 @@ def _check_tools(call: common_pb2.CallSpec) -> None:
                                                 _FORMAT.RESPONSE_FORMAT_TYPE_JSON_SCHEMA):
         raise InvalidCall("response_format cannot be combined with a required tool_choice: both "
                           "constrain the output", "response_format")
+    if forced:
+        try:
+            constraint(call)
+        except ConflictingDefinitions as exc:
+            raise InvalidCall(str(exc), "tools") from exc
 
 
 def _check_messages(call: common_pb2.CallSpec) -> None:

@@ -67,17 +67,39 @@ def template_messages(call: common_pb2.CallSpec) -> list[dict[str, Any]]:
     return out
 
 
+class ConflictingDefinitions(ValueError):
+    """Two tools define one name ($defs) differently: one schema cannot hold both."""
+
+
+# Where a schema keeps the definitions its "$ref"s name: "#/$defs/X" (draft 2019+, what
+# pydantic writes) or "#/definitions/X" (draft 7).
+_DEFINITIONS = ("$defs", "definitions")
+
+
 def _calls_schema(call: common_pb2.CallSpec) -> dict[str, Any]:
-    """SGLang's schema for tool_choice required / a named function (function_call/utils.py)."""
+    """SGLang's schema for tool_choice required / a named function (function_call/utils.py):
+    each tool's parameters a branch, their definitions moved to the root, where their
+    "$ref"s ("#/$defs/X") resolve. Raises ConflictingDefinitions."""
     choice = call.tool_choice
     tools = [t for t in call.tools if choice.mode != _MODE.TOOL_CHOICE_MODE_FUNCTION
              or t.name == choice.function_name]
-    branches = [{"properties": {"name": {"type": "string", "enum": [t.name]},
-                                "parameters": json.loads(t.parameters_json) if t.parameters_json
-                                else {"type": "object", "properties": {}}},
-                 "required": ["name", "parameters"]} for t in tools]
+    branches = []
+    definitions: dict[str, dict[str, Any]] = {}
+    for t in tools:
+        params = json.loads(t.parameters_json) if t.parameters_json else {
+            "type": "object", "properties": {}}
+        for where in _DEFINITIONS:
+            for name, schema in (params.pop(where, None) or {}).items():
+                known = definitions.setdefault(where, {}).setdefault(name, schema)
+                if known != schema:
+                    raise ConflictingDefinitions(
+                        f"tools define {where}/{name} differently; with tool_choice required "
+                        "or a named function their definitions share one schema")
+        branches.append({"properties": {"name": {"type": "string", "enum": [t.name]},
+                                        "parameters": params},
+                         "required": ["name", "parameters"]})
     schema: dict[str, Any] = {"type": "array", "minItems": 1,
-                              "items": {"type": "object", "anyOf": branches}}
+                              "items": {"type": "object", "anyOf": branches}, **definitions}
     if choice.mode == _MODE.TOOL_CHOICE_MODE_FUNCTION or (
             call.HasField("parallel_tool_calls") and not call.parallel_tool_calls):
         schema["maxItems"] = 1

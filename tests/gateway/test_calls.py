@@ -12,6 +12,11 @@ LIMITS = CallLimits(max_prompt_chars=1000, max_messages=4, default_max_new_token
 USER = [{"role": "user", "content": "hello"}]
 
 
+def _tool(name: str, prop: dict, defs: dict) -> dict:
+    return {"type": "function", "function": {"name": name, "parameters": {
+        "type": "object", "properties": {"p": prop}, "$defs": defs}}}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -26,6 +31,11 @@ USER = [{"role": "user", "content": "hello"}]
         ({"prompt": "x", "max_tokens": 513}, "max_new_tokens"),
         ({"prompt": "x", "temperature": 3.0}, "temperature"),
         ({"prompt": "x", "top_p": 0.0}, "top_p"),
+        # forced tool calls: one schema holds every tool's definitions, alike or refused
+        ({"messages": USER, "tool_choice": "required", "tools": [
+            _tool("a", {"$ref": "#/$defs/X"}, {"X": {"type": "string"}}),
+            _tool("b", {"$ref": "#/$defs/X"}, {"X": {"type": "integer"}})]},
+         r"tools define \$defs/X differently"),
     ],
 )
 def test_invalid_calls_are_rejected_with_a_reason(kwargs: dict, message: str) -> None:

@@ -5,8 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from jsonschema import Draft202012Validator
 
-from gateway.prompts import constraint, prepare, template_messages, template_tools
+from gateway.prompts import (
+    ConflictingDefinitions,
+    constraint,
+    prepare,
+    template_messages,
+    template_tools,
+)
 from ostinato.sdk_types import call_spec
 from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.v1 import common_pb2
@@ -44,6 +51,39 @@ def test_forced_tool_choice_is_sglangs_call_array(spec: common_pb2.CallSpec, nam
     branches = schema["items"]["anyOf"]
     assert [b["properties"]["name"]["enum"][0] for b in branches] == names
     assert all(b["properties"]["parameters"] == PARAMS for b in branches)
+
+
+LOC = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+def _nested(defs: dict, where: str = "$defs") -> str:
+    """Parameters as pydantic writes them for a nested model: a "$ref" into their own defs."""
+    return json.dumps({"type": "object", "properties": {"loc": {"$ref": f"#/{where}/Loc"}},
+                       "required": ["loc"], where: defs})
+
+
+@pytest.mark.parametrize("where", ["$defs", "definitions"])
+@pytest.mark.parametrize("choice", [M.TOOL_CHOICE_MODE_REQUIRED, M.TOOL_CHOICE_MODE_FUNCTION])
+def test_forced_tool_choice_moves_tool_definitions_to_the_root(where: str, choice: int) -> None:
+    spec = call(choice, "weather", tools=())
+    for name in ("weather", "forecast"):  # both define Loc, alike: one definition
+        spec.tools.append(common_pb2.Tool(name=name, parameters_json=_nested({"Loc": LOC}, where)))
+    schema = json.loads(constraint(spec)[0])
+    assert schema[where] == {"Loc": LOC}
+    assert all(where not in b["properties"]["parameters"] for b in schema["items"]["anyOf"])
+    validator = Draft202012Validator(schema)  # every "$ref" resolves from the root
+    assert validator.is_valid([{"name": "weather", "parameters": {"loc": {"city": "Paris"}}}])
+    assert not validator.is_valid([{"name": "weather", "parameters": {"loc": {"town": "P"}}}])
+
+
+def test_tools_that_define_one_name_differently_cannot_be_forced() -> None:
+    spec = call(M.TOOL_CHOICE_MODE_REQUIRED, tools=())
+    spec.tools.append(common_pb2.Tool(name="a", parameters_json=_nested({"Loc": LOC})))
+    spec.tools.append(common_pb2.Tool(name="b", parameters_json=_nested({"Loc": {"type": "string"}})))
+    with pytest.raises(ConflictingDefinitions, match=r"\$defs/Loc"):
+        constraint(spec)
+    spec.tool_choice.mode = M.TOOL_CHOICE_MODE_AUTO  # offered, not forced: no one schema
+    assert constraint(spec) == ("", False)
 
 
 @pytest.mark.parametrize(("fmt", "expected"), [

@@ -268,6 +268,35 @@ def test_openai_sdk_json_schema_answer(base_url: str, store: redis.Redis) -> Non
     assert assert_one_chained_program(store, "sdk-schema", 1) == [_ostinato(out)["call_id"]]
 
 
+def test_a_required_tool_whose_parameters_nest_a_model(base_url: str) -> None:
+    """pydantic writes a nested model as a "$ref" into the parameters' own "$defs"; with
+    tool_choice required (or a named tool) the call must still be made, and its arguments
+    be an instance of the tool's parameters (the review saw a 400: "$ref does not resolve")."""
+    from pydantic import BaseModel
+
+    class Place(BaseModel):
+        city: str
+        country: str
+
+    class Lookup(BaseModel):
+        place: Place
+        days: int
+
+    tool = openai.pydantic_function_tool(Lookup, name="lookup")
+    parameters = tool["function"]["parameters"]  # type: ignore[index]
+    assert "$defs" in parameters
+    with openai.OpenAI(base_url=base_url, api_key=key("sdk-tools"), max_retries=0) as client:
+        for choice in ("required", {"type": "function", "function": {"name": "lookup"}}):
+            out = client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "Weather in Lisbon?"}],
+                tools=[tool], tool_choice=choice)  # type: ignore[arg-type]
+            calls = out.choices[0].message.tool_calls
+            assert calls and out.choices[0].finish_reason == "tool_calls"
+            for c in calls:
+                assert c.function.name == "lookup"  # type: ignore[union-attr]
+                jsonschema.validate(json.loads(c.function.arguments), parameters)  # type: ignore[union-attr]
+
+
 def test_the_served_model_and_no_other(base_url: str) -> None:
     """What frameworks check first: /v1/models lists the model; another model is a 404."""
     with openai.OpenAI(base_url=base_url, api_key=key("models"), max_retries=0) as client:
