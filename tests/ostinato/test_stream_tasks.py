@@ -125,3 +125,16 @@ def test_carrier_is_the_message_when_alone_and_metadata_says_who_reads_carriers(
     assert carrier(Msg, [Msg(1), Msg(2)]) == Msg(batch=[Msg(1), Msg(2)])
     assert has_batches((("traceparent", "x"), ("ostinato-batches", "1")))
     assert not has_batches((("traceparent", "x"),)) and not has_batches(None)
+
+
+async def test_drained_hands_on_an_item_at_once_without_waiting_for_others_to_join() -> None:
+    # (what queues in the next loop turn goes as the next carrier: no turn of the loop is
+    # spent on every message waiting for company)
+    queue = asyncio.Queue[int | None]()
+    queue.put_nowait(1)
+    loop = asyncio.get_running_loop()
+    loop.call_soon(queue.put_nowait, 2)
+    loop.call_soon(queue.put_nowait, 3)
+    loop.call_soon(queue.put_nowait, None)
+    taken = [items async for items in drained(queue, lambda: True, lambda _: 1)]
+    assert taken == [[1], [2, 3]]
