@@ -53,6 +53,7 @@ from gateway.openai_response import (
     error_json,
     extension_json,
     http_status,
+    model_json,
     models_json,
     text_completion_json,
     tool_call_deltas,
@@ -108,6 +109,7 @@ class OpenAiApi:
             web.post("/v1/chat/completions", self.chat_completions),
             web.post("/v1/completions", self.completions),
             web.get("/v1/models", self.models),
+            web.get("/v1/models/{model:.+}", self.model),  # ids may hold "/" (sim/llama...)
             web.post("/v1/programs", self.start_program),
             web.post("/v1/programs/{program_id:[^/]+}/end", self.end_program),  # any id but "/"
             web.get("/health", self.health),
@@ -135,6 +137,8 @@ class OpenAiApi:
                                  "invalid_request_error").response()
         except web.HTTPException as exc:  # aiohttp's own: unknown route, wrong method
             response = HttpError(exc.status, exc.reason, "invalid_request_error").response()
+            if "Allow" in exc.headers:  # a 405 names the methods the route takes (RFC 9110)
+                response.headers["Allow"] = exc.headers["Allow"]
         self._metrics.http_response(route, response.status)
         return response
 
@@ -189,6 +193,14 @@ class OpenAiApi:
     async def models(self, request: web.Request) -> web.Response:
         self._tenant(request)
         return web.json_response(models_json(self._core.config.model, _STARTED))
+
+    async def model(self, request: web.Request) -> web.Response:
+        self._tenant(request)
+        served, asked = self._core.config.model, request.match_info["model"]
+        if asked != served:
+            raise HttpError(404, f"model {asked!r} is not served here (this gateway serves "
+                            f"{served!r})", "invalid_request_error", "model")
+        return web.json_response(model_json(served, _STARTED))
 
     async def _place(self, request: web.Request, tenant: str,
                      call: common_pb2.CallSpec) -> Placement:
@@ -286,8 +298,11 @@ class _Stream:
                 "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                 HIT_HEADER: hit_header(first.cache_hit)})
             await response.prepare(self._request)
-            await self._send(response, first)
-            await response.write_eof(b"data: [DONE]\n\n")
+            try:
+                await self._send(response, first)
+                await response.write_eof(b"data: [DONE]\n\n")
+            except ConnectionResetError:  # the client left mid-stream: no one to answer
+                pass  # (its call is cancelled below, as for any client gone)
             return response
         finally:
             await self._items.aclose()  # a client gone mid-stream cancels the engine request

@@ -120,9 +120,13 @@ def tool_call_deltas(calls: Sequence[common_pb2.ToolCall]) -> list[dict[str, Any
     return out
 
 
+def model_json(model: str, created: int) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": created, "owned_by": "ostinato",
+            "root": model, "parent": None}
+
+
 def models_json(model: str, created: int) -> dict[str, Any]:
-    return {"object": "list", "data": [{"id": model, "object": "model", "created": created,
-                                        "owned_by": "ostinato", "root": model, "parent": None}]}
+    return {"object": "list", "data": [model_json(model, created)]}
 
 
 def error_json(message: str, kind: str, param: str | None = None,

@@ -48,10 +48,11 @@ def _schemas(cfg: GatewayConfig) -> dict[str, Schema]:
                                            ("index", "text", "finish_reason"))},
             "usage": ref("Usage"), "ostinato": ref("Ostinato")},
             ("id", "object", "created", "model", "choices", "usage", "ostinato")),
-        "ModelList": obj({"object": {"const": "list"}, "data": {"type": "array", "items": obj(
-            {"id": text(), "object": {"const": "model"}, "created": {"type": "integer"},
-             "owned_by": text(), "root": text(), "parent": NULL}, ("id", "object"))}},
-            ("object", "data")),
+        "Model": obj({"id": text(), "object": {"const": "model"}, "created": {"type": "integer"},
+                      "owned_by": text(), "root": text(), "parent": NULL}, ("id", "object")),
+        "ModelList": obj({"object": {"const": "list"}, "data": {"type": "array",
+                                                                "items": ref("Model")}},
+                         ("object", "data")),
         "StartProgramRequest": obj({
             "program_id": nullable(text(
                 "client-chosen id (at most 128 characters, no '/', not '.' or '..', which no "
@@ -156,6 +157,13 @@ def _paths() -> dict[str, Any]:
             "summary": "The served model", "description": "OpenAI's model list: one entry.",
             "responses": {"200": _json(ref("ModelList"), "the served model"),
                           **_errors(401)}}},
+        "/v1/models/{model}": {"get": {
+            "summary": "One model", "description": "OpenAI's model retrieval: the served model; "
+                                                   "any other is a 404.",
+            "parameters": [{"name": "model", "in": "path", "required": True,
+                            "schema": text()}],
+            "responses": {"200": _json(ref("Model"), "the served model"),
+                          **_errors(401, 404)}}},
         "/v1/programs": {"post": {
             "summary": "Start a program",
             "description": "Starts a program (interactive: its calls name it with the "

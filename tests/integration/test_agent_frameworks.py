@@ -301,6 +301,9 @@ def test_the_served_model_and_no_other(base_url: str) -> None:
     """What frameworks check first: /v1/models lists the model; another model is a 404."""
     with openai.OpenAI(base_url=base_url, api_key=key("models"), max_retries=0) as client:
         assert [m.id for m in client.models.list()] == [MODEL]
+        assert client.models.retrieve(MODEL).id == MODEL  # GET /v1/models/{model}: a "/" in it
+        with pytest.raises(openai.NotFoundError):
+            client.models.retrieve("gpt-4o")
         with pytest.raises(openai.NotFoundError):
             client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
 

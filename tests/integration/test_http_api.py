@@ -192,6 +192,8 @@ def test_bad_key_and_malformed_json(mesh: Mesh, auth_mesh: Mesh) -> None:
     assert status == 400 and "not valid JSON" in json.loads(body)["error"]["message"]
     status, _, body = raw(mesh, "GET", "/v1/nope")
     assert status == 404 and "error" in json.loads(body)
+    status, headers, body = raw(mesh, "GET", "/v1/chat/completions")  # a POST route
+    assert status == 405 and "error" in json.loads(body) and headers["Allow"] == "POST"
 
 
 def test_program_over_http_with_dependencies(mesh: Mesh, acme: openai.OpenAI) -> None:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -34,6 +37,31 @@ def _http_chat(mesh: Mesh, body: dict) -> bytes:
         return data
     finally:
         conn.close()
+
+
+def _running(engine_url: str) -> float:
+    text = urllib.request.urlopen(f"{engine_url}/metrics", timeout=10).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("sglang:num_running_reqs"))
+
+
+def _leave_mid_stream(mesh: Mesh) -> None:
+    """A streaming client that goes away after its first text: its engine request ends, and
+    the gateway's write to the gone client is no error of the gateway's (the review saw an
+    ERROR traceback, ClientConnectionResetError, for each)."""
+    host, port = mesh.endpoints.gateway_http.rsplit(":", 1)
+    body = json.dumps({"messages": [{"role": "user", "content": "a long story"}],
+                       "stream": True, "max_tokens": 2000}).encode()
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                     + f"Authorization: Bearer {KEY}\r\n".encode()
+                     + b"Content-Type: application/json\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    deadline = time.monotonic() + 60  # (an upper bound: it ends as soon as the write fails)
+    while _running(mesh.endpoints.engines[0]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(mesh.endpoints.engines[0]), "the engine still runs the gone call"
 
 
 def test_no_prompt_output_or_key_in_any_log(tmp_path: Path) -> None:
@@ -72,8 +100,11 @@ def test_no_prompt_output_or_key_in_any_log(tmp_path: Path) -> None:
                                      "stream": stream, "max_tokens": 12})
             if not stream:
                 outputs.append(json.loads(data)["choices"][0]["message"]["content"])
+        _leave_mid_stream(mesh)
     finally:
         mesh.close()
+    gateway_log = (Path(mesh.endpoints.log_dir) / "gateway.log").read_text(errors="replace")
+    assert "Traceback" not in gateway_log and "ConnectionResetError" not in gateway_log
     # distinctive pieces of each answer (the sim engine's text), not short common words
     pieces = {w for text in outputs for w in text.split() if len(w) >= 10}
     assert outputs and all(outputs)
