@@ -108,6 +108,9 @@ def _check_sampling(call: common_pb2.CallSpec, limits: CallLimits) -> None:
         raise InvalidCall(
             f"sampling.max_new_tokens {sp.max_new_tokens} > limit {limits.max_new_tokens_limit}",
             "max_tokens")
+    if sp.HasField("max_new_tokens") and sp.max_new_tokens < 1:  # as max_tokens over HTTP
+        raise InvalidCall("sampling.max_new_tokens must be at least 1 (leave it unset for the "
+                          f"default, {limits.default_max_new_tokens})", "max_tokens")
     if sp.HasField("temperature") and not 0.0 <= sp.temperature <= 2.0:
         raise InvalidCall("sampling.temperature must be in [0, 2]", "temperature")
     if sp.HasField("top_p") and not 0.0 < sp.top_p <= 1.0:
@@ -165,6 +168,8 @@ def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.
                           "messages")
     if call.call_id and ("/" in call.call_id or len(call.call_id) > 128):
         raise InvalidCall("call_id must be at most 128 characters and contain no '/'", "ostinato")
+    if len(call.thread_id) > 128:  # stored with every call record and conversation entry
+        raise InvalidCall("thread_id must be at most 128 characters", "ostinato")
     if call.call_id in call.parent_call_ids:
         raise InvalidCall("a call cannot be its own parent", "ostinato")
     _check_sampling(call, limits)

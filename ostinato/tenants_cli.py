@@ -66,7 +66,11 @@ def _describe(limits: TenantLimits) -> str:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    client = connect(args.redis_url, cluster=args.cluster, timeout_s=2.0)
+    try:
+        client = connect(args.redis_url, cluster=args.cluster, timeout_s=2.0)
+    except ValueError as exc:  # not a redis:// URL
+        print(f"ostinato tenants: --redis-url {args.redis_url!r}: {exc}", file=sys.stderr)
+        return 2
     directory = TenantDirectory(client, timeout_s=2.0)
     try:
         if args.action == "create":

@@ -99,9 +99,10 @@ class GatewayServicer:
 
     def EndProgram(self, request, context):
         """Closes a program and returns what it used.
-        Errors: UNAUTHENTICATED; INVALID_ARGUMENT (no program id); NOT_FOUND (an unknown,
-        already ended or another tenant's program); UNAVAILABLE (the planner cannot be reached:
-        safe to retry).
+        Ending a program again returns the same summary (a retry after a lost answer).
+        Errors: UNAUTHENTICATED; INVALID_ARGUMENT (no or a malformed program id); NOT_FOUND (an
+        unknown or another tenant's program); UNAVAILABLE (the planner cannot be reached: safe
+        to retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

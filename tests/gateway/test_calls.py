@@ -29,6 +29,8 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
         ({"prompt": "x", "call_id": "a/b"}, "call_id"),
         ({"prompt": "x", "call_id": "a", "parents": ["a"]}, "own parent"),
         ({"prompt": "x", "max_tokens": 513}, "max_new_tokens"),
+        ({"prompt": "x", "max_tokens": 0}, "at least 1"),  # set to 0: refused, as over HTTP
+        ({"prompt": "x", "thread_id": "t" * 129}, "thread_id"),
         ({"prompt": "x", "temperature": 3.0}, "temperature"),
         ({"prompt": "x", "top_p": 0.0}, "top_p"),
         # forced tool calls: one schema holds every tool's definitions, alike or refused

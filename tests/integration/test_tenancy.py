@@ -72,6 +72,10 @@ def test_bad_tenancy_input_is_refused_by_the_cli(mesh: Mesh) -> None:
     assert bad.returncode == 2 and "tenant names" in bad.stderr
     short = tenants(mesh, "add-key", "ok", "short")
     assert short.returncode == 2 and "at least 8" in short.stderr
+    url = subprocess.run([sys.executable, "-m", "ostinato.cli", "tenants", "--redis-url",
+                          "http://x", "list"], capture_output=True, text=True, timeout=30)
+    assert url.returncode == 2 and "--redis-url 'http://x'" in url.stderr
+    assert "Traceback" not in url.stderr
 
 
 def test_created_tenant_key_works_and_revoking_the_tenant_locks_it_out(mesh: Mesh) -> None:
