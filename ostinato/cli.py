@@ -278,7 +278,7 @@ def _up(args: argparse.Namespace) -> int:
         ep = mesh.start()
     except MeshStartError as exc:
         print(f"ostinato up: {exc}", file=sys.stderr)
-        mesh.close()
+        _kept_logs(mesh.close(keep_logs=True))
         return 1
     print("Ostinato mesh is up (engines are " + (
         "real SGLang servers launched by the workers)" if cfg.worker.engine == "sglang"
@@ -306,18 +306,25 @@ def _up(args: argparse.Namespace) -> int:
         for name, address in ep.metrics.items():
             print(f"    {name:<10} http://{address}/metrics")
     print("Press Ctrl-C to stop.", flush=True)
+    died = ""
     try:
         while not stop.wait(0.5):
             # with planner replicas, the mesh goes on while one planner lives
             for name, names in [("gateway", ["gateway"]), ("planner", list(ep.planners))]:
                 if all(mesh.child(n).poll() is not None for n in names):
                     print(f"ostinato up: {name} exited; stopping", file=sys.stderr)
+                    died = name
                     stop.set()
     finally:
         print("stopping mesh ...", flush=True)
-        mesh.close()
+        _kept_logs(mesh.close(keep_logs=bool(died)))  # why it died is in them
         print("stopped")
-    return 0
+    return 1 if died else 0
+
+
+def _kept_logs(path: Path | None) -> None:
+    if path is not None:
+        print(f"ostinato up: the services' logs are kept in {path}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

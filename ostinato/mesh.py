@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -298,10 +299,21 @@ class Mesh:
         self._note_metrics(name, started)  # a fresh metrics port unless one is configured
         return started
 
-    def close(self) -> None:
+    def close(self, *, keep_logs: bool = False) -> Path | None:
+        """Stops every child and removes the mesh's own working folder. `keep_logs` (a
+        service died, or the mesh did not start): the services' logs are copied out first,
+        to a folder of their own; its path (None when not kept, or already in a folder the
+        caller gave)."""
         self.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
+        if self._tmp is None:
+            return self.workdir / "logs" if keep_logs else None
+        kept = None
+        logs = self.workdir / "logs"
+        if keep_logs and logs.is_dir():
+            kept = Path(tempfile.mkdtemp(prefix="ostinato-logs-"))
+            shutil.copytree(logs, kept, dirs_exist_ok=True)
+        self._tmp.cleanup()
+        return kept
 
     def __enter__(self) -> Mesh:
         self.start()

@@ -5,6 +5,7 @@ right away and two meshes on different gateway ports serve side by side."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -159,7 +160,18 @@ def test_two_meshes_serve_side_by_side(tmp_path: Path,
     ups = [_ready(proc, tmp_path, g) for proc, (g, _) in zip(procs, ports, strict=True)]
     assert all(_call(up.gateway) for up in ups)
     children = set().union(*(up.children() for up in ups))
-    for up in ups:
-        up.proc.send_signal(signal.SIGTERM)
-    assert [up.proc.wait(timeout=30) for up in ups] == [0, 0]
+    # the first loses its planner: it stops, fails, and keeps the logs that say why
+    planner = next(p for p in ups[0].children()
+                   if b"\0planner\0" in Path(f"/proc/{p}/cmdline").read_bytes())
+    os.kill(planner, signal.SIGKILL)
+    assert ups[0].proc.wait(timeout=30) == 1
+    said = ups[0].output.read_text()
+    assert "planner exited" in said, said[-2000:]
+    kept = Path(said.split("logs are kept in ", 1)[1].split()[0])
+    try:
+        assert {p.name for p in kept.iterdir()} >= {"planner.log", "gateway.log"}
+    finally:
+        shutil.rmtree(kept)
+    ups[1].proc.send_signal(signal.SIGTERM)
+    assert ups[1].proc.wait(timeout=30) == 0
     _wait_gone(children)
