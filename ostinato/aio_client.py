@@ -23,7 +23,7 @@ from typing import Any, TypeVar, Unpack
 import grpc
 
 from ostinato.dag import DagEvent, DagResult, Graph, parse_event
-from ostinato.errors import Cancelled, OstinatoError, from_rpc_error
+from ostinato.errors import Cancelled, OstinatoError
 from ostinato.sdk_channel import GatewayRpcs, Tls, open_channel
 from ostinato.sdk_types import (
     CacheStats,
@@ -45,19 +45,19 @@ from ostinato.v1 import gateway_pb2
 R = TypeVar("R")
 
 
-async def _unary(response: Awaitable[R]) -> R:
+async def _unary(response: Awaitable[R], rpcs: GatewayRpcs) -> R:
     try:
         return await response
     except grpc.RpcError as exc:
-        raise from_rpc_error(exc) from None
+        raise rpcs.error(exc) from None
 
 
-async def _stream(call: grpc.aio.UnaryStreamCall[Any, R]) -> AsyncIterator[R]:
+async def _stream(call: grpc.aio.UnaryStreamCall[Any, R], rpcs: GatewayRpcs) -> AsyncIterator[R]:
     try:
         async for response in call:
             yield response
     except grpc.RpcError as exc:
-        raise from_rpc_error(exc) from None
+        raise rpcs.error(exc) from None
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if call.cancelled() and (task is None or not task.cancelling()):  # cancel(), not the task
@@ -73,9 +73,9 @@ class AsyncCallStream:
     delta, and `restarts` counts how often that happened. `text` is the answer so far."""
 
     def __init__(self, call: grpc.aio.UnaryStreamCall[gateway_pb2.CallRequest, gateway_pb2.CallChunk],
-                 on_done: Callable[[CallOutput], None],
+                 rpcs: GatewayRpcs, on_done: Callable[[CallOutput], None],
                  on_restart: Callable[[], None] | None = None) -> None:
-        self._call = call
+        self._call, self._rpcs = call, rpcs
         self._on_done = on_done
         self._on_restart = on_restart
         self.result: CallOutput | None = None
@@ -83,7 +83,7 @@ class AsyncCallStream:
         self.text = ""
 
     async def __aiter__(self) -> AsyncIterator[str]:
-        async for chunk in _stream(self._call):
+        async for chunk in _stream(self._call, self._rpcs):
             if chunk.restarted:
                 self.restarts += 1
                 self.text = ""
@@ -107,12 +107,13 @@ class AsyncDagStream:
     """Iterates over a declared program's events (ostinato.dag); `.result` gathers them."""
 
     def __init__(self, call: grpc.aio.UnaryStreamCall[gateway_pb2.RunProgramRequest,
-                                                      gateway_pb2.ProgramEvent]) -> None:
-        self._call = call
+                                                      gateway_pb2.ProgramEvent],
+                 rpcs: GatewayRpcs) -> None:
+        self._call, self._rpcs = call, rpcs
         self.result = DagResult()
 
     async def __aiter__(self) -> AsyncIterator[DagEvent]:
-        async for event in _stream(self._call):
+        async for event in _stream(self._call, self._rpcs):
             parsed = parse_event(event)
             self.result.record(event.program_id, parsed)
             yield parsed
@@ -149,8 +150,8 @@ class AsyncProgram:
         call = self._rpcs.call(gateway_pb2.CallRequest(program_id=self.program_id, call=spec,
                                                        whole=whole),
                                metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s)
-        return AsyncCallStream(call, lambda out: self._threads.record(thread_id, out.call_id),
-                               on_restart)
+        return AsyncCallStream(call, self._rpcs,
+                               lambda out: self._threads.record(thread_id, out.call_id), on_restart)
 
     async def call(self, **args: Unpack[PlacedCallArgs]) -> CallOutput:
         """Runs a call to completion; the arguments as `stream`'s (the answer comes whole:
@@ -166,7 +167,7 @@ class AsyncProgram:
         if self.summary is None:
             resp = await _unary(self._rpcs.end_program(
                 gateway_pb2.EndProgramRequest(program_id=self.program_id),
-                metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s))
+                metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s), self._rpcs)
             self.summary = parse_summary(resp.summary)
         return self.summary
 
@@ -183,7 +184,7 @@ class AsyncClient:
         """`timeout_s`: every operation's deadline (None: calls have none, other operations
         sdk_types.UNARY_DEADLINE_S). `tls`: True for TLS with the system's CAs, or a Tls."""
         self._channel = open_channel(address, tls)
-        self._rpcs = GatewayRpcs(self._channel, api_key, timeout_s)
+        self._rpcs = GatewayRpcs(self._channel, api_key, timeout_s, address)
 
     async def program(self, *, restart_on_failure: bool = False,
                       **options: Unpack[ProgramArgs]) -> AsyncProgram:
@@ -191,7 +192,7 @@ class AsyncClient:
         same one). `restart_on_failure`: its calls' default (see AsyncProgram.stream)."""
         resp = await _unary(self._rpcs.start_program(
             gateway_pb2.StartProgramRequest(options=program_options(**options)),
-            metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s))
+            metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s), self._rpcs)
         return AsyncProgram(self._rpcs, resp.program_id, restart_on_failure)
 
     def run_stream(self, graph: Graph, **options: Unpack[ProgramArgs]) -> AsyncDagStream:
@@ -200,7 +201,7 @@ class AsyncClient:
         run the DAG again)."""
         request = graph.request(program_options(**options))
         return AsyncDagStream(self._rpcs.run_program(request, metadata=self._rpcs.metadata(),
-                                                     timeout=self._rpcs.timeout_s))
+                                                     timeout=self._rpcs.timeout_s), self._rpcs)
 
     async def run(self, graph: Graph, **options: Unpack[ProgramArgs]) -> DagResult:
         """Runs a declared DAG to its end (see run_stream)."""
@@ -213,7 +214,7 @@ class AsyncClient:
         """The answer caches' counters of the gateway that answers."""
         return parse_cache_stats(await _unary(self._rpcs.cache_stats(
             gateway_pb2.CacheStatsRequest(), metadata=self._rpcs.metadata(),
-            timeout=self._rpcs.timeout_s)))
+            timeout=self._rpcs.timeout_s), self._rpcs))
 
     async def close(self) -> None:
         await self._channel.close()

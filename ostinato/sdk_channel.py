@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 from opentelemetry import propagate
 
+from ostinato.errors import OstinatoError, Unavailable, from_rpc_error
 from ostinato.sdk_types import CHANNEL_OPTIONS
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
 
@@ -59,7 +60,8 @@ class GatewayRpcs:
     metadata and deadline every RPC of one client carries."""
 
     def __init__(self, channel: grpc.aio.Channel, api_key: str | None,
-                 timeout_s: float | None) -> None:
+                 timeout_s: float | None, address: str = "") -> None:
+        self._channel, self.address = channel, address
         stub = gateway_pb2_grpc.GatewayStub(channel)  # type: ignore[no-untyped-call]
         self.start_program: grpc.aio.UnaryUnaryMultiCallable[
             gateway_pb2.StartProgramRequest, gateway_pb2.StartProgramResponse] = stub.StartProgram
@@ -73,6 +75,18 @@ class GatewayRpcs:
             gateway_pb2.CacheStatsRequest, gateway_pb2.CacheStatsResponse] = stub.CacheStats
         self._auth = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self.timeout_s = timeout_s  # None: calls have none, other RPCs sdk_types.UNARY_DEADLINE_S
+
+    def error(self, exc: grpc.RpcError) -> OstinatoError:
+        """The exception for a failed RPC. One that ran out of time while the channel was
+        failing to connect (RPCs wait for the gateway, so that a restarting one is waited
+        for) says so: Unavailable, naming the address, not a bare "Deadline Exceeded"."""
+        code = getattr(exc, "code", lambda: None)()
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED and \
+                self._channel.get_state() == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+            return Unavailable(grpc.StatusCode.UNAVAILABLE,
+                               f"cannot reach the gateway at {self.address or 'its address'}: "
+                               "no connection before the deadline")
+        return from_rpc_error(exc)
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """The API key, and the caller's current OpenTelemetry context (W3C traceparent) so

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 import ostinato
+from cache.redis_server import free_port
 from gateway.program_ids import inner_id
 from ostinato.mesh import Mesh
 from tests.examples.mesh_records import program_calls
@@ -108,6 +109,15 @@ def test_each_refusal_raises_its_exception(mesh: Mesh, run: Any, client_args: di
     with pytest.raises(error) as err:
         run(mesh.endpoints.gateway, client_args, call_args)
     assert type(err.value) is error and err.value.message
+
+
+@pytest.mark.parametrize("run", [_sync, _async])
+def test_an_unreachable_gateway_is_unavailable_and_named(run: Any) -> None:
+    """Nothing listens there: the SDK waits for the gateway until the deadline (a restarting
+    one comes back), then says it could not reach it, not a bare "Deadline Exceeded"."""
+    address = f"127.0.0.1:{free_port()}"
+    with pytest.raises(ostinato.Unavailable, match=f"cannot reach the gateway at {address}"):
+        run(address, {"timeout_s": 1.5}, {})
 
 
 def test_a_call_id_used_twice_and_a_call_after_the_end(mesh: Mesh) -> None:
