@@ -352,6 +352,9 @@ class ClusterSim:
                       block_hashes=st.hashes[cidx])  # the engine need not hash them again
             self.engines[e_idx].submit(req, now)
             touched.append(e_idx)
+        # What the live service persists after each dispatch (planner/service.py `pump`): the
+        # simulator has no store, and an outbox never taken held every call's record to the end.
+        self.core.take_events()
         return touched
 
     def _report_progress(self, engine: SimEngineCore) -> None:

@@ -185,6 +185,35 @@ def test_the_planner_learns_only_what_live_clients_and_workers_tell_it() -> None
 
 
 
+def test_the_planners_outbox_is_taken_after_each_dispatch_as_the_live_service_does() -> None:
+    spec = parse_spec(two_call_spec(programs=3, rate=2.0))
+    sim = ClusterSim(generate(spec), "default", PROFILE, ClusterConfig(engines=1))
+    core = sim.core
+    real_dispatch, real_take = core.dispatch, core.take_events
+    taken: list = []
+    left_before_dispatch: list[int] = []
+
+    def dispatch():  # type: ignore[no-untyped-def]
+        left_before_dispatch.append(len(core._events))
+        return real_dispatch()
+
+    def take():  # type: ignore[no-untyped-def]
+        events = real_take()
+        taken.extend(events)
+        return events
+
+    core.dispatch, core.take_events = dispatch, take  # type: ignore[method-assign]
+    run = sim.run()
+    assert all(o.finished > 0 for o in run.outcomes)
+    # every call's changes (queued, running, done) and every program's were taken; none left
+    # behind to hold ended calls' records until the run ends
+    assert core._events == []
+    assert sum(type(e).__name__ == "CallChanged" for e in taken) >= 3 * len(run.calls)
+    assert {type(e).__name__ for e in taken} >= {"ProgramRegistered", "ProgramEnded"}
+    # between two dispatches only one event's changes pile up (a submission, a completion)
+    assert max(left_before_dispatch) <= 4
+
+
 @pytest.mark.parametrize("ends", [True, False])
 def test_programs_clients_do_not_end_are_conversations_the_planner_expires(ends: bool) -> None:
     # an OpenAI-compatible client never ends its program: the simulator leaves it to the
