@@ -9,15 +9,18 @@ worker's Stats), bounded; none is a sleep.
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from collections.abc import Iterator
 
 import grpc
 import pytest
+import redis
 
+from cache import keys
 from ostinato.mesh import Mesh
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
-from tests.integration.test_faults import hang, in_thread, record, start_mesh, wait_for, worker_running
+from tests.integration.test_faults import hang, in_thread, start_mesh, wait_for, worker_running
 from tests.prometheus_text import parse, value
 
 WORKER = "worker-0"
@@ -71,7 +74,10 @@ def _start_on_worker(mesh: Mesh, program_id: str, grant: planner_pb2.Grant) -> N
 
 
 def _state(mesh: Mesh, program_id: str, call_id: str) -> str:
-    return str(record(mesh, program_id, call_id).get("state", ""))
+    """The call's state in Redis; `program_id` is the planner's own (no gateway named it)."""
+    r = redis.Redis.from_url(mesh.endpoints.redis_url, decode_responses=True)
+    raw = r.hget(keys.program_calls(program_id), call_id)
+    return str(json.loads(raw).get("state", "")) if raw else ""
 
 
 def _unstarted_total(mesh: Mesh) -> float:
