@@ -19,12 +19,28 @@ from cache.tenancy import TenantLimits
 PERIOD_S = 60.0
 
 # KEYS: calls bucket, tokens bucket. ARGV: rpm, tpm (0: unlimited), tokens, mode
-# ("admit": check both and take 1 call + tokens; "charge": add tokens unconditionally).
+# ("admit": check both and take 1 call + tokens; "charge": add tokens unconditionally;
+# "refund": give back 1 call + tokens that an admitted call did not use).
 # Returns {admitted 0/1, retry_after in ms}.
 _GCRA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1e6
 local period = 60.0
+if ARGV[4] == 'refund' then
+  local function give_back(key, limit, cost)
+    if limit <= 0 or cost <= 0 then return end
+    local tat = tonumber(redis.call('GET', key) or '0')
+    local back = tat - cost * period / limit
+    if back <= now then
+      redis.call('DEL', key)
+    else
+      redis.call('SET', key, tostring(back), 'PX', math.ceil((back - now) * 1000) + 1)
+    end
+  end
+  give_back(KEYS[1], tonumber(ARGV[1]), 1)
+  give_back(KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))
+  return {1, 0}
+end
 local function plan(key, limit, cost)
   if limit <= 0 or cost <= 0 then return nil, 0 end
   local interval = period / limit
@@ -69,6 +85,13 @@ class Quotas:
             keys=[quota_calls(tenant), quota_tokens(tenant)],
             args=[limits.rpm, limits.tpm, prompt_tokens, "admit"])
         return QuotaDecision(bool(admitted), int(wait_ms) / 1000.0)
+
+    async def refund(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> None:
+        """Gives back what `admit` took for a call that was refused before it ran (invalid:
+        the engine would not take it), as if it had not been asked."""
+        if limits.rpm or limits.tpm:
+            await self._script(keys=[quota_calls(tenant), quota_tokens(tenant)],
+                               args=[limits.rpm, limits.tpm, prompt_tokens, "refund"])
 
     async def charge(self, tenant: str, limits: TenantLimits, tokens: int) -> None:
         """Adds `tokens` (a finished call's completion) to the tenant's tokens bucket."""

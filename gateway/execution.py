@@ -147,7 +147,7 @@ class CallExecutor:
         policy = self.cache_policy(call)
         prepared = self._prepare(call)
         limits = self._tenancy().limits_of(tenant)
-        await self._admit(tenant, limits, len(prepared[0].ids))
+        metered = await self._admit(tenant, limits, len(prepared[0].ids))
         exact = exact_digest(tenant, call) if (
             policy.mode is not CacheMode.OFF and deterministic(call)) else None
         semantic = semantic_key(tenant, call) if policy.mode is CacheMode.SEMANTIC else None
@@ -172,6 +172,23 @@ class CallExecutor:
                     timings=common_pb2.CallTimings(total_s=time.monotonic() - start))
                 return
         report_later = implicit or (new_program is not None and new_program.one_call)
+        try:
+            async for item in self._through_mesh(tenant, program_id, call, timeout_s, start,
+                                                 prepared, new_program, resend, report_later,
+                                                 whole, limits, exact, semantic):
+                yield item
+        except CallFailed as exc:
+            if metered and exc.code == grpc.StatusCode.INVALID_ARGUMENT:
+                self._refund(tenant, limits, len(prepared[0].ids))  # refused: nothing served
+            raise
+
+    async def _through_mesh(
+        self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
+        start: float, prepared: tuple[PreparedPrompt, int], new_program: NewProgram | None,
+        resend: bool, report_later: bool, whole: bool, limits: TenantLimits,
+        exact: str | None, semantic: str | None,
+    ) -> AsyncIterator[CallItem]:
+        """The call run by a worker; its completion charged, its answer stored."""
         async for item in self._run(tenant, program_id, call, timeout_s, start, prepared,
                                     new_program, resend, report_later, whole):
             if isinstance(item, common_pb2.CallResult):
@@ -211,19 +228,20 @@ class CallExecutor:
             "utf-8", "ignore")
         return prompt, shared_token_count(prompt.ids, self._tokenize(shared_text))
 
-    async def _admit(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> None:
-        """The tenant's quotas take this call and its prompt tokens, or it is refused
-        (RESOURCE_EXHAUSTED, with when to retry). Redis out of reach: served unmetered."""
+    async def _admit(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> bool:
+        """The tenant's quotas take this call and its prompt tokens (True), or it is refused
+        (RESOURCE_EXHAUSTED, with when to retry). No quota, or Redis out of reach: served
+        unmetered (False)."""
         if self._quotas is None or not (limits.rpm or limits.tpm):
-            return
+            return False
         try:
             async with asyncio.timeout(self._quota_timeout_s):
                 decision = await self._quotas.admit(tenant, limits, prompt_tokens)
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("quotas unavailable: call not metered", tenant=tenant, error=repr(exc))
-            return
+            return False
         if decision.admitted:
-            return
+            return True
         if decision.retry_after_s <= 0:
             raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED,
                              f"the prompt's {prompt_tokens} tokens exceed tenant {tenant!r}'s "
@@ -244,6 +262,16 @@ class CallExecutor:
                     await self._quotas.charge(tenant, limits, completion_tokens)  # type: ignore[union-attr]
 
         self._spawn(charge())
+
+    def _refund(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> None:
+        """A call refused as invalid (by the engine, or the planner) is not charged: what
+        `_admit` took goes back (not awaited)."""
+        async def refund() -> None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(self._quota_timeout_s):
+                    await self._quotas.refund(tenant, limits, prompt_tokens)  # type: ignore[union-attr]
+
+        self._spawn(refund())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

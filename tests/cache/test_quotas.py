@@ -64,3 +64,31 @@ async def test_tenants_do_not_share_buckets(quotas: Quotas) -> None:
     assert (await quotas.admit(a, limits, 0)).admitted
     assert not (await quotas.admit(a, limits, 0)).admitted
     assert (await quotas.admit(b, limits, 0)).admitted
+
+
+@pytest.mark.parametrize(("limits", "taken", "refunded", "then", "admitted"), [
+    # (limits, prompt tokens admitted, how many of those calls are refunded, next request's
+    #  tokens, whether it fits)
+    (TenantLimits(rpm=2), [1, 1], 1, 1, True),  # one of two calls given back: room for one
+    (TenantLimits(rpm=2), [1, 1], 0, 1, False),
+    (TenantLimits(tpm=300), [200], 1, 300, True),  # its tokens back too
+    (TenantLimits(tpm=300), [200], 0, 300, False),
+    (TenantLimits(rpm=1, tpm=100), [60], 1, 100, True),
+])
+async def test_a_refused_call_gives_back_what_it_took(
+        quotas: Quotas, limits: TenantLimits, taken: list[int], refunded: int, then: int,
+        admitted: bool) -> None:
+    tenant = _tenant()
+    for n in taken:
+        assert (await quotas.admit(tenant, limits, n)).admitted
+    for n in taken[:refunded]:
+        await quotas.refund(tenant, limits, n)
+    assert (await quotas.admit(tenant, limits, then)).admitted is admitted
+
+
+async def test_a_refund_never_gives_more_than_a_full_bucket(quotas: Quotas) -> None:
+    tenant, limits = _tenant(), TenantLimits(rpm=2)
+    for _ in range(3):  # refunds of nothing taken
+        await quotas.refund(tenant, limits, 0)
+    got = [(await quotas.admit(tenant, limits, 0)).admitted for _ in range(3)]
+    assert got == [True, True, False]

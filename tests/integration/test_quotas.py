@@ -190,3 +190,36 @@ def test_conversations_that_nobody_ends_do_not_lock_a_tenant_out(mesh: Mesh) -> 
             stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=opened.program_id),
                             metadata=md, timeout=10)
     served(6)
+
+
+def _post(mesh: Mesh, key: str, body: dict[str, object]) -> int:
+    request = urllib.request.Request(
+        f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_calls_the_engine_refuses_as_invalid_are_not_charged(mesh: Mesh) -> None:
+    """A schema the engine cannot serve (valid JSON Schema, no value can meet it) is a 400
+    from the engine; the tenant's calls per minute are given back, so three of them leave
+    its whole minute (3 calls) for calls that are served."""
+    key = _create(mesh, "quota-refund", "--rpm", "3")
+    impossible = {"messages": USER, "max_tokens": 4, "response_format": {
+        "type": "json_schema", "json_schema": {"name": "n", "schema": {
+            "allOf": [{"type": "string"}, {"type": "integer"}]}}}}
+
+    def refused() -> None:
+        status = _post(mesh, key, impossible)
+        assert status != 401, "not reloaded yet"
+        assert status == 400
+
+    eventually(refused)
+    assert [_post(mesh, key, impossible) for _ in range(2)] == [400, 400]
+    served = {"messages": USER, "max_tokens": 4}
+    assert [_post(mesh, key, served) for _ in range(3)] == [200, 200, 200]
+    assert _post(mesh, key, served) == 429  # the quota still holds
