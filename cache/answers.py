@@ -138,6 +138,13 @@ class AnswerCache:
             self.index = VectorSetIndex(self._redis, self._r, self._ttl_ms)
             await self._start_index()
 
+    async def entries_of(self, tenant: str) -> int:
+        """`tenant`'s entries in the semantic index (0 while Redis is out of reach)."""
+        try:
+            return await self._r(self.index.count(tenant))
+        except RedisDown:
+            return 0
+
     # ---- lookup -----------------------------------------------------------------------
 
     async def lookup(self, tenant: str, exact_digest: str | None, semantic: SemanticKey | None,
@@ -146,7 +153,7 @@ class AnswerCache:
         try:
             return await self._lookup(tenant, exact_digest, semantic, threshold)
         except RedisDown:
-            self.metrics.count("miss")
+            self.metrics.count("miss", tenant=tenant)
             return None
         finally:
             self.metrics.lookup_ms((time.perf_counter() - start) * 1000)
@@ -156,10 +163,10 @@ class AnswerCache:
         if exact_digest is not None:
             raw = await self._r(self._redis.get(keys.exact_entry(tenant, exact_digest)))
             if raw is not None:
-                self.metrics.count("hit_exact")
+                self.metrics.count("hit_exact", tenant=tenant)
                 return Hit("exact", Answer.from_json(raw))
         if semantic is None or self._embedder is None:
-            self.metrics.count("miss")
+            self.metrics.count("miss", tenant=tenant)
             return None
         vector = await self._embedder.embed(semantic.text)
         near = [c for c in await self.index.nearest(tenant, semantic.context, vector, self._k)
@@ -177,12 +184,12 @@ class AnswerCache:
                     continue
                 reason = near_miss(semantic.text, text.decode())
                 if reason is not None:
-                    self.metrics.count("near_miss_rejected")
-                    self.metrics.count(f"near_miss:{reason}")
+                    self.metrics.count("near_miss_rejected", tenant=tenant)
+                    self.metrics.count(f"near_miss:{reason}", tenant=tenant)
                     continue
-                self.metrics.count("hit_semantic")
+                self.metrics.count("hit_semantic", tenant=tenant)
                 return Hit("semantic", Answer.from_json(answer), cand.similarity)
-        self.metrics.count("miss")
+        self.metrics.count("miss", tenant=tenant)
         return None
 
     # ---- store ------------------------------------------------------------------------
@@ -196,7 +203,7 @@ class AnswerCache:
             if semantic is not None and self._embedder is not None:
                 await self._store_semantic(tenant, semantic, answer)
         except RedisDown:
-            self.metrics.count("store_skipped")
+            self.metrics.count("store_skipped", tenant=tenant)
 
     async def _store_semantic(self, tenant: str, semantic: SemanticKey, answer: Answer) -> None:
         vector = await self._embedder.embed(semantic.text)  # type: ignore[union-attr]
@@ -218,7 +225,7 @@ class AnswerCache:
         pipe.zcard(index_key)
         results: list[Any] = await self._r(pipe.execute())
         self.index.added(tenant, entry_id, semantic.context, vector)
-        self.metrics.count("stored_semantic")
+        self.metrics.count("stored_semantic", tenant=tenant)
         expired = [raw.decode() for raw in results[-2]]
         if expired:
             await self._remove(tenant, expired)
@@ -226,7 +233,7 @@ class AnswerCache:
         if over > 0:
             oldest = await self._r(self._redis.zpopmin(index_key, over))
             await self._remove(tenant, [raw.decode() for raw, _ in oldest])
-            self.metrics.count("evicted", len(oldest))
+            self.metrics.count("evicted", len(oldest), tenant)
         self.metrics.index_entries = len(self.index)
 
     async def _remove(self, tenant: str, entry_ids: list[str]) -> None:

@@ -11,14 +11,26 @@ from dataclasses import dataclass, field
 @dataclass
 class CacheMetrics:
     counts: Counter[str] = field(default_factory=Counter)  # e.g. hit_exact, near_miss:numbers differ
+    # The same, per tenant, for events that are a tenant's (a lookup's outcome, a store):
+    # what a tenant is shown of the caches (CacheStats) is its own activity, never another's.
+    by_tenant: dict[str, Counter[str]] = field(default_factory=dict)
     _latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     index_entries: int = 0
     redis_up: bool = True
     # Told every lookup's latency in seconds (the gateway's Prometheus histogram).
     on_lookup_s: Callable[[float], None] | None = None
 
-    def count(self, name: str, n: int = 1) -> None:
+    def count(self, name: str, n: int = 1, tenant: str | None = None) -> None:
         self.counts[name] += n
+        if tenant is not None:
+            self.by_tenant.setdefault(tenant, Counter())[name] += n
+
+    def tenant_counts(self, tenant: str) -> dict[str, int]:
+        """`tenant`'s own events, and the mesh's Redis errors (no tenant's activity)."""
+        own = dict(self.by_tenant.get(tenant, ()))
+        if self.counts["redis_error"]:
+            own["redis_error"] = self.counts["redis_error"]
+        return own
 
     def lookup_ms(self, ms: float) -> None:
         self._latency_ms.append(ms)

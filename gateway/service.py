@@ -70,14 +70,15 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
 
     async def CacheStats(self, request, context):
         async def work() -> gateway_pb2.CacheStatsResponse:
-            self._tenant(context)
+            tenant = self._tenant(context)
             cache = self._core.cache
             if cache is None:
                 return gateway_pb2.CacheStatsResponse(enabled=False)
-            m = cache.metrics
+            m = cache.metrics  # the caller's own events and entries: no other tenant's
             return gateway_pb2.CacheStatsResponse(
-                enabled=True, redis_up=m.redis_up, counts=dict(m.counts),
-                index_entries=len(cache.index), lookup_ms_p50=m.percentile_ms(0.5),
+                enabled=True, redis_up=m.redis_up, counts=m.tenant_counts(tenant),
+                index_entries=await cache.entries_of(tenant),
+                lookup_ms_p50=m.percentile_ms(0.5),
                 lookup_ms_p99=m.percentile_ms(0.99), server_vector_search=cache.vector_search)
         return await _unary(context, work)
 

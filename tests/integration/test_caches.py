@@ -40,10 +40,10 @@ def ask(mesh: Mesh, key: str, text: str, **kw) -> ostinato.CallOutput:  # type: 
                       temperature=0.0, **kw)
 
 
-def stats(mesh: Mesh) -> gateway_pb2.CacheStatsResponse:
+def stats(mesh: Mesh, key: str = "key-acme") -> gateway_pb2.CacheStatsResponse:
     with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
         return gateway_pb2_grpc.GatewayStub(channel).CacheStats(
-            gateway_pb2.CacheStatsRequest(), metadata=[("x-api-key", "key-acme")], timeout=5)
+            gateway_pb2.CacheStatsRequest(), metadata=[("x-api-key", key)], timeout=5)
 
 
 def test_exact_cache_serves_the_same_tenant_only(cache_mesh: Mesh) -> None:
@@ -93,6 +93,10 @@ def test_semantic_cache_paraphrase_hits_near_miss_and_other_tenant_do_not(cache_
     # vector sets are the index, else the in-process one
     assert s.server_vector_search is (find_vector_redis() is not None)
     assert s.counts["near_miss_rejected"] >= 1 and s.index_entries >= 2
+    # globex sees its own activity only: one miss, its one entry, none of acme's hits
+    theirs = stats(cache_mesh, "key-globex")
+    assert "hit_semantic" not in theirs.counts and "near_miss_rejected" not in theirs.counts
+    assert theirs.index_entries == 1 and theirs.counts["stored_semantic"] == 1
 
 
 def test_a_cached_call_can_be_a_parent(cache_mesh: Mesh) -> None:
