@@ -103,8 +103,9 @@ def test_no_prompt_output_or_key_in_any_log(tmp_path: Path) -> None:
         _leave_mid_stream(mesh)
     finally:
         mesh.close()
-    gateway_log = (Path(mesh.endpoints.log_dir) / "gateway.log").read_text(errors="replace")
-    assert "Traceback" not in gateway_log and "ConnectionResetError" not in gateway_log
+    for log in Path(mesh.endpoints.log_dir).glob("*.log"):  # a client gone is no one's error
+        text = log.read_text(errors="replace")
+        assert "Traceback" not in text and "ConnectionResetError" not in text, log.name
     # distinctive pieces of each answer (the sim engine's text), not short common words
     pieces = {w for text in outputs for w in text.split() if len(w) >= 10}
     assert outputs and all(outputs)

@@ -11,6 +11,7 @@ new requests, /health_generate and running streams wait until {"hang": false}.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -232,14 +233,18 @@ async def generate(request: web.Request) -> web.StreamResponse:
     # connection goes back to its pool; every sample ends with a finished event, an
     # aborted one too).
     finished, last = 0, len(reqs)
-    async for payload in _merged(engine, reqs, top):
-        await running.wait()
-        event = b"data: " + json.dumps(payload).encode() + b"\n\n"
-        finished += payload["meta_info"]["finish_reason"] is not None
-        if finished == last:
-            await resp.write_eof(event + b"data: [DONE]\n\n")
-        else:
-            await resp.write(event)
+    async with contextlib.aclosing(_merged(engine, reqs, top)) as payloads:
+        try:
+            async for payload in payloads:
+                await running.wait()
+                event = b"data: " + json.dumps(payload).encode() + b"\n\n"
+                finished += payload["meta_info"]["finish_reason"] is not None
+                if finished == last:
+                    await resp.write_eof(event + b"data: [DONE]\n\n")
+                else:
+                    await resp.write(event)
+        except ConnectionResetError:  # the client left mid-stream (SGLang aborts its requests)
+            pass  # closing the payloads ends the samples still running in the engine
     return resp
 
 
