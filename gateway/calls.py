@@ -60,7 +60,11 @@ def _check_tools(call: common_pb2.CallSpec) -> None:
             raise InvalidCall(f"tools[{i}].function.name {tool.name!r} is declared twice", "tools")
         names.add(tool.name)
         if tool.parameters_json:
-            _json_schema(tool.parameters_json, f"tools[{i}].function.parameters")
+            where = f"tools[{i}].function.parameters"
+            _json_schema(tool.parameters_json, where)
+            if json.loads(tool.parameters_json).get("type", "object") not in ("object", ["object"]):
+                raise InvalidCall(f"{where} must describe a JSON object (\"type\": \"object\"): "
+                                  "a call's arguments are one", where)
     choice = call.tool_choice
     if choice.mode in (_MODE.TOOL_CHOICE_MODE_REQUIRED, _MODE.TOOL_CHOICE_MODE_FUNCTION) \
             and not call.tools:
@@ -170,6 +174,8 @@ def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.
         raise InvalidCall("call_id must be at most 128 characters and contain no '/'", "ostinato")
     if len(call.thread_id) > 128:  # stored with every call record and conversation entry
         raise InvalidCall("thread_id must be at most 128 characters", "ostinato")
+    if not all(call.parent_call_ids):
+        raise InvalidCall("parent_call_ids holds an empty id", "ostinato")
     if call.call_id in call.parent_call_ids:
         raise InvalidCall("a call cannot be its own parent", "ostinato")
     _check_sampling(call, limits)

@@ -75,6 +75,13 @@ def _json_schema() -> Schema:
                    "values has the schema's type) is refused by the engine: 400.")
 
 
+# A tool's parameters: the schema of a JSON object (a call's arguments are one). One that
+# admits no object (say, an enum of none) is refused by the engine when it calls the tool.
+PARAMETERS: Schema = {"allOf": [ref("JsonSchema"), {"properties": {"type": {
+    "enum": ["object", ["object"]]}}}], "description": "the JSON schema of the arguments: "
+    "an object (\"type\", when given, is \"object\")"}
+
+
 def _messages(cfg: GatewayConfig) -> dict[str, Schema]:
     part = obj({"type": {"const": "text"}, "text": text()}, ("type", "text"), closed=False)
     content = {"oneOf": [text(maxLength=cfg.max_prompt_chars),
@@ -120,7 +127,7 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         "name": text("1 to 64 letters, digits, _ or -; unique among the tools",
                      pattern="^[A-Za-z0-9_-]{1,64}$"),
         "description": nullable(text()), "strict": nullable({"type": "boolean"}),
-        "parameters": nullable(ref("JsonSchema")),
+        "parameters": nullable(PARAMETERS),
     }, ("name",), closed=False)}, ("type", "function"), closed=False)
     named_choice = obj({"type": {"const": "function"}, "function": obj(
         {"name": text("one of the tools")}, ("name",), closed=False)}, ("type", "function"),
@@ -135,7 +142,7 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         "call_id": text("the call's id in its program (at most 128 characters, no '/'; not "
                         "among its parents)", maxLength=128, pattern="^[^/]*$"),
         "thread_id": text("its thread (parallel branch)"),
-        "parent_call_ids": {"type": "array", "items": text(), "description": (
+        "parent_call_ids": {"type": "array", "items": text(minLength=1), "description": (
             "calls of the same program it depends on (with X-Ostinato-Program)")},
         "expected_output_tokens": nullable({"type": "integer", "description": (
             "a hint for the planner (taken within 0 to 2^32 - 1)")}),
