@@ -1,9 +1,10 @@
-"""An OpenAI Agents SDK agent on the gateway: an `Agent` with function tools, on the SDK's
-chat-completions model (`OpenAIChatCompletionsModel`) over an `AsyncOpenAI` client whose
-base URL is the gateway's OpenAI-compatible API, run by the `Runner`.
+"""An OpenAI Agents SDK agent on the gateway: an `Agent` with function tools over an
+`AsyncOpenAI` client whose base URL is the gateway's OpenAI-compatible API, run by the
+`Runner`. Its model is the SDK's default, `OpenAIResponsesModel` (the Responses API,
+POST /v1/responses), or with `--api chat` the SDK's `OpenAIChatCompletionsModel`.
 
     python examples/openai_agents_sdk_agent.py --base-url http://127.0.0.1:8080/v1 --api-key KEY \
-        [--question "..."]
+        [--api responses|chat] [--question "..."]
 
 The tools are the plain functions of agent_tools.py. The Agents SDK's own trace export goes
 to OpenAI's servers by default; it is turned off here (the mesh has its own traces).
@@ -21,7 +22,9 @@ import agent_tools
 import openai
 from agents import (
     Agent,
+    Model,
     OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
     Runner,
     RunResult,
     ToolCallItem,
@@ -53,18 +56,19 @@ def search_docs(query: Annotated[str, Field(description="Words to look for",
 
 
 async def run_async(base_url: str, api_key: str, question: str = QUESTION, max_turns: int = 6,
-                    model: str = MODEL) -> RunResult:
+                    model: str = MODEL, api: str = "responses") -> RunResult:
     set_tracing_disabled(True)
     async with openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0) as client:
+        llm: Model = (OpenAIResponsesModel(model=model, openai_client=client) if api == "responses"
+                      else OpenAIChatCompletionsModel(model=model, openai_client=client))
         agent = Agent(name="lyon-guide", instructions=INSTRUCTIONS,
-                      tools=[calculator, search_docs],
-                      model=OpenAIChatCompletionsModel(model=model, openai_client=client))
+                      tools=[calculator, search_docs], model=llm)
         return await Runner.run(agent, question, max_turns=max_turns)
 
 
 def run(base_url: str, api_key: str, question: str = QUESTION, max_turns: int = 6,
-        model: str = MODEL) -> RunResult:
-    return asyncio.run(run_async(base_url, api_key, question, max_turns, model))
+        model: str = MODEL, api: str = "responses") -> RunResult:
+    return asyncio.run(run_async(base_url, api_key, question, max_turns, model, api))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,9 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--base-url", default="http://127.0.0.1:8080/v1")
     parser.add_argument("--api-key", required=True, help="a tenant's key")
     parser.add_argument("--model", default=MODEL)
+    parser.add_argument("--api", choices=("responses", "chat"), default="responses",
+                        help="the Responses API (the SDK's default) or chat completions")
     parser.add_argument("--question", default=QUESTION)
     args = parser.parse_args(argv)
-    result = run(args.base_url, args.api_key, args.question, model=args.model)
+    result = run(args.base_url, args.api_key, args.question, model=args.model, api=args.api)
     for item in result.new_items:
         if isinstance(item, ToolCallItem) and isinstance(item.raw_item, ResponseFunctionToolCall):
             print(f"tool call   {item.raw_item.name}({item.raw_item.arguments})")

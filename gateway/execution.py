@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from cache.answers import Answer, AnswerCache
 from cache.block_hash import Tokenize, prefix_block_hashes, shared_token_count
-from cache.fingerprint import deterministic, exact_digest, semantic_key
+from cache.fingerprint import SemanticKey, deterministic, exact_digest, semantic_key
 from cache.modes import CacheMode, CachePolicy, InvalidCachePolicy, from_proto
 from cache.quotas import Quotas
 from cache.tenancy import Tenancy, TenantLimits
@@ -186,7 +186,7 @@ class CallExecutor:
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
         start: float, prepared: tuple[PreparedPrompt, int], new_program: NewProgram | None,
         resend: bool, report_later: bool, whole: bool, limits: TenantLimits,
-        exact: str | None, semantic: str | None,
+        exact: str | None, semantic: SemanticKey | None,
     ) -> AsyncIterator[CallItem]:
         """The call run by a worker; its completion charged, its answer stored."""
         async for item in self._run(tenant, program_id, call, timeout_s, start, prepared,

@@ -3,6 +3,8 @@
     POST /v1/chat/completions          chat; tools, structured output, logprobs, n; SSE with
                                        "stream": true (tool calls as OpenAI's deltas)
     POST /v1/completions               a raw prompt, no chat template
+    POST /v1/responses                 OpenAI's Responses API (gateway/responses_api.py): input
+                                       items, function tools, text.format; SSE events
     GET  /v1/models                    the served model
     POST /v1/programs                  start a program: {"deadline_s", "program_class", "program_id"}
     POST /v1/programs/{id}/end         end it; returns its summary
@@ -60,6 +62,7 @@ from gateway.openai_response import (
     usage_json,
 )
 from gateway.openapi import document
+from gateway.responses_api import respond
 from ostinato.v1 import common_pb2
 from tracing.http_middleware import tracing_middleware
 
@@ -108,6 +111,7 @@ class OpenAiApi:
         app.add_routes([
             web.post("/v1/chat/completions", self.chat_completions),
             web.post("/v1/completions", self.completions),
+            web.post("/v1/responses", self.responses),
             web.get("/v1/models", self.models),
             web.get("/v1/models/{model:.+}", self.model),  # ids may hold "/" (sim/llama...)
             web.post("/v1/programs", self.start_program),
@@ -254,6 +258,11 @@ class OpenAiApi:
             text_completion_json(f"cmpl-{uuid.uuid4().hex}", model, int(time.time()),
                                  placed.client_program_id, placed.call, result),
             headers={HIT_HEADER: hit_header(result.cache_hit)})
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        tenant = self._tenant(request)
+        return await respond(self._core, request, tenant, await self._json(request),
+                             self._place, self._result)
 
     async def _result(self, tenant: str, placed: Placement) -> common_pb2.CallResult:
         """A call answered whole (not streamed): its text comes with the result."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from cache.modes import HIT_HEADER, REQUEST_HEADER
 from gateway.openapi_requests import NULL, Schema, nullable, obj, ref, request_schemas, text
+from gateway.openapi_responses import response_request_schemas, response_schema
 from ostinato.config import GatewayConfig
 
 OPEN_ROUTES = frozenset({"/health", "/openapi.json"})  # no API key needed
@@ -34,8 +35,10 @@ def _schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         "queue_s": {"type": "number"}, "total_s": {"type": "number"},
     }, ("program_id", "call_id"), description="where the call ran in the mesh")
     head = {"id": text(), "created": {"type": "integer"}, "model": text()}
+    requests = request_schemas(cfg)
     return {
-        **request_schemas(cfg), "Usage": usage, "Ostinato": ostinato,
+        **requests, **response_request_schemas(cfg, requests["ChatCompletionRequest"]),
+        "Response": response_schema(), "Usage": usage, "Ostinato": ostinato,
         "ChatCompletion": obj({**head, "object": {"const": "chat.completion"}, "choices": {
             "type": "array", "items": obj({"index": {"type": "integer"}, "message": reply,
                                             "finish_reason": text(), "logprobs": logprobs},
@@ -110,7 +113,8 @@ def _json(schema: Schema, description: str, headers: dict[str, Any] | None = Non
 _HIT = {HIT_HEADER: {"description": "whether the answer came from a cache",
                      "schema": {"enum": ["miss", "exact", "semantic"]}}}
 _CALL_PARAMS = [
-    {"name": "X-Ostinato-Program", "in": "header", "required": False, "schema": text(),
+    {"name": "X-Ostinato-Program", "in": "header", "required": False,
+     "schema": text(maxLength=128, pattern="^[^/]*$"),
      "description": "the program the call runs in; without it, the program whose "
                     "conversation it continues, else a new program (which expires when idle)"},
     {"name": REQUEST_HEADER, "in": "header", "required": False,
@@ -125,18 +129,26 @@ _SSE_EVENT = obj({"data": text("a chunk as JSON (`chat.completion.chunk` or `tex
 _CALL_ERRORS = (400, 401, 404, 409, 413, 429, 503, 504)
 
 
-def _call_op(summary: str, request: str, answer: str, description: str) -> Schema:
+_RESPONSE_EVENT = obj({"event": text("the event's type"), "data": text(
+    "the event as JSON: response.created, response.output_text.delta, ..., and last "
+    "response.completed (or response.incomplete, or response.failed with the error)")},
+    ("data",), closed=False, description="one server-sent event")
+
+
+def _call_op(summary: str, request: str, answer: str, description: str,
+             events: Schema = _SSE_EVENT,
+             streamed: str = "server-sent events (`data: {chunk}` lines ending with `data: "
+                             "[DONE]`; an error after the first chunk arrives as `data: "
+                             "{\"error\": ...}`)") -> Schema:
     return {
         "summary": summary, "description": description, "parameters": _CALL_PARAMS,
         "requestBody": {"required": True, "content": {"application/json": {
             "schema": ref(request)}}},
         "responses": {"200": {
-            "description": "the answer; with `stream: true`, server-sent events (`data: "
-                           "{chunk}` lines ending with `data: [DONE]`; an error after the first "
-                           "chunk arrives as `data: {\"error\": ...}`)",
+            "description": f"the answer; with `stream: true`, {streamed}",
             "headers": _HIT,
             "content": {"application/json": {"schema": ref(answer)},
-                        "text/event-stream": {"schema": _SSE_EVENT}}},
+                        "text/event-stream": {"schema": events}}},
             **_errors(*_CALL_ERRORS)},
     }
 
@@ -153,6 +165,17 @@ def _paths() -> dict[str, Any]:
         "/v1/completions": {"post": _call_op(
             "Text completion", "CompletionRequest", "TextCompletion",
             "A raw prompt, no chat template; one answer, streamed with `stream: true`.")},
+        "/v1/responses": {"post": _call_op(
+            "Response", "ResponsesRequest", "Response",
+            "OpenAI's Responses API (the OpenAI Agents SDK's default model calls it), served "
+            "statelessly on the chat path: `instructions` and `input` items (messages, "
+            "function_call, function_call_output) in, a message item and function_call items "
+            "out; function tools, `text.format` (json_object, json_schema), "
+            "`max_output_tokens`. Nothing is stored: send the whole conversation as input.",
+            events=_RESPONSE_EVENT,
+            streamed="server-sent events (`event: TYPE` and `data: {event}` lines, from "
+                     "response.created to response.completed; an error after the first "
+                     "event arrives as response.failed)")},
         "/v1/models": {"get": {
             "summary": "The served model", "description": "OpenAI's model list: one entry.",
             "responses": {"200": _json(ref("ModelList"), "the served model"),

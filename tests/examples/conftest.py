@@ -15,7 +15,8 @@ from ostinato.mesh import Mesh
 from tests.examples.mesh_records import provision_tenants
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-TENANTS = ("ex-react", "ex-dag", "ex-tot", "ex-openai", "ex-langgraph", "ex-agents")
+TENANTS = ("ex-react", "ex-dag", "ex-tot", "ex-openai", "ex-langgraph", "ex-agents",
+           "ex-agents-chat")
 
 
 @pytest.fixture(scope="module")

@@ -249,12 +249,15 @@ def test_langgraph_agent(example: Import, base_url: str, api_keys: dict[str, str
     assert_chain(calls, _call_order(calls))
 
 
+@pytest.mark.parametrize(("api", "tenant"), [("responses", "ex-agents"),
+                                             ("chat", "ex-agents-chat")])
 def test_openai_agents_sdk_agent(example: Import, base_url: str, api_keys: dict[str, str],
-                                 store: redis.Redis) -> None:
+                                 store: redis.Redis, api: str, tenant: str) -> None:
+    """The SDK's default model (the Responses API) and its chat-completions model."""
     from agents import ToolCallItem, ToolCallOutputItem
 
     tools = example("agent_tools")
-    result = example("openai_agents_sdk_agent").run(base_url, api_keys["ex-agents"])
+    result = example("openai_agents_sdk_agent").run(base_url, api_keys[tenant], api=api)
     assert isinstance(result.final_output, str) and result.final_output
     requested = {item.raw_item.call_id: item.raw_item for item in result.new_items
                  if isinstance(item, ToolCallItem)}
@@ -265,6 +268,6 @@ def test_openai_agents_sdk_agent(example: Import, base_url: str, api_keys: dict[
         assert o.output == tools.run_tool(call.name, json.loads(call.arguments))
         assert not o.output.startswith(("error", "no document"))
     llm_calls = len(result.raw_responses)
-    _, calls = _one_program(store, "ex-agents", llm_calls)
+    _, calls = _one_program(store, tenant, llm_calls)
     assert len(calls) == llm_calls >= 2
     assert_chain(calls, _call_order(calls))

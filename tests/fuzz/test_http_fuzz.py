@@ -84,16 +84,31 @@ def _text_chars(content: object) -> int:
     return 0
 
 
+def _input_chars(body: dict) -> int:
+    """The text of a Responses request: its instructions and input items."""
+    raw = body.get("input")
+    items = [{"content": raw}] if isinstance(raw, str) else raw or []
+    return len(body.get("instructions") or "") + sum(
+        _text_chars(i.get("content")) + _text_chars(i.get("output")) for i in items
+        if i.get("type") != "reasoning")
+
+
 def _beyond_the_schema(case: schemathesis.Case) -> str | None:
-    """Which rule of a chat or text completion request that JSON Schema cannot state `case`
-    breaks, if any."""
+    """Which rule of a chat, text completion or Responses request that JSON Schema cannot
+    state `case` breaks, if any."""
     body = case.body if isinstance(case.body, dict) else {}
-    names = [t["function"]["name"] for t in body.get("tools") or []]
+    responses = case.operation.path == RESPONSES
+    names = [t["name"] if responses else t["function"]["name"] for t in body.get("tools") or []]
     choice = body.get("tool_choice")
     ext = body.get("ostinato") or {}
     if len(set(names)) < len(names):
         return "tool names repeated"
-    if isinstance(choice, dict) and choice["function"]["name"] not in names:
+    params = [t.get("parameters") if responses else t["function"].get("parameters")
+              for t in body.get("tools") or []]
+    if not all(_admits_a_value({"allOf": [p, {"type": "object"}]}) for p in params if p):
+        return "a tool's parameters admit no object"
+    if isinstance(choice, dict) and (
+            choice["name"] if responses else choice["function"]["name"]) not in names:
         return "tool_choice names no tool"
     if ext.get("parent_call_ids") and not (case.headers or {}).get("X-Ostinato-Program"):
         return "parent_call_ids without X-Ostinato-Program"
@@ -101,8 +116,14 @@ def _beyond_the_schema(case: schemathesis.Case) -> str | None:
         return "a call its own parent"
     if sum(_text_chars(m.get("content")) for m in body.get("messages", [])) > MAX_PROMPT_CHARS:
         return "messages too long in all"
-    fmt = body.get("response_format") or {}
-    schema = (fmt.get("json_schema") or {}).get("schema", True)
+    if responses and _input_chars(body) > MAX_PROMPT_CHARS:
+        return "instructions and input too long in all"
+    if responses:
+        fmt = (body.get("text") or {}).get("format") or {}
+        schema = fmt.get("schema", True)
+    else:
+        fmt = body.get("response_format") or {}
+        schema = (fmt.get("json_schema") or {}).get("schema", True)
     if fmt.get("type") == "json_schema" and not _admits_a_value(schema):
         return "response_format's schema admits no value"
     return None
@@ -132,7 +153,9 @@ def _program_of(response: schemathesis.Response) -> str | None:
     if content_type.startswith("text/event-stream"):
         events = [json.loads(line[6:]) for line in response.text.splitlines()
                   if line.startswith("data: {")]
-        return next((e["ostinato"]["program_id"] for e in events if "ostinato" in e), None)
+        return next((e["ostinato"]["program_id"] for e in (
+            *events, *(e["response"] for e in events if "response" in e)) if "ostinato" in e),
+            None)
     if not content_type.startswith("application/json"):
         return None
     body = response.json()
@@ -140,12 +163,14 @@ def _program_of(response: schemathesis.Response) -> str | None:
 
 
 CHAT = "/v1/chat/completions"
+RESPONSES = "/v1/responses"
 
 
 @pytest.mark.parametrize(("mode", "path"), [
     (GenerationMode.POSITIVE, None), (GenerationMode.NEGATIVE, None),
     (GenerationMode.POSITIVE, CHAT),  # more of the requests agents send: all served
-], ids=["positive", "negative", "positive-chat"])
+    (GenerationMode.POSITIVE, RESPONSES), (GenerationMode.NEGATIVE, RESPONSES),
+], ids=["positive", "negative", "positive-chat", "positive-responses", "negative-responses"])
 def test_every_operation(schema: schemathesis.BaseSchema, base_url: str, fuzz_mesh: Mesh,
                          session: requests.Session, mode: GenerationMode,
                          path: str | None) -> None:
@@ -157,7 +182,7 @@ def test_every_operation(schema: schemathesis.BaseSchema, base_url: str, fuzz_me
     @FUZZ
     @given(case=scope.as_strategy(generation_mode=mode))
     def check(case: schemathesis.Case) -> None:
-        if positive and case.operation.path in (CHAT, "/v1/completions"):
+        if positive and case.operation.path in (CHAT, RESPONSES, "/v1/completions"):
             assume(_beyond_the_schema(case) is None)
         response = case.call(base_url=base_url, session=session, headers=AUTH, timeout=30)
         program = _program_of(response)

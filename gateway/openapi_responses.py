@@ -1,0 +1,171 @@
+"""The Responses API's schemas in the OpenAPI document (gateway/openapi.py): the request,
+written to accept exactly what gateway/responses_format.py (and the chat path it feeds)
+accepts, and the response object of gateway/responses_output.py.
+
+What JSON Schema cannot say is in the descriptions (the HTTP fuzzer keeps to it): function
+names unique, a named tool_choice names a declared tool, the instructions' and input's text
+at most max_prompt_chars in all, parent_call_ids only with X-Ostinato-Program.
+"""
+
+from __future__ import annotations
+
+from gateway.openapi_requests import (
+    JSON_OBJECT_TEXT,
+    NULL,
+    PARAMETERS,
+    Schema,
+    nullable,
+    obj,
+    ref,
+    text,
+)
+from gateway.responses_format import INCLUDES, UNSUPPORTED
+from ostinato.config import GatewayConfig
+
+
+def _nonempty_input() -> Schema:
+    """Some text to answer: non-empty instructions, or an input item with text or a call."""
+    said = {"anyOf": [{"type": "string", "minLength": 1},
+                      {"type": "array", "contains": {"anyOf": [
+                          {"required": [key], "properties": {
+                              key: {"type": "string", "minLength": 1}}}
+                          for key in ("text", "refusal")]}}]}
+    return {"anyOf": [
+        {"required": ["instructions"], "properties": {"instructions": {"type": "string",
+                                                                       "minLength": 1}}},
+        {"required": ["input"], "properties": {"input": {"anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "contains": {"anyOf": [
+                {"required": ["content"], "properties": {"content": said,
+                                                         "type": {"const": "message"}}},
+                {"required": ["type", "output"], "properties": {
+                    "output": said, "type": {"const": "function_call_output"}}},
+                {"required": ["type"], "properties": {"type": {"const": "function_call"}}}]}}]}}},
+    ]}
+
+
+def _items(cfg: GatewayConfig) -> dict[str, Schema]:
+    part = {"oneOf": [
+        obj({"type": {"enum": ["input_text", "output_text", "text"]}, "text": text()},
+            ("type", "text"), closed=False),
+        obj({"type": {"const": "refusal"}, "refusal": text()}, ("type", "refusal"),
+            closed=False)],
+        "description": "a text part (input_text, output_text, text or refusal)"}
+    content = {"oneOf": [text(maxLength=cfg.max_prompt_chars),
+                         {"type": "array", "items": ref("ResponsesTextPart")}],
+               "description": "text, or text parts (joined)"}
+    return {
+        "ResponsesTextPart": part,
+        "ResponsesMessageItem": obj({
+            "type": {"const": "message"}, "role": {"enum": ["user", "system", "developer",
+                                                            "assistant"]},
+            "content": content}, ("role", "content"), closed=False,
+            description="a message (developer is read as system); other fields are ignored"),
+        "ResponsesFunctionCallItem": obj({
+            "type": {"const": "function_call"}, "call_id": text(), "name": text(minLength=1),
+            "arguments": text("the text of a JSON object", format=JSON_OBJECT_TEXT)},
+            ("type", "call_id", "name", "arguments"), closed=False,
+            description="a function call of an earlier answer"),
+        "ResponsesFunctionCallOutputItem": obj({
+            "type": {"const": "function_call_output"}, "call_id": text(), "output": content},
+            ("type", "call_id", "output"), closed=False, description="a function's result"),
+        "ResponsesReasoningItem": obj({"type": {"const": "reasoning"}}, ("type",), closed=False,
+                                      description="another model's reasoning: dropped"),
+        "ResponsesInputItem": {"oneOf": [ref(f"Responses{k}Item") for k in (
+            "Message", "FunctionCall", "FunctionCallOutput", "Reasoning")]},
+    }
+
+
+def response_request_schemas(cfg: GatewayConfig, chat: Schema) -> dict[str, Schema]:
+    """The Responses request and its parts; `chat` is the chat request's schema (its
+    fields' schemas are shared)."""
+    common = chat["properties"]
+    tool = obj({
+        "type": {"const": "function"},
+        "name": text("1 to 64 letters, digits, _ or -; unique among the tools",
+                     pattern="^[A-Za-z0-9_-]{1,64}$"),
+        "description": nullable(text()), "strict": nullable({"type": "boolean"}),
+        "parameters": nullable(PARAMETERS)}, ("type", "name"),
+        description="a function tool (hosted tools are not served)")
+    fmt = {"oneOf": [
+        obj({"type": {"enum": ["text", "json_object"]}}, ("type",)),
+        obj({"type": {"const": "json_schema"}, "name": nullable(text()),
+             "schema": ref("JsonSchema"), "strict": nullable({"type": "boolean"}),
+             "description": nullable(text())}, ("type", "schema"))]}
+    refused = {name: {"enum": [None, False], "description": f"not supported: {why}"}
+               for name, why in UNSUPPORTED.items()}
+    forced = {"required": ["tool_choice"], "properties": {"tool_choice": {"not": {
+        "enum": ["auto", "none", None]}}}}
+    request = obj({
+        "model": common["model"], "instructions": nullable(text(
+            "a system message before the input", maxLength=cfg.max_prompt_chars)),
+        "input": {"oneOf": [text(maxLength=cfg.max_prompt_chars),
+                            {"type": "array", "items": ref("ResponsesInputItem"),
+                             "minItems": 1, "maxItems": cfg.max_messages}],
+                  "description": f"a user message, or items; at most {cfg.max_prompt_chars} "
+                                 "characters of text with the instructions"},
+        "tools": nullable({"type": "array", "items": ref("ResponsesTool")}),
+        "tool_choice": nullable({"oneOf": [
+            {"enum": ["auto", "none", "required"]},
+            obj({"type": {"const": "function"}, "name": text("one of the tools")},
+                ("type", "name"))]}),
+        "parallel_tool_calls": common["parallel_tool_calls"],
+        "text": nullable(obj({"format": nullable(fmt), "verbosity": {
+            "description": "ignored"}})),
+        "max_output_tokens": common["max_tokens"], "temperature": common["temperature"],
+        "top_p": common["top_p"],
+        "top_logprobs": nullable({"type": "integer", "minimum": 0, "maximum": 20}),
+        "stream": common["stream"],
+        "include": nullable({"type": "array", "items": {"enum": sorted(INCLUDES)}}),
+        "truncation": nullable({"enum": ["disabled", "auto"]}),
+        "reasoning": nullable({"type": "object", "additionalProperties": NULL,
+                               "description": "not supported: only null settings"}),
+        "metadata": nullable({"type": "object", "description": "echoed in the response"}),
+        "ostinato": common["ostinato"],
+        **{name: {"description": "ignored"} for name in (
+            "store", "user", "safety_identifier", "prompt_cache_key", "service_tier",
+            "prompt_cache_retention", "stream_options")},
+        **refused,
+    }, ("input",), allOf=[
+        _nonempty_input(),
+        {"if": forced, "then": {"required": ["tools"], "properties": {
+            "tools": {"type": "array", "minItems": 1},
+            "text": {"anyOf": [NULL, {"properties": {"format": {"anyOf": [
+                NULL, {"properties": {"type": {"const": "text"}}}]}}}]}}}},
+    ], description=(
+        "OpenAI's Responses request, served statelessly: nothing is stored, so "
+        "previous_response_id and conversation are refused (send the whole conversation as "
+        "input), as are hosted tools, images and background runs. Unknown fields are "
+        "refused (400). tool_choice `required` or a named function needs tools and no "
+        "JSON text.format."))
+    return {**_items(cfg), "ResponsesTool": tool, "ResponsesRequest": request}
+
+
+def response_schema() -> Schema:
+    """The response object (non-streamed; the last streamed event carries the same)."""
+    message = obj({"id": text(), "type": {"const": "message"}, "role": {"const": "assistant"},
+                   "status": text(), "content": {"type": "array", "items": obj({
+                       "type": {"const": "output_text"}, "text": text(),
+                       "annotations": {"type": "array"}, "logprobs": {"type": "array"}},
+                       ("type", "text"), closed=False)}},
+                  ("id", "type", "role", "content"), closed=False)
+    call = obj({"id": text(), "type": {"const": "function_call"}, "call_id": text(),
+                "name": text(), "arguments": text(), "status": text()},
+               ("type", "call_id", "name", "arguments"), closed=False)
+    usage = obj({"input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"},
+                 "total_tokens": {"type": "integer"},
+                 "input_tokens_details": obj({"cached_tokens": {"type": "integer"}},
+                                             closed=False),
+                 "output_tokens_details": obj({"reasoning_tokens": {"type": "integer"}},
+                                              closed=False)},
+                ("input_tokens", "output_tokens", "total_tokens"), closed=False)
+    return obj({
+        "id": text(), "object": {"const": "response"}, "created_at": {"type": "integer"},
+        "status": {"enum": ["completed", "incomplete"]}, "model": text(),
+        "output": {"type": "array", "items": {"oneOf": [message, call]}},
+        "incomplete_details": {"oneOf": [NULL, obj({"reason": text()}, ("reason",),
+                                                    closed=False)]},
+        "usage": usage, "ostinato": ref("Ostinato"),
+    }, ("id", "object", "created_at", "status", "model", "output", "usage", "ostinato"),
+        closed=False, description="OpenAI's response object; `incomplete` when cut at "
+                                  "max_output_tokens")

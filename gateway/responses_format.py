@@ -1,0 +1,218 @@
+"""OpenAI Responses API requests (POST /v1/responses) -> the chat-completions request the
+gateway already serves (gateway/openai_format.py), so both run one call path.
+
+What maps: `input` (a string, or items: messages with text parts, function_call,
+function_call_output; reasoning items from another model are dropped), `instructions` (a
+system message first), function `tools`, `tool_choice`, `parallel_tool_calls`,
+`text.format` (text, json_object, json_schema), `max_output_tokens`, `temperature`, `top_p`,
+`top_logprobs` (with include "message.output_text.logprobs"), `stream`, `metadata` (echoed),
+and the `ostinato` extension. Nothing is stored: `previous_response_id` and `conversation`
+(which need the server to keep earlier turns) are refused, as are hosted tools and
+background runs; `store` is accepted and answered as false. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.openai_format import BadRequest
+
+# accepted and without effect here: nothing is stored, nothing truncated, no service tiers
+_IGNORED = {"store", "user", "safety_identifier", "prompt_cache_key", "service_tier",
+            "prompt_cache_retention", "metadata", "stream_options"}
+UNSUPPORTED = {
+    "previous_response_id": "earlier responses are not stored; send the whole conversation "
+                            "as input",
+    "conversation": "conversations are not stored; send the whole conversation as input",
+    "prompt": "stored prompt templates are not supported",
+    "background": "background responses are not supported",
+    "context_management": "context management is not supported",
+}
+_KNOWN = {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls",
+          "text", "max_output_tokens", "temperature", "top_p", "top_logprobs", "stream",
+          "include", "truncation", "reasoning", "ostinato", *_IGNORED, *UNSUPPORTED}
+INCLUDES = {"message.output_text.logprobs", "reasoning.encrypted_content"}
+_ROLES = {"user", "system", "developer", "assistant"}
+_TEXT_PARTS = {"input_text", "output_text", "text", "refusal"}
+
+
+def _text(content: Any, where: str) -> str:
+    """A message's content: a string, or text parts (input_text, output_text, refusal)."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise BadRequest(f"{where}.content must be a string or an array of text parts", "input")
+    out = []
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or part.get("type") not in _TEXT_PARTS:
+            kind = part.get("type") if isinstance(part, dict) else None
+            raise BadRequest(f"{where}.content[{j}]: only text parts are supported (got "
+                             f"{kind!r})", "input")
+        text = part.get("refusal") if part.get("type") == "refusal" else part.get("text")
+        if not isinstance(text, str):
+            raise BadRequest(f"{where}.content[{j}] needs a string text", "input")
+        out.append(text)
+    return "".join(out)
+
+
+def _string(item: Mapping[str, Any], name: str, where: str) -> str:
+    value = item.get(name)
+    if not isinstance(value, str):
+        raise BadRequest(f"{where}.{name} must be a string", "input")
+    return value
+
+
+def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """`instructions` and `input` as chat messages. Function calls in a row join the
+    assistant message before them, as a chat model wrote them."""
+    messages: list[dict[str, Any]] = []
+    instructions = body.get("instructions")
+    if instructions is not None:
+        if not isinstance(instructions, str):
+            raise BadRequest("instructions must be a string", "instructions")
+        messages.append({"role": "system", "content": instructions})
+    raw = body.get("input")
+    if isinstance(raw, str):
+        return [*messages, {"role": "user", "content": raw}]
+    if not isinstance(raw, list) or not raw:
+        raise BadRequest("input must be a string or a non-empty array of items", "input")
+    for i, item in enumerate(raw):
+        where = f"input[{i}]"
+        if not isinstance(item, dict):
+            raise BadRequest(f"{where} must be an object", "input")
+        kind = item.get("type", "message")
+        if kind == "message":
+            role = item.get("role")
+            if role not in _ROLES:
+                raise BadRequest(f"{where}.role must be one of {', '.join(sorted(_ROLES))}",
+                                 "input")
+            messages.append({"role": role, "content": _text(item.get("content"), where)})
+        elif kind == "function_call":
+            call = {"id": _string(item, "call_id", where), "type": "function",
+                    "function": {"name": _string(item, "name", where),
+                                 "arguments": _string(item, "arguments", where)}}
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant":
+                last.setdefault("tool_calls", []).append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            output = item.get("output")
+            messages.append({"role": "tool", "tool_call_id": _string(item, "call_id", where),
+                             "content": output if isinstance(output, str)
+                             else _text(output, where)})
+        elif kind == "reasoning":
+            continue  # another model's reasoning: this one is given none
+        else:
+            raise BadRequest(f"{where}: items of type {kind!r} are not supported (message, "
+                             "function_call, function_call_output)", "input")
+    if not messages:
+        raise BadRequest("input holds no message", "input")
+    return messages
+
+
+def _tools(body: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    raw = body.get("tools")
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise BadRequest("tools must be an array", "tools")
+    out = []
+    for i, tool in enumerate(raw):
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            raise BadRequest(f"tools[{i}]: only function tools are supported (got {kind!r})",
+                             "tools")
+        unknown = sorted(set(tool) - {"type", "name", "description", "parameters", "strict"})
+        if unknown:
+            raise BadRequest(f"tools[{i}]: unknown field(s) {', '.join(unknown)}", "tools")
+        out.append({"type": "function",
+                    "function": {k: v for k, v in tool.items() if k != "type"}})
+    return out
+
+
+def _tool_choice(body: Mapping[str, Any]) -> Any:
+    choice = body.get("tool_choice")
+    if choice is None or isinstance(choice, str):
+        return choice
+    if isinstance(choice, dict) and choice.get("type") == "function" and set(choice) <= {
+            "type", "name"}:
+        return {"type": "function", "function": {"name": choice.get("name")}}
+    raise BadRequest('tool_choice must be "auto", "none", "required" or {"type": "function", '
+                     '"name": ...}', "tool_choice")
+
+
+def _response_format(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    text = body.get("text")
+    if text is None:
+        return None
+    if not isinstance(text, dict) or set(text) - {"format", "verbosity"}:
+        raise BadRequest("text must be an object with a format", "text")
+    fmt = text.get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict):
+        raise BadRequest("text.format must be an object", "text")
+    if fmt.get("type") == "json_schema":
+        unknown = sorted(set(fmt) - {"type", "name", "schema", "strict", "description"})
+        if unknown:
+            raise BadRequest(f"text.format: unknown field(s) {', '.join(unknown)}", "text")
+        return {"type": "json_schema",
+                "json_schema": {k: v for k, v in fmt.items() if k != "type"}}
+    if fmt.get("type") in ("text", "json_object") and set(fmt) == {"type"}:
+        return {"type": fmt["type"]}
+    raise BadRequest('text.format must be {"type": "text"}, {"type": "json_object"} or '
+                     '{"type": "json_schema", "name": ..., "schema": {...}}', "text")
+
+
+def _checked(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    unknown = sorted(set(body) - _KNOWN)
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(unknown)}", unknown[0])
+    for name, why in UNSUPPORTED.items():
+        if body.get(name) not in (None, False):
+            raise BadRequest(f"{name}: {why}", name)
+    include = body.get("include")
+    if include is not None and (not isinstance(include, list) or not all(
+            isinstance(x, str) for x in include)):
+        raise BadRequest("include must be an array of strings", "include")
+    unknown = sorted(set(include or ()) - INCLUDES)
+    if unknown:
+        raise BadRequest(f"include: not supported here: {', '.join(unknown)}", "include")
+    if body.get("truncation") not in (None, "disabled", "auto"):
+        raise BadRequest('truncation must be "disabled" or "auto"', "truncation")
+    reasoning = body.get("reasoning")
+    if reasoning is not None and (not isinstance(reasoning, dict) or any(
+            v is not None for v in reasoning.values())):
+        raise BadRequest("reasoning is not supported by the served model", "reasoning")
+    if body.get("stream") is not None and not isinstance(body["stream"], bool):
+        raise BadRequest("stream must be true or false", "stream")
+    metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise BadRequest("metadata must be an object", "metadata")
+    return body
+
+
+def chat_from_responses(body: Any) -> dict[str, Any]:
+    """A Responses request body (parsed JSON) as the chat-completions body it asks for;
+    raises BadRequest naming the Responses field."""
+    body = _checked(body)
+    chat: dict[str, Any] = {"messages": _messages(body)}
+    for name in ("model", "temperature", "top_p", "parallel_tool_calls", "ostinato"):
+        if name in body:  # the chat path's checks apply (null: left out)
+            chat[name] = body[name]
+    if "max_output_tokens" in body:
+        chat["max_completion_tokens"] = body["max_output_tokens"]
+    tools, choice, fmt = _tools(body), _tool_choice(body), _response_format(body)
+    for name, value in (("tools", tools), ("tool_choice", choice), ("response_format", fmt)):
+        if value is not None:
+            chat[name] = value
+    top = body.get("top_logprobs")
+    if top is not None or "message.output_text.logprobs" in (body.get("include") or ()):
+        chat["logprobs"] = True
+        if top is not None:
+            chat["top_logprobs"] = top
+    return chat

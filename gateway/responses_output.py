@@ -1,0 +1,172 @@
+"""Ostinato results -> OpenAI Responses API JSON: the response object and its streamed
+events (response.created ... response.completed). Pure: no I/O, no aiohttp.
+
+A response's output is a message item (when the answer has text) followed by one
+function_call item per tool call. A call cut at max_output_tokens is "incomplete" with
+reason max_output_tokens, as OpenAI reports it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ostinato.v1 import common_pb2
+
+
+def _logprobs(result: common_pb2.CallResult) -> list[dict[str, Any]]:
+    def token(text: str, logprob: float) -> dict[str, Any]:
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode())}
+    return [{**token(t.token, t.logprob),
+             "top_logprobs": [token(a.token, a.logprob) for a in t.top_logprobs]}
+            for t in result.logprobs]
+
+
+def usage_json(usage: common_pb2.Usage) -> dict[str, Any]:
+    return {"input_tokens": usage.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+            "output_tokens": usage.completion_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": usage.prompt_tokens + usage.completion_tokens}
+
+
+def text_part(text: str, logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
+
+
+def message_item(item_id: str, text: str, status: str = "completed",
+                 logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    content = [text_part(text, logprobs)] if status == "completed" else []
+    return {"id": item_id, "type": "message", "role": "assistant", "status": status,
+            "content": content}
+
+
+def function_call_item(call: common_pb2.ToolCall, status: str = "completed") -> dict[str, Any]:
+    return {"id": f"fc_{uuid.uuid4().hex}", "type": "function_call", "call_id": call.id,
+            "name": call.name, "arguments": call.arguments if status == "completed" else "",
+            "status": status}
+
+
+@dataclass
+class ResponseShell:
+    """What every rendering of one response shares: its id, the request's echoed settings."""
+
+    model: str
+    created_at: int
+    request: Mapping[str, Any]
+    id: str = field(default_factory=lambda: f"resp_{uuid.uuid4().hex}")
+
+    def json(self, status: str, output: list[dict[str, Any]],
+             result: common_pb2.CallResult | None = None,
+             extension: dict[str, Any] | None = None,
+             error: dict[str, Any] | None = None) -> dict[str, Any]:
+        req = self.request
+        incomplete = result is not None and result.finish_reason == "length"
+        out: dict[str, Any] = {
+            "id": self.id, "object": "response", "created_at": self.created_at,
+            "status": "incomplete" if incomplete and status == "completed" else status,
+            "error": error,
+            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+            "instructions": req.get("instructions"), "model": self.model, "output": output,
+            "parallel_tool_calls": req.get("parallel_tool_calls", True),
+            "tool_choice": req.get("tool_choice", "auto"), "tools": req.get("tools", []),
+            "temperature": req.get("temperature"), "top_p": req.get("top_p"),
+            "max_output_tokens": req.get("max_output_tokens"),
+            "previous_response_id": None, "store": False, "truncation": "disabled",
+            "text": req.get("text") or {"format": {"type": "text"}},
+            "metadata": req.get("metadata") or {},
+            "usage": usage_json(result.usage) if result is not None else None,
+        }
+        if extension is not None:
+            out["ostinato"] = extension
+        return out
+
+
+def output_json(result: common_pb2.CallResult) -> list[dict[str, Any]]:
+    """The output items of a finished call."""
+    items = []
+    if result.text or not result.tool_calls:
+        items.append(message_item(f"msg_{uuid.uuid4().hex}", result.text,
+                                  logprobs=_logprobs(result)))
+    items.extend(function_call_item(c) for c in result.tool_calls)
+    return items
+
+
+class ResponseEvents:
+    """One streamed response's server-sent events, numbered in order (sequence_number)."""
+
+    def __init__(self, shell: ResponseShell) -> None:
+        self._shell = shell
+        self._seq = 0
+        self._output: list[dict[str, Any]] = []
+        self._message: str | None = None  # the open message item's id
+        self._text: list[str] = []
+
+    def _event(self, kind: str, **fields: Any) -> bytes:
+        data = {"type": kind, "sequence_number": self._seq, **fields}
+        self._seq += 1
+        return f"event: {kind}\ndata: ".encode() + json.dumps(data).encode() + b"\n\n"
+
+    def started(self) -> bytes:
+        response = self._shell.json("in_progress", [])
+        return (self._event("response.created", response=response)
+                + self._event("response.in_progress", response=response))
+
+    def text(self, delta: str) -> bytes:
+        """A piece of the answer's text (opening its message item first)."""
+        out = b""
+        if self._message is None:
+            self._message = f"msg_{uuid.uuid4().hex}"
+            out += self._event("response.output_item.added", output_index=len(self._output),
+                               item=message_item(self._message, "", "in_progress"))
+            out += self._event("response.content_part.added", item_id=self._message,
+                               output_index=len(self._output), content_index=0,
+                               part=text_part(""))
+        self._text.append(delta)
+        return out + self._event("response.output_text.delta", item_id=self._message,
+                                 output_index=len(self._output), content_index=0,
+                                 delta=delta, logprobs=[])
+
+    def restarted(self) -> None:
+        """The call starts over elsewhere: the text so far is void (the client was told by
+        the deltas already sent; the finished message holds only the new answer)."""
+        self._text.clear()
+
+    def finished(self, result: common_pb2.CallResult, extension: dict[str, Any]) -> bytes:
+        """The message item closed, the tool calls, then response.completed."""
+        out = b""
+        if self._message is None and (result.text or not result.tool_calls):
+            out += self.text("")
+        if self._message is not None:
+            text, logprobs = "".join(self._text), _logprobs(result)
+            index = len(self._output)
+            out += self._event("response.output_text.done", item_id=self._message,
+                               output_index=index, content_index=0, text=text,
+                               logprobs=logprobs)
+            out += self._event("response.content_part.done", item_id=self._message,
+                               output_index=index, content_index=0,
+                               part=text_part(text, logprobs))
+            item = message_item(self._message, text, logprobs=logprobs)
+            out += self._event("response.output_item.done", output_index=index, item=item)
+            self._output.append(item)
+        for call in result.tool_calls:
+            index, item = len(self._output), function_call_item(call)
+            out += self._event("response.output_item.added", output_index=index,
+                               item={**item, "arguments": "", "status": "in_progress"})
+            out += self._event("response.function_call_arguments.delta", item_id=item["id"],
+                               output_index=index, delta=call.arguments)
+            out += self._event("response.function_call_arguments.done", item_id=item["id"],
+                               output_index=index, name=call.name, arguments=call.arguments)
+            out += self._event("response.output_item.done", output_index=index, item=item)
+            self._output.append(item)
+        response = self._shell.json("completed", self._output, result, extension)
+        kind = "response.incomplete" if response["status"] == "incomplete" else "response.completed"
+        return out + self._event(kind, response=response)
+
+    def failed(self, code: str, message: str) -> bytes:
+        """The call failed after the stream began: response.failed, with the error."""
+        return self._event("response.failed", response=self._shell.json(
+            "failed", self._output, error={"code": code, "message": message}))

@@ -1,0 +1,128 @@
+"""Responses API requests -> the chat-completions request they ask for (table tests), and
+the refusals, each naming the Responses field at fault."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.openai_format import BadRequest
+from gateway.responses_api import call_from_responses
+from gateway.responses_format import chat_from_responses
+
+CALL = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "id": "fc_1"}
+
+
+@pytest.mark.parametrize(("body", "chat"), [
+    ({"input": "hi"}, {"messages": [{"role": "user", "content": "hi"}]}),
+    ({"input": "hi", "instructions": "Be brief.", "model": "m", "max_output_tokens": 5,
+      "temperature": 0.2, "top_p": 0.9, "stream": True, "store": True, "metadata": {"a": "b"},
+      "truncation": "disabled", "include": [], "reasoning": {"effort": None}},
+     {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
+      "model": "m", "max_completion_tokens": 5, "temperature": 0.2, "top_p": 0.9}),
+    # content parts, developer role; reasoning items from another model are dropped
+    ({"input": [{"type": "message", "role": "developer",
+                 "content": [{"type": "input_text", "text": "a"}, {"type": "input_text",
+                                                                   "text": "b"}]},
+                {"type": "reasoning", "id": "rs_1", "summary": []},
+                {"role": "assistant", "content": [{"type": "output_text", "text": "c",
+                                                   "annotations": []}]}]},
+     {"messages": [{"role": "developer", "content": "ab"}, {"role": "assistant", "content": "c"}]}),
+    # function calls join the assistant message before them; outputs are tool messages
+    ({"input": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "let me"},
+                CALL, {**CALL, "call_id": "c2"},
+                {"type": "function_call_output", "call_id": "c1", "output": "1"},
+                {"type": "function_call_output", "call_id": "c2",
+                 "output": [{"type": "input_text", "text": "2"}]}]},
+     {"messages": [{"role": "user", "content": "q"},
+                   {"role": "assistant", "content": "let me", "tool_calls": [
+                       {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+                       {"id": "c2", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                   {"role": "tool", "tool_call_id": "c1", "content": "1"},
+                   {"role": "tool", "tool_call_id": "c2", "content": "2"}]}),
+    ({"input": [CALL]},
+     {"messages": [{"role": "assistant", "content": None, "tool_calls": [
+         {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]}),
+    ({"input": "x", "tools": [{"type": "function", "name": "f", "parameters": {}, "strict": True}],
+      "tool_choice": {"type": "function", "name": "f"}, "parallel_tool_calls": False},
+     {"messages": [{"role": "user", "content": "x"}],
+      "tools": [{"type": "function", "function": {"name": "f", "parameters": {}, "strict": True}}],
+      "tool_choice": {"type": "function", "function": {"name": "f"}},
+      "parallel_tool_calls": False}),
+    ({"input": "x", "tool_choice": "required"},
+     {"messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}),
+    ({"input": "x", "text": {"format": {"type": "json_schema", "name": "p", "schema": {},
+                                        "strict": True}}},
+     {"messages": [{"role": "user", "content": "x"}], "response_format": {
+         "type": "json_schema", "json_schema": {"name": "p", "schema": {}, "strict": True}}}),
+    ({"input": "x", "text": {"format": {"type": "json_object"}, "verbosity": "low"}},
+     {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}),
+    ({"input": "x", "text": {"format": {"type": "text"}}},
+     {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "text"}}),
+    ({"input": "x", "top_logprobs": 2},
+     {"messages": [{"role": "user", "content": "x"}], "logprobs": True, "top_logprobs": 2}),
+    ({"input": "x", "include": ["message.output_text.logprobs"]},
+     {"messages": [{"role": "user", "content": "x"}], "logprobs": True}),
+])
+def test_translation(body: dict[str, Any], chat: dict[str, Any]) -> None:
+    assert chat_from_responses(body) == chat
+
+
+@pytest.mark.parametrize(("body", "param", "needle"), [
+    ([], None, "JSON object"),
+    ({}, "input", "input must be"),
+    ({"input": []}, "input", "non-empty"),
+    ({"input": 5}, "input", "input must be"),
+    ({"input": [5]}, "input", "input[0] must be an object"),
+    ({"input": [{"role": "tool", "content": "x"}]}, "input", "role"),
+    ({"input": [{"type": "item_reference", "id": "x"}]}, "input", "'item_reference'"),
+    ({"input": [{"role": "user", "content": [{"type": "input_image"}]}]}, "input", "text parts"),
+    ({"input": [{"role": "user", "content": [{"type": "input_text", "text": 5}]}]}, "input",
+     "string text"),
+    ({"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}, "input", "call_id"),
+    ({"input": [{"type": "reasoning"}]}, "input", "no message"),
+    ({"input": "x", "instructions": 5}, "instructions", "string"),
+    ({"input": "x", "previous_response_id": "resp_1"}, "previous_response_id", "not stored"),
+    ({"input": "x", "conversation": "conv_1"}, "conversation", "not stored"),
+    ({"input": "x", "background": True}, "background", "not supported"),
+    ({"input": "x", "prompt": {"id": "p"}}, "prompt", "not supported"),
+    ({"input": "x", "tools": [{"type": "file_search"}]}, "tools", "only function tools"),
+    ({"input": "x", "tools": {"type": "function"}}, "tools", "array"),
+    ({"input": "x", "tools": [{"type": "function", "name": "f", "extra": 1}]}, "tools", "extra"),
+    ({"input": "x", "tool_choice": {"type": "file_search"}}, "tool_choice", "tool_choice"),
+    ({"input": "x", "text": {"format": {"type": "xml"}}}, "text", "text.format"),
+    ({"input": "x", "text": {"format": {"type": "json_schema", "name": "n", "schema": {},
+                                        "mode": 1}}}, "text", "mode"),
+    ({"input": "x", "text": "json"}, "text", "text must be"),
+    ({"input": "x", "include": ["file_search_call.results"]}, "include", "file_search_call"),
+    ({"input": "x", "include": "all"}, "include", "array"),
+    ({"input": "x", "truncation": "middle"}, "truncation", "truncation"),
+    ({"input": "x", "reasoning": {"effort": "low"}}, "reasoning", "not supported"),
+    ({"input": "x", "metadata": [1]}, "metadata", "object"),
+    ({"input": "x", "stream": 1}, "stream", "true or false"),
+    ({"input": "x", "frobnicate": 1}, "frobnicate", "unknown"),
+])
+def test_refusals(body: Any, param: str | None, needle: str) -> None:
+    with pytest.raises(BadRequest) as err:
+        chat_from_responses(body)
+    assert err.value.param == param and needle in str(err.value)
+
+
+@pytest.mark.parametrize(("body", "param", "needle"), [
+    ({"input": "x", "max_output_tokens": "many"}, "max_output_tokens", "max_output_tokens must"),
+    ({"input": "x", "max_output_tokens": 0.5}, "max_output_tokens", "max_output_tokens"),
+    ({"input": "x", "temperature": "hot"}, "temperature", "temperature"),
+])
+def test_chat_refusals_name_the_responses_field(body: Any, param: str, needle: str) -> None:
+    with pytest.raises(BadRequest) as err:
+        call_from_responses(body, None)
+    assert err.value.param == param and needle in str(err.value)
+    assert "messages" not in str(err.value) and "max_completion_tokens" not in str(err.value)
+
+
+def test_a_translated_call_keeps_what_the_chat_path_makes_of_it() -> None:
+    call = call_from_responses({"input": "hi", "instructions": "sys", "max_output_tokens": 7,
+                                "ostinato": {"call_id": "k"}}, None)
+    assert [(m.role, m.content) for m in call.messages] == [("system", "sys"), ("user", "hi")]
+    assert call.sampling.max_new_tokens == 7 and call.call_id == "k"

@@ -1,0 +1,93 @@
+"""Responses API output: the response object and the streamed events of an answer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from gateway.responses_output import ResponseEvents, ResponseShell, output_json
+from ostinato.v1 import common_pb2
+
+CALL = common_pb2.ToolCall(id="call_1", name="weather", arguments='{"city": "Oslo"}')
+
+
+def _result(text: str = "", finish: str = "stop",
+            calls: tuple[common_pb2.ToolCall, ...] = ()) -> common_pb2.CallResult:
+    return common_pb2.CallResult(text=text, finish_reason=finish, tool_calls=calls,
+                                 usage=common_pb2.Usage(prompt_tokens=5, completion_tokens=3,
+                                                        cached_tokens=2))
+
+
+def _events(raw: bytes) -> list[dict[str, Any]]:
+    out = []
+    for block in raw.decode().split("\n\n"):
+        if block:
+            kind, data = block.split("\n")
+            event = json.loads(data.removeprefix("data: "))
+            assert kind == f"event: {event['type']}"
+            out.append(event)
+    return out
+
+
+@pytest.mark.parametrize(("result", "types"), [
+    (_result("hi"), ["message"]),
+    (_result("", "tool_calls", (CALL,)), ["function_call"]),
+    (_result("let me look", "tool_calls", (CALL, CALL)), ["message", "function_call",
+                                                          "function_call"]),
+    (_result(""), ["message"]),  # an empty answer is still a message
+])
+def test_output_items(result: common_pb2.CallResult, types: list[str]) -> None:
+    items = output_json(result)
+    assert [i["type"] for i in items] == types
+    for item in items:
+        if item["type"] == "function_call":
+            assert (item["call_id"], item["name"], item["arguments"]) == (
+                CALL.id, CALL.name, CALL.arguments)
+
+
+def test_status_usage_and_echoed_settings() -> None:
+    shell = ResponseShell("m", 1, {"instructions": "sys", "metadata": {"k": "v"}})
+    done = shell.json("completed", [], _result("x"))
+    assert (done["status"], done["incomplete_details"]) == ("completed", None)
+    assert done["usage"] == {"input_tokens": 5, "input_tokens_details": {"cached_tokens": 2},
+                             "output_tokens": 3, "output_tokens_details": {"reasoning_tokens": 0},
+                             "total_tokens": 8}
+    assert (done["instructions"], done["metadata"], done["store"]) == ("sys", {"k": "v"}, False)
+    cut = shell.json("completed", [], _result("x", "length"))
+    assert cut["status"] == "incomplete"
+    assert cut["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+def test_a_streamed_answer_with_a_tool_call() -> None:
+    events = ResponseEvents(ResponseShell("m", 1, {}))
+    raw = events.started() + events.text("Let ") + events.text("me") + events.finished(
+        _result("Let me", "tool_calls", (CALL,)), {"call_id": "c"})
+    out = _events(raw)
+    assert [e["type"] for e in out] == [
+        "response.created", "response.in_progress",
+        "response.output_item.added", "response.content_part.added",
+        "response.output_text.delta", "response.output_text.delta",
+        "response.output_text.done", "response.content_part.done", "response.output_item.done",
+        "response.output_item.added", "response.function_call_arguments.delta",
+        "response.function_call_arguments.done", "response.output_item.done",
+        "response.completed"]
+    assert [e["sequence_number"] for e in out] == list(range(len(out)))
+    assert out[6]["text"] == "Let me" and out[11]["arguments"] == CALL.arguments
+    final = out[-1]["response"]
+    assert [i["type"] for i in final["output"]] == ["message", "function_call"]
+    assert final["output"][0]["id"] == out[2]["item"]["id"] == out[4]["item_id"]
+    assert final["ostinato"] == {"call_id": "c"}
+
+
+def test_a_restart_voids_the_text_before_it_and_a_failure_ends_the_stream() -> None:
+    events = ResponseEvents(ResponseShell("m", 1, {}))
+    events.text("old")
+    events.restarted()
+    events.text("new")
+    out = _events(events.finished(_result("new", "length"), {}))
+    assert out[0]["text"] == "new" and out[-1]["type"] == "response.incomplete"
+    failed = _events(ResponseEvents(ResponseShell("m", 1, {})).failed("unavailable", "gone"))
+    assert failed[0]["type"] == "response.failed"
+    assert failed[0]["response"]["error"] == {"code": "unavailable", "message": "gone"}

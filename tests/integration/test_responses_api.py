@@ -1,0 +1,131 @@
+"""POST /v1/responses through the real mesh, driven by the official `openai` client's
+`responses` resource (what the OpenAI Agents SDK's default model calls): text, streamed
+events, function tools and their outputs, structured output, an answer cut at
+max_output_tokens, and clear errors for what is not served."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from ostinato.mesh import Mesh
+
+MODEL = "sim/llama-3.1-8b"
+WEATHER = {"type": "function", "name": "weather", "description": "The weather in a city",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                          "required": ["city"], "additionalProperties": False},
+           "strict": True}
+
+
+@pytest.fixture(scope="module")
+def acme(mesh: Mesh) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"http://{mesh.endpoints.gateway_http}/v1", api_key="key-acme",
+                       max_retries=0) as client:
+        yield client
+
+
+def test_a_text_answer(acme: openai.OpenAI) -> None:
+    raw = acme.responses.with_raw_response.create(
+        model=MODEL, instructions="Answer briefly.", input="Name a colour.",
+        max_output_tokens=200, temperature=0.7, metadata={"run": "1"})
+    out = raw.parse()
+    assert out.object == "response" and out.id.startswith("resp_") and out.status == "completed"
+    [message] = out.output
+    assert message.type == "message" and message.role == "assistant"
+    assert out.output_text and out.output_text == message.content[0].text
+    assert out.usage is not None and 0 < out.usage.output_tokens <= 200
+    assert out.usage.total_tokens == out.usage.input_tokens + out.usage.output_tokens
+    assert out.metadata == {"run": "1"} and out.instructions == "Answer briefly."
+    assert raw.headers["X-Ostinato-Cache-Hit"] == "miss"
+    assert out.model_extra["ostinato"]["program_id"]  # type: ignore[index]
+
+
+def test_an_answer_cut_at_max_output_tokens_is_incomplete(acme: openai.OpenAI) -> None:
+    out = acme.responses.create(model=MODEL, input="Tell me a long story.", max_output_tokens=3)
+    assert out.status == "incomplete" and out.incomplete_details is not None
+    assert out.incomplete_details.reason == "max_output_tokens"
+    assert out.usage is not None and out.usage.output_tokens == 3
+
+
+def test_streamed_events_build_the_same_answer(acme: openai.OpenAI) -> None:
+    events = list(acme.responses.create(model=MODEL, input="Count to five.",
+                                        max_output_tokens=12, stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] in ("response.completed", "response.incomplete")
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    [done] = [e for e in events if e.type == "response.output_text.done"]
+    final = events[-1].response  # type: ignore[union-attr]
+    assert text and done.text == text == final.output_text
+    assert final.usage is not None and final.usage.output_tokens <= 12
+    # the SDK's helper assembles the answer from the events (a complete one: it wants
+    # response.completed, where a cut answer ends with response.incomplete, as OpenAI's do)
+    with acme.responses.stream(model=MODEL, input="Count to five.",
+                               max_output_tokens=400) as stream:
+        final = stream.get_final_response()
+    assert final.status == "completed" and final.output_text
+
+
+def test_a_function_call_and_its_output_go_round(acme: openai.OpenAI) -> None:
+    first = acme.responses.create(model=MODEL, input="What is the weather in Bergen?",
+                                  tools=[WEATHER], tool_choice="required",
+                                  max_output_tokens=200)
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert calls and all(c.name == "weather" and c.call_id for c in calls)
+    assert isinstance(json.loads(calls[0].arguments)["city"], str)
+    # the tool's output sent back as the next input, with the call items (as agents do)
+    then = acme.responses.create(
+        model=MODEL, tools=[WEATHER], max_output_tokens=200,
+        input=[{"role": "user", "content": "What is the weather in Bergen?"},
+               *[c.model_dump() for c in calls],
+               *[{"type": "function_call_output", "call_id": c.call_id, "output": "rain, 9 C"}
+                 for c in calls]])
+    assert then.status in ("completed", "incomplete") and then.output
+    # streamed, the call arrives as a function_call item with its arguments
+    events = list(acme.responses.create(model=MODEL, input="Weather in Oslo?", tools=[WEATHER],
+                                        tool_choice={"type": "function", "name": "weather"},
+                                        max_output_tokens=200, stream=True))
+    args = [e for e in events if e.type == "response.function_call_arguments.done"]
+    assert args and args[0].name == "weather" and json.loads(args[0].arguments)["city"]
+
+
+def test_structured_output(acme: openai.OpenAI) -> None:
+    schema = {"type": "object", "properties": {"name": {"type": "string"},
+                                               "age": {"type": "integer"}},
+              "required": ["name", "age"], "additionalProperties": False}
+    out = acme.responses.create(model=MODEL, input="Invent a person.", max_output_tokens=200,
+                                text={"format": {"type": "json_schema", "name": "person",
+                                                 "schema": schema, "strict": True}})
+    person = json.loads(out.output_text)
+    assert isinstance(person["name"], str) and isinstance(person["age"], int)
+
+
+@pytest.mark.parametrize(("kw", "status", "param"), [
+    ({"previous_response_id": "resp_1"}, 400, "previous_response_id"),
+    ({"tools": [{"type": "web_search"}]}, 400, "tools"),
+    ({"input": [{"type": "input_image", "image_url": "http://x"}]}, 400, "input"),
+    ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
+     400, "input"),
+    ({"input": []}, 400, "input"),
+    ({"max_output_tokens": 10**9}, 400, None),
+    ({"max_output_tokens": "many"}, 400, "max_output_tokens"),
+    ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {"properties": 5}}}},
+     400, "text"),
+    ({"reasoning": {"effort": "high"}}, 400, "reasoning"),
+    ({"model": "gpt-4o"}, 404, "model"),
+    ({"extra_body": {"frobnicate": 1}}, 400, "frobnicate"),
+])
+def test_what_is_not_served_gets_a_clear_error(acme: openai.OpenAI, kw: dict,
+                                               status: int, param: str | None) -> None:
+    args = {"model": MODEL, "input": "hello", "max_output_tokens": 4, **kw}
+    with pytest.raises(openai.APIStatusError) as err:
+        acme.responses.create(**args)
+    assert err.value.status_code == status
+    body = err.value.body
+    assert isinstance(body, dict) and body["message"]
+    if param is not None:
+        assert body["param"] == param
