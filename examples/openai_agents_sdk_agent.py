@@ -4,7 +4,7 @@
 POST /v1/responses), or with `--api chat` the SDK's `OpenAIChatCompletionsModel`.
 
     python examples/openai_agents_sdk_agent.py --base-url http://127.0.0.1:8080/v1 --api-key KEY \
-        [--api responses|chat] [--question "..."]
+        [--api responses|chat] [--stream] [--question "..."]
 
 The tools are the plain functions of agent_tools.py. The Agents SDK's own trace export goes
 to OpenAI's servers by default; it is turned off here (the mesh has its own traces).
@@ -27,6 +27,7 @@ from agents import (
     OpenAIResponsesModel,
     Runner,
     RunResult,
+    RunResultStreaming,
     ToolCallItem,
     ToolCallOutputItem,
     function_tool,
@@ -56,19 +57,29 @@ def search_docs(query: Annotated[str, Field(description="Words to look for",
 
 
 async def run_async(base_url: str, api_key: str, question: str = QUESTION, max_turns: int = 6,
-                    model: str = MODEL, api: str = "responses") -> RunResult:
+                    model: str = MODEL, api: str = "responses",
+                    stream: bool = False) -> RunResult | RunResultStreaming:
+    """The agent's run; with `stream`, run streamed (Runner.run_streamed), its events read."""
     set_tracing_disabled(True)
     async with openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0) as client:
         llm: Model = (OpenAIResponsesModel(model=model, openai_client=client) if api == "responses"
                       else OpenAIChatCompletionsModel(model=model, openai_client=client))
         agent = Agent(name="lyon-guide", instructions=INSTRUCTIONS,
                       tools=[calculator, search_docs], model=llm)
-        return await Runner.run(agent, question, max_turns=max_turns)
+        if not stream:
+            return await Runner.run(agent, question, max_turns=max_turns)
+        streamed = Runner.run_streamed(agent, question, max_turns=max_turns)
+        async for event in streamed.stream_events():
+            if event.type == "raw_response_event" and event.data.type == "response.output_text.delta":
+                print(event.data.delta, end="", flush=True)
+        print()
+        return streamed
 
 
 def run(base_url: str, api_key: str, question: str = QUESTION, max_turns: int = 6,
-        model: str = MODEL, api: str = "responses") -> RunResult:
-    return asyncio.run(run_async(base_url, api_key, question, max_turns, model, api))
+        model: str = MODEL, api: str = "responses",
+        stream: bool = False) -> RunResult | RunResultStreaming:
+    return asyncio.run(run_async(base_url, api_key, question, max_turns, model, api, stream))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,9 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default=MODEL)
     parser.add_argument("--api", choices=("responses", "chat"), default="responses",
                         help="the Responses API (the SDK's default) or chat completions")
+    parser.add_argument("--stream", action="store_true", help="run streamed, printing the text")
     parser.add_argument("--question", default=QUESTION)
     args = parser.parse_args(argv)
-    result = run(args.base_url, args.api_key, args.question, model=args.model, api=args.api)
+    result = run(args.base_url, args.api_key, args.question, model=args.model, api=args.api,
+                 stream=args.stream)
     for item in result.new_items:
         if isinstance(item, ToolCallItem) and isinstance(item.raw_item, ResponseFunctionToolCall):
             print(f"tool call   {item.raw_item.name}({item.raw_item.arguments})")

@@ -249,15 +249,19 @@ def test_langgraph_agent(example: Import, base_url: str, api_keys: dict[str, str
     assert_chain(calls, _call_order(calls))
 
 
-@pytest.mark.parametrize(("api", "tenant"), [("responses", "ex-agents"),
-                                             ("chat", "ex-agents-chat")])
+@pytest.mark.parametrize(("api", "stream", "tenant"), [
+    ("responses", False, "ex-agents"), ("chat", False, "ex-agents-chat"),
+    ("responses", True, "ex-agents-streamed")])
 def test_openai_agents_sdk_agent(example: Import, base_url: str, api_keys: dict[str, str],
-                                 store: redis.Redis, api: str, tenant: str) -> None:
-    """The SDK's default model (the Responses API) and its chat-completions model."""
+                                 store: redis.Redis, api: str, stream: bool,
+                                 tenant: str) -> None:
+    """The SDK's default model (the Responses API), run and run streamed, and its
+    chat-completions model."""
     from agents import ToolCallItem, ToolCallOutputItem
 
     tools = example("agent_tools")
-    result = example("openai_agents_sdk_agent").run(base_url, api_keys[tenant], api=api)
+    result = example("openai_agents_sdk_agent").run(base_url, api_keys[tenant], api=api,
+                                                     stream=stream)
     assert isinstance(result.final_output, str) and result.final_output
     requested = {item.raw_item.call_id: item.raw_item for item in result.new_items
                  if isinstance(item, ToolCallItem)}
