@@ -30,7 +30,6 @@ import json
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -38,7 +37,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.json_format import MessageToDict
 
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
-from gateway.call_items import CallItem, Delta, Granted
+from gateway.call_items import Delta
 from gateway.calls import MAX_DEADLINE_S
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.metrics import GatewayMetrics
@@ -63,6 +62,7 @@ from gateway.openai_response import (
 )
 from gateway.openapi import document
 from gateway.responses_api import respond
+from gateway.sse_stream import SseStream
 from ostinato.v1 import common_pb2
 from tracing.http_middleware import tracing_middleware
 
@@ -276,45 +276,21 @@ class OpenAiApi:
         return result
 
 
-class _Stream:
-    """One streamed answer as SSE. Nothing is sent before the call's first output, so an
-    early failure is a plain HTTP error; later ones travel in the stream."""
+class _Stream(SseStream):
+    """One streamed answer as chat.completion.chunk (or text_completion) events, ending
+    with `data: [DONE]`."""
+
+    EOF = b"data: [DONE]\n\n"
 
     def __init__(self, core: GatewayCore, request: web.Request, tenant: str, placed: Placement,
                  model: str, include_usage: bool, obj: str = "chat.completion.chunk") -> None:
-        self._request, self._placed, self._model, self._usage = request, placed, model, include_usage
-        self._obj = obj
-        self._items: AsyncIterator[CallItem] = core.run(tenant, placed, core.timeout(None))
+        super().__init__(core, request, tenant, placed)
+        self._model, self._usage, self._obj = model, include_usage, obj
         self._id = ("chatcmpl-" if obj == "chat.completion.chunk" else "cmpl-") + uuid.uuid4().hex
         self._created = int(time.time())
 
     def _chunk(self, delta: dict[str, Any], **kwargs: Any) -> bytes:
         return chunk_sse(self._id, self._model, self._created, delta, obj=self._obj, **kwargs)
-
-    async def _next(self) -> Delta | common_pb2.CallResult:
-        while True:
-            item = await anext(self._items)
-            if not isinstance(item, Granted):
-                return item
-
-    async def run(self) -> web.StreamResponse:
-        try:
-            try:
-                first = await self._next()
-            except StopAsyncIteration as exc:
-                raise HttpError(500, "the call ended without a result", "api_error") from exc
-            response = web.StreamResponse(headers={
-                "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                HIT_HEADER: hit_header(first.cache_hit)})
-            await response.prepare(self._request)
-            try:
-                await self._send(response, first)
-                await response.write_eof(b"data: [DONE]\n\n")
-            except ConnectionResetError:  # the client left mid-stream: no one to answer
-                pass  # (its call is cancelled below, as for any client gone)
-            return response
-        finally:
-            await self._items.aclose()  # a client gone mid-stream cancels the engine request
 
     async def _send(self, response: web.StreamResponse, first: Delta | common_pb2.CallResult) -> None:
         if self._obj == "chat.completion.chunk":

@@ -7,19 +7,19 @@ call; the answer is rendered as a response object or its streamed events
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import grpc
 from aiohttp import web
 
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
-from gateway.call_items import CallItem, Delta, Granted
+from gateway.call_items import Delta
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.openai_format import BadRequest, call_from_openai
 from gateway.openai_response import extension_json
 from gateway.responses_format import chat_from_responses
 from gateway.responses_output import ResponseEvents, ResponseShell, output_json
+from gateway.sse_stream import SseStream
 from ostinato.v1 import common_pb2
 
 # a chat field named in an error -> the Responses field the client sent (longest first)
@@ -78,41 +78,14 @@ async def _respond(core: GatewayCore, request: web.Request, tenant: str, body: A
         headers={HIT_HEADER: hit_header(result.cache_hit)})
 
 
-class _Stream:
-    """One streamed response. Nothing is sent before the call's first output, so an early
-    failure is a plain HTTP error; later ones are a response.failed event."""
+class _Stream(SseStream):
+    """One streamed response: OpenAI's events; a failure after the first is
+    response.failed."""
 
     def __init__(self, core: GatewayCore, request: web.Request, tenant: str, placed: Placement,
                  shell: ResponseShell) -> None:
-        self._request, self._placed = request, placed
+        super().__init__(core, request, tenant, placed)
         self._events = ResponseEvents(shell)
-        self._items: AsyncIterator[CallItem] = core.run(tenant, placed, core.timeout(None))
-
-    async def _next(self) -> Delta | common_pb2.CallResult:
-        while True:
-            item = await anext(self._items)
-            if not isinstance(item, Granted):
-                return item
-
-    async def run(self) -> web.StreamResponse:
-        try:
-            try:
-                first = await self._next()
-            except StopAsyncIteration as exc:
-                raise GatewayError(grpc.StatusCode.INTERNAL,
-                                   "the call ended without a result") from exc
-            response = web.StreamResponse(headers={
-                "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                HIT_HEADER: hit_header(first.cache_hit)})
-            await response.prepare(self._request)
-            try:
-                await self._send(response, first)
-                await response.write_eof()
-            except ConnectionResetError:  # the client left mid-stream: no one to answer
-                pass  # (its call is cancelled below, as for any client gone)
-            return response
-        finally:
-            await self._items.aclose()  # a client gone mid-stream cancels the engine request
 
     async def _send(self, response: web.StreamResponse,
                     first: Delta | common_pb2.CallResult) -> None:
