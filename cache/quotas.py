@@ -20,7 +20,8 @@ PERIOD_S = 60.0
 
 # KEYS: calls bucket, tokens bucket. ARGV: rpm, tpm (0: unlimited), tokens, mode
 # ("admit": check both and take 1 call + tokens; "charge": add tokens unconditionally;
-# "refund": give back 1 call + tokens that an admitted call did not use).
+# "refund": give back the prompt tokens of an admitted call that never ran; the call itself
+# still counts, as a request the mesh had to refuse).
 # Returns {admitted 0/1, retry_after in ms}.
 _GCRA = """
 local now_parts = redis.call('TIME')
@@ -37,7 +38,6 @@ if ARGV[4] == 'refund' then
       redis.call('SET', key, tostring(back), 'PX', math.ceil((back - now) * 1000) + 1)
     end
   end
-  give_back(KEYS[1], tonumber(ARGV[1]), 1)
   give_back(KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))
   return {1, 0}
 end
@@ -87,9 +87,11 @@ class Quotas:
         return QuotaDecision(bool(admitted), int(wait_ms) / 1000.0)
 
     async def refund(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> None:
-        """Gives back what `admit` took for a call that was refused before it ran (invalid:
-        the engine would not take it), as if it had not been asked."""
-        if limits.rpm or limits.tpm:
+        """Gives back the prompt tokens `admit` took for a call refused before it ran
+        (invalid: the engine would not take it). The call still counts against rpm: a
+        refused request cost the mesh a round trip, and free refusals would let a tenant
+        send them without bound."""
+        if limits.tpm:
             await self._script(keys=[quota_calls(tenant), quota_tokens(tenant)],
                                args=[limits.rpm, limits.tpm, prompt_tokens, "refund"])
 

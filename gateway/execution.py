@@ -179,7 +179,7 @@ class CallExecutor:
                 yield item
         except CallFailed as exc:
             if metered and exc.code == grpc.StatusCode.INVALID_ARGUMENT:
-                self._refund(tenant, limits, len(prepared[0].ids))  # refused: nothing served
+                await self._refund(tenant, limits, len(prepared[0].ids))  # never ran
             raise
 
     async def _through_mesh(
@@ -263,15 +263,14 @@ class CallExecutor:
 
         self._spawn(charge())
 
-    def _refund(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> None:
-        """A call refused as invalid (by the engine, or the planner) is not charged: what
-        `_admit` took goes back (not awaited)."""
-        async def refund() -> None:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
-                async with asyncio.timeout(self._quota_timeout_s):
-                    await self._quotas.refund(tenant, limits, prompt_tokens)  # type: ignore[union-attr]
-
-        self._spawn(refund())
+    async def _refund(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> None:
+        """A call refused as invalid (by the engine, or the planner) never ran: its prompt
+        tokens go back to the tenant's tokens per minute before the refusal is answered, so
+        the next request sees them (the request itself still counts)."""
+        assert self._quotas is not None  # metered calls only
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(self._quota_timeout_s):
+                await self._quotas.refund(tenant, limits, prompt_tokens)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -69,13 +69,16 @@ async def test_tenants_do_not_share_buckets(quotas: Quotas) -> None:
 @pytest.mark.parametrize(("limits", "taken", "refunded", "then", "admitted"), [
     # (limits, prompt tokens admitted, how many of those calls are refunded, next request's
     #  tokens, whether it fits)
-    (TenantLimits(rpm=2), [1, 1], 1, 1, True),  # one of two calls given back: room for one
+    (TenantLimits(rpm=2), [1, 1], 1, 1, False),  # a refused request still counts
     (TenantLimits(rpm=2), [1, 1], 0, 1, False),
-    (TenantLimits(tpm=300), [200], 1, 300, True),  # its tokens back too
+    (TenantLimits(tpm=300), [200], 1, 300, True),  # its prompt tokens come back
     (TenantLimits(tpm=300), [200], 0, 300, False),
-    (TenantLimits(rpm=1, tpm=100), [60], 1, 100, True),
+    (TenantLimits(tpm=300), [100, 150], 1, 150, True),  # only the refunded call's
+    (TenantLimits(tpm=300), [100, 150], 1, 250, False),
+    (TenantLimits(rpm=2, tpm=100), [60], 1, 100, True),
+    (TenantLimits(rpm=1, tpm=100), [60], 1, 10, False),  # tokens back, not the request
 ])
-async def test_a_refused_call_gives_back_what_it_took(
+async def test_a_refused_call_gives_back_its_prompt_tokens(
         quotas: Quotas, limits: TenantLimits, taken: list[int], refunded: int, then: int,
         admitted: bool) -> None:
     tenant = _tenant()
@@ -87,8 +90,8 @@ async def test_a_refused_call_gives_back_what_it_took(
 
 
 async def test_a_refund_never_gives_more_than_a_full_bucket(quotas: Quotas) -> None:
-    tenant, limits = _tenant(), TenantLimits(rpm=2)
+    tenant, limits = _tenant(), TenantLimits(tpm=100)
     for _ in range(3):  # refunds of nothing taken
-        await quotas.refund(tenant, limits, 0)
-    got = [(await quotas.admit(tenant, limits, 0)).admitted for _ in range(3)]
+        await quotas.refund(tenant, limits, 50)
+    got = [(await quotas.admit(tenant, limits, 50)).admitted for _ in range(3)]
     assert got == [True, True, False]

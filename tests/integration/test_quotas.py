@@ -204,12 +204,14 @@ def _post(mesh: Mesh, key: str, body: dict[str, object]) -> int:
         return int(exc.code)
 
 
-def test_calls_the_engine_refuses_as_invalid_are_not_charged(mesh: Mesh) -> None:
+def test_calls_the_engine_refuses_as_invalid_give_their_tokens_back(mesh: Mesh) -> None:
     """A schema the engine cannot serve (valid JSON Schema, no value can meet it) is a 400
-    from the engine; the tenant's calls per minute are given back, so three of them leave
-    its whole minute (3 calls) for calls that are served."""
-    key = _create(mesh, "quota-refund", "--rpm", "3")
-    impossible = {"messages": USER, "max_tokens": 4, "response_format": {
+    from the engine: the prompt's tokens go back to the tenant's tokens per minute, so three
+    such prompts of ~400 tokens at tpm 1000 are each answered 400, never 429, and a served
+    call follows. The requests themselves still count against rpm."""
+    key = _create(mesh, "quota-refund", "--tpm", "1000", "--rpm", "4")
+    long = [{"role": "user", "content": "lighthouse " * 200}]  # ~400 tokens (sim tokenizer)
+    impossible = {"messages": long, "max_tokens": 4, "response_format": {
         "type": "json_schema", "json_schema": {"name": "n", "schema": {
             "allOf": [{"type": "string"}, {"type": "integer"}]}}}}
 
@@ -220,6 +222,5 @@ def test_calls_the_engine_refuses_as_invalid_are_not_charged(mesh: Mesh) -> None
 
     eventually(refused)
     assert [_post(mesh, key, impossible) for _ in range(2)] == [400, 400]
-    served = {"messages": USER, "max_tokens": 4}
-    assert [_post(mesh, key, served) for _ in range(3)] == [200, 200, 200]
-    assert _post(mesh, key, served) == 429  # the quota still holds
+    assert _post(mesh, key, {"messages": long, "max_tokens": 4}) == 200
+    assert _post(mesh, key, {"messages": USER, "max_tokens": 4}) == 429  # rpm 4: the refused ones counted
