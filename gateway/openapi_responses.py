@@ -19,7 +19,7 @@ from gateway.openapi_requests import (
     ref,
     text,
 )
-from gateway.responses_format import INCLUDES, UNSUPPORTED
+from gateway.responses_format import IGNORED, INCLUDES, UNSUPPORTED
 from ostinato.config import GatewayConfig
 
 
@@ -85,8 +85,11 @@ def response_request_schemas(cfg: GatewayConfig, chat: Schema) -> dict[str, Sche
         "name": text("1 to 64 letters, digits, _ or -; unique among the tools",
                      pattern="^[A-Za-z0-9_-]{1,64}$"),
         "description": nullable(text()), "strict": nullable({"type": "boolean"}),
-        "parameters": nullable(PARAMETERS)}, ("type", "name"),
-        description="a function tool (hosted tools are not served)")
+        "parameters": nullable(PARAMETERS),
+        "defer_loading": {"description": "ignored"}, "output_schema": {"description": "ignored"},
+        "allowed_callers": nullable({"type": "array", "contains": {"const": "direct"},
+                                     "description": "must let the model call it"})},
+        ("type", "name"), description="a function tool (hosted tools are not served)")
     fmt = {"oneOf": [
         obj({"type": {"enum": ["text", "json_object"]}}, ("type",)),
         obj({"type": {"const": "json_schema"}, "name": nullable(text()),
@@ -96,6 +99,7 @@ def response_request_schemas(cfg: GatewayConfig, chat: Schema) -> dict[str, Sche
                for name, why in UNSUPPORTED.items()}
     forced = {"required": ["tool_choice"], "properties": {"tool_choice": {"not": {
         "enum": ["auto", "none", None]}}}}
+    # (a forced call with a JSON text.format: the format governs a later text answer only)
     request = obj({
         "model": common["model"], "instructions": nullable(text(
             "a system message before the input", maxLength=cfg.max_prompt_chars)),
@@ -122,22 +126,18 @@ def response_request_schemas(cfg: GatewayConfig, chat: Schema) -> dict[str, Sche
                                "description": "not supported: only null settings"}),
         "metadata": nullable({"type": "object", "description": "echoed in the response"}),
         "ostinato": common["ostinato"],
-        **{name: {"description": "ignored"} for name in (
-            "store", "user", "safety_identifier", "prompt_cache_key", "service_tier",
-            "prompt_cache_retention", "stream_options")},
+        **{name: {"description": "ignored"} for name in sorted(IGNORED - {"metadata"})},
         **refused,
     }, ("input",), allOf=[
         _nonempty_input(),
         {"if": forced, "then": {"required": ["tools"], "properties": {
-            "tools": {"type": "array", "minItems": 1},
-            "text": {"anyOf": [NULL, {"properties": {"format": {"anyOf": [
-                NULL, {"properties": {"type": {"const": "text"}}}]}}}]}}}},
+            "tools": {"type": "array", "minItems": 1}}}},
     ], description=(
         "OpenAI's Responses request, served statelessly: nothing is stored, so "
         "previous_response_id and conversation are refused (send the whole conversation as "
         "input), as are hosted tools, images and background runs. Unknown fields are "
-        "refused (400). tool_choice `required` or a named function needs tools and no "
-        "JSON text.format."))
+        "refused (400). tool_choice `required` or a named function needs tools; with it, a "
+        "JSON text.format applies to a later text answer, not to this turn's call."))
     return {**_items(cfg), "ResponsesTool": tool, "ResponsesRequest": request}
 
 

@@ -17,7 +17,7 @@ from gateway.call_items import Delta
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.openai_format import BadRequest, call_from_openai
 from gateway.openai_response import extension_json
-from gateway.responses_format import chat_from_responses
+from gateway.responses_format import Sources, translate
 from gateway.responses_output import ResponseEvents, ResponseShell, output_json
 from gateway.sse_stream import SseStream
 from ostinato.v1 import common_pb2
@@ -25,53 +25,56 @@ from ostinato.v1 import common_pb2
 # a chat field named in an error -> the Responses field the client sent (longest first)
 _PARAMS = (("response_format.json_schema", "text.format"), ("response_format", "text"),
            ("max_completion_tokens", "max_output_tokens"), ("max_new_tokens", "max_output_tokens"),
-           ("messages", "input"))
+           ("max_tokens", "max_output_tokens"))
 
 
-def _renamed(text: str | None) -> str | None:
+def _renamed(text: str | None, sources: Sources) -> str | None:
     if text is None:
         return None
+    text = sources.rename(text)
     for chat_name, name in _PARAMS:
         text = text.replace(chat_name, name)
     return text
 
 
 def _top(param: str | None) -> str | None:
-    """The request's top-level field a parameter path lies in ("text.format.schema": text)."""
-    return None if param is None else param.split(".")[0].split("[")[0]
+    """The request's top-level field a parameter path lies in ("text.format.schema": text;
+    "messages", a chat message: input)."""
+    if param is None:
+        return None
+    top = param.split(".")[0].split("[")[0]
+    return "input" if top == "messages" else top
 
 
 Place = Callable[[web.Request, str, common_pb2.CallSpec], Awaitable[Placement]]
 Result = Callable[[str, Placement], Awaitable[common_pb2.CallResult]]
 
 
-def call_from_responses(body: Any, cache_header: str | None) -> common_pb2.CallSpec:
-    """A Responses request body as a CallSpec; raises BadRequest naming Responses fields."""
-    chat = chat_from_responses(body)
+def call_from_responses(body: Any, cache_header: str | None
+                        ) -> tuple[common_pb2.CallSpec, Sources]:
+    """A Responses request body as a CallSpec, and where its messages came from; raises
+    BadRequest naming Responses fields."""
+    chat, sources = translate(body)
     try:
-        return call_from_openai(chat, cache_header)
+        return call_from_openai(chat, cache_header), sources
     except BadRequest as exc:
-        raise BadRequest(_renamed(str(exc)) or "", _top(_renamed(exc.param))) from None
+        raise BadRequest(_renamed(str(exc), sources) or "",
+                         _top(_renamed(exc.param, sources))) from None
 
 
 async def respond(core: GatewayCore, request: web.Request, tenant: str, body: Any,
                   place: Place, result_of: Result) -> web.StreamResponse:
     """The response, or a GatewayError that names the Responses field at fault."""
+    call, sources = call_from_responses(body, request.headers.get(REQUEST_HEADER))
     try:
-        return await _respond(core, request, tenant, body, place, result_of)
+        placed = await place(request, tenant, call)
+        shell = ResponseShell(core.config.model, int(time.time()), body)
+        if body.get("stream"):
+            return await _Stream(core, request, tenant, placed, shell).run()
+        result = await result_of(tenant, placed)
     except GatewayError as exc:
-        raise GatewayError(exc.code, _renamed(exc.message) or "", _top(_renamed(exc.param)),
-                           exc.retry_after_s) from None
-
-
-async def _respond(core: GatewayCore, request: web.Request, tenant: str, body: Any,
-                   place: Place, result_of: Result) -> web.StreamResponse:
-    call = call_from_responses(body, request.headers.get(REQUEST_HEADER))
-    placed = await place(request, tenant, call)
-    shell = ResponseShell(core.config.model, int(time.time()), body)
-    if body.get("stream"):
-        return await _Stream(core, request, tenant, placed, shell).run()
-    result = await result_of(tenant, placed)
+        raise GatewayError(exc.code, _renamed(exc.message, sources) or "",
+                           _top(_renamed(exc.param, sources)), exc.retry_after_s) from None
     return web.json_response(
         shell.json("completed", output_json(result), result,
                    extension_json(placed.client_program_id, placed.call, result)),
@@ -110,6 +113,6 @@ class _Stream(SseStream):
                 return
         except StopAsyncIteration:
             await response.write(pending + events.failed(
-                "api_error", "the call ended without a result"))
+                "INTERNAL", "the call ended without a result"))
         except GatewayError as exc:  # headers are gone: the error travels in the stream
-            await response.write(pending + events.failed(exc.code.name.lower(), exc.message))
+            await response.write(pending + events.failed(exc.code.name, exc.message))

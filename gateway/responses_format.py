@@ -13,14 +13,18 @@ background runs; `store` is accepted and answered as false. Pure: no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.openai_format import BadRequest
 
-# accepted and without effect here: nothing is stored, nothing truncated, no service tiers
-_IGNORED = {"store", "user", "safety_identifier", "prompt_cache_key", "service_tier",
-            "prompt_cache_retention", "metadata", "stream_options"}
+# accepted and without effect here: nothing is stored, nothing truncated, no service tiers,
+# no moderation; max_tool_calls bounds built-in (hosted) tools' calls, and there are none
+IGNORED = {"store", "user", "safety_identifier", "prompt_cache_key", "service_tier",
+           "prompt_cache_retention", "prompt_cache_options", "metadata", "stream_options",
+           "max_tool_calls", "moderation"}
 UNSUPPORTED = {
     "previous_response_id": "earlier responses are not stored; send the whole conversation "
                             "as input",
@@ -28,13 +32,48 @@ UNSUPPORTED = {
     "prompt": "stored prompt templates are not supported",
     "background": "background responses are not supported",
     "context_management": "context management is not supported",
+    "background_options": "background responses are not supported",
+    "image": "image generation is not supported",
+    "access_programs": "access programs are not supported",
 }
 _KNOWN = {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls",
           "text", "max_output_tokens", "temperature", "top_p", "top_logprobs", "stream",
-          "include", "truncation", "reasoning", "ostinato", *_IGNORED, *UNSUPPORTED}
+          "include", "truncation", "reasoning", "ostinato", *IGNORED, *UNSUPPORTED}
 INCLUDES = {"message.output_text.logprobs", "reasoning.encrypted_content"}
 _ROLES = {"user", "system", "developer", "assistant"}
 _TEXT_PARTS = {"input_text", "output_text", "text", "refusal"}
+# a function tool's fields without effect here: deferred loading is an optimization of
+# OpenAI's tool search, callers other than the model do not exist, an output schema
+# describes what the client's function returns
+TOOL_IGNORED = {"defer_loading", "allowed_callers", "output_schema"}
+
+
+@dataclass
+class Sources:
+    """Where each chat message (and each of its tool calls) came from in the Responses
+    request, so that an error names the field the client sent."""
+
+    messages: list[str] = field(default_factory=list)
+    tool_calls: list[list[str]] = field(default_factory=list)
+
+    def add(self, where: str) -> None:
+        self.messages.append(where)
+        self.tool_calls.append([])
+
+    def rename(self, text: str) -> str:
+        """`text` (an error message or a param) with chat paths as Responses paths."""
+        def call(m: re.Match[str]) -> str:
+            i, j = int(m[1]), int(m[2])
+            calls = self.tool_calls[i] if i < len(self.tool_calls) else []
+            return calls[j] if j < len(calls) else m[0]
+
+        def message(m: re.Match[str]) -> str:
+            i = int(m[1])
+            return self.messages[i] if i < len(self.messages) else m[0]
+
+        text = re.sub(r"messages\[(\d+)\]\.tool_calls\[(\d+)\](\.function)?", call, text)
+        text = re.sub(r"messages\[(\d+)\]", message, text)
+        return re.sub(r"tools\[(\d+)\]\.function\.", r"tools[\1].", text)
 
 
 def _text(content: Any, where: str) -> str:
@@ -63,7 +102,7 @@ def _string(item: Mapping[str, Any], name: str, where: str) -> str:
     return value
 
 
-def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _messages(body: Mapping[str, Any], sources: Sources) -> list[dict[str, Any]]:
     """`instructions` and `input` as chat messages. Function calls in a row join the
     assistant message before them, as a chat model wrote them."""
     messages: list[dict[str, Any]] = []
@@ -72,8 +111,10 @@ def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(instructions, str):
             raise BadRequest("instructions must be a string", "instructions")
         messages.append({"role": "system", "content": instructions})
+        sources.add("instructions")
     raw = body.get("input")
     if isinstance(raw, str):
+        sources.add("input")
         return [*messages, {"role": "user", "content": raw}]
     if not isinstance(raw, list) or not raw:
         raise BadRequest("input must be a string or a non-empty array of items", "input")
@@ -88,20 +129,24 @@ def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
                 raise BadRequest(f"{where}.role must be one of {', '.join(sorted(_ROLES))}",
                                  "input")
             messages.append({"role": role, "content": _text(item.get("content"), where)})
+            sources.add(where)
         elif kind == "function_call":
             call = {"id": _string(item, "call_id", where), "type": "function",
                     "function": {"name": _string(item, "name", where),
                                  "arguments": _string(item, "arguments", where)}}
             last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant":
-                last.setdefault("tool_calls", []).append(call)
-            else:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            if last is None or last["role"] != "assistant":
+                last = {"role": "assistant", "content": None}
+                messages.append(last)
+                sources.add(where)
+            last.setdefault("tool_calls", []).append(call)
+            sources.tool_calls[-1].append(where)
         elif kind == "function_call_output":
             output = item.get("output")
             messages.append({"role": "tool", "tool_call_id": _string(item, "call_id", where),
                              "content": output if isinstance(output, str)
                              else _text(output, where)})
+            sources.add(where)
         elif kind == "reasoning":
             continue  # another model's reasoning: this one is given none
         else:
@@ -124,11 +169,16 @@ def _tools(body: Mapping[str, Any]) -> list[dict[str, Any]] | None:
             kind = tool.get("type") if isinstance(tool, dict) else None
             raise BadRequest(f"tools[{i}]: only function tools are supported (got {kind!r})",
                              "tools")
-        unknown = sorted(set(tool) - {"type", "name", "description", "parameters", "strict"})
+        unknown = sorted(set(tool) - {"type", "name", "description", "parameters", "strict",
+                                      *TOOL_IGNORED})
         if unknown:
             raise BadRequest(f"tools[{i}]: unknown field(s) {', '.join(unknown)}", "tools")
-        out.append({"type": "function",
-                    "function": {k: v for k, v in tool.items() if k != "type"}})
+        callers = tool.get("allowed_callers")
+        if callers is not None and (not isinstance(callers, list) or "direct" not in callers):
+            raise BadRequest(f"tools[{i}].allowed_callers must let the model call it "
+                             '("direct")', "tools")
+        out.append({"type": "function", "function": {
+            k: v for k, v in tool.items() if k != "type" and k not in TOOL_IGNORED}})
     return out
 
 
@@ -196,17 +246,24 @@ def _checked(body: Any) -> Mapping[str, Any]:
     return body
 
 
-def chat_from_responses(body: Any) -> dict[str, Any]:
-    """A Responses request body (parsed JSON) as the chat-completions body it asks for;
-    raises BadRequest naming the Responses field."""
+def translate(body: Any) -> tuple[dict[str, Any], Sources]:
+    """A Responses request body (parsed JSON) as the chat-completions body it asks for, and
+    where each of its messages came from; raises BadRequest naming the Responses field.
+
+    A tool_choice that forces a call (required, a named function) makes this turn's answer
+    a function call: `text.format` then governs only a later text answer (the Agents SDK
+    sends both for an agent with an output type), so it is not applied to this one."""
     body = _checked(body)
-    chat: dict[str, Any] = {"messages": _messages(body)}
+    sources = Sources()
+    chat: dict[str, Any] = {"messages": _messages(body, sources)}
     for name in ("model", "temperature", "top_p", "parallel_tool_calls", "ostinato"):
         if name in body:  # the chat path's checks apply (null: left out)
             chat[name] = body[name]
     if "max_output_tokens" in body:
         chat["max_completion_tokens"] = body["max_output_tokens"]
     tools, choice, fmt = _tools(body), _tool_choice(body), _response_format(body)
+    if choice == "required" or isinstance(choice, dict):
+        fmt = None
     for name, value in (("tools", tools), ("tool_choice", choice), ("response_format", fmt)):
         if value is not None:
             chat[name] = value
@@ -215,4 +272,9 @@ def chat_from_responses(body: Any) -> dict[str, Any]:
         chat["logprobs"] = True
         if top is not None:
             chat["top_logprobs"] = top
-    return chat
+    return chat, sources
+
+
+def chat_from_responses(body: Any) -> dict[str, Any]:
+    """The chat-completions body a Responses request asks for (translate's first half)."""
+    return translate(body)[0]

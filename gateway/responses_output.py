@@ -27,7 +27,8 @@ def _logprobs(result: common_pb2.CallResult) -> list[dict[str, Any]]:
 
 def usage_json(usage: common_pb2.Usage) -> dict[str, Any]:
     return {"input_tokens": usage.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+            "input_tokens_details": {"cached_tokens": usage.cached_tokens,
+                                     "cache_write_tokens": 0},
             "output_tokens": usage.completion_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": usage.prompt_tokens + usage.completion_tokens}
@@ -39,7 +40,9 @@ def text_part(text: str, logprobs: list[dict[str, Any]] | None = None) -> dict[s
 
 def message_item(item_id: str, text: str, status: str = "completed",
                  logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    content = [text_part(text, logprobs)] if status == "completed" else []
+    """A message item; "in_progress" has no content yet, "incomplete" is a text cut short
+    (at max_output_tokens, or by a failure)."""
+    content = [] if status == "in_progress" else [text_part(text, logprobs)]
     return {"id": item_id, "type": "message", "role": "assistant", "status": status,
             "content": content}
 
@@ -71,8 +74,9 @@ class ResponseShell:
             "error": error,
             "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
             "instructions": req.get("instructions"), "model": self.model, "output": output,
-            "parallel_tool_calls": req.get("parallel_tool_calls", True),
-            "tool_choice": req.get("tool_choice", "auto"), "tools": req.get("tools", []),
+            "parallel_tool_calls": _or(req.get("parallel_tool_calls"), True),
+            "tool_choice": _or(req.get("tool_choice"), "auto"),
+            "tools": _or(req.get("tools"), []),
             "temperature": req.get("temperature"), "top_p": req.get("top_p"),
             "max_output_tokens": req.get("max_output_tokens"),
             "previous_response_id": None, "store": False, "truncation": "disabled",
@@ -85,12 +89,30 @@ class ResponseShell:
         return out
 
 
+def _or(value: Any, default: Any) -> Any:
+    """A request's setting as echoed: null (or left out) is the default."""
+    return default if value is None else value
+
+
+def _status(result: common_pb2.CallResult) -> str:
+    """A finished call's message item: incomplete when cut at max_output_tokens."""
+    return "incomplete" if result.finish_reason == "length" else "completed"
+
+
+# gRPC status of a failure after the stream began -> OpenAI's ResponseError code
+_ERROR_CODES = {"RESOURCE_EXHAUSTED": "rate_limit_exceeded", "INVALID_ARGUMENT": "invalid_prompt"}
+
+
+def error_code(grpc_code: str) -> str:
+    return _ERROR_CODES.get(grpc_code, "server_error")
+
+
 def output_json(result: common_pb2.CallResult) -> list[dict[str, Any]]:
     """The output items of a finished call."""
     items = []
     if result.text or not result.tool_calls:
-        items.append(message_item(f"msg_{uuid.uuid4().hex}", result.text,
-                                  logprobs=_logprobs(result)))
+        items.append(message_item(f"msg_{uuid.uuid4().hex}", result.text, _status(result),
+                                  _logprobs(result)))
     items.extend(function_call_item(c) for c in result.tool_calls)
     return items
 
@@ -149,7 +171,7 @@ class ResponseEvents:
             out += self._event("response.content_part.done", item_id=self._message,
                                output_index=index, content_index=0,
                                part=text_part(text, logprobs))
-            item = message_item(self._message, text, logprobs=logprobs)
+            item = message_item(self._message, text, _status(result), logprobs)
             out += self._event("response.output_item.done", output_index=index, item=item)
             self._output.append(item)
         for call in result.tool_calls:
@@ -166,7 +188,16 @@ class ResponseEvents:
         kind = "response.incomplete" if response["status"] == "incomplete" else "response.completed"
         return out + self._event(kind, response=response)
 
-    def failed(self, code: str, message: str) -> bytes:
-        """The call failed after the stream began: response.failed, with the error."""
-        return self._event("response.failed", response=self._shell.json(
-            "failed", self._output, error={"code": code, "message": message}))
+    def failed(self, grpc_code: str, message: str) -> bytes:
+        """The call failed after the stream began: the text streamed so far closed as an
+        incomplete message, then response.failed with the error (OpenAI's code for the
+        gRPC status `grpc_code`)."""
+        out = b""
+        if self._message is not None:
+            index, text = len(self._output), "".join(self._text)
+            item = message_item(self._message, text, "incomplete")
+            out += self._event("response.output_item.done", output_index=index, item=item)
+            self._output.append(item)
+            self._message = None
+        return out + self._event("response.failed", response=self._shell.json(
+            "failed", self._output, error={"code": error_code(grpc_code), "message": message}))

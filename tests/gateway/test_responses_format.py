@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from gateway.calls import CallLimits, InvalidCall, normalize_call
 from gateway.openai_format import BadRequest
-from gateway.responses_api import call_from_responses
+from gateway.responses_api import _renamed, _top, call_from_responses
 from gateway.responses_format import chat_from_responses
 
 CALL = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "id": "fc_1"}
@@ -60,6 +61,18 @@ CALL = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"
      {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}),
     ({"input": "x", "text": {"format": {"type": "text"}}},
      {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "text"}}),
+    # a forced call: text.format is for a later text answer (the Agents SDK sends both)
+    ({"input": "x", "tools": [{"type": "function", "name": "f"}], "tool_choice": "required",
+      "text": {"format": {"type": "json_schema", "name": "p", "schema": {}}}},
+     {"messages": [{"role": "user", "content": "x"}],
+      "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required"}),
+    # fields a current client sends that change nothing here
+    ({"input": "x", "prompt_cache_options": {"mode": "implicit"}, "max_tool_calls": 2,
+      "moderation": None, "image": None, "background_options": None,
+      "tools": [{"type": "function", "name": "f", "defer_loading": True,
+                 "allowed_callers": ["direct"], "output_schema": {"type": "string"}}]},
+     {"messages": [{"role": "user", "content": "x"}],
+      "tools": [{"type": "function", "function": {"name": "f"}}]}),
     ({"input": "x", "top_logprobs": 2},
      {"messages": [{"role": "user", "content": "x"}], "logprobs": True, "top_logprobs": 2}),
     ({"input": "x", "include": ["message.output_text.logprobs"]},
@@ -102,6 +115,9 @@ def test_translation(body: dict[str, Any], chat: dict[str, Any]) -> None:
     ({"input": "x", "metadata": [1]}, "metadata", "object"),
     ({"input": "x", "stream": 1}, "stream", "true or false"),
     ({"input": "x", "frobnicate": 1}, "frobnicate", "unknown"),
+    ({"input": "x", "image": {"size": "auto"}}, "image", "not supported"),
+    ({"input": "x", "tools": [{"type": "function", "name": "f", "allowed_callers": []}]},
+     "tools", "direct"),
 ])
 def test_refusals(body: Any, param: str | None, needle: str) -> None:
     with pytest.raises(BadRequest) as err:
@@ -121,8 +137,33 @@ def test_chat_refusals_name_the_responses_field(body: Any, param: str, needle: s
     assert "messages" not in str(err.value) and "max_completion_tokens" not in str(err.value)
 
 
+ITEMS: list[Any] = [{"role": "user", "content": "q"},
+                    {"type": "function_call", "call_id": "c", "name": "f", "arguments": "[1]"}]
+
+
+@pytest.mark.parametrize(("body", "param", "needle"), [
+    # the item the client sent, though instructions come first and calls join a message
+    ({"instructions": "sys", "input": ITEMS}, "input", "input[1].arguments must be a JSON"),
+    ({"input": [ITEMS[0], {"role": "assistant", "content": "let me"}, ITEMS[1]]}, "input",
+     "input[2].arguments must be a JSON"),
+    ({"input": [ITEMS[0], {**ITEMS[1], "arguments": "{}"}, {**ITEMS[1], "name": ""}]}, "input",
+     "input[2].name is required"),
+    ({"input": "x", "tools": [{"type": "function", "name": "bad name"}]}, "tools",
+     "tools[0].name must be"),
+    ({"input": "x", "max_output_tokens": 10**9}, "max_output_tokens", "max_output_tokens"),
+])
+def test_errors_found_past_the_translation_name_the_responses_field(
+        body: Any, param: str, needle: str) -> None:
+    call, sources = call_from_responses(body, None)
+    with pytest.raises(InvalidCall) as err:
+        normalize_call(call, CallLimits(max_prompt_chars=10_000, max_messages=64,
+                                       default_max_new_tokens=64, max_new_tokens_limit=4096))
+    assert _top(_renamed(err.value.param, sources)) == param
+    assert needle in (_renamed(str(err.value), sources) or "")
+
+
 def test_a_translated_call_keeps_what_the_chat_path_makes_of_it() -> None:
-    call = call_from_responses({"input": "hi", "instructions": "sys", "max_output_tokens": 7,
+    call, _ = call_from_responses({"input": "hi", "instructions": "sys", "max_output_tokens": 7,
                                 "ostinato": {"call_id": "k"}}, None)
     assert [(m.role, m.content) for m in call.messages] == [("system", "sys"), ("user", "hi")]
     assert call.sampling.max_new_tokens == 7 and call.call_id == "k"

@@ -51,7 +51,8 @@ def test_status_usage_and_echoed_settings() -> None:
     shell = ResponseShell("m", 1, {"instructions": "sys", "metadata": {"k": "v"}})
     done = shell.json("completed", [], _result("x"))
     assert (done["status"], done["incomplete_details"]) == ("completed", None)
-    assert done["usage"] == {"input_tokens": 5, "input_tokens_details": {"cached_tokens": 2},
+    assert done["usage"] == {"input_tokens": 5, "input_tokens_details": {"cached_tokens": 2,
+                                                                         "cache_write_tokens": 0},
                              "output_tokens": 3, "output_tokens_details": {"reasoning_tokens": 0},
                              "total_tokens": 8}
     assert (done["instructions"], done["metadata"], done["store"]) == ("sys", {"k": "v"}, False)
@@ -88,6 +89,33 @@ def test_a_restart_voids_the_text_before_it_and_a_failure_ends_the_stream() -> N
     events.text("new")
     out = _events(events.finished(_result("new", "length"), {}))
     assert out[0]["text"] == "new" and out[-1]["type"] == "response.incomplete"
-    failed = _events(ResponseEvents(ResponseShell("m", 1, {})).failed("unavailable", "gone"))
+    failed = _events(ResponseEvents(ResponseShell("m", 1, {})).failed("UNAVAILABLE", "gone"))
     assert failed[0]["type"] == "response.failed"
-    assert failed[0]["response"]["error"] == {"code": "unavailable", "message": "gone"}
+    assert failed[0]["response"]["error"] == {"code": "server_error", "message": "gone"}
+
+
+@pytest.mark.parametrize(("grpc_code", "code"), [
+    ("UNAVAILABLE", "server_error"), ("DEADLINE_EXCEEDED", "server_error"),
+    ("INTERNAL", "server_error"), ("RESOURCE_EXHAUSTED", "rate_limit_exceeded"),
+    ("INVALID_ARGUMENT", "invalid_prompt"),
+])
+def test_a_failure_mid_stream_keeps_the_text_sent_and_uses_openais_codes(
+        grpc_code: str, code: str) -> None:
+    events = ResponseEvents(ResponseShell("m", 1, {}))
+    events.text("Once upon")
+    out = _events(events.failed(grpc_code, "gone"))
+    assert [e["type"] for e in out] == ["response.output_item.done", "response.failed"]
+    item = out[0]["item"]
+    assert (item["status"], item["content"][0]["text"]) == ("incomplete", "Once upon")
+    response = out[-1]["response"]
+    assert response["output"] == [item] and response["error"]["code"] == code
+
+
+def test_a_cut_answer_is_an_incomplete_message_and_nulls_echo_the_defaults() -> None:
+    [item] = output_json(_result("[{\"name\": \"wea", "length"))
+    assert item["status"] == "incomplete"
+    shell = ResponseShell("m", 1, {"tools": None, "tool_choice": None,
+                                   "parallel_tool_calls": None})
+    out = shell.json("completed", [], _result("x"))
+    assert (out["tools"], out["tool_choice"], out["parallel_tool_calls"]) == ([], "auto", True)
+    assert out["usage"]["input_tokens_details"]["cache_write_tokens"] == 0

@@ -93,6 +93,22 @@ def test_a_function_call_and_its_output_go_round(acme: openai.OpenAI) -> None:
     assert args and args[0].name == "weather" and json.loads(args[0].arguments)["city"]
 
 
+def test_an_agent_with_an_output_type_and_a_forced_tool_call(acme: openai.OpenAI) -> None:
+    """The Agents SDK sends text.format (its output type) with every turn, also with
+    tool_choice required: this turn is the call, the format is for the final answer."""
+    fmt = {"type": "json_schema", "name": "city", "strict": True, "schema": {
+        "type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"],
+        "additionalProperties": False}}
+    out = acme.responses.create(model=MODEL, input="Weather in Oslo?", tools=[WEATHER],
+                                tool_choice="required", text={"format": fmt},
+                                max_output_tokens=200, prompt_cache_options={"mode": "implicit"},
+                                extra_body={"max_tool_calls": 2})
+    assert out.output and {i.type for i in out.output} == {"function_call"}
+    final = acme.responses.create(model=MODEL, text={"format": fmt}, max_output_tokens=200,
+                                  input=[{"role": "user", "content": "Name a city."}])
+    assert isinstance(json.loads(final.output_text)["name"], str)
+
+
 def test_structured_output(acme: openai.OpenAI) -> None:
     schema = {"type": "object", "properties": {"name": {"type": "string"},
                                                "age": {"type": "integer"}},
