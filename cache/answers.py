@@ -156,7 +156,7 @@ class AnswerCache:
             self.metrics.count("miss", tenant=tenant)
             return None
         finally:
-            self.metrics.lookup_ms((time.perf_counter() - start) * 1000)
+            self.metrics.lookup_ms((time.perf_counter() - start) * 1000, tenant)
 
     async def _lookup(self, tenant: str, exact_digest: str | None, semantic: SemanticKey | None,
                       threshold: float) -> Hit | None:

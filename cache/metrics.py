@@ -15,6 +15,7 @@ class CacheMetrics:
     # what a tenant is shown of the caches (CacheStats) is its own activity, never another's.
     by_tenant: dict[str, Counter[str]] = field(default_factory=dict)
     _latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    _tenant_latency_ms: dict[str, deque[float]] = field(default_factory=dict)
     index_entries: int = 0
     redis_up: bool = True
     # Told every lookup's latency in seconds (the gateway's Prometheus histogram).
@@ -32,13 +33,18 @@ class CacheMetrics:
             own["redis_error"] = self.counts["redis_error"]
         return own
 
-    def lookup_ms(self, ms: float) -> None:
+    def lookup_ms(self, ms: float, tenant: str | None = None) -> None:
         self._latency_ms.append(ms)
+        if tenant is not None:
+            self._tenant_latency_ms.setdefault(tenant, deque(maxlen=1_000)).append(ms)
         if self.on_lookup_s is not None:
             self.on_lookup_s(ms / 1000)
 
-    def percentile_ms(self, q: float) -> float:
-        data = sorted(self._latency_ms)
+    def percentile_ms(self, q: float, tenant: str | None = None) -> float:
+        """Lookup latency: the gateway's, or `tenant`'s own lookups' (a tenant is shown
+        only its own: the gateway's would tell it when others look up)."""
+        data = sorted(self._latency_ms if tenant is None
+                      else self._tenant_latency_ms.get(tenant, ()))
         if not data:
             return 0.0
         return data[min(len(data) - 1, int(q * len(data)))]

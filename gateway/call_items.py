@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from gateway.program_ids import client_text
 from ostinato.v1 import common_pb2, planner_pb2
 
 
@@ -22,6 +23,7 @@ class CallFailed(Exception):
         self.message = message
         self.param = param
         self.retry_after_s = retry_after_s  # RESOURCE_EXHAUSTED: when a retry would fit
+        self.metered: bool | None = None  # set by the executor: the request took its quota
 
 
 # When a refusal for load (the planner's queue, a tenant's waiting calls or open programs)
@@ -29,11 +31,12 @@ class CallFailed(Exception):
 RETRY_LOAD_AFTER_S = 1.0
 
 
-def planner_failure(exc: grpc.aio.AioRpcError) -> CallFailed:
-    """A planner RPC's failure as the client gets it: its status and message, and a refusal
-    for load says when to retry (gRPC trailer retry-after-ms, HTTP Retry-After)."""
+def planner_failure(exc: grpc.aio.AioRpcError, tenant: str) -> CallFailed:
+    """A planner RPC's failure as `tenant`'s client gets it: its status and message (the
+    programs it names by the client's ids), and a refusal for load says when to retry
+    (gRPC trailer retry-after-ms, HTTP Retry-After)."""
     code = exc.code()
-    return CallFailed(code, exc.details() or "planner error", None,
+    return CallFailed(code, client_text(tenant, exc.details() or "planner error"), None,
                       RETRY_LOAD_AFTER_S if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None)
 
 

@@ -98,11 +98,11 @@ class GatewayCore:
         limit = self.config.call_timeout_s
         return limit if remaining_s is None else max(0.001, min(limit, remaining_s))
 
-    async def _planner_call(self, rpc: object, request: object) -> object:
+    async def _planner_call(self, rpc: object, request: object, tenant: str) -> object:
         try:
             return await with_retry(rpc, request, budget_s=30.0, attempt_timeout_s=10.0)  # type: ignore[arg-type]
         except grpc.aio.AioRpcError as exc:
-            raise planner_failure(exc) from exc
+            raise planner_failure(exc, tenant) from exc
 
     async def start_program(self, tenant: str, options: common_pb2.ProgramOptions) -> str:
         """Registers a program; its id as the client knows it (see `program`)."""
@@ -117,7 +117,8 @@ class GatewayCore:
         resp = await self._planner_call(self._planner.RegisterProgram,
                                         planner_pb2.RegisterProgramRequest(
                                             tenant=tenant, options=named,
-                                            max_open_programs=self._tenant_limits(tenant).max_programs))
+                                            max_open_programs=self._tenant_limits(tenant).max_programs),
+                                        tenant)
         log.info("program started", program_id=resp.program_id, tenant=tenant)  # type: ignore[attr-defined]
         return client_id(resp.program_id)  # type: ignore[attr-defined]
 
@@ -137,7 +138,8 @@ class GatewayCore:
         summary: common_pb2.ProgramSummary = await self._planner_call(  # type: ignore[assignment]
             self._planner.EndProgram,
             planner_pb2.EndProgramPlannerRequest(tenant=tenant,
-                                                 program_id=self.program(tenant, program_id)))
+                                                 program_id=self.program(tenant, program_id)),
+            tenant)
         summary.program_id = client_id(summary.program_id)
         return summary
 
@@ -221,7 +223,9 @@ class GatewayCore:
                     or placed.new_program is not None:
                 raise
             del placed.call.parent_call_ids[:]  # the expired program's calls are gone
+            # the same request again: its quota was taken by the first attempt
             async for item in self._executor.run(tenant, placed.program_id, placed.call, timeout_s,
                                                  self._new_program(tenant, placed.program_id),
-                                                 implicit=True, whole=placed.whole):
+                                                 implicit=True, whole=placed.whole,
+                                                 metered=exc.metered):
                 yield item

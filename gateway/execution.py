@@ -129,7 +129,7 @@ class CallExecutor:
     async def run(
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
         new_program: NewProgram | None = None, resend: bool = False, implicit: bool = False,
-        whole: bool = False,
+        whole: bool = False, metered: bool | None = None,
     ) -> AsyncIterator[CallItem]:
         """Yields Granted, Deltas (content; the last one marked `last` when the result
         follows at once), then one CallResult. `call` must be normalized;
@@ -137,7 +137,8 @@ class CallExecutor:
         `resend`: the client's retry of a call whose answer it never got (AdmitRequest.resend);
         `implicit`: the program is one that no caller ends (found from the conversation),
         so that nobody waits for the call's report; `whole`: the caller takes the answer at
-        its end only (the worker sends its text with the result).
+        its end only (the worker sends its text with the result); `metered`: this request
+        already took its quota (a second attempt of one request: whether that took any).
 
         Answered from the cache when the call's policy allows and an entry matches (the
         planner records the call as done, so later calls may depend on it); otherwise run
@@ -147,7 +148,25 @@ class CallExecutor:
         policy = self.cache_policy(call)
         prepared = self._prepare(call)
         limits = self._tenancy().limits_of(tenant)
-        metered = await self._admit(tenant, limits, len(prepared[0].ids))
+        if metered is None:
+            metered = await self._admit(tenant, limits, len(prepared[0].ids))
+        try:
+            async for item in self._answer(tenant, program_id, call, timeout_s, start,
+                                           prepared, new_program, resend, implicit, whole,
+                                           limits, policy):
+                yield item
+        except CallFailed as exc:
+            exc.metered = metered  # (a second attempt of the request must not take it again)
+            if metered and limits.rpm and exc.code == grpc.StatusCode.INVALID_ARGUMENT:
+                await self._refund(tenant, limits, len(prepared[0].ids))  # never ran
+            raise
+
+    async def _answer(
+        self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
+        start: float, prepared: tuple[PreparedPrompt, int], new_program: NewProgram | None,
+        resend: bool, implicit: bool, whole: bool, limits: TenantLimits, policy: CachePolicy,
+    ) -> AsyncIterator[CallItem]:
+        """The call answered from the cache, or run through the mesh."""
         exact = exact_digest(tenant, call) if (
             policy.mode is not CacheMode.OFF and deterministic(call)) else None
         semantic = semantic_key(tenant, call) if policy.mode is CacheMode.SEMANTIC else None
@@ -172,15 +191,10 @@ class CallExecutor:
                     timings=common_pb2.CallTimings(total_s=time.monotonic() - start))
                 return
         report_later = implicit or (new_program is not None and new_program.one_call)
-        try:
-            async for item in self._through_mesh(tenant, program_id, call, timeout_s, start,
-                                                 prepared, new_program, resend, report_later,
-                                                 whole, limits, exact, semantic):
-                yield item
-        except CallFailed as exc:
-            if metered and exc.code == grpc.StatusCode.INVALID_ARGUMENT:
-                await self._refund(tenant, limits, len(prepared[0].ids))  # never ran
-            raise
+        async for item in self._through_mesh(tenant, program_id, call, timeout_s, start,
+                                             prepared, new_program, resend, report_later,
+                                             whole, limits, exact, semantic):
+            yield item
 
     async def _through_mesh(
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
@@ -215,7 +229,7 @@ class CallExecutor:
         try:
             await with_retry(self._admissions.Admit, admit, timeout_s)
         except grpc.aio.AioRpcError as exc:
-            raise planner_failure(exc) from exc
+            raise planner_failure(exc, tenant) from exc
 
     def _prepare(self, call: common_pb2.CallSpec) -> tuple[PreparedPrompt, int]:
         """The call rendered and tokenized once, and how many leading tokens are a declared
@@ -266,7 +280,9 @@ class CallExecutor:
     async def _refund(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> None:
         """A call refused as invalid (by the engine, or the planner) never ran: its prompt
         tokens go back to the tenant's tokens per minute before the refusal is answered, so
-        the next request sees them (the request itself still counts)."""
+        the next request sees them. The request itself still counts against rpm, and only a
+        tenant with an rpm gets tokens back: for one with a tpm alone, the tokens are the
+        only bound on how fast it may send requests that the mesh refuses."""
         assert self._quotas is not None  # metered calls only
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(self._quota_timeout_s):
@@ -394,7 +410,7 @@ class CallExecutor:
                 await self._report_failure(admit, failed)
             if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
                 self._report_gone(admit)  # granted just as the deadline passed: freed
-            raise planner_failure(exc) from exc
+            raise planner_failure(exc, admit.tenant) from exc
 
     async def _generate(self, template: worker_pb2.GenerateRequest, grant: planner_pb2.Grant,
                         output: ToolOutput, timeout_s: float,

@@ -22,3 +22,11 @@ def inner_id(tenant: str, program_id: str) -> str:
 def client_id(inner: str) -> str:
     """The id the client knows for the program the mesh calls `inner`."""
     return inner.partition(SEPARATOR)[2]
+
+
+def client_text(tenant: str, text: str) -> str:
+    """A message from inside the mesh (the planner's) as `tenant`'s client reads it: the
+    programs it names ('acme/p1', quoted as Python's repr quotes) by the client's ids."""
+    for quote in ("'", '"'):
+        text = text.replace(f"{quote}{tenant}{SEPARATOR}", quote)
+    return text

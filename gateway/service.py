@@ -78,8 +78,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             return gateway_pb2.CacheStatsResponse(
                 enabled=True, redis_up=m.redis_up, counts=m.tenant_counts(tenant),
                 index_entries=await cache.entries_of(tenant),
-                lookup_ms_p50=m.percentile_ms(0.5),
-                lookup_ms_p99=m.percentile_ms(0.99), server_vector_search=cache.vector_search)
+                lookup_ms_p50=m.percentile_ms(0.5, tenant),
+                lookup_ms_p99=m.percentile_ms(0.99, tenant),
+                server_vector_search=cache.vector_search)
         return await _unary(context, work)
 
     async def Call(self, request, context) -> AsyncIterator[gateway_pb2.CallChunk]:

@@ -21,11 +21,16 @@ def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
     (C.RESOURCE_EXHAUSTED, "tenant 'a' has 2 programs open, its limit: end one first",
      "tenant 'a' has 2 programs open, its limit: end one first", RETRY_LOAD_AFTER_S),
     (C.NOT_FOUND, "no program 'p'", "no program 'p'", None),
+    # the programs it names by the client's ids (the mesh's are TENANT/ID)
+    (C.NOT_FOUND, "no program 'a/nope'", "no program 'nope'", None),
+    (C.ALREADY_EXISTS, "call 'c1' already exists in program 'a/p2'",
+     "call 'c1' already exists in program 'p2'", None),
+    (C.NOT_FOUND, 'no program "a/x\'y"', 'no program "x\'y"', None),
     (C.INVALID_ARGUMENT, "", "planner error", None),
     (C.UNAVAILABLE, "connection refused", "connection refused", None),
 ])
 def test_status_message_and_when_to_retry(code: grpc.StatusCode, details: str, message: str,
                                           retry_after_s: float | None) -> None:
-    failed = planner_failure(_rpc_error(code, details))
+    failed = planner_failure(_rpc_error(code, details), "a")
     assert (failed.code, failed.message, failed.param, failed.retry_after_s) == (
         code, message, None, retry_after_s)

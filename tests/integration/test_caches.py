@@ -97,6 +97,7 @@ def test_semantic_cache_paraphrase_hits_near_miss_and_other_tenant_do_not(cache_
     theirs = stats(cache_mesh, "key-globex")
     assert "hit_semantic" not in theirs.counts and "near_miss_rejected" not in theirs.counts
     assert theirs.index_entries == 1 and theirs.counts["stored_semantic"] == 1
+    assert theirs.lookup_ms_p50 > 0 and s.lookup_ms_p50 > 0  # each its own lookups
 
 
 def test_a_cached_call_can_be_a_parent(cache_mesh: Mesh) -> None:

@@ -148,7 +148,7 @@ def test_models_completions_logprobs_and_n(acme: openai.OpenAI) -> None:
     ({"max_tokens": 10**9}, 400, "max_new_tokens"),
     ({"messages": ask("x" * 60_000)}, 400, "prompt too large"),
     ({"messages": [{"role": "wizard", "content": "hi"}]}, 400, "role"),
-    ({"extra_headers": {"X-Ostinato-Program": "no-such-program"}}, 404, "no-such-program"),
+    ({"extra_headers": {"X-Ostinato-Program": "no-such-program"}}, 404, "'no-such-program'"),
     ({"extra_body": {"ostinato": {"parent_call_ids": ["ghost"]}}}, 400, "ghost"),
 ])
 def test_bad_requests_get_clear_errors(acme: openai.OpenAI, kw: dict, status: int,

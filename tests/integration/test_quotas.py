@@ -224,3 +224,57 @@ def test_calls_the_engine_refuses_as_invalid_give_their_tokens_back(mesh: Mesh) 
     assert [_post(mesh, key, impossible) for _ in range(2)] == [400, 400]
     assert _post(mesh, key, {"messages": long, "max_tokens": 4}) == 200
     assert _post(mesh, key, {"messages": USER, "max_tokens": 4}) == 429  # rpm 4: the refused ones counted
+
+
+def test_a_tenant_with_tokens_per_minute_alone_is_charged_for_refused_calls(mesh: Mesh) -> None:
+    """Without an rpm, the prompt tokens are the only bound on how fast a tenant may send
+    calls the engine refuses: they are not given back (~400 tokens each at tpm 1000: the
+    third is over the quota)."""
+    key = _create(mesh, "quota-tpm-only", "--tpm", "1000")
+    impossible = {"messages": [{"role": "user", "content": "lighthouse " * 200}],
+                  "max_tokens": 4, "response_format": {
+                      "type": "json_schema", "json_schema": {"name": "n", "schema": {
+                          "allOf": [{"type": "string"}, {"type": "integer"}]}}}}
+
+    def refused() -> None:
+        status = _post(mesh, key, impossible)
+        assert status != 401, "not reloaded yet"
+        assert status == 400
+
+    eventually(refused)
+    assert [_post(mesh, key, impossible) for _ in range(2)] == [400, 429]
+
+
+def _chat(mesh: Mesh, key: str, messages: list[dict[str, str]]) -> dict:
+    request = urllib.request.Request(
+        f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
+        data=json.dumps({"messages": messages, "max_tokens": 4}).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_a_conversation_continued_after_its_program_ended_is_charged_once(mesh: Mesh) -> None:
+    """The gateway finds the conversation's program ended and runs the request in a new one:
+    one request, one call of the tenant's rpm (it took two: the review's finding)."""
+    key = _create(mesh, "quota-continued", "--rpm", "3")
+
+    def first() -> dict:
+        try:
+            return _chat(mesh, key, USER)
+        except urllib.error.HTTPError as exc:
+            assert exc.code != 401, "not reloaded yet"
+            raise
+
+    answer = eventually(first)
+    program = answer["ostinato"]["program_id"]
+    ended = urllib.request.Request(
+        f"http://{mesh.endpoints.gateway_http}/v1/programs/{program}/end", data=b"",
+        headers={"Authorization": f"Bearer {key}"})
+    urllib.request.urlopen(ended, timeout=30).read()
+    again = _chat(mesh, key, [*USER, {"role": "assistant",
+                                      "content": answer["choices"][0]["message"]["content"]},
+                              {"role": "user", "content": "and then?"}])
+    assert again["ostinato"]["program_id"] == program  # the conversation's, registered again
+    assert _post(mesh, key, {"messages": USER, "max_tokens": 4}) == 200  # the third of 3
+    assert _post(mesh, key, {"messages": USER, "max_tokens": 4}) == 429
