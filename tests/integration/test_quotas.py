@@ -204,45 +204,33 @@ def _post(mesh: Mesh, key: str, body: dict[str, object]) -> int:
         return int(exc.code)
 
 
-def test_calls_the_engine_refuses_as_invalid_give_their_tokens_back(mesh: Mesh) -> None:
-    """A schema the engine cannot serve (valid JSON Schema, no value can meet it) is a 400
-    from the engine: the prompt's tokens go back to the tenant's tokens per minute, so three
-    such prompts of ~400 tokens at tpm 1000 are each answered 400, never 429, and a served
-    call follows. The requests themselves still count against rpm."""
-    key = _create(mesh, "quota-refund", "--tpm", "1000", "--rpm", "4")
-    long = [{"role": "user", "content": "lighthouse " * 200}]  # ~400 tokens (sim tokenizer)
-    impossible = {"messages": long, "max_tokens": 4, "response_format": {
-        "type": "json_schema", "json_schema": {"name": "n", "schema": {
-            "allOf": [{"type": "string"}, {"type": "integer"}]}}}}
+LONG = [{"role": "user", "content": "lighthouse " * 200}]  # ~400 tokens (sim tokenizer)
+# valid JSON Schema that no value meets: the engine refuses it (400), after admission
+IMPOSSIBLE = {"messages": LONG, "max_tokens": 4, "response_format": {
+    "type": "json_schema", "json_schema": {"name": "n", "schema": {
+        "allOf": [{"type": "string"}, {"type": "integer"}]}}}}
+
+
+@pytest.mark.parametrize(("name", "limits", "refusals", "then"), [
+    # the tokens come back: ~400-token prompts at tpm 1000 are each a 400, never a 429, and a
+    # served call follows; the requests still count against rpm (the 4th call is over it)
+    ("quota-refund", ("--tpm", "1000", "--rpm", "4"), [400, 400], [200, 429]),
+    # a tpm alone: the tokens are the only bound on how fast refused calls may come, and stay
+    ("quota-tpm-only", ("--tpm", "1000"), [400, 429], []),
+])
+def test_calls_the_engine_refuses_as_invalid(mesh: Mesh, name: str, limits: tuple[str, ...],
+                                             refusals: list[int], then: list[int]) -> None:
+    key = _create(mesh, name, *limits)
 
     def refused() -> None:
-        status = _post(mesh, key, impossible)
+        status = _post(mesh, key, IMPOSSIBLE)
         assert status != 401, "not reloaded yet"
         assert status == 400
 
     eventually(refused)
-    assert [_post(mesh, key, impossible) for _ in range(2)] == [400, 400]
-    assert _post(mesh, key, {"messages": long, "max_tokens": 4}) == 200
-    assert _post(mesh, key, {"messages": USER, "max_tokens": 4}) == 429  # rpm 4: the refused ones counted
-
-
-def test_a_tenant_with_tokens_per_minute_alone_is_charged_for_refused_calls(mesh: Mesh) -> None:
-    """Without an rpm, the prompt tokens are the only bound on how fast a tenant may send
-    calls the engine refuses: they are not given back (~400 tokens each at tpm 1000: the
-    third is over the quota)."""
-    key = _create(mesh, "quota-tpm-only", "--tpm", "1000")
-    impossible = {"messages": [{"role": "user", "content": "lighthouse " * 200}],
-                  "max_tokens": 4, "response_format": {
-                      "type": "json_schema", "json_schema": {"name": "n", "schema": {
-                          "allOf": [{"type": "string"}, {"type": "integer"}]}}}}
-
-    def refused() -> None:
-        status = _post(mesh, key, impossible)
-        assert status != 401, "not reloaded yet"
-        assert status == 400
-
-    eventually(refused)
-    assert [_post(mesh, key, impossible) for _ in range(2)] == [400, 429]
+    assert [_post(mesh, key, IMPOSSIBLE) for _ in refusals] == refusals
+    served = [{"messages": LONG, "max_tokens": 4}, {"messages": USER, "max_tokens": 4}]
+    assert [_post(mesh, key, body) for body in served[:len(then)]] == then
 
 
 def _chat(mesh: Mesh, key: str, messages: list[dict[str, str]]) -> dict:
