@@ -173,6 +173,8 @@ class GatewayCore:
         found = None
         if self._conversations is not None and self.config.attribute_conversations:
             found = await self._conversations.find(tenant, call)
+        if found is not None and not found.program_id.startswith(inner_id(tenant, "")):
+            found = None  # recorded before ids were per tenant: no client can name it
         if found is None:
             if call.parent_call_ids:  # refused here: no new program is left behind
                 raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT,

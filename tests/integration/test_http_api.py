@@ -13,7 +13,9 @@ from collections.abc import Iterator
 import grpc
 import openai
 import pytest
+import redis
 
+from cache import keys
 from ostinato.mesh import Mesh
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc, worker_pb2, worker_pb2_grpc
 from tests.prometheus_text import Samples, parse, value
@@ -259,3 +261,28 @@ def test_metrics_are_exposed_for_prometheus_on_the_metrics_port_only(
     assert value(after, "ostinato_cache_lookup_seconds_count") == value(
         before, "ostinato_cache_lookup_seconds_count") + 1
     assert value(after, "ostinato_cache_redis_up") == 1
+
+
+def test_a_conversation_recorded_before_ids_were_per_tenant_starts_a_new_program(
+        mesh: Mesh, acme: openai.OpenAI) -> None:
+    """A record of a conversation from before the gateway named programs TENANT/ID (a
+    rolling upgrade) names a program no client can address: the request continuing it
+    starts a new program rather than answer an empty program id (review)."""
+    question = ask(f"Legacy? {uuid.uuid4()}")
+    first = acme.chat.completions.create(model=MODEL, messages=question, max_tokens=4)
+    store = redis.Redis.from_url(mesh.endpoints.redis_url, decode_responses=True)
+    rewritten = 0
+    for key in store.scan_iter(match=keys.conversation("acme", "*")):
+        record = json.loads(store.get(key) or "{}")
+        if record.get("program_id", "").startswith("acme/"):
+            record["program_id"] = record["program_id"].removeprefix("acme/")  # the old form
+            store.set(key, json.dumps(record), keepttl=True)
+            rewritten += 1
+    assert rewritten
+    again = acme.chat.completions.create(model=MODEL, max_tokens=4, messages=[
+        *question, {"role": "assistant", "content": first.choices[0].message.content or ""},
+        {"role": "user", "content": "And then?"}])
+    ext = again.model_extra["ostinato"]  # type: ignore[index]
+    assert ext["program_id"] and ext["program_id"] != first.model_extra["ostinato"][  # type: ignore[index]
+        "program_id"]
+    assert ext["parent_call_ids"] == []  # a program of its own, not the lost one's
