@@ -22,7 +22,6 @@ from typing import Any
 
 import grpc
 import structlog
-from redis.exceptions import RedisError
 
 from cache.answers import Answer, AnswerCache
 from cache.block_hash import Tokenize, prefix_block_hashes, shared_token_count
@@ -33,6 +32,7 @@ from cache.tenancy import Tenancy, TenantLimits
 from gateway.admissions import Admissions
 from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram, planner_failure
 from gateway.prompts import PreparedPrompt, prepare
+from gateway.quota_meter import QuotaMeter
 from gateway.tool_output import ToolOutput, new_tool_call_id
 from gateway.worker_channels import WorkerChannels
 from ostinato.completion_reports import CompletionReporter
@@ -82,9 +82,8 @@ class CallExecutor:
         `admissions`: what admits calls (gateway/admissions.py: over one stream), else
         the planner's unary Admit."""
         self._admissions: Admissions | planner_pb2_grpc.PlannerStub = admissions or planner
-        self._quotas = quotas
-        self._quota_timeout_s = quota_timeout_s
         self._background: set[asyncio.Task[None]] = set()  # not awaited (quota charges, reports)
+        self._quotas = QuotaMeter(quotas, quota_timeout_s, self._spawn)
         self._planner = planner
         # The outcomes delivered here are reported from here (the worker's own OK report of
         # a gateway's call is a fallback, sent later: workers/service.py). A one-call or
@@ -149,7 +148,7 @@ class CallExecutor:
         prepared = self._prepare(call)
         limits = self._tenancy().limits_of(tenant)
         if metered is None:
-            metered = await self._admit(tenant, limits, len(prepared[0].ids))
+            metered = await self._quotas.admit(tenant, limits, len(prepared[0].ids))
         try:
             async for item in self._answer(tenant, program_id, call, timeout_s, start,
                                            prepared, new_program, resend, implicit, whole,
@@ -157,8 +156,8 @@ class CallExecutor:
                 yield item
         except CallFailed as exc:
             exc.metered = metered  # (a second attempt of the request must not take it again)
-            if metered and limits.rpm and exc.code == grpc.StatusCode.INVALID_ARGUMENT:
-                await self._refund(tenant, limits, len(prepared[0].ids))  # never ran
+            if metered and exc.code == grpc.StatusCode.INVALID_ARGUMENT:
+                await self._quotas.refund(tenant, limits, len(prepared[0].ids))  # never ran
             raise
 
     async def _answer(
@@ -175,7 +174,7 @@ class CallExecutor:
             if hit is not None:
                 await self._record_cached(tenant, program_id, call, timeout_s, new_program,
                                           resend)
-                self._charge(tenant, limits, hit.answer.completion_tokens)
+                self._quotas.charge(tenant, limits, hit.answer.completion_tokens)
                 yield Granted("")
                 yield Delta(hit.answer.text, _HIT[hit.kind], last=True)
                 yield common_pb2.CallResult(
@@ -206,7 +205,7 @@ class CallExecutor:
         async for item in self._run(tenant, program_id, call, timeout_s, start, prepared,
                                     new_program, resend, report_later, whole):
             if isinstance(item, common_pb2.CallResult):
-                self._charge(tenant, limits, item.usage.completion_tokens)
+                self._quotas.charge(tenant, limits, item.usage.completion_tokens)
             # Stored before the result is handed on: a consumer may stop at the result
             # (the HTTP stream does), and nothing after the last yield would run then.
             if (isinstance(item, common_pb2.CallResult) and self._cache is not None
@@ -241,52 +240,6 @@ class CallExecutor:
         shared_text = prompt.text.encode("utf-8", "surrogatepass")[:shared_bytes].decode(
             "utf-8", "ignore")
         return prompt, shared_token_count(prompt.ids, self._tokenize(shared_text))
-
-    async def _admit(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> bool:
-        """The tenant's quotas take this call and its prompt tokens (True), or it is refused
-        (RESOURCE_EXHAUSTED, with when to retry). No quota, or Redis out of reach: served
-        unmetered (False)."""
-        if self._quotas is None or not (limits.rpm or limits.tpm):
-            return False
-        try:
-            async with asyncio.timeout(self._quota_timeout_s):
-                decision = await self._quotas.admit(tenant, limits, prompt_tokens)
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("quotas unavailable: call not metered", tenant=tenant, error=repr(exc))
-            return False
-        if decision.admitted:
-            return True
-        if decision.retry_after_s <= 0:
-            raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                             f"the prompt's {prompt_tokens} tokens exceed tenant {tenant!r}'s "
-                             f"{limits.tpm} tokens per minute")
-        raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                         f"tenant {tenant!r} is over its quota ({limits.rpm or 'unlimited'} calls, "
-                         f"{limits.tpm or 'unlimited'} tokens per minute); retry after "
-                         f"{decision.retry_after_s:.1f} s", retry_after_s=decision.retry_after_s)
-
-    def _charge(self, tenant: str, limits: TenantLimits, completion_tokens: int) -> None:
-        """Completion tokens go on the tenant's token bucket once known (not awaited)."""
-        if self._quotas is None or not limits.tpm or completion_tokens <= 0:
-            return
-
-        async def charge() -> None:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
-                async with asyncio.timeout(self._quota_timeout_s):
-                    await self._quotas.charge(tenant, limits, completion_tokens)  # type: ignore[union-attr]
-
-        self._spawn(charge())
-
-    async def _refund(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> None:
-        """A call refused as invalid (by the engine, or the planner) never ran: its prompt
-        tokens go back to the tenant's tokens per minute before the refusal is answered, so
-        the next request sees them. The request itself still counts against rpm, and only a
-        tenant with an rpm gets tokens back: for one with a tpm alone, the tokens are the
-        only bound on how fast it may send requests that the mesh refuses."""
-        assert self._quotas is not None  # metered calls only
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
-            async with asyncio.timeout(self._quota_timeout_s):
-                await self._quotas.refund(tenant, limits, prompt_tokens)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
