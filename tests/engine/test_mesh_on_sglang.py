@@ -201,3 +201,50 @@ def test_real_sglang_engines_and_their_workers_serve_metrics(sglang_mesh: Mesh) 
     assert sum(value(s, "gen_ai_server_time_to_first_token_seconds_count") for s in served) >= 1
     assert sum(value(s, "sglang:generation_tokens_total") for s in map(
         scrape, [ep.metrics[f"engine-{i}"] for i in range(len(ep.workers))])) >= 1
+
+
+def test_a_streamed_answer_cut_at_a_stop_string_is_sent_once(acme_openai: openai.OpenAI) -> None:
+    """SGLang's last event drops a matched stop string, so its text can be shorter than what
+    streamed; the worker holds back what may begin one (workers/streamed_text.py): the
+    streamed pieces join to the final text, with no stop string and nothing sent twice. A
+    random-weight model writes "e" soon; a stop of two letters often splits across tokens."""
+    stopped = []
+    for stop in ("e", "er", "th"):
+        kw = {"model": "tiny-llama", "messages": user(f"Tell me about {stop}."), "max_tokens": 150,
+              "temperature": 0, "stop": [stop]}
+        whole = acme_openai.chat.completions.create(**kw).choices[0]
+        chunks = list(acme_openai.chat.completions.create(**kw, stream=True))
+        streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert streamed == (whole.message.content or "")
+        if whole.finish_reason == "stop":
+            assert stop not in streamed
+            stopped.append(stop)
+    assert stopped  # the case the test is for happened
+
+
+def test_the_responses_api_on_real_sglang(acme_openai: openai.OpenAI) -> None:
+    """POST /v1/responses (the Agents SDK's default model) with the engine's constrained
+    decoding: structured output, a forced function call, and streamed events that build the
+    same text as the final response."""
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12},
+                                               "days": {"enum": [1, 2, 3, 7]}},
+              "required": ["city", "days"], "additionalProperties": False}
+    out = acme_openai.responses.create(
+        model="tiny-llama", input="Plan a trip.", max_output_tokens=200, temperature=0,
+        text={"format": {"type": "json_schema", "name": "trip", "schema": schema}})
+    jsonschema.validate(json.loads(out.output_text, strict=False), schema)
+    params = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}},
+              "required": ["city"], "additionalProperties": False}
+    called = acme_openai.responses.create(
+        model="tiny-llama", input="Weather in Paris?", max_output_tokens=200, temperature=0,
+        tools=[{"type": "function", "name": "get_weather", "parameters": params}],
+        tool_choice="required")
+    calls = [i for i in called.output if i.type == "function_call"]
+    assert calls and calls[0].name == "get_weather"
+    jsonschema.validate(json.loads(calls[0].arguments, strict=False), params)
+    events = list(acme_openai.responses.create(model="tiny-llama", input=uuid.uuid4().hex,
+                                               max_output_tokens=16, temperature=0, stream=True))
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    final = events[-1]
+    assert final.type in ("response.completed", "response.incomplete")
+    assert deltas == final.response.output_text  # type: ignore[union-attr]
