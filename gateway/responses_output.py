@@ -14,15 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.openai_response import logprobs_json
 from ostinato.v1 import common_pb2
 
 
 def _logprobs(result: common_pb2.CallResult) -> list[dict[str, Any]]:
-    def token(text: str, logprob: float) -> dict[str, Any]:
-        return {"token": text, "logprob": logprob, "bytes": list(text.encode())}
-    return [{**token(t.token, t.logprob),
-             "top_logprobs": [token(a.token, a.logprob) for a in t.top_logprobs]}
-            for t in result.logprobs]
+    """The answer's tokens with their logprobs, as chat completions list them."""
+    return (logprobs_json(result) or {"content": []})["content"]
 
 
 def usage_json(usage: common_pb2.Usage) -> dict[str, Any]:

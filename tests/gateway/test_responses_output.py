@@ -119,3 +119,13 @@ def test_a_cut_answer_is_an_incomplete_message_and_nulls_echo_the_defaults() -> 
     out = shell.json("completed", [], _result("x"))
     assert (out["tools"], out["tool_choice"], out["parallel_tool_calls"]) == ([], "auto", True)
     assert out["usage"]["input_tokens_details"]["cache_write_tokens"] == 0
+
+
+def test_logprobs_go_with_the_text_as_chat_completions_list_them() -> None:
+    result = _result("hi")
+    token = result.logprobs.add(token="hi", logprob=-0.5)
+    token.top_logprobs.add(token="ho", logprob=-1.5)
+    [item] = output_json(result)
+    assert item["content"][0]["logprobs"] == [
+        {"token": "hi", "logprob": -0.5, "bytes": [104, 105],
+         "top_logprobs": [{"token": "ho", "logprob": -1.5, "bytes": [104, 111]}]}]
