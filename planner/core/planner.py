@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 
 from ostinato.clock import Clock
 from planner.core.admission import ProgramAdmission
+from planner.core.attempts import readmission
 from planner.core.dispatch import WorkerDispatch, grant_of
 from planner.core.estimates import OutputEstimator, ProgramSizeEstimator
 from planner.core.model import (
@@ -26,7 +27,6 @@ from planner.core.model import (
     CallRecord,
     CallState,
     DeadlineExceeded,
-    DuplicateCall,
     Event,
     NoSuchCall,
     Overloaded,
@@ -40,23 +40,13 @@ from planner.core.model import (
 from planner.core.parking import ParkedCalls
 from planner.core.policies import LEVEL_STEP, PriorityPolicy
 from planner.core.programs import ProgramTable
-from planner.core.queue import MultiLevelQueue, StarvationBound
+from planner.core.queue import MultiLevelQueue
 from planner.core.reconcile import UnstartedGrants
 from planner.core.routing import RoutingPolicy
+from planner.core.starvation import StarvationBound
 from planner.core.tenants import ISOLATION_FRACTION, TenantShares
 
 __all__ = ["PlannerCore", "grant_of"]
-
-
-def _is_retry(existing: CallRecord, retry_of_attempt: int, resend: bool = False) -> bool:
-    """Whether admitting `existing`'s id again starts its next attempt (see `submit`)."""
-    if resend:
-        return True
-    if existing.state is CallState.DONE:
-        return False
-    if retry_of_attempt:
-        return retry_of_attempt == existing.attempt
-    return existing.state in (CallState.FAILED, CallState.CANCELLED)
 
 
 class PlannerCore(ProgramTable, WorkerDispatch):
@@ -189,19 +179,11 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         excluded = (frozenset(exclude_workers) or NO_WORKERS) if exclude_workers else NO_WORKERS
         existing = program.calls.get(call_id)
         if existing is not None:
-            if _is_retry(existing, retry_of_attempt, resend):
-                retry, attempt = True, existing.attempt + 1
-                excluded |= existing.excluded
-                if existing.state is CallState.RUNNING and not resend:
-                    excluded |= {existing.worker_id}
-            elif not existing.recovered:
-                raise DuplicateCall(f"call {call_id!r} already exists in program {program_id!r}")
-            elif existing.state is CallState.RUNNING:
-                existing.recovered = False  # re-admitted by its caller after a planner restart
-                return existing  # its grant was lost: the caller gets the same one
-            else:
-                attempt, excluded = existing.attempt, excluded | existing.excluded
-            arrival = existing.arrival
+            again = readmission(existing, retry_of_attempt, resend, excluded)
+            if isinstance(again, CallRecord):
+                return again
+            attempt, retry, excluded, arrival = (again.attempt, again.retry, again.excluded,
+                                                 again.arrival)
         parents = tuple(parents)
         calls = program.calls
         if parents and (missing := [p for p in parents if p not in calls or p == call_id]):

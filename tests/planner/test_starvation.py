@@ -9,8 +9,9 @@ import pytest
 from ostinato.clock import ManualClock
 from planner.core import CallRecord, PlannerCore
 from planner.core.policies import LATE, priority_policies
-from planner.core.queue import MultiLevelQueue, StarvationBound
+from planner.core.queue import MultiLevelQueue
 from planner.core.selection import parse_policy
+from planner.core.starvation import StarvationBound
 
 STEP_S = 0.5  # one call finishes and one fresh call arrives every step
 

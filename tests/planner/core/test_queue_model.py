@@ -13,7 +13,8 @@ import random
 import pytest
 
 from planner.core.model import CallRecord, CallState
-from planner.core.queue import GLOBAL, MultiLevelQueue, StarvationBound
+from planner.core.queue import GLOBAL, MultiLevelQueue
+from planner.core.starvation import StarvationBound
 
 THRESHOLDS = (1.0, 4.0, 16.0)
 TENANTS = ("a", "b", "c")

@@ -1,0 +1,50 @@
+"""Which attempt an admission of a known call id starts: a retry (the next attempt), the
+re-admission of a call a restarted planner restored, or a duplicate (refused)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from planner.core.model import CallRecord, CallState, DuplicateCall
+
+
+def is_retry(existing: CallRecord, retry_of_attempt: int, resend: bool = False) -> bool:
+    """Whether admitting `existing`'s id again starts its next attempt (see
+    `PlannerCore.submit`)."""
+    if resend:
+        return True
+    if existing.state is CallState.DONE:
+        return False
+    if retry_of_attempt:
+        return retry_of_attempt == existing.attempt
+    return existing.state in (CallState.FAILED, CallState.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class Readmission:
+    """What a call admitted again continues from: its attempt number, whether that is a
+    new attempt (`retry`), the workers it avoids and its first arrival."""
+
+    attempt: int
+    retry: bool
+    excluded: frozenset[str]
+    arrival: float
+
+
+def readmission(existing: CallRecord, retry_of_attempt: int, resend: bool,
+                excluded: frozenset[str]) -> Readmission | CallRecord:
+    """A known call id admitted again: the attempt it starts, or `existing` itself when
+    it still runs and its caller re-admits it after a planner restart (its grant was
+    lost: the caller gets the same one). DuplicateCall otherwise."""
+    if is_retry(existing, retry_of_attempt, resend):
+        excluded |= existing.excluded
+        if existing.state is CallState.RUNNING and not resend:
+            excluded |= {existing.worker_id}
+        return Readmission(existing.attempt + 1, True, excluded, existing.arrival)
+    if not existing.recovered:
+        raise DuplicateCall(
+            f"call {existing.call_id!r} already exists in program {existing.program_id!r}")
+    if existing.state is CallState.RUNNING:
+        existing.recovered = False
+        return existing
+    return Readmission(existing.attempt, False, excluded | existing.excluded, existing.arrival)
