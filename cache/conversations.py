@@ -99,14 +99,30 @@ class ConversationIndex:
             if raw is None:
                 continue
             parent = json.loads(raw)
-            kids = keys.conversation_children(tenant, parent["program_id"], parent["call_id"])
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.incr(kids)
-                pipe.pexpire(kids, self._ttl_ms)
-                n, _ = await pipe.execute()
-            thread = parent["thread_id"] if n == 1 else f"{parent['thread_id']}.{n}"
-            return Continuation(parent["program_id"], parent["call_id"], thread)
+            return await self._branch(tenant, Continuation(
+                parent["program_id"], parent["call_id"], parent["thread_id"]))
         return None
+
+    async def branch(self, tenant: str, parent: Continuation) -> Continuation:
+        """A request known to extend `parent` (a call and its thread; e.g. a stored response
+        it continues by id): the first such request stays on the call's thread, later ones
+        get threads of their own. Redis trouble: the call's thread."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._branch(tenant, parent)
+        except (aioredis.RedisError, OSError, TimeoutError) as exc:
+            log.warning("conversation index unavailable: the call stays on its parent's "
+                        "thread", error=str(exc) or type(exc).__name__)
+        return parent
+
+    async def _branch(self, tenant: str, parent: Continuation) -> Continuation:
+        kids = keys.conversation_children(tenant, parent.program_id, parent.parent_call_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.incr(kids)
+            pipe.pexpire(kids, self._ttl_ms)
+            n, _ = await pipe.execute()
+        thread = parent.thread_id if n == 1 else f"{parent.thread_id}.{n}"
+        return Continuation(parent.program_id, parent.parent_call_id, thread)
 
     async def record(self, tenant: str, call: common_pb2.CallSpec, result: common_pb2.CallResult,
                      program_id: str) -> None:

@@ -35,6 +35,14 @@ Idle TTL, renewed when a conversation is extended; the tenant is in the hash tag
                                              whose messages + answer hash to <sha256>
     ost:{t:<tenant>}:conv:kids:<call> string how many requests have extended that call
 
+Stored responses (cache/stored_responses.py): what POST /v1/responses answered with
+`store` on, for `previous_response_id` and GET/DELETE /v1/responses/<id>. Fixed TTL; the
+tenant is in the hash tag (another tenant's id names no key of the caller's).
+
+    ost:{t:<tenant>}:resp:<resp_id>   string JSON {context: the input items it was given
+                                             (earlier turns included), response: the object,
+                                             call: {program_id, call_id, thread_id}}
+
 Tenancy (cache/tenancy.py): operator data, read by every gateway.
 
     ost:tenancy:tenants               hash   tenant -> JSON {weight, rpm, tpm, max_programs, created}
@@ -140,6 +148,10 @@ def conversation(tenant: str, digest: str) -> str:
 
 def conversation_children(tenant: str, program_id: str, call_id: str) -> str:
     return f"{PREFIX}:{{t:{tenant}}}:conv:kids:{program_id}:{call_id}"
+
+
+def stored_response(tenant: str, response_id: str) -> str:
+    return f"{PREFIX}:{{t:{tenant}}}:resp:{response_id}"
 
 
 def quota_calls(tenant: str) -> str:

@@ -17,7 +17,7 @@ import grpc
 import structlog
 
 from cache.answers import AnswerCache
-from cache.conversations import ConversationIndex
+from cache.conversations import Continuation, ConversationIndex
 from cache.tenancy import NO_LIMITS, TenantLimits
 from gateway.auth import ApiKeyAuthenticator, Unauthenticated, api_key_from_metadata
 from gateway.call_items import RETRY_LOAD_AFTER_S, CallFailed, CallItem, NewProgram, planner_failure
@@ -154,12 +154,14 @@ class GatewayCore:
         return NewProgram(options, self._tenant_limits(tenant).max_programs, one_call)
 
     async def place(self, tenant: str, call: common_pb2.CallSpec, program_id: str = "",
-                    *, attribute: bool = False) -> Placement:
+                    *, attribute: bool = False,
+                    continues: Continuation | None = None) -> Placement:
         """Validates `call` and decides its program: `program_id` (the client's) when given; else, with
         `attribute`, the program whose conversation it continues (as a child of the call
-        it extends, unless the request names its own parents), or a new program; without
-        `attribute`, a one-call program. A new program is registered by the call's own
-        admission at the planner (one round trip)."""
+        it extends, unless the request names its own parents): `continues` when the caller
+        knows it (a stored response continued by id), else as the conversation index finds
+        it, or a new program; without `attribute`, a one-call program. A new program is
+        registered by the call's own admission at the planner (one round trip)."""
         call = self.normalize(call)
         if program_id:
             return Placement(self.program(tenant, program_id), call, False)
@@ -171,7 +173,10 @@ class GatewayCore:
             new = self._new_program(tenant, one_call=True)
             return Placement(new.options.program_id, call, False, new)
         found = None
-        if self._conversations is not None and self.config.attribute_conversations:
+        if continues is not None:
+            found = continues if self._conversations is None else \
+                await self._conversations.branch(tenant, continues)
+        elif self._conversations is not None and self.config.attribute_conversations:
             found = await self._conversations.find(tenant, call)
         if found is not None and not found.program_id.startswith(inner_id(tenant, "")):
             found = None  # recorded before ids were per tenant: no client can name it

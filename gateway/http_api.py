@@ -4,7 +4,10 @@
                                        "stream": true (tool calls as OpenAI's deltas)
     POST /v1/completions               a raw prompt, no chat template
     POST /v1/responses                 OpenAI's Responses API (gateway/responses_api.py): input
-                                       items, function tools, text.format; SSE events
+                                       items, function tools, text.format; SSE events;
+                                       previous_response_id continues a stored response
+    GET  /v1/responses/{id}            a stored response (the caller's tenant's only)
+    DELETE /v1/responses/{id}          forget it
     GET  /v1/models                    the served model
     POST /v1/programs                  start a program: {"deadline_s", "program_class", "program_id"}
     POST /v1/programs/{id}/end         end it; returns its summary
@@ -36,7 +39,9 @@ from aiohttp import web
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.json_format import MessageToDict
 
+from cache.conversations import Continuation
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
+from cache.stored_responses import StoredResponses
 from gateway.call_items import Delta
 from gateway.calls import MAX_DEADLINE_S
 from gateway.core import GatewayCore, GatewayError, Placement
@@ -61,7 +66,7 @@ from gateway.openai_response import (
     usage_json,
 )
 from gateway.openapi import document
-from gateway.responses_api import respond
+from gateway.responses_api import delete, respond, retrieve
 from gateway.sse_stream import SseStream
 from ostinato.v1 import common_pb2
 from tracing.http_middleware import tracing_middleware
@@ -72,10 +77,10 @@ _STARTED = int(time.time())
 
 class HttpError(Exception):
     def __init__(self, status: int, message: str, kind: str, param: str | None = None,
-                 retry_after_s: float | None = None) -> None:
+                 retry_after_s: float | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.kind, self.param = status, message, kind, param
-        self.retry_after_s = retry_after_s
+        self.retry_after_s, self.code = retry_after_s, code
 
     @classmethod
     def of(cls, exc: GatewayError) -> HttpError:
@@ -85,7 +90,7 @@ class HttpError(Exception):
     def response(self) -> web.Response:
         headers = {} if self.retry_after_s is None else {
             "Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
-        return web.json_response(error_json(self.message, self.kind, self.param),
+        return web.json_response(error_json(self.message, self.kind, self.param, self.code),
                                  status=self.status, headers=headers)
 
 
@@ -100,9 +105,11 @@ def _sibling(call: common_pb2.CallSpec, i: int) -> common_pb2.CallSpec:
 
 
 class OpenAiApi:
-    def __init__(self, core: GatewayCore, metrics: GatewayMetrics) -> None:
+    def __init__(self, core: GatewayCore, metrics: GatewayMetrics,
+                 stored: StoredResponses | None = None) -> None:
         self._core = core
         self._metrics = metrics
+        self._stored = stored  # the Responses API's stored responses (None: no Redis)
 
     def app(self) -> web.Application:
         # Room for the largest prompt the gateway accepts (4 bytes a character, JSON escapes).
@@ -112,6 +119,8 @@ class OpenAiApi:
             web.post("/v1/chat/completions", self.chat_completions),
             web.post("/v1/completions", self.completions),
             web.post("/v1/responses", self.responses),
+            web.get("/v1/responses/{response_id}", self.stored_response),
+            web.delete("/v1/responses/{response_id}", self.delete_response),
             web.get("/v1/models", self.models),
             web.get("/v1/models/{model:.+}", self.model),  # ids may hold "/" (sim/llama...)
             web.post("/v1/programs", self.start_program),
@@ -130,7 +139,8 @@ class OpenAiApi:
         except GatewayError as exc:
             response = HttpError.of(exc).response()
         except BadRequest as exc:
-            response = HttpError(400, str(exc), "invalid_request_error", exc.param).response()
+            response = HttpError(400, str(exc), "invalid_request_error", exc.param,
+                                 code=exc.code).response()
         except UnicodeEncodeError:  # JSON may escape lone surrogates; protobuf strings refuse them
             response = HttpError(400, "a string in the request is not valid Unicode (a lone "
                                  "surrogate escape)", "invalid_request_error").response()
@@ -206,10 +216,10 @@ class OpenAiApi:
                             f"{served!r})", "invalid_request_error", "model")
         return web.json_response(model_json(served, _STARTED))
 
-    async def _place(self, request: web.Request, tenant: str,
-                     call: common_pb2.CallSpec) -> Placement:
+    async def _place(self, request: web.Request, tenant: str, call: common_pb2.CallSpec,
+                     continues: Continuation | None = None) -> Placement:
         return await self._core.place(tenant, call, request.headers.get(PROGRAM_HEADER, ""),
-                                      attribute=True)
+                                      attribute=True, continues=continues)
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         tenant = self._tenant(request)
@@ -262,7 +272,17 @@ class OpenAiApi:
     async def responses(self, request: web.Request) -> web.StreamResponse:
         tenant = self._tenant(request)
         return await respond(self._core, request, tenant, await self._json(request),
-                             self._place, self._result)
+                             self._place, self._result, self._stored)
+
+    async def stored_response(self, request: web.Request) -> web.Response:
+        tenant = self._tenant(request)
+        return web.json_response(
+            await retrieve(self._stored, tenant, request.match_info["response_id"]))
+
+    async def delete_response(self, request: web.Request) -> web.Response:
+        tenant = self._tenant(request)
+        return web.json_response(
+            await delete(self._stored, tenant, request.match_info["response_id"]))
 
     async def _result(self, tenant: str, placed: Placement) -> common_pb2.CallResult:
         """A call answered whole (not streamed): its text comes with the result."""

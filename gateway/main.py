@@ -17,6 +17,7 @@ from cache.embedder import BatchingEmbedder, MiniLM
 from cache.modes import CacheMode, CachePolicy
 from cache.quotas import Quotas
 from cache.redis_client import AsyncClient, from_config
+from cache.stored_responses import StoredResponses
 from cache.tenant_directory import TenancyView, TenantDirectory
 from gateway.admissions import Admissions
 from gateway.auth import ApiKeyAuthenticator
@@ -133,7 +134,9 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     info: dict[str, object] = {}
     runner = None
     if config.http_port >= 0:
-        api = OpenAiApi(core, metrics)
+        stored = StoredResponses(client, config.responses_ttl_s, redis_cfg.timeout_s) \
+            if client is not None else None
+        api = OpenAiApi(core, metrics, stored)
         runner, http_port = await start_http(api, config.host, config.http_port)
         info["http_address"] = f"{config.host}:{http_port}"
         log.info("OpenAI-compatible HTTP API", address=info["http_address"])

@@ -23,9 +23,10 @@ from ostinato.v1 import common_pb2
 
 
 class BadRequest(ValueError):
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+        self.code = code  # OpenAI's error code, where it names one
 
 
 _IGNORED = {"user", "stream", "stream_options", "metadata", "store", "service_tier"}

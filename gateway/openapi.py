@@ -153,6 +153,9 @@ def _call_op(summary: str, request: str, answer: str, description: str,
     }
 
 
+_RESPONSE_ID = {"name": "response_id", "in": "path", "required": True, "schema": text()}
+
+
 def _paths() -> dict[str, Any]:
     open_ = {"security": []}
     return {
@@ -168,14 +171,34 @@ def _paths() -> dict[str, Any]:
         "/v1/responses": {"post": _call_op(
             "Response", "ResponsesRequest", "Response",
             "OpenAI's Responses API (the OpenAI Agents SDK's default model calls it), served "
-            "statelessly on the chat path: `instructions` and `input` items (messages, "
-            "function_call, function_call_output) in, a message item and function_call items "
-            "out; function tools, `text.format` (json_object, json_schema), "
-            "`max_output_tokens`. Nothing is stored: send the whole conversation as input.",
+            "on the chat path: `instructions` and `input` items (messages, function_call, "
+            "function_call_output) in, a message item and function_call items out; function "
+            "tools, `text.format` (json_object, json_schema), `max_output_tokens`. A finished "
+            "response is stored for its tenant unless `store` is false: "
+            "`previous_response_id` continues it (the call joins the same program).",
             events=_RESPONSE_EVENT,
             streamed="server-sent events (`event: TYPE` and `data: {event}` lines, from "
                      "response.created to response.completed; an error after the first "
                      "event arrives as response.failed)")},
+        "/v1/responses/{response_id}": {
+            "get": {
+                "summary": "A stored response",
+                "description": "A response the caller's tenant stored (POST /v1/responses "
+                               "without `store: false`), until gateway.responses_ttl_s; "
+                               "another tenant's is not found.",
+                "parameters": [_RESPONSE_ID],
+                "responses": {"200": _json(ref("Response"), "the stored response"),
+                              **_errors(401, 404, 503)}},
+            "delete": {
+                "summary": "Delete a stored response",
+                "description": "Forgets a stored response: previous_response_id and GET no "
+                               "longer find it.",
+                "parameters": [_RESPONSE_ID],
+                "responses": {"200": _json(obj({
+                    "id": text(), "object": {"const": "response"},
+                    "deleted": {"const": True}}, ("id", "object", "deleted")),
+                    "the response is gone"),
+                    **_errors(401, 404, 503)}}},
         "/v1/models": {"get": {
             "summary": "The served model", "description": "OpenAI's model list: one entry.",
             "responses": {"200": _json(ref("ModelList"), "the served model"),

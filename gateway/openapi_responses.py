@@ -4,7 +4,8 @@ accepts, and the response object of gateway/responses_output.py.
 
 What JSON Schema cannot say is in the descriptions (the HTTP fuzzer keeps to it): function
 names unique, a named tool_choice names a declared tool, the instructions' and input's text
-at most max_prompt_chars in all, parent_call_ids only with X-Ostinato-Program.
+at most max_prompt_chars in all, parent_call_ids only with X-Ostinato-Program,
+previous_response_id names a response the caller's tenant has stored.
 """
 
 from __future__ import annotations
@@ -125,6 +126,13 @@ def response_request_schemas(cfg: GatewayConfig, chat: Schema) -> dict[str, Sche
         "reasoning": nullable({"type": "object", "additionalProperties": NULL,
                                "description": "not supported: only null settings"}),
         "metadata": nullable({"type": "object", "description": "echoed in the response"}),
+        "store": nullable({"type": "boolean", "description": (
+            "keep the finished response (the default: true) for previous_response_id and "
+            "GET /v1/responses/{response_id}, for gateway.responses_ttl_s")}),
+        "previous_response_id": nullable(text(
+            "continue a stored response of the caller's tenant: its input and output come "
+            "before this input (instructions are not carried over); one never stored, "
+            "expired, deleted or another tenant's is a 400 (previous_response_not_found)")),
         "ostinato": common["ostinato"],
         **{name: {"description": "ignored"} for name in sorted(IGNORED - {"metadata"})},
         **refused,
@@ -133,9 +141,9 @@ def response_request_schemas(cfg: GatewayConfig, chat: Schema) -> dict[str, Sche
         {"if": forced, "then": {"required": ["tools"], "properties": {
             "tools": {"type": "array", "minItems": 1}}}},
     ], description=(
-        "OpenAI's Responses request, served statelessly: nothing is stored, so "
-        "previous_response_id and conversation are refused (send the whole conversation as "
-        "input), as are hosted tools, images and background runs. Unknown fields are "
+        "OpenAI's Responses request. A finished response is stored unless `store` is false, "
+        "and previous_response_id continues one; `conversation` (the Conversations API) is "
+        "refused, as are hosted tools, images and background runs. Unknown fields are "
         "refused (400). tool_choice `required` or a named function needs tools; with it, a "
         "JSON text.format applies to a later text answer, not to this turn's call."))
     return {**_items(cfg), "ResponsesTool": tool, "ResponsesRequest": request}
@@ -165,7 +173,8 @@ def response_schema() -> Schema:
         "output": {"type": "array", "items": {"oneOf": [message, call]}},
         "incomplete_details": {"oneOf": [NULL, obj({"reason": text()}, ("reason",),
                                                     closed=False)]},
-        "usage": usage, "ostinato": ref("Ostinato"),
+        "usage": usage, "ostinato": ref("Ostinato"), "store": {"type": "boolean"},
+        "previous_response_id": nullable(text()),
     }, ("id", "object", "created_at", "status", "model", "output", "usage", "ostinato"),
         closed=False, description="OpenAI's response object; `incomplete` when cut at "
                                   "max_output_tokens")

@@ -2,22 +2,32 @@
 OpenAIResponsesModel, calls), on the gateway's one call path: the request becomes the
 chat-completions request it asks for (gateway/responses_format.py), placed and run as any
 call; the answer is rendered as a response object or its streamed events
-(gateway/responses_output.py)."""
+(gateway/responses_output.py).
+
+A finished response is stored (cache/stored_responses.py) unless the request says
+`"store": false`: `previous_response_id` continues it (its context and output come before
+the new input, so the conversation index places the call in the same program, a child of
+the call it continues), GET /v1/responses/<id> reads it, DELETE forgets it. Stored or
+continued, a response is its tenant's only: another tenant's id is not found."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 from aiohttp import web
 
+from cache.conversations import Continuation
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
+from cache.stored_responses import ResponsesUnavailable, StoredResponses
 from gateway.call_items import Delta
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.openai_format import BadRequest, call_from_openai
 from gateway.openai_response import extension_json
-from gateway.responses_format import Sources, translate
+from gateway.responses_format import PRIOR, Sources, input_items, translate
 from gateway.responses_output import ResponseEvents, ResponseShell, output_json
 from gateway.sse_stream import SseStream
 from ostinato.v1 import common_pb2
@@ -46,15 +56,16 @@ def _top(param: str | None) -> str | None:
     return "input" if top == "messages" else top
 
 
-Place = Callable[[web.Request, str, common_pb2.CallSpec], Awaitable[Placement]]
+Place = Callable[[web.Request, str, common_pb2.CallSpec, Continuation | None],
+                 Awaitable[Placement]]
 Result = Callable[[str, Placement], Awaitable[common_pb2.CallResult]]
 
 
-def call_from_responses(body: Any, cache_header: str | None
+def call_from_responses(body: Any, cache_header: str | None, prior: list[Any] | None = None
                         ) -> tuple[common_pb2.CallSpec, Sources]:
     """A Responses request body as a CallSpec, and where its messages came from; raises
-    BadRequest naming Responses fields."""
-    chat, sources = translate(body)
+    BadRequest naming Responses fields. `prior`: the items of the turns it continues."""
+    chat, sources = translate(body, prior or ())
     try:
         return call_from_openai(chat, cache_header), sources
     except BadRequest as exc:
@@ -62,23 +73,107 @@ def call_from_responses(body: Any, cache_header: str | None
                          _top(_renamed(exc.param, sources))) from None
 
 
-async def respond(core: GatewayCore, request: web.Request, tenant: str, body: Any,
-                  place: Place, result_of: Result) -> web.StreamResponse:
-    """The response, or a GatewayError that names the Responses field at fault."""
-    call, sources = call_from_responses(body, request.headers.get(REQUEST_HEADER))
+def _unavailable(exc: ResponsesUnavailable) -> GatewayError:
+    return GatewayError(grpc.StatusCode.UNAVAILABLE,
+                        f"stored responses are unavailable (Redis): {exc}")
+
+
+@dataclass(frozen=True)
+class _Prior:
+    """What `previous_response_id` continues: its turns' items (context and output) and
+    its call (the new one's parent, in its program)."""
+
+    items: list[Any] = field(default_factory=list)
+    call: Continuation | None = None
+
+
+async def _prior(stored: StoredResponses | None, tenant: str, body: Any) -> _Prior:
+    previous = body.get(PRIOR) if isinstance(body, dict) else None
+    if not isinstance(previous, str):
+        return _Prior()  # none, or not a string: translate refuses it
+    if stored is None:
+        raise BadRequest(f"{PRIOR}: responses are not stored by this gateway (it has no "
+                         "Redis); send the whole conversation as input", PRIOR)
     try:
-        placed = await place(request, tenant, call)
-        shell = ResponseShell(core.config.model, int(time.time()), body)
+        record = await stored.get(tenant, previous)
+    except ResponsesUnavailable as exc:
+        raise _unavailable(exc) from None
+    if record is None:
+        raise BadRequest(f"Previous response with id {previous!r} not found.", PRIOR,
+                         "previous_response_not_found")
+    call = record["call"]
+    return _Prior([*record["context"], *record["response"]["output"]],
+                  Continuation(call["program_id"], call["call_id"], call["thread_id"]))
+
+
+class _Keeper:
+    """Stores a finished response when its request asked for it (and Redis is there)."""
+
+    def __init__(self, stored: StoredResponses | None, tenant: str, body: Any,
+                 prior: list[Any]) -> None:
+        self.on = stored is not None and body.get("store") is not False
+        self._stored, self._tenant, self._body, self._prior = stored, tenant, body, prior
+
+    async def keep(self, response: dict[str, Any] | None, placed: Placement) -> None:
+        if self._stored is None or not self.on or response is None \
+                or response["status"] not in ("completed", "incomplete"):
+            return
+        call = {"program_id": placed.program_id, "call_id": placed.call.call_id,
+                "thread_id": placed.call.thread_id}
+        await self._stored.put(self._tenant, response["id"],
+                               [*self._prior, *input_items(self._body)], response, call)
+
+
+async def respond(core: GatewayCore, request: web.Request, tenant: str, body: Any,
+                  place: Place, result_of: Result,
+                  stored: StoredResponses | None = None) -> web.StreamResponse:
+    """The response, or a GatewayError that names the Responses field at fault."""
+    prior = await _prior(stored, tenant, body)
+    call, sources = call_from_responses(body, request.headers.get(REQUEST_HEADER), prior.items)
+    keeper = _Keeper(stored, tenant, body, prior.items)
+    try:
+        placed = await place(request, tenant, call, prior.call)
+        shell = ResponseShell(core.config.model, int(time.time()), body, store=keeper.on)
         if body.get("stream"):
-            return await _Stream(core, request, tenant, placed, shell).run()
+            return await _Stream(core, request, tenant, placed, shell, keeper).run()
         result = await result_of(tenant, placed)
     except GatewayError as exc:
         raise GatewayError(exc.code, _renamed(exc.message, sources) or "",
                            _top(_renamed(exc.param, sources)), exc.retry_after_s) from None
-    return web.json_response(
-        shell.json("completed", output_json(result), result,
-                   extension_json(placed.client_program_id, placed.call, result)),
-        headers={HIT_HEADER: hit_header(result.cache_hit)})
+    response = shell.json("completed", output_json(result), result,
+                          extension_json(placed.client_program_id, placed.call, result))
+    await keeper.keep(response, placed)
+    return web.json_response(response, headers={HIT_HEADER: hit_header(result.cache_hit)})
+
+
+def _not_found(response_id: str) -> GatewayError:
+    return GatewayError(grpc.StatusCode.NOT_FOUND,
+                        f"Response with id {response_id!r} not found.")
+
+
+async def retrieve(stored: StoredResponses | None, tenant: str,
+                   response_id: str) -> dict[str, Any]:
+    """GET /v1/responses/<id>: the tenant's stored response object."""
+    try:
+        record = await stored.get(tenant, response_id) if stored is not None else None
+    except ResponsesUnavailable as exc:
+        raise _unavailable(exc) from None
+    if record is None:
+        raise _not_found(response_id)
+    response: dict[str, Any] = record["response"]
+    return response
+
+
+async def delete(stored: StoredResponses | None, tenant: str,
+                 response_id: str) -> dict[str, Any]:
+    """DELETE /v1/responses/<id>: forgets the tenant's stored response."""
+    try:
+        gone = await stored.delete(tenant, response_id) if stored is not None else False
+    except ResponsesUnavailable as exc:
+        raise _unavailable(exc) from None
+    if not gone:
+        raise _not_found(response_id)
+    return {"id": response_id, "object": "response", "deleted": True}
 
 
 class _Stream(SseStream):
@@ -86,9 +181,10 @@ class _Stream(SseStream):
     response.failed."""
 
     def __init__(self, core: GatewayCore, request: web.Request, tenant: str, placed: Placement,
-                 shell: ResponseShell) -> None:
+                 shell: ResponseShell, keeper: _Keeper) -> None:
         super().__init__(core, request, tenant, placed)
         self._events = ResponseEvents(shell)
+        self._keeper = keeper
 
     async def _send(self, response: web.StreamResponse,
                     first: Delta | common_pb2.CallResult) -> None:
@@ -110,6 +206,7 @@ class _Stream(SseStream):
                 await response.write(pending + events.finished(
                     item, extension_json(self._placed.client_program_id, self._placed.call,
                                          item)))
+                await self._keeper.keep(events.final, self._placed)
                 return
         except StopAsyncIteration:
             await response.write(pending + events.failed(

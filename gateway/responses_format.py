@@ -6,28 +6,28 @@ function_call_output; reasoning items from another model are dropped), `instruct
 system message first), function `tools`, `tool_choice`, `parallel_tool_calls`,
 `text.format` (text, json_object, json_schema), `max_output_tokens`, `temperature`, `top_p`,
 `top_logprobs` (with include "message.output_text.logprobs"), `stream`, `metadata` (echoed),
-and the `ostinato` extension. Nothing is stored: `previous_response_id` and `conversation`
-(which need the server to keep earlier turns) are refused, as are hosted tools and
-background runs; `store` is accepted and answered as false. Pure: no I/O.
+and the `ostinato` extension. `previous_response_id` continues a stored response: the
+caller (gateway/responses_api.py) reads its context and output (cache/stored_responses.py)
+and they come first, after `instructions` (which, as OpenAI's, are not carried over).
+`conversation` (OpenAI's Conversations API), hosted tools and background runs are refused.
+Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.openai_format import BadRequest
 
-# accepted and without effect here: nothing is stored, nothing truncated, no service tiers,
-# no moderation; max_tool_calls bounds built-in (hosted) tools' calls, and there are none
-IGNORED = {"store", "user", "safety_identifier", "prompt_cache_key", "service_tier",
+# accepted and without effect here: nothing truncated, no service tiers, no moderation;
+# max_tool_calls bounds built-in (hosted) tools' calls, and there are none
+IGNORED = {"user", "safety_identifier", "prompt_cache_key", "service_tier",
            "prompt_cache_retention", "prompt_cache_options", "metadata", "stream_options",
            "max_tool_calls", "moderation"}
 UNSUPPORTED = {
-    "previous_response_id": "earlier responses are not stored; send the whole conversation "
-                            "as input",
     "conversation": "conversations are not stored; send the whole conversation as input",
     "prompt": "stored prompt templates are not supported",
     "background": "background responses are not supported",
@@ -38,7 +38,9 @@ UNSUPPORTED = {
 }
 _KNOWN = {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls",
           "text", "max_output_tokens", "temperature", "top_p", "top_logprobs", "stream",
-          "include", "truncation", "reasoning", "ostinato", *IGNORED, *UNSUPPORTED}
+          "include", "truncation", "reasoning", "ostinato", "store", "previous_response_id",
+          *IGNORED, *UNSUPPORTED}
+PRIOR = "previous_response_id"  # where the items of earlier turns came from
 INCLUDES = {"message.output_text.logprobs", "reasoning.encrypted_content"}
 _ROLES = {"user", "system", "developer", "assistant"}
 _TEXT_PARTS = {"input_text", "output_text", "text", "refusal"}
@@ -102,9 +104,17 @@ def _string(item: Mapping[str, Any], name: str, where: str) -> str:
     return value
 
 
-def _messages(body: Mapping[str, Any], sources: Sources) -> list[dict[str, Any]]:
-    """`instructions` and `input` as chat messages. Function calls in a row join the
-    assistant message before them, as a chat model wrote them."""
+def input_items(body: Mapping[str, Any]) -> list[Any]:
+    """The request's `input` as items (a string is one user message); checked by
+    `translate`."""
+    raw = body.get("input")
+    return [{"type": "message", "role": "user", "content": raw}] if isinstance(raw, str) \
+        else list(raw)
+
+
+def _messages(body: Mapping[str, Any], sources: Sources,
+              prior: Sequence[Any]) -> list[dict[str, Any]]:
+    """`instructions`, the `prior` turns' items and `input` as chat messages."""
     messages: list[dict[str, Any]] = []
     instructions = body.get("instructions")
     if instructions is not None:
@@ -112,14 +122,26 @@ def _messages(body: Mapping[str, Any], sources: Sources) -> list[dict[str, Any]]
             raise BadRequest("instructions must be a string", "instructions")
         messages.append({"role": "system", "content": instructions})
         sources.add("instructions")
+    _add_items(prior, lambda i: PRIOR, messages, sources)
     raw = body.get("input")
     if isinstance(raw, str):
+        messages.append({"role": "user", "content": raw})
         sources.add("input")
-        return [*messages, {"role": "user", "content": raw}]
-    if not isinstance(raw, list) or not raw:
+    elif isinstance(raw, list) and raw:
+        _add_items(raw, lambda i: f"input[{i}]", messages, sources)
+    else:
         raise BadRequest("input must be a string or a non-empty array of items", "input")
-    for i, item in enumerate(raw):
-        where = f"input[{i}]"
+    if not messages:
+        raise BadRequest("input holds no message", "input")
+    return messages
+
+
+def _add_items(items: Sequence[Any], where_of: Callable[[int], str],
+               messages: list[dict[str, Any]], sources: Sources) -> None:
+    """Input items as chat messages. Function calls in a row join the assistant message
+    before them, as a chat model wrote them."""
+    for i, item in enumerate(items):
+        where = where_of(i)
         if not isinstance(item, dict):
             raise BadRequest(f"{where} must be an object", "input")
         kind = item.get("type", "message")
@@ -152,9 +174,6 @@ def _messages(body: Mapping[str, Any], sources: Sources) -> list[dict[str, Any]]
         else:
             raise BadRequest(f"{where}: items of type {kind!r} are not supported (message, "
                              "function_call, function_call_output)", "input")
-    if not messages:
-        raise BadRequest("input holds no message", "input")
-    return messages
 
 
 def _tools(body: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -240,22 +259,28 @@ def _checked(body: Any) -> Mapping[str, Any]:
         raise BadRequest("reasoning is not supported by the served model", "reasoning")
     if body.get("stream") is not None and not isinstance(body["stream"], bool):
         raise BadRequest("stream must be true or false", "stream")
+    if body.get("store") is not None and not isinstance(body["store"], bool):
+        raise BadRequest("store must be true or false", "store")
+    previous = body.get(PRIOR)
+    if previous is not None and not isinstance(previous, str):
+        raise BadRequest(f"{PRIOR} must be a string", PRIOR)
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise BadRequest("metadata must be an object", "metadata")
     return body
 
 
-def translate(body: Any) -> tuple[dict[str, Any], Sources]:
+def translate(body: Any, prior: Sequence[Any] = ()) -> tuple[dict[str, Any], Sources]:
     """A Responses request body (parsed JSON) as the chat-completions body it asks for, and
     where each of its messages came from; raises BadRequest naming the Responses field.
+    `prior`: the items of the stored turns `previous_response_id` continues.
 
     A tool_choice that forces a call (required, a named function) makes this turn's answer
     a function call: `text.format` then governs only a later text answer (the Agents SDK
     sends both for an agent with an output type), so it is not applied to this one."""
     body = _checked(body)
     sources = Sources()
-    chat: dict[str, Any] = {"messages": _messages(body, sources)}
+    chat: dict[str, Any] = {"messages": _messages(body, sources, prior)}
     for name in ("model", "temperature", "top_p", "parallel_tool_calls", "ostinato"):
         if name in body:  # the chat path's checks apply (null: left out)
             chat[name] = body[name]

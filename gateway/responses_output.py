@@ -58,6 +58,7 @@ class ResponseShell:
     model: str
     created_at: int
     request: Mapping[str, Any]
+    store: bool = False  # kept for previous_response_id and GET /v1/responses/<id>
     id: str = field(default_factory=lambda: f"resp_{uuid.uuid4().hex}")
 
     def json(self, status: str, output: list[dict[str, Any]],
@@ -77,7 +78,8 @@ class ResponseShell:
             "tools": _or(req.get("tools"), []),
             "temperature": req.get("temperature"), "top_p": req.get("top_p"),
             "max_output_tokens": req.get("max_output_tokens"),
-            "previous_response_id": None, "store": False, "truncation": "disabled",
+            "previous_response_id": req.get("previous_response_id"), "store": self.store,
+            "truncation": "disabled",
             "text": req.get("text") or {"format": {"type": "text"}},
             "metadata": req.get("metadata") or {},
             "usage": usage_json(result.usage) if result is not None else None,
@@ -124,6 +126,7 @@ class ResponseEvents:
         self._output: list[dict[str, Any]] = []
         self._message: str | None = None  # the open message item's id
         self._text: list[str] = []
+        self.final: dict[str, Any] | None = None  # the finished response object
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self._seq, **fields}
@@ -182,7 +185,7 @@ class ResponseEvents:
                                output_index=index, name=call.name, arguments=call.arguments)
             out += self._event("response.output_item.done", output_index=index, item=item)
             self._output.append(item)
-        response = self._shell.json("completed", self._output, result, extension)
+        response = self.final = self._shell.json("completed", self._output, result, extension)
         kind = "response.incomplete" if response["status"] == "incomplete" else "response.completed"
         return out + self._event(kind, response=response)
 

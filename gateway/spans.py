@@ -18,6 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from cache.answers import AnswerCache, Hit
+from cache.conversations import Continuation
 from cache.fingerprint import SemanticKey
 from gateway.call_items import CallItem
 from gateway.core import GatewayCore, GatewayError, Placement
@@ -121,10 +122,12 @@ class TracedGatewayCore(GatewayCore):
         return summary
 
     async def place(self, tenant: str, call: common_pb2.CallSpec, program_id: str = "",
-                    *, attribute: bool = False) -> Placement:
+                    *, attribute: bool = False,
+                    continues: Continuation | None = None) -> Placement:
         start = time.monotonic()
         try:
-            placed = await super().place(tenant, call, program_id, attribute=attribute)
+            placed = await super().place(tenant, call, program_id, attribute=attribute,
+                                         continues=continues)
         except GatewayError as exc:  # refused before it could run (invalid, unknown model ...)
             operation = genai.CHAT if call.messages else genai.TEXT_COMPLETION
             self.metrics.call_failed(tenant, operation, exc.code.name, time.monotonic() - start)

@@ -92,6 +92,9 @@ class GatewayConfig:
     # program (cache/conversations.py); the index forgets a conversation idle this long.
     attribute_conversations: bool = True
     conversation_ttl_s: float = 900.0  # see attribute_conversations
+    # POST /v1/responses keeps each finished response (unless "store": false) this long in
+    # Redis, for previous_response_id and GET /v1/responses/<id> (cache/stored_responses.py).
+    responses_ttl_s: float = 86_400.0
     # TLS on the gRPC port (the SDK: ostinato.Client(..., tls=...)): both PEM files, or
     # neither for plaintext. The HTTP API stays plaintext (terminate its TLS at a proxy).
     tls_cert_file: str = ""  # This file: the gateway's certificate chain (PEM).
@@ -114,6 +117,8 @@ class GatewayConfig:
         check_tool_format(self.tool_call_parser, "gateway.tool_call_parser")
         if self.conversation_ttl_s <= 0:
             raise ConfigError("gateway.conversation_ttl_s: must be positive")
+        if self.responses_ttl_s <= 0:
+            raise ConfigError("gateway.responses_ttl_s: must be positive")
         if self.semantic_index not in ("auto", "local", "redis"):
             raise ConfigError(f"gateway.semantic_index: must be auto, local or redis, got "
                               f"{self.semantic_index!r}")

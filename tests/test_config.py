@@ -69,6 +69,7 @@ def test_a_file_that_is_not_yaml_is_a_config_error(tmp_path: Path) -> None:
     ({"worker": {"engine": "vllm"}}, "worker.engine"),
     ({"worker": {"engine": "sglang"}}, "worker.engine_model"),
     ({"gateway": {"conversation_ttl_s": 0}}, "gateway.conversation_ttl_s"),
+    ({"gateway": {"responses_ttl_s": -1}}, "gateway.responses_ttl_s"),
 ])
 def test_engine_and_tool_settings_are_checked(overrides: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):

@@ -110,6 +110,8 @@ def _beyond_the_schema(case: schemathesis.Case) -> str | None:
     if isinstance(choice, dict) and (
             choice["name"] if responses else choice["function"]["name"]) not in names:
         return "tool_choice names no tool"
+    if responses and body.get("previous_response_id") is not None:
+        return "previous_response_id names no stored response"
     if ext.get("parent_call_ids") and not (case.headers or {}).get("X-Ostinato-Program"):
         return "parent_call_ids without X-Ostinato-Program"
     if ext.get("call_id") is not None and ext["call_id"] in ext.get("parent_call_ids", []):

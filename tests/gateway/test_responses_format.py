@@ -10,7 +10,7 @@ import pytest
 from gateway.calls import CallLimits, InvalidCall, normalize_call
 from gateway.openai_format import BadRequest
 from gateway.responses_api import _renamed, _top, call_from_responses
-from gateway.responses_format import chat_from_responses
+from gateway.responses_format import PRIOR, chat_from_responses, input_items, translate
 
 CALL = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "id": "fc_1"}
 
@@ -96,7 +96,8 @@ def test_translation(body: dict[str, Any], chat: dict[str, Any]) -> None:
     ({"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}, "input", "call_id"),
     ({"input": [{"type": "reasoning"}]}, "input", "no message"),
     ({"input": "x", "instructions": 5}, "instructions", "string"),
-    ({"input": "x", "previous_response_id": "resp_1"}, "previous_response_id", "not stored"),
+    ({"input": "x", "previous_response_id": 5}, "previous_response_id", "string"),
+    ({"input": "x", "store": "yes"}, "store", "true or false"),
     ({"input": "x", "conversation": "conv_1"}, "conversation", "not stored"),
     ({"input": "x", "background": True}, "background", "not supported"),
     ({"input": "x", "prompt": {"id": "p"}}, "prompt", "not supported"),
@@ -167,3 +168,30 @@ def test_a_translated_call_keeps_what_the_chat_path_makes_of_it() -> None:
                                 "ostinato": {"call_id": "k"}}, None)
     assert [(m.role, m.content) for m in call.messages] == [("system", "sys"), ("user", "hi")]
     assert call.sampling.max_new_tokens == 7 and call.call_id == "k"
+
+
+def test_a_continued_response_comes_after_the_instructions_and_before_the_input() -> None:
+    """previous_response_id: the stored turns (input and output items, as stored) come first,
+    after this request's instructions (earlier instructions are not carried over)."""
+    prior = [{"type": "message", "role": "user", "content": "Weather in Oslo?"},
+             {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
+              "content": [{"type": "output_text", "text": "Let me look.", "annotations": [],
+                           "logprobs": []}]},
+             {**CALL, "status": "completed"}]
+    body = {"instructions": "be brief", "previous_response_id": "resp_x",
+            "input": [{"type": "function_call_output", "call_id": "c1", "output": "rain"}]}
+    chat, sources = translate(body, prior)
+    assert chat["messages"] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": "Let me look.", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "rain"}]
+    assert sources.messages == ["instructions", PRIOR, PRIOR, "input[0]"]
+    assert input_items(body) == body["input"]
+    assert input_items({"input": "hi"}) == [{"type": "message", "role": "user", "content": "hi"}]
+
+
+def test_a_continued_response_may_add_a_plain_string() -> None:
+    chat, _ = translate({"input": "And now?"}, [{"role": "user", "content": "Hi"}])
+    assert [m["role"] for m in chat["messages"]] == ["user", "user"]

@@ -122,6 +122,7 @@ def test_structured_output(acme: openai.OpenAI) -> None:
 
 @pytest.mark.parametrize(("kw", "status", "param"), [
     ({"previous_response_id": "resp_1"}, 400, "previous_response_id"),
+    ({"previous_response_id": "resp_" + "0" * 32}, 400, "previous_response_id"),
     ({"tools": [{"type": "web_search"}]}, 400, "tools"),
     ({"input": [{"type": "input_image", "image_url": "http://x"}]}, 400, "input"),
     ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
@@ -145,3 +146,86 @@ def test_what_is_not_served_gets_a_clear_error(acme: openai.OpenAI, kw: dict,
     assert isinstance(body, dict) and body["message"]
     if param is not None:
         assert body["param"] == param
+
+
+@pytest.fixture(scope="module")
+def globex(mesh: Mesh) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"http://{mesh.endpoints.gateway_http}/v1", api_key="key-globex",
+                       max_retries=0) as client:
+        yield client
+
+
+def _ext(response: object) -> dict:
+    return response.model_extra["ostinato"]  # type: ignore[attr-defined,no-any-return]
+
+
+def test_a_stored_response_continues_in_the_same_program(acme: openai.OpenAI) -> None:
+    """previous_response_id: the stored turn comes before the new input, so the call joins
+    the program of the one it continues, as its child (the conversation index matched the
+    whole history), and the engine is given that history."""
+    first = acme.responses.create(model=MODEL, instructions="Be brief.",
+                                  input="My name is Ada. Say hello.", max_output_tokens=12)
+    assert first.store is True and first.previous_response_id is None
+    then = acme.responses.create(model=MODEL, previous_response_id=first.id,
+                                 input="What is my name?", max_output_tokens=12)
+    assert then.previous_response_id == first.id and then.store is True
+    assert _ext(then)["program_id"] == _ext(first)["program_id"]
+    assert _ext(then)["parent_call_ids"] == [_ext(first)["call_id"]]
+    assert first.usage is not None and then.usage is not None
+    assert then.usage.input_tokens > first.usage.input_tokens + first.usage.output_tokens
+    # streamed, on top of the chain: stored once complete, and continued again
+    events = list(acme.responses.create(model=MODEL, previous_response_id=then.id, stream=True,
+                                        input="And now?", max_output_tokens=8))
+    last = events[-1].response  # type: ignore[union-attr]
+    assert last.store is True and last.previous_response_id == then.id
+    assert _ext(last)["parent_call_ids"] == [_ext(then)["call_id"]]
+    assert acme.responses.retrieve(last.id).output_text == last.output_text
+    fourth = acme.responses.create(model=MODEL, previous_response_id=last.id, input="Bye.",
+                                   max_output_tokens=4)
+    assert _ext(fourth)["program_id"] == _ext(first)["program_id"]
+
+
+def test_a_function_call_continued_by_its_output(acme: openai.OpenAI) -> None:
+    first = acme.responses.create(model=MODEL, input="What is the weather in Bergen?",
+                                  tools=[WEATHER], tool_choice="required", max_output_tokens=200)
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert calls
+    then = acme.responses.create(
+        model=MODEL, tools=[WEATHER], previous_response_id=first.id, max_output_tokens=50,
+        input=[{"type": "function_call_output", "call_id": c.call_id, "output": "rain, 9 C"}
+               for c in calls])
+    assert then.status in ("completed", "incomplete") and then.output
+    assert _ext(then)["parent_call_ids"] == [_ext(first)["call_id"]]
+
+
+def test_a_stored_response_is_read_and_deleted_by_its_tenant_only(
+        acme: openai.OpenAI, globex: openai.OpenAI) -> None:
+    out = acme.responses.create(model=MODEL, input="Name a colour.", max_output_tokens=6,
+                                metadata={"run": "r"})
+    again = acme.responses.retrieve(out.id)
+    assert again.model_dump() == out.model_dump()
+    with pytest.raises(openai.NotFoundError):
+        globex.responses.retrieve(out.id)  # as if there were none
+    with pytest.raises(openai.NotFoundError):
+        globex.responses.delete(out.id)
+    with pytest.raises(openai.BadRequestError) as err:
+        globex.responses.create(model=MODEL, previous_response_id=out.id, input="x",
+                                max_output_tokens=2)
+    body = err.value.body
+    assert isinstance(body, dict)
+    assert (body["code"], body["param"]) == ("previous_response_not_found", "previous_response_id")
+    acme.responses.delete(out.id)
+    for gone in (lambda: acme.responses.retrieve(out.id), lambda: acme.responses.delete(out.id)):
+        with pytest.raises(openai.NotFoundError):
+            gone()
+    with pytest.raises(openai.BadRequestError):
+        acme.responses.create(model=MODEL, previous_response_id=out.id, input="x",
+                              max_output_tokens=2)
+
+
+def test_store_false_keeps_nothing(acme: openai.OpenAI) -> None:
+    out = acme.responses.create(model=MODEL, input="Name a colour.", max_output_tokens=6,
+                                store=False)
+    assert out.store is False
+    with pytest.raises(openai.NotFoundError):
+        acme.responses.retrieve(out.id)

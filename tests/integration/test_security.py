@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import http.client
+import re
 import urllib.request
 from collections.abc import Iterator
 
@@ -113,7 +114,7 @@ def test_every_http_route_refuses_a_missing_and_a_wrong_key(secured: Mesh) -> No
     routes = router_routes()
     assert {p for _, p in routes} >= OPEN_ROUTES
     for method, path in sorted(routes):
-        concrete = path.replace("{program_id}", "some-program")
+        concrete = re.sub(r"\{[^}]*\}", "some-id", path)  # {program_id}, {response_id}, ...
         for headers in ({}, {"Authorization": "Bearer sec-key-0123456780"},
                         {"x-api-key": "wrong-key-000"}, {"Authorization": KEY}):
             status = _http(secured, method, concrete, headers)
