@@ -57,9 +57,11 @@ def search_docs(query: Annotated[str, Field(description="Words to look for",
 
 
 async def run_async(base_url: str, api_key: str, question: str = QUESTION, max_turns: int = 6,
-                    model: str = MODEL, api: str = "responses",
-                    stream: bool = False) -> RunResult | RunResultStreaming:
-    """The agent's run; with `stream`, run streamed (Runner.run_streamed), its events read."""
+                    model: str = MODEL, api: str = "responses", stream: bool = False,
+                    chain: bool = False) -> RunResult | RunResultStreaming:
+    """The agent's run; with `stream`, run streamed (Runner.run_streamed), its events read;
+    with `chain`, each turn sends only its new items and the previous response's id (the
+    gateway keeps the conversation: stored responses)."""
     set_tracing_disabled(True)
     async with openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0) as client:
         llm: Model = (OpenAIResponsesModel(model=model, openai_client=client) if api == "responses"
@@ -67,8 +69,10 @@ async def run_async(base_url: str, api_key: str, question: str = QUESTION, max_t
         agent = Agent(name="lyon-guide", instructions=INSTRUCTIONS,
                       tools=[calculator, search_docs], model=llm)
         if not stream:
-            return await Runner.run(agent, question, max_turns=max_turns)
-        streamed = Runner.run_streamed(agent, question, max_turns=max_turns)
+            return await Runner.run(agent, question, max_turns=max_turns,
+                                    auto_previous_response_id=chain)
+        streamed = Runner.run_streamed(agent, question, max_turns=max_turns,
+                                       auto_previous_response_id=chain)
         async for event in streamed.stream_events():
             if event.type == "raw_response_event" and event.data.type == "response.output_text.delta":
                 print(event.data.delta, end="", flush=True)
@@ -77,9 +81,10 @@ async def run_async(base_url: str, api_key: str, question: str = QUESTION, max_t
 
 
 def run(base_url: str, api_key: str, question: str = QUESTION, max_turns: int = 6,
-        model: str = MODEL, api: str = "responses",
-        stream: bool = False) -> RunResult | RunResultStreaming:
-    return asyncio.run(run_async(base_url, api_key, question, max_turns, model, api, stream))
+        model: str = MODEL, api: str = "responses", stream: bool = False,
+        chain: bool = False) -> RunResult | RunResultStreaming:
+    return asyncio.run(run_async(base_url, api_key, question, max_turns, model, api, stream,
+                                 chain))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,10 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--api", choices=("responses", "chat"), default="responses",
                         help="the Responses API (the SDK's default) or chat completions")
     parser.add_argument("--stream", action="store_true", help="run streamed, printing the text")
+    parser.add_argument("--chain", action="store_true",
+                        help="send each turn's new items with previous_response_id (responses)")
     parser.add_argument("--question", default=QUESTION)
     args = parser.parse_args(argv)
     result = run(args.base_url, args.api_key, args.question, model=args.model, api=args.api,
-                 stream=args.stream)
+                 stream=args.stream, chain=args.chain)
     for item in result.new_items:
         if isinstance(item, ToolCallItem) and isinstance(item.raw_item, ResponseFunctionToolCall):
             print(f"tool call   {item.raw_item.name}({item.raw_item.arguments})")

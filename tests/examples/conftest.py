@@ -16,7 +16,7 @@ from tests.examples.mesh_records import provision_tenants
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 TENANTS = ("ex-react", "ex-dag", "ex-tot", "ex-openai", "ex-langgraph", "ex-agents",
-           "ex-agents-chat", "ex-agents-streamed")
+           "ex-agents-chat", "ex-agents-streamed", "ex-agents-chained")
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 
+from cache import keys
 from gateway.program_ids import inner_id
 from ostinato.dag import NodeFinished, NodeStarted, ProgramFinished
 from ostinato.mesh import Mesh
@@ -249,19 +250,21 @@ def test_langgraph_agent(example: Import, base_url: str, api_keys: dict[str, str
     assert_chain(calls, _call_order(calls))
 
 
-@pytest.mark.parametrize(("api", "stream", "tenant"), [
-    ("responses", False, "ex-agents"), ("chat", False, "ex-agents-chat"),
-    ("responses", True, "ex-agents-streamed")])
+@pytest.mark.parametrize(("api", "stream", "chain", "tenant"), [
+    ("responses", False, False, "ex-agents"), ("chat", False, False, "ex-agents-chat"),
+    ("responses", True, False, "ex-agents-streamed"),
+    ("responses", False, True, "ex-agents-chained")])
 def test_openai_agents_sdk_agent(example: Import, base_url: str, api_keys: dict[str, str],
-                                 store: redis.Redis, api: str, stream: bool,
+                                 store: redis.Redis, api: str, stream: bool, chain: bool,
                                  tenant: str) -> None:
-    """The SDK's default model (the Responses API), run and run streamed, and its
+    """The SDK's default model (the Responses API), run, run streamed and run chained by
+    response id (each turn sends only its new items with previous_response_id), and its
     chat-completions model."""
     from agents import ToolCallItem, ToolCallOutputItem
 
     tools = example("agent_tools")
     result = example("openai_agents_sdk_agent").run(base_url, api_keys[tenant], api=api,
-                                                     stream=stream)
+                                                     stream=stream, chain=chain)
     assert isinstance(result.final_output, str) and result.final_output
     requested = {item.raw_item.call_id: item.raw_item for item in result.new_items
                  if isinstance(item, ToolCallItem)}
@@ -275,3 +278,8 @@ def test_openai_agents_sdk_agent(example: Import, base_url: str, api_keys: dict[
     _, calls = _one_program(store, tenant, llm_calls)
     assert len(calls) == llm_calls >= 2
     assert_chain(calls, _call_order(calls))
+    stored = [json.loads(store.get(k))["response"]  # type: ignore[arg-type]
+              for k in store.scan_iter(keys.stored_response(tenant, "*"))]
+    assert len(stored) == (llm_calls if api == "responses" else 0)  # store: true by default
+    continued = sum(r["previous_response_id"] is not None for r in stored)
+    assert continued == (llm_calls - 1 if chain else 0)  # chained: each turn after the first
