@@ -39,9 +39,9 @@ Stored responses (cache/stored_responses.py): what POST /v1/responses answered w
 `store` on, for `previous_response_id` and GET/DELETE /v1/responses/<id>. Fixed TTL; the
 tenant is in the hash tag (another tenant's id names no key of the caller's).
 
-    ost:{t:<tenant>}:resp:<resp_id>   string JSON {context: the input items it was given
-                                             (earlier turns included), response: the object,
-                                             call: {program_id, call_id, thread_id}}
+    ost:{t:<tenant>}:resp:<resp_id>   string JSON {input: this turn's input items, response:
+                                             the object, call: {program_id, call_id,
+                                             thread_id}, chain: ids it continues, oldest first}
 
 Tenancy (cache/tenancy.py): operator data, read by every gateway.
 

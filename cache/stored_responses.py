@@ -3,11 +3,15 @@ default): what each response was given and what it answered, so that a later req
 continue it by `previous_response_id` without sending the conversation again, and
 GET/DELETE /v1/responses/<id> can read or remove it.
 
-A record is the response object, its context (every input item it was given, earlier
-turns' included, so that continuing it is one read, not a walk along the chain; the next
-turn's context is this one's plus its output) and the call that answered it (a
-continuation is that call's child, in its program, whatever the instructions). Each
-lives under its tenant's hash tag (cache/keys.py) with a fixed TTL: a tenant can never name
+A record holds one turn: the input items it was given (this request's only), the response
+object, the call that answered it (a continuation is that call's child, in its program,
+whatever the instructions) and its chain, the ids of the responses it continues, oldest
+first. Continuing one reads it, then its chain with one script (every key under the
+tenant's hash tag: one slot) that also renews the whole chain's TTL: a conversation in use never loses
+its middle, and storage grows with the conversation, not with its square. A chain with a
+response deleted or expired cannot be continued (previous_response_not_found).
+
+Each key lives under its tenant's hash tag (cache/keys.py): a tenant can never name
 another's, and an id of another tenant reads as missing. Response ids are checked against
 the gateway's own form before any key is built from them.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -29,9 +34,46 @@ log = structlog.get_logger(__name__)
 
 RESPONSE_ID = re.compile(r"resp_[0-9a-f]{32}")  # the ids the gateway hands out
 
+# A chain's records, each one's TTL renewed (ARGV[1] ms): one round trip, the keys declared
+# (one slot: the tenant's hash tag), so it runs on a Redis Cluster too.
+_READ_AND_RENEW = """
+local out = redis.call('MGET', unpack(KEYS))
+for i, key in ipairs(KEYS) do
+  if out[i] then redis.call('PEXPIRE', key, ARGV[1]) end
+end
+return out
+"""
+
 
 class ResponsesUnavailable(Exception):
     """Redis could not be read: a stored response can be neither found nor ruled out."""
+
+
+class BrokenChain(Exception):
+    """A response continued by id is missing (never stored, expired, deleted, another
+    tenant's), or one it continues is."""
+
+    def __init__(self, response_id: str, missing: str) -> None:
+        super().__init__(f"Previous response with id {response_id!r} not found." if
+                         missing == response_id else
+                         f"Previous response with id {response_id!r} continues {missing!r}, "
+                         "which is no longer stored (expired or deleted).")
+        self.response_id, self.missing = response_id, missing
+
+
+@dataclass(frozen=True)
+class Continued:
+    """What continuing a stored response starts from: every turn's input and output items
+    in order, the call that answered it, and the new response's chain."""
+
+    items: list[Any]
+    call: dict[str, str]
+    chain: list[str]
+
+
+def turn_items(record: dict[str, Any]) -> list[Any]:
+    """One stored turn as the next turn is given it: its input, then its output."""
+    return [*record["input"], *record["response"]["output"]]
 
 
 class StoredResponses:
@@ -39,6 +81,7 @@ class StoredResponses:
         self._redis = client
         self._ttl_ms = max(1, int(ttl_s * 1000))
         self._timeout = 2 * timeout_s  # each operation, whole (a cluster client retries)
+        self._renew = client.register_script(_READ_AND_RENEW)
 
     async def get(self, tenant: str, response_id: str) -> dict[str, Any] | None:
         """The tenant's stored record of `response_id`, or None (unknown, expired, deleted,
@@ -48,13 +91,30 @@ class StoredResponses:
         raw = await self._do(self._redis.get(keys.stored_response(tenant, response_id)))
         return None if raw is None else json.loads(raw)
 
-    async def put(self, tenant: str, response_id: str, context: list[Any],
-                  response: dict[str, Any], call: dict[str, str]) -> bool:
-        """Stores a finished response and the call that answered it ({program_id, call_id,
-        thread_id}: where a continuation runs); False (logged) when Redis failed: the
-        answer still reaches its client, which cannot continue it by id."""
-        value = json.dumps({"context": context, "response": response, "call": call},
-                           separators=(",", ":"), ensure_ascii=False)
+    async def continued(self, tenant: str, response_id: str) -> Continued:
+        """The whole conversation up to and including `response_id`, its chain's TTL
+        renewed; BrokenChain when it or a response it continues is missing."""
+        last = await self.get(tenant, response_id)
+        if last is None:
+            raise BrokenChain(response_id, response_id)
+        chain: list[str] = last["chain"]
+        names = [keys.stored_response(tenant, rid) for rid in (*chain, response_id)]
+        replies = await self._do(self._renew(keys=names, args=[self._ttl_ms]))
+        earlier = [None if raw is None else json.loads(raw) for raw in replies[:-1]]
+        items: list[Any] = []
+        for rid, record in zip(chain, earlier, strict=True):
+            if record is None:
+                raise BrokenChain(response_id, rid)
+            items += turn_items(record)
+        return Continued([*items, *turn_items(last)], last["call"], [*chain, response_id])
+
+    async def put(self, tenant: str, response_id: str, input_items: list[Any],
+                  response: dict[str, Any], call: dict[str, str], chain: list[str]) -> bool:
+        """Stores a finished turn: its own input items, the response, the call that answered
+        it ({program_id, call_id, thread_id}) and the ids it continues. False (logged) when
+        Redis failed: the answer still reaches its client, which cannot continue it by id."""
+        value = json.dumps({"input": input_items, "response": response, "call": call,
+                            "chain": chain}, separators=(",", ":"), ensure_ascii=False)
         try:
             await self._do(self._redis.set(keys.stored_response(tenant, response_id), value,
                                            px=self._ttl_ms))

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from cache.conversations import Continuation
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
-from cache.stored_responses import ResponsesUnavailable, StoredResponses
+from cache.stored_responses import BrokenChain, ResponsesUnavailable, StoredResponses
 from gateway.call_items import Delta
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.openai_format import BadRequest, call_from_openai
@@ -80,11 +80,12 @@ def _unavailable(exc: ResponsesUnavailable) -> GatewayError:
 
 @dataclass(frozen=True)
 class _Prior:
-    """What `previous_response_id` continues: its turns' items (context and output) and
-    its call (the new one's parent, in its program)."""
+    """What `previous_response_id` continues: its turns' items (inputs and outputs), its
+    call (the new one's parent, in its program) and the new response's chain."""
 
     items: list[Any] = field(default_factory=list)
     call: Continuation | None = None
+    chain: list[str] = field(default_factory=list)
 
 
 async def _prior(stored: StoredResponses | None, tenant: str, body: Any) -> _Prior:
@@ -95,22 +96,21 @@ async def _prior(stored: StoredResponses | None, tenant: str, body: Any) -> _Pri
         raise BadRequest(f"{PRIOR}: responses are not stored by this gateway (it has no "
                          "Redis); send the whole conversation as input", PRIOR)
     try:
-        record = await stored.get(tenant, previous)
+        got = await stored.continued(tenant, previous)
     except ResponsesUnavailable as exc:
         raise _unavailable(exc) from None
-    if record is None:
-        raise BadRequest(f"Previous response with id {previous!r} not found.", PRIOR,
-                         "previous_response_not_found")
-    call = record["call"]
-    return _Prior([*record["context"], *record["response"]["output"]],
-                  Continuation(call["program_id"], call["call_id"], call["thread_id"]))
+    except BrokenChain as exc:
+        raise BadRequest(str(exc), PRIOR, "previous_response_not_found") from None
+    call = got.call
+    return _Prior(got.items, Continuation(call["program_id"], call["call_id"],
+                                          call["thread_id"]), got.chain)
 
 
 class _Keeper:
     """Stores a finished response when its request asked for it (and Redis is there)."""
 
     def __init__(self, stored: StoredResponses | None, tenant: str, body: Any,
-                 prior: list[Any]) -> None:
+                 prior: _Prior) -> None:
         self.on = stored is not None and body.get("store") is not False
         self._stored, self._tenant, self._body, self._prior = stored, tenant, body, prior
 
@@ -120,8 +120,8 @@ class _Keeper:
             return
         call = {"program_id": placed.program_id, "call_id": placed.call.call_id,
                 "thread_id": placed.call.thread_id}
-        await self._stored.put(self._tenant, response["id"],
-                               [*self._prior, *input_items(self._body)], response, call)
+        await self._stored.put(self._tenant, response["id"], input_items(self._body),
+                               response, call, self._prior.chain)
 
 
 async def respond(core: GatewayCore, request: web.Request, tenant: str, body: Any,
@@ -130,7 +130,7 @@ async def respond(core: GatewayCore, request: web.Request, tenant: str, body: An
     """The response, or a GatewayError that names the Responses field at fault."""
     prior = await _prior(stored, tenant, body)
     call, sources = call_from_responses(body, request.headers.get(REQUEST_HEADER), prior.items)
-    keeper = _Keeper(stored, tenant, body, prior.items)
+    keeper = _Keeper(stored, tenant, body, prior)
     try:
         placed = await place(request, tenant, call, prior.call)
         shell = ResponseShell(core.config.model, int(time.time()), body, store=keeper.on)

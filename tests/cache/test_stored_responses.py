@@ -1,44 +1,73 @@
 """Stored responses of the Responses API (cache/stored_responses.py) in a real Redis and a
-Redis Cluster: kept per tenant, read back, expired, deleted; ids not the gateway's name no
-key; a Redis that is not there is an error on read and a logged miss on write."""
+Redis Cluster: kept per tenant, continued along their chain (its TTL renewed), read back,
+deleted; a chain with a turn gone cannot be continued; ids not the gateway's name no key; a
+Redis that is not there is an error on read and a logged miss on write."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from cache import keys
 from cache.redis_server import free_port
-from cache.stored_responses import ResponsesUnavailable, StoredResponses
+from cache.stored_responses import BrokenChain, ResponsesUnavailable, StoredResponses
 from tests.redis_cluster import RedisTarget
-
-RESPONSE = {"id": "", "object": "response", "status": "completed",
-            "output": [{"type": "message", "role": "assistant", "content": [
-                {"type": "output_text", "text": "Bonjour"}]}]}
-CONTEXT = [{"type": "message", "role": "user", "content": "Say hello in French."}]
-CALL = {"program_id": "acme/p1", "call_id": "c1", "thread_id": "main"}
 
 
 def new_id() -> str:
     return f"resp_{uuid.uuid4().hex}"
 
 
-async def test_a_response_is_its_tenants_until_deleted(redis_target: RedisTarget) -> None:
+def said(role: str, text: str) -> dict[str, Any]:
+    return {"type": "message", "role": role, "content": text}
+
+
+def response(rid: str, answer: str) -> dict[str, Any]:
+    return {"id": rid, "object": "response", "status": "completed",
+            "output": [said("assistant", answer)]}
+
+
+def call(n: int) -> dict[str, str]:
+    return {"program_id": "acme/p1", "call_id": f"c{n}", "thread_id": "main"}
+
+
+async def test_a_conversation_continued_turn_by_turn(redis_target: RedisTarget) -> None:
     client = redis_target.client()
     stored = StoredResponses(client, ttl_s=60, timeout_s=1.0)
-    rid = new_id()
+    r1, r2, r3 = new_id(), new_id(), new_id()
     try:
-        assert await stored.put("acme", rid, CONTEXT, {**RESPONSE, "id": rid}, CALL)
-        record = await stored.get("acme", rid)
-        assert record == {"context": CONTEXT, "response": {**RESPONSE, "id": rid}, "call": CALL}
-        assert await stored.get("globex", rid) is None  # never across tenants
-        assert not await stored.delete("globex", rid)
-        assert 0 < await client.pttl(keys.stored_response("acme", rid)) <= 60_000
-        assert await stored.delete("acme", rid)
-        assert await stored.get("acme", rid) is None
-        assert not await stored.delete("acme", rid)
+        assert await stored.put("acme", r1, [said("user", "Hi")], response(r1, "Hello"),
+                                call(1), [])
+        one = await stored.continued("acme", r1)
+        assert (one.items, one.call, one.chain) == (
+            [said("user", "Hi"), said("assistant", "Hello")], call(1), [r1])
+        await stored.put("acme", r2, [said("user", "Name?")], response(r2, "Ada"), call(2),
+                         one.chain)
+        await stored.put("acme", r3, [said("user", "Bye")], response(r3, "Bye"), call(3),
+                         [r1, r2])
+        await client.pexpire(keys.stored_response("acme", r1), 5_000)
+        three = await stored.continued("acme", r3)
+        assert three.items == [said("user", "Hi"), said("assistant", "Hello"),
+                               said("user", "Name?"), said("assistant", "Ada"),
+                               said("user", "Bye"), said("assistant", "Bye")]
+        assert (three.call, three.chain) == (call(3), [r1, r2, r3])
+        assert await client.pttl(keys.stored_response("acme", r1)) > 5_000  # renewed
+        record = await stored.get("acme", r2)  # one turn, as stored
+        assert record == {"input": [said("user", "Name?")], "response": response(r2, "Ada"),
+                          "call": call(2), "chain": [r1]}
+        assert await stored.get("globex", r2) is None  # never across tenants
+        with pytest.raises(BrokenChain, match="not found"):
+            await stored.continued("globex", r3)
+        assert not await stored.delete("globex", r2)
+        assert await stored.delete("acme", r2)  # the middle of the chain
+        assert await stored.get("acme", r2) is None and not await stored.delete("acme", r2)
+        with pytest.raises(BrokenChain) as broken:
+            await stored.continued("acme", r3)
+        assert broken.value.missing == r2 and "no longer stored" in str(broken.value)
+        assert (await stored.continued("acme", r1)).chain == [r1]  # before it: whole
     finally:
         await client.aclose()
 
@@ -52,6 +81,8 @@ async def test_an_id_the_gateway_never_makes_names_no_key(bad: str) -> None:
     try:
         assert await stored.get("acme", bad) is None
         assert not await stored.delete("acme", bad)
+        with pytest.raises(BrokenChain):
+            await stored.continued("acme", bad)
     finally:
         await client.aclose()
 
@@ -61,10 +92,9 @@ async def test_without_redis_a_read_fails_clearly_and_a_write_is_skipped() -> No
     stored = StoredResponses(client, ttl_s=60, timeout_s=0.2)
     rid = new_id()
     try:
-        with pytest.raises(ResponsesUnavailable):
-            await stored.get("acme", rid)
-        with pytest.raises(ResponsesUnavailable):
-            await stored.delete("acme", rid)
-        assert not await stored.put("acme", rid, CONTEXT, {**RESPONSE, "id": rid}, CALL)
+        for read in (stored.get, stored.continued, stored.delete):
+            with pytest.raises(ResponsesUnavailable):
+                await read("acme", rid)
+        assert not await stored.put("acme", rid, [], response(rid, "x"), call(1), [])
     finally:
         await client.aclose()
