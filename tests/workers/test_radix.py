@@ -181,6 +181,46 @@ def test_eviction_takes_the_least_recently_used_unreferenced_leaf(capacity: int,
                 assert victim not in cache._nodes()
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.integers(8, 60), ops)
+def test_locking_in_the_walk_equals_locking_after_it(capacity: int, script) -> None:  # type: ignore[no-untyped-def]
+    """match_prefix and insert with lock=True record no eviction entry for the node they lock
+    (unlock or evict records it when it is next an unreferenced leaf): the same tree, events
+    and evictions as lock() after them."""
+    after, within = RadixCache(capacity, BS), RadixCache(capacity, BS)
+    locked: list[tuple[object, object]] = []
+    for t, (op, arg) in enumerate(script):
+        now = float(t // 3)  # ties in last_access too
+        if op in ("insert", "lock"):
+            matched, prefix = after.match_prefix(arg, now)
+            after.lock(prefix)
+            matched_w, prefix_w = within.match_prefix(arg, now, lock=True)
+            assert matched_w == matched
+            need = len(arg) - matched
+            if after.can_alloc(need):
+                for cache in (after, within):
+                    cache.alloc(need)
+                    cache.free(need)
+                if op == "lock":
+                    node = after.insert(arg, now, SEED)[1]
+                    after.lock(node)
+                    locked.append((node, within.insert(arg, now, SEED, lock=True)[1]))
+                else:
+                    after.insert(arg, now, SEED)
+                    within.insert(arg, now, SEED)
+            after.unlock(prefix)
+            within.unlock(prefix_w)
+        elif op == "unlock" and locked:
+            a, w = locked.pop(arg % len(locked))
+            after.unlock(a)  # type: ignore[arg-type]
+            within.unlock(w)  # type: ignore[arg-type]
+        elif op in ("evict", "alloc", "free"):
+            assert after.evict(arg) == within.evict(arg)
+        assert after.take_events() == within.take_events()
+        assert [(n.key, n.last_access, n.ref, n.blocks) for n in after._nodes()] == \
+            [(n.key, n.last_access, n.ref, n.blocks) for n in within._nodes()]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(seqs, min_size=1, max_size=8), st.lists(st.integers(0, 3), max_size=20))
 def test_insert_from_a_node_on_the_path_and_known_hashes_change_nothing(inserts, tail) -> None:  # type: ignore[no-untyped-def]

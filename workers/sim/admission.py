@@ -66,9 +66,8 @@ class PrefillAdmission:
 
     def _admit(self, req: Req, now: float) -> bool:
         key = req.full_key()
-        matched, node = self.cache.match_prefix(key, now)
+        matched, node = self.cache.match_prefix(key, now, lock=True)
         matched = min(matched, len(key) - 1)  # the last token is always recomputed for logits
-        self.cache.lock(node)
         new = len(key) - matched
         # Room for some of the output too, unless the engine is idle (then any fit will do).
         reserve_out = int(NEW_TOKEN_RATIO * min(req.decoder.reserve_bound(), CLIP_MAX_NEW_TOKENS))

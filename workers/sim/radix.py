@@ -171,16 +171,28 @@ class RadixCache:
                     child = self._split(child, n)
             child.last_access = now
             node, pos = child, pos + n
-        if not node.children and node.ref == 0 and node is not self.root:
-            self._candidate(node)
         return pos, node
 
-    def match_prefix(self, key: Sequence[int], now: float) -> tuple[int, Node]:
-        """Length of the longest cached prefix of key, and the node where it ends."""
-        return self._walk(key, now)
+    def _touched(self, node: Node, lock: bool) -> None:
+        """After a walk that ends at `node` (its last_access now new): locks it, or records
+        it for eviction again if it is an unreferenced leaf. A node locked needs no record:
+        when it is next an unreferenced leaf, `unlock` or `evict` records it."""
+        if lock:
+            self.lock(node)
+        elif not node.children and node.ref == 0 and node is not self.root:
+            self._candidate(node)
+
+    def match_prefix(self, key: Sequence[int], now: float, *,
+                     lock: bool = False) -> tuple[int, Node]:
+        """Length of the longest cached prefix of key, and the node where it ends (locked
+        if `lock`, as `lock(node)` would)."""
+        pos, node = self._walk(key, now)
+        self._touched(node, lock)
+        return pos, node
 
     def insert(self, key: Sequence[int], now: float, seed: int = 0,
-               start: Node | None = None, known: Sequence[int] = ()) -> tuple[int, Node]:
+               start: Node | None = None, known: Sequence[int] = (), *,
+               lock: bool = False) -> tuple[int, Node]:
         """Adds key to the tree (its pool space must already be reserved or free).
 
         Position 0 of a key is the salt token; blocks cover key[1:] and their hashes chain
@@ -194,19 +206,21 @@ class RadixCache:
         after checking the first one used against the chain.
         Tokens after the salt token must not be negative: blocks are hashed from an unsigned
         view of the key (token_ids.unsigned), without checking each.
+        `lock`: the node returned is locked, as `lock(node)` would.
         """
         key = pack(key)
         pos, node = self._walk(key, now, start)
         if pos == len(key):
+            self._touched(node, lock)
             return 0, node
-        leaf = Node(key[pos:], pos, node, now)
+        leaf = Node(key[pos:], pos, node, now)  # node, no longer a leaf, needs no record
         added = len(leaf.edge)
         if node.children or node is self.root:
             self._leaf_count += 1
         node.children[leaf.edge[0]] = leaf
-        self._candidate(leaf)
         self.size += added
         self.evictable += added
+        self._touched(leaf, lock)
         if not self._hash_blocks:
             return added, leaf
         bs = self.block_size

@@ -353,8 +353,7 @@ class SimEngineCore(PrefillAdmission):
         req.reserved = 0
         # req.node's path is a prefix of the key: the walk starts there
         _, node = self.cache.insert(req.full_key(), now, req.salt_seed(), start=req.node,
-                                    known=req.block_hashes)
-        self.cache.lock(node)
+                                    known=req.block_hashes, lock=True)
         if req.node is not None:
             self.cache.unlock(req.node)
         req.node = node
