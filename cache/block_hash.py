@@ -10,6 +10,7 @@ Python's hash().
 from __future__ import annotations
 
 import hashlib
+import sys
 from array import array
 from collections.abc import Callable, Container, Sequence
 
@@ -42,16 +43,27 @@ def chain_hashes(parent: int, tokens: Sequence[int], block_size: int = DEFAULT_B
     """The chain continued over every complete block of `tokens`: [chain_hash(parent, block
     0), chain_hash(that, block 1), ...], the same values, with the tokens packed once (not at
     all if they come packed)."""
-    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    blake2b = hashlib.blake2b
     width = 8 * block_size
     buf = memoryview(_token_bytes(tokens[:len(tokens) // block_size * block_size]))
-    out = []
+    digest = parent.to_bytes(8, "little")
+    digests = []
     for start in range(0, len(buf), width):
-        h = blake2b(parent.to_bytes(8, "little"), digest_size=8)
+        h = blake2b(digest, digest_size=8)  # a hash's 8 digest bytes are the next block's parent
         h.update(buf[start:start + width])
-        parent = from_bytes(h.digest(), "little")
-        out.append(parent)
-    return out
+        digest = h.digest()
+        digests.append(digest)
+    return _little_endian_ints(b"".join(digests))
+
+
+def _little_endian_ints(data: bytes) -> list[int]:
+    """The unsigned 64-bit little-endian integers in `data` (int.from_bytes of each 8 bytes,
+    in one call)."""
+    ints = array("Q")
+    ints.frombytes(data)
+    if sys.byteorder == "big":
+        ints.byteswap()
+    return ints.tolist()
 
 
 def block_hashes(tokens: Sequence[int], block_size: int = DEFAULT_BLOCK_SIZE,
@@ -124,16 +136,24 @@ def extend_prefix_block_hashes(known: Sequence[int], tokens: Sequence[int], salt
     return out
 
 
-def held_prefix_blocks(held: Container[int], hashes: Sequence[int]) -> int:
+def held_prefix_blocks(held: Container[int], hashes: Sequence[int], guess: int = 0) -> int:
     """How many leading blocks of a prompt (its chained `hashes`) are in `held`. A chained
     hash names its whole prefix, so a set filled from whole prefixes (an engine's radix cache,
     which evicts leaves first; a router's record of prompts sent) holds a leading run, and a
-    binary search finds its end: O(log n) lookups."""
+    binary search finds its end: O(log n) lookups. `guess`: an answer to try first (another
+    worker's for the same prompt, say): two lookups when it is right."""
     lo, hi = 0, len(hashes)
     if not hi or hashes[0] not in held:  # the commonest answers, in one lookup each
         return 0
     if hashes[-1] in held:
         return hi
+    if 0 < guess < hi:
+        if hashes[guess - 1] not in held:
+            hi = guess - 1
+        elif hashes[guess] not in held:
+            return guess
+        else:
+            lo = guess + 1
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if hashes[mid - 1] in held:

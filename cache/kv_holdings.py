@@ -51,12 +51,15 @@ class KvHoldings:
                          hashes: Sequence[int]) -> Mapping[str, int]:
         """Per worker, as KvIndex.longest_prefixes answers it. The commonest answers (none
         of the prompt held, or all of it) take one or two set lookups per worker, without a
-        call (the cluster simulator asks this for 8 workers at every submission)."""
+        call (the cluster simulator asks this for 8 workers at every submission); a search
+        tries the last one's answer first (workers holding the same shared prefix and
+        nothing after it answer alike)."""
         held_of = self._held
         if not hashes:
             return dict.fromkeys(worker_ids, 0)
         first, last, n = hashes[0], hashes[-1], len(hashes)
         out: dict[str, int] = {}
+        guess = 0
         for w in worker_ids:
             held = held_of.get(w)
             if not held or first not in held:
@@ -64,5 +67,5 @@ class KvHoldings:
             elif last in held:
                 out[w] = n
             else:
-                out[w] = held_prefix_blocks(held, hashes)
+                out[w] = guess = held_prefix_blocks(held, hashes, guess)
         return out

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from cache.block_hash import extend_prefix_block_hashes, prefix_block_hashes, salt_seed
+from cache.block_hash import (
+    extend_prefix_block_hashes,
+    held_prefix_blocks,
+    prefix_block_hashes,
+    salt_seed,
+)
 from cache.kv_holdings import KvHoldings
 from workers.kv_events import AllBlocksCleared, BlockRemoved, BlockStored
 from workers.sim.radix import RadixCache
@@ -32,6 +37,14 @@ def test_the_answer_is_the_leading_run_of_held_blocks(held: int) -> None:
     assert kv.longest_prefix("w", hashes) == held
     other = prefix_block_hashes(TOKENS, "tenant:b")  # another tenant's salt: nothing shared
     assert kv.longest_prefix("w", other) == 0
+
+
+@pytest.mark.parametrize("held", range(7))
+def test_a_guess_changes_no_answer(held: int) -> None:
+    """held_prefix_blocks tries `guess` first (right, too low, too high, out of range)."""
+    hashes = prefix_block_hashes(TOKENS, "tenant:a")
+    for guess in range(-1, len(hashes) + 2):
+        assert held_prefix_blocks(set(hashes[:held]), hashes, guess) == held
 
 
 def test_longest_prefixes_answers_as_longest_prefix_for_each_worker() -> None:
