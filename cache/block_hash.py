@@ -43,13 +43,14 @@ def chain_hashes(parent: int, tokens: Sequence[int], block_size: int = DEFAULT_B
     """The chain continued over every complete block of `tokens`: [chain_hash(parent, block
     0), chain_hash(that, block 1), ...], the same values, with the tokens packed once (not at
     all if they come packed)."""
-    blake2b = hashlib.blake2b
+    new = hashlib.blake2b(digest_size=8).copy  # copying a fresh state: cheaper than a new one
     width = 8 * block_size
     buf = memoryview(_token_bytes(tokens[:len(tokens) // block_size * block_size]))
     digest = parent.to_bytes(8, "little")
     digests = []
     for start in range(0, len(buf), width):
-        h = blake2b(digest, digest_size=8)  # a hash's 8 digest bytes are the next block's parent
+        h = new()
+        h.update(digest)  # a hash's 8 digest bytes are the next block's parent
         h.update(buf[start:start + width])
         digest = h.digest()
         digests.append(digest)
