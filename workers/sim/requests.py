@@ -50,7 +50,7 @@ class ReqState(enum.Enum):
     FINISHED = "finished"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Req:
     rid: str
     prompt_ids: Sequence[int]
@@ -103,7 +103,7 @@ class Req:
         return self._prefix + pack(d.output_ids)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EngineEvent:
     rid: str
     time: float
