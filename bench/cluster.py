@@ -90,6 +90,7 @@ class _ProgramState:
         "plan",
         "prompts",
         "remaining_work",
+        "unready_children",
     )
 
     def __init__(self, plan: ProgramPlan, outcome: ProgramOutcome) -> None:
@@ -103,7 +104,7 @@ class _ProgramState:
         # engine's KV holds when it finishes; its children's prompts start with it).
         self.contexts: dict[int, array[int]] = {}
         # Block hashes of each call's context (of its prompt if it has none), the engine's
-        # too: nothing is hashed twice.
+        # too: nothing is hashed twice. Both dropped once its engine and children have them.
         self.hashes: dict[int, list[int]] = {}
         self.done = 0
         self.remaining_work = sum(work_of(c.output_tokens, c.new_tokens) for c in plan.calls)
@@ -112,6 +113,7 @@ class _ProgramState:
             for p in c.parents:
                 children.setdefault(p, []).append(c.index)
         self.pending_children = children
+        self.unready_children = {p: len(c) for p, c in children.items()}
 
 
 @dataclass(frozen=True)
@@ -324,6 +326,11 @@ class ClusterSim:
             hashes = st.hashes[cidx] = extend_prefix_block_hashes(known, unsigned(prompt),
                                                                   plan.salt)
         prefix_hashes = hashes[:len(prompt) // BLOCK_SIZE]
+        for p in call.parents:  # finished: their engines have their hashes
+            if (left := st.unready_children[p] - 1) == 0:
+                st.contexts.pop(p, None)
+                del st.hashes[p]
+            st.unready_children[p] = left
         now = self.clock.now()
         tl = CallTimeline(pidx, cidx, ready=now, prompt_tokens=len(prompt))
         self._timelines[(pidx, cidx)] = tl
@@ -347,9 +354,10 @@ class ClusterSim:
             e_idx = int(grant.worker_id[1:])
             tl = self._timelines[(pidx, cidx)]
             tl.dispatched, tl.worker = now, e_idx
+            hashes = st.hashes[cidx] if cidx in st.unready_children else st.hashes.pop(cidx)
             req = Req(f"{pidx}/{cidx}", st.prompts.pop(cidx), st.decoders.pop(cidx),
                       priority=grant.priority, salt=st.plan.salt,
-                      block_hashes=st.hashes[cidx])  # the engine need not hash them again
+                      block_hashes=hashes)  # the engine need not hash them again
             self.engines[e_idx].submit(req, now)
             touched.append(e_idx)
         # What the live service persists after each dispatch (planner/service.py `pump`): the

@@ -185,6 +185,31 @@ def test_the_planner_learns_only_what_live_clients_and_workers_tell_it() -> None
 
 
 
+def test_a_calls_context_and_hashes_are_held_only_while_a_child_or_its_engine_needs_them() -> None:
+    spec = parse_spec({"version": 1, "seed": 3, "programs": 2,
+                       "arrival": {"process": "uniform", "rate": 1.0},
+                       "classes": [{"name": "t", "shape": "tree", "fanout": 2, "depth": 2,
+                                    "first_prompt_tokens": 100, "step_prompt_tokens": 20,
+                                    "output_tokens": 40, "context": "accumulate",
+                                    "think_time_s": 0.1}]})
+    sim = ClusterSim(generate(spec), "default", PROFILE, ClusterConfig(engines=2))
+    real_ready = sim._ready
+    held: list[tuple[set[int], set[int]]] = []
+
+    def ready(pidx: int, cidx: int) -> None:
+        real_ready(pidx, cidx)
+        st = sim._states[pidx]
+        waited_on = {p for p, n in st.unready_children.items() if n}  # a child's prompt to build
+        assert set(st.contexts) <= waited_on
+        assert set(st.hashes) <= waited_on | set(st.prompts)  # or not yet given to an engine
+        held.append((set(st.contexts), set(st.hashes)))
+
+    sim._ready = ready  # type: ignore[method-assign]
+    run = sim.run()
+    assert all(o.finished > 0 for o in run.outcomes) and len(held) == 2 * 7
+    assert held[:3] == [({0}, {0}), ({0, 1}, {0, 1}), ({1, 2}, {1, 2})]  # the root's: gone
+
+
 def test_the_planners_outbox_is_taken_after_each_dispatch_as_the_live_service_does() -> None:
     spec = parse_spec(two_call_spec(programs=3, rate=2.0))
     sim = ClusterSim(generate(spec), "default", PROFILE, ClusterConfig(engines=1))
