@@ -10,6 +10,7 @@ Python's hash().
 from __future__ import annotations
 
 import hashlib
+import struct
 import sys
 from array import array
 from collections.abc import Callable, Container, Sequence
@@ -44,16 +45,16 @@ def chain_hashes(parent: int, tokens: Sequence[int], block_size: int = DEFAULT_B
     0), chain_hash(that, block 1), ...], the same values, with the tokens packed once (not at
     all if they come packed)."""
     new = hashlib.blake2b(digest_size=8).copy  # copying a fresh state: cheaper than a new one
-    width = 8 * block_size
-    buf = memoryview(_token_bytes(tokens[:len(tokens) // block_size * block_size]))
+    buf = _token_bytes(tokens[:len(tokens) // block_size * block_size])
     digest = parent.to_bytes(8, "little")
-    digests = []
-    for start in range(0, len(buf), width):
+    digests: list[bytes] = []
+    add = digests.append
+    for (block,) in struct.iter_unpack(f"{8 * block_size}s", buf):  # each block's bytes
         h = new()
         h.update(digest)  # a hash's 8 digest bytes are the next block's parent
-        h.update(buf[start:start + width])
+        h.update(block)
         digest = h.digest()
-        digests.append(digest)
+        add(digest)
     return _little_endian_ints(b"".join(digests))
 
 
