@@ -207,14 +207,10 @@ class WorkerDispatch:
         return grants
 
     def _to_global(self, calls: list[CallRecord]) -> bool:
-        """Released calls (no longer parked) join the global lane."""
-        now = self._clock.now()
-        requeue = self._queue.requeue
-        for call in calls:
-            if call.parked_since is not None:  # _unpark's, inlined
-                call.parked_s += now - call.parked_since
-                call.parked_since = None
-            requeue(call)
+        """Released calls (no longer parked, their parked time counted) join the global
+        lane."""
+        if calls:
+            self._queue.requeue_all(calls)
         return bool(calls)
 
     def _serve(self, worker: WorkerState, now: float, grants: list[Grant]) -> None:

@@ -141,7 +141,8 @@ class ParkedCalls:
         return False
 
     def release_expired(self, now: float) -> list[CallRecord]:
-        """Calls parked `max_wait_s` or longer, no longer parked: for the global lane."""
+        """Calls parked `max_wait_s` or longer, no longer parked (their parked time counted,
+        `parked_s`), out of their homes' lanes: for the global lane."""
         out: list[CallRecord] = []
         order, parked, wait = self._order, self._parked, self.max_wait_s
         while order:
@@ -149,11 +150,16 @@ class ParkedCalls:
             if parked.get(head.key) is not head:
                 order.popleft()  # no longer parked
                 continue
-            if now - head.parked_since < wait:  # type: ignore[operator]
+            since = head.parked_since
+            if now - since < wait:  # type: ignore[operator]
                 break  # parked since then: so are those behind it
             order.popleft()
-            if call := self._release(head.key):
-                out.append(call)
+            if self._unpark(head):
+                head.parked_s += now - since  # type: ignore[operator]
+                head.parked_since = None
+                out.append(head)
+        if out:
+            self._queue.discard_all(out)
         return out
 
     def passed(self, level: int, queued_at: float) -> None:
@@ -171,9 +177,12 @@ class ParkedCalls:
         """Calls parked `max_wait_s` or longer that a later call of their level or a worse
         one passed by (`passed`): the queue moved on without them. At most RELEASE_BATCH per
         level, oldest first (the rest at the next dispatches: a decision's cost stays
-        bounded); no longer parked: for the global lane."""
+        bounded); no longer parked (their parked time counted, `parked_s`), out of their
+        homes' lanes: for the global lane. `_release`'s, inlined: the decision path's tail
+        (the slowest decisions are those that release calls)."""
         out: list[CallRecord] = []
-        parked, wait = self._parked, self.max_wait_s
+        parked, wait, released = self._parked, self.max_wait_s, self._released
+        on_worker, of, oldest = self._on, self._of, self._order
         for at_level in self._by_level.values():
             order = at_level.order
             if not order:
@@ -188,17 +197,39 @@ class ParkedCalls:
                 if parked.get(key) is not head:
                     order.popleft()  # no longer parked
                     continue
-                if now - head.parked_since < wait:  # type: ignore[operator]
+                since = head.parked_since
+                if now - since < wait:  # type: ignore[operator]
                     break  # parked since then: so are those behind it
                 if head.queued_at > horizon:
                     break
                 order.popleft()
-                call = self._release(key)
-                if call is not None:
-                    out.append(call)
-                    left -= 1
-                    if not left:
-                        break
+                del parked[key]
+                if oldest[0] is head:  # the oldest parked call: `expired` need not drop it
+                    oldest.popleft()
+                tenant = head.tenant  # _uncount's, inlined
+                on = on_worker[head.lane]
+                if on[tenant] > 1:
+                    on[tenant] -= 1
+                else:
+                    del on[tenant]
+                    if not on:
+                        del on_worker[head.lane]
+                if of[tenant] > 1:
+                    of[tenant] -= 1
+                else:
+                    del of[tenant]
+                if head.state is not _QUEUED:  # it stopped waiting: out of its lane, no more
+                    self._queue.discard(head)
+                    continue
+                released.add(key)
+                head.parked_s += now - since  # type: ignore[operator]
+                head.parked_since = None
+                out.append(head)
+                left -= 1
+                if not left:
+                    break
+        if out:
+            self._queue.discard_all(out)
         return out
 
     def release_worker(self, worker_id: str) -> list[CallRecord]:
@@ -238,10 +269,20 @@ class ParkedCalls:
     def _release(self, key: str) -> CallRecord | None:
         """Un-parks a call; a queued one (returned) leaves its home's lane and may not park
         again."""
-        call = self._parked.pop(key)
-        self._uncount(call)
-        self._queue.discard(call)
-        if call.state is not _QUEUED:
+        call = self._parked[key]
+        if not self._unpark(call):
             return None
-        self._released.add(key)
+        self._queue.discard(call)
         return call
+
+    def _unpark(self, call: _Parked) -> bool:
+        """`_release` but for the queue: whether the call still waits (it may not park
+        again: its caller takes it out of its home's lane); one that stopped waiting leaves
+        that lane here."""
+        del self._parked[call.key]
+        self._uncount(call)
+        if call.state is not _QUEUED:
+            self._queue.discard(call)
+            return False
+        self._released.add(call.key)
+        return True

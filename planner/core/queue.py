@@ -173,6 +173,35 @@ class MultiLevelQueue:
         size[tenant] = size.get(tenant, 0) + 1
         self._len += 1
 
+    def requeue_all(self, calls: list[CallRecord]) -> None:
+        """`requeue` of each call in turn (parked calls released, on the decision path: its
+        tail, a dispatch that releases several), inlined."""
+        size, all_global, thresholds = self._size, self._global, self._thresholds
+        n_levels = len(thresholds) + 1
+        for call in calls:
+            if call.in_queue:
+                self.push(call, since=call.queued_at)
+                continue
+            tenant = call.tenant
+            if not size.get(tenant):
+                self._activate(tenant)
+            q = all_global.get(tenant)
+            if q is None:
+                q = all_global[tenant] = _TenantQueue(n_levels, tenant, GLOBAL)
+            until = call.until
+            i = bisect.bisect_right(thresholds, call.score)
+            level = q.levels[i]
+            if not level and until < q.check_at:  # a new head
+                q.check_at = until
+            if i < q.low:
+                q.low = i
+            level.append(call)
+            call.in_queue = True
+            call.lane = GLOBAL
+            q.size += 1
+            size[tenant] = size.get(tenant, 0) + 1
+            self._len += 1
+
     def _activate(self, tenant: str) -> None:
         """The tenant becomes active (it had no calls counted): it starts at the least
         active virtual time, so that idle periods are not banked as credit."""
@@ -205,6 +234,20 @@ class MultiLevelQueue:
         # call behind it, past its own bound, would wait unseen. The next pop looks at every
         # level's head once (O(levels)) and makes `check_at` exact again.
         q.check_at = -math.inf
+
+    def discard_all(self, calls: list[CallRecord]) -> None:
+        """`discard` of each call in turn (parked calls released, on the decision path's
+        tail), inlined."""
+        all_lanes, size = self._lanes, self._size
+        for call in calls:
+            if not call.in_queue:
+                continue
+            q = all_lanes[call.lane][call.tenant]
+            call.in_queue = False
+            q.size -= 1
+            size[q.tenant] -= 1
+            self._len -= 1
+            q.check_at = -math.inf  # `discard`'s reason
 
     def size_of(self, tenant: str, lane: str | None = None) -> int:
         """The tenant's queued calls, in every lane (None) or in `lane`."""
