@@ -107,6 +107,9 @@ class CallRecord:
     # Waiting for its home worker (planner/core/parking.py): since when, and for how long in all
     parked_since: float | None = None
     parked_s: float = 0.0
+    # Whether ParkedCalls holds this record (it is its key's parking): read from the record,
+    # a parking order's stale entries are told apart without a look-up of their keys
+    parked: bool = field(default=False, compare=False, repr=False)
     # Counted in the queue (planner/core/queue.py): pushed, not yet popped or discarded; in
     # which lane ("": the global one; else the worker it is parked on), since when, and until
     # when it may be passed over (the record is its queue entry: no tuple per entry)

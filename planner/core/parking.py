@@ -41,8 +41,10 @@ RELEASE_BATCH = 4  # calls of a level a dispatch releases at most (the others at
 # parked and kept while it is. No tuple per parking: each one was a tracked allocation,
 # alive while the call waits, that every young collection walked. A record is parked once at
 # most (a released call never parks again; a retry is a new record), so an order's entry is
-# stale once its key maps to another record, or to none; parkings come in time order, so
-# a stale entry is dropped wherever it is met (an order's live entries keep their order).
+# stale once its key maps to another record, or to none: once the record's `parked` is
+# False (set exactly while `_parked` maps its key to it: read from the record, no look-up);
+# parkings come in time order, so a stale entry is dropped wherever it is met (an order's
+# live entries keep their order).
 _Parked = CallRecord
 
 
@@ -116,6 +118,7 @@ class ParkedCalls:
         call.parked_since = now
         self.total += 1
         self._parked[key] = call
+        call.parked = True
         on = self._on.get(worker_id)
         if on is None:
             on = self._on[worker_id] = {}
@@ -132,10 +135,10 @@ class ParkedCalls:
 
     def expired(self, now: float) -> bool:
         """Whether a call has been parked `max_wait_s` or longer."""
-        order, parked = self._order, self._parked
+        order = self._order
         while order:
             call = order[0]
-            if parked.get(call.key) is call:
+            if call.parked:
                 return now - call.parked_since >= self.max_wait_s  # type: ignore[operator]
             order.popleft()  # no longer parked
         return False
@@ -144,10 +147,10 @@ class ParkedCalls:
         """Calls parked `max_wait_s` or longer, no longer parked (their parked time counted,
         `parked_s`), out of their homes' lanes: for the global lane."""
         out: list[CallRecord] = []
-        order, parked, wait = self._order, self._parked, self.max_wait_s
+        order, wait = self._order, self.max_wait_s
         while order:
             head = order[0]
-            if parked.get(head.key) is not head:
+            if not head.parked:
                 order.popleft()  # no longer parked
                 continue
             since = head.parked_since
@@ -193,8 +196,7 @@ class ParkedCalls:
             left = RELEASE_BATCH
             while order:
                 head = order[0]
-                key = head.key
-                if parked.get(key) is not head:
+                if not head.parked:
                     order.popleft()  # no longer parked
                     continue
                 since = head.parked_since
@@ -203,7 +205,9 @@ class ParkedCalls:
                 if head.queued_at > horizon:
                     break
                 order.popleft()
+                key = head.key
                 del parked[key]
+                head.parked = False
                 if oldest[0] is head:  # the oldest parked call: `expired` need not drop it
                     oldest.popleft()
                 tenant = head.tenant  # _uncount's, inlined
@@ -246,6 +250,7 @@ class ParkedCalls:
     def _drop(self, key: str) -> _Parked | None:
         entry = self._parked.pop(key, None)
         if entry is not None:
+            entry.parked = False
             self._uncount(entry)
         return entry
 
@@ -280,6 +285,7 @@ class ParkedCalls:
         again: its caller takes it out of its home's lane); one that stopped waiting leaves
         that lane here."""
         del self._parked[call.key]
+        call.parked = False
         self._uncount(call)
         if call.state is not _QUEUED:
             self._queue.discard(call)

@@ -150,32 +150,11 @@ class MultiLevelQueue:
         (a parked call released: discarded from its home's lane), on the decision path:
         its start and score are those it was pushed with, so its bound (`until`) is too,
         and is kept rather than computed again."""
-        if call.in_queue:
-            self.push(call, since=call.queued_at)
-            return
-        tenant, size = call.tenant, self._size
-        if not size.get(tenant):
-            self._activate(tenant)
-        q = self._global.get(tenant)
-        if q is None:
-            q = self._global[tenant] = _TenantQueue(len(self._thresholds) + 1, tenant, GLOBAL)
-        until = call.until
-        i = bisect.bisect_right(self._thresholds, call.score)
-        level = q.levels[i]
-        if not level and until < q.check_at:  # a new head
-            q.check_at = until
-        if i < q.low:
-            q.low = i
-        level.append(call)
-        call.in_queue = True
-        call.lane = GLOBAL
-        q.size += 1
-        size[tenant] = size.get(tenant, 0) + 1
-        self._len += 1
+        self.requeue_all((call,))
 
-    def requeue_all(self, calls: list[CallRecord]) -> None:
-        """`requeue` of each call in turn (parked calls released, on the decision path: its
-        tail, a dispatch that releases several), inlined."""
+    def requeue_all(self, calls: Sequence[CallRecord]) -> None:
+        """`requeue` of each call in turn (the parked calls a dispatch releases: the decision
+        path's tail)."""
         size, all_global, thresholds = self._size, self._global, self._thresholds
         n_levels = len(thresholds) + 1
         for call in calls:
@@ -235,7 +214,7 @@ class MultiLevelQueue:
         # level's head once (O(levels)) and makes `check_at` exact again.
         q.check_at = -math.inf
 
-    def discard_all(self, calls: list[CallRecord]) -> None:
+    def discard_all(self, calls: Sequence[CallRecord]) -> None:
         """`discard` of each call in turn (parked calls released, on the decision path's
         tail), inlined."""
         all_lanes, size = self._lanes, self._size

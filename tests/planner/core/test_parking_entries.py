@@ -66,3 +66,19 @@ def test_parking_allocates_no_tuple_per_call() -> None:
     finally:
         gc.enable()
     assert after - before < 20  # one per call would be 200
+
+
+def test_a_record_is_parked_exactly_while_its_key_maps_to_it() -> None:
+    """`CallRecord.parked` tells an order's live entries from stale ones without a look-up:
+    True exactly while the parking holds that record (a retry's new record under the same
+    key leaves the old one's entries stale)."""
+    parked, calls = _parked({"a": ("w0", 1.0), "b": ("w1", 1.0)})
+    a, b = calls["a"], calls["b"]
+    assert a.parked and b.parked
+    retry = _call("a", 1.5)  # the same key: its parking replaces a's
+    parked.park(retry, "w1", now=1.5, since=1.5)
+    assert not a.parked and retry.parked and parked.holds(retry)
+    assert parked.release_expired(3.4) == [b]  # a's entry: stale, dropped
+    assert not b.parked and parked.expired(3.5) and retry.parked
+    parked.forget(retry)
+    assert not retry.parked and len(parked) == 0 and not parked.expired(100.0)
