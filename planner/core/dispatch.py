@@ -193,7 +193,8 @@ class WorkerDispatch:
             for call in self._admission.release():
                 self._file(call, since=now)
         shares = self._shares
-        shares.refresh_from(queue.active_tenants(), now, self._open_of)
+        if not shares.unchanged(queue.counted_tenants(), now):
+            shares.refresh_from(queue.active_tenants(), now, self._open_of)
         if not len(queue):
             return grants
         for worker in self._free_workers():

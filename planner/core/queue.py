@@ -35,7 +35,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable, Container, KeysView, Mapping, Sequence
 
 from planner.core.model import CallRecord, CallState
 from planner.core.starvation import StarvationBound
@@ -254,6 +254,10 @@ class MultiLevelQueue:
     def active_tenants(self) -> set[str]:
         """Tenants with queued calls (in any lane), as a new set."""
         return {t for t, n in self._size.items() if n}
+
+    def counted_tenants(self) -> KeysView[str]:
+        """Every tenant the queue has counted calls of (those with calls queued, and more)."""
+        return self._size.keys()
 
     def tenants(self) -> list[str]:
         """Tenants with queued calls (in any lane)."""

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Container, Iterable
+from collections.abc import Set as AbstractSet
 
 from planner.core.model import WorkerState
 
@@ -87,6 +88,10 @@ class TenantShares:
         self._running: dict[str, int] = {}  # tenant -> running calls, every worker
         self._fraction: dict[str, float] = {}  # active tenant -> its share of a budget
         self._heard: dict[str, float] = {}  # tenant -> when a call of it last came or ended
+        # At most the earliest time in `_heard` (as of the last `refresh_from`, and every time
+        # added since is later: the clock never goes back): until BETWEEN_CALLS_S after it,
+        # no tenant heard from is stale (`unchanged`)
+        self._heard_floor = -math.inf
 
     def running(self, tenant: str, worker: WorkerState | None, delta: int) -> None:
         """A call of `tenant` started (+1) or ended (-1) on `worker` (None: one that left)."""
@@ -138,7 +143,20 @@ class TenantShares:
         if stale:
             for t in stale:
                 del heard[t]
+        self._heard_floor = min(now, min(heard.values())) if heard else now
         self.refresh(active)
+
+    def unchanged(self, counted: AbstractSet[str], now: float) -> bool:
+        """Whether `refresh_from` would change nothing, known without listing the active
+        tenants (the decision path's usual case, once per dispatch): the shares are those
+        of some tenants, each of them has a call running, no other tenant has one running
+        or queued (`counted`: a superset of the tenants with calls queued) or was heard
+        from, and none heard from went stale since the last `refresh_from` (it would drop
+        them)."""
+        fraction = self._fraction.keys()
+        return (bool(fraction) and now - self._heard_floor <= BETWEEN_CALLS_S
+                and self._running.keys() == fraction and counted <= fraction
+                and self._heard.keys() <= fraction)
 
     def refresh(self, active: set[str]) -> None:
         """The active tenants, once per dispatch (tenants only become active through

@@ -127,6 +127,40 @@ def test_refresh_from_sets_what_refresh_sets_from_the_three_sources() -> None:
         assert b._fraction == a._fraction and b._heard == a._heard
 
 
+def test_unchanged_only_where_refresh_from_changes_nothing() -> None:
+    """`TenantShares.unchanged` (the dispatch path skips `refresh_from` on it) is True only
+    where `refresh_from` would leave the fractions and the tenants heard from as they are;
+    a walk of running calls, submissions heard and queued tenants, time moving on."""
+    rng = random.Random(5)
+    shares, worker = shares_with({"a": 1, "b": 1}, weights=WEIGHTS)
+    counted: dict[str, int] = {}  # the queue's counts of tenants (a superset of the queued)
+    now, skipped = 0.0, 0
+    for _ in range(3000):
+        now += rng.choice((0.001, 0.5, 4.0, 12.0))
+        t = rng.choice(list(WEIGHTS))
+        move = rng.random()
+        if move < 0.2:
+            shares.running(t, worker, +1)
+        elif move < 0.6 and shares.running_of(t):
+            shares.running(t, worker, -1)
+        elif move < 0.8:
+            shares.heard(t, now)
+        elif move < 0.9:  # queued, not any more, or gone from the counts
+            counted[t] = rng.choice((0, 1))
+        elif move < 0.95:
+            counted.pop(t, None)
+        open_of = {u: 1 for u in WEIGHTS if rng.random() < 0.8}
+        queued = {u for u, n in counted.items() if n}
+        if shares.unchanged(counted.keys(), now):
+            skipped += 1
+            fraction, heard = dict(shares._fraction), list(shares._heard.items())
+            shares.refresh_from(queued, now, open_of)
+            assert shares._fraction == fraction and list(shares._heard.items()) == heard
+        else:
+            shares.refresh_from(queued, now, open_of)
+    assert skipped > 50  # the shortcut is taken, not only declined
+
+
 @pytest.mark.parametrize("score", [0.5, 2.0, 9.0])
 @pytest.mark.parametrize("others", [0, 2])  # the tenant's only call (it becomes active) or not
 def test_requeue_is_push_from_where_the_call_was_queued(score: float, others: int) -> None:
