@@ -13,7 +13,16 @@ from collections.abc import Callable, Collection
 
 from ostinato.clock import Clock
 from planner.core.admission import ProgramAdmission
-from planner.core.model import CallChanged, CallRecord, CallState, Event, Grant, Program, WorkerState
+from planner.core.model import (
+    CallRecord,
+    CallState,
+    Event,
+    Grant,
+    Program,
+    WorkerState,
+    call_changed,
+    new_grant,
+)
 from planner.core.parking import ParkedCalls
 from planner.core.policies import PriorityPolicy, engine_priority
 from planner.core.queue import GLOBAL, MultiLevelQueue
@@ -26,9 +35,8 @@ def grant_of(call: CallRecord) -> Grant:
     """The grant of a running call (also re-sent when a restarted planner is asked again)."""
     queued = (call.dispatched_at or call.arrival) - call.arrival
     matched = call.kv_matches.get(call.worker_id, 0) if call.kv_matches else 0
-    return Grant(call.program_id, call.call_id, call.worker_id, call.worker_address,
-                 call.priority, queued_s=queued, matched_blocks=matched, parked_s=call.parked_s,
-                 attempt=call.attempt)
+    return new_grant(call.program_id, call.call_id, call.worker_id, call.worker_address,
+                     call.priority, queued, matched, call.parked_s, call.attempt)
 
 
 def _unpark(call: CallRecord, now: float) -> None:
@@ -307,7 +315,7 @@ class WorkerDispatch:
         call.state = CallState.RUNNING
         call.worker_id, call.worker_address = worker.worker_id, worker.address
         call.dispatched_at = now
-        self._events.append(CallChanged(call))
+        self._events.append(call_changed(call))
         return grant_of(call)
 
 

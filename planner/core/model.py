@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 class PlannerError(Exception):
@@ -189,6 +189,36 @@ class Grant:
     attempt: int = 1
 
 
+def new_grant(program_id: str, call_id: str, worker_id: str, worker_address: str,
+              priority: int, queued_s: float, matched_blocks: int, parked_s: float,
+              attempt: int) -> Grant:
+    """`Grant(...)` with every field given, for the decision path (one per grant): the same
+    object, built without the frozen dataclass's `__init__`, which sets each field through
+    `object.__setattr__` by name (~0.85 us a grant on the bench's machine, against ~0.4 us
+    through the slots' own descriptors)."""
+    grant = _new(Grant)
+    _set_program_id(grant, program_id)
+    _set_call_id(grant, call_id)
+    _set_worker_id(grant, worker_id)
+    _set_worker_address(grant, worker_address)
+    _set_priority(grant, priority)
+    _set_queued_s(grant, queued_s)
+    _set_matched_blocks(grant, matched_blocks)
+    _set_parked_s(grant, parked_s)
+    _set_attempt(grant, attempt)
+    return grant
+
+
+_new = object.__new__
+_GRANT_FIELDS = ("program_id", "call_id", "worker_id", "worker_address", "priority", "queued_s",
+                 "matched_blocks", "parked_s", "attempt")
+if tuple(f.name for f in fields(Grant)) != _GRANT_FIELDS:  # new_grant sets each of them
+    raise TypeError("Grant's fields changed: update new_grant")
+(_set_program_id, _set_call_id, _set_worker_id, _set_worker_address, _set_priority,
+ _set_queued_s, _set_matched_blocks, _set_parked_s, _set_attempt) = (
+    vars(Grant)[name].__set__ for name in _GRANT_FIELDS)
+
+
 # Events: the core appends them to its outbox; the service publishes them (to Redis).
 
 
@@ -200,6 +230,16 @@ class ProgramRegistered:
 @dataclass(frozen=True, slots=True)
 class CallChanged:
     call: CallRecord
+
+
+def call_changed(call: CallRecord) -> CallChanged:
+    """`CallChanged(call)` for the decision path, as `new_grant` builds a Grant."""
+    event = _new(CallChanged)
+    _set_call(event, call)
+    return event
+
+
+_set_call = vars(CallChanged)["call"].__set__  # the slot's descriptor
 
 
 @dataclass(frozen=True, slots=True)
