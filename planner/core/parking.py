@@ -17,7 +17,7 @@ free slot that nothing else takes (`release_expired`). So, as when
 calls were parked only once they reached the head of the queue, a call waits for its home
 at most about `max_wait_s` longer than the queue makes every call wait, and under an even
 load calls keep their homes however long the queue. Parked calls are counted per worker and
-tenant (tenant shares, planner/core/tenants.py, hold room for them) and per tenant.
+tenant (tenant shares, planner/core/tenants.py, hold room for them).
 
 Pure and synchronous; calls that stop waiting (cancelled, failed) are forgotten by the
 planner as they end, and their entries here and in the queue are dropped lazily.
@@ -59,10 +59,6 @@ class _Level:
         self.horizon = _NEVER
 
 
-def _level_number(entry: tuple[int, _Level]) -> int:
-    return entry[0]
-
-
 class ParkedCalls:
     def __init__(self, max_wait_s: float, queue: MultiLevelQueue) -> None:
         if max_wait_s < 0:
@@ -72,15 +68,16 @@ class ParkedCalls:
         self._parked: dict[str, _Parked] = {}  # key -> its parking
         self._order: deque[_Parked] = deque()  # parked oldest first
         self._by_level: dict[int, _Level] = {}  # per level of the queue
-        self._levels_up: list[tuple[int, _Level]] = []  # the same, lowest level first
+        # level -> its own _Level and those of the better levels (each that has one): what
+        # a call of that level passes by as it starts (`passed`)
+        self._up_to: list[list[_Level]] = [[] for _ in range(queue.level_of(math.inf) + 1)]
         self._released: set[str] = set()  # keys that waited their turn and may go anywhere
         self.total = 0  # calls parked so far
         self._on: dict[str, dict[str, int]] = {}  # worker -> tenant -> calls parked there
-        self._of: dict[str, int] = {}  # tenant -> calls parked anywhere
 
     def size_of(self, tenant: str) -> int:
-        """Calls of `tenant` parked anywhere."""
-        return self._of.get(tenant, 0)
+        """Calls of `tenant` parked anywhere (O(workers): off the decision path)."""
+        return sum(on.get(tenant, 0) for on in self._on.values())
 
     def count_on(self, worker_id: str, tenant: str) -> int:
         """Calls of `tenant` parked on `worker_id` (waiting for it)."""
@@ -92,8 +89,8 @@ class ParkedCalls:
         return {(w, t): n for w, on in self._on.items() for t, n in on.items() if n}
 
     def tenants(self) -> Iterable[str]:
-        """Tenants with parked calls."""
-        return self._of.keys()
+        """Tenants with parked calls (O(workers): off the decision path)."""
+        return {t for on in self._on.values() for t in on}
 
     def holds(self, call: CallRecord) -> bool:
         return call.key in self._parked
@@ -123,14 +120,13 @@ class ParkedCalls:
         if on is None:
             on = self._on[worker_id] = {}
         on[tenant] = on.get(tenant, 0) + 1
-        self._of[tenant] = self._of.get(tenant, 0) + 1
         self._order.append(call)
         level = self._queue.level_of(call.score)
         by_level = self._by_level.get(level)
         if by_level is None:
             by_level = self._by_level[level] = _Level()
-            self._levels_up.append((level, by_level))
-            self._levels_up.sort(key=_level_number)
+            for above in range(level, len(self._up_to)):
+                self._up_to[above].append(by_level)
         by_level.order.append(call)
 
     def expired(self, now: float) -> bool:
@@ -170,9 +166,7 @@ class ParkedCalls:
         better one queued `max_wait_s` or more before it are due for release (`release_due`)
         once parked that long. O(levels up to `level`)."""
         cut = queued_at - self.max_wait_s
-        for lvl, lv in self._levels_up:
-            if lvl > level:
-                break
+        for lv in self._up_to[level]:
             if cut > lv.horizon:
                 lv.horizon = cut
 
@@ -185,7 +179,7 @@ class ParkedCalls:
         (the slowest decisions are those that release calls)."""
         out: list[CallRecord] = []
         parked, wait, released = self._parked, self.max_wait_s, self._released
-        on_worker, of, oldest = self._on, self._of, self._order
+        on_worker, oldest = self._on, self._order
         for at_level in self._by_level.values():
             order = at_level.order
             if not order:
@@ -212,16 +206,13 @@ class ParkedCalls:
                     oldest.popleft()
                 tenant = head.tenant  # _uncount's, inlined
                 on = on_worker[head.lane]
-                if on[tenant] > 1:
-                    on[tenant] -= 1
+                n = on[tenant]
+                if n > 1:
+                    on[tenant] = n - 1
                 else:
                     del on[tenant]
                     if not on:
                         del on_worker[head.lane]
-                if of[tenant] > 1:
-                    of[tenant] -= 1
-                else:
-                    del of[tenant]
                 if head.state is not _QUEUED:  # it stopped waiting: out of its lane, no more
                     self._queue.discard(head)
                     continue
@@ -255,21 +246,17 @@ class ParkedCalls:
         return entry
 
     def _uncount(self, call: _Parked) -> None:
-        """A call no longer parked: its counts, each >= 1 here, down by one (bump_count's,
-        inlined)."""
+        """A call no longer parked: its worker's count of its tenant, >= 1 here, down by
+        one (bump_count's, inlined)."""
         tenant, worker_id = call.tenant, call.lane
         on = self._on[worker_id]
-        if on[tenant] > 1:
-            on[tenant] -= 1
+        n = on[tenant]
+        if n > 1:
+            on[tenant] = n - 1
         else:
             del on[tenant]
             if not on:
                 del self._on[worker_id]
-        of = self._of
-        if of[tenant] > 1:
-            of[tenant] -= 1
-        else:
-            del of[tenant]
 
     def _release(self, key: str) -> CallRecord | None:
         """Un-parks a call; a queued one (returned) leaves its home's lane and may not park
