@@ -270,17 +270,17 @@ class WorkerDispatch:
         if parked.may_park(call):
             home = self._workers.get(self._routing.home(call, program))
             if home is not None and home.healthy and home.worker_id not in call.excluded \
-                    and not (home.free > 0 and (home is serving or shares.allows(tenant, home))):
+                    and not (home.inflight < home.max_inflight  # a free slot (`free`)
+                             and (home is serving or shares.allows(tenant, home))):
                 parked.park(call, home.worker_id, now, call.queued_at)
                 return None
         if len(self._free) == 1 and self._free.get(serving.worker_id) is serving:
-            free = [serving]  # the decision path's: the one free slot popped the call
+            candidates = [serving]  # the decision path's: the one free slot popped the call
+        elif shares.isolating:
+            candidates = [w for w in self._free_workers()
+                          if w is serving or shares.allows(tenant, w)]
         else:
-            free = self._free_workers()
-        if shares.isolating:
-            candidates = [w for w in free if w is serving or shares.allows(tenant, w)]
-        else:
-            candidates = free
+            candidates = self._free_workers()
         if call.excluded:
             others = [w for w in candidates if w.worker_id not in call.excluded]
             if not others and (elsewhere := self._elsewhere(call)) is not None \

@@ -80,10 +80,11 @@ class TenantShares:
         self.isolation_fraction = isolation_fraction
         self._queued = queued  # tenant -> its calls in the global queue
         self._parked_on = parked_on  # (worker id, tenant) -> its calls parked there
-        # tenant -> its calls waiting anywhere (every lane): a tenant with a backlog is
-        # never light, even where few of its calls wait (issue #17: with calls parked on
-        # their homes as they are queued, a tenant with hundreds waiting elsewhere looked
-        # light on every worker, and heavy ones were held back with slots free)
+        # tenant -> its calls waiting anywhere (every lane: at least `queued`'s count, which
+        # `admitted` reads first): a tenant with a backlog is never light, even where few of
+        # its calls wait (issue #17: with calls parked on their homes as they are queued, a
+        # tenant with hundreds waiting elsewhere looked light on every worker, and heavy
+        # ones were held back with slots free)
         self._backlog = backlog or queued
         self._running: dict[str, int] = {}  # tenant -> running calls, every worker
         self._fraction: dict[str, float] = {}  # active tenant -> its share of a budget
@@ -218,10 +219,11 @@ class TenantShares:
                 continue  # at or above its share: holds no room, and is not light (a
                 # backlog is never negative); the decision path: no counts looked up
             below.add(u)
-            waiting = queued(u) or parked_on(worker_id, u)  # calls that could use w (counts)
+            in_queue = queued(u)
+            waiting = in_queue or parked_on(worker_id, u)  # calls that could use w (counts)
             if hold_all or waiting:
                 room += math.ceil(gap - 1e-9)
-            if (n or waiting) and backlog(u) < gap:
+            if (n or waiting) and in_queue < gap and backlog(u) < gap:  # (backlog >= queued)
                 light.add(u)  # its calls here and waiting fit its share: isolate for it
         small = not light or iso >= cap or worker.inflight < iso
         spare = free - 1 >= room
