@@ -147,9 +147,8 @@ class MultiLevelQueue:
 
     def requeue(self, call: CallRecord) -> None:
         """`push(call, since=call.queued_at)` into the global lane for a call no lane counts
-        (a parked call released: discarded from its home's lane), on the decision path:
-        its start and score are those it was pushed with, so its bound (`until`) is too,
-        and is kept rather than computed again."""
+        (a parked call released: discarded from its home's lane): its start and score are
+        those it was pushed with, so its bound (`until`) is too, kept, not computed again."""
         self.requeue_all((call,))
 
     def requeue_all(self, calls: Sequence[CallRecord]) -> None:
@@ -202,31 +201,23 @@ class MultiLevelQueue:
     def discard(self, call: CallRecord) -> None:
         """A queued call leaves without being popped (cancelled, or moved to another lane):
         it is no longer counted; its entry is dropped lazily."""
-        if not call.in_queue:  # not counted here (popped or discarded already)
-            return
-        q = self._lanes[call.lane][call.tenant]
-        call.in_queue = False  # uncounted (`_uncount`'s, inlined: every release comes here)
-        q.size -= 1
-        self._size[q.tenant] -= 1
-        self._len -= 1
-        # Its entry may be a level head, and `check_at` a bound over the heads with it: a
-        # call behind it, past its own bound, would wait unseen. The next pop looks at every
-        # level's head once (O(levels)) and makes `check_at` exact again.
-        q.check_at = -math.inf
+        self.discard_all((call,))
 
     def discard_all(self, calls: Sequence[CallRecord]) -> None:
-        """`discard` of each call in turn (parked calls released, on the decision path's
-        tail), inlined."""
+        """`discard` of each call in turn (the parked calls a dispatch releases: the decision
+        path's tail). One not counted (popped or discarded already) is skipped."""
         all_lanes, size = self._lanes, self._size
         for call in calls:
             if not call.in_queue:
                 continue
             q = all_lanes[call.lane][call.tenant]
-            call.in_queue = False
+            call.in_queue = False  # uncounted (`_uncount`'s, inlined)
             q.size -= 1
             size[q.tenant] -= 1
             self._len -= 1
-            q.check_at = -math.inf  # `discard`'s reason
+            # Its entry may be a level head, `check_at` a bound over the heads with it (a call
+            # behind it, past its own bound, would wait unseen): the next pop makes it exact.
+            q.check_at = -math.inf
 
     def size_of(self, tenant: str, lane: str | None = None) -> int:
         """The tenant's queued calls, in every lane (None) or in `lane`."""
@@ -258,10 +249,6 @@ class MultiLevelQueue:
     def counted_tenants(self) -> KeysView[str]:
         """Every tenant the queue has counted calls of (those with calls queued, and more)."""
         return self._size.keys()
-
-    def tenants(self) -> list[str]:
-        """Tenants with queued calls (in any lane)."""
-        return [t for t, n in self._size.items() if n]
 
     def peek_tenants(self, lanes: Sequence[str] = (GLOBAL,)) -> list[str]:
         """Tenants with calls in `lanes`, fair-share order."""
