@@ -7,9 +7,12 @@ A record holds one turn: the input items it was given (this request's only), the
 object, the call that answered it (a continuation is that call's child, in its program,
 whatever the instructions) and its chain, the ids of the responses it continues, oldest
 first. Continuing one reads it, then its chain with one script (every key under the
-tenant's hash tag: one slot) that also renews the whole chain's TTL: a conversation in use never loses
-its middle, and storage grows with the conversation, not with its square. A chain with a
-response deleted or expired cannot be continued (previous_response_not_found).
+tenant's hash tag: one slot) that also renews the whole chain's TTL: two round trips, and a
+conversation in use never loses its middle. Its text is stored once (each record's id list
+still grows with the chain: at most MAX_CHAIN ids). What is stored is what the prompt used
+(gateway/responses_format.py `input_items`), so its size is bounded by the gateway's
+prompt limits. A chain with a response deleted or expired cannot be continued
+(previous_response_not_found).
 
 Each key lives under its tenant's hash tag (cache/keys.py): a tenant can never name
 another's, and an id of another tenant reads as missing. Response ids are checked against
@@ -33,6 +36,9 @@ from cache.redis_client import AsyncClient
 log = structlog.get_logger(__name__)
 
 RESPONSE_ID = re.compile(r"resp_[0-9a-f]{32}")  # the ids the gateway hands out
+# Turns a stored conversation may have (as gateway.max_messages' default: each turn adds a
+# message); continuing a longer one is refused, keeping every read bounded.
+MAX_CHAIN = 1024
 
 # A chain's records, each one's TTL renewed (ARGV[1] ms): one round trip, the keys declared
 # (one slot: the tenant's hash tag), so it runs on a Redis Cluster too.
@@ -51,7 +57,7 @@ class ResponsesUnavailable(Exception):
 
 class BrokenChain(Exception):
     """A response continued by id is missing (never stored, expired, deleted, another
-    tenant's), or one it continues is."""
+    tenant's, unreadable), or one it continues is."""
 
     def __init__(self, response_id: str, missing: str) -> None:
         super().__init__(f"Previous response with id {response_id!r} not found." if
@@ -59,6 +65,28 @@ class BrokenChain(Exception):
                          f"Previous response with id {response_id!r} continues {missing!r}, "
                          "which is no longer stored (expired or deleted).")
         self.response_id, self.missing = response_id, missing
+
+
+class ChainTooLong(Exception):
+    """A conversation of MAX_CHAIN turns: not continued by id."""
+
+
+def _record(raw: bytes | str | None, response_id: str) -> dict[str, Any] | None:
+    """A stored record, or None when there is none or it cannot be read (a record of
+    another shape, corrupted: logged, treated as missing)."""
+    if raw is None:
+        return None
+    try:
+        record = json.loads(raw)
+        if isinstance(record, dict) and isinstance(record.get("input"), list) and isinstance(
+                record.get("chain"), list) and isinstance(record.get("call"), dict) and \
+                isinstance(record.get("response"), dict) and isinstance(
+                record["response"].get("output"), list):
+            return record
+    except (ValueError, UnicodeDecodeError):
+        pass
+    log.warning("stored response unreadable: treated as missing", response_id=response_id)
+    return None
 
 
 @dataclass(frozen=True)
@@ -89,18 +117,24 @@ class StoredResponses:
         if not RESPONSE_ID.fullmatch(response_id):
             return None
         raw = await self._do(self._redis.get(keys.stored_response(tenant, response_id)))
-        return None if raw is None else json.loads(raw)
+        return _record(raw, response_id)
 
     async def continued(self, tenant: str, response_id: str) -> Continued:
         """The whole conversation up to and including `response_id`, its chain's TTL
-        renewed; BrokenChain when it or a response it continues is missing."""
+        renewed; BrokenChain when it or a response it continues is missing, ChainTooLong
+        when it has MAX_CHAIN turns."""
         last = await self.get(tenant, response_id)
         if last is None:
             raise BrokenChain(response_id, response_id)
         chain: list[str] = last["chain"]
+        if len(chain) + 1 >= MAX_CHAIN or not all(
+                isinstance(rid, str) and RESPONSE_ID.fullmatch(rid) for rid in chain):
+            raise ChainTooLong(f"response {response_id!r} ends a conversation of "
+                               f"{len(chain) + 1} turns: at most {MAX_CHAIN - 1} are continued "
+                               "by id; send the conversation as input")
         names = [keys.stored_response(tenant, rid) for rid in (*chain, response_id)]
         replies = await self._do(self._renew(keys=names, args=[self._ttl_ms]))
-        earlier = [None if raw is None else json.loads(raw) for raw in replies[:-1]]
+        earlier = [_record(raw, rid) for raw, rid in zip(replies[:-1], chain, strict=True)]
         items: list[Any] = []
         for rid, record in zip(chain, earlier, strict=True):
             if record is None:
@@ -114,7 +148,7 @@ class StoredResponses:
         it ({program_id, call_id, thread_id}) and the ids it continues. False (logged) when
         Redis failed: the answer still reaches its client, which cannot continue it by id."""
         value = json.dumps({"input": input_items, "response": response, "call": call,
-                            "chain": chain}, separators=(",", ":"), ensure_ascii=False)
+                            "chain": chain}, separators=(",", ":"))  # ASCII: lone surrogates too
         try:
             await self._do(self._redis.set(keys.stored_response(tenant, response_id), value,
                                            px=self._ttl_ms))

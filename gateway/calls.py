@@ -166,7 +166,9 @@ def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.
     _check_tools(call)
     if call.response_format.type == _FORMAT.RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
         _json_schema(call.response_format.schema_json, "response_format.json_schema.schema")
-    size = len(call.prompt) + sum(len(m.content) for m in call.messages)
+    size = len(call.prompt) + sum(  # the text the template renders, tool calls' included
+        len(m.content) + sum(len(c.name) + len(c.arguments) for c in m.tool_calls)
+        for m in call.messages)
     if size > limits.max_prompt_chars:
         raise InvalidCall(f"prompt too large: {size} characters > {limits.max_prompt_chars}",
                           "messages")

@@ -125,7 +125,10 @@ def response_request_schemas(cfg: GatewayConfig, chat: Schema) -> dict[str, Sche
         "truncation": nullable({"enum": ["disabled", "auto"]}),
         "reasoning": nullable({"type": "object", "additionalProperties": NULL,
                                "description": "not supported: only null settings"}),
-        "metadata": nullable({"type": "object", "description": "echoed in the response"}),
+        "metadata": nullable({"type": "object", "maxProperties": 16,
+                              "propertyNames": {"maxLength": 64},
+                              "additionalProperties": {"type": "string", "maxLength": 512},
+                              "description": "echoed in the response"}),
         "store": nullable({"type": "boolean", "description": (
             "keep the finished response (the default: true) for previous_response_id and "
             "GET /v1/responses/{response_id}, for gateway.responses_ttl_s")}),

@@ -22,7 +22,12 @@ from aiohttp import web
 
 from cache.conversations import Continuation
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
-from cache.stored_responses import BrokenChain, ResponsesUnavailable, StoredResponses
+from cache.stored_responses import (
+    BrokenChain,
+    ChainTooLong,
+    ResponsesUnavailable,
+    StoredResponses,
+)
 from gateway.call_items import Delta
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.openai_format import BadRequest, call_from_openai
@@ -101,6 +106,8 @@ async def _prior(stored: StoredResponses | None, tenant: str, body: Any) -> _Pri
         raise _unavailable(exc) from None
     except BrokenChain as exc:
         raise BadRequest(str(exc), PRIOR, "previous_response_not_found") from None
+    except ChainTooLong as exc:
+        raise BadRequest(str(exc), PRIOR) from None
     call = got.call
     return _Prior(got.items, Continuation(call["program_id"], call["call_id"],
                                           call["thread_id"]), got.chain)
@@ -128,6 +135,8 @@ async def respond(core: GatewayCore, request: web.Request, tenant: str, body: An
                   place: Place, result_of: Result,
                   stored: StoredResponses | None = None) -> web.StreamResponse:
     """The response, or a GatewayError that names the Responses field at fault."""
+    if isinstance(body, dict) and body.get(PRIOR) is not None:
+        call_from_responses(body, None)  # refused before any stored turn is read
     prior = await _prior(stored, tenant, body)
     call, sources = call_from_responses(body, request.headers.get(REQUEST_HEADER), prior.items)
     keeper = _Keeper(stored, tenant, body, prior)
@@ -203,10 +212,11 @@ class _Stream(SseStream):
                         pending = b""
                     item = None
                     continue
-                await response.write(pending + events.finished(
-                    item, extension_json(self._placed.client_program_id, self._placed.call,
-                                         item)))
+                last = events.finished(item, extension_json(
+                    self._placed.client_program_id, self._placed.call, item))
+                # stored before the client hears it is done: its next request may continue it
                 await self._keeper.keep(events.final, self._placed)
+                await response.write(pending + last)
                 return
         except StopAsyncIteration:
             await response.write(pending + events.failed(

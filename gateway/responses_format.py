@@ -104,12 +104,26 @@ def _string(item: Mapping[str, Any], name: str, where: str) -> str:
     return value
 
 
-def input_items(body: Mapping[str, Any]) -> list[Any]:
-    """The request's `input` as items (a string is one user message); checked by
-    `translate`."""
+def input_items(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The request's `input` (checked by `translate`) as the prompt used it, to be stored:
+    the fields each item type is read for, a message's text parts joined, another model's
+    reasoning dropped (no text the prompt's limits did not count is kept)."""
     raw = body.get("input")
-    return [{"type": "message", "role": "user", "content": raw}] if isinstance(raw, str) \
-        else list(raw)
+    if isinstance(raw, str):
+        return [{"type": "message", "role": "user", "content": raw}]
+    out: list[dict[str, Any]] = []
+    for item in raw:
+        kind = item.get("type", "message")
+        if kind == "message":
+            out.append({"type": "message", "role": item["role"],
+                        "content": _text(item.get("content"), "input")})
+        elif kind == "function_call":
+            out.append({k: item[k] for k in ("type", "call_id", "name", "arguments")})
+        elif kind == "function_call_output":
+            output = item.get("output")
+            out.append({"type": kind, "call_id": item["call_id"],
+                        "output": output if isinstance(output, str) else _text(output, "input")})
+    return out
 
 
 def _messages(body: Mapping[str, Any], sources: Sources,
@@ -264,10 +278,21 @@ def _checked(body: Any) -> Mapping[str, Any]:
     previous = body.get(PRIOR)
     if previous is not None and not isinstance(previous, str):
         raise BadRequest(f"{PRIOR} must be a string", PRIOR)
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise BadRequest("metadata must be an object", "metadata")
+    _metadata(body.get("metadata"))
     return body
+
+
+def _metadata(metadata: Any) -> None:
+    """OpenAI's rule: at most 16 pairs, keys of at most 64 characters, string values of at
+    most 512 (it is echoed in the response, and stored with it)."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise BadRequest("metadata must be an object", "metadata")
+    if len(metadata) > 16 or not all(
+            len(k) <= 64 and isinstance(v, str) and len(v) <= 512 for k, v in metadata.items()):
+        raise BadRequest("metadata: at most 16 pairs, keys of at most 64 characters and "
+                         "string values of at most 512", "metadata")
 
 
 def translate(body: Any, prior: Sequence[Any] = ()) -> tuple[dict[str, Any], Sources]:

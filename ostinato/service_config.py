@@ -89,7 +89,8 @@ class GatewayConfig:
     model: str = "sim/llama-3.1-8b"
     tool_call_parser: str = "hermes"  # see model
     # A request without X-Ostinato-Program that continues an earlier conversation joins its
-    # program (cache/conversations.py); the index forgets a conversation idle this long.
+    # program (cache/conversations.py); the index forgets a conversation idle this long. (A
+    # Responses request continuing a stored response by previous_response_id joins it always.)
     attribute_conversations: bool = True
     conversation_ttl_s: float = 900.0  # see attribute_conversations
     # POST /v1/responses keeps each finished response (unless "store": false) this long in

@@ -5,6 +5,7 @@ Redis that is not there is an error on read and a logged miss on write."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -13,7 +14,13 @@ import redis.asyncio as aioredis
 
 from cache import keys
 from cache.redis_server import free_port
-from cache.stored_responses import BrokenChain, ResponsesUnavailable, StoredResponses
+from cache.stored_responses import (
+    MAX_CHAIN,
+    BrokenChain,
+    ChainTooLong,
+    ResponsesUnavailable,
+    StoredResponses,
+)
 from tests.redis_cluster import RedisTarget
 
 
@@ -96,5 +103,33 @@ async def test_without_redis_a_read_fails_clearly_and_a_write_is_skipped() -> No
             with pytest.raises(ResponsesUnavailable):
                 await read("acme", rid)
         assert not await stored.put("acme", rid, [], response(rid, "x"), call(1), [])
+    finally:
+        await client.aclose()
+
+
+async def test_unreadable_records_read_as_missing(redis_target: RedisTarget) -> None:
+    """A corrupted record or one of another shape (an older format) is not found, not a
+    crash; a conversation of MAX_CHAIN turns is not continued; any text round-trips."""
+    client = redis_target.client()
+    stored = StoredResponses(client, ttl_s=60, timeout_s=1.0)
+    bad, old, long_, odd = new_id(), new_id(), new_id(), new_id()
+    try:
+        await client.set(keys.stored_response("acme", bad), b"{corrupt")
+        await client.set(keys.stored_response("acme", old), json.dumps(
+            {"context": [], "response": response(old, "x"), "call": call(1)}))
+        for rid in (bad, old):
+            assert await stored.get("acme", rid) is None
+            with pytest.raises(BrokenChain):
+                await stored.continued("acme", rid)
+        chain = [new_id() for _ in range(MAX_CHAIN - 1)]
+        await stored.put("acme", long_, [said("user", "x")], response(long_, "y"), call(1),
+                         chain)
+        with pytest.raises(ChainTooLong):
+            await stored.continued("acme", long_)
+        text = "lone \ud800 surrogate, \u00e9, \U0001f600"
+        assert await stored.put("acme", odd, [said("user", text)], response(odd, text),
+                                call(1), [])
+        assert (await stored.continued("acme", odd)).items == [said("user", text),
+                                                                said("assistant", text)]
     finally:
         await client.aclose()

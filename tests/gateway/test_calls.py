@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from gateway.calls import CallLimits, InvalidCall, normalize_call
@@ -26,6 +28,11 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
         ({"messages": [{"role": "wizard", "content": "x"}]}, "role must be one of"),
         ({"messages": USER * 5}, "too many messages"),
         ({"prompt": "x" * 1001}, "prompt too large"),
+        # a tool call's arguments are rendered into the prompt: counted with the text
+        ({"messages": [*USER, {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "c", "type": "function", "function": {"name": "f",
+                                                         "arguments": json.dumps({"x": "y" * 1000})}}]}]},
+         "prompt too large"),
         ({"prompt": "x", "call_id": "a/b"}, "call_id"),
         ({"prompt": "x", "call_id": "a", "parents": ["a"]}, "own parent"),
         ({"prompt": "x", "max_tokens": 513}, "max_new_tokens"),

@@ -195,3 +195,28 @@ def test_a_continued_response_comes_after_the_instructions_and_before_the_input(
 def test_a_continued_response_may_add_a_plain_string() -> None:
     chat, _ = translate({"input": "And now?"}, [{"role": "user", "content": "Hi"}])
     assert [m["role"] for m in chat["messages"]] == ["user", "user"]
+
+
+def test_what_is_stored_of_an_input_is_what_the_prompt_used() -> None:
+    """No field the prompt's limits did not count is kept: unknown keys and reasoning
+    items dropped, text parts joined."""
+    body = {"input": [
+        {"type": "reasoning", "summary": [], "encrypted_content": "x" * 1000},
+        {"role": "user", "content": [{"type": "input_text", "text": "a", "junk": "y" * 100},
+                                     {"type": "input_text", "text": "b"}], "junk": 1},
+        {**CALL, "status": "completed", "junk": "z"},
+        {"type": "function_call_output", "call_id": "c1", "output": [
+            {"type": "input_text", "text": "rain"}], "id": "fco_1"}]}
+    translate(body)
+    assert input_items(body) == [
+        {"type": "message", "role": "user", "content": "ab"},
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "rain"}]
+
+
+@pytest.mark.parametrize("metadata", [
+    {f"k{i}": "v" for i in range(17)}, {"k" * 65: "v"}, {"k": "v" * 513}, {"k": 5}])
+def test_metadata_is_held_to_openais_limits(metadata: dict[str, Any]) -> None:
+    with pytest.raises(BadRequest, match="metadata") as err:
+        translate({"input": "x", "metadata": metadata})
+    assert err.value.param == "metadata"

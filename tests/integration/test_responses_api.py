@@ -6,6 +6,7 @@ max_output_tokens, and clear errors for what is not served."""
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 
 import openai
@@ -160,9 +161,9 @@ def _ext(response: object) -> dict:
 
 
 def test_a_stored_response_continues_in_the_same_program(acme: openai.OpenAI) -> None:
-    """previous_response_id: the stored turn comes before the new input, so the call joins
-    the program of the one it continues, as its child (the conversation index matched the
-    whole history), and the engine is given that history."""
+    """previous_response_id: the stored turn comes before the new input (the engine is given
+    that history), and the call joins the program of the one it continues, as its child,
+    though its instructions differ (the stored record names the call it continues)."""
     first = acme.responses.create(model=MODEL, instructions="Be brief.",
                                   input="My name is Ada. Say hello.", max_output_tokens=12)
     assert first.store is True and first.previous_response_id is None
@@ -229,3 +230,31 @@ def test_store_false_keeps_nothing(acme: openai.OpenAI) -> None:
     assert out.store is False
     with pytest.raises(openai.NotFoundError):
         acme.responses.retrieve(out.id)
+
+
+def test_a_bad_continuation_is_refused_before_any_stored_turn_is_read(
+        acme: openai.OpenAI) -> None:
+    """The request's own fields are checked first: an id of no stored response does not
+    mask them (nor does a stored one cost a read for a request refused anyway)."""
+    with pytest.raises(openai.BadRequestError) as err:
+        acme.responses.create(model=MODEL, input="x", previous_response_id="resp_" + "0" * 32,
+                              extra_body={"tools": "not-a-list"})
+    assert isinstance(err.value.body, dict) and err.value.body["param"] == "tools"
+
+
+def test_any_text_is_stored_and_continued(mesh: Mesh, acme: openai.OpenAI) -> None:
+    """JSON may escape a lone surrogate, which no UTF-8 encoder takes: stored all the same
+    (the client here writes the escape itself: the openai client cannot send one)."""
+    body = json.dumps({"model": MODEL, "input": "Name a colour.", "max_output_tokens": 4,
+                       "metadata": {"note": "lone \ud800 surrogate"}}).encode()  # escaped
+    req = urllib.request.Request(f"http://{mesh.endpoints.gateway_http}/v1/responses", data=body,
+                                 headers={"Authorization": "Bearer key-acme",
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        out = json.loads(resp.read())
+    assert out["metadata"] == {"note": "lone \ud800 surrogate"} and out["store"] is True
+    raw = acme.responses.with_raw_response.retrieve(out["id"])
+    assert json.loads(raw.http_response.content)["metadata"] == out["metadata"]
+    then = acme.responses.create(model=MODEL, previous_response_id=out["id"], input="Another?",
+                                 max_output_tokens=4)
+    assert _ext(then)["parent_call_ids"] == [out["ostinato"]["call_id"]]
