@@ -195,8 +195,8 @@ class WorkerDispatch:
         queue = self._queue
         if not self._free:
             return grants
-        if self._parked.expired(now) and (due := self._parked.release_due(now)):
-            self._to_global(due)  # passed-by calls parked long enough go global
+        if self._parked.expired(now):
+            self._parked.release_due(now)  # passed-by calls parked long enough go global
         if len(self._admission):  # programs whose working sets now fit start
             for call in self._admission.release():
                 self._file(call, since=now)
@@ -210,17 +210,10 @@ class WorkerDispatch:
                 self._serve(worker, now, grants)
             if not len(queue):
                 break
-        if self._free and self._to_global(self._parked.release_expired(now)):
+        if self._free and self._parked.release_expired(now):  # to the global lane
             for worker in self._free_workers():  # slots nothing else takes: calls parked
                 self._serve(worker, now, grants)  # max_home_wait_s may run there
         return grants
-
-    def _to_global(self, calls: list[CallRecord]) -> bool:
-        """Released calls (no longer parked, their parked time counted) join the global
-        lane."""
-        if calls:
-            self._queue.requeue_all(calls)
-        return bool(calls)
 
     def _serve(self, worker: WorkerState, now: float, grants: list[Grant]) -> None:
         """Fills the worker's free slots from its lane and the global lane (a global call

@@ -141,7 +141,7 @@ class ParkedCalls:
 
     def release_expired(self, now: float) -> list[CallRecord]:
         """Calls parked `max_wait_s` or longer, no longer parked (their parked time counted,
-        `parked_s`), out of their homes' lanes: for the global lane."""
+        `parked_s`), moved from their homes' lanes to the global one."""
         out: list[CallRecord] = []
         order, wait = self._order, self.max_wait_s
         while order:
@@ -158,7 +158,7 @@ class ParkedCalls:
                 head.parked_since = None
                 out.append(head)
         if out:
-            self._queue.discard_all(out)
+            self._queue.to_global(out)
         return out
 
     def passed(self, level: int, queued_at: float) -> None:
@@ -174,8 +174,8 @@ class ParkedCalls:
         """Calls parked `max_wait_s` or longer that a later call of their level or a worse
         one passed by (`passed`): the queue moved on without them. At most RELEASE_BATCH per
         level, oldest first (the rest at the next dispatches: a decision's cost stays
-        bounded); no longer parked (their parked time counted, `parked_s`), out of their
-        homes' lanes: for the global lane. `_release`'s, inlined: the decision path's tail
+        bounded); no longer parked (their parked time counted, `parked_s`), moved from their
+        homes' lanes to the global one. `_release`'s, inlined: the decision path's tail
         (the slowest decisions are those that release calls)."""
         out: list[CallRecord] = []
         parked, wait, released = self._parked, self.max_wait_s, self._released
@@ -224,7 +224,7 @@ class ParkedCalls:
                 if not left:
                     break
         if out:
-            self._queue.discard_all(out)
+            self._queue.to_global(out)
         return out
 
     def release_worker(self, worker_id: str) -> list[CallRecord]:

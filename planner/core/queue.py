@@ -37,6 +37,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Container, KeysView, Mapping, Sequence
 
+from planner.core.lanes import GLOBAL, NO_LANE, Entry, TenantLane, waits_in
 from planner.core.model import CallRecord, CallState
 from planner.core.starvation import StarvationBound
 
@@ -46,30 +47,6 @@ def _seconds(score: float) -> float:
 
 
 _QUEUED = CallState.QUEUED
-GLOBAL = ""  # the lane of calls any worker may run
-
-# A queued call's entry is its record: it entered the queue at `queued_at` and may be passed
-# over until `until` (both set as it is pushed). No tuple per entry: each one was a tracked
-# allocation, alive while the call waits, that every young collection walked. A call has at
-# most one entry per lane, and its pushes keep its start and score, so an entry left behind
-# in another lane (dropped lazily) reads the same values as when it was pushed.
-_Entry = CallRecord
-
-
-class _TenantQueue:
-    __slots__ = ("check_at", "lane", "levels", "low", "size", "tenant")
-
-    def __init__(self, n_levels: int, tenant: str, lane: str) -> None:
-        self.levels: list[deque[_Entry]] = [deque() for _ in range(n_levels)]
-        self.tenant, self.lane = tenant, lane
-        self.size = 0
-        self.low = n_levels  # every level below this one is empty
-        # At most the earliest time a level head may be passed over until: before it no head
-        # starves, and `pop` takes the first level without looking at the others' heads.
-        self.check_at = float("inf")
-
-
-_NONE: dict[str, _TenantQueue] = {}  # a lane with no calls yet (never written)
 
 
 class MultiLevelQueue:
@@ -83,8 +60,8 @@ class MultiLevelQueue:
         self._score_seconds = score_seconds
         self.starvation = starvation or StarvationBound()
         self._weights = dict(tenant_weights or {})
-        self._global: dict[str, _TenantQueue] = {}  # tenant -> its global lane
-        self._lanes: dict[str, dict[str, _TenantQueue]] = {GLOBAL: self._global}  # lane -> ...
+        self._global: dict[str, TenantLane] = {}  # tenant -> its global lane
+        self._lanes: dict[str, dict[str, TenantLane]] = {GLOBAL: self._global}  # lane -> ...
         self._size: dict[str, int] = {}  # tenant -> calls counted, every lane
         self._vtime: dict[str, float] = {}
         self._vtime_of = self._vtime.__getitem__  # a sort key, bound once
@@ -125,7 +102,7 @@ class MultiLevelQueue:
             tenants = self._lanes[lane] = {}
         q = tenants.get(tenant)
         if q is None:
-            q = tenants[tenant] = _TenantQueue(len(self._thresholds) + 1, tenant, lane)
+            q = tenants[tenant] = TenantLane(len(self._thresholds) + 1, tenant, lane)
         start = call.arrival if since is None else since
         score = call.score
         bound = self.starvation  # bound_s's, inlined: every call comes through here
@@ -147,26 +124,55 @@ class MultiLevelQueue:
 
     def requeue(self, call: CallRecord) -> None:
         """`push(call, since=call.queued_at)` into the global lane for a call no lane counts
-        (a parked call released: discarded from its home's lane): its start and score are
-        those it was pushed with, so its bound (`until`) is too, kept, not computed again."""
-        self.requeue_all((call,))
+        (a parked call released: discarded from its home's lane), on the decision path:
+        its start and score are those it was pushed with, so its bound (`until`) is too,
+        and is kept rather than computed again."""
+        if call.in_queue:
+            self.push(call, since=call.queued_at)
+            return
+        tenant, size = call.tenant, self._size
+        if not size.get(tenant):
+            self._activate(tenant)
+        q = self._global.get(tenant)
+        if q is None:
+            q = self._global[tenant] = TenantLane(len(self._thresholds) + 1, tenant, GLOBAL)
+        until = call.until
+        i = bisect.bisect_right(self._thresholds, call.score)
+        level = q.levels[i]
+        if not level and until < q.check_at:  # a new head
+            q.check_at = until
+        if i < q.low:
+            q.low = i
+        level.append(call)
+        call.in_queue = True
+        call.lane = GLOBAL
+        q.size += 1
+        size[tenant] = size.get(tenant, 0) + 1
+        self._len += 1
 
-    def requeue_all(self, calls: Sequence[CallRecord]) -> None:
-        """`requeue` of each call in turn (the parked calls a dispatch releases: the decision
-        path's tail)."""
-        size, all_global, thresholds = self._size, self._global, self._thresholds
-        n_levels = len(thresholds) + 1
+    def to_global(self, calls: Sequence[CallRecord]) -> None:
+        """`discard` of each call, then `requeue` of each: parked calls released leave their
+        homes' lanes for the global one (the decision path's tail). In one pass when every
+        one is counted in its lane and no tenant counts as few calls as are moved (none
+        reaches 0 on the way, so none is activated, and the counts end as they were)."""
+        size, n = self._size, len(calls)
         for call in calls:
-            if call.in_queue:
-                self.push(call, since=call.queued_at)
-                continue
+            if not call.in_queue or size[call.tenant] <= n:
+                for each in calls:
+                    self.discard(each)
+                for each in calls:
+                    self.requeue(each)
+                return
+        all_lanes, all_global, thresholds = self._lanes, self._global, self._thresholds
+        for call in calls:
             tenant = call.tenant
-            if not size.get(tenant):
-                self._activate(tenant)
+            home = all_lanes[call.lane][tenant]
+            home.size -= 1
+            home.check_at = -math.inf  # as `discard`
             q = all_global.get(tenant)
             if q is None:
-                q = all_global[tenant] = _TenantQueue(n_levels, tenant, GLOBAL)
-            until = call.until
+                q = all_global[tenant] = TenantLane(len(thresholds) + 1, tenant, GLOBAL)
+            until = call.until  # as `requeue`
             i = bisect.bisect_right(thresholds, call.score)
             level = q.levels[i]
             if not level and until < q.check_at:  # a new head
@@ -174,11 +180,8 @@ class MultiLevelQueue:
             if i < q.low:
                 q.low = i
             level.append(call)
-            call.in_queue = True
             call.lane = GLOBAL
             q.size += 1
-            size[tenant] = size.get(tenant, 0) + 1
-            self._len += 1
 
     def _activate(self, tenant: str) -> None:
         """The tenant becomes active (it had no calls counted): it starts at the least
@@ -192,7 +195,7 @@ class MultiLevelQueue:
         """Charges completed service to a tenant's virtual time."""
         self._vtime[tenant] = self._vtime.get(tenant, 0.0) + service_s / self.weight(tenant)
 
-    def _uncount(self, q: _TenantQueue, call: CallRecord) -> None:
+    def _uncount(self, q: TenantLane, call: CallRecord) -> None:
         call.in_queue = False
         q.size -= 1
         self._size[q.tenant] -= 1
@@ -201,23 +204,17 @@ class MultiLevelQueue:
     def discard(self, call: CallRecord) -> None:
         """A queued call leaves without being popped (cancelled, or moved to another lane):
         it is no longer counted; its entry is dropped lazily."""
-        self.discard_all((call,))
-
-    def discard_all(self, calls: Sequence[CallRecord]) -> None:
-        """`discard` of each call in turn (the parked calls a dispatch releases: the decision
-        path's tail). One not counted (popped or discarded already) is skipped."""
-        all_lanes, size = self._lanes, self._size
-        for call in calls:
-            if not call.in_queue:
-                continue
-            q = all_lanes[call.lane][call.tenant]
-            call.in_queue = False  # uncounted (`_uncount`'s, inlined)
-            q.size -= 1
-            size[q.tenant] -= 1
-            self._len -= 1
-            # Its entry may be a level head, `check_at` a bound over the heads with it (a call
-            # behind it, past its own bound, would wait unseen): the next pop makes it exact.
-            q.check_at = -math.inf
+        if not call.in_queue:  # not counted here (popped or discarded already)
+            return
+        q = self._lanes[call.lane][call.tenant]
+        call.in_queue = False  # uncounted (`_uncount`'s, inlined: every release comes here)
+        q.size -= 1
+        self._size[q.tenant] -= 1
+        self._len -= 1
+        # Its entry may be a level head, and `check_at` a bound over the heads with it: a
+        # call behind it, past its own bound, would wait unseen. The next pop looks at every
+        # level's head once (O(levels)) and makes `check_at` exact again.
+        q.check_at = -math.inf
 
     def size_of(self, tenant: str, lane: str | None = None) -> int:
         """The tenant's queued calls, in every lane (None) or in `lane`."""
@@ -237,7 +234,7 @@ class MultiLevelQueue:
         out: dict[tuple[str, int], int] = {}
         for tenant, q in self._lanes.get(lane, {}).items():
             for i, level in enumerate(q.levels):
-                n = sum(1 for entry in level if _live(q, entry))
+                n = sum(1 for entry in level if waits_in(q, entry))
                 if n:
                     out[(tenant, i)] = n
         return out
@@ -275,7 +272,7 @@ class MultiLevelQueue:
         if among is not None and isinstance(among, (set, frozenset)):  # the admitted ones
             for t in among:  # (often fewer than the tenants): those with calls in `lanes`
                 for lane in lanes:
-                    q = all_lanes.get(lane, _NONE).get(t)
+                    q = all_lanes.get(lane, NO_LANE).get(t)
                     if q is not None and q.size:
                         break
                 else:
@@ -314,15 +311,15 @@ class MultiLevelQueue:
         `_starving_first`); of those heads, a starving one first, the oldest; else the
         lowest level, then the oldest (ties: the first lane). A lane whose entries all left
         has its count reset (what was counted was stale). Inlined: the decision path."""
-        best: deque[_Entry] | None = None
+        best: deque[Entry] | None = None
         best_q = None
         best_starving, best_i, best_since = False, 0, 0.0
         all_lanes = self._lanes
         for lane in lanes:
-            q = all_lanes.get(lane, _NONE).get(tenant)
+            q = all_lanes.get(lane, NO_LANE).get(tenant)
             if q is None or not q.size:
                 continue
-            picked: tuple[int, deque[_Entry]] | None = None
+            picked: tuple[int, deque[Entry]] | None = None
             if now <= q.check_at:
                 levels = q.levels
                 for i in range(q.low, len(levels)):
@@ -372,7 +369,7 @@ class MultiLevelQueue:
             best_q.check_at = best[0].until
         return call
 
-    def _starving_first(self, q: _TenantQueue, now: float) -> tuple[int, deque[_Entry]] | None:
+    def _starving_first(self, q: TenantLane, now: float) -> tuple[int, deque[Entry]] | None:
         """The level whose head waited longest past its bound, else the first non-empty
         one; `check_at` becomes exact again (the heads' earliest bound)."""
         pick = None
@@ -403,7 +400,3 @@ class MultiLevelQueue:
         q.check_at = check_at
         return pick
 
-
-def _live(q: _TenantQueue, call: CallRecord) -> bool:
-    """Whether the call waits in this tenant queue's lane (else its entries are stale)."""
-    return call.in_queue and call.lane == q.lane and call.state is CallState.QUEUED

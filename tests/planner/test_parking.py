@@ -41,8 +41,10 @@ def test_calls_parked_too_long_are_released_once_and_never_parked_again() -> Non
     assert parked.release_expired(1.99) == []
     assert parked.release_expired(2.0) == [a]
     assert not parked.may_park(a) and parked.may_park(b)
-    assert queue.size_of("t", "w0") == 1 and not a.in_queue  # a left w0's lane
-    assert queue.pop(2.0, lanes=(GLOBAL, "w0")) is b
+    assert queue.size_of("t", "w0") == 1 and a.lane == GLOBAL  # a left w0's lane, for the
+    assert queue.size_of("t", GLOBAL) == 1  # global one
+    assert queue.pop(2.0, lanes=("w0",)) is b and queue.pop(2.0, lanes=("w1",)) is None
+    assert queue.pop(2.0, lanes=(GLOBAL, "w1")) is a
     parked.forget(a)  # dispatched: a later call of the same key may park again
     assert parked.may_park(a)
 

@@ -185,3 +185,39 @@ def test_requeue_is_push_from_where_the_call_was_queued(score: float, others: in
                        queue.size_of("a"), queue.global_size_of("a"), q.check_at, q.low,
                        queue._vtime["a"], queue.pop(100.0, lanes=(GLOBAL,)).call_id))
     assert states[0] == states[1]
+
+
+def _queue_state(queue: MultiLevelQueue) -> tuple[object, ...]:
+    lanes = {lane: {t: (q.size, q.low, q.check_at, [[c.call_id for c in level]
+                                                      for level in q.levels])
+                    for t, q in tenants.items()}
+             for lane, tenants in queue._lanes.items()}
+    return len(queue), dict(queue._size), dict(queue._vtime), lanes
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_to_global_is_discard_then_requeue_of_each(seed: int) -> None:
+    """Released calls move in one pass (`to_global`) as discarding them all and then
+    requeueing them all would: the same lanes, counts, heads' bounds and virtual times,
+    a tenant whose last calls move included (then the two steps run)."""
+    rng = random.Random(seed)
+    for _ in range(40):
+        queues = [MultiLevelQueue((1.0, 4.0), tenant_weights=WEIGHTS) for _ in range(2)]
+        moved: list[list[CallRecord]] = [[], []]
+        plan = [(rng.choice(list(WEIGHTS)), rng.choice((GLOBAL, "w0", "w1")),
+                 rng.choice((0.5, 2.0, 9.0)), rng.random() < 0.5) for _ in range(rng.randint(1, 12))]
+        for queue, out in zip(queues, moved, strict=True):
+            for tenant in WEIGHTS:
+                queue.account(tenant, random.Random(tenant).choice((0.0, 1.0, 3.0)))
+            for i, (tenant, lane, score, move) in enumerate(plan):
+                call = _call(i, tenant, score)
+                queue.push(call, since=float(i), lane=lane)
+                if move and lane != GLOBAL:
+                    out.append(call)
+        queues[0].to_global(moved[0])
+        for call in moved[1]:
+            queues[1].discard(call)
+        for call in moved[1]:
+            queues[1].requeue(call)
+        assert _queue_state(queues[0]) == _queue_state(queues[1])
+        assert [(c.lane, c.in_queue) for c in moved[0]] == [(c.lane, c.in_queue) for c in moved[1]]

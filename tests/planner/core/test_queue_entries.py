@@ -22,8 +22,7 @@ def test_a_released_call_keeps_its_place_and_its_bound_and_leaves_its_lane() -> 
     parked.park(b, "w0", now=1.5, since=1.5)
     start, until = a.queued_at, a.until
     assert (start, until) == (1.0, 1.0 + queue.bound_s(0.5))
-    [released] = parked.release_expired(3.0)
-    queue.push(released, since=released.queued_at)  # as dispatch does (_to_global)
+    [released] = parked.release_expired(3.0)  # to the global lane
     assert released is a and a.lane == GLOBAL and (a.queued_at, a.until) == (start, until)
     assert queue.size_of("t", "w0") == 1 and queue.size_of("t", GLOBAL) == 1
     assert queue.pop(3.0, lanes=("w0",)) is b  # a's entry there: dropped, not popped
