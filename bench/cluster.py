@@ -33,6 +33,7 @@ from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from bench.program_state import ProgramState
 from bench.programs import ProgramPlan, shared_prefix_ids
 from bench.sim_run import CallTimeline, ProgramOutcome, SimRun, SteadyState
 from cache.block_hash import DEFAULT_BLOCK_SIZE, extend_prefix_block_hashes, prefix_block_hashes
@@ -76,44 +77,6 @@ BLOCK_SIZE = DEFAULT_BLOCK_SIZE  # the gateway's and the engines' (EngineParams.
 
 _ARRIVE, _READY, _HOUSEKEEPING = 0, 1, 2
 HOUSEKEEPING_S = 1.0  # the live planner's housekeeping period (PlannerService.housekeeping)
-
-
-class _ProgramState:
-    __slots__ = (
-        "contexts",
-        "decoders",
-        "done",
-        "hashes",
-        "outcome",
-        "outputs",
-        "pending_children",
-        "plan",
-        "prompts",
-        "remaining_work",
-        "unready_children",
-    )
-
-    def __init__(self, plan: ProgramPlan, outcome: ProgramOutcome) -> None:
-        self.plan = plan
-        self.outcome = outcome
-        # Token ids packed (workers/sim/token_ids.py), never changed in place: they are shared.
-        self.prompts: dict[int, array[int]] = {}  # ready, not yet dispatched
-        self.decoders: dict[int, FixedLengthDecoder] = {}  # ready, not yet dispatched
-        self.outputs: dict[int, array[int]] = {}  # finished
-        # An `accumulate` call with children: its prompt then its whole output (what its
-        # engine's KV holds when it finishes; its children's prompts start with it).
-        self.contexts: dict[int, array[int]] = {}
-        # Block hashes of each call's context (of its prompt if it has none), the engine's
-        # too: nothing is hashed twice. Both dropped once its engine and children have them.
-        self.hashes: dict[int, list[int]] = {}
-        self.done = 0
-        self.remaining_work = sum(work_of(c.output_tokens, c.new_tokens) for c in plan.calls)
-        children: dict[int, list[int]] = {}
-        for c in plan.calls:
-            for p in c.parents:
-                children.setdefault(p, []).append(c.index)
-        self.pending_children = children
-        self.unready_children = {p: len(c) for p, c in children.items()}
 
 
 @dataclass(frozen=True)
@@ -167,7 +130,7 @@ class ClusterSim:
         self._heap: list[tuple[float, int, int, int, int]] = []
         self._seq = 0
         self._housekeeping = False  # its event is scheduled (once programs are left to expire)
-        self._states: dict[int, _ProgramState] = {}
+        self._states: dict[int, ProgramState] = {}
         self._timelines: dict[tuple[int, int], CallTimeline] = {}
         self.calls: list[CallTimeline] = []
         self.outcomes: list[ProgramOutcome] = []
@@ -268,7 +231,7 @@ class ClusterSim:
                                  or self.steady.measures(plan.arrival))
         self.outcomes.append(outcome)
         self._measured_open += outcome.measured and self.steady is not None
-        self._states[pidx] = _ProgramState(plan, outcome)
+        self._states[pidx] = ProgramState(plan, outcome)
         ends = plan.klass.ends_programs
         self.core.register_program(plan.program_id, plan.tenant, deadline_s=plan.deadline_s,
                                    program_class=plan.klass.name if plan.klass.labelled else "",
@@ -291,7 +254,7 @@ class ClusterSim:
             got = self._shared_prefixes[key] = (ids, prefix_block_hashes(ids, plan.salt))
         return got
 
-    def _prompt(self, st: _ProgramState, cidx: int) -> tuple[array[int], Sequence[int]]:
+    def _prompt(self, st: ProgramState, cidx: int) -> tuple[array[int], Sequence[int]]:
         """The call's prompt, and the block hashes of a prefix of it already known."""
         plan = st.plan
         call = plan.calls[cidx]
