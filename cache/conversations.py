@@ -103,23 +103,27 @@ class ConversationIndex:
                 parent["program_id"], parent["call_id"], parent["thread_id"]))
         return None
 
-    async def branch(self, tenant: str, parent: Continuation) -> Continuation:
+    async def branch(self, tenant: str, parent: Continuation,
+                     ttl_s: float | None = None) -> Continuation:
         """A request known to extend `parent` (a call and its thread; e.g. a stored response
         it continues by id): the first such request stays on the call's thread, later ones
-        get threads of their own. Redis trouble: the call's thread."""
+        get threads of their own, counted for `ttl_s` (as long as what it extends can be
+        continued; default: the index's idle TTL). Redis trouble: the call's thread."""
         try:
             async with asyncio.timeout(self._timeout):
-                return await self._branch(tenant, parent)
+                return await self._branch(tenant, parent, ttl_s)
         except (aioredis.RedisError, OSError, TimeoutError) as exc:
             log.warning("conversation index unavailable: the call stays on its parent's "
                         "thread", error=str(exc) or type(exc).__name__)
         return parent
 
-    async def _branch(self, tenant: str, parent: Continuation) -> Continuation:
+    async def _branch(self, tenant: str, parent: Continuation,
+                      ttl_s: float | None = None) -> Continuation:
         kids = keys.conversation_children(tenant, parent.program_id, parent.parent_call_id)
+        ttl_ms = self._ttl_ms if ttl_s is None else max(self._ttl_ms, int(ttl_s * 1000))
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.incr(kids)
-            pipe.pexpire(kids, self._ttl_ms)
+            pipe.pexpire(kids, ttl_ms)
             n, _ = await pipe.execute()
         thread = parent.thread_id if n == 1 else f"{parent.thread_id}.{n}"
         return Continuation(parent.program_id, parent.parent_call_id, thread)

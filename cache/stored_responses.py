@@ -104,6 +104,18 @@ def turn_items(record: dict[str, Any]) -> list[Any]:
     return [*record["input"], *record["response"]["output"]]
 
 
+def _chain(record: dict[str, Any], response_id: str) -> list[str]:
+    """The ids a record continues; ChainTooLong past MAX_CHAIN turns (or ids of another
+    form: a record no gateway wrote)."""
+    chain: list[str] = record["chain"]
+    if len(chain) + 1 >= MAX_CHAIN or not all(
+            isinstance(rid, str) and RESPONSE_ID.fullmatch(rid) for rid in chain):
+        raise ChainTooLong(f"response {response_id!r} ends a conversation of "
+                           f"{len(chain) + 1} turns: at most {MAX_CHAIN - 1} are continued "
+                           "by id; send the conversation as input")
+    return chain
+
+
 class StoredResponses:
     def __init__(self, client: AsyncClient, ttl_s: float, timeout_s: float) -> None:
         self._redis = client
@@ -126,21 +138,30 @@ class StoredResponses:
         last = await self.get(tenant, response_id)
         if last is None:
             raise BrokenChain(response_id, response_id)
-        chain: list[str] = last["chain"]
-        if len(chain) + 1 >= MAX_CHAIN or not all(
-                isinstance(rid, str) and RESPONSE_ID.fullmatch(rid) for rid in chain):
-            raise ChainTooLong(f"response {response_id!r} ends a conversation of "
-                               f"{len(chain) + 1} turns: at most {MAX_CHAIN - 1} are continued "
-                               "by id; send the conversation as input")
+        chain = _chain(last, response_id)
         names = [keys.stored_response(tenant, rid) for rid in (*chain, response_id)]
         replies = await self._do(self._renew(keys=names, args=[self._ttl_ms]))
-        earlier = [_record(raw, rid) for raw, rid in zip(replies[:-1], chain, strict=True)]
         items: list[Any] = []
-        for rid, record in zip(chain, earlier, strict=True):
+        for rid, raw in zip(chain, replies[:-1], strict=True):
+            record = _record(raw, rid)
             if record is None:
                 raise BrokenChain(response_id, rid)
             items += turn_items(record)
         return Continued([*items, *turn_items(last)], last["call"], [*chain, response_id])
+
+    async def history(self, tenant: str, response_id: str
+                      ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any] | None]]] | None:
+        """`response_id`'s record and those of the turns it continues, oldest first (None
+        for one deleted or expired since), TTLs untouched; None when it is not stored."""
+        last = await self.get(tenant, response_id)
+        if last is None:
+            return None
+        chain = _chain(last, response_id)
+        if not chain:
+            return last, []
+        replies = await self._do(self._redis.mget(
+            [keys.stored_response(tenant, rid) for rid in chain]))
+        return last, [(rid, _record(raw, rid)) for rid, raw in zip(chain, replies, strict=True)]
 
     async def put(self, tenant: str, response_id: str, input_items: list[Any],
                   response: dict[str, Any], call: dict[str, str], chain: list[str]) -> bool:

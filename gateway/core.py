@@ -175,7 +175,7 @@ class GatewayCore:
         found = None
         if continues is not None:
             found = continues if self._conversations is None else \
-                await self._conversations.branch(tenant, continues)
+                await self._conversations.branch(tenant, continues, self.config.responses_ttl_s)
         elif self._conversations is not None and self.config.attribute_conversations:
             found = await self._conversations.find(tenant, call)
         if found is not None and not found.program_id.startswith(inner_id(tenant, "")):

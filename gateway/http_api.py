@@ -7,6 +7,7 @@
                                        items, function tools, text.format; SSE events;
                                        previous_response_id continues a stored response
     GET  /v1/responses/{id}            a stored response (the caller's tenant's only)
+    GET  /v1/responses/{id}/input_items  the items it was made from (paged)
     DELETE /v1/responses/{id}          forget it
     GET  /v1/models                    the served model
     POST /v1/programs                  start a program: {"deadline_s", "program_class", "program_id"}
@@ -66,7 +67,7 @@ from gateway.openai_response import (
     usage_json,
 )
 from gateway.openapi import document
-from gateway.responses_api import delete, respond, retrieve
+from gateway.responses_api import delete, list_input_items, respond, retrieve
 from gateway.sse_stream import SseStream
 from ostinato.v1 import common_pb2
 from tracing.http_middleware import tracing_middleware
@@ -120,6 +121,7 @@ class OpenAiApi:
             web.post("/v1/completions", self.completions),
             web.post("/v1/responses", self.responses),
             web.get("/v1/responses/{response_id}", self.stored_response),
+            web.get("/v1/responses/{response_id}/input_items", self.response_input_items),
             web.delete("/v1/responses/{response_id}", self.delete_response),
             web.get("/v1/models", self.models),
             web.get("/v1/models/{model:.+}", self.model),  # ids may hold "/" (sim/llama...)
@@ -278,6 +280,11 @@ class OpenAiApi:
         tenant = self._tenant(request)
         return web.json_response(
             await retrieve(self._stored, tenant, request.match_info["response_id"]))
+
+    async def response_input_items(self, request: web.Request) -> web.Response:
+        tenant = self._tenant(request)
+        return web.json_response(await list_input_items(
+            self._stored, tenant, request.match_info["response_id"], request.query))
 
     async def delete_response(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)

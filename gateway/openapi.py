@@ -14,7 +14,13 @@ from typing import Any
 
 from cache.modes import HIT_HEADER, REQUEST_HEADER
 from gateway.openapi_requests import NULL, Schema, nullable, obj, ref, request_schemas, text
-from gateway.openapi_responses import response_request_schemas, response_schema
+from gateway.openapi_responses import (
+    item_list_schema,
+    response_request_schemas,
+    response_schema,
+)
+from gateway.responses_format import INCLUDES
+from gateway.responses_items import MAX_LIMIT
 from ostinato.config import GatewayConfig
 
 OPEN_ROUTES = frozenset({"/health", "/openapi.json"})  # no API key needed
@@ -38,7 +44,8 @@ def _schemas(cfg: GatewayConfig) -> dict[str, Schema]:
     requests = request_schemas(cfg)
     return {
         **requests, **response_request_schemas(cfg, requests["ChatCompletionRequest"]),
-        "Response": response_schema(), "Usage": usage, "Ostinato": ostinato,
+        "Response": response_schema(), "ResponseItemList": item_list_schema(), "Usage": usage,
+        "Ostinato": ostinato,
         "ChatCompletion": obj({**head, "object": {"const": "chat.completion"}, "choices": {
             "type": "array", "items": obj({"index": {"type": "integer"}, "message": reply,
                                             "finish_reason": text(), "logprobs": logprobs},
@@ -154,6 +161,20 @@ def _call_op(summary: str, request: str, answer: str, description: str,
 
 
 _RESPONSE_ID = {"name": "response_id", "in": "path", "required": True, "schema": text()}
+_ITEM_QUERY = [
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+     "description": f"items per page, 1-{MAX_LIMIT} (20)"},
+    {"name": "order", "in": "query", "required": False, "schema": {"enum": ["asc", "desc"]},
+     "description": "desc (newest first, the default) or asc"},
+    {"name": "after", "in": "query", "required": False, "schema": text(),
+     "description": "an item id of the list: the items after it"},
+    {"name": "before", "in": "query", "required": False, "schema": text(),
+     "description": "an item id of the list: the items before it"},
+    {"name": "include", "in": "query", "required": False,
+     "schema": {"type": "array", "items": {"enum": sorted(INCLUDES)}},
+     "description": "accepted; the items hold these fields already"},
+]
 
 
 def _paths() -> dict[str, Any]:
@@ -199,6 +220,14 @@ def _paths() -> dict[str, Any]:
                     "deleted": {"const": True}}, ("id", "object", "deleted")),
                     "the response is gone"),
                     **_errors(401, 404, 503)}}},
+        "/v1/responses/{response_id}/input_items": {"get": {
+            "summary": "A stored response's input items",
+            "description": "The items a stored response was generated from: the turns it "
+                           "continues (each one's input and output; one deleted or expired "
+                           "since is left out) and its own input, paged by item id.",
+            "parameters": [_RESPONSE_ID, *_ITEM_QUERY],
+            "responses": {"200": _json(ref("ResponseItemList"), "one page of items"),
+                          **_errors(400, 401, 404, 503)}}},
         "/v1/models": {"get": {
             "summary": "The served model", "description": "OpenAI's model list: one entry.",
             "responses": {"200": _json(ref("ModelList"), "the served model"),

@@ -181,3 +181,20 @@ def response_schema() -> Schema:
     }, ("id", "object", "created_at", "status", "model", "output", "usage", "ostinato"),
         closed=False, description="OpenAI's response object; `incomplete` when cut at "
                                   "max_output_tokens")
+
+
+def item_list_schema() -> Schema:
+    """GET /v1/responses/{id}/input_items: OpenAI's list of response items."""
+    item = obj({"id": text(), "type": {"enum": ["message", "function_call",
+                                                "function_call_output"]},
+                "status": text(), "role": {"enum": ["user", "system", "developer",
+                                                    "assistant"]},
+                "content": {"type": "array"}, "call_id": text(), "name": text(),
+                "arguments": text(), "output": text()},
+               ("id", "type"), closed=False)
+    return obj({"object": {"const": "list"}, "data": {"type": "array", "items": item},
+                "first_id": nullable(text()), "last_id": nullable(text()),
+                "has_more": {"type": "boolean"}},
+               ("object", "data", "first_id", "last_id", "has_more"),
+               description="OpenAI's list of response items; first_id and last_id are null "
+                           "when data is empty")

@@ -15,10 +15,11 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from aiohttp import web
+from multidict import MultiMapping
 
 from cache.conversations import Continuation
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
@@ -33,6 +34,7 @@ from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.openai_format import BadRequest, call_from_openai
 from gateway.openai_response import extension_json
 from gateway.responses_format import PRIOR, Sources, input_items, translate
+from gateway.responses_items import listed_items, page
 from gateway.responses_output import ResponseEvents, ResponseShell, output_json
 from gateway.sse_stream import SseStream
 from ostinato.v1 import common_pb2
@@ -64,6 +66,7 @@ def _top(param: str | None) -> str | None:
 Place = Callable[[web.Request, str, common_pb2.CallSpec, Continuation | None],
                  Awaitable[Placement]]
 Result = Callable[[str, Placement], Awaitable[common_pb2.CallResult]]
+_T = TypeVar("_T")
 
 
 def call_from_responses(body: Any, cache_header: str | None, prior: list[Any] | None = None
@@ -121,14 +124,17 @@ class _Keeper:
         self.on = stored is not None and body.get("store") is not False
         self._stored, self._tenant, self._body, self._prior = stored, tenant, body, prior
 
-    async def keep(self, response: dict[str, Any] | None, placed: Placement) -> None:
-        if self._stored is None or not self.on or response is None \
-                or response["status"] not in ("completed", "incomplete"):
+    async def keep(self, response: dict[str, Any], placed: Placement) -> None:
+        """Stores a finished response; its `store` is false when it could not be (Redis
+        down: the answer still reaches its client, which cannot continue it by id)."""
+        if self._stored is None or not self.on or response["status"] not in (
+                "completed", "incomplete"):
             return
         call = {"program_id": placed.program_id, "call_id": placed.call.call_id,
                 "thread_id": placed.call.thread_id}
-        await self._stored.put(self._tenant, response["id"], input_items(self._body),
-                               response, call, self._prior.chain)
+        if not await self._stored.put(self._tenant, response["id"], input_items(self._body),
+                                      response, call, self._prior.chain):
+            response["store"] = False
 
 
 async def respond(core: GatewayCore, request: web.Request, tenant: str, body: Any,
@@ -160,27 +166,43 @@ def _not_found(response_id: str) -> GatewayError:
                         f"Response with id {response_id!r} not found.")
 
 
+async def _stored(op: Awaitable[_T]) -> _T:
+    """A stored responses operation; Redis down is UNAVAILABLE."""
+    try:
+        return await op
+    except ResponsesUnavailable as exc:
+        raise _unavailable(exc) from None
+
+
 async def retrieve(stored: StoredResponses | None, tenant: str,
                    response_id: str) -> dict[str, Any]:
     """GET /v1/responses/<id>: the tenant's stored response object."""
-    try:
-        record = await stored.get(tenant, response_id) if stored is not None else None
-    except ResponsesUnavailable as exc:
-        raise _unavailable(exc) from None
+    record = await _stored(stored.get(tenant, response_id)) if stored is not None else None
     if record is None:
         raise _not_found(response_id)
     response: dict[str, Any] = record["response"]
     return response
 
 
+async def list_input_items(stored: StoredResponses | None, tenant: str, response_id: str,
+                           query: MultiMapping[str]) -> dict[str, Any]:
+    """GET /v1/responses/<id>/input_items: the items it was generated from, one page."""
+    if stored is None:
+        raise _not_found(response_id)
+    try:
+        found = await _stored(stored.history(tenant, response_id))
+    except ChainTooLong as exc:
+        raise BadRequest(str(exc), "response_id") from None
+    if found is None:
+        raise _not_found(response_id)
+    record, earlier = found
+    return page(listed_items(response_id, record, earlier), query)
+
+
 async def delete(stored: StoredResponses | None, tenant: str,
                  response_id: str) -> dict[str, Any]:
     """DELETE /v1/responses/<id>: forgets the tenant's stored response."""
-    try:
-        gone = await stored.delete(tenant, response_id) if stored is not None else False
-    except ResponsesUnavailable as exc:
-        raise _unavailable(exc) from None
-    if not gone:
+    if stored is None or not await _stored(stored.delete(tenant, response_id)):
         raise _not_found(response_id)
     return {"id": response_id, "object": "response", "deleted": True}
 
@@ -212,11 +234,12 @@ class _Stream(SseStream):
                         pending = b""
                     item = None
                     continue
-                last = events.finished(item, extension_json(
+                pending += events.finished(item, extension_json(
                     self._placed.client_program_id, self._placed.call, item))
                 # stored before the client hears it is done: its next request may continue it
+                assert events.final is not None
                 await self._keeper.keep(events.final, self._placed)
-                await response.write(pending + last)
+                await response.write(pending + events.completed())
                 return
         except StopAsyncIteration:
             await response.write(pending + events.failed(

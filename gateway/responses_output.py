@@ -159,7 +159,8 @@ class ResponseEvents:
         self._text.clear()
 
     def finished(self, result: common_pb2.CallResult, extension: dict[str, Any]) -> bytes:
-        """The message item closed, the tool calls, then response.completed."""
+        """The message item closed, then the tool calls; `final` is the finished response
+        (`completed` is its event)."""
         out = b""
         if self._message is None and (result.text or not result.tool_calls):
             out += self.text("")
@@ -185,9 +186,15 @@ class ResponseEvents:
                                output_index=index, name=call.name, arguments=call.arguments)
             out += self._event("response.output_item.done", output_index=index, item=item)
             self._output.append(item)
-        response = self.final = self._shell.json("completed", self._output, result, extension)
+        self.final = self._shell.json("completed", self._output, result, extension)
+        return out
+
+    def completed(self) -> bytes:
+        """The last event: response.completed (or .incomplete) with the finished response."""
+        response = self.final
+        assert response is not None, "finished() first"
         kind = "response.incomplete" if response["status"] == "incomplete" else "response.completed"
-        return out + self._event(kind, response=response)
+        return self._event(kind, response=response)
 
     def failed(self, grpc_code: str, message: str) -> bytes:
         """The call failed after the stream began: the text streamed so far closed as an

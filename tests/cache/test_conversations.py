@@ -3,7 +3,13 @@ in a real Redis and a Redis Cluster)."""
 
 from __future__ import annotations
 
-from cache.conversations import ConversationIndex, candidate_prefixes, conversation_digest
+from cache import keys
+from cache.conversations import (
+    Continuation,
+    ConversationIndex,
+    candidate_prefixes,
+    conversation_digest,
+)
 from ostinato.sdk_types import call_spec
 from ostinato.v1 import common_pb2
 from tests.redis_cluster import RedisTarget
@@ -63,6 +69,12 @@ async def test_the_index_links_turns_and_branches(redis_target: RedisTarget) -> 
         assert (one.program_id, one.parent_call_id, one.thread_id) == ("prog-1", "c1", "main")
         assert (two.program_id, two.parent_call_id, two.thread_id) == ("prog-1", "c1", "main.2")
         assert await index.find("globex", follow) is None  # never across tenants
+        # a stored response continued by id: its branches counted as long as it is kept
+        parent = Continuation("prog-1", "c9", "main")
+        assert (await index.branch("acme", parent, ttl_s=3_600)).thread_id == "main"
+        assert (await index.branch("acme", parent, ttl_s=3_600)).thread_id == "main.2"
+        kids = keys.conversation_children("acme", "prog-1", "c9")
+        assert 60_000 < await client.pttl(kids) <= 3_600_000
         unrelated = msgs(("user", "plan a trip"), ("assistant", "something else"), ("user", "?"))
         assert await index.find("acme", unrelated) is None
     finally:

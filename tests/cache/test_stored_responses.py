@@ -1,7 +1,8 @@
 """Stored responses of the Responses API (cache/stored_responses.py) in a real Redis and a
-Redis Cluster: kept per tenant, continued along their chain (its TTL renewed), read back,
-deleted; a chain with a turn gone cannot be continued; ids not the gateway's name no key; a
-Redis that is not there is an error on read and a logged miss on write."""
+Redis Cluster: kept per tenant, continued along their chain (its TTL renewed), read back
+(a turn and the chain before it, for listing), deleted; a chain with a turn gone cannot be
+continued; ids not the gateway's name no key; a Redis that is not there is an error on read
+and a logged miss on write."""
 
 from __future__ import annotations
 
@@ -75,6 +76,16 @@ async def test_a_conversation_continued_turn_by_turn(redis_target: RedisTarget) 
             await stored.continued("acme", r3)
         assert broken.value.missing == r2 and "no longer stored" in str(broken.value)
         assert (await stored.continued("acme", r1)).chain == [r1]  # before it: whole
+        # read for listing: every turn's record, the deleted one as None, no TTL renewed
+        await client.pexpire(keys.stored_response("acme", r1), 4_000)
+        last, earlier = await stored.history("acme", r3) or (None, [])
+        assert last == {"input": [said("user", "Bye")], "response": response(r3, "Bye"),
+                        "call": call(3), "chain": [r1, r2]}
+        assert [(rid, rec and rec["input"]) for rid, rec in earlier] == [
+            (r1, [said("user", "Hi")]), (r2, None)]
+        assert await client.pttl(keys.stored_response("acme", r1)) <= 4_000
+        assert await stored.history("acme", r1) == (await stored.get("acme", r1), [])
+        assert await stored.history("globex", r3) is None
     finally:
         await client.aclose()
 
@@ -99,7 +110,7 @@ async def test_without_redis_a_read_fails_clearly_and_a_write_is_skipped() -> No
     stored = StoredResponses(client, ttl_s=60, timeout_s=0.2)
     rid = new_id()
     try:
-        for read in (stored.get, stored.continued, stored.delete):
+        for read in (stored.get, stored.continued, stored.delete, stored.history):
             with pytest.raises(ResponsesUnavailable):
                 await read("acme", rid)
         assert not await stored.put("acme", rid, [], response(rid, "x"), call(1), [])

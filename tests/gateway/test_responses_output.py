@@ -64,7 +64,7 @@ def test_status_usage_and_echoed_settings() -> None:
 def test_a_streamed_answer_with_a_tool_call() -> None:
     events = ResponseEvents(ResponseShell("m", 1, {}))
     raw = events.started() + events.text("Let ") + events.text("me") + events.finished(
-        _result("Let me", "tool_calls", (CALL,)), {"call_id": "c"})
+        _result("Let me", "tool_calls", (CALL,)), {"call_id": "c"}) + events.completed()
     out = _events(raw)
     assert [e["type"] for e in out] == [
         "response.created", "response.in_progress",
@@ -87,7 +87,7 @@ def test_a_restart_voids_the_text_before_it_and_a_failure_ends_the_stream() -> N
     events.text("old")
     events.restarted()
     events.text("new")
-    out = _events(events.finished(_result("new", "length"), {}))
+    out = _events(events.finished(_result("new", "length"), {}) + events.completed())
     assert out[0]["text"] == "new" and out[-1]["type"] == "response.incomplete"
     failed = _events(ResponseEvents(ResponseShell("m", 1, {})).failed("UNAVAILABLE", "gone"))
     assert failed[0]["type"] == "response.failed"

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import grpc
+import openai
 import pytest
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -173,6 +174,8 @@ def test_hung_engine_makes_its_worker_unhealthy_until_it_recovers(health_mesh: M
 
 # ---- Redis stopped, then back ------------------------------------------------------------
 
+MODEL = "sim/llama-3.1-8b"
+
 
 @pytest.fixture
 def cache_mesh() -> Iterator[Mesh]:
@@ -196,6 +199,16 @@ def test_redis_back_caches_and_program_records_resume(cache_mesh: Mesh) -> None:
         with client.program() as during:  # a program of the outage
             during.call(messages=USER, max_tokens=4, call_id="d1")
         assert not client.cache_stats().redis_up
+        # a response answered without being stored says so (store: false), and is not found
+        with openai.OpenAI(base_url=f"http://{cache_mesh.endpoints.gateway_http}/v1",
+                           api_key="anonymous", max_retries=0) as http:
+            unstored = http.responses.create(model=MODEL, input="Name a lake.",
+                                             max_output_tokens=4)
+            assert unstored.status in ("completed", "incomplete") and unstored.output_text
+            assert unstored.store is False
+            with pytest.raises(openai.InternalServerError) as err:  # 503: cannot tell
+                http.responses.retrieve(unstored.id)
+            assert err.value.status_code == 503
         cache_mesh.start_redis()
         r = redis.Redis.from_url(cache_mesh.endpoints.redis_url, decode_responses=True)
         # the planner's records of the outage are written once Redis is back

@@ -224,6 +224,36 @@ def test_a_stored_response_is_read_and_deleted_by_its_tenant_only(
                               max_output_tokens=2)
 
 
+def test_input_items_list_every_turn_paged_for_its_tenant_only(
+        acme: openai.OpenAI, globex: openai.OpenAI) -> None:
+    """responses.input_items.list: the turns a response continues (input and output) and
+    its own input, newest first by default; the SDK's pages walk them all by `after`."""
+    first = acme.responses.create(model=MODEL, instructions="Be brief.", input="Hi, I am Ada.",
+                                  max_output_tokens=6)
+    then = acme.responses.create(
+        model=MODEL, previous_response_id=first.id, max_output_tokens=6,
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "Name?"}]},
+               {"role": "developer", "content": "Answer in one word."}])
+    newest_first = list(acme.responses.input_items.list(then.id))
+    assert [(i.type, getattr(i, "role", None)) for i in newest_first] == [
+        ("message", "developer"), ("message", "user"), ("message", "assistant"),
+        ("message", "user")]
+    assert newest_first[2].id == first.output[0].id  # the first turn's answer, as it was
+    assert newest_first[1].content[0].text == "Name?"  # type: ignore[union-attr]
+    assert newest_first[3].content[0].text == "Hi, I am Ada."  # type: ignore[union-attr]
+    paged = acme.responses.input_items.list(then.id, limit=1, order="asc")
+    assert paged.has_more and len(paged.data) == 1
+    assert [i.id for i in paged] == [i.id for i in reversed(newest_first)]  # every page
+    with pytest.raises(openai.NotFoundError):
+        globex.responses.input_items.list(then.id)
+    with pytest.raises(openai.BadRequestError) as err:
+        acme.responses.input_items.list(then.id, limit=101)
+    assert isinstance(err.value.body, dict) and err.value.body["param"] == "limit"
+    acme.responses.delete(first.id)  # a turn gone: its items with it
+    assert [i.id for i in acme.responses.input_items.list(then.id)] == [
+        i.id for i in newest_first[:2]]
+
+
 def test_store_false_keeps_nothing(acme: openai.OpenAI) -> None:
     out = acme.responses.create(model=MODEL, input="Name a colour.", max_output_tokens=6,
                                 store=False)
