@@ -37,6 +37,31 @@ def test_after_a_user_turn_it_calls_a_declared_tool(family: str) -> None:
     assert answer == scripted_answer(prompt, json_schema=None, tool_format=family)  # deterministic
 
 
+@pytest.mark.parametrize(("params", "calls"), [
+    ({"title": "untyped"}, True),  # says nothing of its type: the arguments are an object
+    ({"type": ["string", "object"], "properties": {"a": {"type": "integer"}}}, True),
+    ({"$defs": {"A": {"type": "integer"}}, "properties": {"a": {"$ref": "#/$defs/A"}},
+      "required": ["a"]}, True),
+    (None, True),
+    ({"type": "string"}, False),  # admits no object: no call a parser would take
+])
+def test_a_call_s_arguments_are_an_object(params: object, calls: bool) -> None:
+    tool = {"type": "function", "function": {"name": "t", **(
+        {} if params is None else {"parameters": params})}}
+    for seed in range(8):
+        answer = scripted_answer(render(USER, [tool]), json_schema=None, tool_format="hermes",
+                                 seed=seed)
+        if not calls:
+            assert answer is None
+            continue
+        assert answer is not None
+        [call] = get_parser("hermes").parse(answer, frozenset({"t"})).tool_calls
+        arguments = json.loads(call.arguments)
+        assert isinstance(arguments, dict)
+        if isinstance(params, dict):
+            jsonschema.validate(arguments, params)
+
+
 def test_after_a_tool_result_it_answers_in_text() -> None:
     messages = [*USER, {"role": "assistant", "content": "", "tool_calls": [{"function": {
         "name": "search", "arguments": {"query": "report", "k": 1}}}]},

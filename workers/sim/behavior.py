@@ -5,7 +5,8 @@
   the JSON array of calls the gateway asked for.
 - When the prompt declares tools (workers/sim/chat_template.py) and the last turn is the
   user's, it calls one of the tools, chosen deterministically from the prompt, with
-  arguments valid against that tool's parameters, in the configured family's format.
+  arguments valid against that tool's parameters (a JSON object), in the configured
+  family's format; a tool whose parameters admit no object gets a text answer instead.
 - Otherwise (after a tool result, or without tools) it answers in free text (None here:
   the decoder's word stream).
 So agent loops end, and every test exercises the real parsing path. Deterministic: the
@@ -19,12 +20,25 @@ import json
 
 from ostinato.tool_formats import ParsedToolCall, render_tool_calls
 from workers.sim.chat_template import declared_tools, last_turn_role
-from workers.sim.json_instance import instance
+from workers.sim.json_instance import UnsupportedSchema, instance
 
 
 def _choice(prompt: str, seed: int) -> int:
     digest = hashlib.blake2b(f"{seed}:{prompt}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
+
+
+def _object_of(params: object) -> object:
+    """A tool's parameters as the schema of its arguments: a JSON object (a call's arguments
+    always are one; a schema that does not say so, e.g. {"title": ...} alone, would let any
+    value through). Definitions stay at the root, where its "$ref"s resolve. Raises
+    UnsupportedSchema for parameters of another type."""
+    if not isinstance(params, dict) or not params:
+        return {"type": "object", "properties": {}}
+    kind = params.get("type", "object")
+    if kind != "object" and not (isinstance(kind, list) and "object" in kind):
+        raise UnsupportedSchema("/type", f"parameters of type {kind!r} admit no object")
+    return {**params, "type": "object"}
 
 
 def scripted_answer(prompt: str, *, json_schema: str | None, tool_format: str,
@@ -39,7 +53,9 @@ def scripted_answer(prompt: str, *, json_schema: str | None, tool_format: str,
         return None
     pick = _choice(prompt, seed)
     tool = tools[pick % len(tools)]
-    params = tool.get("parameters") or {"type": "object", "properties": {}}
-    args = instance(params, pick)
+    try:
+        args = instance(_object_of(tool.get("parameters")), pick)
+    except UnsupportedSchema:
+        return None  # its parameters admit no object: no call a parser would take
     return render_tool_calls(tool_format, [ParsedToolCall(tool["name"],
                                                           json.dumps(args, ensure_ascii=False))])
