@@ -1,7 +1,7 @@
 """Agent frameworks pointed at the gateway's OpenAI-compatible API, unchanged: the plain
-`openai` SDK, LangChain's ChatOpenAI, the OpenAI Agents SDK and LangGraph's prebuilt ReAct
-agent each run a tool-calling agent against the live mesh (real processes, simulated
-engines) until it answers in text.
+`openai` SDK, LangChain's ChatOpenAI (on chat completions and on the Responses API), the
+OpenAI Agents SDK and LangGraph's prebuilt ReAct agent each run a tool-calling agent against
+the live mesh (real processes, simulated engines) until it answers in text.
 
 Every test checks two things. The agent really worked: a Python tool implemented here was
 called with arguments that satisfy its signature, and the last answer is text. And the mesh
@@ -27,6 +27,7 @@ import pytest
 import redis
 from pydantic import Field
 
+from cache import keys
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 from tests.integration.agent_checks import (
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 
 MODEL = "sim/llama-3.1-8b"
 MAX_TURNS = 6  # an agent loop that has not answered in text by then is a failure
-TENANTS = ("sdk-tools", "sdk-stream", "sdk-schema", "langchain", "agents-sdk", "langgraph", "models")
+TENANTS = ("sdk-tools", "sdk-stream", "sdk-schema", "langchain", "agents-sdk", "langgraph", "models",
+           "lc-responses", "lc-chained", "lc-stream", "lc-structured")
 API_KEYS = {f"key-{tenant}": tenant for tenant in TENANTS}
 
 FORECAST_TOOL: dict[str, Any] = {"type": "function", "function": {
@@ -234,15 +236,25 @@ def test_the_served_model_and_no_other(base_url: str) -> None:
 # -- LangChain ----------------------------------------------------------------------------------
 
 
-def _chat_model(base_url: str, tenant: str) -> ChatOpenAI:
+def _chat_model(base_url: str, tenant: str, **kw: Any) -> ChatOpenAI:
     from langchain_openai import ChatOpenAI
 
     return ChatOpenAI(model=MODEL, base_url=base_url, api_key=key(tenant),  # type: ignore[arg-type]
-                      max_retries=0, timeout=30)
+                      max_retries=0, timeout=30, **kw)
 
 
-def test_langchain_chat_openai_agent_loop(base_url: str, store: redis.Redis) -> None:
-    """ChatOpenAI with `bind_tools`: AIMessage tool calls run as ToolMessages until plain text."""
+@pytest.mark.parametrize(("tenant", "kw"), [
+    ("langchain", {}),  # chat completions
+    ("lc-responses", {"use_responses_api": True}),
+    # only the new messages go, with the last response's id: the stored turns come first
+    ("lc-chained", {"use_responses_api": True, "use_previous_response_id": True}),
+    ("lc-stream", {"use_responses_api": True, "streaming": True}),
+])
+def test_langchain_chat_openai_agent_loop(base_url: str, store: redis.Redis, tenant: str,
+                                          kw: dict[str, Any]) -> None:
+    """ChatOpenAI with `bind_tools`: AIMessage tool calls run as ToolMessages until plain
+    text; on chat completions and on the Responses API (`use_responses_api`), whole,
+    chained by previous_response_id, and streamed."""
     from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
     from langchain_core.tools import tool
 
@@ -253,7 +265,7 @@ def test_langchain_chat_openai_agent_loop(base_url: str, store: redis.Redis) -> 
         """The weather forecast for a city, day by day."""
         return forecasts(city, days)
 
-    llm = _chat_model(base_url, "langchain").bind_tools([get_forecast])
+    llm = _chat_model(base_url, tenant, **kw).bind_tools([get_forecast])
     messages: list[BaseMessage] = [HumanMessage(QUESTION)]
     for _ in range(MAX_TURNS):
         reply = llm.invoke(messages)
@@ -266,10 +278,31 @@ def test_langchain_chat_openai_agent_loop(base_url: str, store: redis.Redis) -> 
             result = get_forecast.invoke(tc)  # a ToolCall in, a ToolMessage out
             assert isinstance(result, ToolMessage) and result.tool_call_id == tc["id"]
             messages.append(result)
-    assert isinstance(reply.content, str) and reply.content and not reply.tool_calls
+    assert reply.text and not reply.tool_calls
     forecasts.check_called()
     llm_calls = sum(isinstance(m, AIMessage) for m in messages)
-    assert len(assert_one_chained_program(store, "langchain", llm_calls)) >= 2
+    assert len(assert_one_chained_program(store, tenant, llm_calls)) >= 2
+    if kw.get("use_previous_response_id"):  # each turn continued the stored one before it
+        last = json.loads(store.get(keys.stored_response(tenant, reply.response_metadata["id"])))
+        assert len(last["chain"]) == llm_calls - 1
+        asked = [m for m in messages if isinstance(m, AIMessage)][-2]  # the turn before
+        assert [m["type"] for m in last["input"]] == ["function_call_output"] * len(
+            asked.tool_calls)  # only what came since: the tools' outputs
+
+
+def test_langchain_structured_output_on_the_responses_api(base_url: str) -> None:
+    """with_structured_output on the Responses API: text.format json_schema, or a forced
+    function call, parsed into the model."""
+    from pydantic import BaseModel
+
+    class Forecast(BaseModel):
+        city: str
+        days: int
+
+    llm = _chat_model(base_url, "lc-structured", use_responses_api=True)
+    for method in ("json_schema", "function_calling"):
+        out = llm.with_structured_output(Forecast, method=method).invoke(QUESTION)
+        assert isinstance(out, Forecast) and isinstance(out.days, int)
 
 
 # -- OpenAI Agents SDK --------------------------------------------------------------------------
@@ -326,3 +359,4 @@ def test_langgraph_prebuilt_react_agent(base_url: str, store: redis.Redis) -> No
     forecasts.check_called()
     llm_calls = sum(isinstance(m, AIMessage) for m in messages)
     assert len(assert_one_chained_program(store, "langgraph", llm_calls)) >= 2
+
