@@ -43,6 +43,13 @@ tenant is in the hash tag (another tenant's id names no key of the caller's).
                                              the object, call: {program_id, call_id,
                                              thread_id}, chain: ids it continues, oldest first}
 
+Conversations (cache/conversation_store.py), OpenAI's Conversations API: a conversation
+object and its items in order. TTL renewed by every read and write; tenant in the hash tag.
+
+    ost:{t:<tenant>}:cv:<conv_id>        string JSON conversation object {id, created_at, metadata}
+    ost:{t:<tenant>}:cv:<conv_id>:ids    list   its item ids, oldest first
+    ost:{t:<tenant>}:cv:<conv_id>:items  hash   item id -> JSON item
+
 Tenancy (cache/tenancy.py): operator data, read by every gateway.
 
     ost:tenancy:tenants               hash   tenant -> JSON {weight, rpm, tpm, max_programs, created}
@@ -152,6 +159,18 @@ def conversation_children(tenant: str, program_id: str, call_id: str) -> str:
 
 def stored_response(tenant: str, response_id: str) -> str:
     return f"{PREFIX}:{{t:{tenant}}}:resp:{response_id}"
+
+
+def stored_conversation(tenant: str, conversation_id: str) -> str:
+    return f"{PREFIX}:{{t:{tenant}}}:cv:{conversation_id}"
+
+
+def conversation_item_ids(tenant: str, conversation_id: str) -> str:
+    return f"{PREFIX}:{{t:{tenant}}}:cv:{conversation_id}:ids"
+
+
+def conversation_items(tenant: str, conversation_id: str) -> str:
+    return f"{PREFIX}:{{t:{tenant}}}:cv:{conversation_id}:items"
 
 
 def quota_calls(tenant: str) -> str:

@@ -11,7 +11,9 @@ A cluster has one database only (`/0` or none in the URL).
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeAlias, TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -22,6 +24,17 @@ from ostinato.config import RedisConfig
 
 AsyncClient: TypeAlias = aioredis.Redis | AsyncRedisCluster
 SyncClient: TypeAlias = redis.Redis | RedisCluster
+T = TypeVar("T")
+
+
+async def within(op: Awaitable[T], timeout_s: float, unavailable: type[Exception]) -> T:
+    """One Redis operation, whole, in `timeout_s`; Redis down or slow raises `unavailable`
+    (for stores whose callers must tell "not there" from "cannot tell")."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await op
+    except (aioredis.RedisError, OSError, TimeoutError) as exc:
+        raise unavailable(str(exc) or type(exc).__name__) from exc
 
 
 def _options(timeout_s: float | None, extra: dict[str, Any]) -> dict[str, Any]:
@@ -51,3 +64,19 @@ def connect_sync(url: str, *, cluster: bool = False, timeout_s: float | None = N
     if cluster:
         return RedisCluster.from_url(url, **kwargs)
     return redis.Redis.from_url(url, **kwargs)
+
+
+class KeptInRedis:
+    """Base of the stores whose callers must tell "not there" from "cannot tell" (stored
+    responses, conversations): one TTL for what they keep, and every operation whole within
+    twice the Redis timeout (a cluster client retries), Redis down raising `unavailable`."""
+
+    unavailable: type[Exception] = ConnectionError
+
+    def __init__(self, client: AsyncClient, ttl_s: float, timeout_s: float) -> None:
+        self._redis = client
+        self._ttl_ms = max(1, int(ttl_s * 1000))
+        self._timeout = 2 * timeout_s
+
+    async def _do(self, op: Awaitable[T]) -> T:
+        return await within(op, self._timeout, self.unavailable)

@@ -21,17 +21,15 @@ the gateway's own form before any key is built from them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
 
 from cache import keys
-from cache.redis_client import AsyncClient
+from cache.redis_client import AsyncClient, KeptInRedis
 
 log = structlog.get_logger(__name__)
 
@@ -116,11 +114,11 @@ def _chain(record: dict[str, Any], response_id: str) -> list[str]:
     return chain
 
 
-class StoredResponses:
+class StoredResponses(KeptInRedis):
+    unavailable = ResponsesUnavailable
+
     def __init__(self, client: AsyncClient, ttl_s: float, timeout_s: float) -> None:
-        self._redis = client
-        self._ttl_ms = max(1, int(ttl_s * 1000))
-        self._timeout = 2 * timeout_s  # each operation, whole (a cluster client retries)
+        super().__init__(client, ttl_s, timeout_s)
         self._renew = client.register_script(_READ_AND_RENEW)
 
     async def get(self, tenant: str, response_id: str) -> dict[str, Any] | None:
@@ -184,9 +182,3 @@ class StoredResponses:
             return False
         return bool(await self._do(self._redis.delete(keys.stored_response(tenant, response_id))))
 
-    async def _do(self, op: Any) -> Any:
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await op
-        except (aioredis.RedisError, OSError, TimeoutError) as exc:
-            raise ResponsesUnavailable(str(exc) or type(exc).__name__) from exc

@@ -9,6 +9,8 @@
     GET  /v1/responses/{id}            a stored response (the caller's tenant's only)
     GET  /v1/responses/{id}/input_items  the items it was made from (paged)
     DELETE /v1/responses/{id}          forget it
+    /v1/conversations[/{id}[/items[/{item_id}]]]  OpenAI's Conversations API: a tenant's
+                                       conversations and their items (gateway/conversations_api.py)
     GET  /v1/models                    the served model
     POST /v1/programs                  start a program: {"deadline_s", "program_class", "program_id"}
     POST /v1/programs/{id}/end         end it; returns its summary
@@ -40,11 +42,13 @@ from aiohttp import web
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.json_format import MessageToDict
 
+from cache.conversation_store import ConversationStore
 from cache.conversations import Continuation
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
 from cache.stored_responses import StoredResponses
 from gateway.call_items import Delta
 from gateway.calls import MAX_DEADLINE_S
+from gateway.conversations_api import ConversationsApi, routes
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.metrics import GatewayMetrics
 from gateway.openai_format import (
@@ -107,10 +111,12 @@ def _sibling(call: common_pb2.CallSpec, i: int) -> common_pb2.CallSpec:
 
 class OpenAiApi:
     def __init__(self, core: GatewayCore, metrics: GatewayMetrics,
-                 stored: StoredResponses | None = None) -> None:
+                 stored: StoredResponses | None = None,
+                 conversations: ConversationStore | None = None) -> None:
         self._core = core
         self._metrics = metrics
         self._stored = stored  # the Responses API's stored responses (None: no Redis)
+        self._conversations = ConversationsApi(conversations, core.config.max_prompt_chars)
 
     def app(self) -> web.Application:
         # Room for the largest prompt the gateway accepts (4 bytes a character, JSON escapes).
@@ -123,6 +129,7 @@ class OpenAiApi:
             web.get("/v1/responses/{response_id}", self.stored_response),
             web.get("/v1/responses/{response_id}/input_items", self.response_input_items),
             web.delete("/v1/responses/{response_id}", self.delete_response),
+            *routes(self._conversations, self._tenant, self._json),
             web.get("/v1/models", self.models),
             web.get("/v1/models/{model:.+}", self.model),  # ids may hold "/" (sim/llama...)
             web.post("/v1/programs", self.start_program),

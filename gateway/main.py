@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from cache.answers import AnswerCache
+from cache.conversation_store import ConversationStore
 from cache.conversations import ConversationIndex
 from cache.embedder import BatchingEmbedder, MiniLM
 from cache.modes import CacheMode, CachePolicy
@@ -136,7 +137,9 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     if config.http_port >= 0:
         stored = StoredResponses(client, config.responses_ttl_s, redis_cfg.timeout_s) \
             if client is not None else None
-        api = OpenAiApi(core, metrics, stored)
+        kept = ConversationStore(client, config.responses_ttl_s, redis_cfg.timeout_s) \
+            if client is not None else None
+        api = OpenAiApi(core, metrics, stored, kept)
         runner, http_port = await start_http(api, config.host, config.http_port)
         info["http_address"] = f"{config.host}:{http_port}"
         log.info("OpenAI-compatible HTTP API", address=info["http_address"])

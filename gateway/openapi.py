@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from cache.modes import HIT_HEADER, REQUEST_HEADER
+from gateway.openapi_conversations import conversation_paths, conversation_schemas
 from gateway.openapi_requests import NULL, Schema, nullable, obj, ref, request_schemas, text
 from gateway.openapi_responses import (
     item_list_schema,
@@ -44,7 +45,8 @@ def _schemas(cfg: GatewayConfig) -> dict[str, Schema]:
     requests = request_schemas(cfg)
     return {
         **requests, **response_request_schemas(cfg, requests["ChatCompletionRequest"]),
-        "Response": response_schema(), "ResponseItemList": item_list_schema(), "Usage": usage,
+        "Response": response_schema(), **item_list_schema(), **conversation_schemas(cfg),
+        "Usage": usage,
         "Ostinato": ostinato,
         "ChatCompletion": obj({**head, "object": {"const": "chat.completion"}, "choices": {
             "type": "array", "items": obj({"index": {"type": "integer"}, "message": reply,
@@ -161,7 +163,7 @@ def _call_op(summary: str, request: str, answer: str, description: str,
 
 
 _RESPONSE_ID = {"name": "response_id", "in": "path", "required": True, "schema": text()}
-_ITEM_QUERY = [
+_ITEM_PAGE_QUERY = [
     {"name": "limit", "in": "query", "required": False,
      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
      "description": f"items per page, 1-{MAX_LIMIT} (20)"},
@@ -225,9 +227,10 @@ def _paths() -> dict[str, Any]:
             "description": "The items a stored response was generated from: the turns it "
                            "continues (each one's input and output; one deleted or expired "
                            "since is left out) and its own input, paged by item id.",
-            "parameters": [_RESPONSE_ID, *_ITEM_QUERY],
+            "parameters": [_RESPONSE_ID, *_ITEM_PAGE_QUERY],
             "responses": {"200": _json(ref("ResponseItemList"), "one page of items"),
                           **_errors(400, 401, 404, 503)}}},
+        **conversation_paths(_ITEM_PAGE_QUERY, _json, _errors),
         "/v1/models": {"get": {
             "summary": "The served model", "description": "OpenAI's model list: one entry.",
             "responses": {"200": _json(ref("ModelList"), "the served model"),

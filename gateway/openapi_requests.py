@@ -66,8 +66,7 @@ def _json_schema() -> Schema:
         "properties": {"type": "object", "additionalProperties": ref("JsonSchema")},
         "required": {"type": "array", "items": text(), "uniqueItems": True},
         "items": ref("JsonSchema"),
-        "enum": {"type": "array", "items": {"type": ["string", "number", "boolean", "null"]},
-                 "minItems": 1},
+        "enum": {"type": "array", "minItems": 1, "description": "any JSON values"},
         "additionalProperties": {"type": "boolean"},
     }, description="A JSON schema (draft 2020-12): the document lists the keywords tools and "
                    "structured output commonly use; any valid schema is accepted. A "

@@ -125,10 +125,7 @@ def response_request_schemas(cfg: GatewayConfig, chat: Schema) -> dict[str, Sche
         "truncation": nullable({"enum": ["disabled", "auto"]}),
         "reasoning": nullable({"type": "object", "additionalProperties": NULL,
                                "description": "not supported: only null settings"}),
-        "metadata": nullable({"type": "object", "maxProperties": 16,
-                              "propertyNames": {"maxLength": 64},
-                              "additionalProperties": {"type": "string", "maxLength": 512},
-                              "description": "echoed in the response"}),
+        "metadata": metadata_schema("echoed in the response"),
         "store": nullable({"type": "boolean", "description": (
             "keep the finished response (the default: true) for previous_response_id and "
             "GET /v1/responses/{response_id}, for gateway.responses_ttl_s")}),
@@ -183,8 +180,17 @@ def response_schema() -> Schema:
                                   "max_output_tokens")
 
 
-def item_list_schema() -> Schema:
-    """GET /v1/responses/{id}/input_items: OpenAI's list of response items."""
+def metadata_schema(description: str) -> Schema:
+    """OpenAI's metadata: at most 16 pairs, keys up to 64 characters, string values up to
+    512 (gateway/responses_format.py `check_metadata`)."""
+    return nullable({"type": "object", "maxProperties": 16, "propertyNames": {"maxLength": 64},
+                     "additionalProperties": {"type": "string", "maxLength": 512},
+                     "description": description})
+
+
+def item_list_schema() -> dict[str, Schema]:
+    """A listed item (GET /v1/responses/{id}/input_items, the Conversations API's items)
+    and OpenAI's list of them."""
     item = obj({"id": text(), "type": {"enum": ["message", "function_call",
                                                 "function_call_output"]},
                 "status": text(), "role": {"enum": ["user", "system", "developer",
@@ -192,9 +198,10 @@ def item_list_schema() -> Schema:
                 "content": {"type": "array"}, "call_id": text(), "name": text(),
                 "arguments": text(), "output": text()},
                ("id", "type"), closed=False)
-    return obj({"object": {"const": "list"}, "data": {"type": "array", "items": item},
-                "first_id": nullable(text()), "last_id": nullable(text()),
-                "has_more": {"type": "boolean"}},
-               ("object", "data", "first_id", "last_id", "has_more"),
-               description="OpenAI's list of response items; first_id and last_id are null "
-                           "when data is empty")
+    return {"ResponseItem": item, "ResponseItemList": obj({
+        "object": {"const": "list"}, "data": {"type": "array", "items": ref("ResponseItem")},
+        "first_id": nullable(text()), "last_id": nullable(text()),
+        "has_more": {"type": "boolean"}},
+        ("object", "data", "first_id", "last_id", "has_more"),
+        description="OpenAI's list of response items; first_id and last_id are null when "
+                    "data is empty")}

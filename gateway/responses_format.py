@@ -28,7 +28,9 @@ IGNORED = {"user", "safety_identifier", "prompt_cache_key", "service_tier",
            "prompt_cache_retention", "prompt_cache_options", "metadata", "stream_options",
            "max_tool_calls", "moderation"}
 UNSUPPORTED = {
-    "conversation": "conversations are not stored; send the whole conversation as input",
+    "conversation": "not served: send the conversation's items as input (GET "
+                    "/v1/conversations/{id}/items), or continue a response by "
+                    "previous_response_id",
     "prompt": "stored prompt templates are not supported",
     "background": "background responses are not supported",
     "context_management": "context management is not supported",
@@ -124,6 +126,24 @@ def input_items(body: Mapping[str, Any]) -> list[dict[str, Any]]:
             out.append({"type": kind, "call_id": item["call_id"],
                         "output": output if isinstance(output, str) else _text(output, "input")})
     return out
+
+
+def checked_items(raw: Any, name: str, limit: int, max_chars: int) -> list[dict[str, Any]]:
+    """Items given to keep (a conversation's), checked as an input's are and kept as a
+    prompt would use them (`input_items`); BadRequest naming `name`: not an array of at
+    most `limit`, an item the Responses API does not take, more than `max_chars` of text."""
+    if not isinstance(raw, list) or len(raw) > limit:
+        raise BadRequest(f"{name} must be an array of at most {limit} items", name)
+    try:
+        _add_items(raw, lambda i: f"{name}[{i}]", [], Sources())
+    except BadRequest as exc:
+        raise BadRequest(str(exc), name) from None
+    items = input_items({"input": raw})
+    chars = sum(len(item.get(k) or "") for item in items
+                for k in ("content", "output", "arguments"))
+    if chars > max_chars:
+        raise BadRequest(f"{name}: {chars} characters of text; at most {max_chars}", name)
+    return items
 
 
 def _messages(body: Mapping[str, Any], sources: Sources,
@@ -278,11 +298,11 @@ def _checked(body: Any) -> Mapping[str, Any]:
     previous = body.get(PRIOR)
     if previous is not None and not isinstance(previous, str):
         raise BadRequest(f"{PRIOR} must be a string", PRIOR)
-    _metadata(body.get("metadata"))
+    check_metadata(body.get("metadata"))
     return body
 
 
-def _metadata(metadata: Any) -> None:
+def check_metadata(metadata: Any) -> None:
     """OpenAI's rule: at most 16 pairs, keys of at most 64 characters, string values of at
     most 512 (it is echoed in the response, and stored with it)."""
     if metadata is None:

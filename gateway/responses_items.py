@@ -16,14 +16,14 @@ from typing import Any
 
 from multidict import MultiMapping
 
+from cache.conversation_store import ITEM_PREFIX
 from gateway.openai_format import BadRequest
 from gateway.responses_format import INCLUDES
 
 MAX_LIMIT = 100
-_PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
 
 
-def _listed(item: Mapping[str, Any], item_id: str) -> dict[str, Any]:
+def listed_item(item: Mapping[str, Any], item_id: str) -> dict[str, Any]:
     """A stored input item as a listed one: with its id, a status, a message's text as
     content parts (an assistant's as output text, as the model's own messages are)."""
     kind = item["type"]
@@ -38,7 +38,7 @@ def _listed(item: Mapping[str, Any], item_id: str) -> dict[str, Any]:
 
 def _inputs(response_id: str, record: Mapping[str, Any]) -> list[dict[str, Any]]:
     hex_id = response_id.removeprefix("resp_")
-    return [_listed(item, f"{_PREFIX.get(item.get('type', ''), 'item')}_{hex_id}{i:04x}")
+    return [listed_item(item, f"{ITEM_PREFIX.get(item.get('type', ''), 'item')}_{hex_id}{i:04x}")
             for i, item in enumerate(record["input"])]
 
 

@@ -93,10 +93,22 @@ def _input_chars(body: dict) -> int:
         if i.get("type") != "reasoning")
 
 
+def _part_chars(content: object) -> int:
+    if isinstance(content, list):  # refusal parts count too, as the gateway joins them
+        return sum(len(p.get("refusal" if p.get("type") == "refusal" else "text") or "")
+                   for p in content if isinstance(p, dict))
+    return _text_chars(content)
+
+
 def _beyond_the_schema(case: schemathesis.Case) -> str | None:
-    """Which rule of a chat, text completion or Responses request that JSON Schema cannot
-    state `case` breaks, if any."""
+    """Which rule of a chat, text completion, Responses or conversation items request that
+    JSON Schema cannot state `case` breaks, if any."""
     body = case.body if isinstance(case.body, dict) else {}
+    if case.operation.path.startswith("/v1/conversations"):
+        items = [i for i in body.get("items") or [] if i.get("type") != "reasoning"]
+        chars = sum(_part_chars(i.get("content")) + _part_chars(i.get("output"))
+                    + len(i.get("arguments") or "") for i in items)
+        return "items too long in all" if chars > MAX_PROMPT_CHARS else None
     responses = case.operation.path == RESPONSES
     names = [t["name"] if responses else t["function"]["name"] for t in body.get("tools") or []]
     choice = body.get("tool_choice")
@@ -184,7 +196,8 @@ def test_every_operation(schema: schemathesis.BaseSchema, base_url: str, fuzz_me
     @FUZZ
     @given(case=scope.as_strategy(generation_mode=mode))
     def check(case: schemathesis.Case) -> None:
-        if positive and case.operation.path in (CHAT, RESPONSES, "/v1/completions"):
+        if positive and (case.operation.path in (CHAT, RESPONSES, "/v1/completions")
+                         or case.operation.path.startswith("/v1/conversations")):
             assume(_beyond_the_schema(case) is None)
         response = case.call(base_url=base_url, session=session, headers=AUTH, timeout=30)
         program = _program_of(response)

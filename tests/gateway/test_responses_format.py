@@ -10,7 +10,13 @@ import pytest
 from gateway.calls import CallLimits, InvalidCall, normalize_call
 from gateway.openai_format import BadRequest
 from gateway.responses_api import _renamed, _top, call_from_responses
-from gateway.responses_format import PRIOR, chat_from_responses, input_items, translate
+from gateway.responses_format import (
+    PRIOR,
+    chat_from_responses,
+    checked_items,
+    input_items,
+    translate,
+)
 
 CALL = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "id": "fc_1"}
 
@@ -98,7 +104,7 @@ def test_translation(body: dict[str, Any], chat: dict[str, Any]) -> None:
     ({"input": "x", "instructions": 5}, "instructions", "string"),
     ({"input": "x", "previous_response_id": 5}, "previous_response_id", "string"),
     ({"input": "x", "store": "yes"}, "store", "true or false"),
-    ({"input": "x", "conversation": "conv_1"}, "conversation", "not stored"),
+    ({"input": "x", "conversation": "conv_1"}, "conversation", "not served"),
     ({"input": "x", "background": True}, "background", "not supported"),
     ({"input": "x", "prompt": {"id": "p"}}, "prompt", "not supported"),
     ({"input": "x", "tools": [{"type": "file_search"}]}, "tools", "only function tools"),
@@ -220,3 +226,29 @@ def test_metadata_is_held_to_openais_limits(metadata: dict[str, Any]) -> None:
     with pytest.raises(BadRequest, match="metadata") as err:
         translate({"input": "x", "metadata": metadata})
     assert err.value.param == "metadata"
+
+
+@pytest.mark.parametrize(("raw", "kept"), [
+    ([], []),
+    ([{"role": "user", "content": [{"type": "input_text", "text": "a"},
+                                   {"type": "input_text", "text": "b"}]}],
+     [{"type": "message", "role": "user", "content": "ab"}]),
+    ([{"type": "reasoning", "summary": []}], []),  # another model's reasoning: dropped
+    ([{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}", "id": "fc_1",
+       "status": "completed"}],
+     [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}]),
+])
+def test_items_kept_as_a_prompt_uses_them(raw: list, kept: list) -> None:
+    assert checked_items(raw, "items", 20, 100) == kept
+
+
+@pytest.mark.parametrize("raw", [
+    "not a list", [{"role": "user", "content": "x"}] * 3, [{"type": "input_image"}],
+    [{"role": "robot", "content": "x"}], [{"role": "user", "content": "x" * 101}],
+    [{"type": "function_call_output", "call_id": "c", "output": "x" * 60},
+     {"type": "function_call", "call_id": "c", "name": "f", "arguments": "y" * 41}],
+])
+def test_items_refused_name_their_field(raw: object) -> None:
+    with pytest.raises(BadRequest) as err:
+        checked_items(raw, "items", 2, 100)
+    assert err.value.param == "items"

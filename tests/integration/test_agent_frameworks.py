@@ -1,7 +1,8 @@
 """Agent frameworks pointed at the gateway's OpenAI-compatible API, unchanged: the plain
 `openai` SDK, LangChain's ChatOpenAI (on chat completions and on the Responses API), the
-OpenAI Agents SDK and LangGraph's prebuilt ReAct agent each run a tool-calling agent against
-the live mesh (real processes, simulated engines) until it answers in text.
+OpenAI Agents SDK (also with its memory in a conversation of the Conversations API) and
+LangGraph's prebuilt ReAct agent each run a tool-calling agent against the live mesh (real
+processes, simulated engines) until it answers in text.
 
 Every test checks two things. The agent really worked: a Python tool implemented here was
 called with arguments that satisfy its signature, and the last answer is text. And the mesh
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 MODEL = "sim/llama-3.1-8b"
 MAX_TURNS = 6  # an agent loop that has not answered in text by then is a failure
 TENANTS = ("sdk-tools", "sdk-stream", "sdk-schema", "langchain", "agents-sdk", "langgraph", "models",
-           "lc-responses", "lc-chained", "lc-stream", "lc-structured")
+           "lc-responses", "lc-chained", "lc-stream", "lc-structured", "agents-session")
 API_KEYS = {f"key-{tenant}": tenant for tenant in TENANTS}
 
 FORECAST_TOOL: dict[str, Any] = {"type": "function", "function": {
@@ -328,6 +329,42 @@ async def test_openai_agents_sdk_runner(base_url: str, store: redis.Redis) -> No
     assert isinstance(result.final_output, str) and result.final_output
     forecasts.check_called()
     assert len(assert_one_chained_program(store, "agents-sdk", len(result.raw_responses))) >= 2
+
+
+async def test_openai_agents_sdk_session_kept_in_a_conversation(base_url: str,
+                                                                store: redis.Redis) -> None:
+    """OpenAIConversationsSession (the Conversations API) as the Runner's memory, two runs on
+    the default Responses model: the second run is given the first's history from the
+    conversation, so every call of both runs is one chained program."""
+    from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+    from agents.memory import OpenAIConversationsSession
+
+    set_tracing_disabled(True)
+    forecasts = Forecasts()
+
+    @function_tool
+    def get_forecast(city: City, days: Days) -> str:
+        """The weather forecast for a city, day by day."""
+        return forecasts(city, days)
+
+    async with openai.AsyncOpenAI(base_url=base_url, api_key=key("agents-session"),
+                                  max_retries=0) as client:
+        session = OpenAIConversationsSession(openai_client=client)
+        agent = Agent(name="forecaster", instructions="Answer weather questions with your tool.",
+                      tools=[get_forecast],
+                      model=OpenAIResponsesModel(model=MODEL, openai_client=client))
+        first = await Runner.run(agent, QUESTION, session=session, max_turns=MAX_TURNS)
+        kept = len(await session.get_items())
+        then = await Runner.run(agent, "And in Porto?", session=session, max_turns=MAX_TURNS)
+        items = await session.get_items()
+        assert len(items) > kept >= 4  # question, call, output, answer; then more
+        assert items[kept]["content"][0]["text"] == "And in Porto?"  # type: ignore[index]
+        assert await session.pop_item() == items[-1]
+        await session.clear_session()
+    assert isinstance(then.final_output, str) and then.final_output
+    forecasts.check_called()
+    calls = len(first.raw_responses) + len(then.raw_responses)
+    assert len(assert_one_chained_program(store, "agents-session", calls)) == calls
 
 
 # -- LangGraph ----------------------------------------------------------------------------------

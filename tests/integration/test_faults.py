@@ -199,7 +199,8 @@ def test_redis_back_caches_and_program_records_resume(cache_mesh: Mesh) -> None:
         with client.program() as during:  # a program of the outage
             during.call(messages=USER, max_tokens=4, call_id="d1")
         assert not client.cache_stats().redis_up
-        # a response answered without being stored says so (store: false), and is not found
+        # a response answered without being stored says so (store: false); what needs Redis
+        # to answer (a stored response, a conversation) is a 503
         with openai.OpenAI(base_url=f"http://{cache_mesh.endpoints.gateway_http}/v1",
                            api_key="anonymous", max_retries=0) as http:
             unstored = http.responses.create(model=MODEL, input="Name a lake.",
@@ -208,6 +209,9 @@ def test_redis_back_caches_and_program_records_resume(cache_mesh: Mesh) -> None:
             assert unstored.store is False
             with pytest.raises(openai.InternalServerError) as err:  # 503: cannot tell
                 http.responses.retrieve(unstored.id)
+            assert err.value.status_code == 503
+            with pytest.raises(openai.InternalServerError) as err:  # nothing kept, and said
+                http.conversations.create()
             assert err.value.status_code == 503
         cache_mesh.start_redis()
         r = redis.Redis.from_url(cache_mesh.endpoints.redis_url, decode_responses=True)

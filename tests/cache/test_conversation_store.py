@@ -1,0 +1,105 @@
+"""Conversations of the Conversations API (cache/conversation_store.py) in a real Redis and a
+Redis Cluster: created with items, items added in order and read by id, one deleted, the
+whole deleted; per tenant; bounded; ids not the gateway's name no key; Redis down is an
+error, never a silent miss."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from cache import conversation_store, keys
+from cache.conversation_store import (
+    ConversationStore,
+    ConversationsUnavailable,
+    TooManyItems,
+)
+from cache.redis_server import free_port
+from tests.redis_cluster import RedisTarget
+
+
+def said(role: str, text: str) -> dict[str, Any]:
+    return {"type": "message", "role": role, "content": text}
+
+
+async def test_a_conversation_and_its_items(redis_target: RedisTarget) -> None:
+    client = redis_target.client()
+    store = ConversationStore(client, ttl_s=60, timeout_s=1.0)
+    try:
+        obj, first = await store.create("acme", {"k": "v"}, [said("user", "Hi")])
+        cid = obj["id"]
+        assert obj["object"] == "conversation" and obj["metadata"] == {"k": "v"}
+        assert [i["id"][:4] for i in first] == ["msg_"]
+        more = await store.add("acme", cid, [said("assistant", "Hello"), {
+            "type": "function_call_output", "call_id": "c1", "output": "rain"}]) or []
+        assert [i["id"][:4] for i in more] == ["msg_", "fco_"]
+        got = await store.ids("acme", cid)
+        assert got is not None and got[0] == obj
+        ids = got[1]
+        assert ids == [i["id"] for i in (*first, *more)]  # in order
+        assert await store.items("acme", cid, ids[1:]) == more
+        assert await client.pttl(keys.conversation_items("acme", cid)) > 0  # all three kept
+        assert await store.ids("globex", cid) is None  # never across tenants
+        assert await store.add("globex", cid, [said("user", "x")]) is None
+        assert await store.delete_item("globex", cid, ids[0]) is None
+        assert await store.delete_item("acme", cid, ids[1]) is True
+        assert await store.delete_item("acme", cid, ids[1]) is False
+        assert (await store.ids("acme", cid) or ({}, []))[1] == [ids[0], ids[2]]
+        assert await store.items("acme", cid, [ids[1]]) == [None]
+        assert (await store.update("acme", cid, {"x": "y"}) or {})["metadata"] == {"x": "y"}
+        assert await store.update("globex", cid, {}) is None
+        assert not await store.delete("globex", cid)
+        assert await store.delete("acme", cid)
+        assert await store.get("acme", cid) is None and not await store.delete("acme", cid)
+        assert await client.exists(*ConversationStore._keys("acme", cid)) == 0
+    finally:
+        await client.aclose()
+
+
+async def test_a_conversation_holds_at_most_max_items(redis_target: RedisTarget,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conversation_store, "MAX_ITEMS", 3)
+    client = redis_target.client()
+    store = ConversationStore(client, ttl_s=60, timeout_s=1.0)
+    try:
+        obj, _ = await store.create("acme", {}, [said("user", "1"), said("user", "2")])
+        with pytest.raises(TooManyItems):
+            await store.add("acme", obj["id"], [said("user", "3"), said("user", "4")])
+        assert len((await store.ids("acme", obj["id"]) or ({}, []))[1]) == 2  # none added
+        assert await store.add("acme", obj["id"], [said("user", "3")])
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("bad", ["conv_1", "conv_" + "0" * 31, "CONV_" + "0" * 32,
+                                 "conv_" + "0" * 32 + "}", ""])
+async def test_an_id_the_gateway_never_makes_names_no_key(bad: str) -> None:
+    """Checked before any key is built: no Redis is asked (this client has none)."""
+    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.1)
+    store = ConversationStore(client, ttl_s=60, timeout_s=0.2)
+    try:
+        assert await store.ids("acme", bad) is None
+        assert await store.add("acme", bad, [said("user", "x")]) is None
+        assert await store.delete_item("acme", bad, "msg_1") is None
+        assert not await store.delete("acme", bad)
+    finally:
+        await client.aclose()
+
+
+async def test_without_redis_every_operation_fails_clearly() -> None:
+    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.1)
+    store = ConversationStore(client, ttl_s=60, timeout_s=0.2)
+    cid = f"conv_{uuid.uuid4().hex}"
+    try:
+        with pytest.raises(ConversationsUnavailable):
+            await store.create("acme", {}, [])
+        for op in (store.ids("acme", cid), store.add("acme", cid, [said("user", "x")]),
+                   store.items("acme", cid, ["msg_1"]), store.delete("acme", cid),
+                   store.delete_item("acme", cid, "msg_1")):
+            with pytest.raises(ConversationsUnavailable):
+                await op
+    finally:
+        await client.aclose()

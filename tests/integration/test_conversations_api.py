@@ -1,0 +1,95 @@
+"""/v1/conversations through the real mesh, driven by the official `openai` client's
+`conversations` resource: a conversation created with items, items added, listed in pages
+and in either order, read and deleted one by one, its metadata replaced, the whole
+deleted; another tenant's is not found; bad input is a 400 naming the field. (The OpenAI
+Agents SDK's session on it: tests/integration/test_agent_frameworks.py.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from ostinato.mesh import Mesh
+
+
+def _client(mesh: Mesh, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"http://{mesh.endpoints.gateway_http}/v1", api_key=key,
+                         max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def acme(mesh: Mesh) -> Iterator[openai.OpenAI]:
+    with _client(mesh, "key-acme") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def globex(mesh: Mesh) -> Iterator[openai.OpenAI]:
+    with _client(mesh, "key-globex") as client:
+        yield client
+
+
+def test_a_conversation_kept_item_by_item(acme: openai.OpenAI, globex: openai.OpenAI) -> None:
+    conv = acme.conversations.create(
+        items=[{"type": "message", "role": "user", "content": "Weather in Oslo?"}],
+        metadata={"topic": "weather"})
+    assert conv.id.startswith("conv_") and conv.metadata == {"topic": "weather"}
+    added = acme.conversations.items.create(conv.id, items=[
+        {"type": "function_call", "call_id": "c1", "name": "weather",
+         "arguments": '{"city": "Oslo"}'},
+        {"type": "function_call_output", "call_id": "c1", "output": "rain, 9 C"},
+        {"role": "assistant", "content": [{"type": "output_text", "text": "Rain."}]},
+        {"type": "reasoning", "summary": []}])  # another model's reasoning: dropped
+    assert [i.type for i in added.data] == ["function_call", "function_call_output", "message"]
+    oldest_first = list(acme.conversations.items.list(conv.id, order="asc", limit=2))  # pages
+    assert [i.type for i in oldest_first] == ["message", "function_call",
+                                              "function_call_output", "message"]
+    assert [i.id for i in acme.conversations.items.list(conv.id)] == [
+        i.id for i in reversed(oldest_first)]  # newest first by default
+    first = oldest_first[0]
+    assert first.content[0].text == "Weather in Oslo?"  # type: ignore[union-attr]
+    assert acme.conversations.items.retrieve(first.id, conversation_id=conv.id).id == first.id
+    # the items, sent back as a response's input, are taken as they are listed
+    answer = acme.responses.create(model="sim/llama-3.1-8b", max_output_tokens=6, input=[
+        i.model_dump(exclude_unset=True) for i in oldest_first])
+    assert answer.status in ("completed", "incomplete")
+    for other in (lambda: globex.conversations.retrieve(conv.id),
+                  lambda: globex.conversations.items.list(conv.id),
+                  lambda: globex.conversations.items.delete(first.id, conversation_id=conv.id),
+                  lambda: globex.conversations.delete(conv.id)):
+        with pytest.raises(openai.NotFoundError):
+            other()  # as if there were none
+    assert acme.conversations.items.delete(first.id, conversation_id=conv.id).id == conv.id
+    with pytest.raises(openai.NotFoundError):
+        acme.conversations.items.retrieve(first.id, conversation_id=conv.id)
+    assert len(list(acme.conversations.items.list(conv.id))) == 3
+    assert acme.conversations.update(conv.id, metadata={"topic": "done"}).metadata == {
+        "topic": "done"}
+    assert acme.conversations.delete(conv.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        acme.conversations.items.list(conv.id)
+    assert acme.conversations.create().id != conv.id  # no body at all: an empty one
+
+
+@pytest.mark.parametrize(("call", "param"), [
+    (lambda c, cid: c.conversations.create(items=[{"type": "input_image"}]), "items"),
+    (lambda c, cid: c.conversations.create(items=[{"role": "user", "content": "x"}] * 21),
+     "items"),
+    (lambda c, cid: c.conversations.create(metadata={"k": "v" * 513}), "metadata"),
+    (lambda c, cid: c.conversations.create(extra_body={"frobnicate": 1}), "frobnicate"),
+    (lambda c, cid: c.conversations.items.create(cid, items=[{"role": "robot", "content": "x"}]),
+     "items"),
+    (lambda c, cid: c.conversations.items.create(cid, items=[
+        {"role": "user", "content": "x" * 50_001}]), "items"),  # the gateway's prompt limit
+    (lambda c, cid: c.conversations.items.list(cid, limit=0), "limit"),
+    (lambda c, cid: c.conversations.items.list(cid, after="msg_nope"), "after"),
+])
+def test_bad_input_is_refused_naming_the_field(acme: openai.OpenAI, call: object,
+                                               param: str) -> None:
+    conv = acme.conversations.create()
+    with pytest.raises(openai.BadRequestError) as err:
+        call(acme, conv.id)  # type: ignore[operator]
+    assert isinstance(err.value.body, dict) and err.value.body["param"] == param
+    assert list(acme.conversations.items.list(conv.id)) == []  # nothing kept
