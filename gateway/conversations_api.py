@@ -7,8 +7,8 @@ Items are checked as a Responses request's input items are and kept as a prompt 
 them (gateway/responses_format.py `checked_items`: messages, function calls and their
 outputs; another model's reasoning is dropped), each given an id of its own; they are
 listed as the Responses API lists input items (gateway/responses_items.py), so a client
-can send them back as a response's input. The `conversation` parameter of POST
-/v1/responses is not served: a session sends its items as input."""
+can send them back as a response's input. POST /v1/responses with `conversation` reads
+them and adds its turn (gateway/responses_api.py)."""
 
 from __future__ import annotations
 

@@ -116,6 +116,7 @@ class OpenAiApi:
         self._core = core
         self._metrics = metrics
         self._stored = stored  # the Responses API's stored responses (None: no Redis)
+        self._conversation_store = conversations
         self._conversations = ConversationsApi(conversations, core.config.max_prompt_chars)
 
     def app(self) -> web.Application:
@@ -281,7 +282,7 @@ class OpenAiApi:
     async def responses(self, request: web.Request) -> web.StreamResponse:
         tenant = self._tenant(request)
         return await respond(self._core, request, tenant, await self._json(request),
-                             self._place, self._result, self._stored)
+                             self._place, self._result, self._stored, self._conversation_store)
 
     async def stored_response(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)

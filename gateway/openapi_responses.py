@@ -133,17 +133,24 @@ def response_request_schemas(cfg: GatewayConfig, chat: Schema) -> dict[str, Sche
             "continue a stored response of the caller's tenant: its input and output come "
             "before this input (instructions are not carried over); one never stored, "
             "expired, deleted or another tenant's is a 400 (previous_response_not_found)")),
+        "conversation": nullable({"oneOf": [text(), obj({"id": text()}, ("id",))],
+                                  "description": (
+            "a conversation of the caller's tenant (/v1/conversations): its items come "
+            "before this input, and this turn's input and output are added to it; one "
+            "unknown or another tenant's is a 404")}),
         "ostinato": common["ostinato"],
         **{name: {"description": "ignored"} for name in sorted(IGNORED - {"metadata"})},
         **refused,
     }, ("input",), allOf=[
         _nonempty_input(),
+        {"not": {"required": ["conversation", "previous_response_id"], "properties": {
+            "conversation": {"not": NULL}, "previous_response_id": {"not": NULL}}}},
         {"if": forced, "then": {"required": ["tools"], "properties": {
             "tools": {"type": "array", "minItems": 1}}}},
     ], description=(
         "OpenAI's Responses request. A finished response is stored unless `store` is false, "
-        "and previous_response_id continues one; `conversation` (the Conversations API) is "
-        "refused, as are hosted tools, images and background runs. Unknown fields are "
+        "and previous_response_id continues one, or `conversation` runs it in a conversation "
+        "(not both); hosted tools, images and background runs are refused. Unknown fields are "
         "refused (400). tool_choice `required` or a named function needs tools; with it, a "
         "JSON text.format applies to a later text answer, not to this turn's call."))
     return {**_items(cfg), "ResponsesTool": tool, "ResponsesRequest": request}
@@ -174,6 +181,7 @@ def response_schema() -> Schema:
         "incomplete_details": {"oneOf": [NULL, obj({"reason": text()}, ("reason",),
                                                     closed=False)]},
         "usage": usage, "ostinato": ref("Ostinato"), "store": {"type": "boolean"},
+        "conversation": nullable(obj({"id": text()}, ("id",))),
         "previous_response_id": nullable(text()),
     }, ("id", "object", "created_at", "status", "model", "output", "usage", "ostinato"),
         closed=False, description="OpenAI's response object; `incomplete` when cut at "

@@ -8,7 +8,9 @@ A finished response is stored (cache/stored_responses.py) unless the request say
 `"store": false`: `previous_response_id` continues it (its context and output come before
 the new input, so the conversation index places the call in the same program, a child of
 the call it continues), GET /v1/responses/<id> reads it, DELETE forgets it. Stored or
-continued, a response is its tenant's only: another tenant's id is not found."""
+continued, a response is its tenant's only: another tenant's id is not found. Run with
+`conversation` (cache/conversation_store.py), it is given the conversation's items before
+its input, and its turn is added to the conversation once it has finished."""
 
 from __future__ import annotations
 
@@ -18,9 +20,16 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
+import structlog
 from aiohttp import web
 from multidict import MultiMapping
 
+from cache.conversation_store import (
+    MAX_ITEMS,
+    ConversationStore,
+    ConversationsUnavailable,
+    TooManyItems,
+)
 from cache.conversations import Continuation
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
 from cache.stored_responses import (
@@ -33,7 +42,7 @@ from gateway.call_items import Delta
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.openai_format import BadRequest, call_from_openai
 from gateway.openai_response import extension_json
-from gateway.responses_format import PRIOR, Sources, input_items, translate
+from gateway.responses_format import PRIOR, Sources, conversation_id, input_items, translate
 from gateway.responses_items import listed_items, page
 from gateway.responses_output import ResponseEvents, ResponseShell, output_json
 from gateway.sse_stream import SseStream
@@ -67,6 +76,7 @@ Place = Callable[[web.Request, str, common_pb2.CallSpec, Continuation | None],
                  Awaitable[Placement]]
 Result = Callable[[str, Placement], Awaitable[common_pb2.CallResult]]
 _T = TypeVar("_T")
+log = structlog.get_logger(__name__)
 
 
 def call_from_responses(body: Any, cache_header: str | None, prior: list[Any] | None = None
@@ -116,19 +126,48 @@ async def _prior(stored: StoredResponses | None, tenant: str, body: Any) -> _Pri
                                           call["thread_id"]), got.chain)
 
 
+async def _in_conversation(conversations: ConversationStore | None, tenant: str,
+                           body: Any) -> tuple[str | None, list[Any]]:
+    """The conversation a request runs in and its items (oldest first), or (None, [])."""
+    cid = conversation_id(body) if isinstance(body, dict) else None
+    if cid is None:
+        return None, []
+    if conversations is None:
+        raise BadRequest("conversation: conversations are not stored by this gateway (it "
+                         "has no Redis)", "conversation")
+    try:
+        got = await conversations.ids(tenant, cid)
+        if got is None:
+            raise GatewayError(grpc.StatusCode.NOT_FOUND,
+                               f"Conversation with id {cid!r} not found.", "conversation")
+        if len(got[1]) + len(input_items(body)) + 1 > MAX_ITEMS:
+            raise BadRequest(f"conversation {cid!r} would hold more than {MAX_ITEMS} items; "
+                             "start a new one", "conversation")
+        items = await conversations.items(tenant, cid, got[1])
+    except ConversationsUnavailable as exc:
+        raise GatewayError(grpc.StatusCode.UNAVAILABLE,
+                           f"conversations are unavailable (Redis): {exc}") from None
+    return cid, [item for item in items if item is not None]
+
+
 class _Keeper:
-    """Stores a finished response when its request asked for it (and Redis is there)."""
+    """Stores a finished response when its request asked for it (and Redis is there), and
+    adds its input and output to the conversation it runs in."""
 
     def __init__(self, stored: StoredResponses | None, tenant: str, body: Any,
-                 prior: _Prior) -> None:
+                 prior: _Prior, conversation: tuple[ConversationStore, str] | None) -> None:
         self.on = stored is not None and body.get("store") is not False
         self._stored, self._tenant, self._body, self._prior = stored, tenant, body, prior
+        self._conversation = conversation
 
     async def keep(self, response: dict[str, Any], placed: Placement) -> None:
         """Stores a finished response; its `store` is false when it could not be (Redis
         down: the answer still reaches its client, which cannot continue it by id)."""
-        if self._stored is None or not self.on or response["status"] not in (
-                "completed", "incomplete"):
+        if response["status"] not in ("completed", "incomplete"):
+            return
+        if self._conversation is not None:
+            await self._add_to_conversation(*self._conversation, response)
+        if self._stored is None or not self.on:
             return
         call = {"program_id": placed.program_id, "call_id": placed.call.call_id,
                 "thread_id": placed.call.thread_id}
@@ -136,19 +175,39 @@ class _Keeper:
                                       response, call, self._prior.chain):
             response["store"] = False
 
+    async def _add_to_conversation(self, conversations: ConversationStore, cid: str,
+                                   response: dict[str, Any]) -> None:
+        """This turn's input and output appended (logged when it cannot be: the answer
+        still reaches its client)."""
+        turn = [*input_items(self._body), *input_items({"input": response["output"]})]
+        try:
+            added = await conversations.add(self._tenant, cid, turn)
+        except (ConversationsUnavailable, TooManyItems) as exc:
+            added, why = None, str(exc)
+        else:
+            why = "the conversation was deleted meanwhile"
+        if added is None:
+            log.warning("response not added to its conversation", conversation_id=cid,
+                        response_id=response["id"], error=why)
+
 
 async def respond(core: GatewayCore, request: web.Request, tenant: str, body: Any,
-                  place: Place, result_of: Result,
-                  stored: StoredResponses | None = None) -> web.StreamResponse:
+                  place: Place, result_of: Result, stored: StoredResponses | None = None,
+                  conversations: ConversationStore | None = None) -> web.StreamResponse:
     """The response, or a GatewayError that names the Responses field at fault."""
-    if isinstance(body, dict) and body.get(PRIOR) is not None:
+    if isinstance(body, dict) and (body.get(PRIOR) is not None or body.get("conversation")
+                                   is not None):
         call_from_responses(body, None)  # refused before any stored turn is read
     prior = await _prior(stored, tenant, body)
-    call, sources = call_from_responses(body, request.headers.get(REQUEST_HEADER), prior.items)
-    keeper = _Keeper(stored, tenant, body, prior)
+    cid, held = await _in_conversation(conversations, tenant, body)
+    call, sources = call_from_responses(body, request.headers.get(REQUEST_HEADER),
+                                        prior.items or held)
+    keeper = _Keeper(stored, tenant, body, prior,
+                     (conversations, cid) if conversations is not None and cid else None)
     try:
         placed = await place(request, tenant, call, prior.call)
-        shell = ResponseShell(core.config.model, int(time.time()), body, store=keeper.on)
+        shell = ResponseShell(core.config.model, int(time.time()), body, store=keeper.on,
+                              conversation=cid)
         if body.get("stream"):
             return await _Stream(core, request, tenant, placed, shell, keeper).run()
         result = await result_of(tenant, placed)

@@ -28,9 +28,6 @@ IGNORED = {"user", "safety_identifier", "prompt_cache_key", "service_tier",
            "prompt_cache_retention", "prompt_cache_options", "metadata", "stream_options",
            "max_tool_calls", "moderation"}
 UNSUPPORTED = {
-    "conversation": "not served: send the conversation's items as input (GET "
-                    "/v1/conversations/{id}/items), or continue a response by "
-                    "previous_response_id",
     "prompt": "stored prompt templates are not supported",
     "background": "background responses are not supported",
     "context_management": "context management is not supported",
@@ -41,6 +38,7 @@ UNSUPPORTED = {
 _KNOWN = {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls",
           "text", "max_output_tokens", "temperature", "top_p", "top_logprobs", "stream",
           "include", "truncation", "reasoning", "ostinato", "store", "previous_response_id",
+          "conversation",
           *IGNORED, *UNSUPPORTED}
 PRIOR = "previous_response_id"  # where the items of earlier turns came from
 INCLUDES = {"message.output_text.logprobs", "reasoning.encrypted_content"}
@@ -276,7 +274,7 @@ def _checked(body: Any) -> Mapping[str, Any]:
     if unknown:
         raise BadRequest(f"unknown field(s): {', '.join(unknown)}", unknown[0])
     for name, why in UNSUPPORTED.items():
-        if body.get(name) not in (None, False):
+        if body.get(name) is not None and body.get(name) is not False:  # not 0, 0.0
             raise BadRequest(f"{name}: {why}", name)
     include = body.get("include")
     if include is not None and (not isinstance(include, list) or not all(
@@ -298,8 +296,22 @@ def _checked(body: Any) -> Mapping[str, Any]:
     previous = body.get(PRIOR)
     if previous is not None and not isinstance(previous, str):
         raise BadRequest(f"{PRIOR} must be a string", PRIOR)
+    if conversation_id(body) is not None and previous is not None:
+        raise BadRequest(f"conversation and {PRIOR} cannot both be given", "conversation")
     check_metadata(body.get("metadata"))
     return body
+
+
+def conversation_id(body: Mapping[str, Any]) -> str | None:
+    """The conversation a request runs in (`conversation`: its id, or {"id": ...}); None
+    when it names none; BadRequest for another shape."""
+    conversation = body.get("conversation")
+    if isinstance(conversation, dict) and set(conversation) == {"id"}:
+        conversation = conversation["id"]
+    if conversation is not None and not isinstance(conversation, str):
+        raise BadRequest('conversation must be a conversation id or {"id": ...}',
+                         "conversation")
+    return conversation
 
 
 def check_metadata(metadata: Any) -> None:

@@ -59,6 +59,7 @@ class ResponseShell:
     created_at: int
     request: Mapping[str, Any]
     store: bool = False  # kept for previous_response_id and GET /v1/responses/<id>
+    conversation: str | None = None  # the conversation it is added to
     id: str = field(default_factory=lambda: f"resp_{uuid.uuid4().hex}")
 
     def json(self, status: str, output: list[dict[str, Any]],
@@ -79,6 +80,7 @@ class ResponseShell:
             "temperature": req.get("temperature"), "top_p": req.get("top_p"),
             "max_output_tokens": req.get("max_output_tokens"),
             "previous_response_id": req.get("previous_response_id"), "store": self.store,
+            "conversation": {"id": self.conversation} if self.conversation else None,
             "truncation": "disabled",
             "text": req.get("text") or {"format": {"type": "text"}},
             "metadata": req.get("metadata") or {},

@@ -104,7 +104,11 @@ def test_translation(body: dict[str, Any], chat: dict[str, Any]) -> None:
     ({"input": "x", "instructions": 5}, "instructions", "string"),
     ({"input": "x", "previous_response_id": 5}, "previous_response_id", "string"),
     ({"input": "x", "store": "yes"}, "store", "true or false"),
-    ({"input": "x", "conversation": "conv_1"}, "conversation", "not served"),
+    ({"input": "x", "conversation": 5}, "conversation", "conversation id"),
+    ({"input": "x", "background": 0.0}, "background", "not supported"),  # 0.0 is not false
+    ({"input": "x", "conversation": {"id": "conv_1", "x": 1}}, "conversation", "conversation id"),
+    ({"input": "x", "conversation": "conv_1", "previous_response_id": "resp_1"}, "conversation",
+     "both"),
     ({"input": "x", "background": True}, "background", "not supported"),
     ({"input": "x", "prompt": {"id": "p"}}, "prompt", "not supported"),
     ({"input": "x", "tools": [{"type": "file_search"}]}, "tools", "only function tools"),

@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 MODEL = "sim/llama-3.1-8b"
 MAX_TURNS = 6  # an agent loop that has not answered in text by then is a failure
 TENANTS = ("sdk-tools", "sdk-stream", "sdk-schema", "langchain", "agents-sdk", "langgraph", "models",
-           "lc-responses", "lc-chained", "lc-stream", "lc-structured", "agents-session")
+           "lc-responses", "lc-chained", "lc-stream", "lc-structured", "agents-session",
+           "agents-conv")
 API_KEYS = {f"key-{tenant}": tenant for tenant in TENANTS}
 
 FORECAST_TOOL: dict[str, Any] = {"type": "function", "function": {
@@ -331,11 +332,16 @@ async def test_openai_agents_sdk_runner(base_url: str, store: redis.Redis) -> No
     assert len(assert_one_chained_program(store, "agents-sdk", len(result.raw_responses))) >= 2
 
 
-async def test_openai_agents_sdk_session_kept_in_a_conversation(base_url: str,
-                                                                store: redis.Redis) -> None:
-    """OpenAIConversationsSession (the Conversations API) as the Runner's memory, two runs on
-    the default Responses model: the second run is given the first's history from the
-    conversation, so every call of both runs is one chained program."""
+@pytest.mark.parametrize(("tenant", "memory"), [
+    ("agents-session", "session"),  # the SDK lists the items and sends them as input
+    ("agents-conv", "conversation_id"),  # the gateway reads them and adds each turn
+])
+async def test_openai_agents_sdk_memory_in_a_conversation(base_url: str, store: redis.Redis,
+                                                         tenant: str, memory: str) -> None:
+    """Two runs of an agent on the default Responses model with their history in one
+    conversation of the Conversations API: as OpenAIConversationsSession, the Runner's
+    memory, or by `conversation_id`, the Responses API's `conversation`. The second run is
+    given the first's history, so every call of both runs is one chained program."""
     from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
     from agents.memory import OpenAIConversationsSession
 
@@ -347,24 +353,27 @@ async def test_openai_agents_sdk_session_kept_in_a_conversation(base_url: str,
         """The weather forecast for a city, day by day."""
         return forecasts(city, days)
 
-    async with openai.AsyncOpenAI(base_url=base_url, api_key=key("agents-session"),
+    async with openai.AsyncOpenAI(base_url=base_url, api_key=key(tenant),
                                   max_retries=0) as client:
-        session = OpenAIConversationsSession(openai_client=client)
         agent = Agent(name="forecaster", instructions="Answer weather questions with your tool.",
                       tools=[get_forecast],
                       model=OpenAIResponsesModel(model=MODEL, openai_client=client))
-        first = await Runner.run(agent, QUESTION, session=session, max_turns=MAX_TURNS)
-        kept = len(await session.get_items())
-        then = await Runner.run(agent, "And in Porto?", session=session, max_turns=MAX_TURNS)
-        items = await session.get_items()
-        assert len(items) > kept >= 4  # question, call, output, answer; then more
-        assert items[kept]["content"][0]["text"] == "And in Porto?"  # type: ignore[index]
-        assert await session.pop_item() == items[-1]
-        await session.clear_session()
+        conv = (await client.conversations.create()).id
+        session = OpenAIConversationsSession(conversation_id=conv, openai_client=client)
+        how: dict[str, Any] = {"session": session} if memory == "session" else {
+            "conversation_id": conv}
+        first = await Runner.run(agent, QUESTION, max_turns=MAX_TURNS, **how)
+        kept = [i async for i in client.conversations.items.list(conv, order="asc")]
+        then = await Runner.run(agent, "And in Porto?", max_turns=MAX_TURNS, **how)
+        items = [i async for i in client.conversations.items.list(conv, order="asc")]
+        assert len(items) > len(kept) >= 4  # question, call, output, answer; then more
+        assert items[len(kept)].content[0].text == "And in Porto?"  # type: ignore[union-attr]
+        if memory == "session":
+            assert (await session.pop_item() or {}).get("id") == items[-1].id
     assert isinstance(then.final_output, str) and then.final_output
     forecasts.check_called()
     calls = len(first.raw_responses) + len(then.raw_responses)
-    assert len(assert_one_chained_program(store, "agents-session", calls)) == calls
+    assert len(assert_one_chained_program(store, tenant, calls)) == calls
 
 
 # -- LangGraph ----------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """/v1/conversations through the real mesh, driven by the official `openai` client's
 `conversations` resource: a conversation created with items, items added, listed in pages
 and in either order, read and deleted one by one, its metadata replaced, the whole
-deleted; another tenant's is not found; bad input is a 400 naming the field. (The OpenAI
-Agents SDK's session on it: tests/integration/test_agent_frameworks.py.)"""
+deleted; another tenant's is not found; bad input is a 400 naming the field; a response run
+in a conversation (`conversation`) is given its items and adds its turn to it. (The OpenAI
+Agents SDK on it: tests/integration/test_agent_frameworks.py.)"""
 
 from __future__ import annotations
 
@@ -93,3 +94,38 @@ def test_bad_input_is_refused_naming_the_field(acme: openai.OpenAI, call: object
         call(acme, conv.id)  # type: ignore[operator]
     assert isinstance(err.value.body, dict) and err.value.body["param"] == param
     assert list(acme.conversations.items.list(conv.id)) == []  # nothing kept
+
+
+def _ext(response: object) -> dict:
+    return response.model_extra["ostinato"]  # type: ignore[attr-defined,no-any-return]
+
+
+def test_responses_in_a_conversation(acme: openai.OpenAI, globex: openai.OpenAI) -> None:
+    """`conversation`: its items come before the input (the engine is given them) and the
+    turn's input and output are added to it, so the next turn continues the same program."""
+    conv = acme.conversations.create(items=[{"role": "user", "content": "My name is Ada."}])
+    first = acme.responses.create(model="sim/llama-3.1-8b", conversation=conv.id,
+                                  input="Say hello.", max_output_tokens=8)
+    assert first.conversation is not None and first.conversation.id == conv.id
+    assert first.usage is not None
+    items = list(acme.conversations.items.list(conv.id, order="asc"))
+    assert [(i.type, getattr(i, "role", None)) for i in items] == [
+        ("message", "user"), ("message", "user"), ("message", "assistant")]
+    assert items[2].content[0].text == first.output_text  # type: ignore[union-attr]
+    events = list(acme.responses.create(model="sim/llama-3.1-8b", conversation={"id": conv.id},
+                                        input="What is my name?", max_output_tokens=8,
+                                        stream=True))
+    then = events[-1].response  # type: ignore[union-attr]
+    assert then.usage.input_tokens > first.usage.input_tokens + first.usage.output_tokens
+    assert _ext(then)["program_id"] == _ext(first)["program_id"]  # the same program
+    assert _ext(then)["parent_call_ids"] == [_ext(first)["call_id"]]
+    assert len(list(acme.conversations.items.list(conv.id))) == 5  # added before it ended
+    with pytest.raises(openai.NotFoundError) as err:
+        globex.responses.create(model="sim/llama-3.1-8b", conversation=conv.id, input="x",
+                                max_output_tokens=2)
+    assert isinstance(err.value.body, dict) and err.value.body["param"] == "conversation"
+    with pytest.raises(openai.BadRequestError) as bad:
+        acme.responses.create(model="sim/llama-3.1-8b", conversation=conv.id, input="x",
+                              previous_response_id=first.id, max_output_tokens=2)
+    assert isinstance(bad.value.body, dict) and bad.value.body["param"] == "conversation"
+    assert len(list(acme.conversations.items.list(conv.id))) == 5  # nothing added by either
