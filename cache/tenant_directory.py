@@ -104,8 +104,9 @@ class TenantDirectory:
             await self._redis.unlink(*batch)
         return len(digests)
 
-    async def add_key(self, tenant: str, api_key: str) -> None:
-        """Stores the key's SHA-256 digest only; creates the tenant if it is new."""
+    async def add_key(self, tenant: str, api_key: str, *, create: bool = False) -> None:
+        """Stores the key's SHA-256 digest only. A tenant with no record is refused, or
+        created (with default limits) when `create` (configured keys)."""
         check_tenant(tenant)
         if len(api_key) < 8:
             raise InvalidTenancy("API keys must be at least 8 characters")
@@ -114,6 +115,9 @@ class TenantDirectory:
         if owner is not None and owner.decode() != tenant:
             raise InvalidTenancy("this API key already belongs to another tenant")
         if not await self._redis.hexists(tenancy_tenants(), tenant):
+            if not create:
+                raise InvalidTenancy(f"no tenant {tenant!r} (make it with `ostinato tenants create "
+                                     f"{tenant}`, which also gives it a key)")
             await self.add_tenant(tenant)
         await self._redis.hset(tenancy_keys(), digest, tenant)
 
@@ -133,7 +137,7 @@ class TenantDirectory:
     async def seed(self, api_keys: Mapping[str, str]) -> None:
         """Writes configured keys (ostinato config's gateway.api_keys) into the directory."""
         for api_key, tenant in api_keys.items():
-            await self.add_key(tenant, api_key)
+            await self.add_key(tenant, api_key, create=True)
 
     async def load(self) -> Tenancy:
         pipe = self._redis.pipeline(transaction=False)

@@ -30,18 +30,38 @@ class CallLimits:
     max_new_tokens_limit: int
 
 
+MAX_SCHEMA_DEPTH = 64  # nested objects and arrays in a JSON schema (a real one uses under 20)
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # OpenAI's rule for function names
 _MODE = common_pb2.ToolChoiceMode
 _FORMAT = common_pb2.ResponseFormatType
 
 
+def nesting_depth(value: object) -> int:
+    """How deeply JSON objects and arrays nest in a decoded value (a scalar: 0), without
+    recursion, so that no depth makes it fail."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
 def _json_schema(text: str, where: str) -> None:
     try:
         schema = json.loads(text)
+    except RecursionError as exc:
+        raise InvalidCall(f"{where} nests too deeply (at most {MAX_SCHEMA_DEPTH} levels)", where) from exc
     except json.JSONDecodeError as exc:
         raise InvalidCall(f"{where} is not valid JSON: {exc}", where) from exc
     if not isinstance(schema, dict):
         raise InvalidCall(f"{where} must be a JSON object (a JSON schema)", where)
+    if (depth := nesting_depth(schema)) > MAX_SCHEMA_DEPTH:
+        raise InvalidCall(f"{where} nests {depth} levels deep, more than the {MAX_SCHEMA_DEPTH} "
+                          "allowed", where)
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -110,11 +130,12 @@ def _check_sampling(call: common_pb2.CallSpec, limits: CallLimits) -> None:
     sp = call.sampling
     if sp.HasField("max_new_tokens") and sp.max_new_tokens > limits.max_new_tokens_limit:
         raise InvalidCall(
-            f"sampling.max_new_tokens {sp.max_new_tokens} > limit {limits.max_new_tokens_limit}",
-            "max_tokens")
+            f"max tokens {sp.max_new_tokens} is over this gateway's limit of "
+            f"{limits.max_new_tokens_limit} (sampling.max_new_tokens; max_tokens, "
+            "max_completion_tokens or max_output_tokens over HTTP)", "max_tokens")
     if sp.HasField("max_new_tokens") and sp.max_new_tokens < 1:  # as max_tokens over HTTP
-        raise InvalidCall("sampling.max_new_tokens must be at least 1 (leave it unset for the "
-                          f"default, {limits.default_max_new_tokens})", "max_tokens")
+        raise InvalidCall("max tokens must be at least 1 (sampling.max_new_tokens; leave it unset "
+                          f"for the default, {limits.default_max_new_tokens})", "max_tokens")
     if sp.HasField("temperature") and not 0.0 <= sp.temperature <= 2.0:
         raise InvalidCall("sampling.temperature must be in [0, 2]", "temperature")
     if sp.HasField("top_p") and not 0.0 < sp.top_p <= 1.0:

@@ -120,7 +120,7 @@ class ConversationsApi:
         got = await self._do(store.ids(tenant, cid))
         if got is None:
             raise _not_found("Conversation", cid)
-        paged = page([{"id": i} for i in got[1]], query)
+        paged = page([{"id": i} for i in got[1]], query, of="this conversation's items")
         ids = [i["id"] for i in paged["data"]]
         found = await self._do(store.items(tenant, cid, ids))
         data = [listed_item(item, item["id"]) for item in found if item is not None]

@@ -174,6 +174,8 @@ class OpenAiApi:
     async def _json(request: web.Request) -> Any:
         try:
             return json.loads(await request.read())
+        except RecursionError as exc:  # Python's decoder's own bound (about 1,000 levels)
+            raise HttpError(400, "the request body nests too deeply", "invalid_request_error") from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise HttpError(400, f"the request body is not valid JSON: {exc}",
                             "invalid_request_error") from exc

@@ -60,10 +60,12 @@ def _one(query: MultiMapping[str], name: str) -> str | None:
     return values[0] if values else None
 
 
-def page(items: Sequence[dict[str, Any]], query: MultiMapping[str]) -> dict[str, Any]:
+def page(items: Sequence[dict[str, Any]], query: MultiMapping[str],
+         of: str = "this response's input items") -> dict[str, Any]:
     """One page of `items` (oldest first) as OpenAI's list object, by the request's query:
     `limit`, `order`, `after` / `before` (an item id of the list), `include` (OpenAI's
-    includable fields: what these items hold already). BadRequest naming the parameter."""
+    includable fields: what these items hold already). BadRequest naming the parameter (and
+    the list, `of`, an unknown item id was looked for in)."""
     raw_limit = _one(query, "limit")
     if raw_limit is None:
         limit = 20
@@ -81,9 +83,9 @@ def page(items: Sequence[dict[str, Any]], query: MultiMapping[str]) -> dict[str,
     ordered = list(items) if order == "asc" else list(reversed(items))
     after, before = _one(query, "after"), _one(query, "before")
     if after is not None:
-        ordered = ordered[_place(ordered, after, "after") + 1:]
+        ordered = ordered[_place(ordered, after, "after", of) + 1:]
     if before is not None:
-        ordered = ordered[:_place(ordered, before, "before")]
+        ordered = ordered[:_place(ordered, before, "before", of)]
         data = ordered[-limit:] if after is None else ordered[:limit]
     else:
         data = ordered[:limit]
@@ -93,9 +95,8 @@ def page(items: Sequence[dict[str, Any]], query: MultiMapping[str]) -> dict[str,
             "has_more": len(ordered) > len(data)}
 
 
-def _place(items: Sequence[dict[str, Any]], item_id: str, name: str) -> int:
+def _place(items: Sequence[dict[str, Any]], item_id: str, name: str, of: str) -> int:
     for i, item in enumerate(items):
         if item.get("id") == item_id:
             return i
-    raise BadRequest(f"{name}: no item {item_id!r} among this response's input items "
-                     "(in this order)", name)
+    raise BadRequest(f"{name}: no item {item_id!r} among {of} (in this order)", name)

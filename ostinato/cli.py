@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -26,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="run the whole mesh in the foreground (Ctrl-C stops it)")
-    up.add_argument("--config")
+    up.add_argument("--config", help="mesh config file (YAML; docs/reference/config.md); "
+                    "OSTINATO_* environment variables override it, flags override both")
     up.add_argument("--workers", type=int, help="number of workers (one sim engine each)")
     up.add_argument("--redis-url", help="use this Redis instead of an embedded one")
     up.add_argument("--policy", help="planner policy, e.g. fcfs+round_robin")
@@ -58,9 +60,10 @@ def _parser() -> argparse.ArgumentParser:
                     "lines; `ostinato trace show PROGRAM_ID --file PATH` draws a program)")
 
     demo = sub.add_parser("demo", help="start a mesh, run an example agentic program, stop")
-    demo.add_argument("--workers", type=int, default=2)
-    demo.add_argument("--redis-url")
-    demo.add_argument("--config")
+    demo.add_argument("--workers", type=int, default=2,
+                      help="number of workers (one sim engine each; default 2)")
+    demo.add_argument("--redis-url", help="use this Redis instead of an embedded one")
+    demo.add_argument("--config", help="mesh config file (YAML)")
 
     from bench.cli import add_parser as add_bench
     from ostinato.health_cli import add_parser as add_health
@@ -74,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
 
     gw = sub.add_parser("gateway", help="run the gateway (public gRPC edge)")
     _common(gw)
-    gw.add_argument("--planner-address")
+    gw.add_argument("--planner-address", help="the planner's gRPC address(es), comma-separated "
+                    "(as gateway.planner_address)")
     gw.add_argument("--redis-url", help="caches and tenancy data (none: configured keys only)")
     gw.add_argument("--http-port", type=int, help="OpenAI-compatible HTTP API port (0: free)")
     gw.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: free, -1: off)")
@@ -89,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     _common(wk)
     wk.add_argument("--worker-id")
     wk.add_argument("--engine-url", help="SGLang server URL, e.g. http://127.0.0.1:30000")
-    wk.add_argument("--planner-address")
+    wk.add_argument("--planner-address", help="the planner's gRPC address(es), comma-separated "
+                    "(as worker.planner_address)")
     wk.add_argument("--max-inflight", type=int)
     wk.add_argument("--advertise-address", help="host:port the gateway should dial (containers)")
     wk.add_argument("--redis-url", help="publish the engine's blocks to this Redis's KV index")
@@ -256,8 +261,8 @@ def _up(args: argparse.Namespace) -> int:
     from ostinato.mesh import Mesh, MeshStartError
 
     overrides = _merge(
-        {"workers": args.workers} if args.workers else {},
-        {"planner_replicas": args.planner_replicas} if args.planner_replicas else {},
+        {"workers": args.workers} if args.workers is not None else {},
+        {"planner_replicas": args.planner_replicas} if args.planner_replicas is not None else {},
         _overrides(args, "redis", {"redis_url": "url"}),
         _overrides(args, "planner", {"policy": "policy", "planner_port": "port"}),
         _overrides(args, "gateway", {"gateway_port": "port", "http_port": "http_port",
@@ -267,6 +272,8 @@ def _up(args: argparse.Namespace) -> int:
         {"gateway": {"allow_anonymous": True}} if args.no_auth else {},
     )
     cfg = _config(args, overrides)
+    for name, port in (("port", cfg.gateway.port), ("http_port", cfg.gateway.http_port)):
+        _check_port_free(cfg.gateway.host, port, f"gateway.{name}")
     stop = threading.Event()
     # A graceful stop on Ctrl-C, SIGTERM or a closed terminal; the children also get SIGTERM
     # from the kernel if this process dies any other way (ostinato/child_process.py).
@@ -294,6 +301,10 @@ def _up(args: argparse.Namespace) -> int:
     for i, url in enumerate(ep.engines):
         print(f"  engine-{i} HTTP  {url}   (SGLang native API, simulated)")
     print(f"  redis          {ep.redis_url}")
+    if not _redis_answers(cfg, ep.redis_url):
+        print("  WARNING        Redis does not answer at that URL: the mesh serves without it "
+              "(no caches,\n                 stored responses or program records; API keys made "
+              "with `ostinato tenants`\n                 are known only once it answers)")
     print(f"  logs           {ep.log_dir}")
     if cfg.gateway.allow_anonymous:
         print("  auth           OFF (open mode): anyone reaching the gateway is tenant 'default' "
@@ -322,13 +333,50 @@ def _up(args: argparse.Namespace) -> int:
     return 1 if died else 0
 
 
+def _check_port_free(host: str, port: int, field: str) -> None:
+    """A fixed public port another process holds (another mesh?) is refused before anything
+    starts, rather than by the gateway's bind once the rest of the mesh is up."""
+    if port <= 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"{field}: {host}:{port} is not free ({exc.strerror}; another mesh? "
+                              "0 picks a free port)") from None
+
+
+def _redis_answers(cfg: MeshConfig, url: str) -> bool:
+    import redis
+
+    from cache.redis_client import connect_sync
+
+    try:
+        with connect_sync(url, cluster=cfg.redis.cluster, timeout_s=2.0) as client:
+            return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
 def _kept_logs(path: Path | None) -> None:
     if path is not None:
         print(f"ostinato up: the services' logs are kept in {path}", file=sys.stderr)
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The arguments; one a command does not know is reported with that command's usage
+    (argparse alone reports it with the top level's)."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     try:
         if args.command == "up":
             return _up(args)

@@ -240,6 +240,14 @@ class PlacedCallArgs(CallArgs, total=False):
     parents: Sequence[str | CallOutput] | None  # what it depends on (None: its thread's last call)
 
 
+def _unsigned(name: str, value: int, bits: int) -> int:
+    """An unsigned proto field's value, or a ValueError naming the argument (the proto's own
+    error names neither)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
+        raise ValueError(f"{name} must be a whole number from 0 to {(1 << bits) - 1}, got {value!r}")
+    return value
+
+
 def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
               parents: Iterable[str] = (), **args: Unpack[CallArgs]) -> common_pb2.CallSpec:
     _check_keys("a call", args, CallArgs.__optional_keys__)
@@ -249,20 +257,21 @@ def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
     sampling = common_pb2.SamplingParams(stop=list(args.get("stop") or ()),
                                          ignore_eos=args.get("ignore_eos", False))
     if "max_tokens" in args:
-        sampling.max_new_tokens = args["max_tokens"]
+        sampling.max_new_tokens = _unsigned("max_tokens", args["max_tokens"], 32)
     if "temperature" in args:
         sampling.temperature = args["temperature"]
     if "top_p" in args:
         sampling.top_p = args["top_p"]
     if "seed" in args:
-        sampling.seed = args["seed"]
+        sampling.seed = _unsigned("seed", args["seed"], 64)
     return common_pb2.CallSpec(
         call_id=call_id or "", thread_id=thread_id or "", parent_call_ids=list(parents),
         messages=[_message(m) for m in args.get("messages") or ()],
         prompt=args.get("prompt") or "", sampling=sampling,
         cache=common_pb2.CachePolicy(mode=_CACHE_MODES[cache],
                                      semantic_threshold=args.get("semantic_threshold", 0.0)),
-        hints=common_pb2.CallHints(expected_output_tokens=args.get("expected_output_tokens", 0),
+        hints=common_pb2.CallHints(expected_output_tokens=_unsigned(
+            "expected_output_tokens", args.get("expected_output_tokens", 0), 32),
                                    tags=list(args.get("tags", ()))),
         model=args.get("model", ""), tools=[_tool(t) for t in args.get("tools", ())],
         tool_choice=_tool_choice(args.get("tool_choice")),

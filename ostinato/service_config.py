@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from redis.connection import parse_url
+
 from planner.core.selection import parse_policy
 
 
@@ -20,6 +22,18 @@ def check_tokenizer_spec(spec: str, field_name: str) -> None:
     if spec != "sim" and not (spec.startswith("hf:") and len(spec) > 3):
         raise ConfigError(f"{field_name}: must be 'sim' or 'hf:<tokenizer name or path>', "
                           f"got {spec!r}")
+
+
+def check_numbers(section: str, cfg: object, *, positive: tuple[str, ...] = (),
+                  non_negative: tuple[str, ...] = ()) -> None:
+    """Sizes, limits and periods that only make sense above zero (or at it: "0: off" or
+    "unbounded", as each field's comment says)."""
+    for name in positive:
+        if (value := getattr(cfg, name)) <= 0:
+            raise ConfigError(f"{section}.{name}: must be positive, got {value!r}")
+    for name in non_negative:
+        if (value := getattr(cfg, name)) < 0:
+            raise ConfigError(f"{section}.{name}: must be >= 0, got {value!r}")
 
 
 TOOL_FORMATS = ("hermes", "qwen25", "llama3", "mistral")  # ostinato/tool_formats.py
@@ -41,6 +55,13 @@ class RedisConfig:
     cluster: bool = False  # url names a node of a Redis Cluster (cache/redis_client.py)
 
     def __post_init__(self) -> None:
+        if self.url:
+            try:
+                parse_url(self.url)
+            except ValueError as exc:
+                raise ConfigError(f"redis.url: {exc} (got {self.url!r})") from None
+        if self.timeout_s <= 0:
+            raise ConfigError(f"redis.timeout_s: must be positive, got {self.timeout_s!r}")
         if self.cluster and not self.url:
             raise ConfigError("redis.cluster: needs redis.url, a node of the cluster (the "
                               "embedded Redis is one server)")
@@ -110,6 +131,13 @@ class GatewayConfig:
         if self.tls_client_ca_file and not self.tls_cert_file:
             raise ConfigError("gateway.tls_client_ca_file: mutual TLS needs gateway.tls_cert_file "
                               "and gateway.tls_key_file")
+        check_numbers("gateway", self, positive=(
+            "max_prompt_chars", "max_messages", "default_max_new_tokens", "max_new_tokens_limit",
+            "call_timeout_s"), non_negative=("max_inflight_calls",))
+        if self.default_max_new_tokens > self.max_new_tokens_limit:
+            raise ConfigError(f"gateway.default_max_new_tokens: must be at most "
+                              f"max_new_tokens_limit ({self.max_new_tokens_limit}), got "
+                              f"{self.default_max_new_tokens}")
         short = [tenant for key, tenant in self.api_keys.items() if len(key) < 8]
         if short:
             raise ConfigError(f"gateway.api_keys: keys must be at least 8 characters (the key of "
@@ -202,6 +230,9 @@ class PlannerConfig:
                               "lease_ttl_s spare (renewals must come well before the lease lapses)")
         if self.unstarted_grant_s < 0:
             raise ConfigError("planner.unstarted_grant_s: must be >= 0 (0: never)")
+        check_numbers("planner", self, positive=(
+            "worker_ttl_s", "ended_program_ttl_s", "program_idle_ttl_s", "learned_save_s"),
+            non_negative=("max_queued_calls", "max_queued_per_tenant", "max_home_wait_s"))
         if self.starvation_ratio < 0 or self.starvation_min_s < 0:
             raise ConfigError("planner.starvation_ratio and starvation_min_s: must be >= 0")
         if self.starvation_max_s < self.starvation_min_s:
@@ -268,6 +299,9 @@ class WorkerConfig:
 
     def __post_init__(self) -> None:
         check_tokenizer_spec(self.kv_tokenizer, "worker.kv_tokenizer")
+        check_numbers("worker", self, positive=(
+            "max_inflight", "heartbeat_s", "engine_timeout_s", "engine_connect_retries",
+            "kv_max_age_s", "kv_ttl_s", "engine_start_timeout_s"))
         if self.health_check_s < 0 or self.health_timeout_s <= 0:
             raise ConfigError("worker.health_check_s: must be >= 0 (0: off); "
                               "worker.health_timeout_s: must be positive")
@@ -309,6 +343,9 @@ class SimEngineConfig:
     def __post_init__(self) -> None:
         if self.time_scale <= 0:
             raise ConfigError("sim_engine.time_scale: must be positive")
+        check_numbers("sim_engine", self, non_negative=(
+            "max_total_tokens", "max_running_requests", "chunked_prefill_size",
+            "preemption_threshold"))
         check_tool_format(self.tool_call_format, "sim_engine.tool_call_format")
 
 

@@ -31,7 +31,8 @@ def add_parser(sub: Any) -> None:
         cmd.add_argument("--max-programs", type=int, help="programs open at once (0: no limit)")
     revoke = act.add_parser("revoke", help="remove a tenant and every key of it")
     revoke.add_argument("tenant")
-    add = act.add_parser("add-key", help="give TENANT an API key (only its SHA-256 is stored)")
+    add = act.add_parser("add-key", help="give an existing TENANT another API key, one you "
+                         "chose (only its SHA-256 is stored)")
     add.add_argument("tenant")
     add.add_argument("api_key")
     rev = act.add_parser("revoke-key", help="revoke an API key")
@@ -89,13 +90,17 @@ async def _run(args: argparse.Namespace) -> int:
             await directory.add_key(args.tenant, args.api_key)
             print(f"key added for tenant {args.tenant}")
         elif args.action == "revoke-key":
-            print("revoked" if await directory.revoke_key(args.api_key) else "no such key")
+            if not await directory.revoke_key(args.api_key):
+                raise InvalidTenancy("no such key")
+            print("revoked")
         elif args.action == "share":
             prefix = chatml_system_prefix(args.system) if args.system is not None else args.text
             await directory.declare_shared(args.name, prefix)
             print(f"shared prefix {args.name!r} declared ({len(prefix.encode())} bytes)")
         elif args.action == "unshare":
-            print("withdrawn" if await directory.remove_shared(args.name) else "no such prefix")
+            if not await directory.remove_shared(args.name):
+                raise InvalidTenancy(f"no shared prefix {args.name!r}")
+            print("withdrawn")
         else:
             snap = await directory.load()
             keys_of = {t: sum(1 for v in snap.keys.values() if v == t) for t in snap.tenants}

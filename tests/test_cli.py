@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -34,25 +37,41 @@ def test_demo_runs_the_example_program() -> None:
     assert "SIMULATED" in out.stdout
 
 
-def test_up_serves_then_stops_cleanly_on_sigterm() -> None:
+@contextlib.contextmanager
+def up_banner(*flags: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """`ostinato up` on free ports, read up to "Press Ctrl-C" (its banner's lines); killed at
+    the end if it still runs."""
     proc = subprocess.Popen(
         [*CLI, "up", "--workers", "1", "--gateway-port", "0", "--planner-port", "0",
-         "--worker-base-port", "0", "--engine-base-port", "0", "--http-port", "0"],
+         "--worker-base-port", "0", "--engine-base-port", "0", "--http-port", "0", *flags],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        gateway = http_url = ""
+        lines: list[str] = []
         deadline = time.monotonic() + 60
         assert proc.stdout is not None
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
+            lines.append(line)
+            if "Press Ctrl-C" in line or not line:
+                break
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_up_serves_then_stops_cleanly_on_sigterm() -> None:
+    with up_banner() as (proc, lines):
+        gateway = http_url = ""
+        for line in lines:
             if line.split()[:2] == ["gateway", "gRPC"]:
                 gateway = line.split()[-1]
             if line.split()[:2] == ["gateway", "HTTP"]:
                 http_url = line.split()[2]
-            if "Press Ctrl-C" in line or not line:
-                break
         assert gateway, proc.stderr.read() if proc.stderr else ""
+        assert "WARNING" not in "".join(lines)
         with grpc.insecure_channel(gateway) as channel:
             resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
                                                              timeout=5)
@@ -62,18 +81,39 @@ def test_up_serves_then_stops_cleanly_on_sigterm() -> None:
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0 and "stopped" in rest
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
-def test_bad_config_is_reported_with_the_field(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    cfg = tmp_path / "bad.yaml"
-    cfg.write_text("planner:\n  polcy: x\n")
-    out = subprocess.run([*CLI, "planner", "--config", str(cfg)], capture_output=True, text=True,
-                         timeout=30)
-    assert out.returncode == 2 and "unknown field in planner: polcy" in out.stderr
+def test_up_says_when_its_redis_does_not_answer() -> None:
+    with up_banner("--no-auth", "--redis-url", "redis://127.0.0.1:1/0") as (proc, lines):
+        banner = "".join(lines)
+        assert "Press Ctrl-C" in banner, banner + (proc.stderr.read() if proc.stderr else "")
+        assert "WARNING        Redis does not answer" in banner
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--workers", "0"], "workers: must be at least 1"),  # 0 was taken as "not given"
+    (["--planner-replicas", "0"], "planner_replicas: must be at least 1"),
+])
+def test_up_refuses_zero_counts_before_starting_anything(flags: list[str], message: str) -> None:
+    out = subprocess.run([*CLI, "up", "--no-auth", *flags], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2 and message in out.stderr, out.stderr[-500:]
+
+
+@pytest.mark.parametrize("flag", ["--gateway-port", "--http-port"])
+def test_up_refuses_a_public_port_in_use_before_starting_anything(flag: str) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        other = "--http-port" if flag == "--gateway-port" else "--gateway-port"
+        out = subprocess.run([*CLI, "up", "--no-auth", flag, str(port), other, "0"],
+                             capture_output=True, text=True, timeout=60)
+    field = "gateway.port" if flag == "--gateway-port" else "gateway.http_port"
+    assert out.returncode == 2, out.stderr[-500:]
+    assert f"{field}: 127.0.0.1:{port} is not free" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_bench_sim_writes_results_and_rejects_bad_input(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -44,6 +44,21 @@ def test_defaults_file_env_and_overrides(tmp_path: Path) -> None:
         ({"planner": {"policy": "nosuch+x"}}, "planner.policy: unknown policy"),
         ({"planner": {"starvation_ratio": "nan"}}, "planner.starvation_ratio: expected a finite"),
         ({"planner": {"conversation_kv_idle_s": -1}}, "conversation_kv_idle_s: must be >= 0"),
+        # sizes and limits that mean nothing at or below zero (a mesh that refused every call)
+        ({"gateway": {"max_prompt_chars": -5}}, "gateway.max_prompt_chars: must be positive, got -5"),
+        ({"gateway": {"max_new_tokens_limit": 0}}, "gateway.max_new_tokens_limit: must be positive"),
+        ({"gateway": {"max_messages": 0}}, "gateway.max_messages: must be positive"),
+        ({"gateway": {"call_timeout_s": 0}}, "gateway.call_timeout_s: must be positive"),
+        ({"gateway": {"max_inflight_calls": -1}}, "gateway.max_inflight_calls: must be >= 0"),
+        ({"gateway": {"default_max_new_tokens": 600, "max_new_tokens_limit": 512}},
+         r"gateway.default_max_new_tokens: must be at most max_new_tokens_limit \(512\)"),
+        ({"planner": {"max_queued_calls": -1}}, "planner.max_queued_calls: must be >= 0"),
+        ({"planner": {"worker_ttl_s": 0}}, "planner.worker_ttl_s: must be positive"),
+        ({"worker": {"max_inflight": 0}}, "worker.max_inflight: must be positive"),
+        ({"worker": {"engine_connect_retries": 0}}, "worker.engine_connect_retries: must be positive"),
+        ({"sim_engine": {"max_total_tokens": -1}}, "sim_engine.max_total_tokens: must be >= 0"),
+        ({"redis": {"url": "notaurl"}}, "redis.url: Redis URL must specify one of the following"),
+        ({"redis": {"url": "redis://h:abc"}}, "redis.url: Port could not be cast"),
     ],
 )
 def test_invalid_config_names_the_field(data: dict, message: str) -> None:

@@ -30,7 +30,7 @@ def name() -> str:
 async def test_keys_map_to_tenants_and_only_digests_are_stored(directory: TenantDirectory,
                                                                redis_target: RedisTarget) -> None:
     tenant, key = name(), "sk-" + uuid.uuid4().hex
-    await directory.add_key(tenant, key)
+    await directory.add_key(tenant, key, create=True)
     snap = await directory.load()
     assert tenant in snap.tenants and snap.tenant_for(key) == tenant
     assert snap.tenant_for(key + "x") is None
@@ -46,9 +46,20 @@ async def test_keys_map_to_tenants_and_only_digests_are_stored(directory: Tenant
 
 async def test_a_key_cannot_move_to_another_tenant(directory: TenantDirectory) -> None:
     key = "sk-" + uuid.uuid4().hex
-    await directory.add_key(name(), key)
+    await directory.add_key(name(), key, create=True)
     with pytest.raises(InvalidTenancy, match="another tenant"):
-        await directory.add_key(name(), key)
+        await directory.add_key(name(), key, create=True)
+
+
+async def test_a_key_for_a_tenant_with_no_record_is_refused_unless_asked_to_create(
+        directory: TenantDirectory) -> None:
+    tenant, key = name(), "sk-" + uuid.uuid4().hex
+    with pytest.raises(InvalidTenancy, match=f"no tenant '{tenant}'"):
+        await directory.add_key(tenant, key)
+    snap = await directory.load()
+    assert tenant not in snap.tenants and snap.tenant_for(key) is None  # nothing written
+    await directory.add_key(tenant, key, create=True)
+    assert (await directory.load()).tenant_for(key) == tenant
 
 
 @pytest.mark.parametrize(("tenant", "key"), [
@@ -58,7 +69,7 @@ async def test_a_key_cannot_move_to_another_tenant(directory: TenantDirectory) -
 async def test_bad_tenancy_input_is_refused(directory: TenantDirectory, tenant: str,
                                             key: str) -> None:
     with pytest.raises(InvalidTenancy):
-        await directory.add_key(tenant, key)
+        await directory.add_key(tenant, key, create=True)
 
 
 async def test_shared_prefixes(directory: TenantDirectory) -> None:

@@ -35,7 +35,7 @@ def provision_tenants(redis_url: str, gateway: str, tenants: Iterable[str],
         try:
             directory = TenantDirectory(client)
             for tenant, api_key in api_keys.items():
-                await directory.add_key(tenant, api_key)
+                await directory.add_key(tenant, api_key, create=True)
         finally:
             await client.aclose()
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gateway.calls import CallLimits, InvalidCall, normalize_call
+from gateway.calls import CallLimits, InvalidCall, nesting_depth, normalize_call
 from ostinato.sdk_types import call_spec
 
 LIMITS = CallLimits(max_prompt_chars=1000, max_messages=4, default_max_new_tokens=64,
@@ -50,6 +50,50 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
 def test_invalid_calls_are_rejected_with_a_reason(kwargs: dict, message: str) -> None:
     with pytest.raises(InvalidCall, match=message):
         normalize_call(call_spec(**kwargs), LIMITS)
+
+
+def _nested(depth: int) -> dict:
+    schema: dict = {"type": "string"}
+    for _ in range(depth):
+        schema = {"type": "object", "properties": {"a": schema}}
+    return schema
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"json_schema": _nested(40)}, r"response_format.json_schema.schema nests 81 levels deep, more "
+                                   r"than the 64"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": _nested(400)}}]},
+     r"tools\[0\].function.parameters nests 801 levels"),
+])
+def test_schemas_nested_past_the_bound_are_refused(kwargs: dict, message: str) -> None:
+    # the validator recurses: a schema deep enough made it raise RecursionError (a 500)
+    with pytest.raises(InvalidCall, match=message):
+        normalize_call(call_spec(messages=USER, **kwargs), LIMITS)
+    normalize_call(call_spec(messages=USER, json_schema=_nested(31)), LIMITS)  # 63 levels: taken
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ({}, 1), ([], 1), ("x", 0), (None, 0), ({"a": 1}, 1), ({"a": [1, {"b": []}]}, 4),
+    ([[[[]]], {}], 4), ({"a": {"b": {}}, "c": [[[[[]]]]]}, 6),
+])
+def test_nesting_depth(value: object, expected: int) -> None:
+    assert nesting_depth(value) == expected
+
+
+def test_nesting_depth_needs_no_recursion() -> None:
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert nesting_depth(deep) == 100_001
+
+
+@pytest.mark.parametrize("kwargs", [{"max_tokens": -1}, {"max_tokens": 1 << 32}, {"seed": -5},
+                                    {"expected_output_tokens": -1}, {"max_tokens": 2.5},
+                                    {"max_tokens": True}])
+def test_sdk_refuses_what_the_proto_cannot_hold_naming_the_argument(kwargs: dict) -> None:
+    (name, value), = kwargs.items()
+    with pytest.raises(ValueError, match=f"{name} must be a whole number from 0 to .*, got {value!r}"):
+        call_spec(messages=USER, **kwargs)
 
 
 def test_normalize_fills_defaults_without_touching_the_input() -> None:

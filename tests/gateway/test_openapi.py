@@ -52,6 +52,6 @@ def test_the_document_is_valid_openapi_and_its_schemas_valid_json_schemas() -> N
 
 
 def test_limits_come_from_the_gateways_config() -> None:
-    doc = document(GatewayConfig(max_new_tokens_limit=77, model="m/x"))
+    doc = document(GatewayConfig(max_new_tokens_limit=77, default_max_new_tokens=64, model="m/x"))
     chat = doc["components"]["schemas"]["ChatCompletionRequest"]["properties"]
     assert chat["max_tokens"]["maximum"] == 77 and chat["model"]["enum"] == ["m/x"]

@@ -99,6 +99,15 @@ def test_bad_parameters_are_named(query: Any, param: str) -> None:
     assert err.value.param == param
 
 
+@pytest.mark.parametrize(("of", "said"), [
+    ({}, "among this response's input items"),
+    ({"of": "this conversation's items"}, "among this conversation's items"),
+])
+def test_an_unknown_item_names_the_list_it_was_looked_for_in(of: dict, said: str) -> None:
+    with pytest.raises(BadRequest, match=f"after: no item 'nope' {said}"):
+        page(ITEMS, MultiDict({"after": "nope"}), **of)
+
+
 def test_known_includes_are_accepted_in_either_form() -> None:
     for name in ("include", "include[]"):
         assert page(ITEMS, MultiDict({name: "message.output_text.logprobs"}))["data"]

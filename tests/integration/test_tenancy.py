@@ -47,14 +47,19 @@ def test_keys_added_and_revoked_in_redis_take_effect(mesh: Mesh) -> None:
     with pytest.raises(ostinato.OstinatoError) as refused:
         call_as(mesh, key)
     assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
+    ghost = tenants(mesh, "add-key", "initech", key)  # no such tenant yet: refused, not made
+    assert ghost.returncode == 2 and "no tenant 'initech'" in ghost.stderr
+    assert tenants(mesh, "create", "initech").returncode == 0
     added = tenants(mesh, "add-key", "initech", key)
     assert added.returncode == 0, added.stderr
     out = eventually(lambda: call_as(mesh, key))
     assert out.text
     listing = tenants(mesh, "list")
-    assert "tenant initech: 1 key(s)" in listing.stdout and key not in listing.stdout
+    assert "tenant initech: 2 key(s)" in listing.stdout and key not in listing.stdout
     assert "tenant acme" in listing.stdout  # configured keys were written to Redis at start
     assert tenants(mesh, "revoke-key", key).stdout.strip() == "revoked"
+    again = tenants(mesh, "revoke-key", key)
+    assert again.returncode == 2 and "no such key" in again.stderr
 
     def refused_again() -> None:
         try:
