@@ -76,7 +76,23 @@ def _calls() -> st.SearchStrategy[common_pb2.CallSpec]:
             messages=[common_pb2.Message(role="user", content=text)],
             sampling=common_pb2.SamplingParams(max_new_tokens=tokens, temperature=temperature)),
         prompt_text(), st.integers(1, 8), st.sampled_from([0.0, 0.5, 2.0]))
-    return st.one_of(anything, plausible)
+    structured = st.builds(  # a schema nested shallow to past every bound: runs, or refused
+        lambda depth, where: _with_schema(depth, where),
+        st.sampled_from([1, 8, 31, 32, 33, 200, 2000]), st.sampled_from(["tool", "format"]))
+    return st.one_of(anything, plausible, structured)
+
+
+def _with_schema(depth: int, where: str) -> common_pb2.CallSpec:
+    """`depth` object schemas nested in one (2 x depth + 1 JSON levels)."""
+    text = '{"type": "object", "properties": {"a": ' * depth + '{"type": "string"}' + "}}" * depth
+    call = common_pb2.CallSpec(messages=[common_pb2.Message(role="user", content="fill it")],
+                               sampling=common_pb2.SamplingParams(max_new_tokens=4))
+    if where == "tool":
+        call.tools.add(name="deep", parameters_json=text)
+    else:
+        call.response_format.type = common_pb2.ResponseFormatType.RESPONSE_FORMAT_TYPE_JSON_SCHEMA
+        call.response_format.schema_json = text
+    return call
 
 
 def test_start_and_end_program(stub: gateway_pb2_grpc.GatewayStub, fuzz_mesh: Mesh) -> None:
@@ -119,6 +135,20 @@ def test_calls(stub: gateway_pb2_grpc.GatewayStub, fuzz_mesh: Mesh) -> None:
         stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=program), metadata=AUTH,
                         timeout=TIMEOUT_S)
     _still_serving(stub, fuzz_mesh)
+
+
+@pytest.mark.parametrize(("depth", "code"), [
+    (31, grpc.StatusCode.OK), (32, grpc.StatusCode.INVALID_ARGUMENT),
+    (2000, grpc.StatusCode.INVALID_ARGUMENT),  # the validator's recursion: was UNKNOWN
+])
+@pytest.mark.parametrize("where", ["tool", "format"])
+def test_schema_nesting_bound(stub: gateway_pb2_grpc.GatewayStub, depth: int, where: str,
+                              code: grpc.StatusCode) -> None:
+    got: list[gateway_pb2.CallChunk] = []
+    assert _status(lambda: got.extend(stub.Call(gateway_pb2.CallRequest(
+        call=_with_schema(depth, where)), metadata=AUTH, timeout=TIMEOUT_S))) == code
+    if code == grpc.StatusCode.OK:
+        assert got[-1].HasField("result")
 
 
 def _node(node_id: str, *deps: str, temperature: float | None = None) -> gateway_pb2.DagNode:
