@@ -33,6 +33,15 @@ def test_length_limits(kwargs: dict, reason: dict, tokens: int) -> None:
     assert d.finish_reason == reason and d.completion_tokens == tokens
 
 
+@pytest.mark.parametrize("seed", [0, 1, (1 << 63), (1 << 64) - 2, (1 << 64) - 1])
+def test_any_uint64_seed_decodes(seed: int) -> None:
+    """The largest seed a request may carry (2**64 - 1) overflowed natural_length's seed + 1
+    (the engine answered 500); seeds are taken modulo 2**64, the same answer for the same seed."""
+    d1, d2 = run(Decoder([5, 6, 7], max_new_tokens=200, seed=seed)), \
+        run(Decoder([5, 6, 7], max_new_tokens=200, seed=seed))
+    assert d1.text == d2.text and d1.finish_reason["type"] == "stop"
+
+
 def test_eos_and_determinism() -> None:
     d1 = run(Decoder([5, 6, 7], max_new_tokens=10_000))
     d2 = run(Decoder([5, 6, 7], max_new_tokens=10_000))

@@ -20,9 +20,13 @@ _WORDS = tuple(
 )
 
 
+_SEED_MASK = (1 << 64) - 1
+
+
 def _seed(prompt_ids: list[int], seed: int) -> int:
+    """Seeds are taken modulo 2**64 (a request may carry any uint64; natural_length adds one)."""
     h = hashlib.blake2b(digest_size=8)
-    h.update(seed.to_bytes(8, "little", signed=False))
+    h.update((seed & _SEED_MASK).to_bytes(8, "little", signed=False))
     for tid in prompt_ids[-256:]:
         h.update(tid.to_bytes(8, "little"))
     h.update(len(prompt_ids).to_bytes(8, "little"))
