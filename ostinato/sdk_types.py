@@ -4,6 +4,7 @@ gRPC retry policy of its channel (used by ostinato.AsyncClient, which ostinato.C
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -204,6 +205,9 @@ def program_options(**options: Unpack[ProgramArgs]) -> common_pb2.ProgramOptions
                                      labels=dict(options.get("labels") or {}))
     deadline_s = options.get("deadline_s")
     if deadline_s is not None:
+        if isinstance(deadline_s, bool) or not isinstance(deadline_s, int | float) \
+                or not math.isfinite(deadline_s):
+            raise ValueError(f"deadline_s must be a finite number of seconds, got {deadline_s!r}")
         opts.deadline.CopyFrom(duration_pb2.Duration(seconds=int(deadline_s),
                                                      nanos=int((deadline_s % 1) * 1e9)))
     return opts

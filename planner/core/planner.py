@@ -259,6 +259,12 @@ class PlannerCore(ProgramTable, WorkerDispatch):
             raise Overloaded(f"tenant {tenant!r} has {per} calls waiting, its limit")
 
     def _score(self, call: CallRecord, program: Program, now: float) -> float:
+        """The call's priority score; a reject_when_late program past its deadline is refused
+        under every policy (`slack` also refuses one whose slack has run out)."""
+        if program.reject_when_late and program.deadline_at is not None \
+                and now >= program.deadline_at:
+            raise DeadlineExceeded(f"program {program.program_id!r} is past its deadline "
+                                   f"(by {now - program.deadline_at:.2f}s)")
         program.expected_remaining_work = self.program_sizes.remaining(program.program_class,
                                                                        program.attained_work)
         return self._priority.score(call, program, now)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gateway.calls import CallLimits, InvalidCall, nesting_depth, normalize_call
-from ostinato.sdk_types import call_spec
+from ostinato.sdk_types import call_spec, program_options
 
 LIMITS = CallLimits(max_prompt_chars=1000, max_messages=4, default_max_new_tokens=64,
                     max_new_tokens_limit=512)
@@ -94,6 +94,12 @@ def test_sdk_refuses_what_the_proto_cannot_hold_naming_the_argument(kwargs: dict
     (name, value), = kwargs.items()
     with pytest.raises(ValueError, match=f"{name} must be a whole number from 0 to .*, got {value!r}"):
         call_spec(messages=USER, **kwargs)
+
+
+@pytest.mark.parametrize("deadline_s", [float("nan"), float("inf"), -float("inf"), "5", True])
+def test_sdk_refuses_a_deadline_the_proto_cannot_hold_naming_it(deadline_s: object) -> None:
+    with pytest.raises(ValueError, match="deadline_s must be a finite number of seconds"):
+        program_options(deadline_s=deadline_s)  # type: ignore[arg-type]
 
 
 def test_normalize_fills_defaults_without_touching_the_input() -> None:

@@ -186,6 +186,23 @@ def test_sdk_raises_ostinato_error_with_status(mesh: Mesh) -> None:
         program.end()
 
 
+def test_a_late_program_that_asked_for_it_is_refused_with_deadline_exceeded(mesh: Mesh) -> None:
+    """reject_when_late under the mesh's default policy (srpt): once the deadline has passed,
+    calls are refused with DEADLINE_EXCEEDED and nothing is left running; the program ends."""
+    with ostinato.Client(mesh.endpoints.gateway) as client:
+        program = client.program(deadline_s=0.001, reject_when_late=True)
+        time.sleep(0.01)  # only ensures the deadline is behind us; no race either way
+        with pytest.raises(ostinato.DeadlineExceeded, match="past its deadline"):
+            program.call(messages=USER, max_tokens=2)
+        summary = program.end()
+        assert summary.calls_completed == 0
+    with ostinato.Client(mesh.endpoints.gateway) as client:  # without it: demoted, not refused
+        program = client.program(deadline_s=0.001)
+        time.sleep(0.01)
+        assert program.call(messages=USER, max_tokens=2).text
+        program.end()
+
+
 def test_cancelled_client_frees_its_worker_slot(mesh: Mesh) -> None:
     """Cancel long calls mid-stream; the budget comes back and later calls still run."""
     stub = _gateway(mesh)

@@ -166,6 +166,35 @@ def test_slack_rejects_late_calls_when_asked_and_leaves_no_trace() -> None:
     core.submit("p", "t", "c", expected_output=5)  # 0.1 s of work fits
 
 
+@pytest.mark.parametrize("policy", ["fcfs", "srpt", "plas", "atlas", "slack", "clairvoyant",
+                                    "default"])
+@pytest.mark.parametrize(("reject", "now", "refused"), [
+    (True, 0.5, False), (True, 2.0, True), (True, 1.0, True), (False, 2.0, False)])
+def test_a_program_past_its_deadline_is_refused_under_every_policy_when_asked(
+        policy: str, reject: bool, now: float, refused: bool) -> None:
+    core, clock = core_with(policy if "+" in policy or policy == "default"
+                            else f"{policy}+round_robin")
+    core.register_program("p", "t", deadline_s=1.0, reject_when_late=reject)
+    clock.set(now)
+    if refused:
+        with pytest.raises(DeadlineExceeded, match="past its deadline"):
+            core.submit("p", "t", "c", expected_output=1)
+        assert "c" not in core.program("p", "t").calls
+    else:
+        core.submit("p", "t", "c", expected_output=1)
+
+
+def test_a_blocked_call_whose_parent_ends_past_the_deadline_fails() -> None:
+    core, clock = core_with("srpt+round_robin")
+    core.register_program("p", "t", deadline_s=1.0, reject_when_late=True)
+    core.submit("p", "t", "a", expected_output=1)
+    core.submit("p", "t", "b", expected_output=1, parents=["a"])
+    assert core.dispatch()
+    clock.set(1.5)
+    core.complete("p", "a", service_s=1.5)
+    assert core.program("p", "t").calls["b"].state.name == "FAILED"
+
+
 def test_slack_orders_by_deadline() -> None:
     core, _ = core_with("slack+round_robin")
     for pid, dl in (("relaxed", 100.0), ("urgent", 3.0), ("none", None)):
