@@ -108,7 +108,8 @@ def resolve_program_id(spans: Sequence[SpanRecord], wanted: str) -> str:
     matches = sorted(p for p in known
                      if p.startswith(wanted) or p.partition("/")[2].startswith(wanted))
     if not matches:
-        raise TraceViewError(f"no program {wanted!r} in the trace file ({len(known)} programs)")
+        raise TraceViewError(f"no program {wanted!r} in the trace file ({len(known)} programs; "
+                             "`ostinato trace list` names them)")
     if len(matches) > 1:
         shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
         raise TraceViewError(f"program id {wanted!r} is ambiguous: {shown}")
@@ -146,7 +147,7 @@ def _is_engine_request(s: SpanRecord) -> bool:
     return s.kind == "CLIENT" and op == genai.TEXT_COMPLETION
 
 
-def _call_spans(matched: Sequence[SpanRecord]) -> list[SpanRecord]:
+def call_spans(matched: Sequence[SpanRecord]) -> list[SpanRecord]:
     """One span per call id: the outermost span naming the call (an engine request span
     under it may carry the same attributes), the last ended if a call id repeats."""
     candidates = [s for s in matched if s.attributes.get(genai.CALL_ID)
@@ -263,12 +264,27 @@ def critical_path(calls: Sequence[CallTimeline]) -> tuple[str, ...]:
     return tuple(reversed(path))
 
 
+def program_span(matched: Iterable[SpanRecord]) -> SpanRecord | None:
+    """The program's own span (the last ended, if a program span repeats), or None."""
+    return _last_ended(s for s in matched if s.attributes.get(genai.OPERATION) == genai.INVOKE_WORKFLOW)
+
+
+def program_labels(program: SpanRecord | None, calls: Sequence[SpanRecord]) -> tuple[str, str, str]:
+    """(tenant, program class, end reason) from the program span, the tenant from a call's
+    span without one."""
+    p = program.attributes if program is not None else {}
+    tenant = p.get(genai.TENANT) or next(
+        (c.attributes[genai.TENANT] for c in calls if c.attributes.get(genai.TENANT)), "")
+    return (str(tenant), str(p.get(genai.PROGRAM_CLASS, "")) or _name_suffix(program),
+            str(p.get(genai.PROGRAM_END, "")))
+
+
 def build_timeline(spans: Sequence[SpanRecord], program_id: str) -> ProgramTimeline:
     """The timeline of `program_id` (or of the one program whose id starts with it)."""
     pid = resolve_program_id(spans, program_id)
     matched = [s for s in spans if s.attributes.get(genai.CONVERSATION_ID) == pid]
-    program = _last_ended(s for s in matched if s.attributes.get(genai.OPERATION) == genai.INVOKE_WORKFLOW)
-    calls = _call_spans(matched)
+    program = program_span(matched)
+    calls = call_spans(matched)
     children = _children(spans)
     below = {(c.trace_id, c.span_id): _descendants(c, children) for c in calls}
     everything = [*calls, *(s for b in below.values() for s in b)]
@@ -282,13 +298,9 @@ def build_timeline(spans: Sequence[SpanRecord], program_id: str) -> ProgramTimel
     path = critical_path(timelines)
     on_path = set(path)
     timelines = [replace(c, on_critical_path=c.call_id in on_path) for c in timelines]
-    p = program.attributes if program is not None else {}
-    tenant = p.get(genai.TENANT) or next(
-        (c.attributes[genai.TENANT] for c in calls if c.attributes.get(genai.TENANT)), "")
+    tenant, program_class, end_reason = program_labels(program, calls)
     return ProgramTimeline(
-        program_id=pid, tenant=str(tenant),
-        program_class=str(p.get(genai.PROGRAM_CLASS, "")) or _name_suffix(program),
-        end_reason=str(p.get(genai.PROGRAM_END, "")), has_program_span=program is not None,
-        start_unix_ns=zero_ns, duration_s=(end_ns - zero_ns) / 1e9, calls=tuple(timelines),
-        critical_path=path,
+        program_id=pid, tenant=tenant, program_class=program_class, end_reason=end_reason,
+        has_program_span=program is not None, start_unix_ns=zero_ns,
+        duration_s=(end_ns - zero_ns) / 1e9, calls=tuple(timelines), critical_path=path,
     )

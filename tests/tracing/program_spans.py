@@ -78,10 +78,12 @@ class SpanWriter:
             provider.shutdown()
 
 
-def write_call(w: SpanWriter, program_id: str, parent: trace.Span, c: CallSpec) -> None:
+def write_call(w: SpanWriter, program_id: str, parent: trace.Span, c: CallSpec,
+               tenant: str = "acme") -> None:
     """The gateway's call span and what the planner, worker and engine record under it."""
     attrs: dict[str, Any] = {
         genai.OPERATION: genai.CHAT, genai.REQUEST_MODEL: MODEL, genai.CONVERSATION_ID: program_id,
+        genai.TENANT: tenant,
         genai.CALL_ID: c.call_id, genai.THREAD_ID: c.thread, genai.CALL_PARENTS: list(c.parents),
         genai.CACHE_HIT: c.cache_hit, genai.PRIORITY: 1, genai.USAGE_INPUT: c.tokens[0],
         genai.USAGE_OUTPUT: c.tokens[1], genai.USAGE_CACHE_READ: c.tokens[2],
@@ -130,7 +132,7 @@ def write_program(path: Path, program_id: str, calls: Sequence[CallSpec], *, ten
     else:
         root = w.span("client-app", "agent run", -1.0, 10.0)
     for c in calls:
-        write_call(w, program_id, root, c)
+        write_call(w, program_id, root, c, tenant)
     w.close()
 
 

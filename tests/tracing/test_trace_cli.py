@@ -70,7 +70,8 @@ def test_trace_file_from_the_config(spans: Path, tmp_path: Path, capsys: pytest.
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["nope", "--file", "{spans}"], "no program 'nope' in the trace file (2 programs)"),
+    (["nope", "--file", "{spans}"],
+     "no program 'nope' in the trace file (2 programs; `ostinato trace list` names them)"),
     (["prog-fanout-", "--file", "{spans}"],
      "program id 'prog-fanout-' is ambiguous: prog-fanout-7f3a, prog-fanout-other"),
     ([FAN_OUT_ID, "--file", "/nonexistent/spans.jsonl"], "no such trace file: /nonexistent/spans.jsonl"),
@@ -80,6 +81,49 @@ def test_errors(spans: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
     rc, out, err = show(capsys, *(a.format(spans=spans) for a in argv))
     assert (rc, out) == (1, "")
     assert err == f"ostinato trace show: {message}\n"
+
+
+def test_list(spans: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The programs, newest first (same start here: by id), with what `show` would say."""
+    write_program(spans, "globex/late", [CallSpec("z", "t", 4.0, 4.5, error="boom")],
+                  tenant="globex", program=(4.0, 5.0))
+    rc = main(["trace", "list", "--file", str(spans), "--width", "160"])
+    out, err = capsys.readouterr()
+    assert (rc, err) == (0, "")
+    rows = [line.split() for line in out.splitlines()[1:4]]
+    assert [r[0] for r in rows] == ["globex/late", FAN_OUT_ID, "prog-fanout-other"]
+    assert rows[0][1:3] == ["globex", "fanout"] and rows[0][5:] == ["1.00s", "1", "1", "0", "ended"]
+    assert rows[1][5:] == ["3.00s", "5", "0", "1", "ended"]
+    assert out.splitlines()[-1].startswith("3 of 3 programs; `ostinato trace show PROGRAM_ID`")
+    rc = main(["trace", "list", "--file", str(spans), "--tenant", "globex", "--limit", "5"])
+    out, _ = capsys.readouterr()
+    assert rc == 0 and "globex/late" in out and FAN_OUT_ID not in out
+    rc = main(["trace", "list", "--file", str(spans), "--limit", "1", "--width", "160"])
+    out, _ = capsys.readouterr()
+    assert out.splitlines()[-1].startswith("1 of 3 programs")
+
+
+@pytest.mark.parametrize(("argv", "rc", "err"), [
+    (["--file", "/nonexistent/spans.jsonl"], 1,
+     "ostinato trace list: no such trace file: /nonexistent/spans.jsonl\n"),
+    ([], 1, "ostinato trace list: no trace file: pass --file (or set telemetry.trace_file)\n"),
+])
+def test_list_errors(spans: Path, capsys: pytest.CaptureFixture[str], argv: list[str], rc: int,
+                     err: str) -> None:
+    assert main(["trace", "list", *argv]) == rc
+    out, got = capsys.readouterr()
+    assert (out, got) == ("", err)
+
+
+def test_list_of_nothing_and_a_bad_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["trace", "list", "--file", str(empty)]) == 0
+    assert capsys.readouterr().out == "no programs in the trace file\n"
+    with pytest.raises(SystemExit) as exc:
+        main(["trace", "list", "--file", str(empty), "--limit", "0"])
+    assert exc.value.code == 2
+    assert "--limit: must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_as_a_command(spans: Path) -> None:

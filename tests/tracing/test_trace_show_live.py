@@ -74,6 +74,17 @@ def test_show_renders_the_program(recorded: Recorded, capsys: pytest.CaptureFixt
     assert f"critical path: {recorded.root} → {critical[1]} → {recorded.join}" in out
 
 
+def test_list_names_the_program(recorded: Recorded, capsys: pytest.CaptureFixture[str]) -> None:
+    """`trace list` on real spans (every service's, some naming the program): one row, the
+    calls counted once each."""
+    rc = main(["trace", "list", "--file", str(recorded.trace_file), "--width", "200"])
+    out, err = capsys.readouterr()
+    assert (rc, err) == (0, "")
+    rows = [line.split() for line in out.splitlines() if line.startswith("default/")]
+    assert len(rows) == 1 and rows[0][0] == f"default/{recorded.program_id}"
+    assert rows[0][1] == "default" and rows[0][-4:] == ["5", "0", "0", "ended"]
+
+
 def test_phases_from_every_service(recorded: Recorded) -> None:
     timeline = build_timeline(read_spans(recorded.trace_file), recorded.program_id)
     for call in timeline.calls:

@@ -104,11 +104,12 @@ def _shifted(s: CallSpec, dt: float) -> CallSpec:
 
 
 def test_without_the_program_span(tmp_path: Path) -> None:
-    """The program span is missing (still open): the axis starts at its first call."""
+    """The program span is missing (still open): the axis starts at its first call, the
+    tenant comes from the calls' spans."""
     calls = [_shifted(s, 5.0) for s in FAN_OUT]
     write_program(tmp_path / "spans.jsonl", FAN_OUT_ID, calls, program=None)
     t = timeline(tmp_path / "spans.jsonl", FAN_OUT_ID)
-    assert not t.has_program_span and (t.tenant, t.end_reason) == ("", "")
+    assert not t.has_program_span and (t.tenant, t.end_reason) == ("acme", "")
     assert t.calls[0].start_s == pytest.approx(0.0)
     assert t.duration_s == pytest.approx(2.9)
     assert t.critical_path == ("c-root", "c-b", "c-join")
