@@ -109,6 +109,14 @@ def _sibling(call: common_pb2.CallSpec, i: int) -> common_pb2.CallSpec:
     return out
 
 
+
+def _endpoints(router: web.UrlDispatcher) -> str:
+    """The OpenAI-style endpoints a 404 names (the API's roots, no per-id paths)."""
+    roots = sorted({r.canonical for r in router.resources()
+                    if r.canonical.startswith("/v1/") and "{" not in r.canonical})
+    return ", ".join(roots)
+
+
 class OpenAiApi:
     def __init__(self, core: GatewayCore, metrics: GatewayMetrics,
                  stored: StoredResponses | None = None,
@@ -160,7 +168,11 @@ class OpenAiApi:
             response = HttpError(413, f"request body too large: {exc.text}",
                                  "invalid_request_error").response()
         except web.HTTPException as exc:  # aiohttp's own: unknown route, wrong method
-            response = HttpError(exc.status, exc.reason, "invalid_request_error").response()
+            message = exc.reason
+            if exc.status == 404 and route == "unmatched":
+                message = (f"no endpoint {request.method} {request.path} here; this gateway "
+                           f"serves {_endpoints(request.app.router)}")
+            response = HttpError(exc.status, message, "invalid_request_error").response()
             if "Allow" in exc.headers:  # a 405 names the methods the route takes (RFC 9110)
                 response.headers["Allow"] = exc.headers["Allow"]
         self._metrics.http_response(route, response.status)

@@ -30,19 +30,21 @@ class BadRequest(ValueError):
 
 
 _IGNORED = {"user", "stream", "stream_options", "metadata", "store", "service_tier"}
-_UNSUPPORTED = {"functions", "function_call", "logit_bias", "audio", "modalities", "prediction",
+_UNSUPPORTED = {"functions", "function_call", "logit_bias", "audio", "prediction",
                 "web_search_options", "reasoning_effort", "suffix", "echo", "best_of"}
 _KNOWN = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
           "stop", "seed", "n", "ostinato", "tools", "tool_choice", "parallel_tool_calls",
           "response_format", "logprobs", "top_logprobs", "presence_penalty", "frequency_penalty",
-          *_IGNORED}
+          "modalities", *_IGNORED}
 _KNOWN_COMPLETIONS = (_KNOWN - {"messages", "tools", "tool_choice", "parallel_tool_calls",
-                                "response_format", "max_completion_tokens", "top_logprobs"}) | {
+                                "response_format", "max_completion_tokens", "top_logprobs",
+                                "modalities"}) | {
     "prompt"}
 _MODE = common_pb2.ToolChoiceMode
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
 _FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32
 _UINT32_MAX, _UINT64_MAX = 2**32 - 1, 2**64 - 1  # the proto fields' ranges
+SEED_MIN = -(2**63)  # OpenAI's seed is an int64; a negative one is taken modulo 2**64
 
 
 def _number(body: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -243,9 +245,9 @@ def _sampling(body: Mapping[str, Any]) -> common_pb2.SamplingParams:
         sp.top_p = max(top_p, _FLOAT32_TINY)  # a float32 field: no smaller value is above 0
     seed = _number(body, "seed", int)
     if seed is not None:
-        if not 0 <= seed <= _UINT64_MAX:
-            raise BadRequest(f"seed must be an integer from 0 to {_UINT64_MAX}", "seed")
-        sp.seed = seed
+        if not SEED_MIN <= seed <= _UINT64_MAX:
+            raise BadRequest(f"seed must be an integer from {SEED_MIN} to {_UINT64_MAX}", "seed")
+        sp.seed = seed % (_UINT64_MAX + 1)  # the same answer for the same seed, either sign
     for name in ("presence_penalty", "frequency_penalty"):
         value = _number(body, name, float)
         if value is not None:
@@ -313,6 +315,8 @@ def _check_fields(body: Any, known: set[str]) -> None:
 def call_from_openai(body: Any, cache_header: str | None) -> common_pb2.CallSpec:
     """A chat-completions request body (parsed JSON) as a CallSpec; raises BadRequest."""
     _check_fields(body, _KNOWN)
+    if body.get("modalities") not in (None, ["text"]):
+        raise BadRequest('modalities: only ["text"] is served here', "modalities")
     call = common_pb2.CallSpec(model=body.get("model", ""), messages=_messages(body),
                                sampling=_sampling(body), tools=_tools(body),
                                tool_choice=_tool_choice(body),

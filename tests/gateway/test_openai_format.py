@@ -29,6 +29,8 @@ ECHOED = {"role": "assistant", "content": None, "refusal": None, "annotations": 
                                                          "type": None, "id": None}]}]},
     {"messages": USER, "top_p": 1e-300},  # below float32's range: its smallest value
     {"messages": USER, "ostinato": {"expected_output_tokens": 2**40}},  # a hint, clamped
+    {"messages": USER, "modalities": ["text"]},  # OpenAI's default, sent by some clients
+    {"messages": USER, "modalities": None},
 ])
 def test_taken(body: dict[str, Any]) -> None:
     call_from_openai(body, None)
@@ -50,6 +52,10 @@ def test_taken(body: dict[str, Any]) -> None:
     ({"messages": USER, "max_tokens": 0, "max_completion_tokens": 4}, "max_tokens"),
     ({"messages": USER, "max_tokens": 2**40}, "max_tokens"),  # was a 500 (uint32)
     ({"messages": USER, "seed": 2**64}, "seed"),  # was a 500 (uint64)
+    ({"messages": USER, "seed": -(2**63) - 1}, "seed"),  # below OpenAI's int64
+    ({"messages": USER, "modalities": ["text", "audio"]}, "modalities"),
+    ({"messages": USER, "modalities": "text"}, "modalities"),
+    ({"messages": USER, "logit_bias": {"50256": -100}}, "logit_bias"),  # not supported: refused
     ({"messages": USER, "top_p": 0}, "top_p"),
     ({"messages": USER, "temperature": 2.5}, "temperature"),
 ])
@@ -57,6 +63,14 @@ def test_refused(body: dict[str, Any], param: str) -> None:
     with pytest.raises(BadRequest) as exc:
         call_from_openai(body, None)
     assert exc.value.param == param
+
+
+@pytest.mark.parametrize(("seed", "sent"), [
+    (0, 0), (7, 7), (2**64 - 1, 2**64 - 1), (-1, 2**64 - 1), (-(2**63), 2**63)])
+def test_seed_takes_openais_int64_and_any_uint64(seed: int, sent: int) -> None:
+    """OpenAI's seed is an int64 (frameworks pass negative ones through); the engine's is
+    unsigned: a negative seed is taken modulo 2**64, the same answer for the same seed."""
+    assert call_from_openai({"messages": USER, "seed": seed}, None).sampling.seed == sent
 
 
 @pytest.mark.parametrize(("body", "param"), [

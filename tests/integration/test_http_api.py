@@ -192,8 +192,11 @@ def test_bad_key_and_malformed_json(mesh: Mesh, auth_mesh: Mesh) -> None:
         bad.chat.completions.create(model=MODEL, messages=ask("hi"), max_tokens=4)
     status, _, body = raw(mesh, "POST", "/v1/chat/completions", b"{not json")
     assert status == 400 and "not valid JSON" in json.loads(body)["error"]["message"]
-    status, _, body = raw(mesh, "GET", "/v1/nope")
-    assert status == 404 and "error" in json.loads(body)
+    status, _, body = raw(mesh, "POST", "/v1/embeddings")  # a route OpenAI has, not served
+    message = json.loads(body)["error"]["message"]
+    assert status == 404 and message.startswith("no endpoint POST /v1/embeddings here; this "
+                                                "gateway serves /v1/chat/completions, ")
+    assert "/v1/responses" in message and "{" not in message
     status, headers, body = raw(mesh, "GET", "/v1/chat/completions")  # a POST route
     assert status == 405 and "error" in json.loads(body) and headers["Allow"] == "POST"
 
