@@ -197,7 +197,8 @@ class OpenAiApi:
         body = await self._json(request) if request.can_read_body else {}
         if not isinstance(body, dict):
             raise HttpError(400, "the request body must be a JSON object", "invalid_request_error")
-        unknown = sorted(set(body) - {"program_id", "program_class", "deadline_s"})
+        unknown = sorted(set(body) - {"program_id", "program_class", "deadline_s",
+                                      "reject_when_late"})
         if unknown:
             raise BadRequest(f"unknown field(s): {', '.join(unknown)}", unknown[0])
         options = common_pb2.ProgramOptions()
@@ -214,13 +215,19 @@ class OpenAiApi:
                                  "deadline_s")
             options.deadline.CopyFrom(Duration(seconds=int(deadline),
                                                nanos=int((deadline % 1) * 1e9)))
+        late = body.get("reject_when_late")
+        if late is not None:
+            if not isinstance(late, bool):
+                raise BadRequest("reject_when_late must be a boolean", "reject_when_late")
+            options.reject_when_late = late
         program_id = await self._core.start_program(tenant, options)
         return web.json_response({"program_id": program_id, "tenant": tenant})
 
     async def end_program(self, request: web.Request) -> web.Response:
         summary = await self._core.end_program(self._tenant(request),
                                                request.match_info["program_id"])
-        return web.json_response(MessageToDict(summary, preserving_proto_field_name=True))
+        return web.json_response(MessageToDict(summary, preserving_proto_field_name=True,
+                                               always_print_fields_with_no_presence=True))
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -24,6 +24,10 @@ from gateway.responses_format import INCLUDES
 from gateway.responses_items import MAX_LIMIT
 from ostinato.config import GatewayConfig
 
+_USAGE = ("prompt_tokens", "completion_tokens", "cached_tokens")
+_SUMMARY = ("program_id", "tenant", "calls_completed", "calls_failed", "usage",
+            "attained_service_s", "elapsed_s")
+
 OPEN_ROUTES = frozenset({"/health", "/openapi.json"})  # no API key needed
 
 def _schemas(cfg: GatewayConfig) -> dict[str, Schema]:
@@ -76,17 +80,19 @@ def _schemas(cfg: GatewayConfig) -> dict[str, Schema]:
             "deadline_s": nullable({"type": "number", "minimum": 1e-6, "maximum": 31_536_000,
                                     "description": "relative deadline from the program's "
                                                    "start, seconds (a microsecond at least)"}),
+            "reject_when_late": nullable({"type": "boolean", "description": (
+                "calls after the deadline are refused (HTTP 504, DEADLINE_EXCEEDED) instead "
+                "of demoted; under the slack policy, as soon as it cannot be met")}),
         }, description="null stands for a field left out"),
         "StartProgramResponse": obj({"program_id": text(), "tenant": text()},
                                      ("program_id", "tenant")),
         "ProgramSummary": obj({
             "program_id": text(), "tenant": text(), "calls_completed": {"type": "integer"},
             "calls_failed": {"type": "integer"}, "usage": obj({
-                k: {"type": "integer"} for k in ("prompt_tokens", "completion_tokens",
-                                                 "cached_tokens")}),
+                k: {"type": "integer"} for k in _USAGE}, _USAGE),
             "attained_service_s": {"type": "number"}, "elapsed_s": {"type": "number"},
-        }, description="the gRPC ProgramSummary in protobuf's JSON mapping (zero values "
-                       "left out)"),
+        }, _SUMMARY, description="the gRPC ProgramSummary in protobuf's JSON mapping, every "
+                                 "field present (zeros too)"),
         "Error": obj({"error": obj({
             "message": text(), "type": text("OpenAI's error type, e.g. invalid_request_error"),
             "param": {"type": ["string", "null"], "description": "the request field at fault"},

@@ -274,6 +274,22 @@ def test_program_over_http_with_dependencies(mesh: Mesh, acme: openai.OpenAI) ->
     assert status == 400 and "deadline_s" in json.loads(body)["error"]["message"]
 
 
+def test_a_late_program_over_http_is_refused_with_504(mesh: Mesh) -> None:
+    status, _, body = raw(mesh, "POST", "/v1/programs", json.dumps(
+        {"deadline_s": 0.001, "reject_when_late": True}).encode())
+    assert status == 200
+    program = json.loads(body)["program_id"]
+    time.sleep(0.01)  # only ensures the deadline is behind us
+    status, _, body = raw(mesh, "POST", "/v1/chat/completions", json.dumps(
+        {"model": MODEL, "messages": ask("Too late?"), "max_tokens": 2}).encode(),
+        {"X-Ostinato-Program": program})
+    error = json.loads(body)["error"]
+    assert status == 504 and "past its deadline" in error["message"], (status, error)
+    assert json.loads(raw(mesh, "POST", f"/v1/programs/{program}/end")[2])["calls_completed"] == 0
+    status, _, body = raw(mesh, "POST", "/v1/programs", b'{"reject_when_late": "yes"}')
+    assert status == 400 and json.loads(body)["error"]["param"] == "reject_when_late"
+
+
 def _running(mesh: Mesh) -> int:
     total = 0
     for address in mesh.endpoints.workers.values():
