@@ -59,8 +59,18 @@ def _check_http(url: str, timeout_s: float) -> str | None:
         return str(getattr(exc, "reason", exc))
 
 
+def _bad_port(address: str) -> bool:
+    """host:port with a port outside 1-65535 (gRPC would dial it modulo 65536)."""
+    port = address.rpartition(":")[2]
+    return port.isdigit() and not 0 < int(port) < 65536
+
+
 def run(args: argparse.Namespace) -> int:
+    """0 serving, 1 not serving or unreachable, 2 an address no service can have."""
     address: str = args.address
+    if not address.startswith(("http://", "https://")) and _bad_port(address):
+        print(f"ostinato health {address}: the port must be 1-65535", file=sys.stderr)
+        return 2
     if address.startswith(("http://", "https://")):
         problem = _check_http(address, args.timeout)
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from redis.connection import parse_url
 
@@ -34,6 +35,18 @@ def check_numbers(section: str, cfg: object, *, positive: tuple[str, ...] = (),
     for name in non_negative:
         if (value := getattr(cfg, name)) < 0:
             raise ConfigError(f"{section}.{name}: must be >= 0, got {value!r}")
+
+
+def check_http_url(url: str, field_name: str) -> None:
+    """An engine's base URL: http(s)://host[:port][/path], the port in range."""
+    parts = urlsplit(url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ConfigError(f"{field_name}: expected http://host:port (an engine's base URL), "
+                          f"got {url!r}")
 
 
 TOOL_FORMATS = ("hermes", "qwen25", "llama3", "mistral")  # ostinato/tool_formats.py
@@ -293,7 +306,9 @@ class WorkerConfig:
     engine_model: str = ""  # see engine
     engine_port: int = 0  # see engine
     engine_args: str = ""  # see engine
-    engine_start_timeout_s: float = 300.0  # how long a launched engine may take to serve
+    # how long the engine (launched, or attached at engine_url) may take to serve before
+    # the worker gives up and exits
+    engine_start_timeout_s: float = 300.0
     metrics_port: int = 0  # Prometheus /metrics over HTTP; 0: a free port, -1: off
     debug_drop_reports: bool = False  # tests only: send no completion report for a result
 
@@ -307,6 +322,7 @@ class WorkerConfig:
                               "worker.health_timeout_s: must be positive")
         if self.engine not in ("attach", "sglang"):
             raise ConfigError(f"worker.engine: must be attach or sglang, got {self.engine!r}")
+        check_http_url(self.engine_url, "worker.engine_url")
         if self.engine == "sglang" and not self.engine_model:
             raise ConfigError("worker.engine_model: required with worker.engine sglang")
         for name in ("engine_kv_events", "engine_kv_replay"):

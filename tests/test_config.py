@@ -85,10 +85,22 @@ def test_a_file_that_is_not_yaml_is_a_config_error(tmp_path: Path) -> None:
     ({"worker": {"engine": "sglang"}}, "worker.engine_model"),
     ({"gateway": {"conversation_ttl_s": 0}}, "gateway.conversation_ttl_s"),
     ({"gateway": {"responses_ttl_s": -1}}, "gateway.responses_ttl_s"),
+    ({"worker": {"engine_url": "notaurl"}}, "worker.engine_url"),  # the worker waited silently
+    ({"worker": {"engine_url": "127.0.0.1:30000"}}, "worker.engine_url"),
+    ({"worker": {"engine_url": "ftp://h:1"}}, "worker.engine_url"),
+    ({"worker": {"engine_url": "http://h:99999"}}, "worker.engine_url"),
+    ({"worker": {"engine_url": "http://:30000"}}, "worker.engine_url"),
 ])
 def test_engine_and_tool_settings_are_checked(overrides: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         load_mesh_config(None, environ={}, overrides=overrides)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:30000", "https://engine.internal",
+                                 "http://[::1]:30000/", "http://sglang-0.sglang:30000/prefix"])
+def test_engine_urls_taken(url: str) -> None:
+    assert load_mesh_config(None, environ={}, overrides={
+        "worker": {"engine_url": url}}).worker.engine_url == url
 
 
 def test_a_sim_mesh_needs_the_gateway_to_read_what_the_sim_model_writes() -> None:

@@ -37,14 +37,27 @@ from workers.spans import GENERATE, TracedSGLangClient, describers
 log = structlog.get_logger(__name__)
 
 
-async def _wait_for_engine(engine: SGLangClient, timeout_s: float = 60.0) -> dict:
-    deadline = asyncio.get_running_loop().time() + timeout_s
+async def _wait_for_engine(engine: SGLangClient, timeout_s: float,
+                           warn_every_s: float = 10.0) -> dict:
+    """The engine's /get_server_info once it answers; while it does not, a log line every
+    `warn_every_s` (an engine loading a model takes minutes); past `timeout_s` the worker
+    exits with the reason."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    warned = start - warn_every_s  # the first failure is said at once
     while True:
         try:
             return await engine.server_info()
-        except EngineUnavailable:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
+        except EngineUnavailable as exc:
+            waited = loop.time() - start
+            if waited > timeout_s:
+                raise SystemExit(f"ostinato worker: the engine at {engine.base_url} did not "
+                                 f"answer within {timeout_s:g} s (worker.engine_start_timeout_s)"
+                                 f": {exc}") from None
+            if loop.time() - warned >= warn_every_s:
+                warned = loop.time()
+                log.warning("waiting for the engine", engine=engine.base_url,
+                            waited_s=round(waited, 1), error=str(exc))
             await asyncio.sleep(0.2)
 
 
@@ -168,7 +181,11 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
     worker_id = config.worker_id or f"worker-{config.host}-{grpc_service.port}"
     engine = TracedSGLangClient(config.engine_url, timeout_s=config.engine_timeout_s,
                                 connect_retries=config.engine_connect_retries)
-    info = await _wait_for_engine(engine)
+    try:
+        info = await _wait_for_engine(engine, config.engine_start_timeout_s)
+    except SystemExit:
+        await engine.close()
+        raise
     engine.model = str(info.get("model_path", ""))
     grpc_service.tracing.describe(describers(worker_id))
     # every planner replica; calls go to the active one (planner/ha_channel.py)

@@ -85,6 +85,13 @@ def test_grpc_unreachable_exits_one_quickly(capsys) -> None:
     assert "UNAVAILABLE" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1:99999", "127.0.0.1:0", "localhost:65536"])
+def test_a_port_no_service_can_have_exits_two(address: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    """gRPC would dial 99999 modulo 65536 and name another port in its error."""
+    assert main([address]) == 2
+    assert capsys.readouterr().err == f"ostinato health {address}: the port must be 1-65535\n"
+
+
 def test_http(http_base, capsys) -> None:
     assert main([f"{http_base}/health"]) == 0
     assert main([f"{http_base}/other"]) == 1

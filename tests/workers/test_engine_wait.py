@@ -1,0 +1,36 @@
+"""The worker waiting for its engine at start (workers/main.py): the engine's server info as
+soon as it answers; while it does not, a warning; past the limit, an exit naming the engine
+and the setting (the worker used to wait 60 s in silence, then die with a traceback)."""
+
+from __future__ import annotations
+
+import pytest
+import structlog
+
+from cache.redis_server import free_port
+from workers.main import _wait_for_engine
+from workers.sglang_client import SGLangClient
+
+
+async def test_an_engine_that_answers_is_not_waited_for(sim_engine_url: str) -> None:
+    client = SGLangClient(sim_engine_url)
+    try:
+        info = await _wait_for_engine(client, timeout_s=5.0)
+    finally:
+        await client.close()
+    assert info["model_path"]
+
+
+async def test_no_engine_warns_then_exits_naming_it() -> None:
+    url = f"http://127.0.0.1:{free_port('127.0.0.1')}"  # nothing listens there
+    client = SGLangClient(url, connect_retries=1)
+    try:
+        with structlog.testing.capture_logs() as logs, pytest.raises(SystemExit) as exit_:
+            await _wait_for_engine(client, timeout_s=0.3)
+    finally:
+        await client.close()
+    message = str(exit_.value.code)
+    assert message.startswith(f"ostinato worker: the engine at {url} did not answer within 0.3 s")
+    assert "worker.engine_start_timeout_s" in message
+    warnings = [e for e in logs if e["event"] == "waiting for the engine"]
+    assert warnings and warnings[0]["engine"] == url and warnings[0]["log_level"] == "warning"
