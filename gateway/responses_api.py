@@ -177,18 +177,25 @@ class _Keeper:
 
     async def _add_to_conversation(self, conversations: ConversationStore, cid: str,
                                    response: dict[str, Any]) -> None:
-        """This turn's input and output appended (logged when it cannot be: the answer
-        still reaches its client)."""
+        """This turn's input and output appended. A turn that cannot be (Redis failing, the
+        conversation full meanwhile) fails the response, so that the conversation never
+        silently lacks a turn its client saw (the openai client retries a 503); one deleted
+        meanwhile is its owner's doing: the answer is given, the turn logged as dropped."""
         turn = [*input_items(self._body), *input_items({"input": response["output"]})]
         try:
             added = await conversations.add(self._tenant, cid, turn)
-        except (ConversationsUnavailable, TooManyItems) as exc:
-            added, why = None, str(exc)
-        else:
-            why = "the conversation was deleted meanwhile"
+        except ConversationsUnavailable as exc:
+            raise GatewayError(grpc.StatusCode.UNAVAILABLE,
+                               f"the answer could not be added to conversation {cid!r} "
+                               f"(conversations are unavailable: {exc}); send the request "
+                               "again", "conversation") from None
+        except TooManyItems:  # items added meanwhile by another request
+            raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"conversation {cid!r} would hold more than {MAX_ITEMS} items; "
+                               "start a new one", "conversation") from None
         if added is None:
             log.warning("response not added to its conversation", conversation_id=cid,
-                        response_id=response["id"], error=why)
+                        response_id=response["id"], error="the conversation was deleted meanwhile")
 
 
 async def respond(core: GatewayCore, request: web.Request, tenant: str, body: Any,
