@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cache.modes import InvalidCachePolicy, header_to_proto
+from ostinato.seeds import proto_seed
 from ostinato.v1 import common_pb2
 
 
@@ -43,8 +44,7 @@ _KNOWN_COMPLETIONS = (_KNOWN - {"messages", "tools", "tool_choice", "parallel_to
 _MODE = common_pb2.ToolChoiceMode
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
 _FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32
-_UINT32_MAX, _UINT64_MAX = 2**32 - 1, 2**64 - 1  # the proto fields' ranges
-SEED_MIN = -(2**63)  # OpenAI's seed is an int64; a negative one is taken modulo 2**64
+_UINT32_MAX = 2**32 - 1  # the proto field's range
 
 
 def _number(body: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -245,9 +245,10 @@ def _sampling(body: Mapping[str, Any]) -> common_pb2.SamplingParams:
         sp.top_p = max(top_p, _FLOAT32_TINY)  # a float32 field: no smaller value is above 0
     seed = _number(body, "seed", int)
     if seed is not None:
-        if not SEED_MIN <= seed <= _UINT64_MAX:
-            raise BadRequest(f"seed must be an integer from {SEED_MIN} to {_UINT64_MAX}", "seed")
-        sp.seed = seed % (_UINT64_MAX + 1)  # the same answer for the same seed, either sign
+        try:
+            sp.seed = proto_seed(seed)
+        except ValueError as exc:
+            raise BadRequest(str(exc), "seed") from None
     for name in ("presence_penalty", "frequency_penalty"):
         value = _number(body, name, float)
         if value is not None:

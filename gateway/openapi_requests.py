@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ostinato.config import GatewayConfig
+from ostinato.seeds import SEED_MAX, SEED_MIN
 
 Schema = dict[str, Any]
 NULL: Schema = {"type": "null"}
@@ -68,8 +69,9 @@ def _json_schema() -> Schema:
         "items": ref("JsonSchema"),
         "enum": {"type": "array", "minItems": 1, "description": "any JSON values"},
         "additionalProperties": {"type": "boolean"},
-    }, description="A JSON schema (draft 2020-12): the document lists the keywords tools and "
-                   "structured output commonly use; any valid schema is accepted. A "
+    }, closed=False, description="A JSON schema (draft 2020-12): the document lists the "
+                   "keywords tools and structured output commonly use; any valid schema is "
+                   "accepted (other keywords, and ones draft 2020-12 does not define, too). A "
                    "response_format schema that admits no value (say, an enum none of whose "
                    "values has the schema's type) is refused by the engine: 400.")
 
@@ -153,7 +155,7 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         "max_tokens": max_tokens,
         "temperature": _num(0, 2),
         "top_p": nullable({"type": "number", "exclusiveMinimum": 0, "maximum": 1}),
-        "seed": nullable({"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1,
+        "seed": nullable({"type": "integer", "minimum": SEED_MIN, "maximum": SEED_MAX,
                           "description": "OpenAI's int64 or any uint64; a negative seed is "
                                          "taken modulo 2^64"}),
         "presence_penalty": _num(-2, 2), "frequency_penalty": _num(-2, 2),

@@ -12,6 +12,7 @@ from typing import Any, TypedDict, Unpack
 
 from google.protobuf import duration_pb2
 
+from ostinato.seeds import proto_seed
 from ostinato.v1 import common_pb2, gateway_pb2
 
 # ---- retries through a gateway restart (shared by Client and AsyncClient) ---------------
@@ -267,7 +268,7 @@ def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
     if "top_p" in args:
         sampling.top_p = args["top_p"]
     if "seed" in args:
-        sampling.seed = _unsigned("seed", args["seed"], 64)
+        sampling.seed = proto_seed(args["seed"])
     return common_pb2.CallSpec(
         call_id=call_id or "", thread_id=thread_id or "", parent_call_ids=list(parents),
         messages=[_message(m) for m in args.get("messages") or ()],

@@ -27,6 +27,7 @@ import structlog
 from cache.block_hash import Tokenize, prefix_block_hashes, tokenize_prompt
 from cache.kv_index import KvIndex
 from ostinato.completion_reports import CompletionReporter
+from ostinato.seeds import engine_seed
 from ostinato.stream_tasks import agree_batches
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
@@ -66,7 +67,7 @@ def sampling_dict(sp: common_pb2.SamplingParams, json_schema: str = "") -> dict[
     if json_schema:
         out["json_schema"] = json_schema
     if sp.HasField("seed"):
-        out["sampling_seed"] = sp.seed
+        out["sampling_seed"] = engine_seed(sp.seed)  # SGLang's is an int64
     if sp.stop:
         out["stop"] = list(sp.stop)
     if sp.ignore_eos:

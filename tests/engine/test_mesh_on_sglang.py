@@ -167,6 +167,16 @@ def test_json_schema_is_enforced_by_the_engine(acme_openai: openai.OpenAI) -> No
     jsonschema.validate(json.loads(out.choices[0].message.content or "", strict=False), schema)
 
 
+@pytest.mark.parametrize("seed", [(1 << 64) - 1, -1, 1 << 63, 12345])
+def test_every_seed_the_api_takes_reaches_sglang(acme_openai: openai.OpenAI, seed: int) -> None:
+    """SGLang takes an int64 sampling_seed (2**64 - 1 was its 400); the worker sends the seed's
+    64 bits signed, so OpenAI's -1 and the proto's 2**64 - 1 are one seed."""
+    out = acme_openai.chat.completions.create(
+        model="tiny-llama", messages=user("Pick a word."), max_tokens=4, temperature=0.8,
+        seed=seed)
+    assert out.usage is not None and out.usage.completion_tokens >= 1
+
+
 def test_required_tool_choice_yields_a_valid_tool_call(acme_openai: openai.OpenAI) -> None:
     params = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}},
               "required": ["city"], "additionalProperties": False}

@@ -87,7 +87,7 @@ def test_nesting_depth_needs_no_recursion() -> None:
     assert nesting_depth(deep) == 100_001
 
 
-@pytest.mark.parametrize("kwargs", [{"max_tokens": -1}, {"max_tokens": 1 << 32}, {"seed": -5},
+@pytest.mark.parametrize("kwargs", [{"max_tokens": -1}, {"max_tokens": 1 << 32},
                                     {"expected_output_tokens": -1}, {"max_tokens": 2.5},
                                     {"max_tokens": True}])
 def test_sdk_refuses_what_the_proto_cannot_hold_naming_the_argument(kwargs: dict) -> None:
@@ -100,6 +100,18 @@ def test_sdk_refuses_what_the_proto_cannot_hold_naming_the_argument(kwargs: dict
 def test_sdk_refuses_a_deadline_the_proto_cannot_hold_naming_it(deadline_s: object) -> None:
     with pytest.raises(ValueError, match="deadline_s must be a finite number of seconds"):
         program_options(deadline_s=deadline_s)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("seed", "sent"), [(5, 5), (-1, (1 << 64) - 1), ((1 << 64) - 1, (1 << 64) - 1)])
+def test_sdk_seed_takes_int64_and_uint64(seed: int, sent: int) -> None:
+    assert call_spec(messages=USER, seed=seed).sampling.seed == sent
+
+
+@pytest.mark.parametrize("seed", [1 << 64, -(1 << 63) - 1, 2.5, True])
+def test_sdk_refuses_a_seed_past_64_bits_naming_it(seed: object) -> None:
+    with pytest.raises(ValueError, match=r"seed must be a whole number from -9223372036854775808 "
+                                         r"to 18446744073709551615, got"):
+        call_spec(messages=USER, seed=seed)  # type: ignore[arg-type]
 
 
 def test_normalize_fills_defaults_without_touching_the_input() -> None:

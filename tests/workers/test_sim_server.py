@@ -86,6 +86,20 @@ async def test_token_ids_outside_the_packed_range_are_a_400(sim_engine_url: str,
         assert "token id" in (await resp.json())["error"]["message"]
 
 
+@pytest.mark.parametrize(("seed", "status"), [
+    (0, 200), (-1, 200), (-(1 << 63), 200), ((1 << 63) - 1, 200),
+    (1 << 63, 400), ((1 << 64) - 1, 400), (-(1 << 63) - 1, 400), ("7", 400), (1.5, 400)])
+async def test_sampling_seed_is_an_int64_as_sglangs(sim_engine_url: str, seed: object,
+                                                    status: int) -> None:
+    """Real SGLang 0.5 answers 2**64 - 1 with a 400 (seen on `make sglang-cpu`'s server);
+    the sim engine does too, so the mesh is tested against what the engine takes."""
+    async with aiohttp.ClientSession() as s, s.post(sim_engine_url + "/generate", json={
+            "text": "hi", "sampling_params": {"max_new_tokens": 2, "sampling_seed": seed}}) as resp:
+        assert resp.status == status
+        if status == 400:
+            assert "sampling_seed" in (await resp.json())["error"]["message"]
+
+
 @pytest.mark.parametrize("ids", [5, True, 0, {"a": 1}, "12", [1, True], [1.0]])
 async def test_input_ids_that_are_not_a_list_of_integers_are_a_400(sim_engine_url: str,
                                                                     ids: object) -> None:

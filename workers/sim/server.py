@@ -111,6 +111,10 @@ def parse_generate(body: Any, tool_format: str = "hermes") -> list[SimRequest]:
     if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= 20:
         raise BadRequest("top_logprobs_num must be an integer from 0 to 20")
     seed = sp.get("sampling_seed") or 0
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise BadRequest("sampling_params.sampling_seed must be an integer")
+    if not -(1 << 63) <= seed < 1 << 63:  # SGLang's own check, word for word
+        raise BadRequest(f"sampling_seed must be in [-2**63, 2**63 - 1], got {seed}.")
     rid = str(body.get("rid") or uuid.uuid4().hex)
     prompt = list(input_ids) if input_ids is not None else tokenize(text or "")
     prompt_text = text if text is not None else detokenize(prompt)

@@ -1,0 +1,22 @@
+"""Proto sampling params -> SGLang's sampling_params (workers/service.py): unset fields left
+to SGLang's defaults, the seed as the int64 SGLang takes."""
+
+from __future__ import annotations
+
+import pytest
+
+from ostinato.v1 import common_pb2
+from workers.service import sampling_dict
+
+
+@pytest.mark.parametrize(("seed", "sent"), [(0, 0), (7, 7), ((1 << 63) - 1, (1 << 63) - 1),
+                                            (1 << 63, -(1 << 63)), ((1 << 64) - 1, -1)])
+def test_the_seed_goes_as_sglangs_int64(seed: int, sent: int) -> None:
+    assert sampling_dict(common_pb2.SamplingParams(seed=seed))["sampling_seed"] == sent
+
+
+def test_unset_fields_are_left_out() -> None:
+    assert sampling_dict(common_pb2.SamplingParams()) == {}
+    assert sampling_dict(common_pb2.SamplingParams(max_new_tokens=3, stop=["x"], ignore_eos=True),
+                         '{"type": "object"}') == {
+        "max_new_tokens": 3, "stop": ["x"], "ignore_eos": True, "json_schema": '{"type": "object"}'}
