@@ -31,7 +31,7 @@ class BadRequest(ValueError):
 
 
 _IGNORED = {"user", "stream", "stream_options", "metadata", "store", "service_tier"}
-_UNSUPPORTED = {"functions", "function_call", "logit_bias", "audio", "prediction",
+UNSUPPORTED_FIELDS = {"functions", "function_call", "logit_bias", "audio", "prediction",
                 "web_search_options", "reasoning_effort", "suffix", "echo", "best_of"}
 _KNOWN = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
           "stop", "seed", "n", "ostinato", "tools", "tool_choice", "parallel_tool_calls",
@@ -297,16 +297,33 @@ def choices(body: Mapping[str, Any]) -> int:
     return int(n)
 
 
+# An unsupported field given as null or as the value that asks for nothing (`echo: false`,
+# `best_of: 1`, `logit_bias: {}` ...) changes no answer: taken, as clients that send every
+# field send it. As JSON compares them: `echo: 0` is not `false`, `best_of: 1.0` is `1`.
+NEUTRAL: dict[str, object] = {"echo": False, "best_of": 1, "logit_bias": {}, "functions": [],
+                              "function_call": "none", "suffix": ""}
+
+
+def _neutral(name: str, value: object) -> bool:
+    if value is None:
+        return True
+    if name not in NEUTRAL:
+        return False
+    neutral = NEUTRAL[name]
+    return isinstance(value, bool) == isinstance(neutral, bool) and value == neutral
+
+
 def _check_fields(body: Any, known: set[str]) -> None:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     if "cache_salt" in body:
         raise BadRequest("cache_salt is derived by the gateway from your API key; clients "
                          "cannot choose it", "cache_salt")
-    unsupported = sorted(set(body) & _UNSUPPORTED)
+    unsupported = sorted(name for name in set(body) & UNSUPPORTED_FIELDS
+                         if not _neutral(name, body[name]))
     if unsupported:
         raise BadRequest(f"not supported by this gateway: {', '.join(unsupported)}", unsupported[0])
-    unknown = sorted(set(body) - known - _UNSUPPORTED)
+    unknown = sorted(set(body) - known - UNSUPPORTED_FIELDS)
     if unknown:
         raise BadRequest(f"unknown field(s): {', '.join(unknown)}", unknown[0])
     if not isinstance(body.get("model", ""), str):

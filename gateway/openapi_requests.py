@@ -11,8 +11,10 @@ parent_call_ids only with X-Ostinato-Program, a call not its own parent.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from gateway.openai_format import NEUTRAL, UNSUPPORTED_FIELDS
 from ostinato.config import GatewayConfig
 from ostinato.seeds import SEED_MAX, SEED_MIN
 
@@ -165,6 +167,10 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         "user": {"description": "ignored"}, "metadata": {"description": "ignored"},
         "store": {"description": "ignored"}, "service_tier": {"description": "ignored"},
         "ostinato": nullable(ref("OstinatoRequest")),
+        **{name: {"enum": [None] if name not in NEUTRAL else [None, NEUTRAL[name]],
+                  "description": "not supported: taken only as null"
+                                 + (f" or {json.dumps(NEUTRAL[name])}" if name in NEUTRAL else "")}
+           for name in sorted(UNSUPPORTED_FIELDS)},
     }
     forced = {"required": ["tool_choice"], "properties": {"tool_choice": {"not": {
         "enum": ["auto", "none", None]}}}}
@@ -205,7 +211,8 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
          "then": {"properties": {"stream": {"enum": [False, None]}}}},
     ], description=(
         "OpenAI's chat-completions request. Fields that would change the answer but are not "
-        "supported (logit_bias, audio, functions, ...) and unknown fields are refused (400), "
+        "supported (logit_bias, audio, functions, ...) are refused (400) unless null or a "
+        "value that asks for nothing (logit_bias {}, functions []), unknown fields always, "
         "never dropped; `cache_salt` is refused (the gateway derives it from the API key). "
         "tool_choice `required` or a named function needs tools and no response_format; "
         "top_logprobs above 0 needs logprobs; n above 1 cannot be streamed."))

@@ -94,3 +94,34 @@ def test_completion_logprobs_is_a_count(logprobs: int | None, top: int) -> None:
 def test_completion_logprobs_refused(logprobs: object) -> None:
     with pytest.raises(BadRequest):
         call_from_completion({"prompt": "p", "logprobs": logprobs}, None)
+
+
+@pytest.mark.parametrize(("route", "body"), [
+    ("chat", {"messages": USER, "logit_bias": None, "functions": None, "audio": None,
+              "prediction": None, "reasoning_effort": None, "web_search_options": None}),
+    ("chat", {"messages": USER, "logit_bias": {}, "functions": [], "function_call": "none"}),
+    ("completion", {"prompt": "p", "echo": False, "best_of": 1, "suffix": None}),
+    ("completion", {"prompt": "p", "best_of": 1.0, "suffix": "", "logit_bias": {}}),
+])
+def test_an_unsupported_field_asking_for_nothing_is_taken(route: str, body: dict[str, Any]) -> None:
+    """What clients that send every field send (`echo: false`, `logit_bias: null`)."""
+    (call_from_openai if route == "chat" else call_from_completion)(body, None)
+
+
+@pytest.mark.parametrize(("route", "body", "param"), [
+    ("chat", {"messages": USER, "logit_bias": {"50256": -100}}, "logit_bias"),
+    ("chat", {"messages": USER, "functions": [{"name": "f"}]}, "functions"),
+    ("chat", {"messages": USER, "function_call": "auto"}, "function_call"),
+    ("chat", {"messages": USER, "web_search_options": {}}, "web_search_options"),  # turns it on
+    ("chat", {"messages": USER, "reasoning_effort": "low"}, "reasoning_effort"),
+    ("completion", {"prompt": "p", "echo": True}, "echo"),
+    ("completion", {"prompt": "p", "echo": 0}, "echo"),  # JSON's 0 is not false
+    ("completion", {"prompt": "p", "best_of": 2}, "best_of"),
+    ("completion", {"prompt": "p", "best_of": True}, "best_of"),  # nor is true 1
+    ("completion", {"prompt": "p", "suffix": " end"}, "suffix"),
+])
+def test_an_unsupported_field_asking_for_something_is_refused(route: str, body: dict[str, Any],
+                                                              param: str) -> None:
+    with pytest.raises(BadRequest, match="not supported by this gateway") as exc:
+        (call_from_openai if route == "chat" else call_from_completion)(body, None)
+    assert exc.value.param == param
