@@ -75,7 +75,8 @@ def _json_schema() -> Schema:
                    "keywords tools and structured output commonly use; any valid schema is "
                    "accepted (other keywords, and ones draft 2020-12 does not define, too). A "
                    "response_format schema that admits no value (say, an enum none of whose "
-                   "values has the schema's type) is refused by the engine: 400.")
+                   "values has the schema's type) has no valid answer: the sim engine refuses "
+                   "it (400); SGLang 0.5 (xgrammar) answered with an enum value regardless.")
 
 
 # A tool's parameters: the schema of a JSON object (a call's arguments are one). One that
