@@ -18,6 +18,7 @@ from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 from planner.admit_stream import AdmitRefused, serve_admissions
 from planner.core import (
     CallState,
+    DeadlineExceeded,
     Grant,
     NoSuchCall,
     PlannerCore,
@@ -25,6 +26,7 @@ from planner.core import (
     ProgramClosed,
     UnknownProgram,
 )
+from planner.core.model import CallChanged, Event
 from planner.core.planner import grant_of
 from planner.metrics import PlannerMetrics
 from planner.store import ProgramStore
@@ -78,7 +80,22 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             waiter = self._waiters.pop(f"{grant.program_id}/{grant.call_id}", None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(grant)
-        self._last_write = self._store.publish(self._core.take_events())
+        events = self._core.take_events()
+        if self._waiters:
+            self._fail_refused(events)
+        self._last_write = self._store.publish(events)
+
+    def _fail_refused(self, events: list[Event]) -> None:
+        """Waiting calls that failed without starting: the callers of their Admits hear why.
+        Only a reject_when_late program's call does (its parents ended past the deadline)."""
+        for event in events:
+            if isinstance(event, CallChanged) and event.call.state is CallState.FAILED:
+                call = event.call
+                waiter = self._waiters.pop(f"{call.program_id}/{call.call_id}", None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(DeadlineExceeded(
+                        f"program {call.program_id!r} can no longer meet its deadline: call "
+                        f"{call.call_id!r} was still waiting for its parents"))
 
     async def _persisted(self) -> None:
         """Waits (bounded) until everything pumped so far is in Redis: a grant is handed out

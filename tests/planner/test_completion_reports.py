@@ -3,10 +3,13 @@ takes it (a repeat is ignored); a batch with a report lacking its status is refu
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 
-from ostinato.clock import SystemClock
+from ostinato.clock import ManualClock, SystemClock
 from ostinato.v1 import common_pb2, planner_pb2
 from planner.core import CallState, PlannerCore
 from planner.core.model import UnknownProgram
@@ -69,3 +72,30 @@ async def test_a_one_call_program_ends_with_its_report_and_keeps_no_summary() ->
         assert ("t", "one") not in service._ended
         s = of_registry(service.metrics.registry)
     assert value(s, "ostinato_planner_running_calls", worker="w0") == 0
+
+
+@pytest.mark.parametrize("policy", ["srpt+round_robin", "slack+round_robin"])
+async def test_a_waiting_call_refused_when_its_parent_ends_late_is_told_so(policy: str) -> None:
+    """A reject_when_late program's call waiting on its parent: the parent's report comes
+    after the deadline, so the call can no longer start. Its Admit ends with
+    DEADLINE_EXCEEDED (it waited for a grant that never came, till the caller's deadline)."""
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy(policy))
+    async with planner_on_loopback(core, clock) as (stub, _):
+        await stub.RegisterWorker(planner_pb2.WorkerRegistration(
+            worker_id="w0", address="127.0.0.1:1", max_inflight=4))
+        await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
+            tenant="t", options=common_pb2.ProgramOptions(
+                program_id="p", reject_when_late=True, deadline=Duration(seconds=100))))
+        await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t", call_id="a"))
+        waiting = asyncio.ensure_future(stub.Admit(planner_pb2.AdmitRequest(
+            program_id="p", tenant="t", call_id="b", parent_call_ids=["a"])))
+        while "b" not in core.program("p", "t").calls:  # admitted, blocked on "a"
+            await asyncio.sleep(0.01)
+        clock.set(150.0)
+        await stub.ReportCompletion(completion_report("a"))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await asyncio.wait_for(waiting, 30)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "deadline" in (err.value.details() or "")
+    assert core.program("p", "t").calls["b"].state is CallState.FAILED
