@@ -109,7 +109,6 @@ def _sibling(call: common_pb2.CallSpec, i: int) -> common_pb2.CallSpec:
     return out
 
 
-
 def _endpoints(router: web.UrlDispatcher) -> str:
     """The OpenAI-style endpoints a 404 names (the API's roots, no per-id paths)."""
     roots = sorted({r.canonical for r in router.resources()
