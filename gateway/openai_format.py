@@ -32,7 +32,7 @@ class BadRequest(ValueError):
 
 _IGNORED = {"user", "stream", "stream_options", "metadata", "store", "service_tier"}
 UNSUPPORTED_FIELDS = {"functions", "function_call", "logit_bias", "audio", "prediction",
-                "web_search_options", "reasoning_effort", "suffix", "echo", "best_of"}
+                      "web_search_options", "reasoning_effort", "suffix", "echo", "best_of"}
 _KNOWN = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
           "stop", "seed", "n", "ostinato", "tools", "tool_choice", "parallel_tool_calls",
           "response_format", "logprobs", "top_logprobs", "presence_penalty", "frequency_penalty",
