@@ -78,18 +78,35 @@ def spans_of_request(request: dict[str, Any]) -> Iterator[SpanRecord]:
                 )
 
 
-def read_spans(path: str | Path) -> list[SpanRecord]:
-    """Every span in an OTLP JSON lines file; a line cut short (a process killed mid-write)
-    is skipped."""
+@dataclass(frozen=True)
+class SpanFile:
+    spans: list[SpanRecord]
+    skipped_lines: int  # lines that are not OTLP JSON spans (cut short, or another file's)
+
+
+def read_span_file(path: str | Path) -> SpanFile:
+    """Every span in an OTLP JSON lines file. A line that is not an OTLP JSON request of
+    well-formed spans (one cut short by a process killed mid-write, or not a trace file's)
+    is skipped whole and counted."""
     out: list[SpanRecord] = []
-    with open(path, encoding="utf-8") as f:
+    skipped = 0
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.strip()
             if not line:
                 continue
             try:
                 request = json.loads(line)
-            except json.JSONDecodeError:
+                if not isinstance(request, dict):
+                    raise TypeError("not a JSON object")
+                spans = list(spans_of_request(request))
+            except (ValueError, TypeError, KeyError, AttributeError):
+                skipped += 1
                 continue
-            out.extend(spans_of_request(request))
-    return out
+            out.extend(spans)
+    return SpanFile(out, skipped)
+
+
+def read_spans(path: str | Path) -> list[SpanRecord]:
+    """The spans of read_span_file(path)."""
+    return read_span_file(path).spans

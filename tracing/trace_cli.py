@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ostinato.config import ConfigError, load_mesh_config
-from tracing.span_file import read_spans
+from tracing.span_file import read_span_file
 from tracing.trace_html import write_html
 from tracing.trace_index import ProgramEntry, program_index
 from tracing.trace_terminal import render
@@ -70,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
     found, 2 on a configuration error."""
     console = Console(width=args.width) if args.width else Console()
     try:
-        spans = read_spans(_trace_file(args))
+        read = read_span_file(_trace_file(args))
+        spans = read.spans
+        if read.skipped_lines:
+            print(f"ostinato trace {args.trace_action}: skipped {read.skipped_lines} line(s) "
+                  "that are not OTLP JSON spans", file=sys.stderr)
         if args.trace_action == "list":
             _list(program_index(spans, tenant=args.tenant), args.limit, console)
             return 0

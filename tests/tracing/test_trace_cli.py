@@ -126,6 +126,36 @@ def test_list_of_nothing_and_a_bad_limit(tmp_path: Path, capsys: pytest.CaptureF
     assert "--limit: must be at least 1, got 0" in capsys.readouterr().err
 
 
+BAD_LINES = ['[1, 2]', '{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "x"}]}]}]}',
+             'hello', '{"resourceSpans": "no"}', '{"resourceSpans": [{"scopeSpans": [{"sp']
+
+
+def test_lines_that_are_not_spans_are_skipped_and_counted(
+        spans: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Another file's lines, a span without ids, a line cut short: each skipped whole and
+    said on stderr (a JSON array line was an AttributeError traceback, a span without a
+    traceId a KeyError); the programs around them still shown."""
+    with spans.open("a", encoding="utf-8") as f:
+        f.write("\n".join(BAD_LINES) + "\n")
+    rc, out, err = show(capsys, FAN_OUT_ID, "--file", str(spans), "--width", "120")
+    assert rc == 0 and err == "ostinato trace show: skipped 5 line(s) that are not OTLP JSON spans\n"
+    assert_fan_out_shown(out)
+    assert main(["trace", "list", "--file", str(spans), "--width", "160"]) == 0
+    out, err = capsys.readouterr()
+    assert "skipped 5 line(s)" in err and FAN_OUT_ID in out
+
+
+def test_a_file_of_no_spans_at_all(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "notes.txt"
+    other.write_bytes(b"\xff\xfe not utf-8\n" + "\n".join(BAD_LINES).encode())
+    assert main(["trace", "list", "--file", str(other)]) == 0
+    out, err = capsys.readouterr()
+    assert out == "no programs in the trace file\n"
+    assert err == "ostinato trace list: skipped 6 line(s) that are not OTLP JSON spans\n"
+    rc, out, err = show(capsys, "p", "--file", str(other))
+    assert rc == 1 and "no program 'p' in the trace file (0 programs" in err
+
+
 def test_as_a_command(spans: Path) -> None:
     """A process of its own: exit status, stdout and stderr as a user sees them."""
     ok = subprocess.run([sys.executable, "-m", "tracing.trace_cli", "trace", "show", "prog-fanout-7",
