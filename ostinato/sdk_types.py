@@ -114,8 +114,8 @@ class CallOutput:
 class CacheStats:
     """The answer caches' counters of the gateway that answered."""
 
-    enabled: bool
-    redis_up: bool
+    enabled: bool  # the answer caches are on; when off, the rest is empty
+    redis_up: bool  # their last Redis operation succeeded (False when they are off)
     counts: dict[str, int]  # hit_exact, hit_semantic, miss, near_miss_rejected, redis_error ...
     index_entries: int
     lookup_ms_p50: float
