@@ -18,7 +18,6 @@ from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 from planner.admit_stream import AdmitRefused, serve_admissions
 from planner.core import (
     CallState,
-    DeadlineExceeded,
     Grant,
     NoSuchCall,
     PlannerCore,
@@ -26,7 +25,7 @@ from planner.core import (
     ProgramClosed,
     UnknownProgram,
 )
-from planner.core.model import CallChanged, Event
+from planner.core.model import CallRefused, Event
 from planner.core.planner import grant_of
 from planner.metrics import PlannerMetrics
 from planner.store import ProgramStore
@@ -86,16 +85,13 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         self._last_write = self._store.publish(events)
 
     def _fail_refused(self, events: list[Event]) -> None:
-        """Waiting calls that failed without starting: the callers of their Admits hear why.
-        Only a reject_when_late program's call does (its parents ended past the deadline)."""
+        """Waiting calls that failed before they started: their Admit callers hear why."""
         for event in events:
-            if isinstance(event, CallChanged) and event.call.state is CallState.FAILED:
+            if isinstance(event, CallRefused):
                 call = event.call
                 waiter = self._waiters.pop(f"{call.program_id}/{call.call_id}", None)
                 if waiter is not None and not waiter.done():
-                    waiter.set_exception(DeadlineExceeded(
-                        f"program {call.program_id!r} can no longer meet its deadline: call "
-                        f"{call.call_id!r} was still waiting for its parents"))
+                    waiter.set_exception(event.error)
 
     async def _persisted(self) -> None:
         """Waits (bounded) until everything pumped so far is in Redis: a grant is handed out

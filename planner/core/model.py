@@ -243,6 +243,13 @@ _set_call = vars(CallChanged)["call"].__set__  # the slot's descriptor
 
 
 @dataclass(frozen=True, slots=True)
+class CallRefused(CallChanged):
+    """A call that failed before it started, and why: its Admit caller is told `error`."""
+
+    error: PlannerError
+
+
+@dataclass(frozen=True, slots=True)
 class ProgramEnded:
     program: Program
 

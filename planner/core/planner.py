@@ -25,11 +25,13 @@ from planner.core.model import (
     NO_WORKERS,
     CallChanged,
     CallRecord,
+    CallRefused,
     CallState,
     DeadlineExceeded,
     Event,
     NoSuchCall,
     Overloaded,
+    PlannerError,
     Program,
     ProgramClosed,
     UnknownParent,
@@ -366,7 +368,9 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         self._orphans.pop(call.key, None)
         call.recovered = False
 
-    def _finish(self, call: CallRecord, state: CallState) -> None:
+    def _finish(self, call: CallRecord, state: CallState,
+                refused: PlannerError | None = None) -> None:
+        """`refused`: why a call that never started failed (its caller waits to hear)."""
         self._release(call)
         now = self._clock.now()
         self._shares.heard(call.tenant, now)
@@ -376,7 +380,7 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         program = self._programs.get(call.program_id)
         if program is not None:
             program.last_active = now
-        self._events.append(CallChanged(call))
+        self._events.append(CallChanged(call) if refused is None else CallRefused(call, refused))
         for child_key in self._waiting_on.pop(call.key, []):
             child = self._calls.get(child_key)
             if child is None or child.state is not CallState.BLOCKED or program is None:
@@ -386,7 +390,7 @@ class PlannerCore(ProgramTable, WorkerDispatch):
                                             + program.calls[p].service_s for p in child.parents)
                 try:
                     self._enqueue(child, program)
-                except DeadlineExceeded:
-                    self._finish(child, CallState.FAILED)
+                except DeadlineExceeded as exc:
+                    self._finish(child, CallState.FAILED, refused=exc)
                     continue
                 self._events.append(CallChanged(child))
