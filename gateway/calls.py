@@ -14,6 +14,8 @@ from gateway.prompts import ConflictingDefinitions, constraint
 from ostinato.v1 import common_pb2
 
 ROLES = ("system", "user", "assistant", "tool")
+LOGIT_BIAS_LIMIT = 100.0  # OpenAI's range for a logit_bias value: [-100, 100]
+LOGIT_BIAS_MAX_ENTRIES = 300  # token ids one call may bias
 
 
 class InvalidCall(ValueError):
@@ -143,6 +145,13 @@ def _check_sampling(call: common_pb2.CallSpec, limits: CallLimits) -> None:
     for name in ("presence_penalty", "frequency_penalty"):
         if sp.HasField(name) and not -2.0 <= getattr(sp, name) <= 2.0:
             raise InvalidCall(f"sampling.{name} must be in [-2, 2]", name)
+    if len(sp.logit_bias) > LOGIT_BIAS_MAX_ENTRIES:
+        raise InvalidCall(f"sampling.logit_bias biases {len(sp.logit_bias)} token ids, more than "
+                          f"{LOGIT_BIAS_MAX_ENTRIES}", "logit_bias")
+    for token_id, bias in sp.logit_bias.items():
+        if not -LOGIT_BIAS_LIMIT <= bias <= LOGIT_BIAS_LIMIT:
+            raise InvalidCall(f"sampling.logit_bias[{token_id}] is {bias}; a bias must be in "
+                              "[-100, 100]", "logit_bias")
     if sp.HasField("n") and sp.n != 1:
         raise InvalidCall("sampling.n must be 1 for program calls", "n")
     if call.top_logprobs > 20:

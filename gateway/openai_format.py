@@ -4,21 +4,23 @@ Requests: `model`, `messages` (string content or text parts; assistant `tool_cal
 messages with `tool_call_id`), `tools` (functions), `tool_choice` (auto, none, required, a
 named function), `parallel_tool_calls`, `response_format` (text, json_object, json_schema),
 `max_tokens` / `max_completion_tokens`, `temperature`, `top_p`, `stop`, `seed`,
-`presence_penalty`, `frequency_penalty`, `logprobs` / `top_logprobs`, `n`, `stream`,
+`presence_penalty`, `frequency_penalty`, `logit_bias`, `logprobs` / `top_logprobs`, `n`, `stream`,
 `stream_options.include_usage`, `user` / `metadata` / `store` (ignored: they do not change
 the answer), and the extension object `ostinato` (`call_id`, `thread_id`, `parent_call_ids`,
-`expected_output_tokens`). Anything else that would change the answer (logit_bias, audio,
-image parts, ...) is refused with the field named, never silently dropped; `cache_salt` is
+`expected_output_tokens`). Anything else that would change the answer (audio, image parts,
+`functions`, ...) is refused with the field named, never silently dropped; `cache_salt` is
 refused because the gateway derives it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from cache.modes import InvalidCachePolicy, header_to_proto
+from gateway.calls import LOGIT_BIAS_LIMIT, LOGIT_BIAS_MAX_ENTRIES
 from ostinato.seeds import proto_seed
 from ostinato.v1 import common_pb2
 
@@ -31,12 +33,12 @@ class BadRequest(ValueError):
 
 
 _IGNORED = {"user", "stream", "stream_options", "metadata", "store", "service_tier"}
-UNSUPPORTED_FIELDS = {"functions", "function_call", "logit_bias", "audio", "prediction",
+UNSUPPORTED_FIELDS = {"functions", "function_call", "audio", "prediction",
                       "web_search_options", "reasoning_effort", "suffix", "echo", "best_of"}
 _KNOWN = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
           "stop", "seed", "n", "ostinato", "tools", "tool_choice", "parallel_tool_calls",
           "response_format", "logprobs", "top_logprobs", "presence_penalty", "frequency_penalty",
-          "modalities", *_IGNORED}
+          "logit_bias", "modalities", *_IGNORED}
 _KNOWN_COMPLETIONS = (_KNOWN - {"messages", "tools", "tool_choice", "parallel_tool_calls",
                                 "response_format", "max_completion_tokens", "top_logprobs",
                                 "modalities"}) | {
@@ -45,6 +47,9 @@ _MODE = common_pb2.ToolChoiceMode
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
 _FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32
 _UINT32_MAX = 2**32 - 1  # the proto field's range
+# A logit_bias key: a decimal token id below 10**19, matched as the OpenAPI document's pattern
+# is (a trailing newline passes `$`, and int() takes it)
+_TOKEN_ID = re.compile(r"^(0|[1-9][0-9]{0,18})$")
 
 
 def _number(body: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -255,6 +260,7 @@ def _sampling(body: Mapping[str, Any]) -> common_pb2.SamplingParams:
             if not -2.0 <= value <= 2.0:
                 raise BadRequest(f"{name} must be in [-2, 2]", name)
             setattr(sp, name, value)
+    _logit_bias(body, sp)
     stop = body.get("stop")
     if isinstance(stop, str):
         sp.stop.append(stop)
@@ -263,6 +269,27 @@ def _sampling(body: Mapping[str, Any]) -> common_pb2.SamplingParams:
     elif stop is not None:
         raise BadRequest("stop must be a string or an array of at most 4 strings", "stop")
     return sp
+
+
+def _logit_bias(body: Mapping[str, Any], sp: common_pb2.SamplingParams) -> None:
+    """OpenAI's `logit_bias`: token ids (decimal strings, the engine's tokenizer) to a bias in
+    [-100, 100]. Whether an id is in the model's vocabulary is the engine's to say (a 400)."""
+    bias = body.get("logit_bias")
+    if bias is None:
+        return
+    if not isinstance(bias, dict):
+        raise BadRequest("logit_bias must be an object mapping token ids to biases", "logit_bias")
+    if len(bias) > LOGIT_BIAS_MAX_ENTRIES:
+        raise BadRequest(f"logit_bias biases {len(bias)} token ids, more than "
+                         f"{LOGIT_BIAS_MAX_ENTRIES}", "logit_bias")
+    for key, value in bias.items():
+        if not _TOKEN_ID.match(key):
+            raise BadRequest(f"logit_bias key {key[:40]!r} is not a token id (a decimal integer "
+                             "below 10**19)", "logit_bias")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                -LOGIT_BIAS_LIMIT <= value <= LOGIT_BIAS_LIMIT):
+            raise BadRequest(f"logit_bias[{key}] must be a number in [-100, 100]", "logit_bias")
+        sp.logit_bias[int(key)] = value
 
 
 def _extension(call: common_pb2.CallSpec, ext: Any) -> None:
@@ -298,9 +325,9 @@ def choices(body: Mapping[str, Any]) -> int:
 
 
 # An unsupported field given as null or as the value that asks for nothing (`echo: false`,
-# `best_of: 1`, `logit_bias: {}` ...) changes no answer: taken, as clients that send every
+# `best_of: 1`, `functions: []` ...) changes no answer: taken, as clients that send every
 # field send it. As JSON compares them: `echo: 0` is not `false`, `best_of: 1.0` is `1`.
-NEUTRAL: dict[str, object] = {"echo": False, "best_of": 1, "logit_bias": {}, "functions": [],
+NEUTRAL: dict[str, object] = {"echo": False, "best_of": 1, "functions": [],
                               "function_call": "none", "suffix": ""}
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gateway.calls import LOGIT_BIAS_LIMIT, LOGIT_BIAS_MAX_ENTRIES
 from gateway.openai_format import NEUTRAL, UNSUPPORTED_FIELDS
 from ostinato.config import GatewayConfig
 from ostinato.seeds import SEED_MAX, SEED_MIN
@@ -162,6 +163,14 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
                           "description": "OpenAI's int64 or any uint64; a negative seed is "
                                          "taken modulo 2^64"}),
         "presence_penalty": _num(-2, 2), "frequency_penalty": _num(-2, 2),
+        "logit_bias": nullable({
+            "type": "object", "maxProperties": LOGIT_BIAS_MAX_ENTRIES,
+            "propertyNames": {"pattern": "^(0|[1-9][0-9]{0,18})$"},
+            "additionalProperties": {"type": "number", "minimum": -LOGIT_BIAS_LIMIT,
+                                     "maximum": LOGIT_BIAS_LIMIT},
+            "description": "token ids of the served model's tokenizer (decimal strings) to a "
+                           "bias added to their logits; an id outside the model's vocabulary "
+                           "is a 400 from the engine"}),
         "stop": nullable({"oneOf": [text(), {"type": "array", "items": text(), "maxItems": 4}]}),
         "stream": nullable({"type": "boolean", "description": "answer as server-sent events"}),
         "stream_options": nullable(obj({"include_usage": {"type": "boolean"}}, closed=False)),
@@ -212,8 +221,8 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
          "then": {"properties": {"stream": {"enum": [False, None]}}}},
     ], description=(
         "OpenAI's chat-completions request. Fields that would change the answer but are not "
-        "supported (logit_bias, audio, functions, ...) are refused (400) unless null or a "
-        "value that asks for nothing (logit_bias {}, functions []), unknown fields always, "
+        "supported (audio, functions, ...) are refused (400) unless null or a "
+        "value that asks for nothing (functions [], echo false), unknown fields always, "
         "never dropped; `cache_salt` is refused (the gateway derives it from the API key). "
         "tool_choice `required` or a named function needs tools and no response_format; "
         "top_logprobs above 0 needs logprobs; n above 1 cannot be streamed."))

@@ -224,6 +224,7 @@ class CallArgs(TypedDict, total=False):
     top_p: float
     stop: Sequence[str]
     seed: int
+    logit_bias: Mapping[int, float]  # token id (the model's tokenizer) -> bias in [-100, 100]
     cache: str | None  # off | exact | semantic (None: the gateway's default)
     semantic_threshold: float  # a semantic hit's minimum similarity (0: the gateway's)
     expected_output_tokens: int  # a scheduling hint
@@ -269,6 +270,10 @@ def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
         sampling.top_p = args["top_p"]
     if "seed" in args:
         sampling.seed = proto_seed(args["seed"])
+    for token_id, bias in (args.get("logit_bias") or {}).items():
+        if isinstance(bias, bool) or not isinstance(bias, int | float):
+            raise ValueError(f"logit_bias[{token_id!r}] must be a number, got {bias!r}")
+        sampling.logit_bias[_unsigned("a logit_bias token id", token_id, 64)] = bias
     return common_pb2.CallSpec(
         call_id=call_id or "", thread_id=thread_id or "", parent_call_ids=list(parents),
         messages=[_message(m) for m in args.get("messages") or ()],

@@ -68,6 +68,8 @@ def sampling_dict(sp: common_pb2.SamplingParams, json_schema: str = "") -> dict[
         out["json_schema"] = json_schema
     if sp.HasField("seed"):
         out["sampling_seed"] = engine_seed(sp.seed)  # SGLang's is an int64
+    if sp.logit_bias:  # SGLang's keys are token ids as strings
+        out["logit_bias"] = {str(t): sp.logit_bias[t] for t in sorted(sp.logit_bias)}
     if sp.stop:
         out["stop"] = list(sp.stop)
     if sp.ignore_eos:

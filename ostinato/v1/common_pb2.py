@@ -25,23 +25,25 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ostinato/v1/common.proto\x12\x0bostinato.v1\x1a\x1egoogle/protobuf/duration.proto\"w\n\x07Message\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\x12)\n\ntool_calls\x18\x05 \x03(\x0b\x32\x15.ostinato.v1.ToolCall\"R\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x17\n\x0fparameters_json\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"N\n\nToolChoice\x12)\n\x04mode\x18\x01 \x01(\x0e\x32\x1b.ostinato.v1.ToolChoiceMode\x12\x15\n\rfunction_name\x18\x02 \x01(\t\"r\n\x0eResponseFormat\x12-\n\x04type\x18\x01 \x01(\x0e\x32\x1f.ostinato.v1.ResponseFormatType\x12\x13\n\x0bschema_json\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"]\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12-\n\x0ctop_logprobs\x18\x03 \x03(\x0b\x32\x17.ostinato.v1.TopLogprob\",\n\nTopLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\"\xe4\x02\n\x0eSamplingParams\x12\x1b\n\x0emax_new_tokens\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x02\x88\x01\x01\x12\x12\n\x05top_k\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x0c\n\x04stop\x18\x05 \x03(\t\x12\x12\n\nignore_eos\x18\x06 \x01(\x08\x12\x0e\n\x01n\x18\x07 \x01(\rH\x04\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x04H\x05\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\t \x01(\x02H\x06\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\n \x01(\x02H\x07\x88\x01\x01\x42\x11\n\x0f_max_new_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x04\n\x02_nB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"O\n\x0b\x43\x61\x63hePolicy\x12$\n\x04mode\x18\x01 \x01(\x0e\x32\x16.ostinato.v1.CacheMode\x12\x1a\n\x12semantic_threshold\x18\x02 \x01(\x02\"P\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x15\n\rcached_tokens\x18\x03 \x01(\r\"9\n\tCallHints\x12\x1e\n\x16\x65xpected_output_tokens\x18\x01 \x01(\r\x12\x0c\n\x04tags\x18\x02 \x03(\t\"\x91\x04\n\x08\x43\x61llSpec\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x17\n\x0fparent_call_ids\x18\x03 \x03(\t\x12&\n\x08messages\x18\x04 \x03(\x0b\x32\x14.ostinato.v1.Message\x12\x0e\n\x06prompt\x18\x05 \x01(\t\x12-\n\x08sampling\x18\x06 \x01(\x0b\x32\x1b.ostinato.v1.SamplingParams\x12\'\n\x05\x63\x61\x63he\x18\x07 \x01(\x0b\x32\x18.ostinato.v1.CachePolicy\x12%\n\x05hints\x18\x08 \x01(\x0b\x32\x16.ostinato.v1.CallHints\x12\r\n\x05model\x18\t \x01(\t\x12 \n\x05tools\x18\n \x03(\x0b\x32\x11.ostinato.v1.Tool\x12,\n\x0btool_choice\x18\x0b \x01(\x0b\x32\x17.ostinato.v1.ToolChoice\x12 \n\x13parallel_tool_calls\x18\x0c \x01(\x08H\x00\x88\x01\x01\x12\x34\n\x0fresponse_format\x18\r \x01(\x0b\x32\x1b.ostinato.v1.ResponseFormat\x12\x10\n\x08logprobs\x18\x0e \x01(\x08\x12\x14\n\x0ctop_logprobs\x18\x0f \x01(\r\x12\x1a\n\x12restart_on_failure\x18\x10 \x01(\x08\x42\x16\n\x14_parallel_tool_calls\"A\n\x0b\x43\x61llTimings\x12\x0f\n\x07queue_s\x18\x01 \x01(\x01\x12\x10\n\x08\x65ngine_s\x18\x02 \x01(\x01\x12\x0f\n\x07total_s\x18\x03 \x01(\x01\"\xca\x02\n\nCallResult\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12!\n\x05usage\x18\x04 \x01(\x0b\x32\x12.ostinato.v1.Usage\x12\x11\n\tworker_id\x18\x05 \x01(\t\x12(\n\tcache_hit\x18\x06 \x01(\x0e\x32\x15.ostinato.v1.CacheHit\x12)\n\x07timings\x18\x07 \x01(\x0b\x32\x18.ostinato.v1.CallTimings\x12\x10\n\x08priority\x18\x08 \x01(\x05\x12\x11\n\tsimulated\x18\t \x01(\x08\x12)\n\ntool_calls\x18\n \x03(\x0b\x32\x15.ostinato.v1.ToolCall\x12+\n\x08logprobs\x18\x0b \x03(\x0b\x32\x19.ostinato.v1.TokenLogprob\"\xea\x01\n\x0eProgramOptions\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12+\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10reject_when_late\x18\x03 \x01(\x08\x12\x15\n\rprogram_class\x18\x04 \x01(\t\x12\x37\n\x06labels\x18\x05 \x03(\x0b\x32\'.ostinato.v1.ProgramOptions.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb5\x01\n\x0eProgramSummary\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x61lls_completed\x18\x03 \x01(\r\x12\x14\n\x0c\x63\x61lls_failed\x18\x04 \x01(\r\x12!\n\x05usage\x18\x05 \x01(\x0b\x32\x12.ostinato.v1.Usage\x12\x1a\n\x12\x61ttained_service_s\x18\x06 \x01(\x01\x12\x11\n\telapsed_s\x18\x07 \x01(\x01*\xa6\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03\x12\x1d\n\x19TOOL_CHOICE_MODE_FUNCTION\x10\x04*\xa5\x01\n\x12ResponseFormatType\x12$\n RESPONSE_FORMAT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESPONSE_FORMAT_TYPE_TEXT\x10\x01\x12$\n RESPONSE_FORMAT_TYPE_JSON_OBJECT\x10\x02\x12$\n RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x03*j\n\tCacheMode\x12\x1a\n\x16\x43\x41\x43HE_MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43\x41\x43HE_MODE_OFF\x10\x01\x12\x14\n\x10\x43\x41\x43HE_MODE_EXACT\x10\x02\x12\x17\n\x13\x43\x41\x43HE_MODE_SEMANTIC\x10\x03*f\n\x08\x43\x61\x63heHit\x12\x19\n\x15\x43\x41\x43HE_HIT_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43\x41\x43HE_HIT_MISS\x10\x01\x12\x13\n\x0f\x43\x41\x43HE_HIT_EXACT\x10\x02\x12\x16\n\x12\x43\x41\x43HE_HIT_SEMANTIC\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ostinato/v1/common.proto\x12\x0bostinato.v1\x1a\x1egoogle/protobuf/duration.proto\"w\n\x07Message\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\x12)\n\ntool_calls\x18\x05 \x03(\x0b\x32\x15.ostinato.v1.ToolCall\"R\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x17\n\x0fparameters_json\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"N\n\nToolChoice\x12)\n\x04mode\x18\x01 \x01(\x0e\x32\x1b.ostinato.v1.ToolChoiceMode\x12\x15\n\rfunction_name\x18\x02 \x01(\t\"r\n\x0eResponseFormat\x12-\n\x04type\x18\x01 \x01(\x0e\x32\x1f.ostinato.v1.ResponseFormatType\x12\x13\n\x0bschema_json\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"]\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12-\n\x0ctop_logprobs\x18\x03 \x03(\x0b\x32\x17.ostinato.v1.TopLogprob\",\n\nTopLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\"\xd6\x03\n\x0eSamplingParams\x12\x1b\n\x0emax_new_tokens\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x02\x88\x01\x01\x12\x12\n\x05top_k\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x0c\n\x04stop\x18\x05 \x03(\t\x12\x12\n\nignore_eos\x18\x06 \x01(\x08\x12\x0e\n\x01n\x18\x07 \x01(\rH\x04\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x04H\x05\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\t \x01(\x02H\x06\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\n \x01(\x02H\x07\x88\x01\x01\x12>\n\nlogit_bias\x18\x0b \x03(\x0b\x32*.ostinato.v1.SamplingParams.LogitBiasEntry\x1a\x30\n\x0eLogitBiasEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x42\x11\n\x0f_max_new_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x04\n\x02_nB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"O\n\x0b\x43\x61\x63hePolicy\x12$\n\x04mode\x18\x01 \x01(\x0e\x32\x16.ostinato.v1.CacheMode\x12\x1a\n\x12semantic_threshold\x18\x02 \x01(\x02\"P\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x15\n\rcached_tokens\x18\x03 \x01(\r\"9\n\tCallHints\x12\x1e\n\x16\x65xpected_output_tokens\x18\x01 \x01(\r\x12\x0c\n\x04tags\x18\x02 \x03(\t\"\x91\x04\n\x08\x43\x61llSpec\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x17\n\x0fparent_call_ids\x18\x03 \x03(\t\x12&\n\x08messages\x18\x04 \x03(\x0b\x32\x14.ostinato.v1.Message\x12\x0e\n\x06prompt\x18\x05 \x01(\t\x12-\n\x08sampling\x18\x06 \x01(\x0b\x32\x1b.ostinato.v1.SamplingParams\x12\'\n\x05\x63\x61\x63he\x18\x07 \x01(\x0b\x32\x18.ostinato.v1.CachePolicy\x12%\n\x05hints\x18\x08 \x01(\x0b\x32\x16.ostinato.v1.CallHints\x12\r\n\x05model\x18\t \x01(\t\x12 \n\x05tools\x18\n \x03(\x0b\x32\x11.ostinato.v1.Tool\x12,\n\x0btool_choice\x18\x0b \x01(\x0b\x32\x17.ostinato.v1.ToolChoice\x12 \n\x13parallel_tool_calls\x18\x0c \x01(\x08H\x00\x88\x01\x01\x12\x34\n\x0fresponse_format\x18\r \x01(\x0b\x32\x1b.ostinato.v1.ResponseFormat\x12\x10\n\x08logprobs\x18\x0e \x01(\x08\x12\x14\n\x0ctop_logprobs\x18\x0f \x01(\r\x12\x1a\n\x12restart_on_failure\x18\x10 \x01(\x08\x42\x16\n\x14_parallel_tool_calls\"A\n\x0b\x43\x61llTimings\x12\x0f\n\x07queue_s\x18\x01 \x01(\x01\x12\x10\n\x08\x65ngine_s\x18\x02 \x01(\x01\x12\x0f\n\x07total_s\x18\x03 \x01(\x01\"\xca\x02\n\nCallResult\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12!\n\x05usage\x18\x04 \x01(\x0b\x32\x12.ostinato.v1.Usage\x12\x11\n\tworker_id\x18\x05 \x01(\t\x12(\n\tcache_hit\x18\x06 \x01(\x0e\x32\x15.ostinato.v1.CacheHit\x12)\n\x07timings\x18\x07 \x01(\x0b\x32\x18.ostinato.v1.CallTimings\x12\x10\n\x08priority\x18\x08 \x01(\x05\x12\x11\n\tsimulated\x18\t \x01(\x08\x12)\n\ntool_calls\x18\n \x03(\x0b\x32\x15.ostinato.v1.ToolCall\x12+\n\x08logprobs\x18\x0b \x03(\x0b\x32\x19.ostinato.v1.TokenLogprob\"\xea\x01\n\x0eProgramOptions\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12+\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10reject_when_late\x18\x03 \x01(\x08\x12\x15\n\rprogram_class\x18\x04 \x01(\t\x12\x37\n\x06labels\x18\x05 \x03(\x0b\x32\'.ostinato.v1.ProgramOptions.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb5\x01\n\x0eProgramSummary\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x61lls_completed\x18\x03 \x01(\r\x12\x14\n\x0c\x63\x61lls_failed\x18\x04 \x01(\r\x12!\n\x05usage\x18\x05 \x01(\x0b\x32\x12.ostinato.v1.Usage\x12\x1a\n\x12\x61ttained_service_s\x18\x06 \x01(\x01\x12\x11\n\telapsed_s\x18\x07 \x01(\x01*\xa6\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03\x12\x1d\n\x19TOOL_CHOICE_MODE_FUNCTION\x10\x04*\xa5\x01\n\x12ResponseFormatType\x12$\n RESPONSE_FORMAT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESPONSE_FORMAT_TYPE_TEXT\x10\x01\x12$\n RESPONSE_FORMAT_TYPE_JSON_OBJECT\x10\x02\x12$\n RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x03*j\n\tCacheMode\x12\x1a\n\x16\x43\x41\x43HE_MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43\x41\x43HE_MODE_OFF\x10\x01\x12\x14\n\x10\x43\x41\x43HE_MODE_EXACT\x10\x02\x12\x17\n\x13\x43\x41\x43HE_MODE_SEMANTIC\x10\x03*f\n\x08\x43\x61\x63heHit\x12\x19\n\x15\x43\x41\x43HE_HIT_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43\x41\x43HE_HIT_MISS\x10\x01\x12\x13\n\x0f\x43\x41\x43HE_HIT_EXACT\x10\x02\x12\x16\n\x12\x43\x41\x43HE_HIT_SEMANTIC\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ostinato.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_SAMPLINGPARAMS_LOGITBIASENTRY']._loaded_options = None
+  _globals['_SAMPLINGPARAMS_LOGITBIASENTRY']._serialized_options = b'8\001'
   _globals['_PROGRAMOPTIONS_LABELSENTRY']._loaded_options = None
   _globals['_PROGRAMOPTIONS_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_TOOLCHOICEMODE']._serialized_start=2607
-  _globals['_TOOLCHOICEMODE']._serialized_end=2773
-  _globals['_RESPONSEFORMATTYPE']._serialized_start=2776
-  _globals['_RESPONSEFORMATTYPE']._serialized_end=2941
-  _globals['_CACHEMODE']._serialized_start=2943
-  _globals['_CACHEMODE']._serialized_end=3049
-  _globals['_CACHEHIT']._serialized_start=3051
-  _globals['_CACHEHIT']._serialized_end=3153
+  _globals['_TOOLCHOICEMODE']._serialized_start=2721
+  _globals['_TOOLCHOICEMODE']._serialized_end=2887
+  _globals['_RESPONSEFORMATTYPE']._serialized_start=2890
+  _globals['_RESPONSEFORMATTYPE']._serialized_end=3055
+  _globals['_CACHEMODE']._serialized_start=3057
+  _globals['_CACHEMODE']._serialized_end=3163
+  _globals['_CACHEHIT']._serialized_start=3165
+  _globals['_CACHEHIT']._serialized_end=3267
   _globals['_MESSAGE']._serialized_start=73
   _globals['_MESSAGE']._serialized_end=192
   _globals['_TOOL']._serialized_start=194
@@ -57,23 +59,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOPLOGPROB']._serialized_start=626
   _globals['_TOPLOGPROB']._serialized_end=670
   _globals['_SAMPLINGPARAMS']._serialized_start=673
-  _globals['_SAMPLINGPARAMS']._serialized_end=1029
-  _globals['_CACHEPOLICY']._serialized_start=1031
-  _globals['_CACHEPOLICY']._serialized_end=1110
-  _globals['_USAGE']._serialized_start=1112
-  _globals['_USAGE']._serialized_end=1192
-  _globals['_CALLHINTS']._serialized_start=1194
-  _globals['_CALLHINTS']._serialized_end=1251
-  _globals['_CALLSPEC']._serialized_start=1254
-  _globals['_CALLSPEC']._serialized_end=1783
-  _globals['_CALLTIMINGS']._serialized_start=1785
-  _globals['_CALLTIMINGS']._serialized_end=1850
-  _globals['_CALLRESULT']._serialized_start=1853
-  _globals['_CALLRESULT']._serialized_end=2183
-  _globals['_PROGRAMOPTIONS']._serialized_start=2186
-  _globals['_PROGRAMOPTIONS']._serialized_end=2420
-  _globals['_PROGRAMOPTIONS_LABELSENTRY']._serialized_start=2375
-  _globals['_PROGRAMOPTIONS_LABELSENTRY']._serialized_end=2420
-  _globals['_PROGRAMSUMMARY']._serialized_start=2423
-  _globals['_PROGRAMSUMMARY']._serialized_end=2604
+  _globals['_SAMPLINGPARAMS']._serialized_end=1143
+  _globals['_SAMPLINGPARAMS_LOGITBIASENTRY']._serialized_start=982
+  _globals['_SAMPLINGPARAMS_LOGITBIASENTRY']._serialized_end=1030
+  _globals['_CACHEPOLICY']._serialized_start=1145
+  _globals['_CACHEPOLICY']._serialized_end=1224
+  _globals['_USAGE']._serialized_start=1226
+  _globals['_USAGE']._serialized_end=1306
+  _globals['_CALLHINTS']._serialized_start=1308
+  _globals['_CALLHINTS']._serialized_end=1365
+  _globals['_CALLSPEC']._serialized_start=1368
+  _globals['_CALLSPEC']._serialized_end=1897
+  _globals['_CALLTIMINGS']._serialized_start=1899
+  _globals['_CALLTIMINGS']._serialized_end=1964
+  _globals['_CALLRESULT']._serialized_start=1967
+  _globals['_CALLRESULT']._serialized_end=2297
+  _globals['_PROGRAMOPTIONS']._serialized_start=2300
+  _globals['_PROGRAMOPTIONS']._serialized_end=2534
+  _globals['_PROGRAMOPTIONS_LABELSENTRY']._serialized_start=2489
+  _globals['_PROGRAMOPTIONS_LABELSENTRY']._serialized_end=2534
+  _globals['_PROGRAMSUMMARY']._serialized_start=2537
+  _globals['_PROGRAMSUMMARY']._serialized_end=2718
 # @@protoc_insertion_point(module_scope)

@@ -18,7 +18,7 @@ import ostinato
 from cache.block_hash import block_hex, prefix_block_hashes
 from gateway.execution import cache_salt
 from ostinato.mesh import Mesh
-from ostinato.tokenizers import load_renderer
+from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.v1 import common_pb2, worker_pb2, worker_pb2_grpc
 from tests.engine.conftest import MODEL
 from tests.integration.test_metrics import scrape
@@ -175,6 +175,25 @@ def test_every_seed_the_api_takes_reaches_sglang(acme_openai: openai.OpenAI, see
         model="tiny-llama", messages=user("Pick a word."), max_tokens=4, temperature=0.8,
         seed=seed)
     assert out.usage is not None and out.usage.completion_tokens >= 1
+
+
+def test_logit_bias_reaches_sglang_and_steers_its_sampling(acme_openai: openai.OpenAI) -> None:
+    """+100 on one token id makes greedy decoding emit only it (a random-weight model's logits
+    are a few units apart); an id past the vocabulary is SGLang's 400, and the engine serves on."""
+    forced = load_tokenizer(f"hf:{MODEL}")(" ocean")[-1]
+    kwargs = {"model": "tiny-llama", "messages": user("Say anything."), "max_tokens": 6,
+              "temperature": 0, "logprobs": True}
+    plain = acme_openai.chat.completions.create(**kwargs)  # type: ignore[call-overload]
+    out = acme_openai.chat.completions.create(  # type: ignore[call-overload]
+        **kwargs, logit_bias={str(forced): 100})
+    tokens = [t.token for t in out.choices[0].logprobs.content]
+    before = [t.token for t in plain.choices[0].logprobs.content]
+    assert len(tokens) == 6 and len(set(tokens)) == 1 and tokens != before, (tokens, before)
+    with pytest.raises(openai.BadRequestError, match=r"logit_bias must has keys in \[0, \d+\], "
+                                                     r"got 999999"):
+        acme_openai.chat.completions.create(**kwargs, logit_bias={"999999": 1})
+    again = acme_openai.chat.completions.create(**kwargs)  # type: ignore[call-overload]
+    assert again.usage is not None and again.usage.completion_tokens == 6
 
 
 def test_required_tool_choice_yields_a_valid_tool_call(acme_openai: openai.OpenAI) -> None:

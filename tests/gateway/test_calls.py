@@ -40,6 +40,12 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
         ({"prompt": "x", "thread_id": "t" * 129}, "thread_id"),
         ({"prompt": "x", "temperature": 3.0}, "temperature"),
         ({"prompt": "x", "top_p": 0.0}, "top_p"),
+        ({"prompt": "x", "logit_bias": {7: 100.5}}, r"logit_bias\[7\] is 100.5; a bias must be "
+                                                   r"in \[-100, 100\]"),
+        ({"prompt": "x", "logit_bias": {7: float("nan")}}, r"logit_bias\[7\] is nan"),
+        ({"prompt": "x", "logit_bias": {7: -float("inf")}}, r"logit_bias\[7\] is -inf"),
+        ({"prompt": "x", "logit_bias": dict.fromkeys(range(301), 1.0)},
+         "biases 301 token ids, more than 300"),
         # forced tool calls: one schema holds every tool's definitions, alike or refused
         ({"messages": USER, "tool_choice": "required", "tools": [
             _tool("a", {"$ref": "#/$defs/X"}, {"X": {"type": "string"}}),
@@ -100,6 +106,24 @@ def test_sdk_refuses_what_the_proto_cannot_hold_naming_the_argument(kwargs: dict
 def test_sdk_refuses_a_deadline_the_proto_cannot_hold_naming_it(deadline_s: object) -> None:
     with pytest.raises(ValueError, match="deadline_s must be a finite number of seconds"):
         program_options(deadline_s=deadline_s)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("bias", "message"), [
+    ({-1: 1.0}, "a logit_bias token id must be a whole number from 0 to 18446744073709551615"),
+    ({1 << 64: 1.0}, "a logit_bias token id must be a whole number"),
+    ({"5": 1.0}, "a logit_bias token id must be a whole number"),  # ids are ints in the SDK
+    ({5: "1"}, r"logit_bias\[5\] must be a number, got '1'"),
+    ({5: True}, r"logit_bias\[5\] must be a number"),
+])
+def test_sdk_refuses_a_logit_bias_the_proto_cannot_hold_naming_it(bias: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call_spec(messages=USER, logit_bias=bias)
+
+
+def test_sdk_logit_bias_is_taken_within_the_limits() -> None:
+    bias = {0: -100, 50256: 100.0, (1 << 64) - 1: 0.25, **dict.fromkeys(range(1, 298), 1.0)}
+    out = normalize_call(call_spec(messages=USER, logit_bias=bias), LIMITS)
+    assert dict(out.sampling.logit_bias) == {k: float(v) for k, v in bias.items()}
 
 
 @pytest.mark.parametrize(("seed", "sent"), [(5, 5), (-1, (1 << 64) - 1), ((1 << 64) - 1, (1 << 64) - 1)])

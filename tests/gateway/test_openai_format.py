@@ -55,7 +55,17 @@ def test_taken(body: dict[str, Any]) -> None:
     ({"messages": USER, "seed": -(2**63) - 1}, "seed"),  # below OpenAI's int64
     ({"messages": USER, "modalities": ["text", "audio"]}, "modalities"),
     ({"messages": USER, "modalities": "text"}, "modalities"),
-    ({"messages": USER, "logit_bias": {"50256": -100}}, "logit_bias"),  # not supported: refused
+    ({"messages": USER, "logit_bias": [1]}, "logit_bias"),
+    ({"messages": USER, "logit_bias": {"x": 1}}, "logit_bias"),  # a key is a token id
+    ({"messages": USER, "logit_bias": {"-1": 1}}, "logit_bias"),
+    ({"messages": USER, "logit_bias": {"007": 1}}, "logit_bias"),
+    ({"messages": USER, "logit_bias": {"1" * 20: 1}}, "logit_bias"),  # past the proto's uint64
+    ({"messages": USER, "logit_bias": {"1": 100.00000000000001}}, "logit_bias"),
+    ({"messages": USER, "logit_bias": {"1": -101}}, "logit_bias"),
+    ({"messages": USER, "logit_bias": {"1": True}}, "logit_bias"),
+    ({"messages": USER, "logit_bias": {"1": "5"}}, "logit_bias"),
+    ({"messages": USER, "logit_bias": {"1": float("nan")}}, "logit_bias"),
+    ({"messages": USER, "logit_bias": {str(i): 1 for i in range(301)}}, "logit_bias"),
     ({"messages": USER, "top_p": 0}, "top_p"),
     ({"messages": USER, "temperature": 2.5}, "temperature"),
 ])
@@ -63,6 +73,23 @@ def test_refused(body: dict[str, Any], param: str) -> None:
     with pytest.raises(BadRequest) as exc:
         call_from_openai(body, None)
     assert exc.value.param == param
+
+
+@pytest.mark.parametrize(("route", "bias", "sent"), [
+    ("chat", None, {}),
+    ("chat", {}, {}),
+    ("chat", {"50256": -100, "0": 100, "9999999999999999999": 0.5}, {
+        50256: -100.0, 0: 100.0, 9999999999999999999: 0.5}),
+    ("chat", {"1\n": 1}, {1: 1.0}),  # as the OpenAPI pattern's `$` matches it
+    ("chat", {str(i): -1 for i in range(300)}, {i: -1.0 for i in range(300)}),
+    ("completion", {"13": 2.5}, {13: 2.5}),
+])
+def test_logit_bias_maps_token_ids_to_biases(route: str, bias: object,
+                                             sent: dict[int, float]) -> None:
+    body = {"messages": USER} if route == "chat" else {"prompt": "p"}
+    call = (call_from_openai if route == "chat" else call_from_completion)(
+        {**body, "logit_bias": bias}, None)
+    assert dict(call.sampling.logit_bias) == sent
 
 
 @pytest.mark.parametrize(("seed", "sent"), [
@@ -99,17 +126,16 @@ def test_completion_logprobs_refused(logprobs: object) -> None:
 @pytest.mark.parametrize(("route", "body"), [
     ("chat", {"messages": USER, "logit_bias": None, "functions": None, "audio": None,
               "prediction": None, "reasoning_effort": None, "web_search_options": None}),
-    ("chat", {"messages": USER, "logit_bias": {}, "functions": [], "function_call": "none"}),
+    ("chat", {"messages": USER, "functions": [], "function_call": "none"}),
     ("completion", {"prompt": "p", "echo": False, "best_of": 1, "suffix": None}),
-    ("completion", {"prompt": "p", "best_of": 1.0, "suffix": "", "logit_bias": {}}),
+    ("completion", {"prompt": "p", "best_of": 1.0, "suffix": ""}),
 ])
 def test_an_unsupported_field_asking_for_nothing_is_taken(route: str, body: dict[str, Any]) -> None:
-    """What clients that send every field send (`echo: false`, `logit_bias: null`)."""
+    """What clients that send every field send (`echo: false`, `functions: null`)."""
     (call_from_openai if route == "chat" else call_from_completion)(body, None)
 
 
 @pytest.mark.parametrize(("route", "body", "param"), [
-    ("chat", {"messages": USER, "logit_bias": {"50256": -100}}, "logit_bias"),
     ("chat", {"messages": USER, "functions": [{"name": "f"}]}, "functions"),
     ("chat", {"messages": USER, "function_call": "auto"}, "function_call"),
     ("chat", {"messages": USER, "web_search_options": {}}, "web_search_options"),  # turns it on

@@ -126,7 +126,7 @@ def test_models_completions_logprobs_and_n(acme: openai.OpenAI) -> None:
     assert done.choices[0].text and done.usage is not None and done.usage.completion_tokens == 5
     out = acme.chat.completions.create(model=MODEL, messages=ask("Pick a number."), max_tokens=5,
                                        n=3, logprobs=True, top_logprobs=2, presence_penalty=0.5,
-                                       frequency_penalty=0.5)
+                                       frequency_penalty=0.5, logit_bias={"50256": -100})
     assert [c.index for c in out.choices] == [0, 1, 2]
     assert out.usage is not None and out.usage.completion_tokens == 15
     lp = out.choices[0].logprobs
@@ -138,7 +138,8 @@ def test_models_completions_logprobs_and_n(acme: openai.OpenAI) -> None:
 @pytest.mark.parametrize(("kw", "status", "needle"), [
     ({"n": 9}, 400, "n must be an integer from 1 to 8"),
     ({"model": "gpt-4o"}, 404, "not served here"),
-    ({"logit_bias": {"1": 5}}, 400, "logit_bias"),
+    ({"logit_bias": {"token": 5}}, 400, "logit_bias key 'token' is not a token id"),
+    ({"logit_bias": {"1": 500}}, 400, "logit_bias[1] must be a number in [-100, 100]"),
     ({"response_format": {"type": "json_schema", "json_schema": {
         "name": "x", "schema": {"type": "object", "properties": 5}}}}, 400,
      "response_format.json_schema.schema"),

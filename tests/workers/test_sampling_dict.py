@@ -20,3 +20,8 @@ def test_unset_fields_are_left_out() -> None:
     assert sampling_dict(common_pb2.SamplingParams(max_new_tokens=3, stop=["x"], ignore_eos=True),
                          '{"type": "object"}') == {
         "max_new_tokens": 3, "stop": ["x"], "ignore_eos": True, "json_schema": '{"type": "object"}'}
+
+
+def test_logit_bias_goes_with_string_keys_as_sglang_takes_it() -> None:
+    sp = common_pb2.SamplingParams(logit_bias={50256: -100.0, 3: 2.5})
+    assert sampling_dict(sp)["logit_bias"] == {"3": 2.5, "50256": -100.0}

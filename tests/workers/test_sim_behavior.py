@@ -98,3 +98,21 @@ def test_the_engine_reads_input_ids_as_a_real_one_does() -> None:
 def test_constraints_it_cannot_honour_are_refused(sp: dict, needle: str) -> None:
     with pytest.raises(BadRequest, match=needle):
         parse_generate({"text": "hi", "sampling_params": sp})
+
+
+@pytest.mark.parametrize(("bias", "needle"), [
+    ({"x": 1}, "invalid literal for int"),  # SGLang's int(token_id)
+    ({"-1": 1}, r"logit_bias must has keys in \[0, 18446744073709551615\], got -1\."),
+    ({str(1 << 64): 1}, "logit_bias must has keys in"),
+    ({"5": "big"}, r"logit_bias\[5\] must be a number"),
+    ([5], "logit_bias must be an object"),
+])
+def test_logit_bias_is_checked_as_sglang_checks_it(bias: object, needle: str) -> None:
+    with pytest.raises(BadRequest, match=needle):
+        parse_generate({"text": "hi", "sampling_params": {"logit_bias": bias}})
+
+
+def test_a_logit_bias_within_the_vocabulary_is_taken() -> None:
+    [req] = parse_generate({"text": "hi", "sampling_params": {
+        "logit_bias": {"0": -100, str((1 << 64) - 1): 100, "17": 0.5}}})
+    assert req.rid

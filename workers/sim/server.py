@@ -55,6 +55,29 @@ def _penalty(sp: dict[str, Any], name: str) -> None:
         raise BadRequest(f"sampling_params.{name} must be a number in [-2, 2]")
 
 
+SIM_VOCAB_SIZE = 1 << 64  # the sim tokenizer's ids are 8-byte chunks (workers/sim/tokenizer.py)
+
+
+def _logit_bias(sp: dict[str, Any]) -> None:
+    """Checked as SGLang checks it (keys are token ids in the vocabulary). The SIMULATED text
+    does not follow it, as it does not follow temperature or top_p."""
+    bias = sp.get("logit_bias")
+    if bias is None:
+        return
+    if not isinstance(bias, dict):
+        raise BadRequest("sampling_params.logit_bias must be an object")
+    for token_id, value in bias.items():
+        try:
+            tid = int(token_id)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        if not 0 <= tid < SIM_VOCAB_SIZE:  # SGLang's own check, word for word
+            raise BadRequest(f"logit_bias must has keys in [0, {SIM_VOCAB_SIZE - 1}], got "
+                             f"{token_id}.")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadRequest(f"sampling_params.logit_bias[{token_id}] must be a number")
+
+
 def _script(prompt: str, sp: dict[str, Any], tool_format: str, seed: int) -> str | None:
     """What the simulated model answers (workers/sim/behavior.py); constraints it cannot
     honour are refused, never ignored."""
@@ -107,6 +130,7 @@ def parse_generate(body: Any, tool_format: str = "hermes") -> list[SimRequest]:
         raise BadRequest("priority must be an integer")
     for name in ("presence_penalty", "frequency_penalty"):
         _penalty(sp, name)
+    _logit_bias(sp)
     top = body.get("top_logprobs_num", 0)
     if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= 20:
         raise BadRequest("top_logprobs_num must be an integer from 0 to 20")
