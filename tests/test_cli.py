@@ -170,8 +170,8 @@ def test_bench_cache_runs_both_indexes_on_the_same_lookups(tmp_path) -> None:  #
 def test_up_on_real_sglang_uses_the_models_tokenizer_everywhere(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import argparse
 
-    from ostinato.cli import _engine_overrides
     from ostinato.config import ConfigError
+    from ostinato.up_cli import _engine_overrides
 
     assert _engine_overrides(argparse.Namespace(engine="sim", model=None)) == {}
     with pytest.raises(ConfigError, match="--model"):
