@@ -142,6 +142,14 @@ def _check_sampling(call: common_pb2.CallSpec, limits: CallLimits) -> None:
         raise InvalidCall("sampling.temperature must be in [0, 2]", "temperature")
     if sp.HasField("top_p") and not 0.0 < sp.top_p <= 1.0:
         raise InvalidCall("sampling.top_p must be in (0, 1]", "top_p")
+    if sp.HasField("top_k") and not (sp.top_k == -1 or sp.top_k >= 1):
+        raise InvalidCall("sampling.top_k must be -1 (the whole vocabulary) or at least 1",
+                          "top_k")
+    if sp.HasField("min_p") and not 0.0 <= sp.min_p <= 1.0:
+        raise InvalidCall("sampling.min_p must be in [0, 1]", "min_p")
+    if sp.HasField("repetition_penalty") and not 0.0 < sp.repetition_penalty <= 2.0:
+        raise InvalidCall("sampling.repetition_penalty must be in (0, 2] (1: none)",
+                          "repetition_penalty")
     for name in ("presence_penalty", "frequency_penalty"):
         if sp.HasField(name) and not -2.0 <= getattr(sp, name) <= 2.0:
             raise InvalidCall(f"sampling.{name} must be in [-2, 2]", name)
@@ -219,4 +227,8 @@ def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.
         out.thread_id = "main"
     if not out.sampling.HasField("max_new_tokens"):
         out.sampling.max_new_tokens = limits.default_max_new_tokens
+    if out.sampling.min_new_tokens > out.sampling.max_new_tokens:
+        raise InvalidCall(f"min tokens {out.sampling.min_new_tokens} is more than max tokens "
+                          f"{out.sampling.max_new_tokens} (sampling.min_new_tokens; min_tokens "
+                          "over HTTP)", "min_tokens")
     return out

@@ -5,7 +5,8 @@ messages with `tool_call_id`), `tools` (functions), `tool_choice` (auto, none, r
 named function), `parallel_tool_calls`, `response_format` (text, json_object, json_schema),
 `max_tokens` / `max_completion_tokens`, `temperature`, `top_p`, `stop`, `seed`,
 `presence_penalty`, `frequency_penalty`, `logit_bias`, `logprobs` / `top_logprobs`, `n`, `stream`,
-`stream_options.include_usage`, `user` / `metadata` / `store` (ignored: they do not change
+`stream_options.include_usage`, SGLang's extensions `top_k`, `min_p`, `repetition_penalty`,
+`min_tokens`, `ignore_eos`, `user` / `metadata` / `store` (ignored: they do not change
 the answer), and the extension object `ostinato` (`call_id`, `thread_id`, `parent_call_ids`,
 `expected_output_tokens`). Anything else that would change the answer (audio, image parts,
 `functions`, ...) is refused with the field named, never silently dropped; `cache_salt` is
@@ -32,13 +33,16 @@ class BadRequest(ValueError):
         self.code = code  # OpenAI's error code, where it names one
 
 
+# Sampling fields SGLang's (and vLLM's) OpenAI servers take beyond OpenAI's, which clients
+# send as `extra_body` (Qwen's recommended top_k, benchmarks' ignore_eos).
+SGLANG_EXTENSIONS = ("top_k", "min_p", "repetition_penalty", "min_tokens", "ignore_eos")
 _IGNORED = {"user", "stream", "stream_options", "metadata", "store", "service_tier"}
 UNSUPPORTED_FIELDS = {"functions", "function_call", "audio", "prediction",
                       "web_search_options", "reasoning_effort", "suffix", "echo", "best_of"}
 _KNOWN = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
           "stop", "seed", "n", "ostinato", "tools", "tool_choice", "parallel_tool_calls",
           "response_format", "logprobs", "top_logprobs", "presence_penalty", "frequency_penalty",
-          "logit_bias", "modalities", *_IGNORED}
+          "logit_bias", "modalities", *SGLANG_EXTENSIONS, *_IGNORED}
 _KNOWN_COMPLETIONS = (_KNOWN - {"messages", "tools", "tool_choice", "parallel_tool_calls",
                                 "response_format", "max_completion_tokens", "top_logprobs",
                                 "modalities"}) | {
@@ -47,6 +51,7 @@ _MODE = common_pb2.ToolChoiceMode
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
 _FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32
 _UINT32_MAX = 2**32 - 1  # the proto field's range
+_INT32_MAX = 2**31 - 1
 # A logit_bias key: a decimal token id below 10**19, matched as the OpenAPI document's pattern
 # is (a trailing newline passes `$`, and int() takes it)
 _TOKEN_ID = re.compile(r"^(0|[1-9][0-9]{0,18})$")
@@ -261,6 +266,7 @@ def _sampling(body: Mapping[str, Any]) -> common_pb2.SamplingParams:
                 raise BadRequest(f"{name} must be in [-2, 2]", name)
             setattr(sp, name, value)
     _logit_bias(body, sp)
+    _extensions(body, sp)
     stop = body.get("stop")
     if isinstance(stop, str):
         sp.stop.append(stop)
@@ -269,6 +275,37 @@ def _sampling(body: Mapping[str, Any]) -> common_pb2.SamplingParams:
     elif stop is not None:
         raise BadRequest("stop must be a string or an array of at most 4 strings", "stop")
     return sp
+
+
+def _extensions(body: Mapping[str, Any], sp: common_pb2.SamplingParams) -> None:
+    """SGLANG_EXTENSIONS, in SGLang's ranges; min_tokens against max_tokens is calls.py's."""
+    top_k = _number(body, "top_k", int)
+    if top_k is not None:
+        if not (top_k == -1 or 1 <= top_k <= _INT32_MAX):
+            raise BadRequest("top_k must be -1 (the whole vocabulary) or at least 1", "top_k")
+        sp.top_k = top_k
+    min_p = _number(body, "min_p", float)
+    if min_p is not None:
+        if not 0.0 <= min_p <= 1.0:
+            raise BadRequest("min_p must be in [0, 1]", "min_p")
+        sp.min_p = min_p
+    penalty = _number(body, "repetition_penalty", float)
+    if penalty is not None:
+        if not 0.0 < penalty <= 2.0:
+            raise BadRequest("repetition_penalty must be in (0, 2] (1: none)",
+                             "repetition_penalty")
+        sp.repetition_penalty = max(penalty, _FLOAT32_TINY)  # as top_p: stays above 0
+    min_tokens = _number(body, "min_tokens", int)
+    if min_tokens is not None:
+        if not 0 <= min_tokens <= _UINT32_MAX:
+            raise BadRequest("min_tokens must be at least 0 (and at most max_tokens)",
+                             "min_tokens")
+        sp.min_new_tokens = min_tokens
+    ignore_eos = body.get("ignore_eos")
+    if ignore_eos is not None:
+        if not isinstance(ignore_eos, bool):
+            raise BadRequest("ignore_eos must be true or false", "ignore_eos")
+        sp.ignore_eos = ignore_eos
 
 
 def _logit_bias(body: Mapping[str, Any], sp: common_pb2.SamplingParams) -> None:

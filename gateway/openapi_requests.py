@@ -171,6 +171,20 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
             "description": "token ids of the served model's tokenizer (decimal strings) to a "
                            "bias added to their logits; an id outside the model's vocabulary "
                            "is a 400 from the engine"}),
+        # SGLang's extensions (its OpenAI server takes them; clients send them as extra_body)
+        "top_k": nullable({"oneOf": [{"const": -1}, {"type": "integer", "minimum": 1,
+                                                       "maximum": 2**31 - 1}],
+                           "description": "SGLang's: -1 (the whole vocabulary) or at least 1"}),
+        "min_p": nullable({"type": "number", "minimum": 0, "maximum": 1,
+                           "description": "SGLang's"}),
+        "repetition_penalty": nullable({"type": "number", "exclusiveMinimum": 0, "maximum": 2,
+                                        "description": "SGLang's: 1 is none"}),
+        "min_tokens": nullable({"type": "integer", "minimum": 0, "maximum": 2**32 - 1,
+                                "description": "SGLang's: no end of sequence before this many "
+                                               "tokens; at most the max tokens (max_tokens, or "
+                                               f"the default {cfg.default_max_new_tokens})"}),
+        "ignore_eos": nullable({"type": "boolean",
+                                "description": "SGLang's: generate up to the max tokens"}),
         "stop": nullable({"oneOf": [text(), {"type": "array", "items": text(), "maxItems": 4}]}),
         "stream": nullable({"type": "boolean", "description": "answer as server-sent events"}),
         "stream_options": nullable(obj({"include_usage": {"type": "boolean"}}, closed=False)),

@@ -225,6 +225,12 @@ class CallArgs(TypedDict, total=False):
     stop: Sequence[str]
     seed: int
     logit_bias: Mapping[int, float]  # token id (the model's tokenizer) -> bias in [-100, 100]
+    presence_penalty: float  # [-2, 2]
+    frequency_penalty: float  # [-2, 2]
+    top_k: int  # SGLang's: -1 (the whole vocabulary) or at least 1
+    min_p: float  # SGLang's: [0, 1]
+    repetition_penalty: float  # SGLang's: (0, 2], 1 is none
+    min_tokens: int  # SGLang's: no end of sequence before this many tokens
     cache: str | None  # off | exact | semantic (None: the gateway's default)
     semantic_threshold: float  # a semantic hit's minimum similarity (0: the gateway's)
     expected_output_tokens: int  # a scheduling hint
@@ -268,6 +274,16 @@ def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
         sampling.temperature = args["temperature"]
     if "top_p" in args:
         sampling.top_p = args["top_p"]
+    for name in ("presence_penalty", "frequency_penalty", "min_p", "repetition_penalty"):
+        if name in args:
+            setattr(sampling, name, args[name])
+    if "top_k" in args:
+        if isinstance(args["top_k"], bool) or not isinstance(args["top_k"], int) or not (
+                -1 <= args["top_k"] < 1 << 31):
+            raise ValueError(f"top_k must be -1 or a whole number from 1, got {args['top_k']!r}")
+        sampling.top_k = args["top_k"]
+    if "min_tokens" in args:
+        sampling.min_new_tokens = _unsigned("min_tokens", args["min_tokens"], 32)
     if "seed" in args:
         sampling.seed = proto_seed(args["seed"])
     for token_id, bias in (args.get("logit_bias") or {}).items():

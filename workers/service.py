@@ -61,7 +61,7 @@ def sampling_dict(sp: common_pb2.SamplingParams, json_schema: str = "") -> dict[
     """Proto sampling params -> SGLang sampling_params; unset fields keep SGLang's defaults."""
     out: dict[str, Any] = {}
     for name in ("max_new_tokens", "temperature", "top_p", "top_k", "n", "presence_penalty",
-                 "frequency_penalty"):
+                 "frequency_penalty", "min_p", "repetition_penalty", "min_new_tokens"):
         if sp.HasField(name):
             out[name] = getattr(sp, name)
     if json_schema:

@@ -196,6 +196,15 @@ def test_logit_bias_reaches_sglang_and_steers_its_sampling(acme_openai: openai.O
     assert again.usage is not None and again.usage.completion_tokens == 6
 
 
+def test_sglangs_sampling_extensions_reach_it(acme_openai: openai.OpenAI) -> None:
+    """top_k, min_p, repetition_penalty and min_tokens under SGLang's own names; SGLang takes
+    each (its verify() would 400 a misnamed or out-of-range one)."""
+    out = acme_openai.chat.completions.create(
+        model="tiny-llama", messages=user("Count."), max_tokens=12, temperature=0.7,
+        extra_body={"top_k": 5, "min_p": 0.1, "repetition_penalty": 1.3, "min_tokens": 12})
+    assert out.usage is not None and out.usage.completion_tokens == 12
+
+
 def test_required_tool_choice_yields_a_valid_tool_call(acme_openai: openai.OpenAI) -> None:
     params = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}},
               "required": ["city"], "additionalProperties": False}

@@ -17,6 +17,7 @@ FUZZ_KEY = "fuzz-key-0123456789"
 TENANT = "fuzzer"
 MAX_NEW_TOKENS = 8
 MAX_PROMPT_CHARS = 20_000
+DEFAULT_MAX_NEW_TOKENS = 4
 
 
 @pytest.fixture(scope="package")
@@ -25,7 +26,7 @@ def fuzz_mesh() -> Iterator[Mesh]:
         "workers": 1,
         "gateway": {"api_keys": {FUZZ_KEY: TENANT}, "allow_anonymous": False,
                     "semantic_cache": False, "max_prompt_chars": MAX_PROMPT_CHARS,
-                    "max_messages": 16, "default_max_new_tokens": 4,
+                    "max_messages": 16, "default_max_new_tokens": DEFAULT_MAX_NEW_TOKENS,
                     "max_new_tokens_limit": MAX_NEW_TOKENS, "call_timeout_s": 30.0},
         "sim_engine": {"time_scale": 0.01},
     })

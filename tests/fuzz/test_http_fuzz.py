@@ -37,7 +37,13 @@ from schemathesis.specs.openapi.checks import (
 from gateway.openapi import document
 from gateway.openapi_requests import JSON_OBJECT_TEXT
 from ostinato.mesh import Mesh
-from tests.fuzz.conftest import FUZZ_KEY, MAX_PROMPT_CHARS, nothing_left, planner_state
+from tests.fuzz.conftest import (
+    DEFAULT_MAX_NEW_TOKENS,
+    FUZZ_KEY,
+    MAX_PROMPT_CHARS,
+    nothing_left,
+    planner_state,
+)
 from workers.sim.json_instance import instance
 from workers.sim.json_schema import UnsupportedSchema
 
@@ -130,6 +136,10 @@ def _beyond_the_schema(case: schemathesis.Case) -> str | None:
         return "a call its own parent"
     if sum(_text_chars(m.get("content")) for m in body.get("messages", [])) > MAX_PROMPT_CHARS:
         return "messages too long in all"
+    most = next((body[n] for n in ("max_completion_tokens", "max_tokens")
+                 if body.get(n) is not None), DEFAULT_MAX_NEW_TOKENS)
+    if not responses and (body.get("min_tokens") or 0) > most:
+        return "min_tokens over the max tokens"
     if responses and _input_chars(body) > MAX_PROMPT_CHARS:
         return "instructions and input too long in all"
     if responses:

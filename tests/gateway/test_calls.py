@@ -8,6 +8,7 @@ import pytest
 
 from gateway.calls import CallLimits, InvalidCall, nesting_depth, normalize_call
 from ostinato.sdk_types import call_spec, program_options
+from ostinato.v1 import common_pb2
 
 LIMITS = CallLimits(max_prompt_chars=1000, max_messages=4, default_max_new_tokens=64,
                     max_new_tokens_limit=512)
@@ -40,6 +41,11 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
         ({"prompt": "x", "thread_id": "t" * 129}, "thread_id"),
         ({"prompt": "x", "temperature": 3.0}, "temperature"),
         ({"prompt": "x", "top_p": 0.0}, "top_p"),
+        ({"prompt": "x", "top_k": 0}, "top_k must be -1"),
+        ({"prompt": "x", "min_p": 1.5}, r"min_p must be in \[0, 1\]"),
+        ({"prompt": "x", "repetition_penalty": 0.0}, r"repetition_penalty must be in \(0, 2\]"),
+        ({"prompt": "x", "min_tokens": 65}, "min tokens 65 is more than max tokens 64"),  # default
+        ({"prompt": "x", "min_tokens": 9, "max_tokens": 8}, "min tokens 9 is more than max tokens 8"),
         ({"prompt": "x", "logit_bias": {7: 100.5}}, r"logit_bias\[7\] is 100.5; a bias must be "
                                                    r"in \[-100, 100\]"),
         ({"prompt": "x", "logit_bias": {7: float("nan")}}, r"logit_bias\[7\] is nan"),
@@ -106,6 +112,27 @@ def test_sdk_refuses_what_the_proto_cannot_hold_naming_the_argument(kwargs: dict
 def test_sdk_refuses_a_deadline_the_proto_cannot_hold_naming_it(deadline_s: object) -> None:
     with pytest.raises(ValueError, match="deadline_s must be a finite number of seconds"):
         program_options(deadline_s=deadline_s)  # type: ignore[arg-type]
+
+
+def test_sglang_extensions_within_their_ranges_are_taken() -> None:
+    out = normalize_call(call_spec(prompt="x", top_k=-1, min_p=1.0, repetition_penalty=2.0,
+                                   min_tokens=64, presence_penalty=-2.0), LIMITS)
+    sp = out.sampling
+    assert (sp.top_k, sp.min_p, sp.repetition_penalty, sp.min_new_tokens, sp.presence_penalty) == (
+        -1, 1.0, 2.0, 64, -2.0)
+
+
+@pytest.mark.parametrize("top_k", [-5, -(1 << 31), 0])
+def test_a_raw_grpc_top_k_below_one_is_refused(top_k: int) -> None:
+    call = common_pb2.CallSpec(prompt="x", sampling=common_pb2.SamplingParams(top_k=top_k))
+    with pytest.raises(InvalidCall, match="top_k must be -1"):
+        normalize_call(call, LIMITS)
+
+
+@pytest.mark.parametrize("top_k", [-2, 1 << 31, 2.0, True])
+def test_sdk_refuses_a_top_k_the_proto_cannot_hold(top_k: object) -> None:
+    with pytest.raises(ValueError, match="top_k must be -1 or a whole number from 1"):
+        call_spec(prompt="x", top_k=top_k)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("bias", "message"), [

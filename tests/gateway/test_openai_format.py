@@ -55,6 +55,17 @@ def test_taken(body: dict[str, Any]) -> None:
     ({"messages": USER, "seed": -(2**63) - 1}, "seed"),  # below OpenAI's int64
     ({"messages": USER, "modalities": ["text", "audio"]}, "modalities"),
     ({"messages": USER, "modalities": "text"}, "modalities"),
+    ({"messages": USER, "top_k": 0}, "top_k"),  # SGLang's: -1 or at least 1
+    ({"messages": USER, "top_k": -2}, "top_k"),
+    ({"messages": USER, "top_k": 2**31}, "top_k"),
+    ({"messages": USER, "top_k": 1.5}, "top_k"),
+    ({"messages": USER, "min_p": 1.01}, "min_p"),
+    ({"messages": USER, "min_p": -0.1}, "min_p"),
+    ({"messages": USER, "repetition_penalty": 0}, "repetition_penalty"),
+    ({"messages": USER, "repetition_penalty": 2.5}, "repetition_penalty"),
+    ({"messages": USER, "min_tokens": -1}, "min_tokens"),
+    ({"messages": USER, "min_tokens": 2**32}, "min_tokens"),
+    ({"messages": USER, "ignore_eos": "yes"}, "ignore_eos"),
     ({"messages": USER, "logit_bias": [1]}, "logit_bias"),
     ({"messages": USER, "logit_bias": {"x": 1}}, "logit_bias"),  # a key is a token id
     ({"messages": USER, "logit_bias": {"-1": 1}}, "logit_bias"),
@@ -73,6 +84,26 @@ def test_refused(body: dict[str, Any], param: str) -> None:
     with pytest.raises(BadRequest) as exc:
         call_from_openai(body, None)
     assert exc.value.param == param
+
+
+@pytest.mark.parametrize(("route", "fields", "sampling"), [
+    ("chat", {"top_k": 20, "min_p": 0.0, "repetition_penalty": 1.05, "min_tokens": 3},
+     {"top_k": 20, "min_p": 0.0, "repetition_penalty": 1.05, "min_new_tokens": 3}),
+    ("chat", {"top_k": -1, "min_p": 1, "repetition_penalty": 2, "ignore_eos": True},
+     {"top_k": -1, "min_p": 1.0, "repetition_penalty": 2.0, "ignore_eos": True}),
+    ("chat", {"top_k": None, "min_p": None, "repetition_penalty": None, "min_tokens": None,
+              "ignore_eos": None}, {}),
+    ("completion", {"top_k": 1, "min_tokens": 0, "ignore_eos": False},
+     {"top_k": 1, "min_new_tokens": 0}),
+])
+def test_sglangs_sampling_extensions_are_taken(route: str, fields: dict[str, Any],
+                                                sampling: dict[str, Any]) -> None:
+    """What clients send SGLang's OpenAI server as extra_body (Qwen's top_k, bench ignore_eos)."""
+    body = {"messages": USER} if route == "chat" else {"prompt": "p"}
+    call = (call_from_openai if route == "chat" else call_from_completion)({**body, **fields}, None)
+    sp = call.sampling
+    got = {f.name: v for f, v in sp.ListFields()}
+    assert {k: pytest.approx(v) for k, v in got.items()} == sampling
 
 
 @pytest.mark.parametrize(("route", "bias", "sent"), [

@@ -135,6 +135,23 @@ def test_models_completions_logprobs_and_n(acme: openai.OpenAI) -> None:
     assert ext["program_id"] and ext["call_id"] and ext["parent_call_ids"] == []
 
 
+def test_sglangs_sampling_extensions_reach_the_engine(acme: openai.OpenAI) -> None:
+    """As SGLang's OpenAI server takes them (extra_body). The sim model ends a free-text answer
+    after 4 to 95 tokens, so 100 tokens come only from min_tokens reaching it."""
+    out = acme.chat.completions.create(model=MODEL, messages=ask("Tell me more."), max_tokens=110,
+                                       extra_body={"top_k": 20, "min_p": 0.05, "min_tokens": 100,
+                                                   "repetition_penalty": 1.1})
+    assert out.usage is not None and 100 <= out.usage.completion_tokens <= 110
+    assert out.choices[0].finish_reason == "stop"
+    out = acme.completions.create(model=MODEL, prompt="Once", max_tokens=120,
+                                  extra_body={"ignore_eos": True})
+    assert out.usage is not None and out.usage.completion_tokens == 120
+    assert out.choices[0].finish_reason == "length"
+    with pytest.raises(openai.BadRequestError, match="min tokens 9 is more than max tokens 8"):
+        acme.chat.completions.create(model=MODEL, messages=ask("x"), max_tokens=8,
+                                     extra_body={"min_tokens": 9})
+
+
 @pytest.mark.parametrize(("kw", "status", "needle"), [
     ({"n": 9}, 400, "n must be an integer from 1 to 8"),
     ({"model": "gpt-4o"}, 404, "not served here"),

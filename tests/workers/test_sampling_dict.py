@@ -25,3 +25,9 @@ def test_unset_fields_are_left_out() -> None:
 def test_logit_bias_goes_with_string_keys_as_sglang_takes_it() -> None:
     sp = common_pb2.SamplingParams(logit_bias={50256: -100.0, 3: 2.5})
     assert sampling_dict(sp)["logit_bias"] == {"3": 2.5, "50256": -100.0}
+
+
+def test_sglangs_extensions_go_under_their_sglang_names() -> None:
+    sp = common_pb2.SamplingParams(top_k=20, min_p=0.5, repetition_penalty=1.5, min_new_tokens=7)
+    assert sampling_dict(sp) == {"top_k": 20, "min_p": 0.5, "repetition_penalty": 1.5,
+                                 "min_new_tokens": 7}

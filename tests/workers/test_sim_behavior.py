@@ -13,6 +13,7 @@ from ostinato.tool_formats import get_parser
 from workers.sim.behavior import scripted_answer
 from workers.sim.chat_template import declared_tools, last_turn_role, render
 from workers.sim.server import BadRequest, parse_generate
+from workers.sim.text import Decoder
 from workers.sim.tokenizer import tokenize
 
 SEARCH = {"type": "object", "properties": {"query": {"type": "string"}, "k": {
@@ -116,3 +117,29 @@ def test_a_logit_bias_within_the_vocabulary_is_taken() -> None:
     [req] = parse_generate({"text": "hi", "sampling_params": {
         "logit_bias": {"0": -100, str((1 << 64) - 1): 100, "17": 0.5}}})
     assert req.rid
+
+
+@pytest.mark.parametrize(("sp", "needle"), [  # SGLang's SamplingParams.verify, word for word
+    ({"top_k": 0}, r"top_k must be -1 \(disable\) or at least 1, got 0\."),
+    ({"min_p": 1.5}, r"min_p must be in \[0, 1\], got 1.5\."),
+    ({"repetition_penalty": 0}, r"repetition_penalty must be in \(0, 2\] \(1.0 = no penalty\)"),
+    ({"min_new_tokens": 9, "max_new_tokens": 8},
+     r"min_new_tokens must be in \[0, max_new_tokens\(8\)\], got 9\."),
+    ({"min_new_tokens": 1.5}, "sampling_params.min_new_tokens must be a number"),
+    ({"top_k": "5"}, "sampling_params.top_k must be a number"),
+])
+def test_sglangs_sampling_ranges_are_checked_in_its_words(sp: dict, needle: str) -> None:
+    with pytest.raises(BadRequest, match=needle):
+        parse_generate({"text": "hi", "sampling_params": sp})
+
+
+@pytest.mark.parametrize("least", [0, 50, 120])
+def test_no_end_of_sequence_before_min_new_tokens(least: int) -> None:
+    """The sim model's natural lengths are 4 to 95 tokens: 120 is past every one of them."""
+    [req] = parse_generate({"text": "hi there", "sampling_params": {
+        "max_new_tokens": 200, "min_new_tokens": least}})
+    assert req.min_new_tokens == least
+    decoder = Decoder(req.prompt_ids, max_new_tokens=200, min_new_tokens=least)
+    decoder.advance(300)
+    assert decoder.finish_reason is not None and decoder.finish_reason["type"] == "stop"
+    assert decoder.completion_tokens >= max(least, 4)

@@ -30,6 +30,7 @@ class SimRequest:
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
     seed: int = 0
+    min_new_tokens: int = 0  # no EOS before this many tokens (SGLang's min_new_tokens)
     priority: int = 0
     cache_salt: str = ""
     script: str | None = None  # what the simulated model answers (workers/sim/behavior.py)
@@ -131,7 +132,8 @@ class RealtimeSimEngine:
         self.validate(req)
         self._ensure_driver()
         decoder = Decoder(req.prompt_ids, max_new_tokens=req.max_new_tokens, stop=req.stop,
-                          ignore_eos=req.ignore_eos, seed=req.seed, script=req.script)
+                          ignore_eos=req.ignore_eos, seed=req.seed, script=req.script,
+                          min_new_tokens=req.min_new_tokens)
         queue: asyncio.Queue[EngineEvent] = asyncio.Queue()
         self._streams[req.rid] = queue
         now = self.now()

@@ -58,6 +58,33 @@ def _penalty(sp: dict[str, Any], name: str) -> None:
 SIM_VOCAB_SIZE = 1 << 64  # the sim tokenizer's ids are 8-byte chunks (workers/sim/tokenizer.py)
 
 
+def _sampling_ranges(sp: dict[str, Any], max_new: int) -> int:
+    """top_k, min_p, repetition_penalty and min_new_tokens checked in SGLang's words (its
+    SamplingParams.verify); returns min_new_tokens, which the SIMULATED text follows (no EOS
+    before it) as it does not follow the other three."""
+    values = {"top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0, "min_new_tokens": 0}
+    for name, default in values.items():
+        value = sp.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or (
+                isinstance(default, int) and not float(value).is_integer()):
+            raise BadRequest(f"sampling_params.{name} must be a number")
+        values[name] = value
+    top_k, min_p, penalty, least = values.values()
+    if top_k != -1 and top_k < 1:
+        raise BadRequest(f"top_k must be -1 (disable) or at least 1, got {top_k}.")
+    if not 0.0 <= min_p <= 1.0:
+        raise BadRequest(f"min_p must be in [0, 1], got {min_p}.")
+    if not 0.0 < penalty <= 2.0:
+        raise BadRequest("repetition_penalty must be in (0, 2] (1.0 = no penalty), got "
+                         f"{penalty}.")
+    if not 0 <= least <= max_new:
+        raise BadRequest(f"min_new_tokens must be in [0, max_new_tokens({max_new})], got "
+                         f"{least}.")
+    return int(least)
+
+
 def _logit_bias(sp: dict[str, Any]) -> None:
     """Checked as SGLang checks it (keys are token ids in the vocabulary). The SIMULATED text
     does not follow it, as it does not follow temperature or top_p."""
@@ -131,6 +158,7 @@ def parse_generate(body: Any, tool_format: str = "hermes") -> list[SimRequest]:
     for name in ("presence_penalty", "frequency_penalty"):
         _penalty(sp, name)
     _logit_bias(sp)
+    min_new = _sampling_ranges(sp, max_new)
     top = body.get("top_logprobs_num", 0)
     if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= 20:
         raise BadRequest("top_logprobs_num must be an integer from 0 to 20")
@@ -146,6 +174,7 @@ def parse_generate(body: Any, tool_format: str = "hermes") -> list[SimRequest]:
         SimRequest(
             rid=rid if n == 1 else f"{rid}-{i}", prompt_ids=prompt, max_new_tokens=max_new,
             stop=stop, ignore_eos=bool(sp.get("ignore_eos", False)), seed=int(seed) + i,
+            min_new_tokens=min_new,
             priority=priority or 0, cache_salt=str(body.get("cache_salt") or ""),
             script=_script(prompt_text, sp, tool_format, int(seed) + i),
         )

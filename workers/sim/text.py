@@ -61,8 +61,9 @@ class Decoder:
     """Produces one request's output token by token and decides when it finishes.
 
     Without a `script` the output is the endless word stream, ended by EOS at the prompt's
-    natural length; with one (a tool call, a JSON instance: what the simulated model has
-    decided to answer) the output is the script's tokens, then EOS.
+    natural length, or at `min_new_tokens` if later; with one (a tool call, a JSON instance:
+    what the simulated model has decided to answer) the output is the script's tokens, then
+    EOS (a constrained answer is complete there: `min_new_tokens` does not lengthen it).
     Finish reasons are SGLang's: {"type": "stop", "matched": str | int} for a stop
     string or EOS, {"type": "length", "length": n} at max_new_tokens.
     """
@@ -76,10 +77,12 @@ class Decoder:
         ignore_eos: bool = False,
         seed: int = 0,
         script: str | None = None,
+        min_new_tokens: int = 0,
     ) -> None:
         if script is None:
             self._tokens: Iterator[int] = _word_tokens(prompt_ids, seed)
-            self._eos_at = None if ignore_eos else natural_length(prompt_ids, seed)
+            self._eos_at = None if ignore_eos else max(natural_length(prompt_ids, seed),
+                                                       min_new_tokens)
         else:
             scripted = tokenize(script)
             self._tokens = iter(scripted)
