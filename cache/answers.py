@@ -47,6 +47,7 @@ class Answer:
     completion_tokens: int
     # (id, name, arguments JSON) of each tool call the answer made
     tool_calls: tuple[tuple[str, str, str], ...] = ()
+    reasoning: str = ""  # a reasoning model's thinking before the answer
 
     def to_json(self) -> str:
         return json.dumps({**self.__dict__, "tool_calls": [list(c) for c in self.tool_calls]})
@@ -56,7 +57,7 @@ class Answer:
         d = json.loads(raw)
         calls = tuple((str(c[0]), str(c[1]), str(c[2])) for c in d.get("tool_calls") or ())
         return Answer(str(d["text"]), str(d["finish_reason"]), int(d["prompt_tokens"]),
-                      int(d["completion_tokens"]), calls)
+                      int(d["completion_tokens"]), calls, str(d.get("reasoning") or ""))
 
 
 @dataclass(frozen=True)

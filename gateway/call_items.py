@@ -50,6 +50,8 @@ class Delta:
     # The call's last text: its CallResult follows at once, so a front end may send both in
     # one message (a CallChunk with delta and result; one HTTP write).
     last: bool = False
+    # A reasoning model's thinking that came with this piece (before any of `text`).
+    reasoning: str = ""
 
 
 @dataclass(frozen=True)

@@ -75,9 +75,12 @@ class CallExecutor:
                  tenancy: Callable[[], Tenancy] = Tenancy,
                  tokenize: Tokenize | None = None, renderer: ChatRenderer | None = None,
                  tool_format: str = "hermes", quotas: Quotas | None = None,
-                 quota_timeout_s: float = 0.5, admissions: Admissions | None = None) -> None:
+                 quota_timeout_s: float = 0.5, admissions: Admissions | None = None,
+                 reasoning_format: str = "") -> None:
         """`tokenize` and `renderer`: the served model's tokenizer and chat template;
         `tool_format`: how its output writes tool calls (ostinato/tool_formats.py);
+        `reasoning_format`: how it writes its thinking ("": it does not think;
+        ostinato/reasoning_formats.py);
         `quotas`: the tenants' rate and token quotas in Redis (None: not enforced);
         `admissions`: what admits calls (gateway/admissions.py: over one stream), else
         the planner's unary Admit."""
@@ -95,6 +98,7 @@ class CallExecutor:
         self._tokenize = tokenize or load_tokenizer("sim")
         self._renderer = renderer or load_renderer("sim", tool_format)
         self._tool_format = tool_format
+        self._reasoning_format = reasoning_format
         self._workers = workers
         self._cache = cache
         self._cache_default = cache_default or CachePolicy(CacheMode.OFF)
@@ -176,9 +180,11 @@ class CallExecutor:
                                           resend)
                 self._quotas.charge(tenant, limits, hit.answer.completion_tokens)
                 yield Granted("")
-                yield Delta(hit.answer.text, _HIT[hit.kind], last=True)
+                yield Delta(hit.answer.text, _HIT[hit.kind], last=True,
+                            reasoning=hit.answer.reasoning)
                 yield common_pb2.CallResult(
                     call_id=call.call_id, text=hit.answer.text,
+                    reasoning_content=hit.answer.reasoning,
                     finish_reason=hit.answer.finish_reason,
                     # ids of its own: a tool call's id names one answer's call, and the
                     # cached answer's went to the caller who asked first
@@ -214,7 +220,8 @@ class CallExecutor:
                 await self._cache.store(tenant, exact, semantic, Answer(
                     item.text, item.finish_reason, item.usage.prompt_tokens,
                     item.usage.completion_tokens,
-                    tuple((c.id, c.name, c.arguments) for c in item.tool_calls)))
+                    tuple((c.id, c.name, c.arguments) for c in item.tool_calls),
+                    item.reasoning_content))
             yield item
 
     async def _record_cached(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
@@ -233,7 +240,8 @@ class CallExecutor:
     def _prepare(self, call: common_pb2.CallSpec) -> tuple[PreparedPrompt, int]:
         """The call rendered and tokenized once, and how many leading tokens are a declared
         shared prefix."""
-        prompt = prepare(call, self._renderer, self._tokenize, self._tool_format)
+        prompt = prepare(call, self._renderer, self._tokenize, self._tool_format,
+                         self._reasoning_format)
         shared_bytes = self._tenancy().shared_bytes(prompt.text)
         if shared_bytes <= 0:
             return prompt, 0
@@ -291,13 +299,15 @@ class CallExecutor:
         for retry in range(MAX_RETRIES + 1):
             grant = await self._admitted(admit, failed, timeout_s - (time.monotonic() - start))
             final: worker_pb2.GenerateResult | None = None
-            tail = ""  # the text that came with the result (a whole answer's: all of it),
-            # sent with what output.finish() adds
+            # the text (and thinking) that came with the result (a whole answer's: all of
+            # it), sent with what output.finish() adds
+            tail = tail_thinking = ""
             try:
                 if retry == 0:
                     yield Granted(grant.worker_id)
                 queued = time.monotonic() - start
-                output = ToolOutput(prompt.parser, prompt.tool_names, prompt.single_call)
+                output = ToolOutput(prompt.parser, prompt.tool_names, prompt.single_call,
+                                    prompt.reasoning)
                 attempt = self._generate(generate, grant, output, max(0.001, timeout_s - queued))
                 async with contextlib.aclosing(attempt):  # our caller gone: the stream stops
                     async for item in attempt:
@@ -305,6 +315,7 @@ class CallExecutor:
                             final = item
                         elif item.last or whole:  # a whole answer: nothing before its end
                             tail += item.text  # (whatever the worker sends)
+                            tail_thinking += item.reasoning
                         else:
                             streamed = True
                             yield item
@@ -332,12 +343,13 @@ class CallExecutor:
             program_id=admit.program_id, call_id=admit.call_id, worker_id=grant.worker_id,
             status=planner_pb2.COMPLETION_STATUS_OK, usage=final.usage,
             service_s=final.service_s, attempt=grant.attempt))
-        rest, content, tool_calls = output.finish()
-        if tail or rest:
-            yield Delta(tail + rest, last=True)
+        thinking, rest, content, tool_calls = output.finish()
+        if tail or rest or tail_thinking or thinking:
+            yield Delta(tail + rest, last=True, reasoning=tail_thinking + thinking)
         total = time.monotonic() - start
         yield common_pb2.CallResult(
             call_id=call.call_id, text=content, tool_calls=tool_calls,
+            reasoning_content=output.reasoning,
             finish_reason="tool_calls" if tool_calls else final.finish_reason,
             usage=final.usage, worker_id=final.worker_id, cache_hit=common_pb2.CACHE_HIT_MISS,
             timings=common_pb2.CallTimings(queue_s=queued, engine_s=final.service_s, total_s=total),
@@ -382,9 +394,10 @@ class CallExecutor:
             try:
                 async for chunk in stream:
                     if chunk.delta:  # the last text may come with the result
-                        content = output.feed(chunk.delta)
-                        if content:
-                            yield Delta(content, last=chunk.HasField("result"))
+                        thinking, content = output.feed(chunk.delta)
+                        if content or thinking:
+                            yield Delta(content, last=chunk.HasField("result"),
+                                        reasoning=thinking)
                     if chunk.HasField("result"):
                         final = chunk.result
             except grpc.aio.AioRpcError as exc:

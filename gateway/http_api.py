@@ -356,7 +356,9 @@ class _Stream(SseStream):
             while True:
                 item = item if item is not None else await self._next()
                 if isinstance(item, Delta):
-                    event = self._chunk({"content": item.text})
+                    event = self._chunk({"reasoning_content": item.reasoning,
+                                         "content": item.text} if item.reasoning
+                                        else {"content": item.text})
                     if item.last and not item.restart:
                         last = event
                     else:

@@ -120,6 +120,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                             tokenize=load_tokenizer(config.kv_tokenizer),
                             renderer=load_renderer(config.kv_tokenizer, config.tool_call_parser),
                             tool_format=config.tool_call_parser,
+                            reasoning_format=config.reasoning_parser,
                             quotas=Quotas(client) if client is not None else None,
                             quota_timeout_s=redis_cfg.timeout_s,
                             admissions=admissions)

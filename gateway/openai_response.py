@@ -52,6 +52,8 @@ def message_json(result: common_pb2.CallResult) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant",
                                "content": result.text if result.text or not result.tool_calls
                                else None}
+    if result.reasoning_content:  # as SGLang's and DeepSeek's APIs give a model's thinking
+        message["reasoning_content"] = result.reasoning_content
     if result.tool_calls:
         message["tool_calls"] = tool_calls_json(result.tool_calls)
     return message

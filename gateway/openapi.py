@@ -38,6 +38,8 @@ def _schemas(cfg: GatewayConfig) -> dict[str, Schema]:
                  ("prompt_tokens", "completion_tokens", "total_tokens"))
     logprobs = {"oneOf": [NULL, {"type": "object"}]}
     reply = obj({"role": {"const": "assistant"}, "content": {"type": ["string", "null"]},
+                  "reasoning_content": text("a reasoning model's thinking before its answer "
+                                            "(gateway.reasoning_parser)"),
                   "tool_calls": {"type": "array", "items": tool_call}}, ("role", "content"))
     ostinato = obj({
         "program_id": text(), "call_id": text(), "thread_id": text(),

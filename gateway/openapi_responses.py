@@ -167,6 +167,11 @@ def response_schema() -> Schema:
     call = obj({"id": text(), "type": {"const": "function_call"}, "call_id": text(),
                 "name": text(), "arguments": text(), "status": text()},
                ("type", "call_id", "name", "arguments"), closed=False)
+    reasoning = obj({"id": text(), "type": {"const": "reasoning"}, "summary": {"type": "array"},
+                     "content": {"type": "array", "items": obj({
+                         "type": {"const": "reasoning_text"}, "text": text()}, ("type", "text"))},
+                     "status": text()}, ("id", "type", "summary"), closed=False,
+                    description="a reasoning model's thinking (gateway.reasoning_parser)")
     usage = obj({"input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"},
                  "total_tokens": {"type": "integer"},
                  "input_tokens_details": obj({"cached_tokens": {"type": "integer"}},
@@ -177,7 +182,7 @@ def response_schema() -> Schema:
     return obj({
         "id": text(), "object": {"const": "response"}, "created_at": {"type": "integer"},
         "status": {"enum": ["completed", "incomplete"]}, "model": text(),
-        "output": {"type": "array", "items": {"oneOf": [message, call]}},
+        "output": {"type": "array", "items": {"oneOf": [reasoning, message, call]}},
         "incomplete_details": {"oneOf": [NULL, obj({"reason": text()}, ("reason",),
                                                     closed=False)]},
         "usage": usage, "ostinato": ref("Ostinato"), "store": {"type": "boolean"},

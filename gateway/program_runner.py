@@ -54,7 +54,8 @@ async def run_dag(core: GatewayCore, tenant: str, options: common_pb2.ProgramOpt
                     emit(node_started=gateway_pb2.NodeStarted(node_id=node_id,
                                                               worker_id=item.worker_id))
                 elif isinstance(item, Delta):
-                    emit(node_delta=gateway_pb2.NodeDelta(node_id=node_id, delta=item.text))
+                    if item.text or item.restart:  # (a node's thinking is in its result)
+                        emit(node_delta=gateway_pb2.NodeDelta(node_id=node_id, delta=item.text))
                 else:
                     outputs[node_id] = item.text
                     emit(node_finished=gateway_pb2.NodeFinished(node_id=node_id, result=item))

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ostinato.reasoning_formats import REASONING_FORMATS, ReasoningFormat
 from ostinato.tokenizers import ChatRenderer
 from ostinato.tool_formats import ToolCallParser, get_parser
 from ostinato.v1 import common_pb2
@@ -30,6 +31,7 @@ class PreparedPrompt:
     parser: ToolCallParser | None  # reads tool calls out of the output; None: text only
     tool_names: frozenset[str]
     single_call: bool  # parallel_tool_calls false: keep the first call only
+    reasoning: ReasoningFormat | None = None  # how a chat answer's thinking is written
 
 
 def offers_tools(call: common_pb2.CallSpec) -> bool:
@@ -119,8 +121,9 @@ def constraint(call: common_pb2.CallSpec) -> tuple[str, bool]:
 
 
 def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
-            tool_format: str) -> PreparedPrompt:
-    """`call` must be normalized (gateway/calls.py). A raw `prompt` is tokenized as it is."""
+            tool_format: str, reasoning_format: str = "") -> PreparedPrompt:
+    """`call` must be normalized (gateway/calls.py). A raw `prompt` is tokenized as it is,
+    and its output is all answer (a reasoning parser reads chat answers, as SGLang's does)."""
     schema, forced = constraint(call)
     names = frozenset(t.name for t in call.tools)
     if call.prompt:
@@ -130,4 +133,6 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
     parser = get_parser("json_array") if forced else (
         get_parser(tool_format) if offers_tools(call) else None)
     single = call.HasField("parallel_tool_calls") and not call.parallel_tool_calls
-    return PreparedPrompt(text, ids, schema, parser, names, single)
+    reasoning = REASONING_FORMATS[reasoning_format] if reasoning_format and not call.prompt \
+        else None
+    return PreparedPrompt(text, ids, schema, parser, names, single, reasoning)

@@ -294,7 +294,10 @@ class _Stream(SseStream):
                 if isinstance(item, Delta):
                     if item.restart:
                         events.restarted()
-                    pending += events.text(item.text)
+                    if item.reasoning:
+                        pending += events.thinking(item.reasoning)
+                    if item.text:  # (an empty answer's message opens when the call ends)
+                        pending += events.text(item.text)
                     if not item.last:
                         await response.write(pending)
                         pending = b""

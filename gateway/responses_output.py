@@ -1,7 +1,8 @@
 """Ostinato results -> OpenAI Responses API JSON: the response object and its streamed
 events (response.created ... response.completed). Pure: no I/O, no aiohttp.
 
-A response's output is a message item (when the answer has text) followed by one
+A response's output is a reasoning item (a reasoning model's thinking, with
+gateway.reasoning_parser), a message item (when the answer has text), then one
 function_call item per tool call. A call cut at max_output_tokens is "incomplete" with
 reason max_output_tokens, as OpenAI reports it.
 """
@@ -43,6 +44,13 @@ def message_item(item_id: str, text: str, status: str = "completed",
     content = [] if status == "in_progress" else [text_part(text, logprobs)]
     return {"id": item_id, "type": "message", "role": "assistant", "status": status,
             "content": content}
+
+
+def reasoning_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
+    """OpenAI's reasoning item, the thinking as its reasoning_text content (no summary)."""
+    content = [] if status == "in_progress" else [{"type": "reasoning_text", "text": text}]
+    return {"id": item_id, "type": "reasoning", "summary": [], "content": content,
+            "status": status}
 
 
 def function_call_item(call: common_pb2.ToolCall, status: str = "completed") -> dict[str, Any]:
@@ -112,6 +120,8 @@ def error_code(grpc_code: str) -> str:
 def output_json(result: common_pb2.CallResult) -> list[dict[str, Any]]:
     """The output items of a finished call."""
     items = []
+    if result.reasoning_content:
+        items.append(reasoning_item(f"rs_{uuid.uuid4().hex}", result.reasoning_content))
     if result.text or not result.tool_calls:
         items.append(message_item(f"msg_{uuid.uuid4().hex}", result.text, _status(result),
                                   _logprobs(result)))
@@ -128,6 +138,8 @@ class ResponseEvents:
         self._output: list[dict[str, Any]] = []
         self._message: str | None = None  # the open message item's id
         self._text: list[str] = []
+        self._reasoning: str | None = None  # the open reasoning item's id
+        self._thinking: list[str] = []
         self.final: dict[str, Any] | None = None  # the finished response object
 
     def _event(self, kind: str, **fields: Any) -> bytes:
@@ -140,9 +152,36 @@ class ResponseEvents:
         return (self._event("response.created", response=response)
                 + self._event("response.in_progress", response=response))
 
-    def text(self, delta: str) -> bytes:
-        """A piece of the answer's text (opening its message item first)."""
+    def thinking(self, delta: str) -> bytes:
+        """A piece of the model's thinking (opening its reasoning item first)."""
         out = b""
+        if self._reasoning is None:
+            self._reasoning = f"rs_{uuid.uuid4().hex}"
+            out += self._event("response.output_item.added", output_index=len(self._output),
+                               item=reasoning_item(self._reasoning, "", "in_progress"))
+        self._thinking.append(delta)
+        return out + self._event("response.reasoning_text.delta", item_id=self._reasoning,
+                                 output_index=len(self._output), content_index=0, delta=delta)
+
+    def _thought(self, status: str = "completed") -> bytes:
+        """The reasoning item closed, if one is open (the answer begins, or the call ends)."""
+        if self._reasoning is None:
+            return b""
+        text, index = "".join(self._thinking), len(self._output)
+        item = reasoning_item(self._reasoning, text, status)
+        out = b""
+        if status == "completed":
+            out += self._event("response.reasoning_text.done", item_id=self._reasoning,
+                               output_index=index, content_index=0, text=text)
+        out += self._event("response.output_item.done", output_index=index, item=item)
+        self._output.append(item)
+        self._reasoning = None
+        return out
+
+    def text(self, delta: str) -> bytes:
+        """A piece of the answer's text (closing the thinking, opening its message item
+        first)."""
+        out = self._thought()
         if self._message is None:
             self._message = f"msg_{uuid.uuid4().hex}"
             out += self._event("response.output_item.added", output_index=len(self._output),
@@ -157,13 +196,16 @@ class ResponseEvents:
 
     def restarted(self) -> None:
         """The call starts over elsewhere: the text so far is void (the client was told by
-        the deltas already sent; the finished message holds only the new answer)."""
+        the deltas already sent; the finished message holds only the new answer, and its
+        thinking only the new thinking)."""
         self._text.clear()
+        self._thinking.clear()
+        self._output = [i for i in self._output if i["type"] != "reasoning"]
 
     def finished(self, result: common_pb2.CallResult, extension: dict[str, Any]) -> bytes:
         """The message item closed, then the tool calls; `final` is the finished response
         (`completed` is its event)."""
-        out = b""
+        out = self._thought()
         if self._message is None and (result.text or not result.tool_calls):
             out += self.text("")
         if self._message is not None:
@@ -200,9 +242,9 @@ class ResponseEvents:
 
     def failed(self, grpc_code: str, message: str) -> bytes:
         """The call failed after the stream began: the text streamed so far closed as an
-        incomplete message, then response.failed with the error (OpenAI's code for the
-        gRPC status `grpc_code`)."""
-        out = b""
+        incomplete message (its thinking as an incomplete reasoning item), then
+        response.failed with the error (OpenAI's code for the gRPC status `grpc_code`)."""
+        out = self._thought("incomplete")
         if self._message is not None:
             index, text = len(self._output), "".join(self._text)
             item = message_item(self._message, text, "incomplete")

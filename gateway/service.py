@@ -94,7 +94,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             call_id = placed.call.call_id
             # A whole answer's text goes with its result (one message); a streamed call's
             # last text keeps a chunk of its own, as clients before `whole` read it.
-            held = ""
+            held = held_thinking = ""
             async for item in self._core.run(tenant, placed,
                                              self._core.timeout(context.time_remaining())):
                 if isinstance(item, Granted):
@@ -102,11 +102,14 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                 if isinstance(item, Delta):
                     if request.whole:
                         held = "" if item.restart else held + item.text
+                        held_thinking = "" if item.restart else held_thinking + item.reasoning
                         continue
                     yield gateway_pb2.CallChunk(call_id=call_id, delta=item.text,
+                                                reasoning_delta=item.reasoning,
                                                 restarted=item.restart)
                 else:
-                    yield gateway_pb2.CallChunk(call_id=call_id, delta=held, result=item)
+                    yield gateway_pb2.CallChunk(call_id=call_id, delta=held, result=item,
+                                                reasoning_delta=held_thinking)
         except GatewayError as exc:
             await _abort(context, exc)
 

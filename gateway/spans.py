@@ -75,8 +75,11 @@ def result_attributes(result: common_pb2.CallResult, record_content: bool) -> di
         attrs[genai.WORKER_ID] = result.worker_id
         attrs[genai.PRIORITY] = result.priority
     if record_content:
+        thinking = [{"type": "reasoning", "content": result.reasoning_content}] \
+            if result.reasoning_content else []
         attrs[genai.OUTPUT_MESSAGES] = json.dumps([{
-            "role": "assistant", "parts": [{"type": "text", "content": result.text}],
+            "role": "assistant",
+            "parts": [*thinking, {"type": "text", "content": result.text}],
             "finish_reason": result.finish_reason}])
     return attrs
 

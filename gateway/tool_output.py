@@ -1,6 +1,8 @@
-"""Splitting a streamed output into content and tool calls, as it arrives.
+"""Splitting a streamed output into thinking, content and tool calls, as it arrives.
 
-Content streams as soon as it cannot be the start of a tool call (the parser's
+A reasoning model's thinking (gateway.reasoning_parser) is split off first
+(ostinato/reasoning_formats.py) and streams as it comes; tool calls are read from the
+answer after it only. Content streams as soon as it cannot be the start of a tool call (the parser's
 `may_start`) nor whitespace that would end the content before one; the rest is held
 back until the output ends, then parsed whole. Output the
 parser cannot read as calls (malformed, truncated) is content, never an error.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 
+from ostinato.reasoning_formats import ReasoningFormat, ReasoningSplitter
 from ostinato.tool_formats import ToolCallParser
 from ostinato.v1 import common_pb2
 
@@ -20,15 +23,28 @@ def new_tool_call_id() -> str:
 
 class ToolOutput:
     def __init__(self, parser: ToolCallParser | None, tool_names: frozenset[str],
-                 single_call: bool = False) -> None:
+                 single_call: bool = False, reasoning: ReasoningFormat | None = None) -> None:
         self._parser = parser
         self._names = tool_names
         self._single = single_call
+        self._thinking = ReasoningSplitter(reasoning) if reasoning is not None else None
         self._text = ""
         self._sent = 0
 
-    def feed(self, delta: str) -> str:
-        """Takes the next piece of output; returns the content that may be streamed now."""
+    @property
+    def reasoning(self) -> str:
+        """All the thinking so far."""
+        return self._thinking.reasoning if self._thinking is not None else ""
+
+    def feed(self, delta: str) -> tuple[str, str]:
+        """Takes the next piece of output; returns (thinking, content) that may be streamed
+        now."""
+        thinking = ""
+        if self._thinking is not None:
+            thinking, delta = self._thinking.feed(delta)
+        return thinking, self._content(delta)
+
+    def _content(self, delta: str) -> str:
         self._text += delta
         parser = self._parser
         if parser is None:
@@ -38,8 +54,16 @@ class ToolOutput:
         out, self._sent = self._text[self._sent:cut], cut
         return out
 
-    def finish(self) -> tuple[str, str, list[common_pb2.ToolCall]]:
-        """At the output's end: (content still to stream, the whole content, tool calls)."""
+    def finish(self) -> tuple[str, str, str, list[common_pb2.ToolCall]]:
+        """At the output's end: (thinking still to stream, content still to stream, the whole
+        content, tool calls)."""
+        thinking = ""
+        if self._thinking is not None:
+            thinking, rest = self._thinking.finish()
+            self._text += rest
+        return (thinking, *self._calls())
+
+    def _calls(self) -> tuple[str, str, list[common_pb2.ToolCall]]:
         if self._parser is None:
             return self._text[self._sent:], self._text, []
         parsed = self._parser.parse(self._text, self._names)

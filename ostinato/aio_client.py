@@ -70,7 +70,8 @@ class AsyncCallStream:
 
     A call with `restart_on_failure` whose worker failed after streaming starts over: the
     deltas already yielded are void, `on_restart` is called before the new answer's first
-    delta, and `restarts` counts how often that happened. `text` is the answer so far."""
+    delta, and `restarts` counts how often that happened. `text` is the answer so far;
+    `reasoning` a reasoning model's thinking so far (it comes before the answer's deltas)."""
 
     def __init__(self, call: grpc.aio.UnaryStreamCall[gateway_pb2.CallRequest, gateway_pb2.CallChunk],
                  rpcs: GatewayRpcs, on_done: Callable[[CallOutput], None],
@@ -81,14 +82,16 @@ class AsyncCallStream:
         self.result: CallOutput | None = None
         self.restarts = 0
         self.text = ""
+        self.reasoning = ""
 
     async def __aiter__(self) -> AsyncIterator[str]:
         async for chunk in _stream(self._call, self._rpcs):
             if chunk.restarted:
                 self.restarts += 1
-                self.text = ""
+                self.text = self.reasoning = ""
                 if self._on_restart is not None:
                     self._on_restart()
+            self.reasoning += chunk.reasoning_delta
             if chunk.delta:  # (the last text may come with the result)
                 self.text += chunk.delta
                 yield chunk.delta

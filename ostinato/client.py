@@ -27,8 +27,8 @@ from ostinato.sdk_types import CacheStats, CallOutput, PlacedCallArgs, ProgramAr
 
 
 class CallStream:
-    """Iterates over a call's text deltas; `.result`, `.text`, `.restarts` and `on_restart`
-    as AsyncCallStream's (`on_restart` is called in the iterating thread)."""
+    """Iterates over a call's text deltas; `.result`, `.text`, `.reasoning`, `.restarts` and
+    `on_restart` as AsyncCallStream's (`on_restart` is called in the iterating thread)."""
 
     def __init__(self, loop: LoopThread, stream: AsyncCallStream,
                  on_restart: Callable[[], None] | None) -> None:
@@ -56,6 +56,10 @@ class CallStream:
     @property
     def text(self) -> str:
         return self._stream.text
+
+    @property
+    def reasoning(self) -> str:
+        return self._stream.reasoning
 
     @property
     def restarts(self) -> int:

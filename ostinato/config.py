@@ -221,5 +221,8 @@ def check_sim_mesh(cfg: MeshConfig) -> None:
     if cfg.gateway.tool_call_parser != cfg.sim_engine.tool_call_format:
         raise ConfigError("gateway.tool_call_parser and sim_engine.tool_call_format: must name "
                           "the same format (the mesh's engines are simulated)")
+    if cfg.gateway.reasoning_parser != cfg.sim_engine.reasoning_format:
+        raise ConfigError("gateway.reasoning_parser and sim_engine.reasoning_format: must name "
+                          "the same format (the mesh's engines are simulated)")
     if cfg.gateway.model != cfg.sim_engine.model:
         raise ConfigError("gateway.model and sim_engine.model: must name the same model")

@@ -102,9 +102,11 @@ class CallOutput:
     simulated: bool
     cache_hit: str  # "miss" | "exact" | "semantic"
     tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str = ""  # a reasoning model's thinking before `text` (gateway.reasoning_parser)
 
     def message(self) -> dict[str, Any]:
-        """This answer as the assistant message to put in the next call's history."""
+        """This answer as the assistant message to put in the next call's history (without
+        its thinking, which reasoning models' chat templates leave out of later turns)."""
         return {"role": "assistant", "content": self.text, "tool_calls": [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in self.tool_calls]}
@@ -316,6 +318,7 @@ def parse_call_output(result: common_pb2.CallResult) -> CallOutput:
         priority=result.priority, simulated=result.simulated,
         cache_hit=_CACHE_HITS.get(result.cache_hit, "miss"),
         tool_calls=tuple(ToolCall(c.id, c.name, c.arguments) for c in result.tool_calls),
+        reasoning=result.reasoning_content,
     )
 
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from redis.connection import parse_url
 
+from ostinato.reasoning_formats import REASONING_FORMATS
 from planner.core.selection import parse_policy
 
 
@@ -50,6 +51,13 @@ def check_http_url(url: str, field_name: str) -> None:
 
 
 TOOL_FORMATS = ("hermes", "qwen25", "llama3", "mistral")  # ostinato/tool_formats.py
+
+
+def check_reasoning_format(name: str, field_name: str) -> None:
+    """"" (a model that does not think) or one of REASONING_FORMATS."""
+    if name and name not in REASONING_FORMATS:
+        raise ConfigError(f"{field_name}: must be empty (no reasoning) or one of "
+                          f"{', '.join(REASONING_FORMATS)}, got {name!r}")
 
 
 def check_tool_format(name: str, field_name: str) -> None:
@@ -122,6 +130,11 @@ class GatewayConfig:
     # Messages are rendered with the chat template of kv_tokenizer (sim: the sim model's).
     model: str = "sim/llama-3.1-8b"
     tool_call_parser: str = "hermes"  # see model
+    # How the model writes its thinking (ostinato/reasoning_formats.py; SGLang's
+    # --reasoning-parser): deepseek-r1, qwen3 or kimi. Chat answers then carry it apart as
+    # reasoning_content (a reasoning item in the Responses API) and tool calls are read from
+    # the answer after it. Empty: the model does not think; its output is all answer.
+    reasoning_parser: str = ""
     # A request without X-Ostinato-Program that continues an earlier conversation joins its
     # program (cache/conversations.py); the index forgets a conversation idle this long. (A
     # Responses request continuing a stored response by previous_response_id joins it always.)
@@ -157,6 +170,7 @@ class GatewayConfig:
                               f"tenant {short[0]!r} is shorter)")
         check_tokenizer_spec(self.kv_tokenizer, "gateway.kv_tokenizer")
         check_tool_format(self.tool_call_parser, "gateway.tool_call_parser")
+        check_reasoning_format(self.reasoning_parser, "gateway.reasoning_parser")
         if self.conversation_ttl_s <= 0:
             raise ConfigError("gateway.conversation_ttl_s: must be positive")
         if self.responses_ttl_s <= 0:
@@ -352,6 +366,10 @@ class SimEngineConfig:
     # The simulated model's tool-call format (ostinato/tool_formats.py): what the gateway's
     # tool_call_parser must read.
     tool_call_format: str = "hermes"
+    # The simulated model thinks before each chat answer, in this format
+    # (ostinato/reasoning_formats.py): what the gateway's reasoning_parser must read. Empty:
+    # it does not think.
+    reasoning_format: str = ""
     # Test hooks (never in production): POST /_debug/hang {"hang": true|false} makes the
     # engine hang (requests and /health_generate wait) or go on.
     debug_endpoints: bool = False
@@ -363,6 +381,7 @@ class SimEngineConfig:
             "max_total_tokens", "max_running_requests", "chunked_prefill_size",
             "preemption_threshold"))
         check_tool_format(self.tool_call_format, "sim_engine.tool_call_format")
+        check_reasoning_format(self.reasoning_format, "sim_engine.reasoning_format")
 
 
 TRACE_EXPORTERS = ("otlp-grpc", "otlp-http", "console", "file")

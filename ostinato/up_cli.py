@@ -13,6 +13,7 @@ from typing import Any
 
 from ostinato.cli_overrides import flag_overrides, load_config, merge
 from ostinato.config import ConfigError, MeshConfig, load_mesh_config
+from ostinato.reasoning_formats import REASONING_FORMATS
 
 
 def add_parser(sub: Any) -> None:
@@ -41,7 +42,10 @@ def add_parser(sub: Any) -> None:
     up.add_argument("--model", help="with --engine sglang: the model path (its tokenizer and "
                     "chat template are used by the gateway and workers)")
     up.add_argument("--tool-call-parser", choices=["hermes", "qwen25", "llama3", "mistral"],
-                    help="the model's tool-call format")
+                    help="the model's tool-call format (the sim engines write it too)")
+    up.add_argument("--reasoning-parser", choices=sorted(REASONING_FORMATS),
+                    help="the model thinks, in this format: answers carry its thinking apart "
+                    "(reasoning_content); the sim engines' model then thinks too")
     up.add_argument("--no-auth", action="store_true",
                     help="open mode: callers need no API key (without one a caller is tenant "
                          "'default'; on the OpenAI-compatible API, with one the mesh does not "
@@ -50,20 +54,29 @@ def add_parser(sub: Any) -> None:
                     "lines; `ostinato trace show PROGRAM_ID --file PATH` draws a program)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from ostinato.mesh import Mesh, MeshStartError
-
-    overrides = merge(
+def up_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """`up`'s flags as config overrides."""
+    return merge(
         {"workers": args.workers} if args.workers is not None else {},
         {"planner_replicas": args.planner_replicas} if args.planner_replicas is not None else {},
         flag_overrides(args, "redis", {"redis_url": "url"}),
         flag_overrides(args, "planner", {"policy": "policy", "planner_port": "port"}),
         flag_overrides(args, "gateway", {"gateway_port": "port", "http_port": "http_port",
-                                     "tool_call_parser": "tool_call_parser"}),
+                                         "tool_call_parser": "tool_call_parser",
+                                         "reasoning_parser": "reasoning_parser"}),
+        # the sim engines' model writes what the gateway reads
+        flag_overrides(args, "sim_engine", {"tool_call_parser": "tool_call_format",
+                                            "reasoning_parser": "reasoning_format"}),
         _engine_overrides(args),
         _trace_file_overrides(args),
         {"gateway": {"allow_anonymous": True}} if args.no_auth else {},
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ostinato.mesh import Mesh, MeshStartError
+
+    overrides = up_overrides(args)
     cfg = load_config(args, overrides)
     for name, port in (("port", cfg.gateway.port), ("http_port", cfg.gateway.http_port)):
         _check_port_free(cfg.gateway.host, port, f"gateway.{name}")

@@ -90,6 +90,8 @@ def test_a_file_that_is_not_yaml_is_a_config_error(tmp_path: Path) -> None:
     ({"worker": {"engine_url": "ftp://h:1"}}, "worker.engine_url"),
     ({"worker": {"engine_url": "http://h:99999"}}, "worker.engine_url"),
     ({"worker": {"engine_url": "http://:30000"}}, "worker.engine_url"),
+    ({"gateway": {"reasoning_parser": "r1"}}, "gateway.reasoning_parser"),
+    ({"sim_engine": {"reasoning_format": "gpt-oss"}}, "sim_engine.reasoning_format"),
 ])
 def test_engine_and_tool_settings_are_checked(overrides: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
@@ -111,3 +113,24 @@ def test_a_sim_mesh_needs_the_gateway_to_read_what_the_sim_model_writes() -> Non
         check_sim_mesh(cfg)
     check_sim_mesh(load_mesh_config(None, environ={}, overrides={
         "gateway": {"tool_call_parser": "llama3"}, "sim_engine": {"tool_call_format": "llama3"}}))
+    thinks = load_mesh_config(None, environ={}, overrides={"sim_engine": {"reasoning_format": "qwen3"}})
+    with pytest.raises(ConfigError, match="reasoning_parser"):  # its thinking read as answer
+        check_sim_mesh(thinks)
+    check_sim_mesh(load_mesh_config(None, environ={}, overrides={
+        "gateway": {"reasoning_parser": "qwen3"}, "sim_engine": {"reasoning_format": "qwen3"}}))
+
+
+@pytest.mark.parametrize("flags", [[], ["--tool-call-parser", "llama3"],
+                                   ["--reasoning-parser", "deepseek-r1"],
+                                   ["--tool-call-parser", "mistral", "--reasoning-parser", "qwen3"]])
+def test_up_makes_the_sim_model_write_what_the_gateway_reads(flags: list[str]) -> None:
+    """`ostinato up --tool-call-parser llama3` was a configuration error with sim engines."""
+    from ostinato.cli import _parse
+    from ostinato.config import check_sim_mesh
+    from ostinato.up_cli import up_overrides
+
+    args = _parse(["up", *flags])
+    cfg = load_mesh_config(None, environ={}, overrides=up_overrides(args))
+    check_sim_mesh(cfg)
+    if "--reasoning-parser" in flags:
+        assert cfg.gateway.reasoning_parser == flags[flags.index("--reasoning-parser") + 1]

@@ -242,7 +242,7 @@ class CallTimings(_message.Message):
     def __init__(self, queue_s: _Optional[float] = ..., engine_s: _Optional[float] = ..., total_s: _Optional[float] = ...) -> None: ...
 
 class CallResult(_message.Message):
-    __slots__ = ("call_id", "text", "finish_reason", "usage", "worker_id", "cache_hit", "timings", "priority", "simulated", "tool_calls", "logprobs")
+    __slots__ = ("call_id", "text", "finish_reason", "usage", "worker_id", "cache_hit", "timings", "priority", "simulated", "tool_calls", "logprobs", "reasoning_content")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +254,7 @@ class CallResult(_message.Message):
     SIMULATED_FIELD_NUMBER: _ClassVar[int]
     TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     LOGPROBS_FIELD_NUMBER: _ClassVar[int]
+    REASONING_CONTENT_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     text: str
     finish_reason: str
@@ -265,7 +266,8 @@ class CallResult(_message.Message):
     simulated: bool
     tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCall]
     logprobs: _containers.RepeatedCompositeFieldContainer[TokenLogprob]
-    def __init__(self, call_id: _Optional[str] = ..., text: _Optional[str] = ..., finish_reason: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., worker_id: _Optional[str] = ..., cache_hit: _Optional[_Union[CacheHit, str]] = ..., timings: _Optional[_Union[CallTimings, _Mapping]] = ..., priority: _Optional[int] = ..., simulated: _Optional[bool] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., logprobs: _Optional[_Iterable[_Union[TokenLogprob, _Mapping]]] = ...) -> None: ...
+    reasoning_content: str
+    def __init__(self, call_id: _Optional[str] = ..., text: _Optional[str] = ..., finish_reason: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., worker_id: _Optional[str] = ..., cache_hit: _Optional[_Union[CacheHit, str]] = ..., timings: _Optional[_Union[CallTimings, _Mapping]] = ..., priority: _Optional[int] = ..., simulated: _Optional[bool] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., logprobs: _Optional[_Iterable[_Union[TokenLogprob, _Mapping]]] = ..., reasoning_content: _Optional[str] = ...) -> None: ...
 
 class ProgramOptions(_message.Message):
     __slots__ = ("program_id", "deadline", "reject_when_late", "program_class", "labels")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ostinato.v1 import common_pb2 as ostinato_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ostinato/v1/gateway.proto\x12\x0bostinato.v1\x1a\x18ostinato/v1/common.proto\"\x13\n\x11\x43\x61\x63heStatsRequest\"\x86\x02\n\x12\x43\x61\x63heStatsResponse\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x10\n\x08redis_up\x18\x02 \x01(\x08\x12;\n\x06\x63ounts\x18\x03 \x03(\x0b\x32+.ostinato.v1.CacheStatsResponse.CountsEntry\x12\x15\n\rindex_entries\x18\x04 \x01(\x04\x12\x15\n\rlookup_ms_p50\x18\x05 \x01(\x01\x12\x15\n\rlookup_ms_p99\x18\x06 \x01(\x01\x12\x1c\n\x14server_vector_search\x18\x07 \x01(\x08\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"C\n\x13StartProgramRequest\x12,\n\x07options\x18\x01 \x01(\x0b\x32\x1b.ostinato.v1.ProgramOptions\":\n\x14StartProgramResponse\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"U\n\x0b\x43\x61llRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12#\n\x04\x63\x61ll\x18\x02 \x01(\x0b\x32\x15.ostinato.v1.CallSpec\x12\r\n\x05whole\x18\x03 \x01(\x08\"g\n\tCallChunk\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\t\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.ostinato.v1.CallResult\x12\x11\n\trestarted\x18\x04 \x01(\x08\"\'\n\x11\x45ndProgramRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\"B\n\x12\x45ndProgramResponse\x12,\n\x07summary\x18\x01 \x01(\x0b\x32\x1b.ostinato.v1.ProgramSummary\"N\n\x07\x44\x61gNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ndepends_on\x18\x02 \x03(\t\x12#\n\x04\x63\x61ll\x18\x03 \x01(\x0b\x32\x15.ostinato.v1.CallSpec\"f\n\x11RunProgramRequest\x12,\n\x07options\x18\x01 \x01(\x0b\x32\x1b.ostinato.v1.ProgramOptions\x12#\n\x05nodes\x18\x02 \x03(\x0b\x32\x14.ostinato.v1.DagNode\"\xf8\x01\n\x0cProgramEvent\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x30\n\x0cnode_started\x18\x02 \x01(\x0b\x32\x18.ostinato.v1.NodeStartedH\x00\x12,\n\nnode_delta\x18\x03 \x01(\x0b\x32\x16.ostinato.v1.NodeDeltaH\x00\x12\x32\n\rnode_finished\x18\x04 \x01(\x0b\x32\x19.ostinato.v1.NodeFinishedH\x00\x12\x37\n\x10program_finished\x18\x05 \x01(\x0b\x32\x1b.ostinato.v1.ProgramSummaryH\x00\x42\x07\n\x05\x65vent\"1\n\x0bNodeStarted\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\"+\n\tNodeDelta\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\t\"H\n\x0cNodeFinished\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\'\n\x06result\x18\x02 \x01(\x0b\x32\x17.ostinato.v1.CallResult2\x83\x03\n\x07Gateway\x12S\n\x0cStartProgram\x12 .ostinato.v1.StartProgramRequest\x1a!.ostinato.v1.StartProgramResponse\x12:\n\x04\x43\x61ll\x12\x18.ostinato.v1.CallRequest\x1a\x16.ostinato.v1.CallChunk0\x01\x12M\n\nEndProgram\x12\x1e.ostinato.v1.EndProgramRequest\x1a\x1f.ostinato.v1.EndProgramResponse\x12I\n\nRunProgram\x12\x1e.ostinato.v1.RunProgramRequest\x1a\x19.ostinato.v1.ProgramEvent0\x01\x12M\n\nCacheStats\x12\x1e.ostinato.v1.CacheStatsRequest\x1a\x1f.ostinato.v1.CacheStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ostinato/v1/gateway.proto\x12\x0bostinato.v1\x1a\x18ostinato/v1/common.proto\"\x13\n\x11\x43\x61\x63heStatsRequest\"\x86\x02\n\x12\x43\x61\x63heStatsResponse\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x10\n\x08redis_up\x18\x02 \x01(\x08\x12;\n\x06\x63ounts\x18\x03 \x03(\x0b\x32+.ostinato.v1.CacheStatsResponse.CountsEntry\x12\x15\n\rindex_entries\x18\x04 \x01(\x04\x12\x15\n\rlookup_ms_p50\x18\x05 \x01(\x01\x12\x15\n\rlookup_ms_p99\x18\x06 \x01(\x01\x12\x1c\n\x14server_vector_search\x18\x07 \x01(\x08\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"C\n\x13StartProgramRequest\x12,\n\x07options\x18\x01 \x01(\x0b\x32\x1b.ostinato.v1.ProgramOptions\":\n\x14StartProgramResponse\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"U\n\x0b\x43\x61llRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12#\n\x04\x63\x61ll\x18\x02 \x01(\x0b\x32\x15.ostinato.v1.CallSpec\x12\r\n\x05whole\x18\x03 \x01(\x08\"\x80\x01\n\tCallChunk\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\t\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.ostinato.v1.CallResult\x12\x11\n\trestarted\x18\x04 \x01(\x08\x12\x17\n\x0freasoning_delta\x18\x05 \x01(\t\"\'\n\x11\x45ndProgramRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\"B\n\x12\x45ndProgramResponse\x12,\n\x07summary\x18\x01 \x01(\x0b\x32\x1b.ostinato.v1.ProgramSummary\"N\n\x07\x44\x61gNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ndepends_on\x18\x02 \x03(\t\x12#\n\x04\x63\x61ll\x18\x03 \x01(\x0b\x32\x15.ostinato.v1.CallSpec\"f\n\x11RunProgramRequest\x12,\n\x07options\x18\x01 \x01(\x0b\x32\x1b.ostinato.v1.ProgramOptions\x12#\n\x05nodes\x18\x02 \x03(\x0b\x32\x14.ostinato.v1.DagNode\"\xf8\x01\n\x0cProgramEvent\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x30\n\x0cnode_started\x18\x02 \x01(\x0b\x32\x18.ostinato.v1.NodeStartedH\x00\x12,\n\nnode_delta\x18\x03 \x01(\x0b\x32\x16.ostinato.v1.NodeDeltaH\x00\x12\x32\n\rnode_finished\x18\x04 \x01(\x0b\x32\x19.ostinato.v1.NodeFinishedH\x00\x12\x37\n\x10program_finished\x18\x05 \x01(\x0b\x32\x1b.ostinato.v1.ProgramSummaryH\x00\x42\x07\n\x05\x65vent\"1\n\x0bNodeStarted\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\"+\n\tNodeDelta\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\t\"H\n\x0cNodeFinished\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\'\n\x06result\x18\x02 \x01(\x0b\x32\x17.ostinato.v1.CallResult2\x83\x03\n\x07Gateway\x12S\n\x0cStartProgram\x12 .ostinato.v1.StartProgramRequest\x1a!.ostinato.v1.StartProgramResponse\x12:\n\x04\x43\x61ll\x12\x18.ostinato.v1.CallRequest\x1a\x16.ostinato.v1.CallChunk0\x01\x12M\n\nEndProgram\x12\x1e.ostinato.v1.EndProgramRequest\x1a\x1f.ostinato.v1.EndProgramResponse\x12I\n\nRunProgram\x12\x1e.ostinato.v1.RunProgramRequest\x1a\x19.ostinato.v1.ProgramEvent0\x01\x12M\n\nCacheStats\x12\x1e.ostinato.v1.CacheStatsRequest\x1a\x1f.ostinato.v1.CacheStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,24 +46,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STARTPROGRAMRESPONSE']._serialized_end=481
   _globals['_CALLREQUEST']._serialized_start=483
   _globals['_CALLREQUEST']._serialized_end=568
-  _globals['_CALLCHUNK']._serialized_start=570
-  _globals['_CALLCHUNK']._serialized_end=673
-  _globals['_ENDPROGRAMREQUEST']._serialized_start=675
-  _globals['_ENDPROGRAMREQUEST']._serialized_end=714
-  _globals['_ENDPROGRAMRESPONSE']._serialized_start=716
-  _globals['_ENDPROGRAMRESPONSE']._serialized_end=782
-  _globals['_DAGNODE']._serialized_start=784
-  _globals['_DAGNODE']._serialized_end=862
-  _globals['_RUNPROGRAMREQUEST']._serialized_start=864
-  _globals['_RUNPROGRAMREQUEST']._serialized_end=966
-  _globals['_PROGRAMEVENT']._serialized_start=969
-  _globals['_PROGRAMEVENT']._serialized_end=1217
-  _globals['_NODESTARTED']._serialized_start=1219
-  _globals['_NODESTARTED']._serialized_end=1268
-  _globals['_NODEDELTA']._serialized_start=1270
-  _globals['_NODEDELTA']._serialized_end=1313
-  _globals['_NODEFINISHED']._serialized_start=1315
-  _globals['_NODEFINISHED']._serialized_end=1387
-  _globals['_GATEWAY']._serialized_start=1390
-  _globals['_GATEWAY']._serialized_end=1777
+  _globals['_CALLCHUNK']._serialized_start=571
+  _globals['_CALLCHUNK']._serialized_end=699
+  _globals['_ENDPROGRAMREQUEST']._serialized_start=701
+  _globals['_ENDPROGRAMREQUEST']._serialized_end=740
+  _globals['_ENDPROGRAMRESPONSE']._serialized_start=742
+  _globals['_ENDPROGRAMRESPONSE']._serialized_end=808
+  _globals['_DAGNODE']._serialized_start=810
+  _globals['_DAGNODE']._serialized_end=888
+  _globals['_RUNPROGRAMREQUEST']._serialized_start=890
+  _globals['_RUNPROGRAMREQUEST']._serialized_end=992
+  _globals['_PROGRAMEVENT']._serialized_start=995
+  _globals['_PROGRAMEVENT']._serialized_end=1243
+  _globals['_NODESTARTED']._serialized_start=1245
+  _globals['_NODESTARTED']._serialized_end=1294
+  _globals['_NODEDELTA']._serialized_start=1296
+  _globals['_NODEDELTA']._serialized_end=1339
+  _globals['_NODEFINISHED']._serialized_start=1341
+  _globals['_NODEFINISHED']._serialized_end=1413
+  _globals['_GATEWAY']._serialized_start=1416
+  _globals['_GATEWAY']._serialized_end=1803
 # @@protoc_insertion_point(module_scope)

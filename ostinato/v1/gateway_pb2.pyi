@@ -61,16 +61,18 @@ class CallRequest(_message.Message):
     def __init__(self, program_id: _Optional[str] = ..., call: _Optional[_Union[_common_pb2.CallSpec, _Mapping]] = ..., whole: _Optional[bool] = ...) -> None: ...
 
 class CallChunk(_message.Message):
-    __slots__ = ("call_id", "delta", "result", "restarted")
+    __slots__ = ("call_id", "delta", "result", "restarted", "reasoning_delta")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     RESTARTED_FIELD_NUMBER: _ClassVar[int]
+    REASONING_DELTA_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     delta: str
     result: _common_pb2.CallResult
     restarted: bool
-    def __init__(self, call_id: _Optional[str] = ..., delta: _Optional[str] = ..., result: _Optional[_Union[_common_pb2.CallResult, _Mapping]] = ..., restarted: _Optional[bool] = ...) -> None: ...
+    reasoning_delta: str
+    def __init__(self, call_id: _Optional[str] = ..., delta: _Optional[str] = ..., result: _Optional[_Union[_common_pb2.CallResult, _Mapping]] = ..., restarted: _Optional[bool] = ..., reasoning_delta: _Optional[str] = ...) -> None: ...
 
 class EndProgramRequest(_message.Message):
     __slots__ = ("program_id",)

@@ -37,6 +37,10 @@ def _events(raw: bytes) -> list[dict[str, Any]]:
     (_result("let me look", "tool_calls", (CALL, CALL)), ["message", "function_call",
                                                           "function_call"]),
     (_result(""), ["message"]),  # an empty answer is still a message
+    (common_pb2.CallResult(text="4", reasoning_content="2+2", finish_reason="stop"),
+     ["reasoning", "message"]),
+    (common_pb2.CallResult(reasoning_content="look it up", finish_reason="tool_calls",
+                           tool_calls=[CALL]), ["reasoning", "function_call"]),
 ])
 def test_output_items(result: common_pb2.CallResult, types: list[str]) -> None:
     items = output_json(result)
@@ -80,6 +84,34 @@ def test_a_streamed_answer_with_a_tool_call() -> None:
     assert [i["type"] for i in final["output"]] == ["message", "function_call"]
     assert final["output"][0]["id"] == out[2]["item"]["id"] == out[4]["item_id"]
     assert final["ostinato"] == {"call_id": "c"}
+
+
+def test_a_streamed_answer_thinks_first() -> None:
+    events = ResponseEvents(ResponseShell("m", 1, {}))
+    result = common_pb2.CallResult(text="Four.", reasoning_content="Two and two.",
+                                   finish_reason="stop")
+    raw = events.thinking("Two and ") + events.thinking("two.") + events.text("Four.") \
+        + events.finished(result, {}) + events.completed()
+    out = _events(raw)
+    assert [e["type"] for e in out] == [
+        "response.output_item.added", "response.reasoning_text.delta",
+        "response.reasoning_text.delta", "response.reasoning_text.done",
+        "response.output_item.done",
+        "response.output_item.added", "response.content_part.added",
+        "response.output_text.delta", "response.output_text.done",
+        "response.content_part.done", "response.output_item.done", "response.completed"]
+    assert out[0]["item"]["type"] == "reasoning" and out[0]["output_index"] == 0
+    assert out[3]["text"] == "Two and two." and out[5]["output_index"] == 1
+    final = out[-1]["response"]["output"]
+    assert final[0] == {"id": out[0]["item"]["id"], "type": "reasoning", "summary": [],
+                        "content": [{"type": "reasoning_text", "text": "Two and two."}],
+                        "status": "completed"}
+    assert final[1]["content"][0]["text"] == "Four."
+    cut = ResponseEvents(ResponseShell("m", 1, {}))
+    cut.thinking("half a tho")  # the call fails while thinking: an incomplete reasoning item
+    failed = _events(cut.failed("UNAVAILABLE", "gone"))
+    assert failed[0]["item"]["status"] == "incomplete" and failed[-1]["type"] == "response.failed"
+    assert failed[-1]["response"]["output"][0]["content"][0]["text"] == "half a tho"
 
 
 def test_a_restart_voids_the_text_before_it_and_a_failure_ends_the_stream() -> None:

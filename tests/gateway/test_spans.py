@@ -44,5 +44,10 @@ def test_content_only_when_enabled() -> None:
     assert off[genai.RESPONSE_FINISH_REASONS] == ["stop"] and genai.OUTPUT_MESSAGES not in off
     on = result_attributes(result, record_content=True)
     assert json.loads(on[genai.OUTPUT_MESSAGES])[0]["parts"][0]["content"] == "the answer"
+    result.reasoning_content = "first, think"  # GenAI's reasoning part, before the text
+    parts = json.loads(result_attributes(result, record_content=True)[genai.OUTPUT_MESSAGES])[0]
+    assert parts["parts"] == [{"type": "reasoning", "content": "first, think"},
+                              {"type": "text", "content": "the answer"}]
+    assert "first, think" not in str(result_attributes(result, record_content=False))
     inputs = call_attributes(_call(), "m", "t", "p", record_content=True)[genai.INPUT_MESSAGES]
     assert json.loads(inputs) == [{"role": "user", "parts": [{"type": "text", "content": "secret plan"}]}]

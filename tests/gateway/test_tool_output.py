@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.tool_output import ToolOutput
+from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tool_formats import get_parser
 
 CALL = '<tool_call>\n{"name": "add", "arguments": {"a": 1}}\n</tool_call>'
@@ -12,8 +13,9 @@ NAMES = frozenset({"add"})
 
 
 def run(out: ToolOutput, text: str, size: int) -> tuple[str, str, list]:
-    streamed = "".join(out.feed(text[i:i + size]) for i in range(0, len(text), size))
-    rest, content, calls = out.finish()
+    streamed = "".join(out.feed(text[i:i + size])[1] for i in range(0, len(text), size))
+    thinking, rest, content, calls = out.finish()
+    assert thinking == "" and out.reasoning == ""
     return streamed + rest, content, calls
 
 
@@ -42,3 +44,22 @@ def test_no_parser_streams_everything() -> None:
 def test_parallel_calls_off_keeps_the_first() -> None:
     _, _, calls = run(ToolOutput(get_parser("hermes"), NAMES, single_call=True), CALL + "\n" + CALL, 9)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("size", [1, 4, 1000])
+@pytest.mark.parametrize(("text", "thinking", "content", "calls"), [
+    ("<think>\nI should add.\n</think>\n\n" + CALL, "I should add.", "", [("add", '{"a": 1}')]),
+    # a call written while thinking is not a call: only the answer's are
+    ("<think>maybe " + CALL + "? no.</think>\n\nNo tool needed.", "maybe " + CALL + "? no.",
+     "No tool needed.", []),
+    ("Just text.", "", "Just text.", []),
+    ("<think>cut off", "cut off", "", []),
+])
+def test_thinking_streams_apart_and_calls_come_from_the_answer(
+        size: int, text: str, thinking: str, content: str, calls: list) -> None:
+    out = ToolOutput(get_parser("hermes"), NAMES, reasoning=REASONING_FORMATS["qwen3"])
+    pieces = [out.feed(text[i:i + size]) for i in range(0, len(text), size)]
+    thought, rest, final, parsed = out.finish()
+    assert "".join(t for t, _ in pieces) + thought == thinking == out.reasoning
+    assert "".join(c for _, c in pieces) + rest == content == final
+    assert [(c.name, c.arguments) for c in parsed] == calls

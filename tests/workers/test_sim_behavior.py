@@ -9,8 +9,9 @@ import json
 import jsonschema
 import pytest
 
+from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tool_formats import get_parser
-from workers.sim.behavior import scripted_answer
+from workers.sim.behavior import scripted_answer, thinking
 from workers.sim.chat_template import declared_tools, last_turn_role, render
 from workers.sim.server import BadRequest, parse_generate
 from workers.sim.text import Decoder
@@ -143,3 +144,26 @@ def test_no_end_of_sequence_before_min_new_tokens(least: int) -> None:
     decoder.advance(300)
     assert decoder.finish_reason is not None and decoder.finish_reason["type"] == "stop"
     assert decoder.completion_tokens >= max(least, 4)
+
+
+@pytest.mark.parametrize(("fmt", "opens"), [("qwen3", "<think>\n"), ("kimi", "◁think▷\n"),
+                                            ("deepseek-r1", "")])  # r1's template opens it
+def test_a_thinking_model_thinks_before_answering_a_chat_turn(fmt: str, opens: str) -> None:
+    prompt = render([{"role": "user", "content": "Why?"}])
+    thought = thinking(prompt, fmt, seed=1)
+    end = REASONING_FORMATS[fmt].end
+    assert thought.startswith(opens) and thought.endswith("\n" + end + "\n\n")
+    assert 6 <= len(thought.removeprefix(opens).split()) <= 30
+    assert thought == thinking(prompt, fmt, seed=1) != thinking(prompt, fmt, seed=2)
+    assert thinking(prompt, "", seed=1) == ""  # a model that does not think
+    assert thinking("Once upon a time", fmt) == ""  # a raw prompt is no chat turn
+
+
+def test_the_thinking_comes_before_the_answer_in_the_output() -> None:
+    prompt = render([{"role": "user", "content": "Why?"}])
+    [req] = parse_generate({"text": prompt, "sampling_params": {"max_new_tokens": 500}},
+                           "hermes", "qwen3")
+    decoder = Decoder(tokenize(prompt), max_new_tokens=500, preamble=req.preamble)
+    decoder.advance(600)
+    head, _, answer = decoder.text.partition("</think>\n\n")
+    assert head == req.preamble.removesuffix("</think>\n\n") and answer.strip()

@@ -11,6 +11,9 @@
   the decoder's word stream).
 So agent loops end, and every test exercises the real parsing path. Deterministic: the
 same prompt and seed give the same answer.
+
+A thinking model (sim_engine.reasoning_format) first thinks, in its family's format
+(ostinato/reasoning_formats.py), before every answer to a chat turn: `thinking`.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 
+from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tool_formats import ParsedToolCall, render_tool_calls
-from workers.sim.chat_template import declared_tools, last_turn_role
+from workers.sim.chat_template import GENERATION_PROMPT, declared_tools, last_turn_role
 from workers.sim.json_instance import UnsupportedSchema, instance
 
 
@@ -59,3 +63,21 @@ def scripted_answer(prompt: str, *, json_schema: str | None, tool_format: str,
         return None  # its parameters admit no object: no call a parser would take
     return render_tool_calls(tool_format, [ParsedToolCall(tool["name"],
                                                           json.dumps(args, ensure_ascii=False))])
+
+
+def thinking(prompt: str, reasoning_format: str, seed: int = 0) -> str:
+    """What a thinking model writes before its answer to a chat turn (a prompt ending in the
+    template's generation prompt): 6 to 29 words between the format's tags, the opening one
+    left to the template where the family's is (deepseek-r1). "" for a raw prompt, or a
+    model that does not think."""
+    if not reasoning_format or not prompt.endswith(GENERATION_PROMPT):
+        return ""
+    fmt = REASONING_FORMATS[reasoning_format]
+    pick = _choice(prompt, seed + 7)
+    words = [_THOUGHT[(pick >> (3 * i)) % len(_THOUGHT)] for i in range(6 + pick % 24)]
+    thought = " ".join(words).capitalize() + "."
+    return ("" if fmt.starts_inside else fmt.start + "\n") + thought + "\n" + fmt.end + "\n\n"
+
+
+_THOUGHT = ("the", "user", "asks", "so", "first", "check", "what", "is", "known", "then",
+            "decide", "whether", "a", "tool", "helps", "and", "answer", "briefly")

@@ -34,6 +34,7 @@ class SimRequest:
     priority: int = 0
     cache_salt: str = ""
     script: str | None = None  # what the simulated model answers (workers/sim/behavior.py)
+    preamble: str = ""  # its thinking before the answer (workers/sim/behavior.py `thinking`)
 
 
 def engine_params(config: SimEngineConfig, profile: Profile) -> EngineParams:
@@ -133,7 +134,7 @@ class RealtimeSimEngine:
         self._ensure_driver()
         decoder = Decoder(req.prompt_ids, max_new_tokens=req.max_new_tokens, stop=req.stop,
                           ignore_eos=req.ignore_eos, seed=req.seed, script=req.script,
-                          min_new_tokens=req.min_new_tokens)
+                          min_new_tokens=req.min_new_tokens, preamble=req.preamble)
         queue: asyncio.Queue[EngineEvent] = asyncio.Queue()
         self._streams[req.rid] = queue
         now = self.now()

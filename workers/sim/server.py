@@ -24,7 +24,7 @@ from ostinato.config import SimEngineConfig
 from ostinato.serving import write_port_file
 from tracing.http_middleware import tracing_middleware
 from tracing.metrics_http import metrics_handler
-from workers.sim.behavior import scripted_answer
+from workers.sim.behavior import scripted_answer, thinking
 from workers.sim.engine import HEALTH_CHECK_RID, RealtimeSimEngine, SimRequest
 from workers.sim.json_instance import UnsupportedSchema
 from workers.sim.metrics import sim_engine_registry
@@ -123,11 +123,13 @@ def _script(prompt: str, sp: dict[str, Any], tool_format: str, seed: int) -> str
         raise BadRequest(f"sampling_params.json_schema is not valid JSON: {exc}") from exc
 
 
-def parse_generate(body: Any, tool_format: str = "hermes") -> list[SimRequest]:
+def parse_generate(body: Any, tool_format: str = "hermes",
+                   reasoning_format: str = "") -> list[SimRequest]:
     """Validates a /generate body; one SimRequest per sample (n); BadRequest names the field.
 
     The simulated model reads its prompt (from `text`, or `input_ids` decoded as a real
-    engine's model sees them) to decide on tool calls, answering in `tool_format`."""
+    engine's model sees them) to decide on tool calls, answering in `tool_format`; a
+    thinking model (`reasoning_format`) thinks before answering a chat turn."""
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     text, input_ids = body.get("text"), body.get("input_ids")
@@ -177,6 +179,7 @@ def parse_generate(body: Any, tool_format: str = "hermes") -> list[SimRequest]:
             min_new_tokens=min_new,
             priority=priority or 0, cache_salt=str(body.get("cache_salt") or ""),
             script=_script(prompt_text, sp, tool_format, int(seed) + i),
+            preamble=thinking(prompt_text, reasoning_format, int(seed) + i),
         )
         for i in range(n)
     ]
@@ -262,7 +265,8 @@ async def generate(request: web.Request) -> web.StreamResponse:
     engine = request.app[_ENGINE]
     try:
         body = await request.json()
-        reqs = parse_generate(body, engine.config.tool_call_format)
+        reqs = parse_generate(body, engine.config.tool_call_format,
+                              engine.config.reasoning_format)
         for r in reqs:
             engine.validate(r)
     except json.JSONDecodeError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from array import array
 from collections.abc import Iterator
+from itertools import chain
 
 from workers.sim.token_ids import pack_range
 from workers.sim.tokenizer import IncrementalDetokenizer, tokenize
@@ -64,6 +65,7 @@ class Decoder:
     natural length, or at `min_new_tokens` if later; with one (a tool call, a JSON instance:
     what the simulated model has decided to answer) the output is the script's tokens, then
     EOS (a constrained answer is complete there: `min_new_tokens` does not lengthen it).
+    A `preamble` (a thinking model's thinking) comes before either.
     Finish reasons are SGLang's: {"type": "stop", "matched": str | int} for a stop
     string or EOS, {"type": "length", "length": n} at max_new_tokens.
     """
@@ -78,15 +80,17 @@ class Decoder:
         seed: int = 0,
         script: str | None = None,
         min_new_tokens: int = 0,
+        preamble: str = "",
     ) -> None:
+        thought = tokenize(preamble) if preamble else []
         if script is None:
-            self._tokens: Iterator[int] = _word_tokens(prompt_ids, seed)
-            self._eos_at = None if ignore_eos else max(natural_length(prompt_ids, seed),
-                                                       min_new_tokens)
+            self._tokens: Iterator[int] = chain(thought, _word_tokens(prompt_ids, seed))
+            self._eos_at = None if ignore_eos else max(
+                len(thought) + natural_length(prompt_ids, seed), min_new_tokens)
         else:
             scripted = tokenize(script)
-            self._tokens = iter(scripted)
-            self._eos_at = None if ignore_eos else max(1, len(scripted))
+            self._tokens = chain(thought, scripted)
+            self._eos_at = None if ignore_eos else max(1, len(thought) + len(scripted))
         self._detok = IncrementalDetokenizer()
         self._max = max(0, max_new_tokens)
         self._stop = tuple(s for s in stop if s)

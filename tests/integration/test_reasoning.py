@@ -1,0 +1,151 @@
+"""A reasoning model behind the mesh (gateway.reasoning_parser; the sim engine's model thinks
+in Qwen3's format): its thinking comes apart from its answer on every front end (chat
+completions streamed or not, the Responses API, the SDK), tool calls are read from the
+answer after it, a cached answer keeps it, and an agent framework's loop runs through it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import openai
+import pytest
+import requests
+from pydantic import Field
+
+import ostinato
+from ostinato.config import load_mesh_config
+from ostinato.mesh import Mesh
+from tests.integration.agent_checks import FORECAST_PARAMETERS, Forecasts
+
+MODEL = "sim/llama-3.1-8b"
+KEY = "key-thinker-0001"
+TOOLS = [{"type": "function", "function": {"name": "get_forecast", "description": "Forecast.",
+                                           "parameters": FORECAST_PARAMETERS}}]
+
+
+@pytest.fixture(scope="module")
+def mesh() -> Iterator[Mesh]:
+    cfg = load_mesh_config(None, environ={}, overrides={
+        "workers": 1,
+        "gateway": {"api_keys": {KEY: "thinker"}, "allow_anonymous": False,
+                    "reasoning_parser": "qwen3", "cache_mode": "exact"},
+        "sim_engine": {"reasoning_format": "qwen3", "zero_cost": True},
+    })
+    m = Mesh(cfg, ephemeral_ports=True)
+    m.start()
+    yield m
+    m.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(mesh: Mesh) -> str:
+    return f"http://{mesh.endpoints.gateway_http}/v1"
+
+
+@pytest.fixture(scope="module")
+def client(base_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0) as c:
+        yield c
+
+
+def ask(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def test_chat_answers_carry_the_thinking_apart_streamed_or_not(client: openai.OpenAI) -> None:
+    kw: dict[str, Any] = {"model": MODEL, "messages": ask("Why is the sky blue?"),
+                          "max_tokens": 200, "seed": 3}
+    whole = client.chat.completions.create(**kw).choices[0].message
+    thinking = (whole.model_extra or {})["reasoning_content"]
+    assert thinking and "<think>" not in thinking and "</think>" not in thinking
+    assert whole.content and "think>" not in whole.content
+    pieces: list[tuple[str, str]] = []
+    for chunk in client.chat.completions.create(**kw, stream=True):
+        if chunk.choices:
+            delta = chunk.choices[0].delta
+            pieces.append(((delta.model_extra or {}).get("reasoning_content") or "",
+                           delta.content or ""))
+    assert "".join(t for t, _ in pieces) == thinking
+    assert "".join(c for _, c in pieces) == whole.content
+    first_answer = next(i for i, (_, c) in enumerate(pieces) if c)
+    assert all(not t for t, _ in pieces[first_answer + 1:])  # the thinking came first
+
+
+def test_tool_calls_are_read_from_the_answer_after_the_thinking(client: openai.OpenAI) -> None:
+    out = client.chat.completions.create(model=MODEL, messages=ask("Weather in Porto?"),
+                                         tools=TOOLS, max_tokens=300)
+    choice = out.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+    assert json.loads(choice.message.tool_calls[0].function.arguments)["city"]
+    assert (choice.message.model_extra or {})["reasoning_content"]
+    assert not choice.message.content  # the call was all of the answer
+
+
+def test_a_cached_answer_keeps_its_thinking(client: openai.OpenAI) -> None:
+    kw: dict[str, Any] = {"model": MODEL, "messages": ask("Name a prime."), "max_tokens": 60,
+                          "temperature": 0}
+    first = client.chat.completions.with_raw_response.create(**kw)
+    again = client.chat.completions.with_raw_response.create(**kw)
+    assert first.headers["X-Ostinato-Cache-Hit"] == "miss"
+    assert again.headers["X-Ostinato-Cache-Hit"] == "exact"
+    a, b = first.parse().choices[0].message, again.parse().choices[0].message
+    assert (a.model_extra or {})["reasoning_content"] == (b.model_extra or {})["reasoning_content"]
+    assert a.content == b.content
+
+
+def test_the_responses_api_gives_a_reasoning_item(client: openai.OpenAI, base_url: str) -> None:
+    done = client.responses.create(model=MODEL, input="Plan a picnic.", max_output_tokens=200,
+                                   store=False)
+    kinds = [item.type for item in done.output]
+    assert kinds == ["reasoning", "message"]
+    thought = done.output[0].content[0].text  # type: ignore[union-attr]
+    assert thought and "think>" not in thought and "think>" not in done.output_text
+    events = list(client.responses.create(model=MODEL, input="Plan a picnic.",
+                                          max_output_tokens=200, store=False, stream=True))
+    names = [e.type for e in events]
+    assert names.index("response.reasoning_text.delta") < names.index("response.output_text.delta")
+    streamed = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
+    final = events[-1].response  # type: ignore[union-attr]
+    assert [i.type for i in final.output] == ["reasoning", "message"]
+    assert final.output[0].content[0].text == streamed == thought  # same prompt, same thinking
+    # the document the gateway serves describes the reasoning item
+    doc = requests.get(base_url.removesuffix("/v1") + "/openapi.json", timeout=10).json()
+    items = doc["components"]["schemas"]["Response"]["properties"]["output"]["items"]["oneOf"]
+    assert any(i["properties"]["type"].get("const") == "reasoning" for i in items)
+
+
+def test_the_sdk_gives_the_thinking(mesh: Mesh) -> None:
+    with ostinato.Client(mesh.endpoints.gateway, api_key=KEY) as sdk, sdk.program() as program:
+        out = program.call(messages=ask("Summarize the plan."), max_tokens=200)
+        assert out.reasoning and out.text and "think>" not in out.text + out.reasoning
+        stream = program.stream(messages=ask("And then?"), max_tokens=200)
+        text = "".join(stream)
+        assert stream.result is not None and text == stream.text == stream.result.text
+        assert stream.reasoning == stream.result.reasoning and stream.reasoning
+
+
+async def test_an_agents_sdk_loop_on_the_responses_api_runs_through_the_thinking(
+        base_url: str) -> None:
+    """The Agents SDK sends each turn's reasoning item back as input: taken (and dropped from
+    the prompt, as reasoning models' templates drop earlier thinking)."""
+    from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+
+    set_tracing_disabled(True)
+    forecasts = Forecasts()
+
+    @function_tool
+    def get_forecast(city: Annotated[str, Field(description="The city")],
+                     days: Annotated[int, Field(ge=1, le=7, description="How many days")]) -> str:
+        """The weather forecast for a city, day by day."""
+        return forecasts(city, days)
+
+    async with openai.AsyncOpenAI(base_url=base_url, api_key=KEY, max_retries=0) as client:
+        agent = Agent(name="forecaster", instructions="Use your tool.", tools=[get_forecast],
+                      model=OpenAIResponsesModel(model=MODEL, openai_client=client))
+        result = await Runner.run(agent, "Weather in Lisbon this week?", max_turns=6)
+    assert isinstance(result.final_output, str) and result.final_output
+    assert "think>" not in result.final_output
+    forecasts.check_called()
+    assert any(item.type == "reasoning" for r in result.raw_responses for item in r.output)
