@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cache.modes import InvalidCachePolicy, header_to_proto
@@ -243,30 +243,16 @@ def _sampling(body: Mapping[str, Any]) -> common_pb2.SamplingParams:
                 raise BadRequest(f"{name} must be at least 1 (and at most the gateway's "
                                  "limit)", name)
             sp.max_new_tokens = max_tokens
-    temperature = _number(body, "temperature", float)
-    if temperature is not None:
-        if not 0.0 <= temperature <= 2.0:
-            raise BadRequest("temperature must be in [0, 2]", "temperature")
-        sp.temperature = temperature
-    top_p = _number(body, "top_p", float)
-    if top_p is not None:
-        if not 0.0 < top_p <= 1.0:
-            raise BadRequest("top_p must be in (0, 1]", "top_p")
-        sp.top_p = max(top_p, _FLOAT32_TINY)  # a float32 field: no smaller value is above 0
+    _ranged(body, sp, _OPENAI_RANGES)
     seed = _number(body, "seed", int)
     if seed is not None:
         try:
             sp.seed = proto_seed(seed)
         except ValueError as exc:
             raise BadRequest(str(exc), "seed") from None
-    for name in ("presence_penalty", "frequency_penalty"):
-        value = _number(body, name, float)
-        if value is not None:
-            if not -2.0 <= value <= 2.0:
-                raise BadRequest(f"{name} must be in [-2, 2]", name)
-            setattr(sp, name, value)
     _logit_bias(body, sp)
-    _extensions(body, sp)
+    _ranged(body, sp, _SGLANG_RANGES)  # min_tokens against max_tokens is calls.py's
+    _ignore_eos(body, sp)
     stop = body.get("stop")
     if isinstance(stop, str):
         sp.stop.append(stop)
@@ -277,30 +263,38 @@ def _sampling(body: Mapping[str, Any]) -> common_pb2.SamplingParams:
     return sp
 
 
-def _extensions(body: Mapping[str, Any], sp: common_pb2.SamplingParams) -> None:
-    """SGLANG_EXTENSIONS, in SGLang's ranges; min_tokens against max_tokens is calls.py's."""
-    top_k = _number(body, "top_k", int)
-    if top_k is not None:
-        if not (top_k == -1 or 1 <= top_k <= _INT32_MAX):
-            raise BadRequest("top_k must be -1 (the whole vocabulary) or at least 1", "top_k")
-        sp.top_k = top_k
-    min_p = _number(body, "min_p", float)
-    if min_p is not None:
-        if not 0.0 <= min_p <= 1.0:
-            raise BadRequest("min_p must be in [0, 1]", "min_p")
-        sp.min_p = min_p
-    penalty = _number(body, "repetition_penalty", float)
-    if penalty is not None:
-        if not 0.0 < penalty <= 2.0:
-            raise BadRequest("repetition_penalty must be in (0, 2] (1: none)",
-                             "repetition_penalty")
-        sp.repetition_penalty = max(penalty, _FLOAT32_TINY)  # as top_p: stays above 0
-    min_tokens = _number(body, "min_tokens", int)
-    if min_tokens is not None:
-        if not 0 <= min_tokens <= _UINT32_MAX:
-            raise BadRequest("min_tokens must be at least 0 (and at most max_tokens)",
-                             "min_tokens")
-        sp.min_new_tokens = min_tokens
+# A numeric sampling field: (request field, SamplingParams field, int or float, whether a
+# value is in range, the range in words). Above 0 stays above 0 in a float32 field.
+_Range = tuple[str, str, type, Callable[[float], bool], str]
+_OPENAI_RANGES: tuple[_Range, ...] = (
+    ("temperature", "temperature", float, lambda v: 0.0 <= v <= 2.0, "in [0, 2]"),
+    ("top_p", "top_p", float, lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
+    ("presence_penalty", "presence_penalty", float, lambda v: -2.0 <= v <= 2.0, "in [-2, 2]"),
+    ("frequency_penalty", "frequency_penalty", float, lambda v: -2.0 <= v <= 2.0, "in [-2, 2]"),
+)
+_SGLANG_RANGES: tuple[_Range, ...] = (  # SGLang's, as its SamplingParams.verify has them
+    ("top_k", "top_k", int, lambda v: v == -1 or 1 <= v <= _INT32_MAX,
+     "-1 (the whole vocabulary) or at least 1"),
+    ("min_p", "min_p", float, lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+    ("repetition_penalty", "repetition_penalty", float, lambda v: 0.0 < v <= 2.0,
+     "in (0, 2] (1: none)"),
+    ("min_tokens", "min_new_tokens", int, lambda v: 0 <= v <= _UINT32_MAX,
+     "at least 0 (and at most max_tokens)"),
+)
+
+
+def _ranged(body: Mapping[str, Any], sp: common_pb2.SamplingParams,
+            ranges: tuple[_Range, ...]) -> None:
+    for name, field, kind, within, words in ranges:
+        value = _number(body, name, kind)
+        if value is None:
+            continue
+        if not within(value):
+            raise BadRequest(f"{name} must be {words}", name)
+        setattr(sp, field, max(value, _FLOAT32_TINY) if value > 0 and kind is float else value)
+
+
+def _ignore_eos(body: Mapping[str, Any], sp: common_pb2.SamplingParams) -> None:
     ignore_eos = body.get("ignore_eos")
     if ignore_eos is not None:
         if not isinstance(ignore_eos, bool):
