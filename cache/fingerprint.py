@@ -1,8 +1,8 @@
 """What a cached answer is keyed by: pure functions over a normalized CallSpec.
 
 Exact: everything that determines the answer (tenant, model, the messages or prompt with
-their tool calls, tools, tool choice, response format, logprobs, every sampling parameter
-set). Only deterministic calls are cached exactly:
+their tool calls, tools, tool choice, response format, logprobs, the chat template's
+variables, every sampling parameter set). Only deterministic calls are cached exactly:
 temperature 0 (or top_k 1); SGLang's default temperature is 1.0, so unset is not.
 
 Semantic: the final user turn is embedded; everything else (tenant, model, system prompt,
@@ -36,7 +36,8 @@ def _answer_shaping(call: common_pb2.CallSpec) -> dict[str, object]:
     shaping = common_pb2.CallSpec(model=call.model, sampling=call.sampling, tools=call.tools,
                                   tool_choice=call.tool_choice,
                                   response_format=call.response_format,
-                                  logprobs=call.logprobs, top_logprobs=call.top_logprobs)
+                                  logprobs=call.logprobs, top_logprobs=call.top_logprobs,
+                                  chat_template_kwargs=call.chat_template_kwargs)
     if call.HasField("parallel_tool_calls"):
         shaping.parallel_tool_calls = call.parallel_tool_calls
     return MessageToDict(shaping, preserving_proto_field_name=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from gateway.prompts import ConflictingDefinitions, constraint
+from gateway.prompts import BadTemplateKwargs, ConflictingDefinitions, constraint, template_kwargs
 from ostinato.v1 import common_pb2
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -219,6 +219,13 @@ def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.
     if call.call_id in call.parent_call_ids:
         raise InvalidCall("a call cannot be its own parent", "ostinato")
     _check_sampling(call, limits)
+    if call.chat_template_kwargs and call.prompt:
+        raise InvalidCall("chat_template_kwargs applies to messages, not to a raw prompt",
+                          "chat_template_kwargs")
+    try:
+        template_kwargs(call)
+    except BadTemplateKwargs as exc:
+        raise InvalidCall(str(exc), "chat_template_kwargs") from None
     out = common_pb2.CallSpec()
     out.CopyFrom(call)
     if not out.call_id:

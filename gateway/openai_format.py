@@ -6,7 +6,7 @@ named function), `parallel_tool_calls`, `response_format` (text, json_object, js
 `max_tokens` / `max_completion_tokens`, `temperature`, `top_p`, `stop`, `seed`,
 `presence_penalty`, `frequency_penalty`, `logit_bias`, `logprobs` / `top_logprobs`, `n`, `stream`,
 `stream_options.include_usage`, SGLang's extensions `top_k`, `min_p`, `repetition_penalty`,
-`min_tokens`, `ignore_eos`, `user` / `metadata` / `store` (ignored: they do not change
+`min_tokens`, `ignore_eos`, `chat_template_kwargs`, `user` / `metadata` / `store` (ignored: they do not change
 the answer), and the extension object `ostinato` (`call_id`, `thread_id`, `parent_call_ids`,
 `expected_output_tokens`). Anything else that would change the answer (audio, image parts,
 `functions`, ...) is refused with the field named, never silently dropped; `cache_salt` is
@@ -42,10 +42,10 @@ UNSUPPORTED_FIELDS = {"functions", "function_call", "audio", "prediction",
 _KNOWN = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
           "stop", "seed", "n", "ostinato", "tools", "tool_choice", "parallel_tool_calls",
           "response_format", "logprobs", "top_logprobs", "presence_penalty", "frequency_penalty",
-          "logit_bias", "modalities", *SGLANG_EXTENSIONS, *_IGNORED}
+          "logit_bias", "modalities", "chat_template_kwargs", *SGLANG_EXTENSIONS, *_IGNORED}
 _KNOWN_COMPLETIONS = (_KNOWN - {"messages", "tools", "tool_choice", "parallel_tool_calls",
                                 "response_format", "max_completion_tokens", "top_logprobs",
-                                "modalities"}) | {
+                                "modalities", "chat_template_kwargs"}) | {
     "prompt"}
 _MODE = common_pb2.ToolChoiceMode
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
@@ -397,6 +397,12 @@ def call_from_openai(body: Any, cache_header: str | None) -> common_pb2.CallSpec
                                sampling=_sampling(body), tools=_tools(body),
                                tool_choice=_tool_choice(body),
                                response_format=_response_format(body))
+    kwargs = body.get("chat_template_kwargs")
+    if kwargs is not None:
+        if not isinstance(kwargs, dict):
+            raise BadRequest("chat_template_kwargs must be an object (the chat template's "
+                             "variables)", "chat_template_kwargs")
+        call.chat_template_kwargs = json.dumps(kwargs, ensure_ascii=False)
     parallel = body.get("parallel_tool_calls")
     if parallel is not None:
         if not isinstance(parallel, bool):

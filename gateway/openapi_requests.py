@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.calls import LOGIT_BIAS_LIMIT, LOGIT_BIAS_MAX_ENTRIES
 from gateway.openai_format import NEUTRAL, UNSUPPORTED_FIELDS
+from gateway.prompts import RESERVED_TEMPLATE_KWARGS, TEMPLATE_KWARGS_MAX_CHARS
 from ostinato.config import GatewayConfig
 from ostinato.seeds import SEED_MAX, SEED_MIN
 
@@ -215,6 +216,11 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         "tool_choice": nullable({"oneOf": [{"enum": ["auto", "none", "required"]},
                                            named_choice]}),
         "parallel_tool_calls": nullable({"type": "boolean"}),
+        "chat_template_kwargs": nullable({
+            "type": "object", "propertyNames": {"not": {"enum": sorted(RESERVED_TEMPLATE_KWARGS)}},
+            "description": "SGLang's: variables for the model's chat template, e.g. "
+                           "{\"enable_thinking\": false} (Qwen3); at most "
+                           f"{TEMPLATE_KWARGS_MAX_CHARS} characters of JSON"}),
         "modalities": nullable({"type": "array", "const": ["text"],
                                 "description": "text only (audio is refused)"}),
         "response_format": nullable(response_format),

@@ -34,6 +34,40 @@ class PreparedPrompt:
     reasoning: ReasoningFormat | None = None  # how a chat answer's thinking is written
 
 
+TEMPLATE_KWARGS_MAX_CHARS = 4096  # chat_template_kwargs, as JSON text
+# apply_chat_template's own arguments and the template's own variables: not for a caller
+RESERVED_TEMPLATE_KWARGS = frozenset({
+    "messages", "conversation", "tools", "documents", "chat_template", "add_generation_prompt",
+    "continue_final_message", "tokenize", "padding", "truncation", "max_length",
+    "return_tensors", "return_dict", "return_assistant_tokens_mask", "tokenizer_kwargs",
+    "bos_token", "eos_token", "raise_exception", "strftime_now"})
+
+
+class BadTemplateKwargs(ValueError):
+    pass
+
+
+def template_kwargs(call: common_pb2.CallSpec) -> dict[str, object]:
+    """The call's chat_template_kwargs as the template gets them; raises BadTemplateKwargs."""
+    if not call.chat_template_kwargs:
+        return {}
+    where = "chat_template_kwargs"
+    if len(call.chat_template_kwargs) > TEMPLATE_KWARGS_MAX_CHARS:
+        raise BadTemplateKwargs(f"{where} is longer than {TEMPLATE_KWARGS_MAX_CHARS} "
+                                "characters of JSON")
+    try:
+        kwargs = json.loads(call.chat_template_kwargs)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise BadTemplateKwargs(f"{where} is not valid JSON: {exc}") from None
+    if not isinstance(kwargs, dict):
+        raise BadTemplateKwargs(f"{where} must be a JSON object")
+    reserved = sorted(RESERVED_TEMPLATE_KWARGS & set(kwargs))
+    if reserved:
+        raise BadTemplateKwargs(f"{where} cannot set {', '.join(reserved)} (the gateway "
+                                "renders the messages and tools itself)")
+    return kwargs
+
+
 def offers_tools(call: common_pb2.CallSpec) -> bool:
     return bool(call.tools) and call.tool_choice.mode != _MODE.TOOL_CHOICE_MODE_NONE
 
@@ -129,7 +163,8 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
     if call.prompt:
         text, ids = call.prompt, tokenize(call.prompt)
     else:
-        text, ids = renderer.render(template_messages(call), template_tools(call) or None)
+        text, ids = renderer.render(template_messages(call), template_tools(call) or None,
+                                    template_kwargs(call))
     parser = get_parser("json_array") if forced else (
         get_parser(tool_format) if offers_tools(call) else None)
     single = call.HasField("parallel_tool_calls") and not call.parallel_tool_calls

@@ -233,6 +233,7 @@ class CallArgs(TypedDict, total=False):
     min_p: float  # SGLang's: [0, 1]
     repetition_penalty: float  # SGLang's: (0, 2], 1 is none
     min_tokens: int  # SGLang's: no end of sequence before this many tokens
+    chat_template_kwargs: Mapping[str, Any]  # the chat template's variables: {"enable_thinking": False}
     cache: str | None  # off | exact | semantic (None: the gateway's default)
     semantic_threshold: float  # a semantic hit's minimum similarity (0: the gateway's)
     expected_output_tokens: int  # a scheduling hint
@@ -305,6 +306,8 @@ def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
         tool_choice=_tool_choice(args.get("tool_choice")),
         response_format=_response_format(args.get("json_schema"), args.get("json_object", False)),
         restart_on_failure=args.get("restart_on_failure", False),
+        chat_template_kwargs=json.dumps(dict(args["chat_template_kwargs"]))
+        if args.get("chat_template_kwargs") else "",
     )
 
 

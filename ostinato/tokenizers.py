@@ -39,8 +39,8 @@ class ChatRenderer(Protocol):
     """The served model's chat template and tokenizer: messages (and tools) -> prompt text and
     the token ids the engine gets. Inputs are what ``apply_chat_template`` takes."""
 
-    def render(self, messages: list[dict[str, Any]],
-               tools: list[dict[str, Any]] | None) -> tuple[str, list[int]]: ...
+    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+               template_kwargs: dict[str, Any] | None = None) -> tuple[str, list[int]]: ...
 
 
 class SimRenderer:
@@ -49,12 +49,15 @@ class SimRenderer:
     def __init__(self, tool_format: str) -> None:
         self._tool_format = tool_format
 
-    def render(self, messages: list[dict[str, Any]],
-               tools: list[dict[str, Any]] | None) -> tuple[str, list[int]]:
+    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+               template_kwargs: dict[str, Any] | None = None) -> tuple[str, list[int]]:
         from workers.sim.chat_template import render
         from workers.sim.tokenizer import tokenize
 
-        text = render(messages, tools, tool_format=self._tool_format)
+        # the one variable the sim model's template reads; others are ignored, as a Jinja
+        # template ignores those it does not use
+        thinking = (template_kwargs or {}).get("enable_thinking", True)
+        text = render(messages, tools, tool_format=self._tool_format, enable_thinking=thinking)
         return text, tokenize(text)
 
 
@@ -68,9 +71,10 @@ class HfRenderer:
             raise ConfigError("the tokenizer has no chat_template")
         self._tok = tokenizer
 
-    def render(self, messages: list[dict[str, Any]],
-               tools: list[dict[str, Any]] | None) -> tuple[str, list[int]]:
-        kwargs: dict[str, Any] = {"tools": tools or None, "add_generation_prompt": True}
+    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+               template_kwargs: dict[str, Any] | None = None) -> tuple[str, list[int]]:
+        kwargs: dict[str, Any] = {**(template_kwargs or {}), "tools": tools or None,
+                                  "add_generation_prompt": True}
         text = str(self._tok.apply_chat_template(messages, tokenize=False, **kwargs))
         # Rendered once; encoded as apply_chat_template(tokenize=True) does (the template
         # writes its own special tokens). tests/ostinato/test_chat_renderer.py checks both agree.

@@ -28,6 +28,14 @@ def test_every_sampling_parameter_is_in_both_keys(other: dict) -> None:
     assert a is not None and b is not None and a.context != b.context
 
 
+def test_the_chat_templates_variables_are_in_both_keys() -> None:
+    base, quiet = call(), call()
+    quiet.chat_template_kwargs = '{"enable_thinking": false}'
+    assert exact_digest("t", base) != exact_digest("t", quiet)
+    a, b = semantic_key("t", base), semantic_key("t", quiet)
+    assert a is not None and b is not None and a.context != b.context
+
+
 def test_a_logit_bias_keys_the_same_in_any_order() -> None:
     ids = [3, 50256, 1, 1 << 63]
     forward, backward = call(), call()

@@ -42,6 +42,11 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
         ({"prompt": "x", "temperature": 3.0}, "temperature"),
         ({"prompt": "x", "top_p": 0.0}, "top_p"),
         ({"prompt": "x", "top_k": 0}, "top_k must be -1"),
+        ({"prompt": "x", "chat_template_kwargs": {"enable_thinking": False}},
+         "chat_template_kwargs applies to messages"),
+        ({"messages": USER, "chat_template_kwargs": {"tools": []}},
+         "chat_template_kwargs cannot set tools"),
+        ({"messages": USER, "chat_template_kwargs": {"x": "y" * 5000}}, "longer than 4096"),
         ({"prompt": "x", "min_p": 1.5}, r"min_p must be in \[0, 1\]"),
         ({"prompt": "x", "repetition_penalty": 0.0}, r"repetition_penalty must be in \(0, 2\]"),
         ({"prompt": "x", "min_tokens": 65}, "min tokens 65 is more than max tokens 64"),  # default
@@ -120,6 +125,19 @@ def test_sglang_extensions_within_their_ranges_are_taken() -> None:
     sp = out.sampling
     assert (sp.top_k, sp.min_p, sp.repetition_penalty, sp.min_new_tokens, sp.presence_penalty) == (
         -1, 1.0, 2.0, 64, -2.0)
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ("[1]", "must be a JSON object"), ("{nope", "not valid JSON"), ("1", "must be a JSON object"),
+    ('{"add_generation_prompt": false, "messages": []}',
+     "cannot set add_generation_prompt, messages"),
+])
+def test_raw_grpc_chat_template_kwargs_are_checked(raw: str, message: str) -> None:
+    call = common_pb2.CallSpec(messages=[common_pb2.Message(role="user", content="hi")],
+                               chat_template_kwargs=raw)
+    with pytest.raises(InvalidCall, match=message) as exc:
+        normalize_call(call, LIMITS)
+    assert exc.value.param == "chat_template_kwargs"
 
 
 @pytest.mark.parametrize("top_k", [-5, -(1 << 31), 0])

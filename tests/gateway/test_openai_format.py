@@ -4,6 +4,7 @@ type is refused (400), never coerced or dropped. Table-driven."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -66,6 +67,7 @@ def test_taken(body: dict[str, Any]) -> None:
     ({"messages": USER, "min_tokens": -1}, "min_tokens"),
     ({"messages": USER, "min_tokens": 2**32}, "min_tokens"),
     ({"messages": USER, "ignore_eos": "yes"}, "ignore_eos"),
+    ({"messages": USER, "chat_template_kwargs": "enable_thinking"}, "chat_template_kwargs"),
     ({"messages": USER, "logit_bias": [1]}, "logit_bias"),
     ({"messages": USER, "logit_bias": {"x": 1}}, "logit_bias"),  # a key is a token id
     ({"messages": USER, "logit_bias": {"-1": 1}}, "logit_bias"),
@@ -182,3 +184,14 @@ def test_an_unsupported_field_asking_for_something_is_refused(route: str, body: 
     with pytest.raises(BadRequest, match="not supported by this gateway") as exc:
         (call_from_openai if route == "chat" else call_from_completion)(body, None)
     assert exc.value.param == param
+
+
+def test_chat_template_kwargs_go_as_json_and_only_with_messages() -> None:
+    call = call_from_openai({"messages": USER, "chat_template_kwargs": {
+        "enable_thinking": False, "é": [1]}}, None)
+    assert json.loads(call.chat_template_kwargs) == {"enable_thinking": False, "é": [1]}
+    assert call_from_openai({"messages": USER, "chat_template_kwargs": None}, None) \
+        .chat_template_kwargs == ""
+    with pytest.raises(BadRequest, match="unknown field") as exc:
+        call_from_completion({"prompt": "p", "chat_template_kwargs": {}}, None)
+    assert exc.value.param == "chat_template_kwargs"

@@ -1,7 +1,8 @@
 """A reasoning model behind the mesh (gateway.reasoning_parser; the sim engine's model thinks
 in Qwen3's format): its thinking comes apart from its answer on every front end (chat
 completions streamed or not, the Responses API, the SDK), tool calls are read from the
-answer after it, a cached answer keeps it, and an agent framework's loop runs through it."""
+answer after it, a cached answer keeps it, chat_template_kwargs turns it off, and an agent
+framework's loop runs through it."""
 
 from __future__ import annotations
 
@@ -71,6 +72,22 @@ def test_chat_answers_carry_the_thinking_apart_streamed_or_not(client: openai.Op
     assert "".join(c for _, c in pieces) == whole.content
     first_answer = next(i for i, (_, c) in enumerate(pieces) if c)
     assert all(not t for t, _ in pieces[first_answer + 1:])  # the thinking came first
+
+
+def test_the_template_can_turn_the_thinking_off(client: openai.OpenAI, mesh: Mesh) -> None:
+    """chat_template_kwargs {"enable_thinking": false}, as Qwen3's template reads it (the sim
+    model's closes an empty thinking in the prompt, and the model answers at once)."""
+    quiet = client.chat.completions.create(
+        model=MODEL, messages=ask("Why is the sky blue?"), max_tokens=200, seed=3,
+        extra_body={"chat_template_kwargs": {"enable_thinking": False}}).choices[0].message
+    assert quiet.content and not (quiet.model_extra or {}).get("reasoning_content")
+    with ostinato.Client(mesh.endpoints.gateway, api_key=KEY) as sdk, sdk.program() as program:
+        out = program.call(messages=ask("Hi"), max_tokens=100,
+                           chat_template_kwargs={"enable_thinking": False})
+        assert out.text and out.reasoning == ""
+    with pytest.raises(openai.BadRequestError, match="cannot set tools"):
+        client.chat.completions.create(model=MODEL, messages=ask("x"),
+                                       extra_body={"chat_template_kwargs": {"tools": []}})
 
 
 def test_tool_calls_are_read_from_the_answer_after_the_thinking(client: openai.OpenAI) -> None:

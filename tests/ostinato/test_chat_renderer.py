@@ -27,7 +27,9 @@ TEMPLATE = (
     "{%- if not loop.last %};{%- endif %}{%- endfor %}"
     "{%- else %}{{ m.content }}{%- endif %}<|eot_id|>"
     "{%- endfor %}"
-    "{%- if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{%- endif %}"
+    "{%- if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n"
+    "{%- if enable_thinking is defined and not enable_thinking %}<think></think>{%- endif %}"
+    "{%- endif %}"
 )
 SPECIAL = ["<unk>", "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
            "<|python_tag|>"]
@@ -81,6 +83,23 @@ def test_hf_template_renders_exactly_as_apply_chat_template(hf_model_dir: Path) 
                                                tokenize=True, return_dict=True)["input_ids"])
     assert '"name": "get_weather"' in text and "<|python_tag|>" in text and "sunny" in text
     assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id  # no second BOS
+
+
+def test_chat_template_kwargs_reach_the_template(hf_model_dir: Path) -> None:
+    """SGLang's chat_template_kwargs: {"enable_thinking": false} as Qwen3's template reads it."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(hf_model_dir), local_files_only=True)
+    messages, tools = conversation()
+    renderer = load_renderer(f"hf:{hf_model_dir}")
+    text, _ = renderer.render(messages, tools, {"enable_thinking": False})
+    assert text == tok.apply_chat_template(messages, tools=tools, add_generation_prompt=True,
+                                           tokenize=False, enable_thinking=False)
+    assert text.endswith("<think></think>") and text != renderer.render(messages, tools)[0]
+    call = call_spec(messages=[{"role": "user", "content": "Hi"}],
+                     chat_template_kwargs={"enable_thinking": False})
+    spec = f"hf:{hf_model_dir}"
+    assert prepare(call, renderer, load_tokenizer(spec), "llama3").text.endswith("<think></think>")
 
 
 def test_the_gateway_sends_the_templates_ids(hf_model_dir: Path) -> None:

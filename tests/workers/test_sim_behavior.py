@@ -156,6 +156,9 @@ def test_a_thinking_model_thinks_before_answering_a_chat_turn(fmt: str, opens: s
     assert 6 <= len(thought.removeprefix(opens).split()) <= 30
     assert thought == thinking(prompt, fmt, seed=1) != thinking(prompt, fmt, seed=2)
     assert thinking(prompt, "", seed=1) == ""  # a model that does not think
+    quiet = render([{"role": "user", "content": "Why?"}], enable_thinking=False)
+    assert quiet.endswith("<think>\n\n</think>\n\n") and last_turn_role(quiet) == "user"
+    assert thinking(quiet, fmt, seed=1) == ""  # told not to think (Qwen3's template)
     assert thinking("Once upon a time", fmt) == ""  # a raw prompt is no chat turn
 
 

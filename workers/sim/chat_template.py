@@ -20,6 +20,7 @@ from ostinato.tool_formats import ParsedToolCall, render_tool_calls
 TOOLS_OPEN, TOOLS_CLOSE = "<tools>\n", "\n</tools>"
 TURN_START, TURN_END = "<|im_start|>", "<|im_end|>\n"
 GENERATION_PROMPT = TURN_START + "assistant\n"
+NO_THINKING = "<think>\n\n</think>\n\n"  # Qwen3's template, when enable_thinking is false
 _TOOLS_PREAMBLE = ("# Tools\n\nYou may call one or more of these functions; write each call in "
                    "the tool-call format you were trained on.\n")
 
@@ -43,7 +44,10 @@ def _tool_calls(message: Mapping[str, Any], tool_format: str) -> str:
 
 
 def render(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None,
-           *, tool_format: str = "hermes", add_generation_prompt: bool = True) -> str:
+           *, tool_format: str = "hermes", add_generation_prompt: bool = True,
+           enable_thinking: object = True) -> str:
+    """The prompt. `enable_thinking` false closes an empty thinking after the generation
+    prompt, as Qwen3's template does (a thinking model then answers at once)."""
     parts: list[str] = []
     rest = list(messages)
     if tools:
@@ -59,7 +63,8 @@ def render(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, A
             body += "\n"
         parts.append(f"{TURN_START}{m.get('role', 'user')}\n{body}{calls}{TURN_END}")
     if add_generation_prompt:
-        parts.append(GENERATION_PROMPT)
+        parts.append(GENERATION_PROMPT if enable_thinking is not False
+                     else GENERATION_PROMPT + NO_THINKING)
     return "".join(parts)
 
 
@@ -83,7 +88,7 @@ def declared_tools(prompt: str) -> list[dict[str, Any]]:
 
 def last_turn_role(prompt: str) -> str:
     """The role of the last complete turn before the generation prompt; "" if none."""
-    body = prompt.removesuffix(GENERATION_PROMPT)
+    body = prompt.removesuffix(NO_THINKING).removesuffix(GENERATION_PROMPT)
     start = body.rfind(TURN_START)
     if start < 0:
         return ""
