@@ -190,8 +190,9 @@ class CallExecutor:
                     # cached answer's went to the caller who asked first
                     tool_calls=[common_pb2.ToolCall(id=new_tool_call_id(), name=n, arguments=a)
                                 for _, n, a in hit.answer.tool_calls],
-                    usage=common_pb2.Usage(prompt_tokens=hit.answer.prompt_tokens,
-                                           completion_tokens=hit.answer.completion_tokens),
+                    usage=self._with_thinking(common_pb2.Usage(
+                        prompt_tokens=hit.answer.prompt_tokens,
+                        completion_tokens=hit.answer.completion_tokens), hit.answer.reasoning),
                     cache_hit=_HIT[hit.kind],
                     timings=common_pb2.CallTimings(total_s=time.monotonic() - start))
                 return
@@ -236,6 +237,15 @@ class CallExecutor:
             await with_retry(self._admissions.Admit, admit, timeout_s)
         except grpc.aio.AioRpcError as exc:
             raise planner_failure(exc, tenant) from exc
+
+    def _with_thinking(self, usage: common_pb2.Usage, reasoning: str) -> common_pb2.Usage:
+        """`usage` with the thinking's tokens counted (Usage.reasoning_tokens)."""
+        if not reasoning:
+            return usage
+        out = common_pb2.Usage()
+        out.CopyFrom(usage)
+        out.reasoning_tokens = min(usage.completion_tokens, len(self._tokenize(reasoning)))
+        return out
 
     def _prepare(self, call: common_pb2.CallSpec) -> tuple[PreparedPrompt, int]:
         """The call rendered and tokenized once, and how many leading tokens are a declared
@@ -351,7 +361,8 @@ class CallExecutor:
             call_id=call.call_id, text=content, tool_calls=tool_calls,
             reasoning_content=output.reasoning,
             finish_reason="tool_calls" if tool_calls else final.finish_reason,
-            usage=final.usage, worker_id=final.worker_id, cache_hit=common_pb2.CACHE_HIT_MISS,
+            usage=self._with_thinking(final.usage, output.reasoning),
+            worker_id=final.worker_id, cache_hit=common_pb2.CACHE_HIT_MISS,
             timings=common_pb2.CallTimings(queue_s=queued, engine_s=final.service_s, total_s=total),
             priority=grant.priority, simulated=final.simulated, logprobs=final.logprobs,
         )

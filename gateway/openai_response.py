@@ -19,7 +19,9 @@ def usage_json(usages: Sequence[common_pb2.Usage]) -> dict[str, Any]:
     cached = max((u.cached_tokens for u in usages), default=0)
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": cached}}
+            "prompt_tokens_details": {"cached_tokens": cached},
+            "completion_tokens_details": {
+                "reasoning_tokens": sum(u.reasoning_tokens for u in usages)}}
 
 
 def extension_json(program_id: str, call: common_pb2.CallSpec,

@@ -34,7 +34,8 @@ def _schemas(cfg: GatewayConfig) -> dict[str, Schema]:
     tool_call = ref("ToolCall")
     usage = obj({"prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"},
                   "total_tokens": {"type": "integer"},
-                  "prompt_tokens_details": obj({"cached_tokens": {"type": "integer"}})},
+                  "prompt_tokens_details": obj({"cached_tokens": {"type": "integer"}}),
+                  "completion_tokens_details": obj({"reasoning_tokens": {"type": "integer"}})},
                  ("prompt_tokens", "completion_tokens", "total_tokens"))
     logprobs = {"oneOf": [NULL, {"type": "object"}]}
     reply = obj({"role": {"const": "assistant"}, "content": {"type": ["string", "null"]},

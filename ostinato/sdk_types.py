@@ -76,6 +76,7 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int
+    reasoning_tokens: int = 0  # of completion_tokens, the thinking's (reasoning models)
 
 
 @dataclass(frozen=True)
@@ -315,7 +316,7 @@ def parse_call_output(result: common_pb2.CallResult) -> CallOutput:
     return CallOutput(
         call_id=result.call_id, text=result.text, finish_reason=result.finish_reason,
         usage=Usage(result.usage.prompt_tokens, result.usage.completion_tokens,
-                    result.usage.cached_tokens),
+                    result.usage.cached_tokens, result.usage.reasoning_tokens),
         worker_id=result.worker_id, latency_s=result.timings.total_s,
         queue_s=result.timings.queue_s, engine_s=result.timings.engine_s,
         priority=result.priority, simulated=result.simulated,

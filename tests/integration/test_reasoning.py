@@ -58,8 +58,12 @@ def ask(text: str) -> list[dict[str, str]]:
 def test_chat_answers_carry_the_thinking_apart_streamed_or_not(client: openai.OpenAI) -> None:
     kw: dict[str, Any] = {"model": MODEL, "messages": ask("Why is the sky blue?"),
                           "max_tokens": 200, "seed": 3}
-    whole = client.chat.completions.create(**kw).choices[0].message
+    done = client.chat.completions.create(**kw)
+    whole = done.choices[0].message
     thinking = (whole.model_extra or {})["reasoning_content"]
+    assert done.usage is not None and done.usage.completion_tokens_details is not None
+    # the thinking's tokens, as the gateway counts them: words and spaces, tags left out
+    assert 6 <= done.usage.completion_tokens_details.reasoning_tokens < done.usage.completion_tokens
     assert thinking and "<think>" not in thinking and "</think>" not in thinking
     assert whole.content and "think>" not in whole.content
     pieces: list[tuple[str, str]] = []
@@ -84,7 +88,7 @@ def test_the_template_can_turn_the_thinking_off(client: openai.OpenAI, mesh: Mes
     with ostinato.Client(mesh.endpoints.gateway, api_key=KEY) as sdk, sdk.program() as program:
         out = program.call(messages=ask("Hi"), max_tokens=100,
                            chat_template_kwargs={"enable_thinking": False})
-        assert out.text and out.reasoning == ""
+        assert out.text and out.reasoning == "" and out.usage.reasoning_tokens == 0
     with pytest.raises(openai.BadRequestError, match="cannot set tools"):
         client.chat.completions.create(model=MODEL, messages=ask("x"),
                                        extra_body={"chat_template_kwargs": {"tools": []}})
@@ -118,6 +122,7 @@ def test_the_responses_api_gives_a_reasoning_item(client: openai.OpenAI, base_ur
     kinds = [item.type for item in done.output]
     assert kinds == ["reasoning", "message"]
     thought = done.output[0].content[0].text  # type: ignore[union-attr]
+    assert done.usage is not None and done.usage.output_tokens_details.reasoning_tokens >= 6
     assert thought and "think>" not in thought and "think>" not in done.output_text
     events = list(client.responses.create(model=MODEL, input="Plan a picnic.",
                                           max_output_tokens=200, store=False, stream=True))
@@ -137,6 +142,7 @@ def test_the_sdk_gives_the_thinking(mesh: Mesh) -> None:
     with ostinato.Client(mesh.endpoints.gateway, api_key=KEY) as sdk, sdk.program() as program:
         out = program.call(messages=ask("Summarize the plan."), max_tokens=200)
         assert out.reasoning and out.text and "think>" not in out.text + out.reasoning
+        assert 0 < out.usage.reasoning_tokens < out.usage.completion_tokens
         stream = program.stream(messages=ask("And then?"), max_tokens=200)
         text = "".join(stream)
         assert stream.result is not None and text == stream.text == stream.result.text
