@@ -68,6 +68,14 @@ class _AttemptFailed(Exception):
         self.message = message
 
 
+def planner_hints(call: common_pb2.CallSpec) -> common_pb2.CallHints:
+    """The call's hints for the planner; min_tokens is a floor under its expected output."""
+    least = call.sampling.min_new_tokens
+    if least <= call.hints.expected_output_tokens:
+        return call.hints
+    return common_pb2.CallHints(expected_output_tokens=least, tags=call.hints.tags)
+
+
 class CallExecutor:
     def __init__(self, planner: planner_pb2_grpc.PlannerStub, workers: WorkerChannels,
                  cache: AnswerCache | None = None,
@@ -292,7 +300,7 @@ class CallExecutor:
         admit = planner_pb2.AdmitRequest(
             tenant=tenant, program_id=program_id, call_id=call.call_id, thread_id=call.thread_id,
             parent_call_ids=call.parent_call_ids, prompt_tokens=max(1, len(prompt.ids)),
-            max_new_tokens=call.sampling.max_new_tokens, hints=call.hints,
+            max_new_tokens=call.sampling.max_new_tokens, hints=planner_hints(call),
             prefix_hashes=prefix_block_hashes(prompt.ids, salt, shared_tokens=shared_tokens),
             resend=resend,
         )

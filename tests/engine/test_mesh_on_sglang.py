@@ -205,6 +205,17 @@ def test_sglangs_sampling_extensions_reach_it(acme_openai: openai.OpenAI) -> Non
     assert out.usage is not None and out.usage.completion_tokens == 12
 
 
+def test_chat_template_kwargs_reach_the_models_own_template(acme_openai: openai.OpenAI) -> None:
+    """Rendered by the tiny model's Hugging Face template, which reads no such variable: the
+    prompt is the same, and the engine answers."""
+    kw = {"model": "tiny-llama", "messages": user("Hello."), "max_tokens": 2}
+    plain = acme_openai.chat.completions.create(**kw)  # type: ignore[call-overload]
+    with_kwargs = acme_openai.chat.completions.create(  # type: ignore[call-overload]
+        **kw, extra_body={"chat_template_kwargs": {"enable_thinking": False}})
+    assert plain.usage is not None and with_kwargs.usage is not None
+    assert with_kwargs.usage.prompt_tokens == plain.usage.prompt_tokens > 0
+
+
 def test_required_tool_choice_yields_a_valid_tool_call(acme_openai: openai.OpenAI) -> None:
     params = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}},
               "required": ["city"], "additionalProperties": False}
