@@ -16,26 +16,14 @@ refused because the gateway derives it.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from cache.modes import InvalidCachePolicy, header_to_proto
-from gateway.calls import LOGIT_BIAS_LIMIT, LOGIT_BIAS_MAX_ENTRIES
-from ostinato.seeds import proto_seed
+from gateway.openai_fields import BadRequest, number
+from gateway.openai_sampling import SGLANG_EXTENSIONS, UINT32_MAX, sampling
 from ostinato.v1 import common_pb2
 
-
-class BadRequest(ValueError):
-    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
-        self.code = code  # OpenAI's error code, where it names one
-
-
-# Sampling fields SGLang's (and vLLM's) OpenAI servers take beyond OpenAI's, which clients
-# send as `extra_body` (Qwen's recommended top_k, benchmarks' ignore_eos).
-SGLANG_EXTENSIONS = ("top_k", "min_p", "repetition_penalty", "min_tokens", "ignore_eos")
 _IGNORED = {"user", "stream", "stream_options", "metadata", "store", "service_tier"}
 UNSUPPORTED_FIELDS = {"functions", "function_call", "audio", "prediction",
                       "web_search_options", "reasoning_effort", "suffix", "echo", "best_of"}
@@ -49,24 +37,6 @@ _KNOWN_COMPLETIONS = (_KNOWN - {"messages", "tools", "tool_choice", "parallel_to
     "prompt"}
 _MODE = common_pb2.ToolChoiceMode
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
-_FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32
-_UINT32_MAX = 2**32 - 1  # the proto field's range
-_INT32_MAX = 2**31 - 1
-# A logit_bias key: a decimal token id below 10**19, matched as the OpenAPI document's pattern
-# is (a trailing newline passes `$`, and int() takes it)
-_TOKEN_ID = re.compile(r"^(0|[1-9][0-9]{0,18})$")
-
-
-def _number(body: Mapping[str, Any], name: str, kind: type) -> Any:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or (
-            kind is int and not float(value).is_integer()):
-        raise BadRequest(f"{name} must be {'an integer' if kind is int else 'a number'}", name)
-    return kind(value)
-
-
 def _content(message: Mapping[str, Any], i: int) -> str:
     content = message.get("content")
     if isinstance(content, str):
@@ -218,7 +188,7 @@ def _response_format(body: Mapping[str, Any]) -> common_pb2.ResponseFormat:
 def _logprobs(body: Mapping[str, Any], call: common_pb2.CallSpec, *, count: bool = False) -> None:
     """`logprobs`: true or false (chat), or a count of top logprobs (`count`: completions)."""
     if count:
-        n = _number(body, "logprobs", int)
+        n = number(body, "logprobs", int)
         if n is not None and not 0 <= n <= 20:
             raise BadRequest("logprobs must be an integer from 0 to 20", "logprobs")
         call.logprobs, call.top_logprobs = bool(n), n or 0
@@ -227,100 +197,11 @@ def _logprobs(body: Mapping[str, Any], call: common_pb2.CallSpec, *, count: bool
     if raw is not None and not isinstance(raw, bool):
         raise BadRequest("logprobs must be true or false", "logprobs")
     call.logprobs = bool(raw)
-    top = _number(body, "top_logprobs", int)
+    top = number(body, "top_logprobs", int)
     if top is not None:
         if not 0 <= top <= 20:
             raise BadRequest("top_logprobs must be an integer from 0 to 20", "top_logprobs")
         call.top_logprobs = top
-
-
-def _sampling(body: Mapping[str, Any]) -> common_pb2.SamplingParams:
-    sp = common_pb2.SamplingParams()
-    for name in ("max_tokens", "max_completion_tokens"):  # the latter wins
-        max_tokens = _number(body, name, int)
-        if max_tokens is not None:
-            if not 1 <= max_tokens <= _UINT32_MAX:
-                raise BadRequest(f"{name} must be at least 1 (and at most the gateway's "
-                                 "limit)", name)
-            sp.max_new_tokens = max_tokens
-    _ranged(body, sp, _OPENAI_RANGES)
-    seed = _number(body, "seed", int)
-    if seed is not None:
-        try:
-            sp.seed = proto_seed(seed)
-        except ValueError as exc:
-            raise BadRequest(str(exc), "seed") from None
-    _logit_bias(body, sp)
-    _ranged(body, sp, _SGLANG_RANGES)  # min_tokens against max_tokens is calls.py's
-    _ignore_eos(body, sp)
-    stop = body.get("stop")
-    if isinstance(stop, str):
-        sp.stop.append(stop)
-    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop) and len(stop) <= 4:
-        sp.stop.extend(stop)
-    elif stop is not None:
-        raise BadRequest("stop must be a string or an array of at most 4 strings", "stop")
-    return sp
-
-
-# A numeric sampling field: (request field, SamplingParams field, int or float, whether a
-# value is in range, the range in words). Above 0 stays above 0 in a float32 field.
-_Range = tuple[str, str, type, Callable[[float], bool], str]
-_OPENAI_RANGES: tuple[_Range, ...] = (
-    ("temperature", "temperature", float, lambda v: 0.0 <= v <= 2.0, "in [0, 2]"),
-    ("top_p", "top_p", float, lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
-    ("presence_penalty", "presence_penalty", float, lambda v: -2.0 <= v <= 2.0, "in [-2, 2]"),
-    ("frequency_penalty", "frequency_penalty", float, lambda v: -2.0 <= v <= 2.0, "in [-2, 2]"),
-)
-_SGLANG_RANGES: tuple[_Range, ...] = (  # SGLang's, as its SamplingParams.verify has them
-    ("top_k", "top_k", int, lambda v: v == -1 or 1 <= v <= _INT32_MAX,
-     "-1 (the whole vocabulary) or at least 1"),
-    ("min_p", "min_p", float, lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
-    ("repetition_penalty", "repetition_penalty", float, lambda v: 0.0 < v <= 2.0,
-     "in (0, 2] (1: none)"),
-    ("min_tokens", "min_new_tokens", int, lambda v: 0 <= v <= _UINT32_MAX,
-     "at least 0 (and at most max_tokens)"),
-)
-
-
-def _ranged(body: Mapping[str, Any], sp: common_pb2.SamplingParams,
-            ranges: tuple[_Range, ...]) -> None:
-    for name, field, kind, within, words in ranges:
-        value = _number(body, name, kind)
-        if value is None:
-            continue
-        if not within(value):
-            raise BadRequest(f"{name} must be {words}", name)
-        setattr(sp, field, max(value, _FLOAT32_TINY) if value > 0 and kind is float else value)
-
-
-def _ignore_eos(body: Mapping[str, Any], sp: common_pb2.SamplingParams) -> None:
-    ignore_eos = body.get("ignore_eos")
-    if ignore_eos is not None:
-        if not isinstance(ignore_eos, bool):
-            raise BadRequest("ignore_eos must be true or false", "ignore_eos")
-        sp.ignore_eos = ignore_eos
-
-
-def _logit_bias(body: Mapping[str, Any], sp: common_pb2.SamplingParams) -> None:
-    """OpenAI's `logit_bias`: token ids (decimal strings, the engine's tokenizer) to a bias in
-    [-100, 100]. Whether an id is in the model's vocabulary is the engine's to say (a 400)."""
-    bias = body.get("logit_bias")
-    if bias is None:
-        return
-    if not isinstance(bias, dict):
-        raise BadRequest("logit_bias must be an object mapping token ids to biases", "logit_bias")
-    if len(bias) > LOGIT_BIAS_MAX_ENTRIES:
-        raise BadRequest(f"logit_bias biases {len(bias)} token ids, more than "
-                         f"{LOGIT_BIAS_MAX_ENTRIES}", "logit_bias")
-    for key, value in bias.items():
-        if not _TOKEN_ID.match(key):
-            raise BadRequest(f"logit_bias key {key[:40]!r} is not a token id (a decimal integer "
-                             "below 10**19)", "logit_bias")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not (
-                -LOGIT_BIAS_LIMIT <= value <= LOGIT_BIAS_LIMIT):
-            raise BadRequest(f"logit_bias[{key}] must be a number in [-100, 100]", "logit_bias")
-        sp.logit_bias[int(key)] = value
 
 
 def _extension(call: common_pb2.CallSpec, ext: Any) -> None:
@@ -340,14 +221,14 @@ def _extension(call: common_pb2.CallSpec, ext: Any) -> None:
     if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
         raise BadRequest("ostinato.parent_call_ids must be an array of strings", "ostinato")
     call.parent_call_ids.extend(parents)
-    expected = _number(ext, "expected_output_tokens", int)
+    expected = number(ext, "expected_output_tokens", int)
     if expected is not None:
-        call.hints.expected_output_tokens = min(max(0, expected), _UINT32_MAX)  # a hint
+        call.hints.expected_output_tokens = min(max(0, expected), UINT32_MAX)  # a hint
 
 
 def choices(body: Mapping[str, Any]) -> int:
     """`n`: how many independent answers (1 to 8)."""
-    n = _number(body, "n", int)
+    n = number(body, "n", int)
     if n is None:
         return 1
     if not 1 <= n <= 8:
@@ -394,7 +275,7 @@ def call_from_openai(body: Any, cache_header: str | None) -> common_pb2.CallSpec
     if body.get("modalities") not in (None, ["text"]):
         raise BadRequest('modalities: only ["text"] is served here', "modalities")
     call = common_pb2.CallSpec(model=body.get("model", ""), messages=_messages(body),
-                               sampling=_sampling(body), tools=_tools(body),
+                               sampling=sampling(body), tools=_tools(body),
                                tool_choice=_tool_choice(body),
                                response_format=_response_format(body))
     kwargs = body.get("chat_template_kwargs")
@@ -421,7 +302,7 @@ def call_from_completion(body: Any, cache_header: str | None) -> common_pb2.Call
     if not isinstance(prompt, str) or not prompt:
         raise BadRequest("prompt must be a non-empty string (arrays of prompts are not "
                          "supported)", "prompt")
-    call = common_pb2.CallSpec(model=body.get("model", ""), prompt=prompt, sampling=_sampling(body))
+    call = common_pb2.CallSpec(model=body.get("model", ""), prompt=prompt, sampling=sampling(body))
     _logprobs(body, call, count=True)
     _extension(call, body.get("ostinato"))
     _cache_header(call, cache_header)

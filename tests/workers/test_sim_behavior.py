@@ -13,7 +13,7 @@ from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tool_formats import get_parser
 from workers.sim.behavior import scripted_answer, thinking
 from workers.sim.chat_template import declared_tools, last_turn_role, render
-from workers.sim.server import BadRequest, parse_generate
+from workers.sim.generate_request import BadRequest, parse_generate
 from workers.sim.text import Decoder
 from workers.sim.tokenizer import tokenize
 
