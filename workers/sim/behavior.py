@@ -73,8 +73,11 @@ def thinking(prompt: str, reasoning_format: str, seed: int = 0) -> str:
     if not reasoning_format or not prompt.endswith(GENERATION_PROMPT):
         return ""
     fmt = REASONING_FORMATS[reasoning_format]
-    pick = _choice(prompt, seed + 7)
-    words = [_THOUGHT[(pick >> (3 * i)) % len(_THOUGHT)] for i in range(6 + pick % 24)]
+    state = pick = _choice(prompt, seed + 7)
+    words = []
+    for _ in range(6 + pick % 24):  # (the word stream's generator, workers/sim/text.py)
+        state = (state * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+        words.append(_THOUGHT[(state >> 33) % len(_THOUGHT)])
     thought = " ".join(words).capitalize() + "."
     return ("" if fmt.starts_inside else fmt.start + "\n") + thought + "\n" + fmt.end + "\n\n"
 
