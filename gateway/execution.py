@@ -18,7 +18,6 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import grpc
 import structlog
@@ -31,6 +30,7 @@ from cache.quotas import Quotas
 from cache.tenancy import Tenancy, TenantLimits
 from gateway.admissions import Admissions
 from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram, planner_failure
+from gateway.outcome_reports import OutcomeReports
 from gateway.prompts import PreparedPrompt, prepare
 from gateway.quota_meter import QuotaMeter
 from gateway.tool_output import ToolOutput, new_tool_call_id
@@ -93,9 +93,8 @@ class CallExecutor:
         `admissions`: what admits calls (gateway/admissions.py: over one stream), else
         the planner's unary Admit."""
         self._admissions: Admissions | planner_pb2_grpc.PlannerStub = admissions or planner
-        self._background: set[asyncio.Task[None]] = set()  # not awaited (quota charges, reports)
-        self._quotas = QuotaMeter(quotas, quota_timeout_s, self._spawn)
-        self._planner = planner
+        self._outcomes = OutcomeReports(planner)
+        self._quotas = QuotaMeter(quotas, quota_timeout_s, self._outcomes.spawn)
         # The outcomes delivered here are reported from here (the worker's own OK report of
         # a gateway's call is a fallback, sent later: workers/service.py). A one-call or
         # implicit program's, which nobody waits for, batched over REPORT_LINGER_S (a call
@@ -118,24 +117,6 @@ class CallExecutor:
             return from_proto(call.cache, self._cache_default)
         except InvalidCachePolicy as exc:
             raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
-
-    async def _report_failure(self, admit: planner_pb2.AdmitRequest,
-                              grant: planner_pb2.Grant) -> None:
-        """The call failed for good on `grant`'s worker. A one-call program ends with it
-        (the planner leaves a failed call's program open for a retry), and so does one the
-        call registered (an HTTP request's new conversation: its caller was never told of
-        it, so nobody could continue or end it)."""
-        report = planner_pb2.CompletionReport(
-            program_id=admit.program_id, call_id=admit.call_id, worker_id=grant.worker_id,
-            status=planner_pb2.COMPLETION_STATUS_FAILED, attempt=grant.attempt,
-        )
-        # If this fails, the planner still gets the worker's own report (and a one-call
-        # program left open expires when idle).
-        with contextlib.suppress(grpc.aio.AioRpcError):
-            await self._planner.ReportCompletion(report, timeout=2.0)
-            if admit.end_program_after or admit.HasField("register_program"):
-                await self._planner.EndProgram(planner_pb2.EndProgramPlannerRequest(
-                    tenant=admit.tenant, program_id=admit.program_id), timeout=2.0)
 
     async def run(
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
@@ -267,28 +248,6 @@ class CallExecutor:
             "utf-8", "ignore")
         return prompt, shared_token_count(prompt.ids, self._tokenize(shared_text))
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    def _report_gone(self, admit: planner_pb2.AdmitRequest, attempt: int = 0,
-                     worker_id: str = "") -> None:
-        """Our caller went away (or the Admit's deadline passed) holding a grant, or perhaps
-        holding one (`attempt` 0: whichever attempt runs): the planner ends the call and
-        frees its worker's slot, whether or not the worker ever started it (the worker's
-        own report, if any, is a repeat the planner ignores). Not awaited: the caller's
-        task is being cancelled."""
-        report = planner_pb2.CompletionReport(
-            program_id=admit.program_id, call_id=admit.call_id, worker_id=worker_id,
-            status=planner_pb2.COMPLETION_STATUS_CANCELLED, attempt=attempt)
-
-        async def send() -> None:
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                await self._planner.ReportCompletion(report, timeout=2.0)
-
-        self._spawn(send())
-
     async def _run(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
                    timeout_s: float, start: float, prepared: tuple[PreparedPrompt, int],
                    new_program: NewProgram | None, resend: bool,
@@ -340,7 +299,7 @@ class CallExecutor:
             except _AttemptFailed as exc:
                 if exc.code not in _WORKER_FAILED or retry == MAX_RETRIES or (
                         streamed and not call.restart_on_failure):
-                    await self._report_failure(admit, grant)
+                    await self._outcomes.failed(admit, grant)
                     code = grpc.StatusCode.UNAVAILABLE if exc.code in _WORKER_FAILED else exc.code
                     raise CallFailed(code, exc.message) from exc
                 log.warning("worker failed mid-call: call re-run", program_id=program_id,
@@ -353,7 +312,7 @@ class CallExecutor:
                 continue
             except (GeneratorExit, asyncio.CancelledError):
                 # Gone before the worker may have started the call: it would never report.
-                self._report_gone(admit, grant.attempt, grant.worker_id)
+                self._outcomes.gone(admit, grant.attempt, grant.worker_id)
                 raise
             break
         assert final is not None
@@ -387,13 +346,13 @@ class CallExecutor:
             # Through a planner restart: the planner recognizes a re-admitted call.
             return await with_retry(self._admissions.Admit, admit, max(0.001, budget_s))
         except asyncio.CancelledError:
-            self._report_gone(admit)  # a grant may be on its way: it must not hold a worker
+            self._outcomes.gone(admit)  # a grant may be on its way: it must not hold a worker
             raise
         except grpc.aio.AioRpcError as exc:
             if failed is not None:  # the failed attempt must not hold its worker's slot
-                await self._report_failure(admit, failed)
+                await self._outcomes.failed(admit, failed)
             if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
-                self._report_gone(admit)  # granted just as the deadline passed: freed
+                self._outcomes.gone(admit)  # granted just as the deadline passed: freed
             raise planner_failure(exc, admit.tenant) from exc
 
     async def _generate(self, template: worker_pb2.GenerateRequest, grant: planner_pb2.Grant,

@@ -21,19 +21,21 @@ from typing import Any
 
 import yaml
 
+from ostinato.config_checks import (
+    TOOL_FORMATS,
+    ConfigError,
+    check_tokenizer_spec,
+    check_tool_format,
+)
 from ostinato.event_loop import EVENT_LOOPS
 from ostinato.service_config import (
-    TOOL_FORMATS,
     TRACE_EXPORTERS,
-    ConfigError,
     GatewayConfig,
     PlannerConfig,
     RedisConfig,
     SimEngineConfig,
     TelemetryConfig,
     WorkerConfig,
-    check_tokenizer_spec,
-    check_tool_format,
 )
 
 # The services' sections are re-exported: `ostinato.config` is the configuration's one import path.

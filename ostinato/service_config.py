@@ -7,62 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from redis.connection import parse_url
 
-from ostinato.reasoning_formats import REASONING_FORMATS
+from ostinato.config_checks import (
+    ConfigError,
+    check_http_url,
+    check_numbers,
+    check_reasoning_format,
+    check_tokenizer_spec,
+    check_tool_format,
+)
 from planner.core.selection import parse_policy
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or invalid; the message names the field."""
-
-
-def check_tokenizer_spec(spec: str, field_name: str) -> None:
-    """The served model's tokenizer (ostinato/tokenizers.py): sim or hf:<name or path>."""
-    if spec != "sim" and not (spec.startswith("hf:") and len(spec) > 3):
-        raise ConfigError(f"{field_name}: must be 'sim' or 'hf:<tokenizer name or path>', "
-                          f"got {spec!r}")
-
-
-def check_numbers(section: str, cfg: object, *, positive: tuple[str, ...] = (),
-                  non_negative: tuple[str, ...] = ()) -> None:
-    """Sizes, limits and periods that only make sense above zero (or at it: "0: off" or
-    "unbounded", as each field's comment says)."""
-    for name in positive:
-        if (value := getattr(cfg, name)) <= 0:
-            raise ConfigError(f"{section}.{name}: must be positive, got {value!r}")
-    for name in non_negative:
-        if (value := getattr(cfg, name)) < 0:
-            raise ConfigError(f"{section}.{name}: must be >= 0, got {value!r}")
-
-
-def check_http_url(url: str, field_name: str) -> None:
-    """An engine's base URL: http(s)://host[:port][/path], the port in range."""
-    parts = urlsplit(url)
-    try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        port_ok = False
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        raise ConfigError(f"{field_name}: expected http://host:port (an engine's base URL), "
-                          f"got {url!r}")
-
-
-TOOL_FORMATS = ("hermes", "qwen25", "llama3", "mistral")  # ostinato/tool_formats.py
-
-
-def check_reasoning_format(name: str, field_name: str) -> None:
-    """"" (a model that does not think) or one of REASONING_FORMATS."""
-    if name and name not in REASONING_FORMATS:
-        raise ConfigError(f"{field_name}: must be empty (no reasoning) or one of "
-                          f"{', '.join(REASONING_FORMATS)}, got {name!r}")
-
-
-def check_tool_format(name: str, field_name: str) -> None:
-    if name not in TOOL_FORMATS:
-        raise ConfigError(f"{field_name}: must be one of {', '.join(TOOL_FORMATS)}, got {name!r}")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,24 @@ from ostinato.mesh import Mesh
 from tests.redis_cluster import LocalRedisCluster, RedisTarget
 
 API_KEYS = {"key-acme": "acme", "key-globex": "globex"}
+
+
+@contextmanager
+def running_mesh(overrides: dict[str, Any]) -> Iterator[Mesh]:
+    """A mesh of real processes on free ports, configured by `overrides` alone (no file, no
+    environment), stopped on leaving."""
+    m = Mesh(load_mesh_config(None, environ={}, overrides=overrides), ephemeral_ports=True)
+    m.start()
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+def http_base(mesh: Mesh) -> str:
+    """The mesh's OpenAI-compatible base URL."""
+    assert mesh.endpoints.gateway_http
+    return f"http://{mesh.endpoints.gateway_http}/v1"
 
 
 def spawn_service(tmp: Path, *args: str, timeout_s: float = 20.0) -> tuple[subprocess.Popen, dict]:

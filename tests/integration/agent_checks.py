@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import jsonschema
 import redis
+from pydantic import Field
 
 from cache import keys
 
@@ -23,6 +24,10 @@ FORECAST_PARAMETERS: dict[str, Any] = {
     "required": ["city", "days"],
     "additionalProperties": False,
 }
+# A framework's tool declares the same parameters from its signature:
+City = Annotated[str, Field(description="The city")]
+Days = Annotated[int, Field(ge=1, le=7, description="How many days")]
+
 
 class Forecasts:
     """The agents' one tool, as plain Python: records each call and answers in words."""

@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import openai
 import pytest
 import redis
-from pydantic import Field
 
 from cache import keys
-from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
+from tests.conftest import http_base, running_mesh
 from tests.integration.agent_checks import (
     FORECAST_PARAMETERS,
+    City,
+    Days,
     Forecasts,
     assert_one_chained_program,
 )
@@ -51,29 +52,22 @@ FORECAST_TOOL: dict[str, Any] = {"type": "function", "function": {
     "name": "get_forecast", "description": "The weather forecast for a city, day by day.",
     "parameters": FORECAST_PARAMETERS}}
 QUESTION = "What will the weather be like in Lisbon this week?"
-# The frameworks' tools declare the same parameters from their signatures:
-City = Annotated[str, Field(description="The city")]
-Days = Annotated[int, Field(ge=1, le=7, description="How many days")]
 
 
 @pytest.fixture(scope="module")
 def mesh() -> Iterator[Mesh]:
-    cfg = load_mesh_config(None, environ={}, overrides={
+    with running_mesh({
         "gateway": {"http_port": 0, "api_keys": API_KEYS, "allow_anonymous": False,
                     "semantic_cache": False},
         "sim_engine": {"time_scale": 0.05},
         "workers": 2,
-    })
-    m = Mesh(cfg, ephemeral_ports=True)
-    m.start()
-    yield m
-    m.close()
+    }) as m:
+        yield m
 
 
 @pytest.fixture(scope="module")
 def base_url(mesh: Mesh) -> str:
-    assert mesh.endpoints.gateway_http
-    return f"http://{mesh.endpoints.gateway_http}/v1"
+    return http_base(mesh)
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Any
 
 import openai
 import pytest
 import requests
-from pydantic import Field
 
 import ostinato
-from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
-from tests.integration.agent_checks import FORECAST_PARAMETERS, Forecasts
+from tests.conftest import http_base, running_mesh
+from tests.integration.agent_checks import FORECAST_PARAMETERS, City, Days, Forecasts
 
 MODEL = "sim/llama-3.1-8b"
 KEY = "key-thinker-0001"
@@ -28,21 +27,18 @@ TOOLS = [{"type": "function", "function": {"name": "get_forecast", "description"
 
 @pytest.fixture(scope="module")
 def mesh() -> Iterator[Mesh]:
-    cfg = load_mesh_config(None, environ={}, overrides={
+    with running_mesh({
         "workers": 1,
         "gateway": {"api_keys": {KEY: "thinker"}, "allow_anonymous": False,
                     "reasoning_parser": "qwen3", "cache_mode": "exact"},
         "sim_engine": {"reasoning_format": "qwen3", "zero_cost": True},
-    })
-    m = Mesh(cfg, ephemeral_ports=True)
-    m.start()
-    yield m
-    m.close()
+    }) as m:
+        yield m
 
 
 @pytest.fixture(scope="module")
 def base_url(mesh: Mesh) -> str:
-    return f"http://{mesh.endpoints.gateway_http}/v1"
+    return http_base(mesh)
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +155,7 @@ async def test_an_agents_sdk_loop_on_the_responses_api_runs_through_the_thinking
     forecasts = Forecasts()
 
     @function_tool
-    def get_forecast(city: Annotated[str, Field(description="The city")],
-                     days: Annotated[int, Field(ge=1, le=7, description="How many days")]) -> str:
+    def get_forecast(city: City, days: Days) -> str:
         """The weather forecast for a city, day by day."""
         return forecasts(city, days)
 

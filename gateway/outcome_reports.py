@@ -1,0 +1,59 @@
+"""Telling the planner how a call the gateway ran ended, when no normal completion report
+will (gateway/execution.py): it failed for good, or its caller went away holding a grant.
+Reports not awaited run as background tasks kept here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import grpc
+
+from ostinato.v1 import planner_pb2, planner_pb2_grpc
+
+
+class OutcomeReports:
+    def __init__(self, planner: planner_pb2_grpc.PlannerStub) -> None:
+        self._planner = planner
+        self._background: set[asyncio.Task[None]] = set()  # not awaited (charges, reports)
+
+    async def failed(self, admit: planner_pb2.AdmitRequest, grant: planner_pb2.Grant) -> None:
+        """The call failed for good on `grant`'s worker. A one-call program ends with it
+        (the planner leaves a failed call's program open for a retry), and so does one the
+        call registered (an HTTP request's new conversation: its caller was never told of
+        it, so nobody could continue or end it)."""
+        report = planner_pb2.CompletionReport(
+            program_id=admit.program_id, call_id=admit.call_id, worker_id=grant.worker_id,
+            status=planner_pb2.COMPLETION_STATUS_FAILED, attempt=grant.attempt,
+        )
+        # If this fails, the planner still gets the worker's own report (and a one-call
+        # program left open expires when idle).
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await self._planner.ReportCompletion(report, timeout=2.0)
+            if admit.end_program_after or admit.HasField("register_program"):
+                await self._planner.EndProgram(planner_pb2.EndProgramPlannerRequest(
+                    tenant=admit.tenant, program_id=admit.program_id), timeout=2.0)
+
+    def spawn(self, coro: Any) -> None:
+        """Runs `coro` in the background, kept referenced until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def gone(self, admit: planner_pb2.AdmitRequest, attempt: int = 0,
+             worker_id: str = "") -> None:
+        """Our caller went away (or the Admit's deadline passed) holding a grant, or perhaps
+        holding one (`attempt` 0: whichever attempt runs): the planner ends the call and
+        frees its worker's slot, whether or not the worker ever started it (the worker's
+        own report, if any, is a repeat the planner ignores). Not awaited: the caller's
+        task is being cancelled."""
+        report = planner_pb2.CompletionReport(
+            program_id=admit.program_id, call_id=admit.call_id, worker_id=worker_id,
+            status=planner_pb2.COMPLETION_STATUS_CANCELLED, attempt=attempt)
+
+        async def send() -> None:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await self._planner.ReportCompletion(report, timeout=2.0)
+
+        self.spawn(send())
