@@ -2,7 +2,8 @@
 
 Exact: everything that determines the answer (tenant, model, the messages or prompt with
 their tool calls, tools, tool choice, response format, logprobs, the chat template's
-variables, every sampling parameter set). Only deterministic calls are cached exactly:
+variables, the reasoning effort and whether thinking stays in the text, every sampling
+parameter set). Only deterministic calls are cached exactly:
 temperature 0 (or top_k 1); SGLang's default temperature is 1.0, so unset is not.
 
 Semantic: the final user turn is embedded; everything else (tenant, model, system prompt,
@@ -37,7 +38,9 @@ def _answer_shaping(call: common_pb2.CallSpec) -> dict[str, object]:
                                   tool_choice=call.tool_choice,
                                   response_format=call.response_format,
                                   logprobs=call.logprobs, top_logprobs=call.top_logprobs,
-                                  chat_template_kwargs=call.chat_template_kwargs)
+                                  chat_template_kwargs=call.chat_template_kwargs,
+                                  reasoning_effort=call.reasoning_effort,
+                                  reasoning_in_text=call.reasoning_in_text)
     if call.HasField("parallel_tool_calls"):
         shaping.parallel_tool_calls = call.parallel_tool_calls
     return MessageToDict(shaping, preserving_proto_field_name=True)

@@ -219,13 +219,15 @@ def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.
     if call.call_id in call.parent_call_ids:
         raise InvalidCall("a call cannot be its own parent", "ostinato")
     _check_sampling(call, limits)
-    if call.chat_template_kwargs and call.prompt:
-        raise InvalidCall("chat_template_kwargs applies to messages, not to a raw prompt",
-                          "chat_template_kwargs")
+    for name, given in (("chat_template_kwargs", call.chat_template_kwargs),
+                        ("reasoning_effort", call.reasoning_effort),
+                        ("reasoning_in_text", call.reasoning_in_text)):
+        if given and call.prompt:
+            raise InvalidCall(f"{name} applies to messages, not to a raw prompt", name)
     try:
         template_kwargs(call)
     except BadTemplateKwargs as exc:
-        raise InvalidCall(str(exc), "chat_template_kwargs") from None
+        raise InvalidCall(str(exc), exc.field) from None
     out = common_pb2.CallSpec()
     out.CopyFrom(call)
     if not out.call_id:

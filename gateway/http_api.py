@@ -46,8 +46,8 @@ from cache.conversation_store import ConversationStore
 from cache.conversations import Continuation
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
 from cache.stored_responses import StoredResponses
-from gateway.call_items import Delta
 from gateway.calls import MAX_DEADLINE_S
+from gateway.chat_stream import ChatStream
 from gateway.conversations_api import ConversationsApi, routes
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.metrics import GatewayMetrics
@@ -56,23 +56,19 @@ from gateway.openai_format import (
     call_from_completion,
     call_from_openai,
     choices,
+    streams_reasoning,
     wants_stream,
 )
 from gateway.openai_response import (
-    chunk_sse,
     completion_json,
     error_json,
-    extension_json,
     http_status,
     model_json,
     models_json,
     text_completion_json,
-    tool_call_deltas,
-    usage_json,
 )
 from gateway.openapi import document
 from gateway.responses_api import delete, list_input_items, respond, retrieve
-from gateway.sse_stream import SseStream
 from ostinato.v1 import common_pb2
 from tracing.http_middleware import tracing_middleware
 
@@ -266,7 +262,8 @@ class OpenAiApi:
         placed = await self._place(request, tenant, call)
         model = self._core.config.model
         if stream:
-            return await _Stream(self._core, request, tenant, placed, model, include_usage).run()
+            return await ChatStream(self._core, request, tenant, placed, model, include_usage,
+                                 hold_thinking=not streams_reasoning(body)).run()
         calls = [placed.call, *(_sibling(placed.call, i) for i in range(1, n))]
         try:  # one answer refused or failed: the others are cancelled, not run for nothing
             async with asyncio.TaskGroup() as group:
@@ -291,7 +288,7 @@ class OpenAiApi:
         placed = await self._place(request, tenant, call)
         model = self._core.config.model
         if stream:
-            return await _Stream(self._core, request, tenant, placed, model, include_usage,
+            return await ChatStream(self._core, request, tenant, placed, model, include_usage,
                                  obj="text_completion").run()
         result = await self._result(tenant, placed)
         return web.json_response(
@@ -329,57 +326,6 @@ class OpenAiApi:
         if result is None:
             raise HttpError(500, "the call ended without a result", "api_error")
         return result
-
-
-class _Stream(SseStream):
-    """One streamed answer as chat.completion.chunk (or text_completion) events, ending
-    with `data: [DONE]`."""
-
-    EOF = b"data: [DONE]\n\n"
-
-    def __init__(self, core: GatewayCore, request: web.Request, tenant: str, placed: Placement,
-                 model: str, include_usage: bool, obj: str = "chat.completion.chunk") -> None:
-        super().__init__(core, request, tenant, placed)
-        self._model, self._usage, self._obj = model, include_usage, obj
-        self._id = ("chatcmpl-" if obj == "chat.completion.chunk" else "cmpl-") + uuid.uuid4().hex
-        self._created = int(time.time())
-
-    def _chunk(self, delta: dict[str, Any], **kwargs: Any) -> bytes:
-        return chunk_sse(self._id, self._model, self._created, delta, obj=self._obj, **kwargs)
-
-    async def _send(self, response: web.StreamResponse, first: Delta | common_pb2.CallResult) -> None:
-        if self._obj == "chat.completion.chunk":
-            await response.write(self._chunk({"role": "assistant", "content": ""}))
-        item: Delta | common_pb2.CallResult | None = first
-        last = b""  # the last text's event, written with the result's: one write fewer
-        try:
-            while True:
-                item = item if item is not None else await self._next()
-                if isinstance(item, Delta):
-                    event = self._chunk({"reasoning_content": item.reasoning,
-                                         "content": item.text} if item.reasoning
-                                        else {"content": item.text})
-                    if item.last and not item.restart:
-                        last = event
-                    else:
-                        await response.write(event)
-                    item = None
-                    continue
-                events = [last, *(self._chunk(d) for d in tool_call_deltas(item.tool_calls)),
-                          self._chunk({}, finish_reason=item.finish_reason or "stop",
-                                      extension=extension_json(self._placed.client_program_id,
-                                                               self._placed.call, item))]
-                if self._usage:
-                    events.append(self._chunk({}, usage=usage_json([item.usage])))
-                await response.write(b"".join(events))
-                return
-        except StopAsyncIteration:
-            await response.write(last + b"data: " + json.dumps(error_json(
-                "the call ended without a result", "api_error")).encode() + b"\n\n")
-        except GatewayError as exc:  # headers are gone: the error travels in the stream
-            _, kind = http_status(exc.code)
-            await response.write(last + b"data: " + json.dumps(error_json(
-                exc.message, kind, code=exc.code.name)).encode() + b"\n\n")
 
 
 async def start_http(api: OpenAiApi, host: str, port: int) -> tuple[web.AppRunner, int]:

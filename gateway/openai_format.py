@@ -6,11 +6,12 @@ named function), `parallel_tool_calls`, `response_format` (text, json_object, js
 `max_tokens` / `max_completion_tokens`, `temperature`, `top_p`, `stop`, `seed`,
 `presence_penalty`, `frequency_penalty`, `logit_bias`, `logprobs` / `top_logprobs`, `n`, `stream`,
 `stream_options.include_usage`, SGLang's extensions `top_k`, `min_p`, `repetition_penalty`,
-`min_tokens`, `ignore_eos`, `chat_template_kwargs`, `user` / `metadata` / `store` (ignored: they do not change
-the answer), and the extension object `ostinato` (`call_id`, `thread_id`, `parent_call_ids`,
-`expected_output_tokens`). Anything else that would change the answer (audio, image parts,
-`functions`, ...) is refused with the field named, never silently dropped; `cache_salt` is
-refused because the gateway derives it.
+`min_tokens`, `ignore_eos`, `chat_template_kwargs`, `reasoning_effort` and SGLang's
+`separate_reasoning` / `stream_reasoning` (reasoning models), `user` / `metadata` / `store`
+(ignored: they do not change the answer), and the extension object `ostinato` (`call_id`,
+`thread_id`, `parent_call_ids`, `expected_output_tokens`). Anything else that would change
+the answer (audio, image parts, `functions`, ...) is refused with the field named, never
+silently dropped; `cache_salt` is refused because the gateway derives it.
 """
 
 from __future__ import annotations
@@ -22,18 +23,22 @@ from typing import Any
 from cache.modes import InvalidCachePolicy, header_to_proto
 from gateway.openai_fields import BadRequest, number
 from gateway.openai_sampling import SGLANG_EXTENSIONS, UINT32_MAX, sampling
+from gateway.prompts import REASONING_EFFORTS
 from ostinato.v1 import common_pb2
 
+# OpenAI's reasoning_effort, SGLang's separate_reasoning and stream_reasoning
+REASONING_FIELDS = ("reasoning_effort", "separate_reasoning", "stream_reasoning")
 _IGNORED = {"user", "stream", "stream_options", "metadata", "store", "service_tier"}
 UNSUPPORTED_FIELDS = {"functions", "function_call", "audio", "prediction",
-                      "web_search_options", "reasoning_effort", "suffix", "echo", "best_of"}
+                      "web_search_options", "suffix", "echo", "best_of"}
 _KNOWN = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
           "stop", "seed", "n", "ostinato", "tools", "tool_choice", "parallel_tool_calls",
           "response_format", "logprobs", "top_logprobs", "presence_penalty", "frequency_penalty",
-          "logit_bias", "modalities", "chat_template_kwargs", *SGLANG_EXTENSIONS, *_IGNORED}
+          "logit_bias", "modalities", "chat_template_kwargs", *REASONING_FIELDS,
+          *SGLANG_EXTENSIONS, *_IGNORED}
 _KNOWN_COMPLETIONS = (_KNOWN - {"messages", "tools", "tool_choice", "parallel_tool_calls",
                                 "response_format", "max_completion_tokens", "top_logprobs",
-                                "modalities", "chat_template_kwargs"}) | {
+                                "modalities", "chat_template_kwargs", *REASONING_FIELDS}) | {
     "prompt"}
 _MODE = common_pb2.ToolChoiceMode
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
@@ -284,6 +289,7 @@ def call_from_openai(body: Any, cache_header: str | None) -> common_pb2.CallSpec
             raise BadRequest("chat_template_kwargs must be an object (the chat template's "
                              "variables)", "chat_template_kwargs")
         call.chat_template_kwargs = json.dumps(kwargs, ensure_ascii=False)
+    _reasoning(body, call)
     parallel = body.get("parallel_tool_calls")
     if parallel is not None:
         if not isinstance(parallel, bool):
@@ -315,6 +321,25 @@ def _cache_header(call: common_pb2.CallSpec, cache_header: str | None) -> None:
             call.cache.CopyFrom(header_to_proto(cache_header))
         except InvalidCachePolicy as exc:
             raise BadRequest(str(exc), "X-Ostinato-Cache") from exc
+
+
+def _reasoning(body: Mapping[str, Any], call: common_pb2.CallSpec) -> None:
+    effort = body.get("reasoning_effort")
+    if effort is not None:
+        if effort not in REASONING_EFFORTS:  # (a number or a bool is not in it either)
+            raise BadRequest(f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}",
+                             "reasoning_effort")
+        call.reasoning_effort = effort
+    for name in ("separate_reasoning", "stream_reasoning"):
+        if body.get(name) is not None and not isinstance(body[name], bool):
+            raise BadRequest(f"{name} must be true or false", name)
+    call.reasoning_in_text = body.get("separate_reasoning") is False
+
+
+def streams_reasoning(body: Mapping[str, Any]) -> bool:
+    """SGLang's stream_reasoning: false holds a streamed answer's thinking back and sends it
+    whole, with the answer's first piece (or its end)."""
+    return body.get("stream_reasoning") is not False
 
 
 def wants_stream(body: Mapping[str, Any]) -> tuple[bool, bool]:

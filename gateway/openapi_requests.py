@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.calls import LOGIT_BIAS_LIMIT, LOGIT_BIAS_MAX_ENTRIES
 from gateway.openai_format import NEUTRAL, UNSUPPORTED_FIELDS
-from gateway.prompts import RESERVED_TEMPLATE_KWARGS, TEMPLATE_KWARGS_MAX_CHARS
+from gateway.prompts import REASONING_EFFORTS, RESERVED_TEMPLATE_KWARGS, TEMPLATE_KWARGS_MAX_CHARS
 from ostinato.config import GatewayConfig
 from ostinato.seeds import SEED_MAX, SEED_MIN
 
@@ -221,6 +221,17 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
             "description": "SGLang's: variables for the model's chat template, e.g. "
                            "{\"enable_thinking\": false} (Qwen3); at most "
                            f"{TEMPLATE_KWARGS_MAX_CHARS} characters of JSON"}),
+        "reasoning_effort": nullable({
+            "enum": list(REASONING_EFFORTS),
+            "description": "a reasoning model's effort: the chat template gets it as "
+                           "reasoning_effort, and thinking / enable_thinking as whether it is "
+                           "not none (unless chat_template_kwargs sets them)"}),
+        "separate_reasoning": nullable({
+            "type": "boolean", "description": "SGLang's: false leaves the thinking in the "
+                                              "content (default true)"}),
+        "stream_reasoning": nullable({
+            "type": "boolean", "description": "SGLang's: false sends a streamed answer's "
+                                              "thinking whole, with its first content"}),
         "modalities": nullable({"type": "array", "const": ["text"],
                                 "description": "text only (audio is refused)"}),
         "response_format": nullable(response_format),

@@ -20,7 +20,8 @@ from gateway.openapi_requests import (
     ref,
     text,
 )
-from gateway.responses_format import IGNORED, INCLUDES, UNSUPPORTED
+from gateway.prompts import REASONING_EFFORTS
+from gateway.responses_format import IGNORED, INCLUDES, SUMMARIES, UNSUPPORTED
 from ostinato.config import GatewayConfig
 
 
@@ -123,8 +124,13 @@ def response_request_schemas(cfg: GatewayConfig, chat: Schema) -> dict[str, Sche
         "stream": common["stream"],
         "include": nullable({"type": "array", "items": {"enum": sorted(INCLUDES)}}),
         "truncation": nullable({"enum": ["disabled", "auto"]}),
-        "reasoning": nullable({"type": "object", "additionalProperties": NULL,
-                               "description": "not supported: only null settings"}),
+        "reasoning": nullable(obj({
+            "effort": nullable({"enum": list(REASONING_EFFORTS)}),
+            "summary": nullable({"enum": list(SUMMARIES)}),
+            "generate_summary": nullable({"enum": list(SUMMARIES)})},
+            description="a reasoning model's effort, as the chat API's reasoning_effort; "
+                        "no summary is written (the thinking is the reasoning item's "
+                        "content)")),
         "metadata": metadata_schema("echoed in the response"),
         "store": nullable({"type": "boolean", "description": (
             "keep the finished response (the default: true) for previous_response_id and "

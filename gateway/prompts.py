@@ -43,12 +43,35 @@ RESERVED_TEMPLATE_KWARGS = frozenset({
     "bos_token", "eos_token", "raise_exception", "strftime_now"})
 
 
+# OpenAI's reasoning_effort levels, and SGLang's "max" (models without it read it as high)
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+# the thinking switches of chat templates: DeepSeek's and Kimi's, Qwen3's and GLM's
+THINKING_SWITCHES = ("thinking", "enable_thinking")
+
+
 class BadTemplateKwargs(ValueError):
-    pass
+    def __init__(self, message: str, field: str = "chat_template_kwargs") -> None:
+        super().__init__(message)
+        self.field = field  # the request field at fault
 
 
 def template_kwargs(call: common_pb2.CallSpec) -> dict[str, object]:
-    """The call's chat_template_kwargs as the template gets them; raises BadTemplateKwargs."""
+    """The variables the chat template gets: the call's reasoning_effort (and the thinking
+    switches it implies, as SGLang's server sets them), then its chat_template_kwargs, which
+    win; raises BadTemplateKwargs."""
+    kwargs: dict[str, object] = {}
+    if call.reasoning_effort:
+        if call.reasoning_effort not in REASONING_EFFORTS:
+            raise BadTemplateKwargs(f"reasoning_effort {call.reasoning_effort[:40]!r} is not "
+                                    f"one of {', '.join(REASONING_EFFORTS)}",
+                                    "reasoning_effort")
+        thinks = call.reasoning_effort != "none"
+        kwargs = {"reasoning_effort": call.reasoning_effort,
+                  **dict.fromkeys(THINKING_SWITCHES, thinks)}
+    return {**kwargs, **_client_kwargs(call)}
+
+
+def _client_kwargs(call: common_pb2.CallSpec) -> dict[str, object]:
     if not call.chat_template_kwargs:
         return {}
     where = "chat_template_kwargs"
@@ -157,7 +180,8 @@ def constraint(call: common_pb2.CallSpec) -> tuple[str, bool]:
 def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
             tool_format: str, reasoning_format: str = "") -> PreparedPrompt:
     """`call` must be normalized (gateway/calls.py). A raw `prompt` is tokenized as it is,
-    and its output is all answer (a reasoning parser reads chat answers, as SGLang's does)."""
+    and its output is all answer (a reasoning parser reads chat answers, as SGLang's does),
+    as is a call's that keeps its thinking in its text (reasoning_in_text)."""
     schema, forced = constraint(call)
     names = frozenset(t.name for t in call.tools)
     if call.prompt:
@@ -168,6 +192,6 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
     parser = get_parser("json_array") if forced else (
         get_parser(tool_format) if offers_tools(call) else None)
     single = call.HasField("parallel_tool_calls") and not call.parallel_tool_calls
-    reasoning = REASONING_FORMATS[reasoning_format] if reasoning_format and not call.prompt \
-        else None
+    split = reasoning_format and not call.prompt and not call.reasoning_in_text
+    reasoning = REASONING_FORMATS[reasoning_format] if split else None
     return PreparedPrompt(text, ids, schema, parser, names, single, reasoning)

@@ -6,6 +6,7 @@ function_call_output; reasoning items from another model are dropped), `instruct
 system message first), function `tools`, `tool_choice`, `parallel_tool_calls`,
 `text.format` (text, json_object, json_schema), `max_output_tokens`, `temperature`, `top_p`,
 `top_logprobs` (with include "message.output_text.logprobs"), `stream`, `metadata` (echoed),
+`reasoning` (its effort as the chat API's reasoning_effort),
 and the `ostinato` extension. `previous_response_id` continues a stored response: the
 caller (gateway/responses_api.py) reads its context and output (cache/stored_responses.py)
 and they come first, after `instructions` (which, as OpenAI's, are not carried over).
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.openai_format import BadRequest
+from gateway.prompts import REASONING_EFFORTS
 
 # accepted and without effect here: nothing truncated, no service tiers, no moderation;
 # max_tool_calls bounds built-in (hosted) tools' calls, and there are none
@@ -42,6 +44,7 @@ _KNOWN = {"model", "input", "instructions", "tools", "tool_choice", "parallel_to
           *IGNORED, *UNSUPPORTED}
 PRIOR = "previous_response_id"  # where the items of earlier turns came from
 INCLUDES = {"message.output_text.logprobs", "reasoning.encrypted_content"}
+SUMMARIES = ("auto", "concise", "detailed")  # reasoning.summary: taken, none written
 _ROLES = {"user", "system", "developer", "assistant"}
 _TEXT_PARTS = {"input_text", "output_text", "text", "refusal"}
 # a function tool's fields without effect here: deferred loading is an optimization of
@@ -285,10 +288,7 @@ def _checked(body: Any) -> Mapping[str, Any]:
         raise BadRequest(f"include: not supported here: {', '.join(unknown)}", "include")
     if body.get("truncation") not in (None, "disabled", "auto"):
         raise BadRequest('truncation must be "disabled" or "auto"', "truncation")
-    reasoning = body.get("reasoning")
-    if reasoning is not None and (not isinstance(reasoning, dict) or any(
-            v is not None for v in reasoning.values())):
-        raise BadRequest("reasoning is not supported by the served model", "reasoning")
+    check_reasoning(body.get("reasoning"))
     if body.get("stream") is not None and not isinstance(body["stream"], bool):
         raise BadRequest("stream must be true or false", "stream")
     if body.get("store") is not None and not isinstance(body["store"], bool):
@@ -312,6 +312,27 @@ def conversation_id(body: Mapping[str, Any]) -> str | None:
         raise BadRequest('conversation must be a conversation id or {"id": ...}',
                          "conversation")
     return conversation
+
+
+def check_reasoning(reasoning: Any) -> None:
+    """OpenAI's reasoning settings: `effort` (gateway/prompts.py REASONING_EFFORTS) goes to
+    the chat template as the chat API's reasoning_effort; `summary` (and the deprecated
+    `generate_summary`) may be asked for, but no summary is written: the thinking itself is
+    the reasoning item's content."""
+    if reasoning is None:
+        return
+    if not isinstance(reasoning, dict):
+        raise BadRequest("reasoning must be an object", "reasoning")
+    unknown = sorted(set(reasoning) - {"effort", "summary", "generate_summary"})
+    if unknown:
+        raise BadRequest(f"reasoning: unknown field(s): {', '.join(unknown)}", "reasoning")
+    if reasoning.get("effort") not in (None, *REASONING_EFFORTS):
+        raise BadRequest(f"reasoning.effort must be one of {', '.join(REASONING_EFFORTS)}",
+                         "reasoning")
+    for name in ("summary", "generate_summary"):
+        if reasoning.get(name) not in (None, *SUMMARIES):
+            raise BadRequest(f"reasoning.{name} must be one of {', '.join(SUMMARIES)}",
+                             "reasoning")
 
 
 def check_metadata(metadata: Any) -> None:
@@ -343,6 +364,8 @@ def translate(body: Any, prior: Sequence[Any] = ()) -> tuple[dict[str, Any], Sou
             chat[name] = body[name]
     if "max_output_tokens" in body:
         chat["max_completion_tokens"] = body["max_output_tokens"]
+    if (body.get("reasoning") or {}).get("effort") is not None:
+        chat["reasoning_effort"] = body["reasoning"]["effort"]
     tools, choice, fmt = _tools(body), _tool_choice(body), _response_format(body)
     if choice == "required" or isinstance(choice, dict):
         fmt = None

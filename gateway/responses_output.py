@@ -91,6 +91,8 @@ class ResponseShell:
             "conversation": {"id": self.conversation} if self.conversation else None,
             "truncation": "disabled",
             "text": req.get("text") or {"format": {"type": "text"}},
+            "reasoning": {"effort": (req.get("reasoning") or {}).get("effort"),
+                          "summary": (req.get("reasoning") or {}).get("summary")},
             "metadata": req.get("metadata") or {},
             "usage": usage_json(result.usage) if result is not None else None,
         }
@@ -155,6 +157,11 @@ class ResponseEvents:
     def thinking(self, delta: str) -> bytes:
         """A piece of the model's thinking (opening its reasoning item first)."""
         out = b""
+        if self._reasoning is None and self._message is not None:  # restarted: void text
+            index, item = len(self._output), message_item(self._message, "", "incomplete")
+            out += self._event("response.output_item.done", output_index=index, item=item)
+            self._output.append(item)
+            self._message = None
         if self._reasoning is None:
             self._reasoning = f"rs_{uuid.uuid4().hex}"
             out += self._event("response.output_item.added", output_index=len(self._output),
@@ -196,11 +203,12 @@ class ResponseEvents:
 
     def restarted(self) -> None:
         """The call starts over elsewhere: the text so far is void (the client was told by
-        the deltas already sent; the finished message holds only the new answer, and its
-        thinking only the new thinking)."""
+        the deltas already sent). An open item goes on with the new attempt's text only;
+        a closed one stays where it is (every output_index the client heard holds), and a
+        message opened before it is closed empty and incomplete if the new attempt thinks
+        first (its thinking then comes before its own message)."""
         self._text.clear()
         self._thinking.clear()
-        self._output = [i for i in self._output if i["type"] != "reasoning"]
 
     def finished(self, result: common_pb2.CallResult, extension: dict[str, Any]) -> bytes:
         """The message item closed, then the tool calls; `final` is the finished response

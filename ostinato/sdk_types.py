@@ -235,6 +235,8 @@ class CallArgs(TypedDict, total=False):
     repetition_penalty: float  # SGLang's: (0, 2], 1 is none
     min_tokens: int  # SGLang's: no end of sequence before this many tokens
     chat_template_kwargs: Mapping[str, Any]  # the chat template's variables: {"enable_thinking": False}
+    reasoning_effort: str  # a reasoning model's: none, minimal, low, medium, high, xhigh, max
+    reasoning_in_text: bool  # keep the thinking in the text (SGLang's separate_reasoning false)
     cache: str | None  # off | exact | semantic (None: the gateway's default)
     semantic_threshold: float  # a semantic hit's minimum similarity (0: the gateway's)
     expected_output_tokens: int  # a scheduling hint
@@ -309,6 +311,8 @@ def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
         restart_on_failure=args.get("restart_on_failure", False),
         chat_template_kwargs=json.dumps(dict(args["chat_template_kwargs"]))
         if args.get("chat_template_kwargs") else "",
+        reasoning_effort=args.get("reasoning_effort", ""),
+        reasoning_in_text=args.get("reasoning_in_text", False),
     )
 
 

@@ -198,7 +198,7 @@ class CallHints(_message.Message):
     def __init__(self, expected_output_tokens: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CallSpec(_message.Message):
-    __slots__ = ("call_id", "thread_id", "parent_call_ids", "messages", "prompt", "sampling", "cache", "hints", "model", "tools", "tool_choice", "parallel_tool_calls", "response_format", "logprobs", "top_logprobs", "restart_on_failure", "chat_template_kwargs")
+    __slots__ = ("call_id", "thread_id", "parent_call_ids", "messages", "prompt", "sampling", "cache", "hints", "model", "tools", "tool_choice", "parallel_tool_calls", "response_format", "logprobs", "top_logprobs", "restart_on_failure", "chat_template_kwargs", "reasoning_effort", "reasoning_in_text")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_CALL_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +216,8 @@ class CallSpec(_message.Message):
     TOP_LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     RESTART_ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     CHAT_TEMPLATE_KWARGS_FIELD_NUMBER: _ClassVar[int]
+    REASONING_EFFORT_FIELD_NUMBER: _ClassVar[int]
+    REASONING_IN_TEXT_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     thread_id: str
     parent_call_ids: _containers.RepeatedScalarFieldContainer[str]
@@ -233,7 +235,9 @@ class CallSpec(_message.Message):
     top_logprobs: int
     restart_on_failure: bool
     chat_template_kwargs: str
-    def __init__(self, call_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., parent_call_ids: _Optional[_Iterable[str]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., prompt: _Optional[str] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., cache: _Optional[_Union[CachePolicy, _Mapping]] = ..., hints: _Optional[_Union[CallHints, _Mapping]] = ..., model: _Optional[str] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., tool_choice: _Optional[_Union[ToolChoice, _Mapping]] = ..., parallel_tool_calls: _Optional[bool] = ..., response_format: _Optional[_Union[ResponseFormat, _Mapping]] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., restart_on_failure: _Optional[bool] = ..., chat_template_kwargs: _Optional[str] = ...) -> None: ...
+    reasoning_effort: str
+    reasoning_in_text: bool
+    def __init__(self, call_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., parent_call_ids: _Optional[_Iterable[str]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., prompt: _Optional[str] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., cache: _Optional[_Union[CachePolicy, _Mapping]] = ..., hints: _Optional[_Union[CallHints, _Mapping]] = ..., model: _Optional[str] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., tool_choice: _Optional[_Union[ToolChoice, _Mapping]] = ..., parallel_tool_calls: _Optional[bool] = ..., response_format: _Optional[_Union[ResponseFormat, _Mapping]] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., restart_on_failure: _Optional[bool] = ..., chat_template_kwargs: _Optional[str] = ..., reasoning_effort: _Optional[str] = ..., reasoning_in_text: _Optional[bool] = ...) -> None: ...
 
 class CallTimings(_message.Message):
     __slots__ = ("queue_s", "engine_s", "total_s")

@@ -36,6 +36,16 @@ def test_the_chat_templates_variables_are_in_both_keys() -> None:
     assert a is not None and b is not None and a.context != b.context
 
 
+@pytest.mark.parametrize("field", [{"reasoning_effort": "low"}, {"reasoning_in_text": True}])
+def test_how_a_reasoning_model_answers_is_in_both_keys(field: dict) -> None:
+    base, other = call(), call()
+    for name, value in field.items():
+        setattr(other, name, value)
+    assert exact_digest("t", base) != exact_digest("t", other)
+    a, b = semantic_key("t", base), semantic_key("t", other)
+    assert a is not None and b is not None and a.context != b.context
+
+
 def test_a_logit_bias_keys_the_same_in_any_order() -> None:
     ids = [3, 50256, 1, 1 << 63]
     forward, backward = call(), call()

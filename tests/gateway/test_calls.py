@@ -47,6 +47,11 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
         ({"messages": USER, "chat_template_kwargs": {"tools": []}},
          "chat_template_kwargs cannot set tools"),
         ({"messages": USER, "chat_template_kwargs": {"x": "y" * 5000}}, "longer than 4096"),
+        ({"prompt": "x", "reasoning_effort": "low"}, "reasoning_effort applies to messages"),
+        ({"prompt": "x", "reasoning_in_text": True}, "reasoning_in_text applies to messages"),
+        ({"messages": USER, "reasoning_effort": "extreme"},
+         "reasoning_effort 'extreme' is not one of none, minimal, low, medium, high, xhigh, max"),
+        ({"messages": USER, "reasoning_effort": "High"}, "is not one of"),  # as OpenAI's: exact
         ({"prompt": "x", "min_p": 1.5}, r"min_p must be in \[0, 1\]"),
         ({"prompt": "x", "repetition_penalty": 0.0}, r"repetition_penalty must be in \(0, 2\]"),
         ({"prompt": "x", "min_tokens": 65}, "min tokens 65 is more than max tokens 64"),  # default
@@ -188,3 +193,11 @@ def test_normalize_fills_defaults_without_touching_the_input() -> None:
     out = normalize_call(spec, LIMITS)
     assert out.call_id and out.thread_id == "main" and out.sampling.max_new_tokens == 64
     assert spec.call_id == "" and not spec.sampling.HasField("max_new_tokens")
+
+
+def test_a_bad_reasoning_effort_names_its_field() -> None:
+    call = common_pb2.CallSpec(messages=[common_pb2.Message(role="user", content="hi")],
+                               reasoning_effort="lots")
+    with pytest.raises(InvalidCall) as exc:
+        normalize_call(call, LIMITS)
+    assert exc.value.param == "reasoning_effort"

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from gateway.openai_format import BadRequest, call_from_completion, call_from_openai, wants_stream
+from gateway.openai_format import (
+    BadRequest,
+    call_from_completion,
+    call_from_openai,
+    streams_reasoning,
+    wants_stream,
+)
 
 USER = [{"role": "user", "content": "hi"}]
 ECHOED = {"role": "assistant", "content": None, "refusal": None, "annotations": [],
@@ -68,6 +74,12 @@ def test_taken(body: dict[str, Any]) -> None:
     ({"messages": USER, "min_tokens": 2**32}, "min_tokens"),
     ({"messages": USER, "ignore_eos": "yes"}, "ignore_eos"),
     ({"messages": USER, "chat_template_kwargs": "enable_thinking"}, "chat_template_kwargs"),
+    ({"messages": USER, "reasoning_effort": "extreme"}, "reasoning_effort"),
+    ({"messages": USER, "reasoning_effort": 0.5}, "reasoning_effort"),
+    ({"messages": USER, "reasoning_effort": True}, "reasoning_effort"),
+    ({"messages": USER, "reasoning_effort": ["low"]}, "reasoning_effort"),
+    ({"messages": USER, "separate_reasoning": "no"}, "separate_reasoning"),
+    ({"messages": USER, "stream_reasoning": 0}, "stream_reasoning"),
     ({"messages": USER, "logit_bias": [1]}, "logit_bias"),
     ({"messages": USER, "logit_bias": {"x": 1}}, "logit_bias"),  # a key is a token id
     ({"messages": USER, "logit_bias": {"-1": 1}}, "logit_bias"),
@@ -172,7 +184,6 @@ def test_an_unsupported_field_asking_for_nothing_is_taken(route: str, body: dict
     ("chat", {"messages": USER, "functions": [{"name": "f"}]}, "functions"),
     ("chat", {"messages": USER, "function_call": "auto"}, "function_call"),
     ("chat", {"messages": USER, "web_search_options": {}}, "web_search_options"),  # turns it on
-    ("chat", {"messages": USER, "reasoning_effort": "low"}, "reasoning_effort"),
     ("completion", {"prompt": "p", "echo": True}, "echo"),
     ("completion", {"prompt": "p", "echo": 0}, "echo"),  # JSON's 0 is not false
     ("completion", {"prompt": "p", "best_of": 2}, "best_of"),
@@ -195,3 +206,26 @@ def test_chat_template_kwargs_go_as_json_and_only_with_messages() -> None:
     with pytest.raises(BadRequest, match="unknown field") as exc:
         call_from_completion({"prompt": "p", "chat_template_kwargs": {}}, None)
     assert exc.value.param == "chat_template_kwargs"
+
+
+@pytest.mark.parametrize(("body", "effort", "in_text", "streamed"), [
+    ({}, "", False, True),
+    ({"reasoning_effort": None, "separate_reasoning": None, "stream_reasoning": None},
+     "", False, True),
+    ({"reasoning_effort": "none"}, "none", False, True),
+    ({"reasoning_effort": "xhigh", "separate_reasoning": True}, "xhigh", False, True),
+    ({"reasoning_effort": "max", "separate_reasoning": False}, "max", True, True),
+    ({"stream_reasoning": False}, "", False, False),
+])
+def test_reasoning_fields(body: dict[str, Any], effort: str, in_text: bool,
+                          streamed: bool) -> None:
+    call = call_from_openai({"messages": USER, **body}, None)
+    assert (call.reasoning_effort, call.reasoning_in_text) == (effort, in_text)
+    assert streams_reasoning(body) is streamed
+
+
+@pytest.mark.parametrize("name", ["reasoning_effort", "separate_reasoning", "stream_reasoning"])
+def test_reasoning_fields_are_for_chat_only(name: str) -> None:
+    with pytest.raises(BadRequest, match="unknown field") as exc:
+        call_from_completion({"prompt": "p", name: None}, None)
+    assert exc.value.param == name

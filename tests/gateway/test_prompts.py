@@ -11,6 +11,7 @@ from gateway.prompts import (
     ConflictingDefinitions,
     constraint,
     prepare,
+    template_kwargs,
     template_messages,
     template_tools,
 )
@@ -126,3 +127,35 @@ def test_a_raw_prompt_is_tokenized_as_it_is() -> None:
     prepared = prepare(call_spec(prompt="Once upon a time"), load_renderer("sim"),
                        load_tokenizer("sim"), "hermes")
     assert prepared.text == "Once upon a time" and prepared.ids == load_tokenizer("sim")(prepared.text)
+
+
+@pytest.mark.parametrize(("effort", "kwargs", "expected"), [
+    ("", "", {}),
+    ("", '{"enable_thinking": false}', {"enable_thinking": False}),
+    ("low", "", {"reasoning_effort": "low", "thinking": True, "enable_thinking": True}),
+    ("none", "", {"reasoning_effort": "none", "thinking": False, "enable_thinking": False}),
+    # the caller's own variables win, as SGLang's setdefault lets them
+    ("none", '{"enable_thinking": true, "x": 1}',
+     {"reasoning_effort": "none", "thinking": False, "enable_thinking": True, "x": 1}),
+    ("high", '{"reasoning_effort": "low"}',
+     {"reasoning_effort": "low", "thinking": True, "enable_thinking": True}),
+])
+def test_reasoning_effort_reaches_the_template_as_sglangs_server_sends_it(
+        effort: str, kwargs: str, expected: dict) -> None:
+    call = common_pb2.CallSpec(messages=[common_pb2.Message(role="user", content="hi")],
+                               reasoning_effort=effort, chat_template_kwargs=kwargs)
+    assert template_kwargs(call) == expected
+
+
+@pytest.mark.parametrize(("effort", "in_text", "thinks", "split"), [
+    ("", False, True, True), ("none", False, False, True), ("high", False, True, True),
+    ("", True, True, False)])
+def test_the_sim_template_and_the_reasoning_split(effort: str, in_text: bool, thinks: bool,
+                                                  split: bool) -> None:
+    """Effort none closes the thinking in the sim template (Qwen3's enable_thinking); a call
+    that keeps its thinking in its text is not split."""
+    call = call_spec(messages=[{"role": "user", "content": "hi"}], reasoning_effort=effort,
+                     reasoning_in_text=in_text)
+    prepared = prepare(call, load_renderer("sim"), load_tokenizer("sim"), "hermes", "qwen3")
+    assert prepared.text.endswith("<think>\n\n</think>\n\n") is not thinks
+    assert (prepared.reasoning is not None) is split

@@ -126,6 +126,31 @@ def test_a_restart_voids_the_text_before_it_and_a_failure_ends_the_stream() -> N
     assert failed[0]["response"]["error"] == {"code": "server_error", "message": "gone"}
 
 
+def test_a_restart_after_the_thinking_keeps_every_output_index() -> None:
+    """The thinking closed, the answer begun, then a restart whose attempt thinks again:
+    every item stays at the index the client was told, the void text's message closes
+    empty, and the new thinking and answer follow."""
+    events = ResponseEvents(ResponseShell("m", 1, {}))
+    raw = events.thinking("old thought") + events.text("old answer")
+    events.restarted()
+    raw += events.thinking("new thought") + events.text("new answer")
+    out = _events(raw + events.finished(_result("new answer"), {}) + events.completed())
+    added = [(e["output_index"], e["item"]["type"]) for e in out
+             if e["type"] == "response.output_item.added"]
+    done = [(e["output_index"], e["item"]["type"], e["item"]["status"]) for e in out
+            if e["type"] == "response.output_item.done"]
+    assert added == [(0, "reasoning"), (1, "message"), (2, "reasoning"), (3, "message")]
+    assert done == [(0, "reasoning", "completed"), (1, "message", "incomplete"),
+                    (2, "reasoning", "completed"), (3, "message", "completed")]
+    final = out[-1]["response"]["output"]
+    assert [i["id"] for i in final] == [e["item"]["id"] for e in out
+                                        if e["type"] == "response.output_item.done"]
+    assert final[1]["content"][0]["text"] == "" and final[3]["content"][0]["text"] == "new answer"
+    assert final[2]["content"][0]["text"] == "new thought"
+    assert "".join(c["text"] for i in final if i["type"] == "message"
+                   for c in i["content"]) == "new answer"
+
+
 @pytest.mark.parametrize(("grpc_code", "code"), [
     ("UNAVAILABLE", "server_error"), ("DEADLINE_EXCEEDED", "server_error"),
     ("INTERNAL", "server_error"), ("RESOURCE_EXHAUSTED", "rate_limit_exceeded"),

@@ -1,8 +1,9 @@
 """A reasoning model behind the mesh (gateway.reasoning_parser; the sim engine's model thinks
 in Qwen3's format): its thinking comes apart from its answer on every front end (chat
 completions streamed or not, the Responses API, the SDK), tool calls are read from the
-answer after it, a cached answer keeps it, chat_template_kwargs turns it off, and an agent
-framework's loop runs through it."""
+answer after it, a cached answer keeps it, chat_template_kwargs and reasoning_effort turn it
+off, SGLang's separate_reasoning and stream_reasoning shape it, and an agent framework's loop
+(asking for an effort and a summary) runs through it."""
 
 from __future__ import annotations
 
@@ -90,6 +91,43 @@ def test_the_template_can_turn_the_thinking_off(client: openai.OpenAI, mesh: Mes
                                        extra_body={"chat_template_kwargs": {"tools": []}})
 
 
+def test_reasoning_effort_and_sglangs_reasoning_switches(client: openai.OpenAI,
+                                                         mesh: Mesh) -> None:
+    """reasoning_effort "none" turns the thinking off (the template's enable_thinking, as
+    SGLang's server sets it); SGLang's separate_reasoning false leaves it in the content,
+    and stream_reasoning false sends it whole."""
+    kw: dict[str, Any] = {"model": MODEL, "messages": ask("Why is the sky blue?"),
+                          "max_tokens": 200, "seed": 5}
+    plain = client.chat.completions.create(**kw).choices[0].message
+    thinking = (plain.model_extra or {})["reasoning_content"]
+    high = client.chat.completions.create(**kw, reasoning_effort="high").choices[0].message
+    assert (high.model_extra or {})["reasoning_content"] and high.content
+    quiet = client.chat.completions.create(**kw, reasoning_effort="none").choices[0].message
+    assert quiet.content and not (quiet.model_extra or {}).get("reasoning_content")
+    inline = client.chat.completions.create(
+        **kw, extra_body={"separate_reasoning": False}).choices[0].message
+    assert not (inline.model_extra or {}).get("reasoning_content")
+    assert inline.content and "</think>" in inline.content  # as the model wrote it
+    assert thinking in inline.content and str(plain.content) in inline.content
+    pieces: list[tuple[str, str]] = []
+    for chunk in client.chat.completions.create(**kw, stream=True,
+                                                extra_body={"stream_reasoning": False}):
+        if chunk.choices:
+            delta = chunk.choices[0].delta
+            pieces.append(((delta.model_extra or {}).get("reasoning_content") or "",
+                           delta.content or ""))
+    assert [t for t, _ in pieces if t] == [thinking]  # one piece, whole
+    assert "".join(c for _, c in pieces) == plain.content
+    with pytest.raises(openai.BadRequestError, match="reasoning_effort must be one of"):
+        client.chat.completions.create(model=MODEL, messages=ask("x"),
+                                       reasoning_effort="extreme")  # type: ignore[arg-type]
+    with ostinato.Client(mesh.endpoints.gateway, api_key=KEY) as sdk, sdk.program() as program:
+        out = program.call(messages=ask("Hi"), max_tokens=100, reasoning_effort="none")
+        assert out.text and out.reasoning == ""
+        inline_out = program.call(messages=ask("Hi"), max_tokens=100, reasoning_in_text=True)
+        assert "</think>" in inline_out.text and inline_out.reasoning == ""
+
+
 def test_tool_calls_are_read_from_the_answer_after_the_thinking(client: openai.OpenAI) -> None:
     out = client.chat.completions.create(model=MODEL, messages=ask("Weather in Porto?"),
                                          tools=TOOLS, max_tokens=300)
@@ -128,6 +166,11 @@ def test_the_responses_api_gives_a_reasoning_item(client: openai.OpenAI, base_ur
     final = events[-1].response  # type: ignore[union-attr]
     assert [i.type for i in final.output] == ["reasoning", "message"]
     assert final.output[0].content[0].text == streamed == thought  # same prompt, same thinking
+    quiet = client.responses.create(model=MODEL, input="Plan a picnic.", store=False,
+                                    max_output_tokens=200,
+                                    reasoning={"effort": "none", "summary": "auto"})
+    assert [i.type for i in quiet.output] == ["message"] and quiet.output_text
+    assert quiet.reasoning is not None and quiet.reasoning.effort == "none"
     # the document the gateway serves describes the reasoning item
     doc = requests.get(base_url.removesuffix("/v1") + "/openapi.json", timeout=10).json()
     items = doc["components"]["schemas"]["Response"]["properties"]["output"]["items"]["oneOf"]
@@ -149,7 +192,15 @@ async def test_an_agents_sdk_loop_on_the_responses_api_runs_through_the_thinking
         base_url: str) -> None:
     """The Agents SDK sends each turn's reasoning item back as input: taken (and dropped from
     the prompt, as reasoning models' templates drop earlier thinking)."""
-    from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+    from agents import (
+        Agent,
+        ModelSettings,
+        OpenAIResponsesModel,
+        Runner,
+        function_tool,
+        set_tracing_disabled,
+    )
+    from openai.types.shared import Reasoning
 
     set_tracing_disabled(True)
     forecasts = Forecasts()
@@ -161,7 +212,9 @@ async def test_an_agents_sdk_loop_on_the_responses_api_runs_through_the_thinking
 
     async with openai.AsyncOpenAI(base_url=base_url, api_key=KEY, max_retries=0) as client:
         agent = Agent(name="forecaster", instructions="Use your tool.", tools=[get_forecast],
-                      model=OpenAIResponsesModel(model=MODEL, openai_client=client))
+                      model=OpenAIResponsesModel(model=MODEL, openai_client=client),
+                      model_settings=ModelSettings(
+                          reasoning=Reasoning(effort="medium", summary="auto")))
         result = await Runner.run(agent, "Weather in Lisbon this week?", max_turns=6)
     assert isinstance(result.final_output, str) and result.final_output
     assert "think>" not in result.final_output

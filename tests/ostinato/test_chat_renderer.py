@@ -28,6 +28,7 @@ TEMPLATE = (
     "{%- else %}{{ m.content }}{%- endif %}<|eot_id|>"
     "{%- endfor %}"
     "{%- if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n"
+    "{%- if reasoning_effort is defined %}[effort {{ reasoning_effort }}]{%- endif %}"
     "{%- if enable_thinking is defined and not enable_thinking %}<think></think>{%- endif %}"
     "{%- endif %}"
 )
@@ -100,6 +101,24 @@ def test_chat_template_kwargs_reach_the_template(hf_model_dir: Path) -> None:
                      chat_template_kwargs={"enable_thinking": False})
     spec = f"hf:{hf_model_dir}"
     assert prepare(call, renderer, load_tokenizer(spec), "llama3").text.endswith("<think></think>")
+
+
+def test_reasoning_effort_reaches_the_template(hf_model_dir: Path) -> None:
+    """OpenAI's reasoning_effort, as SGLang's server passes it: the template's variable, and
+    thinking / enable_thinking off for "none"."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(hf_model_dir), local_files_only=True)
+    spec = f"hf:{hf_model_dir}"
+    renderer, tokenize = load_renderer(spec), load_tokenizer(spec)
+    hi = [{"role": "user", "content": "Hi"}]
+    for effort, tail in (("low", "[effort low]"), ("none", "[effort none]<think></think>")):
+        text = prepare(call_spec(messages=hi, reasoning_effort=effort), renderer, tokenize,
+                       "llama3").text
+        assert text.endswith(tail)
+        assert text == tok.apply_chat_template(
+            hi, add_generation_prompt=True, tokenize=False, reasoning_effort=effort,
+            thinking=effort != "none", enable_thinking=effort != "none")
 
 
 def test_the_gateway_sends_the_templates_ids(hf_model_dir: Path) -> None:
