@@ -7,9 +7,10 @@ named function), `parallel_tool_calls`, `response_format` (text, json_object, js
 `presence_penalty`, `frequency_penalty`, `logit_bias`, `logprobs` / `top_logprobs`, `n`, `stream`,
 `stream_options.include_usage`, SGLang's extensions `top_k`, `min_p`, `repetition_penalty`,
 `min_tokens`, `ignore_eos`, `chat_template_kwargs`, `reasoning_effort` and SGLang's
-`separate_reasoning` / `stream_reasoning` (reasoning models), `user` / `metadata` / `store`
-(ignored: they do not change the answer), and the extension object `ostinato` (`call_id`,
-`thread_id`, `parent_call_ids`, `expected_output_tokens`). Anything else that would change
+`separate_reasoning` / `stream_reasoning` (reasoning models), `user` / `metadata` / `store` /
+`prompt_cache_key` / `safety_identifier` / `verbosity` ... (ignored: they do not change the
+answer here), and the extension object `ostinato` (`call_id`, `thread_id`,
+`parent_call_ids`, `expected_output_tokens`). Anything else that would change
 the answer (audio, image parts, `functions`, ...) is refused with the field named, never
 silently dropped; `cache_salt` is refused because the gateway derives it.
 """
@@ -28,7 +29,12 @@ from ostinato.v1 import common_pb2
 
 # OpenAI's reasoning_effort, SGLang's separate_reasoning and stream_reasoning
 REASONING_FIELDS = ("reasoning_effort", "separate_reasoning", "stream_reasoning")
-_IGNORED = {"user", "stream", "stream_options", "metadata", "store", "service_tier"}
+# taken, without effect here: no prompt cache of OpenAI's to key or keep, no moderation,
+# no service tiers; verbosity grades what GPT-5 writes (as the Responses API's
+# text.verbosity, which is taken alike)
+_IGNORED = {"user", "stream", "stream_options", "metadata", "store", "service_tier",
+            "prompt_cache_key", "prompt_cache_retention", "prompt_cache_options",
+            "safety_identifier", "verbosity"}
 UNSUPPORTED_FIELDS = {"functions", "function_call", "audio", "prediction",
                       "web_search_options", "suffix", "echo", "best_of"}
 _KNOWN = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",

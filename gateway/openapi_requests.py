@@ -191,6 +191,9 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         "stream_options": nullable(obj({"include_usage": {"type": "boolean"}}, closed=False)),
         "user": {"description": "ignored"}, "metadata": {"description": "ignored"},
         "store": {"description": "ignored"}, "service_tier": {"description": "ignored"},
+        **{name: {"description": "ignored"} for name in (
+            "prompt_cache_key", "prompt_cache_retention", "prompt_cache_options",
+            "safety_identifier", "verbosity")},
         "ostinato": nullable(ref("OstinatoRequest")),
         **{name: {"enum": [None] if name not in NEUTRAL else [None, NEUTRAL[name]],
                   "description": "not supported: taken only as null"

@@ -38,6 +38,10 @@ ECHOED = {"role": "assistant", "content": None, "refusal": None, "annotations": 
     {"messages": USER, "ostinato": {"expected_output_tokens": 2**40}},  # a hint, clamped
     {"messages": USER, "modalities": ["text"]},  # OpenAI's default, sent by some clients
     {"messages": USER, "modalities": None},
+    # OpenAI's prompt cache and moderation settings, GPT-5's verbosity: without effect here
+    {"messages": USER, "prompt_cache_key": "agent-7", "prompt_cache_retention": "24h",
+     "prompt_cache_options": {"x": 1},
+     "safety_identifier": "u-1", "verbosity": "low"},
 ])
 def test_taken(body: dict[str, Any]) -> None:
     call_from_openai(body, None)

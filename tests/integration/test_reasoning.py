@@ -220,3 +220,38 @@ async def test_an_agents_sdk_loop_on_the_responses_api_runs_through_the_thinking
     assert "think>" not in result.final_output
     forecasts.check_called()
     assert any(item.type == "reasoning" for r in result.raw_responses for item in r.output)
+
+
+async def test_an_agents_sdk_loop_on_chat_completions_with_openais_settings(
+        base_url: str) -> None:
+    """The Agents SDK's chat-completions model sends ModelSettings as OpenAI's fields:
+    reasoning_effort, verbosity and the prompt cache's are taken (the last two without
+    effect here)."""
+    from agents import (
+        Agent,
+        ModelSettings,
+        OpenAIChatCompletionsModel,
+        Runner,
+        function_tool,
+        set_tracing_disabled,
+    )
+    from openai.types.shared import Reasoning
+
+    set_tracing_disabled(True)
+    forecasts = Forecasts()
+
+    @function_tool
+    def get_forecast(city: City, days: Days) -> str:
+        """The weather forecast for a city, day by day."""
+        return forecasts(city, days)
+
+    settings = ModelSettings(reasoning=Reasoning(effort="low"), verbosity="low",
+                             prompt_cache_retention="24h", max_tokens=300)
+    async with openai.AsyncOpenAI(base_url=base_url, api_key=KEY, max_retries=0) as client:
+        agent = Agent(name="forecaster", instructions="Use your tool.", tools=[get_forecast],
+                      model=OpenAIChatCompletionsModel(model=MODEL, openai_client=client),
+                      model_settings=settings)
+        result = await Runner.run(agent, "Weather in Porto this week?", max_turns=6)
+    assert isinstance(result.final_output, str) and result.final_output
+    assert "think>" not in result.final_output
+    forecasts.check_called()
