@@ -38,7 +38,7 @@ class ThinkingHold:
         if not self._hold:
             return delta.reasoning
         self._held += delta.reasoning
-        if not (delta.text or delta.last or delta.restart):
+        if not (delta.text or delta.last):
             return None
         thinking, self._held = self._held, ""
         return thinking
@@ -88,10 +88,8 @@ class ChatStream(SseStream):
                         await response.write(event)
                     item = None
                     continue
-                held = self._thinking.rest()
-                if held:  # the call ended while thinking
-                    last += self._chunk({"reasoning_content": held, "content": ""})
-                events = [last, *(self._chunk(d) for d in tool_call_deltas(item.tool_calls)),
+                calls = (self._chunk(d) for d in tool_call_deltas(item.tool_calls))
+                events = [last + self._held(), *calls,
                           self._chunk({}, finish_reason=item.finish_reason or "stop",
                                       extension=extension_json(self._placed.client_program_id,
                                                                self._placed.call, item))]
@@ -100,9 +98,15 @@ class ChatStream(SseStream):
                 await response.write(b"".join(events))
                 return
         except StopAsyncIteration:
-            await response.write(last + b"data: " + json.dumps(error_json(
+            await response.write(last + self._held() + b"data: " + json.dumps(error_json(
                 "the call ended without a result", "api_error")).encode() + b"\n\n")
         except GatewayError as exc:  # headers are gone: the error travels in the stream
             _, kind = http_status(exc.code)
-            await response.write(last + b"data: " + json.dumps(error_json(
+            await response.write(last + self._held() + b"data: " + json.dumps(error_json(
                 exc.message, kind, code=exc.code.name)).encode() + b"\n\n")
+
+    def _held(self) -> bytes:
+        """The thinking held back (stream_reasoning false), as the stream would have sent
+        it: the call ended before its answer began."""
+        held = self._thinking.rest()
+        return self._chunk({"reasoning_content": held, "content": ""}) if held else b""

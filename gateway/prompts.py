@@ -10,6 +10,7 @@ the output to a JSON array of calls ({"name", "parameters"}), which is then pars
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -184,14 +185,20 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
     as is a call's that keeps its thinking in its text (reasoning_in_text)."""
     schema, forced = constraint(call)
     names = frozenset(t.name for t in call.tools)
+    kwargs = template_kwargs(call)
     if call.prompt:
         text, ids = call.prompt, tokenize(call.prompt)
     else:
         text, ids = renderer.render(template_messages(call), template_tools(call) or None,
-                                    template_kwargs(call))
+                                    kwargs)
     parser = get_parser("json_array") if forced else (
         get_parser(tool_format) if offers_tools(call) else None)
     single = call.HasField("parallel_tool_calls") and not call.parallel_tool_calls
     split = reasoning_format and not call.prompt and not call.reasoning_in_text
     reasoning = REASONING_FORMATS[reasoning_format] if split else None
+    if reasoning is not None and reasoning.starts_inside and any(
+            kwargs.get(switch) is False for switch in THINKING_SWITCHES):
+        # the template opens no thinking when told not to (a hybrid model's, as SGLang
+        # reads a toggled template): the output is read as it comes
+        reasoning = dataclasses.replace(reasoning, starts_inside=False)
     return PreparedPrompt(text, ids, schema, parser, names, single, reasoning)

@@ -293,7 +293,7 @@ class _Stream(SseStream):
                 item = item if item is not None else await self._next()
                 if isinstance(item, Delta):
                     if item.restart:
-                        events.restarted()
+                        pending += events.restarted()
                     if item.reasoning:
                         pending += events.thinking(item.reasoning)
                     if item.text:  # (an empty answer's message opens when the call ends)

@@ -143,6 +143,7 @@ class ResponseEvents:
         self._reasoning: str | None = None  # the open reasoning item's id
         self._thinking: list[str] = []
         self.final: dict[str, Any] | None = None  # the finished response object
+        self._void = 0  # the items before this one are a restarted call's: void
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self._seq, **fields}
@@ -157,11 +158,6 @@ class ResponseEvents:
     def thinking(self, delta: str) -> bytes:
         """A piece of the model's thinking (opening its reasoning item first)."""
         out = b""
-        if self._reasoning is None and self._message is not None:  # restarted: void text
-            index, item = len(self._output), message_item(self._message, "", "incomplete")
-            out += self._event("response.output_item.done", output_index=index, item=item)
-            self._output.append(item)
-            self._message = None
         if self._reasoning is None:
             self._reasoning = f"rs_{uuid.uuid4().hex}"
             out += self._event("response.output_item.added", output_index=len(self._output),
@@ -183,6 +179,7 @@ class ResponseEvents:
         out += self._event("response.output_item.done", output_index=index, item=item)
         self._output.append(item)
         self._reasoning = None
+        self._thinking.clear()
         return out
 
     def text(self, delta: str) -> bytes:
@@ -201,14 +198,24 @@ class ResponseEvents:
                                  output_index=len(self._output), content_index=0,
                                  delta=delta, logprobs=[])
 
-    def restarted(self) -> None:
-        """The call starts over elsewhere: the text so far is void (the client was told by
-        the deltas already sent). An open item goes on with the new attempt's text only;
-        a closed one stays where it is (every output_index the client heard holds), and a
-        message opened before it is closed empty and incomplete if the new attempt thinks
-        first (its thinking then comes before its own message)."""
+    def restarted(self) -> bytes:
+        """The call starts over elsewhere: what came before is void. Its open items close
+        incomplete (empty: the text the client got before is void); every item so far
+        keeps the output_index the client heard, and the new attempt's items follow. The
+        finished response (and what is stored of it) holds the new attempt's items only,
+        as a response answered whole does."""
+        out = b""
+        if self._reasoning is not None:
+            self._thinking.clear()  # (closed empty: what the client got of it is void)
+            out += self._thought("incomplete")
+        if self._message is not None:
+            index, item = len(self._output), message_item(self._message, "", "incomplete")
+            out += self._event("response.output_item.done", output_index=index, item=item)
+            self._output.append(item)
+            self._message = None
         self._text.clear()
-        self._thinking.clear()
+        self._void = len(self._output)
+        return out
 
     def finished(self, result: common_pb2.CallResult, extension: dict[str, Any]) -> bytes:
         """The message item closed, then the tool calls; `final` is the finished response
@@ -238,7 +245,8 @@ class ResponseEvents:
                                output_index=index, name=call.name, arguments=call.arguments)
             out += self._event("response.output_item.done", output_index=index, item=item)
             self._output.append(item)
-        self.final = self._shell.json("completed", self._output, result, extension)
+        self.final = self._shell.json("completed", self._output[self._void:], result,
+                                      extension)
         return out
 
     def completed(self) -> bytes:
@@ -260,4 +268,5 @@ class ResponseEvents:
             self._output.append(item)
             self._message = None
         return out + self._event("response.failed", response=self._shell.json(
-            "failed", self._output, error={"code": error_code(grpc_code), "message": message}))
+            "failed", self._output[self._void:],
+            error={"code": error_code(grpc_code), "message": message}))

@@ -22,9 +22,13 @@ T, A = "thinking ", "answer"
     # the last text (empty) lets it go; so does the call's end (rest)
     (True, [Delta("", reasoning=T), Delta("", last=True)], [None, T], ""),
     (True, [Delta("", reasoning=T), Delta("", reasoning=T)], [None, None], T + T),
-    # a restart voids what was held: the new attempt's thinking goes alone
-    (True, [Delta("", reasoning="old"), Delta("", reasoning=T, restart=True), Delta(A)],
-     [None, T, ""], ""),
+    # a restart voids what was held, and holds on: the new attempt's thinking goes whole
+    (True, [Delta("", reasoning="old"), Delta("", reasoning=T, restart=True),
+            Delta("", reasoning=T), Delta(A)], [None, None, None, T + T], ""),
+    (True, [Delta("", reasoning="old"), Delta("", restart=True), Delta(A)],
+     [None, None, ""], ""),
+    (False, [Delta("", reasoning="old"), Delta("", reasoning=T, restart=True), Delta(A)],
+     ["old", T, ""], ""),
 ])
 def test_thinking_held_or_passed_on(hold: bool, deltas: list[Delta], sent: list[str | None],
                                     rest: str) -> None:

@@ -159,3 +159,19 @@ def test_the_sim_template_and_the_reasoning_split(effort: str, in_text: bool, th
     prepared = prepare(call, load_renderer("sim"), load_tokenizer("sim"), "hermes", "qwen3")
     assert prepared.text.endswith("<think>\n\n</think>\n\n") is not thinks
     assert (prepared.reasoning is not None) is split
+
+
+@pytest.mark.parametrize(("effort", "kwargs", "inside"), [
+    ("", None, True), ("high", None, True), ("none", None, False),
+    ("", {"thinking": False}, False), ("", {"enable_thinking": False}, False),
+    ("none", {"thinking": True, "enable_thinking": True}, True)])
+def test_a_template_opened_thinking_is_not_assumed_when_switched_off(
+        effort: str, kwargs: dict | None, inside: bool) -> None:
+    """deepseek-r1's format starts inside the thinking (the template opens it), unless the
+    call switches thinking off: then the output is read as it comes, as SGLang reads a
+    toggled template."""
+    call = call_spec(messages=[{"role": "user", "content": "hi"}], reasoning_effort=effort,
+                     **({"chat_template_kwargs": kwargs} if kwargs else {}))
+    prepared = prepare(call, load_renderer("sim"), load_tokenizer("sim"), "hermes",
+                       "deepseek-r1")
+    assert prepared.reasoning is not None and prepared.reasoning.starts_inside is inside

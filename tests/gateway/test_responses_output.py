@@ -128,11 +128,11 @@ def test_a_restart_voids_the_text_before_it_and_a_failure_ends_the_stream() -> N
 
 def test_a_restart_after_the_thinking_keeps_every_output_index() -> None:
     """The thinking closed, the answer begun, then a restart whose attempt thinks again:
-    every item stays at the index the client was told, the void text's message closes
-    empty, and the new thinking and answer follow."""
+    every item keeps the index the client was told, the void answer's message closes empty
+    and incomplete, and the finished response holds the new attempt's items only."""
     events = ResponseEvents(ResponseShell("m", 1, {}))
     raw = events.thinking("old thought") + events.text("old answer")
-    events.restarted()
+    raw += events.restarted()
     raw += events.thinking("new thought") + events.text("new answer")
     out = _events(raw + events.finished(_result("new answer"), {}) + events.completed())
     added = [(e["output_index"], e["item"]["type"]) for e in out
@@ -142,13 +142,42 @@ def test_a_restart_after_the_thinking_keeps_every_output_index() -> None:
     assert added == [(0, "reasoning"), (1, "message"), (2, "reasoning"), (3, "message")]
     assert done == [(0, "reasoning", "completed"), (1, "message", "incomplete"),
                     (2, "reasoning", "completed"), (3, "message", "completed")]
+    void = next(e["item"] for e in out if e["type"] == "response.output_item.done"
+                and e["output_index"] == 1)
+    assert void["content"][0]["text"] == ""
     final = out[-1]["response"]["output"]
-    assert [i["id"] for i in final] == [e["item"]["id"] for e in out
-                                        if e["type"] == "response.output_item.done"]
-    assert final[1]["content"][0]["text"] == "" and final[3]["content"][0]["text"] == "new answer"
-    assert final[2]["content"][0]["text"] == "new thought"
-    assert "".join(c["text"] for i in final if i["type"] == "message"
-                   for c in i["content"]) == "new answer"
+    assert [(i["type"], i["status"]) for i in final] == [("reasoning", "completed"),
+                                                        ("message", "completed")]
+    assert final[0]["content"][0]["text"] == "new thought"
+    assert final[1]["content"][0]["text"] == "new answer"
+
+
+@pytest.mark.parametrize("before", ["thinking", "text", "both", "nothing"])
+@pytest.mark.parametrize("after", ["thinking", "text", "calls"])
+def test_the_finished_response_after_a_restart_is_the_new_attempts(before: str,
+                                                                  after: str) -> None:
+    """Whatever was open or closed at the restart, the finished response holds what a
+    response answered whole by the new attempt holds (output_json), ids aside."""
+    events = ResponseEvents(ResponseShell("m", 1, {}))
+    raw = b""
+    if before in ("thinking", "both"):
+        raw += events.thinking("old thought")
+    if before in ("text", "both"):
+        raw += events.text("old answer")
+    raw += events.restarted()
+    result = _result("", calls=(CALL,)) if after == "calls" else _result("new answer")
+    if after == "thinking":
+        raw += events.thinking("new thought")
+        result.reasoning_content = "new thought"
+    if after != "calls":
+        raw += events.text("new answer")
+    out = _events(raw + events.finished(result, {}) + events.completed())
+    indexes = [e["output_index"] for e in out if e["type"] == "response.output_item.added"]
+    assert indexes == list(range(len(indexes)))  # each new item at the next index
+    def shape(items: list[dict[str, Any]]) -> list[Any]:
+        return [(i["type"], i.get("status"), i.get("content"), i.get("arguments"))
+                for i in items]
+    assert shape(out[-1]["response"]["output"]) == shape(output_json(result))
 
 
 @pytest.mark.parametrize(("grpc_code", "code"), [

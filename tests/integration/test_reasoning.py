@@ -118,6 +118,14 @@ def test_reasoning_effort_and_sglangs_reasoning_switches(client: openai.OpenAI,
                            delta.content or ""))
     assert [t for t, _ in pieces if t] == [thinking]  # one piece, whole
     assert "".join(c for _, c in pieces) == plain.content
+    # cut while thinking (max_tokens): what was held goes at the end
+    cut = {**kw, "max_tokens": 4}
+    cut_thinking = (client.chat.completions.create(**cut).choices[0].message.model_extra
+                    or {})["reasoning_content"]
+    held = [(chunk.choices[0].delta.model_extra or {}).get("reasoning_content")
+            for chunk in client.chat.completions.create(
+                **cut, stream=True, extra_body={"stream_reasoning": False}) if chunk.choices]
+    assert cut_thinking and [t for t in held if t] == [cut_thinking]
     with pytest.raises(openai.BadRequestError, match="reasoning_effort must be one of"):
         client.chat.completions.create(model=MODEL, messages=ask("x"),
                                        reasoning_effort="extreme")  # type: ignore[arg-type]

@@ -133,7 +133,8 @@ def test_structured_output(acme: openai.OpenAI) -> None:
     ({"max_output_tokens": "many"}, 400, "max_output_tokens"),
     ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {"properties": 5}}}},
      400, "text"),
-    ({"reasoning": {"effort": "high"}}, 400, "reasoning"),
+    ({"reasoning": {"effort": "extreme"}}, 400, "reasoning"),
+    ({"reasoning": {"effort": "low", "budget": 100}}, 400, "reasoning"),
     ({"model": "gpt-4o"}, 404, "model"),
     ({"extra_body": {"frobnicate": 1}}, 400, "frobnicate"),
 ])
