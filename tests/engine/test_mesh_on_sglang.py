@@ -214,6 +214,11 @@ def test_chat_template_kwargs_reach_the_models_own_template(acme_openai: openai.
         **kw, extra_body={"chat_template_kwargs": {"enable_thinking": False}})
     assert plain.usage is not None and with_kwargs.usage is not None
     assert with_kwargs.usage.prompt_tokens == plain.usage.prompt_tokens > 0
+    # reasoning_effort and SGLang's reasoning switches: the template's variables too
+    effort = acme_openai.chat.completions.create(  # type: ignore[call-overload]
+        **kw, reasoning_effort="none",
+        extra_body={"separate_reasoning": False, "stream_reasoning": False})
+    assert effort.usage is not None and effort.usage.prompt_tokens == plain.usage.prompt_tokens
 
 
 def test_required_tool_choice_yields_a_valid_tool_call(acme_openai: openai.OpenAI) -> None:
