@@ -149,6 +149,11 @@ def tenancy_shared() -> str:
     return f"{PREFIX}:tenancy:shared"
 
 
+def tenancy_version() -> str:
+    """Bumped by every change to the tenancy data: gateways poll it, and reload on a change."""
+    return f"{PREFIX}:tenancy:version"
+
+
 def conversation(tenant: str, digest: str) -> str:
     return f"{PREFIX}:{{t:{tenant}}}:conv:{digest}"
 

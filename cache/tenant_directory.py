@@ -1,7 +1,9 @@
 """Tenancy data in Redis (keys in cache/keys.py): what operators write, what gateways read.
 
-The gateway keeps the last snapshot it loaded: when Redis is unreachable, keys that worked
-keep working and new ones wait for Redis to come back.
+Every change bumps a version counter, which gateways poll (every 0.1 s): a key created or
+revoked works, or stops working, at every gateway within about that, not at its next full
+reload (every 2 s). The gateway keeps the last snapshot it loaded: when Redis is
+unreachable, keys that worked keep working and new ones wait for Redis to come back.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from collections.abc import Mapping
 import redis.asyncio as aioredis
 import structlog
 
-from cache.keys import tenancy_keys, tenancy_shared, tenancy_tenants, tenant_data_pattern
+from cache.keys import (
+    tenancy_keys,
+    tenancy_shared,
+    tenancy_tenants,
+    tenancy_version,
+    tenant_data_pattern,
+)
 from cache.redis_client import AsyncClient
 from cache.tenancy import Tenancy, TenantLimits, key_digest
 
@@ -62,6 +70,15 @@ class TenantDirectory:
     async def _write(self, tenant: str, limits: TenantLimits) -> None:
         await self._redis.hset(tenancy_tenants(), tenant,
                                json.dumps({**dataclasses.asdict(limits), "created": time.time()}))
+        await self._changed()
+
+    async def _changed(self) -> None:
+        await self._redis.incr(tenancy_version())
+
+    async def version(self) -> int:
+        """The tenancy data's version: it changes with every write."""
+        raw = await asyncio.wait_for(self._redis.get(tenancy_version()), self._timeout_s * 4)
+        return int(raw or 0)
 
     async def create_tenant(self, tenant: str, limits: TenantLimits) -> str:
         """A new tenant and a key generated for it, returned once: only its SHA-256 is kept."""
@@ -71,6 +88,7 @@ class TenantDirectory:
         await self._write(tenant, limits)
         api_key = "ost-" + secrets.token_urlsafe(32)
         await self._redis.hset(tenancy_keys(), key_digest(api_key), tenant)
+        await self._changed()
         return api_key
 
     async def update_tenant(self, tenant: str, **changes: float | int) -> TenantLimits:
@@ -92,7 +110,9 @@ class TenantDirectory:
         # The keys go first, so a failure in between never leaves a key of a gone tenant.
         if digests:
             await self._redis.hdel(tenancy_keys(), *digests)
-        if not await self._redis.hdel(tenancy_tenants(), check_tenant(tenant)):
+        removed = await self._redis.hdel(tenancy_tenants(), check_tenant(tenant))
+        await self._changed()
+        if not removed:
             raise InvalidTenancy(f"no tenant {tenant!r}")
         batch: list[bytes] = []
         async for key in self._redis.scan_iter(match=tenant_data_pattern(tenant), count=1000):
@@ -120,9 +140,12 @@ class TenantDirectory:
                                      f"{tenant}`, which also gives it a key)")
             await self.add_tenant(tenant)
         await self._redis.hset(tenancy_keys(), digest, tenant)
+        await self._changed()
 
     async def revoke_key(self, api_key: str) -> bool:
-        return bool(await self._redis.hdel(tenancy_keys(), key_digest(api_key)))
+        removed = bool(await self._redis.hdel(tenancy_keys(), key_digest(api_key)))
+        await self._changed()
+        return removed
 
     async def declare_shared(self, name: str, prefix: str) -> None:
         """An operator-declared shared prompt prefix: its KV blocks are indexed under one salt
@@ -130,9 +153,12 @@ class TenantDirectory:
         if not name or not prefix:
             raise InvalidTenancy("a shared prefix needs a name and a non-empty text")
         await self._redis.hset(tenancy_shared(), name, prefix)
+        await self._changed()
 
     async def remove_shared(self, name: str) -> bool:
-        return bool(await self._redis.hdel(tenancy_shared(), name))
+        removed = bool(await self._redis.hdel(tenancy_shared(), name))
+        await self._changed()
+        return removed
 
     async def seed(self, api_keys: Mapping[str, str]) -> None:
         """Writes configured keys (ostinato config's gateway.api_keys) into the directory."""
@@ -160,18 +186,33 @@ class TenantDirectory:
 
 
 class TenancyView:
-    """The gateway's current snapshot, reloaded every `every_s` while Redis answers."""
+    """The gateway's current snapshot: reloaded when the data's version changes (polled
+    every `poll_s`), and every `every_s` whatever it says, while Redis answers."""
 
     def __init__(self, directory: TenantDirectory | None, initial: Tenancy) -> None:
         self._directory = directory
         self.current = initial
         self.stale = False
+        self._version: int | None = None  # the version the current snapshot was read at
 
-    async def reload(self) -> bool:
+    async def refresh(self) -> bool:
+        """Reloads when the version moved since the last load; whether it reloaded."""
         if self._directory is None:
             return False
         try:
+            version = await self._directory.version()
+        except _REDIS_TROUBLE:
+            return False  # the next full reload says it (and marks the snapshot stale)
+        return version != self._version and await self.reload(version)
+
+    async def reload(self, version: int | None = None) -> bool:
+        if self._directory is None:
+            return False
+        try:
+            if version is None:
+                version = await self._directory.version()
             self.current = await self._directory.load()
+            self._version = version
         except _REDIS_TROUBLE as exc:
             if not self.stale:
                 log.warning("tenancy: redis unreachable, serving the last snapshot",
@@ -181,7 +222,12 @@ class TenancyView:
         self.stale = False
         return True
 
-    async def run(self, every_s: float = 2.0) -> None:
+    async def run(self, every_s: float = 2.0, poll_s: float = 0.1) -> None:
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(every_s)
-            await self.reload()
+            await asyncio.sleep(poll_s)
+            if time.monotonic() - last >= every_s:
+                await self.reload()
+                last = time.monotonic()
+            else:
+                await self.refresh()

@@ -33,6 +33,11 @@ SCORE_SCHEMA = {"type": "object",
                 "required": ["score"], "additionalProperties": False}
 
 
+# The JSON answer ends itself (the schema constrains it) in ~8 tokens; the rest is room for
+# a reasoning model's thinking before it (`ostinato up --reasoning-parser qwen3`).
+SCORE_MAX_TOKENS = 200
+
+
 @dataclass(eq=False)  # nodes are compared by identity
 class Node:
     path: str  # "root", "0", "0.2", ...: also the node's thread id
@@ -74,9 +79,19 @@ async def _expand(program: ostinato.AsyncProgram, parent: Node, index: int,
     node = Node(path, proposal, parent)
     node.score_call = await program.call(
         messages=_prompt(node, "Rate how promising the last step is, 1 to 10, as JSON."),
-        thread_id=path, parents=[proposal.call_id], json_schema=SCORE_SCHEMA, max_tokens=16)
-    node.score = int(json.loads(node.score_call.text)["score"])
+        thread_id=path, parents=[proposal.call_id], json_schema=SCORE_SCHEMA,
+        max_tokens=SCORE_MAX_TOKENS)
+    node.score = _score(node.score_call.text)
     return node
+
+
+def _score(text: str) -> int:
+    """The answer's score; 0 (unscored, pruned first) when it is not the schema's JSON: cut
+    at max_tokens, e.g. by a reasoning model that thought for longer."""
+    try:
+        return int(json.loads(text)["score"])
+    except (ValueError, KeyError, TypeError):
+        return 0
 
 
 async def search(gateway: str, api_key: str | None, breadth: int = 3, beam: int = 2,
@@ -130,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def show(node: Node, indent: int) -> None:
         kept = any(node in level for level in result.survivors) or node.parent is None
-        score = "  " if node.parent is None else f"{node.score:>2}"
+        score = "  " if node.parent is None else f"{node.score:>2}" if node.score else "--"
         print(f"{'  ' * indent}{node.path:<6} score {score} {'kept  ' if kept else 'pruned'}"
               f" call {node.proposal.call_id} on {node.proposal.worker_id}: "
               f"{node.proposal.text[:40]!r}")

@@ -135,6 +135,7 @@ class GatewayCore:
         """Ends `tenant`'s program `program_id` (the client's id): its summary."""
         if not program_id:
             raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "program_id is required")
+        await self._executor.reports_through()
         summary: common_pb2.ProgramSummary = await self._planner_call(  # type: ignore[assignment]
             self._planner.EndProgram,
             planner_pb2.EndProgramPlannerRequest(tenant=tenant,

@@ -227,6 +227,11 @@ class CallExecutor:
         except grpc.aio.AioRpcError as exc:
             raise planner_failure(exc, tenant) from exc
 
+    async def reports_through(self, timeout_s: float = 2.0) -> None:
+        """Until the completion reports of the calls answered so far are at the planner
+        (the ones a program's summary reads: the thinking's tokens are counted here)."""
+        await self._report_now.queued_through(timeout_s)
+
     def _with_thinking(self, usage: common_pb2.Usage, reasoning: str) -> common_pb2.Usage:
         """`usage` with the thinking's tokens counted (Usage.reasoning_tokens)."""
         if not reasoning:
@@ -316,11 +321,12 @@ class CallExecutor:
                 raise
             break
         assert final is not None
+        thinking, rest, content, tool_calls = output.finish()
+        usage = self._with_thinking(final.usage, output.reasoning)  # the planner's sums too
         (self._report_later if report_later else self._report_now).send(planner_pb2.CompletionReport(
             program_id=admit.program_id, call_id=admit.call_id, worker_id=grant.worker_id,
-            status=planner_pb2.COMPLETION_STATUS_OK, usage=final.usage,
+            status=planner_pb2.COMPLETION_STATUS_OK, usage=usage,
             service_s=final.service_s, attempt=grant.attempt))
-        thinking, rest, content, tool_calls = output.finish()
         if tail or rest or tail_thinking or thinking:
             yield Delta(tail + rest, last=True, reasoning=tail_thinking + thinking)
         total = time.monotonic() - start
@@ -328,8 +334,7 @@ class CallExecutor:
             call_id=call.call_id, text=content, tool_calls=tool_calls,
             reasoning_content=output.reasoning,
             finish_reason="tool_calls" if tool_calls else final.finish_reason,
-            usage=self._with_thinking(final.usage, output.reasoning),
-            worker_id=final.worker_id, cache_hit=common_pb2.CACHE_HIT_MISS,
+            usage=usage, worker_id=final.worker_id, cache_hit=common_pb2.CACHE_HIT_MISS,
             timings=common_pb2.CallTimings(queue_s=queued, engine_s=final.service_s, total_s=total),
             priority=grant.priority, simulated=final.simulated, logprobs=final.logprobs,
         )

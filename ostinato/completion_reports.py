@@ -38,6 +38,8 @@ class CompletionReporter:
         self._attempt_timeout_s = attempt_timeout_s
         self._on_done = on_done
         self._queue: list[planner_pb2.CompletionReport] = []
+        self._queued = self._through = 0  # reports queued, and through (sent or given up)
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self._flush = asyncio.Event()  # a lingering batch leaves now
         self.batches = 0  # RPCs sent (each batch counted once, however often retried)
@@ -45,6 +47,7 @@ class CompletionReporter:
     def send(self, report: planner_pb2.CompletionReport) -> None:
         """Queues a report; it leaves with the next batch (at once when none is in flight)."""
         self._queue.append(report)
+        self._queued += 1
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -72,6 +75,28 @@ class CompletionReporter:
                 if self._on_done is not None:
                     for report in batch:
                         self._on_done(report)
+                self._through += len(batch)  # (batches leave in the order queued)
+                self._wake()
+
+    def _wake(self) -> None:
+        waiting = []
+        for target, waiter in self._waiters:
+            if self._through < target:
+                waiting.append((target, waiter))
+            elif not waiter.done():
+                waiter.set_result(None)
+        self._waiters = waiting
+
+    async def queued_through(self, timeout_s: float) -> None:
+        """Until every report queued before now is through (or `timeout_s`), whatever is
+        queued after it: for a caller about to read what they report."""
+        target = self._queued
+        if self._through >= target:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, waiter))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
 
     async def drain(self, timeout_s: float) -> None:
         """Until every queued report is through (or `timeout_s`)."""

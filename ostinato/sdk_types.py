@@ -333,7 +333,8 @@ def parse_call_output(result: common_pb2.CallResult) -> CallOutput:
 def parse_summary(s: common_pb2.ProgramSummary) -> ProgramSummary:
     return ProgramSummary(
         program_id=s.program_id, calls_completed=s.calls_completed, calls_failed=s.calls_failed,
-        usage=Usage(s.usage.prompt_tokens, s.usage.completion_tokens, s.usage.cached_tokens),
+        usage=Usage(s.usage.prompt_tokens, s.usage.completion_tokens, s.usage.cached_tokens,
+                    s.usage.reasoning_tokens),
         attained_service_s=s.attained_service_s, elapsed_s=s.elapsed_s,
     )
 

@@ -41,6 +41,7 @@ def call_json(call: CallRecord, wall_now: float, clock_now: float) -> str:
         "max_new_tokens": call.max_new_tokens, "expected_output": call.expected_output,
         "hint": call.hint,
         "completion_tokens": call.completion_tokens, "cached_tokens": call.cached_tokens,
+        "reasoning_tokens": call.reasoning_tokens,
         "service_s": round(call.service_s, 6), "critical_path_s": round(call.critical_path_s, 6),
         "score": call.score, "arrival_wall": wall(call.arrival),
         "dispatched_wall": wall(call.dispatched_at), "finished_wall": wall(call.finished_at),
@@ -85,6 +86,7 @@ def program_from_fields(program_id: str, meta: Mapping[str, str], calls: Mapping
                 service_s=float(d.get("service_s", 0.0)),
                 completion_tokens=int(d.get("completion_tokens", 0)),
                 cached_tokens=int(d.get("cached_tokens", 0)),
+                reasoning_tokens=int(d.get("reasoning_tokens", 0)),
                 attempt=int(d.get("attempt", 1)),
                 excluded=frozenset(d.get("excluded", ())),
             )

@@ -251,16 +251,22 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         state, status = COMPLETION_STATE[report.status]
         # NoSuchCall: already finished (a repeated report, or the caller cancelled first),
         # or a report of an attempt that a retry replaced.
-        with contextlib.suppress(NoSuchCall):
+        try:
             self._core.complete(
                 report.program_id, report.call_id, state=state, service_s=report.service_s,
                 prompt_tokens=report.usage.prompt_tokens,
                 completion_tokens=report.usage.completion_tokens,
-                cached_tokens=report.usage.cached_tokens, attempt=report.attempt,
+                cached_tokens=report.usage.cached_tokens,
+                reasoning_tokens=report.usage.reasoning_tokens, attempt=report.attempt,
             )
-            self.metrics.completed.labels(report.worker_id, status).inc()
-            if state is not CallState.FAILED:  # a failed call may be admitted again
-                self._end_one_call(report.program_id)
+        except NoSuchCall:
+            if report.usage.reasoning_tokens:  # the gateway's, after the worker's report
+                self._core.thought(report.program_id, report.call_id, report.attempt,
+                                   report.usage.reasoning_tokens)
+            return
+        self.metrics.completed.labels(report.worker_id, status).inc()
+        if state is not CallState.FAILED:  # a failed call may be admitted again
+            self._end_one_call(report.program_id)
 
     async def _settled(self, program_id: str, tenant: str) -> None:
         """Until no call of the program is running (its report is in), or end_grace_s."""

@@ -68,6 +68,7 @@ def summary_proto(program, now: float) -> common_pb2.ProgramSummary:  # type: ig
             prompt_tokens=sum(c.prompt_tokens_used for c in calls),
             completion_tokens=sum(c.completion_tokens for c in calls),
             cached_tokens=sum(c.cached_tokens for c in calls),
+            reasoning_tokens=sum(c.reasoning_tokens for c in calls),
         ),
         attained_service_s=program.attained_service_s,
         elapsed_s=now - program.created_at,

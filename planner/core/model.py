@@ -101,6 +101,7 @@ class CallRecord:
     prompt_tokens_used: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    reasoning_tokens: int = 0  # of completion_tokens, a reasoning model's thinking
     recovered: bool = False  # restored from Redis by a restarted planner, not yet re-admitted
     attempt: int = 1  # 1, then one more per retry after its worker failed
     excluded: frozenset[str] = NO_WORKERS  # workers its earlier attempts failed on

@@ -288,6 +288,7 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
         cached_tokens: int = 0,
+        reasoning_tokens: int = 0,
         attempt: int = 0,
     ) -> CallRecord:
         """Records the end of a running call. Repeated reports of one call are ignored, and
@@ -302,6 +303,7 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         call.prompt_tokens_used = prompt_tokens
         call.completion_tokens = completion_tokens
         call.cached_tokens = cached_tokens
+        call.reasoning_tokens = min(reasoning_tokens, completion_tokens)
         program = self._programs.get(program_id)
         if program is not None:
             program.attained_service_s += call.service_s

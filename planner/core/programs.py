@@ -12,6 +12,7 @@ from ostinato.clock import Clock
 from planner.core.admission import ProgramAdmission
 from planner.core.estimates import ProgramSizeEstimator
 from planner.core.model import (
+    CallChanged,
     CallRecord,
     CallState,
     DuplicateCall,
@@ -156,6 +157,18 @@ class ProgramTable:
         if program is None or program.tenant != tenant:
             raise UnknownProgram(f"no program {program_id!r}")
         return program
+
+    def thought(self, program_id: str, call_id: str, attempt: int,
+                reasoning_tokens: int) -> None:
+        """A finished call's thinking, counted by the gateway (Usage.reasoning_tokens): its
+        report of `attempt` (0: any) may come after the worker's, which cannot count it.
+        Kept with the record."""
+        program = self._programs.get(program_id)
+        call = None if program is None else program.calls.get(call_id)
+        if call is not None and call.state is CallState.DONE and (
+                not attempt or attempt == call.attempt) and reasoning_tokens > call.reasoning_tokens:
+            call.reasoning_tokens = min(reasoning_tokens, call.completion_tokens)
+            self._events.append(CallChanged(call))
 
     def end_program(self, program_id: str, tenant: str) -> Program:
         program = self.program(program_id, tenant)

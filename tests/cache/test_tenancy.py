@@ -159,3 +159,20 @@ async def test_a_bad_tenant_record_is_ignored_not_fatal(directory: TenantDirecto
         await client.hdel(keys.tenancy_tenants(), tenant)
         await client.aclose()
     assert tenant in snap.tenants and snap.limits_of(tenant) == TenantLimits()
+
+
+async def test_a_view_reloads_as_soon_as_the_tenancy_changes(directory: TenantDirectory) -> None:
+    """Every write bumps the tenancy's version; a gateway's view polls it (TenancyView.run,
+    every 0.1 s) and reloads on a change only: a new key works, and a revoked one stops,
+    without waiting for the full reload."""
+    view = TenancyView(directory, Tenancy())
+    assert await view.reload()
+    assert await view.refresh() is False  # nothing changed: nothing read but the version
+    tenant = name()
+    key = await directory.create_tenant(tenant, TenantLimits())
+    assert await view.refresh() is True and view.current.tenant_for(key) == tenant
+    assert await view.refresh() is False
+    assert await directory.revoke_key(key)
+    assert await view.refresh() is True and view.current.tenant_for(key) is None
+    await directory.update_tenant(tenant, rpm=7)
+    assert await view.refresh() is True and view.current.limits_of(tenant).rpm == 7

@@ -196,6 +196,28 @@ def test_the_sdk_gives_the_thinking(mesh: Mesh) -> None:
         assert stream.reasoning == stream.result.reasoning and stream.reasoning
 
 
+def test_a_programs_summary_counts_the_thinking(mesh: Mesh, base_url: str) -> None:
+    """The gateway counts the thinking's tokens (the worker cannot): its completion report
+    carries them, and a program's summary adds them up, over gRPC and HTTP alike."""
+    with ostinato.Client(mesh.endpoints.gateway, api_key=KEY) as sdk:
+        with sdk.program() as program:
+            outs = [program.call(messages=ask(q), max_tokens=200) for q in ("One?", "Two?")]
+        assert program.summary is not None
+        usage = program.summary.usage
+        assert usage.reasoning_tokens == sum(o.usage.reasoning_tokens for o in outs) > 0
+        assert usage.completion_tokens == sum(o.usage.completion_tokens for o in outs)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    started = requests.post(f"{base_url}/programs", json={}, headers=headers, timeout=10)
+    program_id = started.json()["program_id"]
+    answer = requests.post(f"{base_url}/chat/completions", timeout=30, headers={
+        **headers, "X-Ostinato-Program": program_id}, json={
+        "model": MODEL, "messages": ask("Three?"), "max_tokens": 200}).json()
+    ended = requests.post(f"{base_url}/programs/{program_id}/end", headers=headers,
+                          timeout=10).json()
+    thought = answer["usage"]["completion_tokens_details"]["reasoning_tokens"]
+    assert ended["usage"]["reasoning_tokens"] == thought > 0
+
+
 async def test_an_agents_sdk_loop_on_the_responses_api_runs_through_the_thinking(
         base_url: str) -> None:
     """The Agents SDK sends each turn's reasoning item back as input: taken (and dropped from

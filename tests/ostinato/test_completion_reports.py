@@ -3,6 +3,8 @@ loopback: reports queued together leave in one ReportCompletions RPC."""
 
 from __future__ import annotations
 
+import asyncio
+
 from ostinato.clock import SystemClock
 from ostinato.completion_reports import CompletionReporter
 from planner.core import CallState, PlannerCore
@@ -41,3 +43,19 @@ async def test_flush_sends_a_lingering_batch_at_once() -> None:
         await reporter.drain(20.0)
         assert reporter.batches == 1 and done == ["a", "b"]
         assert all(core.program("p", "t").calls[c].state is CallState.DONE for c in "ab")
+
+
+async def test_queued_through_waits_for_what_was_queued_before_it_only() -> None:
+    """A program's summary waits for the reports of its calls answered so far, not for
+    the reports queued after (a busy gateway always has more)."""
+    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
+    async with planner_on_loopback(core, SystemClock()) as (stub, _):
+        await calls_running_on_w0(stub, "a", "b")
+        reporter = CompletionReporter(stub)
+        await reporter.queued_through(1.0)  # nothing queued: at once
+        reporter.send(completion_report("a"))
+        waiting = asyncio.ensure_future(reporter.queued_through(30.0))
+        reporter.send(completion_report("b"))
+        await waiting
+        assert core.program("p", "t").calls["a"].state is CallState.DONE
+        await reporter.drain(10.0)

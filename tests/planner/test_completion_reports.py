@@ -43,6 +43,36 @@ async def test_a_batch_takes_each_report_once_and_a_repeat_changes_nothing() -> 
     assert value(s, "ostinato_planner_running_calls", worker="w0") == 0
 
 
+def thinking_report(call_id: str, tokens: int, reasoning: int,
+                    attempt: int = 1) -> planner_pb2.CompletionReport:
+    report = completion_report(call_id, tokens=tokens)
+    report.usage.reasoning_tokens, report.attempt = reasoning, attempt
+    return report
+
+
+async def test_the_gateways_count_of_the_thinking_is_kept_whichever_report_comes_first() -> None:
+    """The worker cannot count a reasoning model's thinking; the gateway can, and its report
+    of the same call may come second: its count is kept (never above the output, never
+    lowered, not for another attempt), and the program's summary adds them up."""
+    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
+    async with planner_on_loopback(core, SystemClock()) as (stub, _):
+        await calls_running_on_w0(stub, "a", "b", "c", "d")
+        await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
+            completion_report("a", tokens=10),  # the worker's first, then the gateway's
+            thinking_report("a", 10, 6),
+            thinking_report("b", 10, 4),  # the gateway's first, then the worker's
+            completion_report("b", tokens=10),
+            completion_report("c", tokens=5), thinking_report("c", 5, 50),  # capped
+            completion_report("d", tokens=8), thinking_report("d", 8, 3, attempt=2)]))
+        await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
+            thinking_report("a", 10, 2)]))  # a lower count later: not taken
+        calls = core.program("p", "t").calls
+        assert [calls[c].reasoning_tokens for c in "abcd"] == [6, 4, 5, 0]
+        summary = await stub.EndProgram(planner_pb2.EndProgramPlannerRequest(
+            tenant="t", program_id="p"))
+    assert summary.usage.reasoning_tokens == 15 and summary.usage.completion_tokens == 33
+
+
 async def test_a_batch_with_a_report_without_status_is_refused_whole() -> None:
     core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
     async with planner_on_loopback(core, SystemClock()) as (stub, _):

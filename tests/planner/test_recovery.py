@@ -43,7 +43,7 @@ def crashed_mid_program() -> tuple[PlannerCore, ManualClock]:
     old.submit("p", "acme", "a")
     old.dispatch()
     clock.advance(1)
-    old.complete("p", "a", service_s=1.0)
+    old.complete("p", "a", service_s=1.0, completion_tokens=40, reasoning_tokens=30)
     old.submit("p", "acme", "b", parents=["a"])
     old.submit("p", "acme", "c", parents=["a"])
     old.submit("p", "acme", "d", parents=["b"])
@@ -65,6 +65,8 @@ def test_restore_keeps_history_running_calls_and_deadline() -> None:
     assert states == {"a": CallState.DONE, "b": CallState.RUNNING, "c": CallState.QUEUED,
                       "d": CallState.BLOCKED}
     assert program.attained_service_s == pytest.approx(1.0)
+    a = program.calls["a"]  # its usage, the thinking's tokens included
+    assert (a.completion_tokens, a.reasoning_tokens) == (40, 30)
     assert program.deadline_at == pytest.approx(clock.now() + 100 - 8)  # 3 s before, 5 s down
     assert core.workers[0].inflight == 1  # b still holds its slot on w0
     assert core.dispatch() == []  # nothing starts without a caller waiting for it
