@@ -218,19 +218,19 @@ def test_a_programs_summary_counts_the_thinking(mesh: Mesh, base_url: str) -> No
     assert ended["usage"]["reasoning_tokens"] == thought > 0
 
 
-async def test_an_agents_sdk_loop_on_the_responses_api_runs_through_the_thinking(
-        base_url: str) -> None:
-    """The Agents SDK sends each turn's reasoning item back as input: taken (and dropped from
-    the prompt, as reasoning models' templates drop earlier thinking)."""
+async def _forecaster_run(base_url: str, api: str, settings: dict[str, Any],
+                          question: str) -> Any:
+    """The Agents SDK's forecaster agent (one tool) on `api` ("responses" or "chat"),
+    through the reasoning mesh: its run, once the tool was called."""
     from agents import (
         Agent,
         ModelSettings,
+        OpenAIChatCompletionsModel,
         OpenAIResponsesModel,
         Runner,
         function_tool,
         set_tracing_disabled,
     )
-    from openai.types.shared import Reasoning
 
     set_tracing_disabled(True)
     forecasts = Forecasts()
@@ -240,15 +240,27 @@ async def test_an_agents_sdk_loop_on_the_responses_api_runs_through_the_thinking
         """The weather forecast for a city, day by day."""
         return forecasts(city, days)
 
+    kind = OpenAIResponsesModel if api == "responses" else OpenAIChatCompletionsModel
     async with openai.AsyncOpenAI(base_url=base_url, api_key=KEY, max_retries=0) as client:
         agent = Agent(name="forecaster", instructions="Use your tool.", tools=[get_forecast],
-                      model=OpenAIResponsesModel(model=MODEL, openai_client=client),
-                      model_settings=ModelSettings(
-                          reasoning=Reasoning(effort="medium", summary="auto")))
-        result = await Runner.run(agent, "Weather in Lisbon this week?", max_turns=6)
+                      model=kind(model=MODEL, openai_client=client),
+                      model_settings=ModelSettings(**settings))
+        result = await Runner.run(agent, question, max_turns=6)
     assert isinstance(result.final_output, str) and result.final_output
     assert "think>" not in result.final_output
     forecasts.check_called()
+    return result
+
+
+async def test_an_agents_sdk_loop_on_the_responses_api_runs_through_the_thinking(
+        base_url: str) -> None:
+    """The Agents SDK sends each turn's reasoning item back as input: taken (and dropped from
+    the prompt, as reasoning models' templates drop earlier thinking)."""
+    from openai.types.shared import Reasoning
+
+    result = await _forecaster_run(
+        base_url, "responses", {"reasoning": Reasoning(effort="medium", summary="auto")},
+        "Weather in Lisbon this week?")
     assert any(item.type == "reasoning" for r in result.raw_responses for item in r.output)
 
 
@@ -257,31 +269,8 @@ async def test_an_agents_sdk_loop_on_chat_completions_with_openais_settings(
     """The Agents SDK's chat-completions model sends ModelSettings as OpenAI's fields:
     reasoning_effort, verbosity and the prompt cache's are taken (the last two without
     effect here)."""
-    from agents import (
-        Agent,
-        ModelSettings,
-        OpenAIChatCompletionsModel,
-        Runner,
-        function_tool,
-        set_tracing_disabled,
-    )
     from openai.types.shared import Reasoning
 
-    set_tracing_disabled(True)
-    forecasts = Forecasts()
-
-    @function_tool
-    def get_forecast(city: City, days: Days) -> str:
-        """The weather forecast for a city, day by day."""
-        return forecasts(city, days)
-
-    settings = ModelSettings(reasoning=Reasoning(effort="low"), verbosity="low",
-                             prompt_cache_retention="24h", max_tokens=300)
-    async with openai.AsyncOpenAI(base_url=base_url, api_key=KEY, max_retries=0) as client:
-        agent = Agent(name="forecaster", instructions="Use your tool.", tools=[get_forecast],
-                      model=OpenAIChatCompletionsModel(model=MODEL, openai_client=client),
-                      model_settings=settings)
-        result = await Runner.run(agent, "Weather in Porto this week?", max_turns=6)
-    assert isinstance(result.final_output, str) and result.final_output
-    assert "think>" not in result.final_output
-    forecasts.check_called()
+    await _forecaster_run(base_url, "chat", {
+        "reasoning": Reasoning(effort="low"), "verbosity": "low",
+        "prompt_cache_retention": "24h", "max_tokens": 300}, "Weather in Porto this week?")
