@@ -33,7 +33,7 @@ from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram,
 from gateway.outcome_reports import OutcomeReports
 from gateway.prompts import PreparedPrompt, prepare
 from gateway.quota_meter import QuotaMeter
-from gateway.tool_output import ToolOutput, new_tool_call_id
+from gateway.tool_output import ToolOutput, tool_calls
 from gateway.worker_channels import WorkerChannels
 from ostinato.completion_reports import CompletionReporter
 from ostinato.retry import with_retry
@@ -177,8 +177,8 @@ class CallExecutor:
                     finish_reason=hit.answer.finish_reason,
                     # ids of its own: a tool call's id names one answer's call, and the
                     # cached answer's went to the caller who asked first
-                    tool_calls=[common_pb2.ToolCall(id=new_tool_call_id(), name=n, arguments=a)
-                                for _, n, a in hit.answer.tool_calls],
+                    tool_calls=tool_calls(((n, a) for _, n, a in hit.answer.tool_calls),
+                                          prepared[0].call_numbers_from),
                     usage=self._with_thinking(common_pb2.Usage(
                         prompt_tokens=hit.answer.prompt_tokens,
                         completion_tokens=hit.answer.completion_tokens), hit.answer.reasoning),
@@ -275,6 +275,7 @@ class CallExecutor:
             input_ids=prompt.ids, sampling=call.sampling, cache_salt=salt,
             shared_prefix_tokens=shared_tokens, json_schema=prompt.json_schema,
             return_logprob=call.logprobs, top_logprobs_num=call.top_logprobs, whole=whole,
+            keep_special_tokens=prompt.parser is not None,
         )
         failed: planner_pb2.Grant | None = None  # the attempt that failed before this one
         streamed = False  # text handed to our caller (since the last restart)
@@ -288,8 +289,8 @@ class CallExecutor:
                 if retry == 0:
                     yield Granted(grant.worker_id)
                 queued = time.monotonic() - start
-                output = ToolOutput(prompt.parser, prompt.tool_names, prompt.single_call,
-                                    prompt.reasoning)
+                output = ToolOutput(prompt.parser, prompt.tools, prompt.single_call,
+                                    prompt.reasoning, prompt.call_numbers_from)
                 attempt = self._generate(generate, grant, output, max(0.001, timeout_s - queued))
                 async with contextlib.aclosing(attempt):  # our caller gone: the stream stops
                     async for item in attempt:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ostinato.reasoning_formats import REASONING_FORMATS, ReasoningFormat
 from ostinato.tokenizers import ChatRenderer
-from ostinato.tool_formats import ToolCallParser, get_parser
+from ostinato.tool_formats import ToolCallParser, ToolSchemas, get_parser
 from ostinato.v1 import common_pb2
 
 _MODE = common_pb2.ToolChoiceMode
@@ -30,9 +30,12 @@ class PreparedPrompt:
     ids: list[int]
     json_schema: str  # SGLang sampling_params.json_schema; "" for none
     parser: ToolCallParser | None  # reads tool calls out of the output; None: text only
-    tool_names: frozenset[str]
+    tools: ToolSchemas  # the tools offered: name -> parameters schema
     single_call: bool  # parallel_tool_calls false: keep the first call only
     reasoning: ReasoningFormat | None = None  # how a chat answer's thinking is written
+    # the calls' ids are "functions.NAME:N" from this N (the conversation's calls so far:
+    # the model's own names, as SGLang's server gives them for kimi_k2); None: random ids
+    call_numbers_from: int | None = None
 
 
 TEMPLATE_KWARGS_MAX_CHARS = 4096  # chat_template_kwargs, as JSON text
@@ -184,7 +187,7 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
     and its output is all answer (a reasoning parser reads chat answers, as SGLang's does),
     as is a call's that keeps its thinking in its text (reasoning_in_text)."""
     schema, forced = constraint(call)
-    names = frozenset(t.name for t in call.tools)
+    tools = {t.name: _parameters(t) for t in call.tools}
     kwargs = template_kwargs(call)
     if call.prompt:
         text, ids = call.prompt, tokenize(call.prompt)
@@ -201,4 +204,13 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
         # the template opens no thinking when told not to (a hybrid model's, as SGLang
         # reads a toggled template): the output is read as it comes
         reasoning = dataclasses.replace(reasoning, starts_inside=False)
-    return PreparedPrompt(text, ids, schema, parser, names, single, reasoning)
+    numbered = get_parser(tool_format).numbered_ids
+    first = sum(len(m.tool_calls) for m in call.messages if m.role == "assistant")
+    return PreparedPrompt(text, ids, schema, parser, tools, single, reasoning,
+                          first if numbered else None)
+
+
+def _parameters(tool: common_pb2.Tool) -> dict[str, Any]:
+    """A tool's parameters schema (checked JSON, gateway/calls.py); {} for none."""
+    schema = json.loads(tool.parameters_json) if tool.parameters_json else {}
+    return schema if isinstance(schema, dict) else {}

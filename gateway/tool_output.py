@@ -11,21 +11,30 @@ parser cannot read as calls (malformed, truncated) is content, never an error.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from ostinato.reasoning_formats import ReasoningFormat, ReasoningSplitter
-from ostinato.tool_formats import ToolCallParser
+from ostinato.tool_formats import ToolCallParser, ToolSchemas
 from ostinato.v1 import common_pb2
 
 
-def new_tool_call_id() -> str:
-    return "call_" + uuid.uuid4().hex[:24]
+def tool_calls(calls: Iterable[tuple[str, str]],
+               numbers_from: int | None = None) -> list[common_pb2.ToolCall]:
+    """(name, arguments) -> calls with ids: random ones, or the model's own numbering
+    "functions.NAME:N" from N = numbers_from (kimi_k2, as SGLang's server names them)."""
+    return [common_pb2.ToolCall(
+        id=f"call_{uuid.uuid4().hex[:24]}" if numbers_from is None
+        else f"functions.{name}:{numbers_from + i}", name=name, arguments=arguments)
+        for i, (name, arguments) in enumerate(calls)]
 
 
 class ToolOutput:
-    def __init__(self, parser: ToolCallParser | None, tool_names: frozenset[str],
-                 single_call: bool = False, reasoning: ReasoningFormat | None = None) -> None:
+    def __init__(self, parser: ToolCallParser | None, tools: ToolSchemas,
+                 single_call: bool = False, reasoning: ReasoningFormat | None = None,
+                 call_numbers_from: int | None = None) -> None:
         self._parser = parser
-        self._names = tool_names
+        self._tools = tools
+        self._numbers_from = call_numbers_from
         self._single = single_call
         self._thinking = ReasoningSplitter(reasoning) if reasoning is not None else None
         self._text = ""
@@ -66,12 +75,11 @@ class ToolOutput:
     def _calls(self) -> tuple[str, str, list[common_pb2.ToolCall]]:
         if self._parser is None:
             return self._text[self._sent:], self._text, []
-        parsed = self._parser.parse(self._text, self._names)
+        parsed = self._parser.parse(self._text, self._tools)
         if not parsed.tool_calls:
             return self._text[self._sent:], self._text, []
         calls = parsed.tool_calls[:1] if self._single else parsed.tool_calls
         sent = self._text[:self._sent]
         rest = parsed.content[len(sent):] if parsed.content.startswith(sent) else ""
-        return rest, sent + rest, [
-            common_pb2.ToolCall(id=new_tool_call_id(), name=c.name, arguments=c.arguments)
-            for c in calls]
+        return rest, sent + rest, tool_calls(((c.name, c.arguments) for c in calls),
+                                             self._numbers_from)

@@ -9,6 +9,7 @@ import sys
 from ostinato.cli_overrides import flag_overrides, load_config, merge
 from ostinato.config import ConfigError, MeshConfig
 from ostinato.event_loop import run as run_loop
+from ostinato.tool_formats import MODEL_FORMATS
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -105,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="no simulated time: for measuring the mesh's own overhead")
     se.add_argument("--kv-events-config", help="publish KV events as SGLang does, e.g. "
                     "'{\"publisher\": \"zmq\", \"endpoint\": \"tcp://*:5557\"}'")
-    se.add_argument("--tool-call-format", choices=["hermes", "qwen25", "llama3", "mistral"],
+    se.add_argument("--tool-call-format", choices=MODEL_FORMATS,
                     help="the simulated model's tool-call format (default hermes)")
     return parser
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from ostinato.reasoning_formats import REASONING_FORMATS
+from ostinato.tool_formats import MODEL_FORMATS
 
 
 class ConfigError(ValueError):
@@ -43,7 +44,7 @@ def check_http_url(url: str, field_name: str) -> None:
                           f"got {url!r}")
 
 
-TOOL_FORMATS = ("hermes", "qwen25", "llama3", "mistral")  # ostinato/tool_formats.py
+TOOL_FORMATS = MODEL_FORMATS  # a served model's (ostinato/tool_formats.py)
 
 
 def check_reasoning_format(name: str, field_name: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from ostinato.cli_overrides import flag_overrides, load_config, merge
 from ostinato.config import ConfigError, MeshConfig, load_mesh_config
 from ostinato.reasoning_formats import REASONING_FORMATS
+from ostinato.tool_formats import MODEL_FORMATS
 
 
 def add_parser(sub: Any) -> None:
@@ -41,7 +42,7 @@ def add_parser(sub: Any) -> None:
                     "server (CPU: `make sglang-cpu` first)")
     up.add_argument("--model", help="with --engine sglang: the model path (its tokenizer and "
                     "chat template are used by the gateway and workers)")
-    up.add_argument("--tool-call-parser", choices=["hermes", "qwen25", "llama3", "mistral"],
+    up.add_argument("--tool-call-parser", choices=MODEL_FORMATS,
                     help="the model's tool-call format (the sim engines write it too)")
     up.add_argument("--reasoning-parser", choices=sorted(REASONING_FORMATS),
                     help="the model thinks, in this format: answers carry its thinking apart "

@@ -57,7 +57,8 @@ _ENGINE_STATUS = {
 }
 
 
-def sampling_dict(sp: common_pb2.SamplingParams, json_schema: str = "") -> dict[str, Any]:
+def sampling_dict(sp: common_pb2.SamplingParams, json_schema: str = "",
+                  keep_special_tokens: bool = False) -> dict[str, Any]:
     """Proto sampling params -> SGLang sampling_params; unset fields keep SGLang's defaults."""
     out: dict[str, Any] = {}
     for name in ("max_new_tokens", "temperature", "top_p", "top_k", "n", "presence_penalty",
@@ -74,6 +75,8 @@ def sampling_dict(sp: common_pb2.SamplingParams, json_schema: str = "") -> dict[
         out["stop"] = list(sp.stop)
     if sp.ignore_eos:
         out["ignore_eos"] = True
+    if keep_special_tokens:
+        out["skip_special_tokens"] = False
     return out
 
 
@@ -278,7 +281,8 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         rid = request.request_id or uuid.uuid4().hex
         engine_req = EngineRequest(
             rid=rid, text=request.prompt, input_ids=list(request.input_ids) or None,
-            sampling_params=sampling_dict(request.sampling, request.json_schema),
+            sampling_params=sampling_dict(request.sampling, request.json_schema,
+                                          request.keep_special_tokens),
             priority=request.priority, cache_salt=request.cache_salt or None,
             top_logprobs_num=request.top_logprobs_num if request.return_logprob else None,
         )

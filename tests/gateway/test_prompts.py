@@ -175,3 +175,21 @@ def test_a_template_opened_thinking_is_not_assumed_when_switched_off(
     prepared = prepare(call, load_renderer("sim"), load_tokenizer("sim"), "hermes",
                        "deepseek-r1")
     assert prepared.reasoning is not None and prepared.reasoning.starts_inside is inside
+
+
+@pytest.mark.parametrize(("tool_format", "history", "numbers_from"), [
+    ("kimi_k2", 0, 0),
+    ("kimi_k2", 3, 3),  # the conversation's calls so far (SGLang's server counts them)
+    ("hermes", 3, None),
+    ("deepseekv31", 0, None),
+])
+def test_kimi_call_ids_number_the_conversations_calls(tool_format: str, history: int,
+                                                     numbers_from: int | None) -> None:
+    c = call()
+    for i in range(history):
+        c.messages.add(role="assistant").tool_calls.add(id=f"functions.add:{i}", name="add",
+                                                       arguments="{}")
+        c.messages.add(role="tool", content="1", tool_call_id=f"functions.add:{i}")
+    prepared = prepare(c, load_renderer("sim", tool_format), load_tokenizer("sim"), tool_format)
+    assert prepared.call_numbers_from == numbers_from
+    assert prepared.tools == {"search": PARAMS, "add": PARAMS}  # schemas type xml-format values

@@ -9,7 +9,7 @@ from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tool_formats import get_parser
 
 CALL = '<tool_call>\n{"name": "add", "arguments": {"a": 1}}\n</tool_call>'
-NAMES = frozenset({"add"})
+NAMES = {"add": {}}
 
 
 def run(out: ToolOutput, text: str, size: int) -> tuple[str, str, list]:
@@ -38,7 +38,7 @@ def test_content_streams_and_calls_come_at_the_end(size: int, text: str, content
 
 
 def test_no_parser_streams_everything() -> None:
-    assert run(ToolOutput(None, frozenset()), CALL, 5) == (CALL, CALL, [])
+    assert run(ToolOutput(None, {}), CALL, 5) == (CALL, CALL, [])
 
 
 def test_parallel_calls_off_keeps_the_first() -> None:
@@ -63,3 +63,12 @@ def test_thinking_streams_apart_and_calls_come_from_the_answer(
     assert "".join(t for t, _ in pieces) + thought == thinking == out.reasoning
     assert "".join(c for _, c in pieces) + rest == content == final
     assert [(c.name, c.arguments) for c in parsed] == calls
+
+
+def test_kimi_calls_take_the_models_numbered_ids() -> None:
+    text = ("<|tool_calls_section_begin|><|tool_call_begin|>functions.add:4"
+            '<|tool_call_argument_begin|>{"a": 1}<|tool_call_end|><|tool_call_begin|>functions.add:5'
+            '<|tool_call_argument_begin|>{"a": 2}<|tool_call_end|><|tool_calls_section_end|>')
+    _, _, calls = run(ToolOutput(get_parser("kimi_k2"), NAMES, call_numbers_from=4), text, 5)
+    assert [(c.id, c.arguments) for c in calls] == [("functions.add:4", '{"a": 1}'),
+                                                    ("functions.add:5", '{"a": 2}')]

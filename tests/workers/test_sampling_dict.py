@@ -31,3 +31,8 @@ def test_sglangs_extensions_go_under_their_sglang_names() -> None:
     sp = common_pb2.SamplingParams(top_k=20, min_p=0.5, repetition_penalty=1.5, min_new_tokens=7)
     assert sampling_dict(sp) == {"top_k": 20, "min_p": 0.5, "repetition_penalty": 1.5,
                                  "min_new_tokens": 7}
+
+
+def test_special_tokens_kept_only_when_asked() -> None:
+    assert "skip_special_tokens" not in sampling_dict(common_pb2.SamplingParams())
+    assert sampling_dict(common_pb2.SamplingParams(), "", True) == {"skip_special_tokens": False}

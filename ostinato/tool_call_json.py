@@ -1,0 +1,76 @@
+"""JSON in tool calls: a model's JSON read strictly, a call made from a decoded object, and
+arguments written back canonically. Shared by the formats (ostinato/tool_formats.py)."""
+
+from __future__ import annotations
+
+import json
+
+from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas, skip_ws
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity, which json.dumps would write back
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def decode_json(text: str, pos: int) -> tuple[object, int] | None:
+    """The JSON value that starts at text[pos] and the index just after it; None if there is none."""
+    try:
+        return _DECODER.raw_decode(text, pos)
+    except (ValueError, RecursionError):
+        return None
+
+
+def load_json(text: str) -> object:
+    """The JSON value that is all of ``text`` (whitespace aside); None if there is none."""
+    found = decode_json(text, skip_ws(text, 0))
+    if found is None or skip_ws(text, found[1]) != len(text):
+        return None
+    return found[0]
+
+
+def to_call(obj: object, tools: ToolSchemas) -> ParsedToolCall | None:
+    """The call a decoded ``{"name": ..., "arguments"|"parameters": {...}}`` is; None if it is not one."""
+    if not isinstance(obj, dict):
+        return None
+    name = obj.get("name")
+    if not isinstance(name, str) or not name or (tools and name not in tools):
+        return None
+    keys = [key for key in ("arguments", "parameters") if key in obj]
+    if len(keys) != 1:
+        return None
+    arguments = obj[keys[0]]
+    if isinstance(arguments, str):  # double-encoded
+        arguments = load_json(arguments)
+    if not isinstance(arguments, dict):
+        return None
+    return ParsedToolCall(name, json.dumps(arguments, ensure_ascii=False))
+
+
+def calls_in_list(value: object, tools: ToolSchemas) -> tuple[ParsedToolCall, ...] | None:
+    if not isinstance(value, list) or not value:
+        return None
+    calls: list[ParsedToolCall] = []
+    for item in value:
+        call = to_call(item, tools)
+        if call is None:
+            return None
+        calls.append(call)
+    return tuple(calls)
+
+
+def outcome(text: str, content: str, calls: tuple[ParsedToolCall, ...] | None) -> ParsedOutput:
+    return ParsedOutput(text, ()) if calls is None else ParsedOutput(content, calls)
+
+
+def call_object(call: ParsedToolCall, arguments_key: str) -> dict[str, object]:
+    arguments = load_json(call.arguments)
+    if not isinstance(arguments, dict):
+        raise ValueError(f"tool call {call.name!r}: arguments are not a JSON object: {call.arguments!r}")
+    return {"name": call.name, arguments_key: arguments}
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)

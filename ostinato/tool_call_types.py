@@ -1,0 +1,63 @@
+"""What the tool-call formats (ostinato/tool_formats.py) take and give: pure data, no parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# The tools a call offers: each one's name -> its parameters' JSON schema ({} for none given).
+# Empty: any name is taken, and no argument has a declared type.
+ToolSchemas = Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class ParsedToolCall:
+    name: str
+    arguments: str  # a JSON object text, canonical: json.dumps(obj, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ParsedOutput:
+    content: str
+    tool_calls: tuple[ParsedToolCall, ...]
+
+
+class ToolCallParser(Protocol):
+    name: str
+    # the model names its calls "functions.NAME:N", N counting the conversation's calls
+    # (Kimi K2; SGLang's server gives the calls these ids); else the ids are the server's
+    numbered_ids: bool
+
+    def parse(self, text: str, tools: ToolSchemas) -> ParsedOutput:
+        """The content and the tool calls of a whole output; see ostinato/tool_formats.py."""
+        ...
+
+    def may_start(self, text: str) -> int:
+        """For streaming: the index in ``text`` (the output so far) from which it is, or may become, a
+        tool call; len(text) when nothing at its end can start one. The caller streams text[:index]
+        as content and holds back the rest until more text arrives or the output ends."""
+        ...
+
+
+class ToolFormat(ToolCallParser, Protocol):
+    def render(self, calls: Sequence[ParsedToolCall]) -> str:
+        """The text a model of this family writes for ``calls`` (at least one)."""
+        ...
+
+
+def tag_may_start(text: str, tag: str) -> int:
+    """Where ``tag`` first occurs in text, else where a suffix that is a proper prefix of it starts."""
+    at = text.find(tag)
+    if at != -1:
+        return at
+    for length in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:length]):
+            return len(text) - length
+    return len(text)
+
+
+def skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos

@@ -1,0 +1,99 @@
+"""Models that write their calls in other families' formats, behind a real mesh: the sim
+engine's model writes qwen3_coder's per-argument tags or Kimi K2's special tokens
+(sim_engine.tool_call_format) and the gateway reads them (gateway.tool_call_parser): the
+arguments typed by the tool's schema, Kimi's calls under the ids the model numbers them by,
+streamed or not, over HTTP and gRPC."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import jsonschema
+import openai
+import pytest
+
+import ostinato
+from ostinato.mesh import Mesh
+from tests.conftest import http_base, running_mesh
+from tests.integration.agent_checks import FORECAST_PARAMETERS
+
+MODEL = "sim/llama-3.1-8b"
+TOOLS = [{"type": "function", "function": {"name": "get_forecast", "description": "Forecast.",
+                                           "parameters": FORECAST_PARAMETERS}}]
+KEY = "key-formats-0001"
+ASK = [{"role": "user", "content": "What is the weather in Lyon this week?"}]
+
+
+@pytest.fixture(scope="module", params=["qwen3_coder", "kimi_k2"])
+def mesh(request: pytest.FixtureRequest) -> Iterator[Mesh]:
+    fmt = request.param
+    with running_mesh({"workers": 1, "gateway": {"tool_call_parser": fmt, "api_keys": {KEY: "t"},
+                                                 "allow_anonymous": False},
+                       "sim_engine": {"tool_call_format": fmt, "zero_cost": True}}) as m:
+        yield m
+
+
+@pytest.fixture(scope="module")
+def client(mesh: Mesh) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=http_base(mesh), api_key=KEY, max_retries=0) as c:
+        yield c
+
+
+def _checked(name: str, arguments: str) -> dict[str, object]:
+    args = json.loads(arguments)
+    assert name == "get_forecast"
+    jsonschema.validate(args, FORECAST_PARAMETERS)  # days a number, as the schema says
+    return args
+
+
+def test_a_call_comes_back_typed_streamed_or_not(client: openai.OpenAI, mesh: Mesh) -> None:
+    done = client.chat.completions.create(model=MODEL, messages=ASK, tools=TOOLS, seed=1)
+    choice = done.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+    (call,) = choice.message.tool_calls
+    args = _checked(call.function.name, call.function.arguments)
+    kimi = mesh.config.gateway.tool_call_parser == "kimi_k2"
+    assert call.id == "functions.get_forecast:0" if kimi else call.id.startswith("call_")
+    streamed = list(client.chat.completions.create(model=MODEL, messages=ASK, tools=TOOLS,
+                                                   seed=1, stream=True))
+    deltas = [c.choices[0].delta for c in streamed if c.choices]
+    assert not "".join(d.content or "" for d in deltas)  # no tag leaks as content
+    parts = [tc for d in deltas for tc in d.tool_calls or ()]
+    assert {p.index for p in parts} == {0} and parts[0].id
+    assert parts[0].id == call.id if kimi else parts[0].id.startswith("call_")
+    name = "".join(p.function.name or "" for p in parts if p.function)
+    arguments = "".join(p.function.arguments or "" for p in parts if p.function)
+    assert _checked(name, arguments) == args
+
+
+def test_kimi_numbers_calls_after_those_in_the_conversation(client: openai.OpenAI,
+                                                           mesh: Mesh) -> None:
+    """(the other families' calls get random ids whatever came before)"""
+    history = [*ASK, {"role": "assistant", "content": "", "tool_calls": [
+        {"id": f"functions.get_forecast:{i}", "type": "function",
+         "function": {"name": "get_forecast", "arguments": '{"city": "Lyon", "days": 1}'}}
+        for i in range(2)]}]
+    history += [{"role": "tool", "tool_call_id": f"functions.get_forecast:{i}", "content": "sun"}
+                for i in range(2)]
+    history.append({"role": "user", "content": "And in Nice?"})
+    done = client.chat.completions.create(model=MODEL, messages=history, tools=TOOLS, seed=2)
+    (call,) = done.choices[0].message.tool_calls or []
+    if mesh.config.gateway.tool_call_parser == "kimi_k2":
+        assert call.id == "functions.get_forecast:2"
+    else:
+        assert call.id.startswith("call_") and len(call.id) == 29
+
+
+def test_an_sdk_agent_loop_over_grpc(mesh: Mesh) -> None:
+    """The model calls the tool, gets its result back in the history (in its own format, by
+    the sim model's template) and answers."""
+    history: list[dict] = list(ASK)
+    with ostinato.Client(mesh.endpoints.gateway, api_key=KEY) as client, \
+            client.program() as program:
+        out = program.call(messages=history, tools=TOOLS, max_tokens=200)
+        (call,) = out.tool_calls
+        _checked(call.name, call.arguments)
+        history += [out.message(), {"role": "tool", "tool_call_id": call.id, "content": "sun"}]
+        answer = program.call(messages=history, tools=TOOLS, max_tokens=32)
+    assert answer.text and not answer.tool_calls
