@@ -54,10 +54,12 @@ class SimRenderer:
         from workers.sim.chat_template import render
         from workers.sim.tokenizer import tokenize
 
-        # the one variable the sim model's template reads; others are ignored, as a Jinja
+        # the two variables the sim model's template reads; others are ignored, as a Jinja
         # template ignores those it does not use
-        thinking = (template_kwargs or {}).get("enable_thinking", True)
-        text = render(messages, tools, tool_format=self._tool_format, enable_thinking=thinking)
+        kwargs = template_kwargs or {}
+        text = render(messages, tools, tool_format=self._tool_format,
+                      enable_thinking=kwargs.get("enable_thinking", True),
+                      reasoning_effort=kwargs.get("reasoning_effort"))
         return text, tokenize(text)
 
 

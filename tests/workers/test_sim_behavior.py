@@ -10,9 +10,10 @@ import jsonschema
 import pytest
 
 from ostinato.reasoning_formats import REASONING_FORMATS
+from ostinato.tokenizers import load_renderer
 from ostinato.tool_formats import get_parser
-from workers.sim.behavior import scripted_answer, thinking
-from workers.sim.chat_template import declared_tools, last_turn_role, render
+from workers.sim.behavior import THINKING_WORDS, scripted_answer, thinking
+from workers.sim.chat_template import declared_tools, last_turn_role, reasoning_effort_of, render
 from workers.sim.generate_request import BadRequest, parse_generate
 from workers.sim.text import Decoder
 from workers.sim.tokenizer import tokenize
@@ -170,3 +171,91 @@ def test_the_thinking_comes_before_the_answer_in_the_output() -> None:
     decoder.advance(600)
     head, _, answer = decoder.text.partition("</think>\n\n")
     assert head == req.preamble.removesuffix("</think>\n\n") and answer.strip()
+
+
+WHY = [{"role": "user", "content": "Why?"}]
+BRIEF = [{"role": "system", "content": "Be brief."}, *WHY]
+
+
+def _thought_words(thought: str, fmt: str) -> int:
+    tags = REASONING_FORMATS[fmt]
+    return len(thought.removeprefix(tags.start).removesuffix(tags.end + "\n\n").split())
+
+
+@pytest.mark.parametrize(("messages", "tools", "effort", "system"), [
+    (WHY, None, "high", "Reasoning: high"),  # a system turn made for it
+    (BRIEF, None, "low", "Reasoning: low\n\nBe brief."),  # the caller's system message after it
+    (BRIEF, TOOLS[:1], "max", "Reasoning: max\n\nBe brief.\n\n# Tools"),
+    (WHY, TOOLS[:1], "none", "Reasoning: none\n\n# Tools"),  # written as given, as Jinja does
+    (WHY, None, "extreme", "Reasoning: extreme"),  # a caller's chat_template_kwargs: as given
+])
+def test_the_template_writes_the_effort_as_gpt_oss_does(
+        messages: list, tools: list | None, effort: str, system: str) -> None:
+    prompt = render(messages, tools, reasoning_effort=effort)
+    assert prompt.startswith("<|im_start|>system\n" + system)
+    assert reasoning_effort_of(prompt) == effort and last_turn_role(prompt) == "user"
+    assert declared_tools(prompt) == [t["function"] for t in tools or ()]
+    assert prompt.count("<|im_start|>system\n") == 1
+
+
+@pytest.mark.parametrize(("messages", "tools"), [(WHY, None), (BRIEF, None), (BRIEF, TOOLS)])
+@pytest.mark.parametrize("effort", [None, ""])
+def test_without_an_effort_the_prompt_is_as_before(messages: list, tools: list | None,
+                                                   effort: str | None) -> None:
+    prompt = render(messages, tools, reasoning_effort=effort)
+    assert prompt == render(messages, tools) and reasoning_effort_of(prompt) == ""
+    assert prompt.startswith("<|im_start|>system\nBe brief.") is (messages is BRIEF)
+
+
+@pytest.mark.parametrize(("messages", "fmt", "seed", "expected"), [  # what the model wrote before
+    (WHY, "qwen3", 1, "<think>\nWhat the a the the tool is helps is is a.\n</think>\n\n"),
+    (BRIEF, "kimi", 3, "◁think▷\nIs whether what first asks the known is user and briefly first "
+     "then tool what so asks answer first tool known asks is decide so and check.\n◁/think▷\n\n"),
+])
+def test_without_an_effort_the_thinking_is_as_before(messages: list, fmt: str, seed: int,
+                                                     expected: str) -> None:
+    tools = [{"type": "function", "function": {"name": "s"}}] if messages is BRIEF else None
+    assert thinking(render(messages, tools), fmt, seed) == expected
+
+
+@pytest.mark.parametrize(("effort", "fewest", "most"), [
+    ("minimal", 2, 7), ("low", 3, 14), ("medium", 6, 29), (None, 6, 29),  # the model's default
+    ("extreme", 6, 29),  # an effort it does not know: its default
+    ("none", 2, 7),  # thinking switched back on (enable_thinking true): as briefly as minimal
+    ("high", 24, 119), ("xhigh", 48, 239), ("max", 96, 479)])
+@pytest.mark.parametrize("fmt", ["qwen3", "deepseek-r1"])
+def test_the_thinking_is_as_long_as_the_effort_asks(effort: str | None, fewest: int, most: int,
+                                                    fmt: str) -> None:
+    prompt = render(WHY, reasoning_effort=effort)
+    counts = [_thought_words(thinking(prompt, fmt, seed), fmt) for seed in range(200)]
+    assert fewest <= min(counts) and max(counts) <= most
+    assert max(counts) - min(counts) > (most - fewest) // 2  # spread over the range
+    assert thinking(prompt, fmt, 5) == thinking(prompt, fmt, 5)  # deterministic
+    assert THINKING_WORDS.get(effort or "medium", THINKING_WORDS["medium"]) == (fewest, most)
+
+
+def test_harder_efforts_think_longer() -> None:
+    efforts = ["minimal", "low", "medium", "high", "xhigh", "max"]
+    means = [sum(_thought_words(thinking(render(WHY, reasoning_effort=e), "qwen3", seed), "qwen3")
+                 for seed in range(100)) / 100 for e in efforts]
+    assert means == sorted(means) and means[3] > 3 * means[2]  # high: several times medium's
+
+
+@pytest.mark.parametrize(("template_kwargs", "fewest", "most"), [  # as the gateway gives them
+    ({"reasoning_effort": "none", "thinking": False, "enable_thinking": False}, 0, 0),
+    ({"reasoning_effort": "none", "thinking": False, "enable_thinking": True}, 2, 7),
+    ({"reasoning_effort": "low", "thinking": True, "enable_thinking": True}, 3, 14),
+    ({"reasoning_effort": "high", "thinking": True, "enable_thinking": True}, 24, 119),
+    ({"enable_thinking": False}, 0, 0),
+    ({}, 6, 29),
+])
+def test_the_effort_reaches_the_engine_through_the_prompts_ids(
+        template_kwargs: dict, fewest: int, most: int) -> None:
+    """The sim renderer passes the effort to the template; the engine reads it back from the
+    input ids, as a real engine's model does; effort none (enable_thinking false): no thinking."""
+    _, ids = load_renderer("sim").render(WHY, None, template_kwargs)
+    for seed in range(20):
+        body = {"input_ids": ids, "sampling_params": {"sampling_seed": seed}}
+        [req] = parse_generate(body, "hermes", "qwen3")
+        assert fewest <= _thought_words(req.preamble, "qwen3") <= most
+        assert (req.preamble == "") is (most == 0)

@@ -13,7 +13,9 @@ So agent loops end, and every test exercises the real parsing path. Deterministi
 same prompt and seed give the same answer.
 
 A thinking model (sim_engine.reasoning_format) first thinks, in its family's format
-(ostinato/reasoning_formats.py), before every answer to a chat turn: `thinking`.
+(ostinato/reasoning_formats.py), before every answer to a chat turn: `thinking`, the longer
+the harder the effort its prompt names (the template's ``Reasoning:`` line, as gpt-oss reads
+its own): THINKING_WORDS.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ import json
 
 from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tool_formats import ParsedToolCall, render_tool_calls
-from workers.sim.chat_template import GENERATION_PROMPT, declared_tools, last_turn_role
+from workers.sim.chat_template import (
+    GENERATION_PROMPT,
+    declared_tools,
+    last_turn_role,
+    reasoning_effort_of,
+)
 from workers.sim.json_instance import UnsupportedSchema, instance
 
 
@@ -65,17 +72,31 @@ def scripted_answer(prompt: str, *, json_schema: str | None, tool_format: str,
                                                           json.dumps(args, ensure_ascii=False))])
 
 
+# Words of thinking (fewest, most) by the effort the prompt names. No effort, or one the
+# model does not know, is its default: medium's. "none" (thinking switched back on by the
+# caller's enable_thinking) thinks as briefly as minimal; high and up several times longer.
+THINKING_WORDS: dict[str, tuple[int, int]] = {
+    "none": (2, 7), "minimal": (2, 7), "low": (3, 14), "medium": (6, 29),
+    "high": (24, 119), "xhigh": (48, 239), "max": (96, 479)}
+
+
+def thinking_words(prompt: str) -> tuple[int, int]:
+    """The fewest and most words the model thinks for this prompt's effort (THINKING_WORDS)."""
+    return THINKING_WORDS.get(reasoning_effort_of(prompt), THINKING_WORDS["medium"])
+
+
 def thinking(prompt: str, reasoning_format: str, seed: int = 0) -> str:
     """What a thinking model writes before its answer to a chat turn (a prompt ending in the
-    template's generation prompt): 6 to 29 words between the format's tags, the opening one
-    left to the template where the family's is (deepseek-r1). "" for a raw prompt, or a
-    model that does not think."""
+    template's generation prompt): as many words as the prompt's effort asks (6 to 29 without
+    one: thinking_words) between the format's tags, the opening one left to the template where
+    the family's is (deepseek-r1). "" for a raw prompt, or a model that does not think."""
     if not reasoning_format or not prompt.endswith(GENERATION_PROMPT):
         return ""
     fmt = REASONING_FORMATS[reasoning_format]
+    fewest, most = thinking_words(prompt)
     state = pick = _choice(prompt, seed + 7)
     words = []
-    for _ in range(6 + pick % 24):  # (the word stream's generator, workers/sim/text.py)
+    for _ in range(fewest + pick % (most - fewest + 1)):  # (the generator of workers/sim/text.py)
         state = (state * 6364136223846793005 + 1442695040888963407) % (1 << 64)
         words.append(_THOUGHT[(state >> 33) % len(_THOUGHT)])
     thought = " ".join(words).capitalize() + "."

@@ -7,6 +7,8 @@ templates do); an assistant turn's tool calls are written in the model family's 
 prompt extends the previous one token for token and the engine's prefix cache reuses it.
 Inputs are what ``apply_chat_template`` takes: OpenAI-shaped message dicts (tool call
 arguments as dicts) and tools as ``{"type": "function", "function": {...}}``.
+A reasoning effort is written as gpt-oss's template writes it: a ``Reasoning: high`` line
+opening the system turn (made for it when there is none); without one the prompt is as before.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ostinato.tool_formats import ParsedToolCall, render_tool_calls
 
 TOOLS_OPEN, TOOLS_CLOSE = "<tools>\n", "\n</tools>"
 TURN_START, TURN_END = "<|im_start|>", "<|im_end|>\n"
+REASONING = TURN_START + "system\nReasoning: "  # how a prompt that names an effort opens
 GENERATION_PROMPT = TURN_START + "assistant\n"
 NO_THINKING = "<think>\n\n</think>\n\n"  # Qwen3's template, when enable_thinking is false
 _TOOLS_PREAMBLE = ("# Tools\n\nYou may call one or more of these functions; write each call in "
@@ -43,19 +46,30 @@ def _tool_calls(message: Mapping[str, Any], tool_format: str) -> str:
     return render_tool_calls(tool_format, calls) if calls else ""
 
 
+def _system_turn(rest: list[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None,
+                 effort: object) -> str:
+    """The system turn when the template writes one of its own (the effort, the tools), taking
+    the caller's system message (popped from `rest`) into it; "" otherwise."""
+    if not tools and not effort:
+        return ""
+    sections = [f"Reasoning: {effort}"] if effort else []
+    if rest and rest[0].get("role") == "system":
+        sections.append(_text(rest.pop(0).get("content")))
+    if tools:
+        declared = "\n".join(json.dumps(t, ensure_ascii=False, sort_keys=True) for t in tools)
+        sections.append(f"{_TOOLS_PREAMBLE}{TOOLS_OPEN}{declared}{TOOLS_CLOSE}")
+    return f"{TURN_START}system\n" + "\n\n".join(sections) + TURN_END
+
+
 def render(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None,
            *, tool_format: str = "hermes", add_generation_prompt: bool = True,
-           enable_thinking: object = True) -> str:
+           enable_thinking: object = True, reasoning_effort: object = None) -> str:
     """The prompt. `enable_thinking` false closes an empty thinking after the generation
-    prompt, as Qwen3's template does (a thinking model then answers at once)."""
-    parts: list[str] = []
+    prompt, as Qwen3's template does (a thinking model then answers at once). A
+    `reasoning_effort` opens the system turn as ``Reasoning: <effort>`` (gpt-oss's line),
+    whatever its value, as a Jinja template writes it; None or "" writes nothing."""
     rest = list(messages)
-    if tools:
-        system = _text(rest.pop(0).get("content")) + "\n\n" if rest and rest[0].get("role") == "system" \
-            else ""
-        declared = "\n".join(json.dumps(t, ensure_ascii=False, sort_keys=True) for t in tools)
-        parts.append(f"{TURN_START}system\n{system}{_TOOLS_PREAMBLE}{TOOLS_OPEN}{declared}"
-                     f"{TOOLS_CLOSE}{TURN_END}")
+    parts = [_system_turn(rest, tools, reasoning_effort)]
     for m in rest:
         body = _text(m.get("content"))
         calls = _tool_calls(m, tool_format) if m.get("role") == "assistant" else ""
@@ -66,6 +80,15 @@ def render(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, A
         parts.append(GENERATION_PROMPT if enable_thinking is not False
                      else GENERATION_PROMPT + NO_THINKING)
     return "".join(parts)
+
+
+def reasoning_effort_of(prompt: str) -> str:
+    """The effort a rendered prompt names (its system turn's ``Reasoning:`` line, what the
+    simulated model reads); "" if it names none."""
+    if not prompt.startswith(REASONING):
+        return ""
+    line = prompt[len(REASONING):].split("\n", 1)[0]
+    return line.split(TURN_END.rstrip("\n"), 1)[0]
 
 
 def declared_tools(prompt: str) -> list[dict[str, Any]]:
