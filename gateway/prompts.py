@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ostinato.reasoning_formats import REASONING_FORMATS, ReasoningFormat
+from ostinato.reasoning_formats import REASONING_FORMATS, Reasoning, ReasoningFormat
 from ostinato.tokenizers import ChatRenderer
 from ostinato.tool_formats import ToolCallParser, ToolSchemas, get_parser
 from ostinato.v1 import common_pb2
@@ -32,10 +32,13 @@ class PreparedPrompt:
     parser: ToolCallParser | None  # reads tool calls out of the output; None: text only
     tools: ToolSchemas  # the tools offered: name -> parameters schema
     single_call: bool  # parallel_tool_calls false: keep the first call only
-    reasoning: ReasoningFormat | None = None  # how a chat answer's thinking is written
+    reasoning: Reasoning | None = None  # how a chat answer's thinking is written
     # the calls' ids are "functions.NAME:N" from this N (the conversation's calls so far:
     # the model's own names, as SGLang's server gives them for kimi_k2); None: random ids
     call_numbers_from: int | None = None
+    # the engine keeps special tokens in its output (SGLang's skip_special_tokens false, as
+    # its server sets it): tools are offered, or the model's messages are written in them
+    keep_special_tokens: bool = False
 
 
 TEMPLATE_KWARGS_MAX_CHARS = 4096  # chat_template_kwargs, as JSON text
@@ -199,15 +202,17 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
     single = call.HasField("parallel_tool_calls") and not call.parallel_tool_calls
     split = reasoning_format and not call.prompt and not call.reasoning_in_text
     reasoning = REASONING_FORMATS[reasoning_format] if split else None
-    if reasoning is not None and reasoning.starts_inside and any(
+    if isinstance(reasoning, ReasoningFormat) and reasoning.starts_inside and any(
             kwargs.get(switch) is False for switch in THINKING_SWITCHES):
         # the template opens no thinking when told not to (a hybrid model's, as SGLang
         # reads a toggled template): the output is read as it comes
         reasoning = dataclasses.replace(reasoning, starts_inside=False)
     numbered = get_parser(tool_format).numbered_ids
     first = sum(len(m.tool_calls) for m in call.messages if m.role == "assistant")
+    special = parser is not None or (
+        bool(reasoning_format) and REASONING_FORMATS[reasoning_format].special_tokens)
     return PreparedPrompt(text, ids, schema, parser, tools, single, reasoning,
-                          first if numbered else None)
+                          first if numbered else None, special)
 
 
 def _parameters(tool: common_pb2.Tool) -> dict[str, Any]:

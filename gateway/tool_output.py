@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from ostinato.reasoning_formats import ReasoningFormat, ReasoningSplitter
+from ostinato.reasoning_formats import Reasoning
 from ostinato.tool_formats import ToolCallParser, ToolSchemas
 from ostinato.v1 import common_pb2
 
@@ -30,13 +30,13 @@ def tool_calls(calls: Iterable[tuple[str, str]],
 
 class ToolOutput:
     def __init__(self, parser: ToolCallParser | None, tools: ToolSchemas,
-                 single_call: bool = False, reasoning: ReasoningFormat | None = None,
+                 single_call: bool = False, reasoning: Reasoning | None = None,
                  call_numbers_from: int | None = None) -> None:
         self._parser = parser
         self._tools = tools
         self._numbers_from = call_numbers_from
         self._single = single_call
-        self._thinking = ReasoningSplitter(reasoning) if reasoning is not None else None
+        self._thinking = reasoning.splitter() if reasoning is not None else None
         self._text = ""
         self._sent = 0
 

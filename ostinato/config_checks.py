@@ -54,6 +54,14 @@ def check_reasoning_format(name: str, field_name: str) -> None:
                           f"{', '.join(REASONING_FORMATS)}, got {name!r}")
 
 
+def check_harmony_pair(tool_format: str, reasoning_format: str, tool_field: str,
+                       reasoning_field: str) -> None:
+    """gpt-oss's messages carry both its thinking and its calls: both formats or neither."""
+    if (tool_format == "gpt-oss") != (reasoning_format == "gpt-oss"):
+        raise ConfigError(f"{tool_field} and {reasoning_field}: gpt-oss (harmony) is both "
+                          f"formats or neither, got {tool_format!r} and {reasoning_format!r}")
+
+
 def check_tool_format(name: str, field_name: str) -> None:
     if name not in TOOL_FORMATS:
         raise ConfigError(f"{field_name}: must be one of {', '.join(TOOL_FORMATS)}, got {name!r}")

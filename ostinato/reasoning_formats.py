@@ -4,7 +4,8 @@ A family's format is SGLang's `--reasoning-parser` of the same name
 (sglang/srt/parser/reasoning_parser.py): the thinking sits between a start and an end tag
 before the answer. `deepseek-r1` models start inside the thinking (their chat template opens
 it: the output may or may not repeat the start tag); `qwen3` models open it themselves, or
-write no thinking at all. The gateway hands the thinking back as `reasoning_content` and
+write no thinking at all; `gpt-oss` models write OpenAI's harmony messages
+(ostinato/harmony.py). The gateway hands the thinking back as `reasoning_content` and
 parses tool calls from the answer only; the sim engine's model thinks in the same format.
 Pure: no I/O.
 """
@@ -13,18 +14,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ostinato.harmony import HarmonyFormat
+
 
 @dataclass(frozen=True)
 class ReasoningFormat:
     start: str  # the tag that opens the thinking
     end: str  # the tag that closes it; the answer follows
     starts_inside: bool  # the output begins inside the thinking (the template opened it)
+    special_tokens = False  # the tags are plain text to the engine's detokenizer
+
+    def splitter(self) -> ReasoningSplitter:
+        return ReasoningSplitter(self)
 
 
-REASONING_FORMATS = {
+Reasoning = ReasoningFormat | HarmonyFormat  # gpt-oss's messages: ostinato/harmony.py
+
+REASONING_FORMATS: dict[str, Reasoning] = {
     "deepseek-r1": ReasoningFormat("<think>", "</think>", starts_inside=True),
     "qwen3": ReasoningFormat("<think>", "</think>", starts_inside=False),
     "kimi": ReasoningFormat("◁think▷", "◁/think▷", starts_inside=False),
+    "gpt-oss": HarmonyFormat(),
 }
 
 

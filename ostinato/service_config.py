@@ -12,6 +12,7 @@ from redis.connection import parse_url
 
 from ostinato.config_checks import (
     ConfigError,
+    check_harmony_pair,
     check_http_url,
     check_numbers,
     check_reasoning_format,
@@ -127,6 +128,8 @@ class GatewayConfig:
         check_tokenizer_spec(self.kv_tokenizer, "gateway.kv_tokenizer")
         check_tool_format(self.tool_call_parser, "gateway.tool_call_parser")
         check_reasoning_format(self.reasoning_parser, "gateway.reasoning_parser")
+        check_harmony_pair(self.tool_call_parser, self.reasoning_parser, "gateway.tool_call_parser",
+                           "gateway.reasoning_parser")
         if self.conversation_ttl_s <= 0:
             raise ConfigError("gateway.conversation_ttl_s: must be positive")
         if self.responses_ttl_s <= 0:
@@ -337,6 +340,8 @@ class SimEngineConfig:
             "max_total_tokens", "max_running_requests", "chunked_prefill_size",
             "preemption_threshold"))
         check_tool_format(self.tool_call_format, "sim_engine.tool_call_format")
+        check_harmony_pair(self.tool_call_format, self.reasoning_format,
+                           "sim_engine.tool_call_format", "sim_engine.reasoning_format")
         check_reasoning_format(self.reasoning_format, "sim_engine.reasoning_format")
 
 

@@ -4,6 +4,7 @@ arguments written back canonically. Shared by the formats (ostinato/tool_formats
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas, skip_ws
 
@@ -65,11 +66,16 @@ def outcome(text: str, content: str, calls: tuple[ParsedToolCall, ...] | None) -
     return ParsedOutput(text, ()) if calls is None else ParsedOutput(content, calls)
 
 
-def call_object(call: ParsedToolCall, arguments_key: str) -> dict[str, object]:
+def arguments_object(call: ParsedToolCall) -> dict[str, Any]:
+    """A call's arguments, to render; raises ValueError when they are not a JSON object."""
     arguments = load_json(call.arguments)
     if not isinstance(arguments, dict):
         raise ValueError(f"tool call {call.name!r}: arguments are not a JSON object: {call.arguments!r}")
-    return {"name": call.name, arguments_key: arguments}
+    return arguments
+
+
+def call_object(call: ParsedToolCall, arguments_key: str) -> dict[str, object]:
+    return {"name": call.name, arguments_key: arguments_object(call)}
 
 
 def dumps(value: object) -> str:

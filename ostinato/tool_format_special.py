@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ostinato.tool_call_json import decode_json, dumps, load_json, outcome, to_call
+from ostinato.tool_call_json import arguments_object, decode_json, dumps, outcome, to_call
 from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas, skip_ws, tag_may_start
 
 
@@ -24,13 +24,6 @@ _KIMI_BEGIN, _KIMI_END = "<|tool_calls_section_begin|>", "<|tool_calls_section_e
 _KIMI_CALL, _KIMI_CALL_END = "<|tool_call_begin|>", "<|tool_call_end|>"
 _KIMI_ARGS = "<|tool_call_argument_begin|>"
 _KIMI_ID = re.compile(r"(?:functions\.)?([\w.\-]+):\d+")
-
-
-def _arguments_text(call: ParsedToolCall) -> str:
-    arguments = load_json(call.arguments)
-    if not isinstance(arguments, dict):
-        raise ValueError(f"tool call {call.name!r}: arguments are not a JSON object: {call.arguments!r}")
-    return dumps(arguments)
 
 
 class _Sectioned:
@@ -106,7 +99,7 @@ class DeepSeekV3(_Sectioned):
 
     def render(self, calls: Sequence[ParsedToolCall]) -> str:
         return _DS_BEGIN + "\n".join(
-            f"{_DS_CALL}function{_DS_SEP}{call.name}\n{_FENCE_OPEN}\n{_arguments_text(call)}\n"
+            f"{_DS_CALL}function{_DS_SEP}{call.name}\n{_FENCE_OPEN}\n{dumps(arguments_object(call))}\n"
             f"{_FENCE_CLOSE}{_DS_CALL_END}" for call in calls) + _DS_END
 
 
@@ -127,7 +120,7 @@ class DeepSeekV31(_Sectioned):
 
     def render(self, calls: Sequence[ParsedToolCall]) -> str:
         return _DS_BEGIN + "".join(
-            f"{_DS_CALL}{call.name}{_DS_SEP}{_arguments_text(call)}{_DS_CALL_END}"
+            f"{_DS_CALL}{call.name}{_DS_SEP}{dumps(arguments_object(call))}{_DS_CALL_END}"
             for call in calls) + _DS_END
 
 
@@ -158,5 +151,5 @@ class KimiK2(_Sectioned):
 
     def render(self, calls: Sequence[ParsedToolCall]) -> str:
         return _KIMI_BEGIN + "".join(
-            f"{_KIMI_CALL}functions.{call.name}:{i}{_KIMI_ARGS}{_arguments_text(call)}"
+            f"{_KIMI_CALL}functions.{call.name}:{i}{_KIMI_ARGS}{dumps(arguments_object(call))}"
             f"{_KIMI_CALL_END}" for i, call in enumerate(calls)) + _KIMI_END

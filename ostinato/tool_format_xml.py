@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ostinato.tool_arg_types import glm_value, qwen3_coder_value, schema_properties, schema_type
-from ostinato.tool_call_json import load_json, outcome
+from ostinato.tool_call_json import arguments_object, outcome
 from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas, skip_ws, tag_may_start
 
 _OPEN, _CLOSE = "<tool_call>", "</tool_call>"
@@ -24,13 +24,6 @@ Convert = Callable[[str, str | None], Any]
 def _text_of(value: object) -> str:
     """An argument as the family's templates write it: a string as it is, else JSON."""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _arguments(call: ParsedToolCall) -> dict[str, Any]:
-    arguments = load_json(call.arguments)
-    if not isinstance(arguments, dict):
-        raise ValueError(f"tool call {call.name!r}: arguments are not a JSON object: {call.arguments!r}")
-    return arguments
 
 
 def _between(text: str, pos: int, end_tag: str) -> tuple[str, int] | None:
@@ -105,7 +98,7 @@ class Qwen3Coder:
         return "\n".join(
             f"{_OPEN}\n{_FUNCTION}{call.name}>\n"
             + "".join(f"{_PARAMETER}{key}>\n{_text_of(value)}\n{_PARAMETER_END}\n"
-                      for key, value in _arguments(call).items())
+                      for key, value in arguments_object(call).items())
             + f"{_FUNCTION_END}\n{_CLOSE}"
             for call in calls)
 
@@ -168,7 +161,7 @@ class Glm45:
         return "\n".join(
             f"{_OPEN}{call.name}\n"
             + "".join(f"{_KEY}{key}{_KEY_END}\n{_VALUE}{_text_of(value)}{_VALUE_END}\n"
-                      for key, value in _arguments(call).items())
+                      for key, value in arguments_object(call).items())
             + _CLOSE
             for call in calls)
 

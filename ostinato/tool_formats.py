@@ -76,6 +76,16 @@ kimi_k2 (KimiK2Detector: Kimi K2)
     (one line). A bare counter for a name is read as the one tool's call when only one is offered
     (SGLang also guesses among several from the arguments' keys; we do not).
 
+gpt-oss (GptOssDetector: gpt-oss, OpenAI's harmony format)
+    A message to ``functions.NAME`` in the commentary channel, its body the arguments; read
+    together with the reasoning format of the same name (ostinato/harmony.py), which hands
+    the calls on in one form::
+
+        <|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json
+        <|message|>{"city": "Paris"}<|call|>
+
+    (one line). The engine may have cut the last ``<|call|>`` (a stop token).
+
 json_array
     The whole output is a JSON array of calls: what SGLang's constrained decoding makes any model emit
     for tool_choice "required" or a named function (the schema of function_call/utils.py)::
@@ -104,6 +114,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
+from ostinato.harmony import HarmonyTools
 from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolCallParser, ToolFormat, ToolSchemas
 from ostinato.tool_format_json import Hermes, JsonArray, Llama3, Mistral
 from ostinato.tool_format_special import DeepSeekV3, DeepSeekV31, KimiK2
@@ -114,7 +125,7 @@ __all__ = ["PARSERS", "ParsedOutput", "ParsedToolCall", "ToolCallParser", "ToolS
 
 _FORMATS: Mapping[str, ToolFormat] = MappingProxyType({f.name: f for f in (
     Hermes("hermes"), Hermes("qwen25"), Llama3(), Mistral(), Qwen3Coder(), Glm45(),
-    DeepSeekV3(), DeepSeekV31(), KimiK2(), JsonArray())})
+    DeepSeekV3(), DeepSeekV31(), KimiK2(), HarmonyTools(), JsonArray())})
 
 PARSERS: Mapping[str, ToolCallParser] = _FORMATS
 # what a served model may be configured with (json_array is for forced calls only)

@@ -4,7 +4,10 @@ with SGLang's function-call parser, as its server does for a whole (non-streamed
     python sglang_tool_parse.py CASES.json OUT.json
 
 CASES.json: [{"parser": ..., "text": ..., "tools": [OpenAI tool, ...]}, ...]
-OUT.json: [{"content": normal text, "calls": [[name, arguments JSON text], ...]}, ...]
+OUT.json: [{"reasoning": ..., "content": normal text, "calls": [[name, arguments], ...]}, ...]
+
+gpt-oss's output goes through its reasoning parser first and the tool parser reads what that
+leaves (SGLang's server does so: its harmony carries both).
 """
 
 import json
@@ -13,17 +16,24 @@ import sys
 
 from sglang.srt.entrypoints.openai.protocol import Tool
 from sglang.srt.function_call.function_call_parser import FunctionCallParser
+from sglang.srt.parser.reasoning_parser import ReasoningParser
 
 logging.disable(logging.WARNING)  # the detectors log every call they drop
 
 
 def parse(case: dict) -> dict:
     tools = [Tool(**t) for t in case["tools"]]
+    text, reasoning = case["text"], ""
+    if case["parser"] == "gpt-oss":
+        reasoning, text = ReasoningParser(
+            "gpt-oss", stream_reasoning=False, force_reasoning=True,
+            tool_call_parser_active=True).parse_non_stream(text)
     parser = FunctionCallParser(tools, case["parser"])
-    if not parser.has_tool_call(case["text"]):
-        return {"content": case["text"], "calls": []}
-    content, calls = parser.parse_non_stream(case["text"])
-    return {"content": content, "calls": [[c.name, c.parameters] for c in calls]}
+    if not parser.has_tool_call(text):
+        return {"reasoning": reasoning or "", "content": text, "calls": []}
+    content, calls = parser.parse_non_stream(text)
+    return {"reasoning": reasoning or "", "content": content,
+            "calls": [[c.name, c.parameters] for c in calls]}
 
 
 def main() -> None:

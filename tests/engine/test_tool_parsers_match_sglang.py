@@ -2,7 +2,8 @@
 output, as our renderer and the sim model write it and as the families' models write it
 by hand, parsed by SGLang 0.5's FunctionCallParser (in SGLang's environment, built by
 `make sglang-cpu`) and by ours: the same calls, the same arguments (typed alike), the same
-content (whitespace at its ends aside)."""
+content (whitespace at its ends aside); gpt-oss's harmony also through both reasoning
+parsers first (where ours differs on purpose, tests/ostinato/test_harmony.py says)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ostinato.harmony import ANALYSIS_OPEN, END, FINAL_OPEN, HarmonySplitter
 from ostinato.tool_formats import MODEL_FORMATS, ParsedToolCall, get_parser, render_tool_calls
 
 pytestmark = pytest.mark.engine
@@ -51,15 +53,29 @@ BY_HAND = {
         "<|tool_calls_section_end|>",
     ],
     "llama3": ['{"name": "get_weather", "parameters": {"city": "Oslo"}}'],
+    "gpt-oss": [
+        ANALYSIS_OPEN + "  Plan:\nlook it up.  " + END + FINAL_OPEN + "It is sunny.",
+        ANALYSIS_OPEN + "Plan." + END + "<|start|>assistant<|channel|>commentary<|message|>"
+        "Let me check." + END + render_tool_calls("gpt-oss", [WEATHER]),
+        ANALYSIS_OPEN + "Cut off by max_tok",
+        ANALYSIS_OPEN + "T." + END + FINAL_OPEN + "Partial ans",
+        '<|channel|>analysis<|message|>x<|end|><|start|>assistant<|channel|>commentary '
+        'to=functions.get_weather <|constrain|>json<|message|>{"city":"Oslo"}<|call|>',
+    ],
 }
+# gpt-oss's output always opens a message: the renderer's calls come after its thinking
+PREFIX = {"gpt-oss": ANALYSIS_OPEN + "Thinking." + END}
 
 
 def cases() -> list[tuple[str, str]]:
     out = []
     for family in MODEL_FORMATS:
-        out += [(family, render_tool_calls(family, [WEATHER])),
-                (family, "Let me look.\n" + render_tool_calls(family, [WEATHER, SEARCH])),
-                (family, "No tool is needed: it is sunny.")]
+        before = PREFIX.get(family, "")
+        out += [(family, before + render_tool_calls(family, [WEATHER])),
+                (family, before + render_tool_calls(family, [WEATHER, SEARCH])),
+                (family, before + ("" if before else "Let me look.\n")
+                 + render_tool_calls(family, [WEATHER, SEARCH])),
+                (family, before + (FINAL_OPEN if before else "") + "No tool: it is sunny.")]
         out += [(family, text) for text in BY_HAND.get(family, ())]
     return out
 
@@ -73,9 +89,19 @@ def test_our_parsers_read_what_sglangs_read(engine_build: Path, tmp_path: Path) 
     theirs = json.loads((tmp_path / "out.json").read_text())
     mismatches = []
     for (family, text), sglang in zip(table, theirs, strict=True):
-        ours = get_parser(family).parse(text, PARAMETERS)
-        got = (ours.content.strip(), [(c.name, json.loads(c.arguments)) for c in ours.tool_calls])
-        want = (sglang["content"].strip(), [(n, json.loads(a)) for n, a in sglang["calls"]])
+        thinking, answer = _harmony(text) if family == "gpt-oss" else ("", text)
+        ours = get_parser(family).parse(answer, PARAMETERS)
+        got = (thinking, ours.content.strip(),
+               [(c.name, json.loads(c.arguments)) for c in ours.tool_calls])
+        want = (sglang["reasoning"], sglang["content"].strip(),
+                [(n, json.loads(a)) for n, a in sglang["calls"]])
         if got != want:
             mismatches.append((family, text, got, want))
     assert not mismatches, "\n".join(map(repr, mismatches))
+
+
+def _harmony(text: str) -> tuple[str, str]:
+    splitter = HarmonySplitter()
+    thinking, answer = splitter.feed(text)
+    rest = splitter.finish()
+    return thinking + rest[0], answer + rest[1]

@@ -193,3 +193,16 @@ def test_kimi_call_ids_number_the_conversations_calls(tool_format: str, history:
     prepared = prepare(c, load_renderer("sim", tool_format), load_tokenizer("sim"), tool_format)
     assert prepared.call_numbers_from == numbers_from
     assert prepared.tools == {"search": PARAMS, "add": PARAMS}  # schemas type xml-format values
+
+
+@pytest.mark.parametrize(("spec", "reasoning", "keep"), [
+    (call(), "", True),  # tools offered: their tags may be special tokens
+    (call(tools=()), "", False),
+    (call(M.TOOL_CHOICE_MODE_NONE), "qwen3", False),
+    (call(tools=()), "gpt-oss", True),  # harmony's messages are special tokens
+])
+def test_special_tokens_are_kept_as_sglangs_server_keeps_them(
+        spec: common_pb2.CallSpec, reasoning: str, keep: bool) -> None:
+    fmt = "gpt-oss" if reasoning == "gpt-oss" else "hermes"
+    prepared = prepare(spec, load_renderer("sim", fmt), load_tokenizer("sim"), fmt, reasoning)
+    assert prepared.keep_special_tokens is keep

@@ -1,8 +1,9 @@
 """Models that write their calls in other families' formats, behind a real mesh: the sim
-engine's model writes qwen3_coder's per-argument tags or Kimi K2's special tokens
-(sim_engine.tool_call_format) and the gateway reads them (gateway.tool_call_parser): the
-arguments typed by the tool's schema, Kimi's calls under the ids the model numbers them by,
-streamed or not, over HTTP and gRPC."""
+engine's model writes qwen3_coder's per-argument tags, Kimi K2's special tokens or gpt-oss's
+harmony messages (sim_engine.tool_call_format) and the gateway reads them
+(gateway.tool_call_parser): the arguments typed by the tool's schema, Kimi's calls under the
+ids the model numbers them by, gpt-oss's thinking apart from its calls and answers, streamed
+or not, over HTTP and gRPC."""
 
 from __future__ import annotations
 
@@ -25,12 +26,15 @@ KEY = "key-formats-0001"
 ASK = [{"role": "user", "content": "What is the weather in Lyon this week?"}]
 
 
-@pytest.fixture(scope="module", params=["qwen3_coder", "kimi_k2"])
+@pytest.fixture(scope="module", params=["qwen3_coder", "kimi_k2", "gpt-oss"])
 def mesh(request: pytest.FixtureRequest) -> Iterator[Mesh]:
     fmt = request.param
+    thinks = "gpt-oss" if fmt == "gpt-oss" else ""  # harmony: the thinking and the calls
     with running_mesh({"workers": 1, "gateway": {"tool_call_parser": fmt, "api_keys": {KEY: "t"},
-                                                 "allow_anonymous": False},
-                       "sim_engine": {"tool_call_format": fmt, "zero_cost": True}}) as m:
+                                                 "allow_anonymous": False,
+                                                 "reasoning_parser": thinks},
+                       "sim_engine": {"tool_call_format": fmt, "zero_cost": True,
+                                      "reasoning_format": thinks}}) as m:
         yield m
 
 
@@ -53,6 +57,9 @@ def test_a_call_comes_back_typed_streamed_or_not(client: openai.OpenAI, mesh: Me
     assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
     (call,) = choice.message.tool_calls
     args = _checked(call.function.name, call.function.arguments)
+    harmony = mesh.config.gateway.reasoning_parser == "gpt-oss"
+    thinking = (choice.message.model_extra or {}).get("reasoning_content")
+    assert bool(thinking) is harmony and "<|" not in (thinking or "")
     kimi = mesh.config.gateway.tool_call_parser == "kimi_k2"
     assert call.id == "functions.get_forecast:0" if kimi else call.id.startswith("call_")
     streamed = list(client.chat.completions.create(model=MODEL, messages=ASK, tools=TOOLS,
@@ -95,5 +102,5 @@ def test_an_sdk_agent_loop_over_grpc(mesh: Mesh) -> None:
         (call,) = out.tool_calls
         _checked(call.name, call.arguments)
         history += [out.message(), {"role": "tool", "tool_call_id": call.id, "content": "sun"}]
-        answer = program.call(messages=history, tools=TOOLS, max_tokens=32)
-    assert answer.text and not answer.tool_calls
+        answer = program.call(messages=history, tools=TOOLS, max_tokens=200)
+    assert answer.text and not answer.tool_calls and "<|" not in answer.text

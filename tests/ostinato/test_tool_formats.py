@@ -315,7 +315,7 @@ def test_plain_text_streams_through(family: str) -> None:
 
 def test_parsers() -> None:
     assert set(PARSERS) == {"hermes", "qwen25", "llama3", "mistral", "qwen3_coder", "glm45",
-                            "deepseekv3", "deepseekv31", "kimi_k2", "json_array"}
+                            "deepseekv3", "deepseekv31", "kimi_k2", "gpt-oss", "json_array"}
     for name, parser in PARSERS.items():
         assert parser.name == name
         assert get_parser(name) is parser

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from ostinato.harmony import START, HarmonyFormat
 from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tool_formats import ParsedToolCall, render_tool_calls
 from workers.sim.chat_template import (
@@ -85,11 +86,13 @@ def thinking_words(prompt: str) -> tuple[int, int]:
     return THINKING_WORDS.get(reasoning_effort_of(prompt), THINKING_WORDS["medium"])
 
 
-def thinking(prompt: str, reasoning_format: str, seed: int = 0) -> str:
+def thinking(prompt: str, reasoning_format: str, seed: int = 0, answer: str | None = None) -> str:
     """What a thinking model writes before its answer to a chat turn (a prompt ending in the
     template's generation prompt): as many words as the prompt's effort asks (6 to 29 without
     one: thinking_words) between the format's tags, the opening one left to the template where
-    the family's is (deepseek-r1). "" for a raw prompt, or a model that does not think."""
+    the family's is (deepseek-r1); in gpt-oss's harmony an analysis message, then the final
+    message's header unless the `answer` (scripted_answer's) is a call. "" for a raw prompt,
+    or a model that does not think."""
     if not reasoning_format or not prompt.endswith(GENERATION_PROMPT):
         return ""
     fmt = REASONING_FORMATS[reasoning_format]
@@ -100,6 +103,8 @@ def thinking(prompt: str, reasoning_format: str, seed: int = 0) -> str:
         state = (state * 6364136223846793005 + 1442695040888963407) % (1 << 64)
         words.append(_THOUGHT[(state >> 33) % len(_THOUGHT)])
     thought = " ".join(words).capitalize() + "."
+    if isinstance(fmt, HarmonyFormat):
+        return fmt.thinking(thought, before_call=(answer or "").startswith(START))
     return ("" if fmt.starts_inside else fmt.start + "\n") + thought + "\n" + fmt.end + "\n\n"
 
 

@@ -144,14 +144,15 @@ def parse_generate(body: Any, tool_format: str = "hermes",
     rid = str(body.get("rid") or uuid.uuid4().hex)
     prompt = list(input_ids) if input_ids is not None else tokenize(text or "")
     prompt_text = text if text is not None else detokenize(prompt)
+    scripts = [_script(prompt_text, sp, tool_format, int(seed) + i) for i in range(n)]
     return [
         SimRequest(
             rid=rid if n == 1 else f"{rid}-{i}", prompt_ids=prompt, max_new_tokens=max_new,
             stop=stop, ignore_eos=bool(sp.get("ignore_eos", False)), seed=int(seed) + i,
             min_new_tokens=min_new,
             priority=priority or 0, cache_salt=str(body.get("cache_salt") or ""),
-            script=_script(prompt_text, sp, tool_format, int(seed) + i),
-            preamble=thinking(prompt_text, reasoning_format, int(seed) + i),
+            script=script,
+            preamble=thinking(prompt_text, reasoning_format, int(seed) + i, script),
         )
-        for i in range(n)
+        for i, script in enumerate(scripts)
     ]
