@@ -93,8 +93,8 @@ def test_a_file_that_is_not_yaml_is_a_config_error(tmp_path: Path) -> None:
     ({"gateway": {"reasoning_parser": "r1"}}, "gateway.reasoning_parser"),
     ({"sim_engine": {"reasoning_format": "o1"}}, "sim_engine.reasoning_format"),
     # gpt-oss's harmony carries the thinking and the calls: both formats or neither
-    ({"gateway": {"reasoning_parser": "gpt-oss"}}, "gpt-oss (harmony) is both formats"),
-    ({"gateway": {"tool_call_parser": "gpt-oss"}}, "gpt-oss (harmony) is both formats"),
+    ({"gateway": {"reasoning_parser": "gpt-oss"}}, "is both formats or neither"),
+    ({"gateway": {"tool_call_parser": "gpt-oss"}}, "is both formats or neither"),
     ({"sim_engine": {"tool_call_format": "gpt-oss"}}, "sim_engine.tool_call_format and sim_"),
 ])
 def test_engine_and_tool_settings_are_checked(overrides: dict, needle: str) -> None:
