@@ -30,8 +30,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ostinato.tool_call_json import arguments_object, dumps, load_json, outcome, to_call
-from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas, skip_ws
+from ostinato.tool_call_json import arguments_object, calls_after, dumps, load_json, to_call
+from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas
 
 START, CHANNEL, MESSAGE = "<|start|>", "<|channel|>", "<|message|>"
 END, CALL, RETURN, CONSTRAIN = "<|end|>", "<|call|>", "<|return|>", "<|constrain|>"
@@ -175,18 +175,7 @@ class HarmonyTools:
     numbered_ids = False
 
     def parse(self, text: str, tools: ToolSchemas) -> ParsedOutput:
-        start = text.find(CALL_OPEN)
-        if start == -1:
-            return ParsedOutput(text, ())
-        calls: list[ParsedToolCall] = []
-        pos = start
-        while pos < len(text):
-            found = self._call(text, pos, tools) if text.startswith(CALL_OPEN, pos) else None
-            if found is None:
-                return ParsedOutput(text, ())
-            calls.append(found[0])
-            pos = skip_ws(text, found[1])
-        return outcome(text, text[:start].rstrip(), tuple(calls))
+        return calls_after(text, CALL_OPEN, tools, self._call)
 
     @staticmethod
     def _call(text: str, pos: int, tools: ToolSchemas) -> tuple[ParsedToolCall, int] | None:

@@ -1,9 +1,11 @@
-"""JSON in tool calls: a model's JSON read strictly, a call made from a decoded object, and
-arguments written back canonically. Shared by the formats (ostinato/tool_formats.py)."""
+"""What the tool-call formats (ostinato/tool_formats.py) share: a model's JSON read strictly,
+a call made from a decoded object, arguments written back canonically, calls read one after
+another to the end of the output."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas, skip_ws
@@ -64,6 +66,27 @@ def calls_in_list(value: object, tools: ToolSchemas) -> tuple[ParsedToolCall, ..
 
 def outcome(text: str, content: str, calls: tuple[ParsedToolCall, ...] | None) -> ParsedOutput:
     return ParsedOutput(text, ()) if calls is None else ParsedOutput(content, calls)
+
+
+ReadCall = Callable[[str, int, ToolSchemas], "tuple[ParsedToolCall, int] | None"]
+
+
+def calls_after(text: str, opening: str, tools: ToolSchemas, read: ReadCall) -> ParsedOutput:
+    """The content before the first ``opening`` and the calls from it to the end, each
+    opening with it (whitespace between them): `read` takes one at its opening and gives it
+    and the index after it, or None when it is not well formed."""
+    start = text.find(opening)
+    if start == -1:
+        return ParsedOutput(text, ())
+    calls: list[ParsedToolCall] = []
+    pos = start
+    while pos < len(text):
+        found = read(text, pos, tools) if text.startswith(opening, pos) else None
+        if found is None:
+            return ParsedOutput(text, ())
+        calls.append(found[0])
+        pos = skip_ws(text, found[1])
+    return ParsedOutput(text[:start].rstrip(), tuple(calls))
 
 
 def arguments_object(call: ParsedToolCall) -> dict[str, Any]:

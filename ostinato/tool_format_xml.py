@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ostinato.tool_arg_types import glm_value, qwen3_coder_value, schema_properties, schema_type
-from ostinato.tool_call_json import arguments_object, outcome
+from ostinato.tool_call_json import arguments_object, calls_after, outcome
 from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas, skip_ws, tag_may_start
 
 _OPEN, _CLOSE = "<tool_call>", "</tool_call>"
@@ -111,18 +111,7 @@ class Glm45:
     numbered_ids = False
 
     def parse(self, text: str, tools: ToolSchemas) -> ParsedOutput:
-        start = text.find(_OPEN)
-        if start == -1:
-            return ParsedOutput(text, ())
-        calls: list[ParsedToolCall] = []
-        pos = start
-        while pos < len(text):
-            found = self._call(text, pos, tools) if text.startswith(_OPEN, pos) else None
-            if found is None:
-                return ParsedOutput(text, ())
-            calls.append(found[0])
-            pos = skip_ws(text, found[1])
-        return outcome(text, text[:start].rstrip(), tuple(calls))
+        return calls_after(text, _OPEN, tools, self._call)
 
     @staticmethod
     def _call(text: str, pos: int, tools: ToolSchemas) -> tuple[ParsedToolCall, int] | None:
