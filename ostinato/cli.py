@@ -9,6 +9,7 @@ import sys
 from ostinato.cli_overrides import flag_overrides, load_config, merge
 from ostinato.config import ConfigError, MeshConfig
 from ostinato.event_loop import run as run_loop
+from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tool_formats import MODEL_FORMATS
 
 
@@ -108,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
                     "'{\"publisher\": \"zmq\", \"endpoint\": \"tcp://*:5557\"}'")
     se.add_argument("--tool-call-format", choices=MODEL_FORMATS,
                     help="the simulated model's tool-call format (default hermes)")
+    se.add_argument("--reasoning-format", choices=sorted(REASONING_FORMATS),
+                    help="the simulated model thinks, in this format (gpt-oss: with "
+                    "--tool-call-format gpt-oss)")
     return parser
 
 
@@ -163,6 +167,7 @@ def _run_service(args: argparse.Namespace) -> None:
             **net, "model": "model", "zero_cost": "zero_cost", "profile": "profile",
             "schedule_policy": "schedule_policy", "time_scale": "time_scale",
             "kv_events_config": "kv_events_config", "tool_call_format": "tool_call_format",
+            "reasoning_format": "reasoning_format",
             "enable_priority": "enable_priority", "max_total_tokens": "max_total_tokens",
             "max_running_requests": "max_running_requests"}))
         _traced("sim-engine", cfg)

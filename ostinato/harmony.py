@@ -22,6 +22,10 @@ Where SGLang differs (its results checked by the spec's table): it drops output 
 harmony token at all, everything after a message on an unknown channel, and a call cut off
 or without ``<|constrain|>json``; here they are the answer (what the model wrote). A final
 message also ends at ``<|end|>`` (SGLang's stream reads it so, its whole answer does not).
+With the thinking kept in the text (SGLang's separate_reasoning false) the splitter does not
+run: `HarmonyTools` then reads only calls written as ``<|start|>assistant<|channel|>commentary
+to=functions.NAME`` (as SGLang does there), and the answer streams up to the first
+``<|start|>``, the rest at its end.
 """
 
 from __future__ import annotations

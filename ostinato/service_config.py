@@ -88,7 +88,8 @@ class GatewayConfig:
     model: str = "sim/llama-3.1-8b"
     tool_call_parser: str = "hermes"  # see model
     # How the model writes its thinking (ostinato/reasoning_formats.py; SGLang's
-    # --reasoning-parser): deepseek-r1, qwen3 or kimi. Chat answers then carry it apart as
+    # --reasoning-parser): deepseek-r1, qwen3, kimi or gpt-oss (harmony: with the
+    # tool_call_parser gpt-oss). Chat answers then carry it apart as
     # reasoning_content (a reasoning item in the Responses API) and tool calls are read from
     # the answer after it. Empty: the model does not think; its output is all answer.
     reasoning_parser: str = ""

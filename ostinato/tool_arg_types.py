@@ -99,12 +99,14 @@ def _not_json(name: str) -> Any:
 
 
 def json_value(text: str) -> tuple[bool, Any]:
-    """(True, value) when ``text`` is one JSON value (NaN and Infinity are not); else
-    (False, None)."""
+    """(True, value) when ``text`` is one JSON value (NaN and Infinity are not, nor a
+    number beyond a double's range); else (False, None)."""
     try:
-        return True, json.loads(text, parse_constant=_not_json)
+        value = json.loads(text, parse_constant=_not_json)
+        json.dumps(value, allow_nan=False)
     except (ValueError, RecursionError):
         return False, None
+    return True, value
 
 
 def _is_integer_type(kind: str) -> bool:
@@ -155,11 +157,15 @@ def glm_value(raw: str, kind: str | None) -> Any:
     as a JSON string is a number for a "number"), a string as written (quotes removed when
     it is a JSON string), a Python literal, else the text."""
     ok, value = json_value(raw)
+    if not ok:  # written escaped, as inside a JSON string: {\"a\": 1}
+        ok, inner = json_value('"' + raw + '"')
+        ok, value = json_value(inner) if ok and isinstance(inner, str) else (False, None)
     if ok:
         if kind == "string":
             return value if isinstance(value, str) else raw
         return _number(value) if kind == "number" and isinstance(value, str) else value
-    if kind == "string":
-        return raw
+    if kind == "string":  # 'quoted' as Python writes a string: the quotes are not in it
+        quoted = len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\""
+        return raw[1:-1] if quoted else raw
     ok, value = python_literal(raw)
     return value if ok else raw

@@ -49,7 +49,10 @@ def to_call(obj: object, tools: ToolSchemas) -> ParsedToolCall | None:
         arguments = load_json(arguments)
     if not isinstance(arguments, dict):
         return None
-    return ParsedToolCall(name, json.dumps(arguments, ensure_ascii=False))
+    try:  # a number beyond a double's range (1e999) decodes as infinity: not JSON
+        return ParsedToolCall(name, json.dumps(arguments, ensure_ascii=False, allow_nan=False))
+    except ValueError:
+        return None
 
 
 def calls_in_list(value: object, tools: ToolSchemas) -> tuple[ParsedToolCall, ...] | None:

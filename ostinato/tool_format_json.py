@@ -19,7 +19,7 @@ from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas, 
 _TOOL_CALL_OPEN = "<tool_call>"
 _TOOL_CALL_CLOSE = "</tool_call>"
 _PYTHON_TAG = "<|python_tag|>"
-_MISTRAL_TAG = "[TOOL_CALLS]"
+_MISTRAL_TAG, _MISTRAL_ARGS = "[TOOL_CALLS]", "[ARGS]"
 
 
 class Hermes:
@@ -43,11 +43,14 @@ class Hermes:
             found = decode_json(text, skip_ws(text, pos + len(_TOOL_CALL_OPEN)))
             if found is None:
                 return None
-            call = to_call(found[0], tools)
+            value = found[0]  # one call, or a list of them (as SGLang also reads)
+            one = to_call(value, tools)
+            block = calls_in_list(value, tools) if isinstance(value, list) else (
+                None if one is None else (one,))
             pos = skip_ws(text, found[1])
-            if call is None or not text.startswith(_TOOL_CALL_CLOSE, pos):
+            if block is None or not text.startswith(_TOOL_CALL_CLOSE, pos):
                 return None
-            calls.append(call)
+            calls.extend(block)
             pos = skip_ws(text, pos + len(_TOOL_CALL_CLOSE))
         return tuple(calls)
 
@@ -85,11 +88,10 @@ class Llama3:
                 return None
             calls.append(call)
             pos = skip_ws(text, found[1])
+            if pos < len(text) and text[pos] == ";":  # the separator (also after the last)
+                pos = skip_ws(text, pos + 1)
             if pos == len(text):
                 return tuple(calls)
-            if text[pos] != ";":
-                return None
-            pos += 1
 
     def may_start(self, text: str) -> int:
         head = text.lstrip()
@@ -110,10 +112,32 @@ class Mistral:
         tag_at = text.find(_MISTRAL_TAG)
         if tag_at == -1:
             return ParsedOutput(text, ())
-        value = load_json(text[tag_at + len(_MISTRAL_TAG) :])
-        if isinstance(value, dict):
-            value = [value]
-        return outcome(text, text[:tag_at].rstrip(), calls_in_list(value, tools))
+        after = skip_ws(text, tag_at + len(_MISTRAL_TAG))
+        if text.startswith(("[", "{"), after):
+            value = load_json(text[after:])
+            calls = calls_in_list([value] if isinstance(value, dict) else value, tools)
+        else:
+            calls = self._compact(text, tag_at, tools)
+        return outcome(text, text[:tag_at].rstrip(), calls)
+
+    @staticmethod
+    def _compact(text: str, pos: int, tools: ToolSchemas) -> tuple[ParsedToolCall, ...] | None:
+        """Newer Mistral models' (Small 3.2, Magistral, Devstral): [TOOL_CALLS]NAME[ARGS]{...}
+        per call, one after another."""
+        calls: list[ParsedToolCall] = []
+        while pos < len(text):
+            args_at = text.find(_MISTRAL_ARGS, pos)
+            if not text.startswith(_MISTRAL_TAG, pos) or args_at == -1:
+                return None
+            found = decode_json(text, skip_ws(text, args_at + len(_MISTRAL_ARGS)))
+            call = None if found is None else to_call(
+                {"name": text[pos + len(_MISTRAL_TAG):args_at].strip(), "arguments": found[0]},
+                tools)
+            if found is None or call is None:
+                return None
+            calls.append(call)
+            pos = skip_ws(text, found[1])
+        return tuple(calls)
 
     def may_start(self, text: str) -> int:
         return tag_may_start(text, _MISTRAL_TAG)

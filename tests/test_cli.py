@@ -11,12 +11,16 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cache.redis_server import find_vector_redis
+from ostinato.harmony import ANALYSIS_OPEN, CALL_OPEN
+from tests.conftest import spawn_service, stop_service
+from workers.sim.chat_template import render
 
 CLI = [sys.executable, "-m", "ostinato.cli"]
 
@@ -180,3 +184,25 @@ def test_up_on_real_sglang_uses_the_models_tokenizer_everywhere(tmp_path) -> Non
     assert out["worker"] == {"engine": "sglang", "engine_model": str(tmp_path),
                              "kv_tokenizer": f"hf:{tmp_path}"}
     assert out["gateway"]["kv_tokenizer"] == f"hf:{tmp_path}"
+
+
+def test_a_sim_engine_started_for_gpt_oss_writes_harmony(tmp_path: Path) -> None:
+    """`ostinato sim-engine --tool-call-format gpt-oss --reasoning-format gpt-oss`: the flags
+    reach its config (the one without the other is refused), and its model answers a chat
+    turn offering a tool with an analysis and a call, in harmony."""
+    half = subprocess.run([*CLI, "sim-engine", "--tool-call-format", "gpt-oss"],
+                          capture_output=True, text=True, timeout=30)
+    assert half.returncode != 0 and "gpt-oss (harmony) is both formats" in half.stderr
+    proc, info = spawn_service(tmp_path, "sim-engine", "--tool-call-format", "gpt-oss",
+                               "--reasoning-format", "gpt-oss", "--zero-cost")
+    try:
+        tool = {"type": "function", "function": {"name": "now", "parameters": {}}}
+        prompt = render([{"role": "user", "content": "time?"}], [tool], tool_format="gpt-oss")
+        body = json.dumps({"text": prompt, "sampling_params": {"max_new_tokens": 300}}).encode()
+        request = urllib.request.Request(f"{info['address']}/generate", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            text = json.loads(reply.read())["text"]
+        assert text.startswith(ANALYSIS_OPEN) and CALL_OPEN + "now " in text
+    finally:
+        stop_service(proc)

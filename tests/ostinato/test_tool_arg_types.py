@@ -87,6 +87,10 @@ def test_qwen3_coder_value(raw: str, kind: str | None, expected: Any) -> None:
     ('{"a": 1}', "object", {"a": 1}),
     ("{'a': True}", "object", {"a": True}),
     ("NaN", "number", "NaN"),
+    ("1e999", "number", "1e999"),  # past a double's range: no JSON number
+    ("[1e999]", "array", "[1e999]"),
+    ("'Rome'", "string", "Rome"),
+    ('{\\"a\\": 1}', None, {"a": 1}),
     ("not json", "array", "not json"),
 ])
 def test_glm_value(raw: str, kind: str | None, expected: Any) -> None:

@@ -88,6 +88,10 @@ HERMES_CASES = {
     "both arguments and parameters": (block(BOTH_KEYS), TOOLS, None),
     "NaN is not JSON": (block(NAN_ARGS), TOOLS, None),
     "not an object": (block('["get_weather"]'), TOOLS, None),
+    "a list of calls in one block": (f"<tool_call>\n[{W}, {S}]\n</tool_call>", TOOLS,
+                                     ("", [WEATHER, SEARCH])),
+    "infinite number (1e999)": (block('{"name": "get_weather", "arguments": {"t": 1e999}}'),
+                                TOOLS, None),
 }
 
 LLAMA3_CASES = {
@@ -105,7 +109,10 @@ LLAMA3_CASES = {
     "one bad call spoils all": (W_PARAMS + ";" + BAD_JSON, TOOLS, None),
     "truncated mid-json": ("<|python_tag|>" + W_PARAMS + ";" + TRUNCATED, TOOLS, None),
     "truncated after the tag": ("Checking.\n<|python_tag|>", TOOLS, None),
-    "dangling separator": (W_PARAMS + ";", TOOLS, None),
+    "trailing separator (as SGLang reads it)": (W_PARAMS + ";", TOOLS, ("", [WEATHER])),
+    "calls on their own lines": (W_PARAMS + "\n" + S_PARAMS, TOOLS, ("", [WEATHER, SEARCH])),
+    "a number past a double's range": ('{"name": "get_weather", "parameters": {"t": 1e999}}',
+                                       TOOLS, None),
     "text after the calls": (W_PARAMS + "\nDone.", TOOLS, None),
     "unknown tool": ("<|python_tag|>" + UNKNOWN, TOOLS, None),
     "any name when no tools given": (UNKNOWN, {}, ("", [ROCKETS])),
@@ -135,6 +142,14 @@ MISTRAL_CASES = {
     "double-encoded arguments": (f"[TOOL_CALLS] [{DOUBLE}]", TOOLS, ("", [WEATHER])),
     "unicode arguments": (f"[TOOL_CALLS] [{U}]", TOOLS, ("", [UNICODE])),
     "arguments a list": (f"[TOOL_CALLS] [{LIST_ARGS}]", TOOLS, None),
+    "compact (Small 3.2, Magistral)": ('[TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}', TOOLS,
+                                       ("", [WEATHER])),
+    "compact, two calls, content": ('Sure.\n[TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}'
+                                    '[TOOL_CALLS]search[ARGS]{"query": "sglang", "top_k": 3}',
+                                    TOOLS, ("Sure.", [WEATHER, SEARCH])),
+    "compact, bad arguments": ("[TOOL_CALLS]get_weather[ARGS]{city}", TOOLS, None),
+    "compact, no [ARGS]": ('[TOOL_CALLS]get_weather{"city": "Paris"}', TOOLS, None),
+    "compact, text after": ('[TOOL_CALLS]get_weather[ARGS]{"city": "Paris"} ok', TOOLS, None),
 }
 
 JSON_ARRAY_CASES = {
