@@ -46,13 +46,23 @@ BY_HAND = {
         "<arg_key>top_k</arg_key>\n<arg_value>2</arg_value>\n</tool_call>",
         "<tool_call>get_weather\\n<arg_key>city</arg_key>\\n<arg_value>Oslo</arg_value>\\n"
         "</tool_call>",
+        "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>'Oslo'</arg_value>\n"
+        "</tool_call>",
     ],
     "kimi_k2": [
         "ok<|tool_calls_section_begin|><|tool_call_begin|> functions.get_weather:3 "
         '<|tool_call_argument_begin|>{"city": "Rome"}<|tool_call_end|>'
         "<|tool_calls_section_end|>",
     ],
-    "llama3": ['{"name": "get_weather", "parameters": {"city": "Oslo"}}'],
+    "llama3": ['{"name": "get_weather", "parameters": {"city": "Oslo"}}',
+               '{"name": "get_weather", "parameters": {"city": "Oslo"}}\n'
+               '{"name": "search", "parameters": {"query": "x"}}',
+               '<|python_tag|>{"name": "get_weather", "parameters": {"city": "Oslo"}};'],
+    "mistral": ['[TOOL_CALLS]get_weather[ARGS]{"city": "Oslo"}',
+                'Sure. [TOOL_CALLS]get_weather[ARGS]{"city": "Oslo"}'
+                '[TOOL_CALLS]search[ARGS]{"query": "x", "top_k": 2}'],
+    "hermes": ['<tool_call>\n[{"name": "get_weather", "arguments": {"city": "Oslo"}}, '
+               '{"name": "search", "arguments": {"query": "x"}}]\n</tool_call>'],
     "gpt-oss": [
         ANALYSIS_OPEN + "  Plan:\nlook it up.  " + END + FINAL_OPEN + "It is sunny.",
         ANALYSIS_OPEN + "Plan." + END + "<|start|>assistant<|channel|>commentary<|message|>"
