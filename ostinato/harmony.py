@@ -46,11 +46,18 @@ ANALYSIS_OPEN = CHANNEL + "analysis" + MESSAGE
 _RECIPIENT = re.compile(r"to=(\S+?)(?=\s|<\||$)")
 
 
+_LONGEST = max(map(len, MARKERS))
+
+
 def _held_back(text: str) -> int:
-    """How many trailing characters of ``text`` could begin a marker."""
-    for n in range(min(len(text), max(map(len, MARKERS)) - 1), 0, -1):
-        if any(m.startswith(text[-n:]) for m in MARKERS):
-            return n
+    """How many trailing characters of ``text`` could begin a marker (every marker begins
+    with "<": only a "<" near the end is looked at)."""
+    at = text.find("<", max(0, len(text) - _LONGEST + 1))
+    while at != -1:
+        rest = text[at:]
+        if any(m.startswith(rest) for m in MARKERS):
+            return len(text) - at
+        at = text.find("<", at + 1)
     return 0
 
 
