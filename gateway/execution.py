@@ -322,7 +322,7 @@ class CallExecutor:
                 raise
             break
         assert final is not None
-        thinking, rest, content, tool_calls = output.finish()
+        thinking, rest, content, tool_calls = output.finish(cut=final.finish_reason == "length")
         usage = self._with_thinking(final.usage, output.reasoning)  # the planner's sums too
         (self._report_later if report_later else self._report_now).send(planner_pb2.CompletionReport(
             program_id=admit.program_id, call_id=admit.call_id, worker_id=grant.worker_id,

@@ -63,21 +63,25 @@ class ToolOutput:
         out, self._sent = self._text[self._sent:cut], cut
         return out
 
-    def finish(self) -> tuple[str, str, str, list[common_pb2.ToolCall]]:
+    def finish(self, cut: bool = False) -> tuple[str, str, str, list[common_pb2.ToolCall]]:
         """At the output's end: (thinking still to stream, content still to stream, the whole
-        content, tool calls)."""
+        content, tool calls). `cut`: the engine stopped it at max_tokens; calls it cut short
+        are dropped, the content before them kept (as SGLang's DeepSeek, Kimi, GLM and
+        Mistral parsers do): no half-written call markup reaches the client as text."""
         thinking = ""
         if self._thinking is not None:
             thinking, rest = self._thinking.finish()
             self._text += rest
-        return (thinking, *self._calls())
+        return (thinking, *self._calls(cut))
 
-    def _calls(self) -> tuple[str, str, list[common_pb2.ToolCall]]:
+    def _calls(self, cut: bool) -> tuple[str, str, list[common_pb2.ToolCall]]:
         if self._parser is None:
             return self._text[self._sent:], self._text, []
         parsed = self._parser.parse(self._text, self._tools)
         if not parsed.tool_calls:
-            return self._text[self._sent:], self._text, []
+            opened = self._parser.opens_at(self._text) if cut else -1
+            content = self._text if opened == -1 else self._text[:opened].rstrip()
+            return content[self._sent:], content, []
         calls = parsed.tool_calls[:1] if self._single else parsed.tool_calls
         sent = self._text[:self._sent]
         rest = parsed.content[len(sent):] if parsed.content.startswith(sent) else ""

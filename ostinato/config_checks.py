@@ -59,7 +59,8 @@ def check_harmony_pair(tool_format: str, reasoning_format: str, tool_field: str,
     """gpt-oss's messages carry both its thinking and its calls: both formats or neither."""
     if (tool_format == "gpt-oss") != (reasoning_format == "gpt-oss"):
         raise ConfigError(f"{tool_field} and {reasoning_field}: gpt-oss (harmony) is both "
-                          f"formats or neither, got {tool_format!r} and {reasoning_format!r}")
+                          f"formats or neither, got {tool_format!r} and {reasoning_format!r} "
+                          f"(ostinato up: --tool-call-parser gpt-oss --reasoning-parser gpt-oss)")
 
 
 def check_tool_format(name: str, field_name: str) -> None:

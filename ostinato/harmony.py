@@ -201,6 +201,9 @@ class HarmonyTools:
         call = to_call({"name": name, "arguments": arguments}, tools)
         return None if call is None else (call, len(text) if end == -1 else end + len(CALL))
 
+    def opens_at(self, text: str) -> int:
+        return text.find(CALL_OPEN)
+
     def may_start(self, text: str) -> int:
         at = text.find(START)
         if at != -1:

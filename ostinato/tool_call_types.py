@@ -33,6 +33,12 @@ class ToolCallParser(Protocol):
         """The content and the tool calls of a whole output; see ostinato/tool_formats.py."""
         ...
 
+    def opens_at(self, text: str) -> int:
+        """Where calls plainly begin in ``text`` (their opening tag, or what can only be a
+        call); -1 when nowhere. An output cut off (max_tokens) after that point is a call
+        cut short, not content."""
+        ...
+
     def may_start(self, text: str) -> int:
         """For streaming: the index in ``text`` (the output so far) from which it is, or may become, a
         tool call; len(text) when nothing at its end can start one. The caller streams text[:index]

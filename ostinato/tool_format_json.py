@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from ostinato.tool_call_json import (
@@ -20,6 +21,7 @@ _TOOL_CALL_OPEN = "<tool_call>"
 _TOOL_CALL_CLOSE = "</tool_call>"
 _PYTHON_TAG = "<|python_tag|>"
 _MISTRAL_TAG, _MISTRAL_ARGS = "[TOOL_CALLS]", "[ARGS]"
+_NAMED_OBJECT = re.compile(r'\s*\{\s*"name"')  # what only a llama3 call begins with
 
 
 class Hermes:
@@ -53,6 +55,9 @@ class Hermes:
             calls.extend(block)
             pos = skip_ws(text, pos + len(_TOOL_CALL_CLOSE))
         return tuple(calls)
+
+    def opens_at(self, text: str) -> int:
+        return text.find(_TOOL_CALL_OPEN)
 
     def may_start(self, text: str) -> int:
         return tag_may_start(text, _TOOL_CALL_OPEN)
@@ -92,6 +97,10 @@ class Llama3:
                 pos = skip_ws(text, pos + 1)
             if pos == len(text):
                 return tuple(calls)
+
+    def opens_at(self, text: str) -> int:
+        at = text.find(_PYTHON_TAG)
+        return 0 if at == -1 and _NAMED_OBJECT.match(text) else at
 
     def may_start(self, text: str) -> int:
         head = text.lstrip()
@@ -139,6 +148,9 @@ class Mistral:
             pos = skip_ws(text, found[1])
         return tuple(calls)
 
+    def opens_at(self, text: str) -> int:
+        return text.find(_MISTRAL_TAG)
+
     def may_start(self, text: str) -> int:
         return tag_may_start(text, _MISTRAL_TAG)
 
@@ -153,6 +165,9 @@ class JsonArray:
 
     def parse(self, text: str, tools: ToolSchemas) -> ParsedOutput:
         return outcome(text, "", calls_in_list(load_json(text), tools))
+
+    def opens_at(self, text: str) -> int:
+        return 0 if text.lstrip().startswith("[") else -1
 
     def may_start(self, text: str) -> int:
         head = text.lstrip()

@@ -73,6 +73,9 @@ class _Sectioned:
             pos += len(mark)
         return call, pos
 
+    def opens_at(self, text: str) -> int:
+        return text.find(self.begin)
+
     def may_start(self, text: str) -> int:
         return tag_may_start(text, self.begin)
 

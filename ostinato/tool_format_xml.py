@@ -91,6 +91,9 @@ class Qwen3Coder:
         call = _typed(tools, name, raw, qwen3_coder_value)
         return None if call is None else (call, pos + len(_FUNCTION_END))
 
+    def opens_at(self, text: str) -> int:
+        return text.find(_OPEN)
+
     def may_start(self, text: str) -> int:
         return tag_may_start(text, _OPEN)
 
@@ -142,6 +145,9 @@ class Glm45:
             return None
         call = _typed(tools, name, raw, glm_value)
         return None if call is None else (call, pos + len(_CLOSE))
+
+    def opens_at(self, text: str) -> int:
+        return text.find(_OPEN)
 
     def may_start(self, text: str) -> int:
         return tag_may_start(text, _OPEN)

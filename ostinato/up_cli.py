@@ -43,7 +43,8 @@ def add_parser(sub: Any) -> None:
     up.add_argument("--model", help="with --engine sglang: the model path (its tokenizer and "
                     "chat template are used by the gateway and workers)")
     up.add_argument("--tool-call-parser", choices=MODEL_FORMATS,
-                    help="the model's tool-call format (the sim engines write it too)")
+                    help="the model's tool-call format (the sim engines write it too; "
+                    "gpt-oss with --reasoning-parser gpt-oss)")
     up.add_argument("--reasoning-parser", choices=sorted(REASONING_FORMATS),
                     help="the model thinks, in this format: answers carry its thinking apart "
                     "(reasoning_content); the sim engines' model then thinks too")

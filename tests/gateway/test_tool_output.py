@@ -6,7 +6,7 @@ import pytest
 
 from gateway.tool_output import ToolOutput
 from ostinato.reasoning_formats import REASONING_FORMATS
-from ostinato.tool_formats import get_parser
+from ostinato.tool_formats import PARSERS, ParsedToolCall, get_parser, render_tool_calls
 
 CALL = '<tool_call>\n{"name": "add", "arguments": {"a": 1}}\n</tool_call>'
 NAMES = {"add": {}}
@@ -72,3 +72,31 @@ def test_kimi_calls_take_the_models_numbered_ids() -> None:
     _, _, calls = run(ToolOutput(get_parser("kimi_k2"), NAMES, call_numbers_from=4), text, 5)
     assert [(c.id, c.arguments) for c in calls] == [("functions.add:4", '{"a": 1}'),
                                                     ("functions.add:5", '{"a": 2}')]
+
+
+@pytest.mark.parametrize("family", sorted(set(PARSERS) - {"json_array"}))
+@pytest.mark.parametrize("size", [1, 7, 1000])
+def test_a_call_cut_short_by_max_tokens_is_dropped_not_shown(family: str, size: int) -> None:
+    """Cut (finish_reason length) inside a call: the content before it, no markup, no call;
+    the same text ended by the model is content as written (not well-formed calls)."""
+    call = render_tool_calls(family, [ParsedToolCall("add", '{"a": 12345, "b": "long text"}')])
+    before = "<|channel|>analysis<|message|>t<|end|>" if family == "gpt-oss" else ""
+    reasoning = REASONING_FORMATS["gpt-oss"] if family == "gpt-oss" else None
+    for end in (len(call) // 3, len(call) - 14):  # (gpt-oss: inside the arguments)
+        text = before + "Sure." + ("" if family == "gpt-oss" else "\n") + call[:end]
+        out = ToolOutput(get_parser(family), NAMES, reasoning=reasoning)
+        streamed = "".join(out.feed(text[i:i + size])[1] for i in range(0, len(text), size))
+        _, rest, content, calls = out.finish(cut=True)
+        assert (streamed + rest, content, calls) == ("Sure.", "Sure.", [])
+
+
+@pytest.mark.parametrize(("family", "text"), [
+    ("hermes", "A plain answer, cut sh"),
+    ("llama3", '{"answer": 42, "why": "it is'),  # JSON, but no call's
+    ("mistral", "Lists like [1, 2"),
+])
+def test_a_cut_answer_that_opened_no_call_is_kept(family: str, text: str) -> None:
+    out = ToolOutput(get_parser(family), NAMES)
+    streamed = out.feed(text)[1]
+    _, rest, content, calls = out.finish(cut=True)
+    assert (streamed + rest, content, calls) == (text, text, [])

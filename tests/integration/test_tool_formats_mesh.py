@@ -104,3 +104,15 @@ def test_an_sdk_agent_loop_over_grpc(mesh: Mesh) -> None:
         history += [out.message(), {"role": "tool", "tool_call_id": call.id, "content": "sun"}]
         answer = program.call(messages=history, tools=TOOLS, max_tokens=200)
     assert answer.text and not answer.tool_calls and "<|" not in answer.text
+
+
+def test_a_call_cut_by_max_tokens_leaves_no_markup(client: openai.OpenAI, mesh: Mesh) -> None:
+    """Cut inside its call (finish_reason length): no call, and none of its markup as text,
+    streamed or not."""
+    kw = {"model": MODEL, "messages": ASK, "tools": TOOLS, "seed": 1, "max_tokens": 12}
+    done = client.chat.completions.create(**kw)  # type: ignore[call-overload]
+    choice = done.choices[0]
+    assert choice.finish_reason == "length" and not choice.message.tool_calls
+    assert not choice.message.content
+    chunks = list(client.chat.completions.create(**kw, stream=True))  # type: ignore[call-overload]
+    assert not "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
