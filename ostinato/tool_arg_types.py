@@ -69,8 +69,8 @@ def schema_type(schema: object) -> str | None:
             return "string" if "string" in distinct else kinds[0]
     enum = schema.get("enum")
     if isinstance(enum, list):
-        kinds = {_enum_type(v) for v in enum}
-        return kinds.pop() if len(kinds) == 1 else "string"
+        enum_kinds = {_enum_type(v) for v in enum}
+        return enum_kinds.pop() if len(enum_kinds) == 1 else "string"
     all_of = schema.get("allOf")
     if isinstance(all_of, list):
         return next((k for k in map(schema_type, all_of) if k and k != "string"), "string")

@@ -52,6 +52,18 @@ class ToolFormat(ToolCallParser, Protocol):
         ...
 
 
+class OpenedByTag:
+    """opens_at and may_start of a format whose calls open with one tag, `opening`."""
+
+    opening: str
+
+    def opens_at(self, text: str) -> int:
+        return text.find(self.opening)
+
+    def may_start(self, text: str) -> int:
+        return tag_may_start(text, self.opening)
+
+
 def tag_may_start(text: str, tag: str) -> int:
     """Where ``tag`` first occurs in text, else where a suffix that is a proper prefix of it starts."""
     at = text.find(tag)

@@ -15,7 +15,14 @@ from ostinato.tool_call_json import (
     outcome,
     to_call,
 )
-from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas, skip_ws, tag_may_start
+from ostinato.tool_call_types import (
+    OpenedByTag,
+    ParsedOutput,
+    ParsedToolCall,
+    ToolSchemas,
+    skip_ws,
+    tag_may_start,
+)
 
 _TOOL_CALL_OPEN = "<tool_call>"
 _TOOL_CALL_CLOSE = "</tool_call>"
@@ -24,8 +31,9 @@ _MISTRAL_TAG, _MISTRAL_ARGS = "[TOOL_CALLS]", "[ARGS]"
 _NAMED_OBJECT = re.compile(r'\s*\{\s*"name"')  # what only a llama3 call begins with
 
 
-class Hermes:
+class Hermes(OpenedByTag):
     numbered_ids = False
+    opening = _TOOL_CALL_OPEN
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -55,12 +63,6 @@ class Hermes:
             calls.extend(block)
             pos = skip_ws(text, pos + len(_TOOL_CALL_CLOSE))
         return tuple(calls)
-
-    def opens_at(self, text: str) -> int:
-        return text.find(_TOOL_CALL_OPEN)
-
-    def may_start(self, text: str) -> int:
-        return tag_may_start(text, _TOOL_CALL_OPEN)
 
     def render(self, calls: Sequence[ParsedToolCall]) -> str:
         return "\n".join(
@@ -112,8 +114,9 @@ class Llama3:
         return _PYTHON_TAG + ";".join(dumps(call_object(call, "parameters")) for call in calls)
 
 
-class Mistral:
+class Mistral(OpenedByTag):
     numbered_ids = False
+    opening = _MISTRAL_TAG
 
     name = "mistral"
 
@@ -147,12 +150,6 @@ class Mistral:
             calls.append(call)
             pos = skip_ws(text, found[1])
         return tuple(calls)
-
-    def opens_at(self, text: str) -> int:
-        return text.find(_MISTRAL_TAG)
-
-    def may_start(self, text: str) -> int:
-        return tag_may_start(text, _MISTRAL_TAG)
 
     def render(self, calls: Sequence[ParsedToolCall]) -> str:
         return f"{_MISTRAL_TAG} {dumps([call_object(call, 'arguments') for call in calls])}"

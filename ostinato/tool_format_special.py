@@ -7,7 +7,13 @@ import re
 from collections.abc import Sequence
 
 from ostinato.tool_call_json import arguments_object, decode_json, dumps, outcome, to_call
-from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas, skip_ws, tag_may_start
+from ostinato.tool_call_types import (
+    OpenedByTag,
+    ParsedOutput,
+    ParsedToolCall,
+    ToolSchemas,
+    skip_ws,
+)
 
 
 def _deepseek(token: str) -> str:
@@ -26,22 +32,21 @@ _KIMI_ARGS = "<|tool_call_argument_begin|>"
 _KIMI_ID = re.compile(r"(?:functions\.)?([\w.\-]+):\d+")
 
 
-class _Sectioned:
+class _Sectioned(OpenedByTag):
     """Calls between a section's begin and end tokens (the end may be cut off by the end of
     the output: the model's end of turn follows it), each call between its own tokens."""
 
     name: str
     numbered_ids = False
-    begin: str
     end: str
     call_tag: str
 
     def parse(self, text: str, tools: ToolSchemas) -> ParsedOutput:
-        start = text.find(self.begin)
+        start = text.find(self.opening)
         if start == -1:
             return ParsedOutput(text, ())
         calls: list[ParsedToolCall] = []
-        pos = skip_ws(text, start + len(self.begin))
+        pos = skip_ws(text, start + len(self.opening))
         while text.startswith(self.call_tag, pos):
             found = self._call(text, pos + len(self.call_tag), tools, len(calls))
             if found is None:
@@ -73,19 +78,13 @@ class _Sectioned:
             pos += len(mark)
         return call, pos
 
-    def opens_at(self, text: str) -> int:
-        return text.find(self.begin)
-
-    def may_start(self, text: str) -> int:
-        return tag_may_start(text, self.begin)
-
 
 class DeepSeekV3(_Sectioned):
     """tool_calls_begin (tool_call_begin "function" tool_sep NAME, a newline, ```json
     ARGUMENTS ``` tool_call_end)* tool_calls_end (DeepSeek's tokens, _deepseek)."""
 
     name = "deepseekv3"
-    begin, end, call_tag = _DS_BEGIN, _DS_END, _DS_CALL
+    opening, end, call_tag = _DS_BEGIN, _DS_END, _DS_CALL
 
     def _call(self, text: str, pos: int, tools: ToolSchemas,
               index: int) -> tuple[ParsedToolCall, int] | None:
@@ -111,7 +110,7 @@ class DeepSeekV31(_Sectioned):
     tool_calls_end (DeepSeek's tokens, _deepseek): DeepSeek V3.1 and later."""
 
     name = "deepseekv31"
-    begin, end, call_tag = _DS_BEGIN, _DS_END, _DS_CALL
+    opening, end, call_tag = _DS_BEGIN, _DS_END, _DS_CALL
 
     def _call(self, text: str, pos: int, tools: ToolSchemas,
               index: int) -> tuple[ParsedToolCall, int] | None:
@@ -135,7 +134,7 @@ class KimiK2(_Sectioned):
 
     name = "kimi_k2"
     numbered_ids = True
-    begin, end, call_tag = _KIMI_BEGIN, _KIMI_END, _KIMI_CALL
+    opening, end, call_tag = _KIMI_BEGIN, _KIMI_END, _KIMI_CALL
 
     def _call(self, text: str, pos: int, tools: ToolSchemas,
               index: int) -> tuple[ParsedToolCall, int] | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ostinato.tool_arg_types import glm_value, qwen3_coder_value, schema_properties, schema_type
 from ostinato.tool_call_json import arguments_object, calls_after, outcome
-from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas, skip_ws, tag_may_start
+from ostinato.tool_call_types import OpenedByTag, ParsedOutput, ParsedToolCall, ToolSchemas, skip_ws
 
 _OPEN, _CLOSE = "<tool_call>", "</tool_call>"
 _FUNCTION, _FUNCTION_END = "<function=", "</function>"
@@ -42,12 +42,13 @@ def _typed(tools: ToolSchemas, name: str, raw: dict[str, str],
     return ParsedToolCall(name, json.dumps(args, ensure_ascii=False))
 
 
-class Qwen3Coder:
+class Qwen3Coder(OpenedByTag):
     """<tool_call> <function=NAME> (<parameter=KEY> VALUE </parameter>)* </function> </tool_call>,
     newlines between the tags (one around each value is not part of it)."""
 
     name = "qwen3_coder"
     numbered_ids = False
+    opening = _OPEN
 
     def parse(self, text: str, tools: ToolSchemas) -> ParsedOutput:
         start = text.find(_OPEN)
@@ -91,12 +92,6 @@ class Qwen3Coder:
         call = _typed(tools, name, raw, qwen3_coder_value)
         return None if call is None else (call, pos + len(_FUNCTION_END))
 
-    def opens_at(self, text: str) -> int:
-        return text.find(_OPEN)
-
-    def may_start(self, text: str) -> int:
-        return tag_may_start(text, _OPEN)
-
     def render(self, calls: Sequence[ParsedToolCall]) -> str:
         return "\n".join(
             f"{_OPEN}\n{_FUNCTION}{call.name}>\n"
@@ -106,12 +101,13 @@ class Qwen3Coder:
             for call in calls)
 
 
-class Glm45:
+class Glm45(OpenedByTag):
     """<tool_call>NAME (<arg_key>KEY</arg_key> <arg_value>VALUE</arg_value>)* </tool_call>,
     the name ended by a newline (or the two characters backslash n)."""
 
     name = "glm45"
     numbered_ids = False
+    opening = _OPEN
 
     def parse(self, text: str, tools: ToolSchemas) -> ParsedOutput:
         return calls_after(text, _OPEN, tools, self._call)
@@ -145,12 +141,6 @@ class Glm45:
             return None
         call = _typed(tools, name, raw, glm_value)
         return None if call is None else (call, pos + len(_CLOSE))
-
-    def opens_at(self, text: str) -> int:
-        return text.find(_OPEN)
-
-    def may_start(self, text: str) -> int:
-        return tag_may_start(text, _OPEN)
 
     def render(self, calls: Sequence[ParsedToolCall]) -> str:
         return "\n".join(

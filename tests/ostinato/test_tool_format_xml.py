@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from ostinato.tool_formats import ParsedOutput, ParsedToolCall, ToolSchemas, get_parser
+from ostinato.tool_formats import ParsedToolCall, ToolSchemas, get_parser
+from tests.ostinato.tool_format_cases import Expected, assert_parsed, parse_params
 
 TOOLS: ToolSchemas = {
     "get_weather": {"type": "object", "properties": {
@@ -99,17 +100,10 @@ GLM45 = {
 }
 
 
-@pytest.mark.parametrize(("family", "text", "tools", "expected"), [
-    pytest.param(family, *case, id=f"{family}: {label}")
-    for family, cases in (("qwen3_coder", QWEN3_CODER), ("glm45", GLM45))
-    for label, case in cases.items()])
-def test_parse(family: str, text: str, tools: ToolSchemas,
-               expected: tuple[str, list[ParsedToolCall]] | None) -> None:
-    parsed = get_parser(family).parse(text, tools)
-    if expected is None:
-        assert parsed == ParsedOutput(text, ())
-    else:
-        assert parsed == ParsedOutput(expected[0], tuple(expected[1]))
+@pytest.mark.parametrize(("family", "text", "tools", "expected"),
+                         parse_params({"qwen3_coder": QWEN3_CODER, "glm45": GLM45}))
+def test_parse(family: str, text: str, tools: ToolSchemas, expected: Expected) -> None:
+    assert_parsed(family, text, tools, expected)
 
 
 @pytest.mark.parametrize(("family", "text", "expected"), [
