@@ -107,7 +107,13 @@ def _check_tools(call: common_pb2.CallSpec) -> None:
 
 
 def _check_messages(call: common_pb2.CallSpec) -> None:
+    called: set[str] = set()  # the ids of the tool calls so far
     for i, m in enumerate(call.messages):
+        if m.role == "tool" and m.tool_call_id and m.tool_call_id not in called:
+            # as OpenAI refuses it (SGLang would render it): a result for no call of the model's
+            raise InvalidCall(f"messages[{i}].tool_call_id {m.tool_call_id!r} answers no tool call "
+                              "of an earlier assistant message", "messages")
+        called.update(tc.id for tc in m.tool_calls if tc.id)
         if m.role not in ROLES:
             raise InvalidCall(f"messages[{i}].role must be one of {', '.join(ROLES)}, got {m.role!r}",
                               "messages")

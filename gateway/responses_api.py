@@ -51,7 +51,7 @@ from ostinato.v1 import common_pb2
 # a chat field named in an error -> the Responses field the client sent (longest first)
 _PARAMS = (("response_format.json_schema", "text.format"), ("response_format", "text"),
            ("max_completion_tokens", "max_output_tokens"), ("max_new_tokens", "max_output_tokens"),
-           ("max_tokens", "max_output_tokens"))
+           ("max_tokens", "max_output_tokens"), (".tool_call_id", ".call_id"))
 
 
 def _renamed(text: str | None, sources: Sources) -> str | None:

@@ -15,6 +15,12 @@ LIMITS = CallLimits(max_prompt_chars=1000, max_messages=4, default_max_new_token
 USER = [{"role": "user", "content": "hello"}]
 
 
+def _asked(*ids: str) -> dict:
+    """An assistant message calling tool f once per id."""
+    return {"role": "assistant", "content": None, "tool_calls": [
+        {"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids]}
+
+
 def _tool(name: str, prop: dict, defs: dict) -> dict:
     return {"type": "function", "function": {"name": name, "parameters": {
         "type": "object", "properties": {"p": prop}, "$defs": defs}}}
@@ -62,6 +68,13 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
         ({"prompt": "x", "logit_bias": {7: -float("inf")}}, r"logit_bias\[7\] is -inf"),
         ({"prompt": "x", "logit_bias": dict.fromkeys(range(301), 1.0)},
          "biases 301 token ids, more than 300"),
+        # a tool result answers a call the model made earlier in the conversation (as OpenAI)
+        ({"messages": [*USER, {"role": "tool", "tool_call_id": "c9", "content": "42"}]},
+         r"messages\[1\].tool_call_id 'c9' answers no tool call of an earlier assistant"),
+        ({"messages": [*USER, _asked("c1"), {"role": "tool", "tool_call_id": "c2", "content": "1"}]},
+         r"messages\[2\].tool_call_id 'c2' answers no tool call"),
+        ({"messages": [{"role": "tool", "tool_call_id": "c1", "content": "1"}, _asked("c1")]},
+         r"messages\[0\].tool_call_id 'c1' answers no tool call"),  # its call comes after it
         # forced tool calls: one schema holds every tool's definitions, alike or refused
         ({"messages": USER, "tool_choice": "required", "tools": [
             _tool("a", {"$ref": "#/$defs/X"}, {"X": {"type": "string"}}),
@@ -72,6 +85,17 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
 def test_invalid_calls_are_rejected_with_a_reason(kwargs: dict, message: str) -> None:
     with pytest.raises(InvalidCall, match=message):
         normalize_call(call_spec(**kwargs), LIMITS)
+
+
+@pytest.mark.parametrize("messages", [
+    [*USER, _asked("c1", "c2"), {"role": "tool", "tool_call_id": "c2", "content": "2"},
+     {"role": "tool", "tool_call_id": "c1", "content": "1"}],
+    [*USER, _asked("c1"), {"role": "tool", "tool_call_id": "c1", "content": "1"}],
+    # without an id (a template that needs none; gRPC clients may leave it out): taken
+    [*USER, _asked(""), {"role": "tool", "content": "1"}],
+])
+def test_tool_results_that_answer_earlier_calls_are_taken(messages: list) -> None:
+    assert normalize_call(call_spec(messages=messages), LIMITS).messages[-1].role == "tool"
 
 
 def _nested(depth: int) -> dict:

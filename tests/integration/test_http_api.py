@@ -168,6 +168,8 @@ def test_sglangs_sampling_extensions_reach_the_engine(acme: openai.OpenAI) -> No
     ({"max_tokens": 10**9}, 400, "max_new_tokens"),
     ({"messages": ask("x" * 60_000)}, 400, "prompt too large"),
     ({"messages": [{"role": "wizard", "content": "hi"}]}, 400, "role"),
+    ({"messages": [*ask("hi"), {"role": "tool", "tool_call_id": "call_9", "content": "42"}]},
+     400, "messages[1].tool_call_id 'call_9' answers no tool call"),
     ({"extra_headers": {"X-Ostinato-Program": "no-such-program"}}, 404, "'no-such-program'"),
     ({"extra_body": {"ostinato": {"parent_call_ids": ["ghost"]}}}, 400, "ghost"),
 ])

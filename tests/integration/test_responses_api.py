@@ -136,6 +136,10 @@ def test_structured_output(acme: openai.OpenAI) -> None:
     ({"reasoning": {"effort": "extreme"}}, 400, "reasoning"),
     ({"reasoning": {"effort": "low", "budget": 100}}, 400, "reasoning"),
     ({"model": "gpt-4o"}, 404, "model"),
+    # a function call's output for a call the model never made (as OpenAI refuses it)
+    ({"input": [{"role": "user", "content": "hi"},
+                {"type": "function_call_output", "call_id": "call_9", "output": "42"}]},
+     400, "input"),
     ({"extra_body": {"frobnicate": 1}}, 400, "frobnicate"),
 ])
 def test_what_is_not_served_gets_a_clear_error(acme: openai.OpenAI, kw: dict,
@@ -148,6 +152,15 @@ def test_what_is_not_served_gets_a_clear_error(acme: openai.OpenAI, kw: dict,
     assert isinstance(body, dict) and body["message"]
     if param is not None:
         assert body["param"] == param
+
+
+def test_an_output_for_no_call_is_refused_naming_its_item(acme: openai.OpenAI) -> None:
+    made = {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"}
+    with pytest.raises(openai.BadRequestError) as err:
+        acme.responses.create(model=MODEL, max_output_tokens=4, input=[
+            {"role": "user", "content": "hi"}, made,
+            {"type": "function_call_output", "call_id": "call_2", "output": "42"}])
+    assert "input[2].call_id 'call_2' answers no tool call" in str(err.value.body)
 
 
 @pytest.fixture(scope="module")
