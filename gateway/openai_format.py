@@ -86,6 +86,9 @@ def _messages(body: Mapping[str, Any]) -> list[common_pb2.Message]:
                 if not isinstance(value, str):
                     raise BadRequest(f"messages[{i}].{name} must be a string", "messages")
                 setattr(msg, name, value)
+        if role == "tool" and not msg.tool_call_id:  # OpenAI's schema requires it
+            raise BadRequest(f"messages[{i}].tool_call_id is required: the id of the tool call "
+                             "the message answers", "messages")
         out.append(msg)
     return out
 

@@ -91,7 +91,8 @@ def test_invalid_calls_are_rejected_with_a_reason(kwargs: dict, message: str) ->
     [*USER, _asked("c1", "c2"), {"role": "tool", "tool_call_id": "c2", "content": "2"},
      {"role": "tool", "tool_call_id": "c1", "content": "1"}],
     [*USER, _asked("c1"), {"role": "tool", "tool_call_id": "c1", "content": "1"}],
-    # without an id (a template that needs none; gRPC clients may leave it out): taken
+    # without an id, over gRPC (the demo's client-side tools; a template that needs none): taken
+    # (the OpenAI-compatible API requires one: tests/gateway/test_openai_format.py)
     [*USER, _asked(""), {"role": "tool", "content": "1"}],
 ])
 def test_tool_results_that_answer_earlier_calls_are_taken(messages: list) -> None:

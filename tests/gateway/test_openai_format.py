@@ -50,6 +50,12 @@ def test_taken(body: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(("body", "param"), [
     ({"messages": [{"role": [], "content": "x"}]}, "messages"),  # was a 500 (unhashable)
+    # a tool message names the call it answers (OpenAI's schema requires tool_call_id)
+    ({"messages": [*USER, ECHOED, {"role": "tool", "content": "1"}]}, "messages"),
+    ({"messages": [*USER, ECHOED, {"role": "tool", "tool_call_id": "", "content": "1"}]},
+     "messages"),
+    ({"messages": [*USER, ECHOED, {"role": "tool", "tool_call_id": None, "content": "1"}]},
+     "messages"),
     ({"messages": [{"role": "assistant", "tool_calls": {}}]}, "messages"),
     ({"messages": [{"role": "assistant", "tool_calls": [
         {"id": 5, "function": {"name": "f"}}]}]}, "messages"),

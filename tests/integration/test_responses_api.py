@@ -128,6 +128,8 @@ def test_structured_output(acme: openai.OpenAI) -> None:
     ({"input": [{"type": "input_image", "image_url": "http://x"}]}, 400, "input"),
     ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
      400, "input"),
+    ({"input": [{"role": "user", "content": "hi"},
+                {"type": "function_call_output", "call_id": "", "output": "42"}]}, 400, "input"),
     ({"input": []}, 400, "input"),
     ({"max_output_tokens": 10**9}, 400, None),
     ({"max_output_tokens": "many"}, 400, "max_output_tokens"),
