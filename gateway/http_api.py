@@ -50,6 +50,7 @@ from gateway.calls import MAX_DEADLINE_S
 from gateway.chat_stream import ChatStream
 from gateway.conversations_api import ConversationsApi, routes
 from gateway.core import GatewayCore, GatewayError, Placement
+from gateway.draining import CUT_WRITE_S, DRAINING, Draining
 from gateway.metrics import GatewayMetrics
 from gateway.openai_format import (
     BadRequest,
@@ -121,11 +122,14 @@ class OpenAiApi:
         self._stored = stored  # the Responses API's stored responses (None: no Redis)
         self._conversation_store = conversations
         self._conversations = ConversationsApi(conversations, core.config.max_prompt_chars)
+        self.draining = Draining()  # the requests in flight, for a stopping gateway
 
     def app(self) -> web.Application:
         # Room for the largest prompt the gateway accepts (4 bytes a character, JSON escapes).
         app = web.Application(client_max_size=self._core.config.max_prompt_chars * 6 + 1_000_000,
-                              middlewares=[tracing_middleware(), self._errors])
+                              middlewares=[tracing_middleware(), self._errors,
+                                           self.draining.middleware])
+        app[DRAINING] = self.draining
         app.add_routes([
             web.post("/v1/chat/completions", self.chat_completions),
             web.post("/v1/completions", self.completions),
@@ -328,8 +332,11 @@ class OpenAiApi:
         return result
 
 
-async def start_http(api: OpenAiApi, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(api.app(), access_log=None)
+async def start_http(api: OpenAiApi, host: str, port: int,
+                     grace_s: float = 5.0) -> tuple[web.AppRunner, int]:
+    """Serves `api`; `grace_s`: how long requests in flight get once it stops (then
+    `api.draining` cuts them: stop it with `api.draining.stop(runner, grace_s)`)."""
+    runner = web.AppRunner(api.app(), access_log=None, shutdown_timeout=grace_s + CUT_WRITE_S)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

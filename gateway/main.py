@@ -135,25 +135,38 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayService(core), grpc_service.server)
     info: dict[str, object] = {}
     runner = None
+    api = None
     if config.http_port >= 0:
         stored = StoredResponses(client, config.responses_ttl_s, redis_cfg.timeout_s) \
             if client is not None else None
         kept = ConversationStore(client, config.responses_ttl_s, redis_cfg.timeout_s) \
             if client is not None else None
         api = OpenAiApi(core, metrics, stored, kept)
-        runner, http_port = await start_http(api, config.host, config.http_port)
+        runner, http_port = await start_http(api, config.host, config.http_port,
+                                             grace_s=grpc_service.grace_s)
         info["http_address"] = f"{config.host}:{http_port}"
         log.info("OpenAI-compatible HTTP API", address=info["http_address"])
     # Prometheus on a port of its own (its tenant labels stay off the public ports)
     metrics_server = await serve_metrics(metrics.registry, config.host, config.metrics_port)
     if metrics_server is not None:
         info["metrics_address"] = metrics_server.address
+    http_stopped: asyncio.Task[int] | None = None
+
+    async def stop_http() -> None:  # beside gRPC's grace, which the HTTP requests get too
+        nonlocal http_stopped
+        if runner is not None and api is not None:
+            http_stopped = asyncio.create_task(api.draining.stop(runner, grpc_service.grace_s))
+
     try:
-        await grpc_service.run(port_file=port_file, info=info)
+        await grpc_service.run(port_file=port_file, info=info, on_stopping=stop_http)
     finally:
-        core.programs.end_all("shutdown")
-        if runner is not None:
+        if http_stopped is not None:
+            cut = await http_stopped
+            if cut:
+                log.warning("HTTP requests cut short by the shutdown", requests=cut)
+        elif runner is not None:
             await runner.cleanup()
+        core.programs.end_all("shutdown")
         if metrics_server is not None:
             await metrics_server.close()
         for task in tasks:

@@ -5,6 +5,7 @@ travel in the stream, in each API's own shape (`_send`)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -13,6 +14,7 @@ from aiohttp import web
 from cache.modes import HIT_HEADER, hit_header
 from gateway.call_items import CallItem, Delta, Granted
 from gateway.core import GatewayCore, GatewayError, Placement
+from gateway.draining import DRAINING
 from ostinato.v1 import common_pb2
 
 
@@ -25,8 +27,16 @@ class SseStream:
         self._items: AsyncIterator[CallItem] = core.run(tenant, placed, core.timeout(None))
 
     async def _next(self) -> Delta | common_pb2.CallResult:
+        """The next output; GatewayError(UNAVAILABLE) when a stopping gateway cut the
+        stream short (the subclass's error path then ends the stream with it)."""
         while True:
-            item = await anext(self._items)
+            try:
+                item = await anext(self._items)
+            except asyncio.CancelledError:
+                draining = self._request.app.get(DRAINING)
+                if draining is not None:
+                    draining.raise_if_cut()
+                raise
             if not isinstance(item, Granted):
                 return item
 

@@ -120,6 +120,43 @@ def test_end_program_repeated_after_its_answer_was_lost_gets_the_same_summary(
     assert again.usage.completion_tokens == program.summary.usage.completion_tokens
 
 
+# ---- the gateway stopped (SIGTERM) under HTTP requests ----------------------------------
+
+
+def test_a_stopping_gateway_ends_open_http_requests_with_503_and_exits_on_its_own(
+        faults: Mesh) -> None:
+    """Requests still running when the grace period ends are cut with UNAVAILABLE: a
+    stream already under way gets an error event, a request not yet answered a 503; the
+    gateway then exits by itself (before `ostinato up` would have to kill it)."""
+    base = f"http://{faults.endpoints.gateway_http}/v1"
+    with openai.OpenAI(base_url=base, api_key="none", max_retries=0) as client:
+        stream = client.chat.completions.create(
+            model="", messages=USER, max_tokens=4000, stream=True,
+            extra_body={"ignore_eos": True})
+        first = next(c for c in stream if c.choices and c.choices[0].delta.content)
+        assert first.choices[0].delta.content
+        hang(faults, True)  # the stream stays open: no engine step ends
+        try:
+            waiting, waiting_out = in_thread(lambda: client.chat.completions.create(
+                model="", messages=USER, max_tokens=8))
+            wait_for(lambda: sum(worker_running(faults, w) for w in faults.endpoints.workers)
+                     == 2)  # both calls sit on their workers
+            gateway = faults.child("gateway")
+            gateway.terminate()
+            with pytest.raises(openai.APIError, match="the gateway is stopping"):
+                for _ in stream:
+                    pass
+            waiting.join(60)
+            error = waiting_out.get("error")
+            assert isinstance(error, openai.APIStatusError), waiting_out
+            assert error.status_code == 503 and "the gateway is stopping" in error.message
+            assert error.response.headers["Retry-After"] == "1"
+            assert gateway.wait(timeout=60) == 0  # by itself: Mesh.stop kills only after 10 s
+        finally:
+            hang(faults, False)
+    faults.restart("gateway")
+
+
 # ---- an engine that hangs ---------------------------------------------------------------
 
 
