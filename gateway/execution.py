@@ -51,6 +51,7 @@ def cache_salt(tenant: str) -> str:
 _HIT = {"exact": common_pb2.CACHE_HIT_EXACT, "semantic": common_pb2.CACHE_HIT_SEMANTIC}
 
 REPORT_LINGER_S = 0.05  # one-call and implicit programs' outcome reports: batched this often
+REPORT_SETTLE_S = 2.0  # how long an answer waits for its report to reach the planner, at most
 MAX_RETRIES = 2  # attempts after the first, when the worker or its engine fails mid-call
 # What a failed worker or engine answers (a dead worker's connection: UNAVAILABLE, or
 # UNKNOWN; an engine that died or went away mid-stream: UNAVAILABLE; an engine error:
@@ -186,9 +187,16 @@ class CallExecutor:
                     timings=common_pb2.CallTimings(total_s=time.monotonic() - start))
                 return
         report_later = implicit or (new_program is not None and new_program.one_call)
+        # Such a program counts against the tenant's max_programs until the planner has its
+        # call's report: with a limit, the report is through before the answer goes out, so
+        # that the client's next request never finds the program it was answered busy.
+        settle = report_later and limits.max_programs > 0
         async for item in self._through_mesh(tenant, program_id, call, timeout_s, start,
-                                             prepared, new_program, resend, report_later,
-                                             whole, limits, exact, semantic):
+                                             prepared, new_program, resend,
+                                             report_later and not settle, whole, limits,
+                                             exact, semantic):
+            if settle and isinstance(item, common_pb2.CallResult):
+                await self._report_now.queued_through(REPORT_SETTLE_S)
             yield item
 
     async def _through_mesh(

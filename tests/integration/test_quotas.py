@@ -146,10 +146,11 @@ def test_a_tenants_open_programs_are_bounded(mesh: Mesh) -> None:
 
 def test_conversations_that_nobody_ends_do_not_lock_a_tenant_out(mesh: Mesh) -> None:
     # An OpenAI client never ends the program the gateway opens for its conversation: with
-    # --max-programs 1, one-turn chats one after the other are all served (each counts only
-    # while its call runs: until its worker's completion report, batched for ~50 ms, has
-    # reached the planner, the next may be refused), while a program that the tenant
-    # opened and did not end holds the place for good.
+    # --max-programs 1, one-turn chats one after the other are all served, each at once
+    # (each counts only while its call runs: the planner has the call's completion report
+    # before its answer goes out, so the next request never finds it busy; they were
+    # refused in turn while the report lingered ~50 ms after the answer), while a program
+    # that the tenant opened and did not end holds the place for good.
     key = _create(mesh, "quota-chats", "--max-programs", "1")
 
     def chat(n: int) -> int:
@@ -165,31 +166,21 @@ def test_conversations_that_nobody_ends_do_not_lock_a_tenant_out(mesh: Mesh) -> 
             assert exc.code != 401, "not reloaded yet"
             return int(exc.code)
 
-    def served(n: int) -> None:
-        def check() -> None:
-            assert chat(n) == 200
-        eventually(check)  # (bounded: before the fix the tenant stayed locked out 30 min)
+    def first() -> None:
+        assert chat(0) == 200
+    eventually(first)  # once the gateway has loaded the new key
 
-    for n in range(5):
-        served(n)
+    assert [chat(n) for n in range(1, 6)] == [200] * 5  # back to back, none refused
     md = (("authorization", f"Bearer {key}"),)
     with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
         stub = gateway_pb2_grpc.GatewayStub(channel)
-        def start() -> gateway_pb2.StartProgramResponse:  # once the last chat's report landed
-            try:
-                return stub.StartProgram(gateway_pb2.StartProgramRequest(), metadata=md,
-                                         timeout=10)
-            except grpc.RpcError as exc:
-                assert exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED, "a chat still counted"
-                raise
-
-        opened = eventually(start)
+        opened = stub.StartProgram(gateway_pb2.StartProgramRequest(), metadata=md, timeout=10)
         try:
-            assert chat(5) == 429
+            assert chat(6) == 429
         finally:
             stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=opened.program_id),
                             metadata=md, timeout=10)
-    served(6)
+    assert chat(7) == 200
 
 
 def _post(mesh: Mesh, key: str, body: dict[str, object]) -> int:
