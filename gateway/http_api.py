@@ -38,6 +38,7 @@ import time
 import uuid
 from typing import Any
 
+import grpc
 from aiohttp import web
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.json_format import MessageToDict
@@ -86,12 +87,21 @@ class HttpError(Exception):
 
     @classmethod
     def of(cls, exc: GatewayError) -> HttpError:
+        if exc.code == grpc.StatusCode.NOT_FOUND and exc.param == "model":
+            return cls.no_model(exc.message)
         status, kind = http_status(exc.code)
         return cls(status, exc.message, kind, exc.param, exc.retry_after_s)
+
+    @classmethod
+    def no_model(cls, message: str) -> HttpError:
+        """A model not served here, in OpenAI's shape for a model that does not exist."""
+        return cls(404, message, "invalid_request_error", "model", code="model_not_found")
 
     def response(self) -> web.Response:
         headers = {} if self.retry_after_s is None else {
             "Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
+        if self.status == 401:  # RFC 9110: a 401 names the scheme that would be accepted
+            headers["WWW-Authenticate"] = 'Bearer realm="ostinato"'
         return web.json_response(error_json(self.message, self.kind, self.param, self.code),
                                  status=self.status, headers=headers)
 
@@ -242,8 +252,8 @@ class OpenAiApi:
         self._tenant(request)
         served, asked = self._core.config.model, request.match_info["model"]
         if asked != served:
-            raise HttpError(404, f"model {asked!r} is not served here (this gateway serves "
-                            f"{served!r})", "invalid_request_error", "model")
+            raise HttpError.no_model(f"model {asked!r} is not served here (this gateway "
+                                     f"serves {served!r})")
         return web.json_response(model_json(served, _STARTED))
 
     async def _place(self, request: web.Request, tenant: str, call: common_pb2.CallSpec,

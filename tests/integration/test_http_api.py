@@ -210,6 +210,9 @@ def test_bad_key_and_malformed_json(mesh: Mesh, auth_mesh: Mesh) -> None:
                        api_key="wrong", max_retries=0) as bad, \
             pytest.raises(openai.AuthenticationError):
         bad.chat.completions.create(model=MODEL, messages=ask("hi"), max_tokens=4)
+    status, headers, body = raw(auth_mesh, "GET", "/v1/models", headers={"Authorization": ""})
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+    assert json.loads(body)["error"]["type"] == "authentication_error"
     status, _, body = raw(mesh, "POST", "/v1/chat/completions", b"{not json")
     assert status == 400 and "not valid JSON" in json.loads(body)["error"]["message"]
     status, _, body = raw(mesh, "POST", "/v1/embeddings")  # a route OpenAI has, not served
@@ -219,6 +222,20 @@ def test_bad_key_and_malformed_json(mesh: Mesh, auth_mesh: Mesh) -> None:
     assert "/v1/responses" in message and "{" not in message
     status, headers, body = raw(mesh, "GET", "/v1/chat/completions")  # a POST route
     assert status == 405 and "error" in json.loads(body) and headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("POST", "/v1/chat/completions", {"model": "gpt-4o", "messages": ask("hi")}),
+    ("POST", "/v1/responses", {"model": "gpt-4o", "input": "hi"}),
+    ("GET", "/v1/models/gpt-4o", None),
+])
+def test_a_model_not_served_is_openais_model_not_found(mesh: Mesh, method: str, path: str,
+                                                      body: dict | None) -> None:
+    status, _, got = raw(mesh, method, path, None if body is None else json.dumps(body).encode())
+    error = json.loads(got)["error"]
+    assert status == 404 and "'gpt-4o' is not served here" in error["message"]
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error", "model_not_found", "model")
 
 
 def nested(depth: int) -> dict[str, object]:
