@@ -3,15 +3,18 @@ POST /v1/chat/completions and /v1/completions answer with `stream: true`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiohttp import web
 
-from gateway.call_items import Delta
+from gateway.call_items import CallItem, Delta
 from gateway.core import GatewayCore, GatewayError, Placement
+from gateway.draining import stopping_error
 from gateway.openai_response import (
     chunk_sse,
     error_json,
@@ -49,64 +52,121 @@ class ThinkingHold:
         return thinking
 
 
+class _Choice:
+    """One choice's outputs as chunk events: its thinking held or passed on, its last text
+    written with its end (one write fewer)."""
+
+    def __init__(self, stream: ChatStream, index: int, hold_thinking: bool) -> None:
+        self._stream, self.index = stream, index
+        self._thinking = ThinkingHold(hold_thinking)
+        self._last = b""
+
+    def delta(self, item: Delta) -> bytes:
+        """The event to write now for `item` (b"": none yet)."""
+        thinking = self._thinking.pass_on(item)
+        if thinking is None:
+            return b""
+        event = self._stream.chunk({"reasoning_content": thinking, "content": item.text}
+                                   if thinking else {"content": item.text}, index=self.index)
+        if item.last and not item.restart:
+            self._last = event
+            return b""
+        return event
+
+    def end(self, result: common_pb2.CallResult, placed: Placement) -> bytes:
+        """The choice's last events: its last text, its tool calls, its finish."""
+        chunk = self._stream.chunk
+        calls = (chunk(d, index=self.index) for d in tool_call_deltas(result.tool_calls))
+        return b"".join([self.cut(), *calls, chunk(
+            {}, index=self.index, finish_reason=result.finish_reason or "stop",
+            extension=extension_json(placed.client_program_id, placed.call, result))])
+
+    def cut(self) -> bytes:
+        """What it holds, before an error ends the stream: its last text, and the
+        thinking held back (stream_reasoning false) as the stream would have sent it."""
+        held = self._thinking.rest()
+        last, self._last = self._last, b""
+        return last + (self._stream.chunk({"reasoning_content": held, "content": ""},
+                                          index=self.index) if held else b"")
+
+
 class ChatStream(SseStream):
-    """One streamed answer as chat.completion.chunk (or text_completion) events, ending
-    with `data: [DONE]`."""
+    """A chat completion (n choices: `siblings` stream beside `placed`, as choices 1..n-1),
+    or a completion, as chunk events."""
 
     EOF = b"data: [DONE]\n\n"
 
     def __init__(self, core: GatewayCore, request: web.Request, tenant: str, placed: Placement,
                  model: str, include_usage: bool, obj: str = "chat.completion.chunk",
-                 hold_thinking: bool = False) -> None:
-        super().__init__(core, request, tenant, placed)
+                 hold_thinking: bool = False, siblings: Sequence[Placement] = ()) -> None:
+        super().__init__(core, request, tenant, placed, *siblings)
         self._model, self._usage, self._obj = model, include_usage, obj
-        self._thinking = ThinkingHold(hold_thinking)
+        self._placements = [placed, *siblings]
+        self._choices = [_Choice(self, i, hold_thinking) for i in range(len(self._placements))]
         self._id = ("chatcmpl-" if obj == "chat.completion.chunk" else "cmpl-") + uuid.uuid4().hex
         self._created = int(time.time())
 
-    def _chunk(self, delta: dict[str, Any], **kwargs: Any) -> bytes:
+    def chunk(self, delta: dict[str, Any], **kwargs: Any) -> bytes:
         return chunk_sse(self._id, self._model, self._created, delta, obj=self._obj, **kwargs)
 
     async def _send(self, response: web.StreamResponse, first: Delta | common_pb2.CallResult) -> None:
         if self._obj == "chat.completion.chunk":
-            await response.write(self._chunk({"role": "assistant", "content": ""}))
-        item: Delta | common_pb2.CallResult | None = first
-        last = b""  # the last text's event, written with the result's: one write fewer
+            await response.write(b"".join(self.chunk({"role": "assistant", "content": ""},
+                                                      index=c.index) for c in self._choices))
+        results: list[common_pb2.CallResult] = []
         try:
-            while True:
-                item = item if item is not None else await self._next()
-                if isinstance(item, Delta):
-                    thinking = self._thinking.pass_on(item)
-                    if thinking is None:
-                        item = None
-                        continue
-                    event = self._chunk({"reasoning_content": thinking, "content": item.text}
-                                        if thinking else {"content": item.text})
-                    if item.last and not item.restart:
-                        last = event
-                    else:
-                        await response.write(event)
-                    item = None
-                    continue
-                calls = (self._chunk(d) for d in tool_call_deltas(item.tool_calls))
-                events = [last + self._held(), *calls,
-                          self._chunk({}, finish_reason=item.finish_reason or "stop",
-                                      extension=extension_json(self._placed.client_program_id,
-                                                               self._placed.call, item))]
-                if self._usage:
-                    events.append(self._chunk({}, usage=usage_json([item.usage])))
-                await response.write(b"".join(events))
-                return
+            if len(self._choices) == 1:
+                results.append(await self._pump(response, self._choices[0], self._items, first))
+            else:
+                results = await self._pump_all(response, first)
         except StopAsyncIteration:
-            await response.write(last + self._held() + b"data: " + json.dumps(error_json(
-                "the call ended without a result", "api_error")).encode() + b"\n\n")
+            await response.write(self._cut() + self._error("the call ended without a result",
+                                                           "api_error"))
+            return
         except GatewayError as exc:  # headers are gone: the error travels in the stream
             _, kind = http_status(exc.code)
-            await response.write(last + self._held() + b"data: " + json.dumps(error_json(
-                exc.message, kind, code=exc.code.name)).encode() + b"\n\n")
+            await response.write(self._cut() + self._error(exc.message, kind, exc.code.name))
+            return
+        if self._usage:
+            await response.write(self.chunk({}, usage=usage_json([r.usage for r in results])))
 
-    def _held(self) -> bytes:
-        """The thinking held back (stream_reasoning false), as the stream would have sent
-        it: the call ended before its answer began."""
-        held = self._thinking.rest()
-        return self._chunk({"reasoning_content": held, "content": ""}) if held else b""
+    async def _pump(self, response: web.StreamResponse, choice: _Choice,
+                    items: AsyncIterator[CallItem], first: Delta | common_pb2.CallResult | None,
+                    ) -> common_pb2.CallResult:
+        """One choice's outputs written as they come, to its end; its result."""
+        item = first
+        while True:
+            item = item if item is not None else await self._next(items)
+            if isinstance(item, Delta):
+                event = choice.delta(item)
+                if event:
+                    await response.write(event)
+                item = None
+                continue
+            await response.write(choice.end(item, self._placements[choice.index]))
+            return item
+
+    async def _pump_all(self, response: web.StreamResponse,
+                        first: Delta | common_pb2.CallResult) -> list[common_pb2.CallResult]:
+        """n choices side by side; the first to fail ends them all (the others are
+        cancelled, as an unstreamed request's are)."""
+        sources = [self._items, *self._sibling_items]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._pump(response, choice, items,
+                                                      first if choice.index == 0 else None))
+                         for choice, items in zip(self._choices, sources, strict=True)]
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        except asyncio.CancelledError:  # a stopping gateway cut the stream (not a pump)
+            if self._cut_short():
+                raise stopping_error() from None
+            raise
+        return [t.result() for t in tasks]
+
+    def _cut(self) -> bytes:
+        return b"".join(c.cut() for c in self._choices)
+
+    @staticmethod
+    def _error(message: str, kind: str, code: str | None = None) -> bytes:
+        return b"data: " + json.dumps(error_json(message, kind, code=code)).encode() + b"\n\n"

@@ -39,20 +39,22 @@ class Draining:
         try:
             return await handler(request)  # type: ignore[no-any-return]
         except asyncio.CancelledError:
-            self.raise_if_cut()
+            if self.take_cut():
+                raise stopping_error() from None
             raise
         finally:
             self._running.discard(task)
             self._cut.discard(task)
 
-    def raise_if_cut(self) -> None:
-        """Called on CancelledError: when the cancellation was this cut's, takes it back
-        and raises UNAVAILABLE in its place (else returns, for the caller to re-raise)."""
+    def take_cut(self) -> bool:
+        """Called on CancelledError: whether the cancellation was this cut's; if so it is
+        taken back (the caller raises `stopping_error()` in its place, else re-raises)."""
         task = asyncio.current_task()
-        if task is not None and task in self._cut:
-            self._cut.discard(task)
-            task.uncancel()
-            raise stopping_error()
+        if task is None or task not in self._cut:
+            return False
+        self._cut.discard(task)
+        task.uncancel()
+        return True
 
     def cut_all(self) -> int:
         """Cuts every request still running; how many."""

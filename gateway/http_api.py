@@ -267,23 +267,22 @@ class OpenAiApi:
         call = call_from_openai(body, request.headers.get(REQUEST_HEADER))
         stream, include_usage = wants_stream(body)
         n = choices(body)
-        if n > 1 and stream:
-            raise BadRequest("n > 1 cannot be streamed; ask for one answer a request", "n")
         rpm = self._core.limits_of(tenant).rpm
         if rpm and n > rpm:  # each answer is a call: never all within a minute's quota
             raise BadRequest(f"n={n} answers are {n} calls, more than this tenant's {rpm} "
                              "calls per minute", "n")
         placed = await self._place(request, tenant, call)
         model = self._core.config.model
+        calls = [placed.call, *(_sibling(placed.call, i) for i in range(1, n))]
+        siblings = [dataclasses.replace(placed, call=c) for c in calls[1:]]
         if stream:
             return await ChatStream(self._core, request, tenant, placed, model, include_usage,
-                                 hold_thinking=not streams_reasoning(body)).run()
-        calls = [placed.call, *(_sibling(placed.call, i) for i in range(1, n))]
+                                    hold_thinking=not streams_reasoning(body),
+                                    siblings=siblings).run()
         try:  # one answer refused or failed: the others are cancelled, not run for nothing
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._result(tenant, Placement(
-                    placed.program_id, c, placed.attributed, placed.new_program)))
-                    for c in calls]
+                tasks = [group.create_task(self._result(tenant, p))
+                         for p in (placed, *siblings)]
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None
         results = [t.result() for t in tasks]

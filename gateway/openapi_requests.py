@@ -104,7 +104,8 @@ def _messages(cfg: GatewayConfig) -> dict[str, Schema]:
                      "description": "only assistant messages carry tool calls"}
 
     def message(role: Schema, description: str, **props: Schema) -> Schema:
-        required = ("role",) if role.get("const") == "assistant" else ("role", "content")
+        required = ("role",) if role.get("const") == "assistant" else \
+            ("role", "content", "tool_call_id") if role.get("const") == "tool" else ("role", "content")
         return obj({"role": role, "content": content, "name": nullable(text("the author")),
                     "tool_call_id": nullable(text("the tool call a tool message answers")),
                     "tool_calls": no_tool_calls, **props}, required, closed=False,
@@ -119,7 +120,10 @@ def _messages(cfg: GatewayConfig) -> dict[str, Schema]:
             {"const": "assistant"}, "an earlier answer: its text, its tool calls or both",
             content=nullable(content),
             tool_calls=nullable({"type": "array", "items": ref("ToolCall")})),
-        "ToolMessage": message({"const": "tool"}, "a tool's result"),
+        "ToolMessage": message(
+            {"const": "tool"}, "a tool's result", tool_call_id=text(
+                "the id of the tool call it answers: a call of an earlier assistant message "
+                "(else a 400)", minLength=1)),
     }
     out["Message"] = {"oneOf": [ref(f"{r}Message") for r in
                                 ("System", "User", "Assistant", "Tool")],
@@ -242,7 +246,7 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         "top_logprobs": nullable({"type": "integer", "minimum": 0, "maximum": 20,
                                   "description": "above 0 only with logprobs"}),
         "n": nullable({"type": "integer", "minimum": 1, "maximum": 8,
-                       "description": "answers; more than 1 cannot be streamed"}),
+                       "description": "answers (streamed side by side, by choice index)"}),
     }, ("messages",), allOf=[
         # tool_choice "required" or a named function: tools, and no response_format
         {"if": forced, "then": {"required": ["tools"], "properties": {
@@ -251,15 +255,13 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         {"if": {"required": ["top_logprobs"], "properties": {"top_logprobs": {
             "type": "integer", "minimum": 1}}},
          "then": {"required": ["logprobs"], "properties": {"logprobs": {"const": True}}}},
-        {"if": {"required": ["n"], "properties": {"n": {"type": "integer", "minimum": 2}}},
-         "then": {"properties": {"stream": {"enum": [False, None]}}}},
     ], description=(
         "OpenAI's chat-completions request. Fields that would change the answer but are not "
         "supported (audio, functions, ...) are refused (400) unless null or a "
         "value that asks for nothing (functions [], echo false), unknown fields always, "
         "never dropped; `cache_salt` is refused (the gateway derives it from the API key). "
         "tool_choice `required` or a named function needs tools and no response_format; "
-        "top_logprobs above 0 needs logprobs; n above 1 cannot be streamed."))
+        "top_logprobs above 0 needs logprobs."))
     completion = obj({
         **common,
         "prompt": text("the raw prompt (no chat template)", minLength=1,

@@ -69,7 +69,9 @@ def _items(cfg: GatewayConfig) -> dict[str, Schema]:
             ("type", "call_id", "name", "arguments"), closed=False,
             description="a function call of an earlier answer"),
         "ResponsesFunctionCallOutputItem": obj({
-            "type": {"const": "function_call_output"}, "call_id": text(), "output": content},
+            "type": {"const": "function_call_output"}, "call_id": text(
+                "the call_id of the function_call it answers: in a response's input, one of an "
+                "earlier item (else a 400)"), "output": content},
             ("type", "call_id", "output"), closed=False, description="a function's result"),
         "ResponsesReasoningItem": obj({"type": {"const": "reasoning"}}, ("type",), closed=False,
                                       description="another model's reasoning: dropped"),

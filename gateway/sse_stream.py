@@ -14,7 +14,7 @@ from aiohttp import web
 from cache.modes import HIT_HEADER, hit_header
 from gateway.call_items import CallItem, Delta, Granted
 from gateway.core import GatewayCore, GatewayError, Placement
-from gateway.draining import DRAINING
+from gateway.draining import DRAINING, stopping_error
 from ostinato.v1 import common_pb2
 
 
@@ -22,23 +22,32 @@ class SseStream:
     EOF = b""  # written with the end of the body
 
     def __init__(self, core: GatewayCore, request: web.Request, tenant: str,
-                 placed: Placement) -> None:
+                 placed: Placement, *siblings: Placement) -> None:
+        """`siblings`: more calls streamed beside `placed` (a chat's n choices)."""
         self._request, self._placed = request, placed
-        self._items: AsyncIterator[CallItem] = core.run(tenant, placed, core.timeout(None))
+        timeout = core.timeout(None)
+        self._items: AsyncIterator[CallItem] = core.run(tenant, placed, timeout)
+        self._sibling_items = [core.run(tenant, p, timeout) for p in siblings]
 
-    async def _next(self) -> Delta | common_pb2.CallResult:
-        """The next output; GatewayError(UNAVAILABLE) when a stopping gateway cut the
-        stream short (the subclass's error path then ends the stream with it)."""
+    async def _next(self, items: AsyncIterator[CallItem] | None = None,
+                    ) -> Delta | common_pb2.CallResult:
+        """The next output (of `items`, else of the call); GatewayError(UNAVAILABLE) when a
+        stopping gateway cut the stream short (the subclass's error path then ends the
+        stream with it)."""
         while True:
             try:
-                item = await anext(self._items)
+                item = await anext(items or self._items)
             except asyncio.CancelledError:
-                draining = self._request.app.get(DRAINING)
-                if draining is not None:
-                    draining.raise_if_cut()
+                if self._cut_short():
+                    raise stopping_error() from None
                 raise
             if not isinstance(item, Granted):
                 return item
+
+    def _cut_short(self) -> bool:
+        """On CancelledError: whether it was a stopping gateway's cut (then taken back)."""
+        draining = self._request.app.get(DRAINING)
+        return draining is not None and draining.take_cut()
 
     async def run(self) -> web.StreamResponse:
         try:
@@ -57,8 +66,9 @@ class SseStream:
             except ConnectionResetError:  # the client left mid-stream: no one to answer
                 pass  # (its call is cancelled below, as for any client gone)
             return response
-        finally:
-            await self._items.aclose()  # type: ignore[attr-defined]  # cancels the engine request
+        finally:  # cancels the engine requests still running
+            for items in (self._items, *self._sibling_items):
+                await items.aclose()  # type: ignore[attr-defined]
 
     async def _send(self, response: web.StreamResponse,
                     first: Delta | common_pb2.CallResult) -> None:

@@ -134,6 +134,8 @@ def _beyond_the_schema(case: schemathesis.Case) -> str | None:
         return "parent_call_ids without X-Ostinato-Program"
     if ext.get("call_id") is not None and ext["call_id"] in ext.get("parent_call_ids", []):
         return "a call its own parent"
+    if _answers_no_call(body, responses):
+        return "a tool result answers no earlier tool call"
     if sum(_text_chars(m.get("content")) for m in body.get("messages", [])) > MAX_PROMPT_CHARS:
         return "messages too long in all"
     most = next((body[n] for n in ("max_completion_tokens", "max_tokens")
@@ -151,6 +153,25 @@ def _beyond_the_schema(case: schemathesis.Case) -> str | None:
     if fmt.get("type") == "json_schema" and not _admits_a_value(schema):
         return "response_format's schema admits no value"
     return None
+
+
+def _answers_no_call(body: dict, responses: bool) -> bool:
+    """Whether a tool message (a function_call_output) names no tool call (function_call)
+    that comes before it."""
+    called: set[str] = set()
+    if responses:
+        items = body.get("input") if isinstance(body.get("input"), list) else []
+        for item in items:
+            if item.get("type") == "function_call_output" and item.get("call_id") not in called:
+                return True
+            if item.get("type") == "function_call" and item.get("call_id"):
+                called.add(item["call_id"])
+        return False
+    for m in body.get("messages") or []:
+        if m.get("role") == "tool" and m.get("tool_call_id") not in called:
+            return True
+        called.update(c["id"] for c in m.get("tool_calls") or [] if c.get("id"))
+    return False
 
 
 def _admits_a_value(schema: object) -> bool:

@@ -135,6 +135,24 @@ def test_models_completions_logprobs_and_n(acme: openai.OpenAI) -> None:
     assert ext["program_id"] and ext["call_id"] and ext["parent_call_ids"] == []
 
 
+def test_n_choices_stream_side_by_side(acme: openai.OpenAI) -> None:
+    """n > 1 streamed (as OpenAI and SGLang stream it): one completion id, each chunk's
+    choice by its index, each choice its own call, one usage for all."""
+    chunks = list(acme.chat.completions.create(
+        model=MODEL, messages=ask("Pick a number."), max_tokens=5, n=3, stream=True,
+        stream_options={"include_usage": True}, extra_body={"ignore_eos": True}))
+    text, finishes, calls = ["", "", ""], {}, set()
+    for chunk in chunks:
+        for choice in chunk.choices:
+            text[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finishes[choice.index] = choice.finish_reason
+                calls.add(chunk.model_extra["ostinato"]["call_id"])  # type: ignore[index]
+    assert all(text) and finishes == {0: "length", 1: "length", 2: "length"} and len(calls) == 3
+    assert len({c.id for c in chunks}) == 1
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 15
+
+
 def test_sglangs_sampling_extensions_reach_the_engine(acme: openai.OpenAI) -> None:
     """As SGLang's OpenAI server takes them (extra_body). The sim model ends a free-text answer
     after 4 to 95 tokens, so 100 tokens come only from min_tokens reaching it."""
