@@ -17,11 +17,12 @@ class CallFailed(Exception):
     the request field at fault."""
 
     def __init__(self, code: grpc.StatusCode, message: str, param: str | None = None,
-                 retry_after_s: float | None = None) -> None:
+                 retry_after_s: float | None = None, error_code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.param = param
+        self.error_code = error_code  # OpenAI's error code (context_length_exceeded ...)
         self.retry_after_s = retry_after_s  # RESOURCE_EXHAUSTED: when a retry would fit
         self.metered: bool | None = None  # set by the executor: the request took its quota
 

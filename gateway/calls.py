@@ -19,6 +19,8 @@ LOGIT_BIAS_MAX_ENTRIES = 300  # token ids one call may bias
 
 
 class InvalidCall(ValueError):
+    error_code: str | None = None  # OpenAI's error code, where it has one for the fault
+
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param  # the request field at fault, for OpenAI's error shape
@@ -240,10 +242,11 @@ def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.
         out.call_id = uuid.uuid4().hex[:16]
     if not out.thread_id:
         out.thread_id = "main"
-    if not out.sampling.HasField("max_new_tokens"):
-        out.sampling.max_new_tokens = limits.default_max_new_tokens
-    if out.sampling.min_new_tokens > out.sampling.max_new_tokens:
+    # max_new_tokens stays unset when not given: the default, cut to what the model's context
+    # window leaves, is set once the prompt is tokenized (gateway/context_window.py)
+    most = out.sampling.max_new_tokens if out.sampling.HasField("max_new_tokens") else \
+        limits.default_max_new_tokens
+    if out.sampling.min_new_tokens > most:
         raise InvalidCall(f"min tokens {out.sampling.min_new_tokens} is more than max tokens "
-                          f"{out.sampling.max_new_tokens} (sampling.min_new_tokens; min_tokens "
-                          "over HTTP)", "min_tokens")
+                          f"{most} (sampling.min_new_tokens; min_tokens over HTTP)", "min_tokens")
     return out

@@ -30,6 +30,7 @@ from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 
 log = structlog.get_logger(__name__)
 
+MODEL_NOT_FOUND = "model_not_found"  # OpenAI's error code for a model not served
 GatewayError = CallFailed  # one error type for the whole call path: (gRPC code, message, param)
 
 
@@ -88,7 +89,7 @@ class GatewayCore:
         if call.model and call.model != self.config.model:
             raise GatewayError(grpc.StatusCode.NOT_FOUND,
                                f"model {call.model!r} is not served here (this gateway serves "
-                               f"{self.config.model!r})", "model")
+                               f"{self.config.model!r})", "model", error_code=MODEL_NOT_FOUND)
         try:
             return normalize_call(call, self._limits)
         except InvalidCall as exc:
@@ -213,7 +214,8 @@ class GatewayCore:
                     await self._conversations.record(tenant, placed.call, item, placed.program_id)
                 yield item
         except CallFailed as exc:
-            raise GatewayError(exc.code, exc.message, exc.param, exc.retry_after_s) from exc
+            raise GatewayError(exc.code, exc.message, exc.param, exc.retry_after_s,
+                               exc.error_code) from exc
         finally:
             self.inflight -= 1
 

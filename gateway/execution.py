@@ -30,6 +30,8 @@ from cache.quotas import Quotas
 from cache.tenancy import Tenancy, TenantLimits
 from gateway.admissions import Admissions
 from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram, planner_failure
+from gateway.calls import InvalidCall
+from gateway.context_window import ContextWindow, fit
 from gateway.outcome_reports import OutcomeReports
 from gateway.prompts import PreparedPrompt, prepare
 from gateway.quota_meter import QuotaMeter
@@ -37,6 +39,7 @@ from gateway.tool_output import ToolOutput, tool_calls
 from gateway.worker_channels import WorkerChannels
 from ostinato.completion_reports import CompletionReporter
 from ostinato.retry import with_retry
+from ostinato.service_config import GatewayConfig
 from ostinato.tokenizers import ChatRenderer, load_renderer, load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2
 
@@ -85,14 +88,16 @@ class CallExecutor:
                  tokenize: Tokenize | None = None, renderer: ChatRenderer | None = None,
                  tool_format: str = "hermes", quotas: Quotas | None = None,
                  quota_timeout_s: float = 0.5, admissions: Admissions | None = None,
-                 reasoning_format: str = "") -> None:
+                 reasoning_format: str = "", window: ContextWindow | None = None) -> None:
         """`tokenize` and `renderer`: the served model's tokenizer and chat template;
         `tool_format`: how its output writes tool calls (ostinato/tool_formats.py);
         `reasoning_format`: how it writes its thinking ("": it does not think;
         ostinato/reasoning_formats.py);
         `quotas`: the tenants' rate and token quotas in Redis (None: not enforced);
         `admissions`: what admits calls (gateway/admissions.py: over one stream), else
-        the planner's unary Admit."""
+        the planner's unary Admit; `window`: the served model's context window and the
+        default max tokens (gateway/context_window.py)."""
+        self._window = window or ContextWindow(0, GatewayConfig.default_max_new_tokens)
         self._admissions: Admissions | planner_pb2_grpc.PlannerStub = admissions or planner
         self._outcomes = OutcomeReports(planner)
         self._quotas = QuotaMeter(quotas, quota_timeout_s, self._outcomes.spawn)
@@ -140,6 +145,11 @@ class CallExecutor:
         start = time.monotonic()
         policy = self.cache_policy(call)
         prepared = self._prepare(call)
+        try:  # refused here, before any quota is taken or anything is queued
+            call = fit(call, len(prepared[0].ids), self._window)
+        except InvalidCall as exc:
+            raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.param,
+                             error_code=exc.error_code) from None
         limits = self._tenancy().limits_of(tenant)
         if metered is None:
             metered = await self._quotas.admit(tenant, limits, len(prepared[0].ids))

@@ -38,7 +38,6 @@ import time
 import uuid
 from typing import Any
 
-import grpc
 from aiohttp import web
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.json_format import MessageToDict
@@ -50,7 +49,7 @@ from cache.stored_responses import StoredResponses
 from gateway.calls import MAX_DEADLINE_S
 from gateway.chat_stream import ChatStream
 from gateway.conversations_api import ConversationsApi, routes
-from gateway.core import GatewayCore, GatewayError, Placement
+from gateway.core import MODEL_NOT_FOUND, GatewayCore, GatewayError, Placement
 from gateway.draining import CUT_WRITE_S, DRAINING, Draining
 from gateway.metrics import GatewayMetrics
 from gateway.openai_format import (
@@ -87,15 +86,15 @@ class HttpError(Exception):
 
     @classmethod
     def of(cls, exc: GatewayError) -> HttpError:
-        if exc.code == grpc.StatusCode.NOT_FOUND and exc.param == "model":
+        if exc.error_code == MODEL_NOT_FOUND:
             return cls.no_model(exc.message)
         status, kind = http_status(exc.code)
-        return cls(status, exc.message, kind, exc.param, exc.retry_after_s)
+        return cls(status, exc.message, kind, exc.param, exc.retry_after_s, exc.error_code)
 
     @classmethod
     def no_model(cls, message: str) -> HttpError:
         """A model not served here, in OpenAI's shape for a model that does not exist."""
-        return cls(404, message, "invalid_request_error", "model", code="model_not_found")
+        return cls(404, message, "invalid_request_error", "model", code=MODEL_NOT_FOUND)
 
     def response(self) -> web.Response:
         headers = {} if self.retry_after_s is None else {

@@ -22,6 +22,7 @@ from cache.stored_responses import StoredResponses
 from cache.tenant_directory import TenancyView, TenantDirectory
 from gateway.admissions import Admissions
 from gateway.auth import ApiKeyAuthenticator
+from gateway.context_window import ContextWindow
 from gateway.execution import CallExecutor
 from gateway.http_api import OpenAiApi, start_http
 from gateway.metrics import GatewayMetrics
@@ -123,7 +124,9 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                             reasoning_format=config.reasoning_parser,
                             quotas=Quotas(client) if client is not None else None,
                             quota_timeout_s=redis_cfg.timeout_s,
-                            admissions=admissions)
+                            admissions=admissions,
+                            window=ContextWindow(config.context_length,
+                                                 config.default_max_new_tokens))
     conversations = ConversationIndex(client, config.conversation_ttl_s, redis_cfg.timeout_s) \
         if client is not None else None
     metrics = GatewayMetrics(config.model)

@@ -220,7 +220,8 @@ async def respond(core: GatewayCore, request: web.Request, tenant: str, body: An
         result = await result_of(tenant, placed)
     except GatewayError as exc:
         raise GatewayError(exc.code, _renamed(exc.message, sources) or "",
-                           _top(_renamed(exc.param, sources)), exc.retry_after_s) from None
+                           _top(_renamed(exc.param, sources)), exc.retry_after_s,
+                           exc.error_code) from None
     response = shell.json("completed", output_json(result), result,
                           extension_json(placed.client_program_id, placed.call, result))
     await keeper.keep(response, placed)

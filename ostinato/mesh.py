@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,18 @@ class _Child:
 
 def _port(base: int, index: int, ephemeral: bool) -> int:
     return 0 if ephemeral or base == 0 else base + index
+
+
+def engine_context_length(engine_url: str, timeout_s: float = 10.0) -> int:
+    """The context window an SGLang server (or the sim engine) serves its model with: its
+    GET /v1/models max_model_len; 0 when it does not say."""
+    try:
+        with urllib.request.urlopen(f"{engine_url.rstrip('/')}/v1/models",
+                                    timeout=timeout_s) as resp:
+            window = json.loads(resp.read())["data"][0].get("max_model_len")
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return 0
+    return window if isinstance(window, int) and window > 0 else 0
 
 
 def _planner_name(index: int) -> str:
@@ -148,6 +161,12 @@ class Mesh:
         else:
             self._start_sim_workers(timeout_s)
 
+        if cfg.gateway.context_length == 0 and self.endpoints.engines:
+            # the served model's window, as its first engine tells it (SGLang's /v1/models)
+            window = engine_context_length(self.endpoints.engines[0])
+            if window:
+                data["gateway"]["context_length"] = window
+                config_file.write_text(yaml.safe_dump(data))
         gateway = self._spawn("gateway", [
             "gateway", "--planner-address", self.endpoints.planner,
             "--port", str(0 if self._ephemeral else cfg.gateway.port),

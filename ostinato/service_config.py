@@ -64,6 +64,12 @@ class GatewayConfig:
     max_messages: int = 1024  # messages per call beyond this are refused
     default_max_new_tokens: int = 256  # a call's max_new_tokens when it names none
     max_new_tokens_limit: int = 16_384  # a call asking for more is refused
+    # The served model's context window in tokens (SGLang's context length: prompt and
+    # output; its /v1/models max_model_len). A prompt that does not fit, or one with its
+    # max_tokens, is refused at once (400 context_length_exceeded); a call naming no max
+    # tokens gets default_max_new_tokens cut to what the window leaves. 0: not known here
+    # (`ostinato up` reads it from its first engine; else the engines refuse what does not fit).
+    context_length: int = 0
     call_timeout_s: float = 600.0  # a call's limit, queueing included (a client deadline shortens it)
     # Backpressure: calls running through this gateway past which a new one is refused at
     # once (RESOURCE_EXHAUSTED / HTTP 429 with Retry-After); 0: unbounded.
@@ -117,7 +123,7 @@ class GatewayConfig:
                               "and gateway.tls_key_file")
         check_numbers("gateway", self, positive=(
             "max_prompt_chars", "max_messages", "default_max_new_tokens", "max_new_tokens_limit",
-            "call_timeout_s"), non_negative=("max_inflight_calls",))
+            "call_timeout_s"), non_negative=("max_inflight_calls", "context_length"))
         if self.default_max_new_tokens > self.max_new_tokens_limit:
             raise ConfigError(f"gateway.default_max_new_tokens: must be at most "
                               f"max_new_tokens_limit ({self.max_new_tokens_limit}), got "
@@ -316,6 +322,9 @@ class SimEngineConfig:
     enable_priority: bool = True  # SGLang --enable-priority-scheduling
     preemption_threshold: int = 10  # SGLang --priority-scheduling-preemption-threshold
     max_total_tokens: int = 0  # KV pool size; 0: from the profile's memory
+    # the model's context window in tokens (SGLang's --context-length; its /v1/models
+    # max_model_len): longer requests are refused in SGLang's words. Llama 3.1's: 128k.
+    context_length: int = 131_072
     max_running_requests: int = 0  # 0: from the profile
     chunked_prefill_size: int = 0  # 0: from the profile
     time_scale: float = 1.0  # real seconds per simulated second (0.1 runs 10x faster)
@@ -339,7 +348,7 @@ class SimEngineConfig:
             raise ConfigError("sim_engine.time_scale: must be positive")
         check_numbers("sim_engine", self, non_negative=(
             "max_total_tokens", "max_running_requests", "chunked_prefill_size",
-            "preemption_threshold"))
+            "preemption_threshold"), positive=("context_length",))
         check_tool_format(self.tool_call_format, "sim_engine.tool_call_format")
         check_harmony_pair(self.tool_call_format, self.reasoning_format,
                            "sim_engine.tool_call_format", "sim_engine.reasoning_format")

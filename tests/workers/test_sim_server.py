@@ -7,6 +7,8 @@ import uuid
 import aiohttp
 import pytest
 
+from ostinato.config import SimEngineConfig
+from workers.sim.engine import RealtimeSimEngine, SimRequest
 from workers.sim.tokenizer import tokenize
 
 
@@ -70,11 +72,29 @@ async def test_info_endpoints(sim_engine_url: str, path: str) -> None:
         assert "sglang:num_running_reqs" in body and "sglang:cache_hit_rate" in body
 
 
-async def test_prompt_longer_than_the_kv_pool_is_a_400(sim_engine_url: str) -> None:
+@pytest.mark.parametrize(("tokens", "max_new", "message"), [
+    # in SGLang's words (tokenizer_manager): the input, then the input with its output
+    (131_072, 1, "The input (131072 tokens) is longer than the model's context length "
+                 "(131072 tokens)."),
+    (131_000, 73, "Requested token count exceeds the model's maximum context length of "
+                  "131072 tokens. You requested a total of 131073 tokens: 131000 tokens from "
+                  "the input messages and 73 tokens for the completion."),
+])
+async def test_a_request_past_the_context_window_is_a_400(
+        sim_engine_url: str, tokens: int, max_new: int, message: str) -> None:
     async with aiohttp.ClientSession() as s, s.post(sim_engine_url + "/generate", json={
-        "input_ids": [1] * 2_000_000, "sampling_params": {"max_new_tokens": 1}}) as resp:
+            "input_ids": [1] * tokens, "sampling_params": {"max_new_tokens": max_new}}) as resp:
         assert resp.status == 400
-        assert "exceeds the KV pool" in (await resp.json())["error"]["message"]
+        assert (await resp.json())["error"]["message"].startswith(message)
+    async with aiohttp.ClientSession() as s, s.get(sim_engine_url + "/v1/models") as resp:
+        model = (await resp.json())["data"][0]
+    assert model["max_model_len"] == 131_072 and model["id"] == "sim/llama-3.1-8b"
+
+
+def test_prompt_longer_than_the_kv_pool_is_refused() -> None:
+    engine = RealtimeSimEngine(SimEngineConfig(max_total_tokens=1000, context_length=4096))
+    with pytest.raises(ValueError, match="exceeds the KV pool"):
+        engine.validate(SimRequest("r", [1] * 2000, max_new_tokens=1))
 
 
 @pytest.mark.parametrize("ids", [[5, -1], [5, 1 << 64]])

@@ -122,6 +122,19 @@ class RealtimeSimEngine:
                 self.counters.blocks_removed += len(kv.block_hashes)
 
     def validate(self, req: SimRequest) -> None:
+        """Raises ValueError for a request the engine refuses, the context window's in
+        SGLang's words (tokenizer_manager: the input, then input plus max_new_tokens)."""
+        window, given = self.config.context_length, len(req.prompt_ids)
+        if given >= window:
+            raise ValueError(f"The input ({given} tokens) is longer than the model's context "
+                             f"length ({window} tokens).")
+        if given + req.max_new_tokens > window:
+            raise ValueError(
+                f"Requested token count exceeds the model's maximum context length of {window} "
+                f"tokens. You requested a total of {given + req.max_new_tokens} tokens: {given} "
+                f"tokens from the input messages and {req.max_new_tokens} tokens for the "
+                "completion. Please reduce the number of tokens in the input messages or the "
+                "completion to fit within the limit.")
         if len(req.prompt_ids) + 1 >= self.params.max_total_tokens:
             raise ValueError(f"prompt of {len(req.prompt_ids)} tokens exceeds the KV pool "
                              f"({self.params.max_total_tokens} tokens)")

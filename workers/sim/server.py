@@ -3,7 +3,8 @@
 Endpoints and fields follow SGLang's http_server.py / io_struct.py GenerateReqInput:
 POST /generate (JSON or SSE `data: {...}` lines ending with `data: [DONE]`),
 POST /abort_request, GET /health, GET /health_generate, GET /get_server_info,
-GET /get_model_info, POST /flush_cache, GET /metrics. Every response says it is simulated.
+GET /get_model_info, GET /v1/models (the context window), POST /flush_cache, GET /metrics.
+Every response says it is simulated.
 With `debug_endpoints` (tests only), POST /_debug/hang {"hang": true} makes the engine hang:
 new requests, /health_generate and running streams wait until {"hang": false}.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -33,6 +35,7 @@ from workers.sim.tokenizer import detokenize, tokenize
 log = structlog.get_logger(__name__)
 
 _ENGINE = web.AppKey("engine", RealtimeSimEngine)
+_STARTED = int(time.time())
 _RUNNING = web.AppKey("running", asyncio.Event)  # cleared while the engine hangs (tests)
 
 
@@ -209,6 +212,14 @@ async def model_info(request: web.Request) -> web.Response:
     return web.json_response({"model_path": cfg.model, "is_generation": True, "simulated": True})
 
 
+async def models(request: web.Request) -> web.Response:
+    """GET /v1/models as SGLang's server answers it: the served model, its context window."""
+    cfg = request.app[_ENGINE].config
+    return web.json_response({"object": "list", "data": [{
+        "id": cfg.model, "object": "model", "created": _STARTED, "owned_by": "sglang",
+        "root": cfg.model, "max_model_len": cfg.context_length, "simulated": True}]})
+
+
 async def flush_cache(request: web.Request) -> web.Response:
     if not request.app[_ENGINE].flush_cache():  # as SGLang: only when no request is running
         return web.Response(status=400, text="Cache not flushed: requests are running.\n")
@@ -248,6 +259,7 @@ def build_app(config: SimEngineConfig) -> web.Application:
         web.get("/health_generate", health_generate),
         web.get("/get_server_info", server_info),
         web.get("/get_model_info", model_info),
+        web.get("/v1/models", models),
         web.post("/flush_cache", flush_cache),
         web.get("/metrics", metrics_handler(sim_engine_registry(engine))),
     ])

@@ -1,0 +1,59 @@
+"""A call fitted to the served model's context window, once its prompt is tokenized. Pure.
+
+As OpenAI answers and SGLang's server checks (tokenizer_manager: the input must be shorter
+than the context length, and input plus max_new_tokens within it): a prompt that does not
+fit, or a call asking for more output than the window leaves, is refused with OpenAI's
+`context_length_exceeded`, before it is queued anywhere. A call that names no max tokens
+gets the gateway's default, cut to what the window leaves (SGLang's server, given none,
+generates to the end of the window).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.calls import InvalidCall
+from ostinato.v1 import common_pb2
+
+CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"  # OpenAI's error code
+
+
+@dataclass(frozen=True)
+class ContextWindow:
+    tokens: int  # the served model's context length (prompt and output); 0: not known here
+    default_output: int  # max_new_tokens of a call that names none
+
+
+class ContextExceeded(InvalidCall):
+    error_code = CONTEXT_LENGTH_EXCEEDED
+
+
+def fit(call: common_pb2.CallSpec, prompt_tokens: int,
+        window: ContextWindow) -> common_pb2.CallSpec:
+    """`call` with its max_new_tokens set (a copy, when it changes); raises ContextExceeded."""
+    sp = call.sampling
+    given = sp.HasField("max_new_tokens")
+    room = window.tokens - prompt_tokens if window.tokens else None
+    if room is not None and room <= 0:
+        raise ContextExceeded(
+            f"This model's maximum context length is {window.tokens} tokens. However, your "
+            f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the "
+            "messages.", "messages")
+    if given and room is not None and sp.max_new_tokens > room:
+        raise ContextExceeded(
+            f"This model's maximum context length is {window.tokens} tokens. However, you "
+            f"requested {prompt_tokens + sp.max_new_tokens} tokens ({prompt_tokens} in the "
+            f"messages, {sp.max_new_tokens} in the completion). Please reduce the length of "
+            "the messages or completion.", "max_tokens")
+    if given:
+        return call
+    out = common_pb2.CallSpec()
+    out.CopyFrom(call)
+    out.sampling.max_new_tokens = window.default_output if room is None else \
+        min(window.default_output, room)
+    if out.sampling.min_new_tokens > out.sampling.max_new_tokens:
+        raise ContextExceeded(
+            f"This model's maximum context length is {window.tokens} tokens; your messages "
+            f"resulted in {prompt_tokens} tokens, which leaves {room} for the completion, fewer "
+            f"than its min tokens ({out.sampling.min_new_tokens}).", "min_tokens")
+    return out

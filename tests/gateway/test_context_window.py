@@ -1,0 +1,46 @@
+"""A call fitted to the model's context window once its prompt is tokenized (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.context_window import ContextExceeded, ContextWindow, fit
+from ostinato.sdk_types import call_spec
+
+USER = [{"role": "user", "content": "hello"}]
+
+
+@pytest.mark.parametrize(("window", "prompt", "kwargs", "max_new"), [
+    # no window known: the default when none is given, else as given
+    (0, 10_000, {}, 256),
+    (0, 10_000, {"max_tokens": 9000}, 9000),
+    # within the window: as given, or the default
+    (1000, 100, {}, 256),
+    (1000, 100, {"max_tokens": 900}, 900),  # exactly to the end
+    # none given: the default cut to what the window leaves (as SGLang generates to its end)
+    (1000, 900, {}, 100),
+    (1000, 999, {}, 1),
+    (1000, 900, {"min_tokens": 100}, 100),
+])
+def test_max_tokens_fitted(window: int, prompt: int, kwargs: dict, max_new: int) -> None:
+    call = call_spec(messages=USER, **kwargs)
+    out = fit(call, prompt, ContextWindow(window, 256))
+    assert out.sampling.max_new_tokens == max_new
+    assert call.sampling.HasField("max_new_tokens") == ("max_tokens" in kwargs)  # not changed
+
+
+@pytest.mark.parametrize(("prompt", "kwargs", "param", "message"), [
+    (1000, {}, "messages", "maximum context length is 1000 tokens. However, your messages "
+                           "resulted in 1000 tokens"),
+    (1500, {"max_tokens": 5}, "messages", "resulted in 1500 tokens"),
+    (900, {"max_tokens": 101}, "max_tokens", r"you requested 1001 tokens \(900 in the messages, "
+                                             r"101 in the completion\)"),
+    (950, {"min_tokens": 60}, "min_tokens", "leaves 50 for the completion, fewer than its min "
+                                            r"tokens \(60\)"),
+])
+def test_what_does_not_fit_is_context_length_exceeded(prompt: int, kwargs: dict, param: str,
+                                                      message: str) -> None:
+    with pytest.raises(ContextExceeded, match=message) as refused:
+        fit(call_spec(messages=USER, **kwargs), prompt, ContextWindow(1000, 256))
+    assert refused.value.param == param
+    assert refused.value.error_code == "context_length_exceeded"

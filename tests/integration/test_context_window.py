@@ -1,0 +1,82 @@
+"""The served model's context window at the gateway (gateway/context_window.py): learned
+from the engine by `ostinato up` (its /v1/models max_model_len; here the sim engine's,
+set small), what does not fit is refused at once with OpenAI's context_length_exceeded
+(over HTTP and gRPC), and a call naming no max tokens gets what the window leaves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+import ostinato
+from ostinato.mesh import Mesh
+from tests.conftest import http_base, running_mesh
+
+WINDOW = 300
+DEFAULT = 256  # gateway.default_max_new_tokens
+
+
+@pytest.fixture(scope="module")
+def mesh() -> Iterator[Mesh]:
+    with running_mesh({"workers": 1, "gateway": {"allow_anonymous": True, "semantic_cache": False},
+                       "sim_engine": {"zero_cost": True, "context_length": WINDOW}}) as m:
+        yield m
+
+
+@pytest.fixture(scope="module")
+def client(mesh: Mesh) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=http_base(mesh), api_key="none", max_retries=0) as c:
+        yield c
+
+
+def _prompt_tokens(client: openai.OpenAI, text: str) -> int:
+    out = client.chat.completions.create(model="", messages=[{"role": "user", "content": text}],
+                                         max_tokens=1)
+    assert out.usage is not None
+    return out.usage.prompt_tokens
+
+
+def test_the_window_comes_from_the_engine(mesh: Mesh) -> None:
+    assert mesh.config.gateway.context_length == 0  # not configured: learned
+    assert f"context_length: {WINDOW}" in (mesh.workdir / "mesh.yaml").read_text()
+
+
+@pytest.mark.parametrize(("extra", "param"), [(None, "messages"), (1, "max_tokens")])
+def test_what_does_not_fit_is_context_length_exceeded(client: openai.OpenAI, extra: int | None,
+                                                      param: str) -> None:
+    """A prompt past the window (extra None), or one whose max_tokens pass it by `extra`."""
+    short = _prompt_tokens(client, "Hi.")
+    kw = {"messages": [{"role": "user", "content": "word " * 2000}]} if extra is None else {
+        "messages": [{"role": "user", "content": "Hi."}], "max_tokens": WINDOW - short + extra}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="", **kw)
+    body = refused.value.body
+    assert isinstance(body, dict) and body["code"] == "context_length_exceeded"
+    assert body["param"] == param and f"maximum context length is {WINDOW} tokens" in body["message"]
+
+
+def test_max_tokens_to_the_end_of_the_window_are_taken(client: openai.OpenAI) -> None:
+    short = _prompt_tokens(client, "Hi.")
+    out = client.chat.completions.create(
+        model="", messages=[{"role": "user", "content": "Hi."}], max_tokens=WINDOW - short,
+        extra_body={"ignore_eos": True})
+    assert out.usage is not None and out.usage.completion_tokens == WINDOW - short
+
+
+def test_no_max_tokens_gets_what_the_window_leaves(client: openai.OpenAI) -> None:
+    # a prompt leaving less room than the default: the answer runs to the window's end
+    text = "word " * 40
+    tokens = _prompt_tokens(client, text)
+    assert WINDOW - DEFAULT < tokens < WINDOW, tokens
+    out = client.chat.completions.create(model="", messages=[{"role": "user", "content": text}],
+                                         extra_body={"ignore_eos": True})
+    assert out.usage is not None and out.usage.completion_tokens == WINDOW - tokens
+    assert out.choices[0].finish_reason == "length"
+
+
+def test_over_grpc_it_is_invalid_argument(mesh: Mesh) -> None:
+    with ostinato.Client(mesh.endpoints.gateway) as c, c.program() as program, pytest.raises(
+            ostinato.InvalidArgument, match=f"maximum context length is {WINDOW} tokens"):
+        program.call(messages=[{"role": "user", "content": "word " * 2000}], max_tokens=4)
