@@ -17,7 +17,7 @@ import redis
 import ostinato
 from cache.block_hash import block_hex, prefix_block_hashes
 from gateway.execution import cache_salt
-from ostinato.mesh import Mesh
+from ostinato.mesh import Mesh, engine_context_length
 from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.v1 import common_pb2, worker_pb2, worker_pb2_grpc
 from tests.engine.conftest import MODEL
@@ -152,6 +152,21 @@ def test_a_cancelled_call_aborts_the_engine_request(sglang_mesh: Mesh) -> None:
 def acme_openai(sglang_mesh: Mesh) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"http://{sglang_mesh.endpoints.gateway_http}/v1", api_key=ACME,
                          max_retries=0, timeout=300)
+
+
+def test_the_gateway_refuses_past_sglangs_context_window(sglang_mesh: Mesh,
+                                                       acme_openai: openai.OpenAI) -> None:
+    """ostinato up read the window from the engine (SGLang's /v1/models max_model_len: the
+    tiny model's max_position_embeddings); what does not fit gets OpenAI's error at once."""
+    window = engine_context_length(sglang_mesh.endpoints.engines[0])
+    assert window > 0
+    assert f"context_length: {window}" in (sglang_mesh.workdir / "mesh.yaml").read_text()
+    with pytest.raises(openai.BadRequestError) as refused:
+        acme_openai.chat.completions.create(model="tiny-llama", messages=user("Hi."),
+                                            max_tokens=window)
+    body = refused.value.body
+    assert isinstance(body, dict) and body["code"] == "context_length_exceeded"
+    assert f"maximum context length is {window} tokens" in body["message"]
 
 
 def test_json_schema_is_enforced_by_the_engine(acme_openai: openai.OpenAI) -> None:
