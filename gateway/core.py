@@ -22,6 +22,7 @@ from cache.tenancy import NO_LIMITS, TenantLimits
 from gateway.auth import ApiKeyAuthenticator, Unauthenticated, api_key_from_metadata
 from gateway.call_items import RETRY_LOAD_AFTER_S, CallFailed, CallItem, NewProgram, planner_failure
 from gateway.calls import CallLimits, InvalidCall, check_program_id, check_program_options, normalize_call
+from gateway.context_window import CONTEXT_LENGTH_EXCEEDED
 from gateway.execution import CallExecutor
 from gateway.program_ids import client_id, inner_id
 from ostinato.config import GatewayConfig
@@ -94,6 +95,17 @@ class GatewayCore:
             return normalize_call(call, self._limits)
         except InvalidCall as exc:
             raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.param) from exc
+
+    def fits(self, call: common_pb2.CallSpec) -> bool:
+        """Whether `call` fits the model's context window (tokenized here; nothing runs);
+        GatewayError for a call invalid otherwise."""
+        try:
+            self._executor.check_fit(self.normalize(call))
+        except GatewayError as exc:
+            if exc.error_code != CONTEXT_LENGTH_EXCEEDED:
+                raise
+            return False
+        return True
 
     def timeout(self, remaining_s: float | None) -> float:
         limit = self.config.call_timeout_s

@@ -245,6 +245,15 @@ class CallExecutor:
         except grpc.aio.AioRpcError as exc:
             raise planner_failure(exc, tenant) from exc
 
+    def check_fit(self, call: common_pb2.CallSpec) -> None:
+        """Raises CallFailed (context_length_exceeded) when `call` (normalized) does not fit
+        the model's context window; runs nothing."""
+        try:
+            fit(call, len(self._prepare(call)[0].ids), self._window)
+        except InvalidCall as exc:
+            raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.param,
+                             error_code=exc.error_code) from None
+
     async def reports_through(self, timeout_s: float = 2.0) -> None:
         """Until the completion reports of the calls answered so far are at the planner
         (the ones a program's summary reads: the thinking's tokens are counted here)."""

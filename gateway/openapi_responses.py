@@ -125,7 +125,10 @@ def response_request_schemas(cfg: GatewayConfig, chat: Schema) -> dict[str, Sche
         "top_logprobs": nullable({"type": "integer", "minimum": 0, "maximum": 20}),
         "stream": common["stream"],
         "include": nullable({"type": "array", "items": {"enum": sorted(INCLUDES)}}),
-        "truncation": nullable({"enum": ["disabled", "auto"]}),
+        "truncation": nullable({"enum": ["disabled", "auto"], "description": (
+            "auto: the conversation's oldest items are left out until it fits the model's "
+            "context window; disabled (the default): a request that does not fit is a 400 "
+            "context_length_exceeded")}),
         "reasoning": nullable(obj({
             "effort": nullable({"enum": list(REASONING_EFFORTS)}),
             "summary": nullable({"enum": list(SUMMARIES)}),

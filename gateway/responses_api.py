@@ -42,7 +42,15 @@ from gateway.call_items import Delta
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.openai_format import BadRequest, call_from_openai
 from gateway.openai_response import extension_json
-from gateway.responses_format import PRIOR, Sources, conversation_id, input_items, translate
+from gateway.responses_format import (
+    PRIOR,
+    Sources,
+    conversation_id,
+    input_items,
+    oldest_droppable,
+    translate,
+    without_oldest,
+)
 from gateway.responses_items import listed_items, page
 from gateway.responses_output import ResponseEvents, ResponseShell, output_json
 from gateway.sse_stream import SseStream
@@ -79,11 +87,14 @@ _T = TypeVar("_T")
 log = structlog.get_logger(__name__)
 
 
-def call_from_responses(body: Any, cache_header: str | None, prior: list[Any] | None = None
-                        ) -> tuple[common_pb2.CallSpec, Sources]:
+def call_from_responses(body: Any, cache_header: str | None, prior: list[Any] | None = None,
+                        drop: int = 0) -> tuple[common_pb2.CallSpec, Sources]:
     """A Responses request body as a CallSpec, and where its messages came from; raises
-    BadRequest naming Responses fields. `prior`: the items of the turns it continues."""
+    BadRequest naming Responses fields. `prior`: the items of the turns it continues;
+    `drop`: how many of the conversation's oldest messages truncation leaves out."""
     chat, sources = translate(body, prior or ())
+    if drop:
+        chat, sources = without_oldest(chat, sources, drop)
     try:
         return call_from_openai(chat, cache_header), sources
     except BadRequest as exc:
@@ -207,8 +218,7 @@ async def respond(core: GatewayCore, request: web.Request, tenant: str, body: An
         call_from_responses(body, None)  # refused before any stored turn is read
     prior = await _prior(stored, tenant, body)
     cid, held = await _in_conversation(conversations, tenant, body)
-    call, sources = call_from_responses(body, request.headers.get(REQUEST_HEADER),
-                                        prior.items or held)
+    call, sources = _fitted(core, body, request.headers.get(REQUEST_HEADER), prior.items or held)
     keeper = _Keeper(stored, tenant, body, prior,
                      (conversations, cid) if conversations is not None and cid else None)
     try:
@@ -226,6 +236,33 @@ async def respond(core: GatewayCore, request: web.Request, tenant: str, body: An
                           extension_json(placed.client_program_id, placed.call, result))
     await keeper.keep(response, placed)
     return web.json_response(response, headers={HIT_HEADER: hit_header(result.cache_hit)})
+
+
+def _fitted(core: GatewayCore, body: Any, cache_header: str | None,
+            prior: list[Any]) -> tuple[common_pb2.CallSpec, Sources]:
+    """The call; with truncation "auto", as few of the conversation's oldest messages left
+    out as make it fit the model's context window (OpenAI's rule: items dropped from the
+    beginning), found by bisection over what the gateway tokenizes (nothing runs)."""
+    call, sources = call_from_responses(body, cache_header, prior)
+    if body.get("truncation") != "auto":
+        return call, sources
+    try:
+        if core.fits(call):
+            return call, sources
+    except GatewayError:
+        return call, sources  # refused as it is: the call's own run says why
+    most = oldest_droppable(translate(body, prior)[0])
+
+    def fits_without(k: int) -> bool:  # the k oldest messages left out
+        return core.fits(call_from_responses(body, cache_header, prior, k)[0])
+
+    low, high = 0, most  # low: known not to fit; high: known to fit
+    if not fits_without(most):
+        return call_from_responses(body, cache_header, prior, most)  # refused: the last alone
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if fits_without(mid) else (mid, high)
+    return call_from_responses(body, cache_header, prior, high)
 
 
 def _not_found(response_id: str) -> GatewayError:

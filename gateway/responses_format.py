@@ -380,6 +380,33 @@ def translate(body: Any, prior: Sequence[Any] = ()) -> tuple[dict[str, Any], Sou
     return chat, sources
 
 
+def without_oldest(chat: dict[str, Any], sources: Sources,
+                   count: int) -> tuple[dict[str, Any], Sources]:
+    """truncation "auto": `chat` without the `count` oldest messages of the conversation
+    (its system messages, the instructions, stay), and without the tool results whose calls
+    went with them; `sources` to match."""
+    kept_messages, kept = [], Sources()
+    called: set[str] = set()
+    left = count
+    for message, where, calls in zip(chat["messages"], sources.messages, sources.tool_calls,
+                                     strict=True):
+        if message["role"] != "system" and left > 0:
+            left -= 1
+            continue
+        if message["role"] == "tool" and message.get("tool_call_id") not in called:
+            continue  # its call was dropped
+        called.update(c.get("id") for c in message.get("tool_calls") or ())
+        kept_messages.append(message)
+        kept.add(where)
+        kept.tool_calls[-1] = calls
+    return {**chat, "messages": kept_messages}, kept
+
+
+def oldest_droppable(chat: dict[str, Any]) -> int:
+    """How many messages truncation may drop: all but the instructions and the last."""
+    return max(0, sum(m["role"] != "system" for m in chat["messages"]) - 1)
+
+
 def chat_from_responses(body: Any) -> dict[str, Any]:
     """The chat-completions body a Responses request asks for (translate's first half)."""
     return translate(body)[0]

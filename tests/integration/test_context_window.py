@@ -80,3 +80,21 @@ def test_over_grpc_it_is_invalid_argument(mesh: Mesh) -> None:
     with ostinato.Client(mesh.endpoints.gateway) as c, c.program() as program, pytest.raises(
             ostinato.InvalidArgument, match=f"maximum context length is {WINDOW} tokens"):
         program.call(messages=[{"role": "user", "content": "word " * 2000}], max_tokens=4)
+
+
+def test_responses_truncation_auto_drops_the_oldest_items_to_fit(client: openai.OpenAI) -> None:
+    """OpenAI's truncation "auto": items dropped from the conversation's beginning (a call
+    with its output) until it fits; "disabled" (the default) refuses it."""
+    turns: list = [{"type": "function_call", "call_id": "c0", "name": "f", "arguments": "{}"},
+                   {"type": "function_call_output", "call_id": "c0", "output": "word " * 30}]
+    turns += [{"role": "user", "content": f"turn {i}: " + "word " * 30} for i in range(8)]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="", input=turns, max_output_tokens=8)
+    assert isinstance(refused.value.body, dict)
+    assert refused.value.body["code"] == "context_length_exceeded"
+    out = client.responses.create(model="", input=turns, max_output_tokens=8,
+                                  truncation="auto")
+    assert out.output_text and out.usage is not None  # (incomplete: at max_output_tokens)
+    assert out.usage.input_tokens + 8 <= WINDOW
+    # as few dropped as fit: one more item would not have
+    assert out.usage.input_tokens + 8 > WINDOW - _prompt_tokens(client, turns[2]["content"])
