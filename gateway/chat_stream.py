@@ -151,11 +151,12 @@ class ChatStream(SseStream):
         """n choices side by side; the first to fail ends them all (the others are
         cancelled, as an unstreamed request's are)."""
         sources = [self._items, *self._sibling_items]
+        firsts = [first, *self._sibling_firsts]
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._pump(response, choice, items,
-                                                      first if choice.index == 0 else None))
-                         for choice, items in zip(self._choices, sources, strict=True)]
+                tasks = [group.create_task(self._pump(response, choice, items, firsts[i]))
+                         for i, (choice, items) in enumerate(zip(self._choices, sources,
+                                                                 strict=True))]
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None
         except asyncio.CancelledError:  # a stopping gateway cut the stream (not a pump)

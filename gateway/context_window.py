@@ -34,17 +34,18 @@ def fit(call: common_pb2.CallSpec, prompt_tokens: int,
     sp = call.sampling
     given = sp.HasField("max_new_tokens")
     room = window.tokens - prompt_tokens if window.tokens else None
+    said = "prompt" if call.prompt else "messages"  # /v1/completions: a raw prompt
     if room is not None and room <= 0:
         raise ContextExceeded(
             f"This model's maximum context length is {window.tokens} tokens. However, your "
-            f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the "
-            "messages.", "messages")
+            f"{said} resulted in {prompt_tokens} tokens. Please reduce the length of the "
+            f"{said}.", said)
     if given and room is not None and sp.max_new_tokens > room:
         raise ContextExceeded(
             f"This model's maximum context length is {window.tokens} tokens. However, you "
             f"requested {prompt_tokens + sp.max_new_tokens} tokens ({prompt_tokens} in the "
-            f"messages, {sp.max_new_tokens} in the completion). Please reduce the length of "
-            "the messages or completion.", "max_tokens")
+            f"{said}, {sp.max_new_tokens} in the completion). Please reduce the length of "
+            f"the {said} or completion.", "max_tokens")
     if given:
         return call
     out = common_pb2.CallSpec()

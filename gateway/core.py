@@ -97,10 +97,14 @@ class GatewayCore:
             raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.param) from exc
 
     def fits(self, call: common_pb2.CallSpec) -> bool:
-        """Whether `call` fits the model's context window (tokenized here; nothing runs);
-        GatewayError for a call invalid otherwise."""
+        """Whether `call` fits the model's context window with its max tokens, the default
+        ones when it names none (tokenized here; nothing runs); GatewayError for a call
+        invalid otherwise."""
+        call = self.normalize(call)
+        if not call.sampling.HasField("max_new_tokens"):
+            call.sampling.max_new_tokens = self.config.default_max_new_tokens
         try:
-            self._executor.check_fit(self.normalize(call))
+            self._executor.check_fit(call)
         except GatewayError as exc:
             if exc.error_code != CONTEXT_LENGTH_EXCEEDED:
                 raise

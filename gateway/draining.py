@@ -39,7 +39,9 @@ class Draining:
         try:
             return await handler(request)  # type: ignore[no-any-return]
         except asyncio.CancelledError:
-            if self.take_cut():
+            # a stream under way ends its body with the error itself (gateway/sse_stream.py);
+            # cut elsewhere in it, its connection is closed: no second response is written
+            if not request.get(STREAM_STARTED) and self.take_cut():
                 raise stopping_error() from None
             raise
         finally:
@@ -74,3 +76,4 @@ class Draining:
 
 
 DRAINING = web.AppKey("draining", Draining)
+STREAM_STARTED = web.RequestKey("stream_started", bool)  # its response's headers are sent

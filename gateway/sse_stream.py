@@ -14,7 +14,7 @@ from aiohttp import web
 from cache.modes import HIT_HEADER, hit_header
 from gateway.call_items import CallItem, Delta, Granted
 from gateway.core import GatewayCore, GatewayError, Placement
-from gateway.draining import DRAINING, stopping_error
+from gateway.draining import DRAINING, STREAM_STARTED, stopping_error
 from ostinato.v1 import common_pb2
 
 
@@ -28,6 +28,7 @@ class SseStream:
         timeout = core.timeout(None)
         self._items: AsyncIterator[CallItem] = core.run(tenant, placed, timeout)
         self._sibling_items = [core.run(tenant, p, timeout) for p in siblings]
+        self._sibling_firsts: list[Delta | common_pb2.CallResult] = []  # their first outputs
 
     async def _next(self, items: AsyncIterator[CallItem] | None = None,
                     ) -> Delta | common_pb2.CallResult:
@@ -49,17 +50,38 @@ class SseStream:
         draining = self._request.app.get(DRAINING)
         return draining is not None and draining.take_cut()
 
+    async def _first(self, items: AsyncIterator[CallItem]) -> Delta | common_pb2.CallResult:
+        try:
+            return await self._next(items)
+        except StopAsyncIteration as exc:
+            raise GatewayError(grpc.StatusCode.INTERNAL,
+                               "the call ended without a result") from exc
+
+    async def _firsts(self) -> list[Delta | common_pb2.CallResult]:
+        """Each call's first output, the siblings' sought beside the first's (a task each):
+        nothing is sent before all have one, so that a refusal is a plain HTTP error."""
+        if not self._sibling_items:
+            return [await self._first(self._items)]
+        tasks = [asyncio.ensure_future(self._first(items))
+                 for items in (self._items, *self._sibling_items)]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException as exc:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # before the iterators close
+            if isinstance(exc, asyncio.CancelledError) and self._cut_short():
+                raise stopping_error() from None
+            raise
+
     async def run(self) -> web.StreamResponse:
         try:
-            try:
-                first = await self._next()
-            except StopAsyncIteration as exc:
-                raise GatewayError(grpc.StatusCode.INTERNAL,
-                                   "the call ended without a result") from exc
+            first, *self._sibling_firsts = await self._firsts()
             response = web.StreamResponse(headers={
                 "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                 HIT_HEADER: hit_header(first.cache_hit)})
             await response.prepare(self._request)
+            self._request[STREAM_STARTED] = True
             try:
                 await self._send(response, first)
                 await response.write_eof(self.EOF)

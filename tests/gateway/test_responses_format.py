@@ -296,3 +296,22 @@ def test_truncation_drops_the_oldest_messages_and_the_results_of_dropped_calls(
     for message in out["messages"]:  # every result kept answers a call kept before it
         assert message["role"] != "tool" or message["tool_call_id"] in called
         called.update(c["id"] for c in message.get("tool_calls") or ())
+
+
+@pytest.mark.parametrize(("items", "instructions", "most", "kept"), [
+    # the last turn is a function's output: its call stays with it
+    ([_said("one"), _said("two"), CALL, _output("c1")], None, 2, ["input[2]", "input[3]"]),
+    ([_said("one"), CALL, _output("c1")], "Be brief.", 1,
+     ["instructions", "input[1]", "input[2]"]),
+    # a developer message is an instruction, as the system's: kept
+    ([{"role": "developer", "content": "Be brief."}, _said("one"), _said("two")], None, 1,
+     ["input[0]", "input[2]"]),
+])
+def test_truncation_keeps_the_instructions_and_the_last_turn(
+        items: list, instructions: str | None, most: int, kept: list[str]) -> None:
+    body: dict[str, Any] = {"input": items}
+    if instructions is not None:
+        body["instructions"] = instructions
+    chat, sources = translate(body)
+    assert oldest_droppable(chat) == most
+    assert without_oldest(chat, sources, most + 5)[1].messages == kept  # never more than most

@@ -98,3 +98,11 @@ def test_responses_truncation_auto_drops_the_oldest_items_to_fit(client: openai.
     assert out.usage.input_tokens + 8 <= WINDOW
     # as few dropped as fit: one more item would not have
     assert out.usage.input_tokens + 8 > WINDOW - _prompt_tokens(client, turns[2]["content"])
+
+
+def test_truncation_leaves_room_for_the_default_output(client: openai.OpenAI) -> None:
+    """No max_output_tokens: what is kept leaves the default's room (no answer cut to a
+    token by a window filled with input)."""
+    turns = [{"role": "user", "content": f"turn {i}: " + "word " * 10} for i in range(8)]
+    out = client.responses.create(model="", input=turns, truncation="auto")
+    assert out.usage is not None and out.usage.input_tokens + DEFAULT <= WINDOW
