@@ -145,11 +145,8 @@ class CallExecutor:
         start = time.monotonic()
         policy = self.cache_policy(call)
         prepared = self._prepare(call)
-        try:  # refused here, before any quota is taken or anything is queued
-            call = fit(call, len(prepared[0].ids), self._window)
-        except InvalidCall as exc:
-            raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.param,
-                             error_code=exc.error_code) from None
+        # refused here, before any quota is taken or anything is queued
+        call = self._fitted(call, prepared[0])
         limits = self._tenancy().limits_of(tenant)
         if metered is None:
             metered = await self._quotas.admit(tenant, limits, len(prepared[0].ids))
@@ -248,8 +245,12 @@ class CallExecutor:
     def check_fit(self, call: common_pb2.CallSpec) -> None:
         """Raises CallFailed (context_length_exceeded) when `call` (normalized) does not fit
         the model's context window; runs nothing."""
+        self._fitted(call, self._prepare(call)[0])
+
+    def _fitted(self, call: common_pb2.CallSpec, prompt: PreparedPrompt) -> common_pb2.CallSpec:
+        """`call` fitted to the context window (gateway/context_window.py), or CallFailed."""
         try:
-            fit(call, len(self._prepare(call)[0].ids), self._window)
+            return fit(call, len(prompt.ids), self._window)
         except InvalidCall as exc:
             raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.param,
                              error_code=exc.error_code) from None
