@@ -38,13 +38,14 @@ def sglang_mesh(engine_build: Path, tmp_path_factory: pytest.TempPathFactory) ->
         "worker": {"engine": "sglang", "engine_model": model,
                    "engine_launch": str(engine_build / "launch"), "engine_args": ENGINE_ARGS,
                    "kv_tokenizer": f"hf:{model}", "max_inflight": 4, "heartbeat_s": 0.5,
-                   "engine_start_timeout_s": 400},
+                   # two engines starting at once on a busy 2-core machine: once over 400 s
+                   "engine_start_timeout_s": 600},
         "gateway": {"kv_tokenizer": f"hf:{model}", "model": "tiny-llama",
                     "tool_call_parser": "llama3", "http_port": 0, "api_keys": KEYS,
                     "allow_anonymous": False, "semantic_cache": False, "cache_mode": "off"},
     })
     mesh = Mesh(cfg, ephemeral_ports=True, workdir=str(tmp_path_factory.mktemp("sglang-mesh")))
-    mesh.start(timeout_s=500)
+    mesh.start(timeout_s=700)
     yield mesh
     mesh.close()
 
@@ -55,7 +56,7 @@ async def engine(launch: str, model: str, tmp: Path, name: str,
     """One engine of its own, launched as a worker launches it, and a client of it."""
     spec = EngineLaunch(launch=launch, model=model, host="127.0.0.1", port=free_port(),
                         extra_args=extra_args)
-    process = EngineProcess(spec, start_timeout_s=400, log_path=str(tmp / f"{name}.log"))
+    process = EngineProcess(spec, start_timeout_s=600, log_path=str(tmp / f"{name}.log"))
     client = SGLangClient(await process.start())
     try:
         yield client
