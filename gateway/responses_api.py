@@ -47,12 +47,11 @@ from gateway.responses_format import (
     Sources,
     conversation_id,
     input_items,
-    oldest_droppable,
     translate,
-    without_oldest,
 )
 from gateway.responses_items import listed_items, page
 from gateway.responses_output import ResponseEvents, ResponseShell, output_json
+from gateway.responses_truncation import oldest_droppable, without_oldest
 from gateway.sse_stream import SseStream
 from ostinato.v1 import common_pb2
 

@@ -16,7 +16,7 @@ import redis
 
 import ostinato
 from cache.block_hash import block_hex, prefix_block_hashes
-from gateway.execution import cache_salt
+from gateway.mesh_run import cache_salt
 from ostinato.mesh import Mesh, engine_context_length
 from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.v1 import common_pb2, worker_pb2, worker_pb2_grpc

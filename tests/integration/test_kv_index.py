@@ -11,7 +11,7 @@ import redis
 
 import ostinato
 from cache.block_hash import block_hex, prefix_block_hashes
-from gateway.execution import cache_salt
+from gateway.mesh_run import cache_salt
 from ostinato.mesh import Mesh
 from ostinato.tokenizers import load_renderer
 from tests.conftest import API_KEYS

@@ -1,10 +1,10 @@
-"""What the gateway's call path tells the planner about a call (gateway/execution.py): pure."""
+"""What the gateway's call path tells the planner about a call (gateway/mesh_run.py): pure."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.execution import planner_hints
+from gateway.mesh_run import planner_hints
 from ostinato.v1 import common_pb2
 
 
