@@ -32,23 +32,23 @@ class ThinkingHold:
     whole, with the answer's first piece (or at its end). Otherwise passed on as it comes."""
 
     def __init__(self, hold: bool) -> None:
-        self._hold, self._held = hold, ""
+        self._hold = hold
+        self._held: list[str] = []
 
     def pass_on(self, delta: Delta) -> str | None:
         """The thinking to send with `delta`'s text; None: nothing to send for it yet."""
         if delta.restart:
-            self._held = ""  # the thinking before it is void
+            self._held = []  # the thinking before it is void
         if not self._hold:
             return delta.reasoning
-        self._held += delta.reasoning
+        self._held.append(delta.reasoning)
         if not (delta.text or delta.last):
             return None
-        thinking, self._held = self._held, ""
-        return thinking
+        return self.rest()
 
     def rest(self) -> str:
         """What is held when the call ends without more text."""
-        thinking, self._held = self._held, ""
+        thinking, self._held = "".join(self._held), []
         return thinking
 
 

@@ -37,8 +37,8 @@ class ToolOutput:
         self._numbers_from = call_numbers_from
         self._single = single_call
         self._thinking = reasoning.splitter() if reasoning is not None else None
-        self._text = ""
-        self._sent = 0
+        self._streamed: list[str] = []  # the content streamed so far, in its pieces
+        self._held = ""  # the output after it, held back: it is, or may begin, a call
 
     @property
     def reasoning(self) -> str:
@@ -54,13 +54,19 @@ class ToolOutput:
         return thinking, self._content(delta)
 
     def _content(self, delta: str) -> str:
-        self._text += delta
+        # Only what is held is looked at again (no call starts in what was streamed): each
+        # piece costs its own length and the held text's, not the whole output's.
+        held = self._held + delta
         parser = self._parser
         if parser is None:
-            cut = len(self._text)
+            cut = len(held)
         else:  # trailing whitespace waits too: content before calls loses it
-            cut = max(self._sent, len(self._text[:parser.may_start(self._text)].rstrip()))
-        out, self._sent = self._text[self._sent:cut], cut
+            cut = parser.may_start(held, continued=bool(self._streamed))
+            while cut > 0 and held[cut - 1].isspace():
+                cut -= 1
+        out, self._held = held[:cut], held[cut:]
+        if out:
+            self._streamed.append(out)
         return out
 
     def finish(self, cut: bool = False) -> tuple[str, str, str, list[common_pb2.ToolCall]]:
@@ -71,19 +77,20 @@ class ToolOutput:
         thinking = ""
         if self._thinking is not None:
             thinking, rest = self._thinking.finish()
-            self._text += rest
+            self._held += rest
         return (thinking, *self._calls(cut))
 
     def _calls(self, cut: bool) -> tuple[str, str, list[common_pb2.ToolCall]]:
+        sent = "".join(self._streamed)
+        text = sent + self._held
         if self._parser is None:
-            return self._text[self._sent:], self._text, []
-        parsed = self._parser.parse(self._text, self._tools)
+            return self._held, text, []
+        parsed = self._parser.parse(text, self._tools)
         if not parsed.tool_calls:
-            opened = self._parser.opens_at(self._text) if cut else -1
-            content = self._text if opened == -1 else self._text[:opened].rstrip()
-            return content[self._sent:], content, []
+            opened = self._parser.opens_at(text) if cut else -1
+            content = text if opened == -1 else text[:opened].rstrip()
+            return content[len(sent):], content, []
         calls = parsed.tool_calls[:1] if self._single else parsed.tool_calls
-        sent = self._text[:self._sent]
         rest = parsed.content[len(sent):] if parsed.content.startswith(sent) else ""
         return rest, sent + rest, tool_calls(((c.name, c.arguments) for c in calls),
                                              self._numbers_from)

@@ -81,19 +81,30 @@ class AsyncCallStream:
         self._on_restart = on_restart
         self.result: CallOutput | None = None
         self.restarts = 0
-        self.text = ""
-        self.reasoning = ""
+        self._text: list[str] = []  # (pieces: one long answer is not copied per delta)
+        self._reasoning: list[str] = []
+
+    @property
+    def text(self) -> str:
+        """The answer so far."""
+        return "".join(self._text)
+
+    @property
+    def reasoning(self) -> str:
+        """The thinking so far."""
+        return "".join(self._reasoning)
 
     async def __aiter__(self) -> AsyncIterator[str]:
         async for chunk in _stream(self._call, self._rpcs):
             if chunk.restarted:
                 self.restarts += 1
-                self.text = self.reasoning = ""
+                self._text, self._reasoning = [], []
                 if self._on_restart is not None:
                     self._on_restart()
-            self.reasoning += chunk.reasoning_delta
+            if chunk.reasoning_delta:
+                self._reasoning.append(chunk.reasoning_delta)
             if chunk.delta:  # (the last text may come with the result)
-                self.text += chunk.delta
+                self._text.append(chunk.delta)
                 yield chunk.delta
             if chunk.HasField("result"):
                 self.result = parse_call_output(chunk.result)

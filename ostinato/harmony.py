@@ -93,16 +93,29 @@ class HarmonySplitter:
         self._state = "outside"  # -> header -> body
         self._kind = ""  # the body's: "thinking", "answer" or "call"
         self._header = ""  # the role's and the channel's headers of the open message
-        self.reasoning = ""
-        self.content = ""
+        self._reasoning: list[str] = []  # all the thinking so far, in pieces
+        self._content: list[str] = []  # all the answer so far, in pieces
+
+    @property
+    def reasoning(self) -> str:
+        """All the thinking so far."""
+        return "".join(self._reasoning)
+
+    @property
+    def content(self) -> str:
+        """All the answer so far."""
+        return "".join(self._content)
 
     def feed(self, piece: str) -> tuple[str, str]:
         self._buffer += piece
         out = ["", ""]
         while self._step(out):
             pass
-        self.reasoning += out[0]
-        self.content += out[1]
+        return self._kept(out)
+
+    def _kept(self, out: list[str]) -> tuple[str, str]:
+        self._reasoning.append(out[0])
+        self._content.append(out[1])
         return out[0], out[1]
 
     def _emit(self, out: list[str], kind: str, text: str) -> None:
@@ -174,9 +187,7 @@ class HarmonySplitter:
         elif self._state == "body":
             self._emit(out, "answer" if self._kind == "call" else self._kind,
                        self._call_block(rest) if self._kind == "call" else rest)
-        self.reasoning += out[0]
-        self.content += out[1]
-        return out[0], out[1]
+        return self._kept(out)
 
 
 class HarmonyTools:
@@ -204,7 +215,7 @@ class HarmonyTools:
     def opens_at(self, text: str) -> int:
         return text.find(CALL_OPEN)
 
-    def may_start(self, text: str) -> int:
+    def may_start(self, text: str, continued: bool = False) -> int:
         at = text.find(START)
         if at != -1:
             return at

@@ -60,8 +60,18 @@ class ReasoningSplitter:
         self._buffer = ""
         self._state = "thinking" if fmt.starts_inside else "before"  # -> answer
         self._opened = False  # the start tag was seen (or may no longer come)
-        self.reasoning = ""  # all the thinking so far
-        self.content = ""  # all the answer so far
+        self._reasoning: list[str] = []  # all the thinking so far, in (non-empty) pieces
+        self._content: list[str] = []  # all the answer so far, in (non-empty) pieces
+
+    @property
+    def reasoning(self) -> str:
+        """All the thinking so far."""
+        return "".join(self._reasoning)
+
+    @property
+    def content(self) -> str:
+        """All the answer so far."""
+        return "".join(self._content)
 
     def feed(self, piece: str) -> tuple[str, str]:
         """The next piece of output -> (thinking, answer) that may be passed on now."""
@@ -91,7 +101,7 @@ class ReasoningSplitter:
                         self._buffer = text[len(self._fmt.start):]
                     self._opened = True
                     continue
-                if not (self.reasoning or thinking):  # whitespace before the thinking: dropped
+                if not (self._reasoning or thinking):  # whitespace before the thinking: dropped
                     self._buffer = self._buffer.lstrip()
                     if not self._buffer:
                         break
@@ -111,18 +121,20 @@ class ReasoningSplitter:
                 if not text:
                     break
                 self._state = "answer"
-        self.reasoning += thinking
-        self.content += answer
+        if thinking:
+            self._reasoning.append(thinking)
+        if answer:
+            self._content.append(answer)
         return thinking, answer
 
     def finish(self) -> tuple[str, str]:
         """At the output's end: whatever was held back, (thinking, answer)."""
         rest, self._buffer = self._buffer, ""
         if self._state == "thinking":
-            thinking = rest.rstrip() if self.reasoning else rest.strip()
-            self.reasoning += thinking
+            thinking = rest.rstrip() if self._reasoning else rest.strip()
+            self._reasoning.append(thinking)
             return thinking, ""
         if self._state in ("before", "answer"):  # a start tag never completed: the answer
-            self.content += rest
+            self._content.append(rest)
             return "", rest
         return "", ""

@@ -39,10 +39,12 @@ class ToolCallParser(Protocol):
         cut short, not content."""
         ...
 
-    def may_start(self, text: str) -> int:
+    def may_start(self, text: str, continued: bool = False) -> int:
         """For streaming: the index in ``text`` (the output so far) from which it is, or may become, a
         tool call; len(text) when nothing at its end can start one. The caller streams text[:index]
-        as content and holds back the rest until more text arrives or the output ends."""
+        as content and holds back the rest until more text arrives or the output ends.
+        ``continued``: ``text`` is what follows content already streamed (no call starts in
+        that), not the output's start, so that the caller scans only what it still holds."""
         ...
 
 
@@ -60,7 +62,7 @@ class OpenedByTag:
     def opens_at(self, text: str) -> int:
         return text.find(self.opening)
 
-    def may_start(self, text: str) -> int:
+    def may_start(self, text: str, continued: bool = False) -> int:
         return tag_may_start(text, self.opening)
 
 

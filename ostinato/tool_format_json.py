@@ -104,10 +104,11 @@ class Llama3:
         at = text.find(_PYTHON_TAG)
         return 0 if at == -1 and _NAMED_OBJECT.match(text) else at
 
-    def may_start(self, text: str) -> int:
-        head = text.lstrip()
-        if not head or head.startswith(("{", _PYTHON_TAG)):
-            return 0  # the whole output may be calls
+    def may_start(self, text: str, continued: bool = False) -> int:
+        if not continued:
+            head = skip_ws(text, 0)
+            if head == len(text) or text.startswith(("{", _PYTHON_TAG), head):
+                return 0  # the whole output may be calls
         return tag_may_start(text, _PYTHON_TAG)
 
     def render(self, calls: Sequence[ParsedToolCall]) -> str:
@@ -166,9 +167,11 @@ class JsonArray:
     def opens_at(self, text: str) -> int:
         return 0 if text.lstrip().startswith("[") else -1
 
-    def may_start(self, text: str) -> int:
-        head = text.lstrip()
-        return 0 if not head or head.startswith("[") else len(text)
+    def may_start(self, text: str, continued: bool = False) -> int:
+        if continued:
+            return len(text)
+        head = skip_ws(text, 0)
+        return 0 if head == len(text) or text.startswith("[", head) else len(text)
 
     def render(self, calls: Sequence[ParsedToolCall]) -> str:
         return dumps([call_object(call, "parameters") for call in calls])

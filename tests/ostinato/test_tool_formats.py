@@ -301,6 +301,20 @@ def test_may_start(family: str, text: str, expected: int) -> None:
     assert get_parser(family).may_start(text) == expected
 
 
+@pytest.mark.parametrize(("family", "text", "expected"), [
+    # after streamed content, a format whose calls are the whole output holds nothing back
+    ("llama3", '{"name": "get_weather"', 22),
+    ("llama3", "  and <|python_tag|>", 6),
+    ("llama3", "  and <|pyth", 6),
+    ("json_array", '[{"name": "get_weather"', 23),
+    ("json_array", "", 0),
+    ("hermes", "more <tool_", 5),
+    ("gpt-oss", "more <|start|>", 5),
+])
+def test_may_start_after_streamed_content(family: str, text: str, expected: int) -> None:
+    assert get_parser(family).may_start(text, continued=True) == expected
+
+
 @pytest.mark.parametrize(
     ("family", "content"),
     [(family, "") for family in sorted(PARSERS)]
