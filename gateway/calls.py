@@ -96,12 +96,10 @@ def _check_tools(call: common_pb2.CallSpec) -> None:
     if choice.mode == _MODE.TOOL_CHOICE_MODE_FUNCTION and choice.function_name not in names:
         raise InvalidCall(f"tool_choice names {choice.function_name!r}, which is not among the "
                           "tools", "tool_choice")
-    forced = choice.mode in (_MODE.TOOL_CHOICE_MODE_REQUIRED, _MODE.TOOL_CHOICE_MODE_FUNCTION)
-    if forced and call.response_format.type in (_FORMAT.RESPONSE_FORMAT_TYPE_JSON_OBJECT,
-                                                _FORMAT.RESPONSE_FORMAT_TYPE_JSON_SCHEMA):
-        raise InvalidCall("response_format cannot be combined with a required tool_choice: both "
-                          "constrain the output", "response_format")
-    if forced:
+    # A forced call with a response_format, as OpenAI takes it (the Agents SDK sends both for
+    # an agent with an output type): this answer is the call, constrained to it; the format
+    # is for a later text answer (gateway/prompts.py constraint(); SGLang refuses the pair).
+    if choice.mode in (_MODE.TOOL_CHOICE_MODE_REQUIRED, _MODE.TOOL_CHOICE_MODE_FUNCTION):
         try:
             constraint(call)
         except ConflictingDefinitions as exc:

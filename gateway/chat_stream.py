@@ -20,6 +20,8 @@ from gateway.openai_response import (
     error_json,
     extension_json,
     http_status,
+    legacy_logprobs_json,
+    logprobs_json,
     tool_call_deltas,
     usage_json,
 )
@@ -74,12 +76,14 @@ class _Choice:
         return event
 
     def end(self, result: common_pb2.CallResult, placed: Placement) -> bytes:
-        """The choice's last events: its last text, its tool calls, its finish."""
+        """The choice's last events: its last text, its tool calls, its finish (with the
+        answer's logprobs when asked for: the engine gives them with its result)."""
         chunk = self._stream.chunk
         calls = (chunk(d, index=self.index) for d in tool_call_deltas(result.tool_calls))
         return b"".join([self.cut(), *calls, chunk(
             {}, index=self.index, finish_reason=result.finish_reason or "stop",
-            extension=extension_json(placed.client_program_id, placed.call, result))])
+            extension=extension_json(placed.client_program_id, placed.call, result),
+            logprobs=self._stream.logprobs(result))])
 
     def cut(self) -> bytes:
         """What it holds, before an error ends the stream: its last text, and the
@@ -108,6 +112,11 @@ class ChatStream(SseStream):
 
     def chunk(self, delta: dict[str, Any], **kwargs: Any) -> bytes:
         return chunk_sse(self._id, self._model, self._created, delta, obj=self._obj, **kwargs)
+
+    def logprobs(self, result: common_pb2.CallResult) -> dict[str, Any] | None:
+        """The answer's logprobs in this stream's shape (chat's, or the legacy one)."""
+        return logprobs_json(result) if self._obj == "chat.completion.chunk" \
+            else legacy_logprobs_json(result)
 
     async def _send(self, response: web.StreamResponse, first: Delta | common_pb2.CallResult) -> None:
         if self._obj == "chat.completion.chunk":

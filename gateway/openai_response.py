@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any
 
 import grpc
@@ -50,6 +51,19 @@ def logprobs_json(result: common_pb2.CallResult) -> dict[str, Any] | None:
                         for t in result.logprobs]}
 
 
+def legacy_logprobs_json(result: common_pb2.CallResult) -> dict[str, Any] | None:
+    """/v1/completions' logprobs: tokens, their logprobs, the top alternatives, and where
+    each token starts in the completion's text."""
+    if not result.logprobs:
+        return None
+    offsets = list(accumulate((len(t.token) for t in result.logprobs[:-1]), initial=0))
+    return {"tokens": [t.token for t in result.logprobs],
+            "token_logprobs": [t.logprob for t in result.logprobs],
+            "top_logprobs": [{a.token: a.logprob for a in t.top_logprobs}
+                             for t in result.logprobs],
+            "text_offset": offsets}
+
+
 def message_json(result: common_pb2.CallResult) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant",
                                "content": result.text if result.text or not result.tool_calls
@@ -80,15 +94,8 @@ def completion_json(completion_id: str, model: str, created: int, program_id: st
 def text_completion_json(completion_id: str, model: str, created: int, program_id: str,
                          call: common_pb2.CallSpec, result: common_pb2.CallResult) -> dict[str, Any]:
     """POST /v1/completions. Logprobs in the legacy shape (tokens, token_logprobs, ...)."""
-    logprobs = None
-    if result.logprobs:
-        logprobs = {"tokens": [t.token for t in result.logprobs],
-                    "token_logprobs": [t.logprob for t in result.logprobs],
-                    "top_logprobs": [{a.token: a.logprob for a in t.top_logprobs}
-                                     for t in result.logprobs],
-                    "text_offset": []}
     return {"id": completion_id, "object": "text_completion", "created": created, "model": model,
-            "choices": [{"index": 0, "text": result.text, "logprobs": logprobs,
+            "choices": [{"index": 0, "text": result.text, "logprobs": legacy_logprobs_json(result),
                          "finish_reason": result.finish_reason or "stop"}],
             "usage": usage_json([result.usage]),
             "ostinato": extension_json(program_id, call, result)}
@@ -97,14 +104,16 @@ def text_completion_json(completion_id: str, model: str, created: int, program_i
 def chunk_sse(completion_id: str, model: str, created: int, delta: dict[str, Any],
               finish_reason: str | None = None, usage: dict[str, Any] | None = None,
               extension: dict[str, Any] | None = None, index: int = 0,
-              obj: str = "chat.completion.chunk") -> bytes:
+              obj: str = "chat.completion.chunk",
+              logprobs: dict[str, Any] | None = None) -> bytes:
     chunk: dict[str, Any] = {
         "id": completion_id, "object": obj, "created": created, "model": model,
         "choices": [] if usage is not None else [
-            {"index": index, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+            {"index": index, "delta": delta, "finish_reason": finish_reason,
+             "logprobs": logprobs}
             if obj == "chat.completion.chunk" else
             {"index": index, "text": delta.get("content", ""), "finish_reason": finish_reason,
-             "logprobs": None}],
+             "logprobs": logprobs}],
     }
     if usage is not None:
         chunk["usage"] = usage

@@ -260,7 +260,8 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         "supported (audio, functions, ...) are refused (400) unless null or a "
         "value that asks for nothing (functions [], echo false), unknown fields always, "
         "never dropped; `cache_salt` is refused (the gateway derives it from the API key). "
-        "tool_choice `required` or a named function needs tools and no response_format; "
+        "tool_choice `required` or a named function needs tools (a response_format then applies "
+        "to a later text answer, not to the forced call); "
         "top_logprobs above 0 needs logprobs."))
     completion = obj({
         **common,

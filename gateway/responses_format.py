@@ -351,11 +351,7 @@ def check_metadata(metadata: Any) -> None:
 def translate(body: Any, prior: Sequence[Any] = ()) -> tuple[dict[str, Any], Sources]:
     """A Responses request body (parsed JSON) as the chat-completions body it asks for, and
     where each of its messages came from; raises BadRequest naming the Responses field.
-    `prior`: the items of the stored turns `previous_response_id` continues.
-
-    A tool_choice that forces a call (required, a named function) makes this turn's answer
-    a function call: `text.format` then governs only a later text answer (the Agents SDK
-    sends both for an agent with an output type), so it is not applied to this one."""
+    `prior`: the items of the stored turns `previous_response_id` continues."""
     body = _checked(body)
     sources = Sources()
     chat: dict[str, Any] = {"messages": _messages(body, sources, prior)}
@@ -367,8 +363,6 @@ def translate(body: Any, prior: Sequence[Any] = ()) -> tuple[dict[str, Any], Sou
     if (body.get("reasoning") or {}).get("effort") is not None:
         chat["reasoning_effort"] = body["reasoning"]["effort"]
     tools, choice, fmt = _tools(body), _tool_choice(body), _response_format(body)
-    if choice == "required" or isinstance(choice, dict):
-        fmt = None
     for name, value in (("tools", tools), ("tool_choice", choice), ("response_format", fmt)):
         if value is not None:
             chat[name] = value

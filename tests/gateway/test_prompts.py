@@ -7,6 +7,7 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
+from gateway.calls import CallLimits, normalize_call
 from gateway.prompts import (
     ConflictingDefinitions,
     constraint,
@@ -52,6 +53,22 @@ def test_forced_tool_choice_is_sglangs_call_array(spec: common_pb2.CallSpec, nam
     branches = schema["items"]["anyOf"]
     assert [b["properties"]["name"]["enum"][0] for b in branches] == names
     assert all(b["properties"]["parameters"] == PARAMS for b in branches)
+
+
+@pytest.mark.parametrize("fmt", [
+    common_pb2.ResponseFormat(type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT),
+    common_pb2.ResponseFormat(type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA,
+                              schema_json='{"type": "integer"}'),
+])
+@pytest.mark.parametrize("choice", [M.TOOL_CHOICE_MODE_REQUIRED, M.TOOL_CHOICE_MODE_FUNCTION])
+def test_a_forced_call_is_constrained_to_the_call_not_to_the_format(
+        fmt: common_pb2.ResponseFormat, choice: int) -> None:
+    """OpenAI takes a forced call with a response_format (the Agents SDK sends both for an
+    agent with an output type): this answer is the call; the format is for a later text one."""
+    spec = call(choice, "add", fmt=fmt)
+    normalize_call(spec, CallLimits(10_000, 100, 256, 4096))  # taken
+    schema, is_calls = constraint(spec)
+    assert is_calls and json.loads(schema)["type"] == "array"
 
 
 LOC = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}

@@ -71,11 +71,13 @@ CALL = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"
      {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}),
     ({"input": "x", "text": {"format": {"type": "text"}}},
      {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "text"}}),
-    # a forced call: text.format is for a later text answer (the Agents SDK sends both)
+    # a forced call with a format: both go on (the chat path applies the format to a later
+    # text answer only: gateway/calls.py)
     ({"input": "x", "tools": [{"type": "function", "name": "f"}], "tool_choice": "required",
       "text": {"format": {"type": "json_schema", "name": "p", "schema": {}}}},
      {"messages": [{"role": "user", "content": "x"}],
-      "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required"}),
+      "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required",
+      "response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": {}}}}),
     # fields a current client sends that change nothing here
     ({"input": "x", "prompt_cache_options": {"mode": "implicit"}, "max_tool_calls": 2,
       "moderation": None, "image": None, "background_options": None,

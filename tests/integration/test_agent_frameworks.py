@@ -26,6 +26,7 @@ import jsonschema
 import openai
 import pytest
 import redis
+from pydantic import BaseModel
 
 from cache import keys
 from ostinato.mesh import Mesh
@@ -38,6 +39,13 @@ from tests.integration.agent_checks import (
     assert_one_chained_program,
 )
 
+
+class Forecast(BaseModel):
+    """A structured answer (with_structured_output, an agent's output type)."""
+
+    city: str
+    days: int
+
 if TYPE_CHECKING:
     from langchain_openai import ChatOpenAI
 
@@ -45,7 +53,7 @@ MODEL = "sim/llama-3.1-8b"
 MAX_TURNS = 6  # an agent loop that has not answered in text by then is a failure
 TENANTS = ("sdk-tools", "sdk-stream", "sdk-schema", "langchain", "agents-sdk", "langgraph", "models",
            "lc-responses", "lc-chained", "lc-stream", "lc-structured", "agents-session",
-           "agents-conv")
+           "agents-conv", "agents-typed")
 API_KEYS = {f"key-{tenant}": tenant for tenant in TENANTS}
 
 FORECAST_TOOL: dict[str, Any] = {"type": "function", "function": {
@@ -289,12 +297,6 @@ def test_langchain_chat_openai_agent_loop(base_url: str, store: redis.Redis, ten
 def test_langchain_structured_output_on_the_responses_api(base_url: str) -> None:
     """with_structured_output on the Responses API: text.format json_schema, or a forced
     function call, parsed into the model."""
-    from pydantic import BaseModel
-
-    class Forecast(BaseModel):
-        city: str
-        days: int
-
     llm = _chat_model(base_url, "lc-structured", use_responses_api=True)
     for method in ("json_schema", "function_calling"):
         out = llm.with_structured_output(Forecast, method=method).invoke(QUESTION)
@@ -304,9 +306,19 @@ def test_langchain_structured_output_on_the_responses_api(base_url: str) -> None
 # -- OpenAI Agents SDK --------------------------------------------------------------------------
 
 
-async def test_openai_agents_sdk_runner(base_url: str, store: redis.Redis) -> None:
-    """An Agent on the chat-completions model with a function tool, run by the Runner."""
-    from agents import Agent, OpenAIChatCompletionsModel, Runner, function_tool, set_tracing_disabled
+@pytest.mark.parametrize("structured", [False, True])
+async def test_openai_agents_sdk_runner(base_url: str, store: redis.Redis, structured: bool) -> None:
+    """An Agent on the chat-completions model with a function tool, run by the Runner; with
+    an output type and its tool required on the first turn, the SDK sends tool_choice and
+    response_format together (OpenAI takes them: the call first, then the typed answer)."""
+    from agents import (
+        Agent,
+        ModelSettings,
+        OpenAIChatCompletionsModel,
+        Runner,
+        function_tool,
+        set_tracing_disabled,
+    )
 
     set_tracing_disabled(True)  # no trace export: there is no network
     forecasts = Forecasts()
@@ -316,14 +328,18 @@ async def test_openai_agents_sdk_runner(base_url: str, store: redis.Redis) -> No
         """The weather forecast for a city, day by day."""
         return forecasts(city, days)
 
-    async with openai.AsyncOpenAI(base_url=base_url, api_key=key("agents-sdk"), max_retries=0) as client:
+    tenant = "agents-typed" if structured else "agents-sdk"
+    async with openai.AsyncOpenAI(base_url=base_url, api_key=key(tenant), max_retries=0) as client:
         agent = Agent(name="forecaster", instructions="Answer weather questions with your tool.",
                       tools=[get_forecast],
-                      model=OpenAIChatCompletionsModel(model=MODEL, openai_client=client))
+                      model=OpenAIChatCompletionsModel(model=MODEL, openai_client=client),
+                      output_type=Forecast if structured else None,
+                      model_settings=ModelSettings(tool_choice="required" if structured else None))
         result = await Runner.run(agent, QUESTION, max_turns=MAX_TURNS)
-    assert isinstance(result.final_output, str) and result.final_output
+    assert isinstance(result.final_output, Forecast) if structured else (
+        isinstance(result.final_output, str) and result.final_output)
     forecasts.check_called()
-    assert len(assert_one_chained_program(store, "agents-sdk", len(result.raw_responses))) >= 2
+    assert len(assert_one_chained_program(store, tenant, len(result.raw_responses))) >= 2
 
 
 @pytest.mark.parametrize(("tenant", "memory"), [

@@ -122,8 +122,12 @@ def test_a_streamed_miss_is_stored_for_the_next_caller(acme: openai.OpenAI) -> N
 
 def test_models_completions_logprobs_and_n(acme: openai.OpenAI) -> None:
     assert [m.id for m in acme.models.list()] == [MODEL]
-    done = acme.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=5)
+    done = acme.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=5,
+                                   logprobs=2)
     assert done.choices[0].text and done.usage is not None and done.usage.completion_tokens == 5
+    legacy = done.choices[0].logprobs  # where each token starts in the text
+    assert legacy is not None and legacy.tokens and len(legacy.tokens) == 5
+    assert legacy.text_offset == [sum(map(len, legacy.tokens[:i])) for i in range(5)]
     out = acme.chat.completions.create(model=MODEL, messages=ask("Pick a number."), max_tokens=5,
                                        n=3, logprobs=True, top_logprobs=2, presence_penalty=0.5,
                                        frequency_penalty=0.5, logit_bias={"50256": -100})
@@ -140,15 +144,19 @@ def test_n_choices_stream_side_by_side(acme: openai.OpenAI) -> None:
     choice by its index, each choice its own call, one usage for all."""
     chunks = list(acme.chat.completions.create(
         model=MODEL, messages=ask("Pick a number."), max_tokens=5, n=3, stream=True,
-        stream_options={"include_usage": True}, extra_body={"ignore_eos": True}))
+        stream_options={"include_usage": True}, extra_body={"ignore_eos": True},
+        logprobs=True, top_logprobs=1))
     text, finishes, calls = ["", "", ""], {}, set()
+    tokens: list[list] = [[], [], []]  # streamed logprobs (with each choice's finish here)
     for chunk in chunks:
         for choice in chunk.choices:
             text[choice.index] += choice.delta.content or ""
+            tokens[choice.index] += choice.logprobs.content or [] if choice.logprobs else []
             if choice.finish_reason:
                 finishes[choice.index] = choice.finish_reason
                 calls.add(chunk.model_extra["ostinato"]["call_id"])  # type: ignore[index]
     assert all(text) and finishes == {0: "length", 1: "length", 2: "length"} and len(calls) == 3
+    assert [len(t) for t in tokens] == [5, 5, 5] and len(tokens[0][0].top_logprobs) == 1
     assert len({c.id for c in chunks}) == 1
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 15
 
