@@ -20,7 +20,7 @@ from opentelemetry.trace import Status, StatusCode
 from cache.answers import AnswerCache, Hit
 from cache.conversations import Continuation
 from cache.fingerprint import SemanticKey
-from gateway.call_items import CallItem
+from gateway.call_items import CallItem, Granted
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.metrics import CANCELLED, GatewayMetrics
 from ostinato.v1 import common_pb2
@@ -151,7 +151,7 @@ class TracedGatewayCore(GatewayCore):
         ctx = trace.set_span_in_context(span, parent)
         items = super().run(tenant, placed, timeout_s)
         operation, start = attrs[genai.OPERATION], time.monotonic()
-        answered = False
+        answered = granted = False
         try:
             while True:
                 token = otel_context.attach(ctx)
@@ -161,7 +161,9 @@ class TracedGatewayCore(GatewayCore):
                     break
                 finally:
                     otel_context.detach(token)
-                if isinstance(item, common_pb2.CallResult):
+                if isinstance(item, Granted):
+                    granted = True
+                elif isinstance(item, common_pb2.CallResult):
                     answered = True
                     span.set_attributes(result_attributes(item, self._record_content))
                     self.metrics.call_answered(tenant, operation, item, time.monotonic() - start)
@@ -170,6 +172,11 @@ class TracedGatewayCore(GatewayCore):
             self.metrics.call_failed(tenant, operation, exc.code.name, time.monotonic() - start)
             span.set_attribute(genai.ERROR_TYPE, exc.code.name)
             span.set_status(Status(StatusCode.ERROR, f"{exc.code.name}: {exc.message}"))
+            new = placed.new_program
+            if not granted and new is not None and not new.one_call:
+                # refused before the planner took it (a quota, max_programs, the context
+                # window): the implicit program it would have begun never started
+                self.programs.end(placed.program_id, "refused")
             raise
         except BaseException as exc:  # the caller went away (cancelled, or closed it early)
             if not answered:

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
+import grpc
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gateway.spans import call_attributes, result_attributes
+from gateway.call_items import CallItem, Granted, NewProgram
+from gateway.core import GatewayCore, GatewayError, Placement
+from gateway.metrics import GatewayMetrics
+from gateway.spans import TracedGatewayCore, call_attributes, result_attributes
 from ostinato.v1 import common_pb2
 from tracing import genai
+from tracing.program_spans import ProgramSpans
 
 
 def _call(**sampling: object) -> common_pb2.CallSpec:
@@ -51,3 +61,52 @@ def test_content_only_when_enabled() -> None:
     assert "first, think" not in str(result_attributes(result, record_content=False))
     inputs = call_attributes(_call(), "m", "t", "p", record_content=True)[genai.INPUT_MESSAGES]
     assert json.loads(inputs) == [{"role": "user", "parts": [{"type": "text", "content": "secret plan"}]}]
+
+
+class _Refusing(GatewayCore):
+    """The call path, refusing or failing a call after `granted` (or before any grant)."""
+
+    def __init__(self, code: grpc.StatusCode, granted: bool) -> None:  # (no mesh behind it)
+        self._code, self._granted = code, granted
+
+    async def run(self, tenant: str, placed: Placement,
+                  timeout_s: float) -> AsyncIterator[CallItem]:
+        if self._granted:
+            yield Granted("w0")
+        raise GatewayError(self._code, "no")
+
+
+class _Traced(TracedGatewayCore, _Refusing):
+    """TracedGatewayCore's spans around the refusing call path."""
+
+
+@pytest.mark.parametrize(("code", "granted", "one_call", "ended"), [
+    # refused before the planner took it: the implicit program never began
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, False, False, "refused"),
+    (grpc.StatusCode.INVALID_ARGUMENT, False, False, "refused"),
+    # failed once running: the program stands (a conversation goes on)
+    (grpc.StatusCode.UNAVAILABLE, True, False, None),
+    # a one-call program's span is not held here
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, False, True, None),
+])
+async def test_an_implicit_program_refused_at_its_first_call_is_not_left_open(
+        code: grpc.StatusCode, granted: bool, one_call: bool, ended: str | None) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    core = _Traced.__new__(_Traced)
+    _Refusing.__init__(core, code, granted)
+    core.programs = ProgramSpans(provider.get_tracer("t"), lambda: 0.0)
+    core.metrics = GatewayMetrics("m")
+    core._record_content = False
+    core.config = SimpleNamespace(model="m")  # type: ignore[assignment]
+    placed = Placement("acme/p1", _call(), attributed=True, new_program=NewProgram(
+        common_pb2.ProgramOptions(program_id="acme/p1"), one_call=one_call))
+    if not one_call:
+        core.programs.start("acme/p1", "acme")
+    with pytest.raises(GatewayError):
+        async for _ in core.run("acme", placed, 5.0):
+            pass
+    finished = [s.attributes.get(genai.PROGRAM_END) for s in exporter.get_finished_spans()]
+    assert finished == ([ended] if ended else [])
+    assert len(core.programs) == (0 if ended or one_call else 1)
