@@ -32,6 +32,7 @@ from cache.fingerprint import SemanticKey
 from cache.guard import near_miss
 from cache.local_index import LocalIndex
 from cache.metrics import CacheMetrics
+from cache.outage import outage_of
 from cache.redis_client import AsyncClient
 from cache.semantic_index import SemanticIndex, supports_vector_sets
 from cache.server_index import VectorSetIndex
@@ -86,7 +87,7 @@ class AnswerCache:
         self._choice = semantic_index
         self._decided = semantic_index != "auto"
         self.metrics = metrics or CacheMetrics()
-        self._r = Bounded(timeout_s, self.metrics)
+        self._r = Bounded(timeout_s, self.metrics, outage_of(client))
         self.index: SemanticIndex = (
             VectorSetIndex(client, self._r, self._ttl_ms) if semantic_index == "redis"
             else LocalIndex(client, self._r, DIMENSIONS))

@@ -14,17 +14,16 @@ attribution (a new program), never the call.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 import structlog
 
 from cache import keys
-from cache.redis_client import AsyncClient
+from cache.outage import outage_of
+from cache.redis_client import AsyncClient, within
 from ostinato.v1 import common_pb2
 
 log = structlog.get_logger(__name__)
@@ -73,6 +72,10 @@ def answered(call: common_pb2.CallSpec, result: common_pb2.CallResult) -> list[c
     return [*call.messages, answer]
 
 
+class IndexUnavailable(Exception):
+    """Redis did not answer the conversation index in time (or failed under a second ago)."""
+
+
 class ConversationIndex:
     def __init__(self, client: AsyncClient, idle_ttl_s: float, timeout_s: float) -> None:
         self._redis = client
@@ -86,11 +89,12 @@ class ConversationIndex:
         if not digests:
             return None
         try:
-            async with asyncio.timeout(self._timeout):
-                return await self._find(tenant, digests)
-        except (aioredis.RedisError, OSError, TimeoutError, ValueError, KeyError) as exc:
-            log.warning("conversation index unavailable: the request starts a new program",
-                        error=str(exc) or type(exc).__name__)
+            return await within(self._find(tenant, digests), self._timeout, IndexUnavailable,
+                                outage_of(self._redis))
+        except (IndexUnavailable, ValueError, KeyError) as exc:
+            # (each time at debug: an outage is logged once, at its start: cache/outage.py)
+            log.debug("conversation index unavailable: the request starts a new program",
+                      error=str(exc) or type(exc).__name__)
         return None
 
     async def _find(self, tenant: str, digests: list[str]) -> Continuation | None:
@@ -110,11 +114,11 @@ class ConversationIndex:
         get threads of their own, counted for `ttl_s` (as long as what it extends can be
         continued; default: the index's idle TTL). Redis trouble: the call's thread."""
         try:
-            async with asyncio.timeout(self._timeout):
-                return await self._branch(tenant, parent, ttl_s)
-        except (aioredis.RedisError, OSError, TimeoutError) as exc:
-            log.warning("conversation index unavailable: the call stays on its parent's "
-                        "thread", error=str(exc) or type(exc).__name__)
+            return await within(self._branch(tenant, parent, ttl_s), self._timeout,
+                                IndexUnavailable, outage_of(self._redis))
+        except IndexUnavailable as exc:
+            log.debug("conversation index unavailable: the call stays on its parent's "
+                      "thread", error=str(exc))
         return parent
 
     async def _branch(self, tenant: str, parent: Continuation,
@@ -137,8 +141,8 @@ class ConversationIndex:
         value = json.dumps({"program_id": program_id, "call_id": call.call_id,
                             "thread_id": call.thread_id})
         try:
-            async with asyncio.timeout(self._timeout):
-                await self._redis.set(keys.conversation(tenant, digest), value, px=self._ttl_ms)
-        except (aioredis.RedisError, OSError, TimeoutError) as exc:
-            log.warning("conversation index unavailable: not recorded",
-                        error=str(exc) or type(exc).__name__)
+            await within(self._redis.set(keys.conversation(tenant, digest), value,
+                                         px=self._ttl_ms),
+                         self._timeout, IndexUnavailable, outage_of(self._redis))
+        except IndexUnavailable as exc:
+            log.debug("conversation index unavailable: not recorded", error=str(exc))

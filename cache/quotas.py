@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cache.keys import quota_calls, quota_tokens
+from cache.outage import outage_of
 from cache.redis_client import AsyncClient
 from cache.tenancy import TenantLimits
 
@@ -73,6 +74,7 @@ class QuotaDecision:
 class Quotas:
     def __init__(self, client: AsyncClient) -> None:
         self._script = client.register_script(_GCRA)
+        self.outage = outage_of(client)  # the client's view of Redis (cache/outage.py)
 
     async def admit(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> QuotaDecision:
         """Takes one call and `prompt_tokens` from the tenant's buckets, or neither. A request

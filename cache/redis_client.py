@@ -12,29 +12,47 @@ A cluster has one database only (`/0` or none in the URL).
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable
 from typing import Any, TypeAlias, TypeVar
 
 import redis
 import redis.asyncio as aioredis
+import structlog
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
+from cache.outage import RedisOutage, outage_of
 from ostinato.config import RedisConfig
 
 AsyncClient: TypeAlias = aioredis.Redis | AsyncRedisCluster
 SyncClient: TypeAlias = redis.Redis | RedisCluster
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
-async def within(op: Awaitable[T], timeout_s: float, unavailable: type[Exception]) -> T:
+async def within(op: Awaitable[T], timeout_s: float, unavailable: type[Exception],
+                 outage: RedisOutage | None = None) -> T:
     """One Redis operation, whole, in `timeout_s`; Redis down or slow raises `unavailable`
-    (for stores whose callers must tell "not there" from "cannot tell")."""
+    (for stores whose callers must tell "not there" from "cannot tell"). With `outage` (the
+    client's, cache/outage.py): not sent at all while Redis failed under a second ago, and
+    an outage's start and end logged once."""
+    if outage is not None and outage.skip():
+        if inspect.iscoroutine(op):
+            op.close()  # never sent
+        raise unavailable("Redis failed under a second ago: not tried")
     try:
         async with asyncio.timeout(timeout_s):
-            return await op
+            result = await op
     except (aioredis.RedisError, OSError, TimeoutError) as exc:
+        if outage is not None and outage.failed():
+            log.warning("redis unavailable: going on without it (answer caches miss, calls "
+                        "unmetered, responses and conversations not stored) until it answers",
+                        error=repr(exc))
         raise unavailable(str(exc) or type(exc).__name__) from exc
+    if outage is not None and outage.succeeded():
+        log.info("redis back")
+    return result
 
 
 def _options(timeout_s: float | None, extra: dict[str, Any]) -> dict[str, Any]:
@@ -79,4 +97,4 @@ class KeptInRedis:
         self._timeout = 2 * timeout_s
 
     async def _do(self, op: Awaitable[T]) -> T:
-        return await within(op, self._timeout, self.unavailable)
+        return await within(op, self._timeout, self.unavailable, outage_of(self._redis))

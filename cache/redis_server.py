@@ -8,12 +8,15 @@ demo and the integration tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ostinato.child_process import die_with_parent
@@ -120,8 +123,22 @@ class EmbeddedRedis:
             return self._proc.stdout.read().decode(errors="replace")[-2000:]
         return "timed out"
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The server stopped (SIGSTOP) and continued after: a stalled Redis, whose
+        connections stay open and whose commands time out (fault tests)."""
+        if self._proc is None:
+            raise RuntimeError("redis-server is not running")
+        self._proc.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self._proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.send_signal(signal.SIGCONT)  # (a paused one could not terminate)
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:

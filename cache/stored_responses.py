@@ -172,7 +172,8 @@ class StoredResponses(KeptInRedis):
             await self._do(self._redis.set(keys.stored_response(tenant, response_id), value,
                                            px=self._ttl_ms))
         except ResponsesUnavailable as exc:
-            log.warning("stored responses unavailable: response not stored", error=str(exc))
+            # (each time at debug: an outage is logged once, at its start: cache/outage.py)
+            log.debug("stored responses unavailable: response not stored", error=str(exc))
             return False
         return True
 

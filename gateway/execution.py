@@ -68,6 +68,11 @@ class CallExecutor:
         self._cache_default = cache_default or CachePolicy(CacheMode.OFF)
         self._tenancy = tenancy
 
+    @property
+    def unmetered(self) -> int:
+        """Calls served without their tenant's quotas taken (Redis did not answer)."""
+        return self._quotas.unmetered
+
     def cache_policy(self, call: common_pb2.CallSpec) -> CachePolicy:
         """The call's cache policy; raises CallFailed(INVALID_ARGUMENT) for a bad one."""
         try:

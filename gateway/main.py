@@ -16,6 +16,7 @@ from cache.conversation_store import ConversationStore
 from cache.conversations import ConversationIndex
 from cache.embedder import BatchingEmbedder, MiniLM
 from cache.modes import CacheMode, CachePolicy
+from cache.outage import outage_of
 from cache.quotas import Quotas
 from cache.redis_client import AsyncClient, from_config
 from cache.stored_responses import StoredResponses
@@ -130,7 +131,8 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     conversations = ConversationIndex(client, config.conversation_ttl_s, redis_cfg.timeout_s) \
         if client is not None else None
     metrics = GatewayMetrics(config.model)
-    metrics.watch(cache, lambda: tenancy.stale)
+    metrics.watch(cache, lambda: tenancy.stale, outage_of(client) if client is not None else None,
+                  lambda: executor.unmetered)
     core = TracedGatewayCore(config, auth, planner, executor, cache, conversations,
                              lambda: tenancy.stale, lambda t: tenancy.current.limits_of(t),
                              record_content=telemetry.record_content,

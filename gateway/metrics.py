@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from cache.answers import AnswerCache
 from cache.modes import hit_header
+from cache.outage import RedisOutage
 from ostinato.v1 import common_pb2
 from tracing import genai
 
@@ -30,13 +31,24 @@ OK, CANCELLED = "ok", "cancelled"  # call outcomes; a failed call's is its gRPC 
 class _StateCollector(Collector):
     """What is read from the gateway's state when scraped."""
 
-    def __init__(self, cache: AnswerCache | None, tenancy_stale: Callable[[], bool]) -> None:
+    def __init__(self, cache: AnswerCache | None, tenancy_stale: Callable[[], bool],
+                 outage: RedisOutage | None, unmetered: Callable[[], int]) -> None:
         self._cache = cache
         self._stale = tenancy_stale
+        self._outage = outage
+        self._unmetered = unmetered
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("ostinato_tenancy_stale", "1 while Redis is unreachable and the "
                                 "last tenancy snapshot serves.", value=int(self._stale()))
+        yield CounterMetricFamily("ostinato_quota_unmetered_calls", "Calls served without "
+                                  "their tenant's quotas taken: Redis did not answer.",
+                                  value=self._unmetered())
+        if self._outage is not None:
+            yield CounterMetricFamily("ostinato_redis_skipped_operations", "Redis operations "
+                                      "not sent because Redis had failed under a second before "
+                                      "(their callers went on without it).",
+                                      value=self._outage.skipped)
         cache = self._cache
         if cache is None:
             return
@@ -87,9 +99,13 @@ class GatewayMetrics:
             "ostinato_cache_lookup_seconds", "Answer-cache lookup latency, embedding included.",
             buckets=CACHE_LOOKUP_BUCKETS, registry=r)
 
-    def watch(self, cache: AnswerCache | None, tenancy_stale: Callable[[], bool]) -> None:
-        """Exports the cache's counters and the tenancy's staleness (once per registry)."""
-        self.registry.register(_StateCollector(cache, tenancy_stale))
+    def watch(self, cache: AnswerCache | None, tenancy_stale: Callable[[], bool],
+              outage: RedisOutage | None = None,
+              unmetered: Callable[[], int] = lambda: 0) -> None:
+        """Exports the cache's counters, the tenancy's staleness, what Redis's outages cost
+        (`outage`: the client's, cache/outage.py; `unmetered`: calls served unmetered)
+        (once per registry)."""
+        self.registry.register(_StateCollector(cache, tenancy_stale, outage, unmetered))
         if cache is not None:
             cache.metrics.on_lookup_s = self.cache_lookup.observe
 

@@ -1,26 +1,31 @@
 """A call's quotas on the gateway's call path (gateway/execution.py): its call and prompt
 tokens taken at admission, its completion tokens charged once known, and a refused call's
-prompt tokens given back. Redis out of reach: the call is served unmetered. The buckets and
-the one Lua script that keeps them: cache/quotas.py."""
+prompt tokens given back. Redis out of reach: the call is served unmetered (counted), and
+while Redis stays down the quota script is not even tried (cache/outage.py), so that no call
+waits out a timeout for it more than once a second. The buckets and the one Lua script that
+keeps them: cache/quotas.py."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import grpc
 import structlog
-from redis.exceptions import RedisError
 
 from cache.quotas import Quotas
+from cache.redis_client import within
 from cache.tenancy import TenantLimits
 from gateway.call_items import CallFailed
 
 log = structlog.get_logger("gateway.quotas")
 
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
+
+
+class QuotasUnavailable(Exception):
+    """Redis did not answer the quota script in time (or failed under a second ago)."""
 
 
 class QuotaMeter:
@@ -30,6 +35,7 @@ class QuotaMeter:
         self._quotas = quotas
         self._timeout_s = timeout_s
         self._spawn = spawn
+        self.unmetered = 0  # calls served unmetered because Redis did not answer
 
     async def admit(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> bool:
         """The tenant's quotas take this call and its prompt tokens (True), or it is refused
@@ -37,18 +43,23 @@ class QuotaMeter:
         unmetered (False)."""
         if self._quotas is None or not (limits.rpm or limits.tpm):
             return False
+        quotas = self._quotas
         try:
-            async with asyncio.timeout(self._timeout_s):
-                decision = await self._quotas.admit(tenant, limits, prompt_tokens)
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("quotas unavailable: call not metered", tenant=tenant, error=repr(exc))
+            decision = await within(quotas.admit(tenant, limits, prompt_tokens),
+                                    self._timeout_s, QuotasUnavailable, quotas.outage)
+        except QuotasUnavailable as exc:
+            # counted (ostinato_quota_unmetered_calls_total); an outage is logged once, at
+            # its start (cache/outage.py)
+            self.unmetered += 1
+            log.debug("quotas unavailable: call not metered", tenant=tenant, error=str(exc))
             return False
         if decision.admitted:
             return True
-        if decision.retry_after_s <= 0:
+        if decision.retry_after_s <= 0:  # no wait makes it fit: never retryable as it is
             raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                             f"the prompt's {prompt_tokens} tokens exceed tenant {tenant!r}'s "
-                             f"{limits.tpm} tokens per minute")
+                             f"the prompt's {prompt_tokens} tokens exceed the {limits.tpm} "
+                             f"tokens per minute of tenant {tenant!r}: it can never be "
+                             "admitted (shorten it)")
         raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED,
                          f"tenant {tenant!r} is over its quota ({limits.rpm or 'unlimited'} calls, "
                          f"{limits.tpm or 'unlimited'} tokens per minute); retry after "
@@ -61,9 +72,9 @@ class QuotaMeter:
             return
 
         async def charge() -> None:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
-                async with asyncio.timeout(self._timeout_s):
-                    await quotas.charge(tenant, limits, completion_tokens)
+            with contextlib.suppress(QuotasUnavailable):
+                await within(quotas.charge(tenant, limits, completion_tokens), self._timeout_s,
+                             QuotasUnavailable, quotas.outage)
 
         self._spawn(charge())
 
@@ -74,8 +85,9 @@ class QuotaMeter:
         still counts against rpm, and only a tenant with an rpm gets tokens back: for one
         with a tpm alone, the tokens are the only bound on how fast it may send requests
         that the mesh refuses."""
-        if self._quotas is None or not limits.rpm:
+        quotas = self._quotas
+        if quotas is None or not limits.rpm:
             return
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
-            async with asyncio.timeout(self._timeout_s):
-                await self._quotas.refund(tenant, limits, prompt_tokens)
+        with contextlib.suppress(QuotasUnavailable):
+            await within(quotas.refund(tenant, limits, prompt_tokens), self._timeout_s,
+                         QuotasUnavailable, quotas.outage)

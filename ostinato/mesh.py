@@ -4,6 +4,7 @@ planner and gateway. Used by `ostinato up`, `ostinato demo` and the integration 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -277,6 +278,12 @@ class Mesh:
         if self._redis is None:
             raise RuntimeError("this mesh uses an external Redis")
         self._redis.stop()
+
+    def redis_paused(self) -> contextlib.AbstractContextManager[None]:
+        """The embedded Redis stalled (SIGSTOP) while in the block (outage tests)."""
+        if self._redis is None:
+            raise RuntimeError("this mesh uses an external Redis")
+        return self._redis.paused()
 
     def start_redis(self) -> str:
         """Starts the stopped embedded Redis again on its port, from its append-only file."""

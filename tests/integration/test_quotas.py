@@ -16,6 +16,7 @@ from ostinato.mesh import Mesh
 from ostinato.sdk_types import call_spec
 from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 from tests.integration.test_tenancy import eventually, tenants
+from tests.prometheus_text import parse, value
 
 USER = [{"role": "user", "content": "hello"}]
 
@@ -257,3 +258,29 @@ def test_a_conversation_continued_after_its_program_ended_is_charged_once(mesh: 
     assert again["ostinato"]["program_id"] == program  # the conversation's, registered again
     assert _post(mesh, key, {"messages": USER, "max_tokens": 4}) == 200  # the third of 3
     assert _post(mesh, key, {"messages": USER, "max_tokens": 4}) == 429
+
+
+def test_a_stalled_redis_serves_calls_unmetered_and_counts_them(mesh: Mesh) -> None:
+    """Redis paused (its connections open, its commands timing out): a tenant with quotas is
+    served unmetered, over gRPC and HTTP, and the gateway counts each such call."""
+    key = _create(mesh, "quota-stall", "--rpm", "1000")
+    metrics = f"http://{mesh.endpoints.metrics['gateway']}/metrics"
+
+    def unmetered() -> float:
+        with urllib.request.urlopen(metrics, timeout=10) as resp:
+            return value(parse(resp.read().decode()), "ostinato_quota_unmetered_calls_total")
+
+    with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        assert _known(stub, key).HasField("result")  # the gateway knows the tenant
+        before = unmetered()
+        with mesh.redis_paused():
+            outs = [_call(stub, key) for _ in range(2)]
+            with urllib.request.urlopen(urllib.request.Request(
+                    f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
+                    data=json.dumps({"messages": USER, "max_tokens": 4}).encode(),
+                    headers={"Authorization": f"Bearer {key}",
+                             "Content-Type": "application/json"}), timeout=30) as resp:
+                answered = json.loads(resp.read())
+            assert unmetered() - before == 3
+        assert all(o.HasField("result") for o in outs) and answered["choices"][0]["message"]
