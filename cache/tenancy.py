@@ -12,6 +12,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+# The tenant of callers without a key in open mode (`ostinato up --no-auth`): no tenant of
+# the directory may take the name, or it would share its programs, responses and caches
+# with every anonymous caller.
+ANONYMOUS_TENANT = "default"
+
 
 def key_digest(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()

@@ -26,7 +26,7 @@ from cache.keys import (
     tenant_data_pattern,
 )
 from cache.redis_client import AsyncClient
-from cache.tenancy import Tenancy, TenantLimits, key_digest
+from cache.tenancy import ANONYMOUS_TENANT, Tenancy, TenantLimits, key_digest
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +83,9 @@ class TenantDirectory:
     async def create_tenant(self, tenant: str, limits: TenantLimits) -> str:
         """A new tenant and a key generated for it, returned once: only its SHA-256 is kept."""
         check_tenant(tenant)
+        if tenant == ANONYMOUS_TENANT:
+            raise InvalidTenancy(f"{tenant!r} is the tenant of callers without a key in open "
+                                 "mode (--no-auth): choose another name")
         if await self._redis.hexists(tenancy_tenants(), tenant):
             raise InvalidTenancy(f"tenant {tenant!r} exists (update it, or give it a key)")
         await self._write(tenant, limits)

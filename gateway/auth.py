@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from cache.tenancy import Tenancy, key_digest
+from cache.tenancy import ANONYMOUS_TENANT, Tenancy, key_digest
 
-DEFAULT_TENANT = "default"
+DEFAULT_TENANT = ANONYMOUS_TENANT  # (cache/tenancy.py)
 
 
 class Unauthenticated(Exception):

@@ -43,6 +43,8 @@ def _check_grpc(address: str, service: str, timeout_s: float) -> str | None:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
         except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND and service:  # (gRPC health says no more)
+                return f"NOT_FOUND: the server has no service {service!r}"
             return f"{exc.code().name}: {exc.details()}"
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)

@@ -24,11 +24,15 @@ def add_parser(sub: Any) -> None:
     create.add_argument("tenant")
     update = act.add_parser("update", help="change a tenant's weight or quotas")
     update.add_argument("tenant")
-    for cmd in (create, update):
-        cmd.add_argument("--weight", type=float, help="fair-share weight (default 1)")
-        cmd.add_argument("--rpm", type=int, help="calls per minute (0: no limit)")
-        cmd.add_argument("--tpm", type=int, help="prompt + completion tokens per minute (0: no limit)")
-        cmd.add_argument("--max-programs", type=int, help="programs open at once (0: no limit)")
+    for cmd, unset in ((create, "default: {}"), (update, "left out: kept")):
+        cmd.add_argument("--weight", type=float,
+                         help=f"fair-share weight ({unset.format(1)})")
+        cmd.add_argument("--rpm", type=int,
+                         help=f"calls per minute, 0: no limit ({unset.format(0)})")
+        cmd.add_argument("--tpm", type=int, help="prompt + completion tokens per minute, "
+                         f"0: no limit ({unset.format(0)})")
+        cmd.add_argument("--max-programs", type=int,
+                         help=f"programs open at once, 0: no limit ({unset.format(0)})")
     revoke = act.add_parser("revoke", help="remove a tenant and every key of it")
     revoke.add_argument("tenant")
     add = act.add_parser("add-key", help="give an existing TENANT another API key, one you "
@@ -109,6 +113,9 @@ async def _run(args: argparse.Namespace) -> int:
                       f"{_describe(snap.limits_of(tenant))}")
             for name, prefix in sorted(snap.shared_prefixes.items()):
                 print(f"shared {name}: {len(prefix.encode())} bytes, {prefix[:60]!r}")
+            if not snap.tenants and not snap.shared_prefixes:
+                print("no tenants and no shared prefixes (create one: ostinato tenants "
+                      "create NAME)", file=sys.stderr)
         return 0
     except InvalidTenancy as exc:
         print(f"ostinato tenants: {exc}", file=sys.stderr)

@@ -68,9 +68,9 @@ class GatewayServicer:
         """Opens an interactive program: the agent keeps control between calls.
         Errors: UNAUTHENTICATED (no or a wrong key); INVALID_ARGUMENT (a deadline that is not
         positive); RESOURCE_EXHAUSTED (the tenant's max_programs, or the planner's program
-        limit); ALREADY_EXISTS (a client-named program id another tenant uses); UNAVAILABLE (the
-        planner cannot be reached: safe to retry with the same program id, which is idempotent;
-        the SDK does).
+        limit); UNAVAILABLE (the planner cannot be reached: safe to retry with the same program
+        id, which is idempotent; the SDK does). A program id is the tenant's own: another
+        tenant may use the same one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

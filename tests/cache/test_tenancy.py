@@ -72,6 +72,14 @@ async def test_bad_tenancy_input_is_refused(directory: TenantDirectory, tenant: 
         await directory.add_key(tenant, key, create=True)
 
 
+async def test_the_anonymous_tenants_name_cannot_be_created(directory: TenantDirectory) -> None:
+    """Open mode's callers without a key are tenant `default`: a tenant of that name would
+    share their programs, responses and caches."""
+    with pytest.raises(InvalidTenancy, match="without a key in open mode"):
+        await directory.create_tenant("default", TenantLimits())
+    assert "default" not in (await directory.load()).tenants
+
+
 async def test_shared_prefixes(directory: TenantDirectory) -> None:
     label = name()
     prefix = chatml_system_prefix("You are a public help desk.")
