@@ -359,7 +359,10 @@ def wants_stream(body: Mapping[str, Any]) -> tuple[bool, bool]:
         raise BadRequest("stream must be true or false", "stream") from exc
     try:
         options = _optional(body.get("stream_options"), dict, {})
-        return stream, _optional(options.get("include_usage"), bool, False)
+        usage = _optional(options.get("include_usage"), bool, False)
     except ValueError as exc:
         raise BadRequest("stream_options must be an object, its include_usage true or false",
                          "stream_options") from exc
+    if body.get("stream_options") is not None and not stream:  # (as OpenAI and vLLM refuse it)
+        raise BadRequest("stream_options is only allowed when stream is true", "stream_options")
+    return stream, usage

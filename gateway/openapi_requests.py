@@ -25,6 +25,12 @@ NULL: Schema = {"type": "null"}
 JSON_OBJECT_TEXT = "json-object"  # string format: the text of a JSON object
 
 
+
+# stream_options (not null) only with stream true, as OpenAI refuses it otherwise
+STREAM_OPTIONS_NEED_STREAM: Schema = {
+    "if": {"required": ["stream_options"], "properties": {"stream_options": {"type": "object"}}},
+    "then": {"required": ["stream"], "properties": {"stream": {"const": True}}}}
+
 def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -192,7 +198,8 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
                                 "description": "SGLang's: generate up to the max tokens"}),
         "stop": nullable({"oneOf": [text(), {"type": "array", "items": text(), "maxItems": 4}]}),
         "stream": nullable({"type": "boolean", "description": "answer as server-sent events"}),
-        "stream_options": nullable(obj({"include_usage": {"type": "boolean"}}, closed=False)),
+        "stream_options": nullable(obj({"include_usage": {"type": "boolean"}}, closed=False,
+                                       description="only with stream true")),
         "user": {"description": "ignored"}, "metadata": {"description": "ignored"},
         "store": {"description": "ignored"}, "service_tier": {"description": "ignored"},
         **{name: {"description": "ignored"} for name in (
@@ -248,13 +255,13 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         "n": nullable({"type": "integer", "minimum": 1, "maximum": 8,
                        "description": "answers (streamed side by side, by choice index)"}),
     }, ("messages",), allOf=[
-        # tool_choice "required" or a named function: tools, and no response_format
+        # tool_choice "required" or a named function: tools
         {"if": forced, "then": {"required": ["tools"], "properties": {
-            "tools": {"type": "array", "minItems": 1},
-            "response_format": {"anyOf": [NULL, {"properties": {"type": {"const": "text"}}}]}}}},
+            "tools": {"type": "array", "minItems": 1}}}},
         {"if": {"required": ["top_logprobs"], "properties": {"top_logprobs": {
             "type": "integer", "minimum": 1}}},
          "then": {"required": ["logprobs"], "properties": {"logprobs": {"const": True}}}},
+        STREAM_OPTIONS_NEED_STREAM,
     ], description=(
         "OpenAI's chat-completions request. Fields that would change the answer but are not "
         "supported (audio, functions, ...) are refused (400) unless null or a "
@@ -269,7 +276,8 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
                        maxLength=cfg.max_prompt_chars),
         "logprobs": nullable({"type": "integer", "minimum": 0, "maximum": 20}),
         "n": nullable({"const": 1}),
-    }, ("prompt",), description="OpenAI's (legacy) completions request: one raw prompt")
+    }, ("prompt",), allOf=[STREAM_OPTIONS_NEED_STREAM],
+        description="OpenAI's (legacy) completions request: one raw prompt")
     return {**_messages(cfg), "Tool": tool, "JsonSchema": _json_schema(),
             "OstinatoRequest": extension, "ChatCompletionRequest": chat,
             "CompletionRequest": completion}

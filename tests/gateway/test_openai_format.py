@@ -159,6 +159,9 @@ def test_seed_takes_openais_int64_and_any_uint64(seed: int, sent: int) -> None:
     ({"messages": USER, "stream": 1}, "stream"),
     ({"messages": USER, "stream_options": ""}, "stream_options"),
     ({"messages": USER, "stream_options": {"include_usage": "yes"}}, "stream_options"),
+    # only with stream true (as OpenAI refuses it)
+    ({"messages": USER, "stream_options": {"include_usage": True}}, "stream_options"),
+    ({"messages": USER, "stream": False, "stream_options": {}}, "stream_options"),
 ])
 def test_stream_options_refused(body: dict[str, Any], param: str) -> None:
     with pytest.raises(BadRequest) as exc:
