@@ -6,6 +6,9 @@ KV index's block hashes and the planner's token count. Constraints follow SGLang
 server (serving_chat.py, 0.5.5 to 0.5.10): `response_format` json_object / json_schema
 become `sampling_params.json_schema`; tool_choice "required" or a named function constrain
 the output to a JSON array of calls ({"name", "parameters"}), which is then parsed as such.
+Where SGLang's server departs from OpenAI, a JSON format with tools offered (tool_choice
+auto), the gateway asks for a JSON answer *or* calls in the model's format
+(`sampling_params.structural_tag`: ostinato/tool_grammars.py), so the model keeps its tools.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from ostinato.reasoning_formats import REASONING_FORMATS, Reasoning, ReasoningFormat
 from ostinato.tokenizers import ChatRenderer
 from ostinato.tool_formats import ToolCallParser, ToolSchemas, get_parser
+from ostinato.tool_grammars import answer_or_calls
 from ostinato.v1 import common_pb2
 
 _MODE = common_pb2.ToolChoiceMode
@@ -39,6 +43,9 @@ class PreparedPrompt:
     # the engine keeps special tokens in its output (SGLang's skip_special_tokens false, as
     # its server sets it): tools are offered, or the model's messages are written in them
     keep_special_tokens: bool = False
+    # SGLang sampling_params.structural_tag (JSON; "" for none): a JSON answer or tool calls
+    # (ostinato/tool_grammars.py), in place of json_schema when tools are offered
+    structural_tag: str = ""
 
 
 TEMPLATE_KWARGS_MAX_CHARS = 4096  # chat_template_kwargs, as JSON text
@@ -191,6 +198,11 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
     as is a call's that keeps its thinking in its text (reasoning_in_text)."""
     schema, forced = constraint(call)
     tools = {t.name: _parameters(t) for t in call.tools}
+    single = call.HasField("parallel_tool_calls") and not call.parallel_tool_calls
+    tag = answer_or_calls(json.loads(schema), tool_format, tools, single) \
+        if schema and not forced and offers_tools(call) else None
+    if tag is not None:  # the JSON answer is one of its two branches
+        schema = ""
     kwargs = template_kwargs(call)
     if call.prompt:
         text, ids = call.prompt, tokenize(call.prompt)
@@ -199,7 +211,6 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
                                     kwargs)
     parser = get_parser("json_array") if forced else (
         get_parser(tool_format) if offers_tools(call) else None)
-    single = call.HasField("parallel_tool_calls") and not call.parallel_tool_calls
     split = reasoning_format and not call.prompt and not call.reasoning_in_text
     reasoning = REASONING_FORMATS[reasoning_format] if split else None
     if isinstance(reasoning, ReasoningFormat) and reasoning.starts_inside and any(
@@ -212,7 +223,7 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
     special = parser is not None or (
         bool(reasoning_format) and REASONING_FORMATS[reasoning_format].special_tokens)
     return PreparedPrompt(text, ids, schema, parser, tools, single, reasoning,
-                          first if numbered else None, special)
+                          first if numbered else None, special, tag or "")
 
 
 def _parameters(tool: common_pb2.Tool) -> dict[str, Any]:

@@ -58,7 +58,7 @@ _ENGINE_STATUS = {
 
 
 def sampling_dict(sp: common_pb2.SamplingParams, json_schema: str = "",
-                  keep_special_tokens: bool = False) -> dict[str, Any]:
+                  keep_special_tokens: bool = False, structural_tag: str = "") -> dict[str, Any]:
     """Proto sampling params -> SGLang sampling_params; unset fields keep SGLang's defaults."""
     out: dict[str, Any] = {}
     for name in ("max_new_tokens", "temperature", "top_p", "top_k", "n", "presence_penalty",
@@ -67,6 +67,8 @@ def sampling_dict(sp: common_pb2.SamplingParams, json_schema: str = "",
             out[name] = getattr(sp, name)
     if json_schema:
         out["json_schema"] = json_schema
+    if structural_tag:
+        out["structural_tag"] = structural_tag
     if sp.HasField("seed"):
         out["sampling_seed"] = engine_seed(sp.seed)  # SGLang's is an int64
     if sp.logit_bias:  # SGLang's keys are token ids as strings
@@ -282,7 +284,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         engine_req = EngineRequest(
             rid=rid, text=request.prompt, input_ids=list(request.input_ids) or None,
             sampling_params=sampling_dict(request.sampling, request.json_schema,
-                                          request.keep_special_tokens),
+                                          request.keep_special_tokens, request.structural_tag),
             priority=request.priority, cache_salt=request.cache_salt or None,
             top_logprobs_num=request.top_logprobs_num if request.return_logprob else None,
         )

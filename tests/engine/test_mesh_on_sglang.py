@@ -19,6 +19,8 @@ from cache.block_hash import block_hex, prefix_block_hashes
 from gateway.mesh_run import cache_salt
 from ostinato.mesh import Mesh, engine_context_length
 from ostinato.tokenizers import load_renderer, load_tokenizer
+from ostinato.tool_formats import get_parser
+from ostinato.tool_grammars import answer_or_calls
 from ostinato.v1 import common_pb2, worker_pb2, worker_pb2_grpc
 from tests.engine.conftest import MODEL
 from tests.integration.test_metrics import scrape
@@ -180,6 +182,61 @@ def test_json_schema_is_enforced_by_the_engine(acme_openai: openai.OpenAI) -> No
         response_format={"type": "json_schema", "json_schema": {"name": "trip", "schema": schema}})
     # strict=False: xgrammar lets raw control characters into JSON strings (xgrammar #286)
     jsonschema.validate(json.loads(out.choices[0].message.content or "", strict=False), schema)
+
+
+def test_tools_with_a_json_format_leave_the_model_its_tools(acme_openai: openai.OpenAI) -> None:
+    """Tools offered (tool_choice auto) with a JSON response format: SGLang gets our
+    structural tag (ostinato/tool_grammars.py), a JSON answer or calls in the model's
+    format (llama3 here), and the random-weight model writes one of the two, whole."""
+    answer = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}},
+              "required": ["city"], "additionalProperties": False}
+    params = {"type": "object", "properties": {"days": {"enum": [1, 2, 3]}},
+              "required": ["days"], "additionalProperties": False}
+    out = acme_openai.chat.completions.create(
+        model="tiny-llama", messages=user("Plan a trip."), max_tokens=400, temperature=0,
+        tools=[{"type": "function", "function": {"name": "forecast", "parameters": params}}],
+        response_format={"type": "json_schema", "json_schema": {"name": "trip", "schema": answer}})
+    message = out.choices[0].message
+    if message.tool_calls:  # the calls' branch: read by the llama3 parser
+        assert out.choices[0].finish_reason == "tool_calls"
+        for call in message.tool_calls:
+            assert call.function.name == "forecast"
+            jsonschema.validate(json.loads(call.function.arguments), params)
+    else:  # (strict=False: xgrammar lets raw control characters into JSON strings)
+        jsonschema.validate(json.loads(message.content or "", strict=False), answer)
+
+
+@pytest.mark.parametrize(("family", "steer"), [
+    ("hermes", "<"), ("mistral", "["),  # the calls' first character, not the answer's "{"
+    ("hermes", None), ("llama3", None), ("mistral", None)])
+async def test_every_answer_or_calls_grammar_compiles_in_sglang(sglang_mesh: Mesh, family: str,
+                                                                steer: str | None) -> None:
+    """Each family's grammar (ostinato/tool_grammars.py) as SGLang's /generate takes it:
+    compiled by its xgrammar, and the random model's output is the JSON answer or calls that
+    the family's parser reads; steered (logit bias on the calls' first character, which the
+    grammar then lets through alone), calls."""
+    answer = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+              "additionalProperties": False}
+    tools = {"forecast": {"type": "object", "properties": {"days": {"enum": [1, 2]}},
+                          "required": ["days"], "additionalProperties": False}}
+    tag = answer_or_calls(answer, family, tools, single=True)
+    client = SGLangClient(sglang_mesh.endpoints.engines[0])
+    try:
+        outs = [o async for o in client.generate(EngineRequest(
+            rid=uuid.uuid4().hex, text="Plan a trip.", input_ids=None, sampling_params={
+                "max_new_tokens": 120, "temperature": 0, "structural_tag": tag,
+                "skip_special_tokens": False, "logit_bias": {} if steer is None else {
+                    str(load_tokenizer(f"hf:{MODEL}")(steer)[-1]): 100}}), stream=False)]
+    finally:
+        await client.close()
+    text = outs[-1].delta
+    calls = get_parser(family).parse(text, tools).tool_calls
+    assert calls or steer is None, text
+    if calls:
+        assert [c.name for c in calls] == ["forecast"]
+        jsonschema.validate(json.loads(calls[0].arguments), tools["forecast"])
+    else:
+        jsonschema.validate(json.loads(text, strict=False), answer)
 
 
 @pytest.mark.parametrize("seed", [(1 << 64) - 1, -1, 1 << 63, 12345])

@@ -129,6 +129,31 @@ def test_tools_offered_and_parser(spec: common_pb2.CallSpec, offered: int, parse
     assert ("<tools>" in prepared.text) is (offered > 0)
 
 
+SCHEMA_FORMAT = common_pb2.ResponseFormat(type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA,
+                                          schema_json='{"type": "object"}')
+
+
+@pytest.mark.parametrize(("spec", "family", "schema", "tagged"), [
+    # tools offered with a JSON format: the answer or calls (ostinato/tool_grammars.py)
+    (call(M.TOOL_CHOICE_MODE_AUTO, fmt=SCHEMA_FORMAT), "hermes", "", True),
+    (call(fmt=common_pb2.ResponseFormat(type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT)),
+     "llama3", "", True),
+    # a family without such a grammar: the JSON format alone, as SGLang's server does
+    (call(fmt=SCHEMA_FORMAT), "qwen3_coder", '{"type": "object"}', False),
+    # no tools offered, or a forced call: one JSON schema
+    (call(M.TOOL_CHOICE_MODE_NONE, fmt=SCHEMA_FORMAT), "hermes", '{"type": "object"}', False),
+    (call(tools=(), fmt=SCHEMA_FORMAT), "hermes", '{"type": "object"}', False),
+    (call(), "hermes", "", False),
+])
+def test_a_json_format_beside_offered_tools_leaves_the_model_its_tools(
+        spec: common_pb2.CallSpec, family: str, schema: str, tagged: bool) -> None:
+    prepared = prepare(spec, load_renderer("sim", family), load_tokenizer("sim"), family)
+    assert prepared.json_schema == schema and bool(prepared.structural_tag) is tagged
+    if tagged:
+        answer, _ = json.loads(prepared.structural_tag)["format"]["elements"]
+        assert answer["json_schema"] == {"type": "object"}
+
+
 def test_history_tool_calls_reach_the_template_as_objects() -> None:
     c = call_spec(messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""},
                             {"role": "tool", "content": "42"}])

@@ -53,7 +53,7 @@ MODEL = "sim/llama-3.1-8b"
 MAX_TURNS = 6  # an agent loop that has not answered in text by then is a failure
 TENANTS = ("sdk-tools", "sdk-stream", "sdk-schema", "langchain", "agents-sdk", "langgraph", "models",
            "lc-responses", "lc-chained", "lc-stream", "lc-structured", "agents-session",
-           "agents-conv", "agents-typed")
+           "agents-conv", "agents-typed", "agents-typed-auto")
 API_KEYS = {f"key-{tenant}": tenant for tenant in TENANTS}
 
 FORECAST_TOOL: dict[str, Any] = {"type": "function", "function": {
@@ -306,11 +306,16 @@ def test_langchain_structured_output_on_the_responses_api(base_url: str) -> None
 # -- OpenAI Agents SDK --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("structured", [False, True])
-async def test_openai_agents_sdk_runner(base_url: str, store: redis.Redis, structured: bool) -> None:
-    """An Agent on the chat-completions model with a function tool, run by the Runner; with
-    an output type and its tool required on the first turn, the SDK sends tool_choice and
-    response_format together (OpenAI takes them: the call first, then the typed answer)."""
+@pytest.mark.parametrize(("tenant", "structured", "choice"), [
+    ("agents-sdk", False, None),
+    # with an output type the SDK sends response_format on every turn, and with it
+    ("agents-typed", True, "required"),  # a forced call: the call first, then the answer
+    ("agents-typed-auto", True, None),  # tool_choice auto: the model still calls its tool
+])
+async def test_openai_agents_sdk_runner(base_url: str, store: redis.Redis, tenant: str,
+                                        structured: bool, choice: str | None) -> None:
+    """An Agent on the chat-completions model with a function tool, run by the Runner, and
+    with an output type (OpenAI takes tools and a JSON format together)."""
     from agents import (
         Agent,
         ModelSettings,
@@ -328,13 +333,12 @@ async def test_openai_agents_sdk_runner(base_url: str, store: redis.Redis, struc
         """The weather forecast for a city, day by day."""
         return forecasts(city, days)
 
-    tenant = "agents-typed" if structured else "agents-sdk"
     async with openai.AsyncOpenAI(base_url=base_url, api_key=key(tenant), max_retries=0) as client:
         agent = Agent(name="forecaster", instructions="Answer weather questions with your tool.",
                       tools=[get_forecast],
                       model=OpenAIChatCompletionsModel(model=MODEL, openai_client=client),
                       output_type=Forecast if structured else None,
-                      model_settings=ModelSettings(tool_choice="required" if structured else None))
+                      model_settings=ModelSettings(tool_choice=choice))
         result = await Runner.run(agent, QUESTION, max_turns=MAX_TURNS)
     assert isinstance(result.final_output, Forecast) if structured else (
         isinstance(result.final_output, str) and result.final_output)

@@ -12,6 +12,7 @@ import pytest
 from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tokenizers import load_renderer
 from ostinato.tool_formats import get_parser
+from ostinato.tool_grammars import answer_or_calls
 from workers.sim.behavior import THINKING_WORDS, scripted_answer, thinking
 from workers.sim.chat_template import declared_tools, last_turn_role, reasoning_effort_of, render
 from workers.sim.generate_request import BadRequest, parse_generate
@@ -94,6 +95,11 @@ def test_the_engine_reads_input_ids_as_a_real_one_does() -> None:
 
 @pytest.mark.parametrize(("sp", "needle"), [
     ({"regex": "a+"}, "regex is not supported"),
+    ({"json_schema": "{}", "structural_tag": "{}"}, "Only one of json_schema"),
+    ({"structural_tag": "{not json"}, "structural_tag is not valid JSON"),
+    ({"structural_tag": json.dumps({"structures": [], "triggers": []})}, "legacy"),
+    ({"structural_tag": json.dumps({"type": "structural_tag", "format": {"type": "regex"}})},
+     "format 'regex'"),
     ({"json_schema": '{"type": "string", "pattern": "^a$"}'}, "pattern"),
     ({"json_schema": "{not json"}, "not valid JSON"),
     ({"presence_penalty": 3}, "presence_penalty"),
@@ -259,3 +265,28 @@ def test_the_effort_reaches_the_engine_through_the_prompts_ids(
         [req] = parse_generate(body, "hermes", "qwen3")
         assert fewest <= _thought_words(req.preamble, "qwen3") <= most
         assert (req.preamble == "") is (most == 0)
+
+
+@pytest.mark.parametrize("family", ["hermes", "qwen25", "llama3", "mistral"])
+@pytest.mark.parametrize("single", [False, True])
+def test_under_a_json_answer_or_calls_grammar_it_still_uses_its_tools(family: str,
+                                                                       single: bool) -> None:
+    """The gateway's grammar for tools with a JSON response format (ostinato/tool_grammars.py):
+    after a user turn the model calls a tool, in its family's format, which the family's
+    parser reads back; after a tool result it answers with JSON of the format."""
+    answer_schema = {"type": "object", "properties": {"city": {"type": "string"}},
+                     "required": ["city"]}
+    tools = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
+    tag = answer_or_calls(answer_schema, family, tools, single)
+    assert tag is not None
+    prompt = render(USER, TOOLS, tool_format=family)
+    called = scripted_answer(prompt, json_schema=None, tool_format=family, structural_tag=tag)
+    parsed = get_parser(family).parse(called or "", frozenset(tools))
+    assert len(parsed.tool_calls) == 1 and parsed.content == ""
+    jsonschema.validate(json.loads(parsed.tool_calls[0].arguments),
+                        tools[parsed.tool_calls[0].name])
+    after = render([*USER, {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "calc", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"}], TOOLS, tool_format=family)
+    answered = scripted_answer(after, json_schema=None, tool_format=family, structural_tag=tag)
+    jsonschema.validate(json.loads(answered or ""), answer_schema)

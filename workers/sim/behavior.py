@@ -2,7 +2,9 @@
 
 - Under constrained decoding (SGLang's ``sampling_params.json_schema``) it answers with a
   valid instance of the schema; for tool_choice "required" or a named function this is
-  the JSON array of calls the gateway asked for.
+  the JSON array of calls the gateway asked for. Under a structural tag
+  (``sampling_params.structural_tag``: a JSON answer or tool calls) it writes the branch
+  it would have chosen free.
 - When the prompt declares tools (workers/sim/chat_template.py) and the last turn is the
   user's, it calls one of the tools, chosen deterministically from the prompt, with
   arguments valid against that tool's parameters (a JSON object), in the configured
@@ -33,6 +35,7 @@ from workers.sim.chat_template import (
     reasoning_effort_of,
 )
 from workers.sim.json_instance import UnsupportedSchema, instance
+from workers.sim.structural_tag import written_for
 
 
 def _choice(prompt: str, seed: int) -> int:
@@ -54,14 +57,19 @@ def _object_of(params: object) -> object:
 
 
 def scripted_answer(prompt: str, *, json_schema: str | None, tool_format: str,
-                    seed: int = 0) -> str | None:
+                    seed: int = 0, structural_tag: str | None = None) -> str | None:
     """The answer's text, or None for free text. Raises UnsupportedSchema (a ValueError) for a
-    schema the simulated model cannot satisfy, and ValueError for one that is not JSON."""
+    schema or structural tag the simulated model cannot satisfy, and ValueError for one that
+    is not JSON. Under a structural tag (workers/sim/structural_tag.py) it writes what the
+    grammar admits: calls where it would call a tool, else the answer."""
     if json_schema is not None:
         schema = json.loads(json_schema)
         return json.dumps(instance(schema, _choice(prompt, seed)), ensure_ascii=False)
     tools = declared_tools(prompt)
-    if not tools or last_turn_role(prompt) != "user":
+    wants_call = bool(tools) and last_turn_role(prompt) == "user"
+    if structural_tag is not None:
+        return written_for(structural_tag, _choice(prompt, seed), wants_call)
+    if not wants_call:
         return None
     pick = _choice(prompt, seed)
     tool = tools[pick % len(tools)]

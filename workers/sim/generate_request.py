@@ -18,7 +18,7 @@ class BadRequest(ValueError):
     pass
 
 
-_UNSUPPORTED_CONSTRAINTS = ("regex", "ebnf", "structural_tag")
+_UNSUPPORTED_CONSTRAINTS = ("regex", "ebnf")
 
 
 def _penalty(sp: dict[str, Any], name: str) -> None:
@@ -83,16 +83,22 @@ def _script(prompt: str, sp: dict[str, Any], tool_format: str, seed: int) -> str
     for name in _UNSUPPORTED_CONSTRAINTS:
         if sp.get(name) is not None:
             raise BadRequest(f"sampling_params.{name} is not supported by the sim engine "
-                             "(json_schema is)")
-    schema = sp.get("json_schema")
-    if schema is not None and not isinstance(schema, str):
-        raise BadRequest("sampling_params.json_schema must be a JSON string")
+                             "(json_schema and structural_tag are)")
+    given = [n for n in ("json_schema", "structural_tag") if sp.get(n) is not None]
+    if len(given) > 1:  # SGLang's words (SamplingParams.verify)
+        raise BadRequest("Only one of json_schema, regex, ebnf, or structural_tag can be set.")
+    for name in given:
+        if not isinstance(sp[name], str):
+            raise BadRequest(f"sampling_params.{name} must be a JSON string")
+    name = given[0] if given else "json_schema"
     try:
-        return scripted_answer(prompt, json_schema=schema, tool_format=tool_format, seed=seed)
+        return scripted_answer(prompt, json_schema=sp.get("json_schema"),
+                               tool_format=tool_format, seed=seed,
+                               structural_tag=sp.get("structural_tag"))
     except UnsupportedSchema as exc:
-        raise BadRequest(f"sampling_params.json_schema: {exc}") from exc
+        raise BadRequest(f"sampling_params.{name}: {exc}") from exc
     except ValueError as exc:
-        raise BadRequest(f"sampling_params.json_schema is not valid JSON: {exc}") from exc
+        raise BadRequest(f"sampling_params.{name} is not valid JSON: {exc}") from exc
 
 
 def parse_generate(body: Any, tool_format: str = "hermes",

@@ -1,0 +1,69 @@
+"""What the simulated model writes under a structural tag: an output the grammar admits.
+
+SGLang 0.5 takes xgrammar's structural tags as `sampling_params.structural_tag` (JSON text:
+{"type": "structural_tag", "format": ...}). The formats read here: const_string,
+json_schema (style json), tag, sequence, or, tags_with_separator, the ones the gateway
+writes (ostinato/tool_grammars.py); any other (and the legacy structures/triggers form) is
+refused, never ignored. Where the grammar leaves a choice (an `or`) the model writes what
+it would have written free: tool calls when it would call a tool (`wants_call`: tools
+declared, the user's turn), else the first branch without tags (a JSON answer).
+Deterministic: the same grammar and choice give the same output.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from workers.sim.json_instance import UnsupportedSchema, instance
+
+
+def _has_tags(fmt: Any) -> bool:
+    if not isinstance(fmt, dict):
+        return False
+    if fmt.get("type") in ("tag", "tags_with_separator", "triggered_tags"):
+        return True
+    return any(_has_tags(e) for e in fmt.get("elements", ()))
+
+
+def written(fmt: Any, choice: int, wants_call: bool) -> str:
+    """An output `fmt` admits; UnsupportedSchema for a format the sim cannot write."""
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "const_string":
+        return str(fmt["value"])
+    if kind == "json_schema":
+        if fmt.get("style", "json") != "json":
+            raise UnsupportedSchema("/style", f"json_schema style {fmt['style']!r}")
+        return json.dumps(instance(fmt["json_schema"], choice), ensure_ascii=False)
+    if kind == "tag":
+        return f"{fmt['begin']}{written(fmt['content'], choice, wants_call)}{fmt['end']}"
+    if kind == "sequence":
+        return "".join(written(e, choice, wants_call) for e in fmt["elements"])
+    if kind == "or":
+        elements = fmt["elements"]
+        if not elements:
+            raise UnsupportedSchema("/elements", "an empty or")
+        calls = [e for e in elements if _has_tags(e)]
+        answers = [e for e in elements if not _has_tags(e)]
+        pick = (calls if wants_call and calls else answers or calls)[0]
+        return written(pick, choice, wants_call)
+    if kind == "tags_with_separator":
+        tags = fmt["tags"]
+        if not tags or not (wants_call or fmt.get("at_least_one")):
+            return ""
+        return written(tags[choice % len(tags)], choice, wants_call)  # one call
+    raise UnsupportedSchema("/type", f"structural tag format {kind!r}")
+
+
+def written_for(structural_tag: str, choice: int, wants_call: bool) -> str:
+    """The output for SGLang's `sampling_params.structural_tag` (JSON text); ValueError for
+    text that is not JSON, UnsupportedSchema for a grammar the sim cannot write."""
+    tag = json.loads(structural_tag)
+    if not isinstance(tag, dict) or tag.get("type") != "structural_tag" or "format" not in tag:
+        raise UnsupportedSchema("/", 'a structural tag is {"type": "structural_tag", '
+                                '"format": ...} (the legacy structures/triggers form is not '
+                                "supported by the sim engine)")
+    try:
+        return written(tag["format"], choice, wants_call)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UnsupportedSchema("/format", f"malformed structural tag ({exc!r})") from None
