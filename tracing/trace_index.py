@@ -1,16 +1,19 @@
 """The programs in a trace file, one row each (`ostinato trace list`): newest first, with
 their tenant, class, start, duration and calls, so that `ostinato trace show` has an id to
-take. One pass over the spans; a program's calls are counted as `trace show` counts them."""
+take. A program's calls are counted as `trace show` counts them (tracing/trace_members.py):
+the calls that ran, each once, in the program's own trace and tenant, never a request the
+gateway refused; an id that only refused requests name is no program."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tracing import genai
 from tracing.span_file import SpanRecord
-from tracing.trace_view import CACHED, call_spans, program_labels, program_span
+from tracing.trace_members import Children, children_of, program_ids, program_members
+from tracing.trace_view import CACHED, program_labels
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,11 @@ class ProgramEntry:
     cached_calls: int
 
 
-def _entry(program_id: str, spans: list[SpanRecord]) -> ProgramEntry:
-    program = program_span(spans)
-    calls = call_spans(spans)
-    tenant, program_class, end_reason = program_labels(program, calls)
+def _entry(program_id: str, named: list[SpanRecord], children: Children) -> ProgramEntry:
+    members = program_members(named, children)
+    calls = [c.span for c in members.calls]
+    tenant, program_class, end_reason = program_labels(members)
+    program, spans = members.program, members.spans
     start = program.start_ns if program is not None else min(s.start_ns for s in spans)
     return ProgramEntry(
         program_id=program_id, tenant=tenant, program_class=program_class,
@@ -39,15 +43,17 @@ def _entry(program_id: str, spans: list[SpanRecord]) -> ProgramEntry:
         cached_calls=sum(1 for c in calls if c.attributes.get(genai.CACHE_HIT) in CACHED))
 
 
-def program_index(spans: Iterable[SpanRecord], *, tenant: str | None = None) -> list[ProgramEntry]:
+def program_index(spans: Sequence[SpanRecord], *, tenant: str | None = None) -> list[ProgramEntry]:
     """Every program the spans name (gen_ai.conversation.id), newest start first; only
     `tenant`'s when given."""
+    children = children_of(spans)
+    known = program_ids(spans, children)
     by_program: dict[str, list[SpanRecord]] = defaultdict(list)
     for s in spans:
         pid = s.attributes.get(genai.CONVERSATION_ID)
-        if pid:
+        if pid and str(pid) in known:
             by_program[str(pid)].append(s)
-    entries = [_entry(pid, group) for pid, group in by_program.items()]
+    entries = [_entry(pid, group, children) for pid, group in by_program.items()]
     if tenant is not None:
         entries = [e for e in entries if e.tenant == tenant]
     return sorted(entries, key=lambda e: (-e.start_unix_ns, e.program_id))

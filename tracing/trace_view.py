@@ -1,27 +1,40 @@
 """The timeline of one program, rebuilt from its spans (`ostinato trace show`).
 
 A program's spans share its id in `gen_ai.conversation.id`: the program span (absent while the
-program is open, or when another gateway started it) and one span per call. Under each call
-span the planner's admit span gives the queue wait and the engine request span the prefill
-(up to its first-token event) and decode. Times are seconds from the program's start.
+program is open, or when another gateway started it) and one span per call. Which of the
+spans naming the id are the program's is tracing/trace_members.py's: those of the program's
+own trace and tenant, and never a request the gateway refused before it ran (a call id sent
+again, a call to a program that ended or to another tenant's id ...). Refused requests are
+not calls: they are listed apart in ProgramTimeline.refused (those of the program's trace;
+all that name the id without a program span), which the terminal and the page do not draw.
+A call id that ran more than once shows its last run. Under each call span the planner's admit span
+gives the queue wait and the engine request span the prefill (up to its first-token event)
+and decode. Times are seconds from the program's start.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from tracing import genai
 from tracing.span_file import SpanRecord
+from tracing.trace_members import (
+    Children,
+    Members,
+    children_of,
+    is_engine_request,
+    last_ended,
+    program_ids,
+    program_members,
+)
 
 QUEUE = "queue"
 PREFILL = "prefill"
 DECODE = "decode"
 PHASE_KINDS = (QUEUE, PREFILL, DECODE)
 CACHED = ("exact", "semantic")  # ostinato.cache.hit values of a call answered by the gateway
-_CALL_OPERATIONS = (genai.CHAT, genai.TEXT_COMPLETION)
 
 
 class TraceViewError(Exception):
@@ -68,6 +81,16 @@ class CallTimeline:
 
 
 @dataclass(frozen=True)
+class RefusedRequest:
+    """A request naming a call of the program that the gateway refused before it ran."""
+
+    call_id: str
+    code: str  # the gRPC status code's name, e.g. ALREADY_EXISTS
+    message: str  # the call span's status message
+    start_s: float
+
+
+@dataclass(frozen=True)
 class ProgramTimeline:
     program_id: str
     tenant: str
@@ -78,6 +101,7 @@ class ProgramTimeline:
     duration_s: float
     calls: tuple[CallTimeline, ...]  # ordered by start
     critical_path: tuple[str, ...]  # call ids, first to last
+    refused: tuple[RefusedRequest, ...] = ()  # not calls (trace_members.py), by start
 
     @property
     def cached_calls(self) -> int:
@@ -93,76 +117,30 @@ class ProgramTimeline:
         return sum(c.duration_s for c in self.calls if c.on_critical_path)
 
 
-def program_ids(spans: Iterable[SpanRecord]) -> set[str]:
-    return {str(s.attributes[genai.CONVERSATION_ID]) for s in spans
-            if s.attributes.get(genai.CONVERSATION_ID)}
+def _matching(ids: set[str], wanted: str) -> list[str]:
+    return sorted(p for p in ids if p.startswith(wanted) or p.partition("/")[2].startswith(wanted))
 
 
-def resolve_program_id(spans: Sequence[SpanRecord], wanted: str) -> str:
+def resolve_program_id(spans: Sequence[SpanRecord], wanted: str,
+                       children: Children | None = None) -> str:
     """The program id `wanted` names: itself, or the one id it is a prefix of. Spans carry
     the mesh's id, `tenant/id` (gateway/program_ids.py); the id a client knows (or its
-    prefix) names it too, unless two tenants' programs match."""
-    known = program_ids(spans)
+    prefix) names it too, unless two tenants' programs match. An id that only refused
+    requests name is no program."""
+    known = program_ids(spans, children)
     if wanted in known:
         return wanted
-    matches = sorted(p for p in known
-                     if p.startswith(wanted) or p.partition("/")[2].startswith(wanted))
+    matches = _matching(known, wanted)
     if not matches:
-        raise TraceViewError(f"no program {wanted!r} in the trace file ({len(known)} programs; "
-                             "`ostinato trace list` names them)")
+        named = {str(s.attributes[genai.CONVERSATION_ID]) for s in spans
+                 if s.attributes.get(genai.CONVERSATION_ID)}
+        refused = ": only requests the gateway refused name it" if _matching(named, wanted) else ""
+        raise TraceViewError(f"no program {wanted!r} in the trace file{refused} ({len(known)} "
+                             "programs; `ostinato trace list` names them)")
     if len(matches) > 1:
         shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
         raise TraceViewError(f"program id {wanted!r} is ambiguous: {shown}")
     return matches[0]
-
-
-def _children(spans: Sequence[SpanRecord]) -> dict[tuple[str, str], list[SpanRecord]]:
-    out: dict[tuple[str, str], list[SpanRecord]] = defaultdict(list)
-    for s in spans:
-        if s.parent_id:
-            out[(s.trace_id, s.parent_id)].append(s)
-    return out
-
-
-def _descendants(root: SpanRecord, children: dict[tuple[str, str], list[SpanRecord]]) -> list[SpanRecord]:
-    out: list[SpanRecord] = []
-    stack = [root]
-    seen = {(root.trace_id, root.span_id)}
-    while stack:
-        node = stack.pop()
-        for child in children.get((node.trace_id, node.span_id), []):
-            if (child.trace_id, child.span_id) not in seen:
-                seen.add((child.trace_id, child.span_id))
-                out.append(child)
-                stack.append(child)
-    return out
-
-
-def _last_ended(spans: Iterable[SpanRecord]) -> SpanRecord | None:
-    return max(spans, key=lambda s: (s.end_ns, s.start_ns), default=None)
-
-
-def _is_engine_request(s: SpanRecord) -> bool:
-    op = s.attributes.get(genai.OPERATION, s.name.split(" ", 1)[0])
-    return s.kind == "CLIENT" and op == genai.TEXT_COMPLETION
-
-
-def call_spans(matched: Sequence[SpanRecord]) -> list[SpanRecord]:
-    """One span per call id: the outermost span naming the call (an engine request span
-    under it may carry the same attributes), the last ended if a call id repeats."""
-    candidates = [s for s in matched if s.attributes.get(genai.CALL_ID)
-                  and s.attributes.get(genai.OPERATION) in _CALL_OPERATIONS]
-    ids = {(s.trace_id, s.span_id) for s in candidates}
-    by_id = {(s.trace_id, s.span_id): s for s in matched}
-    outer: dict[str, SpanRecord] = {}
-    for s in candidates:
-        parent = by_id.get((s.trace_id, s.parent_id))
-        if parent is not None and (parent.trace_id, parent.span_id) in ids:
-            continue
-        call_id = str(s.attributes[genai.CALL_ID])
-        if call_id not in outer or (s.end_ns, s.start_ns) > (outer[call_id].end_ns, outer[call_id].start_ns):
-            outer[call_id] = s
-    return list(outer.values())
 
 
 def _parents(value: Any) -> tuple[str, ...]:
@@ -194,14 +172,14 @@ def _call_timeline(call: SpanRecord, below: list[SpanRecord], zero_ns: int) -> C
         return (ns - zero_ns) / 1e9
 
     a = call.attributes
-    admit = _last_ended(s for s in below if s.name == genai.SPAN_PLANNER_ADMIT)
-    generate = _last_ended(s for s in below if s.name == genai.SPAN_WORKER_GENERATE)
-    requests = [s for s in below if _is_engine_request(s)]
+    admit = last_ended(s for s in below if s.name == genai.SPAN_PLANNER_ADMIT)
+    generate = last_ended(s for s in below if s.name == genai.SPAN_WORKER_GENERATE)
+    requests = [s for s in below if is_engine_request(s)]
     if generate is not None:  # prefer the request of the worker span that ended last
         requests = [s for s in requests if (s.trace_id, s.parent_id) == (generate.trace_id,
                                                                           generate.span_id)] or requests
-    engine = _last_ended(requests)
-    lookup = _last_ended(s for s in below if s.name == genai.SPAN_CACHE_LOOKUP)
+    engine = last_ended(requests)
+    lookup = last_ended(s for s in below if s.name == genai.SPAN_CACHE_LOOKUP)
     e = engine.attributes if engine is not None else {}
 
     phases: list[Phase] = []
@@ -264,43 +242,38 @@ def critical_path(calls: Sequence[CallTimeline]) -> tuple[str, ...]:
     return tuple(reversed(path))
 
 
-def program_span(matched: Iterable[SpanRecord]) -> SpanRecord | None:
-    """The program's own span (the last ended, if a program span repeats), or None."""
-    return _last_ended(s for s in matched if s.attributes.get(genai.OPERATION) == genai.INVOKE_WORKFLOW)
-
-
-def program_labels(program: SpanRecord | None, calls: Sequence[SpanRecord]) -> tuple[str, str, str]:
+def program_labels(members: Members) -> tuple[str, str, str]:
     """(tenant, program class, end reason) from the program span, the tenant from a call's
     span without one."""
+    program = members.program
     p = program.attributes if program is not None else {}
-    tenant = p.get(genai.TENANT) or next(
-        (c.attributes[genai.TENANT] for c in calls if c.attributes.get(genai.TENANT)), "")
-    return (str(tenant), str(p.get(genai.PROGRAM_CLASS, "")) or _name_suffix(program),
+    return (members.tenant, str(p.get(genai.PROGRAM_CLASS, "")) or _name_suffix(program),
             str(p.get(genai.PROGRAM_END, "")))
+
+
+def _refused(members: Members, zero_ns: int) -> tuple[RefusedRequest, ...]:
+    return tuple(RefusedRequest(r.call_id, r.refused, r.span.status_message,
+                                (r.span.start_ns - zero_ns) / 1e9) for r in members.refused)
 
 
 def build_timeline(spans: Sequence[SpanRecord], program_id: str) -> ProgramTimeline:
     """The timeline of `program_id` (or of the one program whose id starts with it)."""
-    pid = resolve_program_id(spans, program_id)
-    matched = [s for s in spans if s.attributes.get(genai.CONVERSATION_ID) == pid]
-    program = program_span(matched)
-    calls = call_spans(matched)
-    children = _children(spans)
-    below = {(c.trace_id, c.span_id): _descendants(c, children) for c in calls}
-    everything = [*calls, *(s for b in below.values() for s in b)]
-    if program is not None:
-        everything.append(program)
-    everything = everything or matched  # spans naming the program, none of them a call
-    zero_ns = program.start_ns if program is not None else min(s.start_ns for s in everything)
-    end_ns = max(s.end_ns for s in everything)
-    timelines = sorted((_call_timeline(c, below[(c.trace_id, c.span_id)], zero_ns) for c in calls),
+    children = children_of(spans)
+    pid = resolve_program_id(spans, program_id, children)
+    members = program_members([s for s in spans if s.attributes.get(genai.CONVERSATION_ID) == pid],
+                              children)
+    program = members.program
+    zero_ns = program.start_ns if program is not None else min(s.start_ns for s in members.spans)
+    end_ns = max(s.end_ns for s in members.spans)
+    timelines = sorted((_call_timeline(c.span, list(c.below), zero_ns) for c in members.calls),
                        key=lambda c: (c.start_s, c.call_id))
     path = critical_path(timelines)
     on_path = set(path)
     timelines = [replace(c, on_critical_path=c.call_id in on_path) for c in timelines]
-    tenant, program_class, end_reason = program_labels(program, calls)
+    tenant, program_class, end_reason = program_labels(members)
     return ProgramTimeline(
         program_id=pid, tenant=tenant, program_class=program_class, end_reason=end_reason,
         has_program_span=program is not None, start_unix_ns=zero_ns,
         duration_s=(end_ns - zero_ns) / 1e9, calls=tuple(timelines), critical_path=path,
+        refused=_refused(members, zero_ns),
     )

@@ -46,6 +46,8 @@ class CallSpec:
     lookup: bool = True  # an ostinato.cache.lookup span
     error: str = ""  # status message of a failed call
     tokens: tuple[int, int, int] = (0, 0, 0)  # input, output, cache read
+    error_type: str = ""  # error.type of a failed call, as the gateway sets it (a gRPC code)
+    refused: bool = False  # refused before it ran: no result attributes, its admits failed
 
 
 @dataclass
@@ -78,27 +80,39 @@ class SpanWriter:
             provider.shutdown()
 
 
-def write_call(w: SpanWriter, program_id: str, parent: trace.Span, c: CallSpec,
+def write_call(w: SpanWriter, program_id: str, parent: trace.Span | None, c: CallSpec,
                tenant: str = "acme") -> None:
-    """The gateway's call span and what the planner, worker and engine record under it."""
+    """The gateway's call span and what the planner, worker and engine record under it; a
+    refused request (gateway/spans.py) has the request's attributes only, error.type and an
+    error status, and its admit spans (the planner refusing it) failed too."""
     attrs: dict[str, Any] = {
         genai.OPERATION: genai.CHAT, genai.REQUEST_MODEL: MODEL, genai.CONVERSATION_ID: program_id,
         genai.TENANT: tenant,
         genai.CALL_ID: c.call_id, genai.THREAD_ID: c.thread, genai.CALL_PARENTS: list(c.parents),
-        genai.CACHE_HIT: c.cache_hit, genai.PRIORITY: 1, genai.USAGE_INPUT: c.tokens[0],
-        genai.USAGE_OUTPUT: c.tokens[1], genai.USAGE_CACHE_READ: c.tokens[2],
-        genai.RESPONSE_FINISH_REASONS: ["error" if c.error else "stop"],
     }
+    if not c.refused:
+        attrs.update({
+            genai.CACHE_HIT: c.cache_hit, genai.PRIORITY: 1, genai.USAGE_INPUT: c.tokens[0],
+            genai.USAGE_OUTPUT: c.tokens[1], genai.USAGE_CACHE_READ: c.tokens[2],
+            genai.RESPONSE_FINISH_REASONS: ["error" if c.error else "stop"]})
     if c.worker:
         attrs[genai.WORKER_ID] = c.worker
+    if c.error_type:
+        attrs[genai.ERROR_TYPE] = c.error_type
     call = w.span(GATEWAY, genai.span_name(genai.CHAT, MODEL), c.start, c.end, parent,
                   SpanKind.SERVER, attrs, error=c.error)
     if c.lookup:
         w.span(GATEWAY, genai.SPAN_CACHE_LOOKUP, c.start, c.start + 0.005, call,
                attributes={genai.CACHE_LOOKUP_RESULT: c.cache_hit})
     for i, (a0, a1) in enumerate(c.admits):
+        admit: dict[str, Any] = {genai.CONVERSATION_ID: program_id, genai.TENANT: tenant,
+                                 genai.CALL_ID: c.call_id, genai.ROUTE_POLICY: "cache_aware"}
+        if c.refused:
+            w.span(PLANNER, genai.SPAN_PLANNER_ADMIT, a0, a1, call, SpanKind.SERVER, admit,
+                   error=c.error)
+            continue
         w.span(PLANNER, genai.SPAN_PLANNER_ADMIT, a0, a1, call, SpanKind.SERVER, {
-            genai.WORKER_ID: c.worker, genai.ROUTE_POLICY: "cache_aware", genai.PRIORITY: 1,
+            **admit, genai.WORKER_ID: c.worker, genai.PRIORITY: 1,
             genai.ROUTE_MATCHED_BLOCKS: 3 + i, genai.PARKED: False, genai.PARKED_S: 0.0,
             genai.QUEUE_S: a1 - a0})
     if c.engine is None:
@@ -133,6 +147,17 @@ def write_program(path: Path, program_id: str, calls: Sequence[CallSpec], *, ten
         root = w.span("client-app", "agent run", -1.0, 10.0)
     for c in calls:
         write_call(w, program_id, root, c, tenant)
+    w.close()
+
+
+def write_requests(path: Path, program_id: str, calls: Sequence[CallSpec], *,
+                   tenant: str = "acme") -> None:
+    """Calls naming `program_id` sent where the gateway holds no span of that program (it
+    ended, never existed, or another gateway holds it), from a client without spans: each
+    request's call span is the root of a trace of its own."""
+    w = SpanWriter(path)
+    for c in calls:
+        write_call(w, program_id, None, c, tenant)
     w.close()
 
 
