@@ -105,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="real seconds per simulated second (0.1 runs ten times faster)")
     se.add_argument("--zero-cost", action="store_true", default=None,
                     help="no simulated time: for measuring the mesh's own overhead")
+    se.add_argument("--incremental-streaming-output", action="store_true", default=None,
+                    help="as SGLang's: each streamed event its new text only")
     se.add_argument("--kv-events-config", help="publish KV events as SGLang does, e.g. "
                     "'{\"publisher\": \"zmq\", \"endpoint\": \"tcp://*:5557\"}'")
     se.add_argument("--tool-call-format", choices=MODEL_FORMATS,
@@ -165,6 +167,7 @@ def _run_service(args: argparse.Namespace) -> None:
 
         cfg = load_config(args, flag_overrides(args, "sim_engine", {
             **net, "model": "model", "zero_cost": "zero_cost", "profile": "profile",
+            "incremental_streaming_output": "incremental_streaming_output",
             "schedule_policy": "schedule_policy", "time_scale": "time_scale",
             "kv_events_config": "kv_events_config", "tool_call_format": "tool_call_format",
             "reasoning_format": "reasoning_format",

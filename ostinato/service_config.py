@@ -329,6 +329,9 @@ class SimEngineConfig:
     chunked_prefill_size: int = 0  # 0: from the profile
     time_scale: float = 1.0  # real seconds per simulated second (0.1 runs 10x faster)
     zero_cost: bool = False  # no simulated time at all: measures the mesh's own overhead
+    # SGLang's --incremental-streaming-output: each streamed event carries its new text (and
+    # logprobs) only, not the whole answer so far
+    incremental_streaming_output: bool = False
     # SGLang's --kv-events-config: JSON, e.g. {"publisher": "zmq", "endpoint": "tcp://*:5557"};
     # empty: no KV events
     kv_events_config: str = ""

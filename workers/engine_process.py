@@ -52,9 +52,12 @@ def sglang_command(spec: EngineLaunch) -> list[str]:
         raise ValueError("worker.engine_launch: the engine's launch command is empty")
     if not spec.model:
         raise ValueError("worker.engine_model: the model path is required to launch an engine")
+    # --incremental-streaming-output: each streamed event its new text only, not the whole
+    # answer so far (a long answer's events would cost the square of its length to write
+    # and read); the worker's client reads either kind (workers/sglang_client.py)
     cmd = [*shlex.split(spec.launch), "--model-path", spec.model, "--host", spec.host,
            "--port", str(spec.port), "--enable-priority-scheduling", "--schedule-policy", "fcfs",
-           "--enable-metrics"]
+           "--enable-metrics", "--incremental-streaming-output"]
     if spec.kv_events_endpoint:
         events = {"publisher": "zmq", "endpoint": spec.kv_events_endpoint}
         if spec.kv_replay_endpoint:

@@ -14,6 +14,11 @@ Field names checked against SGLang's source:
   `output_token_logprobs` and `output_top_logprobs`, entries [logprob, token_id, text].
 - python/sglang/srt/entrypoints/http_server.py: streaming is SSE `data: {...}` lines, text
   cumulative by default, ending with `data: [DONE]`; POST /abort_request {"rid": ...}.
+- python/sglang/srt/managers/tokenizer_manager.py, `--incremental-streaming-output`: each
+  streamed event's text, output_ids and logprobs are its own only (GET /get_server_info's
+  `incremental_streaming_output` says so); the client reads both kinds of stream. Each
+  cumulative event costs the whole answer so far to send and read: a long answer's events
+  cost the square of its length (20k tokens: ~0.7 s of the worker's loop, measured).
 """
 
 from __future__ import annotations
@@ -86,6 +91,8 @@ class EngineRequest:
 @dataclass(frozen=True)
 class EngineOutput:
     delta: str
+    # the answer's whole text so far (an incremental stream's: with its last output only;
+    # "" before)
     text: str
     finish_reason: str | None  # "stop" | "length" | "abort" once finished
     prompt_tokens: int
@@ -93,8 +100,8 @@ class EngineOutput:
     cached_tokens: int
     e2e_latency: float | None
     simulated: bool
-    # meta_info output_token_logprobs / output_top_logprobs when asked for (cumulative):
-    # entries [logprob, token_id, token_text]
+    # meta_info output_token_logprobs / output_top_logprobs when asked for, the answer's so
+    # far (an incremental stream's: with its last output only): [logprob, token_id, text]
     token_logprobs: list[Any] = field(default_factory=list)
     top_logprobs: list[Any] = field(default_factory=list)
     # Another output of the same stream had already arrived when this one was handed on:
@@ -122,15 +129,31 @@ def _sse_payloads(lines: list[bytes]) -> tuple[list[dict[str, Any]], bool]:
 
 
 def parse_output(payload: dict[str, Any], streamed: StreamedText | None = None,
-                 more: bool = False) -> EngineOutput:
+                 more: bool = False, pieces: _Pieces | None = None) -> EngineOutput:
     """One /generate event or answer; `streamed`: what the stream has sent so far (its
-    delta is the text past it; without, the whole text)."""
+    delta is the text past it; without, the whole text); `pieces`: the stream's events
+    carry only their new text and logprobs (SGLang's --incremental-streaming-output)."""
     meta = payload.get("meta_info") or {}
     text = payload.get("text") or ""
     reason = meta.get("finish_reason")
+    matched = None  # the stop string the engine ended at
     if isinstance(reason, dict):
+        matched = reason.get("matched") if isinstance(reason.get("matched"), str) else None
         reason = reason.get("type")
-    delta = text if streamed is None else streamed.delta(text, reason is not None)
+    token_logprobs = list(meta.get("output_token_logprobs") or [])
+    top_logprobs = list(meta.get("output_top_logprobs") or [])
+    if streamed is None:
+        delta = text
+    elif pieces is None:
+        delta = streamed.delta(text, reason is not None)
+    else:  # the whole text and logprobs, with its last output (gathered, not copied per event)
+        delta = streamed.piece(text, reason is not None, matched)
+        pieces.text.append(delta)  # (the answer as sent: a stop string's start left out)
+        pieces.token_logprobs.extend(token_logprobs)
+        pieces.top_logprobs.extend(top_logprobs)
+        text, token_logprobs, top_logprobs = (
+            "".join(pieces.text), pieces.token_logprobs, pieces.top_logprobs) \
+            if reason is not None else ("", [], [])
     return EngineOutput(
         delta=delta, text=text, finish_reason=reason,
         prompt_tokens=int(meta.get("prompt_tokens") or 0),
@@ -138,10 +161,18 @@ def parse_output(payload: dict[str, Any], streamed: StreamedText | None = None,
         cached_tokens=int(meta.get("cached_tokens") or 0),
         e2e_latency=meta.get("e2e_latency"),
         simulated=bool(meta.get("simulated", False)),
-        token_logprobs=list(meta.get("output_token_logprobs") or []),
-        top_logprobs=list(meta.get("output_top_logprobs") or []),
+        token_logprobs=token_logprobs, top_logprobs=top_logprobs,
         more=more,
     )
+
+
+@dataclass
+class _Pieces:
+    """What an incremental stream's events add up to (their text and logprobs)."""
+
+    text: list[str] = field(default_factory=list)
+    token_logprobs: list[Any] = field(default_factory=list)
+    top_logprobs: list[Any] = field(default_factory=list)
 
 
 def _error_text(error: Any) -> str:
@@ -149,11 +180,13 @@ def _error_text(error: Any) -> str:
     return str(error.get("message", error)) if isinstance(error, dict) else str(error)
 
 
-async def _events(resp: aiohttp.ClientResponse,
-                  stops: tuple[str, ...]) -> AsyncIterator[EngineOutput]:
+async def _events(resp: aiohttp.ClientResponse, stops: tuple[str, ...],
+                  incremental: bool = False) -> AsyncIterator[EngineOutput]:
     """A streamed response's outputs, to [DONE]; text that may begin one of `stops` is held
-    back (workers/streamed_text.py)."""
+    back (workers/streamed_text.py). `incremental`: the engine runs with SGLang's
+    --incremental-streaming-output (each event its new text only)."""
     streamed = StreamedText(stops)
+    pieces = _Pieces() if incremental else None
     rest = b""  # an SSE line not complete yet
     done = False
     while not done:
@@ -165,7 +198,7 @@ async def _events(resp: aiohttp.ClientResponse,
         for i, payload in enumerate(payloads):
             if "error" in payload:  # SGLang streams the ValueError it answers 400 unstreamed
                 raise EngineRejected(f"engine refused: {_error_text(payload['error'])}")
-            yield parse_output(payload, streamed, more=i < len(payloads) - 1)
+            yield parse_output(payload, streamed, more=i < len(payloads) - 1, pieces=pieces)
 
 
 async def _answer(resp: aiohttp.ClientResponse) -> AsyncIterator[EngineOutput]:
@@ -196,6 +229,9 @@ class SGLangClient:
         self._backoff_s = backoff_s
         self._session: aiohttp.ClientSession | None = None
         self._releasing: set[asyncio.Task[None]] = set()
+        # the engine streams each event's new text only (SGLang's
+        # --incremental-streaming-output), as its /get_server_info says (`server_info`)
+        self.incremental = False
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -262,8 +298,8 @@ class SGLangClient:
         finished = False  # an output said so
         done = False  # and the answer was read to its end (n > 1: every sample's)
         try:
-            outputs = (_events(resp, stop_strings(request.sampling_params)) if stream
-                       else _answer(resp))
+            outputs = (_events(resp, stop_strings(request.sampling_params), self.incremental)
+                       if stream else _answer(resp))
             async with contextlib.aclosing(outputs) as outs:
                 async for out in outs:
                     finished = finished or out.finished
@@ -391,9 +427,13 @@ class SGLangClient:
             return False
 
     async def server_info(self) -> dict[str, Any]:
+        """SGLang's GET /get_server_info; the client learns from it how the engine streams
+        (`incremental_streaming_output`: each event's new text only, not the whole so far)."""
         try:
             async with self._http().get(self.base_url + "/get_server_info") as resp:
                 resp.raise_for_status()
-                return dict(await resp.json())
+                info = dict(await resp.json())
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise EngineUnavailable(f"cannot reach engine {self.base_url}: {exc}") from exc
+        self.incremental = bool(info.get("incremental_streaming_output"))
+        return info

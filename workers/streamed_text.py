@@ -1,6 +1,7 @@
 """What a streamed answer may send so far, so that no text it sent is ever taken back.
 
-SGLang's /generate stream carries the whole text so far in each event and, when the answer
+SGLang's /generate stream carries the whole text so far in each event (or, launched with
+--incremental-streaming-output, each event's new text only: `piece`) and, when the answer
 ends at a stop string, drops that string from the last event's text. Text that may still
 turn into a stop string (an end of the text that begins one) is therefore held back until
 more text shows it does not, or the answer ends. Before this, a stop string split across
@@ -20,7 +21,8 @@ log = structlog.get_logger(__name__)
 class StreamedText:
     def __init__(self, stops: Iterable[str] = ()) -> None:
         self._stops = tuple(s for s in stops if s)
-        self.sent = ""
+        self.sent = ""  # (cumulative events: `delta`)
+        self._held = ""  # (incremental events: `piece`)
 
     def held(self, text: str) -> int:
         """How many characters at the end of `text` begin a stop string (fewer than all
@@ -32,6 +34,21 @@ class StreamedText:
                     longest = n
                     break
         return longest
+
+    def piece(self, piece: str, finished: bool, matched: str | None = None) -> str:
+        """The new text to send, given the engine's next piece of text (SGLang's
+        --incremental-streaming-output): what was held back, the piece, less what may now
+        begin a stop string. Costs the piece's length, not the answer's. At the end, held
+        text that began the stop string the engine matched is dropped: the engine's text
+        leaves the stop string out (its last piece cannot take back what it sent before),
+        so the answer is the one a cumulative stream gives."""
+        pending = self._held + piece
+        if finished:
+            self._held = ""
+            return "" if matched and matched.startswith(pending) else pending
+        keep = self.held(pending) if self._stops else 0
+        out, self._held = pending[:len(pending) - keep], pending[len(pending) - keep:]
+        return out
 
     def delta(self, text: str, finished: bool) -> str:
         """The new text to send, given the engine's whole text so far."""

@@ -88,7 +88,7 @@ def test_gpu_engines(name: str) -> None:
     service = SERVICES[name]
     command = service["command"]
     for flag in ("--enable-priority-scheduling", "--kv-events-config", "--enable-trace",
-                 "--enable-metrics", "--model-path /models/"):
+                 "--enable-metrics", "--incremental-streaming-output", "--model-path /models/"):
         assert flag in command.replace("${MESH_MODEL:-/models/model}", "/models/model")
     (device,) = service["deploy"]["resources"]["reservations"]["devices"]
     assert device["capabilities"] == ["gpu"] and len(device["device_ids"]) == 1

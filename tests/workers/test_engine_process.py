@@ -31,10 +31,11 @@ BASE = EngineLaunch(launch="python -m sglang.launch_server", model="/m", host="1
 def test_launch_command_sets_what_the_mesh_needs(spec: EngineLaunch, tail: list[str]) -> None:
     cmd = sglang_command(spec)
     assert cmd[:3] == ["python", "-m", "sglang.launch_server"]
-    assert cmd[3:13] == ["--model-path", "/m", "--host", "127.0.0.1", "--port", "30001",
+    assert cmd[3:14] == ["--model-path", "/m", "--host", "127.0.0.1", "--port", "30001",
                          "--enable-priority-scheduling", "--schedule-policy", "fcfs",
-                         "--enable-metrics"]  # GET /metrics (sglang:*)
-    assert cmd[13:] == tail
+                         "--enable-metrics",  # GET /metrics (sglang:*)
+                         "--incremental-streaming-output"]  # events carry their new text
+    assert cmd[14:] == tail
 
 
 @pytest.mark.parametrize(("spec", "needle"), [

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from cache.redis_server import free_port
 from ostinato.config import SimEngineConfig
+from tests.conftest import spawn_service, stop_service
 from tests.prometheus_text import parse, value
 from workers.sglang_client import (
     EngineFailed,
@@ -309,3 +311,45 @@ async def test_a_connection_whose_body_ends_after_done_goes_back_to_the_pool() -
             assert len(peers) == 2 and peers[0] is peers[1]  # one connection for both
         finally:
             body_may_end.set()  # (the server's handler ends before the server does)
+
+
+@pytest.fixture(scope="module")
+def incremental_engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A sim engine streaming as SGLang does with --incremental-streaming-output."""
+    proc, info = spawn_service(tmp_path_factory.mktemp("incremental"), "sim-engine",
+                               "--incremental-streaming-output")
+    yield str(info["address"])
+    stop_service(proc)
+
+
+@pytest.mark.parametrize("cut", [0, 2])
+async def test_an_incremental_stream_makes_the_answer_a_cumulative_one_makes(
+        sim_engine_url: str, incremental_engine_url: str, cut: int) -> None:
+    """The client learns the engine's way of streaming from /get_server_info; the same
+    request (a stop string split across tokens, logprobs) gives the same deltas' text, the
+    same whole text and the same logprobs either way."""
+    whole_client, piece_client = SGLangClient(sim_engine_url), SGLangClient(incremental_engine_url)
+    try:
+        assert not (await whole_client.server_info()).get("incremental_streaming_output")
+        assert (await piece_client.server_info())["incremental_streaming_output"]
+        assert piece_client.incremental and not whole_client.incremental
+        params = {"max_new_tokens": 12, "temperature": 0.0}
+        text = (await whole_client.generate_once(EngineRequest(
+            rid="w", text="Weather in Paris?", sampling_params=params))).text
+        start = len(" ".join(text.split(" ")[:2])) + 1 + cut
+        stop = text[start:text.index(" ", start) + 3]  # to two letters of the next word
+        answers = []
+        for client in (whole_client, piece_client):
+            stopped = [o async for o in client.generate(EngineRequest(
+                rid=uuid.uuid4().hex, text="Weather in Paris?",
+                sampling_params={**params, "stop": [stop]}))]
+            logged = [o async for o in client.generate(EngineRequest(
+                rid=uuid.uuid4().hex, text="Weather in Paris?", top_logprobs_num=2,
+                sampling_params=params))]
+            answers.append(("".join(o.delta for o in stopped), stopped[-1].text,
+                            logged[-1].token_logprobs, logged[-1].top_logprobs, len(stopped)))
+        assert answers[0][:4] == answers[1][:4] and answers[0][0] == text[:start]
+        assert len(answers[0][2]) == 12 and answers[1][4] > 3  # (one event a token)
+    finally:
+        await whole_client.close()
+        await piece_client.close()

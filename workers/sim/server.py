@@ -84,24 +84,38 @@ def _payload(rid: str, text: str, event: EngineEvent, index: int | None,
 
 
 async def _sample(engine: RealtimeSimEngine, req: SimRequest, index: int | None,
-                  top_logprobs: int | None) -> AsyncIterator[dict[str, Any]]:
-    text = ""
+                  top_logprobs: int | None, incremental: bool = False,
+                  ) -> AsyncIterator[dict[str, Any]]:
+    """The sample's events: the whole text so far in each (SGLang's default), or with
+    `incremental` (its --incremental-streaming-output) each event's new text only, and its
+    logprobs those of the new tokens; the last takes back nothing sent, as SGLang's."""
+    text, sent, logged = "", 0, 0
     async for event in engine.generate(req):
         text = event.text if event.finished else text + event.delta
-        yield _payload(req.rid, text, event, index, top_logprobs)
+        payload = _payload(req.rid, text, event, index, top_logprobs)
+        if incremental:
+            payload["text"] = text[sent:]
+            sent = max(sent, len(text))
+            meta = payload["meta_info"]
+            for key in ("output_token_logprobs", "output_top_logprobs"):
+                if key in meta:
+                    meta[key] = meta[key][logged:]
+            logged += len(meta.get("output_token_logprobs", ()))
+        yield payload
 
 
 async def _merged(engine: RealtimeSimEngine, reqs: list[SimRequest],
-                  top_logprobs: int | None = None) -> AsyncIterator[dict[str, Any]]:
+                  top_logprobs: int | None = None, incremental: bool = False,
+                  ) -> AsyncIterator[dict[str, Any]]:
     """Interleaves the n samples' payloads as they are produced (SGLang adds "index")."""
     if len(reqs) == 1:
-        async for payload in _sample(engine, reqs[0], None, top_logprobs):
+        async for payload in _sample(engine, reqs[0], None, top_logprobs, incremental):
             yield payload
         return
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
     async def pump(req: SimRequest, i: int) -> None:
-        async for payload in _sample(engine, req, i, top_logprobs):
+        async for payload in _sample(engine, req, i, top_logprobs, incremental):
             queue.put_nowait(payload)
         queue.put_nowait(None)
 
@@ -145,14 +159,17 @@ async def generate(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                        "Cache-Control": "no-cache"})
     await resp.prepare(request)
-    # SGLang streams cumulative text by default (no --incremental-streaming-output). Each
+    # SGLang streams cumulative text by default (sim_engine.incremental_streaming_output:
+    # as its --incremental-streaming-output, each event's new text only). Each
     # event is written when produced, but the last sample's final event goes out with the
     # [DONE] line and the end of the chunked body in one write (two socket writes fewer
     # per request, and the client finds the body ended when it reads [DONE], so its
     # connection goes back to its pool; every sample ends with a finished event, an
     # aborted one too).
     finished, last = 0, len(reqs)
-    async with contextlib.aclosing(_merged(engine, reqs, top)) as payloads:
+    async with contextlib.aclosing(_merged(engine, reqs, top,
+                                           engine.config.incremental_streaming_output)
+                                   ) as payloads:
         try:
             async for payload in payloads:
                 await running.wait()
@@ -204,6 +221,7 @@ async def server_info(request: web.Request) -> web.Response:
         "chunked_prefill_size": p.chunked_prefill_size,
         "max_running_requests": p.max_running_requests, "page_size": p.block_size,
         "time_scale": cfg.time_scale, "zero_cost": cfg.zero_cost,
+        "incremental_streaming_output": cfg.incremental_streaming_output,
     })
 
 
