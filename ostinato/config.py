@@ -132,30 +132,87 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
     raise ConfigError(f"{name}: unsupported type {tp}")
 
 
-def build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
-    """Builds dataclass `cls` from a mapping, rejecting unknown keys and bad values."""
+def _is_section(tp: object) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _typed(cls: type, data: Any, prefix: str = "") -> dict[str, Any]:
+    """One source's values for dataclass `cls`, checked (a mapping of its fields, each value of
+    its field's type) and converted; sections as nested dicts."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
         where = f" in {prefix}" if prefix else ""
         raise ConfigError(f"unknown field{where}: {', '.join(unknown)}")
-    kwargs: dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for key, value in data.items():
         name = f"{prefix}.{key}" if prefix else key
         tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            kwargs[key] = build(tp, value, name)
-        else:
-            kwargs[key] = _coerce(value, tp, name)
+        out[key] = _typed(tp, value, name) if _is_section(tp) else _coerce(value, tp, name)
+    return out
+
+
+def _merged(cls: type, sources: list[dict[str, Any]]) -> dict[str, Any]:
+    """Checked sources (_typed) merged field by field, later ones winning."""
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for source in sources:
+        for key, value in source.items():
+            tp = hints[key]
+            out[key] = _merged(tp, [out.get(key, {}), value]) if _is_section(tp) else value
+    return out
+
+
+def _instance(cls: type, kwargs: dict[str, Any], prefix: str) -> Any:
     try:
         return cls(**kwargs)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{prefix or 'config'}: {exc}") from None
+
+
+def _construct(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    """Dataclass `cls` from checked values (_typed), its own checks (__post_init__) run."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {key: _construct(hints[key], value, f"{prefix}.{key}" if prefix else key)
+              if _is_section(hints[key]) else value for key, value in values.items()}
+    return _instance(cls, kwargs, prefix)
+
+
+def build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
+    """Builds dataclass `cls` from a mapping, rejecting unknown keys and bad values."""
+    return _construct(cls, _typed(cls, data, prefix), prefix)
+
+
+def _check_overridden(cls: type, sources: list[dict[str, Any]], final: Any, prefix: str = "") -> None:
+    """A value that a later source overrides is still refused where it is the cause of the
+    error its source gives without the later ones: the same error with the final values
+    around it (so values complete only together, as a TLS key from the environment, pass)."""
+    hints = typing.get_type_hints(cls)
+    sections = {key for key, tp in hints.items() if _is_section(tp)}
+    current = {f.name: getattr(final, f.name) for f in dataclasses.fields(cls)}
+    for i, source in enumerate(sources):
+        overridden = sorted({key for later in sources[i + 1 :] for key in later} & source.keys() - sections)
+        if not overridden:
+            continue
+        try:
+            _construct(cls, _merged(cls, sources[: i + 1]), prefix)
+        except ConfigError as exc:
+            without_later = exc
+        else:
+            continue
+        for key in overridden:
+            try:
+                _instance(cls, {**current, key: source[key]}, prefix)
+            except ConfigError as exc:
+                if str(exc) == str(without_later):
+                    raise without_later from None
+    for key in sorted(sections):
+        _check_overridden(hints[key], [source.get(key, {}) for source in sources],
+                          current[key], f"{prefix}.{key}" if prefix else key)
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -167,18 +224,12 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: another OSTINATO_ variable sets {part} as a whole")
+        if isinstance(node.get(parts[-1]), dict):
+            raise ConfigError(f"{key}: other OSTINATO_ variables set fields of {parts[-1]}")
         node[parts[-1]] = value
     return out
-
-
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(merged.get(k), Mapping):
-            merged[k] = _merge(dict(merged[k]), v)
-        else:
-            merged[k] = v
-    return merged
 
 
 def load_mesh_config(
@@ -186,7 +237,10 @@ def load_mesh_config(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> MeshConfig:
-    """Reads defaults, then the YAML file, then OSTINATO_* env, then explicit overrides."""
+    """Reads defaults, then the YAML file, then OSTINATO_* env, then explicit overrides.
+
+    Each source is checked on its own before they are merged, so a bad value is refused, with
+    its field's name, whether or not a later source sets the same field or section."""
     data: dict[str, Any] = {}
     if path:
         p = Path(path)
@@ -199,9 +253,11 @@ def load_mesh_config(
         if not isinstance(loaded, Mapping):
             raise ConfigError(f"{p}: top level must be a mapping")
         data = dict(loaded)
-    data = _merge(data, _env_overrides(os.environ if environ is None else environ))
-    data = _merge(data, overrides or {})
-    return build(MeshConfig, data)
+    env = _env_overrides(os.environ if environ is None else environ)
+    sources = [_typed(MeshConfig, source) for source in (data, env, overrides or {})]
+    cfg: MeshConfig = _construct(MeshConfig, _merged(MeshConfig, sources))
+    _check_overridden(MeshConfig, sources, cfg)
+    return cfg
 
 
 def as_dict(cfg: Any) -> dict[str, Any]:
