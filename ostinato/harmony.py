@@ -34,6 +34,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ostinato.split_output import SplitOutput
 from ostinato.tool_call_json import arguments_object, calls_after, dumps, load_json, to_call
 from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas
 
@@ -84,39 +85,24 @@ class HarmonyFormat:
         return ANALYSIS_OPEN + thought + END + ("" if before_call else FINAL_OPEN)
 
 
-class HarmonySplitter:
+class HarmonySplitter(SplitOutput):
     """One output's pieces in, (thinking, answer) out as soon as each is certain; a tool
     call goes to the answer whole, in the form `CALL_OPEN`NAME ... MESSAGE ARGS CALL."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._buffer = ""
         self._state = "outside"  # -> header -> body
         self._kind = ""  # the body's: "thinking", "answer" or "call"
         self._header = ""  # the role's and the channel's headers of the open message
-        self._reasoning: list[str] = []  # all the thinking so far, in pieces
-        self._content: list[str] = []  # all the answer so far, in pieces
-
-    @property
-    def reasoning(self) -> str:
-        """All the thinking so far."""
-        return "".join(self._reasoning)
-
-    @property
-    def content(self) -> str:
-        """All the answer so far."""
-        return "".join(self._content)
 
     def feed(self, piece: str) -> tuple[str, str]:
         self._buffer += piece
         out = ["", ""]
         while self._step(out):
             pass
-        return self._kept(out)
+        return self._passed_on(out[0], out[1])
 
-    def _kept(self, out: list[str]) -> tuple[str, str]:
-        self._reasoning.append(out[0])
-        self._content.append(out[1])
-        return out[0], out[1]
 
     def _emit(self, out: list[str], kind: str, text: str) -> None:
         out[0 if kind == "thinking" else 1] += text
@@ -187,7 +173,7 @@ class HarmonySplitter:
         elif self._state == "body":
             self._emit(out, "answer" if self._kind == "call" else self._kind,
                        self._call_block(rest) if self._kind == "call" else rest)
-        return self._kept(out)
+        return self._passed_on(out[0], out[1])
 
 
 class HarmonyTools:

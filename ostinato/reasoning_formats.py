@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ostinato.harmony import HarmonyFormat
+from ostinato.split_output import SplitOutput
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def _held_back(text: str, tag: str) -> int:
     return 0
 
 
-class ReasoningSplitter:
+class ReasoningSplitter(SplitOutput):
     """One output's pieces in, (thinking, answer) pieces out, as soon as each is certain.
 
     A piece that could be the start of a tag is held until the next one settles it; the
@@ -56,22 +57,11 @@ class ReasoningSplitter:
     """
 
     def __init__(self, fmt: ReasoningFormat) -> None:
+        super().__init__()
         self._fmt = fmt
         self._buffer = ""
         self._state = "thinking" if fmt.starts_inside else "before"  # -> answer
         self._opened = False  # the start tag was seen (or may no longer come)
-        self._reasoning: list[str] = []  # all the thinking so far, in (non-empty) pieces
-        self._content: list[str] = []  # all the answer so far, in (non-empty) pieces
-
-    @property
-    def reasoning(self) -> str:
-        """All the thinking so far."""
-        return "".join(self._reasoning)
-
-    @property
-    def content(self) -> str:
-        """All the answer so far."""
-        return "".join(self._content)
 
     def feed(self, piece: str) -> tuple[str, str]:
         """The next piece of output -> (thinking, answer) that may be passed on now."""
@@ -121,20 +111,13 @@ class ReasoningSplitter:
                 if not text:
                     break
                 self._state = "answer"
-        if thinking:
-            self._reasoning.append(thinking)
-        if answer:
-            self._content.append(answer)
-        return thinking, answer
+        return self._passed_on(thinking, answer)
 
     def finish(self) -> tuple[str, str]:
         """At the output's end: whatever was held back, (thinking, answer)."""
         rest, self._buffer = self._buffer, ""
         if self._state == "thinking":
-            thinking = rest.rstrip() if self._reasoning else rest.strip()
-            self._reasoning.append(thinking)
-            return thinking, ""
+            return self._passed_on(rest.rstrip() if self._reasoning else rest.strip(), "")
         if self._state in ("before", "answer"):  # a start tag never completed: the answer
-            self._content.append(rest)
-            return "", rest
+            return self._passed_on("", rest)
         return "", ""
