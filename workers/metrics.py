@@ -19,8 +19,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from tracing import genai
+from workers.engine_output import EngineOutput
 from workers.kv_event_listener import KvEventListener
-from workers.sglang_client import EngineOutput
 
 OK, CANCELLED = "ok", "cancelled"  # call outcomes; a failed call's is its gRPC code's name
 

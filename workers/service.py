@@ -32,12 +32,12 @@ from ostinato.stream_tasks import agree_batches
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
 from tracing.grpc_interceptors import SpanDescriber, recording
+from workers.engine_output import EngineOutput
 from workers.generate_stream import GenerateRefused, serve_generations
 from workers.kv_event_listener import KvEventListener
 from workers.metrics import CANCELLED, WorkerMetrics
 from workers.sglang_client import (
     EngineError,
-    EngineOutput,
     EngineRejected,
     EngineRequest,
     EngineTimeout,

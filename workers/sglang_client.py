@@ -34,6 +34,7 @@ import aiohttp
 from opentelemetry import propagate
 
 from workers.engine_http import LeanHttp
+from workers.engine_output import EngineOutput, StreamPieces, parse_output, sse_payloads
 from workers.streamed_text import StreamedText, stop_strings
 
 
@@ -88,93 +89,6 @@ class EngineRequest:
         return body
 
 
-@dataclass(frozen=True)
-class EngineOutput:
-    delta: str
-    # the answer's whole text so far (an incremental stream's: with its last output only;
-    # "" before)
-    text: str
-    finish_reason: str | None  # "stop" | "length" | "abort" once finished
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    e2e_latency: float | None
-    simulated: bool
-    # meta_info output_token_logprobs / output_top_logprobs when asked for, the answer's so
-    # far (an incremental stream's: with its last output only): [logprob, token_id, text]
-    token_logprobs: list[Any] = field(default_factory=list)
-    top_logprobs: list[Any] = field(default_factory=list)
-    # Another output of the same stream had already arrived when this one was handed on:
-    # a consumer may hold this one's delta and send both together (fewer messages).
-    more: bool = False
-
-    @property
-    def finished(self) -> bool:
-        return self.finish_reason is not None
-
-
-def _sse_payloads(lines: list[bytes]) -> tuple[list[dict[str, Any]], bool]:
-    """The JSON payloads of complete SSE lines (`data: {...}`), and whether `data: [DONE]`
-    was among them (nothing after it counts)."""
-    payloads = []
-    for raw in lines:
-        line = raw.strip()
-        if not line.startswith(b"data:"):
-            continue
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            return payloads, True
-        payloads.append(json.loads(data))
-    return payloads, False
-
-
-def parse_output(payload: dict[str, Any], streamed: StreamedText | None = None,
-                 more: bool = False, pieces: _Pieces | None = None) -> EngineOutput:
-    """One /generate event or answer; `streamed`: what the stream has sent so far (its
-    delta is the text past it; without, the whole text); `pieces`: the stream's events
-    carry only their new text and logprobs (SGLang's --incremental-streaming-output)."""
-    meta = payload.get("meta_info") or {}
-    text = payload.get("text") or ""
-    reason = meta.get("finish_reason")
-    matched = None  # the stop string the engine ended at
-    if isinstance(reason, dict):
-        matched = reason.get("matched") if isinstance(reason.get("matched"), str) else None
-        reason = reason.get("type")
-    token_logprobs = list(meta.get("output_token_logprobs") or [])
-    top_logprobs = list(meta.get("output_top_logprobs") or [])
-    if streamed is None:
-        delta = text
-    elif pieces is None:
-        delta = streamed.delta(text, reason is not None)
-    else:  # the whole text and logprobs, with its last output (gathered, not copied per event)
-        delta = streamed.piece(text, reason is not None, matched)
-        pieces.text.append(delta)  # (the answer as sent: a stop string's start left out)
-        pieces.token_logprobs.extend(token_logprobs)
-        pieces.top_logprobs.extend(top_logprobs)
-        text, token_logprobs, top_logprobs = (
-            "".join(pieces.text), pieces.token_logprobs, pieces.top_logprobs) \
-            if reason is not None else ("", [], [])
-    return EngineOutput(
-        delta=delta, text=text, finish_reason=reason,
-        prompt_tokens=int(meta.get("prompt_tokens") or 0),
-        completion_tokens=int(meta.get("completion_tokens") or 0),
-        cached_tokens=int(meta.get("cached_tokens") or 0),
-        e2e_latency=meta.get("e2e_latency"),
-        simulated=bool(meta.get("simulated", False)),
-        token_logprobs=token_logprobs, top_logprobs=top_logprobs,
-        more=more,
-    )
-
-
-@dataclass
-class _Pieces:
-    """What an incremental stream's events add up to (their text and logprobs)."""
-
-    text: list[str] = field(default_factory=list)
-    token_logprobs: list[Any] = field(default_factory=list)
-    top_logprobs: list[Any] = field(default_factory=list)
-
-
 def _error_text(error: Any) -> str:
     """An SGLang error event's message ({"message": ...}), else the event as it came."""
     return str(error.get("message", error)) if isinstance(error, dict) else str(error)
@@ -186,14 +100,14 @@ async def _events(resp: aiohttp.ClientResponse, stops: tuple[str, ...],
     back (workers/streamed_text.py). `incremental`: the engine runs with SGLang's
     --incremental-streaming-output (each event its new text only)."""
     streamed = StreamedText(stops)
-    pieces = _Pieces() if incremental else None
+    pieces = StreamPieces() if incremental else None
     rest = b""  # an SSE line not complete yet
     done = False
     while not done:
         block = await resp.content.readany()
         lines = (rest + block).split(b"\n")
         rest = lines.pop() if block else b""  # at the end, whatever is left
-        payloads, done = _sse_payloads(lines)
+        payloads, done = sse_payloads(lines)
         done = done or not block
         for i, payload in enumerate(payloads):
             if "error" in payload:  # SGLang streams the ValueError it answers 400 unstreamed

@@ -15,7 +15,8 @@ from opentelemetry.trace import Status, StatusCode
 from ostinato.v1 import worker_pb2
 from tracing import genai
 from tracing.grpc_interceptors import SpanDescriber, recording
-from workers.sglang_client import EngineError, EngineOutput, EngineRequest, SGLangClient
+from workers.engine_output import EngineOutput
+from workers.sglang_client import EngineError, EngineRequest, SGLangClient
 
 GENERATE = "/ostinato.v1.Worker/Generate"
 _tracer = trace.get_tracer("ostinato.worker")

@@ -17,9 +17,10 @@ import redis.asyncio as aioredis
 from cache.block_hash import prefix_block_hashes, prompt_block_hashes, tokenize_prompt
 from cache.kv_index import KvIndex
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
+from workers.engine_output import EngineOutput
 from workers.kv_event_listener import KvEventListener
 from workers.service import WorkerService
-from workers.sglang_client import EngineOutput, SGLangClient
+from workers.sglang_client import SGLangClient
 from workers.sim.tokenizer import tokenize
 
 

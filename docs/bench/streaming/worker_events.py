@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from workers.sglang_client import _Pieces, parse_output
+from workers.engine_output import StreamPieces, parse_output
 from workers.streamed_text import StreamedText
 
 WORDS = "The quick brown fox jumps over the lazy dog, then considers x<y and more. "
@@ -27,7 +27,7 @@ def main(n: int, modes: list[str]) -> None:
                           "finish_reason": None if i < n else {"type": "stop", "matched": 2}},
         }).encode() for i in range(4, n + 1, 4)]
         streamed = StreamedText(["</stop>"])
-        pieces = _Pieces() if mode == "incremental" else None
+        pieces = StreamPieces() if mode == "incremental" else None
         start = time.process_time()
         for event in events:
             out = parse_output(json.loads(event), streamed, pieces=pieces)
