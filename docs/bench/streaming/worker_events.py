@@ -1,7 +1,7 @@
 """The worker's cost of reading one long streamed answer from SGLang: N characters in
 4-character events, as SGLang's default writes them (each event the whole text so far) or
 with --incremental-streaming-output (each event its new text), decoded and turned into
-deltas as workers/sglang_client.py does. CPU time, printed in ms.
+deltas as workers/engine_output.py does. CPU time, printed in ms.
 
     python docs/bench/streaming/worker_events.py 80000 cumulative,incremental
 """
