@@ -83,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("action", nargs="?", choices=["serve", "calibrate"], default="serve")
     _common(se)
     se.add_argument("--sglang-url", help="calibrate: the real SGLang server to measure")
+    se.add_argument("--samples", help="calibrate: fit to timings recorded in this JSON file "
+                    "instead (docs/bench/gpu/llama_forward.py writes one)")
     se.add_argument("--base-profile", default="h100-llama3.1-8b",
                     help="calibrate: profile whose model and hardware constants to keep")
     se.add_argument("--out", help="calibrate: write the fitted profile YAML here")
@@ -180,10 +182,14 @@ def _run_service(args: argparse.Namespace) -> None:
 def _calibrate(args: argparse.Namespace) -> None:
     from workers.sim.calibrate import calibrate
 
-    if not args.sglang_url:
-        raise ConfigError("calibrate needs --sglang-url")
+    if bool(args.sglang_url) == bool(args.samples):
+        raise ConfigError("calibrate needs one of --sglang-url or --samples")
     lengths = [int(x) for x in args.lengths.split(",") if x]
-    p = calibrate(args.sglang_url, args.base_profile, args.out, lengths, args.decode_tokens)
+    try:
+        p = calibrate(args.sglang_url or args.samples, args.base_profile, args.out, lengths,
+                      args.decode_tokens, recorded=bool(args.samples))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     print(f"fitted {p.name}: flops efficiency {p.flops_eff:.3f}, bandwidth efficiency "
           f"{p.bandwidth_eff:.3f}, iteration overhead {p.iteration_overhead_s * 1000:.2f} ms")
     if args.out:

@@ -10,6 +10,7 @@ the model and hardware constants of the base profile.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import uuid
 from dataclasses import dataclass, replace
@@ -67,6 +68,9 @@ def fit(base: Profile, samples: list[Sample]) -> Profile:
     if slope <= 0 or overhead < 0:  # too noisy to separate: keep the base overhead
         overhead = p.iteration_overhead_s
         slope = sum(y - overhead for y in ys) / sum(xs) if xs else 1 / p.byte_rate
+    if slope <= 0:
+        raise ValueError("decode steps do not take longer than the base profile's overhead: "
+                         "these samples cannot be fitted (too few, or another model's)")
     byte_rate = 1 / slope
     flop_rates = []
     for length, runs in by_len.items():
@@ -116,11 +120,29 @@ def profile_yaml(p: Profile, source: str) -> str:
     return f"# Fitted by `ostinato sim-engine calibrate` from {source}\n" + yaml.safe_dump(data)
 
 
-def calibrate(url: str, base_profile: str, out: str | None, lengths: list[int],
-              decode_steps: int, name: str | None = None) -> Profile:
+def recorded_samples(path: str) -> list[Sample]:
+    """Samples measured elsewhere (e.g. docs/bench/gpu/llama_forward.py on a GPU): a JSON
+    object whose "samples" are {prompt_tokens, decode_steps, seconds}."""
+    try:
+        rows = json.loads(Path(path).read_text())["samples"]
+        samples = [Sample(int(r["prompt_tokens"]), int(r["decode_steps"]), float(r["seconds"]))
+                   for r in rows]
+    except KeyError as exc:
+        raise ValueError(f"{path}: not a samples file (no {exc.args[0]!r})") from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: not a samples file ({exc})") from None
+    if not any(s.decode_steps for s in samples) or any(s.seconds <= 0 for s in samples):
+        raise ValueError(f"{path}: needs decode samples and positive times")
+    return samples
+
+
+def calibrate(source: str, base_profile: str, out: str | None, lengths: list[int],
+              decode_steps: int, name: str | None = None, recorded: bool = False) -> Profile:
+    """Fit to a real SGLang server at `source`, or (recorded) to a samples file."""
     base = load_profile(base_profile)
-    samples = asyncio.run(measure(url, lengths, decode_steps))
+    samples = (recorded_samples(source) if recorded
+               else asyncio.run(measure(source, lengths, decode_steps)))
     fitted = fit(replace(base, name=name or base.name + "-calibrated"), samples)
     if out:
-        Path(out).write_text(profile_yaml(fitted, url))
+        Path(out).write_text(profile_yaml(fitted, source))
     return fitted
