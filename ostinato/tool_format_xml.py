@@ -5,7 +5,7 @@ in ostinato/tool_formats.py). A value is text; its type comes from the tool's sc
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ostinato.tool_arg_types import glm_value, qwen3_coder_value, schema_properties, schema_type
@@ -24,6 +24,25 @@ Convert = Callable[[str, str | None], Any]
 def _text_of(value: object) -> str:
     """An argument as the family's templates write it: a string as it is, else JSON."""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _parameter(key: str, value: object) -> str:
+    return f"{_PARAMETER}{key}>\n{_text_of(value)}\n{_PARAMETER_END}"
+
+
+def qwen3_coder_parameters(args: Mapping[str, object]) -> str:
+    """Arguments as Qwen3-Coder writes them inside its function tag: one ``<parameter=KEY>``
+    block per argument, a newline around each value and between the blocks (as xgrammar's
+    structural tag style `qwen_xml` admits them, between the tag's newlines)."""
+    return "\n".join(_parameter(key, value) for key, value in args.items())
+
+
+def glm45_arguments(args: Mapping[str, object]) -> str:
+    """Arguments as GLM-4.5 writes them between the name's line and ``</tool_call>``: the key
+    tag, a newline, the value tag and a newline per argument (as xgrammar's structural tag
+    style `glm_xml` admits them)."""
+    return "".join(f"{_KEY}{key}{_KEY_END}\n{_VALUE}{_text_of(value)}{_VALUE_END}\n"
+                   for key, value in args.items())
 
 
 def _between(text: str, pos: int, end_tag: str) -> tuple[str, int] | None:
@@ -95,7 +114,7 @@ class Qwen3Coder(OpenedByTag):
     def render(self, calls: Sequence[ParsedToolCall]) -> str:
         return "\n".join(
             f"{_OPEN}\n{_FUNCTION}{call.name}>\n"
-            + "".join(f"{_PARAMETER}{key}>\n{_text_of(value)}\n{_PARAMETER_END}\n"
+            + "".join(_parameter(key, value) + "\n"
                       for key, value in arguments_object(call).items())
             + f"{_FUNCTION_END}\n{_CLOSE}"
             for call in calls)
@@ -144,10 +163,7 @@ class Glm45(OpenedByTag):
 
     def render(self, calls: Sequence[ParsedToolCall]) -> str:
         return "\n".join(
-            f"{_OPEN}{call.name}\n"
-            + "".join(f"{_KEY}{key}{_KEY_END}\n{_VALUE}{_text_of(value)}{_VALUE_END}\n"
-                      for key, value in arguments_object(call).items())
-            + _CLOSE
+            f"{_OPEN}{call.name}\n{glm45_arguments(arguments_object(call))}{_CLOSE}"
             for call in calls)
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ostinato.tool_format_xml import glm45_arguments, qwen3_coder_parameters
 from ostinato.tool_formats import ParsedToolCall, ToolSchemas, get_parser
 from tests.ostinato.tool_format_cases import Expected, assert_parsed, parse_params
 
@@ -48,6 +49,11 @@ QWEN3_CODER = {
                          ("", [call("get_weather", city="line 1\nline 2\n")])),
     "no newlines": ("<tool_call><function=get_weather><parameter=city>Rome</parameter>"
                     "</function></tool_call>", TOOLS, ("", [call("get_weather", city="Rome")])),
+    # as a structural tag's qwen_xml style lets a model write them (ostinato/tool_grammars.py)
+    "no arguments, an empty line": ("<tool_call>\n<function=now>\n\n</function>\n</tool_call>",
+                                    TOOLS, ("", [NOW])),
+    "blanks around a JSON value": (qwen("get_weather", ("days", " \t3  "), ("hours", " [1] ")),
+                                   TOOLS, ("", [call("get_weather", days=3, hours=[1])])),
     "typed values": (qwen("get_weather", ("metric", "True"), ("hours", "[1, 2]"),
                           ("days", "null")), TOOLS,
                      ("", [call("get_weather", metric=True, hours=[1, 2], days=None)])),
@@ -75,6 +81,13 @@ GLM45 = {
     "content before": ("Checking.\n" + glm("now"), TOOLS, ("Checking.", [NOW])),
     "two calls": (glm("now") + "\n" + glm("now"), TOOLS, ("", [NOW, NOW])),
     "name then </tool_call>": ("<tool_call>now</tool_call>", TOOLS, ("", [NOW])),
+    # as a structural tag's glm_xml style lets a model write them (ostinato/tool_grammars.py)
+    "no blanks between the tags": ("<tool_call>get_weather\n<arg_key>city</arg_key><arg_value>"
+                                   "Oslo</arg_value><arg_key>days</arg_key><arg_value>2"
+                                   "</arg_value></tool_call>", TOOLS,
+                                   ("", [call("get_weather", city="Oslo", days=2)])),
+    "blanks around a JSON value": (glm("get_weather", ("days", "\n 3 "), ("metric", " true")),
+                                   TOOLS, ("", [call("get_weather", days=3, metric=True)])),
     "escaped newlines": ("<tool_call>get_weather\\n<arg_key>city</arg_key>\\n"
                          "<arg_value>Paris</arg_value>\\n</tool_call>", TOOLS,
                          ("", [call("get_weather", city="Paris")])),
@@ -114,3 +127,20 @@ def test_parse(family: str, text: str, tools: ToolSchemas, expected: Expected) -
 ])
 def test_may_start(family: str, text: str, expected: int) -> None:
     assert get_parser(family).may_start(text) == expected
+
+
+@pytest.mark.parametrize(("arguments", "qwen3_coder", "glm45"), [
+    ({}, "", ""),
+    ({"city": "Paris"}, "<parameter=city>\nParis\n</parameter>",
+     "<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n"),
+    ({"days": 3, "hours": [1, "ü"], "x": None},
+     "<parameter=days>\n3\n</parameter>\n<parameter=hours>\n[1, \"ü\"]\n</parameter>\n"
+     "<parameter=x>\nnull\n</parameter>",
+     "<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n<arg_key>hours</arg_key>\n"
+     "<arg_value>[1, \"ü\"]</arg_value>\n<arg_key>x</arg_key>\n<arg_value>null</arg_value>\n"),
+])
+def test_arguments_as_the_models_write_them(arguments: dict, qwen3_coder: str,
+                                            glm45: str) -> None:
+    """What a call's tags hold (a structural tag's qwen_xml / glm_xml content; render too)."""
+    assert qwen3_coder_parameters(arguments) == qwen3_coder
+    assert glm45_arguments(arguments) == glm45
