@@ -11,7 +11,9 @@ constrained by its tool's parameters (SGLang's detectors' `structure_info` write
 begin and end strings).
 
 Families whose calls are JSON between fixed strings have such a grammar: hermes / qwen25,
-llama3, mistral. For the others (XML arguments, special-token sections, harmony) the JSON
+llama3, mistral; so do qwen3_coder and glm45, which write each argument in its own tags,
+through xgrammar's XML styles of a JSON schema (`qwen_xml`, `glm_xml`; what these cannot
+say is noted above _qwen3_coder). For the others (special-token sections, harmony) the JSON
 constraint alone applies, as before: the model answers, and calls no tool (docs/usage.md).
 Pure: builds JSON only.
 """
@@ -32,17 +34,18 @@ Format = dict[str, Any]
 MAX_WHITESPACE = 16
 
 
-def _json(schema: Any) -> Format:
-    return {"type": "json_schema", "json_schema": schema, "max_whitespace_cnt": MAX_WHITESPACE}
+def _json(schema: Any, style: str = "json") -> Format:
+    fmt = {"type": "json_schema", "json_schema": schema, "max_whitespace_cnt": MAX_WHITESPACE}
+    return fmt if style == "json" else {**fmt, "style": style}
 
 
-def _tag(begin: str, parameters: Any, end: str) -> Format:
+def _tag(begin: str, parameters: Any, end: str, style: str = "json") -> Format:
     """A call: its fixed start, its arguments (a JSON object, whatever the parameters leave
-    unsaid: a parser takes no other), its fixed end."""
+    unsaid: a parser takes no other; written in `style`), its fixed end."""
     kind = parameters.get("type", "object") if isinstance(parameters, dict) else None
     arguments = {**parameters, "type": "object"} if kind == "object" or (
         isinstance(kind, list) and "object" in kind) else {"type": "object"}
-    return {"type": "tag", "begin": begin, "end": end, "content": _json(arguments)}
+    return {"type": "tag", "begin": begin, "end": end, "content": _json(arguments, style)}
 
 
 def _calls(tags: list[Format], separator: str, single: bool) -> Format:
@@ -74,8 +77,39 @@ def _mistral(tools: ToolSchemas, single: bool) -> Format:
         {"type": "const_string", "value": "]"}]}
 
 
+# The XML families. xgrammar's `qwen_xml` and `glm_xml` styles read the arguments' schema as
+# its JSON style does (the declared properties in their order, the required ones present,
+# no other unless additionalProperties allows it or none is declared), each value in its
+# own tags: a string is any text up to the closing tag (which no value can hold); a string
+# with an enum, const, pattern, format or length is that text, unquoted; any other value is
+# JSON (numbers, booleans, null; objects and arrays valid against their schemas). What they
+# cannot say: around such an unquoted string or a JSON value they admit up to
+# MAX_WHITESPACE blanks, which the parsers keep in a string beyond the one newline
+# qwen3_coder takes off each side (` c` is not the enum's `c`); a key that the schema does
+# not declare must be an identifier; and a value is typed by the parsers' reading of its
+# text (a qwen3_coder string written `null` is null, as in SGLang's parser).
+
+
+def _qwen3_coder(tools: ToolSchemas, single: bool) -> Format:
+    """As SGLang's Qwen3CoderDetector asks xgrammar for it (`qwen_3_coder`): the newline
+    before `</function>` belongs to the call, so a call without arguments has an empty line
+    where the template writes none (the parser reads either)."""
+    return _calls([_tag(f"<tool_call>\n<function={name}>\n", params,
+                        "\n</function>\n</tool_call>", "qwen_xml")
+                   for name, params in tools.items()], "\n", single)
+
+
+def _glm45(tools: ToolSchemas, single: bool) -> Format:
+    """GLM-4.5's calls, the name ended by a newline as its template writes it and SGLang's
+    Glm4MoeDetector reads it (which asks for no structural tag; GLM-4.7's, xgrammar's
+    `glm_4_7`, has no newline there)."""
+    return _calls([_tag(f"<tool_call>{name}\n", params, "</tool_call>", "glm_xml")
+                   for name, params in tools.items()], "\n", single)
+
+
 _CALLS: dict[str, Callable[[ToolSchemas, bool], Format]] = {
-    "hermes": _hermes, "qwen25": _hermes, "llama3": _llama3, "mistral": _mistral}
+    "hermes": _hermes, "qwen25": _hermes, "llama3": _llama3, "mistral": _mistral,
+    "qwen3_coder": _qwen3_coder, "glm45": _glm45}
 
 
 def answer_or_calls(answer_schema: Any, tool_format: str, tools: ToolSchemas,

@@ -138,8 +138,10 @@ SCHEMA_FORMAT = common_pb2.ResponseFormat(type=common_pb2.RESPONSE_FORMAT_TYPE_J
     (call(M.TOOL_CHOICE_MODE_AUTO, fmt=SCHEMA_FORMAT), "hermes", "", True),
     (call(fmt=common_pb2.ResponseFormat(type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT)),
      "llama3", "", True),
+    (call(fmt=SCHEMA_FORMAT), "qwen3_coder", "", True),
+    (call(fmt=SCHEMA_FORMAT), "glm45", "", True),
     # a family without such a grammar: the JSON format alone, as SGLang's server does
-    (call(fmt=SCHEMA_FORMAT), "qwen3_coder", '{"type": "object"}', False),
+    (call(fmt=SCHEMA_FORMAT), "kimi_k2", '{"type": "object"}', False),
     # no tools offered, or a forced call: one JSON schema
     (call(M.TOOL_CHOICE_MODE_NONE, fmt=SCHEMA_FORMAT), "hermes", '{"type": "object"}', False),
     (call(tools=(), fmt=SCHEMA_FORMAT), "hermes", '{"type": "object"}', False),

@@ -1,6 +1,6 @@
 """Models that write their calls in other families' formats, behind a real mesh: the sim
-engine's model writes qwen3_coder's per-argument tags, Kimi K2's special tokens or gpt-oss's
-harmony messages (sim_engine.tool_call_format) and the gateway reads them
+engine's model writes qwen3_coder's or glm45's per-argument tags, Kimi K2's special tokens or
+gpt-oss's harmony messages (sim_engine.tool_call_format) and the gateway reads them
 (gateway.tool_call_parser): the arguments typed by the tool's schema, Kimi's calls under the
 ids the model numbers them by, gpt-oss's thinking apart from its calls and answers, streamed
 or not, over HTTP and gRPC."""
@@ -26,7 +26,7 @@ KEY = "key-formats-0001"
 ASK = [{"role": "user", "content": "What is the weather in Lyon this week?"}]
 
 
-@pytest.fixture(scope="module", params=["qwen3_coder", "kimi_k2", "gpt-oss"])
+@pytest.fixture(scope="module", params=["qwen3_coder", "glm45", "kimi_k2", "gpt-oss"])
 def mesh(request: pytest.FixtureRequest) -> Iterator[Mesh]:
     fmt = request.param
     thinks = "gpt-oss" if fmt == "gpt-oss" else ""  # harmony: the thinking and the calls
@@ -116,3 +116,22 @@ def test_a_call_cut_by_max_tokens_leaves_no_markup(client: openai.OpenAI, mesh: 
     assert not choice.message.content
     chunks = list(client.chat.completions.create(**kw, stream=True))  # type: ignore[call-overload]
     assert not "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def test_a_json_format_beside_the_tools_leaves_the_model_its_tools(client: openai.OpenAI,
+                                                                     mesh: Mesh) -> None:
+    """Tools (tool_choice auto) and a JSON response format: qwen3_coder's calls have a
+    structural tag (ostinato/tool_grammars.py), under which the model calls its tool, typed;
+    Kimi K2's and gpt-oss's have none, and the JSON constraint alone makes it answer."""
+    answer = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    done = client.chat.completions.create(
+        model=MODEL, messages=ASK, tools=TOOLS, seed=1,
+        response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": answer}})
+    choice = done.choices[0]
+    if mesh.config.gateway.tool_call_parser in ("qwen3_coder", "glm45"):
+        assert choice.finish_reason == "tool_calls" and not choice.message.content
+        (call,) = choice.message.tool_calls or []
+        _checked(call.function.name, call.function.arguments)
+    else:
+        assert not choice.message.tool_calls
+        jsonschema.validate(json.loads(choice.message.content or ""), answer)

@@ -267,7 +267,8 @@ def test_the_effort_reaches_the_engine_through_the_prompts_ids(
         assert (req.preamble == "") is (most == 0)
 
 
-@pytest.mark.parametrize("family", ["hermes", "qwen25", "llama3", "mistral"])
+@pytest.mark.parametrize("family", ["hermes", "qwen25", "llama3", "mistral", "qwen3_coder",
+                                    "glm45"])
 @pytest.mark.parametrize("single", [False, True])
 def test_under_a_json_answer_or_calls_grammar_it_still_uses_its_tools(family: str,
                                                                        single: bool) -> None:
@@ -281,7 +282,7 @@ def test_under_a_json_answer_or_calls_grammar_it_still_uses_its_tools(family: st
     assert tag is not None
     prompt = render(USER, TOOLS, tool_format=family)
     called = scripted_answer(prompt, json_schema=None, tool_format=family, structural_tag=tag)
-    parsed = get_parser(family).parse(called or "", frozenset(tools))
+    parsed = get_parser(family).parse(called or "", tools)
     assert len(parsed.tool_calls) == 1 and parsed.content == ""
     jsonschema.validate(json.loads(parsed.tool_calls[0].arguments),
                         tools[parsed.tool_calls[0].name])

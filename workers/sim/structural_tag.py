@@ -2,20 +2,26 @@
 
 SGLang 0.5 takes xgrammar's structural tags as `sampling_params.structural_tag` (JSON text:
 {"type": "structural_tag", "format": ...}). The formats read here: const_string,
-json_schema (style json), tag, sequence, or, tags_with_separator, the ones the gateway
-writes (ostinato/tool_grammars.py); any other (and the legacy structures/triggers form) is
-refused, never ignored. Where the grammar leaves a choice (an `or`) the model writes what
-it would have written free: tool calls when it would call a tool (`wants_call`: tools
-declared, the user's turn), else the first branch without tags (a JSON answer).
-Deterministic: the same grammar and choice give the same output.
+json_schema (style json, and the XML styles qwen_xml and glm_xml of the qwen3_coder and
+glm45 calls' arguments, written as those models write them), tag, sequence, or,
+tags_with_separator, the ones the gateway writes (ostinato/tool_grammars.py); any other (and
+the legacy structures/triggers form) is refused, never ignored. Where the grammar leaves a
+choice (an `or`) the model writes what it would have written free: tool calls when it would
+call a tool (`wants_call`: tools declared, the user's turn), else the first branch without
+tags (a JSON answer). Deterministic: the same grammar and choice give the same output.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from ostinato.tool_format_xml import glm45_arguments, qwen3_coder_parameters
 from workers.sim.json_instance import UnsupportedSchema, instance
+
+_XML_STYLES: dict[str, Callable[[Mapping[str, object]], str]] = {
+    "qwen_xml": qwen3_coder_parameters, "glm_xml": glm45_arguments}
 
 
 def _has_tags(fmt: Any) -> bool:
@@ -32,9 +38,7 @@ def written(fmt: Any, choice: int, wants_call: bool) -> str:
     if kind == "const_string":
         return str(fmt["value"])
     if kind == "json_schema":
-        if fmt.get("style", "json") != "json":
-            raise UnsupportedSchema("/style", f"json_schema style {fmt['style']!r}")
-        return json.dumps(instance(fmt["json_schema"], choice), ensure_ascii=False)
+        return _json(fmt["json_schema"], fmt.get("style", "json"), choice)
     if kind == "tag":
         return f"{fmt['begin']}{written(fmt['content'], choice, wants_call)}{fmt['end']}"
     if kind == "sequence":
@@ -53,6 +57,17 @@ def written(fmt: Any, choice: int, wants_call: bool) -> str:
             return ""
         return written(tags[choice % len(tags)], choice, wants_call)  # one call
     raise UnsupportedSchema("/type", f"structural tag format {kind!r}")
+
+
+def _json(schema: Any, style: Any, choice: int) -> str:
+    value = instance(schema, choice)
+    if style == "json":
+        return json.dumps(value, ensure_ascii=False)
+    if style not in _XML_STYLES:
+        raise UnsupportedSchema("/style", f"json_schema style {style!r}")
+    if not isinstance(value, dict):
+        raise UnsupportedSchema("/json_schema", f"style {style!r} writes an object's properties")
+    return _XML_STYLES[style](value)
 
 
 def written_for(structural_tag: str, choice: int, wants_call: bool) -> str:
