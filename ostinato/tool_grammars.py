@@ -66,7 +66,7 @@ def _hermes(tools: ToolSchemas, single: bool) -> Format:
 
 def _llama3(tools: ToolSchemas, single: bool) -> Format:
     return _calls([_tag(_named(name, "parameters"), params, "}")
-                   for name, params in tools.items()], "; ", single)
+                   for name, params in tools.items()], ";", single)
 
 
 def _mistral(tools: ToolSchemas, single: bool) -> Format:

@@ -20,7 +20,7 @@ PING = ParsedToolCall("ping", "{}")
 FAMILIES = {
     "hermes": ("json", CALL.arguments, "\n"),
     "qwen25": ("json", CALL.arguments, "\n"),
-    "llama3": ("json", CALL.arguments, "; "),
+    "llama3": ("json", CALL.arguments, ";"),
     "mistral": ("json", CALL.arguments, ", "),
     "qwen3_coder": ("qwen_xml", "<parameter=q>\nx\n</parameter>", "\n"),
     "glm45": ("glm_xml", "<arg_key>q</arg_key>\n<arg_value>x</arg_value>\n", "\n"),
