@@ -208,7 +208,9 @@ def test_tools_with_a_json_format_leave_the_model_its_tools(acme_openai: openai.
 
 @pytest.mark.parametrize(("family", "steer"), [
     ("hermes", "<"), ("mistral", "["),  # the calls' first character, not the answer's "{"
-    ("hermes", None), ("llama3", None), ("mistral", None)])
+    ("qwen3_coder", "<"), ("glm45", "<"),
+    ("hermes", None), ("llama3", None), ("mistral", None), ("qwen3_coder", None),
+    ("glm45", None)])
 async def test_every_answer_or_calls_grammar_compiles_in_sglang(sglang_mesh: Mesh, family: str,
                                                                 steer: str | None) -> None:
     """Each family's grammar (ostinato/tool_grammars.py) as SGLang's /generate takes it:
@@ -224,7 +226,8 @@ async def test_every_answer_or_calls_grammar_compiles_in_sglang(sglang_mesh: Mes
     try:
         outs = [o async for o in client.generate(EngineRequest(
             rid=uuid.uuid4().hex, text="Plan a trip.", input_ids=None, sampling_params={
-                "max_new_tokens": 120, "temperature": 0, "structural_tag": tag,
+                # (room for a call's tags and the blanks the grammar lets in)
+                "max_new_tokens": 240, "temperature": 0, "structural_tag": tag,
                 "skip_special_tokens": False, "logit_bias": {} if steer is None else {
                     str(load_tokenizer(f"hf:{MODEL}")(steer)[-1]): 100}}), stream=False)]
     finally:

@@ -40,6 +40,10 @@ BY_HAND = {
         "<tool_call>\n<function=search>\n<parameter=query>\nlong\ntext\n</parameter>\n"
         "<parameter=exact>\nTrue\n</parameter>\n<parameter=top_k>\n7\n</parameter>\n"
         "<parameter=ratio>\n2\n</parameter>\n</function>\n</tool_call>",
+        # as a structural tag lets the model write them (ostinato/tool_grammars.py)
+        "<tool_call>\n<function=get_weather>\n<parameter=city>Oslo</parameter>\n"
+        "<parameter=days>  3\t</parameter>\n</function>\n</tool_call>",
+        "<tool_call>\n<function=search>\n\n</function>\n</tool_call>",
     ],
     "glm45": [
         "Sure.\n<tool_call>search\n<arg_key>query</arg_key>\n<arg_value>\"quoted\"</arg_value>\n"
@@ -48,6 +52,9 @@ BY_HAND = {
         "</tool_call>",
         "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>'Oslo'</arg_value>\n"
         "</tool_call>",
+        # as a structural tag lets the model write them (ostinato/tool_grammars.py)
+        "<tool_call>get_weather\n<arg_key>city</arg_key><arg_value>Oslo</arg_value>"
+        "<arg_key>days</arg_key> <arg_value> 3\n</arg_value></tool_call>",
     ],
     "kimi_k2": [
         "ok<|tool_calls_section_begin|><|tool_call_begin|> functions.get_weather:3 "
