@@ -122,7 +122,7 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         self._orphan_ttl_s = orphan_ttl_s
         self._parked = ParkedCalls(max_home_wait_s, self._queue)
         # Tenant isolation (planner/core/tenants.py); its boost lifts a call above every level.
-        self._shares = TenantShares(self._queue.weight, hold=tenant_shares,
+        self._shares = TenantShares(self._queue.fair_share.weight, hold=tenant_shares,
                                     queued=self._queue.global_size_of,
                                     parked_on=self._parked.count_on,
                                     backlog=self._queue.size_of,
@@ -131,13 +131,13 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         self._kv_per_worker = kv_tokens_per_worker
         self._kv_fraction = program_kv_fraction
         self._admission = ProgramAdmission(  # backlog: (calls waiting to run, running)
-            self._queue.weight, enabled=program_admission,
+            self._queue.fair_share.weight, enabled=program_admission,
             backlog=lambda t: (self._queue.size_of(t), self._shares.running_of(t)))
         self._unstarted = UnstartedGrants(unstarted_grant_s)
 
     def set_tenant_weights(self, weights: Mapping[str, float]) -> None:
         """Fair-share weights from the tenants' records (reloaded while running)."""
-        self._queue.set_weights(weights)
+        self._queue.fair_share.set_weights(weights)
 
     # ---- calls ---------------------------------------------------------------------
 
@@ -312,7 +312,7 @@ class PlannerCore(ProgramTable, WorkerDispatch):
             if state is CallState.DONE:
                 self.estimator.observe(program.program_class, completion_tokens)
             self._admission.generated(program_id, completion_tokens)
-        self._queue.account(call.tenant, call.service_s)
+        self._queue.fair_share.account(call.tenant, call.service_s)
         self._finish(call, state)
         return call
 

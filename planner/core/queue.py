@@ -1,9 +1,7 @@
 """The planner's global queue: weighted fair share across tenants, then multi-level queues.
 
-- Tenants: each has a virtual time (attained service / weight); the next call comes from
-  the active tenant with the least virtual time, so a flooding tenant cannot starve
-  another. A tenant that becomes active starts at the least active virtual time, so idle
-  periods are not banked as credit.
+- Tenants: the next call comes from the active tenant with the least virtual time
+  (planner/core/fair_share.py), so a flooding tenant cannot starve another.
 - Levels (Autellix's multi-level queues): a call's policy score (e.g. its program's
   attained service) picks a level by thresholds; lower levels go first; FIFO within a
   level.
@@ -37,6 +35,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Container, KeysView, Mapping, Sequence
 
+from planner.core.fair_share import FairShare
 from planner.core.lanes import GLOBAL, NO_LANE, Entry, TenantLane, waits_in
 from planner.core.model import CallRecord, CallState
 from planner.core.starvation import StarvationBound
@@ -59,28 +58,16 @@ class MultiLevelQueue:
         self._thresholds = list(thresholds)
         self._score_seconds = score_seconds
         self.starvation = starvation or StarvationBound()
-        self._weights = dict(tenant_weights or {})
+        self.fair_share = FairShare(tenant_weights)
         self._global: dict[str, TenantLane] = {}  # tenant -> its global lane
         self._lanes: dict[str, dict[str, TenantLane]] = {GLOBAL: self._global}  # lane -> ...
         self._size: dict[str, int] = {}  # tenant -> calls counted, every lane
-        self._vtime: dict[str, float] = {}
+        self._vtime = self.fair_share.vtime  # the decision path's, bound once
         self._vtime_of = self._vtime.__getitem__  # a sort key, bound once
         self._len = 0
 
     def __len__(self) -> int:
         return self._len
-
-    def set_weights(self, weights: Mapping[str, float]) -> None:
-        """Replaces the tenants' fair-share weights (a tenant not named: 1)."""
-        if any(w <= 0 for w in weights.values()):
-            raise ValueError("tenant weights must be positive")
-        self._weights = dict(weights)
-
-    def weight(self, tenant: str) -> float:
-        w = self._weights.get(tenant, 1.0)
-        if w <= 0:
-            raise ValueError(f"tenant weight must be positive: {tenant}")
-        return w
 
     def level_of(self, score: float) -> int:
         return bisect.bisect_right(self._thresholds, score)
@@ -184,16 +171,8 @@ class MultiLevelQueue:
             q.size += 1
 
     def _activate(self, tenant: str) -> None:
-        """The tenant becomes active (it had no calls counted): it starts at the least
-        active virtual time, so that idle periods are not banked as credit."""
-        vtime = self._vtime
-        active = [vtime.get(t, 0.0) for t, n in self._size.items() if n]
-        floor = min(active) if active else 0.0
-        vtime[tenant] = max(vtime.get(tenant, 0.0), floor)
-
-    def account(self, tenant: str, service_s: float) -> None:
-        """Charges completed service to a tenant's virtual time."""
-        self._vtime[tenant] = self._vtime.get(tenant, 0.0) + service_s / self.weight(tenant)
+        """The tenant becomes active (it had no calls counted): fair share's `activate`."""
+        self.fair_share.activate(tenant, (t for t, n in self._size.items() if n))
 
     def _uncount(self, q: TenantLane, call: CallRecord) -> None:
         call.in_queue = False

@@ -96,7 +96,7 @@ def test_first_tenant_is_the_first_peeked_among_the_admitted() -> None:
             queue.push(call, lane=lane)
             lanes[lane].append(call)
         for tenant in WEIGHTS:  # ties in virtual time included (then by name)
-            queue.account(tenant, rng.choice((0.0, 1.0, 2.0)))
+            queue.fair_share.account(tenant, rng.choice((0.0, 1.0, 2.0)))
         for calls in lanes.values():  # some lanes drained: a tenant with none left
             for call in calls:
                 if rng.random() < 0.3:
@@ -170,7 +170,7 @@ def test_requeue_is_push_from_where_the_call_was_queued(score: float, others: in
     for use_requeue in (False, True):
         queue = MultiLevelQueue((1.0, 4.0), tenant_weights=WEIGHTS)
         queue.push(_call(90, "b", 0.5), since=0.0)
-        queue.account("b", 3.0)
+        queue.fair_share.account("b", 3.0)
         for i in range(others):
             queue.push(_call(i, "a", 0.5), since=float(i), lane="w1")
         call = _call(50, "a", score)
@@ -208,7 +208,7 @@ def test_to_global_is_discard_then_requeue_of_each(seed: int) -> None:
                  rng.choice((0.5, 2.0, 9.0)), rng.random() < 0.5) for _ in range(rng.randint(1, 12))]
         for queue, out in zip(queues, moved, strict=True):
             for tenant in WEIGHTS:
-                queue.account(tenant, random.Random(tenant).choice((0.0, 1.0, 3.0)))
+                queue.fair_share.account(tenant, random.Random(tenant).choice((0.0, 1.0, 3.0)))
             for i, (tenant, lane, score, move) in enumerate(plan):
                 call = _call(i, tenant, score)
                 queue.push(call, since=float(i), lane=lane)

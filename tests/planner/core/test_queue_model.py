@@ -109,7 +109,7 @@ def test_the_queue_pops_what_the_plain_model_picks(seed: int, moves: bool, lanes
         elif op < 0.63:
             now += rng.choice((0.0, 0.1, 0.4, 1.5, 4.0))
         elif op < 0.68:
-            queue.account(rng.choice(TENANTS), rng.uniform(0.0, 2.0))
+            queue.fair_share.account(rng.choice(TENANTS), rng.uniform(0.0, 2.0))
         else:
             tenant = rng.choice((None, *TENANTS))
             pick_lanes = rng.choice(((GLOBAL,), (GLOBAL, "w0"), ("w1",))) if lanes \
