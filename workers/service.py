@@ -27,19 +27,18 @@ import structlog
 from cache.block_hash import Tokenize, prefix_block_hashes, tokenize_prompt
 from cache.kv_index import KvIndex
 from ostinato.completion_reports import CompletionReporter
-from ostinato.seeds import engine_seed
 from ostinato.stream_tasks import agree_batches
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
 from tracing.grpc_interceptors import SpanDescriber, recording
 from workers.engine_output import EngineOutput
+from workers.engine_request import engine_request
 from workers.generate_stream import GenerateRefused, serve_generations
 from workers.kv_event_listener import KvEventListener
 from workers.metrics import CANCELLED, WorkerMetrics
 from workers.sglang_client import (
     EngineError,
     EngineRejected,
-    EngineRequest,
     EngineTimeout,
     EngineUnavailable,
     SGLangClient,
@@ -55,31 +54,6 @@ _ENGINE_STATUS = {
     EngineRejected: grpc.StatusCode.INVALID_ARGUMENT,
     EngineTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
-
-
-def sampling_dict(sp: common_pb2.SamplingParams, json_schema: str = "",
-                  keep_special_tokens: bool = False, structural_tag: str = "") -> dict[str, Any]:
-    """Proto sampling params -> SGLang sampling_params; unset fields keep SGLang's defaults."""
-    out: dict[str, Any] = {}
-    for name in ("max_new_tokens", "temperature", "top_p", "top_k", "n", "presence_penalty",
-                 "frequency_penalty", "min_p", "repetition_penalty", "min_new_tokens"):
-        if sp.HasField(name):
-            out[name] = getattr(sp, name)
-    if json_schema:
-        out["json_schema"] = json_schema
-    if structural_tag:
-        out["structural_tag"] = structural_tag
-    if sp.HasField("seed"):
-        out["sampling_seed"] = engine_seed(sp.seed)  # SGLang's is an int64
-    if sp.logit_bias:  # SGLang's keys are token ids as strings
-        out["logit_bias"] = {str(t): sp.logit_bias[t] for t in sorted(sp.logit_bias)}
-    if sp.stop:
-        out["stop"] = list(sp.stop)
-    if sp.ignore_eos:
-        out["ignore_eos"] = True
-    if keep_special_tokens:
-        out["skip_special_tokens"] = False
-    return out
 
 
 def token_logprobs(out: EngineOutput) -> list[common_pb2.TokenLogprob]:
@@ -281,13 +255,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         if not request.prompt and not request.input_ids:
             raise GenerateRefused(grpc.StatusCode.INVALID_ARGUMENT, "prompt and input_ids are empty")
         rid = request.request_id or uuid.uuid4().hex
-        engine_req = EngineRequest(
-            rid=rid, text=request.prompt, input_ids=list(request.input_ids) or None,
-            sampling_params=sampling_dict(request.sampling, request.json_schema,
-                                          request.keep_special_tokens, request.structural_tag),
-            priority=request.priority, cache_salt=request.cache_salt or None,
-            top_logprobs_num=request.top_logprobs_num if request.return_logprob else None,
-        )
+        engine_req = engine_request(request, rid)
         start = time.monotonic()
         streams = self._streams(request)
         meter = self.metrics.call(timed_tokens=streams)

@@ -1,12 +1,12 @@
-"""Proto sampling params -> SGLang's sampling_params (workers/service.py): unset fields left
-to SGLang's defaults, the seed as the int64 SGLang takes."""
+"""Proto sampling params -> SGLang's sampling_params (workers/engine_request.py): unset
+fields left to SGLang's defaults, the seed as the int64 SGLang takes."""
 
 from __future__ import annotations
 
 import pytest
 
 from ostinato.v1 import common_pb2
-from workers.service import sampling_dict
+from workers.engine_request import sampling_dict
 
 
 @pytest.mark.parametrize(("seed", "sent"), [(0, 0), (7, 7), ((1 << 63) - 1, (1 << 63) - 1),
