@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import subprocess
@@ -38,6 +39,22 @@ def http_base(mesh: Mesh) -> str:
     """The mesh's OpenAI-compatible base URL."""
     assert mesh.endpoints.gateway_http
     return f"http://{mesh.endpoints.gateway_http}/v1"
+
+
+def raw_http(mesh: Mesh, method: str, path: str, body: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One request to the mesh's gateway over plain HTTP (what the openai client cannot
+    send), as tenant acme unless `headers` say otherwise: its status, headers and body."""
+    host, port = mesh.endpoints.gateway_http.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request(method, path, body=body, headers={"Authorization": "Bearer key-acme",
+                                                       "Content-Type": "application/json",
+                                                       **(headers or {})})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
 
 
 def spawn_service(tmp: Path, *args: str, timeout_s: float = 20.0) -> tuple[subprocess.Popen, dict]:

@@ -3,12 +3,10 @@ client (as agent frameworks use it) and by raw HTTP for what that client cannot 
 
 from __future__ import annotations
 
-import http.client
 import json
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 
 import grpc
 import openai
@@ -18,35 +16,10 @@ import redis
 from cache import keys
 from ostinato.mesh import Mesh
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc, worker_pb2, worker_pb2_grpc
+from tests.conftest import raw_http
 from tests.prometheus_text import Samples, parse, value
 
 MODEL = "sim/llama-3.1-8b"
-
-
-@pytest.fixture(scope="module")
-def base_url(mesh: Mesh) -> str:
-    assert mesh.endpoints.gateway_http
-    return f"http://{mesh.endpoints.gateway_http}/v1"
-
-
-@pytest.fixture(scope="module")
-def acme(base_url: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=base_url, api_key="key-acme", max_retries=0) as client:
-        yield client
-
-
-def raw(mesh: Mesh, method: str, path: str, body: bytes | None = None,
-        headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    host, port = mesh.endpoints.gateway_http.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    try:
-        conn.request(method, path, body=body, headers={"Authorization": "Bearer key-acme",
-                                                       "Content-Type": "application/json",
-                                                       **(headers or {})})
-        resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
-    finally:
-        conn.close()
 
 
 def ask(text: str) -> list[dict[str, str]]:
@@ -178,148 +151,8 @@ def test_sglangs_sampling_extensions_reach_the_engine(acme: openai.OpenAI) -> No
                                      extra_body={"min_tokens": 9})
 
 
-@pytest.mark.parametrize(("kw", "status", "needle"), [
-    ({"n": 9}, 400, "n must be an integer from 1 to 8"),
-    ({"model": "gpt-4o"}, 404, "not served here"),
-    ({"logit_bias": {"token": 5}}, 400, "logit_bias key 'token' is not a token id"),
-    ({"logit_bias": {"1": 500}}, 400, "logit_bias[1] must be a number in [-100, 100]"),
-    ({"response_format": {"type": "json_schema", "json_schema": {
-        "name": "x", "schema": {"type": "object", "properties": 5}}}}, 400,
-     "response_format.json_schema.schema"),
-    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
-      "tool_choice": {"type": "function", "function": {"name": "g"}}}, 400, "'g'"),
-    ({"extra_body": {"cache_salt": "tenant:globex"}}, 400, "cache_salt"),
-    ({"extra_headers": {"X-Ostinato-Cache": "fuzzy"}}, 400, "X-Ostinato-Cache"),
-    ({"tools": [{"type": "function", "function": {"name": "bad name!"}}]}, 400, "tools[0]"),
-    ({"max_tokens": 10**9}, 400, "max_new_tokens"),
-    ({"messages": ask("x" * 60_000)}, 400, "prompt too large"),
-    ({"messages": [{"role": "wizard", "content": "hi"}]}, 400, "role"),
-    ({"messages": [*ask("hi"), {"role": "tool", "tool_call_id": "call_9", "content": "42"}]},
-     400, "messages[1].tool_call_id 'call_9' answers no tool call"),
-    ({"extra_headers": {"X-Ostinato-Program": "no-such-program"}}, 404, "'no-such-program'"),
-    ({"extra_body": {"ostinato": {"parent_call_ids": ["ghost"]}}}, 400, "ghost"),
-])
-def test_bad_requests_get_clear_errors(acme: openai.OpenAI, kw: dict, status: int,
-                                       needle: str) -> None:
-    args = {"model": MODEL, "messages": ask("hello"), "max_tokens": 4, **kw}
-    with pytest.raises(openai.APIStatusError) as err:
-        acme.chat.completions.create(**args)
-    assert err.value.status_code == status
-    assert needle in err.value.message
-
-
-def open_programs(mesh: Mesh) -> float:
-    with urllib.request.urlopen(f"http://{mesh.endpoints.metrics['planner']}/metrics",
-                                timeout=10) as resp:
-        return value(parse(resp.read().decode()), "ostinato_planner_programs_open")
-
-
-@pytest.mark.parametrize("stream", [False, True])
-def test_a_new_conversation_whose_call_fails_leaves_no_program_open(
-        mesh: Mesh, acme: openai.OpenAI, stream: bool) -> None:
-    # the engine refuses the schema (no value satisfies it): the request's new program, which
-    # its caller never learns of, ends with its only call
-    unsat = {"type": "json_schema", "json_schema": {
-        "name": "x", "schema": {"enum": [1.5, True], "type": "array"}}}
-    before = open_programs(mesh)
-    with pytest.raises(openai.BadRequestError) as err:
-        acme.chat.completions.create(model=MODEL, messages=ask(f"new {uuid.uuid4().hex}"),
-                                     max_tokens=4, response_format=unsat,  # type: ignore[arg-type]
-                                     stream=stream)
-    assert "enum" in err.value.message
-    assert open_programs(mesh) == before
-
-
-def test_bad_key_and_malformed_json(mesh: Mesh, auth_mesh: Mesh) -> None:
-    # a wrong key is refused with auth on (the default); in open mode it is tenant default
-    with openai.OpenAI(base_url=f"http://{auth_mesh.endpoints.gateway_http}/v1",
-                       api_key="wrong", max_retries=0) as bad, \
-            pytest.raises(openai.AuthenticationError):
-        bad.chat.completions.create(model=MODEL, messages=ask("hi"), max_tokens=4)
-    status, headers, body = raw(auth_mesh, "GET", "/v1/models", headers={"Authorization": ""})
-    assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
-    assert json.loads(body)["error"]["type"] == "authentication_error"
-    status, _, body = raw(mesh, "POST", "/v1/chat/completions", b"{not json")
-    assert status == 400 and "not valid JSON" in json.loads(body)["error"]["message"]
-    status, _, body = raw(mesh, "POST", "/v1/embeddings")  # a route OpenAI has, not served
-    message = json.loads(body)["error"]["message"]
-    assert status == 404 and message.startswith("no endpoint POST /v1/embeddings here; this "
-                                                "gateway serves /v1/chat/completions, ")
-    assert "/v1/responses" in message and "{" not in message
-    status, headers, body = raw(mesh, "GET", "/v1/chat/completions")  # a POST route
-    assert status == 405 and "error" in json.loads(body) and headers["Allow"] == "POST"
-
-
-@pytest.mark.parametrize(("method", "path", "body"), [
-    ("POST", "/v1/chat/completions", {"model": "gpt-4o", "messages": ask("hi")}),
-    ("POST", "/v1/responses", {"model": "gpt-4o", "input": "hi"}),
-    ("GET", "/v1/models/gpt-4o", None),
-])
-def test_a_model_not_served_is_openais_model_not_found(mesh: Mesh, method: str, path: str,
-                                                      body: dict | None) -> None:
-    status, _, got = raw(mesh, method, path, None if body is None else json.dumps(body).encode())
-    error = json.loads(got)["error"]
-    assert status == 404 and "'gpt-4o' is not served here" in error["message"]
-    assert (error["type"], error["code"], error["param"]) == (
-        "invalid_request_error", "model_not_found", "model")
-
-
-def nested(depth: int) -> dict[str, object]:
-    schema: dict[str, object] = {"type": "string"}
-    for _ in range(depth):
-        schema = {"type": "object", "properties": {"a": schema}}
-    return schema
-
-
-@pytest.mark.parametrize(("path", "body", "param"), [
-    # past Python's JSON decoder's own bound, anywhere in the body
-    ("/v1/chat/completions", '{"model": "m", "metadata": ' + "[" * 5000 + "]" * 5000 + "}", None),
-    ("/v1/conversations", '{"metadata": ' + "[" * 5000 + "]" * 5000 + "}", None),
-    ("/v1/responses", '{"input": ' + "[" * 5000 + "]" * 5000 + "}", None),
-    # within it, but a schema nested past the gateway's bound (the validator would recurse)
-    ("/v1/chat/completions", json.dumps({
-        "model": MODEL, "messages": ask("hi"), "tools": [{"type": "function", "function": {
-            "name": "deep", "parameters": nested(120)}}]}), "tools"),
-    ("/v1/chat/completions", json.dumps({
-        "model": MODEL, "messages": ask("hi"), "response_format": {
-            "type": "json_schema", "json_schema": {"name": "deep", "schema": nested(300)}}}),
-     "response_format"),
-    ("/v1/responses", json.dumps({
-        "model": MODEL, "input": "hi", "text": {"format": {
-            "type": "json_schema", "name": "deep", "schema": nested(120)}}}), "text"),
-])
-def test_deeply_nested_input_is_a_400(mesh: Mesh, path: str, body: str, param: str | None) -> None:
-    status, _, answer = raw(mesh, "POST", path, body.encode())
-    error = json.loads(answer)["error"]
-    assert status == 400 and "nests" in error["message"], (status, answer[:300])
-    if param:
-        assert error["param"].startswith(param)
-    assert raw(mesh, "GET", "/health")[0] == 200  # and the gateway serves on
-
-
-DEEP = "[" * 900 + "]" * 900  # under the decoder's bound: parsed, then refused by what reads it
-# (chat completions' `metadata` is documented as ignored: not among these)
-
-
-@pytest.mark.parametrize(("path", "body"), [
-    ("/v1/chat/completions", '{"model": "%s", "messages": [{"role": "user", "content": %s}]}'),
-    ("/v1/chat/completions", '{"model": "%s", "messages": [{"role": "user", "content": "hi"}], '
-                             '"stop": %s}'),
-    ("/v1/chat/completions", '{"model": "%s", "messages": [{"role": "user", "content": "hi"}], '
-                             '"tools": [{"type": "function", "function": {"name": "f", '
-                             '"parameters": {"type": "object", "default": %s}}}]}'),
-    ("/v1/responses", '{"model": "%s", "input": [{"role": "user", "content": %s}]}'),
-    ("/v1/responses", '{"model": "%s", "input": "hi", "metadata": %s}'),
-    ("/v1/conversations", '{"items": [{"type": "message", "role": "user", "content": %s}]%s}'),
-])
-def test_nesting_under_the_decoders_bound_is_a_4xx(mesh: Mesh, path: str, body: str) -> None:
-    filled = body % ((MODEL, DEEP) if body.count("%s") == 2 and "model" in body else (DEEP, ""))
-    status, _, answer = raw(mesh, "POST", path, filled.encode())
-    assert 400 <= status < 500 and "error" in json.loads(answer), (status, answer[:300])
-
-
 def test_program_over_http_with_dependencies(mesh: Mesh, acme: openai.OpenAI) -> None:
-    status, _, body = raw(mesh, "POST", "/v1/programs", json.dumps({"deadline_s": 60}).encode())
+    status, _, body = raw_http(mesh, "POST", "/v1/programs", json.dumps({"deadline_s": 60}).encode())
     assert status == 200
     program = json.loads(body)["program_id"]
     header = {"X-Ostinato-Program": program}
@@ -331,25 +164,25 @@ def test_program_over_http_with_dependencies(mesh: Mesh, acme: openai.OpenAI) ->
                                  extra_headers=header,
                                  extra_body={"ostinato": {"call_id": "book",
                                                           "parent_call_ids": ["plan"]}})
-    status, _, body = raw(mesh, "POST", f"/v1/programs/{program}/end")
+    status, _, body = raw_http(mesh, "POST", f"/v1/programs/{program}/end")
     assert status == 200 and json.loads(body)["calls_completed"] == 2
-    status, _, body = raw(mesh, "POST", "/v1/programs", json.dumps({"deadline_s": -1}).encode())
+    status, _, body = raw_http(mesh, "POST", "/v1/programs", json.dumps({"deadline_s": -1}).encode())
     assert status == 400 and "deadline_s" in json.loads(body)["error"]["message"]
 
 
 def test_a_late_program_over_http_is_refused_with_504(mesh: Mesh) -> None:
-    status, _, body = raw(mesh, "POST", "/v1/programs", json.dumps(
+    status, _, body = raw_http(mesh, "POST", "/v1/programs", json.dumps(
         {"deadline_s": 0.001, "reject_when_late": True}).encode())
     assert status == 200
     program = json.loads(body)["program_id"]
     time.sleep(0.01)  # only ensures the deadline is behind us
-    status, _, body = raw(mesh, "POST", "/v1/chat/completions", json.dumps(
+    status, _, body = raw_http(mesh, "POST", "/v1/chat/completions", json.dumps(
         {"model": MODEL, "messages": ask("Too late?"), "max_tokens": 2}).encode(),
         {"X-Ostinato-Program": program})
     error = json.loads(body)["error"]
     assert status == 504 and "past its deadline" in error["message"], (status, error)
-    assert json.loads(raw(mesh, "POST", f"/v1/programs/{program}/end")[2])["calls_completed"] == 0
-    status, _, body = raw(mesh, "POST", "/v1/programs", b'{"reject_when_late": "yes"}')
+    assert json.loads(raw_http(mesh, "POST", f"/v1/programs/{program}/end")[2])["calls_completed"] == 0
+    status, _, body = raw_http(mesh, "POST", "/v1/programs", b'{"reject_when_late": "yes"}')
     assert status == 400 and json.loads(body)["error"]["param"] == "reject_when_late"
 
 
@@ -384,7 +217,7 @@ def test_metrics_are_exposed_for_prometheus_on_the_metrics_port_only(
             return parse(resp.read().decode())
 
     # not on the public HTTP port: its tenant labels are for the operator
-    assert raw(mesh, "GET", "/metrics", headers={"Authorization": ""})[0] == 404
+    assert raw_http(mesh, "GET", "/metrics", headers={"Authorization": ""})[0] == 404
     assert mesh.endpoints.metrics["gateway"] != mesh.endpoints.gateway_http
 
     before = scrape()
