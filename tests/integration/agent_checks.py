@@ -1,4 +1,5 @@
-"""What the agent-framework tests (test_agent_frameworks.py) check after each run: the
+"""The agent tests' setup (test_agent_frameworks.py, test_openai_sdk_agents.py: the model,
+the question, a tenant per test and its key) and what they check after each run: the
 agent's one tool, recording its calls, and the planner's program records in Redis
 (cache/keys.py), read back as one chain of calls."""
 
@@ -14,6 +15,21 @@ import redis
 from pydantic import Field
 
 from cache import keys
+
+MODEL = "sim/llama-3.1-8b"
+MAX_TURNS = 6  # an agent loop that has not answered in text by then is a failure
+QUESTION = "What will the weather be like in Lisbon this week?"
+# each test runs under its own tenant (its own API key), so the tenant's programs are the test's
+TENANTS = ("sdk-tools", "sdk-stream", "sdk-schema", "langchain", "agents-sdk", "langgraph", "models",
+           "lc-responses", "lc-chained", "lc-stream", "lc-structured", "agents-session",
+           "agents-conv", "agents-typed", "agents-typed-auto")
+API_KEYS = {f"key-{tenant}": tenant for tenant in TENANTS}
+
+
+def key(tenant: str) -> str:
+    assert tenant in TENANTS
+    return f"key-{tenant}"
+
 
 FORECAST_PARAMETERS: dict[str, Any] = {
     "type": "object",

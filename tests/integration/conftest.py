@@ -6,9 +6,11 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+import redis
 
 from ostinato.mesh import Mesh
-from tests.conftest import http_base
+from tests.conftest import http_base, running_mesh
+from tests.integration.agent_checks import API_KEYS
 from tests.integration.fault_mesh import start_mesh
 
 
@@ -31,3 +33,28 @@ def acme(base_url: str) -> Iterator[openai.OpenAI]:
     """The official openai client, as tenant acme (as agent frameworks use it)."""
     with openai.OpenAI(base_url=base_url, api_key="key-acme", max_retries=0) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def agent_mesh() -> Iterator[Mesh]:
+    """The agent tests' mesh: a key per test's tenant (agent_checks.py), none without one."""
+    with running_mesh({
+        "gateway": {"http_port": 0, "api_keys": API_KEYS, "allow_anonymous": False,
+                    "semantic_cache": False},
+        "sim_engine": {"time_scale": 0.05},
+        "workers": 2,
+    }) as m:
+        yield m
+
+
+@pytest.fixture(scope="module")
+def agent_url(agent_mesh: Mesh) -> str:
+    return http_base(agent_mesh)
+
+
+@pytest.fixture(scope="module")
+def agent_store(agent_mesh: Mesh) -> Iterator[redis.Redis]:
+    """The agent mesh's Redis, where the planner keeps its program records."""
+    client = redis.Redis.from_url(agent_mesh.endpoints.redis_url, decode_responses=True)
+    yield client
+    client.close()
