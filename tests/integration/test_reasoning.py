@@ -17,7 +17,7 @@ import requests
 
 import ostinato
 from ostinato.mesh import Mesh
-from tests.conftest import http_base, running_mesh
+from tests.conftest import running_mesh
 from tests.integration.agent_checks import FORECAST_PARAMETERS, City, Days, Forecasts
 
 MODEL = "sim/llama-3.1-8b"
@@ -35,11 +35,6 @@ def mesh() -> Iterator[Mesh]:
         "sim_engine": {"reasoning_format": "qwen3", "zero_cost": True},
     }) as m:
         yield m
-
-
-@pytest.fixture(scope="module")
-def base_url(mesh: Mesh) -> str:
-    return http_base(mesh)
 
 
 @pytest.fixture(scope="module")

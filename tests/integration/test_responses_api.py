@@ -21,13 +21,6 @@ WEATHER = {"type": "function", "name": "weather", "description": "The weather in
            "strict": True}
 
 
-@pytest.fixture(scope="module")
-def acme(mesh: Mesh) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"http://{mesh.endpoints.gateway_http}/v1", api_key="key-acme",
-                       max_retries=0) as client:
-        yield client
-
-
 def test_a_text_answer(acme: openai.OpenAI) -> None:
     raw = acme.responses.with_raw_response.create(
         model=MODEL, instructions="Answer briefly.", input="Name a colour.",
