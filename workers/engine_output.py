@@ -71,7 +71,8 @@ def parse_output(payload: dict[str, Any], streamed: StreamedText | None = None,
     if streamed is None:
         delta = text
     elif pieces is None:
-        delta = streamed.delta(text, reason is not None)
+        delta = streamed.delta(text, reason is not None, matched)
+        text = streamed.sent if reason is not None else text  # (the answer as sent)
     else:  # the whole text and logprobs, with its last output (gathered, not copied per event)
         delta = streamed.piece(text, reason is not None, matched)
         pieces.text.append(delta)  # (the answer as sent: a stop string's start left out)

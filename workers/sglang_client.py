@@ -35,7 +35,7 @@ from opentelemetry import propagate
 
 from workers.engine_http import LeanHttp
 from workers.engine_output import EngineOutput, StreamPieces, parse_output, sse_payloads
-from workers.streamed_text import StreamedText, stop_strings
+from workers.streamed_text import StreamedText, stop_strings, untrimmed_stop
 
 
 class EngineError(Exception):
@@ -75,6 +75,10 @@ class EngineRequest:
     def body(self, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"rid": self.rid, "sampling_params": self.sampling_params,
                                 "stream": stream}
+        if stream and untrimmed_stop(self.sampling_params):
+            # the stream's last event keeps the stop string it ended at, so that text held
+            # back for a stop string's start is known to be the answer's or the stop's
+            body["sampling_params"] = {**self.sampling_params, "no_stop_trim": True}
         if self.input_ids:
             body["input_ids"] = self.input_ids
         else:
@@ -95,11 +99,13 @@ def _error_text(error: Any) -> str:
 
 
 async def _events(resp: aiohttp.ClientResponse, stops: tuple[str, ...],
-                  incremental: bool = False) -> AsyncIterator[EngineOutput]:
+                  incremental: bool = False, untrimmed: bool = False,
+                  ) -> AsyncIterator[EngineOutput]:
     """A streamed response's outputs, to [DONE]; text that may begin one of `stops` is held
     back (workers/streamed_text.py). `incremental`: the engine runs with SGLang's
-    --incremental-streaming-output (each event its new text only)."""
-    streamed = StreamedText(stops)
+    --incremental-streaming-output (each event its new text only); `untrimmed`: the last
+    event keeps the stop string (SGLang's no_stop_trim), cut here."""
+    streamed = StreamedText(stops, untrimmed)
     pieces = StreamPieces() if incremental else None
     rest = b""  # an SSE line not complete yet
     done = False
@@ -212,7 +218,8 @@ class SGLangClient:
         finished = False  # an output said so
         done = False  # and the answer was read to its end (n > 1: every sample's)
         try:
-            outputs = (_events(resp, stop_strings(request.sampling_params), self.incremental)
+            outputs = (_events(resp, stop_strings(request.sampling_params), self.incremental,
+                               untrimmed_stop(request.sampling_params))
                        if stream else _answer(resp))
             async with contextlib.aclosing(outputs) as outs:
                 async for out in outs:

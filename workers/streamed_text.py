@@ -7,6 +7,13 @@ turn into a stop string (an end of the text that begins one) is therefore held b
 more text shows it does not, or the answer ends. Before this, a stop string split across
 tokens ("request c" after " request") made the last event's text shorter than what had
 been sent, and the whole text was sent again (the review saw "considers requestconsiders ").
+
+Held text cannot always be told from the text alone to be the answer's or the stop's: with
+stop "END", sent "xE" then an empty last piece is "xE" ending at a stop ("xE" + "END") or
+"x" ending at one ("x" + "E" "ND"). So the worker streams with SGLang's `no_stop_trim`
+where it can (`untrimmed_stop`): the last event keeps the stop string, and the answer ends
+where the stop string begins, as SGLang's own trim finds it. Without (special tokens kept:
+an EOS token's text would stay too), held text that begins the matched stop is dropped.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ log = structlog.get_logger(__name__)
 
 
 class StreamedText:
-    def __init__(self, stops: Iterable[str] = ()) -> None:
+    def __init__(self, stops: Iterable[str] = (), untrimmed: bool = False) -> None:
         self._stops = tuple(s for s in stops if s)
+        self._untrimmed = untrimmed  # the last event keeps the stop string: cut it here
         self.sent = ""  # (cumulative events: `delta`)
         self._held = ""  # (incremental events: `piece`)
 
@@ -45,13 +53,17 @@ class StreamedText:
         pending = self._held + piece
         if finished:
             self._held = ""
+            if self._untrimmed:
+                return _before(pending, matched)
             return "" if matched and matched.startswith(pending) else pending
         keep = self.held(pending) if self._stops else 0
         out, self._held = pending[:len(pending) - keep], pending[len(pending) - keep:]
         return out
 
-    def delta(self, text: str, finished: bool) -> str:
+    def delta(self, text: str, finished: bool, matched: str | None = None) -> str:
         """The new text to send, given the engine's whole text so far."""
+        if finished and self._untrimmed:
+            text = _before(text, matched)
         ready = text if finished or not self._stops else text[:len(text) - self.held(text)]
         if ready.startswith(self.sent):
             new, self.sent = ready[len(self.sent):], ready
@@ -63,6 +75,20 @@ class StreamedText:
         log.warning("engine text does not extend the text streamed", sent=len(self.sent),
                     text=len(text))
         return ""
+
+
+def _before(text: str, matched: str | None) -> str:
+    """The text up to the stop string the engine matched (SGLang's trim: the first one)."""
+    at = text.find(matched) if matched else -1
+    return text if at < 0 else text[:at]
+
+
+def untrimmed_stop(sampling_params: dict[str, object]) -> bool:
+    """Whether a stream is asked to keep the stop string it ends at (SGLang's no_stop_trim):
+    where it has stop strings, unless special tokens are kept (the untrimmed end would keep
+    an EOS token's text too)."""
+    return bool(stop_strings(sampling_params)) and sampling_params.get(
+        "skip_special_tokens", True) is not False
 
 
 def stop_strings(sampling_params: dict[str, object]) -> tuple[str, ...]:

@@ -58,6 +58,15 @@ def test_stop_string_truncates_output_before_it() -> None:
     assert full.startswith(d.text) and (" " + word) not in d.text
 
 
+def test_no_stop_trim_keeps_the_stop_string_it_ended_at() -> None:
+    """SGLang's no_stop_trim: the text ends with the matched stop string, same finish."""
+    full = run(Decoder([9], max_new_tokens=40, ignore_eos=True)).text
+    stop = " " + full.split()[5]
+    kept = run(Decoder([9], max_new_tokens=40, ignore_eos=True, stop=(stop,), no_stop_trim=True))
+    assert kept.finish_reason == {"type": "stop", "matched": stop}
+    assert kept.text == full[:full.index(stop) + len(stop)]
+
+
 def test_fixed_length_decoder_follows_a_step_counter_until_settled() -> None:
     counter = StepCounter()
     d = FixedLengthDecoder(5, 100)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from workers.streamed_text import StreamedText, stop_strings
+from workers.streamed_text import StreamedText, stop_strings, untrimmed_stop
 
 
 @pytest.mark.parametrize(("stops", "events", "deltas"), [
@@ -80,3 +82,71 @@ def test_pieces_and_whole_texts_make_the_same_answer() -> None:
     got = "".join(incremental.piece(p, i == len(pieces) - 1, "request c")
                   for i, p in enumerate(pieces))
     assert got == sent == "The weather "
+
+
+def _sglang_stream(tokens: list[str], stops: list[str], no_stop_trim: bool,
+                   ) -> tuple[list[tuple[str, bool, str | None]], str]:
+    """What SGLang 0.5.23 streams for these decoded tokens (its detokenizer_manager: each
+    step sends the text past what it sent; the finishing step sends trim_matched_stop of the
+    whole text past that, nothing if the trim is shorter), and its unstreamed answer (the
+    text up to the first stop string matched, found with str.find)."""
+    decoded, sent, increments = "", 0, []
+    for i, token in enumerate(tokens):
+        decoded += token
+        hits = [(decoded.find(s), s) for s in stops if s in decoded]
+        if hits:
+            at, stop = min(hits)
+            final = decoded[:at + len(stop)] if no_stop_trim else decoded[:at]
+            increments.append((final[sent:], True, stop))
+            return increments, decoded[:at]
+        increments.append((decoded[sent:], i == len(tokens) - 1, None))
+        sent = len(decoded)
+    return increments, decoded
+
+
+@pytest.mark.parametrize(("tokens", "answer"), [
+    (["abc", "EN", "D"], "abc"),        # the held "EN" began the stop
+    (["x", "E", "END"], "xE"),          # the held "E" did not: it is the answer's
+    (["x", "E", "N", "EN", "D"], "xEN"),
+    (["Thought: ok\n", "\nObservation:"], "Thought: ok\n"),
+])
+def test_an_untrimmed_last_event_tells_the_answer_from_the_stop(
+        tokens: list[str], answer: str) -> None:
+    stops = ["END", "\nObservation:"]
+    increments, truth = _sglang_stream(tokens, stops, no_stop_trim=True)
+    assert truth == answer
+    incremental = StreamedText(stops, untrimmed=True)
+    cumulative, whole = StreamedText(stops, untrimmed=True), ""
+    pieces, deltas = [], []
+    for text, finished, matched in increments:
+        pieces.append(incremental.piece(text, finished, matched))
+        whole += text
+        deltas.append(cumulative.delta(whole, finished, matched))
+    assert "".join(pieces) == "".join(deltas) == answer
+
+
+def test_streams_give_the_unstreamed_answer_for_any_tokens() -> None:
+    """Random token streams against SGLang's stop handling (modelled above): with the
+    untrimmed last event both kinds of stream give exactly the unstreamed answer, and no
+    delta is ever taken back (each is sent as it comes)."""
+    rng = random.Random(7)
+    alphabet = ["a", "E", "N", "D", "EN", "ND", "END", "xE", "\n", "\n\n", "NE"]
+    for _ in range(3000):
+        stops = rng.sample(["END", "\n\n", "NE", "aND"], rng.randint(1, 2))
+        tokens = [rng.choice(alphabet) for _ in range(rng.randint(1, 8))]
+        increments, truth = _sglang_stream(tokens, stops, no_stop_trim=True)
+        incremental = StreamedText(stops, untrimmed=True)
+        cumulative, whole, deltas = StreamedText(stops, untrimmed=True), "", []
+        for text, finished, matched in increments:
+            whole += text
+            deltas.append(cumulative.delta(whole, finished, matched))
+        got = "".join(incremental.piece(t, f, m) for t, f, m in increments)
+        assert got == "".join(deltas) == truth, (tokens, stops)
+
+
+@pytest.mark.parametrize(("params", "untrimmed"), [
+    ({}, False), ({"stop": ["x"]}, True), ({"stop": "x"}, True), ({"stop": []}, False),
+    ({"stop": ["x"], "skip_special_tokens": False}, False),  # an EOS token's text would stay
+])
+def test_untrimmed_stop(params: dict, untrimmed: bool) -> None:
+    assert untrimmed_stop(params) is untrimmed

@@ -28,6 +28,7 @@ class SimRequest:
     prompt_ids: list[int]
     max_new_tokens: int = 128
     stop: tuple[str, ...] = ()
+    no_stop_trim: bool = False  # the text keeps the stop string it ends at (SGLang's)
     ignore_eos: bool = False
     seed: int = 0
     min_new_tokens: int = 0  # no EOS before this many tokens (SGLang's min_new_tokens)
@@ -146,7 +147,8 @@ class RealtimeSimEngine:
         self.validate(req)
         self._ensure_driver()
         decoder = Decoder(req.prompt_ids, max_new_tokens=req.max_new_tokens, stop=req.stop,
-                          ignore_eos=req.ignore_eos, seed=req.seed, script=req.script,
+                          no_stop_trim=req.no_stop_trim, ignore_eos=req.ignore_eos,
+                          seed=req.seed, script=req.script,
                           min_new_tokens=req.min_new_tokens, preamble=req.preamble)
         queue: asyncio.Queue[EngineEvent] = asyncio.Queue()
         self._streams[req.rid] = queue

@@ -154,7 +154,8 @@ def parse_generate(body: Any, tool_format: str = "hermes",
     return [
         SimRequest(
             rid=rid if n == 1 else f"{rid}-{i}", prompt_ids=prompt, max_new_tokens=max_new,
-            stop=stop, ignore_eos=bool(sp.get("ignore_eos", False)), seed=int(seed) + i,
+            stop=stop, no_stop_trim=bool(sp.get("no_stop_trim", False)),
+            ignore_eos=bool(sp.get("ignore_eos", False)), seed=int(seed) + i,
             min_new_tokens=min_new,
             priority=priority or 0, cache_salt=str(body.get("cache_salt") or ""),
             script=script,

@@ -76,6 +76,7 @@ class Decoder:
         *,
         max_new_tokens: int,
         stop: tuple[str, ...] = (),
+        no_stop_trim: bool = False,
         ignore_eos: bool = False,
         seed: int = 0,
         script: str | None = None,
@@ -94,6 +95,7 @@ class Decoder:
         self._detok = IncrementalDetokenizer()
         self._max = max(0, max_new_tokens)
         self._stop = tuple(s for s in stop if s)
+        self._keep_stop = no_stop_trim
         self.text = ""
         self.output_ids: list[int] = []
         self.completion_tokens = 0
@@ -122,7 +124,7 @@ class Decoder:
         for s in self._stop:
             idx = candidate.find(s, max(0, before - len(s)))
             if idx != -1:
-                self.text = candidate[:idx]
+                self.text = candidate[:idx + len(s) if self._keep_stop else idx]
                 self.finish_reason = {"type": "stop", "matched": s}
                 return self.text[before:]
         self.text = candidate
