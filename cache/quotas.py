@@ -71,6 +71,12 @@ class QuotaDecision:
     retry_after_s: float = 0.0  # when refused: how long until the request would fit
 
 
+def never_fits(limits: TenantLimits, prompt_tokens: int) -> bool:
+    """A prompt over a whole minute of the tenant's tokens: no wait ever admits it (decided
+    without Redis, so also while Redis is away)."""
+    return bool(limits.tpm) and prompt_tokens > limits.tpm
+
+
 class Quotas:
     def __init__(self, client: AsyncClient) -> None:
         self._script = client.register_script(_GCRA)
@@ -81,7 +87,7 @@ class Quotas:
         larger than a whole minute's tokens is refused for good (retry_after 0 means never)."""
         if not limits.rpm and not limits.tpm:
             return QuotaDecision(True)
-        if limits.tpm and prompt_tokens > limits.tpm:
+        if never_fits(limits, prompt_tokens):
             return QuotaDecision(False, 0.0)
         admitted, wait_ms = await self._script(
             keys=[quota_calls(tenant), quota_tokens(tenant)],

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import structlog
 
-from cache.quotas import Quotas
+from cache.quotas import Quotas, never_fits
 from cache.redis_client import within
 from cache.tenancy import TenantLimits
 from gateway.call_items import CallFailed
@@ -43,6 +43,8 @@ class QuotaMeter:
         unmetered (False)."""
         if self._quotas is None or not (limits.rpm or limits.tpm):
             return False
+        if never_fits(limits, prompt_tokens):  # refused whether Redis answers or not
+            raise self._never(tenant, limits, prompt_tokens)
         quotas = self._quotas
         try:
             decision = await within(quotas.admit(tenant, limits, prompt_tokens),
@@ -56,14 +58,18 @@ class QuotaMeter:
         if decision.admitted:
             return True
         if decision.retry_after_s <= 0:  # no wait makes it fit: never retryable as it is
-            raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                             f"the prompt's {prompt_tokens} tokens exceed the {limits.tpm} "
-                             f"tokens per minute of tenant {tenant!r}: it can never be "
-                             "admitted (shorten it)")
+            raise self._never(tenant, limits, prompt_tokens)
         raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED,
                          f"tenant {tenant!r} is over its quota ({limits.rpm or 'unlimited'} calls, "
                          f"{limits.tpm or 'unlimited'} tokens per minute); retry after "
                          f"{decision.retry_after_s:.1f} s", retry_after_s=decision.retry_after_s)
+
+    @staticmethod
+    def _never(tenant: str, limits: TenantLimits, prompt_tokens: int) -> CallFailed:
+        return CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"the prompt's {prompt_tokens} tokens exceed the {limits.tpm} "
+                          f"tokens per minute of tenant {tenant!r}: it can never be "
+                          "admitted (shorten it)")
 
     def charge(self, tenant: str, limits: TenantLimits, completion_tokens: int) -> None:
         """Completion tokens go on the tenant's token bucket once known (not awaited)."""

@@ -46,8 +46,13 @@ async def test_redis_down_serves_unmetered() -> None:
         for _ in range(3):  # no refusal, no exception, and not metered
             assert not await meter.admit("t", TenantLimits(rpm=1), 10)
         await meter.refund("t", TenantLimits(rpm=1, tpm=100), 10)  # nothing raised either
+        # a prompt over the whole tpm is refused for good, Redis or not (no retry time)
+        with pytest.raises(CallFailed) as never:
+            await meter.admit("t", TenantLimits(tpm=100), 101)
     finally:
         await client.aclose()
+    assert never.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert never.value.retry_after_s is None and "can never be admitted" in never.value.message
 
 
 @pytest.mark.parametrize(("limits", "second"), [
