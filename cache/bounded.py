@@ -14,7 +14,7 @@ from typing import TypeVar
 import structlog
 
 from cache.metrics import CacheMetrics
-from cache.outage import RedisOutage
+from cache.outage import RedisOutage, Skipped
 from cache.redis_client import within
 
 log = structlog.get_logger(__name__)
@@ -37,8 +37,9 @@ class Bounded:
     async def __call__(self, op: Awaitable[T]) -> T:
         try:
             result = await within(op, self.timeout_s, RedisDown, self._outage)
-        except RedisDown:
-            self._metrics.count("redis_error")
+        except RedisDown as exc:
+            if not isinstance(exc.__cause__, Skipped):  # (skips are counted as skips)
+                self._metrics.count("redis_error")
             if self._metrics.redis_up:
                 log.warning("redis unavailable: caches answer miss")
             self._metrics.redis_up = False

@@ -20,6 +20,11 @@ from weakref import WeakKeyDictionary
 RETRY_S = 1.0  # how long Redis is skipped after a failure before it is tried again
 
 
+class Skipped(Exception):
+    """Why an operation was not sent: Redis failed under `retry_s` ago (the cause of the
+    caller's unavailable error, so it is not counted as a Redis error of its own)."""
+
+
 class RedisOutage:
     def __init__(self, retry_s: float = RETRY_S,
                  clock: Callable[[], float] = time.monotonic) -> None:

@@ -22,13 +22,17 @@ import structlog
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
-from cache.outage import RedisOutage, outage_of
+from cache.outage import RedisOutage, Skipped, outage_of
 from ostinato.config import RedisConfig
 
 AsyncClient: TypeAlias = aioredis.Redis | AsyncRedisCluster
 SyncClient: TypeAlias = redis.Redis | RedisCluster
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
+# what says Redis is out of reach (a Cluster's "cluster down" too), not that it refused one
+# operation
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+               redis.exceptions.ClusterDownError, OSError, TimeoutError)
 
 
 async def within(op: Awaitable[T], timeout_s: float, unavailable: type[Exception],
@@ -40,12 +44,14 @@ async def within(op: Awaitable[T], timeout_s: float, unavailable: type[Exception
     if outage is not None and outage.skip():
         if inspect.iscoroutine(op):
             op.close()  # never sent
-        raise unavailable("Redis failed under a second ago: not tried")
+        raise unavailable("Redis failed under a second ago: not tried") from Skipped()
     try:
         async with asyncio.timeout(timeout_s):
             result = await op
     except (aioredis.RedisError, OSError, TimeoutError) as exc:
-        if outage is not None and outage.failed():
+        # an error the server answered (WRONGTYPE, OOM, NOSCRIPT ...) says it is there: only
+        # one that says it is out of reach makes the others skip it
+        if outage is not None and isinstance(exc, UNREACHABLE) and outage.failed():
             log.warning("redis unavailable: going on without it (answer caches miss, calls "
                         "unmetered, responses and conversations not stored) until it answers",
                         error=repr(exc))

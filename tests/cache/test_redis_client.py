@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -9,7 +11,9 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
 from cache import keys
-from cache.redis_client import connect, connect_sync
+from cache.outage import RedisOutage, Skipped
+from cache.redis_client import connect, connect_sync, within
+from cache.redis_server import free_port
 from ostinato import cli
 from ostinato.config import ConfigError, load_mesh_config
 
@@ -63,3 +67,35 @@ def test_the_tenants_command_works_on_a_cluster(redis_cluster_url: str,
     assert "tenant cluster-acme created" in out
     assert "tenant cluster-acme: 1 key(s), weight 1, rpm 60" in out
     assert "tenant cluster-acme revoked (1 key(s) removed)" in out
+
+
+class _Unavailable(Exception):
+    pass
+
+
+async def test_an_error_the_server_answers_does_not_make_others_skip_redis(
+        redis_url: str) -> None:
+    """WRONGTYPE from a live Redis fails that operation only; a refused connection starts
+    an outage (the next operation is skipped, the skip named as its cause)."""
+    client = aioredis.from_url(redis_url)
+    key = f"t:{uuid.uuid4().hex}"
+    try:
+        outage = RedisOutage(clock=lambda: 0.0)  # (time stands still: no race with the skip)
+        await client.set(key, "x")
+        with pytest.raises(_Unavailable):
+            await within(client.lpush(key, "y"), 2.0, _Unavailable, outage)  # WRONGTYPE
+        assert not outage.down
+        assert await within(client.get(key), 2.0, _Unavailable, outage) == b"x"
+    finally:
+        await client.delete(key)
+        await client.aclose()
+    gone = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.5)
+    try:
+        with pytest.raises(_Unavailable):
+            await within(gone.get(key), 2.0, _Unavailable, outage)
+        assert outage.down
+        with pytest.raises(_Unavailable) as skipped:
+            await within(gone.get(key), 2.0, _Unavailable, outage)
+        assert isinstance(skipped.value.__cause__, Skipped) and outage.skipped == 1
+    finally:
+        await gone.aclose()
