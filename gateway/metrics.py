@@ -42,7 +42,8 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("ostinato_tenancy_stale", "1 while Redis is unreachable and the "
                                 "last tenancy snapshot serves.", value=int(self._stale()))
         yield CounterMetricFamily("ostinato_quota_unmetered_calls", "Calls served without "
-                                  "their tenant's quotas taken: Redis did not answer.",
+                                  "their tenant's quotas taken, or their completion tokens "
+                                  "not charged: Redis did not answer.",
                                   value=self._unmetered())
         if self._outage is not None:
             yield CounterMetricFamily("ostinato_redis_skipped_operations", "Redis operations "

@@ -35,7 +35,8 @@ class QuotaMeter:
         self._quotas = quotas
         self._timeout_s = timeout_s
         self._spawn = spawn
-        self.unmetered = 0  # calls served unmetered because Redis did not answer
+        self.unmetered = 0  # calls served unmetered, or not charged their completion tokens,
+        # because Redis did not answer
 
     async def admit(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> bool:
         """The tenant's quotas take this call and its prompt tokens (True), or it is refused
@@ -78,9 +79,11 @@ class QuotaMeter:
             return
 
         async def charge() -> None:
-            with contextlib.suppress(QuotasUnavailable):
+            try:
                 await within(quotas.charge(tenant, limits, completion_tokens), self._timeout_s,
                              QuotasUnavailable, quotas.outage)
+            except QuotasUnavailable:
+                self.unmetered += 1  # served, its completion tokens not taken
 
         self._spawn(charge())
 

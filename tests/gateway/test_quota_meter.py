@@ -73,3 +73,18 @@ async def test_a_refund_is_for_tenants_with_an_rpm(redis_url: str, limits: Tenan
                 await meter.admit(tenant, limits, 60)
     finally:
         await client.aclose()
+
+
+async def test_a_charge_redis_does_not_take_is_counted_unmetered() -> None:
+    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.2,
+                               socket_timeout=0.2)
+    charges: list[Coroutine[Any, Any, None]] = []
+    meter = QuotaMeter(Quotas(client), 0.5, charges.append)
+    try:
+        meter.charge("t", TenantLimits(tpm=1000), 25)
+        meter.charge("t", TenantLimits(rpm=5), 25)  # no tpm: nothing to charge
+        assert len(charges) == 1
+        await charges[0]
+    finally:
+        await client.aclose()
+    assert meter.unmetered == 1
