@@ -31,6 +31,7 @@ class RedisOutage:
         self._retry_s = retry_s
         self._clock = clock
         self._retry_at = 0.0
+        self._changed_at = float("-inf")  # when the outage last began or ended
         self.down = False  # the last operation failed (until one succeeds)
         self.skipped = 0  # operations not sent while down (counted, for the metrics)
 
@@ -42,17 +43,32 @@ class RedisOutage:
             return True
         return False
 
-    def failed(self) -> bool:
-        """An operation failed: Redis is skipped for `retry_s`. True when this begins an
-        outage (what to log)."""
+    def now(self) -> float:
+        """When an operation starts (what `failed` and `succeeded` are told)."""
+        return self._clock()
+
+    def failed(self, started: float | None = None) -> bool:
+        """An operation that started at `started` failed: Redis is skipped for `retry_s`.
+        One that started before the last success is stale (Redis answered since) and
+        changes nothing. True when this begins an outage (what to log)."""
+        if started is not None and not self.down and started < self._changed_at:
+            return False
         began = not self.down
+        if began:
+            self._changed_at = self._clock()
         self.down = True
         self._retry_at = self._clock() + self._retry_s
         return began
 
-    def succeeded(self) -> bool:
-        """An operation succeeded. True when this ends an outage."""
+    def succeeded(self, started: float | None = None) -> bool:
+        """An operation that started at `started` succeeded. One that started before the
+        outage began is stale (sent before Redis failed) and does not end it. True when
+        this ends an outage."""
+        if started is not None and self.down and started < self._changed_at:
+            return False
         ended = self.down
+        if ended:
+            self._changed_at = self._clock()
         self.down = False
         return ended
 

@@ -45,18 +45,19 @@ async def within(op: Awaitable[T], timeout_s: float, unavailable: type[Exception
         if inspect.iscoroutine(op):
             op.close()  # never sent
         raise unavailable("Redis failed under a second ago: not tried") from Skipped()
+    started = outage.now() if outage is not None else 0.0
     try:
         async with asyncio.timeout(timeout_s):
             result = await op
     except (aioredis.RedisError, OSError, TimeoutError) as exc:
         # an error the server answered (WRONGTYPE, OOM, NOSCRIPT ...) says it is there: only
         # one that says it is out of reach makes the others skip it
-        if outage is not None and isinstance(exc, UNREACHABLE) and outage.failed():
+        if outage is not None and isinstance(exc, UNREACHABLE) and outage.failed(started):
             log.warning("redis unavailable: going on without it (answer caches miss, calls "
                         "unmetered, responses and conversations not stored) until it answers",
                         error=repr(exc))
         raise unavailable(str(exc) or type(exc).__name__) from exc
-    if outage is not None and outage.succeeded():
+    if outage is not None and outage.succeeded(started):
         log.info("redis back")
     return result
 

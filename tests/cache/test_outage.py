@@ -42,6 +42,27 @@ def test_an_outage_skips_redis_then_tries_it_again(steps: list) -> None:
     assert outage.skipped == skipped
 
 
+@pytest.mark.parametrize(("first", "then", "down"), [
+    # an operation sent before the outage began answers after it: it does not end it
+    ("fail", "ok", True),
+    # one sent before Redis came back fails after it: it does not begin another outage
+    ("ok", "fail", False),
+])
+def test_a_result_older_than_the_last_change_changes_nothing(first: str, then: str,
+                                                            down: bool) -> None:
+    clock = Clock()
+    outage = RedisOutage(retry_s=1.0, clock=clock)
+    if first == "ok":  # an outage that has ended
+        outage.failed(clock())
+        clock.now += 1.0
+    started = clock()  # the stale operation is sent
+    clock.now += 0.1
+    assert (outage.failed(clock()) if first == "fail" else outage.succeeded(clock())) is True
+    clock.now += 0.1
+    assert (outage.succeeded(started) if then == "ok" else outage.failed(started)) is False
+    assert outage.down is down
+
+
 def test_one_view_per_client() -> None:
     a, b = object.__new__(Clock), object.__new__(Clock)
     assert outage_of(a) is outage_of(a) and outage_of(a) is not outage_of(b)
