@@ -13,7 +13,9 @@ stop "END", sent "xE" then an empty last piece is "xE" ending at a stop ("xE" + 
 "x" ending at one ("x" + "E" "ND"). So the worker streams with SGLang's `no_stop_trim`
 where it can (`untrimmed_stop`): the last event keeps the stop string, and the answer ends
 where the stop string begins, as SGLang's own trim finds it. Without (special tokens kept:
-an EOS token's text would stay too), held text that begins the matched stop is dropped.
+an EOS token's text would stay too), the trimmed last piece is taken whole: SGLang sends no
+event while its text may begin a stop string (check_match_stop_str_prefix), so nothing it
+sent is the stop's (the sim engine holds its events back the same way).
 """
 
 from __future__ import annotations
@@ -46,16 +48,15 @@ class StreamedText:
     def piece(self, piece: str, finished: bool, matched: str | None = None) -> str:
         """The new text to send, given the engine's next piece of text (SGLang's
         --incremental-streaming-output): what was held back, the piece, less what may now
-        begin a stop string. Costs the piece's length, not the answer's. At the end, held
-        text that began the stop string the engine matched is dropped: the engine's text
-        leaves the stop string out (its last piece cannot take back what it sent before),
-        so the answer is the one a cumulative stream gives."""
+        begin a stop string. Costs the piece's length, not the answer's. At the end, an
+        untrimmed last piece is cut where the matched stop string begins."""
         pending = self._held + piece
         if finished:
             self._held = ""
-            if self._untrimmed:
-                return _before(pending, matched)
-            return "" if matched and matched.startswith(pending) else pending
+            # trimmed, the last piece is the answer's: SGLang sends nothing while its text
+            # may begin a stop string (its check_match_stop_str_prefix), so what it sent
+            # before the stop string is the answer's
+            return _before(pending, matched) if self._untrimmed else pending
         keep = self.held(pending) if self._stops else 0
         out, self._held = pending[:len(pending) - keep], pending[len(pending) - keep:]
         return out

@@ -53,10 +53,12 @@ def test_stop_strings(params: dict, stops: tuple[str, ...]) -> None:
 @pytest.mark.parametrize(("stops", "pieces", "matched", "deltas"), [
     # SGLang's --incremental-streaming-output: each event its new text only
     ((), [("ab", False), ("c", False), ("d", True)], None, ["ab", "c", "d"]),
-    # the review's case as pieces: the engine sent " request" before it matched the stop
-    # string, and its last piece is empty; what began it was held, and is dropped at the end
-    (("request c",), [("consider", False), ("s", False), (" request", False), ("", True)],
-     "request c", ["conside", "rs", " ", ""]),
+    # the review's case as SGLang sends it: nothing while its text may begin the stop
+    # string (" request"), then the trimmed last piece, which is the answer's
+    (("request c",), [("consider", False), ("s", False), (" ", True)],
+     "request c", ["conside", "rs", " "]),
+    # a trimmed last piece that begins the stop string is still the answer's ("xE" + "END")
+    (("END",), [("x", False), ("E", True)], "END", ["x", "E"]),
     # an end that began a stop string but did not become one is sent once it is clear
     (("\nObservation",), [("Thought", False), ("\nOb", False), ("ey", False), (".", True)],
      None, ["Thought", "", "\nObey", "."]),
@@ -77,7 +79,7 @@ def test_pieces_and_whole_texts_make_the_same_answer() -> None:
     texts = ["The", "The wea", "The weather req", "The weather "]  # the stop string dropped
     whole = StreamedText(["request c"])
     sent = "".join(whole.delta(t, i == len(texts) - 1) for i, t in enumerate(texts))
-    pieces = ["The", " wea", "ther req", ""]  # the token completing it ends it, sending nothing
+    pieces = ["The", " wea", "ther ", ""]  # SGLang held "req" back; the stop ends it
     incremental = StreamedText(["request c"])
     got = "".join(incremental.piece(p, i == len(pieces) - 1, "request c")
                   for i, p in enumerate(pieces))
@@ -86,11 +88,13 @@ def test_pieces_and_whole_texts_make_the_same_answer() -> None:
 
 def _sglang_stream(tokens: list[str], stops: list[str], no_stop_trim: bool,
                    ) -> tuple[list[tuple[str, bool, str | None]], str]:
-    """What SGLang 0.5.23 streams for these decoded tokens (its detokenizer_manager: each
-    step sends the text past what it sent; the finishing step sends trim_matched_stop of the
-    whole text past that, nothing if the trim is shorter), and its unstreamed answer (the
-    text up to the first stop string matched, found with str.find)."""
+    """What SGLang 0.5.23 streams for these decoded tokens (its scheduler sends no event
+    while the text ends in what may begin a stop string, check_match_stop_str_prefix; its
+    detokenizer_manager: each event sends the text past what it sent; the finishing one
+    sends trim_matched_stop of the whole text past that, nothing if the trim is shorter),
+    and its unstreamed answer (the text up to the first stop string, found with str.find)."""
     decoded, sent, increments = "", 0, []
+    may_stop = StreamedText(stops)
     for i, token in enumerate(tokens):
         decoded += token
         hits = [(decoded.find(s), s) for s in stops if s in decoded]
@@ -99,8 +103,10 @@ def _sglang_stream(tokens: list[str], stops: list[str], no_stop_trim: bool,
             final = decoded[:at + len(stop)] if no_stop_trim else decoded[:at]
             increments.append((final[sent:], True, stop))
             return increments, decoded[:at]
-        increments.append((decoded[sent:], i == len(tokens) - 1, None))
-        sent = len(decoded)
+        last = i == len(tokens) - 1
+        if last or not may_stop.held(decoded):
+            increments.append((decoded[sent:], last, None))
+            sent = len(decoded)
     return increments, decoded
 
 
@@ -126,22 +132,22 @@ def test_an_untrimmed_last_event_tells_the_answer_from_the_stop(
 
 
 def test_streams_give_the_unstreamed_answer_for_any_tokens() -> None:
-    """Random token streams against SGLang's stop handling (modelled above): with the
-    untrimmed last event both kinds of stream give exactly the unstreamed answer, and no
-    delta is ever taken back (each is sent as it comes)."""
+    """Random token streams against SGLang's stop handling (modelled above): untrimmed
+    (no_stop_trim) or trimmed, both kinds of stream give exactly the unstreamed answer."""
     rng = random.Random(7)
     alphabet = ["a", "E", "N", "D", "EN", "ND", "END", "xE", "\n", "\n\n", "NE"]
-    for _ in range(3000):
+    for i in range(6000):
+        untrimmed = i % 2 == 0  # no_stop_trim, or trimmed (special tokens kept)
         stops = rng.sample(["END", "\n\n", "NE", "aND"], rng.randint(1, 2))
         tokens = [rng.choice(alphabet) for _ in range(rng.randint(1, 8))]
-        increments, truth = _sglang_stream(tokens, stops, no_stop_trim=True)
-        incremental = StreamedText(stops, untrimmed=True)
-        cumulative, whole, deltas = StreamedText(stops, untrimmed=True), "", []
+        increments, truth = _sglang_stream(tokens, stops, no_stop_trim=untrimmed)
+        incremental = StreamedText(stops, untrimmed=untrimmed)
+        cumulative, whole, deltas = StreamedText(stops, untrimmed=untrimmed), "", []
         for text, finished, matched in increments:
             whole += text
             deltas.append(cumulative.delta(whole, finished, matched))
         got = "".join(incremental.piece(t, f, m) for t, f, m in increments)
-        assert got == "".join(deltas) == truth, (tokens, stops)
+        assert got == "".join(deltas) == truth, (tokens, stops, untrimmed)
 
 
 @pytest.mark.parametrize(("params", "untrimmed"), [

@@ -31,6 +31,7 @@ from workers.sim.generate_request import BadRequest, parse_generate
 from workers.sim.metrics import sim_engine_registry
 from workers.sim.scheduler import EngineEvent
 from workers.sim.tokenizer import detokenize, tokenize
+from workers.streamed_text import StreamedText
 
 log = structlog.get_logger(__name__)
 
@@ -88,10 +89,14 @@ async def _sample(engine: RealtimeSimEngine, req: SimRequest, index: int | None,
                   ) -> AsyncIterator[dict[str, Any]]:
     """The sample's events: the whole text so far in each (SGLang's default), or with
     `incremental` (its --incremental-streaming-output) each event's new text only, and its
-    logprobs those of the new tokens; the last takes back nothing sent, as SGLang's."""
+    logprobs those of the new tokens; the last takes back nothing sent, as SGLang's. As
+    SGLang's scheduler, no event while the text ends in what may begin a stop string."""
     text, sent, logged = "", 0, 0
+    stops = StreamedText(req.stop)
     async for event in engine.generate(req):
         text = event.text if event.finished else text + event.delta
+        if req.stop and not event.finished and stops.held(text):
+            continue  # SGLang sends nothing while the text may begin a stop string
         payload = _payload(req.rid, text, event, index, top_logprobs)
         if incremental:
             payload["text"] = text[sent:]
