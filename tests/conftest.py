@@ -14,11 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from cache.redis_server import EmbeddedRedis, find_vector_redis
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 from tests.redis_cluster import LocalRedisCluster, RedisTarget
+
+# Property tests draw the same examples on every run (no example database, no random seed):
+# `make test` is deterministic; a failure found once is kept as an explicit example.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.load_profile("deterministic")
 
 API_KEYS = {"key-acme": "acme", "key-globex": "globex"}
 
