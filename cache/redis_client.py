@@ -32,7 +32,8 @@ log = structlog.get_logger(__name__)
 # what says Redis is out of reach (a Cluster's "cluster down" too), not that it refused one
 # operation
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-               redis.exceptions.ClusterDownError, OSError, TimeoutError)
+               redis.exceptions.ClusterDownError, redis.exceptions.RedisClusterException,
+               OSError, TimeoutError)
 
 
 async def within(op: Awaitable[T], timeout_s: float, unavailable: type[Exception],
@@ -49,7 +50,9 @@ async def within(op: Awaitable[T], timeout_s: float, unavailable: type[Exception
     try:
         async with asyncio.timeout(timeout_s):
             result = await op
-    except (aioredis.RedisError, OSError, TimeoutError) as exc:
+    # (a cluster client with no node to reach raises RedisClusterException, not a RedisError)
+    except (aioredis.RedisError, redis.exceptions.RedisClusterException, OSError,
+            TimeoutError) as exc:
         # an error the server answered (WRONGTYPE, OOM, NOSCRIPT ...) says it is there: only
         # one that says it is out of reach makes the others skip it
         if outage is not None and isinstance(exc, UNREACHABLE) and outage.failed(started):

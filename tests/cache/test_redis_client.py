@@ -99,3 +99,16 @@ async def test_an_error_the_server_answers_does_not_make_others_skip_redis(
         assert isinstance(skipped.value.__cause__, Skipped) and outage.skipped == 1
     finally:
         await gone.aclose()
+
+
+async def test_a_cluster_with_no_node_to_reach_is_an_outage() -> None:
+    """redis-py's cluster client raises RedisClusterUnreachableError (no RedisError): it is
+    the caller's unavailable error and starts an outage, as a single server's would."""
+    client = connect(f"redis://127.0.0.1:{free_port()}", cluster=True, timeout_s=0.5)
+    outage = RedisOutage(clock=lambda: 0.0)
+    try:
+        with pytest.raises(_Unavailable):
+            await within(client.get("k"), 5.0, _Unavailable, outage)
+        assert outage.down
+    finally:
+        await client.aclose()
