@@ -109,7 +109,7 @@ class CallExecutor:
         try:
             async for item in self._answer(tenant, program_id, call, timeout_s, start,
                                            prepared, new_program, resend, implicit, whole,
-                                           limits, policy):
+                                           limits, policy, metered):
                 yield item
         except CallFailed as exc:
             exc.metered = metered  # (a second attempt of the request must not take it again)
@@ -121,8 +121,10 @@ class CallExecutor:
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
         start: float, prepared: tuple[PreparedPrompt, int], new_program: NewProgram | None,
         resend: bool, implicit: bool, whole: bool, limits: TenantLimits, policy: CachePolicy,
+        metered: bool,
     ) -> AsyncIterator[CallItem]:
-        """The call answered from the cache, or run through the mesh."""
+        """The call answered from the cache, or run through the mesh (`metered`: its
+        admission was taken from the tenant's quotas)."""
         exact = exact_digest(tenant, call) if (
             policy.mode is not CacheMode.OFF and deterministic(call)) else None
         semantic = semantic_key(tenant, call) if policy.mode is CacheMode.SEMANTIC else None
@@ -131,7 +133,7 @@ class CallExecutor:
             if hit is not None:
                 await self._record_cached(tenant, program_id, call, timeout_s, new_program,
                                           resend)
-                self._quotas.charge(tenant, limits, hit.answer.completion_tokens)
+                self._quotas.charge(tenant, limits, hit.answer.completion_tokens, metered)
                 yield Granted("")
                 yield Delta(hit.answer.text, _HIT[hit.kind], last=True,
                             reasoning=hit.answer.reasoning)
@@ -157,7 +159,7 @@ class CallExecutor:
         async for item in self._through_mesh(tenant, program_id, call, timeout_s, start,
                                              prepared, new_program, resend,
                                              report_later and not settle, whole, limits,
-                                             exact, semantic):
+                                             exact, semantic, metered):
             if settle and isinstance(item, common_pb2.CallResult):
                 await self._mesh.report_now.queued_through(REPORT_SETTLE_S)
             yield item
@@ -166,13 +168,13 @@ class CallExecutor:
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
         start: float, prepared: tuple[PreparedPrompt, int], new_program: NewProgram | None,
         resend: bool, report_later: bool, whole: bool, limits: TenantLimits,
-        exact: str | None, semantic: SemanticKey | None,
+        exact: str | None, semantic: SemanticKey | None, metered: bool,
     ) -> AsyncIterator[CallItem]:
         """The call run by a worker; its completion charged, its answer stored."""
         async for item in self._mesh.run(tenant, program_id, call, timeout_s, start, prepared,
                                          new_program, resend, report_later, whole):
             if isinstance(item, common_pb2.CallResult):
-                self._quotas.charge(tenant, limits, item.usage.completion_tokens)
+                self._quotas.charge(tenant, limits, item.usage.completion_tokens, metered)
             # Stored before the result is handed on: a consumer may stop at the result
             # (the HTTP stream does), and nothing after the last yield would run then.
             if (isinstance(item, common_pb2.CallResult) and self._cache is not None

@@ -72,8 +72,11 @@ class QuotaMeter:
                           f"tokens per minute of tenant {tenant!r}: it can never be "
                           "admitted (shorten it)")
 
-    def charge(self, tenant: str, limits: TenantLimits, completion_tokens: int) -> None:
-        """Completion tokens go on the tenant's token bucket once known (not awaited)."""
+    def charge(self, tenant: str, limits: TenantLimits, completion_tokens: int,
+               metered: bool = True) -> None:
+        """Completion tokens go on the tenant's token bucket once known (not awaited). One
+        that Redis does not take counts the call unmetered, unless its admission was
+        (`metered` False: counted then)."""
         quotas = self._quotas
         if quotas is None or not limits.tpm or completion_tokens <= 0:
             return
@@ -83,7 +86,7 @@ class QuotaMeter:
                 await within(quotas.charge(tenant, limits, completion_tokens), self._timeout_s,
                              QuotasUnavailable, quotas.outage)
             except QuotasUnavailable:
-                self.unmetered += 1  # served, its completion tokens not taken
+                self.unmetered += metered  # served, its completion tokens not taken
 
         self._spawn(charge())
 

@@ -83,8 +83,10 @@ async def test_a_charge_redis_does_not_take_is_counted_unmetered() -> None:
     try:
         meter.charge("t", TenantLimits(tpm=1000), 25)
         meter.charge("t", TenantLimits(rpm=5), 25)  # no tpm: nothing to charge
-        assert len(charges) == 1
-        await charges[0]
+        meter.charge("t", TenantLimits(tpm=1000), 25, metered=False)  # counted when admitted
+        assert len(charges) == 2
+        for charge in charges:
+            await charge
     finally:
         await client.aclose()
     assert meter.unmetered == 1
