@@ -68,6 +68,10 @@ def test_h200_profile_is_the_fit_of_its_recorded_measurement() -> None:
      "needs decode samples"),
     ('{"samples": [{"prompt_tokens": 128, "decode_steps": 1, "seconds": -1}]}',
      "positive times"),
+    ('{"samples": [{"prompt_tokens": 128, "decode_steps": 1, "seconds": NaN}]}',
+     "positive times"),
+    ('{"samples": [{"prompt_tokens": 128, "decode_steps": 0, "seconds": 0.01}, '
+     '{"prompt_tokens": 256, "decode_steps": 8, "seconds": 0.09}]}', "of the same prompt length"),
 ])
 def test_recorded_samples_refuses_what_is_not_a_measurement(
         tmp_path: Path, content: str | None, message: str) -> None:

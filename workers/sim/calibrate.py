@@ -131,8 +131,13 @@ def recorded_samples(path: str) -> list[Sample]:
         raise ValueError(f"{path}: not a samples file (no {exc.args[0]!r})") from None
     except (OSError, ValueError, TypeError) as exc:
         raise ValueError(f"{path}: not a samples file ({exc})") from None
-    if not any(s.decode_steps for s in samples) or any(s.seconds <= 0 for s in samples):
-        raise ValueError(f"{path}: needs decode samples and positive times")
+    if any(not math.isfinite(s.seconds) or s.seconds <= 0 for s in samples):
+        raise ValueError(f"{path}: needs positive times")
+    prefilled = {s.prompt_tokens for s in samples if not s.decode_steps}
+    if not any(s.decode_steps and s.prompt_tokens in prefilled for s in samples):
+        # (fit reads a decode step as a sample's time past the prefill of the same length)
+        raise ValueError(f"{path}: needs decode samples, each with a prefill-only sample "
+                         "of the same prompt length")
     return samples
 
 
