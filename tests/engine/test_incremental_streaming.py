@@ -46,3 +46,8 @@ async def test_an_incremental_stream_is_the_unstreamed_answer(engine_build: Path
         text, last, _ = await _streamed(client, {**params, "stop": [stop]})
         assert last.finish_reason == "stop" and stop not in text
         assert text == last.text == stopped == whole.text[:whole.text.index(stop)]
+        # special tokens kept: no no_stop_trim (workers/streamed_text.py), the trimmed last
+        # piece taken whole, as SGLang sends nothing while its text may begin the stop
+        kept = {**params, "stop": [stop], "skip_special_tokens": False}
+        text, last, _ = await _streamed(client, kept)
+        assert text == last.text == stopped
