@@ -13,8 +13,20 @@ begin and end strings).
 Families whose calls are JSON between fixed strings have such a grammar: hermes / qwen25,
 llama3, mistral; so do qwen3_coder and glm45, which write each argument in its own tags,
 through xgrammar's XML styles of a JSON schema (`qwen_xml`, `glm_xml`; what these cannot
-say is noted above _qwen3_coder). For the others (special-token sections, harmony) the JSON
-constraint alone applies, as before: the model answers, and calls no tool (docs/usage.md).
+say is noted above _qwen3_coder). The special-token sections (deepseekv3, deepseekv31,
+kimi_k2) are laid out as xgrammar's own builtin tags for those models (`deepseek_r1`, whose
+calls are V3's, `deepseek_v3_1`, `kimi`; SGLang 0.5.23 asks xgrammar for `kimi` under a
+required or strict tool choice, and takes DeepSeek's calls' begin and end strings from its
+detectors' `structure_info`, the same), their tokens those of SGLang's detectors and our
+renderers (ostinato/tool_format_special.py). gpt-oss's harmony messages have their own
+grammar (_gpt_oss: the answer in the final channel, a call in commentary to=functions.NAME,
+each ended by the model's stop token, not by a string). Every model family has one
+(json_array, for forced calls only, has none); a family without one would get None, and the
+JSON constraint alone (the model answers, calls no tool: docs/usage.md).
+
+Each grammar covers the whole output, thinking included (SGLang without a reasoning parser,
+as the gateway runs it): gpt-oss's lets the model think first (its analysis channel); a
+thinking model of another family answers or calls at once, as under a plain json_schema.
 Pure: builds JSON only.
 """
 
@@ -24,7 +36,22 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from ostinato.harmony import CHANNEL, CONSTRAIN, END, MESSAGE, START
 from ostinato.tool_call_types import ToolSchemas
+from ostinato.tool_format_special import (
+    _DS_BEGIN,
+    _DS_CALL,
+    _DS_CALL_END,
+    _DS_END,
+    _DS_SEP,
+    _FENCE_CLOSE,
+    _FENCE_OPEN,
+    _KIMI_ARGS,
+    _KIMI_BEGIN,
+    _KIMI_CALL,
+    _KIMI_CALL_END,
+    _KIMI_END,
+)
 
 Format = dict[str, Any]
 # Whitespace the JSON may hold in one run: room for a pretty-printed answer's newline and
@@ -39,13 +66,18 @@ def _json(schema: Any, style: str = "json") -> Format:
     return fmt if style == "json" else {**fmt, "style": style}
 
 
-def _tag(begin: str, parameters: Any, end: str, style: str = "json") -> Format:
-    """A call: its fixed start, its arguments (a JSON object, whatever the parameters leave
-    unsaid: a parser takes no other; written in `style`), its fixed end."""
+def _arguments(parameters: Any, style: str = "json") -> Format:
+    """A call's arguments: a JSON object, whatever the parameters leave unsaid (a parser
+    takes no other), written in `style`."""
     kind = parameters.get("type", "object") if isinstance(parameters, dict) else None
     arguments = {**parameters, "type": "object"} if kind == "object" or (
         isinstance(kind, list) and "object" in kind) else {"type": "object"}
-    return {"type": "tag", "begin": begin, "end": end, "content": _json(arguments, style)}
+    return _json(arguments, style)
+
+
+def _tag(begin: str, parameters: Any, end: str, style: str = "json") -> Format:
+    """A call: its fixed start, its arguments, its fixed end."""
+    return {"type": "tag", "begin": begin, "end": end, "content": _arguments(parameters, style)}
 
 
 def _calls(tags: list[Format], separator: str, single: bool) -> Format:
@@ -107,9 +139,88 @@ def _glm45(tools: ToolSchemas, single: bool) -> Format:
                    for name, params in tools.items()], "\n", single)
 
 
+# The special-token sections, as xgrammar's builtin tags for these models write them: the
+# section's tokens around calls in their own tokens (the tokens: ostinato/tool_format_special.py,
+# the same as SGLang's detectors'). DeepSeek V3 (xgrammar's `deepseek_r1`): each call's
+# arguments in a fenced JSON block, the calls one a line; V3.1 (`deepseek_v3_1`): NAME, tool_sep,
+# ARGUMENTS, the calls back to back; Kimi K2 (`kimi`): functions.NAME:N with N any number
+# (the conversation's count: the gateway numbers the calls' ids itself), back to back.
+
+
+def _section(begin: str, tags: list[Format], separator: str, end: str, single: bool) -> Format:
+    return {"type": "tag", "begin": begin, "content": _calls(tags, separator, single), "end": end}
+
+
+def _deepseekv3(tools: ToolSchemas, single: bool) -> Format:
+    return _section(_DS_BEGIN, [
+        _tag(f"{_DS_CALL}function{_DS_SEP}{name}\n{_FENCE_OPEN}\n", params,
+             f"\n{_FENCE_CLOSE}{_DS_CALL_END}") for name, params in tools.items()],
+        "\n", _DS_END, single)
+
+
+def _deepseekv31(tools: ToolSchemas, single: bool) -> Format:
+    return _section(_DS_BEGIN, [_tag(f"{_DS_CALL}{name}{_DS_SEP}", params, _DS_CALL_END)
+                                for name, params in tools.items()], "", _DS_END, single)
+
+
+def _kimi_k2(tools: ToolSchemas, single: bool) -> Format:
+    return _section(_KIMI_BEGIN, [{
+        "type": "tag", "begin": f"{_KIMI_CALL}functions.{name}:", "end": _KIMI_CALL_END,
+        "content": {"type": "sequence", "elements": [
+            {"type": "regex", "pattern": r"\d+"}, {"type": "const_string", "value": _KIMI_ARGS},
+            _arguments(params)]}} for name, params in tools.items()], "", _KIMI_END, single)
+
+
+# gpt-oss (harmony; the tokens: ostinato/harmony.py). The prompt ends in the role's header,
+# <|start|>assistant; the grammar takes the model's analysis (any text up to <|end|>, its
+# thinking) and then a message in the final channel, the JSON answer, or one in commentary to
+# functions.NAME, the call, its arguments after <|constrain|>json (with the blank before it
+# that OpenAI's encoder and our renderer write, or without, as xgrammar's harmony tag and
+# SGLang's detector have it). Where xgrammar's own harmony tag departs:
+# - the answer and the call end with their JSON: what ends them is a stop token of the model's
+#   (<|return|>, <|call|>: its generation config's end of sequence ids, which SGLang hands
+#   xgrammar as stop tokens), and xgrammar lets a stop token through only where the grammar
+#   may end, never as a string inside it (a <|call|> in the grammar would have the model
+#   spell it out of ordinary tokens). So one call: a call ends the model's turn, whatever
+#   parallel_tool_calls says (the calls' ends are cut by the engine; our parsers read them so);
+# - the message after the analysis (or, without one, after a repeated <|start|>assistant) is
+#   always opened by <|start|>assistant: the form SGLang's detector and ours read a call in
+#   also when the thinking stays in the text (`HarmonyTools` without the splitter), and the one
+#   SGLang's reasoning gate for gpt-oss (--reasoning-parser: the grammar from its first <|end|>)
+#   leaves to the grammar. A model that would answer at once writes an analysis first (or
+#   its role's header again);
+# - no preamble (a commentary message to the user), no built-in tool, no call with its
+#   recipient in the role's header (` to=functions.NAME<|channel|>...`, read by our splitter
+#   only after a <|start|>).
+
+
+def _gpt_oss_messages(last: Format) -> Format:
+    """The analysis (or a repeated role header), then `last`, opened by <|start|>assistant."""
+    header = {"type": "const_string", "value": START + "assistant"}
+    analysis = {"type": "tag", "begin": f"{CHANNEL}analysis{MESSAGE}",
+                "content": {"type": "any_text"}, "end": END}
+    return {"type": "sequence", "elements": [
+        {"type": "or", "elements": [header, {"type": "sequence", "elements": [analysis, header]}]},
+        last]}
+
+
+def _gpt_oss_answer(answer_schema: Any) -> Format:
+    return _gpt_oss_messages({"type": "sequence", "elements": [
+        {"type": "const_string", "value": f"{CHANNEL}final{MESSAGE}"}, _json(answer_schema)]})
+
+
+def _gpt_oss(tools: ToolSchemas, single: bool) -> Format:
+    tags = [_tag(f"{CHANNEL}commentary to=functions.{name}{blank}{CONSTRAIN}json{MESSAGE}",
+                 params, "") for name, params in tools.items() for blank in (" ", "")]
+    return _gpt_oss_messages(_calls(tags, START + "assistant", True))
+
+
 _CALLS: dict[str, Callable[[ToolSchemas, bool], Format]] = {
     "hermes": _hermes, "qwen25": _hermes, "llama3": _llama3, "mistral": _mistral,
-    "qwen3_coder": _qwen3_coder, "glm45": _glm45}
+    "qwen3_coder": _qwen3_coder, "glm45": _glm45, "deepseekv3": _deepseekv3,
+    "deepseekv31": _deepseekv31, "kimi_k2": _kimi_k2, "gpt-oss": _gpt_oss}
+# the answer's branch where it is more than the JSON: gpt-oss's is a message
+_ANSWERS: dict[str, Callable[[Any], Format]] = {"gpt-oss": _gpt_oss_answer}
 
 
 def answer_or_calls(answer_schema: Any, tool_format: str, tools: ToolSchemas,
@@ -120,5 +231,6 @@ def answer_or_calls(answer_schema: Any, tool_format: str, tools: ToolSchemas,
     calls = _CALLS.get(tool_format)
     if calls is None or not tools:
         return None
+    answer = _ANSWERS.get(tool_format, _json)(answer_schema)
     return json.dumps({"type": "structural_tag", "format": {"type": "or", "elements": [
-        _json(answer_schema), calls(tools, single)]}})
+        answer, calls(tools, single)]}})

@@ -1,7 +1,9 @@
 """The sim engine under a structural tag (workers/sim/structural_tag.py), table tests: the
 calls it writes in the XML families (qwen3_coder, glm45: xgrammar's qwen_xml and glm_xml
-styles) are read back by our parsers as the arguments it meant, and what it cannot write
-is refused. (That real xgrammar admits this text: tests/engine/test_structural_tags.py.)"""
+styles), the special-token sections (deepseekv3, deepseekv31, kimi_k2) and gpt-oss's harmony
+messages (after its thinking) are read back by our parsers as the arguments it meant, and
+what it cannot write is refused. (That real xgrammar admits this text:
+tests/engine/test_structural_tags.py.)"""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from ostinato.harmony import START, HarmonyFormat
 from ostinato.tool_formats import get_parser
 from ostinato.tool_grammars import answer_or_calls
 from workers.sim.json_instance import UnsupportedSchema, instance
@@ -62,12 +65,59 @@ def test_without_a_call_it_answers_the_json(family: str) -> None:
     jsonschema.validate(json.loads(written_for(tag, 3, wants_call=False)), ANSWER)
 
 
+SPECIAL_FAMILIES = ("deepseekv3", "deepseekv31", "kimi_k2", "gpt-oss")
+
+
+def harmony_thinking(text: str) -> str:
+    """The sim's gpt-oss output: its thinking (an analysis; no final header of its own when
+    the text opens a message, as the grammar's answer and calls do), then `text`."""
+    return HarmonyFormat().thinking("Hm.", before_call=text.startswith(START)) + text
+
+
+def _read(family: str, text: str) -> tuple[str, str]:
+    """(thinking, answer) of the sim's whole output, as the gateway splits it."""
+    if family != "gpt-oss":
+        return "", text
+    splitter = HarmonyFormat().splitter()
+    thinking, answer = splitter.feed(harmony_thinking(text))
+    more_thinking, more_answer = splitter.finish()
+    return thinking + more_thinking, answer + more_answer
+
+
+@pytest.mark.parametrize("family", SPECIAL_FAMILIES)
+@pytest.mark.parametrize("case", PARAMETERS)
+@pytest.mark.parametrize("choice", [0, 1, 7])
+def test_the_special_token_calls_it_writes_are_read_back_as_meant(family: str, case: str,
+                                                                  choice: int) -> None:
+    params = PARAMETERS[case]
+    tools = {"f": params}
+    text = written_for(answer_or_calls(ANSWER, family, tools, single=False) or "", choice,
+                       wants_call=True)
+    thinking, answer = _read(family, text)
+    assert thinking == ("Hm." if family == "gpt-oss" else "")
+    meant = instance({**params, "type": "object"}, choice)
+    [call] = get_parser(family).parse(answer, tools).tool_calls
+    assert call.name == "f" and json.loads(call.arguments) == meant, text
+
+
+@pytest.mark.parametrize("family", SPECIAL_FAMILIES)
+def test_without_a_call_it_answers_the_json_in_the_special_families(family: str) -> None:
+    tag = answer_or_calls(ANSWER, family, {"f": PARAMETERS["numbers"]}, single=True) or ""
+    text = written_for(tag, 3, wants_call=False)
+    _, answer = _read(family, text)
+    jsonschema.validate(json.loads(answer), ANSWER)
+    assert (text.startswith(f"{START}assistant<|channel|>final<|message|>")
+            is (family == "gpt-oss"))
+
+
 @pytest.mark.parametrize(("fmt", "refused"), [
     ({"type": "json_schema", "json_schema": {"type": "object"}, "style": "minimax_xml"},
      "style 'minimax_xml'"),
     ({"type": "json_schema", "json_schema": {"type": "integer"}, "style": "qwen_xml"},
      "writes an object's properties"),
     ({"type": "regex", "pattern": "a+"}, "'regex'"),
+    ({"type": "tag", "begin": "<think>", "content": {"type": "any_text"}, "end": "</think>"},
+     "'any_text'"),
 ])
 def test_what_it_cannot_write_is_refused(fmt: dict[str, Any], refused: str) -> None:
     with pytest.raises(UnsupportedSchema, match=refused):
