@@ -21,8 +21,9 @@ import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
+from redis.typing import KeyT
 
-from cache.outage import RedisOutage, Skipped, outage_of
+from cache.outage import WHOLE, Attempt, RedisOutage, Skipped, outage_of
 from ostinato.config import RedisConfig
 
 AsyncClient: TypeAlias = aioredis.Redis | AsyncRedisCluster
@@ -36,33 +37,56 @@ UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                OSError, TimeoutError)
 
 
+# what an operation fails with (a cluster client with no node to reach raises
+# RedisClusterException, not a RedisError)
+FAILURES = (aioredis.RedisError, redis.exceptions.RedisClusterException, OSError, TimeoutError)
+
+
 async def within(op: Awaitable[T], timeout_s: float, unavailable: type[Exception],
-                 outage: RedisOutage | None = None) -> T:
+                 outage: RedisOutage | None = None, *, key: KeyT | None = None) -> T:
     """One Redis operation, whole, in `timeout_s`; Redis down or slow raises `unavailable`
     (for stores whose callers must tell "not there" from "cannot tell"). With `outage` (the
-    client's, cache/outage.py): not sent at all while Redis failed under a second ago, and
-    an outage's start and end logged once."""
-    if outage is not None and outage.skip():
-        if inspect.iscoroutine(op):
-            op.close()  # never sent
-        raise unavailable("Redis failed under a second ago: not tried") from Skipped()
-    started = outage.now() if outage is not None else 0.0
+    client's, cache/outage.py): not sent at all while its node failed under a second ago or
+    is being probed, and an outage's start and end logged once. `key`: the key (any key of
+    its slot) the operation is bound for, which names its node on a Redis Cluster; without
+    one it is counted under the cluster as a whole (a pipeline across slots)."""
+    attempt = None
+    if outage is not None:
+        attempt = outage.attempt(outage.node_of(key), timeout_s)
+        if attempt is None:
+            if inspect.iscoroutine(op):
+                op.close()  # never sent
+            raise unavailable("Redis failed under a second ago: not tried") from Skipped()
     try:
         async with asyncio.timeout(timeout_s):
             result = await op
-    # (a cluster client with no node to reach raises RedisClusterException, not a RedisError)
-    except (aioredis.RedisError, redis.exceptions.RedisClusterException, OSError,
-            TimeoutError) as exc:
-        # an error the server answered (WRONGTYPE, OOM, NOSCRIPT ...) says it is there: only
-        # one that says it is out of reach makes the others skip it
-        if outage is not None and isinstance(exc, UNREACHABLE) and outage.failed(started):
+    except FAILURES as exc:
+        if outage is not None and attempt is not None:
+            _told(outage, attempt, exc)
+        raise unavailable(str(exc) or type(exc).__name__) from exc
+    else:
+        if outage is not None and attempt is not None:
+            _told(outage, attempt, None)
+        return result
+    finally:
+        if outage is not None and attempt is not None:
+            # a probe cancelled, or failed with what says nothing of Redis: another probes
+            outage.release(attempt)
+
+
+def _told(outage: RedisOutage, attempt: Attempt, error: BaseException | None) -> None:
+    """The outage view told how an operation went (`error`: None when it succeeded)."""
+    node = {} if attempt.node is WHOLE else {"node": attempt.node}
+    if isinstance(error, UNREACHABLE):
+        if outage.failed(attempt.started, attempt.node):
             log.warning("redis unavailable: going on without it (answer caches miss, calls "
                         "unmetered, responses and conversations not stored) until it answers",
-                        error=repr(exc))
-        raise unavailable(str(exc) or type(exc).__name__) from exc
-    if outage is not None and outage.succeeded(started):
-        log.info("redis back")
-    return result
+                        error=repr(error), **node)
+    # an error the server answered (WRONGTYPE, OOM, NOSCRIPT ...) says it is there: only one
+    # that says it is out of reach makes the others skip it
+    elif (error is None or isinstance(error, redis.exceptions.ResponseError)) and \
+            outage.succeeded(attempt.started, attempt.node):
+        log.info("redis back", **node)
 
 
 def _options(timeout_s: float | None, extra: dict[str, Any]) -> dict[str, Any]:
@@ -106,5 +130,7 @@ class KeptInRedis:
         self._ttl_ms = max(1, int(ttl_s * 1000))
         self._timeout = 2 * timeout_s
 
-    async def _do(self, op: Awaitable[T]) -> T:
-        return await within(op, self._timeout, self.unavailable, outage_of(self._redis))
+    async def _do(self, op: Awaitable[T], key: KeyT | None = None) -> T:
+        """`op` on `key` (any key of its slot: its Redis Cluster node), bounded."""
+        return await within(op, self._timeout, self.unavailable, outage_of(self._redis),
+                            key=key)
