@@ -163,7 +163,8 @@ class AnswerCache:
     async def _lookup(self, tenant: str, exact_digest: str | None, semantic: SemanticKey | None,
                       threshold: float) -> Hit | None:
         if exact_digest is not None:
-            raw = await self._r(self._redis.get(keys.exact_entry(tenant, exact_digest)))
+            exact = keys.exact_entry(tenant, exact_digest)
+            raw = await self._r(self._redis.get(exact), exact)
             if raw is not None:
                 self.metrics.count("hit_exact", tenant=tenant)
                 return Hit("exact", Answer.from_json(raw))
@@ -177,7 +178,7 @@ class AnswerCache:
             pipe = self._redis.pipeline(transaction=False)
             for cand in near:
                 pipe.hmget(keys.semantic_entry(tenant, cand.entry_id), "text", "answer", "context")
-            rows = await self._r(pipe.execute())
+            rows = await self._r(pipe.execute(), keys.semantic_index(tenant))  # (one slot)
             gone = [c.entry_id for c, row in zip(near, rows, strict=True) if row[0] is None]
             if gone:  # expired or evicted in Redis: drop them from the index too
                 await self._remove(tenant, gone)
@@ -200,8 +201,8 @@ class AnswerCache:
                     answer: Answer) -> None:
         try:
             if exact_digest is not None:
-                await self._r(self._redis.set(keys.exact_entry(tenant, exact_digest),
-                                              answer.to_json(), px=self._ttl_ms))
+                exact = keys.exact_entry(tenant, exact_digest)
+                await self._r(self._redis.set(exact, answer.to_json(), px=self._ttl_ms), exact)
             if semantic is not None and self._embedder is not None:
                 await self._store_semantic(tenant, semantic, answer)
         except RedisDown:
@@ -233,7 +234,7 @@ class AnswerCache:
             await self._remove(tenant, expired)
         over = int(results[-1]) - len(expired) - self._max
         if over > 0:
-            oldest = await self._r(self._redis.zpopmin(index_key, over))
+            oldest = await self._r(self._redis.zpopmin(index_key, over), index_key)
             await self._remove(tenant, [raw.decode() for raw, _ in oldest])
             self.metrics.count("evicted", len(oldest), tenant)
         self.metrics.index_entries = len(self.index)

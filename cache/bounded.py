@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 import structlog
+from redis.typing import KeyT
 
 from cache.metrics import CacheMetrics
 from cache.outage import RedisOutage, Skipped
@@ -34,9 +35,11 @@ class Bounded:
         self._metrics = metrics
         self._outage = outage
 
-    async def __call__(self, op: Awaitable[T]) -> T:
+    async def __call__(self, op: Awaitable[T], key: KeyT | None = None) -> T:
+        """`op` on `key` (any key of its slot, which names its Redis Cluster node; none for
+        an operation across slots), bounded."""
         try:
-            result = await within(op, self.timeout_s, RedisDown, self._outage)
+            result = await within(op, self.timeout_s, RedisDown, self._outage, key=key)
         except RedisDown as exc:
             if not isinstance(exc.__cause__, Skipped):  # (skips are counted as skips)
                 self._metrics.count("redis_error")

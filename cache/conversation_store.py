@@ -88,8 +88,8 @@ class ConversationStore(KeptInRedis):
         cid = f"conv_{uuid.uuid4().hex}"
         obj = {"id": cid, "object": "conversation", "created_at": int(time.time()),
                "metadata": metadata}
-        await self._do(self._redis.set(keys.stored_conversation(tenant, cid), _dumps(obj),
-                                       px=self._ttl_ms))
+        name = keys.stored_conversation(tenant, cid)
+        await self._do(self._redis.set(name, _dumps(obj), px=self._ttl_ms), name)
         added = await self.add(tenant, cid, items) if items else []
         return obj, added or []
 
@@ -104,15 +104,15 @@ class ConversationStore(KeptInRedis):
         if obj is None:
             return None
         obj["metadata"] = metadata
-        await self._do(self._redis.set(keys.stored_conversation(tenant, conversation_id),
-                                       _dumps(obj), px=self._ttl_ms, xx=True))
+        name = keys.stored_conversation(tenant, conversation_id)
+        await self._do(self._redis.set(name, _dumps(obj), px=self._ttl_ms, xx=True), name)
         return obj
 
     async def delete(self, tenant: str, conversation_id: str) -> bool:
         if not CONVERSATION_ID.fullmatch(conversation_id):
             return False
         names = self._keys(tenant, conversation_id)
-        return bool(await self._do(self._redis.delete(*names)))
+        return bool(await self._do(self._redis.delete(*names), names[0]))
 
     async def add(self, tenant: str, conversation_id: str,
                   items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
@@ -124,7 +124,8 @@ class ConversationStore(KeptInRedis):
         args: list[Any] = [self._ttl_ms, MAX_ITEMS]
         for item in added:
             args += [item["id"], _dumps(item)]
-        n = await self._do(self._add(keys=self._keys(tenant, conversation_id), args=args))
+        names = self._keys(tenant, conversation_id)
+        n = await self._do(self._add(keys=names, args=args), names[0])
         if n == -1:
             return None
         if n == -2:
@@ -136,8 +137,8 @@ class ConversationStore(KeptInRedis):
         """The conversation's object and its item ids, oldest first (TTLs renewed)."""
         if not CONVERSATION_ID.fullmatch(conversation_id):
             return None
-        got = await self._do(self._ids(keys=self._keys(tenant, conversation_id),
-                                       args=[self._ttl_ms]))
+        names = self._keys(tenant, conversation_id)
+        got = await self._do(self._ids(keys=names, args=[self._ttl_ms]), names[0])
         if not got:
             return None
         raw, ids = got
@@ -148,16 +149,16 @@ class ConversationStore(KeptInRedis):
         """The items of these ids (None for one deleted meanwhile)."""
         if not item_ids:
             return []
-        raw = await self._do(self._redis.hmget(
-            keys.conversation_items(tenant, conversation_id), item_ids))
+        name = keys.conversation_items(tenant, conversation_id)
+        raw = await self._do(self._redis.hmget(name, item_ids), name)
         return [None if r is None else json.loads(r) for r in raw]
 
     async def delete_item(self, tenant: str, conversation_id: str, item_id: str) -> bool | None:
         """Whether the item was there (now gone); None when the conversation is not."""
         if not CONVERSATION_ID.fullmatch(conversation_id):
             return None
-        n = await self._do(self._delete_item(keys=self._keys(tenant, conversation_id),
-                                             args=[item_id]))
+        names = self._keys(tenant, conversation_id)
+        n = await self._do(self._delete_item(keys=names, args=[item_id]), names[0])
         return None if n == -1 else bool(n)
 
 

@@ -89,8 +89,9 @@ class ConversationIndex:
         if not digests:
             return None
         try:
+            # (the tenant's keys share a slot)
             return await within(self._find(tenant, digests), self._timeout, IndexUnavailable,
-                                outage_of(self._redis))
+                                outage_of(self._redis), key=keys.conversation(tenant, digests[0]))
         except (IndexUnavailable, ValueError, KeyError) as exc:
             # (each time at debug: an outage is logged once, at its start: cache/outage.py)
             log.debug("conversation index unavailable: the request starts a new program",
@@ -114,8 +115,9 @@ class ConversationIndex:
         get threads of their own, counted for `ttl_s` (as long as what it extends can be
         continued; default: the index's idle TTL). Redis trouble: the call's thread."""
         try:
+            kids = keys.conversation_children(tenant, parent.program_id, parent.parent_call_id)
             return await within(self._branch(tenant, parent, ttl_s), self._timeout,
-                                IndexUnavailable, outage_of(self._redis))
+                                IndexUnavailable, outage_of(self._redis), key=kids)
         except IndexUnavailable as exc:
             log.debug("conversation index unavailable: the call stays on its parent's "
                       "thread", error=str(exc))
@@ -140,9 +142,9 @@ class ConversationIndex:
         digest = conversation_digest(tenant, call, answered(call, result))
         value = json.dumps({"program_id": program_id, "call_id": call.call_id,
                             "thread_id": call.thread_id})
+        name = keys.conversation(tenant, digest)
         try:
-            await within(self._redis.set(keys.conversation(tenant, digest), value,
-                                         px=self._ttl_ms),
-                         self._timeout, IndexUnavailable, outage_of(self._redis))
+            await within(self._redis.set(name, value, px=self._ttl_ms), self._timeout,
+                         IndexUnavailable, outage_of(self._redis), key=name)
         except IndexUnavailable as exc:
             log.debug("conversation index unavailable: not recorded", error=str(exc))

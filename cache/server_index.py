@@ -77,12 +77,12 @@ class VectorSetIndex:
     async def nearest(self, tenant: str, context: str, vector: np.ndarray,
                       k: int) -> list[Neighbour]:
         key = keys.semantic_vector_set(tenant, context_tag(context))
-        reply = await self._r(self._redis.execute_command(*vsim_args(key, vector, k)))
+        reply = await self._r(self._redis.execute_command(*vsim_args(key, vector, k)), key)
         return [Neighbour(element, similarity) for element, similarity in parse_vsim(reply)]
 
     async def count(self, tenant: str) -> int:
         total = 0
         pattern = keys.semantic_vector_set(tenant, "*")
         async for key in self._redis.scan_iter(match=pattern, count=500):
-            total += int(await self._r(self._redis.execute_command("VCARD", key)))
+            total += int(await self._r(self._redis.execute_command("VCARD", key), key))
         return total

@@ -126,7 +126,8 @@ class StoredResponses(KeptInRedis):
         another tenant's, or not an id this gateway makes)."""
         if not RESPONSE_ID.fullmatch(response_id):
             return None
-        raw = await self._do(self._redis.get(keys.stored_response(tenant, response_id)))
+        name = keys.stored_response(tenant, response_id)
+        raw = await self._do(self._redis.get(name), name)
         return _record(raw, response_id)
 
     async def continued(self, tenant: str, response_id: str) -> Continued:
@@ -138,7 +139,7 @@ class StoredResponses(KeptInRedis):
             raise BrokenChain(response_id, response_id)
         chain = _chain(last, response_id)
         names = [keys.stored_response(tenant, rid) for rid in (*chain, response_id)]
-        replies = await self._do(self._renew(keys=names, args=[self._ttl_ms]))
+        replies = await self._do(self._renew(keys=names, args=[self._ttl_ms]), names[0])
         items: list[Any] = []
         for rid, raw in zip(chain, replies[:-1], strict=True):
             record = _record(raw, rid)
@@ -157,8 +158,8 @@ class StoredResponses(KeptInRedis):
         chain = _chain(last, response_id)
         if not chain:
             return last, []
-        replies = await self._do(self._redis.mget(
-            [keys.stored_response(tenant, rid) for rid in chain]))
+        names = [keys.stored_response(tenant, rid) for rid in chain]
+        replies = await self._do(self._redis.mget(names), names[0])
         return last, [(rid, _record(raw, rid)) for rid, raw in zip(chain, replies, strict=True)]
 
     async def put(self, tenant: str, response_id: str, input_items: list[Any],
@@ -169,8 +170,8 @@ class StoredResponses(KeptInRedis):
         value = json.dumps({"input": input_items, "response": response, "call": call,
                             "chain": chain}, separators=(",", ":"))  # ASCII: lone surrogates too
         try:
-            await self._do(self._redis.set(keys.stored_response(tenant, response_id), value,
-                                           px=self._ttl_ms))
+            name = keys.stored_response(tenant, response_id)
+            await self._do(self._redis.set(name, value, px=self._ttl_ms), name)
         except ResponsesUnavailable as exc:
             # (each time at debug: an outage is logged once, at its start: cache/outage.py)
             log.debug("stored responses unavailable: response not stored", error=str(exc))
@@ -181,5 +182,6 @@ class StoredResponses(KeptInRedis):
         """Whether the tenant had such a response (now gone)."""
         if not RESPONSE_ID.fullmatch(response_id):
             return False
-        return bool(await self._do(self._redis.delete(keys.stored_response(tenant, response_id))))
+        name = keys.stored_response(tenant, response_id)
+        return bool(await self._do(self._redis.delete(name), name))
 

@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import structlog
 
+from cache.keys import quota_calls
 from cache.quotas import Quotas, never_fits
 from cache.redis_client import within
 from cache.tenancy import TenantLimits
@@ -49,7 +50,8 @@ class QuotaMeter:
         quotas = self._quotas
         try:
             decision = await within(quotas.admit(tenant, limits, prompt_tokens),
-                                    self._timeout_s, QuotasUnavailable, quotas.outage)
+                                    self._timeout_s, QuotasUnavailable, quotas.outage,
+                                    key=quota_calls(tenant))
         except QuotasUnavailable as exc:
             # counted (ostinato_quota_unmetered_calls_total); an outage is logged once, at
             # its start (cache/outage.py)
@@ -84,7 +86,7 @@ class QuotaMeter:
         async def charge() -> None:
             try:
                 await within(quotas.charge(tenant, limits, completion_tokens), self._timeout_s,
-                             QuotasUnavailable, quotas.outage)
+                             QuotasUnavailable, quotas.outage, key=quota_calls(tenant))
             except QuotasUnavailable:
                 self.unmetered += metered  # served, its completion tokens not taken
 
@@ -102,4 +104,4 @@ class QuotaMeter:
             return
         with contextlib.suppress(QuotasUnavailable):
             await within(quotas.refund(tenant, limits, prompt_tokens), self._timeout_s,
-                         QuotasUnavailable, quotas.outage)
+                         QuotasUnavailable, quotas.outage, key=quota_calls(tenant))
