@@ -40,10 +40,14 @@ def _cluster_port() -> int:
 
 
 class LocalRedisCluster:
-    def __init__(self, data_dir: Path, masters: int = 3, executable: str | None = None) -> None:
+    def __init__(self, data_dir: Path, masters: int = 3, executable: str | None = None,
+                 full_coverage: bool = True) -> None:
+        """`full_coverage` False: the nodes serve their slots while another node is failed
+        (`cluster-require-full-coverage no`; Redis's default refuses every key then)."""
         self._dir = data_dir
         self._masters = masters
         self._exe = executable
+        self._full = full_coverage
         self.nodes: list[EmbeddedRedis] = []
 
     @property
@@ -58,6 +62,8 @@ class LocalRedisCluster:
                                  extra_args=("--cluster-enabled", "yes",
                                              "--cluster-config-file", str(node_dir / "nodes.conf"),
                                              "--cluster-node-timeout", "5000",
+                                             "--cluster-require-full-coverage",
+                                             "yes" if self._full else "no",
                                              "--appendonly", "no"))
             self.nodes.append(node)
             node.start()
@@ -71,28 +77,86 @@ class LocalRedisCluster:
                 c.close()
         return self.url
 
+    def slots(self, i: int) -> range:
+        """The slots node `i` was given."""
+        return range(SLOTS * i // self._masters, SLOTS * (i + 1) // self._masters)
+
     def _assemble(self, clients: list[redis.Redis]) -> None:
-        bounds = [SLOTS * i // len(clients) for i in range(len(clients) + 1)]
         for i, client in enumerate(clients):
-            client.execute_command("CLUSTER ADDSLOTS", *range(bounds[i], bounds[i + 1]))
+            client.execute_command("CLUSTER ADDSLOTS", *self.slots(i))
         for node in self.nodes[1:]:
             clients[0].execute_command("CLUSTER MEET", "127.0.0.1", node.port)
 
-    def _wait_ok(self, clients: list[redis.Redis], timeout_s: float) -> None:
+    def _wait_ok(self, clients: list[redis.Redis], timeout_s: float,
+                 known: int | None = None) -> None:
+        """Until every one of `clients` reports the cluster ok, all slots served and
+        `known` nodes (default: all of them) known."""
+        known = len(self.nodes) if known is None else known
         deadline = time.monotonic() + timeout_s
         last: dict[str, str] = {}
         while time.monotonic() < deadline:
             infos = [c.execute_command("CLUSTER INFO") for c in clients]
             last = {k: str(v) for k, v in _parse(infos[-1]).items()}
-            if all(_ready(_parse(info), len(clients)) for info in infos):
+            if all(_ready(_parse(info), known) for info in infos):
                 return
             time.sleep(0.05)
         raise RuntimeError(f"redis cluster not ready in {timeout_s} s: {last}")
+
+    def _clients(self, indices: list[int]) -> list[redis.Redis]:
+        return [redis.Redis(host="127.0.0.1", port=self.nodes[i].port, socket_timeout=5.0)
+                for i in indices]
+
+    def stop_node(self, i: int) -> None:
+        """Node `i`'s process stopped (its slots out of reach; the others go on)."""
+        self.nodes[i].stop()
+
+    def restart_node(self, i: int, timeout_s: float = 30.0) -> None:
+        """Node `i` started again on its port, from its nodes file; returns once it reports
+        the cluster whole (the others may hold it failed a while longer)."""
+        self.nodes[i].start()
+        clients = self._clients([i])
+        try:
+            self._wait_ok(clients, timeout_s)
+        finally:
+            for c in clients:
+                c.close()
+
+    def hand_over(self, dead: int, heir: int, timeout_s: float = 30.0) -> None:
+        """Stopped node `dead`'s slots given to node `heir` (as a failover would move them
+        to a promoted replica): the others forget it, `heir` claims its slots. Returns once
+        the nodes left report every slot served (the keys it held are lost)."""
+        live = [i for i in range(len(self.nodes)) if i != dead]
+        clients = self._clients(live)
+        try:
+            gone = _node_id(clients[0], self.nodes[dead].port)
+            for c in clients:
+                c.execute_command("CLUSTER FORGET", gone)
+            clients[live.index(heir)].execute_command("CLUSTER ADDSLOTS", *self.slots(dead))
+            self._wait_ok(clients, timeout_s, known=len(live))
+        finally:
+            for c in clients:
+                c.close()
 
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
         self.nodes = []
+
+
+def _node_id(client: redis.Redis, port: int) -> str:
+    """The id of the node on `port`, as `client`'s node knows it (CLUSTER NODES)."""
+    raw = client.execute_command("CLUSTER NODES")
+    if isinstance(raw, dict):  # (redis-py may parse it: address -> fields)
+        for address, fields in raw.items():
+            if str(address).split("@")[0].endswith(f":{port}"):
+                return str(fields["node_id"])
+    else:
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) > 1 and parts[1].split("@")[0].endswith(f":{port}"):
+                return parts[0]
+    raise LookupError(f"no node on port {port}")
 
 
 def _parse(info: object) -> dict[str, str]:
