@@ -130,8 +130,6 @@ def _check_messages(call: common_pb2.CallSpec) -> None:
                                   "messages") from exc
             if not isinstance(args, dict):
                 raise InvalidCall(f"{where}.function.arguments must be a JSON object", "messages")
-    if call.messages and not any(m.content or m.tool_calls for m in call.messages):
-        raise InvalidCall("every message is empty", "messages")
 
 
 def _check_sampling(call: common_pb2.CallSpec, limits: CallLimits) -> None:

@@ -3,7 +3,8 @@
 As OpenAI answers and SGLang's server checks (tokenizer_manager: the input must be shorter
 than the context length, and input plus max_new_tokens within it): a prompt that does not
 fit, or a call asking for more output than the window leaves, is refused with OpenAI's
-`context_length_exceeded`, before it is queued anywhere. A call that names no max tokens
+`context_length_exceeded`, before it is queued anywhere; so is one whose prompt has no
+token (SGLang's engine takes none). A call that names no max tokens
 gets the gateway's default, cut to what the window leaves (SGLang's server, given none,
 generates to the end of the window).
 """
@@ -35,6 +36,11 @@ def fit(call: common_pb2.CallSpec, prompt_tokens: int,
     given = sp.HasField("max_new_tokens")
     room = window.tokens - prompt_tokens if window.tokens else None
     said = "prompt" if call.prompt else "messages"  # /v1/completions: a raw prompt
+    if prompt_tokens == 0:
+        # empty messages are taken (as OpenAI and SGLang take them) where the chat template
+        # writes something for them; a prompt of no tokens gives the engine nothing to go on
+        raise InvalidCall(f"the {said} resulted in no tokens: there is nothing for the model "
+                          "to continue", said)
     if room is not None and room <= 0:
         raise ContextExceeded(
             f"This model's maximum context length is {window.tokens} tokens. However, your "

@@ -31,7 +31,6 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
     [
         ({}, "needs messages or a prompt"),
         ({"messages": USER, "prompt": "x"}, "either messages or a prompt"),
-        ({"messages": [{"role": "user", "content": ""}]}, "every message is empty"),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "role must be one of"),
         ({"messages": USER * 5}, "too many messages"),
         ({"prompt": "x" * 1001}, "prompt too large"),

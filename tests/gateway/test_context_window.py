@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.calls import InvalidCall
 from gateway.context_window import ContextExceeded, ContextWindow, fit
 from ostinato.sdk_types import call_spec
 
@@ -44,3 +45,13 @@ def test_what_does_not_fit_is_context_length_exceeded(prompt: int, kwargs: dict,
         fit(call_spec(messages=USER, **kwargs), prompt, ContextWindow(1000, 256))
     assert refused.value.param == param
     assert refused.value.error_code == "context_length_exceeded"
+
+
+@pytest.mark.parametrize("window", [0, 1000])
+@pytest.mark.parametrize(("kwargs", "param"), [({"messages": USER}, "messages"),
+                                              ({"prompt": " "}, "prompt")])
+def test_a_prompt_of_no_tokens_is_refused(window: int, kwargs: dict, param: str) -> None:
+    with pytest.raises(InvalidCall, match="resulted in no tokens") as refused:
+        fit(call_spec(**kwargs), 0, ContextWindow(window, 256))
+    assert refused.value.param == param
+    assert not isinstance(refused.value, ContextExceeded)

@@ -106,3 +106,15 @@ def test_truncation_leaves_room_for_the_default_output(client: openai.OpenAI) ->
     turns = [{"role": "user", "content": f"turn {i}: " + "word " * 10} for i in range(8)]
     out = client.responses.create(model="", input=turns, truncation="auto")
     assert out.usage is not None and out.usage.input_tokens + DEFAULT <= WINDOW
+
+
+def test_empty_messages_are_answered(client: openai.OpenAI) -> None:
+    """As OpenAI and SGLang take them: the chat template writes the turns, so the prompt has
+    tokens though every message's text is empty (a prompt of none is refused: unit tests)."""
+    chat = client.chat.completions.create(model="", max_tokens=4,
+                                          messages=[{"role": "user", "content": ""}])
+    assert chat.usage is not None and chat.usage.prompt_tokens > 0
+    response = client.responses.create(model="", max_output_tokens=4, input=[
+        {"role": "user", "content": [{"type": "input_text", "text": ""}]}])
+    assert response.status in ("completed", "incomplete") and response.usage is not None
+    assert response.usage.input_tokens > 0
