@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from ostinato.mesh import Mesh
 from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
-from tests.fuzz.conftest import FUZZ_KEY, nothing_left, planner_state
+from tests.fuzz.conftest import FUZZ_KEY, assert_nothing_left
 from tests.fuzz.proto_strategies import messages, prompt_text, text
 
 AUTH = (("authorization", f"Bearer {FUZZ_KEY}"),)
@@ -62,7 +62,7 @@ def _still_serving(stub: gateway_pb2_grpc.GatewayStub, mesh: Mesh) -> None:
     assert chunks[-1].result.text
     stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=started.program_id), metadata=AUTH,
                     timeout=TIMEOUT_S)
-    assert planner_state(mesh) == nothing_left(mesh)
+    assert_nothing_left(mesh)
 
 
 def _calls() -> st.SearchStrategy[common_pb2.CallSpec]:

@@ -41,8 +41,7 @@ from tests.fuzz.conftest import (
     DEFAULT_MAX_NEW_TOKENS,
     FUZZ_KEY,
     MAX_PROMPT_CHARS,
-    nothing_left,
-    planner_state,
+    assert_nothing_left,
 )
 from workers.sim.json_instance import instance
 from workers.sim.json_schema import UnsupportedSchema
@@ -245,7 +244,7 @@ def test_every_operation(schema: schemathesis.BaseSchema, base_url: str, fuzz_me
         "messages": [{"role": "user", "content": "still there?"}], "max_tokens": 2})
     assert ok.status_code == 200, ok.text
     _end_programs(base_url, session, {ok.json()["ostinato"]["program_id"]})
-    assert planner_state(fuzz_mesh) == nothing_left(fuzz_mesh)
+    assert_nothing_left(fuzz_mesh)
 
 
 @pytest.mark.parametrize(("path", "body"), [
