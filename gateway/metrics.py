@@ -47,8 +47,9 @@ class _StateCollector(Collector):
                                   value=self._unmetered())
         if self._outage is not None:
             yield CounterMetricFamily("ostinato_redis_skipped_operations", "Redis operations "
-                                      "not sent because Redis had failed under a second before "
-                                      "(their callers went on without it).",
+                                      "not sent because their Redis node was out of reach "
+                                      "(under a second before, or while one probe tries it; "
+                                      "their callers went on without it).",
                                       value=self._outage.skipped)
         cache = self._cache
         if cache is None:

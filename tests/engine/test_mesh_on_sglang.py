@@ -208,15 +208,17 @@ def test_tools_with_a_json_format_leave_the_model_its_tools(acme_openai: openai.
 
 @pytest.mark.parametrize(("family", "steer"), [
     ("hermes", "<"), ("mistral", "["),  # the calls' first character, not the answer's "{"
-    ("qwen3_coder", "<"), ("glm45", "<"),
+    ("qwen3_coder", "<"), ("glm45", "<"), ("deepseekv3", "<"), ("deepseekv31", "<"),
+    ("kimi_k2", "<"),
     ("hermes", None), ("llama3", None), ("mistral", None), ("qwen3_coder", None),
-    ("glm45", None)])
+    ("glm45", None), ("deepseekv3", None), ("deepseekv31", None), ("kimi_k2", None)])
 async def test_every_answer_or_calls_grammar_compiles_in_sglang(sglang_mesh: Mesh, family: str,
                                                                 steer: str | None) -> None:
     """Each family's grammar (ostinato/tool_grammars.py) as SGLang's /generate takes it:
     compiled by its xgrammar, and the random model's output is the JSON answer or calls that
     the family's parser reads; steered (logit bias on the calls' first character, which the
-    grammar then lets through alone), calls."""
+    grammar then lets through alone), calls. (gpt-oss's, whose answer is a harmony message
+    and whose calls end at stop tokens: tests/engine/test_structural_tags.py.)"""
     answer = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
               "additionalProperties": False}
     tools = {"forecast": {"type": "object", "properties": {"days": {"enum": [1, 2]}},
