@@ -14,6 +14,7 @@ its input, and its turn is added to the conversation once it has finished."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -217,7 +218,11 @@ async def respond(core: GatewayCore, request: web.Request, tenant: str, body: An
         call_from_responses(body, None)  # refused before any stored turn is read
     prior = await _prior(stored, tenant, body)
     cid, held = await _in_conversation(conversations, tenant, body)
-    call, sources = _fitted(core, body, request.headers.get(REQUEST_HEADER), prior.items or held)
+    fitting = (core, body, request.headers.get(REQUEST_HEADER), prior.items or held)
+    # truncation "auto" renders and tokenizes the conversation up to log2(its length) + 2
+    # times (a long one, with a Hugging Face tokenizer, for tens of ms each): off the loop
+    call, sources = await asyncio.to_thread(_fitted, *fitting) if isinstance(body, dict) and \
+        body.get("truncation") == "auto" else _fitted(*fitting)
     keeper = _Keeper(stored, tenant, body, prior,
                      (conversations, cid) if conversations is not None and cid else None)
     try:
