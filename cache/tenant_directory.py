@@ -150,13 +150,22 @@ class TenantDirectory:
         await self._changed()
         return removed
 
-    async def declare_shared(self, name: str, prefix: str) -> None:
+    async def declare_shared(self, name: str, prefix: str, replace: bool = False) -> bool:
         """An operator-declared shared prompt prefix: its KV blocks are indexed under one salt
-        for every tenant (e.g. a public system prompt). Never a client's choice."""
+        for every tenant (e.g. a public system prompt). Never a client's choice. A name
+        already declared is changed only with `replace` (a typo must not silently take
+        another prefix's place); returns whether one was replaced."""
         if not name or not prefix:
             raise InvalidTenancy("a shared prefix needs a name and a non-empty text")
-        await self._redis.hset(tenancy_shared(), name, prefix)
+        if replace:
+            replaced = not await self._redis.hset(tenancy_shared(), name, prefix)
+        elif not await self._redis.hsetnx(tenancy_shared(), name, prefix):
+            raise InvalidTenancy(f"shared prefix {name!r} is already declared (replace it: "
+                                 "--replace; withdraw it: unshare)")
+        else:
+            replaced = False
         await self._changed()
+        return replaced
 
     async def remove_shared(self, name: str) -> bool:
         removed = bool(await self._redis.hdel(tenancy_shared(), name))

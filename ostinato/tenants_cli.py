@@ -46,6 +46,8 @@ def add_parser(sub: Any) -> None:
     text = share.add_mutually_exclusive_group(required=True)
     text.add_argument("--system", help="a system prompt (matched as the conversation's opening)")
     text.add_argument("--text", help="a raw rendered-prompt prefix")
+    share.add_argument("--replace", action="store_true",
+                       help="change the prefix of a name already declared (else refused)")
     unshare = act.add_parser("unshare", help="withdraw a shared prefix")
     unshare.add_argument("name")
     act.add_parser("list", help="tenants, number of keys, shared prefixes")
@@ -99,8 +101,9 @@ async def _run(args: argparse.Namespace) -> int:
             print("revoked")
         elif args.action == "share":
             prefix = chatml_system_prefix(args.system) if args.system is not None else args.text
-            await directory.declare_shared(args.name, prefix)
-            print(f"shared prefix {args.name!r} declared ({len(prefix.encode())} bytes)")
+            replaced = await directory.declare_shared(args.name, prefix, args.replace)
+            print(f"shared prefix {args.name!r} {'replaced' if replaced else 'declared'} "
+                  f"({len(prefix.encode())} bytes)")
         elif args.action == "unshare":
             if not await directory.remove_shared(args.name):
                 raise InvalidTenancy(f"no shared prefix {args.name!r}")

@@ -88,6 +88,15 @@ async def test_shared_prefixes(directory: TenantDirectory) -> None:
     prompt = prefix + "<|im_start|>user\nhello<|im_end|>\n"
     assert snap.shared_bytes(prompt) == len(prefix.encode())
     assert snap.shared_bytes("<|im_start|>system\nsomething else") == 0
+    other = chatml_system_prefix("You are a private desk.")
+    with pytest.raises(InvalidTenancy, match="already declared"):  # not replaced silently
+        await directory.declare_shared(label, other)
+    assert (await directory.load()).shared_prefixes[label] == prefix
+    assert await directory.declare_shared(label, other, replace=True)
+    assert (await directory.load()).shared_prefixes[label] == other
+    fresh = name()
+    assert not await directory.declare_shared(fresh, other, replace=True)  # a new one
+    assert await directory.remove_shared(fresh)
     assert await directory.remove_shared(label)
     assert (await directory.load()).shared_bytes(prompt) == 0
     with pytest.raises(InvalidTenancy):
