@@ -163,11 +163,17 @@ def _deepseekv31(tools: ToolSchemas, single: bool) -> Format:
                                 for name, params in tools.items()], "", _DS_END, single)
 
 
+# Kimi's call counter (the call's index in the conversation; the gateway numbers ids itself).
+# xgrammar's own `kimi` tag has \d+, under which a model may write digits until max_tokens
+# (the random CPU-SGLang model did, 240 of them); five digits number any conversation.
+KIMI_COUNTER = r"\d{1,5}"
+
+
 def _kimi_k2(tools: ToolSchemas, single: bool) -> Format:
     return _section(_KIMI_BEGIN, [{
         "type": "tag", "begin": f"{_KIMI_CALL}functions.{name}:", "end": _KIMI_CALL_END,
         "content": {"type": "sequence", "elements": [
-            {"type": "regex", "pattern": r"\d+"}, {"type": "const_string", "value": _KIMI_ARGS},
+            {"type": "regex", "pattern": KIMI_COUNTER}, {"type": "const_string", "value": _KIMI_ARGS},
             _arguments(params)]}} for name, params in tools.items()], "", _KIMI_END, single)
 
 

@@ -13,7 +13,7 @@ import pytest
 from ostinato.harmony import CALL as CALL_END
 from ostinato.harmony import HarmonyFormat
 from ostinato.tool_formats import PARSERS, ParsedToolCall, get_parser, render_tool_calls
-from ostinato.tool_grammars import answer_or_calls
+from ostinato.tool_grammars import KIMI_COUNTER, answer_or_calls
 
 ANSWER = {"type": "object", "properties": {"city": {"type": "string"}}}
 PARAMS = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
@@ -55,7 +55,7 @@ def _content(fmt: dict, arguments: str) -> str:
     if fmt["type"] == "sequence":
         return "".join(_content(e, arguments) for e in fmt["elements"])
     if fmt["type"] == "regex":
-        assert fmt["pattern"] == r"\d+"
+        assert fmt["pattern"] == KIMI_COUNTER
         return "0"
     return fmt["value"] if fmt["type"] == "const_string" else arguments
 

@@ -4,8 +4,8 @@ SGLang 0.5 takes xgrammar's structural tags as `sampling_params.structural_tag` 
 {"type": "structural_tag", "format": ...}). The formats read here: const_string,
 json_schema (style json, and the XML styles qwen_xml and glm_xml of the qwen3_coder and
 glm45 calls' arguments, written as those models write them), regex (only Kimi K2's call
-counter, `\\d+`), tag, sequence, or, tags_with_separator, the ones the gateway writes
-(ostinato/tool_grammars.py); any other (and the legacy structures/triggers form) is refused,
+counter, KIMI_COUNTER), tag, sequence, or, tags_with_separator, the ones the gateway
+writes (ostinato/tool_grammars.py); any other (and the legacy structures/triggers form) is refused,
 never ignored. Where the grammar leaves a choice (an `or`) the model writes what it would
 have written free: tool calls when it would call a tool (`wants_call`: tools declared, the
 user's turn), else the first branch without tags (a JSON answer). A tag of free text
@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ostinato.tool_format_xml import glm45_arguments, qwen3_coder_parameters
+from ostinato.tool_grammars import KIMI_COUNTER
 from workers.sim.json_instance import UnsupportedSchema, instance
 
 _XML_STYLES: dict[str, Callable[[Mapping[str, object]], str]] = {
@@ -30,7 +31,7 @@ _XML_STYLES: dict[str, Callable[[Mapping[str, object]], str]] = {
 
 
 # the regular expressions the sim writes an instance of: Kimi K2's call counter
-_REGEX_INSTANCES = {r"\d+": "0"}
+_REGEX_INSTANCES = {KIMI_COUNTER: "0"}
 
 
 def _free_text(fmt: Any) -> bool:
