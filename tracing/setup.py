@@ -24,6 +24,19 @@ from ostinato.config import TelemetryConfig
 from tracing.file_exporter import JsonLinesSpanExporter
 
 SERVICE_NAMESPACE = "ostinato"
+# How long a stopping process waits for its last spans to be exported. A live collector takes
+# them in milliseconds; an unreachable one had each process retry for 6-7 s (the OTLP
+# exporters' backoff) before it could exit, after which the batch is dropped anyway.
+SHUTDOWN_FLUSH_MS = 2_000
+
+
+class BoundedBatchSpanProcessor(BatchSpanProcessor):
+    """A BatchSpanProcessor whose shutdown waits at most SHUTDOWN_FLUSH_MS for the export in
+    progress, then shuts its exporter down (which ends an OTLP exporter's retries). The SDK's
+    takes no bound (TracerProvider.shutdown calls it bare, and it then waits up to 30 s)."""
+
+    def shutdown(self) -> None:
+        self._batch_processor.shutdown(timeout_millis=SHUTDOWN_FLUSH_MS)
 
 
 def _otlp_grpc(endpoint: str) -> SpanExporter:
@@ -62,7 +75,7 @@ def configure_tracing(service: str, cfg: TelemetryConfig,
     """Installs the global TracerProvider of this process (service.name `ostinato-<service>`).
 
     Sampling follows the caller's traceparent when it has one, else `sample_ratio`. Spans
-    are batched (flushed every 200 ms and at exit)."""
+    are batched (flushed every 200 ms, and at exit within SHUTDOWN_FLUSH_MS)."""
     exporters = exporters_for(cfg)
     if not exporters:
         return None
@@ -76,7 +89,8 @@ def configure_tracing(service: str, cfg: TelemetryConfig,
         if isinstance(exporter, ConsoleSpanExporter):
             provider.add_span_processor(SimpleSpanProcessor(exporter))
         else:
-            provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+            provider.add_span_processor(BoundedBatchSpanProcessor(exporter,
+                                                                    schedule_delay_millis=200))
     trace.set_tracer_provider(provider)
     atexit.register(provider.shutdown)
     return provider

@@ -10,13 +10,18 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import (
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 
 from ostinato.config import ConfigError, TelemetryConfig
 from tests.tracing.otlp_receiver import grpc_receiver
 from tracing.file_exporter import JsonLinesSpanExporter
 from tracing.otlp_json import request_json
-from tracing.setup import exporters_for
+from tracing.setup import SHUTDOWN_FLUSH_MS, BoundedBatchSpanProcessor, exporters_for
 from tracing.span_file import read_spans, spans_of_request
 
 
@@ -143,3 +148,39 @@ def test_direct_otlp_json_equals_protobufs_json_mapping() -> None:
     assert {s.name: s.kind for s in direct} == {"root": "SERVER", "child": "CLIENT"}
     child_record = next(s for s in direct if s.name == "child")
     assert child_record.status == "ERROR" and child_record.attributes["li"] == [1, 2]
+
+
+class _Unreachable(SpanExporter):
+    """An exporter whose export never gets through (as an OTLP exporter retrying against a
+    collector that is down) until it is shut down."""
+
+    def __init__(self) -> None:
+        self.exporting = threading.Event()
+        self.shut = threading.Event()
+        self.returned = threading.Event()
+        self.released_by_shutdown = False
+
+    def export(self, spans):  # type: ignore[no-untyped-def]
+        self.exporting.set()
+        # (gives up by itself well before the SDK's own 30 s bound, after ours)
+        self.released_by_shutdown = self.shut.wait(20)
+        self.returned.set()
+        return SpanExportResult.FAILURE
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        self.shut.set()
+
+
+def test_a_stopping_process_waits_a_bounded_time_for_its_last_spans() -> None:
+    """The SDK's BatchSpanProcessor, shut down by TracerProvider.shutdown (at exit), waits up to
+    30 s for an export; ours gives it SHUTDOWN_FLUSH_MS, then shuts the exporter down."""
+    exporter = _Unreachable()
+    provider = TracerProvider()
+    provider.add_span_processor(BoundedBatchSpanProcessor(exporter, schedule_delay_millis=1))
+    with provider.get_tracer("test").start_as_current_span("last"):
+        pass
+    assert exporter.exporting.wait(30)
+    provider.shutdown()
+    assert exporter.returned.wait(30)
+    assert exporter.released_by_shutdown  # not waited out: the SDK's processor fails here
+    assert SHUTDOWN_FLUSH_MS <= 5_000
