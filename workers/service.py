@@ -254,6 +254,10 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         GenerateRefused with the status to end with."""
         if not request.prompt and not request.input_ids:
             raise GenerateRefused(grpc.StatusCode.INVALID_ARGUMENT, "prompt and input_ids are empty")
+        if request.sampling.n > 1:  # the gateway splits a request's n into calls of one each
+            raise GenerateRefused(grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"sampling.n is {request.sampling.n}: a generation is one "
+                                  "sequence (send n generations)")
         rid = request.request_id or uuid.uuid4().hex
         engine_req = engine_request(request, rid)
         start = time.monotonic()

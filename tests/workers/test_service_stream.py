@@ -44,11 +44,18 @@ async def test_calls_at_once_over_one_stream_each_get_their_own_answer(sim_engin
         await channels.close()
 
 
-async def test_a_refused_call_ends_with_generates_status(sim_engine_url: str) -> None:
+@pytest.mark.parametrize("sampling", [None, common_pb2.SamplingParams(n=2)])
+async def test_a_refused_call_ends_with_generates_status(sim_engine_url: str,
+                                                        sampling: common_pb2.SamplingParams | None,
+                                                        ) -> None:
+    """No prompt; or n > 1 (one generation's outputs are one sequence: SGLang's events of
+    several would be read as one)."""
     channels = WorkerChannels()
     try:
         async with worker_on_loopback(sim_engine_url, 0) as (stub, _, _):
-            empty = worker_pb2.GenerateRequest(program_id="p1", call_id="e")
+            empty = worker_pb2.GenerateRequest(program_id="p1", call_id="e") if sampling is None \
+                else worker_pb2.GenerateRequest(program_id="p1", call_id="e", prompt="hi",
+                                                sampling=sampling)
             with pytest.raises(grpc.aio.AioRpcError) as streamed:
                 _ = [c async for c in channels.generate(stub.address, empty, 30.0)]  # type: ignore[attr-defined]
             with pytest.raises(grpc.aio.AioRpcError) as unary:
