@@ -114,7 +114,7 @@ class MeshRun:
             shared_prefix_tokens=shared_tokens, json_schema=prompt.json_schema,
             return_logprob=call.logprobs, top_logprobs_num=call.top_logprobs, whole=whole,
             keep_special_tokens=prompt.keep_special_tokens,
-            structural_tag=prompt.structural_tag,
+            structural_tag=prompt.structural_tag, require_reasoning=prompt.require_reasoning,
         )
         failed: planner_pb2.Grant | None = None  # the attempt that failed before this one
         streamed = False  # text handed to our caller (since the last restart)

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ostinato.harmony import HarmonyFormat
 from ostinato.reasoning_formats import REASONING_FORMATS, Reasoning, ReasoningFormat
 from ostinato.tokenizers import ChatRenderer
 from ostinato.tool_formats import ToolCallParser, ToolSchemas, get_parser
@@ -46,6 +47,9 @@ class PreparedPrompt:
     # SGLang sampling_params.structural_tag (JSON; "" for none): a JSON answer or tool calls
     # (ostinato/tool_grammars.py), in place of json_schema when tools are offered
     structural_tag: str = ""
+    # the model thinks before this chat turn's answer (thinks_first): the engine holds the
+    # constraint back until the thinking ends (SGLang's require_reasoning)
+    require_reasoning: bool = False
 
 
 TEMPLATE_KWARGS_MAX_CHARS = 4096  # chat_template_kwargs, as JSON text
@@ -218,12 +222,28 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
         # the template opens no thinking when told not to (a hybrid model's, as SGLang
         # reads a toggled template): the output is read as it comes
         reasoning = dataclasses.replace(reasoning, starts_inside=False)
+    thinks = thinks_first(reasoning_format, bool(call.prompt), kwargs)
     numbered = get_parser(tool_format).numbered_ids
     first = sum(len(m.tool_calls) for m in call.messages if m.role == "assistant")
     special = parser is not None or (
         bool(reasoning_format) and REASONING_FORMATS[reasoning_format].special_tokens)
     return PreparedPrompt(text, ids, schema, parser, tools, single, reasoning,
-                          first if numbered else None, special, tag or "")
+                          first if numbered else None, special, tag or "", thinks)
+
+
+def thinks_first(reasoning_format: str, raw_prompt: bool, kwargs: dict[str, object]) -> bool:
+    """Whether the model thinks before its answer: SGLang's require_reasoning, as its server
+    sets it (serving_chat.py `_get_reasoning_from_request`, 0.5.23): a chat turn of a model
+    with a reasoning parser, unless a thinking switch its template reads is false (Qwen3's
+    enable_thinking, DeepSeek's and Kimi's thinking: the template then opens no thinking, or
+    closes it empty); gpt-oss always thinks (its detector's reasoning_default "always"). A
+    raw prompt is /generate's own (require_reasoning false). Whether the gateway splits the
+    thinking off (reasoning_in_text) does not matter: the model thinks all the same."""
+    if not reasoning_format or raw_prompt:
+        return False
+    if isinstance(REASONING_FORMATS[reasoning_format], HarmonyFormat):
+        return True
+    return not any(kwargs.get(switch) is False for switch in THINKING_SWITCHES)
 
 
 def _parameters(tool: common_pb2.Tool) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """A Worker GenerateRequest as SGLang's /generate request: its sampling params in SGLang's
 names (unset fields keep SGLang's defaults), the prompt as text or token ids, priority,
-cache salt and logprobs asked for."""
+cache salt, logprobs asked for, and require_reasoning (the model thinks before the grammar)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def engine_request(request: worker_pb2.GenerateRequest, rid: str) -> EngineReque
                                       request.keep_special_tokens, request.structural_tag),
         priority=request.priority, cache_salt=request.cache_salt or None,
         top_logprobs_num=request.top_logprobs_num if request.return_logprob else None,
+        require_reasoning=request.require_reasoning,
     )
 
 

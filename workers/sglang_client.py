@@ -71,6 +71,9 @@ class EngineRequest:
     cache_salt: str | None = None
     input_ids: list[int] | None = None
     top_logprobs_num: int | None = None  # None: no logprobs (SGLang return_logprob false)
+    # the model thinks first: an engine with --reasoning-parser holds the grammar until the
+    # thinking ends (SGLang's GenerateReqInput.require_reasoning; sent only when set)
+    require_reasoning: bool = False
 
     def body(self, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"rid": self.rid, "sampling_params": self.sampling_params,
@@ -87,6 +90,8 @@ class EngineRequest:
             body["priority"] = self.priority
         if self.cache_salt:
             body["cache_salt"] = self.cache_salt
+        if self.require_reasoning:
+            body["require_reasoning"] = True
         if self.top_logprobs_num is not None:
             body.update(return_logprob=True, top_logprobs_num=self.top_logprobs_num,
                         return_text_in_logprobs=True, logprob_start_len=-1)

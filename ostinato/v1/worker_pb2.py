@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ostinato.v1 import common_pb2 as ostinato_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ostinato/v1/worker.proto\x12\x0bostinato.v1\x1a\x18ostinato/v1/common.proto\"\xa9\x03\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x12\n\nprogram_id\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\x05\x12\x0e\n\x06prompt\x18\x06 \x01(\t\x12-\n\x08sampling\x18\x07 \x01(\x0b\x32\x1b.ostinato.v1.SamplingParams\x12\x12\n\ncache_salt\x18\x08 \x01(\t\x12\x1b\n\x13shared_prefix_bytes\x18\t \x01(\r\x12\x11\n\tinput_ids\x18\n \x03(\x04\x12\x1c\n\x14shared_prefix_tokens\x18\x0b \x01(\r\x12\x13\n\x0bjson_schema\x18\x0c \x01(\t\x12\x16\n\x0ereturn_logprob\x18\r \x01(\x08\x12\x18\n\x10top_logprobs_num\x18\x0e \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x0f \x01(\r\x12\r\n\x05whole\x18\x10 \x01(\x08\x12\x1b\n\x13keep_special_tokens\x18\x11 \x01(\x08\x12\x16\n\x0estructural_tag\x18\x12 \x01(\t\"K\n\rGenerateChunk\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x1b.ostinato.v1.GenerateResult\"\xaa\x02\n\x15GenerateStreamRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12-\n\x07request\x18\x02 \x01(\x0b\x32\x1c.ostinato.v1.GenerateRequest\x12\x11\n\ttimeout_s\x18\x03 \x01(\x01\x12\x0e\n\x06\x63\x61ncel\x18\x04 \x01(\x08\x12K\n\rtrace_context\x18\x05 \x03(\x0b\x32\x34.ostinato.v1.GenerateStreamRequest.TraceContextEntry\x12\x31\n\x05\x62\x61tch\x18\x06 \x03(\x0b\x32\".ostinato.v1.GenerateStreamRequest\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xab\x01\n\x13GenerateStreamChunk\x12\n\n\x02id\x18\x01 \x01(\x04\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.ostinato.v1.GenerateChunk\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x08\x12\x0e\n\x06status\x18\x04 \x01(\x05\x12\x0f\n\x07\x64\x65tails\x18\x05 \x01(\t\x12/\n\x05\x62\x61tch\x18\x06 \x03(\x0b\x32 .ostinato.v1.GenerateStreamChunk\"\xb0\x01\n\x0eGenerateResult\x12\x15\n\rfinish_reason\x18\x01 \x01(\t\x12!\n\x05usage\x18\x02 \x01(\x0b\x32\x12.ostinato.v1.Usage\x12\x11\n\tservice_s\x18\x03 \x01(\x01\x12\x11\n\tworker_id\x18\x04 \x01(\t\x12\x11\n\tsimulated\x18\x05 \x01(\x08\x12+\n\x08logprobs\x18\x06 \x03(\x0b\x32\x19.ostinato.v1.TokenLogprob\"\x0e\n\x0cStatsRequest\"\x8d\x02\n\x0bWorkerStats\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x12\n\nengine_url\x18\x02 \x01(\t\x12\x0f\n\x07running\x18\x03 \x01(\r\x12\x11\n\tcompleted\x18\x04 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x04\x12\x11\n\tsimulated\x18\x06 \x01(\x08\x12\r\n\x05model\x18\x07 \x01(\t\x12\x17\n\x0fkv_index_source\x18\x08 \x01(\t\x12\x17\n\x0fkv_index_blocks\x18\t \x01(\x04\x12\x18\n\x10kv_event_batches\x18\n \x01(\x04\x12\x15\n\rkv_event_gaps\x18\x0b \x01(\x04\x12\x1e\n\x16kv_blocks_unattributed\x18\x0c \x01(\x04\x32\xea\x01\n\x06Worker\x12\x46\n\x08Generate\x12\x1c.ostinato.v1.GenerateRequest\x1a\x1a.ostinato.v1.GenerateChunk0\x01\x12Z\n\x0eGenerateStream\x12\".ostinato.v1.GenerateStreamRequest\x1a .ostinato.v1.GenerateStreamChunk(\x01\x30\x01\x12<\n\x05Stats\x12\x19.ostinato.v1.StatsRequest\x1a\x18.ostinato.v1.WorkerStatsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ostinato/v1/worker.proto\x12\x0bostinato.v1\x1a\x18ostinato/v1/common.proto\"\xc4\x03\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x12\n\nprogram_id\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\x05\x12\x0e\n\x06prompt\x18\x06 \x01(\t\x12-\n\x08sampling\x18\x07 \x01(\x0b\x32\x1b.ostinato.v1.SamplingParams\x12\x12\n\ncache_salt\x18\x08 \x01(\t\x12\x1b\n\x13shared_prefix_bytes\x18\t \x01(\r\x12\x11\n\tinput_ids\x18\n \x03(\x04\x12\x1c\n\x14shared_prefix_tokens\x18\x0b \x01(\r\x12\x13\n\x0bjson_schema\x18\x0c \x01(\t\x12\x16\n\x0ereturn_logprob\x18\r \x01(\x08\x12\x18\n\x10top_logprobs_num\x18\x0e \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x0f \x01(\r\x12\r\n\x05whole\x18\x10 \x01(\x08\x12\x1b\n\x13keep_special_tokens\x18\x11 \x01(\x08\x12\x16\n\x0estructural_tag\x18\x12 \x01(\t\x12\x19\n\x11require_reasoning\x18\x13 \x01(\x08\"K\n\rGenerateChunk\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x1b.ostinato.v1.GenerateResult\"\xaa\x02\n\x15GenerateStreamRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12-\n\x07request\x18\x02 \x01(\x0b\x32\x1c.ostinato.v1.GenerateRequest\x12\x11\n\ttimeout_s\x18\x03 \x01(\x01\x12\x0e\n\x06\x63\x61ncel\x18\x04 \x01(\x08\x12K\n\rtrace_context\x18\x05 \x03(\x0b\x32\x34.ostinato.v1.GenerateStreamRequest.TraceContextEntry\x12\x31\n\x05\x62\x61tch\x18\x06 \x03(\x0b\x32\".ostinato.v1.GenerateStreamRequest\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xab\x01\n\x13GenerateStreamChunk\x12\n\n\x02id\x18\x01 \x01(\x04\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.ostinato.v1.GenerateChunk\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x08\x12\x0e\n\x06status\x18\x04 \x01(\x05\x12\x0f\n\x07\x64\x65tails\x18\x05 \x01(\t\x12/\n\x05\x62\x61tch\x18\x06 \x03(\x0b\x32 .ostinato.v1.GenerateStreamChunk\"\xb0\x01\n\x0eGenerateResult\x12\x15\n\rfinish_reason\x18\x01 \x01(\t\x12!\n\x05usage\x18\x02 \x01(\x0b\x32\x12.ostinato.v1.Usage\x12\x11\n\tservice_s\x18\x03 \x01(\x01\x12\x11\n\tworker_id\x18\x04 \x01(\t\x12\x11\n\tsimulated\x18\x05 \x01(\x08\x12+\n\x08logprobs\x18\x06 \x03(\x0b\x32\x19.ostinato.v1.TokenLogprob\"\x0e\n\x0cStatsRequest\"\x8d\x02\n\x0bWorkerStats\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x12\n\nengine_url\x18\x02 \x01(\t\x12\x0f\n\x07running\x18\x03 \x01(\r\x12\x11\n\tcompleted\x18\x04 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x04\x12\x11\n\tsimulated\x18\x06 \x01(\x08\x12\r\n\x05model\x18\x07 \x01(\t\x12\x17\n\x0fkv_index_source\x18\x08 \x01(\t\x12\x17\n\x0fkv_index_blocks\x18\t \x01(\x04\x12\x18\n\x10kv_event_batches\x18\n \x01(\x04\x12\x15\n\rkv_event_gaps\x18\x0b \x01(\x04\x12\x1e\n\x16kv_blocks_unattributed\x18\x0c \x01(\x04\x32\xea\x01\n\x06Worker\x12\x46\n\x08Generate\x12\x1c.ostinato.v1.GenerateRequest\x1a\x1a.ostinato.v1.GenerateChunk0\x01\x12Z\n\x0eGenerateStream\x12\".ostinato.v1.GenerateStreamRequest\x1a .ostinato.v1.GenerateStreamChunk(\x01\x30\x01\x12<\n\x05Stats\x12\x19.ostinato.v1.StatsRequest\x1a\x18.ostinato.v1.WorkerStatsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,21 +35,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATESTREAMREQUEST_TRACECONTEXTENTRY']._loaded_options = None
   _globals['_GENERATESTREAMREQUEST_TRACECONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_GENERATEREQUEST']._serialized_start=68
-  _globals['_GENERATEREQUEST']._serialized_end=493
-  _globals['_GENERATECHUNK']._serialized_start=495
-  _globals['_GENERATECHUNK']._serialized_end=570
-  _globals['_GENERATESTREAMREQUEST']._serialized_start=573
-  _globals['_GENERATESTREAMREQUEST']._serialized_end=871
-  _globals['_GENERATESTREAMREQUEST_TRACECONTEXTENTRY']._serialized_start=820
-  _globals['_GENERATESTREAMREQUEST_TRACECONTEXTENTRY']._serialized_end=871
-  _globals['_GENERATESTREAMCHUNK']._serialized_start=874
-  _globals['_GENERATESTREAMCHUNK']._serialized_end=1045
-  _globals['_GENERATERESULT']._serialized_start=1048
-  _globals['_GENERATERESULT']._serialized_end=1224
-  _globals['_STATSREQUEST']._serialized_start=1226
-  _globals['_STATSREQUEST']._serialized_end=1240
-  _globals['_WORKERSTATS']._serialized_start=1243
-  _globals['_WORKERSTATS']._serialized_end=1512
-  _globals['_WORKER']._serialized_start=1515
-  _globals['_WORKER']._serialized_end=1749
+  _globals['_GENERATEREQUEST']._serialized_end=520
+  _globals['_GENERATECHUNK']._serialized_start=522
+  _globals['_GENERATECHUNK']._serialized_end=597
+  _globals['_GENERATESTREAMREQUEST']._serialized_start=600
+  _globals['_GENERATESTREAMREQUEST']._serialized_end=898
+  _globals['_GENERATESTREAMREQUEST_TRACECONTEXTENTRY']._serialized_start=847
+  _globals['_GENERATESTREAMREQUEST_TRACECONTEXTENTRY']._serialized_end=898
+  _globals['_GENERATESTREAMCHUNK']._serialized_start=901
+  _globals['_GENERATESTREAMCHUNK']._serialized_end=1072
+  _globals['_GENERATERESULT']._serialized_start=1075
+  _globals['_GENERATERESULT']._serialized_end=1251
+  _globals['_STATSREQUEST']._serialized_start=1253
+  _globals['_STATSREQUEST']._serialized_end=1267
+  _globals['_WORKERSTATS']._serialized_start=1270
+  _globals['_WORKERSTATS']._serialized_end=1539
+  _globals['_WORKER']._serialized_start=1542
+  _globals['_WORKER']._serialized_end=1776
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("request_id", "tenant", "program_id", "call_id", "priority", "prompt", "sampling", "cache_salt", "shared_prefix_bytes", "input_ids", "shared_prefix_tokens", "json_schema", "return_logprob", "top_logprobs_num", "attempt", "whole", "keep_special_tokens", "structural_tag")
+    __slots__ = ("request_id", "tenant", "program_id", "call_id", "priority", "prompt", "sampling", "cache_salt", "shared_prefix_bytes", "input_ids", "shared_prefix_tokens", "json_schema", "return_logprob", "top_logprobs_num", "attempt", "whole", "keep_special_tokens", "structural_tag", "require_reasoning")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class GenerateRequest(_message.Message):
     WHOLE_FIELD_NUMBER: _ClassVar[int]
     KEEP_SPECIAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
     STRUCTURAL_TAG_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_REASONING_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     tenant: str
     program_id: str
@@ -45,7 +46,8 @@ class GenerateRequest(_message.Message):
     whole: bool
     keep_special_tokens: bool
     structural_tag: str
-    def __init__(self, request_id: _Optional[str] = ..., tenant: _Optional[str] = ..., program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., priority: _Optional[int] = ..., prompt: _Optional[str] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., cache_salt: _Optional[str] = ..., shared_prefix_bytes: _Optional[int] = ..., input_ids: _Optional[_Iterable[int]] = ..., shared_prefix_tokens: _Optional[int] = ..., json_schema: _Optional[str] = ..., return_logprob: _Optional[bool] = ..., top_logprobs_num: _Optional[int] = ..., attempt: _Optional[int] = ..., whole: _Optional[bool] = ..., keep_special_tokens: _Optional[bool] = ..., structural_tag: _Optional[str] = ...) -> None: ...
+    require_reasoning: bool
+    def __init__(self, request_id: _Optional[str] = ..., tenant: _Optional[str] = ..., program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., priority: _Optional[int] = ..., prompt: _Optional[str] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., cache_salt: _Optional[str] = ..., shared_prefix_bytes: _Optional[int] = ..., input_ids: _Optional[_Iterable[int]] = ..., shared_prefix_tokens: _Optional[int] = ..., json_schema: _Optional[str] = ..., return_logprob: _Optional[bool] = ..., top_logprobs_num: _Optional[int] = ..., attempt: _Optional[int] = ..., whole: _Optional[bool] = ..., keep_special_tokens: _Optional[bool] = ..., structural_tag: _Optional[str] = ..., require_reasoning: _Optional[bool] = ...) -> None: ...
 
 class GenerateChunk(_message.Message):
     __slots__ = ("delta", "result")

@@ -1,12 +1,13 @@
 """Proto sampling params -> SGLang's sampling_params (workers/engine_request.py): unset
-fields left to SGLang's defaults, the seed as the int64 SGLang takes."""
+fields left to SGLang's defaults, the seed as the int64 SGLang takes; require_reasoning at the
+request's top level, as SGLang's GenerateReqInput has it."""
 
 from __future__ import annotations
 
 import pytest
 
-from ostinato.v1 import common_pb2
-from workers.engine_request import sampling_dict
+from ostinato.v1 import common_pb2, worker_pb2
+from workers.engine_request import engine_request, sampling_dict
 
 
 @pytest.mark.parametrize(("seed", "sent"), [(0, 0), (7, 7), ((1 << 63) - 1, (1 << 63) - 1),
@@ -36,3 +37,11 @@ def test_sglangs_extensions_go_under_their_sglang_names() -> None:
 def test_special_tokens_kept_only_when_asked() -> None:
     assert "skip_special_tokens" not in sampling_dict(common_pb2.SamplingParams())
     assert sampling_dict(common_pb2.SamplingParams(), "", True) == {"skip_special_tokens": False}
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_require_reasoning_goes_as_sglangs_top_level_field_only_when_set(required: bool) -> None:
+    request = worker_pb2.GenerateRequest(prompt="x", json_schema="{}", require_reasoning=required)
+    body = engine_request(request, "rid-1").body(stream=False)
+    assert body.get("require_reasoning") is (True if required else None)
+    assert "require_reasoning" not in body["sampling_params"]
