@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     wk.add_argument("--engine-arg", action="append", default=None,
                     help="with --engine sglang: one more launch_server argument (repeatable)")
     wk.add_argument("--engine-log", help="with --engine sglang: append the engine's output here")
+    wk.add_argument("--reasoning-parser", choices=sorted(REASONING_FORMATS),
+                    help="with --engine sglang: the model's reasoning format, SGLang's "
+                    "--reasoning-parser (a constrained answer then comes after the thinking)")
 
     se = sub.add_parser("sim-engine", help="run the simulated SGLang server (SIMULATED output), "
                         "or `sim-engine calibrate` to fit a profile to a real SGLang server")
@@ -113,7 +116,8 @@ def _parser() -> argparse.ArgumentParser:
                     "'{\"publisher\": \"zmq\", \"endpoint\": \"tcp://*:5557\"}'")
     se.add_argument("--tool-call-format", choices=MODEL_FORMATS,
                     help="the simulated model's tool-call format (default hermes)")
-    se.add_argument("--reasoning-format", choices=sorted(REASONING_FORMATS),
+    se.add_argument("--reasoning-format", "--reasoning-parser", dest="reasoning_format",
+                    choices=sorted(REASONING_FORMATS),
                     help="the simulated model thinks, in this format (gpt-oss: with "
                     "--tool-call-format gpt-oss)")
     return parser
@@ -158,7 +162,8 @@ def _run_service(args: argparse.Namespace) -> None:
             "planner_address": "planner_address", "max_inflight": "max_inflight",
             "advertise_address": "advertise_address", "engine_kv_events": "engine_kv_events",
             "engine_kv_replay": "engine_kv_replay", "engine": "engine", "model": "engine_model",
-            "engine_launch": "engine_launch", "metrics_port": "metrics_port"}),
+            "engine_launch": "engine_launch", "metrics_port": "metrics_port",
+            "reasoning_parser": "engine_reasoning_parser"}),
             {"worker": {"engine_args": shlex.join(args.engine_arg)}} if args.engine_arg else {},
             flag_overrides(args, "redis", {"redis_url": "url"})))
         _traced("worker", cfg, cfg.worker.worker_id)

@@ -52,6 +52,7 @@ __all__ = [
     "WorkerConfig",
     "as_dict",
     "build",
+    "check_sglang_mesh",
     "check_sim_mesh",
     "check_tokenizer_spec",
     "check_tool_format",
@@ -284,3 +285,13 @@ def check_sim_mesh(cfg: MeshConfig) -> None:
                           "the same format (the mesh's engines are simulated)")
     if cfg.gateway.model != cfg.sim_engine.model:
         raise ConfigError("gateway.model and sim_engine.model: must name the same model")
+
+
+def check_sglang_mesh(cfg: MeshConfig) -> None:
+    """A mesh whose workers launch SGLang: the engines hold a constrained call's grammar until
+    the thinking ends only when launched with the gateway's reasoning parser
+    (worker.engine_reasoning_parser: SGLang's --reasoning-parser)."""
+    if cfg.gateway.reasoning_parser != cfg.worker.engine_reasoning_parser:
+        raise ConfigError("gateway.reasoning_parser and worker.engine_reasoning_parser: must "
+                          "name the same format (the launched SGLang servers' "
+                          "--reasoning-parser; ostinato up --reasoning-parser sets both)")

@@ -21,7 +21,7 @@ import yaml
 
 from cache.redis_server import EmbeddedRedis, find_vector_redis
 from ostinato.child_process import die_with_parent
-from ostinato.config import MeshConfig, as_dict, check_sim_mesh
+from ostinato.config import MeshConfig, as_dict, check_sglang_mesh, check_sim_mesh
 
 
 class MeshStartError(RuntimeError):
@@ -143,6 +143,8 @@ class Mesh:
         cfg = self.config
         if cfg.worker.engine == "attach":
             check_sim_mesh(cfg)
+        else:
+            check_sglang_mesh(cfg)
         redis_url = cfg.redis.url
         if not redis_url:
             self._redis = self._embedded_redis()

@@ -286,6 +286,11 @@ class WorkerConfig:
     engine_model: str = ""  # see engine
     engine_port: int = 0  # see engine
     engine_args: str = ""  # see engine
+    # The served model's reasoning format, given to a launched SGLang as --reasoning-parser
+    # (deepseek-r1, qwen3, kimi or gpt-oss; "": none): SGLang then holds a constrained
+    # call's grammar (response_format, tool_choice required) until the model's thinking
+    # ends. With engine sglang in a mesh, gateway.reasoning_parser's (ostinato up sets both).
+    engine_reasoning_parser: str = ""
     # how long the engine (launched, or attached at engine_url) may take to serve before
     # the worker gives up and exits
     engine_start_timeout_s: float = 300.0
@@ -303,6 +308,7 @@ class WorkerConfig:
         if self.engine not in ("attach", "sglang"):
             raise ConfigError(f"worker.engine: must be attach or sglang, got {self.engine!r}")
         check_http_url(self.engine_url, "worker.engine_url")
+        check_reasoning_format(self.engine_reasoning_parser, "worker.engine_reasoning_parser")
         if self.engine == "sglang" and not self.engine_model:
             raise ConfigError("worker.engine_model: required with worker.engine sglang")
         for name in ("engine_kv_events", "engine_kv_replay"):

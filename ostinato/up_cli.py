@@ -47,7 +47,8 @@ def add_parser(sub: Any) -> None:
                     "gpt-oss with --reasoning-parser gpt-oss)")
     up.add_argument("--reasoning-parser", choices=sorted(REASONING_FORMATS),
                     help="the model thinks, in this format: answers carry its thinking apart "
-                    "(reasoning_content); the sim engines' model then thinks too")
+                    "(reasoning_content), constrained answers come after it (launched SGLang "
+                    "servers get --reasoning-parser); the sim engines' model then thinks too")
     up.add_argument("--no-auth", action="store_true",
                     help="open mode: callers need no API key (without one a caller is tenant "
                          "'default'; on the OpenAI-compatible API, with one the mesh does not "
@@ -69,6 +70,8 @@ def up_overrides(args: argparse.Namespace) -> dict[str, Any]:
         # the sim engines' model writes what the gateway reads
         flag_overrides(args, "sim_engine", {"tool_call_parser": "tool_call_format",
                                             "reasoning_parser": "reasoning_format"}),
+        # launched SGLang servers hold a constrained call's grammar until the thinking ends
+        flag_overrides(args, "worker", {"reasoning_parser": "engine_reasoning_parser"}),
         _engine_overrides(args),
         _trace_file_overrides(args),
         {"gateway": {"allow_anonymous": True}} if args.no_auth else {},

@@ -96,6 +96,7 @@ def test_a_file_that_is_not_yaml_is_a_config_error(tmp_path: Path) -> None:
     ({"worker": {"engine_url": "http://:30000"}}, "worker.engine_url"),
     ({"gateway": {"reasoning_parser": "r1"}}, "gateway.reasoning_parser"),
     ({"sim_engine": {"reasoning_format": "o1"}}, "sim_engine.reasoning_format"),
+    ({"worker": {"engine_reasoning_parser": "r1"}}, "worker.engine_reasoning_parser"),
     # gpt-oss's harmony carries the thinking and the calls: both formats or neither
     ({"gateway": {"reasoning_parser": "gpt-oss"}}, "is both formats or neither"),
     ({"gateway": {"tool_call_parser": "gpt-oss"}}, "is both formats or neither"),
@@ -126,6 +127,25 @@ def test_a_sim_mesh_needs_the_gateway_to_read_what_the_sim_model_writes() -> Non
         check_sim_mesh(thinks)
     check_sim_mesh(load_mesh_config(None, environ={}, overrides={
         "gateway": {"reasoning_parser": "qwen3"}, "sim_engine": {"reasoning_format": "qwen3"}}))
+
+
+def test_an_sglang_mesh_launches_its_engines_with_the_gateways_reasoning_parser() -> None:
+    """Else a launched SGLang applies a thinking model's grammar from the first token."""
+    from ostinato.cli import _parse
+    from ostinato.config import check_sglang_mesh
+    from ostinato.up_cli import up_overrides
+
+    sglang = {"engine": "sglang", "engine_model": "/m"}
+    with pytest.raises(ConfigError, match=r"worker\.engine_reasoning_parser"):
+        check_sglang_mesh(load_mesh_config(None, environ={}, overrides={
+            "worker": sglang, "gateway": {"reasoning_parser": "qwen3"}}))
+    args = _parse(["up", "--engine", "sglang", "--model", "/m", "--reasoning-parser", "qwen3"])
+    cfg = load_mesh_config(None, environ={}, overrides=up_overrides(args))
+    check_sglang_mesh(cfg)
+    assert cfg.worker.engine_reasoning_parser == cfg.gateway.reasoning_parser == "qwen3"
+    worker = _parse(["worker", "--engine", "sglang", "--model", "/m", "--reasoning-parser",
+                     "deepseek-r1"])
+    assert worker.reasoning_parser == "deepseek-r1"
 
 
 @pytest.mark.parametrize("flags", [[], ["--tool-call-parser", "llama3"],

@@ -44,6 +44,11 @@ class EngineLaunch:
     # an OTLP/gRPC collector (host:port): SGLang exports its request spans there, continuing
     # the traceparent the worker sends with each request ("": tracing off)
     otlp_traces_endpoint: str = ""
+    # the model's reasoning format (SGLang's --reasoning-parser, "": none): SGLang then wraps
+    # its grammar backend in ReasonerGrammarBackend, which holds a require_reasoning request's
+    # json_schema / structural_tag back until the thinking's end tag
+    # (sglang/srt/constrained/base_grammar_backend.py create_grammar_backend)
+    reasoning_parser: str = ""
 
 
 def sglang_command(spec: EngineLaunch) -> list[str]:
@@ -66,6 +71,8 @@ def sglang_command(spec: EngineLaunch) -> list[str]:
     if spec.otlp_traces_endpoint:
         endpoint = spec.otlp_traces_endpoint.split("://", 1)[-1].rstrip("/")
         cmd += ["--enable-trace", "--otlp-traces-endpoint", endpoint]
+    if spec.reasoning_parser:
+        cmd += ["--reasoning-parser", spec.reasoning_parser]
     return cmd + shlex.split(spec.extra_args)
 
 

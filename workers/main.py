@@ -148,6 +148,7 @@ async def _launched(config: WorkerConfig, log_path: str | None,
     spec = EngineLaunch(launch=config.engine_launch or default_launch(), model=config.engine_model,
                         host=host, port=port, kv_events_endpoint=events,
                         kv_replay_endpoint=replay, extra_args=config.engine_args,
+                        reasoning_parser=config.engine_reasoning_parser,
                         otlp_traces_endpoint=telemetry.otlp_endpoint
                         if "otlp-grpc" in telemetry.exporters() else "")
     process = EngineProcess(spec, start_timeout_s=config.engine_start_timeout_s, log_path=log_path)

@@ -27,6 +27,9 @@ BASE = EngineLaunch(launch="python -m sglang.launch_server", model="/m", host="1
     # SGLang 0.5's flags (srt/arg_groups/fields/observability.py): endpoint as <ip>:<port>
     (EngineLaunch(**{**BASE.__dict__, "otlp_traces_endpoint": "http://127.0.0.1:4317"}),
      ["--enable-trace", "--otlp-traces-endpoint", "127.0.0.1:4317"]),
+    # the grammar then waits for the thinking's end (ReasonerGrammarBackend)
+    (EngineLaunch(**{**BASE.__dict__, "reasoning_parser": "qwen3"}),
+     ["--reasoning-parser", "qwen3"]),
 ])
 def test_launch_command_sets_what_the_mesh_needs(spec: EngineLaunch, tail: list[str]) -> None:
     cmd = sglang_command(spec)
