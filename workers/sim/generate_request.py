@@ -10,6 +10,7 @@ from typing import Any
 from workers.sim.behavior import scripted_answer, thinking
 from workers.sim.engine import SimRequest
 from workers.sim.json_instance import UnsupportedSchema
+from workers.sim.reasoning_gate import CONSTRAINTS, gated, require_reasoning
 from workers.sim.tokenizer import detokenize, tokenize
 
 DEFAULT_MAX_NEW_TOKENS = 128  # SGLang's SamplingParams default
@@ -107,7 +108,9 @@ def parse_generate(body: Any, tool_format: str = "hermes",
 
     The simulated model reads its prompt (from `text`, or `input_ids` decoded as a real
     engine's model sees them) to decide on tool calls, answering in `tool_format`; a
-    thinking model (`reasoning_format`) thinks before answering a chat turn."""
+    thinking model (`reasoning_format`) thinks before answering a chat turn, and under a
+    constraint only where the request's `require_reasoning` holds the grammar back (the
+    sim engine is an SGLang launched with --reasoning-parser: workers/sim/reasoning_gate.py)."""
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     text, input_ids = body.get("text"), body.get("input_ids")
@@ -147,10 +150,15 @@ def parse_generate(body: Any, tool_format: str = "hermes",
         raise BadRequest("sampling_params.sampling_seed must be an integer")
     if not -(1 << 63) <= seed < 1 << 63:  # SGLang's own check, word for word
         raise BadRequest(f"sampling_seed must be in [-2**63, 2**63 - 1], got {seed}.")
+    try:
+        required = require_reasoning(body)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     rid = str(body.get("rid") or uuid.uuid4().hex)
     prompt = list(input_ids) if input_ids is not None else tokenize(text or "")
     prompt_text = text if text is not None else detokenize(prompt)
-    scripts = [_script(prompt_text, sp, tool_format, int(seed) + i) for i in range(n)]
+    outputs = [_output(prompt_text, sp, tool_format, reasoning_format, int(seed) + i, required)
+               for i in range(n)]
     return [
         SimRequest(
             rid=rid if n == 1 else f"{rid}-{i}", prompt_ids=prompt, max_new_tokens=max_new,
@@ -158,8 +166,21 @@ def parse_generate(body: Any, tool_format: str = "hermes",
             ignore_eos=bool(sp.get("ignore_eos", False)), seed=int(seed) + i,
             min_new_tokens=min_new,
             priority=priority or 0, cache_salt=str(body.get("cache_salt") or ""),
-            script=script,
-            preamble=thinking(prompt_text, reasoning_format, int(seed) + i, script),
+            script=script, preamble=preamble,
         )
-        for i, script in enumerate(scripts)
+        for i, (preamble, script) in enumerate(outputs)
     ]
+
+
+def _output(prompt: str, sp: dict[str, Any], tool_format: str, reasoning_format: str,
+            seed: int, required: bool) -> tuple[str, str | None]:
+    """(the thinking, the answer's script) of one sample: the constraint checked and
+    answered (_script), the thinking written around it as SGLang's reasoning gate lets it
+    (workers/sim/reasoning_gate.py)."""
+    script = _script(prompt, sp, tool_format, seed)
+    free = script
+    if any(sp.get(name) is not None for name in CONSTRAINTS):
+        free = _script(prompt, {k: v for k, v in sp.items() if k not in CONSTRAINTS},
+                       tool_format, seed)
+    return gated(sp, reasoning_format, thinking(prompt, reasoning_format, seed, script),
+                 script, free, required)
