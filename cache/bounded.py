@@ -2,8 +2,8 @@
 
 A call that fails or takes longer than `timeout_s`, or is not sent because Redis failed
 under a second ago (cache/outage.py), raises `RedisDown`: the caller answers "miss" (or
-skips the store) and serving goes on. The first failure of an outage is logged
-and marks Redis down in the metrics; the first success after it marks it up again.
+skips the store) and serving goes on. The outage view's state (down while any Redis node is
+out of reach) is the metrics' `redis_up`, logged when it turns.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 
 class RedisDown(Exception):
-    pass
+    accounted = False  # counted by the Bounded it first left (one may wrap another's calls)
 
 
 class Bounded:
@@ -41,13 +41,22 @@ class Bounded:
         try:
             result = await within(op, self.timeout_s, RedisDown, self._outage, key=key)
         except RedisDown as exc:
-            if not isinstance(exc.__cause__, Skipped):  # (skips are counted as skips)
-                self._metrics.count("redis_error")
-            if self._metrics.redis_up:
-                log.warning("redis unavailable: caches answer miss")
-            self._metrics.redis_up = False
+            if not exc.accounted and not isinstance(exc.__cause__, Skipped):
+                self._metrics.count("redis_error")  # (skips are counted as skips)
+            exc.accounted = True
+            self._mark(up=False)
             raise
-        if not self._metrics.redis_up:
-            log.info("redis back: caches serving again")
-        self._metrics.redis_up = True
+        self._mark(up=True)
         return result
+
+    def _mark(self, up: bool) -> None:
+        """Redis up or down in the metrics: as the outage view has it where there is one
+        (down while any node is out of reach; one node's failure among answering ones
+        does not flap it per request), else as this operation went. Logged when it turns."""
+        now_up = not self._outage.down if self._outage is not None else up
+        if now_up != self._metrics.redis_up:
+            if now_up:
+                log.info("redis back: caches serving again")
+            else:
+                log.warning("redis unavailable: caches answer miss")
+        self._metrics.redis_up = now_up
