@@ -7,7 +7,8 @@ Redis (the source of truth: an expired entry is a miss and leaves the index), th
 checked by the near-miss guard. `store` writes both. Entries have a fixed TTL (a hit does not extend
 it) and each tenant's semantic entries are bounded in number (oldest evicted first).
 
-Every Redis operation is bounded by `timeout_s`; on failure the cache answers "miss",
+Every Redis operation is bounded (cache/redis_client.py `operation_bound` of `timeout_s`,
+the client's socket timeout); on failure the cache answers "miss",
 counts `redis_error`, marks Redis down in its metrics and logs once per outage, so
 serving continues without it.
 """
@@ -33,7 +34,7 @@ from cache.guard import near_miss
 from cache.local_index import LocalIndex
 from cache.metrics import CacheMetrics
 from cache.outage import outage_of
-from cache.redis_client import AsyncClient
+from cache.redis_client import AsyncClient, operation_bound
 from cache.semantic_index import SemanticIndex, supports_vector_sets
 from cache.server_index import VectorSetIndex
 
@@ -87,7 +88,7 @@ class AnswerCache:
         self._choice = semantic_index
         self._decided = semantic_index != "auto"
         self.metrics = metrics or CacheMetrics()
-        self._r = Bounded(timeout_s, self.metrics, outage_of(client))
+        self._r = Bounded(operation_bound(timeout_s), self.metrics, outage_of(client))
         self.index: SemanticIndex = (
             VectorSetIndex(client, self._r, self._ttl_ms) if semantic_index == "redis"
             else LocalIndex(client, self._r, DIMENSIONS))

@@ -23,7 +23,7 @@ import structlog
 
 from cache import keys
 from cache.outage import outage_of
-from cache.redis_client import AsyncClient, within
+from cache.redis_client import AsyncClient, operation_bound, within
 from ostinato.v1 import common_pb2
 
 log = structlog.get_logger(__name__)
@@ -80,8 +80,7 @@ class ConversationIndex:
     def __init__(self, client: AsyncClient, idle_ttl_s: float, timeout_s: float) -> None:
         self._redis = client
         self._ttl_ms = max(1, int(idle_ttl_s * 1000))
-        # each lookup or record, whole (a cluster client retries a timed-out command)
-        self._timeout = 2 * timeout_s
+        self._timeout = operation_bound(timeout_s)  # each lookup or record, whole
 
     async def find(self, tenant: str, call: common_pb2.CallSpec) -> Continuation | None:
         """The call this request continues (the longest matching history), or None."""

@@ -55,8 +55,9 @@ class LocalIndex:
         self._index.add(tenant, entry_id, context.decode(), np.frombuffer(vec, dtype=np.float32))
 
     async def upkeep(self) -> None:
-        # the stream read waits for news at most half its bound: an idle stream is not an outage
-        await self.sync(max(1, min(1000, int(self._r.timeout_s * 500))))
+        # the stream read waits for news at most a quarter of its bound (half the client's
+        # socket timeout: cache/redis_client.py operation_bound): an idle stream is no outage
+        await self.sync(max(1, min(1000, int(self._r.timeout_s * 250))))
 
     async def sync(self, block_ms: int = 1000) -> int:
         """Applies stream records written by any replica (its own included); returns how many."""

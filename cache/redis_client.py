@@ -74,6 +74,14 @@ async def within(op: Awaitable[T], timeout_s: float, unavailable: type[Exception
             outage.release(attempt)
 
 
+def operation_bound(timeout_s: float) -> float:
+    """How long one operation may take whole, for a client whose socket timeout is
+    `timeout_s` (`redis.timeout_s`): twice it. The client's own timeout must fire first: a
+    cluster client then retries and asks for its slot map again (a stalled master whose slots
+    moved is found moved); a bound equal to it cancelled the operation first, every time."""
+    return 2 * timeout_s
+
+
 def _told(outage: RedisOutage, attempt: Attempt, error: BaseException | None) -> None:
     """The outage view told how an operation went (`error`: None when it succeeded)."""
     node = {} if attempt.node is WHOLE else {"node": attempt.node}
@@ -121,14 +129,14 @@ def connect_sync(url: str, *, cluster: bool = False, timeout_s: float | None = N
 class KeptInRedis:
     """Base of the stores whose callers must tell "not there" from "cannot tell" (stored
     responses, conversations): one TTL for what they keep, and every operation whole within
-    twice the Redis timeout (a cluster client retries), Redis down raising `unavailable`."""
+    `operation_bound` of the Redis timeout, Redis down raising `unavailable`."""
 
     unavailable: type[Exception] = ConnectionError
 
     def __init__(self, client: AsyncClient, ttl_s: float, timeout_s: float) -> None:
         self._redis = client
         self._ttl_ms = max(1, int(ttl_s * 1000))
-        self._timeout = 2 * timeout_s
+        self._timeout = operation_bound(timeout_s)
 
     async def _do(self, op: Awaitable[T], key: KeyT | None = None) -> T:
         """`op` on `key` (any key of its slot: its Redis Cluster node), bounded."""

@@ -16,7 +16,7 @@ import structlog
 
 from cache.keys import quota_calls
 from cache.quotas import Quotas, never_fits
-from cache.redis_client import within
+from cache.redis_client import operation_bound, within
 from cache.tenancy import TenantLimits
 from gateway.call_items import CallFailed
 
@@ -34,7 +34,7 @@ class QuotaMeter:
         """`quotas`: the tenants' buckets in Redis (None: not enforced); `spawn`: runs what
         is not awaited on the call's path."""
         self._quotas = quotas
-        self._timeout_s = timeout_s
+        self._timeout_s = operation_bound(timeout_s)  # (timeout_s: the client's socket one)
         self._spawn = spawn
         self.unmetered = 0  # calls served unmetered, or not charged their completion tokens,
         # because Redis did not answer

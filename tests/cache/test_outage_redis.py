@@ -7,6 +7,7 @@ Real redis-server processes; time in the outage view is a fake clock, moved by h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from cache.outage import RedisOutage, Skipped, cluster_route
-from cache.redis_client import AsyncClient, connect, within
+from cache.redis_client import AsyncClient, connect, operation_bound, within
 from cache.redis_server import free_port
 from tests.redis_cluster import LocalRedisCluster
 
@@ -193,3 +194,37 @@ async def test_a_slot_handed_to_another_node_is_served_there(
         assert outage.skipped == 0
     finally:
         await client.aclose()
+
+
+async def test_a_stalled_masters_slot_handed_over_is_served_once_a_probe_times_out(
+        tmp_path: Path) -> None:
+    """A master paused (not stopped) whose slots go to another node: the probe's socket
+    timeout must fire before the operation's bound, so that the cluster client reads its slot
+    map again (with a bound equal to the socket timeout the probe was cancelled first, every
+    time, and the slot was never served again: a reviewer's finding)."""
+    cluster = LocalRedisCluster(tmp_path / "stalled", full_coverage=False)
+    cluster.start()
+    clock = Clock()
+    timeout_s = 0.5  # the client's socket timeout, redis.timeout_s
+    client = connect(cluster.url, cluster=True, timeout_s=timeout_s)
+    bound = operation_bound(timeout_s)
+    try:
+        outage = RedisOutage(retry_s=1.0, clock=clock, route=cluster_route(client))
+        key = _key_of(cluster, 2, client)
+        await client.set(key, "v")
+        with cluster.nodes[2].paused():
+            with pytest.raises(_Unavailable):
+                await within(client.get(key), bound, _Unavailable, outage, key=key)
+            cluster.hand_over(2, heir=1)
+            clock.now += 1.0  # the window over: this operation is the probe
+            heir = f"127.0.0.1:{cluster.nodes[1].port}"
+            # the probe times out at the paused node, or finds the new map: either way a
+            # refresh was asked for, and the next operation goes to the heir
+            with contextlib.suppress(_Unavailable):
+                await within(client.get(key), bound, _Unavailable, outage, key=key)
+            clock.now += 1.0
+            assert await within(client.get(key), bound, _Unavailable, outage, key=key) is None
+            assert outage.node_of(key) == heir
+    finally:
+        await client.aclose()
+        cluster.stop()
