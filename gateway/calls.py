@@ -77,7 +77,7 @@ def _json_schema(text: str, where: str) -> None:
 def _check_tools(call: common_pb2.CallSpec) -> None:
     names: set[str] = set()
     for i, tool in enumerate(call.tools):
-        if not _NAME.match(tool.name):
+        if not _NAME.fullmatch(tool.name):  # (match's $ takes a trailing newline)
             raise InvalidCall(f"tools[{i}].function.name must be 1 to 64 letters, digits, _ or -, "
                               f"got {tool.name!r}", "tools")
         if tool.name in names:

@@ -79,6 +79,9 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
             _tool("a", {"$ref": "#/$defs/X"}, {"X": {"type": "string"}}),
             _tool("b", {"$ref": "#/$defs/X"}, {"X": {"type": "integer"}})]},
          r"tools define \$defs/X differently"),
+        # a name the grammars and parsers take whole: no trailing newline (a regex's $ took it)
+        ({"messages": USER, "tools": [_tool("get\n", {"type": "string"}, {})]},
+         r"tools\[0\].function.name must be 1 to 64"),
     ],
 )
 def test_invalid_calls_are_rejected_with_a_reason(kwargs: dict, message: str) -> None:
