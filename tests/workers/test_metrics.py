@@ -65,7 +65,7 @@ async def test_worker_times_its_calls_and_counts_tokens_and_outcomes(sim_engine_
         with pytest.raises(grpc.aio.AioRpcError) as err:  # the engine refuses it: 400
             async for _ in stub.Generate(worker_pb2.GenerateRequest(
                     program_id="p1", call_id="bad", prompt="x",
-                    sampling=common_pb2.SamplingParams(n=100))):
+                    sampling=common_pb2.SamplingParams(min_p=2.0))):
                 pass
         after = of_registry(service.metrics.registry)
         await service.drain_reports()
