@@ -24,10 +24,15 @@ each ended by the model's stop token, not by a string). Every model family has o
 (json_array, for forced calls only, has none); a family without one would get None, and the
 JSON constraint alone (the model answers, calls no tool: docs/usage.md).
 
-Each grammar covers the whole output, thinking included (SGLang without a reasoning parser,
-as the gateway runs it): gpt-oss's lets the model think first (its analysis channel); a
-thinking model of another family answers or calls at once, as under a plain json_schema.
-Pure: builds JSON only.
+A grammar applies where SGLang's reasoning gate lets it (`--reasoning-parser`, which
+`ostinato up` gives the engines with the gateway's, and the call's `require_reasoning`:
+gateway/prompts.py `thinks_first`): after the thinking's end tag for a model that thinks
+first, else from the first token. gpt-oss's grammar itself holds the analysis channel.
+Where no gate applies a thinking model of another family answers or calls at once, as under
+a plain json_schema. Known gap (gpt-oss): `<|end|>` written as text inside a JSON string is
+admitted by the grammar, and our harmony splitter ends the message there (the answer's
+string is cut, a call's arguments are lost); the real model writes it as its special token,
+which xgrammar does not let into a string. Pure: builds JSON only.
 """
 
 from __future__ import annotations
