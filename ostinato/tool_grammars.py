@@ -31,8 +31,9 @@ first, else from the first token. gpt-oss's grammar itself holds the analysis ch
 Where no gate applies a thinking model of another family answers or calls at once, as under
 a plain json_schema. Known gap (gpt-oss): `<|end|>` written as text inside a JSON string is
 admitted by the grammar, and our harmony splitter ends the message there (the answer's
-string is cut, a call's arguments are lost); the real model writes it as its special token,
-which xgrammar does not let into a string. Pure: builds JSON only.
+string is cut, a call's arguments are lost). Spelled out of ordinary tokens it gets through;
+whether gpt-oss's own special token can (xgrammar's masking of special tokens) was not
+checked with its vocabulary. Pure: builds JSON only.
 """
 
 from __future__ import annotations
