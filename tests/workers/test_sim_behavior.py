@@ -166,6 +166,10 @@ def test_a_thinking_model_thinks_before_answering_a_chat_turn(fmt: str, opens: s
     quiet = render([{"role": "user", "content": "Why?"}], enable_thinking=False)
     assert quiet.endswith("<think>\n\n</think>\n\n") and last_turn_role(quiet) == "user"
     assert thinking(quiet, fmt, seed=1) == ""  # told not to think (Qwen3's template)
+    harmony = render([{"role": "user", "content": "Why?"}], tool_format="gpt-oss",
+                     enable_thinking=False)  # gpt-oss's template has no switch: it thinks
+    assert harmony == render([{"role": "user", "content": "Why?"}], tool_format="gpt-oss")
+    assert thinking(harmony, "gpt-oss", seed=1)
     assert thinking("Once upon a time", fmt) == ""  # a raw prompt is no chat turn
 
 

@@ -65,7 +65,9 @@ def render(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, A
            *, tool_format: str = "hermes", add_generation_prompt: bool = True,
            enable_thinking: object = True, reasoning_effort: object = None) -> str:
     """The prompt. `enable_thinking` false closes an empty thinking after the generation
-    prompt, as Qwen3's template does (a thinking model then answers at once). A
+    prompt, as Qwen3's template does (a thinking model then answers at once); not for
+    gpt-oss, whose template has no such switch (its harmony turn always holds an analysis,
+    and SGLang's server reads a gpt-oss turn as thinking first, always). A
     `reasoning_effort` opens the system turn as ``Reasoning: <effort>`` (gpt-oss's line),
     whatever its value, as a Jinja template writes it; None or "" writes nothing."""
     rest = list(messages)
@@ -77,8 +79,8 @@ def render(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, A
             body += "\n"
         parts.append(f"{TURN_START}{m.get('role', 'user')}\n{body}{calls}{TURN_END}")
     if add_generation_prompt:
-        parts.append(GENERATION_PROMPT if enable_thinking is not False
-                     else GENERATION_PROMPT + NO_THINKING)
+        closed = enable_thinking is False and tool_format != "gpt-oss"
+        parts.append(GENERATION_PROMPT + NO_THINKING if closed else GENERATION_PROMPT)
     return "".join(parts)
 
 
