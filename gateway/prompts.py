@@ -232,13 +232,19 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
 
 
 def thinks_first(reasoning_format: str, raw_prompt: bool, kwargs: dict[str, object]) -> bool:
-    """Whether the model thinks before its answer: SGLang's require_reasoning, as its server
-    sets it (serving_chat.py `_get_reasoning_from_request`, 0.5.23): a chat turn of a model
-    with a reasoning parser, unless a thinking switch its template reads is false (Qwen3's
-    enable_thinking, DeepSeek's and Kimi's thinking: the template then opens no thinking, or
-    closes it empty); gpt-oss always thinks (its detector's reasoning_default "always"). A
-    raw prompt is /generate's own (require_reasoning false). Whether the gateway splits the
-    thinking off (reasoning_in_text) does not matter: the model thinks all the same."""
+    """Whether the model thinks before its answer: SGLang's require_reasoning, by the
+    gateway's own rule. A chat turn of a model with a reasoning parser thinks first unless a
+    thinking switch is false (Qwen3's enable_thinking, DeepSeek's and Kimi's thinking): the
+    switch that also makes `prepare` read the output as starting outside the thinking, so
+    that the engine's gate and the gateway's splitter agree. gpt-oss always thinks. A raw
+    prompt is /generate's own (require_reasoning false). SGLang's server
+    (serving_chat.py `_get_reasoning_from_request`, 0.5.23) decides from the template's own
+    toggle and each detector's default instead, which the gateway cannot see: where a
+    template ignores the switch and the model thinks anyway (DeepSeek-R1's), the grammar
+    holds from the first token here (a valid answer, no thinking) where SGLang's would let
+    it think; where a template's thinking is off by default (DeepSeek-V3.1's), send the
+    switch false (else the end tag never comes and the answer is not constrained).
+    Whether the gateway splits the thinking off (reasoning_in_text) does not matter."""
     if not reasoning_format or raw_prompt:
         return False
     if isinstance(REASONING_FORMATS[reasoning_format], HarmonyFormat):

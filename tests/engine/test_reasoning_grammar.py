@@ -118,9 +118,9 @@ def test_a_thinking_turn_is_thinking_until_it_ends(client: openai.OpenAI) -> Non
 
 def test_with_the_thinking_switched_off_the_answer_is_constrained_at_once(
         client: openai.OpenAI) -> None:
-    """chat_template_kwargs {"thinking": false}: no require_reasoning, as SGLang's server
-    reads the switch (serving_chat.py _get_reasoning_from_request), and the grammar applies
-    from the first token."""
+    """chat_template_kwargs {"thinking": false}: no require_reasoning (the gateway's rule,
+    gateway/prompts.py thinks_first; SGLang's server would still send it for this template,
+    which has no thinking toggle), and the grammar applies from the first token."""
     out = client.chat.completions.create(
         model="tiny-llama", messages=MESSAGES, max_tokens=200, temperature=0,
         response_format=FORMAT,  # type: ignore[arg-type]
