@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ostinato.calls_after_thinking import CallsAfterThinking
 from ostinato.harmony import HarmonyFormat
 from ostinato.reasoning_formats import REASONING_FORMATS, Reasoning, ReasoningFormat
 from ostinato.tokenizers import ChatRenderer
@@ -213,10 +214,13 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
     else:
         text, ids = renderer.render(template_messages(call), template_tools(call) or None,
                                     kwargs)
-    parser = get_parser("json_array") if forced else (
+    parser: ToolCallParser | None = get_parser("json_array") if forced else (
         get_parser(tool_format) if offers_tools(call) else None)
     split = reasoning_format and not call.prompt and not call.reasoning_in_text
     reasoning = REASONING_FORMATS[reasoning_format] if split else None
+    kept = REASONING_FORMATS.get(reasoning_format) if call.reasoning_in_text else None
+    if forced and parser is not None and isinstance(kept, ReasoningFormat):
+        parser = CallsAfterThinking(parser, kept.end)  # the array follows the thinking
     if isinstance(reasoning, ReasoningFormat) and reasoning.starts_inside and any(
             kwargs.get(switch) is False for switch in THINKING_SWITCHES):
         # the template opens no thinking when told not to (a hybrid model's, as SGLang

@@ -29,6 +29,7 @@ FORMAT = {"type": "json_schema", "json_schema": {"name": "trip", "schema": SCHEM
 TOOLS = [{"type": "function", "function": {"name": "get_forecast", "description": "Forecast.",
                                            "parameters": FORECAST_PARAMETERS}}]
 ASK = [{"role": "user", "content": "Plan a trip to Porto."}]
+REASONING_END = "</think>"
 # each family's switch that turns the thinking off, as its template reads it
 SWITCH_OFF = {"qwen3": {"enable_thinking": False}, "deepseek-r1": {"thinking": False}}
 
@@ -85,6 +86,31 @@ def test_required_tool_calls_come_after_the_thinking(client: openai.OpenAI) -> N
     jsonschema.validate(json.loads(choice.message.tool_calls[0].function.arguments),
                         FORECAST_PARAMETERS)
     assert _thinking(choice.message) and not choice.message.content
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_required_calls_are_read_after_thinking_kept_in_the_text(client: openai.OpenAI,
+                                                                 stream: bool) -> None:
+    """separate_reasoning false: the output is the thinking, then the calls' array
+    (ostinato/calls_after_thinking.py); the thinking is the content."""
+    kw: dict[str, Any] = {"model": MODEL, "messages": ASK, "tools": TOOLS, "seed": 5,
+                          "tool_choice": "required", "max_tokens": 400,
+                          "extra_body": {"separate_reasoning": False}}
+    if stream:
+        content, names, finish = "", [], None
+        for chunk in client.chat.completions.create(**kw, stream=True):
+            if chunk.choices:
+                delta = chunk.choices[0].delta
+                content += delta.content or ""
+                names += [c.function.name for c in delta.tool_calls or () if c.function
+                          and c.function.name]
+                finish = chunk.choices[0].finish_reason or finish
+    else:
+        choice = client.chat.completions.create(**kw).choices[0]
+        content, finish = choice.message.content or "", choice.finish_reason
+        names = [c.function.name for c in choice.message.tool_calls or ()]  # type: ignore[union-attr]
+    assert finish == "tool_calls" and names and set(names) == {"get_forecast"}
+    assert REASONING_END in content and "[" not in content
 
 
 def test_tools_with_a_json_format_call_after_the_thinking(client: openai.OpenAI) -> None:
