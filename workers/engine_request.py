@@ -19,7 +19,11 @@ def engine_request(request: worker_pb2.GenerateRequest, rid: str) -> EngineReque
                                       request.keep_special_tokens, request.structural_tag),
         priority=request.priority, cache_salt=request.cache_salt or None,
         top_logprobs_num=request.top_logprobs_num if request.return_logprob else None,
-        require_reasoning=request.require_reasoning,
+        # only under a grammar, the one thing it gates (its other uses in SGLang 0.5.23, a
+        # reasoning_tokens count and strict thinking, are not ours): an SGLang whose /generate
+        # does not know the field refuses the requests that carry it
+        require_reasoning=request.require_reasoning and bool(
+            request.json_schema or request.structural_tag),
     )
 
 

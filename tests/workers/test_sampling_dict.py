@@ -39,9 +39,15 @@ def test_special_tokens_kept_only_when_asked() -> None:
     assert sampling_dict(common_pb2.SamplingParams(), "", True) == {"skip_special_tokens": False}
 
 
-@pytest.mark.parametrize("required", [False, True])
-def test_require_reasoning_goes_as_sglangs_top_level_field_only_when_set(required: bool) -> None:
-    request = worker_pb2.GenerateRequest(prompt="x", json_schema="{}", require_reasoning=required)
+@pytest.mark.parametrize(("required", "grammar", "sent"), [
+    (False, {"json_schema": "{}"}, False),
+    (True, {"json_schema": "{}"}, True),
+    (True, {"structural_tag": "{}"}, True),
+    (True, {}, False),  # no grammar for it to gate: not sent (an older SGLang refuses it)
+])
+def test_require_reasoning_goes_as_sglangs_top_level_field_only_under_a_grammar(
+        required: bool, grammar: dict[str, str], sent: bool) -> None:
+    request = worker_pb2.GenerateRequest(prompt="x", require_reasoning=required, **grammar)
     body = engine_request(request, "rid-1").body(stream=False)
-    assert body.get("require_reasoning") is (True if required else None)
+    assert body.get("require_reasoning") is (True if sent else None)
     assert "require_reasoning" not in body["sampling_params"]
