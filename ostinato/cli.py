@@ -168,7 +168,7 @@ def _run_service(args: argparse.Namespace) -> None:
             flag_overrides(args, "redis", {"redis_url": "url"})))
         _traced("worker", cfg, cfg.worker.worker_id)
         run_loop(serve_worker(cfg.worker, cfg.redis, args.port_file, args.engine_log,
-                              cfg.telemetry), cfg.event_loop)
+                              cfg.telemetry, cfg.gateway.reasoning_parser), cfg.event_loop)
     else:
         from workers.sim.server import serve as serve_engine
 

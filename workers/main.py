@@ -61,6 +61,23 @@ async def _wait_for_engine(engine: SGLangClient, timeout_s: float,
             await asyncio.sleep(0.2)
 
 
+def reasoning_parser_mismatch(server_info: dict, expected: str) -> str | None:
+    """What is wrong when the gateway reads a reasoning model (`expected`, its
+    reasoning_parser) and the engine was launched with another --reasoning-parser, or none:
+    SGLang's grammar backend then does not hold a constraint until the thinking ends
+    (require_reasoning is ignored), and a thinking model's JSON answer or forced calls come
+    out wrong. None when they agree, or the engine does not say (no `reasoning_parser` in
+    its /get_server_info)."""
+    if not expected or "reasoning_parser" not in server_info:
+        return None
+    launched = server_info.get("reasoning_parser") or ""
+    if launched == expected:
+        return None
+    return (f"the engine runs with --reasoning-parser {launched or '(none)'} but the gateway "
+            f"reads {expected}: launch it with --reasoning-parser {expected}, or constrained "
+            "answers will not wait for the model's thinking")
+
+
 def kv_capacity_blocks(server_info: dict) -> int:
     """The engine's KV pool in index blocks: what its cache can hold at most."""
     tokens = int(server_info.get("max_total_num_tokens") or 0) or 1_000_000
@@ -159,14 +176,15 @@ async def _launched(config: WorkerConfig, log_path: str | None,
 
 async def serve(config: WorkerConfig, redis_cfg: RedisConfig | None = None,
                 port_file: str | None = None, engine_log: str | None = None,
-                telemetry: TelemetryConfig | None = None) -> None:
+                telemetry: TelemetryConfig | None = None, reasoning_parser: str = "") -> None:
+    """`reasoning_parser`: the gateway's (the mesh config's), checked against the engine's."""
     process: EngineProcess | None = None
     supervising: asyncio.Task[None] | None = None
     if config.engine == "sglang":
         config, process = await _launched(config, engine_log, telemetry or TelemetryConfig())
         supervising = asyncio.create_task(process.supervise())
     try:
-        await _serve(config, redis_cfg, port_file)
+        await _serve(config, redis_cfg, port_file, reasoning_parser)
     finally:
         if process is not None:
             await process.stop()
@@ -175,7 +193,7 @@ async def serve(config: WorkerConfig, redis_cfg: RedisConfig | None = None,
 
 
 async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
-                 port_file: str | None) -> None:
+                 port_file: str | None, reasoning_parser: str = "") -> None:
     grpc_service = GrpcService(
         [worker_pb2.DESCRIPTOR.services_by_name["Worker"].full_name], config.host, config.port
     )
@@ -188,6 +206,10 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
         await engine.close()
         raise
     engine.model = str(info.get("model_path", ""))
+    mismatch = reasoning_parser_mismatch(info, reasoning_parser)
+    if mismatch:
+        log.warning("engine and gateway read reasoning differently", problem=mismatch,
+                    engine=config.engine_url)
     grpc_service.tracing.describe(describers(worker_id))
     # every planner replica; calls go to the active one (planner/ha_channel.py)
     channel = planner_channel(config.planner_address, client_interceptors())

@@ -8,7 +8,7 @@ import pytest
 import structlog
 
 from cache.redis_server import free_port
-from workers.main import _wait_for_engine
+from workers.main import _wait_for_engine, reasoning_parser_mismatch
 from workers.sglang_client import SGLangClient
 
 
@@ -34,3 +34,28 @@ async def test_no_engine_warns_then_exits_naming_it() -> None:
     assert "worker.engine_start_timeout_s" in message
     warnings = [e for e in logs if e["event"] == "waiting for the engine"]
     assert warnings and warnings[0]["engine"] == url and warnings[0]["log_level"] == "warning"
+
+
+@pytest.mark.parametrize(("info", "expected", "problem"), [
+    ({"reasoning_parser": "qwen3"}, "qwen3", None),
+    ({"reasoning_parser": None}, "", None),  # the gateway reads no thinking: nothing to hold
+    ({"reasoning_parser": "qwen3"}, "", None),
+    ({}, "qwen3", None),  # the engine does not say
+    ({"reasoning_parser": None}, "qwen3", "--reasoning-parser (none) but the gateway reads qwen3"),
+    ({"reasoning_parser": "deepseek-r1"}, "qwen3", "--reasoning-parser deepseek-r1 but"),
+])
+def test_an_engine_launched_without_the_gateways_reasoning_parser_is_named(
+        info: dict, expected: str, problem: str | None) -> None:
+    said = reasoning_parser_mismatch(info, expected)
+    assert (said is None) if problem is None else (said is not None and problem in said)
+
+
+async def test_the_sim_engine_says_its_reasoning_parser(sim_engine_url: str) -> None:
+    """The fixture's sim engine thinks in no format: as an SGLang launched without one."""
+    client = SGLangClient(sim_engine_url)
+    try:
+        info = await _wait_for_engine(client, timeout_s=5.0)
+    finally:
+        await client.close()
+    assert "reasoning_parser" in info and info["reasoning_parser"] is None
+    assert reasoning_parser_mismatch(info, "qwen3") is not None

@@ -227,6 +227,9 @@ async def server_info(request: web.Request) -> web.Response:
         "max_running_requests": p.max_running_requests, "page_size": p.block_size,
         "time_scale": cfg.time_scale, "zero_cost": cfg.zero_cost,
         "incremental_streaming_output": cfg.incremental_streaming_output,
+        # as SGLang's server_args say it: the sim gates its grammars as one launched with
+        # --reasoning-parser of its reasoning format (workers/sim/reasoning_gate.py)
+        "reasoning_parser": cfg.reasoning_format or None,
     })
 
 
