@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 
 import openai
 import pytest
@@ -58,3 +59,15 @@ def agent_store(agent_mesh: Mesh) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(agent_mesh.endpoints.redis_url, decode_responses=True)
     yield client
     client.close()
+
+
+def thinking_mesh(reasoning_format: str, api_key: str,
+                  cache_mode: str = "off") -> AbstractContextManager[Mesh]:
+    """A one-worker sim mesh whose model thinks in `reasoning_format` (the gateway reading
+    it so), its callers tenant `thinker` by `api_key`."""
+    return running_mesh({
+        "workers": 1,
+        "gateway": {"api_keys": {api_key: "thinker"}, "allow_anonymous": False,
+                    "reasoning_parser": reasoning_format, "cache_mode": cache_mode},
+        "sim_engine": {"reasoning_format": reasoning_format, "zero_cost": True},
+    })

@@ -17,8 +17,8 @@ import requests
 
 import ostinato
 from ostinato.mesh import Mesh
-from tests.conftest import running_mesh
 from tests.integration.agent_checks import FORECAST_PARAMETERS, City, Days, Forecasts
+from tests.integration.conftest import thinking_mesh
 
 MODEL = "sim/llama-3.1-8b"
 KEY = "key-thinker-0001"
@@ -28,12 +28,7 @@ TOOLS = [{"type": "function", "function": {"name": "get_forecast", "description"
 
 @pytest.fixture(scope="module")
 def mesh() -> Iterator[Mesh]:
-    with running_mesh({
-        "workers": 1,
-        "gateway": {"api_keys": {KEY: "thinker"}, "allow_anonymous": False,
-                    "reasoning_parser": "qwen3", "cache_mode": "exact"},
-        "sim_engine": {"reasoning_format": "qwen3", "zero_cost": True},
-    }) as m:
+    with thinking_mesh("qwen3", KEY, "exact") as m:
         yield m
 
 

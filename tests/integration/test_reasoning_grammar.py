@@ -17,8 +17,8 @@ import openai
 import pytest
 
 from ostinato.mesh import Mesh
-from tests.conftest import running_mesh
 from tests.integration.agent_checks import FORECAST_PARAMETERS
+from tests.integration.conftest import thinking_mesh
 
 MODEL = "sim/llama-3.1-8b"
 KEY = "key-thinker-0002"
@@ -37,12 +37,7 @@ SWITCH_OFF = {"qwen3": {"enable_thinking": False}, "deepseek-r1": {"thinking": F
 @pytest.fixture(scope="module", params=["qwen3", "deepseek-r1"])
 def mesh(request: pytest.FixtureRequest) -> Iterator[Mesh]:
     fmt = request.param
-    with running_mesh({
-        "workers": 1,
-        "gateway": {"api_keys": {KEY: "thinker"}, "allow_anonymous": False,
-                    "reasoning_parser": fmt, "cache_mode": "off"},
-        "sim_engine": {"reasoning_format": fmt, "zero_cost": True},
-    }) as m:
+    with thinking_mesh(fmt, KEY, "off") as m:
         yield m
 
 
