@@ -5,8 +5,9 @@ by `make sglang-cpu` into .cache/sglang-cpu. Timings here mean nothing; mechanis
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,24 +31,37 @@ def engine_build() -> Path:
     return BUILD
 
 
-@pytest.fixture(scope="session")
-def sglang_mesh(engine_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+@contextmanager
+def engine_mesh(engine_build: Path, workdir: str, workers: int, worker: dict[str, Any],
+                gateway: dict[str, Any]) -> Iterator[Mesh]:
+    """A mesh whose `workers` each launch a real SGLang on the tiny model, with the gateway
+    tokenizing as it does; `worker` and `gateway` add to (or change) their settings."""
     model = str(MODEL)
     cfg = load_mesh_config(None, environ={}, overrides={
-        "workers": 2,
+        "workers": workers,
         "worker": {"engine": "sglang", "engine_model": model,
                    "engine_launch": str(engine_build / "launch"), "engine_args": ENGINE_ARGS,
-                   "kv_tokenizer": f"hf:{model}", "max_inflight": 4, "heartbeat_s": 0.5,
-                   # two engines starting at once on a busy 2-core machine: once over 400 s
-                   "engine_start_timeout_s": 600},
-        "gateway": {"kv_tokenizer": f"hf:{model}", "model": "tiny-llama",
-                    "tool_call_parser": "llama3", "http_port": 0, "api_keys": KEYS,
-                    "allow_anonymous": False, "semantic_cache": False, "cache_mode": "off"},
+                   "kv_tokenizer": f"hf:{model}",
+                   # engines starting at once on a busy 2-core machine: once over 400 s
+                   "engine_start_timeout_s": 600, **worker},
+        "gateway": {"kv_tokenizer": f"hf:{model}", "model": "tiny-llama", "http_port": 0,
+                    "allow_anonymous": False, "semantic_cache": False, "cache_mode": "off",
+                    **gateway},
     })
-    mesh = Mesh(cfg, ephemeral_ports=True, workdir=str(tmp_path_factory.mktemp("sglang-mesh")))
+    mesh = Mesh(cfg, ephemeral_ports=True, workdir=workdir)
     mesh.start(timeout_s=700)
-    yield mesh
-    mesh.close()
+    try:
+        yield mesh
+    finally:
+        mesh.close()
+
+
+@pytest.fixture(scope="session")
+def sglang_mesh(engine_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    with engine_mesh(engine_build, str(tmp_path_factory.mktemp("sglang-mesh")), 2,
+                     {"max_inflight": 4, "heartbeat_s": 0.5},
+                     {"tool_call_parser": "llama3", "api_keys": KEYS}) as mesh:
+        yield mesh
 
 
 @asynccontextmanager

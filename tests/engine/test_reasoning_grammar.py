@@ -33,10 +33,9 @@ import openai
 import pytest
 import requests
 
-from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 from ostinato.tokenizers import load_renderer
-from tests.engine.conftest import ENGINE_ARGS, MODEL
+from tests.engine.conftest import MODEL, engine_mesh
 
 pytestmark = pytest.mark.engine
 KEY = "key-thinker-engine"
@@ -49,22 +48,10 @@ MESSAGES = [{"role": "user", "content": "Plan a trip."}]
 
 @pytest.fixture(scope="module")
 def mesh(engine_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    model = str(MODEL)
-    cfg = load_mesh_config(None, environ={}, overrides={
-        "workers": 1,
-        "worker": {"engine": "sglang", "engine_model": model,
-                   "engine_launch": str(engine_build / "launch"), "engine_args": ENGINE_ARGS,
-                   "engine_reasoning_parser": "deepseek-r1", "kv_tokenizer": f"hf:{model}",
-                   "engine_start_timeout_s": 600},
-        "gateway": {"kv_tokenizer": f"hf:{model}", "model": "tiny-llama", "http_port": 0,
-                    "api_keys": {KEY: "thinker"}, "allow_anonymous": False,
-                    "reasoning_parser": "deepseek-r1", "semantic_cache": False,
-                    "cache_mode": "off"},
-    })
-    mesh = Mesh(cfg, ephemeral_ports=True, workdir=str(tmp_path_factory.mktemp("thinker")))
-    mesh.start(timeout_s=700)
-    yield mesh
-    mesh.close()
+    with engine_mesh(engine_build, str(tmp_path_factory.mktemp("thinker")), 1,
+                     {"engine_reasoning_parser": "deepseek-r1"},
+                     {"api_keys": {KEY: "thinker"}, "reasoning_parser": "deepseek-r1"}) as mesh:
+        yield mesh
 
 
 @pytest.fixture(scope="module")
