@@ -130,3 +130,36 @@ def test_a_json_format_beside_the_tools_leaves_the_model_its_tools(client: opena
     assert choice.finish_reason == "tool_calls" and not choice.message.content
     (call,) = choice.message.tool_calls or []
     _checked(call.function.name, call.function.arguments)
+
+
+ANSWER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+ANSWER_FORMAT = {"type": "json_schema", "json_schema": {"name": "a", "schema": ANSWER}}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_it_calls_its_tool_then_answers_the_json(client: openai.OpenAI, stream: bool) -> None:
+    """Tools beside a JSON format, over two turns: the model calls its tool under the
+    structural tag, typed, and after the tool's result answers with JSON of the format
+    (gpt-oss's in its final channel, its thinking apart; no markup), streamed or not."""
+    kw = {"model": MODEL, "tools": TOOLS, "seed": 1, "response_format": ANSWER_FORMAT}
+    done = client.chat.completions.create(messages=ASK, **kw)  # type: ignore[call-overload]
+    choice = done.choices[0]
+    assert choice.finish_reason == "tool_calls" and not choice.message.content
+    (call,) = choice.message.tool_calls or []
+    assert call.function.name == "get_forecast"
+    jsonschema.validate(json.loads(call.function.arguments), FORECAST_PARAMETERS)
+    history = [*ASK, {"role": "assistant", "content": "", "tool_calls": [
+        {"id": call.id, "type": "function", "function": {
+            "name": "get_forecast", "arguments": call.function.arguments}}]},
+        {"role": "tool", "tool_call_id": call.id, "content": "sun"}]
+    if stream:
+        chunks = list(client.chat.completions.create(messages=history, stream=True, **kw))  # type: ignore[call-overload]
+        deltas = [c.choices[0].delta for c in chunks if c.choices]
+        assert not any(d.tool_calls for d in deltas)
+        content = "".join(d.content or "" for d in deltas)
+    else:
+        answered = client.chat.completions.create(messages=history, **kw)  # type: ignore[call-overload]
+        assert not answered.choices[0].message.tool_calls
+        content = answered.choices[0].message.content or ""
+    assert "<|" not in content
+    jsonschema.validate(json.loads(content), ANSWER)
