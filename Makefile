@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: docs demo test test-engine sglang-cpu lint protos up bench clean redis8 chromium
+.PHONY: docs demo test test-engine sglang-cpu lint typecheck protos up bench clean redis8 chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Ostinato needs Python 3.11+, found " + sys.version' 
@@ -46,8 +46,12 @@ sglang-cpu:
 test-engine: $(STAMP) redis8 sglang-cpu
 	$(PY) -m pytest -q -m engine tests/engine --timeout 900
 
-lint: $(STAMP)
+lint: $(STAMP) typecheck
 	$(PY) -m ruff check .
+
+# mypy over every package (pyproject.toml's [tool.mypy]); about 30 s cold. Run by .ci/run.
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 # The default sweep (SIMULATED, virtual time): writes docs/bench/mixed and refreshes docs/bench/results.md's
 # tables. Steady-state runs (workload-spec.md): Poisson arrivals that keep coming, the

@@ -42,7 +42,7 @@ PARAPHRASE = "Could you describe the {a} of {s} in {n} words?"
 
 
 def _entries(n: int, rng: random.Random) -> list[tuple[str, str, str, int]]:
-    out = []
+    out: list[tuple[str, str, str, int]] = []
     i = 0
     while len(out) < n:
         s, a = SUBJECTS[i % len(SUBJECTS)], ASPECTS[(i // len(SUBJECTS)) % len(ASPECTS)]

@@ -96,7 +96,8 @@ def _graph(klass: ProgramClass, rng: random.Random) -> list[tuple[int, ...]]:
                     nxt.append(len(parents) - 1)
             level = nxt
         return parents
-    parents, prev = [], []  # dag: each stage depends on all of the previous one
+    prev: list[int] = []  # dag: each stage depends on all of the previous one
+    parents = []
     for width in klass.stages:
         stage = []
         for _ in range(width):

@@ -120,7 +120,8 @@ def load_spec(name_or_path: str) -> WorkloadSpec:
     return parse_spec(data)
 
 
-def _keys(data: object, field: str, allowed: set[str], required: set[str] = frozenset()) -> Mapping:
+def _keys(data: object, field: str, allowed: set[str],
+          required: set[str] | frozenset[str] = frozenset()) -> Mapping:
     if not isinstance(data, Mapping):
         raise SpecError(f"{field or 'spec'}: expected a mapping, got {type(data).__name__}")
     unknown = set(data) - allowed - _DOC_KEYS

@@ -34,7 +34,7 @@ from cache.guard import near_miss
 from cache.local_index import LocalIndex
 from cache.metrics import CacheMetrics
 from cache.outage import outage_of
-from cache.redis_client import AsyncClient, operation_bound
+from cache.redis_client import AsyncClient, operation_bound, text
 from cache.semantic_index import SemanticIndex, supports_vector_sets
 from cache.server_index import VectorSetIndex
 
@@ -230,13 +230,13 @@ class AnswerCache:
         results: list[Any] = await self._r(pipe.execute())
         self.index.added(tenant, entry_id, semantic.context, vector)
         self.metrics.count("stored_semantic", tenant=tenant)
-        expired = [raw.decode() for raw in results[-2]]
+        expired = [text(raw) for raw in results[-2]]
         if expired:
             await self._remove(tenant, expired)
         over = int(results[-1]) - len(expired) - self._max
         if over > 0:
-            oldest = await self._r(self._redis.zpopmin(index_key, over), index_key)
-            await self._remove(tenant, [raw.decode() for raw, _ in oldest])
+            oldest: list[Any] = await self._r(self._redis.zpopmin(index_key, over), index_key)
+            await self._remove(tenant, [text(raw) for raw, _ in oldest])
             self.metrics.count("evicted", len(oldest), tenant)
         self.metrics.index_entries = len(self.index)
 

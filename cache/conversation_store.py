@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 from cache import keys
-from cache.redis_client import AsyncClient, KeptInRedis
+from cache.redis_client import AsyncClient, KeptInRedis, text
 
 CONVERSATION_ID = re.compile(r"conv_[0-9a-f]{32}")
 MAX_ITEMS = 4096  # items one conversation may hold: every read of its ids stays bounded
@@ -142,7 +142,7 @@ class ConversationStore(KeptInRedis):
         if not got:
             return None
         raw, ids = got
-        return json.loads(raw), [i.decode() if isinstance(i, bytes) else i for i in ids]
+        return json.loads(raw), [text(i) for i in ids]
 
     async def items(self, tenant: str, conversation_id: str,
                     item_ids: list[str]) -> list[dict[str, Any] | None]:

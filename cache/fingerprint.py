@@ -67,7 +67,7 @@ class SemanticKey:
 def semantic_key(tenant: str, call: common_pb2.CallSpec) -> SemanticKey | None:
     """None when the call has no final user turn to compare (then only exact applies)."""
     if call.prompt:
-        earlier: list[list[str]] = []
+        earlier: list[list[object]] = []
         text = call.prompt
     elif call.messages and call.messages[-1].role == "user":
         earlier = [_message(m) for m in call.messages[:-1]]

@@ -15,7 +15,7 @@ import structlog
 from cache import keys
 from cache.ann import TenantIndexes
 from cache.bounded import Bounded, RedisDown
-from cache.redis_client import AsyncClient
+from cache.redis_client import AsyncClient, text
 from cache.semantic_index import Neighbour
 
 log = structlog.get_logger(__name__)
@@ -37,22 +37,23 @@ class LocalIndex:
         """Rebuilds from Redis, then reads the stream from where the rebuild stopped."""
         try:
             last = await self._r(self._redis.xrevrange(keys.semantic_stream(), count=1))
-            self._stream_id = last[0][0].decode() if last else "0-0"
+            self._stream_id = text(last[0][0]) if last else "0-0"
             tenants = await self._r(self._redis.smembers(keys.semantic_tenants()))
             for raw_tenant in tenants:
-                tenant = raw_tenant.decode()
+                tenant = text(raw_tenant)
                 ids = await self._r(self._redis.zrange(keys.semantic_index(tenant), 0, -1))
                 for raw_id in ids:
-                    await self._index_entry(tenant, raw_id.decode())
+                    await self._index_entry(tenant, text(raw_id))
         except RedisDown:
             log.warning("semantic index not rebuilt: redis unavailable")
 
     async def _index_entry(self, tenant: str, entry_id: str) -> None:
-        vec, context = await self._r(self._redis.hmget(
+        reply: list[Any] = await self._r(self._redis.hmget(
             keys.semantic_entry(tenant, entry_id), "vec", "context"))
+        vec, context = reply
         if vec is None or context is None:
             return
-        self._index.add(tenant, entry_id, context.decode(), np.frombuffer(vec, dtype=np.float32))
+        self._index.add(tenant, entry_id, text(context), np.frombuffer(vec, dtype=np.float32))
 
     async def upkeep(self) -> None:
         # the stream read waits for news at most a quarter of its bound (half the client's
@@ -61,14 +62,13 @@ class LocalIndex:
 
     async def sync(self, block_ms: int = 1000) -> int:
         """Applies stream records written by any replica (its own included); returns how many."""
-        records = await self._r(self._redis.xread({keys.semantic_stream(): self._stream_id},
+        records: Any = await self._r(self._redis.xread({keys.semantic_stream(): self._stream_id},
                                                   count=500, block=block_ms))
         n = 0
         for _, entries in records or []:
             for record_id, fields in entries:
-                self._stream_id = record_id.decode()
-                op, tenant = fields[b"op"].decode(), fields[b"tenant"].decode()
-                entry_id = fields[b"id"].decode()
+                self._stream_id = text(record_id)
+                op, tenant, entry_id = (text(fields[k]) for k in (b"op", b"tenant", b"id"))
                 if op == "add":
                     await self._index_entry(tenant, entry_id)
                 else:

@@ -78,8 +78,9 @@ def from_proto(policy: common_pb2.CachePolicy, default: CachePolicy) -> CachePol
 
 def hit_header(hit: int) -> str:
     """The response header value of a CallResult.cache_hit."""
-    return {common_pb2.CACHE_HIT_EXACT: "exact",
-            common_pb2.CACHE_HIT_SEMANTIC: "semantic"}.get(hit, "miss")
+    names: dict[int, str] = {common_pb2.CACHE_HIT_EXACT: "exact",
+                             common_pb2.CACHE_HIT_SEMANTIC: "semantic"}
+    return names.get(hit, "miss")
 
 
 _TO_PROTO = {mode: value for value, mode in _FROM_PROTO.items()}

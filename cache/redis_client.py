@@ -82,6 +82,12 @@ def operation_bound(timeout_s: float) -> float:
     return 2 * timeout_s
 
 
+def text(reply: object) -> str:
+    """A reply as text. Our clients read bytes (no `decode_responses`); redis-py types
+    replies as bytes or str, and scripts' replies as anything."""
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+
 def _told(outage: RedisOutage, attempt: Attempt, error: BaseException | None) -> None:
     """The outage view told how an operation went (`error`: None when it succeeded)."""
     node = {} if attempt.node is WHOLE else {"node": attempt.node}

@@ -16,7 +16,7 @@ import numpy as np
 
 from cache import keys
 from cache.bounded import Bounded
-from cache.redis_client import AsyncClient
+from cache.redis_client import AsyncClient, text
 from cache.semantic_index import Neighbour
 from cache.vector_sets import context_prefix, context_tag, parse_vsim, vadd_args, vrem_args, vsim_args
 
@@ -47,7 +47,7 @@ class VectorSetIndex:
         tenants = await self._r(self._redis.smembers(keys.semantic_tenants()))
         pipe = self._redis.pipeline(transaction=False)
         for raw in tenants:
-            pipe.zcard(keys.semantic_index(raw.decode()))
+            pipe.zcard(keys.semantic_index(text(raw)))
         self._size = sum(int(n) for n in await self._r(pipe.execute())) if tenants else 0
 
     @staticmethod

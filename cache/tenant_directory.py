@@ -25,7 +25,7 @@ from cache.keys import (
     tenancy_version,
     tenant_data_pattern,
 )
-from cache.redis_client import AsyncClient
+from cache.redis_client import AsyncClient, text
 from cache.tenancy import ANONYMOUS_TENANT, Tenancy, TenantLimits, key_digest
 
 log = structlog.get_logger(__name__)
@@ -108,7 +108,7 @@ class TenantDirectory:
         conversations, quota buckets: a tenant created later under the same name starts
         with none of it); returns how many API keys went."""
         keys = await self._redis.hgetall(tenancy_keys())
-        digests = [d for d, t in keys.items() if t.decode() == tenant]
+        digests = [d for d, t in keys.items() if text(t) == tenant]
         # Two steps, not one transaction: the hashes live in different Redis Cluster slots.
         # The keys go first, so a failure in between never leaves a key of a gone tenant.
         if digests:
@@ -135,7 +135,7 @@ class TenantDirectory:
             raise InvalidTenancy("API keys must be at least 8 characters")
         digest = key_digest(api_key)
         owner = await self._redis.hget(tenancy_keys(), digest)
-        if owner is not None and owner.decode() != tenant:
+        if owner is not None and text(owner) != tenant:
             raise InvalidTenancy("this API key already belongs to another tenant")
         if not await self._redis.hexists(tenancy_tenants(), tenant):
             if not create:

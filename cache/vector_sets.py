@@ -18,6 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from redis.typing import EncodableT
+
+from cache.redis_client import text
 
 CONTEXT_CHARS = 32  # 128 bits of the context digest name the vector set
 SEPARATOR = "."
@@ -44,24 +47,20 @@ def _blob(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype=np.float32).tobytes()
 
 
-def vadd_args(key: str, vector: np.ndarray, entry: str) -> tuple[object, ...]:
+def vadd_args(key: str, vector: np.ndarray, entry: str) -> tuple[EncodableT, ...]:
     return ("VADD", key, "FP32", _blob(vector), entry, "NOQUANT")
 
 
-def vsim_args(key: str, vector: np.ndarray, count: int) -> tuple[object, ...]:
+def vsim_args(key: str, vector: np.ndarray, count: int) -> tuple[EncodableT, ...]:
     return ("VSIM", key, "FP32", _blob(vector), "WITHSCORES", "COUNT", count)
 
 
-def vrem_args(key: str, entry: str) -> tuple[object, ...]:
+def vrem_args(key: str, entry: str) -> tuple[EncodableT, ...]:
     return ("VREM", key, entry)
 
 
 def cosine_of(score: float) -> float:
     return 2.0 * float(score) - 1.0
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def parse_vsim(reply: object) -> list[tuple[str, float]]:
@@ -73,11 +72,11 @@ def parse_vsim(reply: object) -> list[tuple[str, float]]:
     if reply is None:
         return []
     if isinstance(reply, Mapping):
-        pairs = [(_text(k), float(v)) for k, v in reply.items()]
+        pairs = [(text(k), float(v)) for k, v in reply.items()]
     elif isinstance(reply, Sequence) and not isinstance(reply, (str, bytes)):
         if len(reply) % 2:
             raise ValueError(f"VSIM WITHSCORES reply of odd length {len(reply)}")
-        pairs = [(_text(reply[i]), float(_text(reply[i + 1]))) for i in range(0, len(reply), 2)]
+        pairs = [(text(reply[i]), float(text(reply[i + 1]))) for i in range(0, len(reply), 2)]
     else:
         raise ValueError(f"unexpected VSIM reply {reply!r}")
     pairs.sort(key=lambda p: -p[1])

@@ -35,7 +35,7 @@ def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
 @dataclass
 class _Stream:
     call: grpc.aio.StreamStreamCall
-    outbox: asyncio.Queue[planner_pb2.AdmitStreamRequest]
+    outbox: asyncio.Queue[planner_pb2.AdmitStreamRequest | None]
     waiting: dict[int, asyncio.Future[planner_pb2.Grant]] = field(default_factory=dict)
     reader: asyncio.Task[None] | None = None
     batches: bool = False  # the planner reads carriers (said in its initial metadata)
@@ -68,7 +68,7 @@ class Admissions:
                                                                         cancel=True))
 
     def _open(self) -> _Stream:
-        outbox: asyncio.Queue[planner_pb2.AdmitStreamRequest] = asyncio.Queue()
+        outbox: asyncio.Queue[planner_pb2.AdmitStreamRequest | None] = asyncio.Queue()
 
         async def requests() -> AsyncIterator[planner_pb2.AdmitStreamRequest]:
             async for msgs in drained(outbox, lambda: stream.batches,

@@ -6,7 +6,7 @@ gateway's current snapshot of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 
 from cache.tenancy import ANONYMOUS_TENANT, Tenancy, key_digest
 
@@ -17,7 +17,7 @@ class Unauthenticated(Exception):
     pass
 
 
-def api_key_from_metadata(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
+def api_key_from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
     for key, value in metadata or ():
         if isinstance(value, bytes):
             continue

@@ -152,7 +152,7 @@ def routes(api: ConversationsApi, tenant_of: Any, json_of: Any) -> list[web.Rout
     def handler(fn: Any, body: bool = False, query: bool = False) -> Any:
         async def handle(request: web.Request) -> web.Response:
             tenant = tenant_of(request)
-            args = [request.match_info[k] for k in ("conversation_id", "item_id")
+            args: list[Any] = [request.match_info[k] for k in ("conversation_id", "item_id")
                     if k in request.match_info]
             if body:  # no body at all reads as {} (JSON null does not)
                 args.append(await json_of(request) if request.can_read_body else {})

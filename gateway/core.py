@@ -10,7 +10,7 @@ Every failure is a GatewayError carrying the gRPC status (the HTTP API maps it).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 import grpc
@@ -77,7 +77,8 @@ class GatewayCore:
         self._limits = CallLimits(config.max_prompt_chars, config.max_messages,
                                   config.default_max_new_tokens, config.max_new_tokens_limit)
 
-    def tenant(self, metadata: Sequence[tuple[str, str]], *, openai_client: bool = False) -> str:
+    def tenant(self, metadata: Iterable[tuple[str, str | bytes]] | None, *,
+               openai_client: bool = False) -> str:
         """The caller's tenant (`openai_client`: the OpenAI-compatible HTTP API's caller,
         whose unknown key open mode takes as no key: gateway/auth.py)."""
         try:
@@ -211,7 +212,8 @@ class GatewayCore:
             call.thread_id = found.thread_id
         return Placement(found.program_id, call, True)
 
-    async def run(self, tenant: str, placed: Placement, timeout_s: float) -> AsyncIterator[CallItem]:
+    async def run(self, tenant: str, placed: Placement, timeout_s: float
+                  ) -> AsyncGenerator[CallItem, None]:
         """Runs a placed call: Granted, Deltas, then its CallResult; the answer is recorded
         so that a request continuing the conversation finds this program. A program found
         from the conversation that the planner has since expired is registered again.

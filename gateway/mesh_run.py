@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 import grpc
 import structlog
@@ -90,7 +90,7 @@ class MeshRun:
     async def run(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
                   timeout_s: float, start: float, prepared: tuple[PreparedPrompt, int],
                   new_program: NewProgram | None, resend: bool,
-                  report_later: bool, whole: bool) -> AsyncIterator[CallItem]:
+                  report_later: bool, whole: bool) -> AsyncGenerator[CallItem, None]:
         """Yields Granted, Deltas, then one CallResult (as CallExecutor.run); `start`: when
         the caller's request began (`timeout_s` counts from it); `prepared`: the prompt
         rendered and tokenized, and its declared shared prefix's length; `report_later`:
@@ -202,7 +202,7 @@ class MeshRun:
 
     async def _generate(self, template: worker_pb2.GenerateRequest, grant: planner_pb2.Grant,
                         output: ToolOutput, timeout_s: float,
-                        ) -> AsyncIterator[Delta | worker_pb2.GenerateResult]:
+                        ) -> AsyncGenerator[Delta | worker_pb2.GenerateResult, None]:
         """One attempt on the granted worker: content Deltas (the one that came with the
         result marked `last`), then its GenerateResult; _AttemptFailed when the stream breaks
         or ends without a result."""

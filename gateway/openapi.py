@@ -189,7 +189,7 @@ _ITEM_PAGE_QUERY = [
 
 
 def _paths() -> dict[str, Any]:
-    open_ = {"security": []}
+    open_: dict[str, Any] = {"security": []}
     return {
         "/v1/chat/completions": {"post": _call_op(
             "Chat completion", "ChatCompletionRequest", "ChatCompletion",

@@ -164,12 +164,12 @@ def _calls_schema(call: common_pb2.CallSpec) -> dict[str, Any]:
     branches = []
     definitions: dict[str, dict[str, Any]] = {}
     for t in tools:
-        params = json.loads(t.parameters_json) if t.parameters_json else {
+        params: dict[str, Any] = json.loads(t.parameters_json) if t.parameters_json else {
             "type": "object", "properties": {}}
         for where in _DEFINITIONS:
-            for name, schema in (params.pop(where, None) or {}).items():
-                known = definitions.setdefault(where, {}).setdefault(name, schema)
-                if known != schema:
+            for name, defined in (params.pop(where, None) or {}).items():
+                known = definitions.setdefault(where, {}).setdefault(name, defined)
+                if known != defined:
                     raise ConflictingDefinitions(
                         f"tools define {where}/{name} differently; with tool_choice required "
                         "or a named function their definitions share one schema")

@@ -111,7 +111,7 @@ def input_items(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The request's `input` (checked by `translate`) as the prompt used it, to be stored:
     the fields each item type is read for, a message's text parts joined, another model's
     reasoning dropped (no text the prompt's limits did not count is kept)."""
-    raw = body.get("input")
+    raw = body["input"]
     if isinstance(raw, str):
         return [{"type": "message", "role": "user", "content": raw}]
     out: list[dict[str, Any]] = []

@@ -53,7 +53,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self._core = core
 
     def _tenant(self, context: grpc.aio.ServicerContext) -> str:
-        return self._core.tenant(context.invocation_metadata() or ())
+        return self._core.tenant(context.invocation_metadata())
 
     async def StartProgram(self, request, context):
         async def work() -> gateway_pb2.StartProgramResponse:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -141,7 +141,8 @@ class TracedGatewayCore(GatewayCore):
                                 otel_context.get_current())
         return placed
 
-    async def run(self, tenant: str, placed: Placement, timeout_s: float) -> AsyncIterator[CallItem]:
+    async def run(self, tenant: str, placed: Placement, timeout_s: float
+                  ) -> AsyncGenerator[CallItem, None]:
         parent, links = self.programs.call_parent(placed.program_id, otel_context.get_current())
         attrs = call_attributes(placed.call, self.config.model, tenant, placed.program_id,
                                 self._record_content)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
@@ -40,7 +40,7 @@ Item = worker_pb2.GenerateChunk | grpc.aio.AioRpcError
 @dataclass
 class _Stream:
     call: grpc.aio.StreamStreamCall
-    outbox: asyncio.Queue[worker_pb2.GenerateStreamRequest]
+    outbox: asyncio.Queue[worker_pb2.GenerateStreamRequest | None]
     waiting: dict[int, asyncio.Queue[Item]] = field(default_factory=dict)
     reader: asyncio.Task[None] | None = None
     batches: bool = False  # the worker reads carriers (said in its initial metadata)
@@ -64,7 +64,7 @@ class WorkerChannels:
         return stub
 
     async def generate(self, address: str, request: worker_pb2.GenerateRequest,
-                       timeout_s: float) -> AsyncIterator[worker_pb2.GenerateChunk]:
+                       timeout_s: float) -> AsyncGenerator[worker_pb2.GenerateChunk, None]:
         """The call's chunks from the worker at `address`, over its stream."""
         stream = self._streams.get(address) or self._open(address)
         generation = next(self._ids)
@@ -94,7 +94,7 @@ class WorkerChannels:
                                                                           cancel=True))
 
     def _open(self, address: str) -> _Stream:
-        outbox: asyncio.Queue[worker_pb2.GenerateStreamRequest] = asyncio.Queue()
+        outbox: asyncio.Queue[worker_pb2.GenerateStreamRequest | None] = asyncio.Queue()
 
         async def requests() -> AsyncIterator[worker_pb2.GenerateStreamRequest]:
             async for msgs in drained(outbox, lambda: stream.batches,

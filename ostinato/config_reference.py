@@ -85,7 +85,7 @@ def fields() -> Iterator[FieldDoc]:
                            own.get(f.name, ""))
     for f in dataclasses.fields(config.MeshConfig):
         section = hints[f.name]
-        if not dataclasses.is_dataclass(section):
+        if not (isinstance(section, type) and dataclasses.is_dataclass(section)):
             continue
         docs = _comments(section)
         section_hints = typing.get_type_hints(section)

@@ -40,7 +40,8 @@ def _check_grpc(address: str, service: str, timeout_s: float) -> str | None:
 
     with grpc.insecure_channel(address) as channel:
         try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
+            # (types-grpcio-health-checking declares no methods on HealthStub)
+            reply = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND and service:  # (gRPC health says no more)

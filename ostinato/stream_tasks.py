@@ -13,7 +13,8 @@ carriers says nothing and gets one message at a time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -80,7 +81,7 @@ async def agree_batches(context: grpc.aio.ServicerContext) -> bool:
 
 
 class StreamTasks:
-    def __init__(self, run: Callable[[Any], Awaitable[None]]) -> None:
+    def __init__(self, run: Callable[[Any], Coroutine[Any, Any, None]]) -> None:
         self._run = run  # one message's work (its replies go out through the caller's queue)
         self.running: dict[int, asyncio.Task[None]] = {}
 
@@ -103,7 +104,10 @@ class StreamTasks:
             self.running[msg.id] = task
             # (a callback, not a `finally` in the task: a task cancelled before it ever
             # ran never enters its coroutine, and would stay listed)
-            task.add_done_callback(lambda _, key=msg.id: self.running.pop(key, None))
+            task.add_done_callback(functools.partial(self._forget, msg.id))
+
+    def _forget(self, key: int, _: object) -> None:
+        self.running.pop(key, None)
 
     def cancel_all(self) -> None:
         for task in list(self.running.values()):

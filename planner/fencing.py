@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from cache import keys
+from cache.redis_client import AsyncClient
 
 # KEYS[1]: the fence; KEYS[2..]: the keys of the operations. ARGV[1]: the token ("" for
 # none); ARGV[2]: JSON [[command, key index, arg...], ...]. Returns {1, results...}, or {0}
@@ -79,7 +80,7 @@ class Batches:
 class Fencing:
     """Runs batches as the fenced script, many in one pipeline."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: AsyncClient) -> None:
         self._redis = client
         self._sha = ""
         self.token: int | None = None
@@ -87,7 +88,7 @@ class Fencing:
     async def _load(self) -> None:
         self._sha = await self._redis.script_load(_SCRIPT)  # on a cluster: every primary
 
-    async def run(self, batches: Sequence[Batch]) -> list[list[object]]:
+    async def run(self, batches: Sequence[Batch]) -> list[list[Any]]:
         """Each batch's results; FencedOut if any was refused."""
         if not batches:
             return []

@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 import redis.asyncio as aioredis
 import structlog
 
 from cache import keys
+from cache.redis_client import AsyncClient
 from ostinato.clock import Clock
 from planner.lease import Lease, Role, Step
 
@@ -45,7 +47,7 @@ return 0
 
 
 class RedisLease:
-    def __init__(self, client: aioredis.Redis, holder: str) -> None:
+    def __init__(self, client: AsyncClient, holder: str) -> None:
         self.holder = holder
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
@@ -147,9 +149,9 @@ class ActiveOnly(grpc.aio.ServerInterceptor):
         self._holds = holds
 
     async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Any:
         if not details.method.startswith(self._prefix):  # type: ignore[attr-defined]
             return await continuation(details)
         if not self._holds():
@@ -159,7 +161,7 @@ class ActiveOnly(grpc.aio.ServerInterceptor):
             return handler
         inner = handler.unary_unary
 
-        async def checked(request: object, context: grpc.aio.ServicerContext) -> object:
+        async def checked(request: object, context: Any) -> object:
             reply = await inner(request, context)
             if not self._holds():  # the lease lapsed while the call ran: its answer is void
                 await self._refuse(request, context)

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from cache.keys import planner_learned
+from cache.redis_client import AsyncClient
 from planner.core.planner import PlannerCore
 
 log = structlog.get_logger(__name__)
@@ -35,7 +36,7 @@ def _histories(doc: Any, name: str) -> dict[str, list[float]]:
 
 
 class LearnedStore:
-    def __init__(self, client: aioredis.Redis, timeout_s: float = 0.5) -> None:
+    def __init__(self, client: AsyncClient, timeout_s: float = 0.5) -> None:
         self._redis = client
         self._timeout_s = timeout_s
 

@@ -34,8 +34,8 @@ class _CoreCollector(Collector):
         parked = GaugeMetricFamily("ostinato_planner_parked_calls", "Calls waiting for their "
                                    "home worker (the engine holding their context).",
                                    labels=["worker", "tenant"])
-        for (worker, tenant), n in sorted(core.parked_counts().items()):
-            parked.add_metric([worker, tenant], n)
+        for (worker_id, tenant), n in sorted(core.parked_counts().items()):
+            parked.add_metric([worker_id, tenant], n)
         yield parked
         running = GaugeMetricFamily("ostinato_planner_running_calls", "Calls granted to a "
                                     "worker and not yet reported done.", labels=["worker"])

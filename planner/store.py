@@ -20,13 +20,14 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 import structlog
 
 from cache import keys
+from cache.redis_client import AsyncClient, text
 from ostinato.clock import Clock
 from planner.core.model import (
     CallChanged,
@@ -88,7 +89,7 @@ def snapshot(event: Event, wall_now: float, clock_now: float) -> _Write:
 
 
 class ProgramStore:
-    def __init__(self, client: aioredis.Redis, clock: Clock, timeout_s: float = 0.5, *,
+    def __init__(self, client: AsyncClient, clock: Clock, timeout_s: float = 0.5, *,
                  max_pending: int = 100_000, max_backoff_s: float = 1.0,
                  ended_ttl_s: float = 86_400.0) -> None:
         """`ended_ttl_s`: an ended program's records stay in Redis this long, then expire."""
@@ -267,8 +268,8 @@ class ProgramStore:
         listing.op("ZRANGE", keys.open_programs(), 0, -1)
         (ids,) = await self.fencing.run(list(listing.by_fence.values()))
         reads = Batches()
-        for raw in ids[0]:  # type: ignore[union-attr]
-            program_id = raw.decode()
+        for raw in ids[0]:
+            program_id = text(raw)
             reads.op("HGETALL", keys.program_meta(program_id))
             reads.op("HGETALL", keys.program_calls(program_id))
         programs, ended = [], Batches()
@@ -293,7 +294,7 @@ def _flat(fields: dict[str, str]) -> list[str]:
     return [x for pair in fields.items() for x in pair]
 
 
-def _pairs(flat: object) -> dict[str, str]:
+def _pairs(flat: Iterable[object]) -> dict[str, str]:
     """HGETALL's reply from a script (a flat list of bytes) as a dict of str."""
-    items = [x.decode() if isinstance(x, bytes) else str(x) for x in flat]  # type: ignore[attr-defined]
+    items = [text(x) for x in flat]
     return dict(zip(items[::2], items[1::2], strict=True))

@@ -42,7 +42,7 @@ class EngineOutput:
 def sse_payloads(lines: list[bytes]) -> tuple[list[dict[str, Any]], bool]:
     """The JSON payloads of complete SSE lines (`data: {...}`), and whether `data: [DONE]`
     was among them (nothing after it counts)."""
-    payloads = []
+    payloads: list[dict[str, Any]] = []
     for raw in lines:
         line = raw.strip()
         if not line.startswith(b"data:"):

@@ -18,7 +18,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import grpc
@@ -131,8 +131,8 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
     def kv_events(self) -> KvEventListener | None:
         return self._kv_events
 
-    def _report(self, req: worker_pb2.GenerateRequest, status: int, out: EngineOutput | None,
-                service_s: float) -> None:
+    def _report(self, req: worker_pb2.GenerateRequest, status: planner_pb2.CompletionStatus,
+                out: EngineOutput | None, service_s: float) -> None:
         usage = common_pb2.Usage()
         if out is not None:
             usage = common_pb2.Usage(prompt_tokens=out.prompt_tokens,
@@ -249,7 +249,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             yield reply
 
     async def _generate(self, request: worker_pb2.GenerateRequest,
-                        ) -> AsyncIterator[worker_pb2.GenerateChunk]:
+                        ) -> AsyncGenerator[worker_pb2.GenerateChunk, None]:
         """A call's chunks (Generate's, and each of GenerateStream's generations); raises
         GenerateRefused with the status to end with."""
         if not request.prompt and not request.input_ids:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +105,7 @@ def _error_text(error: Any) -> str:
 
 async def _events(resp: aiohttp.ClientResponse, stops: tuple[str, ...],
                   incremental: bool = False, untrimmed: bool = False,
-                  ) -> AsyncIterator[EngineOutput]:
+                  ) -> AsyncGenerator[EngineOutput, None]:
     """A streamed response's outputs, to [DONE]; text that may begin one of `stops` is held
     back (workers/streamed_text.py). `incremental`: the engine runs with SGLang's
     --incremental-streaming-output (each event its new text only); `untrimmed`: the last
@@ -126,7 +126,7 @@ async def _events(resp: aiohttp.ClientResponse, stops: tuple[str, ...],
             yield parse_output(payload, streamed, more=i < len(payloads) - 1, pieces=pieces)
 
 
-async def _answer(resp: aiohttp.ClientResponse) -> AsyncIterator[EngineOutput]:
+async def _answer(resp: aiohttp.ClientResponse) -> AsyncGenerator[EngineOutput, None]:
     """A non-streamed response's one output."""
     payload = await resp.json()
     if "error" in payload:
@@ -203,7 +203,7 @@ class SGLangClient:
         raise EngineUnavailable(f"cannot reach engine {self.base_url}: {last}")
 
     async def generate(self, request: EngineRequest,
-                       stream: bool = True) -> AsyncIterator[EngineOutput]:
+                       stream: bool = True) -> AsyncGenerator[EngineOutput, None]:
         """Streams outputs; the last one has finish_reason set. Outputs that arrived
         together (read in one go from the connection) are marked `more` but the last.
         With `stream` False the engine answers once, when done (SGLang's non-streamed

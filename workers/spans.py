@@ -5,7 +5,7 @@ with --enable-trace; the sim engine records it)."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -63,7 +63,7 @@ class TracedSGLangClient(SGLangClient):
         return attrs
 
     def generate(self, request: EngineRequest,
-                 stream: bool = True) -> AsyncIterator[EngineOutput]:
+                 stream: bool = True) -> AsyncGenerator[EngineOutput, None]:
         """The engine's outputs, under a span of the request; where this process records
         no spans, the client's own (a no-op span would only pass on the current context,
         which the request's headers carry anyway)."""
@@ -71,7 +71,8 @@ class TracedSGLangClient(SGLangClient):
             return super().generate(request, stream)
         return self._traced(request, stream)
 
-    async def _traced(self, request: EngineRequest, stream: bool) -> AsyncIterator[EngineOutput]:
+    async def _traced(self, request: EngineRequest, stream: bool
+                      ) -> AsyncGenerator[EngineOutput, None]:
         span = _tracer.start_span(genai.span_name(genai.TEXT_COMPLETION, self.model),
                                   kind=trace.SpanKind.CLIENT, attributes=self._attributes(request))
         ctx = trace.set_span_in_context(span)

@@ -62,7 +62,7 @@ class OutputEstimator:
         """What was learned, per class (for persisting across restarts)."""
         return {k: list(w.recent) for k, w in self._windows.items()}
 
-    def restore(self, history: Mapping[str, Sequence[int]]) -> None:
+    def restore(self, history: Mapping[str, Sequence[float]]) -> None:
         for key, values in history.items():
             self._windows[key] = SortedWindow(self._window, (int(v) for v in values))
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 from ostinato.harmony import START, HarmonyFormat
 from ostinato.reasoning_formats import REASONING_FORMATS
@@ -43,7 +44,7 @@ def _choice(prompt: str, seed: int) -> int:
     return int.from_bytes(digest, "little")
 
 
-def _object_of(params: object) -> object:
+def _object_of(params: object) -> dict[str, Any]:
     """A tool's parameters as the schema of its arguments: a JSON object (a call's arguments
     always are one; a schema that does not say so, e.g. {"title": ...} alone, would let any
     value through). Definitions stay at the root, where its "$ref"s resolve. Raises

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator
@@ -52,7 +52,7 @@ def _json_eq(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _is_number(x: Any) -> bool:
+def _is_number(x: Any) -> TypeGuard[int | float]:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 

@@ -73,7 +73,7 @@ def _binds(endpoint: str) -> bool:
 
 class ZmqKvPublisher:
     def __init__(self, config: KvEventsConfig) -> None:
-        self._ctx = zmq.Context.instance()
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.PUB)
         self._sock.set_hwm(config.hwm)
         self._sock.setsockopt(zmq.LINGER, 0)

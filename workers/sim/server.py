@@ -16,7 +16,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import structlog
@@ -86,7 +86,7 @@ def _payload(rid: str, text: str, event: EngineEvent, index: int | None,
 
 async def _sample(engine: RealtimeSimEngine, req: SimRequest, index: int | None,
                   top_logprobs: int | None, incremental: bool = False,
-                  ) -> AsyncIterator[dict[str, Any]]:
+                  ) -> AsyncGenerator[dict[str, Any], None]:
     """The sample's events: the whole text so far in each (SGLang's default), or with
     `incremental` (its --incremental-streaming-output) each event's new text only, and its
     logprobs those of the new tokens; the last takes back nothing sent, as SGLang's. As
@@ -111,7 +111,7 @@ async def _sample(engine: RealtimeSimEngine, req: SimRequest, index: int | None,
 
 async def _merged(engine: RealtimeSimEngine, reqs: list[SimRequest],
                   top_logprobs: int | None = None, incremental: bool = False,
-                  ) -> AsyncIterator[dict[str, Any]]:
+                  ) -> AsyncGenerator[dict[str, Any], None]:
     """Interleaves the n samples' payloads as they are produced (SGLang adds "index")."""
     if len(reqs) == 1:
         async for payload in _sample(engine, reqs[0], None, top_logprobs, incremental):

@@ -34,7 +34,7 @@ def pack(ids: Iterable[int]) -> array[int]:
     out = array(TYPECODE)
     values = np.asarray(ids if isinstance(ids, (list, tuple, range)) else list(ids),
                         dtype=np.uint64)
-    out.frombytes(memoryview(values).cast("B"))
+    out.frombytes(memoryview(values).cast("B"))  # type: ignore[arg-type]  # numpy's stubs lack __buffer__
     return out
 
 
@@ -42,7 +42,7 @@ def pack_range(start: int, stop: int) -> array[int]:
     """array('Q', range(start, stop)), built without a Python int per id."""
     out = array(TYPECODE)
     if stop > start:
-        out.frombytes(memoryview(np.arange(start, stop, dtype=np.uint64)).cast("B"))
+        out.frombytes(memoryview(np.arange(start, stop, dtype=np.uint64)).cast("B"))  # type: ignore[arg-type]
     return out
 
 
