@@ -49,9 +49,12 @@ def test_new_programs_follow_their_prompt_to_the_engine_holding_it(mesh: Mesh) -
     topics = ("tidal energy in Brittany", "copper prices in 1970")
     with ThreadPoolExecutor(2) as pool:  # two at once: the planner spreads them over both workers
         seeds = list(pool.map(lambda t: run(mesh, "acme", context(t), 120), topics))
-    time.sleep(0.5)  # completion publishes are fire-and-forget
     for topic, seed in zip(topics, seeds, strict=True):
-        assert held(mesh, "acme", context(topic))[seed.worker_id] > 10
+        # completion publishes are fire-and-forget: polled until they land (bounded)
+        deadline = time.monotonic() + 30
+        while held(mesh, "acme", context(topic))[seed.worker_id] <= 10:
+            assert time.monotonic() < deadline, "the seed's blocks were never indexed"
+            time.sleep(0.05)
         follow = run(mesh, "acme", context(topic) + "Summarize it in one line.", 8)
         assert follow.worker_id == seed.worker_id
     # Isolation: globex's identical prompt matches no block on any worker.
