@@ -50,16 +50,24 @@ class Answer:
     # (id, name, arguments JSON) of each tool call the answer made
     tool_calls: tuple[tuple[str, str, str], ...] = ()
     reasoning: str = ""  # a reasoning model's thinking before the answer
+    # (token, logprob, ((alternative, logprob), ...)) of each output token, when the call
+    # asked for them (its key says so: cache/fingerprint.py)
+    logprobs: tuple[tuple[str, float, tuple[tuple[str, float], ...]], ...] = ()
 
     def to_json(self) -> str:
-        return json.dumps({**self.__dict__, "tool_calls": [list(c) for c in self.tool_calls]})
+        return json.dumps({**self.__dict__, "tool_calls": [list(c) for c in self.tool_calls],
+                           "logprobs": [[t, lp, [list(a) for a in top]]
+                                        for t, lp, top in self.logprobs]})
 
     @staticmethod
     def from_json(raw: str | bytes) -> Answer:
         d = json.loads(raw)
         calls = tuple((str(c[0]), str(c[1]), str(c[2])) for c in d.get("tool_calls") or ())
+        logprobs = tuple((str(t), float(lp), tuple((str(a), float(alp)) for a, alp in top))
+                         for t, lp, top in d.get("logprobs") or ())
         return Answer(str(d["text"]), str(d["finish_reason"]), int(d["prompt_tokens"]),
-                      int(d["completion_tokens"]), calls, str(d.get("reasoning") or ""))
+                      int(d["completion_tokens"]), calls, str(d.get("reasoning") or ""),
+                      logprobs)
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,11 @@ class CallExecutor:
                         prompt_tokens=hit.answer.prompt_tokens,
                         completion_tokens=hit.answer.completion_tokens), hit.answer.reasoning),
                     cache_hit=_HIT[hit.kind],
-                    timings=common_pb2.CallTimings(total_s=time.monotonic() - start))
+                    timings=common_pb2.CallTimings(total_s=time.monotonic() - start),
+                    logprobs=[common_pb2.TokenLogprob(
+                        token=t, logprob=lp, top_logprobs=[
+                            common_pb2.TopLogprob(token=a, logprob=alp) for a, alp in top])
+                        for t, lp, top in hit.answer.logprobs])
                 return
         report_later = implicit or (new_program is not None and new_program.one_call)
         # Such a program counts against the tenant's max_programs until the planner has its
@@ -184,7 +188,9 @@ class CallExecutor:
                     item.text, item.finish_reason, item.usage.prompt_tokens,
                     item.usage.completion_tokens,
                     tuple((c.id, c.name, c.arguments) for c in item.tool_calls),
-                    item.reasoning_content))
+                    item.reasoning_content,
+                    tuple((t.token, t.logprob, tuple((a.token, a.logprob) for a in t.top_logprobs))
+                          for t in item.logprobs)))
             yield item
 
     async def _record_cached(self, tenant: str, program_id: str, call: common_pb2.CallSpec,

@@ -205,7 +205,7 @@ def _logprobs(body: Mapping[str, Any], call: common_pb2.CallSpec, *, count: bool
         n = number(body, "logprobs", int)
         if n is not None and not 0 <= n <= 20:
             raise BadRequest("logprobs must be an integer from 0 to 20", "logprobs")
-        call.logprobs, call.top_logprobs = bool(n), n or 0
+        call.logprobs, call.top_logprobs = n is not None, n or 0  # 0: the sampled tokens only
         return
     raw = body.get("logprobs")
     if raw is not None and not isinstance(raw, bool):

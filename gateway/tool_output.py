@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterable
 
 from ostinato.reasoning_formats import Reasoning
+from ostinato.tool_call_types import OpenedByTag, tag_may_start
 from ostinato.tool_formats import ToolCallParser, ToolSchemas
 from ostinato.v1 import common_pb2
 
@@ -87,10 +88,22 @@ class ToolOutput:
             return self._held, text, []
         parsed = self._parser.parse(text, self._tools)
         if not parsed.tool_calls:
-            opened = self._parser.opens_at(text) if cut else -1
-            content = text if opened == -1 else text[:opened].rstrip()
+            at = self._cut_at(text) if cut else len(text)
+            content = text if at == len(text) else text[:at].rstrip()
             return content[len(sent):], content, []
         calls = parsed.tool_calls[:1] if self._single else parsed.tool_calls
         rest = parsed.content[len(sent):] if parsed.content.startswith(sent) else ""
         return rest, sent + rest, tool_calls(((c.name, c.arguments) for c in calls),
                                              self._numbers_from)
+
+    def _cut_at(self, text: str) -> int:
+        """Where a call cut short by max_tokens begins in `text`: its opening, or, in a
+        format whose calls open with a tag, that tag itself cut short at the end
+        (`<tool_ca`: the tag is several tokens where the tokenizer has no special token for
+        it); len(text) when neither is there."""
+        parser = self._parser
+        assert parser is not None
+        opened = parser.opens_at(text)
+        if opened != -1:
+            return opened
+        return tag_may_start(text, parser.opening) if isinstance(parser, OpenedByTag) else len(text)

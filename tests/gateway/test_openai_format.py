@@ -169,10 +169,14 @@ def test_stream_options_refused(body: dict[str, Any], param: str) -> None:
     assert exc.value.param == param
 
 
-@pytest.mark.parametrize(("logprobs", "top"), [(None, 0), (0, 0), (3, 3), (20, 20)])
-def test_completion_logprobs_is_a_count(logprobs: int | None, top: int) -> None:
+@pytest.mark.parametrize(("logprobs", "asked", "top"), [
+    (None, False, 0),
+    (0, True, 0),  # the sampled tokens' logprobs, no alternatives (OpenAI: "always returns
+                   # the logprob of the sampled token")
+    (3, True, 3), (20, True, 20)])
+def test_completion_logprobs_is_a_count(logprobs: int | None, asked: bool, top: int) -> None:
     call = call_from_completion({"prompt": "p", "logprobs": logprobs}, None)
-    assert call.logprobs == bool(top) and call.top_logprobs == top
+    assert call.logprobs == asked and call.top_logprobs == top
 
 
 @pytest.mark.parametrize("logprobs", [True, -1, 21, 1.5])

@@ -6,6 +6,7 @@ import pytest
 
 from gateway.tool_output import ToolOutput
 from ostinato.reasoning_formats import REASONING_FORMATS
+from ostinato.tool_call_types import OpenedByTag
 from ostinato.tool_formats import PARSERS, ParsedToolCall, get_parser, render_tool_calls
 
 CALL = '<tool_call>\n{"name": "add", "arguments": {"a": 1}}\n</tool_call>'
@@ -88,6 +89,25 @@ def test_a_call_cut_short_by_max_tokens_is_dropped_not_shown(family: str, size: 
         streamed = "".join(out.feed(text[i:i + size])[1] for i in range(0, len(text), size))
         _, rest, content, calls = out.finish(cut=True)
         assert (streamed + rest, content, calls) == ("Sure.", "Sure.", [])
+
+
+TAGGED = sorted(f for f in set(PARSERS) - {"json_array"} if isinstance(get_parser(f), OpenedByTag))
+
+
+@pytest.mark.parametrize("family", TAGGED)
+def test_an_opening_tag_cut_short_is_dropped_not_shown(family: str) -> None:
+    """Cut inside the tag that opens the calls (several tokens where the tokenizer has no
+    special token for it): the content before it, no piece of the tag."""
+    opening = get_parser(family).opening  # type: ignore[attr-defined]
+    for end in range(1, len(opening)):
+        text = "Sure.\n" + opening[:end]
+        out = ToolOutput(get_parser(family), NAMES)
+        streamed = out.feed(text)[1]
+        _, rest, content, calls = out.finish(cut=True)
+        assert (streamed + rest, content, calls) == ("Sure.", "Sure.", [])
+        out = ToolOutput(get_parser(family), NAMES)  # ended by the model: text as written
+        streamed = out.feed(text)[1]
+        assert streamed + out.finish()[1] == text
 
 
 @pytest.mark.parametrize(("family", "text"), [

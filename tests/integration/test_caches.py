@@ -78,6 +78,25 @@ def test_a_cached_tool_call_gets_an_id_of_its_own(cache_mesh: Mesh) -> None:
     assert (a.name, a.arguments) == (b.name, b.arguments) and a.id != b.id
 
 
+def test_a_cached_answer_has_the_logprobs_asked_for(cache_mesh: Mesh) -> None:
+    md = (("authorization", "Bearer key-acme"),)
+    with grpc.insecure_channel(cache_mesh.endpoints.gateway) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        results = []
+        for _ in range(2):
+            spec = call_spec(messages=[{"role": "user", "content": "Spell Reykjavik."}],
+                             max_tokens=6, temperature=0.0)
+            spec.logprobs, spec.top_logprobs = True, 2
+            chunks = list(stub.Call(gateway_pb2.CallRequest(call=spec), metadata=md, timeout=30))
+            results.append(chunks[-1].result)
+    first, again = results
+    assert (first.cache_hit, again.cache_hit) == (common_pb2.CACHE_HIT_MISS,
+                                                  common_pb2.CACHE_HIT_EXACT)
+    assert len(first.logprobs) == first.usage.completion_tokens > 0
+    assert all(len(t.top_logprobs) == 2 for t in first.logprobs)
+    assert list(again.logprobs) == list(first.logprobs)
+
+
 def test_semantic_cache_paraphrase_hits_near_miss_and_other_tenant_do_not(cache_mesh: Mesh) -> None:
     stored = ask(cache_mesh, "key-acme", "Send 100 dollars from Alice to Bob.", cache="semantic")
     assert stored.cache_hit == "miss"
