@@ -24,8 +24,9 @@ from cache.conversation_store import (
     TooManyItems,
 )
 from gateway.core import GatewayError
+from gateway.openai_fields import check_metadata
 from gateway.openai_format import BadRequest
-from gateway.responses_format import check_metadata, checked_items
+from gateway.responses_format import checked_items
 from gateway.responses_items import listed_item, page
 
 ITEMS_PER_REQUEST = 20  # OpenAI's limit on items created by one request

@@ -61,6 +61,7 @@ from gateway.openai_format import (
     wants_stream,
 )
 from gateway.openai_response import (
+    OPENAI_ERROR_CODES,
     completion_json,
     error_json,
     http_status,
@@ -89,7 +90,8 @@ class HttpError(Exception):
         if exc.error_code == MODEL_NOT_FOUND:
             return cls.no_model(exc.message)
         status, kind = http_status(exc.code)
-        return cls(status, exc.message, kind, exc.param, exc.retry_after_s, exc.error_code)
+        return cls(status, exc.message, kind, exc.param, exc.retry_after_s,
+                   exc.error_code or OPENAI_ERROR_CODES.get(exc.code))
 
     @classmethod
     def no_model(cls, message: str) -> HttpError:
@@ -316,7 +318,7 @@ class OpenAiApi:
     async def stored_response(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
         return web.json_response(
-            await retrieve(self._stored, tenant, request.match_info["response_id"]))
+            await retrieve(self._stored, tenant, request.match_info["response_id"], request.query))
 
     async def response_input_items(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)

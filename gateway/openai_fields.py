@@ -22,3 +22,26 @@ def number(body: Mapping[str, Any], name: str, kind: type) -> Any:
             kind is int and not float(value).is_integer()):
         raise BadRequest(f"{name} must be {'an integer' if kind is int else 'a number'}", name)
     return kind(value)
+
+
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
+
+
+def check_metadata(metadata: Any) -> None:
+    """OpenAI's rule: at most 16 pairs, keys of at most 64 characters, string values of at
+    most 512 (it is echoed in the response, and stored with it)."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise BadRequest("metadata must be an object", "metadata")
+    if len(metadata) > 16 or not all(
+            len(k) <= 64 and isinstance(v, str) and len(v) <= 512 for k, v in metadata.items()):
+        raise BadRequest("metadata: at most 16 pairs, keys of at most 64 characters and "
+                         "string values of at most 512", "metadata")
+
+
+def check_service_tier(value: Any) -> None:
+    """Taken without effect (no tiers here), but only as one of OpenAI's."""
+    if value is not None and value not in SERVICE_TIERS:
+        raise BadRequest(f"service_tier must be one of {', '.join(SERVICE_TIERS)}",
+                         "service_tier")

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cache.modes import InvalidCachePolicy, header_to_proto
-from gateway.openai_fields import BadRequest, number
+from gateway.openai_fields import BadRequest, check_metadata, check_service_tier, number
 from gateway.openai_sampling import SGLANG_EXTENSIONS, UINT32_MAX, sampling
 from gateway.prompts import REASONING_EFFORTS
 from ostinato.v1 import common_pb2
@@ -286,6 +286,7 @@ def _check_fields(body: Any, known: set[str]) -> None:
 def call_from_openai(body: Any, cache_header: str | None) -> common_pb2.CallSpec:
     """A chat-completions request body (parsed JSON) as a CallSpec; raises BadRequest."""
     _check_fields(body, _KNOWN)
+    _check_ignored(body)
     if body.get("modalities") not in (None, ["text"]):
         raise BadRequest('modalities: only ["text"] is served here', "modalities")
     call = common_pb2.CallSpec(model=body.get("model", ""), messages=_messages(body),
@@ -310,9 +311,18 @@ def call_from_openai(body: Any, cache_header: str | None) -> common_pb2.CallSpec
     return call
 
 
+def _check_ignored(body: Mapping[str, Any]) -> None:
+    """The fields taken without effect are still OpenAI's: refused when they are not."""
+    check_metadata(body.get("metadata"))
+    check_service_tier(body.get("service_tier"))
+    if body.get("store") not in (None, True, False):
+        raise BadRequest("store must be true or false", "store")
+
+
 def call_from_completion(body: Any, cache_header: str | None) -> common_pb2.CallSpec:
     """A (legacy) completions request body: a raw `prompt` string, no chat template."""
     _check_fields(body, _KNOWN_COMPLETIONS)
+    _check_ignored(body)
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt:
         raise BadRequest("prompt must be a non-empty string (arrays of prompts are not "
@@ -360,9 +370,14 @@ def wants_stream(body: Mapping[str, Any]) -> tuple[bool, bool]:
     try:
         options = _optional(body.get("stream_options"), dict, {})
         usage = _optional(options.get("include_usage"), bool, False)
+        _optional(options.get("include_obfuscation"), bool, False)  # taken: nothing to pad
     except ValueError as exc:
-        raise BadRequest("stream_options must be an object, its include_usage true or false",
-                         "stream_options") from exc
+        raise BadRequest("stream_options must be an object, its include_usage and "
+                         "include_obfuscation true or false", "stream_options") from exc
+    unknown = sorted(set(options) - {"include_usage", "include_obfuscation"})
+    if unknown:
+        raise BadRequest(f"stream_options: unknown field(s): {', '.join(unknown)}",
+                         "stream_options")
     if body.get("stream_options") is not None and not stream:  # (as OpenAI and vLLM refuse it)
         raise BadRequest("stream_options is only allowed when stream is true", "stream_options")
     return stream, usage

@@ -163,5 +163,10 @@ HTTP_FOR_GRPC: dict[grpc.StatusCode, tuple[int, str]] = {
 }
 
 
+# OpenAI's error code where a status names one and the error itself names none
+OPENAI_ERROR_CODES: dict[grpc.StatusCode, str] = {
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "rate_limit_exceeded"}
+
+
 def http_status(code: grpc.StatusCode) -> tuple[int, str]:
     return HTTP_FOR_GRPC.get(code, (500, "api_error"))

@@ -172,6 +172,10 @@ def _call_op(summary: str, request: str, answer: str, description: str,
 
 
 _RESPONSE_ID = {"name": "response_id", "in": "path", "required": True, "schema": text()}
+_INCLUDE_QUERY = {
+    "name": "include", "in": "query", "required": False,
+    "schema": {"type": "array", "items": {"enum": sorted(INCLUDES)}},
+    "description": "accepted; the items hold these fields already"}
 _ITEM_PAGE_QUERY = [
     {"name": "limit", "in": "query", "required": False,
      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
@@ -182,9 +186,7 @@ _ITEM_PAGE_QUERY = [
      "description": "an item id of the list: the items after it"},
     {"name": "before", "in": "query", "required": False, "schema": text(),
      "description": "an item id of the list: the items before it"},
-    {"name": "include", "in": "query", "required": False,
-     "schema": {"type": "array", "items": {"enum": sorted(INCLUDES)}},
-     "description": "accepted; the items hold these fields already"},
+    _INCLUDE_QUERY,
 ]
 
 
@@ -218,9 +220,13 @@ def _paths() -> dict[str, Any]:
                 "description": "A response the caller's tenant stored (POST /v1/responses "
                                "without `store: false`), until gateway.responses_ttl_s; "
                                "another tenant's is not found.",
-                "parameters": [_RESPONSE_ID],
+                "parameters": [_RESPONSE_ID, _INCLUDE_QUERY, {
+                    "name": "stream", "in": "query", "required": False,
+                    "schema": {"type": "boolean", "const": False},
+                    "description": "false only: the stored response is returned whole "
+                                   "(replaying it as events is not supported; true is a 400)"}],
                 "responses": {"200": _json(ref("Response"), "the stored response"),
-                              **_errors(401, 404, 503)}},
+                              **_errors(400, 401, 404, 503)}},
             "delete": {
                 "summary": "Delete a stored response",
                 "description": "Forgets a stored response: previous_response_id and GET no "

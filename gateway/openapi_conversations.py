@@ -8,8 +8,7 @@ from typing import Any
 
 from cache.conversation_store import MAX_ITEMS
 from gateway.conversations_api import ITEMS_PER_REQUEST
-from gateway.openapi_requests import Schema, obj, ref, text
-from gateway.openapi_responses import metadata_schema
+from gateway.openapi_requests import Schema, metadata_schema, obj, ref, text
 from ostinato.config import GatewayConfig
 
 

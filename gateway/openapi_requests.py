@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from gateway.calls import LOGIT_BIAS_LIMIT, LOGIT_BIAS_MAX_ENTRIES
+from gateway.openai_fields import SERVICE_TIERS
 from gateway.openai_format import NEUTRAL, UNSUPPORTED_FIELDS
 from gateway.prompts import REASONING_EFFORTS, RESERVED_TEMPLATE_KWARGS, TEMPLATE_KWARGS_MAX_CHARS
 from ostinato.config import GatewayConfig
@@ -23,6 +24,7 @@ from ostinato.seeds import SEED_MAX, SEED_MIN
 Schema = dict[str, Any]
 NULL: Schema = {"type": "null"}
 JSON_OBJECT_TEXT = "json-object"  # string format: the text of a JSON object
+SERVICE_TIER: Schema = {"enum": [None, *SERVICE_TIERS], "description": "ignored (no tiers here)"}
 
 
 
@@ -49,6 +51,14 @@ def obj(props: dict[str, Schema], required: tuple[str, ...] = (), *, closed: boo
 
 def text(description: str = "", **kw: Any) -> Schema:
     return {"type": "string", **({"description": description} if description else {}), **kw}
+
+
+def metadata_schema(description: str) -> Schema:
+    """OpenAI's metadata: at most 16 pairs, keys up to 64 characters, string values up to
+    512 (gateway/openai_fields.py `check_metadata`)."""
+    return nullable({"type": "object", "maxProperties": 16, "propertyNames": {"maxLength": 64},
+                     "additionalProperties": {"type": "string", "maxLength": 512},
+                     "description": description})
 
 
 def nullable(schema: Schema) -> Schema:
@@ -198,10 +208,12 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
                                 "description": "SGLang's: generate up to the max tokens"}),
         "stop": nullable({"oneOf": [text(), {"type": "array", "items": text(), "maxItems": 4}]}),
         "stream": nullable({"type": "boolean", "description": "answer as server-sent events"}),
-        "stream_options": nullable(obj({"include_usage": {"type": "boolean"}}, closed=False,
+        "stream_options": nullable(obj({"include_usage": nullable({"type": "boolean"}),
+                                        "include_obfuscation": nullable({"type": "boolean"})},
                                        description="only with stream true")),
-        "user": {"description": "ignored"}, "metadata": {"description": "ignored"},
-        "store": {"description": "ignored"}, "service_tier": {"description": "ignored"},
+        "user": {"description": "ignored"}, "metadata": metadata_schema("ignored"),
+        "store": nullable({"type": "boolean", "description": "ignored"}),
+        "service_tier": SERVICE_TIER,
         **{name: {"description": "ignored"} for name in (
             "prompt_cache_key", "prompt_cache_retention", "prompt_cache_options",
             "safety_identifier", "verbosity")},

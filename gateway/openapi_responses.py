@@ -14,7 +14,9 @@ from gateway.openapi_requests import (
     JSON_OBJECT_TEXT,
     NULL,
     PARAMETERS,
+    SERVICE_TIER,
     Schema,
+    metadata_schema,
     nullable,
     obj,
     ref,
@@ -150,7 +152,9 @@ def response_request_schemas(cfg: GatewayConfig, chat: Schema) -> dict[str, Sche
             "before this input, and this turn's input and output are added to it; one "
             "unknown or another tenant's is a 404")}),
         "ostinato": common["ostinato"],
-        **{name: {"description": "ignored"} for name in sorted(IGNORED - {"metadata"})},
+        "service_tier": SERVICE_TIER,
+        **{name: {"description": "ignored"} for name in sorted(IGNORED - {"metadata",
+                                                                          "service_tier"})},
         **refused,
     }, ("input",), allOf=[
         _nonempty_input(),
@@ -202,14 +206,6 @@ def response_schema() -> Schema:
     }, ("id", "object", "created_at", "status", "model", "output", "usage", "ostinato"),
         closed=False, description="OpenAI's response object; `incomplete` when cut at "
                                   "max_output_tokens")
-
-
-def metadata_schema(description: str) -> Schema:
-    """OpenAI's metadata: at most 16 pairs, keys up to 64 characters, string values up to
-    512 (gateway/responses_format.py `check_metadata`)."""
-    return nullable({"type": "object", "maxProperties": 16, "propertyNames": {"maxLength": 64},
-                     "additionalProperties": {"type": "string", "maxLength": 512},
-                     "description": description})
 
 
 def item_list_schema() -> dict[str, Schema]:

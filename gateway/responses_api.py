@@ -50,7 +50,7 @@ from gateway.responses_format import (
     input_items,
     translate,
 )
-from gateway.responses_items import listed_items, page
+from gateway.responses_items import check_retrieve_query, listed_items, page
 from gateway.responses_output import ResponseEvents, ResponseShell, output_json
 from gateway.responses_truncation import oldest_droppable, without_oldest
 from gateway.sse_stream import SseStream
@@ -283,8 +283,9 @@ async def _stored(op: Awaitable[_T]) -> _T:
 
 
 async def retrieve(stored: StoredResponses | None, tenant: str,
-                   response_id: str) -> dict[str, Any]:
+                   response_id: str, query: MultiMapping[str]) -> dict[str, Any]:
     """GET /v1/responses/<id>: the tenant's stored response object."""
+    check_retrieve_query(query)
     record = await _stored(stored.get(tenant, response_id)) if stored is not None else None
     if record is None:
         raise _not_found(response_id)

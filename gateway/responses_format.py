@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.openai_fields import check_metadata, check_service_tier
 from gateway.openai_format import BadRequest
 from gateway.prompts import REASONING_EFFORTS
 
@@ -299,6 +300,7 @@ def _checked(body: Any) -> Mapping[str, Any]:
     if conversation_id(body) is not None and previous is not None:
         raise BadRequest(f"conversation and {PRIOR} cannot both be given", "conversation")
     check_metadata(body.get("metadata"))
+    check_service_tier(body.get("service_tier"))
     return body
 
 
@@ -333,19 +335,6 @@ def check_reasoning(reasoning: Any) -> None:
         if reasoning.get(name) not in (None, *SUMMARIES):
             raise BadRequest(f"reasoning.{name} must be one of {', '.join(SUMMARIES)}",
                              "reasoning")
-
-
-def check_metadata(metadata: Any) -> None:
-    """OpenAI's rule: at most 16 pairs, keys of at most 64 characters, string values of at
-    most 512 (it is echoed in the response, and stored with it)."""
-    if metadata is None:
-        return
-    if not isinstance(metadata, dict):
-        raise BadRequest("metadata must be an object", "metadata")
-    if len(metadata) > 16 or not all(
-            len(k) <= 64 and isinstance(v, str) and len(v) <= 512 for k, v in metadata.items()):
-        raise BadRequest("metadata: at most 16 pairs, keys of at most 64 characters and "
-                         "string values of at most 512", "metadata")
 
 
 def translate(body: Any, prior: Sequence[Any] = ()) -> tuple[dict[str, Any], Sources]:

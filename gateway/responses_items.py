@@ -60,6 +60,23 @@ def _one(query: MultiMapping[str], name: str) -> str | None:
     return values[0] if values else None
 
 
+def _check_includes(query: MultiMapping[str]) -> None:
+    for name in [*query.getall("include", []), *query.getall("include[]", [])]:
+        if name not in INCLUDES:
+            raise BadRequest(f"include: {name!r} is not supported (supported: "
+                             f"{', '.join(sorted(INCLUDES))})", "include")
+
+
+def check_retrieve_query(query: MultiMapping[str]) -> None:
+    """GET /v1/responses/<id>'s query: `include` as a list's; `stream` false only (a stored
+    response is returned whole, not replayed as events). BadRequest naming the parameter."""
+    _check_includes(query)
+    stream = _one(query, "stream")
+    if stream is not None and stream.lower() not in ("false", "0"):
+        raise BadRequest("stream: a stored response is returned whole; replaying it as events "
+                         "is not supported", "stream")
+
+
 def page(items: Sequence[dict[str, Any]], query: MultiMapping[str],
          of: str = "this response's input items") -> dict[str, Any]:
     """One page of `items` (oldest first) as OpenAI's list object, by the request's query:
@@ -76,10 +93,7 @@ def page(items: Sequence[dict[str, Any]], query: MultiMapping[str],
     order = _one(query, "order") or "desc"
     if order not in ("asc", "desc"):
         raise BadRequest("order must be asc or desc", "order")
-    for name in [*query.getall("include", []), *query.getall("include[]", [])]:
-        if name not in INCLUDES:
-            raise BadRequest(f"include: {name!r} is not supported (supported: "
-                             f"{', '.join(sorted(INCLUDES))})", "include")
+    _check_includes(query)
     ordered = list(items) if order == "asc" else list(reversed(items))
     after, before = _one(query, "after"), _one(query, "before")
     if after is not None:

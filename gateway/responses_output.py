@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.openai_response import logprobs_json
+from gateway.openai_response import OPENAI_ERROR_CODES, logprobs_json
 from ostinato.v1 import common_pb2
 
 
@@ -115,7 +115,8 @@ def _status(result: common_pb2.CallResult) -> str:
 
 
 # gRPC status of a failure after the stream began -> OpenAI's ResponseError code
-_ERROR_CODES = {"RESOURCE_EXHAUSTED": "rate_limit_exceeded", "INVALID_ARGUMENT": "invalid_prompt"}
+_ERROR_CODES = {**{c.name: v for c, v in OPENAI_ERROR_CODES.items()},
+                "INVALID_ARGUMENT": "invalid_prompt"}
 
 
 def error_code(grpc_code: str) -> str:

@@ -28,6 +28,7 @@ ECHOED = {"role": "assistant", "content": None, "refusal": None, "annotations": 
      "max_tokens": None, "tools": None, "tool_choice": None, "response_format": None},
     {"messages": [*USER, ECHOED, {"role": "tool", "tool_call_id": "c1", "content": "1"}]},
     {"messages": [{"role": "user", "content": "hi", "tool_calls": None, "name": None}]},
+    {"messages": USER, "service_tier": "flex", "store": True, "metadata": {"run": "r"}},
     {"messages": USER, "tools": [{"type": "function", "function": {
         "name": "f", "description": None, "strict": None, "parameters": None}}]},
     {"messages": USER, "response_format": {"type": "json_schema", "json_schema": {
@@ -90,6 +91,10 @@ def test_taken(body: dict[str, Any]) -> None:
     ({"messages": USER, "reasoning_effort": ["low"]}, "reasoning_effort"),
     ({"messages": USER, "separate_reasoning": "no"}, "separate_reasoning"),
     ({"messages": USER, "stream_reasoning": 0}, "stream_reasoning"),
+    ({"messages": USER, "service_tier": "bogus"}, "service_tier"),  # taken, but only OpenAI's
+    ({"messages": USER, "metadata": {"k" * 65: "v"}}, "metadata"),  # as the Responses API's
+    ({"messages": USER, "metadata": {"k": 1}}, "metadata"),
+    ({"messages": USER, "store": "yes"}, "store"),
     ({"messages": USER, "logit_bias": [1]}, "logit_bias"),
     ({"messages": USER, "logit_bias": {"x": 1}}, "logit_bias"),  # a key is a token id
     ({"messages": USER, "logit_bias": {"-1": 1}}, "logit_bias"),
@@ -162,6 +167,9 @@ def test_seed_takes_openais_int64_and_any_uint64(seed: int, sent: int) -> None:
     # only with stream true (as OpenAI refuses it)
     ({"messages": USER, "stream_options": {"include_usage": True}}, "stream_options"),
     ({"messages": USER, "stream": False, "stream_options": {}}, "stream_options"),
+    ({"messages": USER, "stream": True, "stream_options": {"bogus": 1}}, "stream_options"),
+    ({"messages": USER, "stream": True, "stream_options": {"include_obfuscation": "no"}},
+     "stream_options"),
 ])
 def test_stream_options_refused(body: dict[str, Any], param: str) -> None:
     with pytest.raises(BadRequest) as exc:

@@ -214,6 +214,9 @@ def test_a_stored_response_is_read_and_deleted_by_its_tenant_only(
                                 metadata={"run": "r"})
     again = acme.responses.retrieve(out.id)
     assert again.model_dump() == out.model_dump()
+    with pytest.raises(openai.BadRequestError) as refused:  # not replayed as events
+        list(acme.responses.retrieve(out.id, stream=True))
+    assert refused.value.param == "stream"  # type: ignore[attr-defined]
     with pytest.raises(openai.NotFoundError):
         globex.responses.retrieve(out.id)  # as if there were none
     with pytest.raises(openai.NotFoundError):
