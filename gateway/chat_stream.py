@@ -96,15 +96,17 @@ class _Choice:
 
 class ChatStream(SseStream):
     """A chat completion (n choices: `siblings` stream beside `placed`, as choices 1..n-1),
-    or a completion, as chunk events."""
+    or a completion (its prompts' choices alike), as chunk events."""
 
     EOF = b"data: [DONE]\n\n"
 
     def __init__(self, core: GatewayCore, request: web.Request, tenant: str, placed: Placement,
                  model: str, include_usage: bool, obj: str = "chat.completion.chunk",
-                 hold_thinking: bool = False, siblings: Sequence[Placement] = ()) -> None:
+                 hold_thinking: bool = False, siblings: Sequence[Placement] = (),
+                 per_prompt: int = 0) -> None:
         super().__init__(core, request, tenant, placed, *siblings)
         self._model, self._usage, self._obj = model, include_usage, obj
+        self._per_prompt = per_prompt  # choices per prompt (usage_json's)
         self._placements = [placed, *siblings]
         self._choices = [_Choice(self, i, hold_thinking) for i in range(len(self._placements))]
         self._id = ("chatcmpl-" if obj == "chat.completion.chunk" else "cmpl-") + uuid.uuid4().hex
@@ -137,7 +139,8 @@ class ChatStream(SseStream):
             await response.write(self._cut() + self._error(exc.message, kind, exc.code.name))
             return
         if self._usage:
-            await response.write(self.chunk({}, usage=usage_json([r.usage for r in results])))
+            await response.write(self.chunk({}, usage=usage_json([r.usage for r in results],
+                                                                 self._per_prompt)))
 
     async def _pump(self, response: web.StreamResponse, choice: _Choice,
                     items: AsyncIterator[CallItem], first: Delta | common_pb2.CallResult | None,

@@ -57,6 +57,7 @@ from gateway.openai_format import (
     call_from_completion,
     call_from_openai,
     choices,
+    completion_prompts,
     streams_reasoning,
     wants_stream,
 )
@@ -107,10 +108,13 @@ class HttpError(Exception):
                                  status=self.status, headers=headers)
 
 
-def _sibling(call: common_pb2.CallSpec, i: int) -> common_pb2.CallSpec:
-    """Answer i of n: a call of its own beside the first, on its own thread."""
+def _sibling(call: common_pb2.CallSpec, i: int, prompt: str = "") -> common_pb2.CallSpec:
+    """Answer i of n: a call of its own beside the first, on its own thread (`prompt`: a
+    raw prompt of its own, /v1/completions')."""
     out = common_pb2.CallSpec()
     out.CopyFrom(call)
+    if prompt:
+        out.prompt = prompt
     out.call_id = f"{call.call_id}.n{i}"
     out.thread_id = f"{call.thread_id}.n{i}"
     out.sampling.seed = (call.sampling.seed if call.sampling.HasField("seed") else 0) + i
@@ -268,10 +272,7 @@ class OpenAiApi:
         call = call_from_openai(body, request.headers.get(REQUEST_HEADER))
         stream, include_usage = wants_stream(body)
         n = choices(body)
-        rpm = self._core.limits_of(tenant).rpm
-        if rpm and n > rpm:  # each answer is a call: never all within a minute's quota
-            raise BadRequest(f"n={n} answers are {n} calls, more than this tenant's {rpm} "
-                             "calls per minute", "n")
+        self._within_rpm(tenant, n)
         placed = await self._place(request, tenant, call)
         model = self._core.config.model
         calls = [placed.call, *(_sibling(placed.call, i) for i in range(1, n))]
@@ -280,13 +281,7 @@ class OpenAiApi:
             return await ChatStream(self._core, request, tenant, placed, model, include_usage,
                                     hold_thinking=not streams_reasoning(body),
                                     siblings=siblings).run()
-        try:  # one answer refused or failed: the others are cancelled, not run for nothing
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._result(tenant, p))
-                         for p in (placed, *siblings)]
-        except BaseExceptionGroup as failed:
-            raise failed.exceptions[0] from None
-        results = [t.result() for t in tasks]
+        results = await self._results(tenant, [placed, *siblings])
         return web.json_response(
             completion_json(f"chatcmpl-{uuid.uuid4().hex}", model, int(time.time()),
                             placed.client_program_id, calls, results),
@@ -297,18 +292,38 @@ class OpenAiApi:
         body = await self._json(request)
         call = call_from_completion(body, request.headers.get(REQUEST_HEADER))
         stream, include_usage = wants_stream(body)
-        if choices(body) > 1:
-            raise BadRequest("n must be 1 for /v1/completions", "n")
+        prompts, n = completion_prompts(body), choices(body)
+        self._within_rpm(tenant, len(prompts) * n)
         placed = await self._place(request, tenant, call)
         model = self._core.config.model
+        calls = [placed.call, *(_sibling(placed.call, i, prompts[i // n])
+                                for i in range(1, len(prompts) * n))]
+        siblings = [dataclasses.replace(placed, call=c) for c in calls[1:]]
         if stream:
             return await ChatStream(self._core, request, tenant, placed, model, include_usage,
-                                 obj="text_completion").run()
-        result = await self._result(tenant, placed)
+                                    obj="text_completion", siblings=siblings,
+                                    per_prompt=n).run()
+        results = await self._results(tenant, [placed, *siblings])
         return web.json_response(
             text_completion_json(f"cmpl-{uuid.uuid4().hex}", model, int(time.time()),
-                                 placed.client_program_id, placed.call, result),
-            headers={HIT_HEADER: hit_header(result.cache_hit)})
+                                 placed.client_program_id, calls, results, n),
+            headers={HIT_HEADER: hit_header(results[0].cache_hit)})
+
+    def _within_rpm(self, tenant: str, calls: int) -> None:
+        rpm = self._core.limits_of(tenant).rpm
+        if rpm and calls > rpm:  # each answer is a call: never all within a minute's quota
+            raise BadRequest(f"{calls} answers are {calls} calls, more than this tenant's "
+                             f"{rpm} calls per minute", "n")
+
+    async def _results(self, tenant: str, placements: list[Placement]) -> list[common_pb2.CallResult]:
+        """Each call answered whole; one refused or failed: the others are cancelled, not
+        run for nothing."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._result(tenant, p)) for p in placements]
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        return [t.result() for t in tasks]
 
     async def responses(self, request: web.Request) -> web.StreamResponse:
         tenant = self._tenant(request)

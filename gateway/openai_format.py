@@ -319,14 +319,30 @@ def _check_ignored(body: Mapping[str, Any]) -> None:
         raise BadRequest("store must be true or false", "store")
 
 
+MAX_PROMPTS = 20  # a /v1/completions request's prompts (LangChain's OpenAI batches 20)
+
+
+def completion_prompts(body: Mapping[str, Any]) -> list[str]:
+    """/v1/completions' `prompt`: a string, or an array of 1 to MAX_PROMPTS of them (what
+    LangChain's OpenAI class sends); token-id prompts are refused."""
+    prompt = body.get("prompt")
+    prompts = [prompt] if isinstance(prompt, str) else prompt
+    if isinstance(prompts, list) and 1 <= len(prompts) <= MAX_PROMPTS and all(
+            isinstance(p, str) and p for p in prompts):
+        return prompts
+    tokens = isinstance(prompts, list) and prompts and all(
+        isinstance(p, int | list) for p in prompts)
+    raise BadRequest("prompt must be a non-empty string or an array of 1 to "
+                     f"{MAX_PROMPTS} of them" + (" (token-id prompts are not supported)"
+                                                 if tokens else ""), "prompt")
+
+
 def call_from_completion(body: Any, cache_header: str | None) -> common_pb2.CallSpec:
-    """A (legacy) completions request body: a raw `prompt` string, no chat template."""
+    """A (legacy) completions request body: a raw prompt, no chat template (the first
+    prompt's call: `completion_prompts` lists them all)."""
     _check_fields(body, _KNOWN_COMPLETIONS)
     _check_ignored(body)
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str) or not prompt:
-        raise BadRequest("prompt must be a non-empty string (arrays of prompts are not "
-                         "supported)", "prompt")
+    prompt = completion_prompts(body)[0]
     call = common_pb2.CallSpec(model=body.get("model", ""), prompt=prompt, sampling=sampling(body))
     _logprobs(body, call, count=True)
     _extension(call, body.get("ostinato"))

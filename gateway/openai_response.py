@@ -14,10 +14,14 @@ from cache.modes import hit_header
 from ostinato.v1 import common_pb2
 
 
-def usage_json(usages: Sequence[common_pb2.Usage]) -> dict[str, Any]:
-    prompt = max((u.prompt_tokens for u in usages), default=0)  # n answers share one prompt
+def usage_json(usages: Sequence[common_pb2.Usage], per_prompt: int = 0) -> dict[str, Any]:
+    """The answers' usage; the n answers of one prompt count it once. `per_prompt`: answers
+    of each prompt, in order (/v1/completions' prompts); 0: all of one prompt."""
+    size = per_prompt or max(1, len(usages))
+    groups = [usages[i:i + size] for i in range(0, len(usages), size)]
+    prompt = sum(max(u.prompt_tokens for u in g) for g in groups)
     completion = sum(u.completion_tokens for u in usages)
-    cached = max((u.cached_tokens for u in usages), default=0)
+    cached = sum(max(u.cached_tokens for u in g) for g in groups)
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": cached},
@@ -92,13 +96,17 @@ def completion_json(completion_id: str, model: str, created: int, program_id: st
 
 
 def text_completion_json(completion_id: str, model: str, created: int, program_id: str,
-                         call: common_pb2.CallSpec, result: common_pb2.CallResult) -> dict[str, Any]:
-    """POST /v1/completions. Logprobs in the legacy shape (tokens, token_logprobs, ...)."""
+                         calls: Sequence[common_pb2.CallSpec],
+                         results: Sequence[common_pb2.CallResult],
+                         per_prompt: int = 1) -> dict[str, Any]:
+    """POST /v1/completions: a choice per answer, the n answers of each prompt in turn.
+    Logprobs in the legacy shape (tokens, token_logprobs, ...)."""
     return {"id": completion_id, "object": "text_completion", "created": created, "model": model,
-            "choices": [{"index": 0, "text": result.text, "logprobs": legacy_logprobs_json(result),
-                         "finish_reason": result.finish_reason or "stop"}],
-            "usage": usage_json([result.usage]),
-            "ostinato": extension_json(program_id, call, result)}
+            "choices": [{"index": i, "text": r.text, "logprobs": legacy_logprobs_json(r),
+                         "finish_reason": r.finish_reason or "stop"}
+                        for i, r in enumerate(results)],
+            "usage": usage_json([r.usage for r in results], per_prompt),
+            "ostinato": extension_json(program_id, calls[0], results[0])}
 
 
 def chunk_sse(completion_id: str, model: str, created: int, delta: dict[str, Any],

@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.calls import LOGIT_BIAS_LIMIT, LOGIT_BIAS_MAX_ENTRIES
 from gateway.openai_fields import SERVICE_TIERS
-from gateway.openai_format import NEUTRAL, UNSUPPORTED_FIELDS
+from gateway.openai_format import MAX_PROMPTS, NEUTRAL, UNSUPPORTED_FIELDS
 from gateway.prompts import REASONING_EFFORTS, RESERVED_TEMPLATE_KWARGS, TEMPLATE_KWARGS_MAX_CHARS
 from ostinato.config import GatewayConfig
 from ostinato.seeds import SEED_MAX, SEED_MIN
@@ -282,14 +282,20 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         "tool_choice `required` or a named function needs tools (a response_format then applies "
         "to a later text answer, not to the forced call); "
         "top_logprobs above 0 needs logprobs."))
+    one_prompt = text(minLength=1, maxLength=cfg.max_prompt_chars)
     completion = obj({
         **common,
-        "prompt": text("the raw prompt (no chat template)", minLength=1,
-                       maxLength=cfg.max_prompt_chars),
-        "logprobs": nullable({"type": "integer", "minimum": 0, "maximum": 20}),
-        "n": nullable({"const": 1}),
+        "prompt": {"oneOf": [one_prompt, {
+            "type": "array", "items": one_prompt, "minItems": 1, "maxItems": MAX_PROMPTS}],
+            "description": f"the raw prompt (no chat template), or 1 to {MAX_PROMPTS} of them "
+                           "(token ids are not taken)"},
+        "logprobs": nullable({"type": "integer", "minimum": 0, "maximum": 20,
+                              "description": "top alternatives per token; 0: the sampled "
+                                             "tokens' logprobs alone"}),
+        "n": chat["properties"]["n"],
     }, ("prompt",), allOf=[STREAM_OPTIONS_NEED_STREAM],
-        description="OpenAI's (legacy) completions request: one raw prompt")
+        description="OpenAI's (legacy) completions request: raw prompts, each answered n "
+                    "times (the choices of each prompt in turn)")
     return {**_messages(cfg), "Tool": tool, "JsonSchema": _json_schema(),
             "OstinatoRequest": extension, "ChatCompletionRequest": chat,
             "CompletionRequest": completion}

@@ -13,6 +13,7 @@ from gateway.openai_format import (
     BadRequest,
     call_from_completion,
     call_from_openai,
+    completion_prompts,
     streams_reasoning,
     wants_stream,
 )
@@ -254,3 +255,25 @@ def test_reasoning_fields_are_for_chat_only(name: str) -> None:
     with pytest.raises(BadRequest, match="unknown field") as exc:
         call_from_completion({"prompt": "p", name: None}, None)
     assert exc.value.param == name
+
+
+@pytest.mark.parametrize(("prompt", "prompts"), [
+    ("p", ["p"]),
+    (["p"], ["p"]),  # what LangChain's OpenAI class sends
+    (["a", "b"], ["a", "b"]),
+    (["x"] * 20, ["x"] * 20),
+])
+def test_completion_prompts(prompt: object, prompts: list[str]) -> None:
+    assert completion_prompts({"prompt": prompt}) == prompts
+    assert call_from_completion({"prompt": prompt}, None).prompt == prompts[0]
+
+
+@pytest.mark.parametrize(("prompt", "says"), [
+    (None, "prompt must be"), ("", "prompt must be"), ([], "prompt must be"),
+    (["a", ""], "prompt must be"), (["a", 1], "prompt must be"), (["x"] * 21, "1 to 20"),
+    ([1, 2, 3], "token-id prompts"), ([[1, 2], [3]], "token-id prompts"),
+])
+def test_completion_prompts_refused(prompt: object, says: str) -> None:
+    with pytest.raises(BadRequest) as exc:
+        completion_prompts({"prompt": prompt})
+    assert exc.value.param == "prompt" and says in str(exc.value)

@@ -107,6 +107,16 @@ def test_langchain_chat_openai_agent_loop(agent_url: str, agent_store: redis.Red
             asked.tool_calls)  # only what came since: the tools' outputs
 
 
+def test_langchain_completion_model(agent_url: str) -> None:
+    """LangChain's `OpenAI` (a completion model: its prompts go as an array, batched)."""
+    from langchain_openai import OpenAI
+
+    llm = OpenAI(model=MODEL, base_url=agent_url, api_key=key("langchain"),  # type: ignore[arg-type]
+                 max_retries=0, timeout=30, max_tokens=4)
+    assert llm.invoke("Once upon a time")
+    assert all(llm.batch(["The river", "A mountain"]))
+
+
 def test_langchain_structured_output_on_the_responses_api(agent_url: str) -> None:
     """with_structured_output on the Responses API: text.format json_schema, or a forced
     function call, parsed into the model."""

@@ -112,6 +112,30 @@ def test_models_completions_logprobs_and_n(acme: openai.OpenAI) -> None:
     assert ext["program_id"] and ext["call_id"] and ext["parent_call_ids"] == []
 
 
+def test_completions_of_several_prompts_and_n(acme: openai.OpenAI) -> None:
+    """An array of prompts (LangChain's OpenAI class sends one), each answered n times:
+    the choices of each prompt in turn, each prompt counted once in the usage."""
+    one = acme.completions.create(model=MODEL, prompt="The river", max_tokens=3)
+    assert one.usage is not None
+    for stream in (False, True):
+        if stream:
+            chunks = list(acme.completions.create(
+                model=MODEL, prompt=["The river", "A mountain"], max_tokens=3, n=2,
+                stream=True, stream_options={"include_usage": True}))
+            texts = {i: "".join(c.choices[0].text for c in chunks
+                                if c.choices and c.choices[0].index == i) for i in range(4)}
+            usage = chunks[-1].usage
+        else:
+            out = acme.completions.create(model=MODEL, prompt=["The river", "A mountain"],
+                                          max_tokens=3, n=2)
+            assert [c.index for c in out.choices] == [0, 1, 2, 3]
+            texts = {c.index: c.text for c in out.choices}
+            usage = out.usage
+        assert all(texts.values()) and len(texts) == 4
+        assert usage is not None and usage.completion_tokens == 12
+        assert one.usage.prompt_tokens < usage.prompt_tokens < 2 * one.usage.prompt_tokens + 8
+
+
 def test_n_choices_stream_side_by_side(acme: openai.OpenAI) -> None:
     """n > 1 streamed (as OpenAI and SGLang stream it): one completion id, each chunk's
     choice by its index, each choice its own call, one usage for all."""
