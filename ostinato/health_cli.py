@@ -3,7 +3,8 @@
 ADDRESS is host:port for the standard gRPC health service (grpc.health.v1) that the gateway,
 planner and workers serve, or an http(s):// URL for an HTTP endpoint that answers 2xx when
 healthy (the sim engine's or SGLang's /health). Exit status: 0 serving, 1 not serving or not
-reachable (the reason on stderr).
+reachable (the reason on stderr), 2 refused input (a port outside 1-65535, a --timeout not
+above 0).
 
 It loads none of the services' code, so a check is one short process (about 0.2 s of CPU);
 it also runs as `python -m ostinato.health_cli ADDRESS`.
@@ -12,6 +13,7 @@ it also runs as `python -m ostinato.health_cli ADDRESS`.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import urllib.error
 import urllib.request
@@ -30,7 +32,18 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                         "http(s):// URL such as http://127.0.0.1:30000/health")
     p.add_argument("--service", default="",
                    help="gRPC: the service name to ask about (default: the server as a whole)")
-    p.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    p.add_argument("--timeout", type=_seconds, default=3.0, help="seconds, more than 0 (default 3)")
+
+
+def _seconds(text: str) -> float:
+    """A --timeout: a finite number of seconds above 0 (argparse refuses others: exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, got {text!r}")
+    return value
 
 
 def _check_grpc(address: str, service: str, timeout_s: float) -> str | None:

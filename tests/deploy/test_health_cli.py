@@ -124,3 +124,14 @@ def test_subcommand_wiring(grpc_health) -> None:
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["health", address, "--timeout", "5"])
     assert (args.command, run(args)) == ("health", 0)
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf", "soon"])
+def test_a_timeout_not_above_zero_is_refused(timeout: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A zero or negative deadline was sent, and reported as the server's DEADLINE_EXCEEDED."""
+    with pytest.raises(SystemExit) as refused:
+        main([f"127.0.0.1:{_free_port()}", "--timeout", timeout])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --timeout: " in err and repr(timeout) in err
+    assert "DEADLINE_EXCEEDED" not in err
