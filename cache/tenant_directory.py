@@ -127,9 +127,10 @@ class TenantDirectory:
             await self._redis.unlink(*batch)
         return len(digests)
 
-    async def add_key(self, tenant: str, api_key: str, *, create: bool = False) -> None:
+    async def add_key(self, tenant: str, api_key: str, *, create: bool = False) -> bool:
         """Stores the key's SHA-256 digest only. A tenant with no record is refused, or
-        created (with default limits) when `create` (configured keys)."""
+        created (with default limits) when `create` (configured keys). Returns whether the
+        key is new: False when it already was the tenant's (nothing changed)."""
         check_tenant(tenant)
         if len(api_key) < 8:
             raise InvalidTenancy("API keys must be at least 8 characters")
@@ -142,8 +143,10 @@ class TenantDirectory:
                 raise InvalidTenancy(f"no tenant {tenant!r} (make it with `ostinato tenants create "
                                      f"{tenant}`, which also gives it a key)")
             await self.add_tenant(tenant)
-        await self._redis.hset(tenancy_keys(), digest, tenant)
-        await self._changed()
+        added = bool(await self._redis.hset(tenancy_keys(), digest, tenant))
+        if added:
+            await self._changed()
+        return added
 
     async def revoke_key(self, api_key: str) -> bool:
         removed = bool(await self._redis.hdel(tenancy_keys(), key_digest(api_key)))

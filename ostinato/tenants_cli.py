@@ -1,4 +1,9 @@
-"""`ostinato tenants`: the operator's view of the tenancy data in Redis (cache/tenant_directory.py)."""
+"""`ostinato tenants`: the operator's view of the tenancy data in Redis (cache/tenant_directory.py).
+
+The Redis is the mesh config's (`redis.url`, `redis.cluster`: a `--config` file, then
+OSTINATO_REDIS__URL / OSTINATO_REDIS__CLUSTER), overridden by --redis-url / --cluster.
+Exit status: 0 done, 2 refused input (and no Redis named), 1 Redis failed.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,24 @@ import asyncio
 import sys
 from typing import Any
 
-import redis.asyncio as aioredis
+from redis.connection import parse_url
+from redis.exceptions import RedisClusterException
 
-from cache.redis_client import connect
+from cache.redis_client import FAILURES, connect
 from cache.tenancy import TenantLimits, chatml_system_prefix
 from cache.tenant_directory import InvalidTenancy, TenantDirectory
+from ostinato.cli_overrides import flag_overrides, load_config
+from ostinato.config import RedisConfig
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("tenants", help="manage tenants, API keys and shared prefixes in Redis")
-    p.add_argument("--redis-url", required=True)
-    p.add_argument("--cluster", action="store_true",
-                   help="--redis-url names a node of a Redis Cluster (as redis.cluster)")
+    p.add_argument("--redis-url", help="the Redis holding the tenancy data (default: the mesh "
+                   "config's redis.url: --config, or OSTINATO_REDIS__URL)")
+    p.add_argument("--cluster", action="store_true", default=None,
+                   help="the URL names a node of a Redis Cluster (default: redis.cluster, "
+                   "OSTINATO_REDIS__CLUSTER)")
+    p.add_argument("--config", help="YAML mesh config file (for redis.url and redis.cluster)")
     act = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = act.add_parser("create", help="a new tenant and a generated API key, printed once")
     create.add_argument("tenant")
@@ -44,7 +55,8 @@ def add_parser(sub: Any) -> None:
     share = act.add_parser("share", help="declare a prompt prefix shared by every tenant")
     share.add_argument("name")
     text = share.add_mutually_exclusive_group(required=True)
-    text.add_argument("--system", help="a system prompt (matched as the conversation's opening)")
+    text.add_argument("--system", help="a system prompt, not empty (matched as the "
+                      "conversation's opening)")
     text.add_argument("--text", help="a raw rendered-prompt prefix")
     share.add_argument("--replace", action="store_true",
                        help="change the prefix of a name already declared (else refused)")
@@ -72,59 +84,100 @@ def _describe(limits: TenantLimits) -> str:
             f"max programs {limit(limits.max_programs)}")
 
 
-async def _run(args: argparse.Namespace) -> int:
-    try:
-        client = connect(args.redis_url, cluster=args.cluster, timeout_s=2.0)
-    except ValueError as exc:  # not a redis:// URL
-        print(f"ostinato tenants: --redis-url {args.redis_url!r}: {exc}", file=sys.stderr)
-        return 2
-    directory = TenantDirectory(client, timeout_s=2.0)
-    try:
-        if args.action == "create":
-            api_key = await directory.create_tenant(args.tenant, _limits(args))
-            print(f"tenant {args.tenant} created. Its API key (shown only now; only its SHA-256 "
-                  f"is stored):\n{api_key}")
-        elif args.action == "update":
-            changes = {k: v for k, v in _changes(args).items() if v is not None}
-            if not changes:
-                raise InvalidTenancy("nothing to update: give --weight, --rpm, --tpm or --max-programs")
-            print(f"tenant {args.tenant}: {_describe(await directory.update_tenant(args.tenant, **changes))}")
-        elif args.action == "revoke":
-            keys = await directory.revoke_tenant(args.tenant)
-            print(f"tenant {args.tenant} revoked ({keys} key(s) removed)")
-        elif args.action == "add-key":
-            await directory.add_key(args.tenant, args.api_key)
+def _redis(args: argparse.Namespace) -> RedisConfig:
+    """The Redis to manage: --redis-url / --cluster over the mesh config's `redis` section
+    (a ConfigError, exit 2 in ostinato/cli.py, for a bad one there)."""
+    if args.redis_url is not None:
+        try:
+            parse_url(args.redis_url)
+        except ValueError as exc:  # not a redis:// URL
+            raise InvalidTenancy(f"--redis-url {args.redis_url!r}: {exc}") from None
+    cfg = load_config(args, flag_overrides(args, "redis", {"redis_url": "url",
+                                                           "cluster": "cluster"})).redis
+    if not cfg.url:
+        raise InvalidTenancy("no Redis named: pass --redis-url, or set OSTINATO_REDIS__URL "
+                             "(or redis.url in the --config file)")
+    return cfg
+
+
+def _share_prefix(args: argparse.Namespace) -> str:
+    """The prefix `share` declares: --system's ChatML opening, or --text as it is."""
+    if args.system is None:
+        return str(args.text)
+    if not args.system.strip():
+        raise InvalidTenancy("--system: the system prompt is empty (a shared prefix needs text)")
+    return chatml_system_prefix(args.system)
+
+
+async def _act(directory: TenantDirectory, args: argparse.Namespace) -> None:
+    """The action, its outcome printed; refused input raises InvalidTenancy."""
+    if args.action == "create":
+        api_key = await directory.create_tenant(args.tenant, _limits(args))
+        print(f"tenant {args.tenant} created. Its API key (shown only now; only its SHA-256 "
+              f"is stored):\n{api_key}")
+    elif args.action == "update":
+        changes = {k: v for k, v in _changes(args).items() if v is not None}
+        if not changes:
+            raise InvalidTenancy("nothing to update: give --weight, --rpm, --tpm or --max-programs")
+        print(f"tenant {args.tenant}: {_describe(await directory.update_tenant(args.tenant, **changes))}")
+    elif args.action == "revoke":
+        keys = await directory.revoke_tenant(args.tenant)
+        print(f"tenant {args.tenant} revoked ({keys} key(s) removed)")
+    elif args.action == "add-key":
+        if await directory.add_key(args.tenant, args.api_key):
             print(f"key added for tenant {args.tenant}")
-        elif args.action == "revoke-key":
-            if not await directory.revoke_key(args.api_key):
-                raise InvalidTenancy("no such key")
-            print("revoked")
-        elif args.action == "share":
-            prefix = chatml_system_prefix(args.system) if args.system is not None else args.text
-            replaced = await directory.declare_shared(args.name, prefix, args.replace)
-            print(f"shared prefix {args.name!r} {'replaced' if replaced else 'declared'} "
-                  f"({len(prefix.encode())} bytes)")
-        elif args.action == "unshare":
-            if not await directory.remove_shared(args.name):
-                raise InvalidTenancy(f"no shared prefix {args.name!r}")
-            print("withdrawn")
         else:
-            snap = await directory.load()
-            keys_of = {t: sum(1 for v in snap.keys.values() if v == t) for t in snap.tenants}
-            for tenant in sorted(snap.tenants):
-                print(f"tenant {tenant}: {keys_of[tenant]} key(s), "
-                      f"{_describe(snap.limits_of(tenant))}")
-            for name, prefix in sorted(snap.shared_prefixes.items()):
-                print(f"shared {name}: {len(prefix.encode())} bytes, {prefix[:60]!r}")
-            if not snap.tenants and not snap.shared_prefixes:
-                print("no tenants and no shared prefixes (create one: ostinato tenants "
-                      "create NAME)", file=sys.stderr)
+            print(f"tenant {args.tenant} already has this key (nothing changed)")
+    elif args.action == "revoke-key":
+        if not await directory.revoke_key(args.api_key):
+            raise InvalidTenancy("no such key")
+        print("revoked")
+    elif args.action == "share":
+        prefix = _share_prefix(args)
+        replaced = await directory.declare_shared(args.name, prefix, args.replace)
+        print(f"shared prefix {args.name!r} {'replaced' if replaced else 'declared'} "
+              f"({len(prefix.encode())} bytes)")
+    elif args.action == "unshare":
+        if not await directory.remove_shared(args.name):
+            raise InvalidTenancy(f"no shared prefix {args.name!r}")
+        print("withdrawn")
+    else:
+        await _list(directory)
+
+
+async def _list(directory: TenantDirectory) -> None:
+    snap = await directory.load()
+    keys_of = {t: sum(1 for v in snap.keys.values() if v == t) for t in snap.tenants}
+    for tenant in sorted(snap.tenants):
+        print(f"tenant {tenant}: {keys_of[tenant]} key(s), {_describe(snap.limits_of(tenant))}")
+    for name, prefix in sorted(snap.shared_prefixes.items()):
+        print(f"shared {name}: {len(prefix.encode())} bytes, {prefix[:60]!r}")
+    if not snap.tenants and not snap.shared_prefixes:
+        print("no tenants and no shared prefixes (create one: ostinato tenants "
+              "create NAME)", file=sys.stderr)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    """0 done, 2 refused input, 1 Redis failed (refused the connection, is no cluster node
+    for --cluster, timed out, answered an error)."""
+    try:
+        cfg = _redis(args)  # (a ConfigError goes to ostinato/cli.py: exit 2)
+    except InvalidTenancy as exc:
+        print(f"ostinato tenants: {exc}", file=sys.stderr)
+        return 2
+    try:
+        client = connect(cfg.url, cluster=cfg.cluster, timeout_s=2.0)
+    except (ValueError, RedisClusterException) as exc:  # a URL the cluster client refuses (/1)
+        print(f"ostinato tenants: redis URL {cfg.url!r}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        await _act(TenantDirectory(client, timeout_s=2.0), args)
         return 0
     except InvalidTenancy as exc:
         print(f"ostinato tenants: {exc}", file=sys.stderr)
         return 2
-    except (aioredis.RedisError, OSError) as exc:
-        print(f"ostinato tenants: redis error: {exc}", file=sys.stderr)
+    except FAILURES as exc:  # (a cluster client's RedisClusterException is no RedisError)
+        print(f"ostinato tenants: redis error: {str(exc) or type(exc).__name__}", file=sys.stderr)
         return 1
     finally:
         await client.aclose()
