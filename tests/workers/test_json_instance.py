@@ -57,6 +57,16 @@ CASES: list[tuple[str, dict[str, Any] | bool]] = [
     ("pattern settled by const", {"type": "string", "pattern": "^v\\d+$", "const": "v2"}),
     ("pattern settled by default", {"type": "string", "pattern": "^\\d{5}$", "default": "12345"}),
     ("pattern settled by examples", {"type": "string", "pattern": "^\\d{5}$", "examples": ["x", "02139"]}),
+    # patterns (unanchored, as JSON Schema's: a match padded to minLength where it still finds)
+    ("pattern", {"type": "string", "pattern": "^[A-Z]{3}-\\d{4}$"}),
+    ("pattern unanchored, padded", {"type": "string", "pattern": "ab+c", "minLength": 12}),
+    ("pattern anchored at the start, padded", {"type": "string", "pattern": "^id-", "minLength": 8}),
+    ("pattern with a group and its reference", {"type": "string", "pattern": "^(ab|cd)-\\1$"}),
+    ("pattern of a negated category", {"type": "string", "pattern": "^[^\\S]{3}[^\\d\\W]$"}),
+    ("pattern with classes", {"type": "string", "pattern": "^[^,\\s]{2,5}\\w+[.]\\D$"}),
+    ("pattern and format", {"type": "string", "pattern": "^\\d{4}-", "format": "date"}),
+    ("pattern in a property", {"type": "object", "properties": {
+        "zip": {"type": "string", "pattern": "^\\d{5}(-\\d{4})?$"}}, "required": ["zip"]}),
     # objects
     (
         "properties and required",
@@ -162,7 +172,7 @@ CASES: list[tuple[str, dict[str, Any] | bool]] = [
     ),
     (
         "oneOf first branch unsatisfiable",
-        {"oneOf": [{"type": "string", "pattern": "^x"}, {"type": "boolean"}]},
+        {"oneOf": [{"type": "string", "pattern": "^(?=x)"}, {"type": "boolean"}]},
     ),
     (
         "allOf objects",

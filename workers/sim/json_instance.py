@@ -10,7 +10,7 @@ a value from a draft 2020-12 subset, the same for the same seed:
 - objects: ``properties``, ``required``, ``additionalProperties``, ``minProperties`` and
   ``maxProperties``; every listed property is emitted (only the required ones when deep);
 - arrays: ``items``, ``prefixItems``, ``minItems``, ``maxItems``, ``uniqueItems``;
-- strings: ``minLength``, ``maxLength`` and ``format`` (date, date-time, time, email, uri,
+- strings: ``minLength``, ``maxLength``, ``pattern`` and ``format`` (date, date-time, time, email, uri,
   uuid, hostname, ipv4, ipv6); text is made of lowercase words;
 - numbers and integers: ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``,
   ``multipleOf``;
@@ -18,8 +18,9 @@ a value from a draft 2020-12 subset, the same for the same seed:
   match exactly one branch), ``allOf`` (merged), ``$ref`` to JSON pointers in the same
   document (``#/$defs/...``, ``#/definitions/...``), recursion bounded by depth.
 
-``pattern`` is not supported unless ``const``, ``enum``, ``default`` or ``examples`` settle
-the value; ``not``, ``if``/``then``/``else``, ``contains``, ``propertyNames``,
+``pattern``: a string it matches (workers/sim/regex_instance.py; one with lookarounds
+only where ``const``, ``enum``, ``default`` or ``examples`` settle the value); ``not``,
+``if``/``then``/``else``, ``contains``, ``propertyNames``,
 ``patternProperties`` and ``dependent*`` are only checked: the value is built without them
 and :class:`UnsupportedSchema` is raised if it happens not to satisfy them. Annotations
 (``title``, ``description``, ...) and unknown keywords are ignored; ``unevaluatedProperties`` /
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
@@ -49,6 +51,7 @@ from workers.sim.json_schema import (
     _types_of,
 )
 from workers.sim.json_values import FORMATS, Rng, default_range, outward, spare_keys
+from workers.sim.regex_instance import UnsupportedPattern, pattern_instance
 
 __all__ = ["UnsupportedSchema", "instance"]
 
@@ -56,6 +59,7 @@ __all__ = ["UnsupportedSchema", "instance"]
 _DEEP = 4  # beyond this nesting depth: empty arrays, required properties only, null if allowed
 _MAX_DEPTH = 32  # recursion that cannot bottom out by then is reported as unsupported
 _BUDGET = 200_000  # schema nodes visited per instance: bounds backtracking through anyOf / oneOf
+PATTERN_DRAWS = 8  # strings drawn for a pattern before its lengths count as unmet
 _NUMERIC_SPAN = 100  # width of the range drawn from when a number has at most one bound
 
 # Keywords the generator does not aim for: it builds the value without them and then checks.
@@ -265,12 +269,12 @@ class _Generator:
     # ------------------------------------------------------------------ strings
 
     def _string(self, node: Mapping[str, Any], path: str) -> str:
-        if "pattern" in node:
-            raise UnsupportedSchema(path, "'pattern' is not supported")
         lo = int(node.get("minLength", 0))
         hi = node.get("maxLength")
         if hi is not None and hi < lo:
             raise UnsupportedSchema(path, "'maxLength' is below 'minLength'")
+        if "pattern" in node:
+            return self._patterned(node["pattern"], lo, hi, path)
         fmt = node.get("format")
         if isinstance(fmt, str) and fmt in FORMATS:
             value = FORMATS[fmt](self.rng)
@@ -285,6 +289,22 @@ class _Generator:
             if text.endswith(" "):
                 text = text[:-1] + "s"
         return text
+
+    def _patterned(self, pattern: Any, lo: int, hi: int | None, path: str) -> str:
+        """A string `pattern` finds (JSON Schema's patterns are unanchored: what it matches,
+        padded to `minLength` where that keeps a match), within the lengths; a few draws."""
+        if not isinstance(pattern, str):
+            raise UnsupportedSchema(path, "'pattern' must be a string")
+        for _ in range(PATTERN_DRAWS):
+            try:
+                core = pattern_instance(pattern, self.rng)
+            except UnsupportedPattern as exc:
+                raise UnsupportedSchema(path, str(exc)) from exc
+            for text in (core, core + "x" * (lo - len(core)), "x" * (lo - len(core)) + core):
+                if lo <= len(text) <= (len(text) if hi is None else hi) and re.search(
+                        pattern, text):
+                    return text
+        raise UnsupportedSchema(path, "no string of the lengths allowed was found for 'pattern'")
 
     # ------------------------------------------------------------------ arrays
 
