@@ -57,41 +57,35 @@ def test_exact_cache_serves_the_same_tenant_only(cache_mesh: Mesh) -> None:
     assert off.cache_hit == "miss"
 
 
+def twice(mesh: Mesh, spec: common_pb2.CallSpec) -> tuple[common_pb2.CallResult, ...]:
+    """The same call made twice over gRPC by tenant acme: a miss, then a hit (checked)."""
+    md = (("authorization", "Bearer key-acme"),)
+    with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        results = tuple(list(stub.Call(gateway_pb2.CallRequest(call=spec), metadata=md,
+                                       timeout=30))[-1].result for _ in range(2))
+    assert tuple(r.cache_hit for r in results) == (common_pb2.CACHE_HIT_MISS,
+                                                   common_pb2.CACHE_HIT_EXACT)  # positive control
+    return results
+
+
 def test_a_cached_tool_call_gets_an_id_of_its_own(cache_mesh: Mesh) -> None:
     # a tool call's id names one answer's call (the client sends it back with the tool's
     # result): a cache hit repeats the call, not the id the first caller got
     params = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-    md = (("authorization", "Bearer key-acme"),)
-    with grpc.insecure_channel(cache_mesh.endpoints.gateway) as channel:
-        stub = gateway_pb2_grpc.GatewayStub(channel)
-        results = []
-        for _ in range(2):
-            spec = call_spec(messages=[{"role": "user", "content": "Weather in Bergen?"}],
-                             max_tokens=64, temperature=0.0)
-            spec.tools.append(common_pb2.Tool(name="weather", parameters_json=json.dumps(params)))
-            chunks = list(stub.Call(gateway_pb2.CallRequest(call=spec), metadata=md, timeout=30))
-            results.append(chunks[-1].result)
-    first, again = results
-    assert (first.cache_hit, again.cache_hit) == (common_pb2.CACHE_HIT_MISS,
-                                                  common_pb2.CACHE_HIT_EXACT)  # positive control
+    spec = call_spec(messages=[{"role": "user", "content": "Weather in Bergen?"}],
+                     max_tokens=64, temperature=0.0)
+    spec.tools.append(common_pb2.Tool(name="weather", parameters_json=json.dumps(params)))
+    first, again = twice(cache_mesh, spec)
     [a], [b] = first.tool_calls, again.tool_calls
     assert (a.name, a.arguments) == (b.name, b.arguments) and a.id != b.id
 
 
 def test_a_cached_answer_has_the_logprobs_asked_for(cache_mesh: Mesh) -> None:
-    md = (("authorization", "Bearer key-acme"),)
-    with grpc.insecure_channel(cache_mesh.endpoints.gateway) as channel:
-        stub = gateway_pb2_grpc.GatewayStub(channel)
-        results = []
-        for _ in range(2):
-            spec = call_spec(messages=[{"role": "user", "content": "Spell Reykjavik."}],
-                             max_tokens=6, temperature=0.0)
-            spec.logprobs, spec.top_logprobs = True, 2
-            chunks = list(stub.Call(gateway_pb2.CallRequest(call=spec), metadata=md, timeout=30))
-            results.append(chunks[-1].result)
-    first, again = results
-    assert (first.cache_hit, again.cache_hit) == (common_pb2.CACHE_HIT_MISS,
-                                                  common_pb2.CACHE_HIT_EXACT)
+    spec = call_spec(messages=[{"role": "user", "content": "Spell Reykjavik."}],
+                     max_tokens=6, temperature=0.0)
+    spec.logprobs, spec.top_logprobs = True, 2
+    first, again = twice(cache_mesh, spec)
     assert len(first.logprobs) == first.usage.completion_tokens > 0
     assert all(len(t.top_logprobs) == 2 for t in first.logprobs)
     assert list(again.logprobs) == list(first.logprobs)
