@@ -86,8 +86,8 @@ class SpanFile:
 
 def read_span_file(path: str | Path) -> SpanFile:
     """Every span in an OTLP JSON lines file. A line that is not an OTLP JSON request of
-    well-formed spans (one cut short by a process killed mid-write, or not a trace file's)
-    is skipped whole and counted."""
+    well-formed spans (one cut short by a process killed mid-write, or not a trace file's:
+    JSON without `resourceSpans` too) is skipped whole and counted."""
     out: list[SpanRecord] = []
     skipped = 0
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -97,8 +97,8 @@ def read_span_file(path: str | Path) -> SpanFile:
                 continue
             try:
                 request = json.loads(line)
-                if not isinstance(request, dict):
-                    raise TypeError("not a JSON object")
+                if not isinstance(request, dict) or "resourceSpans" not in request:
+                    raise TypeError("not an OTLP JSON export request")
                 spans = list(spans_of_request(request))
             except (ValueError, TypeError, KeyError, AttributeError):
                 skipped += 1

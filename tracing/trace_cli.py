@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from ostinato.config import ConfigError, load_mesh_config
-from tracing.span_file import read_span_file
+from tracing.span_file import SpanRecord, read_span_file
 from tracing.trace_html import write_html
 from tracing.trace_index import ProgramEntry, program_index
+from tracing.trace_listing import MIN_WIDTH as LIST_MIN_WIDTH
+from tracing.trace_listing import print_programs
+from tracing.trace_terminal import MIN_WIDTH as SHOW_MIN_WIDTH
 from tracing.trace_terminal import render
 from tracing.trace_view import TraceViewError, build_timeline
+
+_NO_LIMIT = 100_000  # the console's width for output to a pipe or a file: lines never folded
 
 
 def add_parser(sub: Any) -> None:
@@ -32,7 +36,9 @@ def add_parser(sub: Any) -> None:
     show.add_argument("--config", help="YAML mesh config file (for telemetry.trace_file)")
     show.add_argument("--html", metavar="OUT", help="also write the timeline as one self-contained "
                                                     "HTML page (opens offline)")
-    show.add_argument("--width", type=int, help="terminal columns (default: the terminal's width)")
+    show.add_argument("--width", type=_width(SHOW_MIN_WIDTH),
+                      help=f"terminal columns, at least {SHOW_MIN_WIDTH} (default: the "
+                           "terminal's width)")
     listing = act.add_parser("list", help="the programs in the trace file, newest first: id, "
                                           "tenant, class, start, duration, calls")
     listing.add_argument("--file", help="OTLP JSON lines to read (default: the mesh config's "
@@ -41,7 +47,9 @@ def add_parser(sub: Any) -> None:
     listing.add_argument("--tenant", help="only this tenant's programs")
     listing.add_argument("--limit", type=_positive, default=20,
                          help="at most this many programs (default 20)")
-    listing.add_argument("--width", type=int, help="terminal columns (default: the terminal's width)")
+    listing.add_argument("--width", type=_width(LIST_MIN_WIDTH),
+                         help=f"terminal columns, at least {LIST_MIN_WIDTH} (default: the "
+                              "terminal's width; to a pipe or a file, lines as long as they are)")
     trace.set_defaults(func=run)
 
 
@@ -52,6 +60,19 @@ def _positive(text: str) -> int:
     return value
 
 
+def _width(minimum: int) -> Callable[[str], int]:
+    """The type of a --width: columns, at least `minimum` (argparse refuses others: exit 2)."""
+    def columns(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of columns, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum} columns, got {value}")
+        return value
+    return columns
+
+
 def _trace_file(args: argparse.Namespace) -> Path:
     if args.file:
         path = Path(args.file)
@@ -60,23 +81,29 @@ def _trace_file(args: argparse.Namespace) -> Path:
         if not configured:
             raise TraceViewError("no trace file: pass --file (or set telemetry.trace_file)")
         path = Path(configured)
+    if path.is_dir():
+        raise TraceViewError(f"a directory, not a trace file: {path}")
     if not path.is_file():
         raise TraceViewError(f"no such trace file: {path}")
     return path
 
 
+def _spans(args: argparse.Namespace) -> list[SpanRecord]:
+    """The trace file's spans; the lines that hold none are counted on stderr."""
+    read = read_span_file(_trace_file(args))
+    if read.skipped_lines:
+        print(f"ostinato trace {args.trace_action}: skipped {read.skipped_lines} line(s) "
+              "that are not OTLP JSON spans", file=sys.stderr)
+    return read.spans
+
+
 def run(args: argparse.Namespace) -> int:
     """`ostinato trace show|list`: 0 when shown, 1 when the file (or the program) is not
     found, 2 on a configuration error."""
-    console = Console(width=args.width) if args.width else Console()
     try:
-        read = read_span_file(_trace_file(args))
-        spans = read.spans
-        if read.skipped_lines:
-            print(f"ostinato trace {args.trace_action}: skipped {read.skipped_lines} line(s) "
-                  "that are not OTLP JSON spans", file=sys.stderr)
+        spans = _spans(args)
         if args.trace_action == "list":
-            _list(program_index(spans, tenant=args.tenant), args.limit, console)
+            _list(program_index(spans), args)
             return 0
         timeline = build_timeline(spans, args.program_id)
     except ConfigError as exc:
@@ -85,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     except (TraceViewError, OSError) as exc:
         print(f"ostinato trace {args.trace_action}: {exc}", file=sys.stderr)
         return 1
+    console = Console(width=args.width) if args.width else Console()
     render(timeline, console)
     if args.html:
         write_html(timeline, args.html)
@@ -92,24 +120,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(entries: list[ProgramEntry], limit: int, console: Console) -> None:
-    if not entries:
-        console.print("no programs in the trace file", highlight=False)
+def _list_console(width: int | None) -> tuple[Console, int | None]:
+    """The console `trace list` prints to, and the width its rows must fit: --width, else
+    the terminal's; to a pipe or a file, none (rows as long as they are, nothing folded)."""
+    if width:
+        return Console(width=width), width
+    console = Console()
+    if console.is_terminal:
+        return console, console.width
+    return Console(width=_NO_LIMIT), None
+
+
+def _list(entries: list[ProgramEntry], args: argparse.Namespace) -> None:
+    console, width = _list_console(args.width)
+    listed = [e for e in entries if args.tenant is None or e.tenant == args.tenant]
+    if not listed:
+        console.print(_none_listed(entries, args.tenant), highlight=False)
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("program", "tenant", "class", "started (UTC)", "duration", "calls",
-                   "failed", "cached", "end"):
-        table.add_column(column, justify="right" if column in ("duration", "calls", "failed",
-                                                               "cached") else "left")
-    for e in entries[:limit]:
-        started = datetime.fromtimestamp(e.start_unix_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(e.program_id, e.tenant, e.program_class, started, f"{e.duration_s:.2f}s",
-                      str(e.calls), str(e.failed_calls), str(e.cached_calls),
-                      e.end_reason or "open")
-    console.print(table)
-    shown = min(limit, len(entries))
-    console.print(f"{shown} of {len(entries)} programs; `ostinato trace show PROGRAM_ID` draws "
-                  "one (an id's prefix will do)", highlight=False)
+    print_programs(listed[:args.limit], console, width)
+    console.print(f"{min(args.limit, len(listed))} of {len(listed)} programs; `ostinato trace "
+                  "show PROGRAM_ID` draws one (an id's prefix will do)", highlight=False)
+
+
+def _none_listed(entries: list[ProgramEntry], tenant: str | None) -> str:
+    """Why `trace list` lists nothing: no programs at all, or none of `tenant`'s."""
+    if not entries:
+        return "no programs in the trace file"
+    tenants = sorted({e.tenant for e in entries})
+    named = ", ".join(tenants[:10]) + (", ..." if len(tenants) > 10 else "")
+    return (f"no programs of tenant {tenant!r} in the trace file ({len(entries)} of "
+            f"other tenants: {named})")
 
 
 def main(argv: list[str] | None = None) -> int:

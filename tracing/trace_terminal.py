@@ -53,6 +53,11 @@ class _Columns:
         return 2 + self.call + self.thread + self.worker + self.cache + self.tokens + self.time + 7
 
 
+_NARROW = _Columns(call=10, thread=6, worker=8)  # the most _columns narrows them to
+# the narrowest width whose rows are drawn whole: the narrowed columns and half a bar
+MIN_WIDTH = _NARROW.fixed + _MIN_BAR // 2
+
+
 def _columns(timeline: ProgramTimeline, width: int) -> _Columns:
     """Columns as wide as their longest value (capped); narrower where the bar needs room."""
     def longest(values: list[str], floor: int, cap: int) -> int:
@@ -64,7 +69,8 @@ def _columns(timeline: ProgramTimeline, width: int) -> _Columns:
                        worker=longest([c.worker for c in calls], 6, 12))
     if width - natural.fixed >= _MIN_BAR:
         return natural
-    return _Columns(min(natural.call, 10), min(natural.thread, 6), min(natural.worker, 8))
+    return _Columns(min(natural.call, _NARROW.call), min(natural.thread, _NARROW.thread),
+                    min(natural.worker, _NARROW.worker))
 
 
 def _cache_label(call: CallTimeline) -> str:
@@ -112,7 +118,8 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def _header(t: ProgramTimeline) -> Text:
+def _title(t: ProgramTimeline) -> Text:
+    """The header's first line: the program (its id, class, tenant), how long, how it ended."""
     text = Text()
     text.append("program ", style="dim").append(t.program_id, style="bold")
     if t.program_class:
@@ -121,7 +128,13 @@ def _header(t: ProgramTimeline) -> Text:
     text.append("  ").append(fmt_s(t.duration_s), style="bold")
     text.append(f"  {t.end_reason}" if t.end_reason else "  (no program span: open, or on another gateway)",
                 style="dim")
-    text.append(f"\n{_plural(len(t.calls), 'call')}, {t.cached_calls} cached, {t.failed_calls} failed")
+    return text
+
+
+def _header(t: ProgramTimeline) -> Text:
+    """Below the title: the calls, the critical path, the legend."""
+    text = Text()
+    text.append(f"{_plural(len(t.calls), 'call')}, {t.cached_calls} cached, {t.failed_calls} failed")
     text.append(f"   critical path: {_plural(len(t.critical_path), 'call')}, "
                 f"{fmt_s(t.critical_path_s)} in calls")
     text.append("\n")
@@ -155,6 +168,11 @@ def render(timeline: ProgramTimeline, console: Console) -> None:
     """Prints the program's header, legend and one waterfall row per call."""
     cols = _columns(timeline, console.width)
     bar = max(console.width - cols.fixed, _MIN_BAR // 2)
+    title = _title(timeline)
+    if max(map(len, title.plain.split())) > console.width:  # an id wider than the terminal:
+        console.print(title, soft_wrap=True)  # whole, for the terminal to wrap (never cut)
+    else:
+        console.print(title, overflow="ellipsis")  # at words
     console.print(_header(timeline), overflow="ellipsis")
     heads = Text("  ", style="dim")
     for name, width, right in (("call", cols.call, False), ("thread", cols.thread, False),

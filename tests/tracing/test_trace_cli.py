@@ -3,8 +3,16 @@ and clear errors with exit code 1."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import re
+import select
+import struct
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +183,106 @@ def test_configuration_error(spans: Path, capsys: pytest.CaptureFixture[str],
     rc, out, err = show(capsys, FAN_OUT_ID)
     assert (rc, out) == (2, "")
     assert err.startswith("ostinato trace show: configuration error: telemetry.traces: unknown exporter")
+
+
+LONG_ID = "default/8dc5dfc029b241d1b49400170b21a4a2"  # an id the gateway makes: TENANT/uuid hex
+
+
+def long_ids(tmp_path: Path) -> tuple[Path, list[str]]:
+    path = tmp_path / "long.jsonl"
+    ids = [LONG_ID, "default/cf1bed968e264698b7230159e683106e"]
+    for n, pid in enumerate(ids):
+        write_program(path, pid, [CallSpec(f"c{n}", "t", n, n + 0.4)], tenant="default",
+                      program=(n, n + 0.5))
+    return path, ids
+
+
+def test_list_to_a_pipe_keeps_whole_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a terminal (rich's 80 columns then cut the ids to `default/8dc…`): rows as long
+    as they are, each id whole, for `trace show` to take."""
+    path, ids = long_ids(tmp_path)
+    assert main(["trace", "list", "--file", str(path)]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()[1:3]]
+    assert [r[0] for r in rows] == ids[::-1] and all(len(r) == 10 for r in rows)
+    assert show(capsys, out.splitlines()[1].split()[0], "--file", str(path), "--width", "100")[0] == 0
+
+
+def _strip_ansi(raw: bytes) -> str:
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw.decode()).replace("\r\n", "\n")
+
+
+def test_list_in_an_80_column_terminal(tmp_path: Path) -> None:
+    """In a real terminal (a pty) of 80 columns: every id whole, every line within 80."""
+    path, ids = long_ids(tmp_path)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR")}
+    proc = subprocess.Popen([sys.executable, "-m", "tracing.trace_cli", "trace", "list", "--file",
+                             str(path)], stdin=slave, stdout=slave, stderr=subprocess.PIPE,
+                            env={**env, "TERM": "xterm-256color"})
+    os.close(slave)
+    raw = b""
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not select.select([master], [], [], 1.0)[0]:
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the command closed the terminal
+                break
+            if not chunk:
+                break
+            raw += chunk
+        assert proc.wait(timeout=30) == 0
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.stderr is not None and proc.stderr.read() == b""
+    lines = _strip_ansi(raw).splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert [line for line in lines if line in ids] == ids[::-1]  # each id a line of its own
+    assert any(line.startswith("  tenant default  class fanout  started ") for line in lines)
+
+
+@pytest.mark.parametrize(("action", "width", "message"), [
+    (["list"], "10", "must be at least 40 columns, got 10"),
+    (["list"], "wide", "expected a number of columns, got 'wide'"),
+    (["show", FAN_OUT_ID], "62", "must be at least 63 columns, got 62"),
+])
+def test_too_narrow_a_width_is_refused(spans: Path, capsys: pytest.CaptureFixture[str],
+                                       action: list[str], width: str, message: str) -> None:
+    """`trace list --width 10` printed blank rows (every column cut to nothing)."""
+    with pytest.raises(SystemExit) as refused:
+        main(["trace", *action, "--file", str(spans), "--width", width])
+    assert refused.value.code == 2
+    assert f"argument --width: {message}" in capsys.readouterr().err
+
+
+def test_list_of_a_tenant_with_no_programs(spans: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", "list", "--file", str(spans), "--tenant", "nobody"]) == 0
+    assert capsys.readouterr().out == ("no programs of tenant 'nobody' in the trace file "
+                                       "(2 of other tenants: acme)\n")
+
+
+@pytest.mark.parametrize("action", [["list"], ["show", FAN_OUT_ID]])
+def test_a_directory_is_no_trace_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      action: list[str]) -> None:
+    assert main(["trace", *action, "--file", str(tmp_path)]) == 1
+    assert capsys.readouterr() == ("", f"ostinato trace {action[0]}: a directory, not a trace "
+                                       f"file: {tmp_path}\n")
+
+
+def test_json_lines_that_are_not_spans_are_counted(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """JSON objects with no `resourceSpans`: another file's lines, said as such (they gave
+    "no programs" and no warning)."""
+    other = tmp_path / "events.jsonl"
+    other.write_text('{"a": 1}\n{}\n{"event": "start", "resourceSpan": []}\n')
+    assert main(["trace", "list", "--file", str(other)]) == 0
+    assert capsys.readouterr() == ("no programs in the trace file\n", "ostinato trace list: "
+                                   "skipped 3 line(s) that are not OTLP JSON spans\n")

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from tests.tracing.program_spans import FAN_OUT_ID, CallSpec, write_fan_out, write_program
 from tracing.span_file import read_spans
-from tracing.trace_terminal import CACHED, GLYPHS, OTHER, bar_cells, render
+from tracing.trace_terminal import CACHED, GLYPHS, MIN_WIDTH, OTHER, bar_cells, render
 from tracing.trace_view import DECODE, PREFILL, QUEUE, CallTimeline, Phase, ProgramTimeline, build_timeline
 
 GQ, GP, GD, GO, GC = (GLYPHS[k][0] for k in (QUEUE, PREFILL, DECODE, OTHER, CACHED))
@@ -76,8 +76,9 @@ def test_bars_share_one_time_axis(fan_out: ProgramTimeline) -> None:
         assert bar.index(GQ) < bar.index(GP) < bar.index(GD), c
 
 
-@pytest.mark.parametrize("width", [80, 100, 160])
+@pytest.mark.parametrize("width", [MIN_WIDTH, 80, 100, 160])
 def test_fits_the_terminal(fan_out: ProgramTimeline, width: int) -> None:
+    """Down to MIN_WIDTH, the narrowest `trace show --width`: every row whole."""
     lines = rendered(fan_out, width)
     assert all(len(line) <= width for line in lines)
     table = rows(lines)
@@ -111,3 +112,13 @@ def _call(start: float, end: float, *phases: Phase, cache_hit: str = "miss") -> 
 ])
 def test_bar_cells(call: CallTimeline, cells: list[str]) -> None:
     assert bar_cells(call, 10.0, 10) == cells
+
+
+def test_an_id_wider_than_the_terminal_is_shown_whole(tmp_path: Path) -> None:
+    """Program ids reach 193 characters (a 64-character tenant, a client's 128): the title
+    line was cut to `acme/xxx…`; now it goes whole, for the terminal to wrap."""
+    long_id = "acme/" + "x" * 120
+    write_program(tmp_path / "s.jsonl", long_id, [CallSpec("c", "t", 0.0, 0.4)])
+    lines = rendered(build_timeline(read_spans(tmp_path / "s.jsonl"), long_id), width=80)
+    assert lines[0] == f"program {long_id} (fanout)  tenant acme  3.00s  ended"
+    assert all(len(line) <= 80 for line in lines[1:])
