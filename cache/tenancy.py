@@ -28,6 +28,14 @@ def chatml_system_prefix(system_prompt: str) -> str:
     return f"<|im_start|>system\n{system_prompt}<|im_end|>\n"
 
 
+def check_weight(weight: float) -> float:
+    """A fair-share weight: a finite number above 0 (a tenant's record, `ostinato tenants
+    --weight`, and the planner's configured planner.tenant_weights)."""
+    if not (math.isfinite(weight) and weight > 0):  # (nan > 0 is False too)
+        raise ValueError(f"a tenant's weight must be a positive number, got {weight}")
+    return weight
+
+
 @dataclass(frozen=True)
 class TenantLimits:
     """A tenant's record: fair-share weight and quotas (0: no limit)."""
@@ -38,8 +46,7 @@ class TenantLimits:
     max_programs: int = 0  # programs open at once
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.weight) and self.weight > 0):  # (nan > 0 is False too)
-            raise ValueError(f"a tenant's weight must be a positive number, got {self.weight}")
+        check_weight(self.weight)
         if min(self.rpm, self.tpm, self.max_programs) < 0:
             raise ValueError("rpm, tpm and max_programs must be >= 0 (0: no limit)")
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ __all__ = [
     "check_tokenizer_spec",
     "check_tool_format",
     "load_mesh_config",
+    "name_variables",
 ]
 
 
@@ -86,7 +88,10 @@ class MeshConfig:
         if self.gateway.kv_tokenizer != self.worker.kv_tokenizer:
             raise ConfigError("gateway.kv_tokenizer and worker.kv_tokenizer: must name the same "
                               "tokenizer (the engines')")
-
+        if self.worker.heartbeat_s >= self.planner.worker_ttl_s:
+            raise ConfigError(f"worker.heartbeat_s ({self.worker.heartbeat_s:g}) must be less "
+                              f"than planner.worker_ttl_s ({self.planner.worker_ttl_s:g}): the "
+                              "planner drops a worker it has not heard from for worker_ttl_s")
 
 
 def _coerce(value: Any, tp: Any, name: str) -> Any:
@@ -188,10 +193,13 @@ def build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
     return _construct(cls, _typed(cls, data, prefix), prefix)
 
 
-def _check_overridden(cls: type, sources: list[dict[str, Any]], final: Any, prefix: str = "") -> None:
+def _check_overridden(cls: type, sources: list[dict[str, Any]], final: Any, prefix: str = "",
+                      named: Callable[[int, ConfigError], ConfigError] = lambda _, exc: exc,
+                      ) -> None:
     """A value that a later source overrides is still refused where it is the cause of the
     error its source gives without the later ones: the same error with the final values
-    around it (so values complete only together, as a TLS key from the environment, pass)."""
+    around it (so values complete only together, as a TLS key from the environment, pass).
+    `named`: the error as raised for the source at that index (naming its variables)."""
     hints = typing.get_type_hints(cls)
     sections = {key for key, tp in hints.items() if _is_section(tp)}
     current = {f.name: getattr(final, f.name) for f in dataclasses.fields(cls)}
@@ -210,18 +218,32 @@ def _check_overridden(cls: type, sources: list[dict[str, Any]], final: Any, pref
                 _instance(cls, {**current, key: source[key]}, prefix)
             except ConfigError as exc:
                 if str(exc) == str(without_later):
-                    raise without_later from None
+                    raise named(i, without_later) from None
     for key in sorted(sections):
         _check_overridden(hints[key], [source.get(key, {}) for source in sources],
-                          current[key], f"{prefix}.{key}" if prefix else key)
+                          current[key], f"{prefix}.{key}" if prefix else key, named)
+
+
+def _env_fields(environ: Mapping[str, str]) -> dict[str, list[str]]:
+    """The mesh config's OSTINATO_* variables, each with the path of the field it sets."""
+    return {key: key[len("OSTINATO_") :].lower().split("__") for key in environ
+            if key.startswith("OSTINATO_")
+            # logging is configured by tracing.logs, not the mesh config
+            and not key.startswith(("OSTINATO_LOG_", "OSTINATO_TEST_"))}
+
+
+def _nested(path: list[str], value: Any) -> dict[str, Any]:
+    """{"a": {"b": value}} of path ["a", "b"]."""
+    out: dict[str, Any] = {path[-1]: value}
+    for part in reversed(path[:-1]):
+        out = {part: out}
+    return out
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, value in environ.items():
-        if not key.startswith("OSTINATO_") or key.startswith(("OSTINATO_LOG_", "OSTINATO_TEST_")):
-            continue  # logging is configured by tracing.logs, not the mesh config
-        parts = key[len("OSTINATO_") :].lower().split("__")
+    for key, parts in _env_fields(environ).items():
+        value = environ[key]
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
@@ -233,15 +255,65 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def _typed_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The OSTINATO_* variables' checked values (_typed), each variable checked alone first
+    so that an error names it."""
+    values = _env_overrides(environ)  # variables that clash are refused first
+    for key, path in _env_fields(environ).items():
+        try:
+            _typed(MeshConfig, _nested(path, environ[key]))
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (from {key})") from None
+    return _typed(MeshConfig, values)
+
+
+def _mentions(message: str, path: list[str]) -> bool:
+    """Whether an error names the field at `path`: whole ("planner.port"), or bare beside its
+    section ("planner.starvation_ratio and starvation_min_s: ...", "sim_engine: schedule_policy
+    ...")."""
+    def named(name: str) -> bool:
+        return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", message) is not None
+
+    section, name = ".".join(path[:-1]), path[-1]
+    return named(f"{section}.{name}" if section else name) or bool(
+        section and named(section) and named(name))
+
+
+def _from_variables(exc: ConfigError, variables: Mapping[str, list[str]]) -> ConfigError:
+    """The error, naming those of the OSTINATO_* variables (-> field path) that set a field
+    it names."""
+    named = [key for key, path in variables.items() if _mentions(str(exc), path)]
+    return ConfigError(f"{exc} (from {', '.join(named)})") if named else exc
+
+
+def _leaf_paths(values: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """The field paths that overrides set; sections as dicts."""
+    return {path for key, value in values.items()
+            for path in (_leaf_paths(value, (*prefix, key)) if isinstance(value, dict)
+                         else {(*prefix, key)})}
+
+
+def name_variables(exc: ConfigError, environ: Mapping[str, str] | None = None,
+                   overrides: Mapping[str, Any] | None = None) -> ConfigError:
+    """An error about the final values of a config (load_mesh_config's), naming the OSTINATO_*
+    variables that gave a field it names: those whose field no override (flag) sets."""
+    flagged = _leaf_paths(overrides or {})
+    return _from_variables(exc, {key: path for key, path in _env_fields(
+        os.environ if environ is None else environ).items() if tuple(path) not in flagged})
+
+
 def load_mesh_config(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> MeshConfig:
-    """Reads defaults, then the YAML file, then OSTINATO_* env, then explicit overrides.
+    """Reads defaults (the dataclasses', then a command's own `defaults`), then the YAML
+    file, then OSTINATO_* env, then explicit overrides.
 
     Each source is checked on its own before they are merged, so a bad value is refused, with
-    its field's name, whether or not a later source sets the same field or section."""
+    its field's name, whether or not a later source sets the same field or section. An error
+    in a value from the environment names its variable too."""
     data: dict[str, Any] = {}
     if path:
         p = Path(path)
@@ -254,10 +326,17 @@ def load_mesh_config(
         if not isinstance(loaded, Mapping):
             raise ConfigError(f"{p}: top level must be a mapping")
         data = dict(loaded)
-    env = _env_overrides(os.environ if environ is None else environ)
-    sources = [_typed(MeshConfig, source) for source in (data, env, overrides or {})]
-    cfg: MeshConfig = _construct(MeshConfig, _merged(MeshConfig, sources))
-    _check_overridden(MeshConfig, sources, cfg)
+    environ = os.environ if environ is None else environ
+    defaults_values, file_values = _typed(MeshConfig, defaults or {}), _typed(MeshConfig, data)
+    env, flags = _typed_env(environ), _typed(MeshConfig, overrides or {})
+    sources = [defaults_values, file_values, env, flags]
+    variables = _env_fields(environ)
+    try:
+        cfg: MeshConfig = _construct(MeshConfig, _merged(MeshConfig, sources))
+    except ConfigError as exc:
+        raise name_variables(exc, environ, flags) from None
+    _check_overridden(MeshConfig, sources, cfg, named=lambda i, exc: (
+        _from_variables(exc, variables) if sources[i] is env else exc))
     return cfg
 
 

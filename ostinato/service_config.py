@@ -5,11 +5,12 @@ environment, flags). Each validates its own fields, with errors that name the fi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from redis.connection import parse_url
 
+from cache.tenancy import check_weight
 from ostinato.config_checks import (
     ConfigError,
     check_harmony_pair,
@@ -19,7 +20,30 @@ from ostinato.config_checks import (
     check_tokenizer_spec,
     check_tool_format,
 )
-from planner.core.selection import parse_policy
+from planner.core.selection import SIMULATION_ONLY, parse_policy
+from workers.sim.cost_model import load_profile
+
+
+def check_tenant_names(tenants: Iterable[str], field_name: str) -> None:
+    """Tenant names as the tenancy data in Redis takes them (cache/tenant_directory.py)."""
+    # Imported here: cache.tenant_directory imports ostinato.config, which imports this module.
+    from cache.tenant_directory import InvalidTenancy, check_tenant
+
+    for tenant in tenants:
+        try:
+            check_tenant(tenant)
+        except InvalidTenancy as exc:
+            raise ConfigError(f"{field_name}: {exc}") from None
+
+
+def tenant_weight(tenant: str, weight: str) -> float:
+    """One of planner.tenant_weights as a number, held to a tenant record's rule
+    (cache/tenancy.check_weight: `ostinato tenants --weight` refuses what it refuses)."""
+    try:
+        return check_weight(float(weight))
+    except ValueError:
+        raise ConfigError(f"planner.tenant_weights: the weight of tenant {tenant!r} must be a "
+                          f"positive number, got {weight!r}") from None
 
 
 @dataclass(frozen=True)
@@ -132,6 +156,7 @@ class GatewayConfig:
         if short:
             raise ConfigError(f"gateway.api_keys: keys must be at least 8 characters (the key of "
                               f"tenant {short[0]!r} is shorter)")
+        check_tenant_names(self.api_keys.values(), "gateway.api_keys")
         check_tokenizer_spec(self.kv_tokenizer, "gateway.kv_tokenizer")
         check_tool_format(self.tool_call_parser, "gateway.tool_call_parser")
         check_reasoning_format(self.reasoning_parser, "gateway.reasoning_parser")
@@ -158,8 +183,8 @@ class PlannerConfig:
     host: str = "127.0.0.1"  # address the gRPC server binds
     port: int = 50052  # gRPC port (Planner service)
     policy: str = "default"  # <priority>+<routing>, or the preset "default" (srpt+affinity)
-    # tenant -> fair-share weight, for tenants without a record (`ostinato tenants create
-    # --weight`: records in Redis win, reloaded every 2 s)
+    # tenant -> fair-share weight (a positive number, as `ostinato tenants create --weight`
+    # takes), for tenants without a record (records in Redis win, reloaded every 2 s)
     tenant_weights: Mapping[str, str] = field(default_factory=dict)
     # Anti-starvation (planner/core/queue.py): a queued call may be passed over for
     # starvation_ratio x its expected service in seconds (the policy's score converted),
@@ -195,7 +220,8 @@ class PlannerConfig:
     # A call whose home worker (the one holding its context) is full waits for it this long
     # before it may run elsewhere (planner/core/parking.py); 0 never waits.
     max_home_wait_s: float = 2.0
-    worker_ttl_s: float = 10.0  # a worker not heard from for this long is dropped
+    # a worker not heard from for this long is dropped (more than worker.heartbeat_s)
+    worker_ttl_s: float = 10.0
     # A call granted this long ago that two of its worker's heartbeats in a row do not list
     # (its gateway died before starting it, or the worker restarted) is ended CANCELLED, its
     # slot freed (docs/operations/faults.md). 0: never (a lost grant holds its slot).
@@ -216,6 +242,10 @@ class PlannerConfig:
     ha: bool = False
     lease_ttl_s: float = 5.0  # the lease's lifetime in Redis (the longest takeover after a crash)
     lease_renew_s: float = 1.0  # the active renews, and a standby tries to acquire, this often
+
+    def weights(self) -> dict[str, float]:
+        """tenant_weights as numbers."""
+        return {tenant: tenant_weight(tenant, w) for tenant, w in self.tenant_weights.items()}
 
     def __post_init__(self) -> None:
         if self.lease_renew_s <= 0 or self.lease_renew_s + self.lease_ttl_s / 10 >= self.lease_ttl_s:
@@ -238,9 +268,14 @@ class PlannerConfig:
         if self.program_kv_idle_s < 0 or self.conversation_kv_idle_s < 0:
             raise ConfigError("planner.program_kv_idle_s and conversation_kv_idle_s: must be >= 0")
         try:
-            parse_policy(self.policy)
+            priority, _ = parse_policy(self.policy)
         except ValueError as exc:
             raise ConfigError(f"planner.policy: {exc}") from None
+        if priority.name in SIMULATION_ONLY:
+            raise ConfigError(f"planner.policy: {priority.name!r} needs every program's future "
+                              "work; it exists only in the cluster simulator (ostinato bench sim)")
+        check_tenant_names(self.tenant_weights, "planner.tenant_weights")
+        self.weights()
         if self.tenant_shares not in ("waiting", "active", "off"):
             raise ConfigError(f"planner.tenant_shares: must be waiting, active or off, got "
                               f"{self.tenant_shares!r}")
@@ -257,7 +292,9 @@ class WorkerConfig:
     # the planner's gRPC address; several, comma-separated (planner.ha): the active one's is used
     planner_address: str = "127.0.0.1:50052"
     max_inflight: int = 16  # admission budget the planner may fill on this worker
-    heartbeat_s: float = 2.0  # how often the worker re-registers with the planner (its liveness)
+    # how often the worker re-registers with the planner (its liveness); less than
+    # planner.worker_ttl_s, which drops a worker not heard from for that long
+    heartbeat_s: float = 2.0
     # How often the worker probes its engine (SGLang GET /health_generate; 0: never). A probe
     # that fails or takes over health_timeout_s (SGLang itself gives up after 20 s) makes the
     # worker unhealthy: the planner starts no call there until a probe passes again.
@@ -323,7 +360,8 @@ class SimEngineConfig:
     host: str = "127.0.0.1"  # address the HTTP server binds
     port: int = 30000  # HTTP port (SGLang's native API)
     model: str = "sim/llama-3.1-8b"  # the model name it reports (must equal gateway.model in a sim mesh)
-    profile: str = "h100-llama3.1-8b"  # a built-in profile name or a YAML file
+    # a built-in profile name or a YAML file (checked when the configuration is loaded)
+    profile: str = "h100-llama3.1-8b"
     schedule_policy: str = "fcfs"  # fcfs | lpm (SGLang --schedule-policy)
     enable_priority: bool = True  # SGLang --enable-priority-scheduling
     preemption_threshold: int = 10  # SGLang --priority-scheduling-preemption-threshold
@@ -362,6 +400,18 @@ class SimEngineConfig:
         check_harmony_pair(self.tool_call_format, self.reasoning_format,
                            "sim_engine.tool_call_format", "sim_engine.reasoning_format")
         check_reasoning_format(self.reasoning_format, "sim_engine.reasoning_format")
+        try:
+            profile = load_profile(self.profile)
+        except ValueError as exc:
+            raise ConfigError(f"sim_engine.profile: {exc}") from None
+        # What the engine runs with, checked as it checks it (schedule_policy, sizes); imported
+        # here: workers.sim.engine imports ostinato.config, which imports this module.
+        from workers.sim.engine import engine_params
+
+        try:
+            engine_params(self, profile)
+        except ValueError as exc:
+            raise ConfigError(f"sim_engine: {exc}") from None
 
 
 TRACE_EXPORTERS = ("otlp-grpc", "otlp-http", "console", "file")

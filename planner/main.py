@@ -17,11 +17,11 @@ from cache.kv_mirror import KvMirror
 from cache.redis_client import AsyncClient, from_config
 from cache.tenant_directory import TenantDirectory
 from ostinato.clock import SystemClock
-from ostinato.config import ConfigError, PlannerConfig, RedisConfig
+from ostinato.config import PlannerConfig, RedisConfig
 from ostinato.serving import GrpcService
 from ostinato.v1 import planner_pb2, planner_pb2_grpc
 from planner.core.planner import PlannerCore
-from planner.core.selection import SIMULATION_ONLY, parse_policy
+from planner.core.selection import parse_policy
 from planner.fencing import FencedOut
 from planner.ha import ActiveOnly, LeaseKeeper, RedisLease
 from planner.learned_store import LearnedStore
@@ -70,14 +70,8 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
     if not redis_cfg.url:
         raise ValueError("the planner needs --redis-url (ostinato up starts an embedded Redis)")
     clock = SystemClock()
-    priority, routing = parse_policy(config.policy)
-    if priority.name in SIMULATION_ONLY:
-        raise ConfigError(f"planner.policy: {priority.name!r} needs every program's future work; "
-                         "it exists only in the cluster simulator (ostinato bench sim)")
-    try:
-        weights = {t: float(w) for t, w in config.tenant_weights.items()}
-    except ValueError:
-        raise ValueError("planner.tenant_weights: weights must be numbers") from None
+    priority, routing = parse_policy(config.policy)  # a live one: PlannerConfig refuses the others
+    weights = config.weights()
     core = PlannerCore(clock, priority, routing, worker_ttl_s=config.worker_ttl_s,
                        program_idle_ttl_s=config.program_idle_ttl_s, tenant_weights=weights,
                        starvation_ratio=config.starvation_ratio,

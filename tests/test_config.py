@@ -274,3 +274,146 @@ def test_every_command_refuses_an_overridden_bad_value(
                          capture_output=True, text=True, timeout=30, env={**environ, **env})
     assert out.returncode == 2, out.stderr[-2000:]
     assert f"configuration error: {message}" in out.stderr
+
+
+# Values that got past the load and crashed a service after the mesh had started (traceback,
+# exit 1); now refused at load, each by its field's name, with the rule the service applies.
+REFUSED_AT_LOAD = [
+    ({"gateway": {"api_keys": {"abcdefghij": "a/b"}}},
+     r"^gateway\.api_keys: tenant names are 1-64 characters .*, got 'a/b'$"),
+    ({"gateway": {"api_keys": {"abcdefghij": ""}}}, r"^gateway\.api_keys: tenant names .*got ''$"),
+    ({"gateway": {"api_keys": {"abcdefghij": "x" * 65}}}, r"^gateway\.api_keys: tenant names"),
+    ({"planner": {"tenant_weights": {"acme": "abc"}}},
+     r"^planner\.tenant_weights: the weight of tenant 'acme' must be a positive number, got 'abc'$"),
+    ({"planner": {"tenant_weights": {"acme": "-3"}}}, r"^planner\.tenant_weights: .*got '-3'$"),
+    ({"planner": {"tenant_weights": {"acme": "0"}}}, r"^planner\.tenant_weights: .*got '0'$"),
+    ({"planner": {"tenant_weights": {"acme": "nan"}}}, r"^planner\.tenant_weights: .*got 'nan'$"),
+    ({"planner": {"tenant_weights": {"acme": "inf"}}}, r"^planner\.tenant_weights: .*got 'inf'$"),
+    ({"planner": {"tenant_weights": {"a/b": "2"}}},
+     r"^planner\.tenant_weights: tenant names .*got 'a/b'$"),
+    ({"sim_engine": {"schedule_policy": "bogus"}},
+     r"^sim_engine: schedule_policy must be fcfs or lpm, got 'bogus'$"),
+    ({"sim_engine": {"profile": "no-such-profile"}},
+     r"^sim_engine\.profile: unknown profile 'no-such-profile'; built-in: \[.*'h100-llama3\.1-8b'"),
+    ({"planner": {"policy": "clairvoyant"}},
+     r"^planner\.policy: 'clairvoyant' needs every program's future work; it exists only in the "
+     r"cluster simulator \(ostinato bench sim\)$"),
+    ({"planner": {"policy": "oracle"}}, r"^planner\.policy: 'clairvoyant' needs every program's"),
+    ({"planner": {"policy": "clairvoyant+round_robin"}}, r"^planner\.policy: 'clairvoyant'"),
+    # the planner would forget every worker between two of its heartbeats
+    ({"worker": {"heartbeat_s": 15}},
+     r"^worker\.heartbeat_s \(15\) must be less than planner\.worker_ttl_s \(10\)"),
+    ({"worker": {"heartbeat_s": 5}, "planner": {"worker_ttl_s": 5}},
+     r"^worker\.heartbeat_s \(5\) must be less than planner\.worker_ttl_s \(5\)"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), REFUSED_AT_LOAD)
+def test_values_a_service_would_refuse_later_are_refused_at_load(overrides: dict,
+                                                                  message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_mesh_config(None, environ={}, overrides=overrides)
+
+
+@pytest.mark.parametrize(("overrides", "where", "value"), [
+    ({"gateway": {"api_keys": {"abcdefghij": "acme-1_x.y"}}}, "gateway.api_keys",
+     {"abcdefghij": "acme-1_x.y"}),
+    ({"planner": {"tenant_weights": {"acme": "2.5", "default": "1e-3"}}},
+     "planner.tenant_weights", {"acme": "2.5", "default": "1e-3"}),
+    ({"sim_engine": {"schedule_policy": "lpm", "profile": "h200-llama3.1-8b"}},
+     "sim_engine.schedule_policy", "lpm"),
+    ({"planner": {"policy": "srpt+affinity"}}, "planner.policy", "srpt+affinity"),
+    ({"worker": {"heartbeat_s": 9.5}}, "worker.heartbeat_s", 9.5),  # one beat within the TTL
+])
+def test_values_at_their_bounds_are_taken(overrides: dict, where: str, value: object) -> None:
+    got: object = load_mesh_config(None, environ={}, overrides=overrides)
+    for part in where.split("."):
+        got = getattr(got, part)
+    assert (dict(got) if isinstance(got, Mapping) else got) == value
+
+
+@pytest.mark.parametrize("weight", ["2", "0.5", "1e-9", "0", "-3", "-0", "nan", "inf", "-inf"])
+def test_a_configured_weight_is_held_to_a_tenant_records_rule(weight: str) -> None:
+    """One rule for planner.tenant_weights and `ostinato tenants --weight` (TenantLimits)."""
+    from cache.tenancy import TenantLimits
+
+    try:
+        TenantLimits(weight=float(weight))
+    except ValueError:
+        with pytest.raises(ConfigError, match=r"^planner\.tenant_weights"):
+            load_mesh_config(None, environ={}, overrides={"planner": {"tenant_weights": {
+                "acme": weight}}})
+    else:
+        cfg = load_mesh_config(None, environ={}, overrides={"planner": {"tenant_weights": {
+            "acme": weight}}})
+        assert cfg.planner.weights() == {"acme": float(weight)}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("name: x\n", r"profile is missing field 'model'"),
+    ("[1, 2]\n", r"expected a mapping, got \[1, 2\]"),
+    ("model: {params: [\n", r"is not valid YAML"),
+    ("name: x\nmodel: 5\nhardware: {}\nefficiency: {}\n", r"profile is malformed"),
+])
+def test_a_profile_file_that_is_not_a_profile_is_refused_at_load(tmp_path: Path, text: str,
+                                                                 message: str) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text(text)
+    with pytest.raises(ConfigError, match=rf"^sim_engine\.profile: .*{message}"):
+        load_mesh_config(None, environ={}, overrides={"sim_engine": {"profile": str(profile)}})
+
+
+def test_a_profile_file_is_taken(tmp_path: Path) -> None:
+    from importlib import resources
+
+    profile = tmp_path / "mine.yaml"
+    profile.write_text((resources.files("workers.sim") / "profiles" / "h100-llama3.1-8b.yaml")
+                       .read_text())
+    cfg = load_mesh_config(None, environ={}, overrides={"sim_engine": {"profile": str(profile)}})
+    assert cfg.sim_engine.profile == str(profile)
+
+
+# An error in a value from the environment names the variable. Rows: the file's text, the
+# environment, the overrides (flags), then the whole message.
+NAMES_THE_VARIABLE = [
+    ("", {"OSTINATO_GATEWAY__BOGUS": "1"}, {},
+     "unknown field in gateway: bogus (from OSTINATO_GATEWAY__BOGUS)"),
+    ("", {"OSTINATO_BOGUS": "1"}, {}, "unknown field: bogus (from OSTINATO_BOGUS)"),
+    ("", {"OSTINATO_GATEWAY__PORT": "abc"}, {},
+     "gateway.port: expected an integer, got 'abc' (from OSTINATO_GATEWAY__PORT)"),
+    ("", {"OSTINATO_GATEWAY": "5"}, {},
+     "gateway: expected a mapping, got '5' (from OSTINATO_GATEWAY)"),
+    ("", {"OSTINATO_PLANNER__WORKER_TTL_S": "0"}, {},
+     "planner.worker_ttl_s: must be positive, got 0.0 (from OSTINATO_PLANNER__WORKER_TTL_S)"),
+    ("", {"OSTINATO_WORKERS": "0"}, {}, "workers: must be at least 1 (from OSTINATO_WORKERS)"),
+    ("", {"OSTINATO_SIM_ENGINE__SCHEDULE_POLICY": "bogus"}, {},
+     "sim_engine: schedule_policy must be fcfs or lpm, got 'bogus' "
+     "(from OSTINATO_SIM_ENGINE__SCHEDULE_POLICY)"),
+    ("", {"OSTINATO_PLANNER__STARVATION_MIN_S": "-1"}, {},
+     "planner.starvation_ratio and starvation_min_s: must be >= 0 "
+     "(from OSTINATO_PLANNER__STARVATION_MIN_S)"),
+    # a cross-section check: the variable that set one of its fields
+    ("", {"OSTINATO_WORKER__HEARTBEAT_S": "15"}, {},
+     "worker.heartbeat_s (15) must be less than planner.worker_ttl_s (10): the planner drops a "
+     "worker it has not heard from for worker_ttl_s (from OSTINATO_WORKER__HEARTBEAT_S)"),
+    # the environment's value is refused even where a flag overrides it
+    ("", {"OSTINATO_PLANNER__WORKER_TTL_S": "0"}, {"planner": {"worker_ttl_s": 5}},
+     "planner.worker_ttl_s: must be positive, got 0.0 (from OSTINATO_PLANNER__WORKER_TTL_S)"),
+    # ... and a value the environment did not give is not blamed on it
+    ("", {"OSTINATO_PLANNER__WORKER_TTL_S": "5"}, {"planner": {"worker_ttl_s": 0}},
+     "planner.worker_ttl_s: must be positive, got 0.0"),
+    ("planner: {worker_ttl_s: 0}\n", {"OSTINATO_PLANNER__WORKER_TTL_S": "5"}, {},
+     "planner.worker_ttl_s: must be positive, got 0.0"),
+    ("planner: {worker_ttl_s: 0}\n", {"OSTINATO_PLANNER__PORT": "5"}, {},
+     "planner.worker_ttl_s: must be positive, got 0.0"),
+]
+
+
+@pytest.mark.parametrize(("text", "env", "overrides", "message"), NAMES_THE_VARIABLE)
+def test_an_error_from_the_environment_names_the_variable(
+        tmp_path: Path, text: str, env: dict[str, str], overrides: dict, message: str) -> None:
+    f = tmp_path / "mesh.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_mesh_config(f, environ=env, overrides=overrides)
+    assert str(caught.value) == message

@@ -99,7 +99,7 @@ def test_cluster_mode_from_the_environment(redis_cluster_url: str,
      "specify one of the following schemes (redis://, rediss://, unix://)\n"),
     ({"OSTINATO_REDIS__URL": "http://x"}, [], "ostinato tenants: configuration error: redis.url: "
      "Redis URL must specify one of the following schemes (redis://, rediss://, unix://) "
-     "(got 'http://x')\n"),
+     "(got 'http://x') (from OSTINATO_REDIS__URL)\n"),
     ({}, ["--cluster"], "ostinato tenants: configuration error: redis.cluster: needs redis.url, "
      "a node of the cluster (the embedded Redis is one server)\n"),
 ])

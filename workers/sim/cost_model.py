@@ -82,6 +82,8 @@ def profile_from_dict(data: dict[str, Any]) -> Profile:
         )
     except KeyError as exc:
         raise ValueError(f"profile is missing field {exc.args[0]!r}") from None
+    except TypeError as exc:  # a section that is not a mapping, a value that is not a number
+        raise ValueError(f"profile is malformed: {exc}") from None
 
 
 def builtin_profiles() -> list[str]:
@@ -90,16 +92,26 @@ def builtin_profiles() -> list[str]:
 
 
 def load_profile(name_or_path: str) -> Profile:
-    """A built-in profile by name (e.g. h100-llama3.1-8b) or a YAML file path."""
+    """A built-in profile by name (e.g. h100-llama3.1-8b) or a YAML file path; ValueError
+    when there is none, or it is not a profile."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.is_file():
-        text = path.read_text()
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"profile {name_or_path!r} cannot be read: {exc}") from None
     else:
         res = resources.files("workers.sim") / "profiles" / f"{name_or_path}.yaml"
         if not res.is_file():
             raise ValueError(f"unknown profile {name_or_path!r}; built-in: {builtin_profiles()}")
         text = res.read_text()
-    return profile_from_dict(yaml.safe_load(text))
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"profile {name_or_path!r} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"profile {name_or_path!r}: expected a mapping, got {data!r}")
+    return profile_from_dict(data)
 
 
 @dataclass(frozen=True)
