@@ -67,6 +67,8 @@ _FROM_PROTO = {common_pb2.CACHE_MODE_OFF: CacheMode.OFF, common_pb2.CACHE_MODE_E
 
 
 def from_proto(policy: common_pb2.CachePolicy, default: CachePolicy) -> CachePolicy:
+    if policy.mode not in common_pb2.CacheMode.values():  # (protobuf keeps unknown numbers)
+        raise InvalidCachePolicy(f"cache.mode {policy.mode} is not a CacheMode")
     mode = _FROM_PROTO.get(policy.mode, default.mode)
     threshold = default.threshold
     if policy.semantic_threshold:

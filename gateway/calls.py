@@ -205,6 +205,12 @@ def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.
         raise InvalidCall(f"too many messages: {len(call.messages)} > {limits.max_messages}",
                           "messages")
     _check_messages(call)
+    for field, value, enum in (  # protobuf keeps numbers no enum value has: refused here
+            ("tool_choice.mode", call.tool_choice.mode, common_pb2.ToolChoiceMode),
+            ("response_format.type", call.response_format.type, _FORMAT)):
+        if value not in enum.values():
+            raise InvalidCall(f"{field} {value} is not a {enum.DESCRIPTOR.name}",
+                              field.partition(".")[0])
     _check_tools(call)
     if call.response_format.type == _FORMAT.RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
         _json_schema(call.response_format.schema_json, "response_format.json_schema.schema")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import grpc
 
@@ -27,14 +27,27 @@ def _node_call(node: gateway_pb2.DagNode) -> common_pb2.CallSpec:
     return spec
 
 
+def _of_node(node_id: str, exc: GatewayError) -> GatewayError:
+    """The error, saying which node it is of."""
+    return GatewayError(exc.code, f"node {node_id!r}: {exc.message}", exc.param,
+                        exc.retry_after_s, exc.error_code)
+
+
+def _normalized(core: GatewayCore, node: gateway_pb2.DagNode) -> common_pb2.CallSpec:
+    try:
+        return core.normalize(_node_call(node))
+    except GatewayError as exc:
+        raise _of_node(node.id, exc) from exc
+
+
 async def run_dag(core: GatewayCore, tenant: str, options: common_pb2.ProgramOptions,
                   nodes: Sequence[gateway_pb2.DagNode],
-                  timeout_s: float) -> AsyncIterator[gateway_pb2.ProgramEvent]:
+                  timeout_s: float) -> AsyncGenerator[gateway_pb2.ProgramEvent, None]:
     try:
         order = topological_order(nodes)
     except InvalidDag as exc:
         raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
-    calls = {n.id: core.normalize(_node_call(n)) for n in nodes}
+    calls = {n.id: _normalized(core, n) for n in nodes}
     program_id = await core.start_program(tenant, options)  # the client's id
     placed_in = core.program(tenant, program_id)  # the mesh's
     events: asyncio.Queue[gateway_pb2.ProgramEvent | GatewayError] = asyncio.Queue()
@@ -60,7 +73,7 @@ async def run_dag(core: GatewayCore, tenant: str, options: common_pb2.ProgramOpt
                     outputs[node_id] = item.text
                     emit(node_finished=gateway_pb2.NodeFinished(node_id=node_id, result=item))
         except GatewayError as exc:
-            events.put_nowait(GatewayError(exc.code, f"node {node_id!r}: {exc.message}"))
+            events.put_nowait(_of_node(node_id, exc))
             return
         done[node_id].set()
 
@@ -74,16 +87,38 @@ async def run_dag(core: GatewayCore, tenant: str, options: common_pb2.ProgramOpt
             if event.HasField("node_finished"):
                 finished += 1
             yield event
-    except (GatewayError, asyncio.CancelledError):
+    except (GatewayError, asyncio.CancelledError, GeneratorExit):  # (closed: the client left)
+        await _stopped(tasks)  # first: ending the program waits for its calls' reports
         with contextlib.suppress(GatewayError):  # best effort: the planner frees it now
             await core.end_program(tenant, program_id)
         raise
     finally:
-        for task in tasks:
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await _stopped(tasks)
     # Every node finished: the summary is the program's last event; a planner that cannot
     # end it fails the RPC with the planner's status.
     summary = await core.end_program(tenant, program_id)
     yield gateway_pb2.ProgramEvent(program_id=program_id, program_finished=summary)
+
+
+async def _stopped(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+_closing: set[asyncio.Task[None]] = set()  # closes under way (a task is kept while it runs)
+
+
+def close_soon(dag: AsyncGenerator[gateway_pb2.ProgramEvent, None]) -> None:
+    """Closes a `run_dag` from the event loop (its RPC's done callback): a client that
+    cancelled is gone while the generator waits at a `yield`, where no cancellation reaches
+    it, and its nodes run as tasks of their own until it is closed."""
+    task = asyncio.get_running_loop().create_task(_close(dag))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+async def _close(dag: AsyncGenerator[gateway_pb2.ProgramEvent, None]) -> None:
+    with contextlib.suppress(RuntimeError):  # running: its own cancellation ends it
+        await dag.aclose()

@@ -3,6 +3,7 @@ gRPC status codes (gateway/core.py holds the call path, shared with the HTTP API
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -11,7 +12,7 @@ import grpc
 
 from gateway.call_items import Delta, Granted
 from gateway.core import GatewayCore, GatewayError
-from gateway.program_runner import run_dag
+from gateway.program_runner import close_soon, run_dag
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
 
 T = TypeVar("T")
@@ -116,8 +117,13 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     async def RunProgram(self, request, context) -> AsyncIterator[gateway_pb2.ProgramEvent]:
         try:
             tenant = self._tenant(context)
-            async for event in run_dag(self._core, tenant, request.options, request.nodes,
-                                       self._core.timeout(context.time_remaining())):
-                yield event
+            dag = run_dag(self._core, tenant, request.options, request.nodes,
+                          self._core.timeout(context.time_remaining()))
+            # A client that cancels stops the program at once: its nodes run as tasks of
+            # their own, which nothing else would stop until this generator is collected.
+            context.add_done_callback(lambda _: close_soon(dag))
+            async with contextlib.aclosing(dag):
+                async for event in dag:
+                    yield event
         except GatewayError as exc:
             await _abort(context, exc)

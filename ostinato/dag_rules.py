@@ -13,7 +13,8 @@ from graphlib import CycleError, TopologicalSorter
 
 from ostinato.v1 import common_pb2, gateway_pb2
 
-_REF = re.compile(r"\{\{\s*([A-Za-z0-9_.:-]+)\s*\}\}")
+_ID = "[A-Za-z0-9_.:-]{1,128}"  # a node id: what a "{{node_id}}" template can name
+_REF = re.compile(r"\{\{\s*(" + _ID + r")\s*\}\}")
 MAX_NODES = 1024
 
 
@@ -30,6 +31,10 @@ def topological_order(nodes: Sequence[gateway_pb2.DagNode]) -> list[str]:
     ids = [n.id for n in nodes]
     if any(not i for i in ids):
         raise InvalidDag("every node needs an id")
+    bad_ids = [i for i in ids if not re.fullmatch(_ID, i)]
+    if bad_ids:
+        raise InvalidDag(f"node id {bad_ids[0]!r}: ids are 1 to 128 of A-Z a-z 0-9 _ . : - "
+                         "(what a {{node_id}} template can name)")
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise InvalidDag(f"duplicate node ids: {', '.join(dupes)}")

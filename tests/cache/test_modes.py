@@ -43,5 +43,7 @@ def test_proto_policy_and_hit_header() -> None:
     with pytest.raises(InvalidCachePolicy):
         from_proto(common_pb2.CachePolicy(mode=common_pb2.CACHE_MODE_EXACT, semantic_threshold=0.9),
                    DEFAULT)
+    with pytest.raises(InvalidCachePolicy, match=r"cache\.mode 99 is not a CacheMode"):
+        from_proto(common_pb2.CachePolicy(mode=99), DEFAULT)  # type: ignore[arg-type]
     assert [hit_header(h) for h in (common_pb2.CACHE_HIT_EXACT, common_pb2.CACHE_HIT_SEMANTIC,
                                     common_pb2.CACHE_HIT_MISS)] == ["exact", "semantic", "miss"]

@@ -89,6 +89,21 @@ def test_invalid_calls_are_rejected_with_a_reason(kwargs: dict, message: str) ->
         normalize_call(call_spec(**kwargs), LIMITS)
 
 
+@pytest.mark.parametrize(("field", "message"), [
+    ("tool_choice", "tool_choice.mode 99 is not a ToolChoiceMode"),
+    ("response_format", "response_format.type 99 is not a ResponseFormatType"),
+])
+def test_enum_numbers_no_value_has_are_refused(field: str, message: str) -> None:
+    spec = call_spec(messages=USER)  # (protobuf keeps such numbers from the wire)
+    if field == "tool_choice":
+        spec.tool_choice.mode = 99  # type: ignore[assignment]
+    else:
+        spec.response_format.type = 99  # type: ignore[assignment]
+    with pytest.raises(InvalidCall, match=message) as exc:
+        normalize_call(spec, LIMITS)
+    assert exc.value.param == field
+
+
 @pytest.mark.parametrize("messages", [
     [*USER, _asked("c1", "c2"), {"role": "tool", "tool_call_id": "c2", "content": "2"},
      {"role": "tool", "tool_call_id": "c1", "content": "1"}],

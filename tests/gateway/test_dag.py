@@ -27,6 +27,9 @@ def test_order_respects_dependencies() -> None:
     [
         ([], "at least one node"),
         ([node("")], "needs an id"),
+        ([node("my node")], "node id 'my node': ids are 1 to 128 of"),  # no template names it
+        ([node("a/b")], "node id 'a/b'"),
+        ([node("x" * 129)], "ids are 1 to 128"),
         ([node("a"), node("a")], "duplicate node ids: a"),
         ([node("a", ["ghost"])], "unknown node"),
         ([node("a", ["b"]), node("b", ["c"]), node("c", ["a"])], "dependency cycle: a -> b -> c -> a"),

@@ -225,6 +225,37 @@ def test_cancelled_client_frees_its_worker_slot(mesh: Mesh) -> None:
     assert sum(s.failed for s in stats) >= 10  # the cancelled calls ended as not-ok
 
 
+def _running(mesh: Mesh) -> list[int]:
+    workers = [worker_pb2_grpc.WorkerStub(grpc.insecure_channel(a))
+               for a in mesh.endpoints.workers.values()]
+    return [w.Stats(worker_pb2.StatsRequest(), timeout=5).running for w in workers]
+
+
+def test_a_cancelled_declared_program_stops(mesh: Mesh) -> None:
+    """The client cancels RunProgram mid-node: the node's engine request is aborted, its
+    program ends, so nothing after it starts (a call into it is NOT_FOUND)."""
+    stub = _gateway(mesh)
+    nodes = [gateway_pb2.DagNode(id="first", call=_long("first")),
+             gateway_pb2.DagNode(id="then", depends_on=["first"],
+                                 call=call_spec(prompt="Go on: {{first}}", max_tokens=4))]
+    events = stub.RunProgram(gateway_pb2.RunProgramRequest(nodes=nodes), timeout=60)
+    program_id = next(e.program_id for e in events if e.HasField("node_delta"))
+    events.cancel()
+    deadline = time.monotonic() + 20  # (4000 tokens would take far longer)
+    while any(_running(mesh)) or _open(stub, program_id):
+        assert time.monotonic() < deadline, "the cancelled program still runs"
+        time.sleep(0.05)
+
+
+def _open(stub, program_id: str) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        _call(stub, program_id, messages=USER, max_tokens=1)
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.NOT_FOUND, exc
+        return False
+    return True
+
+
 def _long(call_id: str):  # type: ignore[no-untyped-def]
     spec = call_spec(messages=USER, call_id=call_id, max_tokens=4000)
     spec.sampling.ignore_eos = True
@@ -296,6 +327,14 @@ def test_declared_program_with_a_cycle_is_rejected(mesh: Mesh) -> None:
         list(stub.RunProgram(gateway_pb2.RunProgramRequest(nodes=nodes), timeout=10))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "cycle" in err.value.details()
+    hot = call_spec(prompt="y")
+    hot.sampling.temperature = 9
+    nodes = [gateway_pb2.DagNode(id="a", call=call_spec(prompt="x")),
+             gateway_pb2.DagNode(id="b", depends_on=["a"], call=hot)]
+    with pytest.raises(grpc.RpcError) as err:  # checked before anything runs, by node
+        list(stub.RunProgram(gateway_pb2.RunProgramRequest(nodes=nodes), timeout=10))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("node 'b': sampling.temperature")
 
 
 def test_sdk_agent_loop_with_a_real_tool(mesh: Mesh) -> None:
