@@ -345,6 +345,10 @@ class WorkerConfig:
         check_numbers("worker", self, positive=(
             "max_inflight", "heartbeat_s", "engine_timeout_s", "engine_connect_retries",
             "kv_max_age_s", "kv_ttl_s", "engine_start_timeout_s"))
+        if self.kv_ttl_s <= self.heartbeat_s:  # each heartbeat renews the entries
+            raise ConfigError(f"worker.kv_ttl_s ({self.kv_ttl_s:g}) must be more than "
+                              f"worker.heartbeat_s ({self.heartbeat_s:g}): a worker's KV-index "
+                              "entries would expire between the heartbeats that renew them")
         if self.health_check_s < 0 or self.health_timeout_s <= 0:
             raise ConfigError("worker.health_check_s: must be >= 0 (0: off); "
                               "worker.health_timeout_s: must be positive")

@@ -305,6 +305,8 @@ REFUSED_AT_LOAD = [
      r"^worker\.heartbeat_s \(15\) must be less than planner\.worker_ttl_s \(10\)"),
     ({"worker": {"heartbeat_s": 5}, "planner": {"worker_ttl_s": 5}},
      r"^worker\.heartbeat_s \(5\) must be less than planner\.worker_ttl_s \(5\)"),
+    ({"worker": {"kv_ttl_s": 2}},
+     r"^worker\.kv_ttl_s \(2\) must be more than worker\.heartbeat_s \(2\)"),
 ]
 
 
