@@ -4,7 +4,6 @@ gRPC retry policy of its channel (used by ostinato.AsyncClient, which ostinato.C
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -90,6 +89,24 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class TopLogprob:
+    """One of the most likely tokens at a position of the answer."""
+
+    token: str
+    logprob: float
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """An output token's log probability, and the most likely alternatives at its position
+    (`top_logprobs` of them, when the call asked for some)."""
+
+    token: str
+    logprob: float
+    top_logprobs: tuple[TopLogprob, ...] = ()
+
+
+@dataclass(frozen=True)
 class CallOutput:
     call_id: str
     text: str
@@ -104,6 +121,7 @@ class CallOutput:
     cache_hit: str  # "miss" | "exact" | "semantic"
     tool_calls: tuple[ToolCall, ...] = ()
     reasoning: str = ""  # a reasoning model's thinking before `text` (gateway.reasoning_parser)
+    logprobs: tuple[TokenLogprob, ...] = ()  # each output token's, when the call asked (logprobs=True)
 
     def message(self) -> dict[str, Any]:
         """This answer as the assistant message to put in the next call's history (without
@@ -123,12 +141,14 @@ class CacheStats:
     index_entries: int
     lookup_ms_p50: float
     lookup_ms_p99: float
+    server_vector_search: bool = False  # the Redis server offers vector search (detected at start)
 
 
 def parse_cache_stats(resp: gateway_pb2.CacheStatsResponse) -> CacheStats:
     return CacheStats(enabled=resp.enabled, redis_up=resp.redis_up, counts=dict(resp.counts),
                       index_entries=resp.index_entries, lookup_ms_p50=resp.lookup_ms_p50,
-                      lookup_ms_p99=resp.lookup_ms_p99)
+                      lookup_ms_p99=resp.lookup_ms_p99,
+                      server_vector_search=resp.server_vector_search)
 
 
 @dataclass(frozen=True)
@@ -139,6 +159,7 @@ class ProgramSummary:
     usage: Usage
     attained_service_s: float
     elapsed_s: float
+    tenant: str = ""  # the tenant the program belongs to (its API key's)
 
 
 def _message(m: MessageLike) -> common_pb2.Message:
@@ -201,6 +222,9 @@ class ProgramArgs(TypedDict, total=False):
     labels: Mapping[str, str] | None
 
 
+MAX_DURATION_S = 315_576_000_000  # the most seconds a protobuf Duration holds (10,000 years)
+
+
 def program_options(**options: Unpack[ProgramArgs]) -> common_pb2.ProgramOptions:
     _check_keys("a program", options, ProgramArgs.__optional_keys__)
     opts = common_pb2.ProgramOptions(program_id=options.get("program_id") or new_id(32),
@@ -210,10 +234,14 @@ def program_options(**options: Unpack[ProgramArgs]) -> common_pb2.ProgramOptions
     deadline_s = options.get("deadline_s")
     if deadline_s is not None:
         if isinstance(deadline_s, bool) or not isinstance(deadline_s, int | float) \
-                or not math.isfinite(deadline_s):
-            raise ValueError(f"deadline_s must be a finite number of seconds, got {deadline_s!r}")
-        opts.deadline.CopyFrom(duration_pb2.Duration(seconds=int(deadline_s),
-                                                     nanos=int((deadline_s % 1) * 1e9)))
+                or not 0 < deadline_s <= MAX_DURATION_S:  # (NaN is refused: no comparison holds)
+            raise ValueError(f"deadline_s must be a number of seconds above 0 (at most "
+                             f"{MAX_DURATION_S}), got {deadline_s!r}")
+        carry, nanos = divmod(round((deadline_s - int(deadline_s)) * 1e9), 1_000_000_000)
+        seconds = int(deadline_s) + carry
+        if not seconds:  # under a microsecond is one (the planner's resolution): never none
+            nanos = max(nanos, 1_000)
+        opts.deadline.CopyFrom(duration_pb2.Duration(seconds=seconds, nanos=nanos))
     return opts
 
 
@@ -247,6 +275,9 @@ class CallArgs(TypedDict, total=False):
     tool_choice: str | None  # auto | none | required | a tool's name
     json_schema: Mapping[str, Any] | None  # structured output: an instance of this schema
     json_object: bool  # structured output: any JSON object
+    parallel_tool_calls: bool | None  # False: at most one tool call per answer (None: the default, True)
+    logprobs: bool  # each output token's log probability, in CallOutput.logprobs
+    top_logprobs: int  # with logprobs: this many most likely alternatives per token (0 to 20)
     restart_on_failure: bool  # see ostinato.client.CallStream
 
 
@@ -258,11 +289,26 @@ class PlacedCallArgs(CallArgs, total=False):
     parents: Sequence[str | CallOutput] | None  # what it depends on (None: its thread's last call)
 
 
-def _unsigned(name: str, value: int, bits: int) -> int:
+def _unsigned(name: str, value: int, bits: int, least: int = 0, most: int | None = None) -> int:
     """An unsigned proto field's value, or a ValueError naming the argument (the proto's own
-    error names neither)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
-        raise ValueError(f"{name} must be a whole number from 0 to {(1 << bits) - 1}, got {value!r}")
+    error names neither); `least` and `most` as the gateway's rule for it."""
+    top = (1 << bits) - 1 if most is None else most
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= top:
+        raise ValueError(f"{name} must be a whole number from {least} to {top}, got {value!r}")
+    return value
+
+
+def _number(name: str, value: float) -> float:
+    """A float proto field's value, or a ValueError naming the argument (the proto's own
+    TypeError names neither)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return value
+
+
+def _flag(name: str, value: bool) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
     return value
 
 
@@ -274,15 +320,12 @@ def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
         raise ValueError(f"cache must be one of off, exact, semantic; got {cache!r}")
     sampling = common_pb2.SamplingParams(stop=list(args.get("stop") or ()),
                                          ignore_eos=args.get("ignore_eos", False))
-    if "max_tokens" in args:
-        sampling.max_new_tokens = _unsigned("max_tokens", args["max_tokens"], 32)
-    if "temperature" in args:
-        sampling.temperature = args["temperature"]
-    if "top_p" in args:
-        sampling.top_p = args["top_p"]
-    for name in ("presence_penalty", "frequency_penalty", "min_p", "repetition_penalty"):
+    if "max_tokens" in args:  # (the gateway refuses 0: leave it unset for its default)
+        sampling.max_new_tokens = _unsigned("max_tokens", args["max_tokens"], 32, least=1)
+    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "min_p",
+                 "repetition_penalty"):
         if name in args:
-            setattr(sampling, name, args[name])
+            setattr(sampling, name, _number(name, args[name]))
     if "top_k" in args:
         if isinstance(args["top_k"], bool) or not isinstance(args["top_k"], int) or not (
                 -1 <= args["top_k"] < 1 << 31):
@@ -296,12 +339,13 @@ def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
         if isinstance(bias, bool) or not isinstance(bias, int | float):
             raise ValueError(f"logit_bias[{token_id!r}] must be a number, got {bias!r}")
         sampling.logit_bias[_unsigned("a logit_bias token id", token_id, 64)] = bias
-    return common_pb2.CallSpec(
+    spec = common_pb2.CallSpec(
         call_id=call_id or "", thread_id=thread_id or "", parent_call_ids=list(parents),
         messages=[_message(m) for m in args.get("messages") or ()],
         prompt=args.get("prompt") or "", sampling=sampling,
         cache=common_pb2.CachePolicy(mode=_CACHE_MODES[cache],
-                                     semantic_threshold=args.get("semantic_threshold", 0.0)),
+                                     semantic_threshold=_number(
+                                         "semantic_threshold", args.get("semantic_threshold", 0.0))),
         hints=common_pb2.CallHints(expected_output_tokens=_unsigned(
             "expected_output_tokens", args.get("expected_output_tokens", 0), 32),
                                    tags=list(args.get("tags", ()))),
@@ -313,7 +357,13 @@ def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
         if args.get("chat_template_kwargs") else "",
         reasoning_effort=args.get("reasoning_effort", ""),
         reasoning_in_text=args.get("reasoning_in_text", False),
+        logprobs=_flag("logprobs", args.get("logprobs", False)),
+        top_logprobs=_unsigned("top_logprobs", args.get("top_logprobs", 0), 32, most=20),
     )
+    parallel = args.get("parallel_tool_calls")
+    if parallel is not None:  # (unset: the gateway's default, true)
+        spec.parallel_tool_calls = _flag("parallel_tool_calls", parallel)
+    return spec
 
 
 def parse_call_output(result: common_pb2.CallResult) -> CallOutput:
@@ -327,6 +377,8 @@ def parse_call_output(result: common_pb2.CallResult) -> CallOutput:
         cache_hit=_CACHE_HITS.get(result.cache_hit, "miss"),
         tool_calls=tuple(ToolCall(c.id, c.name, c.arguments) for c in result.tool_calls),
         reasoning=result.reasoning_content,
+        logprobs=tuple(TokenLogprob(t.token, t.logprob, tuple(
+            TopLogprob(a.token, a.logprob) for a in t.top_logprobs)) for t in result.logprobs),
     )
 
 
@@ -335,7 +387,7 @@ def parse_summary(s: common_pb2.ProgramSummary) -> ProgramSummary:
         program_id=s.program_id, calls_completed=s.calls_completed, calls_failed=s.calls_failed,
         usage=Usage(s.usage.prompt_tokens, s.usage.completion_tokens, s.usage.cached_tokens,
                     s.usage.reasoning_tokens),
-        attained_service_s=s.attained_service_s, elapsed_s=s.elapsed_s,
+        attained_service_s=s.attained_service_s, elapsed_s=s.elapsed_s, tenant=s.tenant,
     )
 
 
@@ -345,13 +397,15 @@ class ThreadTracker:
     def __init__(self) -> None:
         self._last: dict[str, str] = {}
 
-    def parents(self, thread_id: str | None,
-                parents: Iterable[str | CallOutput] | None) -> list[str]:
-        """`parents` (ids or the results of earlier calls), else the thread's last call."""
+    def parents(self, thread_id: str | None, parents: Iterable[str | CallOutput] | None,
+                call_id: str = "") -> list[str]:
+        """`parents` (ids or the results of earlier calls), else the thread's last call,
+        unless that is `call_id` itself: an id used again gets the gateway's ALREADY_EXISTS,
+        not a refusal of a call as its own parent."""
         if parents is not None:
             return [p if isinstance(p, str) else p.call_id for p in parents]
         last = self._last.get(thread_id or "main")
-        return [last] if last else []
+        return [last] if last and last != call_id else []
 
     def record(self, thread_id: str | None, call_id: str) -> None:
         self._last[thread_id or "main"] = call_id

@@ -37,11 +37,45 @@ def test_program_options_name_the_program_unless_given() -> None:
     assert program_options(program_id="mine").program_id == "mine"
 
 
+@pytest.mark.parametrize(("deadline_s", "seconds", "nanos"), [
+    (2.5, 2, 500_000_000), (0.3, 0, 300_000_000), (7, 7, 0), (1e-12, 0, 1_000),  # 1 µs: never zero
+    (0.9999999999, 1, 0), (315_576_000_000, 315_576_000_000, 0),
+])
+def test_a_deadline_is_sent_as_a_positive_duration(deadline_s: float, seconds: int,
+                                                   nanos: int) -> None:
+    d = program_options(deadline_s=deadline_s).deadline
+    assert (d.seconds, d.nanos) == (seconds, nanos)
+
+
+@pytest.mark.parametrize("deadline_s", [-0.5, -1.5, 0, 0.0, 1e30, 315_576_000_001,
+                                        float("nan"), float("inf"), True, "3"])
+def test_a_deadline_not_above_zero_or_too_long_is_refused(deadline_s: Any) -> None:
+    """As the SDK refuses its other bad arguments: before sending, naming the argument (a
+    negative one was sent as its absolute value, one of 1e30 failed in protobuf)."""
+    with pytest.raises(ValueError, match="deadline_s must be a number of seconds above 0"):
+        program_options(deadline_s=deadline_s)
+
+
+def test_logprobs_and_parallel_tool_calls_are_sent() -> None:
+    spec = call_spec(prompt="x", logprobs=True, top_logprobs=5, parallel_tool_calls=False)
+    assert spec.logprobs and spec.top_logprobs == 5
+    assert spec.HasField("parallel_tool_calls") and not spec.parallel_tool_calls
+    assert not call_spec(prompt="x", parallel_tool_calls=None).HasField("parallel_tool_calls")
+
+
 @pytest.mark.parametrize(("build", "error", "message"), [
     (lambda: call_spec(max_token=3), TypeError, "a call takes no argument max_token"),
     (lambda: Graph().call(prompt="x", temprature=0.5), TypeError, "no argument temprature"),
     (lambda: program_options(deadline=3), TypeError, "a program takes no argument deadline"),
     (lambda: call_spec(cache="sometimes"), ValueError, "cache must be one of"),
+    # the gateway's rules, refused before sending, naming the argument
+    (lambda: call_spec(max_tokens=0), ValueError, "max_tokens must be a whole number from 1 "),
+    (lambda: call_spec(temperature="hot"), ValueError, "temperature must be a number, got 'hot'"),
+    (lambda: call_spec(top_p=None), ValueError, "top_p must be a number"),
+    (lambda: call_spec(top_logprobs=21, logprobs=True), ValueError,
+     "top_logprobs must be a whole number from 0 to 20"),
+    (lambda: call_spec(logprobs="yes"), ValueError, "logprobs must be True or False"),
+    (lambda: call_spec(parallel_tool_calls=0), ValueError, "parallel_tool_calls must be True or"),
 ])
 def test_a_misspelt_or_bad_argument_is_refused(build: Callable[[], Any], error: type,
                                                message: str) -> None:
