@@ -17,7 +17,8 @@ exceptions of ostinato/errors.py.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from typing import Any, TypeVar, Unpack
 
 import grpc
@@ -52,7 +53,11 @@ async def _unary(response: Awaitable[R], rpcs: GatewayRpcs) -> R:
         raise rpcs.error(exc) from None
 
 
-async def _stream(call: grpc.aio.UnaryStreamCall[Any, R], rpcs: GatewayRpcs) -> AsyncIterator[R]:
+async def _stream(call: grpc.aio.UnaryStreamCall[Any, R],
+                  rpcs: GatewayRpcs) -> AsyncGenerator[R, None]:
+    """The call's responses. Left before its end (the iteration closed: a `break` out of an
+    `async for` over a stream, its iterator dropped or closed; or its task cancelled), the
+    call is cancelled, as `cancel()` does: nobody reads it any more."""
     try:
         async for response in call:
             yield response
@@ -63,6 +68,9 @@ async def _stream(call: grpc.aio.UnaryStreamCall[Any, R], rpcs: GatewayRpcs) -> 
         if call.cancelled() and (task is None or not task.cancelling()):  # cancel(), not the task
             raise Cancelled(grpc.StatusCode.CANCELLED, "the call was cancelled") from None
         raise
+    finally:
+        if not call.done():
+            call.cancel()
 
 
 class AsyncCallStream:
@@ -95,20 +103,22 @@ class AsyncCallStream:
         return "".join(self._reasoning)
 
     async def __aiter__(self) -> AsyncIterator[str]:
-        async for chunk in _stream(self._call, self._rpcs):
-            if chunk.restarted:
-                self.restarts += 1
-                self._text, self._reasoning = [], []
-                if self._on_restart is not None:
-                    self._on_restart()
-            if chunk.reasoning_delta:
-                self._reasoning.append(chunk.reasoning_delta)
-            if chunk.delta:  # (the last text may come with the result)
-                self._text.append(chunk.delta)
-                yield chunk.delta
-            if chunk.HasField("result"):
-                self.result = parse_call_output(chunk.result)
-                self._on_done(self.result)
+        """Leaving it before the end (`break`) cancels the call, as `cancel()` does."""
+        async with aclosing(_stream(self._call, self._rpcs)) as chunks:
+            async for chunk in chunks:
+                if chunk.restarted:
+                    self.restarts += 1
+                    self._text, self._reasoning = [], []
+                    if self._on_restart is not None:
+                        self._on_restart()
+                if chunk.reasoning_delta:
+                    self._reasoning.append(chunk.reasoning_delta)
+                if chunk.delta:  # (the last text may come with the result)
+                    self._text.append(chunk.delta)
+                    yield chunk.delta
+                if chunk.HasField("result"):
+                    self.result = parse_call_output(chunk.result)
+                    self._on_done(self.result)
         if self.result is None:
             raise OstinatoError(grpc.StatusCode.INTERNAL, "stream ended without a result")
 
@@ -127,10 +137,12 @@ class AsyncDagStream:
         self.result = DagResult()
 
     async def __aiter__(self) -> AsyncIterator[DagEvent]:
-        async for event in _stream(self._call, self._rpcs):
-            parsed = parse_event(event)
-            self.result.record(event.program_id, parsed)
-            yield parsed
+        """Leaving it before the end (`break`) cancels the program, as `cancel()` does."""
+        async with aclosing(_stream(self._call, self._rpcs)) as events:
+            async for event in events:
+                parsed = parse_event(event)
+                self.result.record(event.program_id, parsed)
+                yield parsed
         if self.result.summary is None:
             raise OstinatoError(grpc.StatusCode.INTERNAL, "program ended without a summary")
 
@@ -157,10 +169,12 @@ class AsyncProgram:
         `call_id`: named by the SDK when None, so that a retried Call is the same call.
         `restart_on_failure` (default: the program's) lets a call whose worker fails after
         streaming start over (see AsyncCallStream). `whole`: the text comes at the end only,
-        in one message with the result (what `call` asks for)."""
+        in one message with the result (what `call` asks for). Leaving the iteration before
+        its end (`break`, or its iterator closed or dropped) cancels the call."""
         args.setdefault("restart_on_failure", self._restart_on_failure)
-        spec = call_spec(call_id=call_id or new_id(), thread_id=thread_id,
-                         parents=self._threads.parents(thread_id, parents), **args)
+        call_id = call_id or new_id()
+        spec = call_spec(call_id=call_id, thread_id=thread_id,
+                         parents=self._threads.parents(thread_id, parents, call_id), **args)
         call = self._rpcs.call(gateway_pb2.CallRequest(program_id=self.program_id, call=spec,
                                                        whole=whole),
                                metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s)

@@ -15,20 +15,30 @@ Deadlines, API key, TLS and retries as AsyncClient's (ostinato/aio_client.py).
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Unpack
 
 from ostinato.aio_client import AsyncCallStream, AsyncClient, AsyncDagStream, AsyncProgram
 from ostinato.dag import DagEvent, DagResult, Graph
 from ostinato.sdk_channel import Tls
 from ostinato.sdk_loop import LoopThread
-from ostinato.sdk_types import CacheStats, CallOutput, PlacedCallArgs, ProgramArgs, ProgramSummary
+from ostinato.sdk_types import (
+    CacheStats,
+    CallArgs,
+    CallOutput,
+    PlacedCallArgs,
+    ProgramArgs,
+    ProgramSummary,
+)
 
 
 class CallStream:
     """Iterates over a call's text deltas; `.result`, `.text`, `.reasoning`, `.restarts` and
-    `on_restart` as AsyncCallStream's (`on_restart` is called in the iterating thread)."""
+    `on_restart` as AsyncCallStream's (`on_restart` is called in the iterating thread).
+    Leaving the iteration before the end (`break`, the iterator closed or collected)
+    cancels the call, as `cancel()` does."""
 
     def __init__(self, loop: LoopThread, stream: AsyncCallStream,
                  on_restart: Callable[[], None] | None) -> None:
@@ -38,9 +48,10 @@ class CallStream:
 
     def __iter__(self) -> Iterator[str]:
         seen = 0
-        for delta in self._loop.iterate(self._stream):
-            seen = self._restarted(seen)
-            yield delta
+        with contextlib.closing(self._loop.iterate(self._stream)) as deltas:
+            for delta in deltas:
+                seen = self._restarted(seen)
+                yield delta
         self._restarted(seen)
 
     def _restarted(self, seen: int) -> int:
@@ -71,7 +82,8 @@ class CallStream:
 
 
 class DagStream:
-    """Iterates over a declared program's events; `.result` gathers them (AsyncDagStream)."""
+    """Iterates over a declared program's events; `.result` gathers them (AsyncDagStream).
+    Leaving the iteration before the end cancels the program, as `cancel()` does."""
 
     def __init__(self, loop: LoopThread, stream: AsyncDagStream) -> None:
         self._loop = loop
@@ -103,11 +115,14 @@ class Program:
     def summary(self) -> ProgramSummary | None:
         return self._program.summary
 
-    def stream(self, *, on_restart: Callable[[], None] | None = None,
-               **args: Unpack[PlacedCallArgs]) -> CallStream:
+    def stream(self, *, call_id: str | None = None, thread_id: str | None = None,
+               parents: Sequence[str | CallOutput] | None = None,
+               on_restart: Callable[[], None] | None = None, whole: bool = False,
+               **args: Unpack[CallArgs]) -> CallStream:
         """See AsyncProgram.stream."""
         return CallStream(self._loop, self._loop.call(functools.partial(
-            self._program.stream, **args)), on_restart)
+            self._program.stream, call_id=call_id, thread_id=thread_id, parents=parents,
+            whole=whole, **args)), on_restart)
 
     def call(self, **args: Unpack[PlacedCallArgs]) -> CallOutput:
         """Runs a call to completion; see AsyncProgram.stream for the arguments."""

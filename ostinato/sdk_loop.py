@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -19,6 +19,12 @@ T = TypeVar("T")
 
 async def _called(fn: Callable[[], T]) -> T:
     return fn()
+
+
+async def _aclose(items: AsyncIterator[Any]) -> None:
+    close = getattr(items, "aclose", None)
+    if close is not None:
+        await close()
 
 
 async def _next(items: AsyncIterator[T]) -> list[T]:
@@ -68,14 +74,29 @@ class LoopThread:
         """Runs `fn` on the loop (what must be made there: channels, RPC objects)."""
         return self.run(_called(fn))
 
-    def iterate(self, items: AsyncIterable[T]) -> Iterator[T]:
-        """The items of an async iterable, each awaited on the loop."""
+    def iterate(self, items: AsyncIterable[T]) -> Generator[T, None, None]:
+        """The items of an async iterable, each awaited on the loop. Closing this generator
+        before the end (a `break` out of a `for` over it, `close()`, or its garbage
+        collection) closes the async iterator (`aclose()`: an SDK stream cancels its call)."""
         iterator = aiter(items)
         while True:
             item = self.run(_next(iterator))
             if not item:
                 return
-            yield item[0]
+            try:
+                yield item[0]
+            except BaseException:  # GeneratorExit: closed; or an exception thrown in
+                self._close(iterator)
+                raise
+
+    def _close(self, iterator: AsyncIterator[Any]) -> None:
+        """Closes `iterator` on the loop: waited for, unless this is the loop's own thread (a
+        generator collected there) or the loop has ended (its async generators closed)."""
+        if not self.is_open or self._loop.is_closed():
+            return
+        future = asyncio.run_coroutine_threadsafe(_aclose(iterator), self._loop)
+        if threading.current_thread() is not self._thread:
+            future.result()
 
     @property
     def is_open(self) -> bool:

@@ -126,6 +126,8 @@ def test_a_call_id_used_twice_and_a_call_after_the_end(mesh: Mesh) -> None:
         program.call(messages=USER, max_tokens=2, call_id="once")
         with pytest.raises(ostinato.AlreadyExists):
             program.call(messages=USER, max_tokens=2, call_id="once", parents=[])
+        with pytest.raises(ostinato.AlreadyExists):  # on its thread, it is not its own parent
+            program.call(messages=USER, max_tokens=2, call_id="once")
         summary = program.end()
         assert program.end() is summary  # ending twice: the same summary
         with pytest.raises(ostinato.NotFound, match="no program"):  # the planner forgot it

@@ -91,3 +91,22 @@ def test_the_thread_of_a_loop_nobody_refers_to_ends() -> None:
     gc.collect()
     thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+def test_leaving_an_iteration_early_closes_the_async_iterator(loop: LoopThread) -> None:
+    """A `break` (or close(), or collection) closes the async generator on the loop: an SDK
+    stream cancels its call there. Iterated to the end, nothing more is asked of it."""
+    closed: list[str] = []
+
+    async def items(name: str) -> AsyncIterator[int]:
+        try:
+            for i in range(3):
+                yield i
+        finally:
+            closed.append(f"{name} on {threading.current_thread().name}")
+
+    for _ in loop.iterate(items("left")):
+        break
+    assert closed == ["left on test-loop"]
+    assert list(loop.iterate(items("finished"))) == [0, 1, 2]
+    assert closed == ["left on test-loop", "finished on test-loop"]

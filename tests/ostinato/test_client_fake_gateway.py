@@ -1,0 +1,195 @@
+"""ostinato.Client and ostinato.AsyncClient against a fake gateway on loopback (the generated
+Gateway servicer): what the SDK sends and what it makes of the answers, without a mesh.
+
+The fake answers a call whose prompt is "endless" with deltas until it is cancelled, and
+records which calls were cancelled (the gRPC call's termination: it never ends otherwise)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+import pytest
+
+import ostinato
+from ostinato import dag
+from ostinato.sdk_types import TokenLogprob, TopLogprob
+from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+
+WAIT_S = 10.0  # a hang guard, not a timing
+
+
+class FakeGateway(gateway_pb2_grpc.GatewayServicer):
+    def __init__(self) -> None:
+        self.calls: list[gateway_pb2.CallRequest] = []
+        self.cancelled: dict[str, threading.Event] = {}
+        self._ids: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def StartProgram(self, request, context):
+        return gateway_pb2.StartProgramResponse(program_id=request.options.program_id)
+
+    def EndProgram(self, request, context):
+        return gateway_pb2.EndProgramResponse(summary=common_pb2.ProgramSummary(
+            program_id=request.program_id, tenant="acme", calls_completed=1))
+
+    def CacheStats(self, request, context):
+        return gateway_pb2.CacheStatsResponse(enabled=True, redis_up=True,
+                                              server_vector_search=True)
+
+    def Call(self, request, context):
+        call = request.call
+        with self._lock:
+            self.calls.append(request)
+            if call.call_id in call.parent_call_ids:  # as the gateway answers
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a call cannot be its own parent")
+            if (request.program_id, call.call_id) in self._ids:
+                context.abort(grpc.StatusCode.ALREADY_EXISTS, f"call {call.call_id} exists")
+            self._ids.add((request.program_id, call.call_id))
+        if call.prompt == "endless":
+            yield from (gateway_pb2.CallChunk(delta=d) for d in self._endless(call.call_id, context))
+            return
+        result = common_pb2.CallResult(call_id=call.call_id, text="hi", finish_reason="stop")
+        if call.logprobs:
+            result.logprobs.append(common_pb2.TokenLogprob(token="hi", logprob=-0.5, top_logprobs=[
+                common_pb2.TopLogprob(token="hi", logprob=-0.5),
+                common_pb2.TopLogprob(token="yo", logprob=-1.5)][:call.top_logprobs]))
+        yield gateway_pb2.CallChunk(delta="hi", result=result)
+
+    def RunProgram(self, request, context):
+        yield from (gateway_pb2.ProgramEvent(program_id=request.options.program_id,
+                                             node_delta=gateway_pb2.NodeDelta(node_id="n0", delta=d))
+                    for d in self._endless(request.options.program_id, context))
+
+    def _endless(self, key: str, context: grpc.ServicerContext) -> Iterator[str]:
+        done = self.cancelled.setdefault(key, threading.Event())
+        context.add_callback(done.set)  # the RPC ended: here, only when the client cancels it
+        while context.is_active():
+            yield "x"
+            time.sleep(0.005)
+
+    def was_cancelled(self, key: str) -> bool:
+        deadline = time.monotonic() + WAIT_S
+        while key not in self.cancelled and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.cancelled[key].wait(max(0.0, deadline - time.monotonic()))
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[tuple[str, FakeGateway]]:
+    fake = FakeGateway()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    gateway_pb2_grpc.add_GatewayServicer_to_server(fake, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}", fake
+    server.stop(grace=None)
+
+
+@pytest.fixture
+def client(gateway: tuple[str, FakeGateway]) -> Iterator[ostinato.Client]:
+    with ostinato.Client(gateway[0], timeout_s=WAIT_S) as c:
+        yield c
+
+
+# -- a call id used again ----------------------------------------------------------------------
+
+
+def test_a_call_id_used_again_on_its_thread_is_already_exists(
+        client: ostinato.Client, gateway: tuple[str, FakeGateway]) -> None:
+    """The thread's last call is the id itself: it is not made its own parent (which the
+    gateway refuses as INVALID_ARGUMENT), so the gateway's ALREADY_EXISTS comes through."""
+    with client.program() as program:
+        program.call(prompt="x", call_id="step")
+        with pytest.raises(ostinato.AlreadyExists):
+            program.call(prompt="x", call_id="step")
+        assert list(gateway[1].calls[-1].call.parent_call_ids) == []
+        after = program.call(prompt="x")  # a new id still follows the thread's last call
+    assert list(gateway[1].calls[-1].call.parent_call_ids) == ["step"] and after.call_id
+
+
+async def test_the_async_client_is_the_same(gateway: tuple[str, FakeGateway]) -> None:
+    async with ostinato.AsyncClient(gateway[0], timeout_s=WAIT_S) as client, \
+            await client.program() as program:
+        await program.call(prompt="x", call_id="step")
+        with pytest.raises(ostinato.AlreadyExists):
+            await program.call(prompt="x", call_id="step")
+
+
+# -- what a call carries and returns -------------------------------------------------------------
+
+
+def test_logprobs_and_parallel_tool_calls_go_out_and_logprobs_come_back(
+        client: ostinato.Client, gateway: tuple[str, FakeGateway]) -> None:
+    with client.program() as program:
+        out = program.call(prompt="x", logprobs=True, top_logprobs=2, parallel_tool_calls=False)
+        sent = gateway[1].calls[-1].call
+        assert sent.logprobs and sent.top_logprobs == 2
+        assert sent.HasField("parallel_tool_calls") and not sent.parallel_tool_calls
+        assert out.logprobs == (TokenLogprob("hi", -0.5, (TopLogprob("hi", -0.5),
+                                                          TopLogprob("yo", -1.5))),)
+        plain = program.call(prompt="x")
+        assert not gateway[1].calls[-1].call.HasField("parallel_tool_calls")  # the default
+        assert plain.logprobs == ()
+
+
+def test_the_summary_names_the_tenant_and_cache_stats_vector_search(
+        client: ostinato.Client) -> None:
+    with client.program() as program:
+        program.call(prompt="x")
+    assert program.summary is not None and program.summary.tenant == "acme"
+    assert client.cache_stats().server_vector_search
+
+
+def test_the_sync_stream_takes_what_the_async_one_does(
+        client: ostinato.Client, gateway: tuple[str, FakeGateway]) -> None:
+    sync = inspect.signature(ostinato.Program.stream).parameters
+    asyncio_ = inspect.signature(ostinato.AsyncProgram.stream).parameters
+    assert [(p.name, p.kind, p.default) for p in sync.values()] == \
+        [(p.name, p.kind, p.default) for p in asyncio_.values()]
+    with client.program() as program:
+        stream = program.stream(prompt="x", whole=True)
+        assert list(stream) == ["hi"] and gateway[1].calls[-1].whole
+
+
+# -- leaving a stream early cancels its call -----------------------------------------------------
+
+
+def test_breaking_out_of_a_stream_cancels_the_call(
+        client: ostinato.Client, gateway: tuple[str, FakeGateway]) -> None:
+    with client.program() as program:
+        for _ in program.stream(prompt="endless", call_id="broken"):
+            break
+        assert gateway[1].was_cancelled("broken")
+        deltas = iter(program.stream(prompt="endless", call_id="dropped"))
+        next(deltas)
+        del deltas  # collected
+        assert gateway[1].was_cancelled("dropped")
+        deltas = iter(program.stream(prompt="endless", call_id="closed"))
+        next(deltas)
+        deltas.close()
+        assert gateway[1].was_cancelled("closed")
+        assert program.call(prompt="x").text == "hi"  # the client goes on
+
+
+async def test_breaking_out_of_an_async_stream_cancels_the_call(
+        gateway: tuple[str, FakeGateway]) -> None:
+    async with ostinato.AsyncClient(gateway[0], timeout_s=WAIT_S) as client, \
+            await client.program() as program:
+        async for _ in program.stream(prompt="endless", call_id="async-broken"):
+            break
+        assert await asyncio.to_thread(gateway[1].was_cancelled, "async-broken")
+
+
+def test_breaking_out_of_a_declared_programs_events_cancels_it(
+        client: ostinato.Client, gateway: tuple[str, FakeGateway]) -> None:
+    g = dag.Graph()
+    g.call(prompt="x")
+    for _ in client.run_stream(g, program_id="dag-broken"):
+        break
+    assert gateway[1].was_cancelled("dag-broken")
