@@ -22,7 +22,16 @@ from ostinato.errors import (
     Unavailable,
 )
 from ostinato.sdk_channel import Tls
-from ostinato.sdk_types import CacheStats, CallArgs, CallOutput, ProgramSummary, ToolCall, Usage
+from ostinato.sdk_types import (
+    CacheStats,
+    CallArgs,
+    CallOutput,
+    ProgramSummary,
+    TokenLogprob,
+    ToolCall,
+    TopLogprob,
+    Usage,
+)
 
 __all__ = [
     "AlreadyExists",
@@ -47,7 +56,9 @@ __all__ = [
     "ProgramSummary",
     "RateLimited",
     "Tls",
+    "TokenLogprob",
     "ToolCall",
+    "TopLogprob",
     "Unauthenticated",
     "Unavailable",
     "Usage",
