@@ -42,7 +42,6 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
         ({"prompt": "x", "call_id": "a/b"}, "call_id"),
         ({"prompt": "x", "call_id": "a", "parents": ["a"]}, "own parent"),
         ({"prompt": "x", "max_tokens": 513}, "max_new_tokens"),
-        ({"prompt": "x", "max_tokens": 0}, "at least 1"),  # set to 0: refused, as over HTTP
         ({"prompt": "x", "thread_id": "t" * 129}, "thread_id"),
         ({"prompt": "x", "temperature": 3.0}, "temperature"),
         ({"prompt": "x", "top_p": 0.0}, "top_p"),
@@ -156,13 +155,20 @@ def test_nesting_depth_needs_no_recursion() -> None:
                                     {"max_tokens": True}])
 def test_sdk_refuses_what_the_proto_cannot_hold_naming_the_argument(kwargs: dict) -> None:
     (name, value), = kwargs.items()
-    with pytest.raises(ValueError, match=f"{name} must be a whole number from 0 to .*, got {value!r}"):
+    with pytest.raises(ValueError, match=f"{name} must be a whole number from [01] to .*, got {value!r}"):
         call_spec(messages=USER, **kwargs)
+
+
+def test_max_tokens_set_to_0_is_refused() -> None:
+    """Set to 0 over raw gRPC (the SDK refuses it itself): refused, as over HTTP."""
+    call = common_pb2.CallSpec(prompt="x", sampling=common_pb2.SamplingParams(max_new_tokens=0))
+    with pytest.raises(InvalidCall, match="at least 1"):
+        normalize_call(call, LIMITS)
 
 
 @pytest.mark.parametrize("deadline_s", [float("nan"), float("inf"), -float("inf"), "5", True])
 def test_sdk_refuses_a_deadline_the_proto_cannot_hold_naming_it(deadline_s: object) -> None:
-    with pytest.raises(ValueError, match="deadline_s must be a finite number of seconds"):
+    with pytest.raises(ValueError, match="deadline_s must be a number of seconds above 0"):
         program_options(deadline_s=deadline_s)  # type: ignore[arg-type]
 
 
