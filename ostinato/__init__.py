@@ -22,9 +22,8 @@ from ostinato.errors import (
     Unavailable,
 )
 from ostinato.sdk_channel import Tls
-from ostinato.sdk_types import (
+from ostinato.sdk_results import (
     CacheStats,
-    CallArgs,
     CallOutput,
     ProgramSummary,
     TokenLogprob,
@@ -32,6 +31,7 @@ from ostinato.sdk_types import (
     TopLogprob,
     Usage,
 )
+from ostinato.sdk_types import CallArgs
 
 __all__ = [
     "AlreadyExists",

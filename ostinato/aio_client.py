@@ -26,19 +26,21 @@ import grpc
 from ostinato.dag import DagEvent, DagResult, Graph, parse_event
 from ostinato.errors import Cancelled, OstinatoError
 from ostinato.sdk_channel import GatewayRpcs, Tls, open_channel
-from ostinato.sdk_types import (
+from ostinato.sdk_results import (
     CacheStats,
-    CallArgs,
     CallOutput,
-    PlacedCallArgs,
-    ProgramArgs,
     ProgramSummary,
-    ThreadTracker,
-    call_spec,
-    new_id,
     parse_cache_stats,
     parse_call_output,
     parse_summary,
+)
+from ostinato.sdk_types import (
+    CallArgs,
+    PlacedCallArgs,
+    ProgramArgs,
+    ThreadTracker,
+    call_spec,
+    new_id,
     program_options,
 )
 from ostinato.v1 import gateway_pb2

@@ -24,14 +24,8 @@ from ostinato.aio_client import AsyncCallStream, AsyncClient, AsyncDagStream, As
 from ostinato.dag import DagEvent, DagResult, Graph
 from ostinato.sdk_channel import Tls
 from ostinato.sdk_loop import LoopThread
-from ostinato.sdk_types import (
-    CacheStats,
-    CallArgs,
-    CallOutput,
-    PlacedCallArgs,
-    ProgramArgs,
-    ProgramSummary,
-)
+from ostinato.sdk_results import CacheStats, CallOutput, ProgramSummary
+from ostinato.sdk_types import CallArgs, PlacedCallArgs, ProgramArgs
 
 
 class CallStream:

@@ -25,14 +25,8 @@ from typing import Unpack
 
 from ostinato import dag_rules as rules
 from ostinato.errors import InvalidDag
-from ostinato.sdk_types import (
-    CallArgs,
-    CallOutput,
-    ProgramSummary,
-    call_spec,
-    parse_call_output,
-    parse_summary,
-)
+from ostinato.sdk_results import CallOutput, ProgramSummary, parse_call_output, parse_summary
+from ostinato.sdk_types import CallArgs, call_spec
 from ostinato.v1 import common_pb2, gateway_pb2
 
 

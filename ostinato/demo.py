@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ostinato.aio_client import AsyncClient, AsyncProgram
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh, MeshStartError
-from ostinato.sdk_types import CallOutput
+from ostinato.sdk_results import CallOutput
 
 FACTS = {"population of lyon": 522_250, "area of lyon km2": 47.87}
 SYSTEM = ("You are a research agent. Think step by step, call tools with "

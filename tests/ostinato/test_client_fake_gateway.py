@@ -18,7 +18,7 @@ import pytest
 
 import ostinato
 from ostinato import dag
-from ostinato.sdk_types import TokenLogprob, TopLogprob
+from ostinato.sdk_results import TokenLogprob, TopLogprob
 from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
 WAIT_S = 10.0  # a hang guard, not a timing

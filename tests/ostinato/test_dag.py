@@ -8,7 +8,7 @@ import pytest
 
 import ostinato
 from ostinato.dag import DagResult, Graph, NodeFinished, ProgramFinished
-from ostinato.sdk_types import CallOutput, ProgramSummary, Usage
+from ostinato.sdk_results import CallOutput, ProgramSummary, Usage
 
 
 def test_nodes_name_their_parents_by_handle_and_use_their_outputs() -> None:
