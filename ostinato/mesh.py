@@ -86,16 +86,18 @@ class Mesh:
     """Starts services in dependency order and stops them in reverse.
 
     ephemeral_ports=True binds every service to a free port (tests, demo); otherwise the
-    configured ports are used, workers and engines counting up from their base ports.
+    configured ports are used, workers and sim engines counting up from their base ports
+    (worker.port and sim_engine.port unless given here; 0: a free port each).
     """
 
     def __init__(self, config: MeshConfig, *, ephemeral_ports: bool = False,
-                 workdir: str | None = None, worker_base_port: int = 50061,
-                 engine_base_port: int = 30000, inherit_output: bool = False) -> None:
+                 workdir: str | None = None, worker_base_port: int | None = None,
+                 engine_base_port: int | None = None, inherit_output: bool = False) -> None:
         self.config = config
         self._ephemeral = ephemeral_ports
-        self._worker_base = worker_base_port
-        self._engine_base = engine_base_port
+        self._worker_base = config.worker.port if worker_base_port is None else worker_base_port
+        self._engine_base = (config.sim_engine.port if engine_base_port is None
+                             else engine_base_port)
         self._inherit = inherit_output
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="ostinato-mesh-")
         self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]

@@ -288,7 +288,9 @@ class PlannerConfig:
 @dataclass(frozen=True)
 class WorkerConfig:
     host: str = "127.0.0.1"  # address the gRPC server binds
-    port: int = 50061  # gRPC port (Worker service)
+    # gRPC port (Worker service). `ostinato up`: a free port each unless set; its i-th worker
+    # gets port + i.
+    port: int = 50061
     worker_id: str = ""  # empty: derived from host and port
     advertise_address: str = ""  # host:port the gateway dials; empty: the bound address
     # the engine's HTTP address (SGLang native API); set by the worker with engine sglang
@@ -368,7 +370,9 @@ class WorkerConfig:
 @dataclass(frozen=True)
 class SimEngineConfig:
     host: str = "127.0.0.1"  # address the HTTP server binds
-    port: int = 30000  # HTTP port (SGLang's native API)
+    # HTTP port (SGLang's native API). `ostinato up`: a free port each unless set; its i-th
+    # sim engine gets port + i.
+    port: int = 30000
     model: str = "sim/llama-3.1-8b"  # the model name it reports (must equal gateway.model in a sim mesh)
     # a built-in profile name or a YAML file (checked when the configuration is loaded)
     profile: str = "h100-llama3.1-8b"

@@ -32,14 +32,17 @@ def add_parser(sub: Any) -> None:
     up.add_argument("--gateway-port", type=int, help="gateway gRPC port (default 50051)")
     up.add_argument("--http-port", type=int, help="gateway HTTP port (default 8080)")
     # Only the gateway's ports are fixed: internal services take free ports, so two meshes
-    # run side by side; these pin them (planner.port too: UP_DEFAULTS).
+    # run side by side; these pin them (as planner.port, worker.port and sim_engine.port in
+    # the config do: UP_DEFAULTS).
     up.add_argument("--planner-port", type=int,
                     help="planner gRPC port; replica i gets port+i (default: planner.port if "
                     "the config sets it, else a free port)")
-    up.add_argument("--worker-base-port", type=int, default=0,
-                    help="first worker's port; worker i gets base+i (default 0: free ports)")
-    up.add_argument("--engine-base-port", type=int, default=0,
-                    help="first sim engine's port; engine i gets base+i (default 0: free ports)")
+    up.add_argument("--worker-base-port", type=int,
+                    help="first worker's port; worker i gets base+i (default: worker.port if "
+                    "the config sets it, else free ports)")
+    up.add_argument("--engine-base-port", type=int,
+                    help="first sim engine's port; engine i gets base+i (default: "
+                    "sim_engine.port if the config sets it, else free ports)")
     up.add_argument("--verbose", action="store_true", help="show the services' logs here")
     up.add_argument("--engine", choices=["sim", "sglang"], default="sim",
                     help="sim: simulated engines; sglang: each worker launches a real SGLang "
@@ -61,9 +64,11 @@ def add_parser(sub: Any) -> None:
                     "lines; `ostinato trace show PROGRAM_ID --file PATH` draws a program)")
 
 
-# `up`'s own defaults, under the config file's values: the planner takes a free port unless
-# planner.port is set (in the file, OSTINATO_PLANNER__PORT or --planner-port).
-UP_DEFAULTS: dict[str, Any] = {"planner": {"port": 0}}
+# `up`'s own defaults, under the config file's values: the planner, the workers and the sim
+# engines take free ports unless planner.port, worker.port or sim_engine.port is set (in the
+# file, OSTINATO_PLANNER__PORT ... or --planner-port, --worker-base-port, --engine-base-port).
+UP_DEFAULTS: dict[str, Any] = {"planner": {"port": 0}, "worker": {"port": 0},
+                               "sim_engine": {"port": 0}}
 
 
 def load_up_config(args: argparse.Namespace) -> MeshConfig:
@@ -79,6 +84,8 @@ def up_overrides(args: argparse.Namespace) -> dict[str, Any]:
         {"planner_replicas": args.planner_replicas} if args.planner_replicas is not None else {},
         flag_overrides(args, "redis", {"redis_url": "url"}),
         flag_overrides(args, "planner", {"policy": "policy", "planner_port": "port"}),
+        flag_overrides(args, "worker", {"worker_base_port": "port"}),
+        flag_overrides(args, "sim_engine", {"engine_base_port": "port"}),
         flag_overrides(args, "gateway", {"gateway_port": "port", "http_port": "http_port",
                                          "tool_call_parser": "tool_call_parser",
                                          "reasoning_parser": "reasoning_parser"}),
@@ -106,8 +113,7 @@ def run(args: argparse.Namespace) -> int:
     # from the kernel if this process dies any other way (ostinato/child_process.py).
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
-    mesh = Mesh(cfg, worker_base_port=args.worker_base_port,
-                engine_base_port=args.engine_base_port, inherit_output=args.verbose)
+    mesh = Mesh(cfg, inherit_output=args.verbose)
     try:
         ep = mesh.start()
     except (RuntimeError, OSError) as exc:  # MeshStartError (a child's), the embedded Redis's
@@ -215,6 +221,8 @@ def check_up_config(cfg: MeshConfig) -> None:
     for name, base, count in (("planner.port", cfg.planner.port, cfg.planner_replicas),
                               ("planner.metrics_port", cfg.planner.metrics_port,
                                cfg.planner_replicas),
+                              ("worker.port", cfg.worker.port, cfg.workers),
+                              ("sim_engine.port", cfg.sim_engine.port, cfg.workers),
                               ("worker.metrics_port", cfg.worker.metrics_port, cfg.workers)):
         if base > 0 and base + count - 1 > 65535:
             raise ConfigError(f"{name}: ostinato up gives the i-th of {count} services port "

@@ -68,3 +68,14 @@ def test_a_free_or_no_metrics_port_stays_so(tmp_path: Path) -> None:
     mesh._start_sim_workers(1.0)
     assert [_flag(mesh.spawned[n], "--metrics-port") for n in ("planner", "worker-0", "worker-1")
             ] == ["-1", "0", "0"]
+
+
+def test_workers_and_engines_count_up_from_their_configured_ports(tmp_path: Path) -> None:
+    """Without base ports given, worker i binds worker.port + i and sim engine i
+    sim_engine.port + i (what `ostinato up` runs with a config that sets them)."""
+    cfg = load_mesh_config(None, environ={}, overrides={
+        "workers": 2, "worker": {"port": 47100}, "sim_engine": {"port": 47200}})
+    mesh = _Recording(cfg, workdir=str(tmp_path))
+    mesh._start_sim_workers(1.0)
+    assert {name: _flag(args, "--port") for name, args in mesh.spawned.items()} == {
+        "engine-0": "47200", "engine-1": "47201", "worker-0": "47100", "worker-1": "47101"}

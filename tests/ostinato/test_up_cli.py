@@ -53,9 +53,37 @@ def test_the_planner_port_is_free_unless_set(tmp_path: Path, monkeypatch: pytest
     assert up_cli.load_up_config(_parse(["up", "--config", str(f), *flags])).planner.port == port
 
 
+# The first worker's and sim engine's ports alike (worker.port in the file was ignored).
+BASE_PORTS = [
+    ("", {}, [], (0, 0)),
+    ("worker: {port: 46100}\nsim_engine: {port: 46200}\n", {}, [], (46100, 46200)),
+    ("", {"OSTINATO_WORKER__PORT": "46101", "OSTINATO_SIM_ENGINE__PORT": "46201"}, [],
+     (46101, 46201)),
+    ("worker: {port: 46100}\n", {"OSTINATO_WORKER__PORT": "46101"},
+     ["--worker-base-port", "46102", "--engine-base-port", "46202"], (46102, 46202)),
+    ("worker: {port: 46100}\nsim_engine: {port: 46200}\n", {},
+     ["--worker-base-port", "0", "--engine-base-port", "0"], (0, 0)),
+    ("worker: {metrics_port: 9100}\n", {}, [], (0, 0)),  # the section, not the port
+]
+
+
+@pytest.mark.parametrize(("text", "env", "flags", "ports"), BASE_PORTS)
+def test_worker_and_engine_ports_are_free_unless_set(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, env: dict[str, str],
+        flags: list[str], ports: tuple[int, int]) -> None:
+    f = tmp_path / "mesh.yaml"
+    f.write_text(text)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    cfg = up_cli.load_up_config(_parse(["up", "--config", str(f), *flags]))
+    assert (cfg.worker.port, cfg.sim_engine.port) == ports
+
+
 def test_the_planner_ports_default_is_still_the_services_own() -> None:
-    """`ostinato planner` alone (and every other command) keeps planner.port's 50052."""
-    assert load_mesh_config(None, environ={}).planner.port == 50052
+    """`ostinato planner` alone (and every other command) keeps planner.port's 50052, as
+    `ostinato worker` and `sim-engine` keep theirs."""
+    cfg = load_mesh_config(None, environ={})
+    assert (cfg.planner.port, cfg.worker.port, cfg.sim_engine.port) == (50052, 50061, 30000)
 
 
 FREE_GATEWAY = {"gateway": {"port": 0, "http_port": 0}}  # not 50051 and 8080, maybe held here
@@ -66,6 +94,8 @@ UP_REFUSES = [
      r"^planner\.port: ostinato up gives the i-th of 2 services port 65535\+i, past 65535$"),
     ({"planner": {"metrics_port": 65535}, "planner_replicas": 2}, r"^planner\.metrics_port: "),
     ({"worker": {"metrics_port": 65534}, "workers": 3}, r"^worker\.metrics_port: .* 3 services"),
+    ({"worker": {"port": 65535}, "workers": 2}, r"^worker\.port: .* 2 services port 65535\+i"),
+    ({"sim_engine": {"port": 65534}, "workers": 3}, r"^sim_engine\.port: .* 3 services"),
     ({"worker": {"engine": "sglang", "engine_model": "/m", "engine_port": 30000}, "workers": 2},
      r"^worker\.engine_port: each of the 2 workers would launch its SGLang server on it"),
     ({"redis": {"server": "/no/such/redis-server"}},
