@@ -28,8 +28,8 @@ from gateway.prompts import PreparedPrompt, prepare
 from gateway.quota_meter import QuotaMeter
 from gateway.tool_output import tool_calls
 from gateway.worker_channels import WorkerChannels
+from ostinato.gateway_config import GatewayConfig
 from ostinato.retry import with_retry
-from ostinato.service_config import GatewayConfig
 from ostinato.tokenizers import ChatRenderer, load_renderer, load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 

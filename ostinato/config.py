@@ -29,9 +29,9 @@ from ostinato.config_checks import (
     check_tool_format,
 )
 from ostinato.event_loop import EVENT_LOOPS
+from ostinato.gateway_config import GatewayConfig
 from ostinato.service_config import (
     TRACE_EXPORTERS,
-    GatewayConfig,
     PlannerConfig,
     RedisConfig,
     SimEngineConfig,

@@ -1,8 +1,9 @@
 """The checks the configuration's sections share, and the error they raise: each names the
-field at fault (ostinato/service_config.py, ostinato/config.py)."""
+field at fault (ostinato/service_config.py, ostinato/gateway_config.py, ostinato/config.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from ostinato.reasoning_formats import REASONING_FORMATS
@@ -66,3 +67,15 @@ def check_harmony_pair(tool_format: str, reasoning_format: str, tool_field: str,
 def check_tool_format(name: str, field_name: str) -> None:
     if name not in TOOL_FORMATS:
         raise ConfigError(f"{field_name}: must be one of {', '.join(TOOL_FORMATS)}, got {name!r}")
+
+
+def check_tenant_names(tenants: Iterable[str], field_name: str) -> None:
+    """Tenant names as the tenancy data in Redis takes them (cache/tenant_directory.py)."""
+    # Imported here: cache.tenant_directory imports ostinato.config, which imports this module.
+    from cache.tenant_directory import InvalidTenancy, check_tenant
+
+    for tenant in tenants:
+        try:
+            check_tenant(tenant)
+        except InvalidTenancy as exc:
+            raise ConfigError(f"{field_name}: {exc}") from None

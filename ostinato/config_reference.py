@@ -1,7 +1,7 @@
 """The configuration reference (docs/reference/config.md), generated from the config
-dataclasses in ostinato/config.py and ostinato/service_config.py: every field with its type,
-default, environment variable and the comment that documents it in the source (above the
-field or at its line's end).
+dataclasses in ostinato/config.py, ostinato/gateway_config.py and ostinato/service_config.py:
+every field with its type, default, environment variable and the comment that documents it in
+the source (above the field or at its line's end).
 
 `make docs` (`python -m ostinato.reference_docs`) rewrites the file; tests/test_config_reference.py fails
 when it is stale or when a field has no comment.
@@ -96,7 +96,8 @@ def fields() -> Iterator[FieldDoc]:
 
 def render() -> str:
     out = ["# Configuration reference", "",
-           "Generated from `ostinato/config.py` and `ostinato/service_config.py` by `make docs` "
+           "Generated from `ostinato/config.py`, `ostinato/gateway_config.py` and "
+           "`ostinato/service_config.py` by `make docs` "
            "(`python -m ostinato.reference_docs`); do not "
            "edit by hand.", "",
            "Sources, later ones winning: the defaults below, a YAML file (`--config`; sections "

@@ -1,11 +1,12 @@
-"""The services' sections of the mesh configuration: one frozen dataclass per service,
-composed into MeshConfig (ostinato/config.py, which also loads them: defaults, YAML,
-environment, flags). Each validates its own fields, with errors that name the field.
+"""The services' sections of the mesh configuration: one frozen dataclass per service
+(the gateway's in ostinato/gateway_config.py), composed into MeshConfig (ostinato/config.py,
+which also loads them: defaults, YAML, environment, flags). Each validates its own fields,
+with errors that name the field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from redis.connection import parse_url
@@ -17,23 +18,12 @@ from ostinato.config_checks import (
     check_http_url,
     check_numbers,
     check_reasoning_format,
+    check_tenant_names,
     check_tokenizer_spec,
     check_tool_format,
 )
 from planner.core.selection import SIMULATION_ONLY, parse_policy
 from workers.sim.cost_model import load_profile
-
-
-def check_tenant_names(tenants: Iterable[str], field_name: str) -> None:
-    """Tenant names as the tenancy data in Redis takes them (cache/tenant_directory.py)."""
-    # Imported here: cache.tenant_directory imports ostinato.config, which imports this module.
-    from cache.tenant_directory import InvalidTenancy, check_tenant
-
-    for tenant in tenants:
-        try:
-            check_tenant(tenant)
-        except InvalidTenancy as exc:
-            raise ConfigError(f"{field_name}: {exc}") from None
 
 
 def tenant_weight(tenant: str, weight: str) -> float:
@@ -67,115 +57,6 @@ class RedisConfig:
         if self.cluster and not self.url:
             raise ConfigError("redis.cluster: needs redis.url, a node of the cluster (the "
                               "embedded Redis is one server)")
-
-
-@dataclass(frozen=True)
-class GatewayConfig:
-    host: str = "127.0.0.1"  # address the gRPC and HTTP servers bind
-    port: int = 50051  # public gRPC port (Gateway service)
-    http_port: int = 8080  # OpenAI-compatible HTTP API; 0: a free port, -1: off
-    metrics_port: int = 0  # Prometheus /metrics over HTTP (internal); 0: a free port, -1: off
-    # the planner's gRPC address; several, comma-separated (planner.ha): the active one's is used
-    planner_address: str = "127.0.0.1:50052"
-    # API key -> tenant (written to the tenancy data in Redis at start; `ostinato tenants
-    # create` generates keys). allow_anonymous: a caller without a key is tenant "default"
-    # (the open mode of `ostinato up --no-auth` and `ostinato demo`); off: every RPC and
-    # route needs a key.
-    api_keys: Mapping[str, str] = field(default_factory=dict)
-    allow_anonymous: bool = False  # see api_keys: callers without a key are tenant "default"
-    # a call's prompt (all messages) beyond this is refused (INVALID_ARGUMENT)
-    max_prompt_chars: int = 400_000
-    max_messages: int = 1024  # messages per call beyond this are refused
-    default_max_new_tokens: int = 256  # a call's max_new_tokens when it names none
-    max_new_tokens_limit: int = 16_384  # a call asking for more is refused
-    # The served model's context window in tokens (SGLang's context length: prompt and
-    # output; its /v1/models max_model_len). A prompt that does not fit, or one with its
-    # max_tokens, is refused at once (400 context_length_exceeded); a call naming no max
-    # tokens gets default_max_new_tokens cut to what the window leaves. 0: not known here
-    # (`ostinato up` reads it from its first engine; else the engines refuse what does not fit).
-    context_length: int = 0
-    call_timeout_s: float = 600.0  # a call's limit, queueing included (a client deadline shortens it)
-    # Backpressure: calls running through this gateway past which a new one is refused at
-    # once (RESOURCE_EXHAUSTED / HTTP 429 with Retry-After); 0: unbounded.
-    max_inflight_calls: int = 4096
-    # Answer caches (cache/answers.py). A call's CachePolicy (or X-Ostinato-Cache) overrides
-    # cache_mode; exact applies to deterministic calls only (temperature 0).
-    cache_mode: str = "exact"  # off | exact | semantic
-    # cosine similarity a semantic-cache hit needs (a call's CachePolicy may raise it)
-    semantic_threshold: float = 0.80
-    semantic_cache: bool = True  # load the embedding model at start (about 6 s on a CPU)
-    cache_ttl_s: float = 3600.0  # answer-cache entries expire after this
-    cache_max_entries_per_tenant: int = 10_000  # answer-cache entries kept per tenant (oldest evicted)
-    # auto: Redis 8 vector sets when the server has them, else the in-process usearch index
-    # kept in sync through a Redis Stream; local / redis force one (cache/semantic_index.py).
-    semantic_index: str = "auto"
-    # The served model's tokenizer, for the KV-reference index's token-block hashes: the
-    # workers' kv_tokenizer, and the engines' (ostinato/tokenizers.py).
-    kv_tokenizer: str = "sim"
-    # The served model: its name (GET /v1/models; a request naming another is refused), and
-    # how its output writes tool calls (ostinato/tool_formats.py; SGLang's --tool-call-parser).
-    # Messages are rendered with the chat template of kv_tokenizer (sim: the sim model's).
-    model: str = "sim/llama-3.1-8b"
-    tool_call_parser: str = "hermes"  # see model
-    # How the model writes its thinking (ostinato/reasoning_formats.py; SGLang's
-    # --reasoning-parser): deepseek-r1, qwen3, kimi or gpt-oss (harmony: with the
-    # tool_call_parser gpt-oss). Chat answers then carry it apart as
-    # reasoning_content (a reasoning item in the Responses API) and tool calls are read from
-    # the answer after it. Empty: the model does not think; its output is all answer.
-    reasoning_parser: str = ""
-    # A request without X-Ostinato-Program that continues an earlier conversation joins its
-    # program (cache/conversations.py); the index forgets a conversation idle this long. (A
-    # Responses request continuing a stored response by previous_response_id joins it always.)
-    attribute_conversations: bool = True
-    conversation_ttl_s: float = 900.0  # see attribute_conversations
-    # POST /v1/responses keeps each finished response (unless "store": false) this long in
-    # Redis, for previous_response_id and GET /v1/responses/<id> (cache/stored_responses.py).
-    responses_ttl_s: float = 86_400.0
-    # TLS on the gRPC port (the SDK: ostinato.Client(..., tls=...)): both PEM files, or
-    # neither for plaintext. The HTTP API stays plaintext (terminate its TLS at a proxy).
-    tls_cert_file: str = ""  # This file: the gateway's certificate chain (PEM).
-    tls_key_file: str = ""  # the private key of tls_cert_file (PEM)
-    # Mutual TLS: the CAs (PEM) that sign the client certificates every caller must present.
-    tls_client_ca_file: str = ""  # Empty: no client certificate asked.
-
-    def __post_init__(self) -> None:
-        if bool(self.tls_cert_file) != bool(self.tls_key_file):
-            raise ConfigError("gateway.tls_cert_file and gateway.tls_key_file: set both (TLS) or "
-                              "neither (plaintext)")
-        if self.tls_client_ca_file and not self.tls_cert_file:
-            raise ConfigError("gateway.tls_client_ca_file: mutual TLS needs gateway.tls_cert_file "
-                              "and gateway.tls_key_file")
-        check_numbers("gateway", self, positive=(
-            "max_prompt_chars", "max_messages", "default_max_new_tokens", "max_new_tokens_limit",
-            "call_timeout_s"), non_negative=("max_inflight_calls", "context_length"))
-        if self.default_max_new_tokens > self.max_new_tokens_limit:
-            raise ConfigError(f"gateway.default_max_new_tokens: must be at most "
-                              f"max_new_tokens_limit ({self.max_new_tokens_limit}), got "
-                              f"{self.default_max_new_tokens}")
-        short = [tenant for key, tenant in self.api_keys.items() if len(key) < 8]
-        if short:
-            raise ConfigError(f"gateway.api_keys: keys must be at least 8 characters (the key of "
-                              f"tenant {short[0]!r} is shorter)")
-        check_tenant_names(self.api_keys.values(), "gateway.api_keys")
-        check_tokenizer_spec(self.kv_tokenizer, "gateway.kv_tokenizer")
-        check_tool_format(self.tool_call_parser, "gateway.tool_call_parser")
-        check_reasoning_format(self.reasoning_parser, "gateway.reasoning_parser")
-        check_harmony_pair(self.tool_call_parser, self.reasoning_parser, "gateway.tool_call_parser",
-                           "gateway.reasoning_parser")
-        if self.conversation_ttl_s <= 0:
-            raise ConfigError("gateway.conversation_ttl_s: must be positive")
-        if self.responses_ttl_s <= 0:
-            raise ConfigError("gateway.responses_ttl_s: must be positive")
-        if self.semantic_index not in ("auto", "local", "redis"):
-            raise ConfigError(f"gateway.semantic_index: must be auto, local or redis, got "
-                              f"{self.semantic_index!r}")
-        if self.cache_mode not in ("off", "exact", "semantic"):
-            raise ConfigError(f"gateway.cache_mode: must be off, exact or semantic, got "
-                              f"{self.cache_mode!r}")
-        if not 0.0 < self.semantic_threshold <= 1.0:
-            raise ConfigError("gateway.semantic_threshold: must be in (0, 1]")
-        if self.cache_ttl_s <= 0 or self.cache_max_entries_per_tenant < 1:
-            raise ConfigError("gateway.cache_ttl_s and cache_max_entries_per_tenant: must be positive")
 
 
 @dataclass(frozen=True)

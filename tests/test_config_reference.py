@@ -1,6 +1,6 @@
 """The configuration reference is generated from the config dataclasses: it must be current,
 and every field must be documented by a comment in its dataclass (ostinato/config.py,
-ostinato/service_config.py)."""
+ostinato/gateway_config.py, ostinato/service_config.py)."""
 
 from __future__ import annotations
 
