@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from gateway.prompts import BadTemplateKwargs, ConflictingDefinitions, constraint, template_kwargs
+from ostinato.deadlines import deadline_seconds
 from ostinato.v1 import common_pb2
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -172,9 +173,6 @@ def _check_sampling(call: common_pb2.CallSpec, limits: CallLimits) -> None:
         raise InvalidCall("top_logprobs needs logprobs", "top_logprobs")
 
 
-MAX_DEADLINE_S = 365 * 86_400  # a program deadline beyond a year is refused
-
-
 def check_program_id(program_id: str) -> None:
     """A program id as a client names it; raises InvalidCall."""
     if "/" in program_id or len(program_id) > 128:
@@ -188,11 +186,10 @@ def check_program_options(options: common_pb2.ProgramOptions) -> None:
     if len(options.program_class) > 128:
         raise InvalidCall("program_class must be at most 128 characters", "program_class")
     if options.HasField("deadline"):
-        d = options.deadline
-        seconds = d.seconds + d.nanos / 1e9
-        if not -999_999_999 <= d.nanos <= 999_999_999 or not 0 < seconds <= MAX_DEADLINE_S:
-            raise InvalidCall(f"deadline must be positive and at most {MAX_DEADLINE_S} s",
-                              "deadline_s")
+        try:
+            deadline_seconds(options.deadline)
+        except ValueError as exc:
+            raise InvalidCall(str(exc), "deadline_s") from None
 
 
 def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.CallSpec:

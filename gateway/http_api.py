@@ -46,7 +46,6 @@ from cache.conversation_store import ConversationStore
 from cache.conversations import Continuation
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
 from cache.stored_responses import StoredResponses
-from gateway.calls import MAX_DEADLINE_S
 from gateway.chat_stream import ChatStream
 from gateway.conversations_api import ConversationsApi, routes
 from gateway.core import MODEL_NOT_FOUND, GatewayCore, GatewayError, Placement
@@ -72,6 +71,7 @@ from gateway.openai_response import (
 )
 from gateway.openapi import document
 from gateway.responses_api import delete, list_input_items, respond, retrieve
+from ostinato.deadlines import MAX_DEADLINE_S
 from ostinato.v1 import common_pb2
 from tracing.http_middleware import tracing_middleware
 

@@ -13,6 +13,7 @@ import structlog
 
 from cache.kv_mirror import KvMirror
 from ostinato.clock import Clock
+from ostinato.deadlines import deadline_seconds
 from ostinato.stream_tasks import agree_batches
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 from planner.admit_stream import AdmitRefused, serve_admissions
@@ -105,9 +106,10 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                   max_open: int, conversation: bool = False) -> None:
         """Registers a program (idempotent for its tenant), or raises AdmitRefused.
         `conversation`: one that no caller ends (planner/core/programs.py)."""
-        deadline = opts.deadline.ToTimedelta().total_seconds() if opts.HasField("deadline") else None
-        if deadline is not None and deadline <= 0:
-            raise AdmitRefused(grpc.StatusCode.INVALID_ARGUMENT, "deadline must be positive")
+        try:
+            deadline = deadline_seconds(opts.deadline) if opts.HasField("deadline") else None
+        except ValueError as exc:  # the gateway's rule (a planner's RPCs are reachable too)
+            raise AdmitRefused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         try:
             self._core.register_program(
                 program_id, tenant, deadline_s=deadline,

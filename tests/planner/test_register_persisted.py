@@ -39,3 +39,28 @@ async def test_register_program_answers_once_the_record_is_written() -> None:
         assert not done
         store.written.set_result(None)
         assert (await answer).program_id == "p"
+
+
+async def test_register_program_takes_the_gateways_deadlines_and_refuses_the_rest() -> None:
+    """A sub-microsecond deadline is a deadline (already late), as the gateway takes it; one
+    out of range is INVALID_ARGUMENT (an OverflowError made it UNKNOWN)."""
+    import grpc
+    from google.protobuf.duration_pb2 import Duration
+
+    from tests.planner.loopback import NoStore
+
+    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
+    async with planner_on_loopback(core, SystemClock(), NoStore()) as (stub, _):
+        reply = await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
+            tenant="t", options=common_pb2.ProgramOptions(program_id="p",
+                                                          deadline=Duration(nanos=500))))
+        assert reply.program_id == "p"
+        for bad in (Duration(seconds=10**14), Duration(seconds=2, nanos=-2_000_000_000)):
+            try:
+                await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
+                    tenant="t", options=common_pb2.ProgramOptions(program_id="q", deadline=bad)))
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert exc.details() == "deadline must be positive and at most 31536000 s"
+            else:
+                raise AssertionError(f"{bad} was taken")
