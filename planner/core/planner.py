@@ -115,7 +115,9 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         self.estimator = OutputEstimator()
         self.program_sizes = ProgramSizeEstimator()
         self._calls: dict[str, CallRecord] = {}  # live (unfinished) calls by key
-        self._waiting_on: dict[str, list[str]] = {}  # parent key -> blocked child keys
+        # parent key -> blocked child keys (a dict as an ordered set: a child is waiting on
+        # each of its unfinished parents once, however often it is filed under them)
+        self._waiting_on: dict[str, dict[str, None]] = {}
         self._events: list[Event] = []
         # Restored waiting calls whose callers have not admitted them again: key -> (call, since)
         self._orphans: dict[str, tuple[CallRecord, float]] = {}
@@ -235,12 +237,18 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         self._shares.heard(tenant, now)
         if unfinished:
             call.state = CallState.BLOCKED
-            for p in unfinished:
-                self._waiting_on.setdefault(call_key(program_id, p), []).append(call.key)
+            self._wait_on(call, unfinished)
         elif self._admission.admit(call):  # else it waits for its program to start
             self._file(call)
         self._events.append(CallChanged(call))
         return call
+
+    def _wait_on(self, call: CallRecord, parents: Iterable[str]) -> None:
+        """Files a blocked call under each of its unfinished `parents`: the end of each
+        one looks at it again (_finish)."""
+        waiting_on = self._waiting_on
+        for p in parents:
+            waiting_on.setdefault(call_key(call.program_id, p), {})[call.key] = None
 
     def _replace(self, existing: CallRecord, retry: bool) -> None:
         """The record of a call admitted again leaves: a retried attempt ends (its slot
@@ -383,11 +391,14 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         if program is not None:
             program.last_active = now
         self._events.append(CallChanged(call) if refused is None else CallRefused(call, refused))
-        for child_key in self._waiting_on.pop(call.key, []):
+        for child_key in self._waiting_on.pop(call.key, ()):
             child = self._calls.get(child_key)
             if child is None or child.state is not CallState.BLOCKED or program is None:
                 continue
-            if all(program.calls[p].state.finished for p in child.parents):
+            unfinished = [p for p in child.parents if not program.calls[p].state.finished]
+            if unfinished:  # a parent that had ended when the child came runs again (its
+                self._wait_on(child, unfinished)  # retry): the child waits on it too
+            else:
                 child.critical_path_s = max(program.calls[p].critical_path_s
                                             + program.calls[p].service_s for p in child.parents)
                 try:
