@@ -16,6 +16,7 @@ from planner.core import (
     Overloaded,
     PlannerError,
     ProgramClosed,
+    ProgramIdInUse,
     UnknownParent,
     UnknownProgram,
 )
@@ -24,6 +25,7 @@ STATUS_FOR = {
     UnknownProgram: grpc.StatusCode.NOT_FOUND,
     NoSuchCall: grpc.StatusCode.NOT_FOUND,
     DuplicateCall: grpc.StatusCode.ALREADY_EXISTS,
+    ProgramIdInUse: grpc.StatusCode.ALREADY_EXISTS,  # until its ended run's calls report
     UnknownParent: grpc.StatusCode.INVALID_ARGUMENT,
     ProgramClosed: grpc.StatusCode.FAILED_PRECONDITION,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,

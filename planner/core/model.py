@@ -27,6 +27,11 @@ class UnknownParent(PlannerError):
     pass
 
 
+class ProgramIdInUse(PlannerError):
+    """A program id registered again while calls of its ended run still run: their
+    records (keyed by program and call id) would be taken for the new run's."""
+
+
 class NoSuchCall(PlannerError):
     pass
 
@@ -157,7 +162,9 @@ class Program:
     # max_open only while a call of it waits or runs (`live`), and its working set
     # (planner/core/admission.py) only until it has been idle `conversation_kv_idle_s`.
     conversation: bool = False
-    live: int = 0  # its calls waiting or running (counted for conversations only)
+    # its calls waiting or running: counted for conversations, and for an ended program
+    # (its calls still running then: its id is not registered again until they end)
+    live: int = 0
 
 
 @dataclass(slots=True)

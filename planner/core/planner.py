@@ -115,6 +115,7 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         self.estimator = OutputEstimator()
         self.program_sizes = ProgramSizeEstimator()
         self._calls: dict[str, CallRecord] = {}  # live (unfinished) calls by key
+        self._draining: dict[str, Program] = {}  # ended programs with calls still running
         # parent key -> blocked child keys (a dict as an ordered set: a child is waiting on
         # each of its unfinished parents once, however often it is filed under them)
         self._waiting_on: dict[str, dict[str, None]] = {}
@@ -375,6 +376,10 @@ class PlannerCore(ProgramTable, WorkerDispatch):
             program = self._programs.get(call.program_id)
             if program is not None and program.conversation:
                 self._count_live(program, -1)
+            elif program is None and (ended := self._draining.get(call.program_id)):
+                ended.live -= 1  # a call of an ended program: its id is free once none runs
+                if ended.live <= 0:
+                    del self._draining[call.program_id]
         self._orphans.pop(call.key, None)
         call.recovered = False
 

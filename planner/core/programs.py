@@ -20,6 +20,7 @@ from planner.core.model import (
     Overloaded,
     Program,
     ProgramEnded,
+    ProgramIdInUse,
     ProgramRegistered,
     UnknownProgram,
     WorkerState,
@@ -35,6 +36,9 @@ class ProgramTable:
     _programs: dict[str, Program]
     _workers: dict[str, WorkerState]
     _calls: dict[str, CallRecord]  # live (unfinished) calls by key
+    # ended program id -> the program, while calls of it still run (`live` counts them,
+    # their reports to come): the id is not registered again until they end (review F5)
+    _draining: dict[str, Program]
     _orphans: dict[str, tuple[CallRecord, float]]  # restored waiting calls: key -> (call, since)
     _orphan_ttl_s: float
     _open_of: dict[str, int]  # tenant -> programs open
@@ -70,12 +74,20 @@ class ProgramTable:
         registered and has not ended, and conversations with a call waiting or running.
         `conversation`: a program nobody ends (the gateway's, for requests that name no
         program): it counts against `max_open` only while busy, its working set only until
-        idle `conversation_kv_idle_s`, and it is expired like any idle program."""
+        idle `conversation_kv_idle_s`, and it is expired like any idle program.
+        ProgramIdInUse while calls of an ended program of the same id still run: the
+        records of the two runs (keyed by program and call id) must not be confused."""
         existing = self._programs.get(program_id)
         if existing is not None:
             if existing.tenant != tenant:  # never reveal another tenant's program
                 raise DuplicateCall(f"program id {program_id!r} is taken")
             return existing
+        if (ended := self._draining.get(program_id)) is not None:
+            if ended.tenant != tenant:
+                raise DuplicateCall(f"program id {program_id!r} is taken")
+            raise ProgramIdInUse(
+                f"program id {program_id!r} is still in use: {ended.live} call(s) of its "
+                f"ended run still running; register it again once they end, or use another id")
         if max_open and self._limited_of.get(tenant, 0) >= max_open:
             what = "programs open or conversations busy" if conversation else "programs open"
             raise Overloaded(f"tenant {tenant!r} has {max_open} {what}, its limit"
@@ -177,11 +189,15 @@ class ProgramTable:
                 self._finish(call, CallState.CANCELLED)
         program.closed = True
         del self._programs[program_id]
+
         self._admission.end(program_id)
         bump_count(self._open_of, tenant, -1)
         if not program.conversation or program.live:  # (its running calls end unseen)
             bump_count(self._limited_of, tenant, -1)
-        program.live = 0
+        # its calls still running: their reports are still to come, under this id
+        program.live = sum(1 for c in program.calls.values() if not c.state.finished)
+        if program.live:
+            self._draining[program_id] = program  # until they end (PlannerCore._release)
         calls = program.calls.values()
         if calls and all(c.state is CallState.DONE for c in calls):  # ran to the end: its size
             self.program_sizes.observe(program.program_class, program.attained_work)
