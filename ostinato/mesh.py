@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -26,6 +27,10 @@ from ostinato.config import MeshConfig, as_dict, check_sglang_mesh, check_sim_me
 
 class MeshStartError(RuntimeError):
     pass
+
+
+class MeshStartAborted(MeshStartError):
+    """start()'s `abort` was set (a Ctrl-C during start-up): what had started is stopped."""
 
 
 @dataclass
@@ -104,6 +109,7 @@ class Mesh:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._children: list[_Child] = []
         self._redis: EmbeddedRedis | None = None
+        self._abort = threading.Event()  # start()'s: never set unless the caller's is
         self.endpoints = MeshEndpoints(log_dir=str(self.workdir / "logs"))
 
     def _spawn(self, name: str, args: list[str], config_file: Path) -> _Child:
@@ -132,15 +138,22 @@ class Mesh:
     def _wait(self, child: _Child, timeout_s: float) -> dict[str, object]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if self._abort.is_set():
+                raise MeshStartAborted(f"start-up interrupted while {child.name} was starting")
             if child.port_file.exists():
                 return dict(json.loads(child.port_file.read_text()))
             if child.proc.poll() is not None:
                 tail = child.log_path.read_text(errors="replace")[-3000:] if child.log_path.exists() else ""
                 raise MeshStartError(f"{child.name} exited with {child.proc.returncode}:\n{tail}")
-            time.sleep(0.05)
+            self._abort.wait(0.05)
         raise MeshStartError(f"{child.name} did not become ready within {timeout_s:.0f}s")
 
-    def start(self, timeout_s: float = 60.0) -> MeshEndpoints:
+    def start(self, timeout_s: float = 60.0, *,
+              abort: threading.Event | None = None) -> MeshEndpoints:
+        """Starts every service, waiting for each to be ready; once `abort` is set (a signal
+        handler's, say) it stops what has started and raises MeshStartAborted."""
+        if abort is not None:
+            self._abort = abort
         try:
             return self._start(timeout_s)
         except BaseException:

@@ -101,7 +101,7 @@ def up_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ostinato.mesh import Mesh
+    from ostinato.mesh import Mesh, MeshStartAborted
 
     cfg = load_up_config(args)
     try:
@@ -109,13 +109,19 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise name_variables(exc, overrides=up_overrides(args)) from None
     stop = threading.Event()
-    # A graceful stop on Ctrl-C, SIGTERM or a closed terminal; the children also get SIGTERM
-    # from the kernel if this process dies any other way (ostinato/child_process.py).
+    # A graceful stop on Ctrl-C, SIGTERM or a closed terminal, during start-up too; the
+    # children also get SIGTERM from the kernel if this process dies any other way
+    # (ostinato/child_process.py).
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     mesh = Mesh(cfg, inherit_output=args.verbose)
     try:
-        ep = mesh.start()
+        ep = mesh.start(abort=stop)
+    except MeshStartAborted:  # stopped as asked: what had started is stopped already
+        print("stopping mesh ... (during start-up)", flush=True)
+        mesh.close()
+        print("stopped")
+        return 0
     except (RuntimeError, OSError) as exc:  # MeshStartError (a child's), the embedded Redis's
         print(f"ostinato up: the mesh did not start: {exc}", file=sys.stderr)
         _kept_logs(mesh.close(keep_logs=True))

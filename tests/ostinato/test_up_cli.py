@@ -16,7 +16,7 @@ from ostinato import cli, up_cli
 from ostinato.cli import _parse
 from ostinato.cli_overrides import merge
 from ostinato.config import ConfigError, load_mesh_config
-from ostinato.mesh import MeshEndpoints
+from ostinato.mesh import MeshEndpoints, MeshStartAborted
 
 
 @pytest.fixture(autouse=True)
@@ -236,13 +236,18 @@ class _FakeMesh:
     statuses: dict[str, list[int | None]] = {}
     start_error: BaseException | None = None
     made: list[_FakeMesh] = []
+    during_start: list[Any] = []  # called in start(), before it looks at `abort`
 
     def __init__(self, config: object, **kwargs: object) -> None:
         self.procs = {name: _Proc(s) for name, s in self.statuses.items()}
         self.kept_logs: bool | None = None
         self.made.append(self)
 
-    def start(self) -> MeshEndpoints:
+    def start(self, *, abort: Any = None) -> MeshEndpoints:
+        for step in self.during_start:
+            step()
+        if abort is not None and abort.is_set():
+            raise MeshStartAborted("start-up interrupted")
         if self.start_error is not None:
             raise self.start_error
         return MeshEndpoints(
@@ -265,9 +270,30 @@ def fake_mesh(monkeypatch: pytest.MonkeyPatch) -> type[_FakeMesh]:
 
     monkeypatch.setattr(ostinato.mesh, "Mesh", _FakeMesh)
     monkeypatch.setattr(up_cli, "_redis_answers", lambda *_: True)
-    monkeypatch.setattr(up_cli.signal, "signal", lambda *_: None)  # the test process's own stay
+    # the test process's own handlers stay; `run`'s are kept here
+    monkeypatch.setattr(up_cli.signal, "signal", lambda sig, handler: HANDLERS.update(
+        {sig: handler}))
     monkeypatch.setattr(_FakeMesh, "made", [])
+    monkeypatch.setattr(_FakeMesh, "during_start", [])
     return _FakeMesh
+
+
+HANDLERS: dict[int, Any] = {}
+
+
+@pytest.mark.parametrize("sig", [up_cli.signal.SIGINT, up_cli.signal.SIGTERM])
+def test_a_signal_during_start_up_stops_the_start(
+        fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], sig: int) -> None:
+    """A Ctrl-C while the mesh starts stops it then (Mesh.start's abort), not once every
+    service is up (review F1)."""
+    monkeypatch.setattr(fake_mesh, "statuses", {})
+    monkeypatch.setattr(fake_mesh, "during_start", [lambda: HANDLERS[sig](sig, None)])
+    rc = cli.main(["up", "--gateway-port", "0", "--http-port", "0"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and err == "", err
+    assert "Press Ctrl-C" not in out and out.endswith("stopped\n")
+    assert fake_mesh.made[0].kept_logs is False
 
 
 def test_a_worker_that_exits_is_reported_and_reaped_and_the_mesh_goes_on(
