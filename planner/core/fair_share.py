@@ -20,11 +20,16 @@ class FairShare:
         # path through a reference bound once)
         self.vtime: dict[str, float] = {}
 
-    def set_weights(self, weights: Mapping[str, float]) -> None:
-        """Replaces the tenants' fair-share weights (a tenant not named: 1)."""
+    def set_weights(self, weights: Mapping[str, float]) -> bool:
+        """Replaces the tenants' fair-share weights (a tenant not named: 1); whether any
+        tenant's weight changed."""
         if any(w <= 0 for w in weights.values()):
             raise ValueError("tenant weights must be positive")
-        self._weights = dict(weights)
+        new = dict(weights)
+        changed = any(new.get(t, 1.0) != self._weights.get(t, 1.0) for t in new.keys()
+                      | self._weights.keys())
+        self._weights = new
+        return changed
 
     def weight(self, tenant: str) -> float:
         w = self._weights.get(tenant, 1.0)

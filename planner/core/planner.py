@@ -139,8 +139,10 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         self._unstarted = UnstartedGrants(unstarted_grant_s)
 
     def set_tenant_weights(self, weights: Mapping[str, float]) -> None:
-        """Fair-share weights from the tenants' records (reloaded while running)."""
-        self._queue.fair_share.set_weights(weights)
+        """Fair-share weights from the tenants' records (reloaded while running, every 2 s:
+        the tenants' shares of the workers are worked out again only when one changed)."""
+        if self._queue.fair_share.set_weights(weights):
+            self._shares.invalidate()
 
     # ---- calls ---------------------------------------------------------------------
 

@@ -171,6 +171,11 @@ class TenantShares:
         total = sum(weights.values())
         self._fraction = {t: w / total for t, w in weights.items()}
 
+    def invalidate(self) -> None:
+        """The tenants' weights changed: the next dispatch works the fractions out again
+        (`unchanged` and `refresh` keep them while the same tenants stay active)."""
+        self._fraction = {}
+
     @property
     def isolating(self) -> bool:
         """Whether several tenants are active (else every rule here is a no-op)."""
