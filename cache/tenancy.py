@@ -28,11 +28,20 @@ def chatml_system_prefix(system_prompt: str) -> str:
     return f"<|im_start|>system\n{system_prompt}<|im_end|>\n"
 
 
+# A fair-share weight's range: tenants' weights at most 1e12 apart, so that neither a
+# tenant's fraction of a budget (w / sum of weights) underflows to 0 nor its virtual time
+# (service / w) overflows (the planner's planner/core/fair_share.py and tenants.py).
+MIN_WEIGHT = 1e-6
+MAX_WEIGHT = 1e6
+
+
 def check_weight(weight: float) -> float:
-    """A fair-share weight: a finite number above 0 (a tenant's record, `ostinato tenants
-    --weight`, and the planner's configured planner.tenant_weights)."""
-    if not (math.isfinite(weight) and weight > 0):  # (nan > 0 is False too)
-        raise ValueError(f"a tenant's weight must be a positive number, got {weight}")
+    """A fair-share weight: a positive number from MIN_WEIGHT to MAX_WEIGHT (a tenant's
+    record, `ostinato tenants --weight`, the planner's configured planner.tenant_weights
+    and its core's weights)."""
+    if not (math.isfinite(weight) and MIN_WEIGHT <= weight <= MAX_WEIGHT):  # (nan too)
+        raise ValueError(f"a tenant's weight must be a positive number from {MIN_WEIGHT:g} "
+                         f"to {MAX_WEIGHT:g}, got {weight}")
     return weight
 
 

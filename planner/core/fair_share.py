@@ -10,32 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from cache.tenancy import check_weight
+
 
 class FairShare:
     """The tenants' fair-share weights (a tenant not named: 1) and virtual times."""
 
     def __init__(self, weights: Mapping[str, float] | None = None) -> None:
-        self._weights = dict(weights or {})
+        self._weights = _checked(weights or {})
         # tenant -> virtual time; mutated, never replaced (the queue reads it on the decision
         # path through a reference bound once)
         self.vtime: dict[str, float] = {}
 
     def set_weights(self, weights: Mapping[str, float]) -> bool:
         """Replaces the tenants' fair-share weights (a tenant not named: 1); whether any
-        tenant's weight changed."""
-        if any(w <= 0 for w in weights.values()):
-            raise ValueError("tenant weights must be positive")
-        new = dict(weights)
+        tenant's weight changed. ValueError, nothing changed, for a weight out of
+        cache/tenancy.check_weight's range (nan, inf, 0 and below included)."""
+        new = _checked(weights)
         changed = any(new.get(t, 1.0) != self._weights.get(t, 1.0) for t in new.keys()
                       | self._weights.keys())
         self._weights = new
         return changed
 
     def weight(self, tenant: str) -> float:
-        w = self._weights.get(tenant, 1.0)
-        if w <= 0:
-            raise ValueError(f"tenant weight must be positive: {tenant}")
-        return w
+        return self._weights.get(tenant, 1.0)  # each one checked as it came
 
     def activate(self, tenant: str, active: Iterable[str]) -> None:
         """The tenant becomes active (the queue had no calls of it counted): it starts at the
@@ -49,3 +47,14 @@ class FairShare:
     def account(self, tenant: str, service_s: float) -> None:
         """Charges completed service to a tenant's virtual time."""
         self.vtime[tenant] = self.vtime.get(tenant, 0.0) + service_s / self.weight(tenant)
+
+
+def _checked(weights: Mapping[str, float]) -> dict[str, float]:
+    """The weights, each in cache/tenancy.check_weight's range (else ValueError): none
+    makes a share fraction 0 or a virtual time inf or nan."""
+    for tenant, weight in weights.items():
+        try:
+            check_weight(weight)
+        except ValueError as exc:
+            raise ValueError(f"tenant {tenant!r}: {exc}") from None
+    return dict(weights)

@@ -256,12 +256,14 @@ class TenantShares:
             return False
         cap = worker.max_inflight
         on = worker.tenants
+        if not cap * mine > 0:  # (weights are checked: a fraction is never 0)
+            return False
         level = on.get(tenant, 0) / (cap * mine)
         if level >= 1.0:
             return False
         further_up = False  # another tenant's level is above this one's
         for u, f in fraction.items():  # `tenant` itself: x == level, which changes nothing
-            x = on.get(u, 0) / (cap * f)
+            x = on.get(u, 0) / (cap * f) if cap * f > 0 else math.inf
             if x < level:
                 return False
             further_up = further_up or level < x
