@@ -123,8 +123,10 @@ def run(args: argparse.Namespace) -> int:
         print("stopped")
         return 0
     except (RuntimeError, OSError) as exc:  # MeshStartError (a child's), the embedded Redis's
-        print(f"ostinato up: the mesh did not start: {exc}", file=sys.stderr)
-        _kept_logs(mesh.close(keep_logs=True))
+        kept = mesh.close(keep_logs=True)  # the mesh's folder, its logs too, is removed
+        print("ostinato up: the mesh did not start: "
+              + in_kept_logs(str(exc), mesh.endpoints.log_dir, kept), file=sys.stderr)
+        _kept_logs(kept)
         return 1
     print("Ostinato mesh is up (engines are " + (
         "real SGLang servers launched by the workers)" if cfg.worker.engine == "sglang"
@@ -284,6 +286,12 @@ def _redis_answers(cfg: MeshConfig, url: str) -> bool:
             return bool(client.ping())
     except (redis.RedisError, OSError):
         return False
+
+
+def in_kept_logs(message: str, log_dir: str, kept: Path | None) -> str:
+    """`message` with the paths of logs in the removed `log_dir` made those of their kept
+    copies (a child's "see .../logs/engine-0.log")."""
+    return message.replace(log_dir.rstrip("/") + "/", f"{kept}/") if kept and log_dir else message
 
 
 def _kept_logs(path: Path | None) -> None:

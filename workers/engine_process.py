@@ -1,12 +1,13 @@
 """A worker's own SGLang server: launched with the flags the mesh needs, supervised, stopped.
 
 `sglang_command` is pure: the launch command (``python -m sglang.launch_server`` for GPU
-installs, ``.cache/sglang-cpu/launch`` for real SGLang on CPU, or ``ostinato sim-engine``,
-which takes the same flags) with the model, address, priority scheduling (the planner's
-priorities reach the engine) and KV events (the worker's index follows them) set from the
-worker's config, then the operator's extra arguments. `EngineProcess` is the asyncio shell:
-it starts the server, waits for ``/health_generate`` (a real forward pass), restarts it with
-exponential backoff when it exits, and terminates it (then kills it) on shutdown.
+installs, the checkout's ``.cache/sglang-cpu/launch`` for real SGLang on CPU, or
+``ostinato sim-engine``, which takes the same flags) with the model, address, priority
+scheduling (the planner's priorities reach the engine) and KV events (the worker's index
+follows them) set from the worker's config, then the operator's extra arguments.
+`EngineProcess` is the asyncio shell: it starts the server, waits for ``/health_generate`` (a
+real forward pass), restarts it with exponential backoff when it exits, and terminates it
+(then kills it) on shutdown; a start that fails is an EngineStartError naming the log.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ import structlog
 from ostinato.child_process import die_with_parent
 
 log = structlog.get_logger(__name__)
+
+# `make sglang-cpu`'s launcher, beside the package (not in the working directory)
+SGLANG_CPU_LAUNCH = Path(__file__).resolve().parents[1] / ".cache" / "sglang-cpu" / "launch"
+
+
+class EngineStartError(RuntimeError):
+    """The launched engine exited before it was healthy, or was not healthy in time."""
 
 
 @dataclass(frozen=True)
@@ -130,14 +138,29 @@ class EngineProcess:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             while True:
                 if self._proc is None or self._proc.returncode is not None:
-                    raise RuntimeError(f"engine exited during start-up (see {self._log_path})")
+                    code = None if self._proc is None else self._proc.returncode
+                    raise EngineStartError(f"the engine exited during start-up (status {code})"
+                                           + self._log_note())
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                     async with http.get(self.url + "/health_generate") as resp:
                         if resp.status == 200:
                             return
                 if asyncio.get_running_loop().time() > deadline:
-                    raise TimeoutError(f"engine not healthy within {self._start_timeout_s} s")
+                    raise EngineStartError(f"the engine was not healthy within "
+                                           f"{self._start_timeout_s:g} s "
+                                           "(worker.engine_start_timeout_s)" + self._log_note())
                 await asyncio.sleep(0.5)
+
+    def _log_note(self) -> str:
+        """The engine log's last line and where the log is, for a start-up error."""
+        if not self._log_path:
+            return ""
+        try:
+            lines = Path(self._log_path).read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+        return (f": {last[-300:]}" if last else "") + f" (its log: {self._log_path})"
 
     async def start(self) -> str:
         await self._spawn()
@@ -165,7 +188,7 @@ class EngineProcess:
             try:
                 await self._healthy()
                 log.info("engine restarted", url=self.url, restarts=self.restarts)
-            except (RuntimeError, TimeoutError) as exc:
+            except EngineStartError as exc:
                 log.error("engine restart failed", error=str(exc))
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self._proc.pid, signal.SIGKILL)
@@ -188,7 +211,7 @@ class EngineProcess:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def default_launch() -> str:
-    """Real SGLang on CPU when `make sglang-cpu` built it here, else SGLang's own module."""
-    cpu = Path(".cache/sglang-cpu/launch")
-    return str(cpu.resolve()) if cpu.is_file() else "python -m sglang.launch_server"
+def default_launch(cpu: Path = SGLANG_CPU_LAUNCH) -> str:
+    """Real SGLang on CPU when `make sglang-cpu` built it in this checkout (whatever the
+    working directory), else SGLang's own module."""
+    return shlex.quote(str(cpu)) if cpu.is_file() else "python -m sglang.launch_server"

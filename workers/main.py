@@ -23,6 +23,7 @@ from tracing.metrics_http import serve_metrics
 from workers.engine_process import (
     EngineLaunch,
     EngineProcess,
+    EngineStartError,
     default_launch,
     free_port,
     kv_event_endpoints,
@@ -181,7 +182,10 @@ async def serve(config: WorkerConfig, redis_cfg: RedisConfig | None = None,
     process: EngineProcess | None = None
     supervising: asyncio.Task[None] | None = None
     if config.engine == "sglang":
-        config, process = await _launched(config, engine_log, telemetry or TelemetryConfig())
+        try:
+            config, process = await _launched(config, engine_log, telemetry or TelemetryConfig())
+        except EngineStartError as exc:  # an expected failure: the reason, not a traceback
+            raise SystemExit(f"ostinato worker: {exc}") from None
         supervising = asyncio.create_task(process.supervise())
     try:
         await _serve(config, redis_cfg, port_file, reasoning_parser)

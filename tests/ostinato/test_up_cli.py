@@ -241,6 +241,7 @@ class _FakeMesh:
     def __init__(self, config: object, **kwargs: object) -> None:
         self.procs = {name: _Proc(s) for name, s in self.statuses.items()}
         self.kept_logs: bool | None = None
+        self.endpoints = MeshEndpoints(log_dir="/tmp/ostinato-mesh-x/logs")
         self.made.append(self)
 
     def start(self, *, abort: Any = None) -> MeshEndpoints:
@@ -331,6 +332,27 @@ def test_a_mesh_that_cannot_start_is_one_line_not_a_traceback(
     assert err.splitlines()[0] == ("ostinato up: the mesh did not start: [Errno 13] Permission "
                                    "denied: '/usr/local/bin/redis-server'")
     assert "Traceback" not in err
+
+
+def test_a_failed_start_points_at_the_kept_logs_not_the_removed_ones(
+        fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A launched engine that exits names its log; the mesh's folder is gone by the time the
+    operator reads it, its copy is not (review F3)."""
+    monkeypatch.setattr(fake_mesh, "statuses", {})
+    monkeypatch.setattr(fake_mesh, "start_error", RuntimeError(
+        "worker-0 exited with 1:\nostinato worker: the engine exited during start-up (status 1)"
+        ": No module named sglang (its log: /tmp/ostinato-mesh-x/logs/engine-0.log)"))
+    rc = cli.main(["up", "--gateway-port", "0", "--http-port", "0"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "(its log: /tmp/kept/engine-0.log)" in err and "ostinato-mesh-x" not in err
+
+
+def test_in_kept_logs() -> None:
+    assert up_cli.in_kept_logs("see /m/logs/a.log, /m/logs/b.log; /m/logsx", "/m/logs",
+                               Path("/k")) == "see /k/a.log, /k/b.log; /m/logsx"
+    assert up_cli.in_kept_logs("see /m/logs/a.log", "/m/logs", None) == "see /m/logs/a.log"
 
 
 def test_child_names() -> None:

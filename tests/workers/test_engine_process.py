@@ -7,13 +7,26 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import signal
 import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
 
-from workers.engine_process import EngineLaunch, EngineProcess, free_port, restart_delays, sglang_command
+from workers.engine_process import (
+    SGLANG_CPU_LAUNCH,
+    EngineLaunch,
+    EngineProcess,
+    EngineStartError,
+    default_launch,
+    free_port,
+    restart_delays,
+    sglang_command,
+)
+
+ROOT = Path(__file__).parents[2]
 
 BASE = EngineLaunch(launch="python -m sglang.launch_server", model="/m", host="127.0.0.1", port=30001)
 
@@ -88,3 +101,40 @@ async def test_supervised_engine_is_restarted_after_a_crash_and_stopped(tmp_path
     with pytest.raises(aiohttp.ClientError):
         await _generate(url)
     assert "sim engine serving" in (tmp_path / "engine.log").read_text()
+
+
+def test_the_cpu_launcher_is_found_beside_the_package_from_any_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make sglang-cpu` builds it in the checkout; `ostinato up --engine sglang` run from
+    elsewhere launched `python -m sglang.launch_server` instead (review F3)."""
+    assert SGLANG_CPU_LAUNCH == ROOT / ".cache" / "sglang-cpu" / "launch"
+    monkeypatch.chdir(tmp_path)
+    launcher = tmp_path / "a dir" / "launch"
+    launcher.parent.mkdir()
+    launcher.write_text("#!/bin/sh\n")
+    assert shlex.split(default_launch(launcher)) == [str(launcher)]
+    assert default_launch(tmp_path / "none") == "python -m sglang.launch_server"
+
+
+def _engine(tmp_path: Path, code: str, timeout_s: float = 30) -> EngineProcess:
+    spec = EngineLaunch(launch=shlex.join([sys.executable, "-c", code]), model="/m",
+                        host="127.0.0.1", port=free_port())
+    return EngineProcess(spec, start_timeout_s=timeout_s, log_path=str(tmp_path / "engine.log"))
+
+
+async def test_an_engine_that_exits_at_start_says_why_and_where_its_log_is(tmp_path: Path) -> None:
+    process = _engine(tmp_path, "import sys; print('loading', flush=True); "
+                                "sys.exit('/usr/bin/python: No module named sglang')")
+    with pytest.raises(EngineStartError) as error:
+        await process.start()
+    assert str(error.value) == (
+        "the engine exited during start-up (status 1): /usr/bin/python: No module named sglang "
+        f"(its log: {tmp_path / 'engine.log'})")
+
+
+async def test_an_engine_not_healthy_in_time_is_stopped_and_named(tmp_path: Path) -> None:
+    process = _engine(tmp_path, "import time; time.sleep(30)", timeout_s=0.2)
+    with pytest.raises(EngineStartError, match=r"^the engine was not healthy within 0\.2 s "
+                                               r"\(worker\.engine_start_timeout_s\) \(its log: "):
+        await process.start()
+    assert process._proc is not None and process._proc.returncode is not None

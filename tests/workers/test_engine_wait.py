@@ -4,11 +4,16 @@ and the setting (the worker used to wait 60 s in silence, then die with a traceb
 
 from __future__ import annotations
 
+import shlex
+import sys
+from pathlib import Path
+
 import pytest
 import structlog
 
 from cache.redis_server import free_port
-from workers.main import _wait_for_engine, reasoning_parser_mismatch
+from ostinato.service_config import WorkerConfig
+from workers.main import _wait_for_engine, reasoning_parser_mismatch, serve
 from workers.sglang_client import SGLangClient
 
 
@@ -59,3 +64,15 @@ async def test_the_sim_engine_says_its_reasoning_parser(sim_engine_url: str) -> 
         await client.close()
     assert "reasoning_parser" in info and info["reasoning_parser"] is None
     assert reasoning_parser_mismatch(info, "qwen3") is not None
+
+
+async def test_a_launched_engine_that_exits_at_start_is_a_reason_not_a_traceback(
+        tmp_path: Path) -> None:
+    """(review F3) The worker exits 1 with one line, as for an attached engine."""
+    config = WorkerConfig(engine="sglang", engine_model="/m", engine_launch=shlex.join(
+        [sys.executable, "-c", "import sys; sys.exit('No module named sglang')"]))
+    with pytest.raises(SystemExit) as exit_:
+        await serve(config, engine_log=str(tmp_path / "engine-0.log"))
+    assert str(exit_.value.code) == (
+        "ostinato worker: the engine exited during start-up (status 1): No module named sglang "
+        f"(its log: {tmp_path / 'engine-0.log'})")
