@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -255,7 +256,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         # or a report of an attempt that a retry replaced.
         try:
             self._core.complete(
-                report.program_id, report.call_id, state=state, service_s=report.service_s,
+                report.program_id, report.call_id, state=state,
+                service_s=report.service_s if math.isfinite(report.service_s) else 0.0,
                 prompt_tokens=report.usage.prompt_tokens,
                 completion_tokens=report.usage.completion_tokens,
                 cached_tokens=report.usage.cached_tokens,

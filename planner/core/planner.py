@@ -50,6 +50,10 @@ from planner.core.tenants import ISOLATION_FRACTION, TenantShares
 
 __all__ = ["PlannerCore", "grant_of"]
 
+# How much more service than the planner's time since its grant a worker may report for a
+# call (clock granularity; a restored grant's time, mapped through the wall clock)
+SERVICE_SLACK_S = 1.0
+
 
 class PlannerCore(ProgramTable, WorkerDispatch):
     def __init__(
@@ -303,14 +307,18 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         attempt: int = 0,
     ) -> CallRecord:
         """Records the end of a running call. Repeated reports of one call are ignored, and
-        so are reports of an `attempt` that a retry replaced (0: whichever runs)."""
+        so are reports of an `attempt` that a retry replaced (0: whichever runs).
+        `service_s` is held to [0, the time since its grant + SERVICE_SLACK_S] (nan: 0): a
+        worker's implausible report must not take a tenant's fair share for good."""
         if not state.finished:
             raise ValueError(f"complete() needs a finished state, got {state}")
         call = self._live(program_id, call_id, attempt)
         if call is None:
             raise NoSuchCall(f"no live call {call_id!r} in program {program_id!r}"
                              + (f" at attempt {attempt}" if attempt else ""))
-        call.service_s = max(0.0, service_s)
+        started = call.arrival if call.dispatched_at is None else call.dispatched_at
+        call.service_s = min(max(0.0, service_s),  # (max(0.0, nan) is 0.0)
+                             max(0.0, self._clock.now() - started) + SERVICE_SLACK_S)
         call.prompt_tokens_used = prompt_tokens
         call.completion_tokens = completion_tokens
         call.cached_tokens = cached_tokens

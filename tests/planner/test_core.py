@@ -121,10 +121,11 @@ def test_cancel_queued_and_running_calls_frees_budget() -> None:
 
 
 def test_repeated_completion_is_rejected_not_double_counted() -> None:
-    core, _ = make_core()
+    core, clock = make_core()
     core.register_program("p", "t")
     core.submit("p", "t", "a")
     core.dispatch()
+    clock.advance(2.0)
     core.complete("p", "a", service_s=2.0)
     with pytest.raises(NoSuchCall):
         core.complete("p", "a", service_s=2.0)

@@ -112,11 +112,12 @@ def test_long_program_is_not_starved_by_a_stream_of_short_programs(ratio: float)
     ],
 )
 def test_atlas_critical_path_table(policy: str, parents_service, expected: float) -> None:  # type: ignore[no-untyped-def]
-    core, _ = core_with(f"{policy}+round_robin", workers=1, budget=8)
+    core, clock = core_with(f"{policy}+round_robin", workers=1, budget=8)
     core.register_program("p", "t")
     for name, _, _ in parents_service:
         core.submit("p", "t", name)
     core.dispatch()
+    clock.advance(5.0)  # long enough for each parent's service
     for name, path, service in parents_service:
         core.program("p", "t").calls[name].critical_path_s = path
         core.complete("p", name, service_s=service)
@@ -128,11 +129,12 @@ def test_atlas_critical_path_table(policy: str, parents_service, expected: float
 
 def test_atlas_does_not_charge_branches_for_each_other_but_plas_does() -> None:
     for policy, expected_branch_score in (("plas", 6.0), ("atlas", 0.0)):
-        core, _ = core_with(f"{policy}+round_robin", workers=1, budget=8)
+        core, clock = core_with(f"{policy}+round_robin", workers=1, budget=8)
         core.register_program("p", "t")
         for b in ("x", "y", "z"):
             core.submit("p", "t", b)
         core.dispatch()
+        clock.advance(2.0)
         for b in ("x", "y", "z"):
             core.complete("p", b, service_s=2.0)
         late = core.submit("p", "t", "w", thread_id="w")  # a fourth branch, no parents

@@ -16,7 +16,8 @@ from planner.core.starvation import StarvationBound
 STEP_S = 0.5  # one call finishes and one fresh call arrives every step
 
 
-def _worst_call(policy: str, size: float | None, core: PlannerCore) -> CallRecord:
+def _worst_call(policy: str, size: float | None, core: PlannerCore,
+                clock: ManualClock) -> CallRecord:
     """A call of a program of `size` (the policy's own measure; slack: its deadline, None
     for none), queued now."""
     core.register_program("big", "t", deadline_s=size if policy == "slack" else None)
@@ -26,7 +27,8 @@ def _worst_call(policy: str, size: float | None, core: PlannerCore) -> CallRecor
         assert [g.call_id for g in core.dispatch()] == ["history"]
         if policy == "srpt":  # attained work: tokens
             core.complete("big", "history", completion_tokens=int(size))
-        else:  # seconds of service
+        else:  # seconds of service (it ran that long)
+            clock.advance(size)
             core.complete("big", "history", service_s=size)
         parents = ["history"] if policy == "atlas" else []
         return core.submit("big", "t", "W", parents=parents)
@@ -47,7 +49,7 @@ def _dispatch_time_of_worst(policy: str, size: float | None) -> tuple[float, flo
     clock = ManualClock()
     core = PlannerCore(clock, *parse_policy(f"{policy}+round_robin"))
     core.upsert_worker("w0", "a0", 1)
-    w = _worst_call(policy, size, core)
+    w = _worst_call(policy, size, core, clock)
     bound = core._queue.bound_s(w.score)
     t0 = clock.now()
     _fresh_call(core, 0)

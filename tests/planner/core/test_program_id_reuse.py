@@ -33,7 +33,7 @@ def _lost(core: PlannerCore, clock: ManualClock) -> None:
 
 
 ENDINGS: dict[str, Callable[[PlannerCore, ManualClock], object]] = {
-    "done": lambda core, _: core.complete("job", "c1", service_s=1.0),
+    "done": lambda core, clock: (clock.advance(1.0), core.complete("job", "c1", service_s=1.0)),
     "failed": lambda core, _: core.complete("job", "c1", state=CallState.FAILED),
     "cancelled": lambda core, _: core.cancel("job", "c1"),
     "lost": _lost,
@@ -59,6 +59,7 @@ def test_an_id_is_registered_again_once_its_ended_runs_calls_end(ending: str) ->
     new = core.submit("job", "t", "c1")
     assert new is not old and new.state is CallState.QUEUED
     assert [g.call_id for g in core.dispatch()] == ["c1"]
+    clock.advance(2.0)
     core.complete("job", "c1", service_s=2.0)
     assert new.state is CallState.DONE
     assert core._programs["job"].attained_service_s == 2.0  # nothing of the old run's
