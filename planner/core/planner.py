@@ -7,8 +7,9 @@ number of queued calls: a call is parked on its home when it is queued, so a wor
 slot reads only its own lane and the global one (planner/core/parking.py), and workers with
 a free slot are indexed as slots free and fill, never scanned (`ostinato bench planner`
 measures it, bench/planner_bench.py). Here: the core's state and the calls' lifecycle
-(submit, complete, progress, cancel). The programs' (register, restore, end, expire) and
-the read-only views are in planner/core/programs.py; the workers and `dispatch` in
+(submit, then their end). The reports on running calls (complete, progress, cancel) are
+in planner/core/reports.py; the programs' (register, restore, end, expire) and the
+read-only views in planner/core/programs.py; the workers and `dispatch` in
 planner/core/dispatch.py.
 """
 
@@ -29,7 +30,6 @@ from planner.core.model import (
     CallState,
     DeadlineExceeded,
     Event,
-    NoSuchCall,
     Overloaded,
     PlannerError,
     Program,
@@ -37,25 +37,21 @@ from planner.core.model import (
     UnknownParent,
     WorkerState,
     call_key,
-    work_of,
 )
 from planner.core.parking import ParkedCalls
 from planner.core.policies import LEVEL_STEP, PriorityPolicy
 from planner.core.programs import ProgramTable
 from planner.core.queue import MultiLevelQueue
 from planner.core.reconcile import UnstartedGrants
+from planner.core.reports import CallReports
 from planner.core.routing import RoutingPolicy
 from planner.core.starvation import StarvationBound
 from planner.core.tenants import ISOLATION_FRACTION, TenantShares
 
 __all__ = ["PlannerCore", "grant_of"]
 
-# How much more service than the planner's time since its grant a worker may report for a
-# call (clock granularity; a restored grant's time, mapped through the wall clock)
-SERVICE_SLACK_S = 1.0
 
-
-class PlannerCore(ProgramTable, WorkerDispatch):
+class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
     def __init__(
         self,
         clock: Clock,
@@ -292,81 +288,6 @@ class PlannerCore(ProgramTable, WorkerDispatch):
         call.score = self._score(call, program, now)
         if self._admission.admit(call):
             self._file(call, since=now)
-
-    def complete(
-        self,
-        program_id: str,
-        call_id: str,
-        *,
-        state: CallState = CallState.DONE,
-        service_s: float = 0.0,
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-        cached_tokens: int = 0,
-        reasoning_tokens: int = 0,
-        attempt: int = 0,
-    ) -> CallRecord:
-        """Records the end of a running call. Repeated reports of one call are ignored, and
-        so are reports of an `attempt` that a retry replaced (0: whichever runs).
-        `service_s` is held to [0, the time since its grant + SERVICE_SLACK_S] (nan: 0): a
-        worker's implausible report must not take a tenant's fair share for good."""
-        if not state.finished:
-            raise ValueError(f"complete() needs a finished state, got {state}")
-        call = self._live(program_id, call_id, attempt)
-        if call is None:
-            raise NoSuchCall(f"no live call {call_id!r} in program {program_id!r}"
-                             + (f" at attempt {attempt}" if attempt else ""))
-        started = call.arrival if call.dispatched_at is None else call.dispatched_at
-        call.service_s = min(max(0.0, service_s),  # (max(0.0, nan) is 0.0)
-                             max(0.0, self._clock.now() - started) + SERVICE_SLACK_S)
-        call.prompt_tokens_used = prompt_tokens
-        call.completion_tokens = completion_tokens
-        call.cached_tokens = cached_tokens
-        call.reasoning_tokens = min(reasoning_tokens, completion_tokens)
-        program = self._programs.get(program_id)
-        if program is not None:
-            program.attained_service_s += call.service_s
-            program.attained_work += work_of(completion_tokens, max(0, prompt_tokens
-                                                                    - cached_tokens))
-            if state is CallState.DONE:
-                self.estimator.observe(program.program_class, completion_tokens)
-            self._admission.generated(program_id, completion_tokens)
-        self._queue.fair_share.account(call.tenant, call.service_s)
-        self._finish(call, state)
-        return call
-
-    def progress(self, program_id: str, call_id: str, generated_tokens: int) -> CallRecord:
-        """A worker's mid-stream report: refines the running call's output estimate.
-
-        Late or repeated reports (a count below what is known) change nothing.
-        """
-        call = self._calls.get(call_key(program_id, call_id))
-        if call is None or call.state is not CallState.RUNNING:
-            raise NoSuchCall(f"no running call {call_id!r} in program {program_id!r}")
-        if generated_tokens > call.generated_tokens:
-            program = self._programs.get(program_id)
-            key = program.program_class if program is not None else ""
-            call.generated_tokens = generated_tokens
-            call.expected_output = self.estimator.refine(key, generated_tokens,
-                                                         call.max_new_tokens, call.hint)
-        return call
-
-    def cancel(self, program_id: str, call_id: str, attempt: int = 0) -> None:
-        """The caller gave up: a waiting call is dropped; a running one frees its worker.
-        With `attempt`, only while that attempt is the call's current one."""
-        call = self._live(program_id, call_id, attempt)
-        if call is not None:
-            self._finish(call, CallState.CANCELLED)
-
-    def _live(self, program_id: str, call_id: str, attempt: int) -> CallRecord | None:
-        """The unfinished call (an orphan included), if `attempt` (0: any) is its current."""
-        key = call_key(program_id, call_id)
-        call = self._calls.get(key)
-        if call is None and key in self._orphans:  # it ran, but its grant was not persisted
-            call = self._orphans[key][0]
-        if call is None or (attempt and call.attempt != attempt):
-            return None
-        return call
 
     def _release(self, call: CallRecord) -> None:
         """Takes a call out of wherever it waits or runs: the global queue, its parking,

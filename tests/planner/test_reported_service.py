@@ -12,7 +12,7 @@ import pytest
 from ostinato.clock import ManualClock
 from ostinato.v1 import common_pb2, planner_pb2
 from planner.core import PlannerCore
-from planner.core.planner import SERVICE_SLACK_S
+from planner.core.reports import SERVICE_SLACK_S
 from planner.core.selection import parse_policy
 from planner.service import PlannerService
 from tests.planner.loopback import NoStore
