@@ -22,6 +22,7 @@ from planner.core.model import (
     WorkerState,
     call_changed,
     new_grant,
+    past_deadline,
 )
 from planner.core.parking import ParkedCalls
 from planner.core.policies import PriorityPolicy, engine_priority
@@ -64,7 +65,7 @@ class WorkerDispatch:
     _boost: int  # lifts a call above every level (tenant isolation)
     _events: list[Event]
     _unstarted: UnstartedGrants  # lost grants (planner/core/reconcile.py)
-    _finish: Callable[[CallRecord, CallState], None]  # PlannerCore's: ends a call
+    _finish: Callable[..., None]  # PlannerCore's: ends a call (refused: why it never started)
 
     # ---- workers -------------------------------------------------------------------
 
@@ -228,6 +229,9 @@ class WorkerDispatch:
             call = queue.pop_tenant(tenant, now, lanes)
             if call is None:
                 continue  # the tenant's lanes ran dry: others may be let on now
+            if (late := self._programs[call.program_id].deadline_at) is not None \
+                    and now >= late and self._refused_late(call, now):
+                continue
             if call.lane == worker_id:  # parked here, its home
                 grants.append(self._start(call, worker, now))
             elif (target := self._place(call, now, worker)) is not None:
@@ -237,6 +241,17 @@ class WorkerDispatch:
             parked = self._parked
             if parked.expired(now):  # calls this one passed by, parked long enough, are due
                 parked.passed(queue.level_of(call.score), call.queued_at)
+
+    def _refused_late(self, call: CallRecord, now: float) -> bool:
+        """Whether a call popped past its program's deadline is refused (FAILED, its caller
+        told DEADLINE_EXCEEDED): when its program asked for that (reject_when_late), as a
+        call that comes late is at submit, whichever policy ordered the queue."""
+        program = self._programs[call.program_id]
+        if not program.reject_when_late or program.deadline_at is None:
+            return False
+        self._finish(call, CallState.FAILED,
+                     past_deadline(program.program_id, program.deadline_at, now))
+        return True
 
     def _file(self, call: CallRecord, since: float | None = None) -> None:
         """Queues a call: parked on its home worker (the routing policy's `home`) when it

@@ -45,6 +45,12 @@ class DeadlineExceeded(PlannerError):
     """The program asked to be rejected once its deadline can no longer be met."""
 
 
+def past_deadline(program_id: str, deadline_at: float, now: float) -> DeadlineExceeded:
+    """Why a call of a reject_when_late program is refused (at submit, or when popped)."""
+    return DeadlineExceeded(f"program {program_id!r} is past its deadline "
+                            f"(by {now - deadline_at:.2f}s)")
+
+
 class CallState(enum.Enum):
     BLOCKED = "blocked"  # waiting for parent calls to finish
     QUEUED = "queued"  # in the global queue

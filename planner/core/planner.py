@@ -37,6 +37,7 @@ from planner.core.model import (
     UnknownParent,
     WorkerState,
     call_key,
+    past_deadline,
 )
 from planner.core.parking import ParkedCalls
 from planner.core.policies import LEVEL_STEP, PriorityPolicy
@@ -276,8 +277,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         under every policy (`slack` also refuses one whose slack has run out)."""
         if program.reject_when_late and program.deadline_at is not None \
                 and now >= program.deadline_at:
-            raise DeadlineExceeded(f"program {program.program_id!r} is past its deadline "
-                                   f"(by {now - program.deadline_at:.2f}s)")
+            raise past_deadline(program.program_id, program.deadline_at, now)
         program.expected_remaining_work = self.program_sizes.remaining(program.program_class,
                                                                        program.attained_work)
         return self._priority.score(call, program, now)
