@@ -139,8 +139,10 @@ def run(args: argparse.Namespace) -> int:
              if len(ep.planners) > 1 else ""))
     for wid, addr in ep.workers.items():
         print(f"  {wid:<8} gRPC  {addr}")
+    launched = cfg.worker.engine == "sglang"
     for i, url in enumerate(ep.engines):
-        print(f"  engine-{i} HTTP  {url}   (SGLang native API, simulated)")
+        print(f"  engine-{i} HTTP  {url}   (SGLang native API"
+              + (")" if launched else ", simulated)"))
     print(f"  redis          {ep.redis_url}")
     if not _redis_answers(cfg, ep.redis_url):
         print("  WARNING        Redis does not answer at that URL: the mesh serves without it "

@@ -334,6 +334,21 @@ def test_a_mesh_that_cannot_start_is_one_line_not_a_traceback(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(("flags", "label"), [
+    ([], "(SGLang native API, simulated)"),
+    (["--engine", "sglang", "--model", "/m"], "(SGLang native API)"),  # review F4
+])
+def test_the_banner_says_which_engines_are_simulated(
+        fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], flags: list[str], label: str) -> None:
+    monkeypatch.setattr(fake_mesh, "statuses", {
+        "gateway": [0], "planner": [None], "worker-0": [None], "worker-1": [None],
+        "engine-0": [None], "engine-1": [None]})
+    cli.main(["up", "--gateway-port", "0", "--http-port", "0", *flags])
+    engines = [line for line in capsys.readouterr().out.splitlines() if "  engine-" in line]
+    assert [line.split("   ", 1)[1] for line in engines] == [label, label]
+
+
 def test_a_failed_start_points_at_the_kept_logs_not_the_removed_ones(
         fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
