@@ -91,6 +91,7 @@ class WorkerDispatch:
             )
             for c in running:
                 worker.tenants[c.tenant] = worker.tenants.get(c.tenant, 0) + 1
+            self._routing.forget(worker_id)  # a worker of this id before: its engine is new
             self._by_id = None
             self._unstarted.seen(worker_id, now)
             resize = True
@@ -157,6 +158,8 @@ class WorkerDispatch:
         for call in self._parked.release_worker(worker_id):
             _unpark(call, now)
             self._queue.push(call, since=call.queued_at)
+        self._queue.drop_lane(worker_id)  # its calls moved out: nothing waits there
+        self._routing.forget(worker_id)
         self._resize_admission()
 
     def worker(self, worker_id: str) -> WorkerState | None:

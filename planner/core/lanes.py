@@ -38,6 +38,13 @@ class TenantLane:
         # starves, and `pop` takes the first level without looking at the others' heads.
         self.check_at = float("inf")
 
+    def clear(self) -> None:
+        """Drops every entry (none waits here: `size` is 0)."""
+        for level in self.levels:
+            level.clear()
+        self.low = len(self.levels)
+        self.check_at = float("inf")
+
 
 NO_LANE: dict[str, TenantLane] = {}  # a lane with no calls yet (never written)
 

@@ -156,6 +156,8 @@ class MultiLevelQueue:
             home = all_lanes[call.lane][tenant]
             home.size -= 1
             home.check_at = -math.inf  # as `discard`
+            if not home.size:
+                home.clear()
             q = all_global.get(tenant)
             if q is None:
                 q = all_global[tenant] = TenantLane(len(thresholds) + 1, tenant, GLOBAL)
@@ -194,6 +196,15 @@ class MultiLevelQueue:
         # call behind it, past its own bound, would wait unseen. The next pop looks at every
         # level's head once (O(levels)) and makes `check_at` exact again.
         q.check_at = -math.inf
+        if not q.size:  # every entry left is stale: drop them now, not at the tenant's
+            q.clear()  # next pop (that may never come), so the records they hold go
+
+    def drop_lane(self, lane: str) -> None:
+        """A worker's lane, once the worker is gone and its calls moved out (kept while one
+        is still counted there)."""
+        tenants = self._lanes.get(lane)
+        if lane != GLOBAL and tenants is not None and not any(q.size for q in tenants.values()):
+            del self._lanes[lane]
 
     def size_of(self, tenant: str, lane: str | None = None) -> int:
         """The tenant's queued calls, in every lane (None) or in `lane`."""

@@ -26,6 +26,11 @@ class RoutingPolicy(Protocol):
         """The worker this call should wait for when it is full ("": none, go anywhere)."""
         ...
 
+    def forget(self, worker_id: str) -> None:
+        """The worker left, or registered anew (its engine may hold nothing): drop what the
+        policy keeps of it."""
+        ...
+
 
 def held_blocks(call: CallRecord, worker_id: str) -> int | None:
     """Leading prompt blocks the worker's engine holds, per the KV-reference index (None:
@@ -45,6 +50,9 @@ def _least_loaded(candidates: Sequence[WorkerState]) -> WorkerState:
 class _NoHome:
     def home(self, call: CallRecord, program: Program) -> str:
         return ""
+
+    def forget(self, worker_id: str) -> None:
+        pass  # nothing kept per worker
 
 
 class RoundRobin(_NoHome):
@@ -103,6 +111,9 @@ class Affinity:
         self._max_extra = max_extra
         self._threshold = cache_threshold
         self._rel = balance_rel
+
+    def forget(self, worker_id: str) -> None:
+        pass  # nothing kept per worker: homes are read from the programs' records
 
     def home(self, call: CallRecord, program: Program) -> str:
         """The worker that ran the call's latest parent; empty for calls without parents."""
