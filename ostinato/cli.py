@@ -31,8 +31,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_up(sub)
     demo = sub.add_parser("demo", help="start a mesh, run an example agentic program, stop")
-    demo.add_argument("--workers", type=int, default=2,
-                      help="number of workers (one sim engine each; default 2)")
+    demo.add_argument("--workers", type=int,
+                      help="number of workers (one sim engine each; default: the config's "
+                      "workers, 2 unless set)")
     demo.add_argument("--redis-url", help="use this Redis instead of an embedded one")
     demo.add_argument("--config", help="mesh config file (YAML)")
     add_bench(sub)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from ostinato.aio_client import AsyncClient, AsyncProgram
-from ostinato.config import load_mesh_config
+from ostinato.config import MeshConfig, load_mesh_config
 from ostinato.mesh import Mesh, MeshStartError
 from ostinato.sdk_results import CallOutput
 
@@ -117,16 +117,22 @@ async def run(address: str) -> int:
         return 0 if s.calls_completed == len(steps) else 1
 
 
+def demo_config(args: argparse.Namespace) -> MeshConfig:
+    """The demo's mesh: the config file and OSTINATO_* variables, under the flags given; in
+    open mode (it lives on loopback for the length of the demo)."""
+    overrides: dict[str, object] = {"gateway": {"allow_anonymous": True}}
+    if args.workers is not None:
+        overrides["workers"] = args.workers
+    if args.redis_url:
+        overrides["redis"] = {"url": args.redis_url}
+    return load_mesh_config(args.config, overrides=overrides)
+
+
 def main(args: argparse.Namespace) -> int:
     from tracing.logs import configure_logging
 
     configure_logging("demo", level="warning")
-    # open mode: the demo's mesh lives on loopback for the length of the demo
-    overrides: dict[str, object] = {"workers": args.workers,
-                                    "gateway": {"allow_anonymous": True}}
-    if args.redis_url:
-        overrides["redis"] = {"url": args.redis_url}
-    cfg = load_mesh_config(args.config, overrides=overrides)
+    cfg = demo_config(args)
     print(f"Starting an Ostinato mesh: {cfg.workers} workers over simulated SGLang engines, "
           "planner, gateway, Redis ... (open mode: no API key needed, every caller is "
           "tenant 'default')", flush=True)
