@@ -224,12 +224,31 @@ def _check_overridden(cls: type, sources: list[dict[str, Any]], final: Any, pref
                           current[key], f"{prefix}.{key}" if prefix else key, named)
 
 
+# OSTINATO_* variables that are not config fields (a trailing * : every name it begins),
+# with what they do; every other OSTINATO_* variable sets a field (an unknown one is refused).
+# docs/reference/config.md lists them.
+NOT_CONFIG_VARIABLES: dict[str, str] = {
+    "OSTINATO_LOG_LEVEL": "the services' log level: debug, info (the default), warning or error "
+                          "(tracing/logs.py)",
+    "OSTINATO_LOG_JSON": "1: log JSON lines even to a terminal (`ostinato up` sets it for its "
+                         "services, whose logs go to files); otherwise JSON only where stderr "
+                         "is not a terminal",
+    "OSTINATO_REDIS8_SERVER": "a Redis 8 redis-server (vector sets): the embedded Redis runs it "
+                              "where `redis.server` is empty, before the one `make redis8` "
+                              "built (cache/redis_server.py find_vector_redis)",
+    "OSTINATO_TEST_*": "the test suite's switches (tests/)",
+}
+
+
+def _not_config(key: str) -> bool:
+    return any(key.startswith(name[:-1]) if name.endswith("*") else key == name
+               for name in NOT_CONFIG_VARIABLES)
+
+
 def _env_fields(environ: Mapping[str, str]) -> dict[str, list[str]]:
     """The mesh config's OSTINATO_* variables, each with the path of the field it sets."""
     return {key: key[len("OSTINATO_") :].lower().split("__") for key in environ
-            if key.startswith("OSTINATO_")
-            # logging is configured by tracing.logs, not the mesh config
-            and not key.startswith(("OSTINATO_LOG_", "OSTINATO_TEST_"))}
+            if key.startswith("OSTINATO_") and not _not_config(key)}
 
 
 def _nested(path: list[str], value: Any) -> dict[str, Any]:

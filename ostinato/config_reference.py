@@ -118,4 +118,9 @@ def render() -> str:
             out += ["| field | type | default | environment | meaning |", "|---|---|---|---|---|"]
         doc = fd.doc.replace("|", "\\|")
         out.append(f"| `{fd.name}` | {fd.type} | `{fd.default}` | `{fd.env}` | {doc} |")
+    out += ["", "## Other environment variables", "",
+            "Not config fields (`ostinato/config.py` NOT_CONFIG_VARIABLES); every other "
+            "`OSTINATO_*` variable sets one, and an unknown one is refused.", "",
+            "| variable | meaning |", "|---|---|"]
+    out += [f"| `{name}` | {doc} |" for name, doc in config.NOT_CONFIG_VARIABLES.items()]
     return "\n".join(out) + "\n"
