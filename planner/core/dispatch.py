@@ -65,6 +65,10 @@ class WorkerDispatch:
     _boost: int  # lifts a call above every level (tenant isolation)
     _events: list[Event]
     _unstarted: UnstartedGrants  # lost grants (planner/core/reconcile.py)
+    _worker_ttl_s: float
+    # workers that left with calls running (or were not back when their calls were
+    # restored) -> since when: calls still running there end FAILED past worker_ttl_s
+    _gone: dict[str, float]
     _finish: Callable[..., None]  # PlannerCore's: ends a call (refused: why it never started)
 
     # ---- workers -------------------------------------------------------------------
@@ -92,6 +96,7 @@ class WorkerDispatch:
             for c in running:
                 worker.tenants[c.tenant] = worker.tenants.get(c.tenant, 0) + 1
             self._routing.forget(worker_id)  # a worker of this id before: its engine is new
+            self._gone.pop(worker_id, None)  # back: its running calls count here again
             self._by_id = None
             self._unstarted.seen(worker_id, now)
             resize = True
@@ -150,17 +155,38 @@ class WorkerDispatch:
             self._free.pop(worker.worker_id, None)
 
     def remove_worker(self, worker_id: str) -> None:
-        self._workers.pop(worker_id, None)
+        """The worker left (DeregisterWorker, or expire() past worker_ttl_s): its parked calls
+        go back to the global lane; its running calls end FAILED once it has been gone
+        worker_ttl_s with no report of theirs (`end_gone`), their callers may run them again."""
+        worker = self._workers.pop(worker_id, None)
         self._free.pop(worker_id, None)
         self._unstarted.forget(worker_id)
         self._by_id = None
         now = self._clock.now()
+        if worker is not None and worker.inflight:
+            self._gone[worker_id] = now
         for call in self._parked.release_worker(worker_id):
             _unpark(call, now)
             self._queue.push(call, since=call.queued_at)
         self._queue.drop_lane(worker_id)  # its calls moved out: nothing waits there
         self._routing.forget(worker_id)
         self._resize_admission()
+
+    def end_gone(self, now: float) -> list[CallRecord]:
+        """Calls still running on a worker gone worker_ttl_s (not registered again) end
+        FAILED: no report will come (the gateway that held the grant may be gone too), and
+        a call never ended keeps its program open and its tenant active for good. A scan of
+        the live calls per worker gone, once (expire())."""
+        due = [w for w, since in self._gone.items() if now - since > self._worker_ttl_s]
+        if not due:
+            return []
+        for worker_id in due:
+            del self._gone[worker_id]
+        ended = [c for c in self._calls.values()
+                 if c.state is CallState.RUNNING and c.worker_id in due]
+        for call in ended:
+            self._finish(call, CallState.FAILED)
+        return ended
 
     def worker(self, worker_id: str) -> WorkerState | None:
         return self._workers.get(worker_id)

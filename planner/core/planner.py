@@ -138,6 +138,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
             self._queue.fair_share.weight, enabled=program_admission,
             backlog=lambda t: (self._queue.size_of(t), self._shares.running_of(t)))
         self._unstarted = UnstartedGrants(unstarted_grant_s)
+        self._gone: dict[str, float] = {}  # workers gone with calls running -> since when
 
     def set_tenant_weights(self, weights: Mapping[str, float]) -> None:
         """Fair-share weights from the tenants' records (reloaded while running, every 2 s:

@@ -55,6 +55,8 @@ class ProgramTable:
     program_sizes: ProgramSizeEstimator
     _track: Callable[[WorkerState], None]  # WorkerDispatch's: keeps the free-worker index
     remove_worker: Callable[[str], None]  # WorkerDispatch's
+    end_gone: Callable[[float], list[CallRecord]]  # WorkerDispatch's: calls of gone workers
+    _gone: dict[str, float]  # WorkerDispatch's: workers gone with calls running -> since
     _finish: Callable[[CallRecord, CallState], None]  # PlannerCore's: ends a call
 
     # ---- programs ------------------------------------------------------------------
@@ -160,6 +162,8 @@ class ProgramTable:
                 if worker is not None:
                     worker.inflight += 1
                     self._track(worker)
+                else:  # its worker registers again soon, or it ends (end_gone)
+                    self._gone.setdefault(call.worker_id, now)
                 self._shares.running(call.tenant, worker, +1)
             else:
                 self._orphans[call.key] = (call, now)
@@ -207,11 +211,14 @@ class ProgramTable:
     # ---- housekeeping --------------------------------------------------------------
 
     def expire(self) -> list[str]:
-        """Drops workers not heard from and idle programs; returns expired program ids."""
+        """Drops workers not heard from (and the calls still running on workers gone
+        worker_ttl_s: `end_gone`) and idle programs; returns expired program ids."""
         now = self._clock.now()
         for worker in list(self._workers.values()):
             if now - worker.last_seen > self._worker_ttl_s:
                 self.remove_worker(worker.worker_id)
+        if self._gone:
+            self.end_gone(now)
         for call, since in list(self._orphans.values()):
             if now - since > self._orphan_ttl_s:
                 self._finish(call, CallState.CANCELLED)
