@@ -227,7 +227,7 @@ def _without(name: str) -> str:
 def check_up_config(cfg: MeshConfig) -> None:
     """What only `up` refuses, before anything starts: ports it counts up from past 65535,
     several launched SGLang servers on one port, a redis.server that is not there, a gateway
-    address that does not resolve or a gateway port another process holds."""
+    address that does not resolve, or a fixed port another process holds."""
     for name, base, count in (("planner.port", cfg.planner.port, cfg.planner_replicas),
                               ("planner.metrics_port", cfg.planner.metrics_port,
                                cfg.planner_replicas),
@@ -242,8 +242,29 @@ def check_up_config(cfg: MeshConfig) -> None:
                           "its SGLang server on it (0: a free port each)")
     _check_redis_server(cfg.redis)
     _check_host(cfg.gateway.host, "gateway.host")
-    for name, port in (("port", cfg.gateway.port), ("http_port", cfg.gateway.http_port)):
+    for name, port in (("port", cfg.gateway.port), ("http_port", cfg.gateway.http_port),
+                       ("metrics_port", cfg.gateway.metrics_port)):
         _check_port_free(cfg.gateway.host, port, f"gateway.{name}")
+    for field, host, base, count in fixed_internal_ports(cfg):
+        for i in range(count):
+            _check_port_free(host, base + i, field, index=i)
+
+
+def fixed_internal_ports(cfg: MeshConfig) -> list[tuple[str, str, int, int]]:
+    """The fixed ports `up` gives the services behind the gateway (field, host, first port,
+    how many: the i-th service of a kind gets port + i); a field of 0 (a free port) or -1
+    (off) is left out."""
+    sim = cfg.worker.engine == "attach"  # else the workers launch their own engines
+    ports = [("planner.port", cfg.planner.host, cfg.planner.port, cfg.planner_replicas),
+             ("planner.metrics_port", cfg.planner.host, cfg.planner.metrics_port,
+              cfg.planner_replicas),
+             ("worker.port", cfg.worker.host, cfg.worker.port, cfg.workers),
+             ("worker.metrics_port", cfg.worker.host, cfg.worker.metrics_port, cfg.workers),
+             ("sim_engine.port", cfg.sim_engine.host, cfg.sim_engine.port, cfg.workers if sim
+              else 0),
+             ("worker.engine_port", "127.0.0.1", cfg.worker.engine_port, 0 if sim else 1)]
+    return [(field, host, base, count) for field, host, base, count in ports
+            if base > 0 and count > 0]
 
 
 def _check_redis_server(cfg: RedisConfig) -> None:
@@ -262,11 +283,14 @@ def _check_host(host: str, field: str) -> None:
         raise ConfigError(f"{field}: {host!r} does not resolve ({exc.strerror})") from None
 
 
-def _check_port_free(host: str, port: int, field: str) -> None:
-    """A fixed public port another process holds (another mesh?) is refused before anything
-    starts, rather than by the gateway's bind once the rest of the mesh is up."""
+def _check_port_free(host: str, port: int, field: str, index: int = 0) -> None:
+    """A fixed port another process holds (another mesh?) is refused before anything starts,
+    rather than by a service's bind (a traceback) once part of the mesh is up; `index`: the
+    port is that of the index-th service of its kind (field + index)."""
     if port <= 0:
         return
+    if index:
+        field = f"{field} + {index}"
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
         try:

@@ -4,9 +4,11 @@ Mesh is replaced by a fake wherever `run` is called."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +123,8 @@ def test_up_refuses_what_its_children_could_not_run(overrides: dict[str, Any],
     {"redis": {"server": sys.executable}},  # an executable file
     {"redis": {"server": "/no/such/redis-server", "url": "redis://127.0.0.1:6379"}},  # unused
 ])
-def test_up_takes(overrides: dict[str, Any]) -> None:
+def test_up_takes(overrides: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(up_cli, "_check_port_free", lambda *_, **__: None)  # maybe held here
     up_cli.check_up_config(load_mesh_config(None, environ={}, overrides=merge(
         FREE_GATEWAY, overrides)))
 
@@ -141,6 +144,90 @@ def test_a_port_in_use_is_not_free() -> None:
         with pytest.raises(ConfigError, match=rf"^gateway\.port: 127\.0\.0\.1:{port} is not free "
                                               r"\(.*another mesh\?"):
             up_cli._check_port_free("127.0.0.1", port, "gateway.port")
+
+
+# The fixed ports behind the gateway `up` checks: rows of overrides and (field, host, first
+# port, how many).
+FIXED_PORTS = [
+    ({}, []),
+    ({"planner": {"port": 47000, "metrics_port": 9200}, "planner_replicas": 2},
+     [("planner.port", "127.0.0.1", 47000, 2), ("planner.metrics_port", "127.0.0.1", 9200, 2)]),
+    ({"worker": {"port": 47100, "metrics_port": -1}, "sim_engine": {"port": 47200},
+      "workers": 3},
+     [("worker.port", "127.0.0.1", 47100, 3), ("sim_engine.port", "127.0.0.1", 47200, 3)]),
+    # launched SGLang servers: no sim engines; engine_port (one worker only)
+    ({"worker": {"engine": "sglang", "engine_model": "/m", "engine_port": 31000},
+      "sim_engine": {"port": 47200}, "workers": 1},
+     [("worker.engine_port", "127.0.0.1", 31000, 1)]),
+]
+
+
+@pytest.mark.parametrize(("overrides", "ports"), FIXED_PORTS)
+def test_fixed_internal_ports(overrides: dict[str, Any],
+                              ports: list[tuple[str, str, int, int]]) -> None:
+    cfg = load_mesh_config(None, environ={}, overrides=merge(FREE_GATEWAY, overrides),
+                           defaults=up_cli.UP_DEFAULTS)
+    assert up_cli.fixed_internal_ports(cfg) == ports
+
+
+@pytest.mark.parametrize(("section", "field", "count", "held_index"), [
+    ("planner", "port", 1, 0),
+    ("planner", "port", 2, 1),  # the second replica's
+    ("planner", "metrics_port", 1, 0),
+    ("worker", "port", 2, 1),
+    ("worker", "metrics_port", 1, 0),
+    ("sim_engine", "port", 2, 1),
+    ("gateway", "metrics_port", 1, 0),
+])
+def test_a_fixed_internal_port_in_use_is_refused_naming_its_field(
+        section: str, field: str, count: int, held_index: int) -> None:
+    """A busy planner, worker, engine or metrics port was a child's traceback once part of
+    the mesh had started (operator review F7)."""
+    with _held(free_before=held_index) as port:
+        counts = {"planner_replicas": count} if section == "planner" else {"workers": count}
+        cfg = load_mesh_config(None, environ={}, defaults=up_cli.UP_DEFAULTS, overrides=merge(
+            FREE_GATEWAY, counts, {section: {field: port - held_index}}))
+        index = f" \\+ {held_index}" if held_index else ""
+        with pytest.raises(ConfigError, match=rf"^{section}\.{field}{index}: 127\.0\.0\.1:{port} "
+                                              r"is not free \(.*another mesh\?"):
+            up_cli.check_up_config(cfg)
+
+
+@contextlib.contextmanager
+def _held(free_before: int) -> Iterator[int]:
+    """A loopback port held (listening) whose `free_before` ports below it are free."""
+    for _ in range(50):
+        with socket.socket() as held:
+            held.bind(("127.0.0.1", 0))
+            held.listen()
+            port = held.getsockname()[1]
+            try:
+                for below in range(port - free_before, port):
+                    with socket.socket() as probe:
+                        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                        probe.bind(("127.0.0.1", below))
+            except OSError:
+                continue
+            yield port
+            return
+    raise AssertionError("no held port with free ones below it")
+
+
+def test_a_busy_planner_port_is_exit_2_naming_the_flag_or_variable(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import ostinato.mesh
+
+    monkeypatch.setattr(ostinato.mesh, "Mesh", _Refused)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = str(held.getsockname()[1])
+        monkeypatch.setenv("OSTINATO_PLANNER__PORT", port)
+        rc = cli.main(["up", "--gateway-port", "0", "--http-port", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == (f"ostinato up: configuration error: planner.port: 127.0.0.1:{port} "
+                               "is not free (Address already in use; another mesh? 0 picks a "
+                               "free port) (from OSTINATO_PLANNER__PORT)\n")
 
 
 def test_an_address_not_of_this_host_cannot_be_bound() -> None:
