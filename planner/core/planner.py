@@ -47,7 +47,7 @@ from planner.core.reconcile import UnstartedGrants
 from planner.core.reports import CallReports
 from planner.core.routing import RoutingPolicy
 from planner.core.starvation import StarvationBound
-from planner.core.tenants import ISOLATION_FRACTION, TenantShares
+from planner.core.tenants import ISOLATION_FRACTION, TenantShares, bump_count
 
 __all__ = ["PlannerCore", "grant_of"]
 
@@ -120,6 +120,8 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         # parent key -> blocked child keys (a dict as an ordered set: a child is waiting on
         # each of its unfinished parents once, however often it is filed under them)
         self._waiting_on: dict[str, dict[str, None]] = {}
+        self._blocked = 0  # live calls BLOCKED on their parents (restored orphans aside)
+        self._blocked_of: dict[str, int] = {}  # tenant -> its calls of `_blocked`
         self._events: list[Event] = []
         # Restored waiting calls whose callers have not admitted them again: key -> (call, since)
         self._orphans: dict[str, tuple[CallRecord, float]] = {}
@@ -228,8 +230,8 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
             self._events.append(CallChanged(call))
             return call
         unfinished = [p for p in parents if not calls[p].state.finished] if parents else ()
-        if not unfinished and existing is None:
-            self._check_room(tenant)  # a re-admitted call keeps its place
+        if existing is None:  # a re-admitted call keeps its place
+            self._check_room(tenant)
         if not unfinished:  # scored before it is recorded: DeadlineExceeded leaves no trace
             call.score = self._score(call, program, now)
         if existing is not None:
@@ -242,6 +244,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         self._shares.heard(tenant, now)
         if unfinished:
             call.state = CallState.BLOCKED
+            self._count_blocked(tenant, +1)
             self._wait_on(call, unfinished)
         elif self._admission.admit(call):  # else it waits for its program to start
             self._file(call)
@@ -265,13 +268,21 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
             self._orphans.pop(existing.key, None)
 
     def _check_room(self, tenant: str) -> None:
-        """Overloaded unless the queue (parked calls included) has room overall and for
-        `tenant` (limits 0: unbounded)."""
-        if self.max_queued and self.queued >= self.max_queued:
+        """Overloaded unless the calls waiting (queued, parked, waiting for their program to
+        start or blocked on their parents) leave room overall and for `tenant` (limits 0:
+        unbounded). Blocked calls count: each enters the queue unchecked once its parents
+        end (review F8: 1000 children of a running parent passed limits of 10)."""
+        if self.max_queued and self.queued + self._blocked >= self.max_queued:
             raise Overloaded(f"the planner's queue is full ({self.max_queued} calls waiting)")
         per = self.max_queued_per_tenant
-        if per and self._queue.size_of(tenant) + self._admission.size_of(tenant) >= per:
+        if per and (self._queue.size_of(tenant) + self._admission.size_of(tenant)
+                    + self._blocked_of.get(tenant, 0)) >= per:
             raise Overloaded(f"tenant {tenant!r} has {per} calls waiting, its limit")
+
+    def _count_blocked(self, tenant: str, delta: int) -> None:
+        """A live call of `tenant` became BLOCKED (+1) or left that state (-1)."""
+        self._blocked += delta
+        bump_count(self._blocked_of, tenant, delta)
 
     def _score(self, call: CallRecord, program: Program, now: float) -> float:
         """The call's priority score; a reject_when_late program past its deadline is refused
@@ -284,6 +295,8 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         return self._priority.score(call, program, now)
 
     def _enqueue(self, call: CallRecord, program: Program) -> None:
+        """A blocked call whose parents all ended joins the queue."""
+        self._count_blocked(call.tenant, -1)
         call.state = CallState.QUEUED
         now = self._clock.now()
         call.score = self._score(call, program, now)
@@ -303,6 +316,8 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
             self._admission.forget(call)
         elif call.state is CallState.QUEUED:  # in the global lane or parked on its home
             self._queue.discard(call)
+        elif call.state is CallState.BLOCKED and self._calls.get(call.key) is call:
+            self._count_blocked(call.tenant, -1)  # (a restored orphan was never counted)
         self._parked.forget(call)
         if self._calls.pop(call.key, None) is not None:
             program = self._programs.get(call.program_id)

@@ -128,3 +128,36 @@ def test_weights_can_change_but_must_be_positive() -> None:
     core.set_tenant_weights({"a": 3.0})
     with pytest.raises(ValueError, match="positive"):
         core.set_tenant_weights({"a": 0.0})
+
+
+@pytest.mark.parametrize(("max_queued", "per_tenant", "children", "accepted"), [
+    (10, 0, 20, 10),  # blocked children count: they queue unchecked once their parent ends
+    (0, 5, 20, 5),
+    (10, 5, 20, 5),
+    (0, 0, 20, 20),
+])
+def test_calls_blocked_on_their_parents_count_against_the_bounds(
+        max_queued: int, per_tenant: int, children: int, accepted: int) -> None:
+    """Review F8: 1000 children of a running parent passed limits of 10 and 5 per tenant."""
+    core = make_core(max_queued, per_tenant)
+    core.register_program("p", "t")
+    core.submit("p", "t", "root")
+    core.dispatch()
+    out = []
+    for i in range(children):
+        try:
+            core.submit("p", "t", f"child{i}", parents=["root"])
+            out.append("ok")
+        except Overloaded:
+            out.append("full")
+    assert out == ["ok"] * accepted + ["full"] * (children - accepted)
+    core.register_program("q", "u")  # another tenant: the overall bound only
+    if max_queued == accepted:
+        with pytest.raises(Overloaded, match="queue is full"):
+            core.submit("q", "u", "x")
+    core.complete("p", "root")
+    assert core.queued == accepted and core._blocked == 0
+    for _ in range(accepted):  # room frees as they run
+        [grant] = core.dispatch()
+        core.complete("p", grant.call_id)
+    core.submit("p", "t", "again")
