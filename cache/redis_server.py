@@ -3,13 +3,16 @@ or the Redis 8 that `make redis8` builds (deploy/redis/build-redis8.sh), which h
 
 Started on a free loopback port with its data in a given or temporary directory, in a session
 of its own (a Ctrl-C in the terminal does not reach it), and stopped with the mesh, or when
-the process that started it dies. Used by `ostinato up`, the
+the process that started it dies. Its owner holds a lock on the data directory while it runs:
+a second embedded Redis on the same directory (another mesh given the same redis.data_dir)
+is refused, rather than both appending to one append-only file. Used by `ostinato up`, the
 demo and the integration tests.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -55,6 +58,39 @@ def find_vector_redis() -> str | None:
     return None
 
 
+class DataDirInUse(RuntimeError):
+    pass
+
+
+class DataDirLock:
+    """An exclusive lock (flock) on a data directory's LOCK_FILE, which holds its owner's pid;
+    the kernel releases it when the owner's process ends, however it ends."""
+
+    LOCK_FILE = "ostinato-redis.lock"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / self.LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise DataDirInUse(f"{self.path.parent} is in use by another embedded Redis "
+                               f"(process {owner}; another mesh?)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # (the lock with it; the file stays, for the next owner)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -74,6 +110,7 @@ class EmbeddedRedis:
         self._given_dir = data_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._lock: DataDirLock | None = None
         self.port = 0
 
     @property
@@ -81,6 +118,7 @@ class EmbeddedRedis:
         return f"redis://{self._host}:{self.port}/0"
 
     def start(self, timeout_s: float = 10.0) -> str:
+        """Raises DataDirInUse when another embedded Redis runs on the data directory."""
         exe = self._exe or find_redis_server()
         if self._given_dir:
             data_dir = Path(self._given_dir)
@@ -88,6 +126,13 @@ class EmbeddedRedis:
         else:
             self._tmp = tempfile.TemporaryDirectory(prefix="ostinato-redis-")
             data_dir = Path(self._tmp.name)
+        lock = DataDirLock(data_dir)
+        try:
+            lock.acquire()
+        except DataDirInUse:
+            self.stop()
+            raise
+        self._lock = lock
         last_error = ""
         for _ in range(5):  # a free port can be taken between probe and bind: retry
             self.port = self._fixed_port or free_port(self._host)
@@ -104,7 +149,8 @@ class EmbeddedRedis:
             if self._wait_ready(timeout_s):
                 return self.url
             last_error = self._drain()
-            self.stop()
+            self._stop_server()
+        self.stop()
         raise RuntimeError(f"redis-server did not start: {last_error}")
 
     def _wait_ready(self, timeout_s: float) -> bool:
@@ -140,6 +186,17 @@ class EmbeddedRedis:
             self._proc.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
+        """The server stopped, then the data directory's lock released (a temporary one
+        removed)."""
+        self._stop_server()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def _stop_server(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
             proc.send_signal(signal.SIGCONT)  # (a paused one could not terminate)
@@ -152,9 +209,6 @@ class EmbeddedRedis:
                 proc.wait()
         if proc is not None and proc.stdout:
             proc.stdout.close()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
 
     def __enter__(self) -> EmbeddedRedis:
         self.start()

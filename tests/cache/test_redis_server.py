@@ -1,5 +1,5 @@
 """The embedded redis-server (cache/redis_server.py): out of its owner's terminal process
-group, yet stopped when its owner dies."""
+group, yet stopped when its owner dies; one at a time on a data directory."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cache.redis_server import EmbeddedRedis
+from cache.redis_server import DataDirInUse, DataDirLock, EmbeddedRedis
 
 ROOT = Path(__file__).parents[2]
 
@@ -29,7 +29,7 @@ def test_redis_runs_in_a_session_of_its_own(tmp_path: Path) -> None:
 # The owner: starts an embedded Redis, prints its pid, waits to be killed.
 OWNER = """
 import sys, time
-from cache.redis_server import EmbeddedRedis
+from cache.redis_server import DataDirInUse, DataDirLock, EmbeddedRedis
 server = EmbeddedRedis(sys.argv[1])
 server.start()
 print(server._proc.pid, flush=True)
@@ -63,3 +63,31 @@ def test_redis_in_its_own_session_still_dies_with_its_owner(tmp_path: Path) -> N
         if owner.poll() is None:
             owner.kill()
             owner.wait()
+
+
+def test_a_data_dir_in_use_is_refused_until_its_redis_stops(tmp_path: Path) -> None:
+    """Two meshes given one redis.data_dir ran two servers on one append-only file (operator
+    review F2)."""
+    first = EmbeddedRedis(str(tmp_path))
+    first.start()
+    try:
+        second = EmbeddedRedis(str(tmp_path))
+        with pytest.raises(DataDirInUse, match=rf"^{tmp_path} is in use by another embedded "
+                                               rf"Redis \(process {os.getpid()}; another mesh\?\)$"):
+            second.start()
+        assert second._proc is None
+    finally:
+        first.stop()
+    with EmbeddedRedis(str(tmp_path)) as again:  # the lock went with the server
+        assert again._proc is not None and again._proc.poll() is None
+
+
+def test_the_lock_goes_with_its_owner(tmp_path: Path) -> None:
+    lock = DataDirLock(tmp_path)
+    lock.acquire()
+    with pytest.raises(DataDirInUse):
+        DataDirLock(tmp_path).acquire()
+    lock.release()
+    other = DataDirLock(tmp_path)
+    other.acquire()
+    other.release()

@@ -1,4 +1,5 @@
-"""Mesh.start (ostinato/mesh.py) without real services: a start that is asked to stop."""
+"""Mesh.start (ostinato/mesh.py) without real services: a start that is asked to stop, a
+Redis data directory in use."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ostinato.config import load_mesh_config
-from ostinato.mesh import Mesh, MeshStartAborted, _Child
+from ostinato.mesh import Mesh, MeshStartAborted, MeshStartError, _Child
 
 
 class _NeverReady:
@@ -48,3 +49,20 @@ def test_start_stops_soon_after_abort_is_set(tmp_path: Path) -> None:
         mesh.start(timeout_s=30, abort=abort)
     assert time.monotonic() - began < 2
     assert mesh._children == []  # stopped
+
+
+def test_a_data_dir_in_use_fails_the_start_naming_the_field(tmp_path: Path) -> None:
+    """Two meshes started at once on one redis.data_dir: the second's embedded Redis finds
+    the first's lock (operator review F2)."""
+    from cache.redis_server import DataDirLock
+
+    lock = DataDirLock(tmp_path)
+    lock.acquire()
+    try:
+        cfg = load_mesh_config(None, environ={}, overrides={"redis": {"data_dir": str(tmp_path)}})
+        mesh = _Unready(cfg, workdir=str(tmp_path / "mesh"), ephemeral_ports=True)
+        with pytest.raises(MeshStartError, match=r"^redis\.data_dir: .* is in use by another "):
+            mesh.start(timeout_s=5)
+        assert mesh._children == []  # nothing else started
+    finally:
+        lock.release()

@@ -230,6 +230,29 @@ def test_a_busy_planner_port_is_exit_2_naming_the_flag_or_variable(
                                "free port) (from OSTINATO_PLANNER__PORT)\n")
 
 
+def test_a_data_dir_another_embedded_redis_runs_on_is_refused(tmp_path: Path) -> None:
+    """(operator review F2) Before anything starts; an external Redis's data_dir is unused."""
+    from cache.redis_server import DataDirLock
+
+    lock = DataDirLock(tmp_path)
+    lock.acquire()
+    try:
+        with pytest.raises(ConfigError, match=rf"^redis\.data_dir: {tmp_path} is in use by "
+                                              r"another embedded Redis \(process \d+; another "
+                                              r"mesh\?\)$"):
+            up_cli.check_up_config(load_mesh_config(None, environ={}, overrides=merge(
+                FREE_GATEWAY, {"redis": {"data_dir": str(tmp_path)}})))
+        up_cli.check_up_config(load_mesh_config(None, environ={}, overrides=merge(
+            FREE_GATEWAY, {"redis": {"data_dir": str(tmp_path),
+                                     "url": "redis://127.0.0.1:1/0"}})))
+    finally:
+        lock.release()
+    up_cli.check_up_config(load_mesh_config(None, environ={}, overrides=merge(
+        FREE_GATEWAY, {"redis": {"data_dir": str(tmp_path)}})))
+    up_cli.check_up_config(load_mesh_config(None, environ={}, overrides=merge(
+        FREE_GATEWAY, {"redis": {"data_dir": str(tmp_path / "not yet")}})))
+
+
 def test_an_address_not_of_this_host_cannot_be_bound() -> None:
     with pytest.raises(ConfigError, match=r"^gateway\.port: cannot bind 192\.0\.2\.1:50051 \("):
         up_cli._check_port_free("192.0.2.1", 50051, "gateway.port")  # TEST-NET-1
