@@ -61,8 +61,8 @@ class _Level:
 
 class ParkedCalls:
     def __init__(self, max_wait_s: float, queue: MultiLevelQueue) -> None:
-        if max_wait_s < 0:
-            raise ValueError("max_wait_s must be >= 0")
+        if not max_wait_s >= 0:  # (nan: refused)
+            raise ValueError(f"max_wait_s must be >= 0, got {max_wait_s}")
         self.max_wait_s = max_wait_s
         self._queue = queue
         self._parked: dict[str, _Parked] = {}  # key -> its parking

@@ -92,6 +92,14 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         its worker does not know must be to end as lost (reconcile_worker; 0: never)."""
         if kv_tokens_per_worker < 0 or not 0 < program_kv_fraction <= 1:
             raise ValueError("need kv_tokens_per_worker >= 0 and 0 < program_kv_fraction <= 1")
+        for name, seconds in (("worker_ttl_s", worker_ttl_s),
+                              ("program_idle_ttl_s", program_idle_ttl_s),
+                              ("orphan_ttl_s", orphan_ttl_s),
+                              ("program_kv_idle_s", program_kv_idle_s),
+                              ("conversation_kv_idle_s", conversation_kv_idle_s),
+                              ("unstarted_grant_s", unstarted_grant_s)):
+            if not seconds >= 0:  # (nan: refused; inf: never)
+                raise ValueError(f"{name} must be >= 0 seconds, got {seconds}")
         self._clock = clock
         self.max_queued = max_queued
         self.max_queued_per_tenant = max_queued_per_tenant

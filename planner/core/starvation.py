@@ -18,8 +18,9 @@ class StarvationBound:
     max_s: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.ratio < 0 or self.min_s < 0 or self.max_s < self.min_s:
-            raise ValueError("starvation bound: need ratio >= 0 and 0 <= min_s <= max_s")
+        if not (self.ratio >= 0 and 0 <= self.min_s <= self.max_s):  # (nan: refused)
+            raise ValueError("starvation bound: need ratio >= 0 and 0 <= min_s <= max_s, "
+                             f"got {self.ratio}, {self.min_s}, {self.max_s}")
 
     def wait_s(self, service_s: float) -> float:
         return min(self.max_s, max(self.min_s, self.ratio * service_s))
