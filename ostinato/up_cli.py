@@ -192,8 +192,15 @@ def exit_lines(before: Mapping[str, int | None], now: Mapping[str, int | None], 
     """A line for each service that has exited since `before` (exit statuses, None while
     running), naming it, its status and what the mesh does without it
     (docs/operations/faults.md); `stopping`: the mesh cannot go on (fatal_exit)."""
-    return [f"{name} {_status(code)}; {'stopping the mesh' if stopping else _without(name)}"
+    return [f"{name} {_status(code)}; "
+            + ("stopping the mesh" if stopping else _without(name, serving_workers(now)))
             for name, code in now.items() if code is not None and before.get(name) is None]
+
+
+def serving_workers(codes: Mapping[str, int | None]) -> list[str]:
+    """The workers still running whose sim engine (where `up` started one) is running too."""
+    return [name for name, code in codes.items() if name.startswith("worker-") and code is None
+            and codes.get("engine-" + name.removeprefix("worker-")) is None]
 
 
 def fatal_exit(codes: Mapping[str, int | None], planners: list[str]) -> str:
@@ -214,13 +221,16 @@ def _status(code: int) -> str:
         return f"exited (killed by signal {-code})"
 
 
-def _without(name: str) -> str:
+def _without(name: str, serving: list[str]) -> str:
+    """What the mesh does without `name`, `serving` (serving_workers) still there."""
+    then = ("calls go to the other workers" if serving else "no worker is left to serve "
+            "calls: they queue until they time out (gateway.call_timeout_s); restart the mesh")
     if name.startswith("worker-"):
         return ("the mesh goes on without it: the planner drops it (planner.worker_ttl_s) and "
-                "calls go to the other workers")
+                + then)
     if name.startswith("engine-"):
         return (f"the mesh goes on without it: worker-{name.removeprefix('engine-')} fails its "
-                "health probe and calls go to the other workers")
+                "health probe and " + then)
     return "the mesh goes on with the other planner replicas"  # (fatal_exit: not the last)
 
 

@@ -424,7 +424,8 @@ def test_a_worker_that_exits_is_reported_and_reaped_and_the_mesh_goes_on(
         "ostinato up: worker-1 exited (killed by SIGKILL); the mesh goes on without it: the planner "
         "drops it (planner.worker_ttl_s) and calls go to the other workers",
         "ostinato up: engine-0 exited with status 3; the mesh goes on without it: worker-0 "
-        "fails its health probe and calls go to the other workers",
+        "fails its health probe and no worker is left to serve calls: they queue until they "
+        "time out (gateway.call_timeout_s); restart the mesh",  # worker-1 is gone too
         "ostinato up: gateway exited with status 1; stopping the mesh",
     ]
     assert all(proc.polls == 3 for proc in mesh.procs.values())  # every child polled: reaped
@@ -500,6 +501,22 @@ FATAL = [
 @pytest.mark.parametrize(("codes", "planners", "fatal"), FATAL)
 def test_fatal_exit(codes: dict[str, int | None], planners: list[str], fatal: str) -> None:
     assert up_cli.fatal_exit(codes, planners) == fatal
+
+
+def test_the_last_worker_gone_says_calls_wait() -> None:
+    """(operator review F10) Not "calls go to the other workers" when there are none."""
+    before = {"gateway": None, "planner": None, "worker-0": None, "engine-0": None}
+    assert up_cli.exit_lines(before, {**before, "worker-0": -9}, stopping=False) == [
+        "worker-0 exited (killed by SIGKILL); the mesh goes on without it: the planner drops it "
+        "(planner.worker_ttl_s) and no worker is left to serve calls: they queue until they "
+        "time out (gateway.call_timeout_s); restart the mesh"]
+    two = {**before, "worker-1": None, "engine-1": None}
+    gone = {**two, "engine-1": 1}  # worker-1 has no engine left: worker-0 is the last
+    assert up_cli.exit_lines(gone, {**gone, "worker-0": -9}, stopping=False)[0].endswith(
+        "no worker is left to serve calls: they queue until they time out "
+        "(gateway.call_timeout_s); restart the mesh")
+    assert up_cli.exit_lines(two, {**two, "engine-0": 1}, stopping=False)[0].endswith(
+        "worker-0 fails its health probe and calls go to the other workers")
 
 
 def test_exit_lines_report_each_exit_once() -> None:
