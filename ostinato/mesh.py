@@ -23,6 +23,8 @@ import yaml
 from cache.redis_server import DataDirInUse, EmbeddedRedis, find_vector_redis
 from ostinato.child_process import die_with_parent
 from ostinato.config import MeshConfig, as_dict, check_sglang_mesh, check_sim_mesh
+from ostinato.mesh_workdir import PREFIX as WORKDIR_PREFIX
+from ostinato.mesh_workdir import claim, remove_stale
 
 
 class MeshStartError(RuntimeError):
@@ -104,9 +106,11 @@ class Mesh:
         self._engine_base = (config.sim_engine.port if engine_base_port is None
                              else engine_base_port)
         self._inherit = inherit_output
-        self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="ostinato-mesh-")
+        self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix=WORKDIR_PREFIX)
         self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # its own folder, claimed: one left by a killed mesh is removed by the next start
+        self._claim = claim(self.workdir) if self._tmp is not None else None
         self._children: list[_Child] = []
         self._redis: EmbeddedRedis | None = None
         self._abort = threading.Event()  # start()'s: never set unless the caller's is
@@ -151,9 +155,11 @@ class Mesh:
     def start(self, timeout_s: float = 60.0, *,
               abort: threading.Event | None = None) -> MeshEndpoints:
         """Starts every service, waiting for each to be ready; once `abort` is set (a signal
-        handler's, say) it stops what has started and raises MeshStartAborted."""
+        handler's, say) it stops what has started and raises MeshStartAborted. First removes
+        the folders of meshes that were killed (ostinato/mesh_workdir.py)."""
         if abort is not None:
             self._abort = abort
+        remove_stale()
         try:
             return self._start(timeout_s)
         except BaseException:
@@ -368,6 +374,9 @@ class Mesh:
             kept = Path(tempfile.mkdtemp(prefix="ostinato-logs-"))
             shutil.copytree(logs, kept, dirs_exist_ok=True)
         self._tmp.cleanup()
+        if self._claim is not None:
+            os.close(self._claim)
+            self._claim = None
         return kept
 
     def __enter__(self) -> Mesh:
