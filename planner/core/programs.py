@@ -193,7 +193,6 @@ class ProgramTable:
                 self._finish(call, CallState.CANCELLED)
         program.closed = True
         del self._programs[program_id]
-
         self._admission.end(program_id)
         bump_count(self._open_of, tenant, -1)
         if not program.conversation or program.live:  # (its running calls end unseen)
