@@ -1,10 +1,19 @@
-"""Every log line carries the current span's trace and span ids."""
+"""Every log line carries the current span's trace and span ids; JSON logs are JSON lines
+only."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
 
 from tracing.logs import add_trace_ids
+
+ROOT = Path(__file__).parents[2]
 
 
 def test_trace_ids_added_inside_a_span_only() -> None:
@@ -15,3 +24,31 @@ def test_trace_ids_added_inside_a_span_only() -> None:
     ctx = span.get_span_context()
     assert event == {"event": "x", "trace_id": format(ctx.trace_id, "032x"),
                      "span_id": format(ctx.span_id, "016x")}
+
+
+# A service's process: JSON logging configured, then a standard-library logger's warning
+# (OpenTelemetry's exporter with no collector), a structlog line, the progress bar switch.
+SERVICE = """
+import logging, os, structlog
+from tracing.logs import configure_logging
+configure_logging("gateway", json=True)
+configure_logging("gateway", json=True)  # twice: still one line per record
+logging.getLogger("opentelemetry.exporter").warning("Transient error %s", "UNAVAILABLE")
+logging.getLogger("grpc").info("not at the default level")
+structlog.get_logger().info("serving", port=1)
+import huggingface_hub.utils
+print(os.environ["HF_HUB_DISABLE_PROGRESS_BARS"], huggingface_hub.utils.are_progress_bars_disabled())
+"""
+
+
+def test_json_logs_are_json_lines_only() -> None:
+    """(operator review F8) Standard-library loggers wrote plain lines into the JSON logs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSTINATO_", "HF_HUB_"))}
+    out = subprocess.run([sys.executable, "-c", SERVICE], capture_output=True, text=True,
+                         cwd=ROOT, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stderr.splitlines()]
+    assert [(e["event"], e["level"], e["service"]) for e in lines] == [
+        ("Transient error UNAVAILABLE", "warning", "gateway"), ("serving", "info", "gateway")]
+    assert lines[0]["logger"] == "opentelemetry.exporter" and "timestamp" in lines[0]
+    assert out.stdout == "1 True\n"
