@@ -460,6 +460,28 @@ def test_the_banner_says_which_engines_are_simulated(
     assert [line.split("   ", 1)[1] for line in engines] == [label, label]
 
 
+@pytest.mark.parametrize("answers", [True, False])
+def test_the_banner_warns_when_redis_does_not_answer(
+        fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], answers: bool) -> None:
+    monkeypatch.setattr(fake_mesh, "statuses", {
+        "gateway": [0], "planner": [None], "worker-0": [None], "worker-1": [None],
+        "engine-0": [None], "engine-1": [None]})
+    monkeypatch.setattr(up_cli, "_redis_answers", lambda *_: answers)
+    cli.main(["up", "--gateway-port", "0", "--http-port", "0"])
+    out = capsys.readouterr().out
+    assert ("WARNING        Redis does not answer at that URL" in out) is not answers
+
+
+def test_redis_answers(tmp_path: Path) -> None:
+    from cache.redis_server import EmbeddedRedis, free_port
+
+    cfg = load_mesh_config(None, environ={})
+    with EmbeddedRedis(str(tmp_path)) as server:
+        assert up_cli._redis_answers(cfg, server.url)
+    assert not up_cli._redis_answers(cfg, f"redis://127.0.0.1:{free_port()}/0")
+
+
 def test_a_failed_start_points_at_the_kept_logs_not_the_removed_ones(
         fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
