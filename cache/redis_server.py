@@ -169,8 +169,11 @@ class EmbeddedRedis:
         return False
 
     def _drain(self) -> str:
+        """Why the server did not start: what it said, or how it ended."""
         if self._proc and self._proc.stdout and self._proc.poll() is not None:
-            return self._proc.stdout.read().decode(errors="replace")[-2000:]
+            said = self._proc.stdout.read().decode(errors="replace").strip()[-2000:]
+            exe = self._exe or "redis-server"
+            return said or f"{exe} exited with status {self._proc.returncode} and said nothing"
         return "timed out"
 
     @contextlib.contextmanager

@@ -91,3 +91,12 @@ def test_the_lock_goes_with_its_owner(tmp_path: Path) -> None:
     other = DataDirLock(tmp_path)
     other.acquire()
     other.release()
+
+
+def test_a_server_that_exits_silently_says_how_it_ended(tmp_path: Path) -> None:
+    """(operator review: redis.server /bin/false gave 'redis-server did not start: ')"""
+    with pytest.raises(RuntimeError, match=r"^redis-server did not start: /bin/false exited "
+                                           r"with status 1 and said nothing$"):
+        EmbeddedRedis(str(tmp_path), executable="/bin/false").start()
+    with EmbeddedRedis(str(tmp_path)):  # its lock was released
+        pass
