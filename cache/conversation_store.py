@@ -5,8 +5,14 @@ in order, per tenant, in Redis.
 Each conversation is three keys under its tenant's hash tag (cache/keys.py): the object,
 the list of its item ids and a hash of its items, so that a page of items is read without
 the rest and an item is deleted by id. Adding items is one script: the conversation must
-exist and stay within MAX_ITEMS. Every read and write renews the TTL of all three. An id of
+exist and stay within MAX_ITEMS and within its `max_bytes` of stored item JSON (kept in the
+items hash under BYTES_FIELD). Every read and write renews the TTL of all three. An id of
 another tenant, or not of the gateway's form, reads as missing.
+
+Storage is bounded per tenant (security review 2026-12-05 F1): a tenant keeps at most
+`max_conversations` conversations (a set of its ids under its hash tag; ids whose object has
+expired are pruned when the set is full), each of at most `max_bytes`, so one tenant cannot
+fill the shared Redis through this API however far over its rate quota it is.
 """
 
 from __future__ import annotations
@@ -22,18 +28,40 @@ from cache.redis_client import AsyncClient, KeptInRedis, text
 
 CONVERSATION_ID = re.compile(r"conv_[0-9a-f]{32}")
 MAX_ITEMS = 4096  # items one conversation may hold: every read of its ids stays bounded
+MAX_CONVERSATIONS = 1000  # default: conversations one tenant may keep
+MAX_BYTES = 1 << 20  # default: bytes of item JSON one conversation may hold
+BYTES_FIELD = "_bytes"  # the items hash's field counting them (no item id has this form)
 
-# KEYS: object, ids, items; ARGV: ttl ms, max items, then (id, JSON item) pairs.
-# -1: no such conversation; -2: it would hold more than the max; else its item count.
+# KEYS: object, ids, items; ARGV: ttl ms, max items, max bytes, bytes added, then (id, JSON
+# item) pairs. -1: no such conversation; -2: it would hold more than the max items; -3: more
+# than the max bytes; else its item count.
 _ADD = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('LLEN', KEYS[2]) + (#ARGV - 2) / 2 > tonumber(ARGV[2]) then return -2 end
-for i = 3, #ARGV, 2 do
+if redis.call('LLEN', KEYS[2]) + (#ARGV - 4) / 2 > tonumber(ARGV[2]) then return -2 end
+local bytes = tonumber(redis.call('HGET', KEYS[3], '_bytes') or '0')
+if bytes + tonumber(ARGV[4]) > tonumber(ARGV[3]) then return -3 end
+for i = 5, #ARGV, 2 do
   redis.call('RPUSH', KEYS[2], ARGV[i])
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
 end
+redis.call('HINCRBY', KEYS[3], '_bytes', ARGV[4])
 for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ARGV[1]) end
 return redis.call('LLEN', KEYS[2])
+"""
+# KEYS: object, the tenant's set of ids; ARGV: ttl ms, max conversations, id, JSON object,
+# the key prefix of a conversation object (for pruning the expired). 0: the tenant is at
+# its max; 1: created.
+_CREATE = """
+if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[2]) then
+  for _, cid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    if redis.call('EXISTS', ARGV[5] .. cid) == 0 then redis.call('SREM', KEYS[2], cid) end
+  end
+  if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[3])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+return 1
 """
 # KEYS: object, ids, items; ARGV: ttl ms. The object and every item id, TTLs renewed.
 _IDS = """
@@ -56,7 +84,11 @@ class ConversationsUnavailable(Exception):
 
 
 class TooManyItems(Exception):
-    """Adding the items would take the conversation past MAX_ITEMS."""
+    """Adding the items would take the conversation past MAX_ITEMS (or its max bytes)."""
+
+
+class TooManyConversations(Exception):
+    """The tenant already keeps its max conversations."""
 
 
 # an item id's prefix by the item's type (as OpenAI's: msg_..., fc_...)
@@ -70,8 +102,12 @@ def new_item_id(kind: str) -> str:
 class ConversationStore(KeptInRedis):
     unavailable = ConversationsUnavailable
 
-    def __init__(self, client: AsyncClient, ttl_s: float, timeout_s: float) -> None:
+    def __init__(self, client: AsyncClient, ttl_s: float, timeout_s: float, *,
+                 max_conversations: int = MAX_CONVERSATIONS, max_bytes: int = MAX_BYTES) -> None:
         super().__init__(client, ttl_s, timeout_s)
+        self._max_conversations = max_conversations
+        self._max_bytes = max_bytes
+        self._create = client.register_script(_CREATE)
         self._add = client.register_script(_ADD)
         self._ids = client.register_script(_IDS)
         self._delete_item = client.register_script(_DELETE_ITEM)
@@ -84,12 +120,23 @@ class ConversationStore(KeptInRedis):
 
     async def create(self, tenant: str, metadata: dict[str, str],
                      items: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """A new conversation (its object) holding `items` (given their ids)."""
+        """A new conversation (its object) holding `items` (given their ids);
+        TooManyConversations when the tenant keeps its max already, TooManyItems when the
+        items exceed one conversation's bytes."""
+        if sum(len(_dumps(item)) for item in items) > self._max_bytes:
+            raise TooManyItems(f"a conversation holds at most {self._max_bytes} bytes of items")
         cid = f"conv_{uuid.uuid4().hex}"
         obj = {"id": cid, "object": "conversation", "created_at": int(time.time()),
                "metadata": metadata}
         name = keys.stored_conversation(tenant, cid)
-        await self._do(self._redis.set(name, _dumps(obj), px=self._ttl_ms), name)
+        prefix = keys.stored_conversation(tenant, "")
+        created = await self._do(self._create(
+            keys=[name, keys.tenant_conversations(tenant)],
+            args=[self._ttl_ms, self._max_conversations, cid, _dumps(obj), prefix]), name)
+        if not created:
+            raise TooManyConversations(
+                f"tenant {tenant!r} keeps {self._max_conversations} conversations, the most it "
+                "may: delete some, or wait for idle ones to expire")
         added = await self.add(tenant, cid, items) if items else []
         return obj, added or []
 
@@ -112,7 +159,11 @@ class ConversationStore(KeptInRedis):
         if not CONVERSATION_ID.fullmatch(conversation_id):
             return False
         names = self._keys(tenant, conversation_id)
-        return bool(await self._do(self._redis.delete(*names), names[0]))
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.delete(*names)
+        pipe.srem(keys.tenant_conversations(tenant), conversation_id)
+        deleted, _ = await self._do(pipe.execute(), names[0])
+        return bool(deleted)
 
     async def add(self, tenant: str, conversation_id: str,
                   items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
@@ -121,15 +172,19 @@ class ConversationStore(KeptInRedis):
         if not CONVERSATION_ID.fullmatch(conversation_id):
             return None
         added = [{"id": new_item_id(item["type"]), **item} for item in items]
-        args: list[Any] = [self._ttl_ms, MAX_ITEMS]
+        pairs: list[Any] = []
         for item in added:
-            args += [item["id"], _dumps(item)]
+            pairs += [item["id"], _dumps(item)]
+        size = sum(len(p) for p in pairs[1::2])
+        args: list[Any] = [self._ttl_ms, MAX_ITEMS, self._max_bytes, size, *pairs]
         names = self._keys(tenant, conversation_id)
         n = await self._do(self._add(keys=names, args=args), names[0])
         if n == -1:
             return None
         if n == -2:
             raise TooManyItems(f"a conversation holds at most {MAX_ITEMS} items")
+        if n == -3:
+            raise TooManyItems(f"a conversation holds at most {self._max_bytes} bytes of items")
         return added
 
     async def ids(self, tenant: str, conversation_id: str

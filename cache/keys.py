@@ -178,6 +178,11 @@ def conversation_items(tenant: str, conversation_id: str) -> str:
     return f"{PREFIX}:{{t:{tenant}}}:cv:{conversation_id}:items"
 
 
+def tenant_conversations(tenant: str) -> str:
+    """The set of the tenant's conversation ids (its per-tenant cap, cache/conversation_store.py)."""
+    return f"{PREFIX}:{{t:{tenant}}}:cvs"
+
+
 def quota_calls(tenant: str) -> str:
     return f"{PREFIX}:{{t:{tenant}}}:quota:rpm"
 

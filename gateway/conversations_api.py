@@ -16,11 +16,13 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import grpc
+import structlog
 from aiohttp import web
 
 from cache.conversation_store import (
     ConversationStore,
     ConversationsUnavailable,
+    TooManyConversations,
     TooManyItems,
 )
 from gateway.core import GatewayError
@@ -28,6 +30,8 @@ from gateway.openai_fields import check_metadata
 from gateway.openai_format import BadRequest
 from gateway.responses_format import checked_items
 from gateway.responses_items import listed_item, page
+
+log = structlog.get_logger(__name__)
 
 ITEMS_PER_REQUEST = 20  # OpenAI's limit on items created by one request
 _T = TypeVar("_T")
@@ -64,8 +68,11 @@ class ConversationsApi:
         try:
             return await op
         except ConversationsUnavailable as exc:
+            log.warning("conversations unavailable", error=str(exc))  # not to the caller
             raise GatewayError(grpc.StatusCode.UNAVAILABLE,
-                               f"conversations are unavailable (Redis): {exc}") from None
+                               "conversations are unavailable (Redis); retry later") from None
+        except TooManyConversations as exc:
+            raise GatewayError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
 
     def _stored(self) -> ConversationStore:
         if self._store is None:
@@ -80,7 +87,10 @@ class ConversationsApi:
         body = _body(raw, {"items", "metadata"})
         items = self._items(body.get("items") or [])
         store = self._stored()
-        obj, _ = await self._do(store.create(tenant, body.get("metadata") or {}, items))
+        try:
+            obj, _ = await self._do(store.create(tenant, body.get("metadata") or {}, items))
+        except TooManyItems as exc:
+            raise BadRequest(str(exc), "items") from None
         return obj
 
     async def get(self, tenant: str, cid: str) -> dict[str, Any]:

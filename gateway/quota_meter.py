@@ -3,7 +3,13 @@ tokens taken at admission, its completion tokens charged once known, and a refus
 prompt tokens given back. Redis out of reach: the call is served unmetered (counted), and
 while Redis stays down the quota script is not even tried (cache/outage.py), so that no call
 waits out a timeout for it more than once a second. The buckets and the one Lua script that
-keeps them: cache/quotas.py."""
+keeps them: cache/quotas.py.
+
+A Redis that answers but refuses the quota script (an OOM `ResponseError` under `maxmemory`,
+or any other error reply) is not an outage: serving unmetered then would lift every tenant's
+rpm/tpm for as long as Redis stays full (security review 2026-12-05 F1). A tenant with a
+quota is then refused, UNAVAILABLE (a 503 whose text does not carry Redis's), and a warning
+is logged."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import grpc
+import redis
 import structlog
 
 from cache.keys import quota_calls
@@ -27,6 +34,15 @@ Spawn = Callable[[Coroutine[Any, Any, None]], None]
 
 class QuotasUnavailable(Exception):
     """Redis did not answer the quota script in time (or failed under a second ago)."""
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether Redis answered the quota operation with an error (OOM ...), not that it is out
+    of reach."""
+    return isinstance(exc.__cause__, redis.exceptions.ResponseError)
+
+
+REFUSED = "quotas cannot be metered now (the quota store refused the write); retry later"
 
 
 class QuotaMeter:
@@ -53,6 +69,10 @@ class QuotaMeter:
                                     self._timeout_s, QuotasUnavailable, quotas.outage,
                                     key=quota_calls(tenant))
         except QuotasUnavailable as exc:
+            if refused(exc):  # Redis is there but refuses: fail closed
+                log.warning("quota store refused the write: call refused", tenant=tenant,
+                            error=str(exc))
+                raise CallFailed(grpc.StatusCode.UNAVAILABLE, REFUSED, retry_after_s=1.0) from None
             # counted (ostinato_quota_unmetered_calls_total); an outage is logged once, at
             # its start (cache/outage.py)
             self.unmetered += 1
@@ -87,8 +107,11 @@ class QuotaMeter:
             try:
                 await within(quotas.charge(tenant, limits, completion_tokens), self._timeout_s,
                              QuotasUnavailable, quotas.outage, key=quota_calls(tenant))
-            except QuotasUnavailable:
+            except QuotasUnavailable as exc:
                 self.unmetered += metered  # served, its completion tokens not taken
+                if refused(exc):
+                    log.warning("quota store refused the write: completion tokens not charged",
+                                tenant=tenant, error=str(exc))
 
         self._spawn(charge())
 

@@ -103,8 +103,9 @@ def call_from_responses(body: Any, cache_header: str | None, prior: list[Any] | 
 
 
 def _unavailable(exc: ResponsesUnavailable) -> GatewayError:
+    log.warning("stored responses unavailable", error=str(exc))  # not to the caller
     return GatewayError(grpc.StatusCode.UNAVAILABLE,
-                        f"stored responses are unavailable (Redis): {exc}")
+                        "stored responses are unavailable (Redis); retry later")
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,9 @@ async def _in_conversation(conversations: ConversationStore | None, tenant: str,
                              "start a new one", "conversation")
         items = await conversations.items(tenant, cid, got[1])
     except ConversationsUnavailable as exc:
+        log.warning("conversations unavailable", error=str(exc))  # not to the caller
         raise GatewayError(grpc.StatusCode.UNAVAILABLE,
-                           f"conversations are unavailable (Redis): {exc}") from None
+                           "conversations are unavailable (Redis); retry later") from None
     return cid, [item for item in items if item is not None]
 
 
@@ -196,14 +198,15 @@ class _Keeper:
         try:
             added = await conversations.add(self._tenant, cid, turn)
         except ConversationsUnavailable as exc:
+            log.warning("conversations unavailable", error=str(exc))  # not to the caller
             raise GatewayError(grpc.StatusCode.UNAVAILABLE,
                                f"the answer could not be added to conversation {cid!r} "
-                               f"(conversations are unavailable: {exc}); send the request "
-                               "again", "conversation") from None
-        except TooManyItems:  # items added meanwhile by another request
+                               "(conversations are unavailable); send the request again",
+                               "conversation") from None
+        except TooManyItems as exc:  # items (or bytes) added meanwhile by another request
             raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"conversation {cid!r} would hold more than {MAX_ITEMS} items; "
-                               "start a new one", "conversation") from None
+                               f"conversation {cid!r} is full ({exc}); start a new one",
+                               "conversation") from None
         if added is None:
             log.warning("response not added to its conversation", conversation_id=cid,
                         response_id=response["id"], error="the conversation was deleted meanwhile")

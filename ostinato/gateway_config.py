@@ -81,6 +81,12 @@ class GatewayConfig:
     # POST /v1/responses keeps each finished response (unless "store": false) this long in
     # Redis, for previous_response_id and GET /v1/responses/<id> (cache/stored_responses.py).
     responses_ttl_s: float = 86_400.0
+    # Per-tenant bounds on what the Conversations API keeps in Redis (cache/conversation_store.py):
+    # at most this many conversations per tenant (a create past it is a 429; delete some or let
+    # idle ones expire), each holding at most max_conversation_bytes of item JSON (adding past it
+    # is a 400). A tenant's stored conversations thus take at most their product.
+    max_conversations_per_tenant: int = 1000
+    max_conversation_bytes: int = 1_048_576  # see max_conversations_per_tenant
     # TLS on the gRPC port (the SDK: ostinato.Client(..., tls=...)): both PEM files, or
     # neither for plaintext. The HTTP API stays plaintext (terminate its TLS at a proxy).
     tls_cert_file: str = ""  # This file: the gateway's certificate chain (PEM).
@@ -97,7 +103,8 @@ class GatewayConfig:
                               "and gateway.tls_key_file")
         check_numbers("gateway", self, positive=(
             "max_prompt_chars", "max_messages", "default_max_new_tokens", "max_new_tokens_limit",
-            "call_timeout_s"), non_negative=("max_inflight_calls", "context_length"))
+            "call_timeout_s", "max_conversations_per_tenant", "max_conversation_bytes"),
+            non_negative=("max_inflight_calls", "context_length"))
         if self.default_max_new_tokens > self.max_new_tokens_limit:
             raise ConfigError(f"gateway.default_max_new_tokens: must be at most "
                               f"max_new_tokens_limit ({self.max_new_tokens_limit}), got "

@@ -103,3 +103,34 @@ async def test_without_redis_every_operation_fails_clearly() -> None:
                 await op
     finally:
         await client.aclose()
+
+
+async def test_a_tenant_keeps_a_bounded_number_and_size_of_conversations(
+        redis_target: RedisTarget) -> None:
+    """Security review 2026-12-05 F1: per tenant, at most max_conversations (a deleted one
+    frees its place; another tenant has its own), each of at most max_bytes of items."""
+    client = redis_target.client()
+    store = ConversationStore(client, ttl_s=60, timeout_s=1.0, max_conversations=2,
+                              max_bytes=200)
+    tenant, other = f"cap-{uuid.uuid4().hex[:8]}", f"cap-{uuid.uuid4().hex[:8]}"
+    try:
+        first, _ = await store.create(tenant, {}, [])
+        await store.create(tenant, {}, [said("user", "x")])
+        with pytest.raises(conversation_store.TooManyConversations):
+            await store.create(tenant, {}, [])
+        await store.create(other, {}, [])
+        assert await store.delete(tenant, first["id"])
+        third, _ = await store.create(tenant, {}, [said("user", "a" * 50)])
+        with pytest.raises(TooManyItems, match="200 bytes"):
+            await store.add(tenant, third["id"], [said("user", "b" * 150)])
+        with pytest.raises(TooManyItems, match="200 bytes"):
+            await store.create(other, {}, [said("user", "c" * 300)])
+        got = await store.ids(tenant, third["id"])
+        assert got is not None and len(got[1]) == 1  # the refused item was not added
+        # one expired (its keys gone) is pruned when the tenant is at its max
+        await client.delete(*store._keys(tenant, third["id"]))
+        await store.create(tenant, {}, [])
+        with pytest.raises(conversation_store.TooManyConversations):
+            await store.create(tenant, {}, [])
+    finally:
+        await client.aclose()

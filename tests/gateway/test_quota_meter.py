@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
 
 from cache.quotas import Quotas
 from cache.redis_server import free_port
@@ -90,3 +91,39 @@ async def test_a_charge_redis_does_not_take_is_counted_unmetered() -> None:
     finally:
         await client.aclose()
     assert meter.unmetered == 1
+
+
+class _FullRedisQuotas(Quotas):
+    """Quotas whose Redis answers every write with an OOM error (at maxmemory, noeviction)."""
+
+    async def admit(self, *args: Any, **kwargs: Any) -> Any:
+        raise redis_errors.ResponseError(
+            "OOM command not allowed when used memory > 'maxmemory'. script: b3e9, on @user_script:5.")
+
+    async def charge(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.admit()
+
+
+async def test_a_redis_refusing_writes_fails_closed_without_its_text(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Security review 2026-12-05 F1: an OOM reply is not an outage, so quotas are not
+    lifted: the call is refused UNAVAILABLE, its message without Redis's, and a warning is
+    logged (with it)."""
+    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}")
+    spawned: list[Coroutine[Any, Any, None]] = []
+    meter = QuotaMeter(_FullRedisQuotas(client), 0.5, spawned.append)
+    try:
+        for _ in range(2):  # every time: the outage view does not skip a Redis that answers
+            with pytest.raises(CallFailed) as refused:
+                await meter.admit("t", TenantLimits(rpm=5), 10)
+            assert refused.value.code == grpc.StatusCode.UNAVAILABLE
+            assert "maxmemory" not in refused.value.message
+            assert "script" not in refused.value.message
+        assert not await meter.admit("t", TenantLimits(), 10)  # no quota: nothing to meter
+        meter.charge("t", TenantLimits(tpm=100), 5)
+        await spawned[0]
+    finally:
+        await client.aclose()
+    assert meter.unmetered == 1  # the charge's
+    logged = capsys.readouterr()
+    assert "quota store refused the write" in logged.out + logged.err
