@@ -4,8 +4,10 @@ Each quota is a generic cell rate: a limit of L per minute lets one unit through
 60/L s, with a burst of up to L at once. The script keeps each bucket's theoretical arrival
 time (TAT) under the Redis server's clock, so every gateway replica shares one view and no
 two requests can both take the last unit. A call is admitted when its calls bucket has room
-for 1 and its tokens bucket for its prompt tokens; its completion tokens are charged when it
-ends (`charge`), which may leave the bucket in debt: the tenant's next calls wait for it.
+for 1 and its tokens bucket for its prompt tokens and its reserved completion tokens
+(gateway/quota_meter.py: its max_new_tokens, cut to what the tpm leaves); when it ends the
+unused part is given back (`refund`) or the excess charged (`charge`), which may leave the
+bucket in debt: the tenant's next calls wait for it.
 """
 
 from __future__ import annotations

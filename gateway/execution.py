@@ -104,27 +104,32 @@ class CallExecutor:
         # refused here, before any quota is taken or anything is queued
         call = self._fitted(call, prepared[0])
         limits = self._tenancy().limits_of(tenant)
+        prompt_tokens = len(prepared[0].ids)
+        # its max_new_tokens reserved at admission, the unused part given back at its end
+        # (a call that fails otherwise, or is cut, keeps its reservation: its tokens may
+        # have been spent)
+        reserved = self._quotas.reservation(limits, prompt_tokens, call.sampling.max_new_tokens)
         if metered is None:
-            metered = await self._quotas.admit(tenant, limits, len(prepared[0].ids))
+            metered = await self._quotas.admit(tenant, limits, prompt_tokens, reserved)
         try:
             async for item in self._answer(tenant, program_id, call, timeout_s, start,
                                            prepared, new_program, resend, implicit, whole,
-                                           limits, policy, metered):
+                                           limits, policy, metered, reserved):
                 yield item
         except CallFailed as exc:
             exc.metered = metered  # (a second attempt of the request must not take it again)
-            if metered and exc.code == grpc.StatusCode.INVALID_ARGUMENT:
-                await self._quotas.refund(tenant, limits, len(prepared[0].ids))  # never ran
+            if metered and exc.code == grpc.StatusCode.INVALID_ARGUMENT:  # never ran
+                await self._quotas.refund(tenant, limits, prompt_tokens, reserved)
             raise
 
     async def _answer(
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
         start: float, prepared: tuple[PreparedPrompt, int], new_program: NewProgram | None,
         resend: bool, implicit: bool, whole: bool, limits: TenantLimits, policy: CachePolicy,
-        metered: bool,
+        metered: bool, reserved: int,
     ) -> AsyncIterator[CallItem]:
         """The call answered from the cache, or run through the mesh (`metered`: its
-        admission was taken from the tenant's quotas)."""
+        admission was taken from the tenant's quotas, `reserved` completion tokens with it)."""
         exact = exact_digest(tenant, call) if (
             policy.mode is not CacheMode.OFF and deterministic(call)) else None
         semantic = semantic_key(tenant, call) if policy.mode is CacheMode.SEMANTIC else None
@@ -133,7 +138,8 @@ class CallExecutor:
             if hit is not None:
                 await self._record_cached(tenant, program_id, call, timeout_s, new_program,
                                           resend)
-                self._quotas.charge(tenant, limits, hit.answer.completion_tokens, metered)
+                self._quotas.charge(tenant, limits, hit.answer.completion_tokens, metered,
+                                    reserved)
                 yield Granted("")
                 yield Delta(hit.answer.text, _HIT[hit.kind], last=True,
                             reasoning=hit.answer.reasoning)
@@ -163,7 +169,7 @@ class CallExecutor:
         async for item in self._through_mesh(tenant, program_id, call, timeout_s, start,
                                              prepared, new_program, resend,
                                              report_later and not settle, whole, limits,
-                                             exact, semantic, metered):
+                                             exact, semantic, metered, reserved):
             if settle and isinstance(item, common_pb2.CallResult):
                 await self._mesh.report_now.queued_through(REPORT_SETTLE_S)
             yield item
@@ -172,13 +178,14 @@ class CallExecutor:
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
         start: float, prepared: tuple[PreparedPrompt, int], new_program: NewProgram | None,
         resend: bool, report_later: bool, whole: bool, limits: TenantLimits,
-        exact: str | None, semantic: SemanticKey | None, metered: bool,
+        exact: str | None, semantic: SemanticKey | None, metered: bool, reserved: int,
     ) -> AsyncIterator[CallItem]:
         """The call run by a worker; its completion charged, its answer stored."""
         async for item in self._mesh.run(tenant, program_id, call, timeout_s, start, prepared,
                                          new_program, resend, report_later, whole):
             if isinstance(item, common_pb2.CallResult):
-                self._quotas.charge(tenant, limits, item.usage.completion_tokens, metered)
+                self._quotas.charge(tenant, limits, item.usage.completion_tokens, metered,
+                                    reserved)
             # Stored before the result is handed on: a consumer may stop at the result
             # (the HTTP stream does), and nothing after the last yield would run then.
             if (isinstance(item, common_pb2.CallResult) and self._cache is not None

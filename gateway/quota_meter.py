@@ -55,17 +55,30 @@ class QuotaMeter:
         self.unmetered = 0  # calls served unmetered, or not charged their completion tokens,
         # because Redis did not answer
 
-    async def admit(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> bool:
-        """The tenant's quotas take this call and its prompt tokens (True), or it is refused
-        (RESOURCE_EXHAUSTED, with when to retry). No quota, or Redis out of reach: served
-        unmetered (False)."""
+    @staticmethod
+    def reservation(limits: TenantLimits, prompt_tokens: int, max_new_tokens: int) -> int:
+        """The completion tokens a call reserves at admission (security review 2026-12-05
+        F2: a tpm must bound concurrent output, not only be charged after it): its
+        max_new_tokens, cut to what a minute's tpm leaves beside its prompt, so that a call
+        allowed as many tokens as the whole tpm is still admitted, then alone. 0 without a
+        tpm."""
+        if not limits.tpm:
+            return 0
+        return max(0, min(max_new_tokens, limits.tpm - prompt_tokens))
+
+    async def admit(self, tenant: str, limits: TenantLimits, prompt_tokens: int,
+                    reserved: int = 0) -> bool:
+        """The tenant's quotas take this call, its prompt tokens and `reserved` completion
+        tokens (True; `settle` charges or gives back the difference once the completion is
+        known), or it is refused (RESOURCE_EXHAUSTED, with when to retry). No quota, or
+        Redis out of reach: served unmetered (False)."""
         if self._quotas is None or not (limits.rpm or limits.tpm):
             return False
         if never_fits(limits, prompt_tokens):  # refused whether Redis answers or not
             raise self._never(tenant, limits, prompt_tokens)
         quotas = self._quotas
         try:
-            decision = await within(quotas.admit(tenant, limits, prompt_tokens),
+            decision = await within(quotas.admit(tenant, limits, prompt_tokens + reserved),
                                     self._timeout_s, QuotasUnavailable, quotas.outage,
                                     key=quota_calls(tenant))
         except QuotasUnavailable as exc:
@@ -95,12 +108,20 @@ class QuotaMeter:
                           "admitted (shorten it)")
 
     def charge(self, tenant: str, limits: TenantLimits, completion_tokens: int,
-               metered: bool = True) -> None:
-        """Completion tokens go on the tenant's token bucket once known (not awaited). One
-        that Redis does not take counts the call unmetered, unless its admission was
-        (`metered` False: counted then)."""
+               metered: bool = True, reserved: int = 0) -> None:
+        """Completion tokens go on the tenant's token bucket once known (not awaited), less
+        the `reserved` ones its admission took already; fewer than reserved give the rest
+        back. One that Redis does not take counts the call unmetered, unless its admission
+        was (`metered` False: counted then, and nothing was reserved)."""
         quotas = self._quotas
-        if quotas is None or not limits.tpm or completion_tokens <= 0:
+        if quotas is None or not limits.tpm:
+            return
+        if metered and reserved:
+            if completion_tokens < reserved:
+                self._spawn(self._give_back(tenant, limits, reserved - completion_tokens))
+                return
+            completion_tokens -= reserved
+        if completion_tokens <= 0:
             return
 
         async def charge() -> None:
@@ -115,16 +136,20 @@ class QuotaMeter:
 
         self._spawn(charge())
 
-    async def refund(self, tenant: str, limits: TenantLimits, prompt_tokens: int) -> None:
+    async def refund(self, tenant: str, limits: TenantLimits, prompt_tokens: int,
+                     reserved: int = 0) -> None:
         """A call admitted (metered) and then refused as invalid, by the engine or the
-        planner, never ran: its prompt tokens go back to the tenant's tokens per minute
-        before the refusal is answered, so the next request sees them. The request itself
-        still counts against rpm, and only a tenant with an rpm gets tokens back: for one
-        with a tpm alone, the tokens are the only bound on how fast it may send requests
-        that the mesh refuses."""
+        planner, never ran: its reserved completion tokens, and its prompt tokens, go back to
+        the tenant's tokens per minute before the refusal is answered, so the next request
+        sees them. The request itself still counts against rpm, and only a tenant with an
+        rpm gets its prompt tokens back: for one with a tpm alone, they are the only bound on
+        how fast it may send requests that the mesh refuses."""
+        await self._give_back(tenant, limits, reserved + (prompt_tokens if limits.rpm else 0))
+
+    async def _give_back(self, tenant: str, limits: TenantLimits, tokens: int) -> None:
         quotas = self._quotas
-        if quotas is None or not limits.rpm:
+        if quotas is None or tokens <= 0:
             return
         with contextlib.suppress(QuotasUnavailable):
-            await within(quotas.refund(tenant, limits, prompt_tokens), self._timeout_s,
+            await within(quotas.refund(tenant, limits, tokens), self._timeout_s,
                          QuotasUnavailable, quotas.outage, key=quota_calls(tenant))

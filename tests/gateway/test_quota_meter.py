@@ -127,3 +127,36 @@ async def test_a_redis_refusing_writes_fails_closed_without_its_text(
     assert meter.unmetered == 1  # the charge's
     logged = capsys.readouterr()
     assert "quota store refused the write" in logged.out + logged.err
+
+
+def test_a_reservation_is_max_new_tokens_cut_to_what_the_tpm_leaves() -> None:
+    assert QuotaMeter.reservation(TenantLimits(rpm=5), 10, 2000) == 0  # no tpm: none
+    assert QuotaMeter.reservation(TenantLimits(tpm=1000), 10, 200) == 200
+    assert QuotaMeter.reservation(TenantLimits(tpm=1000), 10, 2000) == 990
+
+
+async def test_concurrent_output_is_bounded_by_the_tpm(redis_url: str) -> None:
+    """Security review 2026-12-05 F2: max_new_tokens is reserved at admission, so calls
+    running at once cannot together be allowed more than the tpm; what a call did not use
+    comes back when it ends, and more than it reserved is charged."""
+    client = aioredis.from_url(redis_url)
+    spawned: list[Coroutine[Any, Any, None]] = []
+    meter = QuotaMeter(Quotas(client), 0.5, spawned.append)
+    tenant, limits = f"t-{free_port()}", TenantLimits(tpm=1000)
+    try:
+        assert await meter.admit(tenant, limits, 10, 480)
+        assert await meter.admit(tenant, limits, 10, 480)
+        with pytest.raises(CallFailed) as refused:  # a third would be past the tpm
+            await meter.admit(tenant, limits, 10, 480)
+        assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        meter.charge(tenant, limits, 80, metered=True, reserved=480)  # 400 come back
+        await spawned.pop()
+        assert await meter.admit(tenant, limits, 10, 380)
+        await meter.refund(tenant, limits, 10, reserved=380)  # refused as invalid: 380 back
+        assert await meter.admit(tenant, limits, 10, 370)
+        meter.charge(tenant, limits, 600, metered=True, reserved=370)  # 230 more taken
+        await spawned.pop()
+        with pytest.raises(CallFailed):
+            await meter.admit(tenant, limits, 1, 0)
+    finally:
+        await client.aclose()
