@@ -74,8 +74,13 @@ class Tenancy:
         return self.limits.get(tenant, NO_LIMITS)
 
     def tenant_for(self, api_key: str) -> str | None:
-        """The key's tenant, or None; digests are compared in constant time."""
-        digest = key_digest(api_key)
+        """The key's tenant, or None; digests are compared in constant time. A key that is not
+        valid Unicode (a lone surrogate escape of undecodable header bytes) is no key's: None,
+        so its caller is unauthenticated (a 401), not a bad request."""
+        try:
+            digest = key_digest(api_key)
+        except UnicodeEncodeError:
+            return None
         found = None
         for known, tenant in self.keys.items():
             if hmac.compare_digest(known, digest):

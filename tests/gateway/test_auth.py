@@ -40,3 +40,14 @@ def test_tenants() -> None:
         strict.tenant_for(None)
     with pytest.raises(Unauthenticated, match="invalid API key"):
         strict.tenant_for("k2", any_key_is_anonymous=True)
+
+
+def test_a_key_that_is_not_unicode_is_unauthenticated() -> None:
+    """Security review 2026-12-05 F5: undecodable header bytes (a lone surrogate escape, as
+    aiohttp hands a latin-1 key over) are an invalid key (401), not a bad request (400)."""
+    key = b"ost-\xe9\xe9".decode("utf-8", "surrogateescape")
+    closed = ApiKeyAuthenticator.from_keys({"k1-long-key": "acme"}, allow_anonymous=False)
+    with pytest.raises(Unauthenticated, match="invalid API key"):
+        closed.tenant_for(key)
+    opened = ApiKeyAuthenticator.from_keys({"k1-long-key": "acme"}, allow_anonymous=True)
+    assert opened.tenant_for(key, any_key_is_anonymous=True) == "default"
