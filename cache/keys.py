@@ -52,7 +52,8 @@ object and its items in order. TTL renewed by every read and write; tenant in th
 
 Tenancy (cache/tenancy.py): operator data, read by every gateway.
 
-    ost:tenancy:tenants               hash   tenant -> JSON {weight, rpm, tpm, max_programs, created}
+    ost:tenancy:tenants               hash   tenant -> JSON {weight, rpm, tpm, max_programs, created,
+                                             generation}
     ost:tenancy:keys                  hash   sha256(API key) -> tenant (keys never stored)
     ost:tenancy:shared                hash   name -> declared shared prompt prefix
 

@@ -69,9 +69,16 @@ class Tenancy:
     keys: Mapping[str, str] = field(default_factory=dict)  # sha256(key) -> tenant
     shared_prefixes: Mapping[str, str] = field(default_factory=dict)  # name -> prompt prefix
     limits: Mapping[str, TenantLimits] = field(default_factory=dict)  # tenant -> its record
+    # tenant -> the random id of this incarnation of it (cache/tenant_directory.py): a tenant
+    # revoked and created again under its name gets a new one
+    generations: Mapping[str, str] = field(default_factory=dict)
 
     def limits_of(self, tenant: str) -> TenantLimits:
         return self.limits.get(tenant, NO_LIMITS)
+
+    def generation_of(self, tenant: str) -> str:
+        """The tenant's generation ("" for a record written before they were)."""
+        return self.generations.get(tenant, "")
 
     def tenant_for(self, api_key: str) -> str | None:
         """The key's tenant, or None; digests are compared in constant time. A key that is not

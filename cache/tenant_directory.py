@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -19,11 +20,15 @@ import redis.asyncio as aioredis
 import structlog
 
 from cache.keys import (
+    open_programs,
+    program_calls,
+    program_meta,
     tenancy_keys,
     tenancy_shared,
     tenancy_tenants,
     tenancy_version,
     tenant_data_pattern,
+    tenant_programs,
 )
 from cache.redis_client import AsyncClient, text
 from cache.tenancy import ANONYMOUS_TENANT, Tenancy, TenantLimits, key_digest
@@ -31,11 +36,16 @@ from cache.tenancy import ANONYMOUS_TENANT, Tenancy, TenantLimits, key_digest
 log = structlog.get_logger(__name__)
 
 _REDIS_TROUBLE = (aioredis.RedisError, OSError, TimeoutError)
+_GENERATION = re.compile(r"[0-9a-f]{1,32}")
 _TENANT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
 class InvalidTenancy(ValueError):
     pass
+
+
+def new_generation() -> str:
+    return secrets.token_hex(8)
 
 
 def check_tenant(tenant: str) -> str:
@@ -52,6 +62,13 @@ def _record(raw: bytes | str) -> dict[str, float | int]:
     return {k: v for k, v in data.items() if k in names} if isinstance(data, dict) else {}
 
 
+def _generation(raw: bytes | str | None) -> str:
+    """A stored tenant record's generation ("" for none: written before they were)."""
+    data = json.loads(raw) if raw is not None else None
+    found = data.get("generation") if isinstance(data, dict) else None
+    return found if isinstance(found, str) and _GENERATION.fullmatch(found) else ""
+
+
 def _limits(**fields: float | int) -> TenantLimits:
     try:
         return TenantLimits(**fields)  # type: ignore[arg-type]
@@ -65,11 +82,17 @@ class TenantDirectory:
         self._timeout_s = timeout_s
 
     async def add_tenant(self, tenant: str, weight: float = 1.0) -> None:
-        await self._write(check_tenant(tenant), _limits(weight=weight))
+        raw = await self._redis.hget(tenancy_tenants(), check_tenant(tenant))
+        await self._write(tenant, _limits(weight=weight), _generation(raw) or new_generation())
 
-    async def _write(self, tenant: str, limits: TenantLimits) -> None:
+    async def _write(self, tenant: str, limits: TenantLimits, generation: str) -> None:
+        """The record: its limits, and its `generation`, the random id of this incarnation
+        of the tenant (security review 2026-12-05 F3): its programs' ids and its KV-cache
+        namespace carry it (gateway/program_ids.py), so a tenant revoked and created again
+        under the same name reaches none of the old one's programs or cached prefixes."""
         await self._redis.hset(tenancy_tenants(), tenant,
-                               json.dumps({**dataclasses.asdict(limits), "created": time.time()}))
+                               json.dumps({**dataclasses.asdict(limits), "created": time.time(),
+                                           "generation": generation}))
         await self._changed()
 
     async def _changed(self) -> None:
@@ -88,7 +111,7 @@ class TenantDirectory:
                                  "mode (--no-auth): choose another name")
         if await self._redis.hexists(tenancy_tenants(), tenant):
             raise InvalidTenancy(f"tenant {tenant!r} exists (update it, or give it a key)")
-        await self._write(tenant, limits)
+        await self._write(tenant, limits, new_generation())
         api_key = "ost-" + secrets.token_urlsafe(32)
         await self._redis.hset(tenancy_keys(), key_digest(api_key), tenant)
         await self._changed()
@@ -100,13 +123,15 @@ class TenantDirectory:
         if raw is None:
             raise InvalidTenancy(f"no tenant {tenant!r}")
         limits = _limits(**{**_record(raw), **changes})
-        await self._write(tenant, limits)
+        await self._write(tenant, limits, _generation(raw) or new_generation())
         return limits
 
     async def revoke_tenant(self, tenant: str) -> int:
         """Removes the tenant, every API key of it and its data (cached answers, saved
-        conversations, quota buckets: a tenant created later under the same name starts
-        with none of it); returns how many API keys went."""
+        conversations, quota buckets, its programs' records in Redis: a tenant created later
+        under the same name starts with none of it, and, with a generation of its own, reaches
+        none of the programs the planner still holds in memory for the old one, nor its
+        KV-cache prefixes); returns how many API keys went."""
         keys = await self._redis.hgetall(tenancy_keys())
         digests = [d for d, t in keys.items() if text(t) == tenant]
         # Two steps, not one transaction: the hashes live in different Redis Cluster slots.
@@ -125,7 +150,18 @@ class TenantDirectory:
                 batch = []
         if batch:
             await self._redis.unlink(*batch)
+        await self._forget_programs(tenant)
         return len(digests)
+
+    async def _forget_programs(self, tenant: str) -> None:
+        """The tenant's program index (ost:programs:TENANT) and the records of the programs
+        it names (each in a slot of its own: one key at a time)."""
+        index = tenant_programs(tenant)
+        for program_id in await self._redis.zrange(index, 0, -1):
+            pid = text(program_id)
+            await self._redis.unlink(program_meta(pid), program_calls(pid))
+            await self._redis.zrem(open_programs(), pid)
+        await self._redis.unlink(index)
 
     async def add_key(self, tenant: str, api_key: str, *, create: bool = False) -> bool:
         """Stores the key's SHA-256 digest only. A tenant with no record is refused, or
@@ -194,6 +230,7 @@ class TenantDirectory:
                 log.warning("tenancy: bad tenant record ignored", tenant=tenant.decode(), error=str(exc))
         return Tenancy(
             limits=limits,
+            generations={t.decode(): g for t, raw in records.items() if (g := _generation(raw))},
             tenants=frozenset(t.decode() for t in records),
             keys={d.decode(): t.decode() for d, t in keys.items()},
             shared_prefixes={n.decode(): p.decode() for n, p in shared.items()},

@@ -46,6 +46,10 @@ class ApiKeyAuthenticator:
         snapshot = cls.snapshot_of(keys)
         return cls(lambda: snapshot, allow_anonymous)
 
+    def generation_of(self, tenant: str) -> str:
+        """The tenant's generation (cache/tenant_directory.py; "" for none)."""
+        return self._tenancy().generation_of(tenant)
+
     def tenant_for(self, api_key: str | None, *, any_key_is_anonymous: bool = False) -> str:
         """The key's tenant; in open mode (`allow_anonymous`) a caller without a key is
         tenant `default`. `any_key_is_anonymous` (the OpenAI-compatible HTTP API): in open

@@ -131,7 +131,8 @@ class GatewayCore:
         named = common_pb2.ProgramOptions()
         named.CopyFrom(options)
         # Named here, so a registration retried through a planner restart is recognized.
-        named.program_id = inner_id(tenant, named.program_id or uuid.uuid4().hex)
+        named.program_id = inner_id(tenant, named.program_id or uuid.uuid4().hex,
+                                      self._auth.generation_of(tenant))
         resp = await self._planner_call(self._planner.RegisterProgram,
                                         planner_pb2.RegisterProgramRequest(
                                             tenant=tenant, options=named,
@@ -147,7 +148,7 @@ class GatewayCore:
             check_program_id(program_id)
         except InvalidCall as exc:
             raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.param) from exc
-        return inner_id(tenant, program_id)
+        return inner_id(tenant, program_id, self._auth.generation_of(tenant))
 
     async def end_program(self, tenant: str, program_id: str) -> common_pb2.ProgramSummary:
         """Ends `tenant`'s program `program_id` (the client's id): its summary."""
@@ -169,7 +170,8 @@ class GatewayCore:
     def _new_program(self, tenant: str, program_id: str = "", *,
                      one_call: bool = False) -> NewProgram:
         options = common_pb2.ProgramOptions(
-            program_id=program_id or inner_id(tenant, uuid.uuid4().hex))
+            program_id=program_id or inner_id(tenant, uuid.uuid4().hex,
+                                                    self._auth.generation_of(tenant)))
         return NewProgram(options, self._tenant_limits(tenant).max_programs, one_call)
 
     async def place(self, tenant: str, call: common_pb2.CallSpec, program_id: str = "",
@@ -197,7 +199,8 @@ class GatewayCore:
                 await self._conversations.branch(tenant, continues, self.config.responses_ttl_s)
         elif self._conversations is not None and self.config.attribute_conversations:
             found = await self._conversations.find(tenant, call)
-        if found is not None and not found.program_id.startswith(inner_id(tenant, "")):
+        if found is not None and not found.program_id.startswith(
+                inner_id(tenant, "", self._auth.generation_of(tenant))):
             found = None  # recorded before ids were per tenant: no client can name it
         if found is None:
             if call.parent_call_ids:  # refused here: no new program is left behind

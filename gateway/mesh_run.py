@@ -24,6 +24,7 @@ from cache.block_hash import prefix_block_hashes
 from gateway.admissions import Admissions
 from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram, planner_failure
 from gateway.outcome_reports import OutcomeReports
+from gateway.program_ids import namespace_of
 from gateway.prompts import PreparedPrompt
 from gateway.tool_output import ToolOutput
 from gateway.worker_channels import WorkerChannels
@@ -35,7 +36,8 @@ log = structlog.get_logger(__name__)
 
 
 def cache_salt(tenant: str) -> str:
-    """The prefix-cache namespace of a tenant: derived here, never taken from the client."""
+    """The prefix-cache namespace of a tenant (`tenant`: its namespace, with its generation:
+    gateway/program_ids.py): derived here, never taken from the client."""
     return "tenant:" + tenant
 
 
@@ -98,7 +100,7 @@ class MeshRun:
         prompt, shared_tokens = prepared
         if call.parent_call_ids:  # its parents' lingering reports: the planner waits for them
             self._report_later.flush()
-        salt = cache_salt(tenant)
+        salt = cache_salt(namespace_of(program_id, tenant))  # the tenant's, with its generation
         admit = planner_pb2.AdmitRequest(
             tenant=tenant, program_id=program_id, call_id=call.call_id, thread_id=call.thread_id,
             parent_call_ids=call.parent_call_ids, prompt_tokens=max(1, len(prompt.ids)),

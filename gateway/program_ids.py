@@ -7,16 +7,36 @@ tenant on the way in and takes the tenant off on the way out: the planner, the w
 Redis and the traces see the inner id, clients only their own. Neither part can hold the
 separator (tenant names: cache/tenant_directory.py; program ids: gateway/calls.py), so
 the inner id names one tenant's program.
+
+The tenant part carries the tenant's generation (cache/tenant_directory.py), 'acme#5f..',
+when its record has one: a tenant revoked and created again under the same name is another
+namespace, and reaches none of the old one's programs (security review 2026-12-05 F3). The
+same part names the tenant's KV-cache namespace (gateway/mesh_run.py cache_salt). '#' is in
+no tenant name.
 """
 
 from __future__ import annotations
 
+import re
+
 SEPARATOR = "/"
+GENERATION = "#"
 
 
-def inner_id(tenant: str, program_id: str) -> str:
+def namespace(tenant: str, generation: str = "") -> str:
+    """The tenant part of its programs' ids (and of its KV-cache salt)."""
+    return f"{tenant}{GENERATION}{generation}" if generation else tenant
+
+
+def inner_id(tenant: str, program_id: str, generation: str = "") -> str:
     """The mesh's id for `tenant`'s program `program_id` (the client's id)."""
-    return f"{tenant}{SEPARATOR}{program_id}"
+    return f"{namespace(tenant, generation)}{SEPARATOR}{program_id}"
+
+
+def namespace_of(inner: str, tenant: str) -> str:
+    """The tenant part of `tenant`'s inner id `inner` (`tenant` for an id not of its form)."""
+    head, sep, _ = inner.partition(SEPARATOR)
+    return head if sep and (head == tenant or head.startswith(tenant + GENERATION)) else tenant
 
 
 def client_id(inner: str) -> str:
@@ -27,6 +47,5 @@ def client_id(inner: str) -> str:
 def client_text(tenant: str, text: str) -> str:
     """A message from inside the mesh (the planner's) as `tenant`'s client reads it: the
     programs it names ('acme/p1', quoted as Python's repr quotes) by the client's ids."""
-    for quote in ("'", '"'):
-        text = text.replace(f"{quote}{tenant}{SEPARATOR}", quote)
-    return text
+    return re.sub(rf"""(['"]){re.escape(tenant)}(?:{GENERATION}[0-9a-f]+)?{SEPARATOR}""",
+                  r"\1", text)

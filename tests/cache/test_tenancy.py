@@ -164,6 +164,34 @@ async def test_a_revoked_tenants_data_goes_with_it(directory: TenantDirectory,
         await client.aclose()
 
 
+async def test_a_tenant_created_again_is_a_new_generation_without_the_old_programs(
+        directory: TenantDirectory, redis_target: RedisTarget) -> None:
+    """Security review 2026-12-05 F3: the record's generation (the namespace of the tenant's
+    programs and KV cache) stays through updates and is new after revoke and create; revoke
+    removes the tenant's program index and the records it names."""
+    tenant = name()
+    await directory.create_tenant(tenant, TenantLimits())
+    first = (await directory.load()).generation_of(tenant)
+    await directory.update_tenant(tenant, rpm=5)
+    await directory.add_tenant(tenant, weight=2.0)
+    assert first and (await directory.load()).generation_of(tenant) == first
+    client = redis_target.client()
+    pid = f"{tenant}#{first}/p1"
+    try:
+        await client.zadd(keys.tenant_programs(tenant), {pid: 1.0})
+        await client.hset(keys.program_meta(pid), "tenant", tenant)
+        await client.hset(keys.program_calls(pid), "c1", "{}")
+        await directory.revoke_tenant(tenant)
+        assert [await client.exists(k) for k in (keys.tenant_programs(tenant),
+                                                  keys.program_meta(pid),
+                                                  keys.program_calls(pid))] == [0, 0, 0]
+    finally:
+        await client.aclose()
+    await directory.create_tenant(tenant, TenantLimits())
+    second = (await directory.load()).generation_of(tenant)
+    assert second and second != first
+
+
 async def test_a_bad_tenant_record_is_ignored_not_fatal(directory: TenantDirectory,
                                                        redis_target: RedisTarget) -> None:
     tenant = name()

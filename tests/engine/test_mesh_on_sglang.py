@@ -15,8 +15,10 @@ import pytest
 import redis
 
 import ostinato
+from cache import keys
 from cache.block_hash import block_hex, prefix_block_hashes
 from gateway.mesh_run import cache_salt
+from gateway.program_ids import namespace
 from ostinato.mesh import Mesh, engine_context_length
 from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.tool_formats import get_parser
@@ -105,8 +107,11 @@ def test_kv_index_follows_the_engines_events_and_routes_new_programs(sglang_mesh
         with client.program() as p:
             seed = p.call(messages=user(topic), max_tokens=4)
         _, ids = load_renderer(f"hf:{MODEL}").render(user(topic), None)
-        hashes = [block_hex(h) for h in prefix_block_hashes(ids, cache_salt("acme"))]
         r = redis.Redis.from_url(sglang_mesh.endpoints.redis_url)
+        # the KV namespace carries the tenant's generation (cache/tenant_directory.py)
+        record = json.loads(r.hget(keys.tenancy_tenants(), "acme") or "{}")
+        salt = cache_salt(namespace("acme", record.get("generation", "")))
+        hashes = [block_hex(h) for h in prefix_block_hashes(ids, salt)]
 
         def held() -> int:
             scores = r.zmscore(f"ost:kv:{{w:{seed.worker_id}}}:blocks", hashes)

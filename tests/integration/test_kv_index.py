@@ -4,14 +4,17 @@ and another tenant's identical prompt matches nothing there."""
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
 import ostinato
+from cache import keys
 from cache.block_hash import block_hex, prefix_block_hashes
 from gateway.mesh_run import cache_salt
+from gateway.program_ids import namespace
 from ostinato.mesh import Mesh
 from ostinato.tokenizers import load_renderer
 from tests.conftest import API_KEYS
@@ -33,9 +36,12 @@ def run(mesh: Mesh, tenant: str, text: str, max_tokens: int) -> ostinato.CallOut
 def held(mesh: Mesh, tenant: str, text: str) -> dict[str, int]:
     """Per worker, the leading blocks of this tenant's prompt indexed in Redis."""
     _, ids = load_renderer("sim").render([{"role": "user", "content": text}], None)
-    hashes = [block_hex(h) for h in prefix_block_hashes(ids, cache_salt(tenant))]
     client = redis.Redis.from_url(mesh.endpoints.redis_url)
     try:
+        # the KV namespace carries the tenant's generation (cache/tenant_directory.py)
+        record = json.loads(client.hget(keys.tenancy_tenants(), tenant) or "{}")
+        salt = cache_salt(namespace(tenant, record.get("generation", "")))
+        hashes = [block_hex(h) for h in prefix_block_hashes(ids, salt)]
         out = {}
         for w in mesh.endpoints.workers:
             scores = client.zmscore(f"ost:kv:{{w:{w}}}:blocks", hashes)
