@@ -267,8 +267,9 @@ def test_a_conversation_recorded_before_ids_were_per_tenant_starts_a_new_program
     rewritten = 0
     for key in store.scan_iter(match=keys.conversation("acme", "*")):
         record = json.loads(store.get(key) or "{}")  # (conv:kids:... counters match too)
-        if isinstance(record, dict) and record.get("program_id", "").startswith("acme/"):
-            record["program_id"] = record["program_id"].removeprefix("acme/")  # the old form
+        if isinstance(record, dict) and record.get("program_id", "").startswith("acme"):
+            # the old form: the client's id alone (today's: acme#GENERATION/ID)
+            record["program_id"] = record["program_id"].partition("/")[2]
             store.set(key, json.dumps(record), keepttl=True)
             rewritten += 1
     assert rewritten

@@ -53,14 +53,16 @@ def test_program_of_dependent_calls_and_fan_out(mesh: Mesh) -> None:
     assert summary is not None and summary.calls_completed == 9 and summary.calls_failed == 0
 
     r = redis.Redis.from_url(ep.redis_url, decode_responses=True)
-    meta = r.hgetall(keys.program_meta(inner_id("acme", program.program_id)))
+    # the mesh's id carries the tenant's generation (cache/tenant_directory.py)
+    generation = json.loads(r.hget(keys.tenancy_tenants(), "acme") or "{}").get("generation", "")
+    stored = inner_id("acme", program.program_id, generation)
+    meta = r.hgetall(keys.program_meta(stored))
     assert meta["tenant"] == "acme" and meta["state"] == "ended" and meta["calls"] == "9"
-    stored = inner_id("acme", program.program_id)
     calls = {k: json.loads(v) for k, v in r.hgetall(keys.program_calls(stored)).items()}
     assert len(calls) == 9 and all(c["state"] == "done" for c in calls.values())
     assert calls[join.call_id]["parents"] == [o.call_id for o in fan]
     assert {c["worker_id"] for c in calls.values()} <= set(ep.workers)
-    assert inner_id("acme", program.program_id) in r.zrange(keys.tenant_programs("acme"), 0, -1)
+    assert stored in r.zrange(keys.tenant_programs("acme"), 0, -1)
 
 
 def test_async_client_streams_deltas(mesh: Mesh) -> None:
