@@ -62,7 +62,7 @@ def _record(raw: bytes | str) -> dict[str, float | int]:
     return {k: v for k, v in data.items() if k in names} if isinstance(data, dict) else {}
 
 
-def _generation(raw: bytes | str | None) -> str:
+def record_generation(raw: bytes | str | None) -> str:
     """A stored tenant record's generation ("" for none: written before they were)."""
     data = json.loads(raw) if raw is not None else None
     found = data.get("generation") if isinstance(data, dict) else None
@@ -83,7 +83,7 @@ class TenantDirectory:
 
     async def add_tenant(self, tenant: str, weight: float = 1.0) -> None:
         raw = await self._redis.hget(tenancy_tenants(), check_tenant(tenant))
-        await self._write(tenant, _limits(weight=weight), _generation(raw) or new_generation())
+        await self._write(tenant, _limits(weight=weight), record_generation(raw) or new_generation())
 
     async def _write(self, tenant: str, limits: TenantLimits, generation: str) -> None:
         """The record: its limits, and its `generation`, the random id of this incarnation
@@ -123,7 +123,7 @@ class TenantDirectory:
         if raw is None:
             raise InvalidTenancy(f"no tenant {tenant!r}")
         limits = _limits(**{**_record(raw), **changes})
-        await self._write(tenant, limits, _generation(raw) or new_generation())
+        await self._write(tenant, limits, record_generation(raw) or new_generation())
         return limits
 
     async def revoke_tenant(self, tenant: str) -> int:
@@ -230,7 +230,7 @@ class TenantDirectory:
                 log.warning("tenancy: bad tenant record ignored", tenant=tenant.decode(), error=str(exc))
         return Tenancy(
             limits=limits,
-            generations={t.decode(): g for t, raw in records.items() if (g := _generation(raw))},
+            generations={t.decode(): g for t, raw in records.items() if (g := record_generation(raw))},
             tenants=frozenset(t.decode() for t in records),
             keys={d.decode(): t.decode() for d, t in keys.items()},
             shared_prefixes={n.decode(): p.decode() for n, p in shared.items()},

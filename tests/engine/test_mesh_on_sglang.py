@@ -15,10 +15,8 @@ import pytest
 import redis
 
 import ostinato
-from cache import keys
 from cache.block_hash import block_hex, prefix_block_hashes
 from gateway.mesh_run import cache_salt
-from gateway.program_ids import namespace
 from ostinato.mesh import Mesh, engine_context_length
 from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.tool_formats import get_parser
@@ -27,6 +25,7 @@ from ostinato.v1 import common_pb2, worker_pb2, worker_pb2_grpc
 from tests.engine.conftest import MODEL
 from tests.integration.test_metrics import scrape
 from tests.prometheus_text import names, value
+from tests.stored_ids import tenant_namespace
 from workers.sglang_client import EngineRejected, EngineRequest, SGLangClient
 
 pytestmark = pytest.mark.engine  # `make test-engine`; `make test` deselects it
@@ -108,9 +107,7 @@ def test_kv_index_follows_the_engines_events_and_routes_new_programs(sglang_mesh
             seed = p.call(messages=user(topic), max_tokens=4)
         _, ids = load_renderer(f"hf:{MODEL}").render(user(topic), None)
         r = redis.Redis.from_url(sglang_mesh.endpoints.redis_url)
-        # the KV namespace carries the tenant's generation (cache/tenant_directory.py)
-        record = json.loads(r.hget(keys.tenancy_tenants(), "acme") or "{}")
-        salt = cache_salt(namespace("acme", record.get("generation", "")))
+        salt = cache_salt(tenant_namespace(r, "acme"))
         hashes = [block_hex(h) for h in prefix_block_hashes(ids, salt)]
 
         def held() -> int:

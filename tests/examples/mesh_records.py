@@ -17,8 +17,8 @@ import redis.asyncio as aioredis
 
 from cache import keys
 from cache.tenant_directory import TenantDirectory
-from gateway.program_ids import inner_id
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
+from tests.stored_ids import stored_program_id
 
 Record = dict[str, Any]  # a call as the planner persisted it (planner/records.py call_json)
 
@@ -62,7 +62,7 @@ def program_calls(store: redis.Redis, program_id: str, expected: int,
     persists off the request path, so its records may trail the responses briefly).
     `tenant`: `program_id` is the id that tenant's client knows; None: the planner's own
     (as `tenant_programs` gives it)."""
-    stored = program_id if tenant is None else inner_id(tenant, program_id)
+    stored = program_id if tenant is None else stored_program_id(store, tenant, program_id)
     deadline = time.monotonic() + timeout_s
     while True:
         raw: dict[str, str] = store.hgetall(keys.program_calls(stored))  # type: ignore[assignment]

@@ -21,10 +21,10 @@ import pytest
 import redis
 
 from cache import keys
-from gateway.program_ids import inner_id
 from ostinato.dag import NodeFinished, NodeStarted, ProgramFinished
 from ostinato.mesh import Mesh
 from tests.examples.mesh_records import assert_chain, program_calls, tenant_programs
+from tests.stored_ids import stored_program_id
 
 Import = Callable[[str], ModuleType]
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
@@ -137,7 +137,7 @@ def test_mapreduce_dag_reduces_every_map(example: Import, mesh: Mesh, api_keys: 
     assert set(calls) == {*maps, "reduce"} and all(c["state"] == "done" for c in calls.values())
     assert sorted(calls["reduce"]["parents"]) == maps
     assert all(calls[m]["parents"] == [] for m in maps)
-    assert inner_id("ex-dag", run.program_id) in tenant_programs(store, "ex-dag")
+    assert stored_program_id(store, "ex-dag", run.program_id) in tenant_programs(store, "ex-dag")
 
 
 def test_mapreduce_dag_script(mesh: Mesh, api_keys: dict[str, str]) -> None:
@@ -223,7 +223,7 @@ def test_openai_sdk_react_agent(example: Import, base_url: str, api_keys: dict[s
     # what the mesh made of it: one program, each call the child of the one before
     ext = [r.model_extra["ostinato"] for r in run.responses]
     program_id, calls = _one_program(store, "ex-openai", len(ext))
-    assert {inner_id("ex-openai", e["program_id"]) for e in ext} == {program_id}
+    assert {stored_program_id(store, "ex-openai", e["program_id"]) for e in ext} == {program_id}
     order = [e["call_id"] for e in ext]
     assert [e["parent_call_ids"] for e in ext] == [[], *([c] for c in order[:-1])]
     assert_chain(calls, order)

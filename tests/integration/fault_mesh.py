@@ -19,10 +19,10 @@ import grpc
 import redis
 
 from cache import keys
-from gateway.program_ids import inner_id
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 from ostinato.v1 import worker_pb2, worker_pb2_grpc
+from tests.stored_ids import stored_program_id
 
 USER = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
 
@@ -59,7 +59,7 @@ def record(mesh: Mesh, program_id: str, call_id: str, tenant: str = "default") -
     """The call's record in Redis, as the planner persisted it ({} before its first), for
     `tenant`'s program `program_id` (the client's id)."""
     r = redis.Redis.from_url(mesh.endpoints.redis_url, decode_responses=True)
-    raw = r.hget(keys.program_calls(inner_id(tenant, program_id)), call_id)
+    raw = r.hget(keys.program_calls(stored_program_id(r, tenant, program_id)), call_id)
     return json.loads(raw) if raw else {}
 
 

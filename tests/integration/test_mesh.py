@@ -16,10 +16,10 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 
 import ostinato
 from cache import keys
-from gateway.program_ids import inner_id
 from ostinato.mesh import Mesh
 from ostinato.sdk_types import call_spec
 from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc, worker_pb2, worker_pb2_grpc
+from tests.stored_ids import stored_program_id
 
 USER = [{"role": "user", "content": "Plan a trip to Lyon."}]
 
@@ -53,9 +53,7 @@ def test_program_of_dependent_calls_and_fan_out(mesh: Mesh) -> None:
     assert summary is not None and summary.calls_completed == 9 and summary.calls_failed == 0
 
     r = redis.Redis.from_url(ep.redis_url, decode_responses=True)
-    # the mesh's id carries the tenant's generation (cache/tenant_directory.py)
-    generation = json.loads(r.hget(keys.tenancy_tenants(), "acme") or "{}").get("generation", "")
-    stored = inner_id("acme", program.program_id, generation)
+    stored = stored_program_id(r, "acme", program.program_id)
     meta = r.hgetall(keys.program_meta(stored))
     assert meta["tenant"] == "acme" and meta["state"] == "ended" and meta["calls"] == "9"
     calls = {k: json.loads(v) for k, v in r.hgetall(keys.program_calls(stored)).items()}

@@ -13,9 +13,9 @@ import pytest
 import ostinato
 from cache import keys
 from cache.redis_client import connect_sync
-from gateway.program_ids import inner_id
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
+from tests.stored_ids import stored_program_id
 
 USER = [{"role": "user", "content": "Plan a trip to Lyon."}]
 
@@ -49,9 +49,7 @@ def test_a_program_on_a_redis_cluster(cluster_mesh: Mesh, redis_cluster_url: str
     assert again.cache_hit == "exact" and again.text == outs[0].text
     store = connect_sync(redis_cluster_url, cluster=True, decode_responses=True)
     try:  # the tenant's program index: a slot of another master than the URL's node
-        record = store.hget(keys.tenancy_tenants(), "cluster-acme")  # its generation
-        stored = inner_id("cluster-acme", program.program_id,
-                          json.loads(record or "{}").get("generation", ""))
+        stored = stored_program_id(store, "cluster-acme", program.program_id)
         assert store.zscore(keys.tenant_programs("cluster-acme"), stored)
         meta = store.hgetall(keys.program_meta(stored))
         assert meta["tenant"] == "cluster-acme" and meta["state"] == "ended"

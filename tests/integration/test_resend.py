@@ -9,11 +9,11 @@ import pytest
 import redis
 
 from cache import keys
-from gateway.program_ids import inner_id
 from gateway.service import RESEND_HEADER, resent
 from ostinato.mesh import Mesh
 from ostinato.sdk_types import call_spec
 from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+from tests.stored_ids import stored_program_id
 
 AUTH = (("authorization", "Bearer key-acme"),)
 
@@ -55,4 +55,4 @@ def test_a_resent_call_runs_again_and_is_counted_once(mesh: Mesh) -> None:
                                   metadata=AUTH, timeout=30).summary
     assert summary.calls_completed == 1 and summary.calls_failed == 0
     r = redis.Redis.from_url(mesh.endpoints.redis_url, decode_responses=True)
-    assert list(r.hgetall(keys.program_calls(inner_id("acme", program_id)))) == ["lost"]
+    assert list(r.hgetall(keys.program_calls(stored_program_id(r, "acme", program_id)))) == ["lost"]

@@ -13,7 +13,6 @@ import redis
 
 import ostinato
 from cache.redis_server import free_port
-from gateway.program_ids import inner_id
 from ostinato.mesh import Mesh
 from tests.examples.mesh_records import program_calls
 
@@ -39,7 +38,7 @@ def test_threads_fan_out_from_a_result_and_join_on_theirs(mesh: Mesh, store: red
         join = program.call(messages=USER, max_tokens=4, parents=branches)
         after = program.call(messages=USER, max_tokens=4)  # main thread: after the join
     assert program.summary is not None and program.summary.calls_completed == 7
-    calls = program_calls(store, inner_id("acme", program.program_id), 7)
+    calls = program_calls(store, program.program_id, 7, tenant="acme")
     assert all(calls[b.call_id]["parents"] == [root.call_id] for b in branches)
     assert {calls[b.call_id]["thread_id"] for b in branches} == {"b0", "b1", "b2", "b3"}
     assert sorted(calls[join.call_id]["parents"]) == sorted(b.call_id for b in branches)
