@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -49,6 +50,9 @@ def up_banner(*flags: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
         [*CLI, "up", "--workers", "1", "--gateway-port", "0", "--planner-port", "0",
          "--worker-base-port", "0", "--engine-base-port", "0", "--http-port", "0", *flags],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # the banner and the processes are tested, not the answer cache: the gateway need
+        # not load its embedding model (seconds a start)
+        env={**os.environ, "OSTINATO_GATEWAY__SEMANTIC_CACHE": "false"},
     )
     try:
         lines: list[str] = []

@@ -68,6 +68,7 @@ def thinking_mesh(reasoning_format: str, api_key: str,
     return running_mesh({
         "workers": 1,
         "gateway": {"api_keys": {api_key: "thinker"}, "allow_anonymous": False,
-                    "reasoning_parser": reasoning_format, "cache_mode": cache_mode},
+                    "reasoning_parser": reasoning_format, "cache_mode": cache_mode,
+                    "semantic_cache": False},  # no embedding model to load (~5 s a mesh)
         "sim_engine": {"reasoning_format": reasoning_format, "zero_cost": True},
     })

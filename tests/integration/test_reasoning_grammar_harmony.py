@@ -33,7 +33,7 @@ def mesh() -> Iterator[Mesh]:
     with running_mesh({"workers": 1,
                        "gateway": {"api_keys": {KEY: "t"}, "allow_anonymous": False,
                                    "reasoning_parser": "gpt-oss", "tool_call_parser": "gpt-oss",
-                                   "cache_mode": "off"},
+                                   "cache_mode": "off", "semantic_cache": False},
                        "sim_engine": {"reasoning_format": "gpt-oss",
                                       "tool_call_format": "gpt-oss", "zero_cost": True}}) as m:
         yield m

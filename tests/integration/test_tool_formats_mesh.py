@@ -32,7 +32,8 @@ def mesh(request: pytest.FixtureRequest) -> Iterator[Mesh]:
     thinks = "gpt-oss" if fmt == "gpt-oss" else ""  # harmony: the thinking and the calls
     with running_mesh({"workers": 1, "gateway": {"tool_call_parser": fmt, "api_keys": {KEY: "t"},
                                                  "allow_anonymous": False,
-                                                 "reasoning_parser": thinks},
+                                                 "reasoning_parser": thinks,
+                                                 "semantic_cache": False},
                        "sim_engine": {"tool_call_format": fmt, "zero_cost": True,
                                       "reasoning_format": thinks}}) as m:
         yield m
