@@ -26,10 +26,10 @@ def check_numbers(section: str, cfg: object, *, positive: tuple[str, ...] = (),
     """Sizes, limits and periods that only make sense above zero (or at it: "0: off" or
     "unbounded", as each field's comment says)."""
     for name in positive:
-        if (value := getattr(cfg, name)) <= 0:
+        if not (value := getattr(cfg, name)) > 0:  # (nan too)
             raise ConfigError(f"{section}.{name}: must be positive, got {value!r}")
     for name in non_negative:
-        if (value := getattr(cfg, name)) < 0:
+        if not (value := getattr(cfg, name)) >= 0:
             raise ConfigError(f"{section}.{name}: must be >= 0, got {value!r}")
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from redis.connection import parse_url
 
-from cache.tenancy import check_weight
+from cache.tenancy import MAX_WEIGHT, MIN_WEIGHT, check_weight
 from ostinato.config_checks import (
     ConfigError,
     check_harmony_pair,
@@ -33,7 +33,7 @@ def tenant_weight(tenant: str, weight: str) -> float:
         return check_weight(float(weight))
     except ValueError:
         raise ConfigError(f"planner.tenant_weights: the weight of tenant {tenant!r} must be a "
-                          f"positive number, got {weight!r}") from None
+                          f"number from {MIN_WEIGHT:g} to {MAX_WEIGHT:g}, got {weight!r}") from None
 
 
 @dataclass(frozen=True)
@@ -114,8 +114,8 @@ class PlannerConfig:
     program_idle_ttl_s: float = 1800.0  # a program without calls for this long is ended (expired)
     kv_index: bool = True  # route on the KV-reference index in Redis (cache/kv_index.py)
     learned_save_s: float = 30.0  # how often learned estimates are saved to Redis
-    # Backpressure: calls waiting (queued or parked) past which a new one is refused at once
-    # with RESOURCE_EXHAUSTED, overall and per tenant; 0: unbounded.
+    # Backpressure: calls waiting (queued, parked, or blocked on their parents) past which a
+    # new one is refused at once with RESOURCE_EXHAUSTED, overall and per tenant; 0: unbounded.
     max_queued_calls: int = 20_000
     max_queued_per_tenant: int = 5_000  # see max_queued_calls
     # Prometheus /metrics over HTTP; 0: a free port, -1: off. `ostinato up`: its i-th planner

@@ -169,9 +169,11 @@ REFUSED_AT_LOAD = [
     ({"gateway": {"api_keys": {"abcdefghij": ""}}}, r"^gateway\.api_keys: tenant names .*got ''$"),
     ({"gateway": {"api_keys": {"abcdefghij": "x" * 65}}}, r"^gateway\.api_keys: tenant names"),
     ({"planner": {"tenant_weights": {"acme": "abc"}}},
-     r"^planner\.tenant_weights: the weight of tenant 'acme' must be a positive number, got 'abc'$"),
+     r"^planner\.tenant_weights: the weight of tenant 'acme' must be a number "
+     r"from 1e-06 to 1e\+06, got 'abc'$"),
     ({"planner": {"tenant_weights": {"acme": "-3"}}}, r"^planner\.tenant_weights: .*got '-3'$"),
     ({"planner": {"tenant_weights": {"acme": "0"}}}, r"^planner\.tenant_weights: .*got '0'$"),
+    ({"planner": {"tenant_weights": {"acme": "1e7"}}}, r"^planner\.tenant_weights: .*got '1e7'$"),
     ({"planner": {"tenant_weights": {"acme": "nan"}}}, r"^planner\.tenant_weights: .*got 'nan'$"),
     ({"planner": {"tenant_weights": {"acme": "inf"}}}, r"^planner\.tenant_weights: .*got 'inf'$"),
     ({"planner": {"tenant_weights": {"a/b": "2"}}},

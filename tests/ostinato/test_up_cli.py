@@ -270,7 +270,7 @@ UP_EXITS_2 = [
     ({"OSTINATO_GATEWAY__API_KEYS": "abcdefghij=a/b"}, [],
      "gateway.api_keys: tenant names are 1-64 characters"),
     ({"OSTINATO_PLANNER__TENANT_WEIGHTS": "acme=abc"}, [],
-     "planner.tenant_weights: the weight of tenant 'acme' must be a positive number"),
+     "planner.tenant_weights: the weight of tenant 'acme' must be a number from 1e-06 to 1e+06"),
     ({"OSTINATO_PLANNER__TENANT_WEIGHTS": "acme=-3"}, [], "planner.tenant_weights: "),
     ({"OSTINATO_SIM_ENGINE__SCHEDULE_POLICY": "bogus"}, [],
      "sim_engine: schedule_policy must be fcfs or lpm"),
