@@ -231,8 +231,13 @@ def test_a_busy_planner_port_is_exit_2_naming_the_flag_or_variable(
 
 
 def test_a_data_dir_another_embedded_redis_runs_on_is_refused(tmp_path: Path) -> None:
-    """(operator review F2) Before anything starts; an external Redis's data_dir is unused."""
+    """(operator review F2) Before anything starts; an external Redis's data_dir is unused.
+    Loaded as `up` loads it (its defaults: free internal ports, none that may be held here)."""
     from cache.redis_server import DataDirLock
+
+    def check(redis: dict[str, str]) -> None:
+        up_cli.check_up_config(load_mesh_config(None, environ={}, defaults=up_cli.UP_DEFAULTS,
+                                                overrides=merge(FREE_GATEWAY, {"redis": redis})))
 
     lock = DataDirLock(tmp_path)
     lock.acquire()
@@ -240,17 +245,12 @@ def test_a_data_dir_another_embedded_redis_runs_on_is_refused(tmp_path: Path) ->
         with pytest.raises(ConfigError, match=rf"^redis\.data_dir: {tmp_path} is in use by "
                                               r"another embedded Redis \(process \d+; another "
                                               r"mesh\?\)$"):
-            up_cli.check_up_config(load_mesh_config(None, environ={}, overrides=merge(
-                FREE_GATEWAY, {"redis": {"data_dir": str(tmp_path)}})))
-        up_cli.check_up_config(load_mesh_config(None, environ={}, overrides=merge(
-            FREE_GATEWAY, {"redis": {"data_dir": str(tmp_path),
-                                     "url": "redis://127.0.0.1:1/0"}})))
+            check({"data_dir": str(tmp_path)})
+        check({"data_dir": str(tmp_path), "url": "redis://127.0.0.1:1/0"})
     finally:
         lock.release()
-    up_cli.check_up_config(load_mesh_config(None, environ={}, overrides=merge(
-        FREE_GATEWAY, {"redis": {"data_dir": str(tmp_path)}})))
-    up_cli.check_up_config(load_mesh_config(None, environ={}, overrides=merge(
-        FREE_GATEWAY, {"redis": {"data_dir": str(tmp_path / "not yet")}})))
+    check({"data_dir": str(tmp_path)})
+    check({"data_dir": str(tmp_path / "not yet")})
 
 
 def test_an_address_not_of_this_host_cannot_be_bound() -> None:
