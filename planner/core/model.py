@@ -77,10 +77,12 @@ def work_of(output_tokens: int, uncached_prompt_tokens: int) -> float:
 NO_WORKERS: frozenset[str] = frozenset()  # shared: an empty frozenset is a new object each time
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class CallRecord:
     """One call of a program. Slotted: a record per call is the planner's main allocation,
-    and each one the garbage collector traverses (a dict per record doubled both)."""
+    and each one the garbage collector traverses (a dict per record doubled both). Compared
+    by identity: two records are two calls (or two attempts), whatever their fields say, and
+    the queue finds a record among its entries by it (planner/core/lanes.py)."""
 
     program_id: str
     call_id: str
@@ -129,6 +131,7 @@ class CallRecord:
     lane: str = field(default="", compare=False, repr=False)
     queued_at: float = field(default=0.0, compare=False, repr=False)
     until: float = field(default=0.0, compare=False, repr=False)
+    due_seq: int = field(default=0, compare=False, repr=False)  # its latest push's number
     key: str = field(init=False, compare=False, repr=False)  # call_key(); ids never change
 
     def __post_init__(self) -> None:

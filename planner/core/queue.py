@@ -13,30 +13,45 @@
   LATE for programs without a deadline); `score_seconds` converts them, and `max_s` keeps
   the bound finite whatever the score (a LATE call, a program expected to run for hours).
   With the defaults (4, 1 s, 60 s) a new PLAS program's call may be passed over for 1 s, a
-  call of a program that attained 2 s for 8 s, and no call for more than a minute. Among
-  a tenant's level heads that waited past their bound, the one waiting longest goes first
-  (FIFO); the wait counts from when the call entered the queue (not from a submission
-  that had to wait for its parents).
+  call of a program that attained 2 s for 8 s, and no call for more than a minute. Of a
+  tenant's calls past their bound, wherever they stand in their levels, the one whose
+  bound passed first goes first (earliest deadline, to the microsecond; ties: the first
+  pushed); the wait
+  counts from when the call entered the queue (not from a submission that had to wait for
+  its parents).
 - Lanes: the queue holds one such structure per lane, sharing the tenants' virtual times:
   the global lane (""), calls any worker may run, and one lane per worker, the calls parked
   on it as their home (planner/core/parking.py files them there when they are queued). A
   pop looks at the lanes it is given (a worker with a free slot: the global one and its
   own) and takes, of the tenant first in fair share, the call the rules above put first
-  across those lanes (a starving head before the others, oldest first; then the lowest
-  level; then the earliest). So the calls waiting for a full worker are never looked at.
+  across those lanes (a starving call before the others, the earliest bound first; then
+  the lowest level; then the earliest). So the calls waiting for a full worker are never
+  looked at.
 Per decision the cost is O(active tenants x lanes looked at + levels), independent of the
-queue's length.
+queue's length while no call starves; a starving call costs O(log n) more (its heap), and
+its place in its level (it is taken from there by a scan, usually near the front).
 """
 
 from __future__ import annotations
 
 import bisect
-import math
+import heapq
 from collections import deque
 from collections.abc import Callable, Container, KeysView, Mapping, Sequence
 
 from planner.core.fair_share import FairShare
-from planner.core.lanes import GLOBAL, NO_LANE, Entry, TenantLane, waits_in
+from planner.core.lanes import (
+    GLOBAL,
+    NO_LANE,
+    SEQ_MASK,
+    Entry,
+    TenantLane,
+    add_due,
+    due_call,
+    due_key,
+    remove_entry,
+    waits_in,
+)
 from planner.core.model import CallRecord, CallState
 from planner.core.starvation import StarvationBound
 
@@ -65,6 +80,7 @@ class MultiLevelQueue:
         self._vtime = self.fair_share.vtime  # the decision path's, bound once
         self._vtime_of = self._vtime.__getitem__  # a sort key, bound once
         self._len = 0
+        self._seq = 0  # pushes so far: the starvation heap's order among equal bounds
 
     def __len__(self) -> int:
         return self._len
@@ -95,19 +111,20 @@ class MultiLevelQueue:
         bound = self.starvation  # bound_s's, inlined: every call comes through here
         until = start + min(bound.max_s, max(bound.min_s, bound.ratio * self._score_seconds(score)))
         i = bisect.bisect_right(self._thresholds, score)
-        level = q.levels[i]
-        if not level and until < q.check_at:  # a new head
+        if until < q.check_at:
             q.check_at = until
         if i < q.low:
             q.low = i
         call.queued_at, call.until = start, until
-        level.append(call)
+        q.levels[i].append(call)
         if not call.in_queue:  # counted once, however often it is pushed
             call.in_queue = True
             call.lane = lane
             q.size += 1
             self._size[tenant] = self._size.get(tenant, 0) + 1
             self._len += 1
+        self._seq += 1
+        add_due(q, until, self._seq, call)
 
     def requeue(self, call: CallRecord) -> None:
         """`push(call, since=call.queued_at)` into the global lane for a call no lane counts
@@ -125,17 +142,18 @@ class MultiLevelQueue:
             q = self._global[tenant] = TenantLane(len(self._thresholds) + 1, tenant, GLOBAL)
         until = call.until
         i = bisect.bisect_right(self._thresholds, call.score)
-        level = q.levels[i]
-        if not level and until < q.check_at:  # a new head
+        if until < q.check_at:
             q.check_at = until
         if i < q.low:
             q.low = i
-        level.append(call)
+        q.levels[i].append(call)
         call.in_queue = True
         call.lane = GLOBAL
         q.size += 1
         size[tenant] = size.get(tenant, 0) + 1
         self._len += 1
+        self._seq += 1
+        add_due(q, until, self._seq, call)
 
     def to_global(self, calls: Sequence[CallRecord]) -> None:
         """`discard` of each call, then `requeue` of each: parked calls released leave their
@@ -155,7 +173,6 @@ class MultiLevelQueue:
             tenant = call.tenant
             home = all_lanes[call.lane][tenant]
             home.size -= 1
-            home.check_at = -math.inf  # as `discard`
             if not home.size:
                 home.clear()
             q = all_global.get(tenant)
@@ -163,14 +180,15 @@ class MultiLevelQueue:
                 q = all_global[tenant] = TenantLane(len(thresholds) + 1, tenant, GLOBAL)
             until = call.until  # as `requeue`
             i = bisect.bisect_right(thresholds, call.score)
-            level = q.levels[i]
-            if not level and until < q.check_at:  # a new head
+            if until < q.check_at:
                 q.check_at = until
             if i < q.low:
                 q.low = i
-            level.append(call)
+            q.levels[i].append(call)
             call.lane = GLOBAL
             q.size += 1
+            self._seq += 1
+            add_due(q, until, self._seq, call)
 
     def _activate(self, tenant: str) -> None:
         """The tenant becomes active (it had no calls counted): fair share's `activate`."""
@@ -192,10 +210,6 @@ class MultiLevelQueue:
         q.size -= 1
         self._size[q.tenant] -= 1
         self._len -= 1
-        # Its entry may be a level head, and `check_at` a bound over the heads with it: a
-        # call behind it, past its own bound, would wait unseen. The next pop looks at every
-        # level's head once (O(levels)) and makes `check_at` exact again.
-        q.check_at = -math.inf
         if not q.size:  # every entry left is stale: drop them now, not at the tenant's
             q.clear()  # next pop (that may never come), so the records they hold go
 
@@ -296,14 +310,17 @@ class MultiLevelQueue:
 
     def pop_tenant(self, tenant: str, now: float, lanes: Sequence[str]) -> CallRecord | None:
         """`pop(now, tenant, lanes)`: the tenant's next call across `lanes`. Of each lane,
-        the level whose head it serves next (before its `check_at` no head starves: the
-        first level whose head still waits there, stale heads dropped on the way; else
-        `_starving_first`); of those heads, a starving one first, the oldest; else the
-        lowest level, then the oldest (ties: the first lane). A lane whose entries all left
-        has its count reset (what was counted was stale). Inlined: the decision path."""
+        before its `check_at` (no call starves) the first level whose head still waits there
+        (stale heads dropped on the way); else `_starving_first`: the call whose bound passed
+        first, if one did, or that first level. Of those, a starving call first, the
+        earliest bound (ties: the first pushed); else the lowest level, then the oldest
+        (ties: the first lane). A lane whose entries all left has its count reset (what was
+        counted was stale). Inlined: the decision path."""
         best: deque[Entry] | None = None
         best_q = None
-        best_starving, best_i, best_since = False, 0, 0.0
+        best_i, best_since = 0, 0.0
+        starving: CallRecord | None = None
+        starving_q = None
         all_lanes = self._lanes
         for lane in lanes:
             q = all_lanes.get(lane, NO_LANE).get(tenant)
@@ -321,8 +338,6 @@ class MultiLevelQueue:
                         level.popleft()
                         if call.in_queue and call.lane == lane:  # its state moved on
                             self._uncount(q, call)  # without a discard: uncount it
-                        if level and level[0].until < q.check_at:
-                            q.check_at = level[0].until
                     else:
                         continue
                     q.low = i
@@ -331,22 +346,28 @@ class MultiLevelQueue:
                 else:
                     q.low = len(levels)
             else:
-                picked = self._starving_first(q, now)
+                due = self._starving_first(q, now)
+                if due is not None:
+                    if starving is None or due_key(due.until, due.due_seq) < due_key(
+                            starving.until, starving.due_seq):
+                        starving, starving_q = due, q
+                    continue
+                if q.size:
+                    picked = self._first_level(q)
             if picked is None:
                 if q.size:
                     self._size[tenant] -= q.size
                     self._len -= q.size
                     q.size = 0
                 continue
+            if starving is not None:
+                continue
             i, level = picked
-            head = level[0]
-            since = head.queued_at
-            if now > head.until:
-                if best is None or not best_starving or since < best_since:
-                    best, best_q, best_starving, best_since = level, q, True, since
-            elif best is None or (not best_starving and (
-                    i < best_i or (i == best_i and since < best_since))):
+            since = level[0].queued_at
+            if best is None or i < best_i or (i == best_i and since < best_since):
                 best, best_q, best_i, best_since = level, q, i, since
+        if starving is not None and starving_q is not None:
+            return self._take_starving(starving_q, starving)
         if best is None or best_q is None:
             return None
         call = best.popleft()
@@ -355,38 +376,52 @@ class MultiLevelQueue:
             best_q.size -= 1
             self._size[tenant] -= 1
             self._len -= 1
-        if best and best[0].until < best_q.check_at:  # the level's new head
-            best_q.check_at = best[0].until
+        due = best_q.due
+        if due and due[0] & SEQ_MASK == call.due_seq:  # its starvation entry, on top (calls
+            del best_q.due_calls[heapq.heappop(due) & SEQ_MASK]  # of one bound leave in order)
         return call
 
-    def _starving_first(self, q: TenantLane, now: float) -> tuple[int, deque[Entry]] | None:
-        """The level whose head waited longest past its bound, else the first non-empty
-        one; `check_at` becomes exact again (the heads' earliest bound)."""
-        pick = None
-        oldest = float("inf")
-        check_at = float("inf")
+    def _starving_first(self, q: TenantLane, now: float) -> CallRecord | None:
+        """The lane's call whose bound passed first, if one did (left on top of `due`);
+        stale entries on top are dropped on the way (a call whose state moved on without a
+        discard is uncounted), and `check_at` becomes exact again (the earliest bound)."""
+        due, due_calls = q.due, q.due_calls
+        while due:
+            call = due_call(q, due[0])
+            if call is not None:
+                if call.state is _QUEUED:
+                    break
+                self._uncount(q, call)  # its state moved on without a discard
+            del due_calls[heapq.heappop(due) & SEQ_MASK]
+        if not due or call is None:
+            q.check_at = float("inf")
+            return None
+        q.check_at = call.until  # exact (the heap orders bounds to the microsecond)
+        return call if now > q.check_at else None
+
+    def _first_level(self, q: TenantLane) -> tuple[int, deque[Entry]] | None:
+        """The lowest level whose head still waits in the lane, stale heads dropped."""
         levels, lane = q.levels, q.lane
-        low = q.low  # every level below it is empty
-        q.low = len(levels)
-        for i in range(low, len(levels)):
+        for i in range(q.low, len(levels)):
             level = levels[i]
-            while level:  # stale heads dropped (they no longer wait here)
+            while level:
                 head = level[0]
                 if head.in_queue and head.lane == lane and head.state is _QUEUED:
-                    break
+                    q.low = i
+                    return i, level
                 level.popleft()
                 if head.in_queue and head.lane == lane:  # its state moved on without a
                     self._uncount(q, head)  # discard
-            else:
-                continue
-            since, until = head.queued_at, head.until
-            if pick is None:
-                pick = i, level
-                q.low = i
-            if now > until and since < oldest:
-                pick, oldest = (i, level), since
-            if until < check_at:
-                check_at = until
-        q.check_at = check_at
-        return pick
+        q.low = len(levels)
+        return None
 
+    def _take_starving(self, q: TenantLane, call: CallRecord) -> CallRecord:
+        """Pops the starving call on top of the lane's `due`, and its entry from its level."""
+        del q.due_calls[heapq.heappop(q.due) & SEQ_MASK]
+        level = q.levels[bisect.bisect_right(self._thresholds, call.score)]
+        if not remove_entry(level, call):  # (pushed at another score since: any level)
+            for other in q.levels:
+                if remove_entry(other, call):
+                    break
+        self._uncount(q, call)
+        return call

@@ -144,14 +144,19 @@ def _queued(name: str, score: float, tenant: str = "t") -> CallRecord:
         # mid passed its bound, big not: mid first, then the levels
         ([("big", 100.0, 0.0), ("mid", 5.0, 0.0), ("new", 0.0, 20.0)], 20.5,
          ["mid", "new", "big"]),
-        # both starving: the one waiting longest first (FIFO), even from a worse level
+        # both starving: the one whose bound passed first (mid's at 30 s, big's at 60 s),
+        # not the one waiting longest, even from a worse level
         ([("big", 100.0, 0.0), ("mid", 5.0, 10.0), ("new", 0.0, 70.0)], 70.5,
+         ["mid", "big", "new"]),
+        ([("big", 100.0, 0.0), ("mid", 5.0, 45.0), ("new", 0.0, 70.0)], 70.5,
          ["big", "mid", "new"]),
         ([("big", 100.0, 10.0), ("mid", 5.0, 0.0), ("new", 0.0, 70.5)], 71.0,
          ["mid", "big", "new"]),
+        # same bound: the first pushed
+        ([("b", 5.0, 0.0), ("a", 5.0, 0.0), ("new", 0.0, 70.0)], 70.5, ["b", "a", "new"]),
     ],
 )
-def test_fifo_among_starving_heads(pushed: list[tuple[str, float, float]], now: float,
+def test_earliest_bound_first_among_starving_calls(pushed: list[tuple[str, float, float]], now: float,
                                    order: list[str]) -> None:
     prio = priority_policies()["plas"]()
     queue = MultiLevelQueue(prio.thresholds, score_seconds=prio.score_seconds)
@@ -161,6 +166,42 @@ def test_fifo_among_starving_heads(pushed: list[tuple[str, float, float]], now: 
     while (call := queue.pop(now)) is not None:
         got.append(call.program_id)
     assert got == order
+
+
+def _same_level_scores(policy: str) -> tuple[float, float]:
+    """Two scores of one level of the policy's whose bounds differ: (short, long)."""
+    prio = priority_policies()[policy]()
+    queue = MultiLevelQueue(prio.thresholds, score_seconds=prio.score_seconds)
+    for lo, hi in zip(prio.thresholds, prio.thresholds[1:], strict=False):
+        short, long = lo, lo + 0.99 * (hi - lo)
+        if queue.bound_s(long) > 1.5 * queue.bound_s(short):
+            return short, long
+    raise AssertionError(f"{policy}: no level whose bounds differ")
+
+
+@pytest.mark.parametrize("policy", ["plas", "atlas", "srpt", "clairvoyant", "slack"])
+def test_a_call_behind_a_head_with_a_longer_bound_is_promoted_at_its_own(policy: str) -> None:
+    """Planner review 2026-12-05 F7: C, queued just behind H in H's level, with a shorter
+    bound, while a fresh call (the best level) is always queued: C runs at the first pop
+    past its own bound, not once H's passes (up to 4x later, looking at level heads only)."""
+    prio = priority_policies()[policy]()
+    queue = MultiLevelQueue(prio.thresholds, score_seconds=prio.score_seconds)
+    short, long = _same_level_scores(policy)
+    assert queue.level_of(short) == queue.level_of(long) > queue.level_of(-1.0)
+    queue.push(_queued("H", long), since=0.0)
+    queue.push(_queued("C", short), since=0.1)
+    c_bound = queue.bound_s(short)
+    now, n = 0.0, 0
+    while True:
+        n += 1
+        queue.push(_queued(f"fresh{n}", -1.0), since=now)  # always one waiting, level 0
+        got = queue.pop(now)
+        assert got is not None
+        if got.program_id == "C":
+            break
+        assert got.program_id != "H", "H, the longer bound, ran first"
+        now += 0.25
+    assert 0.1 + c_bound < now <= 0.1 + c_bound + 0.25
 
 
 def test_the_wait_counts_from_entering_the_queue_not_from_a_blocked_submission() -> None:

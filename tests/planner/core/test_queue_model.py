@@ -20,41 +20,50 @@ THRESHOLDS = (1.0, 4.0, 16.0)
 TENANTS = ("a", "b", "c")
 LANES = (GLOBAL, "w0", "w1")
 
-_Entry = tuple[float, float, CallRecord]
+_Entry = tuple[float, float, CallRecord, int]  # start, until, call, push number
 
 
 class _Model:
     """Per lane, tenant and level, the entries in push order; a pick filters out the calls
-    that no longer wait there and, over the lanes' level heads, takes the longest-waiting
-    starving head, else the lowest level's (the earliest of them)."""
+    that no longer wait there and, of every entry left that is its call's latest push, takes
+    the one past its bound with the earliest bound (ties: the first pushed), wherever it is
+    in its level; else the lowest level's head (the earliest of them)."""
 
     def __init__(self, queue: MultiLevelQueue) -> None:
         self.queue = queue
         self.levels: dict[tuple[str, str], list[list[_Entry]]] = {
             (lane, t): [[] for _ in range(len(THRESHOLDS) + 1)] for lane in LANES
             for t in TENANTS}
+        self.pushes = 0
+        self.latest: dict[int, int] = {}  # id(call) -> its latest push's number
 
     def push(self, call: CallRecord, since: float | None, lane: str = GLOBAL) -> None:
         start = call.arrival if since is None else since
         until = start + self.queue.bound_s(call.score)
+        self.pushes += 1
+        self.latest[id(call)] = self.pushes
         self.levels[(lane, call.tenant)][self.queue.level_of(call.score)].append(
-            (start, until, call))
+            (start, until, call, self.pushes))
 
     def pick(self, tenant: str, now: float, lanes: tuple[str, ...]) -> CallRecord | None:
         heads = []
+        starving: list[tuple[float, int, list[_Entry], CallRecord]] = []
         for lane in lanes:
             for i, level in enumerate(self.levels[(lane, tenant)]):
                 level[:] = [e for e in level if e[2].in_queue and e[2].lane == lane
                             and e[2].state is CallState.QUEUED]
                 if level:
                     heads.append((level[0], i, level))
+                starving += [(e[1], e[3], level, e[2]) for e in level
+                             if now > e[1] and self.latest[id(e[2])] == e[3]]
         if not heads:
             return None
-        starving = [(entry[0], i, level) for entry, i, level in heads if now > entry[1]]
         if starving:
-            level = min(starving, key=lambda h: h[0])[2]
-        else:
-            level = min(heads, key=lambda h: (h[1], h[0][0]))[2]
+            # the earliest bound, to the microsecond; then the first pushed
+            _, _, level, call = min(starving, key=lambda s: (int(s[0] * 1e6), s[1]))
+            level.pop(next(k for k, e in enumerate(level) if e[2] is call))
+            return call
+        level = min(heads, key=lambda h: (h[1], h[0][0]))[2]
         return level.pop(0)[2]
 
 
