@@ -4,14 +4,13 @@ group, yet stopped when its owner dies; one at a time on a data directory."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from cache.redis_server import DataDirInUse, DataDirLock, EmbeddedRedis
+from tests.processes import owner_of_a_child, wait_gone
 
 ROOT = Path(__file__).parents[2]
 
@@ -37,32 +36,12 @@ time.sleep(60)
 """
 
 
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state == "Z"
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
 def test_redis_in_its_own_session_still_dies_with_its_owner(tmp_path: Path) -> None:
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(tmp_path)],
-                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert owner.stdout is not None
-        pid = int(owner.stdout.readline())
-        assert not _gone(pid)
+    with owner_of_a_child([sys.executable, "-c", OWNER, str(tmp_path)], ROOT) as (owner, pid):
         owner.kill()
         owner.wait()
-        deadline = time.monotonic() + 10
-        while not _gone(pid):
-            assert time.monotonic() < deadline, "redis-server outlived its owner"
-            time.sleep(0.02)
-    finally:
-        if owner.poll() is None:
-            owner.kill()
-            owner.wait()
+        wait_gone([pid], 10, "redis-server outlived its owner")
 
 
 def test_a_data_dir_in_use_is_refused_until_its_redis_stops(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import ostinato
 from cache.redis_server import free_port
+from tests.processes import wait_gone
 
 CLI = [sys.executable, "-m", "ostinato.cli"]
 USER = [{"role": "user", "content": "Say hello."}]
@@ -55,22 +56,6 @@ def _children(pid: int) -> set[int]:
         if int(fields[1]) == pid:
             found.add(int(stat.parent.name))
     return found
-
-
-def _gone(pid: int) -> bool:
-    """Exited: no such process, or a zombie waiting for whoever reaps orphans here."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-
-
-def _wait_gone(pids: set[int], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not all(_gone(p) for p in pids):
-        left = {p: Path(f"/proc/{p}/cmdline").read_bytes()[:120] for p in pids if not _gone(p)}
-        assert time.monotonic() < deadline, f"still running: {left}"
-        time.sleep(0.05)
 
 
 def _start(tmp: Path, gateway_port: int, http_port: int) -> subprocess.Popen[bytes]:
@@ -139,7 +124,7 @@ def test_sigkilled_up_leaves_nothing_running_and_its_ports_free(
 
     up.proc.kill()
     up.proc.wait()
-    _wait_gone(children)
+    wait_gone(children)
     assert _bindable(gateway_port) and _bindable(http_port)
 
     # the next `ostinato up` on the same ports starts and serves; a closed terminal stops it
@@ -150,7 +135,7 @@ def test_sigkilled_up_leaves_nothing_running_and_its_ports_free(
     again.proc.send_signal(signal.SIGHUP)
     assert again.proc.wait(timeout=30) == 0
     assert "stopped" in again.output.read_text()
-    _wait_gone(children)
+    wait_gone(children)
 
 
 def test_two_meshes_serve_side_by_side(tmp_path: Path,
@@ -174,4 +159,4 @@ def test_two_meshes_serve_side_by_side(tmp_path: Path,
         shutil.rmtree(kept)
     ups[1].proc.send_signal(signal.SIGTERM)
     assert ups[1].proc.wait(timeout=30) == 0
-    _wait_gone(children)
+    wait_gone(children)

@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from ostinato.child_process import PRELUDE, die_with_parent
+from tests.processes import owner_of_a_child, wait_gone
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
 ROOT = Path(__file__).parents[2]
@@ -36,33 +36,13 @@ time.sleep(60)
 """
 
 
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state == "Z"
-
-
 def test_child_gets_sigterm_when_its_parent_is_killed(tmp_path: Path) -> None:
     marker = tmp_path / "signal"
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(marker)],
-                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert parent.stdout is not None
-        child_pid = int(parent.stdout.readline())
-        assert not _gone(child_pid)
+    with owner_of_a_child([sys.executable, "-c", PARENT, str(marker)], ROOT) as (parent, pid):
         parent.kill()
         parent.wait()
-        deadline = time.monotonic() + 10
-        while not _gone(child_pid):
-            assert time.monotonic() < deadline, "the child outlived its parent"
-            time.sleep(0.02)
-        assert marker.read_text() == "SIGTERM"  # handled: a graceful stop, not a kill
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
+        wait_gone([pid], 10, "the child outlived its parent")
+    assert marker.read_text() == "SIGTERM"  # handled: a graceful stop, not a kill
 
 
 def test_the_command_itself_runs_with_its_pid_and_output() -> None:
