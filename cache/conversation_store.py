@@ -70,10 +70,13 @@ if not object then return false end
 for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ARGV[1]) end
 return {object, redis.call('LRANGE', KEYS[2], 0, -1)}
 """
-# KEYS: object, ids, items; ARGV: item id. -1: no such conversation; 0: no such item.
+# KEYS: object, ids, items; ARGV: item id. -1: no such conversation; 0: no such item. The
+# item's bytes go back to the conversation's count.
 _DELETE_ITEM = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local size = redis.call('HSTRLEN', KEYS[3], ARGV[1])
 if redis.call('HDEL', KEYS[3], ARGV[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[3], '_bytes', -size)
 redis.call('LREM', KEYS[2], 1, ARGV[1])
 return 1
 """
@@ -172,6 +175,9 @@ class ConversationStore(KeptInRedis):
         if not CONVERSATION_ID.fullmatch(conversation_id):
             return None
         added = [{"id": new_item_id(item["type"]), **item} for item in items]
+        for item in added:  # an id of the client's is kept, but never the count's field
+            if item["id"] == BYTES_FIELD:
+                item["id"] = new_item_id(item["type"])
         pairs: list[Any] = []
         for item in added:
             pairs += [item["id"], _dumps(item)]
@@ -201,18 +207,23 @@ class ConversationStore(KeptInRedis):
 
     async def items(self, tenant: str, conversation_id: str,
                     item_ids: list[str]) -> list[dict[str, Any] | None]:
-        """The items of these ids (None for one deleted meanwhile)."""
-        if not item_ids:
-            return []
+        """The items of these ids (None for one deleted meanwhile, or no item's id)."""
+        valid = [i for i in item_ids if i != BYTES_FIELD]  # (the count is no item)
+        if not valid:
+            return [None] * len(item_ids)
         name = keys.conversation_items(tenant, conversation_id)
-        raw = await self._do(self._redis.hmget(name, item_ids), name)
-        return [None if r is None else json.loads(r) for r in raw]
+        raw = await self._do(self._redis.hmget(name, valid), name)
+        found = {i: json.loads(r) for i, r in zip(valid, raw, strict=True) if r is not None}
+        return [found.get(i) for i in item_ids]
 
     async def delete_item(self, tenant: str, conversation_id: str, item_id: str) -> bool | None:
-        """Whether the item was there (now gone); None when the conversation is not."""
+        """Whether the item was there (now gone; its bytes no longer count); None when the
+        conversation is not."""
         if not CONVERSATION_ID.fullmatch(conversation_id):
             return None
         names = self._keys(tenant, conversation_id)
+        if item_id == BYTES_FIELD:  # the count is no item
+            return None if not await self._do(self._redis.exists(names[0]), names[0]) else False
         n = await self._do(self._delete_item(keys=names, args=[item_id]), names[0])
         return None if n == -1 else bool(n)
 

@@ -134,3 +134,31 @@ async def test_a_tenant_keeps_a_bounded_number_and_size_of_conversations(
             await store.create(tenant, {}, [])
     finally:
         await client.aclose()
+
+
+async def test_a_deleted_item_gives_its_bytes_back_and_the_count_is_no_item(
+        redis_target: RedisTarget) -> None:
+    """Security review 2026-12-05 F1's remainder: deleting items frees room under max_bytes;
+    the hash field that counts the bytes can be neither read, nor deleted, nor overwritten
+    as an item (deleting it would have reset the count)."""
+    client = redis_target.client()
+    store = ConversationStore(client, ttl_s=60, timeout_s=1.0, max_bytes=400)
+    tenant = f"bytes-{uuid.uuid4().hex[:8]}"
+    try:
+        obj, [first] = await store.create(tenant, {}, [said("user", "a" * 150)])
+        cid = obj["id"]
+        with pytest.raises(TooManyItems, match="400 bytes"):
+            await store.add(tenant, cid, [said("user", "b" * 150)])
+        assert await store.items(tenant, cid, [conversation_store.BYTES_FIELD]) == [None]
+        assert await store.delete_item(tenant, cid, conversation_store.BYTES_FIELD) is False
+        with pytest.raises(TooManyItems, match="400 bytes"):  # the count is still there
+            await store.add(tenant, cid, [said("user", "b" * 150)])
+        named = {**said("user", "c"), "id": conversation_store.BYTES_FIELD}
+        [renamed] = await store.add(tenant, cid, [named]) or [{}]
+        assert renamed["id"].startswith("msg_")
+        assert await store.delete_item(tenant, cid, first["id"]) is True
+        [second] = await store.add(tenant, cid, [said("user", "b" * 150)]) or [{}]  # room again
+        got = await store.ids(tenant, cid)
+        assert got is not None and got[1] == [renamed["id"], second["id"]]
+    finally:
+        await client.aclose()
