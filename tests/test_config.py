@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -70,6 +71,23 @@ def test_invalid_config_names_the_field(data: dict, message: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_mesh_config(tmp_path / "nope.yaml", environ={})
+    with pytest.raises(ConfigError, match="is a folder, not a config file"):
+        load_mesh_config(tmp_path, environ={})
+
+
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="no /dev/fd here")
+def test_a_pipe_is_a_config_file_read_once_for_every_load() -> None:
+    """`ostinato up --config <(...)` (operator review 2026-12-05): a pipe is no regular file,
+    and `up` loads its config twice (with --trace-file)."""
+    read, write = os.pipe()
+    try:
+        os.write(write, b"workers: 3\n")
+        os.close(write)
+        path = f"/dev/fd/{read}"
+        assert load_mesh_config(path, environ={}).workers == 3
+        assert load_mesh_config(path, environ={}).workers == 3  # not an empty second read
+    finally:
+        os.close(read)
 
 
 def test_a_file_that_is_not_yaml_is_a_config_error(tmp_path: Path) -> None:
