@@ -346,11 +346,11 @@ class MultiLevelQueue:
                 else:
                     q.low = len(levels)
             else:
-                due = self._starving_first(q, now)
-                if due is not None:
-                    if starving is None or due_key(due.until, due.due_seq) < due_key(
+                overdue = self._starving_first(q, now)
+                if overdue is not None:
+                    if starving is None or due_key(overdue.until, overdue.due_seq) < due_key(
                             starving.until, starving.due_seq):
-                        starving, starving_q = due, q
+                        starving, starving_q = overdue, q
                     continue
                 if q.size:
                     picked = self._first_level(q)
