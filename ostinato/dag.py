@@ -52,10 +52,16 @@ class Graph:
     def call(self, *, id: str | None = None, after: Iterable[Node | str] = (),
              thread_id: str | None = None, **args: Unpack[CallArgs]) -> Node:
         """Adds a call that runs after the nodes in `after` (handles, or ids of nodes added
-        later); `args` as `Program.call`'s. Its id (default n0, n1, ...) is its call id in the
-        program; its thread (default: its id) groups it for the planner."""
-        node_id = id if id is not None else f"n{len(self._nodes)}"
-        if any(n.id == node_id for n in self._nodes):
+        later); `args` as `Program.call`'s. Its id (default n0, n1, ..., one no node has) is
+        its call id in the program; its thread (default: its id) groups it for the planner."""
+        taken = {n.id for n in self._nodes}
+        node_id = id
+        if node_id is None:
+            k = len(self._nodes)
+            while f"n{k}" in taken:  # an id the caller chose for another node
+                k += 1
+            node_id = f"n{k}"
+        if node_id in taken:
             raise InvalidDag(f"duplicate node id: {node_id}")
         parents = []
         for parent in after:

@@ -10,6 +10,7 @@ from typing import Any, TypedDict, Unpack
 
 from google.protobuf import duration_pb2
 
+from ostinato.deadlines import MAX_DEADLINE_S
 from ostinato.sdk_results import CallOutput
 from ostinato.seeds import proto_seed
 from ostinato.v1 import common_pb2
@@ -69,17 +70,51 @@ _CACHE_MODES = {
 }
 
 
+def _strings(name: str, value: str | Iterable[str] | None) -> list[str]:
+    """A list of strings from one string (OpenAI's `stop="END"` too) or several; a
+    ValueError naming the argument for anything else (a string is no list of characters)."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value) if isinstance(value, Iterable) \
+        else [value]
+    if not all(isinstance(item, str) for item in items):
+        raise ValueError(f"{name} must be a string or a list of strings, got {value!r}")
+    return items
+
+
+def _content(content: Any) -> str:
+    """A message's content: a string, or OpenAI's list of text parts (joined)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, Sequence) and all(
+            isinstance(part, Mapping) and part.get("type") == "text"
+            and isinstance(part.get("text"), str) for part in content):
+        return "".join(part["text"] for part in content)
+    raise ValueError("a message's content must be a string or a list of text parts "
+                     f"({{'type': 'text', 'text': ...}}), got {content!r}")
+
+
+def _messages(messages: Sequence[MessageLike] | None) -> list[common_pb2.Message]:
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence | type(None)):
+        raise ValueError("messages must be a list of {'role', 'content'} dicts or (role, "
+                         f"content) pairs, got {messages!r}")
+    return [_message(m) for m in messages or ()]
+
+
 def _message(m: MessageLike) -> common_pb2.Message:
-    if isinstance(m, tuple):
+    if isinstance(m, tuple) and len(m) == 2 and all(isinstance(x, str) for x in m):
         role, content = m
         return common_pb2.Message(role=role, content=content)
+    if not isinstance(m, Mapping):
+        raise ValueError("a message must be a {'role', 'content'} dict or a (role, content) "
+                         f"pair of strings, got {m!r}")
     calls = []
     for c in m.get("tool_calls") or ():
         fn = c.get("function", c)
         args = fn.get("arguments", "{}")
         calls.append(common_pb2.ToolCall(id=c.get("id", ""), name=fn.get("name", ""),
                                          arguments=args if isinstance(args, str) else json.dumps(args)))
-    return common_pb2.Message(role=m.get("role", ""), content=m.get("content") or "",
+    return common_pb2.Message(role=m.get("role", ""), content=_content(m.get("content")),
                               name=m.get("name", ""), tool_call_id=m.get("tool_call_id", ""),
                               tool_calls=calls)
 
@@ -92,8 +127,16 @@ def _tool(t: ToolLike) -> common_pb2.Tool:
                            strict=bool(fn.get("strict", False)))
 
 
-def _tool_choice(choice: str | None) -> common_pb2.ToolChoice:
-    """"auto", "none", "required", or the name of one of the tools."""
+def _tool_choice(choice: str | Mapping[str, Any] | None) -> common_pb2.ToolChoice:
+    """"auto", "none", "required", or the name of one of the tools (or OpenAI's form of
+    it: {"type": "function", "function": {"name": ...}})."""
+    if isinstance(choice, Mapping):
+        name = (choice.get("function") or {}).get("name") if choice.get("type") == "function" \
+            else None
+        if not isinstance(name, str) or not name:
+            raise ValueError("tool_choice must be auto, none, required, a tool's name or "
+                             f"{{'type': 'function', 'function': {{'name': ...}}}}, got {choice!r}")
+        choice = name
     modes = {None: common_pb2.TOOL_CHOICE_MODE_UNSPECIFIED, "auto": common_pb2.TOOL_CHOICE_MODE_AUTO,
              "none": common_pb2.TOOL_CHOICE_MODE_NONE,
              "required": common_pb2.TOOL_CHOICE_MODE_REQUIRED}
@@ -129,21 +172,22 @@ class ProgramArgs(TypedDict, total=False):
     labels: Mapping[str, str] | None
 
 
-MAX_DURATION_S = 315_576_000_000  # the most seconds a protobuf Duration holds (10,000 years)
-
-
 def program_options(**options: Unpack[ProgramArgs]) -> common_pb2.ProgramOptions:
     _check_keys("a program", options, ProgramArgs.__optional_keys__)
+    labels = dict(options.get("labels") or {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise ValueError(f"labels must map strings to strings, got {labels!r}")
     opts = common_pb2.ProgramOptions(program_id=options.get("program_id") or new_id(32),
                                      program_class=options.get("program_class", ""),
-                                     reject_when_late=options.get("reject_when_late", False),
-                                     labels=dict(options.get("labels") or {}))
+                                     reject_when_late=_flag("reject_when_late",
+                                                            options.get("reject_when_late", False)),
+                                     labels=labels)
     deadline_s = options.get("deadline_s")
     if deadline_s is not None:
         if isinstance(deadline_s, bool) or not isinstance(deadline_s, int | float) \
-                or not 0 < deadline_s <= MAX_DURATION_S:  # (NaN is refused: no comparison holds)
+                or not 0 < deadline_s <= MAX_DEADLINE_S:  # (NaN is refused: no comparison holds)
             raise ValueError(f"deadline_s must be a number of seconds above 0 (at most "
-                             f"{MAX_DURATION_S}), got {deadline_s!r}")
+                             f"{MAX_DEADLINE_S}, a year: the gateway's limit), got {deadline_s!r}")
         carry, nanos = divmod(round((deadline_s - int(deadline_s)) * 1e9), 1_000_000_000)
         seconds = int(deadline_s) + carry
         if not seconds:  # under a microsecond is one (the planner's resolution): never none
@@ -160,7 +204,7 @@ class CallArgs(TypedDict, total=False):
     max_tokens: int
     temperature: float
     top_p: float
-    stop: Sequence[str]
+    stop: str | Sequence[str]
     seed: int
     logit_bias: Mapping[int, float]  # token id (the model's tokenizer) -> bias in [-100, 100]
     presence_penalty: float  # [-2, 2]
@@ -175,11 +219,11 @@ class CallArgs(TypedDict, total=False):
     cache: str | None  # off | exact | semantic (None: the gateway's default)
     semantic_threshold: float  # a semantic hit's minimum similarity (0: the gateway's)
     expected_output_tokens: int  # a scheduling hint
-    tags: Sequence[str]
+    tags: str | Sequence[str]
     model: str
     ignore_eos: bool
     tools: Sequence[ToolLike]
-    tool_choice: str | None  # auto | none | required | a tool's name
+    tool_choice: str | Mapping[str, Any] | None  # auto | none | required | a tool's name
     json_schema: Mapping[str, Any] | None  # structured output: an instance of this schema
     json_object: bool  # structured output: any JSON object
     parallel_tool_calls: bool | None  # False: at most one tool call per answer (None: the default, True)
@@ -225,7 +269,7 @@ def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
     cache = args.get("cache")
     if cache not in _CACHE_MODES:
         raise ValueError(f"cache must be one of off, exact, semantic; got {cache!r}")
-    sampling = common_pb2.SamplingParams(stop=list(args.get("stop") or ()),
+    sampling = common_pb2.SamplingParams(stop=_strings("stop", args.get("stop")),
                                          ignore_eos=args.get("ignore_eos", False))
     if "max_tokens" in args:  # (the gateway refuses 0: leave it unset for its default)
         sampling.max_new_tokens = _unsigned("max_tokens", args["max_tokens"], 32, least=1)
@@ -248,18 +292,18 @@ def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
         sampling.logit_bias[_unsigned("a logit_bias token id", token_id, 64)] = bias
     spec = common_pb2.CallSpec(
         call_id=call_id or "", thread_id=thread_id or "", parent_call_ids=list(parents),
-        messages=[_message(m) for m in args.get("messages") or ()],
+        messages=_messages(args.get("messages")),
         prompt=args.get("prompt") or "", sampling=sampling,
         cache=common_pb2.CachePolicy(mode=_CACHE_MODES[cache],
                                      semantic_threshold=_number(
                                          "semantic_threshold", args.get("semantic_threshold", 0.0))),
         hints=common_pb2.CallHints(expected_output_tokens=_unsigned(
             "expected_output_tokens", args.get("expected_output_tokens", 0), 32),
-                                   tags=list(args.get("tags", ()))),
+                                   tags=_strings("tags", args.get("tags"))),
         model=args.get("model", ""), tools=[_tool(t) for t in args.get("tools", ())],
         tool_choice=_tool_choice(args.get("tool_choice")),
         response_format=_response_format(args.get("json_schema"), args.get("json_object", False)),
-        restart_on_failure=args.get("restart_on_failure", False),
+        restart_on_failure=_flag("restart_on_failure", args.get("restart_on_failure", False)),
         chat_template_kwargs=json.dumps(dict(args["chat_template_kwargs"]))
         if args.get("chat_template_kwargs") else "",
         reasoning_effort=args.get("reasoning_effort", ""),

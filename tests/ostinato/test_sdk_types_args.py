@@ -39,7 +39,7 @@ def test_program_options_name_the_program_unless_given() -> None:
 
 @pytest.mark.parametrize(("deadline_s", "seconds", "nanos"), [
     (2.5, 2, 500_000_000), (0.3, 0, 300_000_000), (7, 7, 0), (1e-12, 0, 1_000),  # 1 µs: never zero
-    (0.9999999999, 1, 0), (315_576_000_000, 315_576_000_000, 0),
+    (0.9999999999, 1, 0), (365 * 86_400, 365 * 86_400, 0),  # a year: the gateway's limit
 ])
 def test_a_deadline_is_sent_as_a_positive_duration(deadline_s: float, seconds: int,
                                                    nanos: int) -> None:
@@ -47,7 +47,7 @@ def test_a_deadline_is_sent_as_a_positive_duration(deadline_s: float, seconds: i
     assert (d.seconds, d.nanos) == (seconds, nanos)
 
 
-@pytest.mark.parametrize("deadline_s", [-0.5, -1.5, 0, 0.0, 1e30, 315_576_000_001,
+@pytest.mark.parametrize("deadline_s", [-0.5, -1.5, 0, 0.0, 1e30, 365 * 86_400 + 1,
                                         float("nan"), float("inf"), True, "3"])
 def test_a_deadline_not_above_zero_or_too_long_is_refused(deadline_s: Any) -> None:
     """As the SDK refuses its other bad arguments: before sending, naming the argument (a
@@ -76,8 +76,45 @@ def test_logprobs_and_parallel_tool_calls_are_sent() -> None:
      "top_logprobs must be a whole number from 0 to 20"),
     (lambda: call_spec(logprobs="yes"), ValueError, "logprobs must be True or False"),
     (lambda: call_spec(parallel_tool_calls=0), ValueError, "parallel_tool_calls must be True or"),
+    # SDK review 2026-12-05 F7: a ValueError naming the argument, not a TypeError inside
+    (lambda: call_spec(messages="hello"), ValueError, "messages must be a list of"),
+    (lambda: call_spec(messages=[{"role": "user", "content": [{"type": "image_url"}]}]),
+     ValueError, "a message's content must be a string or a list of text parts"),
+    (lambda: call_spec(messages=[("user",)]), ValueError, "a message must be a"),
+    (lambda: call_spec(stop=["a", 1]), ValueError, "stop must be a string or a list of str"),
+    (lambda: call_spec(tags=3), ValueError, "tags must be a string or a list of strings"),
+    (lambda: call_spec(tool_choice={"type": "function"}), ValueError, "tool_choice must be"),
+    (lambda: call_spec(restart_on_failure="yes"), ValueError, "restart_on_failure must be True"),
+    (lambda: program_options(labels={"n": 1}), ValueError, "labels must map strings to strings"),
+    (lambda: program_options(reject_when_late="no"), ValueError, "reject_when_late must be"),
 ])
 def test_a_misspelt_or_bad_argument_is_refused(build: Callable[[], Any], error: type,
                                                message: str) -> None:
     with pytest.raises(error, match=message):
         build()
+
+
+def test_one_string_is_one_stop_and_one_tag_not_its_characters() -> None:
+    """SDK review 2026-12-05 F1: `stop="END"` was sent as ['E', 'N', 'D'] (as OpenAI's API,
+    one string is one stop sequence)."""
+    spec = call_spec(prompt="x", stop="END", tags="urgent")
+    assert list(spec.sampling.stop) == ["END"] and list(spec.hints.tags) == ["urgent"]
+    graph = Graph()
+    graph.call(prompt="x", stop="END")
+    assert list(graph.nodes[0].call.sampling.stop) == ["END"]
+
+
+def test_default_node_ids_skip_the_ones_chosen() -> None:
+    graph = Graph()
+    graph.call(id="n1", prompt="x")
+    assert [graph.call(prompt="y").id, graph.call(prompt="z").id] == ["n2", "n3"]
+
+
+def test_openai_content_parts_and_tool_choice_forms_are_taken() -> None:
+    spec = call_spec(messages=[{"role": "user", "content": [
+        {"type": "text", "text": "Hello, "}, {"type": "text", "text": "world"}]}],
+        tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+        tool_choice={"type": "function", "function": {"name": "f"}})
+    assert spec.messages[0].content == "Hello, world"
+    assert spec.tool_choice.mode == common_pb2.TOOL_CHOICE_MODE_FUNCTION
+    assert spec.tool_choice.function_name == "f"
