@@ -39,6 +39,7 @@ import time
 import uuid
 from typing import Any
 
+import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from google.protobuf.duration_pb2 import Duration
@@ -76,6 +77,8 @@ from gateway.responses_api import delete, list_input_items, respond, retrieve
 from ostinato.deadlines import MAX_DEADLINE_S
 from ostinato.v1 import common_pb2
 from tracing.http_middleware import tracing_middleware
+
+log = structlog.get_logger(__name__)
 
 PROGRAM_HEADER = "X-Ostinato-Program"
 _STARTED = int(time.time())
@@ -119,7 +122,8 @@ def _sibling(call: common_pb2.CallSpec, i: int, prompt: str = "") -> common_pb2.
         out.prompt = prompt
     out.call_id = f"{call.call_id}.n{i}"
     out.thread_id = f"{call.thread_id}.n{i}"
-    out.sampling.seed = (call.sampling.seed if call.sampling.HasField("seed") else 0) + i
+    # (a uint64 field: a negative seed was sent as seed % 2^64, so i more wraps around too)
+    out.sampling.seed = ((call.sampling.seed if call.sampling.HasField("seed") else 0) + i) % (1 << 64)
     return out
 
 
@@ -191,6 +195,11 @@ class OpenAiApi:
             response = HttpError(exc.status, message, "invalid_request_error").response()
             if "Allow" in exc.headers:  # a 405 names the methods the route takes (RFC 9110)
                 response.headers["Allow"] = exc.headers["Allow"]
+        except Exception as exc:  # a bug here: still OpenAI's error shape (not aiohttp's text
+            # page), the traceback in the log (what the request held is not)
+            log.error("request failed", route=route, error=type(exc).__name__, exc_info=True)
+            response = HttpError(500, "the gateway failed to answer this request; its log has "
+                                 "the error", "api_error").response()
         self._metrics.http_response(route, response.status)
         return response
 
@@ -206,6 +215,9 @@ class OpenAiApi:
             raise HttpError(400, "the request body nests too deeply", "invalid_request_error") from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise HttpError(400, f"the request body is not valid JSON: {exc}",
+                            "invalid_request_error") from exc
+        except ValueError as exc:  # an integer past Python's 4,300 digits
+            raise HttpError(400, f"the request body cannot be read: {exc}",
                             "invalid_request_error") from exc
 
     async def start_program(self, request: web.Request) -> web.Response:

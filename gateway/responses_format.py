@@ -90,7 +90,8 @@ def _text(content: Any, where: str) -> str:
         raise BadRequest(f"{where}.content must be a string or an array of text parts", "input")
     out = []
     for j, part in enumerate(content):
-        if not isinstance(part, dict) or part.get("type") not in _TEXT_PARTS:
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str) \
+                or part["type"] not in _TEXT_PARTS:
             kind = part.get("type") if isinstance(part, dict) else None
             raise BadRequest(f"{where}.content[{j}]: only text parts are supported (got "
                              f"{kind!r})", "input")
@@ -183,7 +184,7 @@ def _add_items(items: Sequence[Any], where_of: Callable[[int], str],
         kind = item.get("type", "message")
         if kind == "message":
             role = item.get("role")
-            if role not in _ROLES:
+            if not isinstance(role, str) or role not in _ROLES:
                 raise BadRequest(f"{where}.role must be one of {', '.join(sorted(_ROLES))}",
                                  "input")
             messages.append({"role": role, "content": _text(item.get("content"), where)})

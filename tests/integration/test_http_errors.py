@@ -160,3 +160,34 @@ def test_nesting_under_the_decoders_bound_is_a_4xx(mesh: Mesh, path: str, body: 
     filled = body % ((MODEL, DEEP) if body.count("%s") == 2 and "model" in body else (DEEP, ""))
     status, _, answer = raw_http(mesh, "POST", path, filled.encode())
     assert 400 <= status < 500 and "error" in json.loads(answer), (status, answer[:300])
+
+
+@pytest.mark.parametrize(("path", "body", "needle"), [
+    # HTTP API review 2026-12-05 F2: values that are not strings where strings are looked up
+    # in sets (a TypeError, aiohttp's plain-text 500), and an integer past Python's digits
+    ("/v1/responses", {"model": MODEL, "input": [{"type": "message", "role": ["user"],
+                                                  "content": "hi"}]},
+     "input[0].role must be one of"),
+    ("/v1/responses", {"model": MODEL, "input": [{"role": "user", "content": [
+        {"type": ["input_text"], "text": "hi"}]}]},
+     "only text parts are supported"),
+    ("/v1/conversations", {"items": [{"type": "message", "role": {"a": 1}, "content": "hi"}]},
+     "items[0].role must be one of"),
+    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": '
+     + b"1" * 5000 + b"}", "cannot be read"),
+])
+def test_values_of_the_wrong_type_are_a_400_in_openais_shape(
+        mesh: Mesh, path: str, body: dict[str, object] | bytes, needle: str) -> None:
+    sent = body if isinstance(body, bytes) else json.dumps(body).encode()
+    status, headers, answer = raw_http(mesh, "POST", path, sent)
+    assert status == 400 and headers["Content-Type"].startswith("application/json"), answer[:300]
+    assert needle in json.loads(answer)["error"]["message"]
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64 - 1])
+def test_n_answers_from_a_seed_at_the_top_of_its_range(acme: openai.OpenAI, seed: int) -> None:
+    """(HTTP API review F1) answer i gets seed + i, modulo 2^64: -1 (sent as 2^64 - 1) and
+    2^64 - 1 overflowed the engine's uint64 field for the second answer, a 500."""
+    out = acme.chat.completions.create(model=MODEL, messages=ask("hello"), max_tokens=4,
+                                       seed=seed, n=2)
+    assert [c.index for c in out.choices] == [0, 1]
