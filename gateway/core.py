@@ -122,8 +122,12 @@ class GatewayCore:
         except grpc.aio.AioRpcError as exc:
             raise planner_failure(exc, tenant) from exc
 
-    async def start_program(self, tenant: str, options: common_pb2.ProgramOptions) -> str:
-        """Registers a program; its id as the client knows it (see `program`)."""
+    async def start_program(self, tenant: str, options: common_pb2.ProgramOptions, *,
+                            new_only: bool = False) -> str:
+        """Registers a program; its id as the client knows it (see `program`). Idempotent
+        (a retried StartProgram opens one program), unless `new_only`: a program of that id
+        open already is ALREADY_EXISTS (RunProgram's DAG runs in a program of its own, which
+        it ends)."""
         try:
             check_program_options(options)
         except InvalidCall as exc:
@@ -138,6 +142,11 @@ class GatewayCore:
                                             tenant=tenant, options=named,
                                             max_open_programs=self._tenant_limits(tenant).max_programs),
                                         tenant)
+        if new_only and not resp.created:  # type: ignore[attr-defined]
+            raise GatewayError(grpc.StatusCode.ALREADY_EXISTS,
+                               f"program {options.program_id!r} is open: a DAG runs in a program "
+                               "of its own (leave program_id empty, or end that one first)",
+                               "program_id")
         log.info("program started", program_id=resp.program_id, tenant=tenant)  # type: ignore[attr-defined]
         return client_id(resp.program_id)  # type: ignore[attr-defined]
 

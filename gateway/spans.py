@@ -107,8 +107,9 @@ class TracedGatewayCore(GatewayCore):
         self.metrics = metrics if metrics is not None else GatewayMetrics(self.config.model)
         self._record_content = record_content
 
-    async def start_program(self, tenant: str, options: common_pb2.ProgramOptions) -> str:
-        program_id = await super().start_program(tenant, options)
+    async def start_program(self, tenant: str, options: common_pb2.ProgramOptions, *,
+                            new_only: bool = False) -> str:
+        program_id = await super().start_program(tenant, options, new_only=new_only)
         self.programs.start(self.program(tenant, program_id), tenant, options.program_class,
                             otel_context.get_current())
         return program_id

@@ -44,7 +44,8 @@ class InvalidDag(InvalidArgument):
 
 
 class AlreadyExists(OstinatoError):
-    """A call id used twice in a program (ALREADY_EXISTS)."""
+    """A call id used twice in a program, or a DAG run given the id of a program open
+    already (ALREADY_EXISTS)."""
 
 
 class FailedPrecondition(OstinatoError):

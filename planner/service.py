@@ -104,13 +104,19 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                     await asyncio.shield(self._last_write)
 
     def _register(self, tenant: str, opts: common_pb2.ProgramOptions, program_id: str,
-                  max_open: int, conversation: bool = False) -> None:
-        """Registers a program (idempotent for its tenant), or raises AdmitRefused.
-        `conversation`: one that no caller ends (planner/core/programs.py)."""
+                  max_open: int, conversation: bool = False) -> bool:
+        """Registers a program (idempotent for its tenant), or raises AdmitRefused; whether
+        it was not open already. `conversation`: one that no caller ends
+        (planner/core/programs.py)."""
         try:
             deadline = deadline_seconds(opts.deadline) if opts.HasField("deadline") else None
         except ValueError as exc:  # the gateway's rule (a planner's RPCs are reachable too)
             raise AdmitRefused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        try:
+            self._core.program(program_id, tenant)
+            created = False
+        except PlannerError:
+            created = True
         try:
             self._core.register_program(
                 program_id, tenant, deadline_s=deadline,
@@ -119,19 +125,20 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             )
         except PlannerError as exc:
             raise refused(exc) from exc
+        return created
 
     async def RegisterProgram(self, request, context):
         program_id = request.options.program_id or uuid.uuid4().hex
         try:
-            self._register(request.tenant, request.options, program_id,
-                           request.max_open_programs)
+            created = self._register(request.tenant, request.options, program_id,
+                                     request.max_open_programs)
         except AdmitRefused as exc:
             await context.abort(exc.code, exc.details)
         self.pump()
         # answered once a restarted planner would know the program: the soak lost three
         # programs registered ~100 ms before a planner kill (every later call NOT_FOUND)
         await self._persisted()
-        return planner_pb2.RegisterProgramResponse(program_id=program_id)
+        return planner_pb2.RegisterProgramResponse(program_id=program_id, created=created)
 
     def _kv_matches(self, request: planner_pb2.AdmitRequest) -> Mapping[str, int] | None:
         """Per worker, the leading prompt blocks its engine holds (the planner's copy of the

@@ -112,8 +112,10 @@ class GatewayServicer:
         """Runs a declared DAG of calls server-side and streams node events.
         Errors: UNAUTHENTICATED; INVALID_ARGUMENT (an empty DAG, duplicate node ids, a cycle,
         an unknown dependency, a template naming a node it does not depend on, or a node's
-        call invalid as in Call); otherwise as in Call: a node that fails ends the stream with
-        its status, the message naming the node, and the program is ended.
+        call invalid as in Call); ALREADY_EXISTS (options.program_id names a program open
+        already: a DAG runs in a program of its own, which it ends); otherwise as in Call: a
+        node that fails ends the stream with its status, the message naming the node, and the
+        program is ended.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -62,3 +62,18 @@ def test_what_only_the_gateway_checks_comes_back_as_invalid_argument(mesh: Mesh)
             pytest.raises(ostinato.InvalidArgument, match="max_new_tokens") as err:
         client.run(g)
     assert not isinstance(err.value, ostinato.InvalidDag)
+
+
+def test_a_run_given_an_open_programs_id_neither_takes_it_over_nor_ends_it(mesh: Mesh) -> None:
+    """SDK review 2026-12-05 F2: RunProgram registered the id idempotently, ran its DAG in the
+    open interactive program, then ended it under its owner (whose next call was NOT_FOUND)."""
+    g = Graph()
+    g.call(prompt="x", max_tokens=3)
+    with ostinato.Client(mesh.endpoints.gateway, api_key="key-acme") as client:
+        with client.program() as p:
+            p.call(messages=[("user", "first")], max_tokens=3)
+            with pytest.raises(ostinato.AlreadyExists, match="is open"):
+                client.run(g, program_id=p.program_id)
+            assert p.call(messages=[("user", "second")], max_tokens=3).text  # still open
+        done = client.run(g, program_id=p.program_id + "-dag")  # a new id: runs
+    assert done.summary is not None and done.summary.calls_completed == 1
