@@ -142,7 +142,7 @@ class GatewayCore:
                                             tenant=tenant, options=named,
                                             max_open_programs=self._tenant_limits(tenant).max_programs),
                                         tenant)
-        if new_only and not resp.created:  # type: ignore[attr-defined]
+        if new_only and resp.already_open:  # type: ignore[attr-defined]
             raise GatewayError(grpc.StatusCode.ALREADY_EXISTS,
                                f"program {options.program_id!r} is open: a DAG runs in a program "
                                "of its own (leave program_id empty, or end that one first)",

@@ -106,7 +106,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
     def _register(self, tenant: str, opts: common_pb2.ProgramOptions, program_id: str,
                   max_open: int, conversation: bool = False) -> bool:
         """Registers a program (idempotent for its tenant), or raises AdmitRefused; whether
-        it was not open already. `conversation`: one that no caller ends
+        it was open already. `conversation`: one that no caller ends
         (planner/core/programs.py)."""
         try:
             deadline = deadline_seconds(opts.deadline) if opts.HasField("deadline") else None
@@ -114,9 +114,9 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             raise AdmitRefused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         try:
             self._core.program(program_id, tenant)
-            created = False
+            already_open = True
         except PlannerError:
-            created = True
+            already_open = False
         try:
             self._core.register_program(
                 program_id, tenant, deadline_s=deadline,
@@ -125,12 +125,12 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             )
         except PlannerError as exc:
             raise refused(exc) from exc
-        return created
+        return already_open
 
     async def RegisterProgram(self, request, context):
         program_id = request.options.program_id or uuid.uuid4().hex
         try:
-            created = self._register(request.tenant, request.options, program_id,
+            already_open = self._register(request.tenant, request.options, program_id,
                                      request.max_open_programs)
         except AdmitRefused as exc:
             await context.abort(exc.code, exc.details)
@@ -138,7 +138,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         # answered once a restarted planner would know the program: the soak lost three
         # programs registered ~100 ms before a planner kill (every later call NOT_FOUND)
         await self._persisted()
-        return planner_pb2.RegisterProgramResponse(program_id=program_id, created=created)
+        return planner_pb2.RegisterProgramResponse(program_id=program_id,
+                                                 already_open=already_open)
 
     def _kv_matches(self, request: planner_pb2.AdmitRequest) -> Mapping[str, int] | None:
         """Per worker, the leading prompt blocks its engine holds (the planner's copy of the

@@ -30,12 +30,12 @@ class RegisterProgramRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., options: _Optional[_Union[_common_pb2.ProgramOptions, _Mapping]] = ..., max_open_programs: _Optional[int] = ...) -> None: ...
 
 class RegisterProgramResponse(_message.Message):
-    __slots__ = ("program_id", "created")
+    __slots__ = ("program_id", "already_open")
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
-    CREATED_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_OPEN_FIELD_NUMBER: _ClassVar[int]
     program_id: str
-    created: bool
-    def __init__(self, program_id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
+    already_open: bool
+    def __init__(self, program_id: _Optional[str] = ..., already_open: _Optional[bool] = ...) -> None: ...
 
 class AdmitRequest(_message.Message):
     __slots__ = ("tenant", "program_id", "call_id", "thread_id", "parent_call_ids", "prompt_tokens", "max_new_tokens", "hints", "prefix_hashes", "served_from_cache", "retry_of_attempt", "exclude_workers", "register_program", "max_open_programs", "end_program_after", "resend")

@@ -54,10 +54,10 @@ async def test_register_program_takes_the_gateways_deadlines_and_refuses_the_res
         reply = await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
             tenant="t", options=common_pb2.ProgramOptions(program_id="p",
                                                           deadline=Duration(nanos=500))))
-        assert reply.program_id == "p" and reply.created
+        assert reply.program_id == "p" and not reply.already_open
         again = await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
             tenant="t", options=common_pb2.ProgramOptions(program_id="p")))
-        assert again.program_id == "p" and not again.created  # idempotent, and says so
+        assert again.program_id == "p" and again.already_open  # idempotent, and says so
         for bad in (Duration(seconds=10**14), Duration(seconds=2, nanos=-2_000_000_000)):
             try:
                 await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
