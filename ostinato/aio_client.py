@@ -197,7 +197,7 @@ class AsyncProgram:
         if self.summary is None:
             resp = await _unary(self._rpcs.end_program(
                 gateway_pb2.EndProgramRequest(program_id=self.program_id),
-                metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s), self._rpcs)
+                metadata=self._rpcs.metadata(), timeout=self._rpcs.unary_timeout_s), self._rpcs)
             self.summary = parse_summary(resp.summary)
         return self.summary
 
@@ -222,7 +222,7 @@ class AsyncClient:
         same one). `restart_on_failure`: its calls' default (see AsyncProgram.stream)."""
         resp = await _unary(self._rpcs.start_program(
             gateway_pb2.StartProgramRequest(options=program_options(**options)),
-            metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s), self._rpcs)
+            metadata=self._rpcs.metadata(), timeout=self._rpcs.unary_timeout_s), self._rpcs)
         return AsyncProgram(self._rpcs, resp.program_id, restart_on_failure)
 
     def run_stream(self, graph: Graph, **options: Unpack[ProgramArgs]) -> AsyncDagStream:
@@ -244,7 +244,7 @@ class AsyncClient:
         """The answer caches' counters of the gateway that answers."""
         return parse_cache_stats(await _unary(self._rpcs.cache_stats(
             gateway_pb2.CacheStatsRequest(), metadata=self._rpcs.metadata(),
-            timeout=self._rpcs.timeout_s), self._rpcs))
+            timeout=self._rpcs.unary_timeout_s), self._rpcs))
 
     async def close(self) -> None:
         await self._channel.close()

@@ -12,7 +12,7 @@ import grpc
 from opentelemetry import propagate
 
 from ostinato.errors import OstinatoError, Unavailable, from_rpc_error
-from ostinato.sdk_types import CHANNEL_OPTIONS
+from ostinato.sdk_types import CHANNEL_OPTIONS, UNARY_DEADLINE_S
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
 
 Pem = bytes | str | os.PathLike[str]  # PEM bytes, or the path of a PEM file
@@ -75,6 +75,9 @@ class GatewayRpcs:
             gateway_pb2.CacheStatsRequest, gateway_pb2.CacheStatsResponse] = stub.CacheStats
         self._auth = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self.timeout_s = timeout_s  # None: calls have none, other RPCs sdk_types.UNARY_DEADLINE_S
+        # StartProgram, EndProgram, CacheStats: the client's deadline, longer or shorter than
+        # the default (the service config sets none: gRPC takes the shorter of two)
+        self.unary_timeout_s = UNARY_DEADLINE_S if timeout_s is None else timeout_s
 
     def error(self, exc: grpc.RpcError) -> OstinatoError:
         """The exception for a failed RPC. One that ran out of time while the channel was

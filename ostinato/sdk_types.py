@@ -25,7 +25,8 @@ from ostinato.v1 import common_pb2
 #   (a uuid when the caller gives no id), so a StartProgram sent twice opens one program,
 #   and the planner answers an EndProgram repeated after its answer was lost with the
 #   same summary. They are retried on UNAVAILABLE with exponential backoff, and have a
-#   default deadline of UNARY_DEADLINE_S when the client sets none.
+#   default deadline of UNARY_DEADLINE_S when the client sets none (given with each RPC,
+#   not here: gRPC would take the shorter of the two, and cut a client's longer one).
 # - A Call is retried on UNAVAILABLE only while the gateway has sent nothing back (gRPC
 #   retries a stream until its first response). Once text has streamed, a failure is the
 #   caller's to handle. The SDK names every call (a uuid), so a retried Call is the same
@@ -40,8 +41,7 @@ _BACKOFF = {"initialBackoff": "0.2s", "maxBackoff": "2s", "backoffMultiplier": 2
 SERVICE_CONFIG: dict[str, Any] = {"methodConfig": [
     {"name": [{"service": GATEWAY_SERVICE, "method": m}
               for m in ("StartProgram", "EndProgram", "CacheStats")],
-     "waitForReady": True, "timeout": f"{UNARY_DEADLINE_S:g}s",
-     "retryPolicy": {"maxAttempts": 5, **_BACKOFF}},
+     "waitForReady": True, "retryPolicy": {"maxAttempts": 5, **_BACKOFF}},
     {"name": [{"service": GATEWAY_SERVICE, "method": "Call"}],
      "waitForReady": True, "retryPolicy": {"maxAttempts": 3, **_BACKOFF}},
     {"name": [{"service": GATEWAY_SERVICE, "method": "RunProgram"}], "waitForReady": True},

@@ -17,7 +17,7 @@ import grpc
 import pytest
 
 import ostinato
-from ostinato import dag
+from ostinato import dag, sdk_types
 from ostinato.sdk_results import TokenLogprob, TopLogprob
 from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
@@ -30,8 +30,10 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
         self.cancelled: dict[str, threading.Event] = {}
         self._ids: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        self.start_deadlines: list[float | None] = []  # seconds left as each StartProgram came
 
     def StartProgram(self, request, context):
+        self.start_deadlines.append(context.time_remaining())
         return gateway_pb2.StartProgramResponse(program_id=request.options.program_id)
 
     def EndProgram(self, request, context):
@@ -193,3 +195,23 @@ def test_breaking_out_of_a_declared_programs_events_cancels_it(
     for _ in client.run_stream(g, program_id="dag-broken"):
         break
     assert gateway[1].was_cancelled("dag-broken")
+
+
+@pytest.mark.parametrize(("timeout_s", "least", "most"), [
+    (None, 50.0, 60.0),  # the SDK's default for the operations that are not calls
+    (90.0, 80.0, 90.0),  # longer than the default: the client's (was cut to 60 s)
+    (5.0, 0.0, 5.0),
+])
+def test_program_operations_carry_the_clients_deadline(
+        gateway: tuple[str, FakeGateway], timeout_s: float | None, least: float,
+        most: float) -> None:
+    """SDK review 2026-12-05 F3: the channel's service config also set 60 s, and gRPC takes
+    the shorter deadline (a Client(timeout_s=90) gave up after 60 s). gRPC enforces the
+    service config's timeout on the client's side, where the server does not see it: so
+    the config must set none, and each RPC carries the deadline. Bounds with a wide margin
+    (a slow machine only shortens what is left), never a timing."""
+    assert not any("timeout" in method for method in sdk_types.SERVICE_CONFIG["methodConfig"])
+    with ostinato.Client(gateway[0], timeout_s=timeout_s) as c:
+        c.program().end()
+    left = gateway[1].start_deadlines[-1]
+    assert left is not None and least < left <= most + 1.0  # (gRPC rounds the deadline up)
