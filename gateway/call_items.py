@@ -17,8 +17,13 @@ class CallFailed(Exception):
     the request field at fault."""
 
     def __init__(self, code: grpc.StatusCode, message: str, param: str | None = None,
-                 retry_after_s: float | None = None, error_code: str | None = None) -> None:
+                 retry_after_s: float | None = None, error_code: str | None = None, *,
+                 final: bool = False) -> None:
         super().__init__(message)
+        # no retry of the same request can succeed (it is over a limit as it is, or conflicts
+        # with what exists): the HTTP API says so (x-should-retry: false) to clients that
+        # retry refusals on their own (the openai SDK's 409s and 429s)
+        self.final = final
         self.code = code
         self.message = message
         self.param = param

@@ -72,7 +72,7 @@ class ConversationsApi:
             raise GatewayError(grpc.StatusCode.UNAVAILABLE,
                                "conversations are unavailable (Redis); retry later") from None
         except TooManyConversations as exc:
-            raise GatewayError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
+            raise GatewayError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), final=True) from None
 
     def _stored(self) -> ConversationStore:
         if self._store is None:

@@ -245,7 +245,7 @@ class GatewayCore:
                 yield item
         except CallFailed as exc:
             raise GatewayError(exc.code, exc.message, exc.param, exc.retry_after_s,
-                               exc.error_code) from exc
+                               exc.error_code, final=exc.final) from exc
         finally:
             self.inflight -= 1
 

@@ -86,10 +86,12 @@ _STARTED = int(time.time())
 
 class HttpError(Exception):
     def __init__(self, status: int, message: str, kind: str, param: str | None = None,
-                 retry_after_s: float | None = None, code: str | None = None) -> None:
+                 retry_after_s: float | None = None, code: str | None = None, *,
+                 final: bool = False) -> None:
         super().__init__(message)
         self.status, self.message, self.kind, self.param = status, message, kind, param
         self.retry_after_s, self.code = retry_after_s, code
+        self.final = final or status == 409  # (a conflict: the same request conflicts again)
 
     @classmethod
     def of(cls, exc: GatewayError) -> HttpError:
@@ -97,7 +99,7 @@ class HttpError(Exception):
             return cls.no_model(exc.message)
         status, kind = http_status(exc.code)
         return cls(status, exc.message, kind, exc.param, exc.retry_after_s,
-                   exc.error_code or OPENAI_ERROR_CODES.get(exc.code))
+                   exc.error_code or OPENAI_ERROR_CODES.get(exc.code), final=exc.final)
 
     @classmethod
     def no_model(cls, message: str) -> HttpError:
@@ -109,6 +111,8 @@ class HttpError(Exception):
             "Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
         if self.status == 401:  # RFC 9110: a 401 names the scheme that would be accepted
             headers["WWW-Authenticate"] = 'Bearer realm="ostinato"'
+        if self.final:  # the openai SDK retries 409s and 429s unless told not to
+            headers["x-should-retry"] = "false"
         return web.json_response(error_json(self.message, self.kind, self.param, self.code),
                                  status=self.status, headers=headers)
 

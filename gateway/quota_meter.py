@@ -105,7 +105,7 @@ class QuotaMeter:
         return CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED,
                           f"the prompt's {prompt_tokens} tokens exceed the {limits.tpm} "
                           f"tokens per minute of tenant {tenant!r}: it can never be "
-                          "admitted (shorten it)")
+                          "admitted (shorten it)", final=True)
 
     def charge(self, tenant: str, limits: TenantLimits, completion_tokens: int,
                metered: bool = True, reserved: int = 0) -> None:

@@ -47,5 +47,6 @@ async def test_a_tenant_at_its_cap_is_resource_exhausted() -> None:
     with pytest.raises(GatewayError) as refused:
         await _api(TooManyConversations("tenant 'acme' keeps 2 conversations")).create("acme", {})
     assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert refused.value.final  # HTTP: x-should-retry false (deleting one makes room, not time)
     with pytest.raises(BadRequest):
         await _api(TooManyItems("at most 200 bytes")).create("acme", {})

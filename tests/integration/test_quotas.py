@@ -83,6 +83,7 @@ def test_calls_over_a_tenants_rate_are_refused_with_when_to_retry(mesh: Mesh) ->
         urllib.request.urlopen(request, timeout=30)
     assert http_refused.value.code == 429
     assert 1 <= int(http_refused.value.headers["Retry-After"]) <= 30
+    assert "x-should-retry" not in http_refused.value.headers  # a retry after it may fit
     error = json.loads(http_refused.value.read())["error"]
     assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limit_exceeded")
     more_than_a_minute = urllib.request.Request(  # n answers are n calls: never within 2/min
@@ -112,6 +113,15 @@ def test_a_prompt_larger_than_a_minutes_tokens_is_refused_for_good(mesh: Mesh) -
             raise AssertionError("a prompt over the tenant's tpm was served")
 
         eventually(refused)
+    # and the openai SDK is told not to retry it (HTTP API review 2026-12-05 F4)
+    request = urllib.request.Request(
+        f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
+        data=json.dumps({"messages": USER, "max_tokens": 4}).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as never:
+        urllib.request.urlopen(request, timeout=30)
+    assert never.value.code == 429 and never.value.headers["x-should-retry"] == "false"
+    assert "Retry-After" not in never.value.headers
 
 
 def test_a_tenants_open_programs_are_bounded(mesh: Mesh) -> None:
