@@ -107,18 +107,25 @@ _ERRORS = {
     400: "invalid request: the message names the field at fault (`param`)",
     401: "no API key where one is required, or a key that is not valid",
     404: "an unknown (or ended, or another tenant's) program, or a model not served here",
-    409: "a call or program id used twice (ALREADY_EXISTS), or an ended program",
+    409: "a call or program id used twice (ALREADY_EXISTS), or an ended program; never "
+         "retryable as it is (`x-should-retry: false`)",
     413: "the request body is larger than the gateway accepts",
-    429: "a quota, the tenant's max_programs, or backpressure; retry after `Retry-After` s",
+    429: "a quota, the tenant's max_programs, the tenant's conversations cap, or backpressure; "
+         "retry after `Retry-After` s (without it and with `x-should-retry: false`: a limit no "
+         "retry meets as it is, e.g. a prompt past the tenant's tokens per minute)",
     503: "the mesh cannot serve now (planner or workers unavailable)",
     504: "the call's deadline passed",
 }
+_SHOULD_RETRY = {"x-should-retry": {"description": "`false`: the same request fails again",
+                                    "schema": {"type": "string", "enum": ["false"]}}}
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
-                                "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
+                                "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+                **_SHOULD_RETRY}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(c): {"description": _ERRORS[c], "headers": _RETRY_AFTER if c == 429 else {},
+    return {str(c): {"description": _ERRORS[c],
+                     "headers": _RETRY_AFTER if c == 429 else _SHOULD_RETRY if c == 409 else {},
                      "content": {"application/json": {"schema": ref("Error")}}}
             for c in codes}
 

@@ -52,7 +52,7 @@ def conversation_paths(page_query: list[Schema], json_: Callable[[Schema, str], 
                            "gateway.responses_ttl_s after its last use. The body may be left "
                            "out.",
             "requestBody": body("ConversationCreateRequest", required=False),
-            "responses": {"200": conv, **errors(400, 401, 413, 503)}}},
+            "responses": {"200": conv, **errors(400, 401, 413, 429, 503)}}},
         "/v1/conversations/{conversation_id}": {
             "get": {"summary": "A conversation", "parameters": [cid],
                     "description": "Another tenant's is not found.",
