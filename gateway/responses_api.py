@@ -194,7 +194,7 @@ class _Keeper:
         conversation full meanwhile) fails the response, so that the conversation never
         silently lacks a turn its client saw (the openai client retries a 503); one deleted
         meanwhile is its owner's doing: the answer is given, the turn logged as dropped."""
-        turn = [*input_items(self._body), *input_items({"input": response["output"]})]
+        turn = [*input_items(self._body), *_kept_output(response["output"])]
         try:
             added = await conversations.add(self._tenant, cid, turn)
         except ConversationsUnavailable as exc:
@@ -361,3 +361,14 @@ class _Stream(SseStream):
                 "INTERNAL", "the call ended without a result"))
         except GatewayError as exc:  # headers are gone: the error travels in the stream
             await response.write(pending + events.failed(exc.code.name, exc.message))
+
+
+def _kept_output(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The response's output items as a conversation keeps them (as input would be), under
+    the ids the response gave them: a client finds its answer in the conversation by its id
+    (HTTP API review 2026-12-05 F3: they were stored under new ones). Reasoning is dropped."""
+    kept = []
+    for item in output:
+        for converted in input_items({"input": [item]}):
+            kept.append({**converted, "id": item["id"]} if item.get("id") else converted)
+    return kept

@@ -112,6 +112,8 @@ def test_responses_in_a_conversation(acme: openai.OpenAI, globex: openai.OpenAI)
     assert [(i.type, getattr(i, "role", None)) for i in items] == [
         ("message", "user"), ("message", "user"), ("message", "assistant")]
     assert items[2].content[0].text == first.output_text  # type: ignore[union-attr]
+    answer_id = first.output[-1].id  # the conversation keeps the answer under the same id
+    assert acme.conversations.items.retrieve(answer_id, conversation_id=conv.id).id == answer_id
     events = list(acme.responses.create(model="sim/llama-3.1-8b", conversation={"id": conv.id},
                                         input="What is my name?", max_output_tokens=8,
                                         stream=True))
