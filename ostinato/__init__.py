@@ -11,6 +11,7 @@ from ostinato.client import CallStream, Client, DagStream, Program
 from ostinato.errors import (
     AlreadyExists,
     Cancelled,
+    ClientClosed,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
@@ -45,6 +46,7 @@ __all__ = [
     "CallStream",
     "Cancelled",
     "Client",
+    "ClientClosed",
     "DagStream",
     "DeadlineExceeded",
     "FailedPrecondition",

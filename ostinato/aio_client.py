@@ -17,6 +17,8 @@ exceptions of ostinato/errors.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import Any, TypeVar, Unpack
@@ -75,6 +77,19 @@ async def _stream(call: grpc.aio.UnaryStreamCall[Any, R],
             call.cancel()
 
 
+def _cancel_when_dropped(stream: object, call: grpc.aio.Call) -> None:
+    """Once `stream` is collected with its call still running (never iterated: the RPC
+    started when the stream was made), the call is cancelled on its loop (SDK review
+    2026-12-05 F5: it ran to its end, and took its tenant's quota)."""
+    weakref.finalize(stream, _cancel_on, asyncio.get_running_loop(), call)
+
+
+def _cancel_on(loop: asyncio.AbstractEventLoop, call: grpc.aio.Call) -> None:
+    if not loop.is_closed():
+        with contextlib.suppress(RuntimeError):  # (the loop closed meanwhile)
+            loop.call_soon_threadsafe(lambda: call.done() or call.cancel())
+
+
 class AsyncCallStream:
     """Iterates over a call's text deltas; `.result` holds the CallOutput once it ends.
 
@@ -87,6 +102,7 @@ class AsyncCallStream:
                  rpcs: GatewayRpcs, on_done: Callable[[CallOutput], None],
                  on_restart: Callable[[], None] | None = None) -> None:
         self._call, self._rpcs = call, rpcs
+        _cancel_when_dropped(self, call)
         self._on_done = on_done
         self._on_restart = on_restart
         self.result: CallOutput | None = None
@@ -136,6 +152,7 @@ class AsyncDagStream:
                                                       gateway_pb2.ProgramEvent],
                  rpcs: GatewayRpcs) -> None:
         self._call, self._rpcs = call, rpcs
+        _cancel_when_dropped(self, call)
         self.result = DagResult()
 
     async def __aiter__(self) -> AsyncIterator[DagEvent]:

@@ -71,8 +71,10 @@ class CallStream:
         return self._stream.restarts
 
     def cancel(self) -> None:
-        """Stops the call: the gateway cancels it in the planner and aborts the engine request."""
-        self._loop.call(self._stream.cancel)
+        """Stops the call: the gateway cancels it in the planner and aborts the engine request.
+        Nothing to do once the client is closed (closing it ended its calls)."""
+        if self._loop.is_open:
+            self._loop.call(self._stream.cancel)
 
 
 class DagStream:
@@ -91,7 +93,8 @@ class DagStream:
         return self._stream.result
 
     def cancel(self) -> None:
-        self._loop.call(self._stream.cancel)
+        if self._loop.is_open:  # (closing the client ended the run)
+            self._loop.call(self._stream.cancel)
 
 
 class Program:

@@ -73,6 +73,10 @@ class Cancelled(OstinatoError):
     """The call was cancelled (CANCELLED)."""
 
 
+class ClientClosed(Cancelled):
+    """The Client was closed before this use of it, or of one of its programs (CANCELLED)."""
+
+
 _BY_CODE: dict[grpc.StatusCode, type[OstinatoError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,

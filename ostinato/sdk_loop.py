@@ -14,6 +14,10 @@ import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
+import grpc
+
+from ostinato.errors import ClientClosed
+
 T = TypeVar("T")
 
 
@@ -59,6 +63,9 @@ class LoopThread:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Runs `coro` on the loop and waits for its result (an interrupted wait cancels it)."""
+        if not self.is_open or self._loop.is_closed():
+            coro.close()  # (never awaited: no warning about it)
+            raise ClientClosed(grpc.StatusCode.CANCELLED, "the client is closed: open another")
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("a blocking SDK call from the SDK's own event loop (a callback "

@@ -7,9 +7,11 @@ records which calls were cancelled (the gRPC call's termination: it never ends o
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from concurrent import futures
 
@@ -74,6 +76,12 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
         while context.is_active():
             yield "x"
             time.sleep(0.005)
+
+    def wait_started(self, key: str) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while key not in self.cancelled:
+            assert time.monotonic() < deadline, f"{key} never reached the gateway"
+            time.sleep(0.01)
 
     def was_cancelled(self, key: str) -> bool:
         deadline = time.monotonic() + WAIT_S
@@ -177,6 +185,48 @@ def test_breaking_out_of_a_stream_cancels_the_call(
         deltas.close()
         assert gateway[1].was_cancelled("closed")
         assert program.call(prompt="x").text == "hi"  # the client goes on
+
+
+def test_a_stream_dropped_before_it_was_read_cancels_the_call(
+        gateway: tuple[str, FakeGateway]) -> None:
+    """SDK review 2026-12-05 F5: the RPC starts as the stream is made; dropped unread, it ran
+    to its end (and took its tenant's quota). No deadline on the calls: only a cancel ends
+    them."""
+    with ostinato.Client(gateway[0]) as client, client.program() as program:
+        stream = program.stream(prompt="endless", call_id="never-read")
+        gateway[1].wait_started("never-read")  # running at the gateway, not read here
+        del stream
+        gc.collect()
+        assert gateway[1].was_cancelled("never-read")
+        run = client.run_stream(dag_graph(), program_id="dag-never-read")
+        gateway[1].wait_started("dag-never-read")
+        del run
+        gc.collect()
+        assert gateway[1].was_cancelled("dag-never-read")
+
+
+def dag_graph() -> dag.Graph:
+    g = dag.Graph()
+    g.call(prompt="x")
+    return g
+
+
+def test_a_closed_client_is_client_closed_and_cancel_does_nothing(
+        gateway: tuple[str, FakeGateway]) -> None:
+    """SDK review 2026-12-05 F6: a bare RuntimeError (event loop is closed) and a warning of
+    a coroutine never awaited."""
+    client = ostinato.Client(gateway[0], timeout_s=WAIT_S)
+    program = client.program()
+    stream = program.stream(prompt="x")
+    assert "".join(stream) == "hi"
+    client.close()
+    stream.cancel()  # ended with the client: nothing to do
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "coroutine ... was never awaited"
+        with pytest.raises(ostinato.ClientClosed, match="the client is closed"):
+            program.call(prompt="x")
+        with pytest.raises(ostinato.Cancelled):
+            client.program()
 
 
 async def test_breaking_out_of_an_async_stream_cancels_the_call(
