@@ -15,6 +15,7 @@ its input, and its turn is added to the conversation once it has finished."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -68,7 +69,9 @@ def _renamed(text: str | None, sources: Sources) -> str | None:
     text = sources.rename(text)
     for chat_name, name in _PARAMS:
         text = text.replace(chat_name, name)
-    return text
+    # the chat names a message lists ("max_tokens, max_completion_tokens or max_new_tokens")
+    # are one Responses name: said once
+    return re.sub(r"\b([a-z_.]+)(?:(?:, | or )\1\b)+", r"\1", text)
 
 
 def _top(param: str | None) -> str | None:

@@ -159,7 +159,8 @@ def _messages(body: Mapping[str, Any], sources: Sources,
             raise BadRequest("instructions must be a string", "instructions")
         messages.append({"role": "system", "content": instructions})
         sources.add("instructions")
-    _add_items(prior, lambda i: PRIOR, messages, sources)
+    came_from = "conversation" if body.get("conversation") else PRIOR  # (HTTP review F5)
+    _add_items(prior, lambda i: came_from, messages, sources)
     raw = body.get("input")
     if isinstance(raw, str):
         messages.append({"role": "user", "content": raw})

@@ -12,6 +12,7 @@ from gateway.openai_format import BadRequest
 from gateway.responses_api import _renamed, _top, call_from_responses
 from gateway.responses_format import (
     PRIOR,
+    Sources,
     chat_from_responses,
     checked_items,
     input_items,
@@ -265,3 +266,24 @@ def test_items_refused_name_their_field(raw: object) -> None:
     with pytest.raises(BadRequest) as err:
         checked_items(raw, "items", 2, 100)
     assert err.value.param == "items"
+
+
+def test_a_conversations_items_are_named_as_such() -> None:
+    """HTTP API review 2026-12-05 F5: items from a conversation were called
+    previous_response_id in errors, a field the request did not use."""
+    prior = [{"type": "message", "role": "user", "content": "Hi"}]
+    _, sources = translate({"input": "go on", "conversation": "conv_1"}, prior)
+    assert sources.messages == ["conversation", "input"]
+    _, sources = translate({"input": "go on", "previous_response_id": "resp_1"}, prior)
+    assert sources.messages == [PRIOR, "input"]
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("sampling.max_new_tokens must be at most 32768 (sampling.max_new_tokens; max_tokens, "
+     "max_completion_tokens or max_new_tokens over HTTP)",
+     "sampling.max_output_tokens must be at most 32768 (sampling.max_output_tokens; "
+     "max_output_tokens over HTTP)"),
+    ("one of a, b or c", "one of a, b or c"),
+])
+def test_chat_names_become_the_responses_names_once(text: str, said: str) -> None:
+    assert _renamed(text, Sources()) == said
