@@ -155,14 +155,15 @@ def error_json(message: str, kind: str, param: str | None = None,
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-# gRPC status -> (HTTP status, OpenAI error type)
+# gRPC status -> (HTTP status, OpenAI error type): OpenAI's API calls a bad key and a missing
+# resource invalid_request_error too (the status tells them apart; HTTP review 2026-12-05 F6)
 HTTP_FOR_GRPC: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_request_error"),
     grpc.StatusCode.FAILED_PRECONDITION: (409, "invalid_request_error"),
     grpc.StatusCode.OUT_OF_RANGE: (400, "invalid_request_error"),
-    grpc.StatusCode.UNAUTHENTICATED: (401, "authentication_error"),
+    grpc.StatusCode.UNAUTHENTICATED: (401, "invalid_request_error"),
     grpc.StatusCode.PERMISSION_DENIED: (403, "permission_error"),
-    grpc.StatusCode.NOT_FOUND: (404, "not_found_error"),
+    grpc.StatusCode.NOT_FOUND: (404, "invalid_request_error"),
     grpc.StatusCode.ALREADY_EXISTS: (409, "invalid_request_error"),
     grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
     grpc.StatusCode.CANCELLED: (499, "cancelled"),
@@ -173,7 +174,8 @@ HTTP_FOR_GRPC: dict[grpc.StatusCode, tuple[int, str]] = {
 
 # OpenAI's error code where a status names one and the error itself names none
 OPENAI_ERROR_CODES: dict[grpc.StatusCode, str] = {
-    grpc.StatusCode.RESOURCE_EXHAUSTED: "rate_limit_exceeded"}
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "rate_limit_exceeded",
+    grpc.StatusCode.UNAUTHENTICATED: "invalid_api_key"}
 
 
 def http_status(code: grpc.StatusCode) -> tuple[int, str]:
