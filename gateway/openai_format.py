@@ -54,12 +54,16 @@ def _content(message: Mapping[str, Any], i: int) -> str:
         return content
     if isinstance(content, list):
         parts = []
+        # an assistant's refusal parts are its text as the model wrote it (OpenAI takes them)
+        kinds = {"text": "text", **({"refusal": "refusal"}
+                                    if message.get("role") == "assistant" else {})}
         for j, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(
-                    part.get("text"), str):
+            kind = part.get("type") if isinstance(part, dict) else None
+            field = kinds.get(kind) if isinstance(kind, str) else None
+            if field is None or not isinstance(part.get(field), str):
                 raise BadRequest(f"messages[{i}].content[{j}]: only text parts are supported",
                                  "messages")
-            parts.append(part["text"])
+            parts.append(part[field])
         return "".join(parts)
     if content is None and message.get("role") == "assistant":
         return ""

@@ -277,3 +277,14 @@ def test_completion_prompts_refused(prompt: object, says: str) -> None:
     with pytest.raises(BadRequest) as exc:
         completion_prompts({"prompt": prompt})
     assert exc.value.param == "prompt" and says in str(exc.value)
+
+
+def test_an_assistants_refusal_parts_are_its_text_and_no_one_elses() -> None:
+    """HTTP API review 2026-12-05 F6: OpenAI takes an assistant message's refusal parts (as
+    the openai SDK's ChatCompletionAssistantMessageParam allows); they were a 400."""
+    said = [{"type": "text", "text": "I can't "}, {"type": "refusal", "refusal": "do that."}]
+    call = call_from_openai({"messages": [*USER, {"role": "assistant", "content": said},
+                                          *USER]}, None)
+    assert call.messages[1].content == "I can't do that."
+    with pytest.raises(BadRequest, match=r"messages\[0\]\.content\[1\]: only text parts"):
+        call_from_openai({"messages": [{"role": "user", "content": said}]}, None)
