@@ -88,7 +88,11 @@ class GatewayRpcs:
                 self._channel.get_state() == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
             return Unavailable(grpc.StatusCode.UNAVAILABLE,
                                f"cannot reach the gateway at {self.address or 'its address'}: "
-                               "no connection before the deadline")
+                               "no connection before the deadline (the gateway is down or "
+                               "restarting, or this client's TLS settings do not match its: "
+                               "plaintext to a TLS port or TLS to a plaintext one, no client "
+                               "certificate where one is required, a certificate for another "
+                               "name)")
         return from_rpc_error(exc)
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
