@@ -33,6 +33,16 @@ def _create(mesh: Mesh, name: str, *limits: str) -> str:
     return created.stdout.strip().splitlines()[-1]
 
 
+def _refused_over_http(mesh: Mesh, key: str, body: dict[str, object]) -> urllib.error.HTTPError:
+    """The HTTP error a chat completion of `body` gets, as tenant `key`'s."""
+    request = urllib.request.Request(
+        f"http://{mesh.endpoints.gateway_http}/v1/chat/completions", data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    return refused.value
+
+
 def _call(stub: gateway_pb2_grpc.GatewayStub, key: str) -> gateway_pb2.CallChunk:
     md = (("authorization", f"Bearer {key}"),)
     program = stub.StartProgram(gateway_pb2.StartProgramRequest(
@@ -75,25 +85,16 @@ def test_calls_over_a_tenants_rate_are_refused_with_when_to_retry(mesh: Mesh) ->
         client.program().call(messages=USER, max_tokens=4)
     assert sdk_refused.value.retry_after_s is not None and 0 < sdk_refused.value.retry_after_s <= 30
 
-    request = urllib.request.Request(
-        f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
-        data=json.dumps({"messages": USER, "max_tokens": 4}).encode(),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    with pytest.raises(urllib.error.HTTPError) as http_refused:
-        urllib.request.urlopen(request, timeout=30)
-    assert http_refused.value.code == 429
-    assert 1 <= int(http_refused.value.headers["Retry-After"]) <= 30
-    assert "x-should-retry" not in http_refused.value.headers  # a retry after it may fit
-    error = json.loads(http_refused.value.read())["error"]
+    http_refused = _refused_over_http(mesh, key, {"messages": USER, "max_tokens": 4})
+    assert http_refused.code == 429
+    assert 1 <= int(http_refused.headers["Retry-After"]) <= 30
+    assert "x-should-retry" not in http_refused.headers  # a retry after it may fit
+    error = json.loads(http_refused.read())["error"]
     assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limit_exceeded")
-    more_than_a_minute = urllib.request.Request(  # n answers are n calls: never within 2/min
-        f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
-        data=json.dumps({"messages": USER, "max_tokens": 4, "n": 3}).encode(),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    with pytest.raises(urllib.error.HTTPError) as too_many:
-        urllib.request.urlopen(more_than_a_minute, timeout=30)
-    assert too_many.value.code == 400
-    assert json.loads(too_many.value.read())["error"]["param"] == "n"
+    # n answers are n calls: never within 2/min
+    too_many = _refused_over_http(mesh, key, {"messages": USER, "max_tokens": 4, "n": 3})
+    assert too_many.code == 400
+    assert json.loads(too_many.read())["error"]["param"] == "n"
 
 
 def test_a_prompt_larger_than_a_minutes_tokens_is_refused_for_good(mesh: Mesh) -> None:
@@ -114,14 +115,9 @@ def test_a_prompt_larger_than_a_minutes_tokens_is_refused_for_good(mesh: Mesh) -
 
         eventually(refused)
     # and the openai SDK is told not to retry it (HTTP API review 2026-12-05 F4)
-    request = urllib.request.Request(
-        f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
-        data=json.dumps({"messages": USER, "max_tokens": 4}).encode(),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    with pytest.raises(urllib.error.HTTPError) as never:
-        urllib.request.urlopen(request, timeout=30)
-    assert never.value.code == 429 and never.value.headers["x-should-retry"] == "false"
-    assert "Retry-After" not in never.value.headers
+    never = _refused_over_http(mesh, key, {"messages": USER, "max_tokens": 4})
+    assert never.code == 429 and never.headers["x-should-retry"] == "false"
+    assert "Retry-After" not in never.headers
 
 
 def test_a_tenants_open_programs_are_bounded(mesh: Mesh) -> None:
