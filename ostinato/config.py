@@ -28,6 +28,7 @@ from ostinato.config_checks import (
     check_tokenizer_spec,
     check_tool_format,
 )
+from ostinato.config_file import config_text
 from ostinato.event_loop import EVENT_LOOPS
 from ostinato.gateway_config import GatewayConfig
 from ostinato.service_config import (
@@ -321,28 +322,6 @@ def name_variables(exc: ConfigError, environ: Mapping[str, str] | None = None,
         os.environ if environ is None else environ).items() if tuple(path) not in flagged})
 
 
-# Config "files" that can be read once only (a pipe: `--config <(...)`, /dev/stdin), by path:
-# a command that loads its config more than once gets the same text each time.
-_READ_ONCE: dict[str, str] = {}
-
-
-def _config_text(p: Path) -> str:
-    """The config file's text: a regular file, or anything else readable (a pipe)."""
-    if str(p) in _READ_ONCE:
-        return _READ_ONCE[str(p)]
-    if p.is_dir():
-        raise ConfigError(f"{p}: is a folder, not a config file")
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {p}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot be read ({exc})") from None
-    if not p.is_file():
-        _READ_ONCE[str(p)] = text
-    return text
-
-
 def load_mesh_config(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -359,7 +338,7 @@ def load_mesh_config(
     if path:
         p = Path(path)
         try:
-            loaded = yaml.safe_load(_config_text(p)) or {}
+            loaded = yaml.safe_load(config_text(p)) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: not valid YAML: {exc}") from None
         if not isinstance(loaded, Mapping):
