@@ -25,7 +25,8 @@ program whose conversation it continues (cache/conversations.py), else in a new 
 Every response's `ostinato` object names its program_id, call_id and parent_call_ids.
 `X-Ostinato-Cache` asks for a cache mode; the response says `X-Ostinato-Cache-Hit`.
 Errors use OpenAI's JSON shape with the HTTP status of the gRPC code the same failure gets
-on the gRPC API. The call path is the gateway core's (gateway/core.py); this only translates.
+on the gRPC API (gateway/http_errors.py). The call path is the gateway core's
+(gateway/core.py); this only translates.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import math
 import time
 import uuid
 from typing import Any
@@ -51,8 +51,9 @@ from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
 from cache.stored_responses import StoredResponses
 from gateway.chat_stream import ChatStream
 from gateway.conversations_api import ConversationsApi, routes
-from gateway.core import MODEL_NOT_FOUND, GatewayCore, GatewayError, Placement
+from gateway.core import GatewayCore, Placement
 from gateway.draining import CUT_WRITE_S, DRAINING, Draining
+from gateway.http_errors import MAX_TOKENS_SENT_AS, HttpError, errors_middleware
 from gateway.metrics import GatewayMetrics
 from gateway.openai_format import (
     BadRequest,
@@ -64,10 +65,7 @@ from gateway.openai_format import (
     wants_stream,
 )
 from gateway.openai_response import (
-    OPENAI_ERROR_CODES,
     completion_json,
-    error_json,
-    http_status,
     model_json,
     models_json,
     text_completion_json,
@@ -84,39 +82,6 @@ PROGRAM_HEADER = "X-Ostinato-Program"
 _STARTED = int(time.time())
 
 
-class HttpError(Exception):
-    def __init__(self, status: int, message: str, kind: str, param: str | None = None,
-                 retry_after_s: float | None = None, code: str | None = None, *,
-                 final: bool = False) -> None:
-        super().__init__(message)
-        self.status, self.message, self.kind, self.param = status, message, kind, param
-        self.retry_after_s, self.code = retry_after_s, code
-        self.final = final or status == 409  # (a conflict: the same request conflicts again)
-
-    @classmethod
-    def of(cls, exc: GatewayError) -> HttpError:
-        if exc.error_code == MODEL_NOT_FOUND:
-            return cls.no_model(exc.message)
-        status, kind = http_status(exc.code)
-        return cls(status, exc.message, kind, exc.param, exc.retry_after_s,
-                   exc.error_code or OPENAI_ERROR_CODES.get(exc.code), final=exc.final)
-
-    @classmethod
-    def no_model(cls, message: str) -> HttpError:
-        """A model not served here, in OpenAI's shape for a model that does not exist."""
-        return cls(404, message, "invalid_request_error", "model", code=MODEL_NOT_FOUND)
-
-    def response(self) -> web.Response:
-        headers = {} if self.retry_after_s is None else {
-            "Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
-        if self.status == 401:  # RFC 9110: a 401 names the scheme that would be accepted
-            headers["WWW-Authenticate"] = 'Bearer realm="ostinato"'
-        if self.final:  # the openai SDK retries 409s and 429s unless told not to
-            headers["x-should-retry"] = "false"
-        return web.json_response(error_json(self.message, self.kind, self.param, self.code),
-                                 status=self.status, headers=headers)
-
-
 def _sibling(call: common_pb2.CallSpec, i: int, prompt: str = "") -> common_pb2.CallSpec:
     """Answer i of n: a call of its own beside the first, on its own thread (`prompt`: a
     raw prompt of its own, /v1/completions')."""
@@ -129,13 +94,6 @@ def _sibling(call: common_pb2.CallSpec, i: int, prompt: str = "") -> common_pb2.
     # (a uint64 field: a negative seed was sent as seed % 2^64, so i more wraps around too)
     out.sampling.seed = ((call.sampling.seed if call.sampling.HasField("seed") else 0) + i) % (1 << 64)
     return out
-
-
-def _endpoints(router: web.UrlDispatcher) -> str:
-    """The OpenAI-style endpoints a 404 names (the API's roots, no per-id paths)."""
-    roots = sorted({r.canonical for r in router.resources()
-                    if r.canonical.startswith("/v1/") and "{" not in r.canonical})
-    return ", ".join(roots)
 
 
 class OpenAiApi:
@@ -152,7 +110,7 @@ class OpenAiApi:
     def app(self) -> web.Application:
         # Room for the largest prompt the gateway accepts (4 bytes a character, JSON escapes).
         app = web.Application(client_max_size=self._core.config.max_prompt_chars * 6 + 1_000_000,
-                              middlewares=[tracing_middleware(), self._errors,
+                              middlewares=[tracing_middleware(), errors_middleware(self._metrics),
                                            self.draining.middleware])
         app[DRAINING] = self.draining
         app.add_routes([
@@ -171,41 +129,6 @@ class OpenAiApi:
             web.get("/openapi.json", self.openapi),
         ])
         return app
-
-    @web.middleware
-    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        route = request.match_info.route.resource.canonical if (
-            request.match_info.route.resource is not None) else "unmatched"
-        try:
-            response = await handler(request)
-        except GatewayError as exc:
-            response = HttpError.of(exc).response()
-        except BadRequest as exc:
-            response = HttpError(400, str(exc), "invalid_request_error", exc.param,
-                                 code=exc.code).response()
-        except UnicodeEncodeError:  # JSON may escape lone surrogates; protobuf strings refuse them
-            response = HttpError(400, "a string in the request is not valid Unicode (a lone "
-                                 "surrogate escape)", "invalid_request_error").response()
-        except HttpError as exc:
-            response = exc.response()
-        except web.HTTPRequestEntityTooLarge as exc:
-            response = HttpError(413, f"request body too large: {exc.text}",
-                                 "invalid_request_error").response()
-        except web.HTTPException as exc:  # aiohttp's own: unknown route, wrong method
-            message = exc.reason
-            if exc.status == 404 and route == "unmatched":
-                message = (f"no endpoint {request.method} {request.path} here; this gateway "
-                           f"serves {_endpoints(request.app.router)}")
-            response = HttpError(exc.status, message, "invalid_request_error").response()
-            if "Allow" in exc.headers:  # a 405 names the methods the route takes (RFC 9110)
-                response.headers["Allow"] = exc.headers["Allow"]
-        except Exception as exc:  # a bug here: still OpenAI's error shape (not aiohttp's text
-            # page), the traceback in the log (what the request held is not)
-            log.error("request failed", route=route, error=type(exc).__name__, exc_info=True)
-            response = HttpError(500, "the gateway failed to answer this request; its log has "
-                                 "the error", "api_error").response()
-        self._metrics.http_response(route, response.status)
-        return response
 
     def _tenant(self, request: web.Request) -> str:
         return self._core.tenant([(k.lower(), v) for k, v in request.headers.items()],
@@ -288,6 +211,8 @@ class OpenAiApi:
         tenant = self._tenant(request)
         body = await self._json(request)
         call = call_from_openai(body, request.headers.get(REQUEST_HEADER))
+        if body.get("max_completion_tokens") is not None:  # (it wins over max_tokens)
+            request[MAX_TOKENS_SENT_AS] = "max_completion_tokens"
         stream, include_usage = wants_stream(body)
         n = choices(body)
         self._within_rpm(tenant, n)

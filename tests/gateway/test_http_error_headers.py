@@ -1,4 +1,4 @@
-"""What an HTTP error tells a client about retrying it (gateway/http_api.py HttpError): when
+"""What an HTTP error tells a client about retrying it (gateway/http_errors.py HttpError): when
 (Retry-After) or that it should not (x-should-retry: false, which the openai SDK obeys; it
 retries 409s and 429s otherwise: HTTP API review 2026-12-05 F4)."""
 
@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from gateway.call_items import CallFailed
-from gateway.http_api import HttpError
+from gateway.http_errors import HttpError
 
 
 @pytest.mark.parametrize(("error", "retry_after", "should_retry"), [

@@ -43,13 +43,15 @@ def test_the_window_comes_from_the_engine(mesh: Mesh) -> None:
     assert f"context_length: {WINDOW}" in (mesh.workdir / "mesh.yaml").read_text()
 
 
-@pytest.mark.parametrize(("extra", "param"), [(None, "messages"), (1, "max_tokens")])
+@pytest.mark.parametrize(("extra", "param"), [(None, "messages"), (1, "max_tokens"),
+                                              (1, "max_completion_tokens")])
 def test_what_does_not_fit_is_context_length_exceeded(client: openai.OpenAI, extra: int | None,
                                                       param: str) -> None:
-    """A prompt past the window (extra None), or one whose max_tokens pass it by `extra`."""
+    """A prompt past the window (extra None), or one whose max tokens (sent under the name
+    `param`) pass it by `extra`: the error names the field the request used."""
     short = _prompt_tokens(client, "Hi.")
     kw = {"messages": [{"role": "user", "content": "word " * 2000}]} if extra is None else {
-        "messages": [{"role": "user", "content": "Hi."}], "max_tokens": WINDOW - short + extra}
+        "messages": [{"role": "user", "content": "Hi."}], param: WINDOW - short + extra}
     with pytest.raises(openai.BadRequestError) as refused:
         client.chat.completions.create(model="", **kw)
     body = refused.value.body
