@@ -9,7 +9,8 @@
 
 A node starts once every node it runs `after` has finished; `node.output` ("{{id}}") in its
 prompt or message contents is replaced by that node's text, which needs the node among its
-dependencies (direct or transitive). The whole DAG is one request: no client round trips
+dependencies (direct or transitive); `literal(text)` keeps a "{{word}}" of the caller's own as
+it is ("\\{{word}}"). The whole DAG is one request: no client round trips
 between nodes, and the planner knows the program's remaining work up front.
 
 The graph is checked here, before it is sent, with the rules the gateway enforces
@@ -28,6 +29,12 @@ from ostinato.errors import InvalidDag
 from ostinato.sdk_results import CallOutput, ProgramSummary, parse_call_output, parse_summary
 from ostinato.sdk_types import CallArgs, call_spec
 from ostinato.v1 import common_pb2, gateway_pb2
+
+
+def literal(text: str) -> str:
+    """`text` for a prompt or message of a node, with every "{{word}}" in it kept as it is
+    (not taken for a reference to a node's output)."""
+    return rules.escape_templates(text)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 rules the gateway enforces and the SDK checks before sending (ostinato.dag).
 
 A node's prompt and message contents may reference earlier outputs as "{{node_id}}";
-every referenced node must be among its dependencies (direct or transitive).
+every referenced node must be among its dependencies (direct or transitive). A backslash
+before it, "\\{{word}}", keeps "{{word}}" as it is, a literal (the backslash dropped): a
+prompt about mustache templates (`escape_templates` writes a text so).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from graphlib import CycleError, TopologicalSorter
 from ostinato.v1 import common_pb2, gateway_pb2
 
 _ID = "[A-Za-z0-9_.:-]{1,128}"  # a node id: what a "{{node_id}}" template can name
-_REF = re.compile(r"\{\{\s*(" + _ID + r")\s*\}\}")
+# a reference, or (a backslash first) an escaped literal: group 1 is the backslash, if any
+_REF = re.compile(r"(\\?)\{\{\s*(" + _ID + r")\s*\}\}")
 MAX_NODES = 1024
 
 
@@ -52,7 +55,7 @@ def topological_order(nodes: Sequence[gateway_pb2.DagNode]) -> list[str]:
         ancestors[node_id] = set(deps[node_id]).union(*(ancestors[d] for d in deps[node_id]))
     for n in nodes:
         texts = [n.call.prompt, *(m.content for m in n.call.messages)]
-        refs = {r for t in texts for r in _REF.findall(t)}
+        refs = {name for t in texts for escaped, name in _REF.findall(t) if not escaped}
         bad = sorted(refs - ancestors[n.id])
         if bad:
             raise InvalidDag(f"node {n.id!r} references {', '.join(bad)} without depending on it")
@@ -72,10 +75,16 @@ def fill_templates(call: common_pb2.CallSpec, outputs: Mapping[str, str]) -> com
     out = common_pb2.CallSpec()
     out.CopyFrom(call)
 
-    def sub(text: str) -> str:
-        return _REF.sub(lambda m: outputs[m.group(1)], text)
+    def sub(text: str) -> str:  # one pass: an output's own "{{...}}" stays as it is
+        return _REF.sub(lambda m: m.group(0)[1:] if m.group(1) else outputs[m.group(2)], text)
 
     out.prompt = sub(out.prompt)
     for m in out.messages:
         m.content = sub(m.content)
     return out
+
+
+def escape_templates(text: str) -> str:
+    """`text` with every "{{word}}" in it kept literal when it is a node's prompt or message
+    ("\\{{word}}"): text of the caller's own, not a reference to an output."""
+    return _REF.sub(lambda m: "\\" + m.group(0), text)

@@ -6,7 +6,13 @@ import itertools
 
 import pytest
 
-from ostinato.dag_rules import MAX_NODES, InvalidDag, fill_templates, topological_order
+from ostinato.dag_rules import (
+    MAX_NODES,
+    InvalidDag,
+    escape_templates,
+    fill_templates,
+    topological_order,
+)
 from ostinato.sdk_types import call_spec
 from ostinato.v1 import gateway_pb2
 
@@ -48,6 +54,31 @@ def test_transitive_references_and_substitution() -> None:
     filled = fill_templates(nodes[2].call, {"a": "A!", "b": "B!"})
     assert filled.prompt == "A! then B!"
     assert nodes[2].call.prompt == "{{ a }} then {{b}}"
+
+
+@pytest.mark.parametrize(("prompt", "filled"), [
+    ("{{a}} and \\{{name}}", "A! and {{name}}"),  # escaped: literal, the backslash dropped
+    ("\\{{a}}", "{{a}}"),  # even where it names a dependency
+    ("\\{{ a }} {{ a }}", "{{ a }} A!"),
+    ("\\\\{{name}}", "\\{{name}}"),  # a backslash before an escaped one stays
+    ("{{ not a ref }} {{x|y}} {a}", "{{ not a ref }} {{x|y}} {a}"),  # no node id: as it is
+])
+def test_an_escaped_template_is_literal(prompt: str, filled: str) -> None:
+    nodes = [node("a"), node("b", ["a"], prompt=prompt)]
+    topological_order(nodes)  # "name" is no dependency: escaped, it is not a reference
+    assert fill_templates(nodes[1].call, {"a": "A!"}).prompt == filled
+
+
+def test_an_output_holding_a_template_is_not_filled_again() -> None:
+    call = node("b", ["a"], prompt="{{a}}").call
+    assert fill_templates(call, {"a": "{{a}} \\{{a}}"}).prompt == "{{a}} \\{{a}}"
+
+
+@pytest.mark.parametrize("text", ["greet {{name}}", "{{ a }}{{b}}", "\\{{x}}", "{x} {{}}", ""])
+def test_escape_templates_keeps_the_text_as_written(text: str) -> None:
+    nodes = [node("a"), node("b", ["a"], prompt=escape_templates(text))]
+    topological_order(nodes)
+    assert fill_templates(nodes[1].call, {"a": "A!"}).prompt == text
 
 
 def test_a_chain_of_max_nodes_listed_last_first_is_ordered_without_deep_recursion() -> None:

@@ -77,3 +77,20 @@ def test_a_run_given_an_open_programs_id_neither_takes_it_over_nor_ends_it(mesh:
             assert p.call(messages=[("user", "second")], max_tokens=3).text  # still open
         done = client.run(g, program_id=p.program_id + "-dag")  # a new id: runs
     assert done.summary is not None and done.summary.calls_completed == 1
+
+
+def test_a_literal_template_reaches_the_model_as_written(mesh: Mesh) -> None:
+    """SDK review 2026-12-05 F7: a prompt about mustache templates ("{{name}}") was refused as
+    a reference to a node it does not depend on. Escaped (`literal`), it runs, and the model
+    gets the text as written: as many prompt tokens as the same prompt in a plain call (no
+    templates there), where the backslash would be one more."""
+    text = "Write a greeting template: Hello {{name}}, from {{ team }}!"
+    g = Graph()
+    node = g.call(prompt=ostinato.dag.literal(text), max_tokens=3, temperature=0)
+    with ostinato.Client(mesh.endpoints.gateway, api_key="key-acme") as client:
+        ran = client.run(g)
+        with client.program() as p:
+            plain = p.call(prompt=text, max_tokens=3, temperature=0)
+            escaped = p.call(prompt="\\" + text, max_tokens=3, temperature=0)
+    assert ran[node].usage.prompt_tokens == plain.usage.prompt_tokens
+    assert escaped.usage.prompt_tokens > plain.usage.prompt_tokens  # the check can tell
