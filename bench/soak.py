@@ -45,9 +45,9 @@ from bench.soak_checks import LATE_BOUND_KIB, memory_report, reconcile
 from bench.soak_load import CallOutcome, Load
 from cache import keys
 from gateway.auth import DEFAULT_TENANT
-from gateway.program_ids import inner_id
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh, MeshStartError
+from ostinato.program_ids import inner_id
 
 TARGETS = ("worker", "engine", "planner", "redis", "gateway")
 DEFAULT_FAULTS = "worker@0.15,engine@0.25,planner@0.35,redis@0.45,gateway@0.55"
@@ -188,7 +188,7 @@ def _inject(mesh: Mesh, monitor: Monitor, fault: Fault, progress: float,
 def _records(redis_url: str, program_ids: list[str],
              tenant: str | None = None) -> dict[str, dict[str, str]]:
     """The planner's persisted call states: program -> call id -> state. `tenant`: the
-    ids are that tenant's clients' (the planner's are inside it: gateway/program_ids.py);
+    ids are that tenant's clients' (the planner's are inside it: ostinato/program_ids.py);
     None: the planner's own."""
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     pipe = r.pipeline(transaction=False)

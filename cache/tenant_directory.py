@@ -88,7 +88,7 @@ class TenantDirectory:
     async def _write(self, tenant: str, limits: TenantLimits, generation: str) -> None:
         """The record: its limits, and its `generation`, the random id of this incarnation
         of the tenant (security review 2026-12-05 F3): its programs' ids and its KV-cache
-        namespace carry it (gateway/program_ids.py), so a tenant revoked and created again
+        namespace carry it (ostinato/program_ids.py), so a tenant revoked and created again
         under the same name reaches none of the old one's programs or cached prefixes."""
         await self._redis.hset(tenancy_tenants(), tenant,
                                json.dumps({**dataclasses.asdict(limits), "created": time.time(),

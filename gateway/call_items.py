@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from gateway.program_ids import client_text
+from ostinato.program_ids import client_text
 from ostinato.v1 import common_pb2, planner_pb2
 
 

@@ -24,8 +24,8 @@ from gateway.call_items import RETRY_LOAD_AFTER_S, CallFailed, CallItem, NewProg
 from gateway.calls import CallLimits, InvalidCall, check_program_id, check_program_options, normalize_call
 from gateway.context_window import CONTEXT_LENGTH_EXCEEDED
 from gateway.execution import CallExecutor
-from gateway.program_ids import client_id, inner_id
 from ostinato.config import GatewayConfig
+from ostinato.program_ids import client_id, inner_id
 from ostinato.retry import with_retry
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 
@@ -39,7 +39,7 @@ GatewayError = CallFailed  # one error type for the whole call path: (gRPC code,
 class Placement:
     """Where a call runs: its program, and the call with its id, thread and parents set."""
 
-    program_id: str  # the mesh's id, inside the tenant (gateway/program_ids.py)
+    program_id: str  # the mesh's id, inside the tenant (ostinato/program_ids.py)
     call: common_pb2.CallSpec
     attributed: bool  # the program was found (or started) from the conversation, not named
     # A program that the call's admission registers (one planner round trip, not two): an
@@ -152,7 +152,7 @@ class GatewayCore:
 
     def program(self, tenant: str, program_id: str) -> str:
         """The mesh's id of `tenant`'s program `program_id` (the client's id, checked):
-        another tenant's program of the same id is a different one (gateway/program_ids.py)."""
+        another tenant's program of the same id is a different one (ostinato/program_ids.py)."""
         try:
             check_program_id(program_id)
         except InvalidCall as exc:

@@ -24,11 +24,11 @@ from cache.block_hash import prefix_block_hashes
 from gateway.admissions import Admissions
 from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram, planner_failure
 from gateway.outcome_reports import OutcomeReports
-from gateway.program_ids import namespace_of
 from gateway.prompts import PreparedPrompt
 from gateway.tool_output import ToolOutput
 from gateway.worker_channels import WorkerChannels
 from ostinato.completion_reports import CompletionReporter
+from ostinato.program_ids import namespace_of
 from ostinato.retry import with_retry
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2
 
@@ -37,7 +37,7 @@ log = structlog.get_logger(__name__)
 
 def cache_salt(tenant: str) -> str:
     """The prefix-cache namespace of a tenant (`tenant`: its namespace, with its generation:
-    gateway/program_ids.py): derived here, never taken from the client."""
+    ostinato/program_ids.py): derived here, never taken from the client."""
     return "tenant:" + tenant
 
 

@@ -1,4 +1,4 @@
-"""The id the mesh stores a tenant's program under (gateway/program_ids.py inner_id), read
+"""The id the mesh stores a tenant's program under (ostinato/program_ids.py inner_id), read
 from the tenant's record in Redis: it carries the tenant's generation
 (cache/tenant_directory.py), which only Redis knows."""
 
@@ -8,7 +8,7 @@ import redis
 
 from cache import keys
 from cache.tenant_directory import record_generation
-from gateway.program_ids import inner_id, namespace
+from ostinato.program_ids import inner_id, namespace
 
 
 def tenant_namespace(store: redis.Redis, tenant: str) -> str:

@@ -18,7 +18,7 @@ from tracing.trace_view import CACHED, program_labels
 
 @dataclass(frozen=True)
 class ProgramEntry:
-    program_id: str  # as the spans carry it: tenant/id (gateway/program_ids.py)
+    program_id: str  # as the spans carry it: tenant/id (ostinato/program_ids.py)
     tenant: str
     program_class: str
     end_reason: str  # ostinato.program.end; "" without the program span (still open)

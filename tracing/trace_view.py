@@ -124,7 +124,7 @@ def _matching(ids: set[str], wanted: str) -> list[str]:
 def resolve_program_id(spans: Sequence[SpanRecord], wanted: str,
                        children: Children | None = None) -> str:
     """The program id `wanted` names: itself, or the one id it is a prefix of. Spans carry
-    the mesh's id, `tenant/id` (gateway/program_ids.py); the id a client knows (or its
+    the mesh's id, `tenant/id` (ostinato/program_ids.py); the id a client knows (or its
     prefix) names it too, unless two tenants' programs match. An id that only refused
     requests name is no program."""
     known = program_ids(spans, children)

@@ -6,6 +6,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from ostinato.program_ids import namespace_of
+
 
 class PlannerError(Exception):
     """Base of the errors the core raises; the service maps each to a gRPC status."""
@@ -174,6 +176,12 @@ class Program:
     # its calls waiting or running: counted for conversations, and for an ended program
     # (its calls still running then: its id is not registered again until they end)
     live: int = 0
+
+    @property
+    def namespace(self) -> str:
+        """Its tenant's namespace (ostinato/program_ids.py: the name and generation), what
+        max_open counts by: a tenant revoked and created again starts at none open."""
+        return namespace_of(self.program_id, self.tenant)
 
 
 @dataclass(slots=True)

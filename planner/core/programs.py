@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ostinato.clock import Clock
+from ostinato.program_ids import namespace_of
 from planner.core.admission import ProgramAdmission
 from planner.core.estimates import ProgramSizeEstimator
 from planner.core.model import (
@@ -42,7 +43,8 @@ class ProgramTable:
     _orphans: dict[str, tuple[CallRecord, float]]  # restored waiting calls: key -> (call, since)
     _orphan_ttl_s: float
     _open_of: dict[str, int]  # tenant -> programs open
-    _limited_of: dict[str, int]  # tenant -> programs counted against max_open
+    # a tenant's namespace (Program.namespace) -> its programs counted against max_open
+    _limited_of: dict[str, int]
     _worker_ttl_s: float
     _program_idle_ttl_s: float
     _program_kv_idle_s: float
@@ -90,7 +92,7 @@ class ProgramTable:
             raise ProgramIdInUse(
                 f"program id {program_id!r} is still in use: {ended.live} call(s) of its "
                 f"ended run still running; register it again once they end, or use another id")
-        if max_open and self._limited_of.get(tenant, 0) >= max_open:
+        if max_open and self._limited_of.get(namespace_of(program_id, tenant), 0) >= max_open:
             what = "programs open or conversations busy" if conversation else "programs open"
             raise Overloaded(f"tenant {tenant!r} has {max_open} {what}, its limit"
                              + ("" if conversation else ": end one first"))
@@ -108,7 +110,7 @@ class ProgramTable:
         self._programs[program_id] = program
         self._open_of[tenant] = self._open_of.get(tenant, 0) + 1
         if not conversation:
-            self._limited_of[tenant] = self._limited_of.get(tenant, 0) + 1
+            bump_count(self._limited_of, program.namespace, +1)
         self._events.append(ProgramRegistered(program))
         return program
 
@@ -118,9 +120,9 @@ class ProgramTable:
         was = program.live
         program.live = was + delta
         if not was:
-            self._limited_of[program.tenant] = self._limited_of.get(program.tenant, 0) + 1
+            bump_count(self._limited_of, program.namespace, +1)
         elif not program.live:
-            bump_count(self._limited_of, program.tenant, -1)
+            bump_count(self._limited_of, program.namespace, -1)
 
     def restore(self, program: Program) -> None:
         """Takes back a program that a previous planner process persisted (planner/records.py).
@@ -138,7 +140,7 @@ class ProgramTable:
         self._open_of[program.tenant] = self._open_of.get(program.tenant, 0) + 1
         program.live = 0
         if not program.conversation:
-            self._limited_of[program.tenant] = self._limited_of.get(program.tenant, 0) + 1
+            bump_count(self._limited_of, program.namespace, +1)
         program.attained_service_s = sum(c.service_s for c in program.calls.values()
                                          if c.state.finished)
         program.attained_work = sum(work_of(c.completion_tokens, c.prompt_tokens_used
@@ -196,7 +198,7 @@ class ProgramTable:
         self._admission.end(program_id)
         bump_count(self._open_of, tenant, -1)
         if not program.conversation or program.live:  # (its running calls end unseen)
-            bump_count(self._limited_of, tenant, -1)
+            bump_count(self._limited_of, program.namespace, -1)
         # its calls still running: their reports are still to come, under this id
         program.live = sum(1 for c in program.calls.values() if not c.state.finished)
         if program.live:

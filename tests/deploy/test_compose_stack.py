@@ -161,7 +161,7 @@ def test_traces_reach_the_host_and_show_the_program(run: Run) -> None:
                            capture_output=True, text=True, timeout=60, cwd=REPO)
     assert shown.returncode == 0, shown.stderr
     # the mesh's id: the tenant's name and generation, then the client's id
-    # (gateway/program_ids.py)
+    # (ostinato/program_ids.py)
     assert re.search(rf"program [\w-]+(?:#[0-9a-f]+)?/{run.program_id}\b", shown.stdout), \
         shown.stdout
     assert f"{run.program_calls} calls" in shown.stdout

@@ -19,9 +19,9 @@ import redis
 
 import ostinato
 from cache import keys
-from gateway.program_ids import inner_id
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
+from ostinato.program_ids import inner_id
 
 USER = [{"role": "user", "content": "Classify this ticket: the invoice total looks wrong."}]
 

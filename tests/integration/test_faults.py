@@ -19,8 +19,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import ostinato
 from cache import keys
-from gateway.program_ids import inner_id
 from ostinato.mesh import Mesh
+from ostinato.program_ids import inner_id
 from ostinato.v1 import planner_pb2, planner_pb2_grpc
 from tests.integration.fault_mesh import (
     USER,

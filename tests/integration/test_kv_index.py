@@ -14,8 +14,8 @@ import ostinato
 from cache import keys
 from cache.block_hash import block_hex, prefix_block_hashes
 from gateway.mesh_run import cache_salt
-from gateway.program_ids import namespace
 from ostinato.mesh import Mesh
+from ostinato.program_ids import namespace
 from ostinato.tokenizers import load_renderer
 from tests.conftest import API_KEYS
 

@@ -18,9 +18,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import ostinato
 from cache import keys
-from gateway.program_ids import inner_id
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
+from ostinato.program_ids import inner_id
 from ostinato.v1 import planner_pb2, planner_pb2_grpc
 from planner.ha_channel import PLANNER_SERVICE
 from planner.main import LEASE_LOST_EXIT

@@ -14,9 +14,9 @@ import redis
 
 import ostinato
 from cache import keys
-from gateway.program_ids import inner_id
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
+from ostinato.program_ids import inner_id
 from tests.prometheus_text import parse, value
 
 USER = [{"role": "user", "content": "Summarize the quarterly report."}]

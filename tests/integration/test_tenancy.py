@@ -187,3 +187,27 @@ def test_two_tenants_may_name_a_program_alike_and_each_sees_only_its_own(mesh: M
             for who in (acme, globex)}
     assert [(s.program_id, s.tenant, s.calls_completed) for s in summaries.values()] == [
         ("shared-name", "acme", 2), ("shared-name", "globex", 1)]
+
+
+def test_a_tenant_created_again_starts_with_none_of_the_old_ones_open_programs(mesh: Mesh) -> None:
+    """Security review 2026-12-05 F3 (leftover): the planner counted the revoked tenant's
+    open programs against the new one's max_programs until they expired."""
+    def key_of(created: subprocess.CompletedProcess[str]) -> str:
+        assert created.returncode == 0, created.stderr
+        return created.stdout.strip().splitlines()[-1]
+
+    old_key = key_of(tenants(mesh, "create", "initech", "--max-programs", "1"))
+
+    def start(key: str, program_id: str = "p-open") -> str:  # left open
+        with ostinato.Client(mesh.endpoints.gateway, api_key=key) as client:
+            return client.program(program_id=program_id).program_id
+
+    assert eventually(lambda: start(old_key)) == "p-open"  # open, never ended: its only one
+    with pytest.raises(ostinato.RateLimited, match="limit"):
+        start(old_key, "p-second")
+    assert tenants(mesh, "revoke", "initech").returncode == 0
+    new_key = key_of(tenants(mesh, "create", "initech", "--max-programs", "1"))
+    assert eventually(lambda: start(new_key)) == "p-open"  # its own program of that id
+    with pytest.raises(ostinato.RateLimited, match="limit"):
+        start(new_key, "p-second")  # a second one: its own limit still holds
+    tenants(mesh, "revoke", "initech")

@@ -15,9 +15,9 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 import ostinato
-from gateway.program_ids import inner_id
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
+from ostinato.program_ids import inner_id
 from tests.tracing.otlp_receiver import Received, grpc_receiver
 from tracing import genai
 from tracing.span_file import SpanRecord, read_spans

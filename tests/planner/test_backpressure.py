@@ -76,6 +76,30 @@ def test_open_programs_limit(limit: int, programs: int, expected: list[str]) -> 
         core.register_program("p9", "t", max_open=limit)  # ended one: room for one more
 
 
+@pytest.mark.parametrize(("programs", "expected"), [
+    # the same namespace (the gateway's "tenant#generation/" id prefix): one count
+    (["t#g1/p0", "t#g1/p1"], ["ok", "full"]),
+    # the tenant revoked and created again (another generation): the old one's open
+    # programs are not the new one's (security review 2026-12-05 F3 leftover)
+    (["t#g1/p0", "t#g2/p0", "t#g2/p1"], ["ok", "ok", "full"]),
+    (["t/p0", "t#g2/p0"], ["ok", "ok"]),  # a record without a generation, then one with
+    (["p0", "p1"], ["ok", "full"]),  # ids without a namespace: counted by tenant
+])
+def test_open_programs_are_counted_per_tenant_namespace(programs: list[str],
+                                                       expected: list[str]) -> None:
+    core = make_core()
+    out = []
+    for program_id in programs:
+        try:
+            core.register_program(program_id, "t", max_open=1)
+            out.append("ok")
+        except Overloaded:
+            out.append("full")
+    assert out == expected
+    core.end_program(programs[0], "t")  # gives its own namespace's room back
+    core.register_program(programs[0] + "-again", "t", max_open=1)
+
+
 # Conversations (programs nobody ends: the OpenAI-compatible API's) count against the
 # limit only while a call of theirs waits or runs. Steps: "c<i>" registers conversation i
 # and submits its call, "e<i>" registers explicit program i, "done<i>" completes conv i's

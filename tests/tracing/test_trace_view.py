@@ -128,7 +128,7 @@ def two_programs(tmp_path: Path) -> Path:
     path = write_fan_out(tmp_path / "spans.jsonl")
     write_program(path, "prog-fanout-7f3a-retry", [CallSpec("x1", "t", 0.0, 0.2, cache_hit="exact")])
     write_program(path, "prog-other-1", [CallSpec("y1", "t", 0.0, 0.2, cache_hit="semantic")])
-    # the mesh's ids, inside their tenants (gateway/program_ids.py): two tenants' "p1"
+    # the mesh's ids, inside their tenants (ostinato/program_ids.py): two tenants' "p1"
     write_program(path, "acme/p1", [CallSpec("z1", "t", 0.0, 0.2, cache_hit="exact")])
     write_program(path, "globex/p1", [CallSpec("w1", "t", 0.0, 0.2, cache_hit="exact")])
     write_program(path, "acme/solo-9", [CallSpec("v1", "t", 0.0, 0.2, cache_hit="exact")])

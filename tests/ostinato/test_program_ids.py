@@ -8,8 +8,8 @@ from cache.tenancy import Tenancy
 from gateway.auth import ApiKeyAuthenticator
 from gateway.core import GatewayCore
 from gateway.mesh_run import cache_salt
-from gateway.program_ids import client_id, client_text, inner_id, namespace_of
 from ostinato.gateway_config import GatewayConfig
+from ostinato.program_ids import client_id, client_text, inner_id, namespace_of
 
 
 @pytest.mark.parametrize(("tenant", "program_id", "inner"), [
