@@ -1,0 +1,239 @@
+"""`ostinato up` (ostinato/up_cli.py) running a mesh, replaced by a fake: a signal during
+start-up, a child that exits, the banner, a failed start, and the lines it prints as its
+services exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ostinato import cli, up_cli
+from ostinato.config import load_mesh_config
+from ostinato.mesh import MeshEndpoints, MeshStartAborted
+from tests.ostinato.up_cli_env import no_mesh_environment  # noqa: F401 (autouse)
+
+
+class _Proc:
+    """A child whose poll() gives each scripted status in turn, then the last one."""
+
+    def __init__(self, statuses: list[int | None]) -> None:
+        self.statuses = statuses
+        self.polls = 0
+
+    def poll(self) -> int | None:
+        self.polls += 1
+        return self.statuses[min(self.polls, len(self.statuses)) - 1]
+
+
+class _FakeMesh:
+    """Mesh's surface that `run` uses; two workers on sim engines, one planner."""
+
+    statuses: dict[str, list[int | None]] = {}
+    start_error: BaseException | None = None
+    made: list[_FakeMesh] = []
+    during_start: list[Any] = []  # called in start(), before it looks at `abort`
+
+    def __init__(self, config: object, **kwargs: object) -> None:
+        self.procs = {name: _Proc(s) for name, s in self.statuses.items()}
+        self.kept_logs: bool | None = None
+        self.endpoints = MeshEndpoints(log_dir="/tmp/ostinato-mesh-x/logs")
+        self.made.append(self)
+
+    def start(self, *, abort: Any = None) -> MeshEndpoints:
+        for step in self.during_start:
+            step()
+        if abort is not None and abort.is_set():
+            raise MeshStartAborted("start-up interrupted")
+        if self.start_error is not None:
+            raise self.start_error
+        return MeshEndpoints(
+            gateway="127.0.0.1:1", planner="127.0.0.1:2", planners={"planner": "127.0.0.1:2"},
+            redis_url="redis://127.0.0.1:3/0", log_dir="/tmp/logs",
+            workers={"worker-0": "127.0.0.1:4", "worker-1": "127.0.0.1:5"},
+            engines=["http://127.0.0.1:6", "http://127.0.0.1:7"])
+
+    def child(self, name: str) -> _Proc:
+        return self.procs[name]
+
+    def close(self, *, keep_logs: bool = False) -> Path | None:
+        self.kept_logs = keep_logs
+        return Path("/tmp/kept") if keep_logs else None
+
+
+@pytest.fixture
+def fake_mesh(monkeypatch: pytest.MonkeyPatch) -> type[_FakeMesh]:
+    import ostinato.mesh
+
+    monkeypatch.setattr(ostinato.mesh, "Mesh", _FakeMesh)
+    monkeypatch.setattr(up_cli, "_redis_answers", lambda *_: True)
+    # the test process's own handlers stay; `run`'s are kept here
+    monkeypatch.setattr(up_cli.signal, "signal", lambda sig, handler: HANDLERS.update(
+        {sig: handler}))
+    monkeypatch.setattr(_FakeMesh, "made", [])
+    monkeypatch.setattr(_FakeMesh, "during_start", [])
+    return _FakeMesh
+
+
+HANDLERS: dict[int, Any] = {}
+
+
+@pytest.mark.parametrize("sig", [up_cli.signal.SIGINT, up_cli.signal.SIGTERM])
+def test_a_signal_during_start_up_stops_the_start(
+        fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], sig: int) -> None:
+    """A Ctrl-C while the mesh starts stops it then (Mesh.start's abort), not once every
+    service is up (review F1)."""
+    monkeypatch.setattr(fake_mesh, "statuses", {})
+    monkeypatch.setattr(fake_mesh, "during_start", [lambda: HANDLERS[sig](sig, None)])
+    rc = cli.main(["up", "--gateway-port", "0", "--http-port", "0"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and err == "", err
+    assert "Press Ctrl-C" not in out and out.endswith("stopped\n")
+    assert fake_mesh.made[0].kept_logs is False
+
+
+def test_a_worker_that_exits_is_reported_and_reaped_and_the_mesh_goes_on(
+        fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """worker-1 is killed at the first look, engine-0 exits at the second (the mesh goes on);
+    the gateway exits at the third (the mesh stops: exit 1, the logs kept)."""
+    monkeypatch.setattr(fake_mesh, "statuses", {
+        "gateway": [None, None, 1], "planner": [None], "worker-0": [None],
+        "worker-1": [-9], "engine-0": [None, 3], "engine-1": [None]})
+    rc = cli.main(["up", "--gateway-port", "0", "--http-port", "0"])
+    err = capsys.readouterr().err
+    mesh = fake_mesh.made[0]
+    assert rc == 1 and mesh.kept_logs is True
+    lines = [line for line in err.splitlines() if " exited " in line]
+    assert lines == [
+        "ostinato up: worker-1 exited (killed by SIGKILL); the mesh goes on without it: the planner "
+        "drops it (planner.worker_ttl_s) and calls go to the other workers",
+        "ostinato up: engine-0 exited with status 3; the mesh goes on without it: worker-0 "
+        "fails its health probe and no worker is left to serve calls: they queue until they "
+        "time out (gateway.call_timeout_s); restart the mesh",  # worker-1 is gone too
+        "ostinato up: gateway exited with status 1; stopping the mesh",
+    ]
+    assert all(proc.polls == 3 for proc in mesh.procs.values())  # every child polled: reaped
+
+
+def test_a_mesh_that_cannot_start_is_one_line_not_a_traceback(
+        fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(fake_mesh, "statuses", {})
+    monkeypatch.setattr(fake_mesh, "start_error", PermissionError(
+        13, "Permission denied", "/usr/local/bin/redis-server"))
+    rc = cli.main(["up", "--gateway-port", "0", "--http-port", "0"])
+    err = capsys.readouterr().err
+    assert rc == 1 and fake_mesh.made[0].kept_logs is True
+    assert err.splitlines()[0] == ("ostinato up: the mesh did not start: [Errno 13] Permission "
+                                   "denied: '/usr/local/bin/redis-server'")
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("flags", "label"), [
+    ([], "(SGLang native API, simulated)"),
+    (["--engine", "sglang", "--model", "/m"], "(SGLang native API)"),  # review F4
+])
+def test_the_banner_says_which_engines_are_simulated(
+        fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], flags: list[str], label: str) -> None:
+    monkeypatch.setattr(fake_mesh, "statuses", {
+        "gateway": [0], "planner": [None], "worker-0": [None], "worker-1": [None],
+        "engine-0": [None], "engine-1": [None]})
+    cli.main(["up", "--gateway-port", "0", "--http-port", "0", *flags])
+    engines = [line for line in capsys.readouterr().out.splitlines() if "  engine-" in line]
+    assert [line.split("   ", 1)[1] for line in engines] == [label, label]
+
+
+@pytest.mark.parametrize("answers", [True, False])
+def test_the_banner_warns_when_redis_does_not_answer(
+        fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], answers: bool) -> None:
+    monkeypatch.setattr(fake_mesh, "statuses", {
+        "gateway": [0], "planner": [None], "worker-0": [None], "worker-1": [None],
+        "engine-0": [None], "engine-1": [None]})
+    monkeypatch.setattr(up_cli, "_redis_answers", lambda *_: answers)
+    cli.main(["up", "--gateway-port", "0", "--http-port", "0"])
+    out = capsys.readouterr().out
+    assert ("WARNING        Redis does not answer at that URL" in out) is not answers
+
+
+def test_redis_answers(tmp_path: Path) -> None:
+    from cache.redis_server import EmbeddedRedis, free_port
+
+    cfg = load_mesh_config(None, environ={})
+    with EmbeddedRedis(str(tmp_path)) as server:
+        assert up_cli._redis_answers(cfg, server.url)
+    assert not up_cli._redis_answers(cfg, f"redis://127.0.0.1:{free_port()}/0")
+
+
+def test_a_failed_start_points_at_the_kept_logs_not_the_removed_ones(
+        fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A launched engine that exits names its log; the mesh's folder is gone by the time the
+    operator reads it, its copy is not (review F3)."""
+    monkeypatch.setattr(fake_mesh, "statuses", {})
+    monkeypatch.setattr(fake_mesh, "start_error", RuntimeError(
+        "worker-0 exited with 1:\nostinato worker: the engine exited during start-up (status 1)"
+        ": No module named sglang (its log: /tmp/ostinato-mesh-x/logs/engine-0.log)"))
+    rc = cli.main(["up", "--gateway-port", "0", "--http-port", "0"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "(its log: /tmp/kept/engine-0.log)" in err and "ostinato-mesh-x" not in err
+
+
+def test_in_kept_logs() -> None:
+    assert up_cli.in_kept_logs("see /m/logs/a.log, /m/logs/b.log; /m/logsx", "/m/logs",
+                               Path("/k")) == "see /k/a.log, /k/b.log; /m/logsx"
+    assert up_cli.in_kept_logs("see /m/logs/a.log", "/m/logs", None) == "see /m/logs/a.log"
+
+
+def test_child_names() -> None:
+    assert up_cli.child_names({"planner": "a", "planner-1": "b"}, {"worker-0": "c"}, 1) == [
+        "gateway", "planner", "planner-1", "worker-0", "engine-0"]
+    assert up_cli.child_names({"planner": "a"}, {"worker-0": "c"}, 0) == [
+        "gateway", "planner", "worker-0"]  # --engine sglang: the workers' own engines
+
+
+# fatal_exit: rows of statuses (None: running) and what stops the mesh ("": it goes on).
+FATAL = [
+    ({"gateway": None, "planner": None, "worker-0": 1}, ["planner"], ""),
+    ({"gateway": 0, "planner": None}, ["planner"], "gateway"),
+    ({"gateway": None, "planner": -15}, ["planner"], "planner"),
+    ({"gateway": None, "planner": 1, "planner-1": None}, ["planner", "planner-1"], ""),
+    ({"gateway": None, "planner": 1, "planner-1": 3}, ["planner", "planner-1"], "planner"),
+]
+
+
+@pytest.mark.parametrize(("codes", "planners", "fatal"), FATAL)
+def test_fatal_exit(codes: dict[str, int | None], planners: list[str], fatal: str) -> None:
+    assert up_cli.fatal_exit(codes, planners) == fatal
+
+
+def test_the_last_worker_gone_says_calls_wait() -> None:
+    """(operator review F10) Not "calls go to the other workers" when there are none."""
+    before = {"gateway": None, "planner": None, "worker-0": None, "engine-0": None}
+    assert up_cli.exit_lines(before, {**before, "worker-0": -9}, stopping=False) == [
+        "worker-0 exited (killed by SIGKILL); the mesh goes on without it: the planner drops it "
+        "(planner.worker_ttl_s) and no worker is left to serve calls: they queue until they "
+        "time out (gateway.call_timeout_s); restart the mesh"]
+    two = {**before, "worker-1": None, "engine-1": None}
+    gone = {**two, "engine-1": 1}  # worker-1 has no engine left: worker-0 is the last
+    assert up_cli.exit_lines(gone, {**gone, "worker-0": -9}, stopping=False)[0].endswith(
+        "no worker is left to serve calls: they queue until they time out "
+        "(gateway.call_timeout_s); restart the mesh")
+    assert up_cli.exit_lines(two, {**two, "engine-0": 1}, stopping=False)[0].endswith(
+        "worker-0 fails its health probe and calls go to the other workers")
+
+
+def test_exit_lines_report_each_exit_once() -> None:
+    before = {"gateway": None, "planner": None, "planner-1": None, "worker-0": 2}
+    now = {"gateway": None, "planner": None, "planner-1": 0, "worker-0": 2}
+    assert up_cli.exit_lines(before, now, stopping=False) == [
+        "planner-1 exited with status 0; the mesh goes on with the other planner replicas"]
+    assert up_cli.exit_lines(now, now, stopping=False) == []
+    assert up_cli.exit_lines(before, {**now, "gateway": -99}, stopping=True) == [
+        "gateway exited (killed by signal 99); stopping the mesh",
+        "planner-1 exited with status 0; stopping the mesh"]
