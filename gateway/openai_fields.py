@@ -1,5 +1,6 @@
-"""What every OpenAI-shaped request parser here shares: the 400 it raises and reading a
-numeric field (gateway/openai_format.py, gateway/openai_sampling.py, the Responses API's)."""
+"""What every OpenAI-shaped request parser here shares: the 400 it raises, reading a
+numeric or an optional field (gateway/openai_format.py, openai_tools.py, openai_sampling.py,
+the Responses API's)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ def number(body: Mapping[str, Any], name: str, kind: type) -> Any:
             kind is int and not float(value).is_integer()):
         raise BadRequest(f"{name} must be {'an integer' if kind is int else 'a number'}", name)
     return kind(value)
+
+
+def optional(value: Any, kind: type, default: Any) -> Any:
+    """`value` when of `kind`, `default` when None (left out); otherwise ValueError."""
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise ValueError(kind.__name__)
+    return value
 
 
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")

@@ -22,8 +22,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from cache.modes import InvalidCachePolicy, header_to_proto
-from gateway.openai_fields import BadRequest, check_metadata, check_service_tier, number
+from gateway.openai_fields import (
+    BadRequest,
+    check_metadata,
+    check_service_tier,
+    number,
+    optional,
+)
 from gateway.openai_sampling import SGLANG_EXTENSIONS, UINT32_MAX, sampling
+from gateway.openai_tools import response_format_of, tool_calls_of, tool_choice_of, tools_of
 from gateway.prompts import REASONING_EFFORTS
 from ostinato.v1 import common_pb2
 
@@ -46,7 +53,6 @@ _KNOWN_COMPLETIONS = (_KNOWN - {"messages", "tools", "tool_choice", "parallel_to
                                 "response_format", "max_completion_tokens", "top_logprobs",
                                 "modalities", "chat_template_kwargs", *REASONING_FIELDS}) | {
     "prompt"}
-_MODE = common_pb2.ToolChoiceMode
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
 def _content(message: Mapping[str, Any], i: int) -> str:
     content = message.get("content")
@@ -83,7 +89,7 @@ def _messages(body: Mapping[str, Any]) -> list[common_pb2.Message]:
             raise BadRequest(f"messages[{i}].role must be one of {', '.join(sorted(_ROLES))}",
                              "messages")
         msg = common_pb2.Message(role="system" if role == "developer" else role,
-                                 content=_content(m, i), tool_calls=_tool_calls(m, i))
+                                 content=_content(m, i), tool_calls=tool_calls_of(m, i))
         for name in ("name", "tool_call_id"):
             value = m.get(name)
             if value is not None:
@@ -95,112 +101,6 @@ def _messages(body: Mapping[str, Any]) -> list[common_pb2.Message]:
                              "the message answers", "messages")
         out.append(msg)
     return out
-
-
-def _optional(value: Any, kind: type, default: Any) -> Any:
-    """`value` when of `kind`, `default` when None (left out); otherwise ValueError."""
-    if value is None:
-        return default
-    if not isinstance(value, kind):
-        raise ValueError(kind.__name__)
-    return value
-
-
-def _tool_calls(m: Mapping[str, Any], i: int) -> list[common_pb2.ToolCall]:
-    raw = m.get("tool_calls")
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise BadRequest(f"messages[{i}].tool_calls must be an array", "messages")
-    out = []
-    for j, tc in enumerate(raw):
-        where = f"messages[{i}].tool_calls[{j}]"
-        fn = tc.get("function") if isinstance(tc, dict) else None
-        if not isinstance(fn, dict) or tc.get("type") not in (None, "function"):
-            raise BadRequest(f"{where} must be {{\"type\": \"function\", \"function\": {{...}}}}",
-                             "messages")
-        args = fn.get("arguments", "{}")
-        if isinstance(args, dict):
-            args = json.dumps(args, ensure_ascii=False)
-        if not isinstance(fn.get("name"), str) or not isinstance(args, str):
-            raise BadRequest(f"{where}.function needs a string name and arguments", "messages")
-        try:
-            call_id = _optional(tc.get("id"), str, "")
-        except ValueError as exc:
-            raise BadRequest(f"{where}.id must be a string", "messages") from exc
-        out.append(common_pb2.ToolCall(id=call_id, name=fn["name"], arguments=args))
-    return out
-
-
-def _tools(body: Mapping[str, Any]) -> list[common_pb2.Tool]:
-    raw = body.get("tools")
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise BadRequest("tools must be an array", "tools")
-    out = []
-    for i, t in enumerate(raw):
-        fn = t.get("function") if isinstance(t, dict) else None
-        if not isinstance(fn, dict) or t.get("type") != "function":
-            raise BadRequest(f"tools[{i}] must be {{\"type\": \"function\", \"function\": {{...}}}} "
-                             "(only function tools are supported)", "tools")
-        name, params = fn.get("name"), fn.get("parameters")
-        if not isinstance(name, str):
-            raise BadRequest(f"tools[{i}].function.name must be a string", "tools")
-        if params is not None and not isinstance(params, dict):
-            raise BadRequest(f"tools[{i}].function.parameters must be an object", "tools")
-        try:
-            description = _optional(fn.get("description"), str, "")
-            strict = _optional(fn.get("strict"), bool, False)
-        except ValueError as exc:
-            raise BadRequest(f"tools[{i}].function: description must be a string and strict "
-                             "true or false", "tools") from exc
-        out.append(common_pb2.Tool(
-            name=name, description=description, strict=strict,
-            parameters_json=json.dumps(params, ensure_ascii=False) if params is not None else ""))
-    return out
-
-
-def _tool_choice(body: Mapping[str, Any]) -> common_pb2.ToolChoice:
-    raw = body.get("tool_choice")
-    modes = {"auto": _MODE.TOOL_CHOICE_MODE_AUTO, "none": _MODE.TOOL_CHOICE_MODE_NONE,
-             "required": _MODE.TOOL_CHOICE_MODE_REQUIRED}
-    if raw is None:
-        return common_pb2.ToolChoice()
-    if isinstance(raw, str) and raw in modes:
-        return common_pb2.ToolChoice(mode=modes[raw])
-    fn = raw.get("function") if isinstance(raw, dict) else None
-    if isinstance(fn, dict) and isinstance(fn.get("name"), str) and raw.get("type") == "function":
-        return common_pb2.ToolChoice(mode=_MODE.TOOL_CHOICE_MODE_FUNCTION, function_name=fn["name"])
-    raise BadRequest('tool_choice must be "auto", "none", "required" or {"type": "function", '
-                     '"function": {"name": ...}}', "tool_choice")
-
-
-def _response_format(body: Mapping[str, Any]) -> common_pb2.ResponseFormat:
-    raw = body.get("response_format")
-    if raw is None:
-        return common_pb2.ResponseFormat()
-    kind = raw.get("type") if isinstance(raw, dict) else None
-    if kind == "text":
-        return common_pb2.ResponseFormat(type=common_pb2.RESPONSE_FORMAT_TYPE_TEXT)
-    if kind == "json_object":
-        return common_pb2.ResponseFormat(type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT)
-    if kind == "json_schema":
-        spec = raw.get("json_schema")
-        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
-            raise BadRequest("response_format.json_schema.schema must be an object (a JSON schema)",
-                             "response_format")
-        try:
-            name = _optional(spec.get("name"), str, "")
-            strict = _optional(spec.get("strict"), bool, False)
-        except ValueError as exc:
-            raise BadRequest("response_format.json_schema: name must be a string and strict "
-                             "true or false", "response_format") from exc
-        return common_pb2.ResponseFormat(
-            type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, name=name, strict=strict,
-            schema_json=json.dumps(spec["schema"], ensure_ascii=False))
-    raise BadRequest("response_format.type must be text, json_object or json_schema",
-                     "response_format")
 
 
 def _logprobs(body: Mapping[str, Any], call: common_pb2.CallSpec, *, count: bool = False) -> None:
@@ -294,9 +194,9 @@ def call_from_openai(body: Any, cache_header: str | None) -> common_pb2.CallSpec
     if body.get("modalities") not in (None, ["text"]):
         raise BadRequest('modalities: only ["text"] is served here', "modalities")
     call = common_pb2.CallSpec(model=body.get("model", ""), messages=_messages(body),
-                               sampling=sampling(body), tools=_tools(body),
-                               tool_choice=_tool_choice(body),
-                               response_format=_response_format(body))
+                               sampling=sampling(body), tools=tools_of(body),
+                               tool_choice=tool_choice_of(body),
+                               response_format=response_format_of(body))
     kwargs = body.get("chat_template_kwargs")
     if kwargs is not None:
         if not isinstance(kwargs, dict):
@@ -384,13 +284,13 @@ def streams_reasoning(body: Mapping[str, Any]) -> bool:
 def wants_stream(body: Mapping[str, Any]) -> tuple[bool, bool]:
     """(stream, include_usage) of a request body."""
     try:
-        stream = _optional(body.get("stream"), bool, False)
+        stream = optional(body.get("stream"), bool, False)
     except ValueError as exc:
         raise BadRequest("stream must be true or false", "stream") from exc
     try:
-        options = _optional(body.get("stream_options"), dict, {})
-        usage = _optional(options.get("include_usage"), bool, False)
-        _optional(options.get("include_obfuscation"), bool, False)  # taken: nothing to pad
+        options = optional(body.get("stream_options"), dict, {})
+        usage = optional(options.get("include_usage"), bool, False)
+        optional(options.get("include_obfuscation"), bool, False)  # taken: nothing to pad
     except ValueError as exc:
         raise BadRequest("stream_options must be an object, its include_usage and "
                          "include_obfuscation true or false", "stream_options") from exc
