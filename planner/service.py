@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import math
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 import grpc
@@ -24,12 +23,12 @@ from planner.core import (
     NoSuchCall,
     PlannerCore,
     PlannerError,
-    ProgramClosed,
     UnknownProgram,
 )
 from planner.core.model import CallRefused, Event
 from planner.core.planner import grant_of
 from planner.metrics import PlannerMetrics
+from planner.program_endings import ProgramEndings
 from planner.store import ProgramStore
 from planner.translate import (
     COMPLETION_STATE,
@@ -37,7 +36,6 @@ from planner.translate import (
     grant_proto,
     refused,
     status_for,
-    summary_proto,
 )
 from tracing.grpc_interceptors import SpanDescriber
 
@@ -62,13 +60,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         # Changes with every planner process: a worker that sees a new one sends its recent
         # completion reports again (the planner before may have died before saving them).
         self.instance = uuid.uuid4().hex
-        # Summaries of programs ended here lately: a retried EndProgram gets the same one.
-        self._ended: OrderedDict[tuple[str, str], common_pb2.ProgramSummary] = OrderedDict()
-        self.keep_ended = 10_000
-        # One-call programs (AdmitRequest.end_program_after), ended here once their call is
-        # done or cancelled: program id -> tenant. Held in memory only: after a restart such
-        # a program ends by idle expiry instead.
-        self._one_call: dict[str, str] = {}
+        # kept summaries (a retried EndProgram), one-call programs
+        self._endings = ProgramEndings(core, clock, self._waiters)
         # AdmitStream's admissions get this span (the interceptor gives the unary Admit's)
         self.admit_span: SpanDescriber | None = None
         self.active: Callable[[], bool] = lambda: True  # planner HA: holds the lease
@@ -177,7 +170,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             self._register(request.tenant, opts, request.program_id, request.max_open_programs,
                            conversation=not request.end_program_after)
         if request.end_program_after:
-            self._one_call[request.program_id] = request.tenant
+            self._endings.one_call[request.program_id] = request.tenant
         kv_matches = self._kv_matches(request)
         try:
             call = self._core.submit(
@@ -192,7 +185,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             )
         except PlannerError as exc:
             if request.end_program_after:  # the one-call program's only call was refused
-                self._end_one_call(request.program_id)
+                self._endings.end_one_call(request.program_id)
                 self.pump()
             raise self._reject(request.tenant, exc) from exc
         if call.attempt > 1 and call.state is not CallState.RUNNING:
@@ -200,7 +193,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                      attempt=call.attempt, avoiding=sorted(call.excluded))
         if call.state is CallState.DONE:  # served from the gateway's cache: recorded only
             self.metrics.recorded.labels(request.tenant).inc()
-            self._end_one_call(request.program_id)
+            self._endings.end_one_call(request.program_id)
             self.pump()
             return planner_pb2.Grant(call_id=call.call_id)
         if call.state is CallState.RUNNING:  # re-admitted after a planner restart
@@ -224,7 +217,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             self.metrics.cancelled.labels(request.tenant).inc()
             self._waiters.pop(key, None)
             self._core.cancel(request.program_id, request.call_id, call.attempt)
-            self._end_one_call(request.program_id)
+            self._endings.end_one_call(request.program_id)
             self.pump()
             raise
         return grant_proto(grant)
@@ -278,7 +271,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             return
         self.metrics.completed.labels(report.worker_id, status).inc()
         if state is not CallState.FAILED:  # a failed call may be admitted again
-            self._end_one_call(report.program_id)
+            self._endings.end_one_call(report.program_id)
 
     async def _settled(self, program_id: str, tenant: str) -> None:
         """Until no call of the program is running (its report is in), or end_grace_s."""
@@ -304,48 +297,16 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         try:
             program = self._core.end_program(request.program_id, request.tenant)
         except UnknownProgram as exc:
-            ended = self._ended.get((request.tenant, request.program_id))
+            ended = self._endings.ended(request.tenant, request.program_id)
             if ended is not None:  # a retried EndProgram (its answer was lost): the same
                 return ended
             await abort_for(context, exc)
         except PlannerError as exc:
             await abort_for(context, exc)
-        summary = self._ended_program(program)
+        summary = self._endings.summary(program)
         self.pump()
         await self._persisted()  # once the caller has the summary, Redis says "ended" too
         return summary
-
-    def _ended_program(self, program) -> common_pb2.ProgramSummary:  # type: ignore[no-untyped-def]
-        """After the core ended `program`: its waiting calls fail, its summary is kept."""
-        self._program_closed(program)
-        summary = summary_proto(program, self._clock.now())
-        self._ended[(program.tenant, program.program_id)] = summary
-        while len(self._ended) > self.keep_ended:
-            self._ended.popitem(last=False)
-        return summary
-
-    def _program_closed(self, program) -> None:  # type: ignore[no-untyped-def]
-        """Its waiting calls fail (the program ended while they waited)."""
-        self._one_call.pop(program.program_id, None)
-        for call in program.calls.values():
-            waiter = self._waiters.pop(f"{program.program_id}/{call.call_id}", None)
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(ProgramClosed("the program ended while this call waited"))
-
-    def _end_one_call(self, program_id: str) -> None:
-        """Ends a one-call program once no call of it is left to run (the caller pumps)."""
-        tenant = self._one_call.get(program_id)
-        if tenant is None:
-            return
-        try:
-            program = self._core.program(program_id, tenant)
-        except PlannerError:
-            self._one_call.pop(program_id, None)
-            return
-        if all(c.state.finished for c in program.calls.values()):
-            # no summary kept: nobody ends a one-call program (its id never leaves the
-            # gateway); 10,000 kept summaries were ~10 MiB of the planner in one-call soaks
-            self._program_closed(self._core.end_program(program_id, tenant))
 
     async def RegisterWorker(self, request, context):
         if not request.worker_id or not request.address:
@@ -381,7 +342,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                             calls=[f"{c.program_id}/{c.call_id}#{c.attempt}" for c in lost[:20]])
                 self.metrics.unstarted_grants.labels(request.worker_id).inc(len(lost))
                 for call in lost:
-                    self._end_one_call(call.program_id)
+                    self._endings.end_one_call(call.program_id)
                 async with self._reported:  # EndProgram waits for no call to run
                     self._reported.notify_all()
         self.pump()
@@ -405,6 +366,6 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             if expired:
                 log.info("programs expired", count=len(expired))
                 for program_id in expired:
-                    self._one_call.pop(program_id, None)
+                    self._endings.one_call.pop(program_id, None)
             self._follow_kv()  # workers the core dropped (expired) too
             self.pump()

@@ -99,7 +99,7 @@ async def test_a_one_call_program_ends_with_its_report_and_keeps_no_summary() ->
         with pytest.raises(UnknownProgram):  # ended: the core no longer has it
             core.program("one", "t")
         # nobody ends a one-call program: no summary is kept for a repeated EndProgram
-        assert ("t", "one") not in service._ended
+        assert service._endings.ended("t", "one") is None
         s = of_registry(service.metrics.registry)
     assert value(s, "ostinato_planner_running_calls", worker="w0") == 0
 
