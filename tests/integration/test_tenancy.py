@@ -196,7 +196,7 @@ def test_a_tenant_created_again_starts_with_none_of_the_old_ones_open_programs(m
         assert created.returncode == 0, created.stderr
         return created.stdout.strip().splitlines()[-1]
 
-    old_key = key_of(tenants(mesh, "create", "initech", "--max-programs", "1"))
+    old_key = key_of(tenants(mesh, "create", "vandelay", "--max-programs", "1"))
 
     def start(key: str, program_id: str = "p-open") -> str:  # left open
         with ostinato.Client(mesh.endpoints.gateway, api_key=key) as client:
@@ -205,9 +205,9 @@ def test_a_tenant_created_again_starts_with_none_of_the_old_ones_open_programs(m
     assert eventually(lambda: start(old_key)) == "p-open"  # open, never ended: its only one
     with pytest.raises(ostinato.RateLimited, match="limit"):
         start(old_key, "p-second")
-    assert tenants(mesh, "revoke", "initech").returncode == 0
-    new_key = key_of(tenants(mesh, "create", "initech", "--max-programs", "1"))
+    assert tenants(mesh, "revoke", "vandelay").returncode == 0
+    new_key = key_of(tenants(mesh, "create", "vandelay", "--max-programs", "1"))
     assert eventually(lambda: start(new_key)) == "p-open"  # its own program of that id
     with pytest.raises(ostinato.RateLimited, match="limit"):
         start(new_key, "p-second")  # a second one: its own limit still holds
-    tenants(mesh, "revoke", "initech")
+    tenants(mesh, "revoke", "vandelay")
