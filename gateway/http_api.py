@@ -334,7 +334,10 @@ SERVER_LOG.addFilter(_NoRequestText())
 
 
 def app_runner(app: web.Application, shutdown_timeout: float) -> web.AppRunner:
-    """The HTTP API's runner: no access log, and requests that cannot be parsed logged
-    without their text (_NoRequestText)."""
+    """The HTTP API's runner: no access log, requests that cannot be parsed logged without
+    their text (_NoRequestText), and a request whose client has gone is cancelled at once
+    (handler_cancellation): its call stops at the engine and frees its planner slot, as a
+    stream's does at its next write. Without it an unstreamed request, which writes
+    nothing before its end, ran to its end for no one (workers review 2026-12-05 F1)."""
     return web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout,
-                         logger=SERVER_LOG)
+                         logger=SERVER_LOG, handler_cancellation=True)

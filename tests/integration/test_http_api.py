@@ -4,6 +4,7 @@ client (as agent frameworks use it) and by raw HTTP for what that client cannot 
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.request
 import uuid
@@ -222,10 +223,38 @@ def _running(mesh: Mesh) -> int:
 def test_a_client_gone_mid_stream_cancels_the_engine_request(mesh: Mesh,
                                                             acme: openai.OpenAI) -> None:
     stream = acme.chat.completions.create(model=MODEL, messages=ask("Write a long saga."),
-                                          max_tokens=4000, stream=True)
+                                          max_tokens=4000, stream=True,
+                                          extra_body={"ignore_eos": True})
     next(iter(stream))  # the call is running
     assert _running(mesh) >= 1
     stream.close()
+    deadline = time.monotonic() + 10
+    while _running(mesh) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _running(mesh) == 0
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/chat/completions", {"messages": ask("Write a long saga.")}),
+    ("/v1/completions", {"prompt": "Once upon a time"}),
+])
+def test_a_client_gone_before_an_unstreamed_answer_cancels_the_engine_request(
+        mesh: Mesh, path: str, body: dict[str, object]) -> None:
+    """Workers review 2026-12-05 F1: an unstreamed request writes nothing before its end, so
+    a client that left (its own timeout: the openai SDK then retries) was not noticed and
+    its call ran to its end, holding an engine and a planner slot."""
+    # (ignore_eos: SGLang's extension, so the sim engine writes all 4,000 tokens: seconds)
+    request = json.dumps({"model": MODEL, "max_tokens": 4000, "ignore_eos": True,
+                          **body}).encode()
+    host, port = mesh.endpoints.gateway_http.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer "
+                     f"key-acme\r\nContent-Type: application/json\r\nContent-Length: "
+                     f"{len(request)}\r\n\r\n".encode() + request)
+        deadline = time.monotonic() + 10
+        while not _running(mesh) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _running(mesh) >= 1  # the call is running: the client leaves
     deadline = time.monotonic() + 10
     while _running(mesh) and time.monotonic() < deadline:
         time.sleep(0.1)
