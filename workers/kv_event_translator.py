@@ -146,11 +146,18 @@ class KvEventTranslator:
         return out
 
     def reset(self) -> None:
-        """Forget every engine block (the engine cleared its cache, or events were lost)."""
+        """Forget every engine block (the engine cleared its cache, restarted, or events
+        were lost). The requests expected so far were judged against the blocks forgotten
+        (a request whose first page the old engine held was taken to store no chain start):
+        the engine stores everything again, so each may start a chain again. Without this,
+        a restarted engine's chains of a prefix its predecessor held were never indexed
+        (workers review 2026-12-05 F4)."""
         self._blocks.clear()
         self._refs.clear()
         self._roots.clear()
         self._root_keys.clear()
+        for exp in self._expected.values():
+            exp.attributed = False
 
     def _root_chains(self, engine_hash: int, page: tuple[int, ...]) -> list[_Chain]:
         for exp in self._expected.values():

@@ -139,3 +139,18 @@ def test_all_blocks_cleared_forgets_everything() -> None:
     got = tr.apply([BlockStored((1,), None, (1, 2), 2), AllBlocksCleared()], 0.0)
     assert got.cleared and got.stored == [] and tr.engine_blocks == 0
     assert tr.apply([BlockStored((2,), 1, (3, 4), 2)], 0.0).stored == []  # its parent is gone
+
+
+def test_a_request_expected_before_a_reset_starts_a_chain_after_it() -> None:
+    """Workers review 2026-12-05 F4: the engine restarts; the first request sent to the new
+    one is expected while the old engine's chain start is still known (the reset comes with
+    the new engine's first event batch), so it was taken to store none, and the new
+    engine's chain of that prefix, and every block built on it, was never indexed."""
+    tr = KvEventTranslator(block_size=2)
+    tr.expect("old", "a", 0, [1, 2, 3, 4], 0.0)
+    assert tr.apply([BlockStored((1, 2), None, (1, 2, 3, 4), 2)], 0.0).stored
+    tr.expect("new", "a", 0, [1, 2, 5, 6], 0.0)  # sent to the restarted engine
+    tr.reset()  # its first batch: the sequence went back
+    got = tr.apply([BlockStored((7, 8), None, (1, 2, 5, 6), 2)], 0.0)
+    assert got.stored == prefix_block_hashes([1, 2, 5, 6], "a", block_size=2)
+    assert tr.stats.unattributed == 0
