@@ -93,6 +93,12 @@ class MeshConfig:
             raise ConfigError(f"worker.heartbeat_s ({self.worker.heartbeat_s:g}) must be less "
                               f"than planner.worker_ttl_s ({self.planner.worker_ttl_s:g}): the "
                               "planner drops a worker it has not heard from for worker_ttl_s")
+        if self.gateway.call_timeout_s > self.worker.engine_timeout_s:
+            raise ConfigError(  # (workers review 2026-12-05 F5)
+                f"gateway.call_timeout_s ({self.gateway.call_timeout_s:g}) must be at most "
+                f"worker.engine_timeout_s ({self.worker.engine_timeout_s:g}): a worker cuts "
+                "each engine request at engine_timeout_s, inside the call's own deadline; "
+                "raise both")
 
 
 def _coerce(value: Any, tp: Any, name: str) -> Any:

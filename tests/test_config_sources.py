@@ -149,6 +149,10 @@ NAMES_THE_VARIABLE = [
     ("", {"OSTINATO_WORKER__HEARTBEAT_S": "15"}, {},
      "worker.heartbeat_s (15) must be less than planner.worker_ttl_s (10): the planner drops a "
      "worker it has not heard from for worker_ttl_s (from OSTINATO_WORKER__HEARTBEAT_S)"),
+    ("", {"OSTINATO_GATEWAY__CALL_TIMEOUT_S": "1200"}, {},
+     "gateway.call_timeout_s (1200) must be at most worker.engine_timeout_s (600): a worker "
+     "cuts each engine request at engine_timeout_s, inside the call's own deadline; raise "
+     "both (from OSTINATO_GATEWAY__CALL_TIMEOUT_S)"),
     # the environment's value is refused even where a flag overrides it
     ("", {"OSTINATO_PLANNER__WORKER_TTL_S": "0"}, {"planner": {"worker_ttl_s": 5}},
      "planner.worker_ttl_s: must be positive, got 0.0 (from OSTINATO_PLANNER__WORKER_TTL_S)"),
