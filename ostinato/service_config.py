@@ -188,6 +188,11 @@ class WorkerConfig:
     health_check_s: float = 10.0
     health_timeout_s: float = 25.0  # see health_check_s
     engine_timeout_s: float = 600.0  # one engine request's limit
+    # Stopping (SIGTERM: a rolling update, a scale-down): once the planner sends no new call
+    # here, how long the calls running may finish before the rest are cut (streamed ones
+    # fail UNAVAILABLE, the others run again elsewhere). Keep it under the time the platform
+    # gives (Kubernetes' terminationGracePeriodSeconds, compose's stop_grace_period).
+    drain_s: float = 30.0
     engine_connect_retries: int = 3  # attempts to reach the engine before a call fails (UNAVAILABLE)
     # KV-reference index: publish the blocks the engine holds. With engine_kv_events (the
     # ZMQ endpoint of the engine's KV events, SGLang's --kv-events-config), from its
@@ -227,7 +232,7 @@ class WorkerConfig:
         check_tokenizer_spec(self.kv_tokenizer, "worker.kv_tokenizer")
         check_numbers("worker", self, positive=(
             "max_inflight", "heartbeat_s", "engine_timeout_s", "engine_connect_retries",
-            "kv_max_age_s", "kv_ttl_s", "engine_start_timeout_s"))
+            "kv_max_age_s", "kv_ttl_s", "engine_start_timeout_s"), non_negative=("drain_s",))
         if self.kv_ttl_s <= self.heartbeat_s:  # each heartbeat renews the entries
             raise ConfigError(f"worker.kv_ttl_s ({self.kv_ttl_s:g}) must be more than "
                               f"worker.heartbeat_s ({self.heartbeat_s:g}): a worker's KV-index "

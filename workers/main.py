@@ -274,6 +274,15 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
             task.cancel()
         with contextlib.suppress(grpc.aio.AioRpcError):
             await planner.DeregisterWorker(planner_link.registration, timeout=2.0)
+        # no new call comes: the running ones may finish (workers review 2026-12-05 F3:
+        # they were cut after the server's 5 s grace, though the pod had 60 s)
+        if service.running:
+            log.info("draining", running=service.running, drain_s=config.drain_s)
+            if await service.drained(config.drain_s):
+                log.info("drained")
+            else:
+                log.warning("drain time is up: cutting the calls still running",
+                            running=service.running)
 
     metrics_server = await serve_metrics(metrics.registry, config.host, config.metrics_port)
     port_info = {"engine_url": config.engine_url}

@@ -94,6 +94,8 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._model = model
         self.simulated = False
         self._running = 0
+        self._idle = asyncio.Event()  # set while no call streams from the engine
+        self._idle.set()
         self._completed = 0
         self._failed = 0
         self._reports: set[asyncio.Task[None]] = set()
@@ -126,6 +128,15 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
     def running(self) -> int:
         """Calls streaming from the engine now."""
         return self._running
+
+    async def drained(self, timeout_s: float) -> bool:
+        """Until no call streams from the engine (True), or `timeout_s` (False)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
 
     @property
     def kv_events(self) -> KvEventListener | None:
@@ -266,6 +277,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         last: EngineOutput | None = None
         status = planner_pb2.COMPLETION_STATUS_FAILED
         self._running += 1
+        self._idle.clear()
         ids = (request.program_id, request.call_id, request.attempt)
         self._live[ids] += 1
         self._expect_blocks(rid, request)
@@ -329,6 +341,8 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             raise GenerateRefused(code, f"worker {self.worker_id}: {exc}") from exc
         finally:
             self._running -= 1
+            if not self._running:
+                self._idle.set()
             self._live[ids] -= 1
             if self._live[ids] <= 0:
                 del self._live[ids]

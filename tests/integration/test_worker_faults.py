@@ -124,3 +124,36 @@ def test_engine_killed_mid_whole_answer_reruns_it_elsewhere_and_answers_once(
         assert record(faults, program.program_id, "w")["attempt"] == 2
     finally:
         restart_dead_engines(faults)
+
+
+def test_a_stopping_worker_lets_its_running_call_finish_before_it_exits(faults: Mesh) -> None:
+    """Workers review 2026-12-05 F3: on SIGTERM a worker deregistered, then cut its calls
+    after the server's 5 s grace (the call ran again elsewhere, from the start), though its
+    pod had 60 s. Now it drains (worker.drain_s, 30 s): the call, held on its hung engine
+    past those 5 s, finishes where it runs, once, and then the worker exits."""
+    import signal
+    import time
+
+    hang(faults, True)
+    stopped = ""
+    try:
+        with ostinato.Client(faults.endpoints.gateway) as client, client.program() as program:
+            thread, out = in_thread(lambda: program.call(messages=USER, max_tokens=12,
+                                                         call_id="d"))
+            stopped = running_on(faults, program.program_id, "d")
+            faults.child(stopped).send_signal(signal.SIGTERM)
+            time.sleep(6.0)  # past the 5 s grace that used to cut it (a lower bound only)
+            assert faults.child(stopped).poll() is None  # still draining
+            hang(faults, False)
+            thread.join(60)
+            assert "error" not in out, out
+            assert faults.child(stopped).wait(timeout=30) == 0  # drained: it exits
+        result = out["result"]
+        assert result.worker_id == stopped and result.usage.completion_tokens == 12
+        rec = record(faults, program.program_id, "d")
+        assert (rec["state"], rec["attempt"]) == ("done", 1)
+    finally:
+        hang(faults, False)
+        if stopped:
+            faults.child(stopped).wait(timeout=60)
+            faults.restart(stopped)
