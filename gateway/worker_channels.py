@@ -30,6 +30,15 @@ from ostinato.v1 import worker_pb2, worker_pb2_grpc
 
 CHANNEL_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 200),
                    ("grpc.max_reconnect_backoff_ms", 2000),
+                   # a worker that stops answering without closing its connection (a
+                   # stopped process, a host or path gone silent) breaks the stream within
+                   # about 15 s, and the calls on it that have streamed nothing run again
+                   # elsewhere; without pings they waited for their deadline (workers
+                   # review 2026-12-05 F2). The servers take pings this often
+                   # (ostinato/serving.py).
+                   ("grpc.keepalive_time_ms", 10_000),
+                   ("grpc.keepalive_timeout_ms", 5_000),
+                   ("grpc.http2.max_pings_without_data", 0),
                    # a result with logprobs can pass gRPC's default 4 MiB: as the servers take
                    ("grpc.max_receive_message_length", 64 * 1024 * 1024))
 _CODES = {code.value[0]: code for code in grpc.StatusCode}

@@ -51,7 +51,11 @@ class GrpcService:
             # bad wire bytes: INVALID_ARGUMENT before the trace starts (ostinato/grpc_decoding.py)
             interceptors=[DecodeErrorInterceptor(), self.tracing, *interceptors],
             options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                     ("grpc.so_reuseport", 0)]
+                     ("grpc.so_reuseport", 0),
+                     # keepalive pings every 10 s (a gateway's to its workers:
+                     # gateway/worker_channels.py) are taken, not answered with GOAWAY
+                     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+                     ("grpc.keepalive_permit_without_calls", 1)]
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
