@@ -135,11 +135,13 @@ class PlannerLink:
 
 
 async def watch_engine_health(engine: SGLangClient, link: PlannerLink, grpc_service: GrpcService,
-                              every_s: float, timeout_s: float) -> None:
+                              every_s: float, timeout_s: float,
+                              service: WorkerService | None = None) -> None:
     """Probes the engine with SGLang's GET /health_generate every `every_s`. A probe that
     fails or takes longer than `timeout_s` (an engine that hangs) makes the worker
     unhealthy: the planner starts nothing here and the worker's gRPC health is NOT_SERVING,
-    until a probe passes again."""
+    until a probe passes again; the calls waiting on the engine then end UNAVAILABLE
+    (`service.engine_hung`: those that streamed nothing run elsewhere)."""
     healthy = True
     while True:
         await asyncio.sleep(every_s)
@@ -150,8 +152,9 @@ async def watch_engine_health(engine: SGLangClient, link: PlannerLink, grpc_serv
         if ok:
             log.info("engine healthy again", engine=engine.base_url)
         else:
+            cut = service.engine_hung() if service is not None else 0
             log.warning("engine failed its health check: worker unhealthy", engine=engine.base_url,
-                        timeout_s=timeout_s)
+                        timeout_s=timeout_s, calls_cut=cut)
         await grpc_service.set_serving(ok)
         await link.set_engine_healthy(ok)
 
@@ -265,7 +268,7 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
         if config.health_check_s > 0:
             tasks.append(asyncio.create_task(watch_engine_health(
                 engine, planner_link, grpc_service, config.health_check_s,
-                config.health_timeout_s)))
+                config.health_timeout_s, service)))
         log.info("worker registered", worker_id=worker_id, engine=config.engine_url,
                  simulated=service.simulated)
 

@@ -96,6 +96,10 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._running = 0
         self._idle = asyncio.Event()  # set while no call streams from the engine
         self._idle.set()
+        # the tasks waiting on the engine for a call's answer (request id -> task), and the
+        # ones `engine_hung` cut
+        self._waiting: dict[str, asyncio.Task[object]] = {}
+        self._hung: set[str] = set()
         self._completed = 0
         self._failed = 0
         self._reports: set[asyncio.Task[None]] = set()
@@ -128,6 +132,17 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
     def running(self) -> int:
         """Calls streaming from the engine now."""
         return self._running
+
+    def engine_hung(self) -> int:
+        """The engine failed its health check (SGLang's /health_generate: nothing came out
+        of its scheduler for the probe's timeout): the calls waiting on it end UNAVAILABLE,
+        so the gateway runs those that have streamed nothing on another worker, instead of
+        leaving them to their deadline (workers review 2026-12-05 F2). How many."""
+        for rid, task in self._waiting.items():
+            if rid not in self._hung:
+                self._hung.add(rid)
+                task.cancel()
+        return len(self._waiting)
 
     async def drained(self, timeout_s: float) -> bool:
         """Until no call streams from the engine (True), or `timeout_s` (False)."""
@@ -281,6 +296,9 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         ids = (request.program_id, request.call_id, request.attempt)
         self._live[ids] += 1
         self._expect_blocks(rid, request)
+        task = asyncio.current_task()
+        if task is not None:
+            self._waiting[rid] = task
         try:
             reported = 0
             output: list[str] = []
@@ -300,6 +318,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                 if unsent and not out.more and not out.finished and not request.whole:
                     yield worker_pb2.GenerateChunk(delta="".join(output[-unsent:]))
                     unsent = 0
+            self._waiting.pop(rid, None)  # answered: nothing left to cut
             if last is None or not last.finished:
                 raise EngineError("engine stream ended without a finished response")
             if last.finish_reason == "abort":
@@ -329,6 +348,13 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                     self._report(request, status, last, service_s)
                 self._publish_blocks(request, "".join(output))
         except asyncio.CancelledError:
+            if rid in self._hung and task is not None and task.uncancel() == 0:
+                self._report(request, status, last, time.monotonic() - start)  # FAILED
+                meter.failed(grpc.StatusCode.UNAVAILABLE.name)
+                log.warning("engine hung: call cut", call_id=request.call_id)
+                raise GenerateRefused(grpc.StatusCode.UNAVAILABLE,
+                                      f"worker {self.worker_id}: engine {self._engine.base_url} "
+                                      "failed its health check (hung)") from None
             status = planner_pb2.COMPLETION_STATUS_CANCELLED  # the client aborted the engine request
             meter.failed(CANCELLED)
             self._report(request, status, last, time.monotonic() - start)
@@ -340,6 +366,8 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             log.warning("engine error", call_id=request.call_id, error=str(exc))
             raise GenerateRefused(code, f"worker {self.worker_id}: {exc}") from exc
         finally:
+            self._waiting.pop(rid, None)
+            self._hung.discard(rid)
             self._running -= 1
             if not self._running:
                 self._idle.set()

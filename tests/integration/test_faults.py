@@ -26,6 +26,8 @@ from tests.integration.fault_mesh import (
     USER,
     hang,
     in_thread,
+    index,
+    other,
     record,
     running_on,
     start_mesh,
@@ -160,7 +162,7 @@ def test_a_stopping_gateway_ends_open_http_requests_with_503_and_exits_on_its_ow
 # ---- an engine that hangs ---------------------------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def health_mesh() -> Iterator[Mesh]:
     """Two workers probing their engines every 0.2 s (a probe over 1 s fails)."""
     mesh = start_mesh(worker={"max_inflight": 4, "heartbeat_s": 0.5, "health_check_s": 0.2,
@@ -207,6 +209,32 @@ def test_hung_engine_makes_its_worker_unhealthy_until_it_recovers(health_mesh: M
         wait_for(lambda: serving(address))
         wait_for(planner_says(mesh, "worker healthy again", "worker-0"))
         assert "worker-0" in fan_out(6)  # 4 calls at most fit on worker-1 at once
+
+
+def test_a_call_on_an_engine_that_hangs_runs_again_on_another_worker(health_mesh: Mesh) -> None:
+    """Workers review 2026-12-05 F2: the calls already on an engine that hangs waited for
+    their deadline (600 s by default), though its worker had judged it unhealthy and another
+    was free. Now they end UNAVAILABLE there, and one that has streamed nothing (a whole
+    call) runs again elsewhere and answers once."""
+    mesh = health_mesh
+    hung = -1
+    try:
+        with ostinato.Client(mesh.endpoints.gateway) as client, client.program() as program:
+            thread, out = in_thread(lambda: program.call(messages=USER, max_tokens=2000,
+                                                         ignore_eos=True, call_id="h"))
+            first = running_on(mesh, program.program_id, "h")
+            hung = index(first)
+            hang(mesh, True, engines=(hung,))
+            assert running_on(mesh, program.program_id, "h", attempt=2) == other(first)
+            thread.join(120)
+            assert "error" not in out, out
+        result = out["result"]
+        assert result.worker_id == other(first) and result.usage.completion_tokens == 2000
+        assert program.summary is not None and program.summary.calls_completed == 1
+    finally:
+        if hung >= 0:
+            hang(mesh, False, engines=(hung,))
+            wait_for(lambda: serving(mesh.endpoints.workers[f"worker-{hung}"]))
 
 
 # ---- Redis stopped, then back ------------------------------------------------------------
