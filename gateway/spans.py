@@ -183,8 +183,7 @@ class TracedGatewayCore(GatewayCore):
         except BaseException as exc:  # the caller went away (cancelled, or closed it early)
             if not answered:
                 self.metrics.call_failed(tenant, operation, CANCELLED, time.monotonic() - start)
-                span.set_attribute(genai.ERROR_TYPE, "cancelled")
-                span.set_status(Status(StatusCode.ERROR, f"cancelled ({type(exc).__name__})"))
+                genai.mark_cancelled(span, exc)
             raise
         finally:
             span.end()

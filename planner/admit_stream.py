@@ -17,6 +17,7 @@ from opentelemetry import trace
 
 from ostinato.stream_tasks import StreamTasks, carrier, drained
 from ostinato.v1 import planner_pb2
+from tracing import genai
 from tracing.grpc_interceptors import SpanDescriber
 from tracing.stream_messages import Refused, bind_call_ids, mark_failed, message_span
 
@@ -39,7 +40,11 @@ async def _answer(admit: Admit, msg: planner_pb2.AdmitStreamRequest,
         return await _decide(admit, msg)
     try:
         with trace.use_span(span, end_on_exit=False):
-            reply = await _decide(admit, msg)
+            try:
+                reply = await _decide(admit, msg)
+            except BaseException as exc:  # cancelled while it waited (its caller went away)
+                genai.mark_cancelled(span, exc)
+                raise
         if reply.status:
             mark_failed(span, _CODES[reply.status], reply.details)
         else:

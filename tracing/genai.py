@@ -3,6 +3,8 @@ define one, ours under `ostinato.*` otherwise (one home for every key a span car
 
 from __future__ import annotations
 
+from opentelemetry.trace import Span, Status, StatusCode
+
 # GenAI semantic conventions (https://opentelemetry.io/docs/specs/semconv/gen-ai/)
 OPERATION = "gen_ai.operation.name"
 PROVIDER = "gen_ai.provider.name"
@@ -64,6 +66,15 @@ FIRST_TOKEN_EVENT = "ostinato.first_token"
 SPAN_CACHE_LOOKUP = "ostinato.cache.lookup"
 SPAN_PLANNER_ADMIT = "ostinato.planner.admit"
 SPAN_WORKER_GENERATE = "ostinato.worker.generate"
+
+
+def mark_cancelled(span: Span | None, exc: BaseException) -> None:
+    """The span's operation was cancelled (its caller went away, a deadline, a stop): an
+    error, as the gateway's call span says, so a trace shows no cut operation as a success
+    (tracing review 2026-12-05 F1)."""
+    if span is not None and span.is_recording():
+        span.set_attribute(ERROR_TYPE, "cancelled")
+        span.set_status(Status(StatusCode.ERROR, f"cancelled ({type(exc).__name__})"))
 
 
 def span_name(operation: str, model: str) -> str:

@@ -3,6 +3,7 @@ context of its handler, and chosen routes get a SERVER span."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Collection
 
 import structlog
@@ -10,6 +11,8 @@ from aiohttp import web
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Status, StatusCode
+
+from tracing import genai
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _tracer = trace.get_tracer("ostinato.http")
@@ -38,6 +41,12 @@ def tracing_middleware(span_paths: Collection[str] = ()) -> Callable[..., Awaita
                 response = await handler(request)
             except web.HTTPException as exc:
                 span.set_attribute("http.response.status_code", exc.status)
+                raise
+            except asyncio.CancelledError as exc:  # the client went away: no status sent
+                genai.mark_cancelled(span, exc)
+                raise
+            except Exception as exc:  # a bug: aiohttp answers 500
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                 raise
             span.set_attribute("http.response.status_code", response.status)
             if response.status >= 500:

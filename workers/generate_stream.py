@@ -18,6 +18,7 @@ from opentelemetry import trace
 
 from ostinato.stream_tasks import StreamTasks, carrier, drained
 from ostinato.v1 import worker_pb2
+from tracing import genai
 from tracing.grpc_interceptors import SpanDescriber
 from tracing.stream_messages import Refused, bind_call_ids, mark_failed, message_span
 
@@ -72,6 +73,9 @@ async def _run(generate: Generate, msg: worker_pb2.GenerateStreamRequest,
     except TimeoutError:
         mark_failed(span, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         send(_ended(msg.id, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
+    except asyncio.CancelledError as exc:  # the gateway cancelled it (its caller went away)
+        genai.mark_cancelled(span, exc)
+        raise
     except Exception as exc:  # a bug: the caller is told at once (as an RPC's end would)
         log.exception("generation failed", call_id=msg.request.call_id)
         mark_failed(span, grpc.StatusCode.INTERNAL, "worker error")

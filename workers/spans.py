@@ -103,6 +103,9 @@ class TracedSGLangClient(SGLangClient):
             span.set_attribute(genai.ERROR_TYPE, type(exc).__name__)
             span.set_status(Status(StatusCode.ERROR, str(exc)))
             raise
+        except BaseException as exc:  # cancelled, or closed before its end
+            genai.mark_cancelled(span, exc)
+            raise
         finally:
             span.end()
             await outputs.aclose()

@@ -36,6 +36,7 @@ class Traced:
     received: Received  # by the OTLP receiver
     log_dir: Path
     http_traceparent: str  # sent with an OpenAI-API request
+    cancelled_trace_id: str  # a streamed call left after a few deltas
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,13 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
                         messages=[*USER, {"role": "user", "content": f"city {i}"}],
                         thread_id=f"t{i}", parents=[root.call_id], max_tokens=8), range(3)))
                 join = program.call(messages=USER, parents=[o.call_id for o in fan], max_tokens=8)
+            with client_tracer.start_as_current_span("leaving agent") as leaving, \
+                    ostinato.Client(mesh.endpoints.gateway) as client, \
+                    client.program() as left:
+                stream = left.stream(messages=USER, max_tokens=3000, ignore_eos=True)
+                for i, _ in enumerate(stream):
+                    if i == 3:
+                        break  # leaving the iteration cancels the call
             http_parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
             request = urllib.request.Request(
                 f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
@@ -74,7 +82,8 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
             ctx = mine.get_span_context()
             yield Traced(program.program_id, [o.call_id for o in [root, *fan, join]],
                          format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"),
-                         read_spans(trace_file), received, log_dir, http_parent)
+                         read_spans(trace_file), received, log_dir, http_parent,
+                         format(leaving.get_span_context().trace_id, "032x"))
         finally:
             mesh.close()
 
@@ -99,8 +108,22 @@ def test_http_api_continues_the_callers_traceparent(traced: Traced) -> None:
         "ostinato-gateway", "ostinato-planner", "ostinato-worker", "ostinato-sim-engine"}
 
 
+def test_a_cancelled_calls_spans_end_in_error_on_every_hop(traced: Traced) -> None:
+    """Tracing review 2026-12-05 F1: only the gateway's call span said a cancelled call was
+    cancelled; the worker's generation and its engine request ended as successes."""
+    spans = [s for s in traced.spans if s.trace_id == traced.cancelled_trace_id]
+    cut = {(s.service, s.name.split(" ")[0]): s for s in spans
+           if s.name.startswith(("chat", genai.SPAN_WORKER_GENERATE, "text_completion"))}
+    assert set(cut) == {("ostinato-gateway", "chat"),
+                        ("ostinato-worker", genai.SPAN_WORKER_GENERATE),
+                        ("ostinato-worker", "text_completion")}, [s.name for s in spans]
+    for span in cut.values():
+        assert span.status == "ERROR" and span.attributes[genai.ERROR_TYPE] == "cancelled", span
+
+
 def test_one_trace_continuing_the_clients(traced: Traced) -> None:
-    spans = [s for s in traced.spans if s.trace_id != _http_trace(traced)]
+    spans = [s for s in traced.spans if s.trace_id not in (_http_trace(traced),
+                                                           traced.cancelled_trace_id)]
     assert spans and {s.trace_id for s in spans} == {traced.client_trace_id}
     (program,) = _by_name(spans, "invoke_workflow")
     assert program.parent_id == traced.client_span_id  # the client's span is the parent
@@ -146,6 +169,8 @@ def test_genai_attributes(traced: Traced) -> None:
         assert a[genai.REQUEST_MAX_TOKENS] == 8 and a[genai.CACHE_HIT] == "miss"
         assert genai.INPUT_MESSAGES not in a and genai.OUTPUT_MESSAGES not in a  # content off
     for engine_call in _by_name(traced.spans, "text_completion"):
+        if engine_call.trace_id == traced.cancelled_trace_id:
+            continue  # cut before its end: no usage
         a = engine_call.attributes
         assert a[genai.PROVIDER] == "sglang" and a[genai.USAGE_OUTPUT] > 0
         assert a[genai.TTFT_S] > 0 and a[genai.SIMULATED] is True
