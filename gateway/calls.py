@@ -173,11 +173,20 @@ def _check_sampling(call: common_pb2.CallSpec, limits: CallLimits) -> None:
         raise InvalidCall("top_logprobs needs logprobs", "top_logprobs")
 
 
+def _printable(value: str, name: str, param: str) -> None:
+    """An id or label that logs, traces and `ostinato trace` print: no control characters
+    (a terminal escape in one reached the operator's terminal: tracing review 2026-12-05
+    F9); raises InvalidCall."""
+    if not value.isprintable():
+        raise InvalidCall(f"{name} must not contain control characters", param)
+
+
 def check_program_id(program_id: str) -> None:
     """A program id as a client names it; raises InvalidCall."""
     if "/" in program_id or len(program_id) > 128:
         raise InvalidCall("program_id must be at most 128 characters and contain no '/'",
                           "program_id")
+    _printable(program_id, "program_id", "program_id")
 
 
 def check_program_options(options: common_pb2.ProgramOptions) -> None:
@@ -185,6 +194,7 @@ def check_program_options(options: common_pb2.ProgramOptions) -> None:
     check_program_id(options.program_id)
     if len(options.program_class) > 128:
         raise InvalidCall("program_class must be at most 128 characters", "program_class")
+    _printable(options.program_class, "program_class", "program_class")
     if options.HasField("deadline"):
         try:
             deadline_seconds(options.deadline)
@@ -221,6 +231,9 @@ def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.
         raise InvalidCall("call_id must be at most 128 characters and contain no '/'", "ostinato")
     if len(call.thread_id) > 128:  # stored with every call record and conversation entry
         raise InvalidCall("thread_id must be at most 128 characters", "ostinato")
+    for label, text in (("call_id", call.call_id), ("thread_id", call.thread_id),
+                        *(("parent_call_ids", p) for p in call.parent_call_ids)):
+        _printable(text, label, "ostinato")
     if not all(call.parent_call_ids):
         raise InvalidCall("parent_call_ids holds an empty id", "ostinato")
     if call.call_id in call.parent_call_ids:

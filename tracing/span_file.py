@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,24 +56,45 @@ def _status(status: dict[str, Any]) -> str:
     return _STATUS.get(int(code), "UNSET")
 
 
+# control characters but newline and tab (C0, DEL, C1): a span file may come from anywhere,
+# and what `ostinato trace` prints must not drive the operator's terminal (an escape
+# sequence in a call id or a program class: tracing review 2026-12-05 F9)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _safe(value: Any) -> Any:
+    """`value` with each control character a U+FFFD (strings, and the lists of strings
+    attributes hold)."""
+    if isinstance(value, str):
+        return _CONTROL.sub("\ufffd", value)
+    if isinstance(value, list | tuple):
+        return [_safe(v) for v in value]
+    return value
+
+
+def _safe_attributes(raw: Any) -> dict[str, Any]:
+    return {_safe(k): _safe(v) for k, v in attributes(raw).items()}
+
+
 def spans_of_request(request: dict[str, Any]) -> Iterator[SpanRecord]:
-    """The spans of one ExportTraceServiceRequest in OTLP JSON."""
+    """The spans of one ExportTraceServiceRequest in OTLP JSON, control characters in their
+    text replaced (_CONTROL)."""
     for rs in request.get("resourceSpans", []):
-        resource = attributes(rs.get("resource", {}).get("attributes", []))
+        resource = _safe_attributes(rs.get("resource", {}).get("attributes", []))
         service = str(resource.get("service.name", ""))
         for ss in rs.get("scopeSpans", []):
             for s in ss.get("spans", []):
                 yield SpanRecord(
                     trace_id=s["traceId"], span_id=s["spanId"],
-                    parent_id=s.get("parentSpanId", ""), name=s.get("name", ""),
+                    parent_id=s.get("parentSpanId", ""), name=_safe(s.get("name", "")),
                     kind=_kind(s.get("kind", 1)),
                     start_ns=int(s.get("startTimeUnixNano", 0)),
                     end_ns=int(s.get("endTimeUnixNano", 0)), service=service,
-                    attributes=attributes(s.get("attributes", [])),
+                    attributes=_safe_attributes(s.get("attributes", [])),
                     status=_status(s.get("status", {})),
-                    status_message=s.get("status", {}).get("message", ""),
-                    events=tuple(SpanEvent(e.get("name", ""), int(e.get("timeUnixNano", 0)),
-                                           attributes(e.get("attributes", [])))
+                    status_message=_safe(s.get("status", {}).get("message", "")),
+                    events=tuple(SpanEvent(_safe(e.get("name", "")), int(e.get("timeUnixNano", 0)),
+                                           _safe_attributes(e.get("attributes", [])))
                                  for e in s.get("events", [])),
                     links=tuple((ln["traceId"], ln["spanId"]) for ln in s.get("links", [])),
                 )

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from gateway.calls import CallLimits, InvalidCall, nesting_depth, normalize_call
+from gateway.calls import (
+    CallLimits,
+    InvalidCall,
+    check_program_options,
+    nesting_depth,
+    normalize_call,
+)
 from ostinato.sdk_types import call_spec, program_options
 from ostinato.v1 import common_pb2
 
@@ -86,6 +92,29 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
 def test_invalid_calls_are_rejected_with_a_reason(kwargs: dict, message: str) -> None:
     with pytest.raises(InvalidCall, match=message):
         normalize_call(call_spec(**kwargs), LIMITS)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    # tracing review 2026-12-05 F9: ids and labels are printed in logs and `ostinato trace`
+    (call_spec(messages=USER, call_id="c1\x1b[5mBLINK"), "call_id must not contain control"),
+    (call_spec(messages=USER, thread_id="t\n1"), "thread_id must not contain control"),
+    (call_spec(messages=USER, parents=["p\x07"]), "parent_call_ids must not contain control"),
+])
+def test_ids_with_control_characters_are_refused(spec, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidCall, match=message):
+        normalize_call(spec, LIMITS)
+    normalize_call(call_spec(messages=USER, call_id="c1 ünï ✓", thread_id="t 1"), LIMITS)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (common_pb2.ProgramOptions(program_class="re\x1b]0;pwned\x07act"), "program_class must not"),
+    (common_pb2.ProgramOptions(program_id="p\x1b[2J"), "program_id must not contain control"),
+])
+def test_program_labels_with_control_characters_are_refused(
+        options: common_pb2.ProgramOptions, message: str) -> None:
+    with pytest.raises(InvalidCall, match=message):
+        check_program_options(options)
+    check_program_options(common_pb2.ProgramOptions(program_id="p-1", program_class="réact"))
 
 
 @pytest.mark.parametrize(("field", "message"), [

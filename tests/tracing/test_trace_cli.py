@@ -286,3 +286,19 @@ def test_json_lines_that_are_not_spans_are_counted(tmp_path: Path,
     assert main(["trace", "list", "--file", str(other)]) == 0
     assert capsys.readouterr() == ("no programs in the trace file\n", "ostinato trace list: "
                                    "skipped 3 line(s) that are not OTLP JSON spans\n")
+
+
+def test_control_characters_in_a_span_file_never_reach_the_terminal(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tracing review 2026-12-05 F9: a program id or call id holding an escape sequence was
+    printed raw by `trace list` and `trace show` (a span file may come from anywhere)."""
+    monkeypatch.delenv(ENV_FILE, raising=False)
+    path = tmp_path / "esc.jsonl"
+    evil = "default/p\x1b]0;pwned\x07\x1b[2J"
+    write_program(path, evil, [CallSpec("c\x1b[5mBLINK", "t", 0.0, 0.4)], tenant="default")
+    assert main(["trace", "list", "--file", str(path)]) == 0
+    listed = capsys.readouterr().out
+    rc, shown, _ = show(capsys, "--file", str(path), "default/p")
+    assert rc == 0 and "BLINK" in shown and "\ufffd" in listed + shown
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", listed + shown)
