@@ -91,8 +91,19 @@ def _server_credentials(config: GatewayConfig) -> grpc.ServerCredentials | None:
         root_certificates=client_ca, require_client_auth=client_ca is not None)
 
 
+async def _expire_program_spans(core: TracedGatewayCore, idle_s: float) -> None:
+    """Program spans end when the planner would expire their programs, whether or not
+    another program starts (tracing review 2026-12-05 F3)."""
+    while True:
+        await asyncio.sleep(min(60.0, max(0.5, idle_s / 4)))
+        core.programs.expire()
+
+
 async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
-                port_file: str | None = None, telemetry: TelemetryConfig | None = None) -> None:
+                port_file: str | None = None, telemetry: TelemetryConfig | None = None,
+                program_idle_s: float = 1800.0) -> None:
+    """`program_idle_s`: the planner's program_idle_ttl_s (a program's span is ended when
+    the planner would expire the program)."""
     telemetry = telemetry or TelemetryConfig()
     grpc_service = GrpcService(
         [gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name], config.host, config.port,
@@ -136,7 +147,8 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     core = TracedGatewayCore(config, auth, planner, executor, cache, conversations,
                              lambda: tenancy.stale, lambda t: tenancy.current.limits_of(t),
                              record_content=telemetry.record_content,
-                             metrics=metrics)
+                             program_idle_s=program_idle_s, metrics=metrics)
+    tasks.append(asyncio.create_task(_expire_program_spans(core, program_idle_s)))
     gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayService(core), grpc_service.server)
     info: dict[str, object] = {}
     runner = None

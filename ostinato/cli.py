@@ -146,7 +146,8 @@ def _run_service(args: argparse.Namespace) -> None:
             **net, "planner_address": "planner_address", "http_port": "http_port",
             "metrics_port": "metrics_port"}),
             flag_overrides(args, "redis", {"redis_url": "url"}))))
-        run_loop(serve_gateway(cfg.gateway, cfg.redis, args.port_file, cfg.telemetry), cfg.event_loop)
+        run_loop(serve_gateway(cfg.gateway, cfg.redis, args.port_file, cfg.telemetry,
+                               cfg.planner.program_idle_ttl_s), cfg.event_loop)
     elif args.command == "planner":
         from planner.main import serve as serve_planner
 

@@ -33,7 +33,7 @@ class ProgramSpans:
     def start(self, program_id: str, tenant: str, program_class: str = "",
               parent: otel_context.Context | None = None) -> trace.Span:
         """The program's span (already open: the same one, as on a retried registration)."""
-        self._expire()
+        self.expire()
         known = self.get(program_id)
         if known is not None:
             return known
@@ -85,7 +85,9 @@ class ProgramSpans:
         span.set_attributes({genai.PROGRAM_END: how, **(attributes or {})})
         span.end()
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """Ends the spans of programs idle for the idle time (as the planner expires them);
+        each start does it too."""
         now = self._clock()
         while self._open:
             program_id, (_, last) = next(iter(self._open.items()))

@@ -65,6 +65,20 @@ def test_idle_and_excess_programs_are_ended(setup, steps, ended) -> None:  # typ
         <= {"expired", "evicted", "shutdown"}
 
 
+def test_an_idle_program_ends_without_another_starting(setup) -> None:  # type: ignore[no-untyped-def]
+    """Tracing review 2026-12-05 F3: idle spans ended only when another program started (the
+    gateway now calls expire() on a timer, with the planner's program_idle_ttl_s)."""
+    programs, exporter, clock, _ = setup
+    programs.start("a", "t")
+    clock.now = 9
+    programs.expire()
+    assert not exporter.get_finished_spans()
+    clock.now = 10
+    programs.expire()
+    (done,) = exporter.get_finished_spans()
+    assert done.attributes[genai.PROGRAM_END] == "expired" and len(programs) == 0
+
+
 def test_use_keeps_a_program_alive(setup) -> None:  # type: ignore[no-untyped-def]
     programs, exporter, clock, _ = setup
     programs.start("a", "t")
