@@ -4,6 +4,7 @@ what it tells a client about retrying (Retry-After, x-should-retry)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable
 
@@ -20,6 +21,8 @@ log = structlog.get_logger(__name__)
 # the request's name for its output limit, where not max_tokens (a request key a handler
 # sets): an error about it names the field the client sent
 MAX_TOKENS_SENT_AS = "ostinato.max_tokens_sent_as"
+
+CLIENT_CLOSED = 499  # the status a request its client left is counted under (no response)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -73,6 +76,10 @@ def errors_middleware(metrics: GatewayMetrics) -> Callable[..., Awaitable[web.St
             request.match_info.route.resource is not None) else "unmatched"
         try:
             response = await handler(request)
+        except asyncio.CancelledError:  # the client went away (or a stop cut the request):
+            # counted as nginx's 499 "client closed request" (tracing review 2026-12-05 F10)
+            metrics.http_response(route, CLIENT_CLOSED)
+            raise
         except GatewayError as exc:
             if exc.param == "max_tokens":  # the call path's name for the output limit
                 exc.param = request.get(MAX_TOKENS_SENT_AS, exc.param)

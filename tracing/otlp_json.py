@@ -15,6 +15,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext
 
 _ID_KEYS = ("traceId", "spanId", "parentSpanId")
 
@@ -53,15 +54,26 @@ def _attrs(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     return [{"key": k, "value": _value(v)} for k, v in (attributes or {}).items()]
 
 
+# OTLP's SpanFlags: the is-remote bit below is known / the parent (or link) is remote
+_HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
+
+
+def _flags(parent: SpanContext | None) -> int:
+    """A span's (of its parent) or a link's flags, as the OTLP encoder writes them."""
+    return _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
+
+
 def _span(span: ReadableSpan) -> dict[str, Any]:
     ctx = span.context
     out: dict[str, Any] = {
         "traceId": format(ctx.trace_id, "032x"), "spanId": format(ctx.span_id, "016x"),
-        "name": span.name, "kind": span.kind.value + 1,
+        "name": span.name, "kind": span.kind.value + 1, "flags": _flags(span.parent),
         "startTimeUnixNano": str(span.start_time or 0), "endTimeUnixNano": str(span.end_time or 0),
         "attributes": _attrs(span.attributes),
         "status": {"code": span.status.status_code.value},
     }
+    if ctx.trace_state:
+        out["traceState"] = ctx.trace_state.to_header()
     if span.parent is not None:
         out["parentSpanId"] = format(span.parent.span_id, "016x")
     if span.status.description:
@@ -72,7 +84,8 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
     if span.links:
         out["links"] = [{"traceId": format(ln.context.trace_id, "032x"),
                          "spanId": format(ln.context.span_id, "016x"),
-                         "attributes": _attrs(ln.attributes)} for ln in span.links]
+                         "attributes": _attrs(ln.attributes), "flags": _flags(ln.context)}
+                        for ln in span.links]  # (no traceState: the encoder writes none)
     return out
 
 

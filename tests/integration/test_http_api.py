@@ -259,6 +259,12 @@ def test_a_client_gone_before_an_unstreamed_answer_cancels_the_engine_request(
     while _running(mesh) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _running(mesh) == 0
+    # counted, as nginx's 499 (tracing review 2026-12-05 F10: it was not counted at all)
+    url = f"http://{mesh.endpoints.metrics['gateway']}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        closed = value(parse(resp.read().decode()), "ostinato_http_responses_total",
+                       route=path, status="499")
+    assert closed >= 1
 
 
 def test_metrics_are_exposed_for_prometheus_on_the_metrics_port_only(

@@ -125,9 +125,19 @@ def test_processes_appending_to_one_file_never_mix_lines(tmp_path: Path) -> None
 
 
 def test_direct_otlp_json_equals_protobufs_json_mapping() -> None:
+    from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+    from opentelemetry.trace import (
+        Link,
+        NonRecordingSpan,
+        SpanContext,
+        SpanKind,
+        Status,
+        StatusCode,
+        TraceFlags,
+        TraceState,
+    )
 
     from tracing.otlp_json import to_otlp_json
 
@@ -142,10 +152,24 @@ def test_direct_otlp_json_equals_protobufs_json_mapping() -> None:
                 "lf": [0.5], "lb": [True]}) as child:
             child.add_event("first", {"n": 1})
             child.set_status(Status(StatusCode.ERROR, "broke"))
+    remote = SpanContext(0x1234, 0x5678, True, TraceFlags(1), TraceState([("vendor", "v1")]))
+    with tracer.start_as_current_span(  # under a caller's span: its trace state, remote flags
+            "served", context=trace.set_span_in_context(NonRecordingSpan(remote)),
+            links=[Link(remote)]):
+        pass
     spans = exporter.get_finished_spans()
     direct = list(spans_of_request(to_otlp_json(spans)))
     assert direct == list(spans_of_request(request_json(encode_spans(spans))))
-    assert {s.name: s.kind for s in direct} == {"root": "SERVER", "child": "CLIENT"}
+
+    def raw(request: dict) -> list[dict]:  # (tracing review 2026-12-05 F7: these were dropped)
+        return [{k: s.get(k) for k in ("name", "flags", "traceState")} | {"links": [
+            {k: ln.get(k) for k in ("flags", "traceState")} for ln in s.get("links", [])]}
+            for rs in request["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+
+    assert raw(to_otlp_json(spans)) == raw(request_json(encode_spans(spans)))
+    assert any(s["traceState"] == "vendor=v1" for s in raw(to_otlp_json(spans)))
+    assert {s.name: s.kind for s in direct} == {"root": "SERVER", "child": "CLIENT",
+                                                "served": "INTERNAL"}
     child_record = next(s for s in direct if s.name == "child")
     assert child_record.status == "ERROR" and child_record.attributes["li"] == [1, 2]
 
