@@ -173,11 +173,18 @@ def _check_sampling(call: common_pb2.CallSpec, limits: CallLimits) -> None:
         raise InvalidCall("top_logprobs needs logprobs", "top_logprobs")
 
 
+# Control characters (C0, DEL, C1), which no id or label may hold, as the OpenAPI document
+# says: ids a client names (no '/' either) and labels (gateway/openapi.py)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+ID_PATTERN = "^[^/\\u0000-\\u001f\\u007f-\\u009f]*$"
+LABEL_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+
+
 def _printable(value: str, name: str, param: str) -> None:
     """An id or label that logs, traces and `ostinato trace` print: no control characters
     (a terminal escape in one reached the operator's terminal: tracing review 2026-12-05
     F9); raises InvalidCall."""
-    if not value.isprintable():
+    if _CONTROL.search(value):
         raise InvalidCall(f"{name} must not contain control characters", param)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from cache.modes import HIT_HEADER, REQUEST_HEADER
+from gateway.calls import ID_PATTERN, LABEL_PATTERN
 from gateway.openapi_conversations import conversation_paths, conversation_schemas
 from gateway.openapi_requests import NULL, Schema, nullable, obj, ref, request_schemas, text
 from gateway.openapi_responses import (
@@ -76,10 +77,11 @@ def _schemas(cfg: GatewayConfig) -> dict[str, Schema]:
             "program_id": nullable(text(
                 "client-chosen id (at most 128 characters, no '/', not '.' or '..', which no "
                 "URL path can carry to its end route); the gateway assigns one when it is "
-                "empty or left out", maxLength=128, pattern="^[^/]*$",
+                "empty or left out", maxLength=128, pattern=ID_PATTERN,
                 **{"not": {"enum": [".", ".."]}})),
-            "program_class": nullable(text("free-form class used to learn output lengths",
-                                           maxLength=128)),
+            "program_class": nullable(text("free-form class used to learn output lengths "
+                                           "(no control characters)", maxLength=128,
+                                           pattern=LABEL_PATTERN)),
             "deadline_s": nullable({"type": "number", "minimum": 1e-6, "maximum": 31_536_000,
                                     "description": "relative deadline from the program's "
                                                    "start, seconds (a microsecond at least)"}),
@@ -139,7 +141,7 @@ _HIT = {HIT_HEADER: {"description": "whether the answer came from a cache",
                      "schema": {"enum": ["miss", "exact", "semantic"]}}}
 _CALL_PARAMS = [
     {"name": "X-Ostinato-Program", "in": "header", "required": False,
-     "schema": text(maxLength=128, pattern="^[^/]*$"),
+     "schema": text(maxLength=128, pattern=ID_PATTERN),
      "description": "the program the call runs in; without it, the program whose "
                     "conversation it continues, else a new program (which expires when idle)"},
     {"name": REQUEST_HEADER, "in": "header", "required": False,
@@ -277,7 +279,7 @@ def _paths() -> dict[str, Any]:
             "description": "Ends a program and returns its summary; ending it again returns "
                            "the same summary.",
             "parameters": [{"name": "program_id", "in": "path", "required": True,
-                            "schema": text()}],
+                            "schema": text(pattern=LABEL_PATTERN)}],
             "responses": {"200": _json(ref("ProgramSummary"), "the program's summary"),
                           **_errors(400, 401, 404, 503)}}},
         "/health": {"get": {

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway.calls import LOGIT_BIAS_LIMIT, LOGIT_BIAS_MAX_ENTRIES
+from gateway.calls import ID_PATTERN, LABEL_PATTERN, LOGIT_BIAS_LIMIT, LOGIT_BIAS_MAX_ENTRIES
 from gateway.openai_fields import SERVICE_TIERS
 from gateway.openai_format import MAX_PROMPTS, NEUTRAL, UNSUPPORTED_FIELDS
 from gateway.prompts import REASONING_EFFORTS, RESERVED_TEMPLATE_KWARGS, TEMPLATE_KWARGS_MAX_CHARS
@@ -165,10 +165,12 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
             "schema": ref("JsonSchema")}, ("schema",), closed=False)},
             ("type", "json_schema"), closed=False)]}
     extension = obj({
-        "call_id": text("the call's id in its program (at most 128 characters, no '/'; not "
-                        "among its parents)", maxLength=128, pattern="^[^/]*$"),
-        "thread_id": text("its thread (parallel branch)"),
-        "parent_call_ids": {"type": "array", "items": text(minLength=1), "description": (
+        "call_id": text("the call's id in its program (at most 128 characters, no '/' and no "
+                        "control characters; not among its parents)", maxLength=128,
+                        pattern=ID_PATTERN),
+        "thread_id": text("its thread (parallel branch)", maxLength=128, pattern=LABEL_PATTERN),
+        "parent_call_ids": {"type": "array", "items": text(minLength=1, pattern=LABEL_PATTERN),
+                            "description": (
             "calls of the same program it depends on (with X-Ostinato-Program)")},
         "expected_output_tokens": nullable({"type": "integer", "description": (
             "a hint for the planner (taken within 0 to 2^32 - 1)")}),
