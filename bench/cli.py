@@ -91,7 +91,7 @@ def add_parser(sub: Any) -> None:
     cache = kinds.add_parser("cache", help="semantic-cache lookup latency (real Redis, real "
                                            "embedding model, either semantic index)")
     cache.add_argument("--index", choices=["local", "redis", "both"], default="both",
-                       help="local: in-process usearch; redis: Redis 8 vector sets "
+                       help="local: in-process exact search; redis: Redis 8 vector sets "
                             "(make redis8)")
     cache.add_argument("--entries", type=int, default=10_000)
     cache.add_argument("--lookups", type=int, default=400)

@@ -4,8 +4,11 @@
 vector sets when the server has them, else the in-process index: cache/semantic_index.py):
 the tenant's candidates under the same context digest, above the threshold, confirmed in
 Redis (the source of truth: an expired entry is a miss and leaves the index), then
-checked by the near-miss guard. `store` writes both. Entries have a fixed TTL (a hit does not extend
-it) and each tenant's semantic entries are bounded in number (oldest evicted first).
+checked by the near-miss guard. A final turn longer than the embedder reads (MiniLM: 256
+word pieces; it cuts the rest) gets no semantic lookup or entry: a document followed by two
+different questions would embed alike. `store` writes both. Entries have a fixed TTL (a
+hit does not extend it) and each tenant's semantic entries are bounded in number (oldest
+evicted first).
 
 Every Redis operation is bounded (cache/redis_client.py `operation_bound` of `timeout_s`,
 the client's socket timeout); on failure the cache answers "miss",
@@ -20,6 +23,7 @@ import contextlib
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +88,9 @@ class AnswerCache:
     def __init__(self, client: AsyncClient, embedder: BatchingEmbedder | None, *,
                  ttl_s: float = 3600.0, max_entries_per_tenant: int = 10_000,
                  timeout_s: float = 0.25, metrics: CacheMetrics | None = None,
-                 candidates: int = 8, semantic_index: str = "auto") -> None:
+                 candidates: int = 8, semantic_index: str = "auto",
+                 sweep_every_s: float = 60.0,
+                 clock: Callable[[], float] = time.time) -> None:
         if semantic_index not in INDEX_CHOICES:
             raise ValueError(f"semantic_index must be one of {INDEX_CHOICES}, got {semantic_index!r}")
         self._redis = client
@@ -94,6 +100,8 @@ class AnswerCache:
         self._timeout = timeout_s
         self._k = candidates
         self._choice = semantic_index
+        self._sweep_every_s = sweep_every_s
+        self._clock = clock  # wall-clock seconds: entry ages in the index zset
         self._decided = semantic_index != "auto"
         self.metrics = metrics or CacheMetrics()
         self._r = Bounded(operation_bound(timeout_s), self.metrics, outage_of(client))
@@ -131,11 +139,15 @@ class AnswerCache:
     async def run_sync(self) -> None:
         """The index's background work for as long as the gateway runs; rides out Redis
         outages. With Redis down at start, `auto` decides once it can ask the server."""
+        swept = time.monotonic()
         while True:
             try:
                 if not self._decided:
                     await self._decide_late()
                 await self.index.upkeep()
+                if time.monotonic() - swept >= self._sweep_every_s:
+                    await self.sweep()
+                    swept = time.monotonic()
                 self.metrics.index_entries = len(self.index)
             except RedisDown:
                 await asyncio.sleep(1.0)
@@ -148,6 +160,28 @@ class AnswerCache:
         if found:
             self.index = VectorSetIndex(self._redis, self._r, self._ttl_ms)
             await self._start_index()
+
+    async def sweep(self) -> None:
+        """Removes the semantic entries that expired while their tenant stored nothing new
+        (a store trims its own tenant's): from Redis, the stream and the index. A tenant
+        with none left (all expired, or the tenant revoked) leaves the set of tenants and
+        the in-process index. A store racing the check only loses its in-process copy on
+        this replica until the next rebuild: a missed hit, never a wrong one."""
+        cutoff = self._clock() - self._ttl_ms / 1000
+        for raw in await self._r(self._redis.smembers(keys.semantic_tenants())):
+            tenant = text(raw)
+            index_key = keys.semantic_index(tenant)
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.zrangebyscore(index_key, "-inf", cutoff)
+            pipe.zcard(index_key)
+            expired_raw, held = await self._r(pipe.execute(), index_key)
+            expired = [text(r) for r in expired_raw]
+            if expired:
+                await self._remove(tenant, expired)
+            if int(held) <= len(expired):
+                await self._r(self._redis.srem(keys.semantic_tenants(), tenant))
+                self.index.forget(tenant)
+        self.metrics.index_entries = len(self.index)
 
     async def entries_of(self, tenant: str) -> int:
         """`tenant`'s entries in the semantic index (0 while Redis is out of reach)."""
@@ -181,6 +215,10 @@ class AnswerCache:
             self.metrics.count("miss", tenant=tenant)
             return None
         vector = await self._embedder.embed(semantic.text)
+        if vector is None:  # longer than the embedder reads: exact only
+            self.metrics.count("semantic_skipped:too_long", tenant=tenant)
+            self.metrics.count("miss", tenant=tenant)
+            return None
         near = [c for c in await self.index.nearest(tenant, semantic.context, vector, self._k)
                 if c.similarity >= threshold]
         if near:  # the candidates' entries in one round trip, most similar first
@@ -219,16 +257,19 @@ class AnswerCache:
 
     async def _store_semantic(self, tenant: str, semantic: SemanticKey, answer: Answer) -> None:
         vector = await self._embedder.embed(semantic.text)  # type: ignore[union-attr]
+        if vector is None:  # the lookup counted it
+            return
         entry_id = vector_sets.entry_id(semantic.context, uuid.uuid4().hex)
         entry = keys.semantic_entry(tenant, entry_id)
         index_key = keys.semantic_index(tenant)
-        now = time.time()
+        now = self._clock()
         pipe = self._redis.pipeline(transaction=False)
         pipe.hset(entry, mapping={"vec": np.asarray(vector, dtype=np.float32).tobytes(),
                                   "context": semantic.context, "text": semantic.text,
                                   "answer": answer.to_json()})
         pipe.pexpire(entry, self._ttl_ms)
         pipe.zadd(index_key, {entry_id: now})
+        pipe.pexpire(index_key, self._ttl_ms)  # gone with its newest entry
         pipe.sadd(keys.semantic_tenants(), tenant)
         pipe.xadd(keys.semantic_stream(), {"op": "add", "tenant": tenant, "id": entry_id},
                   maxlen=100_000, approximate=True)

@@ -143,8 +143,9 @@ _STOPWORDS = _SKIP | {
 _COURTESY = {"kindly", "pls", "plz", "thank", "hey", "hi", "hello", "possibly"}
 # - function words that are not stopwords (the direction check needs "to"): "Explain
 #   recursion to / for a beginner", "a query that selects / to select", "in CSS" / "using
-#   CSS", "How many days are in / does a leap year have?".
-_LIGHT = {"to", "using", "via", "have", "has", "had", "there"}
+#   CSS", "How many days are in / does a leap year have?", "Tell me about the history of
+#   jazz" / "Describe the history of jazz".
+_LIGHT = {"to", "using", "via", "about", "regarding", "have", "has", "had", "there"}
 # - a verb that opens the request and only frames it: "Explain how a refrigerator works" asks
 #   what "How does a refrigerator work?" asks; "Calculate 15 percent of 80." / "What is 15
 #   percent of 80?"; "Open report.txt and count the lines." / "Count the lines in report.txt.".

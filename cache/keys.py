@@ -10,15 +10,20 @@ Tenant-scoped keys carry the tenant inside the hash tag.
     ost:recovery:open                 zset   programs not yet ended (planner recovery)
     ost:planner:learned               string JSON per-class output lengths and program sizes
 
-Answer caches (cache/answers.py). The tenant is inside the hash tag: a tenant's
-entries live in one slot, and no key of one tenant can be built from another's request.
+Answer caches (cache/answers.py). The tenant's namespace (its name and generation,
+'acme#5f..': ostinato/program_ids.py) is inside the hash tag: a tenant's entries live in
+one slot, no key of one tenant can be built from another's request, and a tenant revoked
+and created again under the same name reaches none of the old one's answers (not even one
+stored after the revoke by a call still running then).
 
-    ost:{t:<tenant>}:exact:<sha256>   string JSON answer, fixed TTL
-    ost:{t:<tenant>}:sem:<entry_id>   hash   vec (float32 bytes), context, text, answer; fixed TTL
-    ost:{t:<tenant>}:sem:index        zset   entry ids by insertion time (size bound, eviction)
-    ost:{t:<tenant>}:sem:vs:<ctx32>   vset   Redis 8 vector set of the entries under one context
+    ost:{t:<ns>}:exact:<sha256>       string JSON answer, fixed TTL
+    ost:{t:<ns>}:sem:<entry_id>       hash   vec (float32 bytes), context, text, answer; fixed TTL
+    ost:{t:<ns>}:sem:index            zset   entry ids by insertion time (size bound, eviction,
+                                             expiry sweep); TTL renewed on add
+    ost:{t:<ns>}:sem:vs:<ctx32>       vset   Redis 8 vector set of the entries under one context
                                              (cache/server_index.py), TTL renewed on add
-    ost:sem:tenants                   set    tenants with semantic entries (index rebuild)
+    ost:sem:tenants                   set    namespaces with semantic entries (index rebuild,
+                                             expiry sweep)
     ost:sem:stream                    stream add/del of semantic entries (replica index sync)
 
 KV-reference index (cache/kv_index.py). Hashes are salted with the tenant (or the shared
@@ -117,9 +122,11 @@ def semantic_vector_set(tenant: str, context_tag: str) -> str:
 
 def tenant_data_pattern(tenant: str) -> str:
     """A SCAN pattern for every key of the tenant's own data (caches, conversations, quota
-    buckets): one hash tag, one Redis Cluster slot. Tenant names have no glob characters
-    (cache/tenant_directory.py check_tenant)."""
-    return f"{PREFIX}:{{t:{tenant}}}:*"
+    buckets), of every generation: the answer caches are keyed by the tenant's namespace
+    ('acme#5f..', ostinato/program_ids.py), the rest by its name ('acme'), so the hash tag
+    is `t:acme` or `t:acme#<generation>` (a slot each). Tenant names have no glob
+    characters (cache/tenant_directory.py check_tenant), nor '#'."""
+    return f"{PREFIX}:{{t:{tenant}[}}#]*"
 
 
 def semantic_tenants() -> str:

@@ -1,4 +1,4 @@
-"""The semantic cache's in-process index (usearch), kept in step with Redis.
+"""The semantic cache's in-process index (cache/context_vectors.py), kept in step with Redis.
 
 At start it is rebuilt from the entries in Redis; then it tails the semantic stream, on
 which every replica records the entries it adds and removes (its own included), so all
@@ -13,8 +13,8 @@ import numpy as np
 import structlog
 
 from cache import keys
-from cache.ann import TenantIndexes
 from cache.bounded import Bounded, RedisDown
+from cache.context_vectors import TenantVectors
 from cache.redis_client import AsyncClient, text
 from cache.semantic_index import Neighbour
 
@@ -27,7 +27,7 @@ class LocalIndex:
     def __init__(self, client: AsyncClient, bounded: Bounded, dimensions: int) -> None:
         self._redis = client
         self._r = bounded
-        self._index = TenantIndexes(dimensions)
+        self._index = TenantVectors(dimensions)
         self._stream_id = "0-0"
 
     def __len__(self) -> int:
@@ -88,6 +88,9 @@ class LocalIndex:
 
     def removed(self, tenant: str, entry_id: str) -> None:
         self._index.remove(tenant, entry_id)
+
+    def forget(self, tenant: str) -> None:
+        self._index.drop(tenant)
 
     async def nearest(self, tenant: str, context: str, vector: np.ndarray,
                       k: int) -> list[Neighbour]:

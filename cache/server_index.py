@@ -74,6 +74,9 @@ class VectorSetIndex:
     def removed(self, tenant: str, entry_id: str) -> None:
         self._size = max(0, self._size - 1)
 
+    def forget(self, tenant: str) -> None:
+        pass  # nothing held in process; the size is counted again at the next upkeep
+
     async def nearest(self, tenant: str, context: str, vector: np.ndarray,
                       k: int) -> list[Neighbour]:
         key = keys.semantic_vector_set(tenant, context_tag(context))

@@ -146,7 +146,7 @@ class TenantDirectory:
         async for key in self._redis.scan_iter(match=tenant_data_pattern(tenant), count=1000):
             batch.append(key)
             if len(batch) >= 500:
-                await self._redis.unlink(*batch)  # (one slot: one call on a cluster too)
+                await self._redis.unlink(*batch)  # (a cluster client splits it by slot)
                 batch = []
         if batch:
             await self._redis.unlink(*batch)

@@ -25,7 +25,7 @@ from gateway.calls import CallLimits, InvalidCall, check_program_id, check_progr
 from gateway.context_window import CONTEXT_LENGTH_EXCEEDED
 from gateway.execution import CallExecutor
 from ostinato.config import GatewayConfig
-from ostinato.program_ids import client_id, inner_id
+from ostinato.program_ids import client_id, inner_id, namespace
 from ostinato.retry import with_retry
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 
@@ -149,6 +149,11 @@ class GatewayCore:
                                "program_id")
         log.info("program started", program_id=resp.program_id, tenant=tenant)  # type: ignore[attr-defined]
         return client_id(resp.program_id)  # type: ignore[attr-defined]
+
+    def namespace(self, tenant: str) -> str:
+        """The tenant's name and generation: what its programs and cached answers are
+        named under (ostinato/program_ids.py)."""
+        return namespace(tenant, self._auth.generation_of(tenant))
 
     def program(self, tenant: str, program_id: str) -> str:
         """The mesh's id of `tenant`'s program `program_id` (the client's id, checked):

@@ -29,6 +29,7 @@ from gateway.quota_meter import QuotaMeter
 from gateway.tool_output import tool_calls
 from gateway.worker_channels import WorkerChannels
 from ostinato.gateway_config import GatewayConfig
+from ostinato.program_ids import namespace_of
 from ostinato.retry import with_retry
 from ostinato.tokenizers import ChatRenderer, load_renderer, load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
@@ -130,11 +131,14 @@ class CallExecutor:
     ) -> AsyncIterator[CallItem]:
         """The call answered from the cache, or run through the mesh (`metered`: its
         admission was taken from the tenant's quotas, `reserved` completion tokens with it)."""
-        exact = exact_digest(tenant, call) if (
+        # the caches are keyed by the tenant's namespace (its name and generation): a tenant
+        # created again under a revoked one's name reaches none of its answers
+        space = namespace_of(program_id, tenant)
+        exact = exact_digest(space, call) if (
             policy.mode is not CacheMode.OFF and deterministic(call)) else None
-        semantic = semantic_key(tenant, call) if policy.mode is CacheMode.SEMANTIC else None
+        semantic = semantic_key(space, call) if policy.mode is CacheMode.SEMANTIC else None
         if self._cache is not None and (exact or semantic):
-            hit = await self._cache.lookup(tenant, exact, semantic, policy.threshold)
+            hit = await self._cache.lookup(space, exact, semantic, policy.threshold)
             if hit is not None:
                 await self._record_cached(tenant, program_id, call, timeout_s, new_program,
                                           resend)
@@ -152,7 +156,9 @@ class CallExecutor:
                     tool_calls=tool_calls(((n, a) for _, n, a in hit.answer.tool_calls),
                                           prepared[0].call_numbers_from),
                     usage=self._with_thinking(common_pb2.Usage(
-                        prompt_tokens=hit.answer.prompt_tokens,
+                        # a semantic hit's cached request was another prompt
+                        prompt_tokens=(hit.answer.prompt_tokens if hit.kind == "exact"
+                                       else len(prepared[0].ids)),
                         completion_tokens=hit.answer.completion_tokens), hit.answer.reasoning),
                     cache_hit=_HIT[hit.kind],
                     timings=common_pb2.CallTimings(total_s=time.monotonic() - start),
@@ -191,7 +197,7 @@ class CallExecutor:
             if (isinstance(item, common_pb2.CallResult) and self._cache is not None
                     and (exact or semantic)
                     and item.finish_reason in ("stop", "length", "tool_calls")):
-                await self._cache.store(tenant, exact, semantic, Answer(
+                await self._cache.store(namespace_of(program_id, tenant), exact, semantic, Answer(
                     item.text, item.finish_reason, item.usage.prompt_tokens,
                     item.usage.completion_tokens,
                     tuple((c.id, c.name, c.arguments) for c in item.tool_calls),

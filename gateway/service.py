@@ -75,12 +75,15 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             cache = self._core.cache
             if cache is None:
                 return gateway_pb2.CacheStatsResponse(enabled=False)
-            m = cache.metrics  # the caller's own events and entries: no other tenant's
+            # the caller's own events and entries, no other tenant's, nor those of a revoked
+            # tenant of the same name (another generation)
+            space = self._core.namespace(tenant)
+            m = cache.metrics
             return gateway_pb2.CacheStatsResponse(
-                enabled=True, redis_up=m.redis_up, counts=m.tenant_counts(tenant),
-                index_entries=await cache.entries_of(tenant),
-                lookup_ms_p50=m.percentile_ms(0.5, tenant),
-                lookup_ms_p99=m.percentile_ms(0.99, tenant),
+                enabled=True, redis_up=m.redis_up, counts=m.tenant_counts(space),
+                index_entries=await cache.entries_of(space),
+                lookup_ms_p50=m.percentile_ms(0.5, space),
+                lookup_ms_p99=m.percentile_ms(0.99, space),
                 server_vector_search=cache.vector_search)
         return await _unary(context, work)
 

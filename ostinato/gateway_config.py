@@ -56,7 +56,7 @@ class GatewayConfig:
     semantic_cache: bool = True  # load the embedding model at start (about 6 s on a CPU)
     cache_ttl_s: float = 3600.0  # answer-cache entries expire after this
     cache_max_entries_per_tenant: int = 10_000  # answer-cache entries kept per tenant (oldest evicted)
-    # auto: Redis 8 vector sets when the server has them, else the in-process usearch index
+    # auto: Redis 8 vector sets when the server has them, else the in-process index
     # kept in sync through a Redis Stream; local / redis force one (cache/semantic_index.py).
     semantic_index: str = "auto"
     # The served model's tokenizer, for the KV-reference index's token-block hashes: the

@@ -108,6 +108,44 @@ async def test_near_miss_above_the_threshold_is_rejected_and_counted(make_cache)
     assert counts["near_miss_rejected"] == 1 and counts["near_miss:entities swapped"] == 1
 
 
+DOCUMENT = ("The quarterly report covers revenue, costs, hiring, supply chain risks and the "
+            "outlook for the next two quarters in detail. ") * 12  # ~300 word pieces
+
+
+async def test_a_final_turn_past_the_embedders_window_gets_no_semantic_hit(make_cache) -> None:  # type: ignore[no-untyped-def]
+    # the review's F1: MiniLM reads 256 word pieces and cuts the rest, so a document followed
+    # by two different questions embedded alike (cosine 1.0) and one got the other's answer
+    cache = await make_cache()
+    a = tenant()
+    short = chat("What is the main argument of this report?")
+    await cache.store(a, None, semantic_key(a, short), ANSWER)  # positive control
+    assert await cache.lookup(a, None, semantic_key(
+        a, chat("What's the main argument of this report?")), 0.8)
+    first = chat(DOCUMENT + "What is the main argument of this report?")
+    await cache.store(a, exact_digest(a, first), semantic_key(a, first), ANSWER)
+    other = chat(DOCUMENT + "Write a haiku about this report.")
+    assert await cache.lookup(a, exact_digest(a, other), semantic_key(a, other), 0.8) is None
+    assert cache.metrics.counts["semantic_skipped:too_long"] == 1
+    hit = await cache.lookup(a, exact_digest(a, first), semantic_key(a, first), 0.8)
+    assert hit is not None and hit.kind == "exact"  # the exact cache still serves it
+    assert await cache.entries_of(a) == 1  # the long turn was not stored semantically
+
+
+async def test_one_question_under_many_contexts_finds_its_own_contexts_entry(make_cache) -> None:  # type: ignore[no-untyped-def]
+    # the review's F2: per-customer bots (a system prompt each) asked the same question; the
+    # in-process index searched the tenant's 8 nearest over every context, then kept those
+    # of the request's context: its own entry was crowded out
+    cache = await make_cache()
+    a = tenant()
+    question = "Give me a recipe for vegan lasagna."
+    bots = [f"You are the assistant of customer {i}." for i in range(24)]
+    for bot in bots:
+        await cache.store(a, None, semantic_key(a, chat(question, system=bot)), ANSWER)
+    hits = [await cache.lookup(a, None, semantic_key(a, chat(question, system=bot)), 0.8)
+            for bot in bots]
+    assert sum(h is not None for h in hits) == len(bots)
+
+
 async def test_ttl_is_fixed_and_hits_do_not_extend_it(make_cache) -> None:  # type: ignore[no-untyped-def]
     # a TTL long enough that a busy machine cannot outrun it between the store and the checks
     cache = await make_cache(ttl_s=600.0)
@@ -131,6 +169,29 @@ async def test_ttl_is_fixed_and_hits_do_not_extend_it(make_cache) -> None:  # ty
         assert time.monotonic() < deadline, "the entries never expired"
         await asyncio.sleep(0.1)
     assert await cache.index.count(a) == 0  # the expired entry left the index too
+
+
+async def test_the_sweep_removes_entries_that_expired_while_their_tenant_wrote_nothing(
+        make_cache) -> None:  # type: ignore[no-untyped-def]
+    # the review's F5: an expired entry left the index only when its tenant stored again
+    now = [time.time()]
+    cache = await make_cache(ttl_s=60.0, clock=lambda: now[0])
+    idle, busy = tenant(), tenant()
+    for text in ("Who wrote Hamlet?", "What is the speed of light?"):
+        await cache.store(idle, None, semantic_key(idle, chat(text)), ANSWER)
+    index_key = keys.semantic_index(idle)
+    assert 0 < await cache._redis.pttl(index_key) <= 60_000  # gone with its newest entry
+    now[0] += 30
+    await cache.store(busy, None, semantic_key(busy, chat("Who wrote Hamlet?")), ANSWER)
+    await cache.sweep()
+    assert (await cache.entries_of(idle), await cache.entries_of(busy)) == (2, 1)  # control
+    now[0] += 31  # idle's entries are 61 s old, busy's 31 s
+    await cache.sweep()
+    assert (await cache.entries_of(idle), await cache.entries_of(busy)) == (0, 1)
+    assert not await cache._redis.exists(index_key)
+    members = {m.decode() for m in await cache._redis.smembers(keys.semantic_tenants())}
+    assert idle not in members and busy in members
+    assert await cache.lookup(busy, None, semantic_key(busy, chat("Who wrote Hamlet?")), 0.8)
 
 
 async def test_size_bound_evicts_the_oldest(make_cache) -> None:  # type: ignore[no-untyped-def]

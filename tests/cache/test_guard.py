@@ -97,6 +97,8 @@ def test_near_miss(request_text: str, cached: str, reason: str | None) -> None:
      "How do I center a div vertically in CSS?"),
     ("How many days are in a leap year?", "How many days does a leap year have?",
      "How many working days are in a leap year?"),
+    ("Describe the history of jazz music.", "Tell me about the history of jazz music.",
+     "Describe the early history of jazz music."),
     ("What is the capital of France?", "What's the capital city of France?",
      "What is the former capital of France?"),
     ("How do I install Python on Windows?", "How do I install Python on a Windows machine?",

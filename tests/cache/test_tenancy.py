@@ -13,6 +13,7 @@ from cache import keys
 from cache.redis_server import free_port
 from cache.tenancy import Tenancy, TenantLimits, chatml_system_prefix, key_digest
 from cache.tenant_directory import InvalidTenancy, TenancyView, TenantDirectory
+from ostinato.program_ids import namespace
 from tests.redis_cluster import RedisTarget
 
 
@@ -153,13 +154,18 @@ async def test_a_revoked_tenants_data_goes_with_it(directory: TenantDirectory,
     await directory.create_tenant(other, TenantLimits())
     client = redis_target.client()
     try:
-        mine = [keys.exact_entry(tenant, "d1"), keys.semantic_index(tenant)]
-        theirs = keys.exact_entry(other, "d1")
-        for key in [*mine, theirs]:
+        # the answer caches are keyed by the namespace (name and generation; two
+        # generations: one of them written late, by a call of an earlier incarnation), the
+        # rest by the name
+        mine = [keys.exact_entry(namespace(tenant, "5f1e"), "d1"),
+                keys.semantic_index(namespace(tenant, "77ab")), keys.quota_calls(tenant)]
+        theirs = [keys.exact_entry(other, "d1"), keys.exact_entry(tenant + "x", "d1"),
+                  keys.exact_entry(namespace(tenant + "x", "5f1e"), "d1")]
+        for key in [*mine, *theirs]:
             await client.set(key, "answer")
         await directory.revoke_tenant(tenant)
-        assert [await client.exists(k) for k in mine] == [0, 0]
-        assert await client.exists(theirs) == 1  # another tenant's data stays
+        assert [await client.exists(k) for k in mine] == [0, 0, 0]
+        assert [await client.exists(k) for k in theirs] == [1, 1, 1]  # others' data stays
     finally:
         await client.aclose()
 

@@ -113,6 +113,19 @@ def test_semantic_cache_paraphrase_hits_near_miss_and_other_tenant_do_not(cache_
     assert theirs.lookup_ms_p50 > 0 and s.lookup_ms_p50 > 0  # each its own lookups
 
 
+def test_a_semantic_hit_reports_its_own_prompts_tokens(cache_mesh: Mesh) -> None:
+    # the review's F7: a semantic hit reported the cached request's prompt_tokens
+    stored = ask(cache_mesh, "key-acme", "What's the capital of Italy?", cache="semantic")
+    longer = "What is the capital of Italy, please?"
+    hit = ask(cache_mesh, "key-acme", longer, cache="semantic")
+    assert hit.cache_hit == "semantic" and hit.text == stored.text
+    fresh = ask(cache_mesh, "key-acme", longer, cache="off")
+    assert fresh.cache_hit == "miss" and fresh.usage.prompt_tokens > stored.usage.prompt_tokens
+    assert hit.usage.prompt_tokens == fresh.usage.prompt_tokens
+    again = ask(cache_mesh, "key-acme", "What's the capital of Italy?", cache="exact")
+    assert again.cache_hit == "exact" and again.usage.prompt_tokens == stored.usage.prompt_tokens
+
+
 def test_a_cached_call_can_be_a_parent(cache_mesh: Mesh) -> None:
     ask(cache_mesh, "key-acme", "List two prime numbers.")
     with ostinato.Client(cache_mesh.endpoints.gateway, api_key="key-acme") as client, \

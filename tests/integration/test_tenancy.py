@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -211,3 +212,47 @@ def test_a_tenant_created_again_starts_with_none_of_the_old_ones_open_programs(m
     with pytest.raises(ostinato.RateLimited, match="limit"):
         start(new_key, "p-second")  # a second one: its own limit still holds
     tenants(mesh, "revoke", "vandelay")
+
+
+def test_an_answer_stored_after_its_tenant_was_revoked_is_not_served_to_a_new_one(mesh: Mesh) -> None:
+    """Cache review 2026-12-05 F3: a call still running when its tenant was revoked stored
+    its answer after the revoke's sweep, under the tenant's name; a tenant created again
+    under that name (another customer) was served it from the exact cache, and shown the
+    old one's cache statistics (F6). The caches are keyed by the tenant's namespace now,
+    its generation with it."""
+    from ostinato.sdk_types import call_spec
+    from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+
+    def key_of(created: subprocess.CompletedProcess[str]) -> str:
+        assert created.returncode == 0, created.stderr
+        return created.stdout.strip().splitlines()[-1]
+
+    long_call = gateway_pb2.CallRequest(call=call_spec(
+        messages=[{"role": "user", "content": "Tell me the whole story of the company."}],
+        max_tokens=400, temperature=0.0, ignore_eos=True))
+    old_key = key_of(tenants(mesh, "create", "kramerica"))
+    eventually(lambda: call_as(mesh, old_key))
+    with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        running = stub.Call(long_call, metadata=(("authorization", f"Bearer {old_key}"),),
+                            timeout=60)
+        next(running)  # admitted and running
+        assert tenants(mesh, "revoke", "kramerica").returncode == 0
+        new_key = key_of(tenants(mesh, "create", "kramerica"))
+        eventually(lambda: call_as(mesh, new_key))
+        with contextlib.suppress(grpc.RpcError):  # its end is not the point here
+            for _ in running:
+                pass
+        def ask_new() -> gateway_pb2.CallChunk:
+            return list(stub.Call(long_call, timeout=60,
+                                  metadata=(("authorization", f"Bearer {new_key}"),)))[-1]
+
+        # (review F6) nor is it shown the old tenant's cache statistics
+        fresh = stub.CacheStats(gateway_pb2.CacheStatsRequest(), timeout=10,
+                                metadata=(("authorization", f"Bearer {new_key}"),))
+        assert dict(fresh.counts) == {} and fresh.index_entries == 0
+        first, second = ask_new(), ask_new()
+    assert first.result.finish_reason == "length"
+    assert first.result.cache_hit == common_pb2.CACHE_HIT_MISS
+    assert second.result.cache_hit == common_pb2.CACHE_HIT_EXACT  # positive control
+    tenants(mesh, "revoke", "kramerica")
