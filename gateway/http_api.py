@@ -110,7 +110,8 @@ class OpenAiApi:
     def app(self) -> web.Application:
         # Room for the largest prompt the gateway accepts (4 bytes a character, JSON escapes).
         app = web.Application(client_max_size=self._core.config.max_prompt_chars * 6 + 1_000_000,
-                              middlewares=[tracing_middleware(), errors_middleware(self._metrics),
+                              middlewares=[tracing_middleware(span_prefix="/v1/"),
+                                           errors_middleware(self._metrics),
                                            self.draining.middleware])
         app[DRAINING] = self.draining
         app.add_routes([

@@ -1,4 +1,5 @@
-"""The gateway's spans: one per program, one per call, one per answer-cache lookup.
+"""The gateway's spans: one per program a client starts, one per call, one per answer-cache
+lookup (an OpenAI-API conversation has none of its own: tracing/program_spans.py).
 
 Subclasses of the call path's classes that open spans around what they inherit, so the
 gRPC service and the HTTP API (which share GatewayCore) trace the same way and the call
@@ -20,12 +21,12 @@ from opentelemetry.trace import Status, StatusCode
 from cache.answers import AnswerCache, Hit
 from cache.conversations import Continuation
 from cache.fingerprint import SemanticKey
-from gateway.call_items import CallItem, Granted
+from gateway.call_items import CallItem
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.metrics import CANCELLED, GatewayMetrics
 from ostinato.v1 import common_pb2
 from tracing import genai
-from tracing.program_spans import ProgramSpans
+from tracing.program_spans import ConversationTurns, ProgramSpans
 
 _tracer = trace.get_tracer("ostinato.gateway")
 
@@ -104,6 +105,7 @@ class TracedGatewayCore(GatewayCore):
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.programs = ProgramSpans(_tracer, time.monotonic, program_idle_s)
+        self.turns = ConversationTurns()
         self.metrics = metrics if metrics is not None else GatewayMetrics(self.config.model)
         self._record_content = record_content
 
@@ -135,25 +137,35 @@ class TracedGatewayCore(GatewayCore):
         except GatewayError as exc:  # refused before it could run (invalid, unknown model ...)
             operation = genai.CHAT if call.messages else genai.TEXT_COMPLETION
             self.metrics.call_failed(tenant, operation, exc.code.name, time.monotonic() - start)
+            # a span of its own, so the caller finds the refusal in its trace (tracing
+            # review 2026-12-05 F4); no program: none was found or started
+            attrs = call_attributes(call, self.config.model, tenant, "", False)
+            del attrs[genai.CONVERSATION_ID]
+            span = _tracer.start_span(genai.span_name(operation, self.config.model),
+                                      kind=trace.SpanKind.SERVER, attributes=attrs)
+            span.set_attribute(genai.ERROR_TYPE, exc.code.name)
+            span.set_status(Status(StatusCode.ERROR, f"{exc.code.name}: {exc.message}"))
+            span.end()
             raise
-        new = placed.new_program
-        if new is not None and not new.one_call:  # an implicit program: its span starts here
-            self.programs.start(placed.program_id, tenant, new.options.program_class,
-                                otel_context.get_current())
         return placed
 
     async def run(self, tenant: str, placed: Placement, timeout_s: float
                   ) -> AsyncGenerator[CallItem, None]:
         parent, links = self.programs.call_parent(placed.program_id, otel_context.get_current())
+        previous = self.turns.previous(placed.program_id) if placed.attributed else None
+        if previous is not None:
+            links = [*links, trace.Link(previous, {genai.LINK_KIND: genai.PREVIOUS_TURN})]
         attrs = call_attributes(placed.call, self.config.model, tenant, placed.program_id,
                                 self._record_content)
         span = _tracer.start_span(genai.span_name(attrs[genai.OPERATION], self.config.model),
                                   context=parent, kind=trace.SpanKind.SERVER, attributes=attrs,
                                   links=links)
+        if placed.attributed:
+            self.turns.record(placed.program_id, span.get_span_context())
         ctx = trace.set_span_in_context(span, parent)
         items = super().run(tenant, placed, timeout_s)
         operation, start = attrs[genai.OPERATION], time.monotonic()
-        answered = granted = False
+        answered = False
         try:
             while True:
                 token = otel_context.attach(ctx)
@@ -163,9 +175,7 @@ class TracedGatewayCore(GatewayCore):
                     break
                 finally:
                     otel_context.detach(token)
-                if isinstance(item, Granted):
-                    granted = True
-                elif isinstance(item, common_pb2.CallResult):
+                if isinstance(item, common_pb2.CallResult):
                     answered = True
                     span.set_attributes(result_attributes(item, self._record_content))
                     self.metrics.call_answered(tenant, operation, item, time.monotonic() - start)
@@ -174,11 +184,6 @@ class TracedGatewayCore(GatewayCore):
             self.metrics.call_failed(tenant, operation, exc.code.name, time.monotonic() - start)
             span.set_attribute(genai.ERROR_TYPE, exc.code.name)
             span.set_status(Status(StatusCode.ERROR, f"{exc.code.name}: {exc.message}"))
-            new = placed.new_program
-            if not granted and new is not None and not new.one_call:
-                # refused before the planner took it (a quota, max_programs, the context
-                # window): the implicit program it would have begun never started
-                self.programs.end(placed.program_id, "refused")
             raise
         except BaseException as exc:  # the caller went away (cancelled, or closed it early)
             if not answered:

@@ -61,6 +61,10 @@ ENGINE_S = "ostinato.engine_s"
 TTFT_S = "ostinato.time_to_first_token_s"
 SIMULATED = "ostinato.simulated"
 FIRST_TOKEN_EVENT = "ostinato.first_token"
+# On a link: why it is there. previous_turn: from a request's call span of a conversation
+# (an OpenAI-API program found from the messages) to the call span of the turn before it
+LINK_KIND = "ostinato.link"
+PREVIOUS_TURN = "previous_turn"
 
 # Span names that are not GenAI operations
 SPAN_CACHE_LOOKUP = "ostinato.cache.lookup"

@@ -18,24 +18,40 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _tracer = trace.get_tracer("ostinato.http")
 
 
-def tracing_middleware(span_paths: Collection[str] = ()) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """`span_paths`: paths whose requests get a span named `<METHOD> <path>` (the others
-    only continue the caller's context, for spans their handler opens)."""
+def _route(request: web.Request) -> str | None:
+    """The request's route template (`/v1/responses/{response_id}`); None for no route."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else None
+
+
+def tracing_middleware(span_paths: Collection[str] = (), span_prefix: str | None = None,
+                       ) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """`span_paths`: paths whose requests get a span named `<METHOD> <path>`; `span_prefix`:
+    requests under it get one named `<METHOD> <route template>` (so a refused request, a
+    400 or 404, is in its caller's trace too); the others only continue the caller's
+    context, for spans their handler opens."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         parent = propagate.extract(request.headers)
         if "traceparent" in request.headers:
             structlog.contextvars.bind_contextvars(traceparent=request.headers["traceparent"])
-        if request.path not in span_paths:
+        route = _route(request)
+        if request.path in span_paths:
+            name = f"{request.method} {request.path}"
+        elif span_prefix is not None and request.path.startswith(span_prefix):
+            # (no route: the method alone, as the HTTP conventions name it)
+            name = f"{request.method} {route}" if route else request.method
+        else:
             token = otel_context.attach(parent)
             try:
                 return await handler(request)
             finally:
                 otel_context.detach(token)
         with _tracer.start_as_current_span(
-                f"{request.method} {request.path}", context=parent, kind=trace.SpanKind.SERVER,
-                attributes={"http.request.method": request.method, "url.path": request.path},
+                name, context=parent, kind=trace.SpanKind.SERVER,
+                attributes={"http.request.method": request.method, "url.path": request.path,
+                            **({"http.route": route} if route else {})},
                 record_exception=False, set_status_on_exception=False) as span:
             try:
                 response = await handler(request)

@@ -1,9 +1,17 @@
-"""The open program spans of one gateway: a program's span lives from its start (or first
-call) to its end, across many RPCs, so the gateway keeps it here until then.
+"""The open program spans of one gateway: a program's span lives from its start to its
+end, across many RPCs, so the gateway keeps it here until then.
 
 A program idle for `idle_s` (the planner expires it too) or open when the gateway stops
 is ended with `ostinato.program.end` saying so. Calls of a program this gateway did not
 start (another replica, or before a restart) still trace: under the caller's context.
+
+Only programs a client starts (StartProgram, RunProgram, `POST /v1/programs`) have a span.
+A conversation of the OpenAI API (a program the gateway finds from the messages) has no
+end a client says, so a span of it would stay open until it expired (30 minutes by
+default): every request's trace would lack its root until then, and a gateway that died
+would never export it (tracing review 2026-12-05 F2). Its calls are children of each
+request's own context instead, named by `gen_ai.conversation.id`, each linked to the
+call span of the turn before it (`ConversationTurns`).
 """
 
 from __future__ import annotations
@@ -98,3 +106,21 @@ class ProgramSpans:
     def end_all(self, how: str = "shutdown") -> None:
         for program_id in list(self._open):
             self.end(program_id, how)
+
+
+class ConversationTurns:
+    """The span of each conversation's latest call, for the next turn's link; the least
+    recently used are forgotten beyond `max_held`."""
+
+    def __init__(self, max_held: int = 100_000) -> None:
+        self._last: OrderedDict[str, trace.SpanContext] = OrderedDict()
+        self._max_held = max_held
+
+    def previous(self, program_id: str) -> trace.SpanContext | None:
+        return self._last.get(program_id)
+
+    def record(self, program_id: str, span: trace.SpanContext) -> None:
+        self._last[program_id] = span
+        self._last.move_to_end(program_id)
+        while len(self._last) > self._max_held:
+            self._last.popitem(last=False)

@@ -12,13 +12,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from gateway import spans as spans_module
 from gateway.call_items import CallItem, Granted, NewProgram
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.metrics import GatewayMetrics
 from gateway.spans import TracedGatewayCore, call_attributes, result_attributes
 from ostinato.v1 import common_pb2
 from tracing import genai
-from tracing.program_spans import ProgramSpans
+from tracing.program_spans import ConversationTurns, ProgramSpans
 
 
 def _call(**sampling: object) -> common_pb2.CallSpec:
@@ -63,50 +64,85 @@ def test_content_only_when_enabled() -> None:
     assert json.loads(inputs) == [{"role": "user", "parts": [{"type": "text", "content": "secret plan"}]}]
 
 
-class _Refusing(GatewayCore):
-    """The call path, refusing or failing a call after `granted` (or before any grant)."""
+class _Answering(GatewayCore):
+    """The call path, answering a call, or refusing or failing it after `granted` (or
+    before any grant) when `code` is set."""
 
-    def __init__(self, code: grpc.StatusCode, granted: bool) -> None:  # (no mesh behind it)
-        self._code, self._granted = code, granted
+    def __init__(self, code: grpc.StatusCode | None = None, granted: bool = True) -> None:
+        self._code, self._granted = code, granted  # (no mesh behind it)
 
     async def run(self, tenant: str, placed: Placement,
                   timeout_s: float) -> AsyncIterator[CallItem]:
         if self._granted:
             yield Granted("w0")
-        raise GatewayError(self._code, "no")
+        if self._code is not None:
+            raise GatewayError(self._code, "no")
+        yield common_pb2.CallResult(call_id=placed.call.call_id, text="ok", finish_reason="stop")
 
 
-class _Traced(TracedGatewayCore, _Refusing):
-    """TracedGatewayCore's spans around the refusing call path."""
+class _Traced(TracedGatewayCore, _Answering):
+    """TracedGatewayCore's spans around the call path above."""
 
 
-@pytest.mark.parametrize(("code", "granted", "one_call", "ended"), [
-    # refused before the planner took it: the implicit program never began
-    (grpc.StatusCode.RESOURCE_EXHAUSTED, False, False, "refused"),
-    (grpc.StatusCode.INVALID_ARGUMENT, False, False, "refused"),
-    # failed once running: the program stands (a conversation goes on)
-    (grpc.StatusCode.UNAVAILABLE, True, False, None),
-    # a one-call program's span is not held here
-    (grpc.StatusCode.RESOURCE_EXHAUSTED, False, True, None),
-])
-async def test_an_implicit_program_refused_at_its_first_call_is_not_left_open(
-        code: grpc.StatusCode, granted: bool, one_call: bool, ended: str | None) -> None:
-    exporter = InMemorySpanExporter()
+def _traced(monkeypatch: pytest.MonkeyPatch, exporter: InMemorySpanExporter,
+            code: grpc.StatusCode | None = None, granted: bool = True) -> _Traced:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(spans_module, "_tracer", provider.get_tracer("gateway"))
     core = _Traced.__new__(_Traced)
-    _Refusing.__init__(core, code, granted)
+    _Answering.__init__(core, code, granted)
     core.programs = ProgramSpans(provider.get_tracer("t"), lambda: 0.0)
+    core.turns = ConversationTurns()
     core.metrics = GatewayMetrics("m")
     core._record_content = False
     core.config = SimpleNamespace(model="m")  # type: ignore[assignment]
-    placed = Placement("acme/p1", _call(), attributed=True, new_program=NewProgram(
+    return core
+
+
+def _conversation_turn(one_call: bool = False) -> Placement:
+    return Placement("acme/p1", _call(), attributed=True, new_program=NewProgram(
         common_pb2.ProgramOptions(program_id="acme/p1"), one_call=one_call))
-    if not one_call:
-        core.programs.start("acme/p1", "acme")
+
+
+async def test_a_conversations_calls_are_each_requests_children_linked_turn_to_turn(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tracing review 2026-12-05 F2: an OpenAI-API conversation's program span stayed open
+    until the conversation expired (30 minutes), each request's trace without its root."""
+    exporter = InMemorySpanExporter()
+    core = _traced(monkeypatch, exporter)
+    requests = TracerProvider().get_tracer("client")
+    for turn in ("first", "second"):
+        with requests.start_as_current_span(turn):
+            async for _ in core.run("acme", _conversation_turn(), 5.0):
+                pass
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["chat m", "chat m"]  # no invoke_workflow span
+    assert len(core.programs) == 0
+    first, second = spans
+    assert first.parent is not None and second.parent is not None
+    assert first.parent.trace_id != second.parent.trace_id  # each in its request's trace
+    assert first.context.trace_id == first.parent.trace_id
+    assert second.context.trace_id == second.parent.trace_id
+    assert {s.attributes[genai.CONVERSATION_ID] for s in spans} == {"acme/p1"}
+    assert not first.links
+    (link,) = second.links
+    assert link.context.span_id == first.context.span_id
+    assert link.attributes == {genai.LINK_KIND: genai.PREVIOUS_TURN}
+
+
+@pytest.mark.parametrize(("code", "granted"), [
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, False),  # refused before the planner took it
+    (grpc.StatusCode.INVALID_ARGUMENT, False),
+    (grpc.StatusCode.UNAVAILABLE, True),  # failed once running
+])
+async def test_a_conversations_failed_call_ends_its_span_and_leaves_nothing_open(
+        code: grpc.StatusCode, granted: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    exporter = InMemorySpanExporter()
+    core = _traced(monkeypatch, exporter, code, granted)
     with pytest.raises(GatewayError):
-        async for _ in core.run("acme", placed, 5.0):
+        async for _ in core.run("acme", _conversation_turn(), 5.0):
             pass
-    finished = [s.attributes.get(genai.PROGRAM_END) for s in exporter.get_finished_spans()]
-    assert finished == ([ended] if ended else [])
-    assert len(core.programs) == (0 if ended or one_call else 1)
+    (call,) = exporter.get_finished_spans()
+    assert call.status.status_code.name == "ERROR"
+    assert call.attributes[genai.ERROR_TYPE] == code.name
+    assert len(core.programs) == 0

@@ -5,12 +5,14 @@ attributes, the client's trace continued and the engine request carrying tracepa
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -18,6 +20,8 @@ import ostinato
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 from ostinato.program_ids import inner_id
+from ostinato.sdk_types import call_spec
+from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
 from tests.tracing.otlp_receiver import Received, grpc_receiver
 from tracing import genai
 from tracing.span_file import SpanRecord, read_spans
@@ -71,12 +75,11 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
                     if i == 3:
                         break  # leaving the iteration cancels the call
             http_parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-            request = urllib.request.Request(
-                f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
-                data=json.dumps({"model": MODEL, "messages": USER, "max_tokens": 4}).encode(),
-                headers={"traceparent": http_parent, "Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=30) as reply:
-                assert reply.status == 200
+            answer = _chat(mesh, USER, http_parent)
+            # the conversation's next turn, in a trace of its own
+            _chat(mesh, [*USER, {"role": "assistant", "content": answer},
+                         {"role": "user", "content": "And the cheapest?"}], NEXT_TURN)
+            _refused_requests(mesh)
             log_dir = Path(mesh.endpoints.log_dir)
             mesh.stop()  # graceful: every service flushes its spans
             ctx = mine.get_span_context()
@@ -88,6 +91,41 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
             mesh.close()
 
 
+NEXT_TURN = "00-5cf92f3577b34da6a3ce929d0e0e4737-11f067aa0ba902b8-01"
+
+
+def _chat(mesh: Mesh, messages: list[dict[str, str]], traceparent: str) -> str:
+    request = urllib.request.Request(
+        f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
+        data=json.dumps({"model": MODEL, "messages": messages, "max_tokens": 4}).encode(),
+        headers={"traceparent": traceparent, "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        assert reply.status == 200
+        return str(json.loads(reply.read())["choices"][0]["message"]["content"])
+
+
+REFUSED_HTTP = "00-6df92f3577b34da6a3ce929d0e0e4738-22f067aa0ba902b9-01"
+REFUSED_GRPC = "00-7ef92f3577b34da6a3ce929d0e0e4739-33f067aa0ba902ba-01"
+
+
+def _refused_requests(mesh: Mesh) -> None:
+    """A chat completion with max_tokens -5 (400), and a gRPC call naming a parent call
+    without a program (INVALID_ARGUMENT), each with a traceparent."""
+    request = urllib.request.Request(
+        f"http://{mesh.endpoints.gateway_http}/v1/chat/completions",
+        data=json.dumps({"model": MODEL, "messages": USER, "max_tokens": -5}).encode(),
+        headers={"traceparent": REFUSED_HTTP, "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 400
+    with grpc.insecure_channel(mesh.endpoints.gateway) as channel, \
+            pytest.raises(grpc.RpcError) as invalid:
+        list(gateway_pb2_grpc.GatewayStub(channel).Call(gateway_pb2.CallRequest(
+            call=call_spec(messages=USER, parents=["nope"])), timeout=30,
+            metadata=[("traceparent", REFUSED_GRPC)]))
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def _by_name(spans: list[SpanRecord], prefix: str, trace_id: str = "") -> list[SpanRecord]:
     return [s for s in spans if s.name.startswith(prefix) and (not trace_id or s.trace_id == trace_id)]
 
@@ -97,15 +135,42 @@ def _http_trace(traced: Traced) -> str:
 
 
 def test_http_api_continues_the_callers_traceparent(traced: Traced) -> None:
-    """An OpenAI-API request starts a program (found from no earlier conversation) under
-    the caller's span; its call runs through planner, worker and engine in that trace."""
+    """An OpenAI-API request starts a conversation's program (found from no earlier
+    conversation); its call span is the child of the caller's span, and runs through planner,
+    worker and engine in that trace. The conversation has no program span (tracing review
+    2026-12-05 F2: it stayed open until the conversation expired, the trace without its
+    root); the next turn is in its own request's trace, linked to the turn before."""
     trace_id, parent = traced.http_traceparent.split("-")[1:3]
-    (program,) = _by_name(traced.spans, "invoke_workflow", trace_id)
-    assert program.parent_id == parent
+    next_trace, next_parent = NEXT_TURN.split("-")[1:3]
+    assert not _by_name(traced.spans, "invoke_workflow", trace_id)
+    assert not _by_name(traced.spans, "invoke_workflow", next_trace)
     (call,) = _by_name(traced.spans, "chat", trace_id)
-    assert call.parent_id == program.span_id
-    assert {s.service for s in traced.spans if s.trace_id == trace_id} == {
-        "ostinato-gateway", "ostinato-planner", "ostinato-worker", "ostinato-sim-engine"}
+    (turn,) = _by_name(traced.spans, "chat", next_trace)
+    (http,) = _by_name(traced.spans, "POST /v1/chat/completions", trace_id)
+    (next_http,) = _by_name(traced.spans, "POST /v1/chat/completions", next_trace)
+    assert (http.parent_id, next_http.parent_id) == (parent, next_parent)
+    assert (call.parent_id, turn.parent_id) == (http.span_id, next_http.span_id)
+    assert http.attributes["http.response.status_code"] == 200
+    assert call.attributes[genai.CONVERSATION_ID] == turn.attributes[genai.CONVERSATION_ID]
+    assert turn.links == ((trace_id, call.span_id),) and not call.links
+    for trace in (trace_id, next_trace):
+        assert {s.service for s in traced.spans if s.trace_id == trace} == {
+            "ostinato-gateway", "ostinato-planner", "ostinato-worker", "ostinato-sim-engine"}
+
+
+def test_a_refused_request_leaves_a_span_in_its_callers_trace(traced: Traced) -> None:
+    """Tracing review 2026-12-05 F4: a request refused before it ran (HTTP 400/404, gRPC
+    INVALID_ARGUMENT) left no span, though its caller sent a traceparent."""
+    trace_id, parent = REFUSED_HTTP.split("-")[1:3]
+    (http,) = [s for s in traced.spans if s.trace_id == trace_id]
+    assert (http.name, http.parent_id) == ("POST /v1/chat/completions", parent)
+    assert http.attributes["http.response.status_code"] == 400
+    assert http.attributes["http.route"] == "/v1/chat/completions"
+    trace_id, parent = REFUSED_GRPC.split("-")[1:3]
+    (call,) = [s for s in traced.spans if s.trace_id == trace_id]
+    assert (call.name, call.parent_id, call.status) == (f"chat {MODEL}", parent, "ERROR")
+    assert call.attributes[genai.ERROR_TYPE] == "INVALID_ARGUMENT"
+    assert genai.CONVERSATION_ID not in call.attributes
 
 
 def test_a_cancelled_calls_spans_end_in_error_on_every_hop(traced: Traced) -> None:
@@ -122,8 +187,9 @@ def test_a_cancelled_calls_spans_end_in_error_on_every_hop(traced: Traced) -> No
 
 
 def test_one_trace_continuing_the_clients(traced: Traced) -> None:
-    spans = [s for s in traced.spans if s.trace_id not in (_http_trace(traced),
-                                                           traced.cancelled_trace_id)]
+    spans = [s for s in traced.spans if s.trace_id not in (
+        _http_trace(traced), *(t.split("-")[1] for t in (NEXT_TURN, REFUSED_HTTP, REFUSED_GRPC)),
+        traced.cancelled_trace_id)]
     assert spans and {s.trace_id for s in spans} == {traced.client_trace_id}
     (program,) = _by_name(spans, "invoke_workflow")
     assert program.parent_id == traced.client_span_id  # the client's span is the parent
@@ -197,4 +263,4 @@ def test_log_lines_carry_trace_and_program(traced: Traced) -> None:
 def test_a_clients_span_per_step_is_linked(traced: Traced) -> None:
     """The client's span is the program's parent: its calls are the program's children,
     not linked back to it."""
-    assert all(not c.links for c in _by_name(traced.spans, "chat"))
+    assert all(not c.links for c in _by_name(traced.spans, "chat", traced.client_trace_id))
