@@ -27,6 +27,7 @@ from gateway.openai_response import (
 )
 from gateway.sse_stream import SseStream
 from ostinato.v1 import common_pb2
+from tracing import genai
 
 
 class ThinkingHold:
@@ -110,6 +111,7 @@ class ChatStream(SseStream):
         self._placements = [placed, *siblings]
         self._choices = [_Choice(self, i, hold_thinking) for i in range(len(self._placements))]
         self._id = ("chatcmpl-" if obj == "chat.completion.chunk" else "cmpl-") + uuid.uuid4().hex
+        genai.record_response_id(self._id)
         self._created = int(time.time())
 
     def chunk(self, delta: dict[str, Any], **kwargs: Any) -> bytes:

@@ -74,6 +74,7 @@ from gateway.openapi import document
 from gateway.responses_api import delete, list_input_items, respond, retrieve
 from ostinato.deadlines import MAX_DEADLINE_S
 from ostinato.v1 import common_pb2
+from tracing import genai
 from tracing.http_middleware import tracing_middleware
 
 log = structlog.get_logger(__name__)
@@ -226,8 +227,10 @@ class OpenAiApi:
                                     hold_thinking=not streams_reasoning(body),
                                     siblings=siblings).run()
         results = await self._results(tenant, [placed, *siblings])
+        response_id = f"chatcmpl-{uuid.uuid4().hex}"
+        genai.record_response_id(response_id)
         return web.json_response(
-            completion_json(f"chatcmpl-{uuid.uuid4().hex}", model, int(time.time()),
+            completion_json(response_id, model, int(time.time()),
                             placed.client_program_id, calls, results),
             headers={HIT_HEADER: hit_header(results[0].cache_hit)})
 
@@ -248,8 +251,10 @@ class OpenAiApi:
                                     obj="text_completion", siblings=siblings,
                                     per_prompt=n).run()
         results = await self._results(tenant, [placed, *siblings])
+        response_id = f"cmpl-{uuid.uuid4().hex}"
+        genai.record_response_id(response_id)
         return web.json_response(
-            text_completion_json(f"cmpl-{uuid.uuid4().hex}", model, int(time.time()),
+            text_completion_json(response_id, model, int(time.time()),
                                  placed.client_program_id, calls, results, n),
             headers={HIT_HEADER: hit_header(results[0].cache_hit)})
 

@@ -21,7 +21,7 @@ from opentelemetry.trace import Status, StatusCode
 from cache.answers import AnswerCache, Hit
 from cache.conversations import Continuation
 from cache.fingerprint import SemanticKey
-from gateway.call_items import CallItem
+from gateway.call_items import CallItem, Delta
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.metrics import CANCELLED, GatewayMetrics
 from ostinato.v1 import common_pb2
@@ -157,6 +157,8 @@ class TracedGatewayCore(GatewayCore):
             links = [*links, trace.Link(previous, {genai.LINK_KIND: genai.PREVIOUS_TURN})]
         attrs = call_attributes(placed.call, self.config.model, tenant, placed.program_id,
                                 self._record_content)
+        if not placed.whole:  # its answer streamed in deltas
+            attrs[genai.REQUEST_STREAM] = True
         span = _tracer.start_span(genai.span_name(attrs[genai.OPERATION], self.config.model),
                                   context=parent, kind=trace.SpanKind.SERVER, attributes=attrs,
                                   links=links)
@@ -165,7 +167,7 @@ class TracedGatewayCore(GatewayCore):
         ctx = trace.set_span_in_context(span, parent)
         items = super().run(tenant, placed, timeout_s)
         operation, start = attrs[genai.OPERATION], time.monotonic()
-        answered = False
+        answered = first_chunk = False
         try:
             while True:
                 token = otel_context.attach(ctx)
@@ -175,6 +177,11 @@ class TracedGatewayCore(GatewayCore):
                     break
                 finally:
                     otel_context.detach(token)
+                if (isinstance(item, Delta) and (item.text or item.reasoning) and not first_chunk
+                        and not placed.whole):
+                    first_chunk = True
+                    span.set_attribute(genai.RESPONSE_TIME_TO_FIRST_CHUNK,
+                                       time.monotonic() - start)
                 if isinstance(item, common_pb2.CallResult):
                     answered = True
                     span.set_attributes(result_attributes(item, self._record_content))

@@ -51,7 +51,7 @@ class ProgramSpans:
         }
         if program_class:
             attrs[genai.PROGRAM_CLASS] = program_class
-            attrs[genai.AGENT_NAME] = program_class
+            attrs[genai.WORKFLOW_NAME] = program_class
         span = self._tracer.start_span(
             genai.span_name(genai.INVOKE_WORKFLOW, program_class or "program"),
             context=parent, kind=trace.SpanKind.INTERNAL, attributes=attrs)

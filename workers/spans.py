@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -53,8 +54,11 @@ class TracedSGLangClient(SGLangClient):
     def _attributes(self, request: EngineRequest) -> dict[str, Any]:
         attrs: dict[str, Any] = {
             genai.OPERATION: genai.TEXT_COMPLETION, genai.PROVIDER: genai.PROVIDER_SGLANG,
-            genai.REQUEST_MODEL: self.model, genai.RESPONSE_ID: request.rid,
-            genai.SERVER_ADDRESS: self.base_url}
+            genai.REQUEST_MODEL: self.model, genai.RESPONSE_ID: request.rid}
+        engine = urlsplit(self.base_url)
+        if engine.hostname:  # the host and port, not the URL
+            attrs[genai.SERVER_ADDRESS] = engine.hostname
+            attrs[genai.SERVER_PORT] = engine.port or (443 if engine.scheme == "https" else 80)
         for name, key in _SAMPLING.items():
             if name in request.sampling_params:
                 attrs[key] = request.sampling_params[name]

@@ -173,6 +173,22 @@ def test_a_refused_request_leaves_a_span_in_its_callers_trace(traced: Traced) ->
     assert genai.CONVERSATION_ID not in call.attributes
 
 
+def test_genai_convention_attributes(traced: Traced) -> None:
+    """Tracing review 2026-12-05 F6: the engine's host and port (not its URL), a streamed
+    request marked as one with its time to the first chunk, and the id the OpenAI-API
+    client got on its request's span."""
+    engine = _by_name(traced.spans, "text_completion", traced.client_trace_id)
+    assert engine and all(s.attributes[genai.SERVER_ADDRESS] == "127.0.0.1"
+                          and isinstance(s.attributes[genai.SERVER_PORT], int) for s in engine)
+    (streamed,) = [s for s in _by_name(traced.spans, "chat", traced.cancelled_trace_id)]
+    assert streamed.attributes[genai.REQUEST_STREAM] is True
+    assert streamed.attributes[genai.RESPONSE_TIME_TO_FIRST_CHUNK] > 0
+    whole = _by_name(traced.spans, "chat", traced.client_trace_id)  # SDK calls: one message
+    assert whole and all(genai.REQUEST_STREAM not in s.attributes for s in whole)
+    (http,) = _by_name(traced.spans, "POST /v1/chat/completions", _http_trace(traced))
+    assert str(http.attributes[genai.RESPONSE_ID]).startswith("chatcmpl-")
+
+
 def test_a_cancelled_calls_spans_end_in_error_on_every_hop(traced: Traced) -> None:
     """Tracing review 2026-12-05 F1: only the gateway's call span said a cancelled call was
     cancelled; the worker's generation and its engine request ended as successes."""

@@ -39,6 +39,9 @@ def test_program_span_lives_until_its_end(setup) -> None:  # type: ignore[no-unt
     programs.end("p1", "ended", {genai.PROGRAM_CALLS_COMPLETED: 3})
     (done,) = exporter.get_finished_spans()
     assert done.name == "invoke_workflow react"
+    # the class is the workflow's name (GenAI conventions), not an agent's (review F6)
+    assert done.attributes[genai.WORKFLOW_NAME] == "react"
+    assert "gen_ai.agent.name" not in done.attributes
     assert done.attributes[genai.CONVERSATION_ID] == "p1"
     assert done.attributes[genai.TENANT] == "acme"
     assert done.attributes[genai.PROGRAM_END] == "ended"
