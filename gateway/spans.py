@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
@@ -29,6 +30,10 @@ from tracing import genai
 from tracing.program_spans import ConversationTurns, ProgramSpans
 
 _tracer = trace.get_tracer("ostinato.gateway")
+# A call cut this close to its time limit was cut by its deadline (the RPC's, which gRPC
+# enforces by cancelling the handler), not by its caller: counted DEADLINE_EXCEEDED, not
+# cancelled (tracing review 2026-12-05 F5). The limit is taken just before the call runs.
+DEADLINE_SLACK_S = 0.1
 
 _CACHE_HIT = {common_pb2.CACHE_HIT_EXACT: "exact", common_pb2.CACHE_HIT_SEMANTIC: "semantic"}
 _SAMPLING = {"max_new_tokens": genai.REQUEST_MAX_TOKENS, "temperature": genai.REQUEST_TEMPERATURE,
@@ -194,8 +199,16 @@ class TracedGatewayCore(GatewayCore):
             raise
         except BaseException as exc:  # the caller went away (cancelled, or closed it early)
             if not answered:
-                self.metrics.call_failed(tenant, operation, CANCELLED, time.monotonic() - start)
-                genai.mark_cancelled(span, exc)
+                elapsed = time.monotonic() - start
+                if elapsed >= timeout_s - DEADLINE_SLACK_S:  # its deadline cut it, not its caller
+                    code = grpc.StatusCode.DEADLINE_EXCEEDED
+                    self.metrics.call_failed(tenant, operation, code.name, elapsed)
+                    span.set_attribute(genai.ERROR_TYPE, code.name)
+                    span.set_status(Status(StatusCode.ERROR, f"{code.name}: the call's "
+                                           f"{timeout_s:.3g} s ran out"))
+                else:
+                    self.metrics.call_failed(tenant, operation, CANCELLED, elapsed)
+                    genai.mark_cancelled(span, exc)
             raise
         finally:
             span.end()

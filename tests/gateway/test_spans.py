@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -68,13 +69,16 @@ class _Answering(GatewayCore):
     """The call path, answering a call, or refusing or failing it after `granted` (or
     before any grant) when `code` is set."""
 
-    def __init__(self, code: grpc.StatusCode | None = None, granted: bool = True) -> None:
-        self._code, self._granted = code, granted  # (no mesh behind it)
+    def __init__(self, code: grpc.StatusCode | None = None, granted: bool = True,
+                 hang: bool = False) -> None:
+        self._code, self._granted, self._hang = code, granted, hang  # (no mesh behind it)
 
     async def run(self, tenant: str, placed: Placement,
                   timeout_s: float) -> AsyncIterator[CallItem]:
         if self._granted:
             yield Granted("w0")
+        if self._hang:  # until cancelled
+            await asyncio.Event().wait()
         if self._code is not None:
             raise GatewayError(self._code, "no")
         yield common_pb2.CallResult(call_id=placed.call.call_id, text="ok", finish_reason="stop")
@@ -85,12 +89,13 @@ class _Traced(TracedGatewayCore, _Answering):
 
 
 def _traced(monkeypatch: pytest.MonkeyPatch, exporter: InMemorySpanExporter,
-            code: grpc.StatusCode | None = None, granted: bool = True) -> _Traced:
+            code: grpc.StatusCode | None = None, granted: bool = True,
+            hang: bool = False) -> _Traced:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(spans_module, "_tracer", provider.get_tracer("gateway"))
     core = _Traced.__new__(_Traced)
-    _Answering.__init__(core, code, granted)
+    _Answering.__init__(core, code, granted, hang)
     core.programs = ProgramSpans(provider.get_tracer("t"), lambda: 0.0)
     core.turns = ConversationTurns()
     core.metrics = GatewayMetrics("m")
@@ -146,3 +151,29 @@ async def test_a_conversations_failed_call_ends_its_span_and_leaves_nothing_open
     assert call.status.status_code.name == "ERROR"
     assert call.attributes[genai.ERROR_TYPE] == code.name
     assert len(core.programs) == 0
+
+
+@pytest.mark.parametrize(("timeout_s", "outcome"), [
+    (0.0, "DEADLINE_EXCEEDED"),  # cut when its time ran out: the RPC's deadline
+    (600.0, "cancelled"),  # cut long before: its caller went away
+])
+async def test_a_call_cut_at_its_deadline_is_deadline_exceeded_not_cancelled(
+        timeout_s: float, outcome: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tracing review 2026-12-05 F5: a call whose deadline passed was counted cancelled."""
+    exporter = InMemorySpanExporter()
+    core = _traced(monkeypatch, exporter, hang=True)
+    granted = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in core.run("acme", _conversation_turn(), timeout_s):
+            granted.set()
+
+    task = asyncio.create_task(consume())
+    await granted.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (call,) = exporter.get_finished_spans()
+    assert call.status.status_code.name == "ERROR"
+    assert call.attributes[genai.ERROR_TYPE] == outcome
+    assert core.metrics.calls.labels("acme", outcome)._value.get() == 1
