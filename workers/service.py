@@ -1,14 +1,7 @@
 """The Worker gRPC servicer: GenerateRequest -> SGLang /generate stream -> GenerateChunks.
 
-Reports every call's end (ok, failed, cancelled) to the planner, which frees the
-worker's admission budget and accounts the program's attained service; a call answered to
-the gateway is reported by the gateway too, so this worker's OK report of it is a fallback
-(the gateway died first) that leaves OK_REPORT_DELAY_S later, batched. Reports are
-retried through a planner restart, and the recent ones are kept: a restarted planner
-(a new `planner_instance` in its WorkerAck) gets them again (`replay_reports`), since the
-planner before may have acknowledged a report and died before saving it. The calls it
-knows (`known_calls`: running, ended lately, or being reported) go with each heartbeat,
-so that the planner can end the grants it made here that never started.
+Every call's end is reported to the planner, and the calls this worker knows go with its
+heartbeats (workers/call_reports.py).
 """
 
 from __future__ import annotations
@@ -17,7 +10,6 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections import Counter, OrderedDict
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -26,11 +18,11 @@ import structlog
 
 from cache.block_hash import Tokenize, prefix_block_hashes, tokenize_prompt
 from cache.kv_index import KvIndex
-from ostinato.completion_reports import CompletionReporter
 from ostinato.stream_tasks import agree_batches
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
 from tracing.grpc_interceptors import SpanDescriber, recording
+from workers.call_reports import CallAttempt, CallReports
 from workers.engine_output import EngineOutput
 from workers.engine_request import engine_request
 from workers.generate_stream import GenerateRefused, serve_generations
@@ -46,8 +38,6 @@ from workers.sglang_client import (
 
 log = structlog.get_logger(__name__)
 
-CallAttempt = tuple[str, str, int]  # (program_id, call_id, attempt)
-OK_REPORT_DELAY_S = 1.0  # a call the gateway reports too: this worker's report, batched
 
 _ENGINE_STATUS = {
     EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
@@ -103,25 +93,9 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._completed = 0
         self._failed = 0
         self._reports: set[asyncio.Task[None]] = set()
-        # through a planner restart: a report frees its call's admission budget. The soak saw
-        # a report to a just-restarted planner end CANCELLED, which left its call running
-        # there for good: reports are idempotent, so those are retried too.
-        self._reporter = CompletionReporter(planner, on_done=self._sent)
-        # A call answered to the gateway (attempt set): the gateway reports the outcome it
-        # delivered, so this worker's OK report is the fallback (the gateway died first)
-        # and leaves later, in batches: one planner RPC per OK_REPORT_DELAY_S, not per call.
-        self._fallback = CompletionReporter(planner, on_done=self._sent,
-                                            linger_s=OK_REPORT_DELAY_S)
+        self._calls = CallReports(worker_id, planner)
         self.progress_every_tokens = 64  # 0: no progress reports
-        # Completion reports sent lately, replayed to a restarted planner: key -> (when, the
-        # call, the report serialized: 49 B against ~1.1 KiB of RSS for a message object)
-        self._recent: OrderedDict[str, tuple[float, CallAttempt, bytes]] = OrderedDict()
-        self.keep_reports = 4096
-        self.keep_reports_s = 600.0
         self.engine_healthy = True  # the engine's last health check (workers/main.py)
-        self._live: Counter[CallAttempt] = Counter()  # calls streaming from the engine now
-        self._sending: Counter[CallAttempt] = Counter()  # reports not yet through
-        self.known_recent_s = 60.0  # calls ended this recently are still listed as known
         # Tests only (worker.debug_drop_reports): a call's result is streamed, its completion
         # report never sent (with the worker killed after it: a worker dying then).
         self.drop_reports = False
@@ -157,66 +131,11 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
     def kv_events(self) -> KvEventListener | None:
         return self._kv_events
 
-    def _report(self, req: worker_pb2.GenerateRequest, status: planner_pb2.CompletionStatus,
-                out: EngineOutput | None, service_s: float) -> None:
-        usage = common_pb2.Usage()
-        if out is not None:
-            usage = common_pb2.Usage(prompt_tokens=out.prompt_tokens,
-                                     completion_tokens=out.completion_tokens,
-                                     cached_tokens=out.cached_tokens)
-        report = planner_pb2.CompletionReport(
-            program_id=req.program_id, call_id=req.call_id, worker_id=self.worker_id,
-            status=status, usage=usage, service_s=service_s, attempt=req.attempt,
-        )
-        key = f"{req.program_id}/{req.call_id}/{req.attempt}"
-        now = time.monotonic()
-        self._recent[key] = (now, (req.program_id, req.call_id, req.attempt),
-                             report.SerializeToString())
-        self._recent.move_to_end(key)
-        self._forget_reports(now - self.keep_reports_s)
-        self._send(report, fallback=status == planner_pb2.COMPLETION_STATUS_OK
-                   and req.attempt > 0)
-
-    def _send(self, report: planner_pb2.CompletionReport, fallback: bool = False) -> None:
-        """Sends a report, batched and not awaited (`fallback`: after OK_REPORT_DELAY_S); its
-        call is known (`known_calls`) until it is through."""
-        self._sending[(report.program_id, report.call_id, report.attempt)] += 1
-        (self._fallback if fallback else self._reporter).send(report)
-
-    def _sent(self, report: planner_pb2.CompletionReport) -> None:
-        ids = (report.program_id, report.call_id, report.attempt)
-        self._sending[ids] -= 1
-        if self._sending[ids] <= 0:
-            del self._sending[ids]
-
     def known_calls(self) -> set[CallAttempt]:
-        """The calls this worker knows, for the planner's heartbeat reconciliation: running
-        now, ended within `known_recent_s`, or whose completion report is being sent."""
-        known = set(self._live) | set(self._sending)
-        horizon = time.monotonic() - self.known_recent_s
-        for when, ids, _ in reversed(self._recent.values()):
-            if when < horizon:
-                break
-            known.add(ids)
-        return known
-
-    def _forget_reports(self, horizon: float) -> None:
-        """Drops kept reports older than `horizon`, and the oldest past `keep_reports`."""
-        while self._recent and (len(self._recent) > self.keep_reports
-                                or next(iter(self._recent.values()))[0] < horizon):
-            self._recent.popitem(last=False)
+        return self._calls.known()
 
     def replay_reports(self) -> int:
-        """Sends the reports of the last `keep_reports_s` again, not awaited (to a restarted
-        planner, which ignores those it knows); how many. Reports without an attempt
-        number (a caller other than the gateway) are not replayed: they could end a later
-        attempt of the same call."""
-        self._forget_reports(time.monotonic() - self.keep_reports_s)
-        reports = [planner_pb2.CompletionReport.FromString(data)
-                   for _, (_, _, attempt), data in self._recent.values() if attempt]
-        for report in reports:
-            self._send(report)
-        return len(reports)
+        return self._calls.replay()
 
     def _progress(self, req: worker_pb2.GenerateRequest, completion_tokens: int) -> None:
         """Best effort, not awaited and never retried: a lost report only delays a refinement."""
@@ -294,7 +213,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self._running += 1
         self._idle.clear()
         ids = (request.program_id, request.call_id, request.attempt)
-        self._live[ids] += 1
+        self._calls.live[ids] += 1
         self._expect_blocks(rid, request)
         task = asyncio.current_task()
         if task is not None:
@@ -345,11 +264,11 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                 # the call is still `known_calls`' (running), before the end below
                 meter.ok(last, ended)
                 if not self.drop_reports:
-                    self._report(request, status, last, service_s)
+                    self._calls.report(request, status, last, service_s)
                 self._publish_blocks(request, "".join(output))
         except asyncio.CancelledError:
             if rid in self._hung and task is not None and task.uncancel() == 0:
-                self._report(request, status, last, time.monotonic() - start)  # FAILED
+                self._calls.report(request, status, last, time.monotonic() - start)  # FAILED
                 meter.failed(grpc.StatusCode.UNAVAILABLE.name)
                 log.warning("engine hung: call cut", call_id=request.call_id)
                 raise GenerateRefused(grpc.StatusCode.UNAVAILABLE,
@@ -357,10 +276,10 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                                       "failed its health check (hung)") from None
             status = planner_pb2.COMPLETION_STATUS_CANCELLED  # the client aborted the engine request
             meter.failed(CANCELLED)
-            self._report(request, status, last, time.monotonic() - start)
+            self._calls.report(request, status, last, time.monotonic() - start)
             raise
         except EngineError as exc:
-            self._report(request, status, last, time.monotonic() - start)
+            self._calls.report(request, status, last, time.monotonic() - start)
             code = _ENGINE_STATUS.get(type(exc), grpc.StatusCode.INTERNAL)
             meter.failed(code.name)
             log.warning("engine error", call_id=request.call_id, error=str(exc))
@@ -371,9 +290,9 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             self._running -= 1
             if not self._running:
                 self._idle.set()
-            self._live[ids] -= 1
-            if self._live[ids] <= 0:
-                del self._live[ids]
+            self._calls.live[ids] -= 1
+            if self._calls.live[ids] <= 0:
+                del self._calls.live[ids]
             if self._translator is not None:
                 self._translator.finish(rid, time.time())
             if status == planner_pb2.COMPLETION_STATUS_OK:
@@ -411,8 +330,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         return stats
 
     async def drain_reports(self) -> None:
-        await self._reporter.drain(3.0)
-        await self._fallback.drain(3.0)
+        await self._calls.drain(3.0)
         if self._reports:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*self._reports, return_exceptions=True), 3.0)

@@ -166,7 +166,7 @@ async def test_a_calls_report_and_metrics_follow_its_result_even_when_its_caller
     # end follow once the caller has sent it, or closed the generation right after it.
     service = WorkerService("w", _OneAnswerEngine(), object())  # type: ignore[arg-type]
     sent: list[planner_pb2.CompletionReport] = []
-    service._send = lambda report, fallback=False: sent.append(report)  # type: ignore[method-assign]
+    service._calls._send = lambda report, fallback=False: sent.append(report)  # type: ignore[method-assign]
     request = worker_pb2.GenerateRequest(program_id="p", call_id="c", attempt=1, prompt="hi")
     calls = service.metrics.calls.labels("w", "ok")
     for close in (False, True):
