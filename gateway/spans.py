@@ -164,6 +164,9 @@ class TracedGatewayCore(GatewayCore):
                                 self._record_content)
         if not placed.whole:  # its answer streamed in deltas
             attrs[genai.REQUEST_STREAM] = True
+        new = placed.new_program
+        if placed.attributed or (new is not None and new.one_call):  # no program span
+            attrs[genai.PROGRAM_KIND] = "conversation" if placed.attributed else "one-call"
         span = _tracer.start_span(genai.span_name(attrs[genai.OPERATION], self.config.model),
                                   context=parent, kind=trace.SpanKind.SERVER, attributes=attrs,
                                   links=links)

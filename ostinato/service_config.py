@@ -330,6 +330,10 @@ class TelemetryConfig:
     # http://127.0.0.1:4318/v1/traces). Empty: the exporters' OTEL_EXPORTER_OTLP_* defaults.
     otlp_endpoint: str = ""
     trace_file: str = ""  # the file exporter's JSON lines (OTLP JSON, one export per line)
+    # Past this size (MiB) the trace file is moved to `<trace_file>.1` (the one there before is
+    # dropped) and a new one started; `ostinato trace` reads both. 0: never (the file grows
+    # for as long as the mesh runs, ~4.5 KB a call).
+    trace_file_max_mb: int = 0
     sample_ratio: float = 1.0  # of programs whose client sent no sampled traceparent
     # Prompts and outputs on spans (gen_ai.input.messages / gen_ai.output.messages): off, as
     # they may hold personal data.
@@ -345,5 +349,7 @@ class TelemetryConfig:
                               f"{', '.join(TRACE_EXPORTERS)})")
         if "file" in self.exporters() and not self.trace_file:
             raise ConfigError("telemetry.trace_file: required with the file exporter")
+        if self.trace_file_max_mb < 0:
+            raise ConfigError("telemetry.trace_file_max_mb: must be 0 (never rotated) or more")
         if not 0.0 <= self.sample_ratio <= 1.0:
             raise ConfigError("telemetry.sample_ratio: must be in [0, 1]")

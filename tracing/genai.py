@@ -44,7 +44,9 @@ PROVIDER_SGLANG = "sglang"
 TENANT = "ostinato.tenant"
 PROGRAM_ID = "ostinato.program.id"
 PROGRAM_CLASS = "ostinato.program.class"
-PROGRAM_END = "ostinato.program.end"  # ended | expired | shutdown
+PROGRAM_END = "ostinato.program.end"  # ended | expired | shutdown | evicted | refused
+# On a call span of a program that has no program span (tracing/program_spans.py)
+PROGRAM_KIND = "ostinato.program.kind"  # conversation | one-call
 PROGRAM_CALLS_COMPLETED = "ostinato.program.calls_completed"
 PROGRAM_CALLS_FAILED = "ostinato.program.calls_failed"
 CALL_ID = "ostinato.call.id"

@@ -66,7 +66,7 @@ def exporters_for(cfg: TelemetryConfig) -> list[SpanExporter]:
         elif name == "console":
             out.append(ConsoleSpanExporter())
         else:
-            out.append(JsonLinesSpanExporter(cfg.trace_file))
+            out.append(JsonLinesSpanExporter(cfg.trace_file, max_bytes=cfg.trace_file_max_mb << 20))
     return out
 
 

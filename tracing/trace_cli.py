@@ -13,14 +13,15 @@ from typing import Any
 from rich.console import Console
 
 from ostinato.config import ConfigError, load_mesh_config
-from tracing.span_file import SpanRecord, read_span_file
+from tracing.span_file import SpanLines
 from tracing.trace_html import write_html
-from tracing.trace_index import ProgramEntry, program_index
+from tracing.trace_index import ProgramEntry
 from tracing.trace_listing import MIN_WIDTH as LIST_MIN_WIDTH
 from tracing.trace_listing import print_programs
+from tracing.trace_stream import program_rows, program_timeline
 from tracing.trace_terminal import MIN_WIDTH as SHOW_MIN_WIDTH
 from tracing.trace_terminal import render
-from tracing.trace_view import TraceViewError, build_timeline
+from tracing.trace_view import TraceViewError
 
 _NO_LIMIT = 100_000  # the console's width for output to a pipe or a file: lines never folded
 
@@ -88,24 +89,25 @@ def _trace_file(args: argparse.Namespace) -> Path:
     return path
 
 
-def _spans(args: argparse.Namespace) -> list[SpanRecord]:
-    """The trace file's spans; the lines that hold none are counted on stderr."""
-    read = read_span_file(_trace_file(args))
-    if read.skipped_lines:
-        print(f"ostinato trace {args.trace_action}: skipped {read.skipped_lines} line(s) "
-              "that are not OTLP JSON spans", file=sys.stderr)
-    return read.spans
-
-
 def run(args: argparse.Namespace) -> int:
     """`ostinato trace show|list`: 0 when shown, 1 when the file (or the program) is not
-    found, 2 on a configuration error."""
+    found, 2 on a configuration error. The file (and the one it was rotated to before,
+    PATH.1) is read as a stream (tracing/trace_stream.py); the lines that hold no spans are
+    counted on stderr."""
     try:
-        spans = _spans(args)
+        with SpanLines(_trace_file(args)) as lines:
+            try:
+                if args.trace_action == "list":
+                    entries = program_rows(lines)
+                else:
+                    timeline = program_timeline(lines, args.program_id)
+            finally:
+                if lines.skipped_lines:
+                    print(f"ostinato trace {args.trace_action}: skipped {lines.skipped_lines} "
+                          "line(s) that are not OTLP JSON spans", file=sys.stderr)
         if args.trace_action == "list":
-            _list(program_index(spans), args)
+            _list(entries, args)
             return 0
-        timeline = build_timeline(spans, args.program_id)
     except ConfigError as exc:
         print(f"ostinato trace {args.trace_action}: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -29,7 +29,7 @@ class ProgramEntry:
     cached_calls: int
 
 
-def _entry(program_id: str, named: list[SpanRecord], children: Children) -> ProgramEntry:
+def program_entry(program_id: str, named: list[SpanRecord], children: Children) -> ProgramEntry:
     members = program_members(named, children)
     calls = [c.span for c in members.calls]
     tenant, program_class, end_reason = program_labels(members)
@@ -53,7 +53,7 @@ def program_index(spans: Sequence[SpanRecord], *, tenant: str | None = None) -> 
         pid = s.attributes.get(genai.CONVERSATION_ID)
         if pid and str(pid) in known:
             by_program[str(pid)].append(s)
-    entries = [_entry(pid, group, children) for pid, group in by_program.items()]
+    entries = [program_entry(pid, group, children) for pid, group in by_program.items()]
     if tenant is not None:
         entries = [e for e in entries if e.tenant == tenant]
     return sorted(entries, key=lambda e: (-e.start_unix_ns, e.program_id))

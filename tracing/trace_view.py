@@ -117,7 +117,7 @@ class ProgramTimeline:
         return sum(c.duration_s for c in self.calls if c.on_critical_path)
 
 
-def _matching(ids: set[str], wanted: str) -> list[str]:
+def matching_ids(ids: set[str], wanted: str) -> list[str]:
     return sorted(p for p in ids if p.startswith(wanted) or p.partition("/")[2].startswith(wanted))
 
 
@@ -130,11 +130,11 @@ def resolve_program_id(spans: Sequence[SpanRecord], wanted: str,
     known = program_ids(spans, children)
     if wanted in known:
         return wanted
-    matches = _matching(known, wanted)
+    matches = matching_ids(known, wanted)
     if not matches:
         named = {str(s.attributes[genai.CONVERSATION_ID]) for s in spans
                  if s.attributes.get(genai.CONVERSATION_ID)}
-        refused = ": only requests the gateway refused name it" if _matching(named, wanted) else ""
+        refused = ": only requests the gateway refused name it" if matching_ids(named, wanted) else ""
         raise TraceViewError(f"no program {wanted!r} in the trace file{refused} ({len(known)} "
                              "programs; `ostinato trace list` names them)")
     if len(matches) > 1:
@@ -244,11 +244,15 @@ def critical_path(calls: Sequence[CallTimeline]) -> tuple[str, ...]:
 
 def program_labels(members: Members) -> tuple[str, str, str]:
     """(tenant, program class, end reason) from the program span, the tenant from a call's
-    span without one."""
+    span without one. A program that has no program span by design (an OpenAI-API
+    conversation, a one-call program) is named so, from its calls' spans, in place of an
+    end reason ("" otherwise: the program span is not in the file)."""
     program = members.program
     p = program.attributes if program is not None else {}
+    kinds = (c.span.attributes.get(genai.PROGRAM_KIND) for c in members.calls)
     return (members.tenant, str(p.get(genai.PROGRAM_CLASS, "")) or _name_suffix(program),
-            str(p.get(genai.PROGRAM_END, "")))
+            str(p.get(genai.PROGRAM_END, "") if program is not None
+                else next((k for k in kinds if k), "")))
 
 
 def _refused(members: Members, zero_ns: int) -> tuple[RefusedRequest, ...]:

@@ -48,6 +48,7 @@ class CallSpec:
     tokens: tuple[int, int, int] = (0, 0, 0)  # input, output, cache read
     error_type: str = ""  # error.type of a failed call, as the gateway sets it (a gRPC code)
     refused: bool = False  # refused before it ran: no result attributes, its admits failed
+    kind: str = ""  # ostinato.program.kind: a program without a program span by design
 
 
 @dataclass
@@ -99,6 +100,8 @@ def write_call(w: SpanWriter, program_id: str, parent: trace.Span | None, c: Cal
         attrs[genai.WORKER_ID] = c.worker
     if c.error_type:
         attrs[genai.ERROR_TYPE] = c.error_type
+    if c.kind:
+        attrs[genai.PROGRAM_KIND] = c.kind
     call = w.span(GATEWAY, genai.span_name(genai.CHAT, MODEL), c.start, c.end, parent,
                   SpanKind.SERVER, attrs, error=c.error)
     if c.lookup:

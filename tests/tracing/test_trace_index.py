@@ -16,21 +16,26 @@ def _spans(tmp_path: Path) -> Path:
                                         CallSpec("x2", "t", 5.5, 6.0, cache_hit="exact")],
                   tenant="globex", program=(5.0, 6.5))
     write_program(path, "acme/open", [CallSpec("y1", "t", 2.0, 2.25)], program=None)
+    write_program(path, "acme/chat", [CallSpec("z1", "t", 1.0, 1.25, kind="conversation")],
+                  program=None)
     return path
 
 
 def test_every_program_once_newest_first(tmp_path: Path) -> None:
     entries = program_index(read_spans(_spans(tmp_path)))
-    assert [e.program_id for e in entries] == ["globex/late", "acme/open", FAN_OUT_ID]
+    assert [e.program_id for e in entries] == ["globex/late", "acme/open", "acme/chat",
+                                               FAN_OUT_ID]
     assert entries[0] == ProgramEntry(
         program_id="globex/late", tenant="globex", program_class="fanout", end_reason="ended",
         start_unix_ns=T0_NS + 5 * 10**9, duration_s=1.5, calls=2, failed_calls=1, cached_calls=1)
-    fan_out = entries[2]
+    fan_out = entries[3]
     assert (fan_out.tenant, fan_out.calls, fan_out.cached_calls, fan_out.failed_calls,
             fan_out.duration_s) == ("acme", 5, 1, 0, 3.0)
     # no program span (still open, or another gateway's): the tenant from its calls, no end
     still_open = entries[1]
     assert (still_open.tenant, still_open.end_reason, still_open.calls) == ("acme", "", 1)
+    # an OpenAI-API conversation has no program span by design: named so, not "open"
+    assert entries[2].end_reason == "conversation"
 
 
 def test_filtered_by_tenant_and_empty(tmp_path: Path) -> None:
