@@ -23,6 +23,7 @@ import contextlib
 import json
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +83,7 @@ class Hit:
 
 
 INDEX_CHOICES = ("auto", "local", "redis")
+RECENT_VECTORS = 1024  # the lookups' vectors kept for their stores (1.5 kB each)
 
 
 class AnswerCache:
@@ -102,6 +104,7 @@ class AnswerCache:
         self._choice = semantic_index
         self._sweep_every_s = sweep_every_s
         self._clock = clock  # wall-clock seconds: entry ages in the index zset
+        self._recent_vectors: OrderedDict[str, np.ndarray | None] = OrderedDict()
         self._decided = semantic_index != "auto"
         self.metrics = metrics or CacheMetrics()
         self._r = Bounded(operation_bound(timeout_s), self.metrics, outage_of(client))
@@ -183,6 +186,19 @@ class AnswerCache:
                 self.index.forget(tenant)
         self.metrics.index_entries = len(self.index)
 
+    async def _embed(self, text: str) -> np.ndarray | None:
+        """The text's vector (None: longer than the embedder reads). A miss's store comes
+        seconds after its lookup with the same text: the vectors of recent lookups are
+        kept, so that it is embedded once."""
+        if text in self._recent_vectors:
+            self._recent_vectors.move_to_end(text)
+            return self._recent_vectors[text]
+        vector = await self._embedder.embed(text)  # type: ignore[union-attr]
+        self._recent_vectors[text] = vector
+        while len(self._recent_vectors) > RECENT_VECTORS:
+            self._recent_vectors.popitem(last=False)
+        return vector
+
     async def entries_of(self, tenant: str) -> int:
         """`tenant`'s entries in the semantic index (0 while Redis is out of reach)."""
         try:
@@ -214,7 +230,7 @@ class AnswerCache:
         if semantic is None or self._embedder is None:
             self.metrics.count("miss", tenant=tenant)
             return None
-        vector = await self._embedder.embed(semantic.text)
+        vector = await self._embed(semantic.text)
         if vector is None:  # longer than the embedder reads: exact only
             self.metrics.count("semantic_skipped:too_long", tenant=tenant)
             self.metrics.count("miss", tenant=tenant)
@@ -256,7 +272,7 @@ class AnswerCache:
             self.metrics.count("store_skipped", tenant=tenant)
 
     async def _store_semantic(self, tenant: str, semantic: SemanticKey, answer: Answer) -> None:
-        vector = await self._embedder.embed(semantic.text)  # type: ignore[union-attr]
+        vector = await self._embed(semantic.text)
         if vector is None:  # the lookup counted it
             return
         entry_id = vector_sets.entry_id(semantic.context, uuid.uuid4().hex)

@@ -194,6 +194,17 @@ async def test_the_sweep_removes_entries_that_expired_while_their_tenant_wrote_n
     assert await cache.lookup(busy, None, semantic_key(busy, chat("Who wrote Hamlet?")), 0.8)
 
 
+async def test_a_miss_and_its_store_embed_the_text_once(make_cache) -> None:  # type: ignore[no-untyped-def]
+    cache = await make_cache()
+    a = tenant()
+    key = semantic_key(a, chat("How tall is the Eiffel Tower?"))
+    batches = cache._embedder.batches
+    assert await cache.lookup(a, None, key, 0.8) is None
+    await cache.store(a, None, key, ANSWER)
+    assert cache._embedder.batches == batches + 1  # the lookup's vector, kept for the store
+    assert await cache.lookup(a, None, key, 0.8) is not None
+
+
 async def test_size_bound_evicts_the_oldest(make_cache) -> None:  # type: ignore[no-untyped-def]
     cache = await make_cache(max_entries_per_tenant=2)
     a = tenant()
