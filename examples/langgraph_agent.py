@@ -14,6 +14,7 @@ continuation of the previous one.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -70,9 +71,10 @@ def run(base_url: str, api_key: str, question: str = QUESTION, max_steps: int = 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base-url", default="http://127.0.0.1:8080/v1")
-    parser.add_argument("--api-key", required=True, help="a tenant's key")
+    parser.add_argument("--api-key", default=os.environ.get("OSTINATO_API_KEY", "none"),
+                        help="a tenant's key (default: $OSTINATO_API_KEY; any text with --no-auth)")
     parser.add_argument("--model", default=MODEL)
     parser.add_argument("--question", default=QUESTION)
     args = parser.parse_args(argv)

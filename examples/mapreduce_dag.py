@@ -17,6 +17,7 @@ The DAG is built with `ostinato.dag.Graph`: nodes name their parents by handle
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,9 +55,10 @@ def run(gateway: str, api_key: str | None, docs_dir: Path = DOCS_DIR,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gateway", default="127.0.0.1:50051")
-    parser.add_argument("--api-key", help="a tenant's key (none with `ostinato up --no-auth`)")
+    parser.add_argument("--api-key", default=os.environ.get("OSTINATO_API_KEY"),
+                        help="a tenant's key (default: $OSTINATO_API_KEY; none with --no-auth)")
     parser.add_argument("--docs", type=Path, default=DOCS_DIR, help="a folder of .md documents")
     args = parser.parse_args(argv)
     try:

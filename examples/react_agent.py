@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,9 +76,10 @@ def run(gateway: str, api_key: str | None, question: str = QUESTION,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gateway", default="127.0.0.1:50051")
-    parser.add_argument("--api-key", help="a tenant's key (none with `ostinato up --no-auth`)")
+    parser.add_argument("--api-key", default=os.environ.get("OSTINATO_API_KEY"),
+                        help="a tenant's key (default: $OSTINATO_API_KEY; none with --no-auth)")
     parser.add_argument("--question", default=QUESTION)
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated: " + ", ".join(TOOLS))
     parser.add_argument("--max-steps", type=int, default=6)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -131,9 +132,10 @@ def run(gateway: str, api_key: str | None, breadth: int = 3, beam: int = 2,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gateway", default="127.0.0.1:50051")
-    parser.add_argument("--api-key", help="a tenant's key (none with `ostinato up --no-auth`)")
+    parser.add_argument("--api-key", default=os.environ.get("OSTINATO_API_KEY"),
+                        help="a tenant's key (default: $OSTINATO_API_KEY; none with --no-auth)")
     parser.add_argument("--breadth", type=int, default=3, help="children per node")
     parser.add_argument("--beam", type=int, default=2, help="nodes kept per level")
     parser.add_argument("--depth", type=int, default=2, help="levels below the root")

@@ -243,6 +243,8 @@ NOT_CONFIG_VARIABLES: dict[str, str] = {
     "OSTINATO_REDIS8_SERVER": "a Redis 8 redis-server (vector sets): the embedded Redis runs it "
                               "where `redis.server` is empty, before the one `make redis8` "
                               "built (cache/redis_server.py find_vector_redis)",
+    "OSTINATO_API_KEY": "the tenant key the examples send when `--api-key` is not given "
+                        "(examples/, docs/examples.md); no service reads it",
     "OSTINATO_TEST_*": "the test suite's switches (tests/)",
 }
 

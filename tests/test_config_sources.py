@@ -177,7 +177,8 @@ def test_an_error_from_the_environment_names_the_variable(
 
 
 @pytest.mark.parametrize("name", ["OSTINATO_LOG_LEVEL", "OSTINATO_LOG_JSON",
-                                  "OSTINATO_REDIS8_SERVER", "OSTINATO_TEST_ANYTHING"])
+                                  "OSTINATO_REDIS8_SERVER", "OSTINATO_TEST_ANYTHING",
+                                  "OSTINATO_API_KEY"])
 def test_variables_that_are_not_config_fields_are_not_refused(name: str) -> None:
     """OSTINATO_REDIS8_SERVER, which cache/redis_server.py reads, made every command refuse
     to start as an unknown field (operator review F6)."""
