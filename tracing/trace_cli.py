@@ -5,6 +5,7 @@ file exporter writes (telemetry.trace_file), in the terminal and optionally as a
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -140,8 +141,10 @@ def _list(entries: list[ProgramEntry], args: argparse.Namespace) -> None:
         console.print(_none_listed(entries, args.tenant), highlight=False)
         return
     print_programs(listed[:args.limit], console, width)
+    file = f" --file {shlex.quote(args.file)}" if args.file else ""  # (else the config's)
     console.print(f"{min(args.limit, len(listed))} of {len(listed)} programs; `ostinato trace "
-                  "show PROGRAM_ID` draws one (an id's prefix will do)", highlight=False)
+                  f"show PROGRAM_ID{file}` draws one (an id's prefix will do)", highlight=False,
+                  markup=False)
 
 
 def _none_listed(entries: list[ProgramEntry], tenant: str | None) -> str:

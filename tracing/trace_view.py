@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from ostinato.program_ids import GENERATION
 from tracing import genai
 from tracing.span_file import SpanRecord
 from tracing.trace_members import (
@@ -117,16 +118,25 @@ class ProgramTimeline:
         return sum(c.duration_s for c in self.calls if c.on_critical_path)
 
 
+def _without_generation(program_id: str) -> str:
+    """`tenant#generation/id` as `tenant/id` (ostinato/program_ids.py)."""
+    tenant, sep, rest = program_id.partition("/")
+    return f"{tenant.partition(GENERATION)[0]}{sep}{rest}"
+
+
 def matching_ids(ids: set[str], wanted: str) -> list[str]:
-    return sorted(p for p in ids if p.startswith(wanted) or p.partition("/")[2].startswith(wanted))
+    """The ids that `wanted` is a prefix of: as the spans carry them (`tenant#generation/id`),
+    without the tenant's generation (`tenant/id`), or the client's own id."""
+    return sorted(p for p in ids if p.startswith(wanted) or p.partition("/")[2].startswith(wanted)
+                  or _without_generation(p).startswith(wanted))
 
 
 def resolve_program_id(spans: Sequence[SpanRecord], wanted: str,
                        children: Children | None = None) -> str:
     """The program id `wanted` names: itself, or the one id it is a prefix of. Spans carry
-    the mesh's id, `tenant/id` (ostinato/program_ids.py); the id a client knows (or its
-    prefix) names it too, unless two tenants' programs match. An id that only refused
-    requests name is no program."""
+    the mesh's id, `tenant#generation/id` (ostinato/program_ids.py); `tenant/id` and the id
+    a client knows (or their prefixes) name it too, unless two programs match. An id that
+    only refused requests name is no program."""
     known = program_ids(spans, children)
     if wanted in known:
         return wanted

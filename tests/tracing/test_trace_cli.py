@@ -102,7 +102,9 @@ def test_list(spans: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert [r[0] for r in rows] == ["globex/late", FAN_OUT_ID, "prog-fanout-other"]
     assert rows[0][1:3] == ["globex", "fanout"] and rows[0][5:] == ["1.00s", "1", "1", "0", "ended"]
     assert rows[1][5:] == ["3.00s", "5", "0", "1", "ended"]
-    assert out.splitlines()[-1].startswith("3 of 3 programs; `ostinato trace show PROGRAM_ID`")
+    # the file named, for the command to be copied
+    assert f"3 of 3 programs; `ostinato trace show PROGRAM_ID --file {spans}` draws one" in \
+        " ".join(out.split())
     rc = main(["trace", "list", "--file", str(spans), "--tenant", "globex", "--limit", "5"])
     out, _ = capsys.readouterr()
     assert rc == 0 and "globex/late" in out and FAN_OUT_ID not in out

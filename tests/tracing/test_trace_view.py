@@ -132,6 +132,8 @@ def two_programs(tmp_path: Path) -> Path:
     write_program(path, "acme/p1", [CallSpec("z1", "t", 0.0, 0.2, cache_hit="exact")])
     write_program(path, "globex/p1", [CallSpec("w1", "t", 0.0, 0.2, cache_hit="exact")])
     write_program(path, "acme/solo-9", [CallSpec("v1", "t", 0.0, 0.2, cache_hit="exact")])
+    # a tenant with a generation (a record written since they were): `acme#5f1e/...`
+    write_program(path, "demo#5f1e/job-4", [CallSpec("u1", "t", 0.0, 0.2, cache_hit="exact")])
     return path
 
 
@@ -142,6 +144,10 @@ def two_programs(tmp_path: Path) -> Path:
     ("acme/p1", "acme/p1", 1),  # the mesh's id
     ("solo-9", "acme/solo-9", 1),  # the client's id, one tenant's only
     ("solo", "acme/solo-9", 1),  # its prefix
+    ("demo/job-4", "demo#5f1e/job-4", 1),  # TENANT/ID, without the tenant's generation
+    ("demo/jo", "demo#5f1e/job-4", 1),
+    ("demo#5f1e/job-4", "demo#5f1e/job-4", 1),
+    ("job-4", "demo#5f1e/job-4", 1),
 ])
 def test_program_lookup(two_programs: Path, wanted: str, found: str, calls: int) -> None:
     t = timeline(two_programs, wanted)
