@@ -58,6 +58,7 @@ class Answer:
     # (token, logprob, ((alternative, logprob), ...)) of each output token, when the call
     # asked for them (its key says so: cache/fingerprint.py)
     logprobs: tuple[tuple[str, float, tuple[tuple[str, float], ...]], ...] = ()
+    simulated: bool = False  # written by a simulated engine: a hit of it says so too
 
     def to_json(self) -> str:
         return json.dumps({**self.__dict__, "tool_calls": [list(c) for c in self.tool_calls],
@@ -72,7 +73,7 @@ class Answer:
                          for t, lp, top in d.get("logprobs") or ())
         return Answer(str(d["text"]), str(d["finish_reason"]), int(d["prompt_tokens"]),
                       int(d["completion_tokens"]), calls, str(d.get("reasoning") or ""),
-                      logprobs)
+                      logprobs, bool(d.get("simulated", False)))
 
 
 @dataclass(frozen=True)

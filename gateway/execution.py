@@ -160,7 +160,7 @@ class CallExecutor:
                         prompt_tokens=(hit.answer.prompt_tokens if hit.kind == "exact"
                                        else len(prepared[0].ids)),
                         completion_tokens=hit.answer.completion_tokens), hit.answer.reasoning),
-                    cache_hit=_HIT[hit.kind],
+                    cache_hit=_HIT[hit.kind], simulated=hit.answer.simulated,
                     timings=common_pb2.CallTimings(total_s=time.monotonic() - start),
                     logprobs=[common_pb2.TokenLogprob(
                         token=t, logprob=lp, top_logprobs=[
@@ -203,7 +203,7 @@ class CallExecutor:
                     tuple((c.id, c.name, c.arguments) for c in item.tool_calls),
                     item.reasoning_content,
                     tuple((t.token, t.logprob, tuple((a.token, a.logprob) for a in t.top_logprobs))
-                          for t in item.logprobs)))
+                          for t in item.logprobs), item.simulated))
             yield item
 
     async def _record_cached(self, tenant: str, program_id: str, call: common_pb2.CallSpec,

@@ -51,6 +51,8 @@ def test_exact_cache_serves_the_same_tenant_only(cache_mesh: Mesh) -> None:
     again = ask(cache_mesh, "key-acme", "Name three rivers in France.")
     assert first.cache_hit == "miss" and again.cache_hit == "exact"  # positive control
     assert again.text == first.text and again.worker_id == ""  # no engine was asked
+    # a sim engine's answer from the cache is still simulated (new-user review)
+    assert first.simulated and again.simulated
     other = ask(cache_mesh, "key-globex", "Name three rivers in France.")
     assert other.cache_hit == "miss" and other.worker_id  # tenant B ran its own call
     off = ask(cache_mesh, "key-acme", "Name three rivers in France.", cache="off")
