@@ -51,17 +51,20 @@ def _parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("planner", help="run the planner (control plane)")
     _common(pl)
-    pl.add_argument("--redis-url")
-    pl.add_argument("--policy")
+    pl.add_argument("--redis-url", help="programs' records (recovery after a restart), the KV "
+                    "index, tenancy data")
+    pl.add_argument("--policy", help="<priority>+<routing> (e.g. plas+affinity), or the preset "
+                    "default (as planner.policy)")
     pl.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: free, -1: off)")
 
     wk = sub.add_parser("worker", help="run a worker in front of one SGLang (or sim) engine")
     _common(wk)
-    wk.add_argument("--worker-id")
+    wk.add_argument("--worker-id", help="its name in the mesh (default: from host and port)")
     wk.add_argument("--engine-url", help="SGLang server URL, e.g. http://127.0.0.1:30000")
     wk.add_argument("--planner-address", help="the planner's gRPC address(es), comma-separated "
                     "(as worker.planner_address)")
-    wk.add_argument("--max-inflight", type=int)
+    wk.add_argument("--max-inflight", type=int,
+                    help="calls the planner may run on it at once (as worker.max_inflight)")
     wk.add_argument("--advertise-address", help="host:port the gateway should dial (containers)")
     wk.add_argument("--redis-url", help="publish the engine's blocks to this Redis's KV index")
     wk.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: free, -1: off)")
@@ -94,19 +97,23 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--out", help="calibrate: write the fitted profile YAML here")
     se.add_argument("--lengths", default="128,512,2048,8192",
                     help="calibrate: prompt lengths to measure, comma separated")
-    se.add_argument("--decode-tokens", type=int, default=32)
+    se.add_argument("--decode-tokens", type=int, default=32,
+                    help="calibrate: tokens to decode per measured request")
     se.add_argument("--model", "--model-path", dest="model",
                     help="model name to report (default sim/llama-3.1-8b)")
     # SGLang launch_server's flags, so a worker launches either engine the same way
     se.add_argument("--enable-priority-scheduling", dest="enable_priority", action="store_true",
-                    default=None)
+                    default=None, help="as SGLang's: a request's priority orders the queue")
     se.add_argument("--enable-metrics", action="store_true",
                     help="accepted for SGLang's flag: the sim engine always serves /metrics")
-    se.add_argument("--max-total-tokens", type=int)
-    se.add_argument("--max-running-requests", type=int)
+    se.add_argument("--max-total-tokens", type=int,
+                    help="as SGLang's: KV cache capacity in tokens (default: the profile's)")
+    se.add_argument("--max-running-requests", type=int,
+                    help="as SGLang's: the most requests in one batch (default: the profile's)")
     se.add_argument("--profile", help="hardware/model profile name or YAML file "
                     "(default h100-llama3.1-8b)")
-    se.add_argument("--schedule-policy", choices=["fcfs", "lpm"])
+    se.add_argument("--schedule-policy", choices=["fcfs", "lpm"],
+                    help="as SGLang's: waiting requests first come, or longest prefix match first")
     se.add_argument("--time-scale", type=float,
                     help="real seconds per simulated second (0.1 runs ten times faster)")
     se.add_argument("--zero-cost", action="store_true", default=None,
