@@ -61,6 +61,9 @@ Tenancy (cache/tenancy.py): operator data, read by every gateway.
                                              generation}
     ost:tenancy:keys                  hash   sha256(API key) -> tenant (keys never stored)
     ost:tenancy:shared                hash   name -> declared shared prompt prefix
+    ost:tenancy:revoked               hash   sha256(API key) -> tenant: keys revoked with
+                                             `ostinato tenants`, which a gateway's configured
+                                             keys (gateway.api_keys) do not bring back
 
 Quotas (cache/quotas.py): per tenant, GCRA theoretical arrival times (seconds, Redis clock),
 expiring when the bucket is full again; one hash tag so one script updates both.
@@ -155,6 +158,10 @@ def tenancy_keys() -> str:
 
 def tenancy_shared() -> str:
     return f"{PREFIX}:tenancy:shared"
+
+
+def tenancy_revoked() -> str:
+    return f"{PREFIX}:tenancy:revoked"
 
 
 def tenancy_version() -> str:

@@ -24,6 +24,7 @@ from cache.keys import (
     program_calls,
     program_meta,
     tenancy_keys,
+    tenancy_revoked,
     tenancy_shared,
     tenancy_tenants,
     tenancy_version,
@@ -137,6 +138,7 @@ class TenantDirectory:
         # Two steps, not one transaction: the hashes live in different Redis Cluster slots.
         # The keys go first, so a failure in between never leaves a key of a gone tenant.
         if digests:
+            await self._redis.hset(tenancy_revoked(), mapping=dict.fromkeys(digests, tenant))
             await self._redis.hdel(tenancy_keys(), *digests)
         removed = await self._redis.hdel(tenancy_tenants(), check_tenant(tenant))
         await self._changed()
@@ -165,8 +167,9 @@ class TenantDirectory:
 
     async def add_key(self, tenant: str, api_key: str, *, create: bool = False) -> bool:
         """Stores the key's SHA-256 digest only. A tenant with no record is refused, or
-        created (with default limits) when `create` (configured keys). Returns whether the
-        key is new: False when it already was the tenant's (nothing changed)."""
+        created (with default limits) when `create` (configured keys). A key revoked before
+        is an operator's to add again: this takes it off the revoked list. Returns whether
+        the key is new: False when it already was the tenant's (nothing changed)."""
         check_tenant(tenant)
         if len(api_key) < 8:
             raise InvalidTenancy("API keys must be at least 8 characters")
@@ -180,12 +183,17 @@ class TenantDirectory:
                                      f"{tenant}`, which also gives it a key)")
             await self.add_tenant(tenant)
         added = bool(await self._redis.hset(tenancy_keys(), digest, tenant))
+        await self._redis.hdel(tenancy_revoked(), digest)
         if added:
             await self._changed()
         return added
 
     async def revoke_key(self, api_key: str) -> bool:
-        removed = bool(await self._redis.hdel(tenancy_keys(), key_digest(api_key)))
+        digest = key_digest(api_key)
+        owner = await self._redis.hget(tenancy_keys(), digest)
+        if owner is not None:  # kept revoked: a gateway's configured keys never bring it back
+            await self._redis.hset(tenancy_revoked(), digest, owner)
+        removed = bool(await self._redis.hdel(tenancy_keys(), digest))
         await self._changed()
         return removed
 
@@ -212,8 +220,17 @@ class TenantDirectory:
         return removed
 
     async def seed(self, api_keys: Mapping[str, str]) -> None:
-        """Writes configured keys (ostinato config's gateway.api_keys) into the directory."""
+        """Writes configured keys (ostinato config's gateway.api_keys) into the directory,
+        but for those revoked with `ostinato tenants` (revoke-key, or revoke of their
+        tenant): every gateway seeds at its start, and a replica started later (a scale-up,
+        a rollout) must not bring back a key, or a tenant, revoked meanwhile (replicas
+        review 2026-12-05 F1). `ostinato tenants add-key` adds one again."""
+        revoked = {text(d) for d in await self._redis.hkeys(tenancy_revoked())}
         for api_key, tenant in api_keys.items():
+            if key_digest(api_key) in revoked:
+                log.info("tenancy: a configured key was revoked in redis: not restored",
+                         tenant=tenant)
+                continue
             await self.add_key(tenant, api_key, create=True)
 
     async def load(self) -> Tenancy:

@@ -227,3 +227,29 @@ async def test_a_view_reloads_as_soon_as_the_tenancy_changes(directory: TenantDi
     assert await view.refresh() is True and view.current.tenant_for(key) is None
     await directory.update_tenant(tenant, rpm=7)
     assert await view.refresh() is True and view.current.limits_of(tenant).rpm == 7
+
+
+async def test_a_revoked_configured_key_stays_revoked_when_a_gateway_seeds_again(
+        directory: TenantDirectory) -> None:
+    """Replicas review 2026-12-05 F1: every gateway writes its configured keys at start, so
+    one started after a revoke (a scale-up, a rollout) brought the key, and its tenant with
+    default limits, back on every replica."""
+    kept, revoked, gone = name(), name(), name()
+    keys = {f"sk-kept-{kept}": kept, f"sk-revoked-{revoked}": revoked, f"sk-gone-{gone}": gone}
+    await directory.seed(keys)
+    await directory.update_tenant(gone, rpm=5)
+    assert await directory.revoke_key(f"sk-revoked-{revoked}")
+    assert await directory.revoke_tenant(gone) == 1
+    await directory.seed(keys)  # another replica starts
+    snap = await directory.load()
+    assert snap.tenant_for(f"sk-kept-{kept}") == kept  # positive control
+    assert snap.tenant_for(f"sk-revoked-{revoked}") is None
+    assert snap.tenant_for(f"sk-gone-{gone}") is None and gone not in snap.tenants
+    # an operator adds it again: then it is seeded like any other
+    assert await directory.add_key(revoked, f"sk-revoked-{revoked}")
+    assert await directory.revoke_key(f"sk-kept-{kept}")
+    assert await directory.add_key(kept, f"sk-kept-{kept}")
+    await directory.seed(keys)
+    snap = await directory.load()
+    assert snap.tenant_for(f"sk-revoked-{revoked}") == revoked
+    assert snap.tenant_for(f"sk-kept-{kept}") == kept
