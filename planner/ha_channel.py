@@ -10,9 +10,10 @@ standby takes over: its health turns SERVING, pushed to the channel over the hea
 stream, so calls move over as soon as it serves, with no address to look up.
 
 Why health checking rather than reading the lease holder's address from Redis: it needs no
-resolver (grpc-python cannot plug one in), and the same signal serves Kubernetes (the
-readiness probe asks the Planner service, so the planner Service routes to the active pod
-only) and compose (one DNS name resolving to every replica works the same way here).
+resolver (grpc-python cannot plug one in), and it works the same behind one DNS name that
+resolves to every replica (compose; Kubernetes, where both planner pods are Ready, their
+readiness probe asking the server as a whole, and the callers pick the active one by the
+Planner service's health).
 
 Names in a comma-separated list are resolved once, at start (use IP addresses or one DNS
 name for replicas whose addresses change).
