@@ -169,8 +169,9 @@ class AnswerCache:
         """Removes the semantic entries that expired while their tenant stored nothing new
         (a store trims its own tenant's): from Redis, the stream and the index. A tenant
         with none left (all expired, or the tenant revoked) leaves the set of tenants and
-        the in-process index. A store racing the check only loses its in-process copy on
-        this replica until the next rebuild: a missed hit, never a wrong one."""
+        the in-process index; one whose count there differs from Redis's is reloaded
+        (`reconcile`). A store racing the check only loses its in-process copy on this
+        replica until the next sweep: a missed hit, never a wrong one."""
         cutoff = self._clock() - self._ttl_ms / 1000
         for raw in await self._r(self._redis.smembers(keys.semantic_tenants())):
             tenant = text(raw)
@@ -185,6 +186,8 @@ class AnswerCache:
             if int(held) <= len(expired):
                 await self._r(self._redis.srem(keys.semantic_tenants(), tenant))
                 self.index.forget(tenant)
+            else:
+                await self.index.reconcile(tenant, int(held) - len(expired))
         self.metrics.index_entries = len(self.index)
 
     async def _embed(self, text: str) -> np.ndarray | None:

@@ -92,6 +92,20 @@ class LocalIndex:
     def forget(self, tenant: str) -> None:
         self._index.drop(tenant)
 
+    async def reconcile(self, tenant: str, held: int) -> None:
+        """The stream is capped (~100,000 records): a replica that lagged behind the trim
+        (stopped, cut off) never reads the records it missed (replicas review 2026-12-05
+        F5). The expiry sweep gives each tenant's count in Redis; a count that differs
+        reloads the tenant from Redis."""
+        if self._index.count(tenant) == held:
+            return
+        log.info("semantic index: reloading a tenant", held=held,
+                 indexed=self._index.count(tenant))
+        ids = await self._r(self._redis.zrange(keys.semantic_index(tenant), 0, -1))
+        self._index.drop(tenant)
+        for raw_id in ids:
+            await self._index_entry(tenant, text(raw_id))
+
     async def nearest(self, tenant: str, context: str, vector: np.ndarray,
                       k: int) -> list[Neighbour]:
         return self._index.search(tenant, context, vector, k)

@@ -55,6 +55,10 @@ class SemanticIndex(Protocol):
         """The tenant has no entries left in Redis (expired, or the tenant revoked): drop
         whatever of it is held in process."""
 
+    async def reconcile(self, tenant: str, held: int) -> None:
+        """Redis holds `held` entries of the tenant: an index held in process that counts
+        otherwise (stream records it never read: trimmed while it lagged) reloads them."""
+
     async def nearest(self, tenant: str, context: str, vector: np.ndarray,
                       k: int) -> list[Neighbour]: ...
 

@@ -77,6 +77,9 @@ class VectorSetIndex:
     def forget(self, tenant: str) -> None:
         pass  # nothing held in process; the size is counted again at the next upkeep
 
+    async def reconcile(self, tenant: str, held: int) -> None:
+        pass  # the server's own sets: nothing to reload
+
     async def nearest(self, tenant: str, context: str, vector: np.ndarray,
                       k: int) -> list[Neighbour]:
         key = keys.semantic_vector_set(tenant, context_tag(context))

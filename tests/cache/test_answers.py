@@ -231,6 +231,26 @@ async def test_replicas_share_entries_through_redis_and_the_stream(make_cache) -
                               0.8) is not None
 
 
+async def test_a_replica_that_missed_trimmed_stream_records_catches_up_at_the_sweep(
+        make_cache) -> None:  # type: ignore[no-untyped-def]
+    # replicas review F5: the stream is capped; records trimmed before a lagging replica
+    # read them were never applied there (missed hits until it restarted)
+    first = await make_cache()
+    second = await make_cache()
+    if not isinstance(second.index, LocalIndex):
+        pytest.skip("the server's vector sets: no in-process copy to fall behind")
+    await second.index.sync(block_ms=1)  # (whatever earlier tests left in the stream)
+    a = tenant()
+    await first.store(a, None, semantic_key(a, chat("How does a refrigerator work?")), ANSWER)
+    await first._redis.xtrim(keys.semantic_stream(), maxlen=0)  # trimmed before `second` read it
+    await second.index.sync(block_ms=1)
+    para = semantic_key(a, chat("Explain how a refrigerator works."))
+    assert await second.entries_of(a) == 0  # it missed the entry
+    await second.sweep()
+    assert await second.entries_of(a) == 1
+    assert await second.lookup(a, None, para, 0.8) is not None
+
+
 @pytest.mark.parametrize("server", ["local", "local-cluster"])
 async def test_an_idle_stream_is_not_an_outage(request: pytest.FixtureRequest, server: str) -> None:
     """The in-process index tails the stream for less time than its bound: waiting for news
