@@ -128,6 +128,12 @@ class GatewayCore:
         (a retried StartProgram opens one program), unless `new_only`: a program of that id
         open already is ALREADY_EXISTS (RunProgram's DAG runs in a program of its own, which
         it ends)."""
+        return (await self.register_program(tenant, options, new_only=new_only))[0]
+
+    async def register_program(self, tenant: str, options: common_pb2.ProgramOptions, *,
+                               new_only: bool = False) -> tuple[str, bool]:
+        """`start_program`, and whether the program was open already (a retry, or a
+        program opened through another gateway replica)."""
         try:
             check_program_options(options)
         except InvalidCall as exc:
@@ -148,7 +154,7 @@ class GatewayCore:
                                "of its own (leave program_id empty, or end that one first)",
                                "program_id")
         log.info("program started", program_id=resp.program_id, tenant=tenant)  # type: ignore[attr-defined]
-        return client_id(resp.program_id)  # type: ignore[attr-defined]
+        return client_id(resp.program_id), bool(resp.already_open)  # type: ignore[attr-defined]
 
     def namespace(self, tenant: str) -> str:
         """The tenant's name and generation: what its programs and cached answers are

@@ -116,9 +116,13 @@ class TracedGatewayCore(GatewayCore):
 
     async def start_program(self, tenant: str, options: common_pb2.ProgramOptions, *,
                             new_only: bool = False) -> str:
-        program_id = await super().start_program(tenant, options, new_only=new_only)
-        self.programs.start(self.program(tenant, program_id), tenant, options.program_class,
-                            otel_context.get_current())
+        program_id, already_open = await self.register_program(tenant, options,
+                                                               new_only=new_only)
+        inner = self.program(tenant, program_id)
+        # a program open already has its span where it was started (here: the same span, as
+        # on a retry; another replica's: its calls here are traced under their callers)
+        if not already_open or self.programs.get(inner) is not None:
+            self.programs.start(inner, tenant, options.program_class, otel_context.get_current())
         return program_id
 
     async def end_program(self, tenant: str, program_id: str) -> common_pb2.ProgramSummary:

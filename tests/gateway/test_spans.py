@@ -83,6 +83,11 @@ class _Answering(GatewayCore):
             raise GatewayError(self._code, "no")
         yield common_pb2.CallResult(call_id=placed.call.call_id, text="ok", finish_reason="stop")
 
+    async def register_program(self, tenant: str, options: common_pb2.ProgramOptions, *,
+                               new_only: bool = False) -> tuple[str, bool]:
+        """The planner's answer: open already when `options.program_class` says "open"."""
+        return options.program_id, options.program_class == "open"
+
 
 class _Traced(TracedGatewayCore, _Answering):
     """TracedGatewayCore's spans around the call path above."""
@@ -101,6 +106,7 @@ def _traced(monkeypatch: pytest.MonkeyPatch, exporter: InMemorySpanExporter,
     core.metrics = GatewayMetrics("m")
     core._record_content = False
     core.config = SimpleNamespace(model="m")  # type: ignore[assignment]
+    core._auth = SimpleNamespace(generation_of=lambda tenant: "")  # type: ignore[assignment]
     return core
 
 
@@ -177,3 +183,20 @@ async def test_a_call_cut_at_its_deadline_is_deadline_exceeded_not_cancelled(
     assert call.status.status_code.name == "ERROR"
     assert call.attributes[genai.ERROR_TYPE] == outcome
     assert core.metrics.calls.labels("acme", outcome)._value.get() == 1
+
+
+async def test_a_program_opened_again_through_another_replica_gets_no_second_span(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replicas review F3: StartProgram of a program open already (another gateway replica
+    started it) opened a second root span for it here."""
+    exporter = InMemorySpanExporter()
+    core = _traced(monkeypatch, exporter)
+    await core.start_program("acme", common_pb2.ProgramOptions(program_id="mine"))
+    assert len(core.programs) == 1  # positive control: a program started here has its span
+    # a retry: open already, its span held here: the same one
+    await core.start_program("acme", common_pb2.ProgramOptions(program_id="mine",
+                                                                program_class="open"))
+    assert len(core.programs) == 1 and core.programs.get("acme/mine") is not None
+    await core.start_program("acme", common_pb2.ProgramOptions(program_id="theirs",
+                                                                program_class="open"))
+    assert len(core.programs) == 1 and core.programs.get("acme/theirs") is None
