@@ -100,10 +100,13 @@ class TenantVectors:
         if not self._counts[tenant]:
             del self._counts[tenant]
 
+    def ids_of(self, tenant: str) -> set[str]:
+        return {entry_id for t, entry_id in self._context if t == tenant}
+
     def drop(self, tenant: str) -> None:
         """Forgets every entry of `tenant`."""
-        for t, entry_id in [key for key in self._context if key[0] == tenant]:
-            self.remove(t, entry_id)
+        for entry_id in self.ids_of(tenant):
+            self.remove(tenant, entry_id)
 
     def search(self, tenant: str, context: str, vector: np.ndarray, k: int = 8) -> list[Neighbour]:
         """The k entries of `tenant` under `context` nearest to `vector`, nearest first."""

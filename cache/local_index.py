@@ -95,16 +95,19 @@ class LocalIndex:
     async def reconcile(self, tenant: str, held: int) -> None:
         """The stream is capped (~100,000 records): a replica that lagged behind the trim
         (stopped, cut off) never reads the records it missed (replicas review 2026-12-05
-        F5). The expiry sweep gives each tenant's count in Redis; a count that differs
-        reloads the tenant from Redis."""
+        F5). The expiry sweep gives each tenant's count in Redis; where it differs, the ids
+        in Redis and here are compared and the difference applied: entries another replica
+        added or removed a moment ago (their records not read yet) only come early, and
+        their records, read later, change nothing."""
         if self._index.count(tenant) == held:
             return
-        log.info("semantic index: reloading a tenant", held=held,
-                 indexed=self._index.count(tenant))
-        ids = await self._r(self._redis.zrange(keys.semantic_index(tenant), 0, -1))
-        self._index.drop(tenant)
-        for raw_id in ids:
-            await self._index_entry(tenant, text(raw_id))
+        ids = {text(raw) for raw in
+               await self._r(self._redis.zrange(keys.semantic_index(tenant), 0, -1))}
+        have = self._index.ids_of(tenant)
+        for entry_id in have - ids:
+            self._index.remove(tenant, entry_id)
+        for entry_id in ids - have:
+            await self._index_entry(tenant, entry_id)
 
     async def nearest(self, tenant: str, context: str, vector: np.ndarray,
                       k: int) -> list[Neighbour]:

@@ -249,6 +249,14 @@ async def test_a_replica_that_missed_trimmed_stream_records_catches_up_at_the_sw
     await second.sweep()
     assert await second.entries_of(a) == 1
     assert await second.lookup(a, None, para, 0.8) is not None
+    # and a removal it missed: the entry leaves its index too
+    await first.store(a, None, semantic_key(a, chat("Who painted the Mona Lisa?")), ANSWER)
+    await second.index.sync(block_ms=1)
+    assert await second.entries_of(a) == 2
+    (oldest,) = await first._redis.zrange(keys.semantic_index(a), 0, 0)
+    await first._redis.zrem(keys.semantic_index(a), oldest)
+    await second.sweep()
+    assert await second.entries_of(a) == 1
 
 
 @pytest.mark.parametrize("server", ["local", "local-cluster"])

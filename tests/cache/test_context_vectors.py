@@ -89,3 +89,14 @@ def test_vectors_are_compared_as_unit_vectors_and_dimensions_checked() -> None:
     assert index.search("t", "ctx", _vec(6.0, 8.0))[0].similarity == pytest.approx(1.0)
     with pytest.raises(ValueError, match="dimensions"):
         index.add("t", "bad", "ctx", np.ones(DIMS + 1, dtype=np.float32))
+
+
+def test_the_ids_of_a_tenant_and_dropping_them() -> None:
+    index = TenantVectors(DIMS)
+    index.add("t", "a", "c1", _vec(1.0))
+    index.add("t", "b", "c2", _vec(0.0, 1.0))
+    index.add("u", "a", "c1", _vec(1.0))
+    assert (index.ids_of("t"), index.ids_of("u"), index.ids_of("v")) == ({"a", "b"}, {"a"}, set())
+    index.drop("t")
+    assert (index.count("t"), len(index), index.search("u", "c1", _vec(1.0))[0].entry_id) == (
+        0, 1, "a")
