@@ -231,9 +231,8 @@ def _check_overridden(cls: type, sources: list[dict[str, Any]], final: Any, pref
                           current[key], f"{prefix}.{key}" if prefix else key, named)
 
 
-# OSTINATO_* variables that are not config fields (a trailing * : every name it begins),
-# with what they do; every other OSTINATO_* variable sets a field (an unknown one is refused).
-# docs/reference/config.md lists them.
+# OSTINATO_* variables that are not config fields (a trailing *: every name it begins); every
+# other one sets a field (an unknown one is refused). docs/reference/config.md lists them.
 NOT_CONFIG_VARIABLES: dict[str, str] = {
     "OSTINATO_LOG_LEVEL": "the services' log level: debug, info (the default), warning or error "
                           "(tracing/logs.py)",
@@ -243,8 +242,7 @@ NOT_CONFIG_VARIABLES: dict[str, str] = {
     "OSTINATO_REDIS8_SERVER": "a Redis 8 redis-server (vector sets): the embedded Redis runs it "
                               "where `redis.server` is empty, before the one `make redis8` "
                               "built (cache/redis_server.py find_vector_redis)",
-    "OSTINATO_API_KEY": "the tenant key the examples send when `--api-key` is not given "
-                        "(examples/, docs/examples.md); no service reads it",
+    "OSTINATO_API_KEY": "the key the examples send without `--api-key`; no service reads it",
     "OSTINATO_TEST_*": "the test suite's switches (tests/)",
 }
 
