@@ -28,6 +28,7 @@ from gateway.prompts import PreparedPrompt
 from gateway.tool_output import ToolOutput
 from gateway.worker_channels import WorkerChannels
 from ostinato.completion_reports import CompletionReporter
+from ostinato.deadlines import cut_by_deadline
 from ostinato.program_ids import namespace_of
 from ostinato.retry import with_retry
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2
@@ -57,6 +58,12 @@ class _AttemptFailed(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def _ended(elapsed_s: float, timeout_s: float) -> planner_pb2.CompletionStatus:
+    """How a call stopped before its end ended: cut by its deadline, or its caller left."""
+    return (planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED if cut_by_deadline(elapsed_s, timeout_s)
+            else planner_pb2.COMPLETION_STATUS_CANCELLED)
 
 
 def planner_hints(call: common_pb2.CallSpec) -> common_pb2.CallHints:
@@ -146,7 +153,10 @@ class MeshRun:
             except _AttemptFailed as exc:
                 if exc.code not in _WORKER_FAILED or retry == MAX_RETRIES or (
                         streamed and not call.restart_on_failure):
-                    await self.outcomes.failed(admit, grant)
+                    await self.outcomes.failed(admit, grant, (
+                        planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED
+                        if exc.code == grpc.StatusCode.DEADLINE_EXCEEDED
+                        else planner_pb2.COMPLETION_STATUS_FAILED))
                     code = grpc.StatusCode.UNAVAILABLE if exc.code in _WORKER_FAILED else exc.code
                     raise CallFailed(code, exc.message) from exc
                 log.warning("worker failed mid-call: call re-run", program_id=program_id,
@@ -159,7 +169,8 @@ class MeshRun:
                 continue
             except (GeneratorExit, asyncio.CancelledError):
                 # Gone before the worker may have started the call: it would never report.
-                self.outcomes.gone(admit, grant.attempt, grant.worker_id)
+                self.outcomes.gone(admit, grant.attempt, grant.worker_id,
+                                   _ended(time.monotonic() - start, timeout_s))
                 raise
             break
         assert final is not None
@@ -189,17 +200,22 @@ class MeshRun:
             admit.retry_of_attempt = failed.attempt
             admit.exclude_workers.append(failed.worker_id)
             admit.resend = False  # this attempt's worker did fail
+        began = time.monotonic()
         try:
             # Through a planner restart: the planner recognizes a re-admitted call.
             return await with_retry(self.admissions.Admit, admit, max(0.001, budget_s))
         except asyncio.CancelledError:
-            self.outcomes.gone(admit)  # a grant may be on its way: it must not hold a worker
+            # a grant may be on its way: it must not hold a worker
+            self.outcomes.gone(admit, status=_ended(time.monotonic() - began, budget_s))
             raise
         except grpc.aio.AioRpcError as exc:
             if failed is not None:  # the failed attempt must not hold its worker's slot
                 await self.outcomes.failed(admit, failed)
-            if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
-                self.outcomes.gone(admit)  # granted just as the deadline passed: freed
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                # granted just as the deadline passed: freed
+                self.outcomes.gone(admit, status=planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED)
+            elif exc.code() == grpc.StatusCode.CANCELLED:
+                self.outcomes.gone(admit)
             raise planner_failure(exc, admit.tenant) from exc
 
     async def _generate(self, template: worker_pb2.GenerateRequest, grant: planner_pb2.Grant,

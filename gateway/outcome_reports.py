@@ -18,14 +18,16 @@ class OutcomeReports:
         self._planner = planner
         self._background: set[asyncio.Task[None]] = set()  # not awaited (charges, reports)
 
-    async def failed(self, admit: planner_pb2.AdmitRequest, grant: planner_pb2.Grant) -> None:
-        """The call failed for good on `grant`'s worker. A one-call program ends with it
+    async def failed(self, admit: planner_pb2.AdmitRequest, grant: planner_pb2.Grant,
+                     status: planner_pb2.CompletionStatus = planner_pb2.COMPLETION_STATUS_FAILED) -> None:
+        """The call failed for good on `grant`'s worker (`status`: FAILED, or
+        DEADLINE_EXCEEDED when its deadline cut it). A one-call program ends with it
         (the planner leaves a failed call's program open for a retry), and so does one the
         call registered (an HTTP request's new conversation: its caller was never told of
         it, so nobody could continue or end it)."""
         report = planner_pb2.CompletionReport(
             program_id=admit.program_id, call_id=admit.call_id, worker_id=grant.worker_id,
-            status=planner_pb2.COMPLETION_STATUS_FAILED, attempt=grant.attempt,
+            status=status, attempt=grant.attempt,
         )
         # If this fails, the planner still gets the worker's own report (and a one-call
         # program left open expires when idle).
@@ -41,16 +43,16 @@ class OutcomeReports:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def gone(self, admit: planner_pb2.AdmitRequest, attempt: int = 0,
-             worker_id: str = "") -> None:
-        """Our caller went away (or the Admit's deadline passed) holding a grant, or perhaps
-        holding one (`attempt` 0: whichever attempt runs): the planner ends the call and
-        frees its worker's slot, whether or not the worker ever started it (the worker's
-        own report, if any, is a repeat the planner ignores). Not awaited: the caller's
-        task is being cancelled."""
+    def gone(self, admit: planner_pb2.AdmitRequest, attempt: int = 0, worker_id: str = "",
+             status: planner_pb2.CompletionStatus = planner_pb2.COMPLETION_STATUS_CANCELLED) -> None:
+        """Our caller went away (`status` CANCELLED), or its deadline passed (DEADLINE_EXCEEDED),
+        holding a grant, or perhaps holding one (`attempt` 0: whichever attempt runs): the
+        planner ends the call and frees its worker's slot, whether or not the worker ever
+        started it (the worker's own report, if any, is a repeat the planner ignores). Not
+        awaited: the caller's task is being cancelled."""
         report = planner_pb2.CompletionReport(
             program_id=admit.program_id, call_id=admit.call_id, worker_id=worker_id,
-            status=planner_pb2.COMPLETION_STATUS_CANCELLED, attempt=attempt)
+            status=status, attempt=attempt)
 
         async def send() -> None:
             with contextlib.suppress(grpc.aio.AioRpcError):

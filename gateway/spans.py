@@ -25,15 +25,12 @@ from cache.fingerprint import SemanticKey
 from gateway.call_items import CallItem, Delta
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.metrics import CANCELLED, GatewayMetrics
+from ostinato.deadlines import cut_by_deadline
 from ostinato.v1 import common_pb2
 from tracing import genai
 from tracing.program_spans import ConversationTurns, ProgramSpans
 
 _tracer = trace.get_tracer("ostinato.gateway")
-# A call cut this close to its time limit was cut by its deadline (the RPC's, which gRPC
-# enforces by cancelling the handler), not by its caller: counted DEADLINE_EXCEEDED, not
-# cancelled (tracing review 2026-12-05 F5). The limit is taken just before the call runs.
-DEADLINE_SLACK_S = 0.1
 
 _CACHE_HIT = {common_pb2.CACHE_HIT_EXACT: "exact", common_pb2.CACHE_HIT_SEMANTIC: "semantic"}
 _SAMPLING = {"max_new_tokens": genai.REQUEST_MAX_TOKENS, "temperature": genai.REQUEST_TEMPERATURE,
@@ -207,7 +204,7 @@ class TracedGatewayCore(GatewayCore):
         except BaseException as exc:  # the caller went away (cancelled, or closed it early)
             if not answered:
                 elapsed = time.monotonic() - start
-                if elapsed >= timeout_s - DEADLINE_SLACK_S:  # its deadline cut it, not its caller
+                if cut_by_deadline(elapsed, timeout_s):  # not its caller (the limit: taken as it began)
                     code = grpc.StatusCode.DEADLINE_EXCEEDED
                     self.metrics.call_failed(tenant, operation, code.name, elapsed)
                     span.set_attribute(genai.ERROR_TYPE, code.name)

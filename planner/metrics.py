@@ -72,7 +72,7 @@ class PlannerMetrics:
             "waited for a grant.", ["tenant"], registry=r)
         self.completed = Counter(
             "ostinato_planner_calls_completed", "Completion reports from workers, by status "
-            "(ok, failed, cancelled).", ["worker", "status"], registry=r)
+            "(ok, failed, cancelled, deadline_exceeded).", ["worker", "status"], registry=r)
         self.unstarted_grants = Counter(
             "ostinato_planner_unstarted_grants", "Calls running on a worker that its heartbeat "
             "did not list, granted over planner.unstarted_grant_s ago (their gateway died "

@@ -270,7 +270,9 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                                    report.usage.reasoning_tokens)
             return
         self.metrics.completed.labels(report.worker_id, status).inc()
-        if state is not CallState.FAILED:  # a failed call may be admitted again
+        # a failed call may be admitted again (by its gateway), not one its deadline cut
+        if state is not CallState.FAILED or \
+                report.status == planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED:
             self._endings.end_one_call(report.program_id)
 
     async def _settled(self, program_id: str, tenant: str) -> None:

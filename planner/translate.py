@@ -36,6 +36,8 @@ COMPLETION_STATE = {
     planner_pb2.COMPLETION_STATUS_OK: (CallState.DONE, "ok"),
     planner_pb2.COMPLETION_STATUS_FAILED: (CallState.FAILED, "failed"),
     planner_pb2.COMPLETION_STATUS_CANCELLED: (CallState.CANCELLED, "cancelled"),
+    # failed (the program's summary counts it so), counted apart; no retry would help
+    planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED: (CallState.FAILED, "deadline_exceeded"),
 }
 
 

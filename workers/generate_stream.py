@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
+from contextvars import ContextVar
 
 import grpc
 import structlog
 from opentelemetry import trace
 
+from ostinato.deadlines import cut_by_deadline
 from ostinato.stream_tasks import StreamTasks, carrier, drained
 from ostinato.v1 import worker_pb2
 from tracing import genai
@@ -23,6 +25,15 @@ from tracing.grpc_interceptors import SpanDescriber
 from tracing.stream_messages import Refused, bind_call_ids, mark_failed, message_span
 
 log = structlog.get_logger(__name__)
+
+# The running generation's deadline (the event loop's clock; None: none), set where it is
+# known (GenerateStream's message, Generate's RPC) for the code that counts how it ended.
+GENERATION_DEADLINE: ContextVar[float | None] = ContextVar("generation_deadline", default=None)
+
+
+def cut_by_its_deadline() -> bool:
+    """Whether the generation being cancelled now is cut by its deadline (not its caller)."""
+    return cut_by_deadline(asyncio.get_running_loop().time(), GENERATION_DEADLINE.get())
 
 
 class GenerateRefused(Refused):
@@ -48,6 +59,7 @@ async def _run(generate: Generate, msg: worker_pb2.GenerateStreamRequest,
     bind_call_ids(msg.request)  # (this task's own context, as an RPC's)
     span = message_span(describer, msg.request, msg.trace_context)
     deadline = asyncio.get_running_loop().time() + msg.timeout_s if msg.timeout_s else None
+    GENERATION_DEADLINE.set(deadline)  # (this generation's task's own context)
     finished = False
     try:
         with trace.use_span(span, end_on_exit=False) if span is not None else nullcontext():
@@ -73,8 +85,11 @@ async def _run(generate: Generate, msg: worker_pb2.GenerateStreamRequest,
     except TimeoutError:
         mark_failed(span, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         send(_ended(msg.id, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
-    except asyncio.CancelledError as exc:  # the gateway cancelled it (its caller went away)
-        genai.mark_cancelled(span, exc)
+    except asyncio.CancelledError as exc:  # the gateway cancelled it (its caller went away,
+        if cut_by_its_deadline():  # or the call's deadline passed there first)
+            mark_failed(span, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        else:
+            genai.mark_cancelled(span, exc)
         raise
     except Exception as exc:  # a bug: the caller is told at once (as an RPC's end would)
         log.exception("generation failed", call_id=msg.request.call_id)

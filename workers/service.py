@@ -25,7 +25,12 @@ from tracing.grpc_interceptors import SpanDescriber, recording
 from workers.call_reports import CallAttempt, CallReports
 from workers.engine_output import EngineOutput
 from workers.engine_request import engine_request
-from workers.generate_stream import GenerateRefused, serve_generations
+from workers.generate_stream import (
+    GENERATION_DEADLINE,
+    GenerateRefused,
+    cut_by_its_deadline,
+    serve_generations,
+)
 from workers.kv_event_listener import KvEventListener
 from workers.metrics import CANCELLED, WorkerMetrics
 from workers.sglang_client import (
@@ -180,6 +185,9 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         task.add_done_callback(self._reports.discard)
 
     async def Generate(self, request, context):
+        remaining = context.time_remaining()
+        if remaining is not None:
+            GENERATION_DEADLINE.set(asyncio.get_running_loop().time() + remaining)
         try:
             async with contextlib.aclosing(self._generate(request)) as chunks:
                 async for chunk in chunks:
@@ -274,8 +282,12 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                 raise GenerateRefused(grpc.StatusCode.UNAVAILABLE,
                                       f"worker {self.worker_id}: engine {self._engine.base_url} "
                                       "failed its health check (hung)") from None
-            status = planner_pb2.COMPLETION_STATUS_CANCELLED  # the client aborted the engine request
-            meter.failed(CANCELLED)
+            if cut_by_its_deadline():  # the engine request aborted: the call's time ran out
+                status = planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED
+                meter.failed(grpc.StatusCode.DEADLINE_EXCEEDED.name)
+            else:  # the client aborted the engine request
+                status = planner_pb2.COMPLETION_STATUS_CANCELLED
+                meter.failed(CANCELLED)
             self._calls.report(request, status, last, time.monotonic() - start)
             raise
         except EngineError as exc:

@@ -14,10 +14,12 @@ class CompletionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COMPLETION_STATUS_OK: _ClassVar[CompletionStatus]
     COMPLETION_STATUS_FAILED: _ClassVar[CompletionStatus]
     COMPLETION_STATUS_CANCELLED: _ClassVar[CompletionStatus]
+    COMPLETION_STATUS_DEADLINE_EXCEEDED: _ClassVar[CompletionStatus]
 COMPLETION_STATUS_UNSPECIFIED: CompletionStatus
 COMPLETION_STATUS_OK: CompletionStatus
 COMPLETION_STATUS_FAILED: CompletionStatus
 COMPLETION_STATUS_CANCELLED: CompletionStatus
+COMPLETION_STATUS_DEADLINE_EXCEEDED: CompletionStatus
 
 class RegisterProgramRequest(_message.Message):
     __slots__ = ("tenant", "options", "max_open_programs")

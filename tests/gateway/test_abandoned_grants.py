@@ -60,9 +60,24 @@ async def test_a_caller_gone_after_its_grant_frees_the_worker() -> None:
         == ("p1", "c1", 1, "w1", planner_pb2.COMPLETION_STATUS_CANCELLED)
 
 
-@pytest.mark.parametrize("code", [grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED])
+async def test_a_caller_whose_time_ran_out_after_its_grant_is_reported_deadline_exceeded(
+        ) -> None:
+    """Its deadline, not its caller, stopped it (tracing review 2026-12-05 F5)."""
+    planner = Planner()
+    items = _executor(planner).run("t", "p1", _call(), 0.2)
+    assert isinstance(await anext(items), Granted)
+    await asyncio.sleep(0.25)  # only puts the call's 0.2 s behind us
+    await items.aclose()
+    await planner.reported.wait()
+    (report,) = planner.reports
+    assert report.status == planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED
+
+
+@pytest.mark.parametrize(("code", "status"), [
+    (grpc.StatusCode.DEADLINE_EXCEEDED, planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED),
+    (grpc.StatusCode.CANCELLED, planner_pb2.COMPLETION_STATUS_CANCELLED)])
 async def test_an_admit_that_ends_at_its_deadline_frees_a_grant_it_may_have_missed(
-        code: grpc.StatusCode) -> None:
+        code: grpc.StatusCode, status: int) -> None:
     planner = Planner(admit_error=code)
     new = NewProgram(common_pb2.ProgramOptions(program_id="p1"), one_call=True)
     with pytest.raises(CallFailed) as err:
@@ -72,7 +87,7 @@ async def test_an_admit_that_ends_at_its_deadline_frees_a_grant_it_may_have_miss
     await planner.reported.wait()
     (report,) = planner.reports
     assert report.attempt == 0  # whichever attempt the planner granted
-    assert report.status == planner_pb2.COMPLETION_STATUS_CANCELLED
+    assert report.status == status
 
 
 async def test_an_admit_refused_for_a_reason_reports_nothing() -> None:

@@ -104,6 +104,31 @@ async def test_a_one_call_program_ends_with_its_report_and_keeps_no_summary() ->
     assert value(s, "ostinato_planner_running_calls", worker="w0") == 0
 
 
+async def test_a_call_its_deadline_cut_is_failed_counted_apart_and_ends_its_one_call_program(
+        ) -> None:
+    """DEADLINE_EXCEEDED (from the gateway or the worker): failed in the program's summary,
+    `deadline_exceeded` in the metric, and final (a one-call program ends with it, as with
+    a cancelled call; a failed one waits for the gateway's retry)."""
+    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
+    async with planner_on_loopback(core, SystemClock()) as (stub, service):
+        await calls_running_on_w0(stub, "a")
+        await stub.Admit(planner_pb2.AdmitRequest(
+            program_id="one", tenant="t", call_id="c", end_program_after=True,
+            register_program=common_pb2.ProgramOptions(program_id="one")))
+        deadline = planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED
+        await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
+            completion_report("a", deadline),
+            planner_pb2.CompletionReport(program_id="one", call_id="c", worker_id="w0",
+                                         status=deadline, attempt=1)]))
+        assert core.program("p", "t").calls["a"].state is CallState.FAILED
+        with pytest.raises(UnknownProgram):
+            core.program("one", "t")
+        s = of_registry(service.metrics.registry)
+    assert value(s, "ostinato_planner_calls_completed_total", worker="w0",
+                 status="deadline_exceeded") == 2
+    assert value(s, "ostinato_planner_calls_completed_total", worker="w0", status="failed") == 0
+
+
 @pytest.mark.parametrize("policy", ["srpt+round_robin", "slack+round_robin"])
 async def test_a_waiting_call_refused_when_its_parent_ends_late_is_told_so(policy: str) -> None:
     """A reject_when_late program's call waiting on its parent: the parent's report comes

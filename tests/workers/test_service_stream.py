@@ -90,6 +90,46 @@ async def test_a_call_whose_caller_stops_reading_is_cancelled_at_the_worker(
         await channels.close()
 
 
+async def _one_report(service: WorkerService, recorder) -> planner_pb2.CompletionReport:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(30.0):  # until the worker has ended and reported it
+        while not recorder.completions:
+            await service.drain_reports()
+            await asyncio.sleep(0.01)
+    [report] = recorder.completions
+    return report
+
+
+@pytest.mark.parametrize("rpc", ["GenerateStream", "Generate"])
+async def test_a_call_its_deadline_cuts_is_deadline_exceeded_at_the_worker(
+        sim_engine_url: str, rpc: str) -> None:
+    """Its generation stopped by its own deadline (GenerateStream's timeout_s, Generate's
+    RPC deadline), not by a caller leaving: reported DEADLINE_EXCEEDED to the planner and
+    counted so (tracing review 2026-12-05 F5, the worker's half)."""
+    async with worker_on_loopback(sim_engine_url, 0) as (stub, service, recorder):
+        if rpc == "Generate":
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                _ = [c async for c in stub.Generate(story("long", 100_000), timeout=0.5)]
+            assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        else:
+            async def requests():  # type: ignore[no-untyped-def]
+                yield worker_pb2.GenerateStreamRequest(id=1, request=story("long", 100_000),
+                                                       timeout_s=0.5)
+                await asyncio.Event().wait()  # the stream stays open: no cancel from us
+
+            stream = stub.GenerateStream(requests())
+            async for reply in stream:
+                if reply.end:
+                    assert reply.status == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+                    break
+            stream.cancel()
+        report = await _one_report(service, recorder)
+        assert (report.call_id, report.status) == (
+            "long", planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED)
+        assert service.metrics.calls.labels("w-test", "DEADLINE_EXCEEDED")._value.get() == 1
+        assert service.metrics.calls.labels("w-test", "cancelled")._value.get() == 0
+        assert service.running == 0
+
+
 async def test_a_call_taken_whole_comes_in_one_chunk_with_the_same_text(sim_engine_url: str) -> None:
     channels = WorkerChannels()
     try:
@@ -162,6 +202,9 @@ async def test_a_short_call_taken_whole_is_one_engine_answer_with_the_streamed_t
         async with worker_on_loopback(sim_engine_url, 64) as (stub, service, recorder):
             address = stub.address  # type: ignore[attr-defined]
             request = story("w", 20)
+            # the prompt cached first (whatever ran on this engine before: the usage's cached
+            # tokens are the same for both calls below)
+            await _text_and_result(channels, address, request)
             streamed, streamed_result = await _text_and_result(channels, address, request)
             request.whole = True
             assert not service._streams(request)
@@ -169,7 +212,7 @@ async def test_a_short_call_taken_whole_is_one_engine_answer_with_the_streamed_t
             assert whole == streamed and result.usage == streamed_result.usage
             await service.drain_reports()
         assert [(r.call_id, r.status) for r in recorder.completions] == [
-            ("w", planner_pb2.COMPLETION_STATUS_OK)] * 2
+            ("w", planner_pb2.COMPLETION_STATUS_OK)] * 3
     finally:
         await channels.close()
 
