@@ -56,6 +56,7 @@ from gateway.responses_output import ResponseEvents, ResponseShell, output_json
 from gateway.responses_truncation import oldest_droppable, without_oldest
 from gateway.sse_stream import SseStream
 from ostinato.v1 import common_pb2
+from tracing import genai
 
 # a chat field named in an error -> the Responses field the client sent (longest first)
 _PARAMS = (("response_format.json_schema", "text.format"), ("response_format", "text"),
@@ -235,6 +236,7 @@ async def respond(core: GatewayCore, request: web.Request, tenant: str, body: An
         placed = await place(request, tenant, call, prior.call)
         shell = ResponseShell(core.config.model, int(time.time()), body, store=keeper.on,
                               conversation=cid)
+        genai.record_response_id(shell.id)  # on the request's span, as the other handlers do
         if body.get("stream"):
             return await _Stream(core, request, tenant, placed, shell, keeper).run()
         result = await result_of(tenant, placed)

@@ -17,7 +17,6 @@ from typing import Any
 
 from gateway.openai_response import OPENAI_ERROR_CODES, logprobs_json
 from ostinato.v1 import common_pb2
-from tracing import genai
 
 
 def _logprobs(result: common_pb2.CallResult) -> list[dict[str, Any]]:
@@ -70,9 +69,6 @@ class ResponseShell:
     store: bool = False  # kept for previous_response_id and GET /v1/responses/<id>
     conversation: str | None = None  # the conversation it is added to
     id: str = field(default_factory=lambda: f"resp_{uuid.uuid4().hex}")
-
-    def __post_init__(self) -> None:
-        genai.record_response_id(self.id)
 
     def json(self, status: str, output: list[dict[str, Any]],
              result: common_pb2.CallResult | None = None,

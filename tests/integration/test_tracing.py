@@ -80,6 +80,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
             _chat(mesh, [*USER, {"role": "assistant", "content": answer},
                          {"role": "user", "content": "And the cheapest?"}], NEXT_TURN)
             _refused_requests(mesh)
+            _responses(mesh, RESPONSES)
             log_dir = Path(mesh.endpoints.log_dir)
             mesh.stop()  # graceful: every service flushes its spans
             ctx = mine.get_span_context()
@@ -102,6 +103,23 @@ def _chat(mesh: Mesh, messages: list[dict[str, str]], traceparent: str) -> str:
     with urllib.request.urlopen(request, timeout=30) as reply:
         assert reply.status == 200
         return str(json.loads(reply.read())["choices"][0]["message"]["content"])
+
+
+RESPONSES = "00-8af92f3577b34da6a3ce929d0e0e473a-44f067aa0ba902bb-01"
+
+
+def _responses(mesh: Mesh, traceparent: str) -> str:
+    """A Responses API request, streamed; its response's id."""
+    request = urllib.request.Request(
+        f"http://{mesh.endpoints.gateway_http}/v1/responses",
+        data=json.dumps({"model": MODEL, "input": "Hello", "max_output_tokens": 4,
+                         "stream": True}).encode(),
+        headers={"traceparent": traceparent, "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        assert reply.status == 200
+        events = [json.loads(line[6:]) for line in reply.read().decode().splitlines()
+                  if line.startswith("data: ") and line != "data: [DONE]"]
+    return str(events[-1]["response"]["id"])
 
 
 REFUSED_HTTP = "00-6df92f3577b34da6a3ce929d0e0e4738-22f067aa0ba902b9-01"
@@ -187,6 +205,8 @@ def test_genai_convention_attributes(traced: Traced) -> None:
     assert whole and all(genai.REQUEST_STREAM not in s.attributes for s in whole)
     (http,) = _by_name(traced.spans, "POST /v1/chat/completions", _http_trace(traced))
     assert str(http.attributes[genai.RESPONSE_ID]).startswith("chatcmpl-")
+    (http,) = _by_name(traced.spans, "POST /v1/responses", RESPONSES.split("-")[1])
+    assert str(http.attributes[genai.RESPONSE_ID]).startswith("resp_")
 
 
 def test_a_cancelled_calls_spans_end_in_error_on_every_hop(traced: Traced) -> None:
@@ -204,7 +224,8 @@ def test_a_cancelled_calls_spans_end_in_error_on_every_hop(traced: Traced) -> No
 
 def test_one_trace_continuing_the_clients(traced: Traced) -> None:
     spans = [s for s in traced.spans if s.trace_id not in (
-        _http_trace(traced), *(t.split("-")[1] for t in (NEXT_TURN, REFUSED_HTTP, REFUSED_GRPC)),
+        _http_trace(traced),
+        *(t.split("-")[1] for t in (NEXT_TURN, RESPONSES, REFUSED_HTTP, REFUSED_GRPC)),
         traced.cancelled_trace_id)]
     assert spans and {s.trace_id for s in spans} == {traced.client_trace_id}
     (program,) = _by_name(spans, "invoke_workflow")
