@@ -91,8 +91,9 @@ class MeshRun:
         # The outcomes delivered here are reported from here (the worker's own OK report of
         # a gateway's call is a fallback, sent later: workers/service.py). A one-call or
         # implicit program's, which nobody waits for, batched over REPORT_LINGER_S (a call
-        # continuing it sends them at once: the planner starts it once its parents are
-        # done); a program's at once (its EndProgram waits for it).
+        # continuing a conversation waits at the planner for no running parent, so that a
+        # report in any gateway's batch holds up no next turn); a program's at once (its
+        # EndProgram waits for it).
         self.report_now = CompletionReporter(planner)
         self._report_later = CompletionReporter(planner, linger_s=REPORT_LINGER_S)
 
@@ -105,8 +106,6 @@ class MeshRun:
         rendered and tokenized, and its declared shared prefix's length; `report_later`:
         the completion report may wait REPORT_LINGER_S for others to go with it."""
         prompt, shared_tokens = prepared
-        if call.parent_call_ids:  # its parents' lingering reports: the planner waits for them
-            self._report_later.flush()
         salt = cache_salt(namespace_of(program_id, tenant))  # the tenant's, with its generation
         admit = planner_pb2.AdmitRequest(
             tenant=tenant, program_id=program_id, call_id=call.call_id, thread_id=call.thread_id,

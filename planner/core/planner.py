@@ -177,8 +177,9 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         exclude_workers: Iterable[str] = (),
         resend: bool = False,
     ) -> CallRecord:
-        """Queues a call (or blocks it on its parents). A call the gateway served from its
-        cache is recorded as done at once, so that later calls may depend on it.
+        """Queues a call (or blocks it on its parents; in a conversation, on those that
+        have not started only). A call the gateway served from its cache is recorded as
+        done at once, so that later calls may depend on it.
 
         The same call id is admitted again as a retry, its next attempt: when its attempt
         `retry_of_attempt` failed on its worker (that attempt ends here if it still runs,
@@ -237,7 +238,11 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
             program.last_active = now
             self._events.append(CallChanged(call))
             return call
-        unfinished = [p for p in parents if not calls[p].state.finished] if parents else ()
+        # A conversation's call waits for none of its parents that run: its client built its
+        # prompt from what it was answered, and such a parent's report may still be in a
+        # gateway's batch (another gateway's, which this call's cannot flush)
+        unfinished = [p for p in parents if not calls[p].state.finished and not (
+            program.conversation and calls[p].state is CallState.RUNNING)] if parents else ()
         if existing is None:  # a re-admitted call keeps its place
             self._check_room(tenant)
         if not unfinished:  # scored before it is recorded: DeadlineExceeded leaves no trace

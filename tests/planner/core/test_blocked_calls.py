@@ -82,3 +82,31 @@ def test_a_join_is_filed_under_a_parent_once() -> None:
     core.complete("p", "B")
     assert list(core._waiting_on) == ["p/C"]
     assert list(core._waiting_on["p/C"]) == ["p/J"]
+
+
+@pytest.mark.parametrize(("conversation", "parent", "state"), [
+    # a conversation's next turn: its parent answered, its report not in yet (another
+    # gateway batching it; replicas review 2026-12-05 F2): queued, not blocked
+    (True, "running", CallState.QUEUED),
+    (True, "queued", CallState.BLOCKED),  # a parent not started: waited for
+    (True, "done", CallState.QUEUED),
+    (False, "running", CallState.BLOCKED),  # a declared program's join waits as before
+    (False, "done", CallState.QUEUED),
+])
+def test_a_conversations_call_waits_for_no_running_parent(conversation: bool, parent: str,
+                                                         state: CallState) -> None:
+    prio, route = parse_policy("fcfs+round_robin")
+    core = PlannerCore(ManualClock(), prio, route, worker_ttl_s=1e9, program_idle_ttl_s=100)
+    core.upsert_worker("w0", "addr0", 1)  # one slot: a second call queues
+    core.register_program("p", "t", conversation=conversation)
+    core.submit("p", "t", "busy")
+    core.dispatch()
+    a = core.submit("p", "t", "A")
+    if parent != "queued":
+        core.complete("p", "busy", attempt=1)
+        core.dispatch()
+        assert a.state is CallState.RUNNING
+    if parent == "done":
+        core.complete("p", "A", attempt=a.attempt)
+    child = core.submit("p", "t", "B", parents=["A"])
+    assert child.state is state
