@@ -32,6 +32,7 @@ from planner.program_endings import ProgramEndings
 from planner.store import ProgramStore
 from planner.translate import (
     COMPLETION_STATE,
+    UNKNOWN_COMPLETION,
     abort_for,
     grant_proto,
     refused,
@@ -234,9 +235,10 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
 
     async def _take_reports(self, reports, context) -> planner_pb2.ReportAck:  # type: ignore[no-untyped-def]
         """Takes completion reports in order (all refused if one has no status), pumps once,
-        and acknowledges once they are saved."""
+        and acknowledges once they are saved. A status this planner does not know (a newer
+        worker's or gateway's) is taken as FAILED, not refused with the batch's others."""
         for i, report in enumerate(reports):
-            if report.status not in COMPLETION_STATE:
+            if report.status == planner_pb2.COMPLETION_STATUS_UNSPECIFIED:
                 where = "" if len(reports) == 1 else f"reports[{i}]: "
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                     f"{where}completion status is required")
@@ -252,7 +254,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
 
     def _complete(self, report: planner_pb2.CompletionReport) -> None:
         """One report into the core (the caller pumps)."""
-        state, status = COMPLETION_STATE[report.status]
+        state, status = COMPLETION_STATE.get(report.status, UNKNOWN_COMPLETION)
         # NoSuchCall: already finished (a repeated report, or the caller cancelled first),
         # or a report of an attempt that a retry replaced.
         try:

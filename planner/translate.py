@@ -39,6 +39,7 @@ COMPLETION_STATE = {
     # failed (the program's summary counts it so), counted apart; no retry would help
     planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED: (CallState.FAILED, "deadline_exceeded"),
 }
+UNKNOWN_COMPLETION = (CallState.FAILED, "failed")  # a status added after this planner
 
 
 def status_for(exc: PlannerError) -> grpc.StatusCode:

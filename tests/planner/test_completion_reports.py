@@ -85,6 +85,19 @@ async def test_a_batch_with_a_report_without_status_is_refused_whole() -> None:
         assert core.program("p", "t").calls["a"].state is CallState.RUNNING
 
 
+async def test_a_status_added_after_this_planner_is_taken_as_failed() -> None:
+    """A newer worker or gateway in a rolling upgrade: its report is not refused (with the
+    batch's others), the call ends failed."""
+    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
+    async with planner_on_loopback(core, SystemClock()) as (stub, service):
+        await calls_running_on_w0(stub, "a", "b")
+        await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
+            completion_report("a"), completion_report("b", 99)]))  # type: ignore[arg-type]
+        calls = core.program("p", "t").calls
+        assert (calls["a"].state, calls["b"].state) == (CallState.DONE, CallState.FAILED)
+        s = of_registry(service.metrics.registry)
+    assert value(s, "ostinato_planner_calls_completed_total", worker="w0", status="failed") == 1
+
 
 async def test_a_one_call_program_ends_with_its_report_and_keeps_no_summary() -> None:
     core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
