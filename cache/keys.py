@@ -7,6 +7,10 @@ Tenant-scoped keys carry the tenant inside the hash tag.
     ost:{prog:<program_id>}:meta      hash   program record (tenant, class, deadline, state, ...)
     ost:{prog:<program_id>}:calls     hash   call_id -> JSON call record
     ost:programs:<tenant>             zset   program ids of a tenant, scored by creation time
+    ost:tracing:program_ends          stream programs ended through a gateway that holds no span
+                                             of them, with their summaries: the replica
+                                             that does ends it (tracing/program_ends.py);
+                                             capped
     ost:recovery:open                 zset   programs not yet ended (planner recovery)
     ost:planner:learned               string JSON per-class output lengths and program sizes
 
@@ -138,6 +142,10 @@ def semantic_tenants() -> str:
 
 def semantic_stream() -> str:
     return f"{PREFIX}:sem:stream"
+
+
+def program_ends() -> str:
+    return f"{PREFIX}:tracing:program_ends"
 
 
 def kv_blocks(worker_id: str) -> str:

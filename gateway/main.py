@@ -37,6 +37,7 @@ from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc, planner_pb2_grpc
 from planner.ha_channel import planner_channel
 from tracing.metrics_http import serve_metrics
+from tracing.program_ends import ProgramEnds
 
 log = structlog.get_logger(__name__)
 
@@ -149,6 +150,10 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                              record_content=telemetry.record_content,
                              program_idle_s=program_idle_s, metrics=metrics)
     tasks.append(asyncio.create_task(_expire_program_spans(core, program_idle_s)))
+    if client is not None:  # a program started through another replica may end through this one
+        core.program_ends = ProgramEnds(client, redis_cfg.timeout_s)
+        tasks.append(asyncio.create_task(core.program_ends.run(
+            lambda program_id, attributes: core.programs.end(program_id, "ended", attributes))))
     gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayService(core), grpc_service.server)
     info: dict[str, object] = {}
     runner = None

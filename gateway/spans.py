@@ -9,6 +9,7 @@ also tells its GatewayMetrics (gateway/metrics.py) how each program and call end
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncGenerator
@@ -28,6 +29,7 @@ from gateway.metrics import CANCELLED, GatewayMetrics
 from ostinato.deadlines import cut_by_deadline
 from ostinato.v1 import common_pb2
 from tracing import genai
+from tracing.program_ends import ProgramEnds
 from tracing.program_spans import ConversationTurns, ProgramSpans
 
 _tracer = trace.get_tracer("ostinato.gateway")
@@ -107,6 +109,10 @@ class TracedGatewayCore(GatewayCore):
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.programs = ProgramSpans(_tracer, time.monotonic, program_idle_s)
+        # where the ends of programs started through other replicas are told (set by the
+        # service where Redis is configured)
+        self.program_ends: ProgramEnds | None = None
+        self._announcing: set[asyncio.Task[None]] = set()
         self.turns = ConversationTurns()
         self.metrics = metrics if metrics is not None else GatewayMetrics(self.config.model)
         self._record_content = record_content
@@ -125,12 +131,20 @@ class TracedGatewayCore(GatewayCore):
     async def end_program(self, tenant: str, program_id: str) -> common_pb2.ProgramSummary:
         summary = await super().end_program(tenant, program_id)
         self.metrics.program_ended(tenant, summary)
-        self.programs.end(self.program(tenant, program_id), "ended", {
+        inner = self.program(tenant, program_id)
+        attributes = {
             genai.PROGRAM_CALLS_COMPLETED: summary.calls_completed,
             genai.PROGRAM_CALLS_FAILED: summary.calls_failed,
             genai.USAGE_INPUT: summary.usage.prompt_tokens,
             genai.USAGE_OUTPUT: summary.usage.completion_tokens,
-            genai.USAGE_CACHE_READ: summary.usage.cached_tokens})
+            genai.USAGE_CACHE_READ: summary.usage.cached_tokens}
+        if self.programs.holds(inner):
+            self.programs.end(inner, "ended", attributes)
+        elif self.program_ends is not None:  # its span may be another replica's: told so
+            task = asyncio.get_running_loop().create_task(
+                self.program_ends.announce(inner, attributes))
+            self._announcing.add(task)  # (not awaited: the client's answer waits for none)
+            task.add_done_callback(self._announcing.discard)
         return summary
 
     async def place(self, tenant: str, call: common_pb2.CallSpec, program_id: str = "",

@@ -2,7 +2,8 @@
 end, across many RPCs, so the gateway keeps it here until then.
 
 A program idle for `idle_s` (the planner expires it too) or open when the gateway stops
-is ended with `ostinato.program.end` saying so. Calls of a program this gateway did not
+is ended with `ostinato.program.end` saying so; one ended through another replica, when
+that replica says so (tracing/program_ends.py). Calls of a program this gateway did not
 start (another replica, or before a restart) still trace: under the caller's context.
 
 Only programs a client starts (StartProgram, RunProgram, `POST /v1/programs`) have a span.
@@ -61,6 +62,10 @@ class ProgramSpans:
             oldest.set_attribute(genai.PROGRAM_END, "evicted")
             oldest.end()
         return span
+
+    def holds(self, program_id: str) -> bool:
+        """Whether the program's span is open here (its last use unchanged)."""
+        return program_id in self._open
 
     def get(self, program_id: str) -> trace.Span | None:
         entry = self._open.get(program_id)
