@@ -26,7 +26,7 @@ from gateway.context_window import CONTEXT_LENGTH_EXCEEDED
 from gateway.execution import CallExecutor
 from ostinato.config import GatewayConfig
 from ostinato.program_ids import client_id, inner_id, namespace
-from ostinato.retry import with_retry
+from ostinato.retry import PLANNER_WAIT_S, with_retry
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -118,7 +118,8 @@ class GatewayCore:
 
     async def _planner_call(self, rpc: object, request: object, tenant: str) -> object:
         try:
-            return await with_retry(rpc, request, budget_s=30.0, attempt_timeout_s=10.0)  # type: ignore[arg-type]
+            return await with_retry(rpc, request, budget_s=PLANNER_WAIT_S,  # type: ignore[arg-type]
+                                    attempt_timeout_s=10.0)
         except grpc.aio.AioRpcError as exc:
             raise planner_failure(exc, tenant) from exc
 

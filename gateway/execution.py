@@ -30,7 +30,7 @@ from gateway.tool_output import tool_calls
 from gateway.worker_channels import WorkerChannels
 from ostinato.gateway_config import GatewayConfig
 from ostinato.program_ids import namespace_of
-from ostinato.retry import with_retry
+from ostinato.retry import PLANNER_WAIT_S, with_retry
 from ostinato.tokenizers import ChatRenderer, load_renderer, load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 
@@ -215,7 +215,8 @@ class CallExecutor:
         if new_program is not None:
             new_program.into(admit)
         try:
-            await with_retry(self._mesh.admissions.Admit, admit, timeout_s)
+            await with_retry(self._mesh.admissions.Admit, admit, timeout_s,
+                             failing_for_s=PLANNER_WAIT_S)
         except grpc.aio.AioRpcError as exc:
             raise planner_failure(exc, tenant) from exc
 

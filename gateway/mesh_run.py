@@ -30,7 +30,7 @@ from gateway.worker_channels import WorkerChannels
 from ostinato.completion_reports import CompletionReporter
 from ostinato.deadlines import cut_by_deadline
 from ostinato.program_ids import namespace_of
-from ostinato.retry import with_retry
+from ostinato.retry import PLANNER_WAIT_S, with_retry
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2
 
 log = structlog.get_logger(__name__)
@@ -202,7 +202,8 @@ class MeshRun:
         began = time.monotonic()
         try:
             # Through a planner restart: the planner recognizes a re-admitted call.
-            return await with_retry(self.admissions.Admit, admit, max(0.001, budget_s))
+            return await with_retry(self.admissions.Admit, admit, max(0.001, budget_s),
+                                    failing_for_s=PLANNER_WAIT_S)
         except asyncio.CancelledError:
             # a grant may be on its way: it must not hold a worker
             self.outcomes.gone(admit, status=_ended(time.monotonic() - began, budget_s))

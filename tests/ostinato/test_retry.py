@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import grpc
 import pytest
 
+from ostinato import retry
 from ostinato.retry import RETRYABLE, RETRYABLE_IDEMPOTENT, with_retry
 
 
@@ -36,3 +40,39 @@ async def test_retried_statuses(codes: list, retry_on: frozenset, attempts: int,
             await with_retry(rpc, None, 10.0, first_backoff_s=0.001, retry_on=retry_on)
         assert err.value.code() == raised
     assert len(calls) == attempts and all(0 < t <= 10.0 for t in calls)
+
+
+async def test_attempts_refused_at_once_give_up_after_failing_for_s() -> None:
+    """No planner serving: every Admit fails UNAVAILABLE at once. The call gives up after
+    `failing_for_s`, not at the end of its (10-minute) budget (deploy review 2026-12-05 F2)."""
+    calls = []
+
+    async def rpc(request: object, timeout: float) -> str:
+        calls.append(timeout)
+        raise _error(grpc.StatusCode.UNAVAILABLE)
+
+    start = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await with_retry(rpc, None, 600.0, first_backoff_s=0.001, max_backoff_s=0.01,
+                         failing_for_s=0.2)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE and len(calls) > 1
+    assert time.monotonic() - start < 60  # (bounded by failing_for_s; 60: a busy machine)
+
+
+async def test_an_attempt_that_waited_before_it_failed_starts_the_count_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An admission queued at a planner that then died is no refusal: the count of failing
+    time starts again at the next attempt, and the call goes on until its budget."""
+    monkeypatch.setattr(retry, "_AT_ONCE_S", 0.01)
+    calls = []
+
+    async def rpc(request: object, timeout: float) -> str:
+        calls.append(timeout)
+        await asyncio.sleep(0.05)  # served (queued) for a while, then the planner went away
+        raise _error(grpc.StatusCode.UNAVAILABLE)
+
+    start = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError):
+        await with_retry(rpc, None, 0.5, first_backoff_s=0.001, max_backoff_s=0.01,
+                         failing_for_s=0.06)
+    assert time.monotonic() - start >= 0.4  # its budget, not failing_for_s
