@@ -35,6 +35,7 @@ class CallFailed(Exception):
 # When a refusal for load (the planner's queue, a tenant's waiting calls or open programs)
 # may be retried: it names no time of its own, and a client must not retry at once.
 RETRY_LOAD_AFTER_S = 1.0
+RETRY_PLANNER_AFTER_S = 5.0  # no planner serving: about a failover's time
 
 
 def planner_failure(exc: grpc.aio.AioRpcError, tenant: str) -> CallFailed:
@@ -42,6 +43,10 @@ def planner_failure(exc: grpc.aio.AioRpcError, tenant: str) -> CallFailed:
     programs it names by the client's ids), and a refusal for load says when to retry
     (gRPC trailer retry-after-ms, HTTP Retry-After)."""
     code = exc.code()
+    if code == grpc.StatusCode.UNAVAILABLE:  # no planner answered (its transport's text names
+        # the mesh's inner addresses: not the client's to read)
+        return CallFailed(code, "no planner is serving the mesh (a failover, a restart, or "
+                          "its Redis out of reach): retry later", None, RETRY_PLANNER_AFTER_S)
     return CallFailed(code, client_text(tenant, exc.details() or "planner error"), None,
                       RETRY_LOAD_AFTER_S if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None)
 

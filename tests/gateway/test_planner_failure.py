@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from gateway.call_items import RETRY_LOAD_AFTER_S, planner_failure
+from gateway.call_items import RETRY_LOAD_AFTER_S, RETRY_PLANNER_AFTER_S, planner_failure
 
 C = grpc.StatusCode
 
@@ -27,7 +27,10 @@ def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
      "call 'c1' already exists in program 'p2'", None),
     (C.NOT_FOUND, 'no program "a/x\'y"', 'no program "x\'y"', None),
     (C.INVALID_ARGUMENT, "", "planner error", None),
-    (C.UNAVAILABLE, "connection refused", "connection refused", None),
+    # no planner serving: the transport's text (the mesh's inner addresses) is not passed on
+    (C.UNAVAILABLE, "connections to all backends failing; last error: ipv4:10.0.0.7:50052: "
+     "Connection refused", "no planner is serving the mesh (a failover, a restart, or its "
+     "Redis out of reach): retry later", RETRY_PLANNER_AFTER_S),
 ])
 def test_status_message_and_when_to_retry(code: grpc.StatusCode, details: str, message: str,
                                           retry_after_s: float | None) -> None:
