@@ -123,7 +123,25 @@ async def _events(resp: aiohttp.ClientResponse, stops: tuple[str, ...],
         for i, payload in enumerate(payloads):
             if "error" in payload:  # SGLang streams the ValueError it answers 400 unstreamed
                 raise EngineRejected(f"engine refused: {_error_text(payload['error'])}")
+            refused = _refused_abort(payload)
+            if refused is not None:
+                raise EngineRejected(f"engine refused: {refused}")
             yield parse_output(payload, streamed, more=i < len(payloads) - 1, pieces=pieces)
+
+
+def _refused_abort(payload: dict[str, Any]) -> str | None:
+    """The message of a request the engine's scheduler refused as invalid (a grammar it
+    cannot compile, an input past max_req_input_len): streamed, SGLang ends it as an
+    event whose finish reason is an abort with a 4xx `status_code` (its FINISH_ABORT;
+    unstreamed it is the 400 answer). None for any other event, and for an abort that is
+    no refusal (one we asked for, or the engine's own trouble: retried elsewhere)."""
+    reason = (payload.get("meta_info") or {}).get("finish_reason")
+    if not isinstance(reason, dict) or reason.get("type") != "abort":
+        return None
+    status = reason.get("status_code")
+    if not isinstance(status, int) or not 400 <= status < 500:
+        return None
+    return str(reason.get("message") or "aborted")
 
 
 async def _answer(resp: aiohttp.ClientResponse) -> AsyncGenerator[EngineOutput, None]:

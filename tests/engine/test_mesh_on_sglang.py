@@ -173,6 +173,24 @@ def test_the_gateway_refuses_past_sglangs_context_window(sglang_mesh: Mesh,
     assert f"maximum context length is {window} tokens" in body["message"]
 
 
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_grammar_sglang_cannot_compile_is_a_400_streamed_or_not(acme_openai: openai.OpenAI,
+                                                                  stream: bool) -> None:
+    """A schema that passes the gateway's check but not xgrammar's compiler: SGLang's
+    scheduler refuses it, as a 400 unstreamed and, streamed, as an event finishing with an
+    abort whose status_code is 400. Both are the caller's 400 with SGLang's message, run
+    once (engine review 2026-12-05 F1: streamed, it was retried three times, then a 503)."""
+    schema = {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}},
+              "required": ["a"]}
+    with pytest.raises(openai.BadRequestError, match=r"(?i)json grammar"):
+        answer = acme_openai.chat.completions.create(
+            model="tiny-llama", messages=user(uuid.uuid4().hex), max_tokens=8, stream=stream,
+            response_format={"type": "json_schema",
+                             "json_schema": {"name": "t", "schema": schema}})
+        if stream:
+            list(answer)  # type: ignore[arg-type]
+
+
 def test_json_schema_is_enforced_by_the_engine(acme_openai: openai.OpenAI) -> None:
     """A random-weight model emits a valid instance only because SGLang constrains decoding."""
     # bounded fields: a random model never stops a number or a string by itself
