@@ -194,7 +194,8 @@ class OpenAiApi:
 
     async def models(self, request: web.Request) -> web.Response:
         self._tenant(request)
-        return web.json_response(models_json(self._core.config.model, _STARTED))
+        config = self._core.config
+        return web.json_response(models_json(config.model, _STARTED, config.context_length))
 
     async def model(self, request: web.Request) -> web.Response:
         self._tenant(request)
@@ -202,7 +203,7 @@ class OpenAiApi:
         if asked != served:
             raise HttpError.no_model(f"model {asked!r} is not served here (this gateway "
                                      f"serves {served!r})")
-        return web.json_response(model_json(served, _STARTED))
+        return web.json_response(model_json(served, _STARTED, self._core.config.context_length))
 
     async def _place(self, request: web.Request, tenant: str, call: common_pb2.CallSpec,
                      continues: Continuation | None = None) -> Placement:

@@ -141,13 +141,18 @@ def tool_call_deltas(calls: Sequence[common_pb2.ToolCall]) -> list[dict[str, Any
     return out
 
 
-def model_json(model: str, created: int) -> dict[str, Any]:
-    return {"id": model, "object": "model", "created": created, "owned_by": "ostinato",
-            "root": model, "parent": None}
+def model_json(model: str, created: int, context_length: int = 0) -> dict[str, Any]:
+    """The served model; `context_length` (the gateway's window, 0: unknown) as vLLM and
+    SGLang name it, `max_model_len`, which clients read to size their prompts."""
+    out: dict[str, Any] = {"id": model, "object": "model", "created": created,
+                           "owned_by": "ostinato", "root": model, "parent": None}
+    if context_length > 0:
+        out["max_model_len"] = context_length
+    return out
 
 
-def models_json(model: str, created: int) -> dict[str, Any]:
-    return {"object": "list", "data": [model_json(model, created)]}
+def models_json(model: str, created: int, context_length: int = 0) -> dict[str, Any]:
+    return {"object": "list", "data": [model_json(model, created, context_length)]}
 
 
 def error_json(message: str, kind: str, param: str | None = None,

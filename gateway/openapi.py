@@ -69,7 +69,10 @@ def _schemas(cfg: GatewayConfig) -> dict[str, Schema]:
             "usage": ref("Usage"), "ostinato": ref("Ostinato")},
             ("id", "object", "created", "model", "choices", "usage", "ostinato")),
         "Model": obj({"id": text(), "object": {"const": "model"}, "created": {"type": "integer"},
-                      "owned_by": text(), "root": text(), "parent": NULL}, ("id", "object")),
+                      "owned_by": text(), "root": text(), "parent": NULL,
+                      "max_model_len": {"type": "integer", "minimum": 1, "description":
+                                        "the context window in tokens, where it is known"}},
+                     ("id", "object")),
         "ModelList": obj({"object": {"const": "list"}, "data": {"type": "array",
                                                                 "items": ref("Model")}},
                          ("object", "data")),

@@ -38,9 +38,13 @@ def _prompt_tokens(client: openai.OpenAI, text: str) -> int:
     return out.usage.prompt_tokens
 
 
-def test_the_window_comes_from_the_engine(mesh: Mesh) -> None:
+def test_the_window_comes_from_the_engine(mesh: Mesh, client: openai.OpenAI) -> None:
     assert mesh.config.gateway.context_length == 0  # not configured: learned
     assert f"context_length: {WINDOW}" in (mesh.workdir / "mesh.yaml").read_text()
+    # and the gateway's /v1/models says it, as the engine's does (engine review F5)
+    [model] = client.models.list().data
+    assert model.model_extra and model.model_extra["max_model_len"] == WINDOW
+    assert client.models.retrieve(model.id).model_extra["max_model_len"] == WINDOW  # type: ignore[index]
 
 
 @pytest.mark.parametrize(("extra", "param"), [(None, "messages"), (1, "max_tokens"),
