@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     from bench.cli import add_parser as add_bench
     from ostinato.health_cli import add_parser as add_health
     from ostinato.tenants_cli import add_parser as add_tenants
+    from ostinato.tokenizer_fetch import add_parser as add_fetch_tokenizer
     from ostinato.up_cli import add_parser as add_up
     from tracing.trace_cli import add_parser as add_trace
 
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     add_tenants(sub)
     add_trace(sub)
     add_health(sub)
+    add_fetch_tokenizer(sub)
 
     gw = sub.add_parser("gateway", help="run the gateway (public gRPC edge)")
     _common(gw)
@@ -242,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_health(args)
         if args.command == "trace":
             return int(args.func(args))
+        if args.command == "fetch-tokenizer":
+            from ostinato.tokenizer_fetch import run as run_fetch_tokenizer
+
+            return run_fetch_tokenizer(args)
         if args.command == "demo":
             from ostinato.demo import main as demo_main
 

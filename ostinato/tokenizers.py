@@ -90,7 +90,7 @@ def _hf_tokenizer(spec: str) -> Any:
         raise ConfigError(f"tokenizer {spec!r} needs the transformers package") from exc
     try:
         return AutoTokenizer.from_pretrained(spec[3:], local_files_only=True)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # (a folder without tokenizer files: ValueError)
         raise ConfigError(f"tokenizer {spec!r}: cannot load it offline: {exc}") from exc
 
 

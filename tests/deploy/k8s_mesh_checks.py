@@ -204,6 +204,29 @@ def _check_worker(c: Container, engines: list[Container], problems: list[str]) -
                             f"{key} on loopback (engine: {kv.get(key)})")
 
 
+def _tokenizer_of(user: Container, model: str, spec: str, docs: list[Doc]) -> bool:
+    """Whether `spec` (a gateway's or worker's kv_tokenizer) is `model`'s: hf:MODEL, or
+    hf:DIR with an init container of the same pod that runs `fetch-tokenizer MODEL DIR`
+    into a volume the user mounts there (deploy review 2026-12-05 F1: the services load
+    their tokenizer offline, so a Hub id alone crash-looped them)."""
+    if spec == f"hf:{model}":
+        return True
+    if not spec.startswith("hf:/"):
+        return False
+    folder = spec[3:]
+    for init in user.pod.spec.get("initContainers") or []:
+        env = container_env(init, docs, user.pod.namespace)
+        args = [expand(a, env) for a in init.get("args") or []]
+        if args != ["fetch-tokenizer", model, folder]:
+            continue
+        mounted = {m["name"] for m in init.get("volumeMounts") or []
+                   if folder.startswith(m["mountPath"].rstrip("/") + "/")}
+        if mounted & {m["name"] for m in user.spec.get("volumeMounts") or []
+                      if folder.startswith(m["mountPath"].rstrip("/") + "/")}:
+            return True
+    return False
+
+
 def _check_engine(c: Container, gateway: MeshConfig | None, docs: list[Doc],
                   containers: list[Container], edges: list[Edge], problems: list[str]) -> None:
     if c.service == "sim-engine":
@@ -221,9 +244,15 @@ def _check_engine(c: Container, gateway: MeshConfig | None, docs: list[Doc],
     for needed in ("--enable-priority-scheduling", "--enable-metrics"):
         if needed not in c.args:
             problems.append(f"{c.where}: SGLang needs {needed}")
-    if gateway and (gateway.gateway.model != model or gateway.gateway.kv_tokenizer != f"hf:{model}"):
+    if gateway and gateway.gateway.model != model:
         problems.append(f"{c.where}: SGLang serves {model!r} but the gateway's model is "
-                        f"{gateway.gateway.model!r} with tokenizer {gateway.gateway.kv_tokenizer!r}")
+                        f"{gateway.gateway.model!r}")
+    for user in (u for u in containers if u.config and u.service in ("gateway", "worker")):
+        spec = getattr(user.config, user.service).kv_tokenizer
+        if not _tokenizer_of(user, model or "", spec, docs):
+            problems.append(f"{user.where}: kv_tokenizer {spec!r} is not SGLang's model "
+                            f"{model!r}: hf:{model} itself, or hf:DIR that an init container of "
+                            f"the pod fills (`fetch-tokenizer {model} DIR`)")
     if "--enable-trace" in c.args:
         _dial(docs, containers, c, flag(c.args, "--otlp-traces-endpoint") or "", "--otlp-traces-endpoint",
               edges, problems)

@@ -156,6 +156,12 @@ BROKEN: list[tuple[str, str, Callable[[list[Doc]], object], Callable, str]] = [
      .update(OSTINATO_WORKER__KV_TOKENIZER="sim"), check_mesh_config, "must name the same tokenizer"),
     ("gpu-sglang", "SGLang serves another model", lambda d: configmap(d, "ostinato-model")["data"]
      .update(SGLANG_MODEL_PATH="meta-llama/Llama-3.1-8B-Instruct"), check_mesh_config, "SGLang serves"),
+    ("gpu-sglang", "tokenizer never fetched", lambda d: obj(d, "Deployment", "gateway")["spec"]
+     ["template"]["spec"].pop("initContainers"), check_mesh_config, "an init container of the pod"),
+    ("gpu-sglang", "tokenizer a Hub id", lambda d: configmap(d, "ostinato-model")["data"].update(
+        OSTINATO_GATEWAY__KV_TOKENIZER="hf:Qwen/Qwen2.5-72B-Instruct",
+        OSTINATO_WORKER__KV_TOKENIZER="hf:Qwen/Qwen2.5-72B-Instruct"), check_mesh_config,
+     "is not SGLang's model"),
     ("gpu-sglang", "no priority scheduling", lambda d: container(d, *ENGINE)["args"]
      .remove("--enable-priority-scheduling"), check_mesh_config, "--enable-priority-scheduling"),
     ("cpu-external-redis", "external Redis URL as a literal", lambda d: set_env(
