@@ -69,10 +69,13 @@ class GrpcService:
             raise RuntimeError(f"could not bind {host}:{port}")
         self.address = f"{host}:{self.port}"
 
-    async def set_serving(self, serving: bool) -> None:
+    async def set_serving(self, serving: bool, *, process_too: bool = True) -> None:
+        """The services' health; with `process_too`, the server's as a whole ("") too. A
+        process alive but not fit to serve (a planner standby, a worker whose engine failed
+        its health check) keeps "" SERVING: a liveness probe asks "", readiness a service."""
         status = (health_pb2.HealthCheckResponse.SERVING if serving
                   else health_pb2.HealthCheckResponse.NOT_SERVING)
-        for name in ["", *self._names]:
+        for name in ["", *self._names] if process_too else self._names:
             await self.health.set(name, status)
 
     def request_stop(self) -> None:

@@ -139,8 +139,10 @@ async def watch_engine_health(engine: SGLangClient, link: PlannerLink, grpc_serv
                               service: WorkerService | None = None) -> None:
     """Probes the engine with SGLang's GET /health_generate every `every_s`. A probe that
     fails or takes longer than `timeout_s` (an engine that hangs) makes the worker
-    unhealthy: the planner starts nothing here and the worker's gRPC health is NOT_SERVING,
-    until a probe passes again; the calls waiting on the engine then end UNAVAILABLE
+    unhealthy: the planner starts nothing here and the worker's gRPC health (its Worker
+    service's: the process itself stays SERVING, so that a liveness probe does not restart
+    a worker waiting for its engine; deploy review 2026-12-05 F3) is NOT_SERVING, until a
+    probe passes again; the calls waiting on the engine then end UNAVAILABLE
     (`service.engine_hung`: those that streamed nothing run elsewhere)."""
     healthy = True
     while True:
@@ -155,7 +157,7 @@ async def watch_engine_health(engine: SGLangClient, link: PlannerLink, grpc_serv
             cut = service.engine_hung() if service is not None else 0
             log.warning("engine failed its health check: worker unhealthy", engine=engine.base_url,
                         timeout_s=timeout_s, calls_cut=cut)
-        await grpc_service.set_serving(ok)
+        await grpc_service.set_serving(ok, process_too=False)
         await link.set_engine_healthy(ok)
 
 

@@ -162,6 +162,9 @@ def test_a_stopping_gateway_ends_open_http_requests_with_503_and_exits_on_its_ow
 # ---- an engine that hangs ---------------------------------------------------------------
 
 
+WORKER_SERVICE = "ostinato.v1.Worker"  # what a readiness probe asks (deploy/k8s/base/workers.yaml)
+
+
 @pytest.fixture(scope="module")
 def health_mesh() -> Iterator[Mesh]:
     """Two workers probing their engines every 0.2 s (a probe over 1 s fails)."""
@@ -171,10 +174,10 @@ def health_mesh() -> Iterator[Mesh]:
     mesh.close()
 
 
-def serving(address: str) -> bool:
+def serving(address: str, service: str = WORKER_SERVICE) -> bool:
     with grpc.insecure_channel(address) as channel:
-        resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                         timeout=5)
+        resp = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=5)
     return resp.status == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -188,7 +191,8 @@ def test_hung_engine_makes_its_worker_unhealthy_until_it_recovers(health_mesh: M
     mesh, address = health_mesh, health_mesh.endpoints.workers["worker-0"]
     assert serving(address)
     hang(mesh, True, engines=(0,))
-    wait_for(lambda: not serving(address))  # its gRPC health: NOT_SERVING
+    wait_for(lambda: not serving(address))  # its Worker service's health: NOT_SERVING
+    assert serving(address, "")  # the process's own: alive (liveness probes ask it)
     wait_for(planner_says(mesh, "worker unhealthy", "worker-0"))
     with ostinato.Client(mesh.endpoints.gateway) as client:
 
