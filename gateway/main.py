@@ -110,6 +110,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
         [gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name], config.host, config.port,
         credentials=_server_credentials(config),
     )
+    grpc_service.grace_s = config.drain_s  # the HTTP requests get it too (stop_http)
     # every planner replica; calls go to the active one (planner/ha_channel.py)
     # (no client interceptors: each call carries the trace context, gateway/trace_context.py)
     channel = planner_channel(config.planner_address)

@@ -45,6 +45,10 @@ class GatewayConfig:
     # (`ostinato up` reads it from its first engine; else the engines refuse what does not fit).
     context_length: int = 0
     call_timeout_s: float = 600.0  # a call's limit, queueing included (a client deadline shortens it)
+    # Stopping (SIGTERM: a rollout, a scale-in): how long the requests in flight (gRPC and
+    # HTTP, streams included) may finish before the rest are cut (UNAVAILABLE / a stream's
+    # error event). Keep it under the platform's (terminationGracePeriodSeconds).
+    drain_s: float = 5.0
     # Backpressure: calls running through this gateway past which a new one is refused at
     # once (RESOURCE_EXHAUSTED / HTTP 429 with Retry-After); 0: unbounded.
     max_inflight_calls: int = 4096
@@ -104,7 +108,7 @@ class GatewayConfig:
         check_numbers("gateway", self, positive=(
             "max_prompt_chars", "max_messages", "default_max_new_tokens", "max_new_tokens_limit",
             "call_timeout_s", "max_conversations_per_tenant", "max_conversation_bytes"),
-            non_negative=("max_inflight_calls", "context_length"))
+            non_negative=("max_inflight_calls", "context_length", "drain_s"))
         if self.default_max_new_tokens > self.max_new_tokens_limit:
             raise ConfigError(f"gateway.default_max_new_tokens: must be at most "
                               f"max_new_tokens_limit ({self.max_new_tokens_limit}), got "

@@ -32,7 +32,8 @@ def start_mesh(**overrides: Any) -> Mesh:
         "workers": 2,
         "worker": {"max_inflight": 4, "heartbeat_s": 0.5, "health_check_s": 0.0},
         "sim_engine": {"time_scale": 0.5, "debug_endpoints": True},
-        "gateway": {"allow_anonymous": True, "semantic_cache": False},
+        # drain_s: a stopping gateway's grace (5 s by default), shorter here
+        "gateway": {"allow_anonymous": True, "semantic_cache": False, "drain_s": 1.0},
         **overrides,
     })
     mesh = Mesh(cfg, ephemeral_ports=True)

@@ -154,6 +154,8 @@ def test_a_stopping_gateway_ends_open_http_requests_with_503_and_exits_on_its_ow
             assert error.status_code == 503 and "the gateway is stopping" in error.message
             assert error.response.headers["Retry-After"] == "1"
             assert gateway.wait(timeout=60) == 0  # by itself: Mesh.stop kills only after 10 s
+            log = (faults.workdir / "logs" / "gateway.log").read_text()
+            assert '"grace_s": 1.0' in log  # gateway.drain_s
         finally:
             hang(faults, False)
     faults.restart("gateway")
