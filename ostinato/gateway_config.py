@@ -117,6 +117,11 @@ class GatewayConfig:
         if short:
             raise ConfigError(f"gateway.api_keys: keys must be at least 8 characters (the key of "
                               f"tenant {short[0]!r} is shorter)")
+        placeholder = [tenant for key, tenant in self.api_keys.items() if _placeholder(key)]
+        if placeholder:  # an example's key, published (deploy review 2026-12-05 F5)
+            raise ConfigError(f"gateway.api_keys: the key of tenant {placeholder[0]!r} is an "
+                              "example's placeholder (CHANGE_ME): set a key of your own "
+                              "(`openssl rand -hex 24`)")
         check_tenant_names(self.api_keys.values(), "gateway.api_keys")
         check_tokenizer_spec(self.kv_tokenizer, "gateway.kv_tokenizer")
         check_tool_format(self.tool_call_parser, "gateway.tool_call_parser")
@@ -137,3 +142,9 @@ class GatewayConfig:
             raise ConfigError("gateway.semantic_threshold: must be in (0, 1]")
         if self.cache_ttl_s <= 0 or self.cache_max_entries_per_tenant < 1:
             raise ConfigError("gateway.cache_ttl_s and cache_max_entries_per_tenant: must be positive")
+
+
+def _placeholder(key: str) -> bool:
+    """An example's key left in: CHANGE_ME, change-me, changeme (any case)."""
+    flat = key.lower().replace("-", "").replace("_", "")
+    return "changeme" in flat

@@ -41,6 +41,10 @@ def test_defaults_file_env_and_overrides(tmp_path: Path) -> None:
          "planner.starvation_max_s: must be >= starvation_min_s"),
         ({"planner": {"tenant_shares": "strict"}}, "planner.tenant_shares"),
         ({"gateway": {"api_keys": {"short": "acme"}}}, "gateway.api_keys: keys must be at least 8"),
+        # an example's placeholder left in (deploy review 2026-12-05 F5)
+        ({"gateway": {"api_keys": {"CHANGE_ME-key-for-tenant-a": "a"}}}, "is an example's placeholder"),
+        ({"gateway": {"api_keys": {"my-change-me-key": "a"}}}, "is an example's placeholder"),
+        ({"gateway": {"api_keys": {"sk-Change_Me-123": "a"}}}, "is an example's placeholder"),
         ({"gateway": {"http_port": 99999}}, "gateway.http_port: a port is 0..65535"),
         ({"planner": {"port": -2}}, "planner.port: a port is 0..65535"),
         ({"planner": {"policy": "nosuch+x"}}, "planner.policy: unknown policy"),

@@ -59,13 +59,14 @@ def run(*cmd: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
 
 
 def working_copy(dest: Path) -> Path:
-    """A copy of deploy/k8s with every secret env file made from its .env.example (as a
-    user does), plus an overlay cpu-external-redis: overlays/cpu with the external Redis
-    component."""
+    """A copy of deploy/k8s with every secret env file made from its .env.example as a user
+    does (its CHANGE_ME placeholders replaced: the gateway refuses a placeholder key), plus
+    an overlay cpu-external-redis: overlays/cpu with the external Redis component."""
     root = dest / "k8s"
     shutil.copytree(K8S, root, ignore=shutil.ignore_patterns("*.env"))
     for example in root.rglob("*.env.example"):
-        example.with_name(example.name.removesuffix(".example")).write_text(example.read_text())
+        example.with_name(example.name.removesuffix(".example")).write_text(
+            example.read_text().replace("CHANGE_ME", "edited"))
     extra = root / "overlays" / "cpu-external-redis"
     extra.mkdir()
     (extra / "kustomization.yaml").write_text(
