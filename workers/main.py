@@ -303,6 +303,11 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
             listening.cancel()
         if listener is not None:
             listener.close()
+        # the calls the server's stop cut end first (their engine aborts and completion
+        # reports on their way), then the reports go, then the engine's and the planner's
+        # connections close (deploy review 2026-12-05 F6: reports and aborts made after the
+        # closes logged errors after "stopped")
+        await service.drained(3.0)
         await service.drain_reports()
         await engine.close()
         await channel.close()

@@ -171,6 +171,7 @@ class SGLangClient:
         self._retries = connect_retries
         self._backoff_s = backoff_s
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False  # close() was called: no abort is sent any more
         self._releasing: set[asyncio.Task[None]] = set()
         # the engine streams each event's new text only (SGLang's
         # --incremental-streaming-output), as its /get_server_info says (`server_info`)
@@ -184,6 +185,7 @@ class SGLangClient:
         return self._session
 
     async def close(self) -> None:
+        self._closed = True
         for task in list(self._releasing):  # their connections close with the session
             task.cancel()
         if self._session is not None:
@@ -346,6 +348,8 @@ class SGLangClient:
         return outputs[-1]
 
     async def abort(self, rid: str) -> None:
+        if self._closed:  # the worker is stopping: the engine's own requests end with it
+            return
         with contextlib.suppress(aiohttp.ClientError, TimeoutError, EngineError):
             resp = await self._http().post(self.base_url + "/abort_request", json={"rid": rid},
                                            timeout=aiohttp.ClientTimeout(total=2.0))
