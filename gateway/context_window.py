@@ -1,12 +1,13 @@
 """A call fitted to the served model's context window, once its prompt is tokenized. Pure.
 
 As OpenAI answers and SGLang's server checks (tokenizer_manager: the input must be shorter
-than the context length, and input plus max_new_tokens within it): a prompt that does not
-fit, or a call asking for more output than the window leaves, is refused with OpenAI's
+than the context length, and input plus max_new_tokens within it; its scheduler: the input
+within max_req_input_len, engine review 2026-12-05 F2): a prompt that does not fit, or a
+call asking for more output than the window leaves, is refused with OpenAI's
 `context_length_exceeded`, before it is queued anywhere; so is one whose prompt has no
-token (SGLang's engine takes none). A call that names no max tokens
-gets the gateway's default, cut to what the window leaves (SGLang's server, given none,
-generates to the end of the window).
+token (SGLang's engine takes none). A call that names no max tokens gets the gateway's
+default, cut to what the window leaves (SGLang's server, given none, generates to the end
+of the window).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"  # OpenAI's error code
 class ContextWindow:
     tokens: int  # the served model's context length (prompt and output); 0: not known here
     default_output: int  # max_new_tokens of a call that names none
+    # the longest prompt the engine takes (SGLang's max_req_input_len: under the context
+    # length by a few tokens, and by more where its KV pool is smaller); 0: `tokens` less one
+    max_input: int = 0
 
 
 class ContextExceeded(InvalidCall):
@@ -41,6 +45,11 @@ def fit(call: common_pb2.CallSpec, prompt_tokens: int,
         # writes something for them; a prompt of no tokens gives the engine nothing to go on
         raise InvalidCall(f"the {said} resulted in no tokens: there is nothing for the model "
                           "to continue", said)
+    if window.max_input and prompt_tokens > window.max_input and (room is None or room > 0):
+        raise ContextExceeded(
+            f"This model's maximum input length is {window.max_input} tokens (its context "
+            f"length: {window.tokens or 'not known here'}). However, your {said} resulted in "
+            f"{prompt_tokens} tokens. Please reduce the length of the {said}.", said)
     if room is not None and room <= 0:
         raise ContextExceeded(
             f"This model's maximum context length is {window.tokens} tokens. However, your "

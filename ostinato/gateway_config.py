@@ -44,6 +44,11 @@ class GatewayConfig:
     # tokens gets default_max_new_tokens cut to what the window leaves. 0: not known here
     # (`ostinato up` reads it from its first engine; else the engines refuse what does not fit).
     context_length: int = 0
+    # The longest prompt the engine takes, where it is shorter than the window allows
+    # (SGLang's max_req_input_len: min(context length, KV pool) less a few tokens); a longer
+    # one is refused at once, as past the window. 0: none but the window's (`ostinato up`
+    # reads it from its first engine's /get_server_info).
+    max_input_tokens: int = 0
     call_timeout_s: float = 600.0  # a call's limit, queueing included (a client deadline shortens it)
     # Stopping (SIGTERM: a rollout, a scale-in): how long the requests in flight (gRPC and
     # HTTP, streams included) may finish before the rest are cut (UNAVAILABLE / a stream's
@@ -108,7 +113,7 @@ class GatewayConfig:
         check_numbers("gateway", self, positive=(
             "max_prompt_chars", "max_messages", "default_max_new_tokens", "max_new_tokens_limit",
             "call_timeout_s", "max_conversations_per_tenant", "max_conversation_bytes"),
-            non_negative=("max_inflight_calls", "context_length", "drain_s"))
+            non_negative=("max_inflight_calls", "context_length", "max_input_tokens", "drain_s"))
         if self.default_max_new_tokens > self.max_new_tokens_limit:
             raise ConfigError(f"gateway.default_max_new_tokens: must be at most "
                               f"max_new_tokens_limit ({self.max_new_tokens_limit}), got "

@@ -85,6 +85,19 @@ def engine_context_length(engine_url: str, timeout_s: float = 10.0) -> int:
     return window if isinstance(window, int) and window > 0 else 0
 
 
+def engine_input_limit(engine_url: str, timeout_s: float = 10.0) -> int:
+    """The longest prompt an SGLang server takes: its GET /get_server_info
+    max_req_input_len (min(context length, KV pool) less a few tokens); 0 when it does not
+    say (the sim engine)."""
+    try:
+        with urllib.request.urlopen(f"{engine_url.rstrip('/')}/get_server_info",
+                                    timeout=timeout_s) as resp:
+            limit = json.loads(resp.read()).get("max_req_input_len")
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return limit if isinstance(limit, int) and limit > 0 else 0
+
+
 def _planner_name(index: int) -> str:
     return "planner" if index == 0 else f"planner-{index}"
 
@@ -194,11 +207,15 @@ class Mesh:
         else:
             self._start_sim_workers(timeout_s)
 
-        if cfg.gateway.context_length == 0 and self.endpoints.engines:
-            # the served model's window, as its first engine tells it (SGLang's /v1/models)
-            window = engine_context_length(self.endpoints.engines[0])
-            if window:
-                data["gateway"]["context_length"] = window
+        if self.endpoints.engines and not (cfg.gateway.context_length
+                                           and cfg.gateway.max_input_tokens):
+            # the served model's window, as its first engine tells it (SGLang's /v1/models),
+            # and the longest prompt it takes (its /get_server_info)
+            learned = {"context_length": engine_context_length(self.endpoints.engines[0]),
+                       "max_input_tokens": engine_input_limit(self.endpoints.engines[0])}
+            learned = {k: v for k, v in learned.items() if v and not getattr(cfg.gateway, k)}
+            if learned:
+                data["gateway"].update(learned)
                 config_file.write_text(yaml.safe_dump(data))
         gateway = self._spawn("gateway", [
             "gateway", "--planner-address", self.endpoints.planner,

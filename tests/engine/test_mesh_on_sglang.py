@@ -17,7 +17,7 @@ import redis
 import ostinato
 from cache.block_hash import block_hex, prefix_block_hashes
 from gateway.mesh_run import cache_salt
-from ostinato.mesh import Mesh, engine_context_length
+from ostinato.mesh import Mesh, engine_context_length, engine_input_limit
 from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.tool_formats import get_parser
 from ostinato.tool_grammars import answer_or_calls
@@ -171,6 +171,27 @@ def test_the_gateway_refuses_past_sglangs_context_window(sglang_mesh: Mesh,
     body = refused.value.body
     assert isinstance(body, dict) and body["code"] == "context_length_exceeded"
     assert f"maximum context length is {window} tokens" in body["message"]
+
+
+def test_the_gateway_refuses_a_prompt_past_sglangs_input_limit(sglang_mesh: Mesh,
+                                                              acme_openai: openai.OpenAI) -> None:
+    """SGLang takes inputs up to its max_req_input_len, a few tokens under the window (and
+    far under it where the KV pool is small): `ostinato up` reads it from /get_server_info,
+    and a prompt past it gets OpenAI's context_length_exceeded from the gateway, not the
+    engine's own 400 (engine review 2026-12-05 F2)."""
+    limit = engine_input_limit(sglang_mesh.endpoints.engines[0])
+    assert 0 < limit < engine_context_length(sglang_mesh.endpoints.engines[0])
+    assert f"max_input_tokens: {limit}" in (sglang_mesh.workdir / "mesh.yaml").read_text()
+    renderer, words = load_renderer(f"hf:{MODEL}"), limit
+    for _ in range(8):  # a prompt of limit + 1 tokens
+        messages = user("word " * words)
+        words += limit + 1 - len(renderer.render(messages, None)[1])
+    assert len(renderer.render(messages, None)[1]) == limit + 1
+    with pytest.raises(openai.BadRequestError) as refused:
+        acme_openai.chat.completions.create(model="tiny-llama", messages=messages, max_tokens=1)
+    body = refused.value.body
+    assert isinstance(body, dict) and body["code"] == "context_length_exceeded"
+    assert f"maximum input length is {limit} tokens" in body["message"]
 
 
 @pytest.mark.parametrize("stream", [True, False])

@@ -47,6 +47,25 @@ def test_what_does_not_fit_is_context_length_exceeded(prompt: int, kwargs: dict,
     assert refused.value.error_code == "context_length_exceeded"
 
 
+@pytest.mark.parametrize(("window", "max_input", "prompt", "refused"), [
+    # SGLang's max_req_input_len under the window (engine review 2026-12-05 F2): a prompt
+    # past it is refused here, as the engine would, with OpenAI's code
+    (1000, 994, 995, True),
+    (1000, 994, 994, False),
+    (0, 994, 995, True),  # the window not known, the input limit is
+    (1000, 0, 995, False),  # no limit but the window's
+])
+def test_a_prompt_past_the_engines_input_limit_is_context_length_exceeded(
+        window: int, max_input: int, prompt: int, refused: bool) -> None:
+    call = call_spec(messages=USER, max_tokens=1)
+    if not refused:
+        assert fit(call, prompt, ContextWindow(window, 256, max_input)) is call
+        return
+    with pytest.raises(ContextExceeded, match=f"maximum input length is {max_input} tokens") as err:
+        fit(call, prompt, ContextWindow(window, 256, max_input))
+    assert err.value.param == "messages" and err.value.error_code == "context_length_exceeded"
+
+
 @pytest.mark.parametrize("window", [0, 1000])
 @pytest.mark.parametrize(("kwargs", "param"), [({"messages": USER}, "messages"),
                                               ({"prompt": " "}, "prompt")])
