@@ -38,7 +38,15 @@ CHANNEL_OPTIONS = (("grpc.service_config", SERVICE_CONFIG),
                    ("grpc.initial_reconnect_backoff_ms", 200),
                    ("grpc.max_reconnect_backoff_ms", 2000),
                    # a DNS name's replicas looked up again (a pod replaced) after 2 s, not 30
-                   ("grpc.dns_min_time_between_resolutions_ms", 2000))
+                   ("grpc.dns_min_time_between_resolutions_ms", 2000),
+                   # a planner that stops answering without closing its connections (its
+                   # node frozen or cut off; SIGSTOP): pings unanswered for 5 s close them,
+                   # so the streams and health watch on it fail over to the standby that
+                   # took the lease; before, every admission waited out its call's limit.
+                   # (The planner takes pings every 5 s: ostinato/serving.py.)
+                   ("grpc.keepalive_time_ms", 10_000),
+                   ("grpc.keepalive_timeout_ms", 5_000),
+                   ("grpc.keepalive_permit_without_calls", 1))
 
 
 def planner_target(address: str) -> str:
