@@ -14,7 +14,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import yaml
 from cache.redis_server import DataDirInUse, EmbeddedRedis, find_vector_redis
 from ostinato.child_process import die_with_parent
 from ostinato.config import MeshConfig, as_dict, check_sglang_mesh, check_sim_mesh
+from ostinato.engine_limits import engine_context_length, engine_input_limit
 from ostinato.mesh_workdir import PREFIX as WORKDIR_PREFIX
 from ostinato.mesh_workdir import claim, remove_stale
 
@@ -71,31 +71,6 @@ def _metrics_port(configured: int, index: int, ephemeral: bool) -> int:
     """The /metrics port of the index-th planner or worker: the configured one + index, so
     that each has its own; 0 a free one, -1 off."""
     return configured if configured < 0 else _port(configured, index, ephemeral)
-
-
-def engine_context_length(engine_url: str, timeout_s: float = 10.0) -> int:
-    """The context window an SGLang server (or the sim engine) serves its model with: its
-    GET /v1/models max_model_len; 0 when it does not say."""
-    try:
-        with urllib.request.urlopen(f"{engine_url.rstrip('/')}/v1/models",
-                                    timeout=timeout_s) as resp:
-            window = json.loads(resp.read())["data"][0].get("max_model_len")
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return 0
-    return window if isinstance(window, int) and window > 0 else 0
-
-
-def engine_input_limit(engine_url: str, timeout_s: float = 10.0) -> int:
-    """The longest prompt an SGLang server takes: its GET /get_server_info
-    max_req_input_len (min(context length, KV pool) less a few tokens); 0 when it does not
-    say (the sim engine)."""
-    try:
-        with urllib.request.urlopen(f"{engine_url.rstrip('/')}/get_server_info",
-                                    timeout=timeout_s) as resp:
-            limit = json.loads(resp.read()).get("max_req_input_len")
-    except (OSError, ValueError, AttributeError):
-        return 0
-    return limit if isinstance(limit, int) and limit > 0 else 0
 
 
 def _planner_name(index: int) -> str:

@@ -17,7 +17,8 @@ import redis
 import ostinato
 from cache.block_hash import block_hex, prefix_block_hashes
 from gateway.mesh_run import cache_salt
-from ostinato.mesh import Mesh, engine_context_length, engine_input_limit
+from ostinato.engine_limits import engine_context_length, engine_input_limit
+from ostinato.mesh import Mesh
 from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.tool_formats import get_parser
 from ostinato.tool_grammars import answer_or_calls
