@@ -65,6 +65,10 @@ def add_parser(sub: Any) -> None:
     iso.add_argument("--isolation-fraction", type=float, default=None,
                      help="the planner's isolation_fraction in the flood runs (default: the "
                           "planner's own, 1.0: off)")
+    iso.add_argument("--bare", default="",
+                     help="policies run as bare routers (no planner budget, program admission "
+                          "or tenant shares: SGLang's router); default: none, every policy with "
+                          "the planner's tenant machinery")
     iso.add_argument("--out", default="", help="also write the results JSON here")
 
     live = kinds.add_parser("live", help="the real mesh on loopback with zero-cost sim engines")

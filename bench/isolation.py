@@ -27,7 +27,7 @@ from bench.programs import ProgramPlan, stream
 from bench.results import STABLE_COMPLETION_RATIO, summarize
 from bench.sim_run import SimRun
 from bench.spec import SpecError, WorkloadSpec
-from bench.sweep import SweepConfig, run_one, steady_state
+from bench.sweep import SweepConfig, cluster_for, run_one, steady_state
 from workers.sim.cost_model import load_profile
 
 NOISY_SEED_OFFSET = 7919  # the noisy tenant's stream: another seed than the quiet one's
@@ -58,9 +58,13 @@ def _quiet_stable(run: SimRun, tenant: str) -> bool:
 def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, *,
               engines: int = 1, budget: int = 32, window_s: float = 300.0,
               profile: str = "h100-llama3.1-8b",
-              isolation_fraction: float | None = None) -> dict[str, Any]:
+              isolation_fraction: float | None = None,
+              bare: frozenset[str] = frozenset()) -> dict[str, Any]:
     """`isolation_fraction`: the planner's (planner/core/tenants.py; None: its default) in
-    the flood run; the quiet tenant alone is one tenant, which it never limits."""
+    the flood run; the quiet tenant alone is one tenant, which it never limits. `bare`:
+    policies run as bare routers (bench/sweep.py `cluster_for`: no planner budget, program
+    admission or tenant shares), as SGLang's router would serve the two tenants; by default
+    every policy has the planner's tenant machinery, which is what this scenario measures."""
     if len(spec.tenants) != 2 or min(t.share for t in spec.tenants) <= 0:
         raise SpecError("isolation: the workload must name two tenants with shares above 0, "
                         "the quiet one first")
@@ -70,21 +74,23 @@ def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, 
     noisy_rate = quiet_rate * spec.tenants[1].share / spec.tenants[0].share
     alone_spec = _only(spec, 0, quiet_rate, spec.seed)
     noisy_spec = _only(spec, 1, noisy_rate, spec.seed + NOISY_SEED_OFFSET)
-    # every policy with the planner's tenant machinery (what this scenario measures): none bare
     cfg = SweepConfig(policies, (quiet_rate,), engines=engines, profile=profile, budget=budget,
-                      warmup_programs=0, window_s=window_s, bare=frozenset())
+                      warmup_programs=0, window_s=window_s, bare=bare)
     cfg.validate()
+    # the latency reference: the quiet tenant alone, unloaded, through the planner
     unloaded = run_one(alone_spec.with_overrides(programs=min(spec.programs, 200)),
-                       "fcfs+round_robin", quiet_rate / 20, cfg)
+                       "fcfs+round_robin", quiet_rate / 20,
+                       dataclasses.replace(cfg, bare=frozenset()))
     steady = steady_state(unloaded["program_latency_s"]["p99"], window_s)
-    cluster = ClusterConfig(engines=engines, budget=budget,
+    planner = ClusterConfig(engines=engines, budget=budget,
                             tenant_weights={t.name: t.weight for t in spec.tenants})
     if isolation_fraction is not None:
-        cluster = dataclasses.replace(cluster, isolation_fraction=isolation_fraction)
+        planner = dataclasses.replace(planner, isolation_fraction=isolation_fraction)
     runs = []
     for policy in policies:
         alone = run_one(alone_spec, policy, quiet_rate, cfg, steady=steady)
-        sim = ClusterSim(_merged(alone_spec, noisy_spec), policy, load_profile(profile),
+        name, cluster = cluster_for(policy, cfg, spec) if cfg.is_bare(policy) else (policy, planner)
+        sim = ClusterSim(_merged(alone_spec, noisy_spec), name, load_profile(profile),
                          cluster, steady=steady)
         run = sim.run()
         flood = summarize(run, policy, quiet_rate + noisy_rate)
@@ -94,7 +100,8 @@ def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, 
         quiet_ok = _quiet_stable(run, quiet_name)
         alone_mean = alone["program_latency_s"]["mean"]
         runs.append({
-            "policy": policy, "budget_per_engine": budget,
+            "policy": policy, "budget_per_engine": cfg.budget_for(policy),
+            "bare": cfg.is_bare(policy),
             "alone": {"rate": quiet_rate, "stable": alone["stable"],
                       "measured": alone["measured_programs"],
                       "program_latency_s": alone["program_latency_s"],
@@ -114,8 +121,8 @@ def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, 
         })
     return {"kind": "sim", "simulated": True, "scenario": "isolation", "workload": spec.name,
             "engines": engines, "profile": profile, "quiet_tenant": quiet_name,
-            "isolation_fraction": cluster.isolation_fraction,
-            "program_kv_fraction": cluster.program_kv_fraction,
+            "isolation_fraction": planner.isolation_fraction,
+            "program_kv_fraction": planner.program_kv_fraction,
             "quiet_rate": quiet_rate, "noisy_rate": noisy_rate,
             "steady_state": {"window_s": list(steady.window), "horizon_s": steady.horizon},
             "runs": runs}
@@ -129,7 +136,8 @@ def isolation_command(args: Any) -> dict[str, Any]:
 
     results = isolation(load_spec(args.workload), parse_policies(args.policies), args.quiet_rate,
                         engines=args.engines, budget=args.budget, window_s=args.window_s,
-                        profile=args.profile, isolation_fraction=args.isolation_fraction)
+                        profile=args.profile, isolation_fraction=args.isolation_fraction,
+                        bare=frozenset(parse_policies(args.bare)) if args.bare else frozenset())
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

@@ -71,15 +71,18 @@ def _bare(results: dict[str, Any]) -> str:
     bare = results.get("bare_policies") or []
     if not bare:
         return ""
-    return (" Run as bare routers, without the planner's program admission and tenant "
-            "shares (as a Kubernetes Service or SGLang's router): "
+    return (" Run as bare routers, with no planner budget (each call sent on as it comes, "
+            "to wait in the engine's own queue), program admission or tenant shares (as a "
+            "Kubernetes Service or SGLang's router): "
             + ", ".join(f"`{p}`" for p in bare) + ".")
 
 
 def _budgets(results: dict[str, Any]) -> str:
-    per = results.get("budget_per_policy") or {}
+    per = {p: b for p, b in (results.get("budget_per_policy") or {}).items() if b is not None}
+    if not per:
+        return "none (bare routers only)"
     if len(set(per.values())) <= 1:
-        return f"{results['budget_per_engine']} calls"
+        return f"{next(iter(per.values()))} calls"
     return ", ".join(f"`{p}` {b}" for p, b in per.items())
 
 

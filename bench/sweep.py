@@ -74,7 +74,12 @@ class SweepConfig:
     def is_bare(self, policy: str) -> bool:
         return policy in self.bare
 
-    def budget_for(self, policy: str) -> int:
+    def budget_for(self, policy: str) -> int | None:
+        """The planner's budget of calls in flight per engine; None for a bare router, which
+        sends each call on at once (the engine's own `max_running_requests` and waiting
+        queue do the rest, as behind SGLang's router or a Kubernetes Service)."""
+        if self.is_bare(policy):
+            return None
         return dict(self.policy_budgets).get(policy, self.budget)
 
     def validate(self) -> None:
@@ -92,6 +97,9 @@ class SweepConfig:
         for policy, budget in self.policy_budgets:
             if policy not in self.policies:
                 raise SpecError(f"--budget: {policy!r} is not one of --policies")
+            if self.is_bare(policy):
+                raise SpecError(f"--budget: {policy} runs bare (--bare): a router has no "
+                                "planner budget")
             if budget < 1:
                 raise SpecError(f"--budget: {policy}={budget} must be >= 1")
         if self.warmup_programs < 0:
@@ -119,18 +127,22 @@ def _tick(n: int) -> None:
 
 REFERENCE = "reference"  # one engine with an unbounded cache: the most prefix reuse possible
 UNBOUNDED_KV = 1 << 40
+ROUTER_BUDGET = 1 << 20  # a bare router's: no cap, every call sent on as it comes
 
 
-def _cluster(policy: str, cfg: SweepConfig, spec: WorkloadSpec) -> tuple[str, ClusterConfig]:
+def cluster_for(policy: str, cfg: SweepConfig, spec: WorkloadSpec) -> tuple[str, ClusterConfig]:
+    """The policy to run (a name the planner core takes) and its cluster: a bare router's
+    (cfg.is_bare), or the planner's with everything on."""
     weights = {t.name: t.weight for t in spec.tenants}
     if policy == REFERENCE:
-        return BASELINE, ClusterConfig(engines=1, budget=1 << 20, max_running_requests=1 << 20,
+        return BASELINE, ClusterConfig(engines=1, budget=ROUTER_BUDGET, max_running_requests=1 << 20,
                                        kv_tokens=UNBOUNDED_KV, tenant_weights=weights)
-    if cfg.is_bare(policy):  # no program admission, no tenant shares
-        return policy, ClusterConfig(engines=cfg.engines, budget=cfg.budget_for(policy),
+    if cfg.is_bare(policy):  # no planner cap, no program admission, no tenant shares
+        return policy, ClusterConfig(engines=cfg.engines, budget=ROUTER_BUDGET,
                                      tenant_weights=weights, program_kv_fraction=0.0,
                                      isolation_fraction=1.0, tenant_shares="off")
-    return policy, ClusterConfig(engines=cfg.engines, budget=cfg.budget_for(policy),
+    return policy, ClusterConfig(engines=cfg.engines,
+                                 budget=dict(cfg.policy_budgets).get(policy, cfg.budget),
                                  tenant_weights=weights)
 
 
@@ -141,7 +153,7 @@ def warm_up(spec: WorkloadSpec, cfg: SweepConfig) -> Learned | None:
         return None
     warm = spec.with_overrides(seed=spec.seed + WARMUP_SEED_OFFSET, programs=cfg.warmup_programs,
                                rate=min(cfg.rates) / WARMUP_RATE_DIVISOR)
-    policy, cluster = _cluster(BASELINE, cfg, spec)
+    policy, cluster = cluster_for(BASELINE, cfg, spec)
     sim = ClusterSim(generate(warm), policy, load_profile(cfg.profile), cluster)
     sim.run()
     return sim.learned()
@@ -159,12 +171,12 @@ def run_one(spec: WorkloadSpec, policy: str, rate: float, cfg: SweepConfig,
     """One run: steady-state when `steady` is given, else the spec's finite batch."""
     spec = spec.with_overrides(rate=rate)
     label = policy
-    policy, cluster = _cluster(policy, cfg, spec)
+    policy, cluster = cluster_for(policy, cfg, spec)
     programs = stream(spec) if steady is not None else generate(spec)
     sim = ClusterSim(programs, policy, load_profile(cfg.profile), cluster, learned, steady)
     run = sim.run(progress=_tick)
     result = summarize(run, label if label != REFERENCE else policy, rate)
-    result["budget_per_engine"] = cluster.budget
+    result["budget_per_engine"] = cfg.budget_for(label) if label != REFERENCE else None
     # the simulator's speed: simulated seconds per wall second of this run (issue #17), and
     # per CPU second (what other processes on the machine do not change much)
     result["sim_s_per_wall_s"] = round(result["simulated_s"] / max(result["sim_wall_s"], 1e-3), 2)

@@ -207,7 +207,7 @@ REFUSED_AT_LOAD = [
     ({"planner": {"policy": "clairvoyant"}},
      r"^planner\.policy: 'clairvoyant' needs every program's future work; it exists only in the "
      r"cluster simulator \(ostinato bench sim\)$"),
-    ({"planner": {"policy": "oracle"}}, r"^planner\.policy: 'clairvoyant' needs every program's"),
+    ({"planner": {"policy": "oracle"}}, r"^planner\.policy: unknown policy 'oracle'"),
     ({"planner": {"policy": "clairvoyant+round_robin"}}, r"^planner\.policy: 'clairvoyant'"),
     # the planner would forget every worker between two of its heartbeats
     ({"worker": {"heartbeat_s": 15}},

@@ -163,12 +163,14 @@ class CacheAware(_NoHome):
     SGLang's router keeps an approximate radix tree of what it sent. When loads are
     imbalanced (max - min > balance_abs and max > balance_rel * min), route to the least
     loaded; otherwise to the longest matched prefix if it covers at least
-    `cache_threshold` of the prompt, else to the least loaded.
+    `cache_threshold` of the prompt, else to the least loaded. The thresholds' defaults are
+    the router's own (SGLang Model Gateway: cache_threshold 0.3, balance_abs_threshold 64,
+    balance_rel_threshold 1.5).
     """
 
     name = "cache_aware"
 
-    def __init__(self, balance_abs: int = 8, balance_rel: float = 1.5,
+    def __init__(self, balance_abs: int = 64, balance_rel: float = 1.5,
                  cache_threshold: float = 0.3, max_blocks_per_worker: int = 500_000) -> None:
         self._abs, self._rel = balance_abs, balance_rel
         self._threshold = cache_threshold

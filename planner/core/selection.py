@@ -9,8 +9,9 @@ from planner.core.routing import RoutingPolicy, routing_policies
 # (PLAS until a class has history), and affinity, which keeps a program's context on one
 # engine. ATLAS, our earlier default, under-charges wide programs (a tree search of 156 calls
 # looks as short as its 4-call critical path); see docs/bench/ for the comparison.
-PRESETS = {"default": "srpt+affinity", "clairvoyant": "clairvoyant+affinity",
-           "oracle": "clairvoyant+affinity"}  # oracle: its old name (workload-spec.md), no bound
+# `clairvoyant` is told every program's true size: a comparison, not a bound (the name
+# workload-spec.md gives it, `oracle`, is not taken: `default` has beaten it).
+PRESETS = {"default": "srpt+affinity", "clairvoyant": "clairvoyant+affinity"}
 SIMULATION_ONLY = {"clairvoyant"}  # priority policies that need the future (bench only)
 
 

@@ -65,7 +65,7 @@ def test_a_program_still_running_at_the_horizon_is_not_completed() -> None:
 def test_capacity_refuses_an_overloaded_rate_that_a_finite_run_passes() -> None:
     s = service_s()
     cfg = SweepConfig(("fcfs+round_robin",), (0.5 / s, 1.3 / s), engines=1, budget=1,
-                      warmup_programs=0, window_s=60 * s)
+                      warmup_programs=0, window_s=60 * s, bare=frozenset())  # one at a time
     spec = parse_spec(one_call_spec(1.0))
     unloaded = run_one(spec, "fcfs+round_robin", 0.05 / s, cfg)
     limit = 5 * unloaded["normalized_latency_s_per_token"]["mean"]

@@ -49,7 +49,7 @@ def chain_spec() -> dict:
 def test_each_policy_runs_at_its_budget_and_the_targets_point_is_measured() -> None:
     cfg = SweepConfig(("fcfs+round_robin", "default", "clairvoyant"), (0.1, 1.0, 10.0),
                       engines=1, budget=2, policy_budgets=(("default", 4),), warmup_programs=0,
-                      window_s=30.0)
+                      window_s=30.0, bare=frozenset())
     results = run_sweep(parse_spec(chain_spec()), cfg, progress=None)
     budgets = {(r["policy"], r["budget_per_engine"]) for r in results["runs"]}
     assert budgets == {("fcfs+round_robin", 2), ("default", 4), ("clairvoyant", 2)}
@@ -86,9 +86,25 @@ ON = (ClusterConfig.program_kv_fraction, ISOLATION_FRACTION, "waiting")  # the p
 def test_bare_policies_run_without_program_admission_and_tenant_shares(
         bare: frozenset[str], policy: str, controls: tuple) -> None:
     cfg = SweepConfig((policy,), (1.0,), bare=bare)
-    _, cluster = sweep._cluster(policy, cfg, parse_spec(chain_spec()))
+    _, cluster = sweep.cluster_for(policy, cfg, parse_spec(chain_spec()))
     assert (cluster.program_kv_fraction, cluster.isolation_fraction,
             cluster.tenant_shares) == controls
+
+
+def test_a_bare_router_has_no_planner_budget() -> None:
+    """SGLang's router and a Kubernetes Service send each call on as it comes; the engine's
+    own max_running_requests and waiting queue do the rest. A planner cap in front of them
+    (as the sweeps before session 52 had) leaves cache_aware choosing among free engines
+    only, which is not the router's behaviour."""
+    cfg = SweepConfig(("fcfs+cache_aware", "default"), (1.0,), budget=256)
+    assert cfg.budget_for("fcfs+cache_aware") is None and cfg.budget_for("default") == 256
+    _, router = sweep.cluster_for("fcfs+cache_aware", cfg, parse_spec(chain_spec()))
+    _, planner = sweep.cluster_for("default", cfg, parse_spec(chain_spec()))
+    assert router.budget == sweep.ROUTER_BUDGET and planner.budget == 256
+    assert router.max_running_requests == planner.max_running_requests == 256
+    with pytest.raises(SpecError, match="runs bare"):
+        SweepConfig(("fcfs+cache_aware",), (1.0,), policy_budgets=(("fcfs+cache_aware", 8),)
+                    ).validate()
 
 
 def test_the_report_names_the_policies_run_bare() -> None:
