@@ -240,10 +240,10 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
         if caps.get(BASELINE) and bounded[BASELINE]:
             rate = round(TARGET_LOAD * caps[BASELINE], 6)
             at = [p for p in (BASELINE, "default", "clairvoyant") if p in cfg.policies]
-            runs = list(pool.map(run_one, *zip(*[(spec, p, rate, cfg, learned, steady)
-                                                 for p in at], strict=True)))
-            point = {"rate": rate, "load_of_baseline_capacity": TARGET_LOAD, "runs": runs,
-                     **_point_ratios(runs)}
+            at_runs = list(pool.map(run_one, *zip(*[(spec, p, rate, cfg, learned, steady)
+                                                    for p in at], strict=True)))
+            point = {"rate": rate, "load_of_baseline_capacity": TARGET_LOAD, "runs": at_runs,
+                     **_point_ratios(at_runs)}
     return {
         "kind": "sim", "simulated": True, "workload": spec.name, "engines": cfg.engines,
         "profile": cfg.profile, "seed": spec.seed, "programs": spec.programs,

@@ -51,6 +51,9 @@ def test_each_policy_runs_at_its_budget_and_the_targets_point_is_measured() -> N
                       engines=1, budget=2, policy_budgets=(("default", 4),), warmup_programs=0,
                       window_s=30.0, bare=frozenset())
     results = run_sweep(parse_spec(chain_spec()), cfg, progress=None)
+    # every policy at every rate (the targets point's runs are apart, not in their place)
+    assert sorted((r["policy"], r["rate"]) for r in results["runs"]) == sorted(
+        (p, r) for p in cfg.policies for r in cfg.rates)
     budgets = {(r["policy"], r["budget_per_engine"]) for r in results["runs"]}
     assert budgets == {("fcfs+round_robin", 2), ("default", 4), ("clairvoyant", 2)}
     assert results["budget_per_policy"] == {"fcfs+round_robin": 2, "default": 4, "clairvoyant": 2}
