@@ -38,6 +38,9 @@ CHANNEL_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 200),
                    # (ostinato/serving.py).
                    ("grpc.keepalive_time_ms", 10_000),
                    ("grpc.keepalive_timeout_ms", 5_000),
+                   # what gRPC Core (1.85) gives an unanswered ping, where keepalive_timeout_ms
+                   # is not (default 60 s): planner/ha_channel.py
+                   ("grpc.http2.ping_timeout_ms", 5_000),
                    ("grpc.http2.max_pings_without_data", 0),
                    # a result with logprobs can pass gRPC's default 4 MiB: as the servers take
                    ("grpc.max_receive_message_length", 64 * 1024 * 1024))

@@ -25,6 +25,16 @@ RETRYABLE_IDEMPOTENT = RETRYABLE | {grpc.StatusCode.CANCELLED, grpc.StatusCode.D
 # default) while every probe stays green (deploy review 2026-12-05 F2).
 PLANNER_WAIT_S = 30.0
 _AT_ONCE_S = 1.0  # an attempt that failed within this was refused, not served
+# Attempts that waited and yet were not served, by gRPC's words for them, where the planner
+# is frozen (SIGSTOP, a node gone silent: its connections open, nothing answered):
+# - it never left the channel: no connection came up (TCP accepted into the frozen
+#   process's backlog, no HTTP/2 SETTINGS ever; the LB policy's words);
+_UNREACHED = ("connections to all backends failing", "failed to connect to all addresses")
+# - its planner stopped answering while it waited: gRPC closed the connection, a ping
+#   unanswered; counted as silent since SILENT_S before (a keepalive ping goes 10 s after
+#   the last bytes read and has 5 s to be answered: planner/ha_channel.py).
+_SILENT = ("ping timeout", "keepalive watchdog timeout")
+SILENT_S = 15.0
 
 
 async def with_retry(rpc: Callable[..., Awaitable[T]], request: object, budget_s: float, *,
@@ -36,7 +46,8 @@ async def with_retry(rpc: Callable[..., Awaitable[T]], request: object, budget_s
     or `budget_s` is spent, or (`failing_for_s`) its attempts have been refused at once
     (within a second each) for that long; the last error is raised then. (An attempt that
     waited before it failed, an admission queued at a planner that died, starts the count
-    again.)"""
+    again; one that waited on a planner that answered nothing, frozen, does not:
+    _failing_since.)"""
     deadline = time.monotonic() + budget_s
     backoff = first_backoff_s
     failing_since: float | None = None
@@ -48,12 +59,23 @@ async def with_retry(rpc: Callable[..., Awaitable[T]], request: object, budget_s
             return await rpc(request, timeout=max(0.001, timeout))
         except grpc.aio.AioRpcError as exc:
             now = time.monotonic()
-            if now - began > _AT_ONCE_S:  # it waited (was served) before it failed
-                failing_since = now
-            elif failing_since is None:
-                failing_since = began
+            failing_since = _failing_since(exc, began, now, failing_since)
             if exc.code() not in retry_on or now + backoff >= deadline or (
                     failing_for_s is not None and now + backoff - failing_since >= failing_for_s):
                 raise
         await asyncio.sleep(backoff)
         backoff = min(max_backoff_s, backoff * 2)
+
+
+def _failing_since(exc: grpc.aio.AioRpcError, began: float, now: float,
+                   since: float | None) -> float:
+    """Since when the calls have been failing, with this attempt's (`began`..`now`) end."""
+    details = exc.details() or ""
+    if now - began <= _AT_ONCE_S or any(words in details for words in _UNREACHED):
+        return began if since is None else since  # refused, or taken by no planner
+    if any(words in details for words in _SILENT):
+        answered = now - SILENT_S  # (counted as) its planner's last answer
+        if answered <= began:
+            return began if since is None else since
+        return answered
+    return now  # served until it failed (an admission queued at a planner that died)

@@ -46,6 +46,10 @@ CHANNEL_OPTIONS = (("grpc.service_config", SERVICE_CONFIG),
                    # (The planner takes pings every 5 s: ostinato/serving.py.)
                    ("grpc.keepalive_time_ms", 10_000),
                    ("grpc.keepalive_timeout_ms", 5_000),
+                   # gRPC Core (1.85) closes a connection whose ping went unanswered after
+                   # this one, not keepalive_timeout_ms (default 60 s: a frozen active planner
+                   # held the next admission 10 + 60 s, check14); so 5 s here too.
+                   ("grpc.http2.ping_timeout_ms", 5_000),
                    ("grpc.keepalive_permit_without_calls", 1))
 
 

@@ -76,3 +76,46 @@ async def test_an_attempt_that_waited_before_it_failed_starts_the_count_again(
         await with_retry(rpc, None, 0.5, first_backoff_s=0.001, max_backoff_s=0.01,
                          failing_for_s=0.06)
     assert time.monotonic() - start >= 0.4  # its budget, not failing_for_s
+
+
+@pytest.mark.parametrize("details", [
+    # (gRPC's words: the call never left the channel, no connection to a planner came up)
+    "admission stream: UNAVAILABLE: connections to all backends failing; last error: UNKNOWN: "
+    "ipv4:127.0.0.1:1: connection attempt timed out before receiving SETTINGS frame",
+    # (the connection closed by keepalive: its planner stopped answering, frozen)
+    "admission stream: UNAVAILABLE: Stream removed (ping timeout)",
+])
+async def test_attempts_that_waited_on_a_planner_answering_nothing_do_not_start_the_count_again(
+        monkeypatch: pytest.MonkeyPatch, details: str) -> None:
+    """A planner frozen (SIGSTOP: its connections open, nothing answered): attempts hang until
+    gRPC gives up on it, then fail UNAVAILABLE; they count as failing time, so the call
+    fails after `failing_for_s` (HTTP 503), not at the end of its budget."""
+    monkeypatch.setattr(retry, "_AT_ONCE_S", 0.01)
+    # (keepalive time + timeout: no attempt below lasts longer, none was served)
+    monkeypatch.setattr(retry, "SILENT_S", 1.0)
+
+    async def rpc(request: object, timeout: float) -> str:
+        await asyncio.sleep(0.05)
+        raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(),
+                                   grpc.aio.Metadata(), details)
+
+    start = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError):
+        await with_retry(rpc, None, 30.0, first_backoff_s=0.001, max_backoff_s=0.01,
+                         failing_for_s=0.3)
+    assert time.monotonic() - start < 20  # failing_for_s (0.3 s), not the budget (30 s)
+
+
+def test_a_planner_that_answered_before_it_went_silent_has_its_wait_counted_from_then(
+        ) -> None:
+    """An admission queued for a while at a planner that then froze: the count starts when
+    its planner last answered (SILENT_S before its connection was given up), so the call
+    still has most of `failing_for_s` to find the standby."""
+    error = grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(),
+                                 grpc.aio.Metadata(), "Stream removed (ping timeout)")
+    assert retry._failing_since(error, began=0.0, now=100.0, since=None) == 100.0 - retry.SILENT_S
+    assert retry._failing_since(error, began=95.0, now=100.0, since=None) == 95.0
+    assert retry._failing_since(error, began=95.0, now=100.0, since=90.0) == 90.0
+    killed = grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(),
+                                  grpc.aio.Metadata(), "Socket closed")
+    assert retry._failing_since(killed, began=0.0, now=100.0, since=None) == 100.0
