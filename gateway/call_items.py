@@ -18,12 +18,18 @@ class CallFailed(Exception):
 
     def __init__(self, code: grpc.StatusCode, message: str, param: str | None = None,
                  retry_after_s: float | None = None, error_code: str | None = None, *,
-                 final: bool = False) -> None:
+                 final: bool = False, retried: bool = False) -> None:
         super().__init__(message)
         # no retry of the same request can succeed (it is over a limit as it is, or conflicts
         # with what exists): the HTTP API says so (x-should-retry: false) to clients that
         # retry refusals on their own (the openai SDK's 409s and 429s)
         self.final = final
+        # the gateway has already retried it for as long as a client's automatic retries
+        # would (no planner answered for ostinato/retry.py's PLANNER_WAIT_S): the front ends
+        # tell those retriers not to (gRPC `grpc-retry-pushback-ms: -1`, HTTP
+        # `x-should-retry: false`), leaving Retry-After to the application; each automatic
+        # retry would wait as long again (the SDK's Call: 3 attempts, 90 s)
+        self.retried = retried
         self.code = code
         self.message = message
         self.param = param
@@ -46,7 +52,8 @@ def planner_failure(exc: grpc.aio.AioRpcError, tenant: str) -> CallFailed:
     if code == grpc.StatusCode.UNAVAILABLE:  # no planner answered (its transport's text names
         # the mesh's inner addresses: not the client's to read)
         return CallFailed(code, "no planner is serving the mesh (a failover, a restart, or "
-                          "its Redis out of reach): retry later", None, RETRY_PLANNER_AFTER_S)
+                          "its Redis out of reach): retry later", None, RETRY_PLANNER_AFTER_S,
+                          retried=True)
     return CallFailed(code, client_text(tenant, exc.details() or "planner error"), None,
                       RETRY_LOAD_AFTER_S if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None)
 

@@ -139,7 +139,8 @@ def _check_sampling(call: common_pb2.CallSpec, limits: CallLimits) -> None:
         raise InvalidCall(
             f"max tokens {sp.max_new_tokens} is over this gateway's limit of "
             f"{limits.max_new_tokens_limit} (sampling.max_new_tokens; max_tokens, "
-            "max_completion_tokens or max_output_tokens over HTTP)", "max_tokens")
+            "max_completion_tokens or max_output_tokens over HTTP; the operator sets the "
+            "limit: gateway.max_new_tokens_limit)", "max_tokens")
     if sp.HasField("max_new_tokens") and sp.max_new_tokens < 1:  # as max_tokens over HTTP
         raise InvalidCall("max tokens must be at least 1 (sampling.max_new_tokens; leave it unset "
                           f"for the default, {limits.default_max_new_tokens})", "max_tokens")

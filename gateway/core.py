@@ -257,7 +257,8 @@ class GatewayCore:
                 yield item
         except CallFailed as exc:
             raise GatewayError(exc.code, exc.message, exc.param, exc.retry_after_s,
-                               exc.error_code, final=exc.final) from exc
+                               exc.error_code, final=exc.final,
+                               retried=exc.retried) from exc
         finally:
             self.inflight -= 1
 

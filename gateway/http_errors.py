@@ -30,11 +30,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class HttpError(Exception):
     def __init__(self, status: int, message: str, kind: str, param: str | None = None,
                  retry_after_s: float | None = None, code: str | None = None, *,
-                 final: bool = False) -> None:
+                 final: bool = False, retried: bool = False) -> None:
         super().__init__(message)
         self.status, self.message, self.kind, self.param = status, message, kind, param
         self.retry_after_s, self.code = retry_after_s, code
         self.final = final or status == 409  # (a conflict: the same request conflicts again)
+        self.retried = retried  # the gateway retried it already (CallFailed.retried)
 
     @classmethod
     def of(cls, exc: GatewayError) -> HttpError:
@@ -42,7 +43,8 @@ class HttpError(Exception):
             return cls.no_model(exc.message)
         status, kind = http_status(exc.code)
         return cls(status, exc.message, kind, exc.param, exc.retry_after_s,
-                   exc.error_code or OPENAI_ERROR_CODES.get(exc.code), final=exc.final)
+                   exc.error_code or OPENAI_ERROR_CODES.get(exc.code), final=exc.final,
+                   retried=exc.retried)
 
     @classmethod
     def no_model(cls, message: str) -> HttpError:
@@ -54,7 +56,7 @@ class HttpError(Exception):
             "Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
         if self.status == 401:  # RFC 9110: a 401 names the scheme that would be accepted
             headers["WWW-Authenticate"] = 'Bearer realm="ostinato"'
-        if self.final:  # the openai SDK retries 409s and 429s unless told not to
+        if self.final or self.retried:  # the openai SDK retries 409s, 429s and 5xx unless told not to
             headers["x-should-retry"] = "false"
         return web.json_response(error_json(self.message, self.kind, self.param, self.code),
                                  status=self.status, headers=headers)

@@ -10,6 +10,7 @@ previous_response_id names a response the caller's tenant has stored.
 
 from __future__ import annotations
 
+from gateway.openai_sampling import SGLANG_EXTENSIONS
 from gateway.openapi_requests import (
     JSON_OBJECT_TEXT,
     NULL,
@@ -124,6 +125,7 @@ def response_request_schemas(cfg: GatewayConfig, chat: Schema) -> dict[str, Sche
             "description": "ignored"}})),
         "max_output_tokens": common["max_tokens"], "temperature": common["temperature"],
         "top_p": common["top_p"],
+        **{name: common[name] for name in SGLANG_EXTENSIONS},  # as the chat API's
         "top_logprobs": nullable({"type": "integer", "minimum": 0, "maximum": 20}),
         "stream": common["stream"],
         "include": nullable({"type": "array", "items": {"enum": sorted(INCLUDES)}}),

@@ -30,7 +30,8 @@ def _node_call(node: gateway_pb2.DagNode) -> common_pb2.CallSpec:
 def _of_node(node_id: str, exc: GatewayError) -> GatewayError:
     """The error, saying which node it is of."""
     return GatewayError(exc.code, f"node {node_id!r}: {exc.message}", exc.param,
-                        exc.retry_after_s, exc.error_code, final=exc.final)
+                        exc.retry_after_s, exc.error_code, final=exc.final,
+                        retried=exc.retried)
 
 
 def _normalized(core: GatewayCore, node: gateway_pb2.DagNode) -> common_pb2.CallSpec:

@@ -6,7 +6,9 @@ function_call_output; reasoning items from another model are dropped), `instruct
 system message first), function `tools`, `tool_choice`, `parallel_tool_calls`,
 `text.format` (text, json_object, json_schema), `max_output_tokens`, `temperature`, `top_p`,
 `top_logprobs` (with include "message.output_text.logprobs"), `stream`, `metadata` (echoed),
-`reasoning` (its effort as the chat API's reasoning_effort),
+`reasoning` (its effort as the chat API's reasoning_effort), SGLang's sampling extensions
+as the chat API takes them (`top_k`, `min_p`, `repetition_penalty`, `min_tokens`,
+`ignore_eos`),
 and the `ostinato` extension. `previous_response_id` continues a stored response: the
 caller (gateway/responses_api.py) reads its context and output (cache/stored_responses.py)
 and they come first, after `instructions` (which, as OpenAI's, are not carried over).
@@ -23,6 +25,7 @@ from typing import Any
 
 from gateway.openai_fields import check_metadata, check_service_tier
 from gateway.openai_format import BadRequest
+from gateway.openai_sampling import SGLANG_EXTENSIONS
 from gateway.prompts import REASONING_EFFORTS
 
 # accepted and without effect here: nothing truncated, no service tiers, no moderation;
@@ -41,7 +44,7 @@ UNSUPPORTED = {
 _KNOWN = {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls",
           "text", "max_output_tokens", "temperature", "top_p", "top_logprobs", "stream",
           "include", "truncation", "reasoning", "ostinato", "store", "previous_response_id",
-          "conversation",
+          "conversation", *SGLANG_EXTENSIONS,
           *IGNORED, *UNSUPPORTED}
 PRIOR = "previous_response_id"  # where the items of earlier turns came from
 INCLUDES = {"message.output_text.logprobs", "reasoning.encrypted_content"}
@@ -346,7 +349,8 @@ def translate(body: Any, prior: Sequence[Any] = ()) -> tuple[dict[str, Any], Sou
     body = _checked(body)
     sources = Sources()
     chat: dict[str, Any] = {"messages": _messages(body, sources, prior)}
-    for name in ("model", "temperature", "top_p", "parallel_tool_calls", "ostinato"):
+    for name in ("model", "temperature", "top_p", "parallel_tool_calls", "ostinato",
+                 *SGLANG_EXTENSIONS):
         if name in body:  # the chat path's checks apply (null: left out)
             chat[name] = body[name]
     if "max_output_tokens" in body:

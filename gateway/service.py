@@ -19,9 +19,13 @@ T = TypeVar("T")
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: GatewayError) -> None:
-    """The status, and when a refused call may be retried (trailer `retry-after-ms`)."""
-    trailers = () if exc.retry_after_s is None else (
+    """The status, and when a refused call may be retried (trailer `retry-after-ms`); a
+    failure the gateway has retried already tells a gRPC retry policy not to
+    (`grpc-retry-pushback-ms` negative: gRPC's retry design, A6)."""
+    trailers: tuple[tuple[str, str], ...] = () if exc.retry_after_s is None else (
         ("retry-after-ms", str(max(1, round(exc.retry_after_s * 1000)))),)
+    if exc.retried:
+        trailers += (("grpc-retry-pushback-ms", "-1"),)
     await context.abort(exc.code, exc.message, trailing_metadata=trailers)
 
 

@@ -19,6 +19,10 @@ from gateway.http_errors import HttpError
     # a call id used twice: the same request conflicts again
     (CallFailed(grpc.StatusCode.ALREADY_EXISTS, "call c1 exists"), None, "false"),
     (CallFailed(grpc.StatusCode.UNAVAILABLE, "planner down"), None, None),
+    # no planner for the gateway's whole wait: later, by the application, not by the SDK
+    # (whose retries would each wait as long again)
+    (CallFailed(grpc.StatusCode.UNAVAILABLE, "no planner", retry_after_s=5.0, retried=True),
+     "5", "false"),
     (CallFailed(grpc.StatusCode.INVALID_ARGUMENT, "bad"), None, None),
 ])
 def test_retry_headers(error: CallFailed, retry_after: str | None,

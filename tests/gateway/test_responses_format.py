@@ -90,6 +90,11 @@ CALL = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"
      {"messages": [{"role": "user", "content": "x"}], "logprobs": True, "top_logprobs": 2}),
     ({"input": "x", "include": ["message.output_text.logprobs"]},
      {"messages": [{"role": "user", "content": "x"}], "logprobs": True}),
+    # SGLang's sampling extensions, as the chat API takes them (new-user review, session 52)
+    ({"input": "x", "top_k": 5, "min_p": 0.1, "repetition_penalty": 1.1, "min_tokens": 2,
+      "ignore_eos": False},
+     {"messages": [{"role": "user", "content": "x"}], "top_k": 5, "min_p": 0.1,
+      "repetition_penalty": 1.1, "min_tokens": 2, "ignore_eos": False}),
 ])
 def test_translation(body: dict[str, Any], chat: dict[str, Any]) -> None:
     assert chat_from_responses(body) == chat
@@ -150,6 +155,7 @@ def test_refusals(body: Any, param: str | None, needle: str) -> None:
     ({"input": "x", "max_output_tokens": "many"}, "max_output_tokens", "max_output_tokens must"),
     ({"input": "x", "max_output_tokens": 0.5}, "max_output_tokens", "max_output_tokens"),
     ({"input": "x", "temperature": "hot"}, "temperature", "temperature"),
+    ({"input": "x", "top_k": 0}, "top_k", "top_k"),
 ])
 def test_chat_refusals_name_the_responses_field(body: Any, param: str, needle: str) -> None:
     with pytest.raises(BadRequest) as err:
@@ -188,6 +194,8 @@ def test_a_translated_call_keeps_what_the_chat_path_makes_of_it() -> None:
                                 "ostinato": {"call_id": "k"}}, None)
     assert [(m.role, m.content) for m in call.messages] == [("system", "sys"), ("user", "hi")]
     assert call.sampling.max_new_tokens == 7 and call.call_id == "k"
+    call, _ = call_from_responses({"input": "hi", "top_k": 5, "min_tokens": 3}, None)
+    assert (call.sampling.top_k, call.sampling.min_new_tokens) == (5, 3)
 
 
 def test_a_continued_response_comes_after_the_instructions_and_before_the_input() -> None:
