@@ -21,14 +21,17 @@ def add_parser(sub: Any) -> None:
     sim.add_argument("--policies", default=DEFAULT_POLICIES,
                      help="comma-separated <priority>+<routing> or presets (default, clairvoyant)")
     sim.add_argument("--rates", required=True, help="comma-separated program arrival rates (per s)")
-    sim.add_argument("--engines", type=int, default=8)
-    sim.add_argument("--profile", default="h100-llama3.1-8b")
+    sim.add_argument("--engines", type=int, default=8, help="engines in the simulated cluster")
+    sim.add_argument("--profile", default="h100-llama3.1-8b",
+                     help="the engines' cost profile (workers/sim/profiles, or a calibrated YAML)")
     sim.add_argument("--programs", type=int, help="programs of the finite runs (unloaded and "
                      "one-engine references; overrides the spec); steady-state runs take as "
                      "many as arrive")
     sim.add_argument("--seed", type=int, help="overrides the spec's seed")
     sim.add_argument("--out", default="bench-results", help="directory for results.json, .md, .png")
-    sim.add_argument("--slo-factor", type=float, default=5.0)
+    sim.add_argument("--slo-factor", type=float, default=5.0,
+                     help="capacity: the highest stable rate whose mean normalized latency is "
+                          "at most this x the unloaded one")
     sim.add_argument("--budget", default="32",
                      help="calls in flight per engine that the planner grants: N, or "
                           "N,POLICY=M,... to give policies their own")
@@ -54,14 +57,17 @@ def add_parser(sub: Any) -> None:
                                              "under another tenant's flood (steady state)")
     iso.add_argument("--workload", default="flood",
                      help="two tenants, the quiet one first, with their shares of the programs")
-    iso.add_argument("--policies", default="default,fcfs+cache_aware")
+    iso.add_argument("--policies", default="default,fcfs+cache_aware",
+                     help="policies to compare, comma-separated")
     iso.add_argument("--quiet-rate", type=float, default=0.7,
                      help="the quiet tenant's programs per second (0.7: about a fifth of one "
                           "h100-llama3.1-8b engine on `flood`, which sustains 3-4 a second)")
-    iso.add_argument("--engines", type=int, default=1)
-    iso.add_argument("--budget", type=int, default=32)
-    iso.add_argument("--window-s", type=float, default=300.0)
-    iso.add_argument("--profile", default="h100-llama3.1-8b")
+    iso.add_argument("--engines", type=int, default=1, help="engines in the simulated cluster")
+    iso.add_argument("--budget", type=int, default=32,
+                     help="the planner's calls in flight per engine")
+    iso.add_argument("--window-s", type=float, default=300.0,
+                     help="each run's measured window (simulated s)")
+    iso.add_argument("--profile", default="h100-llama3.1-8b", help="the engines' cost profile")
     iso.add_argument("--isolation-fraction", type=float, default=None,
                      help="the planner's isolation_fraction in the flood runs (default: the "
                           "planner's own, 1.0: off)")
@@ -72,11 +78,15 @@ def add_parser(sub: Any) -> None:
     iso.add_argument("--out", default="", help="also write the results JSON here")
 
     live = kinds.add_parser("live", help="the real mesh on loopback with zero-cost sim engines")
-    live.add_argument("--calls", type=int, default=500)
-    live.add_argument("--concurrency", type=int, default=16)
+    live.add_argument("--calls", type=int, default=500,
+                      help="calls per closed-loop run (with --rates: per rate, the duration decides)")
+    live.add_argument("--concurrency", type=int, default=16,
+                      help="closed loop: callers sending one call after another")
     live.add_argument("--rate", type=float, default=0.0, help="calls per second (0: closed loop)")
-    live.add_argument("--workers", type=int, default=2)
-    live.add_argument("--out", default="bench-live")
+    live.add_argument("--workers", type=int, default=2,
+                      help="workers (each with its zero-cost sim engine) in the mesh")
+    live.add_argument("--out", default="bench-live",
+                      help="folder for results.json (default: ./bench-live)")
     live.add_argument("--tracing", default="off",
                       help="off, file (every span to a JSON lines file), or both as off,file: "
                       "tracing's cost as ratios in one run")
@@ -97,9 +107,10 @@ def add_parser(sub: Any) -> None:
     cache.add_argument("--index", choices=["local", "redis", "both"], default="both",
                        help="local: in-process exact search; redis: Redis 8 vector sets "
                             "(make redis8)")
-    cache.add_argument("--entries", type=int, default=10_000)
-    cache.add_argument("--lookups", type=int, default=400)
-    cache.add_argument("--seed", type=int, default=1)
+    cache.add_argument("--entries", type=int, default=10_000,
+                       help="entries stored before the lookups")
+    cache.add_argument("--lookups", type=int, default=400, help="lookups timed")
+    cache.add_argument("--seed", type=int, default=1, help="seed of the generated texts")
     cache.add_argument("--out", default="", help="also write the results JSON here")
     eng = kinds.add_parser("engine", help="request-level serving benchmark (bench_serving's "
                            "random dataset and metrics) against an SGLang-API server or the sim "
@@ -108,25 +119,29 @@ def add_parser(sub: Any) -> None:
     target.add_argument("--url", help="an SGLang native API server: real SGLang or the sim engine")
     target.add_argument("--virtual", action="store_true",
                         help="SIMULATED: the sim engine core in virtual time (--profile)")
-    eng.add_argument("--profile", default="h100-llama3.1-8b")
+    eng.add_argument("--profile", default="h100-llama3.1-8b", help="the sim engine's cost profile")
     eng.add_argument("--max-running-requests", type=int, default=0,
                      help="--virtual: the engine's cap (0: the profile's)")
-    eng.add_argument("--num-prompts", type=int, default=200)
-    eng.add_argument("--random-input-len", type=int, default=1024)
-    eng.add_argument("--random-output-len", type=int, default=256)
-    eng.add_argument("--random-range-ratio", type=float, default=0.0)
+    eng.add_argument("--num-prompts", type=int, default=200, help="requests sent")
+    eng.add_argument("--random-input-len", type=int, default=1024,
+                     help="prompt tokens per request")
+    eng.add_argument("--random-output-len", type=int, default=256,
+                     help="output tokens per request")
+    eng.add_argument("--random-range-ratio", type=float, default=0.0,
+                     help="lengths drawn from [len x ratio, len] (0: exact lengths)")
     eng.add_argument("--request-rate", type=float, default=float("inf"),
                      help="Poisson arrivals a second; inf (default): all at once")
     eng.add_argument("--max-concurrency", type=int, default=0, help="0: no limit")
     eng.add_argument("--vocab-size", type=int, default=32_000,
                      help="random token ids are drawn below this (the model's vocabulary)")
-    eng.add_argument("--seed", type=int, default=1)
+    eng.add_argument("--seed", type=int, default=1, help="seed of the drawn requests")
     eng.add_argument("--out", default="", help="also write the results JSON here")
     pb = kinds.add_parser("planner", help="microseconds per dispatch decision of the pure "
                                           "planner core at queue depths (this CPU, in-process)")
     pb.add_argument("--queued", default="1000,10000,100000",
                     help="comma-separated queue depths (queued calls)")
-    pb.add_argument("--workers", type=int, default=64)
+    pb.add_argument("--workers", type=int, default=64,
+                    help="workers the planner core schedules over")
     pb.add_argument("--decisions", type=int, default=1_200_000,
                     help="timed decisions per run (enough to hold full collections)")
     pb.add_argument("--warmup", type=int, default=None,
@@ -134,18 +149,20 @@ def add_parser(sub: Any) -> None:
     pb.add_argument("--program-calls", type=int, default=40,
                     help="mean calls a program submits; it ends when the last has ended and a "
                          "new program takes its place (0: programs never end)")
-    pb.add_argument("--policies", default="default,fcfs+round_robin,plas+cache_aware")
+    pb.add_argument("--policies", default="default,fcfs+round_robin,plas+cache_aware",
+                    help="policies to time, comma-separated")
     pb.add_argument("--out", default="", help="also write the results JSON here")
     soak = kinds.add_parser("soak", help="the live mesh (SIMULATED engines) under many calls "
                             "with faults injected on a schedule: every call accounted for, "
                             "none duplicated, each service's memory (make soak)")
-    soak.add_argument("--calls", type=int, default=10_000)
+    soak.add_argument("--calls", type=int, default=10_000, help="calls in all")
     soak.add_argument("--programs", type=int, default=200, help="programs running at once")
-    soak.add_argument("--calls-per-program", type=int, default=10)
+    soak.add_argument("--calls-per-program", type=int, default=10, help="calls in each program")
     soak.add_argument("--one-call", action="store_true",
                       help="bare Calls (each a one-call program) instead of programs; "
                            "--programs callers at once")
-    soak.add_argument("--workers", type=int, default=4)
+    soak.add_argument("--workers", type=int, default=4,
+                      help="workers (each with its sim engine) in the mesh")
     soak.add_argument("--faults", default="worker@0.15,engine@0.25,planner@0.35,redis@0.45,"
                       "gateway@0.55", help="target@fraction of the calls finished, comma "
                       "separated; targets worker, engine, planner, redis, gateway; '' for none")
@@ -166,13 +183,14 @@ def add_parser(sub: Any) -> None:
                       "soak's own settings, e.g. planner.unstarted_grant_s")
     soak.add_argument("--memtrace", default="", help="debug: tracemalloc snapshots of the "
                       "workers and engines into this directory (bench/memtrace; slows them)")
-    soak.add_argument("--out", default="bench-soak/results.json")
+    soak.add_argument("--out", default="bench-soak/results.json",
+                      help="where the results JSON goes")
     kv = kinds.add_parser("kv", help="KV-reference index lookup latency (real Redis)")
-    kv.add_argument("--workers", type=int, default=8)
+    kv.add_argument("--workers", type=int, default=8, help="workers in the KV-reference index")
     kv.add_argument("--blocks", type=int, default=100_000, help="block hashes held per worker")
     kv.add_argument("--prompt-blocks", type=int, default=64, help="blocks per prompt (16 tokens each)")
-    kv.add_argument("--lookups", type=int, default=1000)
-    kv.add_argument("--seed", type=int, default=1)
+    kv.add_argument("--lookups", type=int, default=1000, help="lookups timed")
+    kv.add_argument("--seed", type=int, default=1, help="seed of the generated prompts")
     kv.add_argument("--out", default="", help="also write the results JSON here")
 
 

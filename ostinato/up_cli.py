@@ -254,9 +254,12 @@ def check_up_config(cfg: MeshConfig) -> None:
     _check_redis_server(cfg.redis)
     _check_data_dir_free(cfg.redis)
     _check_host(cfg.gateway.host, "gateway.host")
-    for name, port in (("port", cfg.gateway.port), ("http_port", cfg.gateway.http_port),
-                       ("metrics_port", cfg.gateway.metrics_port)):
-        _check_port_free(cfg.gateway.host, port, f"gateway.{name}")
+    public = [(f"gateway.{name}", port) for name, port in (
+        ("port", cfg.gateway.port), ("http_port", cfg.gateway.http_port),
+        ("metrics_port", cfg.gateway.metrics_port))]
+    _check_ports_distinct(public, fixed_internal_ports(cfg))
+    for field, port in public:
+        _check_port_free(cfg.gateway.host, port, field)
     for field, host, base, count in fixed_internal_ports(cfg):
         for i in range(count):
             _check_port_free(host, base + i, field, index=i)
@@ -312,6 +315,21 @@ def _check_host(host: str, field: str) -> None:
         socket.getaddrinfo(host, None)
     except socket.gaierror as exc:
         raise ConfigError(f"{field}: {host!r} does not resolve ({exc.strerror})") from None
+
+
+def _check_ports_distinct(public: list[tuple[str, int]],
+                          internal: list[tuple[str, str, int, int]]) -> None:
+    """Two of the mesh's own fixed ports the same (the HTTP API on the gRPC port, say) are
+    refused before anything starts, not by the second service's bind once the first is up."""
+    taken: dict[int, str] = {}
+    named = [(field, port) for field, port in public if port > 0]
+    named += [(f"{field} + {i}" if i else field, base + i)
+              for field, _, base, count in internal for i in range(count)]
+    for field, port in named:
+        if port in taken:
+            raise ConfigError(f"{field}: port {port} is also {taken[port]}'s (each service "
+                              "of the mesh needs its own; 0 picks a free port)")
+        taken[port] = field
 
 
 def _check_port_free(host: str, port: int, field: str, index: int = 0) -> None:

@@ -106,6 +106,14 @@ def test_up_refuses_zero_counts_before_starting_anything(flags: list[str], messa
     assert out.returncode == 2 and message in out.stderr, out.stderr[-500:]
 
 
+def test_up_refuses_one_port_for_two_of_its_services_before_starting_anything() -> None:
+    out = subprocess.run([*CLI, "up", "--no-auth", "--gateway-port", "47311", "--http-port",
+                          "47311"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr[-500:]
+    assert "gateway.http_port: port 47311 is also gateway.port's" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 @pytest.mark.parametrize("flag", ["--gateway-port", "--http-port"])
 def test_up_refuses_a_public_port_in_use_before_starting_anything(flag: str) -> None:
     with socket.socket() as held:

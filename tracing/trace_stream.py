@@ -228,6 +228,6 @@ def program_timeline(lines: SpanLines, wanted: str) -> ProgramTimeline:
         refused = ": only requests the gateway refused name it" if named else ""
         total = len(program_rows(lines, plan))
         raise TraceViewError(f"no program {wanted!r} in the trace file{refused} ({total} "
-                             "programs; `ostinato trace list` names them)")
+                             "programs; `ostinato trace list` on the same file names them)")
     return build_timeline(spans, wanted)
 

@@ -146,7 +146,7 @@ def resolve_program_id(spans: Sequence[SpanRecord], wanted: str,
                  if s.attributes.get(genai.CONVERSATION_ID)}
         refused = ": only requests the gateway refused name it" if matching_ids(named, wanted) else ""
         raise TraceViewError(f"no program {wanted!r} in the trace file{refused} ({len(known)} "
-                             "programs; `ostinato trace list` names them)")
+                             "programs; `ostinato trace list` on the same file names them)")
     if len(matches) > 1:
         shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
         raise TraceViewError(f"program id {wanted!r} is ambiguous: {shown}")

@@ -79,7 +79,7 @@ def test_trace_file_from_the_config(spans: Path, tmp_path: Path, capsys: pytest.
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["nope", "--file", "{spans}"],
-     "no program 'nope' in the trace file (2 programs; `ostinato trace list` names them)"),
+     "no program 'nope' in the trace file (2 programs; `ostinato trace list` on the same file names them)"),
     (["prog-fanout-", "--file", "{spans}"],
      "program id 'prog-fanout-' is ambiguous: prog-fanout-7f3a, prog-fanout-other"),
     ([FAN_OUT_ID, "--file", "/nonexistent/spans.jsonl"], "no such trace file: /nonexistent/spans.jsonl"),
