@@ -153,7 +153,7 @@ class PlannerConfig:
         if self.program_kv_idle_s < 0 or self.conversation_kv_idle_s < 0:
             raise ConfigError("planner.program_kv_idle_s and conversation_kv_idle_s: must be >= 0")
         try:
-            priority, _ = parse_policy(self.policy)
+            priority, _ = parse_policy(self.policy, live=True)
         except ValueError as exc:
             raise ConfigError(f"planner.policy: {exc}") from None
         if priority.name in SIMULATION_ONLY:

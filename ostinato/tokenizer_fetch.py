@@ -45,12 +45,19 @@ def fetch(model: str, dest: Path) -> list[str]:
     tokenizer and its chat template); the files' names. ConfigError when they do not load."""
     from ostinato.tokenizers import load_renderer
 
-    dest.mkdir(parents=True, exist_ok=True)
     source = Path(model)
+    if not source.is_dir() and (model.startswith((".", "/", "~")) or model.count("/") > 1):
+        raise ConfigError(f"{model!r}: no such model directory (nor a Hub id: OWNER/NAME)")
     if source.is_dir():
-        for name in tokenizer_files(sorted(p.name for p in source.iterdir() if p.is_file())):
+        names = tokenizer_files(sorted(p.name for p in source.iterdir() if p.is_file()))
+        if not any(fnmatch.fnmatch(n, "tokenizer*") for n in names):
+            raise ConfigError(f"{model}: no tokenizer files in this model directory "
+                              "(tokenizer.json, tokenizer_config.json, ...)")
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in names:
             shutil.copyfile(source / name, dest / name)
     else:
+        dest.mkdir(parents=True, exist_ok=True)
         from huggingface_hub import snapshot_download
 
         try:

@@ -15,15 +15,19 @@ PRESETS = {"default": "srpt+affinity", "clairvoyant": "clairvoyant+affinity"}
 SIMULATION_ONLY = {"clairvoyant"}  # priority policies that need the future (bench only)
 
 
-def parse_policy(spec: str) -> tuple[PriorityPolicy, RoutingPolicy]:
-    """`<priority>+<routing>`, e.g. `fcfs+round_robin`, or a preset name."""
+def parse_policy(spec: str, *, live: bool = False) -> tuple[PriorityPolicy, RoutingPolicy]:
+    """`<priority>+<routing>`, e.g. `fcfs+round_robin`, or a preset name. `live`: for the
+    mesh's planner, whose error names no policy that exists only in the simulator."""
     priorities, routings = priority_policies(), routing_policies()
     presets = PRESETS
     spec = presets.get(spec, spec)
     prio, sep, route = spec.partition("+")
     if not sep or prio not in priorities or route not in routings:
+        named = sorted(p for p in priorities if not (live and p in SIMULATION_ONLY))
+        preset_names = sorted(p for p, v in presets.items()
+                              if not (live and v.partition("+")[0] in SIMULATION_ONLY))
         raise ValueError(
             f"unknown policy {spec!r}: expected <priority>+<routing> with priority in "
-            f"{sorted(priorities)} and routing in {sorted(routings)}, or one of {sorted(presets)}"
+            f"{named} and routing in {sorted(routings)}, or one of {preset_names}"
         )
     return priorities[prio](), routings[route]()

@@ -44,4 +44,9 @@ def test_what_does_not_load_is_a_configuration_error(tmp_path: Path,
     empty = tmp_path / "not-a-model"
     empty.mkdir()
     assert main(["fetch-tokenizer", str(empty), str(tmp_path / "out")]) == 2
-    assert "configuration error" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "configuration error" in err and "no tokenizer files in this model directory" in err
+    # a mistyped path is no Hub id: said so, without asking the Hub
+    assert main(["fetch-tokenizer", str(tmp_path / "no" / "such"), str(tmp_path / "out")]) == 2
+    assert "no such model directory" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing left behind
