@@ -33,7 +33,8 @@ def add_parser(sub: Any) -> None:
                      help="capacity: the highest stable rate whose mean normalized latency is "
                           "at most this x the unloaded one")
     sim.add_argument("--budget", default="32",
-                     help="calls in flight per engine that the planner grants: N, or "
+                     help="calls in flight per engine that the planner grants: N, none (no "
+                          "cap: calls wait in the engines' queues, as behind a router), or "
                           "N,POLICY=M,... to give policies their own")
     sim.add_argument("--jobs", type=int, default=2, help="parallel simulation processes")
     sim.add_argument("--warmup", type=int, default=300,

@@ -78,9 +78,12 @@ def _bare(results: dict[str, Any]) -> str:
 
 
 def _budgets(results: dict[str, Any]) -> str:
-    per = {p: b for p, b in (results.get("budget_per_policy") or {}).items() if b is not None}
-    if not per:
-        return "none (bare routers only)"
+    bare = set(results.get("bare_policies") or ())
+    per = {p: b for p, b in (results.get("budget_per_policy") or {}).items() if p not in bare}
+    if not per or set(per.values()) == {None}:
+        return ("none (the planner grants each call at once; the engines' own "
+                "max_running_requests and queues do the rest)")
+    per = {p: ("none" if b is None else b) for p, b in per.items()}
     if len(set(per.values())) <= 1:
         return f"{next(iter(per.values()))} calls"
     return ", ".join(f"`{p}` {b}" for p, b in per.items())

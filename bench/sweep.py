@@ -75,12 +75,14 @@ class SweepConfig:
         return policy in self.bare
 
     def budget_for(self, policy: str) -> int | None:
-        """The planner's budget of calls in flight per engine; None for a bare router, which
-        sends each call on at once (the engine's own `max_running_requests` and waiting
-        queue do the rest, as behind SGLang's router or a Kubernetes Service)."""
+        """The planner's budget of calls in flight per engine; None for no cap: a bare
+        router, which sends each call on at once (the engine's own `max_running_requests`
+        and waiting queue do the rest, as behind SGLang's router or a Kubernetes Service),
+        or a budget of NO_CAP."""
         if self.is_bare(policy):
             return None
-        return dict(self.policy_budgets).get(policy, self.budget)
+        budget = dict(self.policy_budgets).get(policy, self.budget)
+        return None if budget == NO_CAP else budget
 
     def validate(self) -> None:
         if not self.policies:
@@ -92,16 +94,16 @@ class SweepConfig:
                 raise SpecError(f"--policies: {exc}") from None
         if not self.rates or any(r <= 0 for r in self.rates):
             raise SpecError("--rates: give one or more positive rates")
-        if self.engines < 1 or self.budget < 1 or self.jobs < 1:
-            raise SpecError("--engines, --budget and --jobs must be >= 1")
+        if self.engines < 1 or self.budget < NO_CAP or self.jobs < 1:
+            raise SpecError("--engines and --jobs must be >= 1, --budget >= 0 (0: none)")
         for policy, budget in self.policy_budgets:
             if policy not in self.policies:
                 raise SpecError(f"--budget: {policy!r} is not one of --policies")
             if self.is_bare(policy):
                 raise SpecError(f"--budget: {policy} runs bare (--bare): a router has no "
                                 "planner budget")
-            if budget < 1:
-                raise SpecError(f"--budget: {policy}={budget} must be >= 1")
+            if budget < NO_CAP:
+                raise SpecError(f"--budget: {policy}={budget} must be >= 0 (0: none)")
         if self.warmup_programs < 0:
             raise SpecError("--warmup must be >= 0")
         if self.slo_factor <= 1:
@@ -127,7 +129,8 @@ def _tick(n: int) -> None:
 
 REFERENCE = "reference"  # one engine with an unbounded cache: the most prefix reuse possible
 UNBOUNDED_KV = 1 << 40
-ROUTER_BUDGET = 1 << 20  # a bare router's: no cap, every call sent on as it comes
+ROUTER_BUDGET = 1 << 20  # no cap (a bare router's): every call sent on as it comes
+NO_CAP = 0  # `--budget none` (or 0): the planner grants every call at once, as routers send
 
 
 def cluster_for(policy: str, cfg: SweepConfig, spec: WorkloadSpec) -> tuple[str, ClusterConfig]:
@@ -142,7 +145,7 @@ def cluster_for(policy: str, cfg: SweepConfig, spec: WorkloadSpec) -> tuple[str,
                                      tenant_weights=weights, program_kv_fraction=0.0,
                                      isolation_fraction=1.0, tenant_shares="off")
     return policy, ClusterConfig(engines=cfg.engines,
-                                 budget=dict(cfg.policy_budgets).get(policy, cfg.budget),
+                                 budget=cfg.budget_for(policy) or ROUTER_BUDGET,
                                  tenant_weights=weights)
 
 
@@ -334,12 +337,13 @@ def parse_rates(text: str) -> tuple[float, ...]:
 
 
 def parse_budget(text: str) -> tuple[int, tuple[tuple[str, int], ...]]:
-    """`256` or `256,default=64,clairvoyant=64`: the budget, then per-policy overrides."""
+    """`256` or `256,default=64,clairvoyant=64`: the budget, then per-policy overrides;
+    `none` (or 0): no cap."""
     budget, overrides = None, []
     for item in (x.strip() for x in str(text).split(",") if x.strip()):
         name, sep, value = item.rpartition("=")
         try:
-            n = int(value)
+            n = NO_CAP if value.strip() == "none" else int(value)
         except ValueError:
             raise SpecError(f"--budget: expected N or POLICY=N, got {item!r}") from None
         if sep:

@@ -17,6 +17,8 @@ from planner.core.tenants import ISOLATION_FRACTION
     ("256,default=64,clairvoyant=64", (256, (("default", 64), ("clairvoyant", 64)))),
     ("default=64", (32, (("default", 64),))),
     (" 16 , fcfs+round_robin=8 ", (16, (("fcfs+round_robin", 8),))),
+    ("none", (0, ())),  # no cap: calls wait in the engines' queues, as behind a router
+    ("none,default=64", (0, (("default", 64),))),
 ])
 def test_budget_parses_a_default_and_per_policy_overrides(text: str, expected: tuple) -> None:
     assert parse_budget(text) == expected
@@ -32,11 +34,18 @@ def test_bad_budgets_name_the_flag(text: str, message: str) -> None:
         parse_budget(text)
 
 
-def test_a_budget_for_a_policy_not_swept_or_below_one_is_refused() -> None:
+def test_a_budget_for_a_policy_not_swept_or_below_zero_is_refused() -> None:
     with pytest.raises(SpecError, match="not one of --policies"):
         SweepConfig(("default",), (1.0,), policy_budgets=(("clairvoyant", 4),)).validate()
-    with pytest.raises(SpecError, match="default=0"):
-        SweepConfig(("default",), (1.0,), policy_budgets=(("default", 0),)).validate()
+    with pytest.raises(SpecError, match="default=-1"):
+        SweepConfig(("default",), (1.0,), policy_budgets=(("default", -1),)).validate()
+
+
+def test_no_budget_runs_the_planner_uncapped() -> None:
+    cfg = SweepConfig(("default",), (1.0,), budget=sweep.NO_CAP)
+    assert cfg.budget_for("default") is None
+    _, cluster = sweep.cluster_for("default", cfg, parse_spec(chain_spec()))
+    assert cluster.budget == sweep.ROUTER_BUDGET and cluster.program_kv_fraction > 0
 
 
 def chain_spec() -> dict:
