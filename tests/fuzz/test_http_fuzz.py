@@ -140,9 +140,10 @@ def _beyond_the_schema(case: schemathesis.Case) -> str | None:
         return "a tool result answers no earlier tool call"
     if sum(_text_chars(m.get("content")) for m in body.get("messages", [])) > MAX_PROMPT_CHARS:
         return "messages too long in all"
-    most = next((body[n] for n in ("max_completion_tokens", "max_tokens")
-                 if body.get(n) is not None), DEFAULT_MAX_NEW_TOKENS)
-    if not responses and (body.get("min_tokens") or 0) > most:
+    most = next((body[n] for n in (("max_output_tokens",) if responses else (
+        "max_completion_tokens", "max_tokens")) if body.get(n) is not None),
+        DEFAULT_MAX_NEW_TOKENS)
+    if (body.get("min_tokens") or 0) > most:
         return "min_tokens over the max tokens"
     if responses and _input_chars(body) > MAX_PROMPT_CHARS:
         return "instructions and input too long in all"
