@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# `make test` runs the suite in 2 processes (pytest-xdist; each test module kept in one, so its
+# fixtures start once): most tests wait on real processes, and one process took ~560-590 s of
+# the 10 minutes on this 2-core machine. TEST_JOBS=0 runs it in one process.
+TEST_JOBS ?= 2
 
 .PHONY: docs demo test test-engine sglang-cpu lint typecheck protos up bench clean redis8 chromium
 
@@ -33,7 +37,7 @@ chromium:
 
 test: $(STAMP) redis8 chromium
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadscope
 
 # Real SGLang on CPU (issue 16): a separate, pinned SGLang environment, its import shim and a
 # tiny random-weight Llama built locally, into .cache/sglang-cpu (rebuilt only when its

@@ -107,8 +107,13 @@ async def test_a_call_its_deadline_cuts_is_deadline_exceeded_at_the_worker(
     counted so (tracing review 2026-12-05 F5, the worker's half)."""
     async with worker_on_loopback(sim_engine_url, 0) as (stub, service, recorder):
         if rpc == "Generate":
+            # A deadline that passes before the handler starts ends the call with nothing run
+            # at the worker (the planner frees such a grant): the first chunk shows it started.
+            chunks = stub.Generate(story("long", 100_000), timeout=2.0)
+            first = await anext(aiter(chunks))
+            assert not first.HasField("result")
             with pytest.raises(grpc.aio.AioRpcError) as err:
-                _ = [c async for c in stub.Generate(story("long", 100_000), timeout=0.5)]
+                _ = [c async for c in chunks]
             assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         else:
             async def requests():  # type: ignore[no-untyped-def]
