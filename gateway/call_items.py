@@ -37,6 +37,11 @@ class CallFailed(Exception):
         self.retry_after_s = retry_after_s  # RESOURCE_EXHAUSTED: when a retry would fit
         self.metered: bool | None = None  # set by the executor: the request took its quota
 
+    def with_message(self, message: str) -> CallFailed:
+        """The same failure (status, field, retry advice) saying `message` instead."""
+        return CallFailed(self.code, message, self.param, self.retry_after_s, self.error_code,
+                          final=self.final, retried=self.retried)
+
 
 # When a refusal for load (the planner's queue, a tenant's waiting calls or open programs)
 # may be retried: it names no time of its own, and a client must not retry at once.

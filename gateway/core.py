@@ -255,10 +255,6 @@ class GatewayCore:
                     # (a one-call program has ended: no request can continue it)
                     await self._conversations.record(tenant, placed.call, item, placed.program_id)
                 yield item
-        except CallFailed as exc:
-            raise GatewayError(exc.code, exc.message, exc.param, exc.retry_after_s,
-                               exc.error_code, final=exc.final,
-                               retried=exc.retried) from exc
         finally:
             self.inflight -= 1
 

@@ -29,9 +29,7 @@ def _node_call(node: gateway_pb2.DagNode) -> common_pb2.CallSpec:
 
 def _of_node(node_id: str, exc: GatewayError) -> GatewayError:
     """The error, saying which node it is of."""
-    return GatewayError(exc.code, f"node {node_id!r}: {exc.message}", exc.param,
-                        exc.retry_after_s, exc.error_code, final=exc.final,
-                        retried=exc.retried)
+    return exc.with_message(f"node {node_id!r}: {exc.message}")
 
 
 def _normalized(core: GatewayCore, node: gateway_pb2.DagNode) -> common_pb2.CallSpec:
