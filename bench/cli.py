@@ -99,8 +99,10 @@ def add_parser(sub: Any) -> None:
                       help="--rates: seconds of load per rate")
     live.add_argument("--modes", default="program",
                       help="--rates: one-call programs sent as program (StartProgram, Call, "
-                      "EndProgram), call (one Call without a program id) and/or http "
-                      "(POST /v1/chat/completions), comma separated")
+                      "EndProgram), call (one Call without a program id), http "
+                      "(POST /v1/chat/completions) and/or engine (no mesh: POST /generate "
+                      "straight to an engine, the baseline that rows' mesh_added_ms are "
+                      "taken against), comma separated")
     live.add_argument("--event-loop", choices=EVENT_LOOPS, default=EVENT_LOOPS[0],
                       help="--rates: the event loop of the services and the load generator")
     cache = kinds.add_parser("cache", help="semantic-cache lookup latency (real Redis, real "

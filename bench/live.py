@@ -25,7 +25,7 @@ from typing import Any
 import redis
 
 import ostinato
-from bench.live_load import MODES, SUSTAINED_COMPLETED, SUSTAINED_P99_MS, run_rate
+from bench.live_load import ENGINE_MODE, MODES, SUSTAINED_COMPLETED, SUSTAINED_P99_MS, run_rate
 from bench.results import percentile
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
@@ -129,7 +129,8 @@ def run_open_loop(rates: list[float], duration_s: float, workers: int, modes: li
     with Mesh(cfg, ephemeral_ports=True) as mesh:
         pids = _service_pids(mesh, workers)
         for mode in modes:
-            target = mesh.endpoints.gateway_http if mode == "http" else mesh.endpoints.gateway
+            target = {"http": mesh.endpoints.gateway_http,
+                      ENGINE_MODE: mesh.endpoints.engines[0]}.get(mode, mesh.endpoints.gateway)
             for rate in rates:
                 before = {n: _cpu_s(pid) for n, pid in pids.items()}
                 row = run_rate(target, mode, rate, duration_s, timeout_s=timeout_s,
@@ -143,12 +144,25 @@ def run_open_loop(rates: list[float], duration_s: float, workers: int, modes: li
                     row["cpu_ms_per_call"]["total"] = round(1000 * sum(used.values()) / done, 3)
                 rows.append({"mode": mode, **row})
                 print(_row_text(rows[-1]), flush=True)
+    add_mesh_added(rows)
     return {"kind": "live-open-loop", "simulated": True, "engines": workers,
             "profile": "zero-cost sim engine", "policy": cfg.planner.policy,
             "event_loop": event_loop, "duration_s": duration_s, "timeout_s": timeout_s,
             "sustained_rule": {"completed_share": SUSTAINED_COMPLETED, "errors": 0,
                                "latency_p99_ms_max": SUSTAINED_P99_MS},
             "rows": rows}
+
+
+def add_mesh_added(rows: list[dict[str, Any]]) -> None:
+    """Where the run has the `engine` baseline at a row's rate, the row gets `mesh_added_ms`:
+    its overhead percentiles less the baseline's (a difference of percentiles, not a
+    percentile of differences): what the mesh adds over calling the engine straight."""
+    base = {r["offered_per_s"]: r["overhead_ms"] for r in rows
+            if r["mode"] == ENGINE_MODE and r["completed"]}
+    for row in rows:
+        if row["mode"] != ENGINE_MODE and row["offered_per_s"] in base and row["completed"]:
+            b = base[row["offered_per_s"]]
+            row["mesh_added_ms"] = {q: round(v - b[q], 3) for q, v in row["overhead_ms"].items()}
 
 
 def _row_text(row: dict[str, Any]) -> str:
@@ -158,6 +172,12 @@ def _row_text(row: dict[str, Any]) -> str:
             f"completed  errors {errors:<12} overhead p50 {o['p50']:8.2f} p95 {o['p95']:8.2f} "
             f"p99 {o['p99']:8.2f} ms  {'sustained' if row['sustained'] else 'NOT sustained'}  "
             + (f"cpu {row['cpu_ms_per_call']['total']:.2f} ms/call" if row["cpu_ms_per_call"] else ""))
+
+
+def _added_text(row: dict[str, Any]) -> str:
+    a = row["mesh_added_ms"]
+    return (f"{row['mode']:>7} {row['offered_per_s']:>6g}/s: the mesh adds p50 {a['p50']:.2f} "
+            f"p95 {a['p95']:.2f} p99 {a['p99']:.2f} ms over the engine straight")
 
 
 def _open_loop_command(args: argparse.Namespace) -> dict[str, Any]:
@@ -171,6 +191,9 @@ def _open_loop_command(args: argparse.Namespace) -> dict[str, Any]:
           "overhead):", flush=True)
     results = run_open_loop(rates, args.duration_s, args.workers, modes,
                             event_loop=getattr(args, "event_loop", "uvloop"))
+    for row in results["rows"]:
+        if "mesh_added_ms" in row:
+            print(_added_text(row))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -10,11 +10,15 @@ Modes, each a one-call program:
 - `program`: StartProgram, Call, EndProgram (three gateway RPCs, as the SDK's
   `async with client.program()` does);
 - `call`: one Call without a program id (the gateway runs it as a program of its own);
-- `http`: one POST /v1/chat/completions (OpenAI-compatible, a program created implicitly).
+- `http`: one POST /v1/chat/completions (OpenAI-compatible, a program created implicitly);
+- `engine`: no mesh, the baseline: one POST /generate (SGLang's native API) straight to one
+  of the mesh's engines, as a client that runs its engine itself would send it. What the
+  mesh adds is a mode's latency less this one's at the same rate (LiteLLM's "overhead" is
+  read so: through the proxy against straight to the provider).
 
 overhead_ms = end-to-end latency from the scheduled send minus the engine's reported
-service time (gRPC modes; the HTTP answer does not carry it, and the zero-cost sim engine's
-is ~0, so the HTTP figure is the end-to-end latency).
+service time (gRPC modes and `engine`; the HTTP answer does not carry it, and the zero-cost
+sim engine's is ~0, so the HTTP figure is the end-to-end latency).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from typing import Any
 from bench.results import percentile
 from ostinato.event_loop import run as run_loop
 
-MODES = ("program", "call", "http")
+MODES = ("program", "call", "http", "engine")
+ENGINE_MODE = "engine"  # the baseline without the mesh
 SUSTAINED_COMPLETED = 0.95  # completed calls/s at least this share of the offered rate
 SUSTAINED_P99_MS = 500.0  # and p99 latency (scheduled send to answer) at most this
 PROMPT = "Classify this ticket: the invoice total looks wrong."
@@ -132,10 +137,34 @@ async def _http_sender(base: str, timeout_s: float) -> Any:
     return send, session.close
 
 
+async def _engine_sender(base: str, timeout_s: float) -> Any:
+    import aiohttp
+
+    session = aiohttp.ClientSession(base_url=base,
+                                    timeout=aiohttp.ClientTimeout(total=timeout_s),
+                                    connector=aiohttp.TCPConnector(limit=0))
+    body = {"text": PROMPT, "sampling_params": {"max_new_tokens": 8, "temperature": 1.0}}
+
+    async def send() -> tuple[str, float]:
+        try:
+            async with session.post("/generate", json=body) as resp:
+                if resp.status != 200:
+                    await resp.read()
+                    return f"HTTP {resp.status}", 0.0
+                answer = await resp.json()
+                return "OK", float(answer["meta_info"].get("e2e_latency", 0.0))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return type(exc).__name__, 0.0
+
+    return send, session.close
+
+
 async def _drive(target: str, mode: str, rate: float, duration_s: float,
                  timeout_s: float, warmup: int) -> dict[str, Any]:
     if mode == "http":
         send, close = await _http_sender(target, timeout_s)
+    elif mode == ENGINE_MODE:
+        send, close = await _engine_sender(target, timeout_s)
     else:
         send, close = await _grpc_sender(target, mode, timeout_s)
     try:
@@ -174,7 +203,8 @@ def run_rate(target: str, mode: str, rate: float, duration_s: float, *,
              event_loop: str = "uvloop") -> dict[str, Any]:
     """One open-loop run at `rate`, from a process of its own (spawned, so nothing of the
     caller's event loop or gRPC state comes along) on `event_loop` (ostinato/event_loop.py).
-    `target`: the gateway's gRPC address, or its HTTP host:port for mode http."""
+    `target`: the gateway's gRPC address, its HTTP host:port for mode http, or an engine's
+    URL for mode engine."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.live import live_command
+from bench.live import add_mesh_added, live_command, run_open_loop
 
 
 def test_tracing_on_and_off_in_one_run(tmp_path: Path) -> None:
@@ -26,3 +26,36 @@ def test_unknown_tracing_mode_is_refused(tmp_path: Path) -> None:
                               tracing="otlp")
     with pytest.raises(ValueError, match="--tracing"):
         live_command(args)
+
+
+def _row(mode: str, rate: float, p50: float, completed: int = 10) -> dict:  # type: ignore[type-arg]
+    return {"mode": mode, "offered_per_s": rate, "completed": completed,
+            "overhead_ms": {"p50": p50, "p95": 2 * p50, "p99": 3 * p50}}
+
+
+@pytest.mark.parametrize(("rows", "added"), [
+    # the baseline at the row's rate: the row's percentiles less the baseline's
+    ([_row("engine", 100, 1.0), _row("call", 100, 4.0)], {"call": {"p50": 3.0, "p95": 6.0, "p99": 9.0}}),
+    # no baseline at that rate, or one that completed nothing: no figure
+    ([_row("engine", 100, 1.0), _row("call", 200, 4.0)], {}),
+    ([_row("engine", 100, 1.0, completed=0), _row("http", 100, 4.0)], {}),
+    ([_row("call", 100, 4.0)], {}),
+])
+def test_what_the_mesh_adds_is_taken_against_the_engine_at_the_same_rate(
+        rows: list[dict], added: dict) -> None:  # type: ignore[type-arg]
+    add_mesh_added(rows)
+    assert {r["mode"]: r["mesh_added_ms"] for r in rows if "mesh_added_ms" in r} == added
+
+
+def test_an_open_loop_run_measures_the_mesh_and_its_engine_straight() -> None:
+    """`--rates` with the `engine` baseline: the load generator in its own process against the
+    gateway (Call) and against one of the mesh's engines (POST /generate), every call answered."""
+    results = run_open_loop([20.0], 0.5, 1, ["engine", "call"])
+    rows = {r["mode"]: r for r in results["rows"]}
+    assert set(rows) == {"engine", "call"}
+    for row in rows.values():
+        assert row["sent"] == row["completed"] == 10 and row["errors"] == {}
+        assert row["cpu_ms_per_call"]["engine-0"] > 0
+    assert "mesh_added_ms" not in rows["engine"]
+    assert rows["call"]["mesh_added_ms"]["p50"] == pytest.approx(
+        rows["call"]["overhead_ms"]["p50"] - rows["engine"]["overhead_ms"]["p50"], abs=1e-3)
