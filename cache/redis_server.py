@@ -91,6 +91,25 @@ class DataDirLock:
             os.close(fd)  # (the lock with it; the file stays, for the next owner)
 
 
+def _info_pid(conn: socket.socket) -> int | None:
+    """The `process_id` of a Redis's answer to INFO server on `conn`; None while it is
+    loading (an error reply) or says none."""
+    data = b""
+    while b"\r\n" not in data or (data.startswith(b"$")
+                                    and len(data) < data.index(b"\r\n") + 2
+                                    + int(data[1:data.index(b"\r\n")])):
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+        if not data.startswith(b"$") and b"\r\n" in data:
+            return None  # -LOADING ... or another error
+    for line in data.split(b"\r\n"):
+        if line.startswith(b"process_id:"):
+            return int(line.split(b":", 1)[1])
+    return None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -160,9 +179,12 @@ class EmbeddedRedis:
                 return False
             try:
                 with socket.create_connection((self._host, self.port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return True
+                    # this server, not another process's that holds the port it was given
+                    # (a free port can be taken between probe and bind): it answers with its pid
+                    s.sendall(b"INFO server\r\n")
+                    pid = _info_pid(s)
+                    if pid is not None:
+                        return pid == self._proc.pid
             except OSError:
                 pass
             time.sleep(0.05)

@@ -79,3 +79,14 @@ def test_a_server_that_exits_silently_says_how_it_ended(tmp_path: Path) -> None:
         EmbeddedRedis(str(tmp_path), executable="/bin/false").start()
     with EmbeddedRedis(str(tmp_path)):  # its lock was released
         pass
+
+
+def test_a_port_another_redis_holds_is_not_taken_for_ours(tmp_path: Path) -> None:
+    """Started on a port that another Redis took first (a free port can be taken between
+    probe and bind, by another test process's): the PONG is that Redis's, not ours, so the
+    start fails (or, with a free port, moves on) instead of sharing the other's data."""
+    with EmbeddedRedis(str(tmp_path / "a")) as other:
+        ours = EmbeddedRedis(str(tmp_path / "b"), port=other.port)
+        with pytest.raises(RuntimeError, match="did not start"):
+            ours.start()
+        assert other._proc is not None and other._proc.poll() is None

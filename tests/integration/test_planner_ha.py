@@ -34,7 +34,8 @@ USER = [{"role": "user", "content": "Summarize the quarterly report."}]
 def ha_mesh() -> Iterator[Mesh]:
     cfg = load_mesh_config(None, environ={}, overrides={
         "workers": 1, "planner_replicas": 2,
-        "planner": {"lease_ttl_s": 2.0, "lease_renew_s": 0.25},
+        "planner": {"lease_ttl_s": 3.0, "lease_renew_s": 0.25},  # (a 2 s stall of a busy machine
+        # would cost the active planner its lease)
         # one call at a time: the second waits in the planner's queue
         "worker": {"max_inflight": 1, "heartbeat_s": 0.5},
         "sim_engine": {"time_scale": 1.0}, "gateway": {"allow_anonymous": True, "semantic_cache": False},

@@ -21,7 +21,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import ostinato
-from cache.redis_server import free_port
+from tests.ports import fixed_port
 from tests.processes import wait_gone
 
 CLI = [sys.executable, "-m", "ostinato.cli"]
@@ -114,7 +114,7 @@ def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 def test_sigkilled_up_leaves_nothing_running_and_its_ports_free(
         tmp_path: Path, procs: list[subprocess.Popen[bytes]]) -> None:
-    gateway_port, http_port = free_port(), free_port()
+    gateway_port, http_port = fixed_port(), fixed_port()
     procs.append(_start(tmp_path, gateway_port, http_port))
     up = _ready(procs[0], tmp_path, gateway_port)
     children = up.children()
@@ -140,7 +140,7 @@ def test_sigkilled_up_leaves_nothing_running_and_its_ports_free(
 
 def test_two_meshes_serve_side_by_side(tmp_path: Path,
                                        procs: list[subprocess.Popen[bytes]]) -> None:
-    ports = [(free_port(), free_port()) for _ in range(2)]
+    ports = [(fixed_port(), fixed_port()) for _ in range(2)]
     procs.extend(_start(tmp_path, g, h) for g, h in ports)  # both start at once
     ups = [_ready(proc, tmp_path, g) for proc, (g, _) in zip(procs, ports, strict=True)]
     assert all(_call(up.gateway) for up in ups)

@@ -15,13 +15,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.ports import fixed_port
 from workers.engine_process import (
     SGLANG_CPU_LAUNCH,
     EngineLaunch,
     EngineProcess,
     EngineStartError,
     default_launch,
-    free_port,
     restart_delays,
     sglang_command,
 )
@@ -75,7 +75,7 @@ async def _generate(url: str) -> dict:
 
 async def test_supervised_engine_is_restarted_after_a_crash_and_stopped(tmp_path) -> None:  # type: ignore[no-untyped-def]
     spec = EngineLaunch(launch=f"{sys.executable} -m ostinato.cli sim-engine --zero-cost",
-                        model="sim/tiny", host="127.0.0.1", port=free_port())
+                        model="sim/tiny", host="127.0.0.1", port=fixed_port())
     process = EngineProcess(spec, start_timeout_s=60, log_path=str(tmp_path / "engine.log"))
     url = await process.start()
     supervising = asyncio.create_task(process.supervise())
@@ -118,7 +118,7 @@ def test_the_cpu_launcher_is_found_beside_the_package_from_any_directory(
 
 def _engine(tmp_path: Path, code: str, timeout_s: float = 30) -> EngineProcess:
     spec = EngineLaunch(launch=shlex.join([sys.executable, "-c", code]), model="/m",
-                        host="127.0.0.1", port=free_port())
+                        host="127.0.0.1", port=fixed_port())
     return EngineProcess(spec, start_timeout_s=timeout_s, log_path=str(tmp_path / "engine.log"))
 
 
