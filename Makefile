@@ -60,14 +60,14 @@ typecheck: $(STAMP)
 # The default sweep (SIMULATED, virtual time): writes docs/bench/mixed and refreshes docs/bench/results.md's
 # tables. Steady-state runs (workload-spec.md): Poisson arrivals that keep coming, the
 # programs arriving in a 200 s window after the settling period measured, each run ending when
-# they have finished or at the horizon (bench/sweep.py). The bare routers have no planner
-# cap (each call sent on at once, to the engine's own queue); `default` runs at a planner
-# budget of 256 calls per engine, the engine's max_running_requests (BENCH_BUDGET=none: no
-# cap for it either; docs/bench/results.md compares the two).
+# they have finished or at the horizon (bench/sweep.py). One budget for every policy: none.
+# The bare routers send each call on at once, to the engine's own queue; `default` grants
+# each call at once too, to wait in the engine's queue in its priority's order (BENCH_BUDGET=256
+# caps it at the engine's max_running_requests; docs/bench/results.md compares the two).
 # Then the baseline and `default` run again at 80% of fcfs+round_robin's
 # capacity. About 30 minutes on 2 cores.
 BENCH_RATES ?= 12,16,24,28,30,32,36
-BENCH_BUDGET ?= 256
+BENCH_BUDGET ?= none
 BENCH_WINDOW ?= 200
 bench: $(STAMP)
 	$(VENV)/bin/ostinato bench sim --workload mixed \
