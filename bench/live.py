@@ -130,7 +130,7 @@ def run_open_loop(rates: list[float], duration_s: float, workers: int, modes: li
         pids = _service_pids(mesh, workers)
         for mode in modes:
             target = {"http": mesh.endpoints.gateway_http,
-                      ENGINE_MODE: mesh.endpoints.engines[0]}.get(mode, mesh.endpoints.gateway)
+                      ENGINE_MODE: ",".join(mesh.endpoints.engines)}.get(mode, mesh.endpoints.gateway)
             for rate in rates:
                 before = {n: _cpu_s(pid) for n, pid in pids.items()}
                 row = run_rate(target, mode, rate, duration_s, timeout_s=timeout_s,

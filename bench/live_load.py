@@ -11,8 +11,8 @@ Modes, each a one-call program:
   `async with client.program()` does);
 - `call`: one Call without a program id (the gateway runs it as a program of its own);
 - `http`: one POST /v1/chat/completions (OpenAI-compatible, a program created implicitly);
-- `engine`: no mesh, the baseline: one POST /generate (SGLang's native API) straight to one
-  of the mesh's engines, as a client that runs its engine itself would send it. What the
+- `engine`: no mesh, the baseline: one POST /generate (SGLang's native API) straight to the
+  mesh's engines, in turn, as a client that runs its engines itself would send it. What the
   mesh adds is a mode's latency less this one's at the same rate (LiteLLM's "overhead" is
   read so: through the proxy against straight to the provider).
 
@@ -137,17 +137,20 @@ async def _http_sender(base: str, timeout_s: float) -> Any:
     return send, session.close
 
 
-async def _engine_sender(base: str, timeout_s: float) -> Any:
+async def _engine_sender(bases: str, timeout_s: float) -> Any:
+    import itertools
+
     import aiohttp
 
-    session = aiohttp.ClientSession(base_url=base,
-                                    timeout=aiohttp.ClientTimeout(total=timeout_s),
+    # the calls spread over the engines in turn, as the mesh spreads them over its workers
+    urls = itertools.cycle([b.rstrip("/") + "/generate" for b in bases.split(",")])
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s),
                                     connector=aiohttp.TCPConnector(limit=0))
     body = {"text": PROMPT, "sampling_params": {"max_new_tokens": 8, "temperature": 1.0}}
 
     async def send() -> tuple[str, float]:
         try:
-            async with session.post("/generate", json=body) as resp:
+            async with session.post(next(urls), json=body) as resp:
                 if resp.status != 200:
                     await resp.read()
                     return f"HTTP {resp.status}", 0.0
@@ -203,8 +206,8 @@ def run_rate(target: str, mode: str, rate: float, duration_s: float, *,
              event_loop: str = "uvloop") -> dict[str, Any]:
     """One open-loop run at `rate`, from a process of its own (spawned, so nothing of the
     caller's event loop or gRPC state comes along) on `event_loop` (ostinato/event_loop.py).
-    `target`: the gateway's gRPC address, its HTTP host:port for mode http, or an engine's
-    URL for mode engine."""
+    `target`: the gateway's gRPC address, its HTTP host:port for mode http, or the engines'
+    URLs, comma separated, for mode engine (sent to in turn)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -92,21 +92,24 @@ class DataDirLock:
 
 
 def _info_pid(conn: socket.socket) -> int | None:
-    """The `process_id` of a Redis's answer to INFO server on `conn`; None while it is
-    loading (an error reply) or says none."""
+    """The `process_id` of a Redis's answer to INFO server on `conn`; None for an error
+    reply (-NOAUTH ...), one without it, or one that is not Redis's."""
     data = b""
-    while b"\r\n" not in data or (data.startswith(b"$")
-                                    and len(data) < data.index(b"\r\n") + 2
-                                    + int(data[1:data.index(b"\r\n")])):
-        chunk = conn.recv(65536)
-        if not chunk:
-            return None
-        data += chunk
-        if not data.startswith(b"$") and b"\r\n" in data:
-            return None  # -LOADING ... or another error
-    for line in data.split(b"\r\n"):
-        if line.startswith(b"process_id:"):
-            return int(line.split(b":", 1)[1])
+    try:
+        while b"\r\n" not in data or (data.startswith(b"$")
+                                        and len(data) < data.index(b"\r\n") + 2
+                                        + int(data[1:data.index(b"\r\n")])):
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+            if not data.startswith(b"$") and b"\r\n" in data:
+                return None  # an error or another protocol
+        for line in data.split(b"\r\n"):
+            if line.startswith(b"process_id:"):
+                return int(line.split(b":", 1)[1])
+    except ValueError:  # not Redis's answer
+        return None
     return None
 
 
@@ -183,8 +186,14 @@ class EmbeddedRedis:
                     # (a free port can be taken between probe and bind): it answers with its pid
                     s.sendall(b"INFO server\r\n")
                     pid = _info_pid(s)
+                    if pid is not None and pid != self._proc.pid:
+                        return False  # another's: retried on another port
+                    # and serving: INFO answers while an append-only file still loads,
+                    # PING only after it has (-LOADING before)
                     if pid is not None:
-                        return pid == self._proc.pid
+                        s.sendall(b"PING\r\n")
+                        if s.recv(16).startswith(b"+PONG"):
+                            return True
             except OSError:
                 pass
             time.sleep(0.05)

@@ -49,13 +49,12 @@ def test_what_the_mesh_adds_is_taken_against_the_engine_at_the_same_rate(
 
 def test_an_open_loop_run_measures_the_mesh_and_its_engine_straight() -> None:
     """`--rates` with the `engine` baseline: the load generator in its own process against the
-    gateway (Call) and against one of the mesh's engines (POST /generate), every call answered."""
-    results = run_open_loop([20.0], 0.5, 1, ["engine", "call"])
+    gateway (Call) and against the mesh's engines (POST /generate), every call answered."""
+    results = run_open_loop([20.0], 0.5, 2, ["engine", "call"])
     rows = {r["mode"]: r for r in results["rows"]}
     assert set(rows) == {"engine", "call"}
     for row in rows.values():
         assert row["sent"] == row["completed"] == 10 and row["errors"] == {}
-        assert row["cpu_ms_per_call"]["engine-0"] > 0
     assert "mesh_added_ms" not in rows["engine"]
     assert rows["call"]["mesh_added_ms"]["p50"] == pytest.approx(
         rows["call"]["overhead_ms"]["p50"] - rows["engine"]["overhead_ms"]["p50"], abs=1e-3)
