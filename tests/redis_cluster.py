@@ -9,7 +9,6 @@ nodes known: polled, never slept for.
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,24 +18,10 @@ import redis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from cache.redis_client import AsyncClient, SyncClient, connect, connect_sync
-from cache.redis_server import EmbeddedRedis, free_port
+from cache.redis_server import EmbeddedRedis
+from tests.ports import fixed_cluster_port
 
 SLOTS = 16384
-MAX_PORT = 65535 - 10000  # the cluster bus listens on port + 10000
-
-
-def _cluster_port() -> int:
-    """A free port whose cluster-bus port is free too."""
-    while True:
-        port = free_port()
-        if port > MAX_PORT:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
 
 
 class LocalRedisCluster:
@@ -58,7 +43,7 @@ class LocalRedisCluster:
     def start(self, timeout_s: float = 30.0) -> str:
         for i in range(self._masters):
             node_dir = self._dir / f"node{i}"
-            node = EmbeddedRedis(str(node_dir), executable=self._exe, port=_cluster_port(),
+            node = EmbeddedRedis(str(node_dir), executable=self._exe, port=fixed_cluster_port(),
                                  extra_args=("--cluster-enabled", "yes",
                                              "--cluster-config-file", str(node_dir / "nodes.conf"),
                                              "--cluster-node-timeout", "5000",

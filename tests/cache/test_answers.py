@@ -24,8 +24,9 @@ from cache.fingerprint import exact_digest, semantic_key
 from cache.local_index import LocalIndex
 from cache.outage import outage_of
 from cache.redis_client import connect
-from cache.redis_server import EmbeddedRedis, find_vector_redis, free_port
+from cache.redis_server import EmbeddedRedis, find_vector_redis
 from ostinato.v1 import common_pb2
+from tests.ports import closed_port, fixed_port
 
 ANSWER = Answer("Paris.", "stop", 12, 2)
 
@@ -285,7 +286,7 @@ async def test_keys_are_built_server_side_with_the_tenant_in_the_hash_tag() -> N
 
 
 async def test_redis_down_gives_a_bounded_miss_and_shows_in_metrics(minilm: MiniLM) -> None:
-    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.2)
+    client = aioredis.from_url(f"redis://127.0.0.1:{closed_port()}", socket_connect_timeout=0.2)
     cache = AnswerCache(client, BatchingEmbedder(minilm), timeout_s=0.2)
     try:
         await cache.start()
@@ -345,7 +346,7 @@ async def test_auto_with_redis_down_at_start_decides_once_redis_answers(tmp_path
     exe = find_vector_redis()
     if exe is None:
         pytest.skip("no Redis 8: `make redis8` builds it")
-    port = free_port()
+    port = fixed_port()
     client = aioredis.from_url(f"redis://127.0.0.1:{port}", socket_connect_timeout=0.2)
     server = EmbeddedRedis(str(tmp_path), executable=exe, port=port)
     cache = AnswerCache(client, None, timeout_s=0.2)

@@ -17,7 +17,7 @@ from cache.conversation_store import (
     ConversationsUnavailable,
     TooManyItems,
 )
-from cache.redis_server import free_port
+from tests.ports import closed_port
 from tests.redis_cluster import RedisTarget
 
 
@@ -78,7 +78,7 @@ async def test_a_conversation_holds_at_most_max_items(redis_target: RedisTarget,
                                  "conv_" + "0" * 32 + "}", ""])
 async def test_an_id_the_gateway_never_makes_names_no_key(bad: str) -> None:
     """Checked before any key is built: no Redis is asked (this client has none)."""
-    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.1)
+    client = aioredis.from_url(f"redis://127.0.0.1:{closed_port()}", socket_connect_timeout=0.1)
     store = ConversationStore(client, ttl_s=60, timeout_s=0.2)
     try:
         assert await store.ids("acme", bad) is None
@@ -90,7 +90,7 @@ async def test_an_id_the_gateway_never_makes_names_no_key(bad: str) -> None:
 
 
 async def test_without_redis_every_operation_fails_clearly() -> None:
-    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.1)
+    client = aioredis.from_url(f"redis://127.0.0.1:{closed_port()}", socket_connect_timeout=0.1)
     store = ConversationStore(client, ttl_s=60, timeout_s=0.2)
     cid = f"conv_{uuid.uuid4().hex}"
     try:

@@ -31,8 +31,8 @@ class Pair:
 @pytest.fixture
 async def pair(redis_target: RedisTarget) -> AsyncIterator[Pair]:
     writer, reader = redis_target.client(), redis_target.client()
-    mirror = KvMirror(reader, timeout_s=0.5, pause_s=0.001)
-    yield Pair(KvIndex(writer, ttl_s=30.0, timeout_s=0.5), mirror)
+    mirror = KvMirror(reader, timeout_s=5.0, pause_s=0.001)  # bounds for a busy machine's stalls
+    yield Pair(KvIndex(writer, ttl_s=30.0, timeout_s=5.0), mirror)
     await mirror.close()
     await writer.aclose()
     await reader.aclose()

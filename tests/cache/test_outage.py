@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from cache.outage import WHOLE, Attempt, RedisOutage, cluster_route, outage_of
-from cache.redis_server import free_port
+from tests.ports import closed_port
 
 
 class Clock:
@@ -194,7 +194,7 @@ def test_no_key_is_the_whole_client() -> None:
 async def test_a_cluster_clients_route_reads_its_slot_map() -> None:
     """redis-py's cluster client places a key by its slot map (`get_node_from_key`);
     before the map is read (or for a slot not covered) the key is `WHOLE`'s."""
-    client = AsyncRedisCluster(host="127.0.0.1", port=free_port())  # never connected
+    client = AsyncRedisCluster(host="127.0.0.1", port=closed_port())  # never connected
     try:
         route = cluster_route(client)
         assert route is not None and route("k") is WHOLE  # no slot map yet

@@ -17,7 +17,7 @@ import pytest
 
 from cache.outage import RedisOutage, Skipped, cluster_route
 from cache.redis_client import AsyncClient, connect, operation_bound, within
-from cache.redis_server import free_port
+from tests.ports import closed_port
 from tests.redis_cluster import LocalRedisCluster
 
 
@@ -48,7 +48,7 @@ async def test_one_probe_goes_when_the_window_ends_the_others_skip() -> None:
     at once the first probes (and fails, opening another window), the two others skip."""
     clock = Clock()
     outage = RedisOutage(retry_s=1.0, clock=clock)
-    gone = connect(f"redis://127.0.0.1:{free_port()}", timeout_s=0.5)
+    gone = connect(f"redis://127.0.0.1:{closed_port()}", timeout_s=0.5)
     try:
         with pytest.raises(_Unavailable):
             await _get(gone, "k", outage)

@@ -13,9 +13,9 @@ from redis.cluster import RedisCluster
 from cache import keys
 from cache.outage import RedisOutage, Skipped
 from cache.redis_client import connect, connect_sync, within
-from cache.redis_server import free_port
 from ostinato import cli
 from ostinato.config import ConfigError, load_mesh_config
+from tests.ports import closed_port
 
 
 def test_cluster_mode_is_configured_and_needs_a_url() -> None:
@@ -89,7 +89,7 @@ async def test_an_error_the_server_answers_does_not_make_others_skip_redis(
     finally:
         await client.delete(key)
         await client.aclose()
-    gone = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.5)
+    gone = aioredis.from_url(f"redis://127.0.0.1:{closed_port()}", socket_connect_timeout=0.5)
     try:
         with pytest.raises(_Unavailable):
             await within(gone.get(key), 2.0, _Unavailable, outage)
@@ -104,7 +104,7 @@ async def test_an_error_the_server_answers_does_not_make_others_skip_redis(
 async def test_a_cluster_with_no_node_to_reach_is_an_outage() -> None:
     """redis-py's cluster client raises RedisClusterUnreachableError (no RedisError): it is
     the caller's unavailable error and starts an outage, as a single server's would."""
-    client = connect(f"redis://127.0.0.1:{free_port()}", cluster=True, timeout_s=0.5)
+    client = connect(f"redis://127.0.0.1:{closed_port()}", cluster=True, timeout_s=0.5)
     outage = RedisOutage(clock=lambda: 0.0)
     try:
         with pytest.raises(_Unavailable):

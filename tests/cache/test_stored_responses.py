@@ -14,7 +14,6 @@ import pytest
 import redis.asyncio as aioredis
 
 from cache import keys
-from cache.redis_server import free_port
 from cache.stored_responses import (
     MAX_CHAIN,
     BrokenChain,
@@ -22,6 +21,7 @@ from cache.stored_responses import (
     ResponsesUnavailable,
     StoredResponses,
 )
+from tests.ports import closed_port
 from tests.redis_cluster import RedisTarget
 
 
@@ -94,7 +94,7 @@ async def test_a_conversation_continued_turn_by_turn(redis_target: RedisTarget) 
                                  "resp_" + "0" * 32 + "}", "{t:globex}:resp_" + "0" * 32, ""])
 async def test_an_id_the_gateway_never_makes_names_no_key(bad: str) -> None:
     """Checked before any key is built: no Redis is asked (this client has none)."""
-    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.1)
+    client = aioredis.from_url(f"redis://127.0.0.1:{closed_port()}", socket_connect_timeout=0.1)
     stored = StoredResponses(client, ttl_s=60, timeout_s=0.2)
     try:
         assert await stored.get("acme", bad) is None
@@ -106,7 +106,7 @@ async def test_an_id_the_gateway_never_makes_names_no_key(bad: str) -> None:
 
 
 async def test_without_redis_a_read_fails_clearly_and_a_write_is_skipped() -> None:
-    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.1)
+    client = aioredis.from_url(f"redis://127.0.0.1:{closed_port()}", socket_connect_timeout=0.1)
     stored = StoredResponses(client, ttl_s=60, timeout_s=0.2)
     rid = new_id()
     try:

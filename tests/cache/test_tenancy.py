@@ -10,10 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from cache import keys
-from cache.redis_server import free_port
 from cache.tenancy import Tenancy, TenantLimits, chatml_system_prefix, key_digest
 from cache.tenant_directory import InvalidTenancy, TenancyView, TenantDirectory
 from ostinato.program_ids import namespace
+from tests.ports import closed_port
 from tests.redis_cluster import RedisTarget
 
 
@@ -112,7 +112,7 @@ def test_longest_declared_prefix_wins() -> None:
 
 
 async def test_view_keeps_the_last_snapshot_when_redis_is_down() -> None:
-    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.1)
+    client = aioredis.from_url(f"redis://127.0.0.1:{closed_port()}", socket_connect_timeout=0.1)
     try:
         initial = Tenancy(keys={key_digest("configured-key"): "acme"})
         view = TenancyView(TenantDirectory(client, timeout_s=0.1), initial)

@@ -15,6 +15,7 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ostinato.health_cli import main
+from tests.ports import closed_port
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -50,13 +51,6 @@ def http_base() -> Iterator[str]:
     server.server_close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_grpc_serving_exits_zero(grpc_health, capsys) -> None:
     address, servicer = grpc_health
@@ -81,7 +75,7 @@ def test_grpc_named_service(grpc_health, capsys) -> None:
 
 
 def test_grpc_unreachable_exits_one_quickly(capsys) -> None:
-    assert main([f"127.0.0.1:{_free_port()}", "--timeout", "2"]) == 1
+    assert main([f"127.0.0.1:{closed_port()}", "--timeout", "2"]) == 1
     assert "UNAVAILABLE" in capsys.readouterr().err
 
 
@@ -96,7 +90,7 @@ def test_http(http_base, capsys) -> None:
     assert main([f"{http_base}/health"]) == 0
     assert main([f"{http_base}/other"]) == 1
     assert "HTTP 503" in capsys.readouterr().err
-    assert main([f"http://127.0.0.1:{_free_port()}/health"]) == 1
+    assert main([f"http://127.0.0.1:{closed_port()}/health"]) == 1
 
 
 def test_module_entry_point_exit_status(grpc_health) -> None:
@@ -130,7 +124,7 @@ def test_subcommand_wiring(grpc_health) -> None:
 def test_a_timeout_not_above_zero_is_refused(timeout: str, capsys) -> None:  # type: ignore[no-untyped-def]
     """A zero or negative deadline was sent, and reported as the server's DEADLINE_EXCEEDED."""
     with pytest.raises(SystemExit) as refused:
-        main([f"127.0.0.1:{_free_port()}", "--timeout", timeout])
+        main([f"127.0.0.1:{closed_port()}", "--timeout", timeout])
     assert refused.value.code == 2
     err = capsys.readouterr().err
     assert "argument --timeout: " in err and repr(timeout) in err

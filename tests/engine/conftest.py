@@ -13,7 +13,8 @@ import pytest
 
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
-from workers.engine_process import EngineLaunch, EngineProcess, free_port
+from tests.ports import fixed_port
+from workers.engine_process import EngineLaunch, EngineProcess
 from workers.sglang_client import SGLangClient
 
 BUILD = Path(__file__).resolve().parents[2] / ".cache" / "sglang-cpu"
@@ -68,7 +69,7 @@ def sglang_mesh(engine_build: Path, tmp_path_factory: pytest.TempPathFactory) ->
 async def engine(launch: str, model: str, tmp: Path, name: str,
                  extra_args: str) -> AsyncIterator[SGLangClient]:
     """One engine of its own, launched as a worker launches it, and a client of it."""
-    spec = EngineLaunch(launch=launch, model=model, host="127.0.0.1", port=free_port(),
+    spec = EngineLaunch(launch=launch, model=model, host="127.0.0.1", port=fixed_port(),
                         extra_args=extra_args)
     process = EngineProcess(spec, start_timeout_s=600, log_path=str(tmp / f"{name}.log"))
     client = SGLangClient(await process.start())

@@ -32,9 +32,10 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
+from tests.ports import fixed_port
 from tests.tracing.otlp_receiver import Received, grpc_receiver
 from tracing.span_file import SpanRecord
-from workers.engine_process import EngineLaunch, EngineProcess, free_port, sglang_command
+from workers.engine_process import EngineLaunch, EngineProcess, sglang_command
 from workers.sglang_client import EngineRequest, SGLangClient
 
 pytestmark = pytest.mark.engine
@@ -47,7 +48,7 @@ SERVICE = "sglang"  # trace.py: --otlp-service-name, else OTEL_SERVICE_NAME, els
 async def traced_engine(build: Path, tmp: Path, otlp: str) -> AsyncIterator[SGLangClient]:
     """One engine launched as a worker launches it when the mesh exports OTLP over gRPC."""
     spec = EngineLaunch(launch=str(build / "launch"), model=str(build / "model"),
-                        host="127.0.0.1", port=free_port(),
+                        host="127.0.0.1", port=fixed_port(),
                         extra_args="--max-running-requests 4 --max-total-tokens 8192",
                         otlp_traces_endpoint=otlp)
     cmd = sglang_command(spec)

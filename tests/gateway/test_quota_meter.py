@@ -4,6 +4,7 @@ to a tenant with an rpm only."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Coroutine
 from typing import Any
 
@@ -13,24 +14,25 @@ import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 
 from cache.quotas import Quotas
-from cache.redis_server import free_port
 from cache.tenancy import TenantLimits
 from gateway.call_items import CallFailed
 from gateway.quota_meter import QuotaMeter
+from tests.ports import closed_port
 
 
 def _meter(redis_url: str) -> tuple[QuotaMeter, aioredis.Redis]:
-    client = aioredis.from_url(redis_url, socket_connect_timeout=0.2, socket_timeout=0.2)
+    # bounds for a busy machine's stalls (a closed port refuses at once)
+    client = aioredis.from_url(redis_url, socket_connect_timeout=5.0, socket_timeout=5.0)
 
     def spawn(coro: Coroutine[Any, Any, None]) -> None:
         coro.close()  # charges are not what these tests look at
 
-    return QuotaMeter(Quotas(client), 0.5, spawn), client
+    return QuotaMeter(Quotas(client), 5.0, spawn), client
 
 
 async def test_over_quota_is_resource_exhausted_with_retry_after(redis_url: str) -> None:
     meter, client = _meter(redis_url)
-    tenant = f"t-{free_port()}"
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
     try:
         assert await meter.admit(tenant, TenantLimits(rpm=1), 10)
         with pytest.raises(CallFailed) as refused:
@@ -42,7 +44,7 @@ async def test_over_quota_is_resource_exhausted_with_retry_after(redis_url: str)
 
 
 async def test_redis_down_serves_unmetered() -> None:
-    meter, client = _meter(f"redis://127.0.0.1:{free_port()}")
+    meter, client = _meter(f"redis://127.0.0.1:{closed_port()}")
     try:
         for _ in range(3):  # no refusal, no exception, and not metered
             assert not await meter.admit("t", TenantLimits(rpm=1), 10)
@@ -63,7 +65,7 @@ async def test_redis_down_serves_unmetered() -> None:
 async def test_a_refund_is_for_tenants_with_an_rpm(redis_url: str, limits: TenantLimits,
                                                   second: bool) -> None:
     meter, client = _meter(redis_url)
-    tenant = f"t-{free_port()}"
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
     try:
         assert await meter.admit(tenant, limits, 60)
         await meter.refund(tenant, limits, 60)
@@ -77,7 +79,7 @@ async def test_a_refund_is_for_tenants_with_an_rpm(redis_url: str, limits: Tenan
 
 
 async def test_a_charge_redis_does_not_take_is_counted_unmetered() -> None:
-    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.2,
+    client = aioredis.from_url(f"redis://127.0.0.1:{closed_port()}", socket_connect_timeout=0.2,
                                socket_timeout=0.2)
     charges: list[Coroutine[Any, Any, None]] = []
     meter = QuotaMeter(Quotas(client), 0.5, charges.append)
@@ -109,7 +111,7 @@ async def test_a_redis_refusing_writes_fails_closed_without_its_text(
     """Security review 2026-12-05 F1: an OOM reply is not an outage, so quotas are not
     lifted: the call is refused UNAVAILABLE, its message without Redis's, and a warning is
     logged (with it)."""
-    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}")
+    client = aioredis.from_url(f"redis://127.0.0.1:{closed_port()}")
     spawned: list[Coroutine[Any, Any, None]] = []
     meter = QuotaMeter(_FullRedisQuotas(client), 0.5, spawned.append)
     try:
@@ -142,7 +144,7 @@ async def test_concurrent_output_is_bounded_by_the_tpm(redis_url: str) -> None:
     client = aioredis.from_url(redis_url)
     spawned: list[Coroutine[Any, Any, None]] = []
     meter = QuotaMeter(Quotas(client), 0.5, spawned.append)
-    tenant, limits = f"t-{free_port()}", TenantLimits(tpm=1000)
+    tenant, limits = f"t-{uuid.uuid4().hex[:8]}", TenantLimits(tpm=1000)
     try:
         assert await meter.admit(tenant, limits, 10, 480)
         assert await meter.admit(tenant, limits, 10, 480)

@@ -10,10 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from cache.conversation_store import ConversationStore
-from cache.redis_server import free_port
 from gateway.core import GatewayError, Placement
 from gateway.responses_api import _Keeper, _Prior
 from ostinato.v1 import common_pb2
+from tests.ports import closed_port
 
 BODY = {"model": "m", "input": "What is the weather?", "store": False}
 ANSWER = {"id": "resp_1", "status": "completed", "output": [{
@@ -43,7 +43,7 @@ async def test_the_turn_is_added(redis_url: str) -> None:
 
 
 async def test_a_turn_redis_cannot_take_fails_the_response() -> None:
-    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.1)
+    client = aioredis.from_url(f"redis://127.0.0.1:{closed_port()}", socket_connect_timeout=0.1)
     store = ConversationStore(client, ttl_s=60, timeout_s=0.2)
     try:
         with pytest.raises(GatewayError) as exc:

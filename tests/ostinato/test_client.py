@@ -12,9 +12,9 @@ import pytest
 import redis
 
 import ostinato
-from cache.redis_server import free_port
 from ostinato.mesh import Mesh
 from tests.examples.mesh_records import program_calls
+from tests.ports import closed_port
 
 USER = [{"role": "user", "content": "Plan a trip to Lyon."}]
 KEY = "key-acme"  # tests/conftest.py's mesh
@@ -114,7 +114,7 @@ def test_each_refusal_raises_its_exception(mesh: Mesh, run: Any, client_args: di
 def test_an_unreachable_gateway_is_unavailable_and_named(run: Any) -> None:
     """Nothing listens there: the SDK waits for the gateway until the deadline (a restarting
     one comes back), then says it could not reach it, not a bare "Deadline Exceeded"."""
-    address = f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{closed_port()}"
     with pytest.raises(ostinato.Unavailable, match=f"cannot reach the gateway at {address}"):
         run(address, {"timeout_s": 1.5}, {})
 

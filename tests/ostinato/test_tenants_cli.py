@@ -13,8 +13,8 @@ import pytest
 
 from cache import keys
 from cache.redis_client import connect_sync
-from cache.redis_server import free_port
 from ostinato import cli
+from tests.ports import closed_port
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +56,7 @@ def test_a_url_the_cluster_client_refuses_is_refused_input(
 
 def test_nothing_listening_is_a_redis_error(capsys: pytest.CaptureFixture[str]) -> None:
     for flags in ([], ["--cluster"]):
-        rc, _, err = tenants(capsys, "--redis-url", f"redis://127.0.0.1:{free_port()}/0",
+        rc, _, err = tenants(capsys, "--redis-url", f"redis://127.0.0.1:{closed_port()}/0",
                              *flags, "list")
         assert rc == 1 and err.startswith("ostinato tenants: redis error: ")
         assert err.count("\n") == 1
@@ -75,7 +75,7 @@ def test_the_url_comes_from_the_environment_and_the_config_file(
     rc, out, _ = tenants(capsys, "--config", str(config), "list")
     assert rc == 0 and f"tenant {tenant}: 1 key(s)" in out
     # the flag wins over the environment (which names nothing listening here)
-    monkeypatch.setenv("OSTINATO_REDIS__URL", f"redis://127.0.0.1:{free_port()}/0")
+    monkeypatch.setenv("OSTINATO_REDIS__URL", f"redis://127.0.0.1:{closed_port()}/0")
     rc, out, _ = tenants(capsys, "--redis-url", redis_url, "revoke", tenant)
     assert (rc, out) == (0, f"tenant {tenant} revoked (1 key(s) removed)\n")
 

@@ -13,6 +13,7 @@ from ostinato import cli, up_cli
 from ostinato.config import load_mesh_config
 from ostinato.mesh import MeshEndpoints, MeshStartAborted
 from tests.ostinato.up_cli_env import no_mesh_environment  # noqa: F401 (autouse)
+from tests.ports import closed_port
 
 
 class _Proc:
@@ -161,12 +162,12 @@ def test_the_banner_warns_when_redis_does_not_answer(
 
 
 def test_redis_answers(tmp_path: Path) -> None:
-    from cache.redis_server import EmbeddedRedis, free_port
+    from cache.redis_server import EmbeddedRedis
 
     cfg = load_mesh_config(None, environ={})
     with EmbeddedRedis(str(tmp_path)) as server:
         assert up_cli._redis_answers(cfg, server.url)
-    assert not up_cli._redis_answers(cfg, f"redis://127.0.0.1:{free_port()}/0")
+    assert not up_cli._redis_answers(cfg, f"redis://127.0.0.1:{closed_port()}/0")
 
 
 def test_a_failed_start_points_at_the_kept_logs_not_the_removed_ones(

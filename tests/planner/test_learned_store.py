@@ -11,13 +11,13 @@ import redis
 import redis.asyncio as aioredis
 
 from cache.keys import planner_learned
-from cache.redis_server import free_port
 from ostinato.clock import ManualClock
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 from planner.core import PlannerCore
 from planner.core.selection import parse_policy
 from planner.learned_store import LearnedStore
 from tests.conftest import spawn_service, stop_service
+from tests.ports import closed_port
 
 
 def fresh_core() -> PlannerCore:
@@ -65,7 +65,7 @@ async def test_an_unreadable_document_means_starting_cold(store: LearnedStore, r
 
 
 async def test_redis_down_means_starting_cold_without_waiting_long() -> None:
-    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.1)
+    client = aioredis.from_url(f"redis://127.0.0.1:{closed_port()}", socket_connect_timeout=0.1)
     try:
         store = LearnedStore(client, timeout_s=0.1)
         assert await store.load(fresh_core()) == 0

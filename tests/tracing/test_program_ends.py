@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from cache import keys
-from cache.redis_server import free_port
+from tests.ports import closed_port
 from tests.redis_cluster import RedisTarget
 from tracing.program_ends import EndsUnavailable, ProgramEnds
 
@@ -45,7 +45,7 @@ async def test_an_end_told_by_one_replica_is_read_by_another(redis_target: Redis
 
 
 async def test_without_redis_nothing_is_told_and_the_tail_says_so() -> None:
-    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.1)
+    client = aioredis.from_url(f"redis://127.0.0.1:{closed_port()}", socket_connect_timeout=0.1)
     ends = ProgramEnds(client, 0.2)
     try:
         await ends.announce("p", {"n": 1})  # no error: the span there expires when idle

@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from cache.redis_server import free_port
 from ostinato.config import SimEngineConfig
 from tests.conftest import spawn_service, stop_service
+from tests.ports import closed_port
 from tests.prometheus_text import parse, value
 from workers.sglang_client import (
     EngineFailed,
@@ -171,7 +171,7 @@ async def test_an_error_event_in_the_stream_is_a_rejection_as_a_400_is() -> None
 
 
 async def test_unreachable_engine_is_retried_then_unavailable() -> None:
-    client = SGLangClient(f"http://127.0.0.1:{free_port()}", connect_retries=2, backoff_s=0.01)
+    client = SGLangClient(f"http://127.0.0.1:{closed_port()}", connect_retries=2, backoff_s=0.01)
     try:
         with pytest.raises(EngineUnavailable):
             async for _ in client.generate(EngineRequest(rid="x", text="hi")):
