@@ -134,7 +134,7 @@ class ClusterSim:
         self._timelines: dict[tuple[int, int], CallTimeline] = {}
         self.calls: list[CallTimeline] = []
         self.outcomes: list[ProgramOutcome] = []
-        self._shared_prefixes: dict[tuple[str | None, int, str], tuple[array[int], list[int]]] = {}
+        self._shared_prefixes: dict[tuple[str | None, int, str, int], tuple[array[int], list[int]]] = {}
         self._measured_open = 0  # measured programs arrived and not finished
 
     def learned(self) -> Learned:
@@ -247,11 +247,13 @@ class ClusterSim:
         """The class's shared prefix and its block hashes under the program's salt (the
         same for every program of the class and salt: computed once)."""
         sp = plan.klass.shared_prefix
-        key = (None, 0, plan.salt) if sp is None else (sp.id, sp.tokens, plan.salt)
+        key = ((None, 0, plan.salt, 0) if sp is None
+               else (sp.id, sp.tokens, plan.salt, plan.shared_tokens))
         got = self._shared_prefixes.get(key)
         if got is None:
             ids = pack(shared_prefix_ids(plan.klass))
-            got = self._shared_prefixes[key] = (ids, prefix_block_hashes(ids, plan.salt))
+            got = self._shared_prefixes[key] = (ids, prefix_block_hashes(
+                ids, plan.salt, shared_tokens=plan.shared_tokens))
         return got
 
     def _prompt(self, st: ProgramState, cidx: int) -> tuple[array[int], Sequence[int]]:
@@ -283,11 +285,11 @@ class ClusterSim:
             # its children's prompts extend its context: hash that, once (the prompt's block
             # hashes are the first of its context's; the engine takes the rest)
             context = st.contexts[cidx] = prompt + decoder.output()
-            hashes = st.hashes[cidx] = extend_prefix_block_hashes(known, unsigned(context),
-                                                                  plan.salt)
+            hashes = st.hashes[cidx] = extend_prefix_block_hashes(
+                known, unsigned(context), plan.salt, shared_tokens=plan.shared_tokens)
         else:  # nothing extends it: its engine hashes the output's blocks, as it inserts them
-            hashes = st.hashes[cidx] = extend_prefix_block_hashes(known, unsigned(prompt),
-                                                                  plan.salt)
+            hashes = st.hashes[cidx] = extend_prefix_block_hashes(
+                known, unsigned(prompt), plan.salt, shared_tokens=plan.shared_tokens)
         prefix_hashes = hashes[:len(prompt) // BLOCK_SIZE]
         for p in call.parents:  # finished: their engines have their hashes
             if (left := st.unready_children[p] - 1) == 0:
@@ -320,7 +322,8 @@ class ClusterSim:
             hashes = st.hashes[cidx] if cidx in st.unready_children else st.hashes.pop(cidx)
             req = Req(f"{pidx}/{cidx}", st.prompts.pop(cidx), st.decoders.pop(cidx),
                       priority=grant.priority, salt=st.plan.salt,
-                      block_hashes=hashes)  # the engine need not hash them again
+                      block_hashes=hashes,  # the engine need not hash them again
+                      shared_blocks=st.plan.shared_tokens // BLOCK_SIZE)
             self.engines[e_idx].submit(req, now)
             touched.append(e_idx)
         # What the live service persists after each dispatch (planner/service.py `pump`): the

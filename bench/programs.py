@@ -60,10 +60,18 @@ class ProgramPlan:
 
     @property
     def salt(self) -> str:
-        sp = self.klass.shared_prefix
-        if sp is not None and sp.scope == "global":
-            return f"shared:{sp.id}"  # an operator-declared shared prefix: one namespace
+        """The tenant's cache namespace, as the gateway's cache_salt: engines never share a
+        prefix across tenants, not even a declared shared one (SGLang's cache_salt covers the
+        whole prompt); the KV-reference index names its blocks alike for every tenant
+        (`shared_tokens`), as the gateway does."""
         return f"tenant:{self.tenant}"
+
+    @property
+    def shared_tokens(self) -> int:
+        """How many leading tokens of each of its prompts are an operator-declared shared
+        prefix (a class's with scope global)."""
+        sp = self.klass.shared_prefix
+        return sp.tokens if sp is not None and sp.scope == "global" else 0
 
 
 def shared_prefix_ids(klass: ProgramClass) -> range:

@@ -12,7 +12,7 @@ from bench.programs import generate
 from bench.results import capacity, percentile
 from bench.spec import SpecError, parse_spec
 from bench.sweep import SweepConfig, run_sweep, warm_up, write_results
-from cache.block_hash import prefix_block_hashes
+from cache.block_hash import DEFAULT_BLOCK_SIZE, prefix_block_hashes
 from workers.sim.cost_model import CostModel, load_profile
 
 PROFILE = load_profile("h100-llama3.1-8b")
@@ -153,7 +153,8 @@ def test_the_planner_learns_only_what_live_clients_and_workers_tell_it() -> None
     def submit(program_id, tenant, call_id, **kwargs):  # type: ignore[no-untyped-def]
         plan = sim.programs[int(program_id[1:])]
         prompt = sim._states[plan.index].prompts[int(call_id)]
-        submits.append({**kwargs, "expected": prefix_block_hashes(prompt, plan.salt)})
+        submits.append({**kwargs, "expected": prefix_block_hashes(
+            prompt, plan.salt, shared_tokens=plan.shared_tokens)})
         return real_submit(program_id, tenant, call_id, **kwargs)
 
     def report(program_id, call_id, n):  # type: ignore[no-untyped-def]
@@ -183,6 +184,48 @@ def test_the_planner_learns_only_what_live_clients_and_workers_tell_it() -> None
         assert [n // 64 for n in counts] == sorted(set(n // 64 for n in counts))
         assert counts[0] >= 64
 
+
+
+def test_a_declared_shared_prefix_is_named_alike_for_every_tenant_but_reused_within_one() -> None:
+    """As live: the gateway hashes a declared (global) shared prefix alike for every tenant,
+    so the index shows it wherever any tenant's call ran; the engine keeps each tenant's KV
+    under its own salt (SGLang's cache_salt covers the whole prompt), so only a tenant's own
+    earlier call saves it the prefill."""
+    spec = parse_spec({"version": 1, "seed": 2, "programs": 12,
+                       "arrival": {"process": "uniform", "rate": 0.2},
+                       "tenants": [{"name": "a", "share": 1}, {"name": "b", "share": 1}],
+                       "classes": [{"name": "g", "shape": "chain", "calls": 1,
+                                    "shared_prefix": {"id": "pub", "tokens": 256,
+                                                      "scope": "global"},
+                                    "first_prompt_tokens": 64, "output_tokens": 16}]})
+    sim = ClusterSim(generate(spec), "default", PROFILE, ClusterConfig(engines=1))
+    matched: dict[str, int] = {}
+    real_submit = sim.core.submit
+
+    def submit(program_id, tenant, call_id, **kwargs):  # type: ignore[no-untyped-def]
+        plan = sim.programs[int(program_id[1:])]
+        prompt = sim._states[plan.index].prompts[int(call_id)]
+        assert kwargs["prefix_hashes"] == prefix_block_hashes(prompt, f"tenant:{tenant}",
+                                                              shared_tokens=256)
+        matched[program_id] = kwargs["kv_matches"]["e0"]
+        return real_submit(program_id, tenant, call_id, **kwargs)
+
+    sim.core.submit = submit  # type: ignore[method-assign]
+    run = sim.run()
+    seen: set[str] = set()
+    firsts = others = 0
+    for tl in sorted(run.calls, key=lambda c: c.ready):
+        plan = sim.programs[tl.program]
+        if tl.program:  # after the first program: the index shows the shared blocks held
+            assert matched[plan.program_id] >= 256 // DEFAULT_BLOCK_SIZE
+        if plan.tenant not in seen:  # a tenant's first call: no prefix from the other's
+            seen.add(plan.tenant)
+            assert tl.cached_tokens < 64
+            firsts += 1
+        else:
+            assert tl.cached_tokens >= 256
+            others += 1
+    assert firsts == 2 and others
 
 
 def test_a_calls_context_and_hashes_are_held_only_while_a_child_or_its_engine_needs_them() -> None:

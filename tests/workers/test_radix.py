@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cache.block_hash import block_hashes, salt_seed
+from cache.block_hash import block_hashes, chain_seed, prefix_block_hashes, salt_seed
 from workers.sim.radix import AllBlocksCleared, BlockRemoved, BlockStored, RadixCache
 
 BS = 4
@@ -238,3 +238,25 @@ def test_insert_from_a_node_on_the_path_and_known_hashes_change_nothing(inserts,
     assert plain.take_events() == hinted.take_events()
     assert [(n.key, n.last_access, n.ref, n.blocks) for n in plain._nodes()] == \
         [(n.key, n.last_access, n.ref, n.blocks) for n in hinted._nodes()]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(seqs, min_size=1, max_size=8), st.integers(1, 5),
+       st.lists(st.integers(0, 1), min_size=8, max_size=8))
+def test_shared_blocks_are_named_as_the_index_names_them(inserts, shared_blocks, known_of) -> None:  # type: ignore[no-untyped-def]
+    """With a declared shared prefix (`shared_blocks`), every stored block's hash is the
+    KV-reference index's (prefix_block_hashes with shared_tokens: the shared salt, then the
+    tenant's joining), whether the cache hashes it or takes it from `known`."""
+    shared = shared_blocks * BS
+    seed = chain_seed("s", shared_blocks)
+    cache = RadixCache(10_000, BS)
+    index: set[int] = set()
+    for t, key in enumerate(inserts):
+        named = prefix_block_hashes(key[1:], "s", shared_tokens=shared, block_size=BS)
+        index |= set(named)
+        cache.insert(key, float(t), seed, known=named if known_of[t] else (),
+                     shared_blocks=shared_blocks, salt="s")
+        stored = {h for e in cache.take_events() if isinstance(e, BlockStored)
+                  for h in e.block_hashes}
+        assert stored <= index
+    assert cache.cached_blocks() == index

@@ -23,12 +23,25 @@ import itertools
 from array import array
 from collections.abc import Sequence
 
-from cache.block_hash import chain_hash, chain_hashes
+from cache.block_hash import chain_hashes, join_salt, next_block_hash
 from workers.kv_events import AllBlocksCleared, BlockRemoved, BlockStored, KvEvent
 from workers.sim.token_ids import pack, unsigned
 
 _ids = itertools.count()
 
+
+
+def _chain(parent: int, tokens: Sequence[int], index: int, shared_blocks: int, salt: str,
+           bs: int) -> list[int]:
+    """The hashes of the complete blocks of `tokens`, blocks `index`... of a key, given the
+    hash of block index-1 (or the seed): chain_hashes, with `salt` joining the chain at block
+    `shared_blocks` (cache.block_hash.extend_prefix_block_hashes's rule)."""
+    split = (shared_blocks - index) * bs
+    if shared_blocks and 0 <= split < len(tokens) - bs + 1:
+        head = chain_hashes(parent, tokens[:split], bs)
+        return head + chain_hashes(join_salt(head[-1] if head else parent, salt),
+                                   tokens[split:], bs)
+    return chain_hashes(parent, tokens, bs)
 
 class Node:
     __slots__ = ("block_ends", "children", "edge", "hashes", "id", "last_access", "parent", "ref",
@@ -192,7 +205,7 @@ class RadixCache:
 
     def insert(self, key: Sequence[int], now: float, seed: int = 0,
                start: Node | None = None, known: Sequence[int] = (), *,
-               lock: bool = False) -> tuple[int, Node]:
+               lock: bool = False, shared_blocks: int = 0, salt: str = "") -> tuple[int, Node]:
         """Adds key to the tree (its pool space must already be reserved or free).
 
         Position 0 of a key is the salt token; blocks cover key[1:] and their hashes chain
@@ -207,6 +220,9 @@ class RadixCache:
         Tokens after the salt token must not be negative: blocks are hashed from an unsigned
         view of the key (token_ids.unsigned), without checking each.
         `lock`: the node returned is locked, as `lock(node)` would.
+        `shared_blocks`, `salt`: the first blocks lie in a declared shared prefix, hashed as
+        cache.block_hash.prefix_block_hashes does (`seed` then the shared salt's, the salt
+        joining the chain after them).
         """
         key = pack(key)
         pos, node = self._walk(key, now, start)
@@ -234,12 +250,13 @@ class RadixCache:
         count = (len(key) - first) // bs + 1
         stored = list(known[k:k + count])
         with unsigned(key) as ukey:  # released on an error too (the key may grow later)
-            if stored and chain_hash(parent, ukey[first - bs:first]) != stored[0]:
+            if stored and next_block_hash(parent, k, ukey[first - bs:first], salt,
+                                          shared_blocks) != stored[0]:
                 raise ValueError("known block hashes differ from the chain (salt, block size?)")
             if len(stored) < count:
                 rest = first - bs + len(stored) * bs
-                stored += chain_hashes(stored[-1] if stored else parent,
-                                       ukey[rest:first - bs + count * bs], bs)
+                stored += _chain(stored[-1] if stored else parent, ukey[rest:first - bs + count * bs],
+                                 k + len(stored), shared_blocks, salt, bs)
         leaf.block_ends, leaf.hashes = range(first, first + count * bs, bs), stored
         tokens = key[first - bs:first - bs + count * bs]  # packed (the wire form takes a list)
         self._events.append(BlockStored(tuple(stored), parent_of_first, tokens, bs))  # type: ignore[arg-type]

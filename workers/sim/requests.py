@@ -11,7 +11,7 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cache.block_hash import salt_seed
+from cache.block_hash import chain_seed, salt_seed
 from workers.sim.radix import Node
 from workers.sim.text import Decoder, FixedLengthDecoder
 from workers.sim.token_ids import pack, packed
@@ -72,6 +72,11 @@ class Req:
     # hash those blocks again. A caller that knows the output to come (a FixedLengthDecoder's)
     # may give those of the prompt followed by it: the output's blocks are then not hashed.
     block_hashes: Sequence[int] = field(default=(), repr=False)
+    # Blocks of the prompt inside an operator-declared shared prefix: the KV events name them
+    # as the KV-reference index does (cache.block_hash.prefix_block_hashes, shared_tokens),
+    # while the radix tree keeps them under the request's salt, as SGLang's cache_salt does
+    # (a live worker's translator maps the engine's events so; the simulator has none).
+    shared_blocks: int = 0
     # engine bookkeeping
     _seed: int | None = field(default=None, init=False, repr=False)
     _prefix: array[int] | None = field(default=None, init=False, repr=False)
@@ -87,6 +92,11 @@ class Req:
         if self._seed is None:
             self._seed = salt_seed(self.salt)
         return self._seed
+
+    def hash_seed(self) -> int:
+        """The parent of the KV events' block 0 (the salt's seed, or the shared salt's)."""
+        return self.salt_seed() if not self.shared_blocks else chain_seed(self.salt,
+                                                                          self.shared_blocks)
 
     def full_key(self) -> array[int]:
         """Salt token, prompt, then output so far: what this request's KV holds (packed:

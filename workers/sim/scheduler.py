@@ -352,8 +352,9 @@ class SimEngineCore(PrefillAdmission):
         self.cache.free(req.reserved)
         req.reserved = 0
         # req.node's path is a prefix of the key: the walk starts there
-        _, node = self.cache.insert(req.full_key(), now, req.salt_seed(), start=req.node,
-                                    known=req.block_hashes, lock=True)
+        _, node = self.cache.insert(req.full_key(), now, req.hash_seed(), start=req.node,
+                                    known=req.block_hashes, lock=True,
+                                    shared_blocks=req.shared_blocks, salt=req.salt)
         if req.node is not None:
             self.cache.unlock(req.node)
         req.node = node
