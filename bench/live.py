@@ -44,7 +44,7 @@ async def _drive(gateway: str, calls: int, concurrency: int, rate: float) -> tup
             async with sem:
                 start = time.perf_counter()
                 try:
-                    async with await client.program(program_class="bench-live") as program:
+                    async with client.program(program_class="bench-live") as program:
                         out = await program.call(messages=PROMPT, max_tokens=8, temperature=0.0)
                 except ostinato.OstinatoError:
                     errors += 1

@@ -6,7 +6,13 @@
 """
 
 from ostinato import dag
-from ostinato.aio_client import AsyncCallStream, AsyncClient, AsyncDagStream, AsyncProgram
+from ostinato.aio_client import (
+    AsyncCallStream,
+    AsyncClient,
+    AsyncDagStream,
+    AsyncProgram,
+    ProgramOpening,
+)
 from ostinato.client import CallStream, Client, DagStream, Program
 from ostinato.errors import (
     AlreadyExists,
@@ -55,6 +61,7 @@ __all__ = [
     "NotFound",
     "OstinatoError",
     "Program",
+    "ProgramOpening",
     "ProgramSummary",
     "RateLimited",
     "Tls",

@@ -2,7 +2,7 @@
 loop thread of its own).
 
     async with ostinato.AsyncClient("127.0.0.1:50051", api_key=KEY) as client:
-        async with await client.program() as program:
+        async with client.program() as program:
             root = await program.call(messages=[("user", "Plan a trip")])
             a, b = await asyncio.gather(
                 program.call(messages=..., thread_id="a", parents=[root]),
@@ -19,7 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Sequence,
+)
 from contextlib import aclosing
 from typing import Any, TypeVar, Unpack
 
@@ -225,6 +233,26 @@ class AsyncProgram:
         await self.end()
 
 
+class ProgramOpening(Awaitable[AsyncProgram]):
+    """AsyncClient.program's answer: awaited, the program; entered (`async with`), the
+    program, ended on leaving, as aiohttp's requests are both."""
+
+    def __init__(self, opening: Coroutine[Any, Any, AsyncProgram]) -> None:
+        self._opening = opening
+        self._program: AsyncProgram | None = None
+
+    def __await__(self) -> Generator[Any, None, AsyncProgram]:
+        return self._opening.__await__()
+
+    async def __aenter__(self) -> AsyncProgram:
+        self._program = await self._opening
+        return self._program
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._program is not None:
+            await self._program.end()
+
+
 class AsyncClient:
     def __init__(self, address: str = "127.0.0.1:50051", api_key: str | None = None,
                  timeout_s: float | None = None, *, tls: bool | Tls = False) -> None:
@@ -233,10 +261,16 @@ class AsyncClient:
         self._channel = open_channel(address, tls)
         self._rpcs = GatewayRpcs(self._channel, api_key, timeout_s, address)
 
-    async def program(self, *, restart_on_failure: bool = False,
-                      **options: Unpack[ProgramArgs]) -> AsyncProgram:
+    def program(self, *, restart_on_failure: bool = False,
+                **options: Unpack[ProgramArgs]) -> ProgramOpening:
         """Opens a program (named here when `program_id` is None, so that a retry opens the
-        same one). `restart_on_failure`: its calls' default (see AsyncProgram.stream)."""
+        same one). `restart_on_failure`: its calls' default (see AsyncProgram.stream).
+        `await client.program()` gives it; `async with client.program() as program:` ends
+        it on leaving."""
+        return ProgramOpening(self._open_program(restart_on_failure, options))
+
+    async def _open_program(self, restart_on_failure: bool,
+                            options: ProgramArgs) -> AsyncProgram:
         resp = await _unary(self._rpcs.start_program(
             gateway_pb2.StartProgramRequest(options=program_options(**options)),
             metadata=self._rpcs.metadata(), timeout=self._rpcs.unary_timeout_s), self._rpcs)

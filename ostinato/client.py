@@ -150,7 +150,7 @@ class Client:
                 **options: Unpack[ProgramArgs]) -> Program:
         """See AsyncClient.program."""
         return Program(self._loop, self._loop.run(
-            self._client.program(restart_on_failure=restart_on_failure, **options)))
+            self._client._open_program(restart_on_failure, options)))
 
     def run_stream(self, graph: Graph, **options: Unpack[ProgramArgs]) -> DagStream:
         """See AsyncClient.run_stream."""

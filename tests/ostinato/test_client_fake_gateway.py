@@ -125,10 +125,29 @@ def test_a_call_id_used_again_on_its_thread_is_already_exists(
 
 async def test_the_async_client_is_the_same(gateway: tuple[str, FakeGateway]) -> None:
     async with ostinato.AsyncClient(gateway[0], timeout_s=WAIT_S) as client, \
-            await client.program() as program:
+            client.program() as program:
         await program.call(prompt="x", call_id="step")
         with pytest.raises(ostinato.AlreadyExists):
             await program.call(prompt="x", call_id="step")
+    assert program.summary is not None and program.summary.calls_completed == 1  # ended
+
+
+async def test_an_async_program_is_awaited_or_entered(gateway: tuple[str, FakeGateway]) -> None:
+    """`await client.program()` gives the program (ended by the caller, or by entering it);
+    `async with client.program()` ends it on leaving, an error raised inside too."""
+    async with ostinato.AsyncClient(gateway[0], timeout_s=WAIT_S) as client:
+        program = await client.program(program_id="p-awaited")
+        assert program.program_id == "p-awaited" and program.summary is None
+        async with program:
+            pass
+        assert program.summary is not None
+        async with await client.program(program_id="p-entered") as entered:
+            pass
+        assert entered.summary is not None
+        with pytest.raises(RuntimeError, match="inside"):
+            async with client.program(program_id="p-failed") as failed:
+                raise RuntimeError("inside")
+        assert failed.summary is not None and failed.program_id == "p-failed"
 
 
 # -- what a call carries and returns -------------------------------------------------------------
