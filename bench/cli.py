@@ -71,7 +71,7 @@ def add_parser(sub: Any) -> None:
     iso.add_argument("--profile", default="h100-llama3.1-8b", help="the engines' cost profile")
     iso.add_argument("--isolation-fraction", type=float, default=None,
                      help="the planner's isolation_fraction in the flood runs (default: the "
-                          "planner's own, 1.0: off)")
+                          "planner's own, 0.5625; 1.0: off)")
     iso.add_argument("--bare", default="",
                      help="policies run as bare routers (no planner budget, program admission "
                           "or tenant shares: SGLang's router); default: none, every policy with "
@@ -101,7 +101,7 @@ def add_parser(sub: Any) -> None:
                       help="--rates: one-call programs sent as program (StartProgram, Call, "
                       "EndProgram), call (one Call without a program id), http "
                       "(POST /v1/chat/completions) and/or engine (no mesh: POST /generate "
-                      "straight to an engine, the baseline that rows' mesh_added_ms are "
+                      "straight to the mesh's engines in turn, the baseline that rows' mesh_added_ms are "
                       "taken against), comma separated")
     live.add_argument("--event-loop", choices=EVENT_LOOPS, default=EVENT_LOOPS[0],
                       help="--rates: the event loop of the services and the load generator")
