@@ -64,8 +64,9 @@ def add_parser(sub: Any) -> None:
                      help="the quiet tenant's programs per second (0.7: about a fifth of one "
                           "h100-llama3.1-8b engine on `flood`, which sustains 3-4 a second)")
     iso.add_argument("--engines", type=int, default=1, help="engines in the simulated cluster")
-    iso.add_argument("--budget", type=int, default=32,
-                     help="the planner's calls in flight per engine")
+    iso.add_argument("--budget", default="32",
+                     help="the planner's calls in flight per engine: N, or none (no cap: "
+                          "calls wait in the engine's queue)")
     iso.add_argument("--window-s", type=float, default=300.0,
                      help="each run's measured window (simulated s)")
     iso.add_argument("--profile", default="h100-llama3.1-8b", help="the engines' cost profile")

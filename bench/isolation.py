@@ -27,7 +27,7 @@ from bench.programs import ProgramPlan, stream
 from bench.results import STABLE_COMPLETION_RATIO, summarize
 from bench.sim_run import SimRun
 from bench.spec import SpecError, WorkloadSpec
-from bench.sweep import SweepConfig, cluster_for, run_one, steady_state
+from bench.sweep import ROUTER_BUDGET, SweepConfig, cluster_for, run_one, steady_state
 from workers.sim.cost_model import load_profile
 
 NOISY_SEED_OFFSET = 7919  # the noisy tenant's stream: another seed than the quiet one's
@@ -82,7 +82,7 @@ def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, 
                        "fcfs+round_robin", quiet_rate / 20,
                        dataclasses.replace(cfg, bare=frozenset()))
     steady = steady_state(unloaded["program_latency_s"]["p99"], window_s)
-    planner = ClusterConfig(engines=engines, budget=budget,
+    planner = ClusterConfig(engines=engines, budget=budget or ROUTER_BUDGET,  # 0: none
                             tenant_weights={t.name: t.weight for t in spec.tenants})
     if isolation_fraction is not None:
         planner = dataclasses.replace(planner, isolation_fraction=isolation_fraction)
@@ -132,10 +132,13 @@ def isolation_command(args: Any) -> dict[str, Any]:
     from pathlib import Path
 
     from bench.spec import load_spec
-    from bench.sweep import parse_policies
+    from bench.sweep import parse_budget, parse_policies
 
+    budget, overrides = parse_budget(args.budget)
+    if overrides:
+        raise SpecError("isolation: --budget is one budget for every policy (N or none)")
     results = isolation(load_spec(args.workload), parse_policies(args.policies), args.quiet_rate,
-                        engines=args.engines, budget=args.budget, window_s=args.window_s,
+                        engines=args.engines, budget=budget, window_s=args.window_s,
                         profile=args.profile, isolation_fraction=args.isolation_fraction,
                         bare=frozenset(parse_policies(args.bare)) if args.bare else frozenset())
     if args.out:

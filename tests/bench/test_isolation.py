@@ -58,3 +58,25 @@ def test_no_policy_runs_bare_in_the_isolation_scenario(monkeypatch: pytest.Monke
                                   {"name": "noisy", "share": 0.9}]))
     isolation(spec, ("fcfs+cache_aware",), 0.5, window_s=20.0, budget=4)
     assert seen and all(bare == frozenset() for bare in seen)
+
+
+def test_budget_none_grants_every_call_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--budget none` (0): the flood run's planner grants without a cap (it gave the planner
+    a budget of 0, which runs nothing); the CLI takes one budget for every policy."""
+    from bench import isolation as iso
+    from bench.sweep import ROUTER_BUDGET
+
+    budgets: list[int] = []
+    real = iso.ClusterSim
+
+    def spy(programs, policy, profile, cluster, **kwargs):  # type: ignore[no-untyped-def]
+        budgets.append(cluster.budget)
+        return real(programs, policy, profile, cluster, **kwargs)
+
+    monkeypatch.setattr(iso, "ClusterSim", spy)
+    spec = parse_spec(flood_spec([{"name": "quiet", "share": 0.1},
+                                  {"name": "noisy", "share": 0.9}]))
+    out = iso.isolation(spec, ("default",), 0.5, window_s=20.0, budget=0)
+    assert budgets == [ROUTER_BUDGET] and out["runs"][0]["flood"]["quiet_completed"] > 0
+    with pytest.raises(SpecError, match="one budget"):
+        iso.isolation_command(type("Args", (), {"budget": "4,default=8"})())
