@@ -146,9 +146,11 @@ class Followers:
     def _push_progress(self, req: Req) -> None:
         every = self._progress_every
         n = req.decoder.completion_tokens
-        due = (req._reported // every + 1) * every
+        to_go = (req._reported // every + 1) * every - n  # steps to its next report
+        if to_go < 0:  # max(0, ...), without the builtin's call
+            to_go = 0
         assert req._join is not None
-        heapq.heappush(self._progress, (self.counter.steps + max(0, due - n), req._join, req))
+        heapq.heappush(self._progress, (self.counter.steps + to_go, req._join, req))
 
 
 def _ran(req: Req) -> int:
