@@ -87,12 +87,18 @@ class OutputEstimator:
             # the history that ran longer than `generated`: ordered[first:], `longer` calls
             first = bisect.bisect_right(ordered, generated)
             longer = len(ordered) - first
+            # min() and max() written out below (as the builtins choose: the first of equals):
+            # this runs at every submission and progress report, and the builtins' calls
+            # cost more than the comparisons
             if longer >= self._min:  # its quantile
-                guess = ordered[first + min(longer - 1, int(self._q * longer))]
+                at = int(self._q * longer)
+                guess = ordered[first + (at if at < longer - 1 else longer - 1)]
             else:
-                guess = max(DEFAULT_CAP, 2 * generated)
-        guess = max(guess, generated + 1 if generated > 0 else 0)
-        return guess if cap is None else min(cap, guess)
+                guess = 2 * generated if 2 * generated > DEFAULT_CAP else DEFAULT_CAP
+        floor = generated + 1 if generated > 0 else 0
+        if floor > guess:
+            guess = floor
+        return guess if cap is None or guess < cap else cap
 
 
 class ProgramSizeEstimator:

@@ -158,8 +158,11 @@ class CostModel:
         t = start
         context = context_tokens
         for _ in range(steps):
-            t += overhead + max((compute + attn * context) / flop_rate,
-                                (weights + kv_token * context) / byte_rate)
+            # max(a, b) without the builtin's call (its argument tuple and parsing cost
+            # more than the step's arithmetic): b only if greater, as max returns
+            a = (compute + attn * context) / flop_rate
+            b = (weights + kv_token * context) / byte_rate
+            t += overhead + (b if b > a else a)
             ends.append(t)
             context += batch
         return ends

@@ -102,8 +102,15 @@ class Followers:
             return []
         if len(finishing) == 1:
             return [(running.index(finishing[0]), finishing[0])]
-        place = _places(running)
-        return sorted(((place[r], r) for r in finishing), key=lambda x: x[0])
+        # running's order is `_ran`'s (it is only appended to): each place found by a scan
+        # from the previous one, in C (was a dict of every running request's place)
+        finishing.sort(key=_ran)
+        out: list[tuple[int, Req]] = []
+        i = 0
+        for r in finishing:
+            i = running.index(r, i)
+            out.append((i, r))
+        return out
 
     def take_progress(self, every: int, running: list[Req]) -> list[tuple[str, int]]:
         """SimEngineCore.take_progress: (rid, output tokens) of each running request whose
@@ -139,16 +146,12 @@ class Followers:
     def _push_progress(self, req: Req) -> None:
         every = self._progress_every
         n = req.decoder.completion_tokens
-        due = (req._reported // every + 1) * every
+        to_go = (req._reported // every + 1) * every - n  # steps to its next report
+        if to_go < 0:  # max(0, ...), without the builtin's call
+            to_go = 0
         assert req._join is not None
-        heapq.heappush(self._progress, (self.counter.steps + max(0, due - n), req._join, req))
+        heapq.heappush(self._progress, (self.counter.steps + to_go, req._join, req))
 
 
 def _ran(req: Req) -> int:
     return req._ran
-
-
-def _places(running: list[Req]) -> dict[Req, int]:
-    """Each running request's index (one pass, where `running.index` per request is one
-    pass each). Requests hash by identity."""
-    return {r: i for i, r in enumerate(running)}

@@ -240,7 +240,7 @@ class RadixCache:
         if not self._hash_blocks:
             return added, leaf
         bs = self.block_size
-        k = max(0, (pos - 1) // bs)  # complete blocks before pos
+        k = (pos - 1) // bs if pos > 1 else 0  # complete blocks before pos (max(0, ...))
         parent = seed if k == 0 else self._block_hash_ending(node, 1 + k * bs)
         first = 1 + (k + 1) * bs  # end of the first block ending in the new leaf (> pos)
         if first > len(key):

@@ -228,7 +228,9 @@ class SimEngineCore(PrefillAdmission):
                 steps = self._followers.min_remaining() if lazy else \
                     min(r.decoder.remaining_upper_bound() for r in batch)
                 room = (self.cache.available + self.cache.evictable) // n
-                steps = max(1, min(steps, room))
+                steps = room if room < steps else steps  # max(1, min(steps, room)),
+                if steps < 1:  # without the builtins' calls
+                    steps = 1
         ends = self.cost.decode_ends(start, n, context, steps)
         return _Iteration("decode", start, ends, batch, lazy=lazy, head=head)
 

@@ -249,7 +249,8 @@ class FixedLengthDecoder:
             self.settle()
         if self.finished:
             return
-        self._done = min(self._length, self._done + steps)
+        done = self._done + steps
+        self._done = done if done < self._length else self._length  # min(), inlined
         if self._done >= self._length:
             self.finish_reason = {"type": "length", "length": self._length}
 
