@@ -67,6 +67,7 @@ class ClusterConfig:
     # Tenant isolation (planner/core/tenants.py): of an engine's budget, what heavy tenants
     # may fill while a light tenant is active; 1: no limit. The planner's default.
     isolation_fraction: float = ISOLATION_FRACTION
+    isolation_budget: int = 0  # the budget isolation is judged by where an engine's is larger
     # Tenant shares' room holding and boost (planner/core/tenants.py `hold`); "off": none.
     tenant_shares: str = "waiting"
 
@@ -108,6 +109,7 @@ class ClusterSim:
                                 program_admission=config.program_kv_fraction > 0,
                                 program_kv_fraction=config.program_kv_fraction or 1.0,
                                 isolation_fraction=config.isolation_fraction,
+                                isolation_budget=config.isolation_budget,
                                 tenant_shares=config.tenant_shares)
         if learned is not None:
             self.core.estimator = copy.deepcopy(learned.outputs)

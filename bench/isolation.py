@@ -58,7 +58,7 @@ def _quiet_stable(run: SimRun, tenant: str) -> bool:
 def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, *,
               engines: int = 1, budget: int = 32, window_s: float = 300.0,
               profile: str = "h100-llama3.1-8b",
-              isolation_fraction: float | None = None,
+              isolation_fraction: float | None = None, isolation_budget: int = 0,
               bare: frozenset[str] = frozenset()) -> dict[str, Any]:
     """`isolation_fraction`: the planner's (planner/core/tenants.py; None: its default) in
     the flood run; the quiet tenant alone is one tenant, which it never limits. `bare`:
@@ -86,6 +86,7 @@ def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, 
                             tenant_weights={t.name: t.weight for t in spec.tenants})
     if isolation_fraction is not None:
         planner = dataclasses.replace(planner, isolation_fraction=isolation_fraction)
+    planner = dataclasses.replace(planner, isolation_budget=isolation_budget)
     runs = []
     for policy in policies:
         alone = run_one(alone_spec, policy, quiet_rate, cfg, steady=steady)
@@ -122,6 +123,7 @@ def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, 
     return {"kind": "sim", "simulated": True, "scenario": "isolation", "workload": spec.name,
             "engines": engines, "profile": profile, "quiet_tenant": quiet_name,
             "isolation_fraction": planner.isolation_fraction,
+            "isolation_budget": planner.isolation_budget,
             "program_kv_fraction": planner.program_kv_fraction,
             "quiet_rate": quiet_rate, "noisy_rate": noisy_rate,
             "steady_state": {"window_s": list(steady.window), "horizon_s": steady.horizon},
@@ -140,6 +142,7 @@ def isolation_command(args: Any) -> dict[str, Any]:
     results = isolation(load_spec(args.workload), parse_policies(args.policies), args.quiet_rate,
                         engines=args.engines, budget=budget, window_s=args.window_s,
                         profile=args.profile, isolation_fraction=args.isolation_fraction,
+                        isolation_budget=args.isolation_budget,
                         bare=frozenset(parse_policies(args.bare)) if args.bare else frozenset())
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -87,7 +87,8 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
                        program_kv_idle_s=config.program_kv_idle_s,
                        conversation_kv_idle_s=config.conversation_kv_idle_s,
                        unstarted_grant_s=config.unstarted_grant_s,
-                       isolation_fraction=config.isolation_fraction)
+                       isolation_fraction=config.isolation_fraction,
+                       isolation_budget=config.isolation_budget)
     client = from_config(redis_cfg)
     store = ProgramStore(client, clock, timeout_s=redis_cfg.timeout_s,
                          ended_ttl_s=config.ended_program_ttl_s)

@@ -73,6 +73,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         kv_tokens_per_worker: int = 0,
         program_kv_fraction: float = 0.8,
         isolation_fraction: float = ISOLATION_FRACTION,
+        isolation_budget: int = 0,
         program_admission: bool = True,
         program_kv_idle_s: float = 120.0,
         conversation_kv_idle_s: float = 10.0,
@@ -88,8 +89,10 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         program nobody ends: `register_program(conversation=True)`) idle
         `conversation_kv_idle_s`.
         `isolation_fraction`: of a worker's budget, what heavy tenants may fill while a
-        light one is active (planner/core/tenants.py). `unstarted_grant_s`: how old a grant
-        its worker does not know must be to end as lost (reconcile_worker; 0: never)."""
+        light one is active (planner/core/tenants.py); `isolation_budget`: the budget a
+        larger (uncapped) worker's is judged by for isolation (0: its own).
+        `unstarted_grant_s`: how old a grant its worker does not know must be to end as lost
+        (reconcile_worker; 0: never)."""
         if kv_tokens_per_worker < 0 or not 0 < program_kv_fraction <= 1:
             raise ValueError("need kv_tokens_per_worker >= 0 and 0 < program_kv_fraction <= 1")
         for name, seconds in (("worker_ttl_s", worker_ttl_s),
@@ -140,7 +143,8 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
                                     queued=self._queue.global_size_of,
                                     parked_on=self._parked.count_on,
                                     backlog=self._queue.size_of,
-                                    isolation_fraction=isolation_fraction)
+                                    isolation_fraction=isolation_fraction,
+                                    isolation_budget=isolation_budget)
         self._boost = (len(priority.thresholds) + 1) * LEVEL_STEP
         self._kv_per_worker = kv_tokens_per_worker
         self._kv_fraction = program_kv_fraction

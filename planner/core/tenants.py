@@ -69,12 +69,20 @@ class TenantShares:
     def __init__(self, weight: Callable[[str], float], *, hold: str = "waiting",
                  queued: Callable[[str], int], parked_on: Callable[[str, str], int],
                  backlog: Callable[[str], int] | None = None,
-                 isolation_fraction: float = ISOLATION_FRACTION) -> None:
+                 isolation_fraction: float = ISOLATION_FRACTION,
+                 isolation_budget: int = 0) -> None:
+        """`isolation_budget`: a worker whose budget is larger (a planner with no cap: it
+        grants every call at once) is judged as if this were its budget for isolation alone:
+        a light tenant's calls fit its share of it, and heavy tenants then fill at most
+        `isolation_fraction` of it; 0: the worker's own budget."""
         if hold not in HOLDS:
             raise ValueError(f"tenant shares: hold must be one of {', '.join(HOLDS)}, "
                              f"got {hold!r}")
         if not 0 < isolation_fraction <= 1:
             raise ValueError("tenant shares: isolation_fraction must be in (0, 1]")
+        if isolation_budget < 0:
+            raise ValueError("tenant shares: isolation_budget must be >= 0")
+        self.isolation_budget = isolation_budget
         self._weight = weight
         self.hold = hold
         self.isolation_fraction = isolation_fraction
@@ -214,7 +222,9 @@ class TenantShares:
         hold_all = self.hold == "active"
         queued, parked_on, backlog = self._queued, self._parked_on, self._backlog
         room = 0
-        iso = cap * self.isolation_fraction
+        # the budget isolation is judged by: the worker's, or a smaller isolation_budget
+        judged = self.isolation_budget if 0 < self.isolation_budget < cap else cap
+        iso = judged * self.isolation_fraction
         light: set[str] = set()  # tenants with calls here or waiting, all within their share
         below: set[str] = set()  # tenants below their share here (n < cap x f: gap > 0)
         for u, f in fraction.items():
@@ -228,7 +238,8 @@ class TenantShares:
             waiting = in_queue or parked_on(worker_id, u)  # calls that could use w (counts)
             if hold_all or waiting:
                 room += math.ceil(gap - 1e-9)
-            if (n or waiting) and in_queue < gap and backlog(u) < gap:  # (backlog >= queued)
+            light_gap = gap if judged == cap else judged * f - n
+            if (n or waiting) and in_queue < light_gap and backlog(u) < light_gap:
                 light.add(u)  # its calls here and waiting fit its share: isolate for it
         small = not light or iso >= cap or worker.inflight < iso
         spare = free - 1 >= room

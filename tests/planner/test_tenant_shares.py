@@ -17,14 +17,14 @@ WEIGHTS = {"quiet": 1.0, "noisy": 1.0, "big": 2.0}
 def shares_with(running: dict[str, int], *, queued: dict[str, int] | None = None,
                 parked_here: dict[str, int] | None = None, active: set[str] | None = None,
                 budget: int = 16, hold: str = "waiting", isolation: float = 1.0,
-                backlog: dict[str, int] | None = None,
+                backlog: dict[str, int] | None = None, isolation_budget: int = 0,
                 weights: dict[str, float] = WEIGHTS) -> tuple[TenantShares, WorkerState]:
     """Shares of one worker "w0" with `running` calls on it, as the planner keeps them."""
     queued, parked_here = queued or {}, parked_here or {}
     shares = TenantShares(weights.__getitem__, hold=hold, queued=lambda t: queued.get(t, 0),
                           parked_on=lambda w, t: parked_here.get(t, 0) if w == "w0" else 0,
                           backlog=None if backlog is None else lambda t: backlog.get(t, 0),
-                          isolation_fraction=isolation)
+                          isolation_fraction=isolation, isolation_budget=isolation_budget)
     worker = WorkerState("w0", "a0", budget, last_seen=0.0)
     for tenant, n in running.items():
         for _ in range(n):
@@ -130,6 +130,36 @@ def test_heavy_tenants_keep_the_batch_small_while_a_light_one_is_active(
     assert {t: shares.allows(t, worker) for t in allowed} == allowed
 
 
+UNCAPPED = 1 << 20  # a planner with no budget: every call granted at once
+
+
+@pytest.mark.parametrize(
+    ("running", "queued", "isolation_budget", "allowed"),
+    [
+        # no isolation budget: uncapped, nobody's share binds (both "light" of 2**19)
+        ({"noisy": 90, "quiet": 4}, {"noisy": 9}, 0, {"noisy": True, "quiet": True}),
+        # judged as a budget of 32 (shares 16 and 16, isolating 18, heavy share of it 9):
+        # quiet light (4 running), noisy heavy (90): noisy waits, quiet goes on
+        ({"noisy": 90, "quiet": 4}, {"noisy": 9}, 32, {"noisy": False, "quiet": True}),
+        # under 18 in flight, noisy may still fill
+        ({"noisy": 12, "quiet": 4}, {"noisy": 9}, 32, {"noisy": True}),
+        # noisy below its 9 of the isolating budget keeps it
+        ({"noisy": 8, "quiet": 12}, {"noisy": 9}, 32, {"noisy": True}),
+        # both heavy (beyond 16 each with their waiting calls): nobody light, no limit
+        ({"noisy": 60, "quiet": 40}, {"noisy": 9, "quiet": 9}, 32,
+         {"noisy": True, "quiet": True}),
+        # both light: no limit either
+        ({"noisy": 10, "quiet": 10}, {}, 32, {"noisy": True, "quiet": True}),
+    ],
+)
+def test_an_uncapped_worker_is_judged_by_the_isolation_budget(
+        running: dict[str, int], queued: dict[str, int], isolation_budget: int,
+        allowed: dict[str, bool]) -> None:
+    shares, worker = shares_with(running, queued=queued, budget=UNCAPPED, isolation=0.5625,
+                                 isolation_budget=isolation_budget)
+    assert {t: shares.allows(t, worker) for t in allowed} == allowed
+
+
 def test_bad_hold_is_refused() -> None:
     with pytest.raises(ValueError, match="hold"):
         TenantShares(WEIGHTS.__getitem__, hold="maybe", queued=lambda t: 0,
@@ -137,6 +167,9 @@ def test_bad_hold_is_refused() -> None:
     with pytest.raises(ValueError, match="isolation_fraction"):
         TenantShares(WEIGHTS.__getitem__, queued=lambda t: 0, parked_on=lambda w, t: 0,
                      isolation_fraction=0.0)
+    with pytest.raises(ValueError, match="isolation_budget"):
+        TenantShares(WEIGHTS.__getitem__, queued=lambda t: 0, parked_on=lambda w, t: 0,
+                     isolation_budget=-1)
 
 
 # ---- in the planner -------------------------------------------------------------------
