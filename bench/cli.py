@@ -73,9 +73,10 @@ def add_parser(sub: Any) -> None:
     iso.add_argument("--isolation-fraction", type=float, default=None,
                      help="the planner's isolation_fraction in the flood runs (default: the "
                           "planner's own, 0.5625; 1.0: off)")
-    iso.add_argument("--isolation-budget", type=int, default=0,
+    iso.add_argument("--isolation-budget", type=int, default=None,
                      help="the planner's isolation_budget in the flood runs: the budget an "
-                          "uncapped engine's is judged by for isolation (0: its own)")
+                          "uncapped engine's is judged by for isolation (default: the "
+                          "planner's own, 32; 0: the engine's own)")
     iso.add_argument("--bare", default="",
                      help="policies run as bare routers (no planner budget, program admission "
                           "or tenant shares: SGLang's router); default: none, every policy with "

@@ -43,7 +43,7 @@ from planner.core.estimates import OutputEstimator, ProgramSizeEstimator
 from planner.core.model import work_of
 from planner.core.planner import PlannerCore
 from planner.core.selection import parse_policy
-from planner.core.tenants import ISOLATION_FRACTION
+from planner.core.tenants import ISOLATION_BUDGET, ISOLATION_FRACTION
 from workers.sim.cost_model import CostModel, Profile
 from workers.sim.scheduler import EngineParams, Req, SimEngineCore
 from workers.sim.text import FixedLengthDecoder
@@ -67,7 +67,7 @@ class ClusterConfig:
     # Tenant isolation (planner/core/tenants.py): of an engine's budget, what heavy tenants
     # may fill while a light tenant is active; 1: no limit. The planner's default.
     isolation_fraction: float = ISOLATION_FRACTION
-    isolation_budget: int = 0  # the budget isolation is judged by where an engine's is larger
+    isolation_budget: int = ISOLATION_BUDGET  # judges an engine's batch where its budget is larger
     # Tenant shares' room holding and boost (planner/core/tenants.py `hold`); "off": none.
     tenant_shares: str = "waiting"
 

@@ -58,7 +58,7 @@ def _quiet_stable(run: SimRun, tenant: str) -> bool:
 def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, *,
               engines: int = 1, budget: int = 32, window_s: float = 300.0,
               profile: str = "h100-llama3.1-8b",
-              isolation_fraction: float | None = None, isolation_budget: int = 0,
+              isolation_fraction: float | None = None, isolation_budget: int | None = None,
               bare: frozenset[str] = frozenset()) -> dict[str, Any]:
     """`isolation_fraction`: the planner's (planner/core/tenants.py; None: its default) in
     the flood run; the quiet tenant alone is one tenant, which it never limits. `bare`:
@@ -86,7 +86,8 @@ def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, 
                             tenant_weights={t.name: t.weight for t in spec.tenants})
     if isolation_fraction is not None:
         planner = dataclasses.replace(planner, isolation_fraction=isolation_fraction)
-    planner = dataclasses.replace(planner, isolation_budget=isolation_budget)
+    if isolation_budget is not None:
+        planner = dataclasses.replace(planner, isolation_budget=isolation_budget)
     runs = []
     for policy in policies:
         alone = run_one(alone_spec, policy, quiet_rate, cfg, steady=steady)

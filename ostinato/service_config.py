@@ -84,12 +84,13 @@ class PlannerConfig:
     # calls within its share) has calls running or waiting there (planner/core/tenants.py
     # ISOLATION_FRACTION: 18 of 32; docs/bench/isolation); 1: no limit.
     isolation_fraction: float = 0.5625
-    # For a worker whose budget (max_inflight) is larger, the budget isolation is judged by
-    # (a light tenant's calls fit its share of it; heavy ones then fill isolation_fraction
-    # of it); 0: the worker's own. With no cap in front of the engines, 32 took a quiet
-    # tenant under a 9x flood from 2.80x to 1.47x its latency alone (SIMULATED,
-    # docs/bench/isolation).
-    isolation_budget: int = 0
+    # For a worker whose budget (max_inflight) is larger, the budget its batch is judged by
+    # for isolation: while a light tenant is active, heavy ones (by their calls running and
+    # waiting, averaged over ~10 s, against their shares of it) fill such a worker up to it,
+    # and to isolation_fraction of it where the light one has calls; 0: the worker's own.
+    # With no cap in front of the engines, 32 took a quiet tenant under a 9x flood from
+    # 2.80x to 1.27x its latency alone (SIMULATED, docs/bench/isolation).
+    isolation_budget: int = 32
     # Program admission (planner/core/admission.py): a tenant over its share starts no new
     # program while its programs' contexts would not fit in program_kv_fraction of the
     # healthy workers' KV pools, each as its worker reports it (SGLang's max_total_num_tokens),

@@ -143,9 +143,12 @@ class WorkerDispatch:
 
     def _resize_admission(self) -> None:
         """Program admission's capacity: the healthy workers' KV pools, as each reports it or
-        else kv_tokens_per_worker (planner/core/admission.py); 0: unknown, no limit."""
-        pools = sum(w.kv_tokens or self._kv_per_worker for w in self._workers.values() if w.healthy)
+        else kv_tokens_per_worker (planner/core/admission.py); 0: unknown, no limit. And the
+        healthy workers' count, which tenant isolation's light bound scales with."""
+        healthy = [w for w in self._workers.values() if w.healthy]
+        pools = sum(w.kv_tokens or self._kv_per_worker for w in healthy)
         self._admission.capacity = int(pools * self._kv_fraction)
+        self._shares.workers = len(healthy)  # a light tenant's bound, every worker together
 
     def _track(self, worker: WorkerState) -> None:
         """Keeps the index of workers with a free slot (call after inflight changes)."""
@@ -233,6 +236,7 @@ class WorkerDispatch:
         shares = self._shares
         if not shares.unchanged(queue.counted_tenants(), now):
             shares.refresh_from(queue.active_tenants(), now, self._open_of)
+        shares.observe(now)
         if not len(queue):
             return grants
         for worker in self._free_workers():

@@ -47,7 +47,7 @@ from planner.core.reconcile import UnstartedGrants
 from planner.core.reports import CallReports
 from planner.core.routing import RoutingPolicy
 from planner.core.starvation import StarvationBound
-from planner.core.tenants import ISOLATION_FRACTION, TenantShares, bump_count
+from planner.core.tenants import ISOLATION_BUDGET, ISOLATION_FRACTION, TenantShares, bump_count
 
 __all__ = ["PlannerCore", "grant_of"]
 
@@ -73,7 +73,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         kv_tokens_per_worker: int = 0,
         program_kv_fraction: float = 0.8,
         isolation_fraction: float = ISOLATION_FRACTION,
-        isolation_budget: int = 0,
+        isolation_budget: int = ISOLATION_BUDGET,
         program_admission: bool = True,
         program_kv_idle_s: float = 120.0,
         conversation_kv_idle_s: float = 10.0,

@@ -43,6 +43,18 @@ open that submitted or finished a call within the last BETWEEN_CALLS_S counts as
 also between its calls (a ReAct program's tool runs); one whose open programs went quiet
 (a client that never ends them) does not hold the others back.
 
+A worker whose budget is above `isolation_budget` (a planner with no cap) has free slots
+that never run out, so its batch is judged by that budget instead (`_judged`): by their
+loads (calls running and waiting, averaged over about LOAD_TAU_S) against their shares of
+it, every worker's together, a light tenant active (between calls too) holds the heavy ones
+to the isolation budget on each worker, and to their share of its isolating fraction where
+the light one has calls. Without the first bound the flood filled the engine while the
+quiet tenant ran a tool, and its next call found a batch of ~100 (SIMULATED, `flood`
+uncapped with an isolation budget of 32: the quiet tenant at 1.47x its latency alone with
+the second bound alone, 1.27x with both; docs/bench/isolation). Counts of the moment, not
+averages, held `mixed`'s tenants back at light load (a fan-out's burst of calls waiting made
+its tenant heavy, and the calls held kept it so: 3.7% slower at 12 programs/s).
+
 The call of the tenant furthest
 below its share on its worker (the least n/share, below 1, while another active tenant is
 further up) gets a boost to its engine priority above every unboosted level, so that in
@@ -62,7 +74,15 @@ from planner.core.model import WorkerState
 
 HOLDS = ("waiting", "active", "off")
 ISOLATION_FRACTION = 0.5625  # of a worker's budget, what heavy tenants fill beside a light one
+# The budget a larger (uncapped) worker's batch is judged by for isolation (`_judged`)
+ISOLATION_BUDGET = 32
 BETWEEN_CALLS_S = 10.0  # a tenant heard from this recently, with programs open, is active
+# An uncapped worker judged by `isolation_budget`: by a tenant's calls running and waiting,
+# averaged over LOAD_TAU_S, against its share of that budget (every worker's together): under
+# LIGHT_BELOW of it, light; from HEAVY_FROM of it, heavy
+LIGHT_BELOW = 0.75
+HEAVY_FROM = 1.25
+LOAD_TAU_S = 10.0
 
 
 class TenantShares:
@@ -70,7 +90,7 @@ class TenantShares:
                  queued: Callable[[str], int], parked_on: Callable[[str, str], int],
                  backlog: Callable[[str], int] | None = None,
                  isolation_fraction: float = ISOLATION_FRACTION,
-                 isolation_budget: int = 0) -> None:
+                 isolation_budget: int = ISOLATION_BUDGET) -> None:
         """`isolation_budget`: a worker whose budget is larger (a planner with no cap: it
         grants every call at once) is judged as if this were its budget for isolation alone:
         a light tenant's calls fit its share of it, and heavy tenants then fill at most
@@ -83,6 +103,9 @@ class TenantShares:
         if isolation_budget < 0:
             raise ValueError("tenant shares: isolation_budget must be >= 0")
         self.isolation_budget = isolation_budget
+        self.workers = 1  # healthy workers (the planner sets it): light's whole-cluster bound
+        self._load: dict[str, float] = {}  # tenant -> calls running and waiting, averaged
+        self._load_at = 0.0  # when `observe` last folded them in
         self._weight = weight
         self.hold = hold
         self.isolation_fraction = isolation_fraction
@@ -219,12 +242,12 @@ class TenantShares:
         if not fraction:
             return None
         cap, on, worker_id = worker.max_inflight, worker.tenants, worker.worker_id
+        if 0 < self.isolation_budget < cap:
+            return self._judged(worker, fraction, self.isolation_budget)
         hold_all = self.hold == "active"
         queued, parked_on, backlog = self._queued, self._parked_on, self._backlog
         room = 0
-        # the budget isolation is judged by: the worker's, or a smaller isolation_budget
-        judged = self.isolation_budget if 0 < self.isolation_budget < cap else cap
-        iso = judged * self.isolation_fraction
+        iso = cap * self.isolation_fraction
         light: set[str] = set()  # tenants with calls here or waiting, all within their share
         below: set[str] = set()  # tenants below their share here (n < cap x f: gap > 0)
         for u, f in fraction.items():
@@ -238,8 +261,7 @@ class TenantShares:
             waiting = in_queue or parked_on(worker_id, u)  # calls that could use w (counts)
             if hold_all or waiting:
                 room += math.ceil(gap - 1e-9)
-            light_gap = gap if judged == cap else judged * f - n
-            if (n or waiting) and in_queue < light_gap and backlog(u) < light_gap:
+            if (n or waiting) and in_queue < gap and backlog(u) < gap:
                 light.add(u)  # its calls here and waiting fit its share: isolate for it
         small = not light or iso >= cap or worker.inflight < iso
         spare = free - 1 >= room
@@ -255,6 +277,61 @@ class TenantShares:
             if n < cap * f and (small or t in light or n < iso * f):
                 allowed.add(t)  # below its share (and of the isolating budget, if heavy)
             elif spare and (small or t in light):
+                allowed.add(t)
+        return allowed
+
+    def observe(self, now: float) -> None:
+        """Folds each active tenant's calls running and waiting into its load, an average
+        over about LOAD_TAU_S (once per dispatch; only where an isolation budget judges)."""
+        if not self.isolation_budget:
+            return
+        weight = 1.0 - math.exp(-max(0.0, now - self._load_at) / LOAD_TAU_S)
+        self._load_at = now
+        if weight <= 0.0:
+            return
+        load, running, backlog = self._load, self._running, self._backlog
+        for u in self._fraction or running:
+            was = load.get(u, 0.0)
+            load[u] = was + (running.get(u, 0) + backlog(u) - was) * weight
+        for u in [u for u in load if u not in running and u not in self._fraction]:
+            del load[u]  # neither active nor running: forgotten
+
+    def _judged(self, worker: WorkerState, fraction: dict[str, float],
+                judged: int) -> set[str] | None:
+        """`admitted` for a worker whose budget is above `isolation_budget` (uncapped: the
+        planner grants every call at once, and the engine's batch is whatever comes). Free
+        slots do not run out there, so no room is held. A tenant is judged by its load (its
+        calls running and waiting, averaged over about LOAD_TAU_S: `observe`) against its
+        share of `judged` x the workers: light under LIGHT_BELOW of it, heavy from
+        HEAVY_FROM. While a light tenant is active (between calls too), heavy ones fill this
+        worker only up to `judged` calls, and only to their share of `judged` x
+        isolation_fraction while a light tenant has calls running there or waiting for it;
+        the others are never held here. So the flood does not take the batch past `judged`
+        while a light tenant runs a tool, and its next call does not find ~100 calls there.
+        The averaging and the band between light and heavy keep tenants of one size apart
+        at light load (`mixed`: two equal tenants; a fan-out of 125 calls is a burst, not a
+        load) from holding each other back (issue #17)."""
+        load, whole = self._load, judged * max(1, self.workers)
+        light: list[str] = []
+        heavy: list[str] = []
+        for u, f in fraction.items():
+            mine = load.get(u, 0.0)
+            if mine < whole * f * LIGHT_BELOW:
+                light.append(u)
+            elif mine >= whole * f * HEAVY_FROM:
+                heavy.append(u)
+        if not light or not heavy:
+            return None
+        inflight = worker.inflight
+        iso = judged * self.isolation_fraction
+        if inflight < iso:
+            return None
+        on, worker_id = worker.tenants, worker.worker_id
+        here = any(on.get(u, 0) or self._queued(u) or self._parked_on(worker_id, u)
+                   for u in light)
+        allowed = set(fraction).difference(heavy)
+        for t in heavy:
+            if (on.get(t, 0) < iso * fraction[t]) if here else inflight < judged:
                 allowed.add(t)
         return allowed
 
