@@ -1,9 +1,9 @@
 """Weighted fair share across the planner's tenants: their weights and virtual times.
 
-Each tenant has a virtual time (attained service / weight); the global queue
-(planner/core/queue.py) takes the next call from the active tenant with the least virtual
-time, so a flooding tenant cannot starve another. A tenant that becomes active starts at the
-least active virtual time, so idle periods are not banked as credit.
+Each tenant has a virtual time (attained service / weight); the global queue takes the next
+call from the active tenant with the least virtual time (planner/core/tenant_order.py), so
+a flooding tenant cannot starve another. A tenant that becomes active starts at the least
+active virtual time, so idle periods are not banked as credit.
 """
 
 from __future__ import annotations

@@ -126,9 +126,10 @@ class CallRecord:
     # Whether ParkedCalls holds this record (it is its key's parking): read from the record,
     # a parking order's stale entries are told apart without a look-up of their keys
     parked: bool = field(default=False, compare=False, repr=False)
-    # Counted in the queue (planner/core/queue.py): pushed, not yet popped or discarded; in
-    # which lane ("": the global one; else the worker it is parked on), since when, and until
-    # when it may be passed over (the record is its queue entry: no tuple per entry)
+    # Counted in the queue (planner/core/queue_state.py): pushed, not yet popped or
+    # discarded; in which lane ("": the global one; else the worker it is parked on), since
+    # when, and until when it may be passed over (the record is its queue entry: no tuple
+    # per entry)
     in_queue: bool = field(default=False, compare=False, repr=False)
     lane: str = field(default="", compare=False, repr=False)
     queued_at: float = field(default=0.0, compare=False, repr=False)

@@ -1,6 +1,7 @@
 """Anti-starvation's bound: how long a queued call may be passed over, in seconds for every
-priority policy (planner/core/queue.py applies it; each policy's `score_seconds` converts
-its scores to seconds of expected service)."""
+priority policy (planner/core/queue_push.py sets each queued call's bound by it, and
+planner/core/starving_calls.py serves the calls past theirs; each policy's `score_seconds`
+converts its scores to seconds of expected service)."""
 
 from __future__ import annotations
 
