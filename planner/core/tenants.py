@@ -1,6 +1,6 @@
 """Tenant shares of each worker's in-flight budget: isolation inside the engines' batches.
 
-Fair share (planner/core/queue.py) decides whose call goes next, but a flooding tenant still
+Fair share (planner/core/tenant_order.py) decides whose call goes next, but a flooding tenant still
 fills every slot the others leave free for a moment, and its calls share the engines'
 batches with theirs (its prefills stall their decoding). So while several tenants are
 active (a tenant is active while it has calls queued, parked or running), each gets a
