@@ -101,7 +101,8 @@ class WorkerDispatch:
             self._unstarted.seen(worker_id, now)
             resize = True
         else:
-            resize = worker.healthy != healthy or worker.kv_tokens != kv_tokens
+            resize = (worker.healthy != healthy or worker.kv_tokens != kv_tokens
+                      or worker.max_inflight != max_inflight)
             worker.address, worker.max_inflight = address, max_inflight
             worker.kv_tokens = kv_tokens
             worker.last_seen, worker.simulated = now, simulated
@@ -144,11 +145,11 @@ class WorkerDispatch:
     def _resize_admission(self) -> None:
         """Program admission's capacity: the healthy workers' KV pools, as each reports it or
         else kv_tokens_per_worker (planner/core/admission.py); 0: unknown, no limit. And the
-        healthy workers' count, which tenant isolation's light bound scales with."""
+        healthy workers, as tenant isolation judges them (planner/core/tenants.py `judge`)."""
         healthy = [w for w in self._workers.values() if w.healthy]
         pools = sum(w.kv_tokens or self._kv_per_worker for w in healthy)
         self._admission.capacity = int(pools * self._kv_fraction)
-        self._shares.workers = len(healthy)  # a light tenant's bound, every worker together
+        self._shares.judge(healthy)  # tenant isolation on workers above its budget
 
     def _track(self, worker: WorkerState) -> None:
         """Keeps the index of workers with a free slot (call after inflight changes)."""

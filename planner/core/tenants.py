@@ -67,7 +67,7 @@ move (the queue's and the parked calls' per tenant, running calls per tenant and
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Collection, Container, Iterable
 from collections.abc import Set as AbstractSet
 
 from planner.core.model import WorkerState
@@ -103,7 +103,8 @@ class TenantShares:
         if isolation_budget < 0:
             raise ValueError("tenant shares: isolation_budget must be >= 0")
         self.isolation_budget = isolation_budget
-        self.workers = 1  # healthy workers (the planner sets it): light's whole-cluster bound
+        self.workers = 1  # healthy workers (`judge`): light's whole-cluster bound
+        self._judging = False  # some healthy worker's budget is above isolation_budget
         self._load: dict[str, float] = {}  # tenant -> calls running and waiting, averaged
         self._load_at = 0.0  # when `observe` last folded them in
         self._weight = weight
@@ -280,10 +281,19 @@ class TenantShares:
                 allowed.add(t)
         return allowed
 
+    def judge(self, healthy: Collection[WorkerState]) -> None:
+        """The healthy workers (when they change): how many, and whether any has a budget
+        above `isolation_budget` (else no load is kept: `observe` costs nothing)."""
+        self.workers = len(healthy)
+        budget = self.isolation_budget
+        self._judging = budget > 0 and any(w.max_inflight > budget for w in healthy)
+        if not self._judging:
+            self._load.clear()
+
     def observe(self, now: float) -> None:
         """Folds each active tenant's calls running and waiting into its load, an average
-        over about LOAD_TAU_S (once per dispatch; only where an isolation budget judges)."""
-        if not self.isolation_budget:
+        over about LOAD_TAU_S (once per dispatch, while some worker is judged: `judge`)."""
+        if not self._judging:
             return
         weight = 1.0 - math.exp(-max(0.0, now - self._load_at) / LOAD_TAU_S)
         self._load_at = now

@@ -26,6 +26,7 @@ def shares_with(running: dict[str, int], *, queued: dict[str, int] | None = None
                           backlog=None if backlog is None else lambda t: backlog.get(t, 0),
                           isolation_fraction=isolation, isolation_budget=isolation_budget)
     worker = WorkerState("w0", "a0", budget, last_seen=0.0)
+    shares.judge([worker])
     for tenant, n in running.items():
         for _ in range(n):
             worker.inflight += 1
@@ -394,12 +395,17 @@ def test_in_the_planner_an_ended_light_tenant_holds_nobody_back() -> None:
     assert [t for t, _ in grants_by_tenant(core)] == ["noisy"] * 8
 
 
+@pytest.mark.parametrize("raised", [False, True])
 def test_an_uncapped_planner_holds_the_flood_to_the_isolation_budget_while_quiet_is_active(
-) -> None:
+        raised: bool) -> None:
     """No budget (every call granted at once), an isolation budget of 8: quiet runs a tool
     between calls, active; the flood, waiting long enough to count as heavy, gets 8 calls,
-    not all 20. Once quiet has gone quiet past BETWEEN_CALLS_S, nothing holds it back."""
-    core, clock = planner(budget=UNCAPPED, isolation_budget=8, isolation_fraction=0.5)
+    not all 20. Once quiet has gone quiet past BETWEEN_CALLS_S, nothing holds it back.
+    `raised`: the worker registered with a budget of 4 and a heartbeat raised it."""
+    core, clock = planner(budget=4 if raised else UNCAPPED, isolation_budget=8,
+                          isolation_fraction=0.5)
+    if raised:
+        core.upsert_worker("w0", "a0", UNCAPPED)
     flood(core, "quiet", 1)
     [quiet] = core.dispatch()
     core.complete(quiet.program_id, "c", service_s=1.0)  # its program open: a tool runs
