@@ -45,7 +45,7 @@ also between its calls (a ReAct program's tool runs); one whose open programs we
 
 A worker whose budget is above `isolation_budget` (a planner with no cap) has free slots
 that never run out, so its batch is judged by that budget instead (`_judged`): by their
-loads (calls running and waiting, averaged over about LOAD_TAU_S) against their shares of
+loads (calls running and waiting, averaged over ~10 s: tenant_loads.py) against their shares of
 it, every worker's together, a light tenant active (between calls too) holds the heavy ones
 to the isolation budget on each worker, and to their share of its isolating fraction where
 the light one has calls. Without the first bound the flood filled the engine while the
@@ -71,18 +71,13 @@ from collections.abc import Callable, Collection, Container, Iterable
 from collections.abc import Set as AbstractSet
 
 from planner.core.model import WorkerState
+from planner.core.tenant_loads import TenantLoads
 
 HOLDS = ("waiting", "active", "off")
 ISOLATION_FRACTION = 0.5625  # of a worker's budget, what heavy tenants fill beside a light one
 # The budget a larger (uncapped) worker's batch is judged by for isolation (`_judged`)
 ISOLATION_BUDGET = 32
 BETWEEN_CALLS_S = 10.0  # a tenant heard from this recently, with programs open, is active
-# An uncapped worker judged by `isolation_budget`: by a tenant's calls running and waiting,
-# averaged over LOAD_TAU_S, against its share of that budget (every worker's together): under
-# LIGHT_BELOW of it, light; from HEAVY_FROM of it, heavy
-LIGHT_BELOW = 0.75
-HEAVY_FROM = 1.25
-LOAD_TAU_S = 10.0
 
 
 class TenantShares:
@@ -103,10 +98,7 @@ class TenantShares:
         if isolation_budget < 0:
             raise ValueError("tenant shares: isolation_budget must be >= 0")
         self.isolation_budget = isolation_budget
-        self.workers = 1  # healthy workers (`judge`): light's whole-cluster bound
-        self._judging = False  # some healthy worker's budget is above isolation_budget
-        self._load: dict[str, float] = {}  # tenant -> calls running and waiting, averaged
-        self._load_at = 0.0  # when `observe` last folded them in
+        self.loads = TenantLoads(isolation_budget)  # by which uncapped workers are judged
         self._weight = weight
         self.hold = hold
         self.isolation_fraction = isolation_fraction
@@ -282,54 +274,31 @@ class TenantShares:
         return allowed
 
     def judge(self, healthy: Collection[WorkerState]) -> None:
-        """The healthy workers (when they change): how many, and whether any has a budget
-        above `isolation_budget` (else no load is kept: `observe` costs nothing)."""
-        self.workers = len(healthy)
-        budget = self.isolation_budget
-        self._judging = budget > 0 and any(w.max_inflight > budget for w in healthy)
-        if not self._judging:
-            self._load.clear()
+        """The healthy workers, when they change (planner/core/tenant_loads.py)."""
+        self.loads.judge(healthy)
 
     def observe(self, now: float) -> None:
-        """Folds each active tenant's calls running and waiting into its load, an average
-        over about LOAD_TAU_S (once per dispatch, while some worker is judged: `judge`)."""
-        if not self._judging:
-            return
-        weight = 1.0 - math.exp(-max(0.0, now - self._load_at) / LOAD_TAU_S)
-        self._load_at = now
-        if weight <= 0.0:
-            return
-        load, running, backlog = self._load, self._running, self._backlog
-        for u in self._fraction or running:
-            was = load.get(u, 0.0)
-            load[u] = was + (running.get(u, 0) + backlog(u) - was) * weight
-        for u in [u for u in load if u not in running and u not in self._fraction]:
-            del load[u]  # neither active nor running: forgotten
+        """Each active tenant's calls running and waiting folded into its load (once per
+        dispatch; planner/core/tenant_loads.py)."""
+        loads = self.loads
+        if loads.judging:
+            running, backlog = self._running, self._backlog
+            loads.observe(now, self._fraction or running.keys(),
+                          lambda u: running.get(u, 0) + backlog(u), running.__contains__)
 
     def _judged(self, worker: WorkerState, fraction: dict[str, float],
                 judged: int) -> set[str] | None:
-        """`admitted` for a worker whose budget is above `isolation_budget` (uncapped: the
-        planner grants every call at once, and the engine's batch is whatever comes). Free
-        slots do not run out there, so no room is held. A tenant is judged by its load (its
-        calls running and waiting, averaged over about LOAD_TAU_S: `observe`) against its
-        share of `judged` x the workers: light under LIGHT_BELOW of it, heavy from
-        HEAVY_FROM. While a light tenant is active (between calls too), heavy ones fill this
-        worker only up to `judged` calls, and only to their share of `judged` x
-        isolation_fraction while a light tenant has calls running there or waiting for it;
-        the others are never held here. So the flood does not take the batch past `judged`
-        while a light tenant runs a tool, and its next call does not find ~100 calls there.
-        The averaging and the band between light and heavy keep tenants of one size apart
-        at light load (`mixed`: two equal tenants; a fan-out of 125 calls is a burst, not a
-        load) from holding each other back (issue #17)."""
-        load, whole = self._load, judged * max(1, self.workers)
-        light: list[str] = []
-        heavy: list[str] = []
-        for u, f in fraction.items():
-            mine = load.get(u, 0.0)
-            if mine < whole * f * LIGHT_BELOW:
-                light.append(u)
-            elif mine >= whole * f * HEAVY_FROM:
-                heavy.append(u)
+        """`admitted` for a worker whose budget is above `isolation_budget` (uncapped: the planner
+        grants every call at once, and the engine's batch is whatever comes). Free slots do not
+        run out there, so no room is held. A tenant is judged by its load (its calls running and
+        waiting, averaged over about 10 s) against its share of `judged` x the workers
+        (planner/core/tenant_loads.py). While a light tenant is active (between calls too),
+        heavy ones fill this worker only up to `judged` calls, and only to their share of
+        `judged` x isolation_fraction while a light tenant has calls running there or waiting
+        for it; the others are never held here. So the flood does not take the batch past
+        `judged` while a light tenant runs a tool, and its next call does not find ~100 calls
+        there (issue #17)."""
+        light, heavy = self.loads.classify(fraction)
         if not light or not heavy:
             return None
         inflight = worker.inflight
