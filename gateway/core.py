@@ -119,7 +119,8 @@ class GatewayCore:
     async def _planner_call(self, rpc: object, request: object, tenant: str) -> object:
         try:
             return await with_retry(rpc, request, budget_s=PLANNER_WAIT_S,  # type: ignore[arg-type]
-                                    attempt_timeout_s=10.0)
+                                    attempt_timeout_s=10.0, failing_for_s=PLANNER_WAIT_S,
+                                    outage=self._executor.planner_outage)
         except grpc.aio.AioRpcError as exc:
             raise planner_failure(exc, tenant) from exc
 

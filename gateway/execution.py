@@ -30,7 +30,7 @@ from gateway.tool_output import tool_calls
 from gateway.worker_channels import WorkerChannels
 from ostinato.gateway_config import GatewayConfig
 from ostinato.program_ids import namespace_of
-from ostinato.retry import PLANNER_WAIT_S, with_retry
+from ostinato.retry import PLANNER_WAIT_S, Outage, with_retry
 from ostinato.tokenizers import ChatRenderer, load_renderer, load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 
@@ -68,6 +68,12 @@ class CallExecutor:
         self._cache = cache
         self._cache_default = cache_default or CachePolicy(CacheMode.OFF)
         self._tenancy = tenancy
+
+    @property
+    def planner_outage(self) -> Outage:
+        """Since when the planner has answered none of this gateway's calls, shared by
+        them all (ostinato/retry.py)."""
+        return self._mesh.planner_outage
 
     @property
     def unmetered(self) -> int:
@@ -216,7 +222,7 @@ class CallExecutor:
             new_program.into(admit)
         try:
             await with_retry(self._mesh.admissions.Admit, admit, timeout_s,
-                             failing_for_s=PLANNER_WAIT_S)
+                             failing_for_s=PLANNER_WAIT_S, outage=self.planner_outage)
         except grpc.aio.AioRpcError as exc:
             raise planner_failure(exc, tenant) from exc
 

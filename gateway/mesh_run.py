@@ -30,7 +30,7 @@ from gateway.worker_channels import WorkerChannels
 from ostinato.completion_reports import CompletionReporter
 from ostinato.deadlines import cut_by_deadline
 from ostinato.program_ids import namespace_of
-from ostinato.retry import PLANNER_WAIT_S, with_retry
+from ostinato.retry import PLANNER_WAIT_S, Outage, with_retry
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2
 
 log = structlog.get_logger(__name__)
@@ -85,6 +85,9 @@ class MeshRun:
         the planner's unary Admit; `count_thinking`: a result's usage with its thinking's
         tokens counted."""
         self.admissions: Admissions | planner_pb2_grpc.PlannerStub = admissions or planner
+        # Since when the planner has answered none of this gateway's calls (ostinato/retry.py):
+        # during an outage PLANNER_WAIT_S long, a new call fails after one attempt
+        self.planner_outage = Outage()
         self._workers = workers
         self._count_thinking = count_thinking
         self.outcomes = OutcomeReports(planner)
@@ -203,7 +206,7 @@ class MeshRun:
         try:
             # Through a planner restart: the planner recognizes a re-admitted call.
             return await with_retry(self.admissions.Admit, admit, max(0.001, budget_s),
-                                    failing_for_s=PLANNER_WAIT_S)
+                                    failing_for_s=PLANNER_WAIT_S, outage=self.planner_outage)
         except asyncio.CancelledError:
             # a grant may be on its way: it must not hold a worker
             self.outcomes.gone(admit, status=_ended(time.monotonic() - began, budget_s))

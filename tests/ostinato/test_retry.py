@@ -119,3 +119,51 @@ def test_a_planner_that_answered_before_it_went_silent_has_its_wait_counted_from
     killed = grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(),
                                   grpc.aio.Metadata(), "Socket closed")
     assert retry._failing_since(killed, began=0.0, now=100.0, since=None) == 100.0
+
+
+async def test_a_call_during_a_long_outage_makes_one_attempt() -> None:
+    """Calls to one peer share their Outage: the first gives up after `failing_for_s` of
+    attempts refused at once; the next, started during the outage, fails after one attempt
+    (not a wait of its own); an answer ends the outage, and the next failing call retries."""
+    outage = retry.Outage()
+    calls: list[str] = []
+    answer: list[grpc.StatusCode | None] = [grpc.StatusCode.UNAVAILABLE]
+
+    async def rpc(request: str, timeout: float) -> str:
+        calls.append(request)
+        if answer[0] is not None:
+            raise _error(answer[0])
+        return "ok"
+
+    async def call(name: str) -> str:
+        return await with_retry(rpc, name, 600.0, first_backoff_s=0.001, max_backoff_s=0.01,
+                                failing_for_s=0.2, outage=outage)
+
+    with pytest.raises(grpc.aio.AioRpcError):
+        await call("first")
+    assert calls.count("first") > 1 and outage.since is not None
+    with pytest.raises(grpc.aio.AioRpcError):
+        await call("second")
+    assert calls.count("second") == 1
+    answer[0] = None
+    assert await call("third") == "ok" and outage.since is None
+    answer[0] = grpc.StatusCode.UNAVAILABLE
+    with pytest.raises(grpc.aio.AioRpcError):
+        await call("fourth")
+    assert calls.count("fourth") > 1
+
+
+@pytest.mark.parametrize(("code", "ends_outage"), [
+    (grpc.StatusCode.NOT_FOUND, True),  # the planner answered
+    (grpc.StatusCode.DEADLINE_EXCEEDED, False),  # no answer came in time: it goes on
+    (grpc.StatusCode.CANCELLED, False),
+])
+async def test_only_an_answer_ends_an_outage(code: grpc.StatusCode, ends_outage: bool) -> None:
+    outage = retry.Outage(since=time.monotonic() - 100)
+
+    async def rpc(request: object, timeout: float) -> str:
+        raise _error(code)
+
+    with pytest.raises(grpc.aio.AioRpcError):
+        await with_retry(rpc, None, 10.0, failing_for_s=30.0, outage=outage)
+    assert (outage.since is None) is ends_outage
