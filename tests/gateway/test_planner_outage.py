@@ -19,6 +19,7 @@ from gateway.execution import CallExecutor
 from gateway.worker_channels import WorkerChannels
 from ostinato.gateway_config import GatewayConfig
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
+from tests.planner.loopback import servicer_on_loopback
 
 
 class _Planner(planner_pb2_grpc.PlannerServicer):
@@ -37,35 +38,27 @@ async def test_a_call_during_a_long_planner_outage_fails_after_one_attempt(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gateway_core, "PLANNER_WAIT_S", 0.3)
     servicer = _Planner()
-    server = grpc.aio.server()
-    planner_pb2_grpc.add_PlannerServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            planner = planner_pb2_grpc.PlannerStub(channel)
-            auth = ApiKeyAuthenticator(lambda: Tenancy(tenants=frozenset({"acme"})),
-                                       allow_anonymous=True)
-            executor = CallExecutor(planner, WorkerChannels())
-            core = GatewayCore(GatewayConfig(), auth, planner, executor)
-            with pytest.raises(CallFailed) as first:
-                await core.start_program("acme", common_pb2.ProgramOptions())
-            assert first.value.code == grpc.StatusCode.UNAVAILABLE
-            attempts = servicer.calls
-            assert attempts > 1  # retried for PLANNER_WAIT_S
-            outage = executor.planner_outage
-            assert outage.since is not None
-            outage.since -= 1.0  # (as if a second had passed: the outage is past 0.3 s)
-            with pytest.raises(CallFailed):
-                await core.start_program("acme", common_pb2.ProgramOptions())
-            assert servicer.calls == attempts + 1  # the outage is known: one attempt
-            servicer.up = True
-            await core.start_program("acme", common_pb2.ProgramOptions())  # back
-            assert outage.since is None
-            servicer.up = False
-            before = servicer.calls
-            with pytest.raises(CallFailed):
-                await core.start_program("acme", common_pb2.ProgramOptions())
-            assert servicer.calls - before > 1  # a new outage: counted afresh
-    finally:
-        await server.stop(None)
+    async with servicer_on_loopback(servicer) as planner:
+        auth = ApiKeyAuthenticator(lambda: Tenancy(tenants=frozenset({"acme"})),
+                                   allow_anonymous=True)
+        executor = CallExecutor(planner, WorkerChannels())
+        core = GatewayCore(GatewayConfig(), auth, planner, executor)
+        with pytest.raises(CallFailed) as first:
+            await core.start_program("acme", common_pb2.ProgramOptions())
+        assert first.value.code == grpc.StatusCode.UNAVAILABLE
+        attempts = servicer.calls
+        assert attempts > 1  # retried for PLANNER_WAIT_S
+        outage = executor.planner_outage
+        assert outage.since is not None
+        outage.since -= 1.0  # (as if a second had passed: the outage is past 0.3 s)
+        with pytest.raises(CallFailed):
+            await core.start_program("acme", common_pb2.ProgramOptions())
+        assert servicer.calls == attempts + 1  # the outage is known: one attempt
+        servicer.up = True
+        await core.start_program("acme", common_pb2.ProgramOptions())  # back
+        assert outage.since is None
+        servicer.up = False
+        before = servicer.calls
+        with pytest.raises(CallFailed):
+            await core.start_program("acme", common_pb2.ProgramOptions())
+        assert servicer.calls - before > 1  # a new outage: counted afresh

@@ -21,19 +21,27 @@ class NoStore:
 
 
 @asynccontextmanager
-async def planner_on_loopback(core: PlannerCore, clock: Clock, store: object | None = None
-                             ) -> AsyncIterator[tuple[planner_pb2_grpc.PlannerStub, PlannerService]]:
-    """`store`: stands in for the planner's Redis store (its `publish`); none by default."""
-    service = PlannerService(core, store or NoStore(), clock)  # type: ignore[arg-type]
+async def servicer_on_loopback(servicer: planner_pb2_grpc.PlannerServicer
+                               ) -> AsyncIterator[planner_pb2_grpc.PlannerStub]:
+    """Any Planner servicer (the real one, or a test's stand-in) served on loopback."""
     server = grpc.aio.server()
-    planner_pb2_grpc.add_PlannerServicer_to_server(service, server)
+    planner_pb2_grpc.add_PlannerServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield planner_pb2_grpc.PlannerStub(channel), service
+            yield planner_pb2_grpc.PlannerStub(channel)
     finally:
         await server.stop(None)
+
+
+@asynccontextmanager
+async def planner_on_loopback(core: PlannerCore, clock: Clock, store: object | None = None
+                             ) -> AsyncIterator[tuple[planner_pb2_grpc.PlannerStub, PlannerService]]:
+    """`store`: stands in for the planner's Redis store (its `publish`); none by default."""
+    service = PlannerService(core, store or NoStore(), clock)  # type: ignore[arg-type]
+    async with servicer_on_loopback(service) as stub:
+        yield stub, service
 
 
 async def calls_running_on_w0(stub: planner_pb2_grpc.PlannerStub, *call_ids: str) -> None:
