@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,16 +81,20 @@ def _planner_name(index: int) -> str:
 class Mesh:
     """Starts services in dependency order and stops them in reverse.
 
-    ephemeral_ports=True binds every service to a free port (tests, demo); otherwise the
-    configured ports are used, workers and sim engines counting up from their base ports
-    (worker.port and sim_engine.port unless given here; 0: a free port each).
+    ephemeral_ports=True binds every service to a free port (tests, demo): the kernel's, or
+    `port_source`'s (tests: a port nobody else takes while a service restarts on it,
+    tests/ports.py); otherwise the configured ports are used, workers and sim engines counting
+    up from their base ports (worker.port and sim_engine.port unless given here; 0: a free
+    port each).
     """
 
     def __init__(self, config: MeshConfig, *, ephemeral_ports: bool = False,
                  workdir: str | None = None, worker_base_port: int | None = None,
-                 engine_base_port: int | None = None, inherit_output: bool = False) -> None:
+                 engine_base_port: int | None = None, inherit_output: bool = False,
+                 port_source: Callable[[], int] | None = None) -> None:
         self.config = config
         self._ephemeral = ephemeral_ports
+        self._port_source = port_source
         self._worker_base = config.worker.port if worker_base_port is None else worker_base_port
         self._engine_base = (config.sim_engine.port if engine_base_port is None
                              else engine_base_port)
@@ -103,6 +108,12 @@ class Mesh:
         self._redis: EmbeddedRedis | None = None
         self._abort = threading.Event()  # start()'s: never set unless the caller's is
         self.endpoints = MeshEndpoints(log_dir=str(self.workdir / "logs"))
+
+    def _listen(self, base: int, index: int) -> int:
+        """A service's port: its configured base + index, or (ephemeral_ports) a free one."""
+        if self._ephemeral:
+            return self._port_source() if self._port_source is not None else 0
+        return _port(base, index, False)
 
     def _spawn(self, name: str, args: list[str], config_file: Path) -> _Child:
         logs = self.workdir / "logs"
@@ -194,9 +205,9 @@ class Mesh:
                 config_file.write_text(yaml.safe_dump(data))
         gateway = self._spawn("gateway", [
             "gateway", "--planner-address", self.endpoints.planner,
-            "--port", str(0 if self._ephemeral else cfg.gateway.port),
-            "--http-port", str(0 if self._ephemeral and cfg.gateway.http_port >= 0
-                               else cfg.gateway.http_port),
+            "--port", str(self._listen(cfg.gateway.port, 0)),
+            "--http-port", str(self._listen(cfg.gateway.http_port, 0)
+                               if cfg.gateway.http_port >= 0 else cfg.gateway.http_port),
         ], config_file)
         started = self._wait(gateway, timeout_s)
         self.endpoints.gateway = str(started["address"])
@@ -209,7 +220,7 @@ class Mesh:
         every address and follow the active one (planner/ha_channel.py)."""
         cfg = self.config
         planners = [self._spawn(_planner_name(i), [
-            "planner", "--port", str(_port(cfg.planner.port, i, self._ephemeral)),
+            "planner", "--port", str(self._listen(cfg.planner.port, i)),
             "--metrics-port", str(_metrics_port(cfg.planner.metrics_port, i, self._ephemeral)),
         ], config_file) for i in range(cfg.planner_replicas)]
         for planner in planners:
@@ -229,7 +240,7 @@ class Mesh:
         workers = [
             self._spawn(f"worker-{i}", [
                 "worker", "--worker-id", f"worker-{i}", "--planner-address", self.endpoints.planner,
-                "--port", str(_port(self._worker_base, i, self._ephemeral)),
+                "--port", str(self._listen(self._worker_base, i)),
                 "--metrics-port", str(_metrics_port(cfg.worker.metrics_port, i, self._ephemeral)),
                 "--engine-log", str(logs / f"engine-{i}.log"),
             ], config_file)
@@ -252,7 +263,7 @@ class Mesh:
         kv_replay = [f"{ep}-replay" for ep in kv_events]
         engines = [
             self._spawn(f"engine-{i}", [
-                "sim-engine", "--port", str(_port(self._engine_base, i, self._ephemeral)),
+                "sim-engine", "--port", str(self._listen(self._engine_base, i)),
                 *(["--kv-events-config", json.dumps({"publisher": "zmq", "endpoint": ep,
                                                      "replay_endpoint": kv_replay[i]})]
                   if cfg.worker.kv_index else []),
@@ -267,7 +278,7 @@ class Mesh:
             self._spawn(f"worker-{i}", [
                 "worker", "--worker-id", f"worker-{i}", "--engine-url", url,
                 "--planner-address", self.endpoints.planner,
-                "--port", str(_port(self._worker_base, i, self._ephemeral)),
+                "--port", str(self._listen(self._worker_base, i)),
                 "--metrics-port", str(_metrics_port(cfg.worker.metrics_port, i, self._ephemeral)),
                 *(["--engine-kv-events", kv_events[i], "--engine-kv-replay", kv_replay[i]]
                   if cfg.worker.kv_index else []),

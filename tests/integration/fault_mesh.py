@@ -22,6 +22,7 @@ from cache import keys
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 from ostinato.v1 import worker_pb2, worker_pb2_grpc
+from tests.ports import fixed_port
 from tests.stored_ids import stored_program_id
 
 USER = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
@@ -36,7 +37,7 @@ def start_mesh(**overrides: Any) -> Mesh:
         "gateway": {"allow_anonymous": True, "semantic_cache": False, "drain_s": 1.0},
         **overrides,
     })
-    mesh = Mesh(cfg, ephemeral_ports=True)
+    mesh = Mesh(cfg, ephemeral_ports=True, port_source=fixed_port)  # restarted in place
     mesh.start()
     return mesh
 

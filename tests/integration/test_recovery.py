@@ -17,6 +17,7 @@ from cache import keys
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
 from ostinato.program_ids import inner_id
+from tests.ports import fixed_port
 from tests.prometheus_text import parse, value
 
 USER = [{"role": "user", "content": "Summarize the quarterly report."}]
@@ -28,7 +29,7 @@ def mesh1() -> Iterator[Mesh]:
         "workers": 1, "worker": {"max_inflight": 4, "heartbeat_s": 0.5},
         "sim_engine": {"time_scale": 1.0}, "gateway": {"allow_anonymous": True, "semantic_cache": False},
     })
-    m = Mesh(cfg, ephemeral_ports=True)
+    m = Mesh(cfg, ephemeral_ports=True, port_source=fixed_port)  # its planner restarts in place
     m.start()
     yield m
     m.close()
