@@ -36,7 +36,7 @@ class _Planner(planner_pb2_grpc.PlannerServicer):
 
 async def test_a_call_during_a_long_planner_outage_fails_after_one_attempt(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gateway_core, "PLANNER_WAIT_S", 0.3)
+    monkeypatch.setattr(gateway_core, "PLANNER_WAIT_S", 1.0)  # (room for a slow first attempt)
     servicer = _Planner()
     async with servicer_on_loopback(servicer) as planner:
         auth = ApiKeyAuthenticator(lambda: Tenancy(tenants=frozenset({"acme"})),
@@ -50,7 +50,7 @@ async def test_a_call_during_a_long_planner_outage_fails_after_one_attempt(
         assert attempts > 1  # retried for PLANNER_WAIT_S
         outage = executor.planner_outage
         assert outage.since is not None
-        outage.since -= 1.0  # (as if a second had passed: the outage is past 0.3 s)
+        outage.since -= 2.0  # (as if 2 s had passed: the outage is past 1 s; no sleep)
         with pytest.raises(CallFailed):
             await core.start_program("acme", common_pb2.ProgramOptions())
         assert servicer.calls == attempts + 1  # the outage is known: one attempt

@@ -137,11 +137,14 @@ async def test_a_call_during_a_long_outage_makes_one_attempt() -> None:
 
     async def call(name: str) -> str:
         return await with_retry(rpc, name, 600.0, first_backoff_s=0.001, max_backoff_s=0.01,
-                                failing_for_s=0.2, outage=outage)
+                                failing_for_s=0.5, outage=outage)
 
     with pytest.raises(grpc.aio.AioRpcError):
         await call("first")
     assert calls.count("first") > 1 and outage.since is not None
+    # The first call gave up as its next attempt would have passed 0.5 s; the outage itself
+    # may be just under. Made a second older (not waited for: no sleep):
+    outage.since -= 1.0
     with pytest.raises(grpc.aio.AioRpcError):
         await call("second")
     assert calls.count("second") == 1
