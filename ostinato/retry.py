@@ -65,7 +65,7 @@ async def with_retry(rpc: Callable[..., Awaitable[T]], request: object, budget_s
     _failing_since.) `outage`: the count shared with the other calls to the same peer."""
     deadline = time.monotonic() + budget_s
     backoff = first_backoff_s
-    failing_since: float | None = outage.since if outage is not None else None
+    failing_since: float | None = None  # (with `outage`: its count, read at each failure)
     while True:
         began = time.monotonic()
         remaining = deadline - began
