@@ -295,7 +295,8 @@ class WorkerDispatch:
         if parked.may_park(call):
             home = self._workers.get(self._routing.home(call, self._programs[call.program_id]))
             if home is not None and home.healthy and home.worker_id not in call.excluded:
-                parked.park(call, home.worker_id, self._clock.now(), since)
+                parked.park(call, home.worker_id, self._clock.now(), since,
+                            for_good=self._shares.judges(home))
                 return
         self._queue.push(call, since)
 
@@ -314,7 +315,8 @@ class WorkerDispatch:
             if home is not None and home.healthy and home.worker_id not in call.excluded \
                     and not (home.inflight < home.max_inflight  # a free slot (`free`)
                              and (home is serving or shares.allows(tenant, home))):
-                parked.park(call, home.worker_id, now, call.queued_at)
+                parked.park(call, home.worker_id, now, call.queued_at,
+                            for_good=shares.judges(home))
                 return None
         if len(self._free) == 1 and self._free.get(serving.worker_id) is serving:
             candidates = [serving]  # the decision path's: the one free slot popped the call

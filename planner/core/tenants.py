@@ -205,6 +205,11 @@ class TenantShares:
         """Whether several tenants are active (else every rule here is a no-op)."""
         return bool(self._fraction)
 
+    def judges(self, worker: WorkerState) -> bool:
+        """Whether the worker's budget is above the isolation budget (`_judged`: its slots
+        never run out; a call waits there only while isolation holds its tenant back)."""
+        return 0 < self.isolation_budget < worker.max_inflight
+
     def share(self, tenant: str, worker: WorkerState) -> float:
         """The tenant's share of the worker's budget (the whole budget when not isolating)."""
         if not self._fraction:
@@ -235,7 +240,7 @@ class TenantShares:
         if not fraction:
             return None
         cap, on, worker_id = worker.max_inflight, worker.tenants, worker.worker_id
-        if 0 < self.isolation_budget < cap:
+        if 0 < self.isolation_budget < cap:  # `judges`, inlined: the decision path
             return self._judged(worker, fraction, self.isolation_budget)
         hold_all = self.hold == "active"
         queued, parked_on, backlog = self._queued, self._parked_on, self._backlog

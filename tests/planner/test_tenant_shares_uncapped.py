@@ -101,3 +101,31 @@ def test_an_uncapped_planner_holds_the_flood_to_the_isolation_budget_while_quiet
     clock.advance(BETWEEN_CALLS_S + 1)
     flood(core, "noisy", 1, start=20)  # a dispatch after quiet went stale: the rest go
     assert [t for t, _ in grants_by_tenant(core)] == ["noisy"] * 13
+
+
+
+def test_a_held_flood_waits_for_its_home_instead_of_moving() -> None:
+    """Two uncapped workers judged by an isolation budget of 8 (shares of 8 of the 16;
+    isolating 4 a worker), affinity. The flood's programs ran their first calls on w0, where
+    quiet has a call: its next calls, held there (3 run beside quiet's), stay parked on w0
+    past max_home_wait_s instead of moving to w1, where each would re-prefill its context
+    (planner/core/parking.py), and run on w0 once quiet is gone. (Calls waiting for a full
+    home still go elsewhere after max_home_wait_s: tests/planner/test_parking.py.)"""
+    core, clock = planner("fcfs+affinity", budget=UNCAPPED, isolation_budget=8,
+                          isolation_fraction=0.5, max_home_wait_s=2.0)
+    flood(core, "quiet", 1)
+    flood(core, "noisy", 16, start=1)
+    assert {g.worker_id for g in core.dispatch()} == {"w0"}  # one worker so far
+    clock.advance(100 * LOAD_TAU_S)
+    core.dispatch()  # the loads: noisy 16 running (heavy), quiet 1 (light)
+    core.upsert_worker("w1", "a1", UNCAPPED)
+    for i in range(1, 17):
+        core.complete(f"noisy{i}", "c", service_s=1.0)
+        core.submit(f"noisy{i}", "noisy", "d", parents=["c"])  # parked on w0, its home
+    assert [g.worker_id for g in core.dispatch()] == ["w0"] * 3
+    clock.advance(3.0)  # past max_home_wait_s
+    assert core.dispatch() == [] and core.queued == 13
+    core.complete("quiet0", "c", service_s=1.0)
+    core.end_program("quiet0", "quiet")
+    clock.advance(BETWEEN_CALLS_S + 1)
+    assert [g.worker_id for g in core.dispatch()] == ["w0"] * 13

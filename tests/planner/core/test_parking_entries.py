@@ -87,3 +87,31 @@ def test_a_record_is_parked_exactly_while_its_key_maps_to_it() -> None:
     assert not b.parked and parked.expired(3.5) and retry.parked
     parked.forget(retry)
     assert not retry.parked and len(parked) == 0 and not parked.expired(100.0)
+
+
+@pytest.mark.parametrize(("release", "kept"), [
+    ("expired", ["a"]),  # past max_wait_s: b goes, a (for good) stays
+    ("due", ["a"]),  # passed by: the same
+    ("worker", []),  # its home leaves: both go
+])
+def test_a_call_parked_for_good_leaves_only_with_its_home(release: str, kept: list[str]) -> None:
+    """`park(for_good=True)` (a worker above tenant isolation's budget): never released by
+    time, counted on its home like any parked call, released when the home leaves."""
+    parked = ParkedCalls(2.0, MultiLevelQueue((1.0, 4.0)))
+    a, b = _call("a", 1.0), _call("b", 1.0)
+    parked.park(a, "w0", now=1.0, since=1.0, for_good=True)
+    parked.park(b, "w0", now=1.0, since=1.0)
+    assert parked.count_on("w0", "t") == 2 and parked.waiting_on("w0")
+    if release == "expired":
+        parked.release_expired(100.0)
+    elif release == "due":
+        parked.passed(parked._queue.level_of(0.5), 99.0)
+        parked.release_due(100.0)
+    else:
+        parked.release_worker("w0")
+    assert sorted(c.call_id for c in (a, b) if c.parked) == kept
+    assert parked.count_on("w0", "t") == len(kept)
+    assert not parked.expired(1000.0)  # nothing left that time releases
+    if kept:
+        parked.forget(a)  # its home took it
+        assert len(parked) == 0 and not parked.waiting_on("w0")
