@@ -108,7 +108,8 @@ class PlannerConfig:
     # A worker's KV pool in tokens when the worker reports none; 0: unknown (see program_admission)
     kv_tokens_per_worker: int = 0
     # A call whose home worker (the one holding its context) is full waits for it this long
-    # before it may run elsewhere (planner/core/parking.py); 0 never waits.
+    # before it may run elsewhere (planner/core/parking.py); 0 never waits. On a worker whose
+    # budget is above isolation_budget (uncapped) it waits for its home for good.
     max_home_wait_s: float = 2.0
     # a worker not heard from for this long is dropped (more than worker.heartbeat_s)
     worker_ttl_s: float = 10.0
