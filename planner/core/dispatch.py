@@ -229,8 +229,8 @@ class WorkerDispatch:
         queue = self._queue
         if not self._free:
             return grants
-        if self._parked.expired(now):
-            self._parked.release_due(now)  # passed-by calls parked long enough go global
+        if self._parked.expired(now):  # passed-by calls parked long enough go global
+            self._keep_home(self._parked.release_due(now), now)
         if len(self._admission):  # programs whose working sets now fit start
             for call in self._admission.release():
                 self._file(call, since=now)
@@ -245,10 +245,30 @@ class WorkerDispatch:
                 self._serve(worker, now, grants)
             if not len(queue):
                 break
-        if self._free and self._parked.release_expired(now):  # to the global lane
+        if self._free and (released := self._parked.release_expired(now)):  # to the global
+            self._keep_home(released, now)  # lane
             for worker in self._free_workers():  # slots nothing else takes: calls parked
                 self._serve(worker, now, grants)  # max_home_wait_s may run there
         return grants
+
+    def _keep_home(self, released: list[CallRecord], now: float) -> None:
+        """Of the calls just released from their homes by time, those whose home is above
+        the isolation budget (uncapped), healthy and with a free slot, while several tenants
+        are active: tenant isolation alone held them there. They park there again
+        (planner/core/parking.py), until queued `starvation_max_s`: moved, each would
+        re-prefill its context on another engine, most often the light tenant's."""
+        shares = self._shares
+        if not released or not shares.isolating:
+            return
+        workers, routing, programs = self._workers, self._routing, self._programs
+        longest = self._queue.starvation.max_s
+        for call in released:
+            if now - call.queued_at >= longest:
+                continue
+            home = workers.get(routing.home(call, programs[call.program_id]))
+            if home is not None and home.healthy and home.inflight < home.max_inflight \
+                    and shares.judges(home) and home.worker_id not in call.excluded:
+                self._parked.park_again(call, home.worker_id, now)
 
     def _serve(self, worker: WorkerState, now: float, grants: list[Grant]) -> None:
         """Fills the worker's free slots from its lane and the global lane (a global call
@@ -295,8 +315,7 @@ class WorkerDispatch:
         if parked.may_park(call):
             home = self._workers.get(self._routing.home(call, self._programs[call.program_id]))
             if home is not None and home.healthy and home.worker_id not in call.excluded:
-                parked.park(call, home.worker_id, self._clock.now(), since,
-                            for_good=self._shares.judges(home))
+                parked.park(call, home.worker_id, self._clock.now(), since)
                 return
         self._queue.push(call, since)
 
@@ -315,8 +334,7 @@ class WorkerDispatch:
             if home is not None and home.healthy and home.worker_id not in call.excluded \
                     and not (home.inflight < home.max_inflight  # a free slot (`free`)
                              and (home is serving or shares.allows(tenant, home))):
-                parked.park(call, home.worker_id, now, call.queued_at,
-                            for_good=shares.judges(home))
+                parked.park(call, home.worker_id, now, call.queued_at)
                 return None
         if len(self._free) == 1 and self._free.get(serving.worker_id) is serving:
             candidates = [serving]  # the decision path's: the one free slot popped the call

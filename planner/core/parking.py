@@ -19,18 +19,15 @@ at most about `max_wait_s` longer than the queue makes every call wait, and unde
 load calls keep their homes however long the queue. Parked calls are counted per worker and
 tenant (tenant shares, planner/core/tenants.py, hold room for them).
 
-A call parked on a worker whose budget is above tenant isolation's (planner/core/tenants.py
-`TenantShares.judges`: a planner with no cap, whose slots never run out) waits there for good:
-what holds it is isolation holding its tenant back on that worker while a light tenant is
-active, and released it would re-prefill its whole context on another engine, most often one
-of the light tenant's. Released by time, a flood's held calls kept moving between engines
-(SIMULATED, `flood` over 4 engines, no budget: 1,030 moves, the quiet tenant's engines
-prefilling ~50% more tokens per second than the one engine of the one-engine run); kept
-home, 38 moves, the quiet tenant at 1.33x its latency alone instead of 1.43x and the flood
-completing 10.3 programs/s instead of 7.5 (docs/bench/isolation). On such a worker with a
-large but finite budget (64, say) that fills, its calls wait for a slot there as long as it
-takes; one whose budget falls to the isolation budget or below keeps the calls parked for
-good before (they run as its slots free).
+A call released by time whose home is a worker above tenant isolation's budget
+(planner/core/tenants.py `TenantShares.judges`: a planner with no cap) with a free slot was
+held there by tenant isolation alone (its tenant heavy while a light one is active there);
+the dispatcher parks it there again (`park_again`: planner/core/dispatch.py `_keep_home`)
+until it has waited its starvation bound's longest (`starvation_max_s`). Moved, it would
+re-prefill its whole context on another engine, most often one of the light tenant's:
+released, a flood's held calls kept moving between engines (SIMULATED, `flood` over 4
+engines, no budget: 1,030 moves, the quiet tenant's engines prefilling ~50% more tokens per
+second than the one engine of the one-engine run; docs/bench/isolation).
 
 Pure and synchronous; calls that stop waiting (cancelled, failed) are forgotten by the
 planner as they end, and their entries here and in the queue are dropped lazily.
@@ -119,11 +116,9 @@ class ParkedCalls:
         return bool(self._on.get(worker_id))
 
     def park(self, call: CallRecord, worker_id: str, now: float,
-             since: float | None = None, *, for_good: bool = False) -> None:
+             since: float | None = None) -> None:
         """Parks a call on its home from `now`; its place in the queue counts from `since`
-        (as MultiLevelQueue.push: default its arrival). `for_good`: never released by time
-        (`max_wait_s` does not apply): it leaves its home's lane when the home takes it, or
-        when the home leaves or turns unhealthy (`release_worker`)."""
+        (as MultiLevelQueue.push: default its arrival)."""
         key, tenant = call.key, call.tenant
         self._drop(key)
         self._queue.push(call, since, lane=worker_id)
@@ -135,8 +130,6 @@ class ParkedCalls:
         if on is None:
             on = self._on[worker_id] = {}
         on[tenant] = on.get(tenant, 0) + 1
-        if for_good:
-            return  # in no order by time: nothing releases it but its home
         self._order.append(call)
         level = self._queue.level_of(call.score)
         by_level = self._by_level.get(level)
@@ -243,6 +236,15 @@ class ParkedCalls:
         if out:
             self._queue.to_global(out)
         return out
+
+    def park_again(self, call: CallRecord, worker_id: str, now: float) -> None:
+        """A call just released (`release_due`, `release_expired`) parked on its home again
+        from `now`, for another `max_wait_s`, its place in the queue still counting from
+        when it was queued (its parked time so far is kept in `parked_s`)."""
+        self._released.discard(call.key)
+        self._queue.discard(call)  # out of the global lane
+        self.park(call, worker_id, now, call.queued_at)
+        self.total -= 1  # the same parking, not another
 
     def release_worker(self, worker_id: str) -> list[CallRecord]:
         """Every call parked on a worker that left or turned unhealthy (O(parked calls):

@@ -261,3 +261,30 @@ def test_a_parked_call_passed_by_a_call_queued_max_wait_after_it_may_run_anywher
     core.submit("lp", "t", "e")  # global, level 4
     core.complete("lp", "d", service_s=0.0)  # w1 frees again
     assert granted(core) == then
+
+
+@pytest.mark.parametrize("budget", [1, 64])
+def test_a_call_waiting_for_a_full_home_runs_elsewhere_after_max_home_wait(budget: int) -> None:
+    """One tenant, two workers; w0 full, the call's home. After max_home_wait_s it runs on
+    w1, whatever the budget: above the isolation budget (64 > 32) too, where a call held
+    back by tenant isolation alone would stay home (tests/planner/
+    test_tenant_shares_uncapped.py)."""
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy("fcfs+affinity"), max_home_wait_s=2.0)
+    core.upsert_worker("w0", "a0", budget)
+    core.register_program("p", "t")
+    core.submit("p", "t", "c0")
+    core.dispatch()
+    for i in range(budget - 1):  # the rest of w0's budget
+        core.register_program(f"f{i}", "t")
+        core.submit(f"f{i}", "t", "x")
+    assert len(core.dispatch()) == budget - 1
+    core.complete("p", "c0", service_s=1.0)
+    core.register_program("q", "t")
+    core.submit("q", "t", "x")  # takes c0's slot on w0
+    assert [g.worker_id for g in core.dispatch()] == ["w0"]
+    core.upsert_worker("w1", "a1", budget)
+    core.submit("p", "t", "c1", parents=["c0"])
+    assert core.dispatch() == [] and core.queued == 1  # parked on w0, full
+    clock.advance(3.0)
+    assert [(g.call_id, g.worker_id) for g in core.dispatch()] == [("c1", "w1")]

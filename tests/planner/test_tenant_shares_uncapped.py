@@ -104,13 +104,15 @@ def test_an_uncapped_planner_holds_the_flood_to_the_isolation_budget_while_quiet
 
 
 
-def test_a_held_flood_waits_for_its_home_instead_of_moving() -> None:
+@pytest.mark.parametrize("quiet_stays", [False, True])
+def test_a_held_flood_waits_for_its_home_instead_of_moving(quiet_stays: bool) -> None:
     """Two uncapped workers judged by an isolation budget of 8 (shares of 8 of the 16;
     isolating 4 a worker), affinity. The flood's programs ran their first calls on w0, where
     quiet has a call: its next calls, held there (3 run beside quiet's), stay parked on w0
     past max_home_wait_s instead of moving to w1, where each would re-prefill its context
-    (planner/core/parking.py), and run on w0 once quiet is gone. (Calls waiting for a full
-    home still go elsewhere after max_home_wait_s: tests/planner/test_parking.py.)"""
+    (planner/core/parking.py), and run on w0 once quiet is gone; or, with quiet staying,
+    on w1 once queued starvation_max_s (60 s). (Calls waiting for a full home still go
+    elsewhere after max_home_wait_s: tests/planner/test_parking.py.)"""
     core, clock = planner("fcfs+affinity", budget=UNCAPPED, isolation_budget=8,
                           isolation_fraction=0.5, max_home_wait_s=2.0)
     flood(core, "quiet", 1)
@@ -125,6 +127,12 @@ def test_a_held_flood_waits_for_its_home_instead_of_moving() -> None:
     assert [g.worker_id for g in core.dispatch()] == ["w0"] * 3
     clock.advance(3.0)  # past max_home_wait_s
     assert core.dispatch() == [] and core.queued == 13
+    clock.advance(50.0)
+    assert core.dispatch() == [] and core.queued == 13  # parked again every 2 s
+    if quiet_stays:
+        clock.advance(10.0)  # queued 63 s: past starvation_max_s
+        assert {g.worker_id for g in core.dispatch()} == {"w1"}
+        return
     core.complete("quiet0", "c", service_s=1.0)
     core.end_program("quiet0", "quiet")
     clock.advance(BETWEEN_CALLS_S + 1)

@@ -89,29 +89,21 @@ def test_a_record_is_parked_exactly_while_its_key_maps_to_it() -> None:
     assert not retry.parked and len(parked) == 0 and not parked.expired(100.0)
 
 
-@pytest.mark.parametrize(("release", "kept"), [
-    ("expired", ["a"]),  # past max_wait_s: b goes, a (for good) stays
-    ("due", ["a"]),  # passed by: the same
-    ("worker", []),  # its home leaves: both go
-])
-def test_a_call_parked_for_good_leaves_only_with_its_home(release: str, kept: list[str]) -> None:
-    """`park(for_good=True)` (a worker above tenant isolation's budget): never released by
-    time, counted on its home like any parked call, released when the home leaves."""
+
+@pytest.mark.parametrize("release", ["expired", "due"])
+def test_a_released_call_parked_again_waits_another_max_wait(release: str) -> None:
+    """`park_again`: a call just released is back in its home's lane and counted there,
+    released again only `max_wait_s` later; its parked time so far is kept."""
     parked = ParkedCalls(2.0, MultiLevelQueue((1.0, 4.0)))
-    a, b = _call("a", 1.0), _call("b", 1.0)
-    parked.park(a, "w0", now=1.0, since=1.0, for_good=True)
-    parked.park(b, "w0", now=1.0, since=1.0)
-    assert parked.count_on("w0", "t") == 2 and parked.waiting_on("w0")
+    a = _call("a", 1.0)
+    parked.park(a, "w0", now=1.0, since=1.0)
     if release == "expired":
-        parked.release_expired(100.0)
-    elif release == "due":
-        parked.passed(parked._queue.level_of(0.5), 99.0)
-        parked.release_due(100.0)
+        out = parked.release_expired(3.0)
     else:
-        parked.release_worker("w0")
-    assert sorted(c.call_id for c in (a, b) if c.parked) == kept
-    assert parked.count_on("w0", "t") == len(kept)
-    assert not parked.expired(1000.0)  # nothing left that time releases
-    if kept:
-        parked.forget(a)  # its home took it
-        assert len(parked) == 0 and not parked.waiting_on("w0")
+        parked.passed(parked._queue.level_of(0.5), 99.0)
+        out = parked.release_due(3.0)
+    assert out == [a] and not a.parked and parked.count_on("w0", "t") == 0
+    parked.park_again(a, "w0", now=3.0)
+    assert a.parked and a.lane == "w0" and parked.count_on("w0", "t") == 1
+    assert parked.total == 1 and a.parked_s == 2.0 and parked.may_park(a)
+    assert parked.release_expired(4.9) == [] and parked.release_expired(5.0) == [a]
