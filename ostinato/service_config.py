@@ -108,8 +108,9 @@ class PlannerConfig:
     # A worker's KV pool in tokens when the worker reports none; 0: unknown (see program_admission)
     kv_tokens_per_worker: int = 0
     # A call whose home worker (the one holding its context) is full waits for it this long
-    # before it may run elsewhere (planner/core/parking.py); 0 never waits. On a worker whose
-    # budget is above isolation_budget (uncapped) it waits for its home for good.
+    # before it may run elsewhere (planner/core/parking.py); 0 never waits. One held back by
+    # tenant isolation alone (its home uncapped: a budget above isolation_budget, with a free
+    # slot) waits for its home until queued starvation_max_s.
     max_home_wait_s: float = 2.0
     # a worker not heard from for this long is dropped (more than worker.heartbeat_s)
     worker_ttl_s: float = 10.0
