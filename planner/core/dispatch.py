@@ -46,6 +46,13 @@ def _unpark(call: CallRecord, now: float) -> None:
         call.parked_since = None
 
 
+def _has_siblings(call: CallRecord, program: Program) -> bool:
+    """Whether the program has another call with the same parents (the call is one of a
+    fan-out's; O(the program's calls), on a release only)."""
+    parents = call.parents
+    return any(c is not call and c.parents == parents for c in program.calls.values())
+
+
 class WorkerDispatch:
     _clock: Clock
     _priority: PriorityPolicy
@@ -256,7 +263,10 @@ class WorkerDispatch:
         the isolation budget (uncapped), healthy and with a free slot, while several tenants
         are active: tenant isolation alone held them there. They park there again
         (planner/core/parking.py), until queued `starvation_max_s`: moved, each would
-        re-prefill its context on another engine, most often the light tenant's."""
+        re-prefill its context on another engine, most often the light tenant's. Not a call
+        with siblings (the same parents): a fan-out's calls moved prefill their shared
+        context once there and spread its decoding (kept home, `mixed`'s `lats` programs
+        took 11% longer at 12 programs/s, p99 +51%: SIMULATED, docs/bench/isolation)."""
         shares = self._shares
         if not released or not shares.isolating:
             return
@@ -265,9 +275,11 @@ class WorkerDispatch:
         for call in released:
             if now - call.queued_at >= longest:
                 continue
-            home = workers.get(routing.home(call, programs[call.program_id]))
+            program = programs[call.program_id]
+            home = workers.get(routing.home(call, program))
             if home is not None and home.healthy and home.inflight < home.max_inflight \
-                    and shares.judges(home) and home.worker_id not in call.excluded:
+                    and shares.judges(home) and home.worker_id not in call.excluded \
+                    and not _has_siblings(call, program):
                 self._parked.park_again(call, home.worker_id, now)
 
     def _serve(self, worker: WorkerState, now: float, grants: list[Grant]) -> None:

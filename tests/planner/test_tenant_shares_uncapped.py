@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from ostinato.clock import ManualClock
+from planner.core import PlannerCore
 from planner.core.tenant_loads import LOAD_TAU_S
 from planner.core.tenants import BETWEEN_CALLS_S, TenantShares
 from tests.planner.test_tenant_shares import flood, grants_by_tenant, planner, shares_with
@@ -103,16 +105,11 @@ def test_an_uncapped_planner_holds_the_flood_to_the_isolation_budget_while_quiet
     assert [t for t, _ in grants_by_tenant(core)] == ["noisy"] * 13
 
 
-
-@pytest.mark.parametrize("quiet_stays", [False, True])
-def test_a_held_flood_waits_for_its_home_instead_of_moving(quiet_stays: bool) -> None:
+def held_on_w0(fan_out: bool) -> tuple[PlannerCore, ManualClock]:
     """Two uncapped workers judged by an isolation budget of 8 (shares of 8 of the 16;
-    isolating 4 a worker), affinity. The flood's programs ran their first calls on w0, where
-    quiet has a call: its next calls, held there (3 run beside quiet's), stay parked on w0
-    past max_home_wait_s instead of moving to w1, where each would re-prefill its context
-    (planner/core/parking.py), and run on w0 once quiet is gone; or, with quiet staying,
-    on w1 once queued starvation_max_s (60 s). (Calls waiting for a full home still go
-    elsewhere after max_home_wait_s: tests/planner/test_parking.py.)"""
+    isolating 4 a worker), affinity. The flood's 16 programs ran their first calls on w0,
+    where quiet has a call; each submits its next call (`fan_out`: noisy16 two, of the same
+    parent), parked on w0: 3 run beside quiet's, the rest are held."""
     core, clock = planner("fcfs+affinity", budget=UNCAPPED, isolation_budget=8,
                           isolation_fraction=0.5, max_home_wait_s=2.0)
     flood(core, "quiet", 1)
@@ -124,7 +121,21 @@ def test_a_held_flood_waits_for_its_home_instead_of_moving(quiet_stays: bool) ->
     for i in range(1, 17):
         core.complete(f"noisy{i}", "c", service_s=1.0)
         core.submit(f"noisy{i}", "noisy", "d", parents=["c"])  # parked on w0, its home
+        if fan_out and i == 16:
+            core.submit(f"noisy{i}", "noisy", "e", parents=["c"])
     assert [g.worker_id for g in core.dispatch()] == ["w0"] * 3
+    return core, clock
+
+
+
+@pytest.mark.parametrize("quiet_stays", [False, True])
+def test_a_held_flood_waits_for_its_home_instead_of_moving(quiet_stays: bool) -> None:
+    """`held_on_w0`: the flood's next calls, held on w0, stay parked there
+    past max_home_wait_s instead of moving to w1, where each would re-prefill its context
+    (planner/core/parking.py), and run on w0 once quiet is gone; or, with quiet staying,
+    on w1 once queued starvation_max_s (60 s). (Calls waiting for a full home still go
+    elsewhere after max_home_wait_s: tests/planner/test_parking.py.)"""
+    core, clock = held_on_w0(fan_out=False)
     clock.advance(3.0)  # past max_home_wait_s
     assert core.dispatch() == [] and core.queued == 13
     clock.advance(50.0)
@@ -137,3 +148,12 @@ def test_a_held_flood_waits_for_its_home_instead_of_moving(quiet_stays: bool) ->
     core.end_program("quiet0", "quiet")
     clock.advance(BETWEEN_CALLS_S + 1)
     assert [g.worker_id for g in core.dispatch()] == ["w0"] * 13
+
+
+def test_a_held_fan_out_moves_after_max_home_wait() -> None:
+    """As above, but noisy16's two calls of one parent (siblings: a fan-out's) go to w1 after
+    max_home_wait_s: moved together they prefill their shared context there once."""
+    core, clock = held_on_w0(fan_out=True)
+    clock.advance(3.0)
+    assert sorted((g.program_id, g.call_id, g.worker_id) for g in core.dispatch()) == \
+        [("noisy16", "d", "w1"), ("noisy16", "e", "w1")]
