@@ -23,7 +23,8 @@ A call released by time whose home is a worker above tenant isolation's budget
 (planner/core/tenants.py `TenantShares.judges`: a planner with no cap) with a free slot was
 held there by tenant isolation alone (its tenant heavy while a light one is active there);
 the dispatcher parks it there again (`park_again`: planner/core/dispatch.py `_keep_home`)
-until it has waited its starvation bound's longest (`starvation_max_s`). Moved, it would
+until it has waited its starvation bound's longest (`starvation_max_s`), unless it is one of
+a fan-out's calls (moved together, they prefill their shared context once). Moved, it would
 re-prefill its whole context on another engine, most often one of the light tenant's:
 released, a flood's held calls kept moving between engines (SIMULATED, `flood` over 4
 engines, no budget: 1,030 moves, the quiet tenant's engines prefilling ~50% more tokens per
