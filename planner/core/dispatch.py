@@ -268,8 +268,8 @@ class WorkerDispatch:
         context once there and spread its decoding (kept home, `mixed`'s `lats` programs
         took 11% longer at 12 programs/s, p99 +51%: SIMULATED, docs/bench/isolation)."""
         shares = self._shares
-        if not released or not shares.isolating:
-            return
+        if not released or not shares.isolating or not shares.loads.judging:
+            return  # (judging: some healthy worker is above the isolation budget)
         workers, routing, programs = self._workers, self._routing, self._programs
         longest = self._queue.starvation.max_s
         for call in released:
