@@ -206,8 +206,8 @@ class TenantShares:
         return bool(self._fraction)
 
     def judges(self, worker: WorkerState) -> bool:
-        """Whether the worker's budget is above the isolation budget (`_judged`: its slots
-        never run out; a call waits there only while isolation holds its tenant back)."""
+        """Whether the worker's budget is above the isolation budget, so that its batch is
+        judged by that budget (`_judged`; uncapped, its slots never run out)."""
         return 0 < self.isolation_budget < worker.max_inflight
 
     def share(self, tenant: str, worker: WorkerState) -> float:
