@@ -307,7 +307,6 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
         # reports on their way), then the reports go, then the engine's and the planner's
         # connections close (deploy review 2026-12-05 F6: reports and aborts made after the
         # closes logged errors after "stopped")
-        await service.drained(3.0)
         await service.drain_reports()
         await engine.close()
         await channel.close()

@@ -342,6 +342,10 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         return stats
 
     async def drain_reports(self) -> None:
+        """Until the calls streaming now have ended (a call's report is made as its generator
+        ends, which can be after its caller has the result) and every report is through;
+        each step at most 3 s."""
+        await self.drained(3.0)
         await self._calls.drain(3.0)
         if self._reports:
             with contextlib.suppress(asyncio.TimeoutError):
