@@ -148,7 +148,10 @@ class GatewayCore:
         resp = await self._planner_call(self._planner.RegisterProgram,
                                         planner_pb2.RegisterProgramRequest(
                                             tenant=tenant, options=named,
-                                            max_open_programs=self._tenant_limits(tenant).max_programs),
+                                            max_open_programs=self._tenant_limits(tenant).max_programs,
+                                            # the same on each attempt: one whose first
+                                            # answer was lost is not told it was open
+                                            registration=uuid.uuid4().hex),
                                         tenant)
         if new_only and resp.already_open:  # type: ignore[attr-defined]
             raise GatewayError(grpc.StatusCode.ALREADY_EXISTS,

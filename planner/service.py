@@ -98,34 +98,35 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                     await asyncio.shield(self._last_write)
 
     def _register(self, tenant: str, opts: common_pb2.ProgramOptions, program_id: str,
-                  max_open: int, conversation: bool = False) -> bool:
+                  max_open: int, conversation: bool = False, registration: str = "") -> bool:
         """Registers a program (idempotent for its tenant), or raises AdmitRefused; whether
-        it was open already. `conversation`: one that no caller ends
+        it was open already, by another registration than `registration` (the caller's id
+        of it, the same on its retries). `conversation`: one that no caller ends
         (planner/core/programs.py)."""
         try:
             deadline = deadline_seconds(opts.deadline) if opts.HasField("deadline") else None
         except ValueError as exc:  # the gateway's rule (a planner's RPCs are reachable too)
             raise AdmitRefused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         try:
-            self._core.program(program_id, tenant)
-            already_open = True
+            opened_by: str | None = self._core.program(program_id, tenant).registration
         except PlannerError:
-            already_open = False
+            opened_by = None
         try:
             self._core.register_program(
                 program_id, tenant, deadline_s=deadline,
                 reject_when_late=opts.reject_when_late, program_class=opts.program_class,
-                max_open=max_open, conversation=conversation,
+                max_open=max_open, conversation=conversation, registration=registration,
             )
         except PlannerError as exc:
             raise refused(exc) from exc
-        return already_open
+        return opened_by is not None and not (registration and opened_by == registration)
 
     async def RegisterProgram(self, request, context):
         program_id = request.options.program_id or uuid.uuid4().hex
         try:
             already_open = self._register(request.tenant, request.options, program_id,
-                                     request.max_open_programs)
+                                          request.max_open_programs,
+                                          registration=request.registration)
         except AdmitRefused as exc:
             await context.abort(exc.code, exc.details)
         self.pump()

@@ -22,14 +22,16 @@ COMPLETION_STATUS_CANCELLED: CompletionStatus
 COMPLETION_STATUS_DEADLINE_EXCEEDED: CompletionStatus
 
 class RegisterProgramRequest(_message.Message):
-    __slots__ = ("tenant", "options", "max_open_programs")
+    __slots__ = ("tenant", "options", "max_open_programs", "registration")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_OPEN_PROGRAMS_FIELD_NUMBER: _ClassVar[int]
+    REGISTRATION_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     options: _common_pb2.ProgramOptions
     max_open_programs: int
-    def __init__(self, tenant: _Optional[str] = ..., options: _Optional[_Union[_common_pb2.ProgramOptions, _Mapping]] = ..., max_open_programs: _Optional[int] = ...) -> None: ...
+    registration: str
+    def __init__(self, tenant: _Optional[str] = ..., options: _Optional[_Union[_common_pb2.ProgramOptions, _Mapping]] = ..., max_open_programs: _Optional[int] = ..., registration: _Optional[str] = ...) -> None: ...
 
 class RegisterProgramResponse(_message.Message):
     __slots__ = ("program_id", "already_open")

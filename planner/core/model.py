@@ -177,6 +177,9 @@ class Program:
     # its calls waiting or running: counted for conversations, and for an ended program
     # (its calls still running then: its id is not registered again until they end)
     live: int = 0
+    # the caller's id of the registration that opened it (RegisterProgramRequest's): a
+    # retry of that registration is told it opened the program
+    registration: str = ""
 
     @property
     def namespace(self) -> str:

@@ -73,12 +73,14 @@ class ProgramTable:
         program_class: str = "",
         max_open: int = 0,
         conversation: bool = False,
+        registration: str = "",
     ) -> Program:
         """`max_open`: the tenant's limit on programs open at once (0: none): programs it
         registered and has not ended, and conversations with a call waiting or running.
         `conversation`: a program nobody ends (the gateway's, for requests that name no
         program): it counts against `max_open` only while busy, its working set only until
         idle `conversation_kv_idle_s`, and it is expired like any idle program.
+        `registration`: the caller's id of this registration, kept on the program.
         ProgramIdInUse while calls of an ended program of the same id still run: the
         records of the two runs (keyed by program and call id) must not be confused."""
         existing = self._programs.get(program_id)
@@ -106,6 +108,7 @@ class ProgramTable:
             program_class=program_class,
             last_active=now,
             conversation=conversation,
+            registration=registration,
         )
         self._programs[program_id] = program
         self._open_of[tenant] = self._open_of.get(tenant, 0) + 1

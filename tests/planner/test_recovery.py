@@ -141,3 +141,15 @@ def test_a_restored_conversation_still_counts_only_while_busy(conversation: bool
     else:
         with pytest.raises(Overloaded):
             new.register_program("q", "acme", max_open=1)
+
+
+def test_a_restored_program_keeps_the_registration_that_opened_it() -> None:
+    """A registration retried after a restart (its first answer lost) is known as the one
+    that opened the program (planner/service.py `_register`)."""
+    clock = ManualClock()
+    old = make_core(clock)
+    old.register_program("p", "acme", registration="r1")
+    meta, calls = persist(old, clock)
+    new = make_core(ManualClock(start=50.0))
+    new.restore(program_from_fields("p", meta, calls, WALL + clock.now() + 5, 50.0))
+    assert new.program("p", "acme").registration == "r1"

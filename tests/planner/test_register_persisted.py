@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from ostinato.clock import SystemClock
 from ostinato.v1 import common_pb2, planner_pb2
 from planner.core import PlannerCore
@@ -67,3 +69,26 @@ async def test_register_program_takes_the_gateways_deadlines_and_refuses_the_res
                 assert exc.details() == "deadline must be positive and at most 31536000 s"
             else:
                 raise AssertionError(f"{bad} was taken")
+
+
+@pytest.mark.parametrize(("first", "again", "already_open"), [
+    ("r1", "r1", False),  # the same registration retried (its first answer lost)
+    ("r1", "r2", True),  # another registration of the same program
+    ("", "", True),  # a caller that sends none: every registration after the first
+    ("r1", "", True),
+    ("", "r1", True),
+])
+async def test_a_retried_registration_is_told_it_opened_the_program(
+        first: str, again: str, already_open: bool) -> None:
+    from tests.planner.loopback import NoStore
+
+    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
+    async with planner_on_loopback(core, SystemClock(), NoStore()) as (stub, _):
+        def register(registration: str) -> planner_pb2.RegisterProgramRequest:
+            return planner_pb2.RegisterProgramRequest(
+                tenant="t", options=common_pb2.ProgramOptions(program_id="p"),
+                registration=registration)
+
+        assert not (await stub.RegisterProgram(register(first))).already_open
+        assert (await stub.RegisterProgram(register(again))).already_open is already_open
+        assert core.programs_open == 1
