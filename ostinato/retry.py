@@ -33,10 +33,10 @@ _AT_ONCE_S = 1.0  # an attempt that failed within this was refused, not served
 #   process's backlog, no HTTP/2 SETTINGS ever; the LB policy's words);
 _UNREACHED = ("connections to all backends failing", "failed to connect to all addresses")
 # - its planner stopped answering while it waited: gRPC closed the connection, a ping
-#   unanswered; counted as silent since SILENT_S before (a keepalive ping goes 10 s after
-#   the last bytes read and has 5 s to be answered: planner/ha_channel.py).
+#   unanswered; counted as silent since SILENT_S before (a keepalive ping goes 4 s after
+#   the last bytes read and has 2 s to be answered: planner/ha_channel.py).
 _SILENT = ("ping timeout", "keepalive watchdog timeout")
-SILENT_S = 15.0
+SILENT_S = 6.0
 # Ends that tell nothing of the peer (no answer came, or the caller gave up): an outage goes on
 _NO_ANSWER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                         grpc.StatusCode.CANCELLED})

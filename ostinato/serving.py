@@ -32,6 +32,15 @@ def write_port_file(path: str | None, **info: object) -> None:
     os.replace(tmp, target)
 
 
+SERVER_OPTIONS = (("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                  ("grpc.so_reuseport", 0),
+                  # keepalive pings every 4 s (the planner's callers: planner/ha_channel.py)
+                  # and 10 s (a gateway's to its workers: gateway/worker_channels.py) are
+                  # taken, not answered with GOAWAY
+                  ("grpc.http2.min_ping_interval_without_data_ms", 2_000),
+                  ("grpc.keepalive_permit_without_calls", 1))
+
+
 class GrpcService:
     """A grpc.aio server with the standard health and reflection services, continuing its
     callers' traces (`tracing.describe(...)` adds server spans for chosen methods)."""
@@ -50,13 +59,7 @@ class GrpcService:
         self.server = grpc.aio.server(
             # bad wire bytes: INVALID_ARGUMENT before the trace starts (ostinato/grpc_decoding.py)
             interceptors=[DecodeErrorInterceptor(), self.tracing, *interceptors],
-            options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                     ("grpc.so_reuseport", 0),
-                     # keepalive pings every 10 s (a gateway's to its workers:
-                     # gateway/worker_channels.py) are taken, not answered with GOAWAY
-                     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-                     ("grpc.keepalive_permit_without_calls", 1)]
-        )
+            options=SERVER_OPTIONS)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._names = list(service_names)

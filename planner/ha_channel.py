@@ -43,13 +43,18 @@ CHANNEL_OPTIONS = (("grpc.service_config", SERVICE_CONFIG),
                    # node frozen or cut off; SIGSTOP): pings unanswered for 5 s close them,
                    # so the streams and health watch on it fail over to the standby that
                    # took the lease; before, every admission waited out its call's limit.
-                   # (The planner takes pings every 5 s: ostinato/serving.py.)
-                   ("grpc.keepalive_time_ms", 10_000),
-                   ("grpc.keepalive_timeout_ms", 5_000),
+                   # 4 + 2 s: about a lease's TTL (5 s), which a standby waits out before it
+                   # serves (10 + 5 s held a unary call picked to the frozen planner 15 s
+                   # after the standby served). A ping goes only on a connection that read
+                   # nothing for 4 s (an idle one), and is answered by gRPC Core's threads,
+                   # not the planner's event loop. (The planner takes pings every 2 s:
+                   # ostinato/serving.py.)
+                   ("grpc.keepalive_time_ms", 4_000),
+                   ("grpc.keepalive_timeout_ms", 2_000),
                    # gRPC Core (1.85) closes a connection whose ping went unanswered after
                    # this one, not keepalive_timeout_ms (default 60 s: a frozen active planner
-                   # held the next admission 10 + 60 s, check14); so 5 s here too.
-                   ("grpc.http2.ping_timeout_ms", 5_000),
+                   # held the next admission 10 + 60 s, check14); so 2 s here too.
+                   ("grpc.http2.ping_timeout_ms", 2_000),
                    ("grpc.keepalive_permit_without_calls", 1))
 
 

@@ -62,7 +62,7 @@ async def main():
 
 asyncio.run(main())
 '''
-SCALE = 5  # the channel's keepalive times, 5x shorter (10 + 5 s: 2 + 1 s)
+SCALE = 5  # the channel's keepalive times, 5x shorter (4 + 2 s: 0.8 + 0.4 s)
 _TIMES = ("grpc.keepalive_time_ms", "grpc.keepalive_timeout_ms", "grpc.http2.ping_timeout_ms")
 
 
@@ -99,8 +99,21 @@ def test_every_ping_is_given_up_on_as_keepalive_says(options: tuple) -> None:
     (default 60 s), not after keepalive_timeout_ms: both are set, alike."""
     given = dict(options)
     assert given["grpc.http2.ping_timeout_ms"] == given["grpc.keepalive_timeout_ms"]
-    silent_ms = int(given["grpc.keepalive_time_ms"]) + int(given["grpc.keepalive_timeout_ms"])
-    assert silent_ms / 1000 == retry.SILENT_S
+    if options is CHANNEL_OPTIONS:  # the planner's: its callers' retries count its silence
+        silent_ms = int(given["grpc.keepalive_time_ms"]) + int(given["grpc.keepalive_timeout_ms"])
+        assert silent_ms / 1000 == retry.SILENT_S
+
+
+@pytest.mark.parametrize("options", [CHANNEL_OPTIONS, WORKER_CHANNEL_OPTIONS],
+                         ids=["planner", "worker"])
+def test_servers_take_their_callers_keepalive_pings(options: tuple) -> None:
+    """A ping sooner than a server's min_ping_interval_without_data_ms is a strike (two, and
+    it closes the connection, GOAWAY too_many_pings): every server takes its callers' pings
+    with room to spare (twice the interval)."""
+    from ostinato.serving import SERVER_OPTIONS
+
+    taken_ms = int(dict(SERVER_OPTIONS)["grpc.http2.min_ping_interval_without_data_ms"])
+    assert 2 * taken_ms <= int(dict(options)["grpc.keepalive_time_ms"])
 
 
 async def _admit(admissions: Admissions, call_id: str, failing_for_s: float) -> planner_pb2.Grant:
@@ -132,7 +145,7 @@ async def test_a_frozen_planners_hung_admission_fails_as_the_retry_counts_failin
             assert (await _admit(admissions, "c1", 30.0)).worker_id == "active"
             active.send_signal(signal.SIGSTOP)
             with pytest.raises(grpc.aio.AioRpcError) as err:
-                async with asyncio.timeout(20):  # (keepalive time + timeout: 3 s here)
+                async with asyncio.timeout(20):  # (keepalive time + timeout: 1.2 s here)
                     await admissions.Admit(planner_pb2.AdmitRequest(call_id="c2"), timeout=60)
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
             details = err.value.details() or ""
