@@ -9,8 +9,8 @@ done here per generation: the caller's trace context continued and the Generate 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import nullcontext
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing, nullcontext
 from contextvars import ContextVar
 
 import grpc
@@ -40,7 +40,7 @@ class GenerateRefused(Refused):
     """A generation ends with this status (the Generate RPC aborts with it)."""
 
 
-Generate = Callable[[worker_pb2.GenerateRequest], AsyncIterator[worker_pb2.GenerateChunk]]
+Generate = Callable[[worker_pb2.GenerateRequest], AsyncGenerator[worker_pb2.GenerateChunk, None]]
 Reply = worker_pb2.GenerateStreamChunk
 Send = Callable[..., None]  # (reply, and optionally a future set once it is written)
 
@@ -65,18 +65,20 @@ async def _run(generate: Generate, msg: worker_pb2.GenerateStreamRequest,
         with trace.use_span(span, end_on_exit=False) if span is not None else nullcontext():
             async with asyncio.timeout_at(deadline):
                 # to its end: what the generation does after its result runs now (as after
-                # Generate's last message), not whenever the generator is collected
-                async for chunk in generate(msg.request):
-                    if span is not None and describer is not None and span.is_recording():
-                        describer.on_response(span, chunk)
-                    if chunk.HasField("result"):
-                        finished = True
-                        # written before the generation goes on (as Generate's last message)
-                        written = asyncio.get_running_loop().create_future()
-                        send(Reply(id=msg.id, chunk=chunk), written)
-                        await written
-                    else:
-                        send(Reply(id=msg.id, chunk=chunk))
+                # Generate's last message), not whenever the generator is collected; and
+                # closed if cancelled while a chunk is written (its report made then)
+                async with aclosing(generate(msg.request)) as chunks:
+                    async for chunk in chunks:
+                        if span is not None and describer is not None and span.is_recording():
+                            describer.on_response(span, chunk)
+                        if chunk.HasField("result"):
+                            finished = True
+                            # written before the generation goes on (as Generate's last message)
+                            written = asyncio.get_running_loop().create_future()
+                            send(Reply(id=msg.id, chunk=chunk), written)
+                            await written
+                        else:
+                            send(Reply(id=msg.id, chunk=chunk))
         if not finished:
             send(_ended(msg.id, grpc.StatusCode.INTERNAL, "generation ended without a result"))
     except GenerateRefused as exc:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import grpc
@@ -188,12 +189,35 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         remaining = context.time_remaining()
         if remaining is not None:
             GENERATION_DEADLINE.set(asyncio.get_running_loop().time() + remaining)
+        generation = self._generate(request)
+        context.add_done_callback(self._closer(generation, contextvars.copy_context()))
         try:
-            async with contextlib.aclosing(self._generate(request)) as chunks:
+            async with contextlib.aclosing(generation) as chunks:
                 async for chunk in chunks:
                     yield chunk
         except GenerateRefused as exc:
             await context.abort(exc.code, exc.details)
+
+    def _closer(self, generation: AsyncGenerator[Any, None],
+                ctx: contextvars.Context) -> Callable[[object], None]:
+        """Closes `generation` once its RPC is over, if still open. An RPC that ends (its
+        caller left, its deadline passed) while gRPC sends one of its chunks leaves this
+        handler suspended, not closed, until it is collected: seconds later, or not until
+        the cycle collector runs (its engine request went on and no report was made; a test
+        saw 30 s under load). Closed (`ctx`: the handler's, its deadline in it), the
+        generation ends as a cancelled call: its engine request aborted, its report made."""
+        def close(_: object) -> None:
+            if getattr(generation, "ag_frame", None) is None:  # it ended (an RPC that answered)
+                return
+
+            async def aclose() -> None:
+                with contextlib.suppress(RuntimeError):  # running: a cancel is in it already
+                    await generation.aclose()
+
+            task = asyncio.get_running_loop().create_task(aclose(), context=ctx)
+            self._reports.add(task)  # (drain_reports waits for it)
+            task.add_done_callback(self._reports.discard)
+        return close
 
     async def GenerateStream(self, request_iterator, context):
         batches = await agree_batches(context)
@@ -230,21 +254,24 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             reported = 0
             output: list[str] = []
             unsent = 0  # deltas at the end of `output` not sent yet
-            async for out in self._engine.generate(engine_req, streams):
-                last = out
-                meter.output(out)
-                every = self.progress_every_tokens
-                if every and not out.finished and out.completion_tokens - reported >= every:
-                    reported = out.completion_tokens
-                    self._progress(request, reported)
-                if out.delta:
-                    output.append(out.delta)
-                    unsent += 1
-                # What arrived together goes as one message; the last text with the result
-                # (all of it for a caller that takes the answer whole).
-                if unsent and not out.more and not out.finished and not request.whole:
-                    yield worker_pb2.GenerateChunk(delta="".join(output[-unsent:]))
-                    unsent = 0
+            # closed with this generation (its caller stopped reading): the engine request
+            # is aborted then, not whenever the engine's generator is collected
+            async with contextlib.aclosing(self._engine.generate(engine_req, streams)) as outs:
+                async for out in outs:
+                    last = out
+                    meter.output(out)
+                    every = self.progress_every_tokens
+                    if every and not out.finished and out.completion_tokens - reported >= every:
+                        reported = out.completion_tokens
+                        self._progress(request, reported)
+                    if out.delta:
+                        output.append(out.delta)
+                        unsent += 1
+                    # What arrived together goes as one message; the last text with the result
+                    # (all of it for a caller that takes the answer whole).
+                    if unsent and not out.more and not out.finished and not request.whole:
+                        yield worker_pb2.GenerateChunk(delta="".join(output[-unsent:]))
+                        unsent = 0
             self._waiting.pop(rid, None)  # answered: nothing left to cut
             if last is None or not last.finished:
                 raise EngineError("engine stream ended without a finished response")
@@ -274,21 +301,24 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                 if not self.drop_reports:
                     self._calls.report(request, status, last, service_s)
                 self._publish_blocks(request, "".join(output))
-        except asyncio.CancelledError:
-            if rid in self._hung and task is not None and task.uncancel() == 0:
+        except (asyncio.CancelledError, GeneratorExit) as exc:
+            # cancelled, or closed at a chunk (`_closer`): its caller stopped reading
+            if (isinstance(exc, asyncio.CancelledError) and rid in self._hung
+                    and task is not None and task.uncancel() == 0):
                 self._calls.report(request, status, last, time.monotonic() - start)  # FAILED
                 meter.failed(grpc.StatusCode.UNAVAILABLE.name)
                 log.warning("engine hung: call cut", call_id=request.call_id)
                 raise GenerateRefused(grpc.StatusCode.UNAVAILABLE,
                                       f"worker {self.worker_id}: engine {self._engine.base_url} "
                                       "failed its health check (hung)") from None
-            if cut_by_its_deadline():  # the engine request aborted: the call's time ran out
-                status = planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED
-                meter.failed(grpc.StatusCode.DEADLINE_EXCEEDED.name)
-            else:  # the client aborted the engine request
-                status = planner_pb2.COMPLETION_STATUS_CANCELLED
-                meter.failed(CANCELLED)
-            self._calls.report(request, status, last, time.monotonic() - start)
+            if status != planner_pb2.COMPLETION_STATUS_OK:  # (answered: reported above)
+                if cut_by_its_deadline():  # the engine request aborted: its time ran out
+                    status = planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED
+                    meter.failed(grpc.StatusCode.DEADLINE_EXCEEDED.name)
+                else:  # the client aborted the engine request
+                    status = planner_pb2.COMPLETION_STATUS_CANCELLED
+                    meter.failed(CANCELLED)
+                self._calls.report(request, status, last, time.monotonic() - start)
             raise
         except EngineError as exc:
             self._calls.report(request, status, last, time.monotonic() - start)

@@ -236,3 +236,50 @@ async def test_a_generation_that_raises_ends_internal_at_once() -> None:
     assert [r.chunk.delta for r in replies[:-1]] == ["a"]
     assert replies[-1].id == 7 and replies[-1].end
     assert replies[-1].status == grpc.StatusCode.INTERNAL.value[0]
+
+
+class _RpcEnds:
+    """Generate's context, driven by hand: the RPC's end is when the test says."""
+
+    def __init__(self) -> None:
+        self.callbacks: list = []
+
+    def time_remaining(self) -> None:
+        return None
+
+    def add_done_callback(self, callback) -> None:  # type: ignore[no-untyped-def]
+        self.callbacks.append(callback)
+
+    def end(self) -> None:
+        for callback in self.callbacks:
+            callback(self)
+
+
+async def test_a_generate_whose_rpc_ends_while_a_chunk_is_sent_is_closed_and_reported(
+        sim_engine_url: str) -> None:
+    """gRPC cancels Generate's RPC while sending one of its chunks: the handler is left
+    suspended at that chunk, never closed by gRPC (only when collected: a test saw no report
+    for 30 s under load). Its end closes it: the engine request ends, reported CANCELLED."""
+    async with worker_on_loopback(sim_engine_url, 0) as (_, service, recorder):
+        rpc = _RpcEnds()
+        handler = service.Generate(story("long", 100_000), rpc)
+        first = await anext(handler)  # the chunk "being sent": the handler waits at it
+        assert not first.HasField("result") and service.running == 1
+        rpc.end()
+        await service.drain_reports()
+        assert [(r.call_id, r.status) for r in recorder.completions] == [
+            ("long", planner_pb2.COMPLETION_STATUS_CANCELLED)]
+        assert service.running == 0
+        assert handler.ag_frame is not None  # (gRPC's handler itself was left as it was)
+
+
+async def test_a_generate_that_answered_is_not_closed_again_by_its_rpcs_end(
+        sim_engine_url: str) -> None:
+    async with worker_on_loopback(sim_engine_url, 0) as (_, service, recorder):
+        rpc = _RpcEnds()
+        chunks = [c async for c in service.Generate(story("short", 8), rpc)]
+        assert chunks[-1].result.usage.completion_tokens == 8
+        rpc.end()
+        await service.drain_reports()
+        assert [(r.call_id, r.status) for r in recorder.completions] == [
+            ("short", planner_pb2.COMPLETION_STATUS_OK)]
