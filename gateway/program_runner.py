@@ -105,20 +105,3 @@ async def _stopped(tasks: list[asyncio.Task[None]]) -> None:
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-_closing: set[asyncio.Task[None]] = set()  # closes under way (a task is kept while it runs)
-
-
-def close_soon(dag: AsyncGenerator[gateway_pb2.ProgramEvent, None]) -> None:
-    """Closes a `run_dag` from the event loop (its RPC's done callback): a client that
-    cancelled is gone while the generator waits at a `yield`, where no cancellation reaches
-    it, and its nodes run as tasks of their own until it is closed."""
-    task = asyncio.get_running_loop().create_task(_close(dag))
-    _closing.add(task)
-    task.add_done_callback(_closing.discard)
-
-
-async def _close(dag: AsyncGenerator[gateway_pb2.ProgramEvent, None]) -> None:
-    with contextlib.suppress(RuntimeError):  # running: its own cancellation ends it
-        await dag.aclose()

@@ -4,6 +4,7 @@ gRPC status codes (gateway/core.py holds the call path, shared with the HTTP API
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -12,7 +13,8 @@ import grpc
 
 from gateway.call_items import Delta, Granted
 from gateway.core import GatewayCore, GatewayError
-from gateway.program_runner import close_soon, run_dag
+from gateway.program_runner import run_dag
+from ostinato.rpc_closing import closer
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
 
 T = TypeVar("T")
@@ -103,21 +105,24 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             # A whole answer's text goes with its result (one message); a streamed call's
             # last text keeps a chunk of its own, as clients before `whole` read it.
             held = held_thinking = ""
-            async for item in self._core.run(tenant, placed,
-                                             self._core.timeout(context.time_remaining())):
-                if isinstance(item, Granted):
-                    continue
-                if isinstance(item, Delta):
-                    if request.whole:
-                        held = "" if item.restart else held + item.text
-                        held_thinking = "" if item.restart else held_thinking + item.reasoning
+            run = self._core.run(tenant, placed, self._core.timeout(context.time_remaining()))
+            # a client that cancels while a chunk is sent: its call on the worker ends now
+            context.add_done_callback(closer(run, contextvars.copy_context()))
+            async with contextlib.aclosing(run):
+                async for item in run:
+                    if isinstance(item, Granted):
                         continue
-                    yield gateway_pb2.CallChunk(call_id=call_id, delta=item.text,
-                                                reasoning_delta=item.reasoning,
-                                                restarted=item.restart)
-                else:
-                    yield gateway_pb2.CallChunk(call_id=call_id, delta=held, result=item,
-                                                reasoning_delta=held_thinking)
+                    if isinstance(item, Delta):
+                        if request.whole:
+                            held = "" if item.restart else held + item.text
+                            held_thinking = "" if item.restart else held_thinking + item.reasoning
+                            continue
+                        yield gateway_pb2.CallChunk(call_id=call_id, delta=item.text,
+                                                    reasoning_delta=item.reasoning,
+                                                    restarted=item.restart)
+                    else:
+                        yield gateway_pb2.CallChunk(call_id=call_id, delta=held, result=item,
+                                                    reasoning_delta=held_thinking)
         except GatewayError as exc:
             await _abort(context, exc)
 
@@ -128,7 +133,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                           self._core.timeout(context.time_remaining()))
             # A client that cancels stops the program at once: its nodes run as tasks of
             # their own, which nothing else would stop until this generator is collected.
-            context.add_done_callback(lambda _: close_soon(dag))
+            context.add_done_callback(closer(dag, contextvars.copy_context()))
             async with contextlib.aclosing(dag):
                 async for event in dag:
                     yield event

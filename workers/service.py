@@ -11,7 +11,7 @@ import contextlib
 import contextvars
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import grpc
@@ -19,6 +19,7 @@ import structlog
 
 from cache.block_hash import Tokenize, prefix_block_hashes, tokenize_prompt
 from cache.kv_index import KvIndex
+from ostinato.rpc_closing import closer
 from ostinato.stream_tasks import agree_batches
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
@@ -190,34 +191,17 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         if remaining is not None:
             GENERATION_DEADLINE.set(asyncio.get_running_loop().time() + remaining)
         generation = self._generate(request)
-        context.add_done_callback(self._closer(generation, contextvars.copy_context()))
+        # An RPC that ends while gRPC sends one of its chunks leaves this handler suspended
+        # there until collected (a test saw 30 s under load): the generation is closed
+        # then, as a cancelled call (its engine request aborted, its report made), in the
+        # handler's context (its deadline: cut by it, or by its caller)
+        context.add_done_callback(closer(generation, contextvars.copy_context(), self._reports))
         try:
             async with contextlib.aclosing(generation) as chunks:
                 async for chunk in chunks:
                     yield chunk
         except GenerateRefused as exc:
             await context.abort(exc.code, exc.details)
-
-    def _closer(self, generation: AsyncGenerator[Any, None],
-                ctx: contextvars.Context) -> Callable[[object], None]:
-        """Closes `generation` once its RPC is over, if still open. An RPC that ends (its
-        caller left, its deadline passed) while gRPC sends one of its chunks leaves this
-        handler suspended, not closed, until it is collected: seconds later, or not until
-        the cycle collector runs (its engine request went on and no report was made; a test
-        saw 30 s under load). Closed (`ctx`: the handler's, its deadline in it), the
-        generation ends as a cancelled call: its engine request aborted, its report made."""
-        def close(_: object) -> None:
-            if getattr(generation, "ag_frame", None) is None:  # it ended (an RPC that answered)
-                return
-
-            async def aclose() -> None:
-                with contextlib.suppress(RuntimeError):  # running: a cancel is in it already
-                    await generation.aclose()
-
-            task = asyncio.get_running_loop().create_task(aclose(), context=ctx)
-            self._reports.add(task)  # (drain_reports waits for it)
-            task.add_done_callback(self._reports.discard)
-        return close
 
     async def GenerateStream(self, request_iterator, context):
         batches = await agree_batches(context)
@@ -302,7 +286,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                     self._calls.report(request, status, last, service_s)
                 self._publish_blocks(request, "".join(output))
         except (asyncio.CancelledError, GeneratorExit) as exc:
-            # cancelled, or closed at a chunk (`_closer`): its caller stopped reading
+            # cancelled, or closed at a chunk (Generate's `closer`): its caller stopped reading
             if (isinstance(exc, asyncio.CancelledError) and rid in self._hung
                     and task is not None and task.uncancel() == 0):
                 self._calls.report(request, status, last, time.monotonic() - start)  # FAILED
