@@ -9,7 +9,7 @@ done here per admission: the caller's trace context continued and the Admit span
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import grpc
 import structlog
@@ -85,7 +85,7 @@ async def serve_admissions(admit: Admit, requests: AsyncIterator[planner_pb2.Adm
                            describer: SpanDescriber | None = None,
                            active: Callable[[], bool] = lambda: True,
                            batches: bool = False,
-                           ) -> AsyncIterator[planner_pb2.AdmitStreamResponse]:
+                           ) -> AsyncGenerator[planner_pb2.AdmitStreamResponse, None]:
     """Answers each admission read from `requests` once it is decided. A cancel, or the
     stream's end, cancels the admissions of the ids concerned (the unary Admit's
     cancellation: the call is dropped, or its just-given worker freed). While not

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import math
 import uuid
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ import structlog
 from cache.kv_mirror import KvMirror
 from ostinato.clock import Clock
 from ostinato.deadlines import deadline_seconds
+from ostinato.rpc_closing import closer
 from ostinato.stream_tasks import agree_batches
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 from planner.admit_stream import AdmitRefused, serve_admissions
@@ -152,9 +154,14 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
 
     async def AdmitStream(self, request_iterator, context):
         batches = await agree_batches(context)
-        async for reply in serve_admissions(self._admit, request_iterator, self.admit_span,
-                                            self.active, batches):
-            yield reply
+        replies = serve_admissions(self._admit, request_iterator, self.admit_span, self.active,
+                                   batches)
+        # a stream that ends while gRPC sends one of its replies: its admissions are
+        # cancelled then, not when the handler is collected (ostinato/rpc_closing.py)
+        context.add_done_callback(closer(replies, contextvars.copy_context()))
+        async with contextlib.aclosing(replies):
+            async for reply in replies:
+                yield reply
 
     async def _admit(self, request: planner_pb2.AdmitRequest) -> planner_pb2.Grant:
         """Admit's work (for the unary RPC and each AdmitStream admission): the grant, or

@@ -105,7 +105,7 @@ async def _run(generate: Generate, msg: worker_pb2.GenerateStreamRequest,
 async def serve_generations(generate: Generate,
                             requests: AsyncIterator[worker_pb2.GenerateStreamRequest],
                             describer: SpanDescriber | None = None,
-                            batches: bool = False) -> AsyncIterator[Reply]:
+                            batches: bool = False) -> AsyncGenerator[Reply, None]:
     """Runs each generation read from `requests`, sending its chunks as they come. A
     cancel, or the stream's end, cancels the generations concerned (as a cancelled
     Generate: the engine request aborted, the call reported CANCELLED). `batches`: the

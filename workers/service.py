@@ -205,9 +205,13 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
 
     async def GenerateStream(self, request_iterator, context):
         batches = await agree_batches(context)
-        async for reply in serve_generations(self._generate, request_iterator,
-                                             self.generate_span, batches):
-            yield reply
+        replies = serve_generations(self._generate, request_iterator, self.generate_span,
+                                    batches)
+        # (as Generate's: its generations cancelled at the stream's end, not when collected)
+        context.add_done_callback(closer(replies, contextvars.copy_context(), self._reports))
+        async with contextlib.aclosing(replies):
+            async for reply in replies:
+                yield reply
 
     async def _generate(self, request: worker_pb2.GenerateRequest,
                         ) -> AsyncGenerator[worker_pb2.GenerateChunk, None]:

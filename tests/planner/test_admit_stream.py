@@ -31,3 +31,56 @@ async def test_every_admission_is_answered_a_failing_one_internal() -> None:
     assert answers[1].grant.worker_id == "w1" and not answers[1].status
     assert answers[2].status == grpc.StatusCode.INTERNAL.value[0]
     assert answers[3].status == grpc.StatusCode.NOT_FOUND.value[0]
+
+
+class _RpcEnds:
+    """AdmitStream's context, driven by hand: the RPC's end is when the test says."""
+
+    def __init__(self) -> None:
+        self.callbacks: list = []
+
+    def invocation_metadata(self) -> tuple:
+        return ()
+
+    async def send_initial_metadata(self, metadata: object) -> None:
+        return None
+
+    def add_done_callback(self, callback) -> None:  # type: ignore[no-untyped-def]
+        self.callbacks.append(callback)
+
+    def end(self) -> None:
+        for callback in self.callbacks:
+            callback(self)
+
+
+async def test_a_stream_that_ends_while_a_reply_is_sent_drops_its_queued_admissions() -> None:
+    """The handler left at a reply by gRPC (its caller gone while the reply was sent): the
+    stream's end cancels its admissions still queued (ostinato/rpc_closing.py), as a
+    cancel would, not when the handler is collected."""
+    from ostinato.clock import SystemClock
+    from planner.core import PlannerCore
+    from planner.core.selection import parse_policy
+    from planner.service import PlannerService
+    from tests.planner.loopback import NoStore
+
+    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
+    core.upsert_worker("w0", "127.0.0.1:1", 1)
+    core.register_program("p", "t")
+    service = PlannerService(core, NoStore(), SystemClock())  # type: ignore[arg-type]
+
+    async def requests() -> AsyncIterator[planner_pb2.AdmitStreamRequest]:
+        for i in (1, 2):  # the second waits: w0 takes one call
+            yield planner_pb2.AdmitStreamRequest(id=i, admit=planner_pb2.AdmitRequest(
+                program_id="p", tenant="t", call_id=f"c{i}"))
+        await asyncio.Event().wait()  # the caller's side stays open
+
+    rpc = _RpcEnds()
+    handler = service.AdmitStream(requests(), rpc)
+    async with asyncio.timeout(10):
+        first = await anext(handler)  # c1's grant, "being sent": the handler waits at it
+    assert first.grant.worker_id == "w0"
+    assert core.queued == 1  # c2
+    rpc.end()
+    closing = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "_close"]  # type: ignore[union-attr]
+    await asyncio.gather(*closing)
+    assert core.queued == 0

@@ -247,6 +247,12 @@ class _RpcEnds:
     def time_remaining(self) -> None:
         return None
 
+    def invocation_metadata(self) -> tuple:
+        return ()
+
+    async def send_initial_metadata(self, metadata: object) -> None:
+        return None
+
     def add_done_callback(self, callback) -> None:  # type: ignore[no-untyped-def]
         self.callbacks.append(callback)
 
@@ -283,3 +289,24 @@ async def test_a_generate_that_answered_is_not_closed_again_by_its_rpcs_end(
         await service.drain_reports()
         assert [(r.call_id, r.status) for r in recorder.completions] == [
             ("short", planner_pb2.COMPLETION_STATUS_OK)]
+
+
+async def test_a_generate_stream_that_ends_while_a_reply_is_sent_cancels_its_generations(
+        sim_engine_url: str) -> None:
+    """GenerateStream's handler left at a reply by gRPC: the stream's end cancels the
+    generations it runs as tasks of their own (each reported CANCELLED)."""
+    async with worker_on_loopback(sim_engine_url, 0) as (_, service, recorder):
+        rpc = _RpcEnds()
+
+        async def requests():  # type: ignore[no-untyped-def]
+            yield worker_pb2.GenerateStreamRequest(id=1, request=story("long", 100_000))
+            await asyncio.Event().wait()  # the caller's side stays open
+
+        handler = service.GenerateStream(requests(), rpc)
+        await anext(handler)  # a reply "being sent": the handler waits at it
+        assert service.running == 1
+        rpc.end()
+        await service.drain_reports()
+        assert [(r.call_id, r.status) for r in recorder.completions] == [
+            ("long", planner_pb2.COMPLETION_STATUS_CANCELLED)]
+        assert service.running == 0
