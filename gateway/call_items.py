@@ -63,6 +63,22 @@ def planner_failure(exc: grpc.aio.AioRpcError, tenant: str) -> CallFailed:
                       RETRY_LOAD_AFTER_S if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None)
 
 
+def engine_refusal(message: str, call: common_pb2.CallSpec) -> CallFailed:
+    """A worker's INVALID_ARGUMENT (its engine refused the request: a schema it cannot
+    compile) as the client gets it: the engine's words without the worker that said them
+    (the mesh's inside is not the client's to read), naming the field at fault: the tools'
+    schemas, or the response format's."""
+    _, said, detail = message.partition("engine answered ")
+    text = detail.partition(": ")[2] if said else message.partition(": ")[2]
+    forced = call.tool_choice.mode in (common_pb2.TOOL_CHOICE_MODE_REQUIRED,
+                                       common_pb2.TOOL_CHOICE_MODE_FUNCTION)
+    param = ("tools" if call.tools and forced
+             else "response_format" if call.HasField("response_format")
+             else "tools" if call.tools else None)
+    return CallFailed(grpc.StatusCode.INVALID_ARGUMENT,
+                      f"the model server refused the request: {text or message}", param)
+
+
 @dataclass(frozen=True)
 class Delta:
     text: str

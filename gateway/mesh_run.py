@@ -22,7 +22,15 @@ import structlog
 
 from cache.block_hash import prefix_block_hashes
 from gateway.admissions import Admissions
-from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram, planner_failure
+from gateway.call_items import (
+    CallFailed,
+    CallItem,
+    Delta,
+    Granted,
+    NewProgram,
+    engine_refusal,
+    planner_failure,
+)
 from gateway.outcome_reports import OutcomeReports
 from gateway.prompts import PreparedPrompt
 from gateway.tool_output import ToolOutput
@@ -159,6 +167,8 @@ class MeshRun:
                         planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED
                         if exc.code == grpc.StatusCode.DEADLINE_EXCEEDED
                         else planner_pb2.COMPLETION_STATUS_FAILED))
+                    if exc.code == grpc.StatusCode.INVALID_ARGUMENT:  # the engine refused it
+                        raise engine_refusal(exc.message, call) from exc
                     code = grpc.StatusCode.UNAVAILABLE if exc.code in _WORKER_FAILED else exc.code
                     raise CallFailed(code, exc.message) from exc
                 log.warning("worker failed mid-call: call re-run", program_id=program_id,

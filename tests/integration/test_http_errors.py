@@ -192,3 +192,23 @@ def test_n_answers_from_a_seed_at_the_top_of_its_range(acme: openai.OpenAI, seed
     out = acme.chat.completions.create(model=MODEL, messages=ask("hello"), max_tokens=4,
                                        seed=seed, n=2)
     assert [c.index for c in out.choices] == [0, 1]
+
+
+@pytest.mark.parametrize(("kw", "param"), [
+    ({"response_format": {"type": "json_schema", "json_schema": {
+        "name": "x", "schema": {"type": "integer", "minimum": 5, "maximum": 1}}}},
+     "response_format"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}}}],
+      "tool_choice": "required"}, "tools"),
+])
+def test_a_schema_the_engine_refuses_is_a_400_naming_its_field_not_the_worker(
+        acme: openai.OpenAI, kw: dict, param: str) -> None:
+    """Checked by the engine, not before (a schema it cannot compile): the client is told
+    the field at fault, in the engine's words, without the mesh's inside (which worker)."""
+    with pytest.raises(openai.BadRequestError) as err:
+        acme.chat.completions.create(model=MODEL, messages=ask("hello"), max_tokens=4, **kw)
+    error = err.value.body
+    assert isinstance(error, dict) and error["param"] == param, error
+    assert error["message"].startswith("the model server refused the request: ")
+    assert "worker" not in error["message"]
