@@ -162,7 +162,11 @@ class JsonArray:
     name = "json_array"
 
     def parse(self, text: str, tools: ToolSchemas) -> ParsedOutput:
-        return outcome(text, "", calls_in_list(load_json(text), tools))
+        """The array's calls; of an array cut short (max_tokens), the calls complete before
+        the cut (a second call cut short dropped the first one too)."""
+        value = load_json(text)
+        return outcome(text, "", calls_in_list(_leading_items(text) if value is None else value,
+                                               tools))
 
     def opens_at(self, text: str) -> int:
         return 0 if text.lstrip().startswith("[") else -1
@@ -175,3 +179,21 @@ class JsonArray:
 
     def render(self, calls: Sequence[ParsedToolCall]) -> str:
         return dumps([call_object(call, "parameters") for call in calls])
+
+
+def _leading_items(text: str) -> list[object] | None:
+    """The items complete before the end of an array that `text` opens and does not close
+    (none: None)."""
+    pos = skip_ws(text, 0)
+    if not text.startswith("[", pos):
+        return None
+    items: list[object] = []
+    pos += 1
+    while (found := decode_json(text, skip_ws(text, pos))) is not None:
+        items.append(found[0])
+        pos = skip_ws(text, found[1])
+        if not text.startswith(",", pos):
+            # closed, with text after it: not cut short (what follows is no call's)
+            return None if pos < len(text) else items
+        pos += 1
+    return items or None

@@ -176,3 +176,22 @@ def test_a_long_answer_is_not_rescanned_per_piece(family: str) -> None:
     assert "".join(out.feed(text[i:i + 4])[1] for i in range(0, len(text), 4)) \
         + out.finish()[1] == text
     assert parser.longest < 64
+
+
+@pytest.mark.parametrize(("text", "calls"), [
+    # tool_choice required / a named function: the array, cut in its second call
+    ('[{"name": "add", "parameters": {"a": 1}}, {"name": "add", "parameters": {"a"',
+     [("add", '{"a": 1}')]),
+    ('[{"name": "add", "parameters": {"a": 1}}, {"name": "add", "parameters": {"a": 2}}',
+     [("add", '{"a": 1}'), ("add", '{"a": 2}')]),
+    ('[{"name": "add", "parameters": {"a": 1}}, ', [("add", '{"a": 1}')]),
+    ('[{"name": "add", "parameters": {"a"', []),  # the first call cut: none
+    ('[{"name": "nope", "parameters": {}}, {"name": "add"', []),  # not a tool: none
+])
+def test_a_forced_array_cut_short_keeps_its_complete_calls(text: str,
+                                                           calls: list[tuple[str, str]]) -> None:
+    out = ToolOutput(get_parser("json_array"), NAMES)
+    streamed = out.feed(text)[1]
+    _, rest, content, got = out.finish(cut=True)
+    assert [(c.name, c.arguments) for c in got] == calls
+    assert (streamed + rest, content) == ("", "")  # no half-written array as text
