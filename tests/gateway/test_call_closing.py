@@ -4,13 +4,13 @@ is collected (ostinato/rpc_closing.py). The handler driven by hand over a stand-
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 
 from gateway.call_items import Delta, Granted
 from gateway.core import Placement
 from gateway.service import GatewayService
 from ostinato.v1 import common_pb2, gateway_pb2
+from tests.hand_rpc import HandDrivenRpc
 
 
 class _Core:
@@ -38,30 +38,12 @@ class _Core:
             self.ended = True
 
 
-class _RpcEnds:
-    def __init__(self) -> None:
-        self.callbacks: list = []
-
-    def invocation_metadata(self) -> tuple:
-        return ()
-
-    def time_remaining(self) -> None:
-        return None
-
-    def add_done_callback(self, callback) -> None:  # type: ignore[no-untyped-def]
-        self.callbacks.append(callback)
-
-
 async def test_a_call_whose_rpc_ends_at_a_chunk_ends_at_once() -> None:
     core = _Core()
-    rpc = _RpcEnds()
+    rpc = HandDrivenRpc()
     handler = GatewayService(core).Call(  # type: ignore[arg-type]
         gateway_pb2.CallRequest(call=common_pb2.CallSpec(call_id="c1", prompt="hi")), rpc)
     chunk = await anext(handler)  # being sent when the client cancels: left here by gRPC
     assert chunk.delta == "token " and not core.ended
-    for callback in rpc.callbacks:
-        callback(rpc)
-    closing = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "_close"]  # type: ignore[union-attr]
-    assert len(closing) == 1
-    await asyncio.gather(*closing)
+    await rpc.end()
     assert core.ended

@@ -10,6 +10,7 @@ import grpc
 
 from ostinato.v1 import planner_pb2
 from planner.admit_stream import AdmitRefused, serve_admissions
+from tests.hand_rpc import HandDrivenRpc
 
 
 async def _admit(request: planner_pb2.AdmitRequest) -> planner_pb2.Grant:
@@ -33,26 +34,6 @@ async def test_every_admission_is_answered_a_failing_one_internal() -> None:
     assert answers[3].status == grpc.StatusCode.NOT_FOUND.value[0]
 
 
-class _RpcEnds:
-    """AdmitStream's context, driven by hand: the RPC's end is when the test says."""
-
-    def __init__(self) -> None:
-        self.callbacks: list = []
-
-    def invocation_metadata(self) -> tuple:
-        return ()
-
-    async def send_initial_metadata(self, metadata: object) -> None:
-        return None
-
-    def add_done_callback(self, callback) -> None:  # type: ignore[no-untyped-def]
-        self.callbacks.append(callback)
-
-    def end(self) -> None:
-        for callback in self.callbacks:
-            callback(self)
-
-
 async def test_a_stream_that_ends_while_a_reply_is_sent_drops_its_queued_admissions() -> None:
     """The handler left at a reply by gRPC (its caller gone while the reply was sent): the
     stream's end cancels its admissions still queued (ostinato/rpc_closing.py), as a
@@ -74,13 +55,11 @@ async def test_a_stream_that_ends_while_a_reply_is_sent_drops_its_queued_admissi
                 program_id="p", tenant="t", call_id=f"c{i}"))
         await asyncio.Event().wait()  # the caller's side stays open
 
-    rpc = _RpcEnds()
+    rpc = HandDrivenRpc()
     handler = service.AdmitStream(requests(), rpc)
     async with asyncio.timeout(10):
         first = await anext(handler)  # c1's grant, "being sent": the handler waits at it
     assert first.grant.worker_id == "w0"
     assert core.queued == 1  # c2
-    rpc.end()
-    closing = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "_close"]  # type: ignore[union-attr]
-    await asyncio.gather(*closing)
+    await rpc.end()
     assert core.queued == 0

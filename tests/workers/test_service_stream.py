@@ -13,6 +13,7 @@ import pytest
 from gateway.worker_channels import WorkerChannels
 from ostinato.stream_tasks import BATCHES, has_batches, unbatched
 from ostinato.v1 import common_pb2, planner_pb2, worker_pb2
+from tests.hand_rpc import HandDrivenRpc
 from tests.workers.test_service import story, worker_on_loopback
 from workers.generate_stream import serve_generations
 from workers.service import WorkerService
@@ -238,40 +239,17 @@ async def test_a_generation_that_raises_ends_internal_at_once() -> None:
     assert replies[-1].status == grpc.StatusCode.INTERNAL.value[0]
 
 
-class _RpcEnds:
-    """Generate's context, driven by hand: the RPC's end is when the test says."""
-
-    def __init__(self) -> None:
-        self.callbacks: list = []
-
-    def time_remaining(self) -> None:
-        return None
-
-    def invocation_metadata(self) -> tuple:
-        return ()
-
-    async def send_initial_metadata(self, metadata: object) -> None:
-        return None
-
-    def add_done_callback(self, callback) -> None:  # type: ignore[no-untyped-def]
-        self.callbacks.append(callback)
-
-    def end(self) -> None:
-        for callback in self.callbacks:
-            callback(self)
-
-
 async def test_a_generate_whose_rpc_ends_while_a_chunk_is_sent_is_closed_and_reported(
         sim_engine_url: str) -> None:
     """gRPC cancels Generate's RPC while sending one of its chunks: the handler is left
     suspended at that chunk, never closed by gRPC (only when collected: a test saw no report
     for 30 s under load). Its end closes it: the engine request ends, reported CANCELLED."""
     async with worker_on_loopback(sim_engine_url, 0) as (_, service, recorder):
-        rpc = _RpcEnds()
+        rpc = HandDrivenRpc()
         handler = service.Generate(story("long", 100_000), rpc)
         first = await anext(handler)  # the chunk "being sent": the handler waits at it
         assert not first.HasField("result") and service.running == 1
-        rpc.end()
+        await rpc.end()
         await service.drain_reports()
         assert [(r.call_id, r.status) for r in recorder.completions] == [
             ("long", planner_pb2.COMPLETION_STATUS_CANCELLED)]
@@ -282,10 +260,10 @@ async def test_a_generate_whose_rpc_ends_while_a_chunk_is_sent_is_closed_and_rep
 async def test_a_generate_that_answered_is_not_closed_again_by_its_rpcs_end(
         sim_engine_url: str) -> None:
     async with worker_on_loopback(sim_engine_url, 0) as (_, service, recorder):
-        rpc = _RpcEnds()
+        rpc = HandDrivenRpc()
         chunks = [c async for c in service.Generate(story("short", 8), rpc)]
         assert chunks[-1].result.usage.completion_tokens == 8
-        rpc.end()
+        await rpc.end()
         await service.drain_reports()
         assert [(r.call_id, r.status) for r in recorder.completions] == [
             ("short", planner_pb2.COMPLETION_STATUS_OK)]
@@ -296,7 +274,7 @@ async def test_a_generate_stream_that_ends_while_a_reply_is_sent_cancels_its_gen
     """GenerateStream's handler left at a reply by gRPC: the stream's end cancels the
     generations it runs as tasks of their own (each reported CANCELLED)."""
     async with worker_on_loopback(sim_engine_url, 0) as (_, service, recorder):
-        rpc = _RpcEnds()
+        rpc = HandDrivenRpc()
 
         async def requests():  # type: ignore[no-untyped-def]
             yield worker_pb2.GenerateStreamRequest(id=1, request=story("long", 100_000))
@@ -305,7 +283,7 @@ async def test_a_generate_stream_that_ends_while_a_reply_is_sent_cancels_its_gen
         handler = service.GenerateStream(requests(), rpc)
         await anext(handler)  # a reply "being sent": the handler waits at it
         assert service.running == 1
-        rpc.end()
+        await rpc.end()
         await service.drain_reports()
         assert [(r.call_id, r.status) for r in recorder.completions] == [
             ("long", planner_pb2.COMPLETION_STATUS_CANCELLED)]
