@@ -23,13 +23,15 @@ import grpc
 from gateway.trace_context import trace_metadata
 from ostinato.stream_tasks import BATCHES, carrier, drained, has_batches, unbatched
 from ostinato.v1 import planner_pb2, planner_pb2_grpc
+from planner.admit_stream import FINAL
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
-def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
-    """As a unary call fails (so retries and error mapping treat both alike)."""
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+def rpc_error(code: grpc.StatusCode, details: str, final: bool = False) -> grpc.aio.AioRpcError:
+    """As a unary Admit fails (so retries and error mapping treat both alike)."""
+    trailers = grpc.aio.Metadata((FINAL, "1")) if final else grpc.aio.Metadata()
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, details)
 
 
 @dataclass
@@ -106,7 +108,7 @@ class Admissions:
             return  # its caller gave up
         if reply.status:
             answer.set_exception(rpc_error(_CODES.get(reply.status, grpc.StatusCode.UNKNOWN),
-                                           reply.details))
+                                           reply.details, reply.final))
         else:
             answer.set_result(reply.grant)
 

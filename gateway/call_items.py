@@ -10,6 +10,7 @@ import grpc
 
 from ostinato.program_ids import client_text
 from ostinato.v1 import common_pb2, planner_pb2
+from planner.admit_stream import FINAL
 
 
 class CallFailed(Exception):
@@ -59,8 +60,11 @@ def planner_failure(exc: grpc.aio.AioRpcError, tenant: str) -> CallFailed:
         return CallFailed(code, "no planner is serving the mesh (a failover, a restart, or "
                           "its Redis out of reach): retry later", None, RETRY_PLANNER_AFTER_S,
                           retried=True)
+    # (a program past its deadline: no retry can be served, the client is told not to)
+    final = any(key == FINAL for key, _ in exc.trailing_metadata() or ())
     return CallFailed(code, client_text(tenant, exc.details() or "planner error"), None,
-                      RETRY_LOAD_AFTER_S if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None)
+                      RETRY_LOAD_AFTER_S if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None,
+                      final=final)
 
 
 def engine_refusal(message: str, call: common_pb2.CallSpec) -> CallFailed:

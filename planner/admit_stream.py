@@ -24,8 +24,18 @@ from tracing.stream_messages import Refused, bind_call_ids, mark_failed, message
 log = structlog.get_logger(__name__)
 
 
+# The unary Admit's trailing metadata for a refusal no retry can change (AdmitStreamResponse
+# `final`)
+FINAL = "ostinato-final"
+
+
 class AdmitRefused(Refused):
-    """An admission ends with this status (the unary Admit aborts with it)."""
+    """An admission ends with this status (the unary Admit aborts with it). `final`: no
+    retry of it can be granted (its program is past its deadline)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, final: bool = False) -> None:
+        super().__init__(code, details)
+        self.final = final
 
 
 Admit = Callable[[planner_pb2.AdmitRequest], Awaitable[planner_pb2.Grant]]
@@ -64,7 +74,7 @@ async def _decide(admit: Admit, msg: planner_pb2.AdmitStreamRequest,
             grant = await admit(msg.admit)
     except AdmitRefused as exc:
         return planner_pb2.AdmitStreamResponse(id=msg.id, status=exc.code.value[0],
-                                               details=exc.details)
+                                               details=exc.details, final=exc.final)
     except TimeoutError:
         return planner_pb2.AdmitStreamResponse(
             id=msg.id, status=grpc.StatusCode.DEADLINE_EXCEEDED.value[0],

@@ -18,7 +18,7 @@ from ostinato.deadlines import deadline_seconds
 from ostinato.rpc_closing import closer
 from ostinato.stream_tasks import agree_batches
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
-from planner.admit_stream import AdmitRefused, serve_admissions
+from planner.admit_stream import FINAL, AdmitRefused, serve_admissions
 from planner.core import (
     CallState,
     Grant,
@@ -150,7 +150,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         try:
             return await self._admit(request)
         except AdmitRefused as exc:
-            await context.abort(exc.code, exc.details)
+            await context.abort(exc.code, exc.details,
+                                trailing_metadata=((FINAL, "1"),) if exc.final else ())
 
     async def AdmitStream(self, request_iterator, context):
         batches = await agree_batches(context)

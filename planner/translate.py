@@ -51,7 +51,9 @@ async def abort_for(context: grpc.aio.ServicerContext, exc: PlannerError) -> Non
 
 
 def refused(exc: PlannerError) -> AdmitRefused:
-    return AdmitRefused(status_for(exc), str(exc))
+    """`exc` as an admission's end; final where no retry can change it (a program past its
+    deadline does not come back)."""
+    return AdmitRefused(status_for(exc), str(exc), final=isinstance(exc, DeadlineExceeded))
 
 
 def grant_proto(grant: Grant) -> planner_pb2.Grant:

@@ -121,18 +121,20 @@ class AdmitStreamRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ..., admit: _Optional[_Union[AdmitRequest, _Mapping]] = ..., timeout_s: _Optional[float] = ..., cancel: _Optional[bool] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., batch: _Optional[_Iterable[_Union[AdmitStreamRequest, _Mapping]]] = ...) -> None: ...
 
 class AdmitStreamResponse(_message.Message):
-    __slots__ = ("id", "grant", "status", "details", "batch")
+    __slots__ = ("id", "grant", "status", "details", "batch", "final")
     ID_FIELD_NUMBER: _ClassVar[int]
     GRANT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     DETAILS_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
     id: int
     grant: Grant
     status: int
     details: str
     batch: _containers.RepeatedCompositeFieldContainer[AdmitStreamResponse]
-    def __init__(self, id: _Optional[int] = ..., grant: _Optional[_Union[Grant, _Mapping]] = ..., status: _Optional[int] = ..., details: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[AdmitStreamResponse, _Mapping]]] = ...) -> None: ...
+    final: bool
+    def __init__(self, id: _Optional[int] = ..., grant: _Optional[_Union[Grant, _Mapping]] = ..., status: _Optional[int] = ..., details: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[AdmitStreamResponse, _Mapping]]] = ..., final: _Optional[bool] = ...) -> None: ...
 
 class CompletionReport(_message.Message):
     __slots__ = ("program_id", "call_id", "worker_id", "status", "usage", "service_s", "attempt")

@@ -37,3 +37,15 @@ def test_status_message_and_when_to_retry(code: grpc.StatusCode, details: str, m
     failed = planner_failure(_rpc_error(code, details), "a")
     assert (failed.code, failed.message, failed.param, failed.retry_after_s) == (
         code, message, None, retry_after_s)
+
+
+@pytest.mark.parametrize("final", [True, False])
+def test_a_final_refusal_is_final_for_the_client(final: bool) -> None:
+    """The planner's admission answer says no retry can be granted (a program past its
+    deadline): the client is told not to retry (HTTP x-should-retry: false)."""
+    from gateway.admissions import rpc_error
+
+    failed = planner_failure(rpc_error(C.DEADLINE_EXCEEDED, "program 'a/p' is past its deadline",
+                                       final), "a")
+    assert (failed.code, failed.message, failed.final) == (
+        C.DEADLINE_EXCEEDED, "program 'p' is past its deadline", final)

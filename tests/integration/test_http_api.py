@@ -201,11 +201,13 @@ def test_a_late_program_over_http_is_refused_with_504(mesh: Mesh) -> None:
     assert status == 200
     program = json.loads(body)["program_id"]
     time.sleep(0.01)  # only ensures the deadline is behind us
-    status, _, body = raw_http(mesh, "POST", "/v1/chat/completions", json.dumps(
+    status, headers, body = raw_http(mesh, "POST", "/v1/chat/completions", json.dumps(
         {"model": MODEL, "messages": ask("Too late?"), "max_tokens": 2}).encode(),
         {"X-Ostinato-Program": program})
     error = json.loads(body)["error"]
     assert status == 504 and "past its deadline" in error["message"], (status, error)
+    # no retry can be served: the openai SDK is told not to retry it (it retries 5xx)
+    assert {k.lower(): v for k, v in headers.items()}.get("x-should-retry") == "false"
     assert json.loads(raw_http(mesh, "POST", f"/v1/programs/{program}/end")[2])["calls_completed"] == 0
     status, _, body = raw_http(mesh, "POST", "/v1/programs", b'{"reject_when_late": "yes"}')
     assert status == 400 and json.loads(body)["error"]["param"] == "reject_when_late"

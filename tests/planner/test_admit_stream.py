@@ -63,3 +63,18 @@ async def test_a_stream_that_ends_while_a_reply_is_sent_drops_its_queued_admissi
     assert core.queued == 1  # c2
     await rpc.end()
     assert core.queued == 0
+
+
+async def test_a_final_refusal_says_so_in_its_answer() -> None:
+    async def admit(request: planner_pb2.AdmitRequest) -> planner_pb2.Grant:
+        raise AdmitRefused(grpc.StatusCode.DEADLINE_EXCEEDED, "past its deadline",
+                           final=request.call_id == "late")
+
+    async def requests() -> AsyncIterator[planner_pb2.AdmitStreamRequest]:
+        for i, call_id in enumerate(("late", "other"), 1):
+            yield planner_pb2.AdmitStreamRequest(id=i, admit=planner_pb2.AdmitRequest(
+                program_id="p", call_id=call_id))
+
+    async with asyncio.timeout(10):
+        answers = {r.id: r async for r in serve_admissions(admit, requests())}
+    assert (answers[1].final, answers[2].final) == (True, False)
