@@ -221,7 +221,11 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
     jobs += [(spec, p, r, steady) for p in cfg.policies for r in cfg.rates]
     total = spec.programs + int(sum(r * steady.horizon for _, _, r, _ in jobs[1:]))
     bar = _Bar(total, progress)
-    ctx = mp.get_context("fork")
+    # not "fork": a run's child forked from a process with threads (gRPC's, a span
+    # exporter's: `make test`'s workers, a service) inherits their objects but not the
+    # threads, and hung for good in a finalizer joining one (seen in `make test`); the
+    # fork server's children come from a process that ran nothing else
+    ctx = mp.get_context("forkserver")
     counter = ctx.Value("q", 0)
     learned = warm_up(spec, cfg)
     with ProcessPoolExecutor(cfg.jobs, mp_context=ctx, initializer=_init,
