@@ -9,8 +9,9 @@ Every failure is a GatewayError carrying the gRPC status (the HTTP API maps it).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
 
 import grpc
@@ -253,32 +254,39 @@ class GatewayCore:
                                retry_after_s=RETRY_LOAD_AFTER_S)
         self.inflight += 1
         try:
-            async for item in self._items(tenant, placed, timeout_s):
-                if isinstance(item, common_pb2.CallResult) and self._conversations is not None \
-                        and not (placed.new_program and placed.new_program.one_call):
-                    # (a one-call program has ended: no request can continue it)
-                    await self._conversations.record(tenant, placed.call, item, placed.program_id)
-                yield item
+            # closed with this one (its caller gone), each layer closes the next at once: the
+            # call on its worker ends then, not when the generators are collected
+            async with contextlib.aclosing(self._items(tenant, placed, timeout_s)) as items:
+                async for item in items:
+                    if isinstance(item, common_pb2.CallResult) and self._conversations is not None \
+                            and not (placed.new_program and placed.new_program.one_call):
+                        # (a one-call program has ended: no request can continue it)
+                        await self._conversations.record(tenant, placed.call, item,
+                                                         placed.program_id)
+                    yield item
         finally:
             self.inflight -= 1
 
     async def _items(self, tenant: str, placed: Placement,
-                     timeout_s: float) -> AsyncIterator[CallItem]:
+                     timeout_s: float) -> AsyncGenerator[CallItem, None]:
         started = False
         try:
-            async for item in self._executor.run(tenant, placed.program_id, placed.call,
-                                                 timeout_s, placed.new_program, placed.resend,
-                                                 implicit=placed.attributed, whole=placed.whole):
-                started = True
-                yield item
+            run = self._executor.run(tenant, placed.program_id, placed.call, timeout_s,
+                                     placed.new_program, placed.resend,
+                                     implicit=placed.attributed, whole=placed.whole)
+            async with contextlib.aclosing(run) as items:
+                async for item in items:
+                    started = True
+                    yield item
         except CallFailed as exc:
             if started or not placed.attributed or exc.code != grpc.StatusCode.NOT_FOUND \
                     or placed.new_program is not None:
                 raise
             del placed.call.parent_call_ids[:]  # the expired program's calls are gone
             # the same request again: its quota was taken by the first attempt
-            async for item in self._executor.run(tenant, placed.program_id, placed.call, timeout_s,
-                                                 self._new_program(tenant, placed.program_id),
-                                                 implicit=True, whole=placed.whole,
-                                                 metered=exc.metered):
-                yield item
+            again = self._executor.run(tenant, placed.program_id, placed.call, timeout_s,
+                                       self._new_program(tenant, placed.program_id),
+                                       implicit=True, whole=placed.whole, metered=exc.metered)
+            async with contextlib.aclosing(again) as items:
+                async for item in items:
+                    yield item

@@ -8,8 +8,9 @@ the gRPC status to return.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 import grpc
 
@@ -91,7 +92,7 @@ class CallExecutor:
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
         new_program: NewProgram | None = None, resend: bool = False, implicit: bool = False,
         whole: bool = False, metered: bool | None = None,
-    ) -> AsyncIterator[CallItem]:
+    ) -> AsyncGenerator[CallItem, None]:
         """Yields Granted, Deltas (content; the last one marked `last` when the result
         follows at once), then one CallResult. `call` must be normalized;
         `new_program`: the program, not registered yet, that the call's admission registers;
@@ -119,10 +120,12 @@ class CallExecutor:
         if metered is None:
             metered = await self._quotas.admit(tenant, limits, prompt_tokens, reserved)
         try:
-            async for item in self._answer(tenant, program_id, call, timeout_s, start,
-                                           prepared, new_program, resend, implicit, whole,
-                                           limits, policy, metered, reserved):
-                yield item
+            answer = self._answer(tenant, program_id, call, timeout_s, start, prepared,
+                                  new_program, resend, implicit, whole, limits, policy, metered,
+                                  reserved)
+            async with contextlib.aclosing(answer) as items:  # (closed with this one)
+                async for item in items:
+                    yield item
         except CallFailed as exc:
             exc.metered = metered  # (a second attempt of the request must not take it again)
             if metered and exc.code == grpc.StatusCode.INVALID_ARGUMENT:  # never ran
@@ -134,7 +137,7 @@ class CallExecutor:
         start: float, prepared: tuple[PreparedPrompt, int], new_program: NewProgram | None,
         resend: bool, implicit: bool, whole: bool, limits: TenantLimits, policy: CachePolicy,
         metered: bool, reserved: int,
-    ) -> AsyncIterator[CallItem]:
+    ) -> AsyncGenerator[CallItem, None]:
         """The call answered from the cache, or run through the mesh (`metered`: its
         admission was taken from the tenant's quotas, `reserved` completion tokens with it)."""
         # the caches are keyed by the tenant's namespace (its name and generation): a tenant
@@ -178,39 +181,42 @@ class CallExecutor:
         # call's report: with a limit, the report is through before the answer goes out, so
         # that the client's next request never finds the program it was answered busy.
         settle = report_later and limits.max_programs > 0
-        async for item in self._through_mesh(tenant, program_id, call, timeout_s, start,
-                                             prepared, new_program, resend,
-                                             report_later and not settle, whole, limits,
-                                             exact, semantic, metered, reserved):
-            if settle and isinstance(item, common_pb2.CallResult):
-                await self._mesh.report_now.queued_through(REPORT_SETTLE_S)
-            yield item
+        run = self._through_mesh(tenant, program_id, call, timeout_s, start, prepared,
+                                 new_program, resend, report_later and not settle, whole, limits,
+                                 exact, semantic, metered, reserved)
+        async with contextlib.aclosing(run) as items:  # (closed with this one)
+            async for item in items:
+                if settle and isinstance(item, common_pb2.CallResult):
+                    await self._mesh.report_now.queued_through(REPORT_SETTLE_S)
+                yield item
 
     async def _through_mesh(
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
         start: float, prepared: tuple[PreparedPrompt, int], new_program: NewProgram | None,
         resend: bool, report_later: bool, whole: bool, limits: TenantLimits,
         exact: str | None, semantic: SemanticKey | None, metered: bool, reserved: int,
-    ) -> AsyncIterator[CallItem]:
+    ) -> AsyncGenerator[CallItem, None]:
         """The call run by a worker; its completion charged, its answer stored."""
-        async for item in self._mesh.run(tenant, program_id, call, timeout_s, start, prepared,
-                                         new_program, resend, report_later, whole):
-            if isinstance(item, common_pb2.CallResult):
-                self._quotas.charge(tenant, limits, item.usage.completion_tokens, metered,
-                                    reserved)
-            # Stored before the result is handed on: a consumer may stop at the result
-            # (the HTTP stream does), and nothing after the last yield would run then.
-            if (isinstance(item, common_pb2.CallResult) and self._cache is not None
-                    and (exact or semantic)
-                    and item.finish_reason in ("stop", "length", "tool_calls")):
-                await self._cache.store(namespace_of(program_id, tenant), exact, semantic, Answer(
-                    item.text, item.finish_reason, item.usage.prompt_tokens,
-                    item.usage.completion_tokens,
-                    tuple((c.id, c.name, c.arguments) for c in item.tool_calls),
-                    item.reasoning_content,
-                    tuple((t.token, t.logprob, tuple((a.token, a.logprob) for a in t.top_logprobs))
-                          for t in item.logprobs), item.simulated))
-            yield item
+        run = self._mesh.run(tenant, program_id, call, timeout_s, start, prepared, new_program,
+                             resend, report_later, whole)
+        async with contextlib.aclosing(run) as items:  # (closed with this one)
+            async for item in items:
+                if isinstance(item, common_pb2.CallResult):
+                    self._quotas.charge(tenant, limits, item.usage.completion_tokens, metered,
+                                        reserved)
+                # Stored before the result is handed on: a consumer may stop at the result
+                # (the HTTP stream does), and nothing after the last yield would run then.
+                if (isinstance(item, common_pb2.CallResult) and self._cache is not None
+                        and (exact or semantic)
+                        and item.finish_reason in ("stop", "length", "tool_calls")):
+                    await self._cache.store(namespace_of(program_id, tenant), exact, semantic, Answer(
+                        item.text, item.finish_reason, item.usage.prompt_tokens,
+                        item.usage.completion_tokens,
+                        tuple((c.id, c.name, c.arguments) for c in item.tool_calls),
+                        item.reasoning_content,
+                        tuple((t.token, t.logprob, tuple((a.token, a.logprob) for a in t.top_logprobs))
+                              for t in item.logprobs), item.simulated))
+                yield item
 
     async def _record_cached(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
                              timeout_s: float, new_program: NewProgram | None,
