@@ -198,7 +198,9 @@ class MeshRun:
         yield common_pb2.CallResult(
             call_id=call.call_id, text=content, tool_calls=tool_calls,
             reasoning_content=output.reasoning,
-            finish_reason="tool_calls" if tool_calls else final.finish_reason,
+            # (cut by max_tokens it stays "length", calls or not, as SGLang's and OpenAI's)
+            finish_reason="tool_calls" if tool_calls and final.finish_reason != "length"
+            else final.finish_reason,
             usage=usage, worker_id=final.worker_id, cache_hit=common_pb2.CACHE_HIT_MISS,
             timings=common_pb2.CallTimings(queue_s=queued, engine_s=final.service_s, total_s=total),
             priority=grant.priority, simulated=final.simulated, logprobs=final.logprobs,

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from ostinato.reasoning_formats import Reasoning
 from ostinato.tool_call_types import OpenedByTag, tag_may_start
+from ostinato.tool_format_json import JsonArray
 from ostinato.tool_formats import ToolCallParser, ToolSchemas
 from ostinato.v1 import common_pb2
 
@@ -88,6 +89,8 @@ class ToolOutput:
         if self._parser is None:
             return self._held, text, []
         parsed = self._parser.parse(text, self._tools)
+        if not parsed.tool_calls and cut and isinstance(self._parser, JsonArray):
+            parsed = self._parser.complete_calls(text, self._tools)
         if not parsed.tool_calls:
             at = self._cut_at(text) if cut else len(text)
             content = text if at == len(text) else text[:at].rstrip()

@@ -162,11 +162,12 @@ class JsonArray:
     name = "json_array"
 
     def parse(self, text: str, tools: ToolSchemas) -> ParsedOutput:
-        """The array's calls; of an array cut short (max_tokens), the calls complete before
-        the cut (a second call cut short dropped the first one too)."""
-        value = load_json(text)
-        return outcome(text, "", calls_in_list(_leading_items(text) if value is None else value,
-                                               tools))
+        return outcome(text, "", calls_in_list(load_json(text), tools))
+
+    def complete_calls(self, text: str, tools: ToolSchemas) -> ParsedOutput:
+        """Of an array cut short (max_tokens: the engine stopped it, not the model), the
+        calls complete before the cut (none: as `parse`)."""
+        return outcome(text, "", calls_in_list(_leading_items(text), tools))
 
     def opens_at(self, text: str) -> int:
         return 0 if text.lstrip().startswith("[") else -1

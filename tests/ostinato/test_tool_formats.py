@@ -162,10 +162,7 @@ JSON_ARRAY_CASES = {
     "an object, not an array": (W_PARAMS, TOOLS, None),
     "malformed json": (f"[{BAD_JSON}]", TOOLS, None),
     "one bad call spoils all": (f"[{W_PARAMS}, {STRING_ARGS}]", TOOLS, None),
-    # an array is constrained output (tool_choice required): unclosed, it was cut short
-    # (max_tokens), and the calls complete before the cut are kept
-    "truncated mid-json": (f"[{W_PARAMS}, {TRUNCATED}", TOOLS, ("", [WEATHER])),
-    "truncated in its first call": (f"[{TRUNCATED}", TOOLS, None),
+    "truncated mid-json": (f"[{W_PARAMS}, {TRUNCATED}", TOOLS, None),  # (cut: tool_output.py)
     "empty list": ("[]", TOOLS, None),
     "text after the calls": (f"[{W_PARAMS}] done", TOOLS, None),
     "unknown tool": (f"[{UNKNOWN}]", TOOLS, None),
