@@ -67,18 +67,26 @@ def planner_failure(exc: grpc.aio.AioRpcError, tenant: str) -> CallFailed:
                       final=final)
 
 
+# what an engine's refusal of a constraint names (SGLang's sampling_params.json_schema, its
+# grammar backends' compile errors)
+_CONSTRAINT_WORDS = ("schema", "grammar")
+
+
 def engine_refusal(message: str, call: common_pb2.CallSpec) -> CallFailed:
     """A worker's INVALID_ARGUMENT (its engine refused the request: a schema it cannot
-    compile) as the client gets it: the engine's words without the worker that said them
-    (the mesh's inside is not the client's to read), naming the field at fault: the tools'
-    schemas, or the response format's."""
+    compile, a prompt too long) as the client gets it: the engine's words without the
+    worker that said them (the mesh's inside is not the client's to read); a refusal of a
+    schema or grammar names the field that gave it: the tools' schemas (a forced call),
+    else the response format's."""
     _, said, detail = message.partition("engine answered ")
     text = detail.partition(": ")[2] if said else message.partition(": ")[2]
-    forced = call.tool_choice.mode in (common_pb2.TOOL_CHOICE_MODE_REQUIRED,
-                                       common_pb2.TOOL_CHOICE_MODE_FUNCTION)
-    param = ("tools" if call.tools and forced
-             else "response_format" if call.HasField("response_format")
-             else "tools" if call.tools else None)
+    param = None
+    if any(word in text.lower() for word in _CONSTRAINT_WORDS):
+        forced = call.tool_choice.mode in (common_pb2.TOOL_CHOICE_MODE_REQUIRED,
+                                           common_pb2.TOOL_CHOICE_MODE_FUNCTION)
+        param = ("tools" if call.tools and forced
+                 else "response_format" if call.HasField("response_format")
+                 else "tools" if call.tools else None)
     return CallFailed(grpc.StatusCode.INVALID_ARGUMENT,
                       f"the model server refused the request: {text or message}", param)
 

@@ -28,6 +28,18 @@ def test_the_field_at_fault(call: c.CallSpec, param: str | None) -> None:
     assert failed.code == grpc.StatusCode.INVALID_ARGUMENT and failed.param == param
 
 
+@pytest.mark.parametrize("message", [
+    "worker w-0: engine answered 400: The input (9000 tokens) is longer than the model's "
+    "context length (8192 tokens).",
+    "worker w-0: prompt and input_ids are empty",
+])
+def test_a_refusal_of_no_constraint_names_no_field(message: str) -> None:
+    """(review: a context-length refusal of a call with a response format was blamed on it)"""
+    call = c.CallSpec(tools=[TOOL], response_format=SCHEMA,
+                      tool_choice=c.ToolChoice(mode=c.TOOL_CHOICE_MODE_REQUIRED))
+    assert engine_refusal(message, call).param is None
+
+
 @pytest.mark.parametrize(("message", "text"), [
     ("worker w-0: engine answered 400: sampling_params.json_schema: schema at /a: bad",
      "sampling_params.json_schema: schema at /a: bad"),
