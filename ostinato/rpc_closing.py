@@ -12,10 +12,13 @@ tasks). `closer`, given as the RPC's done callback, closes it then.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 _closing: set[asyncio.Task[None]] = set()  # closes under way (a task is kept while it runs)
 
@@ -37,5 +40,9 @@ def closer(generator: AsyncGenerator[Any, None], ctx: contextvars.Context | None
 
 
 async def _close(generator: AsyncGenerator[Any, None]) -> None:
-    with contextlib.suppress(RuntimeError):  # running: its own cancellation ends it
+    if getattr(generator, "ag_running", False):  # running: its own cancellation ends it
+        return
+    try:
         await generator.aclose()
+    except Exception:  # its cleanup failed (a bug): said, not left to "never retrieved"
+        log.exception("closing a streaming handler failed")

@@ -55,6 +55,10 @@ CHANNEL_OPTIONS = (("grpc.service_config", SERVICE_CONFIG),
                    # this one, not keepalive_timeout_ms (default 60 s: a frozen active planner
                    # held the next admission 10 + 60 s, check14); so 2 s here too.
                    ("grpc.http2.ping_timeout_ms", 2_000),
+                   # pings go on a connection that sends nothing too (gRPC Core's default,
+                   # 2, then waits 60 s: a frozen planner under an idle caller went
+                   # unnoticed that long; review 2026-12-06)
+                   ("grpc.http2.max_pings_without_data", 0),
                    ("grpc.keepalive_permit_without_calls", 1))
 
 

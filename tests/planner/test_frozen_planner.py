@@ -99,6 +99,7 @@ def test_every_ping_is_given_up_on_as_keepalive_says(options: tuple) -> None:
     (default 60 s), not after keepalive_timeout_ms: both are set, alike."""
     given = dict(options)
     assert given["grpc.http2.ping_timeout_ms"] == given["grpc.keepalive_timeout_ms"]
+    assert given["grpc.http2.max_pings_without_data"] == 0  # (else 2 pings, then 60 s apart)
     if options is CHANNEL_OPTIONS:  # the planner's: its callers' retries count its silence
         silent_ms = int(given["grpc.keepalive_time_ms"]) + int(given["grpc.keepalive_timeout_ms"])
         assert silent_ms / 1000 == retry.SILENT_S
