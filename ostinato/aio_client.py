@@ -188,7 +188,7 @@ class AsyncProgram:
         self.summary: ProgramSummary | None = None
 
     def stream(self, *, call_id: str | None = None, thread_id: str | None = None,
-               parents: Sequence[str | CallOutput] | None = None,
+               parents: str | CallOutput | Sequence[str | CallOutput] | None = None,
                on_restart: Callable[[], None] | None = None, whole: bool = False,
                **args: Unpack[CallArgs]) -> AsyncCallStream:
         """Starts a call and streams its text. `parents`: the calls it depends on (results

@@ -113,7 +113,7 @@ class Program:
         return self._program.summary
 
     def stream(self, *, call_id: str | None = None, thread_id: str | None = None,
-               parents: Sequence[str | CallOutput] | None = None,
+               parents: str | CallOutput | Sequence[str | CallOutput] | None = None,
                on_restart: Callable[[], None] | None = None, whole: bool = False,
                **args: Unpack[CallArgs]) -> CallStream:
         """See AsyncProgram.stream."""

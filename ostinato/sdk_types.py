@@ -237,7 +237,8 @@ class PlacedCallArgs(CallArgs, total=False):
 
     call_id: str | None  # None: the SDK names it (a retried Call is the same call)
     thread_id: str | None  # its branch of the program (default "main")
-    parents: Sequence[str | CallOutput] | None  # what it depends on (None: its thread's last call)
+    # what it depends on: one call or several (None: its thread's last call)
+    parents: str | CallOutput | Sequence[str | CallOutput] | None
 
 
 def _unsigned(name: str, value: int, bits: int, least: int = 0, most: int | None = None) -> int:
@@ -323,11 +324,14 @@ class ThreadTracker:
     def __init__(self) -> None:
         self._last: dict[str, str] = {}
 
-    def parents(self, thread_id: str | None, parents: Iterable[str | CallOutput] | None,
+    def parents(self, thread_id: str | None,
+                parents: str | CallOutput | Iterable[str | CallOutput] | None,
                 call_id: str = "") -> list[str]:
         """`parents` (ids or the results of earlier calls), else the thread's last call,
         unless that is `call_id` itself: an id used again gets the gateway's ALREADY_EXISTS,
         not a refusal of a call as its own parent."""
+        if isinstance(parents, (str, CallOutput)):  # one parent (a str is not its letters)
+            parents = [parents]
         if parents is not None:
             return [p if isinstance(p, str) else p.call_id for p in parents]
         last = self._last.get(thread_id or "main")

@@ -118,3 +118,19 @@ def test_openai_content_parts_and_tool_choice_forms_are_taken() -> None:
     assert spec.messages[0].content == "Hello, world"
     assert spec.tool_choice.mode == common_pb2.TOOL_CHOICE_MODE_FUNCTION
     assert spec.tool_choice.function_name == "f"
+
+
+def test_one_parent_is_one_call_not_the_letters_of_its_id() -> None:
+    """(SDK review 2026-12-06: parents="0f5..." was split into characters; a CallOutput given
+    alone was "not iterable")"""
+    from ostinato.sdk_results import CallOutput, Usage
+    from ostinato.sdk_types import ThreadTracker
+
+    out = CallOutput(call_id="c7", text="", finish_reason="stop", usage=Usage(0, 0, 0),
+                     worker_id="w", latency_s=0.0, queue_s=0.0, engine_s=0.0, priority=0,
+                     simulated=True, cache_hit="miss")
+    threads = ThreadTracker()
+    assert threads.parents(None, "c1") == ["c1"]
+    assert threads.parents(None, out) == ["c7"]
+    assert threads.parents(None, ["c1", out]) == ["c1", "c7"]
+    assert threads.parents(None, []) == []
