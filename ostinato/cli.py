@@ -8,6 +8,7 @@ import sys
 
 from ostinato.cli_overrides import flag_overrides, load_config, merge
 from ostinato.config import ConfigError, MeshConfig
+from ostinato.event_loop import SERVICE_EXIT_S
 from ostinato.event_loop import run as run_loop
 from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tool_formats import MODEL_FORMATS
@@ -156,7 +157,8 @@ def _run_service(args: argparse.Namespace) -> None:
             "metrics_port": "metrics_port"}),
             flag_overrides(args, "redis", {"redis_url": "url"}))))
         run_loop(serve_gateway(cfg.gateway, cfg.redis, args.port_file, cfg.telemetry,
-                               cfg.planner.program_idle_ttl_s), cfg.event_loop)
+                               cfg.planner.program_idle_ttl_s), cfg.event_loop,
+                 exit_within_s=SERVICE_EXIT_S)
     elif args.command == "planner":
         from planner.main import serve as serve_planner
 
@@ -164,7 +166,8 @@ def _run_service(args: argparse.Namespace) -> None:
             flag_overrides(args, "planner", {**net, "policy": "policy",
                                          "metrics_port": "metrics_port"}),
             flag_overrides(args, "redis", {"redis_url": "url"}))))
-        run_loop(serve_planner(cfg.planner, cfg.redis, args.port_file), cfg.event_loop)
+        run_loop(serve_planner(cfg.planner, cfg.redis, args.port_file), cfg.event_loop,
+                 exit_within_s=SERVICE_EXIT_S)
     elif args.command == "worker":
         from workers.main import serve as serve_worker
 
@@ -179,7 +182,8 @@ def _run_service(args: argparse.Namespace) -> None:
             flag_overrides(args, "redis", {"redis_url": "url"})))
         _traced("worker", cfg, cfg.worker.worker_id)
         run_loop(serve_worker(cfg.worker, cfg.redis, args.port_file, args.engine_log,
-                              cfg.telemetry, cfg.gateway.reasoning_parser), cfg.event_loop)
+                              cfg.telemetry, cfg.gateway.reasoning_parser), cfg.event_loop,
+                 exit_within_s=SERVICE_EXIT_S)
     else:
         from workers.sim.server import serve as serve_engine
 
@@ -192,7 +196,8 @@ def _run_service(args: argparse.Namespace) -> None:
             "enable_priority": "enable_priority", "max_total_tokens": "max_total_tokens",
             "max_running_requests": "max_running_requests"}))
         _traced("sim-engine", cfg)
-        run_loop(serve_engine(cfg.sim_engine, args.port_file), cfg.event_loop)
+        run_loop(serve_engine(cfg.sim_engine, args.port_file), cfg.event_loop,
+                 exit_within_s=SERVICE_EXIT_S)
 
 
 def _calibrate(args: argparse.Namespace) -> None:

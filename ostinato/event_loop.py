@@ -9,10 +9,15 @@ socketpair the loop watches (`add_reader`), which uvloop implements as asyncio d
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 EVENT_LOOPS = ("uvloop", "asyncio")
+# How long a service may take, once its main coroutine has ended, to cancel the tasks left,
+# close the loop and exit (its last spans get 2 s, tracing/setup.py). Past it the process
+# writes every thread's stack to stderr and exits 1, rather than hang until it is killed.
+SERVICE_EXIT_S = 15.0
 
 T = TypeVar("T")
 
@@ -31,10 +36,16 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return None
 
 
-def run(main: Coroutine[Any, Any, T], name: str) -> T:
-    """asyncio.run(main) on event loop `name`."""
+def run(main: Coroutine[Any, Any, T], name: str, *, exit_within_s: float | None = None) -> T:
+    """asyncio.run(main) on event loop `name`. With `exit_within_s`: once `main` ends, the
+    process has that long to exit (a task that will not end: a library swallowed its
+    cancellation), else its threads' stacks go to stderr and it exits 1."""
     with asyncio.Runner(loop_factory=loop_factory(name)) as runner:
-        return runner.run(main)
+        try:
+            return runner.run(main)
+        finally:
+            if exit_within_s is not None:
+                faulthandler.dump_traceback_later(exit_within_s, exit=True)
 
 
 def running_loop_name() -> str:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from ostinato.config import ConfigError, load_mesh_config
 from ostinato.event_loop import loop_factory, run, running_loop_name
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 async def _name() -> str:
@@ -34,3 +39,43 @@ def test_the_mesh_config_names_the_loop(environ: dict[str, str], expected: str) 
 def test_a_bad_loop_in_the_config_names_the_field() -> None:
     with pytest.raises(ConfigError, match="event_loop"):
         load_mesh_config(None, environ={"OSTINATO_EVENT_LOOP": "tokio"})
+
+
+_STUCK = """
+import asyncio, sys
+from ostinato.event_loop import run
+
+async def swallows() -> None:  # as redis-py did at times: a cancellation caught and lost
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass
+
+async def main() -> None:
+    asyncio.get_running_loop().create_task(swallows())
+    await asyncio.sleep(0)
+    print("main ended", flush=True)
+
+run(main(), sys.argv[1], exit_within_s=float(sys.argv[2]) if len(sys.argv) > 2 else None)
+"""
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_service_that_cannot_exit_dumps_its_stacks_and_exits_1(loop: str) -> None:
+    """asyncio's final cancel of the tasks left waits for each to end: one that swallowed its
+    cancellation hung the gateway until compose killed it. With `exit_within_s` the process
+    writes every thread's stack and exits 1."""
+    done = subprocess.run([sys.executable, "-c", _STUCK, loop, "0.5"], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 1, done.stderr
+    assert "main ended" in done.stdout
+    assert "Timeout (0:00:00.500000)!" in done.stderr
+    assert "in _cancel_all_tasks" in done.stderr  # the stacks: where it waited
+
+
+def test_without_the_bound_it_would_hang() -> None:
+    """The control: the same process without `exit_within_s` does not exit on its own."""
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run([sys.executable, "-c", _STUCK, "asyncio"], capture_output=True,
+                       text=True, timeout=3, cwd=REPO)
