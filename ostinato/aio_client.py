@@ -51,6 +51,7 @@ from ostinato.sdk_types import (
     ThreadTracker,
     call_spec,
     new_id,
+    positive_seconds,
     program_options,
 )
 from ostinato.v1 import gateway_pb2
@@ -257,7 +258,19 @@ class AsyncClient:
     def __init__(self, address: str = "127.0.0.1:50051", api_key: str | None = None,
                  timeout_s: float | None = None, *, tls: bool | Tls = False) -> None:
         """`timeout_s`: every operation's deadline (None: calls have none, other operations
-        sdk_types.UNARY_DEADLINE_S). `tls`: True for TLS with the system's CAs, or a Tls."""
+        sdk_types.UNARY_DEADLINE_S). `tls`: True for TLS with the system's CAs, or a Tls.
+        Made inside a running event loop (an async function), the one it is used on."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            # gRPC would bind its channel to a loop of its own and the first RPC, awaited on
+            # asyncio.run's, fail with "attached to a different loop"
+            raise RuntimeError("ostinato.AsyncClient must be made inside the event loop that "
+                               "uses it (in an async function: `async with "
+                               "ostinato.AsyncClient(...)`); from synchronous code use "
+                               "ostinato.Client") from None
+        if timeout_s is not None:
+            timeout_s = positive_seconds("timeout_s", timeout_s)
         self._channel = open_channel(address, tls)
         self._rpcs = GatewayRpcs(self._channel, api_key, timeout_s, address)
 

@@ -177,17 +177,16 @@ def program_options(**options: Unpack[ProgramArgs]) -> common_pb2.ProgramOptions
     labels = dict(options.get("labels") or {})
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
         raise ValueError(f"labels must map strings to strings, got {labels!r}")
-    opts = common_pb2.ProgramOptions(program_id=options.get("program_id") or new_id(32),
-                                     program_class=options.get("program_class", ""),
+    opts = common_pb2.ProgramOptions(program_id=_text("program_id", options.get("program_id"))
+                                     or new_id(32),
+                                     program_class=_text("program_class",
+                                                         options.get("program_class")),
                                      reject_when_late=_flag("reject_when_late",
                                                             options.get("reject_when_late", False)),
                                      labels=labels)
     deadline_s = options.get("deadline_s")
     if deadline_s is not None:
-        if isinstance(deadline_s, bool) or not isinstance(deadline_s, int | float) \
-                or not 0 < deadline_s <= MAX_DEADLINE_S:  # (NaN is refused: no comparison holds)
-            raise ValueError(f"deadline_s must be a number of seconds above 0 (at most "
-                             f"{MAX_DEADLINE_S}, a year: the gateway's limit), got {deadline_s!r}")
+        positive_seconds("deadline_s", deadline_s)
         carry, nanos = divmod(round((deadline_s - int(deadline_s)) * 1e9), 1_000_000_000)
         seconds = int(deadline_s) + carry
         if not seconds:  # under a microsecond is one (the planner's resolution): never none
@@ -258,6 +257,39 @@ def _number(name: str, value: float) -> float:
     return value
 
 
+def _text(name: str, value: str | None) -> str:
+    """A string proto field's value ("" for None), or a ValueError naming the argument (the
+    proto's own TypeError names neither)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {value!r}")
+    return value
+
+
+def _template_kwargs(value: Mapping[str, Any] | None) -> str:
+    """chat_template_kwargs as the JSON object the gateway takes ("" for none)."""
+    if not value:
+        return ""
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"chat_template_kwargs must map strings to values, got {value!r}")
+    try:
+        return json.dumps(dict(value), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"chat_template_kwargs must hold JSON values only: {exc}") from None
+
+
+def positive_seconds(name: str, value: float) -> float:
+    """A deadline or timeout: seconds above 0, at most the gateway's limit (a year); a
+    ValueError naming the argument otherwise (a client's timeout_s of 0 made every operation
+    DEADLINE_EXCEEDED, a string failed inside gRPC at the first call)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not 0 < value <= MAX_DEADLINE_S:  # (NaN is refused: no comparison holds)
+        raise ValueError(f"{name} must be a number of seconds above 0 (at most "
+                         f"{MAX_DEADLINE_S}, a year: the gateway's limit), got {value!r}")
+    return value
+
+
 def _flag(name: str, value: bool) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
@@ -292,23 +324,22 @@ def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
             raise ValueError(f"logit_bias[{token_id!r}] must be a number, got {bias!r}")
         sampling.logit_bias[_unsigned("a logit_bias token id", token_id, 64)] = bias
     spec = common_pb2.CallSpec(
-        call_id=call_id or "", thread_id=thread_id or "", parent_call_ids=list(parents),
-        messages=_messages(args.get("messages")),
-        prompt=args.get("prompt") or "", sampling=sampling,
+        call_id=_text("call_id", call_id), thread_id=_text("thread_id", thread_id),
+        parent_call_ids=list(parents), messages=_messages(args.get("messages")),
+        prompt=_text("prompt", args.get("prompt")), sampling=sampling,
         cache=common_pb2.CachePolicy(mode=_CACHE_MODES[cache],
                                      semantic_threshold=_number(
                                          "semantic_threshold", args.get("semantic_threshold", 0.0))),
         hints=common_pb2.CallHints(expected_output_tokens=_unsigned(
             "expected_output_tokens", args.get("expected_output_tokens", 0), 32),
                                    tags=_strings("tags", args.get("tags"))),
-        model=args.get("model", ""), tools=[_tool(t) for t in args.get("tools", ())],
+        model=_text("model", args.get("model")), tools=[_tool(t) for t in args.get("tools", ())],
         tool_choice=_tool_choice(args.get("tool_choice")),
         response_format=_response_format(args.get("json_schema"), args.get("json_object", False)),
         restart_on_failure=_flag("restart_on_failure", args.get("restart_on_failure", False)),
-        chat_template_kwargs=json.dumps(dict(args["chat_template_kwargs"]))
-        if args.get("chat_template_kwargs") else "",
-        reasoning_effort=args.get("reasoning_effort", ""),
-        reasoning_in_text=args.get("reasoning_in_text", False),
+        chat_template_kwargs=_template_kwargs(args.get("chat_template_kwargs")),
+        reasoning_effort=_text("reasoning_effort", args.get("reasoning_effort")),
+        reasoning_in_text=_flag("reasoning_in_text", args.get("reasoning_in_text", False)),
         logprobs=_flag("logprobs", args.get("logprobs", False)),
         top_logprobs=_unsigned("top_logprobs", args.get("top_logprobs", 0), 32, most=20),
     )

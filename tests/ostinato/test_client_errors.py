@@ -26,3 +26,29 @@ def test_a_failed_rpc_becomes_its_exception(exc: grpc.RpcError, cls: type, messa
     assert type(err) is cls and err.message == message
     if isinstance(err, ostinato.RateLimited):
         assert err.retry_after_s == 0.25
+
+
+@pytest.mark.parametrize("timeout_s", [0, 0.0, -1, "5", float("nan"), float("inf"), True])
+def test_a_bad_timeout_is_refused_when_the_client_is_made(timeout_s: object) -> None:
+    """(SDK review 2026-12-05: 0 was taken, every operation then DEADLINE_EXCEEDED; "5"
+    failed inside gRPC at the first call.) No channel is opened, no thread left."""
+    import asyncio
+    import threading
+
+    threads = threading.active_count()
+    with pytest.raises(ValueError, match="timeout_s must be a number of seconds above 0"):
+        ostinato.Client("127.0.0.1:1", timeout_s=timeout_s)  # type: ignore[arg-type]
+    assert threading.active_count() == threads
+
+    async def made() -> None:
+        ostinato.AsyncClient("127.0.0.1:1", timeout_s=timeout_s)  # type: ignore[arg-type]
+
+    with pytest.raises(ValueError, match="timeout_s must be a number of seconds above 0"):
+        asyncio.run(made())
+
+
+def test_an_async_client_made_outside_its_loop_says_so_at_once() -> None:
+    """(SDK review 2026-12-05: it failed only at the first RPC, "attached to a different
+    loop".)"""
+    with pytest.raises(RuntimeError, match="must be made inside the event loop that uses it"):
+        ostinato.AsyncClient("127.0.0.1:1")

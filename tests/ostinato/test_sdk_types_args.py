@@ -87,11 +87,36 @@ def test_logprobs_and_parallel_tool_calls_are_sent() -> None:
     (lambda: call_spec(restart_on_failure="yes"), ValueError, "restart_on_failure must be True"),
     (lambda: program_options(labels={"n": 1}), ValueError, "labels must map strings to strings"),
     (lambda: program_options(reject_when_late="no"), ValueError, "reject_when_late must be"),
+    # SDK review 2026-12-05 LOW: bare TypeErrors from protobuf or dict(), naming nothing
+    (lambda: call_spec(thread_id=1), ValueError, "thread_id must be a string, got 1"),
+    (lambda: call_spec(call_id=3), ValueError, "call_id must be a string, got 3"),
+    (lambda: Graph().call(thread_id=2, prompt="x"), ValueError, "thread_id must be a string"),
+    (lambda: call_spec(prompt=b"x"), ValueError, "prompt must be a string"),
+    (lambda: call_spec(model=7), ValueError, "model must be a string"),
+    (lambda: call_spec(reasoning_effort=1), ValueError, "reasoning_effort must be a string"),
+    (lambda: call_spec(reasoning_in_text="yes"), ValueError, "reasoning_in_text must be True"),
+    (lambda: call_spec(chat_template_kwargs=[1]), ValueError,
+     "chat_template_kwargs must map strings to values, got \\[1\\]"),
+    (lambda: call_spec(chat_template_kwargs={1: True}), ValueError,
+     "chat_template_kwargs must map strings"),
+    (lambda: call_spec(chat_template_kwargs={"x": object()}), ValueError,
+     "chat_template_kwargs must hold JSON values only"),
+    (lambda: call_spec(chat_template_kwargs={"x": float("nan")}), ValueError,
+     "chat_template_kwargs must hold JSON values only"),
+    (lambda: program_options(program_id=5), ValueError, "program_id must be a string"),
+    (lambda: program_options(program_class=["react"]), ValueError,
+     "program_class must be a string"),
 ])
 def test_a_misspelt_or_bad_argument_is_refused(build: Callable[[], Any], error: type,
                                                message: str) -> None:
     with pytest.raises(error, match=message):
         build()
+
+
+def test_chat_template_kwargs_are_sent_as_one_json_object() -> None:
+    spec = call_spec(prompt="x", chat_template_kwargs={"enable_thinking": False, "n": [1]})
+    assert spec.chat_template_kwargs == '{"enable_thinking": false, "n": [1]}'
+    assert call_spec(prompt="x", chat_template_kwargs={}).chat_template_kwargs == ""
 
 
 def test_one_string_is_one_stop_and_one_tag_not_its_characters() -> None:
