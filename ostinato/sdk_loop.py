@@ -9,6 +9,7 @@ loop at once: their RPCs run concurrently on the one channel.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Generator
@@ -19,6 +20,8 @@ import grpc
 from ostinato.errors import ClientClosed
 
 T = TypeVar("T")
+# how often a blocking wait checks that the loop still runs (its result wakes it at once)
+_LOOP_CHECK_S = 1.0
 
 
 async def _called(fn: Callable[[], T]) -> T:
@@ -37,6 +40,15 @@ async def _next(items: AsyncIterator[T]) -> list[T]:
         return [await anext(items)]
     except StopAsyncIteration:
         return []
+
+
+async def _end_the_others() -> None:
+    """Cancels every other task on the loop (other threads' waits: an RPC, a stream's next
+    chunk) and waits for them to end."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 def _serve(loop: asyncio.AbstractEventLoop) -> None:
@@ -59,11 +71,12 @@ class LoopThread:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=_serve, args=(self._loop,), name=name, daemon=True)
         self._thread.start()
+        self._closing = False
         weakref.finalize(self, _stop, self._loop)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Runs `coro` on the loop and waits for its result (an interrupted wait cancels it)."""
-        if not self.is_open or self._loop.is_closed():
+        if self._closing or not self.is_open or self._loop.is_closed():
             coro.close()  # (never awaited: no warning about it)
             raise ClientClosed(grpc.StatusCode.CANCELLED, "the client is closed: open another")
         if threading.current_thread() is self._thread:
@@ -72,10 +85,28 @@ class LoopThread:
                                "of the asyncio SDK?) would wait for itself: use AsyncClient")
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
-            return future.result()
+            return self._result(future)
+        except concurrent.futures.CancelledError:
+            if self._closing:  # another thread closed the client while this one waited
+                raise ClientClosed(grpc.StatusCode.CANCELLED,
+                                   "the client was closed while this call waited") from None
+            raise
         except BaseException:
             future.cancel()
             raise
+
+    def _result(self, future: concurrent.futures.Future[T]) -> T:
+        """The future's result; ClientClosed if the loop ends first (a wait that `close`, on
+        another thread, began to end just before this one was scheduled)."""
+        while True:
+            try:
+                return future.result(timeout=_LOOP_CHECK_S)
+            except TimeoutError:
+                if future.done():  # the coroutine's own TimeoutError
+                    raise
+                if not self.is_open:
+                    raise ClientClosed(grpc.StatusCode.CANCELLED,
+                                       "the client was closed while this call waited") from None
 
     def call(self, fn: Callable[[], T]) -> T:
         """Runs `fn` on the loop (what must be made there: channels, RPC objects)."""
@@ -99,8 +130,8 @@ class LoopThread:
     def _close(self, iterator: AsyncIterator[Any]) -> None:
         """Closes `iterator` on the loop: waited for, unless this is the loop's own thread (a
         generator collected there) or the loop has ended (its async generators closed)."""
-        if not self.is_open or self._loop.is_closed():
-            return
+        if not self.is_open or self._loop.is_closed() or self._closing:
+            return  # (closing: `close` finishes the async generators)
         future = asyncio.run_coroutine_threadsafe(_aclose(iterator), self._loop)
         if threading.current_thread() is not self._thread:
             future.result()
@@ -110,9 +141,12 @@ class LoopThread:
         return self._thread.is_alive()
 
     def close(self) -> None:
-        """Finishes open async generators, stops the loop and joins its thread."""
+        """Ends what other threads wait for on the loop (they get ClientClosed), finishes
+        open async generators, stops the loop and joins its thread."""
         if not self.is_open:
             return
-        self.run(self._loop.shutdown_asyncgens())
+        self._closing = True
+        for ending in (_end_the_others(), self._loop.shutdown_asyncgens()):
+            self._result(asyncio.run_coroutine_threadsafe(ending, self._loop))
         _stop(self._loop)
         self._thread.join()

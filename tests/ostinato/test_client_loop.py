@@ -110,3 +110,44 @@ def test_leaving_an_iteration_early_closes_the_async_iterator(loop: LoopThread) 
     assert closed == ["left on test-loop"]
     assert list(loop.iterate(items("finished"))) == [0, 1, 2]
     assert closed == ["left on test-loop", "finished on test-loop"]
+
+
+def test_closing_while_another_thread_iterates_ends_its_iteration_cleanly(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """(SDK review 2026-12-05: Client.close while another thread read a stream made asyncio
+    log "aclose(): asynchronous generator is already running".) The reader gets
+    ClientClosed, the generator is closed once (its finally runs), nothing is logged."""
+    from ostinato.errors import ClientClosed
+
+    loop = LoopThread("test-loop")
+    waiting = threading.Event()
+    closed: list[str] = []
+    outcome: list[BaseException | None] = []
+
+    async def items() -> AsyncIterator[int]:
+        try:
+            yield 0
+            waiting.set()
+            await asyncio.Event().wait()  # a stream waiting for its next chunk
+            yield 1
+        finally:
+            closed.append("closed")
+
+    def read() -> None:
+        try:
+            for _ in loop.iterate(items()):
+                pass
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 (what the reader got is the test)
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert waiting.wait(30)
+    with caplog.at_level("ERROR", logger="asyncio"):
+        loop.close()
+        reader.join(30)
+    assert not reader.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], ClientClosed), outcome
+    assert closed == ["closed"]
+    assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text
