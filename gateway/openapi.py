@@ -26,8 +26,8 @@ from gateway.responses_items import MAX_LIMIT
 from ostinato.config import GatewayConfig
 
 _USAGE = ("prompt_tokens", "completion_tokens", "cached_tokens")
-_SUMMARY = ("program_id", "tenant", "calls_completed", "calls_failed", "usage",
-            "attained_service_s", "elapsed_s")
+_SUMMARY = ("program_id", "tenant", "calls_completed", "calls_failed", "calls_cancelled",
+            "usage", "attained_service_s", "elapsed_s")
 
 OPEN_ROUTES = frozenset({"/health", "/openapi.json"})  # no API key needed
 
@@ -96,7 +96,8 @@ def _schemas(cfg: GatewayConfig) -> dict[str, Schema]:
                                      ("program_id", "tenant")),
         "ProgramSummary": obj({
             "program_id": text(), "tenant": text(), "calls_completed": {"type": "integer"},
-            "calls_failed": {"type": "integer"}, "usage": obj({
+            "calls_failed": {"type": "integer"}, "calls_cancelled": {"type": "integer"},
+            "usage": obj({
                 k: {"type": "integer"} for k in _USAGE}, _USAGE),
             "attained_service_s": {"type": "number"}, "elapsed_s": {"type": "number"},
         }, _SUMMARY, description="the gRPC ProgramSummary in protobuf's JSON mapping, every "

@@ -135,6 +135,7 @@ class TracedGatewayCore(GatewayCore):
         attributes = {
             genai.PROGRAM_CALLS_COMPLETED: summary.calls_completed,
             genai.PROGRAM_CALLS_FAILED: summary.calls_failed,
+            genai.PROGRAM_CALLS_CANCELLED: summary.calls_cancelled,
             genai.USAGE_INPUT: summary.usage.prompt_tokens,
             genai.USAGE_OUTPUT: summary.usage.completion_tokens,
             genai.USAGE_CACHE_READ: summary.usage.cached_tokens}

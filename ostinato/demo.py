@@ -109,7 +109,7 @@ async def run(address: str) -> int:
         s = program.summary
         assert s is not None
         print(f"\nprogram {s.program_id}: {s.calls_completed} calls completed, "
-              f"{s.calls_failed} failed, {elapsed:.2f}s wall, engine service "
+              f"{s.calls_failed} failed, {s.calls_cancelled} cancelled, {elapsed:.2f}s wall, engine service "
               f"{s.attained_service_s:.2f}s, tokens {s.usage.prompt_tokens} in / "
               f"{s.usage.completion_tokens} out")
         simulated = all(st.out.simulated for st in steps)

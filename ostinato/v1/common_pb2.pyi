@@ -299,7 +299,7 @@ class ProgramOptions(_message.Message):
     def __init__(self, program_id: _Optional[str] = ..., deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., reject_when_late: _Optional[bool] = ..., program_class: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ProgramSummary(_message.Message):
-    __slots__ = ("program_id", "tenant", "calls_completed", "calls_failed", "usage", "attained_service_s", "elapsed_s")
+    __slots__ = ("program_id", "tenant", "calls_completed", "calls_failed", "usage", "attained_service_s", "elapsed_s", "calls_cancelled")
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     CALLS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
@@ -307,6 +307,7 @@ class ProgramSummary(_message.Message):
     USAGE_FIELD_NUMBER: _ClassVar[int]
     ATTAINED_SERVICE_S_FIELD_NUMBER: _ClassVar[int]
     ELAPSED_S_FIELD_NUMBER: _ClassVar[int]
+    CALLS_CANCELLED_FIELD_NUMBER: _ClassVar[int]
     program_id: str
     tenant: str
     calls_completed: int
@@ -314,4 +315,5 @@ class ProgramSummary(_message.Message):
     usage: Usage
     attained_service_s: float
     elapsed_s: float
-    def __init__(self, program_id: _Optional[str] = ..., tenant: _Optional[str] = ..., calls_completed: _Optional[int] = ..., calls_failed: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., attained_service_s: _Optional[float] = ..., elapsed_s: _Optional[float] = ...) -> None: ...
+    calls_cancelled: int
+    def __init__(self, program_id: _Optional[str] = ..., tenant: _Optional[str] = ..., calls_completed: _Optional[int] = ..., calls_failed: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., attained_service_s: _Optional[float] = ..., elapsed_s: _Optional[float] = ..., calls_cancelled: _Optional[int] = ...) -> None: ...

@@ -10,7 +10,16 @@ from collections.abc import Callable
 from ostinato.clock import Clock
 from planner.core.admission import ProgramAdmission
 from planner.core.estimates import OutputEstimator
-from planner.core.model import CallRecord, CallState, NoSuchCall, Program, call_key, work_of
+from planner.core.model import (
+    CallChanged,
+    CallRecord,
+    CallState,
+    Event,
+    NoSuchCall,
+    Program,
+    call_key,
+    work_of,
+)
 from planner.core.queue import MultiLevelQueue
 
 # How much more service than the planner's time since its grant a worker may report for a
@@ -27,6 +36,7 @@ class CallReports:
     _admission: ProgramAdmission
     estimator: OutputEstimator
     _finish: Callable[[CallRecord, CallState], None]  # PlannerCore's: ends a call
+    _events: list[Event]
 
     def complete(
         self,
@@ -49,25 +59,52 @@ class CallReports:
             raise ValueError(f"complete() needs a finished state, got {state}")
         call = self._live(program_id, call_id, attempt)
         if call is None:
-            raise NoSuchCall(f"no live call {call_id!r} in program {program_id!r}"
-                             + (f" at attempt {attempt}" if attempt else ""))
+            cancelled = self._cancelled_unreported(program_id, call_id, attempt)
+            if cancelled is None:
+                raise NoSuchCall(f"no live call {call_id!r} in program {program_id!r}"
+                                 + (f" at attempt {attempt}" if attempt else ""))
+            # the caller cancelled it first: what it used until its engine stopped still counts
+            self._used(cancelled, CallState.CANCELLED, service_s, prompt_tokens,
+                       completion_tokens, cached_tokens, reasoning_tokens)
+            self._events.append(CallChanged(cancelled))  # (its record is saved again)
+            return cancelled
+        self._used(call, state, service_s, prompt_tokens, completion_tokens, cached_tokens,
+                   reasoning_tokens)
+        self._finish(call, state)
+        return call
+
+    def _used(self, call: CallRecord, state: CallState, service_s: float, prompt_tokens: int,
+              completion_tokens: int, cached_tokens: int, reasoning_tokens: int) -> None:
+        """A worker's report of what `call` used: its usage, its program's attained service
+        and work, its tenant's fair share."""
         started = call.arrival if call.dispatched_at is None else call.dispatched_at
+        end = self._clock.now() if call.finished_at is None else call.finished_at
         call.service_s = min(max(0.0, service_s),  # (max(0.0, nan) is 0.0)
-                             max(0.0, self._clock.now() - started) + SERVICE_SLACK_S)
+                             max(0.0, end - started) + SERVICE_SLACK_S)
         call.prompt_tokens_used = prompt_tokens
         call.completion_tokens = completion_tokens
         call.cached_tokens = cached_tokens
         call.reasoning_tokens = min(reasoning_tokens, completion_tokens)
-        program = self._programs.get(program_id)
+        call.usage_reported = True
+        program = self._programs.get(call.program_id)
         if program is not None:
             program.attained_service_s += call.service_s
             program.attained_work += work_of(completion_tokens, max(0, prompt_tokens
                                                                     - cached_tokens))
             if state is CallState.DONE:
                 self.estimator.observe(program.program_class, completion_tokens)
-            self._admission.generated(program_id, completion_tokens)
+            self._admission.generated(call.program_id, completion_tokens)
         self._queue.fair_share.account(call.tenant, call.service_s)
-        self._finish(call, state)
+
+    def _cancelled_unreported(self, program_id: str, call_id: str,
+                              attempt: int) -> CallRecord | None:
+        """The call, if its caller cancelled it while it ran and its worker has not yet said
+        what it used (the worker's report follows the cancel)."""
+        program = self._programs.get(program_id)
+        call = program.calls.get(call_id) if program is not None else None
+        if call is None or call.state is not CallState.CANCELLED or call.usage_reported \
+                or call.dispatched_at is None or (attempt and call.attempt != attempt):
+            return None
         return call
 
     def progress(self, program_id: str, call_id: str, generated_tokens: int) -> CallRecord:

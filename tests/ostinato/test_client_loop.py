@@ -138,7 +138,7 @@ def test_closing_while_another_thread_iterates_ends_its_iteration_cleanly(
             for _ in loop.iterate(items()):
                 pass
             outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 (what the reader got is the test)
+        except BaseException as exc:  # what the reader got is the test
             outcome.append(exc)
 
     reader = threading.Thread(target=read)

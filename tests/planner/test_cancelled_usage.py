@@ -1,0 +1,92 @@
+"""A call its caller cancelled while it ran: its worker's report, which follows the cancel,
+still says what it used (usage, attained service, fair share), once; the program's summary
+counts it cancelled. (SDK review 2026-12-05: cancelled calls were in no count and their
+tokens missing from the usage.) Clock-injected."""
+
+from __future__ import annotations
+
+import pytest
+
+from ostinato.clock import ManualClock
+from planner.core import PlannerCore
+from planner.core.model import CallChanged, CallState, NoSuchCall
+from planner.core.selection import parse_policy
+from planner.translate import summary_proto
+
+
+def _running() -> tuple[PlannerCore, ManualClock]:
+    """Program p of tenant a: call x granted (attempt 1) and run 2 s; call y done."""
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy("plas+round_robin"))
+    core.upsert_worker("w0", "addr0", 2)
+    core.register_program("p", "a")
+    core.submit("p", "a", "y")
+    core.submit("p", "a", "x")
+    core.dispatch()
+    clock.advance(2.0)
+    core.complete("p", "y", service_s=1.0, prompt_tokens=10, completion_tokens=4)
+    return core, clock
+
+
+def _summary(core: PlannerCore, clock: ManualClock) -> tuple[int, int, int, int, int]:
+    s = summary_proto(core.program("p", "a"), clock.now())
+    return (s.calls_completed, s.calls_failed, s.calls_cancelled, s.usage.prompt_tokens,
+            s.usage.completion_tokens)
+
+
+def test_the_report_after_a_cancel_counts_what_the_call_used() -> None:
+    core, clock = _running()
+    core.cancel("p", "x")
+    assert _summary(core, clock) == (1, 0, 1, 10, 4)
+    core.take_events()
+    call = core.complete("p", "x", state=CallState.CANCELLED, service_s=1.5,
+                         prompt_tokens=20, completion_tokens=7, attempt=1)
+    assert call.state is CallState.CANCELLED
+    assert _summary(core, clock) == (1, 0, 1, 30, 11)
+    assert core.program("p", "a").attained_service_s == pytest.approx(2.5)
+    assert core._queue.fair_share.vtime["a"] == pytest.approx(2.5)
+    # saved again with its usage (a restarted planner's summary keeps it)
+    assert any(isinstance(e, CallChanged) and e.call is call for e in core.take_events())
+
+
+@pytest.mark.parametrize(("first", "again"), [
+    ({"attempt": 1}, {"attempt": 1}),  # the report repeated
+    ({"attempt": 0}, {"attempt": 1}),
+])
+def test_it_is_counted_once(first: dict[str, int], again: dict[str, int]) -> None:
+    core, clock = _running()
+    core.cancel("p", "x")
+    core.complete("p", "x", state=CallState.CANCELLED, completion_tokens=7, **first)
+    with pytest.raises(NoSuchCall):
+        core.complete("p", "x", state=CallState.CANCELLED, completion_tokens=7, **again)
+    assert _summary(core, clock) == (1, 0, 1, 10, 11)
+
+
+def test_a_report_of_another_attempt_is_not_taken() -> None:
+    core, clock = _running()
+    core.cancel("p", "x")
+    with pytest.raises(NoSuchCall):
+        core.complete("p", "x", state=CallState.CANCELLED, completion_tokens=7, attempt=2)
+    assert _summary(core, clock) == (1, 0, 1, 10, 4)
+
+
+def test_a_call_cancelled_before_it_ran_takes_no_report() -> None:
+    """Dropped while it waited: no worker ran it, so no worker's report is taken for it."""
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy("plas+round_robin"))
+    core.register_program("p", "a")
+    core.submit("p", "a", "x")  # no worker: it waits
+    core.cancel("p", "x")
+    with pytest.raises(NoSuchCall):
+        core.complete("p", "x", state=CallState.CANCELLED, completion_tokens=7)
+    assert _summary(core, clock) == (0, 0, 1, 0, 0)
+
+
+def test_its_service_is_held_to_the_time_until_the_cancel() -> None:
+    """The bound on a report's service (the time since its grant + slack) ends at the cancel:
+    a late report cannot claim the time that passed after it."""
+    core, clock = _running()
+    core.cancel("p", "x")
+    clock.advance(100.0)
+    call = core.complete("p", "x", state=CallState.CANCELLED, service_s=50.0)
+    assert call.service_s == pytest.approx(3.0)  # 2 s ran + SERVICE_SLACK_S
