@@ -291,6 +291,13 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                 self._publish_blocks(request, "".join(output))
         except (asyncio.CancelledError, GeneratorExit) as exc:
             # cancelled, or closed at a chunk (Generate's `closer`): its caller stopped reading
+            if rid in self._hung and isinstance(exc, GeneratorExit):
+                # the hung engine's cut reached the RPC while gRPC sent one of its chunks:
+                # the RPC ended there and its end closed this generation at the chunk
+                self._calls.report(request, status, last, time.monotonic() - start)  # FAILED
+                meter.failed(grpc.StatusCode.UNAVAILABLE.name)
+                log.warning("engine hung: call cut", call_id=request.call_id)
+                raise
             if (isinstance(exc, asyncio.CancelledError) and rid in self._hung
                     and task is not None and task.uncancel() == 0):
                 self._calls.report(request, status, last, time.monotonic() - start)  # FAILED

@@ -257,6 +257,27 @@ async def test_a_generate_whose_rpc_ends_while_a_chunk_is_sent_is_closed_and_rep
         assert handler.ag_frame is not None  # (gRPC's handler itself was left as it was)
 
 
+async def test_a_hung_engines_cut_that_ends_the_rpc_at_a_chunk_is_reported_failed(
+        sim_engine_url: str) -> None:
+    """The worker cuts the calls of an engine found hung (`engine_hung` cancels each call's
+    RPC task); where the cancel lands in gRPC's send of a chunk, the RPC ends there and its
+    end closes the generation at that chunk. It is the engine's failure (FAILED: the gateway
+    may run it again elsewhere), not the caller's cancel (review 2026-12-05, was CANCELLED)."""
+    async with worker_on_loopback(sim_engine_url, 0) as (_, service, recorder):
+        rpc = HandDrivenRpc()
+        handler = service.Generate(story("long", 100_000), rpc)
+        # run in a task of its own: the one `engine_hung` cancels, done by then (its cancel
+        # landed in gRPC's code, not in the generation)
+        first = await asyncio.create_task(anext(handler))
+        assert not first.HasField("result")
+        assert service.engine_hung() == 1
+        await rpc.end()
+        await service.drain_reports()
+        assert [(r.call_id, r.status) for r in recorder.completions] == [
+            ("long", planner_pb2.COMPLETION_STATUS_FAILED)]
+        assert service.running == 0
+
+
 async def test_a_generate_that_answered_is_not_closed_again_by_its_rpcs_end(
         sim_engine_url: str) -> None:
     async with worker_on_loopback(sim_engine_url, 0) as (_, service, recorder):
