@@ -19,6 +19,8 @@ from typing import Any, TypeAlias, TypeVar
 import redis
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.client import Pipeline as AsyncPipeline
+from redis.asyncio.cluster import ClusterPipeline as AsyncClusterPipeline
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 from redis.typing import KeyT
@@ -86,9 +88,7 @@ async def keeping_cancel(op: Awaitable[T]) -> T:
     before = task.cancelling() if task is not None else 0
     try:
         result = await op
-    except asyncio.CancelledError:
-        raise
-    except BaseException as exc:
+    except Exception as exc:
         if task is not None and task.cancelling() > before:
             raise asyncio.CancelledError() from exc
         raise
@@ -97,18 +97,39 @@ async def keeping_cancel(op: Awaitable[T]) -> T:
     return result
 
 
+class _Pipeline(AsyncPipeline):
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        return await keeping_cancel(super().execute(raise_on_error))
+
+
+class _ClusterPipeline(AsyncClusterPipeline):
+    async def execute(self, raise_on_error: bool = True,
+                      allow_redirections: bool = True) -> list[Any]:
+        return await keeping_cancel(super().execute(raise_on_error, allow_redirections))
+
+
 class _Redis(aioredis.Redis):
-    """The asyncio client, each command through `keeping_cancel`."""
+    """The asyncio client, each command and pipeline through `keeping_cancel`."""
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         return await keeping_cancel(super().execute_command(*args, **options))
 
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> _Pipeline:
+        return _Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
 
 class _RedisCluster(AsyncRedisCluster):
-    """The asyncio Redis Cluster client, each command through `keeping_cancel`."""
+    """The asyncio Redis Cluster client, each command and pipeline through `keeping_cancel`."""
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         return await keeping_cancel(super().execute_command(*args, **kwargs))
+
+    def pipeline(self, transaction: Any | None = None,
+                 shard_hint: Any | None = None) -> _ClusterPipeline:
+        if shard_hint:  # (as redis-py's)
+            raise redis.exceptions.RedisClusterException(
+                "shard_hint is deprecated in cluster mode")
+        return _ClusterPipeline(self, transaction)  # type: ignore[abstract]  # (as redis-py makes it)
 
 
 def operation_bound(timeout_s: float) -> float:

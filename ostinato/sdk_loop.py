@@ -72,6 +72,7 @@ class LoopThread:
         self._thread = threading.Thread(target=_serve, args=(self._loop,), name=name, daemon=True)
         self._thread.start()
         self._closing = False
+        self._close_lock = threading.Lock()  # one close at a time; the others wait for it
         weakref.finalize(self, _stop, self._loop)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -83,7 +84,7 @@ class LoopThread:
             coro.close()
             raise RuntimeError("a blocking SDK call from the SDK's own event loop (a callback "
                                "of the asyncio SDK?) would wait for itself: use AsyncClient")
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        future = self._submit(coro)
         try:
             return self._result(future)
         except concurrent.futures.CancelledError:
@@ -95,6 +96,16 @@ class LoopThread:
             future.cancel()
             raise
 
+    def _submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError:  # the loop closed since the caller looked
+            coro.close()
+            if self._loop.is_closed():
+                raise ClientClosed(grpc.StatusCode.CANCELLED,
+                                   "the client is closed: open another") from None
+            raise
+
     def _result(self, future: concurrent.futures.Future[T]) -> T:
         """The future's result; ClientClosed if the loop ends first (a wait that `close`, on
         another thread, began to end just before this one was scheduled)."""
@@ -102,8 +113,8 @@ class LoopThread:
             try:
                 return future.result(timeout=_LOOP_CHECK_S)
             except TimeoutError:
-                if future.done():  # the coroutine's own TimeoutError
-                    raise
+                if future.done():  # done meanwhile, or the coroutine's own TimeoutError
+                    return future.result()
                 if not self.is_open:
                     raise ClientClosed(grpc.StatusCode.CANCELLED,
                                        "the client was closed while this call waited") from None
@@ -132,9 +143,13 @@ class LoopThread:
         generator collected there) or the loop has ended (its async generators closed)."""
         if not self.is_open or self._loop.is_closed() or self._closing:
             return  # (closing: `close` finishes the async generators)
-        future = asyncio.run_coroutine_threadsafe(_aclose(iterator), self._loop)
+        future = self._submit(_aclose(iterator))
         if threading.current_thread() is not self._thread:
-            future.result()
+            try:
+                self._result(future)
+            except (ClientClosed, concurrent.futures.CancelledError):
+                if not self._closing:  # (closing: its close is `close`'s)
+                    raise
 
     @property
     def is_open(self) -> bool:
@@ -143,10 +158,15 @@ class LoopThread:
     def close(self) -> None:
         """Ends what other threads wait for on the loop (they get ClientClosed), finishes
         open async generators, stops the loop and joins its thread."""
-        if not self.is_open:
-            return
-        self._closing = True
-        for ending in (_end_the_others(), self._loop.shutdown_asyncgens()):
-            self._result(asyncio.run_coroutine_threadsafe(ending, self._loop))
-        _stop(self._loop)
-        self._thread.join()
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("the SDK's client closed from its own event loop (a callback "
+                               "of the asyncio SDK?) would wait for itself: use AsyncClient")
+        with self._close_lock:
+            if not self.is_open:
+                return
+            self._closing = True
+            # (the others a second time: a wait scheduled as the first pass began)
+            for ending in (_end_the_others, self._loop.shutdown_asyncgens, _end_the_others):
+                self._result(self._submit(ending()))
+            _stop(self._loop)
+            self._thread.join()

@@ -118,7 +118,6 @@ class CallRecord:
     cached_tokens: int = 0
     reasoning_tokens: int = 0  # of completion_tokens, a reasoning model's thinking
     recovered: bool = False  # restored from Redis by a restarted planner, not yet re-admitted
-    usage_reported: bool = False  # its worker said what it used (a cancelled call's comes late)
     attempt: int = 1  # 1, then one more per retry after its worker failed
     excluded: frozenset[str] = NO_WORKERS  # workers its earlier attempts failed on
     # Waiting for its home worker (planner/core/parking.py): since when, and for how long in all

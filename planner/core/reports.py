@@ -85,7 +85,6 @@ class CallReports:
         call.completion_tokens = completion_tokens
         call.cached_tokens = cached_tokens
         call.reasoning_tokens = min(reasoning_tokens, completion_tokens)
-        call.usage_reported = True
         program = self._programs.get(call.program_id)
         if program is not None:
             program.attained_service_s += call.service_s
@@ -98,12 +97,15 @@ class CallReports:
 
     def _cancelled_unreported(self, program_id: str, call_id: str,
                               attempt: int) -> CallRecord | None:
-        """The call, if its caller cancelled it while it ran and its worker has not yet said
-        what it used (the worker's report follows the cancel)."""
+        """The call, if it was cancelled while it ran and no report has yet said what it used:
+        the worker's report follows the cancel, and the gateway's, which says the caller went
+        away, says nothing of its use (zeros). A call restored by a restarted planner keeps
+        what it used, so a report replayed to it is not taken twice."""
         program = self._programs.get(program_id)
         call = program.calls.get(call_id) if program is not None else None
-        if call is None or call.state is not CallState.CANCELLED or call.usage_reported \
-                or call.dispatched_at is None or (attempt and call.attempt != attempt):
+        if call is None or call.state is not CallState.CANCELLED or call.dispatched_at is None \
+                or (attempt and call.attempt != attempt) or call.service_s > 0 \
+                or call.prompt_tokens_used > 0 or call.completion_tokens > 0:
             return None
         return call
 

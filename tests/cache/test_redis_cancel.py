@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline as AsyncPipeline
+from redis.asyncio.cluster import ClusterPipeline as AsyncClusterPipeline
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from cache.redis_client import connect, keeping_cancel, within
@@ -162,3 +164,28 @@ async def test_a_real_tail_cancelled_at_random_points_ends(redis_url: str) -> No
             assert await _cancelled(task), f"cancel {i} was lost"
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("cluster", [False, True], ids=["server", "cluster"])
+async def test_the_clients_pipelines_keep_a_cancellation_too(
+        monkeypatch: pytest.MonkeyPatch, redis_url: str, cluster: bool) -> None:
+    """(Review 2026-12-06: pipelines outside `within`, the planner's fenced store writes
+    among them, went round `keeping_cancel`.)"""
+    base = AsyncClusterPipeline if cluster else AsyncPipeline
+    started = asyncio.Event()
+
+    async def swallowing(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return await _returns_anyway(started)
+
+    client = connect(redis_url, cluster=cluster, timeout_s=1.0)
+    monkeypatch.setattr(base, "execute", swallowing)
+    try:
+        pipe = client.pipeline(transaction=False)
+        assert isinstance(pipe, base)
+        task = asyncio.create_task(pipe.execute())
+        await started.wait()
+        assert await _cancelled(task, monkeypatch.undo)
+    finally:
+        monkeypatch.undo()
+        if not cluster:
+            await client.aclose()

@@ -151,3 +151,38 @@ def test_closing_while_another_thread_iterates_ends_its_iteration_cleanly(
     assert len(outcome) == 1 and isinstance(outcome[0], ClientClosed), outcome
     assert closed == ["closed"]
     assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text
+
+
+def test_a_result_that_lands_as_a_wait_times_out_is_returned(loop: LoopThread) -> None:
+    """(Review 2026-12-06: the result that completed between the timed wait's timeout and
+    the check was lost, raised as the wait's TimeoutError.)"""
+    import concurrent.futures
+
+    class LandsAtTheTimeout(concurrent.futures.Future[str]):
+        def result(self, timeout: float | None = None) -> str:
+            if not self.done():
+                self.set_result("answer")
+                raise TimeoutError
+            return super().result(timeout)
+
+    assert loop._result(LandsAtTheTimeout()) == "answer"
+
+
+def test_two_threads_closing_at_once_both_return() -> None:
+    loop = LoopThread("test-loop")
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def close() -> None:
+        start.wait()
+        try:
+            loop.close()
+        except BaseException as exc:  # what a closer got is the test
+            errors.append(exc)
+
+    closers = [threading.Thread(target=close) for _ in range(2)]
+    for t in closers:
+        t.start()
+    for t in closers:
+        t.join(30)
+    assert not errors and not loop.is_open

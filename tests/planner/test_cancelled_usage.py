@@ -49,6 +49,19 @@ def test_the_report_after_a_cancel_counts_what_the_call_used() -> None:
     assert any(isinstance(e, CallChanged) and e.call is call for e in core.take_events())
 
 
+def test_the_gateways_report_of_the_cancel_leaves_the_workers_usage_to_come() -> None:
+    """The gateway reports a caller gone (CANCELLED, attempt 0, no usage: it cannot know it)
+    while the call is live; the worker's report with what it used comes after and counts.
+    (Review 2026-12-06: the gateway's empty report took the call's one report.)"""
+    core, clock = _running()
+    core.complete("p", "x", state=CallState.CANCELLED)  # the gateway's: zeros
+    assert _summary(core, clock) == (1, 0, 1, 10, 4)
+    core.complete("p", "x", state=CallState.CANCELLED, service_s=1.5, prompt_tokens=20,
+                  completion_tokens=7, attempt=1)
+    assert _summary(core, clock) == (1, 0, 1, 30, 11)
+    assert core.program("p", "a").attained_service_s == pytest.approx(2.5)
+
+
 @pytest.mark.parametrize(("first", "again"), [
     ({"attempt": 1}, {"attempt": 1}),  # the report repeated
     ({"attempt": 0}, {"attempt": 1}),
