@@ -12,6 +12,11 @@ import grpc
 
 from ostinato.v1 import planner_pb2, planner_pb2_grpc
 
+REPORT_S = 2.0  # how long a report of the gateway's, or the end of the program, may take
+# The end of a one-call program whose failure report was not answered in time: the planner
+# ends it once its calls have settled (the worker's own report in, or its end grace over).
+END_UNREPORTED_S = 15.0
+
 
 class OutcomeReports:
     def __init__(self, planner: planner_pb2_grpc.PlannerStub) -> None:
@@ -29,13 +34,24 @@ class OutcomeReports:
             program_id=admit.program_id, call_id=admit.call_id, worker_id=grant.worker_id,
             status=status, attempt=grant.attempt,
         )
-        # If this fails, the planner still gets the worker's own report (and a one-call
-        # program left open expires when idle).
+        # If this fails, the planner still gets the worker's own report.
+        try:
+            await self._planner.ReportCompletion(report, timeout=REPORT_S)
+        except grpc.aio.AioRpcError:
+            reported = False
+        else:
+            reported = True
+        if admit.end_program_after or admit.HasField("register_program"):
+            end = self._end(admit, REPORT_S if reported else END_UNREPORTED_S)
+            if reported:
+                await end
+            else:  # ended all the same (it was left open: CI, a loaded planner's late answer),
+                self.spawn(end)  # in the background: the caller's error is not held up
+
+    async def _end(self, admit: planner_pb2.AdmitRequest, timeout_s: float) -> None:
         with contextlib.suppress(grpc.aio.AioRpcError):
-            await self._planner.ReportCompletion(report, timeout=2.0)
-            if admit.end_program_after or admit.HasField("register_program"):
-                await self._planner.EndProgram(planner_pb2.EndProgramPlannerRequest(
-                    tenant=admit.tenant, program_id=admit.program_id), timeout=2.0)
+            await self._planner.EndProgram(planner_pb2.EndProgramPlannerRequest(
+                tenant=admit.tenant, program_id=admit.program_id), timeout=timeout_s)
 
     def spawn(self, coro: Any) -> None:
         """Runs `coro` in the background, kept referenced until it ends."""
