@@ -42,6 +42,12 @@ async def _next(items: AsyncIterator[T]) -> list[T]:
         return []
 
 
+def _closed(waited: bool = False) -> ClientClosed:
+    return ClientClosed(grpc.StatusCode.CANCELLED,
+                        "the client was closed while this call waited" if waited
+                        else "the client is closed: open another")
+
+
 async def _end_the_others() -> None:
     """Cancels every other task on the loop (other threads' waits: an RPC, a stream's next
     chunk) and waits for them to end."""
@@ -79,7 +85,7 @@ class LoopThread:
         """Runs `coro` on the loop and waits for its result (an interrupted wait cancels it)."""
         if self._closing or not self.is_open or self._loop.is_closed():
             coro.close()  # (never awaited: no warning about it)
-            raise ClientClosed(grpc.StatusCode.CANCELLED, "the client is closed: open another")
+            raise _closed()
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("a blocking SDK call from the SDK's own event loop (a callback "
@@ -89,8 +95,7 @@ class LoopThread:
             return self._result(future)
         except concurrent.futures.CancelledError:
             if self._closing:  # another thread closed the client while this one waited
-                raise ClientClosed(grpc.StatusCode.CANCELLED,
-                                   "the client was closed while this call waited") from None
+                raise _closed(waited=True) from None
             raise
         except BaseException:
             future.cancel()
@@ -102,8 +107,7 @@ class LoopThread:
         except RuntimeError:  # the loop closed since the caller looked
             coro.close()
             if self._loop.is_closed():
-                raise ClientClosed(grpc.StatusCode.CANCELLED,
-                                   "the client is closed: open another") from None
+                raise _closed() from None
             raise
 
     def _result(self, future: concurrent.futures.Future[T]) -> T:
@@ -116,8 +120,7 @@ class LoopThread:
                 if future.done():  # done meanwhile, or the coroutine's own TimeoutError
                     return future.result()
                 if not self.is_open:
-                    raise ClientClosed(grpc.StatusCode.CANCELLED,
-                                       "the client was closed while this call waited") from None
+                    raise _closed(waited=True) from None
 
     def call(self, fn: Callable[[], T]) -> T:
         """Runs `fn` on the loop (what must be made there: channels, RPC objects)."""
