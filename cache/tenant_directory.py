@@ -256,18 +256,53 @@ class TenantDirectory:
 
 class TenancyView:
     """The gateway's current snapshot: reloaded when the data's version changes (polled
-    every `poll_s`), and every `every_s` whatever it says, while Redis answers."""
+    every `poll_s`), and every `every_s` whatever it says, while Redis answers.
 
-    def __init__(self, directory: TenantDirectory | None, initial: Tenancy) -> None:
+    `seed`, the gateway's configured keys, is written to Redis before the first load, and
+    written again at every reload until once it is: a gateway whose first write failed (a
+    Redis slow for a moment at its start) kept its configured keys in its first snapshot
+    only, and the first reload, with Redis back, took them away for good (CI: every call
+    with a configured key refused, "invalid API key"). Until they are written, the snapshot
+    is kept as it is (the configured keys, at the start)."""
+
+    def __init__(self, directory: TenantDirectory | None, initial: Tenancy,
+                 seed: Mapping[str, str] | None = None) -> None:
         self._directory = directory
         self.current = initial
         self.stale = False
         self._version: int | None = None  # the version the current snapshot was read at
+        self._seed = dict(seed or {})  # configured keys not yet written to Redis
+
+    async def seed(self) -> None:
+        """Writes the configured keys (TenantDirectory.seed); raises as it does. Once done,
+        not again."""
+        if self._directory is not None and self._seed:
+            await self._directory.seed(self._seed)
+        self._seed = {}
+
+    async def _seeded(self) -> bool:
+        """Whether the configured keys are in Redis (written now if they were not)."""
+        if not self._seed:
+            return True
+        try:
+            await self.seed()
+        except _REDIS_TROUBLE as exc:
+            if not self.stale:
+                log.warning("tenancy: configured keys not yet written to redis, serving the "
+                            "last snapshot", error=str(exc) or type(exc).__name__)
+            self.stale = True
+            return False
+        except InvalidTenancy as exc:  # (a key another tenant took meanwhile)
+            log.error("tenancy: configured keys not written to redis", error=str(exc))
+            self._seed = {}
+        return True
 
     async def refresh(self) -> bool:
         """Reloads when the version moved since the last load; whether it reloaded."""
         if self._directory is None:
             return False
+        if self._seed:
+            return await self.reload()
         try:
             version = await self._directory.version()
         except _REDIS_TROUBLE:
@@ -275,7 +310,7 @@ class TenancyView:
         return version != self._version and await self.reload(version)
 
     async def reload(self, version: int | None = None) -> bool:
-        if self._directory is None:
+        if self._directory is None or not await self._seeded():
             return False
         try:
             if version is None:

@@ -73,11 +73,12 @@ async def _tenancy(config: GatewayConfig, client: AsyncClient | None,
     if client is None:
         return TenancyView(None, configured)
     directory = TenantDirectory(client, redis_cfg.timeout_s)
-    view = TenancyView(directory, configured)
+    view = TenancyView(directory, configured, seed=config.api_keys)
     try:
-        await directory.seed(config.api_keys)
+        await view.seed()  # a key that belongs to another tenant stops the start
     except (aioredis.RedisError, OSError, TimeoutError) as exc:
-        log.warning("tenancy: could not write configured keys to redis", error=str(exc))
+        log.warning("tenancy: could not write configured keys to redis (tried again at "
+                    "each reload)", error=str(exc) or type(exc).__name__)
     await view.reload()
     return view
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from cache import keys
+from cache.redis_client import connect
+from cache.redis_server import EmbeddedRedis
 from cache.tenancy import Tenancy, TenantLimits, chatml_system_prefix, key_digest
 from cache.tenant_directory import InvalidTenancy, TenancyView, TenantDirectory
 from ostinato.program_ids import namespace
@@ -120,6 +123,33 @@ async def test_view_keeps_the_last_snapshot_when_redis_is_down() -> None:
         assert view.stale and view.current.tenant_for("configured-key") == "acme"
     finally:
         await client.aclose()
+
+
+async def test_configured_keys_a_stalled_redis_did_not_take_are_written_at_a_later_reload(
+        tmp_path: Path) -> None:
+    """CI (test-engine): a gateway started while Redis was slow to answer could not write its
+    configured keys; its first snapshot had them, and its first reload with Redis back
+    replaced it with Redis's, which had not: every call with a configured key was refused
+    for good. The view writes them again at each reload until once it has."""
+    server = EmbeddedRedis(str(tmp_path))
+    client = connect(server.start(), timeout_s=0.2)
+    configured = {"sk-configured-key": "acme"}
+    try:
+        view = TenancyView(TenantDirectory(client, timeout_s=0.2),
+                           Tenancy(keys={key_digest(k): t for k, t in configured.items()}),
+                           seed=configured)
+        with server.paused():
+            with pytest.raises((aioredis.RedisError, TimeoutError)):
+                await view.seed()
+            assert await view.reload() is False and await view.refresh() is False
+            assert view.stale and view.current.tenant_for("sk-configured-key") == "acme"
+        assert await view.refresh() is True  # Redis back: written, then loaded
+        assert not view.stale and view.current.tenant_for("sk-configured-key") == "acme"
+        assert (await TenantDirectory(client).load()).tenant_for("sk-configured-key") == "acme"
+        assert await view.refresh() is False  # written once: nothing more to do
+    finally:
+        await client.aclose()
+        server.stop()
 
 
 async def test_created_tenants_get_a_generated_key_and_their_limits(
