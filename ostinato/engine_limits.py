@@ -8,8 +8,13 @@ from __future__ import annotations
 import json
 import urllib.request
 
+# An engine that has started answers these at once; one starved of CPU (engines busy beside
+# it on a small machine) can take many seconds, and a timeout here leaves the gateway without
+# the model's limits (a helper's review of `make test-engine`)
+ASK_TIMEOUT_S = 60.0
 
-def engine_context_length(engine_url: str, timeout_s: float = 10.0) -> int:
+
+def engine_context_length(engine_url: str, timeout_s: float = ASK_TIMEOUT_S) -> int:
     """The context window an SGLang server (or the sim engine) serves its model with: its
     GET /v1/models max_model_len; 0 when it does not say."""
     try:
@@ -21,7 +26,7 @@ def engine_context_length(engine_url: str, timeout_s: float = 10.0) -> int:
     return window if isinstance(window, int) and window > 0 else 0
 
 
-def engine_input_limit(engine_url: str, timeout_s: float = 10.0) -> int:
+def engine_input_limit(engine_url: str, timeout_s: float = ASK_TIMEOUT_S) -> int:
     """The longest prompt an SGLang server takes: its GET /get_server_info
     max_req_input_len (min(context length, KV pool) less a few tokens); 0 when it does not
     say (the sim engine)."""

@@ -117,13 +117,16 @@ cat >"$OUT/launch" <<'EOF'
 #!/bin/sh
 # Start a real SGLang server on the CPU (written by deploy/sglang-cpu/build.sh):
 #   launch --model-path DIR --port N [more sglang.launch_server args]
-# DIR is usually the tiny model beside this file.
+# DIR is usually the tiny model beside this file. --sleep-on-idle: an idle SGLang scheduler
+# otherwise polls its sockets without pause, a whole core each, taken from every other
+# process on the machine (the engines' own forward passes included).
 HERE="$(cd "$(dirname "$0")" && pwd)"
 export SGLANG_USE_CPU_ENGINE=1
 export PYTHONPATH="$HERE/shim${PYTHONPATH:+:$PYTHONPATH}"
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}" TRANSFORMERS_OFFLINE="${TRANSFORMERS_OFFLINE:-1}"
 exec "$HERE/venv/bin/python" -m sglang.launch_server --device cpu --attention-backend torch_native \
-    --cuda-graph-backend-decode disabled --cuda-graph-backend-prefill disabled --dtype bfloat16 "$@"
+    --cuda-graph-backend-decode disabled --cuda-graph-backend-prefill disabled --dtype bfloat16 \
+    --sleep-on-idle "$@"
 EOF
 cat >"$OUT/python" <<'EOF'
 #!/bin/sh
