@@ -31,16 +31,15 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
 
 from cache.block_hash import block_hex
 from cache.keys import kv_blocks, kv_changes
-from cache.redis_client import AsyncClient
+from cache.redis_client import FAILURES, AsyncClient
 
 log = structlog.get_logger(__name__)
 
-_REDIS_TROUBLE = (aioredis.RedisError, OSError, TimeoutError)
+_REDIS_TROUBLE = FAILURES  # (a cluster with no node to reach raises no RedisError)
 CHANGES_MAXLEN = 10_000  # entries a worker's change stream keeps (about; a reader behind reloads)
 
 # The ops of a change stream entry: blocks added, blocks removed, the key emptied, and the key

@@ -25,18 +25,17 @@ import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
 
 from cache.keys import kv_blocks, kv_changes
 from cache.kv_holdings import KvHoldings
 from cache.kv_index import ADD, CLEAR, REMOVE
-from cache.redis_client import AsyncClient
+from cache.redis_client import FAILURES, AsyncClient
 from workers.kv_events import AllBlocksCleared, BlockRemoved, BlockStored
 
 log = structlog.get_logger(__name__)
 
-_REDIS_TROUBLE = (aioredis.RedisError, OSError, TimeoutError)
+_REDIS_TROUBLE = FAILURES  # (a cluster with no node to reach raises no RedisError)
 ANY_SEQ = -1  # loaded after an entry with no number: the next entry is taken as next
 
 

@@ -24,8 +24,9 @@ from typing import Any, Protocol
 import numpy as np
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ClusterDownError, TryAgainError
 
-from cache.redis_client import AsyncClient
+from cache.redis_client import FAILURES, AsyncClient
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,10 @@ async def supports_vector_sets(client: AsyncClient, timeout_s: float) -> bool | 
     asked (down, slow)."""
     try:
         await asyncio.wait_for(_vcard_probe(client), timeout_s)
+    except (ClusterDownError, TryAgainError):  # (ResponseErrors too): asked again later
+        return None
     except aioredis.ResponseError:  # unknown command: no vector sets
         return False
-    except (aioredis.RedisError, OSError, TimeoutError):
+    except FAILURES:
         return None
     return True

@@ -16,7 +16,6 @@ import secrets
 import time
 from collections.abc import Mapping
 
-import redis.asyncio as aioredis
 import structlog
 
 from cache.keys import (
@@ -31,12 +30,12 @@ from cache.keys import (
     tenant_data_pattern,
     tenant_programs,
 )
-from cache.redis_client import AsyncClient, text
+from cache.redis_client import FAILURES, AsyncClient, text
 from cache.tenancy import ANONYMOUS_TENANT, Tenancy, TenantLimits, key_digest
 
 log = structlog.get_logger(__name__)
 
-_REDIS_TROUBLE = (aioredis.RedisError, OSError, TimeoutError)
+_REDIS_TROUBLE = FAILURES  # (a cluster with no node to reach raises no RedisError)
 _GENERATION = re.compile(r"[0-9a-f]{1,32}")
 _TENANT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 

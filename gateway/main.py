@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import cast
 
 import grpc
-import redis.asyncio as aioredis
 import structlog
 
 from cache.answers import AnswerCache
@@ -18,7 +17,7 @@ from cache.embedder import BatchingEmbedder, MiniLM
 from cache.modes import CacheMode, CachePolicy
 from cache.outage import outage_of
 from cache.quotas import Quotas
-from cache.redis_client import AsyncClient, from_config
+from cache.redis_client import FAILURES, AsyncClient, from_config
 from cache.stored_responses import StoredResponses
 from cache.tenant_directory import TenancyView, TenantDirectory
 from gateway.admissions import Admissions
@@ -76,7 +75,7 @@ async def _tenancy(config: GatewayConfig, client: AsyncClient | None,
     view = TenancyView(directory, configured, seed=config.api_keys)
     try:
         await view.seed()  # a key that belongs to another tenant stops the start
-    except (aioredis.RedisError, OSError, TimeoutError) as exc:
+    except FAILURES as exc:
         log.warning("tenancy: could not write configured keys to redis (tried again at "
                     "each reload)", error=str(exc) or type(exc).__name__)
     await view.reload()

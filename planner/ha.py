@@ -18,11 +18,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-import redis.asyncio as aioredis
 import structlog
 
 from cache import keys
-from cache.redis_client import AsyncClient
+from cache.redis_client import FAILURES, AsyncClient
 from ostinato.clock import Clock
 from planner.lease import Lease, Role, Step
 
@@ -123,7 +122,7 @@ class LeaseKeeper:
                     self.lease.renewed(now)
                 else:
                     self.lease.refused(now)
-            except (aioredis.RedisError, OSError, TimeoutError) as exc:
+            except FAILURES as exc:
                 if self.lease.role is Role.ACTIVE:
                     log.warning("planner lease: redis did not answer", error=repr(exc),
                                 valid_for_s=round(self.lease.valid_until - self._clock.now(), 3))
@@ -136,7 +135,7 @@ class LeaseKeeper:
         if was_active:
             try:
                 await asyncio.wait_for(self._redis.release(), self._timeout_s)
-            except (aioredis.RedisError, OSError, TimeoutError) as exc:
+            except FAILURES as exc:
                 log.warning("planner lease not released: the standby waits for its TTL",
                             error=repr(exc))
 

@@ -7,14 +7,14 @@ import contextlib
 import gc
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-import redis.asyncio as aioredis
 import structlog
 
 from cache.kv_mirror import KvMirror
-from cache.redis_client import AsyncClient, from_config
+from cache.redis_client import FAILURES, AsyncClient, from_config
 from cache.tenant_directory import TenantDirectory
 from ostinato.clock import SystemClock
 from ostinato.config import PlannerConfig, RedisConfig
@@ -35,6 +35,9 @@ from tracing.metrics_http import serve_metrics
 log = structlog.get_logger(__name__)
 
 LEASE_LOST_EXIT = 3  # the exit status of a planner whose lease was lost
+# How long a lone planner tries to read the open programs left in Redis before it starts
+# without them (about the gateway's own wait for a planner, ostinato/retry.py PLANNER_WAIT_S)
+RESTORE_WAIT_S = 30.0
 
 
 def freeze_after_start() -> None:
@@ -58,7 +61,7 @@ async def _follow_tenant_weights(core: PlannerCore, directory: TenantDirectory,
     while True:
         try:
             tenancy = await directory.load()
-        except (aioredis.RedisError, OSError, TimeoutError):
+        except FAILURES:
             pass
         else:
             core.set_tenant_weights({**configured, **{t: tenancy.limits_of(t).weight
@@ -163,16 +166,29 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
         raise SystemExit(LEASE_LOST_EXIT)
 
 
-async def _restore(core: PlannerCore, store: ProgramStore, *, strict: bool) -> None:
-    """Takes back the open programs in Redis. Redis out of reach: a lone planner starts
-    without them; a replica taking over (`strict`) must not, and raises."""
-    try:
-        restored = await asyncio.wait_for(store.load_open(), 10.0)
-    except (aioredis.RedisError, OSError, TimeoutError) as exc:
-        if strict:
-            raise
-        log.warning("redis unreachable at start: no programs recovered", error=str(exc))
-        restored = []
+async def _restore(core: PlannerCore, store: ProgramStore, *, strict: bool,
+                   wait_s: float = RESTORE_WAIT_S) -> None:
+    """Takes back the open programs in Redis. Redis out of reach: a replica taking over
+    (`strict`) must not start without them, and raises; a lone planner tries again for
+    `wait_s` (a Redis slow for a moment at its start, a busy machine: one failed read lost
+    every open program for good, found by a helper's review), then starts without them."""
+    began, backoff = time.monotonic(), 0.1
+    while True:
+        try:
+            restored = await asyncio.wait_for(store.load_open(), 10.0)
+            break
+        except FAILURES as exc:
+            if strict:
+                raise
+            if time.monotonic() + backoff - began >= wait_s:
+                log.warning("redis unreachable at start: no programs recovered",
+                            error=str(exc) or type(exc).__name__, waited_s=round(wait_s, 1))
+                restored = []
+                break
+            log.info("redis unreachable at start: reading the open programs again",
+                     error=str(exc) or type(exc).__name__)
+        await asyncio.sleep(backoff)
+        backoff = min(2.0, backoff * 2)
     for program in restored:
         core.restore(program)
     if restored:
@@ -203,7 +219,7 @@ async def _term(keeper: LeaseKeeper, grpc_service: GrpcService,
         await take_over()
     except FencedOut as exc:  # a newer planner already: ours is over before it began
         keeper.depose(str(exc))
-    except (aioredis.RedisError, OSError, TimeoutError) as exc:
+    except FAILURES as exc:
         keeper.depose(f"the state in redis could not be loaded: {exc!r}")
     if keeper.holds():
         await grpc_service.set_serving(True)

@@ -23,11 +23,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 import structlog
 
 from cache import keys
-from cache.redis_client import AsyncClient, text
+from cache.redis_client import FAILURES, AsyncClient, text
 from ostinato.clock import Clock
 from planner.core.model import (
     CallChanged,
@@ -178,7 +177,7 @@ class ProgramStore:
             except FencedOut as exc:
                 self._fenced(batch, exc)
                 raise
-            except (aioredis.RedisError, OSError, TimeoutError) as exc:
+            except FAILURES as exc:
                 self.failed_writes += 1
                 self._requeue(batch)
                 if not self._down:
