@@ -63,8 +63,12 @@ def _record(raw: bytes | str) -> dict[str, float | int]:
 
 
 def record_generation(raw: bytes | str | None) -> str:
-    """A stored tenant record's generation ("" for none: written before they were)."""
-    data = json.loads(raw) if raw is not None else None
+    """A stored tenant record's generation ("" for none: written before they were, or a
+    record that is not JSON)."""
+    try:
+        data = json.loads(raw) if raw is not None else None
+    except ValueError:  # (JSONDecodeError, UnicodeDecodeError)
+        return ""
     found = data.get("generation") if isinstance(data, dict) else None
     return found if isinstance(found, str) and _GENERATION.fullmatch(found) else ""
 

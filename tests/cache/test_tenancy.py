@@ -228,13 +228,18 @@ async def test_a_tenant_created_again_is_a_new_generation_without_the_old_progra
     assert second and second != first
 
 
+@pytest.mark.parametrize("record", ['{"weight": -1}', "not json", "[1, 2]", '{"generation": 5}',
+                                    b"\xff\xfe"])
 async def test_a_bad_tenant_record_is_ignored_not_fatal(directory: TenantDirectory,
-                                                       redis_target: RedisTarget) -> None:
+                                                       redis_target: RedisTarget,
+                                                       record: str | bytes) -> None:
+    """A record written by hand wrong: the tenant gets the default limits (a record that was
+    not JSON made every load raise: no gateway could start or reload its tenancy)."""
     tenant = name()
     await directory.add_tenant(tenant)
     client = redis_target.client()
     try:
-        await client.hset(keys.tenancy_tenants(), tenant, '{"weight": -1}')
+        await client.hset(keys.tenancy_tenants(), tenant, record)
         snap = await directory.load()
     finally:
         await client.hdel(keys.tenancy_tenants(), tenant)
