@@ -161,6 +161,22 @@ async def watch_engine_health(engine: SGLangClient, link: PlannerLink, grpc_serv
         await link.set_engine_healthy(ok)
 
 
+async def clear_index(kv_index: KvIndex, worker_id: str, wait_s: float = 30.0) -> bool:
+    """What a previous run of this worker indexed is not known to be held: cleared before
+    the worker serves, tried again for `wait_s` while Redis does not answer (a helper's
+    review: one failed try left the old blocks indexed, kept alive by this run's refreshes,
+    and programs routed here for prefixes the engine no longer held). Whether it was."""
+    backoff, deadline = 0.1, time.monotonic() + wait_s
+    while not await kv_index.clear(worker_id):
+        if time.monotonic() + backoff >= deadline:
+            log.warning("kv index: what a previous run indexed could not be cleared",
+                        worker_id=worker_id, waited_s=wait_s)
+            return False
+        await asyncio.sleep(backoff)
+        backoff = min(2.0, backoff * 2)
+    return True
+
+
 async def _launched(config: WorkerConfig, log_path: str | None,
                     telemetry: TelemetryConfig) -> tuple[WorkerConfig, EngineProcess]:
     """Starts the worker's own SGLang server; the config it then serves with (its URL and KV
@@ -228,7 +244,7 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
     if config.kv_index and redis_cfg is not None and redis_cfg.url:
         redis_client = from_config(redis_cfg)
         kv_index = KvIndex(redis_client, ttl_s=config.kv_ttl_s, timeout_s=redis_cfg.timeout_s)
-        await kv_index.clear(worker_id)  # what a previous run indexed is not known to be held
+        await clear_index(kv_index, worker_id)
     max_blocks = kv_capacity_blocks(info)
     listener: KvEventListener | None = None
     listening: asyncio.Task[None] | None = None
