@@ -72,6 +72,7 @@ class Tenancy:
     # tenant -> the random id of this incarnation of it (cache/tenant_directory.py): a tenant
     # revoked and created again under its name gets a new one
     generations: Mapping[str, str] = field(default_factory=dict)
+    revoked: frozenset[str] = frozenset()  # digests of keys revoked with `ostinato tenants`
 
     def limits_of(self, tenant: str) -> TenantLimits:
         return self.limits.get(tenant, NO_LIMITS)

@@ -168,11 +168,15 @@ class TenantDirectory:
             await self._redis.zrem(open_programs(), pid)
         await self._redis.unlink(index)
 
-    async def add_key(self, tenant: str, api_key: str, *, create: bool = False) -> bool:
+    async def add_key(self, tenant: str, api_key: str, *, create: bool = False,
+                      configured: bool = False) -> bool:
         """Stores the key's SHA-256 digest only. A tenant with no record is refused, or
         created (with default limits) when `create` (configured keys). A key revoked before
-        is an operator's to add again: this takes it off the revoked list. Returns whether
-        the key is new: False when it already was the tenant's (nothing changed)."""
+        is an operator's to add again: this takes it off the revoked list, but for a
+        `configured` key (a gateway's seed), which a revoke made meanwhile takes back out.
+        Returns whether the key is new: False when it already was the tenant's (nothing
+        written: a Redis that refuses writes, full under noeviction, still takes a
+        gateway's seed of keys it has)."""
         check_tenant(tenant)
         if len(api_key) < 8:
             raise InvalidTenancy("API keys must be at least 8 characters")
@@ -185,8 +189,16 @@ class TenantDirectory:
                 raise InvalidTenancy(f"no tenant {tenant!r} (make it with `ostinato tenants create "
                                      f"{tenant}`, which also gives it a key)")
             await self.add_tenant(tenant)
+        if owner is not None:
+            return False
         added = bool(await self._redis.hset(tenancy_keys(), digest, tenant))
-        await self._redis.hdel(tenancy_revoked(), digest)
+        if not configured:
+            await self._redis.hdel(tenancy_revoked(), digest)
+        elif await self._redis.hexists(tenancy_revoked(), digest):
+            # revoked since the seed read the list (revoke_key writes the list first): the
+            # revoke wins
+            await self._redis.hdel(tenancy_keys(), digest)
+            added = False
         if added:
             await self._changed()
         return added
@@ -227,21 +239,30 @@ class TenantDirectory:
         but for those revoked with `ostinato tenants` (revoke-key, or revoke of their
         tenant): every gateway seeds at its start, and a replica started later (a scale-up,
         a rollout) must not bring back a key, or a tenant, revoked meanwhile (replicas
-        review 2026-12-05 F1). `ostinato tenants add-key` adds one again."""
+        review 2026-12-05 F1). `ostinato tenants add-key` adds one again. A key that another
+        tenant holds is not written; the others are, then InvalidTenancy names it."""
         revoked = {text(d) for d in await self._redis.hkeys(tenancy_revoked())}
+        refused = []
         for api_key, tenant in api_keys.items():
             if key_digest(api_key) in revoked:
                 log.info("tenancy: a configured key was revoked in redis: not restored",
                          tenant=tenant)
                 continue
-            await self.add_key(tenant, api_key, create=True)
+            try:
+                await self.add_key(tenant, api_key, create=True, configured=True)
+            except InvalidTenancy as exc:
+                refused.append(f"the key configured for tenant {tenant!r}: {exc}")
+        if refused:
+            raise InvalidTenancy("; ".join(refused))
 
     async def load(self) -> Tenancy:
         pipe = self._redis.pipeline(transaction=False)
         pipe.hgetall(tenancy_tenants())
         pipe.hgetall(tenancy_keys())
         pipe.hgetall(tenancy_shared())
-        records, keys, shared = await asyncio.wait_for(pipe.execute(), self._timeout_s * 4)
+        pipe.hkeys(tenancy_revoked())
+        records, keys, shared, revoked = await asyncio.wait_for(pipe.execute(),
+                                                                 self._timeout_s * 4)
         limits = {}
         for tenant, raw in records.items():
             try:
@@ -254,6 +275,7 @@ class TenantDirectory:
             tenants=frozenset(t.decode() for t in records),
             keys={d.decode(): t.decode() for d, t in keys.items()},
             shared_prefixes={n.decode(): p.decode() for n, p in shared.items()},
+            revoked=frozenset(text(d) for d in revoked),
         )
 
 
@@ -261,12 +283,12 @@ class TenancyView:
     """The gateway's current snapshot: reloaded when the data's version changes (polled
     every `poll_s`), and every `every_s` whatever it says, while Redis answers.
 
-    `seed`, the gateway's configured keys, is written to Redis before the first load, and
-    written again at every reload until once it is: a gateway whose first write failed (a
-    Redis slow for a moment at its start) kept its configured keys in its first snapshot
-    only, and the first reload, with Redis back, took them away for good (CI: every call
-    with a configured key refused, "invalid API key"). Until they are written, the snapshot
-    is kept as it is (the configured keys, at the start)."""
+    `seed`, the gateway's configured keys, is written to Redis at the start, and tried again
+    at every full reload until written; meanwhile the snapshot is what Redis holds with the
+    configured keys it lacks on top (but those revoked there). A gateway whose one write
+    failed (Redis slow for a moment at its start) kept its configured keys in its first
+    snapshot only, and its first reload took them away for good (CI: every call with a
+    configured key refused, "invalid API key")."""
 
     def __init__(self, directory: TenantDirectory | None, initial: Tenancy,
                  seed: Mapping[str, str] | None = None) -> None:
@@ -275,50 +297,65 @@ class TenancyView:
         self.stale = False
         self._version: int | None = None  # the version the current snapshot was read at
         self._seed = dict(seed or {})  # configured keys not yet written to Redis
+        self._seed_failing = False
 
     async def seed(self) -> None:
-        """Writes the configured keys (TenantDirectory.seed); raises as it does. Once done,
-        not again."""
+        """Writes the configured keys (TenantDirectory.seed); raises as it does (a key of
+        another tenant: InvalidTenancy, once the others are written). Once done, not again."""
         if self._directory is not None and self._seed:
-            await self._directory.seed(self._seed)
+            try:
+                await self._directory.seed(self._seed)
+            except InvalidTenancy:
+                self._seed = {}
+                raise
         self._seed = {}
 
-    async def _seeded(self) -> bool:
-        """Whether the configured keys are in Redis (written now if they were not)."""
+    async def _try_seed(self) -> None:
         if not self._seed:
-            return True
+            return
         try:
             await self.seed()
         except _REDIS_TROUBLE as exc:
-            if not self.stale:
-                log.warning("tenancy: configured keys not yet written to redis, serving the "
-                            "last snapshot", error=str(exc) or type(exc).__name__)
-            self.stale = True
-            return False
-        except InvalidTenancy as exc:  # (a key another tenant took meanwhile)
-            log.error("tenancy: configured keys not written to redis", error=str(exc))
-            self._seed = {}
-        return True
+            if not self._seed_failing:
+                log.warning("tenancy: configured keys not yet written to redis (served by "
+                            "this gateway meanwhile)", error=str(exc) or type(exc).__name__)
+            self._seed_failing = True
+            return
+        except InvalidTenancy as exc:
+            log.error("tenancy: a configured key not written to redis", error=str(exc))
+        if self._seed_failing:
+            log.info("tenancy: configured keys written to redis")
+        self._seed_failing = False
+
+    def _with_seed(self, loaded: Tenancy) -> Tenancy:
+        """What Redis holds, with the configured keys not written yet on top."""
+        if not self._seed:
+            return loaded
+        extra = {d: t for k, t in self._seed.items()
+                 if (d := key_digest(k)) not in loaded.keys and d not in loaded.revoked}
+        return dataclasses.replace(loaded, keys={**extra, **loaded.keys})
 
     async def refresh(self) -> bool:
         """Reloads when the version moved since the last load; whether it reloaded."""
         if self._directory is None:
             return False
-        if self._seed:
-            return await self.reload()
         try:
             version = await self._directory.version()
         except _REDIS_TROUBLE:
             return False  # the next full reload says it (and marks the snapshot stale)
-        return version != self._version and await self.reload(version)
+        return version != self._version and await self.reload(version, seed=False)
 
-    async def reload(self, version: int | None = None) -> bool:
-        if self._directory is None or not await self._seeded():
+    async def reload(self, version: int | None = None, *, seed: bool = True) -> bool:
+        """Reads the snapshot; first (`seed`) writes the configured keys if they are not
+        yet. Whether it was read."""
+        if self._directory is None:
             return False
+        if seed:
+            await self._try_seed()
         try:
             if version is None:
                 version = await self._directory.version()
-            self.current = await self._directory.load()
+            self.current = self._with_seed(await self._directory.load())
             self._version = version
         except _REDIS_TROUBLE as exc:
             if not self.stale:
@@ -328,7 +365,6 @@ class TenancyView:
             return False
         self.stale = False
         return True
-
     async def run(self, every_s: float = 2.0, poll_s: float = 0.1) -> None:
         last = time.monotonic()
         while True:

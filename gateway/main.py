@@ -77,7 +77,8 @@ async def _tenancy(config: GatewayConfig, client: AsyncClient | None,
         await view.seed()  # a key that belongs to another tenant stops the start
     except FAILURES as exc:
         log.warning("tenancy: could not write configured keys to redis (tried again at "
-                    "each reload)", error=str(exc) or type(exc).__name__)
+                    "each full reload; served by this gateway meanwhile)",
+                    error=str(exc) or type(exc).__name__)
     await view.reload()
     return view
 

@@ -47,12 +47,14 @@ class LearnedStore:
         self._redis = client
         self._timeout_s = timeout_s
         self.loaded = False  # whether Redis was read (a missing or unreadable document too)
+        self._loading = asyncio.Lock()  # (a save at shutdown and the periodic one: one read)
 
     async def save(self, core: PlannerCore) -> bool:
-        if not self.loaded:
-            await self.load(core)
+        async with self._loading:
             if not self.loaded:
-                return False
+                await self.load(core)
+        if not self.loaded:
+            return False
         doc = {"version": VERSION, "saved_wall": time.time(),
                "outputs": core.estimator.history(), "program_sizes": core.program_sizes.history()}
         try:

@@ -175,7 +175,8 @@ async def _restore(core: PlannerCore, store: ProgramStore, *, strict: bool,
     began, backoff = time.monotonic(), 0.1
     while True:
         try:
-            restored = await asyncio.wait_for(store.load_open(), 10.0)
+            restored = await asyncio.wait_for(
+                store.load_open(), max(0.1, min(10.0, began + wait_s - time.monotonic())))
             break
         except FAILURES as exc:
             if strict:

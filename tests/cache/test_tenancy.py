@@ -130,12 +130,12 @@ async def test_configured_keys_a_stalled_redis_did_not_take_are_written_at_a_lat
     """CI (test-engine): a gateway started while Redis was slow to answer could not write its
     configured keys; its first snapshot had them, and its first reload with Redis back
     replaced it with Redis's, which had not: every call with a configured key was refused
-    for good. The view writes them again at each reload until once it has."""
+    for good. The view serves them meanwhile and writes them at its next full reload."""
     server = EmbeddedRedis(str(tmp_path))
-    client = connect(server.start(), timeout_s=0.2)
+    client = connect(server.start(), timeout_s=1.0)
     configured = {"sk-configured-key": "acme"}
     try:
-        view = TenancyView(TenantDirectory(client, timeout_s=0.2),
+        view = TenancyView(TenantDirectory(client, timeout_s=0.5),
                            Tenancy(keys={key_digest(k): t for k, t in configured.items()}),
                            seed=configured)
         with server.paused():
@@ -143,13 +143,74 @@ async def test_configured_keys_a_stalled_redis_did_not_take_are_written_at_a_lat
                 await view.seed()
             assert await view.reload() is False and await view.refresh() is False
             assert view.stale and view.current.tenant_for("sk-configured-key") == "acme"
-        assert await view.refresh() is True  # Redis back: written, then loaded
+        assert await view.refresh() is True  # Redis back: read, the key served on top
         assert not view.stale and view.current.tenant_for("sk-configured-key") == "acme"
+        assert await view.reload() is True  # a full reload: written, then read
         assert (await TenantDirectory(client).load()).tenant_for("sk-configured-key") == "acme"
-        assert await view.refresh() is False  # written once: nothing more to do
+        assert view.current.tenant_for("sk-configured-key") == "acme"
     finally:
         await client.aclose()
         server.stop()
+
+
+async def test_a_redis_that_refuses_writes_leaves_the_snapshot_current(tmp_path: Path) -> None:
+    """A helper's review: Redis full (maxmemory, noeviction) refuses every write; a gateway
+    whose configured keys could not be written still reads what Redis holds (keys made or
+    revoked by operators), with its configured keys on top, but none revoked there; and one
+    whose configured keys Redis already has writes nothing to seed them."""
+    server = EmbeddedRedis(str(tmp_path))
+    client = connect(server.start(), timeout_s=1.0)
+    directory = TenantDirectory(client, timeout_s=0.5)
+    try:
+        made = await directory.create_tenant("made", TenantLimits())
+        await directory.add_key("gone", "sk-revoked-configured", create=True)
+        await directory.revoke_key("sk-revoked-configured")
+        await directory.add_key("kept", "sk-kept-configured", create=True)
+        await client.config_set("maxmemory", 1)  # every write refused: OOM
+        with pytest.raises(aioredis.ResponseError, match="maxmemory"):
+            await client.set("probe", "x")
+        configured = {"sk-new-configured": "fresh", "sk-revoked-configured": "gone"}
+        view = TenancyView(directory, Tenancy(), seed=configured)
+        assert await view.reload() is True and not view.stale
+        assert view.current.tenant_for(made) == "made"
+        assert view.current.tenant_for("sk-new-configured") == "fresh"
+        assert view.current.tenant_for("sk-revoked-configured") is None
+        already = TenancyView(directory, Tenancy(), seed={"sk-kept-configured": "kept"})
+        await already.seed()  # nothing to write: no OOM
+        assert await already.reload() and already.current.tenant_for("sk-kept-configured") == "kept"
+    finally:
+        await client.config_set("maxmemory", 0)
+        await client.aclose()
+        server.stop()
+
+
+async def test_a_configured_key_revoked_while_it_is_seeded_stays_revoked(
+        directory: TenantDirectory, redis_target: RedisTarget) -> None:
+    """A helper's review: a revoke that lands between a seed's read of the revoked list and
+    its write of the key must win (the seed wrote the key back and took it off the list)."""
+    tenant, key = name(), "sk-" + uuid.uuid4().hex
+    await directory.add_key(tenant, key, create=True)
+    client = redis_target.client()
+    try:  # the revoke's first write (the list), as if the seed came between it and the next
+        await client.hset(keys.tenancy_revoked(), key_digest(key), tenant)
+        await client.hdel(keys.tenancy_keys(), key_digest(key))
+        assert await directory.add_key(tenant, key, configured=True) is False
+        assert await client.hexists(keys.tenancy_revoked(), key_digest(key))
+    finally:
+        await client.aclose()
+    assert (await directory.load()).tenant_for(key) is None
+
+
+async def test_a_configured_key_of_another_tenant_does_not_stop_the_others(
+        directory: TenantDirectory) -> None:
+    """A helper's review: the seed stopped at the first key another tenant held; the
+    configured keys after it were never written."""
+    taken, other = "sk-" + uuid.uuid4().hex, "sk-" + uuid.uuid4().hex
+    await directory.add_key(name(), taken, create=True)
+    mine = name()
+    with pytest.raises(InvalidTenancy, match="another tenant"):
+        await directory.seed({taken: mine, other: mine})
+    assert (await directory.load()).tenant_for(other) == mine
 
 
 async def test_created_tenants_get_a_generated_key_and_their_limits(

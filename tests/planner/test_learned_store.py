@@ -84,14 +84,14 @@ async def test_a_history_redis_could_not_give_at_the_start_is_read_before_anythi
     had learned, lost for every planner after. Now nothing is saved until the document is
     read; read late, it is merged with what this planner learned meanwhile."""
     server = EmbeddedRedis(str(tmp_path))
-    client = connect(server.start(), timeout_s=0.2)
+    client = connect(server.start(), timeout_s=1.0)
     try:
         old = fresh_core()
         for i in range(40):
             old.estimator.observe("react", 30 + i % 5)
         assert await LearnedStore(client).save(old)
         stored = json.loads(await client.get(planner_learned()))
-        store, new = LearnedStore(client, timeout_s=0.2), fresh_core()
+        store, new = LearnedStore(client, timeout_s=0.5), fresh_core()
         with server.paused():
             assert await store.load(new) == 0 and not store.loaded
         new.estimator.observe("react", 900)  # learned while cold

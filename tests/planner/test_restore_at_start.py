@@ -40,9 +40,9 @@ async def _left_open(store: ProgramStore) -> str:
 
 async def test_a_lone_planner_reads_the_open_programs_once_redis_answers(tmp_path: Path) -> None:
     server = EmbeddedRedis(str(tmp_path))
-    client = connect(server.start(), timeout_s=0.2)
+    client = connect(server.start(), timeout_s=1.0)
     try:
-        store = ProgramStore(client, ManualClock(), timeout_s=0.2)
+        store = ProgramStore(client, ManualClock(), timeout_s=0.5)
         program_id = await _left_open(store)
         core = _core()
         stalled = server.paused()
@@ -58,9 +58,9 @@ async def test_a_lone_planner_reads_the_open_programs_once_redis_answers(tmp_pat
 
 async def test_a_replica_taking_over_does_not_start_without_them(tmp_path: Path) -> None:
     server = EmbeddedRedis(str(tmp_path))
-    client = connect(server.start(), timeout_s=0.2)
+    client = connect(server.start(), timeout_s=1.0)
     try:
-        store = ProgramStore(client, ManualClock(), timeout_s=0.2)
+        store = ProgramStore(client, ManualClock(), timeout_s=0.5)
         await _left_open(store)
         with server.paused(), pytest.raises(FAILURES):
             await _restore(_core(), store, strict=True)
@@ -71,9 +71,9 @@ async def test_a_replica_taking_over_does_not_start_without_them(tmp_path: Path)
 
 async def test_a_lone_planner_starts_without_them_when_redis_stays_away(tmp_path: Path) -> None:
     server = EmbeddedRedis(str(tmp_path))
-    client = connect(server.start(), timeout_s=0.2)
+    client = connect(server.start(), timeout_s=1.0)
     try:
-        store = ProgramStore(client, ManualClock(), timeout_s=0.2)
+        store = ProgramStore(client, ManualClock(), timeout_s=0.5)
         program_id = await _left_open(store)
         core = _core()
         with server.paused():

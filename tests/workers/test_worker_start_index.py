@@ -14,9 +14,9 @@ from workers.main import clear_index
 
 async def test_the_previous_runs_blocks_are_cleared_once_redis_answers(tmp_path: Path) -> None:
     server = EmbeddedRedis(str(tmp_path))
-    client = connect(server.start(), timeout_s=0.2)
+    client = connect(server.start(), timeout_s=1.0)
     try:
-        index = KvIndex(client, ttl_s=30.0, timeout_s=0.2)
+        index = KvIndex(client, ttl_s=30.0, timeout_s=0.5)
         assert await index.publish("w0", [11, 12, 13], 1.0)  # the previous run's
         stalled = server.paused()
         stalled.__enter__()
@@ -31,9 +31,9 @@ async def test_the_previous_runs_blocks_are_cleared_once_redis_answers(tmp_path:
 
 async def test_a_worker_starts_all_the_same_when_redis_stays_away(tmp_path: Path) -> None:
     server = EmbeddedRedis(str(tmp_path))
-    client = connect(server.start(), timeout_s=0.2)
+    client = connect(server.start(), timeout_s=1.0)
     try:
-        index = KvIndex(client, ttl_s=30.0, timeout_s=0.2)
+        index = KvIndex(client, ttl_s=30.0, timeout_s=0.5)
         assert await index.publish("w0", [11, 12, 13], 1.0)
         with server.paused():
             assert await clear_index(index, "w0", wait_s=0.5) is False
