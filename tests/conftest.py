@@ -8,14 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import settings
 
+from cache.redis_client import AsyncClient, connect
 from cache.redis_server import EmbeddedRedis, find_vector_redis
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
@@ -96,6 +98,27 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis")))
     yield server.start()
     server.stop()
+
+
+@dataclass
+class OwnRedis:
+    server: EmbeddedRedis
+    client: AsyncClient  # its socket operations time out after 1 s
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[OwnRedis]:
+    """A real redis-server of the test's own, to stall (`server.paused()`) or reconfigure,
+    and a client of it."""
+    data = tmp_path / "own-redis"
+    data.mkdir()
+    server = EmbeddedRedis(str(data))
+    client = connect(server.start(), timeout_s=1.0)
+    try:
+        yield OwnRedis(server, client)
+    finally:
+        await client.aclose()
+        server.stop()
 
 
 @pytest.fixture(scope="session")

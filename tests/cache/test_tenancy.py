@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from cache import keys
-from cache.redis_client import connect
-from cache.redis_server import EmbeddedRedis
 from cache.tenancy import Tenancy, TenantLimits, chatml_system_prefix, key_digest
 from cache.tenant_directory import InvalidTenancy, TenancyView, TenantDirectory
 from ostinato.program_ids import namespace
+from tests.conftest import OwnRedis
 from tests.ports import closed_port
 from tests.redis_cluster import RedisTarget
 
@@ -126,62 +124,50 @@ async def test_view_keeps_the_last_snapshot_when_redis_is_down() -> None:
 
 
 async def test_configured_keys_a_stalled_redis_did_not_take_are_written_at_a_later_reload(
-        tmp_path: Path) -> None:
+        own_redis: OwnRedis) -> None:
     """CI (test-engine): a gateway started while Redis was slow to answer could not write its
     configured keys; its first snapshot had them, and its first reload with Redis back
     replaced it with Redis's, which had not: every call with a configured key was refused
     for good. The view serves them meanwhile and writes them at its next full reload."""
-    server = EmbeddedRedis(str(tmp_path))
-    client = connect(server.start(), timeout_s=1.0)
-    configured = {"sk-configured-key": "acme"}
-    try:
-        view = TenancyView(TenantDirectory(client, timeout_s=0.5),
-                           Tenancy(keys={key_digest(k): t for k, t in configured.items()}),
-                           seed=configured)
-        with server.paused():
-            with pytest.raises((aioredis.RedisError, TimeoutError)):
-                await view.seed()
-            assert await view.reload() is False and await view.refresh() is False
-            assert view.stale and view.current.tenant_for("sk-configured-key") == "acme"
-        assert await view.refresh() is True  # Redis back: read, the key served on top
-        assert not view.stale and view.current.tenant_for("sk-configured-key") == "acme"
-        assert await view.reload() is True  # a full reload: written, then read
-        assert (await TenantDirectory(client).load()).tenant_for("sk-configured-key") == "acme"
-        assert view.current.tenant_for("sk-configured-key") == "acme"
-    finally:
-        await client.aclose()
-        server.stop()
+    client, configured = own_redis.client, {"sk-configured-key": "acme"}
+    view = TenancyView(TenantDirectory(client, timeout_s=0.5),
+                       Tenancy(keys={key_digest(k): t for k, t in configured.items()}),
+                       seed=configured)
+    with own_redis.server.paused():
+        with pytest.raises((aioredis.RedisError, TimeoutError)):
+            await view.seed()
+        assert await view.reload() is False and await view.refresh() is False
+        assert view.stale and view.current.tenant_for("sk-configured-key") == "acme"
+    assert await view.refresh() is True  # Redis back: read, the key served on top
+    assert not view.stale and view.current.tenant_for("sk-configured-key") == "acme"
+    assert await view.reload() is True  # a full reload: written, then read
+    assert (await TenantDirectory(client).load()).tenant_for("sk-configured-key") == "acme"
+    assert view.current.tenant_for("sk-configured-key") == "acme"
 
 
-async def test_a_redis_that_refuses_writes_leaves_the_snapshot_current(tmp_path: Path) -> None:
+async def test_a_redis_that_refuses_writes_leaves_the_snapshot_current(own_redis: OwnRedis) -> None:
     """A helper's review: Redis full (maxmemory, noeviction) refuses every write; a gateway
     whose configured keys could not be written still reads what Redis holds (keys made or
     revoked by operators), with its configured keys on top, but none revoked there; and one
     whose configured keys Redis already has writes nothing to seed them."""
-    server = EmbeddedRedis(str(tmp_path))
-    client = connect(server.start(), timeout_s=1.0)
+    client = own_redis.client
     directory = TenantDirectory(client, timeout_s=0.5)
-    try:
-        made = await directory.create_tenant("made", TenantLimits())
-        await directory.add_key("gone", "sk-revoked-configured", create=True)
-        await directory.revoke_key("sk-revoked-configured")
-        await directory.add_key("kept", "sk-kept-configured", create=True)
-        await client.config_set("maxmemory", 1)  # every write refused: OOM
-        with pytest.raises(aioredis.ResponseError, match="maxmemory"):
-            await client.set("probe", "x")
-        configured = {"sk-new-configured": "fresh", "sk-revoked-configured": "gone"}
-        view = TenancyView(directory, Tenancy(), seed=configured)
-        assert await view.reload() is True and not view.stale
-        assert view.current.tenant_for(made) == "made"
-        assert view.current.tenant_for("sk-new-configured") == "fresh"
-        assert view.current.tenant_for("sk-revoked-configured") is None
-        already = TenancyView(directory, Tenancy(), seed={"sk-kept-configured": "kept"})
-        await already.seed()  # nothing to write: no OOM
-        assert await already.reload() and already.current.tenant_for("sk-kept-configured") == "kept"
-    finally:
-        await client.config_set("maxmemory", 0)
-        await client.aclose()
-        server.stop()
+    made = await directory.create_tenant("made", TenantLimits())
+    await directory.add_key("gone", "sk-revoked-configured", create=True)
+    await directory.revoke_key("sk-revoked-configured")
+    await directory.add_key("kept", "sk-kept-configured", create=True)
+    await client.config_set("maxmemory", 1)  # every write refused
+    with pytest.raises(aioredis.ResponseError, match="maxmemory"):
+        await client.set("probe", "x")
+    configured = {"sk-new-configured": "fresh", "sk-revoked-configured": "gone"}
+    view = TenancyView(directory, Tenancy(), seed=configured)
+    assert await view.reload() is True and not view.stale
+    assert view.current.tenant_for(made) == "made"
+    assert view.current.tenant_for("sk-new-configured") == "fresh"
+    assert view.current.tenant_for("sk-revoked-configured") is None
+    already = TenancyView(directory, Tenancy(), seed={"sk-kept-configured": "kept"})
+    await already.seed()  # nothing to write: no refusal
+    assert await already.reload() and already.current.tenant_for("sk-kept-configured") == "kept"
 
 
 async def test_a_configured_key_revoked_while_it_is_seeded_stays_revoked(

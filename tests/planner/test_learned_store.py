@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -12,14 +11,12 @@ import redis
 import redis.asyncio as aioredis
 
 from cache.keys import planner_learned
-from cache.redis_client import connect
-from cache.redis_server import EmbeddedRedis
 from ostinato.clock import ManualClock
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 from planner.core import PlannerCore
 from planner.core.selection import parse_policy
 from planner.learned_store import LearnedStore
-from tests.conftest import spawn_service, stop_service
+from tests.conftest import OwnRedis, spawn_service, stop_service
 from tests.ports import closed_port
 
 
@@ -78,37 +75,32 @@ async def test_redis_down_means_starting_cold_without_waiting_long() -> None:
 
 
 async def test_a_history_redis_could_not_give_at_the_start_is_read_before_anything_is_saved(
-        tmp_path: Path) -> None:
+        own_redis: OwnRedis) -> None:
     """A helper's review: a planner whose first read failed (Redis slow at its start)
     started cold, then saved its cold history every 30 s over what the planners before it
     had learned, lost for every planner after. Now nothing is saved until the document is
     read; read late, it is merged with what this planner learned meanwhile."""
-    server = EmbeddedRedis(str(tmp_path))
-    client = connect(server.start(), timeout_s=1.0)
-    try:
-        old = fresh_core()
-        for i in range(40):
-            old.estimator.observe("react", 30 + i % 5)
-        assert await LearnedStore(client).save(old)
-        stored = json.loads(await client.get(planner_learned()))
-        store, new = LearnedStore(client, timeout_s=0.5), fresh_core()
-        with server.paused():
-            assert await store.load(new) == 0 and not store.loaded
-        new.estimator.observe("react", 900)  # learned while cold
-        new.estimator.observe("triage", 7)
-        with server.paused():
-            assert await store.save(new) is False  # not read yet: not written either
-        assert json.loads(await client.get(planner_learned())) == stored
-        assert await store.save(new)  # read (and merged) first, then written
-        assert store.loaded
-        history = new.estimator.history()
-        assert history["react"] == [*stored["outputs"]["react"], 900][-len(history["react"]):]
-        assert history["triage"] == [7]
-        saved = json.loads(await client.get(planner_learned()))["outputs"]
-        assert saved["react"][-1] == 900 and saved["triage"] == [7]
-    finally:
-        await client.aclose()
-        server.stop()
+    client = own_redis.client
+    old = fresh_core()
+    for i in range(40):
+        old.estimator.observe("react", 30 + i % 5)
+    assert await LearnedStore(client).save(old)
+    stored = json.loads(await client.get(planner_learned()))
+    store, new = LearnedStore(client, timeout_s=0.5), fresh_core()
+    with own_redis.server.paused():
+        assert await store.load(new) == 0 and not store.loaded
+    new.estimator.observe("react", 900)  # learned while cold
+    new.estimator.observe("triage", 7)
+    with own_redis.server.paused():
+        assert await store.save(new) is False  # not read yet: not written either
+    assert json.loads(await client.get(planner_learned())) == stored
+    assert await store.save(new)  # read (and merged) first, then written
+    assert store.loaded
+    history = new.estimator.history()
+    assert history["react"] == [*stored["outputs"]["react"], 900][-len(history["react"]):]
+    assert history["triage"] == [7]
+    saved = json.loads(await client.get(planner_learned()))["outputs"]
+    assert saved["react"][-1] == 900 and saved["triage"] == [7]
 
 
 def test_the_planner_process_saves_what_it_learned_when_it_stops(redis_url: str,
