@@ -92,6 +92,7 @@ class KvIndex:
         self._timeout_s = timeout_s
         self.lookup_errors = 0
         self.publish_errors = 0
+        self.last_trouble: BaseException | None = None  # what the last failed operation raised
         self._warned = False
         self._seq: dict[str, int] = {}  # per worker: change stream entries attempted
 
@@ -112,6 +113,7 @@ class KvIndex:
         pipe.pexpire(key, self._ttl_ms)
 
     def _trouble(self, what: str, exc: BaseException) -> None:
+        self.last_trouble = exc
         if not self._warned:
             log.warning("kv index: redis unreachable, routing on local estimates", op=what,
                         error=str(exc) or type(exc).__name__)

@@ -42,6 +42,9 @@ UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
 # what an operation fails with (a cluster client with no node to reach raises
 # RedisClusterException, not a RedisError)
 FAILURES = (aioredis.RedisError, redis.exceptions.RedisClusterException, OSError, TimeoutError)
+# what a Redis that is there but slow to answer fails with (one not there, or refusing
+# connections, fails with a ConnectionError: at once)
+SLOW = (TimeoutError, redis.exceptions.TimeoutError)
 
 
 async def within(op: Awaitable[T], timeout_s: float, unavailable: type[Exception],

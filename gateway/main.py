@@ -32,6 +32,7 @@ from gateway.trace_context import TraceContextStub
 from gateway.worker_channels import WorkerChannels
 from ostinato.config import GatewayConfig, RedisConfig, TelemetryConfig
 from ostinato.serving import GrpcService
+from ostinato.supervised import supervised
 from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.v1 import gateway_pb2, gateway_pb2_grpc, planner_pb2_grpc
 from planner.ha_channel import planner_channel
@@ -125,12 +126,12 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     sync: asyncio.Task[None] | None = None
     if cache is not None:
         await cache.start()
-        sync = asyncio.create_task(cache.run_sync())
+        sync = supervised(cache.run_sync, "answer cache upkeep")
         log.info("answer caches on", mode=config.cache_mode, semantic=config.semantic_cache,
                  index=cache.index.name, entries=len(cache.index))
     default = CachePolicy(CacheMode(config.cache_mode), config.semantic_threshold)
     tenancy = await _tenancy(config, client, redis_cfg)
-    tasks = [asyncio.create_task(tenancy.run())]
+    tasks = [supervised(tenancy.run, "tenancy reloads")]
     auth = ApiKeyAuthenticator(lambda: tenancy.current, config.allow_anonymous)
     executor = CallExecutor(planner, workers, cache, default, lambda: tenancy.current,
                             tokenize=load_tokenizer(config.kv_tokenizer),
@@ -152,11 +153,13 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                              lambda: tenancy.stale, lambda t: tenancy.current.limits_of(t),
                              record_content=telemetry.record_content,
                              program_idle_s=program_idle_s, metrics=metrics)
-    tasks.append(asyncio.create_task(_expire_program_spans(core, program_idle_s)))
+    tasks.append(supervised(lambda: _expire_program_spans(core, program_idle_s),
+                            "program span expiry"))
     if client is not None:  # a program started through another replica may end through this one
-        core.program_ends = ProgramEnds(client, redis_cfg.timeout_s)
-        tasks.append(asyncio.create_task(core.program_ends.run(
-            lambda program_id, attributes: core.programs.end(program_id, "ended", attributes))))
+        ends = core.program_ends = ProgramEnds(client, redis_cfg.timeout_s)
+        tasks.append(supervised(lambda: ends.run(
+            lambda program_id, attributes: core.programs.end(program_id, "ended", attributes)),
+            "program ends tail"))
     gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayService(core), grpc_service.server)
     info: dict[str, object] = {}
     runner = None

@@ -14,11 +14,12 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from cache.kv_mirror import KvMirror
-from cache.redis_client import FAILURES, AsyncClient, from_config
+from cache.redis_client import FAILURES, SLOW, AsyncClient, from_config
 from cache.tenant_directory import TenantDirectory
 from ostinato.clock import SystemClock
 from ostinato.config import PlannerConfig, RedisConfig
 from ostinato.serving import GrpcService
+from ostinato.supervised import supervised
 from ostinato.v1 import planner_pb2, planner_pb2_grpc
 from planner.core.planner import PlannerCore
 from planner.core.selection import parse_policy
@@ -120,11 +121,14 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
         if classes:
             log.info("learned estimates restored", classes=classes)
         freeze_after_start()
-        tasks.extend([asyncio.create_task(store.run()),
-                      asyncio.create_task(service.housekeeping()),
-                      asyncio.create_task(learned.run(core, config.learned_save_s)),
-                      asyncio.create_task(_follow_tenant_weights(core, TenantDirectory(
-                          client, redis_cfg.timeout_s), weights))])
+        directory = TenantDirectory(client, redis_cfg.timeout_s)
+        tasks.extend([
+            # (a fenced-out write deposes the planner: planner/ha.py ends its term)
+            supervised(store.run, "program store writes", (FencedOut,)),
+            supervised(service.housekeeping, "housekeeping"),
+            supervised(lambda: learned.run(core, config.learned_save_s), "learned estimates"),
+            supervised(lambda: _follow_tenant_weights(core, directory, weights),
+                       "tenant weights")])
 
     async def on_stopping() -> None:
         if keeper is not None and not keeper.holds():
@@ -170,8 +174,9 @@ async def _restore(core: PlannerCore, store: ProgramStore, *, strict: bool,
                    wait_s: float = RESTORE_WAIT_S) -> None:
     """Takes back the open programs in Redis. Redis out of reach: a replica taking over
     (`strict`) must not start without them, and raises; a lone planner tries again for
-    `wait_s` (a Redis slow for a moment at its start, a busy machine: one failed read lost
-    every open program for good, found by a helper's review), then starts without them."""
+    `wait_s` while Redis is slow to answer (for a moment at its start, on a busy machine:
+    one failed read lost every open program for good, found by a helper's review), then
+    starts without them, as it does at once when Redis refuses connections (not there)."""
     began, backoff = time.monotonic(), 0.1
     while True:
         try:
@@ -181,7 +186,7 @@ async def _restore(core: PlannerCore, store: ProgramStore, *, strict: bool,
         except FAILURES as exc:
             if strict:
                 raise
-            if time.monotonic() + backoff - began >= wait_s:
+            if not isinstance(exc, SLOW) or time.monotonic() + backoff - began >= wait_s:
                 log.warning("redis unreachable at start: no programs recovered",
                             error=str(exc) or type(exc).__name__, waited_s=round(wait_s, 1))
                 restored = []

@@ -189,6 +189,11 @@ class ProgramStore:
                 await asyncio.sleep(backoff)
                 backoff = min(self._max_backoff_s, backoff * 2)
                 continue
+            except Exception:  # a bug: the batch is dropped, nobody waits on it (the loop is
+                self.dropped_writes += len(batch)  # started again: ostinato/supervised.py)
+                self._resolve(everything=True)
+                self._busy = False
+                raise
             self._busy = False
             backoff = 0.05
             if self._down:

@@ -12,9 +12,10 @@ import structlog
 
 from cache.block_hash import DEFAULT_BLOCK_SIZE
 from cache.kv_index import KvIndex
-from cache.redis_client import from_config
+from cache.redis_client import SLOW, from_config
 from ostinato.config import RedisConfig, TelemetryConfig, WorkerConfig
 from ostinato.serving import GrpcService
+from ostinato.supervised import supervised
 from ostinato.tokenizers import load_tokenizer
 from ostinato.v1 import planner_pb2, planner_pb2_grpc, worker_pb2, worker_pb2_grpc
 from planner.ha_channel import planner_channel
@@ -144,7 +145,7 @@ async def watch_engine_health(engine: SGLangClient, link: PlannerLink, grpc_serv
     a worker waiting for its engine; deploy review 2026-12-05 F3) is NOT_SERVING, until a
     probe passes again; the calls waiting on the engine then end UNAVAILABLE
     (`service.engine_hung`: those that streamed nothing run elsewhere)."""
-    healthy = True
+    healthy = not link.registration.engine_unhealthy  # (what was told: this may be a restart)
     while True:
         await asyncio.sleep(every_s)
         ok = await engine.health_generate(timeout_s)
@@ -163,12 +164,13 @@ async def watch_engine_health(engine: SGLangClient, link: PlannerLink, grpc_serv
 
 async def clear_index(kv_index: KvIndex, worker_id: str, wait_s: float = 30.0) -> bool:
     """What a previous run of this worker indexed is not known to be held: cleared before
-    the worker serves, tried again for `wait_s` while Redis does not answer (a helper's
+    the worker serves, tried again for `wait_s` while Redis is slow to answer (a helper's
     review: one failed try left the old blocks indexed, kept alive by this run's refreshes,
-    and programs routed here for prefixes the engine no longer held). Whether it was."""
+    and programs routed here for prefixes the engine no longer held); not while it refuses
+    connections (not there: the worker serves without it at once). Whether it was."""
     backoff, deadline = 0.1, time.monotonic() + wait_s
     while not await kv_index.clear(worker_id):
-        if time.monotonic() + backoff >= deadline:
+        if not isinstance(kv_index.last_trouble, SLOW) or time.monotonic() + backoff >= deadline:
             log.warning("kv index: what a previous run indexed could not be cleared",
                         worker_id=worker_id, waited_s=wait_s)
             return False
@@ -251,7 +253,7 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
     if kv_index is not None and config.engine_kv_events:
         listener = KvEventListener(config.engine_kv_events, worker_id, KvEventTranslator(),
                                    kv_index, replay_endpoint=config.engine_kv_replay)
-        listening = asyncio.create_task(listener.run())
+        listening = supervised(listener.run, "kv events")
     model = str(info.get("model_path", ""))
     metrics = WorkerMetrics(worker_id, model)
     service = WorkerService(worker_id, engine, planner, model=model,
@@ -282,11 +284,11 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
 
     async def on_started() -> None:
         await planner_link.register(10.0, wait_for_ready=True, first=True)
-        tasks.append(asyncio.create_task(heartbeat()))
+        tasks.append(supervised(heartbeat, "heartbeat"))
         if config.health_check_s > 0:
-            tasks.append(asyncio.create_task(watch_engine_health(
+            tasks.append(supervised(lambda: watch_engine_health(
                 engine, planner_link, grpc_service, config.health_check_s,
-                config.health_timeout_s, service)))
+                config.health_timeout_s, service), "engine health probes"))
         log.info("worker registered", worker_id=worker_id, engine=config.engine_url,
                  simulated=service.simulated)
 
