@@ -102,6 +102,9 @@ def errors_middleware(metrics: GatewayMetrics) -> Callable[..., Awaitable[web.St
             if exc.status == 404 and route == "unmatched":
                 message = (f"no endpoint {request.method} {request.path} here; this gateway "
                            f"serves {_endpoints(request.app.router)}")
+            elif exc.status == 405 and "Allow" in exc.headers:
+                message = (f"{request.path} does not take {request.method}; it takes "
+                           f"{exc.headers['Allow']}")
             response = HttpError(exc.status, message, "invalid_request_error").response()
             if "Allow" in exc.headers:  # a 405 names the methods the route takes (RFC 9110)
                 response.headers["Allow"] = exc.headers["Allow"]

@@ -92,7 +92,9 @@ def test_bad_key_and_malformed_json(mesh: Mesh, auth_mesh: Mesh) -> None:
                                                 "gateway serves /v1/chat/completions, ")
     assert "/v1/responses" in message and "{" not in message
     status, headers, body = raw_http(mesh, "GET", "/v1/chat/completions")  # a POST route
-    assert status == 405 and "error" in json.loads(body) and headers["Allow"] == "POST"
+    assert status == 405 and headers["Allow"] == "POST"
+    assert json.loads(body)["error"]["message"] == "/v1/chat/completions does not take GET; " \
+        "it takes POST"
 
 
 @pytest.mark.parametrize(("method", "path", "body"), [
