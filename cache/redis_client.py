@@ -42,9 +42,11 @@ UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
 # what an operation fails with (a cluster client with no node to reach raises
 # RedisClusterException, not a RedisError)
 FAILURES = (aioredis.RedisError, redis.exceptions.RedisClusterException, OSError, TimeoutError)
-# what a Redis that is there but slow to answer fails with (one not there, or refusing
-# connections, fails with a ConnectionError: at once)
-SLOW = (TimeoutError, redis.exceptions.TimeoutError)
+# what a Redis that is there but not answering yet fails with: slow, loading its data after
+# a restart (-LOADING), a cluster failing over (one that refuses connections, not running,
+# fails with a ConnectionError at once)
+SLOW = (TimeoutError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError,
+        redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
 
 
 async def within(op: Awaitable[T], timeout_s: float, unavailable: type[Exception],

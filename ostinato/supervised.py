@@ -40,12 +40,19 @@ def supervised(loop: Callable[[], Coroutine[Any, Any, None]], name: str,
             except expected:
                 raise
             except Exception as exc:
-                log.error("a background loop failed: starting it again", loop=name,
-                          in_s=backoff, error=repr(exc), exc_info=exc)
+                failure: Exception | None = exc
             else:
-                log.error("a background loop ended: starting it again", loop=name, in_s=backoff)
+                failure = None
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # a loop that swallowed our cancel
+                raise asyncio.CancelledError()
             if time.monotonic() - began >= HEALTHY_S:
                 backoff = first_backoff_s
+            if failure is not None:
+                log.error("a background loop failed: starting it again", loop=name,
+                          in_s=backoff, error=repr(failure), exc_info=failure)
+            else:
+                log.error("a background loop ended: starting it again", loop=name, in_s=backoff)
             await asyncio.sleep(backoff)
             backoff = min(MAX_BACKOFF_S, max(backoff, 0.001) * 2)
 

@@ -70,6 +70,7 @@ class KvEventListener:
                 await self.handle(frames)
             except Exception:  # a bug must not silently stop the index: start over from here
                 log.exception("kv events: batch failed, index reset")
+                self._stale = True  # (until the clear below is done)
                 self.translator.reset()
                 self._stale = not await self._index.clear(self.worker_id)
 

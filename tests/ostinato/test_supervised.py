@@ -67,3 +67,24 @@ async def test_a_cancelled_loop_is_not_started_again() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert runs == 1
+
+
+async def test_a_loop_that_swallows_its_cancel_is_not_started_again() -> None:
+    runs = 0
+    started = asyncio.Event()
+
+    async def loop() -> None:
+        nonlocal runs
+        runs += 1
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return  # swallowed (as redis-py did: cache/redis_client.py keeping_cancel)
+
+    task = supervised(loop, "the loop", first_backoff_s=0.0)
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert runs == 1
