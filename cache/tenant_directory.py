@@ -363,6 +363,12 @@ class TenancyView:
                             error=str(exc) or type(exc).__name__)
             self.stale = True
             return False
+        except ValueError as exc:  # (a name or key digest written by hand, not UTF-8)
+            if not self.stale:
+                log.error("tenancy: the data in redis cannot be read, serving the last "
+                          "snapshot", error=str(exc) or type(exc).__name__)
+            self.stale = True
+            return False
         self.stale = False
         return True
     async def run(self, every_s: float = 2.0, poll_s: float = 0.1) -> None:

@@ -335,3 +335,17 @@ async def test_a_revoked_configured_key_stays_revoked_when_a_gateway_seeds_again
     snap = await directory.load()
     assert snap.tenant_for(f"sk-revoked-{revoked}") == revoked
     assert snap.tenant_for(f"sk-kept-{kept}") == kept
+
+
+async def test_tenancy_data_that_is_not_utf8_leaves_the_last_snapshot_stale(
+        own_redis: OwnRedis) -> None:
+    """A tenant name written by hand, not UTF-8: the view keeps its last snapshot and says it
+    is stale (a helper's review: the reload loop failed, was started again, failed, while
+    the stale gauge said the snapshot was current)."""
+    directory = TenantDirectory(own_redis.client, timeout_s=0.5)
+    key = await directory.create_tenant("acme", TenantLimits())
+    view = TenancyView(directory, Tenancy())
+    assert await view.reload() and view.current.tenant_for(key) == "acme"
+    await own_redis.client.hset(keys.tenancy_tenants(), b"\xff\xfe", "{}")
+    assert await view.reload() is False
+    assert view.stale and view.current.tenant_for(key) == "acme"
