@@ -19,7 +19,8 @@ from cache.outage import outage_of
 from cache.quotas import Quotas
 from cache.redis_client import FAILURES, AsyncClient, from_config
 from cache.stored_responses import StoredResponses
-from cache.tenant_directory import TenancyView, TenantDirectory
+from cache.tenancy_view import TenancyView
+from cache.tenant_directory import TenantDirectory
 from gateway.admissions import Admissions
 from gateway.auth import ApiKeyAuthenticator
 from gateway.context_window import ContextWindow

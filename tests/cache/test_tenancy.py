@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 
 from cache import keys
 from cache.tenancy import Tenancy, TenantLimits, chatml_system_prefix, key_digest
-from cache.tenant_directory import InvalidTenancy, TenancyView, TenantDirectory
+from cache.tenancy_view import TenancyView
+from cache.tenant_directory import InvalidTenancy, TenantDirectory
 from ostinato.program_ids import namespace
 from tests.conftest import OwnRedis
 from tests.ports import closed_port
