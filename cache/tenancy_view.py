@@ -63,7 +63,7 @@ class TenancyView:
                             "this gateway meanwhile)", error=str(exc) or type(exc).__name__)
             self._seed_failing = True
             return
-        except InvalidTenancy as exc:
+        except ValueError as exc:  # InvalidTenancy (a key another tenant holds), bad data
             log.error("tenancy: a configured key not written to redis", error=str(exc))
         if self._seed_failing:
             log.info("tenancy: configured keys written to redis")
@@ -113,6 +113,7 @@ class TenancyView:
             return False
         self.stale = False
         return True
+
     async def run(self, every_s: float = 2.0, poll_s: float = 0.1) -> None:
         last = time.monotonic()
         while True:

@@ -188,7 +188,9 @@ class TenantDirectory:
                 raise InvalidTenancy(f"no tenant {tenant!r} (make it with `ostinato tenants create "
                                      f"{tenant}`, which also gives it a key)")
             await self.add_tenant(tenant)
-        if owner is not None:
+        if owner is not None:  # already the tenant's: nothing to write
+            if not configured:  # (an operator's add-key ends a revoke left half done)
+                await self._redis.hdel(tenancy_revoked(), digest)
             return False
         added = bool(await self._redis.hset(tenancy_keys(), digest, tenant))
         if not configured:
@@ -274,5 +276,6 @@ class TenantDirectory:
             tenants=frozenset(t.decode() for t in records),
             keys={d.decode(): t.decode() for d, t in keys.items()},
             shared_prefixes={n.decode(): p.decode() for n, p in shared.items()},
-            revoked=frozenset(text(d) for d in revoked),
+            # (digests are hex: an entry written by hand that is not UTF-8 matches none)
+            revoked=frozenset(d.decode(errors="replace") for d in revoked),
         )

@@ -62,7 +62,7 @@ async def _follow_tenant_weights(core: PlannerCore, directory: TenantDirectory,
     while True:
         try:
             tenancy = await directory.load()
-        except FAILURES:
+        except (*FAILURES, ValueError):  # (data in Redis not UTF-8: the gateways say it, stale)
             pass
         else:
             core.set_tenant_weights({**configured, **{t: tenancy.limits_of(t).weight

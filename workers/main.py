@@ -315,6 +315,8 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
         await grpc_service.run(port_file=port_file, on_started=on_started, on_stopping=on_stopping,
                                info=port_info)
     finally:
+        for task in tasks:  # (on_stopping cancels them too; not reached if the start failed)
+            task.cancel()
         if metrics_server is not None:
             await metrics_server.close()
         if listening is not None:

@@ -350,3 +350,27 @@ async def test_tenancy_data_that_is_not_utf8_leaves_the_last_snapshot_stale(
     await own_redis.client.hset(keys.tenancy_tenants(), b"\xff\xfe", "{}")
     assert await view.reload() is False
     assert view.stale and view.current.tenant_for(key) == "acme"
+
+
+async def test_an_operators_add_key_ends_a_revoke_left_half_done(
+        directory: TenantDirectory, redis_target: RedisTarget) -> None:
+    """The key still in the directory but marked revoked (a revoke cut between its two
+    writes): an operator's add-key takes the mark off; a gateway's seed does not."""
+    tenant, key = name(), "sk-" + uuid.uuid4().hex
+    await directory.add_key(tenant, key, create=True)
+    client = redis_target.client()
+    try:
+        await client.hset(keys.tenancy_revoked(), key_digest(key), tenant)
+        assert await directory.add_key(tenant, key, configured=True) is False
+        assert await client.hexists(keys.tenancy_revoked(), key_digest(key))
+        assert await directory.add_key(tenant, key) is False  # nothing new, the mark gone
+        assert not await client.hexists(keys.tenancy_revoked(), key_digest(key))
+    finally:
+        await client.aclose()
+
+
+async def test_a_revoked_entry_that_is_not_utf8_does_not_stop_a_load(own_redis: OwnRedis) -> None:
+    directory = TenantDirectory(own_redis.client, timeout_s=0.5)
+    key = await directory.create_tenant("acme", TenantLimits())
+    await own_redis.client.hset(keys.tenancy_revoked(), b"\xff\xfe", "acme")
+    assert (await directory.load()).tenant_for(key) == "acme"
