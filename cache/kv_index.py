@@ -39,7 +39,6 @@ from cache.redis_client import FAILURES, AsyncClient
 
 log = structlog.get_logger(__name__)
 
-_REDIS_TROUBLE = FAILURES  # (a cluster with no node to reach raises no RedisError)
 CHANGES_MAXLEN = 10_000  # entries a worker's change stream keeps (about; a reader behind reloads)
 
 # The ops of a change stream entry: blocks added, blocks removed, the key emptied, and the key
@@ -132,7 +131,7 @@ class KvIndex:
         try:
             async with asyncio.timeout(self._timeout_s * 4):
                 await pipe.execute()
-        except _REDIS_TROUBLE as exc:
+        except FAILURES as exc:
             self.publish_errors += 1
             self._trouble("publish", exc)
             return False
@@ -150,7 +149,7 @@ class KvIndex:
         try:
             async with asyncio.timeout(self._timeout_s * 4):
                 await pipe.execute()
-        except _REDIS_TROUBLE as exc:
+        except FAILURES as exc:
             self.publish_errors += 1
             self._trouble("remove", exc)
             return False
@@ -169,7 +168,7 @@ class KvIndex:
         try:
             async with asyncio.timeout(self._timeout_s * 8):
                 await pipe.execute()
-        except _REDIS_TROUBLE as exc:
+        except FAILURES as exc:
             self.publish_errors += 1
             self._trouble("replace", exc)
             return False
@@ -184,7 +183,7 @@ class KvIndex:
         try:
             async with asyncio.timeout(self._timeout_s * 4):
                 await pipe.execute()
-        except _REDIS_TROUBLE as exc:
+        except FAILURES as exc:
             self.publish_errors += 1
             self._trouble("touch", exc)
             return False
@@ -202,7 +201,7 @@ class KvIndex:
                 removed = await self._redis.eval(
                     _TRIM, 2, kv_blocks(worker_id), kv_changes(worker_id),
                     f"({now - max_age_s}", max_blocks, seq, CHANGES_MAXLEN, self._ttl_ms)
-        except _REDIS_TROUBLE as exc:
+        except FAILURES as exc:
             self.publish_errors += 1
             self._trouble("refresh", exc)
             return -1
@@ -216,7 +215,7 @@ class KvIndex:
         try:
             async with asyncio.timeout(self._timeout_s * 4):
                 await pipe.execute()
-        except _REDIS_TROUBLE as exc:
+        except FAILURES as exc:
             self.publish_errors += 1
             self._trouble("clear", exc)
             return False
@@ -236,7 +235,7 @@ class KvIndex:
         try:
             async with asyncio.timeout(self._timeout_s):  # no task per lookup, as wait_for's
                 replies = await self._lookup(worker_ids, blob)
-        except _REDIS_TROUBLE as exc:
+        except FAILURES as exc:
             self.lookup_errors += 1
             self._trouble("lookup", exc)
             return None

@@ -35,7 +35,6 @@ from workers.kv_events import AllBlocksCleared, BlockRemoved, BlockStored
 
 log = structlog.get_logger(__name__)
 
-_REDIS_TROUBLE = FAILURES  # (a cluster with no node to reach raises no RedisError)
 ANY_SEQ = -1  # loaded after an entry with no number: the next entry is taken as next
 
 
@@ -164,7 +163,7 @@ class KvMirror:
                 self.read_errors += 1
                 self._loaded.discard(worker_id)  # no answer from a copy not known current
                 last_id = None
-                if not isinstance(exc, _REDIS_TROUBLE):
+                if not isinstance(exc, FAILURES):
                     log.error("kv mirror: unreadable change; reloading", worker_id=worker_id,
                               error=repr(exc))
                 elif not self._warned:

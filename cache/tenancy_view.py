@@ -18,7 +18,6 @@ from cache.tenant_directory import InvalidTenancy, TenantDirectory
 
 log = structlog.get_logger(__name__)
 
-_REDIS_TROUBLE = FAILURES  # (a cluster with no node to reach raises no RedisError)
 
 
 class TenancyView:
@@ -57,7 +56,7 @@ class TenancyView:
             return
         try:
             await self.seed()
-        except _REDIS_TROUBLE as exc:
+        except FAILURES as exc:
             if not self._seed_failing:
                 log.warning("tenancy: configured keys not yet written to redis (served by "
                             "this gateway meanwhile)", error=str(exc) or type(exc).__name__)
@@ -83,7 +82,7 @@ class TenancyView:
             return False
         try:
             version = await self._directory.version()
-        except _REDIS_TROUBLE:
+        except FAILURES:
             return False  # the next full reload says it (and marks the snapshot stale)
         return version != self._version and await self.reload(version, seed=False)
 
@@ -99,7 +98,7 @@ class TenancyView:
                 version = await self._directory.version()
             self.current = self._with_seed(await self._directory.load())
             self._version = version
-        except _REDIS_TROUBLE as exc:
+        except FAILURES as exc:
             if not self.stale:
                 log.warning("tenancy: redis unreachable, serving the last snapshot",
                             error=str(exc) or type(exc).__name__)

@@ -81,7 +81,7 @@ async def _tenancy(config: GatewayConfig, client: AsyncClient | None,
         log.warning("tenancy: could not write configured keys to redis (tried again at "
                     "each full reload; served by this gateway meanwhile)",
                     error=str(exc) or type(exc).__name__)
-    await view.reload()
+    await view.reload(seed=False)  # (the seed was just tried: a failed one waits for the next)
     return view
 
 

@@ -22,7 +22,6 @@ from planner.core.planner import PlannerCore
 
 log = structlog.get_logger(__name__)
 
-_REDIS_TROUBLE = FAILURES  # (a cluster with no node to reach raises no RedisError)
 VERSION = 1
 
 
@@ -60,7 +59,7 @@ class LearnedStore:
         try:
             await asyncio.wait_for(self._redis.set(planner_learned(), json.dumps(doc)),
                                    self._timeout_s * 4)
-        except _REDIS_TROUBLE as exc:
+        except FAILURES as exc:
             log.warning("learned estimates not saved", error=str(exc) or type(exc).__name__)
             return False
         return True
@@ -69,7 +68,7 @@ class LearnedStore:
         """Restores what a previous planner learned; returns the number of classes restored."""
         try:
             raw = await asyncio.wait_for(self._redis.get(planner_learned()), self._timeout_s * 4)
-        except _REDIS_TROUBLE as exc:
+        except FAILURES as exc:
             log.warning("learned estimates not loaded: starting cold (read again before "
                         "the next save)", error=str(exc) or type(exc).__name__)
             return 0
