@@ -32,6 +32,7 @@ from gateway.spans import TracedAnswerCache, TracedGatewayCore
 from gateway.trace_context import TraceContextStub
 from gateway.worker_channels import WorkerChannels
 from ostinato.config import GatewayConfig, RedisConfig, TelemetryConfig
+from ostinato.event_loop import in_daemon_thread
 from ostinato.serving import GrpcService
 from ostinato.supervised import supervised
 from ostinato.tokenizers import load_renderer, load_tokenizer
@@ -50,7 +51,7 @@ async def _embedder(config: GatewayConfig) -> BatchingEmbedder | None:
     if not config.semantic_cache:
         return None
     try:
-        return BatchingEmbedder(await asyncio.to_thread(MiniLM))
+        return BatchingEmbedder(await in_daemon_thread(MiniLM, "embedding-model-load"))
     except Exception as exc:
         log.error("embedding model failed to load: semantic cache off", error=repr(exc))
         return None

@@ -259,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
             return demo_main(args)
         _run_service(args)
         return 0
+    except KeyboardInterrupt:  # Ctrl-C before a service serves (its model loading): no trace
+        print(f"ostinato {args.command}: interrupted", file=sys.stderr)
+        return 130
     except ConfigError as exc:
         print(f"ostinato {args.command}: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -9,7 +9,9 @@ socketpair the loop watches (`add_reader`), which uvloop implements as asyncio d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import faulthandler
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -52,3 +54,32 @@ def running_loop_name() -> str:
     """"uvloop" or "asyncio": what the running loop is (logs, benchmark rows)."""
     return "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") \
         else "asyncio"
+
+
+async def in_daemon_thread(fn: Callable[[], T], name: str) -> T:
+    """`fn()` run in a thread of its own that does not hold the process: asyncio.to_thread's
+    executor is waited for when the loop closes, so a stop (Ctrl-C) during a long load
+    (the embedding model: seconds, over SERVICE_EXIT_S on a busy machine) would wait the
+    load out and then be killed by the exit watchdog. Cancelled, this returns at once; the
+    thread's result is dropped when it ends."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def body() -> None:
+        try:
+            result, error = fn(), None
+        except BaseException as exc:  # (handed to the awaiting task)
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=body, name=name, daemon=True).start()
+    return await done

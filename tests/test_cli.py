@@ -214,3 +214,17 @@ def test_a_sim_engine_started_for_gpt_oss_writes_harmony(tmp_path: Path) -> None
         assert text.startswith(ANALYSIS_OPEN) and CALL_OPEN + "now " in text
     finally:
         stop_service(proc)
+
+
+def test_ctrl_c_before_a_service_serves_exits_130_without_a_traceback(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A service interrupted while it loads (the gateway's embedding model, before its own
+    signal handlers are in place): asyncio's runner raises KeyboardInterrupt."""
+    from ostinato import cli
+
+    def interrupted(args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_run_service", interrupted)
+    assert cli.main(["gateway"]) == 130
+    assert capsys.readouterr().err == "ostinato gateway: interrupted\n"

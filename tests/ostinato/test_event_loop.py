@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ostinato.config import ConfigError, load_mesh_config
-from ostinato.event_loop import loop_factory, run, running_loop_name
+from ostinato.event_loop import in_daemon_thread, loop_factory, run, running_loop_name
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,3 +80,57 @@ def test_without_the_bound_it_would_hang() -> None:
     with pytest.raises(subprocess.TimeoutExpired):
         subprocess.run([sys.executable, "-c", _STUCK, "asyncio"], capture_output=True,
                        text=True, timeout=3, cwd=REPO)
+
+
+_LOADING = """
+import asyncio, sys, threading
+from ostinato.event_loop import in_daemon_thread, run
+
+started, never = threading.Event(), threading.Event()
+
+def load() -> None:  # a model load that outlasts the stop
+    started.set()
+    never.wait()
+
+async def main() -> None:
+    if sys.argv[2] == "to_thread":
+        task = asyncio.ensure_future(asyncio.to_thread(load))
+    else:
+        task = asyncio.ensure_future(in_daemon_thread(load, "load"))
+    while not started.is_set():
+        await asyncio.sleep(0.01)
+    task.cancel()  # the stop (Ctrl-C cancels the main task, and with it the load's await)
+    try:
+        await task
+    except asyncio.CancelledError:
+        print("load cancelled", flush=True)
+
+run(main(), sys.argv[1], exit_within_s=0.5)
+"""
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+@pytest.mark.parametrize(("how", "returncode"), [("in_daemon_thread", 0), ("to_thread", 1)])
+def test_a_stop_during_a_long_load_exits_without_waiting_for_it(loop: str, how: str,
+                                                                returncode: int) -> None:
+    """The gateway loads its embedding model in a thread before it serves: stopped then, it
+    exits at once (0). The control: through asyncio.to_thread the loop's close waits for the
+    executor's thread, and the exit watchdog ends the process with 1."""
+    done = subprocess.run([sys.executable, "-c", _LOADING, loop, how], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+    assert "load cancelled" in done.stdout, done.stderr
+    assert done.returncode == returncode, done.stderr
+
+
+async def _loaded(fn: Callable[[], object]) -> object:
+    return await in_daemon_thread(fn, "load")
+
+
+def test_a_daemon_thread_hands_back_its_result_or_its_error() -> None:
+    assert asyncio.run(_loaded(lambda: 42)) == 42
+
+    def fails() -> object:
+        raise OSError("no model here")
+
+    with pytest.raises(OSError, match="no model here"):
+        asyncio.run(_loaded(fails))
