@@ -11,7 +11,8 @@ A write that fails or times out (Redis stopped, or stalled on a busy machine) is
 dropped: it is retried, with backoff, until Redis takes it. Meanwhile the planner keeps
 serving: the futures of `publish` resolve at once while Redis is failing, and the
 outage is counted and logged once. Only past `max_pending` records waiting (a very long
-outage) are the oldest dropped, and counted.
+outage) are the oldest dropped, and counted; and a record that fails to write for any other
+reason (a bug: one that cannot be encoded) is dropped alone, logged and counted.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from planner.records import CorruptRecord, call_json, program_fields, program_fr
 log = structlog.get_logger(__name__)
 
 MAX_BATCH = 500  # records per pipeline
+_RETRIED = (FencedOut, *FAILURES)  # what a write fails with that is not the record's fault
 
 
 @dataclass(frozen=True)
@@ -172,8 +174,15 @@ class ProgramStore:
                      for k in list(itertools.islice(self._pending, MAX_BATCH))}
             self._busy = True
             try:
-                async with asyncio.timeout(self._timeout_s + 0.002 * len(batch)):
-                    await self._apply([w for _, w in batch.values()])
+                try:
+                    async with asyncio.timeout(self._timeout_s + 0.002 * len(batch)):
+                        await self._apply([w for _, w in batch.values()])
+                except _RETRIED:
+                    raise
+                except Exception:  # a bug, or a record that cannot be written
+                    log.exception("program records failed to write: writing each alone",
+                                  records=len(batch))
+                    await self._isolate(batch)
             except FencedOut as exc:
                 self._fenced(batch, exc)
                 raise
@@ -189,11 +198,6 @@ class ProgramStore:
                 await asyncio.sleep(backoff)
                 backoff = min(self._max_backoff_s, backoff * 2)
                 continue
-            except Exception:  # a bug: the batch is dropped, nobody waits on it (the loop is
-                self.dropped_writes += len(batch)  # started again: ostinato/supervised.py)
-                self._resolve(everything=True)
-                self._busy = False
-                raise
             self._busy = False
             backoff = 0.05
             if self._down:
@@ -203,6 +207,24 @@ class ProgramStore:
             self._written = min((seq for seq, _ in self._pending.values()),
                                 default=self._seq + 1) - 1
             self._resolve()
+
+    async def _isolate(self, batch: dict[tuple[str, ...], tuple[int, _Write]]) -> None:
+        """Writes a batch that failed with no Redis failure one record at a time, so that
+        only a record that fails alone is dropped (counted, logged), not the records batched
+        with it (an "ended" among them would leave its program open in Redis). A Redis
+        failure meanwhile is raised with the records not written yet left in `batch`."""
+        for key in list(batch):
+            write = batch[key][1]
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    await self._apply([write])
+            except _RETRIED:
+                raise
+            except Exception:
+                self.dropped_writes += 1
+                log.exception("a program record cannot be written: dropped", kind=write.kind,
+                              program_id=write.program_id)
+            del batch[key]
 
     def _fenced(self, batch: dict[tuple[str, ...], tuple[int, _Write]], exc: FencedOut) -> None:
         """Another planner took over: nothing more is written from here (its writes would

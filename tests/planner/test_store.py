@@ -206,3 +206,37 @@ async def test_a_program_registered_and_ended_in_one_batch_is_written_once_ended
     assert await redis_client.ttl(keys.program_calls(program_id)) > 0
     assert await redis_client.zscore(keys.tenant_programs("acme"), program_id) is not None
     assert await redis_client.zscore(keys.open_programs(), program_id) is None
+
+
+async def test_a_record_that_cannot_be_written_is_dropped_alone(
+        store: ProgramStore, redis_client: aioredis.Redis,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug or an unencodable record fails the whole pipeline: the batch is written again a
+    record at a time, and only the record at fault is lost (the program's end, batched with
+    it, still closes the program in Redis)."""
+    from planner import store as store_module
+
+    def encode(record, wall: float, clock: float) -> str:  # type: ignore[no-untyped-def]
+        if record.call_id == "bad":
+            raise ValueError("cannot encode")
+        return real(record, wall, clock)
+
+    real = store_module.call_json
+    monkeypatch.setattr(store_module, "call_json", encode)
+    core, program_id = program_core()
+    for name in ("a", "bad", "c"):
+        core.submit(program_id, "acme", name)
+    core.dispatch()
+    for name in ("a", "bad", "c"):
+        core.complete(program_id, name)
+    core.end_program(program_id, "acme")
+    await asyncio.wait_for(store.publish(core.take_events()), 5.0)
+    assert await states(redis_client, program_id) == {"a": "done", "c": "done"}
+    assert await redis_client.zscore(keys.open_programs(), program_id) is None
+    meta = await redis_client.hgetall(keys.program_meta(program_id))
+    assert meta[b"state"] == b"ended"
+    assert store.dropped_writes == 1 and store.pending == 0
+    core.register_program(program_id + "x", "acme")  # and the writer goes on
+    core.submit(program_id + "x", "acme", "later")
+    await asyncio.wait_for(store.publish(core.take_events()), 5.0)
+    assert await states(redis_client, program_id + "x") == {"later": "queued"}
