@@ -23,10 +23,10 @@ import json
 import multiprocessing as mp
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bench.cluster import ClusterConfig, ClusterSim, Learned
 from bench.programs import generate, stream
@@ -114,17 +114,43 @@ class SweepConfig:
 
 
 _progress: Any = None  # a shared counter of finished programs, set in each worker process
+_stop: Any = None  # set by the sweep when a run failed: the others give up (_tick)
 
 
-def _init(counter: Any) -> None:
-    global _progress
-    _progress = counter
+class SweepStopped(Exception):
+    """A run gave up because another run of its sweep failed."""
+
+
+def _init(counter: Any, stop: Any = None) -> None:
+    global _progress, _stop
+    _progress, _stop = counter, stop
 
 
 def _tick(n: int) -> None:
+    if _stop is not None and _stop.value:
+        raise SweepStopped("another run of the sweep failed")
     if _progress is not None:
         with _progress.get_lock():
             _progress.value += n
+
+
+def _wait(futures: list[Future[dict[str, Any]]], stop: Any, counter: Any, bar: _Bar,
+          poll_s: float = 0.25) -> list[dict[str, Any]]:
+    """The runs' results, drawing progress; the first run that fails stops the sweep: the
+    runs not started are cancelled, those running told to give up (`stop`), and its error
+    raised (not after every other run has ended, minutes later)."""
+    while True:
+        failed = next((f for f in futures if f.done() and not f.cancelled()
+                       and f.exception() is not None), None)
+        if failed is not None:
+            stop.value = 1
+            for f in futures:
+                f.cancel()
+            raise cast(BaseException, failed.exception())
+        if all(f.done() for f in futures):
+            return [f.result() for f in futures]
+        bar.draw(counter.value, sum(f.done() for f in futures), len(futures))
+        time.sleep(poll_s)
 
 
 REFERENCE = "reference"  # one engine with an unbounded cache: the most prefix reuse possible
@@ -226,15 +252,12 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
     # threads, and hung for good in a finalizer joining one (seen in `make test`); the
     # fork server's children come from a process that ran nothing else
     ctx = mp.get_context("forkserver")
-    counter = ctx.Value("q", 0)
+    counter, stop = ctx.Value("q", 0), ctx.Value("b", 0)
     learned = warm_up(spec, cfg)
     with ProcessPoolExecutor(cfg.jobs, mp_context=ctx, initializer=_init,
-                             initargs=(counter,)) as pool:
+                             initargs=(counter, stop)) as pool:
         futures = [pool.submit(run_one, s, p, r, cfg, learned, st) for s, p, r, st in jobs]
-        while not all(f.done() for f in futures):
-            bar.draw(counter.value, sum(f.done() for f in futures), len(futures))
-            time.sleep(0.25)
-        results = [f.result() for f in futures]
+        results = _wait(futures, stop, counter, bar)
         bar.draw(total, len(futures), len(futures))
         bar.close()
         single, runs = results[0], results[1:]

@@ -125,3 +125,43 @@ def test_the_report_names_the_policies_run_bare() -> None:
     results = run_sweep(parse_spec(chain_spec()), cfg, progress=None)
     assert results["bare_policies"] == ["fcfs+round_robin"] and results["unloaded_bare"]
     assert "SGLang's router): `fcfs+round_robin`." in markdown(results)
+
+
+class _Flag:
+    value = 0
+
+
+def test_the_first_failed_run_stops_the_sweep_at_once() -> None:
+    """Not after every other run has ended: the runs not started are cancelled, the running
+    ones told to give up, and the failure raised."""
+    from concurrent.futures import Future
+
+    failed, running, queued = Future(), Future(), Future()  # type: ignore[var-annotated]
+    running.set_running_or_notify_cancel()
+    failed.set_exception(ValueError("run 1 failed"))
+    stop = _Flag()
+    with pytest.raises(ValueError, match="run 1 failed"):
+        sweep._wait([running, failed, queued], stop, _Flag(), sweep._Bar(1, None), poll_s=0)
+    assert stop.value == 1 and queued.cancelled() and not running.done()
+
+
+def test_a_run_gives_up_at_its_next_program_once_told() -> None:
+    stop = _Flag()
+    sweep._init(None, stop)
+    try:
+        sweep._tick(1)  # not told: it goes on
+        stop.value = 1
+        with pytest.raises(sweep.SweepStopped):
+            sweep._tick(1)
+    finally:
+        sweep._init(None, None)
+
+
+def test_every_result_in_order_when_no_run_fails() -> None:
+    from concurrent.futures import Future
+
+    futures = [Future() for _ in range(3)]  # type: ignore[var-annotated]
+    for i, f in enumerate(futures):
+        f.set_result({"run": i})
+    assert sweep._wait(futures, _Flag(), _Flag(), sweep._Bar(1, None), poll_s=0) == [
+        {"run": 0}, {"run": 1}, {"run": 2}]
