@@ -105,7 +105,9 @@ class AnswerCache:
         self._choice = semantic_index
         self._sweep_every_s = sweep_every_s
         self._clock = clock  # wall-clock seconds: entry ages in the index zset
-        self._recent_vectors: OrderedDict[str, np.ndarray | None] = OrderedDict()
+        # (tenant, text) -> vector: per tenant, so that a lookup's speed tells no tenant
+        # what another sent (a vector kept for another's text answered 5x faster)
+        self._recent_vectors: OrderedDict[tuple[str, str], np.ndarray | None] = OrderedDict()
         self._decided = semantic_index != "auto"
         self.metrics = metrics or CacheMetrics()
         self._r = Bounded(operation_bound(timeout_s), self.metrics, outage_of(client))
@@ -190,15 +192,16 @@ class AnswerCache:
                 await self.index.reconcile(tenant, int(held) - len(expired))
         self.metrics.index_entries = len(self.index)
 
-    async def _embed(self, text: str) -> np.ndarray | None:
+    async def _embed(self, tenant: str, text: str) -> np.ndarray | None:
         """The text's vector (None: longer than the embedder reads). A miss's store comes
-        seconds after its lookup with the same text: the vectors of recent lookups are
-        kept, so that it is embedded once."""
-        if text in self._recent_vectors:
-            self._recent_vectors.move_to_end(text)
-            return self._recent_vectors[text]
+        seconds after its lookup with the same text: the vectors of a tenant's recent
+        lookups are kept, so that it is embedded once."""
+        key = (tenant, text)
+        if key in self._recent_vectors:
+            self._recent_vectors.move_to_end(key)
+            return self._recent_vectors[key]
         vector = await self._embedder.embed(text)  # type: ignore[union-attr]
-        self._recent_vectors[text] = vector
+        self._recent_vectors[key] = vector
         while len(self._recent_vectors) > RECENT_VECTORS:
             self._recent_vectors.popitem(last=False)
         return vector
@@ -234,7 +237,7 @@ class AnswerCache:
         if semantic is None or self._embedder is None:
             self.metrics.count("miss", tenant=tenant)
             return None
-        vector = await self._embed(semantic.text)
+        vector = await self._embed(tenant, semantic.text)
         if vector is None:  # longer than the embedder reads: exact only
             self.metrics.count("semantic_skipped:too_long", tenant=tenant)
             self.metrics.count("miss", tenant=tenant)
@@ -276,7 +279,7 @@ class AnswerCache:
             self.metrics.count("store_skipped", tenant=tenant)
 
     async def _store_semantic(self, tenant: str, semantic: SemanticKey, answer: Answer) -> None:
-        vector = await self._embed(semantic.text)
+        vector = await self._embed(tenant, semantic.text)
         if vector is None:  # the lookup counted it
             return
         entry_id = vector_sets.entry_id(semantic.context, uuid.uuid4().hex)

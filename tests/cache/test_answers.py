@@ -206,6 +206,18 @@ async def test_a_miss_and_its_store_embed_the_text_once(make_cache) -> None:  # 
     assert await cache.lookup(a, None, key, 0.8) is not None
 
 
+async def test_a_vector_kept_for_one_tenant_is_not_reused_for_another(make_cache) -> None:  # type: ignore[no-untyped-def]
+    """Another tenant's lookup of the same text embeds it again: a kept vector answered its
+    lookup 5x faster, so a tenant could time whether anyone had sent a text (review)."""
+    cache = await make_cache()
+    a, b = tenant(), tenant()
+    question = chat("What is the capital of Australia?")
+    batches = cache._embedder.batches
+    assert await cache.lookup(a, None, semantic_key(a, question), 0.8) is None
+    assert await cache.lookup(b, None, semantic_key(b, question), 0.8) is None
+    assert cache._embedder.batches == batches + 2
+
+
 async def test_size_bound_evicts_the_oldest(make_cache) -> None:  # type: ignore[no-untyped-def]
     cache = await make_cache(max_entries_per_tenant=2)
     a = tenant()
