@@ -348,6 +348,10 @@ class SGLangClient:
         return outputs[-1]
 
     async def abort(self, rid: str) -> None:
+        """Asks the engine to drop `rid` (2 s at most). Given up, the request still ends: the
+        client's connection is closed by then, and SGLang aborts a request whose client has
+        disconnected (TokenizerManager: a streamed one 2 s after, `create_abort_task`; one
+        not streamed at its next poll of `request.is_disconnected()`)."""
         if self._closed:  # the worker is stopping: the engine's own requests end with it
             return
         with contextlib.suppress(aiohttp.ClientError, TimeoutError, EngineError):
