@@ -87,6 +87,8 @@ class ProgramTable:
         if existing is not None:
             if existing.tenant != tenant:  # never reveal another tenant's program
                 raise DuplicateCall(f"program id {program_id!r} is taken")
+            if existing.conversation and not existing.live:  # an idle one turns busy
+                self._check_open(existing.namespace, tenant, max_open, conversation=True)
             return existing
         if (ended := self._draining.get(program_id)) is not None:
             if ended.tenant != tenant:
@@ -94,10 +96,7 @@ class ProgramTable:
             raise ProgramIdInUse(
                 f"program id {program_id!r} is still in use: {ended.live} call(s) of its "
                 f"ended run still running; register it again once they end, or use another id")
-        if max_open and self._limited_of.get(namespace_of(program_id, tenant), 0) >= max_open:
-            what = "programs open or conversations busy" if conversation else "programs open"
-            raise Overloaded(f"tenant {tenant!r} has {max_open} {what}, its limit"
-                             + ("" if conversation else ": end one first"))
+        self._check_open(namespace_of(program_id, tenant), tenant, max_open, conversation)
         now = self._clock.now()
         program = Program(
             program_id=program_id,
@@ -116,6 +115,14 @@ class ProgramTable:
             bump_count(self._limited_of, program.namespace, +1)
         self._events.append(ProgramRegistered(program))
         return program
+
+    def _check_open(self, namespace: str, tenant: str, max_open: int,
+                    conversation: bool) -> None:
+        """Overloaded when one more program (or busy conversation) would pass `max_open`."""
+        if max_open and self._limited_of.get(namespace, 0) >= max_open:
+            what = "programs open or conversations busy" if conversation else "programs open"
+            raise Overloaded(f"tenant {tenant!r} has {max_open} {what}, its limit"
+                             + ("" if conversation else ": end one first"))
 
     def _count_live(self, program: Program, delta: int) -> None:
         """A conversation's call started waiting (+1) or ended (-1): while it has one it

@@ -116,6 +116,11 @@ def test_open_programs_are_counted_per_tenant_namespace(programs: list[str],
     # a conversation that continues is busy again; ended while busy, it frees its place
     (["c0", "done0", "more0", "c1", "c2", "end0", "c2"],
      ["ok", "ok", "ok", "ok", "full", "ok", "ok"]),
+    # idle conversations continued at once (each turn registers again, as the gateway's
+    # Admit does): the third to turn busy is refused (security review: 8 went through)
+    (["c0", "done0", "c1", "done1", "c2", "c0", "c1"], ["ok"] * 6 + ["full"]),
+    # one already busy takes another call without counting twice
+    (["c0", "c1", "c0", "c1"], ["ok"] * 4),
 ])
 def test_conversations_count_against_the_limit_only_while_busy(
         steps: list[str], expected: list[str]) -> None:
