@@ -210,6 +210,14 @@ def check_program_options(options: common_pb2.ProgramOptions) -> None:
             raise InvalidCall(str(exc), "deadline_s") from None
 
 
+def prompt_chars(call: common_pb2.CallSpec) -> int:
+    """The text the chat template renders (tool calls' included): what max_prompt_chars
+    bounds."""
+    return len(call.prompt) + sum(
+        len(m.content) + sum(len(c.name) + len(c.arguments) for c in m.tool_calls)
+        for m in call.messages)
+
+
 def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.CallSpec:
     """Checks a call and returns a copy with defaults filled in; raises InvalidCall."""
     if not call.messages and not call.prompt:
@@ -229,9 +237,7 @@ def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.
     _check_tools(call)
     if call.response_format.type == _FORMAT.RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
         _json_schema(call.response_format.schema_json, "response_format.json_schema.schema")
-    size = len(call.prompt) + sum(  # the text the template renders, tool calls' included
-        len(m.content) + sum(len(c.name) + len(c.arguments) for c in m.tool_calls)
-        for m in call.messages)
+    size = prompt_chars(call)
     if size > limits.max_prompt_chars:
         raise InvalidCall(f"prompt too large: {size} characters > {limits.max_prompt_chars}",
                           "messages")

@@ -12,8 +12,9 @@ from collections.abc import AsyncGenerator, Sequence
 import grpc
 
 from gateway.call_items import Delta, Granted
+from gateway.calls import prompt_chars
 from gateway.core import GatewayCore, GatewayError, Placement
-from ostinato.dag_rules import InvalidDag, fill_templates, topological_order
+from ostinato.dag_rules import InvalidDag, fill_templates, filled_growth, topological_order
 from ostinato.v1 import common_pb2, gateway_pb2
 
 
@@ -60,6 +61,13 @@ async def run_dag(core: GatewayCore, tenant: str, options: common_pb2.ProgramOpt
     async def run_node(node_id: str) -> None:
         for parent in calls[node_id].parent_call_ids:
             await done[parent].wait()
+        size = prompt_chars(calls[node_id]) + filled_growth(calls[node_id], outputs)
+        if size > core.config.max_prompt_chars:  # checked before the text is built
+            events.put_nowait(GatewayError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"node {node_id!r}: prompt too large once its templates are filled: {size} "
+                f"characters > {core.config.max_prompt_chars}"))
+            return
         call = fill_templates(calls[node_id], outputs)
         try:
             async for item in core.run(tenant, Placement(placed_in, call, False), timeout_s):

@@ -71,6 +71,17 @@ def _cycle(found: list[str], ids: list[str]) -> list[str]:
     return [*loop, loop[0]]
 
 
+def filled_growth(call: common_pb2.CallSpec, outputs: Mapping[str, str]) -> int:
+    """How many characters `fill_templates(call, outputs)` would add to the call's prompt
+    and messages, counted without building them: a prompt of 400,000 characters of
+    "{{a}}" filled with a 1 KB output is 80 MB, which must be refused before it is made."""
+    def growth(text: str) -> int:
+        return sum(-1 if m.group(1) else len(outputs[m.group(2)]) - len(m.group(0))
+                   for m in _REF.finditer(text))
+
+    return growth(call.prompt) + sum(growth(m.content) for m in call.messages)
+
+
 def fill_templates(call: common_pb2.CallSpec, outputs: Mapping[str, str]) -> common_pb2.CallSpec:
     out = common_pb2.CallSpec()
     out.CopyFrom(call)

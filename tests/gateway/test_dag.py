@@ -11,6 +11,7 @@ from ostinato.dag_rules import (
     InvalidDag,
     escape_templates,
     fill_templates,
+    filled_growth,
     topological_order,
 )
 from ostinato.sdk_types import call_spec
@@ -85,3 +86,20 @@ def test_a_chain_of_max_nodes_listed_last_first_is_ordered_without_deep_recursio
     ids = [f"n{i}" for i in range(MAX_NODES)]
     nodes = [node(ids[0]), *(node(i, [p]) for p, i in itertools.pairwise(ids))]
     assert topological_order(nodes[::-1]) == ids
+
+
+@pytest.mark.parametrize(("prompt", "messages"), [
+    ("{{a}}", []),
+    ("{{ a }} and {{b}} then {{a}}", []),
+    ("\\{{a}} {{a}} \\{{name}}", []),  # escaped ones lose their backslash
+    ("no templates at all", []),
+    ("", ["{{a}}{{b}}", "plain", "\\{{ b }}"]),
+])
+def test_the_growth_is_counted_without_filling(prompt: str, messages: list[str]) -> None:
+    call = call_spec(prompt=prompt) if prompt else call_spec(
+        messages=[("user", m) for m in messages])
+    outputs = {"a": "A" * 37, "b": ""}
+    filled = fill_templates(call, outputs)
+    size = len(filled.prompt) + sum(len(m.content) for m in filled.messages)
+    assert filled_growth(call, outputs) == size - len(call.prompt) - sum(
+        len(m.content) for m in call.messages)

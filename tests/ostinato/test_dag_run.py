@@ -94,3 +94,18 @@ def test_a_literal_template_reaches_the_model_as_written(mesh: Mesh) -> None:
             escaped = p.call(prompt="\\" + text, max_tokens=3, temperature=0)
     assert ran[node].usage.prompt_tokens == plain.usage.prompt_tokens
     assert escaped.usage.prompt_tokens > plain.usage.prompt_tokens  # the check can tell
+
+
+def test_a_prompt_that_its_templates_fill_past_the_limit_is_refused_before_it_is_built(
+        mesh: Mesh) -> None:
+    """Security review: a node of 400,000 characters of "{{a}}" (within max_prompt_chars as
+    sent) filled with a's output came to ~90 MB, rendered and tokenized on the gateway's
+    event loop (5 s stalls for every tenant) before any check refused it."""
+    g = Graph()
+    a = g.call(id="a", prompt="Say something.", max_tokens=8)
+    limit = 50_000  # the session mesh's max_prompt_chars (tests/conftest.py)
+    g.call(id="b", prompt=a.output * (limit // len(a.output)), after=[a], max_tokens=3)
+    with ostinato.Client(mesh.endpoints.gateway, api_key="key-acme") as client, \
+            pytest.raises(ostinato.InvalidArgument,
+                          match=r"node 'b': prompt too large once its templates are filled"):
+        client.run(g)
