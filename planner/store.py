@@ -220,10 +220,10 @@ class ProgramStore:
                     await self._apply([write])
             except _RETRIED:
                 raise
-            except Exception:
+            except Exception as exc:  # (its traceback: the batch's, logged before)
                 self.dropped_writes += 1
-                log.exception("a program record cannot be written: dropped", kind=write.kind,
-                              program_id=write.program_id)
+                log.error("a program record cannot be written: dropped", kind=write.kind,
+                          program_id=write.program_id, error=repr(exc))
             del batch[key]
 
     def _fenced(self, batch: dict[tuple[str, ...], tuple[int, _Write]], exc: FencedOut) -> None:
