@@ -46,18 +46,20 @@ Idle TTL, renewed when a conversation is extended; the tenant is in the hash tag
 
 Stored responses (cache/stored_responses.py): what POST /v1/responses answered with
 `store` on, for `previous_response_id` and GET/DELETE /v1/responses/<id>. Fixed TTL; the
-tenant is in the hash tag (another tenant's id names no key of the caller's).
+tenant's namespace is in the hash tag (another tenant's id names no key of the caller's,
+and a tenant revoked and created again reaches none of the old one's).
 
-    ost:{t:<tenant>}:resp:<resp_id>   string JSON {input: this turn's input items, response:
+    ost:{t:<ns>}:resp:<resp_id>       string JSON {input: the input items it ran on, response:
                                              the object, call: {program_id, call_id,
                                              thread_id}, chain: ids it continues, oldest first}
 
 Conversations (cache/conversation_store.py), OpenAI's Conversations API: a conversation
-object and its items in order. TTL renewed by every read and write; tenant in the hash tag.
+object and its items in order. TTL renewed by every read and write; the tenant's namespace
+in the hash tag.
 
-    ost:{t:<tenant>}:cv:<conv_id>        string JSON conversation object {id, created_at, metadata}
-    ost:{t:<tenant>}:cv:<conv_id>:ids    list   its item ids, oldest first
-    ost:{t:<tenant>}:cv:<conv_id>:items  hash   item id -> JSON item
+    ost:{t:<ns>}:cv:<conv_id>         string JSON conversation object {id, created_at, metadata}
+    ost:{t:<ns>}:cv:<conv_id>:ids     list   its item ids, oldest first
+    ost:{t:<ns>}:cv:<conv_id>:items   hash   item id -> JSON item
 
 Tenancy (cache/tenancy.py): operator data, read by every gateway.
 

@@ -122,7 +122,7 @@ class OpenAiApi:
             web.get("/v1/responses/{response_id}", self.stored_response),
             web.get("/v1/responses/{response_id}/input_items", self.response_input_items),
             web.delete("/v1/responses/{response_id}", self.delete_response),
-            *routes(self._conversations, self._tenant, self._json),
+            *routes(self._conversations, self._space, self._json),
             web.get("/v1/models", self.models),
             web.get("/v1/models/{model:.+}", self.model),  # ids may hold "/" (sim/llama...)
             web.post("/v1/programs", self.start_program),
@@ -131,6 +131,13 @@ class OpenAiApi:
             web.get("/openapi.json", self.openapi),
         ])
         return app
+
+    def _space(self, request: web.Request) -> str:
+        """The caller's tenant's namespace (name and generation): what its stored responses
+        and conversations are kept under, so that a tenant revoked and created again under
+        the same name reaches none of the old one's (not even one stored after the revoke
+        by a request still running then)."""
+        return self._core.namespace(self._tenant(request))
 
     def _tenant(self, request: web.Request) -> str:
         return self._core.tenant([(k.lower(), v) for k, v in request.headers.items()],
@@ -281,19 +288,19 @@ class OpenAiApi:
                              self._place, self._result, self._stored, self._conversation_store)
 
     async def stored_response(self, request: web.Request) -> web.Response:
-        tenant = self._tenant(request)
+        space = self._space(request)
         return web.json_response(
-            await retrieve(self._stored, tenant, request.match_info["response_id"], request.query))
+            await retrieve(self._stored, space, request.match_info["response_id"], request.query))
 
     async def response_input_items(self, request: web.Request) -> web.Response:
-        tenant = self._tenant(request)
+        space = self._space(request)
         return web.json_response(await list_input_items(
-            self._stored, tenant, request.match_info["response_id"], request.query))
+            self._stored, space, request.match_info["response_id"], request.query))
 
     async def delete_response(self, request: web.Request) -> web.Response:
-        tenant = self._tenant(request)
+        space = self._space(request)
         return web.json_response(
-            await delete(self._stored, tenant, request.match_info["response_id"]))
+            await delete(self._stored, space, request.match_info["response_id"]))
 
     async def _result(self, tenant: str, placed: Placement) -> common_pb2.CallResult:
         """A call answered whole (not streamed): its text comes with the result."""

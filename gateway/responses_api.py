@@ -122,7 +122,7 @@ class _Prior:
     chain: list[str] = field(default_factory=list)
 
 
-async def _prior(stored: StoredResponses | None, tenant: str, body: Any) -> _Prior:
+async def _prior(stored: StoredResponses | None, space: str, body: Any) -> _Prior:
     previous = body.get(PRIOR) if isinstance(body, dict) else None
     if not isinstance(previous, str):
         return _Prior()  # none, or not a string: translate refuses it
@@ -130,7 +130,7 @@ async def _prior(stored: StoredResponses | None, tenant: str, body: Any) -> _Pri
         raise BadRequest(f"{PRIOR}: responses are not stored by this gateway (it has no "
                          "Redis); send the whole conversation as input", PRIOR)
     try:
-        got = await stored.continued(tenant, previous)
+        got = await stored.continued(space, previous)
     except ResponsesUnavailable as exc:
         raise _unavailable(exc) from None
     except BrokenChain as exc:
@@ -142,7 +142,7 @@ async def _prior(stored: StoredResponses | None, tenant: str, body: Any) -> _Pri
                                           call["thread_id"]), got.chain)
 
 
-async def _in_conversation(conversations: ConversationStore | None, tenant: str,
+async def _in_conversation(conversations: ConversationStore | None, space: str,
                            body: Any) -> tuple[str | None, list[Any]]:
     """The conversation a request runs in and its items (oldest first), or (None, [])."""
     cid = conversation_id(body) if isinstance(body, dict) else None
@@ -152,14 +152,14 @@ async def _in_conversation(conversations: ConversationStore | None, tenant: str,
         raise BadRequest("conversation: conversations are not stored by this gateway (it "
                          "has no Redis)", "conversation")
     try:
-        got = await conversations.ids(tenant, cid)
+        got = await conversations.ids(space, cid)
         if got is None:
             raise GatewayError(grpc.StatusCode.NOT_FOUND,
                                f"Conversation with id {cid!r} not found.", "conversation")
         if len(got[1]) + len(input_items(body)) + 1 > MAX_ITEMS:
             raise BadRequest(f"conversation {cid!r} would hold more than {MAX_ITEMS} items; "
                              "start a new one", "conversation")
-        items = await conversations.items(tenant, cid, got[1])
+        items = await conversations.items(space, cid, got[1])
     except ConversationsUnavailable as exc:
         log.warning("conversations unavailable", error=str(exc))  # not to the caller
         raise GatewayError(grpc.StatusCode.UNAVAILABLE,
@@ -171,11 +171,15 @@ class _Keeper:
     """Stores a finished response when its request asked for it (and Redis is there), and
     adds its input and output to the conversation it runs in."""
 
-    def __init__(self, stored: StoredResponses | None, tenant: str, body: Any,
-                 prior: _Prior, conversation: tuple[ConversationStore, str] | None) -> None:
+    def __init__(self, stored: StoredResponses | None, space: str, body: Any,
+                 prior: _Prior, conversation: tuple[ConversationStore, str] | None,
+                 held: list[Any]) -> None:
+        """`space`: the tenant's namespace (its name and generation): a tenant revoked and
+        created again reaches nothing stored by the one before. `held`: the conversation's
+        items the response ran after."""
         self.on = stored is not None and body.get("store") is not False
-        self._stored, self._tenant, self._body, self._prior = stored, tenant, body, prior
-        self._conversation = conversation
+        self._stored, self._space, self._body, self._prior = stored, space, body, prior
+        self._conversation, self._held = conversation, held
 
     async def keep(self, response: dict[str, Any], placed: Placement) -> None:
         """Stores a finished response; its `store` is false when it could not be (Redis
@@ -188,7 +192,10 @@ class _Keeper:
             return
         call = {"program_id": placed.program_id, "call_id": placed.call.call_id,
                 "thread_id": placed.call.thread_id}
-        if not await self._stored.put(self._tenant, response["id"], input_items(self._body),
+        # run in a conversation, its input is what it ran on (the conversation's items
+        # then, and its own): a response continuing it by id runs on the same (review)
+        if not await self._stored.put(self._space, response["id"],
+                                      [*self._held, *input_items(self._body)],
                                       response, call, self._prior.chain):
             response["store"] = False
 
@@ -200,7 +207,7 @@ class _Keeper:
         meanwhile is its owner's doing: the answer is given, the turn logged as dropped."""
         turn = [*input_items(self._body), *_kept_output(response["output"])]
         try:
-            added = await conversations.add(self._tenant, cid, turn)
+            added = await conversations.add(self._space, cid, turn)
         except ConversationsUnavailable as exc:
             log.warning("conversations unavailable", error=str(exc))  # not to the caller
             raise GatewayError(grpc.StatusCode.UNAVAILABLE,
@@ -223,15 +230,16 @@ async def respond(core: GatewayCore, request: web.Request, tenant: str, body: An
     if isinstance(body, dict) and (body.get(PRIOR) is not None or body.get("conversation")
                                    is not None):
         call_from_responses(body, None)  # refused before any stored turn is read
-    prior = await _prior(stored, tenant, body)
-    cid, held = await _in_conversation(conversations, tenant, body)
+    space = core.namespace(tenant)  # what its responses and conversations are stored under
+    prior = await _prior(stored, space, body)
+    cid, held = await _in_conversation(conversations, space, body)
     fitting = (core, body, request.headers.get(REQUEST_HEADER), prior.items or held)
     # truncation "auto" renders and tokenizes the conversation up to log2(its length) + 2
     # times (a long one, with a Hugging Face tokenizer, for tens of ms each): off the loop
     call, sources = await asyncio.to_thread(_fitted, *fitting) if isinstance(body, dict) and \
         body.get("truncation") == "auto" else _fitted(*fitting)
-    keeper = _Keeper(stored, tenant, body, prior,
-                     (conversations, cid) if conversations is not None and cid else None)
+    keeper = _Keeper(stored, space, body, prior,
+                     (conversations, cid) if conversations is not None and cid else None, held)
     try:
         placed = await place(request, tenant, call, prior.call)
         shell = ResponseShell(core.config.model, int(time.time()), body, store=keeper.on,
@@ -290,24 +298,24 @@ async def _stored(op: Awaitable[_T]) -> _T:
         raise _unavailable(exc) from None
 
 
-async def retrieve(stored: StoredResponses | None, tenant: str,
+async def retrieve(stored: StoredResponses | None, space: str,
                    response_id: str, query: MultiMapping[str]) -> dict[str, Any]:
-    """GET /v1/responses/<id>: the tenant's stored response object."""
+    """GET /v1/responses/<id>: the tenant's stored response object (`space`: its namespace)."""
     check_retrieve_query(query)
-    record = await _stored(stored.get(tenant, response_id)) if stored is not None else None
+    record = await _stored(stored.get(space, response_id)) if stored is not None else None
     if record is None:
         raise _not_found(response_id)
     response: dict[str, Any] = record["response"]
     return response
 
 
-async def list_input_items(stored: StoredResponses | None, tenant: str, response_id: str,
+async def list_input_items(stored: StoredResponses | None, space: str, response_id: str,
                            query: MultiMapping[str]) -> dict[str, Any]:
     """GET /v1/responses/<id>/input_items: the items it was generated from, one page."""
     if stored is None:
         raise _not_found(response_id)
     try:
-        found = await _stored(stored.history(tenant, response_id))
+        found = await _stored(stored.history(space, response_id))
     except ChainTooLong as exc:
         raise BadRequest(str(exc), "response_id") from None
     if found is None:
@@ -316,10 +324,10 @@ async def list_input_items(stored: StoredResponses | None, tenant: str, response
     return page(listed_items(response_id, record, earlier), query)
 
 
-async def delete(stored: StoredResponses | None, tenant: str,
+async def delete(stored: StoredResponses | None, space: str,
                  response_id: str) -> dict[str, Any]:
     """DELETE /v1/responses/<id>: forgets the tenant's stored response."""
-    if stored is None or not await _stored(stored.delete(tenant, response_id)):
+    if stored is None or not await _stored(stored.delete(space, response_id)):
         raise _not_found(response_id)
     return {"id": response_id, "object": "response", "deleted": True}
 

@@ -23,7 +23,7 @@ PLACED = Placement(program_id="p", call=common_pb2.CallSpec(call_id="c"), attrib
 
 
 async def _keep(store: ConversationStore, cid: str) -> None:
-    await _Keeper(None, "acme", BODY, _Prior(), (store, cid)).keep(dict(ANSWER), PLACED)
+    await _Keeper(None, "acme", BODY, _Prior(), (store, cid), []).keep(dict(ANSWER), PLACED)
 
 
 async def test_the_turn_is_added(redis_url: str) -> None:

@@ -131,3 +131,19 @@ def test_responses_in_a_conversation(acme: openai.OpenAI, globex: openai.OpenAI)
                               previous_response_id=first.id, max_output_tokens=2)
     assert isinstance(bad.value.body, dict) and bad.value.body["param"] == "conversation"
     assert len(list(acme.conversations.items.list(conv.id))) == 5  # nothing added by either
+
+
+def test_a_response_run_in_a_conversation_continued_by_id_keeps_the_conversation(
+        acme: openai.OpenAI) -> None:
+    """API review 2026-12-06: continued with previous_response_id, a response that ran in a
+    conversation lost the conversation's items (its context shrank from 281 tokens to 50,
+    no error). Its stored input is what it ran on: the conversation's items and its own."""
+    conv = acme.conversations.create(items=[{"role": "user", "content": "My name is Zed. " * 50}])
+    first = acme.responses.create(model="sim/llama-3.1-8b", conversation=conv.id,
+                                  input="hello", max_output_tokens=8)
+    then = acme.responses.create(model="sim/llama-3.1-8b", previous_response_id=first.id,
+                                 input="And then?", max_output_tokens=2)
+    assert first.usage is not None and then.usage is not None
+    assert then.usage.input_tokens > first.usage.input_tokens + first.usage.output_tokens
+    listed = [i.content[0].text for i in acme.responses.input_items.list(first.id, order="asc")]  # type: ignore[union-attr]
+    assert listed == ["My name is Zed. " * 50, "hello"]

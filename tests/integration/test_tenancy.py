@@ -258,3 +258,42 @@ def test_an_answer_stored_after_its_tenant_was_revoked_is_not_served_to_a_new_on
     assert first.result.cache_hit == common_pb2.CACHE_HIT_MISS
     assert second.result.cache_hit == common_pb2.CACHE_HIT_EXACT  # positive control
     tenants(mesh, "revoke", "kramerica")
+
+
+def test_a_response_stored_after_its_tenant_was_revoked_is_not_shown_to_a_new_one(
+        mesh: Mesh) -> None:
+    """Security review 2026-12-06: stored responses and conversations were keyed by the
+    tenant's name; a response still running when its tenant was revoked was stored after
+    the revoke's sweep, and a tenant created again under the name read it (its input, the
+    old customer's text). They are keyed by the tenant's namespace now, as the caches."""
+    import openai
+
+    def key_of(created: subprocess.CompletedProcess[str]) -> str:
+        assert created.returncode == 0, created.stderr
+        return created.stdout.strip().splitlines()[-1]
+
+    def client(key: str) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"http://{mesh.endpoints.gateway_http}/v1", api_key=key,
+                             max_retries=0)
+
+    old_key = key_of(tenants(mesh, "create", "pendant"))
+    eventually(lambda: call_as(mesh, old_key))
+    with client(old_key) as old:
+        events = old.responses.create(model="sim/llama-3.1-8b", input="OLD TENANT SECRET",
+                                      max_output_tokens=400, stream=True,
+                                      extra_body={"ignore_eos": True})
+        response_id = next(iter(events)).response.id  # type: ignore[union-attr]
+        assert tenants(mesh, "revoke", "pendant").returncode == 0
+        new_key = key_of(tenants(mesh, "create", "pendant"))
+        eventually(lambda: call_as(mesh, new_key))
+        with contextlib.suppress(openai.OpenAIError):  # its end is not the point here
+            for _ in events:
+                pass
+    with client(new_key) as new:
+        with pytest.raises(openai.NotFoundError):
+            new.responses.retrieve(response_id)
+        with pytest.raises(openai.NotFoundError):
+            new.responses.input_items.list(response_id)
+        own = new.responses.create(model="sim/llama-3.1-8b", input="hello", max_output_tokens=4)
+        assert new.responses.retrieve(own.id).id == own.id  # positive control
+    tenants(mesh, "revoke", "pendant")
