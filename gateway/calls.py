@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from gateway.prompts import BadTemplateKwargs, ConflictingDefinitions, constraint, template_kwargs
+from ostinato import strict_json
 from ostinato.deadlines import deadline_seconds
 from ostinato.v1 import common_pb2
 
@@ -57,10 +58,10 @@ def nesting_depth(value: object) -> int:
 
 def _json_schema(text: str, where: str) -> None:
     try:
-        schema = json.loads(text)
+        schema = strict_json.loads(text)
     except RecursionError as exc:
         raise InvalidCall(f"{where} nests too deeply (at most {MAX_SCHEMA_DEPTH} levels)", where) from exc
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, strict_json.NotJson) as exc:
         raise InvalidCall(f"{where} is not valid JSON: {exc}", where) from exc
     if not isinstance(schema, dict):
         raise InvalidCall(f"{where} must be a JSON object (a JSON schema)", where)
@@ -125,8 +126,8 @@ def _check_messages(call: common_pb2.CallSpec) -> None:
             if not tc.name:
                 raise InvalidCall(f"{where}.function.name is required", "messages")
             try:
-                args = json.loads(tc.arguments or "{}")
-            except json.JSONDecodeError as exc:
+                args = strict_json.loads(tc.arguments or "{}")
+            except (json.JSONDecodeError, strict_json.NotJson) as exc:
                 raise InvalidCall(f"{where}.function.arguments is not valid JSON: {exc}",
                                   "messages") from exc
             if not isinstance(args, dict):

@@ -72,6 +72,7 @@ from gateway.openai_response import (
 )
 from gateway.openapi import document
 from gateway.responses_api import delete, list_input_items, respond, retrieve
+from ostinato import strict_json
 from ostinato.deadlines import MAX_DEADLINE_S
 from ostinato.v1 import common_pb2
 from tracing import genai
@@ -146,10 +147,10 @@ class OpenAiApi:
     @staticmethod
     async def _json(request: web.Request) -> Any:
         try:
-            return json.loads(await request.read())
+            return strict_json.loads(await request.read())
         except RecursionError as exc:  # Python's decoder's own bound (about 1,000 levels)
             raise HttpError(400, "the request body nests too deeply", "invalid_request_error") from exc
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, strict_json.NotJson) as exc:
             raise HttpError(400, f"the request body is not valid JSON: {exc}",
                             "invalid_request_error") from exc
         except ValueError as exc:  # an integer past Python's 4,300 digits

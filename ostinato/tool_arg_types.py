@@ -15,6 +15,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ostinato import strict_json
+
 LITERAL_MAX_CHARS = 10_000  # longer text is not read as a Python literal (ast is costly)
 
 
@@ -94,15 +96,11 @@ def python_literal(text: str) -> tuple[bool, Any]:
     return True, value
 
 
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def json_value(text: str) -> tuple[bool, Any]:
     """(True, value) when ``text`` is one JSON value (NaN and Infinity are not, nor a
     number beyond a double's range); else (False, None)."""
     try:
-        value = json.loads(text, parse_constant=_not_json)
+        value = strict_json.loads(text)
         json.dumps(value, allow_nan=False)
     except (ValueError, RecursionError):
         return False, None

@@ -8,20 +8,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from ostinato.strict_json import DECODER
 from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas, skip_ws
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")  # NaN and Infinity, which json.dumps would write back
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def decode_json(text: str, pos: int) -> tuple[object, int] | None:
     """The JSON value that starts at text[pos] and the index just after it; None if there is none."""
     try:
-        return _DECODER.raw_decode(text, pos)
+        return DECODER.raw_decode(text, pos)
     except (ValueError, RecursionError):
         return None
 

@@ -280,3 +280,21 @@ def test_a_bad_reasoning_effort_names_its_field() -> None:
     with pytest.raises(InvalidCall) as exc:
         normalize_call(call, LIMITS)
     assert exc.value.param == "reasoning_effort"
+
+
+@pytest.mark.parametrize("where", ["response_format", "tool parameters", "tool call arguments"])
+def test_nan_and_infinity_in_a_json_field_are_refused(where: str) -> None:
+    """Python's json reads them and writes them back as bare tokens no JSON parser takes
+    (API review: a request holding one was echoed in an answer nobody could read)."""
+    call = common_pb2.CallSpec(messages=[common_pb2.Message(role="user", content="hi")])
+    if where == "response_format":
+        call.response_format.type = common_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA
+        call.response_format.schema_json = '{"type": "number", "maximum": NaN}'
+    elif where == "tool parameters":
+        call.tools.add(name="f", parameters_json='{"type": "object", "minimum": -Infinity}')
+    else:
+        call.messages.add(role="assistant").tool_calls.add(id="c1", name="f",
+                                                           arguments='{"x": Infinity}')
+        call.messages.add(role="tool", content="1", tool_call_id="c1")
+    with pytest.raises(InvalidCall, match="is not valid JSON: (NaN|-Infinity|Infinity) is not JSON"):
+        normalize_call(call, LIMITS)

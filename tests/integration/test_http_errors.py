@@ -86,6 +86,12 @@ def test_bad_key_and_malformed_json(mesh: Mesh, auth_mesh: Mesh) -> None:
     assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_api_key")
     status, _, body = raw_http(mesh, "POST", "/v1/chat/completions", b"{not json")
     assert status == 400 and "not valid JSON" in json.loads(body)["error"]["message"]
+    for constant in (b"NaN", b"Infinity", b"-Infinity"):  # Python reads them; JSON has none
+        request = b'{"model": "m", "input": "x", "temperature": ' + constant + b"}"
+        for path in ("/v1/responses", "/v1/conversations"):
+            status, _, body = raw_http(mesh, "POST", path, request)
+            assert status == 400, (path, constant, body)
+            assert f"{constant.decode()} is not JSON" in json.loads(body)["error"]["message"]
     status, _, body = raw_http(mesh, "POST", "/v1/embeddings")  # a route OpenAI has, not served
     message = json.loads(body)["error"]["message"]
     assert status == 404 and message.startswith("no endpoint POST /v1/embeddings here; this "
