@@ -18,6 +18,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,6 +150,11 @@ def checked_items(raw: Any, name: str, limit: int, max_chars: int) -> list[dict[
                 for k in ("content", "output", "arguments"))
     if chars > max_chars:
         raise BadRequest(f"{name}: {chars} characters of text; at most {max_chars}", name)
+    try:  # refused now, as an input's is when sent: kept, it failed every later request
+        json.dumps(items, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"{name}: a string is not valid Unicode (a lone surrogate escape)",
+                         name) from None
     return items
 
 

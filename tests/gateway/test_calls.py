@@ -296,5 +296,5 @@ def test_nan_and_infinity_in_a_json_field_are_refused(where: str) -> None:
         call.messages.add(role="assistant").tool_calls.add(id="c1", name="f",
                                                            arguments='{"x": Infinity}')
         call.messages.add(role="tool", content="1", tool_call_id="c1")
-    with pytest.raises(InvalidCall, match="is not valid JSON: (NaN|-Infinity|Infinity) is not JSON"):
+    with pytest.raises(InvalidCall, match=r"is not valid JSON: (NaN|-Infinity|Infinity) is not JSON"):
         normalize_call(call, LIMITS)

@@ -7,6 +7,9 @@ Agents SDK on it: tests/integration/test_agent_frameworks.py.)"""
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import openai
@@ -147,3 +150,23 @@ def test_a_response_run_in_a_conversation_continued_by_id_keeps_the_conversation
     assert then.usage.input_tokens > first.usage.input_tokens + first.usage.output_tokens
     listed = [i.content[0].text for i in acme.responses.input_items.list(first.id, order="asc")]  # type: ignore[union-attr]
     assert listed == ["My name is Zed. " * 50, "hello"]
+
+
+@pytest.mark.parametrize("path", ["/v1/conversations", "/v1/conversations/{cid}/items"])
+def test_an_item_that_is_not_unicode_is_refused_when_added(mesh: Mesh, acme: openai.OpenAI,
+                                                           path: str) -> None:
+    """API review 2026-12-06: a lone surrogate escape in an item was kept, and every response
+    run in the conversation then failed; an input holding one is refused when sent, and so
+    is an item now (the openai client cannot send one: the escape is written here)."""
+    conv = acme.conversations.create()
+    body = b'{"items": [{"role": "user", "content": "\\ud800x"}]}'
+    req = urllib.request.Request(f"http://{mesh.endpoints.gateway_http}" +
+                                 path.format(cid=conv.id), data=body,
+                                 headers={"Authorization": "Bearer key-acme",
+                                          "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=30)
+    error = json.loads(err.value.read())["error"]
+    assert err.value.code == 400 and error["param"] == "items"
+    assert "lone surrogate" in error["message"]
+    assert list(acme.conversations.items.list(conv.id)) == []  # nothing kept
