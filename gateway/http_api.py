@@ -98,6 +98,16 @@ def _sibling(call: common_pb2.CallSpec, i: int, prompt: str = "") -> common_pb2.
     return out
 
 
+
+def summary_json(summary: common_pb2.ProgramSummary) -> dict[str, Any]:
+    """POST /v1/programs/{id}/end's answer: the ProgramSummary in protobuf's JSON mapping,
+    every field present (the OpenAPI document's ProgramSummary), usage too when unset."""
+    full = common_pb2.ProgramSummary()
+    full.CopyFrom(summary)
+    full.usage.SetInParent()
+    return MessageToDict(full, preserving_proto_field_name=True,
+                         always_print_fields_with_no_presence=True)
+
 class OpenAiApi:
     def __init__(self, core: GatewayCore, metrics: GatewayMetrics,
                  stored: StoredResponses | None = None,
@@ -191,8 +201,7 @@ class OpenAiApi:
     async def end_program(self, request: web.Request) -> web.Response:
         summary = await self._core.end_program(self._tenant(request),
                                                request.match_info["program_id"])
-        return web.json_response(MessageToDict(summary, preserving_proto_field_name=True,
-                                               always_print_fields_with_no_presence=True))
+        return web.json_response(summary_json(summary))
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -24,8 +24,10 @@ from gateway.openapi_responses import (
 from gateway.responses_format import INCLUDES
 from gateway.responses_items import MAX_LIMIT
 from ostinato.config import GatewayConfig
+from ostinato.v1 import common_pb2
 
-_USAGE = ("prompt_tokens", "completion_tokens", "cached_tokens")
+# the gRPC Usage message's fields, as protobuf's JSON mapping writes them (every one)
+_USAGE = tuple(f.name for f in common_pb2.Usage.DESCRIPTOR.fields)
 _SUMMARY = ("program_id", "tenant", "calls_completed", "calls_failed", "calls_cancelled",
             "usage", "attained_service_s", "elapsed_s")
 

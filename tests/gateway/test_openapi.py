@@ -55,3 +55,17 @@ def test_limits_come_from_the_gateways_config() -> None:
     doc = document(GatewayConfig(max_new_tokens_limit=77, default_max_new_tokens=64, model="m/x"))
     chat = doc["components"]["schemas"]["ChatCompletionRequest"]["properties"]
     assert chat["max_tokens"]["maximum"] == 77 and chat["model"]["enum"] == ["m/x"]
+
+
+def test_a_program_summary_as_the_end_route_writes_it_fits_its_schema() -> None:
+    """API review 2026-12-06: the schema listed three usage fields, the answer has the gRPC
+    Usage message's four (reasoning_tokens), under additionalProperties: false."""
+    from gateway.http_api import summary_json
+    from ostinato.v1 import common_pb2
+
+    schema = document(GatewayConfig())["components"]["schemas"]["ProgramSummary"]
+    summary = common_pb2.ProgramSummary(program_id="p", tenant="t", calls_completed=2,
+                                        usage=common_pb2.Usage(prompt_tokens=5,
+                                                               reasoning_tokens=3))
+    for written in (summary_json(summary), summary_json(common_pb2.ProgramSummary())):
+        assert not list(Draft202012Validator(schema).iter_errors(written)), written
