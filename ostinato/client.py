@@ -166,9 +166,8 @@ class Client:
         return self._loop.run(self._client.cache_stats())
 
     def close(self) -> None:
-        if self._loop.is_open:
-            self._loop.run(self._client.close())
-            self._loop.close()
+        """Closes the client; what other threads wait for on it ends with ClientClosed."""
+        self._loop.close(self._client.close)
 
     def __enter__(self) -> Client:
         return self

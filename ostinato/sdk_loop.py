@@ -158,9 +158,11 @@ class LoopThread:
     def is_open(self) -> bool:
         return self._thread.is_alive()
 
-    def close(self) -> None:
-        """Ends what other threads wait for on the loop (they get ClientClosed), finishes
-        open async generators, stops the loop and joins its thread."""
+    def close(self, last: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
+        """Ends what other threads wait for on the loop (they get ClientClosed), then runs
+        `last()` (the client's channel closed: after, so that no wait ends with what a closed
+        channel gives it, a cancelled RPC or a refused one), finishes open async
+        generators, stops the loop and joins its thread."""
         if threading.current_thread() is self._thread:
             raise RuntimeError("the SDK's client closed from its own event loop (a callback "
                                "of the asyncio SDK?) would wait for itself: use AsyncClient")
@@ -169,7 +171,9 @@ class LoopThread:
                 return
             self._closing = True
             # (the others a second time: a wait scheduled as the first pass began)
-            for ending in (_end_the_others, self._loop.shutdown_asyncgens, _end_the_others):
-                self._result(self._submit(ending()))
+            for ending in (_end_the_others, last, self._loop.shutdown_asyncgens,
+                           _end_the_others):
+                if ending is not None:
+                    self._result(self._submit(ending()))
             _stop(self._loop)
             self._thread.join()

@@ -284,3 +284,38 @@ def test_program_operations_carry_the_clients_deadline(
         c.program().end()
     left = gateway[1].start_deadlines[-1]
     assert left is not None and least < left <= most + 1.0  # (gRPC rounds the deadline up)
+
+
+def test_closing_the_client_ends_other_threads_waits_with_client_closed(
+        gateway: tuple[str, FakeGateway]) -> None:
+    """SDK review 2026-12-06: the channel was closed first, so a call and a stream waiting on
+    other threads ended with Cancelled (and calls started meanwhile with grpc's bare
+    UsageError), not the ClientClosed the docs promise."""
+    client = ostinato.Client(gateway[0])
+    program = client.program()
+    outcome: dict[str, BaseException | None] = {}
+
+    def wait(kind: str) -> None:
+        try:
+            if kind == "call":
+                program.call(prompt="endless", call_id="close-call")
+            else:
+                for _ in program.stream(prompt="endless", call_id="close-stream"):
+                    pass
+            outcome[kind] = None
+        except BaseException as exc:  # (what the thread got is the point)
+            outcome[kind] = exc
+
+    threads = [threading.Thread(target=wait, args=(kind,)) for kind in ("call", "stream")]
+    for t in threads:
+        t.start()
+    for key in ("close-call", "close-stream"):
+        gateway[1].wait_started(key)
+    client.close()
+    for t in threads:
+        t.join(WAIT_S)
+    assert set(outcome) == {"call", "stream"}
+    for kind, exc in outcome.items():
+        assert isinstance(exc, ostinato.ClientClosed), (kind, exc)
+        assert "closed while this call waited" in str(exc)
+    assert gateway[1].was_cancelled("close-call") and gateway[1].was_cancelled("close-stream")
