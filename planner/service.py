@@ -287,13 +287,15 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             self._endings.end_one_call(report.program_id)
 
     async def _settled(self, program_id: str, tenant: str) -> None:
-        """Until no call of the program is running (its report is in), or end_grace_s."""
+        """Until no call of the program is running and every one cancelled while it ran
+        has its worker's report (what it used: the summary counts it), or end_grace_s."""
         def settled() -> bool:
             try:
                 program = self._core.program(program_id, tenant)
             except PlannerError:
                 return True  # gone (or never there): end_program says which
-            return not any(c.state is CallState.RUNNING for c in program.calls.values())
+            return not any(c.state is CallState.RUNNING or c.usage_to_come
+                           for c in program.calls.values())
 
         async with self._reported:
             with contextlib.suppress(TimeoutError):

@@ -136,6 +136,9 @@ class CallRecord:
     until: float = field(default=0.0, compare=False, repr=False)
     due_seq: int = field(default=0, compare=False, repr=False)  # its latest push's number
     key: str = field(init=False, compare=False, repr=False)  # call_key(); ids never change
+    # Cancelled while it ran: its worker's report (what it used until its engine stopped)
+    # is still to come; a program's end waits for it (planner/service.py _settled)
+    usage_to_come: bool = field(default=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.key = call_key(self.program_id, self.call_id)

@@ -64,13 +64,19 @@ class CallReports:
                 raise NoSuchCall(f"no live call {call_id!r} in program {program_id!r}"
                                  + (f" at attempt {attempt}" if attempt else ""))
             # the caller cancelled it first: what it used until its engine stopped still counts
+            cancelled.usage_to_come = False
             self._used(cancelled, CallState.CANCELLED, service_s, prompt_tokens,
                        completion_tokens, cached_tokens, reasoning_tokens)
             self._events.append(CallChanged(cancelled))  # (its record is saved again)
             return cancelled
+        # the gateway's report of a caller gone says nothing of what the call used (zeros):
+        # its worker's report does, after (_cancelled_unreported)
+        to_come = call.state is CallState.RUNNING and state is CallState.CANCELLED and not (
+            service_s or prompt_tokens or completion_tokens)
         self._used(call, state, service_s, prompt_tokens, completion_tokens, cached_tokens,
                    reasoning_tokens)
         self._finish(call, state)
+        call.usage_to_come = to_come
         return call
 
     def _used(self, call: CallRecord, state: CallState, service_s: float, prompt_tokens: int,
@@ -130,6 +136,7 @@ class CallReports:
         With `attempt`, only while that attempt is the call's current one."""
         call = self._live(program_id, call_id, attempt)
         if call is not None:
+            call.usage_to_come = call.state is CallState.RUNNING
             self._finish(call, CallState.CANCELLED)
 
     def _live(self, program_id: str, call_id: str, attempt: int) -> CallRecord | None:

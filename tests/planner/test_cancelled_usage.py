@@ -103,3 +103,31 @@ def test_its_service_is_held_to_the_time_until_the_cancel() -> None:
     clock.advance(100.0)
     call = core.complete("p", "x", state=CallState.CANCELLED, service_s=50.0)
     assert call.service_s == pytest.approx(3.0)  # 2 s ran + SERVICE_SLACK_S
+
+
+@pytest.mark.parametrize(("reports", "to_come"), [
+    ([], False),  # running: not cancelled (the end waits for it as running)
+    (["cancel"], True),  # the caller cancelled it while it ran
+    (["gateway"], True),  # the gateway's report of its caller gone (no usage: zeros)
+    (["gateway-1"], True),  # the same, naming the attempt it held
+    (["gateway", "worker"], False),  # then its worker's, with what it used
+    (["cancel", "worker"], False),
+    (["worker"], False),  # its worker's own cancelled report: nothing to come
+    (["done"], False),
+])
+def test_a_call_cancelled_while_it_ran_awaits_its_workers_report(reports: list[str],
+                                                                 to_come: bool) -> None:
+    """SDK review 2026-12-06: a program ended right after a call was cancelled answered its
+    summary before the worker's report, without that call's usage. The end waits for calls
+    whose usage is still to come (planner/service.py _settled), as for running ones."""
+    core, _ = _running()
+    for report in reports:
+        if report == "cancel":
+            core.cancel("p", "x")
+        elif report.startswith("gateway"):
+            core.complete("p", "x", state=CallState.CANCELLED, attempt=int(report[8:] or 0))
+        elif report == "worker":
+            core.complete("p", "x", state=CallState.CANCELLED, completion_tokens=7, attempt=1)
+        else:
+            core.complete("p", "x", completion_tokens=7, attempt=1)
+    assert core.program("p", "a").calls["x"].usage_to_come is to_come
