@@ -28,8 +28,7 @@ from ostinato.v1 import common_pb2
 
 # the gRPC Usage message's fields, as protobuf's JSON mapping writes them (every one)
 _USAGE = tuple(f.name for f in common_pb2.Usage.DESCRIPTOR.fields)
-_SUMMARY = ("program_id", "tenant", "calls_completed", "calls_failed", "calls_cancelled",
-            "usage", "attained_service_s", "elapsed_s")
+_SUMMARY = tuple(f.name for f in common_pb2.ProgramSummary.DESCRIPTOR.fields)
 
 OPEN_ROUTES = frozenset({"/health", "/openapi.json"})  # no API key needed
 
@@ -99,6 +98,7 @@ def _schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         "ProgramSummary": obj({
             "program_id": text(), "tenant": text(), "calls_completed": {"type": "integer"},
             "calls_failed": {"type": "integer"}, "calls_cancelled": {"type": "integer"},
+            "calls_running": {"type": "integer"},
             "usage": obj({
                 k: {"type": "integer"} for k in _USAGE}, _USAGE),
             "attained_service_s": {"type": "number"}, "elapsed_s": {"type": "number"},

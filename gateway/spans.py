@@ -136,6 +136,7 @@ class TracedGatewayCore(GatewayCore):
             genai.PROGRAM_CALLS_COMPLETED: summary.calls_completed,
             genai.PROGRAM_CALLS_FAILED: summary.calls_failed,
             genai.PROGRAM_CALLS_CANCELLED: summary.calls_cancelled,
+            genai.PROGRAM_CALLS_RUNNING: summary.calls_running,
             genai.USAGE_INPUT: summary.usage.prompt_tokens,
             genai.USAGE_OUTPUT: summary.usage.completion_tokens,
             genai.USAGE_CACHE_READ: summary.usage.cached_tokens}

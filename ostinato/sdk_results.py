@@ -103,6 +103,8 @@ class ProgramSummary:
     elapsed_s: float
     tenant: str = ""  # the tenant the program belongs to (its API key's)
     calls_cancelled: int = 0  # cancelled before they finished (their usage is counted)
+    # still running when it ended: they run to their end, outside this summary
+    calls_running: int = 0
 
 
 def parse_call_output(result: common_pb2.CallResult) -> CallOutput:
@@ -127,5 +129,5 @@ def parse_summary(s: common_pb2.ProgramSummary) -> ProgramSummary:
         usage=Usage(s.usage.prompt_tokens, s.usage.completion_tokens, s.usage.cached_tokens,
                     s.usage.reasoning_tokens),
         attained_service_s=s.attained_service_s, elapsed_s=s.elapsed_s, tenant=s.tenant,
-        calls_cancelled=s.calls_cancelled,
+        calls_cancelled=s.calls_cancelled, calls_running=s.calls_running,
     )

@@ -72,6 +72,7 @@ def summary_proto(program, now: float) -> common_pb2.ProgramSummary:  # type: ig
         calls_completed=sum(1 for c in calls if c.state is CallState.DONE),
         calls_failed=sum(1 for c in calls if c.state is CallState.FAILED),
         calls_cancelled=sum(1 for c in calls if c.state is CallState.CANCELLED),
+        calls_running=sum(1 for c in calls if c.state is CallState.RUNNING),
         usage=common_pb2.Usage(
             prompt_tokens=sum(c.prompt_tokens_used for c in calls),
             completion_tokens=sum(c.completion_tokens for c in calls),

@@ -299,7 +299,7 @@ class ProgramOptions(_message.Message):
     def __init__(self, program_id: _Optional[str] = ..., deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., reject_when_late: _Optional[bool] = ..., program_class: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ProgramSummary(_message.Message):
-    __slots__ = ("program_id", "tenant", "calls_completed", "calls_failed", "usage", "attained_service_s", "elapsed_s", "calls_cancelled")
+    __slots__ = ("program_id", "tenant", "calls_completed", "calls_failed", "usage", "attained_service_s", "elapsed_s", "calls_cancelled", "calls_running")
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     CALLS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
@@ -308,6 +308,7 @@ class ProgramSummary(_message.Message):
     ATTAINED_SERVICE_S_FIELD_NUMBER: _ClassVar[int]
     ELAPSED_S_FIELD_NUMBER: _ClassVar[int]
     CALLS_CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    CALLS_RUNNING_FIELD_NUMBER: _ClassVar[int]
     program_id: str
     tenant: str
     calls_completed: int
@@ -316,4 +317,5 @@ class ProgramSummary(_message.Message):
     attained_service_s: float
     elapsed_s: float
     calls_cancelled: int
-    def __init__(self, program_id: _Optional[str] = ..., tenant: _Optional[str] = ..., calls_completed: _Optional[int] = ..., calls_failed: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., attained_service_s: _Optional[float] = ..., elapsed_s: _Optional[float] = ..., calls_cancelled: _Optional[int] = ...) -> None: ...
+    calls_running: int
+    def __init__(self, program_id: _Optional[str] = ..., tenant: _Optional[str] = ..., calls_completed: _Optional[int] = ..., calls_failed: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., attained_service_s: _Optional[float] = ..., elapsed_s: _Optional[float] = ..., calls_cancelled: _Optional[int] = ..., calls_running: _Optional[int] = ...) -> None: ...

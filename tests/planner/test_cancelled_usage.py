@@ -131,3 +131,15 @@ def test_a_call_cancelled_while_it_ran_awaits_its_workers_report(reports: list[s
         else:
             core.complete("p", "x", completion_tokens=7, attempt=1)
     assert core.program("p", "a").calls["x"].usage_to_come is to_come
+
+
+def test_a_call_still_running_at_the_end_is_counted_as_running() -> None:
+    """SDK review 2026-12-06: 40 calls, the program ended after 1 s: the summary said 8
+    cancelled and nothing of the 32 still running, which completed after it (in no count)."""
+    core, clock = _running()  # x runs, y done
+    core.submit("p", "a", "z")  # runs too (the worker's second slot)
+    core.submit("p", "a", "w")  # waits: the end cancels it
+    core.dispatch()
+    program = core.end_program("p", "a")
+    s = summary_proto(program, clock.now())
+    assert (s.calls_completed, s.calls_cancelled, s.calls_running) == (1, 1, 2)
