@@ -126,15 +126,16 @@ class GatewayCore:
             raise planner_failure(exc, tenant) from exc
 
     async def start_program(self, tenant: str, options: common_pb2.ProgramOptions, *,
-                            new_only: bool = False) -> str:
+                            declared: bool = False) -> str:
         """Registers a program; its id as the client knows it (see `program`). Idempotent
-        (a retried StartProgram opens one program), unless `new_only`: a program of that id
+        (a retried StartProgram opens one program), unless `declared`: a program of that id
         open already is ALREADY_EXISTS (RunProgram's DAG runs in a program of its own, which
-        it ends)."""
-        return (await self.register_program(tenant, options, new_only=new_only))[0]
+        it ends; the planner ends it once idle planner.declared_idle_ttl_s, its gateway
+        gone mid-run)."""
+        return (await self.register_program(tenant, options, declared=declared))[0]
 
     async def register_program(self, tenant: str, options: common_pb2.ProgramOptions, *,
-                               new_only: bool = False) -> tuple[str, bool]:
+                               declared: bool = False) -> tuple[str, bool]:
         """`start_program`, and whether the program was open already (a retry, or a
         program opened through another gateway replica)."""
         try:
@@ -152,9 +153,10 @@ class GatewayCore:
                                             max_open_programs=self._tenant_limits(tenant).max_programs,
                                             # the same on each attempt: one whose first
                                             # answer was lost is not told it was open
-                                            registration=uuid.uuid4().hex),
+                                            registration=uuid.uuid4().hex,
+                                            declared=declared),
                                         tenant)
-        if new_only and resp.already_open:  # type: ignore[attr-defined]
+        if declared and resp.already_open:  # type: ignore[attr-defined]
             raise GatewayError(grpc.StatusCode.ALREADY_EXISTS,
                                f"program {options.program_id!r} is open: a DAG runs in a program "
                                "of its own (leave program_id empty, or end that one first)",

@@ -49,7 +49,7 @@ async def run_dag(core: GatewayCore, tenant: str, options: common_pb2.ProgramOpt
         raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
     calls = {n.id: _normalized(core, n) for n in nodes}
     # the client's id; one open already is refused: the run ends its program, its own
-    program_id = await core.start_program(tenant, options, new_only=True)
+    program_id = await core.start_program(tenant, options, declared=True)
     placed_in = core.program(tenant, program_id)  # the mesh's
     events: asyncio.Queue[gateway_pb2.ProgramEvent | GatewayError] = asyncio.Queue()
     outputs: dict[str, str] = {}

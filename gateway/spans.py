@@ -118,9 +118,9 @@ class TracedGatewayCore(GatewayCore):
         self._record_content = record_content
 
     async def start_program(self, tenant: str, options: common_pb2.ProgramOptions, *,
-                            new_only: bool = False) -> str:
+                            declared: bool = False) -> str:
         program_id, already_open = await self.register_program(tenant, options,
-                                                               new_only=new_only)
+                                                               declared=declared)
         inner = self.program(tenant, program_id)
         # a program open already has its span where it was started (here: the same span, as
         # on a retry; another replica's: its calls here are traced under their callers)

@@ -121,6 +121,10 @@ class PlannerConfig:
     # an ended program's records (its calls and summary) stay in Redis this long, then expire
     ended_program_ttl_s: float = 86_400.0
     program_idle_ttl_s: float = 1800.0  # a program without calls for this long is ended (expired)
+    # A declared program's (RunProgram's DAG, which its gateway drives without pause and
+    # ends): ended once idle this long, its gateway gone (nobody else can end it; its id
+    # would stay refused for program_idle_ttl_s)
+    declared_idle_ttl_s: float = 60.0
     kv_index: bool = True  # route on the KV-reference index in Redis (cache/kv_index.py)
     learned_save_s: float = 30.0  # how often learned estimates are saved to Redis
     # Backpressure: calls waiting (queued, parked, or blocked on their parents) past which a
@@ -148,7 +152,8 @@ class PlannerConfig:
         if self.unstarted_grant_s < 0:
             raise ConfigError("planner.unstarted_grant_s: must be >= 0 (0: never)")
         check_numbers("planner", self, positive=(
-            "worker_ttl_s", "ended_program_ttl_s", "program_idle_ttl_s", "learned_save_s"),
+            "worker_ttl_s", "ended_program_ttl_s", "program_idle_ttl_s", "declared_idle_ttl_s",
+            "learned_save_s"),
             non_negative=("max_queued_calls", "max_queued_per_tenant", "max_home_wait_s"))
         if self.starvation_ratio < 0 or self.starvation_min_s < 0:
             raise ConfigError("planner.starvation_ratio and starvation_min_s: must be >= 0")

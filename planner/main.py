@@ -77,7 +77,8 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
     priority, routing = parse_policy(config.policy)  # a live one: PlannerConfig refuses the others
     weights = config.weights()
     core = PlannerCore(clock, priority, routing, worker_ttl_s=config.worker_ttl_s,
-                       program_idle_ttl_s=config.program_idle_ttl_s, tenant_weights=weights,
+                       program_idle_ttl_s=config.program_idle_ttl_s,
+                       declared_idle_ttl_s=config.declared_idle_ttl_s, tenant_weights=weights,
                        starvation_ratio=config.starvation_ratio,
                        starvation_min_s=config.starvation_min_s,
                        starvation_max_s=config.starvation_max_s,

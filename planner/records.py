@@ -26,6 +26,7 @@ def program_fields(program: Program, wall_now: float, clock_now: float) -> dict[
         else f"{program.deadline_at - program.created_at:.6f}",
         "reject_when_late": "1" if program.reject_when_late else "0",
         "conversation": "1" if program.conversation else "0",
+        "declared": "1" if program.declared else "0",
         "registration": program.registration,
     }
 
@@ -66,6 +67,7 @@ def program_from_fields(program_id: str, meta: Mapping[str, str], calls: Mapping
             deadline_at=created + float(deadline) if deadline else None,
             reject_when_late=meta.get("reject_when_late") == "1",
             conversation=meta.get("conversation") == "1",
+            declared=meta.get("declared") == "1",
             program_class=meta.get("program_class", ""), last_active=clock_now,
             registration=meta.get("registration", ""),
         )

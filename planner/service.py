@@ -100,7 +100,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                     await asyncio.shield(self._last_write)
 
     def _register(self, tenant: str, opts: common_pb2.ProgramOptions, program_id: str,
-                  max_open: int, conversation: bool = False, registration: str = "") -> bool:
+                  max_open: int, conversation: bool = False, registration: str = "",
+                  declared: bool = False) -> bool:
         """Registers a program (idempotent for its tenant), or raises AdmitRefused; whether
         it was open already, by another registration than `registration` (the caller's id
         of it, the same on its retries). `conversation`: one that no caller ends
@@ -118,6 +119,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 program_id, tenant, deadline_s=deadline,
                 reject_when_late=opts.reject_when_late, program_class=opts.program_class,
                 max_open=max_open, conversation=conversation, registration=registration,
+                declared=declared,
             )
         except PlannerError as exc:
             raise refused(exc) from exc
@@ -128,7 +130,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         try:
             already_open = self._register(request.tenant, request.options, program_id,
                                           request.max_open_programs,
-                                          registration=request.registration)
+                                          registration=request.registration,
+                                          declared=request.declared)
         except AdmitRefused as exc:
             await context.abort(exc.code, exc.details)
         self.pump()

@@ -22,16 +22,18 @@ COMPLETION_STATUS_CANCELLED: CompletionStatus
 COMPLETION_STATUS_DEADLINE_EXCEEDED: CompletionStatus
 
 class RegisterProgramRequest(_message.Message):
-    __slots__ = ("tenant", "options", "max_open_programs", "registration")
+    __slots__ = ("tenant", "options", "max_open_programs", "registration", "declared")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_OPEN_PROGRAMS_FIELD_NUMBER: _ClassVar[int]
     REGISTRATION_FIELD_NUMBER: _ClassVar[int]
+    DECLARED_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     options: _common_pb2.ProgramOptions
     max_open_programs: int
     registration: str
-    def __init__(self, tenant: _Optional[str] = ..., options: _Optional[_Union[_common_pb2.ProgramOptions, _Mapping]] = ..., max_open_programs: _Optional[int] = ..., registration: _Optional[str] = ...) -> None: ...
+    declared: bool
+    def __init__(self, tenant: _Optional[str] = ..., options: _Optional[_Union[_common_pb2.ProgramOptions, _Mapping]] = ..., max_open_programs: _Optional[int] = ..., registration: _Optional[str] = ..., declared: _Optional[bool] = ...) -> None: ...
 
 class RegisterProgramResponse(_message.Message):
     __slots__ = ("program_id", "already_open")

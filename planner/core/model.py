@@ -183,6 +183,8 @@ class Program:
     # the caller's id of the registration that opened it (RegisterProgramRequest's): a
     # retry of that registration is told it opened the program
     registration: str = ""
+    # a declared program (RunProgram's DAG): expired once idle declared_idle_ttl_s
+    declared: bool = False
 
     @property
     def namespace(self) -> str:

@@ -61,6 +61,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         *,
         worker_ttl_s: float = 10.0,
         program_idle_ttl_s: float = 1800.0,
+        declared_idle_ttl_s: float = 60.0,
         tenant_weights: Mapping[str, float] | None = None,
         starvation_ratio: float = 4.0,
         starvation_min_s: float = 1.0,
@@ -91,12 +92,15 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         `isolation_fraction`: of a worker's budget, what heavy tenants may fill while a
         light one is active (planner/core/tenants.py); `isolation_budget`: the budget a
         larger (uncapped) worker's is judged by for isolation (0: its own).
+        `declared_idle_ttl_s`: a declared program (`register_program(declared=True)`) is
+        expired once idle this long, an interactive one `program_idle_ttl_s`.
         `unstarted_grant_s`: how old a grant its worker does not know must be to end as lost
         (reconcile_worker; 0: never)."""
         if kv_tokens_per_worker < 0 or not 0 < program_kv_fraction <= 1:
             raise ValueError("need kv_tokens_per_worker >= 0 and 0 < program_kv_fraction <= 1")
         for name, seconds in (("worker_ttl_s", worker_ttl_s),
                               ("program_idle_ttl_s", program_idle_ttl_s),
+                              ("declared_idle_ttl_s", declared_idle_ttl_s),
                               ("orphan_ttl_s", orphan_ttl_s),
                               ("program_kv_idle_s", program_kv_idle_s),
                               ("conversation_kv_idle_s", conversation_kv_idle_s),
@@ -114,6 +118,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         self._routing = routing
         self._worker_ttl_s = worker_ttl_s
         self._program_idle_ttl_s = program_idle_ttl_s
+        self._declared_idle_ttl_s = declared_idle_ttl_s
         self._program_kv_idle_s = program_kv_idle_s
         self._conversation_kv_idle_s = conversation_kv_idle_s
         self._programs: dict[str, Program] = {}

@@ -47,6 +47,7 @@ class ProgramTable:
     _limited_of: dict[str, int]
     _worker_ttl_s: float
     _program_idle_ttl_s: float
+    _declared_idle_ttl_s: float
     _program_kv_idle_s: float
     _conversation_kv_idle_s: float
     _queue: MultiLevelQueue
@@ -74,6 +75,7 @@ class ProgramTable:
         max_open: int = 0,
         conversation: bool = False,
         registration: str = "",
+        declared: bool = False,
     ) -> Program:
         """`max_open`: the tenant's limit on programs open at once (0: none): programs it
         registered and has not ended, and conversations with a call waiting or running.
@@ -81,6 +83,8 @@ class ProgramTable:
         program): it counts against `max_open` only while busy, its working set only until
         idle `conversation_kv_idle_s`, and it is expired like any idle program.
         `registration`: the caller's id of this registration, kept on the program.
+        `declared`: a DAG its gateway drives and ends (RunProgram): expired once idle
+        `declared_idle_ttl_s` (its gateway gone), not `program_idle_ttl_s`.
         ProgramIdInUse while calls of an ended program of the same id still run: the
         records of the two runs (keyed by program and call id) must not be confused."""
         existing = self._programs.get(program_id)
@@ -108,6 +112,7 @@ class ProgramTable:
             last_active=now,
             conversation=conversation,
             registration=registration,
+            declared=declared,
         )
         self._programs[program_id] = program
         self._open_of[tenant] = self._open_of.get(tenant, 0) + 1
@@ -240,7 +245,8 @@ class ProgramTable:
             if busy:
                 continue
             idle = now - program.last_active
-            if idle > self._program_idle_ttl_s:
+            if idle > (self._declared_idle_ttl_s if program.declared
+                       else self._program_idle_ttl_s):
                 self.end_program(program.program_id, program.tenant)
                 expired.append(program.program_id)
             elif idle > (self._conversation_kv_idle_s if program.conversation

@@ -1,6 +1,6 @@
 """A registration whose first answer was lost (the planner wrote the program, then failed over
 or restarted before answering: UNAVAILABLE) is retried by the gateway with the same
-registration id, and is told it opened the program: a DAG's RunProgram (`new_only`) runs
+registration id, and is told it opened the program: a DAG's RunProgram (`declared`) runs
 instead of failing ALREADY_EXISTS, and a StartProgram starts the program's span. A real
 PlannerService on loopback, behind a stand-in that loses its first answer."""
 
@@ -48,12 +48,14 @@ async def test_a_dag_whose_registration_answer_was_lost_runs(program_id: str) ->
                                    allow_anonymous=True)
         gateway = GatewayCore(GatewayConfig(), auth, planner, CallExecutor(planner, WorkerChannels()))
         options = common_pb2.ProgramOptions(program_id=program_id)
-        opened, already_open = await gateway.register_program("acme", options, new_only=True)
+        opened, already_open = await gateway.register_program("acme", options, declared=True)
         assert servicer.lost == 1 and not already_open  # retried, and told it opened it
         assert core.programs_open == 1
         assert opened == (program_id or opened)
+        # the planner knows it for a declared DAG (ended once idle declared_idle_ttl_s)
+        assert [p.declared for p in core._programs.values()] == [True]
         # a second registration of the same id is another one: still refused
         with pytest.raises(CallFailed) as again:
             await gateway.register_program("acme", common_pb2.ProgramOptions(program_id=opened),
-                                           new_only=True)
+                                           declared=True)
         assert again.value.code == grpc.StatusCode.ALREADY_EXISTS

@@ -84,7 +84,7 @@ class _Answering(GatewayCore):
         yield common_pb2.CallResult(call_id=placed.call.call_id, text="ok", finish_reason="stop")
 
     async def register_program(self, tenant: str, options: common_pb2.ProgramOptions, *,
-                               new_only: bool = False) -> tuple[str, bool]:
+                               declared: bool = False) -> tuple[str, bool]:
         """The planner's answer: open already when `options.program_class` says "open"."""
         return options.program_id, options.program_class == "open"
 

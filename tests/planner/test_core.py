@@ -199,3 +199,24 @@ def test_a_call_served_from_the_gateway_cache_is_recorded_done_and_can_be_a_pare
     child = core.submit("p", "t", "b", parents=["a"])
     assert child.state is CallState.QUEUED  # its parent is already done
     assert [g.call_id for g in core.dispatch()] == ["b"]
+
+
+@pytest.mark.parametrize(("declared", "idle_s", "expired"), [
+    (True, 59, False), (True, 61, True),  # a declared DAG's: declared_idle_ttl_s (60 s)
+    (False, 61, False), (False, 101, True),  # an interactive one's: program_idle_ttl_s
+])
+def test_a_declared_program_is_expired_once_idle_its_own_ttl(declared: bool, idle_s: float,
+                                                            expired: bool) -> None:
+    """SDK review 2026-12-06: a DAG whose gateway died mid-run stayed open (its id refused
+    ALREADY_EXISTS to the run again) for program_idle_ttl_s; no caller can end it."""
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy("fcfs+round_robin"), program_idle_ttl_s=100,
+                       declared_idle_ttl_s=60)
+    core.upsert_worker("w0", "addr", 1)
+    core.register_program("dag", "t", declared=declared)
+    core.submit("dag", "t", "n0")
+    core.dispatch()
+    core.complete("dag", "n0")
+    clock.advance(idle_s)
+    core.upsert_worker("w0", "addr", 1)  # (heard from: not expired itself)
+    assert core.expire() == (["dag"] if expired else [])

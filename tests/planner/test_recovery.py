@@ -153,3 +153,15 @@ def test_a_restored_program_keeps_the_registration_that_opened_it() -> None:
     new = make_core(ManualClock(start=50.0))
     new.restore(program_from_fields("p", meta, calls, WALL + clock.now() + 5, 50.0))
     assert new.program("p", "acme").registration == "r1"
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_restored_program_stays_declared_or_not(declared: bool) -> None:
+    """A declared DAG's program is expired on its own idle TTL after a restart too."""
+    clock = ManualClock()
+    old = make_core(clock)
+    old.register_program("p", "acme", declared=declared)
+    meta, calls = persist(old, clock)
+    new = make_core(ManualClock(start=50.0))
+    new.restore(program_from_fields("p", meta, calls, WALL + clock.now() + 5, 50.0))
+    assert new.program("p", "acme").declared is declared

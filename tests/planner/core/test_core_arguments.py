@@ -16,7 +16,8 @@ from planner.core.queue import MultiLevelQueue
 from planner.core.selection import parse_policy
 from planner.core.starvation import StarvationBound
 
-ARGUMENTS = ["worker_ttl_s", "program_idle_ttl_s", "orphan_ttl_s", "program_kv_idle_s",
+ARGUMENTS = ["worker_ttl_s", "program_idle_ttl_s", "declared_idle_ttl_s", "orphan_ttl_s",
+             "program_kv_idle_s",
              "conversation_kv_idle_s", "unstarted_grant_s", "starvation_ratio",
              "starvation_min_s", "starvation_max_s", "max_home_wait_s", "isolation_fraction",
              "program_kv_fraction"]
