@@ -84,12 +84,15 @@ class GatewayRpcs:
         failing to connect (RPCs wait for the gateway, so that a restarting one is waited
         for) says so: Unavailable, naming the address, not a bare "Deadline Exceeded"."""
         code = getattr(exc, "code", lambda: None)()
-        if code == grpc.StatusCode.DEADLINE_EXCEEDED and \
-                self._channel.get_state() == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+        # CONNECTING: a connection accepted but never set up (a gateway stopped or frozen,
+        # its port still open: SDK review 2026-12-06)
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED and self._channel.get_state() in (
+                grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.CONNECTING):
             return Unavailable(grpc.StatusCode.UNAVAILABLE,
                                f"cannot reach the gateway at {self.address or 'its address'}: "
-                               "no connection before the deadline (the gateway is down or "
-                               "restarting, or this client's TLS settings do not match its: "
+                               "no connection before the deadline (the gateway is down, "
+                               "restarting or not answering, or this client's TLS settings "
+                               "do not match its: "
                                "plaintext to a TLS port or TLS to a plaintext one, no client "
                                "certificate where one is required, a certificate for another "
                                "name)")

@@ -131,3 +131,17 @@ def test_a_call_id_used_twice_and_a_call_after_the_end(mesh: Mesh) -> None:
         assert program.end() is summary  # ending twice: the same summary
         with pytest.raises(ostinato.NotFound, match="no program"):  # the planner forgot it
             program.call(messages=USER, max_tokens=2)
+
+
+@pytest.mark.parametrize("run", [_sync, _async])
+def test_a_gateway_that_accepts_and_never_answers_is_unavailable_and_named(run: Any) -> None:
+    """A port that takes connections and says nothing (a gateway stopped with SIGSTOP): the
+    channel stays CONNECTING; it was a bare DEADLINE_EXCEEDED (SDK review 2026-12-06)."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepted into the backlog by the kernel; nobody reads
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(ostinato.Unavailable, match=f"cannot reach the gateway at {address}"):
+            run(address, {"timeout_s": 1.5}, {})
