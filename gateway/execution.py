@@ -119,16 +119,20 @@ class CallExecutor:
         reserved = self._quotas.reservation(limits, prompt_tokens, call.sampling.max_new_tokens)
         if metered is None:
             metered = await self._quotas.admit(tenant, limits, prompt_tokens, reserved)
+        produced = False  # output streamed to the caller (its tokens were spent)
         try:
             answer = self._answer(tenant, program_id, call, timeout_s, start, prepared,
                                   new_program, resend, implicit, whole, limits, policy, metered,
                                   reserved)
             async with contextlib.aclosing(answer) as items:  # (closed with this one)
                 async for item in items:
+                    produced = produced or (isinstance(item, Delta) and bool(item.text))
                     yield item
         except CallFailed as exc:
             exc.metered = metered  # (a second attempt of the request must not take it again)
-            if metered and exc.code == grpc.StatusCode.INVALID_ARGUMENT:  # never ran
+            # refused before it ran (a request the engine refuses at once); not one an engine
+            # refused after streaming part of its answer (security review 2026-12-06)
+            if metered and exc.code == grpc.StatusCode.INVALID_ARGUMENT and not produced:
                 await self._quotas.refund(tenant, limits, prompt_tokens, reserved)
             raise
 
