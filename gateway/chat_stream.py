@@ -115,7 +115,8 @@ class ChatStream(SseStream):
         self._created = int(time.time())
 
     def chunk(self, delta: dict[str, Any], **kwargs: Any) -> bytes:
-        return chunk_sse(self._id, self._model, self._created, delta, obj=self._obj, **kwargs)
+        return chunk_sse(self._id, self._model, self._created, delta, obj=self._obj,
+                         with_usage=self._usage, **kwargs)
 
     def logprobs(self, result: common_pb2.CallResult) -> dict[str, Any] | None:
         """The answer's logprobs in this stream's shape (chat's, or the legacy one)."""

@@ -113,7 +113,9 @@ def chunk_sse(completion_id: str, model: str, created: int, delta: dict[str, Any
               finish_reason: str | None = None, usage: dict[str, Any] | None = None,
               extension: dict[str, Any] | None = None, index: int = 0,
               obj: str = "chat.completion.chunk",
-              logprobs: dict[str, Any] | None = None) -> bytes:
+              logprobs: dict[str, Any] | None = None, with_usage: bool = False) -> bytes:
+    """One chunk event. `with_usage`: the stream asked for usage (include_usage): a chunk
+    without it carries `"usage": null`, as OpenAI's do before the last."""
     chunk: dict[str, Any] = {
         "id": completion_id, "object": obj, "created": created, "model": model,
         "choices": [] if usage is not None else [
@@ -123,7 +125,7 @@ def chunk_sse(completion_id: str, model: str, created: int, delta: dict[str, Any
             {"index": index, "text": delta.get("content", ""), "finish_reason": finish_reason,
              "logprobs": logprobs}],
     }
-    if usage is not None:
+    if usage is not None or with_usage:
         chunk["usage"] = usage
     if extension is not None:
         chunk["ostinato"] = extension

@@ -62,6 +62,11 @@ def test_streaming_with_usage(acme: openai.OpenAI) -> None:
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert text and finishes in (["stop"], ["length"])
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens <= 12
+    # every chunk before the last carries "usage": null, as OpenAI's (API review 2026-12-06)
+    assert all("usage" in c.model_fields_set and c.usage is None for c in chunks[:-1])
+    plain = list(acme.chat.completions.create(model=MODEL, messages=ask("Count to two."),
+                                              max_tokens=4, stream=True))
+    assert not any("usage" in c.model_fields_set for c in plain)  # not asked for: no key
 
 
 def test_cache_header_and_tenant_isolation(acme: openai.OpenAI, base_url: str) -> None:
