@@ -69,7 +69,7 @@ def fit(call: common_pb2.CallSpec, prompt_tokens: int,
         min(window.default_output, room)
     if out.sampling.min_new_tokens > out.sampling.max_new_tokens:
         raise ContextExceeded(
-            f"This model's maximum context length is {window.tokens} tokens; your messages "
+            f"This model's maximum context length is {window.tokens} tokens; your {said} "
             f"resulted in {prompt_tokens} tokens, which leaves {room} for the completion, fewer "
             f"than its min tokens ({out.sampling.min_new_tokens}).", "min_tokens")
     return out

@@ -61,7 +61,9 @@ from tracing import genai
 # a chat field named in an error -> the Responses field the client sent (longest first)
 _PARAMS = (("response_format.json_schema", "text.format"), ("response_format", "text"),
            ("max_completion_tokens", "max_output_tokens"), ("max_new_tokens", "max_output_tokens"),
-           ("max_tokens", "max_output_tokens"), (".tool_call_id", ".call_id"))
+           ("max_tokens", "max_output_tokens"), (".tool_call_id", ".call_id"),
+           # the context window's messages (gateway/context_window.py): the input here
+           ("your messages", "your input"), ("the messages", "the input"))
 
 
 def _renamed(text: str | None, sources: Sources) -> str | None:

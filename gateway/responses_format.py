@@ -250,7 +250,7 @@ def _tools(body: Mapping[str, Any]) -> list[dict[str, Any]] | None:
 
 def _tool_choice(body: Mapping[str, Any]) -> Any:
     choice = body.get("tool_choice")
-    if choice is None or isinstance(choice, str):
+    if choice is None or choice in ("auto", "none", "required"):
         return choice
     if isinstance(choice, dict) and choice.get("type") == "function" and set(choice) <= {
             "type", "name"}:

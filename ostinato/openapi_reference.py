@@ -52,7 +52,28 @@ def type_of(schema: dict[str, Any]) -> str:
     return text + (f", {', '.join(limits)}" if limits else "")
 
 
-def _fields(schema: dict[str, Any]) -> list[str]:
+def _request_schemas(doc: dict[str, Any]) -> set[str]:
+    """The names of the schemas a request body uses (through $refs): "Other fields are
+    refused" is said of those only, not of what the gateway answers."""
+    prefix = "#/components/schemas/"
+    schemas = doc["components"]["schemas"]
+    found: set[str] = set()
+    stack: list[Any] = [op["requestBody"] for item in doc["paths"].values()
+                        for op in item.values() if "requestBody" in op]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(prefix) and ref[len(prefix):] not in found:
+                found.add(ref[len(prefix):])
+                stack.append(schemas[ref[len(prefix):]])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _fields(schema: dict[str, Any], request: bool = True) -> list[str]:
     if "properties" not in schema:
         return [f"One of: {type_of(schema)}."]
     required = set(schema.get("required", ()))
@@ -61,7 +82,7 @@ def _fields(schema: dict[str, Any]) -> list[str]:
         rows.append(f"| `{name}` | {_cell(type_of(prop))} | {'yes' if name in required else ''}"
                     f" | {_cell(prop.get('description', ''))} |")
     if schema.get("additionalProperties") is False:
-        rows.append("\nOther fields are refused (400).")
+        rows.append("\nOther fields are refused (400)." if request else "\nNo other fields.")
     return rows
 
 
@@ -110,9 +131,10 @@ def render() -> str:
         for method, op in item.items():
             out += _operation(path, method, op)
     out += ["## Schemas", ""]
+    requests = _request_schemas(doc)
     for name, schema in doc["components"]["schemas"].items():
         out += [f"### {name}", ""]
         if schema.get("description"):
             out += [schema["description"], ""]
-        out += [*_fields(schema), ""]
+        out += [*_fields(schema, name in requests), ""]
     return "\n".join(out).rstrip() + "\n"

@@ -104,6 +104,8 @@ def test_translation(body: dict[str, Any], chat: dict[str, Any]) -> None:
     ([], None, "JSON object"),
     ({}, "input", "input must be"),
     ({"input": []}, "input", "non-empty"),
+    # the Responses shape of a named function in the hint, not chat's (API review 2026-12-06)
+    ({"input": "x", "tool_choice": "any"}, "tool_choice", '{"type": "function", "name": ...}'),
     ({"input": 5}, "input", "input must be"),
     ({"input": [5]}, "input", "input[0] must be an object"),
     ({"input": [{"role": "tool", "content": "x"}]}, "input", "role"),

@@ -98,6 +98,9 @@ def test_responses_truncation_auto_drops_the_oldest_items_to_fit(client: openai.
         client.responses.create(model="", input=turns, max_output_tokens=8)
     assert isinstance(refused.value.body, dict)
     assert refused.value.body["code"] == "context_length_exceeded"
+    # in the Responses API's words: the input (API review 2026-12-06: "your messages")
+    message = refused.value.body["message"]
+    assert "your input" in message and "messages" not in message, message
     out = client.responses.create(model="", input=turns, max_output_tokens=8,
                                   truncation="auto")
     assert out.output_text and out.usage is not None  # (incomplete: at max_output_tokens)
