@@ -12,7 +12,8 @@ from ostinato.program_ids import inner_id, namespace
 
 
 def tenant_namespace(store: redis.Redis, tenant: str) -> str:
-    """`tenant`'s part of its programs' ids and of its KV-cache salt."""
+    """`tenant`'s part of its programs' ids and of its KV-cache salt, and what its stored
+    responses and conversations are keyed by."""
     return namespace(tenant, record_generation(store.hget(keys.tenancy_tenants(), tenant)))  # type: ignore[arg-type]
 
 

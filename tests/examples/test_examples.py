@@ -24,7 +24,7 @@ from cache import keys
 from ostinato.dag import NodeFinished, NodeStarted, ProgramFinished
 from ostinato.mesh import Mesh
 from tests.examples.mesh_records import assert_chain, program_calls, tenant_programs
-from tests.stored_ids import stored_program_id
+from tests.stored_ids import stored_program_id, tenant_namespace
 
 Import = Callable[[str], ModuleType]
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
@@ -279,7 +279,7 @@ def test_openai_agents_sdk_agent(example: Import, base_url: str, api_keys: dict[
     assert len(calls) == llm_calls >= 2
     assert_chain(calls, _call_order(calls))
     stored = [json.loads(store.get(k))["response"]  # type: ignore[arg-type]
-              for k in store.scan_iter(keys.stored_response(tenant, "*"))]
+              for k in store.scan_iter(keys.stored_response(tenant_namespace(store, tenant), "*"))]
     assert len(stored) == (llm_calls if api == "responses" else 0)  # store: true by default
     continued = sum(r["previous_response_id"] is not None for r in stored)
     assert continued == (llm_calls - 1 if chain else 0)  # chained: each turn after the first

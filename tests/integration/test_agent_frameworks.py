@@ -37,6 +37,7 @@ from tests.integration.agent_checks import (
     assert_one_chained_program,
     key,
 )
+from tests.stored_ids import tenant_namespace
 
 
 class Forecast(BaseModel):
@@ -100,7 +101,8 @@ def test_langchain_chat_openai_agent_loop(agent_url: str, agent_store: redis.Red
     llm_calls = sum(isinstance(m, AIMessage) for m in messages)
     assert len(assert_one_chained_program(agent_store, tenant, llm_calls)) >= 2
     if kw.get("use_previous_response_id"):  # each turn continued the stored one before it
-        last = json.loads(agent_store.get(keys.stored_response(tenant, reply.response_metadata["id"])))
+        space = tenant_namespace(agent_store, tenant)
+        last = json.loads(agent_store.get(keys.stored_response(space, reply.response_metadata["id"])))
         assert len(last["chain"]) == llm_calls - 1
         asked = [m for m in messages if isinstance(m, AIMessage)][-2]  # the turn before
         assert [m["type"] for m in last["input"]] == ["function_call_output"] * len(
