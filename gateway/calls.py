@@ -13,6 +13,7 @@ from jsonschema.exceptions import SchemaError
 from gateway.prompts import BadTemplateKwargs, ConflictingDefinitions, constraint, template_kwargs
 from ostinato import strict_json
 from ostinato.deadlines import deadline_seconds
+from ostinato.program_ids import id_problem
 from ostinato.v1 import common_pb2
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -177,33 +178,26 @@ def _check_sampling(call: common_pb2.CallSpec, limits: CallLimits) -> None:
 
 # Control characters (C0, DEL, C1), which no id or label may hold, as the OpenAPI document
 # says: ids a client names (no '/' either) and labels (gateway/openapi.py)
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 ID_PATTERN = "^[^/\\u0000-\\u001f\\u007f-\\u009f]*$"
 LABEL_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
 
 
-def _printable(value: str, name: str, param: str) -> None:
-    """An id or label that logs, traces and `ostinato trace` print: no control characters
-    (a terminal escape in one reached the operator's terminal: tracing review 2026-12-05
-    F9); raises InvalidCall."""
-    if _CONTROL.search(value):
-        raise InvalidCall(f"{name} must not contain control characters", param)
+def _checked_id(value: str, name: str, param: str, *, slash: bool = True) -> None:
+    """A client's id or label (ostinato/program_ids.py id_problem); raises InvalidCall."""
+    problem = id_problem(value, name, slash=slash)
+    if problem:
+        raise InvalidCall(problem, param)
 
 
 def check_program_id(program_id: str) -> None:
     """A program id as a client names it; raises InvalidCall."""
-    if "/" in program_id or len(program_id) > 128:
-        raise InvalidCall("program_id must be at most 128 characters and contain no '/'",
-                          "program_id")
-    _printable(program_id, "program_id", "program_id")
+    _checked_id(program_id, "program_id", "program_id")
 
 
 def check_program_options(options: common_pb2.ProgramOptions) -> None:
     """A program's options as a client sends them; raises InvalidCall."""
     check_program_id(options.program_id)
-    if len(options.program_class) > 128:
-        raise InvalidCall("program_class must be at most 128 characters", "program_class")
-    _printable(options.program_class, "program_class", "program_class")
+    _checked_id(options.program_class, "program_class", "program_class", slash=False)
     if options.HasField("deadline"):
         try:
             deadline_seconds(options.deadline)
@@ -242,13 +236,10 @@ def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.
     if size > limits.max_prompt_chars:
         raise InvalidCall(f"prompt too large: {size} characters > {limits.max_prompt_chars}",
                           "messages")
-    if call.call_id and ("/" in call.call_id or len(call.call_id) > 128):
-        raise InvalidCall("call_id must be at most 128 characters and contain no '/'", "ostinato")
-    if len(call.thread_id) > 128:  # stored with every call record and conversation entry
-        raise InvalidCall("thread_id must be at most 128 characters", "ostinato")
-    for label, text in (("call_id", call.call_id), ("thread_id", call.thread_id),
-                        *(("parent_call_ids", p) for p in call.parent_call_ids)):
-        _printable(text, label, "ostinato")
+    _checked_id(call.call_id, "call_id", "ostinato")
+    _checked_id(call.thread_id, "thread_id", "ostinato", slash=False)
+    for parent in call.parent_call_ids:
+        _checked_id(parent, "parent_call_ids", "ostinato", slash=False)
     if not all(call.parent_call_ids):
         raise InvalidCall("parent_call_ids holds an empty id", "ostinato")
     if call.call_id in call.parent_call_ids:

@@ -22,6 +22,23 @@ import re
 SEPARATOR = "/"
 GENERATION = "#"
 
+MAX_ID = 128  # characters in a program, call or thread id (kept with every call record)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def id_problem(value: str, name: str, *, slash: bool = True) -> str | None:
+    """What is wrong with a client's id or label (`name` says which), or None: at most
+    MAX_ID characters, no '/' (`slash`: the separator above, in ids), no control
+    characters (logs, traces and `ostinato trace` print them: a terminal escape in one
+    reached an operator's terminal, tracing review 2026-12-05 F9). The gateway refuses
+    such an id (INVALID_ARGUMENT), the SDK before sending it (ValueError)."""
+    if len(value) > MAX_ID or (slash and SEPARATOR in value):
+        return f"{name} must be at most {MAX_ID} characters" + (
+            " and contain no '/'" if slash else "")
+    if _CONTROL.search(value):
+        return f"{name} must not contain control characters"
+    return None
+
 
 def namespace(tenant: str, generation: str = "") -> str:
     """The tenant part of its programs' ids (and of its KV-cache salt)."""

@@ -11,6 +11,7 @@ from typing import Any, TypedDict, Unpack
 from google.protobuf import duration_pb2
 
 from ostinato.deadlines import MAX_DEADLINE_S
+from ostinato.program_ids import id_problem
 from ostinato.sdk_results import CallOutput
 from ostinato.seeds import proto_seed
 from ostinato.v1 import common_pb2
@@ -177,10 +178,10 @@ def program_options(**options: Unpack[ProgramArgs]) -> common_pb2.ProgramOptions
     labels = dict(options.get("labels") or {})
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
         raise ValueError(f"labels must map strings to strings, got {labels!r}")
-    opts = common_pb2.ProgramOptions(program_id=_text("program_id", options.get("program_id"))
+    opts = common_pb2.ProgramOptions(program_id=_id("program_id", options.get("program_id"))
                                      or new_id(32),
-                                     program_class=_text("program_class",
-                                                         options.get("program_class")),
+                                     program_class=_id("program_class",
+                                                       options.get("program_class"), slash=False),
                                      reject_when_late=_flag("reject_when_late",
                                                             options.get("reject_when_late", False)),
                                      labels=labels)
@@ -267,6 +268,16 @@ def _text(name: str, value: str | None) -> str:
     return value
 
 
+def _id(name: str, value: str | None, *, slash: bool = True) -> str:
+    """An id or label as `_text`, refused (ValueError) where the gateway would refuse it
+    (ostinato/program_ids.py), before anything is sent."""
+    text = _text(name, value)
+    problem = id_problem(text, name, slash=slash)
+    if problem:
+        raise ValueError(f"{problem}, got {text[:40]!r}")
+    return text
+
+
 def _template_kwargs(value: Mapping[str, Any] | None) -> str:
     """chat_template_kwargs as the JSON object the gateway takes ("" for none)."""
     if not value:
@@ -324,7 +335,7 @@ def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
             raise ValueError(f"logit_bias[{token_id!r}] must be a number, got {bias!r}")
         sampling.logit_bias[_unsigned("a logit_bias token id", token_id, 64)] = bias
     spec = common_pb2.CallSpec(
-        call_id=_text("call_id", call_id), thread_id=_text("thread_id", thread_id),
+        call_id=_id("call_id", call_id), thread_id=_id("thread_id", thread_id, slash=False),
         parent_call_ids=list(parents), messages=_messages(args.get("messages")),
         prompt=_text("prompt", args.get("prompt")), sampling=sampling,
         cache=common_pb2.CachePolicy(mode=_CACHE_MODES[cache],

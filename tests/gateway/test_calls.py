@@ -45,10 +45,8 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
             {"id": "c", "type": "function", "function": {"name": "f",
                                                          "arguments": json.dumps({"x": "y" * 1000})}}]}]},
          "prompt too large"),
-        ({"prompt": "x", "call_id": "a/b"}, "call_id"),
         ({"prompt": "x", "call_id": "a", "parents": ["a"]}, "own parent"),
         ({"prompt": "x", "max_tokens": 513}, "max_new_tokens"),
-        ({"prompt": "x", "thread_id": "t" * 129}, "thread_id"),
         ({"prompt": "x", "temperature": 3.0}, "temperature"),
         ({"prompt": "x", "top_p": 0.0}, "top_p"),
         ({"prompt": "x", "top_k": 0}, "top_k must be -1"),
@@ -94,10 +92,20 @@ def test_invalid_calls_are_rejected_with_a_reason(kwargs: dict, message: str) ->
         normalize_call(call_spec(**kwargs), LIMITS)
 
 
+def _sent_raw(**fields: str) -> common_pb2.CallSpec:
+    """A call with ids the SDK would refuse before sending (as a raw gRPC client sends)."""
+    spec = call_spec(messages=USER)
+    for name, value in fields.items():
+        setattr(spec, name, value)
+    return spec
+
+
 @pytest.mark.parametrize(("spec", "message"), [
     # tracing review 2026-12-05 F9: ids and labels are printed in logs and `ostinato trace`
-    (call_spec(messages=USER, call_id="c1\x1b[5mBLINK"), "call_id must not contain control"),
-    (call_spec(messages=USER, thread_id="t\n1"), "thread_id must not contain control"),
+    (_sent_raw(call_id="c1\x1b[5mBLINK"), "call_id must not contain control"),
+    (_sent_raw(thread_id="t\n1"), "thread_id must not contain control"),
+    (_sent_raw(call_id="a/b"), "call_id must be at most 128 characters and contain no '/'"),
+    (_sent_raw(thread_id="t" * 129), "thread_id must be at most 128 characters"),
     (call_spec(messages=USER, parents=["p\x07"]), "parent_call_ids must not contain control"),
 ])
 def test_ids_with_control_characters_are_refused(spec, message: str) -> None:  # type: ignore[no-untyped-def]

@@ -86,6 +86,15 @@ def test_logprobs_and_parallel_tool_calls_are_sent() -> None:
     (lambda: call_spec(tool_choice={"type": "function"}), ValueError, "tool_choice must be"),
     (lambda: call_spec(restart_on_failure="yes"), ValueError, "restart_on_failure must be True"),
     (lambda: program_options(labels={"n": 1}), ValueError, "labels must map strings to strings"),
+    # ids the gateway refuses, refused before sending (SDK review 2026-12-06: sent, and
+    # answered InvalidArgument)
+    (lambda: program_options(program_id="a/b"), ValueError, "program_id must be at most 128 "
+     "characters and contain no '/'"),
+    (lambda: program_options(program_id="x" * 129), ValueError, "program_id must be at most"),
+    (lambda: program_options(program_class="\x1b[2J"), ValueError,
+     "program_class must not contain control characters"),
+    (lambda: call_spec(call_id="a/b"), ValueError, "call_id must be at most 128 characters"),
+    (lambda: call_spec(thread_id="t" * 129), ValueError, "thread_id must be at most 128"),
     (lambda: program_options(reject_when_late="no"), ValueError, "reject_when_late must be"),
     # SDK review 2026-12-05 LOW: bare TypeErrors from protobuf or dict(), naming nothing
     (lambda: call_spec(thread_id=1), ValueError, "thread_id must be a string, got 1"),
