@@ -159,10 +159,13 @@ class AsyncDagStream:
 
     def __init__(self, call: grpc.aio.UnaryStreamCall[gateway_pb2.RunProgramRequest,
                                                       gateway_pb2.ProgramEvent],
-                 rpcs: GatewayRpcs) -> None:
+                 rpcs: GatewayRpcs, program_id: str = "") -> None:
+        """`program_id`: the one the request names (the SDK names it when the caller did
+        not): known to `result` before any event, so a run that fails before its first
+        still says which program it was."""
         self._call, self._rpcs = call, rpcs
         _cancel_when_dropped(self, call)
-        self.result = DagResult()
+        self.result = DagResult(program_id=program_id)
 
     async def __aiter__(self) -> AsyncIterator[DagEvent]:
         """Leaving it before the end (`break`) cancels the program, as `cancel()` does."""
@@ -295,7 +298,8 @@ class AsyncClient:
         run the DAG again)."""
         request = graph.request(program_options(**options))
         return AsyncDagStream(self._rpcs.run_program(request, metadata=self._rpcs.metadata(),
-                                                     timeout=self._rpcs.timeout_s), self._rpcs)
+                                                     timeout=self._rpcs.timeout_s), self._rpcs,
+                              request.options.program_id)
 
     async def run(self, graph: Graph, **options: Unpack[ProgramArgs]) -> DagResult:
         """Runs a declared DAG to its end (see run_stream)."""

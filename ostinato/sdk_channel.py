@@ -4,6 +4,7 @@ policy of sdk_types.CHANNEL_OPTIONS), the Gateway's methods typed, and each RPC'
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ class GatewayRpcs:
     def __init__(self, channel: grpc.aio.Channel, api_key: str | None,
                  timeout_s: float | None, address: str = "") -> None:
         self._channel, self.address = channel, address
+        self._loop = asyncio.get_running_loop()  # the channel's: every RPC is made on it
         stub = gateway_pb2_grpc.GatewayStub(channel)  # type: ignore[no-untyped-call]
         self.start_program: grpc.aio.UnaryUnaryMultiCallable[
             gateway_pb2.StartProgramRequest, gateway_pb2.StartProgramResponse] = stub.StartProgram
@@ -100,7 +102,14 @@ class GatewayRpcs:
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """The API key, and the caller's current OpenTelemetry context (W3C traceparent) so
-        the mesh continues the caller's trace."""
+        the mesh continues the caller's trace. (Read as each RPC is made: one made on another
+        event loop than the client's is refused here, by name, not with gRPC's "Event loop
+        is closed" or a hang.)"""
+        if asyncio.get_running_loop() is not self._loop:
+            raise RuntimeError("this ostinato.AsyncClient was made in another event loop (a "
+                               "gRPC channel belongs to the loop it was made in): make one "
+                               "in each loop, e.g. `async with ostinato.AsyncClient(...)` "
+                               "inside the function asyncio.run runs")
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         return (*self._auth, *carrier.items())

@@ -319,3 +319,34 @@ def test_closing_the_client_ends_other_threads_waits_with_client_closed(
         assert isinstance(exc, ostinato.ClientClosed), (kind, exc)
         assert "closed while this call waited" in str(exc)
     assert gateway[1].was_cancelled("close-call") and gateway[1].was_cancelled("close-stream")
+
+
+def test_an_async_client_used_on_another_loop_says_so(gateway: tuple[str, FakeGateway]) -> None:
+    """SDK review 2026-12-06: a raw "Event loop is closed" from gRPC."""
+    async def make() -> ostinato.AsyncClient:
+        return ostinato.AsyncClient(gateway[0], timeout_s=WAIT_S)
+
+    client = asyncio.run(make())
+
+    async def use() -> None:
+        with pytest.raises(RuntimeError, match="made in another event loop"):
+            await client.cache_stats()
+        with pytest.raises(RuntimeError, match="made in another event loop"):
+            await client.program()
+
+    asyncio.run(use())
+
+
+async def test_a_run_that_fails_before_its_first_event_still_names_its_program() -> None:
+    """SDK review 2026-12-06: its result's program_id stayed empty (it came with the first
+    event), so the caller could not end or look up the program it asked for."""
+    from tests.ports import closed_port
+
+    async with ostinato.AsyncClient(f"127.0.0.1:{closed_port()}", timeout_s=1.0) as client:
+        named = client.run_stream(dag_graph(), program_id="named")
+        unnamed = client.run_stream(dag_graph())
+        for stream in (named, unnamed):
+            with pytest.raises(ostinato.Unavailable):
+                _ = [event async for event in stream]
+    assert named.result.program_id == "named"
+    assert len(unnamed.result.program_id) == 32  # the one the SDK named and sent
