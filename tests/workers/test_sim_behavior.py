@@ -295,3 +295,16 @@ def test_under_a_json_answer_or_calls_grammar_it_still_uses_its_tools(family: st
         {"role": "tool", "tool_call_id": "c1", "content": "42"}], TOOLS, tool_format=family)
     answered = scripted_answer(after, json_schema=None, tool_format=family, structural_tag=tag)
     jsonschema.validate(json.loads(answered or ""), answer_schema)
+
+
+@pytest.mark.parametrize(("sampling", "alike"), [
+    ({"temperature": 0.0}, True), ({"top_k": 1}, True),  # greedy: the seed changes nothing
+    ({"temperature": 0.7}, False), ({}, False),
+])
+def test_greedy_samples_are_the_same_whatever_the_seed(sampling: dict, alike: bool) -> None:
+    """API review 2026-12-06: n greedy choices differed (each sample's seed moved the text),
+    where a real engine's greedy decoding gives n identical ones."""
+    reqs = parse_generate({"text": "Tell me about the sea.", "sampling_params": {
+        "max_new_tokens": 24, "n": 3, "sampling_seed": 5, **sampling}})
+    seeds = {r.seed for r in reqs}
+    assert (len(seeds) == 1) is alike

@@ -157,13 +157,17 @@ def parse_generate(body: Any, tool_format: str = "hermes",
     rid = str(body.get("rid") or uuid.uuid4().hex)
     prompt = list(input_ids) if input_ids is not None else tokenize(text or "")
     prompt_text = text if text is not None else detokenize(prompt)
-    outputs = [_output(prompt_text, sp, tool_format, reasoning_format, int(seed) + i, required)
-               for i in range(n)]
+    # greedy decoding (temperature 0, or top_k 1) picks the same tokens whatever the seed:
+    # so does the sim's text (API review 2026-12-06: n greedy choices differed)
+    greedy = sp.get("temperature") == 0 or sp.get("top_k") == 1
+    seeds = [0 if greedy else int(seed) + i for i in range(n)]
+    outputs = [_output(prompt_text, sp, tool_format, reasoning_format, s, required)
+               for s in seeds]
     return [
         SimRequest(
             rid=rid if n == 1 else f"{rid}-{i}", prompt_ids=prompt, max_new_tokens=max_new,
             stop=stop, no_stop_trim=bool(sp.get("no_stop_trim", False)),
-            ignore_eos=bool(sp.get("ignore_eos", False)), seed=int(seed) + i,
+            ignore_eos=bool(sp.get("ignore_eos", False)), seed=seeds[i],
             min_new_tokens=min_new,
             priority=priority or 0, cache_salt=str(body.get("cache_salt") or ""),
             script=script, preamble=preamble,
