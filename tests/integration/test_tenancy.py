@@ -32,6 +32,22 @@ def call_as(mesh: Mesh, key: str) -> ostinato.CallOutput:
         return p.call(messages=[{"role": "user", "content": "hello"}], max_tokens=4)
 
 
+def created_key(mesh: Mesh, *args: str) -> str:
+    """`ostinato tenants create ARGS`: the key it prints (its last line)."""
+    created = tenants(mesh, "create", *args)
+    assert created.returncode == 0, created.stderr
+    return created.stdout.strip().splitlines()[-1]
+
+
+def recreated_key(mesh: Mesh, tenant: str) -> str:
+    """Revokes `tenant` and creates it again under the same name: the new one's key, once
+    the gateway takes it."""
+    assert tenants(mesh, "revoke", tenant).returncode == 0
+    key = created_key(mesh, tenant)
+    eventually(lambda: call_as(mesh, key))
+    return key
+
+
 def eventually(check, timeout_s: float = 8.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while True:
@@ -85,9 +101,7 @@ def test_bad_tenancy_input_is_refused_by_the_cli(mesh: Mesh) -> None:
 
 
 def test_created_tenant_key_works_and_revoking_the_tenant_locks_it_out(mesh: Mesh) -> None:
-    created = tenants(mesh, "create", "hooli", "--weight", "2", "--rpm", "600")
-    assert created.returncode == 0, created.stderr
-    key = created.stdout.strip().splitlines()[-1]
+    key = created_key(mesh, "hooli", "--weight", "2", "--rpm", "600")
     assert key.startswith("ost-")
     assert eventually(lambda: call_as(mesh, key)).text
     listing = tenants(mesh, "list").stdout
@@ -193,11 +207,7 @@ def test_two_tenants_may_name_a_program_alike_and_each_sees_only_its_own(mesh: M
 def test_a_tenant_created_again_starts_with_none_of_the_old_ones_open_programs(mesh: Mesh) -> None:
     """Security review 2026-12-05 F3 (leftover): the planner counted the revoked tenant's
     open programs against the new one's max_programs until they expired."""
-    def key_of(created: subprocess.CompletedProcess[str]) -> str:
-        assert created.returncode == 0, created.stderr
-        return created.stdout.strip().splitlines()[-1]
-
-    old_key = key_of(tenants(mesh, "create", "vandelay", "--max-programs", "1"))
+    old_key = created_key(mesh, "vandelay", "--max-programs", "1")
 
     def start(key: str, program_id: str = "p-open") -> str:  # left open
         with ostinato.Client(mesh.endpoints.gateway, api_key=key) as client:
@@ -207,7 +217,7 @@ def test_a_tenant_created_again_starts_with_none_of_the_old_ones_open_programs(m
     with pytest.raises(ostinato.RateLimited, match="limit"):
         start(old_key, "p-second")
     assert tenants(mesh, "revoke", "vandelay").returncode == 0
-    new_key = key_of(tenants(mesh, "create", "vandelay", "--max-programs", "1"))
+    new_key = created_key(mesh, "vandelay", "--max-programs", "1")
     assert eventually(lambda: start(new_key)) == "p-open"  # its own program of that id
     with pytest.raises(ostinato.RateLimited, match="limit"):
         start(new_key, "p-second")  # a second one: its own limit still holds
@@ -223,23 +233,17 @@ def test_an_answer_stored_after_its_tenant_was_revoked_is_not_served_to_a_new_on
     from ostinato.sdk_types import call_spec
     from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
-    def key_of(created: subprocess.CompletedProcess[str]) -> str:
-        assert created.returncode == 0, created.stderr
-        return created.stdout.strip().splitlines()[-1]
-
     long_call = gateway_pb2.CallRequest(call=call_spec(
         messages=[{"role": "user", "content": "Tell me the whole story of the company."}],
         max_tokens=400, temperature=0.0, ignore_eos=True))
-    old_key = key_of(tenants(mesh, "create", "kramerica"))
+    old_key = created_key(mesh, "kramerica")
     eventually(lambda: call_as(mesh, old_key))
     with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
         stub = gateway_pb2_grpc.GatewayStub(channel)
         running = stub.Call(long_call, metadata=(("authorization", f"Bearer {old_key}"),),
                             timeout=60)
         next(running)  # admitted and running
-        assert tenants(mesh, "revoke", "kramerica").returncode == 0
-        new_key = key_of(tenants(mesh, "create", "kramerica"))
-        eventually(lambda: call_as(mesh, new_key))
+        new_key = recreated_key(mesh, "kramerica")
         with contextlib.suppress(grpc.RpcError):  # its end is not the point here
             for _ in running:
                 pass
@@ -268,24 +272,18 @@ def test_a_response_stored_after_its_tenant_was_revoked_is_not_shown_to_a_new_on
     old customer's text). They are keyed by the tenant's namespace now, as the caches."""
     import openai
 
-    def key_of(created: subprocess.CompletedProcess[str]) -> str:
-        assert created.returncode == 0, created.stderr
-        return created.stdout.strip().splitlines()[-1]
-
     def client(key: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"http://{mesh.endpoints.gateway_http}/v1", api_key=key,
                              max_retries=0)
 
-    old_key = key_of(tenants(mesh, "create", "pendant"))
+    old_key = created_key(mesh, "pendant")
     eventually(lambda: call_as(mesh, old_key))
     with client(old_key) as old:
         events = old.responses.create(model="sim/llama-3.1-8b", input="OLD TENANT SECRET",
                                       max_output_tokens=400, stream=True,
                                       extra_body={"ignore_eos": True})
         response_id = next(iter(events)).response.id  # type: ignore[union-attr]
-        assert tenants(mesh, "revoke", "pendant").returncode == 0
-        new_key = key_of(tenants(mesh, "create", "pendant"))
-        eventually(lambda: call_as(mesh, new_key))
+        new_key = recreated_key(mesh, "pendant")
         with contextlib.suppress(openai.OpenAIError):  # its end is not the point here
             for _ in events:
                 pass
