@@ -64,5 +64,7 @@ class ApiKeyAuthenticator:
         if tenant is None:
             if self._allow_anonymous and any_key_is_anonymous:
                 return DEFAULT_TENANT
-            raise Unauthenticated("invalid API key")
+            raise Unauthenticated("invalid API key: no tenant has it (an operator creates "
+                                  "one with `ostinato tenants create NAME`, which prints its "
+                                  "key; `ostinato up --no-auth` runs a mesh without keys)")
         return tenant
