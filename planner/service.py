@@ -267,6 +267,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
     def _complete(self, report: planner_pb2.CompletionReport) -> None:
         """One report into the core (the caller pumps)."""
         state, status = COMPLETION_STATE.get(report.status, UNKNOWN_COMPLETION)
+        late = self._core.awaits_usage(report.program_id, report.call_id)  # (counted before)
         # NoSuchCall: already finished (a repeated report, or the caller cancelled first),
         # or a report of an attempt that a retry replaced.
         try:
@@ -283,7 +284,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 self._core.thought(report.program_id, report.call_id, report.attempt,
                                    report.usage.reasoning_tokens)
             return
-        self.metrics.completed.labels(report.worker_id, status).inc()
+        if not late:
+            self.metrics.completed.labels(report.worker_id, status).inc()
         # a failed call may be admitted again (by its gateway), not one its deadline cut
         if state is not CallState.FAILED or \
                 report.status == planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED:

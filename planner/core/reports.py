@@ -69,10 +69,12 @@ class CallReports:
                        completion_tokens, cached_tokens, reasoning_tokens)
             self._events.append(CallChanged(cancelled))  # (its record is saved again)
             return cancelled
-        # the gateway's report of a caller gone says nothing of what the call used (zeros):
-        # its worker's report does, after (_cancelled_unreported)
-        to_come = call.state is CallState.RUNNING and state is CallState.CANCELLED and not (
-            service_s or prompt_tokens or completion_tokens)
+        # the gateway's report of a caller gone that held the grant (its attempt named: the
+        # worker may have started the call) says nothing of what the call used (zeros): its
+        # worker's report does, after (_cancelled_unreported). One gone before its grant
+        # came (attempt 0) was never sent to a worker: nothing to come.
+        to_come = call.state is CallState.RUNNING and state is CallState.CANCELLED and \
+            attempt != 0 and not (service_s or prompt_tokens or completion_tokens)
         self._used(call, state, service_s, prompt_tokens, completion_tokens, cached_tokens,
                    reasoning_tokens)
         self._finish(call, state)
@@ -100,6 +102,13 @@ class CallReports:
                 self.estimator.observe(program.program_class, completion_tokens)
             self._admission.generated(call.program_id, completion_tokens)
         self._queue.fair_share.account(call.tenant, call.service_s)
+
+    def awaits_usage(self, program_id: str, call_id: str) -> bool:
+        """Whether the call was cancelled while it ran and its worker's report (what it
+        used) is still to come: that report is no second completion of the call."""
+        program = self._programs.get(program_id)
+        call = program.calls.get(call_id) if program is not None else None
+        return call is not None and call.usage_to_come
 
     def _cancelled_unreported(self, program_id: str, call_id: str,
                               attempt: int) -> CallRecord | None:
@@ -135,8 +144,7 @@ class CallReports:
         """The caller gave up: a waiting call is dropped; a running one frees its worker.
         With `attempt`, only while that attempt is the call's current one."""
         call = self._live(program_id, call_id, attempt)
-        if call is not None:
-            call.usage_to_come = call.state is CallState.RUNNING
+        if call is not None:  # (a grant its caller never got: no worker started it)
             self._finish(call, CallState.CANCELLED)
 
     def _live(self, program_id: str, call_id: str, attempt: int) -> CallRecord | None:

@@ -115,3 +115,23 @@ async def test_a_caller_that_gives_up_waiting_is_counted_cancelled() -> None:
         s = of_registry(service.metrics.registry)
     assert value(s, "ostinato_planner_calls_cancelled_total", tenant="acme") == 1
     assert value(s, "ostinato_planner_queue_depth") == 0
+
+
+async def test_a_call_cancelled_while_it_ran_is_one_completion() -> None:
+    """Trace review 2026-12-06: the gateway's report of its caller gone and the worker's
+    report of what the call used were each counted: completed{cancelled} +2 a call."""
+    async with planner_on_loopback(budget=1) as (stub, service):
+        await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
+            tenant="acme", options=common_pb2.ProgramOptions(program_id="p")))
+        grant = await stub.Admit(_admit("p", "c1"))
+        for usage in (common_pb2.Usage(), common_pb2.Usage(completion_tokens=7)):  # gateway's, worker's
+            await stub.ReportCompletion(planner_pb2.CompletionReport(
+                program_id="p", call_id="c1", worker_id=grant.worker_id, attempt=grant.attempt,
+                status=planner_pb2.COMPLETION_STATUS_CANCELLED, usage=usage, service_s=0.0
+                if not usage.completion_tokens else 0.5))
+        s = of_registry(service.metrics.registry)
+        summary = await stub.EndProgram(planner_pb2.EndProgramPlannerRequest(tenant="acme",
+                                                                           program_id="p"))
+    assert value(s, "ostinato_planner_calls_completed_total", worker="w0",
+                 status="cancelled") == 1
+    assert summary.usage.completion_tokens == 7  # and the worker's report was taken
