@@ -160,7 +160,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     if client is not None:  # a program started through another replica may end through this one
         ends = core.program_ends = ProgramEnds(client, redis_cfg.timeout_s)
         tasks.append(supervised(lambda: ends.run(
-            lambda program_id, attributes: core.programs.end(program_id, "ended", attributes)),
+            lambda program_id, attributes: core.span_ended(program_id, attributes)),
             "program ends tail"))
     gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayService(core), grpc_service.server)
     info: dict[str, object] = {}

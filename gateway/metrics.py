@@ -111,8 +111,8 @@ class GatewayMetrics:
         if cache is not None:
             cache.metrics.on_lookup_s = self.cache_lookup.observe
 
-    def program_ended(self, tenant: str, summary: common_pb2.ProgramSummary) -> None:
-        self.program_duration.labels(tenant).observe(summary.elapsed_s)
+    def program_ended(self, tenant: str, elapsed_s: float) -> None:
+        self.program_duration.labels(tenant).observe(elapsed_s)
 
     def call_answered(self, tenant: str, operation: str, result: common_pb2.CallResult,
                       seconds: float) -> None:

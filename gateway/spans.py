@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import grpc
@@ -130,9 +130,9 @@ class TracedGatewayCore(GatewayCore):
 
     async def end_program(self, tenant: str, program_id: str) -> common_pb2.ProgramSummary:
         summary = await super().end_program(tenant, program_id)
-        self.metrics.program_ended(tenant, summary)
         inner = self.program(tenant, program_id)
         attributes = {
+            genai.TENANT: tenant, genai.PROGRAM_ELAPSED: summary.elapsed_s,
             genai.PROGRAM_CALLS_COMPLETED: summary.calls_completed,
             genai.PROGRAM_CALLS_FAILED: summary.calls_failed,
             genai.PROGRAM_CALLS_CANCELLED: summary.calls_cancelled,
@@ -140,14 +140,24 @@ class TracedGatewayCore(GatewayCore):
             genai.USAGE_INPUT: summary.usage.prompt_tokens,
             genai.USAGE_OUTPUT: summary.usage.completion_tokens,
             genai.USAGE_CACHE_READ: summary.usage.cached_tokens}
+        # the program's duration is recorded where its span ends, once: not again for an end
+        # repeated (its answer lost: the SDK retries it), here or through another replica
         if self.programs.holds(inner):
-            self.programs.end(inner, "ended", attributes)
+            self.span_ended(inner, attributes)
         elif self.program_ends is not None:  # its span may be another replica's: told so
             task = asyncio.get_running_loop().create_task(
                 self.program_ends.announce(inner, attributes))
             self._announcing.add(task)  # (not awaited: the client's answer waits for none)
             task.add_done_callback(self._announcing.discard)
         return summary
+
+    def span_ended(self, inner: str, attributes: Mapping[str, Any]) -> None:
+        """Ends the program's span if it is open here (a program's end announced by another
+        replica: tracing/program_ends.py), and records its duration then."""
+        if self.programs.holds(inner):
+            self.programs.end(inner, "ended", attributes)
+            self.metrics.program_ended(str(attributes.get(genai.TENANT, "")),
+                                       float(attributes.get(genai.PROGRAM_ELAPSED, 0.0)))
 
     async def place(self, tenant: str, call: common_pb2.CallSpec, program_id: str = "",
                     *, attribute: bool = False,

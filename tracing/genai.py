@@ -51,6 +51,7 @@ PROGRAM_CALLS_COMPLETED = "ostinato.program.calls_completed"
 PROGRAM_CALLS_FAILED = "ostinato.program.calls_failed"
 PROGRAM_CALLS_CANCELLED = "ostinato.program.calls_cancelled"
 PROGRAM_CALLS_RUNNING = "ostinato.program.calls_running"
+PROGRAM_ELAPSED = "ostinato.program.elapsed_s"  # its summary's: start to end, seconds
 CALL_ID = "ostinato.call.id"
 THREAD_ID = "ostinato.thread.id"
 CALL_PARENTS = "ostinato.call.parents"

@@ -60,7 +60,7 @@ def test_failed_and_cancelled_calls_count_by_outcome(outcome: str) -> None:
 
 def test_program_durations_and_http_responses() -> None:
     m = GatewayMetrics(MODEL)
-    m.program_ended("acme", common_pb2.ProgramSummary(elapsed_s=12.5))
+    m.program_ended("acme", 12.5)
     m.http_response("/v1/chat/completions", 200)
     m.http_response("/v1/chat/completions", 429)
     s = of_registry(m.registry)

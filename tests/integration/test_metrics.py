@@ -118,3 +118,21 @@ def test_every_service_is_scraped_and_its_counters_move_as_calls_are_made(mesh: 
     assert moved("engine-", "sglang:num_requests_total") == 3
     assert moved("engine-", "sglang:generation_tokens_total") == completion
     assert moved("engine-", "sglang:prompt_tokens_total") == prompt
+
+
+def test_a_program_ended_again_is_one_duration(mesh: Mesh) -> None:
+    """Trace review 2026-12-06: each repeated EndProgram (idempotent; the SDK retries one
+    whose answer was lost) recorded the program's duration again."""
+    from ostinato.v1 import gateway_pb2, gateway_pb2_grpc
+
+    before = settled(mesh)
+    with ostinato.Client(mesh.endpoints.gateway, api_key="key-acme") as client, \
+            client.program() as program:
+        program.call(messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+    with grpc.insecure_channel(mesh.endpoints.gateway) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        for _ in range(2):  # ended again: the same summary, nothing recorded
+            stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=program.program_id),
+                            metadata=(("authorization", "Bearer key-acme"),), timeout=10)
+    moved = Moved(before, scrape_all(mesh))
+    assert moved("gateway", "ostinato_program_duration_seconds_count", tenant="acme") == 1
