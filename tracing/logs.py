@@ -32,17 +32,26 @@ def configure_logging(service: str, level: str | None = None, json: bool | None 
         numeric = logging.INFO
     if json is None:
         json = os.environ.get("OSTINATO_LOG_JSON", "") == "1" or not sys.stderr.isatty()
-    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    # An exception's traceback: as structured data in JSON, drawn on a terminal; never the
+    # frames' local variables (a call's prompt is one: trace review 2026-12-06)
+    renderer: structlog.typing.Processor
     if json:
+        renderer = structlog.processors.JSONRenderer()
+        tracebacks: list[structlog.typing.Processor] = [structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False))]
         _no_progress_bars()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False))
+        tracebacks = []
     structlog.configure(
-        processors=[*_shared_processors(), renderer],
+        processors=[*_shared_processors(), *tracebacks, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    _route_stdlib_logging(renderer, max(numeric, logging.WARNING))
+    _route_stdlib_logging([*tracebacks, renderer], max(numeric, logging.WARNING))
 
 
 def _shared_processors() -> list[structlog.typing.Processor]:
@@ -54,13 +63,13 @@ class _StdlibHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The root logger's handler configure_logging installs (replaced by a later call)."""
 
 
-def _route_stdlib_logging(renderer: structlog.typing.Processor, level: int) -> None:
+def _route_stdlib_logging(rendering: list[structlog.typing.Processor], level: int) -> None:
     """Standard-library log records rendered as structlog's lines are (a JSON line each, with
     the service, level and logger's name), on stderr."""
     handler = _StdlibHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*_shared_processors(), structlog.stdlib.add_logger_name],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]))
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering]))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _StdlibHandler)]:
         root.removeHandler(old)

@@ -52,3 +52,37 @@ def test_json_logs_are_json_lines_only() -> None:
         ("Transient error UNAVAILABLE", "warning", "gateway"), ("serving", "info", "gateway")]
     assert lines[0]["logger"] == "opentelemetry.exporter" and "timestamp" in lines[0]
     assert out.stdout == "1 True\n"
+
+
+FAILING = """
+import logging, sys, structlog
+from tracing.logs import configure_logging
+configure_logging("gateway", json=sys.argv[1] == "json")
+
+def handle(prompt: str) -> None:
+    raise ValueError("the engine refused it")
+
+for log in (structlog.get_logger().exception, logging.getLogger("aiohttp").exception):
+    try:
+        handle("SECRET PROMPT TEXT")
+    except ValueError:
+        log("request failed")
+"""
+
+
+def test_an_exceptions_traceback_is_logged_without_local_variables() -> None:
+    """Trace review 2026-12-06: in JSON an exception logged only `"exc_info": true` (no
+    traceback); on a terminal its traceback printed the frames' locals, a prompt among them."""
+    for mode in ("json", "console"):
+        out = subprocess.run([sys.executable, "-c", FAILING, mode], capture_output=True,
+                             text=True, timeout=60, cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert out.returncode == 0, out.stderr
+        assert "SECRET PROMPT TEXT" not in out.stderr, (mode, out.stderr)
+        assert out.stderr.count("the engine refused it") >= 2, (mode, out.stderr)
+        if mode == "json":
+            lines = [json.loads(line) for line in out.stderr.splitlines() if line.strip()]
+            assert [line["event"] for line in lines] == ["request failed"] * 2
+            for line in lines:
+                frames = line["exception"][0]["frames"]
+                assert frames[-1]["name"] == "handle" and "locals" not in frames[-1]
