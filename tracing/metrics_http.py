@@ -13,10 +13,19 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.openmetrics.exposition import ALLOWUTF8
 
 
 def metrics_response(registry: CollectorRegistry, accept: str = "") -> web.Response:
-    """The registry in the Prometheus text format (or OpenMetrics when `accept` asks)."""
+    """The registry in the Prometheus text format (or OpenMetrics when `accept` asks).
+    An Accept that names no escaping (Prometheus 2's scrapers) gets names as they are:
+    prometheus_client's default then escaped the ':' of SGLang's names (`sglang:num_requests`
+    became `sglang_num_requests` in samples, not in their `# TYPE` lines: trace review
+    2026-12-06), which are valid Prometheus names and what the dashboards query."""
+    if "escaping=" not in accept:
+        accept = ",".join(f"{part};escaping={ALLOWUTF8}" if part.split(";")[0].strip() in (
+            "application/openmetrics-text", "text/plain") else part
+            for part in accept.split(",")) if accept else accept
     encoder, content_type = choose_encoder(accept)
     return web.Response(body=encoder(registry), headers={"Content-Type": content_type})
 
