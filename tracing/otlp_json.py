@@ -9,6 +9,7 @@ receiver) can read these files too.
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,8 +42,9 @@ def _value(v: Any) -> dict[str, Any]:
         return {"boolValue": v}
     if isinstance(v, int):
         return {"intValue": str(v)}
-    if isinstance(v, float):
-        return {"doubleValue": v}
+    if isinstance(v, float):  # NaN and infinities as protobuf's JSON writes them: strings
+        return {"doubleValue": v if math.isfinite(v) else
+                "NaN" if math.isnan(v) else "Infinity" if v > 0 else "-Infinity"}
     if isinstance(v, str):
         return {"stringValue": v}
     if isinstance(v, Sequence):

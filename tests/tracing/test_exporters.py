@@ -208,3 +208,32 @@ def test_a_stopping_process_waits_a_bounded_time_for_its_last_spans() -> None:
     assert exporter.returned.wait(30)
     assert exporter.released_by_shutdown  # not waited out: the SDK's processor fails here
     assert SHUTDOWN_FLUSH_MS <= 5_000
+
+
+def test_a_nan_or_infinite_attribute_is_written_as_protobufs_json_writes_it() -> None:
+    """Trace review 2026-12-06: a refused call's NaN temperature was written as a bare NaN,
+    which no strict JSON reader (the Collector's otlpjsonfile) takes: its whole line lost."""
+    import json
+
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from tracing.otlp_json import to_otlp_json
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("test").start_as_current_span("refused", attributes={
+            "nan": float("nan"), "inf": float("inf"), "ninf": float("-inf"), "f": 0.5}):
+        pass
+    spans = exporter.get_finished_spans()
+
+    def values(request: dict) -> dict:
+        [span] = [s for rs in request["resourceSpans"] for ss in rs["scopeSpans"]
+                  for s in ss["spans"]]
+        return {a["key"]: a["value"] for a in span["attributes"]}
+
+    written = json.dumps(to_otlp_json(spans), allow_nan=False)  # strict JSON
+    assert values(json.loads(written)) == values(request_json(encode_spans(spans))) == {
+        "nan": {"doubleValue": "NaN"}, "inf": {"doubleValue": "Infinity"},
+        "ninf": {"doubleValue": "-Infinity"}, "f": {"doubleValue": 0.5}}
