@@ -32,11 +32,13 @@ on the gRPC API (gateway/http_errors.py). The call path is the gateway core's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
@@ -227,15 +229,30 @@ class OpenAiApi:
         return await self._core.place(tenant, call, request.headers.get(PROGRAM_HEADER, ""),
                                       attribute=True, continues=continues)
 
+    @contextlib.contextmanager
+    def _refusals_counted(self, tenant: str, operation: str) -> Iterator[None]:
+        """A request refused as invalid while its body is read into a call is a failed call
+        in the call metrics (ostinato_calls_total, gen_ai_client_operation_duration), as the
+        same call refused over gRPC is (trace review 2026-12-06: HTTP's were in neither)."""
+        start = time.monotonic()
+        try:
+            yield
+        except (BadRequest, HttpError) as exc:
+            if not isinstance(exc, HttpError) or exc.status == 400:
+                self._metrics.call_failed(tenant, operation, "INVALID_ARGUMENT",
+                                          time.monotonic() - start)
+            raise
+
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         tenant = self._tenant(request)
-        body = await self._json(request)
-        call = call_from_openai(body, request.headers.get(REQUEST_HEADER))
+        with self._refusals_counted(tenant, genai.CHAT):
+            body = await self._json(request)
+            call = call_from_openai(body, request.headers.get(REQUEST_HEADER))
+            stream, include_usage = wants_stream(body)
+            n = choices(body)
+            self._within_rpm(tenant, n)
         if body.get("max_completion_tokens") is not None:  # (it wins over max_tokens)
             request[MAX_TOKENS_SENT_AS] = "max_completion_tokens"
-        stream, include_usage = wants_stream(body)
-        n = choices(body)
-        self._within_rpm(tenant, n)
         placed = await self._place(request, tenant, call)
         model = self._core.config.model
         calls = [placed.call, *(_sibling(placed.call, i) for i in range(1, n))]
@@ -254,11 +271,12 @@ class OpenAiApi:
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         tenant = self._tenant(request)
-        body = await self._json(request)
-        call = call_from_completion(body, request.headers.get(REQUEST_HEADER))
-        stream, include_usage = wants_stream(body)
-        prompts, n = completion_prompts(body), choices(body)
-        self._within_rpm(tenant, len(prompts) * n)
+        with self._refusals_counted(tenant, genai.TEXT_COMPLETION):
+            body = await self._json(request)
+            call = call_from_completion(body, request.headers.get(REQUEST_HEADER))
+            stream, include_usage = wants_stream(body)
+            prompts, n = completion_prompts(body), choices(body)
+            self._within_rpm(tenant, len(prompts) * n)
         placed = await self._place(request, tenant, call)
         model = self._core.config.model
         calls = [placed.call, *(_sibling(placed.call, i, prompts[i // n])
@@ -294,8 +312,10 @@ class OpenAiApi:
 
     async def responses(self, request: web.Request) -> web.StreamResponse:
         tenant = self._tenant(request)
-        return await respond(self._core, request, tenant, await self._json(request),
-                             self._place, self._result, self._stored, self._conversation_store)
+        with self._refusals_counted(tenant, genai.CHAT):  # (its translation's refusals)
+            return await respond(self._core, request, tenant, await self._json(request),
+                                 self._place, self._result, self._stored,
+                                 self._conversation_store)
 
     async def stored_response(self, request: web.Request) -> web.Response:
         space = self._space(request)

@@ -136,3 +136,23 @@ def test_a_program_ended_again_is_one_duration(mesh: Mesh) -> None:
                             metadata=(("authorization", "Bearer key-acme"),), timeout=10)
     moved = Moved(before, scrape_all(mesh))
     assert moved("gateway", "ostinato_program_duration_seconds_count", tenant="acme") == 1
+
+
+@pytest.mark.parametrize("path", ["chat", "responses"])
+def test_a_call_refused_over_http_is_counted_as_over_grpc(mesh: Mesh, path: str) -> None:
+    """Trace review 2026-12-06: a request refused as it was read (temperature 5) was in
+    ostinato_calls_total{outcome=INVALID_ARGUMENT} over gRPC, in no call metric over HTTP."""
+    import openai
+
+    before = settled(mesh)
+    with openai.OpenAI(base_url=f"http://{mesh.endpoints.gateway_http}/v1", api_key="key-acme",
+                       max_retries=0) as client, pytest.raises(openai.BadRequestError):
+        if path == "chat":
+            client.chat.completions.create(model="sim/llama-3.1-8b", temperature=5,
+                                           messages=[{"role": "user", "content": "hi"}])
+        else:
+            client.responses.create(model="sim/llama-3.1-8b", temperature=5, input="hi")
+    moved = Moved(before, scrape_all(mesh))
+    assert moved("gateway", "ostinato_calls_total", outcome="INVALID_ARGUMENT", tenant="acme") == 1
+    assert moved("gateway", "gen_ai_client_operation_duration_seconds_count",
+                 error_type="INVALID_ARGUMENT") == 1
