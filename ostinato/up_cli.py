@@ -18,6 +18,9 @@ from ostinato.cli_overrides import flag_overrides, merge
 from ostinato.config import ConfigError, MeshConfig, RedisConfig, load_mesh_config, name_variables
 from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tool_formats import MODEL_FORMATS
+from planner.lease import LEASE_LOST_EXIT
+
+STANDBY_START_S = 30.0  # how long a planner started again after losing its lease may take
 
 
 def add_parser(sub: Any) -> None:
@@ -167,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         while not stop.wait(0.5):
             now = {name: mesh.child(name).poll() for name in children}  # poll reaps the dead
+            for name in lease_lost(codes, now, list(ep.planners)):
+                now[name] = _standby_again(mesh, name)
             died = fatal_exit(now, list(ep.planners))
             for line in exit_lines(codes, now, stopping=bool(died)):
                 print(f"ostinato up: {line}", file=sys.stderr, flush=True)
@@ -179,6 +184,30 @@ def run(args: argparse.Namespace) -> int:
         _kept_logs(mesh.close(keep_logs=any(code is not None for code in codes.values())))
         print("stopped")
     return 1 if died else 0
+
+
+def lease_lost(before: Mapping[str, int | None], now: Mapping[str, int | None],
+               planners: list[str]) -> list[str]:
+    """The planner replicas that have just exited because their lease was lost (Redis did
+    not confirm a renewal in time: planner/lease.py): `up` is their supervisor, and starts
+    each again as a standby (fault review 2026-12-06: each Redis stall past the lease's TTL
+    took a replica for good, and the second stopped the mesh)."""
+    return [name for name in planners
+            if now.get(name) == LEASE_LOST_EXIT and before.get(name) is None]
+
+
+def _standby_again(mesh: Any, name: str) -> int | None:
+    """Starts planner replica `name` again (its port as before); its exit status if it
+    cannot be (the mesh then goes on as without it)."""
+    try:
+        mesh.restart(name, timeout_s=STANDBY_START_S)
+    except (RuntimeError, OSError) as exc:
+        print(f"ostinato up: {name} lost its lease and could not be started again: {exc}",
+              file=sys.stderr, flush=True)
+        return LEASE_LOST_EXIT
+    print(f"ostinato up: {name} lost its lease (Redis did not confirm it in time): started "
+          "again as a standby", file=sys.stderr, flush=True)
+    return None
 
 
 def child_names(planners: Mapping[str, str], workers: Mapping[str, str], engines: int) -> list[str]:

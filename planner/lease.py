@@ -21,6 +21,10 @@ import enum
 import math
 from dataclasses import dataclass
 
+# The exit status of a planner whose lease was lost: its supervisor (`ostinato up`,
+# Kubernetes) starts it again, as a standby
+LEASE_LOST_EXIT = 3
+
 
 class Role(enum.Enum):
     STANDBY = "standby"  # waiting for the lease

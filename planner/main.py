@@ -26,7 +26,7 @@ from planner.core.selection import parse_policy
 from planner.fencing import FencedOut
 from planner.ha import ActiveOnly, LeaseKeeper, RedisLease
 from planner.learned_store import LearnedStore
-from planner.lease import Lease, LeaseTiming
+from planner.lease import LEASE_LOST_EXIT, Lease, LeaseTiming
 from planner.metrics import PlannerMetrics
 from planner.service import PlannerService
 from planner.spans import ADMIT, describers
@@ -35,7 +35,6 @@ from tracing.metrics_http import serve_metrics
 
 log = structlog.get_logger(__name__)
 
-LEASE_LOST_EXIT = 3  # the exit status of a planner whose lease was lost
 # How long a lone planner tries to read the open programs left in Redis before it starts
 # without them (about the gateway's own wait for a planner, ostinato/retry.py PLANNER_WAIT_S)
 RESTORE_WAIT_S = 30.0

@@ -23,7 +23,7 @@ from ostinato.mesh import Mesh
 from ostinato.program_ids import inner_id
 from ostinato.v1 import planner_pb2, planner_pb2_grpc
 from planner.ha_channel import PLANNER_SERVICE
-from planner.main import LEASE_LOST_EXIT
+from planner.lease import LEASE_LOST_EXIT
 from tests.conftest import spawn_service, stop_service
 from tests.prometheus_text import parse, value
 

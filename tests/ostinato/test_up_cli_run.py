@@ -238,3 +238,45 @@ def test_exit_lines_report_each_exit_once() -> None:
     assert up_cli.exit_lines(before, {**now, "gateway": -99}, stopping=True) == [
         "gateway exited (killed by signal 99); stopping the mesh",
         "planner-1 exited with status 0; stopping the mesh"]
+
+
+# lease_lost: the planner replicas `up` starts again (a status 3 just seen), by statuses
+# before and now (None: running)
+LEASE_LOST = [
+    ({"planner": None, "planner-1": None}, {"planner": 3, "planner-1": None}, ["planner"]),
+    ({"planner": None, "planner-1": None}, {"planner": 3, "planner-1": 3}, ["planner", "planner-1"]),
+    ({"planner": None, "planner-1": None}, {"planner": 1, "planner-1": -9}, []),  # crashes: not
+    ({"planner": 3, "planner-1": None}, {"planner": 3, "planner-1": None}, []),  # seen before
+    ({"gateway": None}, {"gateway": 3}, []),  # not a planner
+]
+
+
+@pytest.mark.parametrize(("before", "now", "again"), LEASE_LOST)
+def test_a_planner_that_lost_its_lease_is_started_again(
+        before: dict[str, int | None], now: dict[str, int | None], again: list[str]) -> None:
+    """Fault review 2026-12-06: each Redis stall past the lease's TTL took an HA replica for
+    good (nobody started it again, as a supervisor must: planner/lease.py), and the second
+    stopped the mesh."""
+    assert up_cli.lease_lost(before, now, ["planner", "planner-1"]) == again
+
+
+class _Mesh:
+    def __init__(self, fails: bool) -> None:
+        self.fails, self.restarted = fails, []  # type: ignore[var-annotated]
+
+    def restart(self, name: str, timeout_s: float) -> dict[str, object]:
+        self.restarted.append(name)
+        if self.fails:
+            raise RuntimeError(f"{name} did not start")
+        return {}
+
+
+@pytest.mark.parametrize(("fails", "status"), [(False, None), (True, 3)])
+def test_a_standby_started_again_is_running_unless_it_fails(fails: bool, status: int | None,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    mesh = _Mesh(fails)
+    assert up_cli._standby_again(mesh, "planner-1") == status
+    assert mesh.restarted == ["planner-1"]
+    err = capsys.readouterr().err
+    assert ("could not be started again" in err) is fails
+    assert ("started again as a standby" in err) is not fails
