@@ -57,6 +57,7 @@ from ostinato.sdk_types import (
 from ostinato.v1 import gateway_pb2
 
 R = TypeVar("R")
+END_AFTER_ERROR_S = 5.0  # the longest a program's end waits after its `with` body raised
 
 
 async def _unary(response: Awaitable[R], rpcs: GatewayRpcs) -> R:
@@ -223,18 +224,35 @@ class AsyncProgram:
 
     async def end(self) -> ProgramSummary:
         """Closes the program (once; later calls return the same summary)."""
+        return await self._end(self._rpcs.unary_timeout_s)
+
+    async def _end(self, timeout_s: float, wait_for_ready: bool | None = None) -> ProgramSummary:
         if self.summary is None:
             resp = await _unary(self._rpcs.end_program(
                 gateway_pb2.EndProgramRequest(program_id=self.program_id),
-                metadata=self._rpcs.metadata(), timeout=self._rpcs.unary_timeout_s), self._rpcs)
+                metadata=self._rpcs.metadata(), timeout=timeout_s,
+                wait_for_ready=wait_for_ready), self._rpcs)
             self.summary = parse_summary(resp.summary)
         return self.summary
+
+    async def leave(self, failed: bool) -> None:
+        """Leaving `with`/`async with`: ends the program. After the body raised (`failed`),
+        the end is best effort: at once where no gateway is connected, within
+        END_AFTER_ERROR_S else, and its own error never replaces the body's (fault review
+        2026-12-06: a stream cut by a gateway gone surfaced 60 s later as EndProgram's
+        UNAVAILABLE). A program not ended so is expired by the planner once idle."""
+        if not failed:
+            await self.end()
+            return
+        with contextlib.suppress(OstinatoError):
+            await self._end(min(self._rpcs.unary_timeout_s, END_AFTER_ERROR_S),
+                            wait_for_ready=False)
 
     async def __aenter__(self) -> AsyncProgram:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.end()
+    async def __aexit__(self, exc_type: object, *exc: object) -> None:
+        await self.leave(exc_type is not None)
 
 
 class ProgramOpening(Awaitable[AsyncProgram]):
@@ -252,9 +270,9 @@ class ProgramOpening(Awaitable[AsyncProgram]):
         self._program = await self._opening
         return self._program
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: object, *exc: object) -> None:
         if self._program is not None:
-            await self._program.end()
+            await self._program.leave(exc_type is not None)
 
 
 class AsyncClient:

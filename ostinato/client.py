@@ -131,8 +131,8 @@ class Program:
     def __enter__(self) -> Program:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.end()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self._loop.run(self._program.leave(exc_type is not None))
 
 
 class Client:

@@ -350,3 +350,32 @@ async def test_a_run_that_fails_before_its_first_event_still_names_its_program()
                 _ = [event async for event in stream]
     assert named.result.program_id == "named"
     assert len(unnamed.result.program_id) == 32  # the one the SDK named and sent
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_a_with_body_that_raised_keeps_its_error_when_the_gateway_is_gone(sync: bool) -> None:
+    """Fault review 2026-12-06: a stream cut by a gateway gone raised, `with` then ended the
+    program, which waited 60 s for the gateway and raised its own UNAVAILABLE instead."""
+    fake = FakeGateway()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    gateway_pb2_grpc.add_GatewayServicer_to_server(fake, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+
+    class BodyFailed(Exception):
+        pass
+
+    def gateway_gone() -> None:
+        server.stop(grace=None).wait()
+        raise BodyFailed("the body's own error")
+
+    async def run_async() -> None:
+        async with ostinato.AsyncClient(address) as client, client.program():
+            gateway_gone()
+
+    with pytest.raises(BodyFailed):
+        if sync:
+            with ostinato.Client(address) as client, client.program():
+                gateway_gone()
+        else:
+            asyncio.run(run_async())
