@@ -100,7 +100,6 @@ def _sibling(call: common_pb2.CallSpec, i: int, prompt: str = "") -> common_pb2.
     return out
 
 
-
 def summary_json(summary: common_pb2.ProgramSummary) -> dict[str, Any]:
     """POST /v1/programs/{id}/end's answer: the ProgramSummary in protobuf's JSON mapping,
     every field present (the OpenAPI document's ProgramSummary), usage too when unset."""
@@ -109,6 +108,7 @@ def summary_json(summary: common_pb2.ProgramSummary) -> dict[str, Any]:
     full.usage.SetInParent()
     return MessageToDict(full, preserving_proto_field_name=True,
                          always_print_fields_with_no_presence=True)
+
 
 class OpenAiApi:
     def __init__(self, core: GatewayCore, metrics: GatewayMetrics,

@@ -22,6 +22,7 @@ from typing import Unpack
 
 from ostinato.aio_client import AsyncCallStream, AsyncClient, AsyncDagStream, AsyncProgram
 from ostinato.dag import DagEvent, DagResult, Graph
+from ostinato.errors import OstinatoError
 from ostinato.sdk_channel import Tls
 from ostinato.sdk_loop import LoopThread
 from ostinato.sdk_results import CacheStats, CallOutput, ProgramSummary
@@ -132,7 +133,11 @@ class Program:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
-        self._loop.run(self._program.leave(exc_type is not None))
+        if exc_type is None:
+            self._loop.run(self._program.leave(False))
+            return
+        with contextlib.suppress(OstinatoError):  # (the client closed meanwhile: the body's
+            self._loop.run(self._program.leave(True))  # error is the one raised)
 
 
 class Client:
