@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ostinato import cli, up_cli
+from ostinato import cli, up_children, up_cli
 from ostinato.config import load_mesh_config
 from ostinato.mesh import MeshEndpoints, MeshStartAborted
 from tests.ostinato.up_cli_env import no_mesh_environment  # noqa: F401 (autouse)
@@ -192,9 +192,9 @@ def test_in_kept_logs() -> None:
 
 
 def test_child_names() -> None:
-    assert up_cli.child_names({"planner": "a", "planner-1": "b"}, {"worker-0": "c"}, 1) == [
+    assert up_children.child_names({"planner": "a", "planner-1": "b"}, {"worker-0": "c"}, 1) == [
         "gateway", "planner", "planner-1", "worker-0", "engine-0"]
-    assert up_cli.child_names({"planner": "a"}, {"worker-0": "c"}, 0) == [
+    assert up_children.child_names({"planner": "a"}, {"worker-0": "c"}, 0) == [
         "gateway", "planner", "worker-0"]  # --engine sglang: the workers' own engines
 
 
@@ -210,32 +210,32 @@ FATAL = [
 
 @pytest.mark.parametrize(("codes", "planners", "fatal"), FATAL)
 def test_fatal_exit(codes: dict[str, int | None], planners: list[str], fatal: str) -> None:
-    assert up_cli.fatal_exit(codes, planners) == fatal
+    assert up_children.fatal_exit(codes, planners) == fatal
 
 
 def test_the_last_worker_gone_says_calls_wait() -> None:
     """(operator review F10) Not "calls go to the other workers" when there are none."""
     before = {"gateway": None, "planner": None, "worker-0": None, "engine-0": None}
-    assert up_cli.exit_lines(before, {**before, "worker-0": -9}, stopping=False) == [
+    assert up_children.exit_lines(before, {**before, "worker-0": -9}, stopping=False) == [
         "worker-0 exited (killed by SIGKILL); the mesh goes on without it: the planner drops it "
         "(planner.worker_ttl_s) and no worker is left to serve calls: they queue until they "
         "time out (gateway.call_timeout_s); restart the mesh"]
     two = {**before, "worker-1": None, "engine-1": None}
     gone = {**two, "engine-1": 1}  # worker-1 has no engine left: worker-0 is the last
-    assert up_cli.exit_lines(gone, {**gone, "worker-0": -9}, stopping=False)[0].endswith(
+    assert up_children.exit_lines(gone, {**gone, "worker-0": -9}, stopping=False)[0].endswith(
         "no worker is left to serve calls: they queue until they time out "
         "(gateway.call_timeout_s); restart the mesh")
-    assert up_cli.exit_lines(two, {**two, "engine-0": 1}, stopping=False)[0].endswith(
+    assert up_children.exit_lines(two, {**two, "engine-0": 1}, stopping=False)[0].endswith(
         "worker-0 fails its health probe and calls go to the other workers")
 
 
 def test_exit_lines_report_each_exit_once() -> None:
     before = {"gateway": None, "planner": None, "planner-1": None, "worker-0": 2}
     now = {"gateway": None, "planner": None, "planner-1": 0, "worker-0": 2}
-    assert up_cli.exit_lines(before, now, stopping=False) == [
+    assert up_children.exit_lines(before, now, stopping=False) == [
         "planner-1 exited with status 0; the mesh goes on with the other planner replicas"]
-    assert up_cli.exit_lines(now, now, stopping=False) == []
-    assert up_cli.exit_lines(before, {**now, "gateway": -99}, stopping=True) == [
+    assert up_children.exit_lines(now, now, stopping=False) == []
+    assert up_children.exit_lines(before, {**now, "gateway": -99}, stopping=True) == [
         "gateway exited (killed by signal 99); stopping the mesh",
         "planner-1 exited with status 0; stopping the mesh"]
 
@@ -257,7 +257,7 @@ def test_a_planner_that_lost_its_lease_is_started_again(
     """Fault review 2026-12-06: each Redis stall past the lease's TTL took an HA replica for
     good (nobody started it again, as a supervisor must: planner/lease.py), and the second
     stopped the mesh."""
-    assert up_cli.lease_lost(before, now, ["planner", "planner-1"]) == again
+    assert up_children.lease_lost(before, now, ["planner", "planner-1"]) == again
 
 
 class _Mesh:
@@ -275,7 +275,7 @@ class _Mesh:
 def test_a_standby_started_again_is_running_unless_it_fails(fails: bool, status: int | None,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     mesh = _Mesh(fails)
-    assert up_cli._standby_again(mesh, "planner-1") == status
+    assert up_children.standby_again(mesh, "planner-1") == status
     assert mesh.restarted == ["planner-1"]
     err = capsys.readouterr().err
     assert ("could not be started again" in err) is fails
