@@ -23,16 +23,17 @@ import json
 import multiprocessing as mp
 import sys
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from bench.cluster import ClusterConfig, ClusterSim, Learned
 from bench.programs import generate, stream
 from bench.results import capacity, summarize, sustained_throughput
 from bench.sim_run import SteadyState
 from bench.spec import SpecError, WorkloadSpec
+from bench.sweep_runs import Bar, init_worker, tick, wait_runs
 from planner.core.selection import parse_policy
 from workers.sim.cost_model import load_profile
 
@@ -113,46 +114,6 @@ class SweepConfig:
         load_profile(self.profile)
 
 
-_progress: Any = None  # a shared counter of finished programs, set in each worker process
-_stop: Any = None  # set by the sweep when a run failed: the others give up (_tick)
-
-
-class SweepStopped(Exception):
-    """A run gave up because another run of its sweep failed."""
-
-
-def _init(counter: Any, stop: Any = None) -> None:
-    global _progress, _stop
-    _progress, _stop = counter, stop
-
-
-def _tick(n: int) -> None:
-    if _stop is not None and _stop.value:
-        raise SweepStopped("another run of the sweep failed")
-    if _progress is not None:
-        with _progress.get_lock():
-            _progress.value += n
-
-
-def _wait(futures: list[Future[dict[str, Any]]], stop: Any, counter: Any, bar: _Bar,
-          poll_s: float = 0.25) -> list[dict[str, Any]]:
-    """The runs' results, drawing progress; the first run that fails stops the sweep: the
-    runs not started are cancelled, those running told to give up (`stop`), and its error
-    raised (not after every other run has ended, minutes later)."""
-    while True:
-        failed = next((f for f in futures if f.done() and not f.cancelled()
-                       and f.exception() is not None), None)
-        if failed is not None:
-            stop.value = 1
-            for f in futures:
-                f.cancel()
-            raise cast(BaseException, failed.exception())
-        if all(f.done() for f in futures):
-            return [f.result() for f in futures]
-        bar.draw(counter.value, sum(f.done() for f in futures), len(futures))
-        time.sleep(poll_s)
-
-
 REFERENCE = "reference"  # one engine with an unbounded cache: the most prefix reuse possible
 UNBOUNDED_KV = 1 << 40
 ROUTER_BUDGET = 1 << 20  # no cap (a bare router's): every call sent on as it comes
@@ -203,7 +164,7 @@ def run_one(spec: WorkloadSpec, policy: str, rate: float, cfg: SweepConfig,
     policy, cluster = cluster_for(policy, cfg, spec)
     programs = stream(spec) if steady is not None else generate(spec)
     sim = ClusterSim(programs, policy, load_profile(cfg.profile), cluster, learned, steady)
-    run = sim.run(progress=_tick)
+    run = sim.run(progress=tick)
     result = summarize(run, label if label != REFERENCE else policy, rate)
     result["budget_per_engine"] = cfg.budget_for(label) if label != REFERENCE else None
     # the simulator's speed: simulated seconds per wall second of this run (issue #17), and
@@ -212,27 +173,6 @@ def run_one(spec: WorkloadSpec, policy: str, rate: float, cfg: SweepConfig,
     result["sim_cpu_s"] = round(run.cpu_s, 3)
     result["sim_s_per_cpu_s"] = round(result["simulated_s"] / max(run.cpu_s, 1e-3), 2)
     return result
-
-
-class _Bar:
-    def __init__(self, total: int, stream: Any = sys.stderr) -> None:
-        self.total, self.stream, self.start = total, stream, time.monotonic()
-        self.enabled = stream is not None
-
-    def draw(self, done: int, runs_done: int, runs: int) -> None:
-        if not self.enabled:
-            return
-        frac = min(1.0, done / max(1, self.total))
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / frac - elapsed if frac > 0 else 0.0
-        bar = "#" * int(30 * frac)
-        self.stream.write(f"\r[{bar:<30}] {frac:6.1%}  runs {runs_done}/{runs}  "
-                          f"{elapsed:5.0f}s elapsed, ~{eta:4.0f}s left ")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
 
 
 def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stderr) -> dict[str, Any]:
@@ -246,7 +186,7 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
         (spec, REFERENCE, min(cfg.rates), None)]
     jobs += [(spec, p, r, steady) for p in cfg.policies for r in cfg.rates]
     total = spec.programs + int(sum(r * steady.horizon for _, _, r, _ in jobs[1:]))
-    bar = _Bar(total, progress)
+    bar = Bar(total, progress)
     # not "fork": a run's child forked from a process with threads (gRPC's, a span
     # exporter's: `make test`'s workers, a service) inherits their objects but not the
     # threads, and hung for good in a finalizer joining one (seen in `make test`); the
@@ -254,10 +194,10 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
     ctx = mp.get_context("forkserver")
     counter, stop = ctx.Value("q", 0), ctx.Value("b", 0)
     learned = warm_up(spec, cfg)
-    with ProcessPoolExecutor(cfg.jobs, mp_context=ctx, initializer=_init,
+    with ProcessPoolExecutor(cfg.jobs, mp_context=ctx, initializer=init_worker,
                              initargs=(counter, stop)) as pool:
         futures = [pool.submit(run_one, s, p, r, cfg, learned, st) for s, p, r, st in jobs]
-        results = _wait(futures, stop, counter, bar)
+        results = wait_runs(futures, stop, counter, bar)
         bar.draw(total, len(futures), len(futures))
         bar.close()
         single, runs = results[0], results[1:]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import sweep
+from bench import sweep, sweep_runs
 from bench.cluster import ClusterConfig
 from bench.report import markdown
 from bench.spec import SpecError, parse_spec
@@ -141,20 +141,20 @@ def test_the_first_failed_run_stops_the_sweep_at_once() -> None:
     failed.set_exception(ValueError("run 1 failed"))
     stop = _Flag()
     with pytest.raises(ValueError, match="run 1 failed"):
-        sweep._wait([running, failed, queued], stop, _Flag(), sweep._Bar(1, None), poll_s=0)
+        sweep_runs.wait_runs([running, failed, queued], stop, _Flag(), sweep_runs.Bar(1, None), poll_s=0)
     assert stop.value == 1 and queued.cancelled() and not running.done()
 
 
 def test_a_run_gives_up_at_its_next_program_once_told() -> None:
     stop = _Flag()
-    sweep._init(None, stop)
+    sweep_runs.init_worker(None, stop)
     try:
-        sweep._tick(1)  # not told: it goes on
+        sweep_runs.tick(1)  # not told: it goes on
         stop.value = 1
-        with pytest.raises(sweep.SweepStopped):
-            sweep._tick(1)
+        with pytest.raises(sweep_runs.SweepStopped):
+            sweep_runs.tick(1)
     finally:
-        sweep._init(None, None)
+        sweep_runs.init_worker(None, None)
 
 
 def test_every_result_in_order_when_no_run_fails() -> None:
@@ -163,5 +163,5 @@ def test_every_result_in_order_when_no_run_fails() -> None:
     futures = [Future() for _ in range(3)]  # type: ignore[var-annotated]
     for i, f in enumerate(futures):
         f.set_result({"run": i})
-    assert sweep._wait(futures, _Flag(), _Flag(), sweep._Bar(1, None), poll_s=0) == [
+    assert sweep_runs.wait_runs(futures, _Flag(), _Flag(), sweep_runs.Bar(1, None), poll_s=0) == [
         {"run": 0}, {"run": 1}, {"run": 2}]
