@@ -153,8 +153,12 @@ class OpenAiApi:
         return self._core.namespace(self._tenant(request))
 
     def _tenant(self, request: web.Request) -> str:
-        return self._core.tenant([(k.lower(), v) for k, v in request.headers.items()],
-                                 openai_client=True)
+        """The caller's tenant (its key's), bound to the request's log lines as the gRPC
+        interceptors bind theirs (tracing/grpc_interceptors.py)."""
+        tenant = self._core.tenant([(k.lower(), v) for k, v in request.headers.items()],
+                                   openai_client=True)
+        structlog.contextvars.bind_contextvars(tenant=tenant)
+        return tenant
 
     @staticmethod
     async def _json(request: web.Request) -> Any:
@@ -226,8 +230,12 @@ class OpenAiApi:
 
     async def _place(self, request: web.Request, tenant: str, call: common_pb2.CallSpec,
                      continues: Continuation | None = None) -> Placement:
-        return await self._core.place(tenant, call, request.headers.get(PROGRAM_HEADER, ""),
-                                      attribute=True, continues=continues)
+        placed = await self._core.place(tenant, call, request.headers.get(PROGRAM_HEADER, ""),
+                                        attribute=True, continues=continues)
+        # the request's later log lines name its program and call, as over gRPC
+        structlog.contextvars.bind_contextvars(program_id=placed.client_program_id,
+                                               call_id=placed.call.call_id)
+        return placed
 
     @contextlib.contextmanager
     def _refusals_counted(self, tenant: str, operation: str) -> Iterator[None]:

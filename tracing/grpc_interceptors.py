@@ -20,8 +20,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from tracing.logs import REQUEST_LOG_FIELDS
+
 _tracer = trace.get_tracer("ostinato.grpc")
-_LOG_FIELDS = ("tenant", "program_id", "call_id")
 _NO_PROVIDER = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)  # none installed
 
 
@@ -45,7 +46,7 @@ class SpanDescriber:
 
 def _log_fields(request: Any) -> dict[str, str]:
     out = {}
-    for name in _LOG_FIELDS:
+    for name in REQUEST_LOG_FIELDS:
         value = getattr(request, name, "")
         if isinstance(value, str) and value:
             out[name] = value

@@ -13,6 +13,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Status, StatusCode
 
 from tracing import genai
+from tracing.logs import REQUEST_LOG_FIELDS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _tracer = trace.get_tracer("ostinato.http")
@@ -34,6 +35,9 @@ def tracing_middleware(span_paths: Collection[str] = (), span_prefix: str | None
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         parent = propagate.extract(request.headers)
+        # a request's own log fields: none left from an earlier request served in the same
+        # task (a keep-alive connection's)
+        structlog.contextvars.unbind_contextvars("traceparent", *REQUEST_LOG_FIELDS)
         if "traceparent" in request.headers:
             structlog.contextvars.bind_contextvars(traceparent=request.headers["traceparent"])
         route = _route(request)

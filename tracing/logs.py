@@ -10,6 +10,10 @@ import structlog
 from opentelemetry import trace
 from structlog.typing import EventDict, WrappedLogger
 
+# What a request's log lines carry once known: bound by the gRPC interceptors from the
+# request (tracing/grpc_interceptors.py), by the HTTP API as it learns them
+REQUEST_LOG_FIELDS = ("tenant", "program_id", "call_id")
+
 
 def add_trace_ids(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     """trace_id and span_id of the span current where the line is logged (none: left out).
