@@ -88,6 +88,13 @@ def mark_cancelled(span: Span | None, exc: BaseException) -> None:
         span.set_status(Status(StatusCode.ERROR, f"cancelled ({type(exc).__name__})"))
 
 
+def cancelled(error_type: object) -> bool:
+    """Whether a span's error.type says its operation was cancelled (mark_cancelled's
+    "cancelled", or the gRPC code CANCELLED) rather than failed: `ostinato trace` counts
+    the two apart, as a program's summary does."""
+    return str(error_type).lower() == "cancelled"
+
+
 def span_name(operation: str, model: str) -> str:
     """`{gen_ai.operation.name} {gen_ai.request.model}`, as the conventions name spans."""
     return f"{operation} {model}" if model else operation

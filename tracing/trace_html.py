@@ -38,6 +38,7 @@ h1 { font-size: 16px; margin: 0 0 4px; } code { font-size: 13px; }
 .gateway { background: #bbb; } .cached-swatch, .call.cached .span { background: #1fa2c4; }
 .call.critical { font-weight: bold; } .call.critical .span { outline: 2px solid #d33; outline-offset: 6px; }
 .call.failed .id { color: #c00; } .critical-mark { color: #d33; } .failed-mark { color: #c00; }
+.cancelled-mark { color: #b80; }
 """
 
 _SCRIPT = r"""
@@ -58,7 +59,8 @@ _SCRIPT = r"""
     "tenant " + (data.tenant || "?"), fmt(data.duration_s),
     data.end_reason || "no program span (open, or on another gateway)",
     plural(data.calls.length, "call") + ", " + data.cached_calls + " cached, " +
-      data.failed_calls + " failed",
+      data.failed_calls + " failed" +
+      (data.cancelled_calls ? ", " + data.cancelled_calls + " cancelled" : ""),
     "critical path " + data.critical_path.join(" \u2192 ") + " (" + fmt(data.critical_path_s) + " in calls)",
   ].join(" \u00b7 ");
 
@@ -85,7 +87,8 @@ _SCRIPT = r"""
 
   for (const c of data.calls) {
     const row = el("div", "row call" + (c.on_critical_path ? " critical" : "") +
-      (c.cached ? " cached" : "") + (c.status === "ERROR" ? " failed" : ""));
+      (c.cached ? " cached" : "") + (c.failed ? " failed" : "") +
+      (c.cancelled ? " cancelled" : ""));
     row.setAttribute("data-call-id", c.call_id);
     const info = [c.name, "call " + c.call_id, "thread " + c.thread,
       "parents " + (c.parents.join(", ") || "none"), "worker " + (c.worker || "none"),
@@ -99,7 +102,8 @@ _SCRIPT = r"""
     row.title = info.join("\n");
     const mark = el("div", "cell mark");
     if (c.on_critical_path) mark.append(el("span", "critical-mark", "\u2605"));
-    if (c.status === "ERROR") mark.append(el("span", "failed-mark", "!"));
+    if (c.failed) mark.append(el("span", "failed-mark", "!"));
+    if (c.cancelled) mark.append(el("span", "cancelled-mark", "x"));
     row.append(mark);
     for (const [cls, text] of [["id", c.call_id], ["thread", c.thread], ["worker", c.worker || "-"],
         ["cache", c.cache_hit === "semantic" ? "sem" : (c.cache_hit || "-")],
@@ -138,7 +142,8 @@ _LEGEND = "".join(
     for cls, label in (("queue", "queue (planner)"), ("prefill", "prefill"), ("decode", "decode"),
                        ("gateway", "gateway / other"), ("cached-swatch", "answered from cache"))
 ) + ('<span><b class="critical-mark">\u2605</b> critical path</span>'
-     '<span><b class="failed-mark">!</b> failed</span>')
+     '<span><b class="failed-mark">!</b> failed</span>'
+     '<span><b class="cancelled-mark">x</b> cancelled</span>')
 
 
 def timeline_json(t: ProgramTimeline) -> dict[str, Any]:
@@ -147,12 +152,14 @@ def timeline_json(t: ProgramTimeline) -> dict[str, Any]:
         "program_id": t.program_id, "tenant": t.tenant, "program_class": t.program_class,
         "end_reason": t.end_reason, "has_program_span": t.has_program_span,
         "duration_s": t.duration_s, "critical_path": list(t.critical_path),
-        "critical_path_s": t.critical_path_s, "cached_calls": t.cached_calls, "failed_calls": t.failed_calls,
+        "critical_path_s": t.critical_path_s, "cached_calls": t.cached_calls,
+        "failed_calls": t.failed_calls, "cancelled_calls": t.cancelled_calls,
         "calls": [{
             "call_id": c.call_id, "name": c.name, "thread": c.thread, "parents": list(c.parents),
             "worker": c.worker, "cache_hit": c.cache_hit, "cached": c.cached, "tokens_in": c.tokens_in,
             "tokens_out": c.tokens_out, "tokens_cached": c.tokens_cached, "finish_reason": c.finish_reason,
             "status": c.status, "status_message": c.status_message, "start_s": c.start_s, "end_s": c.end_s,
+            "failed": c.failed, "cancelled": c.cancelled,
             "on_critical_path": c.on_critical_path, "details": c.details,
             "phases": [{"kind": p.kind, "start_s": p.start_s, "end_s": p.end_s} for p in c.phases],
         } for c in t.calls],

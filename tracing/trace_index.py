@@ -25,8 +25,9 @@ class ProgramEntry:
     start_unix_ns: int
     duration_s: float
     calls: int
-    failed_calls: int
+    failed_calls: int  # ended in error, cancels apart
     cached_calls: int
+    cancelled_calls: int = 0
 
 
 def program_entry(program_id: str, named: list[SpanRecord], children: Children) -> ProgramEntry:
@@ -39,8 +40,11 @@ def program_entry(program_id: str, named: list[SpanRecord], children: Children) 
         program_id=program_id, tenant=tenant, program_class=program_class,
         end_reason=end_reason, start_unix_ns=start,
         duration_s=(max(s.end_ns for s in spans) - start) / 1e9, calls=len(calls),
-        failed_calls=sum(1 for c in calls if c.status == "ERROR"),
-        cached_calls=sum(1 for c in calls if c.attributes.get(genai.CACHE_HIT) in CACHED))
+        failed_calls=sum(1 for c in calls if c.status == "ERROR"
+                         and not genai.cancelled(c.attributes.get(genai.ERROR_TYPE, ""))),
+        cached_calls=sum(1 for c in calls if c.attributes.get(genai.CACHE_HIT) in CACHED),
+        cancelled_calls=sum(1 for c in calls if c.status == "ERROR"
+                            and genai.cancelled(c.attributes.get(genai.ERROR_TYPE, ""))))
 
 
 def program_index(spans: Sequence[SpanRecord], *, tenant: str | None = None) -> list[ProgramEntry]:

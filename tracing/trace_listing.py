@@ -18,8 +18,8 @@ from rich.text import Text
 from tracing.trace_index import ProgramEntry
 
 COLUMNS = ("program", "tenant", "class", "started (UTC)", "duration", "calls", "failed",
-           "cached", "end")
-_RIGHT = frozenset({"duration", "calls", "failed", "cached"})
+           "cancelled", "cached", "end")
+_RIGHT = frozenset({"duration", "calls", "failed", "cancelled", "cached"})
 _GAP = 2  # between columns (rich's padding of 1 either side; none at the table's edges)
 MIN_WIDTH = 40  # the narrowest --width: the details of a program still read as words
 _INDENT = "  "  # of a program's details under its id
@@ -29,7 +29,8 @@ def cells(e: ProgramEntry) -> tuple[str, ...]:
     """One program's row, column by column (COLUMNS)."""
     started = datetime.fromtimestamp(e.start_unix_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
     return (e.program_id, e.tenant, e.program_class, started, f"{e.duration_s:.2f}s",
-            str(e.calls), str(e.failed_calls), str(e.cached_calls), e.end_reason or "open")
+            str(e.calls), str(e.failed_calls), str(e.cancelled_calls), str(e.cached_calls),
+            e.end_reason or "open")
 
 
 def _longest_word(value: str) -> int:
@@ -70,9 +71,10 @@ def _table(rows: Sequence[tuple[str, ...]], widths: Sequence[int]) -> Table:
 
 def _details(row: tuple[str, ...]) -> Text:
     """A program's row but its id, as labelled words (the layout without a table)."""
-    _, tenant, program_class, started, duration, calls, failed, cached, end = row
+    _, tenant, program_class, started, duration, calls, failed, cancelled, cached, end = row
     return Text(f"tenant {tenant}  class {program_class}  started {started} UTC  duration "
-                f"{duration}  calls {calls}  failed {failed}  cached {cached}  {end}",
+                f"{duration}  calls {calls}  failed {failed}  cancelled {cancelled}  cached "
+                f"{cached}  {end}",
                 overflow="fold")
 
 

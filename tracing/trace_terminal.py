@@ -3,7 +3,7 @@
 One row per call, ordered by start, on a time axis shared by all rows: queue wait, prefill
 and decode in their own glyph and colour, time in no phase (the gateway's own work) as a
 thin line, answers from the gateway's cache as `=`. Calls on the critical path are starred
-and bold; failed calls are red and marked `!`.
+and bold; failed calls are red and marked `!`, cancelled ones `x`.
 """
 
 from __future__ import annotations
@@ -134,14 +134,16 @@ def _title(t: ProgramTimeline) -> Text:
 def _header(t: ProgramTimeline) -> Text:
     """Below the title: the calls, the critical path, the legend."""
     text = Text()
-    text.append(f"{_plural(len(t.calls), 'call')}, {t.cached_calls} cached, {t.failed_calls} failed")
+    text.append(f"{_plural(len(t.calls), 'call')}, {t.cached_calls} cached, {t.failed_calls} failed"
+                + (f", {t.cancelled_calls} cancelled" if t.cancelled_calls else ""))
     text.append(f"   critical path: {_plural(len(t.critical_path), 'call')}, "
                 f"{fmt_s(t.critical_path_s)} in calls")
     text.append("\n")
     for kind, label in LEGEND:
         glyph, style = GLYPHS[kind]
         text.append(glyph, style=style).append(f" {label}  ")
-    text.append("*", style="bold").append(" critical path  ").append("!", style="red").append(" failed")
+    text.append("*", style="bold").append(" critical path  ").append("!", style="red").append(
+        " failed  ").append("x", style="yellow").append(" cancelled")
     return text
 
 
@@ -149,7 +151,8 @@ def _row(call: CallTimeline, cols: _Columns, duration_s: float, bar: int) -> Tex
     row_style = "bold" if call.on_critical_path else ""
     text = Text(style=row_style)
     text.append("*" if call.on_critical_path else " ", style="bold")
-    text.append("!" if call.failed else " ", style="bold red")
+    text.append("!" if call.failed else "x" if call.cancelled else " ",
+                style="bold red" if call.failed else "yellow")
     tokens = f"{call.tokens_in}/{call.tokens_out}"
     for value, width, style, right in (
             (call.call_id, cols.call, "red" if call.failed else "", False),

@@ -67,14 +67,20 @@ class CallTimeline:
     phases: tuple[Phase, ...]
     on_critical_path: bool = False
     details: dict[str, Any] = field(default_factory=dict)  # more attributes, for hover text
+    error_type: str = ""  # the call span's error.type ("cancelled", a gRPC code ...)
 
     @property
     def cached(self) -> bool:
         return self.cache_hit in CACHED
 
     @property
+    def cancelled(self) -> bool:
+        return self.status == "ERROR" and genai.cancelled(self.error_type)
+
+    @property
     def failed(self) -> bool:
-        return self.status == "ERROR"
+        """Ended in error, and not by a cancel (counted apart: `cancelled`)."""
+        return self.status == "ERROR" and not self.cancelled
 
     @property
     def duration_s(self) -> float:
@@ -111,6 +117,10 @@ class ProgramTimeline:
     @property
     def failed_calls(self) -> int:
         return sum(1 for c in self.calls if c.failed)
+
+    @property
+    def cancelled_calls(self) -> int:
+        return sum(1 for c in self.calls if c.cancelled)
 
     @property
     def critical_path_s(self) -> float:
@@ -231,6 +241,7 @@ def _call_timeline(call: SpanRecord, below: list[SpanRecord], zero_ns: int) -> C
         finish_reason=_first(a.get(genai.RESPONSE_FINISH_REASONS, e.get(genai.RESPONSE_FINISH_REASONS))),
         status=call.status, status_message=call.status_message,
         start_s=rel(call.start_ns), end_s=rel(call.end_ns), phases=tuple(phases), details=details,
+        error_type=str(a.get(genai.ERROR_TYPE, "")),
     )
 
 

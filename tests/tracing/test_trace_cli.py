@@ -100,8 +100,9 @@ def test_list(spans: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (rc, err) == (0, "")
     rows = [line.split() for line in out.splitlines()[1:4]]
     assert [r[0] for r in rows] == ["globex/late", FAN_OUT_ID, "prog-fanout-other"]
-    assert rows[0][1:3] == ["globex", "fanout"] and rows[0][5:] == ["1.00s", "1", "1", "0", "ended"]
-    assert rows[1][5:] == ["3.00s", "5", "0", "1", "ended"]
+    assert rows[0][1:3] == ["globex", "fanout"] and rows[0][5:] == ["1.00s", "1", "1", "0", "0",
+                                                                             "ended"]
+    assert rows[1][5:] == ["3.00s", "5", "0", "0", "1", "ended"]
     # the file named, for the command to be copied
     assert f"3 of 3 programs; `ostinato trace show PROGRAM_ID --file {spans}` draws one" in \
         " ".join(out.split())
@@ -206,7 +207,7 @@ def test_list_to_a_pipe_keeps_whole_lines(tmp_path: Path, capsys: pytest.Capture
     assert main(["trace", "list", "--file", str(path)]) == 0
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines()[1:3]]
-    assert [r[0] for r in rows] == ids[::-1] and all(len(r) == 10 for r in rows)
+    assert [r[0] for r in rows] == ids[::-1] and all(len(r) == 11 for r in rows)
     assert show(capsys, out.splitlines()[1].split()[0], "--file", str(path), "--width", "100")[0] == 0
 
 

@@ -43,3 +43,23 @@ def test_filtered_by_tenant_and_empty(tmp_path: Path) -> None:
     assert [e.program_id for e in program_index(spans, tenant="globex")] == ["globex/late"]
     assert program_index(spans, tenant="nobody") == []
     assert program_index([]) == []
+
+
+def test_a_cancelled_call_is_counted_apart_from_failed_ones(tmp_path: Path) -> None:
+    """Trace review 2026-12-06: `trace list` and `show` counted a call its caller cancelled
+    as failed (its span ends in error), where the program's summary says cancelled."""
+    from tracing.trace_view import build_timeline
+
+    path = tmp_path / "spans.jsonl"
+    write_program(path, "acme/cut", [
+        CallSpec("c1", "t", 0.0, 0.5, error="cancelled (CancelledError)", error_type="cancelled"),
+        CallSpec("c2", "t", 0.5, 1.0, error="DEADLINE_EXCEEDED: too late",
+                 error_type="DEADLINE_EXCEEDED"),
+        CallSpec("c3", "t", 1.0, 1.5, error="CANCELLED: program ended", error_type="CANCELLED"),
+        CallSpec("c4", "t", 1.5, 2.0)], program=(0.0, 2.0))
+    spans = read_spans(path)
+    [entry] = program_index(spans)
+    assert (entry.calls, entry.failed_calls, entry.cancelled_calls) == (4, 1, 2)
+    timeline = build_timeline(spans, "acme/cut")
+    assert (timeline.failed_calls, timeline.cancelled_calls) == (1, 2)
+    assert [c.call_id for c in timeline.calls if c.cancelled] == ["c1", "c3"]

@@ -51,16 +51,16 @@ def test_a_table_at_its_natural_width_when_it_fits() -> None:
     lines = listed(entries, None)
     assert lines[0].split()[:2] == ["program", "tenant"]
     assert lines[1].split() == [LONG_IDS[0], "default", "fanout", "2025-06-15", "15:06:40",
-                                "12.50s", "5", "0", "1", "open"]
+                                "12.50s", "5", "0", "0", "1", "open"]
     assert listed(entries, len(lines[0].rstrip()) + 10) == lines  # the same where it fits
 
 
 def test_narrower_the_other_columns_wrap_at_words_then_the_ids_get_lines_of_their_own() -> None:
     entries = [entry(SHORT_IDS[0]), entry(SHORT_IDS[1], 1)]
-    lines = listed(entries, 85)  # the table, its start dates and times on two lines
+    lines = listed(entries, 96)  # the table, its start dates and times on two lines
     assert [line.split()[0] for line in lines if line.split()[0] in SHORT_IDS] == list(SHORT_IDS)
     assert any(line.split() == ["15:06:40"] for line in lines)
-    lines = listed(entries, 80)  # no table fits: an id, then its details beneath
+    lines = listed(entries, 94)  # no table fits: an id, then its details beneath
     assert lines[0] == SHORT_IDS[0]
     assert lines[1].startswith("  tenant acme  class fanout  started 2025-06-15 15:06:40 UTC")
 

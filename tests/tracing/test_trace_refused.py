@@ -110,7 +110,7 @@ def test_walkthrough_cli(walkthrough: Path, capsys: pytest.CaptureFixture[str]) 
     assert "ALREADY_EXISTS" not in out and "c9" not in out
     assert main(["trace", "list", "--file", str(walkthrough), "--width", "200"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:-1]]
-    assert [(r[0], r[-4], r[-3]) for r in rows] == [("tb/prog-a", "1", "0"), ("ta/prog-a", "2", "0")]
+    assert [(r[0], r[-5], r[-4]) for r in rows] == [("tb/prog-a", "1", "0"), ("ta/prog-a", "2", "0")]
 
 
 UNAVAILABLE = "UNAVAILABLE: worker-0 went away"

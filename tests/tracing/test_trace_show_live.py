@@ -82,7 +82,7 @@ def test_list_names_the_program(recorded: Recorded, capsys: pytest.CaptureFixtur
     assert (rc, err) == (0, "")
     rows = [line.split() for line in out.splitlines() if line.startswith("default/")]
     assert len(rows) == 1 and rows[0][0] == f"default/{recorded.program_id}"
-    assert rows[0][1] == "default" and rows[0][-4:] == ["5", "0", "0", "ended"]
+    assert rows[0][1] == "default" and rows[0][-5:] == ["5", "0", "0", "0", "ended"]
 
 
 def test_phases_from_every_service(recorded: Recorded) -> None:
