@@ -12,6 +12,7 @@ import structlog
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from tracing import genai
 from tracing.grpc_interceptors import SpanDescriber, recording
 
 _tracer = trace.get_tracer("ostinato.grpc")
@@ -49,7 +50,10 @@ def message_span(describer: SpanDescriber | None, request: Any,
 
 
 def mark_failed(span: trace.Span | None, code: grpc.StatusCode, details: str) -> None:
-    """The span ends with the status the message's operation ended with."""
+    """The span ends with the status the message's operation ended with, and its
+    `error.type` the code's name, as the gateway's call spans say it (trace review
+    2026-12-06: a worker's generation cut by its deadline had none)."""
     if span is not None:
         span.set_attribute("rpc.grpc.status_code", code.value[0])
+        span.set_attribute(genai.ERROR_TYPE, code.name)
         span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details}"))

@@ -34,3 +34,26 @@ def test_the_callers_context_is_passed_on_unrecorded() -> None:
     assert (f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}") == (
         "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
     assert isinstance(span, trace.NonRecordingSpan)
+
+
+def test_a_message_span_marked_failed_names_its_error_type() -> None:
+    """Trace review 2026-12-06: a worker's generation cut by its deadline ended in error
+    with no `error.type`, where the gateway's call span says DEADLINE_EXCEEDED."""
+    import grpc
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from tracing import genai
+    from tracing.stream_messages import mark_failed
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    span = provider.get_tracer("test").start_span("ostinato.worker.generate")
+    mark_failed(span, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+    span.end()
+    [done] = exporter.get_finished_spans()
+    assert done.attributes is not None
+    assert done.attributes[genai.ERROR_TYPE] == "DEADLINE_EXCEEDED"
+    assert done.attributes["rpc.grpc.status_code"] == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
