@@ -94,12 +94,16 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
                        isolation_fraction=config.isolation_fraction,
                        isolation_budget=config.isolation_budget)
     client = from_config(redis_cfg)
+    # HA: nothing is acknowledged before it is in Redis, as long as the lease lasts (a
+    # successor reads only what is there); alone, a planner serves on through an outage
     store = ProgramStore(client, clock, timeout_s=redis_cfg.timeout_s,
-                         ended_ttl_s=config.ended_program_ttl_s)
+                         ended_ttl_s=config.ended_program_ttl_s, hold_in_outage=config.ha)
     kv_index = KvMirror(client, timeout_s=redis_cfg.timeout_s) if config.kv_index else None
     learned = LearnedStore(client, redis_cfg.timeout_s)
     metrics = PlannerMetrics(core)
     service = PlannerService(core, store, clock, kv_index, metrics)
+    if config.ha:  # within a TTL of the write the lease is lost (the call cut) or it landed
+        service.persist_timeout_s = max(service.persist_timeout_s, config.lease_ttl_s)
     name = planner_pb2.DESCRIPTOR.services_by_name["Planner"].full_name
     keeper = _lease_keeper(config, client, redis_cfg, clock) if config.ha else None
     grpc_service = GrpcService([name], config.host, config.port, interceptors=[

@@ -93,7 +93,9 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
 
     async def _persisted(self) -> None:
         """Waits (bounded) until everything pumped so far is in Redis: a grant is handed out
-        only once a restarted planner would know the call is running."""
+        only once a restarted planner would know the call is running. (Past
+        `persist_timeout_s`, or at once while Redis is failing, it goes on regardless,
+        unless the store holds its writes' waiters through an outage: planner HA.)"""
         if self._last_write is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.persist_timeout_s):

@@ -10,7 +10,11 @@ so a restarted planner knows every call it started or finished).
 A write that fails or times out (Redis stopped, or stalled on a busy machine) is never
 dropped: it is retried, with backoff, until Redis takes it. Meanwhile the planner keeps
 serving: the futures of `publish` resolve at once while Redis is failing, and the
-outage is counted and logged once. Only past `max_pending` records waiting (a very long
+outage is counted and logged once; not with `hold_in_outage` (planner HA), where they
+resolve only once their writes land: a planner whose lease lasts through the outage
+answers then, and one that loses it is stopped with its callers waiting, who ask its
+successor (an answer given before the write landed named a program the successor never
+heard of: NOT_FOUND for each of its later calls). Only past `max_pending` records waiting (a very long
 outage) are the oldest dropped, and counted; and a record that fails to write for any other
 reason (a bug: one that cannot be encoded) is dropped alone, logged and counted.
 """
@@ -92,8 +96,10 @@ def snapshot(event: Event, wall_now: float, clock_now: float) -> _Write:
 class ProgramStore:
     def __init__(self, client: AsyncClient, clock: Clock, timeout_s: float = 0.5, *,
                  max_pending: int = 100_000, max_backoff_s: float = 1.0,
-                 ended_ttl_s: float = 86_400.0) -> None:
-        """`ended_ttl_s`: an ended program's records stay in Redis this long, then expire."""
+                 ended_ttl_s: float = 86_400.0, hold_in_outage: bool = False) -> None:
+        """`ended_ttl_s`: an ended program's records stay in Redis this long, then expire.
+        `hold_in_outage`: `publish`'s futures wait for their writes through an outage."""
+        self._hold_in_outage = hold_in_outage
         self._ended_ttl_s = ended_ttl_s
         self._redis = client
         self._clock = clock
@@ -132,7 +138,7 @@ class ProgramStore:
         if not self._pending and not self._busy:
             self._written = self._seq
             marker.set_result(None)
-        elif self._down:
+        elif self._down and not self._hold_in_outage:
             marker.set_result(None)  # Redis is failing: nobody waits through an outage
         else:
             self._markers.append((self._seq, marker))
@@ -193,7 +199,7 @@ class ProgramStore:
                     log.warning("redis unreachable: program state not saved yet, retrying",
                                 error=repr(exc))
                     self._down = True
-                self._resolve(everything=True)
+                self._resolve(everything=not self._hold_in_outage)
                 self._busy = False
                 await asyncio.sleep(backoff)
                 backoff = min(self._max_backoff_s, backoff * 2)
@@ -228,11 +234,13 @@ class ProgramStore:
 
     def _fenced(self, batch: dict[tuple[str, ...], tuple[int, _Write]], exc: FencedOut) -> None:
         """Another planner took over: nothing more is written from here (its writes would
-        be refused too); those who wait are released, and the owner told."""
+        be refused too); those who wait are released (held: left to the term's end, which
+        cuts their calls), and the owner told."""
         log.error("a write was refused: another planner holds the lease", error=str(exc))
         self._requeue(batch)
         self._busy = False
-        self._resolve(everything=True)
+        if not self._hold_in_outage:  # (held: nothing unwritten is acknowledged)
+            self._resolve(everything=True)
         if self.on_fenced is not None:
             self.on_fenced(str(exc))
 

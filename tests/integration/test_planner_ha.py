@@ -170,3 +170,24 @@ def test_standby_refuses_calls_takes_over_on_release_and_a_deposed_planner_exits
         if b is not None:
             stop_service(b)
         store.delete(keys.planner_lease())
+
+
+def test_a_program_registered_while_redis_stalls_is_known_to_the_planner_that_takes_over(
+        ha_mesh: Mesh) -> None:
+    """Redis stops taking writes for longer than the lease's TTL: the active planner cannot
+    save a program registered meanwhile, and loses its lease. The registration is answered
+    only once saved: here by the standby taking over (the gateway retries it there), so its
+    later calls find it. (Answered unsaved, it was NOT_FOUND after the failover.)"""
+    store = redis.Redis.from_url(ha_mesh.endpoints.redis_url)
+    first = _active(ha_mesh)
+    standby = next(n for n in ha_mesh.endpoints.planners if n != first)
+    store.client_pause(6_000, all=False)  # writes wait 6 s: past the lease's TTL (3 s)
+    with ostinato.Client(ha_mesh.endpoints.gateway) as client, client.program() as program:
+        _wait_for(lambda: _serving(ha_mesh.endpoints.planners[standby]))  # (at once, saved)
+        assert _active(ha_mesh) == standby
+        answer = program.call(messages=USER, max_tokens=4)
+    assert answer.usage.completion_tokens > 0
+    summary = program.summary
+    assert summary is not None and summary.calls_completed == 1, summary
+    program_id = inner_id("default", program.program_id)
+    assert store.hget(keys.program_meta(program_id), "state") == b"ended"

@@ -100,6 +100,37 @@ async def test_writes_failing_in_a_redis_stall_are_retried_until_they_land(
     assert await redis_client.zscore(keys.open_programs(), program_id) is None
 
 
+async def test_held_in_an_outage_a_writes_future_resolves_only_once_it_lands(
+        redis_target: RedisTarget, redis_client: aioredis.Redis) -> None:
+    """Planner HA: an answer waits for its write through a stall (a successor reads only
+    what is in Redis), before and after the first write of the outage has failed."""
+    client = redis_target.client(timeout_s=0.2)
+    store = ProgramStore(client, ManualClock(), timeout_s=0.2, max_backoff_s=0.1,
+                         hold_in_outage=True)
+    task = asyncio.create_task(store.run())
+    try:
+        core, program_id = program_core()
+        await redis_client.client_pause(10_000, all=False, **redis_target.every_node)
+        first = store.publish(core.take_events())
+        await until(lambda: _true(store.failed_writes >= 1))  # the outage has begun
+        core.submit(program_id, "acme", "a")
+        second = store.publish(core.take_events())
+        # (this wait can only let a wrong store pass, never fail a right one)
+        done, _ = await asyncio.wait({first, second}, timeout=0.5)
+        assert not done and store.pending >= 1
+        await redis_client.client_unpause(**redis_target.every_node)
+        await asyncio.wait_for(asyncio.gather(first, second), 10.0)
+        assert await states(redis_client, program_id) == {"a": "queued"}
+        assert await redis_client.zscore(keys.open_programs(), program_id) is not None
+    finally:
+        task.cancel()
+        await client.aclose()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
 async def test_past_max_pending_the_oldest_records_are_dropped_and_counted() -> None:
     client = aioredis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.1)  # nobody
     store = ProgramStore(client, ManualClock(), timeout_s=0.1, max_pending=3)
