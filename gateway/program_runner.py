@@ -23,6 +23,9 @@ def _node_call(node: gateway_pb2.DagNode) -> common_pb2.CallSpec:
     spec.CopyFrom(node.call)
     spec.call_id = node.id
     spec.thread_id = spec.thread_id or node.id
+    # its dependents read its finished output only: a node cut after streaming starts over
+    # (NodeDelta.restarted), not failing the whole program
+    spec.restart_on_failure = True
     del spec.parent_call_ids[:]
     spec.parent_call_ids.extend(node.depends_on)
     return spec
@@ -76,7 +79,8 @@ async def run_dag(core: GatewayCore, tenant: str, options: common_pb2.ProgramOpt
                                                               worker_id=item.worker_id))
                 elif isinstance(item, Delta):
                     if item.text or item.restart:  # (a node's thinking is in its result)
-                        emit(node_delta=gateway_pb2.NodeDelta(node_id=node_id, delta=item.text))
+                        emit(node_delta=gateway_pb2.NodeDelta(node_id=node_id, delta=item.text,
+                                                              restarted=item.restart))
                 else:
                     outputs[node_id] = item.text
                     emit(node_finished=gateway_pb2.NodeFinished(node_id=node_id, result=item))

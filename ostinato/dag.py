@@ -110,6 +110,9 @@ class NodeStarted:
 class NodeDelta:
     node_id: str
     delta: str
+    # the node's worker failed after it streamed: its earlier deltas are void, and this
+    # delta begins its new answer (a node always starts over: gateway.proto's DagNode)
+    restarted: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,8 @@ def parse_event(event: gateway_pb2.ProgramEvent) -> DagEvent:
     if kind == "node_started":
         return NodeStarted(event.node_started.node_id, event.node_started.worker_id)
     if kind == "node_delta":
-        return NodeDelta(event.node_delta.node_id, event.node_delta.delta)
+        delta = event.node_delta
+        return NodeDelta(delta.node_id, delta.delta, delta.restarted)
     if kind == "node_finished":
         return NodeFinished(event.node_finished.node_id,
                             parse_call_output(event.node_finished.result))

@@ -127,12 +127,14 @@ class NodeStarted(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., worker_id: _Optional[str] = ...) -> None: ...
 
 class NodeDelta(_message.Message):
-    __slots__ = ("node_id", "delta")
+    __slots__ = ("node_id", "delta", "restarted")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
+    RESTARTED_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     delta: str
-    def __init__(self, node_id: _Optional[str] = ..., delta: _Optional[str] = ...) -> None: ...
+    restarted: bool
+    def __init__(self, node_id: _Optional[str] = ..., delta: _Optional[str] = ..., restarted: _Optional[bool] = ...) -> None: ...
 
 class NodeFinished(_message.Message):
     __slots__ = ("node_id", "result")

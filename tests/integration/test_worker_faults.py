@@ -102,6 +102,39 @@ def test_engine_killed_after_streaming_restarts_a_call_that_opted_in(faults: Mes
         restart_dead_engines(faults)
 
 
+def test_a_dag_nodes_engine_killed_after_streaming_restarts_the_node_not_the_program(
+        faults: Mesh) -> None:
+    """A declared program's node restarts (NodeDelta.restarted) where a program's streamed
+    call would fail: its dependents read only its finished output."""
+    graph = ostinato.dag.Graph()
+    story = graph.call(id="story", messages=USER, max_tokens=400, ignore_eos=True)
+    graph.call(id="title", after=[story], max_tokens=4,
+               messages=[("user", f"A title for: {story.output}")])
+    seen: list[ostinato.dag.NodeDelta] = []
+    worker = ""
+    try:
+        with ostinato.Client(faults.endpoints.gateway) as client:
+            stream = client.run_stream(graph)
+            for event in stream:
+                if isinstance(event, ostinato.dag.NodeDelta):
+                    seen.append(event)
+                    if not worker:  # mid-answer: kill the node's engine
+                        worker = running_on(faults, stream.result.program_id, "story")
+                        faults.kill(f"engine-{index(worker)}")
+            result = stream.result
+        restarted = [i for i, d in enumerate(seen) if d.restarted]
+        assert len(restarted) == 1 and seen[restarted[0]].node_id == "story"
+        again = "".join(d.delta for d in seen[restarted[0]:] if d.node_id == "story")
+        assert again == result["story"].text  # what came after the restart
+        assert result["story"].worker_id == other(worker)
+        assert result["story"].usage.completion_tokens == 400
+        assert result.summary is not None
+        assert (result.summary.calls_completed, result.summary.calls_failed) == (2, 0)
+        assert record(faults, result.program_id, "story")["attempt"] == 2
+    finally:
+        restart_dead_engines(faults)
+
+
 def test_engine_killed_mid_whole_answer_reruns_it_elsewhere_and_answers_once(
         faults: Mesh) -> None:
     # program.call takes its answer whole (CallRequest.whole): nothing reaches the caller
