@@ -100,7 +100,7 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
                          ended_ttl_s=config.ended_program_ttl_s, hold_in_outage=config.ha)
     kv_index = KvMirror(client, timeout_s=redis_cfg.timeout_s) if config.kv_index else None
     learned = LearnedStore(client, redis_cfg.timeout_s)
-    metrics = PlannerMetrics(core)
+    metrics = PlannerMetrics(core, clock=clock)
     service = PlannerService(core, store, clock, kv_index, metrics)
     if config.ha:  # within a TTL of the write the lease is lost (the call cut) or it landed
         service.persist_timeout_s = max(service.persist_timeout_s, config.lease_ttl_s)

@@ -54,6 +54,35 @@ def test_gauges_read_queue_depth_per_tenant_and_level_running_budget_and_program
     assert value(s, "ostinato_planner_programs_open") == 2
 
 
+def test_a_queue_that_empties_reads_0_then_its_series_goes() -> None:
+    """An emptied queue's series reads 0 (it stopped at its last count: a dashboard drew it
+    as never draining), for planner.metrics.ZERO_HOLD_S; then it is no longer exported."""
+    from planner.metrics import ZERO_HOLD_S
+
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy("fcfs+round_robin"))
+    metrics = PlannerMetrics(core, clock=clock)
+    core.register_program("p", "acme")
+    core.submit("p", "acme", "c")
+    s = of_registry(metrics.registry)
+    assert value(s, "ostinato_planner_queue_depth", tenant="acme", level="0") == 1
+    core.upsert_worker("w0", "a0", 1)
+    assert len(core.dispatch()) == 1
+    for _ in range(2):  # emptied, and still empty a while later
+        s = of_registry(metrics.registry)
+        assert value(s, "ostinato_planner_queue_depth", tenant="acme", level="0") == 0
+        clock.advance(ZERO_HOLD_S)
+    clock.advance(1.0)
+    assert "tenant=\"acme\"" not in _exposition(metrics)
+
+
+def _exposition(metrics: PlannerMetrics) -> str:
+    from prometheus_client import generate_latest
+
+    return "\n".join(line for line in generate_latest(metrics.registry).decode().splitlines()
+                     if line.startswith("ostinato_planner_queue_depth"))
+
+
 def test_parked_calls_per_worker_and_tenant() -> None:
     core, _, home, _ = planner_with_a_full_home()  # p's call c1 waits for its home worker
     s = of_registry(PlannerMetrics(core).registry)
