@@ -57,6 +57,7 @@ class _CoreCollector(Collector):
         self._core = core
         self._depths: _Emptied[tuple[str, str]] = _Emptied(clock)
         self._parked: _Emptied[tuple[str, str]] = _Emptied(clock)
+        self._starting: _Emptied[tuple[str]] = _Emptied(clock)
 
     def collect(self) -> Iterator[Metric]:
         core = self._core
@@ -72,6 +73,14 @@ class _CoreCollector(Collector):
         for labels, n in sorted(self._parked.of(core.parked_counts()).items()):
             parked.add_metric(list(labels), n)
         yield parked
+        starting = GaugeMetricFamily(
+            "ostinato_planner_admission_waiting_calls", "Calls waiting for their program to "
+            "start (program admission: the tenant's open programs' contexts fill its share of "
+            "the engines' KV caches); in no queue yet.", labels=["tenant"])
+        waiting = {(tenant,): n for tenant, n in core.admission_waiting().items()}
+        for (tenant,), n in sorted(self._starting.of(waiting).items()):
+            starting.add_metric([tenant], n)
+        yield starting
         running = GaugeMetricFamily("ostinato_planner_running_calls", "Calls granted to a "
                                     "worker and not yet reported done.", labels=["worker"])
         budget = GaugeMetricFamily("ostinato_planner_worker_budget", "A worker's admission "

@@ -113,6 +113,10 @@ class ProgramAdmission:
         """Tokens the started programs (of `tenant`; None: of all) hold."""
         return self._total if tenant is None else self._held.get(tenant, 0)
 
+    def waiting_calls(self) -> dict[str, int]:
+        """Calls waiting here, per tenant (those it has)."""
+        return dict(self._of)
+
     def waiting_programs(self, tenant: str) -> int:
         return len(self._waiting.get(tenant, ()))
 

@@ -16,13 +16,13 @@ from planner.core.admission import ProgramAdmission
 from planner.core.model import (
     CallRecord,
     CallState,
+    DeadlineExceeded,
     Event,
     Grant,
     Program,
     WorkerState,
     call_changed,
     new_grant,
-    past_deadline,
 )
 from planner.core.parking import ParkedCalls
 from planner.core.policies import PriorityPolicy, engine_priority
@@ -77,6 +77,8 @@ class WorkerDispatch:
     # restored) -> since when: calls still running there end FAILED past worker_ttl_s
     _gone: dict[str, float]
     _finish: Callable[..., None]  # PlannerCore's: ends a call (refused: why it never started)
+    # PlannerCore's: a call's priority score; DeadlineExceeded where it would be refused
+    _score: Callable[[CallRecord, Program, float], float]
 
     # ---- workers -------------------------------------------------------------------
 
@@ -224,23 +226,26 @@ class WorkerDispatch:
         """Starts queued calls while workers have budget; returns the grants made.
 
         Programs waiting for admission (planner/core/admission.py) that now fit start first,
-        their calls joining the queue. Each worker with a free slot, by id, takes the next
-        call of its own lane (the calls parked on it, their home: planner/core/parking.py)
-        and of the global lane together, in fair-share and priority order, while its
-        tenants' shares let it; a call of the global lane goes where the routing policy
-        chooses among the free workers. Calls parked `max_home_wait_s` join the global lane
-        once a call queued that long after them starts elsewhere, or for slots that would
-        stay free (planner/core/parking.py)."""
+        their calls joining the queue (whether a worker is free or not). Each worker with a
+        free slot, by id, takes the next call of its own lane (the calls parked on it, their
+        home: planner/core/parking.py) and of the global lane together, in fair-share and
+        priority order, while its tenants' shares let it; a call of the global lane goes
+        where the routing policy chooses among the free workers. Calls parked
+        `max_home_wait_s` join the global lane once a call queued that long after them
+        starts elsewhere, or for slots that would stay free (planner/core/parking.py)."""
         grants: list[Grant] = []
         now = self._clock.now()
         queue = self._queue
+        # Programs whose working sets now fit start, every worker busy or not: their calls
+        # take their place in the queue as they come (released only with a slot free, a new
+        # program's first call queued behind calls that came after it: fcfs broken).
+        if len(self._admission):
+            for call in self._admission.release():
+                self._file(call, since=now)
         if not self._free:
             return grants
         if self._parked.expired(now):  # passed-by calls parked long enough go global
             self._keep_home(self._parked.release_due(now), now)
-        if len(self._admission):  # programs whose working sets now fit start
-            for call in self._admission.release():
-                self._file(call, since=now)
         shares = self._shares
         if not shares.unchanged(queue.counted_tenants(), now):
             shares.refresh_from(queue.active_tenants(), now, self._open_of)
@@ -295,8 +300,8 @@ class WorkerDispatch:
             call = queue.pop_tenant(tenant, now, lanes)
             if call is None:
                 continue  # the tenant's lanes ran dry: others may be let on now
-            if (late := self._programs[call.program_id].deadline_at) is not None \
-                    and now >= late and self._refused_late(call, now):
+            if self._programs[call.program_id].reject_when_late \
+                    and self._refused_late(call, now):
                 continue
             if call.lane == worker_id:  # parked here, its home
                 grants.append(self._start(call, worker, now))
@@ -309,15 +314,20 @@ class WorkerDispatch:
                 parked.passed(queue.level_of(call.score), call.queued_at)
 
     def _refused_late(self, call: CallRecord, now: float) -> bool:
-        """Whether a call popped past its program's deadline is refused (FAILED, its caller
-        told DEADLINE_EXCEEDED): when its program asked for that (reject_when_late), as a
-        call that comes late is at submit, whichever policy ordered the queue."""
+        """Whether a call popped for a program that asked for it (reject_when_late) is
+        refused (FAILED, its caller told DEADLINE_EXCEEDED) as it would be if it came now:
+        past the deadline under every policy, and under `slack` once its slack has run out
+        (planner review 2026-12-06 F4: one queued with slack to spare ran when its turn
+        came too late to meet the deadline)."""
         program = self._programs[call.program_id]
-        if not program.reject_when_late or program.deadline_at is None:
+        if program.deadline_at is None:
             return False
-        self._finish(call, CallState.FAILED,
-                     past_deadline(program.program_id, program.deadline_at, now))
-        return True
+        try:
+            self._score(call, program, now)
+        except DeadlineExceeded as exc:
+            self._finish(call, CallState.FAILED, exc)
+            return True
+        return False
 
     def _file(self, call: CallRecord, since: float | None = None) -> None:
         """Queues a call: parked on its home worker (the routing policy's `home`) when it

@@ -268,6 +268,10 @@ class ProgramTable:
         """Calls parked on their home worker per (worker, tenant)."""
         return self._parked.counts()
 
+    def admission_waiting(self) -> dict[str, int]:
+        """Calls waiting for their program to start (program admission), per tenant."""
+        return self._admission.waiting_calls()
+
     @property
     def programs_open(self) -> int:
         return len(self._programs)

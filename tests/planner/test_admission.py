@@ -230,3 +230,32 @@ def test_a_conversation_stops_counting_sooner(conversation: bool, idle_s: float,
     core.upsert_worker("w0", "a0", 8)
     assert core.expire() == []
     assert core.working_set("t") == (620 if counted else 0)
+
+
+@pytest.mark.parametrize(("policy", "kv_tokens", "admission"), [
+    ("fcfs+round_robin", 0, True),  # no pool known: admission holds nothing back
+    ("fcfs+round_robin", 400_000, True),  # a pool known, the first call fits at once
+    ("fcfs+round_robin", 400_000, False),
+    ("fcfs+affinity", 400_000, True),
+])
+def test_a_new_programs_first_call_keeps_its_place_while_every_worker_is_busy(
+        policy: str, kv_tokens: int, admission: bool) -> None:
+    """Planner review 2026-12-06 F1: with a KV pool known, a new program's first call that
+    came while the worker was busy waited in admission until a slot freed and was queued
+    then, behind a call of a running program that came after it."""
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy(policy), program_admission=admission)
+    core.upsert_worker("w0", "a0", 1, kv_tokens=kv_tokens)
+    core.register_program("A", "t")
+    core.submit("A", "t", "a1", prompt_tokens=30)
+    assert [g.call_id for g in core.dispatch()] == ["a1"]  # t=0: the only slot
+    clock.advance(1.0)
+    core.register_program("B", "t")
+    core.submit("B", "t", "b1", prompt_tokens=30)  # t=1
+    assert core.dispatch() == []
+    clock.advance(1.0)
+    core.submit("A", "t", "a2", prompt_tokens=30)  # t=2, a1 still running
+    clock.advance(1.0)
+    core.complete("A", "a1", service_s=3.0)  # t=3: the slot frees
+    assert [g.call_id for g in core.dispatch()] == ["b1"]
+    assert core.program("B", "t").calls["b1"].queued_at == 1.0

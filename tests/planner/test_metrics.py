@@ -76,6 +76,25 @@ def test_a_queue_that_empties_reads_0_then_its_series_goes() -> None:
     assert "tenant=\"acme\"" not in _exposition(metrics)
 
 
+def test_calls_waiting_for_their_program_to_start_are_counted() -> None:
+    """Planner review 2026-12-06 F2: calls held by program admission were in no gauge."""
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy("fcfs+round_robin"), kv_tokens_per_worker=1000,
+                       program_kv_fraction=1.0, isolation_fraction=1.0)
+    metrics = PlannerMetrics(core, clock=clock)
+    core.upsert_worker("w0", "a0", 8)
+    for program in ("p0", "p1"):  # p0's context fills the pool: p1 waits to start
+        core.register_program(program, "t")
+        core.submit(program, "t", "c", prompt_tokens=900)
+    assert [g.program_id for g in core.dispatch()] == ["p0"]
+    s = of_registry(metrics.registry)
+    assert value(s, "ostinato_planner_admission_waiting_calls", tenant="t") == 1
+    core.end_program("p0", "t")
+    assert [g.program_id for g in core.dispatch()] == ["p1"]
+    s = of_registry(metrics.registry)
+    assert value(s, "ostinato_planner_admission_waiting_calls", tenant="t") == 0
+
+
 def _exposition(metrics: PlannerMetrics) -> str:
     from prometheus_client import generate_latest
 

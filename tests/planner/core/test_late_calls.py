@@ -85,3 +85,30 @@ def test_a_parked_call_past_its_deadline_is_refused_on_its_home() -> None:
     assert core.dispatch() == []
     assert core.program("p", "t").calls["b"].state is CallState.FAILED
     assert core.parked_counts() == {}
+
+
+@pytest.mark.parametrize(("policy", "waited_s", "granted"), [
+    ("slack+least_load", 3.5, False),  # 1.5 s left, ~2 s of work: its slack has run out
+    ("slack+least_load", 2.5, True),  # 2.5 s left: it may still make it
+    ("fcfs+round_robin", 3.5, True),  # other policies refuse only past the deadline
+    ("srpt+affinity", 3.5, True),
+])
+def test_under_slack_a_waiting_call_whose_slack_ran_out_is_refused_at_its_turn(
+        policy: str, waited_s: float, granted: bool) -> None:
+    """Planner review 2026-12-06 F4: queued with slack to spare, a call of a reject_when_late
+    program ran when its turn came too late to make the deadline; a call coming then is
+    refused at once."""
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy(policy), program_admission=False)
+    core.upsert_worker("w0", "addr0", 1)
+    core.register_program("busy", "u")
+    core.submit("busy", "u", "x")
+    core.dispatch()
+    core.register_program("p", "t", deadline_s=5.0, reject_when_late=True)
+    core.submit("p", "t", "c", max_new_tokens=100)  # ~2 s of work at 20 ms a token
+    clock.advance(waited_s)
+    core.complete("busy", "x")
+    grants = core.dispatch()
+    assert [g.call_id for g in grants] == (["c"] if granted else [])
+    state = core.program("p", "t").calls["c"].state
+    assert state is (CallState.RUNNING if granted else CallState.FAILED)
