@@ -13,10 +13,10 @@ from collections.abc import Callable, Collection
 
 from ostinato.clock import Clock
 from planner.core.admission import ProgramAdmission
+from planner.core.late_calls import LateCalls
 from planner.core.model import (
     CallRecord,
     CallState,
-    DeadlineExceeded,
     Event,
     Grant,
     Program,
@@ -53,7 +53,7 @@ def _has_siblings(call: CallRecord, program: Program) -> bool:
     return any(c is not call and c.parents == parents for c in program.calls.values())
 
 
-class WorkerDispatch:
+class WorkerDispatch(LateCalls):
     _clock: Clock
     _priority: PriorityPolicy
     _routing: RoutingPolicy
@@ -77,8 +77,6 @@ class WorkerDispatch:
     # restored) -> since when: calls still running there end FAILED past worker_ttl_s
     _gone: dict[str, float]
     _finish: Callable[..., None]  # PlannerCore's: ends a call (refused: why it never started)
-    # PlannerCore's: a call's priority score; DeadlineExceeded where it would be refused
-    _score: Callable[[CallRecord, Program, float], float]
 
     # ---- workers -------------------------------------------------------------------
 
@@ -241,9 +239,15 @@ class WorkerDispatch:
         # program's first call queued behind calls that came after it: fcfs broken).
         if len(self._admission):
             for call in self._admission.release():
+                if self._crossings is not None:  # scored as it came: an aging score again
+                    score = self._rescore(call, now)
+                    if score is None:
+                        continue  # refused: late
+                    call.score = score
                 self._file(call, since=now)
         if not self._free:
             return grants
+        self._age(now)  # aging scores (slack's) that have left their levels move
         if self._parked.expired(now):  # passed-by calls parked long enough go global
             self._keep_home(self._parked.release_due(now), now)
         shares = self._shares
@@ -313,22 +317,6 @@ class WorkerDispatch:
             if parked.expired(now):  # calls this one passed by, parked long enough, are due
                 parked.passed(queue.level_of(call.score), call.queued_at)
 
-    def _refused_late(self, call: CallRecord, now: float) -> bool:
-        """Whether a call popped for a program that asked for it (reject_when_late) is
-        refused (FAILED, its caller told DEADLINE_EXCEEDED) as it would be if it came now:
-        past the deadline under every policy, and under `slack` once its slack has run out
-        (planner review 2026-12-06 F4: one queued with slack to spare ran when its turn
-        came too late to meet the deadline)."""
-        program = self._programs[call.program_id]
-        if program.deadline_at is None:
-            return False
-        try:
-            self._score(call, program, now)
-        except DeadlineExceeded as exc:
-            self._finish(call, CallState.FAILED, exc)
-            return True
-        return False
-
     def _file(self, call: CallRecord, since: float | None = None) -> None:
         """Queues a call: parked on its home worker (the routing policy's `home`) when it
         has one that is registered, healthy and not excluded, else in the global lane. Its
@@ -338,8 +326,10 @@ class WorkerDispatch:
             home = self._workers.get(self._routing.home(call, self._programs[call.program_id]))
             if home is not None and home.healthy and home.worker_id not in call.excluded:
                 parked.park(call, home.worker_id, self._clock.now(), since)
+                self._watch(call, self._clock.now())
                 return
         self._queue.push(call, since)
+        self._watch(call, self._clock.now())
 
     def _place(self, call: CallRecord, now: float, serving: WorkerState) -> WorkerState | None:
         """Where a call of the global lane starts: a free worker its tenant's share lets it

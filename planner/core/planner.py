@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 
 from ostinato.clock import Clock
 from planner.core.admission import ProgramAdmission
+from planner.core.aging import LevelCrossings
 from planner.core.attempts import readmission
 from planner.core.dispatch import WorkerDispatch, grant_of
 from planner.core.estimates import OutputEstimator, ProgramSizeEstimator
@@ -129,6 +130,8 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
             priority.thresholds, score_seconds=priority.score_seconds,
             starvation=StarvationBound(starvation_ratio, starvation_min_s, starvation_max_s),
             tenant_weights=tenant_weights)
+        # the waiting calls whose scores age (slack's), by when they leave their levels
+        self._crossings = LevelCrossings(priority.thresholds) if priority.ages else None
         self.estimator = OutputEstimator()
         self.program_sizes = ProgramSizeEstimator()
         self._calls: dict[str, CallRecord] = {}  # live (unfinished) calls by key

@@ -26,6 +26,9 @@ SECONDS_PER_WORK = 0.02
 class PriorityPolicy(Protocol):
     name: str
     thresholds: tuple[float, ...]
+    # whether a waiting call's score changes with time alone (slack's): the planner scores
+    # it again as it leaves its level (planner/core/aging.py)
+    ages: bool
 
     def score(self, call: CallRecord, program: Program, now: float) -> float: ...
 
@@ -43,6 +46,7 @@ class Fcfs:
     """First come, first served, per call: what serving engines do by default."""
 
     name = "fcfs"
+    ages = False
     thresholds: tuple[float, ...] = ()
 
     def score(self, call: CallRecord, program: Program, now: float) -> float:
@@ -56,6 +60,7 @@ class Plas:
     """Autellix PLAS: least attained service of the program first (seconds of engine time)."""
 
     name = "plas"
+    ages = False
     thresholds = (0.25, 1.0, 4.0, 16.0, 64.0)
 
     def score(self, call: CallRecord, program: Program, now: float) -> float:
@@ -73,6 +78,7 @@ class Atlas:
     """
 
     name = "atlas"
+    ages = False
     thresholds = Plas.thresholds
 
     def score(self, call: CallRecord, program: Program, now: float) -> float:
@@ -93,6 +99,7 @@ class Srpt:
     """
 
     name = "srpt"
+    ages = False
     thresholds = (32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0)
 
     def __init__(self, seconds_per_work: float = SECONDS_PER_WORK) -> None:
@@ -116,6 +123,7 @@ class Slack:
     """
 
     name = "slack"
+    ages = True  # deadline - now - work: falls a second per second waited
     thresholds = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 120.0)
 
     def __init__(self, seconds_per_output_token: float = SECONDS_PER_WORK) -> None:
@@ -154,6 +162,7 @@ class Clairvoyant:
     """
 
     name = "clairvoyant"
+    ages = False
     thresholds = Srpt.thresholds
 
     def __init__(self, seconds_per_work: float = SECONDS_PER_WORK) -> None:

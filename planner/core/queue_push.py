@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
-from planner.core.lanes import GLOBAL, TenantLane, add_due
+from planner.core.lanes import GLOBAL, TenantLane, add_due, remove_entry
 from planner.core.model import CallRecord
 from planner.core.queue_state import QueueState
 
@@ -62,6 +62,21 @@ class QueuePush(QueueState):
             self._len += 1
         self._seq += 1
         add_due(q, until, self._seq, call)
+
+    def relevel(self, call: CallRecord, score: float) -> None:
+        """A waiting call scored again (its score aged: planner/core/aging.py) moves to the
+        end of the level `score` picks; its start and bound stay as they were pushed."""
+        thresholds = self._thresholds
+        old = bisect.bisect_right(thresholds, call.score)
+        new = bisect.bisect_right(thresholds, score)
+        call.score = score
+        if old == new or not call.in_queue:
+            return
+        q = self._lanes[call.lane][call.tenant]
+        if remove_entry(q.levels[old], call):
+            q.levels[new].append(call)
+            if new < q.low:
+                q.low = new
 
     def requeue(self, call: CallRecord) -> None:
         """`push(call, since=call.queued_at)` into the global lane for a call no lane counts

@@ -80,7 +80,6 @@ def _dispatch_time_of_worst(policy: str, size: float | None) -> tuple[float, flo
         ("srpt", 50_000.0, 60.0),  # last level (>= 16384 tokens): capped, not 4000 s
         ("clairvoyant", 200.0, 16.0),
         ("clairvoyant", 1e6, 60.0),
-        ("slack", 11.0, 40.0),  # deadline 11 s, 1 s of decoding: 10 s of slack x 4
         ("slack", None, 60.0),  # no deadline: LATE (1e12), capped
     ],
 )
@@ -90,6 +89,16 @@ def test_a_worst_level_call_is_promoted_after_its_bound_in_seconds_and_not_befor
     assert got_bound == pytest.approx(bound)
     # Passed over while within its bound; run at the first decision past it.
     assert bound < started_after <= bound + STEP_S
+
+
+def test_under_slack_a_waiting_calls_slack_ages_and_it_runs_once_it_is_among_the_least() -> None:
+    """W (deadline 11 s, 1 s of decoding: 10 s of slack when queued, a bound of 4 x 10 s)
+    against fresh calls that come with 2 s of slack: its slack falls a second per second
+    waited, and it runs once it is as small as theirs (about 8 s on), not at its bound
+    (planner review 2026-12-06 F3: scored once, it kept its 10 s and waited out the 40)."""
+    got_bound, started_after = _dispatch_time_of_worst("slack", 11.0)
+    assert got_bound == pytest.approx(40.0)
+    assert 8.0 <= started_after <= 8.0 + 2 * STEP_S
 
 
 @pytest.mark.parametrize("policy", sorted(priority_policies()))
