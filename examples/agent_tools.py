@@ -5,7 +5,7 @@
 - `search_docs(query)`: the best-matching documents of a small local corpus
   (examples/data/docs/*.md), ranked by how often the query's words occur in them.
 
-`TOOLS` declares both to a model in OpenAI's function-tool format. The parameter schemas
+`TOOLS` maps each tool's name to its declaration in OpenAI's function-tool format. The parameter schemas
 carry `examples`: a real model reads them as hints; the simulated model of `ostinato up`
 fills a tool call's arguments from them (workers/sim/json_instance.py), so its calls are
 well-formed ones these tools can answer.
@@ -71,8 +71,10 @@ def _evaluate(node: ast.AST) -> int | float:
         return _UNARY[type(node.op)](_evaluate(node.operand))  # type: ignore[no-any-return]
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _evaluate(node.left), _evaluate(node.right)
+        # an integer n > 0 has floor(log10(n)) + 1 digits: past MAX_RESULT_DIGITS once the
+        # power's log10 reaches it (10 ** 1000 has 1001; docs review 2026-12-06)
         if isinstance(node.op, ast.Pow) and abs(left) > 1 and \
-                abs(right) * math.log10(abs(left)) > MAX_RESULT_DIGITS:
+                abs(right) * math.log10(abs(left)) >= MAX_RESULT_DIGITS:
             raise CalculatorError(f"the power has more than {MAX_RESULT_DIGITS} digits")
         try:
             value = _BINARY[type(node.op)](left, right)

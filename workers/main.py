@@ -38,6 +38,8 @@ from workers.spans import GENERATE, TracedSGLangClient, describers
 
 log = structlog.get_logger(__name__)
 
+FIRST_REGISTER_S = 10.0  # a worker whose planner takes no registration this long exits 1
+
 
 async def _wait_for_engine(engine: SGLangClient, timeout_s: float,
                            warn_every_s: float = 10.0) -> dict:
@@ -283,7 +285,15 @@ async def _serve(config: WorkerConfig, redis_cfg: RedisConfig | None,
     tasks: list[asyncio.Task[None]] = []
 
     async def on_started() -> None:
-        await planner_link.register(10.0, wait_for_ready=True, first=True)
+        try:
+            await planner_link.register(FIRST_REGISTER_S, wait_for_ready=True, first=True)
+        except grpc.aio.AioRpcError as exc:  # (docs review 2026-12-06: a raw traceback)
+            log.error("planner unreachable: not registered", planner=config.planner_address,
+                      error=exc.code().name)
+            raise SystemExit(f"ostinato worker: the planner at {config.planner_address} did "
+                             f"not take this worker's registration within {FIRST_REGISTER_S:g} s "
+                             f"({exc.code().name}): start it first, or check "
+                             "--planner-address") from None
         tasks.append(supervised(heartbeat, "heartbeat"))
         if config.health_check_s > 0:
             tasks.append(supervised(lambda: watch_engine_health(

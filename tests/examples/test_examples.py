@@ -49,6 +49,19 @@ def test_calculator_refuses_what_is_not_arithmetic(example: Import, expression: 
     assert example("agent_tools").calculate(expression).startswith("error: ")
 
 
+@pytest.mark.parametrize(("expression", "digits"), [
+    ("10 ** 999", 1000), ("2 ** 3318", 999), ("10 ** 1000", None), ("9 ** 1048", None),
+    ("(-10) ** 1000", None),
+])
+def test_calculator_takes_powers_of_at_most_1000_digits(example: Import, expression: str,
+                                                        digits: int | None) -> None:
+    answer = example("agent_tools").calculate(expression)
+    if digits is None:
+        assert answer == "error: the power has more than 1000 digits"
+    else:
+        assert len(answer.lstrip("-")) == digits
+
+
 def test_search_ranks_the_corpus(example: Import) -> None:
     tools = example("agent_tools")
     assert tools.search_docs("silk weavers Croix-Rousse").startswith("silk.md: ")
