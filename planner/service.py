@@ -34,6 +34,7 @@ from planner.program_endings import ProgramEndings
 from planner.store import ProgramStore
 from planner.translate import (
     COMPLETION_STATE,
+    CUT,
     UNKNOWN_COMPLETION,
     abort_for,
     grant_proto,
@@ -280,6 +281,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 completion_tokens=report.usage.completion_tokens,
                 cached_tokens=report.usage.cached_tokens,
                 reasoning_tokens=report.usage.reasoning_tokens, attempt=report.attempt,
+                cut=report.status in CUT,
             )
         except NoSuchCall:
             if report.usage.reasoning_tokens:  # the gateway's, after the worker's report

@@ -40,6 +40,11 @@ COMPLETION_STATE = {
     planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED: (CallState.FAILED, "deadline_exceeded"),
 }
 UNKNOWN_COMPLETION = (CallState.FAILED, "failed")  # a status added after this planner
+# Ends that a call's caller side reports (the gateway: its caller went away, its deadline
+# passed) while its worker may still be running it: the worker's report of what it used
+# follows (planner/core/reports.py `cut`)
+CUT = frozenset({planner_pb2.COMPLETION_STATUS_CANCELLED,
+                 planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED})
 
 
 def status_for(exc: PlannerError) -> grpc.StatusCode:

@@ -50,30 +50,35 @@ class CallReports:
         cached_tokens: int = 0,
         reasoning_tokens: int = 0,
         attempt: int = 0,
+        cut: bool | None = None,
     ) -> CallRecord:
         """Records the end of a running call. Repeated reports of one call are ignored, and
         so are reports of an `attempt` that a retry replaced (0: whichever runs).
         `service_s` is held to [0, the time since its grant + SERVICE_SLACK_S] (nan: 0): a
-        worker's implausible report must not take a tenant's fair share for good."""
+        worker's implausible report must not take a tenant's fair share for good. `cut`: the
+        call was ended from its caller's side (cancelled, or its deadline passed) while its
+        worker may still run it (default: whether `state` is CANCELLED)."""
         if not state.finished:
             raise ValueError(f"complete() needs a finished state, got {state}")
         call = self._live(program_id, call_id, attempt)
         if call is None:
-            cancelled = self._cancelled_unreported(program_id, call_id, attempt)
-            if cancelled is None:
+            ended = self._cut_unreported(program_id, call_id, attempt)
+            if ended is None:
                 raise NoSuchCall(f"no live call {call_id!r} in program {program_id!r}"
                                  + (f" at attempt {attempt}" if attempt else ""))
-            # the caller cancelled it first: what it used until its engine stopped still counts
-            cancelled.usage_to_come = False
-            self._used(cancelled, CallState.CANCELLED, service_s, prompt_tokens,
-                       completion_tokens, cached_tokens, reasoning_tokens)
-            self._events.append(CallChanged(cancelled))  # (its record is saved again)
-            return cancelled
-        # the gateway's report of a caller gone that held the grant (its attempt named: the
-        # worker may have started the call) says nothing of what the call used (zeros): its
-        # worker's report does, after (_cancelled_unreported). One gone before its grant
-        # came (attempt 0) was never sent to a worker: nothing to come.
-        to_come = call.state is CallState.RUNNING and state is CallState.CANCELLED and \
+            # its caller's side ended it first: what it used until its engine stopped counts
+            ended.usage_to_come = False
+            self._used(ended, ended.state, service_s, prompt_tokens, completion_tokens,
+                       cached_tokens, reasoning_tokens)
+            self._events.append(CallChanged(ended))  # (its record is saved again)
+            return ended
+        # the gateway's report of a caller gone, or of a deadline passed, while it held the
+        # grant (its attempt named: the worker may have started the call) says nothing of
+        # what the call used (zeros): its worker's report does, after (_cut_unreported).
+        # One gone before its grant came (attempt 0) was never sent to a worker.
+        if cut is None:
+            cut = state is CallState.CANCELLED
+        to_come = call.state is CallState.RUNNING and cut and \
             attempt != 0 and not (service_s or prompt_tokens or completion_tokens)
         self._used(call, state, service_s, prompt_tokens, completion_tokens, cached_tokens,
                    reasoning_tokens)
@@ -104,21 +109,25 @@ class CallReports:
         self._queue.fair_share.account(call.tenant, call.service_s)
 
     def awaits_usage(self, program_id: str, call_id: str) -> bool:
-        """Whether the call was cancelled while it ran and its worker's report (what it
-        used) is still to come: that report is no second completion of the call."""
+        """Whether the call was cut (cancelled, or its deadline passed) while it ran and its
+        worker's report (what it used) is still to come: that report is no second
+        completion of the call."""
         program = self._programs.get(program_id)
         call = program.calls.get(call_id) if program is not None else None
         return call is not None and call.usage_to_come
 
-    def _cancelled_unreported(self, program_id: str, call_id: str,
-                              attempt: int) -> CallRecord | None:
-        """The call, if it was cancelled while it ran and no report has yet said what it used:
-        the worker's report follows the cancel, and the gateway's, which says the caller went
-        away, says nothing of its use (zeros). A call restored by a restarted planner keeps
-        what it used, so a report replayed to it is not taken twice."""
+    def _cut_unreported(self, program_id: str, call_id: str,
+                        attempt: int) -> CallRecord | None:
+        """The call, if it was cancelled (or cut by its deadline: `usage_to_come`) while it
+        ran and no report has yet said what it used: the worker's report follows, and the
+        gateway's, which says the caller went away or its time ran out, says nothing of its
+        use (zeros; sglang review 2026-12-06: a call cut by its deadline counted none of
+        the 1,139 tokens its engine generated). A call restored by a restarted planner
+        keeps what it used, so a report replayed to it is not taken twice."""
         program = self._programs.get(program_id)
         call = program.calls.get(call_id) if program is not None else None
-        if call is None or call.state is not CallState.CANCELLED or call.dispatched_at is None \
+        if call is None or call.dispatched_at is None \
+                or not (call.state is CallState.CANCELLED or call.usage_to_come) \
                 or (attempt and call.attempt != attempt) or call.service_s > 0 \
                 or call.prompt_tokens_used > 0 or call.completion_tokens > 0:
             return None

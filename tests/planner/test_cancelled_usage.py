@@ -146,3 +146,34 @@ def test_a_call_still_running_at_the_end_is_counted_as_running() -> None:
     program = core.end_program("p", "a")
     s = summary_proto(program, clock.now())
     assert (s.calls_completed, s.calls_cancelled, s.calls_running) == (1, 1, 2)
+
+
+@pytest.mark.parametrize(("gateway_cut", "worker_state", "counted"), [
+    # the gateway's report of the caller's deadline passed, the worker's with its usage after
+    (True, CallState.FAILED, True),
+    (True, CallState.CANCELLED, True),
+    # a failure the gateway saw (its worker gone): no cut, no report of usage taken after
+    (False, CallState.FAILED, False),
+])
+def test_a_call_cut_by_its_deadline_counts_what_its_worker_reports_after(
+        gateway_cut: bool, worker_state: CallState, counted: bool) -> None:
+    """SGLang review 2026-12-06: a call cut by the caller's deadline (the gateway reports
+    DEADLINE_EXCEEDED: FAILED, zeros) counted none of the 1,139 tokens its engine generated;
+    the worker's report, which has them, found no live call."""
+    core, clock = _running()
+    core.complete("p", "x", state=CallState.FAILED, attempt=1, cut=gateway_cut)
+    assert core.awaits_usage("p", "x") is gateway_cut
+    assert _summary(core, clock) == (1, 1, 0, 10, 4)
+    report = {"state": worker_state, "service_s": 1.5, "prompt_tokens": 20,
+              "completion_tokens": 1139, "attempt": 1}
+    if not counted:
+        with pytest.raises(NoSuchCall):
+            core.complete("p", "x", **report)  # type: ignore[arg-type]
+        assert _summary(core, clock) == (1, 1, 0, 10, 4)
+        return
+    call = core.complete("p", "x", **report)  # type: ignore[arg-type]
+    assert call.state is CallState.FAILED and not core.awaits_usage("p", "x")
+    assert _summary(core, clock) == (1, 1, 0, 30, 1143)
+    assert core.program("p", "a").attained_service_s == pytest.approx(2.5)
+    with pytest.raises(NoSuchCall):  # once
+        core.complete("p", "x", **report)  # type: ignore[arg-type]

@@ -142,6 +142,26 @@ async def test_a_call_its_deadline_cut_is_failed_counted_apart_and_ends_its_one_
     assert value(s, "ostinato_planner_calls_completed_total", worker="w0", status="failed") == 0
 
 
+async def test_the_workers_report_after_the_gateways_deadline_report_is_its_usage() -> None:
+    """SGLang review 2026-12-06: the gateway's DEADLINE_EXCEEDED report (zeros) came first,
+    and the worker's, with what the engine generated, found no live call: the summary
+    counted nothing of it. Now taken as the call's usage, and counted once in the metric."""
+    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
+    async with planner_on_loopback(core, SystemClock()) as (stub, service):
+        await calls_running_on_w0(stub, "a")
+        deadline = planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED
+        gateways = completion_report("a", deadline, tokens=0)
+        gateways.service_s = 0.0  # (it knows nothing of what the call used)
+        await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[gateways]))
+        await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
+            completion_report("a", deadline, tokens=1139)]))  # the worker's
+        call = core.program("p", "t").calls["a"]
+        assert (call.state, call.completion_tokens) == (CallState.FAILED, 1139)
+        s = of_registry(service.metrics.registry)
+    assert value(s, "ostinato_planner_calls_completed_total", worker="w0",
+                 status="deadline_exceeded") == 1
+
+
 @pytest.mark.parametrize("policy", ["srpt+round_robin", "slack+round_robin"])
 async def test_a_waiting_call_refused_when_its_parent_ends_late_is_told_so(policy: str) -> None:
     """A reject_when_late program's call waiting on its parent: the parent's report comes
