@@ -265,6 +265,8 @@ class WorkerDispatch(LateCalls):
             self._keep_home(released, now)  # lane
             for worker in self._free_workers():  # slots nothing else takes: calls parked
                 self._serve(worker, now, grants)  # max_home_wait_s may run there
+        if grants and self._parked.starving(now):  # calls started while parked ones are
+            self._parked.release_starving(now)  # past their bounds: those go first next
         return grants
 
     def _keep_home(self, released: list[CallRecord], now: float) -> None:

@@ -30,16 +30,28 @@ released, a flood's held calls kept moving between engines (SIMULATED, `flood` o
 engines, no budget: 1,030 moves, the quiet tenant's engines prefilling ~50% more tokens per
 second than the one engine of the one-engine run; docs/bench/isolation).
 
+A parked call is also released to the global lane once calls start on other workers while
+it is `max_wait_s` past its starvation bound (`until`: planner/core/queue.py;
+`release_starving`, after such a dispatch), and the next worker with a free slot serves it
+first, as a starving call of the global lane: only its home reads its lane, so a stream of
+better-level calls on the other workers, none of which passes it by, kept it parked until
+its home freed a slot, however long (routing review 2026-12-06: 120 s and counting against
+a bound of 8 s). So a call waits at most about `max_wait_s` longer than its bound lets the
+queue make it wait, as it does behind calls of its own level. One that nothing passes over
+waits for its home as above.
+
 Pure and synchronous; calls that stop waiting (cancelled, failed) are forgotten by the
 planner as they end, and their entries here and in the queue are dropped lazily.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Iterable
 
+from planner.core.lanes import SEQ_BITS, SEQ_MASK, due_key
 from planner.core.model import CallRecord, CallState
 from planner.core.queue import MultiLevelQueue
 
@@ -85,6 +97,12 @@ class ParkedCalls:
         self._released: set[str] = set()  # keys that waited their turn and may go anywhere
         self.total = 0  # calls parked so far
         self._on: dict[str, dict[str, int]] = {}  # worker -> tenant -> calls parked there
+        # parked calls by their starvation bound: a min-heap of ints (planner/core/lanes.py
+        # `due_key`: until, then the push's number; no tuple per parking) and each push's
+        # call; an entry is stale once its call is no longer parked
+        self._bounds: list[int] = []
+        self._bound_calls: dict[int, _Parked] = {}
+        self._pushes = 0
 
     def size_of(self, tenant: str) -> int:
         """Calls of `tenant` parked anywhere (O(workers): off the decision path)."""
@@ -132,6 +150,15 @@ class ParkedCalls:
             on = self._on[worker_id] = {}
         on[tenant] = on.get(tenant, 0) + 1
         self._order.append(call)
+        if call.until != math.inf:
+            self._pushes += 1
+            heapq.heappush(self._bounds, due_key(call.until, self._pushes))
+            self._bound_calls[self._pushes] = call
+            if len(self._bounds) > 2 * len(self._parked) + 64:  # mostly stale: rebuilt
+                calls = self._bound_calls
+                self._bounds = [e for e in self._bounds if calls[e & SEQ_MASK].parked]
+                heapq.heapify(self._bounds)
+                self._bound_calls = {e & SEQ_MASK: calls[e & SEQ_MASK] for e in self._bounds}
         level = self._queue.level_of(call.score)
         by_level = self._by_level.get(level)
         if by_level is None:
@@ -168,6 +195,37 @@ class ParkedCalls:
                 head.parked_s += now - since  # type: ignore[operator]
                 head.parked_since = None
                 out.append(head)
+        if out:
+            self._queue.to_global(out)
+        return out
+
+    def starving(self, now: float) -> bool:
+        """Whether a parked call has waited `max_wait_s` past its starvation bound (O(1)
+        but for the stale entries it drops)."""
+        bounds, calls = self._bounds, self._bound_calls
+        while bounds:
+            seq = bounds[0] & SEQ_MASK
+            if calls[seq].parked:
+                return (bounds[0] >> SEQ_BITS) <= (now - self.max_wait_s) * 1e6
+            heapq.heappop(bounds)
+            del calls[seq]
+        return False
+
+    def release_starving(self, now: float) -> list[CallRecord]:
+        """Calls parked `max_wait_s` past their starvation bound, no longer parked (their parked time
+        counted, `parked_s`; they may not park again), moved from their homes' lanes to the
+        global one, where the first worker with a free slot serves them as starving."""
+        out: list[CallRecord] = []
+        bounds, calls, cut = self._bounds, self._bound_calls, (now - self.max_wait_s) * 1e6
+        while bounds and (bounds[0] >> SEQ_BITS) <= cut:
+            call = calls.pop(heapq.heappop(bounds) & SEQ_MASK)
+            if not call.parked:
+                continue
+            since = call.parked_since
+            if self._unpark(call):
+                call.parked_s += now - since  # type: ignore[operator]
+                call.parked_since = None
+                out.append(call)
         if out:
             self._queue.to_global(out)
         return out

@@ -288,3 +288,53 @@ def test_a_call_waiting_for_a_full_home_runs_elsewhere_after_max_home_wait(budge
     assert core.dispatch() == [] and core.queued == 1  # parked on w0, full
     clock.advance(3.0)
     assert [(g.call_id, g.worker_id) for g in core.dispatch()] == [("c1", "w1")]
+
+
+@pytest.mark.parametrize(("policy", "max_home_wait_s"), [
+    ("plas+affinity", 2.0), ("plas+affinity", 5.0), ("srpt+affinity", 2.0),
+    ("atlas+affinity", 2.0),
+])
+def test_a_parked_call_runs_once_past_its_starvation_bound_while_its_home_stays_full(
+        policy: str, max_home_wait_s: float) -> None:
+    """Routing review 2026-12-06: P's call c1 (level 2 under plas: 2 s attained, a bound of
+    8 s) parks on its home, held by a long call; a better-level call arrives every 0.5 s and
+    runs 0.5 s on the other worker. None of them passes c1 by (they are of better levels),
+    and only its home reads its lane: it stayed parked 120 s and more. Now it runs at the
+    first decision max_home_wait_s past its bound (as it would behind calls of its own
+    level), on the other worker."""
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy(policy), max_home_wait_s=max_home_wait_s,
+                       program_admission=False)
+    core.upsert_worker("h", "a0", 1)
+    core.register_program("P", "t")
+    core.submit("P", "t", "c0")
+    assert [g.worker_id for g in core.dispatch()] == ["h"]
+    clock.advance(2.0)
+    core.complete("P", "c0", service_s=2.0, completion_tokens=200)
+    core.register_program("long", "u")
+    core.submit("long", "u", "x")  # holds P's home
+    assert [g.call_id for g in core.dispatch()] == ["x"]
+    core.upsert_worker("w", "a1", 1)
+    core.submit("P", "t", "c1", parents=["c0"])
+    bound = core._queue.bound_s(core.program("P", "t").calls["c1"].score)
+    assert core.dispatch() == []  # parked on h (w is free, but not its home)
+    assert core.program("P", "t").calls["c1"].parked
+    started, running, t0 = None, None, clock.now()
+    for n in range(400):
+        core.register_program(f"n{n}", "v")
+        core.submit(f"n{n}", "v", "c")  # a new program: the best level
+        if running is not None:
+            core.complete(running, "c", service_s=0.5)
+            running = None
+        for grant in core.dispatch():
+            if grant.call_id == "c1":
+                started = (clock.now() - t0, grant.worker_id)
+            else:
+                running = grant.program_id
+        if started:
+            break
+        clock.advance(0.5)
+    assert started is not None, "c1 never ran"
+    waited, worker = started
+    late = bound + max_home_wait_s
+    assert late <= waited <= late + 1.0 and worker == "w"
