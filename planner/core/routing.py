@@ -116,13 +116,23 @@ class Affinity:
         pass  # nothing kept per worker: homes are read from the programs' records
 
     def home(self, call: CallRecord, program: Program) -> str:
-        """The worker that ran the call's latest parent; empty for calls without parents."""
+        """The worker that ran the call's latest parent; empty for calls without parents.
+        Where the KV-reference index says that worker holds none of the call's prompt and
+        another holds some (its engine restarted, flushed or evicted the context), the one
+        holding the most: else the call waited for, or went to, an engine holding nothing
+        of it while another held its prompt (routing review 2026-12-06: 623 cached tokens
+        lost after a flush; the new program beside it went to the engine holding them)."""
         home, latest = "", -1.0
         calls = program.calls
         for p in call.parents:
             parent = calls.get(p)
             if parent is not None and (parent.finished_at or 0.0) > latest:
                 home, latest = parent.worker_id, parent.finished_at or 0.0
+        matches = call.kv_matches  # (a worker it leaves out: the index knows nothing of it)
+        if home and matches and matches.get(home, -1) == 0:
+            best = max(sorted(matches), key=matches.__getitem__)  # (ties: by worker id)
+            if matches[best] > 0:
+                return best
         return home
 
     def choose(self, call: CallRecord, program: Program, candidates: Sequence[WorkerState],

@@ -101,6 +101,33 @@ def test_a_worker_the_index_leaves_out_falls_back_on_the_estimate(
     assert g1.worker_id == expected
 
 
+@pytest.mark.parametrize(("home_holds", "other_holds", "stays"), [
+    (10, 10, True), (2, 10, True),  # home holds some of the prompt: it stays the home
+    (0, 0, True),  # nobody holds any: home (the index may lag)
+    (None, 10, True),  # the index knows nothing of home: home
+    # the index says home holds none of it (its engine flushed, restarted or evicted it)
+    # and another holds some: that one is the home (routing review 2026-12-06: the call
+    # waited for, or went to, an engine holding nothing while another held 8 of 8 blocks)
+    (0, 10, False), (0, 1, False),
+])
+def test_affinity_leaves_a_home_the_index_says_holds_none_of_the_prompt(
+        home_holds: int | None, other_holds: int, stays: bool) -> None:
+    core, _ = core_with("fcfs+affinity", workers=3, budget=1, max_home_wait_s=5.0)
+    core.register_program("p", "t")
+    core.submit("p", "t", "c0")
+    (g0,) = core.dispatch()
+    core.complete("p", "c0", service_s=1)
+    home = g0.worker_id
+    other = "w2" if home != "w2" else "w1"
+    matches = {other: other_holds}
+    if home_holds is not None:
+        matches[home] = home_holds
+    core.submit("p", "t", "c1", parents=["c0"], prefix_hashes=list(range(10)),
+                kv_matches=matches)
+    (g1,) = core.dispatch()
+    assert g1.worker_id == (home if stays else other)
+
+
 def test_affinity_prefers_the_programs_own_worker_over_the_index() -> None:
     core, _ = core_with("fcfs+affinity", workers=3, budget=4)
     core.register_program("p", "t")
