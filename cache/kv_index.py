@@ -40,6 +40,9 @@ from cache.redis_client import FAILURES, AsyncClient
 log = structlog.get_logger(__name__)
 
 CHANGES_MAXLEN = 10_000  # entries a worker's change stream keeps (about; a reader behind reloads)
+# A published chain's blocks are this much older each than the one before (`publish`): a
+# microsecond, about four steps of a double at today's unix time; 8,000 blocks span 8 ms
+CHAIN_STEP_S = 1e-6
 
 # The ops of a change stream entry: blocks added, blocks removed, the key emptied, and the key
 # rewritten (a reader reloads it). `h`: the blocks, as concatenated 16-hex-digit members.
@@ -119,13 +122,19 @@ class KvIndex:
             self._warned = True
 
     async def publish(self, worker_id: str, hashes: Sequence[int], now: float) -> bool:
-        """Records that `worker_id`'s engine holds these blocks (as of `now`, unix seconds)."""
+        """Records that `worker_id`'s engine holds these blocks (as of `now`, unix seconds),
+        a chain in prompt order: each block scored CHAIN_STEP_S older than the one before
+        it, so that a trim of the oldest takes a chain's tail first, as an engine's LRU
+        evicts leaves first, and what a worker holds stays leading runs of chains (one
+        score for a whole chain let Redis trim by hash order, arbitrary blocks of it, and
+        the planner's copy, which reads leading runs, said 8 blocks where 1 was held:
+        routing review 2026-12-06)."""
         if not hashes:
             return True
         key = kv_blocks(worker_id)
         members = [block_hex(h) for h in hashes]
         pipe = self._redis.pipeline(transaction=False)
-        pipe.zadd(key, dict.fromkeys(members, now))
+        pipe.zadd(key, {m: now - i * CHAIN_STEP_S for i, m in enumerate(members)})
         pipe.pexpire(key, self._ttl_ms)
         self._change(pipe, worker_id, ADD, "".join(members))
         try:

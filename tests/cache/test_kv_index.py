@@ -102,6 +102,24 @@ async def test_refresh_trims_by_age_and_capacity(index: KvIndex) -> None:
     assert await index.size(w) == 2
 
 
+@pytest.mark.parametrize("seed", range(8))
+async def test_a_capacity_trim_takes_a_chains_tail_first(index: KvIndex, seed: int) -> None:
+    """Routing review 2026-12-06: one score for a whole chain let the trim take blocks of it
+    in hash order (held per block 10011001: Redis's lookup said 1, the planner's copy, which
+    reads leading runs, 8). Now a chain loses its tail first, as an engine's LRU evicts
+    leaves first: what is held stays a leading run, whatever the hashes."""
+    w = worker()
+    a = prefix_block_hashes(list(range(seed * 1000, seed * 1000 + 16 * 8)), "tenant:a")
+    b = prefix_block_hashes(list(range(seed * 1000 + 500, seed * 1000 + 500 + 16 * 8)),
+                            "tenant:a")
+    await index.publish(w, a, 100.0)
+    await index.publish(w, b, 101.0)
+    assert await index.refresh(w, now=102.0, max_age_s=900.0, max_blocks=12) == 4
+    assert (await index.longest_prefixes([w], a))[w] == 4  # a's first 4 blocks, not others
+    assert (await index.longest_prefixes([w], b))[w] == 8
+    assert await index.size(w) == 12
+
+
 async def test_a_silent_workers_entries_expire(redis_target: RedisTarget) -> None:
     client = redis_target.client()
     try:
