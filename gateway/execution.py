@@ -120,6 +120,7 @@ class CallExecutor:
         if metered is None:
             metered = await self._quotas.admit(tenant, limits, prompt_tokens, reserved)
         produced = False  # output streamed to the caller (its tokens were spent)
+        granted = False  # a worker was given the call (its engine may have spent tokens)
         try:
             answer = self._answer(tenant, program_id, call, timeout_s, start, prepared,
                                   new_program, resend, implicit, whole, limits, policy, metered,
@@ -127,12 +128,16 @@ class CallExecutor:
             async with contextlib.aclosing(answer) as items:  # (closed with this one)
                 async for item in items:
                     produced = produced or (isinstance(item, Delta) and bool(item.text))
+                    granted = granted or isinstance(item, Granted)
                     yield item
         except CallFailed as exc:
             exc.metered = metered  # (a second attempt of the request must not take it again)
-            # refused before it ran (a request the engine refuses at once); not one an engine
+            # refused before it ran: by the planner, whatever the reason (a load shed: it
+            # kept its tokens, and the Retry-After of 1 s it was told was no true answer:
+            # overload review 2026-12-06), or at once by an engine; not one an engine
             # refused after streaming part of its answer (security review 2026-12-06)
-            if metered and exc.code == grpc.StatusCode.INVALID_ARGUMENT and not produced:
+            if metered and not produced and (
+                    not granted or exc.code == grpc.StatusCode.INVALID_ARGUMENT):
                 await self._quotas.refund(tenant, limits, prompt_tokens, reserved)
             raise
 

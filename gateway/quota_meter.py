@@ -138,8 +138,9 @@ class QuotaMeter:
 
     async def refund(self, tenant: str, limits: TenantLimits, prompt_tokens: int,
                      reserved: int = 0) -> None:
-        """A call admitted (metered) and then refused as invalid, by the engine or the
-        planner, never ran: its reserved completion tokens, and its prompt tokens, go back to
+        """A call admitted (metered) and then refused before it ran (by the planner, for
+        any reason, a load shed included; or at once by its engine, as invalid): its
+        reserved completion tokens, and its prompt tokens, go back to
         the tenant's tokens per minute before the refusal is answered, so the next request
         sees them. The request itself still counts against rpm, and only a tenant with an
         rpm gets its prompt tokens back: for one with a tpm alone, they are the only bound on

@@ -1,7 +1,10 @@
-"""A call refused as invalid gives its quota back only when it produced nothing: an engine
-that refuses a request after streaming part of its answer (security review 2026-12-06: real
-SGLang can end a stream with a 4xx abort) has spent those tokens. A real Redis holds the
-buckets; the mesh run behind the executor is replaced by the outcome under test."""
+"""A call refused before it ran gives its quota back: by the planner whatever the reason (a
+load shed included: overload review 2026-12-06, seven shed calls took a tenant's whole tpm
+and its Retry-After of 1 s was no true answer), or by its engine at once as invalid; one
+granted a worker that failed otherwise, or that produced output (security review
+2026-12-06: real SGLang can end a stream with a 4xx abort), has spent tokens and keeps it.
+A real Redis holds the buckets; the mesh run behind the executor is replaced by the outcome
+under test."""
 
 from __future__ import annotations
 
@@ -14,20 +17,27 @@ import redis.asyncio as aioredis
 
 from cache.quotas import Quotas
 from cache.tenancy import Tenancy, TenantLimits
-from gateway.call_items import CallFailed, CallItem, Delta
+from gateway.call_items import CallFailed, CallItem, Delta, Granted
 from gateway.execution import CallExecutor
 from gateway.worker_channels import WorkerChannels
 from ostinato.sdk_types import call_spec
 
 
-@pytest.mark.parametrize(("streamed", "refunded"), [
-    ([], True),  # refused before anything ran: given back
-    ([""], True),  # an empty delta is no output
-    (["Par"], False),  # refused after part of its answer: kept
+@pytest.mark.parametrize(("granted", "streamed", "code", "refunded"), [
+    (True, [], grpc.StatusCode.INVALID_ARGUMENT, True),  # its engine refused it at once
+    (True, [""], grpc.StatusCode.INVALID_ARGUMENT, True),  # an empty delta is no output
+    (True, ["Par"], grpc.StatusCode.INVALID_ARGUMENT, False),  # after part of its answer
+    # refused by the planner, never granted: given back, whatever the reason
+    (False, [], grpc.StatusCode.RESOURCE_EXHAUSTED, True),  # a load shed
+    (False, [], grpc.StatusCode.NOT_FOUND, True),
+    (False, [], grpc.StatusCode.DEADLINE_EXCEEDED, True),
+    # granted, then failed otherwise: its engine may have spent tokens
+    (True, [], grpc.StatusCode.UNAVAILABLE, False),
+    (True, [], grpc.StatusCode.DEADLINE_EXCEEDED, False),
 ])
-async def test_an_invalid_call_is_refunded_only_if_it_produced_nothing(
-        redis_url: str, monkeypatch: pytest.MonkeyPatch, streamed: list[str],
-        refunded: bool) -> None:
+async def test_a_call_is_refunded_only_if_it_never_ran(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch, granted: bool, streamed: list[str],
+        code: grpc.StatusCode, refunded: bool) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     limits = TenantLimits(tpm=10_000)
     client = aioredis.from_url(redis_url)
@@ -37,9 +47,11 @@ async def test_an_invalid_call_is_refunded_only_if_it_produced_nothing(
     refunds: list[int] = []
 
     async def answer(*args: object) -> AsyncGenerator[CallItem, None]:
+        if granted:
+            yield Granted("w0")
         for text in streamed:
             yield Delta(text)
-        raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT, "the engine refused it")
+        raise CallFailed(code, "refused")
 
     async def refund(tenant: str, limits: TenantLimits, prompt_tokens: int,
                      reserved: int = 0) -> None:
