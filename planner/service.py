@@ -41,11 +41,12 @@ from planner.translate import (
     refused,
     status_for,
 )
+from planner.worker_rpcs import WorkerRpcs
 from tracing.grpc_interceptors import SpanDescriber
 
 log = structlog.get_logger(__name__)
 
-class PlannerService(planner_pb2_grpc.PlannerServicer):
+class PlannerService(WorkerRpcs, planner_pb2_grpc.PlannerServicer):
     def __init__(self, core: PlannerCore, store: ProgramStore, clock: Clock,
                  kv_index: KvMirror | None = None, metrics: PlannerMetrics | None = None) -> None:
         self._core = core
@@ -174,6 +175,7 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         """Admit's work (for the unary RPC and each AdmitStream admission): the grant, or
         AdmitRefused with the status to end with."""
         key = f"{request.program_id}/{request.call_id}"
+        fresh = False  # this admission opened the program
         if request.HasField("register_program"):
             opts = request.register_program
             if opts.program_id and opts.program_id != request.program_id:
@@ -183,8 +185,9 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
                 raise AdmitRefused(grpc.StatusCode.INVALID_ARGUMENT, "program_id is required")
             # registered by its first call and not ended after it: the gateway's program for
             # a conversation (requests that name no program), which no caller ends
-            self._register(request.tenant, opts, request.program_id, request.max_open_programs,
-                           conversation=not request.end_program_after)
+            fresh = not self._register(request.tenant, opts, request.program_id,
+                                       request.max_open_programs,
+                                       conversation=not request.end_program_after)
         if request.end_program_after:
             self._endings.one_call[request.program_id] = request.tenant
         kv_matches = self._kv_matches(request)
@@ -203,6 +206,8 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             if request.end_program_after:  # the one-call program's only call was refused
                 self._endings.end_one_call(request.program_id)
                 self.pump()
+            elif fresh:  # a conversation opened for a first call that was refused: no
+                self._end_unused(request.program_id, request.tenant)  # program left behind
             raise self._reject(request.tenant, exc) from exc
         if call.attempt > 1 and call.state is not CallState.RUNNING:
             log.info("call retried", program_id=call.program_id, call_id=call.call_id,
@@ -237,6 +242,18 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
             self.pump()
             raise
         return grant_proto(grant)
+
+    def _end_unused(self, program_id: str, tenant: str) -> None:
+        """Ends a program that has no call (its opening admission was refused): each load
+        shed of a conversation's first request left one open, in memory and in Redis, for
+        program_idle_ttl_s (overload review 2026-12-06: +95 programs for 30 shed calls)."""
+        try:
+            program = self._core.program(program_id, tenant)
+        except PlannerError:
+            return
+        if not program.calls:
+            self._endings.closed(self._core.end_program(program_id, tenant))
+            self.pump()
 
     def _reject(self, tenant: str, exc: PlannerError) -> AdmitRefused:
         self.metrics.rejected.labels(tenant, status_for(exc).name).inc()
@@ -331,57 +348,6 @@ class PlannerService(planner_pb2_grpc.PlannerServicer):
         self.pump()
         await self._persisted()  # once the caller has the summary, Redis says "ended" too
         return summary
-
-    async def RegisterWorker(self, request, context):
-        if not request.worker_id or not request.address:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "worker_id and address are required")
-        healthy = not request.engine_unhealthy
-        known = self._core.worker(request.worker_id)
-        was_healthy = None if known is None else known.healthy
-        try:
-            self._core.upsert_worker(
-                request.worker_id, request.address, request.max_inflight or 1, request.simulated,
-                healthy=healthy, kv_tokens=request.kv_tokens,
-            )
-        except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if request.worker_id in self._follow_kv():
-            # a worker's first registration is answered once the planner's copy of its KV
-            # index is loaded (bounded; not its heartbeats: Redis may be down): it routes on
-            # what the worker's engine holds at once
-            await self._kv_index.first_loaded(request.worker_id,  # type: ignore[union-attr]
-                                              self.kv_load_timeout_s)
-        if was_healthy is not False and not healthy:
-            log.warning("worker unhealthy: no calls start there", worker_id=request.worker_id)
-        elif was_healthy is False and healthy:
-            log.info("worker healthy again", worker_id=request.worker_id)
-        # The calls it knows, as of this planner process (it has sent us its recent reports)
-        known = request.known_calls
-        if request.HasField("known_calls") and known.planner_instance == self.instance:
-            lost = self._core.reconcile_worker(request.worker_id, {
-                (c.program_id, c.call_id, c.attempt) for c in known.calls})
-            if lost:
-                log.warning("unstarted grants ended: calls this worker never started or lost",
-                            worker_id=request.worker_id, count=len(lost),
-                            calls=[f"{c.program_id}/{c.call_id}#{c.attempt}" for c in lost[:20]])
-                self.metrics.unstarted_grants.labels(request.worker_id).inc(len(lost))
-                for call in lost:
-                    self._endings.end_one_call(call.program_id)
-                async with self._reported:  # EndProgram waits for no call to run
-                    self._reported.notify_all()
-        self.pump()
-        return planner_pb2.WorkerAck(planner_instance=self.instance)
-
-    async def DeregisterWorker(self, request, context):
-        self._core.remove_worker(request.worker_id)
-        self._follow_kv()
-        return planner_pb2.WorkerAck()
-
-    def _follow_kv(self) -> set[str]:
-        """The KV-index copy follows the workers the core knows; returns those new to it."""
-        if self._kv_index is None:
-            return set()
-        return self._kv_index.follow(w.worker_id for w in self._core.workers)
 
     async def housekeeping(self, every_s: float = 1.0) -> None:
         while True:
