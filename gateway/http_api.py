@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -43,7 +42,6 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.json_format import MessageToDict
 
@@ -54,7 +52,7 @@ from cache.stored_responses import StoredResponses
 from gateway.chat_stream import ChatStream
 from gateway.conversations_api import ConversationsApi, routes
 from gateway.core import GatewayCore, Placement
-from gateway.draining import CUT_WRITE_S, DRAINING, Draining
+from gateway.draining import DRAINING, Draining
 from gateway.http_errors import MAX_TOKENS_SENT_AS, HttpError, errors_middleware
 from gateway.metrics import GatewayMetrics
 from gateway.openai_format import (
@@ -83,6 +81,10 @@ from tracing.http_middleware import tracing_middleware
 log = structlog.get_logger(__name__)
 
 PROGRAM_HEADER = "X-Ostinato-Program"
+# How long a request's body may take to arrive: a client that sends it a byte at a time, or
+# never, held its connection (a socket of the gateway's) for good (overload review
+# 2026-12-06: 150 of 150 such connections still open after 150 s). Then 408.
+BODY_READ_S = 30.0
 _STARTED = int(time.time())
 
 
@@ -163,7 +165,13 @@ class OpenAiApi:
     @staticmethod
     async def _json(request: web.Request) -> Any:
         try:
-            return strict_json.loads(await request.read())
+            async with asyncio.timeout(BODY_READ_S):
+                body = await request.read()
+        except TimeoutError:
+            raise HttpError(408, f"the request body did not arrive within {BODY_READ_S:g} s",
+                            "invalid_request_error") from None
+        try:
+            return strict_json.loads(body)
         except RecursionError as exc:  # Python's decoder's own bound (about 1,000 levels)
             raise HttpError(400, "the request body nests too deeply", "invalid_request_error") from exc
         except (json.JSONDecodeError, UnicodeDecodeError, strict_json.NotJson) as exc:
@@ -350,46 +358,3 @@ class OpenAiApi:
         if result is None:
             raise HttpError(500, "the call ended without a result", "api_error")
         return result
-
-
-async def start_http(api: OpenAiApi, host: str, port: int,
-                     grace_s: float = 5.0) -> tuple[web.AppRunner, int]:
-    """Serves `api`; `grace_s`: how long requests in flight get once it stops (then
-    `api.draining` cuts them: stop it with `api.draining.stop(runner, grace_s)`)."""
-    runner = app_runner(api.app(), grace_s + CUT_WRITE_S)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, int(bound)
-
-
-class _NoRequestText(logging.Filter):
-    """aiohttp logs a request it cannot parse (a header line over 8,190 bytes ...) at ERROR
-    with a traceback quoting the line: an Authorization header's API key with it (security
-    review 2026-12-05 F4), and a way for anyone to flood the log. The client still gets its
-    400; the log gets the error's type only, at DEBUG."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError):
-            record.msg, record.args = "refused an HTTP request it could not parse (%s)", (
-                type(exc).__name__,)
-            record.exc_info, record.exc_text = None, None
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            return SERVER_LOG.isEnabledFor(logging.DEBUG)
-        return True
-
-
-SERVER_LOG = logging.getLogger("aiohttp.server.gateway")
-SERVER_LOG.addFilter(_NoRequestText())
-
-
-def app_runner(app: web.Application, shutdown_timeout: float) -> web.AppRunner:
-    """The HTTP API's runner: no access log, requests that cannot be parsed logged without
-    their text (_NoRequestText), and a request whose client has gone is cancelled at once
-    (handler_cancellation): its call stops at the engine and frees its planner slot, as a
-    stream's does at its next write. Without it an unstreamed request, which writes
-    nothing before its end, ran to its end for no one (workers review 2026-12-05 F1)."""
-    return web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout,
-                         logger=SERVER_LOG, handler_cancellation=True)

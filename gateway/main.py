@@ -25,7 +25,8 @@ from gateway.admissions import Admissions
 from gateway.auth import ApiKeyAuthenticator
 from gateway.context_window import ContextWindow
 from gateway.execution import CallExecutor
-from gateway.http_api import OpenAiApi, start_http
+from gateway.http_api import OpenAiApi
+from gateway.http_server import start_http
 from gateway.metrics import GatewayMetrics
 from gateway.service import GatewayService
 from gateway.spans import TracedAnswerCache, TracedGatewayCore
