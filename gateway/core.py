@@ -69,6 +69,7 @@ class GatewayCore:
         self.config = config
         self._tenant_limits = limits
         self.inflight = 0  # calls running through this gateway
+        self._inflight_of: dict[str, int] = {}  # tenant -> its calls of `inflight`
         self.cache = cache
         self.tenancy_stale = tenancy_stale
         self._auth = auth
@@ -248,13 +249,21 @@ class GatewayCore:
         """Runs a placed call: Granted, Deltas, then its CallResult; the answer is recorded
         so that a request continuing the conversation finds this program. A program found
         from the conversation that the planner has since expired is registered again.
-        Past `max_inflight_calls` running here, refused at once (RESOURCE_EXHAUSTED)."""
+        Past `max_inflight_calls` running here, refused at once (RESOURCE_EXHAUSTED),
+        unless its tenant has fewer in flight than its equal share of the limit (among the
+        tenants with calls in flight here): one tenant's flood filled the gateway and every
+        other tenant's calls were refused (overload review 2026-12-06: 3 of a quiet tenant's
+        4). So the gateway holds at most twice the limit."""
         limit = self.config.max_inflight_calls
-        if limit and self.inflight >= limit:
+        of = self._inflight_of
+        mine = of.get(tenant, 0)
+        if limit and self.inflight >= limit and (
+                self.inflight >= 2 * limit or mine >= limit / (len(of) + (not mine))):
             raise GatewayError(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                f"the gateway is at its limit of {limit} calls in flight",
                                retry_after_s=RETRY_LOAD_AFTER_S)
         self.inflight += 1
+        of[tenant] = mine + 1
         try:
             # closed with this one (its caller gone), each layer closes the next at once: the
             # call on its worker ends then, not when the generators are collected
@@ -268,6 +277,10 @@ class GatewayCore:
                     yield item
         finally:
             self.inflight -= 1
+            if of[tenant] > 1:
+                of[tenant] -= 1
+            else:
+                del of[tenant]
 
     async def _items(self, tenant: str, placed: Placement,
                      timeout_s: float) -> AsyncGenerator[CallItem, None]:

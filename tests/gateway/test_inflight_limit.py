@@ -1,4 +1,6 @@
-"""The gateway sheds a call at once, with when to retry, past max_inflight_calls."""
+"""The gateway sheds a call at once, with when to retry, past max_inflight_calls; a tenant
+below its equal share of the limit still gets in (one tenant's flood must not refuse the
+others': overload review 2026-12-06), up to twice the limit in all."""
 
 from __future__ import annotations
 
@@ -29,9 +31,9 @@ class HeldExecutor:
         yield common_pb2.CallResult(call_id=call.call_id, text="ok")
 
 
-async def _drain(core: GatewayCore, call_id: str) -> list[CallItem]:
+async def _drain(core: GatewayCore, call_id: str, tenant: str = "t") -> list[CallItem]:
     placed = Placement("p", common_pb2.CallSpec(call_id=call_id), False)
-    return [item async for item in core.run("t", placed, 10.0)]
+    return [item async for item in core.run(tenant, placed, 10.0)]
 
 
 @pytest.mark.parametrize(("limit", "calls", "refused"), [(2, 3, 1), (0, 4, 0), (4, 4, 0)])
@@ -49,3 +51,37 @@ async def test_calls_past_the_limit_are_refused_at_once(limit: int, calls: int, 
     assert len(errors) == refused
     assert all(e.code == grpc.StatusCode.RESOURCE_EXHAUSTED and e.retry_after_s for e in errors)
     assert core.inflight == 0  # finished and refused calls both released their slot
+
+
+@pytest.mark.parametrize(("limit", "calls", "refused"), [
+    # the flood takes the whole limit; each quiet tenant gets in up to its equal share
+    (4, [("flood", 6), ("quiet", 1)], {"flood": 2, "quiet": 0}),
+    (4, [("flood", 6), ("quiet", 3)], {"flood": 2, "quiet": 1}),  # its share: 4 / 2 = 2
+    # a's share as it comes: 4 / 2 (two in); b's: 4 / 3 (one in, then a second as 1 < 4/3)
+    (4, [("flood", 6), ("a", 3), ("b", 2)], {"flood": 2, "a": 1, "b": 0}),
+    # never past twice the limit
+    (2, [("flood", 2), ("a", 1), ("b", 1), ("c", 1), ("d", 1)], {"flood": 0, "a": 0, "b": 0,
+                                                                  "c": 1, "d": 1}),
+])
+async def test_a_tenant_below_its_share_gets_in_while_another_floods(
+        limit: int, calls: list[tuple[str, int]], refused: dict[str, int]) -> None:
+    executor = HeldExecutor()
+    core = GatewayCore(GatewayConfig(max_inflight_calls=limit), ApiKeyAuthenticator(dict, True),
+                       None, executor)  # type: ignore[arg-type]
+    tasks = []
+    for tenant, n in calls:  # in this order: the flood first
+        for i in range(n):
+            tasks.append((tenant, asyncio.create_task(_drain(core, f"{tenant}{i}", tenant))))
+            await asyncio.sleep(0)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    executor.release.set()
+    got: dict[str, int] = dict.fromkeys(refused, 0)
+    for tenant, task in tasks:
+        try:
+            await task
+        except GatewayError as exc:
+            assert exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            got[tenant] += 1
+    assert got == refused
+    assert core.inflight == 0
