@@ -136,3 +136,22 @@ async def test_a_prompt_whose_ids_use_all_64_bits_is_served(sim_engine_url: str)
     async with aiohttp.ClientSession() as s, s.post(sim_engine_url + "/generate", json={
             "input_ids": ids, "sampling_params": {"max_new_tokens": 2}}) as resp:
         assert resp.status == 200, await resp.text()
+
+
+async def test_abort_all_ends_every_request_as_sglang_does(sim_engine_url: str) -> None:
+    """Sim engine review 2026-12-06: SGLang's /abort_request takes {"abort_all": true}
+    (io_struct.AbortReq.abort_all); the sim engine answered 400 and the streams ran on."""
+    body = {"text": "a long story", "stream": True,
+            "sampling_params": {"max_new_tokens": 100_000, "ignore_eos": True}}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(sim_engine_url + "/generate", json=body) as stream:
+            assert stream.status == 200
+            await stream.content.readline()  # it runs
+            async with s.post(sim_engine_url + "/abort_request",
+                              json={"abort_all": True}) as resp:
+                assert resp.status == 200
+            last = None
+            async for line in stream.content:
+                if line.startswith(b"data: {"):
+                    last = line
+        assert last is not None and b'"abort"' in last  # its finish reason: an abort

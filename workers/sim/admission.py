@@ -22,7 +22,7 @@ NEW_TOKEN_RATIO = 0.3  # share of max_new_tokens reserved at admission (SGLang d
 class PrefillAdmission:
     params: EngineParams
     cache: RadixCache
-    waiting: list[Req]  # in scheduling order (priority, then arrival)
+    waiting: list[Req]  # in scheduling order (priority, then entry to the queue)
     prefilling: list[Req]
     running: list[Req]
 
@@ -62,7 +62,7 @@ class PrefillAdmission:
         prio = self.params.enable_priority
         match = {r.rid: self.cache.match_prefix(r.full_key(), now)[0] for r in self.waiting}
         return sorted(self.waiting, key=lambda r: (-r.priority if prio else 0, -match[r.rid],
-                                                  r.arrival))
+                                                  r.queued_at))
 
     def _admit(self, req: Req, now: float) -> bool:
         key = req.full_key()
@@ -91,7 +91,7 @@ class PrefillAdmission:
                    if req.priority - r.priority > self.params.preemption_threshold]
         if not victims:
             return None
-        victim = min(victims, key=lambda r: (r.priority, -r.arrival))
+        victim = min(victims, key=lambda r: (r.priority, -r.queued_at))
         self._retract(victim, now)
         return victim
 

@@ -179,6 +179,15 @@ class RealtimeSimEngine:
         self._wake.set()
         return True
 
+    def abort_all(self) -> int:
+        """Aborts every request the engine holds (SGLang's AbortReq.abort_all); how many."""
+        now = self.now()
+        events = [e for rid in self.core.rids() if (e := self.core.abort(rid, now)) is not None]
+        if events:
+            self._deliver(events)
+            self._wake.set()
+        return len(events)
+
     def close(self) -> None:
         if self.kv_publisher is not None:
             self.kv_publisher.close()

@@ -58,6 +58,9 @@ class Req:
     priority: int = 0
     salt: str = ""
     arrival: float = 0.0
+    # when it last entered the waiting queue (its arrival, or its retraction): the queue's
+    # order within a priority, as SGLang's wait_queue_entry_time
+    queued_at: float = 0.0
     state: ReqState = ReqState.WAITING
     cached_tokens: int = 0  # reported: prompt tokens served from cache at first admission
     done_tokens: int = 0  # tokens of `key` whose KV exists (cached or computed)

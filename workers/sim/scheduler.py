@@ -10,7 +10,9 @@ Modelled on SGLang's Scheduler (python/sglang/srt/managers/scheduler.py, schedul
   inserted when their KV exists; running requests hold references;
 - priority preemption: a waiting request that cannot be admitted retracts running
   requests whose priority is lower by more than `preemption_threshold`;
-- retraction when KV runs out during decode (lowest priority, then newest, goes back);
+- retraction when KV runs out during decode (SGLang's `length` policy: the fewest output
+  tokens, then the longest prompt, goes back to the end of the queue, its output's KV
+  freed and recomputed);
 - iteration times from the roofline cost model; `fast_forward` runs decode-only stretches
   up to the next request finish as one step instead of one Python loop per token (also
   while the head of the waiting queue cannot be admitted: nothing changes that before a
@@ -43,6 +45,11 @@ __all__ = ["CLIP_MAX_NEW_TOKENS", "NEW_TOKEN_RATIO", "EngineEvent", "EngineParam
            "ReqState", "SimEngineCore"]
 
 
+def _retraction_order(req: Req) -> tuple[int, int]:
+    """The first to go has the fewest output tokens, then the longest prompt."""
+    return req.decoder.completion_tokens, -len(req.prompt_ids)
+
+
 @dataclass
 class _Iteration:
     kind: str  # "prefill" | "decode"
@@ -64,7 +71,7 @@ class SimEngineCore(PrefillAdmission):
         self.params = params
         self.cache = RadixCache(params.max_total_tokens, params.block_size,
                                 hash_blocks=params.kv_events)
-        self.waiting: list[Req] = []  # kept in scheduling order (priority, then arrival)
+        self.waiting: list[Req] = []  # kept in scheduling order (priority, then queued_at)
         self.prefilling: list[Req] = []  # admitted, prompt KV not complete (chunked prefill)
         self.running: list[Req] = []
         self._reqs: dict[str, Req] = {}
@@ -73,9 +80,9 @@ class SimEngineCore(PrefillAdmission):
         self.iterations = 0
         self.busy_s = 0.0
         if params.enable_priority:
-            self._order = lambda r: (-r.priority, r.arrival)
+            self._order = lambda r: (-r.priority, r.queued_at)
         else:
-            self._order = lambda r: (0, r.arrival)
+            self._order = lambda r: (0, r.queued_at)
         # Running requests whose FixedLengthDecoder follows the decode-step counter.
         self._followers = Followers(enabled=not params.stream_events)
         self._runs = itertools.count(1)  # Req._ran
@@ -92,7 +99,7 @@ class SimEngineCore(PrefillAdmission):
             self.t = max(self.t, now)
         elif self._current.kind == "decode" and len(self._current.ends) > 1:
             self._truncate(now)  # new work joins at the next step boundary
-        req.arrival = now
+        req.arrival = req.queued_at = now
         req.state = ReqState.WAITING
         self._reqs[req.rid] = req
         bisect.insort(self.waiting, req, key=self._order)
@@ -116,6 +123,10 @@ class SimEngineCore(PrefillAdmission):
             self._current = None  # nothing left in the iteration in flight
             self.t = max(self.t, now)
         return event
+
+    def rids(self) -> list[str]:
+        """The requests the engine holds (waiting, prefilling, running)."""
+        return list(self._reqs)
 
     def next_event_time(self) -> float | None:
         """When the next iteration ends (so when `step` next has something to report)."""
@@ -198,7 +209,11 @@ class SimEngineCore(PrefillAdmission):
     def _decode_batch(self, start: float) -> _Iteration:
         retracted = False
         while len(self.running) > 1 and not self.cache.can_alloc(len(self.running)):
-            self._retract(min(self.running, key=lambda r: (r.priority, -r.arrival)), start)
+            # SGLang's default retraction policy (`length`: ScheduleBatch.
+            # _get_decode_retraction_order): the fewest output tokens, then the longest
+            # prompt, then the latest in the batch; not by priority (that is
+            # --retraction-policy priority, which the worker does not pass)
+            self._retract(min(reversed(self.running), key=_retraction_order), start)
             retracted = True
         n = len(self.running)
         lazy = not self._followers.eager  # every running request follows the step counter
@@ -377,11 +392,14 @@ class SimEngineCore(PrefillAdmission):
             self.prefilling.remove(req)
 
     def _retract(self, req: Req, now: float) -> None:
-        """Back to the waiting queue; its prompt stays cached (evictable), output recomputed."""
-        was_running = req.state is ReqState.RUNNING
-        self._release(req, now, insert=was_running)
+        """Back to the end of the waiting queue (within its priority: SGLang re-queues a
+        retracted request with a new entry time); its prompt stays cached (evictable: put in
+        the tree when its prefill ended), its output's KV is freed and recomputed when it is
+        admitted again (SGLang's release_req: release_kv_cache without inserting)."""
+        self._release(req, now, insert=False)
         req.state = ReqState.WAITING
         req.retractions += 1
+        req.queued_at = now
         bisect.insort(self.waiting, req, key=self._order)
 
     def _finish(self, req: Req, now: float, reason: dict[str, object] | None, delta: str = "",

@@ -194,9 +194,12 @@ async def abort_request(request: web.Request) -> web.Response:
         body = await request.json()
     except json.JSONDecodeError:
         return _error(400, "request body is not valid JSON")
+    if isinstance(body, dict) and body.get("abort_all") is True:  # SGLang's AbortReq field
+        request.app[_ENGINE].abort_all()
+        return web.Response(status=200)
     rid = body.get("rid") if isinstance(body, dict) else None
     if not rid:
-        return _error(400, "rid is required")
+        return _error(400, "rid (or abort_all) is required")
     request.app[_ENGINE].abort(str(rid))
     return web.Response(status=200)
 
