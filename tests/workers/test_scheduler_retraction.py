@@ -7,6 +7,9 @@ when it is admitted again; it waits behind every request already waiting. SIMULA
 
 from __future__ import annotations
 
+import pytest
+
+from workers.sim.admission import MIN_NEW_TOKEN_RATIO
 from workers.sim.cost_model import CostModel, load_profile
 from workers.sim.scheduler import EngineEvent, EngineParams, Req, SimEngineCore
 from workers.sim.text import FixedLengthDecoder
@@ -44,13 +47,17 @@ def _retracted(core: SimEngineCore) -> list[str]:
 
 
 def test_the_request_with_the_fewest_output_tokens_goes_back_whatever_its_priority() -> None:
-    core = _core(max_total_tokens=1200, max_running_requests=8, enable_priority=True,
+    """Low runs until the new-token ratio is at its floor (600 decode steps): high, asking
+    1,500 tokens, is admitted beside it on that estimate; both then write more than it
+    promised and KV runs out. High, with fewer output tokens, goes back."""
+    core = _core(max_total_tokens=3000, max_running_requests=8, enable_priority=True,
                  preemption_threshold=10)
-    low = _req("low", 1000, 100, 1000, priority=0)
+    low = Req("low", list(range(1000, 1100)), FixedLengthDecoder(2500, 51_000, 2500))
     core.submit(low, 0.0)
-    _run(core, until=1.2)
-    assert low.decoder.completion_tokens > 0
-    high = _req("high", 5000, 100, 1000, priority=5)
+    _run(core, until=6.0)
+    assert core.new_token_ratio == pytest.approx(MIN_NEW_TOKEN_RATIO)
+    high = Req("high", list(range(5000, 5100)), FixedLengthDecoder(1500, 55_000, 1500),
+               priority=5)
     core.submit(high, core.t)
     retracted = _retracted(core)
     done = {e.rid for e in _run(core) if e.finished}
@@ -70,11 +77,11 @@ def test_a_retracted_requests_output_is_recomputed_not_served_from_the_cache() -
     admitted: list[tuple[int, int]] = []
     admit = core._admit
 
-    def traced(req: Req, now: float) -> bool:
-        ok = admit(req, now)
-        if ok and req.rid == "low":
+    def traced(req: Req, now: float, offset: float) -> int | None:
+        took = admit(req, now, offset)
+        if took is not None and req.rid == "low":
             admitted.append((len(req.key), req.done_tokens))
-        return ok
+        return took
 
     core._admit = traced  # type: ignore[method-assign]
     _run(core)
@@ -84,21 +91,12 @@ def test_a_retracted_requests_output_is_recomputed_not_served_from_the_cache() -
 
 
 def test_a_retracted_request_waits_behind_those_already_waiting() -> None:
-    core = _core(max_total_tokens=1500, max_running_requests=2)
-    a, b = _req("A", 1000, 100, 1000), _req("B", 2000, 100, 1000)
+    core = _core(max_total_tokens=100_000, max_running_requests=1, enable_priority=False)
+    a = _req("A", 1000, 100, 1000)
     core.submit(a, 0.0)
-    core.submit(b, 0.0)
     _run(core, until=0.05)
-    for i, name in enumerate("CDE"):
+    for i, name in enumerate("CD"):
         core.submit(_req(name, 3000 + 200 * i, 100, 20), 0.05)
-    order: list[list[str]] = []
-    retract = core._retract
-
-    def traced(req: Req, now: float) -> None:
-        retract(req, now)
-        order.append([r.rid for r in core.waiting])
-
-    core._retract = traced  # type: ignore[method-assign]
-    done = {e.rid for e in _run(core) if e.finished}
-    assert order and order[0][-1] in ("A", "B")  # the retracted one is last
-    assert done == set("ABCDE")
+    core._retract(a, 0.06)
+    assert [r.rid for r in core.waiting] == ["C", "D", "A"]
+    assert {e.rid for e in _run(core) if e.finished} == {"A", "C", "D"}

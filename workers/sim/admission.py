@@ -1,10 +1,28 @@
 """Which waiting requests the sim engine core admits to prefill. SIMULATED.
 
-Modelled on SGLang's schedule_policy.py (SchedulePolicy, PrefillAdder): the waiting queue's
-order (`fcfs`: as kept; `lpm`: longest cached prefix first within a priority), the KV an
-admitted request takes (its uncached prompt, plus a share of its output while others run),
-and priority preemption (retracting running requests of much lower priority). A mixin of
-SimEngineCore (workers/sim/scheduler.py), whose state it reads and changes.
+Modelled on SGLang 0.5's schedule_policy.py (PrefillAdder: `add_chunked_req`,
+`add_one_req`, `budget_state`, `preempt_to_schedule`) and scheduler.py
+(`_get_new_batch_prefill_raw`, the NewTokenRatioTracker):
+- the waiting queue's order (`fcfs`: as kept; `lpm`: longest cached prefix first within a
+  priority);
+- a prefill pass admits requests while its chunk budget (`chunked_prefill_size`) lasts: the
+  request continuing a chunked prefill first, then waiting requests in order, the last one
+  maybe cut to a chunk (it goes on at the next pass); head of line: the pass stops at the
+  first request that does not fit;
+- a request fits when its uncached prompt, its max_new_tokens (at most 4,096) and a page
+  fit in the pool's free and evictable tokens less what the pass has promised: each running
+  request's remaining max_new_tokens (at most 4,096) times the new-token ratio (1 for
+  ignore_eos), and each request admitted in the pass its max_new_tokens. The ratio starts
+  at 0.7, falls by (0.7 - 0.098) / 600 at each decode step to 0.098, is set after a
+  retraction to what the remaining requests have decoded (+20 steps each) over their
+  max_new_tokens, and starts again at 0.7 when the engine is idle;
+- priority preemption only when every request slot is taken (`max_running_requests`):
+  running requests (not ones mid-prefill) of lower priority by more than the threshold,
+  lowest first then newest, as many as free the tokens the new request needs (by their
+  promised tokens), else none.
+The sim allocates a request's whole uncached prompt when it is admitted (SGLang: each
+chunk as it is prefilled): a chunked prompt holds its later chunks' KV a little early.
+A mixin of SimEngineCore (workers/sim/scheduler.py), whose state it reads and changes.
 """
 
 from __future__ import annotations
@@ -16,7 +34,13 @@ from workers.sim.requests import EngineParams, Req, ReqState
 
 # SGLang's SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION: reservations count at most this many outputs
 CLIP_MAX_NEW_TOKENS = 4096
-NEW_TOKEN_RATIO = 0.3  # share of max_new_tokens reserved at admission (SGLang decays 0.7 -> 0.1)
+# SGLang's SGLANG_INIT_NEW_TOKEN_RATIO, its MIN_NEW_TOKEN_RATIO_FACTOR (of the initial
+# ratio) and NEW_TOKEN_RATIO_DECAY_STEPS; SGLANG_RETRACT_DECODE_STEPS
+INIT_NEW_TOKEN_RATIO = 0.7
+MIN_NEW_TOKEN_RATIO = INIT_NEW_TOKEN_RATIO * 0.14
+NEW_TOKEN_RATIO_DECAY = (INIT_NEW_TOKEN_RATIO - MIN_NEW_TOKEN_RATIO) / 600
+RETRACT_DECODE_STEPS = 20
+PAGE = 1  # tokens a request's admission adds for its page (SGLang's page_size 1)
 
 
 class PrefillAdmission:
@@ -25,6 +49,10 @@ class PrefillAdmission:
     waiting: list[Req]  # in scheduling order (priority, then entry to the queue)
     prefilling: list[Req]
     running: list[Req]
+    # the new-token ratio: `_ratio_base` less NEW_TOKEN_RATIO_DECAY per decode step since
+    # (counted in whole steps: a decode stretch decays as its steps one by one would)
+    _ratio_base: float
+    _ratio_steps: int
 
     if TYPE_CHECKING:
         @property
@@ -32,30 +60,93 @@ class PrefillAdmission:
 
         def _retract(self, req: Req, now: float) -> None: ...
 
+    # ---- the new-token ratio --------------------------------------------------------
+
+    @property
+    def new_token_ratio(self) -> float:
+        steps = self._ratio_steps if self._ratio_steps > 0 else 0
+        ratio = self._ratio_base - steps * NEW_TOKEN_RATIO_DECAY
+        return ratio if ratio > MIN_NEW_TOKEN_RATIO else MIN_NEW_TOKEN_RATIO
+
+    def _ratio_decayed(self) -> bool:
+        """Whether the ratio is at its floor (decode steps no longer lower it)."""
+        return self._ratio_base - self._ratio_steps * NEW_TOKEN_RATIO_DECAY \
+            <= MIN_NEW_TOKEN_RATIO
+
+    def _reset_ratio(self, base: float = INIT_NEW_TOKEN_RATIO) -> None:
+        self._ratio_base, self._ratio_steps = base, 0
+
+    def _ratio_after_retraction(self) -> None:
+        """SGLang's estimate_new_token_ratio_after_retract, over the requests kept."""
+        decoded = sum(r.decoder.completion_tokens for r in self.running)
+        asked = sum(r.decoder.completion_tokens + r.decoder.reserve_bound()
+                    for r in self.running)
+        ratio = (decoded + RETRACT_DECODE_STEPS * len(self.running)) / (asked + 1)
+        self._reset_ratio(ratio if ratio < 1.0 else 1.0)
+
+    def _promised(self, req: Req, ratio: float) -> float:
+        """What a running request may still write, as an admission counts it."""
+        left = req.decoder.reserve_bound()
+        left = left if left < CLIP_MAX_NEW_TOKENS else CLIP_MAX_NEW_TOKENS
+        return left if req.decoder.ignores_eos else left * ratio
+
+    # ---- a prefill pass ----------------------------------------------------------------
+
     def _admit_waiting(self, start: float) -> None:
-        """Moves the requests that can start from `waiting` to `prefilling`. SGLang stops at
-        the first request that does not fit (head of line). Requests retracted during this
-        pass wait for the next one."""
-        retracted: set[Req] = set()
-        if self.params.schedule_policy == "lpm" and len(self.waiting) <= 128:
-            for req in self._sorted_waiting(start):
-                if req in retracted:
-                    continue
-                if not self._try_admit(req, start, retracted):
-                    break
-                self.waiting.remove(req)
-                self.prefilling.append(req)
-        else:
-            waiting, i = self.waiting, 0  # already in order
-            while i < len(waiting):
-                req = waiting[i]
-                if req in retracted:  # (behind every request it made room for)
-                    i += 1
-                    continue
-                if not self._try_admit(req, start, retracted):
-                    break
-                del waiting[i]
-                self.prefilling.append(req)
+        """Moves the requests that can start from `waiting` to `prefilling`, within this
+        pass's chunk budget (what the requests mid-prefill leave of it)."""
+        waiting = self.waiting
+        if not waiting:
+            return
+        params = self.params
+        if self.num_running >= params.max_running_requests and not params.enable_priority:
+            return  # every slot taken, nothing to preempt
+        budget = params.chunked_prefill_size
+        offset = 0.0
+        for req in self.prefilling:  # continuing: its next chunk comes first
+            n = len(req.key) - req.done_tokens
+            if n <= budget:  # its last chunk: its output is promised in this pass
+                offset += self._clipped(req)
+            budget -= n if n < budget else budget
+        if budget <= 0:
+            return
+        ratio = self.new_token_ratio
+        for r in self.running:  # _promised's, inlined: every running request, each pass
+            left = r.decoder.reserve_bound()
+            left = left if left < CLIP_MAX_NEW_TOKENS else CLIP_MAX_NEW_TOKENS
+            offset += left if r.decoder.ignores_eos else left * ratio
+        lpm = self._sorted_waiting(start) if (
+            params.schedule_policy == "lpm" and len(waiting) <= 128) else None
+        i = 0
+        while True:
+            if lpm is None:  # fcfs: the head of the queue each time
+                if not waiting:
+                    return
+                req = waiting[0]
+            else:
+                if i == len(lpm):
+                    return
+                req, i = lpm[i], i + 1
+            if self.num_running >= params.max_running_requests:
+                freed = self._preempt_for(req, start, offset)
+                if freed is None:
+                    return  # every slot taken (and nothing to preempt for it)
+                offset -= freed
+            took = self._admit(req, start, offset)
+            if took is None:
+                return  # no room (SGLang: NO_TOKEN): the head of the line waits
+            waiting.remove(req)
+            self.prefilling.append(req)
+            if took <= budget:
+                offset += self._clipped(req)
+            budget -= took
+            if budget <= 0:
+                return  # the chunk budget is spent (the last one maybe cut to a chunk)
+
+    @staticmethod
+    def _clipped(req: Req) -> int:
+        left = req.decoder.reserve_bound()
+        return left if left < CLIP_MAX_NEW_TOKENS else CLIP_MAX_NEW_TOKENS
 
     def _sorted_waiting(self, now: float) -> list[Req]:
         """The waiting queue in lpm order: longest cached prefix first within a priority."""
@@ -64,16 +155,18 @@ class PrefillAdmission:
         return sorted(self.waiting, key=lambda r: (-r.priority if prio else 0, -match[r.rid],
                                                   r.queued_at))
 
-    def _admit(self, req: Req, now: float) -> bool:
+    def _admit(self, req: Req, now: float, offset: float) -> int | None:
+        """Admits `req` if its uncached prompt, its output to come and a page fit in what
+        the pool has free or evictable less `offset` (what the pass has promised); the
+        tokens it prefills, or None."""
         key = req.full_key()
         matched, node = self.cache.match_prefix(key, now, lock=True)
         matched = min(matched, len(key) - 1)  # the last token is always recomputed for logits
         new = len(key) - matched
-        # Room for some of the output too, unless the engine is idle (then any fit will do).
-        reserve_out = int(NEW_TOKEN_RATIO * min(req.decoder.reserve_bound(), CLIP_MAX_NEW_TOKENS))
-        if not self.cache.can_alloc(new + (reserve_out if self.num_running else 0)):
+        cache = self.cache
+        if new + self._clipped(req) + PAGE >= cache.available + cache.evictable - offset:
             self.cache.unlock(node)
-            return False
+            return None
         self.cache.alloc(new)
         req.reserved, req.node, req.key = new, node, key
         req.done_tokens = matched
@@ -81,26 +174,33 @@ class PrefillAdmission:
             req.cached_tokens = max(0, matched - 1)  # the salt token is not a prompt token
             req.admitted_once = True
         req.state = ReqState.PREFILL
-        return True
+        return new
 
-    def _preempt_for(self, req: Req, now: float) -> Req | None:
-        """Retracts one running request of much lower priority; returns it, if one was found."""
+    def _preempt_for(self, req: Req, now: float, offset: float) -> float | None:
+        """Every slot is taken: retracts running requests of lower priority (by more than
+        the threshold; lowest first, then newest) whose promised tokens cover what `req`
+        needs beyond what the pool has, freeing their slots; the tokens they had promised,
+        or None when it retracted none."""
         if not self.params.enable_priority:
             return None
-        victims = [r for r in self.running + self.prefilling
-                   if req.priority - r.priority > self.params.preemption_threshold]
-        if not victims:
+        ratio = self.new_token_ratio
+        cache = self.cache
+        key = req.full_key()
+        matched = min(cache.match_prefix(key, now)[0], len(key) - 1)
+        need = len(key) - matched + self._clipped(req) + PAGE \
+            - (cache.available + cache.evictable - offset)
+        victims, freed = [], 0.0
+        for r in sorted(self.running, key=lambda r: (r.priority, -r.queued_at)):
+            if req.priority - r.priority <= self.params.preemption_threshold:
+                break
+            victims.append(r)
+            promised = self._promised(r, ratio)
+            freed += promised
+            need -= promised
+            if need <= 0:
+                break
+        if not victims or need > 0:
             return None
-        victim = min(victims, key=lambda r: (r.priority, -r.queued_at))
-        self._retract(victim, now)
-        return victim
-
-    def _try_admit(self, req: Req, start: float, retracted: set[Req]) -> bool:
-        """Admits req (retracting lower-priority requests if need be); False if it does not fit."""
-        while True:
-            if self.num_running < self.params.max_running_requests and self._admit(req, start):
-                return True
-            victim = self._preempt_for(req, start)
-            if victim is None:
-                return False
-            retracted.add(victim)
+        for victim in victims:
+            self._retract(victim, now)
+        return freed

@@ -34,15 +34,15 @@ import bisect
 import itertools
 from dataclasses import dataclass, field
 
-from workers.sim.admission import CLIP_MAX_NEW_TOKENS, NEW_TOKEN_RATIO, PrefillAdmission
+from workers.sim.admission import CLIP_MAX_NEW_TOKENS, PrefillAdmission
 from workers.sim.cost_model import CostModel
 from workers.sim.followers import Followers
 from workers.sim.radix import CacheFull, RadixCache
 from workers.sim.requests import EngineEvent, EngineParams, Req, ReqState
 from workers.sim.text import FixedLengthDecoder
 
-__all__ = ["CLIP_MAX_NEW_TOKENS", "NEW_TOKEN_RATIO", "EngineEvent", "EngineParams", "Req",
-           "ReqState", "SimEngineCore"]
+__all__ = ["CLIP_MAX_NEW_TOKENS", "EngineEvent", "EngineParams", "Req", "ReqState",
+           "SimEngineCore"]
 
 
 def _retraction_order(req: Req) -> tuple[int, int]:
@@ -86,15 +86,22 @@ class SimEngineCore(PrefillAdmission):
         # Running requests whose FixedLengthDecoder follows the decode-step counter.
         self._followers = Followers(enabled=not params.stream_events)
         self._runs = itertools.count(1)  # Req._ran
+        self._reset_ratio()  # the new-token ratio (workers/sim/admission.py)
 
     # ---- API -------------------------------------------------------------------------
 
     def submit(self, req: Req, now: float) -> None:
         if req.rid in self._reqs:
             raise ValueError(f"duplicate rid {req.rid!r}")
-        if len(req.prompt_ids) + 1 >= self.params.max_total_tokens:
+        room = self.params.max_total_tokens - len(req.prompt_ids) - 3  # salt, page, last
+        if room < 0:
             raise ValueError(f"prompt of {len(req.prompt_ids)} tokens exceeds the KV pool "
                              f"({self.params.max_total_tokens} tokens)")
+        # SGLang's init_req_max_new_tokens: no more output than the pool can ever hold
+        # beside the prompt (max_new_tokens_for_memory); a lone request always fits
+        req.decoder.clip_max_new(room)
+        if not self._reqs:
+            self._reset_ratio()  # an idle engine starts again at the initial ratio
         if self._current is None:
             self.t = max(self.t, now)
         elif self._current.kind == "decode" and len(self._current.ends) > 1:
@@ -215,6 +222,9 @@ class SimEngineCore(PrefillAdmission):
             # --retraction-policy priority, which the worker does not pass)
             self._retract(min(reversed(self.running), key=_retraction_order), start)
             retracted = True
+        if retracted:  # the ratio is set from what the kept requests decoded: this step
+            self._ratio_after_retraction()  # does not lower it (SGLang: set, or decay)
+            self._ratio_steps = -1
         n = len(self.running)
         lazy = not self._followers.eager  # every running request follows the step counter
         batch: list[Req] = []
@@ -232,9 +242,11 @@ class SimEngineCore(PrefillAdmission):
                 # as long as the queue's order is fixed (not lpm's): run to that finish. Each
                 # step would match the head's prefix again (LRU touch): _complete_lazy does.
                 # Not after a retraction here: it freed KV since the head was tried.
+                # Nor while the new-token ratio falls: each step it lowers what running
+                # requests are promised, which may let the head in.
                 fixed_order = (self.params.schedule_policy == "fcfs"
                                or len(self.waiting) > 128)
-                ff = lazy and fixed_order and not retracted
+                ff = lazy and fixed_order and not retracted and self._ratio_decayed()
                 if ff and self.num_running < self.params.max_running_requests:
                     head = self.waiting[0]
             else:
@@ -293,6 +305,7 @@ class SimEngineCore(PrefillAdmission):
                 if req.state is ReqState.RUNNING:
                     self._followers.start(req)
             return events
+        self._ratio_steps += len(it.ends)  # a decode step each lowers the new-token ratio
         if it.lazy and self.cache.can_alloc(len(it.ends) * len(self.running)):
             return self._complete_lazy(it)
         # One call per request (the step-by-step path, and the fallback when KV runs out).

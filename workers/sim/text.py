@@ -146,6 +146,15 @@ class Decoder:
         (SGLang reserves KV from it), unlike remaining_upper_bound, which knows the EOS."""
         return max(0, self._max - self.completion_tokens)
 
+    @property
+    def ignores_eos(self) -> bool:
+        """The request set ignore_eos: SGLang reserves all its max_new_tokens for it."""
+        return self._eos_at is None
+
+    def clip_max_new(self, n: int) -> None:
+        """max_new_tokens cut to `n` (what the KV pool can ever hold beside its prompt)."""
+        self._max = min(self._max, max(0, n))
+
     def remaining_upper_bound(self) -> int:
         """Tokens left at most (for fast-forwarding decode stretches)."""
         bound = self._max - self.completion_tokens
@@ -174,8 +183,8 @@ class FixedLengthDecoder:
     no call per token (the engine stops it at its length); `settle` ends that.
     """
 
-    __slots__ = ("_counter", "_done", "_first", "_ids", "_length", "_mark", "_max_new",
-                 "finish_reason")
+    __slots__ = ("_asked", "_counter", "_done", "_first", "_ids", "_length", "_mark",
+                 "_max_new", "finish_reason")
     text = ""
 
     def __init__(self, length: int, first_id: int, max_new_tokens: int | None = None) -> None:
@@ -183,6 +192,7 @@ class FixedLengthDecoder:
         simulation knows); `max_new_tokens`: what the client asked for (default: `length`,
         as with ignore_eos), all the engine's KV reservation may go by."""
         self._length = max(0, length)
+        self._asked = max_new_tokens is not None
         self._max_new = self._length if max_new_tokens is None else max(self._length,
                                                                        max_new_tokens)
         self._first = first_id
@@ -261,3 +271,20 @@ class FixedLengthDecoder:
     def reserve_bound(self) -> int:
         """max_new_tokens minus the output so far: what the engine knows is left."""
         return self._max_new - self.completion_tokens
+
+    @property
+    def ignores_eos(self) -> bool:
+        """Made without a client's max_new_tokens: as with ignore_eos, its length is all it
+        may write (SGLang reserves all of it); with one, an early EOS is possible."""
+        return self._max_new == self._length and not self._asked
+
+    def clip_max_new(self, n: int) -> None:
+        """max_new_tokens cut to `n` (what the KV pool can ever hold beside its prompt): the
+        output stops there, finished by length."""
+        n = max(0, n)
+        if self._max_new > n:
+            self._max_new = n
+            if self._length > n:
+                self._length = n
+                if n == 0:
+                    self.finish_reason = {"type": "length", "length": 0}
