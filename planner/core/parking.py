@@ -191,13 +191,18 @@ class ParkedCalls:
             if now - since < wait:  # type: ignore[operator]
                 break  # parked since then: so are those behind it
             order.popleft()
-            if self._unpark(head):
-                head.parked_s += now - since  # type: ignore[operator]
-                head.parked_since = None
-                out.append(head)
+            self._let_go(head, since, now, out)  # type: ignore[arg-type]
         if out:
             self._queue.to_global(out)
         return out
+
+    def _let_go(self, call: _Parked, since: float, now: float, out: list[CallRecord]) -> None:
+        """Un-parks a call parked `since`; a queued one, its parked time counted
+        (`parked_s`), goes to `out` (its caller moves them to the global lane)."""
+        if self._unpark(call):
+            call.parked_s += now - since
+            call.parked_since = None
+            out.append(call)
 
     def starving(self, now: float) -> bool:
         """Whether a parked call has waited `max_wait_s` past its starvation bound (O(1)
@@ -212,20 +217,16 @@ class ParkedCalls:
         return False
 
     def release_starving(self, now: float) -> list[CallRecord]:
-        """Calls parked `max_wait_s` past their starvation bound, no longer parked (their parked time
-        counted, `parked_s`; they may not park again), moved from their homes' lanes to the
-        global one, where the first worker with a free slot serves them as starving."""
+        """Calls parked `max_wait_s` past their starvation bound, no longer parked (their
+        parked time counted, `parked_s`; they may not park again), moved from their homes'
+        lanes to the global one, where the first worker with a free slot serves them as
+        starving."""
         out: list[CallRecord] = []
         bounds, calls, cut = self._bounds, self._bound_calls, (now - self.max_wait_s) * 1e6
         while bounds and (bounds[0] >> SEQ_BITS) <= cut:
             call = calls.pop(heapq.heappop(bounds) & SEQ_MASK)
-            if not call.parked:
-                continue
-            since = call.parked_since
-            if self._unpark(call):
-                call.parked_s += now - since  # type: ignore[operator]
-                call.parked_since = None
-                out.append(call)
+            if call.parked:
+                self._let_go(call, call.parked_since, now, out)  # type: ignore[arg-type]
         if out:
             self._queue.to_global(out)
         return out

@@ -56,39 +56,34 @@ def test_a_call_no_longer_waiting_is_not_due_and_gone_entries_are_dropped() -> N
     assert crossings.due(10.0) == [calls[0], late]
 
 
-@pytest.mark.parametrize("routing", ["round_robin", "affinity"])
-def test_the_least_slack_now_goes_first_whenever_each_call_was_queued(routing: str) -> None:
-    """Planner review 2026-12-06 F3: A (deadline 40 s) queued at 0 with 39.8 s of slack, B
-    (deadline 50 s) queued at 30 with 19.8 s: A has 9.8 s by then, and goes first."""
+def _a_then_b(routing: str, a_deadline_s: float, waited_s: float,
+              b_deadline_s: float) -> tuple[PlannerCore, list[str]]:
+    """One slot, held by another tenant's call: A's call queued at 0, B's (a program of
+    deadline `b_deadline_s`) `waited_s` later; then the slot frees. The calls granted."""
     clock = ManualClock()
     core = PlannerCore(clock, *parse_policy(f"slack+{routing}"), program_admission=False)
     core.upsert_worker("w0", "a0", 1)
     core.register_program("busy", "u")
     core.submit("busy", "u", "x")
     core.dispatch()
-    core.register_program("A", "t", deadline_s=40.0)
+    core.register_program("A", "t", deadline_s=a_deadline_s)
     core.submit("A", "t", "a", max_new_tokens=10)
-    clock.advance(30.0)
+    clock.advance(waited_s)
     core.dispatch()
-    core.register_program("B", "t", deadline_s=20.0)
+    core.register_program("B", "t", deadline_s=b_deadline_s)
     core.submit("B", "t", "b", max_new_tokens=10)
     core.complete("busy", "x")
-    assert [g.call_id for g in core.dispatch()] == ["a"]
+    return core, [g.call_id for g in core.dispatch()]
+
+
+@pytest.mark.parametrize("routing", ["round_robin", "affinity"])
+def test_the_least_slack_now_goes_first_whenever_each_call_was_queued(routing: str) -> None:
+    """Planner review 2026-12-06 F3: A (deadline 40 s) queued at 0 with 39.8 s of slack, B
+    (deadline 50 s) queued at 30 with 19.8 s: A has 9.8 s by then, and goes first."""
+    assert _a_then_b(routing, 40.0, 30.0, 20.0)[1] == ["a"]
 
 
 def test_a_call_whose_slack_runs_out_while_it_waits_is_demoted_behind_one_with_slack() -> None:
-    clock = ManualClock()
-    core = PlannerCore(clock, *parse_policy("slack+round_robin"), program_admission=False)
-    core.upsert_worker("w0", "a0", 1)
-    core.register_program("busy", "u")
-    core.submit("busy", "u", "x")
-    core.dispatch()
-    core.register_program("A", "t", deadline_s=3.0)  # 2.8 s of slack, late by t=3
-    core.submit("A", "t", "a", max_new_tokens=10)
-    clock.advance(4.0)
-    core.dispatch()
-    core.register_program("B", "t", deadline_s=100.0)
-    core.submit("B", "t", "b", max_new_tokens=10)
-    core.complete("busy", "x")
-    assert [g.call_id for g in core.dispatch()] == ["b"]  # A can no longer make it
+    core, granted = _a_then_b("round_robin", 3.0, 4.0, 100.0)  # A: 2.8 s of slack, late at 3
+    assert granted == ["b"]  # A can no longer make it
     assert core.program("A", "t").calls["a"].score == LATE

@@ -16,8 +16,8 @@ POLICIES = ["fcfs+round_robin", "srpt+affinity", "plas+cache_aware", "atlas+leas
             "slack+least_load"]
 
 
-def _waiting_past_its_deadline(policy: str, reject: bool,
-                               waited_s: float) -> tuple[PlannerCore, ManualClock]:
+def _waiting_past_its_deadline(policy: str, reject: bool, waited_s: float,
+                               max_new_tokens: int = 10) -> tuple[PlannerCore, ManualClock]:
     """Program p (deadline 5 s) has call c waiting `waited_s` behind another tenant's call
     on the one slot; that call has just ended."""
     clock = ManualClock()
@@ -27,7 +27,7 @@ def _waiting_past_its_deadline(policy: str, reject: bool,
     core.submit("busy", "u", "x")
     core.dispatch()
     core.register_program("p", "t", deadline_s=5.0, reject_when_late=reject)
-    core.submit("p", "t", "c", max_new_tokens=10)
+    core.submit("p", "t", "c", max_new_tokens=max_new_tokens)
     core.submit("p", "t", "child", parents=["c"])
     clock.advance(waited_s)
     core.complete("busy", "x")
@@ -98,16 +98,8 @@ def test_under_slack_a_waiting_call_whose_slack_ran_out_is_refused_at_its_turn(
     """Planner review 2026-12-06 F4: queued with slack to spare, a call of a reject_when_late
     program ran when its turn came too late to make the deadline; a call coming then is
     refused at once."""
-    clock = ManualClock()
-    core = PlannerCore(clock, *parse_policy(policy), program_admission=False)
-    core.upsert_worker("w0", "addr0", 1)
-    core.register_program("busy", "u")
-    core.submit("busy", "u", "x")
-    core.dispatch()
-    core.register_program("p", "t", deadline_s=5.0, reject_when_late=True)
-    core.submit("p", "t", "c", max_new_tokens=100)  # ~2 s of work at 20 ms a token
-    clock.advance(waited_s)
-    core.complete("busy", "x")
+    # c asks 100 tokens: ~2 s of work at 20 ms a token
+    core, _ = _waiting_past_its_deadline(policy, True, waited_s, max_new_tokens=100)
     grants = core.dispatch()
     assert [g.call_id for g in grants] == (["c"] if granted else [])
     state = core.program("p", "t").calls["c"].state
