@@ -131,14 +131,18 @@ class CallExecutor:
                     granted = granted or isinstance(item, Granted)
                     yield item
         except CallFailed as exc:
-            exc.metered = metered  # (a second attempt of the request must not take it again)
             # refused before it ran: by the planner, whatever the reason (a load shed: it
             # kept its tokens, and the Retry-After of 1 s it was told was no true answer:
             # overload review 2026-12-06), or at once by an engine; not one an engine
             # refused after streaming part of its answer (security review 2026-12-06)
-            if metered and not produced and (
-                    not granted or exc.code == grpc.StatusCode.INVALID_ARGUMENT):
+            refund = metered and not produced and (
+                not granted or exc.code == grpc.StatusCode.INVALID_ARGUMENT)
+            if refund:
                 await self._quotas.refund(tenant, limits, prompt_tokens, reserved)
+            # a second attempt of the request does not take its quota again, unless it was
+            # given back (diff review 2026-12-06: a conversation's expired program, NOT_FOUND,
+            # refunded, then run again unmetered, left the tenant credited)
+            exc.metered = metered and not refund
             raise
 
     async def _answer(

@@ -8,12 +8,14 @@ from collections.abc import Callable
 
 from planner.core.aging import LevelCrossings
 from planner.core.model import CallRecord, CallState, DeadlineExceeded, Program
+from planner.core.parking import ParkedCalls
 from planner.core.queue import MultiLevelQueue
 
 
 class LateCalls:
     _programs: dict[str, Program]
     _queue: MultiLevelQueue
+    _parked: ParkedCalls
     _crossings: LevelCrossings | None  # the policy's scores age: when calls leave levels
     _finish: Callable[..., None]  # PlannerCore's: ends a call (refused: why it never started)
     # PlannerCore's: a call's priority score; DeadlineExceeded where it would be refused
@@ -54,5 +56,8 @@ class LateCalls:
                 continue
             score = self._rescore(call, now)
             if score is not None:
+                level = queue.level_of(call.score)
                 queue.relevel(call, score)
+                if call.parked and queue.level_of(score) != level:
+                    self._parked.relevel(call, queue.level_of(score))
                 crossings.watch(call, now, len(queue))

@@ -159,13 +159,29 @@ class ParkedCalls:
                 self._bounds = [e for e in self._bounds if calls[e & SEQ_MASK].parked]
                 heapq.heapify(self._bounds)
                 self._bound_calls = {e & SEQ_MASK: calls[e & SEQ_MASK] for e in self._bounds}
-        level = self._queue.level_of(call.score)
+        self._level(self._queue.level_of(call.score)).order.append(call)
+
+    def _level(self, level: int) -> _Level:
         by_level = self._by_level.get(level)
         if by_level is None:
             by_level = self._by_level[level] = _Level()
             for above in range(level, len(self._up_to)):
                 self._up_to[above].append(by_level)
-        by_level.order.append(call)
+        return by_level
+
+    def relevel(self, call: CallRecord, level: int) -> None:
+        """A parked call's score moved to `level` (it aged: planner/core/aging.py): it joins
+        that level's order, by when it was parked, so that a call of that level or a worse
+        one passing it by releases it (diff review 2026-12-06: one aged from level 2 to 0
+        was released only by calls of level 2 or worse). Its entry at its old level stays;
+        whichever releases it first, the other is stale then. O(the level's calls parked
+        after it): rare."""
+        order = self._level(level).order
+        i = len(order)
+        while i and (not order[i - 1].parked
+                     or order[i - 1].parked_since > call.parked_since):  # type: ignore[operator]
+            i -= 1
+        order.insert(i, call)
 
     def expired(self, now: float) -> bool:
         """Whether a call has been parked `max_wait_s` or longer."""

@@ -66,3 +66,36 @@ async def test_a_call_is_refunded_only_if_it_never_ran(
     finally:
         await client.aclose()
     assert bool(refunds) is refunded
+
+
+@pytest.mark.parametrize(("code", "metered_again"), [
+    (grpc.StatusCode.NOT_FOUND, True),  # refunded: the request's next attempt takes it again
+    (grpc.StatusCode.UNAVAILABLE, False),  # granted, kept: the next attempt does not
+])
+async def test_a_refunded_attempt_leaves_the_next_one_to_take_its_quota(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch, code: grpc.StatusCode,
+        metered_again: bool) -> None:
+    """Diff review 2026-12-06: a conversation whose program expired is refused NOT_FOUND
+    before its grant (refunded), then run again with the first attempt's `metered`: it ran
+    unmetered and its end gave back more, leaving the tenant credited."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    limits = TenantLimits(tpm=10_000)
+    client = aioredis.from_url(redis_url)
+    executor = CallExecutor(None, WorkerChannels(), quotas=Quotas(client),  # type: ignore[arg-type]
+                            tenancy=lambda: Tenancy(tenants=frozenset({tenant}),
+                                                    limits={tenant: limits}))
+
+    async def answer(*args: object) -> AsyncGenerator[CallItem, None]:
+        if code is not grpc.StatusCode.NOT_FOUND:
+            yield Granted("w0")
+        raise CallFailed(code, "refused")
+
+    monkeypatch.setattr(executor, "_answer", answer)
+    try:
+        with pytest.raises(CallFailed) as failed:
+            async for _ in executor.run(tenant, "p", call_spec(prompt="hello", max_tokens=8),
+                                        30.0):
+                pass
+    finally:
+        await client.aclose()
+    assert failed.value.metered is not metered_again

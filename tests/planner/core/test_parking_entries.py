@@ -107,3 +107,22 @@ def test_a_released_call_parked_again_waits_another_max_wait(release: str) -> No
     assert a.parked and a.lane == "w0" and parked.count_on("w0", "t") == 1
     assert parked.total == 1 and a.parked_s == 2.0 and parked.may_park(a)
     assert parked.release_expired(4.9) == [] and parked.release_expired(5.0) == [a]
+
+
+@pytest.mark.parametrize("passer_level", [0, 1])
+def test_a_parked_call_whose_score_aged_to_a_better_level_is_passed_by_at_that_level(
+        passer_level: int) -> None:
+    """Diff review 2026-12-06: a parked call scored at level 2 that aged to level 0 (slack)
+    was released only by calls of level 2 or worse passing it by."""
+    queue = MultiLevelQueue((1.0, 4.0))
+    parked = ParkedCalls(2.0, queue)
+    early = CallRecord("p", "early", "t", "main", (), 10, 4, 0.0, score=0.5)  # level 0
+    aged = CallRecord("p", "aged", "t", "main", (), 10, 4, 0.0, score=5.0)  # level 2
+    later = CallRecord("p", "later", "t", "main", (), 10, 4, 1.0, score=0.5)  # level 0
+    for call, at in ((early, 0.0), (aged, 0.5), (later, 1.0)):
+        parked.park(call, "w0", now=at, since=at)
+    queue.relevel(aged, 0.5)
+    parked.relevel(aged, queue.level_of(aged.score))
+    parked.passed(passer_level, 4.0)  # a call queued 4.0 started elsewhere
+    # (without the relevel: ["early", "later"]; in the order they were parked)
+    assert [c.call_id for c in parked.release_due(5.0)] == ["early", "aged", "later"]
