@@ -38,16 +38,11 @@ from workers.sim.admission import CLIP_MAX_NEW_TOKENS, PrefillAdmission
 from workers.sim.cost_model import CostModel
 from workers.sim.followers import Followers
 from workers.sim.radix import CacheFull, RadixCache
+from workers.sim.release import RequestRelease, retraction_order
 from workers.sim.requests import EngineEvent, EngineParams, Req, ReqState
-from workers.sim.text import FixedLengthDecoder
 
 __all__ = ["CLIP_MAX_NEW_TOKENS", "EngineEvent", "EngineParams", "Req", "ReqState",
            "SimEngineCore"]
-
-
-def _retraction_order(req: Req) -> tuple[int, int]:
-    """The first to go has the fewest output tokens, then the longest prompt."""
-    return req.decoder.completion_tokens, -len(req.prompt_ids)
 
 
 @dataclass
@@ -65,7 +60,7 @@ class _Iteration:
         return self.ends[-1]
 
 
-class SimEngineCore(PrefillAdmission):
+class SimEngineCore(PrefillAdmission, RequestRelease):
     def __init__(self, cost: CostModel, params: EngineParams) -> None:
         self.cost = cost
         self.params = params
@@ -220,7 +215,7 @@ class SimEngineCore(PrefillAdmission):
             # _get_decode_retraction_order): the fewest output tokens, then the longest
             # prompt, then the latest in the batch; not by priority (that is
             # --retraction-policy priority, which the worker does not pass)
-            self._retract(min(reversed(self.running), key=_retraction_order), start)
+            self._retract(min(reversed(self.running), key=retraction_order), start)
             retracted = True
         if retracted:  # the ratio is set from what the kept requests decoded: this step
             self._ratio_after_retraction()  # does not lower it (SGLang: set, or decay)
@@ -376,54 +371,3 @@ class SimEngineCore(PrefillAdmission):
         return [EngineEvent(req.rid, now, delta=d.text[before_text:], new_tokens=produced,
                             prompt_tokens=len(req.prompt_ids), completion_tokens=d.completion_tokens,
                             cached_tokens=req.cached_tokens, first_token_at=req.first_token_at)]
-
-    def _cache_progress(self, req: Req, now: float) -> None:
-        """Moves the request's KV into the tree (SGLang cache_unfinished_req / cache_finished_req)."""
-        self.cache.free(req.reserved)
-        req.reserved = 0
-        # req.node's path is a prefix of the key: the walk starts there
-        _, node = self.cache.insert(req.full_key(), now, req.hash_seed(), start=req.node,
-                                    known=req.block_hashes, lock=True,
-                                    shared_blocks=req.shared_blocks, salt=req.salt)
-        if req.node is not None:
-            self.cache.unlock(req.node)
-        req.node = node
-
-    def _release(self, req: Req, now: float, insert: bool) -> None:
-        self._followers.drop(req)
-        if req.state is ReqState.RUNNING and insert:  # a partial prefill is not cached
-            self._cache_progress(req, now)
-        if req.reserved:
-            self.cache.free(req.reserved)
-            req.reserved = 0
-        if req.node is not None:
-            self.cache.unlock(req.node)
-            req.node = None
-        if req.state is ReqState.RUNNING:
-            self.running.remove(req)
-        elif req.state is ReqState.PREFILL:
-            self.prefilling.remove(req)
-
-    def _retract(self, req: Req, now: float) -> None:
-        """Back to the end of the waiting queue (within its priority: SGLang re-queues a
-        retracted request with a new entry time); its prompt stays cached (evictable: put in
-        the tree when its prefill ended), its output's KV is freed and recomputed when it is
-        admitted again (SGLang's release_req: release_kv_cache without inserting)."""
-        self._release(req, now, insert=False)
-        req.state = ReqState.WAITING
-        req.retractions += 1
-        req.queued_at = now
-        bisect.insort(self.waiting, req, key=self._order)
-
-    def _finish(self, req: Req, now: float, reason: dict[str, object] | None, delta: str = "",
-                produced: int = 0) -> EngineEvent:
-        req.state = ReqState.FINISHED
-        self._reqs.pop(req.rid, None)
-        d = req.decoder
-        return EngineEvent(
-            req.rid, now, delta=delta, new_tokens=produced, finish_reason=reason,
-            prompt_tokens=len(req.prompt_ids), completion_tokens=d.completion_tokens,
-            cached_tokens=req.cached_tokens, e2e_latency=now - req.arrival,
-            first_token_at=req.first_token_at, text=d.text,
-            output_ids=d.output_key() if type(d) is FixedLengthDecoder else tuple(d.output_ids),
-        )
