@@ -23,6 +23,17 @@ from gateway.worker_channels import WorkerChannels
 from ostinato.sdk_types import call_spec
 
 
+def _executor(redis_url: str) -> tuple[str, aioredis.Redis, CallExecutor]:
+    """A tenant with a tpm, a client of the real Redis, the executor metering against it."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    limits = TenantLimits(tpm=10_000)
+    client = aioredis.from_url(redis_url)
+    executor = CallExecutor(None, WorkerChannels(), quotas=Quotas(client),  # type: ignore[arg-type]
+                            tenancy=lambda: Tenancy(tenants=frozenset({tenant}),
+                                                    limits={tenant: limits}))
+    return tenant, client, executor
+
+
 @pytest.mark.parametrize(("granted", "streamed", "code", "refunded"), [
     (True, [], grpc.StatusCode.INVALID_ARGUMENT, True),  # its engine refused it at once
     (True, [""], grpc.StatusCode.INVALID_ARGUMENT, True),  # an empty delta is no output
@@ -38,12 +49,7 @@ from ostinato.sdk_types import call_spec
 async def test_a_call_is_refunded_only_if_it_never_ran(
         redis_url: str, monkeypatch: pytest.MonkeyPatch, granted: bool, streamed: list[str],
         code: grpc.StatusCode, refunded: bool) -> None:
-    tenant = f"t-{uuid.uuid4().hex[:8]}"
-    limits = TenantLimits(tpm=10_000)
-    client = aioredis.from_url(redis_url)
-    executor = CallExecutor(None, WorkerChannels(), quotas=Quotas(client),  # type: ignore[arg-type]
-                            tenancy=lambda: Tenancy(tenants=frozenset({tenant}),
-                                                    limits={tenant: limits}))
+    tenant, client, executor = _executor(redis_url)
     refunds: list[int] = []
 
     async def answer(*args: object) -> AsyncGenerator[CallItem, None]:
@@ -78,12 +84,7 @@ async def test_a_refunded_attempt_leaves_the_next_one_to_take_its_quota(
     """Diff review 2026-12-06: a conversation whose program expired is refused NOT_FOUND
     before its grant (refunded), then run again with the first attempt's `metered`: it ran
     unmetered and its end gave back more, leaving the tenant credited."""
-    tenant = f"t-{uuid.uuid4().hex[:8]}"
-    limits = TenantLimits(tpm=10_000)
-    client = aioredis.from_url(redis_url)
-    executor = CallExecutor(None, WorkerChannels(), quotas=Quotas(client),  # type: ignore[arg-type]
-                            tenancy=lambda: Tenancy(tenants=frozenset({tenant}),
-                                                    limits={tenant: limits}))
+    tenant, client, executor = _executor(redis_url)
 
     async def answer(*args: object) -> AsyncGenerator[CallItem, None]:
         if code is not grpc.StatusCode.NOT_FOUND:
