@@ -58,6 +58,16 @@ class Placement:
         return client_id(self.program_id)
 
 
+def inflight_share(limit: int, tenant: str, inflight_of: dict[str, int],
+                   weight_of: Callable[[str], float]) -> float:
+    """The tenant's share of the gateway's `limit` of calls in flight: its fair-share weight
+    (the tenant record's, as the planner's queue order takes it) over the weights of the
+    tenants with calls in flight here, itself included."""
+    mine = weight_of(tenant)
+    total = mine + sum(weight_of(t) for t in inflight_of if t != tenant)
+    return limit * mine / total
+
+
 class GatewayCore:
     def __init__(self, config: GatewayConfig, auth: ApiKeyAuthenticator,
                  planner: planner_pb2_grpc.PlannerStub, executor: CallExecutor,
@@ -250,15 +260,16 @@ class GatewayCore:
         so that a request continuing the conversation finds this program. A program found
         from the conversation that the planner has since expired is registered again.
         Past `max_inflight_calls` running here, refused at once (RESOURCE_EXHAUSTED),
-        unless its tenant has fewer in flight than its equal share of the limit (among the
-        tenants with calls in flight here): one tenant's flood filled the gateway and every
-        other tenant's calls were refused (overload review 2026-12-06: 3 of a quiet tenant's
-        4). So the gateway holds at most twice the limit."""
+        unless its tenant has fewer in flight than its share of the limit (`inflight_share`):
+        one tenant's flood filled the gateway and every other tenant's calls were refused
+        (overload review 2026-12-06: 3 of a quiet tenant's 4). So the gateway holds at most
+        twice the limit."""
         limit = self.config.max_inflight_calls
         of = self._inflight_of
         mine = of.get(tenant, 0)
         if limit and self.inflight >= limit and (
-                self.inflight >= 2 * limit or mine >= limit / (len(of) + (not mine))):
+                self.inflight >= 2 * limit or mine >= inflight_share(
+                    limit, tenant, of, lambda t: self._tenant_limits(t).weight)):
             raise GatewayError(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                f"the gateway is at its limit of {limit} calls in flight",
                                retry_after_s=RETRY_LOAD_AFTER_S)

@@ -1,6 +1,6 @@
 """The gateway sheds a call at once, with when to retry, past max_inflight_calls; a tenant
-below its equal share of the limit still gets in (one tenant's flood must not refuse the
-others': overload review 2026-12-06), up to twice the limit in all."""
+below its share of the limit (by its fair-share weight) still gets in (one tenant's flood
+must not refuse the others': overload review 2026-12-06), up to twice the limit in all."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
+from cache.tenancy import TenantLimits
 from gateway.auth import ApiKeyAuthenticator
 from gateway.call_items import CallItem
-from gateway.core import GatewayCore, GatewayError, Placement
+from gateway.core import GatewayCore, GatewayError, Placement, inflight_share
 from ostinato.config import GatewayConfig
 from ostinato.v1 import common_pb2
 
@@ -85,3 +86,40 @@ async def test_a_tenant_below_its_share_gets_in_while_another_floods(
             got[tenant] += 1
     assert got == refused
     assert core.inflight == 0
+
+
+@pytest.mark.parametrize(("weights", "inflight", "tenant", "share"), [
+    ({}, {}, "a", 8.0),  # alone: the whole limit
+    ({}, {"flood": 9}, "quiet", 4.0),  # equal weights: half
+    ({}, {"flood": 9, "quiet": 1}, "quiet", 4.0),  # itself counted once
+    ({"gold": 3.0}, {"flood": 9}, "gold", 6.0),  # 3 of 4 weights
+    ({"gold": 3.0}, {"gold": 5}, "flood", 2.0),
+    ({"a": 0.5, "b": 0.5}, {"a": 1, "b": 1, "c": 1}, "c", 4.0),
+])
+def test_inflight_share_follows_the_tenant_weights(weights: dict[str, float],
+                                                   inflight: dict[str, int], tenant: str,
+                                                   share: float) -> None:
+    assert inflight_share(8, tenant, inflight, lambda t: weights.get(t, 1.0)) == share
+
+
+async def test_a_heavier_tenant_gets_in_up_to_its_weighted_share() -> None:
+    executor = HeldExecutor()
+    weights = {"gold": 3.0}
+    core = GatewayCore(GatewayConfig(max_inflight_calls=4), ApiKeyAuthenticator(dict, True),
+                       None, executor,  # type: ignore[arg-type]
+                       limits=lambda t: TenantLimits(weight=weights.get(t, 1.0)))
+    tasks = []
+    for tenant, n in (("flood", 6), ("gold", 4)):
+        for i in range(n):
+            tasks.append((tenant, asyncio.create_task(_drain(core, f"{tenant}{i}", tenant))))
+            await asyncio.sleep(0)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    executor.release.set()
+    refused = {"flood": 0, "gold": 0}
+    for tenant, task in tasks:
+        try:
+            await task
+        except GatewayError:
+            refused[tenant] += 1
+    assert refused == {"flood": 2, "gold": 1}  # gold's share: 4 x 3 / (3 + 1) = 3
