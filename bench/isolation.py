@@ -9,7 +9,7 @@ the programs. Per policy, two steady-state runs on the same engines:
 The figure is the quiet tenant's mean program latency under the flood over alone (1.0:
 perfect isolation). The flood is meant to overload the engines, so the flood run as a whole
 is not stable; the quiet tenant's own programs must be: every measured one finished and
-they finished during the window at >= 0.95x the rate they arrived. When they are not, the
+the window kept up with them (bench/results.py `stable_window`). When they are not, the
 ratio is None (unbounded): a mean over the quiet programs that happened to finish would
 flatter the policy.
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.cluster import ClusterConfig, ClusterSim
 from bench.programs import ProgramPlan, stream
-from bench.results import STABLE_COMPLETION_RATIO, summarize
+from bench.results import stable_window, summarize
 from bench.sim_run import SimRun
 from bench.spec import SpecError, WorkloadSpec
 from bench.sweep import ROUTER_BUDGET, SweepConfig, cluster_for, run_one, steady_state
@@ -52,7 +52,7 @@ def _quiet_stable(run: SimRun, tenant: str) -> bool:
     measured = [o for o in mine if o.measured]
     finished_in_window = sum(1 for o in mine if start <= o.finished < end)
     return (all(o.finished >= 0 for o in measured)
-            and finished_in_window >= STABLE_COMPLETION_RATIO * len(measured))
+            and stable_window(len(measured), finished_in_window))
 
 
 def isolation(spec: WorkloadSpec, policies: tuple[str, ...], quiet_rate: float, *,

@@ -29,8 +29,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"[{st['window_s'][0]:.0f} s, {st['window_s'][1]:.0f} s) are measured; a run ends when "
         f"they have all finished or at {st['horizon_s']:.0f} s (settling and horizon from the "
         f"unloaded p99 program latency, {st['unloaded_p99_s']:.1f} s). A run is stable when "
-        "every measured program finished and programs finished during the window at >= 0.95x "
-        "the rate they arrived.",
+        "every measured program finished, programs finished during the window at >= 0.95x "
+        "the rate they arrived, and the backlog grew over the window by at most 2 x the "
+        "square root of its arrivals (docs/bench/method.md).",
         "",
         f"Capacity: the highest stable rate (interpolated) whose mean normalized latency <= "
         f"{results['slo_factor']:g} x the unloaded `fcfs+round_robin` "

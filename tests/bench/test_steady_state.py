@@ -7,7 +7,7 @@ import pytest
 
 from bench.cluster import ClusterConfig, ClusterSim
 from bench.programs import generate, stream
-from bench.results import capacity, summarize
+from bench.results import capacity, stable_window, summarize
 from bench.sim_run import SteadyState
 from bench.spec import parse_spec
 from bench.sweep import SweepConfig, run_one, steady_state
@@ -86,3 +86,33 @@ def test_capacity_refuses_an_overloaded_rate_that_a_finite_run_passes() -> None:
     points = [(0.5 / s, light["normalized_latency_s_per_token"]["mean"], light["stable"]),
               (over, heavy["normalized_latency_s_per_token"]["mean"], heavy["stable"])]
     assert capacity(points, limit) == (0.5 / s, True)
+
+
+@pytest.mark.parametrize(("arrivals", "completions", "stable"), [
+    (6400, 6400, True),
+    (6400, 6241, True),  # grew by 159 <= 2 x 80
+    (6400, 6100, False),  # 0.953 of arrivals (the spec's ratio passes) but grew by 300
+    (100, 95, True),  # a short window: the ratio binds (5 <= 20)
+    (100, 94, False),  # the ratio
+    (0, 0, True),
+])
+def test_a_stable_window_keeps_its_backlog_within_noise(arrivals: int, completions: int,
+                                                        stable: bool) -> None:
+    assert stable_window(arrivals, completions) is stable
+
+
+def test_a_queue_growing_by_a_few_percent_is_unstable() -> None:
+    """Arrivals 4% past what one engine serves, a window of ~3,000 of them: the spec's
+    ratio alone reads it stable (the backlog grows by 4% of arrivals); its growth is past
+    Poisson noise (bench review 2026-12-07)."""
+    s = service_s()
+    rate = 1.04 / s
+    steady = SteadyState((10 * s, 3010 * s), 3400 * s)
+    run = ClusterSim(stream(parse_spec(one_call_spec(rate))), "fcfs+round_robin", PROFILE,
+                     ONE_ENGINE, steady=steady).run()
+    result = summarize(run, "fcfs+round_robin", rate)
+    assert result["measured_completed"] == result["measured_programs"] > 3000
+    ratio = result["window_completions_per_s"] / result["window_arrivals_per_s"]
+    assert 0.95 <= ratio < 0.97  # what workload-spec.md's rule alone passes
+    assert result["window_backlog_growth"] > result["window_backlog_limit"]
+    assert not result["stable"]
