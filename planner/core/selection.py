@@ -13,6 +13,9 @@ from planner.core.routing import RoutingPolicy, routing_policies
 # workload-spec.md gives it, `oracle`, is not taken: `default` has beaten it).
 PRESETS = {"default": "srpt+affinity", "clairvoyant": "clairvoyant+affinity"}
 SIMULATION_ONLY = {"clairvoyant"}  # priority policies that need the future (bench only)
+# Names of workload-spec.md's not taken here: asked for, the error says what to ask instead.
+RENAMED = {"oracle": ("clairvoyant", "told every program's true size it is no upper bound: "
+                                     "`default` has beaten it (docs/bench/method.md)")}
 
 
 def parse_policy(spec: str, *, live: bool = False) -> tuple[PriorityPolicy, RoutingPolicy]:
@@ -20,6 +23,9 @@ def parse_policy(spec: str, *, live: bool = False) -> tuple[PriorityPolicy, Rout
     mesh's planner, whose error names no policy that exists only in the simulator."""
     priorities, routings = priority_policies(), routing_policies()
     presets = PRESETS
+    if spec in RENAMED and not live:
+        name, why = RENAMED[spec]
+        raise ValueError(f"policy {spec!r} is called {name!r} here ({why}); ask for {name!r}")
     spec = presets.get(spec, spec)
     prio, sep, route = spec.partition("+")
     if not sep or prio not in priorities or route not in routings:
