@@ -97,8 +97,12 @@ def _sibling(call: common_pb2.CallSpec, i: int, prompt: str = "") -> common_pb2.
         out.prompt = prompt
     out.call_id = f"{call.call_id}.n{i}"
     out.thread_id = f"{call.thread_id}.n{i}"
-    # (a uint64 field: a negative seed was sent as seed % 2^64, so i more wraps around too)
-    out.sampling.seed = ((call.sampling.seed if call.sampling.HasField("seed") else 0) + i) % (1 << 64)
+    # A seed given: answer i gets seed + i (so the n answers differ, and the same request
+    # gets the same n again); a uint64 field: a negative seed was sent as seed % 2^64, so i
+    # more wraps around too. None given: none (the answers are independent samples; a seed
+    # of i pinned answer i to the same text on every request: API review 2026-12-07).
+    if call.sampling.HasField("seed"):
+        out.sampling.seed = (call.sampling.seed + i) % (1 << 64)
     return out
 
 
