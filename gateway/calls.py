@@ -21,12 +21,22 @@ LOGIT_BIAS_LIMIT = 100.0  # OpenAI's range for a logit_bias value: [-100, 100]
 LOGIT_BIAS_MAX_ENTRIES = 300  # token ids one call may bias
 
 
+CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"  # OpenAI's error code
+
+
 class InvalidCall(ValueError):
     error_code: str | None = None  # OpenAI's error code, where it has one for the fault
 
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param  # the request field at fault, for OpenAI's error shape
+
+
+class PromptTooLarge(InvalidCall):
+    """Past gateway.max_prompt_chars: OpenAI's code for a prompt too long, so that a client
+    trimming its history on it does here too (API review 2026-12-07: the code was null)."""
+
+    error_code = CONTEXT_LENGTH_EXCEEDED
 
 
 @dataclass(frozen=True)
@@ -234,8 +244,8 @@ def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.
         _json_schema(call.response_format.schema_json, "response_format.json_schema.schema")
     size = prompt_chars(call)
     if size > limits.max_prompt_chars:
-        raise InvalidCall(f"prompt too large: {size} characters > {limits.max_prompt_chars}",
-                          "messages")
+        raise PromptTooLarge(f"prompt too large: {size} characters > {limits.max_prompt_chars} "
+                             "(the gateway's limit, gateway.max_prompt_chars)", "messages")
     _checked_id(call.call_id, "call_id", "ostinato")
     _checked_id(call.thread_id, "thread_id", "ostinato", slash=False)
     for parent in call.parent_call_ids:

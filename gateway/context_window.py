@@ -6,18 +6,17 @@ within max_req_input_len, engine review 2026-12-05 F2): a prompt that does not f
 call asking for more output than the window leaves, is refused with OpenAI's
 `context_length_exceeded`, before it is queued anywhere; so is one whose prompt has no
 token (SGLang's engine takes none). A call that names no max tokens gets the gateway's
-default, cut to what the window leaves (SGLang's server, given none, generates to the end
-of the window).
+default (by default its max_new_tokens_limit), cut to what the window leaves (SGLang's
+server, given none, generates to the end of the window; OpenAI's max tokens are an optional
+bound).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.calls import InvalidCall
+from gateway.calls import CONTEXT_LENGTH_EXCEEDED, InvalidCall
 from ostinato.v1 import common_pb2
-
-CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"  # OpenAI's error code
 
 
 @dataclass(frozen=True)
@@ -27,6 +26,18 @@ class ContextWindow:
     # the longest prompt the engine takes (SGLang's max_req_input_len: under the context
     # length by a few tokens, and by more where its KV pool is smaller); 0: `tokens` less one
     max_input: int = 0
+
+
+ANSWER_SHARE = 4  # truncation keeps 1/this of the window for an answer of no max tokens
+
+
+def answer_room(window: ContextWindow) -> int:
+    """The output tokens that Responses truncation "auto" leaves room for when the call names
+    no max tokens: the default, at most a quarter of the window (the default is the whole
+    window's by default: room for it would leave out every turn but the last)."""
+    if not window.tokens:
+        return window.default_output
+    return max(1, min(window.default_output, window.tokens // ANSWER_SHARE))
 
 
 class ContextExceeded(InvalidCall):

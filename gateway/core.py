@@ -22,8 +22,14 @@ from cache.conversations import Continuation, ConversationIndex
 from cache.tenancy import NO_LIMITS, TenantLimits
 from gateway.auth import ApiKeyAuthenticator, Unauthenticated, api_key_from_metadata
 from gateway.call_items import RETRY_LOAD_AFTER_S, CallFailed, CallItem, NewProgram, planner_failure
-from gateway.calls import CallLimits, InvalidCall, check_program_id, check_program_options, normalize_call
-from gateway.context_window import CONTEXT_LENGTH_EXCEEDED
+from gateway.calls import (
+    CONTEXT_LENGTH_EXCEEDED,
+    CallLimits,
+    InvalidCall,
+    check_program_id,
+    check_program_options,
+    normalize_call,
+)
 from gateway.execution import CallExecutor
 from ostinato.config import GatewayConfig
 from ostinato.program_ids import client_id, inner_id, namespace
@@ -87,7 +93,7 @@ class GatewayCore:
         self._executor = executor
         self._conversations = conversations
         self._limits = CallLimits(config.max_prompt_chars, config.max_messages,
-                                  config.default_max_new_tokens, config.max_new_tokens_limit)
+                                  config.default_output_tokens, config.max_new_tokens_limit)
 
     def tenant(self, metadata: Iterable[tuple[str, str | bytes]] | None, *,
                openai_client: bool = False) -> str:
@@ -107,15 +113,16 @@ class GatewayCore:
         try:
             return normalize_call(call, self._limits)
         except InvalidCall as exc:
-            raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.param) from exc
+            raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.param,
+                               error_code=exc.error_code) from exc
 
     def fits(self, call: common_pb2.CallSpec) -> bool:
-        """Whether `call` fits the model's context window with its max tokens, the default
-        ones when it names none (tokenized here; nothing runs); GatewayError for a call
-        invalid otherwise."""
+        """Whether `call` fits the model's context window with its max tokens, or when it
+        names none with room for an answer (gateway/context_window.py `answer_room`)
+        (tokenized here; nothing runs); GatewayError for a call invalid otherwise."""
         call = self.normalize(call)
         if not call.sampling.HasField("max_new_tokens"):
-            call.sampling.max_new_tokens = self.config.default_max_new_tokens
+            call.sampling.max_new_tokens = self._executor.answer_room()
         try:
             self._executor.check_fit(call)
         except GatewayError as exc:

@@ -23,7 +23,7 @@ from cache.tenancy import Tenancy, TenantLimits
 from gateway.admissions import Admissions
 from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram, planner_failure
 from gateway.calls import InvalidCall
-from gateway.context_window import ContextWindow, fit
+from gateway.context_window import ContextWindow, answer_room, fit
 from gateway.mesh_run import MeshRun
 from gateway.prompts import PreparedPrompt, prepare
 from gateway.quota_meter import QuotaMeter
@@ -59,7 +59,7 @@ class CallExecutor:
         `admissions`: what admits calls (gateway/admissions.py: over one stream), else
         the planner's unary Admit; `window`: the served model's context window and the
         default max tokens (gateway/context_window.py)."""
-        self._window = window or ContextWindow(0, GatewayConfig.default_max_new_tokens)
+        self._window = window or ContextWindow(0, GatewayConfig().default_output_tokens)
         self._mesh = MeshRun(planner, workers, admissions, self._with_thinking)
         self._quotas = QuotaMeter(quotas, quota_timeout_s, self._mesh.outcomes.spawn)
         self._tokenize = tokenize or load_tokenizer("sim")
@@ -244,6 +244,10 @@ class CallExecutor:
                              failing_for_s=PLANNER_WAIT_S, outage=self.planner_outage)
         except grpc.aio.AioRpcError as exc:
             raise planner_failure(exc, tenant) from exc
+
+    def answer_room(self) -> int:
+        """What truncation leaves for the answer of a call naming no max tokens."""
+        return answer_room(self._window)
 
     def check_fit(self, call: common_pb2.CallSpec) -> None:
         """Raises CallFailed (context_length_exceeded) when `call` (normalized) does not fit

@@ -145,7 +145,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                             quota_timeout_s=redis_cfg.timeout_s,
                             admissions=admissions,
                             window=ContextWindow(config.context_length,
-                                                 config.default_max_new_tokens,
+                                                 config.default_output_tokens,
                                                  config.max_input_tokens))
     conversations = ConversationIndex(client, config.conversation_ttl_s, redis_cfg.timeout_s) \
         if client is not None else None

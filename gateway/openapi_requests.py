@@ -176,7 +176,8 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
             "a hint for the planner (taken within 0 to 2^32 - 1)")}),
     }, description="Ostinato's extension: where the call sits in its program")
     max_tokens = nullable({"type": "integer", "minimum": 1, "maximum": cfg.max_new_tokens_limit,
-                           "description": f"default {cfg.default_max_new_tokens}"})
+                           "description": f"default: {cfg.default_output_tokens}, cut to what "
+                                          "the context window leaves"})
     common: dict[str, Schema] = {
         "model": {"enum": [cfg.model], "description": "the served model (optional)"},
         "max_tokens": max_tokens,
@@ -205,7 +206,7 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         "min_tokens": nullable({"type": "integer", "minimum": 0, "maximum": 2**32 - 1,
                                 "description": "SGLang's: no end of sequence before this many "
                                                "tokens; at most the max tokens (max_tokens, or "
-                                               f"the default {cfg.default_max_new_tokens})"}),
+                                               f"the default {cfg.default_output_tokens})"}),
         "ignore_eos": nullable({"type": "boolean",
                                 "description": "SGLang's: generate up to the max tokens"}),
         "stop": nullable({"oneOf": [text(), {"type": "array", "items": text(), "maxItems": 4}]}),

@@ -33,15 +33,22 @@ class GatewayConfig:
     # route needs a key.
     api_keys: Mapping[str, str] = field(default_factory=dict)
     allow_anonymous: bool = False  # see api_keys: callers without a key are tenant "default"
-    # a call's prompt (all messages) beyond this is refused (INVALID_ARGUMENT)
-    max_prompt_chars: int = 400_000
+    # A call's prompt (all messages) beyond this is refused (INVALID_ARGUMENT; HTTP 400
+    # context_length_exceeded). Above what a 128k-token window holds at ~8 characters a
+    # token (400,000 refused prompts of ~100k tokens that fit: API review 2026-12-07); the
+    # context window refuses what does not fit by tokens.
+    max_prompt_chars: int = 1_048_576
     max_messages: int = 1024  # messages per call beyond this are refused
-    default_max_new_tokens: int = 256  # a call's max_new_tokens when it names none
+    # A call's max_new_tokens when it names none, cut to what the context window leaves;
+    # 0: none of the gateway's own, max_new_tokens_limit (OpenAI's max tokens are an optional
+    # bound, and SGLang given none generates to the window's end: a default of 256 cut
+    # frameworks' long tool calls short, API review 2026-12-07).
+    default_max_new_tokens: int = 0
     max_new_tokens_limit: int = 16_384  # a call asking for more is refused
     # The served model's context window in tokens (SGLang's context length: prompt and
     # output; its /v1/models max_model_len). A prompt that does not fit, or one with its
     # max_tokens, is refused at once (400 context_length_exceeded); a call naming no max
-    # tokens gets default_max_new_tokens cut to what the window leaves. 0: not known here
+    # tokens gets default_output_tokens cut to what the window leaves. 0: not known here
     # (`ostinato up` reads it from its first engine; else the engines refuse what does not fit).
     context_length: int = 0
     # The longest prompt the engine takes, where it is shorter than the window allows
@@ -105,6 +112,11 @@ class GatewayConfig:
     # Mutual TLS: the CAs (PEM) that sign the client certificates every caller must present.
     tls_client_ca_file: str = ""  # Empty: no client certificate asked.
 
+    @property
+    def default_output_tokens(self) -> int:
+        """max_new_tokens of a call naming none, before the context window cuts it."""
+        return self.default_max_new_tokens or self.max_new_tokens_limit
+
     def __post_init__(self) -> None:
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise ConfigError("gateway.tls_cert_file and gateway.tls_key_file: set both (TLS) or "
@@ -113,9 +125,10 @@ class GatewayConfig:
             raise ConfigError("gateway.tls_client_ca_file: mutual TLS needs gateway.tls_cert_file "
                               "and gateway.tls_key_file")
         check_numbers("gateway", self, positive=(
-            "max_prompt_chars", "max_messages", "default_max_new_tokens", "max_new_tokens_limit",
+            "max_prompt_chars", "max_messages", "max_new_tokens_limit",
             "call_timeout_s", "max_conversations_per_tenant", "max_conversation_bytes"),
-            non_negative=("max_inflight_calls", "context_length", "max_input_tokens", "drain_s"))
+            non_negative=("max_inflight_calls", "context_length", "max_input_tokens", "drain_s",
+                          "default_max_new_tokens"))
         if self.default_max_new_tokens > self.max_new_tokens_limit:
             raise ConfigError(f"gateway.default_max_new_tokens: must be at most "
                               f"max_new_tokens_limit ({self.max_new_tokens_limit}), got "

@@ -47,7 +47,9 @@ def engine_mesh(engine_build: Path, workdir: str, workers: int, worker: dict[str
                    "engine_start_timeout_s": 600, **worker},
         "gateway": {"kv_tokenizer": f"hf:{model}", "model": "tiny-llama", "http_port": 0,
                     "allow_anonymous": False, "semantic_cache": False, "cache_mode": "off",
-                    **gateway},
+                    # random weights seldom write EOS: a call naming no max tokens would run
+                    # to the window's end (4,096) on these CPUs
+                    "default_max_new_tokens": 256, **gateway},
     })
     mesh = Mesh(cfg, ephemeral_ports=True, workdir=workdir)
     mesh.start(timeout_s=700)

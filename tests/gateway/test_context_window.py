@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.calls import InvalidCall
-from gateway.context_window import ContextExceeded, ContextWindow, fit
+from gateway.context_window import ContextExceeded, ContextWindow, answer_room, fit
+from ostinato.config import GatewayConfig
 from ostinato.sdk_types import call_spec
 
 USER = [{"role": "user", "content": "hello"}]
@@ -74,3 +75,23 @@ def test_a_prompt_of_no_tokens_is_refused(window: int, kwargs: dict, param: str)
         fit(call_spec(**kwargs), 0, ContextWindow(window, 256))
     assert refused.value.param == param
     assert not isinstance(refused.value, ContextExceeded)
+
+
+@pytest.mark.parametrize(("window", "default", "room"), [
+    (0, 16_384, 16_384),  # no window known: the default
+    (131_072, 16_384, 16_384),
+    (4096, 16_384, 1024),  # a quarter of the window at most
+    (4096, 256, 256),  # an operator's default below it
+    (2, 16_384, 1),
+])
+def test_truncation_leaves_room_for_an_answer(window: int, default: int, room: int) -> None:
+    assert answer_room(ContextWindow(window, default)) == room
+
+
+@pytest.mark.parametrize(("kwargs", "default"), [
+    ({}, 16_384),  # none of the gateway's own: its limit (OpenAI's max tokens are optional)
+    ({"max_new_tokens_limit": 2048}, 2048),
+    ({"default_max_new_tokens": 300}, 300),
+])
+def test_the_default_max_tokens_is_the_limit_unless_set(kwargs: dict, default: int) -> None:
+    assert GatewayConfig(**kwargs).default_output_tokens == default

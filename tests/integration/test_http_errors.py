@@ -52,6 +52,16 @@ def test_bad_requests_get_clear_errors(acme: openai.OpenAI, kw: dict, status: in
     assert needle in err.value.message
 
 
+def test_a_prompt_past_the_gateways_limit_is_context_length_exceeded(acme: openai.OpenAI) -> None:
+    """OpenAI's code, so a client that trims its history on it does here too (API review
+    2026-12-07: the code was null)."""
+    with pytest.raises(openai.BadRequestError) as err:
+        acme.chat.completions.create(model=MODEL, messages=ask("x" * 60_000), max_tokens=4)
+    assert isinstance(err.value.body, dict)
+    assert err.value.body["code"] == "context_length_exceeded"
+    assert "gateway.max_prompt_chars" in err.value.body["message"]
+
+
 def open_programs(mesh: Mesh) -> float:
     with urllib.request.urlopen(f"http://{mesh.endpoints.metrics['planner']}/metrics",
                                 timeout=10) as resp:
