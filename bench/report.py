@@ -16,6 +16,11 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def _times(x: float | None) -> str:
+    """A ratio: `1.23x`, or n/a."""
+    return "n/a" if x is None else f"{x:.2f}x"
+
+
 def markdown(results: dict[str, Any]) -> str:
     ratios = capacity_ratios(results)
     st = results["steady_state"]
@@ -39,7 +44,9 @@ def markdown(results: dict[str, Any]) -> str:
         "highest stable rate swept, whatever its latency.",
         "",
         f"Prefix hit rate of one engine with an unbounded cache (the most reuse possible): "
-        f"{results['reference_prefix_hit_rate']:.3f}.",
+        f"{results['reference_prefix_hit_rate']:.3f}. Planner queue s: a call's wait from ready "
+        "to sent to an engine (a bare router, or no budget, sends at once: its calls wait in "
+        "the engines' queues, in the latency but not in this column).",
         "",
         "| policy | capacity (programs/s) | vs fcfs+round_robin | sustained (programs/s) | "
         + " | ".join(f"capacity `{c}`" for c in _classes(results)) + " |",
@@ -55,7 +62,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         "| policy | rate | stable | done | mean s | p50 s | p99 s | norm ms/tok | prefix hit "
-        "| deadlines | calls queued s (mean) |",
+        "| deadlines | planner queue s (mean) |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in sorted(results["runs"], key=lambda r: (r["rate"], r["policy"])):
@@ -107,12 +114,12 @@ def _point(point: dict[str, Any] | None, classes: list[str]) -> list[str]:
     lines = ["", f"At {point['load_of_baseline_capacity']:.0%} of `fcfs+round_robin`'s capacity "
              f"({point['rate']:.2f} programs/s):", "",
              "| policy | rate | stable | done | mean s | p50 s | p99 s | norm ms/tok | prefix hit "
-             "| deadlines | calls queued s (mean) | p99 vs fcfs+round_robin | mean vs clairvoyant |",
+             "| deadlines | planner queue s (mean) | p99 vs fcfs+round_robin | mean vs clairvoyant |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in point["runs"]:
         p = r["policy"]
-        lines.append(_row(r) + f" {_fmt(point['p99_vs_baseline'].get(p))}x | "
-                     f"{_fmt(point['mean_vs_clairvoyant'].get(p))}x |")
+        lines.append(_row(r) + f" {_times(point['p99_vs_baseline'].get(p))} | "
+                     f"{_times(point['mean_vs_clairvoyant'].get(p))} |")
     lines += ["", "Mean normalized latency per class there (ms/token):", "",
               "| policy | " + " | ".join(f"`{c}`" for c in classes) + " |",
               "|---|" + "---:|" * len(classes)]
