@@ -219,7 +219,7 @@ class PlannerService(WorkerRpcs, planner_pb2_grpc.PlannerServicer):
             return planner_pb2.Grant(call_id=call.call_id)
         if call.state is CallState.RUNNING:  # re-admitted after a planner restart
             log.info("grant re-sent after restart", program_id=call.program_id, call_id=call.call_id)
-            return grant_proto(grant_of(call))
+            return grant_proto(grant_of(call), self._core.queued)
         waiter: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
         self._waiters[key] = waiter
         self.metrics.admitted.labels(request.tenant).inc()
@@ -241,7 +241,7 @@ class PlannerService(WorkerRpcs, planner_pb2_grpc.PlannerServicer):
             self._endings.end_one_call(request.program_id)
             self.pump()
             raise
-        return grant_proto(grant)
+        return grant_proto(grant, self._core.queued)
 
     def _end_unused(self, program_id: str, tenant: str) -> None:
         """Ends a program that has no call (its opening admission was refused): each load

@@ -61,11 +61,11 @@ def refused(exc: PlannerError) -> AdmitRefused:
     return AdmitRefused(status_for(exc), str(exc), final=isinstance(exc, DeadlineExceeded))
 
 
-def grant_proto(grant: Grant) -> planner_pb2.Grant:
+def grant_proto(grant: Grant, calls_waiting: int = 0) -> planner_pb2.Grant:
     return planner_pb2.Grant(
         call_id=grant.call_id, worker_id=grant.worker_id, worker_address=grant.worker_address,
         priority=grant.priority, queued_s=grant.queued_s, matched_blocks=grant.matched_blocks,
-        parked_s=grant.parked_s, attempt=grant.attempt,
+        parked_s=grant.parked_s, attempt=grant.attempt, calls_waiting=calls_waiting,
     )
 
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ostinato.v1 import common_pb2 as ostinato_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ostinato/v1/planner.proto\x12\x0bostinato.v1\x1a\x18ostinato/v1/common.proto\"\x99\x01\n\x16RegisterProgramRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12,\n\x07options\x18\x02 \x01(\x0b\x32\x1b.ostinato.v1.ProgramOptions\x12\x19\n\x11max_open_programs\x18\x03 \x01(\r\x12\x14\n\x0cregistration\x18\x04 \x01(\t\x12\x10\n\x08\x64\x65\x63lared\x18\x05 \x01(\x08\"C\n\x17RegisterProgramResponse\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61lready_open\x18\x02 \x01(\x08\"\xa7\x03\n\x0c\x41\x64mitRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\x12\x17\n\x0fparent_call_ids\x18\x05 \x03(\t\x12\x15\n\rprompt_tokens\x18\x06 \x01(\r\x12\x16\n\x0emax_new_tokens\x18\x07 \x01(\r\x12%\n\x05hints\x18\x08 \x01(\x0b\x32\x16.ostinato.v1.CallHints\x12\x15\n\rprefix_hashes\x18\t \x03(\x06\x12\x19\n\x11served_from_cache\x18\n \x01(\x08\x12\x18\n\x10retry_of_attempt\x18\x0b \x01(\r\x12\x17\n\x0f\x65xclude_workers\x18\x0c \x03(\t\x12\x35\n\x10register_program\x18\r \x01(\x0b\x32\x1b.ostinato.v1.ProgramOptions\x12\x19\n\x11max_open_programs\x18\x0e \x01(\r\x12\x19\n\x11\x65nd_program_after\x18\x0f \x01(\x08\x12\x0e\n\x06resend\x18\x10 \x01(\x08\"\xa2\x01\n\x05Grant\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x16\n\x0eworker_address\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\x05\x12\x10\n\x08queued_s\x18\x05 \x01(\x01\x12\x16\n\x0ematched_blocks\x18\x06 \x01(\x05\x12\x10\n\x08parked_s\x18\x07 \x01(\x01\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\r\"\x9c\x02\n\x12\x41\x64mitStreamRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x05\x61\x64mit\x18\x02 \x01(\x0b\x32\x19.ostinato.v1.AdmitRequest\x12\x11\n\ttimeout_s\x18\x03 \x01(\x01\x12\x0e\n\x06\x63\x61ncel\x18\x04 \x01(\x08\x12H\n\rtrace_context\x18\x05 \x03(\x0b\x32\x31.ostinato.v1.AdmitStreamRequest.TraceContextEntry\x12.\n\x05\x62\x61tch\x18\x06 \x03(\x0b\x32\x1f.ostinato.v1.AdmitStreamRequest\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa5\x01\n\x13\x41\x64mitStreamResponse\x12\n\n\x02id\x18\x01 \x01(\x04\x12!\n\x05grant\x18\x02 \x01(\x0b\x32\x12.ostinato.v1.Grant\x12\x0e\n\x06status\x18\x03 \x01(\x05\x12\x0f\n\x07\x64\x65tails\x18\x04 \x01(\t\x12/\n\x05\x62\x61tch\x18\x05 \x03(\x0b\x32 .ostinato.v1.AdmitStreamResponse\x12\r\n\x05\x66inal\x18\x06 \x01(\x08\"\xc0\x01\n\x10\x43ompletionReport\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12-\n\x06status\x18\x04 \x01(\x0e\x32\x1d.ostinato.v1.CompletionStatus\x12!\n\x05usage\x18\x05 \x01(\x0b\x32\x12.ostinato.v1.Usage\x12\x11\n\tservice_s\x18\x06 \x01(\x01\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\"C\n\x11\x43ompletionReports\x12.\n\x07reports\x18\x01 \x03(\x0b\x32\x1d.ostinato.v1.CompletionReport\"c\n\x0eProgressReport\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x19\n\x11\x63ompletion_tokens\x18\x04 \x01(\r\"\x0b\n\tReportAck\">\n\x18\x45ndProgramPlannerRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\"\xbc\x01\n\x12WorkerRegistration\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x14\n\x0cmax_inflight\x18\x03 \x01(\r\x12\x11\n\tsimulated\x18\x04 \x01(\x08\x12\x18\n\x10\x65ngine_unhealthy\x18\x05 \x01(\x08\x12\x11\n\tkv_tokens\x18\x06 \x01(\x04\x12,\n\x0bknown_calls\x18\x07 \x01(\x0b\x32\x17.ostinato.v1.KnownCalls\"O\n\nKnownCalls\x12\x18\n\x10planner_instance\x18\x01 \x01(\t\x12\'\n\x05\x63\x61lls\x18\x02 \x03(\x0b\x32\x18.ostinato.v1.CallAttempt\"C\n\x0b\x43\x61llAttempt\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"%\n\tWorkerAck\x12\x18\n\x10planner_instance\x18\x01 \x01(\t*\xb7\x01\n\x10\x43ompletionStatus\x12!\n\x1d\x43OMPLETION_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43OMPLETION_STATUS_OK\x10\x01\x12\x1c\n\x18\x43OMPLETION_STATUS_FAILED\x10\x02\x12\x1f\n\x1b\x43OMPLETION_STATUS_CANCELLED\x10\x03\x12\'\n#COMPLETION_STATUS_DEADLINE_EXCEEDED\x10\x04\x32\xbe\x05\n\x07Planner\x12\\\n\x0fRegisterProgram\x12#.ostinato.v1.RegisterProgramRequest\x1a$.ostinato.v1.RegisterProgramResponse\x12\x36\n\x05\x41\x64mit\x12\x19.ostinato.v1.AdmitRequest\x1a\x12.ostinato.v1.Grant\x12T\n\x0b\x41\x64mitStream\x12\x1f.ostinato.v1.AdmitStreamRequest\x1a .ostinato.v1.AdmitStreamResponse(\x01\x30\x01\x12I\n\x10ReportCompletion\x12\x1d.ostinato.v1.CompletionReport\x1a\x16.ostinato.v1.ReportAck\x12K\n\x11ReportCompletions\x12\x1e.ostinato.v1.CompletionReports\x1a\x16.ostinato.v1.ReportAck\x12\x45\n\x0eReportProgress\x12\x1b.ostinato.v1.ProgressReport\x1a\x16.ostinato.v1.ReportAck\x12P\n\nEndProgram\x12%.ostinato.v1.EndProgramPlannerRequest\x1a\x1b.ostinato.v1.ProgramSummary\x12I\n\x0eRegisterWorker\x12\x1f.ostinato.v1.WorkerRegistration\x1a\x16.ostinato.v1.WorkerAck\x12K\n\x10\x44\x65registerWorker\x12\x1f.ostinato.v1.WorkerRegistration\x1a\x16.ostinato.v1.WorkerAckb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ostinato/v1/planner.proto\x12\x0bostinato.v1\x1a\x18ostinato/v1/common.proto\"\x99\x01\n\x16RegisterProgramRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12,\n\x07options\x18\x02 \x01(\x0b\x32\x1b.ostinato.v1.ProgramOptions\x12\x19\n\x11max_open_programs\x18\x03 \x01(\r\x12\x14\n\x0cregistration\x18\x04 \x01(\t\x12\x10\n\x08\x64\x65\x63lared\x18\x05 \x01(\x08\"C\n\x17RegisterProgramResponse\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61lready_open\x18\x02 \x01(\x08\"\xa7\x03\n\x0c\x41\x64mitRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\x12\x17\n\x0fparent_call_ids\x18\x05 \x03(\t\x12\x15\n\rprompt_tokens\x18\x06 \x01(\r\x12\x16\n\x0emax_new_tokens\x18\x07 \x01(\r\x12%\n\x05hints\x18\x08 \x01(\x0b\x32\x16.ostinato.v1.CallHints\x12\x15\n\rprefix_hashes\x18\t \x03(\x06\x12\x19\n\x11served_from_cache\x18\n \x01(\x08\x12\x18\n\x10retry_of_attempt\x18\x0b \x01(\r\x12\x17\n\x0f\x65xclude_workers\x18\x0c \x03(\t\x12\x35\n\x10register_program\x18\r \x01(\x0b\x32\x1b.ostinato.v1.ProgramOptions\x12\x19\n\x11max_open_programs\x18\x0e \x01(\r\x12\x19\n\x11\x65nd_program_after\x18\x0f \x01(\x08\x12\x0e\n\x06resend\x18\x10 \x01(\x08\"\xb9\x01\n\x05Grant\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x16\n\x0eworker_address\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\x05\x12\x10\n\x08queued_s\x18\x05 \x01(\x01\x12\x16\n\x0ematched_blocks\x18\x06 \x01(\x05\x12\x10\n\x08parked_s\x18\x07 \x01(\x01\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\r\x12\x15\n\rcalls_waiting\x18\t \x01(\r\"\x9c\x02\n\x12\x41\x64mitStreamRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x05\x61\x64mit\x18\x02 \x01(\x0b\x32\x19.ostinato.v1.AdmitRequest\x12\x11\n\ttimeout_s\x18\x03 \x01(\x01\x12\x0e\n\x06\x63\x61ncel\x18\x04 \x01(\x08\x12H\n\rtrace_context\x18\x05 \x03(\x0b\x32\x31.ostinato.v1.AdmitStreamRequest.TraceContextEntry\x12.\n\x05\x62\x61tch\x18\x06 \x03(\x0b\x32\x1f.ostinato.v1.AdmitStreamRequest\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa5\x01\n\x13\x41\x64mitStreamResponse\x12\n\n\x02id\x18\x01 \x01(\x04\x12!\n\x05grant\x18\x02 \x01(\x0b\x32\x12.ostinato.v1.Grant\x12\x0e\n\x06status\x18\x03 \x01(\x05\x12\x0f\n\x07\x64\x65tails\x18\x04 \x01(\t\x12/\n\x05\x62\x61tch\x18\x05 \x03(\x0b\x32 .ostinato.v1.AdmitStreamResponse\x12\r\n\x05\x66inal\x18\x06 \x01(\x08\"\xc0\x01\n\x10\x43ompletionReport\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12-\n\x06status\x18\x04 \x01(\x0e\x32\x1d.ostinato.v1.CompletionStatus\x12!\n\x05usage\x18\x05 \x01(\x0b\x32\x12.ostinato.v1.Usage\x12\x11\n\tservice_s\x18\x06 \x01(\x01\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\"C\n\x11\x43ompletionReports\x12.\n\x07reports\x18\x01 \x03(\x0b\x32\x1d.ostinato.v1.CompletionReport\"c\n\x0eProgressReport\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x19\n\x11\x63ompletion_tokens\x18\x04 \x01(\r\"\x0b\n\tReportAck\">\n\x18\x45ndProgramPlannerRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\"\xbc\x01\n\x12WorkerRegistration\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x14\n\x0cmax_inflight\x18\x03 \x01(\r\x12\x11\n\tsimulated\x18\x04 \x01(\x08\x12\x18\n\x10\x65ngine_unhealthy\x18\x05 \x01(\x08\x12\x11\n\tkv_tokens\x18\x06 \x01(\x04\x12,\n\x0bknown_calls\x18\x07 \x01(\x0b\x32\x17.ostinato.v1.KnownCalls\"O\n\nKnownCalls\x12\x18\n\x10planner_instance\x18\x01 \x01(\t\x12\'\n\x05\x63\x61lls\x18\x02 \x03(\x0b\x32\x18.ostinato.v1.CallAttempt\"C\n\x0b\x43\x61llAttempt\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"%\n\tWorkerAck\x12\x18\n\x10planner_instance\x18\x01 \x01(\t*\xb7\x01\n\x10\x43ompletionStatus\x12!\n\x1d\x43OMPLETION_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43OMPLETION_STATUS_OK\x10\x01\x12\x1c\n\x18\x43OMPLETION_STATUS_FAILED\x10\x02\x12\x1f\n\x1b\x43OMPLETION_STATUS_CANCELLED\x10\x03\x12\'\n#COMPLETION_STATUS_DEADLINE_EXCEEDED\x10\x04\x32\xbe\x05\n\x07Planner\x12\\\n\x0fRegisterProgram\x12#.ostinato.v1.RegisterProgramRequest\x1a$.ostinato.v1.RegisterProgramResponse\x12\x36\n\x05\x41\x64mit\x12\x19.ostinato.v1.AdmitRequest\x1a\x12.ostinato.v1.Grant\x12T\n\x0b\x41\x64mitStream\x12\x1f.ostinato.v1.AdmitStreamRequest\x1a .ostinato.v1.AdmitStreamResponse(\x01\x30\x01\x12I\n\x10ReportCompletion\x12\x1d.ostinato.v1.CompletionReport\x1a\x16.ostinato.v1.ReportAck\x12K\n\x11ReportCompletions\x12\x1e.ostinato.v1.CompletionReports\x1a\x16.ostinato.v1.ReportAck\x12\x45\n\x0eReportProgress\x12\x1b.ostinato.v1.ProgressReport\x1a\x16.ostinato.v1.ReportAck\x12P\n\nEndProgram\x12%.ostinato.v1.EndProgramPlannerRequest\x1a\x1b.ostinato.v1.ProgramSummary\x12I\n\x0eRegisterWorker\x12\x1f.ostinato.v1.WorkerRegistration\x1a\x16.ostinato.v1.WorkerAck\x12K\n\x10\x44\x65registerWorker\x12\x1f.ostinato.v1.WorkerRegistration\x1a\x16.ostinato.v1.WorkerAckb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ADMITSTREAMREQUEST_TRACECONTEXTENTRY']._loaded_options = None
   _globals['_ADMITSTREAMREQUEST_TRACECONTEXTENTRY']._serialized_options = b'8\001'
-  _globals['_COMPLETIONSTATUS']._serialized_start=2162
-  _globals['_COMPLETIONSTATUS']._serialized_end=2345
+  _globals['_COMPLETIONSTATUS']._serialized_start=2185
+  _globals['_COMPLETIONSTATUS']._serialized_end=2368
   _globals['_REGISTERPROGRAMREQUEST']._serialized_start=69
   _globals['_REGISTERPROGRAMREQUEST']._serialized_end=222
   _globals['_REGISTERPROGRAMRESPONSE']._serialized_start=224
@@ -43,31 +43,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADMITREQUEST']._serialized_start=294
   _globals['_ADMITREQUEST']._serialized_end=717
   _globals['_GRANT']._serialized_start=720
-  _globals['_GRANT']._serialized_end=882
-  _globals['_ADMITSTREAMREQUEST']._serialized_start=885
-  _globals['_ADMITSTREAMREQUEST']._serialized_end=1169
-  _globals['_ADMITSTREAMREQUEST_TRACECONTEXTENTRY']._serialized_start=1118
-  _globals['_ADMITSTREAMREQUEST_TRACECONTEXTENTRY']._serialized_end=1169
-  _globals['_ADMITSTREAMRESPONSE']._serialized_start=1172
-  _globals['_ADMITSTREAMRESPONSE']._serialized_end=1337
-  _globals['_COMPLETIONREPORT']._serialized_start=1340
-  _globals['_COMPLETIONREPORT']._serialized_end=1532
-  _globals['_COMPLETIONREPORTS']._serialized_start=1534
-  _globals['_COMPLETIONREPORTS']._serialized_end=1601
-  _globals['_PROGRESSREPORT']._serialized_start=1603
-  _globals['_PROGRESSREPORT']._serialized_end=1702
-  _globals['_REPORTACK']._serialized_start=1704
-  _globals['_REPORTACK']._serialized_end=1715
-  _globals['_ENDPROGRAMPLANNERREQUEST']._serialized_start=1717
-  _globals['_ENDPROGRAMPLANNERREQUEST']._serialized_end=1779
-  _globals['_WORKERREGISTRATION']._serialized_start=1782
-  _globals['_WORKERREGISTRATION']._serialized_end=1970
-  _globals['_KNOWNCALLS']._serialized_start=1972
-  _globals['_KNOWNCALLS']._serialized_end=2051
-  _globals['_CALLATTEMPT']._serialized_start=2053
-  _globals['_CALLATTEMPT']._serialized_end=2120
-  _globals['_WORKERACK']._serialized_start=2122
-  _globals['_WORKERACK']._serialized_end=2159
-  _globals['_PLANNER']._serialized_start=2348
-  _globals['_PLANNER']._serialized_end=3050
+  _globals['_GRANT']._serialized_end=905
+  _globals['_ADMITSTREAMREQUEST']._serialized_start=908
+  _globals['_ADMITSTREAMREQUEST']._serialized_end=1192
+  _globals['_ADMITSTREAMREQUEST_TRACECONTEXTENTRY']._serialized_start=1141
+  _globals['_ADMITSTREAMREQUEST_TRACECONTEXTENTRY']._serialized_end=1192
+  _globals['_ADMITSTREAMRESPONSE']._serialized_start=1195
+  _globals['_ADMITSTREAMRESPONSE']._serialized_end=1360
+  _globals['_COMPLETIONREPORT']._serialized_start=1363
+  _globals['_COMPLETIONREPORT']._serialized_end=1555
+  _globals['_COMPLETIONREPORTS']._serialized_start=1557
+  _globals['_COMPLETIONREPORTS']._serialized_end=1624
+  _globals['_PROGRESSREPORT']._serialized_start=1626
+  _globals['_PROGRESSREPORT']._serialized_end=1725
+  _globals['_REPORTACK']._serialized_start=1727
+  _globals['_REPORTACK']._serialized_end=1738
+  _globals['_ENDPROGRAMPLANNERREQUEST']._serialized_start=1740
+  _globals['_ENDPROGRAMPLANNERREQUEST']._serialized_end=1802
+  _globals['_WORKERREGISTRATION']._serialized_start=1805
+  _globals['_WORKERREGISTRATION']._serialized_end=1993
+  _globals['_KNOWNCALLS']._serialized_start=1995
+  _globals['_KNOWNCALLS']._serialized_end=2074
+  _globals['_CALLATTEMPT']._serialized_start=2076
+  _globals['_CALLATTEMPT']._serialized_end=2143
+  _globals['_WORKERACK']._serialized_start=2145
+  _globals['_WORKERACK']._serialized_end=2182
+  _globals['_PLANNER']._serialized_start=2371
+  _globals['_PLANNER']._serialized_end=3073
 # @@protoc_insertion_point(module_scope)

@@ -80,7 +80,7 @@ class AdmitRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., parent_call_ids: _Optional[_Iterable[str]] = ..., prompt_tokens: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., hints: _Optional[_Union[_common_pb2.CallHints, _Mapping]] = ..., prefix_hashes: _Optional[_Iterable[int]] = ..., served_from_cache: _Optional[bool] = ..., retry_of_attempt: _Optional[int] = ..., exclude_workers: _Optional[_Iterable[str]] = ..., register_program: _Optional[_Union[_common_pb2.ProgramOptions, _Mapping]] = ..., max_open_programs: _Optional[int] = ..., end_program_after: _Optional[bool] = ..., resend: _Optional[bool] = ...) -> None: ...
 
 class Grant(_message.Message):
-    __slots__ = ("call_id", "worker_id", "worker_address", "priority", "queued_s", "matched_blocks", "parked_s", "attempt")
+    __slots__ = ("call_id", "worker_id", "worker_address", "priority", "queued_s", "matched_blocks", "parked_s", "attempt", "calls_waiting")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class Grant(_message.Message):
     MATCHED_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     PARKED_S_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CALLS_WAITING_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     worker_id: str
     worker_address: str
@@ -97,7 +98,8 @@ class Grant(_message.Message):
     matched_blocks: int
     parked_s: float
     attempt: int
-    def __init__(self, call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., worker_address: _Optional[str] = ..., priority: _Optional[int] = ..., queued_s: _Optional[float] = ..., matched_blocks: _Optional[int] = ..., parked_s: _Optional[float] = ..., attempt: _Optional[int] = ...) -> None: ...
+    calls_waiting: int
+    def __init__(self, call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., worker_address: _Optional[str] = ..., priority: _Optional[int] = ..., queued_s: _Optional[float] = ..., matched_blocks: _Optional[int] = ..., parked_s: _Optional[float] = ..., attempt: _Optional[int] = ..., calls_waiting: _Optional[int] = ...) -> None: ...
 
 class AdmitStreamRequest(_message.Message):
     __slots__ = ("id", "admit", "timeout_s", "cancel", "trace_context", "batch")

@@ -1,11 +1,11 @@
-"""What the gateway's call path tells the planner about a call (gateway/mesh_run.py): pure."""
+"""What the gateway's call path tells the planner about a call (gateway/mesh_run.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.mesh_run import planner_hints
-from ostinato.v1 import common_pb2
+from gateway.mesh_run import MeshRun, planner_hints
+from ostinato.v1 import common_pb2, planner_pb2
 
 
 @pytest.mark.parametrize(("hint", "least", "expected"), [
@@ -19,3 +19,30 @@ def test_min_tokens_is_a_floor_under_the_expected_output(hint: int, least: int,
         sampling=common_pb2.SamplingParams(min_new_tokens=least))
     out = planner_hints(call)
     assert out.expected_output_tokens == expected and list(out.tags) == ["a"]
+
+
+class _Admissions:
+    """Grants every call, saying `waiting` calls wait at the planner."""
+
+    def __init__(self, waiting: int) -> None:
+        self.waiting = waiting
+
+    async def Admit(self, request: planner_pb2.AdmitRequest,
+                    timeout: float | None = None) -> planner_pb2.Grant:
+        return planner_pb2.Grant(call_id=request.call_id, worker_id="w0",
+                                 calls_waiting=self.waiting)
+
+
+@pytest.mark.parametrize(("report_later", "waiting", "lingers"), [
+    (True, 0, True),  # a one-call program's report, nobody waiting: batched
+    (True, 3, False),  # calls wait for the slot it frees: at once
+    (False, 0, False),  # a program's (its EndProgram waits for it): at once
+])
+async def test_reports_linger_only_while_no_call_waits_at_the_planner(
+        report_later: bool, waiting: int, lingers: bool) -> None:
+    """(ovh review 2026-12-07: one worker of 4 slots at 100 one-call programs/s queued
+    calls for seconds, each slot held ~50 ms past its call's end by the batched report.)"""
+    mesh = MeshRun(None, None, _Admissions(waiting), lambda usage, _: usage)  # type: ignore[arg-type]
+    await mesh._admitted(planner_pb2.AdmitRequest(program_id="p", call_id="c"), None, 5.0)
+    reporter = mesh.reporter_for(report_later)
+    assert (reporter is not mesh.report_now) is lingers
