@@ -123,6 +123,11 @@ class PlannerConfig:
     unstarted_grant_s: float = 30.0  # Keep it several worker.heartbeat_s
     # an ended program's records (its calls and summary) stay in Redis this long, then expire
     ended_program_ttl_s: float = 86_400.0
+    # Program records nobody waits for (a one-call program's: registered, running, done,
+    # ended) wait this long in the planner for others to go with them, each record written
+    # once however often it changed meanwhile; anything acknowledged is written first. A
+    # planner killed loses at most this long of them. 0: written as soon as possible.
+    store_linger_s: float = 0.1
     program_idle_ttl_s: float = 1800.0  # a program without calls for this long is ended (expired)
     # A declared program's (RunProgram's DAG, which its gateway drives without pause and
     # ends): ended once idle this long, its gateway gone (nobody else can end it; its id
@@ -157,7 +162,8 @@ class PlannerConfig:
         check_numbers("planner", self, positive=(
             "worker_ttl_s", "ended_program_ttl_s", "program_idle_ttl_s", "declared_idle_ttl_s",
             "learned_save_s"),
-            non_negative=("max_queued_calls", "max_queued_per_tenant", "max_home_wait_s"))
+            non_negative=("max_queued_calls", "max_queued_per_tenant", "max_home_wait_s",
+                          "store_linger_s"))
         if self.starvation_ratio < 0 or self.starvation_min_s < 0:
             raise ConfigError("planner.starvation_ratio and starvation_min_s: must be >= 0")
         if self.starvation_max_s < self.starvation_min_s:

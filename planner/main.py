@@ -97,7 +97,8 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
     # HA: nothing is acknowledged before it is in Redis, as long as the lease lasts (a
     # successor reads only what is there); alone, a planner serves on through an outage
     store = ProgramStore(client, clock, timeout_s=redis_cfg.timeout_s,
-                         ended_ttl_s=config.ended_program_ttl_s, hold_in_outage=config.ha)
+                         ended_ttl_s=config.ended_program_ttl_s, hold_in_outage=config.ha,
+                         linger_s=config.store_linger_s)
     kv_index = KvMirror(client, timeout_s=redis_cfg.timeout_s) if config.kv_index else None
     learned = LearnedStore(client, redis_cfg.timeout_s)
     metrics = PlannerMetrics(core, clock=clock)

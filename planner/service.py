@@ -99,6 +99,8 @@ class PlannerService(WorkerRpcs, planner_pb2_grpc.PlannerServicer):
         `persist_timeout_s`, or at once while Redis is failing, it goes on regardless,
         unless the store holds its writes' waiters through an outage: planner HA.)"""
         if self._last_write is not None:
+            if not self._last_write.done():
+                self._store.hurry()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.persist_timeout_s):
                     await asyncio.shield(self._last_write)

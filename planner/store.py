@@ -22,6 +22,7 @@ reason (a bug: one that cannot be encoded) is dropped alone, logged and counted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections import deque
@@ -96,10 +97,15 @@ def snapshot(event: Event, wall_now: float, clock_now: float) -> _Write:
 class ProgramStore:
     def __init__(self, client: AsyncClient, clock: Clock, timeout_s: float = 0.5, *,
                  max_pending: int = 100_000, max_backoff_s: float = 1.0,
-                 ended_ttl_s: float = 86_400.0, hold_in_outage: bool = False) -> None:
+                 ended_ttl_s: float = 86_400.0, hold_in_outage: bool = False,
+                 linger_s: float = 0.0) -> None:
         """`ended_ttl_s`: an ended program's records stay in Redis this long, then expire.
-        `hold_in_outage`: `publish`'s futures wait for their writes through an outage."""
+        `hold_in_outage`: `publish`'s futures wait for their writes through an outage.
+        `linger_s`: writes wait this long for others to go with them (a record changed
+        again meanwhile is written once) unless someone waits for them (`hurry`)."""
         self._hold_in_outage = hold_in_outage
+        self._linger_s = linger_s
+        self._hurry = asyncio.Event()
         self._ended_ttl_s = ended_ttl_s
         self._redis = client
         self._clock = clock
@@ -146,6 +152,10 @@ class ProgramStore:
             self._wake.set()
         return marker
 
+    def hurry(self) -> None:
+        """Someone waits for what is queued: it is written now, not after `linger_s`."""
+        self._hurry.set()
+
     def _queue(self, write: _Write) -> None:
         if write.kind == "program":  # an id registered again supersedes its end
             self._pending.pop(("ended", write.program_id), None)
@@ -176,6 +186,11 @@ class ProgramStore:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if self._linger_s and not self._hurry.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._linger_s):
+                        await self._hurry.wait()
+            self._hurry.clear()
             batch = {k: self._pending.pop(k)
                      for k in list(itertools.islice(self._pending, MAX_BATCH))}
             self._busy = True
@@ -256,6 +271,7 @@ class ProgramStore:
 
     async def flush(self) -> None:
         """Until every record is written (bounded by the caller: Redis may be down)."""
+        self.hurry()
         while self._pending or self._busy:
             await asyncio.sleep(0.02)
 

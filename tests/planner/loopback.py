@@ -19,6 +19,9 @@ class NoStore:
     def publish(self, events: object) -> None:
         return None
 
+    def hurry(self) -> None:
+        return None
+
 
 @asynccontextmanager
 async def servicer_on_loopback(servicer: planner_pb2_grpc.PlannerServicer

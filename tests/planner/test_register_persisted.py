@@ -26,6 +26,9 @@ class HeldWrites:
         self.published.set()
         return self.written
 
+    def hurry(self) -> None:
+        return None
+
 
 async def test_register_program_answers_once_the_record_is_written() -> None:
     core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
