@@ -139,6 +139,7 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
         if keeper is not None and not keeper.holds():
             await keeper.release()  # a standby, or deposed: nothing of ours to save
             return
+        store.stop_lingering()  # what the calls still answered write goes at once
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(store.flush(), 2.0)
         await learned.save(core)
@@ -162,6 +163,9 @@ async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | 
         await grpc_service.run(port_file=port_file, on_stopping=on_stopping, info=info,
                                on_started=stand_by if keeper is not None else None)
     finally:
+        if keeper is None or keeper.holds():  # what the grace period's answers wrote
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(store.flush(), 2.0)
         for task in tasks:
             task.cancel()
         if metrics_server is not None:

@@ -105,7 +105,8 @@ class ProgramStore:
         again meanwhile is written once) unless someone waits for them (`hurry`)."""
         self._hold_in_outage = hold_in_outage
         self._linger_s = linger_s
-        self._hurry = asyncio.Event()
+        self._hurried = 0  # writes up to this publish are awaited: none of them lingers
+        self._hurry = asyncio.Event()  # wakes a lingering batch
         self._ended_ttl_s = ended_ttl_s
         self._redis = client
         self._clock = clock
@@ -153,8 +154,16 @@ class ProgramStore:
         return marker
 
     def hurry(self) -> None:
-        """Someone waits for what is queued: it is written now, not after `linger_s`."""
+        """Someone waits for what is queued: it is written now, not after `linger_s`, in
+        every batch it takes (however many, retries too) until it is all in Redis."""
+        self._hurried = self._seq
         self._hurry.set()
+
+    def stop_lingering(self) -> None:
+        """From now on every write goes as soon as it can (the planner is stopping: a write
+        lingering when its tasks end would be lost)."""
+        self._linger_s = 0.0
+        self.hurry()
 
     def _queue(self, write: _Write) -> None:
         if write.kind == "program":  # an id registered again supersedes its end
@@ -186,11 +195,11 @@ class ProgramStore:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if self._linger_s and not self._hurry.is_set():
+            if self._linger_s and self._written >= self._hurried:  # nobody waits on these
+                self._hurry.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._linger_s):
                         await self._hurry.wait()
-            self._hurry.clear()
             batch = {k: self._pending.pop(k)
                      for k in list(itertools.islice(self._pending, MAX_BATCH))}
             self._busy = True

@@ -300,3 +300,29 @@ async def test_lingering_writes_go_together_and_at_once_when_someone_waits(
     finally:
         task.cancel()
         await client.aclose()
+
+
+async def test_a_hurried_write_lingers_in_none_of_its_batches(
+        redis_target: RedisTarget, redis_client: aioredis.Redis,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a waiter needs goes at once in every batch it takes (more records than one batch
+    holds), not lingering again after the first (diff review 2026-12-07)."""
+    import planner.store
+
+    monkeypatch.setattr(planner.store, "MAX_BATCH", 2)
+    client = redis_target.client(timeout_s=0.2)
+    store = ProgramStore(client, ManualClock(), timeout_s=0.2, linger_s=600.0)
+    task = asyncio.create_task(store.run())
+    try:
+        core = PlannerCore(ManualClock(), *parse_policy("fcfs+round_robin"))
+        ids = [uuid.uuid4().hex for _ in range(5)]
+        for program_id in ids:
+            core.register_program(program_id, "acme")
+        written = store.publish(core.take_events())  # 5 records: 3 batches of 2
+        store.hurry()
+        await asyncio.wait_for(written, 10)
+        for program_id in ids:
+            assert await redis_client.zscore(keys.open_programs(), program_id) is not None
+    finally:
+        task.cancel()
+        await client.aclose()
