@@ -110,14 +110,16 @@ class MeshRun:
         self.report_now = CompletionReporter(planner)
         self._report_later = CompletionReporter(planner, linger_s=REPORT_LINGER_S)
         self._planner_waiting = 0  # calls waiting at the planner, as its last grant said
+        self._admitting = 0  # this gateway's calls not granted yet
 
     def reporter_for(self, report_later: bool) -> CompletionReporter:
         """Where a call's completion report goes: batched over REPORT_LINGER_S when it may
-        wait and the planner's last grant left no call waiting; else at once (with any
-        batch lingering), as a waiting call needs the slot the report frees (ovh review
-        2026-12-07: one worker of 4 slots at 100 one-call programs/s queued calls for
-        seconds, each slot held ~50 ms past its call's end)."""
-        if report_later and not self._planner_waiting:
+        wait, none of this gateway's calls waits for a grant and the planner's last grant
+        left no call waiting; else at once (with any batch lingering), as a waiting call
+        needs the slot the report frees (ovh review 2026-12-07: one worker of 4 slots at 100
+        one-call programs/s queued calls for seconds, each slot held ~50 ms past its call's
+        end)."""
+        if report_later and not self._planner_waiting and not self._admitting:
             return self._report_later
         self._report_later.flush()
         return self.report_now
@@ -229,6 +231,7 @@ class MeshRun:
             admit.exclude_workers.append(failed.worker_id)
             admit.resend = False  # this attempt's worker did fail
         began = time.monotonic()
+        self._admitting += 1
         try:
             # Through a planner restart: the planner recognizes a re-admitted call.
             grant: planner_pb2.Grant = await with_retry(
@@ -249,6 +252,8 @@ class MeshRun:
             elif exc.code() == grpc.StatusCode.CANCELLED:
                 self.outcomes.gone(admit)
             raise planner_failure(exc, admit.tenant) from exc
+        finally:
+            self._admitting -= 1
 
     async def _generate(self, template: worker_pb2.GenerateRequest, grant: planner_pb2.Grant,
                         output: ToolOutput, timeout_s: float,

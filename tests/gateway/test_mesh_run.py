@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from gateway.mesh_run import MeshRun, planner_hints
@@ -46,3 +48,29 @@ async def test_reports_linger_only_while_no_call_waits_at_the_planner(
     await mesh._admitted(planner_pb2.AdmitRequest(program_id="p", call_id="c"), None, 5.0)
     reporter = mesh.reporter_for(report_later)
     assert (reporter is not mesh.report_now) is lingers
+
+
+class _HeldAdmissions:
+    """Grants nothing until released: a call waiting at the planner."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def Admit(self, request: planner_pb2.AdmitRequest,
+                    timeout: float | None = None) -> planner_pb2.Grant:
+        await self.release.wait()
+        return planner_pb2.Grant(call_id=request.call_id, worker_id="w0")
+
+
+async def test_reports_go_at_once_while_a_call_of_this_gateway_waits_for_its_grant() -> None:
+    """The last grant said nothing waits, but a call of this gateway has waited since: the
+    slot a report frees may be what it waits for (diff review 2026-12-07)."""
+    admissions = _HeldAdmissions()
+    mesh = MeshRun(None, None, admissions, lambda usage, _: usage)  # type: ignore[arg-type]
+    waiting = asyncio.create_task(mesh._admitted(
+        planner_pb2.AdmitRequest(program_id="p", call_id="b"), None, 5.0))
+    await asyncio.sleep(0)
+    assert mesh.reporter_for(True) is mesh.report_now
+    admissions.release.set()
+    await waiting
+    assert mesh.reporter_for(True) is not mesh.report_now
