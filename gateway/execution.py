@@ -109,6 +109,7 @@ class CallExecutor:
         start = time.monotonic()
         policy = self.cache_policy(call)
         prepared = self._prepare(call)
+        named = call.sampling.HasField("max_new_tokens")  # (else the default is set now)
         # refused here, before any quota is taken or anything is queued
         call = self._fitted(call, prepared[0])
         limits = self._tenancy().limits_of(tenant)
@@ -116,7 +117,8 @@ class CallExecutor:
         # its max_new_tokens reserved at admission, the unused part given back at its end
         # (a call that fails otherwise, or is cut, keeps its reservation: its tokens may
         # have been spent)
-        reserved = self._quotas.reservation(limits, prompt_tokens, call.sampling.max_new_tokens)
+        reserved = self._quotas.reservation(limits, prompt_tokens, call.sampling.max_new_tokens,
+                                            named)
         if metered is None:
             metered = await self._quotas.admit(tenant, limits, prompt_tokens, reserved)
         produced = False  # output streamed to the caller (its tokens were spent)

@@ -43,6 +43,10 @@ def refused(exc: BaseException) -> bool:
 
 
 REFUSED = "quotas cannot be metered now (the quota store refused the write); retry later"
+# A call naming no max tokens may write to the window's end; it reserves at most this many
+# (what it writes past them is charged at its end): reserving its whole default (16,384) let
+# a tenant with a tpm of 20,000 run one such call at a time (diff review 2026-12-07).
+UNNAMED_RESERVE_TOKENS = 1024
 
 
 class QuotaMeter:
@@ -56,15 +60,17 @@ class QuotaMeter:
         # because Redis did not answer
 
     @staticmethod
-    def reservation(limits: TenantLimits, prompt_tokens: int, max_new_tokens: int) -> int:
+    def reservation(limits: TenantLimits, prompt_tokens: int, max_new_tokens: int,
+                    named: bool = True) -> int:
         """The completion tokens a call reserves at admission (security review 2026-12-05
         F2: a tpm must bound concurrent output, not only be charged after it): its
-        max_new_tokens, cut to what a minute's tpm leaves beside its prompt, so that a call
-        allowed as many tokens as the whole tpm is still admitted, then alone. 0 without a
-        tpm."""
+        max_new_tokens (at most UNNAMED_RESERVE_TOKENS when the caller `named` none), cut
+        to what a minute's tpm leaves beside its prompt, so that a call allowed as many
+        tokens as the whole tpm is still admitted, then alone. 0 without a tpm."""
         if not limits.tpm:
             return 0
-        return max(0, min(max_new_tokens, limits.tpm - prompt_tokens))
+        most = max_new_tokens if named else min(max_new_tokens, UNNAMED_RESERVE_TOKENS)
+        return max(0, min(most, limits.tpm - prompt_tokens))
 
     async def admit(self, tenant: str, limits: TenantLimits, prompt_tokens: int,
                     reserved: int = 0) -> bool:

@@ -16,7 +16,7 @@ import redis.exceptions as redis_errors
 from cache.quotas import Quotas
 from cache.tenancy import TenantLimits
 from gateway.call_items import CallFailed
-from gateway.quota_meter import QuotaMeter
+from gateway.quota_meter import UNNAMED_RESERVE_TOKENS, QuotaMeter
 from tests.ports import closed_port
 
 
@@ -131,10 +131,19 @@ async def test_a_redis_refusing_writes_fails_closed_without_its_text(
     assert "quota store refused the write" in logged.out + logged.err
 
 
-def test_a_reservation_is_max_new_tokens_cut_to_what_the_tpm_leaves() -> None:
-    assert QuotaMeter.reservation(TenantLimits(rpm=5), 10, 2000) == 0  # no tpm: none
-    assert QuotaMeter.reservation(TenantLimits(tpm=1000), 10, 200) == 200
-    assert QuotaMeter.reservation(TenantLimits(tpm=1000), 10, 2000) == 990
+@pytest.mark.parametrize(("limits", "prompt", "max_new", "named", "reserved"), [
+    (TenantLimits(rpm=5), 10, 2000, True, 0),  # no tpm: none
+    (TenantLimits(tpm=1000), 10, 200, True, 200),
+    (TenantLimits(tpm=1000), 10, 2000, True, 990),  # what the tpm leaves beside the prompt
+    # a call naming no max tokens (its default: what the window leaves, up to 16,384)
+    # reserves at most UNNAMED_RESERVE_TOKENS: a tpm of 20,000 runs many at once
+    (TenantLimits(tpm=20_000), 100, 16_384, False, UNNAMED_RESERVE_TOKENS),
+    (TenantLimits(tpm=20_000), 100, 300, False, 300),
+    (TenantLimits(tpm=1000), 10, 16_384, False, 990),
+])
+def test_a_reservation_is_max_new_tokens_cut_to_what_the_tpm_leaves(
+        limits: TenantLimits, prompt: int, max_new: int, named: bool, reserved: int) -> None:
+    assert QuotaMeter.reservation(limits, prompt, max_new, named) == reserved
 
 
 async def test_concurrent_output_is_bounded_by_the_tpm(redis_url: str) -> None:
