@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import random
 import time
 import uuid
 from collections.abc import Iterator
@@ -86,6 +87,7 @@ PROGRAM_HEADER = "X-Ostinato-Program"
 # 2026-12-06: 150 of 150 such connections still open after 150 s). Then 408.
 BODY_READ_S = 30.0
 _STARTED = int(time.time())
+SEED_BITS = 63  # an unseeded n > 1 request's answers past the first: seeds within int64
 
 
 def _sibling(call: common_pb2.CallSpec, i: int, prompt: str = "") -> common_pb2.CallSpec:
@@ -99,10 +101,13 @@ def _sibling(call: common_pb2.CallSpec, i: int, prompt: str = "") -> common_pb2.
     out.thread_id = f"{call.thread_id}.n{i}"
     # A seed given: answer i gets seed + i (so the n answers differ, and the same request
     # gets the same n again); a uint64 field: a negative seed was sent as seed % 2^64, so i
-    # more wraps around too. None given: none (the answers are independent samples; a seed
-    # of i pinned answer i to the same text on every request: API review 2026-12-07).
-    if call.sampling.HasField("seed"):
-        out.sampling.seed = (call.sampling.seed + i) % (1 << 64)
+    # more wraps around too. None given: a random one, an independent sample as the first
+    # answer's unseeded one is (a seed of i pinned answer i to the same text on every
+    # request: API review 2026-12-07; none at all gave engines that are deterministic
+    # unseeded, as the sim engine is, n equal answers).
+    seed = (call.sampling.seed + i) if call.sampling.HasField("seed") else \
+        random.getrandbits(SEED_BITS)
+    out.sampling.seed = seed % (1 << 64)
     return out
 
 
