@@ -66,9 +66,9 @@ class Placement:
 
 def inflight_share(limit: int, tenant: str, inflight_of: dict[str, int],
                    weight_of: Callable[[str], float]) -> float:
-    """The tenant's share of the gateway's `limit` of calls in flight: its fair-share weight
-    (the tenant record's, as the planner's queue order takes it) over the weights of the
-    tenants with calls in flight here, itself included."""
+    """The tenant's share of the gateway's `limit` of calls in flight: its weight (the
+    tenant record's; `planner.tenant_weights` from the planner's config are not seen here)
+    over the weights of the tenants with calls in flight here, itself included."""
     mine = weight_of(tenant)
     total = mine + sum(weight_of(t) for t in inflight_of if t != tenant)
     return limit * mine / total

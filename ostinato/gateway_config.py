@@ -18,6 +18,8 @@ from ostinato.config_checks import (
     check_tool_format,
 )
 
+UNKNOWN_WINDOW_OUTPUT = 256  # default_output_tokens where context_length is not known
+
 
 @dataclass(frozen=True)
 class GatewayConfig:
@@ -41,8 +43,9 @@ class GatewayConfig:
     max_messages: int = 1024  # messages per call beyond this are refused
     # A call's max_new_tokens when it names none, cut to what the context window leaves;
     # 0: none of the gateway's own, max_new_tokens_limit (OpenAI's max tokens are an optional
-    # bound, and SGLang given none generates to the window's end: a default of 256 cut
-    # frameworks' long tool calls short, API review 2026-12-07).
+    # bound, and SGLang's OpenAI server given none generates to the window's end: a default
+    # of 256 cut frameworks' long tool calls short, API review 2026-12-07), or 256 where
+    # context_length is not known (set it: `ostinato up` learns it from its engines).
     default_max_new_tokens: int = 0
     max_new_tokens_limit: int = 16_384  # a call asking for more is refused
     # The served model's context window in tokens (SGLang's context length: prompt and
@@ -114,8 +117,13 @@ class GatewayConfig:
 
     @property
     def default_output_tokens(self) -> int:
-        """max_new_tokens of a call naming none, before the context window cuts it."""
-        return self.default_max_new_tokens or self.max_new_tokens_limit
+        """max_new_tokens of a call naming none, before the context window cuts it: the
+        operator's default, else the limit where the window is known; else a small one
+        that fits beside a prompt in any window (the engine refuses a prompt and max tokens
+        past its window, and SGLang's /generate, given none, writes 128)."""
+        if self.default_max_new_tokens:
+            return self.default_max_new_tokens
+        return self.max_new_tokens_limit if self.context_length else UNKNOWN_WINDOW_OUTPUT
 
     def __post_init__(self) -> None:
         if bool(self.tls_cert_file) != bool(self.tls_key_file):

@@ -89,8 +89,14 @@ def test_truncation_leaves_room_for_an_answer(window: int, default: int, room: i
 
 
 @pytest.mark.parametrize(("kwargs", "default"), [
-    ({}, 16_384),  # none of the gateway's own: its limit (OpenAI's max tokens are optional)
-    ({"max_new_tokens_limit": 2048}, 2048),
+    # none of the gateway's own: its limit (OpenAI's max tokens are optional), cut to what
+    # the window leaves
+    ({"context_length": 131_072}, 16_384),
+    ({"context_length": 131_072, "max_new_tokens_limit": 2048}, 2048),
+    ({"context_length": 131_072, "default_max_new_tokens": 300}, 300),
+    # the window not known here: what fits beside a prompt in any (16,384 past an 8k
+    # model's window was refused by the engine: diff review 2026-12-07)
+    ({}, 256),
     ({"default_max_new_tokens": 300}, 300),
 ])
 def test_the_default_max_tokens_is_the_limit_unless_set(kwargs: dict, default: int) -> None:

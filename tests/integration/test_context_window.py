@@ -113,9 +113,13 @@ def test_responses_truncation_auto_drops_the_oldest_items_to_fit(client: openai.
 def test_truncation_leaves_room_for_the_default_output(client: openai.OpenAI) -> None:
     """No max_output_tokens: what is kept leaves a quarter of the window for the answer (no
     answer cut to a token by a window filled with input)."""
-    turns = [{"role": "user", "content": f"turn {i}: " + "word " * 10} for i in range(8)]
+    turns = [{"role": "user", "content": f"turn {i}: " + "word " * 10} for i in range(14)]
+    with pytest.raises(openai.BadRequestError):  # whole, they leave no room: some must go
+        client.responses.create(model="", input=turns, max_output_tokens=ROOM)
     out = client.responses.create(model="", input=turns, truncation="auto")
     assert out.usage is not None and out.usage.input_tokens + ROOM <= WINDOW
+    # as few left out as leave the room: one more turn would not have
+    assert out.usage.input_tokens + ROOM > WINDOW - _prompt_tokens(client, turns[0]["content"])
 
 
 def test_empty_messages_are_answered(client: openai.OpenAI) -> None:
