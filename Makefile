@@ -66,7 +66,7 @@ typecheck: $(STAMP)
 # caps it at the engine's max_running_requests; docs/bench/results.md compares the two).
 # Then the baseline and `default` run again at 80% of fcfs+round_robin's
 # capacity. About 30 minutes on 2 cores.
-BENCH_RATES ?= 12,16,24,28,30,32,36
+BENCH_RATES ?= 12,14,16,24,28,30,32,36
 BENCH_BUDGET ?= none
 BENCH_WINDOW ?= 200
 bench: $(STAMP)
