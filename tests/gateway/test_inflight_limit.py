@@ -54,6 +54,32 @@ async def test_calls_past_the_limit_are_refused_at_once(limit: int, calls: int, 
     assert core.inflight == 0  # finished and refused calls both released their slot
 
 
+async def _refused(limit: int, calls: list[tuple[str, int]],
+                   weights: dict[str, float] | None = None) -> dict[str, int]:
+    """Each tenant's calls refused, the calls started in this order and held in flight."""
+    executor = HeldExecutor()
+    core = GatewayCore(GatewayConfig(max_inflight_calls=limit), ApiKeyAuthenticator(dict, True),
+                       None, executor,  # type: ignore[arg-type]
+                       limits=lambda t: TenantLimits(weight=(weights or {}).get(t, 1.0)))
+    tasks = []
+    for tenant, n in calls:
+        for i in range(n):
+            tasks.append((tenant, asyncio.create_task(_drain(core, f"{tenant}{i}", tenant))))
+            await asyncio.sleep(0)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    executor.release.set()
+    got = {tenant: 0 for tenant, _ in calls}
+    for tenant, task in tasks:
+        try:
+            await task
+        except GatewayError as exc:
+            assert exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            got[tenant] += 1
+    assert core.inflight == 0
+    return got
+
+
 @pytest.mark.parametrize(("limit", "calls", "refused"), [
     # the flood takes the whole limit; each quiet tenant gets in up to its equal share
     (4, [("flood", 6), ("quiet", 1)], {"flood": 2, "quiet": 0}),
@@ -66,26 +92,7 @@ async def test_calls_past_the_limit_are_refused_at_once(limit: int, calls: int, 
 ])
 async def test_a_tenant_below_its_share_gets_in_while_another_floods(
         limit: int, calls: list[tuple[str, int]], refused: dict[str, int]) -> None:
-    executor = HeldExecutor()
-    core = GatewayCore(GatewayConfig(max_inflight_calls=limit), ApiKeyAuthenticator(dict, True),
-                       None, executor)  # type: ignore[arg-type]
-    tasks = []
-    for tenant, n in calls:  # in this order: the flood first
-        for i in range(n):
-            tasks.append((tenant, asyncio.create_task(_drain(core, f"{tenant}{i}", tenant))))
-            await asyncio.sleep(0)
-    for _ in range(3):
-        await asyncio.sleep(0)
-    executor.release.set()
-    got: dict[str, int] = dict.fromkeys(refused, 0)
-    for tenant, task in tasks:
-        try:
-            await task
-        except GatewayError as exc:
-            assert exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-            got[tenant] += 1
-    assert got == refused
-    assert core.inflight == 0
+    assert await _refused(limit, calls) == refused  # in this order: the flood first
 
 
 @pytest.mark.parametrize(("weights", "inflight", "tenant", "share"), [
@@ -103,23 +110,5 @@ def test_inflight_share_follows_the_tenant_weights(weights: dict[str, float],
 
 
 async def test_a_heavier_tenant_gets_in_up_to_its_weighted_share() -> None:
-    executor = HeldExecutor()
-    weights = {"gold": 3.0}
-    core = GatewayCore(GatewayConfig(max_inflight_calls=4), ApiKeyAuthenticator(dict, True),
-                       None, executor,  # type: ignore[arg-type]
-                       limits=lambda t: TenantLimits(weight=weights.get(t, 1.0)))
-    tasks = []
-    for tenant, n in (("flood", 6), ("gold", 4)):
-        for i in range(n):
-            tasks.append((tenant, asyncio.create_task(_drain(core, f"{tenant}{i}", tenant))))
-            await asyncio.sleep(0)
-    for _ in range(3):
-        await asyncio.sleep(0)
-    executor.release.set()
-    refused = {"flood": 0, "gold": 0}
-    for tenant, task in tasks:
-        try:
-            await task
-        except GatewayError:
-            refused[tenant] += 1
+    refused = await _refused(4, [("flood", 6), ("gold", 4)], {"gold": 3.0})
     assert refused == {"flood": 2, "gold": 1}  # gold's share: 4 x 3 / (3 + 1) = 3

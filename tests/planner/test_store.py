@@ -30,14 +30,26 @@ async def redis_client(redis_target: RedisTarget) -> AsyncIterator[aioredis.Redi
     await client.aclose()
 
 
-@pytest.fixture
-async def store(redis_target: RedisTarget) -> AsyncIterator[ProgramStore]:
+async def _running(redis_target: RedisTarget, **kwargs: float) -> AsyncIterator[ProgramStore]:
     client = redis_target.client(timeout_s=0.2)
-    store = ProgramStore(client, ManualClock(), timeout_s=0.2, max_backoff_s=0.1)
+    store = ProgramStore(client, ManualClock(), timeout_s=0.2, **kwargs)
     task = asyncio.create_task(store.run())
     yield store
     task.cancel()
     await client.aclose()
+
+
+@pytest.fixture
+async def store(redis_target: RedisTarget) -> AsyncIterator[ProgramStore]:
+    async for running in _running(redis_target, max_backoff_s=0.1):
+        yield running
+
+
+@pytest.fixture
+async def lingering(redis_target: RedisTarget) -> AsyncIterator[ProgramStore]:
+    """A store whose writes nobody waits for linger for good (`linger_s`)."""
+    async for running in _running(redis_target, linger_s=600.0):
+        yield running
 
 
 def program_core() -> tuple[PlannerCore, str]:
@@ -275,54 +287,40 @@ async def test_a_record_that_cannot_be_written_is_dropped_alone(
 
 
 async def test_lingering_writes_go_together_and_at_once_when_someone_waits(
-        redis_target: RedisTarget, redis_client: aioredis.Redis) -> None:
+        lingering: ProgramStore, redis_client: aioredis.Redis) -> None:
     """`linger_s`: a one-call program's records (running, then done and ended) wait for each
     other and land as one write of the last state; `hurry` (a caller waiting: the service's
     `_persisted`, a flush) sends them at once (ovh review 2026-12-07: 4.4 scripts per call
     written behind, 1.35 lingering)."""
-    client = redis_target.client(timeout_s=0.2)
-    store = ProgramStore(client, ManualClock(), timeout_s=0.2, linger_s=600.0)
-    task = asyncio.create_task(store.run())
-    try:
-        core, program_id = program_core()
-        core.submit(program_id, "acme", "a")
-        core.dispatch()
-        first = store.publish(core.take_events())
-        core.complete(program_id, "a")
-        core.end_program(program_id, "acme")
-        second = store.publish(core.take_events())
-        await asyncio.sleep(0.2)  # (this wait can only let a wrong store pass, never fail one)
-        assert not first.done() and await states(redis_client, program_id) == {}
-        store.hurry()
-        await asyncio.wait_for(second, 10)
-        assert first.done() and await states(redis_client, program_id) == {"a": "done"}
-        assert await redis_client.zscore(keys.open_programs(), program_id) is None
-    finally:
-        task.cancel()
-        await client.aclose()
+    core, program_id = program_core()
+    core.submit(program_id, "acme", "a")
+    core.dispatch()
+    first = lingering.publish(core.take_events())
+    core.complete(program_id, "a")
+    core.end_program(program_id, "acme")
+    second = lingering.publish(core.take_events())
+    await asyncio.sleep(0.2)  # (this wait can only let a wrong store pass, never fail one)
+    assert not first.done() and await states(redis_client, program_id) == {}
+    lingering.hurry()
+    await asyncio.wait_for(second, 10)
+    assert first.done() and await states(redis_client, program_id) == {"a": "done"}
+    assert await redis_client.zscore(keys.open_programs(), program_id) is None
 
 
 async def test_a_hurried_write_lingers_in_none_of_its_batches(
-        redis_target: RedisTarget, redis_client: aioredis.Redis,
+        lingering: ProgramStore, redis_client: aioredis.Redis,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """What a waiter needs goes at once in every batch it takes (more records than one batch
     holds), not lingering again after the first (diff review 2026-12-07)."""
     import planner.store
 
     monkeypatch.setattr(planner.store, "MAX_BATCH", 2)
-    client = redis_target.client(timeout_s=0.2)
-    store = ProgramStore(client, ManualClock(), timeout_s=0.2, linger_s=600.0)
-    task = asyncio.create_task(store.run())
-    try:
-        core = PlannerCore(ManualClock(), *parse_policy("fcfs+round_robin"))
-        ids = [uuid.uuid4().hex for _ in range(5)]
-        for program_id in ids:
-            core.register_program(program_id, "acme")
-        written = store.publish(core.take_events())  # 5 records: 3 batches of 2
-        store.hurry()
-        await asyncio.wait_for(written, 10)
-        for program_id in ids:
-            assert await redis_client.zscore(keys.open_programs(), program_id) is not None
-    finally:
-        task.cancel()
-        await client.aclose()
+    core = PlannerCore(ManualClock(), *parse_policy("fcfs+round_robin"))
+    ids = [uuid.uuid4().hex for _ in range(5)]
+    for program_id in ids:
+        core.register_program(program_id, "acme")
+    written = lingering.publish(core.take_events())  # 5 records: 3 batches of 2
+    lingering.hurry()
+    await asyncio.wait_for(written, 10)
+    for program_id in ids:
+        assert await redis_client.zscore(keys.open_programs(), program_id) is not None
