@@ -48,6 +48,7 @@ from google.protobuf.json_format import MessageToDict
 
 from cache.conversation_store import ConversationStore
 from cache.conversations import Continuation
+from cache.fingerprint import deterministic
 from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
 from cache.stored_responses import StoredResponses
 from gateway.chat_stream import ChatStream
@@ -104,10 +105,12 @@ def _sibling(call: common_pb2.CallSpec, i: int, prompt: str = "") -> common_pb2.
     # more wraps around too. None given: a random one, an independent sample as the first
     # answer's unseeded one is (a seed of i pinned answer i to the same text on every
     # request: API review 2026-12-07; none at all gave engines that are deterministic
-    # unseeded, as the sim engine is, n equal answers).
-    seed = (call.sampling.seed + i) if call.sampling.HasField("seed") else \
-        random.getrandbits(SEED_BITS)
-    out.sampling.seed = seed % (1 << 64)
+    # unseeded, as the sim engine is, n equal answers); none for greedy decoding, which
+    # no seed changes (so its answers stay cacheable: cache/fingerprint.py).
+    if call.sampling.HasField("seed"):
+        out.sampling.seed = (call.sampling.seed + i) % (1 << 64)
+    elif not deterministic(call):
+        out.sampling.seed = random.getrandbits(SEED_BITS)
     return out
 
 

@@ -34,3 +34,10 @@ def test_an_answer_of_an_unseeded_request_gets_a_fresh_random_seed() -> None:
     seeds = {_sibling(_call(None), i).sampling.seed for i in (1, 1, 2, 2, 3)}
     assert len(seeds) == 5  # a repeat: 1 in 2^63 per pair
     assert all(0 <= s < 1 << SEED_BITS for s in seeds)
+
+
+def test_greedy_answers_get_no_seed() -> None:
+    """No seed changes greedy decoding: none, so the exact cache's key stays the request's."""
+    call = _call(None)
+    call.sampling.temperature = 0.0
+    assert not _sibling(call, 1).sampling.HasField("seed")
