@@ -77,6 +77,12 @@ class Tenancy:
     def limits_of(self, tenant: str) -> TenantLimits:
         return self.limits.get(tenant, NO_LIMITS)
 
+    def weight_of(self, tenant: str, configured: Mapping[str, float]) -> float:
+        """The tenant's fair-share weight: its record's, else `planner.tenant_weights`'
+        (`configured`), else 1 (the planner's rule: records override the configuration)."""
+        record = self.limits.get(tenant)
+        return record.weight if record is not None else configured.get(tenant, 1.0)
+
     def generation_of(self, tenant: str) -> str:
         """The tenant's generation ("" for a record written before they were)."""
         return self.generations.get(tenant, "")

@@ -66,8 +66,7 @@ class Placement:
 
 def inflight_share(limit: int, tenant: str, inflight_of: dict[str, int],
                    weight_of: Callable[[str], float]) -> float:
-    """The tenant's share of the gateway's `limit` of calls in flight: its weight (the
-    tenant record's; `planner.tenant_weights` from the planner's config are not seen here)
+    """The tenant's share of the gateway's `limit` of calls in flight: its fair-share weight
     over the weights of the tenants with calls in flight here, itself included."""
     mine = weight_of(tenant)
     total = mine + sum(weight_of(t) for t in inflight_of if t != tenant)
@@ -80,10 +79,14 @@ class GatewayCore:
                  cache: AnswerCache | None = None,
                  conversations: ConversationIndex | None = None,
                  tenancy_stale: Callable[[], bool] = lambda: False,
-                 limits: Callable[[str], TenantLimits] = lambda tenant: NO_LIMITS) -> None:
-        """`limits`: a tenant's record (fair-share weight and quotas) from the tenancy data."""
+                 limits: Callable[[str], TenantLimits] = lambda tenant: NO_LIMITS,
+                 weight_of: Callable[[str], float] | None = None) -> None:
+        """`limits`: a tenant's record (fair-share weight and quotas) from the tenancy data;
+        `weight_of`: a tenant's fair-share weight (default: its record's; the service's
+        follows the planner's rule, `Tenancy.weight_of`)."""
         self.config = config
         self._tenant_limits = limits
+        self._weight_of = weight_of or (lambda tenant: limits(tenant).weight)
         self.inflight = 0  # calls running through this gateway
         self._inflight_of: dict[str, int] = {}  # tenant -> its calls of `inflight`
         self.cache = cache
@@ -276,7 +279,7 @@ class GatewayCore:
         mine = of.get(tenant, 0)
         if limit and self.inflight >= limit and (
                 self.inflight >= 2 * limit or mine >= inflight_share(
-                    limit, tenant, of, lambda t: self._tenant_limits(t).weight)):
+                    limit, tenant, of, self._weight_of)):
             raise GatewayError(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                f"the gateway is at its limit of {limit} calls in flight",
                                retry_after_s=RETRY_LOAD_AFTER_S)

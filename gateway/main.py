@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
@@ -107,9 +108,12 @@ async def _expire_program_spans(core: TracedGatewayCore, idle_s: float) -> None:
 
 async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                 port_file: str | None = None, telemetry: TelemetryConfig | None = None,
-                program_idle_s: float = 1800.0) -> None:
+                program_idle_s: float = 1800.0,
+                tenant_weights: Mapping[str, float] | None = None) -> None:
     """`program_idle_s`: the planner's program_idle_ttl_s (a program's span is ended when
-    the planner would expire the program)."""
+    the planner would expire the program); `tenant_weights`: the planner's configured
+    fair-share weights (tenant records override them), for the tenants' shares of
+    `max_inflight_calls`."""
     telemetry = telemetry or TelemetryConfig()
     grpc_service = GrpcService(
         [gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name], config.host, config.port,
@@ -134,6 +138,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                  index=cache.index.name, entries=len(cache.index))
     default = CachePolicy(CacheMode(config.cache_mode), config.semantic_threshold)
     tenancy = await _tenancy(config, client, redis_cfg)
+    configured_weights = dict(tenant_weights or {})
     tasks = [supervised(tenancy.run, "tenancy reloads")]
     auth = ApiKeyAuthenticator(lambda: tenancy.current, config.allow_anonymous)
     executor = CallExecutor(planner, workers, cache, default, lambda: tenancy.current,
@@ -154,6 +159,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                   lambda: executor.unmetered)
     core = TracedGatewayCore(config, auth, planner, executor, cache, conversations,
                              lambda: tenancy.stale, lambda t: tenancy.current.limits_of(t),
+                             lambda t: tenancy.current.weight_of(t, configured_weights),
                              record_content=telemetry.record_content,
                              program_idle_s=program_idle_s, metrics=metrics)
     tasks.append(supervised(lambda: _expire_program_spans(core, program_idle_s),

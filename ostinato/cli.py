@@ -157,7 +157,8 @@ def _run_service(args: argparse.Namespace) -> None:
             "metrics_port": "metrics_port"}),
             flag_overrides(args, "redis", {"redis_url": "url"}))))
         run_loop(serve_gateway(cfg.gateway, cfg.redis, args.port_file, cfg.telemetry,
-                               cfg.planner.program_idle_ttl_s), cfg.event_loop,
+                               cfg.planner.program_idle_ttl_s, cfg.planner.weights()),
+                 cfg.event_loop,
                  exit_within_s=SERVICE_EXIT_S)
     elif args.command == "planner":
         from planner.main import serve as serve_planner

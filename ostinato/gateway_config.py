@@ -66,8 +66,9 @@ class GatewayConfig:
     drain_s: float = 5.0
     # Backpressure: calls running through this gateway past which a new one is refused at
     # once (RESOURCE_EXHAUSTED / HTTP 429 with Retry-After), unless its tenant has fewer in
-    # flight than its share of it, by fair-share weight among the tenants with calls in flight
-    # there (the gateway then holds up to twice it); 0: unbounded.
+    # flight than its share of it, by fair-share weight (its tenant record's, else
+    # planner.tenant_weights') among the tenants with calls in flight there (the gateway then
+    # holds up to twice it); 0: unbounded.
     max_inflight_calls: int = 4096
     # Answer caches (cache/answers.py). A call's CachePolicy (or X-Ostinato-Cache) overrides
     # cache_mode; exact applies to deterministic calls only (temperature 0).

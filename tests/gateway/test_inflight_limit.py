@@ -5,12 +5,12 @@ must not refuse the others': overload review 2026-12-06), up to twice the limit 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
 
-from cache.tenancy import TenantLimits
+from cache.tenancy import Tenancy, TenantLimits
 from gateway.auth import ApiKeyAuthenticator
 from gateway.call_items import CallItem
 from gateway.core import GatewayCore, GatewayError, Placement, inflight_share
@@ -55,12 +55,15 @@ async def test_calls_past_the_limit_are_refused_at_once(limit: int, calls: int, 
 
 
 async def _refused(limit: int, calls: list[tuple[str, int]],
-                   weights: dict[str, float] | None = None) -> dict[str, int]:
-    """Each tenant's calls refused, the calls started in this order and held in flight."""
+                   weights: dict[str, float] | None = None,
+                   weight_of: Callable[[str], float] | None = None) -> dict[str, int]:
+    """Each tenant's calls refused, the calls started in this order and held in flight;
+    `weights`: the tenants' records' weights; `weight_of`: the service's rule instead."""
     executor = HeldExecutor()
     core = GatewayCore(GatewayConfig(max_inflight_calls=limit), ApiKeyAuthenticator(dict, True),
                        None, executor,  # type: ignore[arg-type]
-                       limits=lambda t: TenantLimits(weight=(weights or {}).get(t, 1.0)))
+                       limits=lambda t: TenantLimits(weight=(weights or {}).get(t, 1.0)),
+                       weight_of=weight_of)
     tasks = []
     for tenant, n in calls:
         for i in range(n):
@@ -111,4 +114,13 @@ def test_inflight_share_follows_the_tenant_weights(weights: dict[str, float],
 
 async def test_a_heavier_tenant_gets_in_up_to_its_weighted_share() -> None:
     refused = await _refused(4, [("flood", 6), ("gold", 4)], {"gold": 3.0})
+    assert refused == {"flood": 2, "gold": 1}  # gold's share: 4 x 3 / (3 + 1) = 3
+
+
+async def test_configured_weights_count_where_a_tenant_has_no_record() -> None:
+    """`planner.tenant_weights` give gold 3 (it has no record); the flood's record says 1."""
+    tenancy = Tenancy(limits={"flood": TenantLimits(weight=1.0)})
+    configured = {"gold": 3.0, "flood": 5.0}  # flood's record overrides its configured 5
+    refused = await _refused(4, [("flood", 6), ("gold", 4)],
+                             weight_of=lambda t: tenancy.weight_of(t, configured))
     assert refused == {"flood": 2, "gold": 1}  # gold's share: 4 x 3 / (3 + 1) = 3
