@@ -47,15 +47,18 @@ def check_weight(weight: float) -> float:
 
 @dataclass(frozen=True)
 class TenantLimits:
-    """A tenant's record: fair-share weight and quotas (0: no limit)."""
+    """A tenant's record: fair-share weight and quotas (0: no limit). A record that names no
+    weight (None: a configured key's tenant, or one created without `--weight`) has
+    `planner.tenant_weights`' weight, else 1 (`Tenancy.weight_of`)."""
 
-    weight: float = 1.0
+    weight: float | None = None
     rpm: int = 0  # calls per minute
     tpm: int = 0  # tokens (prompt + completion) per minute
     max_programs: int = 0  # programs open at once
 
     def __post_init__(self) -> None:
-        check_weight(self.weight)
+        if self.weight is not None:
+            check_weight(self.weight)
         if min(self.rpm, self.tpm, self.max_programs) < 0:
             raise ValueError("rpm, tpm and max_programs must be >= 0 (0: no limit)")
 
@@ -79,9 +82,15 @@ class Tenancy:
 
     def weight_of(self, tenant: str, configured: Mapping[str, float]) -> float:
         """The tenant's fair-share weight: its record's, else `planner.tenant_weights`'
-        (`configured`), else 1 (the planner's rule: records override the configuration)."""
-        record = self.limits.get(tenant)
-        return record.weight if record is not None else configured.get(tenant, 1.0)
+        (`configured`), else 1 (the planner's and the gateways' rule)."""
+        weight = self.limits_of(tenant).weight
+        return weight if weight is not None else configured.get(tenant, 1.0)
+
+    def weights(self, configured: Mapping[str, float]) -> dict[str, float]:
+        """Every weight `weight_of` gives other than 1 by default: the configured ones and
+        the records' (for the planner's core)."""
+        return {**configured, **{t: limits.weight for t, limits in self.limits.items()
+                                 if limits.weight is not None}}
 
     def generation_of(self, tenant: str) -> str:
         """The tenant's generation ("" for a record written before they were)."""

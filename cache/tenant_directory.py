@@ -84,9 +84,10 @@ class TenantDirectory:
         self._redis = client
         self._timeout_s = timeout_s
 
-    async def add_tenant(self, tenant: str, weight: float = 1.0) -> None:
+    async def add_tenant(self, tenant: str, weight: float | None = None) -> None:
         raw = await self._redis.hget(tenancy_tenants(), check_tenant(tenant))
-        await self._write(tenant, _limits(weight=weight), record_generation(raw) or new_generation())
+        await self._write(tenant, _limits(**({} if weight is None else {"weight": weight})),
+                          record_generation(raw) or new_generation())
 
     async def _write(self, tenant: str, limits: TenantLimits, generation: str) -> None:
         """The record: its limits, and its `generation`, the random id of this incarnation
@@ -94,8 +95,9 @@ class TenantDirectory:
         namespace carry it (ostinato/program_ids.py), so a tenant revoked and created again
         under the same name reaches none of the old one's programs or cached prefixes."""
         await self._redis.hset(tenancy_tenants(), tenant,
-                               json.dumps({**dataclasses.asdict(limits), "created": time.time(),
-                                           "generation": generation}))
+                               json.dumps({**{k: v for k, v in dataclasses.asdict(limits).items()
+                                              if v is not None},  # (a weight not named)
+                                           "created": time.time(), "generation": generation}))
         await self._changed()
 
     async def _changed(self) -> None:

@@ -86,7 +86,7 @@ class GatewayCore:
         follows the planner's rule, `Tenancy.weight_of`)."""
         self.config = config
         self._tenant_limits = limits
-        self._weight_of = weight_of or (lambda tenant: limits(tenant).weight)
+        self._weight_of = weight_of or (lambda tenant: limits(tenant).weight or 1.0)
         self.inflight = 0  # calls running through this gateway
         self._inflight_of: dict[str, int] = {}  # tenant -> its calls of `inflight`
         self.cache = cache

@@ -70,7 +70,9 @@ class PlannerConfig:
     port: int = 50052
     policy: str = "default"  # <priority>+<routing>, or the preset "default" (srpt+affinity)
     # tenant -> fair-share weight (a positive number, as `ostinato tenants create --weight`
-    # takes), for tenants without a record (records in Redis win, reloaded every 2 s)
+    # takes), for tenants whose record names none (a configured key's tenant, one created
+    # without --weight); a weight in a record in Redis wins (reloaded every 2 s); the
+    # gateways' shares of max_inflight_calls follow the same rule
     tenant_weights: Mapping[str, str] = field(default_factory=dict)
     # Anti-starvation (planner/core/queue.py): a queued call may be passed over for
     # starvation_ratio x its expected service in seconds (the policy's score converted),

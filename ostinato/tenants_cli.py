@@ -37,7 +37,9 @@ def add_parser(sub: Any) -> None:
     update.add_argument("tenant")
     for cmd, unset in ((create, "default: {}"), (update, "left out: kept")):
         cmd.add_argument("--weight", type=float,
-                         help=f"fair-share weight ({unset.format(1)})")
+                         help="fair-share weight (" + ("default: planner.tenant_weights', else 1"
+                                                       if cmd is create else "left out: kept")
+                         + ")")
         cmd.add_argument("--rpm", type=int,
                          help=f"calls per minute, 0: no limit ({unset.format(0)})")
         cmd.add_argument("--tpm", type=int, help="prompt + completion tokens per minute, "
@@ -80,7 +82,9 @@ def _limits(args: argparse.Namespace) -> TenantLimits:
 def _describe(limits: TenantLimits) -> str:
     def limit(n: int) -> str:
         return str(n) if n else "unlimited"
-    return (f"weight {limits.weight:g}, rpm {limit(limits.rpm)}, tpm {limit(limits.tpm)}, "
+    weight = ("unset (planner.tenant_weights', else 1)" if limits.weight is None
+              else f"{limits.weight:g}")
+    return (f"weight {weight}, rpm {limit(limits.rpm)}, tpm {limit(limits.tpm)}, "
             f"max programs {limit(limits.max_programs)}")
 
 

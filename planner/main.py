@@ -55,17 +55,16 @@ def freeze_after_start() -> None:
 
 async def _follow_tenant_weights(core: PlannerCore, directory: TenantDirectory,
                                  configured: dict[str, float], every_s: float = 2.0) -> None:
-    """Fair-share weights: the configured ones, overridden by the tenants' records in Redis
-    (`ostinato tenants create/update --weight`), reloaded every `every_s`; while Redis is out
-    of reach the last weights stay."""
+    """Fair-share weights: the configured ones, overridden by the weights the tenants'
+    records in Redis name (`ostinato tenants create/update --weight`; `Tenancy.weights`),
+    reloaded every `every_s`; while Redis is out of reach the last weights stay."""
     while True:
         try:
             tenancy = await directory.load()
         except (*FAILURES, ValueError):  # (data in Redis not UTF-8: the gateways say it, stale)
             pass
         else:
-            core.set_tenant_weights({**configured, **{t: tenancy.limits_of(t).weight
-                                                     for t in tenancy.limits}})
+            core.set_tenant_weights(tenancy.weights(configured))
         await asyncio.sleep(every_s)
 
 

@@ -375,14 +375,3 @@ async def test_a_revoked_entry_that_is_not_utf8_does_not_stop_a_load(own_redis: 
     await own_redis.client.hset(keys.tenancy_revoked(), b"\xff\xfe", "acme")
     assert (await directory.load()).tenant_for(key) == "acme"
 
-
-@pytest.mark.parametrize(("records", "configured", "weight"), [
-    ({}, {}, 1.0),  # neither: 1
-    ({}, {"t": 3.0}, 3.0),  # planner.tenant_weights
-    ({"t": 0.5}, {"t": 3.0}, 0.5),  # a record overrides the configuration
-    ({"t": 1.0}, {"t": 3.0}, 1.0),  # even a record at the default weight
-])
-def test_weight_of_follows_the_planners_rule(records: dict[str, float],
-                                            configured: dict[str, float], weight: float) -> None:
-    tenancy = Tenancy(limits={t: TenantLimits(weight=w) for t, w in records.items()})
-    assert tenancy.weight_of("t", configured) == weight
