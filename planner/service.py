@@ -336,6 +336,11 @@ class PlannerService(WorkerRpcs, planner_pb2_grpc.PlannerServicer):
         return planner_pb2.ReportAck()
 
     async def EndProgram(self, request, context):
+        # no call of it starts from now (its waiting ones fail at once), then its running
+        # ones get their while (an unknown program: end_program below says so)
+        with contextlib.suppress(PlannerError):
+            self._endings.closed(self._core.close_program(request.program_id, request.tenant))
+            self.pump()
         await self._settled(request.program_id, request.tenant)
         try:
             program = self._core.end_program(request.program_id, request.tenant)

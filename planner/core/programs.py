@@ -203,12 +203,21 @@ class ProgramTable:
             call.reasoning_tokens = min(reasoning_tokens, call.completion_tokens)
             self._events.append(CallChanged(call))
 
-    def end_program(self, program_id: str, tenant: str) -> Program:
+    def close_program(self, program_id: str, tenant: str) -> Program:
+        """Ending's first step: no call of the program starts from now. Its queued and
+        blocked calls are cancelled and a new one is refused (ProgramClosed); those running
+        run on until `end_program` (the service waits for them a while between the two:
+        live review 2026-12-07 F1, its queued calls were granted one after another while
+        EndProgram waited for the running one)."""
         program = self.program(program_id, tenant)
         for call in program.calls.values():
             if call.state in (CallState.QUEUED, CallState.BLOCKED):
                 self._finish(call, CallState.CANCELLED)
         program.closed = True
+        return program
+
+    def end_program(self, program_id: str, tenant: str) -> Program:
+        program = self.close_program(program_id, tenant)
         del self._programs[program_id]
         self._admission.end(program_id)
         bump_count(self._open_of, tenant, -1)

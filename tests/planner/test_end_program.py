@@ -1,0 +1,82 @@
+"""Ending a program: no call of it starts once EndProgram arrives. Its queued and blocked
+calls are cancelled at once (their Admit callers get FAILED_PRECONDITION), new ones are
+refused, and only the calls already running get the end's grace period. (Live review
+2026-12-07 F1: while EndProgram waited for its running call, the planner granted the
+program's queued calls one after another, 5 of 7, ahead of other tenants' work.)"""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from ostinato.clock import ManualClock
+from ostinato.v1 import common_pb2, planner_pb2
+from planner.core import PlannerCore, ProgramClosed
+from planner.core.model import CallState
+from planner.core.selection import parse_policy
+from tests.planner.loopback import planner_on_loopback
+
+
+def _core() -> tuple[PlannerCore, ManualClock]:
+    """Worker w0 with one slot; program p of tenant t: a running, b queued, c blocked on b."""
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy("plas+round_robin"))
+    core.upsert_worker("w0", "addr0", 1)
+    core.register_program("p", "t")
+    core.submit("p", "t", "a")
+    assert [g.call_id for g in core.dispatch()] == ["a"]
+    core.submit("p", "t", "b")
+    core.submit("p", "t", "c", parents=["b"])
+    return core, clock
+
+
+def test_closing_cancels_what_waits_and_keeps_what_runs() -> None:
+    core, _ = _core()
+    program = core.close_program("p", "t")
+    assert {c: program.calls[c].state for c in "abc"} == {
+        "a": CallState.RUNNING, "b": CallState.CANCELLED, "c": CallState.CANCELLED}
+    with pytest.raises(ProgramClosed):
+        core.submit("p", "t", "d")
+    core.complete("p", "a", service_s=1.0, attempt=1)
+    assert core.dispatch() == []  # the slot freed: nothing of p starts
+    ended = core.end_program("p", "t")  # ending after closing: the same calls
+    assert [ended.calls[c].state for c in "abc"] == [
+        CallState.DONE, CallState.CANCELLED, CallState.CANCELLED]
+
+
+async def test_end_program_fails_the_waiting_calls_before_the_running_one_ends() -> None:
+    core = PlannerCore(ManualClock(), *parse_policy("plas+round_robin"))
+    async with planner_on_loopback(core, ManualClock()) as (stub, service):
+        service.end_grace_s = 60.0  # the running call's report is what ends the wait
+        await stub.RegisterWorker(planner_pb2.WorkerRegistration(
+            worker_id="w0", address="127.0.0.1:1", max_inflight=1))
+        await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
+            tenant="t", options=common_pb2.ProgramOptions(program_id="p")))
+        await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t", call_id="a"))
+        waiting = [asyncio.ensure_future(stub.Admit(planner_pb2.AdmitRequest(
+            program_id="p", tenant="t", call_id=c))) for c in ("b", "c")]
+        while sum(1 for c in core.program("p", "t").calls.values()
+                  if c.state is CallState.QUEUED) < 2:  # both queued behind a
+            await asyncio.sleep(0.01)
+        ending = asyncio.ensure_future(stub.EndProgram(planner_pb2.EndProgramPlannerRequest(
+            program_id="p", tenant="t")))
+        # the waiting calls fail while a still runs (before: granted once a's report came,
+        # or cancelled only past end_grace_s; the bound is for a loaded machine)
+        done, _ = await asyncio.wait(waiting, timeout=30)
+        assert len(done) == 2
+        for task in waiting:
+            with pytest.raises(grpc.aio.AioRpcError) as exc:
+                task.result()
+            assert exc.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert not ending.done()  # still waiting for a's report
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t", call_id="d"))
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
+            planner_pb2.CompletionReport(program_id="p", call_id="a", worker_id="w0",
+                                         status=planner_pb2.COMPLETION_STATUS_OK,
+                                         attempt=1)]))
+        summary = await ending
+        assert (summary.calls_completed, summary.calls_cancelled) == (1, 2)
