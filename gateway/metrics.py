@@ -69,6 +69,10 @@ class _StateCollector(Collector):
 class GatewayMetrics:
     def __init__(self, model: str, registry: CollectorRegistry | None = None) -> None:
         self.model = model
+        # (tenant, operation, cache hit) -> the series an answered call counts in, each
+        # looked up once (eight `labels()` lookups a call were ~85 us of the gateway's
+        # call path at 200 calls/s: issue #19's profile)
+        self._answered: dict[tuple[str, str, int], _AnsweredSeries] = {}
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self.program_duration = Histogram(
@@ -117,16 +121,18 @@ class GatewayMetrics:
     def call_answered(self, tenant: str, operation: str, result: common_pb2.CallResult,
                       seconds: float) -> None:
         usage = result.usage
-        self.calls.labels(tenant, OK).inc()
-        self.call_duration.labels(tenant, hit_header(result.cache_hit)).observe(seconds)
-        self.operation_duration.labels(operation, genai.PROVIDER_OSTINATO, self.model,
-                                       "").observe(seconds)
-        for kind, n in (("input", usage.prompt_tokens), ("output", usage.completion_tokens)):
-            self.token_usage.labels(operation, genai.PROVIDER_OSTINATO, self.model,
-                                    kind).observe(n)
-        for kind, n in (("input", usage.prompt_tokens), ("output", usage.completion_tokens),
-                        ("cached", usage.cached_tokens)):
-            self.tenant_tokens.labels(tenant, kind).inc(n)
+        series = self._answered.get((tenant, operation, result.cache_hit))
+        if series is None:
+            series = self._answered[(tenant, operation, result.cache_hit)] = _AnsweredSeries(
+                self, tenant, operation, hit_header(result.cache_hit))
+        series.calls.inc()
+        series.call_duration.observe(seconds)
+        series.operation_duration.observe(seconds)
+        series.input_usage.observe(usage.prompt_tokens)
+        series.output_usage.observe(usage.completion_tokens)
+        series.input_tokens.inc(usage.prompt_tokens)
+        series.output_tokens.inc(usage.completion_tokens)
+        series.cached_tokens.inc(usage.cached_tokens)
 
     def call_failed(self, tenant: str, operation: str, outcome: str, seconds: float) -> None:
         """`outcome`: CANCELLED, or the gRPC status code's name."""
@@ -136,3 +142,18 @@ class GatewayMetrics:
 
     def http_response(self, route: str, status: int) -> None:
         self.http_responses.labels(route, str(status)).inc()
+
+
+class _AnsweredSeries:
+    """The series of one (tenant, operation, cache hit) that `call_answered` counts in."""
+
+    def __init__(self, metrics: GatewayMetrics, tenant: str, operation: str, hit: str) -> None:
+        genai_labels = (operation, genai.PROVIDER_OSTINATO, metrics.model)
+        self.calls = metrics.calls.labels(tenant, OK)
+        self.call_duration = metrics.call_duration.labels(tenant, hit)
+        self.operation_duration = metrics.operation_duration.labels(*genai_labels, "")
+        self.input_usage = metrics.token_usage.labels(*genai_labels, "input")
+        self.output_usage = metrics.token_usage.labels(*genai_labels, "output")
+        self.input_tokens = metrics.tenant_tokens.labels(tenant, "input")
+        self.output_tokens = metrics.tenant_tokens.labels(tenant, "output")
+        self.cached_tokens = metrics.tenant_tokens.labels(tenant, "cached")
