@@ -122,12 +122,15 @@ class TenantDirectory:
         await self._changed()
         return api_key
 
-    async def update_tenant(self, tenant: str, **changes: float | int) -> TenantLimits:
-        """Changes some of a tenant's limits; returns the new record."""
+    async def update_tenant(self, tenant: str, **changes: float | int | None) -> TenantLimits:
+        """Changes some of a tenant's limits; returns the new record. `weight=None` takes
+        the record's weight out (the tenant then has `planner.tenant_weights`', else 1: how a
+        record written before records could name none is set free of its weight 1)."""
         raw = await self._redis.hget(tenancy_tenants(), check_tenant(tenant))
         if raw is None:
             raise InvalidTenancy(f"no tenant {tenant!r}")
-        limits = _limits(**{**_record(raw), **changes})
+        fields = {k: v for k, v in {**_record(raw), **changes}.items() if v is not None}
+        limits = _limits(**fields)
         await self._write(tenant, limits, record_generation(raw) or new_generation())
         return limits
 

@@ -36,10 +36,10 @@ def add_parser(sub: Any) -> None:
     update = act.add_parser("update", help="change a tenant's weight or quotas")
     update.add_argument("tenant")
     for cmd, unset in ((create, "default: {}"), (update, "left out: kept")):
-        cmd.add_argument("--weight", type=float,
-                         help="fair-share weight (" + ("default: planner.tenant_weights', else 1"
-                                                       if cmd is create else "left out: kept")
-                         + ")")
+        cmd.add_argument("--weight", type=_weight,
+                         help="fair-share weight, or 'default': planner.tenant_weights' weight "
+                         "for the tenant, else 1 (" + ("the default" if cmd is create
+                                                       else "left out: kept") + ")")
         cmd.add_argument("--rpm", type=int,
                          help=f"calls per minute, 0: no limit ({unset.format(0)})")
         cmd.add_argument("--tpm", type=int, help="prompt + completion tokens per minute, "
@@ -67,8 +67,21 @@ def add_parser(sub: Any) -> None:
     act.add_parser("list", help="tenants, number of keys, shared prefixes")
 
 
+DEFAULT_WEIGHT = "default"  # --weight default: the record names no weight
+
+
+def _weight(text: str) -> float | str:
+    if text == DEFAULT_WEIGHT:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or {DEFAULT_WEIGHT!r}, got {text!r}") from None
+
+
 def _changes(args: argparse.Namespace) -> dict[str, float | int | None]:
-    return {"weight": args.weight, "rpm": args.rpm, "tpm": args.tpm,
+    return {"weight": None if args.weight == DEFAULT_WEIGHT else args.weight,
+            "rpm": args.rpm, "tpm": args.tpm,
             "max_programs": args.max_programs}
 
 
@@ -120,7 +133,10 @@ async def _act(directory: TenantDirectory, args: argparse.Namespace) -> None:
         print(f"tenant {args.tenant} created. Its API key (shown only now; only its SHA-256 "
               f"is stored):\n{api_key}")
     elif args.action == "update":
-        changes = {k: v for k, v in _changes(args).items() if v is not None}
+        changes: dict[str, float | int | None] = {
+            k: v for k, v in _changes(args).items() if v is not None}
+        if args.weight == DEFAULT_WEIGHT:
+            changes["weight"] = None  # taken out of the record
         if not changes:
             raise InvalidTenancy("nothing to update: give --weight, --rpm, --tpm or --max-programs")
         print(f"tenant {args.tenant}: {_describe(await directory.update_tenant(args.tenant, **changes))}")

@@ -55,17 +55,22 @@ def freeze_after_start() -> None:
 
 async def _follow_tenant_weights(core: PlannerCore, directory: TenantDirectory,
                                  configured: dict[str, float], every_s: float = 2.0) -> None:
-    """Fair-share weights: the configured ones, overridden by the weights the tenants'
-    records in Redis name (`ostinato tenants create/update --weight`; `Tenancy.weights`),
-    reloaded every `every_s`; while Redis is out of reach the last weights stay."""
+    """Fair-share weights (`reload_tenant_weights`), reloaded every `every_s`."""
     while True:
-        try:
-            tenancy = await directory.load()
-        except (*FAILURES, ValueError):  # (data in Redis not UTF-8: the gateways say it, stale)
-            pass
-        else:
-            core.set_tenant_weights(tenancy.weights(configured))
+        await reload_tenant_weights(core, directory, configured)
         await asyncio.sleep(every_s)
+
+
+async def reload_tenant_weights(core: PlannerCore, directory: TenantDirectory,
+                                configured: dict[str, float]) -> None:
+    """The configured weights, overridden by the weights the tenants' records in Redis
+    name (`ostinato tenants create/update --weight`; `Tenancy.weights`); while Redis is out
+    of reach the last weights stay."""
+    try:
+        tenancy = await directory.load()
+    except (*FAILURES, ValueError):  # (data in Redis not UTF-8: the gateways say it, stale)
+        return
+    core.set_tenant_weights(tenancy.weights(configured))
 
 
 async def serve(config: PlannerConfig, redis_cfg: RedisConfig, port_file: str | None = None) -> None:

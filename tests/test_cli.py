@@ -228,3 +228,24 @@ def test_ctrl_c_before_a_service_serves_exits_130_without_a_traceback(
     monkeypatch.setattr(cli, "_run_service", interrupted)
     assert cli.main(["gateway"]) == 130
     assert capsys.readouterr().err == "ostinato gateway: interrupted\n"
+
+
+def test_the_gateway_is_given_the_planners_configured_weights(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its tenants' shares of max_inflight_calls follow planner.tenant_weights where a
+    tenant's record names no weight (diff review 2026-12-07: the wiring was untested)."""
+    import gateway.main
+    from ostinato import cli
+
+    got: dict[str, object] = {}
+
+    def serve(*args: object, **kwargs: object) -> str:
+        got["args"] = args
+        return "coroutine"
+
+    monkeypatch.setattr(gateway.main, "serve", serve)
+    monkeypatch.setattr(cli, "run_loop", lambda coroutine, *args, **kwargs: None)
+    config = tmp_path / "mesh.yaml"
+    config.write_text("planner:\n  tenant_weights:\n    gold: '3'\n")
+    assert cli.main(["gateway", "--config", str(config)]) in (0, None)
+    assert got["args"][-1] == {"gold": 3.0}  # type: ignore[index]

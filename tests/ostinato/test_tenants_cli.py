@@ -149,3 +149,27 @@ def test_an_empty_shared_system_prompt_is_refused(system: str, redis_url: str,
     rc, out, _ = tenants(capsys, "--redis-url", redis_url, "share", shared, "--system", "Be brief.")
     assert rc == 0 and out.startswith(f"shared prefix {shared!r} declared")
     assert tenants(capsys, "--redis-url", redis_url, "unshare", shared)[0] == 0
+
+
+def test_weight_default_takes_a_records_weight_out(
+        redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A record an older version wrote names weight 1 (a configured key's seed, `create`
+    without --weight): `update --weight default` takes it out, so that the tenant gets
+    planner.tenant_weights' (diff review 2026-12-07: no command could)."""
+    tenant = name()
+    client = connect_sync(redis_url)
+    try:
+        client.hset(keys.tenancy_tenants(), tenant, '{"weight": 1.0, "rpm": 7}')
+        rc, out, _ = tenants(capsys, "--redis-url", redis_url, "update", tenant,
+                             "--weight", "default")
+        assert rc == 0
+        assert out == (f"tenant {tenant}: weight unset (planner.tenant_weights', else 1), "
+                       "rpm 7, tpm unlimited, max programs unlimited\n")
+        assert b"weight" not in client.hget(keys.tenancy_tenants(), tenant)
+        with pytest.raises(SystemExit) as refused:
+            tenants(capsys, "--redis-url", redis_url, "update", tenant, "--weight", "heavy")
+        assert refused.value.code == 2
+        assert "a number or 'default', got 'heavy'" in capsys.readouterr().err
+    finally:
+        client.hdel(keys.tenancy_tenants(), tenant)
+        client.close()
