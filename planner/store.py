@@ -291,6 +291,7 @@ class ProgramStore:
         registered = {w.program_id: w.fields() for w in writes
                       if w.kind == "program" and w.program_id in ended_here}
         batches = Batches()
+        trims: dict[str, float] = {}  # tenant -> its index's entries to drop: created before
         for w in writes:
             if w.kind == "program" and w.program_id in registered:
                 continue  # written with its end, below
@@ -313,10 +314,13 @@ class ProgramStore:
                 ttl = max(1, int(self._ended_ttl_s))
                 for key in (meta, keys.program_calls(w.program_id), keys.fence(meta)):
                     batches.op("EXPIRE", key, ttl)
-                # the tenant's index forgets programs whose records have expired
                 ended = float(fields["ended_wall"])
-                batches.op("ZREMRANGEBYSCORE", keys.tenant_programs(w.tenant), "-inf",
-                           f"{ended - ttl:.6f}")
+                trims[w.tenant] = max(trims.get(w.tenant, ended - ttl), ended - ttl)
+        for tenant, before in trims.items():
+            # the tenant's index forgets programs whose records have expired (once a batch:
+            # a batch of one-call programs ended many of one tenant's)
+            batches.op("ZREMRANGEBYSCORE", keys.tenant_programs(tenant), "-inf",
+                       f"{before:.6f}")
         await self.fencing.run(list(batches.by_fence.values()))
 
     async def load_open(self) -> list[Program]:
