@@ -13,6 +13,7 @@ import grpc
 import structlog
 
 from cache.kv_mirror import KvMirror
+from cache.redis_client import FAILURES
 from ostinato.clock import Clock
 from ostinato.deadlines import deadline_seconds
 from ostinato.rpc_closing import closer
@@ -29,6 +30,7 @@ from planner.core import (
 )
 from planner.core.model import CallRefused, Event
 from planner.core.planner import grant_of
+from planner.fencing import FencedOut
 from planner.metrics import PlannerMetrics
 from planner.program_endings import ProgramEndings
 from planner.store import ProgramStore
@@ -40,6 +42,7 @@ from planner.translate import (
     grant_proto,
     refused,
     status_for,
+    summary_proto,
 )
 from planner.worker_rpcs import WorkerRpcs
 from tracing.grpc_interceptors import SpanDescriber
@@ -345,8 +348,11 @@ class PlannerService(WorkerRpcs, planner_pb2_grpc.PlannerServicer):
         try:
             program = self._core.end_program(request.program_id, request.tenant)
         except UnknownProgram as exc:
-            ended = self._endings.ended(request.tenant, request.program_id)
-            if ended is not None:  # a retried EndProgram (its answer was lost): the same
+            # a retried EndProgram (its answer was lost): the same summary, kept here, or
+            # rebuilt from the store when the planner that ended it is gone
+            ended = self._endings.ended(request.tenant, request.program_id) \
+                or await self._ended_in_store(request.tenant, request.program_id)
+            if ended is not None:
                 return ended
             await abort_for(context, exc)
         except PlannerError as exc:
@@ -354,6 +360,21 @@ class PlannerService(WorkerRpcs, planner_pb2_grpc.PlannerServicer):
         summary = self._endings.summary(program)
         self.pump()
         await self._persisted()  # once the caller has the summary, Redis says "ended" too
+        return summary
+
+    async def _ended_in_store(self, tenant: str, program_id: str
+                              ) -> common_pb2.ProgramSummary | None:
+        """The summary of the tenant's program that the store says ended (soak: EndProgram
+        sent 36 ms before its planner was killed, retried on the restarted one: NOT_FOUND,
+        though the end was written); None if not, or if Redis does not answer."""
+        try:
+            found = await self._store.load_ended(program_id)
+        except (*FAILURES, TimeoutError, FencedOut):
+            return None
+        if found is None or found[0].tenant != tenant:
+            return None
+        summary = summary_proto(found[0], self._clock.now())
+        summary.elapsed_s = found[1]
         return summary
 
     async def housekeeping(self, every_s: float = 1.0) -> None:

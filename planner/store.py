@@ -353,6 +353,30 @@ class ProgramStore:
         return programs
 
 
+    async def load_ended(self, program_id: str) -> tuple[Program, float] | None:
+        """A program ended and written as such (its records not expired yet), rebuilt on
+        this planner's clock, with how long it ran (created to ended, seconds); None if
+        its records are not those of an ended program. For an EndProgram retried on a
+        planner that did not end it (its answer lost with the planner that did)."""
+        reads = Batches()
+        reads.op("HGETALL", keys.program_meta(program_id))
+        reads.op("HGETALL", keys.program_calls(program_id))
+        async with asyncio.timeout(self._timeout_s * 4):
+            ((meta, calls),) = await self.fencing.run(list(reads.by_fence.values()))
+        fields = _pairs(meta)
+        if fields.get("state") != "ended":
+            return None
+        try:
+            program = program_from_fields(program_id, fields, _pairs(calls), time.time(),
+                                          self._clock.now())
+            program.attained_service_s = float(fields.get("attained_service_s", 0.0))
+            ran_s = float(fields["ended_wall"]) - float(fields["created_wall"])
+        except (CorruptRecord, KeyError, ValueError) as exc:
+            log.warning("skipping unreadable program record", error=str(exc))
+            return None
+        return program, ran_s
+
+
 def _flat(fields: dict[str, str]) -> list[str]:
     return [x for pair in fields.items() for x in pair]
 

@@ -22,6 +22,9 @@ class NoStore:
     def hurry(self) -> None:
         return None
 
+    async def load_ended(self, program_id: str) -> None:
+        return None
+
 
 @asynccontextmanager
 async def servicer_on_loopback(servicer: planner_pb2_grpc.PlannerServicer

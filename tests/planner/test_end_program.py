@@ -7,6 +7,7 @@ program's queued calls one after another, 5 of 7, ahead of other tenants' work.)
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import grpc
 import pytest
@@ -16,7 +17,9 @@ from ostinato.v1 import common_pb2, planner_pb2
 from planner.core import PlannerCore, ProgramClosed
 from planner.core.model import CallState
 from planner.core.selection import parse_policy
+from planner.store import ProgramStore
 from tests.planner.loopback import planner_on_loopback
+from tests.redis_cluster import RedisTarget
 
 
 def _core() -> tuple[PlannerCore, ManualClock]:
@@ -80,3 +83,49 @@ async def test_end_program_fails_the_waiting_calls_before_the_running_one_ends()
                                          attempt=1)]))
         summary = await ending
         assert (summary.calls_completed, summary.calls_cancelled) == (1, 2)
+
+
+async def test_an_end_retried_on_a_restarted_planner_gets_the_summary_from_the_store(
+        redis_target: RedisTarget) -> None:
+    """Soak 2026-12-07: EndProgram sent 36 ms before its planner was killed; the end was
+    written, its answer lost, and the restarted planner answered the gateway's retry
+    NOT_FOUND (no summary kept there). Now it rebuilds the summary from the ended record."""
+    client = redis_target.client(socket_timeout=2.0)
+    program_id = f"t#g/{uuid.uuid4().hex}"
+    try:
+        for restarted in (False, True):
+            clock = ManualClock()
+            store = ProgramStore(client, clock, timeout_s=1.0)
+            task = asyncio.create_task(store.run())
+            core = PlannerCore(clock, *parse_policy("plas+round_robin"))
+            try:
+                async with planner_on_loopback(core, clock, store) as (stub, _):
+                    end = planner_pb2.EndProgramPlannerRequest(program_id=program_id, tenant="t")
+                    if not restarted:
+                        await stub.RegisterWorker(planner_pb2.WorkerRegistration(
+                            worker_id="w0", address="127.0.0.1:1", max_inflight=1))
+                        await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
+                            tenant="t", options=common_pb2.ProgramOptions(program_id=program_id)))
+                        await stub.Admit(planner_pb2.AdmitRequest(
+                            program_id=program_id, tenant="t", call_id="a"))
+                        await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
+                            planner_pb2.CompletionReport(
+                                program_id=program_id, call_id="a", worker_id="w0",
+                                status=planner_pb2.COMPLETION_STATUS_OK, attempt=1,
+                                usage=common_pb2.Usage(prompt_tokens=10, completion_tokens=4))]))
+                        first = await stub.EndProgram(end)
+                        continue
+                    again = await stub.EndProgram(end)  # the retry, on the new planner
+                    assert (again.calls_completed, again.usage.completion_tokens,
+                            again.usage.prompt_tokens) == (first.calls_completed, 4, 10) == (
+                        1, 4, 10)
+                    for other in (planner_pb2.EndProgramPlannerRequest(  # another tenant's
+                            program_id=program_id, tenant="u"),
+                            planner_pb2.EndProgramPlannerRequest(program_id="t#g/none", tenant="t")):
+                        with pytest.raises(grpc.aio.AioRpcError) as exc:
+                            await stub.EndProgram(other)
+                        assert exc.value.code() == grpc.StatusCode.NOT_FOUND
+            finally:
+                task.cancel()
+    finally:
+        await client.aclose()

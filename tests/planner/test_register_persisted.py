@@ -29,6 +29,9 @@ class HeldWrites:
     def hurry(self) -> None:
         return None
 
+    async def load_ended(self, program_id: str) -> None:
+        return None
+
 
 async def test_register_program_answers_once_the_record_is_written() -> None:
     core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
