@@ -16,7 +16,11 @@ from planner.translate import summary_proto
 
 class ProgramEndings:
     def __init__(self, core: PlannerCore, clock: Clock,
-                 waiters: dict[str, asyncio.Future[Grant]], keep: int = 10_000) -> None:
+                 waiters: dict[str, asyncio.Future[Grant]], keep: int = 1_000) -> None:
+        """`keep`: summaries kept for EndProgram retried here (its answer lost); older ones,
+        and those of programs another planner ended, the service rebuilds from the store's
+        ended records (`PlannerService._ended_in_store`). Each is ~1 KiB: 10,000 kept were
+        ~100 KiB per 1,000 calls of a soak's planner, near its memory bound."""
         self._core = core
         self._clock = clock
         self._waiters = waiters  # the service's Admit callers, by "program/call"
