@@ -4,7 +4,6 @@ shared prefixes."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,25 +13,15 @@ from cache.tenancy import Tenancy, TenantLimits, chatml_system_prefix, key_diges
 from cache.tenancy_view import TenancyView
 from cache.tenant_directory import InvalidTenancy, TenantDirectory
 from ostinato.program_ids import namespace
+from tests.cache.conftest import tenant_name
 from tests.conftest import OwnRedis
 from tests.ports import closed_port
 from tests.redis_cluster import RedisTarget
 
 
-@pytest.fixture
-async def directory(redis_target: RedisTarget) -> AsyncIterator[TenantDirectory]:
-    client = redis_target.client()
-    yield TenantDirectory(client)
-    await client.aclose()
-
-
-def name() -> str:
-    return "t-" + uuid.uuid4().hex[:8]
-
-
 async def test_keys_map_to_tenants_and_only_digests_are_stored(directory: TenantDirectory,
                                                                redis_target: RedisTarget) -> None:
-    tenant, key = name(), "sk-" + uuid.uuid4().hex
+    tenant, key = tenant_name(), "sk-" + uuid.uuid4().hex
     await directory.add_key(tenant, key, create=True)
     snap = await directory.load()
     assert tenant in snap.tenants and snap.tenant_for(key) == tenant
@@ -49,14 +38,14 @@ async def test_keys_map_to_tenants_and_only_digests_are_stored(directory: Tenant
 
 async def test_a_key_cannot_move_to_another_tenant(directory: TenantDirectory) -> None:
     key = "sk-" + uuid.uuid4().hex
-    await directory.add_key(name(), key, create=True)
+    await directory.add_key(tenant_name(), key, create=True)
     with pytest.raises(InvalidTenancy, match="another tenant"):
-        await directory.add_key(name(), key, create=True)
+        await directory.add_key(tenant_name(), key, create=True)
 
 
 async def test_a_key_for_a_tenant_with_no_record_is_refused_unless_asked_to_create(
         directory: TenantDirectory) -> None:
-    tenant, key = name(), "sk-" + uuid.uuid4().hex
+    tenant, key = tenant_name(), "sk-" + uuid.uuid4().hex
     with pytest.raises(InvalidTenancy, match=f"no tenant '{tenant}'"):
         await directory.add_key(tenant, key)
     snap = await directory.load()
@@ -84,7 +73,7 @@ async def test_the_anonymous_tenants_name_cannot_be_created(directory: TenantDir
 
 
 async def test_shared_prefixes(directory: TenantDirectory) -> None:
-    label = name()
+    label = tenant_name()
     prefix = chatml_system_prefix("You are a public help desk.")
     await directory.declare_shared(label, prefix)
     snap = await directory.load()
@@ -97,7 +86,7 @@ async def test_shared_prefixes(directory: TenantDirectory) -> None:
     assert (await directory.load()).shared_prefixes[label] == prefix
     assert await directory.declare_shared(label, other, replace=True)
     assert (await directory.load()).shared_prefixes[label] == other
-    fresh = name()
+    fresh = tenant_name()
     assert not await directory.declare_shared(fresh, other, replace=True)  # a new one
     assert await directory.remove_shared(fresh)
     assert await directory.remove_shared(label)
@@ -175,7 +164,7 @@ async def test_a_configured_key_revoked_while_it_is_seeded_stays_revoked(
         directory: TenantDirectory, redis_target: RedisTarget) -> None:
     """A helper's review: a revoke that lands between a seed's read of the revoked list and
     its write of the key must win (the seed wrote the key back and took it off the list)."""
-    tenant, key = name(), "sk-" + uuid.uuid4().hex
+    tenant, key = tenant_name(), "sk-" + uuid.uuid4().hex
     await directory.add_key(tenant, key, create=True)
     client = redis_target.client()
     try:  # the revoke's first write (the list), as if the seed came between it and the next
@@ -193,8 +182,8 @@ async def test_a_configured_key_of_another_tenant_does_not_stop_the_others(
     """A helper's review: the seed stopped at the first key another tenant held; the
     configured keys after it were never written."""
     taken, other = "sk-" + uuid.uuid4().hex, "sk-" + uuid.uuid4().hex
-    await directory.add_key(name(), taken, create=True)
-    mine = name()
+    await directory.add_key(tenant_name(), taken, create=True)
+    mine = tenant_name()
     with pytest.raises(InvalidTenancy, match="another tenant"):
         await directory.seed({taken: mine, other: mine})
     assert (await directory.load()).tenant_for(other) == mine
@@ -202,9 +191,9 @@ async def test_a_configured_key_of_another_tenant_does_not_stop_the_others(
 
 async def test_created_tenants_get_a_generated_key_and_their_limits(
         directory: TenantDirectory) -> None:
-    tenant = name()
+    tenant = tenant_name()
     key = await directory.create_tenant(tenant, TenantLimits(weight=2.0, rpm=60, max_programs=5))
-    other = await directory.create_tenant(name(), TenantLimits())
+    other = await directory.create_tenant(tenant_name(), TenantLimits())
     assert key.startswith("ost-") and len(key) > 40 and key != other
     snap = await directory.load()
     assert snap.tenant_for(key) == tenant
@@ -227,7 +216,7 @@ async def test_created_tenants_get_a_generated_key_and_their_limits(
 async def test_a_revoked_tenants_data_goes_with_it(directory: TenantDirectory,
                                                    redis_target: RedisTarget) -> None:
     # a tenant created later under the same name must not read the old one's cached answers
-    tenant, other = name(), name()
+    tenant, other = tenant_name(), tenant_name()
     await directory.create_tenant(tenant, TenantLimits())
     await directory.create_tenant(other, TenantLimits())
     client = redis_target.client()
@@ -253,7 +242,7 @@ async def test_a_tenant_created_again_is_a_new_generation_without_the_old_progra
     """Security review 2026-12-05 F3: the record's generation (the namespace of the tenant's
     programs and KV cache) stays through updates and is new after revoke and create; revoke
     removes the tenant's program index and the records it names."""
-    tenant = name()
+    tenant = tenant_name()
     await directory.create_tenant(tenant, TenantLimits())
     first = (await directory.load()).generation_of(tenant)
     await directory.update_tenant(tenant, rpm=5)
@@ -283,7 +272,7 @@ async def test_a_bad_tenant_record_is_ignored_not_fatal(directory: TenantDirecto
                                                        record: str | bytes) -> None:
     """A record written by hand wrong: the tenant gets the default limits (a record that was
     not JSON made every load raise: no gateway could start or reload its tenancy)."""
-    tenant = name()
+    tenant = tenant_name()
     await directory.add_tenant(tenant)
     client = redis_target.client()
     try:
@@ -302,7 +291,7 @@ async def test_a_view_reloads_as_soon_as_the_tenancy_changes(directory: TenantDi
     view = TenancyView(directory, Tenancy())
     assert await view.reload()
     assert await view.refresh() is False  # nothing changed: nothing read but the version
-    tenant = name()
+    tenant = tenant_name()
     key = await directory.create_tenant(tenant, TenantLimits())
     assert await view.refresh() is True and view.current.tenant_for(key) == tenant
     assert await view.refresh() is False
@@ -317,7 +306,7 @@ async def test_a_revoked_configured_key_stays_revoked_when_a_gateway_seeds_again
     """Replicas review 2026-12-05 F1: every gateway writes its configured keys at start, so
     one started after a revoke (a scale-up, a rollout) brought the key, and its tenant with
     default limits, back on every replica."""
-    kept, revoked, gone = name(), name(), name()
+    kept, revoked, gone = tenant_name(), tenant_name(), tenant_name()
     keys = {f"sk-kept-{kept}": kept, f"sk-revoked-{revoked}": revoked, f"sk-gone-{gone}": gone}
     await directory.seed(keys)
     await directory.update_tenant(gone, rpm=5)
@@ -356,7 +345,7 @@ async def test_an_operators_add_key_ends_a_revoke_left_half_done(
         directory: TenantDirectory, redis_target: RedisTarget) -> None:
     """The key still in the directory but marked revoked (a revoke cut between its two
     writes): an operator's add-key takes the mark off; a gateway's seed does not."""
-    tenant, key = name(), "sk-" + uuid.uuid4().hex
+    tenant, key = tenant_name(), "sk-" + uuid.uuid4().hex
     await directory.add_key(tenant, key, create=True)
     client = redis_target.client()
     try:

@@ -5,25 +5,11 @@ configured weights of every tenant but the anonymous one (A/B completions 1.00 a
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-
 import pytest
 
 from cache.tenancy import Tenancy, TenantLimits
 from cache.tenant_directory import TenantDirectory
-from tests.redis_cluster import RedisTarget
-
-
-@pytest.fixture
-async def directory(redis_target: RedisTarget) -> AsyncIterator[TenantDirectory]:
-    client = redis_target.client()
-    yield TenantDirectory(client)
-    await client.aclose()
-
-
-def name() -> str:
-    return "t-" + uuid.uuid4().hex[:8]
+from tests.cache.conftest import tenant_name
 
 
 @pytest.mark.parametrize(("record", "configured", "weight"), [
@@ -43,7 +29,7 @@ def test_weight_of_follows_one_rule(record: TenantLimits | None, configured: dic
 
 async def test_a_configured_keys_tenant_takes_the_configured_weight(
         directory: TenantDirectory) -> None:
-    gold, plain = name(), name()
+    gold, plain = tenant_name(), tenant_name()
     await directory.seed({f"key-{gold}": gold, f"key-{plain}": plain})
     tenancy = await directory.load()
     assert tenancy.limits_of(gold).weight is None  # the seed names no weight
@@ -55,7 +41,7 @@ async def test_a_configured_keys_tenant_takes_the_configured_weight(
 
 async def test_created_without_a_weight_names_none_and_update_keeps_it(
         directory: TenantDirectory) -> None:
-    tenant = name()
+    tenant = tenant_name()
     await directory.create_tenant(tenant, TenantLimits(rpm=10))
     await directory.update_tenant(tenant, tpm=1000)
     limits = (await directory.load()).limits_of(tenant)
