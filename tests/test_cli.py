@@ -235,9 +235,13 @@ def test_the_gateway_is_given_the_planners_configured_weights(
     """Its tenants' shares of max_inflight_calls follow planner.tenant_weights where a
     tenant's record names no weight (diff review 2026-12-07: the wiring was untested)."""
     import gateway.main
+    import tracing.logs
     from ostinato import cli
 
     got: dict[str, object] = {}
+    # the process-wide logging set up for a gateway would outlive this test (later tests
+    # read structlog's output with capsys)
+    monkeypatch.setattr(tracing.logs, "configure_logging", lambda *args, **kwargs: None)
 
     def serve(*args: object, **kwargs: object) -> str:
         got["args"] = args
