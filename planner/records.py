@@ -28,6 +28,7 @@ def program_fields(program: Program, wall_now: float, clock_now: float) -> dict[
         "conversation": "1" if program.conversation else "0",
         "declared": "1" if program.declared else "0",
         "registration": program.registration,
+        "closed": "1" if program.closed else "0",
     }
 
 
@@ -69,7 +70,7 @@ def program_from_fields(program_id: str, meta: Mapping[str, str], calls: Mapping
             conversation=meta.get("conversation") == "1",
             declared=meta.get("declared") == "1",
             program_class=meta.get("program_class", ""), last_active=clock_now,
-            registration=meta.get("registration", ""),
+            registration=meta.get("registration", ""), closed=meta.get("closed") == "1",
         )
         for call_id, raw in calls.items():
             d = json.loads(raw)

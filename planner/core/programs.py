@@ -210,14 +210,21 @@ class ProgramTable:
         live review 2026-12-07 F1, its queued calls were granted one after another while
         EndProgram waited for the running one)."""
         program = self.program(program_id, tenant)
+        first = not program.closed
+        self._close(program)
+        if first:  # written with the program (after its cancelled calls): a restarted
+            self._events.append(ProgramRegistered(program))  # planner keeps it closed
+        return program
+
+    def _close(self, program: Program) -> None:
         for call in program.calls.values():
             if call.state in (CallState.QUEUED, CallState.BLOCKED):
                 self._finish(call, CallState.CANCELLED)
         program.closed = True
-        return program
 
     def end_program(self, program_id: str, tenant: str) -> Program:
-        program = self.close_program(program_id, tenant)
+        program = self.program(program_id, tenant)
+        self._close(program)
         del self._programs[program_id]
         self._admission.end(program_id)
         bump_count(self._open_of, tenant, -1)

@@ -22,16 +22,16 @@ from tests.planner.loopback import planner_on_loopback
 from tests.redis_cluster import RedisTarget
 
 
-def _core() -> tuple[PlannerCore, ManualClock]:
-    """Worker w0 with one slot; program p of tenant t: a running, b queued, c blocked on b."""
+def _core(p: str = "p") -> tuple[PlannerCore, ManualClock]:
+    """Worker w0 with one slot; program `p` of tenant t: a running, b queued, c blocked on b."""
     clock = ManualClock()
     core = PlannerCore(clock, *parse_policy("plas+round_robin"))
     core.upsert_worker("w0", "addr0", 1)
-    core.register_program("p", "t")
-    core.submit("p", "t", "a")
+    core.register_program(p, "t")
+    core.submit(p, "t", "a")
     assert [g.call_id for g in core.dispatch()] == ["a"]
-    core.submit("p", "t", "b")
-    core.submit("p", "t", "c", parents=["b"])
+    core.submit(p, "t", "b")
+    core.submit(p, "t", "c", parents=["b"])
     return core, clock
 
 
@@ -129,3 +129,34 @@ async def test_an_end_retried_on_a_restarted_planner_gets_the_summary_from_the_s
                 task.cancel()
     finally:
         await client.aclose()
+
+
+async def test_a_program_closed_by_its_end_stays_closed_on_a_restarted_planner(
+        redis_target: RedisTarget) -> None:
+    """The end waits for the running call; a planner restarted meanwhile reads the program
+    back closed (before: open, its new calls started until the retried end came)."""
+    closing, open_ = (f"t#g/{uuid.uuid4().hex}" for _ in range(2))  # the Redis is shared
+    core, clock = _core(closing)
+    core.register_program(open_, "t")  # open alongside: restored open
+    core.close_program(closing, "t")
+    client = redis_target.client(socket_timeout=2.0)
+    try:
+        store = ProgramStore(client, clock, timeout_s=1.0)
+        task = asyncio.create_task(store.run())
+        try:
+            await store.publish(core.take_events())
+        finally:
+            task.cancel()
+        restored = [p for p in await ProgramStore(client, ManualClock()).load_open()
+                    if p.program_id in (closing, open_)]
+    finally:
+        await client.aclose()
+    assert {p.program_id: p.closed for p in restored} == {closing: True, open_: False}
+    fresh = PlannerCore(ManualClock(), *parse_policy("plas+round_robin"))
+    fresh.upsert_worker("w0", "addr0", 1)
+    for program in restored:
+        fresh.restore(program)
+    assert fresh.program(closing, "t").calls["a"].state is CallState.RUNNING
+    with pytest.raises(ProgramClosed):
+        fresh.submit(closing, "t", "d")
+    fresh.submit(open_, "t", "e")  # the open one takes calls
