@@ -115,7 +115,8 @@ class Mesh:
             return self._port_source() if self._port_source is not None else 0
         return _port(base, index, False)
 
-    def _spawn(self, name: str, args: list[str], config_file: Path) -> _Child:
+    def _spawn(self, name: str, args: list[str], config_file: Path,
+               at: int | None = None) -> _Child:
         logs = self.workdir / "logs"
         logs.mkdir(exist_ok=True)
         port_file = self.workdir / f"{name}.port.json"
@@ -135,7 +136,7 @@ class Mesh:
         if out is not None:
             out.close()
         child = _Child(name, proc, port_file, log_path, list(args), config_file)
-        self._children.append(child)
+        self._children.insert(len(self._children) if at is None else at, child)
         return child
 
     def _wait(self, child: _Child, timeout_s: float) -> dict[str, object]:
@@ -306,9 +307,12 @@ class Mesh:
             self._redis = None
 
     def child(self, name: str) -> subprocess.Popen[bytes]:
+        return self._named(name).proc
+
+    def _named(self, name: str) -> _Child:
         for c in self._children:
             if c.name == name:
-                return c.proc
+                return c
         raise KeyError(name)
 
     def stop_redis(self) -> None:
@@ -344,7 +348,14 @@ class Mesh:
 
     def restart(self, name: str, timeout_s: float = 60.0) -> dict[str, object]:
         """Starts a stopped child again with its arguments, on the port it had before."""
-        old = next(c for c in self._children if c.name == name)
+        self.respawn(name)
+        started = self._wait(self._named(name), timeout_s)
+        self._note_metrics(name, started)  # a fresh metrics port unless one is configured
+        return started
+
+    def respawn(self, name: str) -> None:
+        """restart, not waiting: `ready` says when it serves (`up` watches the others)."""
+        old = self._named(name)
         if old.proc.poll() is None:
             raise RuntimeError(f"{name} is still running")
         info = json.loads(old.port_file.read_text())
@@ -353,14 +364,14 @@ class Mesh:
             args[args.index("--port") + 1] = str(info["port"])
         if "--http-port" in args and info.get("http_address"):  # the gateway's HTTP API too
             args[args.index("--http-port") + 1] = str(info["http_address"]).rsplit(":", 1)[1]
-        index = self._children.index(old)
-        self._children.remove(old)
         assert old.config_file is not None
-        child = self._spawn(name, args, old.config_file)
-        self._children.remove(child)
-        self._children.insert(index, child)  # keep the stop order
-        started = self._wait(child, timeout_s)
-        self._note_metrics(name, started)  # a fresh metrics port unless one is configured
+        self._spawn(name, args, old.config_file, at=self._children.index(old))  # stop order
+        self._children.remove(old)
+
+    def ready(self, name: str) -> bool:
+        """Whether child `name` (started again by `respawn`) has said it serves."""
+        if started := self._named(name).port_file.exists():
+            self._note_metrics(name, json.loads(self._named(name).port_file.read_text()))
         return started
 
     def close(self, *, keep_logs: bool = False) -> Path | None:

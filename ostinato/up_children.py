@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from planner.lease import LEASE_LOST_EXIT
@@ -24,18 +24,48 @@ def lease_lost(before: Mapping[str, int | None], now: Mapping[str, int | None],
             if now.get(name) == LEASE_LOST_EXIT and before.get(name) is None]
 
 
-def standby_again(mesh: Any, name: str) -> int | None:
-    """Starts planner replica `name` again (its port as before); its exit status if it
-    cannot be (the mesh then goes on as without it)."""
-    try:
-        mesh.restart(name, timeout_s=STANDBY_START_S)
-    except (RuntimeError, OSError) as exc:
-        print(f"ostinato up: {name} lost its lease and could not be started again: {exc}",
-              file=sys.stderr, flush=True)
-        return LEASE_LOST_EXIT
-    print(f"ostinato up: {name} lost its lease (Redis did not confirm it in time): started "
-          "again as a standby", file=sys.stderr, flush=True)
-    return None
+class Standbys:
+    """Planner replicas `up` starts again after they lost their lease (`lease_lost`), not
+    waiting for them: its poll loop goes on watching the other services while one starts
+    (before, it stood in the restart up to STANDBY_START_S). `clock`: monotonic seconds."""
+
+    def __init__(self, mesh: Any, clock: Callable[[], float],
+                 timeout_s: float = STANDBY_START_S) -> None:
+        self._mesh, self._clock, self._timeout_s = mesh, clock, timeout_s
+        self.starting: dict[str, float] = {}  # name -> when it must serve by
+
+    def start(self, name: str) -> int | None:
+        """Starts replica `name` again (its port as before); its exit status if it cannot
+        be (the mesh then goes on as without it)."""
+        try:
+            self._mesh.respawn(name)
+        except (RuntimeError, OSError) as exc:
+            return _not_again(name, str(exc))
+        self.starting[name] = self._clock() + self._timeout_s
+        return None
+
+    def check(self, codes: dict[str, int | None]) -> None:
+        """Each replica starting: serving (said so), exited (its status stays in `codes`:
+        the mesh goes on as without it), or past its time (killed: its status the next
+        poll's)."""
+        for name, deadline in list(self.starting.items()):
+            if codes.get(name) is not None:
+                _not_again(name, f"exited with status {codes[name]} while starting")
+            elif self._mesh.ready(name):
+                print(f"ostinato up: {name} lost its lease (Redis did not confirm it in "
+                      "time): started again as a standby", file=sys.stderr, flush=True)
+            elif self._clock() > deadline:
+                self._mesh.child(name).kill()
+                _not_again(name, f"not serving within {self._timeout_s:.0f} s (killed)")
+            else:
+                continue
+            del self.starting[name]
+
+
+def _not_again(name: str, why: str) -> int:
+    print(f"ostinato up: {name} lost its lease and could not be started again: {why}",
+          file=sys.stderr, flush=True)
+    return LEASE_LOST_EXIT
 
 
 def child_names(planners: Mapping[str, str], workers: Mapping[str, str], engines: int) -> list[str]:

@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from ostinato.cli_overrides import flag_overrides, merge
 from ostinato.config import ConfigError, MeshConfig, RedisConfig, load_mesh_config, name_variables
 from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tool_formats import MODEL_FORMATS
-from ostinato.up_children import child_names, exit_lines, fatal_exit, lease_lost, standby_again
+from ostinato.up_children import Standbys, child_names, exit_lines, fatal_exit, lease_lost
 
 
 def add_parser(sub: Any) -> None:
@@ -164,11 +165,14 @@ def run(args: argparse.Namespace) -> int:
     children = child_names(ep.planners, ep.workers, len(ep.engines) if cfg.worker.engine ==
                            "attach" else 0)
     codes: dict[str, int | None] = dict.fromkeys(children)
+    standbys = Standbys(mesh, time.monotonic)
     try:
         while not stop.wait(0.5):
             now = {name: mesh.child(name).poll() for name in children}  # poll reaps the dead
-            for name in lease_lost(codes, now, list(ep.planners)):
-                now[name] = standby_again(mesh, name)
+            starting = set(standbys.starting)
+            standbys.check(now)
+            for name in lease_lost(codes, now, [p for p in ep.planners if p not in starting]):
+                now[name] = standbys.start(name)
             died = fatal_exit(now, list(ep.planners))
             for line in exit_lines(codes, now, stopping=bool(died)):
                 print(f"ostinato up: {line}", file=sys.stderr, flush=True)

@@ -132,6 +132,9 @@ def test_active_planner_killed_mid_program_standby_takes_over_every_call_once(
     assert _engine_requests(ha_mesh.endpoints.engines[0]) == 5  # each call ran once
     log = (ha_mesh.workdir / "logs" / f"{standby}.log").read_text()
     assert "planner lease acquired: active" in log and "programs recovered" in log
+    ha_mesh.respawn(first)  # started again as `up` does (ostinato/up_children.py Standbys)
+    _wait_for(lambda: ha_mesh.ready(first))
+    assert ha_mesh.child(first).poll() is None and _active(ha_mesh) == standby  # a standby
 
 
 def _planner(tmp_path, redis_url: str, name: str):  # type: ignore[no-untyped-def]

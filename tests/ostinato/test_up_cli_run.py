@@ -50,13 +50,20 @@ class _FakeMesh:
         if self.start_error is not None:
             raise self.start_error
         return MeshEndpoints(
-            gateway="127.0.0.1:1", planner="127.0.0.1:2", planners={"planner": "127.0.0.1:2"},
+            gateway="127.0.0.1:1", planner="127.0.0.1:2", planners={
+                name: "127.0.0.1:2" for name in self.procs if name.startswith("planner")},
             redis_url="redis://127.0.0.1:3/0", log_dir="/tmp/logs",
             workers={"worker-0": "127.0.0.1:4", "worker-1": "127.0.0.1:5"},
             engines=["http://127.0.0.1:6", "http://127.0.0.1:7"])
 
     def child(self, name: str) -> _Proc:
         return self.procs[name]
+
+    def respawn(self, name: str) -> None:  # a replica started again: runs, never serves
+        self.procs[name] = _Proc([None])
+
+    def ready(self, name: str) -> bool:
+        return False
 
     def close(self, *, keep_logs: bool = False) -> Path | None:
         self.kept_logs = keep_logs
@@ -117,6 +124,23 @@ def test_a_worker_that_exits_is_reported_and_reaped_and_the_mesh_goes_on(
         "ostinato up: gateway exited with status 1; stopping the mesh",
     ]
     assert all(proc.polls == 3 for proc in mesh.procs.values())  # every child polled: reaped
+
+
+def test_the_loop_watches_the_others_while_a_standby_starts_again(
+        fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """planner-1 loses its lease at the first look and is started again (it never says it
+    serves); the gateway's exit at the third look is seen then (before: `up` stood in the
+    restart up to 30 s, seeing nothing else)."""
+    monkeypatch.setattr(fake_mesh, "statuses", {
+        "gateway": [None, None, 1], "planner": [None], "planner-1": [3], "worker-0": [None],
+        "worker-1": [None], "engine-0": [None], "engine-1": [None]})
+    rc = cli.main(["up", "--gateway-port", "0", "--http-port", "0"])
+    err = capsys.readouterr().err
+    mesh = fake_mesh.made[0]
+    assert rc == 1 and "ostinato up: gateway exited with status 1; stopping the mesh" in err
+    assert mesh.procs["planner-1"].polls == 2  # the new one, at the second and third looks
+    assert "planner-1" not in err  # neither serving nor failed yet
 
 
 def test_a_mesh_that_cannot_start_is_one_line_not_a_traceback(
@@ -261,22 +285,61 @@ def test_a_planner_that_lost_its_lease_is_started_again(
 
 
 class _Mesh:
-    def __init__(self, fails: bool) -> None:
-        self.fails, self.restarted = fails, []  # type: ignore[var-annotated]
+    """respawn/ready/child of Mesh: `serves_after` looks at `ready` before it says so."""
 
-    def restart(self, name: str, timeout_s: float) -> dict[str, object]:
-        self.restarted.append(name)
+    def __init__(self, fails: bool = False, serves_after: int = 1) -> None:
+        self.fails, self.serves_after, self.looks = fails, serves_after, 0
+        self.respawned: list[str] = []
+        self.killed: list[str] = []
+
+    def respawn(self, name: str) -> None:
+        self.respawned.append(name)
         if self.fails:
-            raise RuntimeError(f"{name} did not start")
-        return {}
+            raise RuntimeError(f"{name} is still running")
+
+    def ready(self, name: str) -> bool:
+        self.looks += 1
+        return self.looks >= self.serves_after
+
+    def child(self, name: str) -> Any:
+        mesh = self
+
+        class _Killable:
+            def kill(self) -> None:
+                mesh.killed.append(name)
+        return _Killable()
 
 
-@pytest.mark.parametrize(("fails", "status"), [(False, None), (True, 3)])
-def test_a_standby_started_again_is_running_unless_it_fails(fails: bool, status: int | None,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    mesh = _Mesh(fails)
-    assert up_children.standby_again(mesh, "planner-1") == status
-    assert mesh.restarted == ["planner-1"]
+def test_a_standby_that_cannot_be_spawned_is_counted_exited(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    standbys = up_children.Standbys(_Mesh(fails=True), clock=lambda: 0.0)
+    assert standbys.start("planner-1") == 3 and standbys.starting == {}
+    assert "could not be started again: planner-1 is still running" in capsys.readouterr().err
+
+
+# Standbys.check, looks after the start: (statuses seen each look, when it serves, the
+# clock each look) -> what `up` says and whether the replica was killed. The loop goes on
+# between looks (before: it waited in the restart up to 30 s).
+STARTS = [
+    ([None, None], 2, [1.0, 2.0], "started again as a standby", False),
+    ([None, 3], 9, [1.0, 2.0], "could not be started again: exited with status 3 while "
+     "starting", False),
+    ([None, None], 9, [1.0, 31.0], "could not be started again: not serving within 30 s "
+     "(killed)", True),
+]
+
+
+@pytest.mark.parametrize(("statuses", "serves_after", "times", "said", "killed"), STARTS)
+def test_a_standby_starts_while_the_loop_goes_on(
+        statuses: list[int | None], serves_after: int, times: list[float], said: str,
+        killed: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    mesh, clock = _Mesh(serves_after=serves_after), iter([0.0, *times])
+    standbys = up_children.Standbys(mesh, clock=lambda: next(clock))
+    assert standbys.start("planner-1") is None and mesh.respawned == ["planner-1"]
+    for status in statuses:
+        assert standbys.starting, "still starting at this look"
+        standbys.check({"planner-1": status})
+    assert standbys.starting == {}
     err = capsys.readouterr().err
-    assert ("could not be started again" in err) is fails
-    assert ("started again as a standby" in err) is not fails
+    assert err.count("ostinato up: planner-1 lost its lease") == 1 and said in err
+    assert mesh.killed == (["planner-1"] if killed else [])
