@@ -82,11 +82,11 @@ class GatewayCore:
                  limits: Callable[[str], TenantLimits] = lambda tenant: NO_LIMITS,
                  weight_of: Callable[[str], float] | None = None) -> None:
         """`limits`: a tenant's record (fair-share weight and quotas) from the tenancy data;
-        `weight_of`: a tenant's fair-share weight (default: its record's; the service's
-        follows the planner's rule, `Tenancy.weight_of`)."""
+        `weight_of`: a tenant's fair-share weight (the service passes the planner's rule,
+        `Tenancy.weight_of`; default: 1 each)."""
         self.config = config
         self._tenant_limits = limits
-        self._weight_of = weight_of or (lambda tenant: limits(tenant).weight or 1.0)
+        self._weight_of = weight_of or (lambda tenant: 1.0)
         self.inflight = 0  # calls running through this gateway
         self._inflight_of: dict[str, int] = {}  # tenant -> its calls of `inflight`
         self.cache = cache

@@ -79,15 +79,20 @@ def _weight(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"a number or {DEFAULT_WEIGHT!r}, got {text!r}") from None
 
 
-def _changes(args: argparse.Namespace) -> dict[str, float | int | None]:
-    return {"weight": None if args.weight == DEFAULT_WEIGHT else args.weight,
-            "rpm": args.rpm, "tpm": args.tpm,
-            "max_programs": args.max_programs}
+def _given(args: argparse.Namespace) -> dict[str, float | int | None]:
+    """The limits given on the command line; a weight of 'default' is None (the record
+    names no weight)."""
+    given = {name: value for name, value in (
+        ("weight", args.weight), ("rpm", args.rpm), ("tpm", args.tpm),
+        ("max_programs", args.max_programs)) if value is not None}
+    if given.get("weight") == DEFAULT_WEIGHT:
+        given["weight"] = None
+    return given
 
 
 def _limits(args: argparse.Namespace) -> TenantLimits:
     try:
-        return TenantLimits(**{k: v for k, v in _changes(args).items() if v is not None})  # type: ignore[arg-type]
+        return TenantLimits(**_given(args))  # type: ignore[arg-type]
     except ValueError as exc:
         raise InvalidTenancy(str(exc)) from None
 
@@ -133,10 +138,7 @@ async def _act(directory: TenantDirectory, args: argparse.Namespace) -> None:
         print(f"tenant {args.tenant} created. Its API key (shown only now; only its SHA-256 "
               f"is stored):\n{api_key}")
     elif args.action == "update":
-        changes: dict[str, float | int | None] = {
-            k: v for k, v in _changes(args).items() if v is not None}
-        if args.weight == DEFAULT_WEIGHT:
-            changes["weight"] = None  # taken out of the record
+        changes = _given(args)  # a weight None is taken out of the record
         if not changes:
             raise InvalidTenancy("nothing to update: give --weight, --rpm, --tpm or --max-programs")
         print(f"tenant {args.tenant}: {_describe(await directory.update_tenant(args.tenant, **changes))}")

@@ -58,12 +58,11 @@ async def _refused(limit: int, calls: list[tuple[str, int]],
                    weights: dict[str, float] | None = None,
                    weight_of: Callable[[str], float] | None = None) -> dict[str, int]:
     """Each tenant's calls refused, the calls started in this order and held in flight;
-    `weights`: the tenants' records' weights; `weight_of`: the service's rule instead."""
+    `weights`: the tenants' weights (1 if not named); `weight_of`: the service's rule instead."""
     executor = HeldExecutor()
     core = GatewayCore(GatewayConfig(max_inflight_calls=limit), ApiKeyAuthenticator(dict, True),
                        None, executor,  # type: ignore[arg-type]
-                       limits=lambda t: TenantLimits(weight=(weights or {}).get(t, 1.0)),
-                       weight_of=weight_of)
+                       weight_of=weight_of or (lambda t: (weights or {}).get(t, 1.0)))
     tasks = []
     for tenant, n in calls:
         for i in range(n):
