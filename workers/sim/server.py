@@ -86,14 +86,17 @@ def _payload(rid: str, text: str, event: EngineEvent, index: int | None,
 
 async def _sample(engine: RealtimeSimEngine, req: SimRequest, index: int | None,
                   top_logprobs: int | None, incremental: bool = False,
-                  ) -> AsyncGenerator[dict[str, Any], None]:
+                  finals_only: bool = False) -> AsyncGenerator[dict[str, Any], None]:
     """The sample's events: the whole text so far in each (SGLang's default), or with
     `incremental` (its --incremental-streaming-output) each event's new text only, and its
     logprobs those of the new tokens; the last takes back nothing sent, as SGLang's. As
-    SGLang's scheduler, no event while the text ends in what may begin a stop string."""
+    SGLang's scheduler, no event while the text ends in what may begin a stop string.
+    `finals_only` (an answer taken whole): the finished event alone."""
     text, sent, logged = "", 0, 0
     stops = StreamedText(req.stop)
     async for event in engine.generate(req):
+        if finals_only and not event.finished:
+            continue  # (its text is the whole text)
         text = event.text if event.finished else text + event.delta
         if req.stop and not event.finished and stops.held(text):
             continue  # SGLang sends nothing while the text may begin a stop string
@@ -111,16 +114,17 @@ async def _sample(engine: RealtimeSimEngine, req: SimRequest, index: int | None,
 
 async def _merged(engine: RealtimeSimEngine, reqs: list[SimRequest],
                   top_logprobs: int | None = None, incremental: bool = False,
-                  ) -> AsyncGenerator[dict[str, Any], None]:
+                  finals_only: bool = False) -> AsyncGenerator[dict[str, Any], None]:
     """Interleaves the n samples' payloads as they are produced (SGLang adds "index")."""
     if len(reqs) == 1:
-        async for payload in _sample(engine, reqs[0], None, top_logprobs, incremental):
+        async for payload in _sample(engine, reqs[0], None, top_logprobs, incremental,
+                                     finals_only):
             yield payload
         return
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
     async def pump(req: SimRequest, i: int) -> None:
-        async for payload in _sample(engine, req, i, top_logprobs, incremental):
+        async for payload in _sample(engine, req, i, top_logprobs, incremental, finals_only):
             queue.put_nowait(payload)
         queue.put_nowait(None)
 
@@ -155,9 +159,8 @@ async def generate(request: web.Request) -> web.StreamResponse:
     await running.wait()
     if not body.get("stream"):
         finals: dict[int, dict[str, Any]] = {}
-        async for payload in _merged(engine, reqs, top):
-            if payload["meta_info"]["finish_reason"] is not None:
-                finals[payload.get("index", 0)] = payload
+        async for payload in _merged(engine, reqs, top, finals_only=True):
+            finals[payload.get("index", 0)] = payload
         if len(reqs) == 1:
             return web.json_response(finals[0])
         return web.json_response([finals[i] for i in range(len(reqs))])
