@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 import grpc
@@ -263,6 +263,20 @@ class GatewayCore:
             call.parent_call_ids.append(found.parent_call_id)
             call.thread_id = found.thread_id
         return Placement(found.program_id, call, True)
+
+    @contextlib.asynccontextmanager
+    async def answering(self, tenant: str, placed: Placement) -> AsyncIterator[None]:
+        """Around a request's calls (`placed` and its siblings): a conversation program the
+        request opened is ended if the request fails. Its caller learns of the program only
+        from an answer, so nobody could continue or end it. The failing call's own path
+        ends it mostly; not when n > 1 answers were cut for one refused sibling (fuzz run
+        2026-12-07: open, in memory and Redis, until planner.program_idle_ttl_s)."""
+        try:
+            yield
+        except BaseException:
+            if placed.attributed and placed.new_program is not None:
+                self._executor.end_unanswered(tenant, placed.program_id)
+            raise
 
     async def run(self, tenant: str, placed: Placement, timeout_s: float
                   ) -> AsyncGenerator[CallItem, None]:

@@ -264,6 +264,11 @@ class CallExecutor:
             raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.param,
                              error_code=exc.error_code) from None
 
+    def end_unanswered(self, tenant: str, program_id: str) -> None:
+        """Ends, in the background, a program that a failed request opened (GatewayCore
+        `answering`)."""
+        self._mesh.outcomes.end(tenant, program_id)
+
     async def reports_through(self, timeout_s: float = 2.0) -> None:
         """Until the completion reports of the calls answered so far are at the planner
         (the ones a program's summary reads: the thinking's tokens are counted here)."""

@@ -285,11 +285,12 @@ class OpenAiApi:
         model = self._core.config.model
         calls = [placed.call, *(_sibling(placed.call, i) for i in range(1, n))]
         siblings = [dataclasses.replace(placed, call=c) for c in calls[1:]]
-        if stream:
-            return await ChatStream(self._core, request, tenant, placed, model, include_usage,
-                                    hold_thinking=not streams_reasoning(body),
-                                    siblings=siblings).run()
-        results = await self._results(tenant, [placed, *siblings])
+        async with self._core.answering(tenant, placed):
+            if stream:
+                return await ChatStream(self._core, request, tenant, placed, model,
+                                        include_usage, hold_thinking=not streams_reasoning(body),
+                                        siblings=siblings).run()
+            results = await self._results(tenant, [placed, *siblings])
         response_id = f"chatcmpl-{uuid.uuid4().hex}"
         genai.record_response_id(response_id)
         return web.json_response(
@@ -310,11 +311,12 @@ class OpenAiApi:
         calls = [placed.call, *(_sibling(placed.call, i, prompts[i // n])
                                 for i in range(1, len(prompts) * n))]
         siblings = [dataclasses.replace(placed, call=c) for c in calls[1:]]
-        if stream:
-            return await ChatStream(self._core, request, tenant, placed, model, include_usage,
-                                    obj="text_completion", siblings=siblings,
-                                    per_prompt=n).run()
-        results = await self._results(tenant, [placed, *siblings])
+        async with self._core.answering(tenant, placed):
+            if stream:
+                return await ChatStream(self._core, request, tenant, placed, model,
+                                        include_usage, obj="text_completion", siblings=siblings,
+                                        per_prompt=n).run()
+            results = await self._results(tenant, [placed, *siblings])
         response_id = f"cmpl-{uuid.uuid4().hex}"
         genai.record_response_id(response_id)
         return web.json_response(

@@ -42,16 +42,21 @@ class OutcomeReports:
         else:
             reported = True
         if admit.end_program_after or admit.HasField("register_program"):
-            end = self._end(admit, REPORT_S if reported else END_UNREPORTED_S)
+            end = self._end(admit.tenant, admit.program_id,
+                            REPORT_S if reported else END_UNREPORTED_S)
             if reported:
                 await end
             else:  # ended all the same (it was left open: CI, a loaded planner's late answer),
                 self.spawn(end)  # in the background: the caller's error is not held up
 
-    async def _end(self, admit: planner_pb2.AdmitRequest, timeout_s: float) -> None:
+    def end(self, tenant: str, program_id: str) -> None:
+        """Ends the program in the background, best effort (one nobody else can end)."""
+        self.spawn(self._end(tenant, program_id, END_UNREPORTED_S))
+
+    async def _end(self, tenant: str, program_id: str, timeout_s: float) -> None:
         with contextlib.suppress(grpc.aio.AioRpcError):
             await self._planner.EndProgram(planner_pb2.EndProgramPlannerRequest(
-                tenant=admit.tenant, program_id=admit.program_id), timeout=timeout_s)
+                tenant=tenant, program_id=program_id), timeout=timeout_s)
 
     def spawn(self, coro: Any) -> None:
         """Runs `coro` in the background, kept referenced until it ends."""
