@@ -58,6 +58,7 @@ from planner.core.queue import MultiLevelQueue
 _QUEUED = CallState.QUEUED
 _NEVER = -math.inf  # a level's horizon before any of its calls was passed by
 RELEASE_BATCH = 4  # calls of a level a dispatch releases at most (the others at the next)
+COMPACT_MIN = 64  # a level's order is rebuilt past twice its live entries and this many
 
 # A parked call's entry is its record, as in the queue (planner/core/queue.py): parked since
 # `parked_since`, queued at `queued_at`, on its lane's worker (`lane`), all set as it is
@@ -73,13 +74,15 @@ _Parked = CallRecord
 
 class _Level:
     """A level's parked calls, oldest first, and its horizon: calls of the level queued by
-    then were passed by (-inf: none yet)."""
+    then were passed by (-inf: none yet). `limit`: the order's length past which it is
+    mostly stale and rebuilt (`ParkedCalls._compact`)."""
 
-    __slots__ = ("horizon", "order")
+    __slots__ = ("horizon", "limit", "order")
 
     def __init__(self) -> None:
         self.order: deque[_Parked] = deque()
         self.horizon = _NEVER
+        self.limit = COMPACT_MIN
 
 
 class ParkedCalls:
@@ -159,7 +162,24 @@ class ParkedCalls:
                 self._bounds = [e for e in self._bounds if calls[e & SEQ_MASK].parked]
                 heapq.heapify(self._bounds)
                 self._bound_calls = {e & SEQ_MASK: calls[e & SEQ_MASK] for e in self._bounds}
-        self._level(self._queue.level_of(call.score)).order.append(call)
+        at_level = self._level(self._queue.level_of(call.score))
+        at_level.order.append(call)
+        if len(at_level.order) > at_level.limit:
+            self._compact(at_level)
+
+    @staticmethod
+    def _compact(at_level: _Level) -> None:
+        """A level's order without its stale entries (records no longer parked). Only
+        `release_due` drops them otherwise, from the head, once a call has waited
+        `max_wait_s`: while the homes keep up, each call parked stayed here after it ended,
+        its record with it (a soak's planner held 12,000, ~1.25 KiB each, and kept the
+        allocator's arenas they filled). Rebuilt past twice its live entries: O(1) per
+        parking, amortized; the live entries keep their order."""
+        order = at_level.order
+        live = [c for c in order if c.parked]
+        order.clear()
+        order.extend(live)
+        at_level.limit = 2 * len(live) + COMPACT_MIN
 
     def _level(self, level: int) -> _Level:
         by_level = self._by_level.get(level)

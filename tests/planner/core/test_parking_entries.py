@@ -126,3 +126,21 @@ def test_a_parked_call_whose_score_aged_to_a_better_level_is_passed_by_at_that_l
     parked.passed(passer_level, 4.0)  # a call queued 4.0 started elsewhere
     # (without the relevel: ["early", "later"]; in the order they were parked)
     assert [c.call_id for c in parked.release_due(5.0)] == ["early", "aged", "later"]
+
+
+def test_a_levels_order_keeps_no_more_than_twice_its_parked_calls() -> None:
+    """Calls started from their homes before any waited `max_wait_s` (no `release_due`, which
+    drops a level's stale entries from its head): their records left their level's order
+    anyway, which is rebuilt past twice its live entries (a soak's planner kept 12,000 ended
+    calls' records there)."""
+    parked = ParkedCalls(2.0, MultiLevelQueue((1.0, 4.0)))
+    kept = _call("kept", 0.0)
+    parked.park(kept, "w0", now=0.0)
+    for i in range(10_000):
+        call = _call(f"c{i}", 0.001 * i)
+        parked.park(call, "w0", now=call.arrival)
+        parked.forget(call)  # started on its home at once
+    (level,) = parked._by_level.values()
+    assert len(level.order) <= 2 * len(parked) + 64 and level.order[0] is kept
+    parked.passed(parked._queue.level_of(0.5), 99.0)
+    assert parked.release_due(11.0) == [kept]
