@@ -203,8 +203,6 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         the next attempt runs whatever that attempt's state, done included, on any worker.
         """
         program = self.program(program_id, tenant)
-        if program.closed:
-            raise ProgramClosed(f"program {program_id!r} has ended")
         now = self._clock.now()
         arrival = now
         attempt, retry = 1, False
@@ -212,10 +210,12 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         existing = program.calls.get(call_id)
         if existing is not None:
             again = readmission(existing, retry_of_attempt, resend, excluded)
-            if isinstance(again, CallRecord):
-                return again
+            if isinstance(again, CallRecord):  # (a closed program's running call too: its
+                return again  # caller lost the grant to a planner restart during the end)
             attempt, retry, excluded, arrival = (again.attempt, again.retry, again.excluded,
                                                  again.arrival)
+        if program.closed:
+            raise ProgramClosed(f"program {program_id!r} has ended")
         parents = tuple(parents)
         calls = program.calls
         if parents and (missing := [p for p in parents if p not in calls or p == call_id]):

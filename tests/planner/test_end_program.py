@@ -157,6 +157,9 @@ async def test_a_program_closed_by_its_end_stays_closed_on_a_restarted_planner(
     for program in restored:
         fresh.restore(program)
     assert fresh.program(closing, "t").calls["a"].state is CallState.RUNNING
+    # its caller, whose grant the restart lost, admits it again: the same running call (the
+    # worker's report ends it), not refused (diff review 2026-12-07)
+    assert fresh.submit(closing, "t", "a") is fresh.program(closing, "t").calls["a"]
     with pytest.raises(ProgramClosed):
         fresh.submit(closing, "t", "d")
     fresh.submit(open_, "t", "e")  # the open one takes calls
