@@ -247,9 +247,10 @@ async def respond(core: GatewayCore, request: web.Request, tenant: str, body: An
         shell = ResponseShell(core.config.model, int(time.time()), body, store=keeper.on,
                               conversation=cid)
         genai.record_response_id(shell.id)  # on the request's span, as the other handlers do
-        if body.get("stream"):
-            return await _Stream(core, request, tenant, placed, shell, keeper).run()
-        result = await result_of(tenant, placed)
+        async with core.answering(tenant, placed):
+            if body.get("stream"):
+                return await _Stream(core, request, tenant, placed, shell, keeper).run()
+            result = await result_of(tenant, placed)
     except GatewayError as exc:
         raise GatewayError(exc.code, _renamed(exc.message, sources) or "",
                            _top(_renamed(exc.param, sources)), exc.retry_after_s,

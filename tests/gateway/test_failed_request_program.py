@@ -4,17 +4,23 @@ failing call's own path ends it in most cases; not when n > 1 answers' calls wer
 because one sibling was refused (fuzz run 2026-12-07: a sibling refused at admission, the
 others cancelled, the program left open, in the planner's memory and in Redis, until
 planner.program_idle_ttl_s). A real PlannerService on loopback, no worker: the
-first call waits, the planner's per-tenant queue bound refuses the next."""
+first call waits, the planner's per-tenant queue bound refuses the next (or its time runs
+out). Once one of a request's calls is answered the program stays: its id may have reached
+the caller (a streamed answer's last chunk carries it) before the request failed."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import AsyncGenerator
 
+import grpc
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from cache.tenancy import Tenancy
 from gateway.auth import ApiKeyAuthenticator
+from gateway.call_items import CallFailed
 from gateway.core import GatewayCore
 from gateway.execution import CallExecutor
 from gateway.http_api import OpenAiApi
@@ -22,6 +28,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.worker_channels import WorkerChannels
 from ostinato.clock import SystemClock
 from ostinato.gateway_config import GatewayConfig
+from ostinato.v1 import common_pb2
 from planner.core import PlannerCore
 from planner.core.selection import parse_policy
 from planner.service import PlannerService
@@ -36,6 +43,10 @@ async def _until(condition: object, bound_s: float = 30.0) -> None:
         await asyncio.sleep(0.01)
 
 
+def _auth() -> ApiKeyAuthenticator:
+    return ApiKeyAuthenticator(lambda: Tenancy(tenants=frozenset({"acme"})), allow_anonymous=True)
+
+
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
 @pytest.mark.parametrize("stream", [False, True])
 async def test_n_answers_cut_by_a_refused_sibling_leave_no_program_open(
@@ -44,9 +55,7 @@ async def test_n_answers_cut_by_a_refused_sibling_leave_no_program_open(
     async with servicer_on_loopback(PlannerService(core, NoStore(), SystemClock())  # type: ignore[arg-type]
                                     ) as planner:
         config = GatewayConfig()
-        auth = ApiKeyAuthenticator(lambda: Tenancy(tenants=frozenset({"acme"})),
-                                   allow_anonymous=True)
-        gateway = GatewayCore(config, auth, planner, CallExecutor(planner, WorkerChannels()))
+        gateway = GatewayCore(config, _auth(), planner, CallExecutor(planner, WorkerChannels()))
         api = OpenAiApi(gateway, GatewayMetrics(config.model))
         body: dict[str, object] = {"model": config.model, "n": 3, "max_tokens": 4,
                                    "stream": stream}
@@ -58,3 +67,60 @@ async def test_n_answers_cut_by_a_refused_sibling_leave_no_program_open(
             resp = await client.post(path, json=body)
             assert resp.status == 429, await resp.text()  # one waits, the next is refused
         await _until(lambda: core.programs_open == 0 and core.queued == 0)
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hello"}]}),
+    ("/v1/responses", {"input": "hello"}),  # (diff review 2026-12-07: left open there)
+])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_call_whose_time_runs_out_queued_leaves_no_program_open(
+        path: str, body: dict[str, object], stream: bool) -> None:
+    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))  # no worker
+    async with servicer_on_loopback(PlannerService(core, NoStore(), SystemClock())  # type: ignore[arg-type]
+                                    ) as planner:
+        config = GatewayConfig(call_timeout_s=0.5)
+        gateway = GatewayCore(config, _auth(), planner, CallExecutor(planner, WorkerChannels()))
+        api = OpenAiApi(gateway, GatewayMetrics(config.model))
+        async with TestClient(TestServer(api.app())) as client:
+            resp = await client.post(path, json={**body, "model": config.model,
+                                                 "stream": stream})
+            assert resp.status == 504, await resp.text()
+        await _until(lambda: core.programs_open == 0 and core.queued == 0)
+
+
+class _Executor:
+    """The executor's surface GatewayCore.run uses: each call answered, except `fails`'s."""
+
+    def __init__(self, fails: str) -> None:
+        self.fails = fails
+        self.ended: list[str] = []
+
+    async def run(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
+                  *args: object, **kwargs: object) -> AsyncGenerator[object, None]:
+        await asyncio.sleep(0)
+        if call.call_id == self.fails:
+            raise CallFailed(grpc.StatusCode.UNAVAILABLE, "the worker went away")
+        yield common_pb2.CallResult(call_id=call.call_id, text="ok")
+
+    def end_unanswered(self, tenant: str, program_id: str) -> None:
+        self.ended.append(program_id)
+
+
+@pytest.mark.parametrize(("fails", "ended"), [("c", True), ("c.n1", False)])
+async def test_the_program_stays_once_a_call_of_the_request_was_answered(
+        fails: str, ended: bool) -> None:
+    """n = 2, one answer after the other: the first failing ends the request's new program;
+    the second failing after the first was answered leaves it (its id went out with it)."""
+    executor = _Executor(fails)
+    gateway = GatewayCore(GatewayConfig(), _auth(), None, executor)  # type: ignore[arg-type]
+    question = [common_pb2.Message(role="user", content="two answers, please")]
+    placed = await gateway.place("acme", common_pb2.CallSpec(call_id="c", messages=question),
+                                 attribute=True)
+    sibling = common_pb2.CallSpec(call_id="c.n1", messages=question)
+    with pytest.raises(CallFailed):
+        async with gateway.answering("acme", placed):
+            for p in (placed, dataclasses.replace(placed, call=sibling)):
+                async for _ in gateway.run("acme", p, 10.0):
+                    pass
+    assert executor.ended == ([placed.program_id] if ended else [])
