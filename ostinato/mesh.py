@@ -310,9 +310,8 @@ class Mesh:
         return self._named(name).proc
 
     def _named(self, name: str) -> _Child:
-        for c in self._children:
-            if c.name == name:
-                return c
+        if named := [c for c in self._children if c.name == name]:
+            return named[0]
         raise KeyError(name)
 
     def stop_redis(self) -> None:
