@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 import structlog
@@ -42,14 +42,6 @@ MODEL_NOT_FOUND = "model_not_found"  # OpenAI's error code for a model not serve
 GatewayError = CallFailed  # one error type for the whole call path: (gRPC code, message, param)
 
 
-@dataclass(eq=False)
-class Answered:
-    """Whether a call of a request (a placement and its siblings, which share this) was
-    answered: its result handed to the request's handler."""
-
-    any: bool = False
-
-
 @dataclass(frozen=True)
 class Placement:
     """Where a call runs: its program, and the call with its id, thread and parents set."""
@@ -65,7 +57,6 @@ class Placement:
     # The caller takes the answer at its end only (CallRequest.whole, a request not
     # streamed): the worker sends the text with the result, in one message.
     whole: bool = False
-    answered: Answered = field(default_factory=Answered, compare=False)
 
     @property
     def client_program_id(self) -> str:
@@ -274,19 +265,20 @@ class GatewayCore:
         return Placement(found.program_id, call, True)
 
     @contextlib.asynccontextmanager
-    async def answering(self, tenant: str, placed: Placement) -> AsyncIterator[None]:
+    async def answering(self, tenant: str, placed: Placement,
+                        told: Callable[[], bool]) -> AsyncIterator[None]:
         """Around a request's calls (`placed` and its siblings): a conversation program the
-        request opened is ended if the request fails before any of its calls is answered.
-        Its caller learns of the program only from an answer, so nobody could continue or
-        end it. The failing call's own path ends it mostly; not when n > 1 answers were cut
-        for one refused sibling, nor when a queued call was given up (its caller gone, or
-        its time up) (fuzz run 2026-12-07: open, in memory and Redis, until
-        planner.program_idle_ttl_s). Once one is answered the program stays: the answer
-        may have reached its caller, with the program's id, before the request failed."""
+        request opened is ended if the request fails untold (`told()`: its response began,
+        and the program's id may have gone out with it). Its caller learns of the program
+        only from a response, so nobody could continue or end it. The failing call's own
+        path ends it mostly; not when n > 1 answers were cut for one refused sibling, nor
+        when a queued call was given up (its caller gone, or its time up) (fuzz runs
+        2026-12-07: open, in memory and Redis, until planner.program_idle_ttl_s; one with
+        its first answer done when a sibling failed)."""
         try:
             yield
         except BaseException:
-            if placed.attributed and placed.new_program is not None and not placed.answered.any:
+            if placed.attributed and placed.new_program is not None and not told():
                 self._executor.end_unanswered(tenant, placed.program_id)
             raise
 
@@ -316,13 +308,11 @@ class GatewayCore:
             # call on its worker ends then, not when the generators are collected
             async with contextlib.aclosing(self._items(tenant, placed, timeout_s)) as items:
                 async for item in items:
-                    if isinstance(item, common_pb2.CallResult):
-                        placed.answered.any = True
-                        if self._conversations is not None and not (
-                                placed.new_program and placed.new_program.one_call):
-                            # (a one-call program has ended: no request can continue it)
-                            await self._conversations.record(tenant, placed.call, item,
-                                                             placed.program_id)
+                    if isinstance(item, common_pb2.CallResult) and self._conversations is not None \
+                            and not (placed.new_program and placed.new_program.one_call):
+                        # (a one-call program has ended: no request can continue it)
+                        await self._conversations.record(tenant, placed.call, item,
+                                                         placed.program_id)
                     yield item
         finally:
             self.inflight -= 1

@@ -77,3 +77,9 @@ class Draining:
 
 DRAINING = web.AppKey("draining", Draining)
 STREAM_STARTED = web.RequestKey("stream_started", bool)  # its response's headers are sent
+
+
+def told(request: web.Request) -> bool:
+    """Whether the request's response began (a stream's headers went out): what it sent may
+    have named its program (GatewayCore `answering`)."""
+    return bool(request.get(STREAM_STARTED))

@@ -54,7 +54,7 @@ from cache.stored_responses import StoredResponses
 from gateway.chat_stream import ChatStream
 from gateway.conversations_api import ConversationsApi, routes
 from gateway.core import GatewayCore, Placement
-from gateway.draining import DRAINING, Draining
+from gateway.draining import DRAINING, Draining, told
 from gateway.http_errors import MAX_TOKENS_SENT_AS, HttpError, errors_middleware
 from gateway.metrics import GatewayMetrics
 from gateway.openai_format import (
@@ -285,7 +285,7 @@ class OpenAiApi:
         model = self._core.config.model
         calls = [placed.call, *(_sibling(placed.call, i) for i in range(1, n))]
         siblings = [dataclasses.replace(placed, call=c) for c in calls[1:]]
-        async with self._core.answering(tenant, placed):
+        async with self._core.answering(tenant, placed, lambda: told(request)):
             if stream:
                 return await ChatStream(self._core, request, tenant, placed, model,
                                         include_usage, hold_thinking=not streams_reasoning(body),
@@ -311,7 +311,7 @@ class OpenAiApi:
         calls = [placed.call, *(_sibling(placed.call, i, prompts[i // n])
                                 for i in range(1, len(prompts) * n))]
         siblings = [dataclasses.replace(placed, call=c) for c in calls[1:]]
-        async with self._core.answering(tenant, placed):
+        async with self._core.answering(tenant, placed, lambda: told(request)):
             if stream:
                 return await ChatStream(self._core, request, tenant, placed, model,
                                         include_usage, obj="text_completion", siblings=siblings,

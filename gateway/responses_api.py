@@ -42,6 +42,7 @@ from cache.stored_responses import (
 )
 from gateway.call_items import Delta
 from gateway.core import GatewayCore, GatewayError, Placement
+from gateway.draining import told
 from gateway.openai_format import BadRequest, call_from_openai
 from gateway.openai_response import extension_json
 from gateway.responses_format import (
@@ -247,7 +248,7 @@ async def respond(core: GatewayCore, request: web.Request, tenant: str, body: An
         shell = ResponseShell(core.config.model, int(time.time()), body, store=keeper.on,
                               conversation=cid)
         genai.record_response_id(shell.id)  # on the request's span, as the other handlers do
-        async with core.answering(tenant, placed):
+        async with core.answering(tenant, placed, lambda: told(request)):
             if body.get("stream"):
                 return await _Stream(core, request, tenant, placed, shell, keeper).run()
             result = await result_of(tenant, placed)

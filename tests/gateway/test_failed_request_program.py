@@ -5,13 +5,12 @@ because one sibling was refused (fuzz run 2026-12-07: a sibling refused at admis
 others cancelled, the program left open, in the planner's memory and in Redis, until
 planner.program_idle_ttl_s). A real PlannerService on loopback, no worker: the
 first call waits, the planner's per-tenant queue bound refuses the next (or its time runs
-out). Once one of a request's calls is answered the program stays: its id may have reached
-the caller (a streamed answer's last chunk carries it) before the request failed."""
+out). Once its response began (a stream's headers out) the program stays: what it sent may
+have named it."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncGenerator
 
 import grpc
@@ -90,37 +89,61 @@ async def test_a_call_whose_time_runs_out_queued_leaves_no_program_open(
 
 
 class _Executor:
-    """The executor's surface GatewayCore.run uses: each call answered, except `fails`'s."""
+    """The executor's surface the gateway uses here: each call answered at once, except
+    `fails`'s, which fails once the others have been answered."""
 
     def __init__(self, fails: str) -> None:
         self.fails = fails
         self.ended: list[str] = []
+        self.answered = asyncio.Event()
+
+    def answer_room(self) -> int:
+        return 16
+
+    def check_fit(self, call: common_pb2.CallSpec) -> None:
+        return None
 
     async def run(self, tenant: str, program_id: str, call: common_pb2.CallSpec,
                   *args: object, **kwargs: object) -> AsyncGenerator[object, None]:
-        await asyncio.sleep(0)
-        if call.call_id == self.fails:
+        if call.call_id.endswith(self.fails):
+            await self.answered.wait()
             raise CallFailed(grpc.StatusCode.UNAVAILABLE, "the worker went away")
-        yield common_pb2.CallResult(call_id=call.call_id, text="ok")
+        self.answered.set()  # (the result goes out in the same step)
+        yield common_pb2.CallResult(call_id=call.call_id, text="ok", finish_reason="stop")
 
     def end_unanswered(self, tenant: str, program_id: str) -> None:
         self.ended.append(program_id)
 
 
-@pytest.mark.parametrize(("fails", "ended"), [("c", True), ("c.n1", False)])
-async def test_the_program_stays_once_a_call_of_the_request_was_answered(
-        fails: str, ended: bool) -> None:
-    """n = 2, one answer after the other: the first failing ends the request's new program;
-    the second failing after the first was answered leaves it (its id went out with it)."""
-    executor = _Executor(fails)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_request_failing_after_its_first_answer_still_ends_its_program(
+        stream: bool) -> None:
+    """The fuzz flake's second form (CI, 2026-12-07): the first answer done, a sibling's
+    failing; the caller got an error, no program id."""
+    executor = _Executor(fails=".n1")
+    config = GatewayConfig()
+    gateway = GatewayCore(config, _auth(), None, executor)  # type: ignore[arg-type]
+    api = OpenAiApi(gateway, GatewayMetrics(config.model))
+    async with TestClient(TestServer(api.app())) as client:
+        resp = await client.post("/v1/chat/completions", json={
+            "model": config.model, "n": 2, "stream": stream,
+            "messages": [{"role": "user", "content": "two answers, please"}]})
+        assert resp.status == 503, await resp.text()
+    assert len(executor.ended) == 1  # (the anonymous tenant's program)
+
+
+@pytest.mark.parametrize(("told", "ended"), [(False, True), (True, False)])
+async def test_a_program_whose_response_began_stays(told: bool, ended: bool) -> None:
+    """Once the response began (a stream's headers out), what it sent may have named the
+    program: the caller may go on with it."""
+    executor = _Executor(fails="c")
     gateway = GatewayCore(GatewayConfig(), _auth(), None, executor)  # type: ignore[arg-type]
-    question = [common_pb2.Message(role="user", content="two answers, please")]
+    question = [common_pb2.Message(role="user", content="an answer, please")]
     placed = await gateway.place("acme", common_pb2.CallSpec(call_id="c", messages=question),
                                  attribute=True)
-    sibling = common_pb2.CallSpec(call_id="c.n1", messages=question)
     with pytest.raises(CallFailed):
-        async with gateway.answering("acme", placed):
-            for p in (placed, dataclasses.replace(placed, call=sibling)):
-                async for _ in gateway.run("acme", p, 10.0):
-                    pass
+        async with gateway.answering("acme", placed, lambda: told):
+            executor.answered.set()
+            async for _ in gateway.run("acme", placed, 10.0):
+                pass
     assert executor.ended == ([placed.program_id] if ended else [])
