@@ -111,7 +111,13 @@ def test_models_completions_logprobs_and_n(acme: openai.OpenAI) -> None:
                                        n=3, logprobs=True, top_logprobs=2, presence_penalty=0.5,
                                        frequency_penalty=0.5, logit_bias={"50256": -100})
     assert [c.index for c in out.choices] == [0, 1, 2]
-    assert out.usage is not None and out.usage.completion_tokens == 15
+    # 5 tokens an answer, unless one ended earlier (each has a fresh random seed, and the sim
+    # model may end it: CI 2026-12-07 read 14)
+    assert out.usage is not None
+    if all(c.finish_reason == "length" for c in out.choices):
+        assert out.usage.completion_tokens == 15
+    else:
+        assert 3 <= out.usage.completion_tokens < 15
     lp = out.choices[0].logprobs
     assert lp is not None and lp.content and len(lp.content[0].top_logprobs) == 2
     ext = out.model_extra["ostinato"]  # type: ignore[index]
