@@ -3,13 +3,13 @@ Redis's clock)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
 from cache.quotas import Quotas
 from cache.tenancy import TenantLimits
+from tests.cache.conftest import tenant_name
 from tests.redis_cluster import RedisTarget
 
 
@@ -18,10 +18,6 @@ async def quotas(redis_target: RedisTarget) -> AsyncIterator[Quotas]:
     client = redis_target.client()
     yield Quotas(client)
     await client.aclose()
-
-
-def _tenant() -> str:
-    return "t-" + uuid.uuid4().hex[:8]
 
 
 @pytest.mark.parametrize(("limits", "requests", "admitted"), [
@@ -35,13 +31,13 @@ def _tenant() -> str:
 ])
 async def test_admission(quotas: Quotas, limits: TenantLimits, requests: list[int],
                          admitted: list[bool]) -> None:
-    tenant = _tenant()
+    tenant = tenant_name()
     got = [(await quotas.admit(tenant, limits, n)).admitted for n in requests]
     assert got == admitted
 
 
 async def test_refusal_says_when_to_retry(quotas: Quotas) -> None:
-    tenant, limits = _tenant(), TenantLimits(rpm=3)
+    tenant, limits = tenant_name(), TenantLimits(rpm=3)
     for _ in range(3):
         assert (await quotas.admit(tenant, limits, 0)).admitted
     refused = await quotas.admit(tenant, limits, 0)
@@ -52,7 +48,7 @@ async def test_refusal_says_when_to_retry(quotas: Quotas) -> None:
 
 
 async def test_completion_tokens_are_charged_after_the_call(quotas: Quotas) -> None:
-    tenant, limits = _tenant(), TenantLimits(tpm=300)
+    tenant, limits = tenant_name(), TenantLimits(tpm=300)
     assert (await quotas.admit(tenant, limits, 100)).admitted
     await quotas.charge(tenant, limits, 250)  # the answer was long: 350 of 300 used
     refused = await quotas.admit(tenant, limits, 10)
@@ -60,7 +56,7 @@ async def test_completion_tokens_are_charged_after_the_call(quotas: Quotas) -> N
 
 
 async def test_tenants_do_not_share_buckets(quotas: Quotas) -> None:
-    a, b, limits = _tenant(), _tenant(), TenantLimits(rpm=1)
+    a, b, limits = tenant_name(), tenant_name(), TenantLimits(rpm=1)
     assert (await quotas.admit(a, limits, 0)).admitted
     assert not (await quotas.admit(a, limits, 0)).admitted
     assert (await quotas.admit(b, limits, 0)).admitted
@@ -81,7 +77,7 @@ async def test_tenants_do_not_share_buckets(quotas: Quotas) -> None:
 async def test_a_refused_call_gives_back_its_prompt_tokens(
         quotas: Quotas, limits: TenantLimits, taken: list[int], refunded: int, then: int,
         admitted: bool) -> None:
-    tenant = _tenant()
+    tenant = tenant_name()
     for n in taken:
         assert (await quotas.admit(tenant, limits, n)).admitted
     for n in taken[:refunded]:
@@ -90,7 +86,7 @@ async def test_a_refused_call_gives_back_its_prompt_tokens(
 
 
 async def test_a_refund_never_gives_more_than_a_full_bucket(quotas: Quotas) -> None:
-    tenant, limits = _tenant(), TenantLimits(tpm=100)
+    tenant, limits = tenant_name(), TenantLimits(tpm=100)
     for _ in range(3):  # refunds of nothing taken
         await quotas.refund(tenant, limits, 50)
     got = [(await quotas.admit(tenant, limits, 50)).admitted for _ in range(3)]
