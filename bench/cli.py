@@ -103,8 +103,8 @@ def add_parser(sub: Any) -> None:
     live.add_argument("--duration-s", type=float, default=10.0,
                       help="--rates: seconds of load per rate")
     live.add_argument("--modes", default="program",
-                      help="--rates: one-call programs sent as program (StartProgram, Call, "
-                      "EndProgram), call (one Call without a program id), http "
+                      help="--rates: one-call programs sent as program (StartProgram, CallWhole, "
+                      "EndProgram), call (one CallWhole without a program id), http "
                       "(POST /v1/chat/completions) and/or engine (no mesh: POST /generate "
                       "straight to the mesh's engines in turn, the baseline that rows' mesh_added_ms are "
                       "taken against), comma separated")

@@ -1,7 +1,7 @@
 """`ostinato bench live`: the real mesh on loopback (real Redis, gRPC, workers, planner,
 gateway) with zero-cost sim engines, so what is measured is the mesh's own overhead.
 
-Each call is one program of one call (StartProgram, Call, EndProgram through the SDK),
+Each call is one program of one call (StartProgram, CallWhole, EndProgram through the SDK),
 sent closed-loop with `--concurrency` callers or open-loop at `--rate`. overhead_ms is
 end-to-end call latency minus the engine's reported service time.
 

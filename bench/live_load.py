@@ -7,9 +7,9 @@ so queueing anywhere (mesh or generator) shows in the latency instead of slowing
 offered rate (no coordinated omission).
 
 Modes, each a one-call program:
-- `program`: StartProgram, Call, EndProgram (three gateway RPCs, as the SDK's
-  `async with client.program()` does);
-- `call`: one Call without a program id (the gateway runs it as a program of its own);
+- `program`: StartProgram, CallWhole, EndProgram (three gateway RPCs, as the SDK's
+  `async with client.program()` and `program.call` do);
+- `call`: one CallWhole without a program id (the gateway runs it as a program of its own);
 - `http`: one POST /v1/chat/completions (OpenAI-compatible, a program created implicitly);
 - `engine`: no mesh, the baseline: one POST /generate (SGLang's native API) straight to the
   mesh's engines, in turn, as a client that runs its engines itself would send it. What the
@@ -101,12 +101,10 @@ async def _grpc_sender(gateway: str, mode: str, timeout_s: float) -> Any:
                                                  program_class="bench-live")
                 program_id = (await stub.StartProgram(gateway_pb2.StartProgramRequest(
                     options=opts), timeout=timeout_s)).program_id
-            engine_s = 0.0
-            # whole: the answer at its end only, as the SDK's non-streamed call asks for it
-            async for chunk in stub.Call(gateway_pb2.CallRequest(program_id=program_id, call=call,
-                                                                 whole=True), timeout=timeout_s):
-                if chunk.HasField("result"):
-                    engine_s = chunk.result.timings.engine_s
+            # the answer whole, one message, as the SDK's non-streamed call asks for it
+            chunk = await stub.CallWhole(gateway_pb2.CallRequest(program_id=program_id, call=call),
+                                         timeout=timeout_s)
+            engine_s = chunk.result.timings.engine_s
             if mode == "program":
                 await stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=program_id),
                                       timeout=timeout_s)

@@ -95,36 +95,52 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
 
     async def Call(self, request, context) -> AsyncIterator[gateway_pb2.CallChunk]:
         try:
-            tenant = self._tenant(context)
-            placed = await self._core.place(tenant, request.call, request.program_id)
-            if resent(context.invocation_metadata()):
-                placed = dataclasses.replace(placed, resend=True)
-            if request.whole:  # one message: the text with the result
-                placed = dataclasses.replace(placed, whole=True)
-            call_id = placed.call.call_id
-            # A whole answer's text goes with its result (one message); a streamed call's
-            # last text keeps a chunk of its own, as clients before `whole` read it.
-            held = held_thinking = ""
-            run = self._core.run(tenant, placed, self._core.timeout(context.time_remaining()))
-            # a client that cancels while a chunk is sent: its call on the worker ends now
-            context.add_done_callback(closer(run, contextvars.copy_context()))
-            async with contextlib.aclosing(run):
-                async for item in run:
-                    if isinstance(item, Granted):
-                        continue
-                    if isinstance(item, Delta):
-                        if request.whole:
-                            held = "" if item.restart else held + item.text
-                            held_thinking = "" if item.restart else held_thinking + item.reasoning
-                            continue
-                        yield gateway_pb2.CallChunk(call_id=call_id, delta=item.text,
-                                                    reasoning_delta=item.reasoning,
-                                                    restarted=item.restart)
-                    else:
-                        yield gateway_pb2.CallChunk(call_id=call_id, delta=held, result=item,
-                                                    reasoning_delta=held_thinking)
+            async for chunk in self._chunks(request, context, request.whole):
+                yield chunk
         except GatewayError as exc:
             await _abort(context, exc)
+
+    async def CallWhole(self, request, context) -> gateway_pb2.CallChunk:
+        async def work() -> gateway_pb2.CallChunk:
+            last = None
+            async for chunk in self._chunks(request, context, whole=True):
+                last = chunk
+            assert last is not None  # (a run ends with its result, or raises)
+            return last
+        return await _unary(context, work)
+
+    async def _chunks(self, request: gateway_pb2.CallRequest, context,
+                      whole: bool) -> AsyncIterator[gateway_pb2.CallChunk]:
+        """The call's chunks: deltas as they come, then the result with the text not sent
+        yet; `whole`: only that last one (the text with the result, one message)."""
+        tenant = self._tenant(context)
+        placed = await self._core.place(tenant, request.call, request.program_id)
+        if resent(context.invocation_metadata()):
+            placed = dataclasses.replace(placed, resend=True)
+        if whole:
+            placed = dataclasses.replace(placed, whole=True)
+        call_id = placed.call.call_id
+        # A whole answer's text goes with its result (one message); a streamed call's
+        # last text keeps a chunk of its own, as clients before `whole` read it.
+        held = held_thinking = ""
+        run = self._core.run(tenant, placed, self._core.timeout(context.time_remaining()))
+        # a client that cancels while a chunk is sent: its call on the worker ends now
+        context.add_done_callback(closer(run, contextvars.copy_context()))
+        async with contextlib.aclosing(run):
+            async for item in run:
+                if isinstance(item, Granted):
+                    continue
+                if isinstance(item, Delta):
+                    if whole:
+                        held = "" if item.restart else held + item.text
+                        held_thinking = "" if item.restart else held_thinking + item.reasoning
+                        continue
+                    yield gateway_pb2.CallChunk(call_id=call_id, delta=item.text,
+                                                reasoning_delta=item.reasoning,
+                                                restarted=item.restart)
+                else:
+                    yield gateway_pb2.CallChunk(call_id=call_id, delta=held, result=item,
+                                                reasoning_delta=held_thinking)
 
     async def RunProgram(self, request, context) -> AsyncIterator[gateway_pb2.ProgramEvent]:
         try:

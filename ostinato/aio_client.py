@@ -46,7 +46,6 @@ from ostinato.sdk_results import (
 )
 from ostinato.sdk_types import (
     CallArgs,
-    PlacedCallArgs,
     ProgramArgs,
     ThreadTracker,
     call_spec,
@@ -203,24 +202,33 @@ class AsyncProgram:
         streaming start over (see AsyncCallStream). `whole`: the text comes at the end only,
         in one message with the result (what `call` asks for). Leaving the iteration before
         its end (`break`, or its iterator closed or dropped) cancels the call."""
+        request = self._request(call_id, thread_id, parents, whole, args)
+        call = self._rpcs.call(request, metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s)
+        return AsyncCallStream(call, self._rpcs,
+                               lambda out: self._threads.record(thread_id, out.call_id), on_restart)
+
+    async def call(self, *, call_id: str | None = None, thread_id: str | None = None,
+                   parents: str | CallOutput | Sequence[str | CallOutput] | None = None,
+                   **args: Unpack[CallArgs]) -> CallOutput:
+        """Runs a call to completion; the arguments as `stream`'s. The answer comes whole,
+        in one message (the unary CallWhole: one response and its status in one write)."""
+        request = self._request(call_id, thread_id, parents, True, args)
+        chunk = await _unary(self._rpcs.call_whole(
+            request, metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s), self._rpcs)
+        if not chunk.HasField("result"):
+            raise OstinatoError(grpc.StatusCode.INTERNAL, "the answer came without a result")
+        out = parse_call_output(chunk.result)
+        self._threads.record(thread_id, out.call_id)
+        return out
+
+    def _request(self, call_id: str | None, thread_id: str | None,
+                 parents: str | CallOutput | Sequence[str | CallOutput] | None,
+                 whole: bool, args: CallArgs) -> gateway_pb2.CallRequest:
         args.setdefault("restart_on_failure", self._restart_on_failure)
         call_id = call_id or new_id()
         spec = call_spec(call_id=call_id, thread_id=thread_id,
                          parents=self._threads.parents(thread_id, parents, call_id), **args)
-        call = self._rpcs.call(gateway_pb2.CallRequest(program_id=self.program_id, call=spec,
-                                                       whole=whole),
-                               metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s)
-        return AsyncCallStream(call, self._rpcs,
-                               lambda out: self._threads.record(thread_id, out.call_id), on_restart)
-
-    async def call(self, **args: Unpack[PlacedCallArgs]) -> CallOutput:
-        """Runs a call to completion; the arguments as `stream`'s (the answer comes whole:
-        one message, not one per engine event)."""
-        s = self.stream(whole=True, **args)
-        async for _ in s:
-            pass
-        assert s.result is not None
-        return s.result
+        return gateway_pb2.CallRequest(program_id=self.program_id, call=spec, whole=whole)
 
     async def end(self) -> ProgramSummary:
         """Closes the program (once; later calls return the same summary)."""

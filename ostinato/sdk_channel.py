@@ -69,6 +69,8 @@ class GatewayRpcs:
             gateway_pb2.StartProgramRequest, gateway_pb2.StartProgramResponse] = stub.StartProgram
         self.call: grpc.aio.UnaryStreamMultiCallable[
             gateway_pb2.CallRequest, gateway_pb2.CallChunk] = stub.Call
+        self.call_whole: grpc.aio.UnaryUnaryMultiCallable[
+            gateway_pb2.CallRequest, gateway_pb2.CallChunk] = stub.CallWhole
         self.end_program: grpc.aio.UnaryUnaryMultiCallable[
             gateway_pb2.EndProgramRequest, gateway_pb2.EndProgramResponse] = stub.EndProgram
         self.run_program: grpc.aio.UnaryStreamMultiCallable[

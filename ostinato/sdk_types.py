@@ -33,7 +33,8 @@ from ostinato.v1 import common_pb2
 #   caller's to handle. The SDK names every call (a uuid), so a retried Call is the same
 #   call to the planner: it runs as the call's next attempt once the first is cancelled
 #   (the planner cancels it when the gateway that admitted it goes away), and a summary
-#   counts it once.
+#   counts it once. CallWhole (a call answered in one message) is retried so too: nothing
+#   has come back before its one response.
 # RunProgram is not retried (a second one would run the DAG again); it waits for ready.
 GATEWAY_SERVICE = "ostinato.v1.Gateway"
 UNARY_DEADLINE_S = 60.0
@@ -43,7 +44,7 @@ SERVICE_CONFIG: dict[str, Any] = {"methodConfig": [
     {"name": [{"service": GATEWAY_SERVICE, "method": m}
               for m in ("StartProgram", "EndProgram", "CacheStats")],
      "waitForReady": True, "retryPolicy": {"maxAttempts": 5, **_BACKOFF}},
-    {"name": [{"service": GATEWAY_SERVICE, "method": "Call"}],
+    {"name": [{"service": GATEWAY_SERVICE, "method": m} for m in ("Call", "CallWhole")],
      "waitForReady": True, "retryPolicy": {"maxAttempts": 3, **_BACKOFF}},
     {"name": [{"service": GATEWAY_SERVICE, "method": "RunProgram"}], "waitForReady": True},
 ]}

@@ -44,6 +44,11 @@ class GatewayStub:
                 request_serializer=ostinato_dot_v1_dot_gateway__pb2.CallRequest.SerializeToString,
                 response_deserializer=ostinato_dot_v1_dot_gateway__pb2.CallChunk.FromString,
                 _registered_method=True)
+        self.CallWhole = channel.unary_unary(
+                '/ostinato.v1.Gateway/CallWhole',
+                request_serializer=ostinato_dot_v1_dot_gateway__pb2.CallRequest.SerializeToString,
+                response_deserializer=ostinato_dot_v1_dot_gateway__pb2.CallChunk.FromString,
+                _registered_method=True)
         self.EndProgram = channel.unary_unary(
                 '/ostinato.v1.Gateway/EndProgram',
                 request_serializer=ostinato_dot_v1_dot_gateway__pb2.EndProgramRequest.SerializeToString,
@@ -97,6 +102,16 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CallWhole(self, request, context):
+        """Call, answered whole: one message, the answer's text with its result, as Call with
+        `whole` sends it (the request's `whole` is implied). A unary RPC: for a client that
+        waits for the end, one response and its status in one write, against a stream's
+        message and status apart. Errors: as in Call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EndProgram(self, request, context):
         """Closes a program and returns what it used.
         Ending a program again returns the same summary (a retry after a lost answer).
@@ -139,6 +154,11 @@ def add_GatewayServicer_to_server(servicer, server):
             ),
             'Call': grpc.unary_stream_rpc_method_handler(
                     servicer.Call,
+                    request_deserializer=ostinato_dot_v1_dot_gateway__pb2.CallRequest.FromString,
+                    response_serializer=ostinato_dot_v1_dot_gateway__pb2.CallChunk.SerializeToString,
+            ),
+            'CallWhole': grpc.unary_unary_rpc_method_handler(
+                    servicer.CallWhole,
                     request_deserializer=ostinato_dot_v1_dot_gateway__pb2.CallRequest.FromString,
                     response_serializer=ostinato_dot_v1_dot_gateway__pb2.CallChunk.SerializeToString,
             ),
@@ -210,6 +230,33 @@ class Gateway:
             request,
             target,
             '/ostinato.v1.Gateway/Call',
+            ostinato_dot_v1_dot_gateway__pb2.CallRequest.SerializeToString,
+            ostinato_dot_v1_dot_gateway__pb2.CallChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CallWhole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ostinato.v1.Gateway/CallWhole',
             ostinato_dot_v1_dot_gateway__pb2.CallRequest.SerializeToString,
             ostinato_dot_v1_dot_gateway__pb2.CallChunk.FromString,
             options,

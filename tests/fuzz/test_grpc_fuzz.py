@@ -124,10 +124,14 @@ def test_calls(stub: gateway_pb2_grpc.GatewayStub, fuzz_mesh: Mesh) -> None:
                                 timeout=TIMEOUT_S).program_id
 
     @FUZZ
-    @given(call=_calls(), program_id=st.one_of(st.just(program), st.just(program), text()))
-    def check(call: common_pb2.CallSpec, program_id: str) -> None:
-        _status(lambda: list(stub.Call(gateway_pb2.CallRequest(program_id=program_id, call=call),
-                                       metadata=AUTH, timeout=TIMEOUT_S)))
+    @given(call=_calls(), program_id=st.one_of(st.just(program), st.just(program), text()),
+           whole=st.booleans())
+    def check(call: common_pb2.CallSpec, program_id: str, whole: bool) -> None:
+        request = gateway_pb2.CallRequest(program_id=program_id, call=call)
+        if whole:  # the unary form: one answer
+            _status(lambda: stub.CallWhole(request, metadata=AUTH, timeout=TIMEOUT_S))
+        else:
+            _status(lambda: list(stub.Call(request, metadata=AUTH, timeout=TIMEOUT_S)))
 
     try:
         check()
@@ -212,7 +216,7 @@ def test_run_program(stub: gateway_pb2_grpc.GatewayStub, fuzz_mesh: Mesh) -> Non
     _still_serving(stub, fuzz_mesh)
 
 
-_METHODS = ["StartProgram", "EndProgram", "CacheStats"]
+_METHODS = ["StartProgram", "CallWhole", "EndProgram", "CacheStats"]
 _STREAMS = ["Call", "RunProgram"]
 
 

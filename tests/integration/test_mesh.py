@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 
@@ -97,9 +98,15 @@ def _gateway(mesh: Mesh) -> gateway_pb2_grpc.GatewayStub:
     return gateway_pb2_grpc.GatewayStub(grpc.insecure_channel(mesh.endpoints.gateway))
 
 
-def _call(stub, program_id: str, metadata=(), **kwargs):  # type: ignore[no-untyped-def]
+def _chunks(stub, program_id: str, metadata=(), whole=False, **kwargs):  # type: ignore[no-untyped-def]
+    """The call's chunks: Call's, or CallWhole's one (`whole`)."""
     req = gateway_pb2.CallRequest(program_id=program_id, call=call_spec(**kwargs))
+    if whole:
+        return [stub.CallWhole(req, metadata=metadata, timeout=10)]
     return list(stub.Call(req, metadata=metadata, timeout=10))
+
+
+_call = _chunks
 
 
 def _start(stub, metadata=()) -> str:  # type: ignore[no-untyped-def]
@@ -120,8 +127,10 @@ def _start(stub, metadata=()) -> str:  # type: ignore[no-untyped-def]
         ("end unknown program", grpc.StatusCode.NOT_FOUND),
     ],
 )
-def test_bad_input_gets_the_right_status(mesh: Mesh, case: str, code: grpc.StatusCode) -> None:
-    stub = _gateway(mesh)
+@pytest.mark.parametrize("rpc", ["Call", "CallWhole"])
+def test_bad_input_gets_the_right_status(mesh: Mesh, case: str, code: grpc.StatusCode,
+                                         rpc: str) -> None:
+    stub, _call = _gateway(mesh), functools.partial(_chunks, whole=rpc == "CallWhole")
     acme = (("authorization", "Bearer key-acme"),)
     pid = _start(stub, acme)
     with pytest.raises(grpc.RpcError) as err:
@@ -223,6 +232,25 @@ def test_cancelled_client_frees_its_worker_slot(mesh: Mesh) -> None:
         time.sleep(0.05)
     assert all(s.running == 0 and s.simulated for s in stats)
     assert sum(s.failed for s in stats) >= 10  # the cancelled calls ended as not-ok
+
+
+def test_a_callwhole_its_client_left_ends_on_the_worker(mesh: Mesh) -> None:
+    """CallWhole is unary: a client that cancels it while it runs stops its call on the
+    worker, as a cancelled Call stream does."""
+    stub = _gateway(mesh)
+    pid = _start(stub)
+    answer = stub.CallWhole.future(gateway_pb2.CallRequest(program_id=pid, call=_long("gone")),
+                                   timeout=30)
+    deadline = time.monotonic() + 20
+    while not sum(_running(mesh)):
+        assert time.monotonic() < deadline, "the call never started on a worker"
+        time.sleep(0.02)
+    answer.cancel()
+    while sum(_running(mesh)):  # cancellation reaches the worker asynchronously
+        assert time.monotonic() < deadline + 10, "the call still runs on its worker"
+        time.sleep(0.05)
+    summary = stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=pid), timeout=10).summary
+    assert summary.calls_completed == 0 and summary.calls_cancelled == 1
 
 
 def _running(mesh: Mesh) -> list[int]:

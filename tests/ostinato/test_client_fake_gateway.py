@@ -29,6 +29,7 @@ WAIT_S = 10.0  # a hang guard, not a timing
 class FakeGateway(gateway_pb2_grpc.GatewayServicer):
     def __init__(self) -> None:
         self.calls: list[gateway_pb2.CallRequest] = []
+        self.whole: list[str] = []  # the calls made as CallWhole (the answer in one message)
         self.cancelled: dict[str, threading.Event] = {}
         self._ids: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -64,6 +65,11 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
                 common_pb2.TopLogprob(token="hi", logprob=-0.5),
                 common_pb2.TopLogprob(token="yo", logprob=-1.5)][:call.top_logprobs]))
         yield gateway_pb2.CallChunk(delta="hi", result=result)
+
+    def CallWhole(self, request, context):
+        self.whole.append(request.call.call_id)
+        *_, last = self.Call(request, context)
+        return last
 
     def RunProgram(self, request, context):
         yield from (gateway_pb2.ProgramEvent(program_id=request.options.program_id,
@@ -121,6 +127,21 @@ def test_a_call_id_used_again_on_its_thread_is_already_exists(
         assert list(gateway[1].calls[-1].call.parent_call_ids) == []
         after = program.call(prompt="x")  # a new id still follows the thread's last call
     assert list(gateway[1].calls[-1].call.parent_call_ids) == ["step"] and after.call_id
+
+
+def test_a_call_run_to_its_end_is_one_unary_callwhole_and_a_stream_is_a_call(
+        client: ostinato.Client, gateway: tuple[str, FakeGateway]) -> None:
+    fake = gateway[1]  # (the module's: other tests' calls before these)
+    whole, calls = len(fake.whole), len(fake.calls)
+    with client.program() as program:
+        out = program.call(prompt="x", call_id="whole", logprobs=True, top_logprobs=1)
+        stream = program.stream(prompt="x", call_id="streamed", whole=True)
+        assert list(stream) == ["hi"]
+    assert fake.whole[whole:] == ["whole"]  # the streamed one went as Call
+    assert [r.call.call_id for r in fake.calls[calls:]] == ["whole", "streamed"]
+    assert (out.text, out.finish_reason, out.call_id) == ("hi", "stop", "whole")
+    assert [t.token for t in out.logprobs] == ["hi"]
+    assert list(fake.calls[-1].call.parent_call_ids) == ["whole"]  # its thread recorded
 
 
 async def test_the_async_client_is_the_same(gateway: tuple[str, FakeGateway]) -> None:
