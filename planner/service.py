@@ -206,6 +206,7 @@ class PlannerService(WorkerRpcs, planner_pb2_grpc.PlannerServicer):
                 served_from_cache=request.served_from_cache,
                 retry_of_attempt=request.retry_of_attempt,
                 exclude_workers=request.exclude_workers, resend=request.resend,
+                started_on=request.started_on,
             )
         except PlannerError as exc:
             if request.end_program_after:  # the one-call program's only call was refused
@@ -224,7 +225,7 @@ class PlannerService(WorkerRpcs, planner_pb2_grpc.PlannerServicer):
             return planner_pb2.Grant(call_id=call.call_id)
         if call.state is CallState.RUNNING:  # re-admitted after a planner restart
             log.info("grant re-sent after restart", program_id=call.program_id, call_id=call.call_id)
-            return grant_proto(grant_of(call), self._core.queued)
+            return grant_proto(grant_of(call), self._core.queued, self._core.next_fresh_worker())
         waiter: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
         self._waiters[key] = waiter
         self.metrics.admitted.labels(request.tenant).inc()
@@ -246,7 +247,7 @@ class PlannerService(WorkerRpcs, planner_pb2_grpc.PlannerServicer):
             self._endings.end_one_call(request.program_id)
             self.pump()
             raise
-        return grant_proto(grant, self._core.queued)
+        return grant_proto(grant, self._core.queued, self._core.next_fresh_worker())
 
     def _end_unused(self, program_id: str, tenant: str) -> None:
         """Ends a program that has no call (its opening admission was refused): each load
@@ -303,7 +304,7 @@ class PlannerService(WorkerRpcs, planner_pb2_grpc.PlannerServicer):
                 completion_tokens=report.usage.completion_tokens,
                 cached_tokens=report.usage.cached_tokens,
                 reasoning_tokens=report.usage.reasoning_tokens, attempt=report.attempt,
-                cut=report.status in CUT,
+                cut=report.status in CUT, worker_id=report.worker_id,
             )
         except NoSuchCall:
             if report.usage.reasoning_tokens:  # the gateway's, after the worker's report

@@ -19,6 +19,7 @@ from planner.core import (
     ProgramIdInUse,
     UnknownParent,
     UnknownProgram,
+    WorkerState,
 )
 
 STATUS_FOR = {
@@ -61,11 +62,15 @@ def refused(exc: PlannerError) -> AdmitRefused:
     return AdmitRefused(status_for(exc), str(exc), final=isinstance(exc, DeadlineExceeded))
 
 
-def grant_proto(grant: Grant, calls_waiting: int = 0) -> planner_pb2.Grant:
+def grant_proto(grant: Grant, calls_waiting: int = 0,
+                next_worker: WorkerState | None = None) -> planner_pb2.Grant:
+    """`next_worker`: where a fresh call would start next (PlannerCore.next_fresh_worker)."""
     return planner_pb2.Grant(
         call_id=grant.call_id, worker_id=grant.worker_id, worker_address=grant.worker_address,
         priority=grant.priority, queued_s=grant.queued_s, matched_blocks=grant.matched_blocks,
         parked_s=grant.parked_s, attempt=grant.attempt, calls_waiting=calls_waiting,
+        next_worker_id=next_worker.worker_id if next_worker is not None else "",
+        next_worker_address=next_worker.address if next_worker is not None else "",
     )
 
 

@@ -44,7 +44,7 @@ class RegisterProgramResponse(_message.Message):
     def __init__(self, program_id: _Optional[str] = ..., already_open: _Optional[bool] = ...) -> None: ...
 
 class AdmitRequest(_message.Message):
-    __slots__ = ("tenant", "program_id", "call_id", "thread_id", "parent_call_ids", "prompt_tokens", "max_new_tokens", "hints", "prefix_hashes", "served_from_cache", "retry_of_attempt", "exclude_workers", "register_program", "max_open_programs", "end_program_after", "resend")
+    __slots__ = ("tenant", "program_id", "call_id", "thread_id", "parent_call_ids", "prompt_tokens", "max_new_tokens", "hints", "prefix_hashes", "served_from_cache", "retry_of_attempt", "exclude_workers", "register_program", "max_open_programs", "end_program_after", "resend", "started_on")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,7 @@ class AdmitRequest(_message.Message):
     MAX_OPEN_PROGRAMS_FIELD_NUMBER: _ClassVar[int]
     END_PROGRAM_AFTER_FIELD_NUMBER: _ClassVar[int]
     RESEND_FIELD_NUMBER: _ClassVar[int]
+    STARTED_ON_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     program_id: str
     call_id: str
@@ -77,10 +78,11 @@ class AdmitRequest(_message.Message):
     max_open_programs: int
     end_program_after: bool
     resend: bool
-    def __init__(self, tenant: _Optional[str] = ..., program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., parent_call_ids: _Optional[_Iterable[str]] = ..., prompt_tokens: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., hints: _Optional[_Union[_common_pb2.CallHints, _Mapping]] = ..., prefix_hashes: _Optional[_Iterable[int]] = ..., served_from_cache: _Optional[bool] = ..., retry_of_attempt: _Optional[int] = ..., exclude_workers: _Optional[_Iterable[str]] = ..., register_program: _Optional[_Union[_common_pb2.ProgramOptions, _Mapping]] = ..., max_open_programs: _Optional[int] = ..., end_program_after: _Optional[bool] = ..., resend: _Optional[bool] = ...) -> None: ...
+    started_on: str
+    def __init__(self, tenant: _Optional[str] = ..., program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., parent_call_ids: _Optional[_Iterable[str]] = ..., prompt_tokens: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., hints: _Optional[_Union[_common_pb2.CallHints, _Mapping]] = ..., prefix_hashes: _Optional[_Iterable[int]] = ..., served_from_cache: _Optional[bool] = ..., retry_of_attempt: _Optional[int] = ..., exclude_workers: _Optional[_Iterable[str]] = ..., register_program: _Optional[_Union[_common_pb2.ProgramOptions, _Mapping]] = ..., max_open_programs: _Optional[int] = ..., end_program_after: _Optional[bool] = ..., resend: _Optional[bool] = ..., started_on: _Optional[str] = ...) -> None: ...
 
 class Grant(_message.Message):
-    __slots__ = ("call_id", "worker_id", "worker_address", "priority", "queued_s", "matched_blocks", "parked_s", "attempt", "calls_waiting")
+    __slots__ = ("call_id", "worker_id", "worker_address", "priority", "queued_s", "matched_blocks", "parked_s", "attempt", "calls_waiting", "next_worker_id", "next_worker_address")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +92,8 @@ class Grant(_message.Message):
     PARKED_S_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     CALLS_WAITING_FIELD_NUMBER: _ClassVar[int]
+    NEXT_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    NEXT_WORKER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     worker_id: str
     worker_address: str
@@ -99,7 +103,9 @@ class Grant(_message.Message):
     parked_s: float
     attempt: int
     calls_waiting: int
-    def __init__(self, call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., worker_address: _Optional[str] = ..., priority: _Optional[int] = ..., queued_s: _Optional[float] = ..., matched_blocks: _Optional[int] = ..., parked_s: _Optional[float] = ..., attempt: _Optional[int] = ..., calls_waiting: _Optional[int] = ...) -> None: ...
+    next_worker_id: str
+    next_worker_address: str
+    def __init__(self, call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., worker_address: _Optional[str] = ..., priority: _Optional[int] = ..., queued_s: _Optional[float] = ..., matched_blocks: _Optional[int] = ..., parked_s: _Optional[float] = ..., attempt: _Optional[int] = ..., calls_waiting: _Optional[int] = ..., next_worker_id: _Optional[str] = ..., next_worker_address: _Optional[str] = ...) -> None: ...
 
 class AdmitStreamRequest(_message.Message):
     __slots__ = ("id", "admit", "timeout_s", "cancel", "trace_context", "batch")

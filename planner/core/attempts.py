@@ -48,3 +48,12 @@ def readmission(existing: CallRecord, retry_of_attempt: int, resend: bool,
         existing.recovered = False
         return existing
     return Readmission(existing.attempt, False, excluded | existing.excluded, existing.arrival)
+
+
+def started_early(call: CallRecord, worker_id: str) -> None:
+    """`call`, sent to a worker by its gateway ahead of its grant (`started_on`: an early
+    start), starts on `worker_id`: there, that run is the call's attempt; elsewhere, it
+    runs as the next attempt, so the early run's reports are of an attempt replaced."""
+    if call.started_on != worker_id:
+        call.attempt += 1
+    call.started_on = ""

@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection
 
 from ostinato.clock import Clock
 from planner.core.admission import ProgramAdmission
+from planner.core.attempts import started_early
 from planner.core.late_calls import LateCalls
 from planner.core.model import (
     CallRecord,
@@ -28,7 +29,7 @@ from planner.core.parking import ParkedCalls
 from planner.core.policies import PriorityPolicy, engine_priority
 from planner.core.queue import GLOBAL, MultiLevelQueue
 from planner.core.reconcile import CallAttempt, UnstartedGrants
-from planner.core.routing import RoutingPolicy
+from planner.core.routing import RoutingPolicy, early_or
 from planner.core.tenants import TenantShares
 
 
@@ -78,7 +79,6 @@ class WorkerDispatch(LateCalls):
     _gone: dict[str, float]
     _finish: Callable[..., None]  # PlannerCore's: ends a call (refused: why it never started)
 
-    # ---- workers -------------------------------------------------------------------
 
     def upsert_worker(
         self, worker_id: str, address: str, max_inflight: int, simulated: bool = False,
@@ -217,8 +217,6 @@ class WorkerDispatch(LateCalls):
         if len(free) > 1:
             free.sort(key=_worker_id)
         return free
-
-    # ---- dispatch ------------------------------------------------------------------
 
     def dispatch(self) -> list[Grant]:
         """Starts queued calls while workers have budget; returns the grants made.
@@ -364,7 +362,8 @@ class WorkerDispatch(LateCalls):
                 parked.park(call, elsewhere.worker_id, now, call.queued_at)  # wait for a
                 return None  # worker that has not failed it, while one is healthy
             candidates = others or candidates
-        return self._routing.choose(call, program, candidates, self._sorted_workers())
+        return early_or(call, program, self._routing, candidates,  # (an early start's worker)
+                        self._routing.choose(call, program, candidates, self._sorted_workers()))
 
     def _elsewhere(self, call: CallRecord) -> WorkerState | None:
         """The least loaded healthy worker that no earlier attempt of `call` failed on (a
@@ -379,6 +378,8 @@ class WorkerDispatch(LateCalls):
         if call.parked_since is not None:  # _unpark's, inlined
             call.parked_s += now - call.parked_since
             call.parked_since = None
+        if call.started_on:  # sent to a worker ahead of this grant (an early start)
+            started_early(call, worker.worker_id)
         call.priority = engine_priority(self._priority, call.score)
         shares = self._shares
         if shares.isolating and shares.boosted(call.tenant, worker):

@@ -120,6 +120,9 @@ class CallRecord:
     recovered: bool = False  # restored from Redis by a restarted planner, not yet re-admitted
     attempt: int = 1  # 1, then one more per retry after its worker failed
     excluded: frozenset[str] = NO_WORKERS  # workers its earlier attempts failed on
+    # The worker its gateway started it on ahead of its grant (an early start), until it
+    # starts here: elsewhere, it starts as its next attempt (planner/core/dispatch.py `_start`)
+    started_on: str = field(default="", compare=False, repr=False)
     # Waiting for its home worker (planner/core/parking.py): since when, and for how long in all
     parked_since: float | None = None
     parked_s: float = 0.0

@@ -46,7 +46,7 @@ from planner.core.programs import ProgramTable
 from planner.core.queue import MultiLevelQueue
 from planner.core.reconcile import UnstartedGrants
 from planner.core.reports import CallReports
-from planner.core.routing import RoutingPolicy
+from planner.core.routing import RoutingPolicy, least_loaded
 from planner.core.starvation import StarvationBound
 from planner.core.tenants import ISOLATION_BUDGET, ISOLATION_FRACTION, TenantShares, bump_count
 
@@ -188,6 +188,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         retry_of_attempt: int = 0,
         exclude_workers: Iterable[str] = (),
         resend: bool = False,
+        started_on: str = "",
     ) -> CallRecord:
         """Queues a call (or blocks it on its parents; in a conversation, on those that
         have not started only). A call the gateway served from its cache is recorded as
@@ -201,6 +202,8 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         before is a DuplicateCall, unless a restarted planner restored it (re-admission).
         `resend`: the caller never got the answer of an earlier attempt (its gateway died):
         the next attempt runs whatever that attempt's state, done included, on any worker.
+        `started_on`: the worker its gateway sent it to ahead of the grant (an early start):
+        started anywhere else, it runs as its next attempt (see `complete`).
         """
         program = self.program(program_id, tenant)
         now = self._clock.now()
@@ -237,6 +240,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
             remaining_work=remaining_work,
             attempt=attempt,
             excluded=excluded,
+            started_on=started_on,
         )
         if parents:
             call.critical_path_s = max(calls[p].critical_path_s + calls[p].service_s
@@ -275,6 +279,12 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
             self._file(call)
         self._events.append(CallChanged(call))
         return call
+
+    def next_fresh_worker(self) -> WorkerState | None:
+        """Where a call with no home and no cached prefix would start now, as least-load and
+        affinity routing choose: the least loaded worker with a free slot (None: all full).
+        A gateway starts such calls there ahead of their grant (gateway/early_guess.py)."""
+        return least_loaded(list(self._free.values())) if self._free else None
 
     def _wait_on(self, call: CallRecord, parents: Iterable[str]) -> None:
         """Files a blocked call under each of its unfinished `parents`: the end of each

@@ -51,16 +51,22 @@ class CallReports:
         reasoning_tokens: int = 0,
         attempt: int = 0,
         cut: bool | None = None,
+        worker_id: str = "",
     ) -> CallRecord:
         """Records the end of a running call. Repeated reports of one call are ignored, and
         so are reports of an `attempt` that a retry replaced (0: whichever runs).
         `service_s` is held to [0, the time since its grant + SERVICE_SLACK_S] (nan: 0): a
         worker's implausible report must not take a tenant's fair share for good. `cut`: the
         call was ended from its caller's side (cancelled, or its deadline passed) while its
-        worker may still run it (default: whether `state` is CANCELLED)."""
+        worker may still run it (default: whether `state` is CANCELLED). `worker_id`: the
+        worker the report names; the one a waiting call was started on early (`started_on`)
+        reports that run, which counts only once the call is granted there."""
         if not state.finished:
             raise ValueError(f"complete() needs a finished state, got {state}")
         call = self._live(program_id, call_id, attempt)
+        if call is not None and call.started_on and worker_id == call.started_on:
+            raise NoSuchCall(f"call {call_id!r} was started on {worker_id!r} ahead of its "
+                             "grant: that run counts once it is granted there")
         if call is None:
             ended = self._cut_unreported(program_id, call_id, attempt)
             if ended is None:

@@ -41,7 +41,25 @@ def held_blocks(call: CallRecord, worker_id: str) -> int | None:
     return call.kv_matches.get(worker_id)
 
 
-def _least_loaded(candidates: Sequence[WorkerState]) -> WorkerState:
+def early_or(call: CallRecord, program: Program, routing: RoutingPolicy,
+             candidates: Sequence[WorkerState], chosen: WorkerState) -> WorkerState:
+    """Where a call its gateway started early on a worker (`call.started_on`) starts: there,
+    when that worker is a candidate as good as `chosen` (the routing policy's choice): no
+    more loaded and holding no less of its prompt, `chosen` being neither the call's home
+    nor its program's last worker (where their context is). Else `chosen`."""
+    early = call.started_on
+    if not early or chosen.worker_id in (early, routing.home(call, program), program.last_worker):
+        return chosen
+    for w in candidates:
+        if w.worker_id == early:
+            if w.inflight * chosen.max_inflight <= chosen.inflight * w.max_inflight and \
+                    (held_blocks(call, early) or 0) >= (held_blocks(call, chosen.worker_id) or 0):
+                return w
+            break
+    return chosen
+
+
+def least_loaded(candidates: Sequence[WorkerState]) -> WorkerState:
     if not candidates:
         raise ValueError("choose() needs at least one candidate")
     return min(candidates, key=lambda w: (w.inflight / max(1, w.max_inflight), w.worker_id))
@@ -82,7 +100,7 @@ class LeastLoad(_NoHome):
 
     def choose(self, call: CallRecord, program: Program, candidates: Sequence[WorkerState],
                workers: Sequence[WorkerState]) -> WorkerState:
-        return _least_loaded(candidates)
+        return least_loaded(candidates)
 
 
 class Affinity:
@@ -143,7 +161,7 @@ class Affinity:
         for w in candidates:
             if w.worker_id == home:
                 return w
-        least = _least_loaded(candidates)
+        least = least_loaded(candidates)
         preferred = program.last_worker
         if preferred:
             for w in candidates:
@@ -159,7 +177,7 @@ class Affinity:
             need = self._threshold * len(call.prefix_hashes)
             holders = [w for w in candidates if call.kv_matches.get(w.worker_id, 0) >= need]
             if holders:
-                best = _least_loaded(holders)
+                best = least_loaded(holders)
                 if best.inflight <= least.inflight + self._max_extra:
                     return best
         return least
@@ -208,7 +226,7 @@ class CacheAware(_NoHome):
         if len(candidates) == 1:  # the only choice (a busy cluster's usual case): no loads
             self._record(candidates[0].worker_id, call.prefix_hashes)
             return candidates[0]
-        least = _least_loaded(candidates)
+        least = least_loaded(candidates)
         loads = [w.inflight for w in workers] or [0]
         imbalanced = max(loads) - min(loads) > self._abs and max(loads) > self._rel * min(loads)
         pick = least

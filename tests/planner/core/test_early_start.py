@@ -1,0 +1,114 @@
+"""A call its gateway started on a worker ahead of its grant (`started_on`, an early start:
+gateway/early_guess.py): granted there, that run is the call's first attempt; granted
+elsewhere, the call runs as attempt 2, so the early run's reports (of attempt 1) are of an
+attempt replaced; while the call waits, that worker's reports count for nothing. Pure,
+clock-injected, table-driven."""
+
+from __future__ import annotations
+
+import pytest
+
+from ostinato.clock import ManualClock
+from planner.core import CallState, NoSuchCall, PlannerCore
+from planner.core.attempts import started_early
+from planner.core.model import CallRecord
+from planner.core.selection import parse_policy
+
+
+def _core(slots: int = 1, policy: str = "fcfs+least_load") -> PlannerCore:
+    prio, route = parse_policy(policy)
+    core = PlannerCore(ManualClock(), prio, route, worker_ttl_s=1e9, program_idle_ttl_s=100)
+    core.upsert_worker("w0", "addr0", slots)
+    core.upsert_worker("w1", "addr1", slots)
+    core.register_program("p", "t")
+    return core
+
+
+def _busy(core: PlannerCore, worker_id: str) -> None:
+    """One call of another program running on `worker_id`."""
+    core.register_program("other", "t")
+    core.submit("other", "t", "busy", started_on=worker_id)
+    [grant] = core.dispatch()
+    assert grant.worker_id == worker_id
+
+
+@pytest.mark.parametrize(("started_on", "busy", "granted", "attempt"), [
+    ("w0", "", "w0", 1),  # the guess was right: the early run is attempt 1
+    ("w1", "", "w1", 1),  # as good as least load's w0 (no busier, holding as much): there
+    ("w1", "w1", "w0", 2),  # busier than w0: the call runs on w0 as attempt 2
+    ("w0", "w1", "w0", 1),
+    ("", "", "w0", 1),  # no early start
+])
+def test_the_attempt_a_grant_names(started_on: str, busy: str, granted: str,
+                                   attempt: int) -> None:
+    core = _core(slots=2)
+    if busy:
+        _busy(core, busy)
+    core.submit("p", "t", "c", started_on=started_on)
+    [grant] = core.dispatch()
+    assert (grant.worker_id, grant.attempt) == (granted, attempt)
+    assert core._programs["p"].calls["c"].started_on == ""  # started: settled
+
+
+def test_a_worker_where_the_programs_context_is_wins_over_an_early_start() -> None:
+    core = _core(slots=2, policy="fcfs+affinity")
+    core.submit("p", "t", "first")
+    [first] = core.dispatch()
+    core.complete("p", "first", attempt=1, worker_id=first.worker_id)
+    elsewhere = "w1" if first.worker_id == "w0" else "w0"
+    core.submit("p", "t", "next", started_on=elsewhere)  # no parents: its program's worker
+    [grant] = core.dispatch()
+    assert (grant.worker_id, grant.attempt) == (first.worker_id, 2)
+
+
+@pytest.mark.parametrize(("reporter", "attempt", "counts"), [
+    ("w1", 1, False),  # the early run, granted elsewhere: an attempt replaced
+    ("w0", 2, True),   # the granted attempt's worker
+    ("", 2, True),     # its gateway's report, naming the grant's attempt
+])
+def test_reports_once_granted_elsewhere(reporter: str, attempt: int, counts: bool) -> None:
+    core = _core(slots=2)
+    _busy(core, "w1")
+    core.submit("p", "t", "c", started_on="w1")
+    [grant] = core.dispatch()
+    assert (grant.worker_id, grant.attempt) == ("w0", 2)
+    if counts:
+        assert core.complete("p", "c", attempt=attempt, worker_id=reporter).state is CallState.DONE
+    else:
+        with pytest.raises(NoSuchCall):
+            core.complete("p", "c", attempt=attempt, worker_id=reporter)
+        assert core._programs["p"].calls["c"].state is CallState.RUNNING
+
+
+@pytest.mark.parametrize(("reporter", "state", "ended"), [
+    ("w1", CallState.DONE, False),       # the early run's answer: the grant decides
+    ("w1", CallState.CANCELLED, False),  # the early run cut: the call still waits here
+    ("", CallState.CANCELLED, True),     # its gateway's: the caller left before a grant
+])
+def test_reports_while_the_call_waits(reporter: str, state: CallState, ended: bool) -> None:
+    core = _core()
+    core.submit("p", "t", "busy0")
+    core.submit("p", "t", "busy1")
+    core.dispatch()  # both workers full
+    core.submit("p", "t", "c", started_on="w1")
+    assert core.dispatch() == []
+    if ended:
+        assert core.complete("p", "c", state=state, worker_id=reporter).state is state
+        return
+    with pytest.raises(NoSuchCall, match="ahead of its grant"):
+        core.complete("p", "c", state=state, attempt=1, worker_id=reporter)
+    core.complete("p", "busy1", worker_id="w1")  # w1 frees: the call is granted there
+    [grant] = core.dispatch()
+    assert (grant.call_id, grant.worker_id, grant.attempt) == ("c", "w1", 1)
+    assert core.complete("p", "c", attempt=1, worker_id="w1").state is CallState.DONE
+
+
+@pytest.mark.parametrize(("started_on", "worker", "attempt"), [
+    ("w0", "w0", 3), ("w0", "w1", 4), ("", "w1", 3)])
+def test_started_early(started_on: str, worker: str, attempt: int) -> None:
+    call = CallRecord(program_id="p", call_id="c", tenant="t", thread_id="main", parents=(),
+                      prompt_tokens=1, max_new_tokens=1, arrival=0.0, attempt=3,
+                      started_on=started_on)
+    if started_on:
+        started_early(call, worker)
+    assert (call.attempt, call.started_on) == (attempt, "")
