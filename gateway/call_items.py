@@ -107,9 +107,12 @@ class Delta:
 
 @dataclass(frozen=True)
 class Granted:
-    """The call left the planner's queue for `worker_id` ("" when answered from a cache)."""
+    """The call left the planner's queue for `worker_id` ("" when answered from a cache);
+    `early`: whether it had started there ahead of the grant ("confirmed"), or elsewhere
+    ("missed": that run is cut) (gateway/early_guess.py); "": it had not."""
 
     worker_id: str
+    early: str = ""
 
 
 CallItem = Granted | Delta | common_pb2.CallResult

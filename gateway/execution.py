@@ -50,7 +50,8 @@ class CallExecutor:
                  tokenize: Tokenize | None = None, renderer: ChatRenderer | None = None,
                  tool_format: str = "hermes", quotas: Quotas | None = None,
                  quota_timeout_s: float = 0.5, admissions: Admissions | None = None,
-                 reasoning_format: str = "", window: ContextWindow | None = None) -> None:
+                 reasoning_format: str = "", window: ContextWindow | None = None,
+                 early_start_max_tokens: int = 0) -> None:
         """`tokenize` and `renderer`: the served model's tokenizer and chat template;
         `tool_format`: how its output writes tool calls (ostinato/tool_formats.py);
         `reasoning_format`: how it writes its thinking ("": it does not think;
@@ -58,9 +59,11 @@ class CallExecutor:
         `quotas`: the tenants' rate and token quotas in Redis (None: not enforced);
         `admissions`: what admits calls (gateway/admissions.py: over one stream), else
         the planner's unary Admit; `window`: the served model's context window and the
-        default max tokens (gateway/context_window.py)."""
+        default max tokens (gateway/context_window.py); `early_start_max_tokens`: see
+        gateway/early_guess.py (0: no call starts ahead of its grant)."""
         self._window = window or ContextWindow(0, GatewayConfig().default_output_tokens)
-        self._mesh = MeshRun(planner, workers, admissions, self._with_thinking)
+        self._mesh = MeshRun(planner, workers, admissions, self._with_thinking,
+                             early_start_max_tokens)
         self._quotas = QuotaMeter(quotas, quota_timeout_s, self._mesh.outcomes.spawn)
         self._tokenize = tokenize or load_tokenizer("sim")
         self._renderer = renderer or load_renderer("sim", tool_format)
@@ -80,6 +83,11 @@ class CallExecutor:
     def unmetered(self) -> int:
         """Calls served without their tenant's quotas taken (Redis did not answer)."""
         return self._quotas.unmetered
+
+    @property
+    def early_starts(self) -> tuple[int, int]:
+        """Calls started ahead of their grant: (confirmed, missed) (gateway/early_guess.py)."""
+        return self._mesh.early.confirmed, self._mesh.early.missed
 
     def cache_policy(self, call: common_pb2.CallSpec) -> CachePolicy:
         """The call's cache policy; raises CallFailed(INVALID_ARGUMENT) for a bad one."""

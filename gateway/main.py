@@ -149,6 +149,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                             quotas=Quotas(client) if client is not None else None,
                             quota_timeout_s=redis_cfg.timeout_s,
                             admissions=admissions,
+                            early_start_max_tokens=config.early_start_max_tokens,
                             window=ContextWindow(config.context_length,
                                                  config.default_output_tokens,
                                                  config.max_input_tokens))
@@ -156,7 +157,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
         if client is not None else None
     metrics = GatewayMetrics(config.model)
     metrics.watch(cache, lambda: tenancy.stale, outage_of(client) if client is not None else None,
-                  lambda: executor.unmetered)
+                  lambda: executor.unmetered, lambda: executor.early_starts)
     core = TracedGatewayCore(config, auth, planner, executor, cache, conversations,
                              lambda: tenancy.stale, lambda t: tenancy.current.limits_of(t),
                              lambda t: tenancy.current.weight_of(t, configured_weights),

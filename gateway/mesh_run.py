@@ -31,6 +31,8 @@ from gateway.call_items import (
     engine_refusal,
     planner_failure,
 )
+from gateway.early_guess import EarlyGuess
+from gateway.early_run import EarlyRun
 from gateway.outcome_reports import OutcomeReports
 from gateway.prompts import PreparedPrompt
 from gateway.tool_output import ToolOutput
@@ -90,10 +92,12 @@ class MeshRun:
 
     def __init__(self, planner: planner_pb2_grpc.PlannerStub, workers: WorkerChannels,
                  admissions: Admissions | None,
-                 count_thinking: Callable[[common_pb2.Usage, str], common_pb2.Usage]) -> None:
+                 count_thinking: Callable[[common_pb2.Usage, str], common_pb2.Usage],
+                 early_start_max_tokens: int = 0) -> None:
         """`admissions`: what admits calls (gateway/admissions.py: over one stream), else
         the planner's unary Admit; `count_thinking`: a result's usage with its thinking's
-        tokens counted."""
+        tokens counted; `early_start_max_tokens`: the longest prompt of a call started on
+        a worker ahead of its grant (gateway/early_guess.py; 0: none is)."""
         self.admissions: Admissions | planner_pb2_grpc.PlannerStub = admissions or planner
         # Since when the planner has answered none of this gateway's calls (ostinato/retry.py):
         # during an outage PLANNER_WAIT_S long, a new call fails after one attempt
@@ -111,6 +115,7 @@ class MeshRun:
         self._report_later = CompletionReporter(planner, linger_s=REPORT_LINGER_S)
         self._planner_waiting = 0  # calls waiting at the planner, as its last grant said
         self._admitting = 0  # this gateway's calls not granted yet
+        self.early = EarlyGuess(early_start_max_tokens)
 
     def reporter_for(self, report_later: bool) -> CompletionReporter:
         """Where a call's completion report goes: batched over REPORT_LINGER_S when it may
@@ -153,19 +158,34 @@ class MeshRun:
         )
         failed: planner_pb2.Grant | None = None  # the attempt that failed before this one
         streamed = False  # text handed to our caller (since the last restart)
+        early = self._start_early(admit, generate, prompt, timeout_s, start)
         for retry in range(MAX_RETRIES + 1):
-            grant = await self._admitted(admit, failed, timeout_s - (time.monotonic() - start))
+            try:
+                grant = await self._admitted(admit, failed, timeout_s - (time.monotonic() - start))
+            except BaseException:
+                if early is not None:  # not granted: the early run stops
+                    early.cancel()
+                    self.early.settled(early.guess, None)
+                raise
             final: worker_pb2.GenerateResult | None = None
             # the text (and thinking) that came with the result (a whole answer's: all of
             # it), sent with what output.finish() adds
             tail = tail_thinking = ""
+            confirmed = early is not None and self.early.settled(early.guess, grant)
+            if early is not None and not confirmed:  # granted elsewhere: the early run stops
+                early.cancel()
             try:
                 if retry == 0:
-                    yield Granted(grant.worker_id)
+                    yield Granted(grant.worker_id, early="" if early is None
+                                  else "confirmed" if confirmed else "missed")
                 queued = time.monotonic() - start
-                output = ToolOutput(prompt.parser, prompt.tools, prompt.single_call,
-                                    prompt.reasoning, prompt.call_numbers_from)
-                attempt = self._generate(generate, grant, output, max(0.001, timeout_s - queued))
+                if early is not None and confirmed:
+                    output, attempt = early.output, early.items()  # the call's attempt
+                else:
+                    output = self._output(prompt)
+                    attempt = self._generate(generate, grant, output,
+                                             max(0.001, timeout_s - queued))
+                early = None
                 async with contextlib.aclosing(attempt):  # our caller gone: the stream stops
                     async for item in attempt:
                         if isinstance(item, worker_pb2.GenerateResult):
@@ -196,6 +216,8 @@ class MeshRun:
                 failed = grant
                 continue
             except (GeneratorExit, asyncio.CancelledError):
+                if early is not None:  # gone as it was granted: the early run stops
+                    early.cancel()
                 # Gone before the worker may have started the call: it would never report.
                 self.outcomes.gone(admit, grant.attempt, grant.worker_id,
                                    _ended(time.monotonic() - start, timeout_s))
@@ -222,6 +244,26 @@ class MeshRun:
             priority=grant.priority, simulated=final.simulated, logprobs=final.logprobs,
         )
 
+    def _start_early(self, admit: planner_pb2.AdmitRequest, generate: worker_pb2.GenerateRequest,
+                     prompt: PreparedPrompt, timeout_s: float, start: float,
+                     ) -> EarlyRun[Delta | worker_pb2.GenerateResult] | None:
+        """The call's generation on the worker the planner is guessed to grant, started now
+        and named in its admission (gateway/early_guess.py); None: not started early."""
+        # (not while another call of ours is being admitted: its grant takes the worker
+        # named next, and a burst of calls would all be guessed onto that one)
+        guess = self.early.guess(admit, self._planner_waiting + self._admitting)
+        if guess is None:
+            return None
+        admit.started_on = guess.worker_id
+        output = self._output(prompt)
+        return EarlyRun(guess, self._generate(
+            generate, guess, output, max(0.001, timeout_s - (time.monotonic() - start))), output)
+
+    @staticmethod
+    def _output(prompt: PreparedPrompt) -> ToolOutput:
+        return ToolOutput(prompt.parser, prompt.tools, prompt.single_call, prompt.reasoning,
+                          prompt.call_numbers_from)
+
     async def _admitted(self, admit: planner_pb2.AdmitRequest, failed: planner_pb2.Grant | None,
                         budget_s: float) -> planner_pb2.Grant:
         """The planner's grant; after a failed attempt, of the call's next attempt (the
@@ -230,6 +272,7 @@ class MeshRun:
             admit.retry_of_attempt = failed.attempt
             admit.exclude_workers.append(failed.worker_id)
             admit.resend = False  # this attempt's worker did fail
+            admit.started_on = ""
         began = time.monotonic()
         self._admitting += 1
         try:
@@ -238,6 +281,8 @@ class MeshRun:
                 self.admissions.Admit, admit, max(0.001, budget_s),
                 failing_for_s=PLANNER_WAIT_S, outage=self.planner_outage)
             self._planner_waiting = grant.calls_waiting
+            # (a one-call program has no next call: its worker is not kept)
+            self.early.granted(grant, "" if admit.end_program_after else admit.program_id)
             return grant
         except asyncio.CancelledError:
             # a grant may be on its way: it must not hold a worker

@@ -32,8 +32,10 @@ class _StateCollector(Collector):
     """What is read from the gateway's state when scraped."""
 
     def __init__(self, cache: AnswerCache | None, tenancy_stale: Callable[[], bool],
-                 outage: RedisOutage | None, unmetered: Callable[[], int]) -> None:
+                 outage: RedisOutage | None, unmetered: Callable[[], int],
+                 early_starts: Callable[[], tuple[int, int]]) -> None:
         self._cache = cache
+        self._early_starts = early_starts
         self._stale = tenancy_stale
         self._outage = outage
         self._unmetered = unmetered
@@ -45,6 +47,14 @@ class _StateCollector(Collector):
                                   "their tenant's quotas taken, or their completion tokens "
                                   "not charged: Redis did not answer.",
                                   value=self._unmetered())
+        early = CounterMetricFamily("ostinato_early_starts", "Calls started on a worker "
+                                    "ahead of their grant (gateway/early_guess.py), by whether "
+                                    "the grant named that worker (confirmed) or not (missed: "
+                                    "that run cancelled).", labels=["outcome"])
+        confirmed, missed = self._early_starts()
+        early.add_metric(["confirmed"], confirmed)
+        early.add_metric(["missed"], missed)
+        yield early
         if self._outage is not None:
             yield CounterMetricFamily("ostinato_redis_skipped_operations", "Redis operations "
                                       "not sent because their Redis node was out of reach "
@@ -107,11 +117,14 @@ class GatewayMetrics:
 
     def watch(self, cache: AnswerCache | None, tenancy_stale: Callable[[], bool],
               outage: RedisOutage | None = None,
-              unmetered: Callable[[], int] = lambda: 0) -> None:
+              unmetered: Callable[[], int] = lambda: 0,
+              early_starts: Callable[[], tuple[int, int]] = lambda: (0, 0)) -> None:
         """Exports the cache's counters, the tenancy's staleness, what Redis's outages cost
-        (`outage`: the client's, cache/outage.py; `unmetered`: calls served unmetered)
-        (once per registry)."""
-        self.registry.register(_StateCollector(cache, tenancy_stale, outage, unmetered))
+        (`outage`: the client's, cache/outage.py; `unmetered`: calls served unmetered;
+        `early_starts`: calls started ahead of their grant, confirmed and missed) (once per
+        registry)."""
+        self.registry.register(_StateCollector(cache, tenancy_stale, outage, unmetered,
+                                               early_starts))
         if cache is not None:
             cache.metrics.on_lookup_s = self.cache_lookup.observe
 

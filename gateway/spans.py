@@ -23,7 +23,7 @@ from opentelemetry.trace import Status, StatusCode
 from cache.answers import AnswerCache, Hit
 from cache.conversations import Continuation
 from cache.fingerprint import SemanticKey
-from gateway.call_items import CallItem, Delta
+from gateway.call_items import CallItem, Delta, Granted
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.metrics import CANCELLED, GatewayMetrics
 from ostinato.deadlines import cut_by_deadline
@@ -217,6 +217,8 @@ class TracedGatewayCore(GatewayCore):
                     first_chunk = True
                     span.set_attribute(genai.RESPONSE_TIME_TO_FIRST_CHUNK,
                                        time.monotonic() - start)
+                if isinstance(item, Granted) and item.early:
+                    span.set_attribute(genai.EARLY_START, item.early)
                 if isinstance(item, common_pb2.CallResult):
                     answered = True
                     span.set_attributes(result_attributes(item, self._record_content))

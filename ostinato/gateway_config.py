@@ -70,6 +70,11 @@ class GatewayConfig:
     # planner.tenant_weights') among the tenants with calls in flight there (the gateway then
     # holds up to twice it); 0: unbounded.
     max_inflight_calls: int = 4096
+    # Early start (gateway/early_guess.py): a call without parents whose prompt has at most
+    # this many tokens, while nothing waits at the planner, goes to the worker the planner
+    # is guessed to grant as its admission goes out: the planner's round trip overlaps the
+    # worker's (guessed wrong, that run is cancelled and the call runs where granted); 0: off.
+    early_start_max_tokens: int = 512
     # Answer caches (cache/answers.py). A call's CachePolicy (or X-Ostinato-Cache) overrides
     # cache_mode; exact applies to deterministic calls only (temperature 0).
     cache_mode: str = "exact"  # off | exact | semantic
@@ -137,7 +142,7 @@ class GatewayConfig:
             "max_prompt_chars", "max_messages", "max_new_tokens_limit",
             "call_timeout_s", "max_conversations_per_tenant", "max_conversation_bytes"),
             non_negative=("max_inflight_calls", "context_length", "max_input_tokens", "drain_s",
-                          "default_max_new_tokens"))
+                          "default_max_new_tokens", "early_start_max_tokens"))
         if self.default_max_new_tokens > self.max_new_tokens_limit:
             raise ConfigError(f"gateway.default_max_new_tokens: must be at most "
                               f"max_new_tokens_limit ({self.max_new_tokens_limit}), got "

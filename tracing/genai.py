@@ -67,6 +67,9 @@ QUEUE_S = "ostinato.queue_s"
 ENGINE_S = "ostinato.engine_s"
 TTFT_S = "ostinato.time_to_first_token_s"
 SIMULATED = "ostinato.simulated"
+# A call started on a worker ahead of its grant (gateway/early_guess.py): "confirmed" (that
+# run was the call's), "missed" (granted elsewhere: that run cut, its worker spans cancelled)
+EARLY_START = "ostinato.early_start"
 FIRST_TOKEN_EVENT = "ostinato.first_token"
 # On a link: why it is there. previous_turn: from a request's call span of a conversation
 # (an OpenAI-API program found from the messages) to the call span of the turn before it
