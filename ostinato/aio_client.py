@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import weakref
 from collections.abc import (
     AsyncGenerator,
@@ -200,7 +201,7 @@ class AsyncProgram:
         `call_id`: named by the SDK when None, so that a retried Call is the same call.
         `restart_on_failure` (default: the program's) lets a call whose worker fails after
         streaming start over (see AsyncCallStream). `whole`: the text comes at the end only,
-        in one message with the result (what `call` asks for). Leaving the iteration before
+        in one message with the result (as `call` gets it). Leaving the iteration before
         its end (`break`, or its iterator closed or dropped) cancels the call."""
         request = self._request(call_id, thread_id, parents, whole, args)
         call = self._rpcs.call(request, metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s)
@@ -210,16 +211,32 @@ class AsyncProgram:
     async def call(self, *, call_id: str | None = None, thread_id: str | None = None,
                    parents: str | CallOutput | Sequence[str | CallOutput] | None = None,
                    **args: Unpack[CallArgs]) -> CallOutput:
-        """Runs a call to completion; the arguments as `stream`'s. The answer comes whole,
-        in one message (the unary CallWhole: one response and its status in one write)."""
+        """Runs a call to completion; the arguments as `stream`'s but `on_restart` and
+        `whole`. The answer comes whole, in one message: the unary CallWhole (one response
+        and its status in one write), or from a gateway older than it, a Call stream."""
         request = self._request(call_id, thread_id, parents, True, args)
-        chunk = await _unary(self._rpcs.call_whole(
-            request, metadata=self._rpcs.metadata(), timeout=self._rpcs.timeout_s), self._rpcs)
-        if not chunk.HasField("result"):
-            raise OstinatoError(grpc.StatusCode.INTERNAL, "the answer came without a result")
-        out = parse_call_output(chunk.result)
-        self._threads.record(thread_id, out.call_id)
-        return out
+        record = functools.partial(self._threads.record, thread_id)
+        if self._rpcs.call_whole_served:
+            try:
+                chunk = await self._rpcs.call_whole(request, metadata=self._rpcs.metadata(),
+                                                    timeout=self._rpcs.timeout_s)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise self._rpcs.error(exc) from None
+                self._rpcs.call_whole_served = False  # (refused unread: the same call id)
+            else:
+                if not chunk.HasField("result"):
+                    raise OstinatoError(grpc.StatusCode.INTERNAL, "the answer came without a result")
+                out = parse_call_output(chunk.result)
+                record(out.call_id)
+                return out
+        stream = AsyncCallStream(self._rpcs.call(request, metadata=self._rpcs.metadata(),
+                                                 timeout=self._rpcs.timeout_s),
+                                 self._rpcs, lambda out: record(out.call_id))
+        async for _ in stream:
+            pass
+        assert stream.result is not None
+        return stream.result
 
     def _request(self, call_id: str | None, thread_id: str | None,
                  parents: str | CallOutput | Sequence[str | CallOutput] | None,

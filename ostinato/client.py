@@ -123,7 +123,7 @@ class Program:
             whole=whole, **args)), on_restart)
 
     def call(self, **args: Unpack[PlacedCallArgs]) -> CallOutput:
-        """Runs a call to completion; see AsyncProgram.stream for the arguments."""
+        """Runs a call to completion; see AsyncProgram.call."""
         return self._loop.run(self._program.call(**args))
 
     def end(self) -> ProgramSummary:

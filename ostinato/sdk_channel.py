@@ -71,6 +71,7 @@ class GatewayRpcs:
             gateway_pb2.CallRequest, gateway_pb2.CallChunk] = stub.Call
         self.call_whole: grpc.aio.UnaryUnaryMultiCallable[
             gateway_pb2.CallRequest, gateway_pb2.CallChunk] = stub.CallWhole
+        self.call_whole_served = True  # False once a gateway said UNIMPLEMENTED (older)
         self.end_program: grpc.aio.UnaryUnaryMultiCallable[
             gateway_pb2.EndProgramRequest, gateway_pb2.EndProgramResponse] = stub.EndProgram
         self.run_program: grpc.aio.UnaryStreamMultiCallable[

@@ -125,10 +125,11 @@ def test_calls(stub: gateway_pb2_grpc.GatewayStub, fuzz_mesh: Mesh) -> None:
 
     @FUZZ
     @given(call=_calls(), program_id=st.one_of(st.just(program), st.just(program), text()),
-           whole=st.booleans())
-    def check(call: common_pb2.CallSpec, program_id: str, whole: bool) -> None:
-        request = gateway_pb2.CallRequest(program_id=program_id, call=call)
-        if whole:  # the unary form: one answer
+           rpc=st.sampled_from(["Call", "Call whole", "CallWhole"]))
+    def check(call: common_pb2.CallSpec, program_id: str, rpc: str) -> None:
+        request = gateway_pb2.CallRequest(program_id=program_id, call=call,
+                                          whole=rpc == "Call whole")
+        if rpc == "CallWhole":  # the unary form: one answer
             _status(lambda: stub.CallWhole(request, metadata=AUTH, timeout=TIMEOUT_S))
         else:
             _status(lambda: list(stub.Call(request, metadata=AUTH, timeout=TIMEOUT_S)))
