@@ -80,6 +80,6 @@ STREAM_STARTED = web.RequestKey("stream_started", bool)  # its response's header
 
 
 def told(request: web.Request) -> bool:
-    """Whether the request's response began (a stream's headers went out): what it sent may
-    have named its program (GatewayCore `answering`)."""
+    """Whether the request's response began (a stream's headers went out): they named its
+    program (X-Ostinato-Program), so its caller knows it (GatewayCore `answering`)."""
     return bool(request.get(STREAM_STARTED))

@@ -49,7 +49,7 @@ from google.protobuf.json_format import MessageToDict
 from cache.conversation_store import ConversationStore
 from cache.conversations import Continuation
 from cache.fingerprint import deterministic
-from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
+from cache.modes import REQUEST_HEADER
 from cache.stored_responses import StoredResponses
 from gateway.chat_stream import ChatStream
 from gateway.conversations_api import ConversationsApi, routes
@@ -67,6 +67,8 @@ from gateway.openai_format import (
     wants_stream,
 )
 from gateway.openai_response import (
+    PROGRAM_HEADER,
+    answer_headers,
     completion_json,
     model_json,
     models_json,
@@ -82,7 +84,6 @@ from tracing.http_middleware import tracing_middleware
 
 log = structlog.get_logger(__name__)
 
-PROGRAM_HEADER = "X-Ostinato-Program"
 # How long a request's body may take to arrive: a client that sends it a byte at a time, or
 # never, held its connection (a socket of the gateway's) for good (overload review
 # 2026-12-06: 150 of 150 such connections still open after 150 s). Then 408.
@@ -296,7 +297,7 @@ class OpenAiApi:
         return web.json_response(
             completion_json(response_id, model, int(time.time()),
                             placed.client_program_id, calls, results),
-            headers={HIT_HEADER: hit_header(results[0].cache_hit)})
+            headers=answer_headers(placed.client_program_id, results[0].cache_hit))
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         tenant = self._tenant(request)
@@ -322,7 +323,7 @@ class OpenAiApi:
         return web.json_response(
             text_completion_json(response_id, model, int(time.time()),
                                  placed.client_program_id, calls, results, n),
-            headers={HIT_HEADER: hit_header(results[0].cache_hit)})
+            headers=answer_headers(placed.client_program_id, results[0].cache_hit))
 
     def _within_rpm(self, tenant: str, calls: int) -> None:
         rpm = self._core.limits_of(tenant).rpm

@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from cache.modes import hit_header
+from cache.modes import HIT_HEADER, hit_header
 from ostinato.v1 import common_pb2
 
 
@@ -27,6 +27,17 @@ def usage_json(usages: Sequence[common_pb2.Usage], per_prompt: int = 0) -> dict[
             "prompt_tokens_details": {"cached_tokens": cached},
             "completion_tokens_details": {
                 "reasoning_tokens": sum(u.reasoning_tokens for u in usages)}}
+
+
+# The program a request runs in: the request's (its header names it), and every answer's
+# (the header names it before the first event of a stream: a client that leaves a stream
+# early knows it; the `ostinato` object names it again, last)
+PROGRAM_HEADER = "X-Ostinato-Program"
+
+
+def answer_headers(program_id: str, cache_hit: int) -> dict[str, str]:
+    """An answer's HTTP headers: its program, and whether it came from a cache."""
+    return {PROGRAM_HEADER: program_id, HIT_HEADER: hit_header(cache_hit)}
 
 
 def extension_json(program_id: str, call: common_pb2.CallSpec,

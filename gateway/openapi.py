@@ -143,8 +143,12 @@ def _json(schema: Schema, description: str, headers: dict[str, Any] | None = Non
             "content": {"application/json": {"schema": schema}}}
 
 
-_HIT = {HIT_HEADER: {"description": "whether the answer came from a cache",
-                     "schema": {"enum": ["miss", "exact", "semantic"]}}}
+_ANSWER_HEADERS = {
+    HIT_HEADER: {"description": "whether the answer came from a cache",
+                 "schema": {"enum": ["miss", "exact", "semantic"]}},
+    "X-Ostinato-Program": {"description": "the program the call ran in (as the `ostinato` "
+                           "object names it; a stream names it here before its first event)",
+                           "schema": text(maxLength=128)}}
 _CALL_PARAMS = [
     {"name": "X-Ostinato-Program", "in": "header", "required": False,
      "schema": text(maxLength=128, pattern=ID_PATTERN),
@@ -179,7 +183,7 @@ def _call_op(summary: str, request: str, answer: str, description: str,
             "schema": ref(request)}}},
         "responses": {"200": {
             "description": f"the answer; with `stream: true`, {streamed}",
-            "headers": _HIT,
+            "headers": _ANSWER_HEADERS,
             "content": {"application/json": {"schema": ref(answer)},
                         "text/event-stream": {"schema": events}}},
             **_errors(*_CALL_ERRORS)},

@@ -33,7 +33,7 @@ from cache.conversation_store import (
     TooManyItems,
 )
 from cache.conversations import Continuation
-from cache.modes import HIT_HEADER, REQUEST_HEADER, hit_header
+from cache.modes import REQUEST_HEADER
 from cache.stored_responses import (
     BrokenChain,
     ChainTooLong,
@@ -44,7 +44,7 @@ from gateway.call_items import Delta
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.draining import told
 from gateway.openai_format import BadRequest, call_from_openai
-from gateway.openai_response import extension_json
+from gateway.openai_response import answer_headers, extension_json
 from gateway.responses_format import (
     PRIOR,
     Sources,
@@ -259,7 +259,8 @@ async def respond(core: GatewayCore, request: web.Request, tenant: str, body: An
     response = shell.json("completed", output_json(result), result,
                           extension_json(placed.client_program_id, placed.call, result))
     await keeper.keep(response, placed)
-    return web.json_response(response, headers={HIT_HEADER: hit_header(result.cache_hit)})
+    return web.json_response(response,
+                             headers=answer_headers(placed.client_program_id, result.cache_hit))
 
 
 def _fitted(core: GatewayCore, body: Any, cache_header: str | None,

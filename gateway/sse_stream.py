@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 import grpc
 from aiohttp import web
 
-from cache.modes import HIT_HEADER, hit_header
 from gateway.call_items import CallItem, Delta, Granted
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.draining import DRAINING, STREAM_STARTED, stopping_error
+from gateway.openai_response import answer_headers
 from ostinato.v1 import common_pb2
 
 
@@ -79,7 +79,7 @@ class SseStream:
             first, *self._sibling_firsts = await self._firsts()
             response = web.StreamResponse(headers={
                 "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                HIT_HEADER: hit_header(first.cache_hit)})
+                **answer_headers(self._placed.client_program_id, first.cache_hit)})
             await response.prepare(self._request)
             self._request[STREAM_STARTED] = True
             try:

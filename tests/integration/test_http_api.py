@@ -37,6 +37,20 @@ def test_chat_completion(acme: openai.OpenAI) -> None:
     assert raw_resp.headers["X-Ostinato-Cache-Hit"] == "miss"
     ext = out.model_extra["ostinato"]  # type: ignore[index]
     assert ext["simulated"] is True and ext["worker_id"].startswith("worker-")
+    assert raw_resp.headers["X-Ostinato-Program"] == ext["program_id"]
+
+
+def test_a_stream_names_its_program_before_its_first_event(acme: openai.OpenAI) -> None:
+    """A client that leaves a stream early (n answers: n role chunks and deltas before any
+    finish chunk names the program) knows its program from the header, and may end it."""
+    with acme.chat.completions.with_streaming_response.create(
+            model=MODEL, messages=ask("Count to five."), max_tokens=4, n=3,
+            stream=True) as raw:
+        named = raw.headers["X-Ostinato-Program"]
+        chunks = list(raw.parse())
+    ids = {c.model_extra["ostinato"]["program_id"] for c in chunks  # type: ignore[index]
+           if c.model_extra and "ostinato" in c.model_extra}
+    assert named and ids == {named}
 
 
 def test_in_open_mode_an_openai_client_with_any_key_is_tenant_default(base_url: str,
@@ -112,12 +126,12 @@ def test_models_completions_logprobs_and_n(acme: openai.OpenAI) -> None:
                                        frequency_penalty=0.5, logit_bias={"50256": -100})
     assert [c.index for c in out.choices] == [0, 1, 2]
     # 5 tokens an answer, unless one ended earlier (each has a fresh random seed, and the sim
-    # model may end it: CI 2026-12-07 read 14)
+    # model may end it: CI 2026-12-07 read 14; or end it with its stop token as the 5th: 15)
     assert out.usage is not None
     if all(c.finish_reason == "length" for c in out.choices):
         assert out.usage.completion_tokens == 15
     else:
-        assert 3 <= out.usage.completion_tokens < 15
+        assert 3 <= out.usage.completion_tokens <= 15
     lp = out.choices[0].logprobs
     assert lp is not None and lp.content and len(lp.content[0].top_logprobs) == 2
     ext = out.model_extra["ostinato"]  # type: ignore[index]
