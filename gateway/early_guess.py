@@ -16,9 +16,12 @@ early run's reports are of an attempt replaced).
 Only where a wrong guess costs little and jumps no queue: a call's first attempt, not
 resent, without parents (a continuing call goes to the worker that holds its context),
 with a prompt of at most `max_prompt_tokens` (a cancelled early run wasted its prefill),
-while the planner's last grant said no call waited there and some worker had a free slot,
-and no other call of this gateway's is being admitted (its grant takes the worker named
-next: a burst of calls would all be guessed onto it).
+while the planner's last grant, under FRESH_S old, said no call waited there and some
+worker had a free slot, and no other call of this gateway's is being admitted (its grant
+takes the worker named next: a burst of calls would all be guessed onto it). Not a promise
+that no queue is jumped: other gateways may fill the planner's queue within FRESH_S, and an
+early run then runs while its call waits (its work counted once its grant confirms it;
+cut, if its grant names another worker, without being charged to its tenant).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from collections import OrderedDict
 from ostinato.v1 import planner_pb2
 
 FIRST_ATTEMPT = 1  # the attempt the planner numbers a call's first run (planner/core/model.py)
+# The last grant is news this long: an idle gateway's says nothing of what other gateways
+# have queued at the planner since
+FRESH_S = 1.0
 PROGRAMS_KEPT = 4096  # programs whose last grant's worker is kept (the least recent dropped)
 
 
@@ -36,14 +42,17 @@ class EarlyGuess:
         """`max_prompt_tokens`: the longest prompt started early (0: none is)."""
         self.max_prompt_tokens = max_prompt_tokens
         self._next: planner_pb2.Grant | None = None  # what the last grant named next
+        self._granted_at = float("-inf")  # when the last grant came
         # program id -> its last grant's (worker id, address), the least recent first
         self._programs: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self.confirmed = 0  # early runs the grant named (the call's first attempt)
         self.missed = 0  # early runs cancelled: granted elsewhere, or not granted
 
-    def granted(self, grant: planner_pb2.Grant, program_id: str) -> None:
-        """A grant of a call of `program_id` ("": of a one-call program) came: where that
-        program's calls go, and where the planner starts a new program's call next."""
+    def granted(self, grant: planner_pb2.Grant, program_id: str, now: float) -> None:
+        """A grant of a call of `program_id` ("": of a one-call program) came at `now`:
+        where that program's calls go, and where the planner starts a new program's call
+        next."""
+        self._granted_at = now
         if grant.worker_id and program_id:
             self._programs[program_id] = (grant.worker_id, grant.worker_address)
             self._programs.move_to_end(program_id)
@@ -56,20 +65,23 @@ class EarlyGuess:
         elif grant.worker_id:  # every worker full (or a planner that names none)
             self._next = None  # (a grant without a worker: a call recorded only)
 
-    def guess(self, admit: planner_pb2.AdmitRequest, planner_waiting: int
+    def guess(self, admit: planner_pb2.AdmitRequest, planner_waiting: int, now: float
               ) -> planner_pb2.Grant | None:
         """The grant an early run of `admit`'s call goes by, or None: not started early.
         `planner_waiting`: calls waiting at the planner and this gateway's being admitted."""
-        if admit.prompt_tokens > self.max_prompt_tokens or planner_waiting or admit.resend \
-                or admit.retry_of_attempt or admit.parent_call_ids or admit.served_from_cache:
+        # (a last grant naming no next worker: every worker full, or a planner from before
+        # early starts, which would take the guess for no more than a hint)
+        if self._next is None or now - self._granted_at > FRESH_S \
+                or admit.prompt_tokens > self.max_prompt_tokens or planner_waiting \
+                or admit.resend or admit.retry_of_attempt or admit.parent_call_ids \
+                or admit.served_from_cache:
             return None
         placed = self._programs.get(admit.program_id)
         if placed is not None:
             return planner_pb2.Grant(call_id=admit.call_id, worker_id=placed[0],
                                      worker_address=placed[1], attempt=FIRST_ATTEMPT,
-                                     priority=self._next.priority if self._next else 0)
-        if self._next is None or not (admit.HasField("register_program")
-                                      or admit.end_program_after):
+                                     priority=self._next.priority)
+        if not (admit.HasField("register_program") or admit.end_program_after):
             return None  # (a program another gateway placed: its worker is not known here)
         guess = planner_pb2.Grant()
         guess.CopyFrom(self._next)

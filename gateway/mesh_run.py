@@ -251,7 +251,8 @@ class MeshRun:
         and named in its admission (gateway/early_guess.py); None: not started early."""
         # (not while another call of ours is being admitted: its grant takes the worker
         # named next, and a burst of calls would all be guessed onto that one)
-        guess = self.early.guess(admit, self._planner_waiting + self._admitting)
+        guess = self.early.guess(admit, self._planner_waiting + self._admitting,
+                                 time.monotonic())
         if guess is None:
             return None
         admit.started_on = guess.worker_id
@@ -282,7 +283,8 @@ class MeshRun:
                 failing_for_s=PLANNER_WAIT_S, outage=self.planner_outage)
             self._planner_waiting = grant.calls_waiting
             # (a one-call program has no next call: its worker is not kept)
-            self.early.granted(grant, "" if admit.end_program_after else admit.program_id)
+            self.early.granted(grant, "" if admit.end_program_after else admit.program_id,
+                               time.monotonic())
             return grant
         except asyncio.CancelledError:
             # a grant may be on its way: it must not hold a worker

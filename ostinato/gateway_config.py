@@ -71,9 +71,10 @@ class GatewayConfig:
     # holds up to twice it); 0: unbounded.
     max_inflight_calls: int = 4096
     # Early start (gateway/early_guess.py): a call without parents whose prompt has at most
-    # this many tokens, while nothing waits at the planner, goes to the worker the planner
-    # is guessed to grant as its admission goes out: the planner's round trip overlaps the
-    # worker's (guessed wrong, that run is cancelled and the call runs where granted); 0: off.
+    # this many tokens, while the planner's last grant said nothing waited, goes to the
+    # worker the planner is guessed to grant as its admission goes out: the planner's round
+    # trip overlaps the worker's (guessed wrong, that run is cut, the call runs where
+    # granted); 0: off.
     early_start_max_tokens: int = 512
     # Answer caches (cache/answers.py). A call's CachePolicy (or X-Ostinato-Cache) overrides
     # cache_mode; exact applies to deterministic calls only (temperature 0).

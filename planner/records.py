@@ -49,6 +49,9 @@ def call_json(call: CallRecord, wall_now: float, clock_now: float) -> str:
         "score": call.score, "arrival_wall": wall(call.arrival),
         "dispatched_wall": wall(call.dispatched_at), "finished_wall": wall(call.finished_at),
         "attempt": call.attempt, "excluded": sorted(call.excluded),
+        # (started early on a worker, not yet granted: that worker's reports count for
+        # nothing until then, after a restart too)
+        **({"started_on": call.started_on} if call.started_on else {}),
     })
 
 
@@ -94,6 +97,7 @@ def program_from_fields(program_id: str, meta: Mapping[str, str], calls: Mapping
                 reasoning_tokens=int(d.get("reasoning_tokens", 0)),
                 attempt=int(d.get("attempt", 1)),
                 excluded=frozenset(d.get("excluded", ())),
+                started_on=str(d.get("started_on", "")),
             )
             call.prompt_tokens_used = call.prompt_tokens if call.state.finished else 0
             program.calls[call_id] = call

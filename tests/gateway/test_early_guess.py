@@ -30,7 +30,7 @@ def _admit(**fields: object) -> planner_pb2.AdmitRequest:
 def _guess(*grants: tuple[planner_pb2.Grant, str]) -> EarlyGuess:
     guess = EarlyGuess(max_prompt_tokens=512)
     for grant, program_id in grants or ((_grant("w0"), ""),):
-        guess.granted(grant, program_id)
+        guess.granted(grant, program_id, 0.0)
     return guess
 
 
@@ -49,7 +49,7 @@ def _guess(*grants: tuple[planner_pb2.Grant, str]) -> EarlyGuess:
 ])
 def test_which_calls_start_early(admit: planner_pb2.AdmitRequest, waiting: int,
                                  started: bool) -> None:
-    assert (_guess().guess(admit, waiting) is not None) is started
+    assert (_guess().guess(admit, waiting, 0.5) is not None) is started
 
 
 @pytest.mark.parametrize(("grants", "expected"), [
@@ -63,8 +63,8 @@ def test_a_new_program_goes_where_the_last_grant_named_next(
         grants: tuple[tuple[planner_pb2.Grant, str], ...], expected: str | None) -> None:
     guess = EarlyGuess(max_prompt_tokens=512)
     for grant, program_id in grants:
-        guess.granted(grant, program_id)
-    got = guess.guess(_admit(), 0)
+        guess.granted(grant, program_id, 0.0)
+    got = guess.guess(_admit(), 0, 0.5)
     if expected is None:
         assert got is None
         return
@@ -75,28 +75,37 @@ def test_a_new_program_goes_where_the_last_grant_named_next(
 
 def test_a_placed_programs_call_goes_to_its_last_grants_worker() -> None:
     guess = _guess((_grant("w0", next_worker="w1"), "p"), (_grant("w2", next_worker="w1"), "q"))
-    assert guess.guess(_admit(program_id="p"), 0).worker_id == "w0"  # type: ignore[union-attr]
-    assert guess.guess(_admit(program_id="q"), 0).worker_id == "w2"  # type: ignore[union-attr]
-    guess.granted(_grant("w1", next_worker=""), "p")  # p moved; every worker full
-    assert guess.guess(_admit(program_id="p"), 0).worker_id == "w1"  # type: ignore[union-attr]
-    assert guess.guess(_admit(), 0) is None  # a new program's: none free as of that grant
+    assert guess.guess(_admit(program_id="p"), 0, 0.5).worker_id == "w0"  # type: ignore[union-attr]
+    assert guess.guess(_admit(program_id="q"), 0, 0.5).worker_id == "w2"  # type: ignore[union-attr]
+    guess.granted(_grant("w1", next_worker="w0"), "p", 0.0)  # p moved
+    assert guess.guess(_admit(program_id="p"), 0, 0.5).worker_id == "w1"  # type: ignore[union-attr]
+    guess.granted(_grant("w1", next_worker=""), "q", 0.0)  # every worker full: none
+    assert guess.guess(_admit(program_id="p"), 0, 0.5) is None
+    assert guess.guess(_admit(), 0, 0.5) is None
+
+
+def test_a_last_grant_older_than_fresh_s_starts_nothing_early() -> None:
+    guess = _guess((_grant("w0"), "p"))
+    assert guess.guess(_admit(), 0, early_guess.FRESH_S) is not None
+    assert guess.guess(_admit(), 0, early_guess.FRESH_S + 0.01) is None  # others may queue
+    assert guess.guess(_admit(program_id="p"), 0, early_guess.FRESH_S + 0.01) is None
 
 
 def test_the_programs_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(early_guess, "PROGRAMS_KEPT", 2)
     guess = _guess((_grant("w0"), "a"), (_grant("w1"), "b"), (_grant("w2"), "a"),
                    (_grant("w3"), "c"))  # b is the least recent
-    assert guess.guess(_admit(program_id="b"), 0) is None
-    assert guess.guess(_admit(program_id="a"), 0).worker_id == "w2"  # type: ignore[union-attr]
+    assert guess.guess(_admit(program_id="b"), 0, 0.5) is None
+    assert guess.guess(_admit(program_id="a"), 0, 0.5).worker_id == "w2"  # type: ignore[union-attr]
 
 
 def test_it_goes_by_the_last_grants_priority_and_is_off_at_zero_tokens() -> None:
-    got = _guess((_grant("w0", priority=7), "")).guess(_admit(), 0)
+    got = _guess((_grant("w0", priority=7), "")).guess(_admit(), 0, 0.5)
     assert got is not None and got.priority == 7
     off = EarlyGuess(max_prompt_tokens=0)
-    off.granted(_grant("w0"), "p")
-    assert off.guess(_admit(prompt_tokens=1), 0) is None
-    assert off.guess(_admit(program_id="p", prompt_tokens=1), 0) is None
+    off.granted(_grant("w0"), "p", 0.0)
+    assert off.guess(_admit(prompt_tokens=1), 0, 0.5) is None
+    assert off.guess(_admit(program_id="p", prompt_tokens=1), 0, 0.5) is None
 
 
 @pytest.mark.parametrize(("grant", "settled"), [
@@ -107,7 +116,7 @@ def test_it_goes_by_the_last_grants_priority_and_is_off_at_zero_tokens() -> None
 ])
 def test_what_the_grant_settles(grant: planner_pb2.Grant | None, settled: bool) -> None:
     guess = _guess()
-    first = guess.guess(_admit(), 0)
+    first = guess.guess(_admit(), 0, 0.5)
     assert first is not None and first.worker_id == "w1"
     assert guess.settled(first, grant) is settled
     assert (guess.confirmed, guess.missed) == (int(settled), int(not settled))

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ostinato.clock import ManualClock
-from planner.core import CallState, DuplicateCall, Overloaded, PlannerCore
+from planner.core import CallState, DuplicateCall, NoSuchCall, Overloaded, PlannerCore
 from planner.core.model import CallChanged, ProgramRegistered
 from planner.core.selection import parse_policy
 from planner.records import CorruptRecord, call_json, program_fields, program_from_fields
@@ -165,3 +165,22 @@ def test_a_restored_program_stays_declared_or_not(declared: bool) -> None:
     new = make_core(ManualClock(start=50.0))
     new.restore(program_from_fields("p", meta, calls, WALL + clock.now() + 5, 50.0))
     assert new.program("p", "acme").declared is declared
+
+
+def test_a_call_started_early_and_waiting_stays_so_through_a_restart() -> None:
+    """Its early run's report, replayed to the restarted planner, does not end it (it
+    would be answered ALREADY_EXISTS when its gateway admits it again: review 2026-12-07)."""
+    clock = ManualClock()
+    old = make_core(clock, budget=1)
+    old.register_program("p", "acme")
+    old.submit("p", "acme", "busy")
+    old.dispatch()
+    old.submit("p", "acme", "c", started_on="w0")  # w0 is full: c waits
+    assert old.dispatch() == []
+    meta, calls = persist(old, clock)
+    new = make_core(ManualClock(start=50.0), budget=1)
+    new.restore(program_from_fields("p", meta, calls, WALL + clock.now() + 5, 50.0))
+    with pytest.raises(NoSuchCall):
+        new.complete("p", "c", attempt=1, worker_id="w0")
+    again = new.submit("p", "acme", "c", started_on="w0")  # its gateway's re-admission
+    assert again.state is CallState.QUEUED and again.started_on == "w0"
