@@ -70,7 +70,8 @@ class EarlyGuess:
         """The grant an early run of `admit`'s call goes by, or None: not started early.
         `planner_waiting`: calls waiting at the planner and this gateway's being admitted."""
         # (a last grant naming no next worker: every worker full, or a planner from before
-        # early starts, which would take the guess for no more than a hint)
+        # early starts, which ignores started_on: a guess it granted elsewhere would be cut
+        # and the cut run's report end the call's attempt there)
         if self._next is None or now - self._granted_at > FRESH_S \
                 or admit.prompt_tokens > self.max_prompt_tokens or planner_waiting \
                 or admit.resend or admit.retry_of_attempt or admit.parent_call_ids \
