@@ -33,9 +33,9 @@ USER = [{"role": "user", "content": "Name a lighthouse."}]
 
 @pytest.fixture(scope="module")
 def mesh() -> Iterator[Mesh]:
-    """Two workers of one slot each (the planner's budget): a worker busy with one call is
+    """Two workers of two slots each (the planner's budget): a worker busy with two calls is
     full, and a call guessed onto it is granted the other."""
-    mesh = start_mesh(workers=2, worker={"max_inflight": 1, "heartbeat_s": 0.5,
+    mesh = start_mesh(workers=2, worker={"max_inflight": 2, "heartbeat_s": 0.5,
                                          "health_check_s": 0.0})
     yield mesh
     mesh.close()
@@ -69,18 +69,19 @@ def test_calls_started_early_on_their_programs_worker_run_once(
     pid = stub.StartProgram(gateway_pb2.StartProgramRequest(), timeout=10).program_id
     answers = [_whole(stub, pid, f"c{i}") for i in range(8)]
     after = _early(mesh)
-    # the first call placed the program; each later one started early on its worker, and
-    # ran there as its first attempt; or, its worker still full at the planner (the last
-    # call's report on its way: one slot each here), ran on the other as its second
+    # the first call placed the program; each later one started early on its worker (unless
+    # the last grant was over FRESH_S old: a very slow machine), and ran there as its first
+    # attempt; or, its worker still full at the planner (the last calls' reports on their way),
+    # ran on the other as its second
     confirmed = after["confirmed"] - before["confirmed"]
     missed = after["missed"] - before["missed"]
-    assert confirmed >= 1 and confirmed + missed == 7, (before, after)
+    assert confirmed >= 1 and confirmed + missed <= 7, (before, after)
     assert all(a.result.usage.completion_tokens == 4 for a in answers)
     summary = stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=pid), timeout=10).summary
     assert (summary.calls_completed, summary.calls_failed, summary.calls_cancelled) == (8, 0, 0)
     assert summary.usage.completion_tokens == 8 * 4  # the early runs counted once each
     attempts = [record(mesh, pid, f"c{i}")["attempt"] for i in range(1, 8)]
-    assert sorted(attempts) == [1] * int(confirmed) + [2] * int(missed)
+    assert sorted(attempts) == [1] * (7 - int(missed)) + [2] * int(missed)
 
 
 def test_a_call_started_early_on_a_full_worker_runs_where_granted_once(
@@ -88,15 +89,20 @@ def test_a_call_started_early_on_a_full_worker_runs_where_granted_once(
     pid = stub.StartProgram(gateway_pb2.StartProgramRequest(), timeout=10).program_id
     _whole(stub, pid, "first")  # places the program: its worker is the gateway's guess
     home = str(record(mesh, pid, "first")["worker_id"])
-    # a long call of the program fills its worker's one slot...
-    long_spec = call_spec(messages=USER, call_id="long", thread_id="long", parents=[],
-                          max_tokens=4000)
-    long_spec.sampling.ignore_eos = True
-    long_call = stub.Call(gateway_pb2.CallRequest(program_id=pid, call=long_spec), timeout=120)
-    thread, _ = in_thread(lambda: list(long_call))
+    # two long calls of the program fill its worker's two slots...
+    longs, threads = [], []
+    for name in ("long", "long2"):
+        spec = call_spec(messages=USER, call_id=name, thread_id=name, parents=[],
+                         max_tokens=4000)
+        spec.sampling.ignore_eos = True
+        longs.append(stub.Call(gateway_pb2.CallRequest(program_id=pid, call=spec), timeout=120))
+        threads.append(in_thread(lambda call=longs[-1]: list(call))[0])
     try:
-        assert running_on(mesh, pid, "long") == home
-        wait_for(lambda: worker_running(mesh, home) == 1)
+        assert running_on(mesh, pid, "long") == home and running_on(mesh, pid, "long2") == home
+        wait_for(lambda: worker_running(mesh, home) == 2)
+        # (a grant just now, of a one-call program on the other worker, which keeps a free
+        # slot: the gateway's last grant is fresh however long the waits above took)
+        _whole(stub, "", "fresh")
         before = _early(mesh)
         # ...so the next call, guessed onto it, is granted the other worker: attempt 2
         answer = _whole(stub, pid, "next")
@@ -107,11 +113,13 @@ def test_a_call_started_early_on_a_full_worker_runs_where_granted_once(
         wait_for(lambda: record(mesh, pid, "next").get("state") == "done")  # (reported)
         rec = record(mesh, pid, "next")
         assert (rec["attempt"], rec["worker_id"]) == (2, other(home))
-        # the early run on the full worker was cut: only the long call runs there
-        wait_for(lambda: worker_running(mesh, home) == 1 and worker_running(mesh, other(home)) == 0)
+        # the early run on the full worker was cut: only the long calls run there
+        wait_for(lambda: worker_running(mesh, home) == 2 and worker_running(mesh, other(home)) == 0)
     finally:
-        long_call.cancel()
-        thread.join(timeout=30)
+        for call in longs:
+            call.cancel()
+        for thread in threads:
+            thread.join(timeout=30)
     summary = stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=pid), timeout=10).summary
-    # first and next once each; the long call cancelled; nothing failed
-    assert (summary.calls_completed, summary.calls_failed, summary.calls_cancelled) == (2, 0, 1)
+    # first and next once each; the long calls cancelled; nothing failed
+    assert (summary.calls_completed, summary.calls_failed, summary.calls_cancelled) == (2, 0, 2)
