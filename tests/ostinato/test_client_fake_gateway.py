@@ -129,49 +129,6 @@ def test_a_call_id_used_again_on_its_thread_is_already_exists(
     assert list(gateway[1].calls[-1].call.parent_call_ids) == ["step"] and after.call_id
 
 
-def test_a_call_run_to_its_end_is_one_unary_callwhole_and_a_stream_is_a_call(
-        client: ostinato.Client, gateway: tuple[str, FakeGateway]) -> None:
-    fake = gateway[1]  # (the module's: other tests' calls before these)
-    whole, calls = len(fake.whole), len(fake.calls)
-    with client.program() as program:
-        out = program.call(prompt="x", call_id="whole", logprobs=True, top_logprobs=1)
-        stream = program.stream(prompt="x", call_id="streamed", whole=True)
-        assert list(stream) == ["hi"]
-    assert fake.whole[whole:] == ["whole"]  # the streamed one went as Call
-    assert [r.call.call_id for r in fake.calls[calls:]] == ["whole", "streamed"]
-    assert (out.text, out.finish_reason, out.call_id) == ("hi", "stop", "whole")
-    assert [t.token for t in out.logprobs] == ["hi"]
-    assert list(fake.calls[-1].call.parent_call_ids) == ["whole"]  # its thread recorded
-
-
-class _OlderGateway(FakeGateway):
-    """A gateway from before CallWhole: UNIMPLEMENTED, as gRPC answers a method it lacks."""
-
-    def CallWhole(self, request, context):
-        self.whole.append(request.call.call_id)
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
-
-
-def test_a_gateway_older_than_callwhole_is_called_with_a_stream() -> None:
-    fake = _OlderGateway()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    gateway_pb2_grpc.add_GatewayServicer_to_server(fake, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        with ostinato.Client(f"127.0.0.1:{port}", timeout_s=WAIT_S) as client, \
-                client.program() as program:
-            first = program.call(prompt="x", call_id="a")
-            second = program.call(prompt="x", call_id="b")
-    finally:
-        server.stop(grace=None)
-    assert (first.text, second.text) == ("hi", "hi")
-    assert fake.whole == ["a"]  # asked once: the client remembers the gateway lacks it
-    assert [r.call.call_id for r in fake.calls] == ["a", "b"]
-    assert all(r.whole for r in fake.calls)  # the answer whole, as CallWhole gives it
-    assert list(fake.calls[1].call.parent_call_ids) == ["a"]  # threads recorded as before
-
-
 async def test_the_async_client_is_the_same(gateway: tuple[str, FakeGateway]) -> None:
     async with ostinato.AsyncClient(gateway[0], timeout_s=WAIT_S) as client, \
             client.program() as program:
