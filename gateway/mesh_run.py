@@ -229,7 +229,7 @@ class MeshRun:
         self.reporter_for(report_later).send(planner_pb2.CompletionReport(
             program_id=admit.program_id, call_id=admit.call_id, worker_id=grant.worker_id,
             status=planner_pb2.COMPLETION_STATUS_OK, usage=usage,
-            service_s=final.service_s, attempt=grant.attempt))
+            service_s=final.service_s, attempt=grant.attempt, granted=True))
         if tail or rest or tail_thinking or thinking:
             yield Delta(tail + rest, last=True, reasoning=tail_thinking + thinking)
         total = time.monotonic() - start
@@ -255,7 +255,7 @@ class MeshRun:
                                  time.monotonic())
         if guess is None:
             return None
-        admit.started_on = guess.worker_id
+        admit.started_on, admit.started_priority = guess.worker_id, guess.priority
         output = self._output(prompt)
         return EarlyRun(guess, self._generate(
             generate, guess, output, max(0.001, timeout_s - (time.monotonic() - start))), output)
@@ -273,7 +273,7 @@ class MeshRun:
             admit.retry_of_attempt = failed.attempt
             admit.exclude_workers.append(failed.worker_id)
             admit.resend = False  # this attempt's worker did fail
-            admit.started_on = ""
+            admit.started_on, admit.started_priority = "", 0
         began = time.monotonic()
         self._admitting += 1
         try:

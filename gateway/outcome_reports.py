@@ -32,7 +32,7 @@ class OutcomeReports:
         it, so nobody could continue or end it)."""
         report = planner_pb2.CompletionReport(
             program_id=admit.program_id, call_id=admit.call_id, worker_id=grant.worker_id,
-            status=status, attempt=grant.attempt,
+            status=status, attempt=grant.attempt, granted=True,
         )
         # If this fails, the planner still gets the worker's own report.
         try:
@@ -73,7 +73,7 @@ class OutcomeReports:
         awaited: the caller's task is being cancelled."""
         report = planner_pb2.CompletionReport(
             program_id=admit.program_id, call_id=admit.call_id, worker_id=worker_id,
-            status=status, attempt=attempt)
+            status=status, attempt=attempt, granted=bool(attempt))
 
         async def send() -> None:
             with contextlib.suppress(grpc.aio.AioRpcError):

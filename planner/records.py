@@ -51,7 +51,8 @@ def call_json(call: CallRecord, wall_now: float, clock_now: float) -> str:
         "attempt": call.attempt, "excluded": sorted(call.excluded),
         # (started early on a worker, not yet granted: that worker's reports count for
         # nothing until then, after a restart too)
-        **({"started_on": call.started_on} if call.started_on else {}),
+        **({"started_on": call.started_on, "started_priority": call.started_priority}
+           if call.started_on else {}),
     })
 
 
@@ -98,6 +99,7 @@ def program_from_fields(program_id: str, meta: Mapping[str, str], calls: Mapping
                 attempt=int(d.get("attempt", 1)),
                 excluded=frozenset(d.get("excluded", ())),
                 started_on=str(d.get("started_on", "")),
+                started_priority=int(d.get("started_priority", 0)),
             )
             call.prompt_tokens_used = call.prompt_tokens if call.state.finished else 0
             program.calls[call_id] = call

@@ -206,7 +206,7 @@ class PlannerService(WorkerRpcs, planner_pb2_grpc.PlannerServicer):
                 served_from_cache=request.served_from_cache,
                 retry_of_attempt=request.retry_of_attempt,
                 exclude_workers=request.exclude_workers, resend=request.resend,
-                started_on=request.started_on,
+                started_on=request.started_on, started_priority=request.started_priority,
             )
         except PlannerError as exc:
             if request.end_program_after:  # the one-call program's only call was refused
@@ -305,6 +305,7 @@ class PlannerService(WorkerRpcs, planner_pb2_grpc.PlannerServicer):
                 cached_tokens=report.usage.cached_tokens,
                 reasoning_tokens=report.usage.reasoning_tokens, attempt=report.attempt,
                 cut=report.status in CUT, worker_id=report.worker_id,
+                granted=report.granted,
             )
         except NoSuchCall:
             if report.usage.reasoning_tokens:  # the gateway's, after the worker's report

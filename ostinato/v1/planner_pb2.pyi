@@ -44,7 +44,7 @@ class RegisterProgramResponse(_message.Message):
     def __init__(self, program_id: _Optional[str] = ..., already_open: _Optional[bool] = ...) -> None: ...
 
 class AdmitRequest(_message.Message):
-    __slots__ = ("tenant", "program_id", "call_id", "thread_id", "parent_call_ids", "prompt_tokens", "max_new_tokens", "hints", "prefix_hashes", "served_from_cache", "retry_of_attempt", "exclude_workers", "register_program", "max_open_programs", "end_program_after", "resend", "started_on")
+    __slots__ = ("tenant", "program_id", "call_id", "thread_id", "parent_call_ids", "prompt_tokens", "max_new_tokens", "hints", "prefix_hashes", "served_from_cache", "retry_of_attempt", "exclude_workers", "register_program", "max_open_programs", "end_program_after", "resend", "started_on", "started_priority")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class AdmitRequest(_message.Message):
     END_PROGRAM_AFTER_FIELD_NUMBER: _ClassVar[int]
     RESEND_FIELD_NUMBER: _ClassVar[int]
     STARTED_ON_FIELD_NUMBER: _ClassVar[int]
+    STARTED_PRIORITY_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     program_id: str
     call_id: str
@@ -79,7 +80,8 @@ class AdmitRequest(_message.Message):
     end_program_after: bool
     resend: bool
     started_on: str
-    def __init__(self, tenant: _Optional[str] = ..., program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., parent_call_ids: _Optional[_Iterable[str]] = ..., prompt_tokens: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., hints: _Optional[_Union[_common_pb2.CallHints, _Mapping]] = ..., prefix_hashes: _Optional[_Iterable[int]] = ..., served_from_cache: _Optional[bool] = ..., retry_of_attempt: _Optional[int] = ..., exclude_workers: _Optional[_Iterable[str]] = ..., register_program: _Optional[_Union[_common_pb2.ProgramOptions, _Mapping]] = ..., max_open_programs: _Optional[int] = ..., end_program_after: _Optional[bool] = ..., resend: _Optional[bool] = ..., started_on: _Optional[str] = ...) -> None: ...
+    started_priority: int
+    def __init__(self, tenant: _Optional[str] = ..., program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., parent_call_ids: _Optional[_Iterable[str]] = ..., prompt_tokens: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., hints: _Optional[_Union[_common_pb2.CallHints, _Mapping]] = ..., prefix_hashes: _Optional[_Iterable[int]] = ..., served_from_cache: _Optional[bool] = ..., retry_of_attempt: _Optional[int] = ..., exclude_workers: _Optional[_Iterable[str]] = ..., register_program: _Optional[_Union[_common_pb2.ProgramOptions, _Mapping]] = ..., max_open_programs: _Optional[int] = ..., end_program_after: _Optional[bool] = ..., resend: _Optional[bool] = ..., started_on: _Optional[str] = ..., started_priority: _Optional[int] = ...) -> None: ...
 
 class Grant(_message.Message):
     __slots__ = ("call_id", "worker_id", "worker_address", "priority", "queued_s", "matched_blocks", "parked_s", "attempt", "calls_waiting", "next_worker_id", "next_worker_address")
@@ -147,7 +149,7 @@ class AdmitStreamResponse(_message.Message):
     def __init__(self, id: _Optional[int] = ..., grant: _Optional[_Union[Grant, _Mapping]] = ..., status: _Optional[int] = ..., details: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[AdmitStreamResponse, _Mapping]]] = ..., final: _Optional[bool] = ...) -> None: ...
 
 class CompletionReport(_message.Message):
-    __slots__ = ("program_id", "call_id", "worker_id", "status", "usage", "service_s", "attempt")
+    __slots__ = ("program_id", "call_id", "worker_id", "status", "usage", "service_s", "attempt", "granted")
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +157,7 @@ class CompletionReport(_message.Message):
     USAGE_FIELD_NUMBER: _ClassVar[int]
     SERVICE_S_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_FIELD_NUMBER: _ClassVar[int]
     program_id: str
     call_id: str
     worker_id: str
@@ -162,7 +165,8 @@ class CompletionReport(_message.Message):
     usage: _common_pb2.Usage
     service_s: float
     attempt: int
-    def __init__(self, program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., status: _Optional[_Union[CompletionStatus, str]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., service_s: _Optional[float] = ..., attempt: _Optional[int] = ...) -> None: ...
+    granted: bool
+    def __init__(self, program_id: _Optional[str] = ..., call_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., status: _Optional[_Union[CompletionStatus, str]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., service_s: _Optional[float] = ..., attempt: _Optional[int] = ..., granted: _Optional[bool] = ...) -> None: ...
 
 class CompletionReports(_message.Message):
     __slots__ = ("reports",)

@@ -50,10 +50,13 @@ def readmission(existing: CallRecord, retry_of_attempt: int, resend: bool,
     return Readmission(existing.attempt, False, excluded | existing.excluded, existing.arrival)
 
 
-def started_early(call: CallRecord, worker_id: str) -> None:
+def started_early(call: CallRecord, worker_id: str, priority: int | None = None) -> None:
     """`call`, sent to a worker by its gateway ahead of its grant (`started_on`: an early
-    start), starts on `worker_id`: there, that run is the call's attempt; elsewhere, it
-    runs as the next attempt, so the early run's reports are of an attempt replaced."""
-    if call.started_on != worker_id:
+    start), starts on `worker_id` at engine `priority` (None: as it is known to run): there,
+    at that run's priority, that run is the call's attempt; elsewhere, or at another
+    priority (no run may keep a priority its grant did not give, another tenant's boost),
+    it runs as the next attempt, so the early run's reports are of an attempt replaced."""
+    if call.started_on != worker_id or (priority is not None
+                                        and priority != call.started_priority):
         call.attempt += 1
     call.started_on = ""

@@ -29,7 +29,7 @@ from planner.core.parking import ParkedCalls
 from planner.core.policies import PriorityPolicy, engine_priority
 from planner.core.queue import GLOBAL, MultiLevelQueue
 from planner.core.reconcile import CallAttempt, UnstartedGrants
-from planner.core.routing import RoutingPolicy, early_or
+from planner.core.routing import RoutingPolicy, route
 from planner.core.tenants import TenantShares
 
 
@@ -362,8 +362,7 @@ class WorkerDispatch(LateCalls):
                 parked.park(call, elsewhere.worker_id, now, call.queued_at)  # wait for a
                 return None  # worker that has not failed it, while one is healthy
             candidates = others or candidates
-        return early_or(call, program, self._routing, candidates,  # (an early start's worker)
-                        self._routing.choose(call, program, candidates, self._sorted_workers()))
+        return route(call, program, self._routing, candidates, self._sorted_workers())
 
     def _elsewhere(self, call: CallRecord) -> WorkerState | None:
         """The least loaded healthy worker that no earlier attempt of `call` failed on (a
@@ -378,12 +377,12 @@ class WorkerDispatch(LateCalls):
         if call.parked_since is not None:  # _unpark's, inlined
             call.parked_s += now - call.parked_since
             call.parked_since = None
-        if call.started_on:  # sent to a worker ahead of this grant (an early start)
-            started_early(call, worker.worker_id)
         call.priority = engine_priority(self._priority, call.score)
         shares = self._shares
         if shares.isolating and shares.boosted(call.tenant, worker):
             call.priority += self._boost
+        if call.started_on:  # sent to a worker ahead of this grant (an early start)
+            started_early(call, worker.worker_id, call.priority)
         worker.inflight += 1
         if worker.inflight >= worker.max_inflight:  # _track: it was free, it may be full now
             self._free.pop(worker.worker_id, None)

@@ -123,6 +123,7 @@ class CallRecord:
     # The worker its gateway started it on ahead of its grant (an early start), until it
     # starts here: elsewhere, it starts as its next attempt (planner/core/dispatch.py `_start`)
     started_on: str = field(default="", compare=False, repr=False)
+    started_priority: int = field(default=0, compare=False, repr=False)  # that run's priority
     # Waiting for its home worker (planner/core/parking.py): since when, and for how long in all
     parked_since: float | None = None
     parked_s: float = 0.0

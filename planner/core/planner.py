@@ -189,6 +189,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         exclude_workers: Iterable[str] = (),
         resend: bool = False,
         started_on: str = "",
+        started_priority: int = 0,
     ) -> CallRecord:
         """Queues a call (or blocks it on its parents; in a conversation, on those that
         have not started only). A call the gateway served from its cache is recorded as
@@ -203,7 +204,8 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         `resend`: the caller never got the answer of an earlier attempt (its gateway died):
         the next attempt runs whatever that attempt's state, done included, on any worker.
         `started_on`: the worker its gateway sent it to ahead of the grant (an early start):
-        started anywhere else, it runs as its next attempt (see `complete`).
+        started anywhere else, or there at another engine priority than `started_priority`
+        (that run's), it runs as its next attempt (see `complete`).
         """
         program = self.program(program_id, tenant)
         now = self._clock.now()
@@ -241,6 +243,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
             attempt=attempt,
             excluded=excluded,
             started_on=started_on,
+            started_priority=started_priority,
         )
         if parents:
             call.critical_path_s = max(calls[p].critical_path_s + calls[p].service_s

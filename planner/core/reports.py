@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from ostinato.clock import Clock
 from planner.core.admission import ProgramAdmission
+from planner.core.attempts import started_early
 from planner.core.estimates import OutputEstimator
 from planner.core.model import (
     CallChanged,
@@ -52,6 +53,7 @@ class CallReports:
         attempt: int = 0,
         cut: bool | None = None,
         worker_id: str = "",
+        granted: bool = False,
     ) -> CallRecord:
         """Records the end of a running call. Repeated reports of one call are ignored, and
         so are reports of an `attempt` that a retry replaced (0: whichever runs).
@@ -60,10 +62,11 @@ class CallReports:
         call was ended from its caller's side (cancelled, or its deadline passed) while its
         worker may still run it (default: whether `state` is CANCELLED). `worker_id`: the
         worker the report names; the one a waiting call was started on early (`started_on`)
-        reports that run, which counts only once the call is granted there."""
+        reports that run, which counts only once the call is granted there. `granted`: the
+        report is its gateway's, of the grant it holds (`_live`)."""
         if not state.finished:
             raise ValueError(f"complete() needs a finished state, got {state}")
-        call = self._live(program_id, call_id, attempt)
+        call = self._live(program_id, call_id, attempt, worker_id, granted)
         if call is not None and call.started_on and worker_id == call.started_on:
             raise NoSuchCall(f"call {call_id!r} was started on {worker_id!r} ahead of its "
                              "grant: that run counts once it is granted there")
@@ -162,12 +165,22 @@ class CallReports:
         if call is not None:  # (a grant its caller never got: no worker started it)
             self._finish(call, CallState.CANCELLED)
 
-    def _live(self, program_id: str, call_id: str, attempt: int) -> CallRecord | None:
-        """The unfinished call (an orphan included), if `attempt` (0: any) is its current."""
+    def _live(self, program_id: str, call_id: str, attempt: int, worker_id: str = "",
+              granted: bool = False) -> CallRecord | None:
+        """The unfinished call (an orphan included), if `attempt` (0: any) is its current.
+        An orphan started early (`started_on`) whose grant was lost with the planner takes
+        where it ran from a report that shows it: its gateway's (`granted`), or one of the
+        attempt after the early run's from another worker (only a grant elsewhere starts
+        that). The early worker's own report shows nothing: it also runs ungranted."""
         key = call_key(program_id, call_id)
         call = self._calls.get(key)
         if call is None and key in self._orphans:  # it ran, but its grant was not persisted
             call = self._orphans[key][0]
+            if call.started_on and attempt and (
+                    (granted and worker_id == call.started_on and attempt == call.attempt)
+                    or (worker_id not in ("", call.started_on)
+                        and attempt == call.attempt + 1)):
+                started_early(call, worker_id)
         if call is None or (attempt and call.attempt != attempt):
             return None
         return call

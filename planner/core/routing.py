@@ -1,7 +1,9 @@
 """Routing policies: which worker gets a dispatched call. A policy is a small plugin.
 
 `choose` gets the call, its program, the workers with free admission budget (sorted by
-id) and every worker (for load comparisons), and returns one of the candidates. `home`
+id) and every worker (for load comparisons), and returns one of the candidates, changing
+nothing; `started` then tells it where the call starts (its choice, or an early start's
+worker as good: `route`), for a policy that keeps what it sent where. `home`
 names the worker a call is worth waiting for when that is full (the planner parks it
 there, planner/core/parking.py), or "" for a policy that never waits.
 """
@@ -26,6 +28,10 @@ class RoutingPolicy(Protocol):
         """The worker this call should wait for when it is full ("": none, go anywhere)."""
         ...
 
+    def started(self, call: CallRecord, worker: WorkerState) -> None:
+        """The call starts on `worker`."""
+        ...
+
     def forget(self, worker_id: str) -> None:
         """The worker left, or registered anew (its engine may hold nothing): drop what the
         policy keeps of it."""
@@ -39,6 +45,17 @@ def held_blocks(call: CallRecord, worker_id: str) -> int | None:
     if call.kv_matches is None:
         return None
     return call.kv_matches.get(worker_id)
+
+
+def route(call: CallRecord, program: Program, routing: RoutingPolicy,
+          candidates: Sequence[WorkerState], workers: Sequence[WorkerState]) -> WorkerState:
+    """Where the call starts, of `candidates`: the policy's choice, or the worker its
+    gateway started it on early where that is as good (`early_or`); the policy is told
+    (review 2026-12-07: cache_aware indexed its prompt on the worker it chose instead)."""
+    worker = early_or(call, program, routing, candidates,
+                      routing.choose(call, program, candidates, workers))
+    routing.started(call, worker)
+    return worker
 
 
 def early_or(call: CallRecord, program: Program, routing: RoutingPolicy,
@@ -72,6 +89,9 @@ class _NoHome:
     def forget(self, worker_id: str) -> None:
         pass  # nothing kept per worker
 
+    def started(self, call: CallRecord, worker: WorkerState) -> None:
+        pass  # nor per call
+
 
 class RoundRobin(_NoHome):
     """Rotates over workers, as a Kubernetes Service in front of vLLM does."""
@@ -87,10 +107,11 @@ class RoundRobin(_NoHome):
             raise ValueError("choose() needs at least one candidate")
         for worker in candidates:  # candidates are sorted by worker_id
             if worker.worker_id > self._last:
-                self._last = worker.worker_id
                 return worker
-        self._last = candidates[0].worker_id
         return candidates[0]
+
+    def started(self, call: CallRecord, worker: WorkerState) -> None:
+        self._last = worker.worker_id
 
 
 class LeastLoad(_NoHome):
@@ -132,6 +153,9 @@ class Affinity:
 
     def forget(self, worker_id: str) -> None:
         pass  # nothing kept per worker: homes are read from the programs' records
+
+    def started(self, call: CallRecord, worker: WorkerState) -> None:
+        pass
 
     def home(self, call: CallRecord, program: Program) -> str:
         """The worker that ran the call's latest parent; empty for calls without parents.
@@ -224,7 +248,6 @@ class CacheAware(_NoHome):
     def choose(self, call: CallRecord, program: Program, candidates: Sequence[WorkerState],
                workers: Sequence[WorkerState]) -> WorkerState:
         if len(candidates) == 1:  # the only choice (a busy cluster's usual case): no loads
-            self._record(candidates[0].worker_id, call.prefix_hashes)
             return candidates[0]
         least = least_loaded(candidates)
         loads = [w.inflight for w in workers] or [0]
@@ -239,8 +262,10 @@ class CacheAware(_NoHome):
             best = max(candidates, key=lambda w: (held(w), -w.inflight, w.worker_id))
             if held(best) >= self._threshold * len(call.prefix_hashes):
                 pick = best
-        self._record(pick.worker_id, call.prefix_hashes)
         return pick
+
+    def started(self, call: CallRecord, worker: WorkerState) -> None:
+        self._record(worker.worker_id, call.prefix_hashes)
 
 
 def routing_policies() -> dict[str, type]:

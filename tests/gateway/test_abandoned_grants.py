@@ -58,6 +58,7 @@ async def test_a_caller_gone_after_its_grant_frees_the_worker() -> None:
     (report,) = planner.reports
     assert (report.program_id, report.call_id, report.attempt, report.worker_id, report.status) \
         == ("p1", "c1", 1, "w1", planner_pb2.COMPLETION_STATUS_CANCELLED)
+    assert report.granted  # of the grant it held (planner/core/reports.py `_live`)
 
 
 async def test_a_caller_whose_time_ran_out_after_its_grant_is_reported_deadline_exceeded(
@@ -87,6 +88,7 @@ async def test_an_admit_that_ends_at_its_deadline_frees_a_grant_it_may_have_miss
     await planner.reported.wait()
     (report,) = planner.reports
     assert report.attempt == 0  # whichever attempt the planner granted
+    assert not report.granted
     assert report.status == status
 
 

@@ -175,12 +175,52 @@ def test_a_call_started_early_and_waiting_stays_so_through_a_restart() -> None:
     old.register_program("p", "acme")
     old.submit("p", "acme", "busy")
     old.dispatch()
-    old.submit("p", "acme", "c", started_on="w0")  # w0 is full: c waits
+    old.submit("p", "acme", "c", started_on="w0", started_priority=20)  # w0 is full: c waits
     assert old.dispatch() == []
     meta, calls = persist(old, clock)
     new = make_core(ManualClock(start=50.0), budget=1)
     new.restore(program_from_fields("p", meta, calls, WALL + clock.now() + 5, 50.0))
+    restored = new.program("p", "acme").calls["c"]
+    assert (restored.started_on, restored.started_priority) == ("w0", 20)
     with pytest.raises(NoSuchCall):
         new.complete("p", "c", attempt=1, worker_id="w0")
     again = new.submit("p", "acme", "c", started_on="w0")  # its gateway's re-admission
     assert again.state is CallState.QUEUED and again.started_on == "w0"
+
+
+def _restored_early_start() -> PlannerCore:
+    """c, started early on w0 (its admission saved), granted before the planner died, the
+    grant not saved: the restarted planner has c waiting, started_on w0, attempt 1."""
+    clock = ManualClock()
+    old = make_core(clock, workers=2)
+    old.register_program("p", "acme")
+    old.submit("p", "acme", "c", started_on="w0")
+    meta, calls = persist(old, clock)
+    new = make_core(ManualClock(start=50.0), workers=2)
+    new.restore(program_from_fields("p", meta, calls, WALL + clock.now() + 5, 50.0))
+    return new
+
+
+@pytest.mark.parametrize(("reports", "attempt"), [
+    # granted on w0: its gateway's report (the early worker's shows nothing)
+    ([("w0", 1, False, False), ("w0", 1, True, True)], 1),
+    # granted on w1: the early run's cut and w1's run (attempt 2), either reporter
+    ([("w0", 1, False, False), ("w1", 2, False, True)], 2),
+    ([("w1", 2, True, True)], 2),
+    ([("w0", 1, False, False), ("w1", 3, False, False)], 0),  # no grant made these
+])
+def test_a_restored_early_start_takes_where_it_ran_from_a_report(
+        reports: list[tuple[str, int, bool, bool]], attempt: int) -> None:
+    """Each report: (worker, attempt, its gateway's, counts). Without this the call stayed
+    an orphan, its answer given, until orphan_ttl_s cancelled it (review 2026-12-07)."""
+    core = _restored_early_start()
+    for worker, n, granted, counts in reports:
+        if counts:
+            done = core.complete("p", "c", attempt=n, worker_id=worker, granted=granted)
+            assert (done.state, done.attempt, done.started_on) == (CallState.DONE, attempt, "")
+        else:
+            with pytest.raises(NoSuchCall):
+                core.complete("p", "c", attempt=n, worker_id=worker, granted=granted)
+    if not attempt:
+        call = core.program("p", "acme").calls["c"]
+        assert (call.state, call.attempt, call.started_on) == (CallState.QUEUED, 1, "w0")

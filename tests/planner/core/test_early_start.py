@@ -12,6 +12,7 @@ from ostinato.clock import ManualClock
 from planner.core import CallState, NoSuchCall, PlannerCore
 from planner.core.attempts import started_early
 from planner.core.model import CallRecord
+from planner.core.policies import LEVEL_STEP
 from planner.core.selection import parse_policy
 
 
@@ -61,6 +62,22 @@ def test_a_worker_where_the_programs_context_is_wins_over_an_early_start() -> No
     assert (grant.worker_id, grant.attempt) == (first.worker_id, 2)
 
 
+@pytest.mark.parametrize(("policy", "started_priority", "attempt"), [
+    ("fcfs+least_load", 0, 1),  # one level: every call's priority is 0
+    ("plas+least_load", 5 * LEVEL_STEP, 1),  # a new program's: PLAS's top level
+    ("plas+least_load", 0, 2),  # the early run's is not the grant's: it runs again
+    ("plas+least_load", 7 * LEVEL_STEP, 2),  # nor above it (another tenant's boost)
+])
+def test_an_early_run_is_the_attempt_only_at_the_priority_its_grant_gives(
+        policy: str, started_priority: int, attempt: int) -> None:
+    """The engine keeps a run's priority: one its grant did not give the call must not
+    stand (review 2026-12-07: the last grant's, perhaps another tenant's isolation boost)."""
+    core = _core(slots=2, policy=policy)
+    core.submit("p", "t", "c", started_on="w0", started_priority=started_priority)
+    [grant] = core.dispatch()
+    assert (grant.worker_id, grant.attempt) == ("w0", attempt)
+
+
 @pytest.mark.parametrize(("reporter", "attempt", "counts"), [
     ("w1", 1, False),  # the early run, granted elsewhere: an attempt replaced
     ("w0", 2, True),   # the granted attempt's worker
@@ -105,10 +122,31 @@ def test_reports_while_the_call_waits(reporter: str, state: CallState, ended: bo
 
 @pytest.mark.parametrize(("started_on", "worker", "attempt"), [
     ("w0", "w0", 3), ("w0", "w1", 4), ("", "w1", 3)])
-def test_started_early(started_on: str, worker: str, attempt: int) -> None:
+@pytest.mark.parametrize("priority", [None, 0, 10])
+def test_started_early(started_on: str, worker: str, attempt: int, priority: int | None) -> None:
     call = CallRecord(program_id="p", call_id="c", tenant="t", thread_id="main", parents=(),
                       prompt_tokens=1, max_new_tokens=1, arrival=0.0, attempt=3,
-                      started_on=started_on)
+                      started_on=started_on, started_priority=0)
     if started_on:
-        started_early(call, worker)
+        started_early(call, worker, priority)
+        attempt += priority == 10 and worker == started_on  # another priority: runs again
     assert (call.attempt, call.started_on) == (attempt, "")
+
+
+@pytest.mark.parametrize("policy", ["fcfs+cache_aware", "fcfs+round_robin"])
+def test_a_routing_policy_keeps_where_an_early_start_went_not_its_own_choice(
+        policy: str) -> None:
+    """cache_aware chose w0 (least loaded, nothing indexed), round_robin w0 (first): the
+    call starts on w1, as good, and each policy keeps that (review 2026-12-07)."""
+    core = _core(slots=2, policy=policy)
+    core.submit("p", "t", "c", started_on="w1", prefix_hashes=[7, 8])
+    [grant] = core.dispatch()
+    assert (grant.worker_id, grant.attempt) == ("w1", 1)
+    routing = core._routing
+    if policy.endswith("cache_aware"):
+        assert (routing.matched_blocks("w1", [7, 8]), routing.matched_blocks("w0", [7, 8])) \
+            == (2, 0)
+    else:  # the rotation goes on from w1: w0 next
+        core.submit("p", "t", "d")
+        [grant] = core.dispatch()
+        assert grant.worker_id == "w0"
