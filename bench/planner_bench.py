@@ -59,9 +59,9 @@ from pathlib import Path
 from typing import Any
 
 from ostinato.clock import ManualClock
+from ostinato.collector import freeze_after_start
 from planner.core.planner import PlannerCore
 from planner.core.selection import parse_policy
-from planner.main import freeze_after_start
 
 DEFAULT_POLICIES = ("default", "fcfs+round_robin", "plas+cache_aware")
 DEFAULT_QUEUED = (1000, 10_000, 100_000)

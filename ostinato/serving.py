@@ -14,6 +14,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ostinato.collector import freeze_after_start
 from ostinato.grpc_decoding import DecodeErrorInterceptor
 from tracing.grpc_interceptors import TracingServerInterceptor
 
@@ -111,6 +112,7 @@ class GrpcService:
                 raise
         if not self.standby:
             await self.set_serving(True)
+        freeze_after_start()  # (the planner froze its restored programs already)
         write_port_file(port_file, port=self.port, address=self.address, pid=os.getpid(),
                         **(info or {}))
         log.info("serving", address=self.address, services=self._names)

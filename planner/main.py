@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import socket
 import time
@@ -17,6 +16,7 @@ from cache.kv_mirror import KvMirror
 from cache.redis_client import FAILURES, SLOW, AsyncClient, from_config
 from cache.tenant_directory import TenantDirectory
 from ostinato.clock import SystemClock
+from ostinato.collector import freeze_after_start
 from ostinato.config import PlannerConfig, RedisConfig
 from ostinato.serving import GrpcService
 from ostinato.supervised import supervised
@@ -38,19 +38,6 @@ log = structlog.get_logger(__name__)
 # How long a lone planner tries to read the open programs left in Redis before it starts
 # without them (about the gateway's own wait for a planner, ostinato/retry.py PLANNER_WAIT_S)
 RESTORE_WAIT_S = 30.0
-
-
-def freeze_after_start() -> None:
-    """The collector's one setting, which `ostinato bench planner` uses too
-    (bench/planner_bench.py): once started (its modules imported, the programs left in Redis
-    restored), the process's objects go to the permanent generation, which no collection
-    traverses again. A full collection then walks what came since, not the ~90,000 objects of
-    the service's modules and state (about 18 ms each on the dev machine;
-    docs/bench/planner/results.md).
-    Thresholds stay CPython's defaults. Start-up objects that later become cyclic garbage
-    are never freed: they are few, and made once."""
-    gc.collect()
-    gc.freeze()
 
 
 async def _follow_tenant_weights(core: PlannerCore, directory: TenantDirectory,

@@ -63,13 +63,15 @@ def test_bad_arguments_are_refused(queued: tuple[int, ...], policies: tuple[str,
 def test_the_bench_sets_the_collector_as_the_planner_service_does(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """One GC setting for both (issue #17): the bench freezes its setup with the function the
-    service calls once started (planner/main.py), and unfreezes after its run."""
+    services call once started (ostinato/collector.py), and unfreezes after its run."""
     import gc
 
     import bench.planner_bench as pb
+    import ostinato.collector
     import planner.main
 
-    assert pb.freeze_after_start is planner.main.freeze_after_start
+    assert pb.freeze_after_start is ostinato.collector.freeze_after_start
+    assert planner.main.freeze_after_start is ostinato.collector.freeze_after_start
     calls: list[int] = []
     real = pb.freeze_after_start
     monkeypatch.setattr(pb, "freeze_after_start", lambda: (calls.append(1), real())[1])

@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from ostinato.collector import freeze_after_start
 from ostinato.config import SimEngineConfig
 from ostinato.serving import write_port_file
 from tracing.http_middleware import tracing_middleware
@@ -308,6 +309,7 @@ async def serve(config: SimEngineConfig, port_file: str | None = None) -> None:
     await site.start()
     port = runner.addresses[0][1]
     url = f"http://{config.host}:{port}"
+    freeze_after_start()
     write_port_file(port_file, port=port, address=url, metrics_address=f"{config.host}:{port}")
     log.info("sim engine serving (SIMULATED SGLang API)", url=url, model=config.model,
              profile=config.profile)
