@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ostinato import config
+from ostinato.service_env import GRPC_EXPERIMENTS
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "reference" / "config.md"
 
@@ -123,4 +124,7 @@ def render() -> str:
             "`OSTINATO_*` variable sets one, and an unknown one is refused.", "",
             "| variable | meaning |", "|---|---|"]
     out += [f"| `{name}` | {doc} |" for name, doc in config.NOT_CONFIG_VARIABLES.items()]
+    out += ["", "gRPC's own `GRPC_EXPERIMENTS` is set for the services of `ostinato up` and of "
+            f"the image to `{GRPC_EXPERIMENTS}` (gRPC's older I/O path: less CPU a call) "
+            "unless it is set already (ostinato/service_env.py)."]
     return "\n".join(out) + "\n"

@@ -26,6 +26,7 @@ from ostinato.config import MeshConfig, as_dict, check_sglang_mesh, check_sim_me
 from ostinato.engine_limits import engine_context_length, engine_input_limit
 from ostinato.mesh_workdir import PREFIX as WORKDIR_PREFIX
 from ostinato.mesh_workdir import claim, remove_stale
+from ostinato.service_env import service_env
 
 
 class MeshStartError(RuntimeError):
@@ -123,14 +124,11 @@ class Mesh:
         port_file.unlink(missing_ok=True)
         log_path = logs / f"{name}.log"
         out = None if self._inherit else open(log_path, "ab")  # noqa: SIM115
-        env = {**os.environ, "OSTINATO_LOG_JSON": "1", "PYTHONUNBUFFERED": "1"}
-        env = {k: v for k, v in env.items() if not k.startswith("OSTINATO_") or k.startswith(
-            ("OSTINATO_LOG",))}  # the mesh config file is the single source for children
         proc = subprocess.Popen(
             # SIGTERM from the kernel if the mesh dies without stopping its children
             die_with_parent([sys.executable, "-m", "ostinato.cli", *args, "--config",
                              str(config_file), "--port-file", str(port_file)]),
-            stdout=out, stderr=subprocess.STDOUT if out else None, env=env,
+            stdout=out, stderr=subprocess.STDOUT if out else None, env=service_env(os.environ),
             start_new_session=True,  # Ctrl-C reaches the mesh, which stops children in order
         )
         if out is not None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -19,6 +21,7 @@ import ostinato
 from cache import keys
 from ostinato.mesh import Mesh
 from ostinato.sdk_types import call_spec
+from ostinato.service_env import GRPC_EXPERIMENTS
 from ostinato.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc, worker_pb2, worker_pb2_grpc
 from tests.stored_ids import stored_program_id
 
@@ -92,6 +95,10 @@ def test_health_serving_and_reflection(mesh: Mesh, service: str) -> None:
             assert resp.status == health_pb2.HealthCheckResponse.SERVING
         services = ProtoReflectionDescriptorDatabase(channel).get_services()
         assert expected in services and "grpc.health.v1.Health" in services
+    # (ostinato/service_env.py: each runs gRPC on the I/O path the mesh chose for it)
+    environ = Path(f"/proc/{mesh.child(service).pid}/environ").read_bytes().split(b"\0")
+    setting = os.environ.get("GRPC_EXPERIMENTS", GRPC_EXPERIMENTS)  # (an operator's wins)
+    assert f"GRPC_EXPERIMENTS={setting}".encode() in environ
 
 
 def _gateway(mesh: Mesh) -> gateway_pb2_grpc.GatewayStub:

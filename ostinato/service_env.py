@@ -1,0 +1,32 @@
+"""The environment a mesh service's process starts with (the children of `ostinato up`,
+`bench live` and the soak: ostinato/mesh.py).
+
+- Logs as JSON lines, unbuffered; no other `OSTINATO_*` variable: the mesh's config file is
+  the children's one source of settings.
+- gRPC's C core on its older I/O path, not the EventEngine (on by default since grpcio
+  1.80): a message received through grpc.aio on the EventEngine crosses three threads (an
+  EventEngine thread reads it, grpc.aio's poller thread takes its completion, the event
+  loop runs the handler), each handoff a futex or eventfd wake-up. Without it, on this
+  2-core machine, every service spent 6-9% less CPU a call and the call path's p50 at 100
+  calls/s fell 4-6% (two meshes side by side, one with each setting:
+  docs/bench/live/results.md round 23); a unary ping-pong 0.35 -> 0.27 ms (round 21).
+  gRPC reads it from the environment once, when first imported, so it is set where a
+  process starts: here, and in the image (deploy/Dockerfile; a test holds it to this
+  value). An operator's own `GRPC_EXPERIMENTS` wins; the SDK's callers are left as they
+  are. A grpcio that no longer knows these experiments logs "Unknown experiment" and runs
+  its default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+GRPC_EXPERIMENTS = "-event_engine_client,-event_engine_listener"
+
+
+def service_env(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` (the parent's) as a mesh service's process gets it."""
+    kept = {k: v for k, v in env.items()
+            if not k.startswith("OSTINATO_") or k.startswith("OSTINATO_LOG")}
+    return {"GRPC_EXPERIMENTS": GRPC_EXPERIMENTS, **kept,
+            "OSTINATO_LOG_JSON": "1", "PYTHONUNBUFFERED": "1"}
