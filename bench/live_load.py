@@ -17,8 +17,12 @@ Modes, each a one-call program:
   read so: through the proxy against straight to the provider).
 
 overhead_ms = end-to-end latency from the scheduled send minus the engine's reported
-service time (gRPC modes and `engine`; the HTTP answer does not carry it, and the zero-cost
-sim engine's is ~0, so the HTTP figure is the end-to-end latency).
+service time, SGLang's meta_info e2e_latency (gRPC modes and `engine`; the HTTP answer does
+not carry it, so the HTTP figure is the end-to-end latency). The zero-cost sim engine's is
+its own handling of the request, from its body parsed to its answer ready (its model time
+is 0), as SGLang's runs from the request's state, made before tokenizing, to its output
+handled; before round 23 (docs/bench/live/results.md) it reported 0, so its handling
+counted as the mesh's.
 """
 
 from __future__ import annotations

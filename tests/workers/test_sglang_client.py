@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -374,3 +375,23 @@ async def test_an_incremental_stream_makes_the_answer_a_cumulative_one_makes(
     finally:
         await whole_client.close()
         await piece_client.close()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_zero_cost_engine_reports_its_own_handling_as_its_e2e_latency(
+        stream: bool) -> None:
+    """Its model time is 0; SGLang's e2e_latency runs from the request's state (before it is
+    tokenized) to its output handled, so the engine's work counts as the engine's (what
+    `bench live` subtracts from a call's latency), and nothing of its caller's."""
+    app = build_app(SimEngineConfig(zero_cost=True))
+    async with _serving(app) as (url, _), aiohttp.ClientSession() as session:
+        began = time.perf_counter()
+        async with session.post(url + "/generate", json={
+                "text": "hello " * 50, "stream": stream,
+                "sampling_params": {"max_new_tokens": 4}}) as resp:
+            body = await resp.text()
+        wall = time.perf_counter() - began
+    events = [json.loads(line[6:]) for line in body.splitlines()
+              if line.startswith("data: {")] if stream else [json.loads(body)]
+    e2e = events[-1]["meta_info"]["e2e_latency"]
+    assert 0 < e2e < wall

@@ -87,12 +87,18 @@ def _payload(rid: str, text: str, event: EngineEvent, index: int | None,
 
 async def _sample(engine: RealtimeSimEngine, req: SimRequest, index: int | None,
                   top_logprobs: int | None, incremental: bool = False,
-                  finals_only: bool = False) -> AsyncGenerator[dict[str, Any], None]:
+                  finals_only: bool = False, received: float | None = None,
+                  ) -> AsyncGenerator[dict[str, Any], None]:
     """The sample's events: the whole text so far in each (SGLang's default), or with
     `incremental` (its --incremental-streaming-output) each event's new text only, and its
     logprobs those of the new tokens; the last takes back nothing sent, as SGLang's. As
     SGLang's scheduler, no event while the text ends in what may begin a stop string.
-    `finals_only` (an answer taken whole): the finished event alone."""
+    `finals_only` (an answer taken whole): the finished event alone. `received`: for a
+    zero-cost engine, when the request came (time.perf_counter(), its body parsed): its
+    finished event's e2e_latency is its handling since, as SGLang's runs from the request's
+    state (made before it is tokenized) to its output handled, so the engine's own work is
+    its time, not its caller's (its model time is 0). A timed engine's e2e_latency is its
+    model's, on its clock (wall / time_scale), as calibrate fits it."""
     text, sent, logged = "", 0, 0
     stops = StreamedText(req.stop)
     async for event in engine.generate(req):
@@ -102,6 +108,8 @@ async def _sample(engine: RealtimeSimEngine, req: SimRequest, index: int | None,
         if req.stop and not event.finished and stops.held(text):
             continue  # SGLang sends nothing while the text may begin a stop string
         payload = _payload(req.rid, text, event, index, top_logprobs)
+        if event.finished and received is not None:
+            payload["meta_info"]["e2e_latency"] = time.perf_counter() - received
         if incremental:
             payload["text"] = text[sent:]
             sent = max(sent, len(text))
@@ -115,17 +123,19 @@ async def _sample(engine: RealtimeSimEngine, req: SimRequest, index: int | None,
 
 async def _merged(engine: RealtimeSimEngine, reqs: list[SimRequest],
                   top_logprobs: int | None = None, incremental: bool = False,
-                  finals_only: bool = False) -> AsyncGenerator[dict[str, Any], None]:
+                  finals_only: bool = False, received: float | None = None,
+                  ) -> AsyncGenerator[dict[str, Any], None]:
     """Interleaves the n samples' payloads as they are produced (SGLang adds "index")."""
     if len(reqs) == 1:
         async for payload in _sample(engine, reqs[0], None, top_logprobs, incremental,
-                                     finals_only):
+                                     finals_only, received):
             yield payload
         return
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
     async def pump(req: SimRequest, i: int) -> None:
-        async for payload in _sample(engine, req, i, top_logprobs, incremental, finals_only):
+        async for payload in _sample(engine, req, i, top_logprobs, incremental, finals_only,
+                                     received):
             queue.put_nowait(payload)
         queue.put_nowait(None)
 
@@ -147,6 +157,8 @@ async def generate(request: web.Request) -> web.StreamResponse:
     engine = request.app[_ENGINE]
     try:
         body = await request.json()
+        # (SGLang's created_time: before tokenizing)
+        received = time.perf_counter() if engine.config.zero_cost else None
         reqs = parse_generate(body, engine.config.tool_call_format,
                               engine.config.reasoning_format)
         for r in reqs:
@@ -160,7 +172,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
     await running.wait()
     if not body.get("stream"):
         finals: dict[int, dict[str, Any]] = {}
-        async for payload in _merged(engine, reqs, top, finals_only=True):
+        async for payload in _merged(engine, reqs, top, finals_only=True, received=received):
             finals[payload.get("index", 0)] = payload
         if len(reqs) == 1:
             return web.json_response(finals[0])
@@ -177,7 +189,8 @@ async def generate(request: web.Request) -> web.StreamResponse:
     # aborted one too).
     finished, last = 0, len(reqs)
     async with contextlib.aclosing(_merged(engine, reqs, top,
-                                           engine.config.incremental_streaming_output)
+                                           engine.config.incremental_streaming_output,
+                                           received=received)
                                    ) as payloads:
         try:
             async for payload in payloads:
