@@ -4,7 +4,8 @@ preceding it (gateway/early_run.py runs it; gateway/mesh_run.py wires both). Pur
 
 The guess: for a call of a program this gateway's grants have placed, the worker of its
 last grant (where the planner's affinity routing keeps a program's calls); for a new
-program's, the planner's own next choice: each grant names where a call with no home and
+program's (registered with the call, or opened here by StartProgram and not granted a call
+yet), the planner's own next choice: each grant names where a call with no home and
 no cached prefix would start next (`Grant.next_worker_id`: the least loaded worker with a
 free slot). The admission names the worker (`AdmitRequest.started_on`); the planner starts
 the call there when that worker is as good as its own choice (planner/core/routing.py
@@ -45,6 +46,7 @@ class EarlyGuess:
         self._granted_at = float("-inf")  # when the last grant came
         # program id -> its last grant's (worker id, address), the least recent first
         self._programs: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._opened: OrderedDict[str, None] = OrderedDict()  # opened here, nothing granted
         self.confirmed = 0  # early runs the grant named (the call's first attempt)
         self.missed = 0  # early runs cancelled: granted elsewhere, or not granted
 
@@ -54,6 +56,7 @@ class EarlyGuess:
         next."""
         self._granted_at = now
         if grant.worker_id and program_id:
+            self._opened.pop(program_id, None)
             self._programs[program_id] = (grant.worker_id, grant.worker_address)
             self._programs.move_to_end(program_id)
             if len(self._programs) > PROGRAMS_KEPT:
@@ -64,6 +67,12 @@ class EarlyGuess:
                                            priority=grant.priority, attempt=FIRST_ATTEMPT)
         elif grant.worker_id:  # every worker full (or a planner that names none)
             self._next = None  # (a grant without a worker: a call recorded only)
+
+    def opened(self, program_id: str) -> None:
+        """This gateway opened `program_id` (StartProgram): new, no call of it placed."""
+        self._opened[program_id] = None
+        if len(self._opened) > PROGRAMS_KEPT:
+            self._opened.popitem(last=False)
 
     def guess(self, admit: planner_pb2.AdmitRequest, planner_waiting: int, now: float
               ) -> planner_pb2.Grant | None:
@@ -82,7 +91,8 @@ class EarlyGuess:
             return planner_pb2.Grant(call_id=admit.call_id, worker_id=placed[0],
                                      worker_address=placed[1], attempt=FIRST_ATTEMPT,
                                      priority=self._next.priority)
-        if not (admit.HasField("register_program") or admit.end_program_after):
+        if not (admit.HasField("register_program") or admit.end_program_after
+                or admit.program_id in self._opened):
             return None  # (a program another gateway placed: its worker is not known here)
         guess = planner_pb2.Grant()
         guess.CopyFrom(self._next)

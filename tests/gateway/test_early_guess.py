@@ -84,6 +84,18 @@ def test_a_placed_programs_call_goes_to_its_last_grants_worker() -> None:
     assert guess.guess(_admit(), 0, 0.5) is None
 
 
+def test_a_program_opened_here_starts_its_first_call_as_a_new_programs() -> None:
+    """StartProgram then a call (the SDK's `async with client.program()`): nothing placed
+    it yet, so the planner's next choice; once granted, where its grant went."""
+    guess = _guess((_grant("w0", next_worker="w1"), ""))
+    assert guess.guess(_admit(program_id="p"), 0, 0.5) is None  # not known here
+    guess.opened("p")
+    assert guess.guess(_admit(program_id="p"), 0, 0.5).worker_id == "w1"  # type: ignore[union-attr]
+    guess.granted(_grant("w0", next_worker="w1"), "p", 0.0)
+    assert guess.guess(_admit(program_id="p"), 0, 0.5).worker_id == "w0"  # type: ignore[union-attr]
+    assert "p" not in guess._opened
+
+
 def test_a_last_grant_older_than_fresh_s_starts_nothing_early() -> None:
     guess = _guess((_grant("w0"), "p"))
     assert guess.guess(_admit(), 0, early_guess.FRESH_S) is not None
@@ -97,6 +109,9 @@ def test_the_programs_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
                    (_grant("w3"), "c"))  # b is the least recent
     assert guess.guess(_admit(program_id="b"), 0, 0.5) is None
     assert guess.guess(_admit(program_id="a"), 0, 0.5).worker_id == "w2"  # type: ignore[union-attr]
+    for program_id in "xyz":
+        guess.opened(program_id)
+    assert list(guess._opened) == ["y", "z"]
 
 
 def test_it_goes_by_the_last_grants_priority_and_is_off_at_zero_tokens() -> None:
