@@ -7,7 +7,9 @@ last grant (where the planner's affinity routing keeps a program's calls); for a
 program's (registered with the call, or opened here by StartProgram and not granted a call
 yet), the planner's own next choice: each grant names where a call with no home and
 no cached prefix would start next (`Grant.next_worker_id`: the least loaded worker with a
-free slot). The admission names the worker (`AdmitRequest.started_on`); the planner starts
+free slot). Its engine priority: a placed program's last grant's, else the last new
+program's call's (0 until one came); the planner runs the call again where its grant gives
+it a lower one. The admission names the worker (`AdmitRequest.started_on`); the planner starts
 the call there when that worker is as good as its own choice (planner/core/routing.py
 `early_or`), and the grant decides: the same worker, and the early run is the call's first
 attempt (its answer may be there already); another, and the early run is cancelled and the
@@ -44,27 +46,33 @@ class EarlyGuess:
         self.max_prompt_tokens = max_prompt_tokens
         self._next: planner_pb2.Grant | None = None  # what the last grant named next
         self._granted_at = float("-inf")  # when the last grant came
-        # program id -> its last grant's (worker id, address), the least recent first
-        self._programs: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        # program id -> its last grant's (worker id, address, priority), the least recent first
+        self._programs: OrderedDict[str, tuple[str, str, int]] = OrderedDict()
         self._opened: OrderedDict[str, None] = OrderedDict()  # opened here, nothing granted
+        # the engine priority of the last grant of a new program's call (0, the lowest,
+        # until one comes: an early run above its grant's priority is run again)
+        self._new_priority = 0
         self.confirmed = 0  # early runs the grant named (the call's first attempt)
         self.missed = 0  # early runs cancelled: granted elsewhere, or not granted
 
-    def granted(self, grant: planner_pb2.Grant, program_id: str, now: float) -> None:
-        """A grant of a call of `program_id` ("": of a one-call program) came at `now`:
-        where that program's calls go, and where the planner starts a new program's call
-        next."""
+    def granted(self, grant: planner_pb2.Grant, program_id: str, now: float,
+                new: bool = False) -> None:
+        """A grant of a call of `program_id` ("": of a one-call program; `new`: the first
+        of a new program, `new_program`) came at `now`: where, and at what engine priority,
+        that program's calls go, and where the planner starts a new program's call next."""
         self._granted_at = now
+        if new and grant.worker_id:
+            self._new_priority = grant.priority
         if grant.worker_id and program_id:
             self._opened.pop(program_id, None)
-            self._programs[program_id] = (grant.worker_id, grant.worker_address)
+            self._programs[program_id] = (grant.worker_id, grant.worker_address, grant.priority)
             self._programs.move_to_end(program_id)
             if len(self._programs) > PROGRAMS_KEPT:
                 self._programs.popitem(last=False)
         if grant.next_worker_id:
             self._next = planner_pb2.Grant(worker_id=grant.next_worker_id,
                                            worker_address=grant.next_worker_address,
-                                           priority=grant.priority, attempt=FIRST_ATTEMPT)
+                                           attempt=FIRST_ATTEMPT)
         elif grant.worker_id:  # every worker full (or a planner that names none)
             self._next = None  # (a grant without a worker: a call recorded only)
 
@@ -73,6 +81,12 @@ class EarlyGuess:
         self._opened[program_id] = None
         if len(self._opened) > PROGRAMS_KEPT:
             self._opened.popitem(last=False)
+
+    def new_program(self, admit: planner_pb2.AdmitRequest) -> bool:
+        """Whether `admit`'s call is of a program no call of which was placed: one it
+        registers, a one-call program's, or one opened here and not granted a call yet."""
+        return admit.HasField("register_program") or admit.end_program_after \
+            or admit.program_id in self._opened
 
     def guess(self, admit: planner_pb2.AdmitRequest, planner_waiting: int, now: float
               ) -> planner_pb2.Grant | None:
@@ -87,16 +101,15 @@ class EarlyGuess:
                 or admit.served_from_cache:
             return None
         placed = self._programs.get(admit.program_id)
-        if placed is not None:
+        if placed is not None:  # (its priority as its last call's: its level moves seldom)
             return planner_pb2.Grant(call_id=admit.call_id, worker_id=placed[0],
                                      worker_address=placed[1], attempt=FIRST_ATTEMPT,
-                                     priority=self._next.priority)
-        if not (admit.HasField("register_program") or admit.end_program_after
-                or admit.program_id in self._opened):
+                                     priority=placed[2])
+        if not self.new_program(admit):
             return None  # (a program another gateway placed: its worker is not known here)
         guess = planner_pb2.Grant()
         guess.CopyFrom(self._next)
-        guess.call_id = admit.call_id
+        guess.call_id, guess.priority = admit.call_id, self._new_priority
         return guess
 
     def settled(self, guess: planner_pb2.Grant, grant: planner_pb2.Grant | None) -> bool:

@@ -36,6 +36,10 @@ def readmission(existing: CallRecord, retry_of_attempt: int, resend: bool,
     """A known call id admitted again: the attempt it starts, or `existing` itself when
     it still runs and its caller re-admits it after a planner restart (its grant was
     lost: the caller gets the same one). DuplicateCall otherwise."""
+    if existing.recovered and retry_of_attempt > existing.attempt:
+        # its caller ran an attempt whose grant was lost with the planner (the record kept
+        # its admission: an early start granted elsewhere), and that attempt failed
+        existing.attempt, existing.started_on = retry_of_attempt, ""
     if is_retry(existing, retry_of_attempt, resend):
         excluded |= existing.excluded
         if existing.state is CallState.RUNNING and not resend:
@@ -53,10 +57,12 @@ def readmission(existing: CallRecord, retry_of_attempt: int, resend: bool,
 def started_early(call: CallRecord, worker_id: str, priority: int | None = None) -> None:
     """`call`, sent to a worker by its gateway ahead of its grant (`started_on`: an early
     start), starts on `worker_id` at engine `priority` (None: as it is known to run): there,
-    at that run's priority, that run is the call's attempt; elsewhere, or at another
-    priority (no run may keep a priority its grant did not give, another tenant's boost),
-    it runs as the next attempt, so the early run's reports are of an attempt replaced."""
+    at no higher a priority than that, the early run is the call's attempt; elsewhere, or
+    above it (no run may keep a priority its grant did not give: another tenant's
+    isolation boost), it runs as the next attempt, so the early run's reports are of an
+    attempt replaced. One below runs on as it is (an engine cannot lift a running request):
+    the call itself is the one that waits longer where its engine queues requests."""
     if call.started_on != worker_id or (priority is not None
-                                        and priority != call.started_priority):
+                                        and call.started_priority > priority):
         call.attempt += 1
     call.started_on = ""

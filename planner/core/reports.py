@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 from ostinato.clock import Clock
 from planner.core.admission import ProgramAdmission
-from planner.core.attempts import started_early
 from planner.core.estimates import OutputEstimator
 from planner.core.model import (
     CallChanged,
@@ -169,18 +168,18 @@ class CallReports:
               granted: bool = False) -> CallRecord | None:
         """The unfinished call (an orphan included), if `attempt` (0: any) is its current.
         An orphan started early (`started_on`) whose grant was lost with the planner takes
-        where it ran from a report that shows it: its gateway's (`granted`), or one of the
-        attempt after the early run's from another worker (only a grant elsewhere starts
-        that). The early worker's own report shows nothing: it also runs ungranted."""
+        where it ran from a report that shows it: its gateway's (`granted`) of the early
+        run's attempt, or any report of the attempt after it (only a grant starts that: on
+        another worker, or on the early one at another priority). The early worker's own
+        report of the early run's attempt shows nothing: that run also runs ungranted."""
         key = call_key(program_id, call_id)
         call = self._calls.get(key)
         if call is None and key in self._orphans:  # it ran, but its grant was not persisted
             call = self._orphans[key][0]
-            if call.started_on and attempt and (
-                    (granted and worker_id == call.started_on and attempt == call.attempt)
-                    or (worker_id not in ("", call.started_on)
-                        and attempt == call.attempt + 1)):
-                started_early(call, worker_id)
+            if call.started_on and attempt and worker_id and (
+                    attempt == call.attempt + 1
+                    or (granted and worker_id == call.started_on and attempt == call.attempt)):
+                call.attempt, call.started_on = attempt, ""
         if call is None or (attempt and call.attempt != attempt):
             return None
         return call

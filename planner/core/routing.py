@@ -32,6 +32,10 @@ class RoutingPolicy(Protocol):
         """The call starts on `worker`."""
         ...
 
+    def holds(self, call: CallRecord, worker_id: str) -> int:
+        """Leading blocks of the call's prompt the policy takes the worker to hold."""
+        ...
+
     def forget(self, worker_id: str) -> None:
         """The worker left, or registered anew (its engine may hold nothing): drop what the
         policy keeps of it."""
@@ -64,13 +68,13 @@ def early_or(call: CallRecord, program: Program, routing: RoutingPolicy,
     when that worker is a candidate as good as `chosen` (the routing policy's choice): no
     more loaded and holding no less of its prompt, `chosen` being neither the call's home
     nor its program's last worker (where their context is). Else `chosen`."""
-    early = call.started_on
+    early = call.started_on  # (as a policy takes what each holds: cache_aware its own index)
     if not early or chosen.worker_id in (early, routing.home(call, program), program.last_worker):
         return chosen
     for w in candidates:
         if w.worker_id == early:
             if w.inflight * chosen.max_inflight <= chosen.inflight * w.max_inflight and \
-                    (held_blocks(call, early) or 0) >= (held_blocks(call, chosen.worker_id) or 0):
+                    routing.holds(call, early) >= routing.holds(call, chosen.worker_id):
                 return w
             break
     return chosen
@@ -91,6 +95,9 @@ class _NoHome:
 
     def started(self, call: CallRecord, worker: WorkerState) -> None:
         pass  # nor per call
+
+    def holds(self, call: CallRecord, worker_id: str) -> int:
+        return held_blocks(call, worker_id) or 0
 
 
 class RoundRobin(_NoHome):
@@ -156,6 +163,9 @@ class Affinity:
 
     def started(self, call: CallRecord, worker: WorkerState) -> None:
         pass
+
+    def holds(self, call: CallRecord, worker_id: str) -> int:
+        return held_blocks(call, worker_id) or 0
 
     def home(self, call: CallRecord, program: Program) -> str:
         """The worker that ran the call's latest parent; empty for calls without parents.
@@ -254,18 +264,19 @@ class CacheAware(_NoHome):
         imbalanced = max(loads) - min(loads) > self._abs and max(loads) > self._rel * min(loads)
         pick = least
         if call.prefix_hashes and not imbalanced:
-            def held(w: WorkerState) -> int:
-                known = held_blocks(call, w.worker_id)
-                return self.matched_blocks(w.worker_id, call.prefix_hashes) if known is None \
-                    else known
-
-            best = max(candidates, key=lambda w: (held(w), -w.inflight, w.worker_id))
-            if held(best) >= self._threshold * len(call.prefix_hashes):
+            best = max(candidates, key=lambda w: (self.holds(call, w.worker_id), -w.inflight,
+                                                  w.worker_id))
+            if self.holds(call, best.worker_id) >= self._threshold * len(call.prefix_hashes):
                 pick = best
         return pick
 
     def started(self, call: CallRecord, worker: WorkerState) -> None:
         self._record(worker.worker_id, call.prefix_hashes)
+
+    def holds(self, call: CallRecord, worker_id: str) -> int:
+        """The KV-reference index's figure where the planner consulted it, else its own."""
+        known = held_blocks(call, worker_id)
+        return self.matched_blocks(worker_id, call.prefix_hashes) if known is None else known
 
 
 def routing_policies() -> dict[str, type]:

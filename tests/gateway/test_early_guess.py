@@ -114,9 +114,34 @@ def test_the_programs_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert list(guess._opened) == ["y", "z"]
 
 
-def test_it_goes_by_the_last_grants_priority_and_is_off_at_zero_tokens() -> None:
-    got = _guess((_grant("w0", priority=7), "")).guess(_admit(), 0, 0.5)
-    assert got is not None and got.priority == 7
+def test_its_priority_is_the_programs_last_or_the_last_new_programs() -> None:
+    """The planner runs the early run again where its grant gives a lower priority
+    (planner/core/attempts.py): guessed from the grants of calls like it, not from
+    another program's (review 2026-12-07: the last grant's, often another level)."""
+    guess = EarlyGuess(max_prompt_tokens=512)
+    guess.granted(_grant("w0", priority=30), "p", 0.0)  # a placed program's call
+    assert guess.guess(_admit(), 0, 0.5).priority == 0  # type: ignore[union-attr]
+    guess.granted(_grant("w0", priority=50), "", 0.0, new=True)  # a new program's
+    guess.granted(_grant("w1", priority=10), "q", 0.0)
+    assert guess.guess(_admit(), 0, 0.5).priority == 50  # type: ignore[union-attr]
+    assert guess.guess(_admit(program_id="p"), 0, 0.5).priority == 30  # type: ignore[union-attr]
+    assert guess.guess(_admit(program_id="q"), 0, 0.5).priority == 10  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("admit", "opened", "new"), [
+    (_admit(), "", True),  # a one-call program's
+    (_admit(program_id="conv", register_program=common_pb2.ProgramOptions()), "", True),
+    (_admit(program_id="p"), "p", True),  # opened here by StartProgram
+    (_admit(program_id="p"), "", False),
+])
+def test_new_program(admit: planner_pb2.AdmitRequest, opened: str, new: bool) -> None:
+    guess = EarlyGuess(max_prompt_tokens=512)
+    if opened:
+        guess.opened(opened)
+    assert guess.new_program(admit) is new
+
+
+def test_it_is_off_at_zero_tokens() -> None:
     off = EarlyGuess(max_prompt_tokens=0)
     off.granted(_grant("w0"), "p", 0.0)
     assert off.guess(_admit(prompt_tokens=1), 0, 0.5) is None

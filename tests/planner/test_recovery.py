@@ -207,6 +207,9 @@ def _restored_early_start() -> PlannerCore:
     # granted on w1: the early run's cut and w1's run (attempt 2), either reporter
     ([("w0", 1, False, False), ("w1", 2, False, True)], 2),
     ([("w1", 2, True, True)], 2),
+    # granted on w0 at another priority than the early run's: run again there as attempt 2
+    ([("w0", 2, False, True)], 2),
+    ([("w0", 2, True, True)], 2),
     ([("w0", 1, False, False), ("w1", 3, False, False)], 0),  # no grant made these
 ])
 def test_a_restored_early_start_takes_where_it_ran_from_a_report(
@@ -224,3 +227,16 @@ def test_a_restored_early_start_takes_where_it_ran_from_a_report(
     if not attempt:
         call = core.program("p", "acme").calls["c"]
         assert (call.state, call.attempt, call.started_on) == (CallState.QUEUED, 1, "w0")
+
+
+def test_a_restored_call_retried_after_a_lost_grants_attempt_failed_runs_the_attempt_after() -> None:
+    """Its early start on w0 was granted on w1 as attempt 2 (lost with the planner), which
+    failed: the gateway admits attempt 3, not 1 again, whose number the cut early run's
+    reports carry (review 2026-12-07)."""
+    core = _restored_early_start()
+    again = core.submit("p", "acme", "c", retry_of_attempt=2, exclude_workers=["w1"])
+    assert (again.attempt, again.started_on) == (3, "")
+    [grant] = core.dispatch()
+    assert (grant.worker_id, grant.attempt) == ("w0", 3)
+    with pytest.raises(NoSuchCall):  # the early run, cut: of an attempt replaced
+        core.complete("p", "c", state=CallState.CANCELLED, attempt=1, worker_id="w0")

@@ -65,10 +65,10 @@ def test_a_worker_where_the_programs_context_is_wins_over_an_early_start() -> No
 @pytest.mark.parametrize(("policy", "started_priority", "attempt"), [
     ("fcfs+least_load", 0, 1),  # one level: every call's priority is 0
     ("plas+least_load", 5 * LEVEL_STEP, 1),  # a new program's: PLAS's top level
-    ("plas+least_load", 0, 2),  # the early run's is not the grant's: it runs again
-    ("plas+least_load", 7 * LEVEL_STEP, 2),  # nor above it (another tenant's boost)
+    ("plas+least_load", 0, 1),  # below the grant's: it runs on (only this call waits longer)
+    ("plas+least_load", 7 * LEVEL_STEP, 2),  # above it (another tenant's boost): again
 ])
-def test_an_early_run_is_the_attempt_only_at_the_priority_its_grant_gives(
+def test_an_early_run_is_the_attempt_only_at_no_higher_a_priority_than_its_grant_gives(
         policy: str, started_priority: int, attempt: int) -> None:
     """The engine keeps a run's priority: one its grant did not give the call must not
     stand (review 2026-12-07: the last grant's, perhaps another tenant's isolation boost)."""
@@ -126,10 +126,10 @@ def test_reports_while_the_call_waits(reporter: str, state: CallState, ended: bo
 def test_started_early(started_on: str, worker: str, attempt: int, priority: int | None) -> None:
     call = CallRecord(program_id="p", call_id="c", tenant="t", thread_id="main", parents=(),
                       prompt_tokens=1, max_new_tokens=1, arrival=0.0, attempt=3,
-                      started_on=started_on, started_priority=0)
+                      started_on=started_on, started_priority=5)
     if started_on:
         started_early(call, worker, priority)
-        attempt += priority == 10 and worker == started_on  # another priority: runs again
+        attempt += priority == 0 and worker == started_on  # granted below it: runs again
     assert (call.attempt, call.started_on) == (attempt, "")
 
 
@@ -150,3 +150,17 @@ def test_a_routing_policy_keeps_where_an_early_start_went_not_its_own_choice(
         core.submit("p", "t", "d")
         [grant] = core.dispatch()
         assert grant.worker_id == "w0"
+
+
+def test_cache_aware_keeps_a_call_where_its_own_index_has_the_prompt() -> None:
+    """Without the KV-reference index (kv_matches), the policy's own index says what a
+    worker holds: an early start elsewhere is no match for it (review 2026-12-07)."""
+    core = _core(slots=2, policy="fcfs+cache_aware")
+    core.submit("p", "t", "a", prefix_hashes=[7, 8, 9])
+    [first] = core.dispatch()
+    core.complete("p", "a", attempt=1, worker_id=first.worker_id)
+    other = "w1" if first.worker_id == "w0" else "w0"
+    core.register_program("q", "t")
+    core.submit("q", "t", "c", started_on=other, prefix_hashes=[7, 8, 9])
+    [grant] = core.dispatch()
+    assert (grant.worker_id, grant.attempt) == (first.worker_id, 2)
