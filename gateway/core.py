@@ -182,8 +182,6 @@ class GatewayCore:
                                f"program {options.program_id!r} is open: a DAG runs in a program "
                                "of its own (leave program_id empty, or end that one first)",
                                "program_id")
-        if not resp.already_open:  # type: ignore[attr-defined]
-            self._executor.opened(resp.program_id)  # type: ignore[attr-defined]
         log.info("program started", program_id=resp.program_id, tenant=tenant)  # type: ignore[attr-defined]
         return client_id(resp.program_id), bool(resp.already_open)  # type: ignore[attr-defined]
 

@@ -4,8 +4,7 @@ preceding it (gateway/early_run.py runs it; gateway/mesh_run.py wires both). Pur
 
 The guess: for a call of a program this gateway's grants have placed, the worker of its
 last grant (where the planner's affinity routing keeps a program's calls); for a new
-program's (registered with the call, or opened here by StartProgram and not granted a call
-yet), the planner's own next choice: each grant names where a call with no home and
+program's, the planner's own next choice: each grant names where a call with no home and
 no cached prefix would start next (`Grant.next_worker_id`: the least loaded worker with a
 free slot). Its engine priority: a placed program's last grant's, else the last new
 program's call's (0 until one came); the planner runs the call again where its grant gives
@@ -48,7 +47,6 @@ class EarlyGuess:
         self._granted_at = float("-inf")  # when the last grant came
         # program id -> its last grant's (worker id, address, priority), the least recent first
         self._programs: OrderedDict[str, tuple[str, str, int]] = OrderedDict()
-        self._opened: OrderedDict[str, None] = OrderedDict()  # opened here, nothing granted
         # the engine priority of the last grant of a new program's call (0, the lowest,
         # until one comes: an early run above its grant's priority is run again)
         self._new_priority = 0
@@ -64,7 +62,6 @@ class EarlyGuess:
         if new and grant.worker_id:
             self._new_priority = grant.priority
         if grant.worker_id and program_id:
-            self._opened.pop(program_id, None)
             self._programs[program_id] = (grant.worker_id, grant.worker_address, grant.priority)
             self._programs.move_to_end(program_id)
             if len(self._programs) > PROGRAMS_KEPT:
@@ -76,17 +73,10 @@ class EarlyGuess:
         elif grant.worker_id:  # every worker full (or a planner that names none)
             self._next = None  # (a grant without a worker: a call recorded only)
 
-    def opened(self, program_id: str) -> None:
-        """This gateway opened `program_id` (StartProgram): new, no call of it placed."""
-        self._opened[program_id] = None
-        if len(self._opened) > PROGRAMS_KEPT:
-            self._opened.popitem(last=False)
-
     def new_program(self, admit: planner_pb2.AdmitRequest) -> bool:
         """Whether `admit`'s call is of a program no call of which was placed: one it
-        registers, a one-call program's, or one opened here and not granted a call yet."""
-        return admit.HasField("register_program") or admit.end_program_after \
-            or admit.program_id in self._opened
+        registers, or a one-call program's."""
+        return admit.HasField("register_program") or admit.end_program_after
 
     def guess(self, admit: planner_pb2.AdmitRequest, planner_waiting: int, now: float
               ) -> planner_pb2.Grant | None:

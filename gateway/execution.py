@@ -84,10 +84,6 @@ class CallExecutor:
         """Calls served without their tenant's quotas taken (Redis did not answer)."""
         return self._quotas.unmetered
 
-    def opened(self, program_id: str) -> None:
-        """A program this gateway opened (StartProgram): its first call may start early."""
-        self._mesh.early.opened(program_id)
-
     @property
     def early_starts(self) -> tuple[int, int]:
         """Calls started ahead of their grant: (confirmed, missed) (gateway/early_guess.py)."""

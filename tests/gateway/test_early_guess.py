@@ -84,18 +84,6 @@ def test_a_placed_programs_call_goes_to_its_last_grants_worker() -> None:
     assert guess.guess(_admit(), 0, 0.5) is None
 
 
-def test_a_program_opened_here_starts_its_first_call_as_a_new_programs() -> None:
-    """StartProgram then a call (the SDK's `async with client.program()`): nothing placed
-    it yet, so the planner's next choice; once granted, where its grant went."""
-    guess = _guess((_grant("w0", next_worker="w1"), ""))
-    assert guess.guess(_admit(program_id="p"), 0, 0.5) is None  # not known here
-    guess.opened("p")
-    assert guess.guess(_admit(program_id="p"), 0, 0.5).worker_id == "w1"  # type: ignore[union-attr]
-    guess.granted(_grant("w0", next_worker="w1"), "p", 0.0)
-    assert guess.guess(_admit(program_id="p"), 0, 0.5).worker_id == "w0"  # type: ignore[union-attr]
-    assert "p" not in guess._opened
-
-
 def test_a_last_grant_older_than_fresh_s_starts_nothing_early() -> None:
     guess = _guess((_grant("w0"), "p"))
     assert guess.guess(_admit(), 0, early_guess.FRESH_S) is not None
@@ -109,9 +97,6 @@ def test_the_programs_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
                    (_grant("w3"), "c"))  # b is the least recent
     assert guess.guess(_admit(program_id="b"), 0, 0.5) is None
     assert guess.guess(_admit(program_id="a"), 0, 0.5).worker_id == "w2"  # type: ignore[union-attr]
-    for program_id in "xyz":
-        guess.opened(program_id)
-    assert list(guess._opened) == ["y", "z"]
 
 
 def test_its_priority_is_the_programs_last_or_the_last_new_programs() -> None:
@@ -128,17 +113,13 @@ def test_its_priority_is_the_programs_last_or_the_last_new_programs() -> None:
     assert guess.guess(_admit(program_id="q"), 0, 0.5).priority == 10  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize(("admit", "opened", "new"), [
-    (_admit(), "", True),  # a one-call program's
-    (_admit(program_id="conv", register_program=common_pb2.ProgramOptions()), "", True),
-    (_admit(program_id="p"), "p", True),  # opened here by StartProgram
-    (_admit(program_id="p"), "", False),
+@pytest.mark.parametrize(("admit", "new"), [
+    (_admit(), True),  # a one-call program's
+    (_admit(program_id="conv", register_program=common_pb2.ProgramOptions()), True),
+    (_admit(program_id="p"), False),  # opened by StartProgram, or placed: not known here
 ])
-def test_new_program(admit: planner_pb2.AdmitRequest, opened: str, new: bool) -> None:
-    guess = EarlyGuess(max_prompt_tokens=512)
-    if opened:
-        guess.opened(opened)
-    assert guess.new_program(admit) is new
+def test_new_program(admit: planner_pb2.AdmitRequest, new: bool) -> None:
+    assert EarlyGuess(max_prompt_tokens=512).new_program(admit) is new
 
 
 def test_it_is_off_at_zero_tokens() -> None:
