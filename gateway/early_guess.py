@@ -6,9 +6,14 @@ The guess: for a call of a program this gateway's grants have placed, the worker
 last grant (where the planner's affinity routing keeps a program's calls); for a new
 program's, the planner's own next choice: each grant names where a call with no home and
 no cached prefix would start next (`Grant.next_worker_id`: the least loaded worker with a
-free slot). Its engine priority: a placed program's last grant's, else the last new
-program's call's (0 until one came); the planner runs the call again where its grant gives
-it a lower one. The admission names the worker (`AdmitRequest.started_on`); the planner starts
+free slot). The early run has the lowest engine priority, 0, named in the admission
+(`AdmitRequest.started_priority`): the planner runs it again where its grant gives the call
+a lower priority than the run's, which 0 never is. A guessed priority would be cut
+wherever a program's level moved (PLAS's, as it attains service) or run at another call's
+(another tenant's isolation boost); at 0 a confirmed early run waits behind the engine's
+other requests only where the engine queues them, which a planner budget within the
+engine's capacity keeps from happening. The admission names the worker
+(`AdmitRequest.started_on`); the planner starts
 the call there when that worker is as good as its own choice (planner/core/routing.py
 `early_or`), and the grant decides: the same worker, and the early run is the call's first
 attempt (its answer may be there already); another, and the early run is cancelled and the
@@ -33,6 +38,7 @@ from collections import OrderedDict
 from ostinato.v1 import planner_pb2
 
 FIRST_ATTEMPT = 1  # the attempt the planner numbers a call's first run (planner/core/model.py)
+EARLY_PRIORITY = 0  # the engine priority of an early run: the lowest level's
 # The last grant is news this long: an idle gateway's says nothing of what other gateways
 # have queued at the planner since
 FRESH_S = 1.0
@@ -45,38 +51,27 @@ class EarlyGuess:
         self.max_prompt_tokens = max_prompt_tokens
         self._next: planner_pb2.Grant | None = None  # what the last grant named next
         self._granted_at = float("-inf")  # when the last grant came
-        # program id -> its last grant's (worker id, address, priority), the least recent first
-        self._programs: OrderedDict[str, tuple[str, str, int]] = OrderedDict()
-        # the engine priority of the last grant of a new program's call (0, the lowest,
-        # until one comes: an early run above its grant's priority is run again)
-        self._new_priority = 0
+        # program id -> its last grant's (worker id, address), the least recent first
+        self._programs: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self.confirmed = 0  # early runs the grant named (the call's first attempt)
         self.missed = 0  # early runs cancelled: granted elsewhere, or not granted
 
-    def granted(self, grant: planner_pb2.Grant, program_id: str, now: float,
-                new: bool = False) -> None:
-        """A grant of a call of `program_id` ("": of a one-call program; `new`: the first
-        of a new program, `new_program`) came at `now`: where, and at what engine priority,
-        that program's calls go, and where the planner starts a new program's call next."""
+    def granted(self, grant: planner_pb2.Grant, program_id: str, now: float) -> None:
+        """A grant of a call of `program_id` ("": of a one-call program) came at `now`:
+        where that program's calls go, and where the planner starts a new program's call
+        next."""
         self._granted_at = now
-        if new and grant.worker_id:
-            self._new_priority = grant.priority
         if grant.worker_id and program_id:
-            self._programs[program_id] = (grant.worker_id, grant.worker_address, grant.priority)
+            self._programs[program_id] = (grant.worker_id, grant.worker_address)
             self._programs.move_to_end(program_id)
             if len(self._programs) > PROGRAMS_KEPT:
                 self._programs.popitem(last=False)
         if grant.next_worker_id:
             self._next = planner_pb2.Grant(worker_id=grant.next_worker_id,
                                            worker_address=grant.next_worker_address,
-                                           attempt=FIRST_ATTEMPT)
+                                           priority=EARLY_PRIORITY, attempt=FIRST_ATTEMPT)
         elif grant.worker_id:  # every worker full (or a planner that names none)
             self._next = None  # (a grant without a worker: a call recorded only)
-
-    def new_program(self, admit: planner_pb2.AdmitRequest) -> bool:
-        """Whether `admit`'s call is of a program no call of which was placed: one it
-        registers, or a one-call program's."""
-        return admit.HasField("register_program") or admit.end_program_after
 
     def guess(self, admit: planner_pb2.AdmitRequest, planner_waiting: int, now: float
               ) -> planner_pb2.Grant | None:
@@ -91,15 +86,15 @@ class EarlyGuess:
                 or admit.served_from_cache:
             return None
         placed = self._programs.get(admit.program_id)
-        if placed is not None:  # (its priority as its last call's: its level moves seldom)
+        if placed is not None:
             return planner_pb2.Grant(call_id=admit.call_id, worker_id=placed[0],
                                      worker_address=placed[1], attempt=FIRST_ATTEMPT,
-                                     priority=placed[2])
-        if not self.new_program(admit):
+                                     priority=EARLY_PRIORITY)
+        if not (admit.HasField("register_program") or admit.end_program_after):
             return None  # (a program another gateway placed: its worker is not known here)
         guess = planner_pb2.Grant()
         guess.CopyFrom(self._next)
-        guess.call_id, guess.priority = admit.call_id, self._new_priority
+        guess.call_id = admit.call_id
         return guess
 
     def settled(self, guess: planner_pb2.Grant, grant: planner_pb2.Grant | None) -> bool:

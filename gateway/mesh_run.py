@@ -284,7 +284,7 @@ class MeshRun:
             self._planner_waiting = grant.calls_waiting
             # (a one-call program has no next call: its worker is not kept)
             self.early.granted(grant, "" if admit.end_program_after else admit.program_id,
-                               time.monotonic(), self.early.new_program(admit))
+                               time.monotonic())
             return grant
         except asyncio.CancelledError:
             # a grant may be on its way: it must not hold a worker
