@@ -53,3 +53,4 @@ def test_a_rows_figures() -> None:
     assert row["completed_per_s"] == 9.1  # 10 answers over the 1.1 s of sends
     assert row["errors"] == {"RESOURCE_EXHAUSTED": 1}
     assert row["overhead_ms"]["p50"] == pytest.approx(13.5)  # latency minus engine time
+    assert row["latency_ms"]["p50"] == pytest.approx(14.5)  # whatever the engine reports
