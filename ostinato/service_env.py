@@ -7,8 +7,8 @@
   1.80): a message received through grpc.aio on the EventEngine crosses three threads (an
   EventEngine thread reads it, grpc.aio's poller thread takes its completion, the event
   loop runs the handler), each handoff a futex or eventfd wake-up. Without it, on this
-  2-core machine, every service spent 6-9% less CPU a call and the call path's p50 at 100
-  calls/s fell 4-6% (two meshes side by side, one with each setting:
+  2-core machine, the gateway, planner and workers spent 6-12% less CPU a call and the
+  call path's p50 at 100 calls/s fell 4-6% (two meshes side by side, one with each setting:
   docs/bench/live/results.md round 23); a unary ping-pong 0.35 -> 0.27 ms (round 21).
   gRPC reads it from the environment once, when first imported, so it is set where a
   process starts: here, and in the image (deploy/Dockerfile; a test holds it to this
