@@ -86,18 +86,23 @@ def least_loaded(candidates: Sequence[WorkerState]) -> WorkerState:
     return min(candidates, key=lambda w: (w.inflight / max(1, w.max_inflight), w.worker_id))
 
 
-class _NoHome:
+class _KeepsNothing:
+    """A policy that keeps nothing of where calls went and takes what a worker holds from
+    the KV-reference index (call.kv_matches)."""
+
+    def started(self, call: CallRecord, worker: WorkerState) -> None:
+        pass
+
+    def holds(self, call: CallRecord, worker_id: str) -> int:
+        return held_blocks(call, worker_id) or 0
+
+
+class _NoHome(_KeepsNothing):
     def home(self, call: CallRecord, program: Program) -> str:
         return ""
 
     def forget(self, worker_id: str) -> None:
         pass  # nothing kept per worker
-
-    def started(self, call: CallRecord, worker: WorkerState) -> None:
-        pass  # nor per call
-
-    def holds(self, call: CallRecord, worker_id: str) -> int:
-        return held_blocks(call, worker_id) or 0
 
 
 class RoundRobin(_NoHome):
@@ -131,7 +136,7 @@ class LeastLoad(_NoHome):
         return least_loaded(candidates)
 
 
-class Affinity:
+class Affinity(_KeepsNothing):
     """A program's calls stay on the engine holding its context.
 
     A call with parents goes to its home (`home`: the worker of its latest parent, whose
@@ -160,12 +165,6 @@ class Affinity:
 
     def forget(self, worker_id: str) -> None:
         pass  # nothing kept per worker: homes are read from the programs' records
-
-    def started(self, call: CallRecord, worker: WorkerState) -> None:
-        pass
-
-    def holds(self, call: CallRecord, worker_id: str) -> int:
-        return held_blocks(call, worker_id) or 0
 
     def home(self, call: CallRecord, program: Program) -> str:
         """The worker that ran the call's latest parent; empty for calls without parents.
