@@ -95,7 +95,7 @@ async def test_an_end_retried_on_a_restarted_planner_gets_the_summary_from_the_s
     try:
         for restarted in (False, True):
             clock = ManualClock()
-            store = ProgramStore(client, clock, timeout_s=1.0)
+            store = ProgramStore(client, clock, timeout_s=1.0, hold_in_outage=True)
             task = asyncio.create_task(store.run())
             core = PlannerCore(clock, *parse_policy("plas+round_robin"))
             try:
@@ -141,7 +141,7 @@ async def test_a_program_closed_by_its_end_stays_closed_on_a_restarted_planner(
     core.close_program(closing, "t")
     client = redis_target.client(socket_timeout=2.0)
     try:
-        store = ProgramStore(client, clock, timeout_s=1.0)
+        store = ProgramStore(client, clock, timeout_s=1.0, hold_in_outage=True)
         task = asyncio.create_task(store.run())
         try:
             await store.publish(core.take_events())

@@ -26,7 +26,7 @@ def _core() -> PlannerCore:
 
 async def _left_open(own_redis: OwnRedis) -> tuple[ProgramStore, str]:
     """A program with one call, open in Redis, as a planner killed mid-program leaves it."""
-    store = ProgramStore(own_redis.client, ManualClock(), timeout_s=0.5)
+    store = ProgramStore(own_redis.client, ManualClock(), timeout_s=0.5, hold_in_outage=True)
     core, program_id = _core(), uuid.uuid4().hex
     core.register_program(program_id, "acme")
     core.submit(program_id, "acme", "a")
