@@ -105,7 +105,7 @@ async def main() -> None:
     except asyncio.CancelledError:
         print("load cancelled", flush=True)
 
-run(main(), sys.argv[1], exit_within_s=0.5)
+run(main(), sys.argv[1], exit_within_s=3.0)
 """
 
 

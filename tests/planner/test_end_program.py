@@ -99,7 +99,8 @@ async def test_an_end_retried_on_a_restarted_planner_gets_the_summary_from_the_s
             task = asyncio.create_task(store.run())
             core = PlannerCore(clock, *parse_policy("plas+round_robin"))
             try:
-                async with planner_on_loopback(core, clock, store) as (stub, _):
+                async with planner_on_loopback(core, clock, store) as (stub, service):
+                    service.persist_timeout_s = 600.0  # only the write lets the answer go
                     end = planner_pb2.EndProgramPlannerRequest(program_id=program_id, tenant="t")
                     if not restarted:
                         await stub.RegisterWorker(planner_pb2.WorkerRegistration(

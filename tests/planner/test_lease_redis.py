@@ -55,7 +55,7 @@ async def test_a_lease_not_renewed_expires_in_redis(client) -> None:  # type: ig
 
 
 def _store(client, token: int | None) -> ProgramStore:  # type: ignore[no-untyped-def]
-    store = ProgramStore(client, ManualClock(), timeout_s=2.0)
+    store = ProgramStore(client, ManualClock(), timeout_s=2.0, hold_in_outage=True)
     store.fencing.token = token
     return store
 

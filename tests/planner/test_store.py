@@ -170,7 +170,8 @@ async def test_an_ended_programs_records_expire(redis_target: RedisTarget,
                                                 redis_client: aioredis.Redis) -> None:
     """Redis does not grow with every program ever run (the soak saw ~1 KiB a call)."""
     client = redis_target.client(socket_timeout=0.5)
-    store = ProgramStore(client, ManualClock(), timeout_s=0.5, ended_ttl_s=100)
+    store = ProgramStore(client, ManualClock(), timeout_s=0.5, ended_ttl_s=100,
+                         hold_in_outage=True)
     task = asyncio.create_task(store.run())
     try:
         core, program_id = program_core()

@@ -84,8 +84,10 @@ async def test_worker_reports_progress_while_streaming_then_completion(sim_engin
     async with worker_on_loopback(sim_engine_url, 50) as (stub, service, recorder):
         chunks = [c async for c in stub.Generate(story("c1", 170))]
         assert chunks[-1].result.usage.completion_tokens == 170
-        await service.drain_reports()
-        await asyncio.sleep(0.1)
+        async with asyncio.timeout(30.0):  # (each drain step gives up after 3 s)
+            while len(recorder.progress) < 3 or not recorder.completions:
+                await service.drain_reports()
+                await asyncio.sleep(0.01)
     counts = sorted(r.completion_tokens for r in recorder.progress)
     assert len(counts) == 3 and counts[0] >= 50 and counts[-1] < 170  # about 50, 100, 150
     assert all(b - a >= 50 for a, b in itertools.pairwise(counts))
@@ -106,7 +108,7 @@ async def test_progress_reports_can_be_switched_off(sim_engine_url: str) -> None
 async def test_worker_publishes_the_blocks_its_engine_now_holds(sim_engine_url: str,
                                                                redis_url: str) -> None:
     client = aioredis.from_url(redis_url)
-    index = KvIndex(client, timeout_s=0.5)
+    index = KvIndex(client, timeout_s=5.0)
     request = worker_pb2.GenerateRequest(
         program_id="p1", call_id="kv", cache_salt="tenant:acme", shared_prefix_bytes=130,
         prompt="A prompt long enough to fill several blocks of sixty-four bytes. " * 4,

@@ -266,14 +266,14 @@ async def test_health_generate_fails_while_the_engine_hangs(sim_engine_url: str)
     """The sim engine in-process, with its test hook to hang."""
     app = build_app(SimEngineConfig(debug_endpoints=True, time_scale=0.1))
     async with _serving(app) as (url, client):
-        assert await client.health_generate(2.0)
+        assert await client.health_generate(10.0)
         async with aiohttp.ClientSession() as s:
             async with s.post(url + "/_debug/hang", json={"hang": True}) as resp:
                 assert resp.status == 200
             assert not await client.health_generate(0.3)  # it hangs: the probe times out
             async with s.post(url + "/_debug/hang", json={"hang": False}) as resp:
                 assert resp.status == 200
-            assert await client.health_generate(2.0)
+            assert await client.health_generate(10.0)
             async with s.post(sim_engine_url + "/_debug/hang", json={"hang": True}) as resp:
                 assert resp.status == 404  # only an engine started with debug_endpoints
             async with s.get(url + "/metrics") as resp:  # as SGLang's, probes are not metered
