@@ -89,6 +89,9 @@ def test_a_call_started_early_on_a_full_worker_runs_where_granted_once(
     pid = stub.StartProgram(gateway_pb2.StartProgramRequest(), timeout=10).program_id
     _whole(stub, pid, "first")  # places the program: its worker is the gateway's guess
     home = str(record(mesh, pid, "first")["worker_id"])
+    # (its slot freed at the planner: a report still on its way would leave the worker one
+    # slot for the long calls, and the second would go to the other worker)
+    wait_for(lambda: record(mesh, pid, "first").get("state") == "done")
     # two long calls of the program fill its worker's two slots...
     longs, threads = [], []
     for name in ("long", "long2"):
@@ -100,18 +103,24 @@ def test_a_call_started_early_on_a_full_worker_runs_where_granted_once(
     try:
         assert running_on(mesh, pid, "long") == home and running_on(mesh, pid, "long2") == home
         wait_for(lambda: worker_running(mesh, home) == 2)
-        # (a grant just now, of a one-call program on the other worker, which keeps a free
-        # slot: the gateway's last grant is fresh however long the waits above took)
-        _whole(stub, "", "fresh")
-        before = _early(mesh)
-        # ...so the next call, guessed onto it, is granted the other worker: attempt 2
-        answer = _whole(stub, pid, "next")
-        after = _early(mesh)
+        for tries in range(1, 6):
+            # (a grant just now, of a one-call program on the other worker, which keeps a
+            # free slot: the gateway's last grant is fresh however long the waits above took)
+            _whole(stub, "", f"fresh{tries}")
+            before = _early(mesh)
+            # ...so the next call, guessed onto it, is granted the other worker: attempt 2
+            name = f"next{tries}"
+            answer = _whole(stub, pid, name)
+            after = _early(mesh)
+            if after != before:
+                break
+            # not started early: its admission came over FRESH_S after that grant (a very
+            # slow machine); it ran where granted, and another call tries again
         assert after["missed"] - before["missed"] == 1, (before, after)
         assert answer.result.worker_id == other(home)
         assert answer.result.usage.completion_tokens == 4
-        wait_for(lambda: record(mesh, pid, "next").get("state") == "done")  # (reported)
-        rec = record(mesh, pid, "next")
+        wait_for(lambda: record(mesh, pid, name).get("state") == "done")  # (reported)
+        rec = record(mesh, pid, name)
         assert (rec["attempt"], rec["worker_id"]) == (2, other(home))
         # the early run on the full worker was cut: only the long calls run there
         wait_for(lambda: worker_running(mesh, home) == 2 and worker_running(mesh, other(home)) == 0)
@@ -121,5 +130,6 @@ def test_a_call_started_early_on_a_full_worker_runs_where_granted_once(
         for thread in threads:
             thread.join(timeout=30)
     summary = stub.EndProgram(gateway_pb2.EndProgramRequest(program_id=pid), timeout=10).summary
-    # first and next once each; the long calls cancelled; nothing failed
-    assert (summary.calls_completed, summary.calls_failed, summary.calls_cancelled) == (2, 0, 2)
+    # first and each next once; the long calls cancelled; nothing failed
+    assert (summary.calls_completed, summary.calls_failed, summary.calls_cancelled) == (
+        1 + tries, 0, 2)
