@@ -96,6 +96,7 @@ class Admissions:
             if self._stream is stream:
                 self._stream = None
             stream.call.cancel()
+            stream.outbox.put_nowait(None)  # its request iterator ends (grpc's task with it)
             for answer in stream.waiting.values():
                 if not answer.done():
                     answer.set_exception(rpc_error(code, details))

@@ -132,6 +132,7 @@ class WorkerChannels:
             if self._streams.get(address) is stream:
                 del self._streams[address]
             stream.call.cancel()
+            stream.outbox.put_nowait(None)  # its request iterator ends (grpc's task with it)
             for items in stream.waiting.values():  # the worker (or its connection) died
                 items.put_nowait(rpc_error(grpc.StatusCode.UNAVAILABLE, details))
             stream.waiting.clear()

@@ -11,10 +11,12 @@ import pytest
 
 from gateway.admissions import Admissions
 from ostinato.clock import SystemClock
-from ostinato.v1 import planner_pb2
+from ostinato.v1 import planner_pb2, planner_pb2_grpc
 from planner.core import CallState, PlannerCore
 from planner.core.selection import parse_policy
-from tests.planner.loopback import calls_running_on_w0, planner_on_loopback
+from planner.service import PlannerService
+from tests.gateway.loop_reports import ended, loop_reports
+from tests.planner.loopback import NoStore, calls_running_on_w0, planner_on_loopback
 
 
 def _admit(call_id: str, program_id: str = "p") -> planner_pb2.AdmitRequest:
@@ -72,3 +74,30 @@ async def test_an_admission_past_its_deadline_is_dropped_at_the_planner() -> Non
                     await asyncio.sleep(0.01)
         finally:
             await admissions.close()
+
+
+async def test_a_stream_the_planner_ended_leaves_no_task_behind() -> None:
+    """The planner restarted: the ended stream's request iterator ends too, not left waiting
+    for its next admission until the collector destroys grpc's pending task ("Task was
+    destroyed but it is pending!" in the gateway's log: a helper's walkthrough 2026-12-07)."""
+    server = grpc.aio.server()
+    core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
+    planner_pb2_grpc.add_PlannerServicer_to_server(
+        PlannerService(core, NoStore(), SystemClock()), server)  # type: ignore[arg-type]
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")  # outlives the planner
+    admissions = Admissions(planner_pb2_grpc.PlannerStub(channel))
+    try:
+        async with loop_reports() as reported:
+            await calls_running_on_w0(planner_pb2_grpc.PlannerStub(channel))
+            assert (await admissions.Admit(_admit("a"), timeout=10.0)).call_id == "a"
+            assert admissions._stream is not None
+            reader = admissions._stream.reader
+            await server.stop(None)
+            await ended(reader)  # the stream ended with the planner
+            del reader
+        assert not reported, reported
+    finally:
+        await admissions.close()
+        await channel.close()

@@ -13,6 +13,7 @@ import grpc
 from gateway.worker_channels import WorkerChannels
 from ostinato.stream_tasks import MAX_BATCH, MAX_BATCH_BYTES, agree_batches
 from ostinato.v1 import worker_pb2, worker_pb2_grpc
+from tests.gateway.loop_reports import ended, loop_reports
 from workers.generate_stream import serve_generations
 
 CALLS = 200
@@ -70,3 +71,27 @@ async def test_results_that_finish_together_all_arrive_in_carriers_under_the_lim
     finally:
         await channels.close()
         await server.stop(0)
+
+
+async def test_a_stream_the_worker_ended_leaves_no_task_behind() -> None:
+    """The worker restarted: the ended stream's request iterator ends too (as the planner's
+    admission stream's: tests/gateway/test_admissions.py)."""
+    worker = _Worker()
+    worker.go.set()
+    server = grpc.aio.server()
+    worker_pb2_grpc.add_WorkerServicer_to_server(worker, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    channels = WorkerChannels()
+    try:
+        async with loop_reports() as reported:
+            request = worker_pb2.GenerateRequest(call_id="a", prompt="p")
+            assert [c.result.finish_reason async for c in channels.generate(
+                address, request, 60.0)] == ["stop"]
+            reader = channels._streams[address].reader
+            await server.stop(None)
+            await ended(reader)  # the stream ended with the worker
+            del reader
+        assert not reported, reported
+    finally:
+        await channels.close()
