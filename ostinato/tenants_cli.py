@@ -100,7 +100,7 @@ def _limits(args: argparse.Namespace) -> TenantLimits:
 def _describe(limits: TenantLimits) -> str:
     def limit(n: int) -> str:
         return str(n) if n else "unlimited"
-    weight = ("unset (planner.tenant_weights, else 1)" if limits.weight is None
+    weight = ("unset (from planner.tenant_weights, else 1)" if limits.weight is None
               else f"{limits.weight:g}")
     return (f"weight {weight}, rpm {limit(limits.rpm)}, tpm {limit(limits.tpm)}, "
             f"max programs {limit(limits.max_programs)}")

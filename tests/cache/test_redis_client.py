@@ -65,7 +65,7 @@ def test_the_tenants_command_works_on_a_cluster(redis_cluster_url: str,
     assert cli.main([*base, "revoke", "cluster-acme"]) == 0
     out = capsys.readouterr().out
     assert "tenant cluster-acme created" in out
-    assert ("tenant cluster-acme: 1 key(s), weight unset (planner.tenant_weights', else 1), "
+    assert ("tenant cluster-acme: 1 key(s), weight unset (from planner.tenant_weights, else 1), "
             "rpm 60") in out
     assert "tenant cluster-acme revoked (1 key(s) removed)" in out
 

@@ -163,7 +163,7 @@ def test_weight_default_takes_a_records_weight_out(
         rc, out, _ = tenants(capsys, "--redis-url", redis_url, "update", tenant,
                              "--weight", "default")
         assert rc == 0
-        assert out == (f"tenant {tenant}: weight unset (planner.tenant_weights', else 1), "
+        assert out == (f"tenant {tenant}: weight unset (from planner.tenant_weights, else 1), "
                        "rpm 7, tpm unlimited, max programs unlimited\n")
         assert b"weight" not in client.hget(keys.tenancy_tenants(), tenant)
         with pytest.raises(SystemExit) as refused:
