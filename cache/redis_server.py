@@ -119,6 +119,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+LOG_FILE = "redis-server.log"  # in its data directory
+
+
 class EmbeddedRedis:
     """A redis-server child process. `start()` returns its URL once it answers PING."""
 
@@ -133,6 +136,8 @@ class EmbeddedRedis:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock: DataDirLock | None = None
+        self._log: Path | None = None
+        self._said_from = 0  # where this run's lines begin in it
         self.port = 0
 
     @property
@@ -158,16 +163,21 @@ class EmbeddedRedis:
         last_error = ""
         for _ in range(5):  # a free port can be taken between probe and bind: retry
             self.port = self._fixed_port or free_port(self._host)
-            self._proc = subprocess.Popen(
-                die_with_parent([  # SIGTERM (a clean shutdown) if its owner dies
-                    exe, "--port", str(self.port), "--bind", self._host, "--dir", str(data_dir),
-                    "--save", "", "--appendonly", "yes", "--daemonize", "no",
-                    "--protected-mode", "yes", "--loglevel", "warning", *self._extra_args]),
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                # out of its owner's process group: a Ctrl-C in the terminal reaches the
-                # owner, which stops its services first and Redis last (Mesh.stop)
-                start_new_session=True,
-            )
+            # what it says goes to a file, not a pipe nobody reads while it serves (a full
+            # pipe would stop it at its next line)
+            self._log = data_dir / LOG_FILE
+            with self._log.open("ab") as log:
+                self._said_from = log.tell()  # (what earlier runs said stays above)
+                self._proc = subprocess.Popen(
+                    die_with_parent([  # SIGTERM (a clean shutdown) if its owner dies
+                        exe, "--port", str(self.port), "--bind", self._host, "--dir",
+                        str(data_dir), "--save", "", "--appendonly", "yes", "--daemonize", "no",
+                        "--protected-mode", "yes", "--loglevel", "warning", *self._extra_args]),
+                    stdout=log, stderr=subprocess.STDOUT,
+                    # out of its owner's process group: a Ctrl-C in the terminal reaches the
+                    # owner, which stops its services first and Redis last (Mesh.stop)
+                    start_new_session=True,
+                )
             if self._wait_ready(timeout_s):
                 return self.url
             last_error = self._drain()
@@ -199,10 +209,16 @@ class EmbeddedRedis:
             time.sleep(0.05)
         return False
 
+    def poll(self) -> int | None:
+        """Its exit status once it has exited (reaped), else None (running, or not started)."""
+        return self._proc.poll() if self._proc is not None else None
+
     def _drain(self) -> str:
         """Why the server did not start: what it said, or how it ended."""
-        if self._proc and self._proc.stdout and self._proc.poll() is not None:
-            said = self._proc.stdout.read().decode(errors="replace").strip()[-2000:]
+        if self._proc and self._log and self._proc.poll() is not None:
+            with self._log.open("rb") as log:
+                log.seek(max(self._said_from, log.seek(0, os.SEEK_END) - 2000))
+                said = log.read().decode(errors="replace").strip()
             exe = self._exe or "redis-server"
             return said or f"{exe} exited with status {self._proc.returncode} and said nothing"
         return "timed out"
@@ -241,8 +257,6 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if proc is not None and proc.stdout:
-            proc.stdout.close()
 
     def __enter__(self) -> EmbeddedRedis:
         self.start()

@@ -51,10 +51,6 @@ class MeshEndpoints:
     metrics: dict[str, str] = field(default_factory=dict)
 
 
-def _host_port(url: str) -> str:
-    return url.split("://", 1)[-1].rstrip("/")
-
-
 @dataclass
 class _Child:
     name: str
@@ -73,10 +69,6 @@ def _metrics_port(configured: int, index: int, ephemeral: bool) -> int:
     """The /metrics port of the index-th planner or worker: the configured one + index, so
     that each has its own; 0 a free one, -1 off."""
     return configured if configured < 0 else _port(configured, index, ephemeral)
-
-
-def _planner_name(index: int) -> str:
-    return "planner" if index == 0 else f"planner-{index}"
 
 
 class Mesh:
@@ -218,7 +210,7 @@ class Mesh:
         """planner_replicas planners ("planner", "planner-1" ...); gateways and workers get
         every address and follow the active one (planner/ha_channel.py)."""
         cfg = self.config
-        planners = [self._spawn(_planner_name(i), [
+        planners = [self._spawn("planner" if i == 0 else f"planner-{i}", [
             "planner", "--port", str(self._listen(cfg.planner.port, i)),
             "--metrics-port", str(_metrics_port(cfg.planner.metrics_port, i, self._ephemeral)),
         ], config_file) for i in range(cfg.planner_replicas)]
@@ -252,7 +244,8 @@ class Mesh:
             self.endpoints.engines.append(str(started.get("engine_url", "")))
             self._note_metrics(f"worker-{i}", started)
             # the SGLang server it launched (--enable-metrics)
-            self.endpoints.metrics[f"engine-{i}"] = _host_port(str(started.get("engine_url", "")))
+            self.endpoints.metrics[f"engine-{i}"] = str(started.get("engine_url", "")).split(
+                "://", 1)[-1].rstrip("/")
 
     def _start_sim_workers(self, timeout_s: float) -> None:
         cfg, config_file = self.config, self.workdir / "mesh.yaml"
@@ -324,11 +317,16 @@ class Mesh:
             raise RuntimeError("this mesh uses an external Redis")
         return self._redis.paused()
 
+    def redis_exit(self) -> int | None:
+        """The embedded Redis's exit status once it died (`up` starts it again), else None."""
+        return self._redis.poll() if self._redis is not None else None
+
     def start_redis(self) -> str:
-        """Starts the stopped embedded Redis again on its port, from its append-only file."""
+        """Starts the stopped (or dead) embedded Redis again on its port, from its AOF."""
         old = self._redis
         if old is None:
             raise RuntimeError("this mesh uses an external Redis")
+        old.stop()  # (its data directory's lock released, if it died)
         self._redis = self._embedded_redis(port=old.port)
         return self._redis.start()
 

@@ -4,12 +4,13 @@ group, yet stopped when its owner dies; one at a time on a data directory."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
-from cache.redis_server import DataDirInUse, DataDirLock, EmbeddedRedis
+from cache.redis_server import LOG_FILE, DataDirInUse, DataDirLock, EmbeddedRedis
 from tests.processes import owner_of_a_child, wait_gone
 
 ROOT = Path(__file__).parents[2]
@@ -28,7 +29,7 @@ def test_redis_runs_in_a_session_of_its_own(tmp_path: Path) -> None:
 # The owner: starts an embedded Redis, prints its pid, waits to be killed.
 OWNER = """
 import sys, time
-from cache.redis_server import DataDirInUse, DataDirLock, EmbeddedRedis
+from cache.redis_server import LOG_FILE, DataDirInUse, DataDirLock, EmbeddedRedis
 server = EmbeddedRedis(sys.argv[1])
 server.start()
 print(server._proc.pid, flush=True)
@@ -90,3 +91,31 @@ def test_a_port_another_redis_holds_is_not_taken_for_ours(tmp_path: Path) -> Non
         with pytest.raises(RuntimeError, match="did not start"):
             ours.start()
         assert other._proc is not None and other._proc.poll() is None
+
+
+def test_what_a_failed_start_said_is_quoted_not_what_earlier_runs_said(tmp_path: Path) -> None:
+    """It writes to a file in its data directory (a pipe nobody read while it served would
+    stop it once full); a failed start quotes this run's lines only."""
+    (tmp_path / LOG_FILE).write_text("an earlier run's warning\n")
+    script = tmp_path / "bad-redis"
+    script.write_text("#!/bin/sh\necho 'FATAL CONFIG FILE ERROR'\nexit 1\n")
+    script.chmod(0o755)
+    with pytest.raises(RuntimeError, match=r"^redis-server did not start: FATAL CONFIG FILE "
+                                           r"ERROR$"):
+        EmbeddedRedis(str(tmp_path), executable=str(script)).start()
+    assert (tmp_path / LOG_FILE).read_text().startswith("an earlier run's warning\n")
+
+
+def test_poll_says_once_it_has_exited(tmp_path: Path) -> None:
+    redis = EmbeddedRedis(str(tmp_path))
+    assert redis.poll() is None  # not started
+    redis.start()
+    try:
+        assert redis.poll() is None
+        assert redis._proc is not None
+        os.kill(redis._proc.pid, signal.SIGKILL)
+        redis._proc.wait(timeout=30)
+        assert redis.poll() == -signal.SIGKILL
+    finally:
+        redis.stop()
+    assert redis.poll() is None  # stopped: nothing to report
