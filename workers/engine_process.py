@@ -194,6 +194,17 @@ class EngineProcess:
                     os.killpg(self._proc.pid, signal.SIGKILL)
 
     async def stop(self, grace_s: float = 10.0) -> None:
+        """The engine's process group stopped (SIGTERM, then SIGKILL past `grace_s`), and
+        its KV event sockets removed (an engine killed leaves them: hundreds in /tmp after a
+        day of tests)."""
+        try:
+            await self._stop(grace_s)
+        finally:
+            for endpoint in (self.spec.kv_events_endpoint, self.spec.kv_replay_endpoint):
+                if endpoint.startswith("ipc://"):
+                    Path(endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
+
+    async def _stop(self, grace_s: float) -> None:
         self._stopping = True
         proc = self._proc
         if proc is None or proc.returncode is not None:

@@ -103,6 +103,27 @@ async def test_supervised_engine_is_restarted_after_a_crash_and_stopped(tmp_path
     assert "sim engine serving" in (tmp_path / "engine.log").read_text()
 
 
+async def test_a_stopped_engine_leaves_no_kv_event_socket_behind(tmp_path: Path) -> None:
+    """Killed (as SGLang's processes, SIGTERMed, can be), the engine leaves its ipc sockets;
+    the worker's stop removes them."""
+    events, replay = tmp_path / "kv", tmp_path / "kv-replay"
+    spec = EngineLaunch(launch=f"{sys.executable} -m ostinato.cli sim-engine --zero-cost",
+                        model="sim/tiny", host="127.0.0.1", port=fixed_port(),
+                        kv_events_endpoint=f"ipc://{events}", kv_replay_endpoint=f"ipc://{replay}")
+    process = EngineProcess(spec, start_timeout_s=60, log_path=str(tmp_path / "engine.log"))
+    await process.start()
+    try:
+        assert events.exists() and replay.exists()
+        assert process.pid is not None
+        os.killpg(process.pid, signal.SIGKILL)
+        assert process._proc is not None
+        await asyncio.wait_for(process._proc.wait(), 30)
+        assert events.exists() and replay.exists()  # what a killed engine leaves
+    finally:
+        await process.stop()
+    assert not events.exists() and not replay.exists()
+
+
 def test_the_cpu_launcher_is_found_beside_the_package_from_any_directory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`make sglang-cpu` builds it in the checkout; `ostinato up --engine sglang` run from
