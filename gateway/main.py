@@ -141,6 +141,9 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     configured_weights = dict(tenant_weights or {})
     tasks = [supervised(tenancy.run, "tenancy reloads")]
     auth = ApiKeyAuthenticator(lambda: tenancy.current, config.allow_anonymous)
+    if config.allow_anonymous:  # (`up --no-auth` and the demo say so too; a bare gateway here)
+        log.warning("auth off (gateway.allow_anonymous): anyone reaching the gateway is tenant "
+                    "'default'")
     executor = CallExecutor(planner, workers, cache, default, lambda: tenancy.current,
                             tokenize=load_tokenizer(config.kv_tokenizer),
                             renderer=load_renderer(config.kv_tokenizer, config.tool_call_parser),
