@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from planner.lease import LEASE_LOST_EXIT
@@ -68,22 +68,24 @@ def _not_again(name: str, why: str) -> int:
     return LEASE_LOST_EXIT
 
 
-def redis_again(mesh: Any) -> list[str]:
-    """The lines to print once `up`'s embedded Redis has died (none while it serves): it is
-    started again on its port from its append-only file, and the services, which serve on
-    without it meanwhile, reconnect (helper's walkthrough 2026-12-07: it was left a zombie
-    and quotas went unmetered until someone started a Redis by hand)."""
+def redis_again(mesh: Any) -> Iterator[str]:
+    """The lines to print once `up`'s embedded Redis has died (none while it serves), each
+    as it comes: it is started again on its port from its append-only file, and the
+    services, which serve on without it meanwhile, reconnect (helper's walkthrough
+    2026-12-07: it was left a zombie and quotas went unmetered until someone started a Redis
+    by hand)."""
     code = mesh.redis_exit()
     if code is None:
-        return []
-    died = (f"redis {_status(code)}; the services serve on without it (no caches or quotas, "
-            "program records held back) while it starts again")
+        return
+    yield (f"redis {_status(code)}; the services serve on without it (no caches or quotas, "
+           "program records held back) while it starts again")
     try:
         mesh.start_redis()
     except (RuntimeError, OSError) as exc:
-        return [died, f"redis could not be started again: {exc}; the mesh goes on without "
-                "it (restart the mesh)"]
-    return [died, "redis started again on its port, from its append-only file"]
+        yield (f"redis could not be started again: {exc}; the mesh goes on without it "
+               "(restart the mesh)")
+        return
+    yield "redis started again on its port, from its append-only file"
 
 
 def child_names(planners: Mapping[str, str], workers: Mapping[str, str], engines: int) -> list[str]:
