@@ -127,7 +127,9 @@ class EmbeddedRedis:
 
     def __init__(self, data_dir: str | None = None, host: str = "127.0.0.1",
                  executable: str | None = None, port: int = 0,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), log_path: str | None = None) -> None:
+        """`log_path`: where it writes what it says (default: LOG_FILE in its data
+        directory)."""
         self._exe = executable
         self._extra_args = extra_args  # more redis-server options (e.g. cluster mode)
         self._fixed_port = port  # 0: a free one
@@ -136,7 +138,7 @@ class EmbeddedRedis:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock: DataDirLock | None = None
-        self._log: Path | None = None
+        self._log: Path | None = Path(log_path) if log_path else None
         self._said_from = 0  # where this run's lines begin in it
         self.port = 0
 
@@ -161,11 +163,14 @@ class EmbeddedRedis:
             raise
         self._lock = lock
         last_error = ""
-        for _ in range(5):  # a free port can be taken between probe and bind: retry
+        # what it says goes to a file, not a pipe nobody reads while it serves (a full pipe
+        # would stop it at its next line)
+        self._log = self._log or data_dir / LOG_FILE
+        self._log.parent.mkdir(parents=True, exist_ok=True)
+        # a free port can be taken between probe and bind: retried on another (a fixed
+        # port's failure would only repeat)
+        for _ in range(1 if self._fixed_port else 5):
             self.port = self._fixed_port or free_port(self._host)
-            # what it says goes to a file, not a pipe nobody reads while it serves (a full
-            # pipe would stop it at its next line)
-            self._log = data_dir / LOG_FILE
             with self._log.open("ab") as log:
                 self._said_from = log.tell()  # (what earlier runs said stays above)
                 self._proc = subprocess.Popen(

@@ -332,8 +332,9 @@ class Mesh:
 
     def _embedded_redis(self, port: int = 0) -> EmbeddedRedis:
         cfg = self.config.redis
-        return EmbeddedRedis(cfg.data_dir or str(self.workdir / "redis"),
-                             executable=cfg.server or find_vector_redis(), port=port)
+        return EmbeddedRedis(cfg.data_dir or str(self.workdir / "redis"), port=port,
+                             executable=cfg.server or find_vector_redis(),
+                             log_path=str(self.workdir / "logs" / "redis.log"))  # kept too
 
     def kill(self, name: str) -> None:
         """SIGKILLs one child (failure tests): no graceful shutdown, no final writes."""

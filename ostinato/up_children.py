@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -68,24 +69,43 @@ def _not_again(name: str, why: str) -> int:
     return LEASE_LOST_EXIT
 
 
-def redis_again(mesh: Any) -> Iterator[str]:
-    """The lines to print once `up`'s embedded Redis has died (none while it serves), each
-    as it comes: it is started again on its port from its append-only file, and the
-    services, which serve on without it meanwhile, reconnect (helper's walkthrough
-    2026-12-07: it was left a zombie and quotas went unmetered until someone started a Redis
-    by hand)."""
-    code = mesh.redis_exit()
-    if code is None:
-        return
-    yield (f"redis {_status(code)}; the services serve on without it (no caches or quotas, "
-           "program records held back) while it starts again")
-    try:
-        mesh.start_redis()
-    except (RuntimeError, OSError) as exc:
-        yield (f"redis could not be started again: {exc}; the mesh goes on without it "
-               "(restart the mesh)")
-        return
-    yield "redis started again on its port, from its append-only file"
+class RedisKeeper:
+    """`up`'s embedded Redis, started again on its port from its append-only file each time
+    it dies, the services serving on without it meanwhile and reconnecting (a walkthrough
+    2026-12-07 found it left a zombie, quotas unmetered until someone started a Redis by
+    hand); one that dies `limit` times within `window_s` (OOM-killed, say) is left down.
+    `clock`: monotonic seconds."""
+
+    def __init__(self, mesh: Any, clock: Callable[[], float], limit: int = 5,
+                 window_s: float = 60.0) -> None:
+        self._mesh, self._clock, self._limit, self._window_s = mesh, clock, limit, window_s
+        self._starts: deque[float] = deque()  # when it was started again, within the window
+        self.died = False  # (the mesh's logs are kept then)
+
+    def check(self) -> Iterator[str]:
+        """The lines to print, each as it comes (none while it serves)."""
+        code = self._mesh.redis_exit()
+        if code is None:
+            return
+        self.died, now = True, self._clock()
+        while self._starts and now - self._starts[0] > self._window_s:
+            self._starts.popleft()
+        if len(self._starts) >= self._limit:
+            self._mesh.stop_redis()  # reaped, its data directory's lock released: left down
+            yield (f"redis {_status(code)}, the {self._limit + 1}th time in "
+                   f"{self._window_s:.0f} s: not started again; the mesh goes on without it "
+                   "(no caches or quotas; restart the mesh)")
+            return
+        yield (f"redis {_status(code)}; the services serve on without it (no caches or quotas, "
+               "program records held back) while it starts again")
+        self._starts.append(now)
+        try:
+            self._mesh.start_redis()
+        except (RuntimeError, OSError) as exc:
+            yield (f"redis could not be started again: {exc}; the mesh goes on without it "
+                   "(restart the mesh)")
+            return
+        yield "redis started again on its port, from its append-only file"
 
 
 def child_names(planners: Mapping[str, str], workers: Mapping[str, str], engines: int) -> list[str]:

@@ -19,12 +19,12 @@ from ostinato.config import ConfigError, MeshConfig, RedisConfig, load_mesh_conf
 from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tool_formats import MODEL_FORMATS
 from ostinato.up_children import (
+    RedisKeeper,
     Standbys,
     child_names,
     exit_lines,
     fatal_exit,
     lease_lost,
-    redis_again,
 )
 
 
@@ -173,12 +173,11 @@ def run(args: argparse.Namespace) -> int:
                            "attach" else 0)
     codes: dict[str, int | None] = dict.fromkeys(children)
     standbys = Standbys(mesh, time.monotonic)
-    redis_died = False
+    redis = RedisKeeper(mesh, time.monotonic)
     try:
         while not stop.wait(0.5):
-            for line in redis_again(mesh):
+            for line in redis.check():
                 print(f"ostinato up: {line}", file=sys.stderr, flush=True)
-                redis_died = True
             now = {name: mesh.child(name).poll() for name in children}  # poll reaps the dead
             starting = set(standbys.starting)
             standbys.check(now)
@@ -193,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         print("stopping mesh ...", flush=True)
         # why a service died is in the logs
-        _kept_logs(mesh.close(keep_logs=redis_died
+        _kept_logs(mesh.close(keep_logs=redis.died
                               or any(code is not None for code in codes.values())))
         print("stopped")
     return 1 if died else 0

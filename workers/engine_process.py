@@ -207,7 +207,11 @@ class EngineProcess:
     async def _stop(self, grace_s: float) -> None:
         self._stopping = True
         proc = self._proc
-        if proc is None or proc.returncode is not None:
+        if proc is None:
+            return
+        if proc.returncode is not None:  # its leader gone: what it left of its group goes too
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             return
         # SGLang runs its scheduler and detokenizer as child processes: signal the group.
         with contextlib.suppress(ProcessLookupError):

@@ -131,7 +131,7 @@ async def test_configured_keys_a_stalled_redis_did_not_take_are_written_at_a_lat
         assert view.stale and view.current.tenant_for("sk-configured-key") == "acme"
     async with asyncio.timeout(30.0):  # Redis back: read, the key served on top (retried:
         while not await view.refresh():  # the resumed server first runs what queued, 0.5 s
-            pass  # a read on a busy machine)
+            await asyncio.sleep(0.05)  # a read on a busy machine)
     assert not view.stale and view.current.tenant_for("sk-configured-key") == "acme"
     assert await view.reload() is True  # a full reload: written, then read
     assert (await TenantDirectory(client).load()).tenant_for("sk-configured-key") == "acme"

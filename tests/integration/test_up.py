@@ -194,6 +194,7 @@ def test_a_redis_killed_under_up_is_started_again_with_its_data(
     kept = Path(up.output.read_text().split("logs are kept in ", 1)[1].split()[0])
     try:
         gateway_log = (kept / "gateway.log").read_text()
+        assert (kept / "redis.log").is_file()  # what Redis said (in the mesh's logs)
         if _auth_flags():  # open mode: said at the gateway's start too
             assert "auth off (gateway.allow_anonymous)" in gateway_log
     finally:

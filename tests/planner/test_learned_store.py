@@ -97,7 +97,7 @@ async def test_a_history_redis_could_not_give_at_the_start_is_read_before_anythi
     assert json.loads(await client.get(planner_learned())) == stored
     async with asyncio.timeout(30.0):  # read (and merged) first, then written (retried:
         while not await store.save(new):  # the resumed server first runs what queued, 0.5 s
-            pass  # a read on a busy machine)
+            await asyncio.sleep(0.05)  # a read on a busy machine)
     assert store.loaded
     history = new.estimator.history()
     assert history["react"] == [*stored["outputs"]["react"], 900][-len(history["react"]):]
