@@ -179,7 +179,10 @@ async def generate(request: web.Request) -> web.StreamResponse:
         return web.json_response([finals[i] for i in range(len(reqs))])
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                        "Cache-Control": "no-cache"})
-    await resp.prepare(request)
+    try:
+        await resp.prepare(request)
+    except ConnectionResetError:  # the client left before its stream began (a worker that
+        return resp  # cut the call): nothing to run (aiohttp logged it as an error)
     # SGLang streams cumulative text by default (sim_engine.incremental_streaming_output:
     # as its --incremental-streaming-output, each event's new text only). Each
     # event is written when produced, but the last sample's final event goes out with the
