@@ -171,43 +171,6 @@ def test_a_redis_that_dies_is_reported_and_started_again(
     assert mesh.redis_starts == 1 and rc == 1 and mesh.kept_logs is True
 
 
-class _DyingRedis:
-    """A mesh whose Redis is found dead at each look in `deaths` (look numbers)."""
-
-    def __init__(self, deaths: set[int]) -> None:
-        self.deaths, self.looks, self.starts, self.stopped = deaths, 0, 0, False
-
-    def redis_exit(self) -> int | None:
-        self.looks += 1
-        return -9 if self.looks in self.deaths and not self.stopped else None
-
-    def start_redis(self) -> str:
-        self.starts += 1
-        return "redis://127.0.0.1:3/0"
-
-    def stop_redis(self) -> None:
-        self.stopped = True
-
-
-@pytest.mark.parametrize(("deaths", "seconds_apart", "starts", "left_down"), [
-    ({1, 2, 3, 4, 5}, 1.0, 5, False),  # five deaths in a minute: each started again
-    ({1, 2, 3, 4, 5, 6}, 1.0, 5, True),  # the sixth: left down (OOM-killed, say)
-    ({1, 2, 3, 4, 5, 6}, 20.0, 6, False),  # the first out of the window by the sixth
-    (set(), 1.0, 0, False),
-])
-def test_a_redis_that_keeps_dying_is_left_down(deaths: set[int], seconds_apart: float,
-                                               starts: int, left_down: bool) -> None:
-    mesh, now = _DyingRedis(deaths), [0.0]
-    keeper = up_children.RedisKeeper(mesh, lambda: now[0], limit=5, window_s=60.0)
-    lines = []
-    for _ in range(8):
-        lines.extend(keeper.check())
-        now[0] += seconds_apart
-    assert (mesh.starts, mesh.stopped, keeper.died) == (starts, left_down, bool(deaths))
-    assert lines.count("redis started again on its port, from its append-only file") == starts
-    assert any("the 6th time in 60 s: not started again" in line for line in lines) == left_down
-
-
 def test_the_loop_watches_the_others_while_a_standby_starts_again(
         fake_mesh: type[_FakeMesh], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,14 +1,19 @@
-"""The sim engine's SGLang HTTP API, as a real process: prefix caching, n > 1, metrics."""
+"""The sim engine's SGLang HTTP API, as a real process (and in-process, with its test hooks):
+prefix caching, n > 1, metrics, a caller gone before its stream began."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 
 import aiohttp
 import pytest
 
 from ostinato.config import SimEngineConfig
+from tests.workers.test_sglang_client import _serving
 from workers.sim.engine import RealtimeSimEngine, SimRequest
+from workers.sim.server import build_app
 from workers.sim.tokenizer import tokenize
 
 
@@ -155,3 +160,31 @@ async def test_abort_all_ends_every_request_as_sglang_does(sim_engine_url: str) 
                 if line.startswith(b"data: {"):
                     last = line
         assert last is not None and b'"abort"' in last  # its finish reason: an abort
+
+
+async def test_a_caller_gone_before_its_stream_began_is_no_error(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A worker that cut a call (an early run guessed wrong, say) before its stream's
+    headers: the engine drops it, no "Error handling request" at level error (a helper's
+    walkthrough 2026-12-07 found four in a sim engine's log)."""
+    app = build_app(SimEngineConfig(debug_endpoints=True, time_scale=0.1))
+    body = json.dumps({"text": "hi", "stream": True,
+                       "sampling_params": {"max_new_tokens": 2}}).encode()
+    async with _serving(app) as (url, _), aiohttp.ClientSession() as s:
+        async with s.post(url + "/_debug/hang", json={"hang": True}) as resp:
+            assert resp.status == 200
+        host, port = url.removeprefix("http://").split(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /generate HTTP/1.1\r\nHost: e\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        await asyncio.sleep(0.2)  # (this wait can only let a wrong engine pass, never fail one)
+        writer.close()  # gone before the engine answered
+        await writer.wait_closed()
+        async with s.post(url + "/_debug/hang", json={"hang": False}) as resp:
+            assert resp.status == 200
+        # the next request answered: the one before it has met its closed connection
+        async with s.post(url + "/generate", json={"text": "hello", "sampling_params": {
+                "max_new_tokens": 2}}) as resp:
+            assert resp.status == 200
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
