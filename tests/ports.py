@@ -5,7 +5,9 @@ two, pytest-xdist).
   --gateway-port`, a server restarted on its port): taken below the kernel's ephemeral range,
   which it never hands out for port 0 or an outgoing connection, so that the other test
   process's servers and clients cannot take it between the pick and the bind; each test
-  process picks from a block of its own.
+  process picks from a block of its own, claimed with a lock file (two pytest runs at once
+  on one machine, a developer's beside CI's, took the same block: an engine's port answered
+  after it stopped).
 - `fixed_cluster_port()`: the same for a Redis Cluster node, whose cluster bus listens on
   port + 10000 (Redis 6 has no option to place it): both below the ephemeral range.
 - `closed_port()`: a port where nothing listens, for as long as this process runs: bound,
@@ -14,9 +16,11 @@ two, pytest-xdist).
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 _BLOCK = 500  # ports per test process
@@ -36,6 +40,27 @@ def _worker_index() -> int:
     return int(name[2:]) if name[2:].isdigit() else 0
 
 
+_claim: list[int] = []  # the lock file's descriptor, held until the process ends
+
+
+def _block_index() -> int:
+    """The first block no other test process on this machine holds, from this xdist
+    worker's own (gw0: 0, gw1: 1 ...); the worker's own if every one is held."""
+    first = _worker_index()
+    for i in (first + k for k in range(_PROCESSES)):
+        index = i % _PROCESSES
+        fd = os.open(Path(tempfile.gettempdir()) / f"ostinato-test-ports-{index}.lock",
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        _claim.append(fd)  # (released by the kernel when this process ends)
+        return index
+    return first % _PROCESSES
+
+
 def _bindable(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -48,8 +73,8 @@ def _bindable(port: int) -> bool:
 class _Block:
     """This test process's block of ports ending below `top`, handed out in turn."""
 
-    def __init__(self, top: int) -> None:
-        self.low = top - _BLOCK * (1 + _worker_index())
+    def __init__(self, top: int, index: int) -> None:
+        self.low = top - _BLOCK * (1 + index)
         if self.low < 1024:
             raise RuntimeError(f"no room for test ports below {top}")
         self._next = itertools.cycle(range(self.low, self.low + _BLOCK))
@@ -64,9 +89,10 @@ class _Block:
 
 
 _EPHEMERAL = _ephemeral_low()
-_fixed = _Block(_EPHEMERAL)
+_INDEX = _block_index()
+_fixed = _Block(_EPHEMERAL, _INDEX)
 # below every process's fixed block, bus ports included
-_cluster = _Block(_EPHEMERAL - _BLOCK * _PROCESSES - CLUSTER_BUS_OFFSET)
+_cluster = _Block(_EPHEMERAL - _BLOCK * _PROCESSES - CLUSTER_BUS_OFFSET, _INDEX)
 _closed: list[socket.socket] = []  # held until the process ends
 
 
