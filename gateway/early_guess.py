@@ -23,12 +23,13 @@ early run's reports are of an attempt replaced).
 Only where a wrong guess costs little and jumps no queue: a call's first attempt, not
 resent, without parents (a continuing call goes to the worker that holds its context),
 with a prompt of at most `max_prompt_tokens` (a cancelled early run wasted its prefill),
-while the planner's last grant, under FRESH_S old, said no call waited there and some
-worker had a free slot, and no other call of this gateway's is being admitted (its grant
-takes the worker named next: a burst of calls would all be guessed onto it). Not a promise
-that no queue is jumped: other gateways may fill the planner's queue within FRESH_S, and an
-early run then runs while its call waits (its work counted once its grant confirms it;
-cut, if its grant names another worker, without being charged to its tenant).
+while the planner's last grant, at most `fresh_s` old (gateway.early_start_fresh_s), said
+no call waited there and some worker had a free slot, and no other call of this gateway's
+is being admitted (its grant takes the worker named next: a burst of calls would all be
+guessed onto it). Not a promise that no queue is jumped: other gateways may fill the
+planner's queue within `fresh_s`, and an early run then runs while its call waits (its work
+counted once its grant confirms it; cut, if its grant names another worker, without being
+charged to its tenant).
 """
 
 from __future__ import annotations
@@ -46,9 +47,11 @@ PROGRAMS_KEPT = 4096  # programs whose last grant's worker is kept (the least re
 
 
 class EarlyGuess:
-    def __init__(self, max_prompt_tokens: int) -> None:
-        """`max_prompt_tokens`: the longest prompt started early (0: none is)."""
+    def __init__(self, max_prompt_tokens: int, fresh_s: float = FRESH_S) -> None:
+        """`max_prompt_tokens`: the longest prompt started early (0: none is); `fresh_s`:
+        how long the last grant is news (gateway.early_start_fresh_s)."""
         self.max_prompt_tokens = max_prompt_tokens
+        self.fresh_s = fresh_s
         self._next: planner_pb2.Grant | None = None  # what the last grant named next
         self._granted_at = float("-inf")  # when the last grant came
         # program id -> its last grant's (worker id, address), the least recent first
@@ -80,7 +83,7 @@ class EarlyGuess:
         # (a last grant naming no next worker: every worker full, or a planner from before
         # early starts, which ignores started_on: a guess it granted elsewhere would be cut
         # and the cut run's report end the call's attempt there)
-        if self._next is None or now - self._granted_at > FRESH_S \
+        if self._next is None or now - self._granted_at > self.fresh_s \
                 or admit.prompt_tokens > self.max_prompt_tokens or planner_waiting \
                 or admit.resend or admit.retry_of_attempt or admit.parent_call_ids \
                 or admit.served_from_cache:

@@ -24,6 +24,7 @@ from gateway.admissions import Admissions
 from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram, planner_failure
 from gateway.calls import InvalidCall
 from gateway.context_window import ContextWindow, answer_room, fit
+from gateway.early_guess import FRESH_S
 from gateway.mesh_run import MeshRun
 from gateway.prompts import PreparedPrompt, prepare
 from gateway.quota_meter import QuotaMeter
@@ -51,7 +52,7 @@ class CallExecutor:
                  tool_format: str = "hermes", quotas: Quotas | None = None,
                  quota_timeout_s: float = 0.5, admissions: Admissions | None = None,
                  reasoning_format: str = "", window: ContextWindow | None = None,
-                 early_start_max_tokens: int = 0) -> None:
+                 early_start_max_tokens: int = 0, early_start_fresh_s: float = FRESH_S) -> None:
         """`tokenize` and `renderer`: the served model's tokenizer and chat template;
         `tool_format`: how its output writes tool calls (ostinato/tool_formats.py);
         `reasoning_format`: how it writes its thinking ("": it does not think;
@@ -59,11 +60,12 @@ class CallExecutor:
         `quotas`: the tenants' rate and token quotas in Redis (None: not enforced);
         `admissions`: what admits calls (gateway/admissions.py: over one stream), else
         the planner's unary Admit; `window`: the served model's context window and the
-        default max tokens (gateway/context_window.py); `early_start_max_tokens`: see
-        gateway/early_guess.py (0: no call starts ahead of its grant)."""
+        default max tokens (gateway/context_window.py); `early_start_max_tokens` and
+        `early_start_fresh_s`: see gateway/early_guess.py (0 tokens: no call starts ahead of
+        its grant)."""
         self._window = window or ContextWindow(0, GatewayConfig().default_output_tokens)
         self._mesh = MeshRun(planner, workers, admissions, self._with_thinking,
-                             early_start_max_tokens)
+                             early_start_max_tokens, early_start_fresh_s)
         self._quotas = QuotaMeter(quotas, quota_timeout_s, self._mesh.outcomes.spawn)
         self._tokenize = tokenize or load_tokenizer("sim")
         self._renderer = renderer or load_renderer("sim", tool_format)

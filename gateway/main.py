@@ -153,6 +153,7 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
                             quota_timeout_s=redis_cfg.timeout_s,
                             admissions=admissions,
                             early_start_max_tokens=config.early_start_max_tokens,
+                            early_start_fresh_s=config.early_start_fresh_s,
                             window=ContextWindow(config.context_length,
                                                  config.default_output_tokens,
                                                  config.max_input_tokens))

@@ -31,7 +31,7 @@ from gateway.call_items import (
     engine_refusal,
     planner_failure,
 )
-from gateway.early_guess import EarlyGuess
+from gateway.early_guess import FRESH_S, EarlyGuess
 from gateway.early_run import EarlyRun
 from gateway.outcome_reports import OutcomeReports
 from gateway.prompts import PreparedPrompt
@@ -93,11 +93,12 @@ class MeshRun:
     def __init__(self, planner: planner_pb2_grpc.PlannerStub, workers: WorkerChannels,
                  admissions: Admissions | None,
                  count_thinking: Callable[[common_pb2.Usage, str], common_pb2.Usage],
-                 early_start_max_tokens: int = 0) -> None:
+                 early_start_max_tokens: int = 0, early_start_fresh_s: float = FRESH_S) -> None:
         """`admissions`: what admits calls (gateway/admissions.py: over one stream), else
         the planner's unary Admit; `count_thinking`: a result's usage with its thinking's
         tokens counted; `early_start_max_tokens`: the longest prompt of a call started on
-        a worker ahead of its grant (gateway/early_guess.py; 0: none is)."""
+        a worker ahead of its grant (gateway/early_guess.py; 0: none is), while the last
+        grant is at most `early_start_fresh_s` old."""
         self.admissions: Admissions | planner_pb2_grpc.PlannerStub = admissions or planner
         # Since when the planner has answered none of this gateway's calls (ostinato/retry.py):
         # during an outage PLANNER_WAIT_S long, a new call fails after one attempt
@@ -115,7 +116,7 @@ class MeshRun:
         self._report_later = CompletionReporter(planner, linger_s=REPORT_LINGER_S)
         self._planner_waiting = 0  # calls waiting at the planner, as its last grant said
         self._admitting = 0  # this gateway's calls not granted yet
-        self.early = EarlyGuess(early_start_max_tokens)
+        self.early = EarlyGuess(early_start_max_tokens, early_start_fresh_s)
 
     def reporter_for(self, report_later: bool) -> CompletionReporter:
         """Where a call's completion report goes: batched over REPORT_LINGER_S when it may

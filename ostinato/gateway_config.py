@@ -76,6 +76,9 @@ class GatewayConfig:
     # trip overlaps the worker's (guessed wrong, that run is cut, the call runs where
     # granted); 0: off.
     early_start_max_tokens: int = 512
+    # Early start only while the planner's last grant is at most this old: past it, other
+    # gateways may have queued calls at the planner since (a lone gateway can wait longer).
+    early_start_fresh_s: float = 1.0
     # Answer caches (cache/answers.py). A call's CachePolicy (or X-Ostinato-Cache) overrides
     # cache_mode; exact applies to deterministic calls only (temperature 0).
     cache_mode: str = "exact"  # off | exact | semantic
@@ -141,7 +144,8 @@ class GatewayConfig:
                               "and gateway.tls_key_file")
         check_numbers("gateway", self, positive=(
             "max_prompt_chars", "max_messages", "max_new_tokens_limit",
-            "call_timeout_s", "max_conversations_per_tenant", "max_conversation_bytes"),
+            "call_timeout_s", "max_conversations_per_tenant", "max_conversation_bytes",
+            "early_start_fresh_s"),
             non_negative=("max_inflight_calls", "context_length", "max_input_tokens", "drain_s",
                           "default_max_new_tokens", "early_start_max_tokens"))
         if self.default_max_new_tokens > self.max_new_tokens_limit:

@@ -73,8 +73,8 @@ class RedisKeeper:
     """`up`'s embedded Redis, started again on its port from its append-only file each time
     it dies, the services serving on without it meanwhile and reconnecting (a walkthrough
     2026-12-07 found it left a zombie, quotas unmetered until someone started a Redis by
-    hand); one that dies `limit` times within `window_s` (OOM-killed, say) is left down.
-    `clock`: monotonic seconds."""
+    hand); one that dies again after `limit` restarts within `window_s` (OOM-killed, say)
+    is left down. `clock`: monotonic seconds."""
 
     def __init__(self, mesh: Any, clock: Callable[[], float], limit: int = 5,
                  window_s: float = 60.0) -> None:
@@ -92,7 +92,7 @@ class RedisKeeper:
             self._starts.popleft()
         if len(self._starts) >= self._limit:
             self._mesh.stop_redis()  # reaped, its data directory's lock released: left down
-            yield (f"redis {_status(code)}, the {self._limit + 1}th time in "
+            yield (f"redis {_status(code)} again after {self._limit} restarts in "
                    f"{self._window_s:.0f} s: not started again; the mesh goes on without it "
                    "(no caches or quotas; restart the mesh)")
             return

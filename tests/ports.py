@@ -17,10 +17,10 @@ two, pytest-xdist).
 from __future__ import annotations
 
 import fcntl
+import functools
 import itertools
 import os
 import socket
-import tempfile
 from pathlib import Path
 
 _BLOCK = 500  # ports per test process
@@ -40,6 +40,8 @@ def _worker_index() -> int:
     return int(name[2:]) if name[2:].isdigit() else 0
 
 
+# one folder for the machine, whatever a run's TMPDIR (ports are the machine's)
+LOCKS = Path(os.environ.get("OSTINATO_TEST_PORTS_DIR", "/tmp"))
 _claim: list[int] = []  # the lock file's descriptor, held until the process ends
 
 
@@ -49,8 +51,11 @@ def _block_index() -> int:
     first = _worker_index()
     for i in (first + k for k in range(_PROCESSES)):
         index = i % _PROCESSES
-        fd = os.open(Path(tempfile.gettempdir()) / f"ostinato-test-ports-{index}.lock",
-                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fd = os.open(LOCKS / f"ostinato-test-ports-{index}.lock",
+                         os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError:  # (another user's, say)
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -89,22 +94,30 @@ class _Block:
 
 
 _EPHEMERAL = _ephemeral_low()
-_INDEX = _block_index()
-_fixed = _Block(_EPHEMERAL, _INDEX)
-# below every process's fixed block, bus ports included
-_cluster = _Block(_EPHEMERAL - _BLOCK * _PROCESSES - CLUSTER_BUS_OFFSET, _INDEX)
+
+
+@functools.cache
+def blocks() -> tuple[int, _Block, _Block]:
+    """This process's block index and its fixed and cluster blocks, claimed at the first
+    port asked for (pytest-xdist's controller, which asks for none, holds none)."""
+    index = _block_index()
+    # the cluster blocks lie below every process's fixed block, bus ports included
+    return (index, _Block(_EPHEMERAL, index),
+            _Block(_EPHEMERAL - _BLOCK * _PROCESSES - CLUSTER_BUS_OFFSET, index))
+
+
 _closed: list[socket.socket] = []  # held until the process ends
 
 
 def fixed_port() -> int:
     """A free port of this test process's block, below the ephemeral range."""
-    return _fixed.take()
+    return blocks()[1].take()
 
 
 def fixed_cluster_port() -> int:
     """A free port whose cluster-bus port (+ CLUSTER_BUS_OFFSET) is free, both below the
     ephemeral range and every process's fixed_port block."""
-    return _cluster.take(CLUSTER_BUS_OFFSET)
+    return blocks()[2].take(CLUSTER_BUS_OFFSET)
 
 
 def closed_port() -> int:

@@ -335,7 +335,7 @@ async def test_auto_picks_vector_sets_only_where_the_server_has_them(
         assert cache.vector_search is has_sets
         if not has_sets:
             with pytest.raises(RuntimeError, match="no vector sets"):
-                await AnswerCache(client, None, semantic_index="redis").start()
+                await AnswerCache(client, None, timeout_s=10.0, semantic_index="redis").start()
     finally:
         await client.aclose()
 

@@ -91,6 +91,14 @@ def test_a_last_grant_older_than_fresh_s_starts_nothing_early() -> None:
     assert guess.guess(_admit(program_id="p"), 0, early_guess.FRESH_S + 0.01) is None
 
 
+def test_a_configured_fresh_s_is_the_bound() -> None:
+    """gateway.early_start_fresh_s: a lone gateway's last grant stays news longer."""
+    guess = EarlyGuess(max_prompt_tokens=512, fresh_s=30.0)
+    guess.granted(_grant("w0"), "", 0.0)
+    assert guess.guess(_admit(), 0, 30.0) is not None
+    assert guess.guess(_admit(), 0, 30.01) is None
+
+
 def test_the_programs_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(early_guess, "PROGRAMS_KEPT", 2)
     guess = _guess((_grant("w0"), "a"), (_grant("w1"), "b"), (_grant("w2"), "a"),
