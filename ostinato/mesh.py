@@ -27,6 +27,7 @@ from ostinato.engine_limits import engine_context_length, engine_input_limit
 from ostinato.mesh_workdir import PREFIX as WORKDIR_PREFIX
 from ostinato.mesh_workdir import claim, remove_stale
 from ostinato.service_env import service_env
+from workers.engine_process import kv_event_endpoints
 
 
 class MeshStartError(RuntimeError):
@@ -249,18 +250,17 @@ class Mesh:
 
     def _start_sim_workers(self, timeout_s: float) -> None:
         cfg, config_file = self.config, self.workdir / "mesh.yaml"
-        # Each engine publishes its KV events (SGLang's wire format) on a socket in the
-        # workdir, and its worker indexes the blocks from them.
-        kv_events = [f"ipc://{self.workdir / f'engine-{i}.kv'}" for i in range(cfg.workers)]
-        kv_replay = [f"{ep}-replay" for ep in kv_events]
+        # Each engine publishes its KV events (SGLang's wire format) on a socket named for
+        # the mesh, and its worker indexes the blocks from them.
+        kv = [kv_event_endpoints(f"{self.workdir.name}-engine-{i}") for i in range(cfg.workers)]
         engines = [
             self._spawn(f"engine-{i}", [
                 "sim-engine", "--port", str(self._listen(self._engine_base, i)),
-                *(["--kv-events-config", json.dumps({"publisher": "zmq", "endpoint": ep,
-                                                     "replay_endpoint": kv_replay[i]})]
+                *(["--kv-events-config", json.dumps({"publisher": "zmq", "endpoint": events,
+                                                     "replay_endpoint": replay})]
                   if cfg.worker.kv_index else []),
             ], config_file)
-            for i, ep in enumerate(kv_events)
+            for i, (events, replay) in enumerate(kv)
         ]
         for i, engine in enumerate(engines):
             started = self._wait(engine, timeout_s)
@@ -272,7 +272,7 @@ class Mesh:
                 "--planner-address", self.endpoints.planner,
                 "--port", str(self._listen(self._worker_base, i)),
                 "--metrics-port", str(_metrics_port(cfg.worker.metrics_port, i, self._ephemeral)),
-                *(["--engine-kv-events", kv_events[i], "--engine-kv-replay", kv_replay[i]]
+                *(["--engine-kv-events", kv[i][0], "--engine-kv-replay", kv[i][1]]
                   if cfg.worker.kv_index else []),
             ], config_file)
             for i, url in enumerate(self.endpoints.engines)

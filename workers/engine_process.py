@@ -19,6 +19,7 @@ import os
 import shlex
 import signal
 import socket
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,9 +94,15 @@ def restart_delays(first_s: float = 1.0, cap_s: float = 30.0) -> list[float]:
     return [*delays, cap_s]
 
 
-def kv_event_endpoints(port: int) -> tuple[str, str]:
-    """Per engine: its KV events socket and their replay socket (ipc, bound by the engine)."""
-    base = Path(tempfile.gettempdir()) / f"ostinato-engine-{port}-kv"
+def kv_event_endpoints(name: str) -> tuple[str, str]:
+    """An engine's KV events socket and their replay socket (ipc, bound by the engine), by a
+    name unique on the machine. On Linux in the abstract namespace (`ipc://@...`): the
+    kernel frees them with the last process that holds them, so an engine or worker that is
+    SIGKILLed leaves no file behind (socket files piled up in /tmp); elsewhere files in the
+    temporary folder, removed by `EngineProcess.stop`."""
+    if sys.platform == "linux":
+        return f"ipc://@ostinato-{name}-kv", f"ipc://@ostinato-{name}-kv-replay"
+    base = Path(tempfile.gettempdir()) / f"ostinato-{name}-kv"
     return f"ipc://{base}", f"ipc://{base}-replay"
 
 
@@ -201,7 +208,7 @@ class EngineProcess:
             await self._stop(grace_s)
         finally:
             for endpoint in (self.spec.kv_events_endpoint, self.spec.kv_replay_endpoint):
-                if endpoint.startswith("ipc://"):
+                if endpoint.startswith("ipc://") and not endpoint.startswith("ipc://@"):
                     Path(endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
 
     async def _stop(self, grace_s: float) -> None:

@@ -187,7 +187,7 @@ async def _launched(config: WorkerConfig, log_path: str | None,
     events endpoint)."""
     host = "127.0.0.1"
     port = config.engine_port or free_port(host)
-    events, replay = kv_event_endpoints(port) if config.kv_index else ("", "")
+    events, replay = kv_event_endpoints(f"engine-{port}") if config.kv_index else ("", "")
     spec = EngineLaunch(launch=config.engine_launch or default_launch(), model=config.engine_model,
                         host=host, port=port, kv_events_endpoint=events,
                         kv_replay_endpoint=replay, extra_args=config.engine_args,

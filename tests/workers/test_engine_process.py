@@ -22,6 +22,7 @@ from workers.engine_process import (
     EngineProcess,
     EngineStartError,
     default_launch,
+    kv_event_endpoints,
     restart_delays,
     sglang_command,
 )
@@ -122,6 +123,37 @@ async def test_a_stopped_engine_leaves_no_kv_event_socket_behind(tmp_path: Path)
     finally:
         await process.stop()
     assert not events.exists() and not replay.exists()
+
+
+def _unix_names() -> set[str]:
+    """The names of the machine's bound unix sockets (abstract ones as @name)."""
+    lines = Path("/proc/net/unix").read_text().splitlines()[1:]
+    return {line.split()[-1] for line in lines if len(line.split()) > 7}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="abstract unix sockets are Linux's")
+async def test_a_killed_engine_leaves_nothing_of_the_kv_event_sockets_it_is_given(
+        tmp_path: Path) -> None:
+    """The sockets a worker gives its own engine are abstract ones: no file in /tmp, and
+    gone with the engine even when nobody runs `stop` (a worker SIGKILLed left them)."""
+    name = f"test-{os.getpid()}-{fixed_port()}"
+    events, replay = kv_event_endpoints(name)
+    assert events.startswith("ipc://@") and replay.startswith("ipc://@")
+    spec = EngineLaunch(launch=f"{sys.executable} -m ostinato.cli sim-engine --zero-cost",
+                        model="sim/tiny", host="127.0.0.1", port=fixed_port(),
+                        kv_events_endpoint=events, kv_replay_endpoint=replay)
+    process = EngineProcess(spec, start_timeout_s=60, log_path=str(tmp_path / "engine.log"))
+    await process.start()
+    try:
+        bound = {e.removeprefix("ipc://") for e in (events, replay)}
+        assert bound <= _unix_names()
+        assert process.pid is not None and process._proc is not None
+        os.killpg(process.pid, signal.SIGKILL)
+        await asyncio.wait_for(process._proc.wait(), 30)
+        assert not bound & _unix_names()
+        assert not list(Path("/tmp").glob(f"*{name}*"))
+    finally:
+        await process.stop()
 
 
 def test_the_cpu_launcher_is_found_beside_the_package_from_any_directory(
