@@ -147,42 +147,13 @@ class EmbeddedRedis:
         return f"redis://{self._host}:{self.port}/0"
 
     def start(self, timeout_s: float = 10.0) -> str:
-        """Raises DataDirInUse when another embedded Redis runs on the data directory."""
-        exe = self._exe or find_redis_server()
-        if self._given_dir:
-            data_dir = Path(self._given_dir)
-            data_dir.mkdir(parents=True, exist_ok=True)
-        else:
-            self._tmp = tempfile.TemporaryDirectory(prefix="ostinato-redis-")
-            data_dir = Path(self._tmp.name)
-        lock = DataDirLock(data_dir)
-        try:
-            lock.acquire()
-        except DataDirInUse:
-            self.stop()
-            raise
-        self._lock = lock
+        """Its URL once it answers PING. Raises DataDirInUse when another embedded Redis runs
+        on the data directory."""
         last_error = ""
-        # what it says goes to a file, not a pipe nobody reads while it serves (a full pipe
-        # would stop it at its next line)
-        self._log = self._log or data_dir / LOG_FILE
-        self._log.parent.mkdir(parents=True, exist_ok=True)
         # a free port can be taken between probe and bind: retried on another (a fixed
         # port's failure would only repeat)
         for _ in range(1 if self._fixed_port else 5):
-            self.port = self._fixed_port or free_port(self._host)
-            with self._log.open("ab") as log:
-                self._said_from = log.tell()  # (what earlier runs said stays above)
-                self._proc = subprocess.Popen(
-                    die_with_parent([  # SIGTERM (a clean shutdown) if its owner dies
-                        exe, "--port", str(self.port), "--bind", self._host, "--dir",
-                        str(data_dir), "--save", "", "--appendonly", "yes", "--daemonize", "no",
-                        "--protected-mode", "yes", "--loglevel", "warning", *self._extra_args]),
-                    stdout=log, stderr=subprocess.STDOUT,
-                    # out of its owner's process group: a Ctrl-C in the terminal reaches the
-                    # owner, which stops its services first and Redis last (Mesh.stop)
-                    start_new_session=True,
-                )
+            self.launch()
             if self._wait_ready(timeout_s):
                 return self.url
             last_error = self._drain()
@@ -190,29 +161,86 @@ class EmbeddedRedis:
         self.stop()
         raise RuntimeError(f"redis-server did not start: {last_error}")
 
+    def launch(self) -> str:
+        """Spawns the server (on its fixed port, else a free one) and returns its URL at once,
+        `serving()` saying when it answers (`ostinato up` watches its other services
+        meanwhile). Raises DataDirInUse as `start`."""
+        exe = self._exe or find_redis_server()
+        data_dir = self._claim_data_dir()
+        # what it says goes to a file, not a pipe nobody reads while it serves (a full pipe
+        # would stop it at its next line)
+        self._log = self._log or data_dir / LOG_FILE
+        self._log.parent.mkdir(parents=True, exist_ok=True)
+        self.port = self._fixed_port or free_port(self._host)
+        with self._log.open("ab") as log:
+            self._said_from = log.tell()  # (what earlier runs said stays above)
+            self._proc = subprocess.Popen(
+                die_with_parent([  # SIGTERM (a clean shutdown) if its owner dies
+                    exe, "--port", str(self.port), "--bind", self._host, "--dir",
+                    str(data_dir), "--save", "", "--appendonly", "yes", "--daemonize", "no",
+                    "--protected-mode", "yes", "--loglevel", "warning", *self._extra_args]),
+                stdout=log, stderr=subprocess.STDOUT,
+                # out of its owner's process group: a Ctrl-C in the terminal reaches the
+                # owner, which stops its services first and Redis last (Mesh.stop)
+                start_new_session=True,
+            )
+        return self.url
+
+    def _claim_data_dir(self) -> Path:
+        """The data directory, locked (made first: a temporary one where none is given)."""
+        if self._given_dir:
+            data_dir = Path(self._given_dir)
+            data_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="ostinato-redis-")
+            data_dir = Path(self._tmp.name)
+        if self._lock is None:
+            lock = DataDirLock(data_dir)
+            try:
+                lock.acquire()
+            except DataDirInUse:
+                self.stop()
+                raise
+            self._lock = lock
+        return data_dir
+
     def _wait_ready(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self._proc is None or self._proc.poll() is not None:
-                return False
-            try:
-                with socket.create_connection((self._host, self.port), timeout=0.5) as s:
-                    # this server, not another process's that holds the port it was given
-                    # (a free port can be taken between probe and bind): it answers with its pid
-                    s.sendall(b"INFO server\r\n")
-                    pid = _info_pid(s)
-                    if pid is not None and pid != self._proc.pid:
-                        return False  # another's: retried on another port
-                    # and serving: INFO answers while an append-only file still loads,
-                    # PING only after it has (-LOADING before)
-                    if pid is not None:
-                        s.sendall(b"PING\r\n")
-                        if s.recv(16).startswith(b"+PONG"):
-                            return True
-            except OSError:
-                pass
+            answer = self._probe()
+            if answer != "starting":
+                return answer == "serving"
             time.sleep(0.05)
         return False
+
+    def serving(self) -> bool:
+        """Whether it answers PING now (one look: False while it starts, its append-only file
+        loading, or once it has exited)."""
+        return self._probe() == "serving"
+
+    def _probe(self) -> str:
+        """"serving"; "starting"; "gone" (exited, or not started); "other" (another
+        process's server holds its port)."""
+        if self._proc is None or self._proc.poll() is not None:
+            return "gone"
+        try:
+            with socket.create_connection((self._host, self.port), timeout=0.5) as s:
+                # this server, not another process's that holds the port it was given
+                # (a free port can be taken between probe and bind): it answers with its pid
+                s.sendall(b"INFO server\r\n")
+                pid = _info_pid(s)
+                if pid is not None and pid != self._proc.pid:
+                    return "other"  # (start: retried on another port)
+                # and serving: INFO answers while an append-only file still loads,
+                # PING only after it has (-LOADING before)
+                if pid is not None:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return "serving"
+        except OSError:
+            pass
+        return "starting"
 
     def poll(self) -> int | None:
         """Its exit status once it has exited (reaped), else None (running, or not started)."""

@@ -321,14 +321,17 @@ class Mesh:
         """The embedded Redis's exit status once it died (`up` starts it again), else None."""
         return self._redis.poll() if self._redis is not None else None
 
-    def start_redis(self) -> str:
-        """Starts the stopped (or dead) embedded Redis again on its port, from its AOF."""
+    def start_redis(self, *, wait: bool = True) -> str:
+        """Starts the dead embedded Redis again on its port from its AOF (`wait`: serving)."""
         old = self._redis
         if old is None:
             raise RuntimeError("this mesh uses an external Redis")
         old.stop()  # (its data directory's lock released, if it died)
         self._redis = self._embedded_redis(port=old.port)
-        return self._redis.start()
+        return self._redis.start() if wait else self._redis.launch()
+
+    def redis_serving(self) -> bool:
+        return self._redis is not None and self._redis.serving()
 
     def _embedded_redis(self, port: int = 0) -> EmbeddedRedis:
         cfg = self.config.redis

@@ -74,16 +74,24 @@ class RedisKeeper:
     it dies, the services serving on without it meanwhile and reconnecting (a walkthrough
     2026-12-07 found it left a zombie, quotas unmetered until someone started a Redis by
     hand); one that dies again after `limit` restarts within `window_s` (OOM-killed, say)
-    is left down. `clock`: monotonic seconds."""
+    is left down, as is one not serving within `start_s` (its file still loading). `up`'s
+    poll loop does not wait for it to serve: each `check` looks once. `clock`: monotonic
+    seconds."""
 
     def __init__(self, mesh: Any, clock: Callable[[], float], limit: int = 5,
-                 window_s: float = 60.0) -> None:
+                 window_s: float = 60.0, start_s: float = 60.0) -> None:
         self._mesh, self._clock, self._limit, self._window_s = mesh, clock, limit, window_s
+        self._start_s = start_s
         self._starts: deque[float] = deque()  # when it was started again, within the window
+        self._serve_by: float | None = None  # while it starts again: when it must serve by
         self.died = False  # (the mesh's logs are kept then)
 
     def check(self) -> Iterator[str]:
-        """The lines to print, each as it comes (none while it serves)."""
+        """The lines to print, each as it comes (none while it serves, or starts)."""
+        if self._serve_by is not None and self._mesh.redis_exit() is None:
+            yield from self._starting()
+            return
+        self._serve_by = None  # (one that exits while it starts again: a death, counted)
         code = self._mesh.redis_exit()
         if code is None:
             return
@@ -100,12 +108,24 @@ class RedisKeeper:
                "program records held back) while it starts again")
         self._starts.append(now)
         try:
-            self._mesh.start_redis()
+            self._mesh.start_redis(wait=False)
         except (RuntimeError, OSError) as exc:
             yield (f"redis could not be started again: {exc}; the mesh goes on without it "
                    "(restart the mesh)")
             return
-        yield "redis started again on its port, from its append-only file"
+        self._serve_by = now + self._start_s
+
+    def _starting(self) -> Iterator[str]:
+        assert self._serve_by is not None
+        if self._mesh.redis_serving():
+            self._serve_by = None
+            yield "redis started again on its port, from its append-only file"
+        elif self._clock() > self._serve_by:
+            self._serve_by = None
+            self._mesh.stop_redis()
+            yield (f"redis not serving within {self._start_s:.0f} s of starting again (its "
+                   "append-only file still loading?): stopped; the mesh goes on without it "
+                   "(no caches or quotas; restart the mesh)")
 
 
 def child_names(planners: Mapping[str, str], workers: Mapping[str, str], engines: int) -> list[str]:

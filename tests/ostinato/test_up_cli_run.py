@@ -69,13 +69,17 @@ class _FakeMesh:
     def stop_redis(self) -> None:
         self.redis = _Proc([None])
 
-    def start_redis(self) -> str:
+    def start_redis(self, *, wait: bool = True) -> str:
+        assert not wait  # (up's poll loop goes on while it starts)
         self.redis_starts += 1
         if self.redis_start_error is not None:
             self.redis = _Proc([None])  # (a failed start leaves no process: nothing to poll)
             raise self.redis_start_error
         self.redis = _Proc([None])
         return "redis://127.0.0.1:3/0"
+
+    def redis_serving(self) -> bool:  # at the next look
+        return True
 
     def respawn(self, name: str) -> None:  # a replica started again: runs, never serves
         self.procs[name] = _Proc([None])
@@ -336,6 +340,9 @@ class _Mesh:
         self.fails, self.serves_after, self.looks = fails, serves_after, 0
         self.respawned: list[str] = []
         self.killed: list[str] = []
+
+    def redis_serving(self) -> bool:  # at the next look
+        return True
 
     def respawn(self, name: str) -> None:
         self.respawned.append(name)
