@@ -65,4 +65,6 @@ def started_early(call: CallRecord, worker_id: str, priority: int | None = None)
     if call.started_on != worker_id or (priority is not None
                                         and call.started_priority > priority):
         call.attempt += 1
+    else:
+        call.ran_early = True
     call.started_on = ""

@@ -21,6 +21,10 @@ class FairShare:
         # tenant -> virtual time; mutated, never replaced (the queue reads it on the decision
         # path through a reference bound once)
         self.vtime: dict[str, float] = {}
+        # the virtual time of the tenant charged last (the finish of the call served last, as
+        # self-clocked fair queueing's system virtual time): where a tenant that becomes
+        # active starts when no other has calls queued
+        self._last_finish = 0.0
 
     def set_weights(self, weights: Mapping[str, float]) -> bool:
         """Replaces the tenants' fair-share weights (a tenant not named: 1); whether any
@@ -37,16 +41,19 @@ class FairShare:
 
     def activate(self, tenant: str, active: Iterable[str]) -> None:
         """The tenant becomes active (the queue had no calls of it counted): it starts at the
-        least virtual time of the `active` tenants, so that idle periods are not banked as
-        credit."""
+        least virtual time of the `active` tenants, or where none has calls queued at the
+        virtual time of the tenant charged last, so that idle periods are not banked as
+        credit (a review found a tenant arriving while the others were between calls started
+        at 0 and ran its whole backlog ahead of a tenant 100 s on)."""
         vtime = self.vtime
         times = [vtime.get(t, 0.0) for t in active]
-        floor = min(times) if times else 0.0
+        floor = min(times) if times else self._last_finish
         vtime[tenant] = max(vtime.get(tenant, 0.0), floor)
 
     def account(self, tenant: str, service_s: float) -> None:
         """Charges completed service to a tenant's virtual time."""
-        self.vtime[tenant] = self.vtime.get(tenant, 0.0) + service_s / self.weight(tenant)
+        self.vtime[tenant] = self._last_finish = (self.vtime.get(tenant, 0.0)
+                                                  + service_s / self.weight(tenant))
 
 
 def _checked(weights: Mapping[str, float]) -> dict[str, float]:

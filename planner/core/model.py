@@ -124,6 +124,9 @@ class CallRecord:
     # starts here: elsewhere, it starts as its next attempt (planner/core/dispatch.py `_start`)
     started_on: str = field(default="", compare=False, repr=False)
     started_priority: int = field(default=0, compare=False, repr=False)  # that run's priority
+    # That early run was confirmed as its attempt: it ran from its admission, not its grant
+    # (what its report may charge: planner/core/reports.py `_used`)
+    ran_early: bool = field(default=False, compare=False, repr=False)
     # Waiting for its home worker (planner/core/parking.py): since when, and for how long in all
     parked_since: float | None = None
     parked_s: float = 0.0
@@ -189,6 +192,8 @@ class Program:
     registration: str = ""
     # a declared program (RunProgram's DAG): expired once idle declared_idle_ttl_s
     declared: bool = False
+    # thread -> its latest call's id: what a call naming no parents continues (chains.py)
+    thread_tails: dict[str, str] = field(default_factory=dict)
 
     @property
     def namespace(self) -> str:

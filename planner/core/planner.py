@@ -21,6 +21,7 @@ from ostinato.clock import Clock
 from planner.core.admission import ProgramAdmission
 from planner.core.aging import LevelCrossings
 from planner.core.attempts import readmission
+from planner.core.chains import continue_chain
 from planner.core.dispatch import WorkerDispatch, grant_of
 from planner.core.estimates import OutputEstimator, ProgramSizeEstimator
 from planner.core.model import (
@@ -163,8 +164,8 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         self._gone: dict[str, float] = {}  # workers gone with calls running -> since when
 
     def set_tenant_weights(self, weights: Mapping[str, float]) -> None:
-        """Fair-share weights from the tenants' records (reloaded while running, every 2 s:
-        the tenants' shares of the workers are worked out again only when one changed)."""
+        """Fair-share weights from the tenants' records (reloaded every 2 s; the shares of
+        the workers worked out again only when one changed)."""
         if self._queue.fair_share.set_weights(weights):
             self._shares.invalidate()
 
@@ -191,9 +192,8 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         started_on: str = "",
         started_priority: int = 0,
     ) -> CallRecord:
-        """Queues a call (or blocks it on its parents; in a conversation, on those that
-        have not started only). A call the gateway served from its cache is recorded as
-        done at once, so that later calls may depend on it.
+        """Queues a call (or blocks it on its parents; in a conversation, on those not
+        started only). One its gateway served from its cache is done at once.
 
         The same call id is admitted again as a retry, its next attempt: when its attempt
         `retry_of_attempt` failed on its worker (that attempt ends here if it still runs,
@@ -205,8 +205,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         the next attempt runs whatever that attempt's state, done included, on any worker.
         `started_on`: the worker its gateway sent it to ahead of the grant (an early start):
         started anywhere else, or there at another engine priority than `started_priority`
-        (that run's), it runs as its next attempt (see `complete`).
-        """
+        (that run's), it runs as its next attempt (see `complete`)."""
         program = self.program(program_id, tenant)
         now = self._clock.now()
         arrival = now
@@ -245,9 +244,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
             started_on=started_on,
             started_priority=started_priority,
         )
-        if parents:
-            call.critical_path_s = max(calls[p].critical_path_s + calls[p].service_s
-                                       for p in parents)
+        running = continue_chain(program, call, existing)  # ATLAS's critical path
         if existing is not None and served_from_cache:
             self._replace(existing, retry)
         if served_from_cache:
@@ -257,9 +254,8 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
             program.last_active = now
             self._events.append(CallChanged(call))
             return call
-        # A conversation's call waits for none of its parents that run: its client built its
-        # prompt from what it was answered, and such a parent's report may still be in a
-        # gateway's batch (another gateway's, which this call's cannot flush)
+        # A conversation's call waits for none of its parents that run: its prompt holds
+        # their answers, and their reports may be in another gateway's batch
         unfinished = [p for p in parents if not calls[p].state.finished and not (
             program.conversation and calls[p].state is CallState.RUNNING)] if parents else ()
         if existing is None:  # a re-admitted call keeps its place
@@ -269,6 +265,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         if existing is not None:
             self._replace(existing, retry)
         program.calls[call_id] = call
+        program.thread_tails[call.thread_id] = call_id
         program.last_active = now
         self._calls[call.key] = call
         if program.conversation:
@@ -280,6 +277,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
             self._wait_on(call, unfinished)
         elif self._admission.admit(call):  # else it waits for its program to start
             self._file(call)
+        self._wait_on(call, running)  # (a chain's call that runs: its service to come)
         self._events.append(CallChanged(call))
         return call
 
@@ -290,8 +288,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         return least_loaded(list(self._free.values())) if self._free else None
 
     def _wait_on(self, call: CallRecord, parents: Iterable[str]) -> None:
-        """Files a blocked call under each of its unfinished `parents`: the end of each
-        one looks at it again (_finish)."""
+        """Files a call under each of `parents` (unfinished): each one's end looks at it."""
         waiting_on = self._waiting_on
         for p in parents:
             waiting_on.setdefault(call_key(call.program_id, p), {})[call.key] = None
@@ -383,7 +380,11 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         self._events.append(CallChanged(call) if refused is None else CallRefused(call, refused))
         for child_key in self._waiting_on.pop(call.key, ()):
             child = self._calls.get(child_key)
-            if child is None or child.state is not CallState.BLOCKED or program is None:
+            if child is None or program is None:
+                continue
+            if child.state is not CallState.BLOCKED:  # it went on without `call`: now its
+                child.critical_path_s = max(child.critical_path_s,  # service is known
+                                            call.critical_path_s + call.service_s)
                 continue
             unfinished = [p for p in child.parents if not program.calls[p].state.finished]
             if unfinished:  # a parent that had ended when the child came runs again (its

@@ -98,7 +98,10 @@ class CallReports:
               completion_tokens: int, cached_tokens: int, reasoning_tokens: int) -> None:
         """A worker's report of what `call` used: its usage, its program's attained service
         and work, its tenant's fair share."""
-        started = call.arrival if call.dispatched_at is None else call.dispatched_at
+        # (an early run confirmed at its grant ran from its admission: a review found one
+        # held 10 s at the planner charged 2 s of its 11)
+        started = call.arrival if call.dispatched_at is None or call.ran_early \
+            else call.dispatched_at
         end = self._clock.now() if call.finished_at is None else call.finished_at
         call.service_s = min(max(0.0, service_s),  # (max(0.0, nan) is 0.0)
                              max(0.0, end - started) + SERVICE_SLACK_S)

@@ -259,7 +259,9 @@ class CacheAware(_NoHome):
         if len(candidates) == 1:  # the only choice (a busy cluster's usual case): no loads
             return candidates[0]
         least = least_loaded(candidates)
-        loads = [w.inflight for w in workers] or [0]
+        # the healthy workers' (an unhealthy one's few calls made a balanced cluster look
+        # imbalanced, and calls left the worker holding their prefix: a review)
+        loads = [w.inflight for w in workers if w.healthy] or [0]
         imbalanced = max(loads) - min(loads) > self._abs and max(loads) > self._rel * min(loads)
         pick = least
         if call.prefix_hashes and not imbalanced:

@@ -215,14 +215,14 @@ def test_a_freed_slot_takes_the_next_call_of_its_lane_and_the_global_one(
 
 
 def test_fair_share_orders_a_parked_call_and_a_global_one_of_another_tenant() -> None:
-    """Tenant t attained more service than u: u's call in the global lane goes first on
-    w0, ahead of t's call parked there, whatever their levels."""
+    """Tenant t attained more service than u since u came back: u's call in the global
+    lane goes first on w0, ahead of t's call parked there, whatever their levels."""
     core, _ = lanes_planner()
-    core.submit("other", "u", "e")  # global: u's calls ran 0 s
+    core.submit("other", "u", "e")  # global: u starts level with t (30.5 s, no credit)
     core.submit("hp", "t", "c", parents=["root"])  # parked on w0
-    core.submit("lp", "t", "d")  # global: t's calls ran 30.5 s
+    core.submit("lp", "t", "d")  # global
     assert core.dispatch() == []
-    core.complete("busy", "busy0", service_s=0.0)
+    core.complete("busy", "busy0", service_s=10.0)  # t's: 40.5 s now
     assert granted(core) == [("other", "w0")]
     core.complete("other", "e", service_s=100.0)  # now u is ahead: t's calls go first
     assert granted(core) == [("hp", "w0")]

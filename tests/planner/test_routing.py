@@ -196,3 +196,29 @@ def test_affinity_sends_a_first_call_to_a_holder_of_its_prefix_only_within_balan
                       prefix_hashes=tuple(range(10)), kv_matches=held)
     program = Program(program_id="p", tenant="t", created_at=0.0)
     assert Affinity().choose(call, program, workers, workers).worker_id == expected
+
+
+@pytest.mark.parametrize("with_unhealthy_worker", [False, True])
+def test_cache_aware_balance_counts_only_the_healthy_workers(
+        with_unhealthy_worker: bool) -> None:
+    """w1 and w2 run 68 and 62 calls (balanced: max - min <= 64) and w1 holds the call's
+    whole prompt: the call goes to w1. An unhealthy third worker (nothing starts there,
+    0 calls) must not make them look imbalanced and send it to w2 to prefill its 100
+    blocks again (a review found it did)."""
+    core, clock = core_with("fcfs+cache_aware", workers=0, max_home_wait_s=0,
+                            program_admission=False)
+    for w in ("w1", "w2"):
+        core.upsert_worker(w, w, 200)
+    if with_unhealthy_worker:
+        core.upsert_worker("w9", "w9", 200, healthy=False)
+    core.register_program("p", "t")
+    for i in range(136):
+        core.submit("p", "t", f"f{i}")
+    core.dispatch()  # least loaded: 68 / 68
+    on_w2 = [c for c in core.program("p", "t").calls.values() if c.worker_id == "w2"][:6]
+    clock.advance(1.0)
+    for c in on_w2:
+        core.complete("p", c.call_id, service_s=1.0)
+    assert {w.worker_id: w.inflight for w in core.workers if w.healthy} == {"w1": 68, "w2": 62}
+    core.submit("p", "t", "x", kv_matches={"w1": 100, "w2": 0}, prefix_hashes=list(range(100)))
+    assert [g.worker_id for g in core.dispatch()] == ["w1"]
