@@ -242,7 +242,8 @@ class MeshRun:
             else final.finish_reason,
             usage=usage, worker_id=final.worker_id, cache_hit=common_pb2.CACHE_HIT_MISS,
             timings=common_pb2.CallTimings(queue_s=queued, engine_s=final.service_s, total_s=total),
-            priority=grant.priority, simulated=final.simulated, logprobs=final.logprobs,
+            priority=grant.priority, simulated=final.simulated,
+            logprobs=output.answer_logprobs(final.logprobs),
         )
 
     def _start_early(self, admit: planner_pb2.AdmitRequest, generate: worker_pb2.GenerateRequest,

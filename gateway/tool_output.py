@@ -11,7 +11,7 @@ parser cannot read as calls (malformed, truncated) is content, never an error.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ostinato.reasoning_formats import Reasoning
 from ostinato.tool_call_types import OpenedByTag, tag_may_start
@@ -41,6 +41,7 @@ class ToolOutput:
         self._thinking = reasoning.splitter() if reasoning is not None else None
         self._streamed: list[str] = []  # the content streamed so far, in its pieces
         self._held = ""  # the output after it, held back: it is, or may begin, a call
+        self._fed = self._answered = 0  # characters of output taken, and of them the answer's
 
     @property
     def reasoning(self) -> str:
@@ -51,8 +52,10 @@ class ToolOutput:
         """Takes the next piece of output; returns (thinking, content) that may be streamed
         now."""
         thinking = ""
+        self._fed += len(delta)
         if self._thinking is not None:
             thinking, delta = self._thinking.feed(delta)
+        self._answered += len(delta)
         return thinking, self._content(delta)
 
     def _content(self, delta: str) -> str:
@@ -81,7 +84,24 @@ class ToolOutput:
         if self._thinking is not None:
             thinking, rest = self._thinking.finish()
             self._held += rest
+            self._answered += len(rest)
         return (thinking, *self._calls(cut))
+
+    def answer_logprobs(self, logprobs: Sequence[common_pb2.TokenLogprob]
+                        ) -> Sequence[common_pb2.TokenLogprob]:
+        """Of the output's tokens' logprobs (after `finish`), those of the answer's: a
+        reasoning model's thinking, its tags and the space after them left out, as OpenAI's
+        `logprobs.content` is the message content's (a walkthrough found the thinking's
+        there). The answer is the output's tail: its tokens are those that reach into it."""
+        skip = self._fed - self._answered
+        if not skip:
+            return logprobs
+        end = 0
+        for i, token in enumerate(logprobs):
+            end += len(token.token)
+            if end > skip:
+                return logprobs[i:]
+        return []
 
     def _calls(self, cut: bool) -> tuple[str, str, list[common_pb2.ToolCall]]:
         sent = "".join(self._streamed)

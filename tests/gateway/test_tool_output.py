@@ -8,6 +8,7 @@ from gateway.tool_output import ToolOutput
 from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tool_call_types import OpenedByTag
 from ostinato.tool_formats import PARSERS, ParsedToolCall, get_parser, render_tool_calls
+from ostinato.v1 import common_pb2
 
 CALL = '<tool_call>\n{"name": "add", "arguments": {"a": 1}}\n</tool_call>'
 NAMES = {"add": {}}
@@ -195,3 +196,25 @@ def test_a_forced_array_cut_short_keeps_its_complete_calls(text: str,
     _, rest, content, got = out.finish(cut=True)
     assert [(c.name, c.arguments) for c in got] == calls
     assert (streamed + rest, content) == ("", "")  # no half-written array as text
+
+
+@pytest.mark.parametrize("fmt", ["qwen3", None])
+@pytest.mark.parametrize(("tokens", "answer"), [
+    (["<think>", "\n", "Is it", " so", ".", "\n", "</think>", "\n\n", "with", " answer"],
+     ["with", " answer"]),
+    (["<think>", "hm", "</think>", " \n", "ok"], ["ok"]),
+    (["<think>", "hm", "</think>\n\nok", "!"], ["</think>\n\nok", "!"]),  # a token into it
+    (["<think>", "cut by max_tokens"], []),  # no answer: nothing
+    (["no", " thinking"], ["no", " thinking"]),
+])
+def test_logprobs_are_the_answers_tokens_not_the_thinkings(
+        fmt: str | None, tokens: list[str], answer: list[str]) -> None:
+    """OpenAI's `logprobs.content` holds the message content's tokens: a reasoning model's
+    thinking is left out (a walkthrough found it there, streamed and not)."""
+    out = ToolOutput(None, {}, reasoning=REASONING_FORMATS[fmt] if fmt else None)
+    for token in tokens:
+        out.feed(token)
+    out.finish()
+    logprobs = [common_pb2.TokenLogprob(token=t, logprob=-1.0) for t in tokens]
+    kept = [t.token for t in out.answer_logprobs(logprobs)]
+    assert kept == (answer if fmt else tokens)

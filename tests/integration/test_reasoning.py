@@ -65,6 +65,28 @@ def test_chat_answers_carry_the_thinking_apart_streamed_or_not(client: openai.Op
     assert all(not t for t, _ in pieces[first_answer + 1:])  # the thinking came first
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_logprobs_are_the_answers_alone(client: openai.OpenAI, stream: bool) -> None:
+    """`logprobs.content` holds the content's tokens, as OpenAI's: not the thinking's (a
+    walkthrough found `<think>` and the thinking there, streamed and not)."""
+    kw: dict[str, Any] = {"model": MODEL, "messages": ask("Why is the sky blue?"),
+                          "max_tokens": 200, "seed": 3, "logprobs": True}
+    if not stream:
+        choice = client.chat.completions.create(**kw).choices[0]
+        content, logprobs = choice.message.content, choice.logprobs
+        assert logprobs is not None and logprobs.content
+        tokens = [t.token for t in logprobs.content]
+    else:
+        content, tokens = "", []
+        for chunk in client.chat.completions.create(**kw, stream=True):
+            if chunk.choices:
+                content += chunk.choices[0].delta.content or ""
+                if chunk.choices[0].logprobs and chunk.choices[0].logprobs.content:
+                    tokens += [t.token for t in chunk.choices[0].logprobs.content]
+    assert content and "".join(tokens).strip() == content.strip()
+    assert not any("think>" in token for token in tokens)
+
+
 def test_the_template_can_turn_the_thinking_off(client: openai.OpenAI, mesh: Mesh) -> None:
     """chat_template_kwargs {"enable_thinking": false}, as Qwen3's template reads it (the sim
     model's closes an empty thinking in the prompt, and the model answers at once)."""
