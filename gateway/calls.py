@@ -121,12 +121,18 @@ def _check_tools(call: common_pb2.CallSpec) -> None:
 
 def _check_messages(call: common_pb2.CallSpec) -> None:
     called: set[str] = set()  # the ids of the tool calls so far
+    unanswered: dict[str, int] = {}  # of them, those with no result yet -> their message
     for i, m in enumerate(call.messages):
         if m.role == "tool" and m.tool_call_id and m.tool_call_id not in called:
             # as OpenAI refuses it (SGLang would render it): a result for no call of the model's
             raise InvalidCall(f"messages[{i}].tool_call_id {m.tool_call_id!r} answers no tool call "
                               "of an earlier assistant message", "messages")
+        if m.role == "tool":  # (one naming no call answers the earliest unanswered)
+            unanswered.pop(m.tool_call_id or next(iter(unanswered), ""), None)
+        else:
+            _check_answered(unanswered)
         called.update(tc.id for tc in m.tool_calls if tc.id)
+        unanswered.update((tc.id, i) for tc in m.tool_calls if tc.id)
         if m.role not in ROLES:
             raise InvalidCall(f"messages[{i}].role must be one of {', '.join(ROLES)}, got {m.role!r}",
                               "messages")
@@ -143,6 +149,17 @@ def _check_messages(call: common_pb2.CallSpec) -> None:
                                   "messages") from exc
             if not isinstance(args, dict):
                 raise InvalidCall(f"{where}.function.arguments must be a JSON object", "messages")
+    _check_answered(unanswered)
+
+
+def _check_answered(unanswered: dict[str, int]) -> None:
+    """As OpenAI refuses it: an assistant message's tool calls are each answered by a tool
+    message before the conversation goes on (a walkthrough found a missing one served)."""
+    if unanswered:
+        at = min(unanswered.values())
+        raise InvalidCall(f"messages[{at}]: an assistant message with 'tool_calls' must be "
+                          "followed by tool messages responding to each 'tool_call_id'; "
+                          f"none for {', '.join(sorted(unanswered))}", "messages")
 
 
 def _check_sampling(call: common_pb2.CallSpec, limits: CallLimits) -> None:

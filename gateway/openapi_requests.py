@@ -133,7 +133,9 @@ def _messages(cfg: GatewayConfig) -> dict[str, Schema]:
                                  "a system message (developer is read as system)"),
         "UserMessage": message({"const": "user"}, "a user message"),
         "AssistantMessage": message(
-            {"const": "assistant"}, "an earlier answer: its text, its tool calls or both",
+            {"const": "assistant"}, "an earlier answer: its text, its tool calls or both "
+            "(each call answered by a tool message before the next message of another role, "
+            "else a 400)",
             content=nullable(content),
             tool_calls=nullable({"type": "array", "items": ref("ToolCall")})),
         "ToolMessage": message(

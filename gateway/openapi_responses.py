@@ -70,7 +70,8 @@ def _items(cfg: GatewayConfig) -> dict[str, Schema]:
             "type": {"const": "function_call"}, "call_id": text(), "name": text(minLength=1),
             "arguments": text("the text of a JSON object", format=JSON_OBJECT_TEXT)},
             ("type", "call_id", "name", "arguments"), closed=False,
-            description="a function call of an earlier answer"),
+            description="a function call of an earlier answer (answered by a "
+                        "function_call_output before the next message, else a 400)"),
         "ResponsesFunctionCallOutputItem": obj({
             "type": {"const": "function_call_output"}, "call_id": text(
                 "the call_id of the function_call it answers: in a response's input, one of an "

@@ -34,8 +34,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from gateway.openai_format import BadRequest
 from gateway.openapi import document
 from gateway.openapi_requests import JSON_OBJECT_TEXT
+from gateway.responses_format import chat_from_responses
 from ostinato.mesh import Mesh
 from tests.fuzz.conftest import (
     DEFAULT_MAX_NEW_TOKENS,
@@ -138,6 +140,8 @@ def _beyond_the_schema(case: schemathesis.Case) -> str | None:
         return "a call its own parent"
     if _answers_no_call(body, responses):
         return "a tool result answers no earlier tool call"
+    if _leaves_a_call_unanswered(body, responses):
+        return "a tool call left unanswered"
     if sum(_text_chars(m.get("content")) for m in body.get("messages", [])) > MAX_PROMPT_CHARS:
         return "messages too long in all"
     most = next((body[n] for n in (("max_output_tokens",) if responses else (
@@ -175,6 +179,24 @@ def _answers_no_call(body: dict, responses: bool) -> bool:
             return True
         called.update(c["id"] for c in m.get("tool_calls") or [] if c.get("id"))
     return False
+
+
+def _leaves_a_call_unanswered(body: dict, responses: bool) -> bool:
+    """Whether the conversation goes on (or ends) before a tool message answers each tool
+    call of an assistant message (a tool message naming none answers the earliest)."""
+    if responses:
+        try:
+            body = chat_from_responses(body)
+        except BadRequest:
+            return False
+    waiting: dict[str, None] = {}
+    for m in body.get("messages") or []:
+        if m.get("role") == "tool":
+            waiting.pop(m.get("tool_call_id") or next(iter(waiting), ""), None)
+        elif waiting:
+            return True
+        waiting.update((c["id"], None) for c in m.get("tool_calls") or [] if c.get("id"))
+    return bool(waiting)
 
 
 def _admits_a_value(schema: object) -> bool:

@@ -43,7 +43,8 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
         # a tool call's arguments are rendered into the prompt: counted with the text
         ({"messages": [*USER, {"role": "assistant", "content": "", "tool_calls": [
             {"id": "c", "type": "function", "function": {"name": "f",
-                                                         "arguments": json.dumps({"x": "y" * 1000})}}]}]},
+                                                         "arguments": json.dumps({"x": "y" * 1000})}}]},
+                   {"role": "tool", "tool_call_id": "c", "content": "ok"}]},
          "prompt too large"),
         ({"prompt": "x", "call_id": "a", "parents": ["a"]}, "own parent"),
         ({"prompt": "x", "max_tokens": 513}, "max_new_tokens"),
@@ -77,6 +78,12 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
          r"messages\[2\].tool_call_id 'c2' answers no tool call"),
         ({"messages": [{"role": "tool", "tool_call_id": "c1", "content": "1"}, _asked("c1")]},
          r"messages\[0\].tool_call_id 'c1' answers no tool call"),  # its call comes after it
+        # each call answered before the conversation goes on (as OpenAI; a walkthrough)
+        ({"messages": [*USER, _asked("c1", "c2"), {"role": "tool", "tool_call_id": "c1",
+                                                   "content": "1"}, *USER]},
+         r"messages\[1\]: an assistant message with 'tool_calls' must be followed by tool "
+         r"messages responding to each 'tool_call_id'; none for c2"),
+        ({"messages": [*USER, _asked("c1")]}, r"messages\[1\]: .* none for c1"),
         # forced tool calls: one schema holds every tool's definitions, alike or refused
         ({"messages": USER, "tool_choice": "required", "tools": [
             _tool("a", {"$ref": "#/$defs/X"}, {"X": {"type": "string"}}),
@@ -90,6 +97,15 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
 def test_invalid_calls_are_rejected_with_a_reason(kwargs: dict, message: str) -> None:
     with pytest.raises(InvalidCall, match=message):
         normalize_call(call_spec(**kwargs), LIMITS)
+
+
+@pytest.mark.parametrize("results", [
+    [{"role": "tool", "tool_call_id": "c2", "content": "2"},
+     {"role": "tool", "tool_call_id": "c1", "content": "1"}],  # in any order
+    [{"role": "tool", "content": "1"}, {"role": "tool", "content": "2"}],  # naming none
+])
+def test_answered_tool_calls_are_taken(results: list[dict]) -> None:
+    normalize_call(call_spec(messages=[*USER, _asked("c1", "c2"), *results]), LIMITS)
 
 
 def _sent_raw(**fields: str) -> common_pb2.CallSpec:
