@@ -25,7 +25,7 @@ def api_key_from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) ->
             scheme, _, token = value.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
-            raise Unauthenticated("authorization metadata must be 'Bearer <api key>'")
+            raise Unauthenticated("the authorization header (gRPC: metadata) must be 'Bearer <api key>'")
         if key == "x-api-key":
             return value
     return None

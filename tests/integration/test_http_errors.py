@@ -92,6 +92,11 @@ def test_bad_key_and_malformed_json(mesh: Mesh, auth_mesh: Mesh) -> None:
         bad.chat.completions.create(model=MODEL, messages=ask("hi"), max_tokens=4)
     status, headers, body = raw_http(auth_mesh, "GET", "/v1/models", headers={"Authorization": ""})
     assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+    status, headers, malformed = raw_http(auth_mesh, "GET", "/v1/models",
+                                          headers={"Authorization": "Basic abc"})
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+    assert json.loads(malformed)["error"]["message"] == (
+        "the authorization header (gRPC: metadata) must be 'Bearer <api key>'")
     error = json.loads(body)["error"]  # OpenAI's shape of it
     assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_api_key")
     status, _, body = raw_http(mesh, "POST", "/v1/chat/completions", b"{not json")
