@@ -119,7 +119,7 @@ class Mesh:
         out = None if self._inherit else open(log_path, "ab")  # noqa: SIM115
         proc = subprocess.Popen(
             # SIGTERM from the kernel if the mesh dies without stopping its children
-            die_with_parent([sys.executable, "-m", "ostinato.cli", *args, "--config",
+            die_with_parent([sys.executable, "-P", "-m", "ostinato.cli", *args, "--config",
                              str(config_file), "--port-file", str(port_file)]),
             stdout=out, stderr=subprocess.STDOUT if out else None, env=service_env(os.environ),
             start_new_session=True,  # Ctrl-C reaches the mesh, which stops children in order

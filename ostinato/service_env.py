@@ -15,18 +15,26 @@
   value). An operator's own `GRPC_EXPERIMENTS` wins; the SDK's callers are left as they
   are. A grpcio that no longer knows these experiments logs "Unknown experiment" and runs
   its default.
+- Its code from where the parent's came (PYTHONPATH led by it), run with `python -P`: never a
+  module of the directory `up` runs in that is named as one of ours (a walkthrough's
+  scratch `cache.py` there was the planner's `cache`, and the mesh did not start).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 
 GRPC_EXPERIMENTS = "-event_engine_client,-event_engine_listener"
+CODE_ROOT = str(Path(__file__).resolve().parents[1])  # where `ostinato` was imported from
 
 
 def service_env(env: Mapping[str, str]) -> dict[str, str]:
     """`env` (the parent's) as a mesh service's process gets it."""
     kept = {k: v for k, v in env.items()
             if not k.startswith("OSTINATO_") or k.startswith("OSTINATO_LOG")}
-    return {"GRPC_EXPERIMENTS": GRPC_EXPERIMENTS, **kept,
+    path = [CODE_ROOT, *(p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                         if p and p != CODE_ROOT)]
+    return {"GRPC_EXPERIMENTS": GRPC_EXPERIMENTS, **kept, "PYTHONPATH": os.pathsep.join(path),
             "OSTINATO_LOG_JSON": "1", "PYTHONUNBUFFERED": "1"}

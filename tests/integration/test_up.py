@@ -59,12 +59,15 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def _start(tmp: Path, gateway_port: int, http_port: int) -> subprocess.Popen[bytes]:
+def _start(tmp: Path, gateway_port: int, http_port: int,
+           cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """`cwd`: run from there, as the `ostinato` script runs (its directory not on sys.path)."""
     output = tmp / f"up-{gateway_port}.out"
+    cli = [sys.executable, "-P", *CLI[1:]] if cwd else CLI
     with open(output, "wb") as out:
-        return subprocess.Popen([*CLI, "up", "--workers", "1", "--gateway-port", str(gateway_port),
+        return subprocess.Popen([*cli, "up", "--workers", "1", "--gateway-port", str(gateway_port),
                                  "--http-port", str(http_port), *_auth_flags()],
-                                stdout=out, stderr=subprocess.STDOUT,
+                                stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
                                 # what is tested is the processes, not the answer cache: the
                                 # gateway need not load its embedding model (seconds a start)
                                 env={**os.environ, "OSTINATO_GATEWAY__SEMANTIC_CACHE": "false"})
@@ -199,3 +202,17 @@ def test_a_redis_killed_under_up_is_started_again_with_its_data(
             assert "auth off (gateway.allow_anonymous)" in gateway_log
     finally:
         shutil.rmtree(kept)
+
+
+def test_modules_where_up_runs_do_not_shadow_the_services(
+        tmp_path: Path, procs: list[subprocess.Popen[bytes]]) -> None:
+    """A walkthrough ran `ostinato up` where a scratch cache.py lay: the planner imported it
+    as its `cache` package (`python -m` puts the directory first) and the mesh did not
+    start."""
+    for name in ("cache", "tracing", "planner", "gateway", "workers", "bench"):
+        (tmp_path / f"{name}.py").write_text('raise SystemExit("shadowed")\n')
+    port = fixed_port()
+    procs.append(proc := _start(tmp_path, port, fixed_port(), cwd=tmp_path))
+    assert _call(_ready(proc, tmp_path, port).gateway)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ostinato.service_env import GRPC_EXPERIMENTS, service_env
+from ostinato.service_env import CODE_ROOT, GRPC_EXPERIMENTS, service_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,18 @@ ROOT = Path(__file__).resolve().parents[2]
     ({"OSTINATO_LOG_JSON": "0", "PYTHONUNBUFFERED": ""}, {"GRPC_EXPERIMENTS": GRPC_EXPERIMENTS}),
 ])
 def test_service_env(parent: dict[str, str], expected: dict[str, str]) -> None:
-    assert service_env(parent) == {**expected, "OSTINATO_LOG_JSON": "1", "PYTHONUNBUFFERED": "1"}
+    assert service_env(parent) == {**expected, "OSTINATO_LOG_JSON": "1", "PYTHONUNBUFFERED": "1",
+                                   "PYTHONPATH": CODE_ROOT}
+
+
+@pytest.mark.parametrize(("parent", "path"), [
+    ("", [CODE_ROOT]),
+    ("/opt/x", [CODE_ROOT, "/opt/x"]),  # the operator's kept, after ours
+    (f"/opt/x:{CODE_ROOT}", [CODE_ROOT, "/opt/x"]),
+])
+def test_services_import_the_code_the_parent_imported(parent: str, path: list[str]) -> None:
+    assert service_env({"PYTHONPATH": parent})["PYTHONPATH"].split(":") == path
+    assert (Path(CODE_ROOT) / "ostinato" / "service_env.py").is_file()
 
 
 def test_the_image_runs_its_services_with_the_same_grpc_setting() -> None:
