@@ -40,6 +40,10 @@ from ostinato.service_config import (
     WorkerConfig,
 )
 
+# the ports a service may go without (-1: off); the others are its gRPC port or an
+# engine's, which gRPC would take -1 for 65535 (a walkthrough's gateway served there)
+OPTIONAL_PORTS = ("http_port", "metrics_port")
+
 # The services' sections are re-exported: `ostinato.config` is the configuration's one import path.
 __all__ = [
     "TOOL_FORMATS",
@@ -116,9 +120,11 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             number = int(value)
         except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
-        if (name == "port" or name.endswith((".port", "_port"))) and not -1 <= number <= 65535:
-            raise ConfigError(f"{name}: a port is 0..65535 (0: a free one, -1: off where "
-                              f"allowed), got {number}")
+        if (name == "port" or name.endswith((".port", "_port"))) and not (
+                -1 if name.endswith(OPTIONAL_PORTS) else 0) <= number <= 65535:
+            raise ConfigError(f"{name}: a port is 0..65535 (0: a free one"
+                              + (", -1: off" if name.endswith(OPTIONAL_PORTS) else "")
+                              + f"), got {number}")
         return number
     if tp is float:
         try:

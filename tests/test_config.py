@@ -47,6 +47,12 @@ def test_defaults_file_env_and_overrides(tmp_path: Path) -> None:
         ({"gateway": {"api_keys": {"sk-Change_Me-123": "a"}}}, "is an example's placeholder"),
         ({"gateway": {"http_port": 99999}}, "gateway.http_port: a port is 0..65535"),
         ({"planner": {"port": -2}}, "planner.port: a port is 0..65535"),
+        # -1 is "off" for the optional ports alone (gRPC took -1 for 65535)
+        ({"gateway": {"port": -1}}, r"gateway.port: a port is 0..65535 \(0: a free one\), got -1"),
+        ({"planner": {"port": -1}}, "planner.port: a port is 0..65535"),
+        ({"worker": {"port": -1}}, "worker.port: a port is 0..65535"),
+        ({"worker": {"engine_port": -1}}, "worker.engine_port: a port is 0..65535"),
+        ({"sim_engine": {"port": -1}}, "sim_engine.port: a port is 0..65535"),
         ({"planner": {"policy": "nosuch+x"}}, "planner.policy: unknown policy"),
         ({"planner": {"starvation_ratio": "nan"}}, "planner.starvation_ratio: expected a finite"),
         ({"planner": {"conversation_kv_idle_s": -1}}, "conversation_kv_idle_s: must be >= 0"),
