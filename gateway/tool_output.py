@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 
-from ostinato.reasoning_formats import Reasoning
+from ostinato.reasoning_formats import Reasoning, ReasoningFormat
 from ostinato.tool_call_types import OpenedByTag, tag_may_start
 from ostinato.tool_format_json import JsonArray
 from ostinato.tool_formats import ToolCallParser, ToolSchemas
@@ -39,6 +39,8 @@ class ToolOutput:
         self._numbers_from = call_numbers_from
         self._single = single_call
         self._thinking = reasoning.splitter() if reasoning is not None else None
+        # the tag that ends the thinking, where it is text (harmony's markers are not)
+        self._end_tag = reasoning.end if isinstance(reasoning, ReasoningFormat) else ""
         self._streamed: list[str] = []  # the content streamed so far, in its pieces
         self._held = ""  # the output after it, held back: it is, or may begin, a call
         self._fed = self._answered = 0  # characters of output taken, and of them the answer's
@@ -92,10 +94,15 @@ class ToolOutput:
         """Of the output's tokens' logprobs (after `finish`), those of the answer's: a
         reasoning model's thinking, its tags and the space after them left out, as OpenAI's
         `logprobs.content` is the message content's (a walkthrough found the thinking's
-        there). The answer is the output's tail: its tokens are those that reach into it."""
+        there). The answer is the output's tail: its tokens follow the one that ends the
+        thinking's end tag (found in the tokens' own text: SGLang detokenizes each token
+        alone, a character of several tokens a U+FFFD each, so their lengths need not add
+        up to the text's), else those that reach past the thinking's characters."""
         skip = self._fed - self._answered
         if not skip:
             return logprobs
+        if self._end_tag:
+            return _after_tag(logprobs, self._end_tag)
         end = 0
         for i, token in enumerate(logprobs):
             end += len(token.token)
@@ -131,3 +138,21 @@ class ToolOutput:
         if opened != -1:
             return opened
         return tag_may_start(text, parser.opening) if isinstance(parser, OpenedByTag) else len(text)
+
+
+def _after_tag(logprobs: Sequence[common_pb2.TokenLogprob], tag: str
+               ) -> Sequence[common_pb2.TokenLogprob]:
+    """The tokens after the one that completes `tag`, the space after it left out (that
+    token kept where the answer begins in it); none where the tag never ends."""
+    text = ""
+    for i, token in enumerate(logprobs):
+        before = len(text)
+        text += token.token
+        at = text.find(tag, max(0, before - len(tag) + 1))  # (ending in this token)
+        if at != -1:
+            if text[at + len(tag):].strip():
+                return logprobs[i:]
+            rest = logprobs[i + 1:]
+            start = next((j for j, t in enumerate(rest) if t.token.strip()), len(rest))
+            return rest[start:]
+    return []

@@ -25,7 +25,7 @@ from ostinato.child_process import die_with_parent
 from ostinato.config import MeshConfig, as_dict, check_sglang_mesh, check_sim_mesh
 from ostinato.engine_limits import engine_context_length, engine_input_limit
 from ostinato.mesh_workdir import PREFIX as WORKDIR_PREFIX
-from ostinato.mesh_workdir import claim, remove_stale
+from ostinato.mesh_workdir import claim, folder_id, remove_stale
 from ostinato.service_env import service_env
 from workers.engine_process import kv_event_endpoints
 
@@ -251,8 +251,9 @@ class Mesh:
     def _start_sim_workers(self, timeout_s: float) -> None:
         cfg, config_file = self.config, self.workdir / "mesh.yaml"
         # Each engine publishes its KV events (SGLang's wire format) on a socket named for
-        # the mesh, and its worker indexes the blocks from them.
-        kv = [kv_event_endpoints(f"{self.workdir.name}-engine-{i}") for i in range(cfg.workers)]
+        # the mesh's folder (its path, hashed), and its worker indexes the blocks from them.
+        kv = [kv_event_endpoints(f"{folder_id(self.workdir)}-engine-{i}")
+              for i in range(cfg.workers)]
         engines = [
             self._spawn(f"engine-{i}", [
                 "sim-engine", "--port", str(self._listen(self._engine_base, i)),
@@ -341,8 +342,7 @@ class Mesh:
 
     def kill(self, name: str) -> None:
         """SIGKILLs one child (failure tests): no graceful shutdown, no final writes."""
-        proc = self.child(name)
-        proc.kill()
+        (proc := self.child(name)).kill()
         proc.wait()
 
     def restart(self, name: str, timeout_s: float = 60.0) -> dict[str, object]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
@@ -18,6 +19,13 @@ from pathlib import Path
 
 PREFIX = "ostinato-mesh-"
 LOCK_FILE = "owner.lock"
+
+
+def folder_id(workdir: Path) -> str:
+    """A name for the folder unique on the machine (its path, hashed): what its mesh's
+    sockets in Linux's abstract namespace are named by (two folders of one name, in two
+    places, shared them: a review)."""
+    return hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:16]
 
 
 def claim(workdir: Path) -> int:

@@ -53,6 +53,7 @@ def call_json(call: CallRecord, wall_now: float, clock_now: float) -> str:
         # nothing until then, after a restart too)
         **({"started_on": call.started_on, "started_priority": call.started_priority}
            if call.started_on else {}),
+        **({"ran_early": True} if call.ran_early else {}),  # (charged from its admission)
     })
 
 
@@ -100,6 +101,7 @@ def program_from_fields(program_id: str, meta: Mapping[str, str], calls: Mapping
                 excluded=frozenset(d.get("excluded", ())),
                 started_on=str(d.get("started_on", "")),
                 started_priority=int(d.get("started_priority", 0)),
+                ran_early=bool(d.get("ran_early", False)),
             )
             call.prompt_tokens_used = call.prompt_tokens if call.state.finished else 0
             program.calls[call_id] = call

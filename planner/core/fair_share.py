@@ -21,7 +21,7 @@ class FairShare:
         # tenant -> virtual time; mutated, never replaced (the queue reads it on the decision
         # path through a reference bound once)
         self.vtime: dict[str, float] = {}
-        # the virtual time of the tenant charged last (the finish of the call served last, as
+        # the latest virtual time a charge reached (the finish of the calls served, as
         # self-clocked fair queueing's system virtual time): where a tenant that becomes
         # active starts when no other has calls queued
         self._last_finish = 0.0
@@ -42,7 +42,7 @@ class FairShare:
     def activate(self, tenant: str, active: Iterable[str]) -> None:
         """The tenant becomes active (the queue had no calls of it counted): it starts at the
         least virtual time of the `active` tenants, or where none has calls queued at the
-        virtual time of the tenant charged last, so that idle periods are not banked as
+        latest virtual time a charge reached, so that idle periods are not banked as
         credit (a review found a tenant arriving while the others were between calls started
         at 0 and ran its whole backlog ahead of a tenant 100 s on)."""
         vtime = self.vtime
@@ -52,8 +52,10 @@ class FairShare:
 
     def account(self, tenant: str, service_s: float) -> None:
         """Charges completed service to a tenant's virtual time."""
-        self.vtime[tenant] = self._last_finish = (self.vtime.get(tenant, 0.0)
-                                                  + service_s / self.weight(tenant))
+        vtime = self.vtime[tenant] = self.vtime.get(tenant, 0.0) + service_s / self.weight(tenant)
+        # never back (charges come as calls end, not in virtual-time order: a review found a
+        # light tenant's call ending after a heavy one's set the floor back to 1 from 100)
+        self._last_finish = max(self._last_finish, vtime)
 
 
 def _checked(weights: Mapping[str, float]) -> dict[str, float]:

@@ -30,7 +30,6 @@ from planner.core.model import (
     CallRecord,
     CallRefused,
     CallState,
-    DeadlineExceeded,
     Event,
     Overloaded,
     PlannerError,
@@ -38,7 +37,6 @@ from planner.core.model import (
     ProgramClosed,
     UnknownParent,
     WorkerState,
-    call_key,
     past_deadline,
 )
 from planner.core.parking import ParkedCalls
@@ -49,12 +47,13 @@ from planner.core.reconcile import UnstartedGrants
 from planner.core.reports import CallReports
 from planner.core.routing import RoutingPolicy, least_loaded
 from planner.core.starvation import StarvationBound
-from planner.core.tenants import ISOLATION_BUDGET, ISOLATION_FRACTION, TenantShares, bump_count
+from planner.core.tenants import ISOLATION_BUDGET, ISOLATION_FRACTION, TenantShares
+from planner.core.waiting_calls import WaitingCalls
 
 __all__ = ["PlannerCore", "grant_of"]
 
 
-class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
+class PlannerCore(ProgramTable, WorkerDispatch, CallReports, WaitingCalls):
     def __init__(
         self,
         clock: Clock,
@@ -253,6 +252,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
             program.calls[call_id] = call
             program.last_active = now
             self._events.append(CallChanged(call))
+            self._parent_ended(call, program)  # (a resend's: the calls filed under it go on)
             return call
         # A conversation's call waits for none of its parents that run: its prompt holds
         # their answers, and their reports may be in another gateway's batch
@@ -265,7 +265,8 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         if existing is not None:
             self._replace(existing, retry)
         program.calls[call_id] = call
-        program.thread_tails[call.thread_id] = call_id
+        if existing is None:  # (a retry does not make an older call its thread's latest)
+            program.thread_tails[call.thread_id] = call_id
         program.last_active = now
         self._calls[call.key] = call
         if program.conversation:
@@ -286,12 +287,6 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         affinity routing choose: the least loaded worker with a free slot (None: all full).
         A gateway starts such calls there ahead of their grant (gateway/early_guess.py)."""
         return least_loaded(list(self._free.values())) if self._free else None
-
-    def _wait_on(self, call: CallRecord, parents: Iterable[str]) -> None:
-        """Files a call under each of `parents` (unfinished): each one's end looks at it."""
-        waiting_on = self._waiting_on
-        for p in parents:
-            waiting_on.setdefault(call_key(call.program_id, p), {})[call.key] = None
 
     def _replace(self, existing: CallRecord, retry: bool) -> None:
         """The record of a call admitted again leaves: a retried attempt ends (its slot
@@ -314,11 +309,6 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
                     + self._blocked_of.get(tenant, 0)) >= per:
             raise Overloaded(f"tenant {tenant!r} has {per} calls waiting, its limit")
 
-    def _count_blocked(self, tenant: str, delta: int) -> None:
-        """A live call of `tenant` became BLOCKED (+1) or left that state (-1)."""
-        self._blocked += delta
-        bump_count(self._blocked_of, tenant, delta)
-
     def _score(self, call: CallRecord, program: Program, now: float) -> float:
         """The call's priority score; a reject_when_late program past its deadline is refused
         under every policy (`slack` also refuses one whose slack has run out)."""
@@ -328,15 +318,6 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         program.expected_remaining_work = self.program_sizes.remaining(program.program_class,
                                                                        program.attained_work)
         return self._priority.score(call, program, now)
-
-    def _enqueue(self, call: CallRecord, program: Program) -> None:
-        """A blocked call whose parents all ended joins the queue."""
-        self._count_blocked(call.tenant, -1)
-        call.state = CallState.QUEUED
-        now = self._clock.now()
-        call.score = self._score(call, program, now)
-        if self._admission.admit(call):
-            self._file(call, since=now)
 
     def _release(self, call: CallRecord) -> None:
         """Takes a call out of wherever it waits or runs: the global queue, its parking,
@@ -378,23 +359,4 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports):
         if program is not None:
             program.last_active = now
         self._events.append(CallChanged(call) if refused is None else CallRefused(call, refused))
-        for child_key in self._waiting_on.pop(call.key, ()):
-            child = self._calls.get(child_key)
-            if child is None or program is None:
-                continue
-            if child.state is not CallState.BLOCKED:  # it went on without `call`: now its
-                child.critical_path_s = max(child.critical_path_s,  # service is known
-                                            call.critical_path_s + call.service_s)
-                continue
-            unfinished = [p for p in child.parents if not program.calls[p].state.finished]
-            if unfinished:  # a parent that had ended when the child came runs again (its
-                self._wait_on(child, unfinished)  # retry): the child waits on it too
-            else:
-                child.critical_path_s = max(program.calls[p].critical_path_s
-                                            + program.calls[p].service_s for p in child.parents)
-                try:
-                    self._enqueue(child, program)
-                except DeadlineExceeded as exc:
-                    self._finish(child, CallState.FAILED, refused=exc)
-                    continue
-                self._events.append(CallChanged(child))
+        self._parent_ended(call, program)

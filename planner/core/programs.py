@@ -154,7 +154,8 @@ class ProgramTable:
         self._programs[program.program_id] = program
         self._open_of[program.tenant] = self._open_of.get(program.tenant, 0) + 1
         program.live = 0
-        program.thread_tails = {c.thread_id: c.call_id for c in program.calls.values()}
+        program.thread_tails = {c.thread_id: c.call_id for c in sorted(  # (records come in
+            program.calls.values(), key=lambda c: c.arrival)}  # no order from Redis's hash)
         if not program.conversation:
             bump_count(self._limited_of, program.namespace, +1)
         program.attained_service_s = sum(c.service_s for c in program.calls.values()

@@ -206,6 +206,7 @@ def test_a_forced_array_cut_short_keeps_its_complete_calls(text: str,
     (["<think>", "hm", "</think>\n\nok", "!"], ["</think>\n\nok", "!"]),  # a token into it
     (["<think>", "cut by max_tokens"], []),  # no answer: nothing
     (["no", " thinking"], ["no", " thinking"]),
+    (["<", "think", ">", "hm", "</", "think", ">", "\n\n", "ok"], ["ok"]),  # tags in pieces
 ])
 def test_logprobs_are_the_answers_tokens_not_the_thinkings(
         fmt: str | None, tokens: list[str], answer: list[str]) -> None:
@@ -218,3 +219,15 @@ def test_logprobs_are_the_answers_tokens_not_the_thinkings(
     logprobs = [common_pb2.TokenLogprob(token=t, logprob=-1.0) for t in tokens]
     kept = [t.token for t in out.answer_logprobs(logprobs)]
     assert kept == (answer if fmt else tokens)
+
+
+def test_the_answers_logprobs_are_found_past_characters_of_several_tokens() -> None:
+    """SGLang detokenizes each token alone: a character of several tokens comes back a
+    U+FFFD each, so the tokens' lengths need not add up to the text's (a review)."""
+    out = ToolOutput(None, {}, reasoning=REASONING_FORMATS["qwen3"])
+    for piece in ["<think>", "Hi ", "\U0001f600" * 4, "</think>", "\n\n", "ok"]:
+        out.feed(piece)
+    out.finish()
+    tokens = ["<think>", "Hi ", *["\ufffd"] * 8, "</think>", "\n\n", "ok"]
+    logprobs = [common_pb2.TokenLogprob(token=t, logprob=-1.0) for t in tokens]
+    assert [t.token for t in out.answer_logprobs(logprobs)] == ["ok"]

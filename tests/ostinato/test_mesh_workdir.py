@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
-from ostinato.mesh_workdir import LOCK_FILE, claim, remove_stale
+from ostinato.mesh_workdir import LOCK_FILE, claim, folder_id, remove_stale
+from workers.engine_process import kv_event_endpoints
 
 ROOT = Path(__file__).parents[2]
 
@@ -72,3 +73,15 @@ def test_a_mesh_claims_its_own_folder_only(tmp_path: Path) -> None:
     assert not own.workdir.exists()
     given = Mesh(cfg, workdir=str(tmp_path / "given"))
     assert not (given.workdir / LOCK_FILE).exists()
+
+
+def test_folders_of_one_name_name_their_meshes_sockets_apart(tmp_path: Path) -> None:
+    """A mesh's sim engines publish on abstract sockets named by its folder: two folders of
+    one name in two places (a soak's `--workdir out` run from two directories) shared them
+    and the second engine could not bind (a review)."""
+    (tmp_path / "a" / "run").mkdir(parents=True)
+    (tmp_path / "b" / "run").mkdir(parents=True)
+    first, second = (folder_id(tmp_path / d / "run") for d in "ab")
+    assert first != second and folder_id(tmp_path / "a" / "run") == first
+    assert folder_id(tmp_path / "a" / ".." / "a" / "run") == first  # one folder, one name
+    assert kv_event_endpoints(f"{first}-engine-0") != kv_event_endpoints(f"{second}-engine-0")

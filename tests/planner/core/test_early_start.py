@@ -11,9 +11,10 @@ import pytest
 from ostinato.clock import ManualClock
 from planner.core import CallState, NoSuchCall, PlannerCore
 from planner.core.attempts import started_early
-from planner.core.model import CallRecord
+from planner.core.model import CallChanged, CallRecord, ProgramRegistered
 from planner.core.policies import LEVEL_STEP
 from planner.core.selection import parse_policy
+from planner.records import call_json, program_fields, program_from_fields
 
 
 def _core(slots: int = 1, policy: str = "fcfs+least_load") -> PlannerCore:
@@ -185,3 +186,35 @@ def test_an_early_run_held_at_the_planner_is_charged_its_whole_run() -> None:
     clock.advance(1.0)
     core.complete("p", "y", service_s=11.0, worker_id="w0", attempt=1)
     assert core.program("p", "t").attained_service_s == pytest.approx(11.0)
+
+WALL = 1_700_000_000.0
+
+
+def test_an_early_run_confirmed_before_a_restart_is_charged_its_whole_run() -> None:
+    """The call's record says its early run was its attempt (a review found a restart
+    charged it from its grant again)."""
+    clock = ManualClock()
+    core = PlannerCore(clock, *parse_policy("plas+least_load"), worker_ttl_s=1e9)
+    core.upsert_worker("w0", "addr0", 1)
+    core.register_program("q", "other")
+    core.submit("q", "other", "x")
+    core.dispatch()
+    core.register_program("p", "t")
+    core.submit("p", "t", "y", started_on="w0", started_priority=0)
+    clock.advance(10.0)
+    core.complete("q", "x", service_s=10.0)
+    assert [(g.call_id, g.attempt) for g in core.dispatch()] == [("y", 1)]
+    meta: dict[str, str] = {}
+    calls: dict[str, str] = {}
+    for event in core.take_events():  # what the store holds of p when the planner dies
+        if isinstance(event, ProgramRegistered) and event.program.program_id == "p":
+            meta = program_fields(event.program, WALL + clock.now(), clock.now())
+        elif isinstance(event, CallChanged) and event.call.program_id == "p":
+            calls[event.call.call_id] = call_json(event.call, WALL + clock.now(), clock.now())
+    new_clock = ManualClock(start=500.0)
+    new = PlannerCore(new_clock, *parse_policy("plas+least_load"), worker_ttl_s=1e9)
+    new.upsert_worker("w0", "addr0", 1)
+    new.restore(program_from_fields("p", meta, calls, WALL + clock.now(), new_clock.now()))
+    new_clock.advance(1.0)
+    new.complete("p", "y", service_s=11.0, worker_id="w0", attempt=1)
+    assert new.program("p", "t").attained_service_s == pytest.approx(11.0)

@@ -13,8 +13,8 @@ from tests.planner.test_policies import core_with
     ([], [], 0.0),  # nothing served yet
     ([("a", 100.0)], ["a"], 100.0),  # the least virtual time of the tenants with calls queued
     ([("a", 100.0), ("c", 30.0)], ["a", "c"], 30.0),
-    ([("a", 100.0)], [], 100.0),  # none queued: the tenant charged last (not 0: banked)
-    ([("a", 100.0), ("c", 30.0)], [], 30.0),
+    ([("a", 100.0)], [], 100.0),  # none queued: where the charges reached (not 0: banked)
+    ([("a", 100.0), ("c", 30.0)], [], 100.0),  # the latest a charge reached: never back
 ])
 def test_a_tenant_that_becomes_active_starts_where_the_others_are(
         charged: list[tuple[str, float]], active: list[str], starts_at: float) -> None:
@@ -60,3 +60,31 @@ def test_a_tenant_arriving_between_anothers_calls_banks_no_credit(
         clock.advance(1.0)
         core.complete(grant.program_id, grant.call_id, service_s=1.0)
     assert "a1" in order[:4], order  # B and A alternate from B's arrival
+
+
+def test_a_tenant_arriving_between_calls_banks_no_credit_whoever_ended_last() -> None:
+    """As above, but tenant B's 1-s call, queued behind A's, ends last: C must start from
+    A's 100, not B's 1 (a review found the floor went back to whoever was charged last)."""
+    core, clock = core_with("fcfs+least_load", workers=1, budget=1)
+    for program, tenant in (("pa", "A"), ("pb", "B"), ("pc", "C")):
+        core.register_program(program, tenant)
+    core.submit("pa", "A", "a0")
+    core.dispatch()
+    core.submit("pb", "B", "b0")  # waits behind a0
+    clock.advance(100.0)
+    core.complete("pa", "a0", service_s=100.0)
+    [grant] = core.dispatch()
+    assert grant.call_id == "b0"
+    clock.advance(1.0)
+    core.complete("pb", "b0", service_s=1.0)  # charged last: B at 1
+    for i in range(10):
+        core.submit("pc", "C", f"c{i}")
+    order = []
+    for step in range(8):
+        if step == 1:
+            core.submit("pa", "A", "a1")  # A's next step
+        [grant] = core.dispatch()
+        order.append(grant.call_id)
+        clock.advance(1.0)
+        core.complete(grant.program_id, grant.call_id, service_s=1.0)
+    assert "a1" in order[:4], order
