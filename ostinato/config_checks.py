@@ -35,14 +35,32 @@ def check_numbers(section: str, cfg: object, *, positive: tuple[str, ...] = (),
 
 def check_http_url(url: str, field_name: str) -> None:
     """An engine's base URL: http(s)://host[:port][/path], the port in range."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)  # (ValueError for a bad IPv6 host: "http://[bad")
         port_ok = parts.port is None or parts.port > 0
     except ValueError:
-        port_ok = False
+        parts, port_ok = urlsplit(""), False
     if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
         raise ConfigError(f"{field_name}: expected http://host:port (an engine's base URL), "
                           f"got {url!r}")
+
+
+def check_otlp_endpoint(endpoint: str) -> None:
+    """An OTLP collector: http(s)://host:port[/path] or host:port. Refused as the config is
+    read, not when a service starts its exporter (a walkthrough: a traceback from the
+    planner, or nothing said at all)."""
+    field_name = "telemetry.otlp_endpoint"
+    if "://" in endpoint:
+        try:
+            check_http_url(endpoint, field_name)
+        except ConfigError:
+            raise ConfigError(f"{field_name}: expected http(s)://host:port or host:port, got "
+                              f"{endpoint!r}") from None
+        return
+    host, _, port = endpoint.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ConfigError(f"{field_name}: expected host:port or http(s)://host:port, got "
+                          f"{endpoint!r}")
 
 
 TOOL_FORMATS = MODEL_FORMATS  # a served model's (ostinato/tool_formats.py)

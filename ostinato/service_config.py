@@ -17,6 +17,7 @@ from ostinato.config_checks import (
     check_harmony_pair,
     check_http_url,
     check_numbers,
+    check_otlp_endpoint,
     check_reasoning_format,
     check_tenant_names,
     check_tokenizer_spec,
@@ -374,6 +375,8 @@ class TelemetryConfig:
         if bad:
             raise ConfigError(f"telemetry.traces: unknown exporter {bad[0]!r} (one of "
                               f"{', '.join(TRACE_EXPORTERS)})")
+        if self.otlp_endpoint:
+            check_otlp_endpoint(self.otlp_endpoint)
         if "file" in self.exporters() and not self.trace_file:
             raise ConfigError("telemetry.trace_file: required with the file exporter")
         if self.trace_file_max_mb < 0:

@@ -43,6 +43,16 @@ def _emit(exporter: SpanExporter, names: list[str]) -> None:
     ({"sample_ratio": 1.5}, "sample_ratio"),
     ({"traces": "console, otlp-http"}, None),
     ({"traces": ""}, None),
+    # the collector's address, refused as the config is read (a walkthrough: a traceback
+    # from the planner, or nothing at all)
+    ({"traces": "otlp-grpc", "otlp_endpoint": "http://[bad"}, "otlp_endpoint: expected"),
+    ({"traces": "otlp-grpc", "otlp_endpoint": "localhost:notaport"}, "otlp_endpoint: expected"),
+    ({"traces": "otlp-grpc", "otlp_endpoint": "ftp://x:1"}, "otlp_endpoint: expected"),
+    ({"traces": "otlp-grpc", "otlp_endpoint": "localhost:70000"}, "otlp_endpoint: expected"),
+    ({"traces": "otlp-http", "otlp_endpoint": "localhost:4318"}, None),
+    ({"traces": "otlp-grpc", "otlp_endpoint": "localhost:4317"}, None),
+    ({"traces": "otlp-grpc", "otlp_endpoint": "http://[::1]:4317"}, None),
+    ({"traces": "otlp-http", "otlp_endpoint": "https://otel.example:4318/v1/traces"}, None),
 ])
 def test_telemetry_config_is_checked(fields: dict, error: str | None) -> None:
     if error is None:
