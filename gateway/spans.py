@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Any
 
 import grpc
@@ -59,11 +59,32 @@ def call_attributes(call: common_pb2.CallSpec, model: str, tenant: str, program_
         **sampling_attributes(call.sampling),
     }
     if record_content:
-        messages = [{"role": m.role, "parts": [{"type": "text", "content": m.content}]}
-                    for m in call.messages] or [
+        messages = [{"role": m.role, "parts": _input_parts(m)} for m in call.messages] or [
             {"role": "user", "parts": [{"type": "text", "content": call.prompt}]}]
         attrs[genai.INPUT_MESSAGES] = json.dumps(messages)
     return attrs
+
+
+def _input_parts(m: common_pb2.Message) -> list[dict[str, Any]]:
+    """A message's parts as the GenAI conventions write them: a tool's result a
+    `tool_call_response`, an answer's calls `tool_call`s (a walkthrough found both recorded
+    as empty text: which tools ran could not be read from a trace)."""
+    if m.role == "tool":
+        return [{"type": "tool_call_response", "id": m.tool_call_id, "response": m.content}]
+    return [*([{"type": "text", "content": m.content}] if m.content or not m.tool_calls else []),
+            *_tool_call_parts(m.tool_calls)]
+
+
+def _tool_call_parts(calls: Iterable[common_pb2.ToolCall]) -> list[dict[str, Any]]:
+    return [{"type": "tool_call", "id": c.id, "name": c.name, "arguments": _arguments(c)}
+            for c in calls]
+
+
+def _arguments(call: common_pb2.ToolCall) -> Any:
+    try:
+        return json.loads(call.arguments or "{}")
+    except ValueError:
+        return call.arguments
 
 
 def result_attributes(result: common_pb2.CallResult, record_content: bool) -> dict[str, Any]:
@@ -82,9 +103,11 @@ def result_attributes(result: common_pb2.CallResult, record_content: bool) -> di
     if record_content:
         thinking = [{"type": "reasoning", "content": result.reasoning_content}] \
             if result.reasoning_content else []
+        text = [{"type": "text", "content": result.text}] \
+            if result.text or not result.tool_calls else []
         attrs[genai.OUTPUT_MESSAGES] = json.dumps([{
             "role": "assistant",
-            "parts": [*thinking, {"type": "text", "content": result.text}],
+            "parts": [*thinking, *text, *_tool_call_parts(result.tool_calls)],
             "finish_reason": result.finish_reason}])
     return attrs
 

@@ -65,6 +65,25 @@ def test_content_only_when_enabled() -> None:
     assert json.loads(inputs) == [{"role": "user", "parts": [{"type": "text", "content": "secret plan"}]}]
 
 
+def test_tool_calls_and_results_are_recorded_as_genai_parts() -> None:
+    """An answer's tool calls are `tool_call` parts, a tool's result a `tool_call_response`
+    (a walkthrough found both recorded as empty text: which tools ran could not be read)."""
+    asked = common_pb2.ToolCall(id="call_1", name="calculator", arguments='{"x": 2}')
+    call = common_pb2.CallSpec(messages=[
+        common_pb2.Message(role="user", content="2 * 63?"),
+        common_pb2.Message(role="assistant", tool_calls=[asked]),
+        common_pb2.Message(role="tool", tool_call_id="call_1", content="126")])
+    inputs = json.loads(call_attributes(call, "m", "t", "p", record_content=True)[
+        genai.INPUT_MESSAGES])
+    assert [m["parts"] for m in inputs[1:]] == [
+        [{"type": "tool_call", "id": "call_1", "name": "calculator", "arguments": {"x": 2}}],
+        [{"type": "tool_call_response", "id": "call_1", "response": "126"}]]
+    result = common_pb2.CallResult(finish_reason="tool_calls", tool_calls=[asked])
+    [out] = json.loads(result_attributes(result, record_content=True)[genai.OUTPUT_MESSAGES])
+    assert out["parts"] == [{"type": "tool_call", "id": "call_1", "name": "calculator",
+                             "arguments": {"x": 2}}]
+
+
 class _Answering(GatewayCore):
     """The call path, answering a call, or refusing or failing it after `granted` (or
     before any grant) when `code` is set."""
