@@ -193,11 +193,16 @@ class TracedGatewayCore(GatewayCore):
             operation = genai.CHAT if call.messages else genai.TEXT_COMPLETION
             self.metrics.call_failed(tenant, operation, exc.code.name, time.monotonic() - start)
             # a span of its own, so the caller finds the refusal in its trace (tracing
-            # review 2026-12-05 F4); no program: none was found or started
-            attrs = call_attributes(call, self.config.model, tenant, "", False)
-            del attrs[genai.CONVERSATION_ID]
-            span = _tracer.start_span(genai.span_name(operation, self.config.model),
-                                      kind=trace.SpanKind.SERVER, attributes=attrs)
+            # review 2026-12-05 F4), under its program's where it named one held here, and
+            # the model it asked for (a walkthrough found both left out)
+            model = call.model or self.config.model
+            inner = self.program(tenant, program_id) if program_id else ""
+            attrs = call_attributes(call, model, tenant, inner, False)
+            if not inner:
+                del attrs[genai.CONVERSATION_ID]
+            parent, links = self.programs.call_parent(inner, otel_context.get_current())
+            span = _tracer.start_span(genai.span_name(operation, model), context=parent,
+                                      kind=trace.SpanKind.SERVER, attributes=attrs, links=links)
             span.set_attribute(genai.ERROR_TYPE, exc.code.name)
             span.set_status(Status(StatusCode.ERROR, f"{exc.code.name}: {exc.message}"))
             span.end()

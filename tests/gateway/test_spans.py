@@ -102,6 +102,11 @@ class _Answering(GatewayCore):
             raise GatewayError(self._code, "no")
         yield common_pb2.CallResult(call_id=placed.call.call_id, text="ok", finish_reason="stop")
 
+    async def place(self, tenant: str, call: common_pb2.CallSpec, program_id: str = "",
+                    **kwargs: object) -> Placement:
+        """Refuses every call (as an invalid one, or a model not served, is)."""
+        raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "refused")
+
     async def register_program(self, tenant: str, options: common_pb2.ProgramOptions, *,
                                declared: bool = False) -> tuple[str, bool]:
         """The planner's answer: open already when `options.program_class` says "open"."""
@@ -219,3 +224,26 @@ async def test_a_program_opened_again_through_another_replica_gets_no_second_spa
     await core.start_program("acme", common_pb2.ProgramOptions(program_id="theirs",
                                                                 program_class="open"))
     assert len(core.programs) == 1 and core.programs.get("acme/theirs") is None
+
+
+async def test_a_call_refused_in_a_program_is_in_its_trace_under_the_model_it_asked_for(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A walkthrough found a refused call of a program the root of a trace of its own, and
+    a call for a model not served recorded under the served model's name."""
+    exporter = InMemorySpanExporter()
+    core = _traced(monkeypatch, exporter)
+    await core.start_program("acme", common_pb2.ProgramOptions(program_id="mine"))
+    asked = _call()
+    asked.model = "nope"
+    with pytest.raises(GatewayError):
+        await core.place("acme", asked, "mine")
+    with pytest.raises(GatewayError):
+        await core.place("acme", _call())  # no program: its caller's context, as before
+    refused, alone = exporter.get_finished_spans()
+    program = core.programs.get(inner := core.program("acme", "mine"))
+    assert program is not None and refused.parent is not None
+    assert refused.parent.span_id == program.get_span_context().span_id
+    assert (refused.name, refused.attributes[genai.REQUEST_MODEL]) == ("chat nope", "nope")
+    assert refused.attributes[genai.CONVERSATION_ID] == inner
+    assert alone.parent is None and genai.CONVERSATION_ID not in alone.attributes
+    assert alone.name == "chat m"
