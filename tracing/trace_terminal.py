@@ -142,6 +142,7 @@ def _header(t: ProgramTimeline) -> Text:
     for kind, label in LEGEND:
         glyph, style = GLYPHS[kind]
         text.append(glyph, style=style).append(f" {label}  ")
+    text.append("\n")  # (on one line the legend took 89 columns: 80 wrapped it mid-way)
     text.append("*", style="bold").append(" critical path  ").append("!", style="red").append(
         " failed  ").append("x", style="yellow").append(" cancelled")
     return text

@@ -81,6 +81,9 @@ def test_fits_the_terminal(fan_out: ProgramTimeline, width: int) -> None:
     """Down to MIN_WIDTH, the narrowest `trace show --width`: every row whole."""
     lines = rendered(fan_out, width)
     assert all(len(line) <= width for line in lines)
+    if width >= 80:  # the legend's two lines whole (a walkthrough: 80 wrapped it mid-way)
+        assert any(line.rstrip().endswith("cached") and "queue" in line for line in lines)
+        assert "* critical path  ! failed  x cancelled" in [line.strip() for line in lines]
     table = rows(lines)
     assert list(table) == ["c-root", "c-a", "c-b", "c-c", "c-join"]
     assert all(GD in table[c] for c in ("c-root", "c-a", "c-b", "c-join"))
