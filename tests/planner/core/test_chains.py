@@ -14,17 +14,22 @@ from planner.records import call_json, program_fields, program_from_fields
 from tests.planner.test_policies import core_with
 
 
+def _c1_ran_3_s(core: PlannerCore, clock: ManualClock) -> None:
+    """Program p of tenant t: its call c1 (thread main) ran 3 s."""
+    core.register_program("p", "t")
+    core.submit("p", "t", "c1")
+    core.dispatch()
+    clock.advance(3.0)
+    core.complete("p", "c1", service_s=3.0)
+
+
 @pytest.mark.parametrize("policy", ["plas", "atlas"])
 def test_a_single_threaded_program_naming_no_parents_is_charged_its_chain(policy: str) -> None:
     """An interactive program (a ReAct loop through the SDK) sends its calls one after
     another on one thread, naming no parents: ATLAS equals PLAS there (Autellix), the
     second call charged the first's 3 s (a review found ATLAS scored each 0)."""
     core, clock = core_with(f"{policy}+least_load")
-    core.register_program("p", "t")
-    core.submit("p", "t", "c1")
-    core.dispatch()
-    clock.advance(3.0)
-    core.complete("p", "c1", service_s=3.0)
+    _c1_ran_3_s(core, clock)
     assert core.submit("p", "t", "c2").score == pytest.approx(3.0)
 
 
@@ -36,11 +41,7 @@ def test_a_single_threaded_program_naming_no_parents_is_charged_its_chain(policy
 def test_atlas_continues_the_thread_only_where_no_parent_is_named(
         thread: str, parents: tuple[str, ...], score: float) -> None:
     core, clock = core_with("atlas+least_load")
-    core.register_program("p", "t")
-    core.submit("p", "t", "c1")
-    core.dispatch()
-    clock.advance(3.0)
-    core.complete("p", "c1", service_s=3.0)
+    _c1_ran_3_s(core, clock)
     assert core.submit("p", "t", "c2", thread_id=thread, parents=parents).score == score
 
 
@@ -67,11 +68,7 @@ def test_a_continued_call_still_running_adds_its_service_when_it_ends(
 
 def test_a_retry_keeps_the_chain_of_its_first_attempt() -> None:
     core, clock = core_with("atlas+least_load", budget=4)
-    core.register_program("p", "t")
-    core.submit("p", "t", "c1")
-    core.dispatch()
-    clock.advance(3.0)
-    core.complete("p", "c1", service_s=3.0)
+    _c1_ran_3_s(core, clock)
     core.submit("p", "t", "c2")
     core.dispatch()
     core.submit("p", "t", "c3", thread_id="main")  # the thread's tail is now c3
@@ -85,11 +82,7 @@ def test_a_retry_does_not_make_an_older_call_the_threads_tail_again() -> None:
     and c2 is retried: c3 is still the latest call of the thread, so c4 must continue c3
     (3 + 1 + 5 = 9 s), not c2 (4 s)."""
     core, clock = core_with("atlas+least_load", budget=4)
-    core.register_program("p", "t")
-    core.submit("p", "t", "c1")
-    core.dispatch()
-    clock.advance(3.0)
-    core.complete("p", "c1", service_s=3.0)
+    _c1_ran_3_s(core, clock)
     core.submit("p", "t", "c2")
     core.dispatch()
     core.submit("p", "t", "c3")  # continues c2 (running)

@@ -167,32 +167,9 @@ def test_cache_aware_keeps_a_call_where_its_own_index_has_the_prompt() -> None:
     assert (grant.worker_id, grant.attempt) == (first.worker_id, 2)
 
 
-def test_an_early_run_held_at_the_planner_is_charged_its_whole_run() -> None:
-    """Started early on w0, the call waits 10 s at the planner (w0 full), is granted there
-    (the early run is its attempt 1) and ends 1 s later, its worker reporting the 11 s it
-    ran: all 11 are charged, not the 2 since its grant (a review found the cap cut them)."""
-    clock = ManualClock()
-    prio, route = parse_policy("plas+least_load")
-    core = PlannerCore(clock, prio, route, worker_ttl_s=1e9)
-    core.upsert_worker("w0", "addr0", 1)
-    core.register_program("q", "other")
-    core.submit("q", "other", "x")
-    core.dispatch()
-    core.register_program("p", "t")
-    core.submit("p", "t", "y", started_on="w0", started_priority=0)
-    clock.advance(10.0)
-    core.complete("q", "x", service_s=10.0)
-    assert [(g.call_id, g.worker_id, g.attempt) for g in core.dispatch()] == [("y", "w0", 1)]
-    clock.advance(1.0)
-    core.complete("p", "y", service_s=11.0, worker_id="w0", attempt=1)
-    assert core.program("p", "t").attained_service_s == pytest.approx(11.0)
-
-WALL = 1_700_000_000.0
-
-
-def test_an_early_run_confirmed_before_a_restart_is_charged_its_whole_run() -> None:
-    """The call's record says its early run was its attempt (a review found a restart
-    charged it from its grant again)."""
+def _early_run_held_10_s() -> tuple[PlannerCore, ManualClock]:
+    """Call y of program p, started early on w0, held 10 s at the planner (w0 full), then
+    granted there: the early run is its attempt 1."""
     clock = ManualClock()
     core = PlannerCore(clock, *parse_policy("plas+least_load"), worker_ttl_s=1e9)
     core.upsert_worker("w0", "addr0", 1)
@@ -203,7 +180,27 @@ def test_an_early_run_confirmed_before_a_restart_is_charged_its_whole_run() -> N
     core.submit("p", "t", "y", started_on="w0", started_priority=0)
     clock.advance(10.0)
     core.complete("q", "x", service_s=10.0)
-    assert [(g.call_id, g.attempt) for g in core.dispatch()] == [("y", 1)]
+    assert [(g.call_id, g.worker_id, g.attempt) for g in core.dispatch()] == [("y", "w0", 1)]
+    return core, clock
+
+
+def test_an_early_run_held_at_the_planner_is_charged_its_whole_run() -> None:
+    """Started early on w0, the call waits 10 s at the planner (w0 full), is granted there
+    (the early run is its attempt 1) and ends 1 s later, its worker reporting the 11 s it
+    ran: all 11 are charged, not the 2 since its grant (a review found the cap cut them)."""
+    core, clock = _early_run_held_10_s()
+    clock.advance(1.0)
+    core.complete("p", "y", service_s=11.0, worker_id="w0", attempt=1)
+    assert core.program("p", "t").attained_service_s == pytest.approx(11.0)
+
+
+WALL = 1_700_000_000.0
+
+
+def test_an_early_run_confirmed_before_a_restart_is_charged_its_whole_run() -> None:
+    """The call's record says its early run was its attempt (a review found a restart
+    charged it from its grant again)."""
+    core, clock = _early_run_held_10_s()
     meta: dict[str, str] = {}
     calls: dict[str, str] = {}
     for event in core.take_events():  # what the store holds of p when the planner dies

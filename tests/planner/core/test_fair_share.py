@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from ostinato.clock import ManualClock
+from planner.core import PlannerCore
 from planner.core.fair_share import FairShare
 from tests.planner.test_policies import core_with
 
@@ -33,6 +35,20 @@ def test_an_idle_tenant_keeps_a_later_virtual_time_of_its_own() -> None:
     assert share.vtime["b"] == 500.0
 
 
+def _served_with_as_next_step(core: PlannerCore, clock: ManualClock) -> list[str]:
+    """The calls granted one by one on one slot, each served 1 s, tenant A's next step
+    (a1) coming after the first."""
+    order = []
+    for step in range(8):
+        if step == 1:
+            core.submit("pa", "A", "a1")
+        [grant] = core.dispatch()
+        order.append(grant.call_id)
+        clock.advance(1.0)
+        core.complete(grant.program_id, grant.call_id, service_s=1.0)
+    return order
+
+
 @pytest.mark.parametrize("a_has_queued_call", [True, False])
 def test_a_tenant_arriving_between_anothers_calls_banks_no_credit(
         a_has_queued_call: bool) -> None:
@@ -51,14 +67,7 @@ def test_a_tenant_arriving_between_anothers_calls_banks_no_credit(
         core.submit("pa", "A", "a-queued")
     for i in range(10):
         core.submit("pb", "B", f"b{i}")
-    order = []
-    for step in range(8):
-        if step == 1:
-            core.submit("pa", "A", "a1")  # A's next step
-        [grant] = core.dispatch()
-        order.append(grant.call_id)
-        clock.advance(1.0)
-        core.complete(grant.program_id, grant.call_id, service_s=1.0)
+    order = _served_with_as_next_step(core, clock)
     assert "a1" in order[:4], order  # B and A alternate from B's arrival
 
 
@@ -79,12 +88,5 @@ def test_a_tenant_arriving_between_calls_banks_no_credit_whoever_ended_last() ->
     core.complete("pb", "b0", service_s=1.0)  # charged last: B at 1
     for i in range(10):
         core.submit("pc", "C", f"c{i}")
-    order = []
-    for step in range(8):
-        if step == 1:
-            core.submit("pa", "A", "a1")  # A's next step
-        [grant] = core.dispatch()
-        order.append(grant.call_id)
-        clock.advance(1.0)
-        core.complete(grant.program_id, grant.call_id, service_s=1.0)
+    order = _served_with_as_next_step(core, clock)
     assert "a1" in order[:4], order
