@@ -25,6 +25,7 @@ import yaml
 from ostinato.config_checks import (
     TOOL_FORMATS,
     ConfigError,
+    check_port,
     check_tokenizer_spec,
     check_tool_format,
 )
@@ -39,10 +40,6 @@ from ostinato.service_config import (
     TelemetryConfig,
     WorkerConfig,
 )
-
-# the ports a service may go without (-1: off); the others are its gRPC port or an
-# engine's, which gRPC would take -1 for 65535 (a walkthrough's gateway served there)
-OPTIONAL_PORTS = ("http_port", "metrics_port")
 
 # The services' sections are re-exported: `ostinato.config` is the configuration's one import path.
 __all__ = [
@@ -120,11 +117,8 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             number = int(value)
         except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
-        if (name == "port" or name.endswith((".port", "_port"))) and not (
-                -1 if name.endswith(OPTIONAL_PORTS) else 0) <= number <= 65535:
-            raise ConfigError(f"{name}: a port is 0..65535 (0: a free one"
-                              + (", -1: off" if name.endswith(OPTIONAL_PORTS) else "")
-                              + f"), got {number}")
+        if name == "port" or name.endswith((".port", "_port")):
+            check_port(name, number)
         return number
     if tp is float:
         try:

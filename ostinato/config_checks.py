@@ -45,6 +45,19 @@ def check_http_url(url: str, field_name: str) -> None:
                           f"got {url!r}")
 
 
+# the ports a service may go without (-1: off); the others are its gRPC port or an
+# engine's, which gRPC would take -1 for 65535 (a walkthrough's gateway served there)
+OPTIONAL_PORTS = ("http_port", "metrics_port")
+
+
+def check_port(name: str, number: int) -> None:
+    """A port field's value: 0..65535 (0: a free one), -1 (off) too for OPTIONAL_PORTS."""
+    optional = name.endswith(OPTIONAL_PORTS)
+    if not (-1 if optional else 0) <= number <= 65535:
+        raise ConfigError(f"{name}: a port is 0..65535 (0: a free one"
+                          + (", -1: off" if optional else "") + f"), got {number}")
+
+
 def check_otlp_endpoint(endpoint: str) -> None:
     """An OTLP collector: http(s)://host:port[/path] or host:port. Refused as the config is
     read, not when a service starts its exporter (a walkthrough: a traceback from the
