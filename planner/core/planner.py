@@ -243,7 +243,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports, WaitingCalls):
             started_on=started_on,
             started_priority=started_priority,
         )
-        running = continue_chain(program, call, existing)  # ATLAS's critical path
+        continued = continue_chain(program, call, existing)  # ATLAS's critical path
         if existing is not None and served_from_cache:
             self._replace(existing, retry)
         if served_from_cache:
@@ -278,7 +278,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports, WaitingCalls):
             self._wait_on(call, unfinished)
         elif self._admission.admit(call):  # else it waits for its program to start
             self._file(call)
-        self._wait_on(call, running)  # (a chain's call that runs: its service to come)
+        self._wait_on(call, continued)  # (a chain's calls not ended: their service to come)
         self._events.append(CallChanged(call))
         return call
 

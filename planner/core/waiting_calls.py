@@ -1,5 +1,5 @@
 """Calls that wait on others: one blocked on its unfinished parents, and one that went on
-without a parent still running (a conversation's turn, a thread's next call: its critical
+without a parent that has not ended (a conversation's turn, a thread's next call: its critical
 path grows by that parent's service, planner/core/chains.py), each filed under those
 parents (`_waiting_on`) until they end. A mixin of PlannerCore (planner/core/planner.py),
 whose state it reads and changes."""

@@ -66,6 +66,29 @@ def test_a_continued_call_still_running_adds_its_service_when_it_ends(
     assert turn3.score == pytest.approx(6.0)
 
 
+@pytest.mark.parametrize("tail_state", ["queued", "blocked"])
+def test_a_call_continuing_a_thread_tail_not_yet_running_adds_its_service_when_it_ends(
+        tail_state: str) -> None:
+    """c2 names no parents and continues c1, its thread's latest call, not yet running
+    (queued for a slot, or blocked on another thread's call): c1's service, known when it
+    ends, counts on c2's chain all the same (filed under running tails alone, it did not)."""
+    core, clock = core_with("atlas+least_load", budget=1)
+    core.register_program("p", "t")
+    core.submit("p", "t", "b", thread_id="side")
+    core.dispatch()  # b holds the one slot
+    c1 = core.submit("p", "t", "c1", parents=["b"] if tail_state == "blocked" else [])
+    assert c1.state is (CallState.BLOCKED if tail_state == "blocked" else CallState.QUEUED)
+    core.submit("p", "t", "c2")  # continues c1
+    core.complete("p", "b", service_s=0.0)
+    core.dispatch()
+    clock.advance(3.0)
+    core.complete("p", "c1", service_s=3.0)
+    core.dispatch()
+    clock.advance(1.0)
+    core.complete("p", "c2", service_s=1.0)
+    assert core.submit("p", "t", "c3").score == pytest.approx(4.0)
+
+
 def test_a_retry_keeps_the_chain_of_its_first_attempt() -> None:
     core, clock = core_with("atlas+least_load", budget=4)
     _c1_ran_3_s(core, clock)
