@@ -203,12 +203,14 @@ class GatewayCore:
         """Ends `tenant`'s program `program_id` (the client's id): its summary."""
         if not program_id:
             raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "program_id is required")
+        return await self.end_placed(tenant, self.program(tenant, program_id))
+
+    async def end_placed(self, tenant: str, inner: str) -> common_pb2.ProgramSummary:
+        """Ends `tenant`'s program of the mesh's id `inner`: its summary."""
         await self._executor.reports_through()
         summary: common_pb2.ProgramSummary = await self._planner_call(  # type: ignore[assignment]
             self._planner.EndProgram,
-            planner_pb2.EndProgramPlannerRequest(tenant=tenant,
-                                                 program_id=self.program(tenant, program_id)),
-            tenant)
+            planner_pb2.EndProgramPlannerRequest(tenant=tenant, program_id=inner), tenant)
         summary.program_id = client_id(summary.program_id)
         return summary
 

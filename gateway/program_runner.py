@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 
 import grpc
 
@@ -44,8 +44,12 @@ def _normalized(core: GatewayCore, node: gateway_pb2.DagNode) -> common_pb2.Call
 
 
 async def run_dag(core: GatewayCore, tenant: str, options: common_pb2.ProgramOptions,
-                  nodes: Sequence[gateway_pb2.DagNode],
-                  timeout_s: float) -> AsyncGenerator[gateway_pb2.ProgramEvent, None]:
+                  nodes: Sequence[gateway_pb2.DagNode], timeout_s: float,
+                  authenticate: Callable[[], str]) -> AsyncGenerator[gateway_pb2.ProgramEvent, None]:
+    """`authenticate`: the caller's tenant, its key checked again (GatewayError when it is
+    no longer valid), before each node's call: the RPC is authenticated once, at its start,
+    and a key revoked meanwhile must stop the program's calls at once, not let them run,
+    unmetered as a tenant with no record is (security review 2026-12-07)."""
     try:
         order = topological_order(nodes)
     except InvalidDag as exc:
@@ -73,6 +77,9 @@ async def run_dag(core: GatewayCore, tenant: str, options: common_pb2.ProgramOpt
             return
         call = fill_templates(calls[node_id], outputs)
         try:
+            if authenticate() != tenant:
+                raise GatewayError(grpc.StatusCode.UNAUTHENTICATED,
+                                   "the API key now names another tenant")
             async for item in core.run(tenant, Placement(placed_in, call, False), timeout_s):
                 if isinstance(item, Granted):
                     emit(node_started=gateway_pb2.NodeStarted(node_id=node_id,
@@ -102,13 +109,14 @@ async def run_dag(core: GatewayCore, tenant: str, options: common_pb2.ProgramOpt
     except (GatewayError, asyncio.CancelledError, GeneratorExit):  # (closed: the client left)
         await _stopped(tasks)  # first: ending the program waits for its calls' reports
         with contextlib.suppress(GatewayError):  # best effort: the planner frees it now
-            await core.end_program(tenant, program_id)
+            await core.end_placed(tenant, placed_in)  # (the mesh's id: a revoked tenant's
+            # client id names no program of its generation now)
         raise
     finally:
         await _stopped(tasks)
     # Every node finished: the summary is the program's last event; a planner that cannot
     # end it fails the RPC with the planner's status.
-    summary = await core.end_program(tenant, program_id)
+    summary = await core.end_placed(tenant, placed_in)
     yield gateway_pb2.ProgramEvent(program_id=program_id, program_finished=summary)
 
 

@@ -146,7 +146,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         try:
             tenant = self._tenant(context)
             dag = run_dag(self._core, tenant, request.options, request.nodes,
-                          self._core.timeout(context.time_remaining()))
+                          self._core.timeout(context.time_remaining()),
+                          lambda: self._tenant(context))
             # A client that cancels stops the program at once: its nodes run as tasks of
             # their own, which nothing else would stop until this generator is collected.
             context.add_done_callback(closer(dag, contextvars.copy_context()))
