@@ -54,6 +54,16 @@ def check_tenant(tenant: str) -> str:
     return tenant
 
 
+def check_keyed_tenant(tenant: str) -> str:
+    """A tenant that holds keys: never the one of callers without a key in open mode, which
+    every such caller shares (its programs, stored responses, conversations and caches)."""
+    check_tenant(tenant)
+    if tenant == ANONYMOUS_TENANT:
+        raise InvalidTenancy(f"{tenant!r} is the tenant of callers without a key in open "
+                             "mode (--no-auth): choose another name")
+    return tenant
+
+
 def _record(raw: bytes | str) -> dict[str, float | int]:
     """A stored tenant record's limit fields (records written before limits: weight only)."""
     data = json.loads(raw)
@@ -85,7 +95,7 @@ class TenantDirectory:
         self._timeout_s = timeout_s
 
     async def add_tenant(self, tenant: str, weight: float | None = None) -> None:
-        raw = await self._redis.hget(tenancy_tenants(), check_tenant(tenant))
+        raw = await self._redis.hget(tenancy_tenants(), check_keyed_tenant(tenant))
         await self._write(tenant, _limits(**({} if weight is None else {"weight": weight})),
                           record_generation(raw) or new_generation())
 
@@ -110,10 +120,7 @@ class TenantDirectory:
 
     async def create_tenant(self, tenant: str, limits: TenantLimits) -> str:
         """A new tenant and a key generated for it, returned once: only its SHA-256 is kept."""
-        check_tenant(tenant)
-        if tenant == ANONYMOUS_TENANT:
-            raise InvalidTenancy(f"{tenant!r} is the tenant of callers without a key in open "
-                                 "mode (--no-auth): choose another name")
+        check_keyed_tenant(tenant)
         if await self._redis.hexists(tenancy_tenants(), tenant):
             raise InvalidTenancy(f"tenant {tenant!r} exists (update it, or give it a key)")
         await self._write(tenant, limits, new_generation())
@@ -181,7 +188,7 @@ class TenantDirectory:
         Returns whether the key is new: False when it already was the tenant's (nothing
         written: a Redis that refuses writes, full under noeviction, still takes a
         gateway's seed of keys it has)."""
-        check_tenant(tenant)
+        check_keyed_tenant(tenant)
         if len(api_key) < 8:
             raise InvalidTenancy("API keys must be at least 8 characters")
         digest = key_digest(api_key)

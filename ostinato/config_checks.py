@@ -100,13 +100,14 @@ def check_tool_format(name: str, field_name: str) -> None:
         raise ConfigError(f"{field_name}: must be one of {', '.join(TOOL_FORMATS)}, got {name!r}")
 
 
-def check_tenant_names(tenants: Iterable[str], field_name: str) -> None:
-    """Tenant names as the tenancy data in Redis takes them (cache/tenant_directory.py)."""
+def check_tenant_names(tenants: Iterable[str], field_name: str, *, keyed: bool = False) -> None:
+    """Tenant names as the tenancy data in Redis takes them (cache/tenant_directory.py);
+    `keyed`: tenants that hold keys, never open mode's tenant of callers without one."""
     # Imported here: cache.tenant_directory imports ostinato.config, which imports this module.
-    from cache.tenant_directory import InvalidTenancy, check_tenant
+    from cache.tenant_directory import InvalidTenancy, check_keyed_tenant, check_tenant
 
     for tenant in tenants:
         try:
-            check_tenant(tenant)
+            (check_keyed_tenant if keyed else check_tenant)(tenant)
         except InvalidTenancy as exc:
             raise ConfigError(f"{field_name}: {exc}") from None

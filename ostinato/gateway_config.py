@@ -161,7 +161,7 @@ class GatewayConfig:
             raise ConfigError(f"gateway.api_keys: the key of tenant {placeholder[0]!r} is an "
                               "example's placeholder (CHANGE_ME): set a key of your own "
                               "(`openssl rand -hex 24`)")
-        check_tenant_names(self.api_keys.values(), "gateway.api_keys")
+        check_tenant_names(self.api_keys.values(), "gateway.api_keys", keyed=True)
         check_tokenizer_spec(self.kv_tokenizer, "gateway.kv_tokenizer")
         check_tool_format(self.tool_call_parser, "gateway.tool_call_parser")
         check_reasoning_format(self.reasoning_parser, "gateway.reasoning_parser")

@@ -45,6 +45,9 @@ def test_defaults_file_env_and_overrides(tmp_path: Path) -> None:
         ({"gateway": {"api_keys": {"CHANGE_ME-key-for-tenant-a": "a"}}}, "is an example's placeholder"),
         ({"gateway": {"api_keys": {"my-change-me-key": "a"}}}, "is an example's placeholder"),
         ({"gateway": {"api_keys": {"sk-Change_Me-123": "a"}}}, "is an example's placeholder"),
+        # open mode's tenant of callers without a key (security review 2026-12-07)
+        ({"gateway": {"api_keys": {"sk-owner-of-default": "default"}}},
+         "gateway.api_keys: 'default' is the tenant of callers without a key"),
         ({"gateway": {"http_port": 99999}}, "gateway.http_port: a port is 0..65535"),
         ({"planner": {"port": -2}}, "planner.port: a port is 0..65535"),
         # -1 is "off" for the optional ports alone (gRPC took -1 for 65535)

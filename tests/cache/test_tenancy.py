@@ -70,6 +70,12 @@ async def test_the_anonymous_tenants_name_cannot_be_created(directory: TenantDir
     share their programs, responses and caches."""
     with pytest.raises(InvalidTenancy, match="without a key in open mode"):
         await directory.create_tenant("default", TenantLimits())
+    # nor made by a key given to it (a gateway's seed of configured keys: security review
+    # 2026-12-07 found `gateway.api_keys: {KEY: default}` made it)
+    with pytest.raises(InvalidTenancy, match="without a key in open mode"):
+        await directory.add_key("default", "sk-owner-of-default-0123", create=True)
+    with pytest.raises(InvalidTenancy, match="without a key in open mode"):
+        await directory.add_tenant("default")
     assert "default" not in (await directory.load()).tenants
 
 
