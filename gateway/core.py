@@ -171,7 +171,7 @@ class GatewayCore:
         resp = await self._planner_call(self._planner.RegisterProgram,
                                         planner_pb2.RegisterProgramRequest(
                                             tenant=tenant, options=named,
-                                            max_open_programs=self._tenant_limits(tenant).max_programs,
+                                            max_open_programs=self._max_open(tenant),
                                             # the same on each attempt: one whose first
                                             # answer was lost is not told it was open
                                             registration=uuid.uuid4().hex,
@@ -223,7 +223,12 @@ class GatewayCore:
         options = common_pb2.ProgramOptions(
             program_id=program_id or inner_id(tenant, uuid.uuid4().hex,
                                                     self._auth.generation_of(tenant)))
-        return NewProgram(options, self._tenant_limits(tenant).max_programs, one_call)
+        return NewProgram(options, self._max_open(tenant), one_call)
+
+    def _max_open(self, tenant: str) -> int:
+        """Programs the tenant may hold open at once: its record's max_programs, else the
+        gateway's max_programs_per_tenant (0: no limit)."""
+        return self._tenant_limits(tenant).max_programs or self.config.max_programs_per_tenant
 
     async def place(self, tenant: str, call: common_pb2.CallSpec, program_id: str = "",
                     *, attribute: bool = False,

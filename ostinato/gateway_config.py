@@ -118,6 +118,10 @@ class GatewayConfig:
     # is a 400). A tenant's stored conversations thus take at most their product.
     max_conversations_per_tenant: int = 1000
     max_conversation_bytes: int = 1_048_576  # see max_conversations_per_tenant
+    # Programs a tenant may hold open at once when its record names no max_programs (0: no
+    # limit): each open program is kept by the planner (planner.program_idle_ttl_s) and in
+    # Redis, so a tenant that opens them in a loop is bounded (a 429 / RESOURCE_EXHAUSTED).
+    max_programs_per_tenant: int = 1000
     # TLS on the gRPC port (the SDK: ostinato.Client(..., tls=...)): both PEM files, or
     # neither for plaintext. The HTTP API stays plaintext (terminate its TLS at a proxy).
     tls_cert_file: str = ""  # This file: the gateway's certificate chain (PEM).
@@ -146,8 +150,9 @@ class GatewayConfig:
             "max_prompt_chars", "max_messages", "max_new_tokens_limit",
             "call_timeout_s", "max_conversations_per_tenant", "max_conversation_bytes",
             "early_start_fresh_s"),
-            non_negative=("max_inflight_calls", "context_length", "max_input_tokens", "drain_s",
-                          "default_max_new_tokens", "early_start_max_tokens"))
+            non_negative=("max_inflight_calls", "max_programs_per_tenant", "context_length",
+                          "max_input_tokens", "drain_s", "default_max_new_tokens",
+                          "early_start_max_tokens"))
         if self.default_max_new_tokens > self.max_new_tokens_limit:
             raise ConfigError(f"gateway.default_max_new_tokens: must be at most "
                               f"max_new_tokens_limit ({self.max_new_tokens_limit}), got "

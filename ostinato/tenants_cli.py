@@ -45,7 +45,8 @@ def add_parser(sub: Any) -> None:
         cmd.add_argument("--tpm", type=int, help="prompt + completion tokens per minute, "
                          f"0: no limit ({unset.format(0)})")
         cmd.add_argument("--max-programs", type=int,
-                         help=f"programs open at once, 0: no limit ({unset.format(0)})")
+                         help="programs open at once, 0: the gateways' "
+                         f"gateway.max_programs_per_tenant ({unset.format(0)})")
     revoke = act.add_parser("revoke", help="remove a tenant and every key of it")
     revoke.add_argument("tenant")
     add = act.add_parser("add-key", help="give an existing TENANT another API key, one you "
@@ -103,7 +104,7 @@ def _describe(limits: TenantLimits) -> str:
     weight = ("unset (from planner.tenant_weights, else 1)" if limits.weight is None
               else f"{limits.weight:g}")
     return (f"weight {weight}, rpm {limit(limits.rpm)}, tpm {limit(limits.tpm)}, "
-            f"max programs {limit(limits.max_programs)}")
+            f"max programs {limits.max_programs or 'gateway.max_programs_per_tenant'}")
 
 
 def _redis(args: argparse.Namespace) -> RedisConfig:

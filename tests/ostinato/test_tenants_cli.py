@@ -164,7 +164,7 @@ def test_weight_default_takes_a_records_weight_out(
                              "--weight", "default")
         assert rc == 0
         assert out == (f"tenant {tenant}: weight unset (from planner.tenant_weights, else 1), "
-                       "rpm 7, tpm unlimited, max programs unlimited\n")
+                       "rpm 7, tpm unlimited, max programs gateway.max_programs_per_tenant\n")
         assert b"weight" not in client.hget(keys.tenancy_tenants(), tenant)
         with pytest.raises(SystemExit) as refused:
             tenants(capsys, "--redis-url", redis_url, "update", tenant, "--weight", "heavy")
