@@ -16,6 +16,11 @@ from itertools import accumulate
 from typing import Generic, TypeVar
 
 DEFAULT_CAP = 512
+# Classes learned at most, the least recently observed forgotten first: a class is the
+# client's label (ProgramOptions.program_class), and one finished call made one, so a tenant
+# naming a new class per program grew the planner's memory, and the learned history it
+# writes to Redis every 30 s, without bound (security review 2026-12-07).
+MAX_CLASSES = 1024
 _NONE: tuple[int, ...] = ()  # no history
 
 V = TypeVar("V", int, float)
@@ -43,28 +48,45 @@ class SortedWindow(Generic[V]):
         bisect.insort(self.ordered, value)
 
 
+def _observed(windows: dict[str, SortedWindow[V]], key: str, size: int,
+              max_classes: int) -> tuple[SortedWindow[V], str | None]:
+    """`key`'s window, made the most recently observed (a new one made, the least recently
+    observed class forgotten when `max_classes` are kept), and the class forgotten."""
+    window, forgotten = windows.pop(key, None), None
+    if window is None:
+        window = SortedWindow(size)
+        if len(windows) >= max_classes:
+            forgotten = next(iter(windows))
+            del windows[forgotten]
+    windows[key] = window
+    return window, forgotten
+
+
 class OutputEstimator:
-    def __init__(self, quantile: float = 0.9, window: int = 256, min_samples: int = 8) -> None:
+    def __init__(self, quantile: float = 0.9, window: int = 256, min_samples: int = 8,
+                 max_classes: int = MAX_CLASSES) -> None:
         if not 0 < quantile <= 1:
             raise ValueError("quantile must be in (0, 1]")
         self._q = quantile
         self._window = window
         self._min = min_samples
+        self._max_classes = max_classes
         self._windows: dict[str, SortedWindow[int]] = {}
 
     def observe(self, key: str, completion_tokens: int) -> None:
-        window = self._windows.get(key)
-        if window is None:
-            window = self._windows[key] = SortedWindow(self._window)
-        window.add(completion_tokens)
+        _observed(self._windows, key, self._window, self._max_classes)[0].add(completion_tokens)
 
     def history(self) -> dict[str, list[int]]:
-        """What was learned, per class (for persisting across restarts)."""
+        """What was learned, per class, the least recently observed first (for persisting
+        across restarts)."""
         return {k: list(w.recent) for k, w in self._windows.items()}
 
     def restore(self, history: Mapping[str, Sequence[float]]) -> None:
-        for key, values in history.items():
+        for key, values in list(history.items())[-self._max_classes:]:
+            self._windows.pop(key, None)
             self._windows[key] = SortedWindow(self._window, (int(v) for v in values))
+        while len(self._windows) > self._max_classes:
+            del self._windows[next(iter(self._windows))]
 
     def estimate(self, key: str, max_new_tokens: int, hint: int = 0) -> int:
         """Expected output tokens of a call that has not started."""
@@ -114,28 +136,40 @@ class ProgramSizeEstimator:
 
     POOLED = "\0all"
 
-    def __init__(self, window: int = 512, min_samples: int = 16) -> None:
+    def __init__(self, window: int = 512, min_samples: int = 16,
+                 max_classes: int = MAX_CLASSES) -> None:
         self._window = window
         self._min = min_samples
+        self._max_classes = max(2, max_classes + 1)  # (the pooled history besides)
         self._windows: dict[str, SortedWindow[float]] = {}
         self._sorted: dict[str, tuple[list[float], list[float]]] = {}  # sizes, suffix sums
 
     def observe(self, key: str, size: float) -> None:
+        # the pooled history observed last, so never the least recently observed one
         for k in (key, self.POOLED):
-            window = self._windows.get(k)
-            if window is None:
-                window = self._windows[k] = SortedWindow(self._window)
+            window, forgotten = _observed(self._windows, k, self._window, self._max_classes)
             window.add(size)
             self._sorted.pop(k, None)
+            if forgotten is not None:
+                self._sorted.pop(forgotten, None)
 
     def history(self) -> dict[str, list[float]]:
-        """What was learned, per class and pooled (for persisting across restarts)."""
+        """What was learned, per class and pooled, the least recently observed first (for
+        persisting across restarts)."""
         return {k: list(w.recent) for k, w in self._windows.items()}
 
     def restore(self, history: Mapping[str, Sequence[float]]) -> None:
-        for key, values in history.items():
+        items = list(history.items())
+        pooled = [(k, v) for k, v in items if k == self.POOLED]
+        classes = [(k, v) for k, v in items if k != self.POOLED][-(self._max_classes - 1):]
+        for key, values in [*classes, *pooled]:
+            self._windows.pop(key, None)
             self._windows[key] = SortedWindow(self._window, (float(v) for v in values))
             self._sorted.pop(key, None)
+        while len(self._windows) > self._max_classes:
+            first = next(k for k in self._windows if k != self.POOLED)
+            del self._windows[first]
+            self._sorted.pop(first, None)
 
     def _table(self, key: str) -> tuple[list[float], list[float]] | None:
         table = self._sorted.get(key)

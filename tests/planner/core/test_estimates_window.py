@@ -93,3 +93,29 @@ def test_remaining_work_matches_the_plain_rule_across_evictions(seed: int) -> No
         own = _plain_remaining(windows[key], attained, min_samples)
         pooled = _plain_remaining(windows[ProgramSizeEstimator.POOLED], attained, min_samples)
         assert est.remaining(key, attained) == (own if own is not None else pooled)
+
+
+# (security review 2026-12-07: a tenant naming a new class per program grew these, and the
+# learned history written to Redis every 30 s, without bound)
+def test_the_classes_learned_are_bounded_the_least_recently_observed_forgotten() -> None:
+    est = OutputEstimator(min_samples=1, max_classes=3)
+    for key, tokens in [("a", 10), ("b", 20), ("c", 30), ("a", 11), ("d", 40)]:
+        est.observe(key, tokens)
+    assert list(est.history()) == ["c", "a", "d"]  # b, observed least recently, forgotten
+    assert est.estimate("b", 0) == 512 and est.estimate("a", 0) == 11
+    restored = OutputEstimator(min_samples=1, max_classes=2)
+    restored.restore(est.history())  # (a history written with more classes: the latest kept)
+    assert list(restored.history()) == ["a", "d"]
+
+
+def test_program_classes_are_bounded_and_the_pooled_history_is_kept() -> None:
+    sizes = ProgramSizeEstimator(window=8, min_samples=1, max_classes=2)
+    for i in range(10):
+        sizes.observe(f"class{i}", float(i))
+    history = sizes.history()
+    assert set(history) == {"class8", "class9", ProgramSizeEstimator.POOLED}
+    assert history[ProgramSizeEstimator.POOLED] == [float(i) for i in range(2, 10)]
+    assert sizes.remaining("class0", 0.0) == sizes.remaining(ProgramSizeEstimator.POOLED, 0.0)
+    restored = ProgramSizeEstimator(window=8, min_samples=1, max_classes=1)
+    restored.restore(history)
+    assert set(restored.history()) == {"class9", ProgramSizeEstimator.POOLED}
