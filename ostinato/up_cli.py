@@ -12,10 +12,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ostinato.cli_overrides import flag_overrides, merge
 from ostinato.config import ConfigError, MeshConfig, RedisConfig, load_mesh_config, name_variables
+from ostinato.lost_terminal import say
 from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.tool_formats import MODEL_FORMATS
 from ostinato.up_children import (
@@ -26,6 +27,9 @@ from ostinato.up_children import (
     fatal_exit,
     lease_lost,
 )
+
+if TYPE_CHECKING:
+    from ostinato.mesh import MeshEndpoints
 
 
 def add_parser(sub: Any) -> None:
@@ -126,48 +130,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         ep = mesh.start(abort=stop)
     except MeshStartAborted:  # stopped as asked: what had started is stopped already
-        print("stopping mesh ... (during start-up)", flush=True)
+        say("stopping mesh ... (during start-up)", flush=True)
         mesh.close()
-        print("stopped")
+        say("stopped")
         return 0
     except (RuntimeError, OSError) as exc:  # MeshStartError (a child's), the embedded Redis's
         kept = mesh.close(keep_logs=True)  # the mesh's folder, its logs too, is removed
-        print("ostinato up: the mesh did not start: "
-              + in_kept_logs(str(exc), mesh.endpoints.log_dir, kept), file=sys.stderr)
+        say("ostinato up: the mesh did not start: "
+            + in_kept_logs(str(exc), mesh.endpoints.log_dir, kept), file=sys.stderr)
         _kept_logs(kept)
         return 1
-    print("Ostinato mesh is up (engines are " + (
-        "real SGLang servers launched by the workers)" if cfg.worker.engine == "sglang"
-        else "SIMULATED SGLang servers)"))
-    print(f"  gateway  gRPC  {ep.gateway}")
-    if ep.gateway_http:
-        print(f"  gateway  HTTP  http://{ep.gateway_http}/v1   (OpenAI-compatible)")
-    print(f"  planner  gRPC  {ep.planner}   policy {cfg.planner.policy}"
-          + (f"   ({len(ep.planners)} replicas: one active, by a lease in Redis)"
-             if len(ep.planners) > 1 else ""))
-    for wid, addr in ep.workers.items():
-        print(f"  {wid:<8} gRPC  {addr}")
-    launched = cfg.worker.engine == "sglang"
-    for i, url in enumerate(ep.engines):
-        print(f"  engine-{i} HTTP  {url}   (SGLang native API"
-              + (")" if launched else ", simulated)"))
-    print(f"  redis          {ep.redis_url}")
-    if not _redis_answers(cfg, ep.redis_url):
-        print("  WARNING        Redis does not answer at that URL: the mesh serves without it "
-              "(no caches,\n                 stored responses or program records; API keys made "
-              "with `ostinato tenants`\n                 are known only once it answers)")
-    print(f"  logs           {ep.log_dir}")
-    if cfg.gateway.allow_anonymous:
-        print("  auth           OFF (open mode): anyone reaching the gateway is tenant 'default' "
-              "(OpenAI clients with any API key too)")
-    else:
-        print("  auth           API keys required; make one with\n"
-              f"                 ostinato tenants --redis-url {ep.redis_url} create NAME")
-    if ep.metrics:
-        print("  metrics (Prometheus, GET /metrics; dashboard deploy/grafana/ostinato-dashboard.json)")
-        for name, address in ep.metrics.items():
-            print(f"    {name:<10} http://{address}/metrics")
-    print("Press Ctrl-C to stop.", flush=True)
     died = ""
     children = child_names(ep.planners, ep.workers, len(ep.engines) if cfg.worker.engine ==
                            "attach" else 0)
@@ -175,9 +147,10 @@ def run(args: argparse.Namespace) -> int:
     standbys = Standbys(mesh, time.monotonic)
     redis = RedisKeeper(mesh, time.monotonic)
     try:
+        _banner(cfg, ep)
         while not stop.wait(0.5):
             for line in redis.check():
-                print(f"ostinato up: {line}", file=sys.stderr, flush=True)
+                say(f"ostinato up: {line}", file=sys.stderr, flush=True)
             now = {name: mesh.child(name).poll() for name in children}  # poll reaps the dead
             starting = set(standbys.starting)
             standbys.check(now)
@@ -185,17 +158,53 @@ def run(args: argparse.Namespace) -> int:
                 now[name] = standbys.start(name)
             died = fatal_exit(now, list(ep.planners))
             for line in exit_lines(codes, now, stopping=bool(died)):
-                print(f"ostinato up: {line}", file=sys.stderr, flush=True)
+                say(f"ostinato up: {line}", file=sys.stderr, flush=True)
             codes = now
             if died:
                 stop.set()
     finally:
-        print("stopping mesh ...", flush=True)
+        say("stopping mesh ...", flush=True)
         # why a service died is in the logs
         _kept_logs(mesh.close(keep_logs=redis.died
                               or any(code is not None for code in codes.values())))
-        print("stopped")
+        say("stopped")
     return 1 if died else 0
+
+
+def _banner(cfg: MeshConfig, ep: MeshEndpoints) -> None:
+    """What serves where, once the mesh is up."""
+    say("Ostinato mesh is up (engines are " + (
+        "real SGLang servers launched by the workers)" if cfg.worker.engine == "sglang"
+        else "SIMULATED SGLang servers)"))
+    say(f"  gateway  gRPC  {ep.gateway}")
+    if ep.gateway_http:
+        say(f"  gateway  HTTP  http://{ep.gateway_http}/v1   (OpenAI-compatible)")
+    say(f"  planner  gRPC  {ep.planner}   policy {cfg.planner.policy}"
+        + (f"   ({len(ep.planners)} replicas: one active, by a lease in Redis)"
+           if len(ep.planners) > 1 else ""))
+    for wid, addr in ep.workers.items():
+        say(f"  {wid:<8} gRPC  {addr}")
+    launched = cfg.worker.engine == "sglang"
+    for i, url in enumerate(ep.engines):
+        say(f"  engine-{i} HTTP  {url}   (SGLang native API"
+            + (")" if launched else ", simulated)"))
+    say(f"  redis          {ep.redis_url}")
+    if not _redis_answers(cfg, ep.redis_url):
+        say("  WARNING        Redis does not answer at that URL: the mesh serves without it "
+            "(no caches,\n                 stored responses or program records; API keys made "
+            "with `ostinato tenants`\n                 are known only once it answers)")
+    say(f"  logs           {ep.log_dir}")
+    if cfg.gateway.allow_anonymous:
+        say("  auth           OFF (open mode): anyone reaching the gateway is tenant 'default' "
+            "(OpenAI clients with any API key too)")
+    else:
+        say("  auth           API keys required; make one with\n"
+            f"                 ostinato tenants --redis-url {ep.redis_url} create NAME")
+    if ep.metrics:
+        say("  metrics (Prometheus, GET /metrics; dashboard deploy/grafana/ostinato-dashboard.json)")
+        for name, address in ep.metrics.items():
+            say(f"    {name:<10} http://{address}/metrics")
+    say("Press Ctrl-C to stop.", flush=True)
 
 
 def check_up_config(cfg: MeshConfig) -> None:
@@ -335,7 +344,7 @@ def in_kept_logs(message: str, log_dir: str, kept: Path | None) -> str:
 
 def _kept_logs(path: Path | None) -> None:
     if path is not None:
-        print(f"ostinato up: the services' logs are kept in {path}", file=sys.stderr)
+        say(f"ostinato up: the services' logs are kept in {path}", file=sys.stderr)
 
 
 def _engine_overrides(args: argparse.Namespace) -> dict[str, Any]:
