@@ -202,7 +202,7 @@ class TracedGatewayCore(GatewayCore):
                 del attrs[genai.CONVERSATION_ID]
             parent, links = self.programs.call_parent(inner, otel_context.get_current())
             span = _tracer.start_span(genai.span_name(operation, model), context=parent,
-                                      kind=trace.SpanKind.SERVER, attributes=attrs, links=links)
+                                      kind=_kind(parent), attributes=attrs, links=links)
             span.set_attribute(genai.ERROR_TYPE, exc.code.name)
             span.set_status(Status(StatusCode.ERROR, f"{exc.code.name}: {exc.message}"))
             span.end()
@@ -223,7 +223,7 @@ class TracedGatewayCore(GatewayCore):
         if placed.attributed or (new is not None and new.one_call):  # no program span
             attrs[genai.PROGRAM_KIND] = "conversation" if placed.attributed else "one-call"
         span = _tracer.start_span(genai.span_name(attrs[genai.OPERATION], self.config.model),
-                                  context=parent, kind=trace.SpanKind.SERVER, attributes=attrs,
+                                  context=parent, kind=_kind(parent), attributes=attrs,
                                   links=links)
         if placed.attributed:
             self.turns.record(placed.program_id, span.get_span_context())
@@ -273,3 +273,13 @@ class TracedGatewayCore(GatewayCore):
         finally:
             span.end()
             await items.aclose()
+
+
+def _kind(parent: otel_context.Context) -> trace.SpanKind:
+    """A call span's kind: SERVER where it is the gateway's entry for its caller (its parent
+    the caller's context, or none), INTERNAL under a span of this process (the HTTP route's
+    SERVER span, its program's span): one SERVER span a hop, as OpenTelemetry's conventions
+    have it (a walkthrough found the chat span a SERVER span under the route's)."""
+    parent_span = trace.get_current_span(parent).get_span_context()
+    return trace.SpanKind.INTERNAL if parent_span.is_valid and not parent_span.is_remote \
+        else trace.SpanKind.SERVER

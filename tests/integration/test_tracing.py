@@ -168,6 +168,8 @@ def test_http_api_continues_the_callers_traceparent(traced: Traced) -> None:
     (next_http,) = _by_name(traced.spans, "POST /v1/chat/completions", next_trace)
     assert (http.parent_id, next_http.parent_id) == (parent, next_parent)
     assert (call.parent_id, turn.parent_id) == (http.span_id, next_http.span_id)
+    # one SERVER span a hop: the route's; the call span beneath it is INTERNAL
+    assert (http.kind, call.kind, turn.kind) == ("SERVER", "INTERNAL", "INTERNAL")
     assert http.attributes["http.response.status_code"] == 200
     assert call.attributes[genai.CONVERSATION_ID] == turn.attributes[genai.CONVERSATION_ID]
     assert turn.links == ((trace_id, call.span_id),) and not call.links
@@ -187,6 +189,7 @@ def test_a_refused_request_leaves_a_span_in_its_callers_trace(traced: Traced) ->
     trace_id, parent = REFUSED_GRPC.split("-")[1:3]
     (call,) = [s for s in traced.spans if s.trace_id == trace_id]
     assert (call.name, call.parent_id, call.status) == (f"chat {MODEL}", parent, "ERROR")
+    assert call.kind == "SERVER"  # the gateway's entry for its remote caller
     assert call.attributes[genai.ERROR_TYPE] == "INVALID_ARGUMENT"
     assert genai.CONVERSATION_ID not in call.attributes
 
@@ -244,6 +247,7 @@ def test_parent_links_across_processes(traced: Traced) -> None:
     assert sorted(c.attributes[genai.CALL_ID] for c in calls) == sorted(traced.call_ids)
     for call in calls:
         assert call.parent_id == program.span_id and call.service == "ostinato-gateway"
+        assert call.kind == "INTERNAL"  # under its program's span, of this process
         children = [s for s in traced.spans if s.parent_id == call.span_id]
         (admit,) = [s for s in children if s.name == genai.SPAN_PLANNER_ADMIT]
         (generate,) = [s for s in children if s.name == genai.SPAN_WORKER_GENERATE]
