@@ -85,6 +85,11 @@ class DataDirLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
+    @property
+    def fd(self) -> int | None:
+        """The locked file's descriptor (None: not held)."""
+        return self._fd
+
     def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
@@ -183,6 +188,11 @@ class EmbeddedRedis:
                 # out of its owner's process group: a Ctrl-C in the terminal reaches the
                 # owner, which stops its services first and Redis last (Mesh.stop)
                 start_new_session=True,
+                # the lock's descriptor too, so that the data directory stays locked while
+                # the server runs: an owner killed left it free while its server, told to
+                # stop by the kernel, still wrote its append-only file (a review's find)
+                pass_fds=() if self._lock is None or self._lock.fd is None
+                else (self._lock.fd,),
             )
         return self.url
 

@@ -119,3 +119,23 @@ def test_poll_says_once_it_has_exited(tmp_path: Path) -> None:
     finally:
         redis.stop()
     assert redis.poll() is None  # stopped: nothing to report
+
+
+def test_the_data_dir_stays_locked_while_its_server_runs_after_its_owner_let_go(
+        tmp_path: Path) -> None:
+    """The server holds the lock's descriptor too: an owner SIGKILLed let its lock go at
+    once while its server, told to stop by the kernel (PR_SET_PDEATHSIG), still wrote the
+    append-only file, and a new mesh could start a second server on it (fault review
+    2026-12-07)."""
+    server = EmbeddedRedis(str(tmp_path))
+    server.start()
+    try:
+        assert server._lock is not None
+        server._lock.release()  # the owner's own descriptor closed, as at its death
+        with pytest.raises(DataDirInUse):
+            DataDirLock(tmp_path).acquire()
+    finally:
+        server.stop()
+    lock = DataDirLock(tmp_path)  # the server gone: free
+    lock.acquire()
+    lock.release()
