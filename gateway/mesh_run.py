@@ -206,8 +206,16 @@ class MeshRun:
                         else planner_pb2.COMPLETION_STATUS_FAILED))
                     if exc.code == grpc.StatusCode.INVALID_ARGUMENT:  # the engine refused it
                         raise engine_refusal(exc.message, call) from exc
-                    code = grpc.StatusCode.UNAVAILABLE if exc.code in _WORKER_FAILED else exc.code
-                    raise CallFailed(code, exc.message) from exc
+                    if exc.code not in _WORKER_FAILED:
+                        raise CallFailed(exc.code, exc.message) from exc
+                    # the worker's words name the mesh's inner addresses: logged, not sent
+                    log.warning("worker failed: call failed", program_id=program_id,
+                                call_id=call.call_id, worker_id=grant.worker_id,
+                                attempt=grant.attempt, streamed=streamed, error=exc.message)
+                    raise CallFailed(grpc.StatusCode.UNAVAILABLE, (
+                        "the worker running the call failed after streaming part of its "
+                        "answer" if streamed else f"the call's worker failed on each of its "
+                        f"{retry + 1} attempts") + ": retry it") from exc
                 log.warning("worker failed mid-call: call re-run", program_id=program_id,
                             call_id=call.call_id, worker_id=grant.worker_id,
                             attempt=grant.attempt, streamed=streamed, error=exc.message)

@@ -75,6 +75,9 @@ def test_engine_killed_after_streaming_fails_the_call_with_unavailable(faults: M
                 pytest.raises(ostinato.OstinatoError) as err:
             _stream_then_kill_its_engine(faults, program, [])
         assert err.value.code is grpc.StatusCode.UNAVAILABLE
+        # the mesh's inner addresses stay in its logs (the engine's URL was in the message)
+        assert "after streaming part of its answer" in str(err.value)
+        assert "127.0.0.1" not in str(err.value) and "engine http" not in str(err.value)
         assert program.summary is not None
         assert (program.summary.calls_completed, program.summary.calls_failed) == (0, 1)
         assert record(faults, program.program_id, "s")["attempt"] == 1  # not re-run
