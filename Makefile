@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# `make test` runs the suite in 2 processes (pytest-xdist; each test module kept in one, so its
-# fixtures start once): most tests wait on real processes, and one process took ~560-590 s of
-# the 10 minutes on this 2-core machine. TEST_JOBS=0 runs it in one process.
-TEST_JOBS ?= 2
+# `make test` runs the suite in 3 processes (pytest-xdist; each test module kept in one, so its
+# fixtures start once): most tests wait on real processes. On this 2-core machine one process
+# took ~560-590 s of the 10 minutes, two ~480 s, three 400 s (2026-12-07, nothing else
+# running). TEST_JOBS=0 runs it in one process.
+TEST_JOBS ?= 3
 
 .PHONY: docs demo test test-engine sglang-cpu lint typecheck protos up bench clean redis8 chromium
 
