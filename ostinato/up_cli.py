@@ -25,6 +25,7 @@ from ostinato.up_children import (
     child_names,
     exit_lines,
     fatal_exit,
+    kill_left,
     lease_lost,
 )
 
@@ -163,7 +164,9 @@ def run(args: argparse.Namespace) -> int:
             if died:
                 stop.set()
     finally:
-        say("stopping mesh ...", flush=True)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second one: now
+            signal.signal(sig, lambda *_: kill_left(mesh.child, children))
+        say("stopping mesh ... (Ctrl-C again: its services killed now)", flush=True)
         # why a service died is in the logs
         _kept_logs(mesh.close(keep_logs=redis.died
                               or any(code is not None for code in codes.values())))
