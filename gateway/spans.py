@@ -151,9 +151,10 @@ class TracedGatewayCore(GatewayCore):
             self.programs.start(inner, tenant, options.program_class, otel_context.get_current())
         return program_id
 
-    async def end_program(self, tenant: str, program_id: str) -> common_pb2.ProgramSummary:
-        summary = await super().end_program(tenant, program_id)
-        inner = self.program(tenant, program_id)
+    async def end_placed(self, tenant: str, inner: str) -> common_pb2.ProgramSummary:
+        """GatewayCore's (EndProgram's, and a declared program's end at RunProgram's), and
+        the program's span ended (a review found a DAG's left open, by-passed)."""
+        summary = await super().end_placed(tenant, inner)
         attributes = {
             genai.TENANT: tenant, genai.PROGRAM_ELAPSED: summary.elapsed_s,
             genai.PROGRAM_CALLS_COMPLETED: summary.calls_completed,
