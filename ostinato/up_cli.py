@@ -354,6 +354,9 @@ def _engine_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """`up --engine sglang --model PATH`: workers launch real SGLang servers of PATH, and the
     gateway and workers use its tokenizer and chat template."""
     if args.engine != "sglang":
+        if args.model:  # (served the sim model instead, unsaid: a walkthrough's find)
+            raise ConfigError("ostinato up --model PATH needs --engine sglang (the simulated "
+                              "engines serve their own model)")
         return {}
     if not args.model:
         raise ConfigError("ostinato up --engine sglang needs --model PATH")

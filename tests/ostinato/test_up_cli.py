@@ -316,3 +316,13 @@ def test_what_up_refuses_names_the_variable_that_set_it(
         rc = cli.main(["up", "--http-port", "0", *[f.replace("{held}", port) for f in flags]])
     err = capsys.readouterr().err
     assert rc == 2 and err.endswith(f"{suffix}\n") and err.count("(from ") == suffix.count("(from ")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    # the simulated engines serve their own model: --model alone was dropped, unsaid
+    (["--model", "/models/foo"], "--model PATH needs --engine sglang"),
+    (["--engine", "sglang"], "--engine sglang needs --model PATH"),
+])
+def test_model_and_engine_sglang_go_together(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        up_cli.up_overrides(_parse(["up", *argv]))
