@@ -195,7 +195,9 @@ def add_parser(sub: Any) -> None:
                       help="where the results JSON goes")
     kv = kinds.add_parser("kv", help="KV-reference index lookup latency (real Redis)")
     kv.add_argument("--workers", type=int, default=8, help="workers in the KV-reference index")
-    kv.add_argument("--blocks", type=int, default=100_000, help="block hashes held per worker")
+    kv.add_argument("--blocks", type=int, default=100_000,
+                    help="block hashes held per worker, in whole prompts of --prompt-blocks "
+                    "(rounded down, at least one prompt)")
     kv.add_argument("--prompt-blocks", type=int, default=64, help="blocks per prompt (16 tokens each)")
     kv.add_argument("--lookups", type=int, default=1000, help="lookups timed")
     kv.add_argument("--seed", type=int, default=1, help="seed of the generated prompts")

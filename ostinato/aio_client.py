@@ -301,6 +301,9 @@ class ProgramOpening(Awaitable[AsyncProgram]):
 
 
 class AsyncClient:
+    """The asyncio SDK: programs (`program()`), declared DAGs (`run`, `run_stream`) and
+    cache statistics over the gateway's gRPC API; Client is the same for blocking code."""
+
     def __init__(self, address: str = "127.0.0.1:50051", api_key: str | None = None,
                  timeout_s: float | None = None, *, tls: bool | Tls = False) -> None:
         """`timeout_s`: every operation's deadline (None: calls have none, other operations

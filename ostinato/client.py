@@ -141,6 +141,10 @@ class Program:
 
 
 class Client:
+    """The blocking SDK: programs (`program()`), declared DAGs (`run`, `run_stream`) and
+    cache statistics over the gateway's gRPC API, on a loop thread of its own; AsyncClient
+    is the same for asyncio code."""
+
     def __init__(self, address: str = "127.0.0.1:50051", api_key: str | None = None,
                  timeout_s: float | None = None, *, tls: bool | Tls = False) -> None:
         """As AsyncClient's."""

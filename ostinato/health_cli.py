@@ -31,7 +31,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                    help="host:port of a gRPC service (gateway, planner, worker), or an "
                         "http(s):// URL such as http://127.0.0.1:30000/health")
     p.add_argument("--service", default="",
-                   help="gRPC: the service name to ask about (default: the server as a whole)")
+                   help="gRPC: the service to ask about, by its full name (ostinato.v1.Gateway, "
+                   "ostinato.v1.Planner, ostinato.v1.Worker; default: the server as a whole)")
     p.add_argument("--timeout", type=_seconds, default=3.0, help="seconds, more than 0 (default 3)")
 
 
