@@ -62,6 +62,22 @@ def _observed(windows: dict[str, SortedWindow[V]], key: str, size: int,
     return window, forgotten
 
 
+def _restored(live: dict[str, SortedWindow[V]], restored: dict[str, SortedWindow[V]],
+              max_classes: int, last: str = "") -> dict[str, SortedWindow[V]]:
+    """The windows once `restored` (a stored history, least recently observed first, merged
+    with what was learned since) is read: the classes learned here since the start stay the
+    most recently observed (a planner reading Redis late restores under them: a review found
+    them forgotten first), a restored window replacing a live one of its class; `last` (the
+    pooled history) kept last; then the least recently observed beyond `max_classes` gone."""
+    order = [*(k for k in restored if k not in live), *live]
+    if last in order:
+        order = [*(k for k in order if k != last), last]
+    windows = {k: restored[k] if k in restored else live[k] for k in order}
+    for k in order[:max(0, len(order) - max_classes)]:
+        del windows[k]
+    return windows
+
+
 class OutputEstimator:
     def __init__(self, quantile: float = 0.9, window: int = 256, min_samples: int = 8,
                  max_classes: int = MAX_CLASSES) -> None:
@@ -82,11 +98,9 @@ class OutputEstimator:
         return {k: list(w.recent) for k, w in self._windows.items()}
 
     def restore(self, history: Mapping[str, Sequence[float]]) -> None:
-        for key, values in list(history.items())[-self._max_classes:]:
-            self._windows.pop(key, None)
-            self._windows[key] = SortedWindow(self._window, (int(v) for v in values))
-        while len(self._windows) > self._max_classes:
-            del self._windows[next(iter(self._windows))]
+        self._windows = _restored(self._windows, {
+            k: SortedWindow(self._window, (int(v) for v in values))
+            for k, values in history.items()}, self._max_classes)
 
     def estimate(self, key: str, max_new_tokens: int, hint: int = 0) -> int:
         """Expected output tokens of a call that has not started."""
@@ -159,17 +173,10 @@ class ProgramSizeEstimator:
         return {k: list(w.recent) for k, w in self._windows.items()}
 
     def restore(self, history: Mapping[str, Sequence[float]]) -> None:
-        items = list(history.items())
-        pooled = [(k, v) for k, v in items if k == self.POOLED]
-        classes = [(k, v) for k, v in items if k != self.POOLED][-(self._max_classes - 1):]
-        for key, values in [*classes, *pooled]:
-            self._windows.pop(key, None)
-            self._windows[key] = SortedWindow(self._window, (float(v) for v in values))
-            self._sorted.pop(key, None)
-        while len(self._windows) > self._max_classes:
-            first = next(k for k in self._windows if k != self.POOLED)
-            del self._windows[first]
-            self._sorted.pop(first, None)
+        self._windows = _restored(self._windows, {
+            k: SortedWindow(self._window, (float(v) for v in values))
+            for k, values in history.items()}, self._max_classes, last=self.POOLED)
+        self._sorted.clear()
 
     def _table(self, key: str) -> tuple[list[float], list[float]] | None:
         table = self._sorted.get(key)
