@@ -69,7 +69,7 @@ def _restored(live: dict[str, SortedWindow[V]], restored: dict[str, SortedWindow
     most recently observed (a planner reading Redis late restores under them: a review found
     them forgotten first), a restored window replacing a live one of its class; `last` (the
     pooled history) kept last; then the least recently observed beyond `max_classes` gone."""
-    order = [*(k for k in restored if k not in live), *live]
+    order: list[str] = [*(k for k in restored if k not in live), *live]
     if last in order:
         order = [*(k for k in order if k != last), last]
     windows = {k: restored[k] if k in restored else live[k] for k in order}
