@@ -223,11 +223,16 @@ class GatewayCore:
         options = common_pb2.ProgramOptions(
             program_id=program_id or inner_id(tenant, uuid.uuid4().hex,
                                                     self._auth.generation_of(tenant)))
-        return NewProgram(options, self._max_open(tenant), one_call)
+        # its record's limit alone: a program a call opens (one call's, a conversation's)
+        # counts until that call's report, which its answer waits for only under the
+        # record's limit (gateway/execution.py `settle`: a review found back-to-back chats
+        # refused under the gateway's default); calls bound these (quotas, backpressure)
+        return NewProgram(options, self._tenant_limits(tenant).max_programs, one_call)
 
     def _max_open(self, tenant: str) -> int:
-        """Programs the tenant may hold open at once: its record's max_programs, else the
-        gateway's max_programs_per_tenant (0: no limit)."""
+        """Programs the tenant may open and hold (StartProgram, RunProgram, POST
+        /v1/programs): its record's max_programs, else the gateway's
+        max_programs_per_tenant (0: no limit)."""
         return self._tenant_limits(tenant).max_programs or self.config.max_programs_per_tenant
 
     async def place(self, tenant: str, call: common_pb2.CallSpec, program_id: str = "",

@@ -118,9 +118,11 @@ class GatewayConfig:
     # is a 400). A tenant's stored conversations thus take at most their product.
     max_conversations_per_tenant: int = 1000
     max_conversation_bytes: int = 1_048_576  # see max_conversations_per_tenant
-    # Programs a tenant may hold open at once when its record names no max_programs (0: no
-    # limit): each open program is kept by the planner (planner.program_idle_ttl_s) and in
-    # Redis, so a tenant that opens them in a loop is bounded (a 429 / RESOURCE_EXHAUSTED).
+    # Programs a tenant may open and hold at once (StartProgram, RunProgram, POST
+    # /v1/programs) when its record names no max_programs (0: no limit): each is kept by the
+    # planner (planner.program_idle_ttl_s) and in Redis, so a tenant that opens them in a loop
+    # is bounded (a 429 / RESOURCE_EXHAUSTED). Programs its calls open (a one-call program,
+    # a conversation) are bounded by its calls' limits instead.
     max_programs_per_tenant: int = 1000
     # TLS on the gRPC port (the SDK: ostinato.Client(..., tls=...)): both PEM files, or
     # neither for plaintext. The HTTP API stays plaintext (terminate its TLS at a proxy).
