@@ -72,6 +72,20 @@ class _AttemptFailed(Exception):
         self.message = message
 
 
+def _told_client(code: grpc.StatusCode, streamed: bool, attempts: int) -> CallFailed:
+    """What a client is told of a call its worker ended with `code` (not the worker's words:
+    they name the engine's inner URL, "worker w0: engine http://10.0.0.7:30000 timed out")."""
+    if code in _WORKER_FAILED:
+        return CallFailed(grpc.StatusCode.UNAVAILABLE, (
+            "the worker running the call failed after streaming part of its answer"
+            if streamed else f"the call's worker failed on each of its {attempts} attempts")
+            + ": retry it")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return CallFailed(code, "the call ran past its deadline (or its engine stopped "
+                                "answering in time)")
+    return CallFailed(code, f"the call's worker ended it ({code.name})")
+
+
 def _ended(elapsed_s: float, timeout_s: float) -> planner_pb2.CompletionStatus:
     """How a call stopped before its end ended: cut by its deadline, or its caller left."""
     return (planner_pb2.COMPLETION_STATUS_DEADLINE_EXCEEDED if cut_by_deadline(elapsed_s, timeout_s)
@@ -206,16 +220,11 @@ class MeshRun:
                         else planner_pb2.COMPLETION_STATUS_FAILED))
                     if exc.code == grpc.StatusCode.INVALID_ARGUMENT:  # the engine refused it
                         raise engine_refusal(exc.message, call) from exc
-                    if exc.code not in _WORKER_FAILED:
-                        raise CallFailed(exc.code, exc.message) from exc
                     # the worker's words name the mesh's inner addresses: logged, not sent
                     log.warning("worker failed: call failed", program_id=program_id,
                                 call_id=call.call_id, worker_id=grant.worker_id,
                                 attempt=grant.attempt, streamed=streamed, error=exc.message)
-                    raise CallFailed(grpc.StatusCode.UNAVAILABLE, (
-                        "the worker running the call failed after streaming part of its "
-                        "answer" if streamed else f"the call's worker failed on each of its "
-                        f"{retry + 1} attempts") + ": retry it") from exc
+                    raise _told_client(exc.code, streamed, retry + 1) from exc
                 log.warning("worker failed mid-call: call re-run", program_id=program_id,
                             call_id=call.call_id, worker_id=grant.worker_id,
                             attempt=grant.attempt, streamed=streamed, error=exc.message)
