@@ -301,7 +301,9 @@ class CallExecutor:
         """`_prepare`, in a thread for a long prompt: rendering and tokenizing 1 MB took
         65-140 ms on the event loop, before any quota is taken, and a tenant sending such
         prompts in a loop stalled every other tenant's calls (security review 2026-12-07)."""
-        if prompt_chars(call) < OFF_LOOP_CHARS:  # (a thread's hop costs more than this)
+        rendered = prompt_chars(call) + sum(  # (the tools render too: a review's find)
+            len(t.name) + len(t.description) + len(t.parameters_json) for t in call.tools)
+        if rendered < OFF_LOOP_CHARS:  # (a thread's hop costs more than this)
             return self._prepare(call)
         return await asyncio.to_thread(self._prepare, call)
 

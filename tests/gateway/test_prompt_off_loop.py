@@ -6,6 +6,7 @@ long the loop stalls: the suite asserts no timings."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import grpc
@@ -16,6 +17,7 @@ from gateway.context_window import ContextWindow
 from gateway.execution import OFF_LOOP_CHARS, CallExecutor
 from gateway.worker_channels import WorkerChannels
 from ostinato.sdk_types import call_spec
+from ostinato.v1 import common_pb2
 
 
 @pytest.mark.parametrize(("chars", "on_loop"), [
@@ -50,3 +52,29 @@ async def test_a_prompt_past_the_window_is_refused_as_before() -> None:
         async for _ in executor.run("t", "t/p", call, 10.0):
             pass
     assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_prompt_long_by_its_tools_is_rendered_off_the_event_loop() -> None:
+    """"Long" by what the chat template renders, the tools' descriptions and schemas
+    included, not by the messages' text alone (review 2026-12-07)."""
+    executor = CallExecutor(None, WorkerChannels(),  # type: ignore[arg-type]
+                            window=ContextWindow(1_000_000, 256))
+    threads: list[threading.Thread] = []
+    renderer = executor._renderer
+
+    class _Watched:
+        def render(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            threads.append(threading.current_thread())
+            return renderer.render(*args, **kwargs)
+
+    executor._renderer = _Watched()  # type: ignore[assignment]
+    schema = {"type": "object", "properties": {
+        f"field_{i}": {"type": "string", "description": "lorem ipsum dolor sit amet " * 4}
+        for i in range(400)}}
+    tool = common_pb2.Tool(name="lookup", description="lorem ipsum " * 2_000,
+                           parameters_json=json.dumps(schema))
+    call = common_pb2.CallSpec(messages=[common_pb2.Message(role="user", content="hi")],
+                               tools=[tool])
+    prompt, _ = await executor._prepared(call)
+    assert len(prompt.text) > OFF_LOOP_CHARS
+    assert threads and all(t is not threading.main_thread() for t in threads)
