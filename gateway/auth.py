@@ -61,6 +61,10 @@ class ApiKeyAuthenticator:
                 return DEFAULT_TENANT
             raise Unauthenticated("an API key is required")
         tenant = self._tenancy().tenant_for(api_key)
+        if tenant == DEFAULT_TENANT:  # stored before keys were refused it (an upgrade)
+            raise Unauthenticated(f"this API key names tenant {DEFAULT_TENANT!r}, the tenant "
+                                  "of callers without a key in open mode, which no key may "
+                                  "name: give it a tenant of another name")
         if tenant is None:
             if self._allow_anonymous and any_key_is_anonymous:
                 return DEFAULT_TENANT
