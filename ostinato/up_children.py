@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from ostinato.lost_terminal import say
 from planner.lease import LEASE_LOST_EXIT
 
 STANDBY_START_S = 30.0  # how long a planner started again after losing its lease may take
@@ -55,8 +56,8 @@ class Standbys:
             if codes.get(name) is not None:
                 _not_again(name, f"exited with status {codes[name]} while starting")
             elif self._mesh.ready(name):
-                print(f"ostinato up: {name} lost its lease (Redis did not confirm it in "
-                      "time): started again as a standby", file=sys.stderr, flush=True)
+                say(f"ostinato up: {name} lost its lease (Redis did not confirm it in "
+                    "time): started again as a standby", file=sys.stderr, flush=True)
             elif self._clock() > deadline:
                 self._mesh.child(name).kill()
                 _not_again(name, f"not serving within {self._timeout_s:.0f} s (killed)")
@@ -66,8 +67,8 @@ class Standbys:
 
 
 def _not_again(name: str, why: str) -> int:
-    print(f"ostinato up: {name} lost its lease and could not be started again: {why}",
-          file=sys.stderr, flush=True)
+    say(f"ostinato up: {name} lost its lease and could not be started again: {why}",
+        file=sys.stderr, flush=True)
     return LEASE_LOST_EXIT
 
 
