@@ -142,13 +142,9 @@ def _check_messages(call: common_pb2.CallSpec) -> None:
             where = f"messages[{i}].tool_calls[{j}]"
             if not tc.name:
                 raise InvalidCall(f"{where}.function.name is required", "messages")
-            try:
-                args = strict_json.loads(tc.arguments or "{}")
-            except (json.JSONDecodeError, strict_json.NotJson) as exc:
-                raise InvalidCall(f"{where}.function.arguments is not valid JSON: {exc}",
-                                  "messages") from exc
-            if not isinstance(args, dict):
-                raise InvalidCall(f"{where}.function.arguments must be a JSON object", "messages")
+            # arguments that are not a JSON object are served, as OpenAI serves them: a model
+            # that once wrote a malformed call must not make its conversation unservable on
+            # every later turn (the template gets the text as it is: gateway/prompts.py)
     _check_answered(unanswered)
 
 
@@ -233,11 +229,13 @@ def check_program_options(options: common_pb2.ProgramOptions) -> None:
 
 
 def prompt_chars(call: common_pb2.CallSpec) -> int:
-    """The text the chat template renders (tool calls' included): what max_prompt_chars
-    bounds."""
+    """The text the chat template renders, tool calls and the declared tools' schemas
+    included: what max_prompt_chars bounds (tools were left out once, and a huge schema cost
+    the gateway its render and tokenize unbounded: session 69's leftover)."""
     return len(call.prompt) + sum(
         len(m.content) + sum(len(c.name) + len(c.arguments) for c in m.tool_calls)
-        for m in call.messages)
+        for m in call.messages) + sum(
+        len(t.name) + len(t.description) + len(t.parameters_json) for t in call.tools)
 
 
 def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.CallSpec:

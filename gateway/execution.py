@@ -34,7 +34,7 @@ from gateway.worker_channels import WorkerChannels
 from ostinato.gateway_config import GatewayConfig
 from ostinato.program_ids import namespace_of
 from ostinato.retry import PLANNER_WAIT_S, Outage, with_retry
-from ostinato.tokenizers import ChatRenderer, load_renderer, load_tokenizer
+from ostinato.tokenizers import ChatRenderer, TemplateRefused, load_renderer, load_tokenizer
 from ostinato.v1 import common_pb2, planner_pb2, planner_pb2_grpc
 
 _HIT = {"exact": common_pb2.CACHE_HIT_EXACT, "semantic": common_pb2.CACHE_HIT_SEMANTIC}
@@ -301,17 +301,18 @@ class CallExecutor:
         """`_prepare`, in a thread for a long prompt: rendering and tokenizing 1 MB took
         65-140 ms on the event loop, before any quota is taken, and a tenant sending such
         prompts in a loop stalled every other tenant's calls (security review 2026-12-07)."""
-        rendered = prompt_chars(call) + sum(  # (the tools render too: a review's find)
-            len(t.name) + len(t.description) + len(t.parameters_json) for t in call.tools)
-        if rendered < OFF_LOOP_CHARS:  # (a thread's hop costs more than this)
+        if prompt_chars(call) < OFF_LOOP_CHARS:  # (a thread's hop costs more than this)
             return self._prepare(call)
         return await asyncio.to_thread(self._prepare, call)
 
     def _prepare(self, call: common_pb2.CallSpec) -> tuple[PreparedPrompt, int]:
         """The call rendered and tokenized once, and how many leading tokens are a declared
-        shared prefix."""
-        prompt = prepare(call, self._renderer, self._tokenize, self._tool_format,
-                         self._reasoning_format)
+        shared prefix; CallFailed (INVALID_ARGUMENT) when the chat template refuses it."""
+        try:
+            prompt = prepare(call, self._renderer, self._tokenize, self._tool_format,
+                             self._reasoning_format)
+        except TemplateRefused as exc:
+            raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT, str(exc), "messages") from None
         shared_bytes = self._tenancy().shared_bytes(prompt.text)
         if shared_bytes <= 0:
             return prompt, 0

@@ -5,8 +5,9 @@ fuzzer checks it: tests/fuzz/test_http_fuzz.py).
 
 Null stands for a field left out wherever OpenAI's API allows it. What JSON Schema cannot
 say is in the descriptions (and the fuzzer keeps to it): tool names unique, a named
-tool_choice names a declared tool, the messages' text at most max_prompt_chars in all,
-parent_call_ids only with X-Ostinato-Program, a call not its own parent.
+tool_choice names a declared tool, the messages' text and the tools' schemas at most
+max_prompt_chars in all, parent_call_ids only with X-Ostinato-Program, a call not its own
+parent.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from ostinato.seeds import SEED_MAX, SEED_MIN
 
 Schema = dict[str, Any]
 NULL: Schema = {"type": "null"}
-JSON_OBJECT_TEXT = "json-object"  # string format: the text of a JSON object
+# A history tool call's arguments: any text is served, as OpenAI serves it (gateway/calls.py)
+ARGUMENTS_TEXT = ("the text of a JSON object as the model wrote it; other text (a malformed "
+                  "call) is served too, the chat template given it as it is")
 SERVICE_TIER: Schema = {"enum": [None, *SERVICE_TIERS], "description": "ignored (no tiers here)"}
 
 
@@ -112,7 +115,7 @@ def _messages(cfg: GatewayConfig) -> dict[str, Schema]:
     tool_call = obj({
         "id": nullable(text()), "type": nullable({"const": "function"}),
         "function": obj({"name": text(minLength=1), "arguments": {"oneOf": [
-            text("the text of a JSON object", format=JSON_OBJECT_TEXT), {"type": "object"}],
+            text(ARGUMENTS_TEXT), {"type": "object"}],
             "description": "a JSON object, as text (OpenAI's form) or as an object"}},
             ("name",), closed=False),
     }, ("function",), closed=False)
@@ -240,8 +243,8 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
                                  "text": {"type": "string", "minLength": 1}}}}]}}},
                          {"required": ["tool_calls"], "properties": {"tool_calls": {
                              "type": "array", "minItems": 1}}}]},
-                     "description": f"at most {cfg.max_prompt_chars} characters of text in all; "
-                                    "not every message empty"},
+                     "description": f"at most {cfg.max_prompt_chars} characters of text in all, "
+                                    "the tools' schemas included; not every message empty"},
         "max_completion_tokens": max_tokens,
         "tools": nullable({"type": "array", "items": ref("Tool")}),
         "tool_choice": nullable({"oneOf": [{"enum": ["auto", "none", "required"]},

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from gateway.openai_sampling import SGLANG_EXTENSIONS
 from gateway.openapi_requests import (
-    JSON_OBJECT_TEXT,
+    ARGUMENTS_TEXT,
     NULL,
     PARAMETERS,
     SERVICE_TIER,
@@ -68,7 +68,7 @@ def _items(cfg: GatewayConfig) -> dict[str, Schema]:
             description="a message (developer is read as system); other fields are ignored"),
         "ResponsesFunctionCallItem": obj({
             "type": {"const": "function_call"}, "call_id": text(), "name": text(minLength=1),
-            "arguments": text("the text of a JSON object", format=JSON_OBJECT_TEXT)},
+            "arguments": text(ARGUMENTS_TEXT)},
             ("type", "call_id", "name", "arguments"), closed=False,
             description="a function call of an earlier answer (answered by a "
                         "function_call_output before the next message, else a 400)"),
@@ -115,7 +115,7 @@ def response_request_schemas(cfg: GatewayConfig, chat: Schema) -> dict[str, Sche
                             {"type": "array", "items": ref("ResponsesInputItem"),
                              "minItems": 1, "maxItems": cfg.max_messages}],
                   "description": f"a user message, or items; at most {cfg.max_prompt_chars} "
-                                 "characters of text with the instructions"},
+                                 "characters of text with the instructions and the tools' schemas"},
         "tools": nullable({"type": "array", "items": ref("ResponsesTool")}),
         "tool_choice": nullable({"oneOf": [
             {"enum": ["auto", "none", "required"]},

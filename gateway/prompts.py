@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ostinato import strict_json
 from ostinato.calls_after_thinking import CallsAfterThinking
 from ostinato.harmony import HarmonyFormat
 from ostinato.reasoning_formats import REASONING_FORMATS, Reasoning, ReasoningFormat
@@ -135,7 +136,7 @@ def template_messages(call: common_pb2.CallSpec) -> list[dict[str, Any]]:
         if m.tool_calls:
             msg["tool_calls"] = [
                 {"id": tc.id, "type": "function",
-                 "function": {"name": tc.name, "arguments": json.loads(tc.arguments or "{}")}}
+                 "function": {"name": tc.name, "arguments": _arguments(tc.arguments)}}
                 for tc in m.tool_calls]
         if m.role == "tool" and m.tool_call_id:
             msg["tool_call_id"] = m.tool_call_id
@@ -143,6 +144,17 @@ def template_messages(call: common_pb2.CallSpec) -> list[dict[str, Any]]:
             msg["name"] = m.name
         out.append(msg)
     return out
+
+
+def _arguments(text: str) -> dict[str, Any] | str:
+    """A history tool call's arguments as templates take them: an object, or the text as the
+    model wrote it when it is not a JSON object (templates print a string as it is: Qwen's
+    `arguments is string`, or `tojson` it; one that indexes into it refuses the messages)."""
+    try:
+        args = strict_json.loads(text or "{}")
+    except (json.JSONDecodeError, strict_json.NotJson):
+        return text
+    return args if isinstance(args, dict) else text
 
 
 class ConflictingDefinitions(ValueError):

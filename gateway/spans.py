@@ -26,6 +26,7 @@ from cache.fingerprint import SemanticKey
 from gateway.call_items import CallItem, Delta, Granted
 from gateway.core import GatewayCore, GatewayError, Placement
 from gateway.metrics import CANCELLED, GatewayMetrics
+from ostinato import strict_json
 from ostinato.deadlines import cut_by_deadline
 from ostinato.v1 import common_pb2
 from tracing import genai
@@ -81,9 +82,11 @@ def _tool_call_parts(calls: Iterable[common_pb2.ToolCall]) -> list[dict[str, Any
 
 
 def _arguments(call: common_pb2.ToolCall) -> Any:
+    """The arguments as an object, or their text when they are not JSON (the history may
+    hold a malformed call; NaN is not JSON and would write a span no reader parses)."""
     try:
-        return json.loads(call.arguments or "{}")
-    except ValueError:
+        return strict_json.loads(call.arguments or "{}")
+    except ValueError:  # (NotJson is one)
         return call.arguments
 
 

@@ -35,10 +35,10 @@ class GatewayConfig:
     # route needs a key.
     api_keys: Mapping[str, str] = field(default_factory=dict)
     allow_anonymous: bool = False  # see api_keys: callers without a key are tenant "default"
-    # A call's prompt (all messages) beyond this is refused (INVALID_ARGUMENT; HTTP 400
-    # context_length_exceeded). Above what a 128k-token window holds at ~8 characters a
-    # token (400,000 refused prompts of ~100k tokens that fit: API review 2026-12-07); the
-    # context window refuses what does not fit by tokens.
+    # A call's prompt (all messages and the tools' schemas) beyond this is refused
+    # (INVALID_ARGUMENT; HTTP 400 context_length_exceeded). Above what a 128k-token window
+    # holds at ~8 characters a token (400,000 refused prompts of ~100k tokens that fit: API
+    # review 2026-12-07); the context window refuses what does not fit by tokens.
     max_prompt_chars: int = 1_048_576
     max_messages: int = 1024  # messages per call beyond this are refused
     # A call's max_new_tokens when it names none, cut to what the context window leaves;

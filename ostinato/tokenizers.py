@@ -35,9 +35,16 @@ def load_tokenizer(spec: str) -> Tokenize:
     return encode
 
 
+class TemplateRefused(ValueError):
+    """The chat template refused the messages (its ``raise_exception``, or an error while
+    rendering them): the client's to mend, as SGLang answers it (400), not the gateway's
+    failure (a 500 before: session 70)."""
+
+
 class ChatRenderer(Protocol):
     """The served model's chat template and tokenizer: messages (and tools) -> prompt text and
-    the token ids the engine gets. Inputs are what ``apply_chat_template`` takes."""
+    the token ids the engine gets. Inputs are what ``apply_chat_template`` takes; raises
+    TemplateRefused."""
 
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
                template_kwargs: dict[str, Any] | None = None) -> tuple[str, list[int]]: ...
@@ -75,9 +82,15 @@ class HfRenderer:
 
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
                template_kwargs: dict[str, Any] | None = None) -> tuple[str, list[int]]:
+        from jinja2 import TemplateError
+
         kwargs: dict[str, Any] = {**(template_kwargs or {}), "tools": tools or None,
                                   "add_generation_prompt": True}
-        text = str(self._tok.apply_chat_template(messages, tokenize=False, **kwargs))
+        try:
+            text = str(self._tok.apply_chat_template(messages, tokenize=False, **kwargs))
+        except TemplateError as exc:
+            raise TemplateRefused(f"the model's chat template refused the messages: {exc}") \
+                from None
         # Rendered once; encoded as apply_chat_template(tokenize=True) does (the template
         # writes its own special tokens). tests/ostinato/test_chat_renderer.py checks both agree.
         return text, list(self._tok(text, add_special_tokens=False)["input_ids"])

@@ -46,6 +46,11 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
                                                          "arguments": json.dumps({"x": "y" * 1000})}}]},
                    {"role": "tool", "tool_call_id": "c", "content": "ok"}]},
          "prompt too large"),
+        # so are the declared tools' schemas
+        ({"messages": USER, "tools": [{"type": "function", "function": {
+            "name": "f", "description": "d" * 1000}}]}, "prompt too large"),
+        ({"messages": USER, "tools": [_tool("f", {"type": "string", "enum": ["v" * 999]}, {})]},
+         "prompt too large"),
         ({"prompt": "x", "call_id": "a", "parents": ["a"]}, "own parent"),
         ({"prompt": "x", "max_tokens": 513}, "max_new_tokens"),
         ({"prompt": "x", "temperature": 3.0}, "temperature"),
@@ -306,7 +311,7 @@ def test_a_bad_reasoning_effort_names_its_field() -> None:
     assert exc.value.param == "reasoning_effort"
 
 
-@pytest.mark.parametrize("where", ["response_format", "tool parameters", "tool call arguments"])
+@pytest.mark.parametrize("where", ["response_format", "tool parameters"])
 def test_nan_and_infinity_in_a_json_field_are_refused(where: str) -> None:
     """Python's json reads them and writes them back as bare tokens no JSON parser takes
     (API review: a request holding one was echoed in an answer nobody could read)."""
@@ -314,11 +319,19 @@ def test_nan_and_infinity_in_a_json_field_are_refused(where: str) -> None:
     if where == "response_format":
         call.response_format.type = common_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA
         call.response_format.schema_json = '{"type": "number", "maximum": NaN}'
-    elif where == "tool parameters":
-        call.tools.add(name="f", parameters_json='{"type": "object", "minimum": -Infinity}')
     else:
-        call.messages.add(role="assistant").tool_calls.add(id="c1", name="f",
-                                                           arguments='{"x": Infinity}')
-        call.messages.add(role="tool", content="1", tool_call_id="c1")
+        call.tools.add(name="f", parameters_json='{"type": "object", "minimum": -Infinity}')
     with pytest.raises(InvalidCall, match=r"is not valid JSON: (NaN|-Infinity|Infinity) is not JSON"):
         normalize_call(call, LIMITS)
+
+
+@pytest.mark.parametrize("arguments", ['{"city": "Par', "[1]", "1", '{"x": Infinity}', "",
+                                       "{'city': 'Paris'}"])
+def test_a_malformed_tool_call_in_the_history_is_served(arguments: str) -> None:
+    """OpenAI serves it: a model that once wrote a malformed call (or a client that cut a
+    streamed one short) must not leave its conversation refused on every later turn (it
+    was: session 70). Kept as it came; the template gets the text (gateway/prompts.py)."""
+    call = common_pb2.CallSpec(messages=[common_pb2.Message(role="user", content="hi")])
+    call.messages.add(role="assistant").tool_calls.add(id="c1", name="f", arguments=arguments)
+    call.messages.add(role="tool", content="bad arguments", tool_call_id="c1")
+    assert normalize_call(call, LIMITS).messages[1].tool_calls[0].arguments == arguments

@@ -175,6 +175,19 @@ def test_history_tool_calls_reach_the_template_as_objects() -> None:
     assert out[2] == {"role": "tool", "content": "42", "tool_call_id": "c1"}
 
 
+@pytest.mark.parametrize("arguments", ['{"a": 1', "[1]", '{"a": NaN}'])
+def test_a_malformed_history_call_reaches_the_template_as_its_text(arguments: str) -> None:
+    """Templates print a string as it is (Qwen's `arguments is string`) or `tojson` it; the
+    sim model's writes it as a call with no arguments."""
+    c = call_spec(messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""},
+                            {"role": "tool", "content": "bad arguments"}])
+    c.messages[1].tool_calls.append(common_pb2.ToolCall(id="c1", name="add", arguments=arguments))
+    c.messages[2].tool_call_id = "c1"
+    assert template_messages(c)[1]["tool_calls"][0]["function"]["arguments"] == arguments
+    text = prepare(c, load_renderer("sim"), load_tokenizer("sim"), "hermes").text
+    assert '{"name": "add", "arguments": {}}' in text and "bad arguments" in text
+
+
 def test_a_raw_prompt_is_tokenized_as_it_is() -> None:
     prepared = prepare(call_spec(prompt="Once upon a time"), load_renderer("sim"),
                        load_tokenizer("sim"), "hermes")

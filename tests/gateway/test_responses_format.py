@@ -167,15 +167,15 @@ def test_chat_refusals_name_the_responses_field(body: Any, param: str, needle: s
 
 
 ITEMS: list[Any] = [{"role": "user", "content": "q"},
-                    {"type": "function_call", "call_id": "c", "name": "f", "arguments": "[1]"}]
+                    {"type": "function_call", "call_id": "c", "name": "", "arguments": "{}"}]
 
 
 @pytest.mark.parametrize(("body", "param", "needle"), [
     # the item the client sent, though instructions come first and calls join a message
-    ({"instructions": "sys", "input": ITEMS}, "input", "input[1].arguments must be a JSON"),
+    ({"instructions": "sys", "input": ITEMS}, "input", "input[1].name is required"),
     ({"input": [ITEMS[0], {"role": "assistant", "content": "let me"}, ITEMS[1]]}, "input",
-     "input[2].arguments must be a JSON"),
-    ({"input": [ITEMS[0], {**ITEMS[1], "arguments": "{}"}, {**ITEMS[1], "name": ""}]}, "input",
+     "input[2].name is required"),
+    ({"input": [ITEMS[0], {**ITEMS[1], "name": "f"}, ITEMS[1]]}, "input",
      "input[2].name is required"),
     ({"input": "x", "tools": [{"type": "function", "name": "bad name"}]}, "tools",
      "tools[0].name must be"),

@@ -37,6 +37,8 @@ def ask(text: str) -> list[dict[str, str]]:
     ({"tools": [{"type": "function", "function": {"name": "bad name!"}}]}, 400, "tools[0]"),
     ({"max_tokens": 10**9}, 400, "max_new_tokens"),
     ({"messages": ask("x" * 60_000)}, 400, "prompt too large"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "description": "d" * 60_000}}]},
+     400, "prompt too large"),  # (a tool's schema renders into the prompt)
     ({"messages": [{"role": "wizard", "content": "hi"}]}, 400, "role"),
     ({"messages": [*ask("hi"), {"role": "tool", "tool_call_id": "call_9", "content": "42"}]},
      400, "messages[1].tool_call_id 'call_9' answers no tool call"),
@@ -50,6 +52,28 @@ def test_bad_requests_get_clear_errors(acme: openai.OpenAI, kw: dict, status: in
         acme.chat.completions.create(**args)
     assert err.value.status_code == status
     assert needle in err.value.message
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_malformed_tool_call_in_the_history_is_no_error(acme: openai.OpenAI, api: str) -> None:
+    """As OpenAI serves it: one malformed call a model wrote (or a stream cut short) must not
+    leave every later turn of the conversation refused (a 400 before: session 70)."""
+    broken = '{"city": "Par'
+    if api == "chat":
+        answer = acme.chat.completions.create(model=MODEL, max_tokens=4, messages=[
+            *ask("Weather in Paris?"),
+            {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": broken}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "arguments not JSON"}])
+        assert answer.choices[0].message.content is not None
+    else:
+        response = acme.responses.create(model=MODEL, max_output_tokens=4, input=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {"type": "function_call", "call_id": "call_1", "name": "get_weather",
+             "arguments": broken},
+            {"type": "function_call_output", "call_id": "call_1", "output": "not JSON"}])
+        assert response.error is None and response.output  # (cut at 4 tokens: incomplete)
 
 
 def test_a_prompt_past_the_gateways_limit_is_context_length_exceeded(acme: openai.OpenAI) -> None:

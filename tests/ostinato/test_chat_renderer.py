@@ -10,7 +10,7 @@ import pytest
 
 from gateway.prompts import prepare
 from ostinato.sdk_types import call_spec
-from ostinato.tokenizers import load_renderer, load_tokenizer
+from ostinato.tokenizers import HfRenderer, TemplateRefused, load_renderer, load_tokenizer
 from ostinato.v1 import common_pb2
 from workers.sim.tokenizer import detokenize
 
@@ -155,3 +155,36 @@ def test_sim_template_round_trips_through_its_token_ids() -> None:
     assert detokenize(ids) == text
     assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>' in text
     assert text.endswith("<|im_start|>tool\nsunny, 21 C<|im_end|>\n<|im_start|>assistant\n")
+
+
+@pytest.mark.parametrize(("template", "refusal"), [
+    ("{{ raise_exception('Conversation roles must alternate user/assistant') }}",
+     "roles must alternate"),  # (Mistral's and Gemma's templates refuse so)
+    ("{%- for m in messages %}{%- for tc in m.tool_calls or [] %}"
+     "{%- for k, v in tc.function.arguments.items() %}{{ k }}{%- endfor %}{%- endfor %}"
+     "{%- endfor %}", "items"),  # (a template indexing into a malformed call's text)
+])
+def test_a_template_that_refuses_the_messages_says_so(hf_model_dir: Path, template: str,
+                                                      refusal: str) -> None:
+    """The client's to mend (HTTP 400, as SGLang answers it), not the gateway's failure (a
+    500 before: session 70)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(hf_model_dir), local_files_only=True)
+    tok.chat_template = template
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": '}}]}]
+    with pytest.raises(TemplateRefused, match=refusal):
+        HfRenderer(tok).render(messages, None)
+
+
+def test_a_malformed_history_call_reaches_the_template_as_text(hf_model_dir: Path) -> None:
+    spec = f"hf:{hf_model_dir}"
+    call = call_spec(messages=[{"role": "user", "content": "Weather in Paris?"},
+                               {"role": "assistant", "content": ""},
+                               {"role": "tool", "content": "bad arguments"}])
+    call.messages[1].tool_calls.append(common_pb2.ToolCall(id="c1", name="get_weather",
+                                                           arguments='{"city": "Par'))
+    call.messages[2].tool_call_id = "c1"
+    text = prepare(call, load_renderer(spec), load_tokenizer(spec), "llama3").text
+    assert '"parameters": "{\\"city\\": \\"Par"' in text  # (the template's tojson of it)

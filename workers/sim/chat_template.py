@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ostinato.tool_call_json import load_json
 from ostinato.tool_formats import ParsedToolCall, render_tool_calls
 
 TOOLS_OPEN, TOOLS_CLOSE = "<tools>\n", "\n</tools>"
@@ -41,8 +42,11 @@ def _tool_calls(message: Mapping[str, Any], tool_format: str) -> str:
     for call in message.get("tool_calls") or ():
         fn = call.get("function", call)
         args = fn.get("arguments", {})
+        # text that is not a JSON object (a malformed call the model once wrote) is written
+        # as a call with no arguments: the sim model's formats write objects only
+        text = "{}" if isinstance(args, str) and not isinstance(load_json(args), dict) else args
         calls.append(ParsedToolCall(str(fn.get("name", "")),
-                                    args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)))
+                                    text if isinstance(text, str) else json.dumps(text, ensure_ascii=False)))
     return render_tool_calls(tool_format, calls) if calls else ""
 
 
