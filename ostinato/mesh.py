@@ -90,8 +90,7 @@ class Mesh:
         self._ephemeral = ephemeral_ports
         self._port_source = port_source
         self._worker_base = config.worker.port if worker_base_port is None else worker_base_port
-        self._engine_base = (config.sim_engine.port if engine_base_port is None
-                             else engine_base_port)
+        self._engine_base = config.sim_engine.port if engine_base_port is None else engine_base_port
         self._inherit = inherit_output
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix=WORKDIR_PREFIX)
         self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
@@ -177,14 +176,11 @@ class Mesh:
         if cfg.planner_replicas > 1:  # one active by the lease in Redis, the others stand by
             data["planner"]["ha"] = True
         config_file.write_text(yaml.safe_dump(data))
-
         self._start_planners(config_file, timeout_s)
-
         if cfg.worker.engine == "sglang":
             self._start_launching_workers(timeout_s)
         else:
             self._start_sim_workers(timeout_s)
-
         if self.endpoints.engines and not (cfg.gateway.context_length
                                            and cfg.gateway.max_input_tokens):
             # the served model's window, as its first engine tells it (SGLang's /v1/models),
@@ -298,6 +294,12 @@ class Mesh:
             self._redis.stop()
             self._redis = None
 
+    def kill_services(self) -> None:
+        """Kills every service now (a second Ctrl-C while they stop, or start); the embedded
+        Redis still stops cleanly after them."""
+        for child in list(self._children):
+            child.proc.kill()  # (one already reaped is skipped)
+
     def child(self, name: str) -> subprocess.Popen[bytes]:
         return self._named(name).proc
 
@@ -306,17 +308,18 @@ class Mesh:
             return named[0]
         raise KeyError(name)
 
-    def stop_redis(self) -> None:
-        """Stops the embedded Redis (outage tests); the services keep running without it."""
+    def _own_redis(self) -> EmbeddedRedis:
         if self._redis is None:
             raise RuntimeError("this mesh uses an external Redis")
-        self._redis.stop()
+        return self._redis
+
+    def stop_redis(self) -> None:
+        """Stops the embedded Redis (outage tests); the services keep running without it."""
+        self._own_redis().stop()
 
     def redis_paused(self) -> contextlib.AbstractContextManager[None]:
         """The embedded Redis stalled (SIGSTOP) while in the block (outage tests)."""
-        if self._redis is None:
-            raise RuntimeError("this mesh uses an external Redis")
-        return self._redis.paused()
+        return self._own_redis().paused()
 
     def redis_exit(self) -> int | None:
         """The embedded Redis's exit status once it died (`up` starts it again), else None."""
@@ -324,10 +327,7 @@ class Mesh:
 
     def start_redis(self, *, wait: bool = True) -> str:
         """Starts the dead embedded Redis again on its port from its AOF (`wait`: serving)."""
-        old = self._redis
-        if old is None:
-            raise RuntimeError("this mesh uses an external Redis")
-        old.stop()  # (its data directory's lock released, if it died)
+        (old := self._own_redis()).stop()  # (its data directory's lock released, if it died)
         self._redis = self._embedded_redis(port=old.port)
         return self._redis.start() if wait else self._redis.launch()
 

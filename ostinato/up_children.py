@@ -4,12 +4,10 @@ prints for each exit (docs/operations/faults.md)."""
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ostinato.lost_terminal import say
@@ -135,15 +133,6 @@ def child_names(planners: Mapping[str, str], workers: Mapping[str, str], engines
     """The services `up` started, by name: the gateway, the planners, the workers and the
     sim engines (engine-i; none where the workers launch their own)."""
     return ["gateway", *planners, *workers, *(f"engine-{i}" for i in range(engines))]
-
-
-def kill_left(child: Callable[[str], subprocess.Popen[bytes]], names: Iterable[str]) -> None:
-    """A second Ctrl-C (SIGTERM, SIGHUP) while the mesh stops: the services still stopping
-    are killed now, not waited for in turn (a frozen one took its whole 10 s each; the
-    embedded Redis still stops cleanly after them)."""
-    for name in names:
-        with contextlib.suppress(KeyError, ProcessLookupError):
-            child(name).kill()
 
 
 def exit_lines(before: Mapping[str, int | None], now: Mapping[str, int | None], *,
