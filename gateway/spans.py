@@ -151,7 +151,10 @@ class TracedGatewayCore(GatewayCore):
         # a program open already has its span where it was started (here: the same span, as
         # on a retry; another replica's: its calls here are traced under their callers)
         if not already_open or self.programs.get(inner) is not None:
-            self.programs.start(inner, tenant, options.program_class, otel_context.get_current())
+            # a declared program's span is its RunProgram's: the hop's SERVER span
+            kind = trace.SpanKind.SERVER if declared else trace.SpanKind.INTERNAL
+            self.programs.start(inner, tenant, options.program_class, otel_context.get_current(),
+                                kind)
         return program_id
 
     async def end_placed(self, tenant: str, inner: str) -> common_pb2.ProgramSummary:
@@ -280,10 +283,15 @@ class TracedGatewayCore(GatewayCore):
 
 
 def _kind(parent: otel_context.Context) -> trace.SpanKind:
-    """A call span's kind: SERVER where it is the gateway's entry for its caller (its parent
-    the caller's context, or none), INTERNAL under a span of this process (the HTTP route's
-    SERVER span, its program's span): one SERVER span a hop, as OpenTelemetry's conventions
-    have it (a walkthrough found the chat span a SERVER span under the route's)."""
-    parent_span = trace.get_current_span(parent).get_span_context()
-    return trace.SpanKind.INTERNAL if parent_span.is_valid and not parent_span.is_remote \
-        else trace.SpanKind.SERVER
+    """A call span's kind: INTERNAL where this process opened its hop's SERVER span already
+    (the HTTP route's, the current span; a declared program's, its parent), else SERVER: one
+    SERVER span a hop, as OpenTelemetry's conventions have it (a walkthrough found the chat
+    span a SERVER span under the route's). A gRPC call into a program held here is SERVER
+    under the program's INTERNAL span (it was INTERNAL, and its hop had no SERVER span)."""
+    for ctx in (otel_context.get_current(), parent):
+        span = trace.get_current_span(ctx)
+        own = span.get_span_context()
+        if own.is_valid and not own.is_remote and getattr(span, "kind", None) == \
+                trace.SpanKind.SERVER:
+            return trace.SpanKind.INTERNAL
+    return trace.SpanKind.SERVER

@@ -40,8 +40,10 @@ class ProgramSpans:
         return len(self._open)
 
     def start(self, program_id: str, tenant: str, program_class: str = "",
-              parent: otel_context.Context | None = None) -> trace.Span:
-        """The program's span (already open: the same one, as on a retried registration)."""
+              parent: otel_context.Context | None = None,
+              kind: trace.SpanKind = trace.SpanKind.INTERNAL) -> trace.Span:
+        """The program's span (already open: the same one, as on a retried registration);
+        SERVER `kind` where it is its RPC's span too (a declared program's, RunProgram's)."""
         self.expire()
         known = self.get(program_id)
         if known is not None:
@@ -55,7 +57,7 @@ class ProgramSpans:
             attrs[genai.WORKFLOW_NAME] = program_class
         span = self._tracer.start_span(
             genai.span_name(genai.INVOKE_WORKFLOW, program_class or "program"),
-            context=parent, kind=trace.SpanKind.INTERNAL, attributes=attrs)
+            context=parent, kind=kind, attributes=attrs)
         self._open[program_id] = (span, self._clock())
         while len(self._open) > self._max_open:
             _, (oldest, _) = self._open.popitem(last=False)

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import grpc
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from gateway.core import GatewayError
 from gateway.program_runner import run_dag
@@ -60,3 +61,7 @@ async def test_a_dag_programs_span_ends_when_the_dag_ends(
     ended = [s for s in exporter.get_finished_spans()
              if s.attributes.get(genai.OPERATION) == genai.INVOKE_WORKFLOW]
     assert [s.attributes.get(genai.PROGRAM_END) for s in ended] == ["ended"]
+    # RunProgram's hop: the program's span is its SERVER span, the nodes' INTERNAL under it
+    calls = [s for s in exporter.get_finished_spans()
+             if s.attributes.get(genai.OPERATION) == genai.TEXT_COMPLETION]
+    assert ended[0].kind == SpanKind.SERVER and [c.kind for c in calls] == [SpanKind.INTERNAL]

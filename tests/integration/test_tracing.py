@@ -247,7 +247,8 @@ def test_parent_links_across_processes(traced: Traced) -> None:
     assert sorted(c.attributes[genai.CALL_ID] for c in calls) == sorted(traced.call_ids)
     for call in calls:
         assert call.parent_id == program.span_id and call.service == "ostinato-gateway"
-        assert call.kind == "INTERNAL"  # under its program's span, of this process
+        # its RPC's SERVER span, under its program's (INTERNAL) span of this process
+        assert call.kind == "SERVER" and program.kind == "INTERNAL"
         children = [s for s in traced.spans if s.parent_id == call.span_id]
         (admit,) = [s for s in children if s.name == genai.SPAN_PLANNER_ADMIT]
         (generate,) = [s for s in children if s.name == genai.SPAN_WORKER_GENERATE]
