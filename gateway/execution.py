@@ -192,7 +192,7 @@ class CallExecutor:
                     # ids of its own: a tool call's id names one answer's call, and the
                     # cached answer's went to the caller who asked first
                     tool_calls=tool_calls(((n, a) for _, n, a in hit.answer.tool_calls),
-                                          prepared[0].call_numbers_from),
+                                          prepared[0].call_ids),
                     usage=self._with_thinking(common_pb2.Usage(
                         # a semantic hit's cached request was another prompt
                         prompt_tokens=(hit.answer.prompt_tokens if hit.kind == "exact"

@@ -282,7 +282,7 @@ class MeshRun:
     @staticmethod
     def _output(prompt: PreparedPrompt) -> ToolOutput:
         return ToolOutput(prompt.parser, prompt.tools, prompt.single_call, prompt.reasoning,
-                          prompt.call_numbers_from)
+                          prompt.call_ids)
 
     async def _admitted(self, admit: planner_pb2.AdmitRequest, failed: planner_pb2.Grant | None,
                         budget_s: float) -> planner_pb2.Grant:

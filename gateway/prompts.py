@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.tool_output import SHORT_ID_FAMILIES, CallIds
 from ostinato import strict_json
 from ostinato.calls_after_thinking import CallsAfterThinking
 from ostinato.harmony import HarmonyFormat
@@ -40,9 +41,8 @@ class PreparedPrompt:
     tools: ToolSchemas  # the tools offered: name -> parameters schema
     single_call: bool  # parallel_tool_calls false: keep the first call only
     reasoning: Reasoning | None = None  # how a chat answer's thinking is written
-    # the calls' ids are "functions.NAME:N" from this N (the conversation's calls so far:
-    # the model's own names, as SGLang's server gives them for kimi_k2); None: random ids
-    call_numbers_from: int | None = None
+    # how its tool calls are named (kimi_k2's number the conversation's calls so far)
+    call_ids: CallIds = CallIds()  # noqa: RUF009 (frozen)
     # the engine keeps special tokens in its output (SGLang's skip_special_tokens false, as
     # its server sets it): tools are offered, or the model's messages are written in them
     keep_special_tokens: bool = False
@@ -244,7 +244,8 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
     special = parser is not None or (
         bool(reasoning_format) and REASONING_FORMATS[reasoning_format].special_tokens)
     return PreparedPrompt(text, ids, schema, parser, tools, single, reasoning,
-                          first if numbered else None, special, tag or "", thinks)
+                          CallIds(first if numbered else None, tool_format in SHORT_ID_FAMILIES),
+                          special, tag or "", thinks)
 
 
 def thinks_first(reasoning_format: str, raw_prompt: bool, kwargs: dict[str, object]) -> bool:

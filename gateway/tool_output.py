@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from ostinato.reasoning_formats import Reasoning, ReasoningFormat
 from ostinato.tool_call_types import OpenedByTag, tag_may_start
@@ -19,24 +20,39 @@ from ostinato.tool_format_json import JsonArray
 from ostinato.tool_formats import ToolCallParser, ToolSchemas
 from ostinato.v1 import common_pb2
 
+SHORT_ID_FAMILIES = frozenset({"mistral"})  # tool formats whose calls get 9-character ids
+
+
+@dataclass(frozen=True)
+class CallIds:
+    """How the served model's tool calls are named: OpenAI's random `call_` ids; the model's
+    own numbering "functions.NAME:N" from N = `numbered_from` (kimi_k2, as SGLang's server
+    names them); or `short`, 9 letters and digits (mistral: its templates refuse any other id
+    in the history, so every agent loop failed at its second turn; vLLM names them so)."""
+
+    numbered_from: int | None = None
+    short: bool = False
+
+    def of(self, name: str, i: int) -> str:
+        if self.numbered_from is not None:
+            return f"functions.{name}:{self.numbered_from + i}"
+        return uuid.uuid4().hex[:9] if self.short else f"call_{uuid.uuid4().hex[:24]}"
+
 
 def tool_calls(calls: Iterable[tuple[str, str]],
-               numbers_from: int | None = None) -> list[common_pb2.ToolCall]:
-    """(name, arguments) -> calls with ids: random ones, or the model's own numbering
-    "functions.NAME:N" from N = numbers_from (kimi_k2, as SGLang's server names them)."""
-    return [common_pb2.ToolCall(
-        id=f"call_{uuid.uuid4().hex[:24]}" if numbers_from is None
-        else f"functions.{name}:{numbers_from + i}", name=name, arguments=arguments)
-        for i, (name, arguments) in enumerate(calls)]
+               ids: CallIds = CallIds()) -> list[common_pb2.ToolCall]:
+    """(name, arguments) -> calls with ids (`ids`)."""
+    return [common_pb2.ToolCall(id=ids.of(name, i), name=name, arguments=arguments)
+            for i, (name, arguments) in enumerate(calls)]
 
 
 class ToolOutput:
     def __init__(self, parser: ToolCallParser | None, tools: ToolSchemas,
                  single_call: bool = False, reasoning: Reasoning | None = None,
-                 call_numbers_from: int | None = None) -> None:
+                 call_ids: CallIds = CallIds()) -> None:
         self._parser = parser
         self._tools = tools
-        self._numbers_from = call_numbers_from
+        self._ids = call_ids
         self._single = single_call
         self._thinking = reasoning.splitter() if reasoning is not None else None
         # the tag that ends the thinking, where it is text (harmony's markers are not)
@@ -125,7 +141,7 @@ class ToolOutput:
         calls = parsed.tool_calls[:1] if self._single else parsed.tool_calls
         rest = parsed.content[len(sent):] if parsed.content.startswith(sent) else ""
         return rest, sent + rest, tool_calls(((c.name, c.arguments) for c in calls),
-                                             self._numbers_from)
+                                             self._ids)
 
     def _cut_at(self, text: str) -> int:
         """Where a call cut short by max_tokens begins in `text`: its opening, or, in a

@@ -256,7 +256,7 @@ def test_kimi_call_ids_number_the_conversations_calls(tool_format: str, history:
                                                        arguments="{}")
         c.messages.add(role="tool", content="1", tool_call_id=f"functions.add:{i}")
     prepared = prepare(c, load_renderer("sim", tool_format), load_tokenizer("sim"), tool_format)
-    assert prepared.call_numbers_from == numbers_from
+    assert prepared.call_ids.numbered_from == numbers_from and not prepared.call_ids.short
     assert prepared.tools == {"search": PARAMS, "add": PARAMS}  # schemas type xml-format values
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from gateway.tool_output import ToolOutput
+from gateway.prompts import prepare
+from gateway.tool_output import CallIds, ToolOutput, tool_calls
 from ostinato.reasoning_formats import REASONING_FORMATS
+from ostinato.sdk_types import call_spec
+from ostinato.tokenizers import load_renderer, load_tokenizer
 from ostinato.tool_call_types import OpenedByTag
 from ostinato.tool_formats import PARSERS, ParsedToolCall, get_parser, render_tool_calls
 from ostinato.v1 import common_pb2
@@ -71,9 +76,22 @@ def test_kimi_calls_take_the_models_numbered_ids() -> None:
     text = ("<|tool_calls_section_begin|><|tool_call_begin|>functions.add:4"
             '<|tool_call_argument_begin|>{"a": 1}<|tool_call_end|><|tool_call_begin|>functions.add:5'
             '<|tool_call_argument_begin|>{"a": 2}<|tool_call_end|><|tool_calls_section_end|>')
-    _, _, calls = run(ToolOutput(get_parser("kimi_k2"), NAMES, call_numbers_from=4), text, 5)
+    _, _, calls = run(ToolOutput(get_parser("kimi_k2"), NAMES, call_ids=CallIds(4)), text, 5)
     assert [(c.id, c.arguments) for c in calls] == [("functions.add:4", '{"a": 1}'),
                                                     ("functions.add:5", '{"a": 2}')]
+
+
+@pytest.mark.parametrize(("family", "pattern"), [
+    ("mistral", r"[a-zA-Z0-9]{9}"),  # Mistral's templates refuse any other id in the history
+    ("hermes", r"call_[0-9a-f]{24}"),
+    ("llama3", r"call_[0-9a-f]{24}"),
+])
+def test_a_familys_calls_are_named_as_its_templates_take_them(family: str, pattern: str) -> None:
+    prepared = prepare(call_spec(messages=[{"role": "user", "content": "hi"}], tools=[
+        {"type": "function", "function": {"name": "add"}}]), load_renderer("sim", family),
+        load_tokenizer("sim"), family)
+    calls = tool_calls([("add", "{}"), ("add", '{"a": 1}')], prepared.call_ids)
+    assert all(re.fullmatch(pattern, c.id) for c in calls) and calls[0].id != calls[1].id
 
 
 @pytest.mark.parametrize("family", sorted(set(PARSERS) - {"json_array"}))
