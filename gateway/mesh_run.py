@@ -242,7 +242,12 @@ class MeshRun:
                 raise
             break
         assert final is not None
-        thinking, rest, content, tool_calls = output.finish(cut=final.finish_reason == "length")
+        # cut short: by max tokens, or by a stop string of the caller's (the engine does not
+        # say which stopped it: a call left unfinished at a stop is dropped either way, as
+        # SGLang's parsers give the text before it; its markup was the answer: review F3)
+        cut = final.finish_reason == "length" or (
+            final.finish_reason == "stop" and bool(call.sampling.stop))
+        thinking, rest, content, tool_calls = output.finish(cut=cut)
         usage = self._count_thinking(final.usage, output.reasoning)  # the planner's sums too
         self.reporter_for(report_later).send(planner_pb2.CompletionReport(
             program_id=admit.program_id, call_id=admit.call_id, worker_id=grant.worker_id,

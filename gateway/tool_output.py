@@ -94,10 +94,11 @@ class ToolOutput:
 
     def finish(self, cut: bool = False) -> tuple[str, str, str, list[common_pb2.ToolCall]]:
         """At the output's end: (thinking still to stream, content still to stream, the whole
-        content, tool calls). `cut`: the engine stopped it at max_tokens; calls it cut short
-        are dropped, the content before them kept (as SGLang's DeepSeek, Kimi, GLM and
-        Mistral parsers do): no half-written call markup reaches the client as text. (A
-        forced array's calls complete before the cut are kept: ostinato/tool_format_json.py.)"""
+        content, tool calls). `cut`: the engine stopped it at max_tokens or a stop string;
+        calls it cut short are dropped, the content before them kept (as SGLang's DeepSeek,
+        Kimi, GLM and Mistral parsers do): no half-written call markup reaches the client as
+        text. (A forced array's calls complete before the cut are kept:
+        ostinato/tool_format_json.py.)"""
         thinking = ""
         if self._thinking is not None:
             thinking, rest = self._thinking.finish()

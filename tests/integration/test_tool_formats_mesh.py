@@ -119,6 +119,19 @@ def test_a_call_cut_by_max_tokens_leaves_no_markup(client: openai.OpenAI, mesh: 
     assert not "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
+def test_a_call_cut_by_a_stop_string_leaves_no_markup(client: openai.OpenAI) -> None:
+    """Cut inside its call by the caller's stop string (finish_reason stop; every format
+    names the tool in its call): no call, and none of its markup as text (it was the
+    answer: framework review F3)."""
+    kw = {"model": MODEL, "messages": ASK, "tools": TOOLS, "seed": 1, "stop": ["get_forecast"]}
+    done = client.chat.completions.create(**kw)  # type: ignore[call-overload]
+    choice = done.choices[0]
+    assert choice.finish_reason == "stop" and not choice.message.tool_calls
+    assert not choice.message.content, choice.message.content
+    chunks = list(client.chat.completions.create(**kw, stream=True))  # type: ignore[call-overload]
+    assert not "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
 def test_a_json_format_beside_the_tools_leaves_the_model_its_tools(client: openai.OpenAI,
                                                                      mesh: Mesh) -> None:
     """Tools (tool_choice auto) and a JSON response format: every family's calls have a
