@@ -365,3 +365,14 @@ def test_schema_is_not_mutated() -> None:
     value = check(schema)[0]
     value["x"].append(2)  # the const is copied, not shared
     assert repr(schema) == before
+
+
+def test_an_any_of_branch_is_drawn_from_the_seed() -> None:
+    """A forced tool call's array of `anyOf` a tool's call each: the tool is the prompt's
+    (seed's), not always the first listed (framework review F4); a null branch still last,
+    and the same seed the same branch."""
+    tools = {"anyOf": [{"const": name} for name in ("first", "second", "third")]}
+    assert {instance(tools, seed) for seed in range(30)} == {"first", "second", "third"}
+    assert instance(tools, 7) == instance(tools, 7)
+    optional = {"anyOf": [{"type": "null"}, {"const": "x"}]}
+    assert {instance(optional, seed) for seed in range(10)} == {"x"}

@@ -14,9 +14,10 @@ a value from a draft 2020-12 subset, the same for the same seed:
   uuid, hostname, ipv4, ipv6); text is made of lowercase words;
 - numbers and integers: ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``,
   ``multipleOf``;
-- ``anyOf`` / ``oneOf`` (the first non-null branch that works; for ``oneOf`` the value must
-  match exactly one branch), ``allOf`` (merged), ``$ref`` to JSON pointers in the same
-  document (``#/$defs/...``, ``#/definitions/...``), recursion bounded by depth.
+- ``anyOf`` / ``oneOf`` (the first non-null branch that works, an ``anyOf``'s first drawn from
+  the seed; for ``oneOf`` the value must match exactly one branch), ``allOf`` (merged),
+  ``$ref`` to JSON pointers in the same document (``#/$defs/...``, ``#/definitions/...``),
+  recursion bounded by depth.
 
 ``pattern``: a string it matches (workers/sim/regex_instance.py; one with lookarounds
 only where ``const``, ``enum``, ``default`` or ``examples`` settle the value); ``not``,
@@ -171,6 +172,13 @@ class _Generator:
         branches = node[key]
         rest = {k: v for k, v in node.items() if k != key}
         order = sorted(range(len(branches)), key=lambda i: _is_null_branch(branches[i]) != (depth > _DEEP))
+        live = [i for i in order if not _is_null_branch(branches[i])]
+        if key == "anyOf" and len(live) > 1 and depth <= _DEEP:
+            # the first tried drawn from the seed: a forced call's tool (one branch a tool) is
+            # the prompt's, as a free call's is, not always the first listed (LangChain's
+            # ToolStrategy never reached its answer tool: framework review F4)
+            first = live[self.rng.below(len(live))]
+            order = [first, *(i for i in order if i != first)]
         errors: list[UnsupportedSchema] = []
         attempts = [(i, n) for i in order for n in range(3 if key == "oneOf" else 1)]
         for i, n in attempts:
