@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import time
 from collections import deque
@@ -62,6 +63,7 @@ class _Write:
     record: Program | CallRecord
     wall: float  # wall and planner clock at the change: clock times are written as wall times
     clock: float
+    fresh: bool = False  # a program's: a new run of its id (ProgramRegistered.fresh)
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -84,7 +86,7 @@ def snapshot(event: Event, wall_now: float, clock_now: float) -> _Write:
     """The write an event asks for (its fields are read when written)."""
     if isinstance(event, ProgramRegistered):
         p = event.program
-        return _Write("program", p.program_id, p.tenant, p, wall_now, clock_now)
+        return _Write("program", p.program_id, p.tenant, p, wall_now, clock_now, event.fresh)
     if isinstance(event, CallChanged):
         c = event.call
         return _Write("call", c.program_id, c.tenant, c, wall_now, clock_now)
@@ -166,9 +168,16 @@ class ProgramStore:
         self.hurry()
 
     def _queue(self, write: _Write) -> None:
-        if write.kind == "program":  # an id registered again supersedes its end
+        if write.kind == "program" and write.fresh:  # an id registered again supersedes its end
             self._pending.pop(("ended", write.program_id), None)
         dirty = self._pending.get(write.key)
+        if dirty is not None and dirty[1].record is not write.record:
+            # a record of a new run of the id (its program, or a call of an id used by the
+            # last run): written after everything of the earlier run still waiting, so that
+            # the new run's write removes those records, not its own (store review)
+            del self._pending[write.key]
+        elif dirty is not None and dirty[1].fresh:
+            write = dataclasses.replace(write, fresh=True)  # (its close, before it is written)
         self._pending[write.key] = (dirty[0] if dirty else self._seq, write)
 
     def _trim(self) -> None:
@@ -293,10 +302,14 @@ class ProgramStore:
         batches = Batches()
         trims: dict[str, float] = {}  # tenant -> its index's entries to drop: created before
         for w in writes:
+            meta = keys.program_meta(w.program_id)
+            if w.fresh:  # nothing of an earlier run of the id kept: its calls, its expiry
+                batches.op("DEL", keys.program_calls(w.program_id))
+                batches.op("DEL", meta)
+                batches.op("PERSIST", keys.fence(meta))
             if w.kind == "program" and w.program_id in registered:
                 continue  # written with its end, below
             fields = w.fields()
-            meta = keys.program_meta(w.program_id)
             if w.kind == "call":
                 batches.op("HSET", keys.program_calls(w.program_id), *_flat(fields))
             elif w.kind == "program":

@@ -268,6 +268,9 @@ if tuple(f.name for f in fields(Grant)) != _GRANT_FIELDS:  # new_grant sets each
 @dataclass(frozen=True, slots=True)
 class ProgramRegistered:
     program: Program
+    # a new run of the id (not a change of the open one: its close): nothing of an earlier
+    # run of the same id may be kept with it (its calls, the expiry its end set)
+    fresh: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,7 +215,8 @@ class ProgramTable:
         first = not program.closed
         self._close(program)
         if first:  # written with the program (after its cancelled calls): a restarted
-            self._events.append(ProgramRegistered(program))  # planner keeps it closed
+            self._events.append(ProgramRegistered(program, fresh=False))  # planner keeps it
+            # closed
         return program
 
     def _close(self, program: Program) -> None:

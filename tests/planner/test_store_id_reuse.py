@@ -1,0 +1,61 @@
+"""A program id registered again after its end (ProgramIdInUse invites it; a client's id is
+its own) is a new run in Redis too: none of the earlier run's calls kept with it, and not
+the expiry its end set. A restarted planner restored the new run with the old run's calls
+(its first call then refused as a duplicate), and the open program's records expired
+`ended_ttl_s` after the old end (store review, session 70). Real Redis and Redis Cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from cache import keys
+from ostinato.clock import ManualClock
+from planner.core import PlannerCore
+from planner.core.selection import parse_policy
+from planner.store import ProgramStore
+from tests.redis_cluster import RedisTarget
+
+
+def _first_run(core: PlannerCore, pid: str) -> None:
+    core.register_program(pid, "acme")
+    for call_id in ("c0", "c1"):
+        core.submit(pid, "acme", call_id)
+        core.dispatch()
+        core.complete(pid, call_id, service_s=1.0, completion_tokens=5)
+    core.end_program(pid, "acme")
+
+
+@pytest.mark.parametrize("one_batch", [False, True])  # (its end waiting still, or written)
+async def test_an_id_registered_again_is_a_new_run_in_redis(redis_target: RedisTarget,
+                                                            one_batch: bool) -> None:
+    pid = f"job-{uuid.uuid4().hex[:8]}"
+    clock = ManualClock(100.0)
+    core = PlannerCore(clock, *parse_policy("fcfs+round_robin"))
+    core.upsert_worker("w0", "addr0", 1)
+    client = redis_target.client(timeout_s=2.0)
+    store = ProgramStore(client, clock, timeout_s=2.0, ended_ttl_s=3600, max_backoff_s=0.1,
+                         hold_in_outage=True)
+    task = asyncio.create_task(store.run())
+    try:
+        _first_run(core, pid)
+        if not one_batch:
+            await store.publish(core.take_events())
+        clock.advance(1)
+        core.register_program(pid, "acme")  # run 2: a call of an id run 1 used too
+        core.submit(pid, "acme", "c1")
+        await store.publish(core.take_events())
+        meta, calls = keys.program_meta(pid), keys.program_calls(pid)
+        assert (await client.ttl(meta), await client.ttl(calls)) == (-1, -1)
+        assert await client.ttl(keys.fence(meta)) < 0
+        (restored,) = [p for p in await ProgramStore(client, ManualClock(500.0)).load_open()
+                       if p.program_id == pid]
+        assert sorted(restored.calls) == ["c1"] and restored.calls["c1"].attempt == 1
+        again = PlannerCore(ManualClock(500.0), *parse_policy("fcfs+round_robin"))
+        again.restore(restored)
+        again.submit(pid, "acme", "c0")  # run 2's own first use of the id: not a duplicate
+    finally:
+        task.cancel()
+        await client.aclose()
