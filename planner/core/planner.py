@@ -202,6 +202,8 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports, WaitingCalls):
         before is a DuplicateCall, unless a restarted planner restored it (re-admission).
         `resend`: the caller never got the answer of an earlier attempt (its gateway died):
         the next attempt runs whatever that attempt's state, done included, on any worker.
+        An attempt after the first keeps the parents the call was first admitted with (a
+        retry naming others could make a cycle, both calls blocked for good: review U1).
         `started_on`: the worker its gateway sent it to ahead of the grant (an early start):
         started anywhere else, or there at another engine priority than `started_priority`
         (that run's), it runs as its next attempt (see `complete`)."""
@@ -219,7 +221,7 @@ class PlannerCore(ProgramTable, WorkerDispatch, CallReports, WaitingCalls):
                                                  again.arrival)
         if program.closed:
             raise ProgramClosed(f"program {program_id!r} has ended")
-        parents = tuple(parents)
+        parents = tuple(parents) if existing is None else existing.parents
         calls = program.calls
         if parents and (missing := [p for p in parents if p not in calls or p == call_id]):
             raise UnknownParent(f"unknown parent call(s): {', '.join(missing)}")

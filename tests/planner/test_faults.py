@@ -318,3 +318,16 @@ def test_a_queue_never_counts_below_zero_however_calls_come_and_go(policy: str) 
         clock.advance(0.01)
         live = [c for c in core.program("p", "t").calls.values() if c.state is CallState.QUEUED]
         assert 0 <= core.queued <= len(live), (step, op, call_id)
+
+
+@pytest.mark.parametrize("again", [{"retry_of_attempt": 1}, {"resend": True}])
+def test_an_attempt_again_keeps_the_parents_it_was_first_admitted_with(again: dict) -> None:
+    """A retry naming other parents (here: a call that waits on it) made a cycle, both
+    blocked for good with the workers idle (stateful review U1)."""
+    core, _ = make_core(workers=1)
+    core.submit("p", "t", "a")
+    core.submit("p", "t", "b", parents=["a"])  # b waits on a
+    retried = core.submit("p", "t", "a", parents=["b"], **again)
+    assert retried.parents == () and retried.state is CallState.QUEUED
+    (grant,) = core.dispatch()
+    assert grant.call_id == "a"
