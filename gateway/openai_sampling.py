@@ -37,6 +37,8 @@ def sampling(body: Mapping[str, Any]) -> common_pb2.SamplingParams:
                                  "limit)", name)
             sp.max_new_tokens = max_tokens
     _ranged(body, sp, _OPENAI_RANGES)
+    if sp.HasField("top_p") and sp.top_p == 0.0:  # OpenAI's 0, the likeliest token only: the
+        sp.top_p = FLOAT32_TINY  # smallest nucleus SGLang takes (its range is (0, 1])
     seed = number(body, "seed", int)
     if seed is not None:
         try:
@@ -61,7 +63,7 @@ def sampling(body: Mapping[str, Any]) -> common_pb2.SamplingParams:
 _Range = tuple[str, str, type, Callable[[float], bool], str]
 _OPENAI_RANGES: tuple[_Range, ...] = (
     ("temperature", "temperature", float, lambda v: 0.0 <= v <= 2.0, "in [0, 2]"),
-    ("top_p", "top_p", float, lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
+    ("top_p", "top_p", float, lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
     ("presence_penalty", "presence_penalty", float, lambda v: -2.0 <= v <= 2.0, "in [-2, 2]"),
     ("frequency_penalty", "frequency_penalty", float, lambda v: -2.0 <= v <= 2.0, "in [-2, 2]"),
 )

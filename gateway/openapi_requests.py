@@ -187,7 +187,8 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         "model": {"enum": [cfg.model], "description": "the served model (optional)"},
         "max_tokens": max_tokens,
         "temperature": _num(0, 2),
-        "top_p": nullable({"type": "number", "exclusiveMinimum": 0, "maximum": 1}),
+        "top_p": nullable({"type": "number", "minimum": 0, "maximum": 1,
+                           "description": "0: the likeliest token only"}),
         "seed": nullable({"type": "integer", "minimum": SEED_MIN, "maximum": SEED_MAX,
                           "description": "OpenAI's int64 or any uint64; a negative seed is "
                                          "taken modulo 2^64"}),

@@ -50,6 +50,13 @@ def test_taken(body: dict[str, Any]) -> None:
     wants_stream(body)
 
 
+def test_openais_top_p_of_0_is_the_smallest_nucleus_sglang_takes() -> None:
+    """OpenAI's range is [0, 1], SGLang's (0, 1]: 0 (the likeliest token only) was a 400
+    (framework review F5); it is the smallest float32 above 0, which keeps one token."""
+    sp = call_from_openai({"messages": USER, "top_p": 0}, None).sampling
+    assert 0.0 < sp.top_p < 1e-30
+
+
 @pytest.mark.parametrize(("body", "param"), [
     ({"messages": [{"role": [], "content": "x"}]}, "messages"),  # was a 500 (unhashable)
     # a tool message names the call it answers (OpenAI's schema requires tool_call_id)
@@ -107,7 +114,8 @@ def test_taken(body: dict[str, Any]) -> None:
     ({"messages": USER, "logit_bias": {"1": "5"}}, "logit_bias"),
     ({"messages": USER, "logit_bias": {"1": float("nan")}}, "logit_bias"),
     ({"messages": USER, "logit_bias": {str(i): 1 for i in range(301)}}, "logit_bias"),
-    ({"messages": USER, "top_p": 0}, "top_p"),
+    ({"messages": USER, "top_p": -0.1}, "top_p"),
+    ({"messages": USER, "top_p": 1.5}, "top_p"),
     ({"messages": USER, "temperature": 2.5}, "temperature"),
 ])
 def test_refused(body: dict[str, Any], param: str) -> None:
