@@ -109,6 +109,7 @@ def _check_tools(call: common_pb2.CallSpec) -> None:
     if choice.mode == _MODE.TOOL_CHOICE_MODE_FUNCTION and choice.function_name not in names:
         raise InvalidCall(f"tool_choice names {choice.function_name!r}, which is not among the "
                           "tools", "tool_choice")
+    _check_allowed(choice, names)
     # A forced call with a response_format, as OpenAI takes it (the Agents SDK sends both for
     # an agent with an output type): this answer is the call, constrained to it; the format
     # is for a later text answer (gateway/prompts.py constraint(); SGLang refuses the pair).
@@ -117,6 +118,22 @@ def _check_tools(call: common_pb2.CallSpec) -> None:
             constraint(call)
         except ConflictingDefinitions as exc:
             raise InvalidCall(str(exc), "tools") from exc
+
+
+def _check_allowed(choice: common_pb2.ToolChoice, names: set[str]) -> None:
+    """OpenAI's allowed_tools: with tool_choice auto or required, names of the tools, once
+    each."""
+    allowed = list(choice.allowed_tools)
+    if not allowed:
+        return
+    if choice.mode not in (_MODE.TOOL_CHOICE_MODE_AUTO, _MODE.TOOL_CHOICE_MODE_REQUIRED):
+        raise InvalidCall("tool_choice.allowed_tools goes with mode auto or required",
+                          "tool_choice")
+    if unknown := [n for n in allowed if n not in names]:
+        raise InvalidCall(f"tool_choice.allowed_tools names {unknown[0]!r}, which is not among "
+                          "the tools", "tool_choice")
+    if len(set(allowed)) < len(allowed):
+        raise InvalidCall("tool_choice.allowed_tools names a tool twice", "tool_choice")
 
 
 def _check_messages(call: common_pb2.CallSpec) -> None:

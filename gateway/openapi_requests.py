@@ -163,6 +163,14 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
     named_choice = obj({"type": {"const": "function"}, "function": obj(
         {"name": text("one of the tools")}, ("name",), closed=False)}, ("type", "function"),
         closed=False)
+    allowed_choice = obj({"type": {"const": "allowed_tools"}, "allowed_tools": obj({
+        "mode": {"enum": ["auto", "required"]},
+        "tools": {"type": "array", "minItems": 1, "items": named_choice,
+                  "description": "each one of the tools, once"}},
+        ("mode", "tools"), closed=False)}, ("type", "allowed_tools"), closed=False,
+        description="the tools the model may call: under required, the calls are constrained "
+                    "to them and every tool stays in the prompt; under auto, only they are "
+                    "offered")
     response_format = {"oneOf": [
         obj({"type": {"enum": ["text", "json_object"]}}, ("type",), closed=False),
         obj({"type": {"const": "json_schema"}, "json_schema": obj({
@@ -249,7 +257,7 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
         "max_completion_tokens": max_tokens,
         "tools": nullable({"type": "array", "items": ref("Tool")}),
         "tool_choice": nullable({"oneOf": [{"enum": ["auto", "none", "required"]},
-                                           named_choice]}),
+                                           named_choice, allowed_choice]}),
         "parallel_tool_calls": nullable({"type": "boolean"}),
         "chat_template_kwargs": nullable({
             "type": "object", "propertyNames": {"not": {"enum": sorted(RESERVED_TEMPLATE_KWARGS)}},

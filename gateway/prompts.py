@@ -116,11 +116,19 @@ def offers_tools(call: common_pb2.CallSpec) -> bool:
 
 
 def template_tools(call: common_pb2.CallSpec) -> list[dict[str, Any]]:
-    """The call's tools as chat templates take them (none when tool_choice is "none")."""
+    """The call's tools as chat templates take them (none when tool_choice is "none"). With
+    OpenAI's allowed_tools, all of them under "required" (the calls are constrained to the
+    allowed ones, the prompt the same whichever are: OpenAI's point), the allowed ones only
+    under "auto" (nothing constrains a free answer: a model offered a tool may call it)."""
     if not offers_tools(call):
         return []
+    choice = call.tool_choice
+    offered = set(choice.allowed_tools) if choice.allowed_tools and \
+        choice.mode != _MODE.TOOL_CHOICE_MODE_REQUIRED else None
     out = []
     for t in call.tools:
+        if offered is not None and t.name not in offered:
+            continue
         fn: dict[str, Any] = {"name": t.name, "description": t.description,
                               "parameters": json.loads(t.parameters_json) if t.parameters_json
                               else {"type": "object", "properties": {}}}
@@ -173,6 +181,8 @@ def _calls_schema(call: common_pb2.CallSpec) -> dict[str, Any]:
     choice = call.tool_choice
     tools = [t for t in call.tools if choice.mode != _MODE.TOOL_CHOICE_MODE_FUNCTION
              or t.name == choice.function_name]
+    if choice.allowed_tools:  # (OpenAI's allowed_tools: the calls among them only)
+        tools = [t for t in tools if t.name in choice.allowed_tools]
     branches = []
     definitions: dict[str, dict[str, Any]] = {}
     for t in tools:
@@ -214,7 +224,10 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
     and its output is all answer (a reasoning parser reads chat answers, as SGLang's does),
     as is a call's that keeps its thinking in its text (reasoning_in_text)."""
     schema, forced = constraint(call)
-    tools = {t.name: _parameters(t) for t in call.tools}
+    # the tools whose calls are read (and, constrained, written): OpenAI's allowed_tools, of
+    # those the template offers (all of them: the prompt is the same whichever are allowed)
+    allowed = set(call.tool_choice.allowed_tools) or {t.name for t in call.tools}
+    tools = {t.name: _parameters(t) for t in call.tools if t.name in allowed}
     single = call.HasField("parallel_tool_calls") and not call.parallel_tool_calls
     tag = answer_or_calls(json.loads(schema), tool_format, tools, single) \
         if schema and not forced and offers_tools(call) else None

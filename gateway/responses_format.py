@@ -255,8 +255,14 @@ def _tool_choice(body: Mapping[str, Any]) -> Any:
     if isinstance(choice, dict) and choice.get("type") == "function" and set(choice) <= {
             "type", "name"}:
         return {"type": "function", "function": {"name": choice.get("name")}}
-    raise BadRequest('tool_choice must be "auto", "none", "required" or {"type": "function", '
-                     '"name": ...}', "tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools" and set(choice) <= {
+            "type", "mode", "tools"} and isinstance(choice.get("tools"), list):
+        return {"type": "allowed_tools", "allowed_tools": {"mode": choice.get("mode"), "tools": [
+            {"type": t.get("type"), "function": {"name": t.get("name")}} if isinstance(t, dict)
+            else t for t in choice["tools"]]}}
+    raise BadRequest('tool_choice must be "auto", "none", "required", {"type": "function", '
+                     '"name": ...} or {"type": "allowed_tools", "mode": ..., "tools": [...]}',
+                     "tool_choice")
 
 
 def _response_format(body: Mapping[str, Any]) -> dict[str, Any] | None:

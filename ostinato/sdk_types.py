@@ -131,7 +131,17 @@ def _tool(t: ToolLike) -> common_pb2.Tool:
 
 def _tool_choice(choice: str | Mapping[str, Any] | None) -> common_pb2.ToolChoice:
     """"auto", "none", "required", or the name of one of the tools (or OpenAI's form of
-    it: {"type": "function", "function": {"name": ...}})."""
+    it: {"type": "function", "function": {"name": ...}}), or OpenAI's allowed_tools:
+    {"type": "allowed_tools", "allowed_tools": {"mode": ..., "tools": [...]}}."""
+    if isinstance(choice, Mapping) and choice.get("type") == "allowed_tools":
+        allowed = choice.get("allowed_tools") or {}
+        given = [(t.get("function") or {}).get("name") for t in allowed.get("tools") or ()]
+        names = [n for n in given if isinstance(n, str) and n]
+        if allowed.get("mode") not in ("auto", "required") or not names or names != given:
+            raise ValueError("tool_choice allowed_tools must name a mode (auto or required) "
+                             f"and function tools, got {choice!r}")
+        return common_pb2.ToolChoice(mode=_tool_choice(allowed["mode"]).mode,
+                                     allowed_tools=names)
     if isinstance(choice, Mapping):
         name = (choice.get("function") or {}).get("name") if choice.get("type") == "function" \
             else None

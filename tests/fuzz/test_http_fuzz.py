@@ -122,7 +122,12 @@ def _beyond_the_schema(case: schemathesis.Case) -> str | None:
               for t in body.get("tools") or []]
     if not all(_admits_a_value({"allOf": [p, {"type": "object"}]}) for p in params if p):
         return "a tool's parameters admit no object"
-    if isinstance(choice, dict) and (
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        listed = choice["tools"] if responses else choice["allowed_tools"]["tools"]
+        chosen = [t["name"] if responses else t["function"]["name"] for t in listed]
+        if set(chosen) - set(names) or len(set(chosen)) < len(chosen):
+            return "allowed_tools names no tool, or one twice"
+    elif isinstance(choice, dict) and (
             choice["name"] if responses else choice["function"]["name"]) not in names:
         return "tool_choice names no tool"
     if responses and body.get("previous_response_id") is not None:

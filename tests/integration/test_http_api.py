@@ -201,6 +201,32 @@ def test_sglangs_sampling_extensions_reach_the_engine(acme: openai.OpenAI) -> No
                                      extra_body={"min_tokens": 9})
 
 
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_allowed_tools_limit_the_calls(acme: openai.OpenAI, api: str) -> None:
+    """OpenAI's tool_choice allowed_tools (a 400 before: framework review F5): under
+    "required" every call is of an allowed tool, whichever the model would have taken."""
+    names = ("lookup", "search", "fetch")
+    called = set()
+    for seed in range(4):
+        if api == "chat":
+            answer = acme.chat.completions.create(
+                model=MODEL, messages=ask(f"find item {seed}"), seed=seed, tools=[
+                    {"type": "function", "function": {"name": n}} for n in names],
+                tool_choice={"type": "allowed_tools", "allowed_tools": {
+                    "mode": "required", "tools": [{"type": "function", "function": {
+                        "name": "fetch"}}]}})  # type: ignore[typeddict-item]
+            called |= {c.function.name for c in answer.choices[0].message.tool_calls or ()}
+        else:
+            response = acme.responses.create(
+                model=MODEL, input=f"find item {seed}", tools=[
+                    {"type": "function", "name": n, "parameters": None, "strict": False}
+                    for n in names],
+                tool_choice={"type": "allowed_tools", "mode": "required", "tools": [
+                    {"type": "function", "name": "fetch"}]})
+            called |= {item.name for item in response.output if item.type == "function_call"}
+    assert called == {"fetch"}
+
+
 def test_program_over_http_with_dependencies(mesh: Mesh, acme: openai.OpenAI) -> None:
     status, _, body = raw_http(mesh, "POST", "/v1/programs", json.dumps({"deadline_s": 60}).encode())
     assert status == 200
