@@ -14,6 +14,7 @@ auto), the gateway asks for a JSON answer *or* calls in the model's format
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -136,22 +137,32 @@ def template_tools(call: common_pb2.CallSpec) -> list[dict[str, Any]]:
     return out
 
 
-def template_messages(call: common_pb2.CallSpec) -> list[dict[str, Any]]:
-    """OpenAI-shaped messages, tool call arguments as objects (what templates index into)."""
+def template_messages(call: common_pb2.CallSpec, short_ids: bool = False
+                      ) -> list[dict[str, Any]]:
+    """OpenAI-shaped messages, tool call arguments as objects (what templates index into).
+    `short_ids`: the tool calls' ids made 9 letters and digits where they are not (mistral's
+    templates refuse others: ids another client or model gave), the same id each time."""
+    ids = _short_id if short_ids else str
     out = []
     for m in call.messages:
         msg: dict[str, Any] = {"role": m.role, "content": m.content}
         if m.tool_calls:
             msg["tool_calls"] = [
-                {"id": tc.id, "type": "function",
+                {"id": ids(tc.id), "type": "function",
                  "function": {"name": tc.name, "arguments": _arguments(tc.arguments)}}
                 for tc in m.tool_calls]
         if m.role == "tool" and m.tool_call_id:
-            msg["tool_call_id"] = m.tool_call_id
+            msg["tool_call_id"] = ids(m.tool_call_id)
         if m.name:
             msg["name"] = m.name
         out.append(msg)
     return out
+
+
+def _short_id(call_id: str) -> str:
+    if len(call_id) == 9 and call_id.isascii() and call_id.isalnum():
+        return call_id
+    return hashlib.sha256(call_id.encode("utf-8", "surrogatepass")).hexdigest()[:9]
 
 
 def _arguments(text: str) -> dict[str, Any] | str:
@@ -237,7 +248,8 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
     if call.prompt:
         text, ids = call.prompt, tokenize(call.prompt)
     else:
-        text, ids = renderer.render(template_messages(call), template_tools(call) or None,
+        text, ids = renderer.render(template_messages(call, tool_format in SHORT_ID_FAMILIES),
+                                    template_tools(call) or None,
                                     kwargs)
     parser: ToolCallParser | None = get_parser("json_array") if forced else (
         get_parser(tool_format) if offers_tools(call) else None)

@@ -175,6 +175,23 @@ def test_history_tool_calls_reach_the_template_as_objects() -> None:
     assert out[2] == {"role": "tool", "content": "42", "tool_call_id": "c1"}
 
 
+def test_mistrals_history_ids_are_made_nine_letters_and_digits() -> None:
+    """Mistral's templates refuse any other id: one another client or model gave is mapped,
+    the same each time (the prompt's prefix stays cached); one already of 9 is kept."""
+    c = call_spec(messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""},
+                            {"role": "tool", "content": "1"}, {"role": "assistant", "content": ""},
+                            {"role": "tool", "content": "2"}])
+    for at, call_id in ((1, "call_f3eb2de78e6540c2bdedcff0"), (3, "Ab3dE6gH9")):
+        c.messages[at].tool_calls.append(common_pb2.ToolCall(id=call_id, name="add"))
+        c.messages[at + 1].tool_call_id = call_id
+    out = template_messages(c, short_ids=True)
+    (first,), (second,) = out[1]["tool_calls"], out[3]["tool_calls"]
+    assert len(first["id"]) == 9 and first["id"].isalnum() and first["id"] == out[2]["tool_call_id"]
+    assert second["id"] == out[4]["tool_call_id"] == "Ab3dE6gH9"
+    assert template_messages(c, short_ids=True) == out
+    assert template_messages(c)[1]["tool_calls"][0]["id"] == "call_f3eb2de78e6540c2bdedcff0"
+
+
 @pytest.mark.parametrize("arguments", ['{"a": 1', "[1]", '{"a": NaN}'])
 def test_a_malformed_history_call_reaches_the_template_as_its_text(arguments: str) -> None:
     """Templates print a string as it is (Qwen's `arguments is string`) or `tojson` it; the
