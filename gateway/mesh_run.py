@@ -242,11 +242,10 @@ class MeshRun:
                 raise
             break
         assert final is not None
-        # cut short: by max tokens, or by a stop string of the caller's (the engine does not
-        # say which stopped it: a call left unfinished at a stop is dropped either way, as
-        # SGLang's parsers give the text before it; its markup was the answer: review F3)
-        cut = final.finish_reason == "length" or (
-            final.finish_reason == "stop" and bool(call.sampling.stop))
+        # cut short: by max tokens, or at one of the caller's stop strings (its worker says
+        # which: not an end-of-sequence token, which ends a whole answer); a call left
+        # unfinished there is dropped, its markup was the answer (framework review F3)
+        cut = final.finish_reason == "length" or final.stop_string
         thinking, rest, content, tool_calls = output.finish(cut=cut)
         usage = self._count_thinking(final.usage, output.reasoning)  # the planner's sums too
         self.reporter_for(report_later).send(planner_pb2.CompletionReport(

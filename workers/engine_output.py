@@ -33,6 +33,8 @@ class EngineOutput:
     # Another output of the same stream had already arrived when this one was handed on:
     # a consumer may hold this one's delta and send both together (fewer messages).
     more: bool = False
+    # it finished at one of the request's stop strings (not at an end-of-sequence token)
+    stop_string: bool = False
 
     @property
     def finished(self) -> bool:
@@ -89,7 +91,7 @@ def parse_output(payload: dict[str, Any], streamed: StreamedText | None = None,
         e2e_latency=meta.get("e2e_latency"),
         simulated=bool(meta.get("simulated", False)),
         token_logprobs=token_logprobs, top_logprobs=top_logprobs,
-        more=more,
+        more=more, stop_string=matched is not None,
     )
 
 

@@ -276,6 +276,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
                                        completion_tokens=last.completion_tokens,
                                        cached_tokens=last.cached_tokens),
                 logprobs=token_logprobs(last) if request.return_logprob else (),
+                stop_string=last.stop_string,
             )
             try:
                 yield worker_pb2.GenerateChunk(

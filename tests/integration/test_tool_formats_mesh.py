@@ -132,6 +132,21 @@ def test_a_call_cut_by_a_stop_string_leaves_no_markup(client: openai.OpenAI) -> 
     assert not "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
+def test_an_answer_that_ends_itself_is_whole_though_stop_strings_are_named(
+        client: openai.OpenAI) -> None:
+    """Only a stop string that matched cuts the answer, not the end-of-sequence token that
+    ends it as well with finish_reason stop (diff review: every answer of a call naming
+    stop strings was read as cut, its calls and text after a tag-like string dropped)."""
+    kw = {"model": MODEL, "messages": ASK, "tools": TOOLS, "seed": 3}
+    plain = client.chat.completions.create(**kw).choices[0]  # type: ignore[call-overload]
+    stopped = client.chat.completions.create(  # type: ignore[call-overload]
+        **kw, stop=["\nObservation:"]).choices[0]
+    assert plain.message.tool_calls and stopped.finish_reason == plain.finish_reason
+    assert [(c.function.name, c.function.arguments) for c in stopped.message.tool_calls] == [
+        (c.function.name, c.function.arguments) for c in plain.message.tool_calls]
+    assert stopped.message.content == plain.message.content
+
+
 def test_a_json_format_beside_the_tools_leaves_the_model_its_tools(client: openai.OpenAI,
                                                                      mesh: Mesh) -> None:
     """Tools (tool_choice auto) and a JSON response format: every family's calls have a
