@@ -26,7 +26,8 @@ Schema = dict[str, Any]
 NULL: Schema = {"type": "null"}
 # A history tool call's arguments: any text is served, as OpenAI serves it (gateway/calls.py)
 ARGUMENTS_TEXT = ("the text of a JSON object as the model wrote it; other text (a malformed "
-                  "call) is served too, the chat template given it as it is")
+                  "call) is served too: the chat template gets it as text, or as no "
+                  "arguments where it cannot take text")
 SERVICE_TIER: Schema = {"enum": [None, *SERVICE_TIERS], "description": "ignored (no tiers here)"}
 
 

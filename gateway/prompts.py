@@ -24,7 +24,7 @@ from ostinato import strict_json
 from ostinato.calls_after_thinking import CallsAfterThinking
 from ostinato.harmony import HarmonyFormat
 from ostinato.reasoning_formats import REASONING_FORMATS, Reasoning, ReasoningFormat
-from ostinato.tokenizers import ChatRenderer
+from ostinato.tokenizers import ChatRenderer, TemplateRefused
 from ostinato.tool_formats import ToolCallParser, ToolSchemas, get_parser
 from ostinato.tool_grammars import answer_or_calls
 from ostinato.v1 import common_pb2
@@ -137,11 +137,12 @@ def template_tools(call: common_pb2.CallSpec) -> list[dict[str, Any]]:
     return out
 
 
-def template_messages(call: common_pb2.CallSpec, short_ids: bool = False
-                      ) -> list[dict[str, Any]]:
+def template_messages(call: common_pb2.CallSpec, short_ids: bool = False,
+                      objects_only: bool = False) -> list[dict[str, Any]]:
     """OpenAI-shaped messages, tool call arguments as objects (what templates index into).
     `short_ids`: the tool calls' ids made 9 letters and digits where they are not (mistral's
-    templates refuse others: ids another client or model gave), the same id each time."""
+    templates refuse others: ids another client or model gave), the same id each time.
+    `objects_only`: arguments that are no JSON object given as none ({}), not as text."""
     ids = _short_id if short_ids else str
     out = []
     for m in call.messages:
@@ -149,7 +150,8 @@ def template_messages(call: common_pb2.CallSpec, short_ids: bool = False
         if m.tool_calls:
             msg["tool_calls"] = [
                 {"id": ids(tc.id), "type": "function",
-                 "function": {"name": tc.name, "arguments": _arguments(tc.arguments)}}
+                 "function": {"name": tc.name,
+                              "arguments": _arguments(tc.arguments, objects_only)}}
                 for tc in m.tool_calls]
         if m.role == "tool" and m.tool_call_id:
             msg["tool_call_id"] = ids(m.tool_call_id)
@@ -165,15 +167,15 @@ def _short_id(call_id: str) -> str:
     return hashlib.sha256(call_id.encode("utf-8", "surrogatepass")).hexdigest()[:9]
 
 
-def _arguments(text: str) -> dict[str, Any] | str:
+def _arguments(text: str, objects_only: bool = False) -> dict[str, Any] | str:
     """A history tool call's arguments as templates take them: an object, or the text as the
     model wrote it when it is not a JSON object (templates print a string as it is: Qwen's
     `arguments is string`, or `tojson` it; one that indexes into it refuses the messages)."""
     try:
         args = strict_json.loads(text or "{}")
-    except (json.JSONDecodeError, strict_json.NotJson):
-        return text
-    return args if isinstance(args, dict) else text
+    except (ValueError, RecursionError):  # (NotJson and JSONDecodeError are ValueErrors)
+        args = None
+    return args if isinstance(args, dict) else {} if objects_only else text
 
 
 class ConflictingDefinitions(ValueError):
@@ -248,9 +250,7 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
     if call.prompt:
         text, ids = call.prompt, tokenize(call.prompt)
     else:
-        text, ids = renderer.render(template_messages(call, tool_format in SHORT_ID_FAMILIES),
-                                    template_tools(call) or None,
-                                    kwargs)
+        text, ids = _rendered(call, renderer, tool_format in SHORT_ID_FAMILIES, kwargs)
     parser: ToolCallParser | None = get_parser("json_array") if forced else (
         get_parser(tool_format) if offers_tools(call) else None)
     split = reasoning_format and not call.prompt and not call.reasoning_in_text
@@ -271,6 +271,21 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
     return PreparedPrompt(text, ids, schema, parser, tools, single, reasoning,
                           CallIds(first if numbered else None, tool_format in SHORT_ID_FAMILIES),
                           special, tag or "", thinks)
+
+
+def _rendered(call: common_pb2.CallSpec, renderer: ChatRenderer, short_ids: bool,
+              kwargs: dict[str, object]) -> tuple[str, list[int]]:
+    """The chat template's prompt: a history call's malformed arguments given as text, or,
+    where the template refuses that (Qwen3-Coder's loops over `arguments|items`), as none
+    ({}), so that one malformed call leaves no conversation refused; TemplateRefused."""
+    tools = template_tools(call) or None
+    try:
+        return renderer.render(template_messages(call, short_ids), tools, kwargs)
+    except TemplateRefused:
+        plain = template_messages(call, short_ids, objects_only=True)
+        if plain == template_messages(call, short_ids):  # (no malformed call to blame)
+            raise
+        return renderer.render(plain, tools, kwargs)
 
 
 def thinks_first(reasoning_format: str, raw_prompt: bool, kwargs: dict[str, object]) -> bool:

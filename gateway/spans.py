@@ -86,7 +86,7 @@ def _arguments(call: common_pb2.ToolCall) -> Any:
     hold a malformed call; NaN is not JSON and would write a span no reader parses)."""
     try:
         return strict_json.loads(call.arguments or "{}")
-    except ValueError:  # (NotJson is one)
+    except (ValueError, RecursionError):  # (NotJson is a ValueError)
         return call.arguments
 
 

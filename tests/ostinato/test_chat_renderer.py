@@ -188,3 +188,37 @@ def test_a_malformed_history_call_reaches_the_template_as_text(hf_model_dir: Pat
     call.messages[2].tool_call_id = "c1"
     text = prepare(call, load_renderer(spec), load_tokenizer(spec), "llama3").text
     assert '"parameters": "{\\"city\\": \\"Par"' in text  # (the template's tojson of it)
+
+
+ITEMS_TEMPLATE = (  # Qwen3-Coder's way with a call's arguments: each one in its own tags
+    "{%- for m in messages %}{{ m.role }}: {{ m.content }}"
+    "{%- for tc in m.tool_calls or [] %}<function={{ tc.function.name }}>"
+    "{%- for k, v in tc.function.arguments|items %}<parameter={{ k }}>{{ v }}</parameter>"
+    "{%- endfor %}</function>{%- endfor %}\n{%- endfor %}")
+
+
+@pytest.mark.parametrize("arguments", ['{"city": "Par', "1e999", '{"days": 1e999}',
+                                       "[" * 5000])
+def test_a_template_that_cannot_take_malformed_arguments_as_text_gets_none(
+        hf_model_dir: Path, tmp_path: Path, arguments: str) -> None:
+    """Qwen3-Coder's template loops over `arguments|items`: text is a TypeError there (a
+    500, diff review F1). It is refused (TemplateRefused), and the gateway renders the
+    call with no arguments instead, so the conversation is served."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(hf_model_dir), local_files_only=True)
+    tok.chat_template = ITEMS_TEMPLATE
+    tok.save_pretrained(tmp_path)
+    call = call_spec(messages=[{"role": "user", "content": "Weather in Paris?"},
+                               {"role": "assistant", "content": ""},
+                               {"role": "tool", "content": "bad arguments"}])
+    call.messages[1].tool_calls.append(common_pb2.ToolCall(id="c1", name="get_weather",
+                                                           arguments=arguments))
+    call.messages[2].tool_call_id = "c1"
+    with pytest.raises(TemplateRefused):
+        HfRenderer(tok).render([{"role": "assistant", "content": "", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "x"}}]}],
+            None)
+    spec = f"hf:{tmp_path}"
+    text = prepare(call, load_renderer(spec), load_tokenizer(spec), "qwen3_coder").text
+    assert "<function=get_weather></function>" in text and "bad arguments" in text

@@ -37,6 +37,15 @@ def _text(content: Any) -> str:
     return "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
 
 
+def _an_object(text: str) -> bool:
+    """Whether `text` is a JSON object the formats can write (finite numbers, not too deep)."""
+    try:
+        value = load_json(text)
+        return isinstance(value, dict) and bool(json.dumps(value, allow_nan=False))
+    except (ValueError, RecursionError):
+        return False
+
+
 def _tool_calls(message: Mapping[str, Any], tool_format: str) -> str:
     calls = []
     for call in message.get("tool_calls") or ():
@@ -44,7 +53,7 @@ def _tool_calls(message: Mapping[str, Any], tool_format: str) -> str:
         args = fn.get("arguments", {})
         # text that is not a JSON object (a malformed call the model once wrote) is written
         # as a call with no arguments: the sim model's formats write objects only
-        text = "{}" if isinstance(args, str) and not isinstance(load_json(args), dict) else args
+        text = "{}" if isinstance(args, str) and not _an_object(args) else args
         calls.append(ParsedToolCall(str(fn.get("name", "")),
                                     text if isinstance(text, str) else json.dumps(text, ensure_ascii=False)))
     return render_tool_calls(tool_format, calls) if calls else ""
