@@ -278,11 +278,20 @@ class ProgramStore:
             self.on_fenced(str(exc))
 
     def _requeue(self, batch: dict[tuple[str, ...], tuple[int, _Write]]) -> None:
-        """Puts a failed batch back in front, each record at its newest state."""
+        """Puts a failed batch back in front, each record at its newest state. A newer write
+        of another record under the same key (a new run of the id, a call's next attempt)
+        supersedes it where it waits, after the rest of the batch: a new run's write comes
+        after the earlier run's it removes (diff review: one moved in front was overwritten
+        by them, or marked ended). A new run stays one (`fresh`) at its newer state."""
         merged = {}
         for key, (seq, write) in batch.items():
-            newer = self._pending.pop(key, None)
-            merged[key] = (seq, newer[1] if newer is not None else write)
+            newer = self._pending.get(key)
+            if newer is not None and newer[1].record is not write.record:
+                continue
+            if newer is not None:
+                del self._pending[key]
+                write = dataclasses.replace(newer[1], fresh=newer[1].fresh or write.fresh)
+            merged[key] = (seq, write)
         merged.update(self._pending)
         self._pending = merged
         self._trim()
@@ -295,10 +304,11 @@ class ProgramStore:
 
     async def _apply(self, writes: list[_Write]) -> None:
         """One fenced script per slot written (planner/fencing.py), all in one pipeline. A
-        program registered and ended in the same batch is written once, ended."""
-        ended_here = {w.program_id for w in writes if w.kind == "ended"}
+        program run registered and ended in the same batch is written once, ended."""
+        ended_here = {w.program_id: w.record for w in writes if w.kind == "ended"}
+        # (of the same run: an earlier run's end and the id's new run may share a batch)
         registered = {w.program_id: w.fields() for w in writes
-                      if w.kind == "program" and w.program_id in ended_here}
+                      if w.kind == "program" and ended_here.get(w.program_id) is w.record}
         batches = Batches()
         trims: dict[str, float] = {}  # tenant -> its index's entries to drop: created before
         for w in writes:
@@ -306,7 +316,8 @@ class ProgramStore:
             if w.fresh:  # nothing of an earlier run of the id kept: its calls, its expiry
                 batches.op("DEL", keys.program_calls(w.program_id))
                 batches.op("DEL", meta)
-                batches.op("PERSIST", keys.fence(meta))
+                if w.program_id not in registered:  # (ended here: expired again at once)
+                    batches.op("PERSIST", keys.fence(meta))
             if w.kind == "program" and w.program_id in registered:
                 continue  # written with its end, below
             fields = w.fields()
