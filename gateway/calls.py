@@ -48,6 +48,7 @@ class CallLimits:
 
 
 MAX_SCHEMA_DEPTH = 64  # nested objects and arrays in a JSON schema (a real one uses under 20)
+FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # OpenAI's rule for function names
 _MODE = common_pb2.ToolChoiceMode
 _FORMAT = common_pb2.ResponseFormatType
@@ -188,8 +189,8 @@ def _check_sampling(call: common_pb2.CallSpec, limits: CallLimits) -> None:
                           f"for the default, {limits.default_max_new_tokens})", "max_tokens")
     if sp.HasField("temperature") and not 0.0 <= sp.temperature <= 2.0:
         raise InvalidCall("sampling.temperature must be in [0, 2]", "temperature")
-    if sp.HasField("top_p") and not 0.0 < sp.top_p <= 1.0:
-        raise InvalidCall("sampling.top_p must be in (0, 1]", "top_p")
+    if sp.HasField("top_p") and not 0.0 <= sp.top_p <= 1.0:
+        raise InvalidCall("sampling.top_p must be in [0, 1]", "top_p")
     if sp.HasField("top_k") and not (sp.top_k == -1 or sp.top_k >= 1):
         raise InvalidCall("sampling.top_k must be -1 (the whole vocabulary) or at least 1",
                           "top_k")
@@ -302,6 +303,8 @@ def normalize_call(call: common_pb2.CallSpec, limits: CallLimits) -> common_pb2.
         out.call_id = uuid.uuid4().hex[:16]
     if not out.thread_id:
         out.thread_id = "main"
+    if out.sampling.HasField("top_p") and out.sampling.top_p == 0.0:  # OpenAI's 0, the
+        out.sampling.top_p = FLOAT32_TINY  # likeliest token only: SGLang's least nucleus
     # max_new_tokens stays unset when not given: the default, cut to what the model's context
     # window leaves, is set once the prompt is tokenized (gateway/context_window.py)
     most = out.sampling.max_new_tokens if out.sampling.HasField("max_new_tokens") else \

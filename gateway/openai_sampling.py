@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gateway.calls import LOGIT_BIAS_LIMIT, LOGIT_BIAS_MAX_ENTRIES
+from gateway.calls import FLOAT32_TINY, LOGIT_BIAS_LIMIT, LOGIT_BIAS_MAX_ENTRIES
 from gateway.openai_fields import BadRequest, number
 from ostinato.seeds import proto_seed
 from ostinato.v1 import common_pb2
@@ -19,7 +19,6 @@ from ostinato.v1 import common_pb2
 # Sampling fields SGLang's (and vLLM's) OpenAI servers take beyond OpenAI's, which clients
 # send as `extra_body` (Qwen's recommended top_k, benchmarks' ignore_eos).
 SGLANG_EXTENSIONS = ("top_k", "min_p", "repetition_penalty", "min_tokens", "ignore_eos")
-FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32
 UINT32_MAX = 2**32 - 1  # the proto field's range
 _INT32_MAX = 2**31 - 1
 # A logit_bias key: a decimal token id below 10**19, matched as the OpenAPI document's pattern
@@ -36,9 +35,7 @@ def sampling(body: Mapping[str, Any]) -> common_pb2.SamplingParams:
                 raise BadRequest(f"{name} must be at least 1 (and at most the gateway's "
                                  "limit)", name)
             sp.max_new_tokens = max_tokens
-    _ranged(body, sp, _OPENAI_RANGES)
-    if sp.HasField("top_p") and sp.top_p == 0.0:  # OpenAI's 0, the likeliest token only: the
-        sp.top_p = FLOAT32_TINY  # smallest nucleus SGLang takes (its range is (0, 1])
+    _ranged(body, sp, _OPENAI_RANGES)  # (top_p 0: gateway/calls.py normalize_call)
     seed = number(body, "seed", int)
     if seed is not None:
         try:

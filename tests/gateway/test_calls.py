@@ -54,7 +54,7 @@ def _tool(name: str, prop: dict, defs: dict) -> dict:
         ({"prompt": "x", "call_id": "a", "parents": ["a"]}, "own parent"),
         ({"prompt": "x", "max_tokens": 513}, "max_new_tokens"),
         ({"prompt": "x", "temperature": 3.0}, "temperature"),
-        ({"prompt": "x", "top_p": 0.0}, "top_p"),
+        ({"prompt": "x", "top_p": -0.5}, "top_p"),
         ({"prompt": "x", "top_k": 0}, "top_k must be -1"),
         ({"prompt": "x", "chat_template_kwargs": {"enable_thinking": False}},
          "chat_template_kwargs applies to messages"),

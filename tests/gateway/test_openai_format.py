@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gateway.calls import CallLimits, normalize_call
 from gateway.openai_format import (
     BadRequest,
     call_from_completion,
@@ -17,6 +18,7 @@ from gateway.openai_format import (
     streams_reasoning,
     wants_stream,
 )
+from ostinato.sdk_types import call_spec
 
 USER = [{"role": "user", "content": "hi"}]
 ECHOED = {"role": "assistant", "content": None, "refusal": None, "annotations": [],
@@ -50,10 +52,14 @@ def test_taken(body: dict[str, Any]) -> None:
     wants_stream(body)
 
 
-def test_openais_top_p_of_0_is_the_smallest_nucleus_sglang_takes() -> None:
+@pytest.mark.parametrize("api", ["http", "grpc"])
+def test_openais_top_p_of_0_is_the_smallest_nucleus_sglang_takes(api: str) -> None:
     """OpenAI's range is [0, 1], SGLang's (0, 1]: 0 (the likeliest token only) was a 400
-    (framework review F5); it is the smallest float32 above 0, which keeps one token."""
-    sp = call_from_openai({"messages": USER, "top_p": 0}, None).sampling
+    (framework review F5; over gRPC and the SDK too, the diff review's); it is the smallest
+    float32 above 0, which keeps one token."""
+    call = call_from_openai({"messages": USER, "top_p": 0}, None) if api == "http" else \
+        call_spec(messages=USER, top_p=0)
+    sp = normalize_call(call, CallLimits(1000, 8, 64, 512)).sampling
     assert 0.0 < sp.top_p < 1e-30
 
 
