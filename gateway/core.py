@@ -57,6 +57,9 @@ class Placement:
     # The caller takes the answer at its end only (CallRequest.whole, a request not
     # streamed): the worker sends the text with the result, in one message.
     whole: bool = False
+    # A node of a declared program, run within its RunProgram (gateway/program_runner.py):
+    # that RPC's hop, whose SERVER span is the program's (gateway/spans.py)
+    node: bool = False
 
     @property
     def client_program_id(self) -> str:

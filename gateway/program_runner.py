@@ -80,7 +80,8 @@ async def run_dag(core: GatewayCore, tenant: str, options: common_pb2.ProgramOpt
             if authenticate() != tenant:
                 raise GatewayError(grpc.StatusCode.UNAUTHENTICATED,
                                    "the API key now names another tenant")
-            async for item in core.run(tenant, Placement(placed_in, call, False), timeout_s):
+            async for item in core.run(tenant, Placement(placed_in, call, False, node=True),
+                                       timeout_s):
                 if isinstance(item, Granted):
                     emit(node_started=gateway_pb2.NodeStarted(node_id=node_id,
                                                               worker_id=item.worker_id))

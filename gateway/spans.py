@@ -209,7 +209,7 @@ class TracedGatewayCore(GatewayCore):
                 del attrs[genai.CONVERSATION_ID]
             parent, links = self.programs.call_parent(inner, otel_context.get_current())
             span = _tracer.start_span(genai.span_name(operation, model), context=parent,
-                                      kind=_kind(parent), attributes=attrs, links=links)
+                                      kind=_kind(), attributes=attrs, links=links)
             span.set_attribute(genai.ERROR_TYPE, exc.code.name)
             span.set_status(Status(StatusCode.ERROR, f"{exc.code.name}: {exc.message}"))
             span.end()
@@ -230,7 +230,7 @@ class TracedGatewayCore(GatewayCore):
         if placed.attributed or (new is not None and new.one_call):  # no program span
             attrs[genai.PROGRAM_KIND] = "conversation" if placed.attributed else "one-call"
         span = _tracer.start_span(genai.span_name(attrs[genai.OPERATION], self.config.model),
-                                  context=parent, kind=_kind(parent), attributes=attrs,
+                                  context=parent, kind=_kind(placed.node), attributes=attrs,
                                   links=links)
         if placed.attributed:
             self.turns.record(placed.program_id, span.get_span_context())
@@ -282,16 +282,13 @@ class TracedGatewayCore(GatewayCore):
             await items.aclose()
 
 
-def _kind(parent: otel_context.Context) -> trace.SpanKind:
+def _kind(node: bool = False) -> trace.SpanKind:
     """A call span's kind: INTERNAL where this process opened its hop's SERVER span already
-    (the HTTP route's, the current span; a declared program's, its parent), else SERVER: one
-    SERVER span a hop, as OpenTelemetry's conventions have it (a walkthrough found the chat
-    span a SERVER span under the route's). A gRPC call into a program held here is SERVER
-    under the program's INTERNAL span (it was INTERNAL, and its hop had no SERVER span)."""
-    for ctx in (otel_context.get_current(), parent):
-        span = trace.get_current_span(ctx)
-        own = span.get_span_context()
-        if own.is_valid and not own.is_remote and getattr(span, "kind", None) == \
-                trace.SpanKind.SERVER:
-            return trace.SpanKind.INTERNAL
-    return trace.SpanKind.SERVER
+    (the HTTP route's, the current span; a declared program's for its `node`s, run within
+    its RunProgram), else SERVER: one SERVER span a hop, as OpenTelemetry's conventions have
+    it (a walkthrough found the chat span a SERVER span under the route's). A gRPC call into
+    a program held here, a declared one's too, is SERVER under the program's span (it was
+    INTERNAL, and its hop had no SERVER span: session 69; the diff review's for DAGs)."""
+    current = trace.get_current_span().get_span_context()
+    return trace.SpanKind.INTERNAL if node or (current.is_valid and not current.is_remote) \
+        else trace.SpanKind.SERVER

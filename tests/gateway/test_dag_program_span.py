@@ -9,11 +9,15 @@ from types import SimpleNamespace
 
 import grpc
 import pytest
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from gateway.core import GatewayError
 from gateway.program_runner import run_dag
+from gateway.spans import _kind
 from ostinato.sdk_types import call_spec
 from ostinato.v1 import common_pb2, gateway_pb2
 from tests.gateway.test_spans import _Answering, _Traced, _traced
@@ -65,3 +69,24 @@ async def test_a_dag_programs_span_ends_when_the_dag_ends(
     calls = [s for s in exporter.get_finished_spans()
              if s.attributes.get(genai.OPERATION) == genai.TEXT_COMPLETION]
     assert ended[0].kind == SpanKind.SERVER and [c.kind for c in calls] == [SpanKind.INTERNAL]
+
+
+@pytest.mark.parametrize(("current", "node", "kind"), [
+    ("remote", False, SpanKind.SERVER),  # a gRPC Call, into a DAG's program too: its own hop
+    ("none", False, SpanKind.SERVER),
+    ("local", False, SpanKind.INTERNAL),  # under the HTTP route's SERVER span
+    ("remote", True, SpanKind.INTERNAL),  # a DAG's node, within its RunProgram's hop
+])
+def test_a_call_spans_kind_is_its_hops(current: str, node: bool, kind: SpanKind) -> None:
+    """One SERVER span a hop: a gRPC Call naming a DAG's program was INTERNAL under the
+    program's SERVER span, its own hop left with none (diff review F6)."""
+    spans = {"remote": NonRecordingSpan(SpanContext(0x1234, 0x5678, is_remote=True,
+                                                    trace_flags=TraceFlags(1))),
+             "local": TracerProvider().get_tracer("t").start_span("POST /v1/chat/completions",
+                                                                  kind=SpanKind.SERVER)}
+    token = otel_context.attach(trace.set_span_in_context(spans[current]) if current in spans
+                                else otel_context.Context())
+    try:
+        assert _kind(node) == kind
+    finally:
+        otel_context.detach(token)
