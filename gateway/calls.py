@@ -122,19 +122,18 @@ def _check_tools(call: common_pb2.CallSpec) -> None:
 
 
 def _check_allowed(choice: common_pb2.ToolChoice, names: set[str]) -> None:
-    """OpenAI's allowed_tools: with tool_choice auto or required, names of the tools, once
-    each."""
+    """OpenAI's allowed_tools: with tool_choice auto (or unset, auto with tools) or required,
+    names of the tools (one named twice is one)."""
     allowed = list(choice.allowed_tools)
     if not allowed:
         return
-    if choice.mode not in (_MODE.TOOL_CHOICE_MODE_AUTO, _MODE.TOOL_CHOICE_MODE_REQUIRED):
+    if choice.mode not in (_MODE.TOOL_CHOICE_MODE_UNSPECIFIED, _MODE.TOOL_CHOICE_MODE_AUTO,
+                           _MODE.TOOL_CHOICE_MODE_REQUIRED):
         raise InvalidCall("tool_choice.allowed_tools goes with mode auto or required",
                           "tool_choice")
     if unknown := [n for n in allowed if n not in names]:
         raise InvalidCall(f"tool_choice.allowed_tools names {unknown[0]!r}, which is not among "
                           "the tools", "tool_choice")
-    if len(set(allowed)) < len(allowed):
-        raise InvalidCall("tool_choice.allowed_tools names a tool twice", "tool_choice")
 
 
 def _check_messages(call: common_pb2.CallSpec) -> None:

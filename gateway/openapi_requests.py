@@ -167,7 +167,7 @@ def request_schemas(cfg: GatewayConfig) -> dict[str, Schema]:
     allowed_choice = obj({"type": {"const": "allowed_tools"}, "allowed_tools": obj({
         "mode": {"enum": ["auto", "required"]},
         "tools": {"type": "array", "minItems": 1, "items": named_choice,
-                  "description": "each one of the tools, once"}},
+                  "description": "each one of the tools"}},
         ("mode", "tools"), closed=False)}, ("type", "allowed_tools"), closed=False,
         description="the tools the model may call: under required, the calls are constrained "
                     "to them and every tool stays in the prompt; under auto, only they are "

@@ -124,7 +124,7 @@ def response_request_schemas(cfg: GatewayConfig, chat: Schema) -> dict[str, Sche
             obj({"type": {"const": "allowed_tools"}, "mode": {"enum": ["auto", "required"]},
                  "tools": {"type": "array", "minItems": 1, "items": obj(
                      {"type": {"const": "function"}, "name": text("one of the tools")},
-                     ("type", "name"), closed=False), "description": "each one of the tools, once"}},
+                     ("type", "name"), closed=False), "description": "each one of the tools"}},
                 ("type", "mode", "tools"), description="as the chat API's allowed_tools")]}),
         "parallel_tool_calls": common["parallel_tool_calls"],
         "text": nullable(obj({"format": nullable(fmt), "verbosity": {

@@ -82,11 +82,14 @@ class HfRenderer:
 
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
                template_kwargs: dict[str, Any] | None = None) -> tuple[str, list[int]]:
+        from jinja2 import TemplateError
+
         kwargs: dict[str, Any] = {**(template_kwargs or {}), "tools": tools or None,
                                   "add_generation_prompt": True}
         try:
             text = str(self._tok.apply_chat_template(messages, tokenize=False, **kwargs))
-        except Exception as exc:  # (jinja's TemplateError, or a filter's: `|items` on text)
+        except (TemplateError, TypeError, ValueError, LookupError, AttributeError,
+                ArithmeticError) as exc:  # (jinja's, or a filter's: `|items` on text)
             raise TemplateRefused(f"the model's chat template refused the messages: {exc}") \
                 from None
         # Rendered once; encoded as apply_chat_template(tokenize=True) does (the template

@@ -287,6 +287,7 @@ class ProgramStore:
         for key, (seq, write) in batch.items():
             newer = self._pending.get(key)
             if newer is not None and newer[1].record is not write.record:
+                self._pending[key] = (min(seq, newer[0]), newer[1])  # (its publish waits on it)
                 continue
             if newer is not None:
                 del self._pending[key]

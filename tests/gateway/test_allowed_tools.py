@@ -61,10 +61,10 @@ def test_a_malformed_allowed_tools_is_a_400(choice: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(("mode", "names", "refusal"), [
     (M.TOOL_CHOICE_MODE_REQUIRED, ["a", "z"], "'z', which is not among the tools"),
-    (M.TOOL_CHOICE_MODE_AUTO, ["a", "a"], "names a tool twice"),
+    (M.TOOL_CHOICE_MODE_UNSPECIFIED, ["z"], "'z', which is not among the tools"),
     (M.TOOL_CHOICE_MODE_NONE, ["a"], "auto or required"),
 ])
-def test_allowed_tools_name_the_calls_tools_once(mode: int, names: list[str],
+def test_allowed_tools_name_the_calls_tools(mode: int, names: list[str],
                                                 refusal: str) -> None:
     spec = call_spec(messages=USER, tools=TOOLS)
     spec.tool_choice.mode = mode  # type: ignore[assignment]
@@ -85,6 +85,14 @@ def test_required_constrains_the_calls_to_them_with_every_tool_in_the_prompt() -
     assert [b["properties"]["name"]["enum"] for b in branches] == [["b"], ["c"]]
     assert [t["function"]["name"] for t in template_tools(spec)] == ["a", "b", "c"]
     assert set(prepared.tools) == {"b", "c"}  # a call of "a" is not read as one
+
+
+def test_a_tool_named_twice_is_one_and_an_unset_mode_is_auto() -> None:
+    spec = call_spec(messages=USER, tools=TOOLS)
+    spec.tool_choice.allowed_tools.extend(["b", "b"])
+    out = normalize_call(spec, LIMITS)
+    prepared = prepare(out, load_renderer("sim"), load_tokenizer("sim"), "hermes")
+    assert set(prepared.tools) == {"b"} and not prepared.json_schema
 
 
 def test_auto_offers_only_them() -> None:

@@ -167,3 +167,26 @@ async def test_a_new_runs_failed_write_stays_fresh_when_requeued(
     finally:
         task.cancel()
         await client.aclose()
+
+
+def test_a_superseded_failed_write_leaves_its_publish_waiting() -> None:
+    """A failed batch's write superseded by a newer run's (skipped on requeue) hands its
+    publish number on: a caller holding the earlier publish is not told it landed while
+    nothing of its key is in Redis yet (the second diff review)."""
+    from planner.store import snapshot
+
+    clock = ManualClock(100.0)
+    core = PlannerCore(clock, *parse_policy("fcfs+round_robin"))
+    store = ProgramStore(None, clock)  # type: ignore[arg-type]  (nothing is written)
+    core.register_program("job", "acme")
+    for event in core.take_events():
+        store._queue(snapshot(event, 0.0, 0.0))
+    failed, store._pending = store._pending, {}  # (a batch in flight)
+    core.end_program("job", "acme")
+    core.register_program("job", "acme")  # a new run, while the first run's write is out
+    store._seq += 1
+    for event in core.take_events():
+        store._queue(snapshot(event, 0.0, 0.0))
+    store._requeue(failed)
+    assert min(seq for seq, _ in store._pending.values()) == min(
+        seq for seq, _ in failed.values())
