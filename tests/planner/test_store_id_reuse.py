@@ -20,28 +20,33 @@ from planner.store import ProgramStore
 from tests.redis_cluster import RedisTarget
 
 
-def _first_run(core: PlannerCore, pid: str) -> None:
+def _ended_run(core: PlannerCore, pid: str, calls: tuple[str, ...] = ("old",)) -> None:
     core.register_program(pid, "acme")
-    for call_id in ("c0", "c1"):
+    for call_id in calls:
         core.submit(pid, "acme", call_id)
         core.dispatch()
         core.complete(pid, call_id, service_s=1.0, completion_tokens=5)
     core.end_program(pid, "acme")
 
 
-@pytest.mark.parametrize("one_batch", [False, True])  # (its end waiting still, or written)
-async def test_an_id_registered_again_is_a_new_run_in_redis(redis_target: RedisTarget,
-                                                            one_batch: bool) -> None:
-    pid = f"job-{uuid.uuid4().hex[:8]}"
+def _a_store(redis_target: RedisTarget) -> tuple[str, ManualClock, PlannerCore, ProgramStore]:
+    """A program id, a core with a worker, and a store on `redis_target` (its client's)."""
     clock = ManualClock(100.0)
     core = PlannerCore(clock, *parse_policy("fcfs+round_robin"))
     core.upsert_worker("w0", "addr0", 1)
-    client = redis_target.client(timeout_s=2.0)
-    store = ProgramStore(client, clock, timeout_s=2.0, ended_ttl_s=3600, max_backoff_s=0.1,
-                         hold_in_outage=True)
+    store = ProgramStore(redis_target.client(timeout_s=2.0), clock, timeout_s=2.0,
+                         ended_ttl_s=3600, max_backoff_s=0.05, hold_in_outage=True)
+    return f"job-{uuid.uuid4().hex[:8]}", clock, core, store
+
+
+@pytest.mark.parametrize("one_batch", [False, True])  # (its end waiting still, or written)
+async def test_an_id_registered_again_is_a_new_run_in_redis(redis_target: RedisTarget,
+                                                            one_batch: bool) -> None:
+    pid, clock, core, store = _a_store(redis_target)
+    client = store._redis
     task = asyncio.create_task(store.run())
     try:
-        _first_run(core, pid)
+        _ended_run(core, pid, ("c0", "c1"))
         if not one_batch:
             await store.publish(core.take_events())
         clock.advance(1)
@@ -62,108 +67,66 @@ async def test_an_id_registered_again_is_a_new_run_in_redis(redis_target: RedisT
         await client.aclose()
 
 
-async def test_a_failed_batch_of_an_ended_run_leaves_the_new_run_open(
-        redis_target: RedisTarget) -> None:
-    """A batch holding a whole earlier run (registered, a call, ended) fails while the id is
-    registered again: requeued, it was written after the new run's registration, the new
-    run then ended in Redis with the old call (diff review F3)."""
-    pid = f"job-{uuid.uuid4().hex[:8]}"
-    clock = ManualClock(100.0)
-    core = PlannerCore(clock, *parse_policy("fcfs+round_robin"))
-    core.upsert_worker("w0", "addr0", 1)
-    client = redis_target.client(timeout_s=2.0)
-    store = ProgramStore(client, clock, timeout_s=2.0, ended_ttl_s=3600, max_backoff_s=0.05,
-                         hold_in_outage=True)
-    real_apply = store._apply
-    in_flight, go_on = asyncio.Event(), asyncio.Event()
-    calls = 0
+class _Blip:
+    """Fails the store's next batch once armed, when the test lets it go (a Redis blip)."""
 
-    async def flaky(writes):  # the first batch fails once the id is registered again
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            in_flight.set()
-            await go_on.wait()
-            raise RedisConnectionError("blip")
-        return await real_apply(writes)
+    def __init__(self, store: ProgramStore) -> None:
+        self.armed = False
+        self.in_flight, self.go_on = asyncio.Event(), asyncio.Event()
+        real = store._apply
 
-    store._apply = flaky  # type: ignore[method-assign]
+        async def apply(writes: list) -> None:
+            if self.armed:
+                self.armed = False
+                self.in_flight.set()
+                await self.go_on.wait()
+                raise RedisConnectionError("blip")
+            await real(writes)
+
+        store._apply = apply  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("case", ["earlier run fails", "new run fails"])
+async def test_a_failed_batch_leaves_the_new_run_as_it_is(redis_target: RedisTarget,
+                                                          case: str) -> None:
+    """Diff review F3. A batch holding a whole earlier run (registered, a call, ended) fails
+    while the id is registered again: requeued, it was written after the new run's
+    registration, the new run then ended in Redis with the old call. Or the new run's
+    registration fails and its close (not fresh) waits meanwhile: the two merged lost
+    `fresh`, and the earlier run's call stayed in the new run's hash."""
+    pid, clock, core, store = _a_store(redis_target)
+    client = store._redis
+    blip = _Blip(store)
     task = asyncio.create_task(store.run())
     try:
-        # run 1: registered, one call, ended -- all in one batch
-        core.register_program(pid, "acme")
-        core.submit(pid, "acme", "old")
-        core.dispatch()
-        core.complete(pid, "old", service_s=1.0, completion_tokens=5)
-        core.end_program(pid, "acme")
+        blip.armed = case == "earlier run fails"
+        _ended_run(core, pid)
         first = store.publish(core.take_events())
-        await in_flight.wait()
-        # run 2 of the same id, while run 1's batch is in flight
+        if blip.armed:
+            await blip.in_flight.wait()
+        else:
+            await first  # run 1 in Redis, ended
+            blip.armed = True
         clock.advance(1)
-        core.register_program(pid, "acme")
-        core.submit(pid, "acme", "new")
+        core.register_program(pid, "acme")  # run 2, while a batch is in flight
+        if case == "earlier run fails":
+            core.submit(pid, "acme", "new")
+        else:
+            first = store.publish(core.take_events())
+            await blip.in_flight.wait()
+            core.close_program(pid, "acme")  # its close: ProgramRegistered(fresh=False)
         second = store.publish(core.take_events())
-        go_on.set()
+        blip.go_on.set()
         await asyncio.wait_for(asyncio.gather(first, second), 10)
         await store.flush()
-        meta = await client.hgetall(keys.program_meta(pid))
-        calls_hash = await client.hgetall(keys.program_calls(pid))
-        state = {k.decode(): v.decode() for k, v in meta.items()}.get("state")
-        open_ids = [x.decode() for x in await client.zrange(keys.open_programs(), 0, -1)]
-        assert state != "ended" and pid in open_ids  # run 2 is open in memory
-        assert sorted(k.decode() for k in calls_hash) == ["new"]
-        restored = [p.program_id for p in await ProgramStore(client, ManualClock(500.0)).load_open()]
+        meta = {k.decode(): v.decode()
+                for k, v in (await client.hgetall(keys.program_meta(pid))).items()}
+        calls = sorted(k.decode() for k in await client.hgetall(keys.program_calls(pid)))
+        assert calls == (["new"] if case == "earlier run fails" else [])
+        assert await client.ttl(keys.program_meta(pid)) == -1 and meta["state"] != "ended"
+        restored = [p.program_id for p in await ProgramStore(client, ManualClock(500.0)
+                                                              ).load_open()]
         assert pid in restored
-    finally:
-        task.cancel()
-        await client.aclose()
-
-
-async def test_a_new_runs_failed_write_stays_fresh_when_requeued(
-        redis_target: RedisTarget) -> None:
-    """The new run's registration fails and its close (not fresh) waits meanwhile: the two
-    merged lost `fresh`, and the earlier run's calls stayed in the new run's hash (F3)."""
-    pid = f"job-{uuid.uuid4().hex[:8]}"
-    clock = ManualClock(100.0)
-    core = PlannerCore(clock, *parse_policy("fcfs+round_robin"))
-    core.upsert_worker("w0", "addr0", 1)
-    client = redis_target.client(timeout_s=2.0)
-    store = ProgramStore(client, clock, timeout_s=2.0, ended_ttl_s=3600, max_backoff_s=0.05,
-                         hold_in_outage=True)
-    real_apply = store._apply
-    in_flight, go_on = asyncio.Event(), asyncio.Event()
-    state = {"fail": False}
-
-    async def flaky(writes):
-        if state["fail"]:
-            state["fail"] = False
-            in_flight.set()
-            await go_on.wait()
-            raise RedisConnectionError("blip")
-        return await real_apply(writes)
-
-    store._apply = flaky  # type: ignore[method-assign]
-    task = asyncio.create_task(store.run())
-    try:
-        core.register_program(pid, "acme")
-        core.submit(pid, "acme", "old")
-        core.dispatch()
-        core.complete(pid, "old", service_s=1.0, completion_tokens=5)
-        core.end_program(pid, "acme")
-        await store.publish(core.take_events())  # run 1 in Redis, ended
-        clock.advance(1)
-        state["fail"] = True
-        core.register_program(pid, "acme")  # run 2 (fresh write, in flight, fails)
-        first = store.publish(core.take_events())
-        await in_flight.wait()
-        core.close_program(pid, "acme")  # its close: ProgramRegistered(fresh=False)
-        second = store.publish(core.take_events())
-        go_on.set()
-        await asyncio.wait_for(asyncio.gather(first, second), 10)
-        await store.flush()
-        calls_hash = await client.hgetall(keys.program_calls(pid))
-        assert "old" not in {k.decode() for k in calls_hash}
-        assert await client.ttl(keys.program_meta(pid)) == -1
     finally:
         task.cancel()
         await client.aclose()
