@@ -28,72 +28,21 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import structlog
 
 from cache import keys
 from cache.redis_client import FAILURES, AsyncClient, text
 from ostinato.clock import Clock
-from planner.core.model import (
-    CallChanged,
-    CallRecord,
-    Event,
-    Program,
-    ProgramEnded,
-    ProgramRegistered,
-)
+from planner.core.model import Event, Program
 from planner.fencing import Batches, FencedOut, Fencing
-from planner.records import CorruptRecord, call_json, program_fields, program_from_fields
+from planner.records import CorruptRecord, program_from_fields
+from planner.store_writes import Write, snapshot
 
 log = structlog.get_logger(__name__)
 
 MAX_BATCH = 500  # records per pipeline
 _RETRIED = (FencedOut, *FAILURES)  # what a write fails with that is not the record's fault
-
-
-@dataclass(frozen=True)
-class _Write:
-    """A record to write, read when it is written (its latest state): a record changed
-    again while its write waits is written once."""
-
-    kind: str  # "program" | "call" | "ended"
-    program_id: str
-    tenant: str
-    record: Program | CallRecord
-    wall: float  # wall and planner clock at the change: clock times are written as wall times
-    clock: float
-    fresh: bool = False  # a program's: a new run of its id (ProgramRegistered.fresh)
-
-    @property
-    def key(self) -> tuple[str, ...]:
-        """The record written: a newer write of the same key replaces a waiting one."""
-        if isinstance(self.record, CallRecord):
-            return ("call", self.program_id, self.record.call_id)
-        return (self.kind, self.program_id)
-
-    def fields(self) -> dict[str, str]:
-        r = self.record
-        if isinstance(r, CallRecord):
-            return {r.call_id: call_json(r, self.wall, self.clock)}
-        if self.kind == "program":
-            return program_fields(r, self.wall, self.clock)
-        return {"state": "ended", "ended_wall": f"{self.wall:.6f}",
-                "attained_service_s": f"{r.attained_service_s:.6f}", "calls": str(len(r.calls))}
-
-
-def snapshot(event: Event, wall_now: float, clock_now: float) -> _Write:
-    """The write an event asks for (its fields are read when written)."""
-    if isinstance(event, ProgramRegistered):
-        p = event.program
-        return _Write("program", p.program_id, p.tenant, p, wall_now, clock_now, event.fresh)
-    if isinstance(event, CallChanged):
-        c = event.call
-        return _Write("call", c.program_id, c.tenant, c, wall_now, clock_now)
-    if isinstance(event, ProgramEnded):
-        p = event.program
-        return _Write("ended", p.program_id, p.tenant, p, wall_now, clock_now)
-    raise TypeError(f"unknown event {event!r}")
 
 
 class ProgramStore:
@@ -116,7 +65,7 @@ class ProgramStore:
         self._max_pending = max_pending
         self._max_backoff_s = max_backoff_s
         # record key -> (the publish that first changed it since it was last written, write)
-        self._pending: dict[tuple[str, ...], tuple[int, _Write]] = {}
+        self._pending: dict[tuple[str, ...], tuple[int, Write]] = {}
         self._seq = 0  # publishes so far
         self._written = 0  # every publish up to this one is in Redis
         self._markers: deque[tuple[int, asyncio.Future[None]]] = deque()
@@ -167,7 +116,7 @@ class ProgramStore:
         self._linger_s = 0.0
         self.hurry()
 
-    def _queue(self, write: _Write) -> None:
+    def _queue(self, write: Write) -> None:
         if write.kind == "program" and write.fresh:  # an id registered again supersedes its end
             self._pending.pop(("ended", write.program_id), None)
         dirty = self._pending.get(write.key)
@@ -247,7 +196,7 @@ class ProgramStore:
                                 default=self._seq + 1) - 1
             self._resolve()
 
-    async def _isolate(self, batch: dict[tuple[str, ...], tuple[int, _Write]]) -> None:
+    async def _isolate(self, batch: dict[tuple[str, ...], tuple[int, Write]]) -> None:
         """Writes a batch that failed with no Redis failure one record at a time, so that
         only a record that fails alone is dropped (counted, logged), not the records batched
         with it (an "ended" among them would leave its program open in Redis). A Redis
@@ -265,7 +214,7 @@ class ProgramStore:
                           program_id=write.program_id, error=repr(exc))
             del batch[key]
 
-    def _fenced(self, batch: dict[tuple[str, ...], tuple[int, _Write]], exc: FencedOut) -> None:
+    def _fenced(self, batch: dict[tuple[str, ...], tuple[int, Write]], exc: FencedOut) -> None:
         """Another planner took over: nothing more is written from here (its writes would
         be refused too); those who wait are released (held: left to the term's end, which
         cuts their calls), and the owner told."""
@@ -277,7 +226,7 @@ class ProgramStore:
         if self.on_fenced is not None:
             self.on_fenced(str(exc))
 
-    def _requeue(self, batch: dict[tuple[str, ...], tuple[int, _Write]]) -> None:
+    def _requeue(self, batch: dict[tuple[str, ...], tuple[int, Write]]) -> None:
         """Puts a failed batch back in front, each record at its newest state. A newer write
         of another record under the same key (a new run of the id, a call's next attempt)
         supersedes it where it waits, after the rest of the batch: a new run's write comes
@@ -303,7 +252,7 @@ class ProgramStore:
         while self._pending or self._busy:
             await asyncio.sleep(0.02)
 
-    async def _apply(self, writes: list[_Write]) -> None:
+    async def _apply(self, writes: list[Write]) -> None:
         """One fenced script per slot written (planner/fencing.py), all in one pipeline. A
         program run registered and ended in the same batch is written once, ended."""
         ended_here = {w.program_id: w.record for w in writes if w.kind == "ended"}

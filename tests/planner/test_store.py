@@ -270,7 +270,7 @@ async def test_a_record_that_cannot_be_written_is_dropped_alone(
     """A bug or an unencodable record fails the whole pipeline: the batch is written again a
     record at a time, and only the record at fault is lost (the program's end, batched with
     it, still closes the program in Redis)."""
-    from planner import store as store_module
+    from planner import store_writes as store_module
 
     def encode(record, wall: float, clock: float) -> str:  # type: ignore[no-untyped-def]
         if record.call_id == "bad":

@@ -136,7 +136,7 @@ def test_a_superseded_failed_write_leaves_its_publish_waiting() -> None:
     """A failed batch's write superseded by a newer run's (skipped on requeue) hands its
     publish number on: a caller holding the earlier publish is not told it landed while
     nothing of its key is in Redis yet (the second diff review)."""
-    from planner.store import snapshot
+    from planner.store_writes import snapshot
 
     clock = ManualClock(100.0)
     core = PlannerCore(clock, *parse_policy("fcfs+round_robin"))
