@@ -237,8 +237,8 @@ def prepare(call: common_pb2.CallSpec, renderer: ChatRenderer, tokenize: Any,
     and its output is all answer (a reasoning parser reads chat answers, as SGLang's does),
     as is a call's that keeps its thinking in its text (reasoning_in_text)."""
     schema, forced = constraint(call)
-    # the tools whose calls are read (and, constrained, written): OpenAI's allowed_tools, of
-    # those the template offers (all of them: the prompt is the same whichever are allowed)
+    # the tools whose calls are read (and, constrained, written): OpenAI's allowed_tools if
+    # given (template_tools says which the prompt offers), else all of them
     allowed = set(call.tool_choice.allowed_tools) or {t.name for t in call.tools}
     tools = {t.name: _parameters(t) for t in call.tools if t.name in allowed}
     single = call.HasField("parallel_tool_calls") and not call.parallel_tool_calls
