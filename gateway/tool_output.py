@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from ostinato.reasoning_formats import Reasoning, ReasoningFormat
 from ostinato.tool_call_types import OpenedByTag, tag_may_start
-from ostinato.tool_format_json import JsonArray
 from ostinato.tool_formats import ToolCallParser, ToolSchemas
 from ostinato.v1 import common_pb2
 
@@ -97,8 +96,8 @@ class ToolOutput:
         content, tool calls). `cut`: the engine stopped it at max_tokens or a stop string;
         calls it cut short are dropped, the content before them kept (as SGLang's DeepSeek,
         Kimi, GLM and Mistral parsers do): no half-written call markup reaches the client as
-        text. (A forced array's calls complete before the cut are kept:
-        ostinato/tool_format_json.py.)"""
+        text. The calls complete before the cut one are kept (the parser's complete_calls),
+        as SGLang's detectors keep them."""
         thinking = ""
         if self._thinking is not None:
             thinking, rest = self._thinking.finish()
@@ -133,7 +132,7 @@ class ToolOutput:
         if self._parser is None:
             return self._held, text, []
         parsed = self._parser.parse(text, self._tools)
-        if not parsed.tool_calls and cut and isinstance(self._parser, JsonArray):
+        if not parsed.tool_calls and cut:  # the calls complete before the one cut short
             parsed = self._parser.complete_calls(text, self._tools)
         if not parsed.tool_calls:
             at = self._cut_at(text) if cut else len(text)

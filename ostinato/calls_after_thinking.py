@@ -11,6 +11,8 @@ follows the thinking's end tag, and the thinking is the content. Pure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ostinato.tool_call_types import ParsedOutput, ToolCallParser, ToolSchemas
 
 
@@ -29,10 +31,17 @@ class CallsAfterThinking:
         return -1 if at < 0 else at + len(self.end)
 
     def parse(self, text: str, tools: ToolSchemas) -> ParsedOutput:
+        return self._past_thinking(self.inner.parse, text, tools)
+
+    def complete_calls(self, text: str, tools: ToolSchemas) -> ParsedOutput:
+        return self._past_thinking(self.inner.complete_calls, text, tools)
+
+    def _past_thinking(self, read: Callable[[str, ToolSchemas], ParsedOutput], text: str,
+                       tools: ToolSchemas) -> ParsedOutput:
         cut = self._cut(text)
         if cut < 0:
-            return self.inner.parse(text, tools)
-        after = self.inner.parse(text[cut:], tools)
+            return read(text, tools)
+        after = read(text[cut:], tools)
         if not after.tool_calls:
             return ParsedOutput(text, ())
         return ParsedOutput(text[:cut] + after.content, after.tool_calls)

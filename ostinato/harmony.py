@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from ostinato.split_output import SplitOutput
 from ostinato.tool_call_json import arguments_object, calls_after, dumps, load_json, to_call
-from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas
+from ostinato.tool_call_types import ParsedOutput, ParsedToolCall, ToolSchemas, calls_before_mark
 
 START, CHANNEL, MESSAGE = "<|start|>", "<|channel|>", "<|message|>"
 END, CALL, RETURN, CONSTRAIN = "<|end|>", "<|call|>", "<|return|>", "<|constrain|>"
@@ -200,6 +200,9 @@ class HarmonyTools:
 
     def opens_at(self, text: str) -> int:
         return text.find(CALL_OPEN)
+
+    def complete_calls(self, text: str, tools: ToolSchemas) -> ParsedOutput:
+        return calls_before_mark(self.parse, text, tools, self.opens_at(text), CALL_OPEN)
 
     def may_start(self, text: str, continued: bool = False) -> int:
         at = text.find(START)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -47,6 +47,12 @@ class ToolCallParser(Protocol):
         that), not the output's start, so that the caller scans only what it still holds."""
         ...
 
+    def complete_calls(self, text: str, tools: ToolSchemas) -> ParsedOutput:
+        """Of an output cut short (max_tokens or a stop string ended it, not the model), the
+        calls complete before the one that was cut, and the content before them, as SGLang's
+        detectors keep them; none: ``ParsedOutput(text, ())``."""
+        ...
+
 
 class ToolFormat(ToolCallParser, Protocol):
     def render(self, calls: Sequence[ParsedToolCall]) -> str:
@@ -55,15 +61,43 @@ class ToolFormat(ToolCallParser, Protocol):
 
 
 class OpenedByTag:
-    """opens_at and may_start of a format whose calls open with one tag, `opening`."""
+    """opens_at, may_start and complete_calls of a format whose calls open with one tag,
+    `opening`, each of them (a format whose calls are in one section that the tag begins
+    overrides complete_calls)."""
 
     opening: str
+
+    def parse(self, text: str, tools: ToolSchemas) -> ParsedOutput:
+        raise NotImplementedError
 
     def opens_at(self, text: str) -> int:
         return text.find(self.opening)
 
     def may_start(self, text: str, continued: bool = False) -> int:
         return tag_may_start(text, self.opening)
+
+    def complete_calls(self, text: str, tools: ToolSchemas) -> ParsedOutput:
+        return calls_before_mark(self.parse, text, tools, self.opens_at(text), self.opening)
+
+
+# How many of the last call marks an output cut short is tried before (each try parses
+# what precedes the mark: a mark inside the cut call's own arguments costs one more)
+MARKS_TRIED = 16
+
+
+def calls_before_mark(parse: Callable[[str, ToolSchemas], ParsedOutput], text: str,
+                      tools: ToolSchemas, start: int, mark: str) -> ParsedOutput:
+    """complete_calls by `parse`: the calls of the text before the last `mark` after `start`
+    (where the calls begin) that it reads as calls, the cut call's text left out."""
+    end = len(text)
+    for _ in range(MARKS_TRIED if start != -1 else 0):
+        end = text.rfind(mark, start + 1, end)
+        if end == -1:
+            break
+        parsed = parse(text[:end], tools)
+        if parsed.tool_calls:
+            return parsed
+    return ParsedOutput(text, ())
 
 
 def tag_may_start(text: str, tag: str) -> int:

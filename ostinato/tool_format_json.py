@@ -20,6 +20,7 @@ from ostinato.tool_call_types import (
     ParsedOutput,
     ParsedToolCall,
     ToolSchemas,
+    calls_before_mark,
     skip_ws,
     tag_may_start,
 )
@@ -100,6 +101,9 @@ class Llama3:
             if pos == len(text):
                 return tuple(calls)
 
+    def complete_calls(self, text: str, tools: ToolSchemas) -> ParsedOutput:
+        return calls_before_mark(self.parse, text, tools, self.opens_at(text), ";")
+
     def opens_at(self, text: str) -> int:
         at = text.find(_PYTHON_TAG)
         return 0 if at == -1 and _NAMED_OBJECT.match(text) else at
@@ -133,6 +137,15 @@ class Mistral(OpenedByTag):
             calls = self._compact(text, tag_at, tools)
         return outcome(text, text[:tag_at].rstrip(), calls)
 
+    def complete_calls(self, text: str, tools: ToolSchemas) -> ParsedOutput:
+        """An array's calls complete before the cut, or the compact form's (one tag a call)."""
+        tag_at = text.find(_MISTRAL_TAG)
+        after = skip_ws(text, tag_at + len(_MISTRAL_TAG))
+        if tag_at != -1 and text.startswith("[", after):
+            return outcome(text, text[:tag_at].rstrip(),
+                           calls_in_list(_leading_items(text[after:]), tools))
+        return super().complete_calls(text, tools)
+
     @staticmethod
     def _compact(text: str, pos: int, tools: ToolSchemas) -> tuple[ParsedToolCall, ...] | None:
         """Newer Mistral models' (Small 3.2, Magistral, Devstral): [TOOL_CALLS]NAME[ARGS]{...}
@@ -165,8 +178,6 @@ class JsonArray:
         return outcome(text, "", calls_in_list(load_json(text), tools))
 
     def complete_calls(self, text: str, tools: ToolSchemas) -> ParsedOutput:
-        """Of an array cut short (max_tokens: the engine stopped it, not the model), the
-        calls complete before the cut (none: as `parse`)."""
         return outcome(text, "", calls_in_list(_leading_items(text), tools))
 
     def opens_at(self, text: str) -> int:

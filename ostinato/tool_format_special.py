@@ -12,6 +12,7 @@ from ostinato.tool_call_types import (
     ParsedOutput,
     ParsedToolCall,
     ToolSchemas,
+    calls_before_mark,
     skip_ws,
 )
 
@@ -57,6 +58,9 @@ class _Sectioned(OpenedByTag):
             pos = skip_ws(text, pos + len(self.end))
         well_formed = calls and pos == len(text)
         return outcome(text, text[:start].rstrip(), tuple(calls) if well_formed else None)
+
+    def complete_calls(self, text: str, tools: ToolSchemas) -> ParsedOutput:
+        return calls_before_mark(self.parse, text, tools, self.opens_at(text), self.call_tag)
 
     def _call(self, text: str, pos: int, tools: ToolSchemas,
               index: int) -> tuple[ParsedToolCall, int] | None:

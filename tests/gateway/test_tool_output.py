@@ -8,6 +8,7 @@ import pytest
 
 from gateway.prompts import prepare
 from gateway.tool_output import CallIds, ToolOutput, tool_calls
+from ostinato.calls_after_thinking import CallsAfterThinking
 from ostinato.reasoning_formats import REASONING_FORMATS
 from ostinato.sdk_types import call_spec
 from ostinato.tokenizers import load_renderer, load_tokenizer
@@ -108,6 +109,54 @@ def test_a_call_cut_short_by_max_tokens_is_dropped_not_shown(family: str, size: 
         streamed = "".join(out.feed(text[i:i + size])[1] for i in range(0, len(text), size))
         _, rest, content, calls = out.finish(cut=True)
         assert (streamed + rest, content, calls) == ("Sure.", "Sure.", [])
+
+
+# a second call whose arguments hold every format's call marks, to be cut inside them
+MARKS = " ; <tool_call> [TOOL_CALLS] <|start|>assistant<|channel|>commentary to=functions."
+TYPED = {"add": {"type": "object", "properties": {"a": {"type": "integer"}}}}  # (qwen3_coder)
+
+
+@pytest.mark.parametrize("family", sorted(set(PARSERS) - {"json_array"}))
+@pytest.mark.parametrize("size", [1, 1000])
+def test_calls_complete_before_the_cut_one_are_kept(family: str, size: int) -> None:
+    """Cut inside a second call (max_tokens or a stop string): the first call is kept, as
+    SGLang's detectors keep it (both were lost); the content before them as ever. Ended by
+    the model, the same text is not well-formed calls: content as written."""
+    first = ParsedToolCall("add", '{"a": 1}')
+    second = ParsedToolCall("add", '{"a": 2, "note": "' + MARKS.replace('"', "'") + ' tail"}')
+    calls = render_tool_calls(family, [first, second])
+    before = "<|channel|>analysis<|message|>t<|end|>" if family == "gpt-oss" else ""
+    reasoning = REASONING_FORMATS["gpt-oss"] if family == "gpt-oss" else None
+    for end in (len(calls) - 3, calls.rindex("tail"), calls.rindex(";")):
+        text = before + "Sure." + ("" if family == "gpt-oss" else "\n") + calls[:end]
+        for cut, kept in ((True, [("add", '{"a": 1}')]), (False, [])):
+            out = ToolOutput(get_parser(family), TYPED, reasoning=reasoning)
+            streamed = "".join(out.feed(text[i:i + size])[1] for i in range(0, len(text), size))
+            _, rest, content, got = out.finish(cut=cut)
+            assert [(c.name, c.arguments) for c in got] == kept, (end, cut)
+            if cut:
+                assert (streamed + rest, content) == ("Sure.", "Sure.")
+
+
+@pytest.mark.parametrize(("family", "text"), [
+    ("mistral", '[TOOL_CALLS]add[ARGS]{"a": 1}[TOOL_CALLS]add[ARGS]{"a": '),  # compact form
+    ("mistral", '[TOOL_CALLS] [{"name": "add", "arguments": {"a": 1}}, {"name": "add", "ar'),
+    ("llama3", '{"name": "add", "parameters": {"a": 1}}; {"name": "add", "parameters": {"a'),
+])
+def test_each_form_of_a_format_keeps_the_calls_before_the_cut(family: str, text: str) -> None:
+    out = ToolOutput(get_parser(family), NAMES)
+    out.feed(text)
+    assert [(c.name, c.arguments) for c in out.finish(cut=True)[3]] == [("add", '{"a": 1}')]
+
+
+def test_a_forced_array_after_thinking_cut_short_keeps_its_complete_calls() -> None:
+    parser = CallsAfterThinking(get_parser("json_array"), "</think>")
+    text = '<think>hm</think>[{"name": "add", "parameters": {"a": 1}}, {"name": "add", "par'
+    out = ToolOutput(parser, NAMES)
+    out.feed(text)
+    _, _, content, got = out.finish(cut=True)
+    assert ([(c.name, c.arguments) for c in got], content) == ([("add", '{"a": 1}')],
+                                                               "<think>hm</think>")
 
 
 TAGGED = sorted(f for f in set(PARSERS) - {"json_array"} if isinstance(get_parser(f), OpenedByTag))
