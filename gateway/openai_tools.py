@@ -9,9 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.openai_fields import BadRequest, optional
+from ostinato.tool_choice import tool_choice
 from ostinato.v1 import common_pb2
-
-_MODE = common_pb2.ToolChoiceMode
 
 
 def tool_calls_of(m: Mapping[str, Any], i: int) -> list[common_pb2.ToolCall]:
@@ -70,36 +69,10 @@ def tools_of(body: Mapping[str, Any]) -> list[common_pb2.Tool]:
 
 
 def tool_choice_of(body: Mapping[str, Any]) -> common_pb2.ToolChoice:
-    raw = body.get("tool_choice")
-    modes = {"auto": _MODE.TOOL_CHOICE_MODE_AUTO, "none": _MODE.TOOL_CHOICE_MODE_NONE,
-             "required": _MODE.TOOL_CHOICE_MODE_REQUIRED}
-    if raw is None:
-        return common_pb2.ToolChoice()
-    if isinstance(raw, str) and raw in modes:
-        return common_pb2.ToolChoice(mode=modes[raw])
-    fn = raw.get("function") if isinstance(raw, dict) else None
-    if isinstance(fn, dict) and isinstance(fn.get("name"), str) and raw.get("type") == "function":
-        return common_pb2.ToolChoice(mode=_MODE.TOOL_CHOICE_MODE_FUNCTION, function_name=fn["name"])
-    if isinstance(raw, dict) and raw.get("type") == "allowed_tools":
-        return _allowed_tools(raw.get("allowed_tools"), modes)
-    raise BadRequest('tool_choice must be "auto", "none", "required", {"type": "function", '
-                     '"function": {"name": ...}} or {"type": "allowed_tools", ...}', "tool_choice")
-
-
-def _allowed_tools(raw: object, modes: Mapping[str, common_pb2.ToolChoiceMode]
-                   ) -> common_pb2.ToolChoice:
-    """OpenAI's {"type": "allowed_tools", "allowed_tools": {"mode": "auto" | "required",
-    "tools": [{"type": "function", "function": {"name": ...}}, ...]}}."""
-    tools = raw.get("tools") if isinstance(raw, dict) else None
-    names = [t["function"]["name"] for t in tools if isinstance(t, dict)
-             and t.get("type") == "function" and isinstance(t.get("function"), dict)
-             and isinstance(t["function"].get("name"), str)] if isinstance(tools, list) else []
-    mode = raw.get("mode") if isinstance(raw, dict) else None
-    if mode not in ("auto", "required") or not names or len(names) != len(tools or ()):
-        raise BadRequest('tool_choice.allowed_tools must be {"mode": "auto" or "required", '
-                         '"tools": [{"type": "function", "function": {"name": ...}}, ...]} '
-                         "(function tools, at least one)", "tool_choice")
-    return common_pb2.ToolChoice(mode=modes[str(mode)], allowed_tools=names)
+    try:
+        return tool_choice(body.get("tool_choice"))
+    except ValueError as exc:
+        raise BadRequest(str(exc), "tool_choice") from exc
 
 
 def response_format_of(body: Mapping[str, Any]) -> common_pb2.ResponseFormat:

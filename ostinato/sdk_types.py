@@ -14,6 +14,7 @@ from ostinato.deadlines import MAX_DEADLINE_S
 from ostinato.program_ids import id_problem
 from ostinato.sdk_results import CallOutput
 from ostinato.seeds import proto_seed
+from ostinato.tool_choice import tool_choice
 from ostinato.v1 import common_pb2
 
 # ---- retries through a gateway restart (shared by Client and AsyncClient) ---------------
@@ -127,34 +128,6 @@ def _tool(t: ToolLike) -> common_pb2.Tool:
     return common_pb2.Tool(name=fn.get("name", ""), description=fn.get("description", ""),
                            parameters_json=json.dumps(params) if params is not None else "",
                            strict=bool(fn.get("strict", False)))
-
-
-def _tool_choice(choice: str | Mapping[str, Any] | None) -> common_pb2.ToolChoice:
-    """"auto", "none", "required", or the name of one of the tools (or OpenAI's form of
-    it: {"type": "function", "function": {"name": ...}}), or OpenAI's allowed_tools:
-    {"type": "allowed_tools", "allowed_tools": {"mode": ..., "tools": [...]}}."""
-    if isinstance(choice, Mapping) and choice.get("type") == "allowed_tools":
-        allowed = choice.get("allowed_tools") or {}
-        given = [(t.get("function") or {}).get("name") for t in allowed.get("tools") or ()]
-        names = [n for n in given if isinstance(n, str) and n]
-        if allowed.get("mode") not in ("auto", "required") or not names or names != given:
-            raise ValueError("tool_choice allowed_tools must name a mode (auto or required) "
-                             f"and function tools, got {choice!r}")
-        return common_pb2.ToolChoice(mode=_tool_choice(allowed["mode"]).mode,
-                                     allowed_tools=names)
-    if isinstance(choice, Mapping):
-        name = (choice.get("function") or {}).get("name") if choice.get("type") == "function" \
-            else None
-        if not isinstance(name, str) or not name:
-            raise ValueError("tool_choice must be auto, none, required, a tool's name or "
-                             f"{{'type': 'function', 'function': {{'name': ...}}}}, got {choice!r}")
-        choice = name
-    modes = {None: common_pb2.TOOL_CHOICE_MODE_UNSPECIFIED, "auto": common_pb2.TOOL_CHOICE_MODE_AUTO,
-             "none": common_pb2.TOOL_CHOICE_MODE_NONE,
-             "required": common_pb2.TOOL_CHOICE_MODE_REQUIRED}
-    if choice in modes:
-        return common_pb2.ToolChoice(mode=modes[choice])
-    return common_pb2.ToolChoice(mode=common_pb2.TOOL_CHOICE_MODE_FUNCTION, function_name=str(choice))
 
 
 def _response_format(schema: Mapping[str, Any] | None, json_object: bool) -> common_pb2.ResponseFormat:
@@ -356,7 +329,7 @@ def call_spec(*, call_id: str | None = None, thread_id: str | None = None,
             "expected_output_tokens", args.get("expected_output_tokens", 0), 32),
                                    tags=_strings("tags", args.get("tags"))),
         model=_text("model", args.get("model")), tools=[_tool(t) for t in args.get("tools", ())],
-        tool_choice=_tool_choice(args.get("tool_choice")),
+        tool_choice=tool_choice(args.get("tool_choice"), bare_names=True),
         response_format=_response_format(args.get("json_schema"), args.get("json_object", False)),
         restart_on_failure=_flag("restart_on_failure", args.get("restart_on_failure", False)),
         chat_template_kwargs=_template_kwargs(args.get("chat_template_kwargs")),
