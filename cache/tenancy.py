@@ -54,13 +54,26 @@ class TenantLimits:
     weight: float | None = None
     rpm: int = 0  # calls per minute
     tpm: int = 0  # tokens (prompt + completion) per minute
-    max_programs: int = 0  # programs open at once
+    # programs open at once; 0: the gateways' gateway.max_programs_per_tenant;
+    # UNLIMITED_PROGRAMS: none, whatever that is (`program_limit`)
+    max_programs: int = 0
 
     def __post_init__(self) -> None:
         if self.weight is not None:
             check_weight(self.weight)
-        if min(self.rpm, self.tpm, self.max_programs) < 0:
-            raise ValueError("rpm, tpm and max_programs must be >= 0 (0: no limit)")
+        if min(self.rpm, self.tpm) < 0 or self.max_programs < UNLIMITED_PROGRAMS:
+            raise ValueError("rpm and tpm must be >= 0 (0: no limit), max_programs >= 0 "
+                             f"(0: the gateways' default) or {UNLIMITED_PROGRAMS} (no limit)")
+
+    def program_limit(self, default: int) -> int:
+        """Programs the tenant may hold open at once (0: no limit): its record's, else
+        `default` (a gateway's max_programs_per_tenant; 0 for the programs its calls open)."""
+        if self.max_programs == UNLIMITED_PROGRAMS:
+            return 0
+        return self.max_programs or default
+
+
+UNLIMITED_PROGRAMS = -1  # a record's max_programs: no limit (`ostinato tenants --max-programs unlimited`)
 
 
 NO_LIMITS = TenantLimits()

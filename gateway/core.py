@@ -230,13 +230,13 @@ class GatewayCore:
         # counts until that call's report, which its answer waits for only under the
         # record's limit (gateway/execution.py `settle`: a review found back-to-back chats
         # refused under the gateway's default); calls bound these (quotas, backpressure)
-        return NewProgram(options, self._tenant_limits(tenant).max_programs, one_call)
+        return NewProgram(options, self._tenant_limits(tenant).program_limit(0), one_call)
 
     def _max_open(self, tenant: str) -> int:
         """Programs the tenant may open and hold (StartProgram, RunProgram, POST
-        /v1/programs): its record's max_programs, else the gateway's
+        /v1/programs): its record's max_programs (unlimited: none), else the gateway's
         max_programs_per_tenant (0: no limit)."""
-        return self._tenant_limits(tenant).max_programs or self.config.max_programs_per_tenant
+        return self._tenant_limits(tenant).program_limit(self.config.max_programs_per_tenant)
 
     async def place(self, tenant: str, call: common_pb2.CallSpec, program_id: str = "",
                     *, attribute: bool = False,

@@ -209,7 +209,7 @@ class CallExecutor:
         # Such a program counts against the tenant's max_programs until the planner has its
         # call's report: with a limit, the report is through before the answer goes out, so
         # that the client's next request never finds the program it was answered busy.
-        settle = report_later and limits.max_programs > 0
+        settle = report_later and limits.program_limit(0) > 0
         run = self._through_mesh(tenant, program_id, call, timeout_s, start, prepared,
                                  new_program, resend, report_later and not settle, whole, limits,
                                  exact, semantic, metered, reserved)

@@ -16,7 +16,7 @@ from redis.connection import parse_url
 from redis.exceptions import RedisClusterException
 
 from cache.redis_client import FAILURES, connect
-from cache.tenancy import TenantLimits, chatml_system_prefix
+from cache.tenancy import UNLIMITED_PROGRAMS, TenantLimits, chatml_system_prefix
 from cache.tenant_directory import InvalidTenancy, TenantDirectory
 from ostinato.cli_overrides import flag_overrides, load_config
 from ostinato.config import RedisConfig
@@ -44,9 +44,10 @@ def add_parser(sub: Any) -> None:
                          help=f"calls per minute, 0: no limit ({unset.format(0)})")
         cmd.add_argument("--tpm", type=int, help="prompt + completion tokens per minute, "
                          f"0: no limit ({unset.format(0)})")
-        cmd.add_argument("--max-programs", type=int,
+        cmd.add_argument("--max-programs", type=_max_programs,
                          help="programs open at once, 0: the gateways' "
-                         f"gateway.max_programs_per_tenant ({unset.format(0)})")
+                         "gateway.max_programs_per_tenant, 'unlimited': no limit "
+                         f"({unset.format(0)})")
     revoke = act.add_parser("revoke", help="remove a tenant and every key of it")
     revoke.add_argument("tenant")
     add = act.add_parser("add-key", help="give an existing TENANT another API key, one you "
@@ -69,6 +70,7 @@ def add_parser(sub: Any) -> None:
 
 
 DEFAULT_WEIGHT = "default"  # --weight default: the record names no weight
+UNLIMITED = "unlimited"  # --max-programs unlimited: the record's UNLIMITED_PROGRAMS
 
 
 def _weight(text: str) -> float | str:
@@ -78,6 +80,15 @@ def _weight(text: str) -> float | str:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"a number or {DEFAULT_WEIGHT!r}, got {text!r}") from None
+
+
+def _max_programs(text: str) -> int:
+    if text == UNLIMITED:
+        return UNLIMITED_PROGRAMS
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or {UNLIMITED!r}, got {text!r}") from None
 
 
 def _given(args: argparse.Namespace) -> dict[str, float | int | None]:
@@ -104,7 +115,11 @@ def _describe(limits: TenantLimits) -> str:
     weight = ("unset (from planner.tenant_weights, else 1)" if limits.weight is None
               else f"{limits.weight:g}")
     return (f"weight {weight}, rpm {limit(limits.rpm)}, tpm {limit(limits.tpm)}, "
-            f"max programs {limits.max_programs or 'gateway.max_programs_per_tenant'}")
+            f"max programs {_programs(limits.max_programs)}")
+
+
+def _programs(n: int) -> str:
+    return UNLIMITED if n == UNLIMITED_PROGRAMS else str(n or "gateway.max_programs_per_tenant")
 
 
 def _redis(args: argparse.Namespace) -> RedisConfig:

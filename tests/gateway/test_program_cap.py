@@ -9,7 +9,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from cache.tenancy import Tenancy, TenantLimits
+from cache.tenancy import UNLIMITED_PROGRAMS, Tenancy, TenantLimits
 from gateway.auth import ApiKeyAuthenticator
 from gateway.call_items import CallFailed
 from gateway.core import GatewayCore
@@ -23,7 +23,8 @@ from planner.core.selection import parse_policy
 from planner.service import PlannerService
 from tests.planner.loopback import NoStore, servicer_on_loopback
 
-RECORDS = {"capped": TenantLimits(max_programs=3)}
+RECORDS = {"capped": TenantLimits(max_programs=3),
+           "trusted": TenantLimits(max_programs=UNLIMITED_PROGRAMS)}
 
 
 @pytest.mark.parametrize(("tenant", "per_tenant", "opened"), [
@@ -31,12 +32,13 @@ RECORDS = {"capped": TenantLimits(max_programs=3)}
     ("capped", 2, 3),  # its record's wins, above the gateway's
     ("capped", 5, 3),  # ... and below it
     ("plain", 0, 6),  # 0: no limit (all six open)
+    ("trusted", 2, 6),  # its record says no limit, whatever the gateway's
 ])
 async def test_a_tenant_opens_programs_up_to_its_limit(tenant: str, per_tenant: int,
                                                        opened: int) -> None:
     core = PlannerCore(SystemClock(), *parse_policy("fcfs+round_robin"))
     async with servicer_on_loopback(PlannerService(core, NoStore(), SystemClock())) as planner:  # type: ignore[arg-type]
-        auth = ApiKeyAuthenticator(lambda: Tenancy(tenants=frozenset({"plain", "capped"})),
+        auth = ApiKeyAuthenticator(lambda: Tenancy(tenants=frozenset({"plain", "capped", "trusted"})),
                                    allow_anonymous=False)
         gateway = GatewayCore(GatewayConfig(max_programs_per_tenant=per_tenant), auth, planner,
                               CallExecutor(planner, WorkerChannels()),

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from cache.tenancy import Tenancy, TenantLimits
+from cache.tenancy import UNLIMITED_PROGRAMS, Tenancy, TenantLimits
 from ostinato.gateway_config import GatewayConfig
 from ostinato.v1 import common_pb2, worker_pb2
 from tests.gateway.stand_in_worker import gateway_on
@@ -25,6 +25,7 @@ async def _answers(request: worker_pb2.GenerateRequest,
 @pytest.mark.parametrize(("record", "per_tenant"), [
     (TenantLimits(max_programs=1), 0),  # the tenant's own limit
     (TenantLimits(), 1),  # the gateway's default limit
+    (TenantLimits(max_programs=UNLIMITED_PROGRAMS), 1),  # its record: none
 ])
 async def test_one_call_programs_back_to_back_are_all_served_under_a_limit(
         record: TenantLimits, per_tenant: int) -> None:

@@ -173,3 +173,29 @@ def test_weight_default_takes_a_records_weight_out(
     finally:
         client.hdel(keys.tenancy_tenants(), tenant)
         client.close()
+
+
+def test_a_tenant_can_be_given_no_program_limit(
+        redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--max-programs unlimited: no limit whatever the gateways' max_programs_per_tenant (a
+    record could only name a number, or 0 for that default); 0 brings the default back."""
+    tenant = name()
+    client = connect_sync(redis_url)
+    try:
+        assert tenants(capsys, "--redis-url", redis_url, "create", tenant,
+                       "--max-programs", "unlimited")[0] == 0
+        assert '"max_programs": -1' in client.hget(keys.tenancy_tenants(), tenant).decode()
+        for given, said in (("0", "gateway.max_programs_per_tenant"), ("unlimited", "unlimited")):
+            rc, out, _ = tenants(capsys, "--redis-url", redis_url, "update", tenant,
+                                 "--max-programs", given)
+            assert rc == 0 and out.endswith(f"max programs {said}\n")
+        rc, _, err = tenants(capsys, "--redis-url", redis_url, "update", tenant,
+                             "--max-programs", "-2")
+        assert rc == 2 and "max_programs >= 0 (0: the gateways' default) or -1" in err
+        with pytest.raises(SystemExit) as refused:
+            tenants(capsys, "--redis-url", redis_url, "update", tenant, "--max-programs", "lots")
+        assert refused.value.code == 2
+        assert "a number or 'unlimited', got 'lots'" in capsys.readouterr().err
+    finally:
+        tenants(capsys, "--redis-url", redis_url, "revoke", tenant)
+        client.close()
