@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from redis.connection import parse_url
@@ -36,7 +37,7 @@ def add_parser(sub: Any) -> None:
     update = act.add_parser("update", help="change a tenant's weight or quotas")
     update.add_argument("tenant")
     for cmd, unset in ((create, "default: {}"), (update, "left out: kept")):
-        cmd.add_argument("--weight", type=_weight,
+        cmd.add_argument("--weight", type=_number_or(DEFAULT_WEIGHT, float, DEFAULT_WEIGHT),
                          help="fair-share weight, or 'default': planner.tenant_weights' weight "
                          "for the tenant, else 1 (" + ("the default" if cmd is create
                                                        else "left out: kept") + ")")
@@ -44,7 +45,7 @@ def add_parser(sub: Any) -> None:
                          help=f"calls per minute, 0: no limit ({unset.format(0)})")
         cmd.add_argument("--tpm", type=int, help="prompt + completion tokens per minute, "
                          f"0: no limit ({unset.format(0)})")
-        cmd.add_argument("--max-programs", type=_max_programs,
+        cmd.add_argument("--max-programs", type=_number_or(UNLIMITED, int, UNLIMITED_PROGRAMS),
                          help="programs open at once, 0: the gateways' "
                          "gateway.max_programs_per_tenant, 'unlimited': no limit "
                          f"({unset.format(0)})")
@@ -73,22 +74,17 @@ DEFAULT_WEIGHT = "default"  # --weight default: the record names no weight
 UNLIMITED = "unlimited"  # --max-programs unlimited: the record's UNLIMITED_PROGRAMS
 
 
-def _weight(text: str) -> float | str:
-    if text == DEFAULT_WEIGHT:
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number or {DEFAULT_WEIGHT!r}, got {text!r}") from None
-
-
-def _max_programs(text: str) -> int:
-    if text == UNLIMITED:
-        return UNLIMITED_PROGRAMS
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number or {UNLIMITED!r}, got {text!r}") from None
+def _number_or(word: str, number: Callable[[str], float | int], means: object
+               ) -> Callable[[str], object]:
+    """An argparse type: a number, or `word`, which reads as `means`."""
+    def read(text: str) -> object:
+        if text == word:
+            return means
+        try:
+            return number(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a number or {word!r}, got {text!r}") from None
+    return read
 
 
 def _given(args: argparse.Namespace) -> dict[str, float | int | None]:
