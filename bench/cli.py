@@ -87,8 +87,12 @@ def add_parser(sub: Any) -> None:
     live.add_argument("--calls", type=int, default=500,
                       help="calls per closed-loop run (with --rates: per rate, the duration decides)")
     live.add_argument("--concurrency", type=int, default=16,
-                      help="closed loop: callers sending one call after another")
-    live.add_argument("--rate", type=float, default=0.0, help="calls per second (0: closed loop)")
+                      help="closed loop: callers sending one call after another; open loop "
+                      "(--rate): the most calls in flight (a send held back by it counts "
+                      "from its scheduled time)")
+    live.add_argument("--rate", type=float, default=0.0,
+                      help="calls per second, open loop on a fixed schedule, each call timed "
+                      "from its scheduled send (0: closed loop)")
     live.add_argument("--workers", type=int, default=2,
                       help="workers (each with its zero-cost sim engine) in the mesh")
     live.add_argument("--out", default="bench-live",

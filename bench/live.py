@@ -2,8 +2,9 @@
 gateway) with zero-cost sim engines, so what is measured is the mesh's own overhead.
 
 Each call is one program of one call (StartProgram, CallWhole, EndProgram through the SDK),
-sent closed-loop with `--concurrency` callers or open-loop at `--rate`. overhead_ms is
-end-to-end call latency minus the engine's reported service time.
+sent closed-loop with `--concurrency` callers or open-loop at `--rate` (sends on a fixed
+schedule, each call timed from its scheduled send; a run's verdict as `--rates`' rows').
+overhead_ms is end-to-end call latency minus the engine's reported service time.
 
 With `--rates`, one mesh is measured open-loop at each fixed rate by a load generator in a
 process of its own (bench/live_load.py), per mode (`--modes`): a table of offered and
@@ -25,7 +26,16 @@ from typing import Any
 import redis
 
 import ostinato
-from bench.live_load import ENGINE_MODE, MODES, SUSTAINED_COMPLETED, SUSTAINED_P99_MS, run_rate
+from bench.live_load import (
+    ENGINE_MODE,
+    MODES,
+    SUSTAINED_COMPLETED,
+    SUSTAINED_P99_MS,
+    Outcome,
+    run_rate,
+    send_schedule,
+    summarize,
+)
 from bench.results import percentile
 from ostinato.config import load_mesh_config
 from ostinato.mesh import Mesh
@@ -33,31 +43,44 @@ from ostinato.mesh import Mesh
 PROMPT = [{"role": "user", "content": "Classify this ticket: the invoice total looks wrong."}]
 
 
-async def _drive(gateway: str, calls: int, concurrency: int, rate: float) -> tuple[list[float], int]:
-    overheads: list[float] = []
-    errors = 0
-    sem = asyncio.Semaphore(concurrency)
+CALL_TIMEOUT_S = 30.0  # a call not answered by then counts as an error (DEADLINE_EXCEEDED)
 
-    async with ostinato.AsyncClient(gateway) as client:
-        async def one(i: int) -> None:
-            nonlocal errors
+
+async def _drive(gateway: str, calls: int, concurrency: int, rate: float,
+                 ) -> tuple[list[float], list[Outcome]]:
+    """Closed loop (`rate` 0): `concurrency` callers, each call timed from when a caller
+    takes it. Open loop: sends scheduled at start + i / rate (bench/live_load.py's schedule),
+    at most `concurrency` in flight, each call timed from its scheduled send, so that a
+    send held back (by the cap, or by the generator itself) shows in its latency instead
+    of lowering the rate offered (no coordinated omission). Gives the schedule ([] closed
+    loop) and each call's outcome."""
+    sem = asyncio.Semaphore(concurrency)
+    outcomes: list[Outcome] = []
+
+    async with ostinato.AsyncClient(gateway, timeout_s=CALL_TIMEOUT_S) as client:
+        async def one(scheduled: float | None) -> None:
             async with sem:
-                start = time.perf_counter()
+                start = time.perf_counter() if scheduled is None else scheduled
                 try:
                     async with client.program(program_class="bench-live") as program:
                         out = await program.call(messages=PROMPT, max_tokens=8, temperature=0.0)
-                except ostinato.OstinatoError:
-                    errors += 1
+                except ostinato.OstinatoError as exc:
+                    outcomes.append(Outcome(exc.code.name if exc.code else "ERROR", 0.0, 0.0,
+                                            time.perf_counter()))
                     return
-                overheads.append((time.perf_counter() - start - out.engine_s) * 1000)
+                now = time.perf_counter()
+                latency = (now - start) * 1000
+                outcomes.append(Outcome("OK", latency, latency - out.engine_s * 1000, now))
 
+        sends = send_schedule(rate, calls / rate, time.perf_counter() + 0.05) if rate > 0 else []
+        schedule: list[float | None] = [*sends] if sends else [None] * calls
         tasks = []
-        for i in range(calls):
-            if rate > 0:
-                await asyncio.sleep(1.0 / rate)
-            tasks.append(asyncio.create_task(one(i)))
+        for at in schedule:
+            if at is not None and (delay := at - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(at)))
         await asyncio.gather(*tasks)
-    return overheads, errors
+    return sends, outcomes
 
 
 def run_live(calls: int, concurrency: int, rate: float, workers: int,
@@ -78,17 +101,25 @@ def run_live(calls: int, concurrency: int, rate: float, workers: int,
         with Mesh(cfg, ephemeral_ports=True) as mesh:
             asyncio.run(_drive(mesh.endpoints.gateway, min(calls, 20), min(concurrency, 4), 0.0))  # warm-up
             start = time.perf_counter()
-            overheads, errors = asyncio.run(_drive(mesh.endpoints.gateway, calls, concurrency, rate))
+            sends, outcomes = asyncio.run(_drive(mesh.endpoints.gateway, calls, concurrency, rate))
             wall = time.perf_counter() - start
-    return {
+    overheads = [o.overhead_ms for o in outcomes if o.status == "OK"]
+    run: dict[str, Any] = {
         "policy": cfg.planner.policy, "tracing": tracing, "rate": rate,
-        "concurrency": concurrency, "calls": calls, "completed": len(overheads), "errors": errors,
+        "concurrency": concurrency, "calls": calls, "completed": len(overheads),
+        "errors": len(outcomes) - len(overheads),
         "calls_per_s": round(len(overheads) / wall, 3) if wall > 0 else 0.0,
         "overhead_ms": {"p50": round(percentile(overheads, 0.5), 3),
                         "p95": round(percentile(overheads, 0.95), 3),
                         "p99": round(percentile(overheads, 0.99), 3)},
         "wall_s": round(wall, 3),
     }
+    if sends:  # open loop: the rate offered and completed, errors by status, and the verdict
+        row = summarize(rate, sends, outcomes)
+        run.update({k: row[k] for k in ("offered_per_s", "completed_per_s", "latency_ms",
+                                        "latency_trend_ms", "sustained")},
+                   errors_by_status=row["errors"])
+    return run
 
 
 def _mesh_config(workers: int, event_loop: str = "uvloop") -> Any:
@@ -154,13 +185,15 @@ def run_open_loop(rates: list[float], duration_s: float, workers: int, modes: li
 
 
 def add_mesh_added(rows: list[dict[str, Any]]) -> None:
-    """Where the run has the `engine` baseline at a row's rate, the row gets `mesh_added_ms`:
-    its overhead percentiles less the baseline's (a difference of percentiles, not a
-    percentile of differences): what the mesh adds over calling the engine straight."""
+    """Where the run has the `engine` baseline at a row's rate, and both were sustained, the
+    row gets `mesh_added_ms`: its overhead percentiles less the baseline's (a difference of
+    percentiles, not a percentile of differences): what the mesh adds over calling the
+    engine straight. A rate either did not sustain gets none (a review found a figure for a
+    row of 990 errors and 10 answers)."""
     base = {r["offered_per_s"]: r["overhead_ms"] for r in rows
-            if r["mode"] == ENGINE_MODE and r["completed"]}
+            if r["mode"] == ENGINE_MODE and r["sustained"]}
     for row in rows:
-        if row["mode"] != ENGINE_MODE and row["offered_per_s"] in base and row["completed"]:
+        if row["mode"] != ENGINE_MODE and row["offered_per_s"] in base and row["sustained"]:
             b = base[row["offered_per_s"]]
             row["mesh_added_ms"] = {q: round(v - b[q], 3) for q, v in row["overhead_ms"].items()}
 

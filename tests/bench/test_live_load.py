@@ -32,12 +32,22 @@ def _ok(latency: float, at: float, engine_ms: float = 0.0) -> Outcome:
     return Outcome("OK", latency, latency - engine_ms, at)
 
 
+def _sent(at: float, latency: float) -> Outcome:
+    """A call sent at `at` (s) answered `latency` ms later."""
+    return Outcome("OK", latency, latency, at + latency / 1000)
+
+
 @pytest.mark.parametrize(("outcomes", "sustained"), [
     ([_ok(2.0, 0.1 * i + 0.1) for i in range(10)], True),  # every call, on time
     ([_ok(2.0, 0.1 * i + 0.1) for i in range(9)], False),  # one call short of 95%
     ([_ok(2.0, 0.1 * i + 0.1) for i in range(9)] + [Outcome("UNAVAILABLE", 3.0, 3.0, 1.0)],
      False),  # an error
     ([_ok(900.0, 0.1 * i + 0.1) for i in range(10)], False),  # latency past the bound
+    # a queue growing: the calls sent in the second half wait longer (a review found a rate
+    # 1.03x capacity read sustained in 10 s); growth within SUSTAINED_TREND_MS is noise
+    ([_sent(0.1 * i, 50.0 + 30.0 * (i >= 5)) for i in range(10)], False),
+    ([_sent(0.1 * i, 50.0 + 20.0 * (i >= 5)) for i in range(10)], True),
+    ([_sent(0.1 * i, 80.0 - 40.0 * (i >= 5)) for i in range(10)], True),  # shrinking: fine
 ])
 def test_sustained_means_completed_without_errors_in_bounded_latency(
         outcomes: list[Outcome], sustained: bool) -> None:
@@ -54,3 +64,4 @@ def test_a_rows_figures() -> None:
     assert row["errors"] == {"RESOURCE_EXHAUSTED": 1}
     assert row["overhead_ms"]["p50"] == pytest.approx(13.5)  # latency minus engine time
     assert row["latency_ms"]["p50"] == pytest.approx(14.5)  # whatever the engine reports
+    assert row["latency_trend_ms"] == pytest.approx(5.0)  # 17 (sent in the 2nd half) - 12
