@@ -52,6 +52,8 @@ and a tenant revoked and created again reaches none of the old one's).
     ost:{t:<ns>}:resp:<resp_id>       string JSON {input: the input items it ran on, response:
                                              the object, call: {program_id, call_id,
                                              thread_id}, chain: ids it continues, oldest first}
+    ost:{t:<ns>}:resps                zset   resp_id -> its expiry (µs): the tenant's bound
+    ost:{t:<ns>}:resps:bytes          hash   resp_id -> bytes it counts; _total: their sum
 
 Conversations (cache/conversation_store.py), OpenAI's Conversations API: a conversation
 object and its items in order. TTL renewed by every read and write; the tenant's namespace
@@ -189,6 +191,16 @@ def conversation_children(tenant: str, program_id: str, call_id: str) -> str:
 
 def stored_response(tenant: str, response_id: str) -> str:
     return f"{PREFIX}:{{t:{tenant}}}:resp:{response_id}"
+
+
+def stored_responses_index(tenant: str) -> str:
+    """The tenant's stored response ids by expiry (its bound, cache/stored_responses.py)."""
+    return f"{PREFIX}:{{t:{tenant}}}:resps"
+
+
+def stored_responses_sizes(tenant: str) -> str:
+    """The bytes each of the tenant's stored responses counts, and their sum."""
+    return f"{PREFIX}:{{t:{tenant}}}:resps:bytes"
 
 
 def stored_conversation(tenant: str, conversation_id: str) -> str:

@@ -179,8 +179,9 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
     runner = None
     api = None
     if config.http_port >= 0:
-        stored = StoredResponses(client, config.responses_ttl_s, redis_cfg.timeout_s) \
-            if client is not None else None
+        stored = StoredResponses(
+            client, config.responses_ttl_s, redis_cfg.timeout_s,
+            max_bytes=config.max_stored_response_bytes_per_tenant) if client is not None else None
         kept = ConversationStore(
             client, config.responses_ttl_s, redis_cfg.timeout_s,
             max_conversations=config.max_conversations_per_tenant,

@@ -112,6 +112,11 @@ class GatewayConfig:
     # POST /v1/responses keeps each finished response (unless "store": false) this long in
     # Redis, for previous_response_id and GET /v1/responses/<id> (cache/stored_responses.py).
     responses_ttl_s: float = 86_400.0
+    # Bytes of stored responses one tenant may keep in Redis (0: no bound); storing one past
+    # it removes the tenant's responses nearest their expiry first (cache/stored_responses.py),
+    # so that no tenant fills the shared Redis. Every tenant's bound together, with the
+    # conversations' (max_conversations_per_tenant x max_conversation_bytes), must fit Redis.
+    max_stored_response_bytes_per_tenant: int = 64 * 1024 * 1024
     # Per-tenant bounds on what the Conversations API keeps in Redis (cache/conversation_store.py):
     # at most this many conversations per tenant (a create past it is a 429; delete some or let
     # idle ones expire), each holding at most max_conversation_bytes of item JSON (adding past it
@@ -152,7 +157,8 @@ class GatewayConfig:
             "max_prompt_chars", "max_messages", "max_new_tokens_limit",
             "call_timeout_s", "max_conversations_per_tenant", "max_conversation_bytes",
             "early_start_fresh_s"),
-            non_negative=("max_inflight_calls", "max_programs_per_tenant", "context_length",
+            non_negative=("max_inflight_calls", "max_programs_per_tenant",
+                          "max_stored_response_bytes_per_tenant", "context_length",
                           "max_input_tokens", "drain_s", "default_max_new_tokens",
                           "early_start_max_tokens"))
         if self.default_max_new_tokens > self.max_new_tokens_limit:

@@ -7,6 +7,7 @@ and a logged miss on write."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -16,6 +17,7 @@ import redis.asyncio as aioredis
 from cache import keys
 from cache.stored_responses import (
     MAX_CHAIN,
+    RECORD_OVERHEAD,
     BrokenChain,
     ChainTooLong,
     ResponsesUnavailable,
@@ -142,5 +144,51 @@ async def test_unreadable_records_read_as_missing(redis_target: RedisTarget) -> 
                                 call(1), [])
         assert (await stored.continued("acme", odd)).items == [said("user", text),
                                                                 said("assistant", text)]
+    finally:
+        await client.aclose()
+
+
+async def test_a_tenants_stored_responses_are_bounded(redis_target: RedisTarget) -> None:
+    """Past its bound a tenant's responses nearest their expiry are removed first (a review
+    filled Redis with one tenant's responses, and every tenant with a quota was refused);
+    another tenant's are untouched; one larger than the bound is not stored; a delete, an
+    expiry and a renewal keep the count right."""
+    client = redis_target.client()
+    acme, globex = f"acme-{uuid.uuid4().hex[:8]}", f"globex-{uuid.uuid4().hex[:8]}"
+    one = len(json.dumps({"input": [said("user", "x" * 1000)], "response": response(
+        new_id(), "y"), "call": call(1), "chain": []}, separators=(",", ":"))) + RECORD_OVERHEAD
+    stored = StoredResponses(client, ttl_s=60, timeout_s=1.0, max_bytes=3 * one)
+
+    async def put(tenant: str, rid: str, size: int = 1000) -> bool:
+        return await stored.put(tenant, rid, [said("user", "x" * size)], response(rid, "y"),
+                                call(1), [])
+    try:
+        other = new_id()
+        assert await put(globex, other)
+        ids = [new_id() for _ in range(5)]
+        for rid in ids:
+            assert await put(acme, rid)
+        assert [await stored.get(acme, rid) is not None for rid in ids] == [False, False,
+                                                                           True, True, True]
+        assert await stored.kept_bytes(acme) == 3 * one
+        assert await stored.get(globex, other) is not None  # another tenant's: kept
+        big = new_id()
+        assert not await put(acme, big, size=4 * one)  # larger than the whole bound
+        assert await stored.get(acme, big) is None and await stored.kept_bytes(acme) == 3 * one
+        # a continued response is renewed in the index too: the next removal spares it
+        index = keys.stored_responses_index(acme)
+        soon = int(time.time() * 1e6) + 5_000_000  # (µs)
+        await client.zadd(index, {ids[2]: soon, ids[3]: soon})  # as if both expired soonest
+        await stored.continued(acme, ids[2])
+        assert await client.zscore(index, ids[2]) > soon
+        assert await put(acme, new_id())
+        assert await stored.get(acme, ids[3]) is None and await stored.get(acme, ids[2])
+        # deleted: its bytes back; expired: forgotten at the next store
+        assert await stored.delete(acme, ids[2]) and await stored.kept_bytes(acme) == 2 * one
+        await client.delete(keys.stored_response(acme, ids[4]))
+        await client.zadd(index, {ids[4]: 1})
+        assert await put(acme, new_id())
+        assert await stored.kept_bytes(acme) == 2 * one
+        assert await client.zscore(index, ids[4]) is None
     finally:
         await client.aclose()
