@@ -121,8 +121,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="real seconds per simulated second (0.1 runs ten times faster)")
     se.add_argument("--zero-cost", action="store_true", default=None,
                     help="no simulated time: for measuring the mesh's own overhead")
-    se.add_argument("--incremental-streaming-output", action="store_true", default=None,
-                    help="as SGLang's: each streamed event its new text only")
+    se.add_argument("--incremental-streaming-output", action=argparse.BooleanOptionalAction,
+                    default=None, help="as SGLang's: each streamed event its new text only "
+                    "(default: on, as the worker launches SGLang; off: SGLang's own default, "
+                    "the whole text so far in each)")
     se.add_argument("--kv-events-config", help="publish KV events as SGLang does, e.g. "
                     "'{\"publisher\": \"zmq\", \"endpoint\": \"tcp://*:5557\"}'")
     se.add_argument("--tool-call-format", choices=MODEL_FORMATS,

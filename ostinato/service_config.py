@@ -302,8 +302,11 @@ class SimEngineConfig:
     time_scale: float = 1.0  # real seconds per simulated second (0.1 runs 10x faster)
     zero_cost: bool = False  # no simulated time at all: measures the mesh's own overhead
     # SGLang's --incremental-streaming-output: each streamed event carries its new text (and
-    # logprobs) only, not the whole answer so far
-    incremental_streaming_output: bool = False
+    # logprobs) only, not the whole answer so far. On, as the worker launches SGLang
+    # (workers/engine_process.py): a long answer's cumulative events cost the square of its
+    # length to build, write and read (a review's 800-token call with top_logprobs took 14 s
+    # of the sim engine's CPU). Off (`--no-incremental-streaming-output`): SGLang's default.
+    incremental_streaming_output: bool = True
     # SGLang's --kv-events-config: JSON, e.g. {"publisher": "zmq", "endpoint": "tcp://*:5557"};
     # empty: no KV events
     kv_events_config: str = ""

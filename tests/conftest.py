@@ -165,8 +165,10 @@ def redis8_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def sim_engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `ostinato sim-engine` process with a fast timing model."""
-    proc, info = spawn_service(tmp_path_factory.mktemp("engine"), "sim-engine")
+    """A real `ostinato sim-engine` process with a fast timing model, streaming as SGLang
+    does by default (the whole text so far in each event)."""
+    proc, info = spawn_service(tmp_path_factory.mktemp("engine"), "sim-engine",
+                               "--no-incremental-streaming-output")
     yield str(info["address"])
     stop_service(proc)
 

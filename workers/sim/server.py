@@ -16,7 +16,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import structlog
@@ -31,7 +31,7 @@ from workers.sim.engine import HEALTH_CHECK_RID, RealtimeSimEngine, SimRequest
 from workers.sim.generate_request import BadRequest, parse_generate
 from workers.sim.metrics import sim_engine_registry
 from workers.sim.scheduler import EngineEvent
-from workers.sim.tokenizer import detokenize, tokenize
+from workers.sim.tokenizer import GrowingText, detokenize
 from workers.streamed_text import StreamedText
 
 log = structlog.get_logger(__name__)
@@ -51,11 +51,10 @@ def _logprob(token_id: int, rank: int) -> float:
     return -round(((token_id * 2654435761 + rank) % 1000) / 400.0 + rank * 0.7, 4)
 
 
-def logprobs_meta(text: str, top: int) -> dict[str, Any]:
-    """SGLang's meta_info logprob fields for an output: output_token_logprobs entries are
+def logprobs_meta(ids: Sequence[int], top: int) -> dict[str, Any]:
+    """SGLang's meta_info logprob fields for output tokens: output_token_logprobs entries are
     [logprob, token_id, token_text] (return_text_in_logprobs), output_top_logprobs a list of
     such entries a position."""
-    ids = tokenize(text)
     out: dict[str, Any] = {"output_token_logprobs": [
         [_logprob(t, 0), t, detokenize([t])] for t in ids]}
     if top:
@@ -65,8 +64,7 @@ def logprobs_meta(text: str, top: int) -> dict[str, Any]:
     return out
 
 
-def _payload(rid: str, text: str, event: EngineEvent, index: int | None,
-             top_logprobs: int | None = None) -> dict[str, Any]:
+def _payload(rid: str, text: str, event: EngineEvent, index: int | None) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "id": rid,
         "finish_reason": event.finish_reason,
@@ -77,8 +75,6 @@ def _payload(rid: str, text: str, event: EngineEvent, index: int | None,
     }
     if event.finished:
         meta["e2e_latency"] = event.e2e_latency
-    if top_logprobs is not None:  # cumulative, as SGLang streams them
-        meta.update(logprobs_meta(text, top_logprobs))
     out: dict[str, Any] = {"text": text, "meta_info": meta}
     if index is not None:
         out["index"] = index
@@ -101,23 +97,26 @@ async def _sample(engine: RealtimeSimEngine, req: SimRequest, index: int | None,
     model's, on its clock (wall / time_scale), as calibrate fits it."""
     text, sent, logged = "", 0, 0
     stops = StreamedText(req.stop)
+    tokens = GrowingText()  # (logprobs: the output's tokens, each tokenized once)
     async for event in engine.generate(req):
         if finals_only and not event.finished:
             continue  # (its text is the whole text)
         text = event.text if event.finished else text + event.delta
         if req.stop and not event.finished and stops.held(text):
             continue  # SGLang sends nothing while the text may begin a stop string
-        payload = _payload(req.rid, text, event, index, top_logprobs)
+        payload = _payload(req.rid, text, event, index)
+        meta = payload["meta_info"]
         if event.finished and received is not None:
-            payload["meta_info"]["e2e_latency"] = time.perf_counter() - received
+            meta["e2e_latency"] = time.perf_counter() - received
+        if top_logprobs is not None:  # cumulative, as SGLang streams them; incremental: the
+            ids = tokens.ids(text)  # new tokens' only, each built once, those of a word
+            # that the next text may extend held back until it is final
+            upto = len(ids) if event.finished or not incremental else tokens.settled
+            meta.update(logprobs_meta(ids[logged:upto] if incremental else ids, top_logprobs))
+            logged = max(logged, upto)
         if incremental:
             payload["text"] = text[sent:]
             sent = max(sent, len(text))
-            meta = payload["meta_info"]
-            for key in ("output_token_logprobs", "output_top_logprobs"):
-                if key in meta:
-                    meta[key] = meta[key][logged:]
-            logged += len(meta.get("output_token_logprobs", ()))
         yield payload
 
 

@@ -36,6 +36,34 @@ def tokenize(text: str) -> list[int]:
     return out
 
 
+class GrowingText:
+    """tokenize() of a text that grows at its end (a streamed output), each call tokenizing
+    only from the start of its last word piece (which more text may extend; the pieces
+    before it are final): a long output costs its length, not its length's square."""
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._ids: list[int] = []
+        self._settled = self._settled_ids = 0  # chars, and their ids, that are final
+
+    def ids(self, text: str) -> list[int]:
+        """The ids of `text`; one that is not an extension of the last is read afresh."""
+        if not text.startswith(self._text[:self._settled]):
+            self._settled = self._settled_ids = 0
+        del self._ids[self._settled_ids:]
+        for match in _PIECE.finditer(text, self._settled):
+            self._settled, self._settled_ids = match.start(), len(self._ids)
+            self._ids.extend(_piece_ids(match.group()))
+        self._text = text
+        return self._ids
+
+    @property
+    def settled(self) -> int:
+        """How many of the last `ids` are final: those before its last word piece, which
+        more text may extend (a token streamed must never change)."""
+        return self._settled_ids
+
+
 def count_tokens(text: str) -> int:
     return len(tokenize(text))
 
