@@ -30,7 +30,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['engines']} engines of `{results['profile']}`, seed {results['seed']}, planner "
         f"budget per engine: {_budgets(results)}.{_bare(results)}",
         "",
-        f"Steady state: Poisson arrivals that keep coming; the programs arriving in "
+        f"Steady state: {_arrivals(results)} arrivals that keep coming; the programs arriving in "
         f"[{st['window_s'][0]:.0f} s, {st['window_s'][1]:.0f} s) are measured; a run ends when "
         f"they have all finished or at {st['horizon_s']:.0f} s (settling and horizon from the "
         f"unloaded p99 program latency, {st['unloaded_p99_s']:.1f} s). A run is stable when "
@@ -83,6 +83,16 @@ def _bare(results: dict[str, Any]) -> str:
             "to wait in the engine's own queue), program admission or tenant shares (as a "
             "Kubernetes Service or SGLang's router): "
             + ", ".join(f"`{p}`" for p in bare) + ".")
+
+
+def _arrivals(results: dict[str, Any]) -> str:
+    """The arrival process, and what produced the run where it says (files written before
+    session 71 name neither: their arrivals were Poisson unless their spec said otherwise)."""
+    spec = results.get("spec")
+    if not isinstance(spec, dict):
+        return "Poisson"
+    return (f"{spec['arrival']['process']} (spec sha256 {results['spec_sha256'][:12]}, "
+            f"code {results.get('code_commit') or 'unknown'})")
 
 
 def _budgets(results: dict[str, Any]) -> str:

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bench.sim_run import ProgramOutcome, SimRun
+
+
+def code_commit() -> str | None:
+    """The commit of the code that ran (its checkout's HEAD, "+dirty" with changes), None
+    outside a git checkout: results name what produced them."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 def percentile(values: Sequence[float], q: float) -> float:

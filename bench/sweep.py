@@ -19,6 +19,8 @@ whose p99 program latency L it measures first:
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import multiprocessing as mp
 import sys
@@ -30,7 +32,7 @@ from typing import Any
 
 from bench.cluster import ClusterConfig, ClusterSim, Learned
 from bench.programs import generate, stream
-from bench.results import capacity, summarize, sustained_throughput
+from bench.results import capacity, code_commit, summarize, sustained_throughput
 from bench.sim_run import SteadyState
 from bench.spec import SpecError, WorkloadSpec
 from bench.sweep_runs import Bar, init_worker, tick, wait_runs
@@ -217,6 +219,11 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
     return {
         "kind": "sim", "simulated": True, "workload": spec.name, "engines": cfg.engines,
         "profile": cfg.profile, "seed": spec.seed, "programs": spec.programs,
+        # what produced it: the resolved spec (a name alone hid a copy with 10x the output
+        # tokens: bench review 2026-12-08 F7) and the code's commit
+        "spec": dataclasses.asdict(spec), "spec_sha256": hashlib.sha256(json.dumps(
+            dataclasses.asdict(spec), sort_keys=True).encode()).hexdigest(),
+        "code_commit": code_commit(),
         "budget_per_engine": cfg.budget, "slo_factor": cfg.slo_factor,
         "steady_state": {"window_s": list(steady.window), "horizon_s": steady.horizon,
                          "settle_s": steady.window[0], "unloaded_p99_s":

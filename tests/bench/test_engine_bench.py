@@ -54,6 +54,7 @@ def test_virtual_run_serves_every_request() -> None:
 def test_http_run_against_a_sim_engine_process(sim_engine_url: str) -> None:
     reqs = random_requests(6, 64, 8, 1.0, float("inf"), seed=2, vocab_size=1000)
     outcomes, duration = asyncio.run(run_http(sim_engine_url, reqs, max_concurrency=3))
-    assert all(o.success and o.output_len == 8 and len(o.itl_s) == 7 for o in outcomes), outcomes
+    assert all(o.success and o.output_len == 8 and len(o.itl_s) == 7 and o.simulated
+               for o in outcomes), outcomes
     m = metrics(outcomes, duration)
     assert m["completed"] == 6 and m["total_output_tokens"] == 48
