@@ -62,6 +62,8 @@ in the hash tag.
     ost:{t:<ns>}:cv:<conv_id>         string JSON conversation object {id, created_at, metadata}
     ost:{t:<ns>}:cv:<conv_id>:ids     list   its item ids, oldest first
     ost:{t:<ns>}:cv:<conv_id>:items   hash   item id -> JSON item
+    ost:{t:<ns>}:cvs                  set    the tenant's conversation ids (its bound)
+    ost:{t:<ns>}:cvs:bytes            hash   conv_id -> bytes of items it holds; _total: sum
 
 Tenancy (cache/tenancy.py): operator data, read by every gateway.
 
@@ -218,6 +220,11 @@ def conversation_items(tenant: str, conversation_id: str) -> str:
 def tenant_conversations(tenant: str) -> str:
     """The set of the tenant's conversation ids (its per-tenant cap, cache/conversation_store.py)."""
     return f"{PREFIX}:{{t:{tenant}}}:cvs"
+
+
+def tenant_conversation_bytes(tenant: str) -> str:
+    """Bytes of item JSON each of the tenant's conversations holds, and their sum (_total)."""
+    return f"{PREFIX}:{{t:{tenant}}}:cvs:bytes"
 
 
 def quota_calls(tenant: str) -> str:

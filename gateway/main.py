@@ -185,7 +185,8 @@ async def serve(config: GatewayConfig, redis_cfg: RedisConfig | None = None,
         kept = ConversationStore(
             client, config.responses_ttl_s, redis_cfg.timeout_s,
             max_conversations=config.max_conversations_per_tenant,
-            max_bytes=config.max_conversation_bytes) if client is not None else None
+            max_bytes=config.max_conversation_bytes,
+            max_tenant_bytes=config.max_conversation_bytes_per_tenant) if client is not None else None
         api = OpenAiApi(core, metrics, stored, kept)
         runner, http_port = await start_http(api, config.host, config.http_port,
                                              grace_s=grpc_service.grace_s)

@@ -30,6 +30,7 @@ from cache.conversation_store import (
     MAX_ITEMS,
     ConversationStore,
     ConversationsUnavailable,
+    TooManyConversations,
     TooManyItems,
 )
 from cache.conversations import Continuation
@@ -221,6 +222,10 @@ class _Keeper:
             raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"conversation {cid!r} is full ({exc}); start a new one",
                                "conversation") from None
+        except TooManyConversations as exc:  # the tenant's conversations hold their max
+            raise GatewayError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"the answer could not be added to conversation {cid!r}: {exc}",
+                               "conversation", final=True) from None
         if added is None:
             log.warning("response not added to its conversation", conversation_id=cid,
                         response_id=response["id"], error="the conversation was deleted meanwhile")

@@ -123,6 +123,10 @@ class GatewayConfig:
     # is a 400). A tenant's stored conversations thus take at most their product.
     max_conversations_per_tenant: int = 1000
     max_conversation_bytes: int = 1_048_576  # see max_conversations_per_tenant
+    # ... and all of a tenant's conversations together at most this many bytes of item JSON
+    # (0: no bound; a write past it is a 429): the two above alone let one tenant keep about
+    # 1.3 GB (Redis's own cost is about 1.3x the JSON).
+    max_conversation_bytes_per_tenant: int = 64 * 1024 * 1024
     # Programs a tenant may open and hold at once (StartProgram, RunProgram, POST
     # /v1/programs) when its record names no max_programs (0: no limit): each is kept by the
     # planner (planner.program_idle_ttl_s) and in Redis, so a tenant that opens them in a loop
@@ -158,7 +162,8 @@ class GatewayConfig:
             "call_timeout_s", "max_conversations_per_tenant", "max_conversation_bytes",
             "early_start_fresh_s"),
             non_negative=("max_inflight_calls", "max_programs_per_tenant",
-                          "max_stored_response_bytes_per_tenant", "context_length",
+                          "max_stored_response_bytes_per_tenant",
+                          "max_conversation_bytes_per_tenant", "context_length",
                           "max_input_tokens", "drain_s", "default_max_new_tokens",
                           "early_start_max_tokens"))
         if self.default_max_new_tokens > self.max_new_tokens_limit:

@@ -5,6 +5,7 @@ error, never a silent miss."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -160,5 +161,40 @@ async def test_a_deleted_item_gives_its_bytes_back_and_the_count_is_no_item(
         [second] = await store.add(tenant, cid, [said("user", "b" * 150)]) or [{}]  # room again
         got = await store.ids(tenant, cid)
         assert got is not None and got[1] == [renamed["id"], second["id"]]
+    finally:
+        await client.aclose()
+
+
+async def test_a_tenants_conversations_hold_a_bounded_number_of_bytes(
+        redis_target: RedisTarget) -> None:
+    """Tenant review 2026-12-08 F2: max_conversations x max_bytes let one tenant keep about
+    1.3 GB. All its conversations together hold at most max_tenant_bytes (a 429); deleting
+    items or conversations, and conversations expiring, give their bytes back; another
+    tenant has its own."""
+    client = redis_target.client()
+    store = ConversationStore(client, ttl_s=60, timeout_s=1.0, max_bytes=1000,
+                              max_tenant_bytes=1000)
+    tenant, other = f"tb-{uuid.uuid4().hex[:8]}", f"tb-{uuid.uuid4().hex[:8]}"
+    size = len(json.dumps({"id": "msg_" + "0" * 32, **said("user", "a" * 400)},
+                          separators=(",", ":")))
+    try:
+        a, [item] = await store.create(tenant, {}, [said("user", "a" * 400)])
+        b, _ = await store.create(tenant, {}, [said("user", "a" * 400)])
+        with pytest.raises(conversation_store.TooManyConversations, match="1000 bytes"):
+            await store.add(tenant, a["id"], [said("user", "a" * 400)])
+        with pytest.raises(conversation_store.TooManyConversations, match="1000 bytes"):
+            await store.create(tenant, {}, [said("user", "a" * 400)])  # (made, not filled)
+        await store.create(other, {}, [said("user", "a" * 400)])  # another tenant: its own
+        total = keys.tenant_conversation_bytes(tenant)
+        assert int(await client.hget(total, "_total")) == 2 * size
+        assert await store.delete_item(tenant, a["id"], item["id"])  # an item's bytes back
+        await store.add(tenant, a["id"], [said("user", "a" * 400)])
+        assert await store.delete(tenant, b["id"])  # a conversation's bytes back
+        assert int(await client.hget(total, "_total")) == size
+        c, _ = await store.create(tenant, {}, [said("user", "a" * 400)])
+        await client.delete(*store._keys(tenant, a["id"]))  # expired: pruned when needed
+        await store.add(tenant, c["id"], [said("user", "a" * 400)])
+        assert int(await client.hget(total, "_total")) == 2 * size
+        assert await client.hget(total, a["id"]) is None
     finally:
         await client.aclose()
