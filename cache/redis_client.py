@@ -32,8 +32,15 @@ AsyncClient: TypeAlias = aioredis.Redis | AsyncRedisCluster
 SyncClient: TypeAlias = redis.Redis | RedisCluster
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
+# Connections a client holds to one server (each cluster node): a burst past them waits for
+# a free one (at most its socket timeout), then fails with MaxConnectionsError, the client's
+# own overload. redis-py's default pool failed at once past 100 with that error, which was
+# taken for Redis out of reach: a burst of about 150 requests turned quotas off for every
+# tenant for a second (cancellation review 2026-12-08 F1).
+MAX_CONNECTIONS = 256
 # what says Redis is out of reach (a Cluster's "cluster down" too), not that it refused one
-# operation
+# operation (nor that this client is out of connections: MaxConnectionsError, a subclass of
+# ConnectionError, is told apart first)
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                redis.exceptions.ClusterDownError, redis.exceptions.RedisClusterException,
                OSError, TimeoutError)
@@ -154,6 +161,8 @@ def text(reply: object) -> str:
 def _told(outage: RedisOutage, attempt: Attempt, error: BaseException | None) -> None:
     """The outage view told how an operation went (`error`: None when it succeeded)."""
     node = {} if attempt.node is WHOLE else {"node": attempt.node}
+    if isinstance(error, redis.exceptions.MaxConnectionsError):
+        return  # this client's own overload: nothing said of Redis
     if isinstance(error, UNREACHABLE):
         if outage.failed(attempt.started, attempt.node):
             log.warning("redis unavailable: going on without it (answer caches miss, calls "
@@ -172,13 +181,35 @@ def _options(timeout_s: float | None, extra: dict[str, Any]) -> dict[str, Any]:
     return extra
 
 
+class _WaitingPool(aioredis.BlockingConnectionPool):
+    """Waits for a free connection up to its `timeout`; none freed by then is a
+    MaxConnectionsError (redis-py's says ConnectionError, as for Redis out of reach)."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)
+        except redis.exceptions.ConnectionError as exc:
+            if isinstance(exc.__cause__, TimeoutError):  # (asyncio.TimeoutError is it)
+                raise redis.exceptions.MaxConnectionsError(
+                    f"no free connection to Redis in {self.timeout} s "
+                    f"({self.max_connections} in use)") from exc
+            raise
+
+
 def connect(url: str, *, cluster: bool = False, timeout_s: float | None = None,
-            **options: Any) -> AsyncClient:
-    """An asyncio client for `url` (every socket operation bounded by `timeout_s`)."""
-    kwargs = _options(timeout_s, options)
+            wait_s: float | None = None, **options: Any) -> AsyncClient:
+    """An asyncio client for `url` (every socket operation bounded by `timeout_s`), with at
+    most `max_connections` (MAX_CONNECTIONS) to a server or each cluster node; a command
+    waits at most `wait_s` (default `timeout_s`, else 5 s) for a free one to a server (a
+    cluster's node fails at once)."""
+    kwargs = _options(timeout_s, {"max_connections": MAX_CONNECTIONS, **options})
     if cluster:
         return _RedisCluster.from_url(url, **kwargs)
-    return _Redis.from_url(url, **kwargs)
+    wait = wait_s if wait_s is not None else timeout_s if timeout_s is not None else 5.0
+    pool = _WaitingPool.from_url(url, timeout=wait, **kwargs)
+    client = _Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # (as from_url makes it: aclose closes the pool)
+    return client
 
 
 def from_config(cfg: RedisConfig) -> AsyncClient:

@@ -37,12 +37,15 @@ class QuotasUnavailable(Exception):
 
 
 def refused(exc: BaseException) -> bool:
-    """Whether Redis answered the quota operation with an error (OOM ...), not that it is out
-    of reach."""
-    return isinstance(exc.__cause__, redis.exceptions.ResponseError)
+    """Whether Redis answered the quota operation with an error (OOM ...), or this gateway
+    had no free connection to it (a burst: cache/redis_client.py MAX_CONNECTIONS), not that
+    it is out of reach: either fails closed (served unmetered, a burst was a quota bypass)."""
+    return isinstance(exc.__cause__, (redis.exceptions.ResponseError,
+                                      redis.exceptions.MaxConnectionsError))
 
 
-REFUSED = "quotas cannot be metered now (the quota store refused the write); retry later"
+REFUSED = ("quotas cannot be metered now (the quota store refused the write, or is busy); "
+           "retry later")
 # A call naming no max tokens may write to the window's end; it reserves at most this many
 # (what it writes past them is charged at its end): reserving its whole default (16,384) let
 # a tenant with a tpm of 20,000 run one such call at a time (diff review 2026-12-07).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -112,4 +113,31 @@ async def test_a_cluster_with_no_node_to_reach_is_an_outage() -> None:
             await within(client.get("k"), 5.0, _Unavailable, outage)
         assert outage.down
     finally:
+        await client.aclose()
+
+
+async def test_a_client_out_of_connections_waits_then_is_no_outage(redis_url: str) -> None:
+    """A burst past the client's connections waits for a free one, then fails with
+    MaxConnectionsError, which says nothing of Redis: no outage starts (redis-py's default
+    pool failed at once past 100, taken for Redis out of reach, and a burst of ~150
+    requests turned quotas off for every tenant: cancellation review 2026-12-08 F1)."""
+    client = connect(redis_url, wait_s=0.2, max_connections=1)
+    other = connect(redis_url, timeout_s=2.0)
+    key = f"t:{uuid.uuid4().hex}"
+    outage = RedisOutage(clock=lambda: 0.0)
+    try:
+        held = asyncio.create_task(client.blpop([key], timeout=0))  # holds the one connection
+        while not client.connection_pool._in_use_connections:  # (until it has taken it)
+            await asyncio.sleep(0.01)
+        with pytest.raises(_Unavailable) as busy:
+            await within(client.get(key), 5.0, _Unavailable, outage)
+        assert isinstance(busy.value.__cause__, redis.exceptions.MaxConnectionsError)
+        assert not outage.down
+        await other.rpush(key, "x")  # the held one ends; a waiting command gets it
+        assert tuple(await held) == (key.encode(), b"x")
+        waiting = asyncio.create_task(within(client.get(key), 5.0, _Unavailable, outage))
+        assert await waiting is None and not outage.down
+    finally:
+        await other.delete(key)
+        await other.aclose()
         await client.aclose()

@@ -171,3 +171,25 @@ async def test_concurrent_output_is_bounded_by_the_tpm(redis_url: str) -> None:
             await meter.admit(tenant, limits, 1, 0)
     finally:
         await client.aclose()
+
+
+class _BusyQuotas(Quotas):
+    """Quotas whose client has no free connection (a burst past its pool)."""
+
+    async def admit(self, *args: Any, **kwargs: Any) -> Any:
+        raise redis_errors.MaxConnectionsError("no free connection to Redis in 5.0 s")
+
+
+async def test_a_client_out_of_connections_fails_closed() -> None:
+    """Cancellation review 2026-12-08 F1: a burst past the gateway's Redis connections was
+    served unmetered (a tenant with rpm 5 got 40 of 40 calls): it is refused UNAVAILABLE,
+    to retry in a second, as a Redis refusing writes is."""
+    client = aioredis.from_url(f"redis://127.0.0.1:{closed_port()}")
+    meter = QuotaMeter(_BusyQuotas(client), 0.5, lambda coro: coro.close())
+    try:
+        with pytest.raises(CallFailed) as refused:
+            await meter.admit("t", TenantLimits(rpm=5), 10)
+    finally:
+        await client.aclose()
+    assert refused.value.code == grpc.StatusCode.UNAVAILABLE
+    assert refused.value.retry_after_s == 1.0 and meter.unmetered == 0
