@@ -9,6 +9,7 @@ Every failure is a GatewayError carrying the gRPC status (the HTTP API maps it).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
@@ -171,15 +172,24 @@ class GatewayCore:
         # Named here, so a registration retried through a planner restart is recognized.
         named.program_id = inner_id(tenant, named.program_id or uuid.uuid4().hex,
                                       self._auth.generation_of(tenant))
-        resp = await self._planner_call(self._planner.RegisterProgram,
-                                        planner_pb2.RegisterProgramRequest(
-                                            tenant=tenant, options=named,
-                                            max_open_programs=self._max_open(tenant),
-                                            # the same on each attempt: one whose first
-                                            # answer was lost is not told it was open
-                                            registration=uuid.uuid4().hex,
-                                            declared=declared),
-                                        tenant)
+        try:
+            resp = await self._planner_call(self._planner.RegisterProgram,
+                                            planner_pb2.RegisterProgramRequest(
+                                                tenant=tenant, options=named,
+                                                max_open_programs=self._max_open(tenant),
+                                                # the same on each attempt: one whose first
+                                                # answer was lost is not told it was open
+                                                registration=uuid.uuid4().hex,
+                                                declared=declared),
+                                            tenant)
+        except asyncio.CancelledError:
+            # its caller gone (a deadline) while the planner may have opened it: an id the
+            # gateway chose reaches nobody who could end it, and the program held a place
+            # under the tenant's max_programs until idle (cancellation review F4). One the
+            # client named is its to end (and may be open already, in use).
+            if not options.program_id:
+                self._executor.end_unanswered(tenant, named.program_id)
+            raise
         if declared and resp.already_open:  # type: ignore[attr-defined]
             raise GatewayError(grpc.StatusCode.ALREADY_EXISTS,
                                f"program {options.program_id!r} is open: a DAG runs in a program "

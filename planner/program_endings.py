@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 
+from cache.redis_client import FAILURES
 from ostinato.clock import Clock
 from ostinato.v1 import common_pb2
 from planner.core import Grant, PlannerCore, PlannerError, ProgramClosed
 from planner.core.model import Program
+from planner.fencing import FencedOut
+from planner.store import ProgramStore
 from planner.translate import summary_proto
 
 
@@ -19,7 +22,7 @@ class ProgramEndings:
                  waiters: dict[str, asyncio.Future[Grant]], keep: int = 1_000) -> None:
         """`keep`: summaries kept for EndProgram retried here (its answer lost); older ones,
         and those of programs another planner ended, the service rebuilds from the store's
-        ended records (`PlannerService._ended_in_store`). Each is ~1 KiB: 10,000 kept were
+        ended records (`in_store`). Each is ~1 KiB: 10,000 kept were
         ~100 KiB per 1,000 calls of a soak's planner, near its memory bound."""
         self._core = core
         self._clock = clock
@@ -34,6 +37,21 @@ class ProgramEndings:
     def ended(self, tenant: str, program_id: str) -> common_pb2.ProgramSummary | None:
         """The summary of the tenant's program ended here lately, if kept."""
         return self._ended.get((tenant, program_id))
+
+    async def in_store(self, store: ProgramStore, tenant: str, program_id: str
+                       ) -> common_pb2.ProgramSummary | None:
+        """The summary of the tenant's program that the store says ended (soak: EndProgram
+        sent 36 ms before its planner was killed, retried on the restarted one: NOT_FOUND,
+        though the end was written); None if not, or if Redis does not answer."""
+        try:
+            found = await store.load_ended(program_id)
+        except (*FAILURES, TimeoutError, FencedOut):
+            return None
+        if found is None or found[0].tenant != tenant:
+            return None
+        summary = summary_proto(found[0], self._clock.now())
+        summary.elapsed_s = found[1]
+        return summary
 
     def summary(self, program: Program) -> common_pb2.ProgramSummary:
         """After the core ended `program` for its caller: its waiting calls fail, its

@@ -13,7 +13,6 @@ import grpc
 import structlog
 
 from cache.kv_mirror import KvMirror
-from cache.redis_client import FAILURES
 from ostinato.clock import Clock
 from ostinato.deadlines import deadline_seconds
 from ostinato.rpc_closing import closer
@@ -30,7 +29,6 @@ from planner.core import (
 )
 from planner.core.model import CallRefused, Event
 from planner.core.planner import grant_of
-from planner.fencing import FencedOut
 from planner.metrics import PlannerMetrics
 from planner.program_endings import ProgramEndings
 from planner.store import ProgramStore
@@ -42,7 +40,6 @@ from planner.translate import (
     grant_proto,
     refused,
     status_for,
-    summary_proto,
 )
 from planner.worker_rpcs import WorkerRpcs
 from tracing.grpc_interceptors import SpanDescriber
@@ -65,6 +62,7 @@ class PlannerService(WorkerRpcs, planner_pb2_grpc.PlannerServicer):
         # worker streams its last chunk to the gateway before its report reaches us.
         self.end_grace_s = 5.0
         self._reported = asyncio.Condition()
+        self._ending: set[asyncio.Future[common_pb2.ProgramSummary]] = set()  # EndProgram's
         # Changes with every planner process: a worker that sees a new one sends its recent
         # completion reports again (the planner before may have died before saving them).
         self.instance = uuid.uuid4().hex
@@ -341,42 +339,44 @@ class PlannerService(WorkerRpcs, planner_pb2_grpc.PlannerServicer):
         return planner_pb2.ReportAck()
 
     async def EndProgram(self, request, context):
-        # no call of it starts from now (its waiting ones fail at once), then its running
-        # ones get their while (an unknown program: end_program below says so)
-        with contextlib.suppress(PlannerError):
-            self._endings.closed(self._core.close_program(request.program_id, request.tenant))
-            self.pump()
-        await self._settled(request.program_id, request.tenant)
+        # The end goes on if its caller gives up while the running calls settle: cut there,
+        # it left the program closed (its calls refused) but open, holding a place under
+        # its tenant's max_programs until idle (cancellation review F3: the SDK's end after
+        # an error waits as long as this grace).
+        ending = asyncio.ensure_future(self._end(request.program_id, request.tenant))
+        self._ending.add(ending)
+        ending.add_done_callback(self._ended)
         try:
-            program = self._core.end_program(request.program_id, request.tenant)
+            summary = await asyncio.shield(ending)
         except UnknownProgram as exc:
             # a retried EndProgram (its answer was lost): the same summary, kept here, or
             # rebuilt from the store when the planner that ended it is gone
             ended = self._endings.ended(request.tenant, request.program_id) \
-                or await self._ended_in_store(request.tenant, request.program_id)
+                or await self._endings.in_store(self._store, request.tenant, request.program_id)
             if ended is not None:
                 return ended
             await abort_for(context, exc)
         except PlannerError as exc:
             await abort_for(context, exc)
-        summary = self._endings.summary(program)
-        self.pump()
         await self._persisted()  # once the caller has the summary, Redis says "ended" too
         return summary
 
-    async def _ended_in_store(self, tenant: str, program_id: str
-                              ) -> common_pb2.ProgramSummary | None:
-        """The summary of the tenant's program that the store says ended (soak: EndProgram
-        sent 36 ms before its planner was killed, retried on the restarted one: NOT_FOUND,
-        though the end was written); None if not, or if Redis does not answer."""
-        try:
-            found = await self._store.load_ended(program_id)
-        except (*FAILURES, TimeoutError, FencedOut):
-            return None
-        if found is None or found[0].tenant != tenant:
-            return None
-        summary = summary_proto(found[0], self._clock.now())
-        summary.elapsed_s = found[1]
+    def _ended(self, ending: asyncio.Future[common_pb2.ProgramSummary]) -> None:
+        """An end done: forgotten, its error (its caller gone: nobody to tell) taken."""
+        self._ending.discard(ending)
+        if not ending.cancelled():
+            ending.exception()
+
+    async def _end(self, program_id: str, tenant: str) -> common_pb2.ProgramSummary:
+        """No call of the program starts from now (its waiting ones fail at once), then its
+        running ones get their while; then it ends, its summary kept for a retried end (an
+        unknown program: end_program says)."""
+        with contextlib.suppress(PlannerError):
+            self._endings.closed(self._core.close_program(program_id, tenant))
+            self.pump()
+        await self._settled(program_id, tenant)
+        summary = self._endings.summary(self._core.end_program(program_id, tenant))
+        self.pump()
         return summary
 
     async def housekeeping(self, every_s: float = 1.0) -> None:

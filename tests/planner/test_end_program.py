@@ -164,3 +164,35 @@ async def test_a_program_closed_by_its_end_stays_closed_on_a_restarted_planner(
     with pytest.raises(ProgramClosed):
         fresh.submit(closing, "t", "d")
     fresh.submit(open_, "t", "e")  # the open one takes calls
+
+
+async def test_an_end_whose_caller_gives_up_while_calls_settle_still_ends() -> None:
+    """Cancellation review 2026-12-08 F3: a caller cut during the end's grace (the SDK's end
+    after an error waits as long) left the program closed but open, holding a place under
+    its tenant's max_programs until idle. The end goes on without its caller."""
+    core = PlannerCore(ManualClock(), *parse_policy("plas+round_robin"))
+    async with planner_on_loopback(core, ManualClock()) as (stub, service):
+        service.end_grace_s = 60.0  # the running call's report is what ends the wait
+        await stub.RegisterWorker(planner_pb2.WorkerRegistration(
+            worker_id="w0", address="127.0.0.1:1", max_inflight=1))
+        await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
+            tenant="t", options=common_pb2.ProgramOptions(program_id="p")))
+        await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t", call_id="a"))
+        ending = stub.EndProgram(planner_pb2.EndProgramPlannerRequest(program_id="p",
+                                                                      tenant="t"))
+        while not core.program("p", "t").closed:  # the end has begun: it waits for a
+            await asyncio.sleep(0.01)
+        ending.cancel()  # its caller gives up
+        with pytest.raises(asyncio.CancelledError):
+            await ending
+        assert core.programs_open == 1
+        await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
+            planner_pb2.CompletionReport(program_id="p", call_id="a", worker_id="w0",
+                                         status=planner_pb2.COMPLETION_STATUS_OK,
+                                         attempt=1)]))
+        async with asyncio.timeout(30):  # ended all the same (the bound: a loaded machine)
+            while core.programs_open:
+                await asyncio.sleep(0.01)
+        summary = await stub.EndProgram(planner_pb2.EndProgramPlannerRequest(
+            program_id="p", tenant="t"))  # a retried end: the summary kept
+        assert summary.calls_completed == 1
