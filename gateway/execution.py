@@ -135,18 +135,37 @@ class CallExecutor:
                                             named)
         if metered is None:
             metered = await self._quotas.admit(tenant, limits, prompt_tokens, reserved)
-        produced = False  # output streamed to the caller (its tokens were spent)
+        streamed: list[str] = []  # output streamed to the caller (its tokens were spent)
         granted = False  # a worker was given the call (its engine may have spent tokens)
+        charged = False  # its result came, or its answer from the cache (charged then)
         try:
             answer = self._answer(tenant, program_id, call, timeout_s, start, prepared,
                                   new_program, resend, implicit, whole, limits, policy, metered,
                                   reserved)
             async with contextlib.aclosing(answer) as items:  # (closed with this one)
                 async for item in items:
-                    produced = produced or (isinstance(item, Delta) and bool(item.text))
+                    if isinstance(item, Delta):
+                        streamed = [] if item.restart else streamed
+                        streamed += [item.reasoning, item.text]
                     granted = granted or isinstance(item, Granted)
+                    charged = charged or isinstance(item, common_pb2.CallResult) or (
+                        isinstance(item, Delta) and item.cache_hit != common_pb2.CACHE_HIT_MISS)
                     yield item
+        except (GeneratorExit, asyncio.CancelledError):
+            # its caller gone (a disconnect, a cancel; a deadline is a CallFailed) before its
+            # result: one that never reached a worker gives its reservation back; one that
+            # streamed past it is charged what it streamed (cancellation review 2026-12-08
+            # F2: a disconnect before the end kept queued calls' tokens, and a call naming
+            # no max tokens read to 5x its tenant's tpm, charged nothing past 1,024 a call)
+            if metered and not charged:
+                if not granted and not any(streamed):
+                    self._quotas.refund_later(tenant, limits, prompt_tokens, reserved)
+                elif any(streamed):
+                    spent = len(self._tokenize("".join(streamed)))
+                    self._quotas.charge(tenant, limits, max(spent, reserved), metered, reserved)
+            raise
         except CallFailed as exc:
+            produced = any(streamed)
             # refused before it ran: by the planner, whatever the reason (a load shed: it
             # kept its tokens, and the Retry-After of 1 s it was told was no true answer:
             # overload review 2026-12-06), or at once by an engine; not one an engine

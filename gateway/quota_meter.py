@@ -156,6 +156,11 @@ class QuotaMeter:
         how fast it may send requests that the mesh refuses."""
         await self._give_back(tenant, limits, reserved + (prompt_tokens if limits.rpm else 0))
 
+    def refund_later(self, tenant: str, limits: TenantLimits, prompt_tokens: int,
+                     reserved: int = 0) -> None:
+        """`refund`, in the background (not awaited): for a call whose caller is gone."""
+        self._spawn(self.refund(tenant, limits, prompt_tokens, reserved))
+
     async def _give_back(self, tenant: str, limits: TenantLimits, tokens: int) -> None:
         quotas = self._quotas
         if quotas is None or tokens <= 0:

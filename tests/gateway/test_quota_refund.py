@@ -8,6 +8,7 @@ under test."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncGenerator
 
@@ -100,3 +101,56 @@ async def test_a_refunded_attempt_leaves_the_next_one_to_take_its_quota(
     finally:
         await client.aclose()
     assert failed.value.metered is not metered_again
+
+
+@pytest.mark.parametrize(("items", "named", "refunded", "charged"), [
+    # gone while queued: never granted, nothing streamed: its reservation back
+    ([], True, True, None),
+    # granted, part streamed within its reservation: kept (its engine may have spent it)
+    ([Granted("w0"), Delta("word " * 3)], True, False, None),
+    # naming no max tokens (1,024 reserved), gone after streaming past that: charged it
+    ([Granted("w0"), Delta("word" + " word" * 2999)], False, False, 3000),
+    # restarted on another worker: the void attempt's text is not charged
+    ([Granted("w0"), Delta("word" + " word" * 2999), Delta("word", restart=True)], False,
+     False, None),
+])
+async def test_a_call_whose_caller_leaves_is_refunded_or_charged_what_it_streamed(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch, items: list[CallItem], named: bool,
+        refunded: bool, charged: int | None) -> None:
+    """Cancellation review 2026-12-08 F2: a caller gone before the result (a disconnect, a
+    cancel) kept queued calls' reservations (a tenant's next call was refused over quota),
+    and a call naming no max tokens, read to its end but for the result, was charged nothing
+    past its 1,024 reserved tokens (5,000 tokens streamed within a tpm of 2,000)."""
+    tenant, client, executor = _executor(redis_url)
+    refunds: list[int] = []
+    charges: list[int] = []
+
+    waiting = asyncio.Event()
+
+    async def answer(*args: object) -> AsyncGenerator[CallItem, None]:
+        for item in items:
+            yield item
+        waiting.set()
+        await asyncio.Event().wait()  # the result never comes: its caller leaves first
+
+    monkeypatch.setattr(executor, "_answer", answer)
+    monkeypatch.setattr(executor._quotas, "refund_later",
+                        lambda tenant, limits, prompt, reserved=0: refunds.append(reserved))
+    monkeypatch.setattr(executor._quotas, "charge",
+                        lambda tenant, limits, tokens, metered, reserved: charges.append(tokens))
+    call = call_spec(prompt="hello", max_tokens=8) if named else call_spec(prompt="hello")
+
+    async def caller() -> None:
+        async for _ in executor.run(tenant, "p", call, 30.0):
+            pass
+
+    task = asyncio.create_task(caller())
+    try:
+        await waiting.wait()
+        task.cancel()  # its caller is gone
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await client.aclose()
+    assert bool(refunds) is refunded
+    assert (charges[0] if charges and charges[0] > 1024 else None) == charged
