@@ -163,13 +163,19 @@ def plots(results: dict[str, Any], out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
         for policy in policies_in(results):
             runs = sorted((r for r in results["runs"] if r["policy"] == policy), key=lambda r: r["rate"])
-            ax.plot([r["rate"] for r in runs], [metric(r) for r in runs], marker="o", label=policy)
+            (line,) = ax.plot([r["rate"] for r in runs], [metric(r) for r in runs], label=policy)
+            # an unstable run hollow: its latencies are its finished programs' only
+            for hollow in (False, True):
+                at = [r for r in runs if r["stable"] is not hollow]
+                ax.plot([r["rate"] for r in at], [metric(r) for r in at], linestyle="none",
+                        marker="o", color=line.get_color(),
+                        markerfacecolor="none" if hollow else line.get_color())
         if name == "normalized_latency_vs_rate.png":
             limit = results["slo_factor"] * results["unloaded"]["normalized_latency_s_per_token_mean"]
             ax.axhline(limit, color="grey", linestyle="--", linewidth=1, label="capacity limit")
         if log:
             ax.set_yscale("log")
-        ax.set_xlabel("program arrival rate (programs/s)")
+        ax.set_xlabel("program arrival rate (programs/s); hollow: unstable run")
         ax.set_ylabel(ylabel)
         ax.set_title(f"SIMULATED: {results['workload']}, {results['engines']} x {results['profile']}",
                      fontsize=9)

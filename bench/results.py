@@ -180,5 +180,12 @@ def capacity(points: Sequence[tuple[float, float, bool]], limit: float) -> tuple
 
 
 def sustained_throughput(points: Sequence[tuple[float, bool]]) -> float:
-    """The highest stable rate of a sweep, whatever its latency (0.0: none)."""
-    return max((rate for rate, stable in points if stable), default=0.0)
+    """The highest rate of a sweep stable, whatever its latency, with every rate below it
+    stable too, walking up as `capacity` does (0.0: not the lowest): a stable rate above an
+    unstable one is chance, not throughput (bench review 2026-12-08 F3)."""
+    best = 0.0
+    for rate, stable in sorted(points):
+        if not stable:
+            break
+        best = rate
+    return best

@@ -283,15 +283,20 @@ def _class_capacities(runs: list[dict[str, Any]], policies: tuple[str, ...],
 
 
 def _point_ratios(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """p99 over the baseline's and mean over the clairvoyant's, per policy run at the point."""
+    """p99 over the baseline's and mean over the clairvoyant's, per policy run at the point:
+    None where either run was unstable or left programs unfinished (its latencies are the
+    finished programs' only: bench review 2026-12-08 F3 found an unstable run's p99 0.33x)."""
+    whole = {r["policy"]: r["stable"] and r["completed"] == r["programs"] for r in runs}
     by = {r["policy"]: r["program_latency_s"] for r in runs}
-    base, clair = by.get(BASELINE), by.get("clairvoyant")
-    return {
-        "p99_vs_baseline": {p: round(lat["p99"] / base["p99"], 4) for p, lat in by.items()
-                            if base and base["p99"] > 0},
-        "mean_vs_clairvoyant": {p: round(lat["mean"] / clair["mean"], 4) for p, lat in by.items()
-                           if clair and clair["mean"] > 0},
-    }
+
+    def ratios(ref: str, q: str) -> dict[str, float | None]:
+        at = by.get(ref)
+        if not at or at[q] <= 0:
+            return {}
+        return {p: round(lat[q] / at[q], 4) if whole[p] and whole[ref] else None
+                for p, lat in by.items()}
+    return {"p99_vs_baseline": ratios(BASELINE, "p99"),
+            "mean_vs_clairvoyant": ratios("clairvoyant", "mean")}
 
 
 def write_results(results: dict[str, Any], out: Path) -> list[Path]:

@@ -7,10 +7,10 @@ import pytest
 
 from bench.cluster import ClusterConfig, ClusterSim
 from bench.programs import generate, stream
-from bench.results import capacity, stable_window, summarize
+from bench.results import capacity, stable_window, summarize, sustained_throughput
 from bench.sim_run import SteadyState
 from bench.spec import parse_spec
-from bench.sweep import SweepConfig, run_one, steady_state
+from bench.sweep import SweepConfig, _point_ratios, run_one, steady_state
 from workers.sim.cost_model import load_profile
 
 PROFILE = load_profile("h100-llama3.1-8b")
@@ -116,3 +116,39 @@ def test_a_queue_growing_by_a_few_percent_is_unstable() -> None:
     assert 0.95 <= ratio < 0.97  # what workload-spec.md's rule alone passes
     assert result["window_backlog_growth"] > result["window_backlog_limit"]
     assert not result["stable"]
+
+
+@pytest.mark.parametrize(("points", "expected"), [
+    ([(4.0, True), (8.0, True), (12.0, True)], 12.0),
+    ([(4.0, True), (8.0, False), (12.0, True)], 4.0),  # a stable rate above an unstable one
+    ([(12.0, True), (4.0, True), (8.0, False)], 4.0),  # (in any order)
+    ([(4.0, False), (8.0, True)], 0.0),
+    ([], 0.0),
+])
+def test_sustained_throughput_walks_up_the_rates(points: list[tuple[float, bool]],
+                                                  expected: float) -> None:
+    """Bench review 2026-12-08 F3: the highest stable rate was taken even above an
+    unstable one (12 given unstable at 8), where capacity's rule stops."""
+    assert sustained_throughput(points) == expected
+
+
+def _point_run(policy: str, p99: float, stable: bool = True, completed: int = 10) -> dict:  # type: ignore[type-arg]
+    return {"policy": policy, "stable": stable, "programs": 10, "completed": completed,
+            "program_latency_s": {"p99": p99, "mean": p99 / 2}}
+
+
+@pytest.mark.parametrize(("runs", "p99", "mean"), [
+    ([_point_run("fcfs+round_robin", 4.0), _point_run("default", 2.0),
+      _point_run("clairvoyant", 2.0)],
+     {"fcfs+round_robin": 1.0, "default": 0.5, "clairvoyant": 0.5},
+     {"fcfs+round_robin": 2.0, "default": 1.0, "clairvoyant": 1.0}),
+    # an unstable run, or one with programs unfinished: no ratio of it, nor against it
+    ([_point_run("fcfs+round_robin", 4.0), _point_run("default", 1.0, stable=False),
+      _point_run("clairvoyant", 2.0, completed=9)],
+     {"fcfs+round_robin": 1.0, "default": None, "clairvoyant": None},
+     {"fcfs+round_robin": None, "default": None, "clairvoyant": None}),
+])
+def test_the_points_ratios_are_of_whole_stable_runs_only(
+        runs: list[dict], p99: dict, mean: dict) -> None:  # type: ignore[type-arg]
+    ratios = _point_ratios(runs)
+    assert (ratios["p99_vs_baseline"], ratios["mean_vs_clairvoyant"]) == (p99, mean)
