@@ -15,8 +15,12 @@ core: clients send the class's `max_tokens` (never the drawn output length) and 
 `program_class` label only when the class is labelled; each call's prefix block hashes come
 from cache/block_hash (the gateway's function), and its KV matches from an index fed by the
 engines' own KV events (cache/kv_holdings.py, what Redis holds live), looked up at
-admission as the planner service does; running calls report progress every
-PROGRESS_EVERY_TOKENS generated tokens, as workers do.
+admission as the planner service does. Running calls report progress in steps of
+PROGRESS_EVERY_TOKENS generated tokens, as workers do, but only when their engine's
+iteration ends: the sim engine runs a decode stretch to the next finish or arrival in one
+iteration, so a long call's progress reaches the planner in lumps (a bench review saw one
+report of 653 tokens where a worker would have sent ten). The simulated planner thus knows
+less of running calls than a live one, which can only cost the policies that read progress.
 
 A finite run ends when every program has finished. A steady-state run (`SteadyState`,
 ../shared/workload-spec.md) draws programs from an endless arrival stream and ends when
