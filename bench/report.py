@@ -40,8 +40,12 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Capacity: the highest stable rate (interpolated) whose mean normalized latency <= "
         f"{results['slo_factor']:g} x the unloaded `fcfs+round_robin` "
-        f"({unloaded['normalized_latency_s_per_token_mean'] * 1000:.2f} ms/token). Sustained: the "
-        "highest stable rate swept, whatever its latency.",
+        f"({unloaded['normalized_latency_s_per_token_mean'] * 1000:.2f} ms/token"
+        + ("; **its engines were "
+           f"{unloaded['engine_utilization']:.0%} busy: it queued, and this limit is loose**"
+           if unloaded.get("loaded") else "")
+        + "). Sustained: the highest stable rate swept, with every one below it stable, "
+        "whatever its latency.",
         "",
         f"Prefix hit rate of one engine with an unbounded cache (the most reuse possible): "
         f"{results['reference_prefix_hit_rate']:.3f}. Planner queue s: a call's wait from ready "

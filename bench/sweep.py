@@ -44,6 +44,10 @@ BARE_DEFAULT = frozenset({"fcfs+round_robin", "fcfs+cache_aware"})  # `--bare`'s
 TARGET_LOAD = 0.8  # issue #5's latency targets hold at this share of the baseline's capacity
 UNLOADED_RATE_DIVISOR = 20.0  # the unloaded reference runs at min(rates) / this
 UNLOADED_PROGRAMS = 200
+# the unloaded reference's engines busy more than this: it queued, and its latency (the
+# capacity limit's unit) is a loaded one, which loosens the limit for every policy (bench
+# review 2026-12-08 F5: 0.92 busy with --rates starting at 120/s): the results say so
+UNLOADED_MAX_UTILIZATION = 0.3
 WARMUP_SEED_OFFSET = 1000  # warm-up programs come from another seed: never the measured ones
 WARMUP_RATE_DIVISOR = 2.0  # ... arriving at min(rates) / this
 SETTLE_MIN_S, SETTLE_P99S = 60.0, 2.0  # settling period: max(60 s, 2 x unloaded p99)
@@ -184,6 +188,11 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
     unloaded_spec = spec.with_overrides(programs=min(spec.programs, UNLOADED_PROGRAMS))
     unloaded = run_one(unloaded_spec, BASELINE, unloaded_rate, cfg)
     steady = steady_state(unloaded["program_latency_s"]["p99"], cfg.window_s)
+    if unloaded["engine_utilization"] > UNLOADED_MAX_UTILIZATION and progress is not None:
+        print(f"warning: the unloaded reference (at {unloaded_rate:g}/s, the lowest rate / "
+              f"{UNLOADED_RATE_DIVISOR:g}) kept its engines {unloaded['engine_utilization']:.0%} "
+              "busy: it queued, and the capacity limit is loose; start --rates lower",
+              file=progress)
     jobs: list[tuple[WorkloadSpec, str, float, SteadyState | None]] = [
         (spec, REFERENCE, min(cfg.rates), None)]
     jobs += [(spec, p, r, steady) for p in cfg.policies for r in cfg.rates]
@@ -231,6 +240,8 @@ def run_sweep(spec: WorkloadSpec, cfg: SweepConfig, *, progress: Any = sys.stder
         "warmup": {"programs": cfg.warmup_programs, "seed": spec.seed + WARMUP_SEED_OFFSET,
                    "rate": min(cfg.rates) / WARMUP_RATE_DIVISOR},
         "unloaded": {"policy": BASELINE, "rate": unloaded_rate, "programs": unloaded["programs"],
+                     "engine_utilization": unloaded["engine_utilization"],
+                     "loaded": unloaded["engine_utilization"] > UNLOADED_MAX_UTILIZATION,
                      "normalized_latency_s_per_token_mean": reference,
                      "program_latency_s_mean": unloaded["program_latency_s"]["mean"],
                      "program_latency_s_p99": unloaded["program_latency_s"]["p99"],

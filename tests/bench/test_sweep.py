@@ -78,6 +78,10 @@ def test_each_policy_runs_at_its_budget_and_the_targets_point_is_measured() -> N
     assert point["mean_vs_clairvoyant"]["clairvoyant"] == 1.0
     text = markdown(results)
     assert "At 80% of `fcfs+round_robin`'s capacity" in text and "`default` 4" in text
+    # the unloaded reference did not queue; one that did would say so (bench review F5)
+    assert results["unloaded"]["loaded"] is False and "busy" not in text
+    results["unloaded"].update(loaded=True, engine_utilization=0.92)
+    assert "its engines were 92% busy: it queued" in markdown(results)
 
 
 def test_no_targets_point_without_a_bounded_baseline_capacity() -> None:
