@@ -20,9 +20,17 @@ own size. The translator bridges the two:
 
 Unattributable blocks (no expected request matches; a parent the translator never saw,
 e.g. stored before it subscribed) are counted and skipped: the index then under-claims,
-which costs routing affinity, never isolation. Where mainline SGLang gives two tenants'
-identical blocks one event hash, later blocks under that hash extend both chains: the index
-may over-claim which tenant's blocks the engine holds, for prompts both tenants sent to it.
+which costs routing affinity, never isolation.
+
+Mainline SGLang gives two tenants' identical blocks one event hash, so a block stored under
+such a parent may be either tenant's. A chain is extended by a page only where an expected
+request of its tenant (and shared prefix) has that page's tokens at that place in its
+prompt: a tenant's chain through a first page both sent (a default system prompt) never
+takes the other's continuation. It did (tenant review 2026-12-08 F3): tenant B's salted
+hashes of A's private blocks were published as held, and routing, which names the worker
+that served a call, told B block by block whether its guesses of A's prompt were right.
+Blocks of a request's output (SGLang caches them at its end) are not indexed: routing
+matches the next call's prompt on its earlier prompt's blocks, which are.
 """
 
 from __future__ import annotations
@@ -67,6 +75,9 @@ class TranslatorStats:
     blocks_stored: int = 0
     blocks_removed: int = 0
     unattributed: int = 0  # engine blocks no expected request or known parent explains
+    # engine blocks under a known parent that no request of its chains' tenants sent: a
+    # request's output, or another tenant's prompt under a page both sent (not indexed)
+    unsent: int = 0
     clears: int = 0
 
 
@@ -80,6 +91,8 @@ class KvEventTranslator:
         self.max_expected = max_expected
         self.stats = TranslatorStats()
         self._expected: OrderedDict[str, _Expected] = OrderedDict()  # rid -> request, oldest first
+        # the same requests by (salt, shared blocks): which may have sent a page (`_sent`)
+        self._by_chain: dict[tuple[str, int], dict[str, _Expected]] = {}
         # engine hash -> the chains through it, one per (salt, shared blocks); a tuple, not a
         # dict: almost always one chain, and this map is as large as the engine's KV pool
         self._blocks: dict[int, tuple[_Chain, ...]] = {}
@@ -113,9 +126,20 @@ class KvEventTranslator:
         if self._page_size and len(page) == self._page_size and \
                 (salt, exp.shared_blocks, page) in self._roots:
             exp.attributed = True  # the engine holds its chain's start: it will not store it
+        self._forget(rid)
         self._expected[rid] = exp
+        self._by_chain.setdefault((salt, exp.shared_blocks), {})[rid] = exp
         while len(self._expected) > self.max_expected:
-            self._expected.popitem(last=False)
+            self._forget(next(iter(self._expected)))
+
+    def _forget(self, rid: str) -> None:
+        exp = self._expected.pop(rid, None)
+        if exp is not None:
+            key = (exp.salt, exp.shared_blocks)
+            same = self._by_chain.get(key, {})
+            same.pop(rid, None)
+            if not same:
+                self._by_chain.pop(key, None)
 
     def finish(self, rid: str, now: float) -> None:
         exp = self._expected.get(rid)
@@ -129,7 +153,7 @@ class KvEventTranslator:
         gone = [rid for rid, e in self._expected.items()
                 if e.finished_at is not None and now - e.finished_at > self.linger_s]
         for rid in gone:
-            del self._expected[rid]
+            self._forget(rid)
 
     def apply(self, events: Sequence[KvEvent], now: float) -> Translation:
         self._expire(now)
@@ -187,8 +211,11 @@ class KvEventTranslator:
             self.stats.unattributed += n
             return
         for i, engine_hash in enumerate(event.block_hashes):
-            page = event.token_ids[i * size:(i + 1) * size]
-            chains = [self._extend(c, page) for c in chains]
+            page = tuple(event.token_ids[i * size:(i + 1) * size])
+            chains = [self._extend(c, page) for c in chains if self._sent(c, page)]
+            if not chains:  # no tenant of its parent's sent it: another's, or an output's
+                self.stats.unsent += n - i
+                return
             held = self._blocks.get(engine_hash, ())
             for c in chains:
                 if any(c.salt == o.salt and c.shared_blocks == o.shared_blocks for o in held):
@@ -199,6 +226,14 @@ class KvEventTranslator:
                     if self._refs[h] == 1:
                         out.stored.append(h)
             self._blocks[engine_hash] = held
+
+    def _sent(self, chain: _Chain, page: tuple[int, ...]) -> bool:
+        """Whether a request of the chain's tenant (and shared prefix) has `page` in its
+        prompt where the chain stands (see the module's docstring)."""
+        at = chain.blocks_done * self.block_size + len(chain.pending)
+        end = at + len(page)
+        return any(exp.tokens[at:end] == page
+                   for exp in self._by_chain.get((chain.salt, chain.shared_blocks), {}).values())
 
     def _extend(self, chain: _Chain, page: Sequence[int]) -> _Chain:
         pending = chain.pending + tuple(page)

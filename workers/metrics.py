@@ -70,6 +70,9 @@ class _StateCollector(Collector):
                       listener.stats.gaps)
         yield counter("ostinato_worker_kv_blocks_unattributed", "Engine blocks no expected "
                       "request explains (not indexed).", listener.translator.stats.unattributed)
+        yield counter("ostinato_worker_kv_blocks_unsent", "Engine blocks under a known parent "
+                      "that no call of its tenants sent: outputs, or another tenant's under a "
+                      "page both sent (not indexed).", listener.translator.stats.unsent)
 
 
 class WorkerMetrics:

@@ -154,3 +154,28 @@ def test_a_request_expected_before_a_reset_starts_a_chain_after_it() -> None:
     got = tr.apply([BlockStored((7, 8), None, (1, 2, 5, 6), 2)], 0.0)
     assert got.stored == prefix_block_hashes([1, 2, 5, 6], "a", block_size=2)
     assert tr.stats.unattributed == 0
+
+
+def test_a_tenants_chain_never_takes_anothers_continuation() -> None:
+    """Tenant review 2026-12-08 F3: with event hashes blind to the salt (mainline SGLang),
+    tenant B's chain through a first page both sent took A's private continuation, so B's
+    salted hashes of A's blocks were published as held (routing, which names the worker,
+    then answered B's guesses of A's prompt). A chain takes a page only where a request of
+    its tenant sent it there; a request's output is not indexed."""
+    bs = 4
+    common, b_own, a_secret = [1, 2, 3, 4], [100, 101, 102, 103], [500, 501, 502, 503] * 2
+    tr = KvEventTranslator(block_size=bs)
+    tr.expect("b1", "b", 0, common + b_own, 0.0)
+    out1 = tr.apply([BlockStored((1001,), None, tuple(common), bs),
+                     BlockStored((1002,), 1001, tuple(b_own), bs)], 0.1)
+    tr.expect("a1", "a", 0, common + a_secret, 0.2)
+    out2 = tr.apply([BlockStored((1001,), None, tuple(common), bs),  # the same engine hash
+                     BlockStored((1003, 1004), 1001, tuple(a_secret), bs)], 0.3)
+    published = set(out1.stored) | set(out2.stored)
+    assert set(prefix_block_hashes(common + a_secret, "a", block_size=bs)) <= published
+    assert set(prefix_block_hashes(common + b_own, "b", block_size=bs)) <= published
+    b_guess = prefix_block_hashes(common + a_secret, "b", block_size=bs)
+    assert [h in published for h in b_guess] == [True, False, False]
+    # the answer's blocks (SGLang caches a request's output at its end): not indexed
+    answer = tr.apply([BlockStored((1005,), 1002, (7, 7, 7, 7), bs)], 0.4)
+    assert answer.stored == [] and tr.stats.unsent == 1 and tr.stats.unattributed == 0

@@ -71,7 +71,8 @@ async def test_a_gap_is_filled_from_the_replay_socket(tmp_path: Path, index: KvI
     listener = KvEventListener(f"ipc://{tmp_path}/pub", WORKER, translator, index,
                                replay_endpoint=f"ipc://{tmp_path}/replay", replay_timeout_s=30.0)
     try:
-        translator.expect("r", "tenant:a", 0, [1, 2, 3, 4, 5, 6, 7, 8], 0.0)
+        translator.expect("r", "tenant:a", 0, [1, 2, 3, 4], 0.0)
+        translator.expect("r2", "tenant:a", 0, [1, 2, 5, 6, 7, 8], 0.0)  # the branch after
         for b in batches:
             publisher.publish(b)  # fills the replay buffer
         await listener.handle([b"", encode_seq(0), encode_batch(0.0, batches[0])])
