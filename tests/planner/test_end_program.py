@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import grpc
 import pytest
@@ -49,15 +50,27 @@ def test_closing_cancels_what_waits_and_keeps_what_runs() -> None:
         CallState.DONE, CallState.CANCELLED, CallState.CANCELLED]
 
 
+async def _a_running(stub: Any, service: Any) -> None:
+    """Worker w0 with one slot, program `p` of tenant t, its call a running there; an end
+    waits for a's report (its grace set long)."""
+    service.end_grace_s = 60.0  # the running call's report is what ends the wait
+    await stub.RegisterWorker(planner_pb2.WorkerRegistration(
+        worker_id="w0", address="127.0.0.1:1", max_inflight=1))
+    await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
+        tenant="t", options=common_pb2.ProgramOptions(program_id="p")))
+    await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t", call_id="a"))
+
+
+async def _a_done(stub: Any) -> None:
+    await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
+        planner_pb2.CompletionReport(program_id="p", call_id="a", worker_id="w0",
+                                     status=planner_pb2.COMPLETION_STATUS_OK, attempt=1)]))
+
+
 async def test_end_program_fails_the_waiting_calls_before_the_running_one_ends() -> None:
     core = PlannerCore(ManualClock(), *parse_policy("plas+round_robin"))
     async with planner_on_loopback(core, ManualClock()) as (stub, service):
-        service.end_grace_s = 60.0  # the running call's report is what ends the wait
-        await stub.RegisterWorker(planner_pb2.WorkerRegistration(
-            worker_id="w0", address="127.0.0.1:1", max_inflight=1))
-        await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
-            tenant="t", options=common_pb2.ProgramOptions(program_id="p")))
-        await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t", call_id="a"))
+        await _a_running(stub, service)
         waiting = [asyncio.ensure_future(stub.Admit(planner_pb2.AdmitRequest(
             program_id="p", tenant="t", call_id=c))) for c in ("b", "c")]
         while sum(1 for c in core.program("p", "t").calls.values()
@@ -77,10 +90,7 @@ async def test_end_program_fails_the_waiting_calls_before_the_running_one_ends()
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t", call_id="d"))
         assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
-            planner_pb2.CompletionReport(program_id="p", call_id="a", worker_id="w0",
-                                         status=planner_pb2.COMPLETION_STATUS_OK,
-                                         attempt=1)]))
+        await _a_done(stub)
         summary = await ending
         assert (summary.calls_completed, summary.calls_cancelled) == (1, 2)
 
@@ -172,12 +182,7 @@ async def test_an_end_whose_caller_gives_up_while_calls_settle_still_ends() -> N
     its tenant's max_programs until idle. The end goes on without its caller."""
     core = PlannerCore(ManualClock(), *parse_policy("plas+round_robin"))
     async with planner_on_loopback(core, ManualClock()) as (stub, service):
-        service.end_grace_s = 60.0  # the running call's report is what ends the wait
-        await stub.RegisterWorker(planner_pb2.WorkerRegistration(
-            worker_id="w0", address="127.0.0.1:1", max_inflight=1))
-        await stub.RegisterProgram(planner_pb2.RegisterProgramRequest(
-            tenant="t", options=common_pb2.ProgramOptions(program_id="p")))
-        await stub.Admit(planner_pb2.AdmitRequest(program_id="p", tenant="t", call_id="a"))
+        await _a_running(stub, service)
         ending = stub.EndProgram(planner_pb2.EndProgramPlannerRequest(program_id="p",
                                                                       tenant="t"))
         while not core.program("p", "t").closed:  # the end has begun: it waits for a
@@ -186,10 +191,7 @@ async def test_an_end_whose_caller_gives_up_while_calls_settle_still_ends() -> N
         with pytest.raises(asyncio.CancelledError):
             await ending
         assert core.programs_open == 1
-        await stub.ReportCompletions(planner_pb2.CompletionReports(reports=[
-            planner_pb2.CompletionReport(program_id="p", call_id="a", worker_id="w0",
-                                         status=planner_pb2.COMPLETION_STATUS_OK,
-                                         attempt=1)]))
+        await _a_done(stub)
         async with asyncio.timeout(30):  # ended all the same (the bound: a loaded machine)
             while core.programs_open:
                 await asyncio.sleep(0.01)
