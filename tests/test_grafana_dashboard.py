@@ -35,7 +35,7 @@ def _registries() -> list[CollectorRegistry]:
                   lambda: False)
     worker = WorkerMetrics("w", "m")
     listener = SimpleNamespace(stats=SimpleNamespace(batches=0, gaps=0), translator=SimpleNamespace(
-        index_blocks=0, stats=SimpleNamespace(unattributed=0)))
+        index_blocks=0, stats=SimpleNamespace(unattributed=0, unsent=0)))
     worker.watch(SimpleNamespace(running=0, kv_events=listener), kv_capacity_blocks=1)
     planner = PlannerMetrics(PlannerCore(ManualClock(), *parse_policy("fcfs+round_robin")))
     engine = sim_engine_registry(RealtimeSimEngine(SimEngineConfig(zero_cost=True)))
