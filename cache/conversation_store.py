@@ -94,11 +94,16 @@ redis.call('SADD', KEYS[2], ARGV[3])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
 return 1
 """
-# KEYS: object, ids, items; ARGV: ttl ms. The object and every item id, TTLs renewed.
+# KEYS: object, ids, items, the tenant's set of ids, its bytes; ARGV: ttl ms. The object
+# and every item id, TTLs renewed, the tenant's two keys' at least as far (a tenant reading
+# its conversations alone kept them while its sum expired: diff review 2026-12-08).
 _IDS = """
 local object = redis.call('GET', KEYS[1])
 if not object then return false end
-for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ARGV[1]) end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+for i = 4, 5 do
+  if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+end
 return {object, redis.call('LRANGE', KEYS[2], 0, -1)}
 """
 # KEYS: object, ids, items, the tenant's bytes; ARGV: item id, the conversation's id. -1:
@@ -186,7 +191,12 @@ class ConversationStore(KeptInRedis):
             raise TooManyConversations(
                 f"tenant {tenant!r} keeps {self._max_conversations} conversations, the most it "
                 "may: delete some, or wait for idle ones to expire")
-        added = await self.add(tenant, cid, items) if items else []
+        try:
+            added = await self.add(tenant, cid, items) if items else []
+        except (TooManyItems, TooManyConversations):
+            # refused, so nobody learns its id: not left holding a place (diff review)
+            await self.delete(tenant, cid)
+            raise
         return obj, added or []
 
     async def get(self, tenant: str, conversation_id: str) -> dict[str, Any] | None:
@@ -248,7 +258,8 @@ class ConversationStore(KeptInRedis):
         """The conversation's object and its item ids, oldest first (TTLs renewed)."""
         if not CONVERSATION_ID.fullmatch(conversation_id):
             return None
-        names = self._keys(tenant, conversation_id)
+        names = [*self._keys(tenant, conversation_id), keys.tenant_conversations(tenant),
+                 keys.tenant_conversation_bytes(tenant)]
         got = await self._do(self._ids(keys=names, args=[self._ttl_ms]), names[0])
         if not got:
             return None

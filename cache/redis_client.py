@@ -200,12 +200,15 @@ def connect(url: str, *, cluster: bool = False, timeout_s: float | None = None,
             wait_s: float | None = None, **options: Any) -> AsyncClient:
     """An asyncio client for `url` (every socket operation bounded by `timeout_s`), with at
     most `max_connections` (MAX_CONNECTIONS) to a server or each cluster node; a command
-    waits at most `wait_s` (default `timeout_s`, else 5 s) for a free one to a server (a
-    cluster's node fails at once)."""
+    waits at most `wait_s` for a free one to a server (a cluster's node fails at once).
+    Its default, half of `timeout_s` (else 5 s), leaves the wait shorter than the bound
+    its callers put on an operation (`within`, `timeout_s` or more): a pool still full then
+    is MaxConnectionsError, not a timeout taken for Redis out of reach (diff review
+    2026-12-08)."""
     kwargs = _options(timeout_s, {"max_connections": MAX_CONNECTIONS, **options})
     if cluster:
         return _RedisCluster.from_url(url, **kwargs)
-    wait = wait_s if wait_s is not None else timeout_s if timeout_s is not None else 5.0
+    wait = wait_s if wait_s is not None else timeout_s / 2 if timeout_s is not None else 5.0
     pool = _WaitingPool.from_url(url, timeout=wait, **kwargs)
     client = _Redis(connection_pool=pool)
     client.auto_close_connection_pool = True  # (as from_url makes it: aclose closes the pool)

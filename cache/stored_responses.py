@@ -77,6 +77,8 @@ return out
 """
 # KEYS: record, index, sizes; ARGV: ttl ms, max bytes (0: no bound), id, JSON, the key
 # prefix of the tenant's records (for those it removes). 1: stored; 0: larger than the bound.
+# At most 64 expired entries are forgotten a store (one store after a burst's TTL blocked
+# Redis 0.26 s for 50,000: diff review 2026-12-08); the bound's loop pops the rest in turn.
 _PUT = _STAMP + """
 local ttl, bound = tonumber(ARGV[1]), tonumber(ARGV[2])
 local size = string.len(ARGV[4]) + """ + str(RECORD_OVERHEAD) + """
@@ -89,11 +91,11 @@ local function forget(rid)
     redis.call('HINCRBY', KEYS[3], '_total', 0 - had)
   end
 end
-for _, rid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
+for _, rid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 64)) do
   forget(rid)
   redis.call('DEL', ARGV[5] .. rid)
+  redis.call('ZREM', KEYS[2], rid)
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 forget(ARGV[3])
 if bound > 0 then
   while tonumber(redis.call('HGET', KEYS[3], '_total') or '0') + size > bound do

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 
 import grpc
 
@@ -43,6 +44,14 @@ REPORT_SETTLE_S = 2.0  # how long an answer waits for its report to reach the pl
 
 
 OFF_LOOP_CHARS = 32_768  # a prompt this long is prepared off the event loop (`_prepared`)
+
+
+@dataclass
+class _Charged:
+    """Whether a call's completion was charged (`CallExecutor.run` charges a caller gone
+    before that; a diff review found one gone while its answer was stored charged twice)."""
+
+    done: bool = False
 
 
 class CallExecutor:
@@ -137,19 +146,17 @@ class CallExecutor:
             metered = await self._quotas.admit(tenant, limits, prompt_tokens, reserved)
         streamed: list[str] = []  # output streamed to the caller (its tokens were spent)
         granted = False  # a worker was given the call (its engine may have spent tokens)
-        charged = False  # its result came, or its answer from the cache (charged then)
+        charged = _Charged()  # its completion charged (at its result, or its cache hit)
         try:
             answer = self._answer(tenant, program_id, call, timeout_s, start, prepared,
                                   new_program, resend, implicit, whole, limits, policy, metered,
-                                  reserved)
+                                  reserved, charged)
             async with contextlib.aclosing(answer) as items:  # (closed with this one)
                 async for item in items:
                     if isinstance(item, Delta):
                         streamed = [] if item.restart else streamed
                         streamed += [item.reasoning, item.text]
                     granted = granted or isinstance(item, Granted)
-                    charged = charged or isinstance(item, common_pb2.CallResult) or (
-                        isinstance(item, Delta) and item.cache_hit != common_pb2.CACHE_HIT_MISS)
                     yield item
         except (GeneratorExit, asyncio.CancelledError):
             # its caller gone (a disconnect, a cancel; a deadline is a CallFailed) before its
@@ -157,7 +164,7 @@ class CallExecutor:
             # streamed past it is charged what it streamed (cancellation review 2026-12-08
             # F2: a disconnect before the end kept queued calls' tokens, and a call naming
             # no max tokens read to 5x its tenant's tpm, charged nothing past 1,024 a call)
-            if metered and not charged:
+            if metered and not charged.done:
                 if not granted and not any(streamed):
                     self._quotas.refund_later(tenant, limits, prompt_tokens, reserved)
                 elif any(streamed):
@@ -184,7 +191,7 @@ class CallExecutor:
         self, tenant: str, program_id: str, call: common_pb2.CallSpec, timeout_s: float,
         start: float, prepared: tuple[PreparedPrompt, int], new_program: NewProgram | None,
         resend: bool, implicit: bool, whole: bool, limits: TenantLimits, policy: CachePolicy,
-        metered: bool, reserved: int,
+        metered: bool, reserved: int, charged: _Charged,
     ) -> AsyncGenerator[CallItem, None]:
         """The call answered from the cache, or run through the mesh (`metered`: its
         admission was taken from the tenant's quotas, `reserved` completion tokens with it)."""
@@ -201,6 +208,7 @@ class CallExecutor:
                                           resend)
                 self._quotas.charge(tenant, limits, hit.answer.completion_tokens, metered,
                                     reserved)
+                charged.done = True
                 yield Granted("")
                 yield Delta(hit.answer.text, _HIT[hit.kind], last=True,
                             reasoning=hit.answer.reasoning)
@@ -231,7 +239,7 @@ class CallExecutor:
         settle = report_later and limits.program_limit(0) > 0
         run = self._through_mesh(tenant, program_id, call, timeout_s, start, prepared,
                                  new_program, resend, report_later and not settle, whole, limits,
-                                 exact, semantic, metered, reserved)
+                                 exact, semantic, metered, reserved, charged)
         async with contextlib.aclosing(run) as items:  # (closed with this one)
             async for item in items:
                 if settle and isinstance(item, common_pb2.CallResult):
@@ -243,6 +251,7 @@ class CallExecutor:
         start: float, prepared: tuple[PreparedPrompt, int], new_program: NewProgram | None,
         resend: bool, report_later: bool, whole: bool, limits: TenantLimits,
         exact: str | None, semantic: SemanticKey | None, metered: bool, reserved: int,
+        charged: _Charged,
     ) -> AsyncGenerator[CallItem, None]:
         """The call run by a worker; its completion charged, its answer stored."""
         run = self._mesh.run(tenant, program_id, call, timeout_s, start, prepared, new_program,
@@ -252,6 +261,7 @@ class CallExecutor:
                 if isinstance(item, common_pb2.CallResult):
                     self._quotas.charge(tenant, limits, item.usage.completion_tokens, metered,
                                         reserved)
+                    charged.done = True  # (a caller gone while it is stored: not again)
                 # Stored before the result is handed on: a consumer may stop at the result
                 # (the HTTP stream does), and nothing after the last yield would run then.
                 if (isinstance(item, common_pb2.CallResult) and self._cache is not None

@@ -182,8 +182,10 @@ async def test_a_tenants_conversations_hold_a_bounded_number_of_bytes(
         b, _ = await store.create(tenant, {}, [said("user", "a" * 400)])
         with pytest.raises(conversation_store.TooManyConversations, match="1000 bytes"):
             await store.add(tenant, a["id"], [said("user", "a" * 400)])
+        ids = keys.tenant_conversations(tenant)
         with pytest.raises(conversation_store.TooManyConversations, match="1000 bytes"):
-            await store.create(tenant, {}, [said("user", "a" * 400)])  # (made, not filled)
+            await store.create(tenant, {}, [said("user", "a" * 400)])
+        assert await client.scard(ids) == 2  # the refused one is not left holding a place
         await store.create(other, {}, [said("user", "a" * 400)])  # another tenant: its own
         total = keys.tenant_conversation_bytes(tenant)
         assert int(await client.hget(total, "_total")) == 2 * size
@@ -196,5 +198,10 @@ async def test_a_tenants_conversations_hold_a_bounded_number_of_bytes(
         await store.add(tenant, c["id"], [said("user", "a" * 400)])
         assert int(await client.hget(total, "_total")) == 2 * size
         assert await client.hget(total, a["id"]) is None
+        # a read renews the tenant's keys with the conversation's: its sum never expires first
+        await client.pexpire(total, 1_000)
+        await client.pexpire(ids, 1_000)
+        assert await store.ids(tenant, c["id"]) is not None
+        assert await client.pttl(total) > 50_000 and await client.pttl(ids) > 50_000
     finally:
         await client.aclose()

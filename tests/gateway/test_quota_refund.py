@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncGenerator
+from types import SimpleNamespace
 
 import grpc
 import pytest
@@ -18,10 +19,11 @@ import redis.asyncio as aioredis
 
 from cache.quotas import Quotas
 from cache.tenancy import Tenancy, TenantLimits
-from gateway.call_items import CallFailed, CallItem, Delta, Granted
+from gateway.call_items import CallFailed, CallItem, Delta, Granted, NewProgram
 from gateway.execution import CallExecutor
 from gateway.worker_channels import WorkerChannels
 from ostinato.sdk_types import call_spec
+from ostinato.v1 import common_pb2
 
 
 def _executor(redis_url: str) -> tuple[str, aioredis.Redis, CallExecutor]:
@@ -154,3 +156,50 @@ async def test_a_call_whose_caller_leaves_is_refunded_or_charged_what_it_streame
         await client.aclose()
     assert bool(refunds) is refunded
     assert (charges[0] if charges and charges[0] > 1024 else None) == charged
+
+
+async def test_a_caller_gone_after_its_result_was_charged_is_not_charged_again(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Diff review 2026-12-08: the result is charged as it comes, then a one-call program's
+    report settles (and the answer is stored) before it is handed on; a caller gone then
+    was charged again for what it streamed."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    limits = TenantLimits(tpm=100_000, max_programs=5)
+    client = aioredis.from_url(redis_url)
+    executor = CallExecutor(None, WorkerChannels(), quotas=Quotas(client),  # type: ignore[arg-type]
+                            tenancy=lambda: Tenancy(tenants=frozenset({tenant}),
+                                                    limits={tenant: limits}))
+    charges: list[int] = []
+    settling = asyncio.Event()
+    text = "word" + " word" * 2999
+
+    async def run(*args: object) -> AsyncGenerator[CallItem, None]:
+        yield Granted("w0")
+        yield Delta(text)
+        yield common_pb2.CallResult(call_id="c", text=text, finish_reason="stop",
+                                    usage=common_pb2.Usage(completion_tokens=3000))
+
+    async def queued_through(timeout: float) -> None:
+        settling.set()
+        await asyncio.Event().wait()
+
+    executor._mesh = SimpleNamespace(  # type: ignore[assignment]
+        run=run, report_now=SimpleNamespace(queued_through=queued_through))
+    monkeypatch.setattr(executor._quotas, "charge",
+                        lambda tenant, limits, tokens, metered, reserved: charges.append(tokens))
+    new = NewProgram(common_pb2.ProgramOptions(program_id="p"), 5, one_call=True)
+
+    async def caller() -> None:
+        async for _ in executor.run(tenant, "p", call_spec(prompt="hello"), 30.0,
+                                    new_program=new):
+            pass
+
+    task = asyncio.create_task(caller())
+    try:
+        await settling.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await client.aclose()
+    assert charges == [3000]
