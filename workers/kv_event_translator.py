@@ -29,15 +29,18 @@ prompt: a tenant's chain through a first page both sent (a default system prompt
 takes the other's continuation. It did (tenant review 2026-12-08 F3): tenant B's salted
 hashes of A's private blocks were published as held, and routing, which names the worker
 that served a call, told B block by block whether its guesses of A's prompt were right.
-Blocks of a request's output (SGLang caches them at its end) are not indexed: routing
-matches the next call's prompt on its earlier prompt's blocks, which are.
+Blocks of a call's output (SGLang caches them at its end: a conversation's next turn
+chains through them) are no prompt's: a block under a parent that no chain there can take
+as a prompt's is taken by the chains that reached the end of a prompt of their tenant
+(`past_prompt`). Another tenant's prompt block under a page both sent is some chain's
+prompt there: the output rule does not give it to the first.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cache.block_hash import DEFAULT_BLOCK_SIZE, chain_seed, next_block_hash
 from workers.kv_events import AllBlocksCleared, BlockRemoved, BlockStored, KvEvent
@@ -61,6 +64,9 @@ class _Chain:
     last_hash: int  # the index hash of the last completed block (chain_seed if none)
     pending: tuple[int, ...]  # tokens past the last completed index block
     completed: tuple[int, ...]  # index hashes this engine block completed
+    # the block reaches the end of a prompt of its tenant: the blocks stored under it that
+    # no prompt has there are that call's output
+    past_prompt: bool = False
 
 
 @dataclass
@@ -91,7 +97,7 @@ class KvEventTranslator:
         self.max_expected = max_expected
         self.stats = TranslatorStats()
         self._expected: OrderedDict[str, _Expected] = OrderedDict()  # rid -> request, oldest first
-        # the same requests by (salt, shared blocks): which may have sent a page (`_sent`)
+        # the same requests by (salt, shared blocks): which may have sent a page (`_next`)
         self._by_chain: dict[tuple[str, int], dict[str, _Expected]] = {}
         # engine hash -> the chains through it, one per (salt, shared blocks); a tuple, not a
         # dict: almost always one chain, and this map is as large as the engine's KV pool
@@ -210,16 +216,25 @@ class KvEventTranslator:
         if not chains:
             self.stats.unattributed += n
             return
+        # the requests each chain may be following (narrowed page by page: an event costs
+        # its pages and its tenants' requests, not their product: diff review 2026-12-08)
+        follows = [list(self._by_chain.get((c.salt, c.shared_blocks), {}).values())
+                   for c in chains]
         for i, engine_hash in enumerate(event.block_hashes):
             page = tuple(event.token_ids[i * size:(i + 1) * size])
-            chains = [self._extend(c, page) for c in chains if self._sent(c, page)]
-            if not chains:  # no tenant of its parent's sent it: another's, or an output's
+            chains, follows = self._next(chains, follows, page)
+            if not chains:  # nobody's prompt, nor any call's output: another tenant's
                 self.stats.unsent += n - i
                 return
             held = self._blocks.get(engine_hash, ())
             for c in chains:
-                if any(c.salt == o.salt and c.shared_blocks == o.shared_blocks for o in held):
-                    continue  # the same page reported again: already counted
+                same = next((j for j, o in enumerate(held) if c.salt == o.salt
+                             and c.shared_blocks == o.shared_blocks), None)
+                if same is not None:  # the same page reported again: already counted
+                    if c.past_prompt and not held[same].past_prompt:
+                        held = (*held[:same], replace(held[same], past_prompt=True),
+                                *held[same + 1:])
+                    continue
                 held += (c,)
                 for h in c.completed:
                     self._refs[h] = self._refs.get(h, 0) + 1
@@ -227,15 +242,29 @@ class KvEventTranslator:
                         out.stored.append(h)
             self._blocks[engine_hash] = held
 
-    def _sent(self, chain: _Chain, page: tuple[int, ...]) -> bool:
-        """Whether a request of the chain's tenant (and shared prefix) has `page` in its
-        prompt where the chain stands (see the module's docstring)."""
-        at = chain.blocks_done * self.block_size + len(chain.pending)
-        end = at + len(page)
-        return any(exp.tokens[at:end] == page
-                   for exp in self._by_chain.get((chain.salt, chain.shared_blocks), {}).values())
+    def _next(self, chains: list[_Chain], follows: list[list[_Expected]],
+              page: tuple[int, ...]) -> tuple[list[_Chain], list[list[_Expected]]]:
+        """The chains `page` extends, and the requests each may still be following. A
+        chain takes a page where a request of its tenant (and shared prefix) has it in its
+        prompt at that place (or the prompt's end, in a page that passes it); where no
+        chain through the parent does, the page is a call's output, taken by the chains
+        that reached the end of a prompt (see the module's docstring)."""
+        sent: list[_Chain] = []
+        still: list[list[_Expected]] = []
+        for chain, requests in zip(chains, follows, strict=True):
+            at = chain.blocks_done * self.block_size + len(chain.pending)
+            end = at + len(page)
+            kept = [e for e in requests
+                    if (part := e.tokens[at:end]) and part == page[:len(part)]]
+            if kept:
+                sent.append(self._extend(chain, page, any(len(e.tokens) <= end for e in kept)))
+                still.append([e for e in kept if len(e.tokens) > end])
+        if sent:
+            return sent, still
+        output = [self._extend(c, page, True) for c in chains if c.past_prompt]
+        return output, [[] for _ in output]
 
-    def _extend(self, chain: _Chain, page: Sequence[int]) -> _Chain:
+    def _extend(self, chain: _Chain, page: Sequence[int], past_prompt: bool = False) -> _Chain:
         pending = chain.pending + tuple(page)
         bs = self.block_size
         done, last, completed = chain.blocks_done, chain.last_hash, []
@@ -244,7 +273,8 @@ class KvEventTranslator:
             completed.append(last)
             done += 1
             pending = pending[bs:]
-        return _Chain(chain.salt, chain.shared_blocks, done, last, pending, tuple(completed))
+        return _Chain(chain.salt, chain.shared_blocks, done, last, pending, tuple(completed),
+                      past_prompt)
 
     def _removed(self, event: BlockRemoved, out: Translation) -> None:
         self.stats.blocks_removed += len(event.block_hashes)
