@@ -81,8 +81,8 @@ class TranslatorStats:
     blocks_stored: int = 0
     blocks_removed: int = 0
     unattributed: int = 0  # engine blocks no expected request or known parent explains
-    # engine blocks under a known parent that no request of its chains' tenants sent: a
-    # request's output, or another tenant's prompt under a page both sent (not indexed)
+    # engine blocks under a known parent that no request of its chains' tenants sent nor
+    # answered with: another tenant's prompt under a page both sent (not indexed)
     unsent: int = 0
     clears: int = 0
 

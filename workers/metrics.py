@@ -71,8 +71,8 @@ class _StateCollector(Collector):
         yield counter("ostinato_worker_kv_blocks_unattributed", "Engine blocks no expected "
                       "request explains (not indexed).", listener.translator.stats.unattributed)
         yield counter("ostinato_worker_kv_blocks_unsent", "Engine blocks under a known parent "
-                      "that no call of its tenants sent: outputs, or another tenant's under a "
-                      "page both sent (not indexed).", listener.translator.stats.unsent)
+                      "that no call of its tenants sent nor answered with (another tenant's, "
+                      "under a page both sent; not indexed).", listener.translator.stats.unsent)
 
 
 class WorkerMetrics:
