@@ -147,12 +147,12 @@ async def test_by_default_a_full_pool_is_told_before_the_callers_bound(redis_url
     """Diff review 2026-12-08: the pool waited as long as its callers' bound (`within`,
     redis.timeout_s), whose timeout fired first and was taken for an outage. By default it
     waits half that: MaxConnectionsError, no outage."""
-    client = connect(redis_url, timeout_s=0.5, max_connections=1)
+    client = connect(redis_url, timeout_s=2.0, max_connections=1)  # (a wait of 1 s)
     outage = RedisOutage(clock=lambda: 0.0)
     held = await client.connection_pool.get_connection()  # the one connection, held
     try:
         with pytest.raises(_Unavailable) as busy:
-            await within(client.get("k"), 0.5, _Unavailable, outage)
+            await within(client.get("k"), 2.0, _Unavailable, outage)
         assert isinstance(busy.value.__cause__, redis.exceptions.MaxConnectionsError)
         assert not outage.down
     finally:
